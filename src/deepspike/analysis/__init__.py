@@ -1,0 +1,1 @@
+"""Analysis: costs, activity monitors, energy, robustness, reports."""

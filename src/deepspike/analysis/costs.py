@@ -1,0 +1,87 @@
+"""Per-layer parameter and multiply-accumulate (MAC) counts, read off an architecture spec.
+
+For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`` and output map
+``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = params * H' W'`` per sample. A linear layer
+``N -> M``: ``params = MACs = N M``. Average pooling counts ``k^2`` accumulates per output value
+(it is a fixed-weight layer on hardware); max pooling, flatten and dropout cost nothing. Biases add one
+parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
+counted from actual spikes elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepspike.models.spec import (
+    Architecture,
+    Concat,
+    Conv,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    Pool,
+    Residual,
+    Shape,
+    output_shape,
+)
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one weighted/pooling layer: ``name`` is a dotted path like ``"3.body.0"``."""
+
+    name: str
+    kind: str
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    macs: int
+    fan_in: int
+
+
+def layer_costs(arch: Architecture) -> list[LayerCost]:
+    """Costs of every layer of ``arch`` in execution order (containers are expanded)."""
+    costs: list[LayerCost] = []
+    _walk(arch.layers, arch.input_shape, "", costs)
+    return costs
+
+
+def count_parameters(arch: Architecture) -> int:
+    """Total trainable weights of ``arch`` (from the spec; independent of the method)."""
+    return sum(c.params for c in layer_costs(arch))
+
+
+def count_macs(arch: Architecture) -> int:
+    """Total MACs of one ANN inference of ``arch`` (per sample)."""
+    return sum(c.macs for c in layer_costs(arch))
+
+
+def _walk(layers: tuple[Layer, ...], shape: Shape, prefix: str, costs: list[LayerCost]) -> Shape:
+    for i, layer in enumerate(layers):
+        name = f"{prefix}{i}"
+        out = output_shape(layer, shape)
+        if isinstance(layer, Residual):
+            _walk(layer.body, shape, f"{name}.body.", costs)
+            _walk(layer.shortcut, shape, f"{name}.shortcut.", costs)
+        elif isinstance(layer, Concat):
+            for j, branch in enumerate(layer.branches):
+                _walk(branch, shape, f"{name}.branch{j}.", costs)
+        elif isinstance(layer, Conv):
+            fan_in = shape[0] * layer.kernel_size**2
+            positions = out[1] * out[2]
+            params = out[0] * fan_in + (out[0] if layer.bias else 0)
+            macs = out[0] * positions * fan_in + (out[0] * positions if layer.bias else 0)
+            costs.append(LayerCost(name, "conv", shape, out, params, macs, fan_in))
+        elif isinstance(layer, Linear):
+            fan_in = shape[0]
+            params = out[0] * fan_in + (out[0] if layer.bias else 0)
+            costs.append(LayerCost(name, "linear", shape, out, params, params, fan_in))
+        elif isinstance(layer, Pool) and layer.kind == "avg":
+            fan_in = layer.kernel_size**2
+            n_out = out[0] * out[1] * out[2]
+            costs.append(LayerCost(name, "avgpool", shape, out, 0, n_out * fan_in, fan_in))
+        elif not isinstance(layer, (Pool, Flatten, Dropout)):
+            raise TypeError(f"unhandled layer spec {layer!r}")
+        shape = out
+    return shape

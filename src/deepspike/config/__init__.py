@@ -1,0 +1,27 @@
+"""Run configuration: schema, YAML loading with overrides, validation."""
+
+from deepspike.config.load import load_config, parse_overrides, save_config
+from deepspike.config.schema import (
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+from deepspike.config.validate import to_dataclass
+
+__all__ = [
+    "AugmentConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_overrides",
+    "save_config",
+    "to_dataclass",
+]

@@ -1,0 +1,90 @@
+"""Load a recipe: YAML file + ``key=value`` overrides -> validated ``RunConfig``; save the resolved one."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from deepspike.config.schema import RunConfig
+from deepspike.config.validate import to_dataclass
+from deepspike.errors import ConfigError, DataNotFoundError
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read recipe ``path`` (or the defaults when None), apply ``overrides`` like ``train.epochs=3``.
+
+    Each section is checked against its schema; the ``method`` section against the chosen method's
+    options (so the returned config holds every method option with its default filled in).
+    """
+    raw = OmegaConf.create({})
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}")
+    sections = {}
+    for f in dataclasses.fields(RunConfig):
+        if f.name == "method":
+            continue
+        schema = _section_schema(f.name)
+        sections[f.name] = to_dataclass(schema, raw.get(f.name, {}), f.name)
+    sections["method"] = resolve_method_section(raw.get("method", {"name": "stbp"}))
+    return RunConfig(**sections)
+
+
+def resolve_method_section(values) -> dict:
+    """Validate the ``method`` section against that method's options; return it with defaults filled."""
+    from deepspike.methods import get_method
+
+    values = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else dict(values)
+    name = values.pop("name", "stbp")
+    options = get_method(name, values).options
+    return {"name": name, **dataclasses.asdict(options)}
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    """``["train.epochs=3", "method.timesteps=4"]`` -> nested DictConfig (values parsed as YAML)."""
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"bad override {item!r}: expected key=value, e.g. train.epochs=3")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {str(e).splitlines()[0]}") from None
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the fully resolved config as YAML (atomically)."""
+    from deepspike.train.atomic import atomic_write_text
+
+    atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(config))))
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise DataNotFoundError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:  # multi-line text: keep the first line
+        raise ConfigError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(SECTIONS)})")
+    return OmegaConf.create(content)
+
+
+def _section_schema(name: str) -> type:
+    field = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
+    import deepspike.config.schema as schema_module
+
+    tp = field.type
+    return getattr(schema_module, tp) if isinstance(tp, str) else tp

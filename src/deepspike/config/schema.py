@@ -1,0 +1,138 @@
+"""The run configuration: what a YAML recipe may contain.
+
+A recipe has six sections::
+
+    method:   {name: stbp, timesteps: 8, ...}     # options depend on the method (see deepspike.methods)
+    model:    {name: scnn_digits, width: 1.0, args: {}}
+    data:     {name: digits, data_dir: null, val_fraction: 0.0, ...}
+    optim:    {name: adam, lr: 0.001, ...}
+    schedule: {name: cosine, ...}
+    train:    {epochs: 10, batch_size: 64, seed: 0, ...}
+
+Unknown keys and values of the wrong type are rejected with a one-line ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepspike.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "scnn_digits"
+    width: float = 1.0
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.width > 0, "model.width", self.width, "> 0")
+
+
+@dataclass
+class AugmentConfig:
+    crop_padding: int = 0
+    hflip: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.crop_padding >= 0, "data.augment.crop_padding", self.crop_padding, ">= 0")
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    data_dir: str | None = None
+    val_fraction: float = 0.0
+    download: bool = False
+    normalize: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "in [0, 1)")
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "optim.name", OPTIMIZERS)
+        _check(self.lr > 0, "optim.lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
+        _check(len(self.betas) == 2, "optim.betas", self.betas, "a list of two numbers")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, as a factor of ``optim.lr`` per (fractional) epoch.
+
+    ``step``: times ``gamma`` every ``step_size`` epochs; ``multistep``: times ``gamma`` at each of
+    ``milestones``; ``cosine``: half cosine from 1 to ``min_factor``; ``linear``: linear decay from 1 to
+    ``min_factor``. ``warmup_epochs`` ramps linearly from 0 first.
+    """
+
+    name: str = "none"
+    step_size: int = 30
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    min_factor: float = 0.0
+    warmup_epochs: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice(self.name, "schedule.name", SCHEDULES)
+        _check(self.step_size >= 1, "schedule.step_size", self.step_size, ">= 1")
+        _check(self.gamma > 0, "schedule.gamma", self.gamma, "> 0")
+        _check(self.warmup_epochs >= 0, "schedule.warmup_epochs", self.warmup_epochs, ">= 0")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, ">= 1")
+        _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class RunConfig:
+    """The whole recipe. ``method`` is free-form here and validated by the chosen method's options."""
+
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "stbp"})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check(ok: bool, key: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"bad value {value!r} for {key}: expected {expected}")
+
+
+def _choice(value: str, key: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"bad value {value!r} for {key}; valid: {', '.join(valid)}")

@@ -1,0 +1,36 @@
+"""Errors a user can cause.
+
+Every error that bad input can trigger (an unknown name, a value out of range, missing data) is one of
+these. Each is a subclass of the built-in the caller would expect (``ValueError`` or
+``FileNotFoundError``), so library users can catch the usual types. The CLI catches ``UserError`` and
+prints its one-line message without a traceback, then exits with status 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """Marker base class: an error caused by input, reported to the user in one line."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value, name or key is invalid."""
+
+
+class DataNotFoundError(UserError, FileNotFoundError):
+    """A data set (or a checkpoint, a run directory) could not be found where it was looked for."""
+
+
+class DataCorruptError(UserError, ValueError):
+    """A file exists but its contents are not in the expected format or fail a checksum."""
+
+
+def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigError:
+    """Build the standard error for a name that is not one of the valid choices.
+
+    >>> str(unknown_choice("model", "vgg99", ["lenet", "vgg9"]))
+    "unknown model 'vgg99'; valid: lenet, vgg9"
+    """
+    return ConfigError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(valid))}")

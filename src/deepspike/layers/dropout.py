@@ -1,0 +1,29 @@
+"""Dropout whose mask stays fixed over the time steps of one sample (lee2020's spiking dropout)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TimeFixedDropout(nn.Module):
+    """Inverted dropout on ``[T, B, ...]`` with one mask ``[1, B, ...]`` shared by all T steps.
+
+    ``y_t = x_t * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)`` drawn once per forward call (one training
+    iteration), so a dropped neuron is silent for the whole spike train. Identity in eval mode.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand((1, *x.shape[1:]), device=x.device) >= self.p  # [1, B, ...]
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

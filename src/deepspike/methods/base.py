@@ -1,0 +1,40 @@
+"""The method interface: how a training method builds, runs and scores a network.
+
+A method turns an ``Architecture`` into an ``nn.Module`` mapping images ``[B, C, H, W]`` to outputs,
+defines the loss on those outputs, and how outputs become class predictions. The one ``Trainer``
+serves every method through this interface. Options are a dataclass per method, validated from the
+recipe's ``method`` section.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from deepspike.models.spec import Architecture
+
+
+class Method(ABC):
+    """Base class; subclasses set ``name``, ``Options`` (a dataclass) and implement ``build``/``loss``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    @abstractmethod
+    def build(self, arch: Architecture) -> nn.Module:
+        """The network for ``arch``: ``[B, C, H, W]`` images -> outputs scored by ``loss``/``predict``."""
+
+    @abstractmethod
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss of ``output`` for integer class ``target`` ``[B]``."""
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
+        return output.argmax(dim=1)

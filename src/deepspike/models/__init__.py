@@ -1,0 +1,28 @@
+"""Model zoo: architecture specs and the registry that builds them for any method."""
+
+from deepspike.models.registry import (
+    create_architecture,
+    create_model,
+    get_model_entry,
+    list_models,
+    register_model,
+    scaled,
+)
+from deepspike.models.spec import Architecture, Concat, Conv, Dropout, Flatten, Linear, Pool, Residual
+
+__all__ = [
+    "Architecture",
+    "Concat",
+    "Conv",
+    "Dropout",
+    "Flatten",
+    "Linear",
+    "Pool",
+    "Residual",
+    "create_architecture",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "register_model",
+    "scaled",
+]

@@ -1,0 +1,64 @@
+"""Small networks: the demo's conv net, fully connected nets, LeNet (lee2020) and wu2019's MNIST net."""
+
+from __future__ import annotations
+
+from deepspike.errors import ConfigError
+from deepspike.models.registry import register_model, scaled
+from deepspike.models.spec import Conv, Dropout, Flatten, Linear, Pool
+
+
+@register_model("scnn_digits", default_input_shape=(1, 8, 8))
+def scnn_digits(num_classes, input_shape, width):
+    """Demo conv net for 8x8 digits: 16C3-32C3-AP2-32C3-AP2-FC."""
+    return (
+        Conv(scaled(16, width), 3, padding=1),
+        Conv(scaled(32, width), 3, padding=1),
+        Pool("avg", 2),
+        Conv(scaled(32, width), 3, padding=1),
+        Pool("avg", 2),
+        Flatten(),
+        Linear(num_classes, act=False),
+    )
+
+
+@register_model("mlp", default_input_shape=(1, 28, 28), paper="zhang2021 (FC 784-h-10)")
+def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (400,), dropout: float = 0.0):
+    """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer)."""
+    if any(h < 1 for h in hidden):
+        raise ConfigError(f"mlp hidden sizes must be >= 1, got {list(hidden)}")
+    layers = [Flatten()]
+    for h in hidden:
+        layers.append(Linear(scaled(h, width)))
+        if dropout:
+            layers.append(Dropout(dropout))
+    layers.append(Linear(num_classes, act=False))
+    return tuple(layers)
+
+
+@register_model("lenet", default_input_shape=(1, 28, 28), paper="lee2020 Table 4")
+def lenet(num_classes, input_shape, width, dropout: float = 0.0):
+    """LeNet of lee2020: 20C5-AP2-50C5-AP2-200-classes."""
+    return (
+        Conv(scaled(20, width), 5),
+        Pool("avg", 2),
+        Conv(scaled(50, width), 5),
+        Pool("avg", 2),
+        Flatten(),
+        Linear(scaled(200, width)),
+        *((Dropout(dropout),) if dropout else ()),
+        Linear(num_classes, act=False),
+    )
+
+
+@register_model("stbp_mnist", default_input_shape=(1, 28, 28), paper="wu2019 (original code's MNIST net)")
+def stbp_mnist(num_classes, input_shape, width):
+    """wu2019 code's MNIST net: 32C3-AP2-32C3-AP2-128-classes (3x3 convs, padding 1)."""
+    return (
+        Conv(scaled(32, width), 3, padding=1),
+        Pool("avg", 2),
+        Conv(scaled(32, width), 3, padding=1),
+        Pool("avg", 2),
+        Flatten(),
+        Linear(scaled(128, width)),
+        Linear(num_classes, act=False),
+    )

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in model family."""
+
+from deepspike.models import small  # noqa: F401

@@ -1,0 +1,1 @@
+"""Training: the Trainer, checkpoints, optimizers, schedules, metrics."""

@@ -1,0 +1,55 @@
+"""Optimizers and learning-rate schedules from the ``optim`` and ``schedule`` config sections.
+
+Schedules are a factor of the base learning rate as a function of the fractional epoch ``e`` (stepped
+every iteration, so warm-up and cosine are smooth):
+
+- step: ``gamma ** floor(e / step_size)``; multistep: ``gamma ** #{m in milestones : e >= m}``
+- cosine: ``f + (1 - f) (1 + cos(pi e / E)) / 2``; linear: ``1 - (1 - f) e / E`` with ``f = min_factor``
+- warm-up multiplies by ``min(1, (e + 1/steps) / warmup_epochs)`` during the first ``warmup_epochs``.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+
+import torch
+
+from deepspike.config.schema import OptimConfig, ScheduleConfig
+
+
+def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay``."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def schedule_factor(cfg: ScheduleConfig, epoch: float, total_epochs: int, steps_per_epoch: int) -> float:
+    """Learning-rate factor at fractional ``epoch`` (see the module docstring)."""
+    if cfg.name == "step":
+        factor = cfg.gamma ** math.floor(epoch / cfg.step_size)
+    elif cfg.name == "multistep":
+        factor = cfg.gamma ** bisect_right(sorted(cfg.milestones), epoch)
+    elif cfg.name == "cosine":
+        factor = cfg.min_factor + (1 - cfg.min_factor) * (1 + math.cos(math.pi * epoch / total_epochs)) / 2
+    elif cfg.name == "linear":
+        factor = 1 - (1 - cfg.min_factor) * epoch / total_epochs
+    else:
+        factor = 1.0
+    if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
+        factor *= min(1.0, (epoch + 1.0 / steps_per_epoch) / cfg.warmup_epochs)
+    return factor
+
+
+def make_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, total_epochs: int,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-iteration ``LambdaLR`` following ``schedule_factor``."""
+    steps = max(1, steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: schedule_factor(cfg, step / steps, total_epochs, steps)
+    )

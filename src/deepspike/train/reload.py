@@ -1,0 +1,38 @@
+"""Reload a finished (or interrupted) run from its directory and evaluate it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deepspike.config import load_config
+from deepspike.errors import DataNotFoundError
+from deepspike.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from deepspike.train.evaluate import evaluate
+from deepspike.train.run_setup import RunParts, build_run, make_batches
+from deepspike.train.runtime import resolve_device
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, dict]:
+    """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise DataNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+    config = load_config(run_dir / "config.yaml")
+    dev = resolve_device(device)
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME, dev)
+    parts = build_run(config, dev)
+    parts.model.load_state_dict(state["model"])
+    parts.model.eval()
+    return config, parts, state
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Accuracy and loss of the run's checkpoint on ``split``."""
+    config, parts, state = load_run(run_dir)
+    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
+    if batches is None:
+        raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
+    result = evaluate(parts.model, parts.method, batches)
+    return {"run": str(run_dir), "split": split, "epochs_trained": state["epoch"],
+            f"{split}_accuracy": result["accuracy"], f"{split}_loss": result["loss"], "samples": result["samples"]}

@@ -1,0 +1,61 @@
+"""Build everything a run needs from its config: method, architecture, model and data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from deepspike.config.schema import RunConfig
+from deepspike.data import BatchIterator, DataSplits, load_dataset
+from deepspike.methods import Method, get_method
+from deepspike.models import Architecture, create_architecture
+
+
+@dataclass
+class RunParts:
+    method: Method
+    arch: Architecture
+    model: torch.nn.Module
+    data: DataSplits
+
+
+def load_data(config: RunConfig) -> DataSplits:
+    d = config.data
+    return load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, seed=config.train.seed,
+                        download=d.download, **d.args)
+
+
+def build_run(config: RunConfig, device: torch.device, data: DataSplits | None = None) -> RunParts:
+    """Method, architecture (shaped by the data), and the model on ``device``."""
+    data = data if data is not None else load_data(config)
+    options = {k: v for k, v in config.method.items() if k != "name"}
+    method = get_method(config.method["name"], options)
+    arch = create_architecture(config.model.name, num_classes=data.num_classes,
+                               input_shape=tuple(data.input_shape), width=config.model.width,
+                               **config.model.args)
+    model = method.build(arch).to(device)
+    return RunParts(method, arch, model, data)
+
+
+def make_batches(config: RunConfig, data: DataSplits, split: str, device: torch.device,
+                 rank: int = 0, world_size: int = 1) -> BatchIterator | None:
+    """The batch iterator of ``split`` ("train", "val", "test"); None when the split is absent."""
+    dataset = getattr(data, split)
+    if dataset is None:
+        return None
+    train = split == "train"
+    normalize = (data.mean, data.std) if config.data.normalize else None
+    augment = config.data.augment if train else None
+    return BatchIterator(
+        dataset,
+        batch_size=config.train.batch_size if train else config.train.eval_batch_size,
+        shuffle=train,
+        seed=config.train.seed,
+        drop_last=False,
+        augment=augment,
+        normalize=normalize,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )

@@ -1,0 +1,80 @@
+"""Architecture specs: shape inference, validation, registry, and hand-counted costs."""
+
+import pytest
+
+from deepspike.analysis.costs import count_macs, count_parameters, layer_costs
+from deepspike.errors import ConfigError
+from deepspike.models import (
+    Concat,
+    Conv,
+    Flatten,
+    Linear,
+    Pool,
+    Residual,
+    create_architecture,
+    list_models,
+)
+from deepspike.models.spec import Architecture, output_shape
+
+
+def test_conv_and_pool_shapes():
+    # (28 + 2*1 - 3) // 2 + 1 = 14
+    assert output_shape(Conv(8, 3, stride=2, padding=1), (1, 28, 28)) == (8, 14, 14)
+    assert output_shape(Pool("avg", 2), (8, 14, 14)) == (8, 7, 7)
+    assert output_shape(Pool("max", 3, stride=2), (8, 7, 7)) == (8, 3, 3)  # (7 - 3)//2 + 1
+    assert output_shape(Flatten(), (8, 3, 3)) == (72,)
+
+
+def test_residual_and_concat_shapes():
+    block = Residual(body=(Conv(4, 3, padding=1), Conv(4, 3, padding=1, act=False)))
+    assert output_shape(block, (4, 6, 6)) == (4, 6, 6)
+    inception = Concat(branches=((Conv(2, 1),), (Conv(3, 3, padding=1),), (Pool("max", 1), Conv(5, 1))))
+    assert output_shape(inception, (4, 6, 6)) == (10, 6, 6)
+    with pytest.raises(ConfigError, match="residual branches disagree"):
+        output_shape(Residual(body=(Conv(8, 3, padding=1),)), (4, 6, 6))
+
+
+def test_bad_specs_are_rejected():
+    with pytest.raises(ConfigError, match="needs a flat input"):
+        output_shape(Linear(10), (1, 8, 8))
+    with pytest.raises(ConfigError, match="does not fit"):
+        output_shape(Conv(4, 5), (1, 3, 3))
+    with pytest.raises(ConfigError, match="expected \\(10,\\)"):
+        Architecture("x", (Flatten(), Linear(5, act=False)), (1, 2, 2), 10)
+
+
+def test_lenet_costs_by_hand():
+    arch = create_architecture("lenet", num_classes=10)
+    costs = {c.name: c for c in layer_costs(arch)}
+    # conv1: 20 x 1 x 5 x 5 = 500 weights, 24 x 24 positions -> 288,000 MACs
+    assert (costs["0"].params, costs["0"].macs) == (500, 500 * 24 * 24)
+    # conv2: 50 x 20 x 25 = 25,000 weights on 8 x 8 -> 1,600,000 MACs
+    assert (costs["2"].params, costs["2"].macs) == (25_000, 25_000 * 64)
+    # fc: 800 x 200 and 200 x 10
+    assert costs["5"].params == 160_000 and costs["6"].params == 2_000
+    # avg pools: 20*12*12 and 50*4*4 outputs, 4 accumulates each
+    assert costs["1"].macs == 20 * 144 * 4 and costs["3"].macs == 50 * 16 * 4
+    assert count_parameters(arch) == 500 + 25_000 + 160_000 + 2_000
+    assert count_macs(arch) == 288_000 + 1_600_000 + 160_000 + 2_000 + 11_520 + 3_200
+
+
+def test_width_scales_channels():
+    arch = create_architecture("lenet", num_classes=10, width=0.5)
+    assert arch.layers[0].out_channels == 10 and arch.layers[2].out_channels == 25
+
+
+def test_registry_errors():
+    with pytest.raises(ConfigError, match="unknown model 'nope'; valid: .*lenet"):
+        create_architecture("nope")
+    with pytest.raises(ConfigError, match="model 'lenet' has no argument 'depth'; valid: dropout"):
+        create_architecture("lenet", depth=3)
+    with pytest.raises(ConfigError, match="num_classes must be >= 2"):
+        create_architecture("lenet", num_classes=1)
+
+
+def test_every_registered_model_resolves():
+    names = [e.name for e in list_models()]
+    assert {"lenet", "mlp", "scnn_digits", "stbp_mnist"} <= set(names)
+    for entry in list_models():
+        arch = create_architecture(entry.name, num_classes=10)
+        assert count_parameters(arch) > 0
