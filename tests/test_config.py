@@ -1,9 +1,12 @@
 """Config loading: overrides, defaults, and one-line errors for every kind of bad input."""
 
+import dataclasses
+
 import pytest
 
 from deepspike.config import load_config, parse_overrides, save_config
 from deepspike.errors import ConfigError, DataNotFoundError
+from deepspike.methods.stbp import StbpOptions
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -18,8 +21,9 @@ def test_defaults_and_overrides(tmp_path):
 
 
 def test_method_section_gets_every_option(tmp_path):
-    cfg = load_config(None, ["method.name=ann"])
-    assert cfg.method == {"name": "ann", "loss": "ce"}
+    cfg = load_config(None, ["method.name=stbp", "method.timesteps=3"])
+    defaults = dataclasses.asdict(StbpOptions())
+    assert cfg.method == {"name": "stbp", **defaults, "timesteps": 3}
 
 
 def test_save_and_reload_round_trip(tmp_path):
@@ -38,7 +42,7 @@ def test_save_and_reload_round_trip(tmp_path):
         (["optim.name=rmsprop"], "bad value 'rmsprop' for optim.name; valid: sgd, adam, adamw"),
         (["data.val_fraction=1.5"], "bad value 1.5 for data.val_fraction: expected in [0, 1)"),
         (["method.name=nope"], "unknown method 'nope'; valid: "),
-        (["method.name=ann", "method.timesteps=3"], "unknown key method.timesteps; valid keys: loss"),
+        (["method.name=ann", "method.timesteps=3"], "unknown key method.timesteps; valid keys: "),
         (["trian.epochs=3"], "unknown config section 'trian'"),
         (["epochs"], "bad override 'epochs': expected key=value"),
     ],

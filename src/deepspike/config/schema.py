@@ -113,7 +113,9 @@ class TrainConfig:
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, ">= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
+            raise ConfigError(
+                f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N"
+            )
 
 
 @dataclass

@@ -8,7 +8,7 @@ final ``act=False`` layer gets no activation: the method adds its readout after 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -40,7 +40,8 @@ class BuildRules:
     wrap: applied to every stateless layer (conv, linear, pool, flatten), e.g. ``TimeDistributed``.
     dropout: ``p -> module``.
     pool: optional ``(spec, input shape) -> module`` replacing the default avg/max pooling (unwrapped).
-    channel_dim: axis of channels in the tensors the layers see (1 for ``[B, C, ...]``, 2 for ``[T, B, C, ...]``).
+    channel_dim: axis of channels in the tensors the layers see (1 for ``[B, C, ...]``,
+        2 for ``[T, B, C, ...]``).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -48,7 +49,6 @@ class BuildRules:
     dropout: Callable[[float], nn.Module] = nn.Dropout
     pool: Callable[[Pool, Shape], nn.Module] | None = None
     channel_dim: int = 1
-    extra: dict = field(default_factory=dict)
 
 
 def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
@@ -62,8 +62,9 @@ def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[
     for layer in layers:
         out = output_shape(layer, shape)
         if isinstance(layer, Conv):
-            conv = nn.Conv2d(shape[0], layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                             bias=layer.bias)
+            conv = nn.Conv2d(
+                shape[0], layer.out_channels, layer.kernel_size, layer.stride, layer.padding, bias=layer.bias
+            )
             modules.append(rules.wrap(conv))
             if layer.act:
                 modules.append(rules.activation(out))
@@ -84,7 +85,9 @@ def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[
         elif isinstance(layer, Residual):
             body, _ = _build(layer.body, shape, rules)
             shortcut, _ = _build(layer.shortcut, shape, rules)
-            modules.append(ResidualBlock(nn.Sequential(*body), nn.Sequential(*shortcut), rules.activation(out)))
+            modules.append(
+                ResidualBlock(nn.Sequential(*body), nn.Sequential(*shortcut), rules.activation(out))
+            )
         elif isinstance(layer, Concat):
             branches = [nn.Sequential(*_build(b, shape, rules)[0]) for b in layer.branches]
             modules.append(ConcatBranches(branches, rules.channel_dim))

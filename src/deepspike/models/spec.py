@@ -7,7 +7,8 @@ export) can walk the spec without knowing the method.
 
 Conventions:
 - ``Conv`` and ``Linear`` with ``act=True`` are followed by the method's nonlinearity (ReLU, a spiking
-  neuron, a TTFS layer's firing). The final classifier layer has ``act=False``: the method decides the readout.
+  neuron, a TTFS layer's firing). The final classifier layer has ``act=False``: the method decides
+  the readout.
 - ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity.
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
@@ -108,7 +109,9 @@ def output_shape(layer: Layer, shape: Shape) -> Shape:
         return _positive((c, ho, wo), layer, shape)
     if isinstance(layer, Linear):
         if len(shape) != 1:
-            raise ConfigError(f"Linear({layer.out_features}) needs a flat input, got shape {shape}; add Flatten()")
+            raise ConfigError(
+                f"Linear({layer.out_features}) needs a flat input, got shape {shape}; add Flatten()"
+            )
         return (layer.out_features,)
     if isinstance(layer, Flatten):
         n = 1

@@ -12,7 +12,9 @@ EVAL_SEED = 1234
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, method: Method, batches: Iterable, seed: int = EVAL_SEED) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, method: Method, batches: Iterable, seed: int = EVAL_SEED
+) -> dict[str, float]:
     """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches``.
 
     Stochastic models (Poisson input) draw from a generator seeded with ``seed`` inside

@@ -23,8 +23,9 @@ def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> to
     """SGD (momentum, Nesterov), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay``."""
     params = [p for p in params if p.requires_grad]
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
     cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
     return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
@@ -46,8 +47,9 @@ def schedule_factor(cfg: ScheduleConfig, epoch: float, total_epochs: int, steps_
     return factor
 
 
-def make_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, total_epochs: int,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, total_epochs: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-iteration ``LambdaLR`` following ``schedule_factor``."""
     steps = max(1, steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(

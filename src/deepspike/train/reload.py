@@ -34,5 +34,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
     result = evaluate(parts.model, parts.method, batches)
-    return {"run": str(run_dir), "split": split, "epochs_trained": state["epoch"],
-            f"{split}_accuracy": result["accuracy"], f"{split}_loss": result["loss"], "samples": result["samples"]}
+    return {
+        "run": str(run_dir),
+        "split": split,
+        "epochs_trained": state["epoch"],
+        f"{split}_accuracy": result["accuracy"],
+        f"{split}_loss": result["loss"],
+        "samples": result["samples"],
+    }

@@ -22,8 +22,14 @@ class RunParts:
 
 def load_data(config: RunConfig) -> DataSplits:
     d = config.data
-    return load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, seed=config.train.seed,
-                        download=d.download, **d.args)
+    return load_dataset(
+        d.name,
+        data_dir=d.data_dir,
+        val_fraction=d.val_fraction,
+        seed=config.train.seed,
+        download=d.download,
+        **d.args,
+    )
 
 
 def build_run(config: RunConfig, device: torch.device, data: DataSplits | None = None) -> RunParts:
@@ -31,15 +37,20 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
     data = data if data is not None else load_data(config)
     options = {k: v for k, v in config.method.items() if k != "name"}
     method = get_method(config.method["name"], options)
-    arch = create_architecture(config.model.name, num_classes=data.num_classes,
-                               input_shape=tuple(data.input_shape), width=config.model.width,
-                               **config.model.args)
+    arch = create_architecture(
+        config.model.name,
+        num_classes=data.num_classes,
+        input_shape=tuple(data.input_shape),
+        width=config.model.width,
+        **config.model.args,
+    )
     model = method.build(arch).to(device)
     return RunParts(method, arch, model, data)
 
 
-def make_batches(config: RunConfig, data: DataSplits, split: str, device: torch.device,
-                 rank: int = 0, world_size: int = 1) -> BatchIterator | None:
+def make_batches(
+    config: RunConfig, data: DataSplits, split: str, device: torch.device, rank: int = 0, world_size: int = 1
+) -> BatchIterator | None:
     """The batch iterator of ``split`` ("train", "val", "test"); None when the split is absent."""
     dataset = getattr(data, split)
     if dataset is None:

@@ -24,7 +24,13 @@ from deepspike.config.load import save_config
 from deepspike.config.schema import RunConfig
 from deepspike.errors import ConfigError
 from deepspike.train.atomic import atomic_write_text
-from deepspike.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deepspike.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from deepspike.train.evaluate import evaluate
 from deepspike.train.metrics import MetricsLog
 from deepspike.train.optim import make_optimizer, make_scheduler
@@ -37,8 +43,13 @@ EpochCallback = Callable[["Trainer", dict[str, Any]], None]
 class Trainer:
     """Train ``config`` into ``out_dir``. ``callbacks`` run after each epoch's checkpoint is written."""
 
-    def __init__(self, config: RunConfig, out_dir: str | Path, resume: bool = False,
-                 callbacks: tuple[EpochCallback, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path,
+        resume: bool = False,
+        callbacks: tuple[EpochCallback, ...] = (),
+    ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.resume = resume
@@ -49,7 +60,9 @@ class Trainer:
         if resume and not self.checkpoint_path.is_file():
             raise ConfigError(f"--resume given but {self.checkpoint_path} does not exist")
         if not resume and self.checkpoint_path.is_file():
-            raise ConfigError(f"{self.out_dir} already holds a run; use --resume to continue it or pick another --out")
+            raise ConfigError(
+                f"{self.out_dir} already holds a run; use --resume to continue it or pick another --out"
+            )
 
     def fit(self) -> dict[str, Any]:
         cfg = self.config
@@ -91,14 +104,25 @@ class Trainer:
                 record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
                 best_val = max(best_val, val["accuracy"])
             test = evaluate(model, method, test_batches)
-            record.update(test_accuracy=test["accuracy"], test_loss=test["loss"],
-                          epoch_seconds=time.perf_counter() - t0, train_seconds=train_seconds)
+            record.update(
+                test_accuracy=test["accuracy"],
+                test_loss=test["loss"],
+                epoch_seconds=time.perf_counter() - t0,
+                train_seconds=train_seconds,
+            )
             self.metrics.append(record)
-            save_checkpoint(self.checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "train_seconds": train_seconds,
-                "best_val": best_val, "rng": rng_state(),
-            })
+            save_checkpoint(
+                self.checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "train_seconds": train_seconds,
+                    "best_val": best_val,
+                    "rng": rng_state(),
+                },
+            )
             for callback in self.callbacks:
                 callback(self, record)
 
@@ -123,8 +147,13 @@ class Trainer:
         model.train()
         clip = self.config.train.grad_clip
         loss_sum, correct, n = 0.0, 0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.config.train.epochs}", leave=False,
-                   disable=not self.config.train.progress, dynamic_ncols=True)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch + 1}/{self.config.train.epochs}",
+            leave=False,
+            disable=not self.config.train.progress,
+            dynamic_ncols=True,
+        )
         for x, y in bar:
             out = model(x)
             loss = method.loss(out, y)

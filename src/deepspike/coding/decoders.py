@@ -1,0 +1,66 @@
+"""Decoders: output time series ``[T, B, K]`` (or spike times ``[B, K]``) -> per-class scores ``[B, K]``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from deepspike.errors import ConfigError
+
+
+def spike_count(s: torch.Tensor) -> torch.Tensor:
+    """``n_k = sum_t s_t,k``: spikes ``[T, B, K]`` -> counts ``[B, K]``."""
+    return s.sum(dim=0)
+
+
+def mean_membrane(v: torch.Tensor) -> torch.Tensor:
+    """``(1/T) sum_t v_t``: membrane trace ``[T, B, K]`` -> ``[B, K]``."""
+    return v.mean(dim=0)
+
+
+def final_membrane_rate(v_T: torch.Tensor, T: int, threshold: float = 1.0) -> torch.Tensor:
+    """lee2020's output ``V(T) / (threshold * T)``: final membrane ``[B, K]`` -> ``[B, K]``."""
+    if T < 1 or not (threshold > 0):
+        raise ConfigError(
+            f"final_membrane_rate needs T >= 1 and threshold > 0; got T={T}, threshold={threshold}"
+        )
+    return v_T / (threshold * T)
+
+
+def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """wu2019's voting layer: class ``k`` scores the mean of its group of ``G`` output neurons.
+
+    rates ``[B, K*G]`` -> ``[B, K]``; class ``k`` owns the contiguous neurons ``k*G .. (k+1)*G - 1``.
+    """
+    width = rates.shape[-1]
+    if num_classes < 1 or width % num_classes:
+        raise ConfigError(
+            f"vote: {width} output neurons cannot be split into {num_classes} equal class groups"
+        )
+    groups = rates.reshape(*rates.shape[:-1], num_classes, width // num_classes)  # [B, K*G] -> [B, K, G]
+    return groups.mean(dim=-1)  # [B, K, G] -> [B, K]
+
+
+def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
+    """Time of each neuron's first spike, ``dt * min{n : s_n != 0}``; ``+inf`` where it never fires.
+
+    s: ``[T, B, ...]`` -> ``[B, ...]`` (float dtype of ``s``, or float32 for integer/bool input). Inverse of
+    ``latency_spike_train`` up to the ``floor(t/dt)`` quantisation.
+    """
+    fired = s != 0  # [T, B, ...]
+    first = fired.to(torch.uint8).argmax(dim=0)  # index of the first maximum = first spike (0 if none)
+    dtype = s.dtype if s.dtype.is_floating_point else torch.float32
+    t = first.to(dtype) * dt
+    return torch.where(fired.any(dim=0), t, torch.full_like(t, math.inf))
+
+
+def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Tensor:
+    """Predicted class = the output neuron that fires first: ``argmin_k t_k``.
+
+    times ``[B, K]`` -> ``[B]`` (int64). Ties go to the lowest index. Rows where no neuron fires (all
+    ``+inf``) get ``no_spike_class`` (default -1, which never equals a label, so it counts as wrong).
+    """
+    pred = times.argmin(dim=-1)  # argmin returns the first of equal minima: ties -> lowest index
+    silent = torch.isposinf(times).all(dim=-1)  # [B]
+    return torch.where(silent, torch.full_like(pred, no_spike_class), pred)

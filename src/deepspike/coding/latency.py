@@ -1,0 +1,69 @@
+"""Time-to-first-spike (latency) coding: one spike per input, earlier for stronger input."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from deepspike.coding.rate import check_steps
+from deepspike.coding.rng import GeneratorLike, as_generator
+from deepspike.errors import ConfigError, unknown_choice
+
+TTFS_MODES = ("1-p", "p")
+
+
+def ttfs_latency(
+    p: torch.Tensor,
+    alpha: float = 1.0,
+    mode: str = "1-p",
+    jitter_sigma: float = 0.0,
+    generator: GeneratorLike = None,
+    silent_zero: bool = False,
+) -> torch.Tensor:
+    """Spike times of intensities ``p [B, ...]`` in [0, 1]; returns times ``[B, ...]`` (``p``'s dtype).
+
+    mode "1-p": ``t = alpha * (1 - p)`` (zhou2021 MNIST, zhang2021: brighter fires earlier);
+    mode "p":   ``t = alpha * p`` (zhou2021 CIFAR-10).
+    Zero-intensity inputs: by default they fire like any other value (at ``t = alpha`` in mode "1-p",
+    ``t = 0`` in mode "p"), as both papers' formulas do. ``silent_zero=True`` makes every ``p == 0`` input
+    never fire (``t = +inf``).
+    Jitter: ``t += N(0, jitter_sigma^2)`` on finite times, then clamped at 0 (no spike before the start).
+    """
+    if mode not in TTFS_MODES:
+        raise unknown_choice("ttfs mode", mode, TTFS_MODES)
+    if not (alpha > 0) or math.isinf(alpha):
+        raise ConfigError(f"ttfs alpha={alpha} must be a finite number > 0")
+    if not (jitter_sigma >= 0):
+        raise ConfigError(f"ttfs jitter_sigma={jitter_sigma} must be >= 0")
+    if p.numel() and (p.min() < 0 or p.max() > 1):
+        raise ConfigError(
+            f"ttfs_latency needs intensities in [0, 1]; got values in "
+            f"[{p.min().item():g}, {p.max().item():g}]"
+        )
+    t = alpha * (1 - p) if mode == "1-p" else alpha * p
+    if jitter_sigma > 0:
+        gen = as_generator(generator, p.device)
+        noise = torch.randn(p.shape, generator=gen, device=p.device, dtype=t.dtype)
+        t = (t + jitter_sigma * noise).clamp_min(0.0)
+    if silent_zero:
+        t = torch.where(p == 0, torch.full_like(t, math.inf), t)
+    return t
+
+
+def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.Tensor:
+    """Time-stepped version of spike times: ``s[n] = 1`` at step ``n = floor(t / dt)``, else 0.
+
+    times: ``[B, ...]`` (>= 0; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
+    after ``T * dt`` falls outside the window and gives no spike.
+    """
+    T = check_steps(T)
+    if not (dt > 0):
+        raise ConfigError(f"time step dt={dt} must be > 0")
+    if times.numel() and (times < 0).any():
+        raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
+    finite = torch.isfinite(times)
+    step = torch.where(finite, torch.floor(times / dt), torch.full_like(times, -1.0))
+    steps = torch.arange(T, device=times.device, dtype=times.dtype)
+    steps = steps.view(T, *([1] * times.dim()))  # [T] -> [T, 1, ...]
+    return (steps == step.unsqueeze(0)).to(times.dtype)  # [T, 1, ...] vs [1, B, ...] -> [T, B, ...]

@@ -1,0 +1,62 @@
+"""Rate encoders: images ``[B, ...]`` -> input trains ``[T, B, ...]`` (time first)."""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from deepspike.coding.rng import GeneratorLike, as_generator
+from deepspike.errors import ConfigError
+
+
+def check_steps(T: int) -> int:
+    """``T`` as a Python int >= 1 (anything with ``__index__``), else ``ConfigError``."""
+    try:
+        steps = operator.index(T)
+    except TypeError:
+        steps = 0
+    if isinstance(T, bool) or steps < 1:
+        raise ConfigError(f"number of time steps T={T!r} must be an integer >= 1")
+    return steps
+
+
+def _uniform(x: torch.Tensor, T: int, generator: GeneratorLike) -> torch.Tensor:
+    gen = as_generator(generator, x.device)
+    return torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=x.dtype)  # [T, B, ...]
+
+
+def rate_poisson(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> torch.Tensor:
+    """Bernoulli (discrete Poisson) spike trains: ``s_t = 1[U_t < x]``, ``U_t ~ Uniform(0, 1)`` i.i.d.
+
+    x: intensities ``[B, ...]`` in [0, 1] (``ConfigError`` otherwise); returns ``[T, B, ...]`` of 0/1 in
+    ``x``'s dtype, so ``P(s_t = 1) = x`` and ``E[mean_t s_t] = x``. ``generator``: a generator, a seed, or
+    None for torch's global RNG.
+    """
+    T = check_steps(T)
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ConfigError(
+            f"rate_poisson needs intensities in [0, 1]; got values in "
+            f"[{x.min().item():g}, {x.max().item():g}] (use rate_bipolar for signed input)"
+        )
+    return (_uniform(x, T, generator) < x).to(x.dtype)
+
+
+def rate_bipolar(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> torch.Tensor:
+    """Signed spike trains (lee2020): ``s_t = sign(x) * 1[|x| > U_t]``, ``U_t ~ Uniform(0, 1)`` i.i.d.
+
+    x: ``[B, ...]``, nominally in [-1, 1]; returns ``[T, B, ...]`` with values -1, 0, 1 in ``x``'s dtype,
+    ``P(s_t != 0) = min(|x|, 1)``: values with ``|x| >= 1`` (e.g. mean/std-normalised pixels) fire every
+    step, as in lee2020's code.
+    """
+    T = check_steps(T)
+    return (torch.sign(x) * (x.abs() > _uniform(x, T, generator))).to(x.dtype)
+
+
+def direct(x: torch.Tensor, T: int) -> torch.Tensor:
+    """Analog input repeated at every step (wu2019's encoding layer): ``s_t = x``.
+
+    x: ``[B, ...]`` -> ``[T, B, ...]``, a stride-0 view of ``x`` (``expand``, no copy): do not write to it.
+    """
+    T = check_steps(T)
+    return x.unsqueeze(0).expand(T, *x.shape)  # [B, ...] -> [1, B, ...] -> [T, B, ...]

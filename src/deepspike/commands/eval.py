@@ -1,0 +1,21 @@
+"""``deepspike eval RUN_DIR``: reload a run's checkpoint and report its accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "eval"
+HELP = "reload a run's checkpoint and report its test accuracy"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepspike.train.reload import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir, split=args.split), indent=2))
+    return 0

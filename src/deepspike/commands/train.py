@@ -1,0 +1,40 @@
+"""``deepspike train CONFIG.yaml key=value ... --out DIR [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "train"
+HELP = "train a recipe: deepspike train CONFIG.yaml key=value ... --out DIR"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML recipe (defaults when omitted)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
+    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoint, summary)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:
+    """``train a=b`` lands an override in the config slot: move it back."""
+    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
+        return None, [config, *overrides]
+    return config, list(overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepspike.config import load_config
+    from deepspike.train.trainer import Trainer
+
+    config_path, overrides = split_config_arg(args.config, args.overrides)
+    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
+        config_path = str(Path(args.out) / "config.yaml")
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    config = load_config(config_path, overrides)
+    summary = Trainer(config, args.out, resume=args.resume).fit()
+    print(json.dumps(summary, indent=2))
+    return 0

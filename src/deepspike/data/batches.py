@@ -1,0 +1,103 @@
+"""The batch iterator: seeded per-epoch shuffling, sharding across ranks, augmentation, normalisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from deepspike.data.augment import as_augment
+from deepspike.data.augment import normalize as normalize_batch
+from deepspike.data.splits import mix_seed
+from deepspike.errors import ConfigError
+
+
+class BatchIterator:
+    """Iterate ``(x [B, C, H, W] float32, y [B] int64)`` batches of ``dataset`` on ``device``.
+
+    Order: epoch ``e`` uses the permutation ``randperm(N)`` seeded by ``mix_seed(seed, e)`` (identity when
+    ``shuffle=False``), so a run resumed at epoch ``e`` (after ``set_epoch(e)``) sees the same batches.
+    Sharding: with ``world_size`` ranks each rank takes the contiguous slice
+    ``perm[rank * M : (rank + 1) * M]`` with ``M = N // world_size``: disjoint, equal-size shards (the
+    ``N mod world_size`` samples left over differ from epoch to epoch when shuffling).
+    Batches: consecutive chunks of ``batch_size`` of the shard; the last short one is dropped when
+    ``drop_last``. In-memory data (``dataset.x``) is gathered with one index tensor per batch; streaming data
+    sets go through a ``torch.utils.data.DataLoader`` with ``num_workers`` workers and the same order.
+    Then per batch: move to ``device``, ``augment(x, generator)`` with a generator seeded by
+    ``mix_seed(seed, e, rank, batch)``, and ``(x - mean) / std`` when ``normalize=(mean, std)``.
+    """
+
+    def __init__(self, dataset, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                 augment=None, normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        if 0 < len(dataset) < world_size:
+            raise ConfigError(f"{len(dataset)} samples cannot be sharded over world_size={world_size} ranks")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.augment = as_augment(augment)
+        self.normalize = normalize
+        self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.num_workers = num_workers
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select epoch ``epoch``'s order (and augmentation draws)."""
+        self.epoch = int(epoch)
+
+    def shard_size(self) -> int:
+        """Samples this rank sees per epoch: ``N`` for one rank, ``N // world_size`` otherwise."""
+        return len(self.dataset) // self.world_size
+
+    def indices(self) -> torch.Tensor:
+        """This rank's sample indices for the current epoch, in batch order; int64 ``[shard_size]``."""
+        n = len(self.dataset)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        m = self.shard_size()
+        return order[self.rank * m:(self.rank + 1) * m]
+
+    def __len__(self) -> int:
+        m = self.shard_size()
+        return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
+
+    def _batches(self) -> list[torch.Tensor]:
+        chunks = [c for c in self.indices().split(self.batch_size) if len(c)]
+        if self.drop_last and chunks and len(chunks[-1]) < self.batch_size:
+            chunks.pop()
+        return chunks
+
+    def _raw(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if hasattr(self.dataset, "x"):
+            src = self.dataset.x.device
+            for idx in chunks:
+                idx = idx.to(src)
+                yield self.dataset.x[idx], self.dataset.y[idx]  # [B, C, H, W], [B]
+            return
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda")
+        yield from loader
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        non_blocking = self.device.type == "cuda"
+        for b, (x, y) in enumerate(self._raw(self._batches())):
+            x = x.to(self.device, torch.float32, non_blocking=non_blocking)
+            y = y.to(self.device, torch.int64, non_blocking=non_blocking)
+            if self.augment is not None:
+                g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, self.rank, b, 0xA06))
+                x = self.augment(x, g)
+            if self.normalize is not None:
+                x = normalize_batch(x, *self.normalize)
+            yield x, y

@@ -1,0 +1,189 @@
+"""Image folders: ``<root>/<class>/<image>`` files decoded and resized with Pillow.
+
+Two layouts: with a split (ImageNet style, ``<root>/train/<class>/*`` and ``<root>/val/<class>/*`` or
+``<root>/test/<class>/*``) or without (``<root>/<class>/*``, e.g. Caltech 101), which is split per class
+with a fixed ``split_seed``: either ``train_per_class`` images per class for training and the rest for
+testing, or a stratified ``test_fraction``. Classes are the sorted folder names (or the ``classes`` subset,
+in the order given); folders without images are not classes.
+
+Images become ``[C, H, W]`` in [0, 1] (``C = 1`` with ``grayscale``, else 3) after a bilinear resize to
+``size``. Folders whose decoded size fits in ``memory_limit_gb`` are loaded into memory
+(:class:`TensorDataset`); larger ones stream from disk (:class:`ImageFileDataset`, read by a DataLoader).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepspike.data.paths import one_line
+from deepspike.data.splits import channel_stats, mix_seed, split_indices
+from deepspike.data.tensor_dataset import TensorDataset
+from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
+
+
+def as_size(size) -> tuple[int, int]:
+    """``(H, W)`` from an int (square) or a pair."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
+        raise ConfigError(f"image size must be a positive int or [height, width], got {size!r}")
+    return hw  # type: ignore[return-value]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder`` (by extension, case-insensitive), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def class_folders(root: Path) -> dict[str, list[Path]]:
+    """``{class name: image files}`` for every sub-folder of ``root`` that holds images, sorted by name."""
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = image_files(d)
+        if files:
+            out[d.name] = files
+    return out
+
+
+def select_classes(found: dict[str, list[Path]], classes: Sequence[str] | None, root: Path,
+                   dataset: str) -> dict[str, list[Path]]:
+    """Keep ``classes`` (in that order) or all; unknown class names raise :class:`DataNotFoundError`."""
+    if not found:
+        raise DataNotFoundError(f"{dataset}: no <class>/<image> folders with images in {root}")
+    if classes is None:
+        return found
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise DataNotFoundError(f"{dataset}: no image folder for class(es) {', '.join(missing)} in {root}; "
+                                f"found: {', '.join(found)}")
+    return {c: found[c] for c in classes}
+
+
+def load_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
+    """Decode one image to uint8 ``[H, W, C]`` (``C = 1`` or 3), bilinearly resized to ``size = (H, W)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if grayscale else "RGB")
+            if img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.array(img, dtype=np.uint8)  # a writable copy
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable or truncated files
+        raise DataCorruptError(f"cannot decode image {path}: {one_line(e)}; remove or replace it") from e
+    return arr[:, :, None] if grayscale else arr  # [H, W] -> [H, W, 1]
+
+
+class ImageFileDataset(torch.utils.data.Dataset):
+    """Images streamed from files: ``ds[i] -> (x [C, H, W] float32 in [0, 1], label int)``.
+
+    ``files`` (paths), ``y`` int64 ``[N]``; decoding happens on access (in DataLoader workers).
+    """
+
+    in_memory = False
+
+    def __init__(self, files: Sequence[Path], labels: torch.Tensor, size: tuple[int, int], grayscale: bool):
+        self.files = list(files)
+        self.y = torch.as_tensor(labels, dtype=torch.int64)
+        self.size, self.grayscale = size, grayscale
+
+    def __len__(self) -> int:
+        """Number of image files N."""
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        arr = load_image(self.files[i], self.size, self.grayscale)  # [H, W, C] uint8
+        return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0), int(self.y[i])  # [C, H, W]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one decoded sample."""
+        return (1 if self.grayscale else 3, *self.size)
+
+    def subset(self, idx: torch.Tensor) -> ImageFileDataset:
+        """A new streaming data set of the files at positions ``idx`` (int64 ``[M]``)."""
+        return ImageFileDataset([self.files[i] for i in idx.tolist()], self.y[idx], self.size, self.grayscale)
+
+    def load(self, workers: int | None = None) -> TensorDataset:
+        """Decode every image (threads; Pillow releases the GIL) into a :class:`TensorDataset`."""
+        c, h, w = self.shape
+        out = np.empty((len(self), h, w, c), dtype=np.uint8)  # [N, H, W, C]
+        workers = workers or min(8, os.cpu_count() or 1)
+
+        def work(i: int) -> None:
+            out[i] = load_image(self.files[i], self.size, self.grayscale)
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, range(len(self))))
+        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)  # [N, H, W, C] -> [N, C, H, W]
+        return TensorDataset(x.contiguous(), self.y)
+
+
+def sampled_stats(ds: ImageFileDataset, samples: int, seed: int = 0):
+    """Per-channel mean/std of at most ``samples`` images drawn (seeded) from a streaming data set."""
+    g = torch.Generator().manual_seed(mix_seed(seed, 0x57A7))
+    idx = torch.randperm(len(ds), generator=g)[:samples].sort().values
+    return channel_stats(ds.subset(idx).load().x)
+
+
+def per_class_split(labels: torch.Tensor, train_per_class: int | None, test_fraction: float,
+                    split_seed: int, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, test)`` for a folder without a split: ``train_per_class`` random images of each
+    class for training (the rest for testing), or a stratified ``test_fraction`` for testing."""
+    if train_per_class is None:
+        return split_indices(labels, test_fraction, split_seed)
+    g = torch.Generator().manual_seed(mix_seed(split_seed, 0xCA17))
+    train = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        if len(members) <= train_per_class:
+            raise ConfigError(f"{dataset}: class {c} has {len(members)} images, need more than "
+                              f"train_per_class={train_per_class}")
+        train.append(members[torch.randperm(len(members), generator=g)[:train_per_class]])
+    train_idx = torch.cat(train).sort().values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[train_idx] = False
+    return train_idx, torch.nonzero(mask).flatten()
+
+
+def _dataset(folders: dict[str, list[Path]], names: Sequence[str], size, grayscale) -> ImageFileDataset:
+    index = {n: i for i, n in enumerate(names)}
+    files = [f for n, fs in folders.items() for f in fs]
+    labels = torch.tensor([index[n] for n, fs in folders.items() for _ in fs], dtype=torch.int64)
+    return ImageFileDataset(files, labels, size, grayscale)
+
+
+def read_image_folder(root: Path, dataset: str, size, grayscale: bool, classes, test_fraction: float,
+                      train_per_class: int | None, split_seed: int):
+    """``(train, test, class_names)`` as streaming data sets for either layout of ``root``."""
+    size = as_size(size)
+    split_dirs = [root / "train", next((root / s for s in ("val", "test") if (root / s).is_dir()), None)]
+    if split_dirs[0].is_dir() and split_dirs[1] is not None:
+        train_folders = select_classes(class_folders(split_dirs[0]), classes, split_dirs[0], dataset)
+        names = list(train_folders)
+        test_folders = {c: fs for c, fs in class_folders(split_dirs[1]).items() if c in train_folders}
+        unknown = set(class_folders(split_dirs[1])) - set(class_folders(split_dirs[0]))
+        if unknown:
+            raise DataCorruptError(f"{dataset}: {split_dirs[1]} has class folders not in "
+                                   f"{split_dirs[0]}: {', '.join(sorted(unknown))}")
+        train = _dataset(train_folders, names, size, grayscale)
+        return train, _dataset(test_folders, names, size, grayscale), names
+    folders = select_classes(class_folders(root), classes, root, dataset)
+    names = list(folders)
+    everything = _dataset(folders, names, size, grayscale)
+    train_idx, test_idx = per_class_split(everything.y, train_per_class, test_fraction, split_seed, dataset)
+    return everything.subset(train_idx), everything.subset(test_idx), names
+
+
+def decoded_bytes(ds: ImageFileDataset) -> int:
+    """Memory the decoded float32 images would take: ``N * C * H * W * 4`` bytes."""
+    c, h, w = ds.shape
+    return len(ds) * c * h * w * 4

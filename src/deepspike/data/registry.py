@@ -1,0 +1,56 @@
+"""Data set registry: ``load_dataset(name, ...)`` and the ``register_dataset`` decorator."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from deepspike.data.splits import DataSplits
+from deepspike.errors import ConfigError, unknown_choice
+
+Loader = Callable[..., DataSplits]
+_LOADERS: dict[str, Loader] = {}
+_COMMON = ("data_dir", "val_fraction", "seed", "download")
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Register ``fn(data_dir, val_fraction, seed, download, **options) -> DataSplits`` under ``name``.
+
+    >>> @register_dataset("my_data")          # doctest: +SKIP
+    ... def load_my_data(data_dir, val_fraction, seed, download, size=32): ...
+    """
+
+    def wrap(fn: Loader) -> Loader:
+        if name in _LOADERS and _LOADERS[name] is not fn:
+            raise ConfigError(f"dataset {name!r} is already registered")
+        _LOADERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`, sorted."""
+    return sorted(_LOADERS)
+
+
+def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
+                 **kwargs) -> DataSplits:
+    """Load data set ``name`` as :class:`DataSplits`.
+
+    ``val_fraction`` of the training split (stratified, chosen by ``seed``) becomes ``val``; ``download``
+    fetches missing files (with checksums) where the data set can be downloaded; ``kwargs`` are the
+    data set's own options (e.g. ``size=64`` for image folders). Unknown names or options raise
+    :class:`ConfigError`.
+    """
+    if name not in _LOADERS:
+        raise unknown_choice("dataset", name, _LOADERS)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    fn = _LOADERS[name]
+    options = [p for p in inspect.signature(fn).parameters if p not in _COMMON]
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ConfigError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(options) or '(none)'}")
+    return fn(data_dir=data_dir, val_fraction=val_fraction, seed=seed, download=download, **kwargs)

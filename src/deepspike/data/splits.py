@@ -1,0 +1,98 @@
+"""The result of loading a data set (:class:`DataSplits`), the seeded validation split, channel statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deepspike.errors import ConfigError
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test data and what a model needs to know about it.
+
+    ``train``, ``val`` (None when ``val_fraction == 0``) and ``test`` are :class:`TensorDataset` (``.x``
+    float32 ``[N, C, H, W]`` in [0, 1], ``.y`` int64 ``[N]``) or streaming image-folder data sets.
+    ``mean`` and ``std`` are per channel, computed on ``train`` after the validation part was taken out.
+    """
+
+    train: object
+    val: object | None
+    test: object
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    name: str = ""
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers, e.g. ``(seed, epoch, rank, batch)`` (numpy SeedSequence)."""
+    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 ^ int(state[1])
+
+
+def split_indices(labels: torch.Tensor, fraction: float, seed: int,
+                  stratify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split of ``range(N)`` into ``(keep, held_out)`` index tensors (both sorted ascending).
+
+    ``labels`` int64 ``[N]``. Stratified: from each class ``c`` with ``n_c`` samples,
+    ``round(fraction * n_c)`` go to ``held_out``; otherwise ``round(fraction * N)`` overall.
+    Which ones depends only on ``seed``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"split fraction {fraction} must be in [0, 1)")
+    g = torch.Generator().manual_seed(mix_seed(seed, 0x5E1EC7))
+    n = len(labels)
+    if not stratify:
+        perm = torch.randperm(n, generator=g)
+        cut = round(fraction * n)
+        return perm[cut:].sort().values, perm[:cut].sort().values
+    held = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        perm = members[torch.randperm(len(members), generator=g)]
+        held.append(perm[: round(fraction * len(members))])
+    held_idx = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.int64)
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[held_idx] = False
+    return torch.nonzero(mask).flatten(), held_idx
+
+
+def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) standard deviation of images ``x [N, C, H, W]``.
+
+    ``mean_c = E[x[:, c]]``, ``std_c = sqrt(E[x[:, c]^2] - mean_c^2)``, over N, H, W; accumulated in
+    float64 over chunks of ``chunk`` images, so no full-size copy is made.
+    """
+    s1 = torch.zeros(x.shape[1], dtype=torch.float64)
+    s2 = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].double()  # [chunk, C, H, W]
+        s1 += part.sum(dim=(0, 2, 3))
+        s2 += part.square().sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = s1 / count
+    std = (s2 / count - mean.square()).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int,
+                class_names, name: str = "", stats=None) -> DataSplits:
+    """Take a stratified, seeded validation part out of ``train`` and compute the train statistics.
+
+    ``stats(dataset) -> (mean, std)`` computes statistics of a data set without ``.x`` (streaming); the
+    default is :func:`channel_stats` on ``dataset.x``.
+    """
+    val = None
+    if val_fraction > 0:
+        keep, held = split_indices(train.y, val_fraction, seed)
+        train, val = train.subset(keep), train.subset(held)
+    mean, std = stats(train) if stats is not None else channel_stats(train.x)
+    return DataSplits(train=train, val=val, test=test, num_classes=num_classes,
+                      input_shape=tuple(train.shape), mean=mean, std=std,
+                      class_names=tuple(class_names), name=name)

@@ -1,0 +1,56 @@
+"""A data set held as two tensors in memory: images ``x`` and labels ``y``."""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.errors import DataCorruptError
+
+
+class TensorDataset:
+    """Images ``x`` float32 ``[N, C, H, W]`` in [0, 1] and labels ``y`` int64 ``[N]``.
+
+    Indexing with an index tensor ``idx [B]`` returns the batch ``(x[idx] [B, C, H, W], y[idx] [B])`` with
+    one gather, no Python loop over samples. ``in_memory`` is True (streaming data sets say False).
+    """
+
+    in_memory = True
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "data"):
+        if x.dim() != 4:
+            raise DataCorruptError(f"{name}: images must be [N, C, H, W], got shape {tuple(x.shape)}")
+        if y.dim() != 1 or len(y) != len(x):
+            raise DataCorruptError(f"{name}: {len(x)} images but labels of shape {tuple(y.shape)}")
+        self.x = x.to(torch.float32)
+        self.y = y.to(torch.int64)
+
+    def __len__(self) -> int:
+        """Number of samples N."""
+        return len(self.y)
+
+    def __getitem__(self, idx: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[idx], self.y[idx]
+
+    def subset(self, idx: torch.Tensor) -> TensorDataset:
+        """A new data set holding rows ``idx`` (a copy)."""
+        return TensorDataset(self.x[idx], self.y[idx])
+
+    def to(self, device: torch.device | str) -> TensorDataset:
+        """The same data on ``device`` (e.g. to keep a small data set on the GPU for the whole run)."""
+        return TensorDataset(self.x.to(device), self.y.to(device))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one sample."""
+        return tuple(self.x.shape[1:])  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"TensorDataset(n={len(self)}, shape={self.shape})"
+
+
+def from_uint8(images, labels, name: str = "data") -> TensorDataset:
+    """Build from ``uint8`` images ``[N, C, H, W]`` (numpy or torch) with ``x = images / 255``."""
+    x = torch.as_tensor(images)
+    if x.dtype != torch.uint8:
+        raise DataCorruptError(f"{name}: expected uint8 pixels, got {x.dtype}")
+    return TensorDataset(x.to(torch.float32).div_(255.0), torch.as_tensor(labels).to(torch.int64), name)

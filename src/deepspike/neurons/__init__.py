@@ -1,0 +1,23 @@
+"""Spiking neurons: pure IF/LIF dynamics, surrogate spike functions and thin modules.
+
+Tensors are time-first ``[T, B, ...]``; see ``dynamics`` for the update equations.
+"""
+
+from deepspike.neurons.dynamics import membrane_readout, neuron_multistep, neuron_step
+from deepspike.neurons.modules import IF, LIF, SpikingNeuron
+from deepspike.neurons.params import RESETS, NeuronParams
+from deepspike.neurons.surrogate import Surrogate, get_surrogate, list_surrogates
+
+__all__ = [
+    "IF",
+    "LIF",
+    "RESETS",
+    "NeuronParams",
+    "SpikingNeuron",
+    "Surrogate",
+    "get_surrogate",
+    "list_surrogates",
+    "membrane_readout",
+    "neuron_multistep",
+    "neuron_step",
+]

@@ -1,0 +1,130 @@
+"""IF / LIF dynamics as pure functions ``(input, state, params) -> (spikes, state)``.
+
+One step, for input current ``x_t`` and the post-reset membrane ``v_{t-1}`` (``v_0 = 0``)::
+
+    h_t = k * v_{t-1} + x_t                 charge (k = params.decay; k = 1 is IF)
+    s_t = H(h_t - th)                       fire   (H(0) = 1, see ``surrogate``)
+    v_t = h_t * (1 - s_t)                   reset "zero"
+    v_t = h_t - th * s_t                    reset "subtract"
+    v_t = h_t                               reset "none"
+
+With reset "zero", substituting ``v_t`` into the next charge gives
+``h_{t+1} = k * h_t * (1 - s_t) + x_{t+1}``, which is wu2019 eq. 5 ``u_{t+1} = k u_t (1 - o_t) + I_{t+1}``
+with ``u = h`` (the pre-reset membrane) and eq. 6 ``o_{t+1} = f(u_{t+1} - Vth)``.
+
+Gradient options (``NeuronParams``):
+  * ``detach_reset``: the ``s_t`` inside the reset is a constant in the backward pass, so
+    ``dv_t/dh_t = 1 - s_t`` (zero) or ``1`` (subtract) instead of ``1 - s_t - h_t h(h_t - th)`` /
+    ``1 - th h(h_t - th)``.
+  * ``leak_grad=False``: the forward pass computes ``k * v_{t-1}`` exactly, the backward pass uses
+    ``dh_t/dv_{t-1} = 1``. This is lee2020's "leak in the forward only": its backward treats the neuron
+    as IF on the temporal path. Only that Jacobian changes; the spatial path ``dh_t/dx_t = 1`` and the
+    surrogate are untouched, and lee2020's leak-correction scaling of the hidden-layer gradient belongs to
+    the ``spikebp`` method, not to the neuron.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.neurons.params import NeuronParams
+
+
+class _ForwardOnlyScale(torch.autograd.Function):
+    """``y = k * v`` forward, ``grad_v = grad_y`` backward (the leak is invisible to the gradient)."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, k: float) -> torch.Tensor:
+        return v * k
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def _leak(v: torch.Tensor, params: NeuronParams) -> torch.Tensor:
+    if params.decay == 1.0:
+        return v
+    if params.leak_grad:
+        return params.decay * v
+    return _ForwardOnlyScale.apply(v, params.decay)
+
+
+def _step(
+    x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One update; returns ``(s_t, h_t, v_t)``: spikes, pre-reset and post-reset membrane, all ``x.shape``."""
+    h = x if v is None else _leak(v, params) + x
+    s = params.spike_fn(h - params.threshold)
+    r = s.detach() if params.detach_reset else s
+    if params.reset == "zero":
+        v_new = h * (1.0 - r)
+    elif params.reset == "subtract":
+        v_new = h - params.threshold * r
+    else:
+        v_new = h
+    return s, h, v_new
+
+
+def neuron_step(
+    x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One time step: ``h = k v + x; s = H(h - th); v' = reset(h, s)`` (module docstring).
+
+    x: input current ``[B, ...]``; v: post-reset membrane of the previous step ``[B, ...]`` or None (zeros).
+    Returns ``(s, v')``, both ``[B, ...]``.
+    """
+    if v is not None and v.shape != x.shape:
+        raise ConfigError(f"membrane shape {tuple(v.shape)} does not match input shape {tuple(x.shape)}")
+    s, _, v_new = _step(x, v, params)
+    return s, v_new
+
+
+def neuron_multistep(
+    x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None, return_membrane: bool = False
+):
+    """Run ``neuron_step`` over the leading time axis (reference loop over T only).
+
+    x: input currents ``[T, B, ...]``; v0: initial membrane ``[B, ...]`` (None: zeros).
+    Returns ``(s, v_T)`` with spikes ``s [T, B, ...]`` and the final post-reset membrane ``v_T [B, ...]``;
+    with ``return_membrane=True`` returns ``(s, v_T, h)`` where ``h [T, B, ...]`` is the pre-reset membrane
+    trace ``h_t = k v_{t-1} + x_t``.
+    """
+    if x.dim() < 2:
+        raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
+    if v0 is not None and v0.shape != x.shape[1:]:
+        raise ConfigError(
+            f"initial membrane shape {tuple(v0.shape)} does not match one step of the "
+            f"input {tuple(x.shape[1:])}"
+        )
+    v = v0
+    spikes, membrane = [], []
+    for x_t in x.unbind(0):  # [T, B, ...] -> T x [B, ...]
+        s, h, v = _step(x_t, v, params)
+        spikes.append(s)
+        if return_membrane:
+            membrane.append(h)
+    s_all = torch.stack(spikes)  # [T, B, ...]
+    if return_membrane:
+        return s_all, v, torch.stack(membrane)
+    return s_all, v
+
+
+def membrane_readout(x: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
+    """Non-spiking integrator trace ``v_t = decay * v_{t-1} + x_t``, ``v_0 = 0`` (lee2020's output layer).
+
+    x: ``[T, B, ...]`` -> v: ``[T, B, ...]``. lee2020 scores ``v_T / T`` (``final_membrane_rate``); with
+    ``decay = 1``, ``v_t`` is the cumulative sum of the inputs.
+    """
+    if not (0.0 < decay <= 1.0):
+        raise ConfigError(f"readout decay={decay} is outside (0, 1]")
+    if x.dim() < 1:
+        raise ConfigError("membrane_readout needs a time-first tensor [T, B, ...]; got a scalar")
+    if decay == 1.0:
+        return torch.cumsum(x, dim=0)
+    out, v = [], None
+    for x_t in x.unbind(0):
+        v = x_t if v is None else decay * v + x_t
+        out.append(v)
+    return torch.stack(out)  # T x [B, ...] -> [T, B, ...]

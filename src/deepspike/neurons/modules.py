@@ -1,0 +1,95 @@
+"""Thin ``nn.Module`` wrappers: ``x [T, B, ...] -> spikes [T, B, ...]``, no state kept between calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.params import NeuronParams
+
+
+class SpikingNeuron(nn.Module):
+    """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed).
+
+    forward: ``x [T, B, ...] -> s [T, B, ...]`` via ``neuron_multistep``. ``params`` may be replaced
+    (e.g. ``dataclasses.replace(m.params, threshold=...)`` during threshold balancing).
+    """
+
+    is_spiking_neuron = True  # marks modules whose output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, params: NeuronParams) -> None:
+        super().__init__()
+        self.params = params
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return neuron_multistep(x, self.params)[0]
+
+    def extra_repr(self) -> str:
+        p = self.params
+        text = f"decay={p.decay:g}, threshold={p.threshold:g}, reset={p.reset!r}, surrogate={p.spike_fn!r}"
+        if p.detach_reset:
+            text += ", detach_reset=True"
+        if not p.leak_grad and p.decay != 1.0:
+            text += ", leak_grad=False"
+        return text
+
+    def with_threshold(self, threshold: float) -> SpikingNeuron:
+        """Set a new threshold in place; returns ``self``."""
+        self.params = replace(self.params, threshold=threshold)
+        return self
+
+
+class IF(SpikingNeuron):
+    """Integrate-and-fire layer: ``h_t = v_{t-1} + x_t``, fire at ``h_t >= threshold``, then reset."""
+
+    def __init__(
+        self,
+        threshold: float = 1.0,
+        reset: str = "zero",
+        surrogate: str = "rectangular",
+        surrogate_args: Mapping[str, float] | None = None,
+        detach_reset: bool = False,
+    ) -> None:
+        super().__init__(
+            NeuronParams(
+                decay=1.0,
+                threshold=threshold,
+                reset=reset,
+                surrogate=surrogate,
+                surrogate_args=surrogate_args or {},
+                detach_reset=detach_reset,
+            )
+        )
+
+
+class LIF(SpikingNeuron):
+    """Leaky integrate-and-fire layer: ``h_t = decay * v_{t-1} + x_t``, fire at ``h_t >= threshold``, reset.
+
+    ``leak_grad=False`` keeps the leak out of the backward pass (lee2020; see ``neurons.dynamics``).
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.5,
+        threshold: float = 1.0,
+        reset: str = "zero",
+        surrogate: str = "rectangular",
+        surrogate_args: Mapping[str, float] | None = None,
+        detach_reset: bool = False,
+        leak_grad: bool = True,
+    ) -> None:
+        super().__init__(
+            NeuronParams(
+                decay=decay,
+                threshold=threshold,
+                reset=reset,
+                surrogate=surrogate,
+                surrogate_args=surrogate_args or {},
+                detach_reset=detach_reset,
+                leak_grad=leak_grad,
+            )
+        )

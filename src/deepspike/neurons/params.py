@@ -1,0 +1,71 @@
+"""``NeuronParams``: the frozen, validated parameters of an IF / LIF neuron layer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from deepspike.errors import ConfigError, unknown_choice
+from deepspike.neurons.surrogate import Surrogate, get_surrogate
+
+RESETS = ("zero", "subtract", "none")
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Parameters of the neuron update (see ``deepspike.neurons.dynamics``).
+
+    decay: membrane decay per step ``k`` in (0, 1]; 1.0 is the IF neuron, 0 < k < 1 the LIF neuron
+        (wu2019: ``k = 1 - dt/tau``, 0.25 on CIFAR; lee2020: 0.99).
+    threshold: firing threshold ``th`` > 0.
+    reset: after a spike, "zero" (``v = 0``, wu2019/lee2020), "subtract" (``v -= th``, conversion) or
+        "none" (keep the membrane; fires again while above threshold).
+    surrogate, surrogate_args: name and parameters of the surrogate derivative (``get_surrogate``).
+    detach_reset: treat the spike in the reset term as a constant in the backward pass.
+    leak_grad: if False, the leak is applied in the forward pass only: the backward pass uses
+        ``dh_t/dv_{t-1} = 1`` (IF-like) instead of ``k`` on the temporal path (lee2020: "leak only in
+        forward").
+
+    Invalid values raise ``ConfigError``. ``surrogate_args`` is copied; treat it as read-only (the spike
+    function is built once, at construction).
+    """
+
+    decay: float = 1.0
+    threshold: float = 1.0
+    reset: str = "zero"
+    surrogate: str = "rectangular"
+    surrogate_args: Mapping[str, float] = field(default_factory=dict)
+    detach_reset: bool = False
+    leak_grad: bool = True
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.decay <= 1.0):
+            raise ConfigError(f"neuron decay={self.decay} is outside (0, 1]; 1.0 is IF, 0 < decay < 1 is LIF")
+        if not (self.threshold > 0.0) or math.isinf(self.threshold):
+            raise ConfigError(f"neuron threshold={self.threshold} must be a finite number > 0")
+        if self.reset not in RESETS:
+            raise unknown_choice("reset", self.reset, RESETS)
+        args = dict(self.surrogate_args or {})  # a private copy (a plain dict so params deep-copy/pickle)
+        object.__setattr__(self, "surrogate_args", args)
+        object.__setattr__(self, "decay", float(self.decay))
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "_spike_fn", get_surrogate(self.surrogate, **args))  # validates the args
+
+    @property
+    def spike_fn(self) -> Surrogate:
+        """The spike function ``H`` (with its surrogate derivative) built from ``surrogate*``."""
+        return self._spike_fn  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.decay,
+                self.threshold,
+                self.reset,
+                self.surrogate,
+                tuple(sorted(self.surrogate_args.items())),
+                self.detach_reset,
+                self.leak_grad,
+            )
+        )

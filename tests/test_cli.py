@@ -1,0 +1,79 @@
+"""CLI: commands run; bad input gives one line on stderr, exit status 2, and nothing written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepspike.cli import main
+
+FAST = [
+    "model.name=mlp",
+    "model.args.hidden=[16]",
+    "method.timesteps=2",
+    "train.epochs=1",
+    "train.progress=false",
+]
+
+
+def test_models_and_methods_list(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet" in out and "187,500" in out  # LeNet's parameter count (see test_models_spec)
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "stbp:" in out and "ann:" in out and "timesteps = 8" in out
+
+
+def test_train_then_eval(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out_dir)]) == 0
+    summary = json.loads((out_dir / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_train_from_yaml_file(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {name: ann}\nmodel: {name: mlp, args: {hidden: [8]}}\ntrain: {epochs: 1}\n")
+    assert main(["train", str(recipe), "train.progress=false", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["method"] == "ann"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "model.name=vgg99"], "unknown model 'vgg99'; valid:"),
+        (["train", "data.name=imagenet21k"], "unknown dataset 'imagenet21k'; valid:"),
+        (["train", "train.epochs=-1"], "bad value -1 for train.epochs"),
+        (["train", "train.lr=0.1"], "unknown key train.lr"),
+        (["train", "missing.yaml"], "config file not found: missing.yaml"),
+        (["eval", "no/such/run"], "is not a run directory"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, capsys, args, message):
+    out_dir = tmp_path / "out"
+    argv = args + (["--out", str(out_dir)] if args[0] == "train" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out_dir.exists()  # nothing was written
+
+
+def test_console_entry_point_has_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepspike", "train", "model.name=nope", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("deepspike: error: unknown model 'nope'")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,67 @@
+"""Decoders on hand-made spike and membrane tensors."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.coding import (
+    final_membrane_rate,
+    first_spike_class,
+    first_spike_time,
+    mean_membrane,
+    spike_count,
+    vote,
+)
+from deepspike.errors import ConfigError
+
+INF = math.inf
+
+# [T=4, B=2, K=3]; sample 0: neuron 0 fires at t=1,3; neuron 1 at t=0; neuron 2 never.
+#                  sample 1: neuron 0 never;       neuron 1 at t=2,3; neuron 2 at t=2.
+S = torch.tensor(
+    [
+        [[0, 1, 0], [0, 0, 0]],
+        [[1, 0, 0], [0, 0, 0]],
+        [[0, 0, 0], [0, 1, 1]],
+        [[1, 0, 0], [0, 1, 0]],
+    ],
+    dtype=torch.float32,
+)
+
+
+def test_spike_count_and_mean_membrane():
+    assert spike_count(S).tolist() == [[2, 1, 0], [0, 2, 1]]
+    v = torch.tensor([[[1.0, -2.0]], [[3.0, 4.0]]])  # [T=2, B=1, K=2]: means (1+3)/2 = 2, (-2+4)/2 = 1
+    assert mean_membrane(v).tolist() == [[2.0, 1.0]]
+
+
+def test_final_membrane_rate():
+    # V(T) / (th * T): 6 / (0.5 * 4) = 3; -2 / 2 = -1
+    assert final_membrane_rate(torch.tensor([[6.0, -2.0]]), T=4, threshold=0.5).tolist() == [[3.0, -1.0]]
+    with pytest.raises(ConfigError, match="T >= 1 and threshold > 0"):
+        final_membrane_rate(torch.zeros(1, 2), T=0)
+
+
+def test_vote_groups_are_contiguous():
+    # K = 2 classes, G = 3 neurons each: class 0 = mean(1, 2, 3) = 2, class 1 = mean(0, 0, 6) = 2 / 3 ...
+    rates = torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0, 6.0], [0.0, 0.0, 0.0, 0.3, 0.6, 0.9]])
+    out = vote(rates, num_classes=2)
+    torch.testing.assert_close(out, torch.tensor([[2.0, 2.0], [0.0, 0.6]]))
+    with pytest.raises(ConfigError, match="6 output neurons cannot be split into 4"):
+        vote(rates, num_classes=4)
+
+
+def test_first_spike_time_and_class():
+    t = first_spike_time(S, dt=0.5)
+    assert t.tolist() == [[0.5, 0.0, INF], [INF, 1.0, 1.0]]
+    # sample 0: earliest is neuron 1; sample 1: tie between neurons 1 and 2 -> lowest index 1
+    assert first_spike_class(t).tolist() == [1, 1]
+    times = torch.tensor([[INF, INF, INF], [2.0, 2.0, 2.0], [3.0, INF, 1.0]])
+    assert first_spike_class(times).tolist() == [-1, 0, 2]
+    assert first_spike_class(times, no_spike_class=7).tolist() == [7, 0, 2]
+
+
+def test_first_spike_time_int_and_bool_input():
+    assert first_spike_time(S.bool()).tolist() == [[1.0, 0.0, INF], [INF, 2.0, 2.0]]
+    assert first_spike_time(S.long()).dtype == torch.float32

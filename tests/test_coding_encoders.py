@@ -1,0 +1,130 @@
+"""Encoders: statistics with fixed seeds, exact values, determinism, views; TTFS times by hand."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.coding import (
+    direct,
+    first_spike_time,
+    latency_spike_train,
+    rate_bipolar,
+    rate_poisson,
+    ttfs_latency,
+)
+from deepspike.errors import ConfigError
+
+P = torch.tensor([[0.0, 0.1, 0.25, 0.5, 0.9, 1.0]], dtype=torch.float64)  # [B=1, 6]
+
+
+def test_poisson_rate_converges_to_p():
+    T = 20_000
+    s = rate_poisson(P, T, generator=1234)
+    assert s.shape == (T, 1, 6) and s.dtype == P.dtype
+    assert set(s.unique().tolist()) <= {0.0, 1.0}
+    rate = s.mean(dim=0)
+    # Binomial: std of the mean = sqrt(p (1 - p) / T) <= 0.0036; allow 5 std (p = 0 and 1 are exact).
+    tol = 5 * torch.sqrt(P * (1 - P) / T)
+    assert ((rate - P).abs() <= tol).all()
+    assert rate[0, 0] == 0 and rate[0, -1] == 1
+
+
+def test_poisson_deterministic_for_seed_and_generator():
+    a = rate_poisson(P, 50, generator=7)
+    assert torch.equal(a, rate_poisson(P, 50, generator=7))
+    assert not torch.equal(a, rate_poisson(P, 50, generator=8))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(rate_poisson(P, 50, generator=g1), rate_poisson(P, 50, generator=g2))
+
+
+def test_poisson_rejects_out_of_range():
+    with pytest.raises(ConfigError, match=r"needs intensities in \[0, 1\]; got values in \[-0.5, 1\]"):
+        rate_poisson(torch.tensor([-0.5, 1.0]), 4)
+    with pytest.raises(ConfigError, match="T=0"):
+        rate_poisson(P, 0)
+
+
+def test_bipolar_signs_and_rates():
+    x = torch.tensor([[-1.0, -0.3, 0.0, 0.3, 0.8, 2.0]], dtype=torch.float64)
+    T = 20_000
+    s = rate_bipolar(x, T, generator=5)
+    assert set(s.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    # every spike carries the sign of its input; zeros never fire
+    assert ((s * torch.sign(x)) >= 0).all() and (s[:, 0, 2] == 0).all()
+    rate = s.abs().mean(dim=0)
+    p = x.abs().clamp(max=1)  # |x| >= 1 fires every step
+    assert ((rate - p).abs() <= 5 * torch.sqrt(p * (1 - p) / T)).all()
+    assert torch.equal(s, rate_bipolar(x, T, generator=5))
+
+
+def test_direct_is_a_view():
+    x = torch.rand(2, 3, 4)
+    d = direct(x, 5)
+    assert d.shape == (5, 2, 3, 4) and d.stride(0) == 0 and d.data_ptr() == x.data_ptr()
+    assert torch.equal(d[3], x)
+
+
+def test_steps_accept_integer_like():
+    assert rate_poisson(P, torch.tensor(3)).shape == (3, 1, 6)
+    with pytest.raises(ConfigError, match="T=2.5"):
+        direct(P, 2.5)
+
+
+def test_ttfs_values_by_hand():
+    p = torch.tensor([0.0, 0.25, 1.0])
+    # alpha = 2: "1-p": 2*(1-0)=2, 2*0.75=1.5, 0; "p": 0, 0.5, 2.
+    assert ttfs_latency(p, alpha=2.0).tolist() == [2.0, 1.5, 0.0]
+    assert ttfs_latency(p, alpha=2.0, mode="p").tolist() == [0.0, 0.5, 2.0]
+    assert ttfs_latency(p, alpha=2.0, silent_zero=True).tolist() == [math.inf, 1.5, 0.0]
+    assert ttfs_latency(p, alpha=2.0, mode="p", silent_zero=True).tolist() == [math.inf, 0.5, 2.0]
+
+
+def test_ttfs_jitter_statistics_and_clamp():
+    p = torch.full((50_000,), 0.5, dtype=torch.float64)
+    t = ttfs_latency(p, alpha=4.0, jitter_sigma=0.1, generator=0)  # base time 2.0, far from the clamp
+    # mean of 50k N(0, 0.01) draws: std 0.1/sqrt(5e4) = 4.5e-4; sample std within a few percent.
+    assert t.mean().item() == pytest.approx(2.0, abs=5 * 0.1 / math.sqrt(5e4))
+    assert t.std().item() == pytest.approx(0.1, rel=0.03)
+    assert torch.equal(t, ttfs_latency(p, alpha=4.0, jitter_sigma=0.1, generator=0))
+    early = ttfs_latency(torch.ones(1000), jitter_sigma=1.0, generator=1)  # base time 0: half would be < 0
+    assert (early >= 0).all() and (early == 0).sum() > 300
+    silent = ttfs_latency(torch.zeros(4), jitter_sigma=1.0, generator=1, silent_zero=True)
+    assert torch.isinf(silent).all()
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"mode": "linear"}, "unknown ttfs mode 'linear'; valid: 1-p, p"),
+        ({"alpha": 0.0}, "alpha=0.0 must be"),
+        ({"jitter_sigma": -1.0}, "jitter_sigma=-1.0 must be >= 0"),
+    ],
+)
+def test_ttfs_validation(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        ttfs_latency(torch.tensor([0.5]), **kw)
+    with pytest.raises(ConfigError, match="intensities in"):
+        ttfs_latency(torch.tensor([1.5]))
+
+
+def test_latency_spike_train_by_hand():
+    # dt = 1, T = 5: 0 -> step 0; 1.5 -> 1; 2.0 -> 2; inf -> none; 4.99 -> 4; 5.0 = T*dt -> outside, none.
+    times = torch.tensor([[0.0, 1.5, 2.0, math.inf, 4.99, 5.0]])
+    s = latency_spike_train(times, T=5)
+    assert s.shape == (5, 1, 6)
+    expected = torch.zeros(5, 1, 6)
+    for col, step in [(0, 0), (1, 1), (2, 2), (4, 4)]:
+        expected[step, 0, col] = 1
+    assert torch.equal(s, expected)
+    # dt = 0.5: 1.5 -> step 3, 2.0 -> step 4, 4.99 -> step 9 >= T -> none
+    s = latency_spike_train(times, T=5, dt=0.5)
+    assert s[:, 0, :].argmax(0).tolist()[:3] == [0, 3, 4] and s[:, 0, 3:].sum() == 0
+
+
+def test_latency_round_trip():
+    times = ttfs_latency(torch.rand(3, 7, generator=torch.Generator().manual_seed(2)), alpha=9.0)
+    back = first_spike_time(latency_spike_train(times, T=20, dt=0.5), dt=0.5)  # window 10 > 9
+    torch.testing.assert_close(back, torch.floor(times / 0.5) * 0.5)
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        latency_spike_train(torch.tensor([-1.0]), T=3)

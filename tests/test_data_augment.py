@@ -1,0 +1,103 @@
+"""Batch augmentation on hand-made tensors: crop shifts, flips, normalisation, determinism."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from deepspike.data import Augment, as_augment, normalize, random_crop, random_hflip, shift_crop
+from deepspike.errors import ConfigError
+
+X = torch.arange(1.0, 10.0).view(1, 1, 3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def test_shift_crop_hand_computed():
+    one = torch.tensor([0])
+    # offset (0, 0) of the 1-padded image: the picture moves one pixel down and right
+    assert shift_crop(X, one * 0, one * 0, 1).view(3, 3).tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+    # offset (2, 2): moves up and left
+    assert shift_crop(X, one + 2, one + 2, 1).view(3, 3).tolist() == [[5, 6, 0], [8, 9, 0], [0, 0, 0]]
+    # offset (padding, padding) is the identity; (2, 0) moves up and right
+    assert torch.equal(shift_crop(X, one + 1, one + 1, 1), X)
+    assert shift_crop(X, one + 2, one * 0, 1).view(3, 3).tolist() == [[0, 4, 5], [0, 7, 8], [0, 0, 0]]
+
+
+def test_shift_crop_per_sample_and_channel():
+    x = torch.stack([X[0], X[0] * 10])  # [2, 1, 3, 3]
+    x = torch.cat([x, -x], dim=1)  # [2, 2, 3, 3]: channel 1 is the negative of channel 0
+    out = shift_crop(x, torch.tensor([0, 2]), torch.tensor([1, 1]), 1)
+    assert out[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]  # down by one
+    assert out[1, 0].tolist() == [[40, 50, 60], [70, 80, 90], [0, 0, 0]]  # up by one
+    assert torch.equal(out[:, 1], -out[:, 0])
+
+
+def brute_shift(img: torch.Tensor, dy: int, dx: int, p: int) -> torch.Tensor:
+    """Reference with explicit loops: out[i, j] = img[i + dy - p, j + dx - p] or 0 outside."""
+    c, h, w = img.shape
+    out = torch.zeros_like(img)
+    for i in range(h):
+        for j in range(w):
+            si, sj = i + dy - p, j + dx - p
+            if 0 <= si < h and 0 <= sj < w:
+                out[:, i, j] = img[:, si, sj]
+    return out
+
+
+def test_random_crop_every_output_is_a_valid_shift_and_all_shifts_occur():
+    torch.manual_seed(0)
+    x = torch.rand(64, 2, 5, 4) + 0.1  # strictly positive, so zeros only come from padding
+    p = 2
+    out = random_crop(x, p, torch.Generator().manual_seed(7))
+    seen = set()
+    for b in range(len(x)):
+        matches = [(dy, dx) for dy in range(2 * p + 1) for dx in range(2 * p + 1)
+                   if torch.equal(out[b], brute_shift(x[b], dy, dx, p))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) >= 20  # of the 25 offsets, with 64 draws
+    again = random_crop(x, p, torch.Generator().manual_seed(7))
+    assert torch.equal(out, again)
+    assert not torch.equal(out, random_crop(x, p, torch.Generator().manual_seed(8)))
+    assert random_crop(x, 0, torch.Generator()) is x
+
+
+def test_random_hflip_each_image_flipped_or_not():
+    x = torch.arange(6.0).view(1, 1, 2, 3).repeat(200, 1, 1, 1)
+    flipped = torch.tensor([[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]])
+    out = random_hflip(x, torch.Generator().manual_seed(1))
+    is_flipped = torch.tensor([torch.equal(o[0], flipped) for o in out])
+    is_same = torch.tensor([torch.equal(o[0], x[0, 0]) for o in out])
+    assert torch.all(is_flipped ^ is_same)
+    assert 70 < is_flipped.sum() < 130  # p = 0.5 over 200 images
+    assert torch.equal(out, random_hflip(x, torch.Generator().manual_seed(1)))
+
+
+def test_augment_combines_and_converts():
+    x = torch.rand(8, 3, 4, 4)
+    aug = Augment(crop_padding=1, hflip=True)
+    a = aug(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    b = random_hflip(random_crop(x, 1, g), g)  # same draws in the same order
+    assert torch.equal(a, b)
+    assert as_augment(None) is None
+    assert as_augment({"crop_padding": 0, "hflip": False}) is None  # identity -> nothing to do
+    assert as_augment({"crop_padding": 2}) == Augment(2, False)
+    assert as_augment(SimpleNamespace(crop_padding=4, hflip=True)) == Augment(4, True)  # the recipe's config
+
+    def fn(x, g):
+        return x
+
+    assert as_augment(fn) is fn
+    with pytest.raises(ConfigError, match="crop_pad"):
+        as_augment({"crop_pad": 2})
+    with pytest.raises(ConfigError):
+        Augment(crop_padding=-1)
+
+
+def test_normalize_hand_computed():
+    x = torch.tensor([[[[1.0, 3.0]], [[0.5, 0.0]]]])  # [1, 2, 1, 2]
+    out = normalize(x, (1.0, 0.5), (2.0, 0.25))
+    # channel 0: (1 - 1)/2 = 0, (3 - 1)/2 = 1; channel 1: (0.5 - 0.5)/0.25 = 0, (0 - 0.5)/0.25 = -2
+    assert out.tolist() == [[[[0.0, 1.0]], [[0.0, -2.0]]]]
+    with pytest.raises(ConfigError, match="channels"):
+        normalize(x, (0.0,), (1.0,))

@@ -1,0 +1,133 @@
+"""CIFAR-10 pickle batches and SVHN .mat files, written in the real formats with tiny contents."""
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from deepspike.data import load_dataset
+from deepspike.errors import DataCorruptError, DataNotFoundError
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEEPSPIKE_DATA", raising=False)
+
+
+def cifar_rows(n: int, first: int) -> np.ndarray:
+    """n rows of 3072 bytes; row k has R[0,0]=first+k, G[0,0]=100+k, B[31,31]=200+k, R[1,0]=50."""
+    data = np.zeros((n, 3072), np.uint8)
+    for k in range(n):
+        data[k, 0] = first + k  # red plane, pixel (0, 0)
+        data[k, 1024] = 100 + k  # green plane, pixel (0, 0)
+        data[k, 3071] = 200 + k  # blue plane, pixel (31, 31)
+        data[k, 32] = 50  # red plane, pixel (1, 0): row-major, 32 pixels per row
+    return data
+
+
+def write_cifar(folder: Path, n: int = 2) -> None:
+    """The real layout: pickled dicts with bytes keys (as Python 2 wrote them), 5 train batches + test."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 6):
+        batch = {b"batch_label": f"training batch {i} of 5".encode(), b"labels": [i, (i + 1) % 10],
+                 b"data": cifar_rows(n, 10 * i), b"filenames": [b"a.png", b"b.png"]}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=2))
+    test = {b"batch_label": b"testing batch 1 of 1", b"labels": [9, 8], b"data": cifar_rows(n, 70)}
+    (folder / "test_batch").write_bytes(pickle.dumps(test, protocol=2))
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
+             b"dog", b"frog", b"horse", b"ship", b"truck"]
+    meta = {b"num_cases_per_batch": 10000, b"label_names": names, b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+
+
+def test_cifar_exact_pixels_and_labels(tmp_path):
+    write_cifar(tmp_path / "data" / "cifar-10-batches-py")
+    data = load_dataset("cifar10", data_dir=tmp_path / "data")
+    x, y = data.train.x, data.train.y
+    assert x.shape == (10, 3, 32, 32) and data.test.x.shape == (2, 3, 32, 32)
+    assert y.tolist() == [1, 2, 2, 3, 3, 4, 4, 5, 5, 6] and data.test.y.tolist() == [9, 8]
+    # batch 3, second image (index 5): R(0,0) = 31, G(0,0) = 101, B(31,31) = 201, R(1,0) = 50
+    assert x[5, 0, 0, 0].item() == pytest.approx(31 / 255)
+    assert x[5, 1, 0, 0].item() == pytest.approx(101 / 255)
+    assert x[5, 2, 31, 31].item() == pytest.approx(201 / 255)
+    assert x[5, 0, 1, 0].item() == pytest.approx(50 / 255) and x[5, 0, 0, 1].item() == 0.0
+    assert data.test.x[0, 0, 0, 0].item() == pytest.approx(70 / 255)
+    assert data.class_names[1] == "automobile" and data.input_shape == (3, 32, 32)
+
+
+def test_cifar_found_under_env_root(tmp_path, monkeypatch):
+    write_cifar(tmp_path / "env" / "cifar10" / "cifar-10-batches-py")
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "env"))
+    assert len(load_dataset("cifar10").train) == 10
+
+
+def test_cifar_missing_one_line(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("cifar10", data_dir=tmp_path / "nope")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("cifar10")
+    assert str(tmp_path / "nope" / "cifar-10-batches-py") in msg
+    assert str(tmp_path / "home" / ".cache" / "deepspike" / "cifar-10-batches-py") in msg
+    assert "download=True" in msg and "data_batch_1" in msg
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_cifar_corrupt_and_unsafe_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    (folder / "data_batch_2").write_bytes(b"not a pickle at all")
+    with pytest.raises(DataCorruptError, match="data_batch_2"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [1]}, protocol=2))
+    with pytest.raises(DataCorruptError, match="refusing to load posix.getcwd|refusing to load os.getcwd"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    wrong_shape = {b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(wrong_shape, protocol=2))
+    with pytest.raises(DataCorruptError, match=r"expected uint8 \[N, 3072\]"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def write_svhn(path: Path, labels: list[int]) -> np.ndarray:
+    """X [32, 32, 3, N] uint8 (height, width, channel, sample), y [N, 1] with 10 meaning digit 0."""
+    n = len(labels)
+    X = np.zeros((32, 32, 3, n), np.uint8)
+    for k in range(n):
+        X[0, 0, 0, k] = 10 + k
+        X[2, 5, 1, k] = 100 + k  # row 2, column 5, green
+        X[31, 30, 2, k] = 200 + k  # row 31, column 30, blue
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(path, {"X": X, "y": np.array(labels, np.uint8).reshape(n, 1)})
+    return X
+
+
+def test_svhn_exact_pixels_and_label_10_is_zero(tmp_path):
+    write_svhn(tmp_path / "svhn" / "train_32x32.mat", [10, 1, 5])
+    write_svhn(tmp_path / "svhn" / "test_32x32.mat", [3, 10])
+    data = load_dataset("svhn", data_dir=tmp_path)
+    assert data.train.y.tolist() == [0, 1, 5] and data.test.y.tolist() == [3, 0]
+    x = data.train.x
+    assert x.shape == (3, 3, 32, 32) and x.dtype == torch.float32
+    assert x[2, 0, 0, 0].item() == pytest.approx(12 / 255)
+    assert x[1, 1, 2, 5].item() == pytest.approx(101 / 255) and x[1, 1, 5, 2].item() == 0.0
+    assert x[0, 2, 31, 30].item() == pytest.approx(200 / 255)
+    assert x.sum().item() == pytest.approx(sum(10 + k + 100 + k + 200 + k for k in range(3)) / 255)
+
+
+def test_svhn_missing_and_corrupt(tmp_path):
+    with pytest.raises(DataNotFoundError, match="train_32x32.mat") as err:
+        load_dataset("svhn", data_dir=tmp_path)
+    assert str(tmp_path / "SVHN") in str(err.value) and "\n" not in str(err.value)
+    write_svhn(tmp_path / "train_32x32.mat", [1])
+    (tmp_path / "test_32x32.mat").write_bytes(b"garbage, not MATLAB")
+    with pytest.raises(DataCorruptError, match="test_32x32.mat") as err:
+        load_dataset("svhn", data_dir=tmp_path)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,177 @@
+"""Image folders (ImageNet and Caltech layouts): exact pixels, labels, splits, streaming, errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepspike.data import BatchIterator, ImageFileDataset, TensorDataset, load_dataset
+from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEEPSPIKE_DATA", raising=False)
+
+
+def rgb_image(ident: int) -> np.ndarray:
+    """A 4x6 (H x W) RGB image: R(0, 0) = ident, G(1, 2) = 100, B(3, 5) = 200, the rest 7."""
+    a = np.full((4, 6, 3), 7, np.uint8)
+    a[0, 0, 0] = ident
+    a[1, 2, 1] = 100
+    a[3, 5, 2] = 200
+    return a
+
+
+def write_classes(root: Path, counts: dict[str, int], start: int = 1) -> dict[int, str]:
+    """PNG files root/<class>/img<k>.png; returns {ident: class}."""
+    ident, owner = start, {}
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            Image.fromarray(rgb_image(ident)).save(root / cls / f"img{k}.png")
+            owner[ident] = cls
+            ident += 1
+    return owner
+
+
+def check_exact(ds: TensorDataset, owner: dict[int, str], names) -> set[int]:
+    """Every image has the written pixels and the label of the folder it came from; returns the idents."""
+    idents = set()
+    for x, y in zip(ds.x, ds.y):
+        ident = round(x[0, 0, 0].item() * 255)
+        assert owner[ident] == names[y]
+        assert x[1, 1, 2].item() == pytest.approx(100 / 255) and x[2, 3, 5].item() == pytest.approx(200 / 255)
+        assert x[0, 3, 3].item() == pytest.approx(7 / 255)
+        idents.add(ident)
+    return idents
+
+
+def test_flat_folder_per_class_split_exact(tmp_path):
+    owner = write_classes(tmp_path / "imgs", {"cat": 5, "dog": 4})
+    data = load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), train_per_class=3)
+    assert data.class_names == ("cat", "dog") and data.num_classes == 2 and data.input_shape == (3, 4, 6)
+    assert len(data.train) == 6 and len(data.test) == 3
+    assert torch.bincount(data.train.y).tolist() == [3, 3] and torch.bincount(data.test.y).tolist() == [2, 1]
+    train_ids = check_exact(data.train, owner, data.class_names)
+    test_ids = check_exact(data.test, owner, data.class_names)
+    assert train_ids.isdisjoint(test_ids) and train_ids | test_ids == set(owner)
+
+
+def test_split_is_fixed_by_split_seed_not_seed(tmp_path):
+    write_classes(tmp_path / "imgs", {"a": 6, "b": 6})
+
+    def test_ids(**kw):
+        d = load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), test_fraction=0.5, **kw)
+        return sorted(round(v * 255) for v in d.test.x[:, 0, 0, 0].tolist())
+
+    assert test_ids(seed=0) == test_ids(seed=5)  # `seed` only picks the validation part
+    assert len(test_ids()) == 6
+    assert any(test_ids(split_seed=s) != test_ids() for s in (1, 2, 3))
+
+
+def test_imagenet_layout_train_val(tmp_path):
+    owner = write_classes(tmp_path / "inet" / "train", {"n01": 2, "n02": 3})
+    owner |= write_classes(tmp_path / "inet" / "val", {"n02": 1, "n01": 2}, start=50)
+    data = load_dataset("imagefolder", data_dir=tmp_path / "inet", size=(4, 6), val_fraction=0.4)
+    assert data.class_names == ("n01", "n02")
+    assert len(data.train) == 3 and len(data.val) == 2 and len(data.test) == 3  # 40% of each class to val
+    check_exact(data.test, owner, data.class_names)
+    seen = check_exact(data.train, owner, data.class_names) | check_exact(data.val, owner, data.class_names)
+    assert sorted(seen) == [1, 2, 3, 4, 5]
+
+
+def test_grayscale_resize_and_jpeg(tmp_path):
+    root = tmp_path / "g" / "only"
+    root.mkdir(parents=True)
+    # R = G = B = v: Pillow's L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 = v exactly
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(root / "a.png")
+    Image.fromarray(np.full((8, 8, 3), (200, 100, 50), np.uint8)).save(root / "b.jpg", quality=95)
+    (tmp_path / "g" / "second").mkdir()
+    Image.fromarray(np.full((3, 5, 3), 30, np.uint8)).save(tmp_path / "g" / "second" / "c.bmp")
+    gray = load_dataset("imagefolder", data_dir=tmp_path / "g", size=4, grayscale=True, test_fraction=0.0)
+    assert gray.train.x.shape == (3, 1, 4, 4) and gray.class_names == ("only", "second")
+    # a constant image stays constant under bilinear resizing
+    np.testing.assert_allclose(gray.train.x[0].numpy(), 90 / 255, atol=1e-6)
+    np.testing.assert_allclose(gray.train.x[2].numpy(), 30 / 255, atol=1e-6)
+    color = load_dataset("imagefolder", data_dir=tmp_path / "g", size=(8, 8), test_fraction=0.0)
+    jpeg = color.train.x[1] * 255  # [3, 8, 8]
+    for c, v in enumerate((200, 100, 50)):
+        assert (jpeg[c] - v).abs().max().item() <= 3  # JPEG is lossy but a flat colour survives
+
+
+def test_streaming_matches_in_memory(tmp_path):
+    write_classes(tmp_path / "imgs", {"a": 4, "b": 3, "c": 3})
+    kw = dict(data_dir=tmp_path / "imgs", size=(4, 6), test_fraction=0.3, val_fraction=0.25, seed=3)
+    mem = load_dataset("imagefolder", in_memory=True, **kw)
+    stream = load_dataset("imagefolder", in_memory=False, **kw)
+    assert isinstance(stream.train, ImageFileDataset) and isinstance(mem.train, TensorDataset)
+    assert torch.equal(stream.train.y, mem.train.y) and torch.equal(stream.val.y, mem.val.y)
+    assert stream.mean == pytest.approx(mem.mean) and stream.std == pytest.approx(mem.std)
+    it_mem = BatchIterator(mem.train, 2, seed=1, augment={"hflip": True, "crop_padding": 1})
+    it_stream = BatchIterator(stream.train, 2, seed=1, augment={"hflip": True, "crop_padding": 1})
+    for epoch in (0, 1):
+        it_mem.set_epoch(epoch)
+        it_stream.set_epoch(epoch)
+        for (xm, ym), (xs, ys) in zip(it_mem, it_stream, strict=True):
+            assert torch.equal(ym, ys) and torch.allclose(xm, xs)
+
+
+def test_auto_streams_when_over_memory_limit(tmp_path):
+    write_classes(tmp_path / "imgs", {"a": 3, "b": 3})
+    data = load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), memory_limit_gb=1e-9)
+    assert isinstance(data.train, ImageFileDataset) and isinstance(data.test, ImageFileDataset)
+    x, y = next(iter(BatchIterator(data.test, 8, shuffle=False)))
+    assert x.shape == (len(data.test), 3, 4, 6) and y.dtype == torch.int64
+
+
+def caltech(root: Path) -> dict[int, str]:
+    return write_classes(root / "101_ObjectCategories",
+                         {"BACKGROUND_Google": 2, "Faces_easy": 4, "Motorbikes": 5, "airplanes": 4})
+
+
+def test_caltech_faces_motorbikes(tmp_path, monkeypatch):
+    owner = caltech(tmp_path / "env")
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "env"))
+    data = load_dataset("caltech", size=(4, 6), grayscale=False, train_per_class=3, val_fraction=1 / 3)
+    assert data.class_names == ("Faces_easy", "Motorbikes")
+    # per class: 3 for train+val (2 + 1), the rest (1 face, 2 motorbikes) for test
+    assert torch.bincount(data.train.y).tolist() == [2, 2] and torch.bincount(data.val.y).tolist() == [1, 1]
+    assert torch.bincount(data.test.y).tolist() == [1, 2]
+    for ds in (data.train, data.val, data.test):
+        check_exact(ds, owner, data.class_names)
+    every = load_dataset("caltech", size=(4, 6), classes="all", train_per_class=1)
+    assert every.class_names == ("Faces_easy", "Motorbikes", "airplanes")  # no BACKGROUND_Google
+    default = load_dataset("caltech", train_per_class=2)
+    assert default.input_shape == (1, 160, 250)  # zhang2021: grey 160 x 250
+
+
+def test_caltech_missing_class_and_missing_data(tmp_path):
+    caltech(tmp_path)
+    with pytest.raises(DataNotFoundError, match="caltech") as err:
+        load_dataset("caltech", data_dir=tmp_path / "elsewhere")
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path / "elsewhere" / "101_ObjectCategories") in msg
+    assert str(tmp_path / "home" / ".cache" / "deepspike" / "caltech101" / "101_ObjectCategories") in msg
+    with pytest.raises(DataNotFoundError, match="Leopards"):
+        load_dataset("caltech", data_dir=tmp_path, classes=["Leopards"])
+    with pytest.raises(ConfigError, match="train_per_class"):
+        load_dataset("caltech", data_dir=tmp_path, size=4, train_per_class=4)
+
+
+def test_corrupt_image_and_bad_options(tmp_path):
+    write_classes(tmp_path / "imgs", {"a": 2, "b": 2})
+    (tmp_path / "imgs" / "b" / "broken.jpg").write_bytes(b"this is not a JPEG")
+    with pytest.raises(DataCorruptError, match="broken.jpg") as err:
+        load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), in_memory=True,
+                     test_fraction=0.0)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="data_dir"):
+        load_dataset("imagefolder")
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_dataset("imagefolder", data_dir=tmp_path / "missing")
+    with pytest.raises(ConfigError, match="image size"):
+        load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 0))

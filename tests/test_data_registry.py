@@ -1,0 +1,109 @@
+"""Registry, digits (the default data set), seeded splits and channel statistics."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.data import (
+    DataSplits,
+    TensorDataset,
+    channel_stats,
+    list_datasets,
+    load_dataset,
+    make_splits,
+    register_dataset,
+    split_indices,
+)
+from deepspike.errors import ConfigError
+
+
+def test_list_and_unknown_names():
+    names = {"digits", "mnist", "fashion_mnist", "cifar10", "svhn", "imagefolder", "caltech"}
+    assert names <= set(list_datasets())
+    with pytest.raises(ConfigError, match="unknown dataset 'mnsit'; valid: .*digits"):
+        load_dataset("mnsit")
+    with pytest.raises(ConfigError, match="has no option.*size"):
+        load_dataset("digits", size=8)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        load_dataset("digits", val_fraction=1.0)
+
+
+def test_register_custom_dataset():
+    @register_dataset("test_tiny")
+    def tiny(data_dir=None, val_fraction=0.0, seed=0, download=False, n=4):
+        x = torch.zeros(n, 1, 2, 2)
+        ds = TensorDataset(x, torch.arange(n) % 2)
+        return make_splits(ds, ds, val_fraction=val_fraction, seed=seed, num_classes=2, class_names="ab")
+
+    assert "test_tiny" in list_datasets()
+    assert len(load_dataset("test_tiny", n=6).train) == 6
+    with pytest.raises(ConfigError, match="already registered"):
+        register_dataset("test_tiny")(lambda **kw: None)
+
+
+def test_digits_default_split():
+    data = load_dataset("digits")
+    assert len(data.train) == 1437 and len(data.test) == 360 and data.val is None
+    assert data.input_shape == (1, 8, 8) and data.num_classes == 10
+    # stratified: 1797 digits, about 180 per class, 360 test -> 35..37 of each class
+    counts = torch.bincount(data.test.y, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37
+    # pixels are v / 16 for v in 0..16
+    values = torch.unique(torch.cat([data.train.x.flatten(), data.test.x.flatten()]) * 16)
+    assert torch.equal(values, torch.arange(17.0))
+    # the test split is fixed: the same images whatever the seed
+    other = load_dataset("digits", seed=7, val_fraction=0.2)
+    assert torch.equal(other.test.x, data.test.x)
+    # and it matches scikit-learn's own raw data
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    first = torch.as_tensor(raw.images[0] / 16, dtype=torch.float32)  # image 0 stays first of its split
+    assert any(torch.equal(first, x[0, 0]) for x in (data.train.x, data.test.x))
+    both_y = torch.cat([data.train.y, data.test.y])
+    assert torch.bincount(both_y).tolist() == np.bincount(raw.target).tolist()
+    both_sum = data.train.x.double().sum() + data.test.x.double().sum()
+    assert both_sum.item() == pytest.approx(raw.images.sum() / 16)
+
+
+def test_digits_validation_split_and_train_statistics():
+    a = load_dataset("digits", val_fraction=0.2, seed=1)
+    b = load_dataset("digits", val_fraction=0.2, seed=1)
+    c = load_dataset("digits", val_fraction=0.2, seed=2)
+    assert len(a.train) + len(a.val) == 1437 and abs(len(a.val) - 287) <= 5
+    assert torch.equal(a.val.x, b.val.x) and not torch.equal(a.val.x, c.val.x)
+    # mean/std come from the training part only (numpy reference, float64)
+    x = a.train.x.numpy().astype(np.float64)
+    assert a.mean[0] == pytest.approx(x.mean(), rel=1e-9) and a.std[0] == pytest.approx(x.std(), rel=1e-9)
+    assert a.mean[0] != pytest.approx(float(a.val.x.mean()), rel=1e-6)
+
+
+def test_split_indices_stratified_and_seeded():
+    labels = torch.tensor([0] * 10 + [1] * 20)
+    keep, held = split_indices(labels, 0.2, seed=3)
+    assert torch.bincount(labels[held]).tolist() == [2, 4]  # round(0.2 * 10), round(0.2 * 20)
+    assert sorted(torch.cat([keep, held]).tolist()) == list(range(30))
+    again = split_indices(labels, 0.2, seed=3)
+    assert torch.equal(held, again[1])
+    assert any(not torch.equal(held, split_indices(labels, 0.2, seed=s)[1]) for s in (4, 5))
+    keep, held = split_indices(labels, 0.5, seed=0, stratify=False)
+    assert len(held) == 15 and len(keep) == 15
+    with pytest.raises(ConfigError):
+        split_indices(labels, 1.5, seed=0)
+
+
+def test_channel_stats_hand_computed():
+    x = torch.zeros(2, 2, 1, 2)
+    x[0, 0] = torch.tensor([0.0, 1.0])
+    x[1, 0] = torch.tensor([0.0, 1.0])  # channel 0: values 0, 1, 0, 1 -> mean 0.5, std 0.5
+    x[:, 1] = 0.25  # channel 1: constant -> mean 0.25, std 0
+    mean, std = channel_stats(x, chunk=1)  # chunking must not change the result
+    assert mean == pytest.approx((0.5, 0.25)) and std == pytest.approx((0.5, 0.0), abs=1e-12)
+
+
+def test_data_splits_fields():
+    x = torch.rand(6, 3, 2, 2)
+    ds = TensorDataset(x, torch.tensor([0, 1, 2, 0, 1, 2]))
+    s = make_splits(ds, ds, val_fraction=0.0, seed=0, num_classes=3, class_names=["a", "b", "c"])
+    assert isinstance(s, DataSplits) and s.input_shape == (3, 2, 2) and s.class_names == ("a", "b", "c")
+    assert len(s.mean) == 3 and len(s.std) == 3

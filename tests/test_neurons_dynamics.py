@@ -1,0 +1,183 @@
+"""IF/LIF dynamics against golden trajectories and BPTT gradients worked out by hand."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.neurons import IF, LIF, NeuronParams, membrane_readout, neuron_multistep, neuron_step
+
+X = [0.6, 0.6, 0.6, 1.2, 0.0]
+
+
+def _run(params, inputs):
+    x = torch.tensor(inputs, dtype=torch.float64).view(-1, 1, 1)  # [T] -> [T, B=1, 1]
+    s, v_t, h = neuron_multistep(x, params, return_membrane=True)
+    return s.flatten().tolist(), h.flatten().tolist(), v_t.item()
+
+
+# LIF, decay 0.5, threshold 1, input X. h_t = 0.5 v_{t-1} + x_t, fire at h_t >= 1.
+#   t1: h = 0.6                      s=0 v=0.6
+#   t2: h = 0.3 + 0.6 = 0.9          s=0 v=0.9
+#   t3: h = 0.45 + 0.6 = 1.05        s=1  zero: v=0      subtract: v=0.05    none: v=1.05
+# zero:     t4: h = 0 + 1.2 = 1.2        s=1 v=0;       t5: h = 0          s=0 v=0
+# subtract: t4: h = 0.025 + 1.2 = 1.225  s=1 v=0.225;   t5: h = 0.1125     s=0 v=0.1125
+# none:     t4: h = 0.525 + 1.2 = 1.725  s=1 v=1.725;   t5: h = 0.8625     s=0 v=0.8625
+@pytest.mark.parametrize(
+    ("reset", "membrane", "v_final"),
+    [
+        ("zero", [0.6, 0.9, 1.05, 1.2, 0.0], 0.0),
+        ("subtract", [0.6, 0.9, 1.05, 1.225, 0.1125], 0.1125),
+        ("none", [0.6, 0.9, 1.05, 1.725, 0.8625], 0.8625),
+    ],
+)
+def test_lif_golden_trajectory(reset, membrane, v_final):
+    s, h, v_t = _run(NeuronParams(decay=0.5, threshold=1.0, reset=reset), X)
+    assert s == [0, 0, 1, 1, 0]
+    assert h == pytest.approx(membrane, abs=1e-12)
+    assert v_t == pytest.approx(v_final, abs=1e-12)
+
+
+def test_if_subtract_golden_with_tie():
+    # IF, threshold 1, subtract; dyadic inputs so every value is exact in binary.
+    #   h: 0.75 (s=0) | 0.75+0.5=1.25 (s=1, v=0.25) | 0.25+0.25=0.5 (s=0) | 0.5+1.5=2.0 (s=1, v=1.0)
+    #      | 1.0+0.0=1.0 -> exactly at threshold: fires (H(0) = 1), v=0.
+    s, h, v_t = _run(NeuronParams(decay=1.0, reset="subtract"), [0.75, 0.5, 0.25, 1.5, 0.0])
+    assert s == [0, 1, 0, 1, 1]
+    assert h == [0.75, 1.25, 0.5, 2.0, 1.0]
+    assert v_t == 0.0
+
+
+def test_step_equals_wu2019_eq5():
+    # wu2019 eq. 5-6: u_{t+1} = k u_t (1 - o_t) + I_{t+1}; o = 1[u >= Vth]. Written out independently.
+    torch.manual_seed(0)
+    x = torch.rand(20, 3, 4, dtype=torch.float64) * 0.8
+    k, th = 0.25, 0.75
+    u, o, us, os_ = torch.zeros(3, 4, dtype=torch.float64), torch.zeros(3, 4, dtype=torch.float64), [], []
+    for t in range(20):
+        u = k * u * (1 - o) + x[t]
+        o = (u >= th).double()
+        us.append(u)
+        os_.append(o)
+    s, _, h = neuron_multistep(x, NeuronParams(decay=k, threshold=th), return_membrane=True)
+    assert torch.equal(s, torch.stack(os_))
+    torch.testing.assert_close(h, torch.stack(us), rtol=0, atol=1e-12)
+    assert s.sum() > 5  # the comparison saw spikes
+
+
+def test_step_and_multistep_agree_and_v0():
+    x = torch.rand(6, 2, 3)
+    v0 = torch.rand(2, 3)
+    p = NeuronParams(decay=0.8, reset="subtract")
+    s_all, v_all = neuron_multistep(x, p, v0=v0)
+    v, spikes = v0, []
+    for t in range(6):
+        s, v = neuron_step(x[t], v, p)
+        spikes.append(s)
+    assert torch.equal(s_all, torch.stack(spikes)) and torch.equal(v_all, v)
+
+
+def _two_step_grads(**kw):
+    """Grad of L = s_1 + s_2 w.r.t. x_1, x_2 for an LIF (decay 0.5, th 1, rectangular a = 1)."""
+    x = torch.tensor(kw.pop("x"), dtype=torch.float64, requires_grad=True)
+    s, _ = neuron_multistep(x.view(2, 1), NeuronParams(decay=0.5, **kw))
+    s.sum().backward()
+    return x.grad.tolist()
+
+
+# Case A: x = (0.8, 0.7). h1 = 0.8 (s1=0, h(-0.2)=1); v1 = h1 (1 - s1); h2 = 0.5 v1 + 0.7 = 1.1 (s2=1,
+# h(0.1)=1). dL/dx2 = h(0.1) = 1. dL/dx1 = ds1/dh1 + ds2/dh2 * dh2/dv1 * dv1/dh1 with ds1/dh1 = 1:
+#   zero reset:  dv1/dh1 = 1 - s1 - h1 h(h1-1) = 1 - 0 - 0.8 = 0.2;  detached: 1 - s1 = 1
+#   dh2/dv1 = 0.5 (leak_grad) or 1 (leak in forward only)
+#   -> 1 + 0.5*0.2 = 1.1 | detach: 1 + 0.5 = 1.5 | no leak grad: 1 + 0.2 = 1.2 | both: 1 + 1 = 2
+#   subtract reset: dv1/dh1 = 1 - th h(h1-1) = 0 -> 1 + 0 = 1 | detached: dv1/dh1 = 1 -> 1.5
+# Case B: x = (1.2, 0.9). h1 = 1.2 (s1=1, h(0.2)=1), zero reset v1 = 0, h2 = 0.9 (s2=0, h(-0.1)=1).
+#   dL/dx1 = 1 + 0.5 * (1 - 1 - 1.2 * 1) = 0.4 | detached: 1 + 0.5 * (1 - 1) = 1
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({"x": [0.8, 0.7]}, [1.1, 1.0]),
+        ({"x": [0.8, 0.7], "detach_reset": True}, [1.5, 1.0]),
+        ({"x": [0.8, 0.7], "leak_grad": False}, [1.2, 1.0]),
+        ({"x": [0.8, 0.7], "leak_grad": False, "detach_reset": True}, [2.0, 1.0]),
+        ({"x": [0.8, 0.7], "reset": "subtract"}, [1.0, 1.0]),
+        ({"x": [0.8, 0.7], "reset": "subtract", "detach_reset": True}, [1.5, 1.0]),
+        ({"x": [1.2, 0.9]}, [0.4, 1.0]),
+        ({"x": [1.2, 0.9], "detach_reset": True}, [1.0, 1.0]),
+    ],
+)
+def test_bptt_two_steps_by_hand(kw, expected):
+    assert _two_step_grads(**kw) == pytest.approx(expected, abs=1e-12)
+
+
+def test_leak_grad_false_keeps_forward_exact():
+    x = torch.rand(10, 4, 5)
+    a = neuron_multistep(x, NeuronParams(decay=0.7, threshold=0.5), return_membrane=True)
+    b = neuron_multistep(x, NeuronParams(decay=0.7, threshold=0.5, leak_grad=False), return_membrane=True)
+    assert all(torch.equal(u, w) for u, w in zip(a, b))
+
+
+def test_membrane_readout_by_hand():
+    # decay 0.5: v = 1, 0.5*1 + 2 = 2.5, 0.5*2.5 - 1 = 0.25; decay 1: cumulative sums 1, 3, 2.
+    x = torch.tensor([1.0, 2.0, -1.0]).view(3, 1, 1)
+    assert membrane_readout(x, 0.5).flatten().tolist() == [1.0, 2.5, 0.25]
+    assert membrane_readout(x).flatten().tolist() == [1.0, 3.0, 2.0]
+
+
+def test_modules_are_stateless_and_repr():
+    lif = LIF(decay=0.5)
+    x = torch.tensor(X).view(5, 1, 1)
+    first, second = lif(x), lif(x)  # a second call starts from v = 0 again
+    assert torch.equal(first, second) and first.flatten().tolist() == [0, 0, 1, 1, 0]
+    assert repr(lif) == "LIF(decay=0.5, threshold=1, reset='zero', surrogate=rectangular(a=1))"
+    r = repr(IF(threshold=0.75, reset="subtract", surrogate="arctan", surrogate_args={"alpha": 3}))
+    assert r == "IF(decay=1, threshold=0.75, reset='subtract', surrogate=arctan(alpha=3))"
+    assert "leak_grad=False" in repr(LIF(0.9, leak_grad=False))
+    assert lif.with_threshold(2.0).params.threshold == 2.0
+    assert copy.deepcopy(lif).params == lif.params and pickle.loads(pickle.dumps(lif)).params == lif.params
+
+
+def test_module_backward_shapes():
+    x = torch.randn(4, 2, 3, 5, 5, requires_grad=True)  # [T, B, C, H, W]
+    s = LIF(decay=0.9, threshold=0.3, surrogate="sigmoid")(x)
+    assert s.shape == x.shape
+    s.sum().backward()
+    assert x.grad.shape == x.shape and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"decay": 0.0}, r"decay=0.0 is outside \(0, 1\]"),
+        ({"decay": 1.5}, r"decay=1.5 is outside \(0, 1\]"),
+        ({"threshold": 0.0}, "threshold=0.0 must be a finite number > 0"),
+        ({"threshold": -1.0}, "threshold=-1.0 must be"),
+        ({"reset": "hard"}, "unknown reset 'hard'; valid: none, subtract, zero"),
+        ({"surrogate": "box"}, "unknown surrogate 'box'"),
+        ({"surrogate_args": {"k": 2}}, "unknown parameter 'k' for surrogate 'rectangular'"),
+    ],
+)
+def test_params_validation(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        NeuronParams(**kw)
+
+
+def test_shape_validation():
+    p = NeuronParams()
+    with pytest.raises(ConfigError, match=r"time-first \[T, B, ...\]"):
+        neuron_multistep(torch.zeros(5), p)
+    with pytest.raises(ConfigError, match="initial membrane shape"):
+        neuron_multistep(torch.zeros(5, 2, 3), p, v0=torch.zeros(2, 4))
+    with pytest.raises(ConfigError, match="membrane shape"):
+        neuron_step(torch.zeros(2, 3), torch.zeros(3, 2), p)
+    with pytest.raises(ConfigError, match="readout decay"):
+        membrane_readout(torch.zeros(3, 1), decay=0.0)
+
+
+def test_params_frozen_and_hashable():
+    p = NeuronParams(decay=0.5, surrogate_args={"a": 0.5})
+    with pytest.raises(AttributeError):
+        p.decay = 0.9
+    assert hash(p) == hash(NeuronParams(decay=0.5, surrogate_args={"a": 0.5}))
