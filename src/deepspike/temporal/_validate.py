@@ -1,0 +1,69 @@
+"""Argument checks shared by the closed-form TTFS solvers (errors a user can cause)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from deepspike.errors import ConfigError, unknown_choice
+
+KERNELS = ("exp", "relpsp")
+BACKENDS = ("auto", "numba", "torch")
+
+
+def check_neuron_params(kernel: str, theta: float, tau: float) -> None:
+    """Raise ``ConfigError`` unless ``kernel`` is known and ``theta``, ``tau`` are finite and positive."""
+    if kernel not in KERNELS:
+        raise unknown_choice("TTFS kernel", kernel, KERNELS)
+    if not (math.isfinite(theta) and theta > 0):
+        raise ConfigError(f"TTFS threshold theta must be finite and > 0, got {theta!r}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ConfigError(f"TTFS time constant tau must be finite and > 0, got {tau!r}")
+
+
+def check_backend(backend: str) -> None:
+    """Raise ``ConfigError`` unless ``backend`` is one of ``auto``, ``numba``, ``torch``."""
+    if backend not in BACKENDS:
+        raise unknown_choice("TTFS backend", backend, BACKENDS)
+
+
+def check_times(t_in: torch.Tensor, ndim: int, what: str) -> None:
+    """Spike times must be a floating tensor of rank ``ndim`` without NaN or -inf (+inf = no spike)."""
+    if not torch.is_tensor(t_in) or not t_in.is_floating_point():
+        raise ConfigError(f"{what}: spike times must be a floating-point tensor, got {type(t_in).__name__}")
+    if t_in.dim() != ndim:
+        raise ConfigError(f"{what}: spike times must have {ndim} dims, got shape {tuple(t_in.shape)}")
+    if torch.isnan(t_in).any() or torch.isneginf(t_in).any():
+        raise ConfigError(f"{what}: spike times contain NaN or -inf; use +inf for 'no spike'")
+
+
+def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, what: str) -> None:
+    """Weights must be finite, floating, of rank ``ndim``, with ``fan_in`` matching the input."""
+    if not torch.is_tensor(weight) or not weight.is_floating_point() or weight.dim() != ndim:
+        raise ConfigError(f"{what}: weight must be a floating tensor {shape_hint}, got {tuple(weight.shape)}")
+    if weight.shape[1] != fan_in:
+        raise ConfigError(
+            f"{what}: weight {tuple(weight.shape)} does not match {fan_in} input channels/features"
+        )
+    if not torch.isfinite(weight).all():
+        raise ConfigError(f"{what}: weight contains NaN or inf")
+
+
+def check_bias(bias: torch.Tensor | None, n_out: int, what: str) -> None:
+    """A bias (weight of an extra input spike at t = 0) must be a finite vector of length ``n_out``."""
+    if bias is None:
+        return
+    if not torch.is_tensor(bias) or bias.shape != (n_out,):
+        raise ConfigError(f"{what}: bias must have shape ({n_out},), got {tuple(getattr(bias, 'shape', ()))}")
+    if not torch.isfinite(bias).all():
+        raise ConfigError(f"{what}: bias contains NaN or inf")
+
+
+def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """Turn an int or a pair into a pair of ints; ``ConfigError`` when not one of those."""
+    if isinstance(value, int):
+        value = (value, value)
+    if len(value) != 2 or not all(isinstance(v, int) for v in value):
+        raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(value[0]), int(value[1])

@@ -1,0 +1,60 @@
+"""``torch.autograd.Function`` of the closed-form TTFS layer (exact gradients, nothing B x M x N saved).
+
+Forward returns the first spike times ``t_out`` [B, O, H', W']. Saved for backward: the inputs, the
+parameters, ``t_out`` and the slope ``D`` [B, O, H', W'] (the causal-set denominator). Backward recomputes
+the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``t_out`` adds nothing to
+``V(t_out)``) and evaluates the gradient formulas of ``deepspike.temporal.gradients`` chunk-wise.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.temporal import backend_numba, backend_torch
+from deepspike.temporal.kernels_numba import HAVE_NUMBA
+
+
+def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
+    """``auto`` -> ``numba`` for CPU tensors when numba is installed, else ``torch``."""
+    if backend == "auto":
+        return "numba" if (HAVE_NUMBA and t_in.device.type == "cpu") else "torch"
+    if backend == "numba" and not HAVE_NUMBA:
+        raise ConfigError("TTFS backend 'numba' requested but numba is not installed; use backend='torch'")
+    if backend == "numba" and t_in.device.type != "cpu":
+        raise ConfigError(f"TTFS backend 'numba' runs on CPU tensors only, got device {t_in.device}")
+    return backend
+
+
+class SpikeTimeConv(torch.autograd.Function):
+    """Closed-form first-spike times of a conv TTFS layer; dense layers are the 1x1-image case."""
+
+    @staticmethod
+    def forward(ctx, t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements):
+        impl = backend_numba if backend == "numba" else backend_torch
+        t_out, slope = impl.forward(
+            t_in.detach(), weight.detach(), None if bias is None else bias.detach(), stride, padding,
+            kernel, theta, tau, chunk_elements,
+        )
+        t_out = t_out.to(t_in.dtype)
+        ctx.save_for_backward(t_in, weight, bias, t_out, slope.to(t_in.dtype))
+        ctx.conf = (stride, padding, kernel, tau, backend, chunk_elements)
+        return t_out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        t_in, weight, bias, t_out, slope = ctx.saved_tensors
+        stride, padding, kernel, tau, backend, chunk_elements = ctx.conf
+        impl = backend_torch
+        if backend == "numba" and (kernel != "exp" or backend_numba.span_ok(t_in, t_out, tau)):
+            impl = backend_numba
+        with torch.no_grad():
+            grad_t, grad_w, grad_b = impl.backward(
+                t_in.detach(), weight.detach().to(t_in.dtype),
+                None if bias is None else bias.detach().to(t_in.dtype),
+                stride, padding, kernel, tau, t_out, slope, grad_out.contiguous(), chunk_elements,
+            )
+        grad_w = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_b = grad_b.to(bias.dtype) if (bias is not None and ctx.needs_input_grad[2]) else None
+        grad_t = grad_t if ctx.needs_input_grad[0] else None
+        return grad_t, grad_w, grad_b, None, None, None, None, None, None, None

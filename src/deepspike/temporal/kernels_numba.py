@@ -1,0 +1,283 @@
+"""Numba CPU kernels: event-sweep forward and masked backward of the closed-form TTFS layer.
+
+Forward (per sample, parallel over the batch): sort the sample's input spikes ONCE (shared by every output
+neuron and every receptive field), then sweep them in time order (simultaneous inputs one after the other:
+an input arriving at ``t_g`` adds nothing to ``V(t_g)``, so checking before each of them equals checking
+before the whole tie group). Each output keeps the running sums of
+its causal set, ``a = sum w`` and ``s = sum w x`` with ``x = exp((t - ref)/tau)`` (exp kernel, the z domain
+of zhou2021 relative to a moving reference ``ref``) or ``x = t - ref`` (relpsp). When an input arrives
+at time ``t_g``, every output it reaches first checks whether its membrane
+reached theta by ``t_g`` (``a x_g - s >= theta x_g`` resp. ``a x_g - s >= theta``: the end of its
+inter-input interval); if so it fires at ``ref + tau log(s/(a - theta))`` resp. ``ref + (theta + s)/a``
+and is frozen (``a = -inf``). Then the inputs are added. After the last input, ``a > theta`` (exp) /
+``a > 0`` (relpsp) means a spike after it. ``ref`` moves forward whenever ``x`` would exceed e^30, so the
+exp kernel never overflows. The inner loops run over the contiguous output-channel axis.
+
+Backward (parallel over thread-blocks of the batch, a private weight-gradient buffer per thread): for every
+input and every output it reaches, mask ``t_i < t_out`` and accumulate the dense formulas of
+``deepspike.temporal.gradients`` in a separable form (``e_i = z_i / Z_out``).
+
+Peak temporary memory per thread: one sample's sort order (C*H*W ints) + 2 * O*H'*W' floats (forward);
+weight-sized gradient buffer per thread (backward). Nothing of size B x O x positions x fan_in exists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:
+    import numba
+    from numba import njit, prange
+
+    HAVE_NUMBA = True
+except ImportError:  # numba is the optional "fast" extra
+    numba = None
+    HAVE_NUMBA = False
+
+RESCALE_AT = 30.0  # move the exp reference when (t - ref)/tau exceeds this
+
+
+def _identity_decorator(*args, **kwargs):
+    if args and callable(args[0]):
+        return args[0]
+    return lambda f: f
+
+
+if not HAVE_NUMBA:
+    njit = _identity_decorator
+    prange = range
+
+
+# fast-math without nnan/ninf: the kernels rely on inf (no spike, frozen outputs) and NaN comparisons
+_FLAGS = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz", "arcp"})
+
+
+@njit(inline="always", **_FLAGS)
+def _cast(buf, value):
+    """Return ``value`` converted to the dtype of the 1-element array ``buf`` (float32 loops stay float32)."""
+    buf[0] = value
+    return buf[0]
+
+
+@njit(inline="always", **_FLAGS)
+def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, tau):
+    """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` with
+    weights ``w[j0 .. j0+length]``: every slot whose membrane reached theta by ``tg``
+    (``a x - s >= thx``) fires and is frozen (``a = -inf``, stays -inf), then all add the input.
+    Returns #fired.
+
+    Adding an input at ``tg`` leaves ``V(tg)`` unchanged, so inputs of a tie group can be checked and
+    added one after the other: the check equals the check before the whole group.
+    """
+    aa = a[i0 : i0 + length]  # slices: range-indexed loops over them vectorise
+    ss = s[i0 : i0 + length]
+    ww = w[j0 : j0 + length]
+    cnt = 0
+    for k in range(length):  # vectorised count; firing is rare
+        if aa[k] * x - ss[k] >= thx:
+            cnt += 1
+    if cnt > 0:
+        tt = t_o[i0 : i0 + length]
+        dd = sl[i0 : i0 + length]
+        for k in range(length):
+            ak = aa[k]
+            sk = ss[k]
+            if ak * x - sk >= thx:
+                if is_exp:
+                    ratio = sk / (ak - theta)
+                    t = tg
+                    if ratio > 0.0 and ratio < np.inf:
+                        t = min(ref + tau * math.log(ratio), tg)
+                    dd[k] = ak - theta
+                else:
+                    t = min(ref + (theta + sk) / ak, tg)
+                    dd[k] = ak
+                tt[k] = t
+                aa[k] = -np.inf
+    for k in range(length):  # vectorised add
+        aa[k] += ww[k]
+        ss[k] += ww[k] * x
+    return cnt
+
+
+@njit(parallel=True, **_FLAGS)
+def forward_kernel(t_in, w_r, bias, use_bias, kh, kw, sh, sw, ph, pw, n_ho, n_wo, is_exp, theta, tau,
+                   t_out, slope):
+    """Event sweep. t_in [B, C, H, W]; w_r [C*kh*kw*O] weights in layout [C, kh, kw reversed, O];
+    bias [O]; t_out, slope [B, Ho*Wo*O] (pre-filled with +inf and 0) receive spike times and slopes D.
+    State slot of output (oy, ox, o) is ``(oy*Wo + ox)*O + o``, so with stride 1 the outputs one input
+    reaches in one kernel row form ONE contiguous run, matching a contiguous run of ``w_r``."""
+    n_b, n_c, n_h, n_w = t_in.shape
+    n_o = bias.shape[0]
+    hw = n_h * n_w
+    n_pos = n_ho * n_wo
+    for b in prange(n_b):
+        buf = np.empty(1, dtype=t_in.dtype)
+        flat = t_in[b].ravel()  # [C*H*W]
+        order = np.argsort(flat)
+        n_fin = 0
+        while n_fin < flat.size and flat[order[n_fin]] < np.inf:
+            n_fin += 1
+        first = flat[order[0]] if n_fin > 0 else np.inf
+        if use_bias:
+            first = min(first, 0.0)
+        if first == np.inf:
+            continue
+        a = np.zeros(n_pos * n_o, dtype=t_in.dtype)
+        s = np.zeros(n_pos * n_o, dtype=t_in.dtype)
+        t_o = t_out[b]
+        sl = slope[b]
+        remaining = n_pos * n_o
+        ref = first
+        j = 0
+        bias_pending = use_bias
+        while (j < n_fin or bias_pending) and remaining > 0:
+            with_bias = bias_pending and (j >= n_fin or flat[order[j]] >= 0.0)
+            if with_bias:
+                tg = 0.0
+                j_end = j
+            else:
+                tg = flat[order[j]]
+                j_end = j + 1
+            if is_exp:
+                if (tg - ref) / tau > RESCALE_AT:
+                    s *= _cast(buf, math.exp(-(tg - ref) / tau))
+                    ref = tg
+                x = _cast(buf, math.exp((tg - ref) / tau))
+                thx = _cast(buf, theta * x)
+            else:
+                x = _cast(buf, tg - ref)
+                thx = _cast(buf, theta)
+            if with_bias:
+                for pos in range(n_pos):
+                    remaining -= _fire_add(a, s, t_o, sl, pos * n_o, bias, 0, n_o, x, thx, tg, ref,
+                                           is_exp, theta, tau)
+                bias_pending = False
+            else:
+                idx = order[j]
+                c = idx // hw
+                iy = (idx % hw) // n_w
+                ix = idx % n_w
+                for ky in range(kh):
+                    ny = iy + ph - ky
+                    if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+                        continue
+                    oy = ny // sh
+                    row0 = (c * kh + ky) * kw
+                    if sw == 1:  # ox = ix + pw - kw + 1 + kr for reversed kernel column kr
+                        base = ix + pw - kw + 1
+                        kr0 = max(0, -base)
+                        kr1 = min(kw, n_wo - base)
+                        if kr1 > kr0:
+                            remaining -= _fire_add(
+                                a, s, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
+                                (kr1 - kr0) * n_o, x, thx, tg, ref, is_exp, theta, tau,
+                            )
+                    else:
+                        for kx in range(kw):
+                            nx = ix + pw - kx
+                            if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
+                                continue
+                            remaining -= _fire_add(
+                                a, s, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r,
+                                (row0 + kw - 1 - kx) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau,
+                            )
+            j = j_end
+        if remaining == 0:
+            continue
+        for i in range(n_pos * n_o):  # spikes after an output's last input: V(inf) = a > theta / slope a > 0
+            ai = a[i]
+            if is_exp and ai > theta:
+                ratio = s[i] / (ai - theta)
+                if ratio > 0.0 and ratio < np.inf:
+                    t_o[i] = ref + tau * math.log(ratio)
+                    sl[i] = ai - theta
+            elif (not is_exp) and ai > 0.0:
+                t_o[i] = ref + (theta + s[i]) / ai
+                sl[i] = ai
+
+
+@njit(inline="always", **_FLAGS)
+def _masked_vjp(t, to, p, q, i0, w, gw, j0, length, xi, zero):
+    """Slots ``i0..i0+length`` with weights/grad rows ``j0..``: returns ``sum_mask p w`` and adds
+    ``x_i p - q`` to ``gw`` where ``t < t_out``."""
+    too = to[i0 : i0 + length]  # slices: range-indexed loops over them vectorise
+    pp = p[i0 : i0 + length]
+    qq = q[i0 : i0 + length]
+    ww = w[j0 : j0 + length]
+    gg = gw[j0 : j0 + length]
+    acc = zero
+    for k in range(length):
+        m = t < too[k]
+        acc += pp[k] * ww[k] if m else zero
+        gg[k] += (xi * pp[k] - qq[k]) if m else zero
+    return acc
+
+
+@njit(parallel=True, **_FLAGS)
+def backward_kernel(t_in, w_r, t_out, p, q, ref, is_exp, tau, kh, kw, sh, sw, ph, pw, n_ho, n_wo,
+                    grad_t, grad_w_part):
+    """Masked backward. t_in, grad_t [B, C, H, W]; w_r [C*kh*kw*O] (layout of ``forward_kernel``);
+    t_out, p, q [B, Ho*Wo*O]; ref [B]; grad_w_part [T, C*kh*kw*O] (zeros, layout of w_r) gets one
+    partial weight gradient per thread block.
+
+    For input i and output o with ``t_i < t_out[o]``: ``grad_t[i] += y_i * p[o] * w[o]`` and
+    ``grad_w[o] += x_i * p[o] - q[o]``, with ``x_i = tau z_i, y_i = z_i`` (exp, ``z_i = exp((t_i-ref)/tau)``)
+    or ``x_i = t_i, y_i = 1`` (relpsp); the caller sets p, q so that these are the exact gradients.
+    """
+    n_b, n_c, n_h, n_w = t_in.shape
+    n_o = t_out.shape[1] // (n_ho * n_wo)
+    n_part = grad_w_part.shape[0]
+    for part in prange(n_part):
+        buf = np.empty(1, dtype=t_in.dtype)
+        zero = _cast(buf, 0.0)
+        gw = grad_w_part[part]
+        for b in range(part * n_b // n_part, (part + 1) * n_b // n_part):
+            to = t_out[b]
+            pp = p[b]
+            qq = q[b]
+            for c in range(n_c):
+                for iy in range(n_h):
+                    for ix in range(n_w):
+                        t = t_in[b, c, iy, ix]
+                        if not t < np.inf:
+                            continue
+                        if is_exp:
+                            y = _cast(buf, math.exp((t - ref[b]) / tau))
+                            xi = _cast(buf, tau * y)
+                        else:
+                            y = _cast(buf, 1.0)
+                            xi = _cast(buf, t)
+                        acc = zero
+                        for ky in range(kh):
+                            ny = iy + ph - ky
+                            if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+                                continue
+                            oy = ny // sh
+                            row0 = (c * kh + ky) * kw
+                            if sw == 1:
+                                base = ix + pw - kw + 1
+                                kr0 = max(0, -base)
+                                kr1 = min(kw, n_wo - base)
+                                if kr1 > kr0:
+                                    acc += _masked_vjp(
+                                        t, to, pp, qq, (oy * n_wo + base + kr0) * n_o, w_r, gw,
+                                        (row0 + kr0) * n_o, (kr1 - kr0) * n_o, xi, zero,
+                                    )
+                            else:
+                                for kx in range(kw):
+                                    nx = ix + pw - kx
+                                    if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
+                                        continue
+                                    acc += _masked_vjp(
+                                        t, to, pp, qq, (oy * n_wo + nx // sw) * n_o, w_r, gw,
+                                        (row0 + kw - 1 - kx) * n_o, n_o, xi, zero,
+                                    )
+                        grad_t[b, c, iy, ix] = y * acc
+
+
+def num_threads() -> int:
+    """Number of numba worker threads (1 without numba)."""
+    return numba.get_num_threads() if HAVE_NUMBA else 1

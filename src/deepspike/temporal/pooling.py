@@ -1,0 +1,81 @@
+"""Pooling of spike times.
+
+* ``max_pool_times``: the max-pooling of zhou2021 (sec. 3.3, "e^{t_j/tau} = min_i e^{t_i/tau}"): the output
+  spikes with the EARLIEST input of its window, ``t_out = min_window t_i`` (the large activation of a
+  TTFS code is the early spike). zhou2021's released code keeps the latest spike, which is a bug.
+  Padding is "no spike" (+inf), so it never wins.
+* ``avg_pool_times``: zhou2021's average pooling, "realized by letting w_ji = theta/(N - 1) for N inputs":
+  an ordinary TTFS neuron (``spike_times`` with the layer's kernel) whose N window inputs all carry the fixed
+  weight ``theta/(N-1)``. For the exp kernel no k < N inputs reach ``k theta/(N-1) > theta``, so the neuron
+  fires only after all N inputs, at ``exp(t_out/tau) = sum_i exp(t_i/tau)``, i.e.
+  ``t_out = tau * logsumexp(t/tau) = tau log N + tau log(mean_i e^{t_i/tau})`` (the mean in the z domain,
+  delayed by ``tau log N``); one silent input silences the output. For relpsp the same neuron gives
+  ``t_out = ((N-1) + sum_C t_i)/|C|`` over its causal set. The result is independent of theta.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from deepspike.errors import ConfigError
+from deepspike.temporal import _validate as v
+from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
+from deepspike.temporal.conv import spike_times_conv2d
+
+
+def max_pool_times(
+    t_in: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> torch.Tensor:
+    """Earliest spike of each window: ``t_out[b, c, y, x] = min_window t_in``; [B, C, H, W] -> [B, C, H', W'].
+
+    The gradient flows to the earliest input (``dt_out/dt_i = 1`` for the argmin, 0 otherwise).
+    """
+    v.check_times(t_in, 4, "max_pool_times")
+    k = v.pair(kernel_size, "kernel_size")
+    s = k if stride is None else v.pair(stride, "stride")
+    p = v.pair(padding, "padding")
+    # min t = -max(-t); max_pool2d pads with -inf, i.e. +inf = no spike for the times
+    return -F.max_pool2d(-t_in, k, s, p)
+
+
+def avg_pool_times(
+    t_in: torch.Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    kernel: str = "exp",
+    theta: float = 1.0,
+    tau: float = 1.0,
+    backend: str = "auto",
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> torch.Tensor:
+    """zhou2021's average pooling: a TTFS neuron per channel and window with weights ``theta/(N-1)``.
+
+    Args:
+        t_in: [B, C, H, W] spike times; kernel_size: window (N = kh*kw >= 2 inputs); stride: default window.
+    Returns:
+        [B, C, H', W'] spike times. exp: evaluated in its closed form ``tau * logsumexp(t_window / tau)``
+        (+inf if a window input is silent); relpsp: ``spike_times_conv2d`` with the fixed weights.
+    """
+    v.check_neuron_params(kernel, theta, tau)
+    v.check_times(t_in, 4, "avg_pool_times")
+    kh, kw = v.pair(kernel_size, "kernel_size")
+    s = (kh, kw) if stride is None else v.pair(stride, "stride")
+    n = kh * kw
+    if n < 2:
+        raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
+    b, c, h, w = t_in.shape
+    if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
+        cols = F.unfold(t_in.reshape(b * c, 1, h, w), (kh, kw), stride=s)  # [B*C, N, L]
+        silent = torch.isinf(cols).any(1)  # [B*C, L]
+        lse = tau * torch.logsumexp(torch.where(torch.isinf(cols), torch.zeros_like(cols), cols) / tau, dim=1)
+        out = torch.where(silent, torch.full_like(lse, float("inf")), lse)
+        ho, wo = (h - kh) // s[0] + 1, (w - kw) // s[1] + 1
+        return out.reshape(b, c, ho, wo)  # [B*C, L] -> [B, C, H', W']
+    t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
+    weight = torch.full((1, 1, kh, kw), theta / (n - 1), dtype=t_in.dtype)
+    out = spike_times_conv2d(
+        t_flat, weight, None, s, 0, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
+    )
+    return out.reshape(b, c, out.shape[2], out.shape[3])  # [B*C, 1, H', W'] -> [B, C, H', W']

@@ -1,0 +1,246 @@
+"""Reference simulator: integrates the ACTUAL membrane equations of a feed-forward TTFS network.
+
+It never uses the closed-form causal set. Every neuron is a non-leaky IF neuron that fires once, at the
+first time its membrane reaches ``theta``, with state ``(V, I)``:
+
+* ``exp``:    ``dV/dt = I``, ``dI/dt = -I/tau``; an input spike of weight w makes ``I += w/tau``
+  (synaptic current ``g(t) = exp(-t/tau)/tau``, zhou2021 eq. 1 with b = 0).
+  Between events ``I(t0+h) = I0 e^{-h/tau}``, ``V(t0+h) = V0 + tau I0 (1 - e^{-h/tau})``.
+* ``relpsp``: ``dV/dt = I``, ``dI/dt = 0``; an input spike makes ``I += w`` (zhang2021 eq. 8-9).
+
+``method="event"``: event by event (inputs sorted; simultaneous inputs enter together), the crossing
+inside each inter-event interval is solved on the true V(t) of that interval (V is monotone there).
+``method="stepped"``: dense time grid, explicit Euler ``V += dt I``, ``I *= 1 - dt/tau`` (exp); input
+spikes are applied at the first grid time >= their time and a spike is reported at the first grid time
+with ``V >= theta``: a second reference, accurate to O(dt).
+
+Layers are given explicitly (numpy/torch weights): ``Dense(weight [M, N], bias)``, ``Conv(weight
+[O, C, kh, kw], bias, stride, padding)`` (padding = no input), ``MaxPool(k, stride)`` (earliest spike) and
+``AvgPool(k, stride)`` (zhou2021: a neuron with weights theta/(N-1)). A bias is an input spike at t = 0.
+Dense and conv layers are turned into explicit connection matrices by plain loops. Float64, slow, simple.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepspike.errors import ConfigError, unknown_choice
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Fully connected layer: weight [M, N], optional bias [M]."""
+
+    weight: object
+    bias: object = None
+
+
+@dataclass(frozen=True)
+class Conv:
+    """Convolution: weight [O, C, kh, kw], optional bias [O], square stride and padding."""
+
+    weight: object
+    bias: object = None
+    stride: int = 1
+    padding: int = 0
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Earliest spike of each k x k window (stride defaults to k)."""
+
+    kernel_size: int
+    stride: int | None = None
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """zhou2021 average pooling: a neuron per window with all weights theta/(N - 1), N = k*k."""
+
+    kernel_size: int
+    stride: int | None = None
+
+
+def _np(x):
+    if x is None:
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _conv_matrix(weight, bias, stride, padding, in_shape):
+    """Explicit connection matrix of a conv layer: W [O*Ho*Wo, C*H*W], bias [O*Ho*Wo], out shape."""
+    o_n, c_n, kh, kw = weight.shape
+    c_in, h, w = in_shape
+    if c_in != c_n:
+        raise ConfigError(f"simulate: conv expects {c_n} input channels, got {c_in}")
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    mat = np.zeros((o_n * ho * wo, c_n * h * w))
+    b = np.zeros(o_n * ho * wo) if bias is None else np.repeat(bias, ho * wo)
+    for o in range(o_n):
+        for oy in range(ho):
+            for ox in range(wo):
+                row = (o * ho + oy) * wo + ox
+                for c in range(c_n):
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride + ky - padding, ox * stride + kx - padding
+                            if 0 <= iy < h and 0 <= ix < w:  # outside = padding = no input
+                                mat[row, (c * h + iy) * w + ix] += weight[o, c, ky, kx]
+    return mat, b, (o_n, ho, wo)
+
+
+def _pool_windows(k, stride, in_shape):
+    """List of (output index, input indices) of k x k windows per channel; out shape."""
+    c_n, h, w = in_shape
+    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    windows = []
+    for c in range(c_n):
+        for oy in range(ho):
+            for ox in range(wo):
+                idx = [
+                    (c * h + oy * stride + ky) * w + ox * stride + kx for ky in range(k) for kx in range(k)
+                ]
+                windows.append(((c * ho + oy) * wo + ox, idx))
+    return windows, (c_n, ho, wo)
+
+
+def neuron_first_spike(times, weights, kernel="exp", theta=1.0, tau=1.0):
+    """First threshold crossing of one neuron, event by event. times, weights: [n] (inf = no spike)."""
+    fin = np.isfinite(times)
+    times, weights = times[fin], weights[fin]
+    order = np.argsort(times, kind="stable")
+    times, weights = times[order], weights[order]
+    v, cur, t0 = 0.0, 0.0, -math.inf
+    k = 0
+    while True:
+        t1 = times[k] if k < len(times) else math.inf
+        if t0 > -math.inf:
+            t_cross = _crossing(v, cur, t0, t1, kernel, theta, tau)
+            if t_cross is not None:
+                return t_cross
+            if t1 == math.inf:
+                return math.inf
+            v, cur = _advance(v, cur, t1 - t0, kernel, tau)
+        elif t1 == math.inf:
+            return math.inf
+        w_sum = 0.0
+        while k < len(times) and times[k] == t1:  # simultaneous inputs enter together
+            w_sum += weights[k]
+            k += 1
+        cur += w_sum / tau if kernel == "exp" else w_sum
+        t0 = t1
+
+
+def _advance(v, cur, h, kernel, tau):
+    if kernel == "exp":
+        decay = math.exp(-h / tau)
+        return v + tau * cur * (1.0 - decay), cur * decay
+    return v + cur * h, cur
+
+
+def _crossing(v, cur, t0, t1, kernel, theta, tau):
+    """Time in [t0, t1] where V first reaches theta, or None (V is monotone within the interval)."""
+    if cur <= 0.0:
+        return None
+    if kernel == "exp":
+        gap = (theta - v) / (tau * cur)  # need 1 - e^{-h/tau} = gap < 1
+        if gap >= 1.0:
+            return None
+        t = t0 - tau * math.log1p(-gap)
+    else:
+        t = t0 + (theta - v) / cur
+    return t if t <= t1 else None
+
+
+def _stepped_layer(t_in, mat, bias, kernel, theta, tau, dt, t_max):
+    """Euler time-stepped layer: t_in [B, N] -> [B, M] (first grid time with V >= theta)."""
+    bsz = t_in.shape[0]
+    n_steps = int(math.ceil(t_max / dt)) + 1
+    arrival = np.where(np.isfinite(t_in), np.ceil(np.where(np.isfinite(t_in), t_in, 0) / dt - 1e-9), -1)
+    v = np.zeros((bsz, mat.shape[0]))
+    cur = np.zeros_like(v)
+    t_out = np.full_like(v, math.inf)
+    scale = 1.0 / tau if kernel == "exp" else 1.0
+    for k in range(n_steps):
+        spikes = (arrival == k).astype(np.float64)  # [B, N] inputs arriving at grid time k*dt
+        drive = spikes @ mat.T
+        if k == 0:
+            drive = drive + bias
+        cur += scale * drive
+        v += dt * cur
+        if kernel == "exp":
+            cur *= 1.0 - dt / tau
+        fire = (v >= theta) & np.isinf(t_out)
+        t_out[fire] = (k + 1) * dt
+    return t_out
+
+
+def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=1e-3, t_max=None,
+             return_all=False):
+    """Run a feed-forward TTFS network on input spike times with the true membrane equations.
+
+    Args:
+        t_in: [B, ...] input spike times (+inf = no spike); [B, C, H, W] before conv/pool layers.
+        layers: list of ``Dense``, ``Conv``, ``MaxPool``, ``AvgPool``.
+        method: ``event`` (exact, event-driven) or ``stepped`` (Euler, grid ``dt`` up to ``t_max``;
+            default ``t_max`` = latest finite input + 20 tau; stepped inputs must be >= 0).
+    Returns:
+        float64 array of the last layer's spike times (+inf = no spike), or the list of every layer's
+        output when ``return_all``.
+    """
+    if kernel not in ("exp", "relpsp"):
+        raise unknown_choice("TTFS kernel", kernel, ("exp", "relpsp"))
+    if method not in ("event", "stepped"):
+        raise unknown_choice("simulation method", method, ("event", "stepped"))
+    t = _np(t_in)
+    if method == "stepped" and t_max is None:
+        fin = t[np.isfinite(t)]
+        t_max = (float(fin.max()) if fin.size else 0.0) + 20.0 * tau
+    outs = []
+    for layer in layers:
+        bsz, shape = t.shape[0], t.shape[1:]
+        flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
+        if isinstance(layer, (MaxPool, AvgPool)):
+            stride = layer.stride or layer.kernel_size
+            windows, out_shape = _pool_windows(layer.kernel_size, stride, shape)
+        if isinstance(layer, MaxPool):
+            out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
+            t = out.reshape((bsz,) + out_shape)
+            outs.append(t)
+            continue
+        if isinstance(layer, Dense):
+            mat, bias = _np(layer.weight), _np(layer.bias)
+            bias = np.zeros(mat.shape[0]) if bias is None else bias
+            has_bias, out_shape = layer.bias is not None, (mat.shape[0],)
+        elif isinstance(layer, Conv):
+            mat, bias, out_shape = _conv_matrix(_np(layer.weight), _np(layer.bias), layer.stride,
+                                                layer.padding, shape)
+            has_bias = layer.bias is not None
+        elif isinstance(layer, AvgPool):
+            n = layer.kernel_size**2
+            mat = np.zeros((len(windows), flat.shape[1]))
+            for row, idx in windows:
+                mat[row, idx] = theta / (n - 1)
+            bias, has_bias = np.zeros(len(windows)), False
+        else:
+            raise ConfigError(f"simulate: unknown layer {layer!r}; valid: Dense, Conv, MaxPool, AvgPool")
+        if mat.shape[1] != flat.shape[1]:
+            raise ConfigError(f"simulate: layer expects {mat.shape[1]} inputs, got {flat.shape[1]}")
+        if method == "stepped":
+            out = _stepped_layer(flat, mat, bias if has_bias else np.zeros_like(bias), kernel, theta, tau,
+                                 dt, t_max)
+        else:
+            out = np.empty((bsz, mat.shape[0]))
+            for b in range(bsz):
+                times = np.append(flat[b], 0.0) if has_bias else flat[b]  # bias = input spike at t = 0
+                for j in range(mat.shape[0]):
+                    weights = np.append(mat[j], bias[j]) if has_bias else mat[j]
+                    out[b, j] = neuron_first_spike(times, weights, kernel, theta, tau)
+        t = out.reshape((bsz,) + out_shape)
+        outs.append(t)
+    return outs if return_all else t

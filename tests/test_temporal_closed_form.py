@@ -1,0 +1,166 @@
+"""Closed-form TTFS spike times: hand-computed cases, backend agreement, chunking, errors."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.temporal import spike_times, spike_times_conv2d
+from deepspike.temporal.kernels_numba import HAVE_NUMBA
+
+INF = math.inf
+BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
+
+
+def st(t, w, bias=None, **kw):
+    t = torch.tensor([t], dtype=torch.float64)
+    w = torch.tensor([w], dtype=torch.float64)
+    b = None if bias is None else torch.tensor(bias, dtype=torch.float64)
+    return spike_times(t, w, b, **kw).item()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hand_computed_two_inputs(backend):
+    e = math.e
+    # exp, t = [0, 1], w = [0.5, 2]: prefix {0} has sum w = 0.5 <= theta -> no crossing;
+    # prefix {0, 1}: z = (0.5*1 + 2*e) / (2.5 - 1) = 3.9577 -> t = ln(3.9577) = 1.375665 >= 1.
+    assert st([0, 1], [0.5, 2], backend=backend) == pytest.approx(math.log((0.5 + 2 * e) / 1.5), rel=1e-12)
+    assert st([0, 1], [0.5, 2], backend=backend) == pytest.approx(1.375665348929181, rel=1e-12)
+    # exp, w = [2, 5]: prefix {0}: z = 2/(2-1) = 2 -> t = ln 2 = 0.693 < 1, fires before the 2nd input.
+    assert st([0, 1], [2, 5], backend=backend) == pytest.approx(math.log(2), rel=1e-12)
+    # relpsp, w = [0.5, 2]: prefix {0}: t = 1/0.5 = 2 > 1 invalid; prefix {0,1}: (1 + 0 + 2*1)/2.5 = 1.2.
+    assert st([0, 1], [0.5, 2], kernel="relpsp", backend=backend) == pytest.approx(1.2, rel=1e-12)
+    # relpsp, w = [2, 5]: prefix {0}: t = 1/2 = 0.5 <= 1 valid.
+    assert st([0, 1], [2, 5], kernel="relpsp", backend=backend) == pytest.approx(0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_negative_weights_first_crossing(backend):
+    # exp, w = [3, -10]: crosses at ln(3/2) = 0.405 before the inhibitory spike at t = 1 (V then falls).
+    assert st([0, 1], [3, -10], backend=backend) == pytest.approx(math.log(1.5), rel=1e-12)
+    # exp, w = [-1, 3]: prefix {0} has negative sum; prefix {0,1}: z = (-1 + 3e)/(2 - 1) -> t = 1.96779.
+    assert st([0, 1], [-1, 3], backend=backend) == pytest.approx(1.9677898174401003, rel=1e-12)
+    # relpsp, w = [2, -10] at [0, 1]: V = 2t reaches 1 at 0.5, before the inhibition.
+    assert st([0, 1], [2, -10], kernel="relpsp", backend=backend) == pytest.approx(0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_silent_bias_and_no_spike(backend):
+    # tie: both inputs at t = 1 enter together: z = 1.2 e / (1.2 - 1) = 6e -> t = 1 + ln 6.
+    assert st([1, 1], [0.6, 0.6], backend=backend) == pytest.approx(2.791759469228055, rel=1e-12)
+    # relpsp tie at t = 2 of +5 and -5 after 0.4 at t = 0: V = 0.4 t throughout -> 2.5 (not {0,+5}: 2.04)
+    assert st([0, 2, 2], [0.4, 5, -5], kernel="relpsp", backend=backend) == pytest.approx(2.5, rel=1e-12)
+    # a silent input never enters C, whatever its weight
+    assert st([INF, 0], [100, 2], backend=backend) == pytest.approx(math.log(2), rel=1e-12)
+    # bias = input spike at t = 0 with weight 1.5: alone z = 3 > e^1 invalid; with the t = 1 input
+    # (w = 0.5): z = (1.5 + 0.5 e)/(2 - 1) -> t = 1.050521.
+    assert st([1], [0.5], bias=[1.5], backend=backend) == pytest.approx(1.0505212000687338, rel=1e-12)
+    assert st([1, 0], [0.5, 1.5], backend=backend) == pytest.approx(1.0505212000687338, rel=1e-12)
+    # no spike: sum w = theta exactly (exp) / sums never positive (relpsp) / all silent
+    assert st([0, 1], [0.5, 0.5], backend=backend) == INF
+    assert st([0, 1], [-1, 0.5], kernel="relpsp", backend=backend) == INF
+    assert st([INF, INF], [5, 5], backend=backend) == INF
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_theta_tau_scaling(kernel):
+    # V(t) = sum w K((t - t_i)/tau) = theta  <=>  sum (w/theta) K(t/tau - t_i/tau) = 1 (exp: K = 1 - e^-x);
+    # relpsp: V = sum w (t - t_i): t_out(t, w, theta) = t_out(t, w/theta, 1).
+    g = torch.Generator().manual_seed(3)
+    t = torch.rand(8, 10, generator=g, dtype=torch.float64) * 3
+    w = torch.rand(6, 10, generator=g, dtype=torch.float64) * 0.6 - 0.1
+    if kernel == "exp":
+        a = spike_times(t, w, kernel=kernel, theta=0.5, tau=2.0)
+        b = 2.0 * spike_times(t / 2.0, w / 0.5, kernel=kernel)
+    else:
+        a = spike_times(t, w, kernel=kernel, theta=0.5)
+        b = spike_times(t, w / 0.5, kernel=kernel)
+    assert torch.isfinite(a).any()
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def random_case(seed, dtype, b=16, n=40, m=24, ties=True):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(b, n, generator=g, dtype=dtype) * 3
+    t[t > 2.5] = INF  # silent inputs
+    if ties:
+        t[:, 1] = t[:, 2]
+        t[:, 5] = torch.round(t[:, 5])
+    w = torch.randn(m, n, generator=g, dtype=dtype) * 0.3 + 0.08
+    bias = torch.randn(m, generator=g, dtype=dtype) * 0.5
+    return t, w, bias
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numba_equals_torch_dense(kernel, dtype):
+    t, w, bias = random_case(0, dtype)
+    a = spike_times(t, w, bias, kernel=kernel, backend="torch")
+    n = spike_times(t, w, bias, kernel=kernel, backend="numba")
+    assert 0.2 < torch.isfinite(a).double().mean() < 1.0
+    assert torch.equal(torch.isfinite(a), torch.isfinite(n))
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(a, n, rtol=tol, atol=tol)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 1), (1, 0), (2, 2)])
+def test_numba_equals_torch_conv(kernel, stride, padding):
+    g = torch.Generator().manual_seed(1)
+    t = torch.rand(3, 4, 9, 8, generator=g, dtype=torch.float64) * 2
+    t[t > 1.8] = INF
+    w = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64) * 0.3 + 0.1
+    bias = torch.randn(5, generator=g, dtype=torch.float64) * 0.3
+    a = spike_times_conv2d(t, w, bias, stride, padding, kernel=kernel, backend="torch")
+    n = spike_times_conv2d(t, w, bias, stride, padding, kernel=kernel, backend="numba")
+    assert a.shape == (3, 5, (9 + 2 * padding - 3) // stride + 1, (8 + 2 * padding - 3) // stride + 1)
+    assert torch.isfinite(a).any()
+    assert torch.equal(torch.isfinite(a), torch.isfinite(n))
+    torch.testing.assert_close(a, n, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_padding_is_no_spike():
+    # 1x1 input, 3x3 kernel, padding 1: only the centre tap sees a spike; zero padding must NOT act as
+    # spikes at t = 0 (those would fire the neuron at ln(9*1/(9-1)) with all-ones weights).
+    t = torch.tensor([[[[0.5]]]], dtype=torch.float64)
+    w = torch.ones(1, 1, 3, 3, dtype=torch.float64) * 2
+    out = spike_times_conv2d(t, w, padding=1)
+    assert out.item() == pytest.approx(0.5 + math.log(2), rel=1e-12)  # z = 2 e^0.5 / (2 - 1)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_chunking_gives_identical_results(kernel):
+    t, w, bias = random_case(2, torch.float64, b=9, n=17, m=11)
+    ref = spike_times(t, w, bias, kernel=kernel, backend="torch")
+    for chunk in (1, 7, 18, 200):
+        assert torch.equal(ref, spike_times(t, w, bias, kernel=kernel, backend="torch", chunk_elements=chunk))
+    ti = t[:, :16].reshape(9, 1, 4, 4)
+    wi = w[:, :16].reshape(11, 1, 4, 4)[:, :, :3, :3].contiguous()
+    ref = spike_times_conv2d(ti, wi, bias, padding=1, kernel=kernel, backend="torch")
+    for chunk in (1, 50, 1000):
+        out = spike_times_conv2d(
+            ti, wi, bias, padding=1, kernel=kernel, backend="torch", chunk_elements=chunk
+        )
+        assert torch.equal(ref, out)
+
+
+def test_user_errors():
+    t = torch.zeros(2, 3)
+    w = torch.ones(4, 3)
+    with pytest.raises(ConfigError, match="unknown TTFS kernel"):
+        spike_times(t, w, kernel="alpha")
+    with pytest.raises(ConfigError, match="theta"):
+        spike_times(t, w, theta=0.0)
+    with pytest.raises(ConfigError, match="does not match"):
+        spike_times(t, torch.ones(4, 5))
+    with pytest.raises(ConfigError, match="NaN"):
+        spike_times(torch.full((2, 3), math.nan), w)
+    with pytest.raises(ConfigError, match="bias"):
+        spike_times(t, w, bias=torch.ones(3))
+    with pytest.raises(ConfigError, match="backend"):
+        spike_times(t, w, backend="cuda")
+    with pytest.raises(ConfigError, match="larger than"):
+        spike_times_conv2d(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 3, 3))

@@ -1,0 +1,112 @@
+"""Exact gradients of the closed-form TTFS layers: hand formulas, gradcheck, backend agreement."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.temporal import spike_times, spike_times_conv2d
+from deepspike.temporal.kernels_numba import HAVE_NUMBA
+
+BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relpsp_gradients_match_zhang_eq_13_14(backend):
+    # t = [0, 1], w = [0.5, 2]: C = {0, 1}, sum_C w = 2.5, t_out = 1.2 (see test_temporal_closed_form).
+    # eq. 13: dt/dw_i = (t_i - t_out)/2.5 = [-0.48, -0.08]; eq. 14: dt/dt_i = w_i/2.5 = [0.2, 0.8].
+    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[0.5, 2.0]], dtype=torch.float64, requires_grad=True)
+    spike_times(t, w, kernel="relpsp", backend=backend).sum().backward()
+    torch.testing.assert_close(w.grad, torch.tensor([[-0.48, -0.08]], dtype=torch.float64))
+    torch.testing.assert_close(t.grad, torch.tensor([[0.2, 0.8]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exp_gradients_hand_computed(backend):
+    # one input at 0 with w = 2, bias b = 0.5 at t = 0 as well: t_out = ln((w + b)/(w + b - 1)) = ln(2.5/1.5);
+    # dt/dw = dt/db = 1/(w+b) - 1/(w+b-1) = 0.4 - 2/3; the input at 0 == the bias spike time.
+    # A later silent input and an input after the spike (t = 5) get zero gradient.
+    t = torch.tensor([[0.0, math.inf, 5.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[2.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    out = spike_times(t, w, b, backend=backend)
+    assert out.item() == pytest.approx(math.log(2.5 / 1.5), rel=1e-12)
+    out.sum().backward()
+    g = 0.4 - 2.0 / 3.0
+    torch.testing.assert_close(w.grad, torch.tensor([[g, 0.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(b.grad, torch.tensor([g], dtype=torch.float64))
+    # dt/dt_0 = w_0 e^{(0 - t_out)} / (sum_C w - 1) = 2 * 0.6 / 1.5 = 0.8
+    torch.testing.assert_close(t.grad, torch.tensor([[0.8, 0.0, 0.0]], dtype=torch.float64))
+
+
+def _dense_inputs(seed, kernel):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(2, 5, generator=g, dtype=torch.float64) * 2
+    t[0, 3] = math.inf
+    w = torch.rand(4, 5, generator=g, dtype=torch.float64) * 0.6 - 0.05
+    b = torch.rand(4, generator=g, dtype=torch.float64) * 0.3
+    return t.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+
+
+def _finite_sum(fn):
+    def f(*args):
+        out = fn(*args)
+        return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+    return f
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_gradcheck_dense(kernel, backend):
+    t, w, b = _dense_inputs(5, kernel)
+    out = spike_times(t, w, b, kernel=kernel, backend=backend)
+    assert torch.isfinite(out).double().mean() > 0.5
+    fn = _finite_sum(lambda t, w, b: spike_times(t, w, b, kernel=kernel, backend=backend))
+    assert torch.autograd.gradcheck(fn, (t, w, b), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0)])
+def test_gradcheck_conv(kernel, backend, stride, padding):
+    g = torch.Generator().manual_seed(7)
+    t = (torch.rand(1, 2, 4, 4, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    w = (torch.rand(2, 2, 3, 3, generator=g, dtype=torch.float64) * 0.3 - 0.03).requires_grad_()
+    b = (torch.rand(2, generator=g, dtype=torch.float64) * 0.2).requires_grad_()
+
+    def layer(t, w, b):
+        return spike_times_conv2d(t, w, b, stride, padding, kernel=kernel, backend=backend)
+
+    assert torch.isfinite(layer(t, w, b)).double().mean() > 0.5
+    assert torch.autograd.gradcheck(_finite_sum(layer), (t, w, b), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_numba_backward_equals_torch_backward(kernel):
+    g = torch.Generator().manual_seed(11)
+    t = torch.rand(3, 4, 6, 6, generator=g, dtype=torch.float64) * 2
+    t[t > 1.8] = math.inf
+    w = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64) * 0.2 + 0.08
+    b = torch.randn(5, generator=g, dtype=torch.float64) * 0.2
+    upstream = torch.randn(3, 5, 6, 6, generator=g, dtype=torch.float64)
+    grads = []
+    for backend in ("torch", "numba"):
+        leaves = [x.clone().requires_grad_() for x in (t, w, b)]
+        out = spike_times_conv2d(*leaves, padding=1, kernel=kernel, backend=backend)
+        (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * upstream).sum().backward()
+        grads.append([x.grad for x in leaves])
+    for a, n in zip(*grads):
+        torch.testing.assert_close(a, n, rtol=1e-10, atol=1e-12)
+    assert grads[0][1].abs().sum() > 0
+
+
+def test_no_spike_outputs_pass_no_gradient():
+    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[0.5, 0.5], [2.0, 2.0]], dtype=torch.float64, requires_grad=True)  # row 0: sum = theta
+    out = spike_times(t, w)
+    assert math.isinf(out[0, 0].item()) and math.isfinite(out[0, 1].item())
+    out[0, 1].backward()
+    assert torch.all(w.grad[0] == 0) and torch.any(w.grad[1] != 0)

@@ -1,0 +1,45 @@
+"""Spike-time pooling: earliest-spike max pool and zhou2021's average pool."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.temporal.pooling import avg_pool_times, max_pool_times
+
+INF = math.inf
+
+
+def test_max_pool_takes_earliest_spike_and_padding_never_wins():
+    t = torch.tensor([[[[3.0, 1.0], [INF, 2.0]]]], requires_grad=True)
+    out = max_pool_times(t, 2)
+    assert out.item() == 1.0  # earliest spike (zhou2021's code would give the latest: a bug)
+    out.sum().backward()
+    assert t.grad.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
+    padded = max_pool_times(torch.tensor([[[[5.0]]]]), 3, stride=1, padding=1)
+    assert padded.item() == 5.0  # padding is +inf (no spike), not t = 0
+    assert max_pool_times(torch.full((1, 1, 2, 2), INF), 2).item() == INF
+
+
+def test_avg_pool_exp_is_log_sum_exp():
+    # zhou2021: weights theta/(N-1), N = 4; fires after all 4 inputs at z = sum_i z_i:
+    # t = ln(e^0 + e^1 + e^2 + e^3) = 3.440190 (tau = 1); with tau = 2: 2 ln(sum e^{t/2}).
+    t = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)
+    assert avg_pool_times(t, 2).item() == pytest.approx(3.4401896985611953, rel=1e-12)
+    want = 2 * math.log(sum(math.exp(x / 2) for x in (0, 1, 2, 3)))
+    assert avg_pool_times(t, 2, tau=2.0).item() == pytest.approx(want, rel=1e-12)
+    t[0, 0, 0, 0] = INF
+    assert avg_pool_times(t, 2).item() == INF  # one silent input silences the window
+
+
+def test_avg_pool_relpsp_hand_computed():
+    # weights w = 1/3 (theta = 1, N = 4). Inputs [0, 0, 0, 10]: the first three give slope 1,
+    # V = t reaches 1 at t = 1 < 10 -> t_out = ((N-1) + sum_C t)/|C| = (3 + 0)/3 = 1.
+    t = torch.tensor([[[[0.0, 0.0], [0.0, 10.0]]]], dtype=torch.float64)
+    assert avg_pool_times(t, 2, kernel="relpsp").item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_avg_pool_rejects_single_input_window():
+    with pytest.raises(ConfigError, match="at least 2"):
+        avg_pool_times(torch.zeros(1, 1, 2, 2), 1)

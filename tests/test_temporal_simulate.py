@@ -1,0 +1,93 @@
+"""Closed-form TTFS networks against the event-driven and the time-stepped membrane simulation."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.temporal import spike_times, spike_times_conv2d
+from deepspike.temporal.pooling import avg_pool_times, max_pool_times
+from deepspike.temporal.simulate import AvgPool, Conv, Dense, MaxPool, neuron_first_spike, simulate
+
+
+def assert_same_spikes(closed, sim, rtol=1e-5):
+    closed = closed.detach().numpy()
+    assert np.array_equal(np.isfinite(closed), np.isfinite(sim))
+    fin = np.isfinite(sim)
+    np.testing.assert_allclose(closed[fin], sim[fin], rtol=rtol, atol=1e-9)
+
+
+def test_simulator_fires_at_first_crossing():
+    # exp: w = 3 at t = 0 then -10 at t = 1: V = 3(1 - e^-t) reaches 1 at ln 1.5 (then falls: ignored).
+    assert neuron_first_spike(np.array([0.0, 1.0]), np.array([3.0, -10.0])) == pytest.approx(math.log(1.5))
+    # relpsp, t = [0, 1], w = [0.5, 2]: V(1) = 0.5, then slope 2.5: 1 + 0.5/2.5 = 1.2.
+    got = neuron_first_spike(np.array([0.0, 1.0]), np.array([0.5, 2.0]), kernel="relpsp")
+    assert got == pytest.approx(1.2)
+    assert neuron_first_spike(np.array([0.0, np.inf]), np.array([0.5, 9.0])) == math.inf
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_dense_net_matches_event_simulation(kernel):
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(5, 12, generator=g, dtype=torch.float64) * 2
+    t[t > 1.7] = math.inf  # silent inputs
+    t[:, 2] = t[:, 3]  # ties
+    t[:, 6] = 0.0  # ties with the bias spike
+    w1 = torch.randn(10, 12, generator=g, dtype=torch.float64) * 0.4 + 0.12  # negative weights too
+    b1 = torch.randn(10, generator=g, dtype=torch.float64) * 0.3
+    w2 = torch.randn(4, 10, generator=g, dtype=torch.float64) * 0.4 + 0.25
+    b2 = torch.randn(4, generator=g, dtype=torch.float64) * 0.3
+    h = spike_times(t, w1, b1, kernel=kernel)
+    out = spike_times(h, w2, b2, kernel=kernel)
+    hs, outs = simulate(t, [Dense(w1, b1), Dense(w2, b2)], kernel=kernel, return_all=True)
+    assert 0.3 < np.isfinite(hs).mean() < 1.0 and np.isfinite(outs).any()
+    assert_same_spikes(h, hs)
+    assert_same_spikes(out, outs)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_conv_net_with_padding_and_pooling_matches_event_simulation(kernel):
+    g = torch.Generator().manual_seed(4)
+    t = torch.rand(2, 2, 6, 6, generator=g, dtype=torch.float64) * 2
+    t[t > 1.8] = math.inf
+    w1 = torch.randn(3, 2, 3, 3, generator=g, dtype=torch.float64) * 0.2 + 0.12
+    b1 = torch.randn(3, generator=g, dtype=torch.float64) * 0.2
+    w2 = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64) * 0.2 + 0.15
+    w3 = torch.randn(3, 4 * 2 * 2, generator=g, dtype=torch.float64) * 0.3 + 0.2
+    h1 = spike_times_conv2d(t, w1, b1, padding=1, kernel=kernel)  # [2, 3, 6, 6]
+    h2 = max_pool_times(h1, 2)  # [2, 3, 3, 3]
+    h3 = spike_times_conv2d(h2, w2, None, stride=2, padding=1, kernel=kernel)  # [2, 4, 2, 2]
+    out = spike_times(h3.reshape(2, -1), w3, kernel=kernel)
+    layers = [Conv(w1, b1, 1, 1), MaxPool(2), Conv(w2, None, 2, 1), Dense(w3)]
+    sims = simulate(t, layers, kernel=kernel, return_all=True)
+    assert np.isfinite(sims[0]).mean() > 0.3 and np.isfinite(sims[-1]).any()
+    for closed, sim in zip([h1, h2, h3, out], sims):
+        assert_same_spikes(closed, sim)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_avg_pool_matches_event_simulation(kernel):
+    g = torch.Generator().manual_seed(2)
+    t = torch.rand(2, 2, 4, 4, generator=g, dtype=torch.float64) * 2
+    t[0, 0, 0, 0] = math.inf  # silences its exp window
+    closed = avg_pool_times(t, 2, kernel=kernel)
+    sim = simulate(t, [AvgPool(2)], kernel=kernel)
+    assert_same_spikes(closed, sim)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_time_stepped_simulation_agrees_within_dt(kernel):
+    g = torch.Generator().manual_seed(9)
+    t = torch.rand(4, 10, generator=g, dtype=torch.float64) * 2
+    t[t > 1.8] = math.inf
+    w = torch.rand(8, 10, generator=g, dtype=torch.float64) * 0.5 + 0.05
+    b = torch.rand(8, generator=g, dtype=torch.float64) * 0.2
+    dt = 1e-3
+    closed = spike_times(t, w, b, kernel=kernel).numpy()
+    stepped = simulate(t, [Dense(w, b)], kernel=kernel, method="stepped", dt=dt, t_max=8.0)
+    fin = np.isfinite(closed) & (closed < 7.0)
+    assert fin.mean() > 0.5
+    assert np.array_equal(fin, np.isfinite(stepped) & (stepped < 7.0))
+    # input arrival rounded up to the grid (<= dt), Euler O(dt) and reporting at the next grid time (<= dt)
+    assert np.abs(stepped[fin] - closed[fin]).max() < 20 * dt
