@@ -58,20 +58,32 @@ def test_no_shuffle_and_drop_last():
     assert len(BatchIterator(dataset(8), 4, drop_last=True)) == 2
 
 
-def test_sharding_disjoint_equal_and_a_slice_of_the_same_permutation():
+def test_sharding_splits_every_global_batch():
     ds = dataset(11)
-    full = BatchIterator(ds, 100, seed=4)
+    full = BatchIterator(ds, 4, seed=4)
     full.set_epoch(2)
-    perm = labels(full)[0]
-    shards = []
+    global_batches = labels(full)  # [[4 labels], [4 labels], [3 labels]]
+    parts = []
     for rank in range(3):
-        it = BatchIterator(ds, 2, seed=4, rank=rank, world_size=3)
+        it = BatchIterator(ds, 4, seed=4, rank=rank, world_size=3)
         it.set_epoch(2)
-        assert len(it) == 2  # 11 // 3 = 3 samples -> batches of 2 and 1
-        shards.append([v for batch in labels(it) for v in batch])
-    assert [len(s) for s in shards] == [3, 3, 3]
-    assert shards[0] + shards[1] + shards[2] == perm[:9]  # contiguous slices of the epoch's permutation
-    assert len(set(shards[0]) | set(shards[1]) | set(shards[2])) == 9
+        assert len(it) == 3  # one local batch per global batch
+        parts.append(labels(it))
+        assert [v for batch in parts[-1] for v in batch] == it.indices().tolist()
+    # torch.tensor_split of 4 into 3 parts: 2, 1, 1; of 3: 1, 1, 1
+    assert [len(b) for b in parts[0]] == [2, 2, 1] and [len(b) for b in parts[2]] == [1, 1, 1]
+    for i, batch in enumerate(global_batches):
+        assert parts[0][i] + parts[1][i] + parts[2][i] == batch  # the ranks together = the global batch
+    assert sorted(v for p in parts for b in p for v in b) == list(range(11))  # nothing dropped
+
+
+def test_sharded_augmentation_equals_single_process():
+    ds = TensorDataset(torch.rand(10, 1, 5, 5), torch.arange(10))
+    aug = SimpleNamespace(crop_padding=1, hflip=True)
+    single = [x for x, _ in BatchIterator(ds, 5, seed=3, augment=aug)]
+    halves = [[x for x, _ in BatchIterator(ds, 5, seed=3, augment=aug, rank=r, world_size=2)] for r in (0, 1)]
+    for b, x in enumerate(single):
+        assert torch.equal(torch.cat([halves[0][b], halves[1][b]]), x)
 
 
 def test_augmentation_is_seeded_by_seed_epoch_and_batch():

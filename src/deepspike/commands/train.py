@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides.append("train.progress=false")
     config = load_config(config_path, overrides)
-    summary = Trainer(config, args.out, resume=args.resume).fit()
-    print(json.dumps(summary, indent=2))
+    trainer = Trainer(config, args.out, resume=args.resume)
+    summary = trainer.fit()
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2))
     return 0

@@ -17,20 +17,33 @@ class BatchIterator:
 
     Order: epoch ``e`` uses the permutation ``randperm(N)`` seeded by ``mix_seed(seed, e)`` (identity when
     ``shuffle=False``), so a run resumed at epoch ``e`` (after ``set_epoch(e)``) sees the same batches.
-    Sharding: with ``world_size`` ranks each rank takes the contiguous slice
-    ``perm[rank * M : (rank + 1) * M]`` with ``M = N // world_size``: disjoint, equal-size shards (the
-    ``N mod world_size`` samples left over differ from epoch to epoch when shuffling).
-    Batches: consecutive chunks of ``batch_size`` of the shard; the last short one is dropped when
-    ``drop_last``. In-memory data (``dataset.x``) is gathered with one index tensor per batch; streaming data
-    sets go through a ``torch.utils.data.DataLoader`` with ``num_workers`` workers and the same order.
+    Batches: consecutive chunks of ``batch_size`` of that order (the last short one is dropped when
+    ``drop_last``). ``batch_size`` is the GLOBAL batch: with ``world_size`` ranks, rank ``r`` takes part
+    ``r`` of ``torch.tensor_split(chunk, world_size)`` of every chunk, so the ranks together see exactly the
+    batches one process would (no sample dropped), which is what makes a data-parallel step equal to a
+    single-process step (see ``train.distributed``). In-memory data (``dataset.x``) is gathered with one
+    index tensor per batch; streaming data sets go through a ``torch.utils.data.DataLoader`` with
+    ``num_workers`` workers and the same order.
     Then per batch: move to ``device``, ``augment(x, generator)`` with a generator seeded by
-    ``mix_seed(seed, e, rank, batch)``, and ``(x - mean) / std`` when ``normalize=(mean, std)``.
+    ``mix_seed(seed, e, 0, batch)``, and ``(x - mean) / std`` when ``normalize=(mean, std)``. In-memory
+    batches are augmented whole and then sliced, so every rank applies the single-process draws to its
+    part; streaming batches are sliced first and seeded with ``mix_seed(seed, e, rank, batch)``.
     """
 
-    def __init__(self, dataset, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
-                 augment=None, normalize: tuple[Sequence[float], Sequence[float]] | None = None,
-                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        augment=None,
+        normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+    ):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -53,30 +66,34 @@ class BatchIterator:
         """Select epoch ``epoch``'s order (and augmentation draws)."""
         self.epoch = int(epoch)
 
-    def shard_size(self) -> int:
-        """Samples this rank sees per epoch: ``N`` for one rank, ``N // world_size`` otherwise."""
-        return len(self.dataset) // self.world_size
-
-    def indices(self) -> torch.Tensor:
-        """This rank's sample indices for the current epoch, in batch order; int64 ``[shard_size]``."""
+    def global_batches(self) -> list[torch.Tensor]:
+        """The epoch's batches of sample indices, each of up to ``batch_size`` (all ranks together)."""
         n = len(self.dataset)
         if self.shuffle:
             g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
-        m = self.shard_size()
-        return order[self.rank * m:(self.rank + 1) * m]
-
-    def __len__(self) -> int:
-        m = self.shard_size()
-        return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
-
-    def _batches(self) -> list[torch.Tensor]:
-        chunks = [c for c in self.indices().split(self.batch_size) if len(c)]
+        chunks = [c for c in order.split(self.batch_size) if len(c)]
         if self.drop_last and chunks and len(chunks[-1]) < self.batch_size:
             chunks.pop()
         return chunks
+
+    def rank_part(self, chunk: torch.Tensor) -> torch.Tensor:
+        """This rank's part of a global batch (any tensor whose first axis is the batch)."""
+        if self.world_size == 1:
+            return chunk
+        return torch.tensor_split(chunk, self.world_size)[self.rank]
+
+    def indices(self) -> torch.Tensor:
+        """This rank's sample indices for the current epoch, in batch order; int64."""
+        return torch.cat(
+            [self.rank_part(c) for c in self.global_batches()] or [torch.empty(0, dtype=torch.long)]
+        )
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _raw(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if hasattr(self.dataset, "x"):
@@ -86,18 +103,28 @@ class BatchIterator:
                 yield self.dataset.x[idx], self.dataset.y[idx]  # [B, C, H, W], [B]
             return
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda")
+            self.dataset,
+            batch_sampler=[c.tolist() for c in chunks],
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
         yield from loader
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.device.type == "cuda"
-        for b, (x, y) in enumerate(self._raw(self._batches())):
+        in_memory = hasattr(self.dataset, "x")
+        chunks = self.global_batches()
+        if not in_memory:
+            chunks = [self.rank_part(c) for c in chunks]
+        for b, (x, y) in enumerate(self._raw(chunks)):
             x = x.to(self.device, torch.float32, non_blocking=non_blocking)
             y = y.to(self.device, torch.int64, non_blocking=non_blocking)
             if self.augment is not None:
-                g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, self.rank, b, 0xA06))
+                rank = 0 if in_memory else self.rank
+                g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, rank, b, 0xA06))
                 x = self.augment(x, g)
+            if in_memory:
+                x, y = self.rank_part(x), self.rank_part(y)
             if self.normalize is not None:
                 x = normalize_batch(x, *self.normalize)
             yield x, y

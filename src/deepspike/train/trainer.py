@@ -2,10 +2,11 @@
 
 Per epoch: train on shuffled batches (the order depends only on seed and epoch), evaluate on the
 validation and test splits, append a line to ``metrics.jsonl``, then atomically write ``checkpoint.pt``.
-``resume=True`` restores the checkpoint (weights, optimizer, scheduler, RNG states) and continues; on
-the CPU the resumed run ends bit-for-bit where the uninterrupted run would. At the end ``summary.json``
-holds ``method``, ``model``, ``dataset``, ``test_accuracy`` (a fraction), ``epochs`` and
-``train_seconds`` among others.
+``resume=True`` restores the checkpoint (weights, optimizer, scheduler, every rank's RNG states) and
+continues; on the CPU the resumed run ends bit-for-bit where the uninterrupted run would. At the end
+``summary.json`` holds ``method``, ``model``, ``dataset``, ``test_accuracy`` (a fraction), ``epochs`` and
+``train_seconds`` among others. Under ``torchrun`` the model is wrapped in DistributedDataParallel (see
+``train.distributed``); rank 0 alone writes files and shows progress.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from deepspike.analysis.costs import count_parameters
@@ -30,6 +33,13 @@ from deepspike.train.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+)
+from deepspike.train.distributed import (
+    DistContext,
+    all_reduce_sums,
+    barrier,
+    gather_objects,
+    init_distributed,
 )
 from deepspike.train.evaluate import evaluate
 from deepspike.train.metrics import MetricsLog
@@ -49,12 +59,17 @@ class Trainer:
         out_dir: str | Path,
         resume: bool = False,
         callbacks: tuple[EpochCallback, ...] = (),
+        dist_context: DistContext | None = None,
     ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.resume = resume
         self.callbacks = callbacks
-        self.device = resolve_device(config.train.device)
+        self.dist = dist_context if dist_context is not None else init_distributed()
+        device = resolve_device(config.train.device)
+        if device.type == "cuda" and self.dist.enabled:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
         self.checkpoint_path = self.out_dir / CHECKPOINT_NAME
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         if resume and not self.checkpoint_path.is_file():
@@ -65,69 +80,84 @@ class Trainer:
             )
 
     def fit(self) -> dict[str, Any]:
-        cfg = self.config
-        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        cfg, ctx = self.config, self.dist
+        seed_everything(cfg.train.seed + ctx.rank, cfg.train.deterministic)
         data = load_data(cfg)
         parts = build_run(cfg, self.device, data)
         self.parts = parts
         model, method = parts.model, parts.method
-        train_batches = make_batches(cfg, data, "train", self.device)
-        val_batches = make_batches(cfg, data, "val", self.device)
-        test_batches = make_batches(cfg, data, "test", self.device)
+        batches = {
+            split: make_batches(cfg, data, split, self.device, ctx.rank, ctx.world_size)
+            for split in ("train", "val", "test")
+        }
         optimizer = make_optimizer(cfg.optim, model.parameters())
-        scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(train_batches))
+        scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(batches["train"]))
+        if ctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        reduce = partial(all_reduce_sums, ctx=ctx, device=self.device)
 
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         start_epoch, train_seconds, best_val = 0, 0.0, float("-inf")
         if self.resume:
             state = load_checkpoint(self.checkpoint_path, self.device)
-            model.load_state_dict(state["model"])
+            parts.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_epoch, train_seconds = state["epoch"], state["train_seconds"]
             best_val = state.get("best_val", best_val)
-            set_rng_state(state["rng"])
-            self.metrics.truncate_after(start_epoch)
-        else:
+            rngs = state["rng_per_rank"]
+            set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
+            if ctx.is_main:
+                self.metrics.truncate_after(start_epoch)
+        elif ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             self.metrics.path.unlink(missing_ok=True)
-        save_config(cfg, self.out_dir / "config.yaml")
+        if ctx.is_main:
+            save_config(cfg, self.out_dir / "config.yaml")
 
         record: dict[str, Any] = {}
         for epoch in range(start_epoch, cfg.train.epochs):
             t0 = time.perf_counter()
-            train_batches.set_epoch(epoch)
-            train_stats = self._train_epoch(model, method, optimizer, scheduler, train_batches, epoch)
+            batches["train"].set_epoch(epoch)
+            train_stats = self._train_epoch(
+                model, method, optimizer, scheduler, batches["train"], epoch, reduce
+            )
             train_seconds += time.perf_counter() - t0
             record = {"epoch": epoch + 1, **train_stats, "lr": optimizer.param_groups[0]["lr"]}
-            if val_batches is not None:
-                val = evaluate(model, method, val_batches)
+            if batches["val"] is not None:
+                val = evaluate(parts.model, method, batches["val"], reduce=reduce)
                 record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
                 best_val = max(best_val, val["accuracy"])
-            test = evaluate(model, method, test_batches)
+            test = evaluate(parts.model, method, batches["test"], reduce=reduce)
             record.update(
                 test_accuracy=test["accuracy"],
                 test_loss=test["loss"],
                 epoch_seconds=time.perf_counter() - t0,
                 train_seconds=train_seconds,
             )
-            self.metrics.append(record)
-            save_checkpoint(
-                self.checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1,
-                    "train_seconds": train_seconds,
-                    "best_val": best_val,
-                    "rng": rng_state(),
-                },
-            )
+            rngs = gather_objects(rng_state(), ctx)
+            if ctx.is_main:
+                self.metrics.append(record)
+                save_checkpoint(
+                    self.checkpoint_path,
+                    {
+                        "model": parts.model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1,
+                        "train_seconds": train_seconds,
+                        "best_val": best_val,
+                        "rng_per_rank": rngs,
+                        "world_size": ctx.world_size,
+                    },
+                )
+            barrier(ctx)
             for callback in self.callbacks:
                 callback(self, record)
 
-        if not record:  # resumed a finished run: report from the checkpoint
-            record = self.metrics.read()[-1] if self.metrics.read() else {}
+        if not record:  # resumed a finished run: report from the log
+            logged = self.metrics.read()
+            record = logged[-1] if logged else {}
         summary = {
             "method": cfg.method["name"],
             "model": cfg.model.name,
@@ -139,26 +169,34 @@ class Trainer:
             "train_seconds": round(train_seconds, 3),
             "parameters": count_parameters(parts.arch),
             "device": str(self.device),
+            "world_size": ctx.world_size,
         }
-        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if ctx.is_main:
+            atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _train_epoch(self, model, method, optimizer, scheduler, batches, epoch: int) -> dict[str, float]:
+    def _train_epoch(
+        self, model, method, optimizer, scheduler, batches, epoch: int, reduce
+    ) -> dict[str, float]:
         model.train()
         clip = self.config.train.grad_clip
-        loss_sum, correct, n = 0.0, 0, 0
+        world = self.dist.world_size
+        global_sizes = [len(c) for c in batches.global_batches()]
+        loss_sum, correct, n = 0.0, 0.0, 0.0
         bar = tqdm(
             batches,
             desc=f"epoch {epoch + 1}/{self.config.train.epochs}",
             leave=False,
-            disable=not self.config.train.progress,
             dynamic_ncols=True,
-        )
-        for x, y in bar:
+            disable=None if (self.config.train.progress and self.dist.is_main) else True,
+        )  # None: off if not a TTY
+        for step, (x, y) in enumerate(bar):
             out = model(x)
-            loss = method.loss(out, y)
+            loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+            # Under DDP: scale so that the rank average is the global batch's mean loss (train.distributed).
+            scaled = loss * (len(y) * world / global_sizes[step]) if world > 1 else loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaled.backward()
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
@@ -167,5 +205,6 @@ class Trainer:
                 loss_sum += float(loss) * len(y)
                 correct += int((method.predict(out) == y).sum())
                 n += len(y)
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{correct / n:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}")
+        correct, loss_sum, n = reduce([correct, loss_sum, n])
         return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}

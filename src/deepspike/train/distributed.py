@@ -1,0 +1,77 @@
+"""Data-parallel training under ``torchrun`` (``torch.distributed``), and the single-process default.
+
+``torchrun --nproc_per_node=N -m deepspike train ...`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``;
+``init_distributed`` then joins the process group (NCCL on CUDA, gloo on the CPU). The recipe's
+``train.batch_size`` stays the GLOBAL batch: every rank takes its part of each global batch
+(``BatchIterator.rank_part``) and scales its mean loss by ``n_rank * world_size / n_global`` so that
+DistributedDataParallel's gradient average equals the gradient of the global batch's mean loss:
+
+    (1/W) sum_r  d/dθ [ (1/n_r) sum_{i in r} l_i * n_r W / n ]  =  d/dθ (1/n) sum_i l_i
+
+Evaluation sums (correct, loss, count) are all-reduced; only rank 0 writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistContext:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext()
+    ctx = DistContext(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(ctx.local_rank)
+        dist.init_process_group(backend=backend)
+    return ctx
+
+
+def all_reduce_sums(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (identity for one process)."""
+    if not ctx.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def gather_objects(obj, ctx: DistContext) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` for one process)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,64 @@
+"""Data-parallel training: 2 gloo processes under torchrun end with the weights of 1 process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from deepspike.config import load_config
+from deepspike.train.checkpoint import load_checkpoint
+from deepspike.train.trainer import Trainer
+
+# Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised.
+RECIPE = [
+    "method.name=stbp",
+    "method.timesteps=2",
+    "method.encoder=direct",
+    "method.loss=ce",
+    "model.name=mlp",
+    "model.args.hidden=[32]",
+    "data.name=digits",
+    "data.augment.crop_padding=1",
+    "data.val_fraction=0.1",
+    "optim.name=sgd",
+    "optim.lr=0.1",
+    "train.epochs=2",
+    "train.batch_size=50",
+    "train.progress=false",
+]
+
+
+@pytest.mark.timeout(600)
+def test_two_processes_match_one(tmp_path):
+    Trainer(load_config(None, RECIPE), tmp_path / "one").fit()
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "deepspike",
+        "train",
+        *RECIPE,
+        "--out",
+        str(tmp_path / "two"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    assert two["world_size"] == 2 and len(two["rng_per_rank"]) == 2
+    for key, value in one["model"].items():
+        torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # Metrics are all-reduced over both ranks: the whole test split is counted once.
+    s1 = json.loads((tmp_path / "one" / "summary.json").read_text())
+    s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert s2["world_size"] == 2
+    assert abs(s1["test_accuracy"] - s2["test_accuracy"]) <= 1 / 360  # 360 test digits; at most one flips
