@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+import deepspike.train.trainer as trainer_module
 from deepspike.config import load_config
 from deepspike.errors import ConfigError
 from deepspike.train.checkpoint import load_checkpoint
@@ -93,3 +94,28 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     with pytest.raises(ConfigError, match="does not exist"):
         Trainer(cfg, tmp_path / "other", resume=True)
+
+
+def test_max_steps_per_epoch_stops_early(tmp_path, monkeypatch):
+    steps = []
+
+    class CountingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            steps.append(1)
+            return super().step(closure)
+
+    monkeypatch.setattr(trainer_module, "make_optimizer", lambda cfg, params: CountingSGD(params, lr=0.01))
+    cfg = load_config(
+        None,
+        [
+            "method.name=ann",
+            "model.name=mlp",
+            "model.args.hidden=[8]",
+            "train.epochs=2",
+            "train.batch_size=16",
+            "train.max_steps_per_epoch=3",
+            "train.progress=false",
+        ],
+    )
+    Trainer(cfg, tmp_path / "run").fit()
+    assert len(steps) == 6  # 2 epochs x 3 steps, although an epoch of digits has 90 batches of 16

@@ -46,11 +46,13 @@ class DataConfig:
     val_fraction: float = 0.0
     download: bool = False
     normalize: bool = False
+    num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "in [0, 1)")
+        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -106,16 +108,21 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     deterministic: bool = True
+    max_steps_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, ">= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "train.max_steps_per_epoch",
+            self.max_steps_per_epoch,
+            ">= 1 or null (smoke tests: stop each epoch after this many steps)",
+        )
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(
-                f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N"
-            )
+            raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
 
 
 @dataclass

@@ -69,4 +69,5 @@ def make_batches(
         device=device,
         rank=rank,
         world_size=world_size,
+        num_workers=config.data.num_workers,
     )

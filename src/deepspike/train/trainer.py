@@ -75,9 +75,7 @@ class Trainer:
         if resume and not self.checkpoint_path.is_file():
             raise ConfigError(f"--resume given but {self.checkpoint_path} does not exist")
         if not resume and self.checkpoint_path.is_file():
-            raise ConfigError(
-                f"{self.out_dir} already holds a run; use --resume to continue it or pick another --out"
-            )
+            raise ConfigError(f"{self.out_dir} already holds a run; use --resume to continue it or pick another --out")
 
     def fit(self) -> dict[str, Any]:
         cfg, ctx = self.config, self.dist
@@ -91,7 +89,10 @@ class Trainer:
             for split in ("train", "val", "test")
         }
         optimizer = make_optimizer(cfg.optim, model.parameters())
-        scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(batches["train"]))
+        steps_per_epoch = len(batches["train"])
+        if cfg.train.max_steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
+        scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, steps_per_epoch)
         if ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
@@ -119,9 +120,7 @@ class Trainer:
         for epoch in range(start_epoch, cfg.train.epochs):
             t0 = time.perf_counter()
             batches["train"].set_epoch(epoch)
-            train_stats = self._train_epoch(
-                model, method, optimizer, scheduler, batches["train"], epoch, reduce
-            )
+            train_stats = self._train_epoch(model, method, optimizer, scheduler, batches["train"], epoch, reduce)
             train_seconds += time.perf_counter() - t0
             record = {"epoch": epoch + 1, **train_stats, "lr": optimizer.param_groups[0]["lr"]}
             if batches["val"] is not None:
@@ -175,9 +174,7 @@ class Trainer:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _train_epoch(
-        self, model, method, optimizer, scheduler, batches, epoch: int, reduce
-    ) -> dict[str, float]:
+    def _train_epoch(self, model, method, optimizer, scheduler, batches, epoch: int, reduce) -> dict[str, float]:
         model.train()
         clip = self.config.train.grad_clip
         world = self.dist.world_size
@@ -190,7 +187,10 @@ class Trainer:
             dynamic_ncols=True,
             disable=None if (self.config.train.progress and self.dist.is_main) else True,
         )  # None: off if not a TTY
+        max_steps = self.config.train.max_steps_per_epoch
         for step, (x, y) in enumerate(bar):
+            if max_steps is not None and step >= max_steps:
+                break
             out = model(x)
             loss = method.loss(out, y) if len(y) else out.sum() * 0.0
             # Under DDP: scale so that the rank average is the global batch's mean loss (train.distributed).
