@@ -38,3 +38,18 @@ class Method(ABC):
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
         return output.argmax(dim=1)
+
+    # Optional hooks the Trainer calls; ``model`` is always the bare network (never the DDP wrapper).
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """A regulariser added to every training loss (e.g. zhou2021's weight-sum cost); None for none."""
+        return None
+
+    def after_backward(self, model: nn.Module) -> None:
+        """Called after ``backward`` and before the optimizer step (e.g. method-specific gradient clipping)."""
+        return None
+
+    def epoch_measures(self, model: nn.Module, batches) -> dict[str, float]:
+        """Extra measures on the test batches after each epoch (latency, sparsity, ...), merged into the
+        epoch's ``metrics.jsonl`` record and the final ``summary.json``. Must not change the model."""
+        return {}

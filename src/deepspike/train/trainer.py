@@ -117,6 +117,7 @@ class Trainer:
             save_config(cfg, self.out_dir / "config.yaml")
 
         record: dict[str, Any] = {}
+        self._measure_keys: set[str] = set()
         for epoch in range(start_epoch, cfg.train.epochs):
             t0 = time.perf_counter()
             batches["train"].set_epoch(epoch)
@@ -134,6 +135,10 @@ class Trainer:
                 epoch_seconds=time.perf_counter() - t0,
                 train_seconds=train_seconds,
             )
+            # Method-specific measures (under DDP: on rank 0's part of the test split).
+            measures = method.epoch_measures(parts.model, batches["test"])
+            self._measure_keys.update(measures)
+            record.update(measures)
             rngs = gather_objects(rng_state(), ctx)
             if ctx.is_main:
                 self.metrics.append(record)
@@ -169,6 +174,7 @@ class Trainer:
             "parameters": count_parameters(parts.arch),
             "device": str(self.device),
             "world_size": ctx.world_size,
+            **{k: v for k, v in record.items() if k in self._measure_keys},
         }
         if ctx.is_main:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -176,6 +182,7 @@ class Trainer:
 
     def _train_epoch(self, model, method, optimizer, scheduler, batches, epoch: int, reduce) -> dict[str, float]:
         model.train()
+        bare = self.parts.model  # hooks see the network itself, not the DDP wrapper
         clip = self.config.train.grad_clip
         world = self.dist.world_size
         global_sizes = [len(c) for c in batches.global_batches()]
@@ -193,10 +200,14 @@ class Trainer:
                 break
             out = model(x)
             loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+            penalty = method.penalty(bare)
+            if penalty is not None:
+                loss = loss + penalty
             # Under DDP: scale so that the rank average is the global batch's mean loss (train.distributed).
             scaled = loss * (len(y) * world / global_sizes[step]) if world > 1 else loss
             optimizer.zero_grad(set_to_none=True)
             scaled.backward()
+            method.after_backward(bare)
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
