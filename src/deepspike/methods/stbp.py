@@ -1,15 +1,24 @@
-"""Method ``stbp`` (Wu et al. 2019): iterative LIF, rectangular surrogate, backprop through space and time.
+"""Method ``stbp`` (Wu et al. 2019): iterative LIF, rectangular surrogate, BPTT, NeuNorm, encoding and voting.
 
 Neuron (wu2019 eq. 5-6): ``u_t = k_tau1 u_{t-1} (1 - o_{t-1}) + I_t``, ``o_t = H(u_t - V_th)`` with the
-surrogate ``h(u) = (1/a) 1[|u - V_th| < a/2]``. The first layer is the encoding layer: with
-``encoder: direct`` it receives the analog image at every step. The output layer spikes and the score is
-its firing rate (``readout: rate``), trained with MSE to the one-hot label as in the paper; ``readout:
-membrane`` and ``loss: ce`` are offered as alternatives.
+surrogate ``h(u) = (1/a) 1[|u - V_th| < a/2]`` (eq. 14; ``surrogate_args: {a: ...}``), trained by backprop
+through space and time (autograd through the neuron's loop over T).
+
+- Encoding layer: with ``encoder: direct`` the first layer receives the analog image at every step; with
+  ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data).
+- NeuNorm (``neunorm: true``, eq. 9-10, ``layers.neunorm``): the spikes of every convolutional layer that
+  feeds another convolutional layer pass through ``o - U x`` with decay ``neunorm_decay`` (k_tau2).
+- Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
+  firing rate of its group; the loss is MSE to the one-hot label (eq. 11). ``G = 1`` is the plain rate
+  readout. ``readout: membrane`` and ``loss: ce`` are offered as alternatives.
+- Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
+  specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
+  leaves deep layers silent at the start.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -18,17 +27,22 @@ from torch import nn
 from deepspike.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.encoding import ENCODERS, InputEncoder
+from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
+from deepspike.methods.init import init_weights
 from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
-from deepspike.models.spec import Architecture
+from deepspike.models.spec import Architecture, Linear
 from deepspike.neurons import LIF
 
 READOUTS = ("rate", "membrane")
+STBP_ENCODERS = (*ENCODERS, "frames")
 
 
 @dataclass
@@ -43,27 +57,52 @@ class StbpOptions:
     encoder: str = "direct"
     readout: str = "rate"
     loss: str = "mse"
+    neunorm: bool = False
+    neunorm_decay: float = 0.9
+    vote_group: int = 1
+    init_kappa: float | None = 2.0
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
-            raise ConfigError(
-                f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
-                f"{self.timesteps}/{self.eval_timesteps}"
-            )
-        for key, value, valid in (
-            ("encoder", self.encoder, ENCODERS),
-            ("readout", self.readout, READOUTS),
-            ("loss", self.loss, LOSSES),
-        ):
+            raise ConfigError(f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
+                              f"{self.timesteps}/{self.eval_timesteps}")
+        for key, value, valid in (("encoder", self.encoder, STBP_ENCODERS), ("readout", self.readout, READOUTS),
+                                  ("loss", self.loss, LOSSES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
+        if self.vote_group < 1:
+            raise ConfigError(f"bad value {self.vote_group!r} for method.vote_group: expected >= 1")
+        if self.vote_group > 1 and self.readout != "rate":
+            raise ConfigError("method.vote_group > 1 needs method.readout: rate (voting counts spikes)")
+        if self.init_kappa is not None and not self.init_kappa > 0:
+            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 or null")
+        if not 0.0 <= self.neunorm_decay < 1.0:
+            raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
+
+
+def voting_architecture(arch: Architecture, group: int) -> Architecture:
+    """``arch`` with its classifier widened from K to ``K * group`` outputs (the voting population)."""
+    if group == 1:
+        return arch
+    last = arch.layers[-1]
+    if not isinstance(last, Linear) or last.act:
+        raise ConfigError(f"voting needs a model ending in a Linear classifier; {arch.name!r} ends in {last}")
+    layers = (*arch.layers[:-1], replace(last, out_features=arch.num_classes * group))
+    return Architecture(arch.name, layers, arch.input_shape, arch.num_classes * group)
+
+
+def _count_map_activations(arch: Architecture) -> int:
+    """How many activations of ``arch`` see feature maps ``(C, H, W)`` (a dry walk of the builder)."""
+    shapes: list[tuple[int, ...]] = []
+    build_body(arch, BuildRules(activation=lambda shape: shapes.append(shape) or nn.Identity()))
+    return sum(len(s) == 3 for s in shapes)
 
 
 @register_method
 class StbpMethod(Method):
     name = "stbp"
     Options = StbpOptions
-    description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; direct encoding, rate readout"
+    description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; NeuNorm, encoding layer, voting"
 
     def neuron(self) -> nn.Module:
         o = self.options
@@ -72,11 +111,31 @@ class StbpMethod(Method):
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
-        rules = BuildRules(activation=lambda shape: self.neuron(), wrap=TimeDistributed,
-                           dropout=TimeFixedDropout, channel_dim=2)
+        num_classes = arch.num_classes
+        arch = voting_architecture(arch, o.vote_group)
+        # NeuNorm sits on every conv layer's spikes except the last map layer's (which feeds the FC part).
+        normed = _count_map_activations(arch) - 1 if o.neunorm else 0
+        seen = [0]
+
+        def activation(shape: tuple[int, ...]) -> nn.Module:
+            if len(shape) == 3:
+                seen[0] += 1
+                if seen[0] <= normed:
+                    return nn.Sequential(self.neuron(), NeuNorm(shape, o.neunorm_decay))
+            return self.neuron()
+
+        rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2)
         body = build_body(arch, rules)
-        readout = SpikeRateReadout(self.neuron()) if o.readout == "rate" else MembraneReadout()
-        return RateNetwork(InputEncoder(o.encoder), body, readout, o.timesteps, o.eval_timesteps)
+        if o.init_kappa is not None:
+            init_weights(body, o.init_kappa)
+        if o.readout == "membrane":
+            readout: nn.Module = MembraneReadout()
+        elif o.vote_group > 1:
+            readout = VotingReadout(self.neuron(), num_classes)
+        else:
+            readout = SpikeRateReadout(self.neuron())
+        encoder = FrameEncoder() if o.encoder == "frames" else InputEncoder(o.encoder)
+        return RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)

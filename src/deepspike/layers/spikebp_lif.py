@@ -1,0 +1,136 @@
+"""lee2020's LIF neuron with the leak-corrected approximate derivative, as one autograd Function over T.
+
+Forward (lee2020 Algorithm 1; the original code): for input currents ``x [T, B, ...]`` and ``v_0 = 0``::
+
+    h_t = leak * v_{t-1} + x_t          integrate (leak = exp(-1/tau_m), 0.99 for tau_m = 100 steps)
+    s_t = 1[h_t > V_th]                 fire (strictly above, as in lee2020's text and code)
+    v_t = h_t * (1 - s_t)               hard reset to zero
+
+Backward (not BPTT: no autograd graph is kept inside the sequence). With the spike count and the leaky
+filtered spike train at the end of the window (t = 1..T)::
+
+    count = sum_t s_t                   LF = sum_t leak^(T - t) s_t        (f(T) of eq. 19, leak = e^(-1/tau_m))
+    NG    = 1[LF > 0] + ln(leak) * LF / count                             (eq. 22 as computed in the code)
+    a'    = NG / V_th                                                     (1/V_th (1 + f'(T)/gamma))
+
+since ``f'(t) = -(1/tau_m) f(t) = ln(leak) f(t)`` and ``gamma = count``. A neuron that never fired has
+``a' = 0``. The derivative is then spread over the time steps in one of two ways (``derivative``):
+
+* ``"code"`` (default; lee2020's released code): the gradient enters the input current only through
+  the steps where the neuron fired; a silent step t inherits the gradient of the next firing step,
+  because its charge is what that spike was made of, and a reset cuts the chain::
+
+      grad_x_t = a' * grad_s_{tau(t)},   tau(t) = first step >= t with s = 1 (grad_x_t = 0 if none)
+
+  This is what autograd computes on the code's per-step graph (``ex = threshold(v, V_th)``, reset
+  ``v - ex``, spike gradient only where ``ex > 0``, leak detached, NG hooked onto the spike gradient).
+* ``"rate"`` (the paper's eq. 23-26): the layer is a rate unit ``a = count``, ``net = sum_t x_t``, so every
+  step gets the same ``grad_x_t = a' * (1/T) sum_t grad_s_t`` (equal to ``a' dE/da`` when the next
+  layer sees the spike train only through its rate).
+
+With ``leak = 1`` and ``leak_correction=False``, ``a' = grad_scale`` for every neuron that fired: this is
+the spiking average-pooling neuron (``layers.spiking_pool``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspike.errors import ConfigError, unknown_choice
+
+DERIVATIVES = ("code", "rate")
+
+
+def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(LF, count)``: ``LF = sum_t leak^(T-t) s_t`` (t = 1..T) and ``count = sum_t s_t``.
+
+    spikes ``[T, B, ...]`` -> two tensors ``[B, ...]``. The last step has weight ``leak^0 = 1``.
+    """
+    t = spikes.shape[0]
+    powers = leak ** torch.arange(t - 1, -1, -1, dtype=torch.float64)  # [T]: leak^(T-1) .. leak^0
+    lf = torch.tensordot(powers.to(spikes.device, torch.float32), spikes.float(), dims=([0], [0]))
+    return lf, spikes.float().sum(dim=0)
+
+
+def leak_corrected_derivative(spikes: torch.Tensor, leak: float, threshold: float = 1.0,
+                              correction: bool = True) -> torch.Tensor:
+    """``a' = (1[LF > 0] + ln(leak) LF / count) / V_th`` per neuron (module docstring), ``[T, B, ...] -> [B, ...]``.
+
+    Without ``correction``: ``a' = 1[count > 0] / V_th`` (straight-through IF derivative, eq. 13).
+    """
+    lf, count = leak_filter(spikes, leak)
+    fired = (count > 0).to(lf.dtype)
+    if not correction or leak == 1.0:
+        return fired / threshold
+    return (fired + math.log(leak) * lf / count.clamp_min(1.0)) / threshold
+
+
+class _LeakCorrectedLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, leak: float, threshold: float, correction: bool, derivative: str,
+                grad_scale: float) -> torch.Tensor:
+        v = torch.zeros_like(x[0])
+        spikes = torch.empty(x.shape, dtype=torch.bool, device=x.device)  # [T, B, ...]
+        for t in range(x.shape[0]):
+            h = x[t] if t == 0 else torch.add(x[t], v, alpha=leak)
+            fired = h > threshold
+            spikes[t] = fired
+            v = h.masked_fill(fired, 0.0)
+        scale = leak_corrected_derivative(spikes, leak, 1.0, correction) * grad_scale  # NG * (1/V_th)
+        ctx.save_for_backward(spikes, scale.to(x.dtype))
+        ctx.derivative = derivative
+        return spikes.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        spikes, scale = ctx.saved_tensors  # [T, B, ...] bool, [B, ...]
+        if ctx.derivative == "rate":
+            g = grad.mean(dim=0) * scale  # [B, ...]
+            return g.unsqueeze(0).expand_as(grad).clone(), None, None, None, None, None
+        out = torch.empty_like(grad)
+        carry = torch.zeros_like(grad[0])
+        for t in range(grad.shape[0] - 1, -1, -1):  # reverse scan: a silent step inherits the next spike's
+            carry = torch.where(spikes[t], grad[t] * scale, carry)
+            out[t] = carry
+        return out, None, None, None, None, None
+
+
+def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1.0, correction: bool = True,
+                       derivative: str = "code", grad_scale: float | None = None) -> torch.Tensor:
+    """Spikes ``[T, B, ...]`` of lee2020's LIF for currents ``x [T, B, ...]`` (module docstring).
+
+    ``grad_scale`` replaces the ``1/V_th`` factor of the derivative (the pooling neuron uses 1).
+    """
+    if derivative not in DERIVATIVES:
+        raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
+    if x.dim() < 2:
+        raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
+    scale = 1.0 / threshold if grad_scale is None else grad_scale
+    return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
+
+
+class LeakCorrectedLIF(nn.Module):
+    """Hidden-layer neuron of ``spikebp``: ``x [T, B, ...] -> s [T, B, ...]`` via ``leak_corrected_lif``."""
+
+    is_spiking_neuron = True
+
+    def __init__(self, leak: float = 0.99, threshold: float = 1.0, correction: bool = True,
+                 derivative: str = "code") -> None:
+        super().__init__()
+        if not 0.0 < leak <= 1.0:
+            raise ConfigError(f"spikebp leak={leak} is outside (0, 1]; leak = exp(-1/tau_m)")
+        if not threshold > 0:
+            raise ConfigError(f"spikebp threshold={threshold} must be > 0")
+        if derivative not in DERIVATIVES:
+            raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
+        self.leak, self.threshold, self.correction, self.derivative = leak, threshold, correction, derivative
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
+
+    def extra_repr(self) -> str:
+        return (f"leak={self.leak:g}, threshold={self.threshold:g}, correction={self.correction}, "
+                f"derivative={self.derivative!r}")

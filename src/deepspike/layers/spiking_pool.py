@@ -1,0 +1,45 @@
+"""lee2020's spiking average pooling: a fixed 2x2 average of spikes feeds an IF "pooling neuron"."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.errors import ConfigError
+from deepspike.layers.spikebp_lif import DERIVATIVES, leak_corrected_lif
+
+
+class SpikingAvgPool(nn.Module):
+    """Average-pool the spikes, integrate them in a non-leaky membrane, fire above ``threshold``, hard reset.
+
+    ``p_t = avgpool_k(s_t)`` (weights ``1/k^2``, 0.25 for 2x2), then ``h_t = v_{t-1} + p_t``,
+    ``o_t = 1[h_t > threshold]``, ``v_t = h_t (1 - o_t)`` (lee2020: threshold 0.75; the code has no leak here).
+    Backward as lee2020's code: gradient 1 through the steps where the pooling neuron fired, inherited by
+    the silent steps before them (``leak_corrected_lif`` with ``derivative="code"``, no leak correction),
+    then the average pool's own gradient ``1/k^2``.
+
+    x: spikes ``[T, B, C, H, W]`` -> ``[T, B, C, H', W']`` with ``H' = floor((H - k) / stride) + 1``.
+    """
+
+    is_spiking_neuron = True
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, threshold: float = 0.75,
+                 derivative: str = "code") -> None:
+        super().__init__()
+        if not threshold > 0:
+            raise ConfigError(f"pooling threshold={threshold} must be > 0")
+        if derivative not in DERIVATIVES:
+            raise ConfigError(f"unknown derivative {derivative!r}; valid: {', '.join(DERIVATIVES)}")
+        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        self.threshold, self.derivative = threshold, derivative
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, b = x.shape[:2]
+        pooled = F.avg_pool2d(x.flatten(0, 1), self.kernel_size, self.stride)  # [T*B, C, H', W']
+        pooled = pooled.unflatten(0, (t, b))  # [T, B, C, H', W']
+        return leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
+                                  derivative=self.derivative, grad_scale=1.0)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, threshold={self.threshold:g}"

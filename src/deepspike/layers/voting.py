@@ -1,0 +1,29 @@
+"""wu2019's voting output layer: a population of spiking neurons per class, scored by mean firing rate."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.coding.decoders import vote
+
+
+class VotingReadout(nn.Module):
+    """``score_k = (1/G) sum_{g} (1/T) sum_t o_t[k G + g]`` (wu2019 eq. 11 ``(1/T) sum_t M o_t``).
+
+    The output layer has ``K * G`` spiking neurons; class ``k`` owns the contiguous group
+    ``k G .. (k+1) G - 1`` (the paper assigns labels to neurons at random; a fixed contiguous assignment
+    is the same up to a permutation of the output weights). x: currents ``[T, B, K*G]`` -> ``[B, K]``.
+    """
+
+    def __init__(self, neuron: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.neuron = neuron
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rates = self.neuron(x).mean(dim=0)  # [T, B, K*G] -> [B, K*G]
+        return vote(rates, self.num_classes)  # [B, K*G] -> [B, K]
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}"

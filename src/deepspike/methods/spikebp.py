@@ -1,0 +1,112 @@
+"""Method ``spikebp`` (Lee et al. 2020): LIF with the leak-corrected approximate derivative.
+
+- Input: Poisson bipolar spikes ``sign(x) 1[|x| > U_t]`` of the (normalised) image (``encoder: bipolar``).
+- Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
+  backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code).
+- Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset).
+- Output: non-spiking integrator, score ``V(T) / T`` with derivative ``1/T``
+  (``layers.leaky_integrator``); loss ``sse`` = ``(1/2) sum_k (output_k - label_k)^2`` per sample (eq. 9),
+  averaged over the batch (``mse`` and ``ce`` are offered too).
+- Dropout: one mask per iteration, the same at every time step (``layers.dropout.TimeFixedDropout``).
+- Initialisation: every conv/linear weight ``~ N(0, kappa / fan_in)``, kappa 2 for plain nets, 1 for
+  residual nets (``init_kappa`` overrides); the layers are bias-free as in the model specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.errors import ConfigError
+from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.encoding import ENCODERS, InputEncoder
+from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
+from deepspike.layers.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.base import Method
+from deepspike.methods.build import BuildRules, build_body
+from deepspike.methods.init import init_weights
+from deepspike.methods.losses import classification_loss
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.methods.registry import register_method
+from deepspike.models.spec import Architecture, Concat, Pool, Residual
+
+SPIKEBP_LOSSES = ("sse", "mse", "ce")
+
+
+@dataclass
+class SpikeBpOptions:
+    timesteps: int = 100
+    eval_timesteps: int | None = None
+    leak: float = 0.99
+    threshold: float = 1.0
+    pool_threshold: float = 0.75
+    leak_correction: bool = True
+    derivative: str = "code"
+    init_kappa: float | None = None
+    encoder: str = "bipolar"
+    loss: str = "sse"
+
+    def __post_init__(self) -> None:
+        if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
+            raise ConfigError(f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
+                              f"{self.timesteps}/{self.eval_timesteps}")
+        for key, value, valid in (("encoder", self.encoder, ENCODERS), ("loss", self.loss, SPIKEBP_LOSSES),
+                                  ("derivative", self.derivative, DERIVATIVES)):
+            if value not in valid:
+                raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
+        if not 0.0 < self.leak <= 1.0:
+            raise ConfigError(f"bad value {self.leak!r} for method.leak: expected in (0, 1] (exp(-1/tau_m))")
+        for key in ("threshold", "pool_threshold"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0")
+        if self.init_kappa is not None and not self.init_kappa > 0:
+            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 or null")
+
+
+def is_residual(arch: Architecture) -> bool:
+    """True when ``arch`` holds a ``Residual`` block anywhere (lee2020 then uses kappa = 1)."""
+
+    def walk(layers) -> bool:
+        for layer in layers:
+            if isinstance(layer, Residual):
+                return True
+            if isinstance(layer, Concat) and any(walk(b) for b in layer.branches):
+                return True
+        return False
+
+    return walk(arch.layers)
+
+
+@register_method
+class SpikeBpMethod(Method):
+    name = "spikebp"
+    Options = SpikeBpOptions
+    description = "lee2020 spike-based BP: LIF with leak-corrected derivative, integrating output, fixed dropout"
+
+    def build(self, arch: Architecture) -> nn.Module:
+        o = self.options
+
+        def pool(spec: Pool, shape: tuple[int, ...]) -> nn.Module:
+            if spec.kind == "avg":
+                return SpikingAvgPool(spec.kernel_size, spec.step, o.pool_threshold, o.derivative)
+            return TimeDistributed(nn.MaxPool2d(spec.kernel_size, spec.step))
+
+        rules = BuildRules(
+            activation=lambda shape: LeakCorrectedLIF(o.leak, o.threshold, o.leak_correction, o.derivative),
+            wrap=TimeDistributed, dropout=TimeFixedDropout, pool=pool, channel_dim=2)
+        body = build_body(arch, rules)
+        kappa = o.init_kappa if o.init_kappa is not None else (1.0 if is_residual(arch) else 2.0)
+        init_weights(body, kappa)
+        return RateNetwork(InputEncoder(o.encoder), body, LeakyIntegratorReadout(o.leak), o.timesteps,
+                           o.eval_timesteps)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.options.loss == "sse":
+            onehot = F.one_hot(target, output.shape[1]).to(output.dtype)
+            return 0.5 * (output - onehot).pow(2).sum(dim=1).mean()
+        return classification_loss(self.options.loss, output, target)

@@ -1,0 +1,159 @@
+"""lee2020's neuron pieces pinned to hand-computed values: LIF forward, leak-corrected derivative,
+its spreading over time (code vs rate), the pooling neuron, the integrating output, dropout, init, loss."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
+from deepspike.layers.spikebp_lif import leak_corrected_derivative, leak_corrected_lif, leak_filter
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.methods import get_method
+from deepspike.methods.init import init_weights
+from deepspike.models import create_architecture
+
+
+def seq(values):
+    """[T] list -> [T, 1, 1] float64 tensor."""
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1, 1)
+
+
+def test_forward_leak_and_hard_reset_by_hand():
+    # leak 0.5, V_th 1: h1 = .6; h2 = .3 + .6 = .9; h3 = .45 + .6 = 1.05 > 1 fire, reset;
+    # h4 = 0 + 1.2 fire, reset; h5 = 0.
+    s = leak_corrected_lif(seq([0.6, 0.6, 0.6, 1.2, 0.0]), leak=0.5, threshold=1.0)
+    assert s.flatten().tolist() == [0, 0, 1, 1, 0]
+
+
+def test_fires_strictly_above_threshold():
+    s = leak_corrected_lif(seq([1.0, 0.5]), leak=1.0, threshold=1.0)  # h1 = 1 (not > 1), h2 = 1.5
+    assert s.flatten().tolist() == [0, 1]
+
+
+def test_leak_corrected_derivative_on_known_spike_train():
+    # s = [1, 0, 1, 0, 0], leak 0.9: LF = 0.9^4 + 0.9^2 = 0.6561 + 0.81 = 1.4661, count 2
+    # NG = 1 + ln(0.9) * 1.4661 / 2 = 1 - 0.1053605 * 0.73305 = 0.9227655; a' = NG / V_th (V_th = 2)
+    s = seq([1, 0, 1, 0, 0])
+    lf, count = leak_filter(s, 0.9)
+    assert lf.item() == pytest.approx(1.4661, abs=1e-6) and count.item() == 2
+    assert leak_corrected_derivative(s, 0.9).item() == pytest.approx(0.9227655, abs=1e-6)
+    assert leak_corrected_derivative(s, 0.9, threshold=2.0).item() == pytest.approx(0.9227655 / 2, abs=1e-6)
+    assert leak_corrected_derivative(s, 0.9, correction=False).item() == 1.0
+    assert leak_corrected_derivative(seq([0, 0, 0]), 0.9).item() == 0.0  # silent neuron: no gradient
+
+
+def test_code_derivative_flows_through_firing_steps_only():
+    # forward of the first test: s = [0, 0, 1, 1, 0]; leak 0.5: LF = 0.5^2 + 0.5^1 = 0.75, count 2,
+    # NG = 1 + ln(0.5) * 0.375 = 0.7400699. Upstream grads g = [1..5]: steps 1-2 inherit step 3's
+    # gradient, step 4 its own, step 5 (no later spike) none: grad_x = NG * [3, 3, 3, 4, 0].
+    ng = 1 + math.log(0.5) * 0.375
+    x = seq([0.6, 0.6, 0.6, 1.2, 0.0]).requires_grad_()
+    s = leak_corrected_lif(x, leak=0.5, threshold=1.0, derivative="code")
+    s.backward(seq([1, 2, 3, 4, 5]))
+    assert x.grad.flatten().tolist() == pytest.approx([3 * ng, 3 * ng, 3 * ng, 4 * ng, 0.0])
+
+
+def test_rate_derivative_spreads_mean_gradient_evenly():
+    # paper eq. 24-26: every step gets a' * mean_t g = 0.7400699 * 3
+    ng = 1 + math.log(0.5) * 0.375
+    x = seq([0.6, 0.6, 0.6, 1.2, 0.0]).requires_grad_()
+    leak_corrected_lif(x, leak=0.5, threshold=1.0, derivative="rate").backward(seq([1, 2, 3, 4, 5]))
+    assert x.grad.flatten().tolist() == pytest.approx([3 * ng] * 5)
+
+
+class _CodeSpike(torch.autograd.Function):
+    """Reference of lee2020's code: spike = [ex > 0], gradient passed only where ex > 0."""
+
+    @staticmethod
+    def forward(ctx, ex):
+        ctx.save_for_backward(ex)
+        return (ex > 0).to(ex.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (ex,) = ctx.saved_tensors
+        return grad * (ex > 0).to(grad.dtype)
+
+
+def _reference_per_step(x, leak, th, ng):
+    """The original code's per-step autograd graph (an independent brute-force reference)."""
+    mem = torch.zeros_like(x[0])
+    outs = []
+    for t in range(x.shape[0]):
+        mem = mem + x[t]
+        ex = F.threshold(mem, th, 0.0)
+        mem = mem - ex
+        out = _CodeSpike.apply(ex)
+        mem = leak * mem.detach() + mem - mem.detach()
+        out = out.detach() + out / th - (out / th).detach()
+        out.register_hook(lambda g: g * ng)
+        outs.append(out)
+    return torch.stack(outs)
+
+
+def test_code_derivative_matches_per_step_reference():
+    torch.manual_seed(0)
+    x = (torch.rand(12, 3, 7, dtype=torch.float64) * 1.2).requires_grad_()
+    g = torch.randn(12, 3, 7, dtype=torch.float64)
+    s = leak_corrected_lif(x, leak=0.9, threshold=1.3)
+    s.backward(g)
+    ng = leak_corrected_derivative(s.detach(), 0.9).to(torch.float64)
+    x_ref = x.detach().clone().requires_grad_()
+    s_ref = _reference_per_step(x_ref, 0.9, 1.3, ng)
+    s_ref.backward(g)
+    assert torch.equal(s.detach(), s_ref.detach())
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+
+
+def test_pooling_neuron_by_hand():
+    # one 2x2 window over T = 3: averages .25, .5, .75 -> h = .25, .75 (not > .75), 1.5 -> fire.
+    x = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.float64)
+    x = x.view(3, 1, 1, 2, 2).requires_grad_()  # [T, B, C, H, W]
+    s = SpikingAvgPool(2, threshold=0.75)(x)
+    assert s.flatten().tolist() == [0, 0, 1]
+    # grads [1, 2, 3]: steps 1-2 inherit step 3's 3, times the pool weight 0.25 -> 0.75 per pixel and step
+    s.backward(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).view(3, 1, 1, 1, 1))
+    assert torch.allclose(x.grad, torch.full_like(x, 0.75))
+
+
+def test_integrating_output_and_its_one_over_T_derivative():
+    # leak 0.5, x = [1, 2, 3]: V(T) = .25 * 1 + .5 * 2 + 3 = 4.25, output = 4.25 / 3
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).view(3, 1, 1).requires_grad_()
+    out = LeakyIntegratorReadout(0.5)(x)
+    assert out.item() == pytest.approx(4.25 / 3)
+    out.backward()
+    assert x.grad.flatten().tolist() == pytest.approx([1 / 3] * 3)  # the leak is noise in backward
+
+
+def test_dropout_mask_fixed_over_time_and_new_each_iteration():
+    torch.manual_seed(0)
+    drop = TimeFixedDropout(0.5).train()
+    x = torch.ones(6, 4, 100)  # [T, B, F]
+    a, b = drop(x), drop(x)
+    assert all(torch.equal(a[0], a[t]) for t in range(6))  # same mask at every step
+    assert set(a.unique().tolist()) <= {0.0, 2.0}  # inverted dropout: kept units scaled by 1/(1-p)
+    assert not torch.equal(a[0], b[0])  # a new mask next iteration
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_init_kappa_by_fan_in():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(64, 256, 3, bias=False)  # fan_in = 64 * 9 = 576
+    init_weights(conv, 2.0)
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / 576), rel=0.03)
+    plain = get_method("spikebp", {"timesteps": 2}).build(create_architecture("lee2020_vgg7", width=0.5))
+    res = get_method("spikebp", {"timesteps": 2}).build(create_architecture("lee2020_resnet9", width=0.5))
+    w_plain = plain.body[2].module.weight  # 32 -> 32 conv, fan_in 288: kappa 2
+    w_res = [m for m in res.modules() if isinstance(m, torch.nn.Conv2d)][1].weight  # 32 -> 64, fan_in 288
+    assert w_plain.std().item() == pytest.approx(math.sqrt(2 / 288), rel=0.1)
+    assert w_res.std().item() == pytest.approx(math.sqrt(1 / 288), rel=0.1)
+
+
+def test_sse_loss_by_hand():
+    method = get_method("spikebp", {})
+    out = torch.tensor([[0.5, 0.2], [0.0, 1.0]])
+    # sample 1: 0.5 * ((0.5 - 1)^2 + 0.2^2) = 0.145; sample 2: 0; mean 0.0725
+    assert method.loss(out, torch.tensor([0, 1])).item() == pytest.approx(0.0725)

@@ -1,0 +1,108 @@
+"""Method ``stbp``: eq. 5-6 neuron with reset variants, the surrogate, voting, encoders, T settings."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.errors import ConfigError
+from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.voting import VotingReadout
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+
+
+def _neuron(**options):
+    return get_method("stbp", options).neuron()
+
+
+@pytest.mark.parametrize("reset, expected", [
+    # decay 0.5, V_th 1, constant I = 0.9:
+    # zero:     u = .9, 1.35 (fire, u -> 0), .9, 1.35 (fire)                   -> 0 1 0 1
+    # subtract: u = .9, 1.35 (fire, -> .35), .175 + .9 = 1.075 (fire, -> .075), .0375 + .9 = .9375 -> 0 1 1 0
+    # none:     u = .9, 1.35, .675 + .9 = 1.575, .7875 + .9 = 1.6875 (all fire) -> 0 1 1 1
+    ("zero", [0, 1, 0, 1]), ("subtract", [0, 1, 1, 0]), ("none", [0, 1, 1, 1])])
+def test_eq5_lif_reset_variants_by_hand(reset, expected):
+    s = _neuron(decay=0.5, threshold=1.0, reset=reset)(torch.full((4, 1, 1), 0.9))
+    assert s.flatten().tolist() == expected
+
+
+def test_eq5_decay_clears_after_spike():
+    # wu2019 eq. 5: u_{t+1} = k u_t (1 - o_t) + I; k = 0.25, V_th = 0.5, I = 0.45:
+    # u = .45, .1125 + .45 = .5625 (fire), 0 + .45, .5625 (fire)
+    s = _neuron(decay=0.25, threshold=0.5)(torch.full((4, 1, 1), 0.45))
+    assert s.flatten().tolist() == [0, 1, 0, 1]
+
+
+def test_rectangular_surrogate_width():
+    # h(u) = (1/a) 1[|u - V_th| < a/2]; V_th = 0.5, a = 1: u = .2, .6 -> 1; u = 1.2 -> 0
+    x = torch.tensor([0.2, 0.6, 1.2]).view(1, 1, 3).requires_grad_()
+    _neuron(threshold=0.5, surrogate_args={"a": 1.0})(x).sum().backward()
+    assert x.grad.flatten().tolist() == [1.0, 1.0, 0.0]
+    x2 = x.detach().clone().requires_grad_()
+    _neuron(threshold=0.5, surrogate_args={"a": 0.5})(x2).sum().backward()  # |u - .5| < .25: only .6 -> 2
+    assert x2.grad.flatten().tolist() == [0.0, 2.0, 0.0]
+
+
+def test_voting_readout_by_hand():
+    # K = 2 classes, G = 2 neurons each; rates over T = 2: [.5, 0, 1, .5] -> class scores [.25, .75]
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]]).view(2, 1, 4)
+    assert VotingReadout(nn.Identity(), 2)(x).flatten().tolist() == [0.25, 0.75]
+
+
+def test_vote_group_widens_the_classifier():
+    model = get_method("stbp", {"timesteps": 2, "vote_group": 10}).build(
+        create_architecture("stbp_mnist", width=0.25))
+    assert model.body[-1].module.out_features == 100
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(ConfigError, match="vote_group"):
+        get_method("stbp", {"vote_group": 0})
+
+
+def test_training_and_inference_T_are_independent():
+    model = get_method("stbp", {"timesteps": 3, "eval_timesteps": 5}).build(
+        create_architecture("scnn_digits", width=0.25))
+    seen = []
+    model.body.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    x = torch.rand(2, 1, 8, 8)
+    model.train()(x)
+    model.eval()(x)
+    model(x, timesteps=7)
+    assert seen == [3, 5, 7]
+
+
+def test_direct_encoding_feeds_the_analog_image_every_step():
+    model = get_method("stbp", {"timesteps": 4}).build(create_architecture("scnn_digits", width=0.25))
+    x = torch.rand(2, 1, 8, 8)
+    frames = model.encoder(x, 4)
+    assert frames.shape == (4, 2, 1, 8, 8) and all(torch.equal(frames[t], x) for t in range(4))
+
+
+def test_frame_encoder_takes_event_frames():
+    x = torch.rand(2, 6, 2, 5, 5)  # [B, T, C, H, W]
+    out = FrameEncoder()(x, 4)
+    assert out.shape == (4, 2, 2, 5, 5) and torch.equal(out[3, 1], x[1, 3])
+    with pytest.raises(ConfigError, match="T=7"):
+        FrameEncoder()(x, 7)
+    model = get_method("stbp", {"timesteps": 3, "encoder": "frames"}).build(
+        create_architecture("wu2019_small_events", width=0.05, input_shape=(2, 8, 8)))
+    assert model(torch.rand(2, 3, 2, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_stbp_learns_digits_quickly():
+    from deepspike.data import load_dataset
+
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    x, y = data.train[torch.arange(64)]
+    method = get_method("stbp", {"timesteps": 2, "vote_group": 4})
+    model = method.build(create_architecture("scnn_digits", width=0.25))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(15):
+        loss = method.loss(model(x), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first

@@ -1,0 +1,73 @@
+"""NeuNorm (wu2019 eq. 9-10): the auxiliary trace, the subtraction, their gradients, and placement."""
+
+import pytest
+import torch
+
+from deepspike.layers.neunorm import NeuNorm, auxiliary_trace
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+
+
+def test_auxiliary_trace_is_moving_average_of_channel_mean():
+    # F = 2 maps, 2 positions; position 0: both maps fire, position 1: one of two fires.
+    # reading k_tau2 + v = 1 with k = 0.9: x_t = 0.9 x_{t-1} + 0.1 * mean_f o
+    # pos 0 (mean 1): 0.1, 0.19, 0.271; pos 1 (mean 0.5): 0.05, 0.095, 0.1355
+    o = torch.zeros(3, 1, 2, 1, 2)  # [T, B, F, H, W]
+    o[:, :, :, 0, 0] = 1
+    o[:, :, 0, 0, 1] = 1
+    x = auxiliary_trace(o, 0.9)
+    assert x.shape == (3, 1, 1, 1, 2)
+    assert x[:, 0, 0, 0, 0].tolist() == pytest.approx([0.1, 0.19, 0.271])
+    assert x[:, 0, 0, 0, 1].tolist() == pytest.approx([0.05, 0.095, 0.1355])
+
+
+def test_trace_converges_to_the_mean_firing_rate():
+    # with k + v = 1 the steady state of x is the mean firing itself (here 0.25)
+    o = torch.zeros(200, 1, 4, 1, 1)
+    o[:, :, 0] = 1
+    assert auxiliary_trace(o, 0.9)[-1].item() == pytest.approx(0.25, abs=1e-6)
+
+
+def test_neunorm_output_and_gradients_by_hand():
+    # T = 2, F = 2, one position, k = 0.5. o = [[1, 0], [1, 1]] -> channel means 0.5, 1
+    # x1 = 0.5 * 0.5 = 0.25; x2 = 0.5 * 0.25 + 0.5 * 1 = 0.625. U = [2, -1]:
+    # out1 = [1 - 2 * .25, 0 + .25] = [.5, .25]; out2 = [1 - 1.25, 1 + .625] = [-.25, 1.625]
+    nn_ = NeuNorm((2, 1, 1), decay=0.5)
+    with torch.no_grad():
+        nn_.scale.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1))
+    o = torch.tensor([[1.0, 0.0], [1.0, 1.0]]).view(2, 1, 2, 1, 1).requires_grad_()
+    out = nn_(o)
+    assert out.flatten().tolist() == pytest.approx([0.5, 0.25, -0.25, 1.625])
+    out.sum().backward()
+    # dL/dU_f = -(x1 + x2) = -0.875 for both maps
+    assert nn_.scale.grad.flatten().tolist() == pytest.approx([-0.875, -0.875])
+    # dL/do_{t,f} = 1 - (U_1 + U_2) * sum_{s>=t} dx_s/do_{t,f}; dx1/do1 = .5/2 = .25, dx2/do1 = .125,
+    # dx2/do2 = .25 -> t=1: 1 - (.25 + .125) = .625, t=2: 1 - .25 = .75
+    assert o.grad.flatten().tolist() == pytest.approx([0.625, 0.625, 0.75, 0.75])
+
+
+def test_neunorm_starts_as_identity():
+    o = (torch.rand(3, 2, 4, 5, 5) > 0.5).float()
+    assert torch.equal(NeuNorm((4, 5, 5))(o), o)  # U = 0 at initialisation
+
+
+def _neunorms(model):
+    return [m for m in model.modules() if isinstance(m, NeuNorm)]
+
+
+@pytest.mark.parametrize("name, expected", [("stbp_mnist", 1), ("wu2019_cifarnet", 4), ("wu2019_small", 1)])
+def test_neunorm_sits_between_conv_layers(name, expected):
+    # conv -> conv connections only: N conv layers give N - 1 NeuNorms (pools in between are fine)
+    arch = create_architecture(name, width=0.05)
+    model = get_method("stbp", {"timesteps": 2, "neunorm": True}).build(arch)
+    assert len(_neunorms(model)) == expected
+    assert not _neunorms(get_method("stbp", {"timesteps": 2}).build(arch))
+
+
+def test_neunorm_scale_gets_gradient_in_a_network():
+    torch.manual_seed(0)
+    model = get_method("stbp", {"timesteps": 3, "neunorm": True}).build(
+        create_architecture("stbp_mnist", width=0.25, input_shape=(1, 12, 12)))
+    out = model(torch.rand(4, 1, 12, 12))
+    out.sum().backward()
+    assert _neunorms(model)[0].scale.grad.abs().sum() > 0
