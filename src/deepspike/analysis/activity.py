@@ -53,17 +53,27 @@ def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 class SpikeRecorder:
-    """Context manager: while active, adds up the spikes of every spiking module of ``model``."""
+    """Context manager: while active, adds up the spikes of every spiking module of ``model``.
+
+    A network that runs time in chunks (several neuron calls per forward call of ``model``, e.g. the
+    converted network) counts each sample once and the steps of all its chunks.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         self.layers = {name: LayerActivity(name, 0, 0.0, 0, 0) for name, _ in spiking_modules(model)}
+        self._model = model
         self._modules = spiking_modules(model)
         self._handles: list = []
+        self._steps_in_call: dict[str, int] = {}
 
     def __enter__(self) -> SpikeRecorder:
+        self._handles.append(self._model.register_forward_pre_hook(self._begin))
         for name, module in self._modules:
             self._handles.append(module.register_forward_hook(self._hook(name)))
         return self
+
+    def _begin(self, module: nn.Module, args) -> None:
+        self._steps_in_call.clear()
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
@@ -75,8 +85,10 @@ class SpikeRecorder:
             spikes = output[0] if isinstance(output, tuple) else output  # [T, B, ...]
             layer = self.layers[name]
             layer.neurons = spikes[0, 0].numel()
-            layer.steps = spikes.shape[0]
-            layer.samples += spikes.shape[1]
+            if name not in self._steps_in_call:  # first chunk of this forward call
+                layer.samples += spikes.shape[1]
+            self._steps_in_call[name] = self._steps_in_call.get(name, 0) + spikes.shape[0]
+            layer.steps = self._steps_in_call[name]
             layer.spikes += float(spikes.detach().abs().sum())
 
         return record

@@ -1,0 +1,113 @@
+"""Energy estimates from operation and spike counts, with named, cited presets.
+
+``E = MACs * e_mac + ACs * e_ac + spikes * e_spike`` (picojoules per operation / spike). An ANN does its
+dense MACs (``analysis.costs.count_macs``); an SNN does ACs for spike inputs, MACs for analog inputs
+(direct encoding), and, on spike-priced hardware, pays per emitted neuron spike (input spikes excluded:
+the sensor makes them). A preset prices only what its source reports; the rest is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepspike.errors import ConfigError, unknown_choice
+
+
+@dataclass(frozen=True)
+class EnergyPreset:
+    """Energy per operation in pJ: ``mac`` (multiply-accumulate), ``ac`` (accumulate), ``spike``."""
+
+    name: str
+    mac_pj: float = 0.0
+    ac_pj: float = 0.0
+    spike_pj: float = 0.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("mac_pj", "ac_pj", "spike_pj"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(
+                    f"energy preset {self.name!r}: {key} must be >= 0, got {getattr(self, key)}"
+                )
+
+
+PRESETS: dict[str, EnergyPreset] = {}
+
+
+def register_energy_preset(preset: EnergyPreset) -> EnergyPreset:
+    """Add (or replace) a preset under ``preset.name``; returns it."""
+    PRESETS[preset.name] = preset
+    return preset
+
+
+for _p in (
+    EnergyPreset(
+        "45nm_fp32",
+        mac_pj=4.6,
+        ac_pj=0.9,
+        source="Horowitz 2014, 45 nm, 32-bit float MAC 4.6 pJ / AC 0.9 pJ (lee2020 section 5.4)",
+    ),
+    EnergyPreset(
+        "45nm_int32",
+        mac_pj=3.2,
+        ac_pj=0.1,
+        source="Horowitz 2014, 45 nm, 32-bit int MAC 3.2 pJ / AC 0.1 pJ (lee2020 section 5.4)",
+    ),
+    EnergyPreset(
+        "zhou2021_neuron", spike_pj=10.0, source="zhou2021: < 10 pJ per spike, 65 nm neuron circuit"
+    ),
+    EnergyPreset(
+        "truenorth", spike_pj=26.0, source="IBM TrueNorth, 26 pJ per spike (Merolla 2014; zhou2021)"
+    ),
+    EnergyPreset(
+        "cao2015", spike_pj=45.0, source="neuromorphic circuit, 45 pJ per spike (Cao 2015; zhou2021)"
+    ),
+):
+    register_energy_preset(_p)
+
+
+def get_energy_preset(name: str) -> EnergyPreset:
+    if name not in PRESETS:
+        raise unknown_choice("energy preset", name, PRESETS)
+    return PRESETS[name]
+
+
+def parse_energy_preset(text: str) -> EnergyPreset:
+    """``"name:mac=4.6,ac=0.9,spike=0"`` -> a preset (a user's own numbers; missing keys are 0)."""
+    name, _, body = text.partition(":")
+    values: dict[str, float] = {}
+    for item in filter(None, body.split(",")):
+        key, _, value = item.partition("=")
+        if key.strip() not in ("mac", "ac", "spike"):
+            raise ConfigError(f"bad energy preset {text!r}: key {key!r}; valid: mac, ac, spike")
+        try:
+            values[f"{key.strip()}_pj"] = float(value)
+        except ValueError:
+            raise ConfigError(f"bad energy preset {text!r}: {value!r} is not a number") from None
+    if not name.strip() or not values:
+        raise ConfigError(f"bad energy preset {text!r}; expected NAME:mac=PJ,ac=PJ,spike=PJ")
+    return EnergyPreset(name.strip(), source="user", **values)
+
+
+def energy_pj(preset: EnergyPreset, macs: float = 0.0, acs: float = 0.0, spikes: float = 0.0) -> float:
+    """``E = macs * e_mac + acs * e_ac + spikes * e_spike`` in pJ."""
+    return macs * preset.mac_pj + acs * preset.ac_pj + spikes * preset.spike_pj
+
+
+def energy_table(ann_macs: float, snn: dict | None) -> dict[str, dict[str, float | None]]:
+    """Per preset: ANN and SNN energy per inference (pJ) and their ratio.
+
+    ann_macs: dense MACs per sample; snn: a ``NetworkMonitor.summary()`` (None for an ANN run). A
+    spike-only preset has no ANN price (None).
+    """
+    table = {}
+    for name, p in PRESETS.items():
+        ann = ann_macs * p.mac_pj if p.mac_pj > 0 else None
+        snn_e = None
+        if snn is not None:
+            snn_e = energy_pj(
+                p, snn["macs_per_sample"], snn["acs_per_sample"], snn["neuron_spikes_per_sample"]
+            )
+        ratio = ann / snn_e if ann is not None and snn_e else None
+        table[name] = {"ann_pj": ann, "snn_pj": snn_e, "ann_over_snn": ratio}
+    return table

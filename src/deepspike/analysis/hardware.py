@@ -1,0 +1,84 @@
+"""Mapping onto a YOSO-like mesh of processing elements (zhang2021 section IV.B).
+
+A layer with ``m`` inputs, ``n`` neurons and ``w`` stored weights needs
+``C = max(ceil(n / N), ceil(w / W))`` PEs, where a PE holds at most ``N`` neurons and ``W`` weights
+(zhang2021: ``C = MAX(n/N, m n/W)`` for an ``m x n`` fully connected layer, whose weights are ``m n``; a
+convolution stores its shared kernel, ``w`` = its parameter count). The PEs sit on a
+``ceil(sqrt(C_total))`` square grid. Routed spikes: every input spike of a layer is sent to each of the
+layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. Defaults: ``N = 256``
+(zhang2021: every PE serves at least 256 neurons) and ``W = 256 * 256`` (our assumption: 256 neurons of
+256 inputs each).
+"""
+
+from __future__ import annotations
+
+import math
+
+from deepspike.analysis.costs import layer_costs
+from deepspike.analysis.energy import EnergyPreset, energy_pj
+from deepspike.errors import ConfigError
+from deepspike.models.spec import Architecture
+
+
+def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights: int = 65_536) -> int:
+    """``C = max(ceil(n / N), ceil(w / W))``."""
+    if pe_neurons < 1 or pe_weights < 1:
+        raise ConfigError(f"PE capacities must be >= 1, got N={pe_neurons}, W={pe_weights}")
+    return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
+
+
+def map_to_mesh(
+    arch: Architecture,
+    activity: dict | None = None,
+    pe_neurons: int = 256,
+    pe_weights: int = 65_536,
+    preset: EnergyPreset | None = None,
+) -> dict:
+    """PEs per conv/linear layer, the grid, routed spike packets and energy per inference.
+
+    activity: a ``NetworkMonitor.summary()``; its synaptic layers other than pools are matched to the
+    architecture's conv/linear layers in order (for the spikes each layer receives). Without it (or when
+    the layers do not match) packets are None.
+    """
+    layers = []
+    for c in layer_costs(arch):
+        if c.kind not in ("conv", "linear"):
+            continue
+        n = math.prod(c.output_shape)
+        pes = pes_for_layer(n, c.params, pe_neurons, pe_weights)
+        layers.append(
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "inputs": math.prod(c.input_shape),
+                "neurons": n,
+                "weights": c.params,
+                "pes": pes,
+                "grid_side": math.ceil(math.sqrt(pes)),
+            }
+        )
+    synapses = [s for s in (activity or {}).get("synapses", []) if s["type"] != "AvgPool2d"]
+    matched = activity is not None and len(synapses) == len(layers)
+    packets = 0.0 if matched else None
+    for layer, syn in zip(layers, synapses if matched else [], strict=False):
+        layer["spikes_in_per_sample"] = syn["events_per_sample"]
+        layer["packets_per_sample"] = syn["events_per_sample"] * layer["pes"]
+        packets += layer["packets_per_sample"]
+    total = sum(layer["pes"] for layer in layers)
+    out = {
+        "pe_neurons": pe_neurons,
+        "pe_weights": pe_weights,
+        "layers": layers,
+        "total_pes": total,
+        "grid_side": math.ceil(math.sqrt(total)),
+        "packets_per_sample": packets,
+    }
+    if preset is not None and activity is not None:
+        out["energy_preset"] = preset.name
+        out["energy_pj"] = energy_pj(
+            preset,
+            activity["macs_per_sample"],
+            activity["acs_per_sample"],
+            activity["neuron_spikes_per_sample"],
+        )
+    return out

@@ -1,0 +1,113 @@
+"""Robustness perturbations: weight noise at an SNR, spike deletion (rate), spike-time jitter (TTFS).
+
+- Weight noise (zhou2021 Fig. 3): per synaptic layer, ``w' = w + n``, ``n ~ N(0, sigma^2)`` with
+  ``sigma^2 = mean(w^2) / 10^(SNR/10)``, so ``10 log10(mean(w^2) / E[n^2]) = SNR`` dB.
+- Spike deletion (rate nets): every spike of the input and of every spiking layer is dropped with
+  probability ``p``: ``s' = s * m``, ``m ~ Bernoulli(1 - p)``.
+- Spike-time jitter (TTFS nets): every finite spike time of the input and of every TTFS neuron layer
+  becomes ``t' = t + sigma * e`` (absolute) or ``t (1 + sigma * e)`` (relative, zhou2021's "jitter %"),
+  ``e ~ N(0, 1)``; ``+inf`` (no spike) stays ``+inf``. Times are not clamped (closed-form output times
+  may be negative).
+Deletion and jitter are forward hooks that replace the module outputs while the context is active.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from deepspike.analysis.monitor import is_ttfs_neuron_layer
+from deepspike.analysis.quantize import weighted_modules
+from deepspike.errors import ConfigError
+
+
+@torch.no_grad()
+def add_weight_noise(model: nn.Module, snr_db: float, generator: torch.Generator | None = None) -> nn.Module:
+    """A copy of ``model`` with Gaussian noise at ``snr_db`` added to every synaptic weight (module doc)."""
+    model = copy.deepcopy(model)
+    for _, m in weighted_modules(model):
+        w = m.weight
+        sigma = (w.pow(2).mean() / 10.0 ** (snr_db / 10.0)).sqrt()
+        noise = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
+        w.add_(sigma * noise)
+    return model
+
+
+class _OutputHooks:
+    """Base: a context manager hooking ``targets(model)`` and replacing their outputs by ``perturb``."""
+
+    def __init__(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
+        self.model, self.generator, self._handles = model, generator, []
+
+    def targets(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def perturb(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __enter__(self):
+        def hook(module, args, output):
+            return self.perturb(output)
+
+        self._handles = [m.register_forward_hook(hook) for m in self.targets()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _encoder(self) -> list[nn.Module]:
+        encoder = getattr(self.model, "encoder", None)
+        return [encoder] if isinstance(encoder, nn.Module) else []
+
+
+class SpikeDeletion(_OutputHooks):
+    """Drop each spike (input encoder and every ``is_spiking_neuron`` module) with probability ``p``."""
+
+    def __init__(self, model: nn.Module, p: float, generator: torch.Generator | None = None) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"spike deletion probability must be in [0, 1], got {p}")
+        super().__init__(model, generator)
+        self.p = p
+
+    def targets(self) -> list[nn.Module]:
+        spiking = [m for m in self.model.modules() if getattr(type(m), "is_spiking_neuron", False)]
+        return self._encoder() + spiking
+
+    def perturb(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(((x == 0) | (x.abs() == 1)).all()):
+            return x  # analog input (direct encoding): nothing to delete
+        keep = torch.rand(x.shape, generator=self.generator).to(x.device) >= self.p
+        return x * keep.to(x.dtype)
+
+
+class SpikeJitter(_OutputHooks):
+    """Jitter every finite spike time of the input (encoder) and of every TTFS neuron layer by ``sigma``."""
+
+    def __init__(
+        self, model: nn.Module, sigma: float, relative: bool = False, generator: torch.Generator | None = None
+    ) -> None:
+        if not sigma >= 0:
+            raise ConfigError(f"jitter sigma must be >= 0, got {sigma}")
+        super().__init__(model, generator)
+        self.sigma, self.relative = sigma, relative
+
+    def targets(self) -> list[nn.Module]:
+        return self._encoder() + [m for m in self.model.modules() if is_ttfs_neuron_layer(m)]
+
+    def perturb(self, t: torch.Tensor) -> torch.Tensor:
+        return jitter_times(t, self.sigma, self.relative, self.generator)
+
+
+def jitter_times(
+    t: torch.Tensor, sigma: float, relative: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``t' = t + sigma e`` or ``t (1 + sigma e)`` (relative) for finite ``t``, ``e ~ N(0, 1)``; inf stays."""
+    e = torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+    finite = torch.isfinite(t)
+    base = torch.where(finite, t, torch.zeros_like(t))
+    moved = base * (1.0 + sigma * e) if relative else base + sigma * e
+    return torch.where(finite, moved, t)

@@ -1,0 +1,85 @@
+"""PNG plots of an analysis (matplotlib, Agg backend): activity, accuracy curves, spike-time histograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_activity(layers: list[dict], path: Path) -> Path:
+    """Bars: spikes per sample of each spiking layer, with its sparsity (fraction of neurons that fired)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = [d["name"] for d in layers]
+    x = range(len(names))
+    a.bar(x, [d["spikes_per_sample"] for d in layers], color="tab:blue")
+    a.set_ylabel("spikes per sample")
+    b.bar(x, [d["sparsity"] for d in layers], color="tab:orange")
+    b.set_ylabel("fraction of neurons that fired")
+    b.set_ylim(0, 1)
+    for ax in (a, b):
+        ax.set_xticks(list(x), names, rotation=45, ha="right", fontsize=7)
+        ax.set_xlabel("spiking layer")
+    return _save(fig, path)
+
+
+def plot_curve(
+    rows: list[dict],
+    key: str,
+    path: Path,
+    xlabel: str,
+    title: str,
+    log_x: bool = False,
+    invert_x: bool = False,
+) -> Path:
+    """Accuracy (%) against ``rows[i][key]``."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    xs = [r[key] for r in rows]
+    ax.plot(xs, [100 * r["accuracy"] for r in rows], "o-")
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.minorticks_off()
+    if invert_x:
+        ax.invert_xaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_spike_times(layers: list[dict], path: Path, decision_time: float | None = None) -> Path:
+    """One histogram per spiking layer: spike times (TTFS) or spikes per time step (rate), zhang2021 Fig. 6;
+    ``decision_time`` (mean first output spike) is drawn as a dashed line on the TTFS histograms."""
+    n = max(1, len(layers))
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    for ax, d in zip(axes.flat, layers, strict=False):
+        if d.get("times"):
+            ax.hist(d["times"], bins=40, color="tab:green")
+            ax.set_xlabel("spike time")
+            ax.set_ylabel("spikes")
+            if decision_time is not None:
+                ax.axvline(decision_time, color="k", ls="--", lw=1, label="mean decision")
+                ax.legend(fontsize=7)
+        else:
+            counts = d.get("step_counts", [])
+            ax.bar(range(1, len(counts) + 1), counts, width=1.0, color="tab:green")
+            ax.set_xlabel("time step")
+            ax.set_ylabel("spikes per sample")
+        ax.set_title(d["name"], fontsize=8)
+    for ax in list(axes.flat)[len(layers) :]:
+        ax.axis("off")
+    return _save(fig, path)

@@ -1,0 +1,116 @@
+"""Quantization-aware retraining, staged 32 -> 8 -> 4 -> 2 bits (zhou2021 appendix B.4).
+
+Start from a trained run; for each stage ``k``: parametrize every synaptic weight with
+``FakeQuantize(k)`` (forward uses ``Q_k(w)``, backward updates the full-precision ``w`` straight through),
+retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``train_epoch``: the Trainer's
+step, ``loss -> backward -> clip -> optimizer -> scheduler``, on one process),
+evaluate with quantized weights, and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the
+quantized weights baked in, summary) that ``deepspike eval``/``analyze`` can load. The next stage starts
+from the full-precision weights of this one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
+from deepspike.config.load import save_config
+from deepspike.errors import ConfigError
+from deepspike.train.atomic import atomic_write_text
+from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from deepspike.train.evaluate import evaluate
+from deepspike.train.optim import make_optimizer, make_scheduler
+from deepspike.train.reload import load_run
+from deepspike.train.run_setup import make_batches
+from deepspike.train.runtime import seed_everything
+
+
+def train_epoch(
+    model, method, optimizer, scheduler, batches, grad_clip: float | None = None
+) -> dict[str, float]:
+    """One epoch of ``loss = method.loss(model(x), y)``, backward, optional grad-norm clip, optimizer and
+    scheduler step per batch; returns ``train_loss`` and ``train_accuracy``."""
+    model.train()
+    loss_sum, correct, n = 0.0, 0, 0
+    for x, y in batches:
+        out = model(x)
+        loss = method.loss(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((method.predict(out.detach()) == y).sum())
+        n += len(y)
+    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+
+
+def quantization_aware_retrain(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    stages: tuple[int, ...] = (8, 4, 2),
+    epochs: int = 1,
+    per_channel: bool = False,
+    lr: float | None = None,
+) -> list[dict[str, Any]]:
+    """Retrain the run in ``run_dir`` stage by stage; returns one summary per stage (module docstring).
+
+    lr: learning rate of the retraining (default: the run's ``optim.lr``).
+    """
+    if epochs < 1 or not stages:
+        raise ConfigError(
+            f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs}, stages={stages}"
+        )
+    config, parts, _ = load_run(run_dir)
+    if config.method["name"] == "converted":
+        raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
+    cfg = replace(
+        config,
+        train=replace(config.train, epochs=epochs, progress=False),
+        optim=replace(config.optim, lr=lr if lr is not None else config.optim.lr),
+    )
+    out_dir = Path(out_dir)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model, method, device = parts.model, parts.method, next(parts.model.parameters()).device
+    train_batches = make_batches(cfg, parts.data, "train", device)
+    test_batches = make_batches(cfg, parts.data, "test", device)
+    results = []
+    for bits in stages:
+        stage_dir = out_dir / f"bits{bits}"
+        if (stage_dir / CHECKPOINT_NAME).exists():
+            raise ConfigError(f"{stage_dir} already holds a run; pick another output directory")
+        add_fake_quantization(model, bits, per_channel)
+        optimizer = make_optimizer(cfg.optim, model.parameters())
+        scheduler = make_scheduler(cfg.schedule, optimizer, epochs, len(train_batches))
+        for epoch in range(epochs):
+            train_batches.set_epoch(epoch)
+            stats = train_epoch(model, method, optimizer, scheduler, train_batches, cfg.train.grad_clip)
+        test = evaluate(model, method, test_batches)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, stage_dir / "config.yaml")
+        save_checkpoint(
+            stage_dir / CHECKPOINT_NAME,
+            {"model": quantized_state_dict(model), "epoch": epochs, "train_seconds": 0.0, "quant_bits": bits},
+        )
+        summary = {
+            "method": cfg.method["name"],
+            "model": cfg.model.name,
+            "dataset": cfg.data.name,
+            "bits": bits,
+            "per_channel": per_channel,
+            "source_run": str(run_dir),
+            "test_accuracy": test["accuracy"],
+            "train_accuracy": stats["train_accuracy"],
+            "epochs": epochs,
+        }
+        atomic_write_text(stage_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        results.append(summary)
+    remove_fake_quantization(model, bake=False)
+    return results

@@ -1,0 +1,120 @@
+"""Symmetric uniform weight quantization to k bits, post-training or as a fake-quantize parametrization.
+
+With ``q = 2^(k-1) - 1`` levels on each side and scale ``s = max|w| / q`` (per layer, or per output
+channel: the max over each ``w[o]``), a weight becomes ``Q(w) = s * clamp(round(w / s), -q, q)``: the
+``2q + 1`` values ``{-q s, ..., -s, 0, s, ..., q s}`` (2 bits: ``{-s, 0, s}``; 8 bits: 255 values). The
+ops are torch's ``fake_quantize_per_tensor_affine`` / ``fake_quantize_per_channel_affine``, whose
+gradient is the straight-through estimator (1 inside the clamp range), so a parametrized model trains with
+quantized forward and full-precision backward (zhou2021 B.4). ``bits >= 32`` means full precision.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from deepspike.errors import ConfigError
+
+FULL_PRECISION = 32
+
+
+def _check_bits(bits: int) -> None:
+    if not isinstance(bits, int) or bits < 2:
+        raise ConfigError(f"quantization bits must be an integer >= 2, got {bits!r}")
+
+
+def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:
+    """``Q(w) = s clamp(round(w / s), -q, q)``, ``q = 2^(bits-1) - 1``, ``s = max|w| / q`` (module docstring).
+
+    w: any shape, channel axis 0 (``[O, C, kh, kw]`` or ``[M, N]``); returns the same shape. The scale is
+    detached: gradients flow to ``w`` straight through. ``bits >= 32`` returns ``w`` unchanged.
+    """
+    _check_bits(bits)
+    if bits >= FULL_PRECISION:
+        return w
+    q = 2 ** (bits - 1) - 1
+    if per_channel and w.dim() > 1:
+        amax = w.detach().abs().flatten(1).amax(dim=1)  # [O]
+        scale = torch.where(amax > 0, amax / q, torch.ones_like(amax)).float()
+        zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -q, q)
+    amax = float(w.detach().abs().max()) if w.numel() else 0.0
+    return torch.fake_quantize_per_tensor_affine(w, amax / q if amax > 0 else 1.0, 0, -q, q)
+
+
+def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every layer with synaptic weights: ``Conv2d``, ``Linear``, TTFS layers with
+    a ``weight`` parameter of 2 or 4 dimensions."""
+    out = []
+    for name, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        ttfs = getattr(type(m), "is_ttfs_layer", False)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or (
+            ttfs and isinstance(w, nn.Parameter) and w.dim() in (2, 4)
+        ):
+            out.append((name, m))
+    return out
+
+
+@torch.no_grad()
+def quantize_model(model: nn.Module, bits: int, per_channel: bool = False) -> nn.Module:
+    """A copy of ``model`` with every synaptic weight replaced by ``quantize_weight`` (post-training)."""
+    _check_bits(bits)
+    model = copy.deepcopy(model)
+    for _, m in weighted_modules(model):
+        m.weight.copy_(quantize_weight(m.weight, bits, per_channel))
+    return model
+
+
+class FakeQuantize(nn.Module):
+    """Parametrization ``w -> quantize_weight(w, bits, per_channel)`` (straight-through gradient)."""
+
+    def __init__(self, bits: int, per_channel: bool = False) -> None:
+        super().__init__()
+        _check_bits(bits)
+        self.bits, self.per_channel = bits, per_channel
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return quantize_weight(w, self.bits, self.per_channel)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, per_channel={self.per_channel}"
+
+
+def add_fake_quantization(model: nn.Module, bits: int, per_channel: bool = False) -> nn.Module:
+    """In place: parametrize every synaptic ``weight`` of ``model`` with ``FakeQuantize``; returns ``model``.
+
+    Any previous quantization parametrization is removed first (keeping the full-precision weights), so
+    stages 8 -> 4 -> 2 bits can be applied in turn.
+    """
+    remove_fake_quantization(model, bake=False)
+    for _, m in weighted_modules(model):
+        parametrize.register_parametrization(m, "weight", FakeQuantize(bits, per_channel))
+    return model
+
+
+def remove_fake_quantization(model: nn.Module, bake: bool = True) -> nn.Module:
+    """In place: drop the ``FakeQuantize`` parametrizations; ``bake=True`` keeps the quantized weights,
+    ``bake=False`` the full-precision ones. Returns ``model``."""
+    for m in model.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=bake)
+    return model
+
+
+def quantized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` with every parametrized weight stored as its quantized value under the plain
+    ``<module>.weight`` key (loadable into the unparametrized model); ``model`` is left as it is."""
+    state = {k: v for k, v in model.state_dict().items() if ".parametrizations." not in f".{k}"}
+    for name, m in model.named_modules():
+        if parametrize.is_parametrized(m, "weight"):
+            state[f"{name}.weight" if name else "weight"] = m.weight.detach().clone()
+    return state
+
+
+def quantization_levels(model: nn.Module) -> dict[str, int]:
+    """Number of distinct weight values per synaptic layer (a check that quantization took effect)."""
+    return {name: int(torch.unique(m.weight.detach()).numel()) for name, m in weighted_modules(model)}

@@ -1,0 +1,268 @@
+"""``analyze_run``: what the analysis knows about one run, as ``analysis.json``, a Markdown report, PNGs.
+
+Sections: accuracy; activity (spikes per inference incl. input spikes, per-layer rates and sparsity,
+latency: time steps T or TTFS decision time); operations (ANN MACs from the spec; SNN ACs/MACs counted from
+the actual spikes x fan-out; ratio); energy per preset; hardware mapping; and sweeps (accuracy vs time steps,
+post-training quantization bits, weight-noise SNR, spike deletion or jitter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepspike.analysis import plots, sweeps
+from deepspike.analysis.costs import count_macs, count_parameters
+from deepspike.analysis.energy import PRESETS, energy_table, get_energy_preset
+from deepspike.analysis.hardware import map_to_mesh
+from deepspike.errors import ConfigError
+from deepspike.train.atomic import atomic_write_text
+from deepspike.train.reload import load_run
+from deepspike.train.run_setup import make_batches
+
+
+@dataclass
+class AnalysisOptions:
+    """limit: test samples used (None = all); bits/snrs/deletions/jitters: sweep points (empty = skip);
+    per_channel: quantize per output channel; preset: energy preset of the hardware mapping."""
+
+    limit: int | None = 1000
+    bits: tuple[int, ...] = (32, 8, 6, 4, 3, 2)
+    per_channel: bool = False
+    snrs: tuple[float, ...] = (40.0, 30.0, 24.0, 20.0, 15.0, 10.0)
+    deletions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    jitters: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1)
+    timesteps: bool = True
+    noise_repeats: int = 1
+    preset: str = "45nm_fp32"
+    pe_neurons: int = 256
+    pe_weights: int = 65_536
+    plots: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def load_test_batches(run_dir: str | Path, limit: int | None):
+    """``(config, parts, batches)``: the run reloaded and its first ``limit`` test samples as a list."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    config, parts, _ = load_run(run_dir)
+    device = next(parts.model.parameters()).device
+    batches, n = [], 0
+    for x, y in make_batches(config, parts.data, "test", device):
+        if limit is not None and n + len(y) > limit:
+            x, y = x[: limit - n], y[: limit - n]
+        batches.append((x, y))
+        n += len(y)
+        if limit is not None and n >= limit:
+            break
+    return config, parts, batches
+
+
+def analyze_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, options: AnalysisOptions | None = None
+) -> dict[str, Any]:
+    """Analyse the run in ``run_dir``; with ``out_dir`` write ``analysis.json``, ``report.md``, PNGs there."""
+    o = options or AnalysisOptions()
+    preset = get_energy_preset(o.preset)
+    config, parts, batches = load_test_batches(run_dir, o.limit)
+    model, method, arch = parts.model, parts.method, parts.arch
+    method_name = config.method["name"]
+    result: dict[str, Any] = {
+        "run": str(run_dir),
+        "method": method_name,
+        "model": config.model.name,
+        "dataset": config.data.name,
+        "samples": sum(len(y) for _, y in batches),
+        "parameters": count_parameters(arch),
+        "accuracy": sweeps.accuracy(model, method, batches),
+    }
+    ann_macs = count_macs(arch)
+    activity = sweeps.monitor_run(model, batches)
+    histograms = activity.pop("histograms")
+    spiking = bool(activity["layers"])
+    result["activity"] = activity if spiking else None
+    latency = None
+    if spiking and activity["decision_time_mean"] is not None:
+        latency = {"kind": "decision_time", "value": activity["decision_time_mean"]}
+    elif spiking:
+        latency = {"kind": "timesteps", "value": activity["timesteps"]}
+    result["latency"] = latency
+    snn_ops = activity["synops_per_sample"] if spiking else None
+    result["operations"] = {
+        "ann_macs_per_sample": ann_macs,
+        "snn_synops_per_sample": snn_ops,
+        "snn_acs_per_sample": activity["acs_per_sample"] if spiking else None,
+        "snn_macs_per_sample": activity["macs_per_sample"] if spiking else None,
+        "snn_over_ann": snn_ops / ann_macs if spiking and ann_macs else None,
+    }
+    result["energy"] = energy_table(ann_macs, activity if spiking else None)
+    result["energy_presets"] = {k: vars(p) for k, p in PRESETS.items()}
+    result["hardware"] = map_to_mesh(
+        arch, activity if spiking else None, o.pe_neurons, o.pe_weights, preset if spiking else None
+    )
+    result["histograms"] = [_compact(h) for h in histograms]
+    sw: dict[str, Any] = {}
+    if o.timesteps and sweeps.takes_timesteps(model):
+        sw["timesteps"] = sweeps.sweep_timesteps(
+            model, method, batches, sweeps.timestep_points(model.eval_timesteps)
+        )
+    if o.bits:
+        sw["bits"] = sweeps.sweep_bits(model, method, batches, o.bits, o.per_channel)
+    if o.snrs:
+        sw["snr"] = sweeps.sweep_snr(model, method, batches, o.snrs, o.noise_repeats)
+    coding = {layer["coding"] for layer in activity["layers"]}
+    if "rate" in coding and o.deletions:
+        sw["deletion"] = sweeps.sweep_deletion(model, method, batches, o.deletions)
+    if "ttfs" in coding and o.jitters:
+        sw["jitter"] = sweeps.sweep_jitter(model, method, batches, o.jitters)
+    result["sweeps"] = sw
+    result["accuracy_4bit"] = next((r["accuracy"] for r in sw.get("bits", []) if r["bits"] == 4), None)
+    if out_dir is not None:
+        write_report(result, histograms, Path(out_dir), o.plots)
+    return result
+
+
+def _compact(h: dict) -> dict:
+    """A histogram without the raw spike times: 40 bins of the TTFS times, or the per-step counts."""
+    out = {"name": h["name"], "coding": h["coding"], "step_counts": h["step_counts"]}
+    if h["times"]:
+        counts, edges = np.histogram(np.asarray(h["times"]), bins=40)
+        out.update(time_counts=counts.tolist(), time_edges=edges.tolist())
+    return out
+
+
+def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots: bool = True) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "analysis.json", json.dumps(result, indent=2, default=_json_default) + "\n")
+    figures = []
+    if make_plots:
+        act = result["activity"]
+        if act:
+            figures.append(
+                ("Spike activity per layer", plots.plot_activity(act["layers"], out_dir / "activity.png"))
+            )
+            figures.append(
+                (
+                    "Spike times / spikes per step per layer",
+                    plots.plot_spike_times(
+                        histograms, out_dir / "spike_times.png", act["decision_time_mean"]
+                    ),
+                )
+            )
+        curves = {
+            "timesteps": ("timesteps", "time steps", "Accuracy vs time steps", True, False),
+            "bits": ("bits", "weight bits", "Post-training weight quantization", True, True),
+            "snr": ("snr_db", "weight SNR (dB)", "Additive weight noise", False, True),
+            "deletion": ("p_delete", "spike deletion probability", "Spike deletion", False, False),
+            "jitter": ("jitter", "relative spike-time jitter", "Spike-time jitter", False, False),
+        }
+        for key, (col, xlabel, title, log_x, inv) in curves.items():
+            if result["sweeps"].get(key):
+                figures.append(
+                    (
+                        title,
+                        plots.plot_curve(
+                            result["sweeps"][key], col, out_dir / f"{key}.png", xlabel, title, log_x, inv
+                        ),
+                    )
+                )
+    atomic_write_text(out_dir / "report.md", markdown_report(result, figures))
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
+    """The Markdown report of one analysis."""
+    act, ops = result["activity"], result["operations"]
+    lines = [
+        f"# Analysis of `{result['run']}`",
+        "",
+        f"method **{result['method']}**, model **{result['model']}**, data **{result['dataset']}**, "
+        f"{result['samples']} test samples, {result['parameters']:,} parameters",
+        "",
+        f"- accuracy: **{100 * result['accuracy']:.2f}%**",
+    ]
+    if result["latency"]:
+        lines.append(f"- latency: {result['latency']['kind']} = {_fmt(result['latency']['value'])}")
+    if act:
+        lines += [
+            f"- spikes per inference: {act['spikes_per_sample']:,.1f} "
+            f"(input {act['input_spikes_per_sample']:,.1f}, neurons {act['neuron_spikes_per_sample']:,.1f})",
+            f"- sparsity (fraction of neurons that fired): {act['sparsity']:.3f}",
+        ]
+    lines += [
+        f"- ANN MACs per inference: {ops['ann_macs_per_sample']:,}",
+        f"- SNN synaptic ops per inference: {_fmt(ops['snn_synops_per_sample'], ',.0f')} "
+        f"(ACs {_fmt(ops['snn_acs_per_sample'], ',.0f')}, MACs {_fmt(ops['snn_macs_per_sample'], ',.0f')}); "
+        f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",
+        "",
+    ]
+    if act:
+        lines += [
+            "## Layers",
+            "",
+            "| layer | coding | neurons | spikes/sample | rate | sparsity |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {d['name']} | {d['coding']} | {d['neurons']} | {d['spikes_per_sample']:.1f} "
+            f"| {d['rate']:.4f} "
+            f"| {d['sparsity']:.3f} |"
+            for d in act["layers"]
+        ]
+        lines += [
+            "",
+            "| synaptic layer | type | events/sample | ACs/sample | MACs/sample |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {s['name']} | {s['type']} | {s['events_per_sample']:,.1f} | {s['acs_per_sample']:,.0f} "
+            f"| {s['macs_per_sample']:,.0f} |"
+            for s in act["synapses"]
+        ]
+        lines.append("")
+    lines += [
+        "## Energy per inference",
+        "",
+        "| preset | ANN (nJ) | SNN (nJ) | ANN / SNN | source |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, e in result["energy"].items():
+        nj = [None if v is None else v / 1000 for v in (e["ann_pj"], e["snn_pj"])]
+        lines.append(
+            f"| {name} | {_fmt(nj[0])} | {_fmt(nj[1])} | {_fmt(e['ann_over_snn'])} "
+            f"| {result['energy_presets'][name]['source']} |"
+        )
+    hw = result["hardware"]
+    lines += [
+        "",
+        "## Hardware mapping (YOSO-like mesh, zhang2021 IV.B)",
+        "",
+        f"PE capacity N = {hw['pe_neurons']} neurons, W = {hw['pe_weights']} weights: "
+        f"{hw['total_pes']} PEs on a {hw['grid_side']} x {hw['grid_side']} grid; "
+        f"routed spike packets per inference: {_fmt(hw['packets_per_sample'], ',.0f')}",
+        "",
+        "| layer | neurons | weights | PEs |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {d['name']} | {d['neurons']} | {d['weights']} | {d['pes']} |" for d in hw["layers"]]
+    for key, rows in result["sweeps"].items():
+        col = next(k for k in rows[0] if k not in ("accuracy", "per_channel", "relative"))
+        lines += ["", f"## Sweep: {key}", "", f"| {col} | accuracy (%) |", "|---:|---:|"]
+        lines += [f"| {r[col]} | {100 * r['accuracy']:.2f} |" for r in rows]
+    if figures:
+        lines += ["", "## Plots", ""] + [f"![{title}]({path.name})" for title, path in figures]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,131 @@
+"""Accuracy sweeps: against time steps, weight bits, weight-noise SNR, spike deletion and spike-time jitter.
+
+Every point evaluates the same samples with the same seeded random stream (``train.evaluate.EVAL_SEED``
+inside ``torch.random.fork_rng``), so curves differ only by the swept quantity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from deepspike.analysis.monitor import NetworkMonitor
+from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise
+from deepspike.analysis.quantize import quantize_model
+from deepspike.methods.base import Method
+from deepspike.train.evaluate import EVAL_SEED
+
+Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+def takes_timesteps(model: nn.Module) -> bool:
+    """True for time-stepped networks (``RateNetwork``, ``ConvertedNetwork``: ``forward(x, timesteps)``)."""
+    return hasattr(model, "eval_timesteps")
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module,
+    method: Method,
+    batches: Batches,
+    timesteps: int | None = None,
+    context: Callable[[], contextlib.AbstractContextManager] | None = None,
+    seed: int = EVAL_SEED,
+) -> float:
+    """Fraction of ``batches`` classified right; ``timesteps`` overrides T; ``context()`` wraps the run."""
+    was = model.training
+    model.eval()
+    correct = n = 0
+    with torch.random.fork_rng(), context() if context else contextlib.nullcontext():
+        torch.manual_seed(seed)
+        for x, y in batches:
+            out = model(x, timesteps=timesteps) if timesteps else model(x)
+            correct += int((method.predict(out) == y).sum())
+            n += len(y)
+    model.train(was)
+    return correct / n if n else float("nan")
+
+
+@torch.no_grad()
+def monitor_run(model: nn.Module, batches: Batches, seed: int = EVAL_SEED) -> dict:
+    """``NetworkMonitor.summary()`` of ``model`` in eval mode over ``batches`` (seeded), with the monitor's
+    ``histograms()`` under ``"histograms"``."""
+    was = model.training
+    model.eval()
+    with torch.random.fork_rng(), NetworkMonitor(model) as mon:
+        torch.manual_seed(seed)
+        for x, _ in batches:
+            model(x)
+    model.train(was)
+    return {**mon.summary(), "histograms": mon.histograms()}
+
+
+def timestep_points(total: int) -> list[int]:
+    """1, 2, 4, ... up to ``total`` (``total`` always included)."""
+    points, t = [], 1
+    while t < total:
+        points.append(t)
+        t *= 2
+    return points + [total]
+
+
+def sweep_timesteps(model, method, batches, points: Sequence[int]) -> list[dict]:
+    return [{"timesteps": t, "accuracy": accuracy(model, method, batches, timesteps=t)} for t in points]
+
+
+def sweep_bits(model, method, batches, bits: Sequence[int], per_channel: bool = False) -> list[dict]:
+    """Post-training quantization: accuracy at each number of bits (32 = full precision)."""
+    return [
+        {
+            "bits": b,
+            "per_channel": per_channel,
+            "accuracy": accuracy(quantize_model(model, b, per_channel), method, batches),
+        }
+        for b in bits
+    ]
+
+
+def sweep_snr(model, method, batches, snrs: Sequence[float], repeats: int = 1) -> list[dict]:
+    """Weight noise: mean accuracy over ``repeats`` noise draws (seeds 0..repeats-1) at each SNR (dB)."""
+    rows = []
+    for snr in snrs:
+        accs = [
+            accuracy(add_weight_noise(model, snr, torch.Generator().manual_seed(r)), method, batches)
+            for r in range(repeats)
+        ]
+        rows.append({"snr_db": snr, "accuracy": sum(accs) / len(accs)})
+    return rows
+
+
+def sweep_deletion(model, method, batches, probs: Sequence[float]) -> list[dict]:
+    return [
+        {
+            "p_delete": p,
+            "accuracy": accuracy(
+                model,
+                method,
+                batches,
+                context=lambda p=p: SpikeDeletion(model, p, torch.Generator().manual_seed(0)),
+            ),
+        }
+        for p in probs
+    ]
+
+
+def sweep_jitter(model, method, batches, sigmas: Sequence[float], relative: bool = True) -> list[dict]:
+    return [
+        {
+            "jitter": s,
+            "relative": relative,
+            "accuracy": accuracy(
+                model,
+                method,
+                batches,
+                context=lambda s=s: SpikeJitter(model, s, relative, torch.Generator().manual_seed(0)),
+            ),
+        }
+        for s in sigmas
+    ]

@@ -1,0 +1,99 @@
+"""``deepspike analyze RUN_DIR --out REPORT``: activity, operations, energy, robustness, report, plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "analyze"
+HELP = "analyse a run: spikes, sparsity, latency, synaptic ops, energy, quantization/noise sweeps, plots"
+
+
+def _numbers(kind):
+    def parse(text: str):
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+
+    return parse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="report directory (default RUN_DIR/analysis)")
+    p.add_argument("--limit", type=int, default=1000, help="test samples to use (default 1000; 0 = all)")
+    p.add_argument("--bits", type=_numbers(int), default=(32, 8, 6, 4, 3, 2), help="PTQ bits, e.g. 32,8,4,2")
+    p.add_argument(
+        "--per-channel", action="store_true", help="quantize per output channel (default per layer)"
+    )
+    p.add_argument(
+        "--snr", type=_numbers(float), default=(40, 30, 24, 20, 15, 10), help="weight-noise SNRs (dB)"
+    )
+    p.add_argument(
+        "--deletion",
+        type=_numbers(float),
+        default=(0, 0.1, 0.2, 0.3, 0.5),
+        help="spike deletion probabilities (rate nets)",
+    )
+    p.add_argument(
+        "--jitter",
+        type=_numbers(float),
+        default=(0, 0.01, 0.02, 0.05, 0.1),
+        help="relative spike-time jitter (TTFS nets)",
+    )
+    p.add_argument("--no-timesteps", action="store_true", help="skip the accuracy-vs-time-steps sweep")
+    p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping")
+    p.add_argument(
+        "--add-preset",
+        action="append",
+        default=[],
+        metavar="NAME:mac=PJ,ac=PJ,spike=PJ",
+        help="add an energy preset of your own (repeatable)",
+    )
+    p.add_argument("--pe-neurons", type=int, default=256, help="neurons per processing element (N)")
+    p.add_argument("--pe-weights", type=int, default=65_536, help="weights per processing element (W)")
+    p.add_argument(
+        "--qat",
+        type=_numbers(int),
+        default=(),
+        help="also retrain with quantization, staged, e.g. 8,4,2 (writes OUT/qat/bits<k>)",
+    )
+    p.add_argument("--qat-epochs", type=int, default=1, help="epochs per QAT stage")
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
+    from deepspike.analysis.report import AnalysisOptions, analyze_run
+
+    for text in args.add_preset:
+        register_energy_preset(parse_energy_preset(text))
+    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    options = AnalysisOptions(
+        limit=args.limit or None,
+        bits=args.bits,
+        per_channel=args.per_channel,
+        snrs=args.snr,
+        deletions=args.deletion,
+        jitters=args.jitter,
+        timesteps=not args.no_timesteps,
+        preset=args.preset,
+        pe_neurons=args.pe_neurons,
+        pe_weights=args.pe_weights,
+    )
+    result = analyze_run(args.run_dir, out, options)
+    if args.qat:
+        from deepspike.analysis.qat import quantization_aware_retrain
+
+        result["qat"] = quantization_aware_retrain(
+            args.run_dir, out / "qat", args.qat, args.qat_epochs, args.per_channel
+        )
+        (out / "qat.json").write_text(json.dumps(result["qat"], indent=2) + "\n")
+    act = result["activity"]
+    print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} samples")
+    if act:
+        print(
+            f"spikes per inference {act['spikes_per_sample']:,.1f}, sparsity {act['sparsity']:.3f}, "
+            f"synaptic ops {act['synops_per_sample']:,.0f} "
+            f"(ANN MACs {result['operations']['ann_macs_per_sample']:,})"
+        )
+    print(f"report: {out / 'report.md'}")
+    return 0

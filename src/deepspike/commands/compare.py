@@ -1,0 +1,27 @@
+"""``deepspike compare RUN_DIR ...``: one table across runs and methods."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "compare"
+HELP = "compare runs: accuracy, latency, spikes, synaptic ops, energy, 4-bit accuracy (Markdown table)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run directories (or analysis.json files)")
+    p.add_argument("--preset", default="45nm_fp32", help="energy preset for the energy column")
+    p.add_argument("--limit", type=int, default=1000, help="test samples when a run has no analysis.json yet")
+    p.add_argument("--out", help="also write the table to this Markdown file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deepspike.analysis.compare import compare_runs, markdown_table
+
+    table = markdown_table(compare_runs(args.runs, args.preset, args.limit or None))
+    print(table, end="")
+    if args.out:
+        Path(args.out).write_text(table)
+    return 0

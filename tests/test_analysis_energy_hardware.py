@@ -1,0 +1,79 @@
+"""Energy presets and the YOSO mesh mapping, against hand-computed numbers."""
+
+import pytest
+
+from deepspike.analysis.energy import (
+    PRESETS,
+    EnergyPreset,
+    energy_pj,
+    energy_table,
+    get_energy_preset,
+    parse_energy_preset,
+    register_energy_preset,
+)
+from deepspike.analysis.hardware import map_to_mesh, pes_for_layer
+from deepspike.errors import ConfigError
+from deepspike.models.spec import Architecture, Conv, Flatten, Linear
+
+
+def test_cited_presets():
+    assert (PRESETS["45nm_fp32"].mac_pj, PRESETS["45nm_fp32"].ac_pj) == (4.6, 0.9)
+    assert (PRESETS["45nm_int32"].mac_pj, PRESETS["45nm_int32"].ac_pj) == (3.2, 0.1)
+    assert [PRESETS[k].spike_pj for k in ("zhou2021_neuron", "truenorth", "cao2015")] == [10.0, 26.0, 45.0]
+    assert all(p.source for p in PRESETS.values())
+
+
+def test_energy_by_hand():
+    fp = get_energy_preset("45nm_fp32")
+    assert energy_pj(fp, macs=10, acs=100, spikes=7) == pytest.approx(10 * 4.6 + 100 * 0.9)
+    assert energy_pj(get_energy_preset("truenorth"), macs=10, acs=100, spikes=7) == pytest.approx(7 * 26)
+    snn = {"macs_per_sample": 0.0, "acs_per_sample": 1000.0, "neuron_spikes_per_sample": 50.0}
+    table = energy_table(2000, snn)
+    assert table["45nm_int32"]["ann_pj"] == pytest.approx(6400) and table["45nm_int32"][
+        "snn_pj"
+    ] == pytest.approx(100)
+    assert table["45nm_int32"]["ann_over_snn"] == pytest.approx(64)
+    assert table["cao2015"] == {"ann_pj": None, "snn_pj": pytest.approx(2250), "ann_over_snn": None}
+
+
+def test_user_presets():
+    p = parse_energy_preset("mychip:ac=0.05,spike=2")
+    assert (p.name, p.mac_pj, p.ac_pj, p.spike_pj) == ("mychip", 0.0, 0.05, 2.0)
+    register_energy_preset(EnergyPreset("tmp_test_chip", ac_pj=1.0, source="test"))
+    assert get_energy_preset("tmp_test_chip").ac_pj == 1.0
+    del PRESETS["tmp_test_chip"]
+    for bad in ("nochip", "x:mac=abc", "x:volts=1"):
+        with pytest.raises(ConfigError):
+            parse_energy_preset(bad)
+    with pytest.raises(ConfigError, match="unknown energy preset"):
+        get_energy_preset("nope")
+
+
+def test_pes_per_layer():
+    # C = max(ceil(n/N), ceil(w/W)): 1000/256 -> 4, 300000/65536 -> 5
+    assert pes_for_layer(1000, 300_000) == 5
+    assert pes_for_layer(1000, 1_000, pe_neurons=100) == 10
+    with pytest.raises(ConfigError):
+        pes_for_layer(10, 10, pe_neurons=0)
+
+
+def test_mesh_mapping_by_hand():
+    arch = Architecture("t", (Conv(4, 3), Flatten(), Linear(300), Linear(10, act=False)), (1, 10, 10), 10)
+    # conv: 4 x 8 x 8 = 256 neurons, 36 weights -> 1 PE; fc1: 300 neurons (ceil 300/256 = 2), 256*300 = 76800
+    # weights (ceil /65536 = 2) -> 2 PEs; fc2: 10 neurons, 3000 weights -> 1 PE. Total 4 -> 2 x 2 grid.
+    activity = {
+        "synapses": [
+            {"type": "Conv2d", "events_per_sample": 20.0},
+            {"type": "Linear", "events_per_sample": 30.0},
+            {"type": "Linear", "events_per_sample": 5.0},
+        ],
+        "macs_per_sample": 0.0,
+        "acs_per_sample": 1000.0,
+        "neuron_spikes_per_sample": 35.0,
+    }
+    hw = map_to_mesh(arch, activity, preset=get_energy_preset("45nm_int32"))
+    assert [d["pes"] for d in hw["layers"]] == [1, 2, 1]
+    assert hw["total_pes"] == 4 and hw["grid_side"] == 2
+    assert hw["packets_per_sample"] == 20 * 1 + 30 * 2 + 5 * 1
+    assert hw["energy_pj"] == pytest.approx(100.0)
+    assert map_to_mesh(arch)["packets_per_sample"] is None

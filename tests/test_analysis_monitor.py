@@ -1,0 +1,186 @@
+"""NetworkMonitor and fan-out: hand-counted spikes, sparsity and synaptic ops on tiny nets, known spikes."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.analysis.activity import measure_activity
+from deepspike.analysis.fanout import conv_fan_out, fan_out_map
+from deepspike.analysis.monitor import NetworkMonitor
+from deepspike.layers.time_distributed import TimeDistributed
+
+
+class FixedSpikes(nn.Module):
+    """A fake spiking layer that ignores its input and emits ``pattern`` [T, B, ...] (sliced per call)."""
+
+    is_spiking_neuron = True
+
+    def __init__(self, pattern):
+        super().__init__()
+        self.pattern, self.t0 = pattern, 0
+
+    def forward(self, x):
+        out = self.pattern[self.t0 : self.t0 + x.shape[0]]
+        self.t0 = (self.t0 + x.shape[0]) % self.pattern.shape[0]
+        return out
+
+
+class Fixed(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x, timesteps):
+        return self.value
+
+
+class TinyRate(nn.Module):
+    """encoder -> conv 1->2 (k=2) -> fake neurons -> flatten -> linear 8->5; optionally one step per chunk."""
+
+    def __init__(self, inputs, spikes, chunked=False):
+        super().__init__()
+        self.encoder = Fixed(inputs)
+        self.conv = TimeDistributed(nn.Conv2d(1, 2, 2, bias=False))
+        self.neuron = FixedSpikes(spikes)
+        self.fc = TimeDistributed(nn.Sequential(nn.Flatten(), nn.Linear(8, 5, bias=False)))
+        self.chunked = chunked
+
+    def forward(self, x, timesteps=None):
+        s = self.encoder(x, 2)  # [T=2, B, 1, 3, 3]
+        chunks = s.split(1) if self.chunked else (s,)
+        return torch.cat([self.fc(self.neuron(self.conv(c))) for c in chunks]).sum(0)
+
+
+def _rate_example(chunked=False, analog=False):
+    inputs = torch.zeros(2, 2, 1, 3, 3)  # [T, B, C, H, W]; sample 1 stays silent
+    inputs[0, 0, 0, 0, 0] = 1  # corner: in 1 window x 2 channels -> 2 ACs
+    inputs[0, 0, 0, 1, 1] = 1  # centre: in 4 windows x 2 channels -> 8 ACs
+    inputs[1, 0, 0, 1, 1] = 1  # centre again at t=1 -> 8 ACs
+    if analog:
+        inputs = inputs * 0.5
+    spikes = torch.zeros(2, 2, 2, 2, 2)  # [T, B, 2, 2, 2]: 8 neurons
+    spikes[0, 0, 0, 0, 0] = spikes[0, 0, 1, 1, 1] = spikes[0, 0, 0, 1, 0] = 1  # 3 spikes at t=0
+    spikes[1, 0, 0, 0, 0] = 1  # the same neuron again at t=1: 4 spikes, 3 distinct neurons
+    return TinyRate(inputs, spikes, chunked)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_rate_counts_by_hand(chunked):
+    model = _rate_example(chunked)
+    x = torch.zeros(2, 1, 3, 3)
+    with NetworkMonitor(model) as mon:
+        model(x)
+    s = mon.summary()
+    assert s["samples"] == 2 and s["timesteps"] == 2
+    assert s["input_spikes_per_sample"] == 3 / 2
+    assert s["neuron_spikes_per_sample"] == 4 / 2 and s["spikes_per_sample"] == 7 / 2
+    (layer,) = s["layers"]
+    assert layer["neurons"] == 8
+    assert layer["rate"] == 4 / (8 * 2 * 2)  # spikes / (neurons x steps x samples)
+    assert layer["sparsity"] == 3 / (8 * 2)  # 3 distinct neurons fired, of 8 per sample x 2 samples
+    conv, fc = s["synapses"]
+    assert conv["acs_per_sample"] == (2 + 8 + 8) / 2 and conv["events_per_sample"] == 3 / 2
+    assert fc["acs_per_sample"] == 4 * 5 / 2  # 4 spikes x fan-out 5
+    assert s["acs_per_sample"] == 38 / 2 and s["macs_per_sample"] == 0
+    assert mon.histograms()[0]["step_counts"] == [3 / 2, 1 / 2]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_spike_recorder_agrees_on_chunked_nets(chunked):
+    model = _rate_example(chunked)
+    act = measure_activity(model, [(torch.zeros(2, 1, 3, 3), None)])
+    (layer,) = act.layers
+    assert (layer.samples, layer.steps, layer.spikes) == (2, 2, 4.0)
+    assert layer.rate == 4 / (8 * 2 * 2) and act.spikes_per_sample == 2.0
+
+
+def test_analog_input_counts_macs():
+    model = _rate_example(analog=True)
+    with NetworkMonitor(model) as mon:
+        model(torch.zeros(2, 1, 3, 3))
+    s = mon.summary()
+    assert s["analog_input"] and s["input_spikes_per_sample"] == 0
+    assert s["synapses"][0]["macs_per_sample"] == 18 / 2 and s["synapses"][0]["acs_per_sample"] == 0
+    assert s["acs_per_sample"] == 20 / 2  # the linear layer still receives spikes
+
+
+def test_monitor_leaves_outputs_unchanged():
+    model = _rate_example()
+    nn.init.normal_(model.conv.module.weight)
+    x = torch.zeros(2, 1, 3, 3)
+    ref = model(x)
+    with NetworkMonitor(model):
+        inside = model(x)
+    assert torch.equal(ref, inside)
+    assert not model._forward_hooks and not model.neuron._forward_hooks  # hooks removed
+
+
+def _brute_fan_out(c, h, w, out_ch, k, s, p):
+    """For every input position count (output channel, output position) pairs whose window covers it."""
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    fan = torch.zeros(c, h, w)
+    for y, x, ky, kx in itertools.product(range(ho), range(wo), range(k), range(k)):
+        iy, ix = y * s + ky - p, x * s + kx - p
+        if 0 <= iy < h and 0 <= ix < w:
+            fan[:, iy, ix] += out_ch
+    return fan
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 1, 1), (3, 2, 1), (2, 3, 0), (5, 1, 0)])
+def test_conv_fan_out_matches_brute_force(k, s, p):
+    conv = nn.Conv2d(3, 4, k, s, p, bias=False)
+    fan = fan_out_map(conv, (3, 7, 7))
+    assert torch.equal(fan, _brute_fan_out(3, 7, 7, 4, k, s, p))
+    # ops of an event map = its convolution with an all-ones kernel, summed
+    events = (torch.rand(2, 3, 7, 7, generator=torch.Generator().manual_seed(k)) < 0.3).float()
+    ones = torch.ones(4, 3, k, k)
+    assert float((events * fan).sum()) == float(F.conv2d(events, ones, None, s, p).sum())
+
+
+def test_pool_and_linear_fan_out():
+    assert torch.equal(fan_out_map(nn.Linear(6, 4), (6,)), torch.full((6,), 4.0))
+    pool = fan_out_map(nn.AvgPool2d(2), (1, 5, 5))  # 2x2 windows, stride 2: the last row/column is dropped
+    expected = torch.ones(1, 5, 5)
+    expected[:, 4, :] = expected[:, :, 4] = 0
+    assert torch.equal(pool, expected)
+    assert torch.equal(
+        conv_fan_out((2, 3, 3), 2, 3, padding=1, groups=2)[0],
+        torch.tensor([[4.0, 6, 4], [6, 9, 6], [4, 6, 4]]),
+    )  # 3x3 "same" depthwise: windows covering
+
+
+class FakeTTFS(nn.Module):
+    """A TTFS layer with ``weight`` [M, N] that emits fixed output times (``+inf`` = no spike)."""
+
+    is_ttfs_layer = True
+
+    def __init__(self, n_in, times):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(times.shape[1], n_in))
+        self.times = times
+
+    def forward(self, t):
+        return self.times
+
+
+def test_ttfs_counts_by_hand():
+    inf = float("inf")
+    hidden = FakeTTFS(4, torch.tensor([[0.5, inf, 0.7], [inf, inf, inf]]))
+    output = FakeTTFS(3, torch.tensor([[1.2, 0.9], [inf, inf]]))
+    model = nn.Sequential(hidden, output)
+    t_in = torch.tensor([[0.1, inf, 0.3, inf], [inf, 0.2, inf, inf]])
+    with NetworkMonitor(model) as mon:
+        model(t_in)
+    s = mon.summary()
+    assert s["input_spikes_per_sample"] == 3 / 2  # finite inputs of the first TTFS layer
+    assert s["neuron_spikes_per_sample"] == 4 / 2 and s["spikes_per_sample"] == 7 / 2
+    assert s["acs_per_sample"] == (3 * 3 + 2 * 2) / 2  # input events x fan-out 3, hidden spikes x fan-out 2
+    assert s["sparsity"] == 4 / (5 * 2)
+    assert s["decision_time_mean"] == pytest.approx(0.9) and s["undecided_fraction"] == 0.5
+    h = {d["name"]: d for d in mon.histograms()}
+    assert sorted(h["0"]["times"]) == pytest.approx([0.5, 0.7]) and h["1"]["times"] == pytest.approx(
+        [1.2, 0.9]
+    )

@@ -1,0 +1,102 @@
+"""Weight quantization: exact levels by hand, per-channel scales, straight-through gradient, model copies."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from deepspike.analysis.quantize import (
+    add_fake_quantization,
+    quantization_levels,
+    quantize_model,
+    quantize_weight,
+    quantized_state_dict,
+    remove_fake_quantization,
+)
+from deepspike.errors import ConfigError
+
+W = torch.tensor([-1.0, -0.4, 0.1, 0.26, 0.75])
+
+
+def test_two_and_three_bit_levels_by_hand():
+    # 2 bits: q = 1, s = max|w| = 1 -> round(w) in {-1, 0, 1}
+    assert torch.equal(quantize_weight(W, 2), torch.tensor([-1.0, 0.0, 0.0, 0.0, 1.0]))
+    # 3 bits: q = 3, s = 1/3; w/s = -3, -1.2, 0.3, 0.78, 2.25 -> -3, -1, 0, 1, 2
+    assert torch.allclose(quantize_weight(W, 3), torch.tensor([-3.0, -1, 0, 1, 2]) / 3)
+
+
+def test_per_channel_uses_each_rows_max():
+    w = torch.tensor([[0.2, -0.11, 0.05], [4.0, 1.1, -2.9]])
+    # 3 bits, q = 3: row 0 s = 0.2/3: w/s = 3, -1.65, 0.75 -> 3, -2, 1;
+    # row 1 s = 4/3: w/s = 3, 0.825, -2.175 -> 3, 1, -2
+    out = quantize_weight(w, 3, per_channel=True)
+    expected = torch.tensor([[3.0, -2, 1], [3, 1, -2]]) * torch.tensor([[0.2 / 3], [4.0 / 3]])
+    assert torch.allclose(out, expected)
+    per_layer = quantize_weight(w, 3)  # one scale 4/3: the small row collapses to 0
+    assert torch.equal(per_layer[0], torch.zeros(3))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_number_of_levels_and_grid(bits):
+    w = torch.randn(64, 50, generator=torch.Generator().manual_seed(bits))
+    q = 2 ** (bits - 1) - 1
+    out = quantize_weight(w, bits)
+    s = float(w.abs().max()) / q
+    k = out / s
+    assert torch.allclose(k, k.round(), atol=1e-4)  # every value is an integer multiple of s
+    assert k.abs().max().round() == q and torch.unique(out).numel() <= 2 * q + 1
+    assert (out - w).abs().max() <= s / 2 + 1e-6  # rounding error at most half a step
+
+
+def test_full_precision_and_bad_bits():
+    assert quantize_weight(W, 32) is W
+    with pytest.raises(ConfigError):
+        quantize_weight(W, 1)
+
+
+def test_straight_through_gradient():
+    w = torch.randn(5, 4, requires_grad=True)
+    quantize_weight(w, 2, per_channel=True).mul(torch.arange(4.0)).sum().backward()
+    assert torch.equal(w.grad, torch.arange(4.0).expand(5, 4))  # d Q(w) / dw = 1 inside the range
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4))
+
+
+def test_quantize_model_copies():
+    net = _net()
+    before = [p.clone() for p in net.parameters()]
+    q = quantize_model(net, 2)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # original untouched
+    assert all(n <= 3 for n in quantization_levels(q).values())
+
+
+def test_fake_quantization_parametrization_round_trip():
+    net = _net()
+    full = net[3].weight.detach().clone()
+    add_fake_quantization(net, 4)
+    assert parametrize.is_parametrized(net[3], "weight")
+    assert torch.equal(net[3].weight, quantize_weight(full, 4))
+    add_fake_quantization(net, 2)  # restaging replaces the 4-bit parametrization, from full precision
+    assert torch.equal(net[3].weight, quantize_weight(full, 2))
+    remove_fake_quantization(net, bake=True)
+    assert not parametrize.is_parametrized(net[3]) and torch.unique(net[3].weight).numel() <= 3
+
+
+def test_quantized_forward_full_precision_backward():
+    net = _net()
+    add_fake_quantization(net, 2)
+    master = net[3].parametrizations.weight.original
+    before = master.detach().clone()
+    x = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    net(x).pow(2).sum().backward()
+    # forward used 2-bit weights; the straight-through gradient reaches the full-precision master weights
+    assert torch.unique(net[3].weight).numel() <= 3 and torch.unique(before).numel() > 3
+    torch.optim.SGD(net.parameters(), lr=1e-3).step()
+    assert not torch.equal(master, before) and torch.unique(master).numel() > 3
+    # the baked state dict loads into a plain copy that computes exactly what the parametrized net computes
+    plain = _net()
+    plain.load_state_dict(quantized_state_dict(net))
+    assert torch.equal(plain(x), net(x))

@@ -1,0 +1,173 @@
+"""End to end on tiny digits runs: `analyze` writes JSON, Markdown and PNGs; `compare` tables; QAT stages."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from deepspike.analysis.activity import measure_activity
+from deepspike.analysis.compare import compare_runs, markdown_table
+from deepspike.analysis.qat import quantization_aware_retrain
+from deepspike.analysis.quantize import quantization_levels
+from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
+from deepspike.commands import analyze as analyze_cmd
+from deepspike.commands import compare as compare_cmd
+from deepspike.config import load_config
+from deepspike.train.reload import evaluate_run
+from deepspike.train.trainer import Trainer
+
+COMMON = [
+    "model.name=mlp",
+    "model.args.hidden=[16]",
+    "data.name=digits",
+    "train.epochs=1",
+    "train.progress=false",
+    "optim.lr=0.02",
+    "train.eval_batch_size=512",
+]
+RUNS = {
+    "stbp": ["method.name=stbp", "method.timesteps=3", "method.encoder=poisson", "method.loss=ce"],
+    "ann": ["method.name=ann"],
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name, overrides in RUNS.items():
+        Trainer(load_config(None, overrides + COMMON), root / name).fit()
+    return root
+
+
+def _parse(module, argv):
+    p = argparse.ArgumentParser()
+    module.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_analyze_command_writes_report(runs, tmp_path):
+    out = tmp_path / "report"
+    args = _parse(
+        analyze_cmd,
+        [
+            str(runs / "stbp"),
+            "--out",
+            str(out),
+            "--limit",
+            "0",
+            "--bits",
+            "32,4,2",
+            "--snr",
+            "20",
+            "--deletion",
+            "0,0.5",
+        ],
+    )
+    assert analyze_cmd.run(args) == 0
+    for name in (
+        "analysis.json",
+        "report.md",
+        "activity.png",
+        "spike_times.png",
+        "timesteps.png",
+        "bits.png",
+        "snr.png",
+        "deletion.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "bits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    a = json.loads((out / "analysis.json").read_text())
+    # the whole test set with the evaluation seed: the same accuracy as `deepspike eval`
+    assert a["accuracy"] == evaluate_run(runs / "stbp")["test_accuracy"]
+    assert a["samples"] == 360 and a["latency"] == {"kind": "timesteps", "value": 3}
+    # spikes agree with the older, independent SpikeRecorder (same seed), and ACs = spikes x fan-out by hand
+    _, parts, batches = load_test_batches(runs / "stbp", None)
+    act = a["activity"]
+    assert act["neuron_spikes_per_sample"] == pytest.approx(
+        measure_activity(parts.model, batches).spikes_per_sample
+    )
+    hidden = next(d for d in act["layers"] if d["name"] == "body.2")["spikes_per_sample"]
+    assert act["acs_per_sample"] == pytest.approx(act["input_spikes_per_sample"] * 16 + hidden * 10)
+    assert act["input_spikes_per_sample"] > 0 and 0 < act["sparsity"] <= 1
+    assert [r["timesteps"] for r in a["sweeps"]["timesteps"]] == [1, 2, 3]
+    assert a["sweeps"]["timesteps"][-1]["accuracy"] == a["accuracy"]
+    assert a["sweeps"]["bits"][0]["accuracy"] == a["accuracy"]  # 32 bits = full precision
+    assert a["sweeps"]["deletion"][0]["accuracy"] == a["accuracy"]  # p = 0 changes nothing
+    assert a["accuracy_4bit"] == a["sweeps"]["bits"][1]["accuracy"]
+    assert a["operations"]["ann_macs_per_sample"] == 64 * 16 + 16 * 10
+    md = (out / "report.md").read_text()
+    assert "![Post-training weight quantization](bits.png)" in md and "| body.2 | rate | 16 |" in md
+
+
+def test_ann_run_has_no_spikes(runs):
+    a = analyze_run(runs / "ann", None, AnalysisOptions(limit=50, bits=(4,), snrs=(), plots=False))
+    assert a["activity"] is None and a["latency"] is None
+    assert a["energy"]["45nm_fp32"]["ann_pj"] == pytest.approx((64 * 16 + 16 * 10) * 4.6)
+    assert "timesteps" not in a["sweeps"] and "deletion" not in a["sweeps"]
+
+
+def test_compare_table(runs, tmp_path, capsys):
+    rows = compare_runs([runs / "stbp", runs / "ann"], limit=100)
+    assert [r["method"] for r in rows] == ["stbp", "ann"]
+    assert rows[0]["latency"] == "T=3" and rows[0]["spikes/inf"] > 0 and rows[1]["spikes/inf"] is None
+    assert rows[1]["synops/inf"] == rows[1]["ANN MACs/inf"] == 64 * 16 + 16 * 10
+    assert rows[1]["energy (nJ)"] == pytest.approx((64 * 16 + 16 * 10) * 4.6 / 1000)
+    table = markdown_table(rows)
+    assert table.count("\n") == 4 and "| stbp | mlp |" in table
+    args = _parse(
+        compare_cmd,
+        [str(runs / "stbp"), str(runs / "ann"), "--limit", "100", "--out", str(tmp_path / "t.md")],
+    )
+    assert compare_cmd.run(args) == 0
+    assert capsys.readouterr().out == table == (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+def test_quantization_aware_retraining(runs, tmp_path):
+    results = quantization_aware_retrain(runs / "stbp", tmp_path / "qat", stages=(8, 2), epochs=1)
+    assert [r["bits"] for r in results] == [8, 2]
+    for r in results:
+        stage = tmp_path / "qat" / f"bits{r['bits']}"
+        # the saved run holds the quantized weights: reloading scores exactly what the fake-quantized net did
+        assert evaluate_run(stage)["test_accuracy"] == r["test_accuracy"]
+    _, parts, _ = load_test_batches(tmp_path / "qat" / "bits2", 1)
+    assert all(n <= 3 for n in quantization_levels(parts.model).values())
+    _, parts8, _ = load_test_batches(tmp_path / "qat" / "bits8", 1)
+    assert max(quantization_levels(parts8.model).values()) > 3
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in parts.model.modules())
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_methods.py"
+    spec = importlib.util.spec_from_file_location("compare_methods", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_methods_script_updates_only_its_block(runs, tmp_path, capsys):
+    script = _script()
+    assert script.find_runs(runs, "digits") == [runs / "ann", runs / "stbp"]  # ordered by method
+    assert script.find_runs(runs, "fashion_mnist") == []
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkeep me\n")
+    assert (
+        script.main(
+            ["--runs-dir", str(runs), "--dataset", "digits", "--limit", "100", "--write", str(results)]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    first = results.read_text()
+    assert first.startswith("# Results\n\nkeep me\n") and table in first and first.count(script.BEGIN) == 1
+    assert (
+        script.main(
+            ["--runs-dir", str(runs), "--dataset", "digits", "--limit", "100", "--write", str(results)]
+        )
+        == 0
+    )
+    assert results.read_text() == first  # regenerating replaces the block in place

@@ -1,0 +1,78 @@
+"""Perturbations: weight noise at an SNR, spike deletion (rate nets), spike-time jitter (TTFS nets)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise, jitter_times
+from deepspike.errors import ConfigError
+from deepspike.neurons import IF
+
+
+@pytest.mark.parametrize("snr", [30.0, 10.0])
+def test_weight_noise_hits_the_snr(snr):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(400, 300), nn.Conv2d(8, 16, 5))
+    noisy = add_weight_noise(net, snr, torch.Generator().manual_seed(1))
+    for clean, dirty in ((net[0].weight, noisy[0].weight), (net[1].weight, noisy[1].weight)):
+        n = dirty - clean
+        measured = 10 * math.log10(float(clean.detach().pow(2).mean() / n.detach().pow(2).mean()))
+        assert measured == pytest.approx(snr, abs=0.15)  # 120k / 3.2k samples of the noise power
+    assert torch.equal(net[1].bias, noisy[1].bias)  # biases are not synapses
+
+
+class RateNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = lambda x, t: x.expand(t, *x.shape)
+        self.neuron = IF(threshold=0.5)
+
+    def forward(self, x):
+        return self.neuron(x.expand(4, *x.shape)).sum(0)
+
+
+def test_spike_deletion_drops_fraction_p():
+    net = RateNet()
+    x = torch.ones(2000, 10)  # every neuron fires at every step (input 1 > threshold 0.5)
+    assert torch.equal(net(x), torch.full((2000, 10), 4.0))
+    with SpikeDeletion(net, 0.3, torch.Generator().manual_seed(0)):
+        kept = net(x).sum() / (2000 * 10 * 4)
+    assert float(kept) == pytest.approx(0.7, abs=0.01)
+    with SpikeDeletion(net, 1.0):
+        assert net(x).sum() == 0
+    assert net(x).sum() == 2000 * 10 * 4  # hooks gone after the block
+    with pytest.raises(ConfigError):
+        SpikeDeletion(net, 1.5)
+
+
+def test_jitter_times():
+    inf = float("inf")
+    t = torch.tensor([0.0, 1.0, 2.0, inf] * 5000)
+    out = jitter_times(t, 0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.isinf(out[3::4]).all()  # no spike stays no spike
+    assert float((out[2::4] - 2.0).std()) == pytest.approx(0.1, rel=0.05)
+    rel = jitter_times(t, 0.1, relative=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rel[0::4], torch.zeros(5000))  # relative jitter of t = 0 is 0
+    assert float((rel[2::4] / 2.0 - 1).std()) == pytest.approx(0.1, rel=0.05)
+    assert torch.equal(jitter_times(t, 0.0), t)
+
+
+class TTFSLayer(nn.Module):
+    is_ttfs_layer = True
+
+    def forward(self, t):
+        return t + 1.0
+
+
+def test_spike_jitter_hooks_every_ttfs_layer():
+    net = nn.Sequential(TTFSLayer(), TTFSLayer())
+    t = torch.tensor([[0.5, float("inf")]])
+    assert torch.equal(net(t), torch.tensor([[2.5, float("inf")]]))
+    with SpikeJitter(net, 0.2, generator=torch.Generator().manual_seed(3)):
+        out = net(t)
+    g = torch.Generator().manual_seed(3)
+    e1, e2 = torch.randn(1, 2, generator=g), torch.randn(1, 2, generator=g)
+    assert out[0, 0] == pytest.approx(1.5 + 0.2 * e1[0, 0].item() + 1 + 0.2 * e2[0, 0].item())
+    assert math.isinf(out[0, 1])
