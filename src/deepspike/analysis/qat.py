@@ -2,8 +2,8 @@
 
 Start from a trained run; for each stage ``k``: parametrize every synaptic weight with
 ``FakeQuantize(k)`` (forward uses ``Q_k(w)``, backward updates the full-precision ``w`` straight through),
-retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``train_epoch``: the Trainer's
-step, ``loss -> backward -> clip -> optimizer -> scheduler``, on one process),
+retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``train.loop.train_epoch``, the
+Trainer's own step, on one process),
 evaluate with quantized weights, and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the
 quantized weights baked in, summary) that ``deepspike eval``/``analyze`` can load. The next stage starts
 from the full-precision weights of this one.
@@ -16,40 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
 from deepspike.config.load import save_config
 from deepspike.errors import ConfigError
 from deepspike.train.atomic import atomic_write_text
 from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from deepspike.train.evaluate import evaluate
+from deepspike.train.loop import train_epoch
 from deepspike.train.optim import make_optimizer, make_scheduler
 from deepspike.train.reload import load_run
 from deepspike.train.run_setup import make_batches
 from deepspike.train.runtime import seed_everything
-
-
-def train_epoch(
-    model, method, optimizer, scheduler, batches, grad_clip: float | None = None
-) -> dict[str, float]:
-    """One epoch of ``loss = method.loss(model(x), y)``, backward, optional grad-norm clip, optimizer and
-    scheduler step per batch; returns ``train_loss`` and ``train_accuracy``."""
-    model.train()
-    loss_sum, correct, n = 0.0, 0, 0
-    for x, y in batches:
-        out = model(x)
-        loss = method.loss(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
-        loss_sum += float(loss.detach()) * len(y)
-        correct += int((method.predict(out.detach()) == y).sum())
-        n += len(y)
-    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
 
 
 def quantization_aware_retrain(
@@ -65,9 +42,7 @@ def quantization_aware_retrain(
     lr: learning rate of the retraining (default: the run's ``optim.lr``).
     """
     if epochs < 1 or not stages:
-        raise ConfigError(
-            f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs}, stages={stages}"
-        )
+        raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs}, stages={stages}")
     config, parts, _ = load_run(run_dir)
     if config.method["name"] == "converted":
         raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
@@ -91,7 +66,15 @@ def quantization_aware_retrain(
         scheduler = make_scheduler(cfg.schedule, optimizer, epochs, len(train_batches))
         for epoch in range(epochs):
             train_batches.set_epoch(epoch)
-            stats = train_epoch(model, method, optimizer, scheduler, train_batches, cfg.train.grad_clip)
+            stats = train_epoch(
+                model,
+                method,
+                optimizer,
+                scheduler,
+                train_batches,
+                grad_clip=cfg.train.grad_clip,
+                max_steps=cfg.train.max_steps_per_epoch,
+            )
         test = evaluate(model, method, test_batches)
         stage_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, stage_dir / "config.yaml")

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from deepspike.analysis.costs import count_parameters
 from deepspike.config.load import save_config
@@ -42,6 +41,7 @@ from deepspike.train.distributed import (
     init_distributed,
 )
 from deepspike.train.evaluate import evaluate
+from deepspike.train.loop import train_epoch
 from deepspike.train.metrics import MetricsLog
 from deepspike.train.optim import make_optimizer, make_scheduler
 from deepspike.train.run_setup import build_run, load_data, make_batches
@@ -121,7 +121,20 @@ class Trainer:
         for epoch in range(start_epoch, cfg.train.epochs):
             t0 = time.perf_counter()
             batches["train"].set_epoch(epoch)
-            train_stats = self._train_epoch(model, method, optimizer, scheduler, batches["train"], epoch, reduce)
+            show = cfg.train.progress and ctx.is_main
+            train_stats = train_epoch(
+                model,
+                method,
+                optimizer,
+                scheduler,
+                batches["train"],
+                net=parts.model,
+                grad_clip=cfg.train.grad_clip,
+                max_steps=cfg.train.max_steps_per_epoch,
+                world_size=ctx.world_size,
+                reduce=reduce,
+                progress=f"epoch {epoch + 1}/{cfg.train.epochs}" if show else None,
+            )
             train_seconds += time.perf_counter() - t0
             record = {"epoch": epoch + 1, **train_stats, "lr": optimizer.param_groups[0]["lr"]}
             if batches["val"] is not None:
@@ -179,43 +192,3 @@ class Trainer:
         if ctx.is_main:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
-
-    def _train_epoch(self, model, method, optimizer, scheduler, batches, epoch: int, reduce) -> dict[str, float]:
-        model.train()
-        bare = self.parts.model  # hooks see the network itself, not the DDP wrapper
-        clip = self.config.train.grad_clip
-        world = self.dist.world_size
-        global_sizes = [len(c) for c in batches.global_batches()]
-        loss_sum, correct, n = 0.0, 0.0, 0.0
-        bar = tqdm(
-            batches,
-            desc=f"epoch {epoch + 1}/{self.config.train.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=None if (self.config.train.progress and self.dist.is_main) else True,
-        )  # None: off if not a TTY
-        max_steps = self.config.train.max_steps_per_epoch
-        for step, (x, y) in enumerate(bar):
-            if max_steps is not None and step >= max_steps:
-                break
-            out = model(x)
-            loss = method.loss(out, y) if len(y) else out.sum() * 0.0
-            penalty = method.penalty(bare)
-            if penalty is not None:
-                loss = loss + penalty
-            # Under DDP: scale so that the rank average is the global batch's mean loss (train.distributed).
-            scaled = loss * (len(y) * world / global_sizes[step]) if world > 1 else loss
-            optimizer.zero_grad(set_to_none=True)
-            scaled.backward()
-            method.after_backward(bare)
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():
-                loss_sum += float(loss) * len(y)
-                correct += int((method.predict(out) == y).sum())
-                n += len(y)
-            bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}")
-        correct, loss_sum, n = reduce([correct, loss_sum, n])
-        return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}

@@ -1,0 +1,67 @@
+"""One training epoch: the step every training path runs (the Trainer, quantization-aware retraining).
+
+Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
+scaled by ``n_rank * world / n_global`` (see ``train.distributed``); ``backward``;
+``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from deepspike.methods.base import Method
+
+
+def train_epoch(
+    model: nn.Module,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batches,
+    *,
+    net: nn.Module | None = None,
+    grad_clip: float | None = None,
+    max_steps: int | None = None,
+    world_size: int = 1,
+    reduce: Callable[[list[float]], list[float]] | None = None,
+    progress: str | None = None,
+) -> dict[str, float]:
+    """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
+
+    model: what runs the batches (possibly a DistributedDataParallel wrapper); net: the bare network the
+    method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
+    ``[correct, loss_sum, n]`` over ranks; progress: a tqdm label, or None for no bar (off when not a TTY).
+    """
+    net = model if net is None else net
+    model.train()
+    global_sizes = [len(c) for c in batches.global_batches()] if world_size > 1 else None
+    loss_sum, correct, n = 0.0, 0.0, 0.0
+    bar = tqdm(batches, desc=progress, leave=False, dynamic_ncols=True, disable=None if progress else True)
+    for step, (x, y) in enumerate(bar):
+        if max_steps is not None and step >= max_steps:
+            break
+        out = model(x)
+        loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+        penalty = method.penalty(net)
+        if penalty is not None:
+            loss = loss + penalty
+        scaled = loss * (len(y) * world_size / global_sizes[step]) if global_sizes else loss
+        optimizer.zero_grad(set_to_none=True)
+        scaled.backward()
+        method.after_backward(net)
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            loss_sum += float(loss) * len(y)
+            correct += int((method.predict(out) == y).sum())
+            n += len(y)
+        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}")
+    if reduce is not None:
+        correct, loss_sum, n = reduce([correct, loss_sum, n])
+    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
