@@ -14,7 +14,7 @@ $(VENV)/.base: pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(PIP_INSTALL) -e ".[dev,fast]"
+	$(PIP_INSTALL) -e ".[dev,fast,nir,neuromorphic]"
 	touch $@
 
 setup: $(VENV)/.base

@@ -3,4 +3,4 @@
 To add a command, write a module here and list it in ``COMMANDS``.
 """
 
-COMMANDS = ("train", "eval", "models", "methods", "datasets", "timesteps", "analyze", "compare", "demo")
+COMMANDS = ("train", "eval", "models", "methods", "datasets", "timesteps", "analyze", "compare", "export", "demo")

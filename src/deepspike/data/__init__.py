@@ -6,7 +6,14 @@ with names from ``list_datasets()`` (digits, mnist, fashion_mnist, cifar10, svhn
 on-disk format and where files are looked for (:mod:`deepspike.data.paths`).
 """
 
-from deepspike.data import cifar, digits, folders, mnist, svhn  # noqa: F401  (register the loaders)
+from deepspike.data import (  # noqa: F401  (register the loaders)
+    cifar,
+    digits,
+    folders,
+    mnist,
+    neuromorphic,  # noqa: F401  (event data sets: nmnist, cifar10_dvs, ..._events)
+    svhn,
+)
 from deepspike.data.augment import Augment, as_augment, normalize, random_crop, random_hflip, shift_crop
 from deepspike.data.batches import BatchIterator
 from deepspike.data.download import Resource, download_file, extract_tar, fetch, file_digest, verify_checksum

@@ -1,0 +1,58 @@
+"""IBM DVS Gesture (Amir et al. 2017): 11 hand gestures, 128 x 128 DVS, 29 subjects, 3 lighting conditions.
+
+On disk (tonic's preprocessed release, one recording cut per gesture): ``<folder>/ibmGestureTrain/
+user<NN>_<lighting>/<label>.npy`` and ``<folder>/ibmGestureTest/...`` (``.npy`` columns x, y, p, t in ms).
+The folder is ``data_dir`` itself or ``DVSGesture``/``dvs_gesture``/``DVS-Gesture`` under ``data_dir`` and
+each data root. Read by tonic's ``DVSGesture`` (download check bypassed); frames are cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepspike.data.neuromorphic.cache import files_fingerprint
+from deepspike.data.neuromorphic.formats import require_tonic
+from deepspike.data.neuromorphic.loading import (
+    FrameOptions,
+    as_dataset,
+    bin_all,
+    event_splits,
+    load_cached,
+    local_tonic,
+)
+from deepspike.data.neuromorphic.nmnist import find_split_folders
+from deepspike.data.registry import register_dataset
+from deepspike.data.splits import DataSplits
+
+SENSOR = (128, 128)
+SUBDIRS = ("DVSGesture", "dvs_gesture", "DVS-Gesture")
+CLASSES = ("hand clapping", "right hand wave", "left hand wave", "right arm clockwise",
+           "right arm counter-clockwise", "left arm clockwise", "left arm counter-clockwise", "arm roll",
+           "air drums", "air guitar", "other gestures")
+HOW_TO_GET = ("fetch ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz (tonic's DVSGesture release) and extract "
+              "them into one of these")
+
+
+@register_dataset("dvs_gesture")
+def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
+                     timesteps: int = 20, time_window_ms: float | None = 25.0, stride: int = 4,
+                     binary: bool = False, denoise_ms: float | None = None, output: str = "frames",
+                     cache: bool = True) -> DataSplits:
+    """DVS Gesture as frames ``x [N, T, 2, 128 // stride, 128 // stride]``, ``y`` in 0..10.
+
+    Default: 20 frames of 25 ms (the first 0.5 s), 32 x 32 pixels (stride 4).
+    """
+    options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
+    tonic = require_tonic()
+    folder = find_split_folders("dvs_gesture", data_dir, SUBDIRS, ("ibmGestureTrain", "ibmGestureTest"),
+                                HOW_TO_GET)
+    parts = []
+    for train in (True, False):
+        ds = local_tonic(tonic.datasets.DVSGesture, folder, train=train)
+        key = {"split": "train" if train else "test", "files": files_fingerprint([Path(p) for p in ds.data]),
+               **options.key()}
+        x, y = load_cached("dvs_gesture", data_dir, cache, key,
+                           lambda ds=ds: bin_all(range(len(ds)), ds.__getitem__, options, SENSOR))
+        parts.append(as_dataset(x, y, options, "dvs_gesture"))
+    return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed, class_names=CLASSES,
+                        name="dvs_gesture")

@@ -1,0 +1,142 @@
+"""Event-camera emulation: a static image seen by a DVS on N-MNIST-style saccades.
+
+The image (intensities ``I`` in [0, 1], ``[H, W]``) sits in the middle of a sensor ``pad`` pixels larger
+on each side and moves along N-MNIST's three saccades, an isosceles triangle
+``(0, 0) -> (A/2, A) -> (A, 0) -> (0, 0)`` in ``(dx, dy)`` pixels (centred on the start, ``A = amplitude``),
+sampled at ``S + 1`` equally spaced times ``t_s = s * duration / S`` (bilinear interpolation for sub-pixel
+shifts). Each pixel keeps a reference log intensity ``L_ref`` (initially ``L_0``) and, at every sample,
+``L_s = log(I_s + eps)`` emits events (DVS model, Lichtsteiner et al. 2008)::
+
+    n_on  = floor((L_s - L_ref) / C)   if L_s > L_ref     (ON events, polarity 1)
+    n_off = floor((L_ref - L_s) / C)   if L_s < L_ref     (OFF events, polarity 0)
+    L_ref += (n_on - n_off) * C
+
+all stamped ``t_s`` (microseconds). A change smaller than the contrast threshold ``C`` emits nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from deepspike.data.neuromorphic.formats import make_events
+from deepspike.errors import ConfigError
+
+
+def saccade_offsets(samples: int, amplitude: float = 7.0) -> torch.Tensor:
+    """``[S + 1, 2]`` float64 ``(dx, dy)`` along the three saccades (module docstring), minus the path's
+    centre ``(A/2, A/2)``, so the image stays centred on average. Sample 0 is the start."""
+    if samples < 3:
+        raise ConfigError(f"emulation needs >= 3 position samples (one per saccade), got {samples}")
+    a = float(amplitude)
+    corners = torch.tensor([[0.0, 0.0], [a / 2, a], [a, 0.0], [0.0, 0.0]], dtype=torch.float64)  # [4, 2]
+    u = torch.linspace(0.0, 3.0, samples + 1, dtype=torch.float64)  # path parameter, 1 per saccade
+    seg = u.floor().clamp(max=2).long()
+    frac = (u - seg).unsqueeze(1)  # [S+1, 1]
+    path = corners[seg] * (1 - frac) + corners[seg + 1] * frac  # [S+1, 2]
+    return path - torch.tensor([a / 2, a / 2], dtype=torch.float64)
+
+
+def shift_matrix(size: int, d: float) -> torch.Tensor:
+    """``[size, size]`` linear-interpolation matrix ``M[i, j] = max(0, 1 - |i - d - j|)``: ``M @ v`` moves the
+    signal ``v`` by ``d`` samples (``(M v)[i] = v(i - d)``, zero outside)."""
+    i = torch.arange(size, dtype=torch.float64)
+    return (1.0 - (i[:, None] - d - i[None, :]).abs()).clamp(min=0.0)
+
+
+def shift_images(canvas: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    """``out[n, y, x] = canvas[n, y - dy, x - dx]`` with bilinear interpolation, zeros outside.
+
+    canvas ``[N, H, W]`` -> ``[N, H, W]`` (content moves by ``+dx`` columns, ``+dy`` rows); separable:
+    ``out = M_y @ canvas @ M_x^T`` with :func:`shift_matrix`.
+    """
+    my = shift_matrix(canvas.shape[1], dy).to(canvas.dtype)
+    mx = shift_matrix(canvas.shape[2], dx).to(canvas.dtype)
+    return my @ canvas @ mx.T
+
+
+def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.2, pad: int = 3,
+                  amplitude: float = 7.0, eps: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Event counts per sample: ``(on, off)``, each int16 ``[N, S, H + 2 pad, W + 2 pad]``.
+
+    images ``[N, H, W]`` in [0, 1]. ``on[n, s-1, y, x]`` is the number of ON events of pixel ``(x, y)`` at
+    sample ``s`` = 1..S (module docstring).
+    """
+    if not threshold > 0:
+        raise ConfigError(f"emulation contrast threshold must be > 0, got {threshold}")
+    if images.dim() != 3:
+        raise ConfigError(f"emulation needs greyscale images [N, H, W], got shape {tuple(images.shape)}")
+    canvas = F.pad(images.float(), (pad, pad, pad, pad))  # [N, H + 2p, W + 2p]
+    offsets = saccade_offsets(samples, amplitude)
+    ref = torch.log(shift_images(canvas, *offsets[0].tolist()) + eps)
+    on = torch.zeros((len(images), samples, *canvas.shape[1:]), dtype=torch.int16)
+    off = torch.zeros_like(on)
+    for s in range(1, samples + 1):
+        level = torch.log(shift_images(canvas, *offsets[s].tolist()) + eps)
+        steps = torch.trunc((level - ref) / threshold)  # signed number of threshold crossings
+        ref += steps * threshold
+        on[:, s - 1] = steps.clamp(min=0).to(torch.int16)
+        off[:, s - 1] = (-steps).clamp(min=0).to(torch.int16)
+    return on, off
+
+
+def counts_to_frames(on: torch.Tensor, off: torch.Tensor, timesteps: int, stride: int = 1,
+                     binary: bool = False) -> torch.Tensor:
+    """Sum the ``S`` samples into ``T`` frames: sample ``s`` (0-based) goes to frame ``s * T // S``.
+
+    ``(on, off) [N, S, H, W]`` -> uint8 ``[N, T, 2, H // stride, W // stride]`` (channel 0 OFF, 1 ON;
+    pixels pooled by summing ``stride x stride`` blocks; counts clipped to 255, or 0/1 with ``binary``).
+    """
+    n, s, h, w = on.shape
+    if timesteps < 1 or timesteps > s:
+        raise ConfigError(f"emulation: timesteps must be in 1..{s} (the position samples), got {timesteps}")
+    frame_of = torch.arange(s) * timesteps // s  # [S]
+    both = torch.stack([off, on], dim=2).to(torch.int32)  # [N, S, 2, H, W]
+    frames = torch.zeros((n, timesteps, 2, h, w), dtype=torch.int32)
+    frames.index_add_(1, frame_of, both)
+    if stride > 1:
+        hs, ws = h // stride, w // stride
+        frames = frames[..., : hs * stride, : ws * stride].reshape(n, timesteps, 2, hs, stride, ws, stride)
+        frames = frames.sum(dim=(4, 6))  # [N, T, 2, H', W']
+    if binary:
+        frames = frames.clamp(max=1)
+    return frames.clamp(max=255).to(torch.uint8)
+
+
+def emulate_frames(images: torch.Tensor, timesteps: int = 8, substeps: int = 4, threshold: float = 0.2,
+                   pad: int = 3, amplitude: float = 7.0, eps: float = 0.1, stride: int = 1,
+                   binary: bool = False, chunk: int = 2000) -> torch.Tensor:
+    """Event frames of static images: ``[N, 1, H, W]`` or ``[N, H, W]`` in [0, 1] ->
+    uint8 ``[N, T, 2, (H + 2 pad) // stride, (W + 2 pad) // stride]``, with ``S = T * substeps`` samples,
+    computed ``chunk`` images at a time."""
+    if images.dim() == 4:
+        if images.shape[1] != 1:
+            raise ConfigError(f"emulation needs greyscale images, got {images.shape[1]} channels")
+        images = images[:, 0]  # [N, 1, H, W] -> [N, H, W]
+    if substeps < 1:
+        raise ConfigError(f"emulation substeps must be >= 1, got {substeps}")
+    parts = []
+    for start in range(0, len(images), chunk):
+        on, off = change_events(images[start:start + chunk], timesteps * substeps, threshold, pad, amplitude, eps)
+        parts.append(counts_to_frames(on, off, timesteps, stride, binary))
+    return torch.cat(parts)
+
+
+def emulate_events(image: torch.Tensor, samples: int = 32, threshold: float = 0.2, pad: int = 3,
+                   amplitude: float = 7.0, eps: float = 0.1, duration_us: int = 300_000) -> np.ndarray:
+    """The event stream of one image ``[H, W]`` (or ``[1, H, W]``): a structured array (``x``, ``y``, ``t``,
+    ``p``) sorted by time, sample ``s`` stamped ``t_s = s * duration_us // S`` (write it with
+    ``formats.write_nmnist_bin`` to build N-MNIST-like files)."""
+    img = image.reshape(1, *image.shape[-2:])
+    on, off = change_events(img, samples, threshold, pad, amplitude, eps)  # [1, S, H', W'] each
+    pieces = []
+    for counts, polarity in ((off[0], 0), (on[0], 1)):
+        s, y, x = torch.nonzero(counts, as_tuple=True)
+        reps = counts[s, y, x].long()
+        t = (s + 1) * duration_us // samples
+        pieces.append((x.repeat_interleave(reps), y.repeat_interleave(reps), t.repeat_interleave(reps),
+                       torch.full((int(reps.sum()),), polarity)))
+    x, y, t, p = (torch.cat(cols).numpy() for cols in zip(*pieces))
+    order = np.argsort(t, kind="stable")
+    return make_events(x[order], y[order], t[order], p[order])

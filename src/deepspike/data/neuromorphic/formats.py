@@ -1,0 +1,109 @@
+"""The on-disk event formats of N-MNIST, CIFAR10-DVS and DVS Gesture: readers (through tonic) and writers.
+
+Events are numpy structured arrays with fields ``x``, ``y``, ``t`` (microseconds), ``p`` (1 = ON, 0 = OFF).
+
+* N-MNIST ``.bin``: 5 bytes per event, big-endian bit fields ``[x:8][y:8][p:1][t:23]`` (t in us). A record
+  with ``y = 240`` is a time-overflow marker (adds 2^13 us to later events); tonic handles it.
+* CIFAR10-DVS ``.aedat`` (AEDAT 2.0, jAER DVS128): header lines starting with ``#`` (the first is
+  ``#!AER-DAT2.0``, lines end in CR LF), then big-endian ``uint32`` pairs ``(address, timestamp us)``;
+  address bits: polarity = bit 0, x = bits 1-7, y = bits 8-14 (128 x 128 sensor, raw sensor coordinates).
+* DVS Gesture ``.npy`` (tonic's preprocessed release): ``float``/``int`` array ``[n, 4]`` with columns
+  ``x, y, p, t`` and ``t`` in milliseconds; one file per gesture, named ``<label>.npy``, inside
+  ``user<NN>_<lighting>/`` folders.
+
+Readers need the extra ``deepspike[neuromorphic]`` (tonic); writers are plain numpy (used by the tests and
+by :mod:`emulation` to write N-MNIST-like files).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deepspike.data.paths import one_line
+from deepspike.errors import ConfigError, DataCorruptError
+
+EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+NMNIST_MAX_T = (1 << 23) - 1
+AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
+
+
+def require_tonic():
+    """Import tonic or raise :class:`ConfigError` saying how to install it."""
+    try:
+        import tonic
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ConfigError("event data sets need tonic: pip install 'deepspike[neuromorphic]'") from e
+    return tonic
+
+
+def make_events(x, y, t, p) -> np.ndarray:
+    """A structured event array (:data:`EVENT_DTYPE`) from four equal-length sequences."""
+    ev = np.empty(len(t), dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    return ev
+
+
+def _as_events(events: np.ndarray) -> np.ndarray:
+    return make_events(events["x"], events["y"], events["t"], events["p"])
+
+
+def write_nmnist_bin(path: str | os.PathLike, events: np.ndarray) -> None:
+    """Write events as an N-MNIST ``.bin`` file (5 bytes each; needs 0 <= x, y < 240, t < 2^23 us)."""
+    ev = _as_events(events)
+    if len(ev) and (ev["x"].min() < 0 or ev["x"].max() > 255 or ev["y"].min() < 0 or ev["y"].max() >= 240
+                    or ev["t"].min() < 0 or ev["t"].max() > NMNIST_MAX_T):
+        raise ConfigError(f"N-MNIST .bin holds 0 <= x <= 255, 0 <= y < 240, 0 <= t < 2^23 us; {path}")
+    t = ev["t"].astype(np.uint32)
+    raw = np.empty((len(ev), 5), dtype=np.uint8)  # [n, 5] bytes per event
+    raw[:, 0] = ev["x"]
+    raw[:, 1] = ev["y"]
+    raw[:, 2] = ((ev["p"] > 0).astype(np.uint32) << 7 | (t >> 16) & 0x7F).astype(np.uint8)
+    raw[:, 3] = (t >> 8) & 0xFF
+    raw[:, 4] = t & 0xFF
+    Path(path).write_bytes(raw.tobytes())
+
+
+def read_nmnist_bin(path: str | os.PathLike) -> np.ndarray:
+    """Read an N-MNIST ``.bin`` file with tonic's reader."""
+    tonic = require_tonic()
+    size = os.path.getsize(path)
+    if size % 5:
+        raise DataCorruptError(f"{path}: N-MNIST .bin size {size} is not a multiple of 5 bytes")
+    return _as_events(tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE))
+
+
+def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:
+    """Write DVS128 events (0 <= x, y < 128) as an AEDAT 2.0 file (module docstring)."""
+    ev = _as_events(events)
+    if len(ev) and (ev["x"].min() < 0 or ev["x"].max() > 127 or ev["y"].min() < 0 or ev["y"].max() > 127):
+        raise ConfigError(f"DVS128 addresses need 0 <= x, y <= 127; {path}")
+    address = (ev["y"] << 8 | ev["x"] << 1 | (ev["p"] > 0)).astype(">u4")
+    pairs = np.empty((len(ev), 2), dtype=">u4")  # [n, (address, timestamp)]
+    pairs[:, 0] = address
+    pairs[:, 1] = ev["t"].astype(np.uint32)
+    header = AEDAT2_HEADER + b"# This is a raw AE data file - do not edit\r\n"
+    Path(path).write_bytes(header + pairs.tobytes())
+
+
+def read_aedat2(path: str | os.PathLike) -> np.ndarray:
+    """Read a DVS128 AEDAT 2.0 file (tonic's header parser and AER reader; address bits decoded here)."""
+    tonic = require_tonic()
+    try:
+        version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
+        if not 2 <= version < 3:
+            raise DataCorruptError(f"{path}: AEDAT version {version}; CIFAR10-DVS files are AEDAT 2.0")
+        raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+    except (ValueError, UnboundLocalError, AssertionError) as e:
+        raise DataCorruptError(f"{path}: not an AEDAT 2.0 file ({one_line(e)})") from e
+    addr = raw["address"].astype(np.int64)
+    return make_events((addr >> 1) & 0x7F, (addr >> 8) & 0x7F, raw["timeStamp"].astype(np.int64), addr & 1)
+
+
+def write_gesture_npy(path: str | os.PathLike, events: np.ndarray) -> None:
+    """Write events as a DVS Gesture ``.npy`` (columns x, y, p, t with t in ms, as tonic's release)."""
+    ev = _as_events(events)
+    arr = np.stack([ev["x"], ev["y"], ev["p"], ev["t"] // 1000], axis=1).astype(np.float64)  # [n, 4]
+    np.save(path, arr)

@@ -1,0 +1,105 @@
+"""What every event data set shares: binning options, reading through tonic, the cache, the splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
+from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
+from deepspike.data.neuromorphic.formats import require_tonic
+from deepspike.data.neuromorphic.frames import check_binning, events_to_frames, frames_to_counts
+from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.tensor_dataset import TensorDataset
+from deepspike.errors import ConfigError
+
+OUTPUTS = ("frames", "counts")
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """How events become network input.
+
+    timesteps: frames per sample T. time_window_ms: bin length (None: T equal bins over the recording).
+    stride: spatial downsampling factor (pixel ``(x, y)`` -> ``(x // stride, y // stride)``).
+    binary: frames hold 1 where at least one event fell (else the count, clipped to 255).
+    denoise_ms: drop events with no other event in the 4 neighbouring pixels within this time (tonic's
+    ``Denoise``); None: keep all. output: ``frames`` (``[N, T, 2, H, W]``, for stbp ``encoder: frames``) or
+    ``counts`` (``[N, 2, H, W]`` event-count images in [0, 1], for methods that take images).
+    """
+
+    timesteps: int = 10
+    time_window_ms: float | None = None
+    stride: int = 1
+    binary: bool = False
+    denoise_ms: float | None = None
+    output: str = "frames"
+
+    def __post_init__(self) -> None:
+        window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
+        check_binning(self.timesteps, window, self.stride)
+        if self.denoise_ms is not None and not self.denoise_ms > 0:
+            raise ConfigError(f"denoise_ms must be > 0 or null, got {self.denoise_ms}")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"bad value {self.output!r} for data.args.output; valid: {', '.join(OUTPUTS)}")
+
+    def frames(self, events: np.ndarray, sensor_hw: tuple[int, int]) -> np.ndarray:
+        """Denoise (optional) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8."""
+        if self.denoise_ms is not None and len(events):
+            tonic = require_tonic()
+            events = tonic.functional.denoise_numpy(events, filter_time=self.denoise_ms * 1000.0)
+        window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
+        return events_to_frames(events, sensor_hw, self.timesteps, window, self.stride, self.binary)
+
+    def key(self) -> dict:
+        """The options as a JSON-able dict (part of the cache key)."""
+        d = asdict(self)
+        d.pop("output")  # counts are derived from the cached frames
+        return d
+
+
+def local_tonic(cls: type, folder: Path, **kwargs):
+    """A tonic data set reading ``folder`` as it is: never downloads.
+
+    tonic looks for files in ``save_to/<class name>`` and downloads when its existence check fails; a
+    subclass named after ``folder`` (so ``save_to/<name>`` is ``folder``) with the check switched off reads
+    the real layout in place.
+    """
+    local = type(folder.name, (cls,), {"_check_exists": lambda self: True})
+    return local(save_to=str(folder.parent), **kwargs)
+
+
+def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions,
+            sensor_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``."""
+    h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
+    x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
+    y = np.zeros(len(samples), dtype=np.int64)
+    for i, sample in enumerate(samples):
+        events, label = read(sample)
+        x[i] = options.frames(events, sensor_hw)
+        y[i] = label
+    return x, y
+
+
+def load_cached(name: str, data_dir, use_cache: bool, key: dict, build) -> tuple[np.ndarray, np.ndarray]:
+    """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False)."""
+    return cached_arrays(cache_dir(data_dir) if use_cache else None, {"dataset": name, **key}, build)
+
+
+def as_dataset(x: np.ndarray, y: np.ndarray, options: FrameOptions, name: str):
+    """``EventFrameDataset`` of the frames, or a ``TensorDataset`` of count images (``output: counts``)."""
+    if options.output == "counts":
+        return TensorDataset(torch.from_numpy(frames_to_counts(x)), torch.from_numpy(y), name)
+    return EventFrameDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), name)
+
+
+def event_splits(train, test, *, val_fraction: float, seed: int, class_names, name: str) -> DataSplits:
+    """``make_splits`` with frame statistics for frame data sets (input_shape = per-step ``(C, H, W)``)."""
+    stats = frame_stats if isinstance(train, EventFrameDataset) else None
+    return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(class_names),
+                       class_names=class_names, name=name, stats=stats)

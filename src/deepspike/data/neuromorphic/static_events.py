@@ -1,0 +1,68 @@
+"""Emulated event versions of static data sets: ``fashion_mnist_events``, ``mnist_events``, ``digits_events``.
+
+Each image becomes N-MNIST-like event frames through :mod:`emulation` (saccades, log-intensity change
+events, ON/OFF channels). Frames are cached under ``<data cache>/event_frames`` (key: the options and a
+SHA-1 of the source images), so only the first run pays for the emulation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from deepspike.data.neuromorphic.emulation import emulate_frames
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
+from deepspike.data.registry import load_dataset, register_dataset
+from deepspike.data.splits import DataSplits
+from deepspike.errors import ConfigError
+
+
+def _digest(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
+
+
+def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
+                    substeps: int, threshold: float, pad: int, amplitude: float, stride: int, binary: bool,
+                    output: str, cache: bool) -> DataSplits:
+    """Load ``source``, emulate event frames for its train and test images, and split."""
+    options = FrameOptions(timesteps=timesteps, stride=stride, binary=binary, output=output)
+    if pad < 0 or not amplitude >= 0:
+        raise ConfigError(f"emulation needs pad >= 0 and amplitude >= 0, got pad={pad}, amplitude={amplitude}")
+    static = load_dataset(source, data_dir=data_dir, download=download)
+    name = f"{source}_events"
+    parts = []
+    for split in (static.train, static.test):
+        key = {"source": _digest(split.x), "substeps": substeps, "threshold": threshold, "pad": pad,
+               "amplitude": amplitude, **options.key()}
+
+        def build(split=split):
+            frames = emulate_frames(split.x, timesteps, substeps, threshold, pad, amplitude, stride=stride,
+                                    binary=binary)
+            return frames.numpy(), split.y.numpy()
+
+        x, y = load_cached(name, data_dir, cache, key, build)
+        parts.append(as_dataset(x, y, options, name))
+    return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
+                        class_names=static.class_names, name=name)
+
+
+def _register(source: str, doc: str):
+    @register_dataset(f"{source}_events")
+    def loader(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
+               timesteps: int = 8, substeps: int = 4, threshold: float = 0.2, pad: int = 3,
+               amplitude: float = 7.0, stride: int = 1, binary: bool = False, output: str = "frames",
+               cache: bool = True) -> DataSplits:
+        return emulated_splits(source, data_dir, val_fraction, seed, download, timesteps, substeps, threshold,
+                               pad, amplitude, stride, binary, output, cache)
+
+    loader.__name__ = f"load_{source}_events"
+    loader.__doc__ = (f"{doc} as emulated event frames ``x [N, T, 2, H + 2 pad, W + 2 pad]`` (stride 1): "
+                      "T frames of ``substeps`` saccade samples each, contrast threshold ``threshold`` "
+                      "(log units), ``pad`` pixels of border, saccade triangle of ``amplitude`` pixels.")
+    return loader
+
+
+load_fashion_mnist_events = _register("fashion_mnist", "Fashion-MNIST (28 x 28 -> 34 x 34)")
+load_mnist_events = _register("mnist", "MNIST (28 x 28 -> 34 x 34)")
+load_digits_events = _register("digits", "scikit-learn's 8 x 8 digits (-> 14 x 14)")

@@ -1,0 +1,84 @@
+"""Our discrete IF/LIF neurons <-> NIR's continuous-time neuron nodes, for a time step ``dt`` (seconds).
+
+Ours (``deepspike.neurons``): ``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th``, reset. NIR's LIF
+``tau dv/dt = (v_leak - v) + R I`` integrated by forward Euler over ``dt`` with the input current held at
+``x_t`` gives ``v_t = (1 - dt/tau) v_{t-1} + (R dt / tau) x_t``, so::
+
+    LIF:  tau = dt / (1 - k),  R = tau / dt = 1 / (1 - k),  v_leak = 0,  v_threshold = th,  v_reset = 0
+    IF:   dv/dt = R I  ->  R = 1 / dt   (k = 1)
+
+NIR resets to ``v_reset`` and fires on ``v > v_threshold`` (strict); reset by subtraction and our
+``>=`` cannot be said in NIR and are recorded in the node's metadata (``reset``, ``fires``). Every value is
+finite: an IF neuron is an ``IF`` node, never a LIF with ``tau = inf``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepspike.errors import ConfigError
+from deepspike.export.deps import require_nir
+from deepspike.neurons.params import NeuronParams
+
+
+def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, threshold: float | None = None,
+                strict: bool = False):
+    """The NIR node (``IF`` for decay 1, else ``LIF``) of a layer of ``shape`` neurons with ``params``.
+
+    ``threshold`` overrides ``params.threshold`` (1.0 after folding it into the weights); ``strict`` marks a
+    neuron that fires at ``v > threshold`` (lee2020's pooling neuron) instead of our ``>=``.
+    """
+    nir = require_nir()
+    th = params.threshold if threshold is None else threshold
+    ones = np.ones(shape, dtype=np.float32)
+    meta = {"reset": params.reset, "fires": "v > threshold" if strict else "v >= threshold",
+            "decay": params.decay}
+    if params.decay == 1.0:
+        return nir.IF(r=ones / dt, v_threshold=ones * th, v_reset=0 * ones, metadata=meta)
+    tau = dt / (1.0 - params.decay)
+    return nir.LIF(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones, v_threshold=ones * th,
+                   v_reset=0 * ones, metadata=meta)
+
+
+def _uniform(name: str, value: np.ndarray) -> float:
+    flat = np.asarray(value, dtype=np.float64).ravel()
+    if flat.size == 0 or not np.allclose(flat, flat[0], rtol=1e-6, atol=0.0):
+        raise ConfigError(f"NIR import: {name} must be the same for every neuron of a layer")
+    if not math.isfinite(flat[0]):
+        raise ConfigError(f"NIR import: {name} = {flat[0]} is not finite")
+    return float(flat[0])
+
+
+def _text(value, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def node_params(node, dt: float) -> tuple[NeuronParams, float]:
+    """``(params, input_scale)`` of an ``IF``/``LIF`` node: our neuron sees ``input_scale * x_t``.
+
+    ``input_scale = R dt`` (IF) or ``R dt / tau`` (LIF), 1 for files we wrote. ``v_leak`` and ``v_reset``
+    must be 0; the reset mode comes from the metadata (default ``zero``, NIR's own meaning). A node that
+    fires at ``v > threshold`` (metadata ``fires``; NIR's own rule when absent) gets the next float32 above
+    its threshold, so our ``h >= th'`` equals ``h > th`` for float32 membranes.
+    """
+    nir = require_nir()
+    meta = getattr(node, "metadata", None) or {}
+    reset = _text(meta.get("reset"), "zero")
+    if not np.allclose(np.asarray(node.v_reset), 0.0):
+        raise ConfigError("NIR import: only v_reset = 0 is supported")
+    th = _uniform("v_threshold", node.v_threshold)
+    if _text(meta.get("fires"), "v > threshold") != "v >= threshold":
+        th = float(np.nextafter(np.float32(th), np.float32(np.inf)))
+    if isinstance(node, nir.IF):
+        return NeuronParams(decay=1.0, threshold=th, reset=reset), _uniform("r", node.r) * dt
+    if not np.allclose(np.asarray(node.v_leak), 0.0):
+        raise ConfigError("NIR import: only v_leak = 0 is supported")
+    tau = _uniform("tau", node.tau)
+    if not tau > dt:
+        raise ConfigError(f"NIR import: tau = {tau} must exceed dt = {dt} (decay 1 - dt/tau in (0, 1))")
+    decay = 1.0 - dt / tau
+    return NeuronParams(decay=decay, threshold=th, reset=reset), _uniform("r", node.r) * dt / tau

@@ -1,0 +1,239 @@
+"""Rate-coded networks -> NIR graphs (``to_nir``) and files (``write_nir``, ``export_run``).
+
+A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
+(``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``,
+:mod:`neurons`)]* -> output. Dropout is the identity at inference and is left out; lee2020's spiking
+pool is ``AvgPool2d`` + ``IF``. The readout's neurons end the chain (a non-spiking integrator readout is
+``LI`` (leak < 1) or ``I``). Graph metadata records what NIR cannot say: ``dt``, the input coding
+(``encoder``), ``timesteps``, how outputs are decoded (``decode``: ``rate``, ``vote`` with ``vote_group``,
+``membrane``), the reset mode, that neurons fire at ``v >= threshold``, and whether thresholds were folded.
+
+``fold_thresholds=True`` divides the last weighted layer before each neuron layer (weights and bias) by
+its threshold and sets the threshold to 1 (one threshold per chip): ``h/th >= 1 <=> h >= th`` and both
+resets commute with the scaling, so the spikes are unchanged. A neuron with no weighted layer since the
+previous neuron (lee2020's pooling neuron) keeps its threshold.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepspike.errors import ConfigError
+from deepspike.export.deps import require_nir
+from deepspike.export.neurons import neuron_node
+from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
+from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.layers.voting import VotingReadout
+from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.params import NeuronParams
+
+DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
+
+
+def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
+    """The modules of a rate network in execution order (readout neurons last) and the decode metadata."""
+    body = getattr(model, "body", None)
+    if body is None:
+        raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}")
+    mods = _flatten(body)
+    info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
+    readout = getattr(model, "readout", None)
+    output = getattr(model, "output", None)  # the converted network's output IF layer
+    if isinstance(output, SpikingNeuron):
+        if readout == "membrane":
+            mods.append(_Integrator(1.0))
+            info["decode"] = "membrane"
+        else:
+            mods.append(output)
+            info["decode"] = "rate"
+    elif isinstance(readout, VotingReadout):
+        mods.append(readout.neuron)
+        info.update(decode="vote", num_classes=int(readout.num_classes))
+    elif isinstance(readout, SpikeRateReadout):
+        mods.append(readout.neuron)
+        info["decode"] = "rate"
+    elif isinstance(readout, MembraneReadout | LeakyIntegratorReadout):
+        mods.append(_Integrator(float(getattr(readout, "decay", getattr(readout, "leak", 1.0)))))
+        info["decode"] = "membrane"
+    else:
+        raise ConfigError(f"NIR export: unsupported readout {type(readout).__name__}")
+    return mods, info
+
+
+class _Integrator(nn.Module):
+    """Marker for a non-spiking output integrator ``v_t = decay v_{t-1} + x_t``."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+
+
+def _encoder_name(model: nn.Module) -> str:
+    enc = getattr(model, "encoder", None)
+    kind = getattr(enc, "kind", None)
+    if kind:
+        return str(kind)
+    name = type(enc).__name__
+    return {"FrameEncoder": "frames", "SignedPoissonEncoder": "bipolar"}.get(name, name)
+
+
+def _flatten(module: nn.Module) -> list[nn.Module]:
+    if isinstance(module, nn.Sequential):
+        return [m for child in module for m in _flatten(child)]
+    if isinstance(module, TimeDistributed):
+        return [module.module]
+    return [module]
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _pair(v) -> np.ndarray:
+    return np.array(v if isinstance(v, tuple | list) else (v, v), dtype=np.int64)
+
+
+def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
+           metadata: dict | None = None):
+    """The ``nir.NIRGraph`` of a rate-coded network (module docstring).
+
+    input_shape: one time step of the input without batch, e.g. ``(C, H, W)``. dt: seconds per step.
+    """
+    nir = require_nir()
+    if not dt > 0:
+        raise ConfigError(f"dt must be > 0 seconds, got {dt}")
+    mods, info = chain_modules(model)
+    shape = tuple(int(s) for s in input_shape)
+    nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    order = ["input"]
+    pending: list[str] = []  # weighted nodes since the last neuron layer
+    resets = set()
+
+    def add(kind: str, node) -> str:
+        name = f"{len(order) - 1}_{kind}"
+        nodes[name] = node
+        order.append(name)
+        return name
+
+    def add_neuron(params: NeuronParams, strict: bool = False) -> None:
+        threshold = None
+        if fold_thresholds and pending:
+            last = nodes[pending[-1]]
+            last.weight = last.weight / params.threshold
+            if getattr(last, "bias", None) is not None:
+                last.bias = last.bias / params.threshold
+            threshold = 1.0
+        resets.add(params.reset)
+        add("if" if params.decay == 1.0 else "lif", neuron_node(params, shape, dt, threshold, strict))
+        pending.clear()
+
+    with torch.no_grad():
+        for m in mods:
+            if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
+                continue
+            if isinstance(m, SpikingNeuron):
+                add_neuron(m.params)
+            elif isinstance(m, SpikingAvgPool):
+                k, s = _pair(m.kernel_size), _pair(m.stride)
+                add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=np.zeros(2, dtype=np.int64)))
+                shape = tuple(_pool_shape(m.kernel_size, m.stride, shape))
+                add_neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
+            elif isinstance(m, _Integrator):
+                ones = np.ones(shape, dtype=np.float32)
+                if m.decay == 1.0:
+                    add("i", nir.I(r=ones / dt))
+                else:
+                    tau = dt / (1.0 - m.decay)
+                    add("li", nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones))
+            else:
+                shape = _add_stateless(nir, m, shape, add, pending)
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    order.append("output")
+    meta = {"producer": "deepspike", "format": "rate-coded", "dt": float(dt), "fires": "v >= threshold",
+            "reset": ",".join(sorted(resets)) or "zero", "thresholds_folded": bool(fold_thresholds), **info}
+    meta.update(metadata or {})
+    edges = list(zip(order[:-1], order[1:]))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def _pool_shape(kernel, stride, shape):
+    """``(C, H, W)`` after an unpadded 2-D pool with ``kernel`` and ``stride``."""
+    k, s = _pair(kernel), _pair(stride if stride is not None else kernel)
+    c, h, w = shape
+    return (c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1)
+
+
+def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple:
+    """Add the node of a stateless layer; returns the output shape (run on a zero input)."""
+    out = tuple(m(torch.zeros(1, *shape)).shape[1:])
+    if isinstance(m, nn.Conv2d):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise ConfigError("NIR export: only zero padding given as integers is supported")
+        bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
+        name = add("conv", nir.Conv2d(input_shape=shape[1:], weight=_np(m.weight), stride=_pair(m.stride),
+                                      padding=_pair(m.padding), dilation=_pair(m.dilation), groups=m.groups,
+                                      bias=bias))
+        pending.append(name)
+    elif isinstance(m, nn.Linear):
+        node = nir.Linear(weight=_np(m.weight)) if m.bias is None else nir.Affine(weight=_np(m.weight),
+                                                                                  bias=_np(m.bias))
+        pending.append(add("linear" if m.bias is None else "affine", node))
+    elif isinstance(m, nn.AvgPool2d):
+        if m.ceil_mode or not m.count_include_pad or m.divisor_override:
+            raise ConfigError("NIR export: AvgPool2d must use floor mode and the plain k x k divisor")
+        add("avgpool", nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride),
+                                     padding=_pair(m.padding)))
+    elif isinstance(m, nn.Flatten):
+        if m.start_dim != 1 or m.end_dim != -1:
+            raise ConfigError("NIR export: only Flatten(start_dim=1) of the whole sample is supported")
+        add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
+    elif isinstance(m, nn.MaxPool2d):
+        raise ConfigError("NIR export: NIR has no max pooling; use avg pooling (model spec Pool kind 'avg')")
+    else:
+        raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
+                          "AvgPool2d, Flatten, Dropout, IF/LIF neurons)")
+    return out
+
+
+def check_finite(graph) -> None:
+    """Raise :class:`ConfigError` if any array or number in the graph is NaN or infinite."""
+    for name, node in graph.nodes.items():
+        for key, value in vars(node).items():
+            if key in ("input_type", "output_type", "metadata") or isinstance(value, str | dict):
+                continue
+            arr = np.asarray(value) if isinstance(value, np.ndarray | float | int | list | tuple) else None
+            if arr is not None and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ConfigError(f"NIR export: node {name!r} field {key!r} holds a non-finite value")
+
+
+def write_nir(graph, path: str | os.PathLike) -> Path:
+    """Write ``graph`` to ``path`` (HDF5, ``nir.write``) after checking that every value is finite."""
+    nir = require_nir()
+    check_finite(graph)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nir.write(str(path), graph)
+    return path
+
+
+def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = DEFAULT_DT,
+               fold_thresholds: bool = False) -> dict:
+    """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path)."""
+    from deepspike.train.reload import load_run
+
+    config, parts, _ = load_run(run_dir, device="cpu")
+    shape = tuple(parts.arch.input_shape)
+    graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds,
+                   metadata={"method": str(config.method["name"]), "model": str(config.model.name),
+                             "dataset": str(config.data.name)})
+    write_nir(graph, path)
+    return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
+            "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}

@@ -1,0 +1,161 @@
+"""NIR graphs -> deepspike modules (``from_nir``): a :class:`NirNetwork` that runs ``[T, B, ...]`` inputs.
+
+Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, ``Conv2d``, ``AvgPool2d``,
+``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF`` (-> our neurons, :mod:`neurons`), ``LI``/``I`` (a
+non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
+(``TimeDistributed``), neurons over T. ``dt`` comes from the graph's metadata (else the argument).
+Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepspike.errors import ConfigError, DataNotFoundError
+from deepspike.export.deps import require_nir
+from deepspike.export.neurons import _uniform, node_params
+from deepspike.export.nir_export import DEFAULT_DT
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons.dynamics import membrane_readout
+from deepspike.neurons.modules import SpikingNeuron
+
+
+class Scale(nn.Module):
+    """``y = scale * x`` (elementwise, ``scale`` broadcast over the leading ``[T, B]`` axes)."""
+
+    def __init__(self, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class Integrator(nn.Module):
+    """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return membrane_readout(x, self.decay)
+
+
+class NirNetwork(nn.Module):
+    """An imported NIR chain: ``forward(x [T, B, *input_shape]) -> [T, B, *output_shape]`` (output spikes,
+    or the integrator's membrane trace). ``metadata`` is the graph's metadata (dt, coding, decoding)."""
+
+    def __init__(self, body: nn.Sequential, metadata: dict, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.body = body
+        self.metadata = metadata
+        self.input_shape = input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
+            raise ConfigError(f"NIR network input must be [T, B, {', '.join(map(str, self.input_shape))}], "
+                              f"got {tuple(x.shape)}")
+        return self.body(x)
+
+
+def _chain(graph) -> list[str]:
+    """Node names from the Input to the Output; raises unless the graph is one chain."""
+    nir = require_nir()
+    inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    nxt: dict[str, str] = {}
+    for src, dst in graph.edges:
+        if src in nxt:
+            raise ConfigError(f"NIR import handles chains only; node {src!r} has several successors")
+        nxt[src] = dst
+    if len(inputs) != 1:
+        raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}")
+    order = [inputs[0]]
+    while order[-1] in nxt:
+        order.append(nxt[order[-1]])
+        if len(order) > len(graph.nodes):
+            raise ConfigError("NIR import: the graph has a cycle (recurrent graphs are not supported)")
+    if len(order) != len(graph.nodes):
+        raise ConfigError(f"NIR import: {len(graph.nodes) - len(order)} node(s) are not on the input-output chain")
+    return order
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+
+def _pair(v) -> tuple[int, int]:
+    arr = np.asarray(v).astype(int).ravel()
+    return (int(arr[0]), int(arr[0])) if arr.size == 1 else (int(arr[0]), int(arr[1]))
+
+
+def _module(nir, node, dt: float) -> list[nn.Module]:
+    """The modules for one node (empty for Input/Output)."""
+    if isinstance(node, nir.Input | nir.Output):
+        return []
+    if isinstance(node, nir.Affine | nir.Linear):
+        w = _t(node.weight)
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
+        lin.weight.data.copy_(w)
+        if isinstance(node, nir.Affine):
+            lin.bias.data.copy_(_t(node.bias))
+        return [TimeDistributed(lin)]
+    if isinstance(node, nir.Conv2d):
+        w = _t(node.weight)
+        if isinstance(node.padding, str):
+            raise ConfigError(f"NIR import: string padding {node.padding!r} is not supported")
+        conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]), _pair(node.stride),
+                         _pair(node.padding), _pair(node.dilation), int(node.groups), bias=True)
+        conv.weight.data.copy_(w)
+        conv.bias.data.copy_(_t(node.bias))
+        return [TimeDistributed(conv)]
+    if isinstance(node, nir.AvgPool2d | nir.SumPool2d):
+        divisor = 1 if isinstance(node, nir.SumPool2d) else None
+        return [TimeDistributed(nn.AvgPool2d(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding),
+                                             divisor_override=divisor))]
+    if isinstance(node, nir.Flatten):
+        start = int(node.start_dim)
+        end = int(node.end_dim)
+        return [TimeDistributed(nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end))]
+    if isinstance(node, nir.Scale):
+        return [Scale(_t(node.scale))]
+    if isinstance(node, nir.IF | nir.LIF):
+        params, scale = node_params(node, dt)
+        mods: list[nn.Module] = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]
+        return [*mods, SpikingNeuron(params)]
+    if isinstance(node, nir.I):
+        return [Scale(torch.tensor(_uniform("r", node.r) * dt)), Integrator(1.0)]
+    if isinstance(node, nir.LI):
+        tau = _uniform("tau", node.tau)
+        return [Scale(torch.tensor(_uniform("r", node.r) * dt / tau)), Integrator(1.0 - dt / tau)]
+    raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
+                      "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, LI, I)")
+
+
+def read_nir(path: str | os.PathLike):
+    """``nir.read(path)`` with a one-line error for a missing file."""
+    nir = require_nir()
+    if not os.path.isfile(path):
+        raise DataNotFoundError(f"NIR file not found: {path}")
+    return nir.read(str(path), type_check=False)
+
+
+def from_nir(source, dt: float | None = None) -> NirNetwork:
+    """Build a :class:`NirNetwork` from a NIR file path or a ``nir.NIRGraph``.
+
+    dt: seconds per step; default the graph's ``metadata["dt"]``, else 1e-4.
+    """
+    nir = require_nir()
+    graph = read_nir(source) if isinstance(source, str | os.PathLike) else source
+    meta = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in (graph.metadata or {}).items()}
+    step = float(dt if dt is not None else meta.get("dt", DEFAULT_DT))
+    order = _chain(graph)
+    input_node = graph.nodes[order[0]]
+    shape = tuple(int(s) for s in np.asarray(input_node.input_type["input"]).ravel())
+    mods = [m for name in order for m in _module(nir, graph.nodes[name], step)]
+    return NirNetwork(nn.Sequential(*mods), {**meta, "dt": step}, shape)

@@ -1,0 +1,65 @@
+"""Event-camera emulation: hand-checked DVS behaviour, frames vs. event stream, the registered data set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.data import load_dataset
+from deepspike.data.neuromorphic import emulate_events, emulate_frames, events_to_frames, saccade_offsets
+from deepspike.data.neuromorphic.emulation import change_events, shift_images
+from deepspike.errors import ConfigError
+
+
+def test_saccade_path_is_the_nmnist_triangle():
+    off = saccade_offsets(6, amplitude=4.0)  # samples at path parameter 0, .5, 1, 1.5, 2, 2.5, 3
+    corners = torch.tensor([[0.0, 0.0], [2.0, 4.0], [4.0, 0.0], [0.0, 0.0]]) - 2.0
+    torch.testing.assert_close(off[[0, 2, 4, 6]].float(), corners)
+    torch.testing.assert_close(off[1].float(), torch.tensor([1.0, 2.0]) - 2.0)  # halfway up the first side
+
+
+def test_shift_images_integer_and_half_pixel():
+    img = torch.zeros(1, 5, 5)
+    img[0, 2, 2] = 1.0
+    moved = shift_images(img, 1.0, -2.0)  # +1 column, -2 rows
+    assert moved[0, 0, 3] == 1.0 and moved.sum() == 1.0
+    half = shift_images(img, 0.5, 0.0)
+    assert half[0, 2, 2] == 0.5 and half[0, 2, 3] == 0.5
+
+
+def test_dvs_rule_on_off_and_threshold():
+    # one bright pixel on black: log(1 + .1) - log(.1) = 2.398 -> floor(2.398 / .5) = 4 ON events where it
+    # arrives and 4 OFF events where it leaves, when a shift moves it by exactly one pixel
+    img = torch.zeros(1, 3, 3)
+    img[0, 1, 1] = 1.0
+    on, off = change_events(img, samples=3, threshold=0.5, pad=2, amplitude=2.0, eps=0.1)
+    # offsets (dx, dy): (-1,-1) -> (0, 1) -> (1, -1) -> (-1, -1); sample 1 is two rows and one column away
+    # from sample 0, so the pixel fully leaves (4 OFF) and fully arrives elsewhere (4 ON)
+    assert on[0, 0].sum() == 4 and off[0, 0].sum() == 4
+    assert on.sum() == off.sum()  # the path is closed: every pixel returns to its start level
+    quiet, _ = change_events(img * 0.01, samples=3, threshold=0.5, pad=2, amplitude=2.0)
+    assert quiet.sum() == 0  # log(.11) - log(.1) = 0.095 < threshold: no events
+
+
+def test_frames_equal_binned_event_stream():
+    torch.manual_seed(0)
+    img = torch.rand(8, 8)
+    frames = emulate_frames(img[None], timesteps=4, substeps=3, threshold=0.15)[0]  # [4, 2, 14, 14]
+    events = emulate_events(img, samples=12, threshold=0.15, duration_us=12_000)  # 1 ms per sample
+    # sample s (1-based) at t = s ms goes to frame (s - 1) * 4 // 12 -> equal windows of 3 ms from t = 1 ms
+    ref = events_to_frames(events, (14, 14), timesteps=4, time_window=3000.0)
+    assert events["t"].min() == 1000
+    np.testing.assert_array_equal(frames.numpy(), ref)
+    assert frames.sum() > 0
+
+
+def test_digits_events_data_set_and_cache(tmp_path):
+    s = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, val_fraction=0.1)
+    assert s.input_shape == (2, 14, 14) and s.train.x.shape[1:] == (2, 2, 14, 14) and s.val is not None
+    assert s.train.x.dtype == torch.uint8 and s.train.x.float().mean() > 0
+    assert len(list((tmp_path / "event_frames").glob("digits_events-*.npz"))) == 2
+    again = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, val_fraction=0.1)
+    assert torch.equal(again.train.x, s.train.x)
+    with pytest.raises(ConfigError):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=0)

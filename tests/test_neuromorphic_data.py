@@ -1,0 +1,148 @@
+"""Event data sets: real on-disk formats written here, read back through the real (tonic) code path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.data import load_dataset
+from deepspike.data.neuromorphic import (
+    EventFrameDataset,
+    events_to_frames,
+    frames_to_counts,
+    read_aedat2,
+    read_nmnist_bin,
+    write_aedat2,
+    write_gesture_npy,
+    write_nmnist_bin,
+)
+from deepspike.data.neuromorphic.cifar10dvs import CLASSES as CIFAR_CLASSES
+from deepspike.data.neuromorphic.formats import make_events
+from deepspike.errors import ConfigError, DataNotFoundError
+
+pytest.importorskip("tonic")
+
+
+def _random_events(rng, n, size, t_max):
+    t = np.sort(rng.integers(0, t_max, n))
+    return make_events(rng.integers(0, size, n), rng.integers(0, size, n), t, rng.integers(0, 2, n))
+
+
+def test_nmnist_bin_bytes_and_round_trip(tmp_path):
+    # event x=5, y=7, p=1, t=0x01_0203 us -> bytes 05 07 (1<<7 | 0x01) 02 03
+    path = tmp_path / "one.bin"
+    write_nmnist_bin(path, make_events([5], [7], [0x010203], [1]))
+    assert path.read_bytes() == bytes([5, 7, 0x81, 0x02, 0x03])
+    ev = _random_events(np.random.default_rng(0), 200, 34, 300_000)
+    write_nmnist_bin(path, ev)
+    back = read_nmnist_bin(path)
+    for f in "xytp":
+        np.testing.assert_array_equal(back[f], ev[f])
+
+
+def test_aedat2_address_layout_and_round_trip(tmp_path):
+    path = tmp_path / "a.aedat"
+    write_aedat2(path, make_events([3], [100], [42], [1]))
+    raw = path.read_bytes()
+    assert raw.startswith(b"#!AER-DAT2.0\r\n")
+    # address = y << 8 | x << 1 | p = 100*256 + 6 + 1 = 25607; then timestamp 42, both big-endian uint32
+    assert raw[-8:] == (25607).to_bytes(4, "big") + (42).to_bytes(4, "big")
+    ev = _random_events(np.random.default_rng(1), 300, 128, 1_000_000)
+    write_aedat2(path, ev)
+    back = read_aedat2(path)
+    for f in "xytp":
+        np.testing.assert_array_equal(back[f], ev[f])
+
+
+def test_events_to_frames_hand_computed():
+    # window 5 ms: t=0 and 4999 -> bin 0, t=5000 -> bin 1, t=12000 -> bin 2 (dropped with T=2)
+    ev = make_events([0, 1, 1, 3], [0, 0, 0, 2], [0, 4999, 5000, 12000], [1, 0, 0, 1])
+    f = events_to_frames(ev, (4, 4), timesteps=2, time_window=5000.0)
+    assert f.shape == (2, 2, 4, 4) and f.dtype == np.uint8
+    assert f[0, 1, 0, 0] == 1 and f[0, 0, 0, 1] == 1 and f[1, 0, 0, 1] == 1 and f.sum() == 3
+    # stride 2 pools (x, y) -> (x // 2, y // 2); equal bins over [0, 12000]: k = floor(t * 2 / 12001)
+    g = events_to_frames(ev, (4, 4), timesteps=2, stride=2)
+    assert g.shape == (2, 2, 2, 2)
+    assert g[0, 1, 0, 0] == 1 and g[0, 0, 0, 0] == 2 and g[1, 1, 1, 1] == 1 and g.sum() == 4
+    assert events_to_frames(ev, (4, 4), 2, stride=2, binary=True)[0, 0, 0, 0] == 1
+    with pytest.raises(ConfigError):
+        events_to_frames(ev, (4, 4), 0)
+
+
+def test_frames_to_counts_scales_each_sample():
+    frames = np.zeros((2, 3, 2, 2, 2), dtype=np.uint8)
+    frames[0, :, 1, 0, 0] = 2  # total 6 -> 1.0
+    frames[0, 0, 0, 1, 1] = 3  # total 3 -> 0.5
+    counts = frames_to_counts(frames)
+    assert counts.shape == (2, 2, 2, 2)
+    assert counts[0, 1, 0, 0] == 1.0 and counts[0, 0, 1, 1] == 0.5 and counts[1].sum() == 0
+
+
+def _write_nmnist_tree(root, per_class=2, seed=0):
+    rng = np.random.default_rng(seed)
+    expected = {}
+    for split in ("Train", "Test"):
+        for digit in range(10):
+            folder = root / "NMNIST" / split / str(digit)
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                ev = _random_events(rng, 50, 34, 300_000)
+                write_nmnist_bin(folder / f"{i:05d}.bin", ev)
+                expected[(split, digit, i)] = ev
+    return expected
+
+
+def test_nmnist_loader_reads_real_layout_and_caches(tmp_path):
+    expected = _write_nmnist_tree(tmp_path)
+    splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=3)
+    assert isinstance(splits.train, EventFrameDataset)
+    assert len(splits.train) == 20 and len(splits.test) == 20 and splits.input_shape == (2, 34, 34)
+    assert splits.train.x.shape == (20, 3, 2, 34, 34)
+    # tonic lists folders sorted: sample 0 is Train/0/00000.bin
+    ref = events_to_frames(expected[("Train", 0, 0)], (34, 34), 3)
+    np.testing.assert_array_equal(splits.train.x[0].numpy(), ref)
+    assert splits.train.y.tolist() == sorted([d for d in range(10) for _ in range(2)])
+    cached = list((tmp_path / "event_frames").glob("nmnist-*.npz"))
+    assert len(cached) == 2
+    # the second load reads the cache: poison the cache and see it come back
+    with np.load(cached[0]) as f:
+        x, y = f["x"], f["y"]
+    np.savez(cached[0], x=np.full_like(x, 7), y=y)
+    again = load_dataset("nmnist", data_dir=tmp_path, timesteps=3)
+    assert (again.train.x == 7).all() or (again.test.x == 7).all()
+    counts = load_dataset("nmnist", data_dir=tmp_path, timesteps=3, output="counts", cache=False)
+    assert counts.train.x.shape == (20, 2, 34, 34) and counts.train.x.max() <= 1.0
+
+
+def test_nmnist_missing_folder_is_one_line_error(tmp_path):
+    with pytest.raises(DataNotFoundError, match="nmnist: data not found") as e:
+        load_dataset("nmnist", data_dir=tmp_path / "nothing")
+    assert "\n" not in str(e.value)
+
+
+def test_cifar10_dvs_aedat_split_9_to_1(tmp_path):
+    rng = np.random.default_rng(2)
+    for c in CIFAR_CLASSES:
+        (tmp_path / "CIFAR10DVS" / c).mkdir(parents=True)
+        for i in range(10):
+            write_aedat2(tmp_path / "CIFAR10DVS" / c / f"cifar10_{c}_{i}.aedat", _random_events(rng, 80, 128, 60_000))
+    s = load_dataset("cifar10_dvs", data_dir=tmp_path, timesteps=4, cache=False)
+    assert s.input_shape == (2, 42, 42) and s.train.x.shape[1:] == (4, 2, 42, 42)
+    assert len(s.train) == 90 and len(s.test) == 10
+    assert torch.bincount(s.test.y, minlength=10).tolist() == [1] * 10
+    s2 = load_dataset("cifar10_dvs", data_dir=tmp_path, timesteps=4, cache=False, seed=5)
+    assert torch.equal(s.test.x, s2.test.x)  # the run seed does not move the fixed split
+
+
+def test_dvs_gesture_npy(tmp_path):
+    rng = np.random.default_rng(3)
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        folder = tmp_path / "DVSGesture" / split / "user01_fluorescent"
+        folder.mkdir(parents=True)
+        for label in range(11):
+            write_gesture_npy(folder / f"{label}.npy", _random_events(rng, 100, 128, 400_000))
+    s = load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=5, time_window_ms=50.0, stride=4, cache=False,
+                     denoise_ms=100.0)
+    assert s.num_classes == 11 and s.input_shape == (2, 32, 32) and len(s.train) == 11
+    assert sorted(s.train.y.tolist()) == list(range(11))

@@ -1,0 +1,146 @@
+"""NIR export/import: round trips through files, threshold folding, a third-party consumer (snnTorch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepspike.errors import ConfigError
+from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import get_method
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
+from deepspike.neurons import IF
+
+nir = pytest.importorskip("nir")
+from deepspike.export import export_run, from_nir, to_nir, write_nir  # noqa: E402
+
+
+def _stbp_net(seed: int = 1, **options) -> nn.Module:
+    torch.manual_seed(seed)
+    arch = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8), width=1.0)
+    return get_method("stbp", {"timesteps": 6, "encoder": "poisson", **options}).build(arch).eval()
+
+
+def _spikes(seed: int, shape) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < 0.5).float()
+
+
+def _our_output(model, x):
+    with torch.no_grad():
+        return model.readout.neuron(model.body(x))  # [T, B, K] output spikes
+
+
+def test_lif_parameters_written_as_continuous_time(tmp_path):
+    model = _stbp_net()
+    g = to_nir(model, (1, 8, 8), dt=1e-3)
+    lif = g.nodes["1_lif"]
+    # decay 0.25 = 1 - dt/tau -> tau = 1e-3 / 0.75; R = tau / dt = 1 / 0.75; threshold 0.5
+    np.testing.assert_allclose(lif.tau, 1e-3 / 0.75, rtol=1e-6)
+    np.testing.assert_allclose(lif.r, 1 / 0.75, rtol=1e-6)
+    np.testing.assert_allclose(lif.v_threshold, 0.5)
+    assert lif.tau.shape == (16, 8, 8)
+    assert g.metadata["encoder"] == "poisson" and g.metadata["decode"] == "rate" and g.metadata["dt"] == 1e-3
+    path = write_nir(g, tmp_path / "m.nir")
+    back = nir.read(str(path))
+    assert back.metadata["reset"] in ("zero", b"zero")
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_round_trip_reproduces_output_spikes(tmp_path, fold):
+    model = _stbp_net(vote_group=2)
+    write_nir(to_nir(model, (1, 8, 8), fold_thresholds=fold), tmp_path / "m.nir")
+    net = from_nir(tmp_path / "m.nir")
+    x = _spikes(0, (6, 5, 1, 8, 8))
+    with torch.no_grad():
+        theirs = net(x)
+    ours = _our_output(model, x)
+    assert theirs.shape == (6, 5, 20) and ours.sum() > 0
+    assert torch.equal(theirs, ours)
+    if fold:
+        thresholds = [float(np.unique(n.v_threshold)[0]) for n in nir.read(str(tmp_path / "m.nir")).nodes.values()
+                      if isinstance(n, nir.LIF)]
+        assert thresholds == [1.0] * 4
+    assert net.metadata["decode"] == "vote" and net.metadata["num_classes"] == 10
+
+
+def test_if_subtract_and_spiking_pool_round_trip(tmp_path):
+    # hand-built rate net: conv -> IF(subtract) -> lee2020 spiking pool (IF, fires at > 0.75) -> linear -> IF
+    torch.manual_seed(3)
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 4, 3, padding=1)), IF(threshold=0.7, reset="subtract"),
+                         SpikingAvgPool(2, threshold=0.75), TimeDistributed(nn.Flatten()),
+                         TimeDistributed(nn.Linear(64, 3)))
+    body[0].module.weight.data.abs_().mul_(2.0)  # dense first-layer spikes -> pooled values of k/4
+    model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF(threshold=0.4, reset="subtract")), 8).eval()
+    g = to_nir(model, (1, 8, 8), fold_thresholds=True)
+    kinds = [type(n).__name__ for n in g.nodes.values()]
+    assert kinds == ["Input", "Conv2d", "IF", "AvgPool2d", "IF", "Flatten", "Affine", "IF", "Output"]
+    assert g.nodes["3_if"].metadata["fires"] == "v > threshold"
+    write_nir(g, tmp_path / "if.nir")
+    net = from_nir(tmp_path / "if.nir")
+    x = _spikes(1, (8, 4, 1, 8, 8))
+    with torch.no_grad():
+        ours = model.readout.neuron(model.body(x))
+        assert torch.equal(net(x), ours)
+        # the pooling neuron sees exact ties (3 of 4 spikes = 0.75): strict '>' must survive the trip
+        pooled = nn.functional.avg_pool2d(model.body[1](model.body[0](x)).flatten(0, 1), 2)
+        assert (pooled == 0.75).any() and ours.sum() > 0
+
+
+def test_unsupported_layers_and_non_finite_values_are_refused(tmp_path):
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 2, 3)), IF(), TimeDistributed(nn.MaxPool2d(2)))
+    model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF()), 4)
+    with pytest.raises(ConfigError, match="max pooling"):
+        to_nir(model, (1, 8, 8))
+    good = _stbp_net()
+    g = to_nir(good, (1, 8, 8))
+    g.nodes["0_conv"].weight[0, 0, 0, 0] = np.inf
+    with pytest.raises(ConfigError, match="non-finite"):
+        write_nir(g, tmp_path / "bad.nir")
+    assert not (tmp_path / "bad.nir").exists()
+
+
+def test_snntorch_consumer_reproduces_output_spikes(tmp_path):
+    """A third-party NIR consumer (snnTorch's import_from_nir) runs deepspike's exported file.
+
+    snnTorch maps NIR LIF (dt fixed at 1e-4 in its importer) to ``Leaky(beta = 1 - dt/tau, threshold,
+    reset zero)``: the same recurrence as our LIF. Its Flatten keeps NIR's batch-free ``start_dim = 0``, so it
+    is fed one sample at a time, one step per call, with its hidden state cleared between samples.
+    """
+    snn_import = pytest.importorskip("snntorch.import_nir")
+    model = _stbp_net(seed=1)
+    write_nir(to_nir(model, (1, 8, 8), dt=1e-4), tmp_path / "m.nir")
+    net = snn_import.import_from_nir(nir.read(str(tmp_path / "m.nir")))
+    x = _spikes(2, (6, 4, 1, 8, 8))
+    ours = _our_output(model, x)
+    theirs = torch.zeros_like(ours)
+    with torch.no_grad():
+        for b in range(x.shape[1]):
+            for mod in net.modules():
+                if hasattr(mod, "reset_mem"):
+                    mod.reset_mem()
+            for t in range(x.shape[0]):
+                out = net(x[t, b])
+                theirs[t, b] = out[0] if isinstance(out, tuple) else out
+    assert ours.sum() >= 10  # the comparison is not vacuous
+    assert torch.equal(theirs, ours)
+
+
+@pytest.mark.slow
+def test_export_command_on_a_trained_run(tmp_path):
+    from deepspike.config import load_config
+    from deepspike.train.trainer import Trainer
+
+    overrides = ["method.name=stbp", "method.timesteps=2", "model.name=mlp", "model.args.hidden=[16]",
+                 "data.name=digits", "train.epochs=1", "train.batch_size=256", "train.progress=false"]
+    config = load_config(None, overrides)
+    Trainer(config, tmp_path / "run").fit()
+    summary = export_run(tmp_path / "run", tmp_path / "run.nir", fold_thresholds=True)
+    assert summary["metadata"]["method"] == "stbp" and summary["metadata"]["thresholds_folded"]
+    net = from_nir(tmp_path / "run.nir")
+    assert net.input_shape == (1, 8, 8)
