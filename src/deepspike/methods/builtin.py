@@ -1,3 +1,3 @@
 """Importing this module registers every built-in method."""
 
-from deepspike.methods import ann, spikebp, stbp  # noqa: F401
+from deepspike.methods import ann, spikebp, stbp, stdbp, ttfs  # noqa: F401

@@ -1,0 +1,166 @@
+"""Method ``ttfs`` (Zhou et al. 2021): closed-form single-spike TTFS network with the exp synaptic kernel.
+
+Every conv/linear layer of the spec becomes a layer of non-leaky IF neurons that fire once, with an
+exponentially decaying synaptic current (tau = theta = 1) and a bias input spike at t = 0; its spike
+times come from the closed form ``exp(t_j/tau) = sum_C w_ji exp(t_i/tau) / (sum_C w_ji - theta)``
+(eq. 4) with exact gradients (``deepspike.temporal``). Pooling: max = earliest spike, avg = zhou2021's
+neuron with weights theta/(N-1). Optional time-domain batch-norm (eq. 6) after conv layers.
+
+Input coding ``t = alpha (1 - p)`` (MNIST, alpha 3) or ``t = alpha p`` (CIFAR-10); optional input jitter.
+Loss (``loss``): ``zhou_code`` (softmax over -z, the released code; default) or ``zhou_paper`` (eq. 5 as
+printed); ``penalty`` adds ``K`` x weight-sum cost and ``lambda`` x L2 (``reg_reduction``: mean as in the
+code or sum as in eq. 5) to the training loss; ``after_backward`` clips each weight matrix's gradient to a
+row-normalised Frobenius norm of ``grad_clip_rows`` (paper: 10).
+Prediction: the class whose output neuron fires first (ties: lowest index; no output spike: -1, wrong).
+
+Trainer hooks used: ``penalty(model)``, ``after_backward(model)`` and ``epoch_measures(model, batches)``
+(the spiking measures of ``temporal.measures``: latency, sparsity, hidden-before-decision, dead neurons).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deepspike.coding.decoders import first_spike_class
+from deepspike.errors import ConfigError, unknown_choice
+from deepspike.methods.base import Method
+from deepspike.methods.registry import register_method
+from deepspike.models.spec import Architecture
+from deepspike.temporal._validate import BACKENDS, KERNELS, check_neuron_params
+from deepspike.temporal.coding import CODINGS, TTFSInput
+from deepspike.temporal.losses import (
+    REDUCTIONS,
+    TTFS_LOSSES,
+    clip_row_normalized,
+    l2_cost,
+    ttfs_loss,
+    weight_sum_cost,
+)
+from deepspike.temporal.measures import collect_measures, neuron_layers
+from deepspike.temporal.network import TTFSConfig, build_ttfs_network, init_from_ann
+
+
+@dataclass
+class TtfsOptions:
+    """Options of the TTFS methods (the ``method`` section of a recipe); defaults are zhou2021's MNIST ones.
+
+    kernel: ``exp`` (zhou2021) or ``relpsp`` (zhang2021); theta, tau: threshold and synaptic time constant.
+    coding: ``1-p``, ``p`` or ``255``; alpha: time scale of the input code; jitter: std of the Gaussian
+    input jitter in training. loss: ``zhou_code``, ``zhou_paper`` or ``ce`` (softmax over -t).
+    weight_sum_cost: K; l2: lambda; reg_reduction: ``mean`` | ``sum``. grad_clip_rows: max row-normalised
+    Frobenius norm of each weight gradient (null = off). bias: bias input spike at t = 0.
+    init_scale: weights ~ U(0, init_scale / fan_in). init_from: an ``ann`` run directory of the same
+    model whose weights initialise the network (zhang2021). batchnorm: time-domain BN after conv layers.
+    t_silent: time a silent output counts as in the loss. measures: compute ``epoch_measures``;
+    measure_batches: at most this many batches for them (null = all). backend: ``auto``, ``numba``, ``torch``.
+    """
+
+    kernel: str = "exp"
+    theta: float = 1.0
+    tau: float = 1.0
+    coding: str = "1-p"
+    alpha: float = 3.0
+    jitter: float = 0.0
+    loss: str = "zhou_code"
+    weight_sum_cost: float = 100.0
+    l2: float = 1e-3
+    reg_reduction: str = "mean"
+    grad_clip_rows: float | None = 10.0
+    bias: bool = True
+    init_scale: float = 8.0
+    init_from: str | None = None
+    batchnorm: bool = False
+    t_silent: float = math.log(1e5)
+    measures: bool = True
+    measure_batches: int | None = None
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_neuron_params(self.kernel, self.theta, self.tau)
+        for value, valid, kind in ((self.kernel, KERNELS, "TTFS kernel"),
+                                   (self.coding, CODINGS, "TTFS coding"),
+                                   (self.loss, TTFS_LOSSES, "TTFS loss"),
+                                   (self.reg_reduction, REDUCTIONS, "method.reg_reduction"),
+                                   (self.backend, BACKENDS, "TTFS backend")):
+            if value not in valid:
+                raise unknown_choice(kind, value, valid)
+        checks = (
+            (self.alpha > 0, "alpha", "> 0"), (self.jitter >= 0, "jitter", ">= 0"),
+            (self.weight_sum_cost >= 0, "weight_sum_cost", ">= 0"), (self.l2 >= 0, "l2", ">= 0"),
+            (self.grad_clip_rows is None or self.grad_clip_rows > 0, "grad_clip_rows", "> 0 or null"),
+            (self.init_scale > 0, "init_scale", "> 0"),
+            (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"),
+        )
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected {expected}")
+
+
+@register_method
+class TtfsMethod(Method):
+    """zhou2021: closed-form TTFS layers with the exponentially decaying synaptic kernel."""
+
+    name = "ttfs"
+    Options = TtfsOptions
+    description = "single-spike TTFS, closed-form exp-kernel IF neurons (zhou2021)"
+
+    def build(self, arch: Architecture) -> nn.Module:
+        o = self.options
+        cfg = TTFSConfig(o.kernel, o.theta, o.tau, o.bias, o.backend, o.init_scale, o.batchnorm)
+        model = build_ttfs_network(arch, cfg, TTFSInput(o.coding, o.alpha, o.jitter))
+        if o.init_from:
+            init_from_ann(model, _ann_state(o.init_from))
+        return model
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Output-time loss ``options.loss`` (``temporal.losses.ttfs_loss``) of times ``[B, K]``."""
+        o = self.options
+        return ttfs_loss(o.loss, output, target, o.tau, o.t_silent)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """``K * weight_sum_cost + lambda * l2_cost`` over the TTFS neuron layers; None when both are 0."""
+        o = self.options
+        layers = [m for _, m in neuron_layers(model)]
+        if not layers or (o.weight_sum_cost == 0 and o.l2 == 0):
+            return None
+        reg = torch.zeros((), device=layers[0].weight.device)
+        if o.weight_sum_cost:
+            reg = reg + o.weight_sum_cost * weight_sum_cost(layers, o.theta, o.reg_reduction)
+        if o.l2:
+            reg = reg + o.l2 * l2_cost(layers, o.reg_reduction)
+        return reg
+
+    def after_backward(self, model: nn.Module) -> None:
+        """zhou2021's clip (``grad_clip_rows``) of every neuron layer's weight and bias gradient."""
+        if self.options.grad_clip_rows is None:
+            return
+        with torch.no_grad():
+            for _, layer in neuron_layers(model):
+                for w in layer.weights():
+                    if w.grad is not None:
+                        w.grad.copy_(clip_row_normalized(w.grad, self.options.grad_clip_rows))
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The earliest output spike's class ``[B]``; ties -> lowest index; no output spike -> -1."""
+        return first_spike_class(output)
+
+    def epoch_measures(self, model: nn.Module, batches) -> dict[str, float]:
+        """Latency, spiking fractions, hidden-before-decision, dead neurons (``temporal.measures``)."""
+        if not self.options.measures:
+            return {}
+        return collect_measures(model, batches, self.options.measure_batches)
+
+
+def _ann_state(run_dir: str) -> dict[str, torch.Tensor]:
+    """Model state dict of a trained ``ann`` run (its ``checkpoint.pt``)."""
+    from deepspike.train.reload import load_run
+
+    config, parts, _ = load_run(run_dir, device="cpu")
+    if config.method.get("name") != "ann":
+        name = config.method.get("name")
+        raise ConfigError(f"method.init_from: {run_dir} is a {name!r} run, not an 'ann' run")
+    return parts.model.state_dict()

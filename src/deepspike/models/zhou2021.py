@@ -1,0 +1,93 @@
+"""zhou2021's TTFS networks (Table 1 and appendix B.2), as architecture specs.
+
+``SCNN(k, c, s)`` = conv of c k x k kernels with stride s; TF "SAME" padding (``k // 2``) is assumed: it
+reproduces the paper's weight counts (MNIST net 21K, SpikingVGG16 54M) and zhou2021's code pads. ``MP(2)``
+= 2 x 2 max pooling (the earliest spike in a TTFS net). Every layer has a bias input spike at t = 0 when
+the method adds one (``ttfs``/``stdbp`` ``bias: true``); the specs themselves are bias-free.
+"""
+
+from __future__ import annotations
+
+from deepspike.errors import ConfigError
+from deepspike.models.registry import register_model, scaled
+from deepspike.models.spec import Concat, Conv, Dropout, Flatten, Layer, Linear, Pool, sequence_shape
+
+
+def _scnn(channels: int, k: int, stride: int, width: float) -> Conv:
+    return Conv(scaled(channels, width), k, stride=stride, padding=k // 2)
+
+
+def _head(hidden: tuple[int, ...], num_classes: int, width: float) -> list[Layer]:
+    return [Flatten(), *(Linear(scaled(h, width)) for h in hidden), Linear(num_classes, act=False)]
+
+
+@register_model("zhou2021_mnist", default_input_shape=(1, 28, 28), paper="zhou2021 Table 1 (MNIST)")
+def zhou2021_mnist(num_classes, input_shape, width):
+    """zhou2021 MNIST net: SCNN(5,32,2)-SCNN(5,16,2)-FC(classes)."""
+    return (_scnn(32, 5, 2, width), _scnn(16, 5, 2, width), *_head((), num_classes, width))
+
+
+@register_model("zhou2021_cifar_small", default_input_shape=(3, 32, 32), paper="zhou2021 appendix B.2")
+def zhou2021_cifar_small(num_classes, input_shape, width):
+    """zhou2021 small CIFAR-10 net: SCNN(5,64,2)-SCNN(5,32,2)-SCNN(5,16,2)-FC(64)-FC(classes)."""
+    convs = (_scnn(64, 5, 2, width), _scnn(32, 5, 2, width), _scnn(16, 5, 2, width))
+    return (*convs, *_head((64,), num_classes, width))
+
+
+@register_model("zhou2021_cifar_medium", default_input_shape=(3, 32, 32), paper="zhou2021 appendix B.2")
+def zhou2021_cifar_medium(num_classes, input_shape, width):
+    """zhou2021 medium CIFAR-10 net: SCNN(3,64,1)-SCNN(3,128,2)-SCNN(3,256,1)-SCNN(3,256,2)-FC(1024)x2-FC."""
+    convs = tuple(_scnn(c, 3, s, width) for c, s in ((64, 1), (128, 2), (256, 1), (256, 2)))
+    return (*convs, *_head((1024, 1024), num_classes, width))
+
+
+VGG16_PLAN = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (1024, 1024, 1024))
+
+
+@register_model("zhou2021_vgg16", default_input_shape=(3, 32, 32), paper="zhou2021 Table 1 (SpikingVGG16)")
+def zhou2021_vgg16(num_classes, input_shape, width):
+    """SpikingVGG16: 5 stages of SCNN(3,c,1) (64..1024 channels) each followed by MP(2), FC 4096-4096-512."""
+    layers: list[Layer] = []
+    for stage in VGG16_PLAN:
+        layers += [_scnn(c, 3, 1, width) for c in stage]
+        layers.append(Pool("max", 2))
+    return (*layers, *_head((4096, 4096, 512), num_classes, width))
+
+
+# GoogLeNet inception blocks: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection) (Szegedy et al. 2015)
+INCEPTION = {
+    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64), "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64), "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128),
+}
+
+
+def inception(c1: int, c3r: int, c3: int, c5r: int, c5: int, cp: int, width: float) -> Concat:
+    """Inception block of TTFS layers: four branches concatenated on channels (spatial size kept).
+
+    Branches: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; and the pool projection 1x1. GoogLeNet's 3x3/s1 max pool
+    before that projection needs a padded pool, which the spec's ``Pool`` lacks, so it is left out.
+    """
+    s = lambda c: scaled(c, width)  # noqa: E731
+    return Concat((
+        (Conv(s(c1), 1),),
+        (Conv(s(c3r), 1), Conv(s(c3), 3, padding=1)),
+        (Conv(s(c5r), 1), Conv(s(c5), 5, padding=2)),
+        (Conv(s(cp), 1),),
+    ))
+
+
+@register_model("zhou2021_googlenet", default_input_shape=(3, 224, 224), paper="zhou2021 Table 1 (ImageNet)")
+def zhou2021_googlenet(num_classes, input_shape, width, global_pool: str = "avg", dropout: float = 0.4):
+    """SpikingGoogLeNet: GoogLeNet with SCNN/FC layers; the stride-2 3x3 max pools are 2x2 MP(2)."""
+    if global_pool not in ("avg", "max"):
+        raise ConfigError(f"zhou2021_googlenet global_pool must be 'avg' or 'max', got {global_pool!r}")
+    layers: list[Layer] = [Conv(scaled(64, width), 7, stride=2, padding=3), Pool("max", 2),
+                           Conv(scaled(64, width), 1), Conv(scaled(192, width), 3, padding=1), Pool("max", 2)]
+    for name in ("3a", "3b", "MP", "4a", "4b", "4c", "4d", "4e", "MP", "5a", "5b"):
+        layers.append(Pool("max", 2) if name == "MP" else inception(*INCEPTION[name], width))
+    h = sequence_shape(tuple(layers), tuple(input_shape))[1]
+    if h > 1:
+        layers.append(Pool(global_pool, h))  # global pooling over the last h x h map
+    return (*layers, Flatten(), *((Dropout(dropout),) if dropout else ()), Linear(num_classes, act=False))

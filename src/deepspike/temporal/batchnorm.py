@@ -1,0 +1,131 @@
+"""Batch normalisation in the time domain (zhou2021 eq. 6) and its folded inference form.
+
+In the z domain ``z = exp(t/tau)`` (smaller z = earlier = stronger) batch-norm is
+``z' = gamma/sigma (z - mu) + beta = a z + c`` per channel, with ``a = gamma/sigma`` and
+``c = beta - gamma mu / sigma``. zhou2021 rewrites it as
+
+    ``exp(t'/tau) = exp((t + tau log a)/tau) + exp(tau log c / tau)``        (eq. 6)
+
+i.e. a neuron with two inputs of weight theta: the input spike delayed by ``d = tau log a`` and a bias
+spike at ``t_b = tau log c`` (with weights theta both must arrive and ``z' = z_a + z_b``). ``a > 0`` is
+kept by using ``|gamma|``; ``c > 0`` cannot be forced during training (mu is a batch statistic), so a
+channel with ``c <= 0`` folds into an inhibitory bias (``sign = -1``): still ``z' = a z + c``.
+
+Conventions here: statistics use only the spiking entries (silent inputs, +inf, stay silent); ``z'`` is
+clamped at ``exp(t_min/tau)`` (default ``t_min = 0``: nothing fires before the input window opens), so
+``t' = tau log max(a z + c, exp(t_min/tau))``. In training ``mu, sigma^2`` are the batch's (biased variance
+for the output, unbiased for the running estimate, as ``nn.BatchNorm2d``); in evaluation the running
+estimates. ``fold()`` returns a ``TTFSDelayBias`` that gives identical evaluation outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _z(t: torch.Tensor, tau: float) -> torch.Tensor:
+    """``exp(t/tau)`` on spiking entries, 0 on silent ones (they are masked everywhere)."""
+    return torch.exp(torch.where(torch.isfinite(t), t, torch.zeros_like(t)) / tau)
+
+
+def _to_time(z: torch.Tensor, silent: torch.Tensor, tau: float, t_min: float) -> torch.Tensor:
+    """``t = tau log max(z, exp(t_min/tau))``; silent entries stay +inf."""
+    t = tau * torch.log(torch.clamp_min(z, math.exp(t_min / tau)))
+    return torch.where(silent, torch.full_like(t, math.inf), t)
+
+
+def _channel_view(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Per-channel vector [C] shaped to broadcast over [B, C, ...]."""
+    return values.reshape(1, -1, *([1] * (x.dim() - 2)))  # [C] -> [1, C, 1, ...]
+
+
+class TTFSBatchNorm(nn.Module):
+    """zhou2021 eq. 6 batch-norm on spike times ``[B, C]`` or ``[B, C, H, W]`` (channels on dim 1).
+
+    ``t' = tau log max(|gamma| (z - mu)/sqrt(var + eps) + beta, exp(t_min/tau))``, ``z = exp(t/tau)``.
+    Trainable ``gamma`` (init 1) and ``beta`` (init 1, so a fresh layer keeps z' around its mean, > 0).
+    """
+
+    is_ttfs_layer = True
+    ttfs_role = "norm"
+
+    def __init__(self, channels: int, tau: float = 1.0, eps: float = 1e-5, momentum: float = 0.1,
+                 t_min: float = 0.0):
+        super().__init__()
+        self.tau, self.eps, self.momentum, self.t_min = float(tau), float(eps), float(momentum), float(t_min)
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.register_buffer("running_mean", torch.ones(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def scale_offset(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a = |gamma| / sqrt(var + eps)`` and ``c = beta - a mu``, both [C]."""
+        a = self.gamma.abs() / torch.sqrt(var + self.eps)
+        return a, self.beta - a * mean
+
+    def forward(self, t_in: torch.Tensor) -> torch.Tensor:
+        silent = torch.isinf(t_in)
+        z = _z(t_in, self.tau)
+        if self.training:
+            dims = [0, *range(2, t_in.dim())]  # all but the channel axis
+            spiking = (~silent).to(z.dtype)
+            n = spiking.sum(dims).clamp_min(1.0)  # [C]
+            mean = (z * spiking).sum(dims) / n
+            var = (((z - _channel_view(z, mean)) ** 2) * spiking).sum(dims) / n
+            with torch.no_grad():
+                unbiased = var * n / (n - 1).clamp_min(1.0)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        a, c = self.scale_offset(mean, var)
+        z_out = _channel_view(z, a) * z + _channel_view(z, c)
+        return _to_time(z_out, silent, self.tau, self.t_min)
+
+    @torch.no_grad()
+    def fold(self) -> TTFSDelayBias:
+        """Inference form (eq. 6): per channel delay ``tau log a``, bias spike ``tau log |c|``, sign(c)."""
+        a, c = self.scale_offset(self.running_mean, self.running_var)
+        delay = self.tau * torch.log(a)
+        bias_time = self.tau * torch.log(c.abs().clamp_min(torch.finfo(c.dtype).tiny))
+        return TTFSDelayBias(delay, bias_time, torch.sign(c), self.tau, self.t_min)
+
+
+class TTFSDelayBias(nn.Module):
+    """Folded time-domain batch-norm: ``exp(t'/tau) = exp((t + d)/tau) + s exp(t_b/tau)`` per channel.
+
+    ``d`` [C]: synaptic delay; ``t_b`` [C]: bias spike time; ``s`` [C] in {+1, 0, -1}: +1 is zhou2021's
+    two-input neuron with weights theta, -1 an inhibitory bias. Clamped at ``exp(t_min/tau)`` like
+    ``TTFSBatchNorm``; silent inputs stay silent.
+    """
+
+    is_ttfs_layer = True
+    ttfs_role = "norm"
+
+    def __init__(self, delay: torch.Tensor, bias_time: torch.Tensor, sign: torch.Tensor, tau: float = 1.0,
+                 t_min: float = 0.0):
+        super().__init__()
+        self.tau, self.t_min = float(tau), float(t_min)
+        self.register_buffer("delay", delay.clone())
+        self.register_buffer("bias_time", bias_time.clone())
+        self.register_buffer("sign", sign.clone())
+
+    def forward(self, t_in: torch.Tensor) -> torch.Tensor:
+        silent = torch.isinf(t_in)
+        t_delayed = torch.where(silent, torch.zeros_like(t_in), t_in + _channel_view(t_in, self.delay))
+        bias = _channel_view(t_in, self.sign * torch.exp(self.bias_time / self.tau))
+        z_out = torch.exp(t_delayed / self.tau) + bias
+        return _to_time(z_out, silent, self.tau, self.t_min)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace every ``TTFSBatchNorm`` of ``model`` (in place) by its ``fold()``; returns ``model``."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, TTFSBatchNorm):
+            setattr(model, name, child.fold())
+        else:
+            fold_batchnorm(child)
+    return model

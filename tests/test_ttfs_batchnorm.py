@@ -1,0 +1,96 @@
+"""Time-domain batch-norm (zhou2021 eq. 6): the formula, running statistics, folding for inference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.temporal.batchnorm import TTFSBatchNorm, TTFSDelayBias, fold_batchnorm
+from deepspike.temporal.simulate import neuron_first_spike
+
+
+def test_training_output_matches_hand_computation():
+    # one channel, z = e^t over the spiking entries {0, ln 2, ln 3} -> mean 2, biased var 2/3
+    t = torch.tensor([[[[0.0, math.log(2.0)], [math.log(3.0), math.inf]]]])
+    bn = TTFSBatchNorm(1, eps=0.0)
+    with torch.no_grad():
+        bn.gamma.fill_(2.0)
+        bn.beta.fill_(5.0)
+    out = bn(t)
+    a = 2.0 / math.sqrt(2.0 / 3.0)
+    expected_z = [a * (1 - 2) + 5.0, 5.0, a * (3 - 2) + 5.0]  # z' = a (z - mu) + beta
+    got = out.flatten().detach()
+    np.testing.assert_allclose(got[:3].detach().numpy(), np.log(expected_z), rtol=1e-6)
+    assert math.isinf(got[3])  # silent stays silent
+    # running stats moved 10% towards (mu = 2, unbiased var = 1)
+    np.testing.assert_allclose(bn.running_mean.numpy(), [0.9 * 1 + 0.1 * 2])
+    np.testing.assert_allclose(bn.running_var.numpy(), [0.9 * 1 + 0.1 * 1.0])
+
+
+def test_output_is_clamped_at_t_min():
+    bn = TTFSBatchNorm(1, eps=0.0).eval()
+    with torch.no_grad():
+        bn.running_mean.fill_(10.0)  # c = 1 - 10 < 0: small z map below z_min = 1
+    out = bn(torch.tensor([[0.0], [math.log(20.0)]]))
+    assert float(out[0, 0]) == 0.0  # clamped: a*1 + c = -8 -> t_min = 0
+    assert float(out[1, 0]) == pytest.approx(math.log(11.0))
+
+
+def _trained_bn(channels, seed=0):
+    torch.manual_seed(seed)
+    bn = TTFSBatchNorm(channels)
+    for _ in range(5):  # a few training batches to move the running statistics
+        t = torch.rand(8, channels, 3, 3) * 2
+        t[t > 1.8] = math.inf
+        bn(t)
+    with torch.no_grad():
+        bn.gamma.copy_(torch.linspace(-1.5, 2.0, channels))  # a negative gamma counts as |gamma|
+        bn.beta.copy_(torch.linspace(-0.5, 3.0, channels))  # some channels get c <= 0
+    return bn.eval()
+
+
+def test_fold_gives_identical_inference_outputs():
+    bn = _trained_bn(6)
+    a, c = bn.scale_offset(bn.running_mean, bn.running_var)
+    assert (c > 0).any() and (c <= 0).any()  # both folded forms are exercised
+    t = torch.rand(4, 6, 3, 3) * 3
+    t[0, 0, 0, 0] = math.inf
+    folded = bn.fold()
+    assert isinstance(folded, TTFSDelayBias)
+    with torch.no_grad():
+        ref, got = bn(t), folded(t)
+    assert torch.equal(torch.isinf(ref), torch.isinf(got))
+    fin = torch.isfinite(ref)
+    torch.testing.assert_close(got[fin], ref[fin], rtol=1e-5, atol=1e-5)
+
+
+def test_folded_positive_channel_is_the_two_input_neuron_of_eq6():
+    # z' = z_a + z_b is the spike of an exp-kernel IF neuron (theta = 1) with two inputs of weight theta:
+    # the input delayed by d and the bias spike at t_b. Checked against the event-driven neuron.
+    bn = _trained_bn(6, seed=3)
+    folded = bn.fold()
+    t = torch.rand(3, 6, 1, 1) * 2
+    out = folded(t)
+    for ch in range(6):
+        if folded.sign[ch] <= 0:
+            continue
+        for b in range(3):
+            times = np.array([float(t[b, ch, 0, 0] + folded.delay[ch]), float(folded.bias_time[ch])])
+            sim = neuron_first_spike(times, np.array([1.0, 1.0]), kernel="exp", theta=1.0, tau=1.0)
+            expected = max(sim, 0.0)  # the module also clamps at t_min = 0
+            assert float(out[b, ch, 0, 0]) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_fold_batchnorm_replaces_modules_in_place():
+    net = torch.nn.Sequential(torch.nn.Identity(), _trained_bn(2), torch.nn.Sequential(_trained_bn(2, 1)))
+    fold_batchnorm(net)
+    assert isinstance(net[1], TTFSDelayBias) and isinstance(net[2][0], TTFSDelayBias)
+
+
+def test_gradients_reach_gamma_and_beta():
+    bn = TTFSBatchNorm(2)
+    t = torch.rand(5, 2, 2, 2).requires_grad_()
+    bn(t).sum().backward()
+    assert bn.gamma.grad is not None and bn.beta.grad.abs().sum() > 0
+    assert torch.isfinite(t.grad).all()

@@ -1,0 +1,56 @@
+"""Input coding of TTFS networks: the three formulas and training-time jitter."""
+
+
+import pytest
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.temporal.coding import TTFSInput, encode_times
+
+
+def test_one_minus_p():
+    x = torch.tensor([0.0, 0.5, 1.0])
+    assert encode_times(x, "1-p", 3.0).tolist() == [3.0, 1.5, 0.0]  # t = 3 (1 - p)
+
+
+def test_p():
+    x = torch.tensor([0.0, 0.5, 1.0])
+    assert encode_times(x, "p", 3.0).tolist() == [0.0, 1.5, 3.0]  # t = 3 p
+
+
+def test_8bit_rule():
+    s = torch.tensor([0.0, 51.0, 128.0, 255.0])
+    x = s / 255.0  # the loaders' x = s / 255
+    got = encode_times(x, "255", 3.0)
+    expected = [3.0, 3.0 * 204 / 255, 3.0 * 127 / 255, 0.0]  # t = alpha (255 - s) / 255
+    torch.testing.assert_close(got, torch.tensor(expected))
+    # a value off the 8-bit grid is rounded to the nearest intensity first: 0.5 -> s = 128 (round half even)
+    assert float(encode_times(torch.tensor([0.5]), "255", 255.0)) == pytest.approx(127.0)
+
+
+def test_jitter_only_in_training():
+    torch.manual_seed(0)
+    enc = TTFSInput("1-p", alpha=10.0, jitter=0.14)
+    x = torch.full((200, 1, 10, 10), 0.5)  # t = 5 everywhere
+    noisy = enc(x)
+    dev = noisy - 5.0
+    assert abs(float(dev.mean())) < 0.01
+    assert float(dev.std()) == pytest.approx(0.14, rel=0.03)
+    assert torch.equal(enc.eval()(x), torch.full_like(x, 5.0))
+
+
+def test_jitter_never_makes_negative_times():
+    torch.manual_seed(0)
+    t = TTFSInput("1-p", alpha=1.0, jitter=0.5)(torch.ones(1000, 1, 1, 1))  # t = 0 before the noise
+    assert float(t.min()) == 0.0 and float(t.max()) > 0.0
+
+
+def test_bad_values_raise():
+    with pytest.raises(ConfigError, match="valid"):
+        TTFSInput("log")
+    with pytest.raises(ConfigError):
+        TTFSInput("1-p", alpha=0.0)
+    with pytest.raises(ConfigError):
+        TTFSInput("1-p", jitter=-1.0)
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        encode_times(torch.tensor([2.0]), "255", 1.0)

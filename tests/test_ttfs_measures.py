@@ -1,0 +1,60 @@
+"""Spiking measures of TTFS networks against hand-counted values."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.methods import get_method
+from deepspike.models.spec import Architecture, Flatten, Linear
+from deepspike.temporal.measures import TTFSMeasures
+
+INF = math.inf
+
+
+def test_hand_counted_measures():
+    acc = TTFSMeasures(["h", "out"])
+    hidden = torch.tensor([[0.5, 1.0, 3.0, INF], [2.0, INF, INF, INF]])
+    output = torch.tensor([[2.0, 1.5], [INF, INF]])
+    acc.add([hidden], output)
+    r = acc.result()
+    assert r["latency"] == 1.5  # only sample 0 has an output spike, first at 1.5
+    assert r["no_output_spike"] == 0.5
+    assert r["spiking_fraction/h"] == pytest.approx((3 / 4 + 1 / 4) / 2)
+    assert r["spiking_fraction/out"] == pytest.approx((2 / 2 + 0 / 2) / 2)
+    # all neurons: (3 + 2 spikes of sample 0) + (1 + 0 of sample 1) over 2 samples x 6 neurons
+    assert r["spiking_fraction"] == pytest.approx(6 / 12)
+    # before the decision: sample 0: 0.5 and 1.0 < 1.5 -> 2/4; sample 1 (no output spike): 1/4
+    assert r["hidden_before_decision"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    assert r["dead_fraction/h"] == 0.25 and r["dead_fraction"] == 0.25  # neuron 3 never spiked
+
+
+def test_measures_accumulate_over_batches():
+    acc = TTFSMeasures(["h", "out"])
+    acc.add([torch.tensor([[1.0, INF]])], torch.tensor([[2.0, 3.0]]))
+    acc.add([torch.tensor([[INF, 1.0]])], torch.tensor([[4.0, 3.0]]))
+    r = acc.result()
+    assert r["latency"] == 2.5 and r["dead_fraction"] == 0.0  # each hidden neuron spiked once
+    assert r["hidden_before_decision"] == pytest.approx(0.5)
+
+
+def test_collect_measures_on_a_built_network():
+    torch.manual_seed(0)
+    arch = Architecture("fc", (Flatten(), Linear(7), Linear(3, act=False)), (1, 4, 4), 3)
+    m = get_method("stdbp", {})
+    model = m.build(arch).train()
+    batches = [(torch.rand(5, 1, 4, 4), torch.zeros(5, dtype=torch.long)) for _ in range(3)]
+    r = m.epoch_measures(model, batches)
+    assert model.training  # mode restored
+    # reference: the same numbers from the layers called by hand
+    acc = TTFSMeasures(["body.1", "body.3"])  # body: Flatten, TTFSLinear, Identity, TTFSLinear
+    model.eval()
+    with torch.no_grad():
+        for x, _ in batches:
+            h = model.body[1](model.body[0](model.encoder(x)))
+            acc.add([h], model.body[3](h))
+    assert r == acc.result()
+    assert set(r) >= {"latency", "spiking_fraction", "hidden_before_decision", "dead_fraction",
+                      "spiking_fraction/body.1", "dead_fraction/body.1"}
+    assert get_method("stdbp", {"measures": False}).epoch_measures(model, batches) == {}
+    assert len(m.epoch_measures(model, iter(batches))) == len(r)

@@ -1,0 +1,92 @@
+"""Every registered TTFS network builds and trains one step at tiny width; the methods' contract."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.methods import get_method
+from deepspike.models import create_architecture, list_models
+
+TTFS_MODELS = sorted(e.name for e in list_models() if e.name.startswith(("zhou2021_", "zhang2021_")))
+SMALL_INPUT = {"zhou2021_googlenet": (3, 32, 32)}
+
+
+def test_all_paper_networks_are_registered():
+    assert sorted([
+        "zhou2021_mnist", "zhou2021_cifar_small", "zhou2021_cifar_medium", "zhou2021_vgg16",
+        "zhou2021_googlenet", "zhang2021_fc340", "zhang2021_fc400", "zhang2021_fc800", "zhang2021_fc1000",
+        "zhang2021_conv",
+    ]) == TTFS_MODELS
+
+
+def test_paper_shapes():
+    # zhou2021 MNIST: 28 -> 14 -> 7 with SAME padding: 5*5*32 + 5*5*32*16 + 7*7*16*10 = 21440 weights
+    arch = create_architecture("zhou2021_mnist")
+    n = sum(p.numel() for p in get_method("ttfs", {"bias": False}).build(arch).parameters())
+    assert n == 800 + 12800 + 7840
+    # zhang2021 conv: the flattened map is 800 = 32 x 5 x 5
+    arch = create_architecture("zhang2021_conv")
+    model = get_method("stdbp", {}).build(arch)
+    assert model.neuron_layers()[2].weight.shape == (128, 800)
+
+
+@pytest.mark.parametrize("name", TTFS_MODELS)
+def test_network_trains_one_step(name):
+    torch.manual_seed(0)
+    method = "stdbp" if name.startswith("zhang") else "ttfs"
+    arch = create_architecture(name, num_classes=4, input_shape=SMALL_INPUT.get(name), width=0.05)
+    m = get_method(method, {"batchnorm": name == "zhou2021_cifar_small"})
+    model = m.build(arch)
+    x = torch.rand(3, *arch.input_shape)
+    y = torch.tensor([0, 1, 3])
+    out = model(x)
+    assert out.shape == (3, 4)
+    loss = m.loss(out, y)
+    assert torch.isfinite(loss)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert any(changed), f"{name}: no parameter moved"
+
+
+def test_predict_earliest_spike_ties_and_silence():
+    m = get_method("ttfs", {})
+    t = torch.tensor([[2.0, 1.0, 3.0], [1.0, 1.0, 0.5], [0.7, 0.7, 2.0], [math.inf, math.inf, math.inf]])
+    assert m.predict(t).tolist() == [1, 2, 0, -1]  # tie -> lowest index, no spike -> -1 (always wrong)
+
+
+def test_stdbp_defaults_are_zhang2021():
+    o = get_method("stdbp", {}).options
+    assert (o.kernel, o.coding, o.jitter, o.loss, o.weight_sum_cost, o.grad_clip_rows) == (
+        "relpsp", "255", 0.14, "ce", 0.0, None)
+    o = get_method("ttfs", {}).options
+    assert (o.kernel, o.coding, o.alpha, o.weight_sum_cost, o.l2, o.grad_clip_rows) == (
+        "exp", "1-p", 3.0, 100.0, 1e-3, 10.0)
+
+
+@pytest.mark.parametrize("options", [{"kernel": "alpha"}, {"coding": "log"}, {"loss": "mse"},
+                                     {"alpha": 0}, {"grad_clip_rows": -1}, {"theta": 0}, {"bogus": 1}])
+def test_bad_options_raise_config_errors(options):
+    with pytest.raises(ConfigError):
+        get_method("ttfs", options)
+
+
+def test_model_state_dict_round_trip_and_deepcopy():
+    import copy
+
+    arch = create_architecture("zhang2021_fc340", width=0.05)
+    m = get_method("ttfs", {"batchnorm": True})
+    model = m.build(arch)
+    clone = copy.deepcopy(model)
+    x = torch.rand(2, 1, 28, 28)
+    model.eval()
+    clone.eval()
+    torch.testing.assert_close(clone(x), model(x))
+    other = get_method("ttfs", {}).build(arch).eval()
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other(x), model(x))
