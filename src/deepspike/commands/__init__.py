@@ -3,4 +3,16 @@
 To add a command, write a module here and list it in ``COMMANDS``.
 """
 
-COMMANDS = ("train", "eval", "models", "methods", "datasets", "timesteps", "analyze", "compare", "export", "demo")
+COMMANDS = (
+    "train",
+    "eval",
+    "models",
+    "methods",
+    "datasets",
+    "timesteps",
+    "convert",
+    "analyze",
+    "compare",
+    "export",
+    "demo",
+)

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration spike trains")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is much faster on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -45,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = args.out or str(Path(args.run_dir) / f"converted_{args.norm}")
     summary = convert_run(
         args.run_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,14 +15,36 @@ from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture
 
+INITS = ("default", "sengupta")
+
 
 @dataclass
 class AnnOptions:
+    """``loss``: "ce" or "mse"; ``init``: "default" (PyTorch's) or "sengupta" (sengupta2019 section 7.1:
+    every conv/linear weight ~ N(0, 2 / (k^2 n)) with kernel size k (1 for linear) and n output channels)."""
+
     loss: str = "ce"
+    init: str = "default"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
+        if self.init not in INITS:
+            raise ConfigError(f"bad value {self.init!r} for method.init; valid: {', '.join(INITS)}")
+
+
+def sengupta_init_(model: nn.Module) -> nn.Module:
+    """In place: ``w ~ N(0, sigma^2)``, ``sigma = sqrt(2 / (k^2 n))`` for every ``Conv2d`` (k x k kernel,
+    n output channels) and ``Linear`` (k = 1, n output features); biases (if any) set to 0.
+
+    Returns ``model``."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            k2 = m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) else 1
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (k2 * m.weight.shape[0])))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
 
 
 @register_method
@@ -33,7 +56,8 @@ class AnnMethod(Method):
     description = "plain ReLU ANN of the same architecture (baseline; source for conversion)"
 
     def build(self, arch: Architecture) -> nn.Module:
-        return build_body(arch, BuildRules(activation=lambda shape: nn.ReLU()))
+        model = build_body(arch, BuildRules(activation=lambda shape: nn.ReLU()))
+        return sengupta_init_(model) if self.options.init == "sengupta" else model
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)

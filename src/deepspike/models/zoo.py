@@ -1,3 +1,3 @@
 """Importing this module registers every built-in model family."""
 
-from deepspike.models import lee2020, small, wu2019, zhang2021, zhou2021  # noqa: F401
+from deepspike.models import lee2020, sengupta2019, small, wu2019, zhang2021, zhou2021  # noqa: F401

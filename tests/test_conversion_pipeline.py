@@ -1,0 +1,92 @@
+"""End to end: train a tiny ResNet-20-style ANN on digits, convert it (SPIKE-NORM, max-norm), reload it."""
+
+import csv
+import json
+
+import pytest
+
+from deepspike.config import load_config
+from deepspike.conversion.pipeline import checkpoints_for, convert_run
+from deepspike.errors import ConfigError
+from deepspike.train.reload import evaluate_run
+from deepspike.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def ann_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ann")
+    config = load_config(
+        None,
+        [
+            "method.name=ann",
+            "method.init=sengupta",
+            "model.name=sengupta_resnet20",
+            "model.width=0.5",
+            "model.args.blocks=[1,1,1]",
+            "model.args.dropout=0.0",
+            "data.name=digits",
+            "data.normalize=true",
+            "optim.name=adam",
+            "optim.lr=0.005",
+            "train.epochs=3",
+            "train.batch_size=32",
+            "train.progress=false",
+        ],
+    )
+    summary = Trainer(config, out).fit()
+    assert summary["test_accuracy"] > 0.85  # a working ANN to convert
+    return out, summary["test_accuracy"]
+
+
+def test_resnet_converts_with_spike_norm_and_reloads(ann_run, tmp_path):
+    run_dir, ann_accuracy = ann_run
+    out = tmp_path / "snn"
+    summary = convert_run(
+        run_dir,
+        out,
+        norm="spike",
+        timesteps=100,
+        calib_samples=32,
+        calib_timesteps=100,
+        limit=100,
+        log=lambda s: None,
+    )
+    assert summary["ann_test_accuracy"] == pytest.approx(ann_accuracy, abs=0.1)  # first 100 test images only
+    # The converted net classifies like its ANN at T = 100 (tiny net, unity residual thresholds).
+    assert summary["snn_test_accuracy"] >= summary["ann_test_accuracy"] - 0.1
+    thresholds = json.loads((out / "thresholds.json").read_text())["layers"]
+    assert [t["role"] for t in thresholds] == ["plain", "plain", "stem"] + ["residual", "junction"] * 3 + [
+        "output"
+    ]
+    assert all(t["threshold"] == 1.0 for t in thresholds if t["role"] in ("stem", "residual", "junction"))
+    assert thresholds[0]["threshold"] != 1.0
+    with open(out / "accuracy_vs_timesteps.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["timesteps"]) for r in rows] == checkpoints_for(100)
+    assert float(rows[-1]["accuracy"]) == pytest.approx(summary["snn_test_accuracy"], abs=1e-6)
+    assert float(rows[0]["accuracy"]) < summary["snn_test_accuracy"]  # one step is not enough
+    for name in ("accuracy_vs_timesteps.png", "spike_counts.csv", "spike_counts.png", "operations.json"):
+        assert (out / name).is_file()
+    ops = json.loads((out / "operations.json").read_text())
+    assert ops["ratio"] == pytest.approx(ops["snn_accumulates_per_sample"] / ops["ann_macs_per_sample"])
+    # `deepspike eval` on the converted directory: the same T, the same seed, the same batches -> same number
+    config = load_config(out / "config.yaml")
+    assert config.method["name"] == "converted" and config.method["timesteps"] == 100
+    assert config.method["thresholds"] == pytest.approx(summary["thresholds"])
+    small = tmp_path / "small"  # `deepspike eval` covers the whole test split: convert without --limit
+    convert_run(run_dir, small, norm="max", timesteps=8, calib_samples=64, limit=None, log=lambda s: None)
+    reloaded = evaluate_run(small)
+    reported = json.loads((small / "summary.json").read_text())
+    assert reloaded["test_accuracy"] == pytest.approx(reported["snn_test_accuracy"])
+
+
+def test_convert_refuses_bad_input(ann_run, tmp_path):
+    run_dir, _ = ann_run
+    with pytest.raises(ConfigError, match="unknown norm 'l2'; valid: spike, max, percentile"):
+        convert_run(run_dir, tmp_path / "x", norm="l2")
+    out = tmp_path / "once"
+    convert_run(run_dir, out, norm="percentile", timesteps=5, calib_samples=16, limit=10, log=lambda s: None)
+    with pytest.raises(ConfigError, match="already holds a converted model"):
+        convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
+    with pytest.raises(ConfigError, match="convert needs a trained 'ann' run"):
+        convert_run(out, tmp_path / "again", norm="max", timesteps=5, log=lambda s: None)
