@@ -155,3 +155,19 @@ def test_method_hooks_are_called(tmp_path, monkeypatch):
     assert record["my_measure"] == 0.25 and summary["my_measure"] == 0.25
     # 100 x the squared weights of a default-initialised 64-8-10 net is several hundred; CE alone is ~2.3
     assert record["train_loss"] > 50.0
+
+
+def test_epoch_line_format():
+    from deepspike.train.trainer import epoch_line
+
+    record = {
+        "epoch": 3,
+        "train_loss": 0.41234,
+        "train_accuracy": 0.85712,
+        "test_accuracy": 0.86281,
+        "epoch_seconds": 41.23,
+        "val_accuracy": None,
+    }
+    assert epoch_line(record, 10) == "epoch 3/10  train_loss 0.4123  train_acc 0.8571  test_acc 0.8628  (41.2 s)"
+    record["val_accuracy"] = 0.9
+    assert "  val_acc 0.9000  test_acc" in epoch_line(record, 10)

@@ -12,6 +12,7 @@ continues; on the CPU the resumed run ends bit-for-bit where the uninterrupted r
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -154,6 +155,7 @@ class Trainer:
             record.update(measures)
             rngs = gather_objects(rng_state(), ctx)
             if ctx.is_main:
+                print(epoch_line(record, cfg.train.epochs), file=sys.stderr, flush=True)
                 self.metrics.append(record)
                 save_checkpoint(
                     self.checkpoint_path,
@@ -192,3 +194,17 @@ class Trainer:
         if ctx.is_main:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One line per finished epoch for the console and logs, e.g.
+    ``epoch 3/10  train_loss 0.4123  train_acc 0.8571  test_acc 0.8628  (41.2 s)``."""
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"train_loss {record['train_loss']:.4f}",
+        f"train_acc {record['train_accuracy']:.4f}",
+    ]
+    if record.get("val_accuracy") is not None:
+        parts.append(f"val_acc {record['val_accuracy']:.4f}")
+    parts.append(f"test_acc {record['test_accuracy']:.4f}  ({record['epoch_seconds']:.1f} s)")
+    return "  ".join(parts)
