@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from deepspike.train.evaluate import EVAL_SEED, eval_pass
+
 
 @dataclass
 class LayerActivity:
@@ -97,14 +99,9 @@ class SpikeRecorder:
         return Activity(list(self.layers.values()))
 
 
-@torch.no_grad()
-def measure_activity(model: nn.Module, batches: Iterable, seed: int = 1234) -> Activity:
-    """Run ``model`` in eval mode over ``batches`` and return its per-layer spike activity."""
-    was_training = model.training
-    model.eval()
-    with torch.random.fork_rng(), SpikeRecorder(model) as recorder:
-        torch.manual_seed(seed)
+def measure_activity(model: nn.Module, batches: Iterable, seed: int = EVAL_SEED) -> Activity:
+    """Run ``model`` over ``batches`` in an ``eval_pass`` and return its per-layer spike activity."""
+    with eval_pass(model, seed), SpikeRecorder(model) as recorder:
         for x, _ in batches:
             model(x)
-    model.train(was_training)
     return recorder.result()

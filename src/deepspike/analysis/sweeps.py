@@ -1,7 +1,7 @@
 """Accuracy sweeps: against time steps, weight bits, weight-noise SNR, spike deletion and spike-time jitter.
 
-Every point evaluates the same samples with the same seeded random stream (``train.evaluate.EVAL_SEED``
-inside ``torch.random.fork_rng``), so curves differ only by the swept quantity.
+Every point evaluates the same samples with the same seeded random stream (``train.evaluate.eval_pass``
+with ``EVAL_SEED``), so curves differ only by the swept quantity.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise
 from deepspike.analysis.quantize import quantize_model
 from deepspike.methods.base import Method
-from deepspike.train.evaluate import EVAL_SEED
+from deepspike.train.evaluate import EVAL_SEED, eval_pass, evaluate
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -26,7 +26,6 @@ def takes_timesteps(model: nn.Module) -> bool:
     return hasattr(model, "eval_timesteps")
 
 
-@torch.no_grad()
 def accuracy(
     model: nn.Module,
     method: Method,
@@ -36,30 +35,16 @@ def accuracy(
     seed: int = EVAL_SEED,
 ) -> float:
     """Fraction of ``batches`` classified right; ``timesteps`` overrides T; ``context()`` wraps the run."""
-    was = model.training
-    model.eval()
-    correct = n = 0
-    with torch.random.fork_rng(), context() if context else contextlib.nullcontext():
-        torch.manual_seed(seed)
-        for x, y in batches:
-            out = model(x, timesteps=timesteps) if timesteps else model(x)
-            correct += int((method.predict(out) == y).sum())
-            n += len(y)
-    model.train(was)
-    return correct / n if n else float("nan")
+    with context() if context else contextlib.nullcontext():
+        return evaluate(model, method, batches, seed=seed, timesteps=timesteps)["accuracy"]
 
 
-@torch.no_grad()
 def monitor_run(model: nn.Module, batches: Batches, seed: int = EVAL_SEED) -> dict:
     """``NetworkMonitor.summary()`` of ``model`` in eval mode over ``batches`` (seeded), with the monitor's
     ``histograms()`` under ``"histograms"``."""
-    was = model.training
-    model.eval()
-    with torch.random.fork_rng(), NetworkMonitor(model) as mon:
-        torch.manual_seed(seed)
+    with eval_pass(model, seed), NetworkMonitor(model) as mon:
         for x, _ in batches:
             model(x)
-    model.train(was)
     return {**mon.summary(), "histograms": mon.histograms()}
 
 

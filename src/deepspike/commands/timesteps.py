@@ -44,24 +44,12 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
-def accuracy_at(
-    model, batches, timesteps: int, max_samples: int | None = None, seed: int = 1234
-) -> tuple[float, int]:
-    """Fraction of correct predictions of ``model(x, timesteps=T)`` over ``batches`` (seeded, no grad)."""
-    import torch
+def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None) -> tuple[float, int]:
+    """Fraction of correct predictions of ``model(x, timesteps=T)`` over the first ``max_samples`` samples."""
+    from deepspike.train.evaluate import evaluate, limit_samples
 
-    correct, n = 0, 0
-    model.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for x, y in batches:
-            if max_samples is not None:
-                x, y = x[: max_samples - n], y[: max_samples - n]
-            if len(y) == 0:
-                break
-            correct += int((model(x, timesteps=timesteps).argmax(dim=1) == y).sum())
-            n += len(y)
-    return (correct / n if n else float("nan")), n
+    result = evaluate(model, method, limit_samples(batches, max_samples), timesteps=timesteps)
+    return result["accuracy"], result["samples"]
 
 
 def sweep(
@@ -77,19 +65,15 @@ def sweep(
         config, parts, _ = load_run(run_dir)
         model = parts.model
         if not hasattr(model, "eval_timesteps"):
-            raise ConfigError(
-                f"run {run_dir} (method {config.method['name']!r}) is not a time-stepped rate network"
-            )
+            raise ConfigError(f"run {run_dir} (method {config.method['name']!r}) is not a time-stepped rate network")
         batches = make_batches(config, parts.data, split, next(model.parameters()).device)
         if batches is None:
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         train_t = model.timesteps
         for steps in eval_steps:
-            acc, n = accuracy_at(model, batches, steps, max_samples)
-            by_inference.append(
-                dict(run=str(run_dir), train_T=train_t, inference_T=steps, accuracy=acc, samples=n)
-            )
-        acc, n = accuracy_at(model, batches, model.eval_timesteps, max_samples)
+            acc, n = accuracy_at(model, parts.method, batches, steps, max_samples)
+            by_inference.append(dict(run=str(run_dir), train_T=train_t, inference_T=steps, accuracy=acc, samples=n))
+        acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples)
         by_training.append(
             dict(run=str(run_dir), train_T=train_t, inference_T=model.eval_timesteps, accuracy=acc, samples=n)
         )
@@ -143,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
     plot(by_inference, "inference_T", out / "accuracy_vs_inference_T.png", "accuracy vs inference T")
     plot(by_training, "train_T", out / "accuracy_vs_training_T.png", "accuracy vs training T")
     for r in by_inference:
-        print(
-            f"{r['run']}\ttrain_T={r['train_T']}\tinference_T={r['inference_T']}\taccuracy={r['accuracy']:.4f}"
-        )
+        print(f"{r['run']}\ttrain_T={r['train_T']}\tinference_T={r['inference_T']}\taccuracy={r['accuracy']:.4f}")
     print(f"wrote {out}/accuracy_vs_inference_T.csv, accuracy_vs_training_T.csv and .png plots")
     return 0

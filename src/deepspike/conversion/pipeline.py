@@ -31,7 +31,7 @@ from deepspike.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.train.atomic import atomic_write_text
 from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
-from deepspike.train.evaluate import EVAL_SEED, evaluate
+from deepspike.train.evaluate import eval_pass, evaluate, limit_samples
 from deepspike.train.reload import load_run
 from deepspike.train.run_setup import make_batches
 
@@ -40,9 +40,7 @@ NORM_CHOICES = ("spike", "max", "percentile")
 
 def checkpoints_for(timesteps: int, points: int = 40) -> list[int]:
     """Sorted time steps at which accuracy is reported: log-spaced and evenly spaced points, ending at T."""
-    grid = np.concatenate(
-        [np.geomspace(1, timesteps, points), np.linspace(timesteps / points, timesteps, points)]
-    )
+    grid = np.concatenate([np.geomspace(1, timesteps, points), np.linspace(timesteps / points, timesteps, points)])
     return sorted({int(round(t)) for t in grid if 1 <= round(t) <= timesteps} | {timesteps})
 
 
@@ -57,18 +55,6 @@ def calibration_batch(config, data, samples: int, device: torch.device) -> torch
         if n >= samples:
             break
     return torch.cat(xs)[:samples]
-
-
-def limited(batches, limit: int | None):
-    """Yield ``(x, y)`` batches until ``limit`` samples (the last batch cut short); all when None."""
-    n = 0
-    for x, y in batches:
-        if limit is not None and n + len(y) > limit:
-            x, y = x[: limit - n], y[: limit - n]
-        if len(y) == 0:
-            return
-        yield x, y
-        n += len(y)
 
 
 def convert_run(
@@ -144,9 +130,7 @@ def convert_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     snn_config = dataclasses.replace(
         config,
-        method=resolve_method_section(
-            {"name": "converted", **options, "thresholds": [float(t) for t in thresholds]}
-        ),
+        method=resolve_method_section({"name": "converted", **options, "thresholds": [float(t) for t in thresholds]}),
     )
     save_config(snn_config, out_dir / "config.yaml")
     save_checkpoint(
@@ -161,15 +145,14 @@ def convert_run(
             "residual": residual,
             "input_scale": input_scale,
             "layers": [
-                {"name": n, "role": r, "threshold": t}
-                for n, r, t in zip(names, roles, thresholds, strict=True)
+                {"name": n, "role": r, "threshold": t} for n, r, t in zip(names, roles, thresholds, strict=True)
             ],
         },
     )
 
     test = make_batches(config, parts.data, "test", device)
     t0 = time.perf_counter()
-    ann = evaluate(parts.model, parts.method, list(limited(test, limit)))
+    ann = evaluate(parts.model, parts.method, list(limit_samples(test, limit)))
     ann_seconds = time.perf_counter() - t0
     log(f"ANN test accuracy {ann['accuracy']:.4f} on {ann['samples']} images")
 
@@ -177,13 +160,9 @@ def convert_run(
     correct = torch.zeros(len(marks), dtype=torch.long)
     n = 0
     t0 = time.perf_counter()
-    with (
-        torch.no_grad(),
-        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
-        ActivityMonitor(snn) as monitor,
-    ):
-        torch.manual_seed(EVAL_SEED)  # the same draws as `deepspike eval` on the converted run
-        for x, y in limited(test, limit):
+    # eval_pass seeds with EVAL_SEED: the same draws as `deepspike eval` on the converted run.
+    with eval_pass(snn), ActivityMonitor(snn) as monitor:
+        for x, y in limit_samples(test, limit):
             scores = snn.trace(x, timesteps, marks)  # [C, B, K]
             correct += (scores.argmax(dim=2) == y).sum(dim=1).cpu()
             monitor.add_samples(len(y))

@@ -8,8 +8,9 @@ follows every hidden FC layer. Defaults: ``(3, 32, 32)`` (SVHN / CIFAR-10).
 
 from __future__ import annotations
 
+from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
-from deepspike.models.spec import Conv, Dropout, Flatten, Layer, Linear, Pool, Residual
+from deepspike.models.spec import Conv, Layer, Pool, Residual
 
 IMAGE = (3, 32, 32)
 
@@ -19,13 +20,7 @@ def _conv(channels: int, width: float, stride: int = 1) -> Conv:
 
 
 def _head(num_classes: int, width: float, dropout: float, hidden: tuple[int, ...] = (1024,)) -> tuple[Layer, ...]:
-    layers: list[Layer] = [Flatten()]
-    for h in hidden:
-        layers.append(Linear(scaled(h, width)))
-        if dropout:
-            layers.append(Dropout(dropout))
-    layers.append(Linear(num_classes, act=False))
-    return tuple(layers)
+    return tuple(classifier_head(num_classes, hidden, width, dropout))
 
 
 def _block(in_ch: int, out_ch: int, width: float, stride: int, skip_conv: bool | None = None) -> Residual:

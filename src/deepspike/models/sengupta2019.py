@@ -15,6 +15,7 @@ an identity-like path without weights; ``shortcut="B"`` uses 1x1 projection conv
 from __future__ import annotations
 
 from deepspike.errors import ConfigError, unknown_choice
+from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import (
     Concat,
@@ -47,16 +48,6 @@ def _vgg_features(plan, width: float, dropout: float) -> list[Layer]:
     return layers
 
 
-def _classifier(hidden, num_classes: int, width: float, dropout: float) -> list[Layer]:
-    layers: list[Layer] = [Flatten()]
-    for h in hidden:
-        layers.append(Linear(scaled(int(h), width)))
-        if dropout:
-            layers.append(Dropout(dropout))
-    layers.append(Linear(num_classes, act=False))
-    return layers
-
-
 def _check_dropout(dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model dropout must be in [0, 1), got {dropout}")
@@ -70,7 +61,7 @@ def sengupta_vgg16(num_classes, input_shape, width, head: str = "cifar", dropout
     _check_dropout(dropout)
     return (
         *_vgg_features(VGG16_CONVS, width, dropout),
-        *_classifier(HEADS[head], num_classes, width, dropout),
+        *classifier_head(num_classes, HEADS[head], width, dropout),
     )
 
 
@@ -93,7 +84,7 @@ def sengupta_vgg_small(
     for block in blocks:
         plan.extend(int(c) for c in block)
         plan.append("P")
-    return (*_vgg_features(plan, width, dropout), *_classifier(hidden, num_classes, width, dropout))
+    return (*_vgg_features(plan, width, dropout), *classifier_head(num_classes, hidden, width, dropout))
 
 
 def _block(c_in: int, c_out: int, stride: int, shortcut: str, dropout: float) -> Residual:

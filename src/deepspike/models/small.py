@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deepspike.errors import ConfigError
+from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Conv, Dropout, Flatten, Linear, Pool
 
@@ -26,13 +27,7 @@ def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (
     """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer)."""
     if any(h < 1 for h in hidden):
         raise ConfigError(f"mlp hidden sizes must be >= 1, got {list(hidden)}")
-    layers = [Flatten()]
-    for h in hidden:
-        layers.append(Linear(scaled(h, width)))
-        if dropout:
-            layers.append(Dropout(dropout))
-    layers.append(Linear(num_classes, act=False))
-    return tuple(layers)
+    return tuple(classifier_head(num_classes, hidden, width, dropout))
 
 
 @register_model("lenet", default_input_shape=(1, 28, 28), paper="lee2020 Table 4")

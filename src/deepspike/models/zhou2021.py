@@ -9,6 +9,7 @@ the method adds one (``ttfs``/``stdbp`` ``bias: true``); the specs themselves ar
 from __future__ import annotations
 
 from deepspike.errors import ConfigError
+from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Concat, Conv, Dropout, Flatten, Layer, Linear, Pool, sequence_shape
 
@@ -17,28 +18,24 @@ def _scnn(channels: int, k: int, stride: int, width: float) -> Conv:
     return Conv(scaled(channels, width), k, stride=stride, padding=k // 2)
 
 
-def _head(hidden: tuple[int, ...], num_classes: int, width: float) -> list[Layer]:
-    return [Flatten(), *(Linear(scaled(h, width)) for h in hidden), Linear(num_classes, act=False)]
-
-
 @register_model("zhou2021_mnist", default_input_shape=(1, 28, 28), paper="zhou2021 Table 1 (MNIST)")
 def zhou2021_mnist(num_classes, input_shape, width):
     """zhou2021 MNIST net: SCNN(5,32,2)-SCNN(5,16,2)-FC(classes)."""
-    return (_scnn(32, 5, 2, width), _scnn(16, 5, 2, width), *_head((), num_classes, width))
+    return (_scnn(32, 5, 2, width), _scnn(16, 5, 2, width), *classifier_head(num_classes, (), width))
 
 
 @register_model("zhou2021_cifar_small", default_input_shape=(3, 32, 32), paper="zhou2021 appendix B.2")
 def zhou2021_cifar_small(num_classes, input_shape, width):
     """zhou2021 small CIFAR-10 net: SCNN(5,64,2)-SCNN(5,32,2)-SCNN(5,16,2)-FC(64)-FC(classes)."""
     convs = (_scnn(64, 5, 2, width), _scnn(32, 5, 2, width), _scnn(16, 5, 2, width))
-    return (*convs, *_head((64,), num_classes, width))
+    return (*convs, *classifier_head(num_classes, (64,), width))
 
 
 @register_model("zhou2021_cifar_medium", default_input_shape=(3, 32, 32), paper="zhou2021 appendix B.2")
 def zhou2021_cifar_medium(num_classes, input_shape, width):
     """zhou2021 medium CIFAR-10 net: SCNN(3,64,1)-SCNN(3,128,2)-SCNN(3,256,1)-SCNN(3,256,2)-FC(1024)x2-FC."""
     convs = tuple(_scnn(c, 3, s, width) for c, s in ((64, 1), (128, 2), (256, 1), (256, 2)))
-    return (*convs, *_head((1024, 1024), num_classes, width))
+    return (*convs, *classifier_head(num_classes, (1024, 1024), width))
 
 
 VGG16_PLAN = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (1024, 1024, 1024))
@@ -51,7 +48,7 @@ def zhou2021_vgg16(num_classes, input_shape, width):
     for stage in VGG16_PLAN:
         layers += [_scnn(c, 3, 1, width) for c in stage]
         layers.append(Pool("max", 2))
-    return (*layers, *_head((4096, 4096, 512), num_classes, width))
+    return (*layers, *classifier_head(num_classes, (4096, 4096, 512), width))
 
 
 # GoogLeNet inception blocks: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection) (Szegedy et al. 2015)

@@ -1,8 +1,9 @@
-"""Evaluation: accuracy and mean loss of a model over a batch iterator, reproducibly."""
+"""Evaluation: a reproducible no-grad pass, and accuracy/loss of a model over a batch iterator."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -11,35 +12,60 @@ from deepspike.methods.base import Method
 EVAL_SEED = 1234
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def eval_pass(model: torch.nn.Module, seed: int = EVAL_SEED) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, without gradients, on a private random stream.
+
+    Inside ``torch.random.fork_rng`` the generator is seeded with ``seed``, so stochastic models (Poisson
+    input) draw the same numbers every time (the same checkpoint always scores the same) and the caller's
+    random stream is left untouched. The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    params = next(model.parameters(), None)
+    devices = [params.device] if params is not None and params.device.type == "cuda" else []
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        model.train(was_training)
+
+
+def limit_samples(batches: Iterable, limit: int | None) -> Iterator:
+    """Yield ``(x, y)`` batches until ``limit`` samples (the last batch cut short); all of them when None."""
+    n = 0
+    for x, y in batches:
+        if limit is not None and n + len(y) > limit:
+            x, y = x[: limit - n], y[: limit - n]
+        if len(y) == 0:
+            return
+        yield x, y
+        n += len(y)
+
+
 def evaluate(
     model: torch.nn.Module,
     method: Method,
     batches: Iterable,
     seed: int = EVAL_SEED,
     reduce: Callable[[list[float]], list[float]] | None = None,
+    timesteps: int | None = None,
 ) -> dict[str, float]:
-    """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches``.
+    """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches`` in an ``eval_pass``.
 
-    Stochastic models (Poisson input) draw from a generator seeded with ``seed`` inside
-    ``torch.random.fork_rng``, so the same checkpoint always scores the same and the training random
-    stream is left untouched. ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks.
+    ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks; ``timesteps`` overrides T of a
+    time-stepped network (``model(x, timesteps=T)``).
     """
-    was_training = model.training
-    model.eval()
     correct, loss_sum, n = 0.0, 0.0, 0.0
-    device = next(model.parameters()).device
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with eval_pass(model, seed):
         for x, y in batches:
             if len(y) == 0:
                 continue
-            out = model(x)
+            out = model(x, timesteps=timesteps) if timesteps else model(x)
             loss_sum += float(method.loss(out, y)) * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
-    model.train(was_training)
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
     if n == 0:
