@@ -56,6 +56,7 @@ class DataConfig:
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
 
 
@@ -109,6 +110,8 @@ class TrainConfig:
     progress: bool = True
     deterministic: bool = True
     max_steps_per_epoch: int | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -121,6 +124,7 @@ class TrainConfig:
             self.max_steps_per_epoch,
             ">= 1 or null (smoke tests: stop each epoch after this many steps)",
         )
+        _choice(self.precision, "train.precision", PRECISIONS)
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
 

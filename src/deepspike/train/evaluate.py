@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 
 from deepspike.methods.base import Method
+from deepspike.train.runtime import autocast
 
 EVAL_SEED = 1234
 
@@ -51,19 +52,22 @@ def evaluate(
     seed: int = EVAL_SEED,
     reduce: Callable[[list[float]], list[float]] | None = None,
     timesteps: int | None = None,
+    precision: torch.dtype | None = None,
 ) -> dict[str, float]:
     """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches`` in an ``eval_pass``.
 
     ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks; ``timesteps`` overrides T of a
-    time-stepped network (``model(x, timesteps=T)``).
+    time-stepped network (``model(x, timesteps=T)``); ``precision`` an autocast dtype (None: float32).
     """
     correct, loss_sum, n = 0.0, 0.0, 0.0
     with eval_pass(model, seed):
         for x, y in batches:
             if len(y) == 0:
                 continue
-            out = model(x, timesteps=timesteps) if timesteps else model(x)
-            loss_sum += float(method.loss(out, y)) * len(y)
+            with autocast(x.device, precision):
+                out = model(x, timesteps=timesteps) if timesteps else model(x)
+                loss = method.loss(out, y)
+            loss_sum += float(loss) * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
     if reduce is not None:

@@ -1,5 +1,8 @@
 """One training epoch: the step every training path runs (the Trainer, quantization-aware retraining).
 
+Optionally under ``torch.autocast`` (bf16 convolutions and matrix products; spiking dynamics and the
+closed-form TTFS kernels keep their own float32 arithmetic) and with channels-last image batches.
+
 Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
 scaled by ``n_rank * world / n_global`` (see ``train.distributed``); ``backward``;
 ``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step.
@@ -14,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.methods.base import Method
+from deepspike.train.runtime import autocast
 
 
 def train_epoch(
@@ -29,12 +33,16 @@ def train_epoch(
     world_size: int = 1,
     reduce: Callable[[list[float]], list[float]] | None = None,
     progress: str | None = None,
+    precision: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
 
     model: what runs the batches (possibly a DistributedDataParallel wrapper); net: the bare network the
     method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
-    ``[correct, loss_sum, n]`` over ranks; progress: a tqdm label, or None for no bar (off when not a TTY).
+    ``[correct, loss_sum, n]`` over ranks; progress: a tqdm label, or None for no bar (off when not a TTY);
+    precision: autocast dtype of the forward pass and loss (e.g. ``torch.bfloat16``), None for float32;
+    channels_last: feed image batches in ``torch.channels_last`` memory format.
     """
     net = model if net is None else net
     model.train()
@@ -44,11 +52,14 @@ def train_epoch(
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
             break
-        out = model(x)
-        loss = method.loss(out, y) if len(y) else out.sum() * 0.0
-        penalty = method.penalty(net)
-        if penalty is not None:
-            loss = loss + penalty
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(x.device, precision):
+            out = model(x)
+            loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+            penalty = method.penalty(net)
+            if penalty is not None:
+                loss = loss + penalty
         scaled = loss * (len(y) * world_size / global_sizes[step]) if global_sizes else loss
         optimizer.zero_grad(set_to_none=True)
         scaled.backward()

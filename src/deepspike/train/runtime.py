@@ -27,3 +27,13 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """``"bf16"`` -> ``torch.bfloat16`` (autocast of convolutions and matrix products); ``"fp32"`` -> None."""
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` with ``dtype``, disabled when ``dtype`` is None."""
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

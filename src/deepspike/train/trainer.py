@@ -46,7 +46,7 @@ from deepspike.train.loop import train_epoch
 from deepspike.train.metrics import MetricsLog
 from deepspike.train.optim import make_optimizer, make_scheduler
 from deepspike.train.run_setup import build_run, load_data, make_batches
-from deepspike.train.runtime import resolve_device, seed_everything
+from deepspike.train.runtime import autocast_dtype, resolve_device, seed_everything
 
 EpochCallback = Callable[["Trainer", dict[str, Any]], None]
 
@@ -94,6 +94,9 @@ class Trainer:
         if cfg.train.max_steps_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
         scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, steps_per_epoch)
+        precision = autocast_dtype(cfg.train.precision)
+        if cfg.train.channels_last:
+            model.to(memory_format=torch.channels_last)  # 4-D weights (convolutions) only
         if ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
@@ -135,14 +138,16 @@ class Trainer:
                 world_size=ctx.world_size,
                 reduce=reduce,
                 progress=f"epoch {epoch + 1}/{cfg.train.epochs}" if show else None,
+                precision=precision,
+                channels_last=cfg.train.channels_last,
             )
             train_seconds += time.perf_counter() - t0
             record = {"epoch": epoch + 1, **train_stats, "lr": optimizer.param_groups[0]["lr"]}
             if batches["val"] is not None:
-                val = evaluate(parts.model, method, batches["val"], reduce=reduce)
+                val = evaluate(parts.model, method, batches["val"], reduce=reduce, precision=precision)
                 record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
                 best_val = max(best_val, val["accuracy"])
-            test = evaluate(parts.model, method, batches["test"], reduce=reduce)
+            test = evaluate(parts.model, method, batches["test"], reduce=reduce, precision=precision)
             record.update(
                 test_accuracy=test["accuracy"],
                 test_loss=test["loss"],

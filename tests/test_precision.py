@@ -1,0 +1,69 @@
+"""bf16 autocast and channels-last training (CUDA is where they pay off; checked here on the CPU)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from deepspike.config import load_config
+from deepspike.train.trainer import Trainer
+
+
+def test_bf16_autocast_reaches_the_convolutions(tmp_path, monkeypatch):
+    seen = []
+    original = torch.nn.Conv2d.forward
+
+    def recording_forward(self, x):
+        out = original(self, x)
+        seen.append((out.dtype, self.weight.is_contiguous(memory_format=torch.channels_last)))
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", recording_forward)
+    cfg = load_config(
+        None,
+        [
+            "method.name=ann",
+            "model.name=scnn_digits",
+            "model.width=0.25",
+            "train.epochs=1",
+            "train.max_steps_per_epoch=2",
+            "train.precision=bf16",
+            "train.channels_last=true",
+            "train.progress=false",
+        ],
+    )
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen)  # training and evaluation
+    assert all(channels_last for _, channels_last in seen)
+    assert math.isfinite(summary["test_accuracy"])
+
+
+@pytest.mark.parametrize("method", ["stbp", "spikebp", "stdbp"])
+def test_every_method_trains_under_bf16(tmp_path, method):
+    model = "zhang2021_fc400" if method == "stdbp" else "scnn_digits"
+    extra = ["method.timesteps=2"] if method in ("stbp", "spikebp") else []
+    cfg = load_config(
+        None,
+        [
+            f"method.name={method}",
+            f"model.name={model}",
+            "model.width=0.25",
+            *extra,
+            "train.epochs=1",
+            "train.max_steps_per_epoch=2",
+            "train.precision=bf16",
+            "train.progress=false",
+            "train.eval_batch_size=512",
+        ],
+    )
+    Trainer(cfg, tmp_path / "run").fit()
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["train_loss"] is not None and math.isfinite(record["train_loss"])  # non-finite is logged as null
+
+
+def test_bad_precision_is_rejected():
+    from deepspike.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bad value 'fp16' for train.precision; valid: fp32, bf16"):
+        load_config(None, ["train.precision=fp16"])
