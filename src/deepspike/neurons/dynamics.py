@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 
 from deepspike.errors import ConfigError
+from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
+from deepspike.neurons.fused import FUSED_SURROGATES, fused_multistep, fused_supported
 from deepspike.neurons.params import NeuronParams
 
 
@@ -82,14 +84,24 @@ def neuron_step(
 
 
 def neuron_multistep(
-    x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None, return_membrane: bool = False
+    x: torch.Tensor,
+    params: NeuronParams,
+    v0: torch.Tensor | None = None,
+    return_membrane: bool = False,
+    fused: bool | None = None,
 ):
-    """Run ``neuron_step`` over the leading time axis (reference loop over T only).
+    """Run ``neuron_step`` over the leading time axis.
 
     x: input currents ``[T, B, ...]``; v0: initial membrane ``[B, ...]`` (None: zeros).
     Returns ``(s, v_T)`` with spikes ``s [T, B, ...]`` and the final post-reset membrane ``v_T [B, ...]``;
     with ``return_membrane=True`` returns ``(s, v_T, h)`` where ``h [T, B, ...]`` is the pre-reset membrane
     trace ``h_t = k v_{t-1} + x_t``.
+
+    fused: None (default) runs the fused kernel (``neurons.fused``: one numba call over T, saves only
+    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), else the
+    reference loop over T; False forces the reference loop; True forces the kernel (``ConfigError`` if
+    it cannot run these inputs). Both give the same spikes; membranes and gradients agree to float32
+    rounding.
     """
     if x.dim() < 2:
         raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
@@ -98,6 +110,15 @@ def neuron_multistep(
             f"initial membrane shape {tuple(v0.shape)} does not match one step of the "
             f"input {tuple(x.shape[1:])}"
         )
+    if fused is not False:
+        if fused_supported(x, params, v0):
+            return fused_multistep(x, params, v0, return_membrane)
+        if fused:
+            raise ConfigError(
+                f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors and a "
+                f"surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on {x.device}, surrogate "
+                f"{params.spike_fn.name!r}"
+            )
     v = v0
     spikes, membrane = [], []
     for x_t in x.unbind(0):  # [T, B, ...] -> T x [B, ...]

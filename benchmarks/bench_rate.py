@@ -1,0 +1,275 @@
+"""Rate-coded training speed and memory: deepspike vs snnTorch vs SpikingJelly vs the same net as an ANN.
+
+For every (net, T) the cases run in this order, each in a fresh subprocess: ANN, deepspike, snnTorch,
+SpikingJelly, ANN again (the ANN is measured first and last to expose drift). A case builds the net
+(``peers/nets.py``), one random batch (batch 32, seed 0), SGD, then
+
+* training step (zero_grad, forward, cross-entropy, backward, SGD step): ``--warmup`` steps, then the
+  median of ``--steps`` steps;
+* peak training memory above the start: the process's peak RSS (``VmHWM``, reset through
+  ``/proc/self/clear_refs`` once the net and batch exist and one one-sample step has initialised every
+  library, e.g. loaded the numba kernels) minus the RSS at that moment;
+* minor page faults per timed training step (``getrusage``): the mmap/munmap churn of large tensors;
+* inference (eval mode, ``torch.no_grad``): median of ``--steps`` forwards after ``--warmup``.
+
+Ratios: SNN time / (T x ANN time), with the ANN time the mean of its two runs. ``--malloc tuned`` (the
+default) runs every case, peers and ANN included, with glibc's ``MALLOC_MMAP_MAX_=0`` and a large
+``MALLOC_TRIM_THRESHOLD_``, so freed [T*B] buffers are reused instead of unmapped and faulted in again;
+``--malloc default`` leaves the allocator alone.
+
+Peers run with ``--peer-python`` (default ``.bench-venv/bin/python``, made by ``peers/setup.sh``); without
+it they are skipped. Run: ``python benchmarks/bench_rate.py [--configs lenet:25,lenet:100,vgg:4,vgg:8]
+[--frameworks ann,deepspike,snntorch,spikingjelly] [--steps 10] [--json out.json] [--markdown out.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_PEER_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
+PEERS = ("snntorch", "spikingjelly")
+TUNED_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+ALLOCATOR_TEXT = {"tuned": "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2^40", "default": "glibc default"}
+
+
+# ----------------------------------------------------------------------------- one case (child process)
+def _status_kb(key: str) -> int:
+    """A ``kB`` field (VmRSS, VmHWM) of /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _median_ms(fn, warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, steps: int, threads: int = 0) -> dict:
+    """Measure one case in this process; returns the numbers as a dict (module docstring)."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)  # numba kernels follow torch's thread count
+
+    sys.path.insert(0, str(HERE / "peers"))
+    import nets
+
+    torch.manual_seed(0)
+    model = nets.build(framework, net, timesteps)
+    x = torch.rand(batch, *nets.NETS[net])
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    model.train()
+    loss_fn(model(x[:1]), y[:1]).backward()  # one-sample step first: lazy library init (JIT, kernels) is not "memory"
+    peak_ok = _reset_peak()
+    start_kb = _status_kb("VmRSS")
+    for _ in range(warmup):
+        train_step()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    train_ms = _median_ms(train_step, 0, steps)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps  # after warm-up
+    peak_mb = (_status_kb("VmHWM") - start_kb) / 1024 if peak_ok else float("nan")
+
+    model.eval()
+
+    def infer():
+        with torch.no_grad():
+            model(x)
+
+    infer_ms = _median_ms(infer, warmup, steps)
+    return {
+        "framework": framework,
+        "net": net,
+        "T": timesteps,
+        "batch": batch,
+        "train_ms": train_ms,
+        "infer_ms": infer_ms,
+        "peak_train_mb": peak_mb,
+        "faults_per_step": faults,
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ----------------------------------------------------------------------------- the table (parent process)
+def _versions(python: str) -> str:
+    code = (
+        "import importlib, torch\nout = ['torch ' + torch.__version__]\n"
+        "for n in ('snntorch', 'spikingjelly', 'numba'):\n"
+        "    try:\n        m = importlib.import_module(n)\n"
+        "        out.append(n + ' ' + getattr(m, '__version__', importlib.metadata.version(n)))\n"
+        "    except Exception:\n        pass\nprint(', '.join(out))"
+    )
+    res = subprocess.run([python, "-c", "import importlib.metadata\n" + code], capture_output=True, text=True)
+    return res.stdout.strip() or res.stderr.strip().splitlines()[-1]
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> dict:
+    cmd = [
+        python,
+        str(Path(__file__).resolve()),
+        "--case",
+        f"{framework}:{net}:{t}",
+        "--batch",
+        str(args.batch),
+        "--warmup",
+        str(args.warmup),
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"framework": framework, "net": net, "T": t, "error": tail}
+    return json.loads(lines[-1])
+
+
+def _fmt(value: float, spec: str = ".1f") -> str:
+    return "n/a" if value is None or value != value else format(value, spec)
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    """One table per (net, T): times, ratios to T x ANN, peak memory and page faults per step."""
+    out = [header, ""]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["net"], r["T"]), []).append(r)
+    for (net, t), group in groups.items():
+        ann = [r for r in group if r["framework"] == "ann" and "error" not in r]
+        ann_train = statistics.mean(r["train_ms"] for r in ann) if ann else float("nan")
+        ann_infer = statistics.mean(r["infer_ms"] for r in ann) if ann else float("nan")
+        ann_mem = statistics.mean(r["peak_train_mb"] for r in ann) if ann else float("nan")
+        out += [
+            f"### {net}, T = {t}, batch {group[0].get('batch', '')}",
+            "",
+            f"ANN step {_fmt(ann_train)} ms (runs: {', '.join(_fmt(r['train_ms']) for r in ann)}), "
+            f"ANN forward {_fmt(ann_infer)} ms, ANN peak {_fmt(ann_mem, '.0f')} MB above start.",
+            "",
+            "| framework | train step ms | / (T x ANN) | inference ms | / (T x ANN) | peak train MB above start "
+            "| page faults / step |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in group:
+            if r["framework"] == "ann":
+                continue
+            if "error" in r:
+                out.append(f"| {r['framework']} | error: {r['error']} | | | | | |")
+                continue
+            out.append(
+                f"| {r['framework']} | {_fmt(r['train_ms'])} | {_fmt(r['train_ms'] / (t * ann_train), '.2f')}"
+                f" | {_fmt(r['infer_ms'])} | {_fmt(r['infer_ms'] / (t * ann_infer), '.2f')}"
+                f" | {_fmt(r['peak_train_mb'], '.0f')} | {_fmt(r['faults_per_step'], '.0f')} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", help=argparse.SUPPRESS)  # framework:net:T, run in this process
+    ap.add_argument("--configs", default="lenet:25,lenet:100,vgg:4,vgg:8", help="net:T,... to measure")
+    ap.add_argument("--frameworks", default="ann,deepspike,snntorch,spikingjelly")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
+    ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
+    ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
+    ap.add_argument("--case-timeout", type=float, default=1800.0)
+    ap.add_argument("--json", help="write all rows here")
+    ap.add_argument("--markdown", help="write the tables here (also printed)")
+    args = ap.parse_args()
+
+    if args.case:
+        framework, net, t = args.case.split(":")
+        print(json.dumps(run_case(framework, net, int(t), args.batch, args.warmup, args.steps, args.threads)))
+        return
+
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    peer_python = args.peer_python if Path(args.peer_python).exists() else None
+    own_python = peer_python or sys.executable  # one interpreter for every case when the bench venv exists
+    env = dict(os.environ)
+    if args.malloc == "tuned":
+        env.update(TUNED_MALLOC)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    rows = []
+    for cfg in args.configs.split(","):
+        net, t = cfg.split(":")
+        order = ["ann"] + [f for f in frameworks if f != "ann"] + (["ann"] if "ann" in frameworks else [])
+        for fw in order:
+            if fw in PEERS and peer_python is None:
+                rows.append({"framework": fw, "net": net, "T": int(t), "error": "no bench venv (peers/setup.sh)"})
+                continue
+            row = _spawn(own_python, args, fw, net, int(t), env)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    header = "\n".join(
+        [
+            f"Machine: {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+            f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}.",
+            f"Versions: {_versions(own_python)}; python {platform.python_version()}.",
+            f"Allocator: {ALLOCATOR_TEXT[args.malloc]}"
+            f" for every case; torch threads {args.threads or 'default'}.",
+            f"Medians of {args.steps} steps after {args.warmup} warm-up steps; each case in a fresh process; "
+            "ANN measured first and last.",
+            f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        ]
+    )
+    text = markdown(rows, header)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

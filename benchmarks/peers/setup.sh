@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create the benchmark venv (default /work/main/.bench-venv, i.e. <repo>/.bench-venv): the CPU torch pinned
+# by constraints.txt, deepspike itself (editable, with numba), and the peers snnTorch and SpikingJelly.
+# The peers are never dependencies of the package. SpikingJelly is installed with --no-deps because its
+# metadata pulls torchvision, torchaudio and tensorboard; only the pure-Python modules its neuron and
+# layer code imports are added by hand. Re-running is cheap (pip skips what is there).
+# Usage: bash benchmarks/peers/setup.sh [VENV_DIR]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${1:-${BENCH_VENV:-$ROOT/.bench-venv}}"
+PYTHON="${PYTHON:-python3}"
+
+test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt")
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e "$ROOT[fast]"
+"${PIP[@]}" snntorch
+"${PIP[@]}" --no-deps spikingjelly
+"${PIP[@]}" loguru packaging tqdm  # imported by spikingjelly.activation_based (no torchvision needed)
+
+# Keep the venv out of git without touching .gitignore (owned by the lead).
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$ROOT" check-ignore -q "$VENV/bin/python"; then
+  EXCLUDE="$(git -C "$ROOT" rev-parse --git-path info/exclude)"
+  case "$EXCLUDE" in /*) ;; *) EXCLUDE="$ROOT/$EXCLUDE" ;; esac
+  mkdir -p "$(dirname "$EXCLUDE")"
+  echo "/$(basename "$VENV")/" >> "$EXCLUDE"
+fi
+
+"$VENV/bin/python" - <<'PY'
+import importlib, torch
+for name in ("deepspike", "snntorch", "spikingjelly.activation_based.neuron", "numba"):
+    m = importlib.import_module(name)
+    print(f"{name}: {getattr(m, '__version__', 'ok')}")
+print("torch", torch.__version__)
+PY

@@ -1,0 +1,73 @@
+"""``make bench``: regenerate the speed tables of ``benchmarks/RESULTS.md``, each table from one run.
+
+Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN) and ``bench_ttfs_layers.py`` (TTFS layers vs
+the same-shape ANN layer), and writes each one's output between its markers in the results file::
+
+    <!-- bench:rate:start --> ... <!-- bench:rate:end -->
+    <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
+
+Text outside the markers (accuracy tables, notes) is kept; a missing section is appended. Peers need the
+benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
+Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
+
+Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup] [--only rate,ttfs]``
+(``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """``text`` with the block between ``<!-- bench:NAME:start -->`` and ``:end -->`` set to ``body``."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text)
+    return (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+
+
+def _run(cmd: list[str]) -> str:
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"benchmark failed (exit {res.returncode}): {' '.join(cmd)}")
+    return res.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-setup", action="store_true")
+    ap.add_argument("--only", default="rate,ttfs")
+    args = ap.parse_args()
+    parts = args.only.split(",")
+    if "rate" in parts and not args.no_setup:
+        subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
+    out = Path(args.out)
+    text = out.read_text() if out.exists() else ""
+    if "rate" in parts:
+        cmd = [sys.executable, str(HERE / "bench_rate.py")]
+        if args.quick:
+            cmd += ["--configs", "lenet:25,vgg:4", "--steps", "3", "--warmup", "1"]
+        table = _run(cmd)
+        text = replace_section(text, "rate", "## Rate-coded training: deepspike vs peers vs ANN\n\n" + table)
+    if "ttfs" in parts:
+        cmd = [sys.executable, str(HERE / "bench_ttfs_layers.py")] + (["--repeats", "2"] if args.quick else [])
+        table = _run(cmd)
+        text = replace_section(text, "ttfs", "## TTFS layers vs the same-shape ANN layer\n\n```\n" + table + "```")
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
