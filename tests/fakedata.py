@@ -65,8 +65,55 @@ def write_image_tree(
             Image.fromarray(pixels).save(folder / c / f"{i:04d}{suffix}")
 
 
+def random_events(rng: np.random.Generator, n: int, size: int, t_max_us: int) -> np.ndarray:
+    """``n`` events at random pixels of a ``size x size`` sensor, sorted times in ``[0, t_max_us)``."""
+    from deepspike.data.neuromorphic.formats import make_events
+
+    t = np.sort(rng.integers(0, t_max_us, n))
+    return make_events(rng.integers(0, size, n), rng.integers(0, size, n), t, rng.integers(0, 2, n))
+
+
+def write_nmnist(root: Path, n: int, rng: np.random.Generator, events: int = 40) -> None:
+    """``NMNIST/{Train,Test}/<digit>/<id>.bin``: ``n`` recordings per split (digits cycle), 100 ms each."""
+    from deepspike.data.neuromorphic.formats import write_nmnist_bin
+
+    for split in ("Train", "Test"):
+        for digit in range(10):
+            (root / "NMNIST" / split / str(digit)).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            write_nmnist_bin(root / "NMNIST" / split / str(i % 10) / f"{i:05d}.bin",
+                             random_events(rng, events, 34, 100_000))
+
+
+def write_cifar10_dvs(root: Path, n: int, rng: np.random.Generator, events: int = 40) -> None:
+    """``CIFAR10DVS/<class>/*.aedat`` (AEDAT 2.0): ``n`` recordings of 60 ms per class (the loader splits 9:1)."""
+    from deepspike.data.neuromorphic.cifar10dvs import CLASSES
+    from deepspike.data.neuromorphic.formats import write_aedat2
+
+    for c in CLASSES:
+        (root / "CIFAR10DVS" / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            write_aedat2(root / "CIFAR10DVS" / c / f"cifar10_{c}_{i}.aedat", random_events(rng, events, 128, 60_000))
+
+
+def write_dvs_gesture(root: Path, n: int, rng: np.random.Generator, events: int = 40) -> None:
+    """``DVSGesture/ibmGesture{Train,Test}/userNN_fluorescent/<label>.npy``: 11 gestures per user folder."""
+    from deepspike.data.neuromorphic.formats import write_gesture_npy
+
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        for user in range(max(1, n // 11)):
+            folder = root / "DVSGesture" / split / f"user{user + 1:02d}_fluorescent"
+            folder.mkdir(parents=True, exist_ok=True)
+            for label in range(11):
+                write_gesture_npy(folder / f"{label}.npy", random_events(rng, events, 128, 400_000))
+
+
 def write_dataset(name: str, root: Path, n: int = 4, seed: int = 0) -> Path:
-    """Write data set ``name`` (a registry name) with about ``n`` samples per split and class group."""
+    """Write data set ``name`` (a registry name) with about ``n`` samples per split and class group.
+
+    Event sets are tiny (40 events per recording); ``cifar10_dvs`` gets ``max(6, n)`` recordings per
+    class, so its fixed 9:1 split leaves one test recording per class.
+    """
     rng = np.random.default_rng(seed)
     root = Path(root)
     if name == "mnist":
@@ -82,6 +129,14 @@ def write_dataset(name: str, root: Path, n: int = 4, seed: int = 0) -> Path:
             write_image_tree(root / split, ["n01", "n02"], n, (40, 48), rng, ".JPEG")
     elif name == "caltech":
         write_image_tree(root / "101_ObjectCategories", ["Faces_easy", "Motorbikes"], n, (50, 60), rng, ".jpg")
-    elif name != "digits":
+    elif name == "nmnist":
+        write_nmnist(root, n, rng)
+    elif name == "cifar10_dvs":
+        write_cifar10_dvs(root, max(6, n), rng)  # 6 per class: round(0.1 * 6) = 1 test each
+    elif name == "dvs_gesture":
+        write_dvs_gesture(root, n, rng)
+    elif name in ("mnist_events", "fashion_mnist_events"):  # emulated from their static base set
+        write_dataset(name.removesuffix("_events"), root, n, seed)
+    elif name not in ("digits", "digits_events"):
         raise ValueError(f"no fake-data writer for data set {name!r}")
     return root
