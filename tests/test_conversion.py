@@ -13,6 +13,7 @@ from deepspike.conversion.monitor import ActivityMonitor, fan_out
 from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
 from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.errors import ConfigError
+from deepspike.layers.containers import ResidualBlock
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Flatten, Linear
@@ -205,6 +206,25 @@ def test_sengupta_init_std():
     with pytest.raises(ConfigError, match="method.init"):
         get_method("ann", {"init": "xavier"})
 
+
+
+def test_sengupta_init_residual_layers_use_the_smaller_std():
+    """sengupta2019 7.1: sqrt(2)/(k^2 n) inside residual units, sqrt(2/(k^2 n)) for plain layers; with it a
+    BN-free ResNet-34 starts with logits of order 1 (with the plain std they grow ~2x per unit, ~1e3)."""
+    arch = create_architecture("sengupta_resnet34", num_classes=1000, input_shape=(3, 64, 64), width=0.25)
+    torch.manual_seed(0)
+    model = get_method("ann", {"init": "sengupta"}).build(arch)
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    inside = {id(c) for b in blocks for c in b.body.modules()}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    res = [c for c in convs if id(c) in inside and c.weight[0, 0].numel() == 9 and c.out_channels == 128]
+    plain = [c for c in convs if id(c) not in inside][0]  # first pre-processing conv
+    assert res and res[0].weight.std().item() == pytest.approx(math.sqrt(2) / (9 * 128), rel=0.05)
+    n = plain.out_channels
+    assert plain.weight.std().item() == pytest.approx(math.sqrt(2 / (9 * n)), rel=0.1)
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    assert torch.isfinite(logits).all() and logits.abs().max() < 10
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_fast_inference_path_matches_the_neuron_core(reset):

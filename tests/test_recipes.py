@@ -52,10 +52,8 @@ SLOW = {
 }
 NARROW = ["model.width=0.125"]
 
-# Known failures, strict so the test says when they are fixed. At full size the constrained ResNet-34 (no BN,
-# He-style init, 16 unnormalised residual sums) starts with a train loss ~1.5e3 and its test loss is inf/NaN
-# after one SGD step at lr 0.05 (also at width 0.125): a real defect of model/recipe, reported to the lead.
-XFAIL = {"ann_imagenet_resnet34.yaml": "ResNet-34 diverges in one step (test loss not finite)"}
+# Known failures, strict so the test says when they are fixed (none at present).
+XFAIL: dict[str, str] = {}
 
 
 def _cases() -> list:

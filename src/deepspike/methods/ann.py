@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from deepspike.errors import ConfigError
+from deepspike.layers.containers import ResidualBlock
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.losses import LOSSES, classification_loss
@@ -21,7 +22,8 @@ INITS = ("default", "sengupta")
 @dataclass
 class AnnOptions:
     """``loss``: "ce" or "mse"; ``init``: "default" (PyTorch's) or "sengupta" (sengupta2019 section 7.1:
-    every conv/linear weight ~ N(0, 2 / (k^2 n)) with kernel size k (1 for linear) and n output channels)."""
+    conv/linear weights ~ N(0, sigma^2) with the paper's sigma for plain and residual layers, see
+    ``sengupta_init_``)."""
 
     loss: str = "ce"
     init: str = "default"
@@ -34,14 +36,22 @@ class AnnOptions:
 
 
 def sengupta_init_(model: nn.Module) -> nn.Module:
-    """In place: ``w ~ N(0, sigma^2)``, ``sigma = sqrt(2 / (k^2 n))`` for every ``Conv2d`` (k x k kernel,
-    n output channels) and ``Linear`` (k = 1, n output features); biases (if any) set to 0.
+    """In place, sengupta2019 section 7.1, for every ``Conv2d`` (k x k kernel, n output channels) and
+    ``Linear`` (k = 1, n output features): ``w ~ N(0, sigma^2)`` with
 
-    Returns ``model``."""
+        sigma = sqrt(2 / (k^2 n))      plain (non-residual) layers
+        sigma = sqrt(2) / (k^2 n)      layers inside a residual unit's non-identity path
+
+    (the paper: "for residual convolutional layers, the standard deviation ... was sqrt(2)/(k^2 n)"); the
+    much smaller residual weights keep the unnormalised sums of a deep BN-free ResNet from exploding.
+    Shortcut projections count as plain layers. Biases (if any) are set to 0. Returns ``model``.
+    """
+    residual = {id(m) for block in model.modules() if isinstance(block, ResidualBlock) for m in block.body.modules()}
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            k2 = m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) else 1
-            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (k2 * m.weight.shape[0])))
+            fan = (m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) else 1) * m.weight.shape[0]
+            std = math.sqrt(2.0) / fan if id(m) in residual else math.sqrt(2.0 / fan)
+            nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return model
