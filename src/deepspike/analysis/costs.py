@@ -2,8 +2,9 @@
 
 For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`` and output map
 ``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = params * H' W'`` per sample. A linear layer
-``N -> M``: ``params = MACs = N M``. Average pooling counts ``k^2`` accumulates per output value
-(it is a fixed-weight layer on hardware); max pooling, flatten and dropout cost nothing. Biases add one
+``N -> M``: ``params = MACs = N M``. Average pooling counts one accumulate per real input of each
+window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
+borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Biases add one
 parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
 counted from actual spikes elsewhere.
 """
@@ -79,9 +80,19 @@ def _walk(layers: tuple[Layer, ...], shape: Shape, prefix: str, costs: list[Laye
             costs.append(LayerCost(name, "linear", shape, out, params, params, fan_in))
         elif isinstance(layer, Pool) and layer.kind == "avg":
             fan_in = layer.kernel_size**2
-            n_out = out[0] * out[1] * out[2]
-            costs.append(LayerCost(name, "avgpool", shape, out, 0, n_out * fan_in, fan_in))
+            macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
+            costs.append(LayerCost(name, "avgpool", shape, out, 0, macs, fan_in))
         elif not isinstance(layer, (Pool, Flatten, Dropout)):
             raise TypeError(f"unhandled layer spec {layer!r}")
         shape = out
     return shape
+
+
+def _real_taps(pool: Pool, size: int, out_size: int) -> int:
+    """Along one axis: ``sum_o #{i in window o : 0 <= i < size}``, window o = ``[o s - p, o s - p + k)``.
+
+    The 2-D count of (window, real input) pairs is the product of the two axes' counts (the window is a
+    product of intervals); without padding it is ``out_size * k``.
+    """
+    k, s, p = pool.kernel_size, pool.step, pool.padding
+    return sum(min(o * s - p + k, size) - max(o * s - p, 0) for o in range(out_size))

@@ -35,8 +35,8 @@ def _fan_out_by_grad(module: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
         ones = torch.ones_like(module.weight, device="cpu")
         y = F.conv2d(x, ones, None, module.stride, module.padding, module.dilation, module.groups)
     elif isinstance(module, nn.AvgPool2d):
-        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
-        y = F.avg_pool2d(x, module.kernel_size, module.stride) * (k * k)
+        # window sums (divisor 1): a real input counts once per window covering it, padding never
+        y = F.avg_pool2d(x, module.kernel_size, module.stride, module.padding, divisor_override=1)
     else:
         raise TypeError(f"no fan-out rule for {module}")
     (grad,) = torch.autograd.grad(y.sum(), x)

@@ -19,27 +19,33 @@ class SpikingAvgPool(nn.Module):
     the silent steps before them (``leak_corrected_lif`` with ``derivative="code"``, no leak correction),
     then the average pool's own gradient ``1/k^2``.
 
-    x: spikes ``[T, B, C, H, W]`` -> ``[T, B, C, H', W']`` with ``H' = floor((H - k) / stride) + 1``.
+    ``padding`` p: zero (silent) inputs around the map, still counted in the ``1/k^2`` (a border window
+    sees fewer real inputs with the same weights, as the ANN's ``count_include_pad=True``).
+
+    x: spikes ``[T, B, C, H, W]`` -> ``[T, B, C, H', W']`` with ``H' = floor((H + 2p - k) / stride) + 1``.
     """
 
     is_spiking_neuron = True
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, threshold: float = 0.75,
-                 derivative: str = "code") -> None:
+                 derivative: str = "code", padding: int = 0) -> None:
         super().__init__()
+        if not 0 <= padding <= kernel_size // 2:
+            raise ConfigError(f"pooling padding={padding} must be in [0, kernel_size // 2 = {kernel_size // 2}]")
         if not threshold > 0:
             raise ConfigError(f"pooling threshold={threshold} must be > 0")
         if derivative not in DERIVATIVES:
             raise ConfigError(f"unknown derivative {derivative!r}; valid: {', '.join(DERIVATIVES)}")
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
-        self.threshold, self.derivative = threshold, derivative
+        self.threshold, self.derivative, self.padding = threshold, derivative, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b = x.shape[:2]
-        pooled = F.avg_pool2d(x.flatten(0, 1), self.kernel_size, self.stride)  # [T*B, C, H', W']
+        pooled = F.avg_pool2d(x.flatten(0, 1), self.kernel_size, self.stride, self.padding)  # [T*B, C, H', W']
         pooled = pooled.unflatten(0, (t, b))  # [T, B, C, H', W']
         return leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
                                   derivative=self.derivative, grad_scale=1.0)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, threshold={self.threshold:g}"
+        pad = f", padding={self.padding}" if self.padding else ""
+        return f"kernel_size={self.kernel_size}, stride={self.stride}{pad}, threshold={self.threshold:g}"

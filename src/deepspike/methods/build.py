@@ -51,6 +51,19 @@ class BuildRules:
     channel_dim: int = 1
 
 
+def default_pool(spec: Pool) -> nn.Module:
+    """``nn.MaxPool2d``/``nn.AvgPool2d`` for ``spec``, ``[N, C, H, W] -> [N, C, H', W']``.
+
+    ``H' = floor((H + 2p - k) / s) + 1``. Max pads with ``-inf`` (padding never wins, also for 0/1 spikes);
+    average divides by ``k^2`` including the padding (``count_include_pad=True``): ``y = (1/k^2) sum_real x``,
+    a fixed-weight ``1/k^2`` layer whose padding is a zero (silent) input: the reading a spiking net and
+    ANN-to-SNN conversion give it (a converted pool's input rates average exactly like the ANN's).
+    """
+    if spec.kind == "avg":
+        return nn.AvgPool2d(spec.kernel_size, spec.step, spec.padding, count_include_pad=True)
+    return nn.MaxPool2d(spec.kernel_size, spec.step, spec.padding)
+
+
 def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
     """Modules for ``arch.layers`` under ``rules``; returns an ``nn.Sequential``."""
     modules, _ = _build(arch.layers, arch.input_shape, rules)
@@ -76,8 +89,7 @@ def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[
             if rules.pool is not None:
                 modules.append(rules.pool(layer, shape))
             else:
-                cls = nn.AvgPool2d if layer.kind == "avg" else nn.MaxPool2d
-                modules.append(rules.wrap(cls(layer.kernel_size, layer.step)))
+                modules.append(rules.wrap(default_pool(layer)))
         elif isinstance(layer, Flatten):
             modules.append(rules.wrap(nn.Flatten()))
         elif isinstance(layer, Dropout):

@@ -3,7 +3,8 @@
 - Input: Poisson bipolar spikes ``sign(x) 1[|x| > U_t]`` of the (normalised) image (``encoder: bipolar``).
 - Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
   backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code).
-- Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset).
+- Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset; padding
+  is a silent input); max pooling of spikes is ``nn.MaxPool2d`` per step.
 - Output: non-spiking integrator, score ``V(T) / T`` with derivative ``1/T``
   (``layers.leaky_integrator``); loss ``sse`` = ``(1/2) sum_k (output_k - label_k)^2`` per sample (eq. 9),
   averaged over the batch (``mse`` and ``ce`` are offered too).
@@ -28,7 +29,7 @@ from deepspike.layers.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
-from deepspike.methods.build import BuildRules, build_body
+from deepspike.methods.build import BuildRules, build_body, default_pool
 from deepspike.methods.init import init_weights
 from deepspike.methods.losses import classification_loss
 from deepspike.methods.rate_network import RateNetwork
@@ -93,8 +94,8 @@ class SpikeBpMethod(Method):
 
         def pool(spec: Pool, shape: tuple[int, ...]) -> nn.Module:
             if spec.kind == "avg":
-                return SpikingAvgPool(spec.kernel_size, spec.step, o.pool_threshold, o.derivative)
-            return TimeDistributed(nn.MaxPool2d(spec.kernel_size, spec.step))
+                return SpikingAvgPool(spec.kernel_size, spec.step, o.pool_threshold, o.derivative, spec.padding)
+            return TimeDistributed(default_pool(spec))
 
         rules = BuildRules(
             activation=lambda shape: LeakCorrectedLIF(o.leak, o.threshold, o.leak_correction, o.derivative),

@@ -45,15 +45,29 @@ class Linear:
 
 @dataclass(frozen=True)
 class Pool:
-    """Spatial pooling; ``kind`` is ``"avg"`` or ``"max"``; ``stride`` defaults to ``kernel_size``."""
+    """Spatial pooling; ``kind`` is ``"avg"`` or ``"max"``; ``stride`` defaults to ``kernel_size``.
+
+    ``padding`` p (each side, ``0 <= p <= kernel_size // 2`` so every window holds a real input) means "no
+    input" there: ``-inf`` for an ANN max, a zero counted in the ``1/k^2`` average (``count_include_pad``),
+    no spike (``+inf`` time) in a TTFS net. Output size is floor mode, ``H' = floor((H + 2p - k) / s) + 1``
+    (torchvision's GoogLeNet uses ceil mode; with p = 1 floor gives the same sizes at 224 x 224).
+    """
 
     kind: str
     kernel_size: int
     stride: int | None = None
+    padding: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in ("avg", "max"):
             raise ConfigError(f"unknown pool kind {self.kind!r}; valid: avg, max")
+        if self.kernel_size < 1 or (self.stride is not None and self.stride < 1):
+            raise ConfigError(f"{self}: kernel_size and stride must be >= 1")
+        if not 0 <= self.padding <= self.kernel_size // 2:
+            raise ConfigError(
+                f"{self}: padding must be in [0, kernel_size // 2] = [0, {self.kernel_size // 2}] "
+                "(a window made only of padding has no input)"
+            )
 
     @property
     def step(self) -> int:
@@ -104,8 +118,8 @@ def output_shape(layer: Layer, shape: Shape) -> Shape:
         return _positive((layer.out_channels, ho, wo), layer, shape)
     if isinstance(layer, Pool):
         c, h, w = _image(shape, layer)
-        ho = (h - layer.kernel_size) // layer.step + 1
-        wo = (w - layer.kernel_size) // layer.step + 1
+        ho = (h + 2 * layer.padding - layer.kernel_size) // layer.step + 1
+        wo = (w + 2 * layer.padding - layer.kernel_size) // layer.step + 1
         return _positive((c, ho, wo), layer, shape)
     if isinstance(layer, Linear):
         if len(shape) != 1:

@@ -2,8 +2,9 @@
 
 ``SCNN(k, c, s)`` = conv of c k x k kernels with stride s; TF "SAME" padding (``k // 2``) is assumed: it
 reproduces the paper's weight counts (MNIST net 21K, SpikingVGG16 54M) and zhou2021's code pads. ``MP(2)``
-= 2 x 2 max pooling (the earliest spike in a TTFS net). Every layer has a bias input spike at t = 0 when
-the method adds one (``ttfs``/``stdbp`` ``bias: true``); the specs themselves are bias-free.
+= 2 x 2 max pooling (the earliest spike in a TTFS net); SpikingGoogLeNet keeps GoogLeNet's padded 3x3
+pools. Every layer has a bias input spike at t = 0 when the method adds one (``ttfs``/``stdbp``
+``bias: true``); the specs themselves are bias-free.
 """
 
 from __future__ import annotations
@@ -61,29 +62,44 @@ INCEPTION = {
 
 
 def inception(c1: int, c3r: int, c3: int, c5r: int, c5: int, cp: int, width: float) -> Concat:
-    """Inception block of TTFS layers: four branches concatenated on channels (spatial size kept).
+    """Inception block of TTFS layers: GoogLeNet's four branches concatenated on channels (size kept).
 
-    Branches: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; and the pool projection 1x1. GoogLeNet's 3x3/s1 max pool
-    before that projection needs a padded pool, which the spec's ``Pool`` lacks, so it is left out.
+    Branches: 1x1; 1x1 -> 3x3 (pad 1); 1x1 -> 5x5 (pad 2); 3x3/s1/p1 max pool -> 1x1 pool projection.
+    ``[C, H, W] -> [c1 + c3 + c5 + cp, H, W]`` (channels scaled by ``width``). In a TTFS net the max pool
+    is the earliest spike of the 3x3 neighbourhood and its padding is "no spike" (zhou2021 sec. 3.3).
     """
     s = lambda c: scaled(c, width)  # noqa: E731
     return Concat((
         (Conv(s(c1), 1),),
         (Conv(s(c3r), 1), Conv(s(c3), 3, padding=1)),
         (Conv(s(c5r), 1), Conv(s(c5), 5, padding=2)),
-        (Conv(s(cp), 1),),
+        (Pool("max", 3, stride=1, padding=1), Conv(s(cp), 1)),
     ))
+
+
+def _googlenet_pool() -> Pool:
+    """GoogLeNet's 3x3/s2 max pool; floor mode with padding 1 gives torchvision's ceil-mode sizes (112 -> 56)."""
+    return Pool("max", 3, stride=2, padding=1)
 
 
 @register_model("zhou2021_googlenet", default_input_shape=(3, 224, 224), paper="zhou2021 Table 1 (ImageNet)")
 def zhou2021_googlenet(num_classes, input_shape, width, global_pool: str = "avg", dropout: float = 0.4):
-    """SpikingGoogLeNet: GoogLeNet with SCNN/FC layers; the stride-2 3x3 max pools are 2x2 MP(2)."""
+    """SpikingGoogLeNet: GoogLeNet (Szegedy et al. 2015, no auxiliary heads) with SCNN/FC layers.
+
+    conv 7x7/2 (64) -> MP 3x3/2 -> conv 1x1 (64) -> conv 3x3 (192) -> MP 3x3/2 -> 3a, 3b -> MP 3x3/2 ->
+    4a..4e -> MP 3x3/2 -> 5a, 5b -> global pool -> dropout -> FC. Every max pool is 3x3/s2/p1 in floor mode
+    (GoogLeNet's paper: 3x3/2; torchvision: ceil mode without padding, and 2x2 before 5a); at 224 x 224 the
+    maps are 112 -> 56 -> 28 -> 14 -> 7, then a 7x7 global pool. Weights at width 1 with 1000 classes:
+    6,990,272 (bias-free spec; ``ttfs``/``stdbp`` add one bias weight per neuron channel). zhou2021 Table 2
+    lists GoogLeNet at 6.8M; torchvision's GoogLeNet (no aux heads) has 6,624,904 because its "5x5"
+    branches are 3x3 convolutions (380,928 fewer weights), plus its batch-norm and FC bias.
+    """
     if global_pool not in ("avg", "max"):
         raise ConfigError(f"zhou2021_googlenet global_pool must be 'avg' or 'max', got {global_pool!r}")
-    layers: list[Layer] = [Conv(scaled(64, width), 7, stride=2, padding=3), Pool("max", 2),
-                           Conv(scaled(64, width), 1), Conv(scaled(192, width), 3, padding=1), Pool("max", 2)]
+    layers: list[Layer] = [Conv(scaled(64, width), 7, stride=2, padding=3), _googlenet_pool(),
+                           Conv(scaled(64, width), 1), Conv(scaled(192, width), 3, padding=1), _googlenet_pool()]
     for name in ("3a", "3b", "MP", "4a", "4b", "4c", "4d", "4e", "MP", "5a", "5b"):
-        layers.append(Pool("max", 2) if name == "MP" else inception(*INCEPTION[name], width))
+        layers.append(_googlenet_pool() if name == "MP" else inception(*INCEPTION[name], width))
     h = sequence_shape(tuple(layers), tuple(input_shape))[1]
     if h > 1:
         layers.append(Pool(global_pool, h))  # global pooling over the last h x h map

@@ -96,39 +96,42 @@ class TTFSConv2d(_TTFSNeurons):
 
 
 class TTFSMaxPool2d(nn.Module):
-    """zhou2021 max-pooling: the EARLIEST spike of each window, ``t_out = min_window t`` (not max over z)."""
+    """zhou2021 max-pooling: the EARLIEST spike of each window, ``t_out = min_window t`` (not max over z).
+
+    ``padding`` is "no spike" (+inf) around the map; see ``deepspike.temporal.pooling.max_pool_times``.
+    """
 
     is_ttfs_layer = True
     ttfs_role = "pool"
 
-    def __init__(self, kernel_size: int, stride: int | None = None):
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
-        return max_pool_times(t_in, self.kernel_size, self.stride)
+        return max_pool_times(t_in, self.kernel_size, self.stride, self.padding)
 
 
 class TTFSAvgPool2d(nn.Module):
     """zhou2021 average pooling: a TTFS neuron per window with fixed weights ``theta/(N-1)``.
 
     exp kernel: ``t_out = tau * logsumexp(t_window / tau)`` (fires after the whole window, silent if any
-    window input is silent); see ``deepspike.temporal.pooling.avg_pool_times``.
+    window input is silent; padding is silent inputs); see ``deepspike.temporal.pooling.avg_pool_times``.
     """
 
     is_ttfs_layer = True
     ttfs_role = "pool"
 
     def __init__(self, kernel_size: int, stride: int | None = None, kernel: str = "exp", theta: float = 1.0,
-                 tau: float = 1.0, backend: str = "auto"):
+                 tau: float = 1.0, backend: str = "auto", padding: int = 0):
         super().__init__()
         v.check_neuron_params(kernel, theta, tau)
-        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
         self.kernel, self.theta, self.tau, self.backend = kernel, float(theta), float(tau), backend
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
-        return avg_pool_times(t_in, self.kernel_size, self.stride, self.kernel, self.theta, self.tau,
-                              self.backend)
+        return avg_pool_times(t_in, self.kernel_size, self.stride, self.padding, self.kernel, self.theta,
+                              self.tau, self.backend)
 
 
 class TTFSDropout(nn.Module):

@@ -3,7 +3,8 @@
 The walk is ``methods.build.build_body`` with TTFS rules: its ``nn.Conv2d``/``nn.Linear`` are swapped for
 ``TTFSConv2d``/``TTFSLinear`` of the same shape by the ``wrap`` hook (the TTFS layer fires by itself, so the
 activation is the identity, or the time-domain batch-norm after conv layers); pooling becomes the earliest
-spike (max) or zhou2021's average neuron; dropout removes spikes. The classifier (``act=False``) is a TTFS
+spike (max; padding = no spike) or zhou2021's average neuron (padded only with kernel relpsp: with exp a
+window touching the padding never fires); dropout removes spikes. The classifier (``act=False``) is a TTFS
 layer as well: its spike times are the output, and the earliest output spike is the decision.
 ``Residual`` blocks are rejected: a sum of spike times has no TTFS meaning (``Concat`` is fine).
 """
@@ -90,10 +91,19 @@ def _activation(cfg: TTFSConfig):
 
 
 def _pool(cfg: TTFSConfig):
+    """``pool`` hook: earliest spike (max) or zhou2021's average neuron; padding is "no spike" (+inf)."""
+
     def pool(spec: Pool, shape: Shape) -> nn.Module:
         if spec.kind == "max":
-            return TTFSMaxPool2d(spec.kernel_size, spec.step)
-        return TTFSAvgPool2d(spec.kernel_size, spec.step, cfg.kernel, cfg.theta, cfg.tau, cfg.backend)
+            return TTFSMaxPool2d(spec.kernel_size, spec.step, spec.padding)
+        if spec.padding and cfg.kernel == "exp":
+            raise ConfigError(
+                f"ttfs/stdbp with kernel exp cannot build {spec}: the average neuron (weights theta/(N-1)) "
+                "needs all N window inputs, so every window touching the padding would never fire; use "
+                "padding 0, a max pool, or kernel relpsp"
+            )
+        return TTFSAvgPool2d(spec.kernel_size, spec.step, cfg.kernel, cfg.theta, cfg.tau, cfg.backend,
+                             spec.padding)
 
     return pool
 

@@ -11,6 +11,9 @@
   ``t_out = tau * logsumexp(t/tau) = tau log N + tau log(mean_i e^{t_i/tau})`` (the mean in the z domain,
   delayed by ``tau log N``); one silent input silences the output. For relpsp the same neuron gives
   ``t_out = ((N-1) + sum_C t_i)/|C|`` over its causal set. The result is independent of theta.
+  Padding is silent inputs (the weights stay ``theta/(N-1)``, N = k*k): with the exp kernel every window
+  that touches the padding is silent (its N - 1 or fewer real inputs sum to at most theta, reached only
+  as t -> inf); relpsp fires on the real inputs' causal set.
 """
 
 from __future__ import annotations
@@ -24,18 +27,26 @@ from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
 from deepspike.temporal.conv import spike_times_conv2d
 
 
+def _check_padding(p: tuple[int, int], k: tuple[int, int], what: str) -> None:
+    """``ConfigError`` unless ``0 <= p <= k // 2`` per axis (every window then holds a real input)."""
+    if not (0 <= p[0] <= k[0] // 2 and 0 <= p[1] <= k[1] // 2):
+        raise ConfigError(f"{what}: padding {p} must be in [0, kernel_size // 2] for kernel {k}")
+
+
 def max_pool_times(
     t_in: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
     padding: int | tuple[int, int] = 0,
 ) -> torch.Tensor:
     """Earliest spike of each window: ``t_out[b, c, y, x] = min_window t_in``; [B, C, H, W] -> [B, C, H', W'].
 
+    ``H' = (H + 2p - k)//s + 1``; padding (``0 <= p <= k // 2``) is "no spike" (+inf), never the minimum.
     The gradient flows to the earliest input (``dt_out/dt_i = 1`` for the argmin, 0 otherwise).
     """
     v.check_times(t_in, 4, "max_pool_times")
     k = v.pair(kernel_size, "kernel_size")
     s = k if stride is None else v.pair(stride, "stride")
     p = v.pair(padding, "padding")
+    _check_padding(p, k, "max_pool_times")
     # min t = -max(-t); max_pool2d pads with -inf, i.e. +inf = no spike for the times
     return -F.max_pool2d(-t_in, k, s, p)
 
@@ -44,6 +55,7 @@ def avg_pool_times(
     t_in: torch.Tensor,
     kernel_size: int | tuple[int, int],
     stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
     kernel: str = "exp",
     theta: float = 1.0,
     tau: float = 1.0,
@@ -53,29 +65,34 @@ def avg_pool_times(
     """zhou2021's average pooling: a TTFS neuron per channel and window with weights ``theta/(N-1)``.
 
     Args:
-        t_in: [B, C, H, W] spike times; kernel_size: window (N = kh*kw >= 2 inputs); stride: default window.
+        t_in: [B, C, H, W] spike times; kernel_size: window (N = kh*kw >= 2 inputs); stride: default window;
+        padding: silent (+inf) inputs on each side, ``0 <= p <= k // 2``.
     Returns:
-        [B, C, H', W'] spike times. exp: evaluated in its closed form ``tau * logsumexp(t_window / tau)``
-        (+inf if a window input is silent); relpsp: ``spike_times_conv2d`` with the fixed weights.
+        [B, C, H', W'] spike times, ``H' = (H + 2p - kh)//s + 1``. exp: evaluated in its closed form
+        ``tau * logsumexp(t_window / tau)`` (+inf if a window input, padding included, is silent); relpsp:
+        ``spike_times_conv2d`` with the fixed weights (its padding is "no spike" as well).
     """
     v.check_neuron_params(kernel, theta, tau)
     v.check_times(t_in, 4, "avg_pool_times")
     kh, kw = v.pair(kernel_size, "kernel_size")
     s = (kh, kw) if stride is None else v.pair(stride, "stride")
+    p = v.pair(padding, "padding")
     n = kh * kw
     if n < 2:
         raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
+    _check_padding(p, (kh, kw), "avg_pool_times")
     b, c, h, w = t_in.shape
     if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
-        cols = F.unfold(t_in.reshape(b * c, 1, h, w), (kh, kw), stride=s)  # [B*C, N, L]
+        padded = F.pad(t_in.reshape(b * c, 1, h, w), (p[1], p[1], p[0], p[0]), value=float("inf"))
+        cols = F.unfold(padded, (kh, kw), stride=s)  # [B*C, 1, H+2p, W+2p] -> [B*C, N, L]
         silent = torch.isinf(cols).any(1)  # [B*C, L]
         lse = tau * torch.logsumexp(torch.where(torch.isinf(cols), torch.zeros_like(cols), cols) / tau, dim=1)
         out = torch.where(silent, torch.full_like(lse, float("inf")), lse)
-        ho, wo = (h - kh) // s[0] + 1, (w - kw) // s[1] + 1
+        ho, wo = (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1
         return out.reshape(b, c, ho, wo)  # [B*C, L] -> [B, C, H', W']
     t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
     weight = torch.full((1, 1, kh, kw), theta / (n - 1), dtype=t_in.dtype)
     out = spike_times_conv2d(
-        t_flat, weight, None, s, 0, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
+        t_flat, weight, None, s, p, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
     )
     return out.reshape(b, c, out.shape[2], out.shape[3])  # [B*C, 1, H', W'] -> [B, C, H', W']

@@ -15,8 +15,9 @@ spikes are applied at the first grid time >= their time and a spike is reported 
 with ``V >= theta``: a second reference, accurate to O(dt).
 
 Layers are given explicitly (numpy/torch weights): ``Dense(weight [M, N], bias)``, ``Conv(weight
-[O, C, kh, kw], bias, stride, padding)`` (padding = no input), ``MaxPool(k, stride)`` (earliest spike) and
-``AvgPool(k, stride)`` (zhou2021: a neuron with weights theta/(N-1)). A bias is an input spike at t = 0.
+[O, C, kh, kw], bias, stride, padding)`` (padding = no input), ``MaxPool(k, stride, padding)`` (earliest
+spike) and ``AvgPool(k, stride, padding)`` (zhou2021: a neuron with weights theta/(N-1), N = k*k; padding =
+no input, as for conv). A bias is an input spike at t = 0.
 Dense and conv layers are turned into explicit connection matrices by plain loops. Float64, slow, simple.
 """
 
@@ -50,18 +51,20 @@ class Conv:
 
 @dataclass(frozen=True)
 class MaxPool:
-    """Earliest spike of each k x k window (stride defaults to k)."""
+    """Earliest spike of each k x k window (stride defaults to k); padding positions hold no input."""
 
     kernel_size: int
     stride: int | None = None
+    padding: int = 0
 
 
 @dataclass(frozen=True)
 class AvgPool:
-    """zhou2021 average pooling: a neuron per window with all weights theta/(N - 1), N = k*k."""
+    """zhou2021 average pooling: a neuron per window with all weights theta/(N - 1), N = k*k (padding: none)."""
 
     kernel_size: int
     stride: int | None = None
+    padding: int = 0
 
 
 def _np(x):
@@ -94,17 +97,20 @@ def _conv_matrix(weight, bias, stride, padding, in_shape):
     return mat, b, (o_n, ho, wo)
 
 
-def _pool_windows(k, stride, in_shape):
-    """List of (output index, input indices) of k x k windows per channel; out shape."""
+def _pool_windows(k, stride, padding, in_shape):
+    """List of (output index, input indices inside the map) of k x k windows per channel; out shape."""
     c_n, h, w = in_shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    ho, wo = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
     windows = []
     for c in range(c_n):
         for oy in range(ho):
             for ox in range(wo):
-                idx = [
-                    (c * h + oy * stride + ky) * w + ox * stride + kx for ky in range(k) for kx in range(k)
-                ]
+                idx = []
+                for ky in range(k):
+                    for kx in range(k):
+                        iy, ix = oy * stride + ky - padding, ox * stride + kx - padding
+                        if 0 <= iy < h and 0 <= ix < w:  # outside = padding = no input
+                            idx.append((c * h + iy) * w + ix)
                 windows.append(((c * ho + oy) * wo + ox, idx))
     return windows, (c_n, ho, wo)
 
@@ -207,7 +213,9 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
         flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
         if isinstance(layer, (MaxPool, AvgPool)):
             stride = layer.stride or layer.kernel_size
-            windows, out_shape = _pool_windows(layer.kernel_size, stride, shape)
+            if not 0 <= layer.padding <= layer.kernel_size // 2:
+                raise ConfigError(f"simulate: {layer} needs 0 <= padding <= kernel_size // 2")
+            windows, out_shape = _pool_windows(layer.kernel_size, stride, layer.padding, shape)
         if isinstance(layer, MaxPool):
             out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
             t = out.reshape((bsz,) + out_shape)
