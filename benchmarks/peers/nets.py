@@ -57,18 +57,22 @@ class _Ann(nn.Module):
 
 
 class _DeepSpike(nn.Module):
-    """deepspike idiom: stateless layers on ``[T*B]`` (``TimeDistributed``), neurons over ``[T, B, ...]``."""
+    """deepspike idiom: stateless layers on ``[T*B]`` (``TimeDistributed``), neurons over ``[T, B, ...]``,
+    average pooling that does not save its input (``LeanAvgPool2d``, as deepspike's model builder uses)."""
 
     def __init__(self, net: str, timesteps: int) -> None:
         super().__init__()
+        from deepspike.layers.lean_avg_pool import LeanAvgPool2d
         from deepspike.layers.time_distributed import TimeDistributed
         from deepspike.neurons import LIF
 
         def neuron():
-            return LIF(decay=DECAY, threshold=THRESHOLD, surrogate="arctan", surrogate_args={"alpha": ALPHA})
+            return LIF(decay=DECAY, threshold=THRESHOLD, surrogate="arctan", surrogate_args={"alpha": ALPHA}, inplace=True)
 
         is_neuron = lambda m: isinstance(m, LIF)  # noqa: E731
-        self.body = nn.Sequential(*[m if is_neuron(m) else TimeDistributed(m) for m in _layers(net, neuron)])
+        lean = lambda m: LeanAvgPool2d(m.kernel_size, m.stride) if type(m) is nn.AvgPool2d else m  # noqa: E731
+        layers = [lean(m) for m in _layers(net, neuron)]  # the pooling deepspike's model builder uses
+        self.body = nn.Sequential(*[m if is_neuron(m) else TimeDistributed(m) for m in layers])
         self.timesteps = timesteps
 
     def forward(self, x):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
+from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.models.spec import (
     Architecture,
     Concat,
@@ -58,9 +59,10 @@ def default_pool(spec: Pool) -> nn.Module:
     average divides by ``k^2`` including the padding (``count_include_pad=True``): ``y = (1/k^2) sum_real x``,
     a fixed-weight ``1/k^2`` layer whose padding is a zero (silent) input: the reading a spiking net and
     ANN-to-SNN conversion give it (a converted pool's input rates average exactly like the ANN's).
+    The average pool is ``LeanAvgPool2d`` (saves only shapes for backward: the spikes it reads are freed).
     """
-    if spec.kind == "avg":
-        return nn.AvgPool2d(spec.kernel_size, spec.step, spec.padding, count_include_pad=True)
+    if spec.kind == "avg":  # LeanAvgPool2d: nn.AvgPool2d that does not keep its input for backward
+        return LeanAvgPool2d(spec.kernel_size, spec.step, spec.padding, count_include_pad=True)
     return nn.MaxPool2d(spec.kernel_size, spec.step, spec.padding)
 
 

@@ -104,10 +104,11 @@ class StbpMethod(Method):
     Options = StbpOptions
     description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; NeuNorm, encoding layer, voting"
 
-    def neuron(self) -> nn.Module:
+    def neuron(self, inplace: bool = False) -> nn.Module:
+        """The LIF layer; ``inplace`` for body neurons, whose input is always a fresh layer output."""
         o = self.options
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args))
+                   surrogate_args=dict(o.surrogate_args), inplace=inplace)
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
@@ -121,8 +122,8 @@ class StbpMethod(Method):
             if len(shape) == 3:
                 seen[0] += 1
                 if seen[0] <= normed:
-                    return nn.Sequential(self.neuron(), NeuNorm(shape, o.neunorm_decay))
-            return self.neuron()
+                    return nn.Sequential(self.neuron(inplace=True), NeuNorm(shape, o.neunorm_decay))
+            return self.neuron(inplace=True)
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2)
         body = build_body(arch, rules)

@@ -89,6 +89,7 @@ def neuron_multistep(
     v0: torch.Tensor | None = None,
     return_membrane: bool = False,
     fused: bool | None = None,
+    inplace: bool = False,
 ):
     """Run ``neuron_step`` over the leading time axis.
 
@@ -102,6 +103,10 @@ def neuron_multistep(
     reference loop over T; False forces the reference loop; True forces the kernel (``ConfigError`` if
     it cannot run these inputs). Both give the same spikes; membranes and gradients agree to float32
     rounding.
+
+    inplace: let the fused kernel write the membrane trace over ``x`` and ``dL/dx`` over the saved trace
+    (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``); the reference
+    loop ignores it. Values and gradients are the same either way.
     """
     if x.dim() < 2:
         raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
@@ -112,7 +117,7 @@ def neuron_multistep(
         )
     if fused is not False:
         if fused_supported(x, params, v0):
-            return fused_multistep(x, params, v0, return_membrane)
+            return fused_multistep(x, params, v0, return_membrane, inplace)
         if fused:
             raise ConfigError(
                 f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors and a "

@@ -7,7 +7,11 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
 * runs the time loop inside one compiled kernel instead of ~10 tensor ops per step in Python;
 * saves only the pre-reset membrane ``h [T, B, ...]`` for the backward pass (spikes are re-derived as
   ``h - th >= 0``; the reference keeps ~5 tensors per step alive);
-* saves nothing at all when no gradient is needed (inference).
+* saves nothing at all when no gradient is needed (inference);
+* with ``inplace=True`` (like ``nn.ReLU(inplace=True)``) writes ``h`` over the input currents ``x`` and,
+  in backward, ``dL/dx`` over the saved ``h``: one ``[T, B, ...]`` buffer less at the forward peak and
+  one less at the backward peak. ``x`` holds ``h`` afterwards (autograd's version counter catches any
+  other user that saved ``x``); such a graph can be backpropagated once (``retain_graph`` re-use raises).
 
 ``neuron_multistep`` dispatches here automatically when ``fused_supported`` says yes: CPU float32
 tensors, numba importable, a surrogate the kernel knows, and the switch not off. Switch it off with
@@ -80,14 +84,18 @@ def _run_kernel(kernel, *args) -> None:
 
 
 def _forward(
-    x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, store_h: bool
+    x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, store_h: bool, h_over_x: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``."""
+    """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
+
+    ``h_over_x``: write ``h`` into ``x``'s own (contiguous) memory; the kernel reads ``x[t, n]`` before it
+    writes ``h[t, n]``, so aliasing is exact.
+    """
     t = x.shape[0]
     x2 = x.detach().contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
     v = torch.zeros(x2.shape[1], dtype=x.dtype) if v0 is None else v0.detach().reshape(-1).clone()  # [N]
     s = torch.empty_like(x2)
-    h = torch.empty_like(x2) if store_h else None
+    h = (x2 if h_over_x else torch.empty_like(x2)) if store_h else None
     _run_kernel(
         _kernels().lif_forward,
         x2.numpy(),
@@ -104,20 +112,35 @@ def _forward(
 
 
 class _FusedMultistep(torch.autograd.Function):
-    """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h)``; backward = ``fused_kernels.lif_backward``."""
+    """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h)``; backward = ``fused_kernels.lif_backward``.
+
+    ``inplace`` (module docstring): ``h`` lives in ``x``'s memory and backward writes ``dL/dx`` over it
+    unless the caller keeps ``h`` (``keep_h``).
+    """
 
     @staticmethod
-    def forward(ctx, x, v0, params):
-        s, v, h = _forward(x, v0, params, store_h=True)
+    def forward(ctx, x, v0, params, inplace, keep_h):
+        inplace = inplace and x.is_contiguous()
+        s, v, h = _forward(x, v0, params, store_h=True, h_over_x=inplace)
+        if inplace:
+            # x's memory now holds h. Not mark_dirty (it forbids views of x, such as TimeDistributed's
+            # outputs, in a multi-output Function): bump x's version instead, so any other node that saved
+            # x for its backward fails loudly there rather than reading h.
+            torch.autograd.graph.increment_version(x)
         ctx.save_for_backward(h)
         ctx.params = params
         ctx.has_v0 = v0 is not None
+        ctx.grad_over_h = inplace and not keep_h
+        ctx.consumed = False
         ctx.set_materialize_grads(False)
         return s, v, h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, g_v, g_h):
+        if ctx.consumed:
+            raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
+                               "build the neuron with inplace=False to use retain_graph")
         (h,) = ctx.saved_tensors
         p: NeuronParams = ctx.params
         t = h.shape[0]
@@ -125,7 +148,9 @@ class _FusedMultistep(torch.autograd.Function):
         gs = torch.zeros_like(h2) if g_s is None else g_s.contiguous().view(t, -1)
         gh = h2 if g_h is None else g_h.contiguous().view(t, -1)  # h2 is a placeholder when unused
         gv = torch.zeros(h2.shape[1], dtype=h.dtype) if g_v is None else g_v.reshape(-1).clone()  # [N]
-        gx = torch.empty_like(h2)
+        # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
+        gx = h2 if ctx.grad_over_h and g_h is None else torch.empty_like(h2)
+        ctx.consumed = gx is h2
         code, p1, p2 = _kernels().surrogate_constants(p.spike_fn.name, p.spike_fn.params)
         kb = p.decay if p.leak_grad else 1.0
         _run_kernel(
@@ -145,21 +170,27 @@ class _FusedMultistep(torch.autograd.Function):
             p2,
         )
         g_v0 = gv.view(h.shape[1:]) if ctx.has_v0 and ctx.needs_input_grad[1] else None
-        return gx.view(h.shape), g_v0, None
+        return gx.view(h.shape), g_v0, None, None, None
 
 
 def fused_multistep(
-    x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None, return_membrane: bool = False
+    x: torch.Tensor,
+    params: NeuronParams,
+    v0: torch.Tensor | None = None,
+    return_membrane: bool = False,
+    inplace: bool = False,
 ):
     """The fused equivalent of ``neuron_multistep`` (same arguments, same returns; module docstring).
 
     x: ``[T, B, ...]`` CPU float32 (``fused_supported``); v0: ``[B, ...]`` or None (zeros).
     Returns ``(s [T, B, ...], v_T [B, ...])``, plus the pre-reset membrane ``h [T, B, ...]`` with
     ``return_membrane=True``. Without autograd (no grad mode, or no input requiring grad) nothing is saved.
+    ``inplace``: reuse ``x``'s memory for ``h`` and, in backward, for ``dL/dx`` (module docstring); the
+    values and gradients are the same either way.
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
     if needs_grad:
-        s, v, h = _FusedMultistep.apply(x, v0, params)
+        s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane)
     else:
         s, v, h = _forward(x, v0, params, store_h=return_membrane)
     return (s, v, h) if return_membrane else (s, v)

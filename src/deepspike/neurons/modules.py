@@ -16,17 +16,20 @@ class SpikingNeuron(nn.Module):
     """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed).
 
     forward: ``x [T, B, ...] -> s [T, B, ...]`` via ``neuron_multistep``. ``params`` may be replaced
-    (e.g. ``dataclasses.replace(m.params, threshold=...)`` during threshold balancing).
+    (e.g. ``dataclasses.replace(m.params, threshold=...)`` during threshold balancing). ``inplace=True``
+    lets the fused kernel reuse the input's memory (like ``nn.ReLU(inplace=True)``: the input tensor is
+    overwritten; ``neurons.fused``); the model builders use it where the input is a fresh layer output.
     """
 
     is_spiking_neuron = True  # marks modules whose output [T, B, ...] is spikes (analysis.activity)
 
-    def __init__(self, params: NeuronParams) -> None:
+    def __init__(self, params: NeuronParams, inplace: bool = False) -> None:
         super().__init__()
         self.params = params
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return neuron_multistep(x, self.params)[0]
+        return neuron_multistep(x, self.params, inplace=self.inplace)[0]
 
     def extra_repr(self) -> str:
         p = self.params
@@ -35,7 +38,7 @@ class SpikingNeuron(nn.Module):
             text += ", detach_reset=True"
         if not p.leak_grad and p.decay != 1.0:
             text += ", leak_grad=False"
-        return text
+        return text + (", inplace=True" if self.inplace else "")
 
     def with_threshold(self, threshold: float) -> SpikingNeuron:
         """Set a new threshold in place; returns ``self``."""
@@ -53,6 +56,7 @@ class IF(SpikingNeuron):
         surrogate: str = "rectangular",
         surrogate_args: Mapping[str, float] | None = None,
         detach_reset: bool = False,
+        inplace: bool = False,
     ) -> None:
         super().__init__(
             NeuronParams(
@@ -62,7 +66,8 @@ class IF(SpikingNeuron):
                 surrogate=surrogate,
                 surrogate_args=surrogate_args or {},
                 detach_reset=detach_reset,
-            )
+            ),
+            inplace,
         )
 
 
@@ -81,6 +86,7 @@ class LIF(SpikingNeuron):
         surrogate_args: Mapping[str, float] | None = None,
         detach_reset: bool = False,
         leak_grad: bool = True,
+        inplace: bool = False,
     ) -> None:
         super().__init__(
             NeuronParams(
@@ -91,5 +97,6 @@ class LIF(SpikingNeuron):
                 surrogate_args=surrogate_args or {},
                 detach_reset=detach_reset,
                 leak_grad=leak_grad,
-            )
+            ),
+            inplace,
         )

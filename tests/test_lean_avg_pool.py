@@ -1,0 +1,59 @@
+"""LeanAvgPool2d: the same outputs and gradients as nn.AvgPool2d, without saving its input."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+
+CASES = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=2, divisor_override=3),
+]
+
+
+@pytest.mark.parametrize("kwargs", CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_same_values_and_gradients_as_torch(kwargs):
+    x = torch.randn(5, 3, 9, 11, generator=torch.Generator().manual_seed(0))
+    g = None
+    outs, grads = [], []
+    for cls in (nn.AvgPool2d, LeanAvgPool2d):
+        xi = x.clone().requires_grad_()
+        y = cls(**kwargs)(xi)
+        g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)) if g is None else g
+        (y * g).sum().backward()
+        outs.append(y.detach())
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(grads[0], grads[1])
+
+
+def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes autograd saves while running ``module(x)`` (through saved-tensor hooks)."""
+    sizes = []
+
+    def pack(t):
+        sizes.append(t.untyped_storage().nbytes() if t.stride() != (0,) * t.dim() else 0)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(x)
+    return sum(sizes)
+
+
+def test_saves_nothing_where_torch_saves_the_input():
+    x = torch.rand(8, 4, 16, 16, requires_grad=True)
+    assert _saved_bytes(nn.AvgPool2d(2), x) == x.numel() * 4  # torch keeps the whole float32 input
+    assert _saved_bytes(LeanAvgPool2d(2), x) == 0
+
+
+def test_no_grad_and_3d_inputs_fall_back_to_torch():
+    pool = LeanAvgPool2d(2)
+    x = torch.rand(3, 6, 6)
+    assert torch.equal(pool(x), nn.AvgPool2d(2)(x))
+    with torch.no_grad():
+        assert torch.equal(pool(x.unsqueeze(0)), nn.AvgPool2d(2)(x.unsqueeze(0)))
+    assert isinstance(pool, nn.AvgPool2d)
