@@ -92,6 +92,25 @@ def test_if_subtract_and_spiking_pool_round_trip(tmp_path):
         assert (pooled == 0.75).any() and ours.sum() > 0
 
 
+
+def test_padded_spiking_pool_round_trip(tmp_path):
+    # lee2020 pooling neuron on a 3x3 / stride 2 / padding 1 window: 8x8 -> 4x4, padding = silent inputs
+    torch.manual_seed(4)
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 4, 3, padding=1)), IF(threshold=0.7),
+                         SpikingAvgPool(3, stride=2, threshold=0.3, padding=1), TimeDistributed(nn.Flatten()),
+                         TimeDistributed(nn.Linear(64, 3)))
+    body[0].module.weight.data.abs_().mul_(2.0)
+    model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF(threshold=0.4)), 8).eval()
+    g = to_nir(model, (1, 8, 8))
+    pool = [n for n in g.nodes.values() if type(n).__name__ == "AvgPool2d"][0]
+    assert list(pool.padding) == [1, 1] and list(pool.kernel_size) == [3, 3]
+    write_nir(g, tmp_path / "pad.nir")
+    net = from_nir(tmp_path / "pad.nir")
+    x = _spikes(1, (8, 4, 1, 8, 8))
+    with torch.no_grad():
+        ours = model.readout.neuron(model.body(x))
+        assert ours.sum() > 0 and torch.equal(net(x), ours)
+
 def test_unsupported_layers_and_non_finite_values_are_refused(tmp_path):
     body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 2, 3)), IF(), TimeDistributed(nn.MaxPool2d(2)))
     model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF()), 4)

@@ -1,4 +1,4 @@
-"""``deepspike export RUN_DIR --nir model.nir``: write a trained rate-coded run as a NIR graph."""
+"""``deepspike export RUN_DIR --nir model.nir``: write a trained run (rate-coded or TTFS) as a NIR graph."""
 
 from __future__ import annotations
 
@@ -6,25 +6,35 @@ import argparse
 import json
 
 NAME = "export"
-HELP = "export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; needs deepspike[nir])"
+HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; TTFS nets: Linear/Conv2d + "
+        "fire-once CubaLIF with bias-spike inputs; needs deepspike[nir])")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     p.add_argument("--nir", required=True, metavar="PATH", help="output file (HDF5), e.g. model.nir")
     p.add_argument(
-        "--dt", type=float, default=1e-4, help="seconds per time step written to NIR (default 1e-4)"
+        "--dt", type=float, default=1e-4, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"
     )
     p.add_argument(
         "--fold-thresholds",
         action="store_true",
-        help="divide weights by each layer's threshold and set thresholds to 1",
+        help="rate-coded nets: divide weights by each layer's threshold and set thresholds to 1",
+    )
+    p.add_argument(
+        "--large", type=float, default=1e6,
+        help="TTFS nets: tau_mem (and ReL-PSP's tau_syn) = LARGE * tau, finite stand-ins for 'no leak' (default 1e6)",
+    )
+    p.add_argument(
+        "--t-window", type=float, default=100.0,
+        help="TTFS nets: time (model units) within which every neuron provably fires at most once (default 100)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from deepspike.export import export_run
 
-    summary = export_run(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds)
+    summary = export_run(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds,
+                         large=args.large, t_window=args.t_window)
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -1,13 +1,19 @@
 """Export: NIR (Neuromorphic Intermediate Representation) export and import (extra ``deepspike[nir]``).
 
-``to_nir(model, input_shape, dt, fold_thresholds)`` -> ``nir.NIRGraph``; ``write_nir(graph, path)``;
-``export_run(run_dir, path)`` (the ``deepspike export`` command); ``from_nir(path | graph)`` ->
-:class:`NirNetwork` running ``[T, B, ...]`` inputs with deepspike's own neurons. The nir package is
-imported only inside these functions, so ``import deepspike.export`` works without it.
+``to_nir(model, input_shape, dt, fold_thresholds)`` -> ``nir.NIRGraph`` of a rate-coded net;
+``to_nir_ttfs(model, input_shape, large, t_window)`` -> the continuous-time graph of a TTFS net (``ttfs``,
+``stdbp``); ``write_nir(graph, path)``; ``export_run(run_dir, path)`` (the ``deepspike export`` command);
+``from_nir(path | graph)`` -> :class:`NirNetwork` running rate-coded ``[T, B, ...]`` inputs with deepspike's
+own neurons; ``GraphSimulator`` (a time-stepped simulator of any feed-forward NIR graph) and
+``ttfs_graph_times`` (first output spike times of an exported TTFS graph). The nir package is imported
+only inside these functions, so ``import deepspike.export`` works without it.
 """
 
 from deepspike.export.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir
 from deepspike.export.nir_import import NirNetwork, from_nir, read_nir
+from deepspike.export.nir_sim import GraphSimulator
+from deepspike.export.nir_ttfs import is_ttfs_model, to_nir_ttfs
+from deepspike.export.ttfs_replay import ttfs_graph_times
 
-__all__ = ["DEFAULT_DT", "NirNetwork", "check_finite", "export_run", "from_nir", "read_nir", "to_nir",
-           "write_nir"]
+__all__ = ["DEFAULT_DT", "GraphSimulator", "NirNetwork", "check_finite", "export_run", "from_nir",
+           "is_ttfs_model", "read_nir", "to_nir", "to_nir_ttfs", "ttfs_graph_times", "write_nir"]

@@ -26,6 +26,8 @@ from torch import nn
 from deepspike.errors import ConfigError
 from deepspike.export.deps import require_nir
 from deepspike.export.neurons import neuron_node
+from deepspike.export.nir_ttfs import is_ttfs_model, to_nir_ttfs
+from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -41,6 +43,8 @@ DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     """The modules of a rate network in execution order (readout neurons last) and the decode metadata."""
     body = getattr(model, "body", None)
+    if is_ttfs_model(model):
+        raise ConfigError("to_nir exports rate-coded networks; this is a TTFS network: use to_nir_ttfs")
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}")
     mods = _flatten(body)
@@ -98,7 +102,7 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
 
 
 def _pair(v) -> np.ndarray:
-    return np.array(v if isinstance(v, tuple | list) else (v, v), dtype=np.int64)
+    return np.array(v if isinstance(v, tuple | list | np.ndarray) else (v, v), dtype=np.int64)
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
@@ -142,9 +146,9 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
             if isinstance(m, SpikingNeuron):
                 add_neuron(m.params)
             elif isinstance(m, SpikingAvgPool):
-                k, s = _pair(m.kernel_size), _pair(m.stride)
-                add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=np.zeros(2, dtype=np.int64)))
-                shape = tuple(_pool_shape(m.kernel_size, m.stride, shape))
+                k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
+                add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
+                shape = tuple(_pool_shape(m.kernel_size, m.stride, shape, pad))
                 add_neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
             elif isinstance(m, _Integrator):
                 ones = np.ones(shape, dtype=np.float32)
@@ -164,11 +168,11 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
 
 
-def _pool_shape(kernel, stride, shape):
-    """``(C, H, W)`` after an unpadded 2-D pool with ``kernel`` and ``stride``."""
-    k, s = _pair(kernel), _pair(stride if stride is not None else kernel)
+def _pool_shape(kernel, stride, shape, padding=(0, 0)):
+    """``(C, H, W)`` after a floor-mode 2-D pool: ``H' = (H + 2p - k) // s + 1``."""
+    k, s, p = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(padding)
     c, h, w = shape
-    return (c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1)
+    return (c, int((h + 2 * p[0] - k[0]) // s[0]) + 1, int((w + 2 * p[1] - k[1]) // s[1]) + 1)  # ints, not numpy
 
 
 def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple:
@@ -225,15 +229,22 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
 
 
 def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = DEFAULT_DT,
-               fold_thresholds: bool = False) -> dict:
-    """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path)."""
+               fold_thresholds: bool = False, large: float = DEFAULT_LARGE,
+               t_window: float = DEFAULT_T_WINDOW) -> dict:
+    """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path).
+
+    Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``); TTFS runs (``ttfs``, ``stdbp``) use
+    ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply).
+    """
     from deepspike.train.reload import load_run
 
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
-    graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds,
-                   metadata={"method": str(config.method["name"]), "model": str(config.model.name),
-                             "dataset": str(config.data.name)})
+    info = {"method": str(config.method["name"]), "model": str(config.model.name), "dataset": str(config.data.name)}
+    if is_ttfs_model(parts.model):
+        graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
+    else:
+        graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds, metadata=info)
     write_nir(graph, path)
     return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
             "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}

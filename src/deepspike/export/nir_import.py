@@ -73,7 +73,10 @@ def _chain(graph) -> list[str]:
             raise ConfigError(f"NIR import handles chains only; node {src!r} has several successors")
         nxt[src] = dst
     if len(inputs) != 1:
-        raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}")
+        hint = ""
+        if (graph.metadata or {}).get("format") in ("ttfs", b"ttfs"):
+            hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.export.ttfs_graph_times)"
+        raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}{hint}")
     order = [inputs[0]]
     while order[-1] in nxt:
         order.append(nxt[order[-1]])

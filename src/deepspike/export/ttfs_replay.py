@@ -1,0 +1,86 @@
+"""Run an exported TTFS graph on input spike times with :class:`nir_sim.GraphSimulator`; decode first spikes.
+
+Reads only the graph and its metadata: ``spike_input`` gets one spike per input at its time rounded UP to
+the grid (step ``ceil(t/dt)``, silent inputs never spike), every Input named in ``bias_inputs`` spikes
+once at step 0, and the output's first spike at step k is the time ``k dt`` (+inf when it never spikes
+before ``t_end``). Errors vs the continuous-time graph: each input is up to one ``dt`` late and each
+``CubaLIF`` layer adds up to one ``dt`` (see ``nir_sim``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from deepspike.errors import ConfigError
+from deepspike.export.nir_sim import GraphSimulator
+
+MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
+
+
+def _meta(graph) -> dict:
+    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in (graph.metadata or {}).items()}
+
+
+def input_steps(t_in: torch.Tensor, dt: float) -> torch.Tensor:
+    """Grid step of each input spike, ``ceil(t/dt)`` (1e-9 relative slack for rounding); -1 = silent. Same shape."""
+    if (t_in < 0).any() or torch.isnan(t_in).any():
+        raise ConfigError("TTFS replay: input spike times must be >= 0 (+inf = no spike)")
+    finite = torch.isfinite(t_in)
+    steps = torch.ceil(torch.where(finite, t_in.double(), 0.0) / dt - 1e-9).clamp_min(0)
+    return torch.where(finite, steps, torch.full_like(steps, -1)).long()
+
+
+def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_steps: int | None = None
+                     ) -> torch.Tensor:
+    """First output spike times ``[B, *out]`` (float64, +inf = none by ``t_end``) of a TTFS NIR graph.
+
+    t_in: ``[B, *input_shape]`` input spike times (>= 0, +inf = silent). dt: step (model time units).
+    t_end: last simulated time; must not exceed the graph's ``t_window`` (the fire-once guarantee).
+    Stops early once every output neuron has spiked.
+    """
+    meta = _meta(graph)
+    if meta.get("format") != "ttfs":
+        raise ConfigError("TTFS replay needs a graph written by to_nir_ttfs (metadata format: ttfs)")
+    window = float(meta.get("t_window", math.inf))
+    if t_end > window:
+        raise ConfigError(f"TTFS replay: t_end = {t_end} exceeds the graph's t_window = {window} (fire-once bound)")
+    sim = GraphSimulator(graph, dt)
+    spike_in = str(meta.get("spike_input", "input"))
+    bias = [s for s in str(meta.get("bias_inputs", "")).split(",") if s]
+    unknown = sorted(set(sim.inputs) - {spike_in, *bias})
+    if unknown:
+        raise ConfigError(f"TTFS replay: Input node(s) {unknown} are neither the spike input nor bias inputs")
+    if len(sim.outputs) != 1:
+        raise ConfigError(f"TTFS replay needs one Output node, found {len(sim.outputs)}")
+    bsz = t_in.shape[0]
+    steps = input_steps(t_in, dt).reshape(bsz, -1)  # [B, ...] -> [B, N]
+    n_steps = int(math.floor(t_end / dt + 1e-9)) + 1
+    shapes = {k: tuple(int(s) for s in np.asarray(graph.nodes[k].input_type["input"]).ravel()) for k in sim.inputs}
+    sizes = [np.size(n.v_threshold) for n in graph.nodes.values() if hasattr(n, "v_threshold")]
+    widest = max(sizes + [int(np.prod(s)) for s in shapes.values()])  # the widest neuron layer or input
+    chunk = chunk_steps or max(1, MAX_CHUNK_ELEMENTS // max(1, bsz * widest))
+    first = None
+    for k0 in range(0, n_steps, chunk):
+        tc = min(chunk, n_steps - k0)
+        x = torch.zeros(tc, bsz, steps.shape[1], dtype=torch.float64)
+        b_idx, n_idx = torch.nonzero((steps >= k0) & (steps < k0 + tc), as_tuple=True)
+        x[steps[b_idx, n_idx] - k0, b_idx, n_idx] = 1.0
+        feed = {spike_in: x.reshape(tc, bsz, *shapes[spike_in])}  # [Tc, B, N] -> [Tc, B, *input_shape]
+        for name in bias:
+            feed[name] = torch.zeros(tc, bsz, *shapes[name], dtype=torch.float64)
+            if k0 == 0:
+                feed[name][0] = 1.0  # the bias spike at t = 0
+        out = next(iter(sim.run(feed).values()))  # [Tc, B, *out]
+        if first is None:
+            first = torch.full(out.shape[1:], math.inf, dtype=torch.float64)
+        fired = out > 0
+        idx = torch.argmax(fired.to(torch.int8), dim=0)  # first step of the chunk with a spike
+        new = fired.any(0) & torch.isinf(first)
+        first = torch.where(new, (idx + k0).double() * dt, first)
+        if torch.isfinite(first).all():
+            break
+    return first
