@@ -67,7 +67,8 @@ class _DeepSpike(nn.Module):
         from deepspike.neurons import LIF
 
         def neuron():
-            return LIF(decay=DECAY, threshold=THRESHOLD, surrogate="arctan", surrogate_args={"alpha": ALPHA}, inplace=True)
+            return LIF(decay=DECAY, threshold=THRESHOLD, surrogate="arctan", surrogate_args={"alpha": ALPHA},
+                       inplace=True)  # as deepspike's stbp builder makes its body neurons
 
         is_neuron = lambda m: isinstance(m, LIF)  # noqa: E731
         lean = lambda m: LeanAvgPool2d(m.kernel_size, m.stride) if type(m) is nn.AvgPool2d else m  # noqa: E731
