@@ -30,16 +30,23 @@ since ``f'(t) = -(1/tau_m) f(t) = ln(leak) f(t)`` and ``gamma = count``. A neuro
 
 With ``leak = 1`` and ``leak_correction=False``, ``a' = grad_scale`` for every neuron that fired: this is
 the spiking average-pooling neuron (``layers.spiking_pool``).
+
+On CPU float32 with numba (and ``DEEPSPIKE_FUSED`` not 0) the time loops run in one compiled call each
+(``layers.spikebp_kernels``), with the same spikes and gradients as the torch loops here; backward keeps
+the spikes as uint8.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from deepspike.errors import ConfigError, unknown_choice
+from deepspike.neurons.fused import fused_available, run_numba_kernel
 
 DERIVATIVES = ("code", "rate")
 
@@ -68,34 +75,79 @@ def leak_corrected_derivative(spikes: torch.Tensor, leak: float, threshold: floa
     return (fired + math.log(leak) * lf / count.clamp_min(1.0)) / threshold
 
 
+def _kernels():
+    """``layers.spikebp_kernels`` when numba is there and ``DEEPSPIKE_FUSED`` is not off, else None."""
+    if not fused_available():
+        return None
+    from deepspike.layers import spikebp_kernels
+
+    return spikebp_kernels
+
+
+def _use_kernel(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0 and _kernels() is not None
+
+
+def _forward_reference(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The time loop in torch: ``x [T, B, ...] -> (spikes as x.dtype, spikes as uint8)``."""
+    v = torch.zeros_like(x[0])
+    mask = torch.empty(x.shape, dtype=torch.uint8, device=x.device)  # [T, B, ...]
+    for t in range(x.shape[0]):
+        h = x[t] + leak * v  # two float32 roundings, as the kernel
+        fired = h > threshold
+        mask[t] = fired
+        v = h.masked_fill(fired, 0.0)
+    return mask.to(x.dtype), mask
+
+
+def _forward_kernel(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_forward_reference`` in one numba call (``spikebp_kernels.forward``)."""
+    t = x.shape[0]
+    x2 = x.detach().contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
+    s, mask = torch.empty_like(x2), torch.empty(x2.shape, dtype=torch.uint8)
+    run_numba_kernel(_kernels().forward, x2.numpy(), s.numpy(), mask.numpy(), np.float32(leak), np.float32(threshold))
+    return s.view(x.shape), mask.view(x.shape)
+
+
+def _backward_code(mask: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Reverse scan ``c_t = s_t ? a' g_t : c_{t+1}`` (module docstring): ``[T, B, ...] -> [T, B, ...]``."""
+    if _use_kernel(grad):
+        t = grad.shape[0]
+        g2 = grad.contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
+        out = torch.empty_like(g2)
+        run_numba_kernel(_kernels().backward_code, mask.view(t, -1).numpy(), g2.numpy(),
+                    scale.contiguous().view(-1).numpy(), out.numpy())
+        return out.view(grad.shape)
+    out = torch.empty_like(grad)
+    carry = torch.zeros_like(grad[0])
+    fired = mask.bool()
+    for t in range(grad.shape[0] - 1, -1, -1):  # reverse scan: a silent step inherits the next spike's
+        carry = torch.where(fired[t], grad[t] * scale, carry)
+        out[t] = carry
+    return out
+
+
 class _LeakCorrectedLIF(torch.autograd.Function):
+    """``x [T, B, ...] -> spikes``; saves the spikes as uint8 and the per-neuron derivative ``a' [B, ...]``."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, leak: float, threshold: float, correction: bool, derivative: str,
                 grad_scale: float) -> torch.Tensor:
-        v = torch.zeros_like(x[0])
-        spikes = torch.empty(x.shape, dtype=torch.bool, device=x.device)  # [T, B, ...]
-        for t in range(x.shape[0]):
-            h = x[t] if t == 0 else torch.add(x[t], v, alpha=leak)
-            fired = h > threshold
-            spikes[t] = fired
-            v = h.masked_fill(fired, 0.0)
-        scale = leak_corrected_derivative(spikes, leak, 1.0, correction) * grad_scale  # NG * (1/V_th)
-        ctx.save_for_backward(spikes, scale.to(x.dtype))
+        forward = _forward_kernel if _use_kernel(x) else _forward_reference
+        spikes, mask = forward(x, leak, threshold)
+        scale = leak_corrected_derivative(mask, leak, 1.0, correction) * grad_scale  # NG * (1/V_th)
+        ctx.save_for_backward(mask, scale.to(x.dtype))
         ctx.derivative = derivative
-        return spikes.to(x.dtype)
+        return spikes
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        spikes, scale = ctx.saved_tensors  # [T, B, ...] bool, [B, ...]
+        mask, scale = ctx.saved_tensors  # [T, B, ...] uint8, [B, ...]
         if ctx.derivative == "rate":
             g = grad.mean(dim=0) * scale  # [B, ...]
             return g.unsqueeze(0).expand_as(grad).clone(), None, None, None, None, None
-        out = torch.empty_like(grad)
-        carry = torch.zeros_like(grad[0])
-        for t in range(grad.shape[0] - 1, -1, -1):  # reverse scan: a silent step inherits the next spike's
-            carry = torch.where(spikes[t], grad[t] * scale, carry)
-            out[t] = carry
-        return out, None, None, None, None, None
+        return _backward_code(mask, grad, scale), None, None, None, None, None
 
 
 def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1.0, correction: bool = True,

@@ -66,7 +66,7 @@ def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | No
     return params.spike_fn.name in FUSED_SURROGATES
 
 
-def _run_kernel(kernel, *args) -> None:
+def run_numba_kernel(kernel, *args) -> None:
     """Call a numba kernel with as many threads as torch uses, and leave torch's thread count as it was.
 
     numba's OpenMP layer shares the OpenMP runtime with torch; starting its pool sets the process-wide
@@ -96,7 +96,7 @@ def _forward(
     v = torch.zeros(x2.shape[1], dtype=x.dtype) if v0 is None else v0.detach().reshape(-1).clone()  # [N]
     s = torch.empty_like(x2)
     h = (x2 if h_over_x else torch.empty_like(x2)) if store_h else None
-    _run_kernel(
+    run_numba_kernel(
         _kernels().lif_forward,
         x2.numpy(),
         v.numpy(),
@@ -153,7 +153,7 @@ class _FusedMultistep(torch.autograd.Function):
         ctx.consumed = gx is h2
         code, p1, p2 = _kernels().surrogate_constants(p.spike_fn.name, p.spike_fn.params)
         kb = p.decay if p.leak_grad else 1.0
-        _run_kernel(
+        run_numba_kernel(
             _kernels().lif_backward,
             h2.numpy(),
             gs.numpy(),
