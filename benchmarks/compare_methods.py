@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(comparison_row(analysis, args.preset))
         print(f"analysed {run}", file=sys.stderr)
     table = markdown_table(rows)
+    samples = "the whole test set" if not args.limit else f"the first {args.limit:,} test images"
+    command = " ".join(["python", "benchmarks/compare_methods.py", *(argv if argv is not None else sys.argv[1:])])
     note = (
-        f"\n{args.dataset}, energy preset `{args.preset}`; latency T = time steps, t = mean TTFS decision "
-        f"time; spikes include input spikes; synops = ACs + MACs counted from the actual spikes (ANN: "
-        f"dense MACs). Regenerate: `.venv/bin/python benchmarks/compare_methods.py --analyze --write "
-        f"benchmarks/RESULTS.md`.\n"
+        f"\n{args.dataset}, {samples} per run, energy preset `{args.preset}`; latency T = time steps, t = mean "
+        f"TTFS decision time; spikes include input spikes; synops = ACs + MACs counted from the actual spikes "
+        f"(ANN: dense MACs). Regenerate: `{command}`.\n"
     )
     print(table, end="")
     if args.write:
