@@ -1,16 +1,18 @@
 """``make bench``: regenerate the speed tables of ``benchmarks/RESULTS.md``, each table from one run.
 
-Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN) and ``bench_ttfs_layers.py`` (TTFS layers vs
-the same-shape ANN layer), and writes each one's output between its markers in the results file::
+Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN), ``bench_ttfs_layers.py`` (TTFS layers vs
+the same-shape ANN layer) and ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
+vs the ANN), and writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
+    <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
 
 Text outside the markers (accuracy tables, notes) is kept; a missing section is appended. Peers need the
 benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
-Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup] [--only rate,ttfs]``
+Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup] [--only rate,ttfs,ttfsnet]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -48,7 +50,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default="rate,ttfs")
+    ap.add_argument("--only", default="rate,ttfs,ttfsnet")
     args = ap.parse_args()
     parts = args.only.split(",")
     if "rate" in parts and not args.no_setup:
@@ -65,6 +67,9 @@ def main() -> None:
         cmd = [sys.executable, str(HERE / "bench_ttfs_layers.py")] + (["--repeats", "2"] if args.quick else [])
         table = _run(cmd)
         text = replace_section(text, "ttfs", "## TTFS layers vs the same-shape ANN layer\n\n```\n" + table + "```")
+    if "ttfsnet" in parts:
+        table = _run([sys.executable, str(HERE / "bench_ttfs_net.py")])
+        text = replace_section(text, "ttfsnet", "## TTFS network step and layer memory vs ANN\n\n```\n" + table + "```")
     out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)
 
