@@ -89,13 +89,19 @@ def _forward(
     """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
 
     ``h_over_x``: write ``h`` into ``x``'s own (contiguous) memory; the kernel reads ``x[t, n]`` before it
-    writes ``h[t, n]``, so aliasing is exact.
+    writes ``h[t, n]``, so aliasing is exact. A time-invariant ``x`` (stride 0 along T, e.g. the output of a
+    layer that ran once on a direct-encoded image) is passed as one row and never copied T times.
     """
     t = x.shape[0]
-    x2 = x.detach().contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
-    v = torch.zeros(x2.shape[1], dtype=x.dtype) if v0 is None else v0.detach().reshape(-1).clone()  # [N]
-    s = torch.empty_like(x2)
-    h = (x2 if h_over_x else torch.empty_like(x2)) if store_h else None
+    if t > 1 and x.stride(0) == 0:  # the same currents at every step (an expanded view): pass one row
+        x2 = x[0].detach().contiguous().view(1, -1)  # [T, B, ...] (stride 0 in T) -> [1, N]
+        h_over_x = False
+    else:
+        x2 = x.detach().contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
+    n = x2.shape[1]
+    v = torch.zeros(n, dtype=x.dtype) if v0 is None else v0.detach().reshape(-1).clone()  # [N]
+    s = torch.empty((t, n), dtype=x.dtype)
+    h = (x2 if h_over_x else torch.empty((t, n), dtype=x.dtype)) if store_h else None
     run_numba_kernel(
         _kernels().lif_forward,
         x2.numpy(),

@@ -78,12 +78,15 @@ def _row_forward(x, v, s, h, k, th, reset):
 def lif_forward(x, v, s, h, k, th, reset, store_h):
     """Forward over T in one call.
 
-    x: input currents ``[T, N]``; v: ``[N]`` initial membrane in, final post-reset membrane ``v_T`` out
+    x: input currents ``[T, N]``, or ``[1, N]`` for the same currents at every step (a time-invariant
+    input, e.g. direct encoding: row 0 is read at every t); v: ``[N]`` initial membrane in, final post-reset
+    membrane ``v_T`` out
     (in place); s: spikes ``[T, N]`` out; h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else
     unused: each block writes ``h_t`` to a one-row scratch); k, th: float32 decay and threshold;
     reset: ``RESET_CODES`` value.
     """
-    steps, n_cols = x.shape
+    steps, n_cols = s.shape
+    const = x.shape[0] == 1
     n_blocks = (n_cols + BLOCK - 1) // BLOCK
     for b in nb.prange(n_blocks):
         lo = b * BLOCK
@@ -91,7 +94,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h):
         scratch = np.empty(0 if store_h else hi - lo, dtype=x.dtype)
         for t in range(steps):
             h_row = h[t, lo:hi] if store_h else scratch
-            _row_forward(x[t, lo:hi], v[lo:hi], s[t, lo:hi], h_row, k, th, reset)
+            _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s[t, lo:hi], h_row, k, th, reset)
 
 
 @nb.njit(cache=True)
