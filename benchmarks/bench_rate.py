@@ -18,7 +18,7 @@ default) runs every case, peers and ANN included, with glibc's ``MALLOC_MMAP_MAX
 ``--malloc default`` leaves the allocator alone.
 
 Peers run with ``--peer-python`` (default ``.bench-venv/bin/python``, made by ``peers/setup.sh``); without
-it they are skipped. Run: ``python benchmarks/bench_rate.py [--configs lenet:25,lenet:100,vgg:4,vgg:8]
+it they are skipped. Run: ``python benchmarks/bench_rate.py [--rounds 3] [--configs lenet:25,lenet:100,vgg:4,vgg:8]
 [--frameworks ann,deepspike,snntorch,spikingjelly] [--steps 10] [--json out.json] [--markdown out.md]``.
 """
 
@@ -175,6 +175,30 @@ def _fmt(value: float, spec: str = ".1f") -> str:
     return "n/a" if value is None or value != value else format(value, spec)
 
 
+METRICS = ("train_ms", "infer_ms", "peak_train_mb", "faults_per_step")
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """Per (net, T, framework) one row holding each metric's median over its runs (``rounds`` = how many);
+    ANN rows stay as they are (the table averages them). Errors are kept when a case never succeeded."""
+    out: list[dict] = []
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["framework"] == "ann":
+            out.append(r)
+        else:
+            groups.setdefault((r["net"], r["T"], r["framework"]), []).append(r)
+    for runs in groups.values():
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            out.append(runs[-1])
+            continue
+        merged = dict(ok[0], rounds=len(ok))
+        merged.update({m: statistics.median(r[m] for r in ok) for m in METRICS})
+        out.append(merged)
+    return out
+
+
 def markdown(rows: list[dict], header: str) -> str:
     """One table per (net, T): times, ratios to T x ANN, peak memory and page faults per step."""
     out = [header, ""]
@@ -223,6 +247,8 @@ def main() -> None:
     ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
     ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
     ap.add_argument("--case-timeout", type=float, default=1800.0)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every config's whole case order this many times; report per-framework medians")
     ap.add_argument("--json", help="write all rows here")
     ap.add_argument("--markdown", help="write the tables here (also printed)")
     args = ap.parse_args()
@@ -243,7 +269,7 @@ def main() -> None:
     for cfg in args.configs.split(","):
         net, t = cfg.split(":")
         order = ["ann"] + [f for f in frameworks if f != "ann"] + (["ann"] if "ann" in frameworks else [])
-        for fw in order:
+        for fw in order * max(1, args.rounds):
             if fw in PEERS and peer_python is None:
                 rows.append({"framework": fw, "net": net, "T": int(t), "error": "no bench venv (peers/setup.sh)"})
                 continue
@@ -259,11 +285,13 @@ def main() -> None:
             f"Allocator: {ALLOCATOR_TEXT[args.malloc]}"
             f" for every case; torch threads {args.threads or 'default'}.",
             f"Medians of {args.steps} steps after {args.warmup} warm-up steps; each case in a fresh process; "
-            "ANN measured first and last.",
+            "ANN measured first and last"
+            + (f"; the case order repeated {args.rounds} times and each framework's median over the rounds "
+               "reported (ANN: mean of all its runs)." if args.rounds > 1 else "."),
             f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         ]
     )
-    text = markdown(rows, header)
+    text = markdown(median_rows(rows), header)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")

@@ -58,7 +58,7 @@ def main() -> None:
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
     if "rate" in parts:
-        cmd = [sys.executable, str(HERE / "bench_rate.py")]
+        cmd = [sys.executable, str(HERE / "bench_rate.py"), "--rounds", "1" if args.quick else "3"]
         if args.quick:
             cmd += ["--configs", "lenet:25,vgg:4", "--steps", "3", "--warmup", "1"]
         table = _run(cmd)
