@@ -25,6 +25,7 @@ from torch import nn
 
 from deepspike.errors import ConfigError
 from deepspike.export.deps import require_nir
+from deepspike.export.model_walk import leaf_modules, to_numpy
 from deepspike.export.neurons import neuron_node
 from deepspike.export.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
@@ -32,7 +33,6 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
-from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -47,7 +47,7 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         raise ConfigError("to_nir exports rate-coded networks; this is a TTFS network: use to_nir_ttfs")
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}")
-    mods = _flatten(body)
+    mods = leaf_modules(body)
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
     readout = getattr(model, "readout", None)
     output = getattr(model, "output", None)  # the converted network's output IF layer
@@ -87,18 +87,6 @@ def _encoder_name(model: nn.Module) -> str:
         return str(kind)
     name = type(enc).__name__
     return {"FrameEncoder": "frames", "SignedPoissonEncoder": "bipolar"}.get(name, name)
-
-
-def _flatten(module: nn.Module) -> list[nn.Module]:
-    if isinstance(module, nn.Sequential):
-        return [m for child in module for m in _flatten(child)]
-    if isinstance(module, TimeDistributed):
-        return [module.module]
-    return [module]
-
-
-def _np(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def _pair(v) -> np.ndarray:
@@ -181,14 +169,14 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
             raise ConfigError("NIR export: only zero padding given as integers is supported")
-        bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
-        name = add("conv", nir.Conv2d(input_shape=shape[1:], weight=_np(m.weight), stride=_pair(m.stride),
+        bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
+        name = add("conv", nir.Conv2d(input_shape=shape[1:], weight=to_numpy(m.weight), stride=_pair(m.stride),
                                       padding=_pair(m.padding), dilation=_pair(m.dilation), groups=m.groups,
                                       bias=bias))
         pending.append(name)
     elif isinstance(m, nn.Linear):
-        node = nir.Linear(weight=_np(m.weight)) if m.bias is None else nir.Affine(weight=_np(m.weight),
-                                                                                  bias=_np(m.bias))
+        node = nir.Linear(weight=to_numpy(m.weight)) if m.bias is None else nir.Affine(weight=to_numpy(m.weight),
+                                                                                  bias=to_numpy(m.bias))
         pending.append(add("linear" if m.bias is None else "affine", node))
     elif isinstance(m, nn.AvgPool2d):
         if m.ceil_mode or not m.count_include_pad or m.divisor_override:

@@ -32,6 +32,7 @@ from torch import nn
 
 from deepspike.errors import ConfigError
 from deepspike.export.deps import require_nir
+from deepspike.export.model_walk import leaf_modules, to_numpy
 from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.containers import ConcatBranches
 from deepspike.temporal.backend_torch import out_size
@@ -44,16 +45,6 @@ SPIKE_INPUT = "input"
 def is_ttfs_model(model: nn.Module) -> bool:
     """True if ``model`` holds closed-form TTFS neuron layers (``TTFSLinear``/``TTFSConv2d``)."""
     return any(isinstance(m, TTFSLinear | TTFSConv2d) for m in model.modules())
-
-
-def _modules(module: nn.Module) -> list[nn.Module]:
-    if isinstance(module, nn.Sequential):
-        return [m for child in module for m in _modules(child)]
-    return [module]
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def _drive(weight: torch.Tensor, bias: torch.Tensor | None) -> float:
@@ -101,12 +92,12 @@ def _add_linear(b: _Builder, m: TTFSLinear) -> None:
     nir = b.nir
     if len(b.shape) != 1:
         raise ConfigError(f"NIR TTFS export: TTFSLinear needs a flat input, got shape {b.shape}")
-    b.chain("linear", nir.Linear(weight=_np(m.weight)))
+    b.chain("linear", nir.Linear(weight=to_numpy(m.weight)))
     b.shape = (int(m.weight.shape[0]),)
     bias_edge = None
     if m.bias is not None:
         src = b.bias_input((1,))
-        bias_edge = b.add("bias_linear", nir.Linear(weight=_np(m.bias).reshape(-1, 1)), after=src)  # [M, 1]
+        bias_edge = b.add("bias_linear", nir.Linear(weight=to_numpy(m.bias).reshape(-1, 1)), after=src)  # [M, 1]
     b.neuron(m, b.shape, _drive(m.weight, m.bias))
     if bias_edge is not None:
         b.edges.append((bias_edge, b.last))
@@ -118,13 +109,13 @@ def _add_conv(b: _Builder, m: TTFSConv2d) -> None:
     o, _, kh, kw = m.weight.shape
     ho, wo = out_size(h, kh, m.stride, m.padding), out_size(w, kw, m.stride, m.padding)
     zeros = np.zeros(o, dtype=np.float32)
-    b.chain("conv", nir.Conv2d(input_shape=(h, w), weight=_np(m.weight), stride=m.stride, padding=m.padding,
+    b.chain("conv", nir.Conv2d(input_shape=(h, w), weight=to_numpy(m.weight), stride=m.stride, padding=m.padding,
                                dilation=1, groups=1, bias=zeros))
     b.shape = (int(o), ho, wo)
     bias_edge = None
     if m.bias is not None:
         src = b.bias_input((1, ho, wo))
-        weight = _np(m.bias).reshape(o, 1, 1, 1)  # [O] -> [O, 1, 1, 1]: 1x1 conv of the bias spike
+        weight = to_numpy(m.bias).reshape(o, 1, 1, 1)  # [O] -> [O, 1, 1, 1]: 1x1 conv of the bias spike
         bias_edge = b.add("bias_conv", nir.Conv2d(input_shape=(ho, wo), weight=weight, stride=1, padding=0,
                                                   dilation=1, groups=1, bias=zeros), after=src)
     b.neuron(m, b.shape, _drive(m.weight, m.bias))
@@ -204,7 +195,7 @@ def to_nir_ttfs(model: nn.Module, input_shape: tuple[int, ...], large: float = D
     body = getattr(model, "body", model)
     b = _Builder(nir, tuple(int(s) for s in input_shape), float(large), float(t_window))
     with torch.no_grad():
-        for m in _modules(body):
+        for m in leaf_modules(body):
             _add_module(b, m)
     b.nodes["output"] = nir.Output(output_type={"output": np.array(b.shape)})
     b.edges.append((b.last, "output"))
