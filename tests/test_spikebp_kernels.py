@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from deepspike.layers.spikebp_lif import _use_kernel, leak_corrected_lif
+from deepspike.layers.spikebp_lif import leak_corrected_lif
+from deepspike.neurons.fused import kernel_ready
 
 pytest.importorskip("numba")
 from deepspike.layers.spikebp_kernels import BLOCK  # noqa: E402
@@ -11,7 +12,7 @@ from deepspike.layers.spikebp_kernels import BLOCK  # noqa: E402
 
 def _run(x, g, monkeypatch, fused: bool, **kw):
     monkeypatch.setenv("DEEPSPIKE_FUSED", "1" if fused else "0")
-    assert _use_kernel(x) == fused
+    assert kernel_ready(x) == fused
     xi = x.clone().requires_grad_()
     s = leak_corrected_lif(xi, **kw)
     s.backward(g)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.layers.time_distributed import TimeDistributed, time_invariant
+from deepspike.coding import time_invariant
+from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons import LIF, NeuronParams, neuron_multistep
 
 

@@ -13,7 +13,7 @@ from deepspike.coding.decoders import (
     vote,
 )
 from deepspike.coding.latency import TTFS_MODES, latency_spike_train, ttfs_latency
-from deepspike.coding.rate import direct, rate_bipolar, rate_poisson
+from deepspike.coding.rate import direct, rate_bipolar, rate_poisson, time_invariant
 from deepspike.coding.rng import as_generator
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "rate_bipolar",
     "rate_poisson",
     "spike_count",
+    "time_invariant",
     "ttfs_latency",
     "vote",
 ]

@@ -60,3 +60,9 @@ def direct(x: torch.Tensor, T: int) -> torch.Tensor:
     """
     T = check_steps(T)
     return x.unsqueeze(0).expand(T, *x.shape)  # [B, ...] -> [1, B, ...] -> [T, B, ...]
+
+
+def time_invariant(x: torch.Tensor) -> bool:
+    """True when ``x [T, B, ...]`` (T > 1) is one ``[B, ...]`` tensor repeated over T as a stride-0 view, as
+    ``direct`` makes it: every step's values are ``x[0]``."""
+    return x.dim() >= 2 and x.shape[0] > 1 and x.stride(0) == 0

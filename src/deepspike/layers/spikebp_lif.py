@@ -46,7 +46,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.errors import ConfigError, unknown_choice
-from deepspike.neurons.fused import fused_available, run_numba_kernel
+from deepspike.neurons.fused import kernel_ready, run_numba_kernel
 
 DERIVATIVES = ("code", "rate")
 
@@ -76,16 +76,10 @@ def leak_corrected_derivative(spikes: torch.Tensor, leak: float, threshold: floa
 
 
 def _kernels():
-    """``layers.spikebp_kernels`` when numba is there and ``DEEPSPIKE_FUSED`` is not off, else None."""
-    if not fused_available():
-        return None
+    """``layers.spikebp_kernels`` (imported on first use: numba is slow to load)."""
     from deepspike.layers import spikebp_kernels
 
     return spikebp_kernels
-
-
-def _use_kernel(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0 and _kernels() is not None
 
 
 def _forward_reference(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,12 +105,12 @@ def _forward_kernel(x: torch.Tensor, leak: float, threshold: float) -> tuple[tor
 
 def _backward_code(mask: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Reverse scan ``c_t = s_t ? a' g_t : c_{t+1}`` (module docstring): ``[T, B, ...] -> [T, B, ...]``."""
-    if _use_kernel(grad):
+    if kernel_ready(grad):
         t = grad.shape[0]
         g2 = grad.contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
         out = torch.empty_like(g2)
         run_numba_kernel(_kernels().backward_code, mask.view(t, -1).numpy(), g2.numpy(),
-                    scale.contiguous().view(-1).numpy(), out.numpy())
+                         scale.contiguous().view(-1).numpy(), out.numpy())
         return out.view(grad.shape)
     out = torch.empty_like(grad)
     carry = torch.zeros_like(grad[0])
@@ -133,7 +127,7 @@ class _LeakCorrectedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, leak: float, threshold: float, correction: bool, derivative: str,
                 grad_scale: float) -> torch.Tensor:
-        forward = _forward_kernel if _use_kernel(x) else _forward_reference
+        forward = _forward_kernel if kernel_ready(x) else _forward_reference
         spikes, mask = forward(x, leak, threshold)
         scale = leak_corrected_derivative(mask, leak, 1.0, correction) * grad_scale  # NG * (1/V_th)
         ctx.save_for_backward(mask, scale.to(x.dtype))

@@ -5,16 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.coding.rate import direct, time_invariant
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 
 # Layers whose output for one step depends on that step's input alone, with no state, randomness or batch
 # statistics: a time-invariant input gives a time-invariant output.
 _PER_STEP = (nn.Conv2d, nn.Linear, nn.AvgPool2d, LeanAvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity)
-
-
-def time_invariant(x: torch.Tensor) -> bool:
-    """True when ``x [T, B, ...]`` is one ``[B, ...]`` tensor repeated over T as a stride-0 view (``expand``)."""
-    return x.dim() >= 2 and x.shape[0] > 1 and x.stride(0) == 0
 
 
 class TimeDistributed(nn.Module):
@@ -23,7 +19,7 @@ class TimeDistributed(nn.Module):
     Convolutions, linear layers and pooling have no state across time, so running them once on the
     flattened batch is exact and does the ANN's work T times in one call.
 
-    A time-invariant input (``time_invariant``: direct encoding feeds the same image at every step as a
+    A time-invariant input (``coding.time_invariant``: direct encoding feeds the same image at every step as a
     stride-0 view) through such a layer (``_PER_STEP``; batch-norm only in eval mode) runs the layer once on
     ``[B, ...]`` and returns its output expanded over T (again stride 0): the same values, T times less work
     and memory; autograd sums the gradient over T before the layer's backward. Not done while the layer has
@@ -42,7 +38,6 @@ class TimeDistributed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b = x.shape[:2]
         if self._runs_once(x):
-            y = self.module(x[0])  # [B, ...]
-            return y.unsqueeze(0).expand(t, *y.shape)  # [T, B, ...], stride 0 in T
+            return direct(self.module(x[0]), t)  # [B, ...] -> [T, B, ...], stride 0 in T
         y = self.module(x.flatten(0, 1))  # [T*B, ...]
         return y.unflatten(0, (t, b))  # [T, B, ...]

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from deepspike.coding.rate import time_invariant
 from deepspike.neurons.params import NeuronParams
 
 _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imported lazily: numba is slow to load)
@@ -53,13 +54,18 @@ def fused_available() -> bool:
     return _kernels() is not None
 
 
+def kernel_ready(x: torch.Tensor) -> bool:
+    """Whether a numba time-loop kernel may run on ``x``: numba and the switch on (``fused_available``) and
+    ``x`` a CPU float32 tensor with at least one element (used here and by ``layers.spikebp_lif``)."""
+    return fused_available() and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0
+
+
 def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
     """Whether ``fused_multistep`` can run ``x [T, B, ...]`` with ``params`` (and ``v0 [B, ...]``).
 
-    Needs: numba and the switch on (``fused_available``), ``x`` a CPU float32 tensor with at least one
-    element, ``v0`` (if given) also CPU float32, and a surrogate the kernel implements.
+    Needs: ``kernel_ready(x)``, ``v0`` (if given) also CPU float32, and a surrogate the kernel implements.
     """
-    if not fused_available() or x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0:
+    if not kernel_ready(x):
         return False
     if v0 is not None and (v0.device.type != "cpu" or v0.dtype != torch.float32):
         return False
@@ -93,7 +99,7 @@ def _forward(
     layer that ran once on a direct-encoded image) is passed as one row and never copied T times.
     """
     t = x.shape[0]
-    if t > 1 and x.stride(0) == 0:  # the same currents at every step (an expanded view): pass one row
+    if time_invariant(x):  # the same currents at every step (an expanded view): pass one row
         x2 = x[0].detach().contiguous().view(1, -1)  # [T, B, ...] (stride 0 in T) -> [1, N]
         h_over_x = False
     else:
