@@ -34,3 +34,15 @@ def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigErro
     "unknown model 'vgg99'; valid: lenet, vgg9"
     """
     return ConfigError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(valid))}")
+
+
+def check_pool_padding(padding: int | tuple[int, int], kernel_size: int | tuple[int, int], where: str) -> None:
+    """``ConfigError`` unless ``0 <= p <= k // 2`` on each axis, so that every pooling window holds at least one
+    real input (a window made only of padding has no input). ``padding``/``kernel_size``: int or (h, w)."""
+    ps = tuple(padding) if isinstance(padding, tuple | list) else (padding, padding)
+    ks = tuple(kernel_size) if isinstance(kernel_size, tuple | list) else (kernel_size, kernel_size)
+    if not all(0 <= p <= k // 2 for p, k in zip(ps, ks)):
+        raise ConfigError(
+            f"{where}: padding {padding} must be in [0, kernel_size // 2] for kernel_size {kernel_size} "
+            "(a window made only of padding has no input)"
+        )

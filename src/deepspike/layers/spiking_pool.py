@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.errors import ConfigError, check_pool_padding
 from deepspike.layers.spikebp_lif import DERIVATIVES, leak_corrected_lif
 
 
@@ -30,8 +30,7 @@ class SpikingAvgPool(nn.Module):
     def __init__(self, kernel_size: int = 2, stride: int | None = None, threshold: float = 0.75,
                  derivative: str = "code", padding: int = 0) -> None:
         super().__init__()
-        if not 0 <= padding <= kernel_size // 2:
-            raise ConfigError(f"pooling padding={padding} must be in [0, kernel_size // 2 = {kernel_size // 2}]")
+        check_pool_padding(padding, kernel_size, "SpikingAvgPool")
         if not threshold > 0:
             raise ConfigError(f"pooling threshold={threshold} must be > 0")
         if derivative not in DERIVATIVES:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from deepspike.errors import ConfigError
+from deepspike.errors import ConfigError, check_pool_padding
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,7 @@ class Pool:
             raise ConfigError(f"unknown pool kind {self.kind!r}; valid: avg, max")
         if self.kernel_size < 1 or (self.stride is not None and self.stride < 1):
             raise ConfigError(f"{self}: kernel_size and stride must be >= 1")
-        if not 0 <= self.padding <= self.kernel_size // 2:
-            raise ConfigError(
-                f"{self}: padding must be in [0, kernel_size // 2] = [0, {self.kernel_size // 2}] "
-                "(a window made only of padding has no input)"
-            )
+        check_pool_padding(self.padding, self.kernel_size, str(self))
 
     @property
     def step(self) -> int:

@@ -21,16 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepspike.errors import ConfigError
+from deepspike.errors import ConfigError, check_pool_padding
 from deepspike.temporal import _validate as v
 from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
 from deepspike.temporal.conv import spike_times_conv2d
-
-
-def _check_padding(p: tuple[int, int], k: tuple[int, int], what: str) -> None:
-    """``ConfigError`` unless ``0 <= p <= k // 2`` per axis (every window then holds a real input)."""
-    if not (0 <= p[0] <= k[0] // 2 and 0 <= p[1] <= k[1] // 2):
-        raise ConfigError(f"{what}: padding {p} must be in [0, kernel_size // 2] for kernel {k}")
 
 
 def max_pool_times(
@@ -46,7 +40,7 @@ def max_pool_times(
     k = v.pair(kernel_size, "kernel_size")
     s = k if stride is None else v.pair(stride, "stride")
     p = v.pair(padding, "padding")
-    _check_padding(p, k, "max_pool_times")
+    check_pool_padding(p, k, "max_pool_times")
     # min t = -max(-t); max_pool2d pads with -inf, i.e. +inf = no spike for the times
     return -F.max_pool2d(-t_in, k, s, p)
 
@@ -80,7 +74,7 @@ def avg_pool_times(
     n = kh * kw
     if n < 2:
         raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
-    _check_padding(p, (kh, kw), "avg_pool_times")
+    check_pool_padding(p, (kh, kw), "avg_pool_times")
     b, c, h, w = t_in.shape
     if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
         padded = F.pad(t_in.reshape(b * c, 1, h, w), (p[1], p[1], p[0], p[0]), value=float("inf"))

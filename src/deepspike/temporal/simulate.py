@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.errors import ConfigError, check_pool_padding, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,7 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
         flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
         if isinstance(layer, (MaxPool, AvgPool)):
             stride = layer.stride or layer.kernel_size
-            if not 0 <= layer.padding <= layer.kernel_size // 2:
-                raise ConfigError(f"simulate: {layer} needs 0 <= padding <= kernel_size // 2")
+            check_pool_padding(layer.padding, layer.kernel_size, f"simulate: {layer}")
             windows, out_shape = _pool_windows(layer.kernel_size, stride, layer.padding, shape)
         if isinstance(layer, MaxPool):
             out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
