@@ -112,6 +112,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -125,6 +126,12 @@ class TrainConfig:
             ">= 1 or null (smoke tests: stop each epoch after this many steps)",
         )
         _choice(self.precision, "train.precision", PRECISIONS)
+        _check(
+            self.ema_decay is None or 0 < self.ema_decay < 1,
+            "train.ema_decay",
+            self.ema_decay,
+            "in (0, 1) or null (evaluate an exponential moving average of the weights)",
+        )
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
 

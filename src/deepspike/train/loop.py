@@ -5,7 +5,8 @@ closed-form TTFS kernels keep their own float32 arithmetic) and with channels-la
 
 Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
 scaled by ``n_rank * world / n_global`` (see ``train.distributed``); ``backward``;
-``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step.
+``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step; optional
+weight-average update.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.methods.base import Method
+from deepspike.train.ema import WeightAverage
 from deepspike.train.runtime import autocast
 
 
@@ -35,6 +37,7 @@ def train_epoch(
     progress: str | None = None,
     precision: torch.dtype | None = None,
     channels_last: bool = False,
+    ema: WeightAverage | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
 
@@ -42,7 +45,8 @@ def train_epoch(
     method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
     ``[correct, loss_sum, n]`` over ranks; progress: a tqdm label, or None for no bar (off when not a TTY);
     precision: autocast dtype of the forward pass and loss (e.g. ``torch.bfloat16``), None for float32;
-    channels_last: feed image batches in ``torch.channels_last`` memory format.
+    channels_last: feed image batches in ``torch.channels_last`` memory format; ema: a weight average
+    updated from ``net`` after every optimizer step.
     """
     net = model if net is None else net
     model.train()
@@ -68,6 +72,8 @@ def train_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update(net)
         with torch.no_grad():
             loss_sum += float(loss) * len(y)
             correct += int((method.predict(out) == y).sum())

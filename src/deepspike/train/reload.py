@@ -14,7 +14,9 @@ from deepspike.train.runtime import resolve_device
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, dict]:
-    """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded."""
+    """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded: the
+    weight average when the run kept one (``train.ema_decay``; that is what its test accuracy measured), else
+    the raw weights."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise DataNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
@@ -22,7 +24,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, 
     dev = resolve_device(device)
     state = load_checkpoint(run_dir / CHECKPOINT_NAME, dev)
     parts = build_run(config, dev)
-    parts.model.load_state_dict(state["model"])
+    parts.model.load_state_dict(state["ema"]["average"] if "ema" in state else state["model"])
     parts.model.eval()
     return config, parts, state
 

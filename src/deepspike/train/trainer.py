@@ -6,7 +6,9 @@ validation and test splits, append a line to ``metrics.jsonl``, then atomically 
 continues; on the CPU the resumed run ends bit-for-bit where the uninterrupted run would. At the end
 ``summary.json`` holds ``method``, ``model``, ``dataset``, ``test_accuracy`` (a fraction), ``epochs`` and
 ``train_seconds`` among others. Under ``torchrun`` the model is wrapped in DistributedDataParallel (see
-``train.distributed``); rank 0 alone writes files and shows progress.
+``train.distributed``); rank 0 alone writes files and shows progress. With ``train.ema_decay`` the
+validation and test scores and the measures are those of the weight average (``train.ema``); the raw
+weights' test accuracy is logged as ``test_accuracy_raw``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from deepspike.train.distributed import (
     gather_objects,
     init_distributed,
 )
+from deepspike.train.ema import WeightAverage
 from deepspike.train.evaluate import evaluate
 from deepspike.train.loop import train_epoch
 from deepspike.train.metrics import MetricsLog
@@ -101,6 +105,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
         reduce = partial(all_reduce_sums, ctx=ctx, device=self.device)
+        ema = WeightAverage(parts.model, cfg.train.ema_decay) if cfg.train.ema_decay is not None else None
 
         start_epoch, train_seconds, best_val = 0, 0.0, float("-inf")
         if self.resume:
@@ -110,6 +115,10 @@ class Trainer:
             scheduler.load_state_dict(state["scheduler"])
             start_epoch, train_seconds = state["epoch"], state["train_seconds"]
             best_val = state.get("best_val", best_val)
+            if ema is not None:
+                if "ema" not in state:
+                    raise ConfigError(f"{self.checkpoint_path} has no weight average; resume without train.ema_decay")
+                ema.load_state_dict(state["ema"])
             rngs = state["rng_per_rank"]
             set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
             if ctx.is_main:
@@ -140,22 +149,27 @@ class Trainer:
                 progress=f"epoch {epoch + 1}/{cfg.train.epochs}" if show else None,
                 precision=precision,
                 channels_last=cfg.train.channels_last,
+                ema=ema,
             )
             train_seconds += time.perf_counter() - t0
             record = {"epoch": epoch + 1, **train_stats, "lr": optimizer.param_groups[0]["lr"]}
-            if batches["val"] is not None:
-                val = evaluate(parts.model, method, batches["val"], reduce=reduce, precision=precision)
-                record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
-                best_val = max(best_val, val["accuracy"])
-            test = evaluate(parts.model, method, batches["test"], reduce=reduce, precision=precision)
-            record.update(
-                test_accuracy=test["accuracy"],
-                test_loss=test["loss"],
-                epoch_seconds=time.perf_counter() - t0,
-                train_seconds=train_seconds,
-            )
-            # Method-specific measures (under DDP: on rank 0's part of the test split).
-            measures = method.epoch_measures(parts.model, batches["test"])
+            if ema is not None:  # the raw weights' score, for comparison; the average is what is reported
+                raw = evaluate(parts.model, method, batches["test"], reduce=reduce, precision=precision)
+                record.update(test_accuracy_raw=raw["accuracy"])
+            with ema.swapped(parts.model) if ema is not None else nullcontext():
+                if batches["val"] is not None:
+                    val = evaluate(parts.model, method, batches["val"], reduce=reduce, precision=precision)
+                    record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+                    best_val = max(best_val, val["accuracy"])
+                test = evaluate(parts.model, method, batches["test"], reduce=reduce, precision=precision)
+                record.update(
+                    test_accuracy=test["accuracy"],
+                    test_loss=test["loss"],
+                    epoch_seconds=time.perf_counter() - t0,
+                    train_seconds=train_seconds,
+                )
+                # Method-specific measures (under DDP: on rank 0's part of the test split).
+                measures = method.epoch_measures(parts.model, batches["test"])
             self._measure_keys.update(measures)
             record.update(measures)
             rngs = gather_objects(rng_state(), ctx)
@@ -173,6 +187,7 @@ class Trainer:
                         "best_val": best_val,
                         "rng_per_rank": rngs,
                         "world_size": ctx.world_size,
+                        **({"ema": ema.state_dict()} if ema is not None else {}),
                     },
                 )
             barrier(ctx)
@@ -190,6 +205,7 @@ class Trainer:
             "val_accuracy": record.get("val_accuracy"),
             "best_val_accuracy": best_val if best_val > float("-inf") else None,
             "epochs": cfg.train.epochs,
+            "ema_decay": cfg.train.ema_decay,
             "train_seconds": round(train_seconds, 3),
             "parameters": count_parameters(parts.arch),
             "device": str(self.device),
