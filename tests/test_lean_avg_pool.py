@@ -31,6 +31,36 @@ def test_same_values_and_gradients_as_torch(kwargs):
     assert torch.equal(grads[0], grads[1])
 
 
+TILED = [dict(kernel_size=2), dict(kernel_size=3), dict(kernel_size=(2, 3)), dict(kernel_size=2, stride=2)]
+
+
+@pytest.mark.parametrize("kwargs", TILED, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_tiling_windows_fast_path(kwargs):
+    """Tiling windows take the fast path: values equal ATen up to summation order (exactly on spikes),
+    gradients bit for bit; the no-grad path gives the same values."""
+    gen = torch.Generator().manual_seed(0)
+    for x in (torch.randn(4, 3, 12, 18, generator=gen), (torch.rand(4, 3, 12, 18, generator=gen) > 0.7).float()):
+        spikes = bool(((x == 0) | (x == 1)).all())
+        ref_x, x = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ref, y = nn.AvgPool2d(**kwargs)(ref_x), LeanAvgPool2d(**kwargs)(x)
+        g = torch.randn(y.shape, generator=gen)
+        (ref * g).sum().backward()
+        (y * g).sum().backward()
+        if spikes:
+            assert torch.equal(y, ref)
+        else:
+            torch.testing.assert_close(y, ref, rtol=0, atol=1e-6)
+        assert torch.equal(x.grad, ref_x.grad)
+        with torch.no_grad():
+            assert torch.equal(LeanAvgPool2d(**kwargs)(x), y)
+
+
+def test_non_contiguous_input_falls_back_to_aten():
+    x = torch.randn(2, 12, 12, 3).permute(0, 3, 1, 2).requires_grad_()  # channels-last strides
+    y = LeanAvgPool2d(2)(x)
+    assert torch.equal(y, nn.AvgPool2d(2)(x))
+
+
 def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
     """Bytes autograd saves while running ``module(x)`` (through saved-tensor hooks)."""
     sizes = []
@@ -52,7 +82,7 @@ def test_saves_nothing_where_torch_saves_the_input():
 
 def test_no_grad_and_3d_inputs_fall_back_to_torch():
     pool = LeanAvgPool2d(2)
-    x = torch.rand(3, 6, 6)
+    x = torch.rand(3, 7, 7)  # 7 x 7: the windows do not tile it (tiling no-grad inputs: the test above)
     assert torch.equal(pool(x), nn.AvgPool2d(2)(x))
     with torch.no_grad():
         assert torch.equal(pool(x.unsqueeze(0)), nn.AvgPool2d(2)(x.unsqueeze(0)))

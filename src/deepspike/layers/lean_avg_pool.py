@@ -9,10 +9,18 @@ counted). In a spiking net the input is a spike tensor ``[T*B, C, H, W]`` that n
 neuron before it saves its membrane, the convolution after it saves the pooled map), so this saved copy is
 pure overhead: as large as a neuron layer's whole output, for every pooling layer.
 
-``LeanAvgPool2d`` is ``nn.AvgPool2d`` (same arguments, same outputs, same gradients bit for bit) whose
-backward calls ATen's ``avg_pool2d_backward`` with a zero-stride stand-in of the input's shape, so the
-spikes are freed as soon as the next layer has read them. It subclasses ``nn.AvgPool2d``: everything that
-recognises average pooling (cost counting, conversion, NIR export) treats it as one.
+``LeanAvgPool2d`` is ``nn.AvgPool2d`` (same arguments, same outputs, same gradients) whose backward needs
+only the input's shape, so the spikes are freed as soon as the next layer has read them. It subclasses
+``nn.AvgPool2d``: everything that recognises average pooling (cost counting, conversion, NIR export)
+treats it as one.
+
+Tiling windows (kernel = stride, no padding, H and W multiples of the kernel, a contiguous input: every
+pooling of the model zoo's spiking nets) take a faster path than ATen's CPU kernels (about 3x each way on
+``[T*B, C, H, W]`` spike maps, measured): forward ``y = (sum of the kh rows, then of the kw columns of each
+window) / (kh kw)`` as whole-tensor additions of strided views (equal to ATen up to float32 summation
+order; exact for spikes), backward ``dL/dx = dL/dy / (kh kw)`` broadcast by two expanding copies (bit for
+bit ATen's). Other windows: ATen's ``avg_pool2d`` forward and ``avg_pool2d_backward`` with a zero-stride
+stand-in of the input.
 """
 
 from __future__ import annotations
@@ -23,6 +31,41 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
+def _tiles(x: torch.Tensor, kernel, stride, padding, ceil_mode, divisor_override) -> bool:
+    """True when the windows tile ``x`` [N, C, H, W] exactly (the fast path's case)."""
+    return (
+        list(kernel) == list(stride)
+        and list(padding) == [0, 0]
+        and divisor_override is None
+        and x.shape[2] % kernel[0] == 0
+        and x.shape[3] % kernel[1] == 0
+        and x.is_contiguous()
+    )
+
+
+def _tiled_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """``[N, C, H, W] -> [N, C, H/kh, W/kw]`` window means of tiling ``kh x kw`` windows."""
+    n, c, h, w = x.shape
+    ho, wo = h // kh, w // kw
+    rows = x.view(n * c * ho, kh, w)
+    acc = rows[:, 0]
+    for i in range(1, kh):
+        acc = acc + rows[:, i]  # [N*C*Ho, W]: each window's column sums
+    cols = acc.view(n * c * ho, wo, kw)
+    out = cols[..., 0]
+    for j in range(1, kw):
+        out = out + cols[..., j]  # [N*C*Ho, Wo]
+    return (out / (kh * kw)).view(n, c, ho, wo)
+
+
+def _tiled_mean_backward(grad: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """``dL/dy [N, C, Ho, Wo] -> dL/dx [N, C, Ho*kh, Wo*kw]``: every pixel gets its window's ``dL/dy / (kh kw)``."""
+    n, c, ho, wo = grad.shape
+    m = n * c * ho
+    row = (grad / (kh * kw)).reshape(m, wo, 1).expand(m, wo, kw).reshape(m, 1, wo * kw)
+    return row.expand(m, kh, wo * kw).reshape(n, c, ho * kh, wo * kw)
+
+
 class _LeanAvgPool(torch.autograd.Function):
     """``x [N, C, H, W] -> avg_pool2d(x)``; saves the input's shape, dtype and device only."""
 
@@ -30,12 +73,17 @@ class _LeanAvgPool(torch.autograd.Function):
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.shape, ctx.dtype, ctx.device = x.shape, x.dtype, x.device
+        ctx.tiled = _tiles(x, kernel, stride, padding, ceil_mode, divisor_override)
+        if ctx.tiled:
+            return _tiled_mean(x, *kernel)
         return F.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         kernel, stride, padding, ceil_mode, count_include_pad, divisor_override = ctx.args
+        if ctx.tiled:
+            return _tiled_mean_backward(grad, *kernel), None, None, None, None, None, None
         stand_in = torch.empty((), dtype=ctx.dtype, device=ctx.device).expand(ctx.shape)  # shape only, no memory
         grad_x = torch.ops.aten.avg_pool2d_backward(
             grad.contiguous(), stand_in, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -51,10 +99,15 @@ class LeanAvgPool2d(nn.AvgPool2d):
     """``nn.AvgPool2d`` that does not save its input for backward (module docstring); 4-D inputs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.is_grad_enabled() and x.requires_grad) or x.dim() != 4:
+        if x.dim() != 4:
             return super().forward(x)
-        stride = self.stride if self.stride is not None else self.kernel_size
+        kernel = _pair(self.kernel_size)
+        stride = _pair(self.stride if self.stride is not None else self.kernel_size)
+        padding = _pair(self.padding)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            if _tiles(x, kernel, stride, padding, self.ceil_mode, self.divisor_override):
+                return _tiled_mean(x, *kernel)
+            return super().forward(x)
         return _LeanAvgPool.apply(
-            x, _pair(self.kernel_size), _pair(stride), _pair(self.padding), self.ceil_mode,
-            self.count_include_pad, self.divisor_override,
+            x, kernel, stride, padding, self.ceil_mode, self.count_include_pad, self.divisor_override,
         )
