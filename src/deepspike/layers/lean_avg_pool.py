@@ -15,12 +15,12 @@ only the input's shape, so the spikes are freed as soon as the next layer has re
 treats it as one.
 
 Tiling windows (kernel = stride, no padding, H and W multiples of the kernel, a contiguous input: every
-pooling of the model zoo's spiking nets) take a faster path than ATen's CPU kernels (about 3x each way on
-``[T*B, C, H, W]`` spike maps, measured): forward ``y = (sum of the kh rows, then of the kw columns of each
-window) / (kh kw)`` as whole-tensor additions of strided views (equal to ATen up to float32 summation
-order; exact for spikes), backward ``dL/dx = dL/dy / (kh kw)`` broadcast by two expanding copies (bit for
-bit ATen's). Other windows: ATen's ``avg_pool2d`` forward and ``avg_pool2d_backward`` with a zero-stride
-stand-in of the input.
+pooling of the model zoo's spiking nets) take a faster path than ATen's CPU kernels (measured on a
+[3200, 20, 24, 24] spike map, 2 threads: forward 48 vs 130 ms, backward 108 vs 151 ms). Forward:
+``y = (sum of the kh rows, then of the kw columns of each window) / (kh kw)`` as whole-tensor additions of
+strided views (equal to ATen up to float32 summation order; exact for spikes). Backward:
+``dL/dx = dL/dy / (kh kw)`` written by kh kw strided copies (bit for bit ATen's). Other windows: ATen's
+``avg_pool2d`` forward and ``avg_pool2d_backward`` with a zero-stride stand-in of the input.
 """
 
 from __future__ import annotations
@@ -44,26 +44,35 @@ def _tiles(x: torch.Tensor, kernel, stride, padding, ceil_mode, divisor_override
 
 
 def _tiled_mean(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """``[N, C, H, W] -> [N, C, H/kh, W/kw]`` window means of tiling ``kh x kw`` windows."""
+    """``[N, C, H, W] -> [N, C, H/kh, W/kw]`` window means of tiling ``kh x kw`` windows: first the window
+    rows are added as whole [N*C*Ho, W] slices (one temporary of 1/kh of the input, in the forward pass where
+    it is not the peak), then the columns of that sum."""
     n, c, h, w = x.shape
     ho, wo = h // kh, w // kw
     rows = x.view(n * c * ho, kh, w)
-    acc = rows[:, 0]
-    for i in range(1, kh):
-        acc = acc + rows[:, i]  # [N*C*Ho, W]: each window's column sums
+    acc = rows[:, 0] + rows[:, 1] if kh > 1 else rows[:, 0].clone()
+    for i in range(2, kh):
+        acc += rows[:, i]  # [N*C*Ho, W]: each window's column sums
     cols = acc.view(n * c * ho, wo, kw)
-    out = cols[..., 0]
+    out = cols[..., 0].clone()
     for j in range(1, kw):
-        out = out + cols[..., j]  # [N*C*Ho, Wo]
-    return (out / (kh * kw)).view(n, c, ho, wo)
+        out += cols[..., j]  # [N*C*Ho, Wo]
+    out /= kh * kw
+    return out.view(n, c, ho, wo)
 
 
 def _tiled_mean_backward(grad: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """``dL/dy [N, C, Ho, Wo] -> dL/dx [N, C, Ho*kh, Wo*kw]``: every pixel gets its window's ``dL/dy / (kh kw)``."""
+    """``dL/dy [N, C, Ho, Wo] -> dL/dx [N, C, Ho*kh, Wo*kw]``: every pixel gets its window's ``dL/dy / (kh kw)``
+    (kh * kw strided copies into the output: no temporary larger than ``dL/dy``)."""
     n, c, ho, wo = grad.shape
     m = n * c * ho
-    row = (grad / (kh * kw)).reshape(m, wo, 1).expand(m, wo, kw).reshape(m, 1, wo * kw)
-    return row.expand(m, kh, wo * kw).reshape(n, c, ho * kh, wo * kw)
+    scaled = (grad / (kh * kw)).reshape(m, wo)
+    out = torch.empty((n, c, ho * kh, wo * kw), dtype=grad.dtype, device=grad.device)
+    windows = out.view(m, kh, wo, kw)
+    for i in range(kh):
+        for j in range(kw):
+            windows[:, i, :, j] = scaled
+    return out
 
 
 class _LeanAvgPool(torch.autograd.Function):
