@@ -35,11 +35,13 @@ TILED = [dict(kernel_size=2), dict(kernel_size=3), dict(kernel_size=(2, 3)), dic
 
 
 @pytest.mark.parametrize("kwargs", TILED, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
-def test_tiling_windows_fast_path(kwargs):
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+def test_tiling_windows_fast_path(kwargs, fmt):
     """Tiling windows take the fast path: values equal ATen up to summation order (exactly on spikes),
-    gradients bit for bit; the no-grad path gives the same values."""
+    gradients bit for bit, both in the input's memory layout; the no-grad path gives the same values."""
     gen = torch.Generator().manual_seed(0)
     for x in (torch.randn(4, 3, 12, 18, generator=gen), (torch.rand(4, 3, 12, 18, generator=gen) > 0.7).float()):
+        x = x.contiguous(memory_format=fmt)
         spikes = bool(((x == 0) | (x == 1)).all())
         ref_x, x = x.clone().requires_grad_(), x.clone().requires_grad_()
         ref, y = nn.AvgPool2d(**kwargs)(ref_x), LeanAvgPool2d(**kwargs)(x)
@@ -51,12 +53,13 @@ def test_tiling_windows_fast_path(kwargs):
         else:
             torch.testing.assert_close(y, ref, rtol=0, atol=1e-6)
         assert torch.equal(x.grad, ref_x.grad)
+        assert y.is_contiguous(memory_format=fmt) and x.grad.is_contiguous(memory_format=fmt)
         with torch.no_grad():
             assert torch.equal(LeanAvgPool2d(**kwargs)(x), y)
 
 
 def test_non_contiguous_input_falls_back_to_aten():
-    x = torch.randn(2, 12, 12, 3).permute(0, 3, 1, 2).requires_grad_()  # channels-last strides
+    x = torch.randn(2, 3, 12, 24)[..., ::2].requires_grad_()  # neither contiguous nor channels-last
     y = LeanAvgPool2d(2)(x)
     assert torch.equal(y, nn.AvgPool2d(2)(x))
 

@@ -91,6 +91,35 @@ def test_non_contiguous_input_and_partial_gradients():
         _assert_same(x, v0, params, weights)
 
 
+def _channels_last_steps(t, b, c, h, w):
+    """[T, B, C, H, W] whose steps are channels-last (as a channels-last conv on [T*B] hands them on)."""
+    return (torch.randn(t * b, c, h, w) * 0.8 + 0.3).contiguous(memory_format=torch.channels_last).unflatten(0, (t, b))
+
+
+def test_channels_last_steps_keep_their_layout():
+    torch.manual_seed(3)
+    params = NeuronParams(decay=0.7, threshold=0.5, reset="zero", surrogate="arctan")
+    x = _channels_last_steps(4, 3, 5, 2, 6)
+    assert not x.is_contiguous() and x[0].is_contiguous(memory_format=torch.channels_last)
+    weights = (torch.randn(x.shape), torch.randn(x.shape[1:]), torch.randn(x.shape))
+    _assert_same(x, torch.randn(x.shape[1:]) * 0.3, params, weights)  # v0 contiguous, x channels-last
+    s, v, h = neuron_multistep(x, params, return_membrane=True, fused=True)
+    assert s.stride() == x.stride() and h.stride() == x.stride()  # no copy into NCHW on the way out
+    assert v.stride() == x[0].stride()
+
+
+def test_inplace_neuron_on_channels_last_steps():
+    torch.manual_seed(4)
+    x = _channels_last_steps(3, 2, 4, 3, 3)
+    ref_x = x.detach().contiguous().requires_grad_()
+    lif, ref = LIF(decay=0.6, threshold=0.4, inplace=True), LIF(decay=0.6, threshold=0.4)
+    g = torch.randn(x.shape)
+    x_in = (x * 1.0).requires_grad_()  # a fresh layer output, as the builders hand the inplace neuron
+    lif(x_in).mul(g).sum().backward()
+    ref(ref_x).mul(g).sum().backward()
+    torch.testing.assert_close(x_in.grad, ref_x.grad, rtol=1e-6, atol=1e-6)
+
+
 def test_loss_through_mean_of_spikes():
     # a readout's mean over T hands backward an expanded (stride-0) gradient
     torch.manual_seed(3)

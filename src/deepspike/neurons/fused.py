@@ -89,38 +89,81 @@ def run_numba_kernel(kernel, *args) -> None:
         torch.set_num_threads(torch_threads)
 
 
+def _dense_step(y: torch.Tensor) -> bool:
+    """True when ``y [B, ...]`` fills its memory densely in a layout the kernels can treat as flat memory:
+    contiguous, or channels-last (4-D) / channels-last-3d (5-D)."""
+    if y.is_contiguous():
+        return True
+    if y.dim() == 4:
+        return y.is_contiguous(memory_format=torch.channels_last)
+    return y.dim() == 5 and y.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def _dense_steps(x: torch.Tensor) -> bool:
+    """True when ``x [T, B, ...]`` is T dense steps (``_dense_step``) stored one after the other."""
+    return (x.shape[0] == 1 or x.stride(0) == x[0].numel()) and _dense_step(x[0])
+
+
+def _rows(y: torch.Tensor, t: int) -> torch.Tensor:
+    """``[T, N]`` view of the memory of ``y`` (``_dense_steps``, or one dense step with ``t = 1``): the
+    kernels are elementwise in N, so any dense per-step layout (NCHW, channels-last) works unchanged."""
+    n = y.numel() // t
+    return y.as_strided((t, n), (n, 1))
+
+
+def _like_steps(shape: torch.Size, step_strides: tuple[int, ...]) -> torch.Tensor:
+    """Uninitialised ``[T, B, ...]`` float32 tensor whose steps have the layout ``step_strides``."""
+    n = 1
+    for d in shape[1:]:
+        n *= d
+    return torch.empty_strided(shape, (n, *step_strides), dtype=torch.float32)
+
+
+def _in_layout(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``g`` with the memory layout of ``like`` (a copy only when the strides differ)."""
+    return g if g.stride() == like.stride() else torch.empty_like(like).copy_(g)
+
+
 def _forward(
     x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, store_h: bool, h_over_x: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
 
-    ``h_over_x``: write ``h`` into ``x``'s own (contiguous) memory; the kernel reads ``x[t, n]`` before it
-    writes ``h[t, n]``, so aliasing is exact. A time-invariant ``x`` (stride 0 along T, e.g. the output of a
-    layer that ran once on a direct-encoded image) is passed as one row and never copied T times.
+    The outputs keep the per-step memory layout of ``x`` when it is dense (contiguous or channels-last:
+    ``_dense_steps``), so channels-last convolutions feed the neurons and read their spikes without copies;
+    other inputs are made contiguous. ``h_over_x``: write ``h`` into ``x``'s own memory; the kernel reads
+    ``x[t, n]`` before it writes ``h[t, n]``, so aliasing is exact. A time-invariant ``x`` (stride 0 along T,
+    e.g. the output of a layer that ran once on a direct-encoded image) is passed as one row and never
+    copied T times.
     """
     t = x.shape[0]
     if time_invariant(x):  # the same currents at every step (an expanded view): pass one row
-        x2 = x[0].detach().contiguous().view(1, -1)  # [T, B, ...] (stride 0 in T) -> [1, N]
+        step = x[0].detach()
+        step = step if _dense_step(step) else step.contiguous()
+        x2 = _rows(step, 1)  # [B, ...] -> [1, N]
         h_over_x = False
     else:
-        x2 = x.detach().contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
-    n = x2.shape[1]
-    v = torch.zeros(n, dtype=x.dtype) if v0 is None else v0.detach().reshape(-1).clone()  # [N]
-    s = torch.empty((t, n), dtype=x.dtype)
-    h = (x2 if h_over_x else torch.empty((t, n), dtype=x.dtype)) if store_h else None
+        xd = x.detach()
+        xd = xd if _dense_steps(xd) else xd.contiguous()
+        step = xd[0]
+        x2 = _rows(xd, t)  # [T, B, ...] -> [T, N]
+    layout = step.stride()
+    v = torch.empty_strided(x.shape[1:], layout, dtype=x.dtype)  # [B, ...], the layout of one step
+    v.zero_() if v0 is None else v.copy_(v0.detach())
+    s = _like_steps(x.shape, layout)
+    h = (xd if h_over_x else _like_steps(x.shape, layout)) if store_h else None
     run_numba_kernel(
         _kernels().lif_forward,
         x2.numpy(),
-        v.numpy(),
-        s.numpy(),
-        (h if store_h else s).numpy(),  # an unused placeholder when h is not stored
+        _rows(v, 1)[0].numpy(),
+        _rows(s, t).numpy(),
+        _rows(h if store_h else s, t).numpy(),  # an unused placeholder when h is not stored
         np.float32(params.decay),
         np.float32(params.threshold),
         _kernels().RESET_CODES[params.reset],
         store_h,
     )
-    shape = x.shape
-    return s.view(shape), v.view(shape[1:]), (h.view(shape) if store_h else None)
+    return s, v, h
 
 
 class _FusedMultistep(torch.autograd.Function):
@@ -132,7 +175,7 @@ class _FusedMultistep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, params, inplace, keep_h):
-        inplace = inplace and x.is_contiguous()
+        inplace = inplace and _dense_steps(x) and not time_invariant(x)
         s, v, h = _forward(x, v0, params, store_h=True, h_over_x=inplace)
         if inplace:
             # x's memory now holds h. Not mark_dirty (it forbids views of x, such as TimeDistributed's
@@ -156,13 +199,13 @@ class _FusedMultistep(torch.autograd.Function):
         (h,) = ctx.saved_tensors
         p: NeuronParams = ctx.params
         t = h.shape[0]
-        h2 = h.view(t, -1)  # [T, B, ...] -> [T, N]
-        gs = torch.zeros_like(h2) if g_s is None else g_s.contiguous().view(t, -1)
-        gh = h2 if g_h is None else g_h.contiguous().view(t, -1)  # h2 is a placeholder when unused
-        gv = torch.zeros(h2.shape[1], dtype=h.dtype) if g_v is None else g_v.reshape(-1).clone()  # [N]
+        h2 = _rows(h, t)  # [T, B, ...] -> [T, N] in h's memory order; gradients are brought to that layout
+        gs = torch.zeros_like(h2) if g_s is None else _rows(_in_layout(g_s, h), t)
+        gh = h2 if g_h is None else _rows(_in_layout(g_h, h), t)  # h2 is a placeholder when unused
+        gv = torch.zeros_like(h[0]) if g_v is None else torch.empty_like(h[0]).copy_(g_v)  # [B, ...], h's layout
         # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
-        gx = h2 if ctx.grad_over_h and g_h is None else torch.empty_like(h2)
-        ctx.consumed = gx is h2
+        gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
+        ctx.consumed = gx is h
         code, p1, p2 = _kernels().surrogate_constants(p.spike_fn.name, p.spike_fn.params)
         kb = p.decay if p.leak_grad else 1.0
         run_numba_kernel(
@@ -171,8 +214,8 @@ class _FusedMultistep(torch.autograd.Function):
             gs.numpy(),
             gh.numpy(),
             g_h is not None,
-            gv.numpy(),
-            gx.numpy(),
+            _rows(gv, 1)[0].numpy(),
+            _rows(gx, t).numpy(),
             np.float32(kb),
             np.float32(p.threshold),
             _kernels().RESET_CODES[p.reset],
@@ -181,8 +224,8 @@ class _FusedMultistep(torch.autograd.Function):
             p1,
             p2,
         )
-        g_v0 = gv.view(h.shape[1:]) if ctx.has_v0 and ctx.needs_input_grad[1] else None
-        return gx.view(h.shape), g_v0, None, None, None
+        g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
+        return gx, g_v0, None, None, None
 
 
 def fused_multistep(
