@@ -72,8 +72,11 @@ def _median_ms(fn, warmup: int, steps: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, steps: int, threads: int = 0) -> dict:
-    """Measure one case in this process; returns the numbers as a dict (module docstring)."""
+def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, steps: int, threads: int = 0,
+             memory_format: str = "contiguous") -> dict:
+    """Measure one case in this process; returns the numbers as a dict (module docstring). ``memory_format``
+    ``channels_last``: the model's conv weights and the input batch in channels-last layout (every framework
+    alike, as ``deepspike train ... train.channels_last=true`` does)."""
     import torch
 
     if threads > 0:
@@ -85,6 +88,9 @@ def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, 
     torch.manual_seed(0)
     model = nets.build(framework, net, timesteps)
     x = torch.rand(batch, *nets.NETS[net])
+    if memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -122,6 +128,7 @@ def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, 
         "peak_train_mb": peak_mb,
         "faults_per_step": faults,
         "threads": torch.get_num_threads(),
+        "memory_format": memory_format,
     }
 
 
@@ -162,6 +169,8 @@ def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> di
         str(args.steps),
         "--threads",
         str(args.threads),
+        "--memory-format",
+        args.memory_format,
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
@@ -245,6 +254,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
     ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
+    ap.add_argument("--memory-format", choices=("contiguous", "channels_last"), default="contiguous",
+                    help="layout of the conv weights and the input batch, for every framework")
     ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
     ap.add_argument("--case-timeout", type=float, default=1800.0)
     ap.add_argument("--rounds", type=int, default=1,
@@ -255,7 +266,8 @@ def main() -> None:
 
     if args.case:
         framework, net, t = args.case.split(":")
-        print(json.dumps(run_case(framework, net, int(t), args.batch, args.warmup, args.steps, args.threads)))
+        print(json.dumps(run_case(framework, net, int(t), args.batch, args.warmup, args.steps, args.threads,
+                                  args.memory_format)))
         return
 
     frameworks = [f for f in args.frameworks.split(",") if f]
@@ -283,7 +295,8 @@ def main() -> None:
             f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}.",
             f"Versions: {_versions(own_python)}; python {platform.python_version()}.",
             f"Allocator: {ALLOCATOR_TEXT[args.malloc]}"
-            f" for every case; torch threads {args.threads or 'default'}.",
+            f" for every case; torch threads {args.threads or 'default'}; memory format {args.memory_format}"
+            " for every framework.",
             f"Medians of {args.steps} steps after {args.warmup} warm-up steps; each case in a fresh process; "
             "ANN measured first and last"
             + (f"; the case order repeated {args.rounds} times and each framework's median over the rounds "

@@ -1,10 +1,12 @@
 """``make bench``: regenerate the speed tables of ``benchmarks/RESULTS.md``, each table from one run.
 
-Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN), ``bench_ttfs_layers.py`` (TTFS layers vs
+Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN, once in the default contiguous layout and once
+with every framework in channels-last layout), ``bench_ttfs_layers.py`` (TTFS layers vs
 the same-shape ANN layer) and ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
 vs the ANN), and writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
+    <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
 
@@ -12,7 +14,8 @@ Text outside the markers (accuracy tables, notes) is kept; a missing section is 
 benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
-Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup] [--only rate,ttfs,ttfsnet]``
+Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
+[--only rate,rate_cl,ttfs,ttfsnet]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -50,19 +53,24 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default="rate,ttfs,ttfsnet")
+    ap.add_argument("--only", default="rate,rate_cl,ttfs,ttfsnet")
     args = ap.parse_args()
     parts = args.only.split(",")
-    if "rate" in parts and not args.no_setup:
+    if ("rate" in parts or "rate_cl" in parts) and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
-    if "rate" in parts:
-        cmd = [sys.executable, str(HERE / "bench_rate.py"), "--rounds", "1" if args.quick else "3"]
+    for section, fmt, title in (
+        ("rate", "contiguous", "## Rate-coded training: deepspike vs peers vs ANN"),
+        ("rate_cl", "channels_last", "## Rate-coded training, every framework in channels-last layout"),
+    ):
+        if section not in parts:
+            continue
+        cmd = [sys.executable, str(HERE / "bench_rate.py"), "--rounds", "1" if args.quick else "3",
+               "--memory-format", fmt]
         if args.quick:
             cmd += ["--configs", "lenet:25,vgg:4", "--steps", "3", "--warmup", "1"]
-        table = _run(cmd)
-        text = replace_section(text, "rate", "## Rate-coded training: deepspike vs peers vs ANN\n\n" + table)
+        text = replace_section(text, section, title + "\n\n" + _run(cmd))
     if "ttfs" in parts:
         cmd = [sys.executable, str(HERE / "bench_ttfs_layers.py")] + (["--repeats", "2"] if args.quick else [])
         table = _run(cmd)

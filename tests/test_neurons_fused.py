@@ -120,6 +120,30 @@ def test_inplace_neuron_on_channels_last_steps():
     torch.testing.assert_close(x_in.grad, ref_x.grad, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("with_v0", [False, True])
+def test_time_invariant_input_gradient_summed_in_the_kernel(with_v0):
+    """A direct-encoded (stride-0) input hands its [B, ...] step to the kernel, which sums dL/dx_t over t:
+    the same gradient as the reference on the materialised [T, B, ...] input."""
+    from deepspike.coding.rate import direct
+    from deepspike.neurons.fused import _repeated_step
+
+    torch.manual_seed(5)
+    params = NeuronParams(decay=0.8, threshold=0.7, reset="subtract", surrogate="sigmoid", surrogate_args={"alpha": 3})
+    y = (torch.rand(3, 4, 5) * 0.6).requires_grad_()
+    y_ref = y.detach().clone().requires_grad_()
+    v0 = torch.rand(3, 4, 5) * 0.2 if with_v0 else None
+    w = torch.randn(6, 3, 4, 5)
+    x = direct(y, 6)
+    assert _repeated_step(x) is y
+    s, v = neuron_multistep(x, params, v0=v0, fused=True)
+    s_ref, v_ref = neuron_multistep(y_ref.unsqueeze(0).repeat(6, 1, 1, 1), params, v0=v0, fused=False)
+    assert torch.equal(s, s_ref) and 0 < s.mean() < 1
+    ((s * w).sum() + v.sum()).backward()
+    ((s_ref * w).sum() + v_ref.sum()).backward()
+    torch.testing.assert_close(y.grad, y_ref.grad, rtol=1e-5, atol=1e-6)
+    assert _repeated_step(direct(y[:, :2], 6)) is None  # a slice of y is not y: no shortcut, plain expansion
+
+
 def test_loss_through_mean_of_spikes():
     # a readout's mean over T hands backward an expanded (stride-0) gradient
     torch.manual_seed(3)

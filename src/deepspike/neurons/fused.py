@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from deepspike.coding.rate import time_invariant
+from deepspike.coding.rate import direct, time_invariant
 from deepspike.neurons.params import NeuronParams
 
 _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imported lazily: numba is slow to load)
@@ -166,17 +166,32 @@ def _forward(
     return s, v, h
 
 
+def _repeated_step(x: torch.Tensor) -> torch.Tensor | None:
+    """The ``[B, ...]`` tensor that a time-invariant ``x [T, B, ...]`` repeats as a stride-0 view of it
+    (``coding.rate.direct``), or None (not time-invariant, or a view of something else)."""
+    base = x._base
+    if not time_invariant(x) or base is None:
+        return None
+    same = base.shape == x.shape[1:] and base.stride() == x.stride()[1:] and base.storage_offset() == x.storage_offset()
+    return base if same else None
+
+
 class _FusedMultistep(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h)``; backward = ``fused_kernels.lif_backward``.
 
     ``inplace`` (module docstring): ``h`` lives in ``x``'s memory and backward writes ``dL/dx`` over it
-    unless the caller keeps ``h`` (``keep_h``).
+    unless the caller keeps ``h`` (``keep_h``). ``steps``: ``x`` is one ``[B, ...]`` step that the neuron
+    receives at each of ``steps`` steps (the base of a time-invariant input); its gradient is summed over the
+    steps inside the backward kernel.
     """
 
     @staticmethod
-    def forward(ctx, x, v0, params, inplace, keep_h):
+    def forward(ctx, x, v0, params, inplace, keep_h, steps=None):
+        if steps is not None:
+            x = direct(x, steps)  # [B, ...] -> [T, B, ...], a stride-0 view
         inplace = inplace and _dense_steps(x) and not time_invariant(x)
         s, v, h = _forward(x, v0, params, store_h=True, h_over_x=inplace)
+        ctx.summed = steps is not None
         if inplace:
             # x's memory now holds h. Not mark_dirty (it forbids views of x, such as TimeDistributed's
             # outputs, in a multi-output Function): bump x's version instead, so any other node that saved
@@ -204,7 +219,10 @@ class _FusedMultistep(torch.autograd.Function):
         gh = h2 if g_h is None else _rows(_in_layout(g_h, h), t)  # h2 is a placeholder when unused
         gv = torch.zeros_like(h[0]) if g_v is None else torch.empty_like(h[0]).copy_(g_v)  # [B, ...], h's layout
         # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
-        gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
+        if ctx.summed:
+            gx = torch.zeros_like(h[:1])  # [1, B, ...]: the kernel sums dL/dx_t over t into it
+        else:
+            gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
         ctx.consumed = gx is h
         code, p1, p2 = _kernels().surrogate_constants(p.spike_fn.name, p.spike_fn.params)
         kb = p.decay if p.leak_grad else 1.0
@@ -215,7 +233,7 @@ class _FusedMultistep(torch.autograd.Function):
             gh.numpy(),
             g_h is not None,
             _rows(gv, 1)[0].numpy(),
-            _rows(gx, t).numpy(),
+            _rows(gx, gx.shape[0]).numpy(),
             np.float32(kb),
             np.float32(p.threshold),
             _kernels().RESET_CODES[p.reset],
@@ -225,7 +243,7 @@ class _FusedMultistep(torch.autograd.Function):
             p2,
         )
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
-        return gx, g_v0, None, None, None
+        return (gx[0] if ctx.summed else gx), g_v0, None, None, None, None
 
 
 def fused_multistep(
@@ -245,7 +263,11 @@ def fused_multistep(
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
     if needs_grad:
-        s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane)
+        base = _repeated_step(x)
+        if base is not None:  # the gradient reaches the [B, ...] step directly, summed over T in the kernel
+            s, v, h = _FusedMultistep.apply(base, v0, params, inplace, return_membrane, x.shape[0])
+        else:
+            s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane)
     else:
         s, v, h = _forward(x, v0, params, store_h=return_membrane)
     return (s, v, h) if return_membrane else (s, v)

@@ -149,23 +149,37 @@ def _row_backward(h, gs, gh, gv, gx, sg, kb, th, reset, detach):
             gv[n] = kb * g_h
 
 
+@nb.njit(cache=True)
+def _row_add(acc, row):
+    """``acc += row`` for 1-D rows."""
+    for n in range(acc.shape[0]):
+        acc[n] += row[n]
+
+
 @nb.njit(parallel=True, cache=True)
 def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2):
     """BPTT over T in one call (module docstring).
 
     h: saved pre-reset membrane ``[T, N]``; gs: ``dL/ds`` ``[T, N]``; gh: ``dL/dh`` ``[T, N]`` used when
     ``has_gh`` (else a zero row is added); gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out (in place);
-    gx: ``dL/dx`` ``[T, N]`` out; kb: float32 backward leak; detach: detach_reset; code, p1, p2: the
-    surrogate (``surrogate_constants``).
+    gx: ``dL/dx`` ``[T, N]`` out, or ``[1, N]`` (zeros in) for an input that was the same at every step:
+    then ``gx[0] += dL/dx_t`` for t = T..1, the sum the stride-0 expansion would have taken, without a
+    ``[T, N]`` buffer; kb: float32 backward leak; detach: detach_reset; code, p1, p2: the surrogate
+    (``surrogate_constants``).
     """
     steps, n_cols = h.shape
+    summed = gx.shape[0] == 1 and steps > 1
     n_blocks = (n_cols + BLOCK - 1) // BLOCK
     for b in nb.prange(n_blocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         sg = np.empty(hi - lo, dtype=h.dtype)
         zero = np.zeros(0 if has_gh else hi - lo, dtype=h.dtype)
+        step_gx = np.empty(hi - lo if summed else 0, dtype=h.dtype)
         for t in range(steps - 1, -1, -1):
             _row_surrogate(h[t, lo:hi], th, code, p1, p2, sg)
             gh_row = gh[t, lo:hi] if has_gh else zero
-            _row_backward(h[t, lo:hi], gs[t, lo:hi], gh_row, gv[lo:hi], gx[t, lo:hi], sg, kb, th, reset, detach)
+            out = step_gx if summed else gx[t, lo:hi]
+            _row_backward(h[t, lo:hi], gs[t, lo:hi], gh_row, gv[lo:hi], out, sg, kb, th, reset, detach)
+            if summed:
+                _row_add(gx[0, lo:hi], step_gx)
