@@ -28,6 +28,7 @@ RECIPE = [
     "train.epochs=2",
     "train.batch_size=50",
     "train.progress=false",
+    "train.ema_decay=0.9",  # the weight average must agree across ranks and with one process as well
 ]
 
 
@@ -57,6 +58,8 @@ def test_two_processes_match_one(tmp_path):
     assert two["world_size"] == 2 and len(two["rng_per_rank"]) == 2
     for key, value in one["model"].items():
         torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+        torch.testing.assert_close(two["ema"]["average"][key], one["ema"]["average"][key], rtol=1e-4, atol=1e-5,
+                                   msg=key)
     # Metrics are all-reduced over both ranks: the whole test split is counted once.
     s1 = json.loads((tmp_path / "one" / "summary.json").read_text())
     s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
