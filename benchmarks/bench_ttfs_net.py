@@ -19,12 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-
-def _kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} not in /proc/self/status")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_rate import _reset_peak, _status_kb  # noqa: E402 (the /proc/self helpers of the rate benchmark)
 
 
 def _median_step(method, model, x, y, steps: int) -> float:
@@ -80,10 +76,11 @@ def layer_memory(case: str) -> float:
         t.grad = w.grad = None
 
     run()
-    Path("/proc/self/clear_refs").write_text("5")
-    start = _kb("VmRSS")
+    if not _reset_peak():
+        raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs)")
+    start = _status_kb("VmRSS")
     run()
-    return (_kb("VmHWM") - start) / 1024
+    return (_status_kb("VmHWM") - start) / 1024
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ input: every pooling of the model zoo's spiking nets) take a faster path than AT
 ``y = (sum of the kh rows, then of the kw columns of each window) / (kh kw)`` as whole-tensor additions of
 strided views (equal to ATen up to float32 summation order; exact for spikes). Backward:
 ``dL/dx = dL/dy / (kh kw)`` written by kh kw strided copies (bit for bit ATen's). Both keep the input's
-memory layout. Other windows: ATen's
-``avg_pool2d`` forward and ``avg_pool2d_backward`` with a zero-stride stand-in of the input.
+memory layout. Other windows: ATen's ``avg_pool2d`` forward and ``avg_pool2d_backward`` with a zero-stride
+stand-in of the input.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
-def _tiles(x: torch.Tensor, kernel, stride, padding, ceil_mode, divisor_override) -> bool:
-    """True when the windows tile ``x`` [N, C, H, W] exactly and ``x`` is contiguous or channels-last (the
-    fast path's case)."""
+def _tiles(x: torch.Tensor, kernel, stride, padding, divisor_override) -> bool:
+    """True when the windows tile ``x`` [N, C, H, W] exactly (so ``ceil_mode`` cannot matter) and ``x`` is
+    contiguous or channels-last (the fast path's case)."""
     return (
         list(kernel) == list(stride)
         and list(padding) == [0, 0]
@@ -102,7 +102,7 @@ class _LeanAvgPool(torch.autograd.Function):
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.shape, ctx.dtype, ctx.device = x.shape, x.dtype, x.device
-        ctx.tiled = _tiles(x, kernel, stride, padding, ceil_mode, divisor_override)
+        ctx.tiled = _tiles(x, kernel, stride, padding, divisor_override)
         ctx.channels_last = not x.is_contiguous()
         if ctx.tiled:
             return _tiled_mean(x, *kernel)
@@ -135,7 +135,7 @@ class LeanAvgPool2d(nn.AvgPool2d):
         stride = _pair(self.stride if self.stride is not None else self.kernel_size)
         padding = _pair(self.padding)
         if not (torch.is_grad_enabled() and x.requires_grad):
-            if _tiles(x, kernel, stride, padding, self.ceil_mode, self.divisor_override):
+            if _tiles(x, kernel, stride, padding, self.divisor_override):
                 return _tiled_mean(x, *kernel)
             return super().forward(x)
         return _LeanAvgPool.apply(

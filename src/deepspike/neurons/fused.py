@@ -21,6 +21,7 @@ Double backward through the fused path raises an error (``once_differentiable``)
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -113,10 +114,7 @@ def _rows(y: torch.Tensor, t: int) -> torch.Tensor:
 
 def _like_steps(shape: torch.Size, step_strides: tuple[int, ...]) -> torch.Tensor:
     """Uninitialised ``[T, B, ...]`` float32 tensor whose steps have the layout ``step_strides``."""
-    n = 1
-    for d in shape[1:]:
-        n *= d
-    return torch.empty_strided(shape, (n, *step_strides), dtype=torch.float32)
+    return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=torch.float32)
 
 
 def _in_layout(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -189,7 +187,7 @@ class _FusedMultistep(torch.autograd.Function):
     def forward(ctx, x, v0, params, inplace, keep_h, steps=None):
         if steps is not None:
             x = direct(x, steps)  # [B, ...] -> [T, B, ...], a stride-0 view
-        inplace = inplace and _dense_steps(x) and not time_invariant(x)
+        inplace = inplace and _dense_steps(x)  # a stride-0 (time-invariant) x is never dense steps
         s, v, h = _forward(x, v0, params, store_h=True, h_over_x=inplace)
         ctx.summed = steps is not None
         if inplace:
