@@ -58,11 +58,13 @@ class _Ann(nn.Module):
 
 class _DeepSpike(nn.Module):
     """deepspike idiom: stateless layers on ``[T*B]`` (``TimeDistributed``), neurons over ``[T, B, ...]``,
-    average pooling that does not save its input (``LeanAvgPool2d``, as deepspike's model builder uses)."""
+    average pooling that does not save its input (``LeanAvgPool2d``) and a ``SpikingSequential`` that runs
+    each neuron with the pooling after it as one kernel, as deepspike's stbp model builder makes them."""
 
     def __init__(self, net: str, timesteps: int) -> None:
         super().__init__()
         from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+        from deepspike.layers.spiking_sequential import SpikingSequential
         from deepspike.layers.time_distributed import TimeDistributed
         from deepspike.neurons import LIF
 
@@ -73,7 +75,7 @@ class _DeepSpike(nn.Module):
         is_neuron = lambda m: isinstance(m, LIF)  # noqa: E731
         lean = lambda m: LeanAvgPool2d(m.kernel_size, m.stride) if type(m) is nn.AvgPool2d else m  # noqa: E731
         layers = [lean(m) for m in _layers(net, neuron)]  # the pooling deepspike's model builder uses
-        self.body = nn.Sequential(*[m if is_neuron(m) else TimeDistributed(m) for m in layers])
+        self.body = SpikingSequential(*[m if is_neuron(m) else TimeDistributed(m) for m in layers])
         self.timesteps = timesteps
 
     def forward(self, x):

@@ -43,6 +43,8 @@ class BuildRules:
     pool: optional ``(spec, input shape) -> module`` replacing the default avg/max pooling (unwrapped).
     channel_dim: axis of channels in the tensors the layers see (1 for ``[B, C, ...]``,
         2 for ``[T, B, C, ...]``).
+    sequential: the container of each chain of modules (the body, residual bodies and shortcuts, branches),
+        e.g. ``layers.spiking_sequential.SpikingSequential`` to fuse neurons with the pooling after them.
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -50,6 +52,7 @@ class BuildRules:
     dropout: Callable[[float], nn.Module] = nn.Dropout
     pool: Callable[[Pool, Shape], nn.Module] | None = None
     channel_dim: int = 1
+    sequential: Callable[..., nn.Sequential] = nn.Sequential
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -67,9 +70,9 @@ def default_pool(spec: Pool) -> nn.Module:
 
 
 def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
-    """Modules for ``arch.layers`` under ``rules``; returns an ``nn.Sequential``."""
+    """Modules for ``arch.layers`` under ``rules``; returns an ``nn.Sequential`` (``rules.sequential``)."""
     modules, _ = _build(arch.layers, arch.input_shape, rules)
-    return nn.Sequential(*modules)
+    return rules.sequential(*modules)
 
 
 def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[list[nn.Module], Shape]:
@@ -100,10 +103,10 @@ def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[
             body, _ = _build(layer.body, shape, rules)
             shortcut, _ = _build(layer.shortcut, shape, rules)
             modules.append(
-                ResidualBlock(nn.Sequential(*body), nn.Sequential(*shortcut), rules.activation(out))
+                ResidualBlock(rules.sequential(*body), rules.sequential(*shortcut), rules.activation(out))
             )
         elif isinstance(layer, Concat):
-            branches = [nn.Sequential(*_build(b, shape, rules)[0]) for b in layer.branches]
+            branches = [rules.sequential(*_build(b, shape, rules)[0]) for b in layer.branches]
             modules.append(ConcatBranches(branches, rules.channel_dim))
         else:
             raise TypeError(f"unhandled layer spec {layer!r}")

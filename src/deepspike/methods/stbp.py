@@ -30,6 +30,7 @@ from deepspike.layers.encoding import ENCODERS, InputEncoder
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
+from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
@@ -125,7 +126,8 @@ class StbpMethod(Method):
                     return nn.Sequential(self.neuron(inplace=True), NeuNorm(shape, o.neunorm_decay))
             return self.neuron(inplace=True)
 
-        rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2)
+        rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
+                           sequential=SpikingSequential)  # neuron + tiling avg pool run as one kernel
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

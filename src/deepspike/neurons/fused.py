@@ -117,49 +117,87 @@ def _like_steps(shape: torch.Size, step_strides: tuple[int, ...]) -> torch.Tenso
     return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=torch.float32)
 
 
-def _in_layout(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``g`` with the memory layout of ``like`` (a copy only when the strides differ)."""
-    return g if g.stride() == like.stride() else torch.empty_like(like).copy_(g)
+def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
+    """``g`` with the given memory layout (a copy only when its strides differ)."""
+    return g if g.stride() == tuple(strides) else torch.empty_strided(g.shape, strides, dtype=g.dtype).copy_(g)
+
+
+def _pool_shape(step: torch.Tensor, pool: tuple[int, int] | None) -> np.ndarray:
+    """The kernels' ``pool`` argument ``(kh, kw, W, E)`` (int64) for a dense ``[B, C, H, W]`` step: its memory as
+    ``[M, H, W, E]`` images of E-vectors (E = 1 contiguous, E = C channels-last); zeros without pooling."""
+    if pool is None:
+        return np.zeros(4, dtype=np.int64)
+    _, c, _, w = step.shape
+    return np.array([pool[0], pool[1], w, 1 if step.is_contiguous() else c], dtype=np.int64)
+
+
+def _out_step(step: torch.Tensor, pool: tuple[int, int] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(shape, strides)`` of one step of the neuron's output: those of ``step``, or with ``pool = (kh, kw)``
+    of ``[B, C, H/kh, W/kw]`` in ``step``'s memory format (contiguous or channels-last)."""
+    if pool is None:
+        return tuple(step.shape), step.stride()
+    b, c, h, w = step.shape
+    ho, wo = h // pool[0], w // pool[1]
+    strides = (c * ho * wo, ho * wo, wo, 1) if step.is_contiguous() else (ho * wo * c, 1, wo * c, c)
+    return (b, c, ho, wo), strides
+
+
+def poolable(x: torch.Tensor, kernel: tuple[int, int]) -> bool:
+    """Whether ``fused_multistep(..., pool=kernel)`` can run on ``x [T, B, C, H, W]``: a 5-D input whose H and W
+    are multiples of the kernel (tiling windows)."""
+    return x.dim() == 5 and x.shape[3] % kernel[0] == 0 and x.shape[4] % kernel[1] == 0
+
+
+def _dense_input(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, step)``: the kernels' ``[T, N]`` (or time-invariant ``[1, N]``) view of ``x [T, B, ...]`` and
+    one dense ``[B, ...]`` step with the layout every per-step tensor of the call gets (a copy only when
+    ``x`` is not dense steps)."""
+    if time_invariant(x):  # the same currents at every step (an expanded view): pass one row
+        step = x[0].detach()
+        step = step if _dense_step(step) else step.contiguous()
+        return _rows(step, 1), step  # [B, ...] -> [1, N]
+    xd = x.detach()
+    xd = xd if _dense_steps(xd) else xd.contiguous()
+    return _rows(xd, x.shape[0]), xd[0]  # [T, B, ...] -> [T, N]
 
 
 def _forward(
-    x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, store_h: bool, h_over_x: bool = False
+    x: torch.Tensor,
+    v0: torch.Tensor | None,
+    params: NeuronParams,
+    store_h: bool,
+    h_over_x: bool = False,
+    pool: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
 
     The outputs keep the per-step memory layout of ``x`` when it is dense (contiguous or channels-last:
     ``_dense_steps``), so channels-last convolutions feed the neurons and read their spikes without copies;
     other inputs are made contiguous. ``h_over_x``: write ``h`` into ``x``'s own memory; the kernel reads
-    ``x[t, n]`` before it writes ``h[t, n]``, so aliasing is exact. A time-invariant ``x`` (stride 0 along T,
-    e.g. the output of a layer that ran once on a direct-encoded image) is passed as one row and never
-    copied T times.
+    ``x[t, n]`` before it writes ``h[t, n]``, so aliasing is exact (ignored for a time-invariant ``x``, which
+    is passed as one row and never copied T times). ``pool = (kh, kw)``: ``s`` is the tiling average pooling
+    of the spikes, ``[T, B, C, H/kh, W/kw]`` (``poolable``); the spikes themselves are never stored.
     """
     t = x.shape[0]
-    if time_invariant(x):  # the same currents at every step (an expanded view): pass one row
-        step = x[0].detach()
-        step = step if _dense_step(step) else step.contiguous()
-        x2 = _rows(step, 1)  # [B, ...] -> [1, N]
-        h_over_x = False
-    else:
-        xd = x.detach()
-        xd = xd if _dense_steps(xd) else xd.contiguous()
-        step = xd[0]
-        x2 = _rows(xd, t)  # [T, B, ...] -> [T, N]
+    x2, step = _dense_input(x)
+    h_over_x = h_over_x and _dense_steps(x) and not time_invariant(x)
     layout = step.stride()
     v = torch.empty_strided(x.shape[1:], layout, dtype=x.dtype)  # [B, ...], the layout of one step
     v.zero_() if v0 is None else v.copy_(v0.detach())
-    s = _like_steps(x.shape, layout)
-    h = (xd if h_over_x else _like_steps(x.shape, layout)) if store_h else None
+    out_shape, out_strides = _out_step(step, pool)
+    s = _like_steps((t, *out_shape), out_strides)
+    h = (x.detach() if h_over_x else _like_steps(x.shape, layout)) if store_h else None
     run_numba_kernel(
         _kernels().lif_forward,
         x2.numpy(),
         _rows(v, 1)[0].numpy(),
         _rows(s, t).numpy(),
-        _rows(h if store_h else s, t).numpy(),  # an unused placeholder when h is not stored
+        _rows(h, t).numpy() if store_h else np.empty((0, 0), dtype=np.float32),
         np.float32(params.decay),
         np.float32(params.threshold),
         _kernels().RESET_CODES[params.reset],
         store_h,
+        _pool_shape(step, pool),
     )
     return s, v, h
 
@@ -175,28 +213,37 @@ def _repeated_step(x: torch.Tensor) -> torch.Tensor | None:
 
 
 class _FusedMultistep(torch.autograd.Function):
-    """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h)``; backward = ``fused_kernels.lif_backward``.
+    """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h or None)``; backward = ``fused_kernels.lif_backward``.
 
     ``inplace`` (module docstring): ``h`` lives in ``x``'s memory and backward writes ``dL/dx`` over it
     unless the caller keeps ``h`` (``keep_h``). ``steps``: ``x`` is one ``[B, ...]`` step that the neuron
     receives at each of ``steps`` steps (the base of a time-invariant input); its gradient is summed over the
-    steps inside the backward kernel.
+    steps inside the backward kernel, and unless the caller keeps ``h`` nothing of size T is saved: backward
+    recomputes ``h`` block by block from ``x`` and ``v0`` (one more pass of the cheap forward update, in cache,
+    instead of a ``[T, B, ...]`` buffer alive from forward to backward). ``pool = (kh, kw)``: ``s`` is the
+    tiling average pooling of the spikes (``_forward``) and its gradient is spread back in the kernel.
     """
 
     @staticmethod
-    def forward(ctx, x, v0, params, inplace, keep_h, steps=None):
+    def forward(ctx, x, v0, params, inplace, keep_h, steps=None, pool=None):
+        ctx.recompute = steps is not None and not keep_h
         if steps is not None:
+            x = x.detach() if _dense_step(x) else x.detach().contiguous()  # the step every call reads
+            step = x
             x = direct(x, steps)  # [B, ...] -> [T, B, ...], a stride-0 view
         inplace = inplace and _dense_steps(x)  # a stride-0 (time-invariant) x is never dense steps
-        s, v, h = _forward(x, v0, params, store_h=True, h_over_x=inplace)
-        ctx.summed = steps is not None
+        s, v, h = _forward(x, v0, params, store_h=not ctx.recompute, h_over_x=inplace, pool=pool)
         if inplace:
             # x's memory now holds h. Not mark_dirty (it forbids views of x, such as TimeDistributed's
             # outputs, in a multi-output Function): bump x's version instead, so any other node that saved
             # x for its backward fails loudly there rather than reading h.
             torch.autograd.graph.increment_version(x)
-        ctx.save_for_backward(h)
-        ctx.params = params
+        if ctx.recompute:
+            ctx.save_for_backward(step, v0)
+        else:
+            ctx.save_for_backward(h)
+        ctx.steps, ctx.pool, ctx.params = x.shape[0], pool, params
+        ctx.summed = steps is not None
         ctx.has_v0 = v0 is not None
         ctx.grad_over_h = inplace and not keep_h
         ctx.consumed = False
@@ -209,16 +256,28 @@ class _FusedMultistep(torch.autograd.Function):
         if ctx.consumed:
             raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
                                "build the neuron with inplace=False to use retain_graph")
-        (h,) = ctx.saved_tensors
         p: NeuronParams = ctx.params
-        t = h.shape[0]
-        h2 = _rows(h, t)  # [T, B, ...] -> [T, N] in h's memory order; gradients are brought to that layout
-        gs = torch.zeros_like(h2) if g_s is None else _rows(_in_layout(g_s, h), t)
-        gh = h2 if g_h is None else _rows(_in_layout(g_h, h), t)  # h2 is a placeholder when unused
-        gv = torch.zeros_like(h[0]) if g_v is None else torch.empty_like(h[0]).copy_(g_v)  # [B, ...], h's layout
+        t = ctx.steps
+        if ctx.recompute:
+            step, v0 = ctx.saved_tensors  # [B, ...] dense; h is recomputed in the kernel
+            h = None
+            x2 = _rows(step, 1)  # [1, N]
+            v_start = torch.zeros_like(step) if v0 is None else torch.empty_like(step).copy_(v0)
+        else:
+            (h,) = ctx.saved_tensors
+            step = h[0]
+            x2 = v_start = torch.empty((0, 0))  # unused by the kernel
+        n = step.numel()
+        # [T, B, ...] -> [T, N] in the forward's memory order; gradients are brought to that layout
+        h2 = torch.empty((0, n)) if h is None else _rows(h, t)
+        out_shape, out_strides = _out_step(step, ctx.pool)
+        out_numel = math.prod(out_shape)
+        gs = torch.zeros(t, out_numel) if g_s is None else _rows(_with_strides(g_s, (out_numel, *out_strides)), t)
+        gh = h2 if g_h is None else _rows(_with_strides(g_h, h.stride()), t)  # h2 is a placeholder when unused
+        gv = torch.zeros_like(step) if g_v is None else torch.empty_like(step).copy_(g_v)  # [B, ...], step layout
         # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
         if ctx.summed:
-            gx = torch.zeros_like(h[:1])  # [1, B, ...]: the kernel sums dL/dx_t over t into it
+            gx = torch.zeros_like(step).unsqueeze(0)  # [1, B, ...]: the kernel sums dL/dx_t over t into it
         else:
             gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
         ctx.consumed = gx is h
@@ -239,9 +298,13 @@ class _FusedMultistep(torch.autograd.Function):
             code,
             p1,
             p2,
+            _pool_shape(step, ctx.pool),
+            x2.numpy(),
+            _rows(v_start, 1)[0].numpy() if ctx.recompute else np.empty(0, dtype=np.float32),
+            np.float32(p.decay),
         )
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
-        return (gx[0] if ctx.summed else gx), g_v0, None, None, None, None
+        return (gx[0] if ctx.summed else gx), g_v0, None, None, None, None, None
 
 
 def fused_multistep(
@@ -250,6 +313,7 @@ def fused_multistep(
     v0: torch.Tensor | None = None,
     return_membrane: bool = False,
     inplace: bool = False,
+    pool: tuple[int, int] | None = None,
 ):
     """The fused equivalent of ``neuron_multistep`` (same arguments, same returns; module docstring).
 
@@ -257,15 +321,18 @@ def fused_multistep(
     Returns ``(s [T, B, ...], v_T [B, ...])``, plus the pre-reset membrane ``h [T, B, ...]`` with
     ``return_membrane=True``. Without autograd (no grad mode, or no input requiring grad) nothing is saved.
     ``inplace``: reuse ``x``'s memory for ``h`` and, in backward, for ``dL/dx`` (module docstring); the
-    values and gradients are the same either way.
+    values and gradients are the same either way. ``pool = (kh, kw)`` (``x [T, B, C, H, W]``, ``poolable``):
+    ``s`` is ``avg_pool2d(spikes, (kh, kw))`` per step, ``[T, B, C, H/kh, W/kw]``, computed in the kernel
+    without ever storing the spikes (equal to pooling ``s`` afterwards; the spike map and its gradient, the
+    largest tensors of a conv layer, never exist).
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
     if needs_grad:
         base = _repeated_step(x)
         if base is not None:  # the gradient reaches the [B, ...] step directly, summed over T in the kernel
-            s, v, h = _FusedMultistep.apply(base, v0, params, inplace, return_membrane, x.shape[0])
+            s, v, h = _FusedMultistep.apply(base, v0, params, inplace, return_membrane, x.shape[0], pool)
         else:
-            s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane)
+            s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane, None, pool)
     else:
-        s, v, h = _forward(x, v0, params, store_h=return_membrane)
+        s, v, h = _forward(x, v0, params, store_h=return_membrane, pool=pool)
     return (s, v, h) if return_membrane else (s, v)

@@ -74,27 +74,87 @@ def _row_forward(x, v, s, h, k, th, reset):
             v[n] = ht
 
 
+@nb.njit(cache=True)
+def _pool_row(s, out, kh, kw, w, e, div):
+    """Window means of one step's spikes: ``s`` viewed as ``[bands, kh, W, E]`` -> ``out`` ``[bands, W/kw, E]``,
+    ``out = (sum of the kh x kw window) / div`` (the window sum first, as ATen's average pooling)."""
+    wo_n = w // kw
+    row = wo_n * e
+    for b in range(out.shape[0] // row):
+        src0 = b * kh * w * e
+        dst0 = b * row
+        for q in range(row):
+            out[dst0 + q] = _ZERO
+        for i in range(kh):
+            for wo in range(wo_n):
+                for j in range(kw):
+                    src = src0 + i * w * e + (wo * kw + j) * e
+                    dst = dst0 + wo * e
+                    for c in range(e):
+                        out[dst + c] += s[src + c]
+        for q in range(row):
+            out[dst0 + q] = out[dst0 + q] / div
+
+
+@nb.njit(cache=True)
+def _unpool_row(g, out, kh, kw, w, e, div):
+    """The gradient of ``_pool_row``: every pixel of a window gets its window's ``g / div`` (bit for bit
+    ATen's ``avg_pool2d_backward`` for tiling windows); ``g`` ``[bands, W/kw, E]`` -> ``out`` ``[bands, kh, W, E]``."""
+    wo_n = w // kw
+    row = wo_n * e
+    for b in range(g.shape[0] // row):
+        src0 = b * row
+        dst0 = b * kh * w * e
+        for i in range(kh):
+            for wo in range(wo_n):
+                for j in range(kw):
+                    dst = dst0 + i * w * e + (wo * kw + j) * e
+                    src = src0 + wo * e
+                    for c in range(e):
+                        out[dst + c] = g[src + c] / div
+
+
+@nb.njit(cache=True)
+def _block_columns(n_cols, pool):
+    """Columns per parallel block: ``BLOCK``, or whole pooling bands (``kh * W * E`` columns, ``pool`` =
+    ``(kh, kw, W, E)``; ``kh = 0`` means no pooling) adding up to at least ``BLOCK``."""
+    if pool[0] == 0:
+        return BLOCK
+    band = pool[0] * pool[2] * pool[3]
+    return max(1, BLOCK // band) * band
+
+
 @nb.njit(parallel=True, cache=True)
-def lif_forward(x, v, s, h, k, th, reset, store_h):
+def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """Forward over T in one call.
 
     x: input currents ``[T, N]``, or ``[1, N]`` for the same currents at every step (a time-invariant
     input, e.g. direct encoding: row 0 is read at every t); v: ``[N]`` initial membrane in, final post-reset
-    membrane ``v_T`` out
-    (in place); s: spikes ``[T, N]`` out; h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else
-    unused: each block writes ``h_t`` to a one-row scratch); k, th: float32 decay and threshold;
-    reset: ``RESET_CODES`` value.
+    membrane ``v_T`` out (in place); h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else unused: each
+    block writes ``h_t`` to a one-row scratch); k, th: float32 decay and threshold; reset: ``RESET_CODES``
+    value. pool: ``(kh, kw, W, E)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each step's
+    N neurons are ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw`` average
+    pooling ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored.
     """
-    steps, n_cols = s.shape
+    steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
-    n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    pooled = pool[0] > 0
+    div = np.float32(pool[0] * pool[1]) if pooled else _ONE
+    cols = _block_columns(n_cols, pool)
+    n_blocks = (n_cols + cols - 1) // cols
     for b in nb.prange(n_blocks):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
         scratch = np.empty(0 if store_h else hi - lo, dtype=x.dtype)
+        spikes = np.empty(hi - lo if pooled else 0, dtype=x.dtype)
+        olo = lo // (pool[0] * pool[1]) if pooled else lo
+        ohi = hi // (pool[0] * pool[1]) if pooled else hi
         for t in range(steps):
             h_row = h[t, lo:hi] if store_h else scratch
-            _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s[t, lo:hi], h_row, k, th, reset)
+            s_row = spikes if pooled else s[t, lo:hi]
+            _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s_row, h_row, k, th, reset)
+            if pooled:
+                _pool_row(spikes, s[t, olo:ohi], pool[0], pool[1], pool[2], pool[3], div)
 
 
 @nb.njit(cache=True)
@@ -157,29 +217,51 @@ def _row_add(acc, row):
 
 
 @nb.njit(parallel=True, cache=True)
-def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2):
+def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2, pool, x, v0, k):
     """BPTT over T in one call (module docstring).
 
-    h: saved pre-reset membrane ``[T, N]``; gs: ``dL/ds`` ``[T, N]``; gh: ``dL/dh`` ``[T, N]`` used when
-    ``has_gh`` (else a zero row is added); gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out (in place);
-    gx: ``dL/dx`` ``[T, N]`` out, or ``[1, N]`` (zeros in) for an input that was the same at every step:
-    then ``gx[0] += dL/dx_t`` for t = T..1, the sum the stride-0 expansion would have taken, without a
-    ``[T, N]`` buffer; kb: float32 backward leak; detach: detach_reset; code, p1, p2: the surrogate
-    (``surrogate_constants``).
+    h: saved pre-reset membrane ``[T, N]``, or ``[0, N]`` when it was not saved: each block then first
+    recomputes its ``h`` from the forward inputs ``x`` (``[T, N]`` or one time-invariant row ``[1, N]``),
+    ``v0`` ``[N]`` and the forward decay ``k`` (``lif_forward``'s update, so bit for bit the same ``h``) into a
+    ``[T, block]`` scratch that stays in cache; otherwise x and v0 are unused. gs: ``dL/ds`` ``[T, N]``, or
+    with ``pool`` (``lif_forward``) ``dL/d(pooled spikes)`` ``[T, N / (kh kw)]``, spread over the windows by
+    ``_unpool_row``; gh: ``dL/dh`` ``[T, N]`` used when ``has_gh`` (else a zero row is added); gv: ``[N]``
+    ``dL/dv_T`` in, ``dL/dv_0`` out (in place); gx: ``dL/dx`` ``[T, N]`` out, or ``[1, N]`` (zeros in) for an
+    input that was the same at every step: then ``gx[0] += dL/dx_t`` for t = T..1, the sum the stride-0
+    expansion would have taken, without a ``[T, N]`` buffer; kb: float32 backward leak; detach:
+    detach_reset; code, p1, p2: the surrogate (``surrogate_constants``).
     """
-    steps, n_cols = h.shape
+    steps, n_cols = gs.shape[0], gv.shape[0]
     summed = gx.shape[0] == 1 and steps > 1
-    n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    recompute = h.shape[0] == 0
+    const = x.shape[0] == 1
+    pooled = pool[0] > 0
+    div = np.float32(pool[0] * pool[1]) if pooled else _ONE
+    cols = _block_columns(n_cols, pool)
+    n_blocks = (n_cols + cols - 1) // cols
     for b in nb.prange(n_blocks):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
-        sg = np.empty(hi - lo, dtype=h.dtype)
-        zero = np.zeros(0 if has_gh else hi - lo, dtype=h.dtype)
-        step_gx = np.empty(hi - lo if summed else 0, dtype=h.dtype)
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
+        width = hi - lo
+        sg = np.empty(width, dtype=gv.dtype)
+        zero = np.zeros(0 if has_gh else width, dtype=gv.dtype)
+        step_gx = np.empty(width if summed else 0, dtype=gv.dtype)
+        spread = np.empty(width if pooled else 0, dtype=gv.dtype)
+        olo = lo // (pool[0] * pool[1]) if pooled else lo
+        ohi = hi // (pool[0] * pool[1]) if pooled else hi
+        block_h = np.empty((steps if recompute else 0, width), dtype=gv.dtype)
+        if recompute:
+            v = v0[lo:hi].copy()
+            for t in range(steps):
+                _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], k, th, reset)  # sg: spike scratch
         for t in range(steps - 1, -1, -1):
-            _row_surrogate(h[t, lo:hi], th, code, p1, p2, sg)
+            h_row = block_h[t] if recompute else h[t, lo:hi]
+            if pooled:
+                _unpool_row(gs[t, olo:ohi], spread, pool[0], pool[1], pool[2], pool[3], div)
+            gs_row = spread if pooled else gs[t, lo:hi]
+            _row_surrogate(h_row, th, code, p1, p2, sg)
             gh_row = gh[t, lo:hi] if has_gh else zero
             out = step_gx if summed else gx[t, lo:hi]
-            _row_backward(h[t, lo:hi], gs[t, lo:hi], gh_row, gv[lo:hi], out, sg, kb, th, reset, detach)
+            _row_backward(h_row, gs_row, gh_row, gv[lo:hi], out, sg, kb, th, reset, detach)
             if summed:
                 _row_add(gx[0, lo:hi], step_gx)

@@ -1,0 +1,69 @@
+"""``nn.Sequential`` that runs "spiking neuron, then tiling average pooling" as one fused kernel call.
+
+In a conv SNN the largest tensors are a conv layer's spike map ``[T, B, C, H, W]`` and, in backward, its
+gradient: both exist only to be pooled (forward) or to receive the pooled gradient (backward). When a
+``SpikingNeuron`` is directly followed by ``TimeDistributed(avg pool)`` with tiling windows (kernel =
+stride, no padding, H and W multiples of the kernel), ``SpikingSequential`` calls
+``neurons.fused.fused_multistep(x, params, pool=(kh, kw))`` instead: the kernel writes the pooled spikes
+``[T, B, C, H/kh, W/kw]`` and spreads their gradient back itself, so neither the spike map nor its gradient
+is ever allocated. Values are exactly those of the two modules run one after the other; gradients agree to
+float32 summation order (``tests/test_spiking_sequential.py``).
+
+The modules stay where they are (same ``state_dict`` keys, same ``named_modules``, exporters and cost
+counters see the usual neuron and pooling layers). The pair runs unfused whenever either module (or the
+pooling inside the wrapper) has hooks, as the analysis monitors install, when the fused kernels cannot run
+(``fused_supported``: CPU float32, numba, a known surrogate) or the windows do not tile the input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.layers.lean_avg_pool import _pair
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons.fused import fused_multistep, fused_supported, poolable
+from deepspike.neurons.modules import SpikingNeuron
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def tiling_kernel(module: nn.Module) -> tuple[int, int] | None:
+    """``(kh, kw)`` when ``module`` is ``TimeDistributed`` of an average pooling whose windows tile its input
+    (kernel = stride, no padding, no divisor override) and nothing hooks either of them; else None."""
+    if not isinstance(module, TimeDistributed) or _hooked(module):
+        return None
+    pool = module.module
+    if not isinstance(pool, nn.AvgPool2d) or _hooked(pool) or pool.divisor_override is not None:
+        return None
+    kernel = _pair(pool.kernel_size)
+    stride = _pair(pool.stride if pool.stride is not None else pool.kernel_size)
+    return (kernel[0], kernel[1]) if kernel == stride and _pair(pool.padding) == [0, 0] else None
+
+
+def fusable_neuron(module: nn.Module) -> bool:
+    """A plain ``SpikingNeuron`` (IF/LIF; its ``forward`` not overridden) without hooks."""
+    return isinstance(module, SpikingNeuron) and type(module).forward is SpikingNeuron.forward and not _hooked(module)
+
+
+class SpikingSequential(nn.Sequential):
+    """``nn.Sequential`` whose (neuron, tiling average pool) pairs run fused (module docstring).
+
+    forward: ``x [T, B, ...]`` through the modules in order, exactly as ``nn.Sequential`` would compute it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            neuron = modules[i]
+            kernel = tiling_kernel(modules[i + 1]) if i + 1 < len(modules) and fusable_neuron(neuron) else None
+            if kernel is not None and poolable(x, kernel) and fused_supported(x, neuron.params):
+                x = fused_multistep(x, neuron.params, inplace=neuron.inplace, pool=kernel)[0]
+                i += 2
+            else:
+                x = neuron(x)
+                i += 1
+        return x
