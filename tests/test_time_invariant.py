@@ -56,14 +56,38 @@ def test_layer_runs_once_on_the_batch():
     assert seen == [14]
 
 
-def test_batch_norm_in_training_and_dropout_keep_the_per_step_path():
+def test_dropout_keeps_the_per_step_path():
     x = torch.rand(2, 3, 4, 4).unsqueeze(0).expand(5, 2, 3, 4, 4)
-    bn = TimeDistributed(nn.BatchNorm2d(3))
-    assert bn(x).stride(0) != 0  # training batch statistics: not treated as per-step
-    bn.eval()
-    assert bn(x).stride(0) == 0
     drop = TimeDistributed(nn.Dropout(0.5))
     assert drop(x).stride(0) != 0
+    assert TimeDistributed(nn.SyncBatchNorm(3))._runs_once(x) is False  # gathers statistics across processes
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_in_training_runs_once_with_the_full_batch_statistics(momentum):
+    torch.manual_seed(5)
+    base = torch.randn(3, 4, 5, 5) * 2 + 1
+    g = torch.randn(6, 3, 4, 5, 5)
+    results = []
+    repeat = lambda b: b.unsqueeze(0).expand(6, *b.shape)  # noqa: E731
+    for make in (repeat, lambda b: repeat(b).contiguous()):
+        bn = TimeDistributed(nn.BatchNorm2d(4, momentum=momentum))
+        with torch.no_grad():
+            bn.module.weight.copy_(torch.linspace(0.5, 1.5, 4))
+            bn.module.bias.copy_(torch.linspace(-0.5, 0.5, 4))
+        b = base.clone().requires_grad_()
+        for _ in range(2):  # two steps: the running statistics move twice
+            y = bn(make(b))
+        (y * g).sum().backward()
+        results.append((y, b.grad, bn.module))
+    (y1, g1, bn1), (y2, g2, bn2) = results
+    assert y1.stride(0) == 0 and y2.stride(0) != 0  # the shortcut ran on [B, ...] only
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn1.weight.grad, bn2.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(bn1.running_mean, bn2.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn1.running_var, bn2.running_var, rtol=1e-5, atol=1e-6)
+    assert bn1.num_batches_tracked == bn2.num_batches_tracked == 2
 
 
 @pytest.mark.parametrize("fused", [True, False])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepspike.coding.rate import direct, time_invariant
@@ -11,6 +12,9 @@ from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 # Layers whose output for one step depends on that step's input alone, with no state, randomness or batch
 # statistics: a time-invariant input gives a time-invariant output.
 _PER_STEP = (nn.Conv2d, nn.Linear, nn.AvgPool2d, LeanAvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity)
+# Batch-norms whose training-mode statistics ``_batch_norm_once`` reproduces (not SyncBatchNorm: it gathers
+# statistics across processes).
+_PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 class TimeDistributed(nn.Module):
@@ -20,10 +24,15 @@ class TimeDistributed(nn.Module):
     flattened batch is exact and does the ANN's work T times in one call.
 
     A time-invariant input (``coding.time_invariant``: direct encoding feeds the same image at every step as a
-    stride-0 view) through such a layer (``_PER_STEP``; batch-norm only in eval mode) runs the layer once on
-    ``[B, ...]`` and returns its output expanded over T (again stride 0): the same values, T times less work
-    and memory; autograd sums the gradient over T before the layer's backward. Not done while the layer has
-    forward hooks (the analysis monitors count a layer's work per call and per step).
+    stride-0 view) through such a layer (``_PER_STEP``, or batch-norm) runs the layer once on ``[B, ...]`` and
+    returns its output expanded over T (again stride 0): the same values, T times less work and memory;
+    autograd sums the gradient over T before the layer's backward. Not done while the layer has forward hooks
+    (the analysis monitors count a layer's work per call and per step).
+
+    Batch-norm in training mode normalises with the statistics of the whole ``[T*B]`` batch; for T identical
+    copies of ``[B, ...]`` those are the copy's own mean and (biased) variance, so the output is the
+    normalised copy, again time-invariant (``_batch_norm_once``). Only the running variance's unbiased
+    correction counts the ``T*B*H*W`` values per channel that the unfused layer would see.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -32,12 +41,38 @@ class TimeDistributed(nn.Module):
 
     def _runs_once(self, x: torch.Tensor) -> bool:
         m = self.module
-        per_step = isinstance(m, _PER_STEP) or (isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training)
+        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or type(m) in _PLAIN_BN)
+        per_step = isinstance(m, _PER_STEP) or batch_norm
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b = x.shape[:2]
         if self._runs_once(x):
-            return direct(self.module(x[0]), t)  # [B, ...] -> [T, B, ...], stride 0 in T
+            m = self.module
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+                return direct(_batch_norm_once(m, x[0], t), t)
+            return direct(m(x[0]), t)  # [B, ...] -> [T, B, ...], stride 0 in T
         y = self.module(x.flatten(0, 1))  # [T*B, ...]
         return y.unflatten(0, (t, b))  # [T, B, ...]
+
+
+def _batch_norm_once(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, copies: int) -> torch.Tensor:
+    """``bn`` in training mode on ``copies`` stacked copies of ``x [B, C, ...]``, computed on ``x`` alone.
+
+    The batch statistics of identical copies are those of one copy, so ``y = (x - mean) / sqrt(var + eps) *
+    weight + bias`` with ``x``'s own per-channel mean and biased variance (``F.batch_norm`` in training mode,
+    gradients included). The running statistics move as the full batch would move them:
+    ``r <- (1 - m) r + m s`` with the mean and the unbiased variance ``var * n / (n - 1)``, ``n = copies *
+    numel / C`` values per channel (``m = momentum``, or ``1 / num_batches_tracked`` when it is None).
+    """
+    y = F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+    if bn.track_running_stats and bn.running_mean is not None:
+        with torch.no_grad():
+            dims = [0, *range(2, x.dim())]
+            n = copies * x.numel() // x.shape[1]
+            var, mean = torch.var_mean(x, dims, correction=0)
+            bn.num_batches_tracked += 1
+            m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
+            bn.running_var.mul_(1 - m).add_(var * (n / max(n - 1, 1)), alpha=m)
+    return y
