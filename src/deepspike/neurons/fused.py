@@ -7,7 +7,10 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
 * runs the time loop inside one compiled kernel instead of ~10 tensor ops per step in Python;
 * saves only the pre-reset membrane ``h [T, B, ...]`` for the backward pass (spikes are re-derived as
   ``h - th >= 0``; the reference keeps ~5 tensors per step alive);
-* saves nothing at all when no gradient is needed (inference);
+* saves nothing at all when no gradient is needed (inference), and nothing of size T for a time-invariant
+  input (direct encoding): backward recomputes ``h`` from the ``[B, ...]`` input step;
+* with ``pool=(kh, kw)`` also does the tiling average pooling that follows a conv layer's neurons, so the
+  spike map and its gradient are never allocated (``layers.spiking_sequential`` uses it);
 * with ``inplace=True`` (like ``nn.ReLU(inplace=True)``) writes ``h`` over the input currents ``x`` and,
   in backward, ``dL/dx`` over the saved ``h``: one ``[T, B, ...]`` buffer less at the forward peak and
   one less at the backward peak. ``x`` holds ``h`` afterwards (autograd's version counter catches any

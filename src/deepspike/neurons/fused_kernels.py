@@ -17,6 +17,12 @@ with ``sg`` the surrogate derivative chosen by ``SURROGATE_CODES``. The neurons 
 step a block calls a serial row function (``_row_*``) on contiguous 1-D slices with every mode switch
 hoisted out of its loop: LLVM vectorises those loops, while loops written inline in a ``prange`` body
 stay scalar (measured: about 2x slower).
+
+Two options remove the largest tensors of a conv layer: with ``pool`` the forward kernel average-pools
+each step's spikes inside the block (blocks are whole pooling bands) and writes only the pooled map, and
+the backward kernel spreads the pooled gradient over the windows itself; with an ``h`` of zero rows the
+backward kernel recomputes each block's ``h`` from the forward inputs instead of reading a saved
+``[T, N]`` membrane.
 """
 
 from __future__ import annotations
@@ -75,43 +81,64 @@ def _row_forward(x, v, s, h, k, th, reset):
 
 
 @nb.njit(cache=True)
-def _pool_row(s, out, kh, kw, w, e, div):
+def _pool_row(s, out, acc, kh, kw, w, e, div):
     """Window means of one step's spikes: ``s`` viewed as ``[bands, kh, W, E]`` -> ``out`` ``[bands, W/kw, E]``,
-    ``out = (sum of the kh x kw window) / div`` (the window sum first, as ATen's average pooling)."""
+    ``out = (sum of the kh x kw window) / div``: per band the kh rows are added into ``acc`` (``W * E``
+    scratch; contiguous, vectorised), then each window's kw columns. Spikes are 0/1, so every order of the
+    additions gives the same exact sum: the result is bit for bit ATen's average pooling."""
     wo_n = w // kw
     row = wo_n * e
+    we = w * e
     for b in range(out.shape[0] // row):
-        src0 = b * kh * w * e
+        src0 = b * kh * we
         dst0 = b * row
-        for q in range(row):
-            out[dst0 + q] = _ZERO
-        for i in range(kh):
+        for q in range(we):
+            acc[q] = s[src0 + q]
+        for i in range(1, kh):
+            off = src0 + i * we
+            for q in range(we):
+                acc[q] += s[off + q]
+        if e == 1:
             for wo in range(wo_n):
-                for j in range(kw):
-                    src = src0 + i * w * e + (wo * kw + j) * e
-                    dst = dst0 + wo * e
-                    for c in range(e):
-                        out[dst + c] += s[src + c]
-        for q in range(row):
-            out[dst0 + q] = out[dst0 + q] / div
+                tot = acc[wo * kw]
+                for j in range(1, kw):
+                    tot += acc[wo * kw + j]
+                out[dst0 + wo] = tot / div
+        else:
+            for wo in range(wo_n):
+                base = wo * kw * e
+                for c in range(e):
+                    tot = acc[base + c]
+                    for j in range(1, kw):
+                        tot += acc[base + j * e + c]
+                    out[dst0 + wo * e + c] = tot / div
 
 
 @nb.njit(cache=True)
 def _unpool_row(g, out, kh, kw, w, e, div):
     """The gradient of ``_pool_row``: every pixel of a window gets its window's ``g / div`` (bit for bit
-    ATen's ``avg_pool2d_backward`` for tiling windows); ``g`` ``[bands, W/kw, E]`` -> ``out`` ``[bands, kh, W, E]``."""
+    ATen's ``avg_pool2d_backward`` for tiling windows); ``g`` ``[bands, W/kw, E]`` -> ``out`` ``[bands, kh, W, E]``.
+    The first row of each band is written window by window, the other kh - 1 rows are copies of it."""
     wo_n = w // kw
     row = wo_n * e
+    we = w * e
     for b in range(g.shape[0] // row):
         src0 = b * row
-        dst0 = b * kh * w * e
-        for i in range(kh):
+        dst0 = b * kh * we
+        if e == 1:
+            for wo in range(wo_n):
+                v = g[src0 + wo] / div
+                for j in range(kw):
+                    out[dst0 + wo * kw + j] = v
+        else:
             for wo in range(wo_n):
                 for j in range(kw):
-                    dst = dst0 + i * w * e + (wo * kw + j) * e
-                    src = src0 + wo * e
                     for c in range(e):
-                        out[dst + c] = g[src + c] / div
+                        out[dst0 + (wo * kw + j) * e + c] = g[src0 + wo * e + c] / div
+        for i in range(1, kh):
+            off = dst0 + i * we
+            for q in range(we):
+                out[off + q] = out[dst0 + q]
 
 
 @nb.njit(cache=True)
@@ -147,6 +174,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
         hi = min(lo + cols, n_cols)
         scratch = np.empty(0 if store_h else hi - lo, dtype=x.dtype)
         spikes = np.empty(hi - lo if pooled else 0, dtype=x.dtype)
+        acc = np.empty(pool[2] * pool[3] if pooled else 0, dtype=x.dtype)
         olo = lo // (pool[0] * pool[1]) if pooled else lo
         ohi = hi // (pool[0] * pool[1]) if pooled else hi
         for t in range(steps):
@@ -154,7 +182,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
             s_row = spikes if pooled else s[t, lo:hi]
             _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s_row, h_row, k, th, reset)
             if pooled:
-                _pool_row(spikes, s[t, olo:ohi], pool[0], pool[1], pool[2], pool[3], div)
+                _pool_row(spikes, s[t, olo:ohi], acc, pool[0], pool[1], pool[2], pool[3], div)
 
 
 @nb.njit(cache=True)
