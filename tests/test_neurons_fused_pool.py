@@ -21,13 +21,15 @@ def _pool_steps(s: torch.Tensor, kernel) -> torch.Tensor:
     return F.avg_pool2d(s.flatten(0, 1), kernel).unflatten(0, s.shape[:2])
 
 
-def _run(make_x, base, v0, params, weight, fused_pool, kernel):
+def _run(make_x, base, v0, params, weight, fused_pool, kernel, channels_last=False):
     """Pooled output, v_T and the gradients d/d(base, v0) of sum(weight * pooled) + sum(v_T)."""
     b = base.detach().clone().requires_grad_()
     v = v0.detach().clone().requires_grad_()
     x = make_x(b)
     if fused_pool:
-        y, v_t = fused_multistep(x, params, v0=v, pool=kernel)
+        y, v_t = fused_multistep(x, params, v0=v, pool=kernel, pool_channels_last=channels_last)
+        if channels_last:
+            assert y[0].is_contiguous(memory_format=torch.channels_last)
     else:
         s, v_t = neuron_multistep(x, params, v0=v, fused=False)
         y = _pool_steps(s, kernel)
@@ -45,18 +47,18 @@ LAYOUTS = {
 
 
 @pytest.mark.parametrize(
-    ("layout", "kernel", "reset"),
-    list(itertools.product(LAYOUTS, ((2, 2), (2, 3), (3, 3)), ("zero", "subtract"))),
+    ("layout", "kernel", "reset", "channels_last"),
+    list(itertools.product(LAYOUTS, ((2, 2), (2, 3), (3, 3)), ("zero", "subtract"), (False, True))),
 )
-def test_pooled_neuron_equals_pooling_the_reference_spikes(layout, kernel, reset):
-    torch.manual_seed(hash((layout, kernel, reset)) % 1000)
+def test_pooled_neuron_equals_pooling_the_reference_spikes(layout, kernel, reset, channels_last):
+    torch.manual_seed(sum(map(ord, f"{layout}{kernel}{reset}{channels_last}")))
     params = NeuronParams(decay=0.8, threshold=0.5, reset=reset, surrogate="arctan")
     t, b, c, h, w = 5, 2, 3, 6 * kernel[0], 4 * kernel[1]
     base = torch.randn(t, b, c, h, w) * 0.6 + 0.3
     v0 = torch.randn(b, c, h, w) * 0.3
     weight = torch.randn(t, b, c, h // kernel[0], w // kernel[1])
     make = LAYOUTS[layout]
-    y_f, v_f, gb_f, gv_f = _run(make, base, v0, params, weight, True, kernel)
+    y_f, v_f, gb_f, gv_f = _run(make, base, v0, params, weight, True, kernel, channels_last)
     y_r, v_r, gb_r, gv_r = _run(make, base, v0, params, weight, False, kernel)
     assert torch.equal(y_f, y_r)  # same spikes, window sum then one division: exactly ATen's pooling
     assert torch.equal(v_f, v_r)

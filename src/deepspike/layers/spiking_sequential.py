@@ -6,8 +6,11 @@ gradient: both exist only to be pooled (forward) or to receive the pooled gradie
 stride, no padding, H and W multiples of the kernel), ``SpikingSequential`` calls
 ``neurons.fused.fused_multistep(x, params, pool=(kh, kw))`` instead: the kernel writes the pooled spikes
 ``[T, B, C, H/kh, W/kw]`` and spreads their gradient back itself, so neither the spike map nor its gradient
-is ever allocated. Values are exactly those of the two modules run one after the other; gradients agree to
-float32 summation order (``tests/test_spiking_sequential.py``).
+is ever allocated. When a convolution comes next, the pooled map is written channels-last (at no extra
+cost): oneDNN's channels-last convolutions are faster on CPU, and that convolution's output, its neurons
+and their pooling then stay channels-last. Values are exactly those of the two modules run one after the
+other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
+(``tests/test_spiking_sequential.py``).
 
 The modules stay where they are (same ``state_dict`` keys, same ``named_modules``, exporters and cost
 counters see the usual neuron and pooling layers). The pair runs unfused whenever either module (or the
@@ -48,6 +51,10 @@ def fusable_neuron(module: nn.Module) -> bool:
     return isinstance(module, SpikingNeuron) and type(module).forward is SpikingNeuron.forward and not _hooked(module)
 
 
+def _wraps_conv(module: nn.Module) -> bool:
+    return isinstance(module, TimeDistributed) and isinstance(module.module, nn.Conv2d)
+
+
 class SpikingSequential(nn.Sequential):
     """``nn.Sequential`` whose (neuron, tiling average pool) pairs run fused (module docstring).
 
@@ -61,7 +68,9 @@ class SpikingSequential(nn.Sequential):
             neuron = modules[i]
             kernel = tiling_kernel(modules[i + 1]) if i + 1 < len(modules) and fusable_neuron(neuron) else None
             if kernel is not None and poolable(x, kernel) and fused_supported(x, neuron.params):
-                x = fused_multistep(x, neuron.params, inplace=neuron.inplace, pool=kernel)[0]
+                conv_next = i + 2 < len(modules) and _wraps_conv(modules[i + 2])
+                x = fused_multistep(x, neuron.params, inplace=neuron.inplace, pool=kernel,
+                                    pool_channels_last=conv_next)[0]
                 i += 2
             else:
                 x = neuron(x)

@@ -125,23 +125,32 @@ def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
     return g if g.stride() == tuple(strides) else torch.empty_strided(g.shape, strides, dtype=g.dtype).copy_(g)
 
 
-def _pool_shape(step: torch.Tensor, pool: tuple[int, int] | None) -> np.ndarray:
-    """The kernels' ``pool`` argument ``(kh, kw, W, E)`` (int64) for a dense ``[B, C, H, W]`` step: its memory as
-    ``[M, H, W, E]`` images of E-vectors (E = 1 contiguous, E = C channels-last); zeros without pooling."""
+def _relayout(step: torch.Tensor, pool: tuple[int, int, bool]) -> bool:
+    """Whether the pooled output is written channels-last although ``step`` is contiguous (``pool[2]``)."""
+    return pool[2] and step.is_contiguous() and step.shape[1] > 1
+
+
+def _pool_shape(step: torch.Tensor, pool: tuple[int, int, bool] | None) -> np.ndarray:
+    """The kernels' ``pool`` argument ``(kh, kw, W, E, Ho, C)`` (int64) for a dense ``[B, C, H, W]`` step: its
+    memory as ``[M, H, W, E]`` images of E-vectors (E = 1 contiguous, E = C channels-last), and C > 0 when the
+    pooled output of a contiguous step is written channels-last; zeros without pooling."""
     if pool is None:
-        return np.zeros(4, dtype=np.int64)
-    _, c, _, w = step.shape
-    return np.array([pool[0], pool[1], w, 1 if step.is_contiguous() else c], dtype=np.int64)
+        return np.zeros(6, dtype=np.int64)
+    _, c, h, w = step.shape
+    e = 1 if step.is_contiguous() else c
+    return np.array([pool[0], pool[1], w, e, h // pool[0], c if _relayout(step, pool) else 0], dtype=np.int64)
 
 
-def _out_step(step: torch.Tensor, pool: tuple[int, int] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``(shape, strides)`` of one step of the neuron's output: those of ``step``, or with ``pool = (kh, kw)``
-    of ``[B, C, H/kh, W/kw]`` in ``step``'s memory format (contiguous or channels-last)."""
+def _out_step(step: torch.Tensor, pool: tuple[int, int, bool] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(shape, strides)`` of one step of the neuron's output: those of ``step``, or with ``pool = (kh, kw,
+    channels_last)`` of ``[B, C, H/kh, W/kw]`` in ``step``'s memory format (contiguous or channels-last), or
+    channels-last when asked for."""
     if pool is None:
         return tuple(step.shape), step.stride()
     b, c, h, w = step.shape
     ho, wo = h // pool[0], w // pool[1]
-    strides = (c * ho * wo, ho * wo, wo, 1) if step.is_contiguous() else (ho * wo * c, 1, wo * c, c)
+    contiguous = step.is_contiguous() and not _relayout(step, pool)
+    strides = (c * ho * wo, ho * wo, wo, 1) if contiguous else (ho * wo * c, 1, wo * c, c)
     return (b, c, ho, wo), strides
 
 
@@ -170,7 +179,7 @@ def _forward(
     params: NeuronParams,
     store_h: bool,
     h_over_x: bool = False,
-    pool: tuple[int, int] | None = None,
+    pool: tuple[int, int, bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
 
@@ -178,8 +187,9 @@ def _forward(
     ``_dense_steps``), so channels-last convolutions feed the neurons and read their spikes without copies;
     other inputs are made contiguous. ``h_over_x``: write ``h`` into ``x``'s own memory; the kernel reads
     ``x[t, n]`` before it writes ``h[t, n]``, so aliasing is exact (ignored for a time-invariant ``x``, which
-    is passed as one row and never copied T times). ``pool = (kh, kw)``: ``s`` is the tiling average pooling
-    of the spikes, ``[T, B, C, H/kh, W/kw]`` (``poolable``); the spikes themselves are never stored.
+    is passed as one row and never copied T times). ``pool = (kh, kw, channels_last)``: ``s`` is the tiling
+    average pooling of the spikes, ``[T, B, C, H/kh, W/kw]`` (``poolable``), channels-last when asked for; the
+    spikes themselves are never stored.
     """
     t = x.shape[0]
     x2, step = _dense_input(x)
@@ -223,8 +233,9 @@ class _FusedMultistep(torch.autograd.Function):
     receives at each of ``steps`` steps (the base of a time-invariant input); its gradient is summed over the
     steps inside the backward kernel, and unless the caller keeps ``h`` nothing of size T is saved: backward
     recomputes ``h`` block by block from ``x`` and ``v0`` (one more pass of the cheap forward update, in cache,
-    instead of a ``[T, B, ...]`` buffer alive from forward to backward). ``pool = (kh, kw)``: ``s`` is the
-    tiling average pooling of the spikes (``_forward``) and its gradient is spread back in the kernel.
+    instead of a ``[T, B, ...]`` buffer alive from forward to backward). ``pool = (kh, kw, channels_last)``:
+    ``s`` is the tiling average pooling of the spikes (``_forward``) and its gradient is spread back in the
+    kernel.
     """
 
     @staticmethod
@@ -317,6 +328,7 @@ def fused_multistep(
     return_membrane: bool = False,
     inplace: bool = False,
     pool: tuple[int, int] | None = None,
+    pool_channels_last: bool = False,
 ):
     """The fused equivalent of ``neuron_multistep`` (same arguments, same returns; module docstring).
 
@@ -327,8 +339,11 @@ def fused_multistep(
     values and gradients are the same either way. ``pool = (kh, kw)`` (``x [T, B, C, H, W]``, ``poolable``):
     ``s`` is ``avg_pool2d(spikes, (kh, kw))`` per step, ``[T, B, C, H/kh, W/kw]``, computed in the kernel
     without ever storing the spikes (equal to pooling ``s`` afterwards; the spike map and its gradient, the
-    largest tensors of a conv layer, never exist).
+    largest tensors of a conv layer, never exist). ``pool_channels_last``: write the pooled steps in
+    channels-last layout even when ``x`` is contiguous (for a convolution next: oneDNN's channels-last
+    convolutions are faster on CPU), at no extra pass over memory.
     """
+    pool = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
     if needs_grad:
         base = _repeated_step(x)

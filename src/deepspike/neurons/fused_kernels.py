@@ -142,9 +142,32 @@ def _unpool_row(g, out, kh, kw, w, e, div):
 
 
 @nb.njit(cache=True)
+def _to_channels_last(rows, step, first, wo_n, ho_n, c):
+    """Scatter pooled rows ``[bands, Wo]`` of a contiguous-order step (band = (sample, channel, output row),
+    starting at band ``first``) to their places in one channels-last step ``[B, Ho, Wo, C]`` (flat)."""
+    for k in range(rows.shape[0] // wo_n):
+        m, ho = divmod(first + k, ho_n)
+        b, ch = divmod(m, c)
+        base = (b * ho_n + ho) * wo_n * c + ch
+        for wo in range(wo_n):
+            step[base + wo * c] = rows[k * wo_n + wo]
+
+
+@nb.njit(cache=True)
+def _from_channels_last(step, rows, first, wo_n, ho_n, c):
+    """The inverse of ``_to_channels_last``: gather the rows ``[bands, Wo]`` from a channels-last step."""
+    for k in range(rows.shape[0] // wo_n):
+        m, ho = divmod(first + k, ho_n)
+        b, ch = divmod(m, c)
+        base = (b * ho_n + ho) * wo_n * c + ch
+        for wo in range(wo_n):
+            rows[k * wo_n + wo] = step[base + wo * c]
+
+
+@nb.njit(cache=True)
 def _block_columns(n_cols, pool):
     """Columns per parallel block: ``BLOCK``, or whole pooling bands (``kh * W * E`` columns, ``pool`` =
-    ``(kh, kw, W, E)``; ``kh = 0`` means no pooling) adding up to at least ``BLOCK``."""
+    ``(kh, kw, W, E, ...)``; ``kh = 0`` means no pooling) adding up to at least ``BLOCK``."""
     if pool[0] == 0:
         return BLOCK
     band = pool[0] * pool[2] * pool[3]
@@ -159,9 +182,11 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     input, e.g. direct encoding: row 0 is read at every t); v: ``[N]`` initial membrane in, final post-reset
     membrane ``v_T`` out (in place); h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else unused: each
     block writes ``h_t`` to a one-row scratch); k, th: float32 decay and threshold; reset: ``RESET_CODES``
-    value. pool: ``(kh, kw, W, E)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each step's
-    N neurons are ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw`` average
-    pooling ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored.
+    value. pool: ``(kh, kw, W, E, Ho, C)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each
+    step's N neurons are ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw``
+    average pooling ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored. The
+    pooled step keeps the input's order, or with ``C > 0`` (a contiguous input, E = 1, of C channels) is
+    written channels-last ``[B, Ho, Wo, C]`` (``_to_channels_last``) for a channels-last convolution next.
     """
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
@@ -177,11 +202,17 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
         acc = np.empty(pool[2] * pool[3] if pooled else 0, dtype=x.dtype)
         olo = lo // (pool[0] * pool[1]) if pooled else lo
         ohi = hi // (pool[0] * pool[1]) if pooled else hi
+        relayout = pooled and pool[5] > 0
+        rows = np.empty(ohi - olo if relayout else 0, dtype=x.dtype)
+        wo_n = pool[2] // pool[1] if pooled else 1
         for t in range(steps):
             h_row = h[t, lo:hi] if store_h else scratch
             s_row = spikes if pooled else s[t, lo:hi]
             _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s_row, h_row, k, th, reset)
-            if pooled:
+            if relayout:
+                _pool_row(spikes, rows, acc, pool[0], pool[1], pool[2], pool[3], div)
+                _to_channels_last(rows, s[t], olo // wo_n, wo_n, pool[4], pool[5])
+            elif pooled:
                 _pool_row(spikes, s[t, olo:ohi], acc, pool[0], pool[1], pool[2], pool[3], div)
 
 
@@ -277,6 +308,9 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
         spread = np.empty(width if pooled else 0, dtype=gv.dtype)
         olo = lo // (pool[0] * pool[1]) if pooled else lo
         ohi = hi // (pool[0] * pool[1]) if pooled else hi
+        relayout = pooled and pool[5] > 0
+        rows = np.empty(ohi - olo if relayout else 0, dtype=gv.dtype)
+        wo_n = pool[2] // pool[1] if pooled else 1
         block_h = np.empty((steps if recompute else 0, width), dtype=gv.dtype)
         if recompute:
             v = v0[lo:hi].copy()
@@ -284,7 +318,10 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
                 _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], k, th, reset)  # sg: spike scratch
         for t in range(steps - 1, -1, -1):
             h_row = block_h[t] if recompute else h[t, lo:hi]
-            if pooled:
+            if relayout:
+                _from_channels_last(gs[t], rows, olo // wo_n, wo_n, pool[4], pool[5])
+                _unpool_row(rows, spread, pool[0], pool[1], pool[2], pool[3], div)
+            elif pooled:
                 _unpool_row(gs[t, olo:ohi], spread, pool[0], pool[1], pool[2], pool[3], div)
             gs_row = spread if pooled else gs[t, lo:hi]
             _row_surrogate(h_row, th, code, p1, p2, sg)
