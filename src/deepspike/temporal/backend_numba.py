@@ -84,5 +84,5 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
         kh, kw, stride[0], stride[1], padding[0], padding[1], ho, wo, grad_t, grad_w_part,
     )
     grad_w = torch.from_numpy(grad_w_part.sum(0)).reshape(c, kh, kw, o).permute(3, 0, 1, 2).flip(3)
-    grad_b = bias_grad(t_out, slope, grad_out, kernel, tau) if bias is not None else None
+    grad_b = bias_grad(coef, t_out, kernel, tau) if bias is not None else None
     return torch.from_numpy(grad_t), grad_w, grad_b

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.temporal.causal_set import solve_rows
-from deepspike.temporal.gradients import grad_rows, output_coefficient
+from deepspike.temporal.gradients import grad_rows
 
 
 def out_size(size: int, k: int, stride: int, pad: int) -> int:
@@ -91,12 +91,12 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     return grad_t, grad_w, grad_b
 
 
-def bias_grad(t_out, slope, grad_out, kernel, tau):
-    """Gradient of the bias (input spike at t = 0) from the outputs alone, [O]; inputs [B, O, H', W'].
+def bias_grad(coef, t_out, kernel, tau):
+    """Gradient of the bias (input spike at t = 0) from the outputs alone, [O]; inputs [B, O, H', W'], ``coef``
+    the output coefficients ``dL/dt_out / D`` (``gradients.output_coefficient``).
 
     exp: ``sum c tau (exp(-t_out/tau) - 1)``, relpsp: ``sum c (0 - t_out)``, over outputs with ``0 < t_out``.
     """
-    coef = output_coefficient(grad_out, t_out, slope)
     mask = (t_out > 0) & (coef != 0)
     to = torch.where(mask, t_out, torch.zeros_like(t_out))
     per = tau * (torch.exp(-to / tau) - 1) if kernel == "exp" else -to
