@@ -1,12 +1,14 @@
 """``make bench``: regenerate the speed tables of ``benchmarks/RESULTS.md``, each table from one run.
 
 Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN, once in the default contiguous layout and once
-with every framework in channels-last layout), ``bench_ttfs_layers.py`` (TTFS layers vs
+with every framework in channels-last layout), ``tensor_memory.py`` (exact saved and peak tensor bytes of the
+same nets, with the benchmark venv's python), ``bench_ttfs_layers.py`` (TTFS layers vs
 the same-shape ANN layer) and ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
 vs the ANN), and writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
+    <!-- bench:tensors:start --> ... <!-- bench:tensors:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
 
@@ -15,7 +17,7 @@ benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unle
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
 Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
-[--only rate,rate_cl,ttfs,ttfsnet]``
+[--only rate,rate_cl,tensors,ttfs,ttfsnet]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -53,10 +55,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default="rate,rate_cl,ttfs,ttfsnet")
+    ap.add_argument("--only", default="rate,rate_cl,tensors,ttfs,ttfsnet")
     args = ap.parse_args()
     parts = args.only.split(",")
-    if ("rate" in parts or "rate_cl" in parts) and not args.no_setup:
+    if {"rate", "rate_cl", "tensors"} & set(parts) and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
@@ -71,6 +73,15 @@ def main() -> None:
         if args.quick:
             cmd += ["--configs", "lenet:25,vgg:4", "--steps", "3", "--warmup", "1"]
         text = replace_section(text, section, title + "\n\n" + _run(cmd))
+    if "tensors" in parts:
+        peer_python = HERE.parent / ".bench-venv" / "bin" / "python"
+        python = str(peer_python) if peer_python.exists() else sys.executable  # without peers: ANN and deepspike
+        shown = ".bench-venv/bin/python" if peer_python.exists() else "python"
+        table = _run([python, str(HERE / "tensor_memory.py"), "--markdown"])
+        text = replace_section(text, "tensors", "## Exact tensor memory of the rate-coded benchmark nets\n\n"
+                               f"Command: `{shown} benchmarks/tensor_memory.py --markdown` (module "
+                               "docstring: saved = kept from forward to backward, peak = live tensors during one "
+                               "training step, batch 32).\n\n" + table)
     if "ttfs" in parts:
         cmd = [sys.executable, str(HERE / "bench_ttfs_layers.py")] + (["--repeats", "2"] if args.quick else [])
         table = _run(cmd)

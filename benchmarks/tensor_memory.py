@@ -2,11 +2,14 @@
 ``peers/nets.py`` net, batch 32, SGD, cross-entropy, one case per fresh process.
 
 * saved: bytes of the activations autograd saves for backward in one forward pass (saved-tensor hooks,
-  each storage counted once);
+  each storage counted once by address; a saved storage freed during the forward pass, e.g. of a graph
+  branch that nothing keeps, may have its address reused and is then counted once, so this figure can vary
+  by a few percent between runs for such nets);
 * peak: the largest total of live tensor bytes allocated during one training step (zero_grad, forward,
   backward, SGD step; two untimed steps first), from torch.profiler's allocation and free events, so
   everything alive before the step (weights, the batch) is not counted: "peak above the start" like
-  ``bench_rate.py``'s RSS column, but without the allocator's caching and fragmentation.
+  ``bench_rate.py``'s RSS column, but without the allocator's caching and fragmentation; the same in every
+  run.
 
 Peers need the benchmark venv. Run: ``.bench-venv/bin/python benchmarks/tensor_memory.py [--markdown]``.
 """
