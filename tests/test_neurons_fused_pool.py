@@ -41,7 +41,8 @@ def _run(make_x, base, v0, params, weight, fused_pool, kernel, channels_last=Fal
 LAYOUTS = {
     "contiguous": lambda b: b,
     "channels_last": lambda b: b.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, b.shape[:2]),
-    "time_invariant": lambda b: b[0].unsqueeze(0).expand(b.shape),  # only base[0] matters
+    # only base[0] matters; a fresh [B, ...] step repeated as a stride-0 view: the recompute path
+    "time_invariant": lambda b: (b[0] * 1).unsqueeze(0).expand(b.shape),
     "transposed": lambda b: b.transpose(3, 4).contiguous().transpose(3, 4),  # not dense steps: copied
 }
 
@@ -65,6 +66,12 @@ def test_pooled_neuron_equals_pooling_the_reference_spikes(layout, kernel, reset
     torch.testing.assert_close(gb_f, gb_r, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gv_f, gv_r, rtol=1e-5, atol=1e-5)
     assert 0 < y_r.mean() < 1 and gb_r.abs().sum() > 0
+
+
+def test_time_invariant_pooled_neuron_saves_only_the_step():
+    x = (torch.rand(2, 3, 8, 8) * 2).requires_grad_()
+    y, _ = fused_multistep((x * 1).unsqueeze(0).expand(6, 2, 3, 8, 8), PARAMS, pool=(2, 2))
+    assert [tuple(t.shape) for t in y.grad_fn.saved_tensors if t is not None] == [(2, 3, 8, 8)]
 
 
 def test_pooled_output_keeps_the_input_layout_and_spans_several_blocks():
