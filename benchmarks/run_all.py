@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_rate import DEFAULT_PEER_PYTHON  # noqa: E402 (the benchmark venv's python)
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -74,9 +76,9 @@ def main() -> None:
             cmd += ["--configs", "lenet:25,vgg:4", "--steps", "3", "--warmup", "1"]
         text = replace_section(text, section, title + "\n\n" + _run(cmd))
     if "tensors" in parts:
-        peer_python = HERE.parent / ".bench-venv" / "bin" / "python"
-        python = str(peer_python) if peer_python.exists() else sys.executable  # without peers: ANN and deepspike
-        shown = ".bench-venv/bin/python" if peer_python.exists() else "python"
+        peers = DEFAULT_PEER_PYTHON.exists()
+        python = str(DEFAULT_PEER_PYTHON) if peers else sys.executable  # without peers: ANN and deepspike only
+        shown = str(DEFAULT_PEER_PYTHON.relative_to(HERE.parent)) if peers else "python"
         table = _run([python, str(HERE / "tensor_memory.py"), "--markdown"])
         text = replace_section(text, "tensors", "## Exact tensor memory of the rate-coded benchmark nets\n\n"
                                f"Command: `{shown} benchmarks/tensor_memory.py --markdown` (module "

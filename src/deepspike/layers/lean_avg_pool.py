@@ -125,15 +125,19 @@ def _pair(v) -> list[int]:
     return [int(v), int(v)] if isinstance(v, int) else [int(a) for a in v]
 
 
+def pool_window(pool: nn.AvgPool2d) -> tuple[list[int], list[int], list[int]]:
+    """``(kernel, stride, padding)`` of an average pooling as ``[h, w]`` pairs (stride None = the kernel)."""
+    stride = pool.stride if pool.stride is not None else pool.kernel_size
+    return _pair(pool.kernel_size), _pair(stride), _pair(pool.padding)
+
+
 class LeanAvgPool2d(nn.AvgPool2d):
     """``nn.AvgPool2d`` that does not save its input for backward (module docstring); 4-D inputs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             return super().forward(x)
-        kernel = _pair(self.kernel_size)
-        stride = _pair(self.stride if self.stride is not None else self.kernel_size)
-        padding = _pair(self.padding)
+        kernel, stride, padding = pool_window(self)
         if not (torch.is_grad_enabled() and x.requires_grad):
             if _tiles(x, kernel, stride, padding, self.divisor_override):
                 return _tiled_mean(x, *kernel)

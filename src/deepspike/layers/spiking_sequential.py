@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.layers.lean_avg_pool import _pair
+from deepspike.layers.lean_avg_pool import pool_window
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.fused import fused_multistep, fused_supported, poolable
 from deepspike.neurons.modules import SpikingNeuron
@@ -41,9 +41,8 @@ def tiling_kernel(module: nn.Module) -> tuple[int, int] | None:
     pool = module.module
     if not isinstance(pool, nn.AvgPool2d) or _hooked(pool) or pool.divisor_override is not None:
         return None
-    kernel = _pair(pool.kernel_size)
-    stride = _pair(pool.stride if pool.stride is not None else pool.kernel_size)
-    return (kernel[0], kernel[1]) if kernel == stride and _pair(pool.padding) == [0, 0] else None
+    kernel, stride, padding = pool_window(pool)
+    return (kernel[0], kernel[1]) if kernel == stride and padding == [0, 0] else None
 
 
 def fusable_neuron(module: nn.Module) -> bool:

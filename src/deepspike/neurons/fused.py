@@ -277,10 +277,11 @@ class _FusedMultistep(torch.autograd.Function):
             h = None
             x2 = _rows(step, 1)  # [1, N]
             v_start = torch.zeros_like(step) if v0 is None else torch.empty_like(step).copy_(v0)
+            v_rows = _rows(v_start, 1)[0].numpy()  # [N]
         else:
             (h,) = ctx.saved_tensors
             step = h[0]
-            x2 = v_start = torch.empty((0, 0))  # unused by the kernel
+            x2, v_rows = torch.empty((0, 0)), np.empty(0, dtype=np.float32)  # unused by the kernel
         n = step.numel()
         # [T, B, ...] -> [T, N] in the forward's memory order; gradients are brought to that layout
         h2 = torch.empty((0, n)) if h is None else _rows(h, t)
@@ -314,7 +315,7 @@ class _FusedMultistep(torch.autograd.Function):
             p2,
             _pool_shape(step, ctx.pool),
             x2.numpy(),
-            _rows(v_start, 1)[0].numpy() if ctx.recompute else np.empty(0, dtype=np.float32),
+            v_rows,
             np.float32(p.decay),
         )
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None

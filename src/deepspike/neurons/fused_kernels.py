@@ -174,6 +174,16 @@ def _block_columns(n_cols, pool):
     return max(1, BLOCK // band) * band
 
 
+@nb.njit(cache=True)
+def _pool_constants(pool):
+    """``(pooled, relayout, div, area, wo_n)`` of the kernels' ``pool`` argument: whether it pools, whether
+    the pooled map is written channels-last, the window size ``kh kw`` as float32 and int (1 without
+    pooling: output columns = input columns / area), and the pooled width ``W / kw``."""
+    pooled = pool[0] > 0
+    area = pool[0] * pool[1] if pooled else 1
+    return pooled, pooled and pool[5] > 0, np.float32(area), area, pool[2] // pool[1] if pooled else 1
+
+
 @nb.njit(parallel=True, cache=True)
 def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """Forward over T in one call.
@@ -190,8 +200,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
-    pooled = pool[0] > 0
-    div = np.float32(pool[0] * pool[1]) if pooled else _ONE
+    pooled, relayout, div, area, wo_n = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
     n_blocks = (n_cols + cols - 1) // cols
     for b in nb.prange(n_blocks):
@@ -200,11 +209,8 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
         scratch = np.empty(0 if store_h else hi - lo, dtype=x.dtype)
         spikes = np.empty(hi - lo if pooled else 0, dtype=x.dtype)
         acc = np.empty(pool[2] * pool[3] if pooled else 0, dtype=x.dtype)
-        olo = lo // (pool[0] * pool[1]) if pooled else lo
-        ohi = hi // (pool[0] * pool[1]) if pooled else hi
-        relayout = pooled and pool[5] > 0
+        olo, ohi = lo // area, hi // area
         rows = np.empty(ohi - olo if relayout else 0, dtype=x.dtype)
-        wo_n = pool[2] // pool[1] if pooled else 1
         for t in range(steps):
             h_row = h[t, lo:hi] if store_h else scratch
             s_row = spikes if pooled else s[t, lo:hi]
@@ -294,8 +300,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     summed = gx.shape[0] == 1 and steps > 1
     recompute = h.shape[0] == 0
     const = x.shape[0] == 1
-    pooled = pool[0] > 0
-    div = np.float32(pool[0] * pool[1]) if pooled else _ONE
+    pooled, relayout, div, area, wo_n = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
     n_blocks = (n_cols + cols - 1) // cols
     for b in nb.prange(n_blocks):
@@ -306,11 +311,8 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
         zero = np.zeros(0 if has_gh else width, dtype=gv.dtype)
         step_gx = np.empty(width if summed else 0, dtype=gv.dtype)
         spread = np.empty(width if pooled else 0, dtype=gv.dtype)
-        olo = lo // (pool[0] * pool[1]) if pooled else lo
-        ohi = hi // (pool[0] * pool[1]) if pooled else hi
-        relayout = pooled and pool[5] > 0
+        olo, ohi = lo // area, hi // area
         rows = np.empty(ohi - olo if relayout else 0, dtype=gv.dtype)
-        wo_n = pool[2] // pool[1] if pooled else 1
         block_h = np.empty((steps if recompute else 0, width), dtype=gv.dtype)
         if recompute:
             v = v0[lo:hi].copy()
