@@ -2,12 +2,13 @@
 and the peak memory of one TTFS conv layer against the ANN conv layer.
 
 * step: ``stdbp`` on ``zhang2021_conv`` (28x28-16C5-P2-32C5-P2-800-128-10) vs method ``ann`` on the same
-  architecture; batch 32, Adam, median of ``--steps`` steps after 2 warm-up steps, both in one process.
+  architecture; batch 32, Adam, ``--steps`` steps after 2 warm-up steps each, all in one process, the ANN
+  measured before and after the TTFS net (its median over both runs), the TTFS net's median in between.
 * memory: forward + backward of ``spike_times_conv2d`` (B = 128, 64 -> 64 channels, 32x32, 3x3, padding 1,
   both kernels) vs ``conv2d + relu``, each in a fresh process: peak RSS (VmHWM, reset via
   ``/proc/self/clear_refs`` after the inputs exist and one warm-up pass) minus the RSS at that moment.
 
-Run: ``.venv/bin/python benchmarks/bench_ttfs_net.py [--steps 5] [--threads 1]`` on an idle machine.
+Run: ``.venv/bin/python benchmarks/bench_ttfs_net.py [--steps 20] [--threads 1]`` on an idle machine.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rate import _reset_peak, _status_kb  # noqa: E402 (the /proc/self helpers of the rate benchmark)
 
 
-def _median_step(method, model, x, y, steps: int) -> float:
-    """Median seconds of a training step (Adam) of ``model`` under ``method`` after 2 warm-up steps."""
+def _step_times(method, model, x, y, steps: int) -> list[float]:
+    """Seconds of ``steps`` training steps (Adam) of ``model`` under ``method`` after 2 warm-up steps."""
     import torch
 
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -38,7 +39,7 @@ def _median_step(method, model, x, y, steps: int) -> float:
         opt.step()
         if i >= 2:
             times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
 
 
 def step_ratio(steps: int) -> tuple[float, float]:
@@ -50,12 +51,13 @@ def step_ratio(steps: int) -> tuple[float, float]:
 
     arch = create_architecture("zhang2021_conv", num_classes=10, input_shape=(1, 28, 28), width=1.0)
     x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
-    medians = []
-    for name, opts in (("ann", {}), ("stdbp", {"alpha": 3.0, "jitter": 0.14, "weight_sum_cost": 10.0})):
+    times = {"ann": [], "stdbp": []}
+    stdbp_opts = {"alpha": 3.0, "jitter": 0.14, "weight_sum_cost": 10.0}
+    for name, opts in (("ann", {}), ("stdbp", stdbp_opts), ("ann", {})):
         torch.manual_seed(0)
         method = get_method(name, opts)
-        medians.append(_median_step(method, method.build(arch), x, y, steps))
-    return medians[0], medians[1]
+        times[name] += _step_times(method, method.build(arch), x, y, steps)
+    return statistics.median(times["ann"]), statistics.median(times["stdbp"])
 
 
 def layer_memory(case: str) -> float:
@@ -85,7 +87,7 @@ def layer_memory(case: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--memory-case", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -103,6 +103,40 @@ def test_numba_backward_equals_torch_backward(kernel):
     assert grads[0][1].abs().sum() > 0
 
 
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("stride,padding", [(2, 1), (1, 0)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_numba_backward_layouts_and_silent_samples(kernel, stride, padding, channels_last):
+    """Channels-last or contiguous inputs, strides, a silent sample whose outputs fire from the bias alone,
+    an input that needs no gradient, float32: numba's fused backward equals the torch reference."""
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(4, 3, 7, 6, generator=g) * 2
+    t[t > 1.7] = math.inf
+    t[2] = math.inf  # no input spike at all: only the bias (weight > theta for some outputs) can fire
+    w = torch.randn(6, 3, 3, 3, generator=g) * 0.2 + 0.1
+    b = torch.rand(6, generator=g) * 2.5
+    if channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    ho = (7 + 2 * padding - 3) // stride + 1
+    wo = (6 + 2 * padding - 3) // stride + 1
+    upstream = torch.randn(4, 6, ho, wo, generator=g)
+    for need_t in (True, False):
+        grads = []
+        for backend in ("torch", "numba"):
+            leaves = [t.clone().requires_grad_(need_t), w.clone().requires_grad_(), b.clone().requires_grad_()]
+            out = spike_times_conv2d(*leaves, stride=stride, padding=padding, kernel=kernel, backend=backend)
+            assert torch.isfinite(out[2]).any()
+            (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * upstream).sum().backward()
+            grads.append([x.grad for x in leaves])
+        for ref, got in zip(*grads):
+            if ref is None:
+                assert got is None
+            else:
+                torch.testing.assert_close(got, ref, rtol=2e-4, atol=2e-5)
+        assert grads[1][2].abs().sum() > 0
+
 def test_no_spike_outputs_pass_no_gradient():
     t = torch.tensor([[0.0, 1.0]], dtype=torch.float64, requires_grad=True)
     w = torch.tensor([[0.5, 0.5], [2.0, 2.0]], dtype=torch.float64, requires_grad=True)  # row 0: sum = theta

@@ -52,9 +52,9 @@ class SpikeTimeConv(torch.autograd.Function):
             grad_t, grad_w, grad_b = impl.backward(
                 t_in.detach(), weight.detach().to(t_in.dtype),
                 None if bias is None else bias.detach().to(t_in.dtype),
-                stride, padding, kernel, tau, t_out, slope, grad_out.contiguous(), chunk_elements,
+                stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements,
+                need_input_grad=ctx.needs_input_grad[0],
             )
         grad_w = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
         grad_b = grad_b.to(bias.dtype) if (bias is not None and ctx.needs_input_grad[2]) else None
-        grad_t = grad_t if ctx.needs_input_grad[0] else None
         return grad_t, grad_w, grad_b, None, None, None, None, None, None, None

@@ -63,8 +63,10 @@ def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_eleme
     return t_out, slope
 
 
-def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements):
-    """Exact VJP of ``forward``: returns ``(grad_t [B,C,H,W], grad_w [O,C,kh,kw], grad_bias [O] | None)``."""
+def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements,
+             need_input_grad=True):
+    """Exact VJP of ``forward``: returns ``(grad_t [B,C,H,W] | None, grad_w [O,C,kh,kw], grad_bias [O] | None)``;
+    ``grad_t`` is None unless ``need_input_grad``."""
     b_all, c, h, w = t_in.shape
     o, _, kh, kw = weight.shape
     ph, pw = padding
@@ -88,16 +90,5 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
         grad_t[b0:b1] = g_pad[:, :, ph : ph + h, pw : pw + w]
     grad_w = grad_w2[:, : c * kh * kw].reshape(weight.shape)
     grad_b = grad_w2[:, -1].clone() if bias is not None else None
-    return grad_t, grad_w, grad_b
+    return (grad_t if need_input_grad else None), grad_w, grad_b
 
-
-def bias_grad(coef, t_out, kernel, tau):
-    """Gradient of the bias (input spike at t = 0) from the outputs alone, [O]; inputs [B, O, H', W'], ``coef``
-    the output coefficients ``dL/dt_out / D`` (``gradients.output_coefficient``).
-
-    exp: ``sum c tau (exp(-t_out/tau) - 1)``, relpsp: ``sum c (0 - t_out)``, over outputs with ``0 < t_out``.
-    """
-    mask = (t_out > 0) & (coef != 0)
-    to = torch.where(mask, t_out, torch.zeros_like(t_out))
-    per = tau * (torch.exp(-to / tau) - 1) if kernel == "exp" else -to
-    return torch.where(mask, coef * per, torch.zeros_like(per)).sum(dim=(0, 2, 3))

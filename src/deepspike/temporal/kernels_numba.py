@@ -1,24 +1,27 @@
 """Numba CPU kernels: event-sweep forward and masked backward of the closed-form TTFS layer.
 
-Forward (per sample, parallel over the batch): sort the sample's input spikes ONCE (shared by every output
-neuron and every receptive field), then sweep them in time order (simultaneous inputs one after the other:
-an input arriving at ``t_g`` adds nothing to ``V(t_g)``, so checking before each of them equals checking
-before the whole tie group). Each output keeps the running sums of
-its causal set, ``a = sum w`` and ``s = sum w x`` with ``x = exp((t - ref)/tau)`` (exp kernel, the z domain
-of zhou2021 relative to a moving reference ``ref``) or ``x = t - ref`` (relpsp). When an input arrives
-at time ``t_g``, every output it reaches first checks whether its membrane
-reached theta by ``t_g`` (``a x_g - s >= theta x_g`` resp. ``a x_g - s >= theta``: the end of its
-inter-input interval); if so it fires at ``ref + tau log(s/(a - theta))`` resp. ``ref + (theta + s)/a``
-and is frozen (``a = -inf``). Then the inputs are added. After the last input, ``a > theta`` (exp) /
-``a > 0`` (relpsp) means a spike after it. ``ref`` moves forward whenever ``x`` would exceed e^30, so the
+Images are channels-last: a sample's input times are one flat [H*W*C] row (index ``(iy*W + ix)*C + c``) and
+its outputs one [H'*W'*O] row. Forward (per sample, parallel over the batch): the sample's inputs are sorted
+ONCE (``sort_numba.argsort_rows``, shared by every output neuron and every receptive field), then swept in
+time order (simultaneous inputs one after the other: an input arriving at ``t_g`` adds nothing to
+``V(t_g)``, so checking before each of them equals checking before the whole tie group). Each output keeps
+the running sums of its causal set, ``a = sum w`` and ``s = sum w x`` with ``x = exp((t - ref)/tau)`` (exp
+kernel, the z domain of zhou2021 relative to a moving reference ``ref``) or ``x = t - ref`` (relpsp). When an
+input arrives at time ``t_g``, every output it reaches first checks whether its membrane reached theta by
+``t_g`` (``a x_g - s >= theta x_g`` resp. ``a x_g - s >= theta``: the end of its inter-input interval); if so
+it fires at ``ref + tau log(s/(a - theta))`` resp. ``ref + (theta + s)/a`` and is frozen (``a = -inf``). Then
+the inputs are added. After the last input, ``a > theta`` (exp) / ``a > 0`` (relpsp) means a spike after it.
+``ref`` moves forward whenever ``x`` would exceed e^30, so the
 exp kernel never overflows. The inner loops run over the contiguous output-channel axis.
 
-Backward (parallel over thread-blocks of the batch, a private weight-gradient buffer per thread): for every
-input and every output it reaches, mask ``t_i < t_out`` and accumulate the dense formulas of
+Backward (parallel over thread-blocks of the batch, private weight- and bias-gradient buffers per thread): per
+sample it forms the output coefficients ``c = dL/dt_out / D`` and their separable factors itself, then for every
+input and every output it reaches, masks ``t_i < t_out`` and accumulates the dense formulas of
 ``deepspike.temporal.gradients`` in a separable form (``e_i = z_i / Z_out``).
 
-Peak temporary memory per thread: one sample's sort order (C*H*W ints) + 2 * O*H'*W' floats (forward);
-weight-sized gradient buffer per thread (backward). Nothing of size B x O x positions x fan_in exists.
+Peak temporary memory: the sort order (B*C*H*W ints) and, per thread, 2 * O*H'*W' floats (forward); per
+thread a weight-sized gradient buffer and 2 * O*H'*W' floats (backward). Nothing of size
+B x O x positions x fan_in exists.
 """
 
 from __future__ import annotations
@@ -103,20 +106,21 @@ def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, 
 
 
 @njit(parallel=True, **_FLAGS)
-def forward_kernel(t_in, w_r, bias, use_bias, kh, kw, sh, sw, ph, pw, n_ho, n_wo, is_exp, theta, tau,
-                   t_out, slope):
-    """Event sweep. t_in [B, C, H, W]; w_r [C*kh*kw*O] weights in layout [C, kh, kw reversed, O];
-    bias [O]; t_out, slope [B, Ho*Wo*O] (pre-filled with +inf and 0) receive spike times and slopes D.
-    State slot of output (oy, ox, o) is ``(oy*Wo + ox)*O + o``, so with stride 1 the outputs one input
-    reaches in one kernel row form ONE contiguous run, matching a contiguous run of ``w_r``."""
-    n_b, n_c, n_h, n_w = t_in.shape
+def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw, ph, pw, n_ho, n_wo, is_exp,
+                   theta, tau, t_out, slope):
+    """Event sweep. t_in [B, H*W*C] channels-last times; order_in [B, H*W*C] each row's ascending argsort;
+    w_r [C*kh*kw*O] weights in layout [C, kh, kw reversed, O]; bias [O]; t_out, slope [B, Ho*Wo*O]
+    (pre-filled with +inf and 0) receive spike times and slopes D. State slot of output (oy, ox, o) is
+    ``(oy*Wo + ox)*O + o``, so with stride 1 the outputs one input reaches in one kernel row form ONE
+    contiguous run, matching a contiguous run of ``w_r``."""
+    n_b = t_in.shape[0]
     n_o = bias.shape[0]
-    hw = n_h * n_w
+    wc = n_w * n_c
     n_pos = n_ho * n_wo
     for b in prange(n_b):
         buf = np.empty(1, dtype=t_in.dtype)
-        flat = t_in[b].ravel()  # [C*H*W]
-        order = np.argsort(flat)
+        flat = t_in[b]  # [H*W*C]
+        order = order_in[b]
         n_fin = 0
         while n_fin < flat.size and flat[order[n_fin]] < np.inf:
             n_fin += 1
@@ -157,9 +161,9 @@ def forward_kernel(t_in, w_r, bias, use_bias, kh, kw, sh, sw, ph, pw, n_ho, n_wo
                 bias_pending = False
             else:
                 idx = order[j]
-                c = idx // hw
-                iy = (idx % hw) // n_w
-                ix = idx % n_w
+                iy = idx // wc
+                ix = (idx - iy * wc) // n_c
+                c = idx - iy * wc - ix * n_c
                 for ky in range(kh):
                     ny = iy + ph - ky
                     if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
@@ -216,36 +220,76 @@ def _masked_vjp(t, to, p, q, i0, w, gw, j0, length, xi, zero):
     return acc
 
 
-@njit(parallel=True, **_FLAGS)
-def backward_kernel(t_in, w_r, t_out, p, q, ref, is_exp, tau, kh, kw, sh, sw, ph, pw, n_ho, n_wo,
-                    grad_t, grad_w_part):
-    """Masked backward. t_in, grad_t [B, C, H, W]; w_r [C*kh*kw*O] (layout of ``forward_kernel``);
-    t_out, p, q [B, Ho*Wo*O]; ref [B]; grad_w_part [T, C*kh*kw*O] (zeros, layout of w_r) gets one
-    partial weight gradient per thread block.
+@njit(inline="always", **_FLAGS)
+def _output_factors(t_o, sl, g, ref, is_exp, tau, p, q, gb, zero):
+    """One sample's outputs ``t_o, sl, g`` [Ho*Wo*O] (spike times, slopes D, dL/dt_out) -> the separable
+    factors ``p, q`` of ``_masked_vjp`` (c = g / D where the output spiked with finite g, else 0; exp:
+    ``p = c exp(-(t_out - ref)/tau), q = tau c``; relpsp: ``p = c, q = c t_out``) and the bias gradient
+    added to ``gb`` [O] (the bias spike at t = 0 is causal where ``t_out > 0``: exp ``c tau (exp(-t_out/tau)
+    - 1)``, relpsp ``-c t_out``)."""
+    n_o = gb.shape[0]
+    for i in range(t_o.shape[0]):
+        to = t_o[i]
+        d = sl[i]
+        gi = g[i]
+        if to < np.inf and d != 0.0 and -np.inf < gi < np.inf:
+            c = gi / d
+            if is_exp:
+                p[i] = c * math.exp(-(to - ref) / tau)
+                q[i] = tau * c
+                if to > 0.0:
+                    gb[i % n_o] += c * tau * (math.exp(-to / tau) - 1.0)
+            else:
+                p[i] = c
+                q[i] = c * to
+                if to > 0.0:
+                    gb[i % n_o] -= c * to
+        else:
+            p[i] = zero
+            q[i] = zero
 
-    For input i and output o with ``t_i < t_out[o]``: ``grad_t[i] += y_i * p[o] * w[o]`` and
-    ``grad_w[o] += x_i * p[o] - q[o]``, with ``x_i = tau z_i, y_i = z_i`` (exp, ``z_i = exp((t_i-ref)/tau)``)
-    or ``x_i = t_i, y_i = 1`` (relpsp); the caller sets p, q so that these are the exact gradients.
+
+@njit(parallel=True, **_FLAGS)
+def backward_kernel(t_in, n_w, n_c, w_r, t_out, slope, grad_out, is_exp, tau, kh, kw, sh, sw, ph, pw, n_ho,
+                    n_wo, want_grad_t, grad_t, grad_w_part, grad_b_part):
+    """Masked backward. t_in, grad_t [B, H*W*C] channels-last (``grad_t`` written only if ``want_grad_t``);
+    w_r [C*kh*kw*O] (layout of ``forward_kernel``); t_out, slope, grad_out [B, Ho*Wo*O]; grad_w_part
+    [T, C*kh*kw*O] and grad_b_part [T, O] (zeros) get one partial gradient per thread block.
+
+    Per sample, ``ref`` is its earliest finite input time. For input i and output o with
+    ``t_i < t_out[o]``: ``grad_t[i] += y_i * p[o] * w[o]`` and ``grad_w[o] += x_i * p[o] - q[o]``, with
+    ``x_i = tau z_i, y_i = z_i`` (exp, ``z_i = exp((t_i-ref)/tau)``) or ``x_i = t_i, y_i = 1`` (relpsp) and
+    ``p, q`` from ``_output_factors``: the exact gradients of ``deepspike.temporal.gradients``.
     """
-    n_b, n_c, n_h, n_w = t_in.shape
-    n_o = t_out.shape[1] // (n_ho * n_wo)
+    n_b, n_in = t_in.shape
+    n_h = n_in // (n_w * n_c)
+    n_out = t_out.shape[1]
+    n_o = n_out // (n_ho * n_wo)
     n_part = grad_w_part.shape[0]
     for part in prange(n_part):
         buf = np.empty(1, dtype=t_in.dtype)
         zero = _cast(buf, 0.0)
         gw = grad_w_part[part]
+        p = np.empty(n_out, dtype=t_in.dtype)
+        q = np.empty(n_out, dtype=t_in.dtype)
         for b in range(part * n_b // n_part, (part + 1) * n_b // n_part):
+            tb = t_in[b]
+            ref = tb[0]
+            for i in range(1, n_in):
+                ref = min(ref, tb[i])
+            if not ref < np.inf:
+                ref = zero  # no input spike: only the bias can have made outputs fire
             to = t_out[b]
-            pp = p[b]
-            qq = q[b]
-            for c in range(n_c):
-                for iy in range(n_h):
-                    for ix in range(n_w):
-                        t = t_in[b, c, iy, ix]
+            _output_factors(to, slope[b], grad_out[b], ref, is_exp, tau, p, q, grad_b_part[part], zero)
+            for iy in range(n_h):
+                for ix in range(n_w):
+                    for c in range(n_c):
+                        idx = (iy * n_w + ix) * n_c + c
+                        t = tb[idx]
                         if not t < np.inf:
                             continue
                         if is_exp:
-                            y = _cast(buf, math.exp((t - ref[b]) / tau))
+                            y = _cast(buf, math.exp((t - ref) / tau))
                             xi = _cast(buf, tau * y)
                         else:
                             y = _cast(buf, 1.0)
@@ -263,7 +307,7 @@ def backward_kernel(t_in, w_r, t_out, p, q, ref, is_exp, tau, kh, kw, sh, sw, ph
                                 kr1 = min(kw, n_wo - base)
                                 if kr1 > kr0:
                                     acc += _masked_vjp(
-                                        t, to, pp, qq, (oy * n_wo + base + kr0) * n_o, w_r, gw,
+                                        t, to, p, q, (oy * n_wo + base + kr0) * n_o, w_r, gw,
                                         (row0 + kr0) * n_o, (kr1 - kr0) * n_o, xi, zero,
                                     )
                             else:
@@ -272,10 +316,11 @@ def backward_kernel(t_in, w_r, t_out, p, q, ref, is_exp, tau, kh, kw, sh, sw, ph
                                     if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
                                         continue
                                     acc += _masked_vjp(
-                                        t, to, pp, qq, (oy * n_wo + nx // sw) * n_o, w_r, gw,
+                                        t, to, p, q, (oy * n_wo + nx // sw) * n_o, w_r, gw,
                                         (row0 + kw - 1 - kx) * n_o, n_o, xi, zero,
                                     )
-                        grad_t[b, c, iy, ix] = y * acc
+                        if want_grad_t:
+                            grad_t[b, idx] = y * acc
 
 
 def num_threads() -> int:
