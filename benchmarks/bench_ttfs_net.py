@@ -8,7 +8,8 @@ and the peak memory of one TTFS conv layer against the ANN conv layer.
   both kernels) vs ``conv2d + relu``, each in a fresh process: peak RSS (VmHWM, reset via
   ``/proc/self/clear_refs`` after the inputs exist and one warm-up pass) minus the RSS at that moment.
 
-Run: ``.venv/bin/python benchmarks/bench_ttfs_net.py [--steps 20] [--threads 1]`` on an idle machine.
+Run: ``.venv/bin/python benchmarks/bench_ttfs_net.py [--steps 20] [--threads 1]`` on an idle machine;
+``--profile`` instead prints a ``torch.profiler`` table of 7 ``stdbp`` steps (where the time goes).
 """
 
 from __future__ import annotations
@@ -42,22 +43,48 @@ def _step_times(method, model, x, y, steps: int) -> list[float]:
     return times
 
 
+STDBP_OPTIONS = {"alpha": 3.0, "jitter": 0.14, "weight_sum_cost": 10.0}
+
+
+def _net_and_batch():
+    import torch
+
+    from deepspike.models import create_architecture
+
+    arch = create_architecture("zhang2021_conv", num_classes=10, input_shape=(1, 28, 28), width=1.0)
+    return arch, torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+
+
 def step_ratio(steps: int) -> tuple[float, float]:
     """Median training-step seconds of (ANN, stdbp) on zhang2021_conv, batch 32."""
     import torch
 
     from deepspike.methods import get_method
-    from deepspike.models import create_architecture
 
-    arch = create_architecture("zhang2021_conv", num_classes=10, input_shape=(1, 28, 28), width=1.0)
-    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    arch, x, y = _net_and_batch()
     times = {"ann": [], "stdbp": []}
-    stdbp_opts = {"alpha": 3.0, "jitter": 0.14, "weight_sum_cost": 10.0}
-    for name, opts in (("ann", {}), ("stdbp", stdbp_opts), ("ann", {})):
+    for name, opts in (("ann", {}), ("stdbp", STDBP_OPTIONS), ("ann", {})):
         torch.manual_seed(0)
         method = get_method(name, opts)
         times[name] += _step_times(method, method.build(arch), x, y, steps)
     return statistics.median(times["ann"]), statistics.median(times["stdbp"])
+
+
+def profile_table(steps: int = 5) -> str:
+    """``torch.profiler`` table (self CPU time) of ``steps + 2`` stdbp training steps after 2 unprofiled ones."""
+    import torch
+    from torch.profiler import profile
+
+    from deepspike.methods import get_method
+
+    arch, x, y = _net_and_batch()
+    torch.manual_seed(0)
+    method = get_method("stdbp", STDBP_OPTIONS)
+    model = method.build(arch)
+    _step_times(method, model, x, y, 0)
+    with profile() as prof:
+        _step_times(method, model, x, y, steps)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
 
 
 def layer_memory(case: str) -> float:
@@ -89,6 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--profile", action="store_true", help="print a profiler table of 7 stdbp steps and stop")
     ap.add_argument("--memory-case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
@@ -97,6 +125,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.memory_case:
         print(layer_memory(args.memory_case))
+        return
+    if args.profile:
+        print(profile_table())
         return
     ann, ttfs = step_ratio(args.steps)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
