@@ -84,21 +84,26 @@ def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, 
     if cnt > 0:
         tt = t_o[i0 : i0 + length]
         dd = sl[i0 : i0 + length]
-        for k in range(length):
-            ak = aa[k]
-            sk = ss[k]
-            if ak * x - sk >= thx:
-                if is_exp:
+        if is_exp:
+            for k in range(length):
+                ak = aa[k]
+                sk = ss[k]
+                if ak * x - sk >= thx:
                     ratio = sk / (ak - theta)
                     t = tg
                     if ratio > 0.0 and ratio < np.inf:
                         t = min(ref + tau * math.log(ratio), tg)
                     dd[k] = ak - theta
-                else:
-                    t = min(ref + (theta + sk) / ak, tg)
-                    dd[k] = ak
-                tt[k] = t
-                aa[k] = -np.inf
+                    tt[k] = t
+                    aa[k] = -np.inf
+        else:  # branch-free, so it vectorises: in small layers several outputs of a run fire at one input
+            for k in range(length):
+                ak = aa[k]
+                sk = ss[k]
+                fire = ak * x - sk >= thx
+                tt[k] = min(ref + (theta + sk) / ak, tg) if fire else tt[k]
+                dd[k] = ak if fire else dd[k]
+                aa[k] = -np.inf if fire else ak
     for k in range(length):  # vectorised add
         aa[k] += ww[k]
         ss[k] += ww[k] * x
