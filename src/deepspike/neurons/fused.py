@@ -16,10 +16,13 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
   one less at the backward peak. ``x`` holds ``h`` afterwards (autograd's version counter catches any
   other user that saved ``x``); such a graph can be backpropagated once (``retain_graph`` re-use raises).
 
-``neuron_multistep`` dispatches here automatically when ``fused_supported`` says yes: CPU float32
-tensors, numba importable, a surrogate the kernel knows, and the switch not off. Switch it off with
-the environment variable ``DEEPSPIKE_FUSED=0`` (read at each call) or ``neuron_multistep(..., fused=False)``.
-Double backward through the fused path raises an error (``once_differentiable``); use ``fused=False``.
+``neuron_multistep`` dispatches here automatically when ``fused_supported`` says yes: float32 tensors,
+on the CPU with numba importable (``fused_kernels``) or on CUDA with triton importable (``fused_triton``:
+the same update without ``pool``), a surrogate the kernels know, and the switch not off. Switch it off
+with the environment variable ``DEEPSPIKE_FUSED=0`` (read at each call) or ``neuron_multistep(...,
+fused=False)``. ``DEEPSPIKE_FUSED_BACKEND=triton`` runs the Triton kernels on CPU tensors too (with
+``TRITON_INTERPRET=1``: how they are tested without a GPU). Double backward through the fused path raises
+an error (``once_differentiable``); use ``fused=False``.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
 
 _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imported lazily: numba is slow to load)
 
 ENV_SWITCH = "DEEPSPIKE_FUSED"
-FUSED_SURROGATES = ("rectangular", "sigmoid", "fast_sigmoid", "arctan")  # = fused_kernels.SURROGATE_CODES
+ENV_BACKEND = "DEEPSPIKE_FUSED_BACKEND"
+FUSED_SURROGATES = tuple(SURROGATE_CODES)
 
 
 def _kernels():
@@ -51,11 +56,26 @@ def _kernels():
     return _KERNELS[0]
 
 
+def _switched_on() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
 def fused_available() -> bool:
     """True when numba is importable and ``DEEPSPIKE_FUSED`` is not ``0``/``false``/``off``/``no``."""
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "off", "no"):
-        return False
-    return _kernels() is not None
+    return _switched_on() and _kernels() is not None
+
+
+def _triton_kernels():
+    """The ``fused_triton`` module when triton is importable, else None."""
+    from deepspike.neurons import fused_triton
+
+    return fused_triton if fused_triton.HAVE_TRITON else None
+
+
+def uses_triton(x: torch.Tensor) -> bool:
+    """Whether the fused update of ``x`` runs the Triton kernels: CUDA tensors, or any tensor when
+    ``DEEPSPIKE_FUSED_BACKEND=triton`` (module docstring)."""
+    return x.device.type == "cuda" or os.environ.get(ENV_BACKEND, "").strip().lower() == "triton"
 
 
 def kernel_ready(x: torch.Tensor) -> bool:
@@ -67,13 +87,29 @@ def kernel_ready(x: torch.Tensor) -> bool:
 def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
     """Whether ``fused_multistep`` can run ``x [T, B, ...]`` with ``params`` (and ``v0 [B, ...]``).
 
-    Needs: ``kernel_ready(x)``, ``v0`` (if given) also CPU float32, and a surrogate the kernel implements.
+    Needs: ``kernel_ready(x)`` (CPU), or for the Triton kernels (``uses_triton``) the switch on, triton
+    importable and ``x`` float32 and not empty; ``v0`` (if given) float32 on ``x``'s device; and a surrogate
+    the kernels implement.
     """
-    if not kernel_ready(x):
+    if uses_triton(x):
+        ready = _switched_on() and _triton_kernels() is not None and x.dtype == torch.float32 and x.numel() > 0
+    else:
+        ready = kernel_ready(x)
+    if not ready:
         return False
-    if v0 is not None and (v0.device.type != "cpu" or v0.dtype != torch.float32):
+    if v0 is not None and (v0.device != x.device or v0.dtype != torch.float32):
         return False
     return params.spike_fn.name in FUSED_SURROGATES
+
+
+def _run(name: str, *args) -> None:
+    """Run kernel ``name`` (``lif_forward``/``lif_backward``) on its arguments: the Triton version on torch
+    tensors when the first tensor ``uses_triton``, else the numba version on the tensors' numpy views."""
+    first = next(a for a in args if isinstance(a, torch.Tensor))
+    if uses_triton(first):
+        getattr(_triton_kernels(), name)(*args)
+    else:
+        run_numba_kernel(getattr(_kernels(), name), *(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
 
 
 def run_numba_kernel(kernel, *args) -> None:
@@ -115,9 +151,9 @@ def _rows(y: torch.Tensor, t: int) -> torch.Tensor:
     return y.as_strided((t, n), (n, 1))
 
 
-def _like_steps(shape: torch.Size, step_strides: tuple[int, ...]) -> torch.Tensor:
+def _like_steps(shape: torch.Size, step_strides: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """Uninitialised ``[T, B, ...]`` float32 tensor whose steps have the layout ``step_strides``."""
-    return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=torch.float32)
+    return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=torch.float32, device=device)
 
 
 def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
@@ -156,8 +192,8 @@ def _out_step(step: torch.Tensor, pool: tuple[int, int, bool] | None) -> tuple[t
 
 def poolable(x: torch.Tensor, kernel: tuple[int, int]) -> bool:
     """Whether ``fused_multistep(..., pool=kernel)`` can run on ``x [T, B, C, H, W]``: a 5-D input whose H and W
-    are multiples of the kernel (tiling windows)."""
-    return x.dim() == 5 and x.shape[3] % kernel[0] == 0 and x.shape[4] % kernel[1] == 0
+    are multiples of the kernel (tiling windows), for the numba kernels (the Triton kernels do not pool)."""
+    return not uses_triton(x) and x.dim() == 5 and x.shape[3] % kernel[0] == 0 and x.shape[4] % kernel[1] == 0
 
 
 def _dense_input(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,20 +231,20 @@ def _forward(
     x2, step = _dense_input(x)
     h_over_x = h_over_x and _dense_steps(x) and not time_invariant(x)
     layout = step.stride()
-    v = torch.empty_strided(x.shape[1:], layout, dtype=x.dtype)  # [B, ...], the layout of one step
+    v = torch.empty_strided(x.shape[1:], layout, dtype=x.dtype, device=x.device)  # [B, ...], one step's layout
     v.zero_() if v0 is None else v.copy_(v0.detach())
     out_shape, out_strides = _out_step(step, pool)
-    s = _like_steps((t, *out_shape), out_strides)
-    h = (x.detach() if h_over_x else _like_steps(x.shape, layout)) if store_h else None
-    run_numba_kernel(
-        _kernels().lif_forward,
-        x2.numpy(),
-        _rows(v, 1)[0].numpy(),
-        _rows(s, t).numpy(),
-        _rows(h, t).numpy() if store_h else np.empty((0, 0), dtype=np.float32),
+    s = _like_steps((t, *out_shape), out_strides, x.device)
+    h = (x.detach() if h_over_x else _like_steps(x.shape, layout, x.device)) if store_h else None
+    _run(
+        "lif_forward",
+        x2,
+        _rows(v, 1)[0],
+        _rows(s, t),
+        _rows(h, t) if store_h else torch.empty((0, 0), device=x.device),
         np.float32(params.decay),
         np.float32(params.threshold),
-        _kernels().RESET_CODES[params.reset],
+        RESET_CODES[params.reset],
         store_h,
         _pool_shape(step, pool),
     )
@@ -277,17 +313,18 @@ class _FusedMultistep(torch.autograd.Function):
             h = None
             x2 = _rows(step, 1)  # [1, N]
             v_start = torch.zeros_like(step) if v0 is None else torch.empty_like(step).copy_(v0)
-            v_rows = _rows(v_start, 1)[0].numpy()  # [N]
+            v_rows = _rows(v_start, 1)[0]  # [N]
         else:
             (h,) = ctx.saved_tensors
             step = h[0]
-            x2, v_rows = torch.empty((0, 0)), np.empty(0, dtype=np.float32)  # unused by the kernel
-        n = step.numel()
+            x2, v_rows = torch.empty((0, 0), device=step.device), torch.empty(0, device=step.device)  # unused
+        n, dev = step.numel(), step.device
         # [T, B, ...] -> [T, N] in the forward's memory order; gradients are brought to that layout
-        h2 = torch.empty((0, n)) if h is None else _rows(h, t)
+        h2 = torch.empty((0, n), device=dev) if h is None else _rows(h, t)
         out_shape, out_strides = _out_step(step, ctx.pool)
         out_numel = math.prod(out_shape)
-        gs = torch.zeros(t, out_numel) if g_s is None else _rows(_with_strides(g_s, (out_numel, *out_strides)), t)
+        gs = (torch.zeros(t, out_numel, device=dev) if g_s is None
+              else _rows(_with_strides(g_s, (out_numel, *out_strides)), t))
         gh = h2 if g_h is None else _rows(_with_strides(g_h, h.stride()), t)  # h2 is a placeholder when unused
         gv = torch.zeros_like(step) if g_v is None else torch.empty_like(step).copy_(g_v)  # [B, ...], step layout
         # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
@@ -296,25 +333,25 @@ class _FusedMultistep(torch.autograd.Function):
         else:
             gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
         ctx.consumed = gx is h
-        code, p1, p2 = _kernels().surrogate_constants(p.spike_fn.name, p.spike_fn.params)
+        code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
         kb = p.decay if p.leak_grad else 1.0
-        run_numba_kernel(
-            _kernels().lif_backward,
-            h2.numpy(),
-            gs.numpy(),
-            gh.numpy(),
+        _run(
+            "lif_backward",
+            h2,
+            gs,
+            gh,
             g_h is not None,
-            _rows(gv, 1)[0].numpy(),
-            _rows(gx, gx.shape[0]).numpy(),
+            _rows(gv, 1)[0],
+            _rows(gx, gx.shape[0]),
             np.float32(kb),
             np.float32(p.threshold),
-            _kernels().RESET_CODES[p.reset],
+            RESET_CODES[p.reset],
             p.detach_reset,
             code,
             p1,
             p2,
             _pool_shape(step, ctx.pool),
-            x2.numpy(),
+            x2,
             v_rows,
             np.float32(p.decay),
         )
@@ -333,7 +370,7 @@ def fused_multistep(
 ):
     """The fused equivalent of ``neuron_multistep`` (same arguments, same returns; module docstring).
 
-    x: ``[T, B, ...]`` CPU float32 (``fused_supported``); v0: ``[B, ...]`` or None (zeros).
+    x: ``[T, B, ...]`` float32 (``fused_supported``); v0: ``[B, ...]`` or None (zeros).
     Returns ``(s [T, B, ...], v_T [B, ...])``, plus the pre-reset membrane ``h [T, B, ...]`` with
     ``return_membrane=True``. Without autograd (no grad mode, or no input requiring grad) nothing is saved.
     ``inplace``: reuse ``x``'s memory for ``h`` and, in backward, for ``dL/dx`` (module docstring); the

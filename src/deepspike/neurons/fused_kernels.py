@@ -30,29 +30,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-SURROGATE_CODES = {"rectangular": 0, "sigmoid": 1, "fast_sigmoid": 2, "arctan": 3}
-RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
+from deepspike.neurons.fused_constants import ONE as _ONE
+from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants  # noqa: F401
+from deepspike.neurons.fused_constants import ZERO as _ZERO
+
 BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
-
-_ONE = np.float32(1.0)
-_ZERO = np.float32(0.0)
-
-
-def surrogate_constants(name: str, params: dict[str, float]) -> tuple[int, np.float32, np.float32]:
-    """``(code, p1, p2)`` for ``_row_surrogate`` from a surrogate's name and parameters.
-
-    rectangular: ``p1 = 1/a`` (float32 of ``1/float32(a)``, as torch divides), ``p2 = a/2``; sigmoid:
-    ``p1 = alpha``; fast_sigmoid: ``p1 = k``; arctan: ``p1 = alpha/2``, ``p2 = pi/2 alpha``.
-    """
-    if name == "rectangular":
-        a = params["a"]
-        return 0, _ONE / np.float32(a), np.float32(a / 2)
-    if name == "sigmoid":
-        return 1, np.float32(params["alpha"]), _ZERO
-    if name == "fast_sigmoid":
-        return 2, np.float32(params["k"]), _ZERO
-    alpha = params["alpha"]
-    return 3, np.float32(alpha / 2), np.float32(np.pi / 2 * alpha)
 
 
 @nb.njit(cache=True)

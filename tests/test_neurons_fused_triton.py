@@ -1,0 +1,118 @@
+"""The Triton kernels of the fused neuron update (the CUDA path), run in Triton's interpreter on CPU tensors:
+against the numba kernels argument for argument, and end to end against the reference loop.
+
+Skipped where triton is not installed (CI). TRITON_INTERPRET must be set before triton compiles the kernels,
+i.e. before ``deepspike.neurons.fused_triton`` is first imported.
+"""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+pytest.importorskip("numba")
+
+from deepspike.neurons import NeuronParams, fused_triton, neuron_multistep  # noqa: E402
+from deepspike.neurons import fused_kernels as numba_kernels  # noqa: E402
+from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported, poolable  # noqa: E402
+from deepspike.neurons.fused_constants import surrogate_constants  # noqa: E402
+
+NO_POOL = np.zeros(6, dtype=np.int64)
+SURROGATE_ARGS = {"rectangular": {"a": 0.8}, "sigmoid": {"alpha": 3.0}, "fast_sigmoid": {"k": 5.0},
+                  "arctan": {"alpha": 2.5}}
+T, N = 4, 2 * fused_triton.BLOCK + 37  # three programs, the last one partly masked
+
+
+def _forward_both(x, v0, reset, store_h):
+    """(s, v_T, h) of the Triton and the numba forward kernel on the same inputs."""
+    results = []
+    for backend in ("triton", "numba"):
+        v = v0.clone()
+        s, h = torch.empty(T, N), torch.empty(T, N) if store_h else torch.empty(0, 0)
+        args = (x, v, s, h, np.float32(0.8), np.float32(0.5), reset, store_h, NO_POOL)
+        if backend == "triton":
+            fused_triton.lif_forward(*args)
+        else:
+            numba_kernels.lif_forward(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
+        results.append((s, v, h))
+    return results
+
+
+@pytest.mark.parametrize(("reset", "const"), list(itertools.product((0, 1, 2), (False, True))))
+def test_forward_kernel_equals_numba(reset, const):
+    g = torch.Generator().manual_seed(reset * 2 + const)
+    x = torch.randn(1 if const else T, N, generator=g)
+    v0 = torch.rand(N, generator=g)
+    (s_t, v_t, h_t), (s_n, v_n, h_n) = _forward_both(x, v0, reset, store_h=True)
+    assert torch.equal(s_t, s_n) and torch.equal(h_t, h_n) and torch.equal(v_t, v_n)
+    assert 0 < s_n.mean() < 1
+
+
+BACKWARD = list(itertools.product((0, 1, 2), (False, True), FUSED_SURROGATES, (False, True), ("h", "recompute",
+                                                                                              "summed")))
+
+
+@pytest.mark.parametrize(("reset", "detach", "surrogate", "has_gh", "mode"), BACKWARD)
+def test_backward_kernel_equals_numba(reset, detach, surrogate, has_gh, mode):
+    g = torch.Generator().manual_seed(BACKWARD.index((reset, detach, surrogate, has_gh, mode)))
+    x = torch.randn(1 if mode != "h" else T, N, generator=g)
+    v0 = torch.rand(N, generator=g)
+    h = torch.empty(T, N)
+    numba_kernels.lif_forward(x.numpy(), v0.clone().numpy(), torch.empty(T, N).numpy(), h.numpy(),
+                              np.float32(0.8), np.float32(0.5), reset, True, NO_POOL)
+    gs, gh, gv0 = torch.randn(T, N, generator=g), torch.randn(T, N, generator=g), torch.randn(N, generator=g)
+    code, p1, p2 = surrogate_constants(surrogate, SURROGATE_ARGS[surrogate])
+    outs = []
+    for backend in ("triton", "numba"):
+        gv = gv0.clone()
+        gx = torch.zeros(1, N) if mode == "summed" else torch.empty(T, N)
+        saved = torch.empty(0, N) if mode == "recompute" else h
+        args = (saved, gs, gh, has_gh, gv, gx, np.float32(0.9), np.float32(0.5), reset, detach, code, p1, p2,
+                NO_POOL, x, v0, np.float32(0.8))
+        if backend == "triton":
+            fused_triton.lif_backward(*args)
+        else:
+            numba_kernels.lif_backward(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
+        outs.append((gx, gv))
+    (gx_t, gv_t), (gx_n, gv_n) = outs
+    torch.testing.assert_close(gx_t, gx_n, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gv_t, gv_n, rtol=1e-5, atol=1e-6)
+    assert gx_n.abs().sum() > 0
+
+
+def test_pooling_is_refused():
+    x = torch.zeros(1, 8)
+    with pytest.raises(ValueError, match="do not pool"):
+        fused_triton.lif_forward(x, torch.zeros(8), torch.empty(1, 2), torch.empty(1, 8), 1.0, 1.0, 0, True,
+                                 np.array([2, 2, 2, 1, 1, 0]))
+
+
+@pytest.mark.parametrize("time_invariant", [False, True])
+def test_fused_multistep_through_triton_equals_reference(monkeypatch, time_invariant):
+    """``neuron_multistep`` with the Triton backend forced on CPU tensors: the fused autograd path (saved h,
+    or recomputed h for a time-invariant input) against the reference loop, values and gradients."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED_BACKEND", "triton")
+    params = NeuronParams(decay=0.7, threshold=0.6, reset="subtract", surrogate="sigmoid",
+                          surrogate_args={"alpha": 3.0})
+    torch.manual_seed(3)
+    step = torch.randn(3, 4, 6, 6)
+    x_base = step.clone().requires_grad_() if time_invariant else torch.randn(5, 3, 4, 6, 6).requires_grad_()
+    v0_base = torch.rand(3, 4, 6, 6)
+    assert fused_supported(x_base, params) and not poolable(torch.zeros(5, 3, 4, 6, 6), (2, 2))
+    results = []
+    for fused in (True, False):
+        leaf = x_base.detach().clone().requires_grad_()
+        x = leaf.unsqueeze(0).expand(5, *leaf.shape) if time_invariant else leaf
+        v0 = v0_base.clone().requires_grad_()
+        s, v = neuron_multistep(x, params, v0=v0, fused=fused)
+        (s * torch.linspace(-1, 1, s.numel()).view_as(s)).sum().add(v.sum()).backward()
+        results.append((s.detach(), v.detach(), leaf.grad, v0.grad))
+    (s_f, v_f, gx_f, gv_f), (s_r, v_r, gx_r, gv_r) = results
+    assert torch.equal(s_f, s_r) and 0 < s_r.mean() < 1
+    torch.testing.assert_close(v_f, v_r, rtol=0, atol=0)
+    torch.testing.assert_close(gx_f, gx_r, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gv_f, gv_r, rtol=1e-5, atol=1e-5)
