@@ -33,11 +33,12 @@ BLOCK = 1024  # neurons per program
 _MAX_INDEX = 2**31 - 1  # offsets are int32 inside the kernels
 
 
-def _jit(fn):
+def jit(fn):
+    """``triton.jit``, or the plain function where triton is missing (the module still imports)."""
     return triton.jit(fn) if HAVE_TRITON else fn
 
 
-@_jit
+@jit
 def _forward_kernel(x_ptr, v_ptr, s_ptr, h_ptr, steps, n, k, th, RESET: tl.constexpr, CONST_X: tl.constexpr,
                     STORE_S: tl.constexpr, STORE_H: tl.constexpr, BLOCK: tl.constexpr):
     """``h_t = k v + x_t, s_t = 1[h_t - th >= 0], v = reset(h_t, s_t)`` for t < steps on one block of neurons."""
@@ -61,7 +62,7 @@ def _forward_kernel(x_ptr, v_ptr, s_ptr, h_ptr, steps, n, k, th, RESET: tl.const
     tl.store(v_ptr + offs, v, mask=live)
 
 
-@_jit
+@jit
 def _backward_kernel(h_ptr, gs_ptr, gh_ptr, gv_ptr, gx_ptr, steps, n, kb, th, p1, p2, RESET: tl.constexpr,
                      DETACH: tl.constexpr, CODE: tl.constexpr, HAS_GH: tl.constexpr,
                      SUMMED: tl.constexpr, BLOCK: tl.constexpr):

@@ -8,17 +8,31 @@ the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from deepspike.errors import ConfigError
-from deepspike.temporal import backend_numba, backend_torch
+from deepspike.temporal import backend_numba, backend_torch, backend_triton
+from deepspike.temporal.backend_triton import HAVE_TRITON
 from deepspike.temporal.kernels_numba import HAVE_NUMBA
+
+_IMPLS = {"numba": backend_numba, "triton": backend_triton, "torch": backend_torch}
 
 
 def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
-    """``auto`` -> ``numba`` for CPU tensors when numba is installed, else ``torch``."""
+    """``auto`` -> ``numba`` for CPU tensors when numba is installed, ``triton`` for CUDA tensors when triton
+    is installed, else ``torch``. ``triton`` on CPU tensors runs only in Triton's interpreter
+    (``TRITON_INTERPRET=1``, for tests)."""
     if backend == "auto":
-        return "numba" if (HAVE_NUMBA and t_in.device.type == "cpu") else "torch"
+        if t_in.device.type == "cpu":
+            return "numba" if HAVE_NUMBA else "torch"
+        return "triton" if (HAVE_TRITON and t_in.device.type == "cuda") else "torch"
+    if backend == "triton" and not HAVE_TRITON:
+        raise ConfigError("TTFS backend 'triton' requested but triton is not installed; use backend='torch'")
+    if backend == "triton" and t_in.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ConfigError(f"TTFS backend 'triton' runs on CUDA tensors (or in Triton's interpreter, "
+                          f"TRITON_INTERPRET=1), got device {t_in.device}")
     if backend == "numba" and not HAVE_NUMBA:
         raise ConfigError("TTFS backend 'numba' requested but numba is not installed; use backend='torch'")
     if backend == "numba" and t_in.device.type != "cpu":
@@ -31,8 +45,7 @@ class SpikeTimeConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements):
-        impl = backend_numba if backend == "numba" else backend_torch
-        t_out, slope = impl.forward(
+        t_out, slope = _IMPLS[backend].forward(
             t_in.detach(), weight.detach(), None if bias is None else bias.detach(), stride, padding,
             kernel, theta, tau, chunk_elements,
         )

@@ -22,7 +22,7 @@ def out_size(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
-def _rows(t_chunk, kh, kw, stride, padding, with_bias):
+def receptive_rows(t_chunk, kh, kw, stride, padding, with_bias):
     """[b, C, H, W] times -> [b*L, C*kh*kw (+1)] rows of receptive-field times, +inf padding."""
     ph, pw = padding
     t_pad = F.pad(t_chunk, (pw, pw, ph, ph), value=math.inf)
@@ -33,12 +33,14 @@ def _rows(t_chunk, kh, kw, stride, padding, with_bias):
     return rows
 
 
-def _flat_weight(weight, bias):
+def flat_weight(weight, bias):
+    """[O, C, kh, kw] weights (+ [O] bias) -> [O, C*kh*kw (+1)], the columns of ``receptive_rows``."""
     w2 = weight.reshape(weight.shape[0], -1)  # [O, C*kh*kw]
     return w2 if bias is None else torch.cat([w2, bias.unsqueeze(1)], dim=1)
 
 
-def _samples_per_chunk(t_in, weight, stride, padding, chunk_elements):
+def samples_per_chunk(t_in, weight, stride, padding, chunk_elements):
+    """``(samples, H', W')``: how many samples' receptive rows fit in ``chunk_elements`` (at least one)."""
     o, c, kh, kw = weight.shape
     ho = out_size(t_in.shape[2], kh, stride[0], padding[0])
     wo = out_size(t_in.shape[3], kw, stride[1], padding[1])
@@ -49,14 +51,14 @@ def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_eleme
     """Spike times and slopes [B, O, H', W'] of a conv TTFS layer; see ``causal_set.solve_rows``."""
     b_all = t_in.shape[0]
     o = weight.shape[0]
-    per, ho, wo = _samples_per_chunk(t_in, weight, stride, padding, chunk_elements)
-    w2 = _flat_weight(weight, bias).detach()
+    per, ho, wo = samples_per_chunk(t_in, weight, stride, padding, chunk_elements)
+    w2 = flat_weight(weight, bias).detach()
     t_out = t_in.new_empty((b_all, o, ho, wo))
     slope = t_in.new_empty((b_all, o, ho, wo))
     for b0 in range(0, b_all, per):
         b1 = min(b_all, b0 + per)
         kh, kw = weight.shape[2], weight.shape[3]
-        rows = _rows(t_in[b0:b1].detach(), kh, kw, stride, padding, bias is not None)
+        rows = receptive_rows(t_in[b0:b1].detach(), kh, kw, stride, padding, bias is not None)
         to, sl = solve_rows(rows, w2, kernel, theta, tau, chunk_elements)  # [b*L, O]
         t_out[b0:b1] = to.reshape(b1 - b0, ho, wo, o).permute(0, 3, 1, 2)
         slope[b0:b1] = sl.reshape(b1 - b0, ho, wo, o).permute(0, 3, 1, 2)
@@ -70,13 +72,13 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     b_all, c, h, w = t_in.shape
     o, _, kh, kw = weight.shape
     ph, pw = padding
-    per, ho, wo = _samples_per_chunk(t_in, weight, stride, padding, chunk_elements)
-    w2 = _flat_weight(weight, bias)
+    per, ho, wo = samples_per_chunk(t_in, weight, stride, padding, chunk_elements)
+    w2 = flat_weight(weight, bias)
     grad_t = torch.zeros_like(t_in)
     grad_w2 = torch.zeros_like(w2)
     for b0 in range(0, b_all, per):
         b1 = min(b_all, b0 + per)
-        rows = _rows(t_in[b0:b1], kh, kw, stride, padding, bias is not None)
+        rows = receptive_rows(t_in[b0:b1], kh, kw, stride, padding, bias is not None)
 
         def as_rows(x, b0=b0, b1=b1):
             return x[b0:b1].permute(0, 2, 3, 1).reshape(-1, o)  # [b, O, H', W'] -> [b*L, O]

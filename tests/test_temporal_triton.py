@@ -1,0 +1,76 @@
+"""The Triton TTFS backend (the CUDA path), run in Triton's interpreter on CPU tensors against the numba and
+torch backends: spike times, and gradients through the exact backward. Skipped where triton is missing (CI).
+TRITON_INTERPRET must be set before triton compiles the kernels (before the first import of deepspike)."""
+
+import math
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from deepspike.errors import ConfigError  # noqa: E402
+from deepspike.temporal import spike_times, spike_times_conv2d  # noqa: E402
+from deepspike.temporal.kernels_numba import HAVE_NUMBA  # noqa: E402
+
+REFERENCE = "numba" if HAVE_NUMBA else "torch"
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_equals_reference(kernel, dtype):
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(6, 70, generator=g, dtype=dtype) * 3
+    t[t > 2.6] = math.inf  # silent inputs
+    t[:, :5] = 1.0  # ties
+    t[2] = math.inf  # a silent sample: only the bias can fire it
+    w = torch.randn(40, 70, generator=g, dtype=dtype) * 0.2 + 0.05  # 40 outputs: two channel blocks
+    b = torch.rand(40, generator=g, dtype=dtype) * 1.5
+    ref = spike_times(t, w, b, kernel=kernel, backend=REFERENCE)
+    got = spike_times(t, w, b, kernel=kernel, backend="triton")
+    assert 0.2 < torch.isfinite(ref).double().mean() < 1.0 and torch.isfinite(ref[2]).any()
+    assert torch.equal(torch.isfinite(ref), torch.isfinite(got))
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    torch.testing.assert_close(got, ref, rtol=tol, atol=tol)
+
+
+def test_exp_reference_moves_for_late_inputs():
+    """Inputs spread over 80 tau: without moving the reference exp((t - ref)/tau) would overflow float32."""
+    t = torch.linspace(0.0, 80.0, 50).repeat(2, 1)
+    w = torch.full((3, 50), 0.03)
+    ref = spike_times(t, w, kernel="exp", backend=REFERENCE)
+    got = spike_times(t, w, kernel="exp", backend="triton")
+    assert torch.isfinite(ref).all() and ref.min() > 30
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0)])
+def test_conv_values_and_gradients_equal_reference(kernel, stride, padding):
+    g = torch.Generator().manual_seed(1)
+    t = torch.rand(3, 4, 7, 6, generator=g, dtype=torch.float64) * 2
+    t[t > 1.8] = math.inf
+    w = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64) * 0.3 + 0.1
+    b = torch.randn(5, generator=g, dtype=torch.float64) * 0.3
+    upstream = None
+    results = []
+    for backend in (REFERENCE, "triton"):
+        leaves = [x.clone().requires_grad_() for x in (t, w, b)]
+        out = spike_times_conv2d(*leaves, stride=stride, padding=padding, kernel=kernel, backend=backend)
+        if upstream is None:
+            upstream = torch.randn(out.shape, generator=g, dtype=torch.float64)
+        (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * upstream).sum().backward()
+        results.append((out.detach(), [x.grad for x in leaves]))
+    (ref, ref_grads), (got, got_grads) = results
+    assert torch.isfinite(ref).any() and torch.equal(torch.isfinite(ref), torch.isfinite(got))
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    for a, n in zip(ref_grads, got_grads):
+        torch.testing.assert_close(n, a, rtol=1e-10, atol=1e-12)
+
+
+def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ConfigError, match="CUDA tensors"):
+        spike_times(torch.zeros(1, 3), torch.ones(2, 3), backend="triton")
