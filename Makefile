@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-dev demo test lint bench clean
+.PHONY: setup setup-dev demo test test-triton lint bench clean
 
 $(VENV)/.base: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,20 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The Triton (CUDA) kernels run in Triton's interpreter on the CPU, against the numba kernels and the reference
+# paths; not part of `test`: triton is a 170 MB download that CI does not need. Its own venv (TRITON_VENV).
+TRITON_VENV ?= .triton-venv
+$(TRITON_VENV)/.ok: pyproject.toml constraints.txt
+	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[fast,triton]" pytest
+	touch $@
+
+test-triton: $(TRITON_VENV)/.ok
+	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_neurons_fused_triton.py \
+		tests/test_temporal_triton.py
+
 bench: $(VENV)/.dev
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) runs .pytest_cache .ruff_cache
