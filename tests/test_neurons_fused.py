@@ -10,7 +10,8 @@ from deepspike.neurons import LIF, NeuronParams, list_surrogates, neuron_multist
 from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported
 
 pytest.importorskip("numba")
-from deepspike.neurons.fused_kernels import BLOCK, SURROGATE_CODES  # noqa: E402
+from deepspike.neurons.fused_constants import SURROGATE_CODES  # noqa: E402
+from deepspike.neurons.fused_kernels import BLOCK  # noqa: E402
 
 SURROGATE_ARGS = {
     "rectangular": {"a": 0.8},

@@ -12,7 +12,7 @@ spikes agree bit for bit::
     g_h   = sg(h_t - th) g_s + g_v dv_t/dh_t + dL/dh_t      (dv/dh = 1 - s_t | 1 | 1)
     dL/dx_t = g_h,    g_v <- kb g_h                          (kb = k, or 1 when leak_grad is False)
 
-with ``sg`` the surrogate derivative chosen by ``SURROGATE_CODES``. The neurons are split into blocks of
+with ``sg`` the surrogate derivative chosen by ``fused_constants.SURROGATE_CODES``. The neurons are split into blocks of
 ``BLOCK`` contiguous columns; each block runs its time loop on one thread (numba ``prange``). Per time
 step a block calls a serial row function (``_row_*``) on contiguous 1-D slices with every mode switch
 hoisted out of its loop: LLVM vectorises those loops, while loops written inline in a ``prange`` body
@@ -31,7 +31,6 @@ import numba as nb
 import numpy as np
 
 from deepspike.neurons.fused_constants import ONE as _ONE
-from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants  # noqa: F401
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 
 BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
@@ -170,15 +169,16 @@ def _pool_constants(pool):
 def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """Forward over T in one call.
 
-    x: input currents ``[T, N]``, or ``[1, N]`` for the same currents at every step (a time-invariant
-    input, e.g. direct encoding: row 0 is read at every t); v: ``[N]`` initial membrane in, final post-reset
-    membrane ``v_T`` out (in place); h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else unused: each
-    block writes ``h_t`` to a one-row scratch); k, th: float32 decay and threshold; reset: ``RESET_CODES``
-    value. pool: ``(kh, kw, W, E, Ho, C)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each
-    step's N neurons are ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw``
-    average pooling ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored. The
-    pooled step keeps the input's order, or with ``C > 0`` (a contiguous input, E = 1, of C channels) is
-    written channels-last ``[B, Ho, Wo, C]`` (``_to_channels_last``) for a channels-last convolution next.
+    x: input currents ``[T, N]``, or ``[1, N]`` for the same currents at every step (a time-invariant input, e.g.
+    direct encoding: row 0 is read at every t); v: ``[N]`` initial membrane in, final post-reset membrane ``v_T``
+    out (in place); h: pre-reset membrane ``[T, N]`` out when ``store_h`` (else unused: each block writes ``h_t`` to
+    a one-row scratch); k, th: float32 decay and threshold; reset: a ``fused_constants.RESET_CODES`` value. pool:
+    ``(kh, kw, W, E, Ho, C)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each step's N neurons are
+    ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw`` average pooling
+    ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored. The pooled step keeps the input's
+    order, or with
+    ``C > 0`` (a contiguous input, E = 1, of C channels) is written channels-last ``[B, Ho, Wo, C]``
+    (``_to_channels_last``) for a channels-last convolution next.
     """
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
@@ -206,7 +206,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
 
 @nb.njit(cache=True)
 def _row_surrogate(h, th, code, p1, p2, out):
-    """``out[n] = sg(h[n] - th)`` for 1-D rows (constants from ``surrogate_constants``)."""
+    """``out[n] = sg(h[n] - th)`` for 1-D rows (constants from ``fused_constants.surrogate_constants``)."""
     if code == 0:  # rectangular: (1/a) 1[|u| < a/2]
         for n in range(h.shape[0]):
             out[n] = p1 if abs(h[n] - th) < p2 else _ZERO
@@ -276,7 +276,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     ``dL/dv_T`` in, ``dL/dv_0`` out (in place); gx: ``dL/dx`` ``[T, N]`` out, or ``[1, N]`` (zeros in) for an
     input that was the same at every step: then ``gx[0] += dL/dx_t`` for t = T..1, the sum the stride-0
     expansion would have taken, without a ``[T, N]`` buffer; kb: float32 backward leak; detach:
-    detach_reset; code, p1, p2: the surrogate (``surrogate_constants``).
+    detach_reset; code, p1, p2: the surrogate (``fused_constants.surrogate_constants``).
     """
     steps, n_cols = gs.shape[0], gv.shape[0]
     summed = gx.shape[0] == 1 and steps > 1

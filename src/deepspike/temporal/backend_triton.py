@@ -8,7 +8,7 @@ time (the end of the inter-input interval), fires and freezes those that did, th
 running sums ``a = sum w``, ``s = sum w x`` (``x = t - ref``, or ``exp((t - ref)/tau)`` with the reference
 moved forward before ``x`` exceeds e^30) never leave registers. The spike times and slopes equal the numba
 and torch backends' (the same first-crossing rule, ``causal_set``); the backward pass is
-``backend_torch.backward`` (chunked, exact).
+``backend_torch.backward`` (chunked, exact), which ``autograd.SpikeTimeConv`` uses for every backend but numba.
 
 Memory: the unfolded, sorted rows of ``samples_per_chunk`` samples at a time (times, sort order) and the
 ``[B, O, H', W']`` outputs; never B x O x positions x fan_in. Checked without a GPU in Triton's interpreter
@@ -105,5 +105,3 @@ def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_eleme
                             float(tau), RESCALE_AT, IS_EXP=kernel == "exp", BLOCK_O=BLOCK_O)
     return t_out.permute(0, 3, 1, 2), slope.permute(0, 3, 1, 2)  # [B, H', W', O] -> [B, O, H', W'] (a view)
 
-
-backward = backend_torch.backward
