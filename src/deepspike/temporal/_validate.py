@@ -9,7 +9,7 @@ import torch
 from deepspike.errors import ConfigError, unknown_choice
 
 KERNELS = ("exp", "relpsp")
-BACKENDS = ("auto", "numba", "triton", "torch")
+BACKENDS = ("auto", "native", "numba", "triton", "torch")
 
 
 def check_neuron_params(kernel: str, theta: float, tau: float) -> None:
@@ -23,7 +23,7 @@ def check_neuron_params(kernel: str, theta: float, tau: float) -> None:
 
 
 def check_backend(backend: str) -> None:
-    """Raise ``ConfigError`` unless ``backend`` is one of ``auto``, ``numba``, ``triton``, ``torch``."""
+    """Raise ``ConfigError`` unless ``backend`` is one of ``BACKENDS``."""
     if backend not in BACKENDS:
         raise unknown_choice("TTFS backend", backend, BACKENDS)
 

@@ -13,21 +13,32 @@ import os
 import torch
 
 from deepspike.errors import ConfigError
-from deepspike.temporal import backend_numba, backend_torch, backend_triton
+from deepspike.temporal import backend_native, backend_numba, backend_torch, backend_triton
 from deepspike.temporal.backend_triton import HAVE_TRITON
 from deepspike.temporal.kernels_numba import HAVE_NUMBA
 
-_IMPLS = {"numba": backend_numba, "triton": backend_triton, "torch": backend_torch}
+_IMPLS = {"native": backend_native, "numba": backend_numba, "triton": backend_triton, "torch": backend_torch}
+
+
+def _cpu_fallback() -> str:
+    return "numba" if HAVE_NUMBA else "torch"
 
 
 def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
-    """``auto`` -> ``numba`` for CPU tensors when numba is installed, ``triton`` for CUDA tensors when triton
-    is installed, else ``torch``. ``triton`` on CPU tensors runs only in Triton's interpreter
-    (``TRITON_INTERPRET=1``, for tests)."""
+    """``auto`` -> ``native`` for float32 CPU tensors when its C kernels build (``deepspike.native``), else
+    ``numba`` for CPU tensors when numba is installed; ``triton`` for CUDA tensors when triton is installed;
+    else ``torch``. ``native`` needs float32 CPU tensors. ``triton`` on CPU tensors runs only in Triton's
+    interpreter (``TRITON_INTERPRET=1``, for tests)."""
     if backend == "auto":
         if t_in.device.type == "cpu":
-            return "numba" if HAVE_NUMBA else "torch"
+            native_ok = t_in.dtype == torch.float32 and backend_native.library() is not None
+            return "native" if native_ok else _cpu_fallback()
         return "triton" if (HAVE_TRITON and t_in.device.type == "cuda") else "torch"
+    if backend == "native":
+        if t_in.device.type != "cpu" or t_in.dtype != torch.float32:
+            raise ConfigError(f"TTFS backend 'native' runs on float32 CPU tensors, got {t_in.dtype} on {t_in.device}")
+        if backend_native.library() is None:
+            raise ConfigError(f"TTFS backend 'native' unavailable: {backend_native.unavailable_reason()}")
     if backend == "triton" and not HAVE_TRITON:
         raise ConfigError("TTFS backend 'triton' requested but triton is not installed; use backend='torch'")
     if backend == "triton" and t_in.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -45,10 +56,13 @@ class SpikeTimeConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements):
-        t_out, slope = _IMPLS[backend].forward(
-            t_in.detach(), weight.detach(), None if bias is None else bias.detach(), stride, padding,
-            kernel, theta, tau, chunk_elements,
-        )
+        args = (t_in.detach(), weight.detach(), None if bias is None else bias.detach(), stride, padding, kernel,
+                theta, tau, chunk_elements)
+        result = None
+        if backend == "native":  # None: a layer or span the native kernels do not take
+            result = backend_native.forward(*args) if backend_native.supports(t_in, weight) else None
+            backend = "native" if result is not None else _cpu_fallback()
+        t_out, slope = result if result is not None else _IMPLS[backend].forward(*args)
         t_out = t_out.to(t_in.dtype)
         ctx.save_for_backward(t_in, weight, bias, t_out, slope.to(t_in.dtype))
         ctx.conf = (stride, padding, kernel, tau, backend, chunk_elements)
@@ -59,8 +73,8 @@ class SpikeTimeConv(torch.autograd.Function):
         t_in, weight, bias, t_out, slope = ctx.saved_tensors
         stride, padding, kernel, tau, backend, chunk_elements = ctx.conf
         impl = backend_torch
-        if backend == "numba" and (kernel != "exp" or backend_numba.span_ok(t_in, t_out, tau)):
-            impl = backend_numba
+        if backend in ("native", "numba") and (kernel != "exp" or backend_numba.span_ok(t_in, t_out, tau)):
+            impl = _IMPLS[backend]
         with torch.no_grad():
             grad_t, grad_w, grad_b = impl.backward(
                 t_in.detach(), weight.detach().to(t_in.dtype),

@@ -33,7 +33,9 @@ def spike_times_conv2d(
         weight: [O, C, kh, kw]; bias: optional [O].
     Returns:
         [B, O, H', W'] spike times, ``H' = (H + 2p - kh)//s + 1``; exact gradients w.r.t. all tensors.
-    Memory: numba backend: the inputs' sort order + 2 x O*H'*W' sums per thread; torch backend:
+    Backends as in ``spike_times`` (``auto``: native C kernels for float32 CPU tensors).
+    Memory: numba backend: the inputs' sort order + 2 x O*H'*W' sums per thread; native backend: per
+        thread, one list of ``C*kh*kw + 1`` 8-byte entries per output position (kept for reuse); torch backend:
         unfolded columns of ``max(1, chunk_elements // (H'W' (fan_in + 1)))`` samples at a time and solver
         blocks of at most ``max(chunk_elements, fan_in + 1)`` elements (never B x O x H'W' x fan_in);
         triton backend (CUDA): the same unfolded columns, sorted, and the torch backend's backward.

@@ -32,12 +32,13 @@ def spike_times(
         t_in: [B, N] input spike times (+inf = no spike).
         weight: [M, N] weights.
         bias: optional [M]: weight of an extra input spike at t = 0 (zhou2021's bias).
-        backend: ``auto`` (numba on CPU, triton on CUDA, when installed; else torch), ``numba``, ``triton``
-            or ``torch``.
+        backend: ``auto`` (float32 on CPU: ``native`` when its C kernels build, else numba; float64 on CPU:
+            numba; CUDA: triton; each when available, else torch), ``native``, ``numba``, ``triton`` or
+            ``torch``.
         chunk_elements: torch backend bound: temporaries are blocks of at most
             ``max(chunk_elements, N + 1)`` elements (a few alive at once); the triton backend sorts rows
             of that many samples' times. The numba backend never holds more than the inputs' sort order
-            and 2 x M running sums per thread.
+            and 2 x M running sums per thread; the native backend one list of N + 1 entries per thread.
     Returns:
         [B, M] output spike times (+inf = no spike); differentiable w.r.t. ``t_in``, ``weight``, ``bias``
         with the exact gradients of zhang2021 eq. 13-14 (relpsp) and their exp-kernel analogues.

@@ -1,0 +1,510 @@
+/* Native CPU kernels of the closed-form TTFS layer (float32, GCC/Clang vector extensions; compiled on first use
+ * by deepspike/native.py, called through ctypes by deepspike/temporal/backend_native.py).
+ *
+ * Same neuron and the same event order as the numba kernels (kernels_numba.py), organised position-major so that
+ * an output position's running sums of a block of up to 32 output channels stay in vector registers:
+ *
+ * Forward, per sample: the inputs, sorted once (ascending time, ties by index), are distributed into one list per
+ * output position (entries in time order: x = t - ref (relpsp) or exp((t - ref)/tau) (exp), and the weight row);
+ * the bias is one entry at t = 0 in every list. Then each position sweeps its list with the sums
+ * a = sum w, s = sum w x of its causal set in registers: before adding an input at t_g, a channel whose membrane
+ * reached theta by t_g (a x - s >= theta resp. theta x) fires at ref + (theta + s)/a resp. ref + tau log(s/(a-theta))
+ * (clamped to t_g) and is frozen (a = -inf). After the last input, a > 0 resp. a > theta fires after it.
+ * exp: whenever (t - ref)/tau would exceed RESCALE_AT the sample's reference moves to t (a new "epoch"); a position
+ * crossing into a later epoch multiplies s by each epoch's factor exp(-(ref_new - ref_old)/tau).
+ *
+ * Backward, per sample: for every output position and channel block (t_out, p, q in registers) and every input of
+ * the receptive field with t_i < t_out: grad_w += x_i p - q, grad_t[i] += y_i sum_o p w (x_i = t_i, y_i = 1 for
+ * relpsp; x_i = tau z_i, y_i = z_i, z_i = exp((t_i - ref)/tau) for exp), p, q the separable output factors of
+ * kernels_numba._output_factors; the bias gradient is summed per output.
+ *
+ * Layouts: images channels-last, one sample's times a row [H*W*C] (index (iy*W + ix)*C + c); outputs [Ho*Wo*O];
+ * weights padded rows [kh*kw*C + 1][Op] (row (ky*kw + kx)*C + c, the bias last, Op = O rounded up to 8, zeros in
+ * the padding).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define RESCALE_AT 30.0
+#define MAX_NB 4          /* channel block: MAX_NB vectors of 8 = 32 output channels */
+#define ROW_BITS 24       /* entry code: weight row in the low bits, epoch above */
+#define ROW_MASK ((1u << ROW_BITS) - 1u)
+
+typedef struct {
+    int32_t H, W, C, O, Op, kh, kw, sh, sw, ph, pw, Ho, Wo, use_bias, is_exp;
+    double theta, tau;
+} geom_t;
+
+typedef struct {
+    float x;
+    uint32_t code;
+} entry_t;
+
+static inline v8f ld(const float *p) { return *(const v8f_unaligned *)p; }
+static inline void st(float *p, v8f v) { *(v8f_unaligned *)p = v; }
+static inline v8f splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+static inline v8f keep(v8i m, v8f v) { return (v8f)((v8i)v & m); }
+
+static inline int mask_bits(v8i m) {
+#ifdef __AVX__
+    return _mm256_movemask_ps((__m256)m);
+#else
+    int r = 0;
+    for (int k = 0; k < 8; k++) r |= (m[k] != 0) << k;
+    return r;
+#endif
+}
+
+static inline float hsum(v8f v) { /* pairwise: ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)) */
+    const v8f a = v + __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
+    const v8f b = a + __builtin_shuffle(a, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
+    return b[0] + b[1];
+}
+
+/* This thread's scratch buffer, grown on demand and kept for the thread's life (OpenMP workers persist, so
+ * layers of a training step reuse it without fresh pages each call): carves it into n parts of the given sizes,
+ * 64-byte aligned. Returns 0 if out of memory. */
+static int thread_scratch(const size_t *sizes, void **parts, int n) {
+    static __thread char *buf;
+    static __thread size_t cap;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (sizes[i] + 63) / 64 * 64;
+    if (total > cap) {
+        free(buf);
+        buf = aligned_alloc(64, total);
+        cap = buf ? total : 0;
+        if (!buf) return 0;
+    }
+    for (size_t i = 0, off = 0; i < (size_t)n; off += (sizes[i] + 63) / 64 * 64, i++) parts[i] = buf + off;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* Input time of list entry `code` at the output position whose receptive field starts at input index `base`
+ * (possibly negative: padding), via the per-row offsets `row_off` (the bias row means t = 0). */
+static inline double entry_time(const geom_t *g, const float *row, const int32_t *row_off, uint32_t code,
+                                int base) {
+    const int r = (int)(code & ROW_MASK);
+    return r == g->kh * g->kw * g->C ? 0.0 : row[base + row_off[r]];
+}
+
+/* Spike time and slope of one channel from the sums a, s it had when it fired (or after its last input):
+ * relpsp t = ref + (theta + s)/a, D = a; exp t = ref + tau log(s/(a - theta)), D = a - theta; both clamped to
+ * the time t_g of the input that revealed the crossing (+inf after the last input). */
+static inline __attribute__((always_inline)) void spike_time(const geom_t *g, int EXP, float a, float s, double tg, double ref, float *t_o,
+                              float *sl) {
+    double t = tg;
+    if (EXP) {
+        const double ratio = s / (a - g->theta);
+        if (ratio > 0.0 && ratio < INFINITY) {
+            const double tf = ref + g->tau * log(ratio);
+            t = tg < tf ? tg : tf;
+        }
+        *sl = (float)(a - g->theta);
+    } else {
+        const double tf = ref + (g->theta + s) / a;
+        t = tg < tf ? tg : tf;
+        *sl = a;
+    }
+    *t_o = (float)t;
+}
+
+/* Sweep one position's list for channels [o0, o0 + nreal) (NB vectors; NB, EXP constant after inlining).
+ * A channel that fires is frozen (a = -inf); its sums, the input time t_g and (exp) the epoch are recorded in
+ * vectors (branch-free selects on the rare firing path), and all spike times are formed after the sweep. */
+static inline __attribute__((always_inline)) void sweep(const int NB, const int EXP, const geom_t *g,
+                                                        const entry_t *list, int n, const float *wp,
+                                                        const float *row, const int32_t *row_off, int base,
+                                                        const double *ep_ref, const float *ep_fac, int n_ep,
+                                                        int nreal, float *t_o, float *sl) {
+    v8f a[MAX_NB], s[MAX_NB], fa[MAX_NB], fs[MAX_NB], ftg[MAX_NB], fep[MAX_NB];
+    for (int v = 0; v < NB; v++) {
+        a[v] = s[v] = fa[v] = fs[v] = fep[v] = splat(0.0f);
+        ftg[v] = splat(INFINITY);
+    }
+    const v8f th = splat((float)g->theta), ninf = splat(-INFINITY);
+    int ep = 0, fired = 0;
+    for (int e = 0; e < n; e++) {
+        const float x = list[e].x;
+        const uint32_t code = list[e].code;
+        v8f thx = th;
+        if (EXP) {
+            for (const int e_ep = (int)(code >> ROW_BITS); ep < e_ep;) {
+                const v8f f = splat(ep_fac[++ep]);
+                for (int v = 0; v < NB; v++) s[v] *= f;
+            }
+            thx = splat((float)(g->theta * x));
+        }
+        const v8f xv = splat(x);
+        v8i m[MAX_NB], any = (v8i){0};
+        for (int v = 0; v < NB; v++) {
+            m[v] = a[v] * xv - s[v] >= thx;
+            any |= m[v];
+        }
+        if (__builtin_expect(mask_bits(any) != 0, 0)) {
+            const v8f tg = splat((float)entry_time(g, row, row_off, code, base)), epv = splat((float)ep);
+            for (int v = 0; v < NB; v++) {
+                fa[v] = (v8f)(((v8i)a[v] & m[v]) | ((v8i)fa[v] & ~m[v]));
+                fs[v] = (v8f)(((v8i)s[v] & m[v]) | ((v8i)fs[v] & ~m[v]));
+                ftg[v] = (v8f)(((v8i)tg & m[v]) | ((v8i)ftg[v] & ~m[v]));
+                if (EXP) fep[v] = (v8f)(((v8i)epv & m[v]) | ((v8i)fep[v] & ~m[v]));
+                a[v] = (v8f)(((v8i)ninf & m[v]) | ((v8i)a[v] & ~m[v]));
+                fired += __builtin_popcount((unsigned)mask_bits(m[v]));
+            }
+            if (fired >= nreal) break; /* padding channels never fire: their weights are 0 and theta > 0 */
+        }
+        const float *w = wp + (size_t)(code & ROW_MASK) * g->Op;
+        for (int v = 0; v < NB; v++) {
+            const v8f wv = ld(w + 8 * v);
+            a[v] += wv;
+            s[v] += wv * xv;
+        }
+    }
+    if (EXP && fired < nreal) /* the sample's later epochs: bring s to its final reference */
+        for (; ep < n_ep - 1;) {
+            const v8f f = splat(ep_fac[++ep]);
+            for (int v = 0; v < NB; v++) s[v] *= f;
+        }
+    float ab[8 * MAX_NB], sb[8 * MAX_NB], fab[8 * MAX_NB], fsb[8 * MAX_NB], ftb[8 * MAX_NB], feb[8 * MAX_NB];
+    for (int v = 0; v < NB; v++) {
+        st(ab + 8 * v, a[v]);
+        st(sb + 8 * v, s[v]);
+        st(fab + 8 * v, fa[v]);
+        st(fsb + 8 * v, fs[v]);
+        st(ftb + 8 * v, ftg[v]);
+        st(feb + 8 * v, fep[v]);
+    }
+    for (int o = 0; o < nreal; o++) {
+        if (ftb[o] < INFINITY) /* fired at an input */
+            spike_time(g, EXP, fab[o], fsb[o], ftb[o], ep_ref[EXP ? (int)feb[o] : 0], t_o + o, sl + o);
+        else if (ab[o] > (EXP ? g->theta : 0.0)) /* fires after its last input */
+            spike_time(g, EXP, ab[o], sb[o], INFINITY, ep_ref[ep], t_o + o, sl + o);
+    }
+}
+
+#define SWEEP_ARGS g, list, n, wp, row, row_off, base, ep_ref, ep_fac, n_ep, nreal, t_o, sl
+static void sweep_block(const geom_t *g, const entry_t *list, int n, const float *wp, const float *row,
+                        const int32_t *row_off, int base, const double *ep_ref, const float *ep_fac, int n_ep, int nreal, float *t_o,
+                        float *sl) {
+    const int nb = (nreal + 7) / 8;
+    if (g->is_exp) {
+        if (nb == 1) sweep(1, 1, SWEEP_ARGS);
+        else if (nb == 2) sweep(2, 1, SWEEP_ARGS);
+        else if (nb == 3) sweep(3, 1, SWEEP_ARGS);
+        else sweep(4, 1, SWEEP_ARGS);
+    } else {
+        if (nb == 1) sweep(1, 0, SWEEP_ARGS);
+        else if (nb == 2) sweep(2, 0, SWEEP_ARGS);
+        else if (nb == 3) sweep(3, 0, SWEEP_ARGS);
+        else sweep(4, 0, SWEEP_ARGS);
+    }
+}
+
+/* Output range [lo, hi) along one axis reached by input coordinate i (o = (i + pad - k)/stride, k in [0, ks)). */
+static void reach(int i, int pad, int ks, int stride, int n_out, int16_t *lo, int16_t *hi) {
+    const int top = i + pad; /* k = 0 */
+    const int first = top - ks + 1 > 0 ? (top - ks + 1 + stride - 1) / stride : 0;
+    const int last = top / stride < n_out - 1 ? top / stride : n_out - 1;
+    *lo = (int16_t)first;
+    *hi = (int16_t)(last + 1 > first ? last + 1 : first);
+}
+
+/* Per-layer tables shared by all samples: for every input, the output rows/columns it reaches and the code of
+ * its weight row at output (0, 0) (code(oy, ox) = code0 - oy*sh*kw*C - ox*sw*C); for every weight row, the
+ * offset of its input from the receptive field's first input. */
+typedef struct {
+    int32_t code0;
+    int16_t oy0, oy1, ox0, ox1;
+} reach_t;
+
+static void layer_tables(const geom_t *g, reach_t *tab, int32_t *row_off) {
+    for (int iy = 0; iy < g->H; iy++)
+        for (int ix = 0; ix < g->W; ix++)
+            for (int c = 0; c < g->C; c++) {
+                reach_t *r = tab + (iy * g->W + ix) * g->C + c;
+                reach(iy, g->ph, g->kh, g->sh, g->Ho, &r->oy0, &r->oy1);
+                reach(ix, g->pw, g->kw, g->sw, g->Wo, &r->ox0, &r->ox1);
+                r->code0 = ((iy + g->ph) * g->kw + ix + g->pw) * g->C + c;
+            }
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            for (int c = 0; c < g->C; c++) row_off[(ky * g->kw + kx) * g->C + c] = (ky * g->W + kx) * g->C + c;
+}
+
+/* Stable ascending argsort of n float32 times into ord (LSD radix on (key << 32 | index) items, 8 bits per pass,
+ * all four histograms from one read, passes on which all keys agree skipped). Keys: the float bits with the
+ * magnitude flipped for negatives and the sign bit flipped, so they order as unsigned integers (+inf last, -0.0
+ * just before +0.0). items: scratch of 2n uint64. */
+static void argsort_times(const float *restrict t, int n, int32_t *restrict ord, uint64_t *restrict items) {
+    uint32_t count[4][256];
+    memset(count, 0, sizeof count);
+    uint64_t *src = items, *dst = items + n;
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, t + i, 4);
+        const uint32_t key = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+        src[i] = (uint64_t)key << 32 | (uint32_t)i;
+        for (int k = 0; k < 4; k++) count[k][(key >> (8 * k)) & 0xFF]++;
+    }
+    for (int k = 0; k < 4; k++) {
+        const int shift = 32 + 8 * k;
+        if (count[k][(src[0] >> shift) & 0xFF] == (uint32_t)n) continue;
+        uint32_t start[256], sum = 0;
+        for (int d = 0; d < 256; d++) {
+            start[d] = sum;
+            sum += count[k][d];
+        }
+        for (int i = 0; i < n; i++) dst[start[(src[i] >> shift) & 0xFF]++] = src[i];
+        uint64_t *tmp = src;
+        src = dst;
+        dst = tmp;
+    }
+    for (int i = 0; i < n; i++) ord[i] = (int32_t)(uint32_t)src[i];
+}
+
+/* One sample: distribute the sorted inputs into per-position lists, then sweep every position. Returns 1 (and
+ * does nothing more) if the sample needs more exp epochs than an entry code can name, else 0. */
+static int forward_sample(const geom_t *g, const float *row, const float *wp, float *t_o, float *sl,
+                          entry_t *lists, int32_t *len, double *ep_ref, float *ep_fac, const reach_t *tab,
+                          const int32_t *row_off, int32_t *ord, uint64_t *sort_scratch) {
+    const int n_in = g->H * g->W * g->C, n_pos = g->Ho * g->Wo, cap = g->kh * g->kw * g->C + 1, Wo = g->Wo;
+    const int step_y = g->sh * g->kw * g->C, step_x = g->sw * g->C; /* code(oy, ox) = code0 - oy step_y - ox step_x */
+    for (int i = 0; i < n_pos * g->O; i++) { /* no spike unless the sweep finds one */
+        t_o[i] = INFINITY;
+        sl[i] = 0.0f;
+    }
+    argsort_times(row, n_in, ord, sort_scratch);
+    int n_fin = 0;
+    while (n_fin < n_in && row[ord[n_fin]] < INFINITY) n_fin++;
+    double ref = n_fin > 0 ? row[ord[0]] : INFINITY;
+    if (g->use_bias && ref > 0.0) ref = 0.0;
+    if (!(ref < INFINITY)) return 0;
+    memset(len, 0, sizeof(int32_t) * (size_t)n_pos);
+    int n_ep = 1;
+    ep_ref[0] = ref;
+    ep_fac[0] = 1.0f;
+    int bias_pending = g->use_bias;
+    for (int j = 0; j < n_fin || bias_pending;) {
+        const int with_bias = bias_pending && (j >= n_fin || row[ord[j]] >= 0.0f);
+        const double tg = with_bias ? 0.0 : row[ord[j]];
+        float x;
+        if (g->is_exp) {
+            if ((tg - ref) / g->tau > RESCALE_AT) {
+                if (n_ep == 1 << (32 - ROW_BITS)) return 1;
+                ep_fac[n_ep] = (float)exp(-(tg - ref) / g->tau);
+                ref = tg;
+                ep_ref[n_ep++] = ref;
+            }
+            x = (float)exp((tg - ref) / g->tau);
+        } else {
+            x = (float)(tg - ref);
+        }
+        const uint32_t epoch = (uint32_t)(n_ep - 1) << ROW_BITS;
+        if (with_bias) {
+            const entry_t e = {x, (uint32_t)(cap - 1) | epoch};
+            for (int p = 0; p < n_pos; p++) lists[(size_t)p * cap + len[p]++] = e;
+            bias_pending = 0;
+            continue;
+        }
+        const reach_t r = tab[ord[j++]];
+        for (int oy = r.oy0; oy < r.oy1; oy++) {
+            const uint32_t code_y = (uint32_t)(r.code0 - oy * step_y) | epoch;
+            entry_t *restrict dst = lists + (size_t)oy * Wo * cap;
+            int32_t *restrict n_row = len + oy * Wo;
+            for (int ox = r.ox0; ox < r.ox1; ox++) {
+                const int k = n_row[ox];
+                dst[(size_t)ox * cap + k] = (entry_t){x, code_y - (uint32_t)(ox * step_x)};
+                n_row[ox] = k + 1;
+            }
+        }
+    }
+    for (int p = 0; p < n_pos; p++) {
+        const int base = (((p / g->Wo) * g->sh - g->ph) * g->W + (p % g->Wo) * g->sw - g->pw) * g->C;
+        for (int o0 = 0; o0 < g->O; o0 += 8 * MAX_NB) {
+            const int nreal = g->O - o0 < 8 * MAX_NB ? g->O - o0 : 8 * MAX_NB;
+            sweep_block(g, lists + (size_t)p * cap, len[p], wp + o0, row, row_off, base, ep_ref, ep_fac, n_ep, nreal,
+                        t_o + (size_t)p * g->O + o0, sl + (size_t)p * g->O + o0);
+        }
+    }
+    return 0;
+}
+
+/* Samples [b0, b1), scratch from this thread's buffer. Returns 0, 1 if a sample's span needs more exp epochs than
+ * 2^(32 - ROW_BITS) (its outputs are left unwritten: the caller uses another backend), 2 if out of memory. */
+static int forward_range(int b0, int b1, const geom_t *g, const float *t_in, const float *wp, float *t_out,
+                         float *slope) {
+    const size_t n_in = (size_t)g->H * g->W * g->C, n_out = (size_t)g->Ho * g->Wo * g->O;
+    const size_t n_pos = (size_t)g->Ho * g->Wo, rows = (size_t)g->kh * g->kw * g->C;
+    const size_t sizes[] = {n_pos * (rows + 1) * sizeof(entry_t), n_pos * 4, (n_in + 2) * 8, (n_in + 2) * 4,
+                            n_in * sizeof(reach_t), rows * 4, n_in * 4, 2 * n_in * 8};
+    void *part[8];
+    if (!thread_scratch(sizes, part, 8)) return 2;
+    layer_tables(g, part[4], part[5]);
+    for (int b = b0; b < b1; b++)
+        if (forward_sample(g, t_in + b * n_in, wp, t_out + b * n_out, slope + b * n_out, part[0], part[1], part[2],
+                           part[3], part[4], part[5], part[6], part[7]))
+            return 1;
+    return 0;
+}
+
+/* Forward of B samples split into n_parts contiguous ranges (one per OpenMP thread; ttfs_forward_part runs one
+ * range, for callers that bring their own threads). t_in [B][H*W*C]; wp padded weight rows; t_out, slope
+ * [B][Ho*Wo*O] receive spike times (+inf: none) and slopes (0: none). Returns 0, or the first range's nonzero code of forward_range. */
+int ttfs_forward_part(int k, int n_parts, int B, const geom_t *g, const float *t_in, const float *wp, float *t_out,
+                      float *slope) {
+    return forward_range((int)((int64_t)k * B / n_parts), (int)((int64_t)(k + 1) * B / n_parts), g, t_in, wp, t_out,
+                         slope);
+}
+
+int ttfs_forward(int n_parts, int B, const geom_t *g, const float *t_in, const float *wp, float *t_out,
+                 float *slope) {
+    int code = 0;
+#pragma omp parallel for num_threads(n_parts) schedule(static, 1) reduction(| : code)
+    for (int k = 0; k < n_parts; k++) code |= ttfs_forward_part(k, n_parts, B, g, t_in, wp, t_out, slope);
+    return code;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* p, q, t_out of one sample's outputs in padded layout [Ho*Wo][Op] (padding: p = q = 0), bias gradient to gb. */
+static void output_factors(const geom_t *g, const float *to, const float *sl, const float *go, double ref,
+                           float *P, float *Q, float *TO, double *gb) {
+    const int n_pos = g->Ho * g->Wo;
+    for (int p = 0; p < n_pos; p++)
+        for (int o = 0; o < g->Op; o++) {
+            const size_t i = (size_t)p * g->O + o, k = (size_t)p * g->Op + o;
+            P[k] = Q[k] = 0.0f;
+            TO[k] = o < g->O ? to[i] : -INFINITY;
+            if (o >= g->O) continue;
+            const float t = to[i], d = sl[i], gi = go[i];
+            if (!(t < INFINITY && d != 0.0f && isfinite(gi))) continue;
+            const float c = gi / d;
+            if (g->is_exp) {
+                P[k] = (float)(c * exp(-(t - ref) / g->tau));
+                Q[k] = (float)(g->tau * c);
+                if (t > 0.0f) gb[o] += c * g->tau * (exp(-t / g->tau) - 1.0);
+            } else {
+                P[k] = c;
+                Q[k] = c * t;
+                if (t > 0.0f) gb[o] -= (double)c * t;
+            }
+        }
+}
+
+/* The masked VJP of one position and channel block (NB vectors, EXP; constant after inlining). */
+static inline __attribute__((always_inline)) void vjp_block(const int NB, const int EXP, const geom_t *g,
+                                                            const float *row, const float *Z, const float *P,
+                                                            const float *Q, const float *TO, const float *wp,
+                                                            float *gw, float *grad_t, int oy, int ox) {
+    v8f p[MAX_NB], q[MAX_NB], to[MAX_NB];
+    for (int v = 0; v < NB; v++) {
+        p[v] = ld(P + 8 * v);
+        q[v] = ld(Q + 8 * v);
+        to[v] = ld(TO + 8 * v);
+    }
+    const int iy0 = oy * g->sh - g->ph, ix0 = ox * g->sw - g->pw, C = g->C, Op = g->Op;
+    const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = g->H - iy0 < g->kh ? g->H - iy0 : g->kh;
+    const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = g->W - ix0 < g->kw ? g->W - ix0 : g->kw;
+    for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = kx0; kx < kx1; kx++) {
+            const size_t base = ((size_t)(iy0 + ky) * g->W + ix0 + kx) * C;
+            const size_t r0 = (size_t)(ky * g->kw + kx) * C;
+            const float *t_run = row + base, *w = wp + r0 * Op;
+            float *gwr = gw + r0 * Op, *gt = grad_t ? grad_t + base : NULL;
+            for (int c = 0; c < C; c++, w += Op, gwr += Op) {
+                const float t = t_run[c];
+                if (!(t < INFINITY)) continue;
+                const float y = EXP ? Z[base + c] : 1.0f;
+                const v8f tv = splat(t), xv = splat(EXP ? (float)(g->tau * y) : t);
+                v8f acc = splat(0.0f);
+                for (int v = 0; v < NB; v++) {
+                    const v8i m = tv < to[v];
+                    st(gwr + 8 * v, ld(gwr + 8 * v) + keep(m, xv * p[v] - q[v]));
+                    acc += keep(m, p[v] * ld(w + 8 * v));
+                }
+                if (gt) gt[c] += y * hsum(acc);
+            }
+        }
+}
+
+/* Samples [b0, b1) into one partial weight gradient gw [kh*kw*C + 1][Op] and bias gradient gb [O]; scratch from
+ * this thread's buffer. Returns 0, or 2 if out of memory. */
+static int backward_range(int b0, int b1, const geom_t *g, const float *t_in, const float *wp, const float *t_out,
+                          const float *slope, const float *grad_out, float *grad_t, float *gw, double *gb) {
+    const size_t n_in = (size_t)g->H * g->W * g->C, n_out = (size_t)g->Ho * g->Wo * g->O;
+    const size_t n_pad = (size_t)g->Ho * g->Wo * g->Op;
+    const size_t sizes[] = {3 * n_pad * 4, n_in * 4};
+    void *part[2];
+    if (!thread_scratch(sizes, part, 2)) return 2;
+    float *P = part[0], *Q = P + n_pad, *TO = P + 2 * n_pad, *z = part[1];
+    for (int b = b0; b < b1; b++) {
+        const float *row = t_in + b * n_in;
+        double ref = INFINITY;
+        for (size_t i = 0; i < n_in; i++) ref = fmin(ref, row[i]);
+        if (!(ref < INFINITY)) ref = 0.0; /* no input spike: only the bias can have made outputs fire */
+        output_factors(g, t_out + b * n_out, slope + b * n_out, grad_out + b * n_out, ref, P, Q, TO, gb);
+        if (g->is_exp)
+            for (size_t i = 0; i < n_in; i++) z[i] = row[i] < INFINITY ? (float)exp((row[i] - ref) / g->tau) : 0.0f;
+        float *gt = grad_t ? grad_t + b * n_in : NULL;
+        if (gt) memset(gt, 0, n_in * sizeof(float));
+        for (int oy = 0; oy < g->Ho; oy++)
+            for (int ox = 0; ox < g->Wo; ox++)
+                for (int o0 = 0; o0 < g->Op; o0 += 8 * MAX_NB) {
+                    const int nb = (g->Op - o0) / 8 < MAX_NB ? (g->Op - o0) / 8 : MAX_NB;
+                    const size_t k = (size_t)(oy * g->Wo + ox) * g->Op + o0;
+#define VJP_ARGS g, row, z, P + k, Q + k, TO + k, wp + o0, gw + o0, gt, oy, ox
+                    if (g->is_exp) {
+                        if (nb == 1) vjp_block(1, 1, VJP_ARGS);
+                        else if (nb == 2) vjp_block(2, 1, VJP_ARGS);
+                        else if (nb == 3) vjp_block(3, 1, VJP_ARGS);
+                        else vjp_block(4, 1, VJP_ARGS);
+                    } else {
+                        if (nb == 1) vjp_block(1, 0, VJP_ARGS);
+                        else if (nb == 2) vjp_block(2, 0, VJP_ARGS);
+                        else if (nb == 3) vjp_block(3, 0, VJP_ARGS);
+                        else vjp_block(4, 0, VJP_ARGS);
+                    }
+                }
+        /* the bias (an input at t = 0) needs no weight row here: its gradient is summed in output_factors */
+    }
+    return 0;
+}
+
+/* Backward of B samples split into n_parts ranges as in ttfs_forward. t_in [B][H*W*C]; t_out, slope, grad_out
+ * [B][Ho*Wo*O]; grad_t [B][H*W*C] (written) or NULL; range k adds its weight and bias gradients to
+ * gw + k*(kh*kw*C + 1)*Op and gb + k*O (zeros). Returns 0, or 2 if out of memory. */
+int ttfs_backward_part(int k, int n_parts, int B, const geom_t *g, const float *t_in, const float *wp,
+                       const float *t_out, const float *slope, const float *grad_out, float *grad_t, float *gw,
+                       double *gb) {
+    const size_t rows = (size_t)g->kh * g->kw * g->C + 1;
+    return backward_range((int)((int64_t)k * B / n_parts), (int)((int64_t)(k + 1) * B / n_parts), g, t_in, wp,
+                          t_out, slope, grad_out, grad_t, gw + k * rows * g->Op, gb + (size_t)k * g->O);
+}
+
+int ttfs_backward(int n_parts, int B, const geom_t *g, const float *t_in, const float *wp, const float *t_out,
+                  const float *slope, const float *grad_out, float *grad_t, float *gw, double *gb) {
+    int code = 0;
+#pragma omp parallel for num_threads(n_parts) schedule(static, 1) reduction(| : code)
+    for (int k = 0; k < n_parts; k++)
+        code |= ttfs_backward_part(k, n_parts, B, g, t_in, wp, t_out, slope, grad_out, grad_t, gw, gb);
+    return code;
+}
+
+/* 1 when compiled with OpenMP (ttfs_forward/ttfs_backward then run their ranges in parallel), else 0. */
+int ttfs_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
