@@ -172,3 +172,15 @@ def test_input_arriving_at_the_spike_is_not_causal():
     assert out.item() == 1.0
     out.sum().backward()
     assert w.grad.tolist() == [[-1.0, 0.0]] and t.grad.tolist() == [[1.0, 0.0]]
+
+
+@needs_native
+@pytest.mark.parametrize("bad", [math.nan, -math.inf])
+def test_kernels_reject_nan_and_negative_infinity(bad):
+    """The native path skips the torch scan of the inputs: its sort pass must catch NaN and -inf itself."""
+    t = torch.rand(3, 2, 6, 6)
+    t[2, 1, 4, 5] = bad
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        spike_times_conv2d(t, torch.ones(4, 2, 3, 3), backend="native")
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        spike_times(t.reshape(3, -1), torch.ones(4, 72))

@@ -28,13 +28,14 @@ def check_backend(backend: str) -> None:
         raise unknown_choice("TTFS backend", backend, BACKENDS)
 
 
-def check_times(t_in: torch.Tensor, ndim: int, what: str) -> None:
-    """Spike times must be a floating tensor of rank ``ndim`` without NaN or -inf (+inf = no spike)."""
+def check_times(t_in: torch.Tensor, ndim: int, what: str, scan_values: bool = True) -> None:
+    """Spike times must be a floating tensor of rank ``ndim`` without NaN or -inf (+inf = no spike).
+    ``scan_values=False`` skips the NaN/-inf scan (for the native backend, whose kernels scan while sorting)."""
     if not torch.is_tensor(t_in) or not t_in.is_floating_point():
         raise ConfigError(f"{what}: spike times must be a floating-point tensor, got {type(t_in).__name__}")
     if t_in.dim() != ndim:
         raise ConfigError(f"{what}: spike times must have {ndim} dims, got shape {tuple(t_in.shape)}")
-    if torch.isnan(t_in).any() or torch.isneginf(t_in).any():
+    if scan_values and (torch.isnan(t_in).any() or torch.isneginf(t_in).any()):
         raise ConfigError(f"{what}: spike times contain NaN or -inf; use +inf for 'no spike'")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from deepspike import native
+from deepspike.errors import ConfigError
 from deepspike.temporal.backend_numba import _as_image, _channels_last_rows
 from deepspike.temporal.backend_torch import out_size
 
@@ -119,10 +120,13 @@ def _ptr(a: np.ndarray | None) -> int | None:
 def _check(code: int, what: str) -> None:
     if code & 2:
         raise MemoryError(f"TTFS native {what}: out of memory for the kernel's scratch buffers")
+    if code & 4:  # the kernels scan the inputs while sorting them; spike_times* skip their own scan here
+        raise ConfigError("TTFS layer: spike times contain NaN or -inf; use +inf for 'no spike'")
 
 
 def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_elements=None):
-    """Spike times and slopes [B, O, H', W'] (channels-last views), or None if a sample's exp span is too long."""
+    """Spike times and slopes [B, O, H', W'] (channels-last views), or None if a sample's exp span is too long.
+    Raises ConfigError if a time is NaN or -inf."""
     b, c, h, w = t_in.shape
     o, _, kh, kw = weight.shape
     ho, wo = out_size(h, kh, stride[0], padding[0]), out_size(w, kw, stride[1], padding[1])

@@ -42,7 +42,7 @@ def spike_times_conv2d(
     """
     v.check_neuron_params(kernel, theta, tau)
     v.check_backend(backend)
-    v.check_times(t_in, 4, "spike_times_conv2d")
+    v.check_times(t_in, 4, "spike_times_conv2d", scan_values=False)
     v.check_weight(weight, "[O, C, kh, kw]", 4, t_in.shape[1], "spike_times_conv2d")
     v.check_bias(bias, weight.shape[0], "spike_times_conv2d")
     stride = v.pair(stride, "stride")
@@ -59,6 +59,8 @@ def spike_times_conv2d(
             f"{tuple(t_in.shape[2:])} with padding {padding}"
         )
     impl = resolve_backend(backend, t_in)
+    if impl != "native":  # the native kernels scan the times themselves
+        v.check_times(t_in, 4, "spike_times_conv2d")
     return SpikeTimeConv.apply(
         t_in, weight, bias, stride, padding, kernel, float(theta), float(tau), impl, int(chunk_elements)
     )
