@@ -103,14 +103,24 @@ def _geometry(t_in, weight, bias, stride, padding, kernel, theta, tau, ho, wo) -
                      int(bias is not None), int(kernel == "exp"), float(theta), float(tau))
 
 
-def _padded_rows(weight: torch.Tensor, bias: torch.Tensor | None, op: int) -> np.ndarray:
-    """[O, C, kh, kw] (+ bias [O]) -> float32 rows [kh*kw*C + 1, Op]: row (ky*kw + kx)*C + c, then the bias."""
+def _blocked_rows(weight: torch.Tensor, bias: torch.Tensor | None, op: int) -> np.ndarray:
+    """[O, C, kh, kw] (+ bias [O]) -> flat float32 weights in the kernels' layout: channel blocks of 32 (the last
+    ``Op - 32k`` wide), each block its rows [kh*kw*C + 1, width] (row (ky*kw + kx)*C + c, then the bias)."""
     o, c, kh, kw = weight.shape
     rows = np.zeros((kh * kw * c + 1, op), dtype=np.float32)
     rows[:-1, :o] = weight.detach().to(torch.float32).permute(2, 3, 1, 0).reshape(-1, o).numpy()
     if bias is not None:
         rows[-1, :o] = bias.detach().to(torch.float32).numpy()
-    return rows
+    return np.concatenate([rows[:, k:k + _BLOCK].ravel() for k in range(0, op, _BLOCK)])
+
+
+def _unblocked_rows(flat: np.ndarray, n_rows: int, op: int) -> np.ndarray:
+    """Inverse of the block layout of ``_blocked_rows``: flat -> [n_rows, Op]."""
+    out = np.empty((n_rows, op), dtype=flat.dtype)
+    for k in range(0, op, _BLOCK):
+        width = min(_BLOCK, op - k)
+        out[:, k:k + width] = flat[n_rows * k:n_rows * (k + width)].reshape(n_rows, width)
+    return out
 
 
 def _ptr(a: np.ndarray | None) -> int | None:
@@ -132,7 +142,7 @@ def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_eleme
     ho, wo = out_size(h, kh, stride[0], padding[0]), out_size(w, kw, stride[1], padding[1])
     geom = _geometry(t_in, weight, bias, stride, padding, kernel, theta, tau, ho, wo)
     rows = _channels_last_rows(t_in)
-    wp = _padded_rows(weight, bias, geom.Op)
+    wp = _blocked_rows(weight, bias, geom.Op)
     t_out = np.empty((b, ho * wo * o), dtype=np.float32)  # the kernels write every element
     slope = np.empty((b, ho * wo * o), dtype=np.float32)
     code = _run("forward", b, ctypes.byref(geom), _ptr(rows), _ptr(wp), _ptr(t_out), _ptr(slope))
@@ -150,7 +160,7 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     ho, wo = t_out.shape[2], t_out.shape[3]
     geom = _geometry(t_in, weight, bias, stride, padding, kernel, 1.0, tau, ho, wo)
     rows = _channels_last_rows(t_in)
-    wp = _padded_rows(weight, None, geom.Op)
+    wp = _blocked_rows(weight, None, geom.Op)
     outs = [_channels_last_rows(x.to(torch.float32)) for x in (t_out, slope, grad_out)]
     grad_t = np.empty(rows.shape, dtype=np.float32) if need_input_grad else None  # written by the kernels
     parts = _parts(b)
@@ -158,6 +168,7 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     gb = np.zeros((parts, o))
     _check(_run("backward", b, ctypes.byref(geom), _ptr(rows), _ptr(wp), *(_ptr(x) for x in outs), _ptr(grad_t),
                 _ptr(gw), _ptr(gb)), "backward")
-    grad_w = torch.from_numpy(gw.sum(0)[:-1, :o]).reshape(kh, kw, c, o).permute(3, 2, 0, 1)
+    grad_w = torch.from_numpy(_unblocked_rows(gw.sum(0), kh * kw * c + 1, geom.Op)[:-1, :o])
+    grad_w = grad_w.reshape(kh, kw, c, o).permute(3, 2, 0, 1)
     grad_b = torch.from_numpy(gb.sum(0).astype(np.float32)) if bias is not None else None
     return (_as_image(grad_t, b, h, w, c) if need_input_grad else None), grad_w, grad_b

@@ -19,8 +19,10 @@
  * kernels_numba._output_factors; the bias gradient is summed per output.
  *
  * Layouts: images channels-last, one sample's times a row [H*W*C] (index (iy*W + ix)*C + c); outputs [Ho*Wo*O];
- * weights padded rows [kh*kw*C + 1][Op] (row (ky*kw + kx)*C + c, the bias last, Op = O rounded up to 8, zeros in
- * the padding).
+ * weights in channel blocks of 32 (the last one Op - 32k wide, Op = O rounded up to 8), each block its rows
+ * [kh*kw*C + 1][width] (row (ky*kw + kx)*C + c, the bias last; zeros in the padding channels): a block's sweep reads
+ * rows 128 bytes apart from a slab that stays in cache, however many outputs the layer has. Block k starts at
+ * float (kh*kw*C + 1) * 32k. Weight gradients use the same layout.
  */
 #include <math.h>
 #include <stdint.h>
@@ -187,7 +189,7 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
             }
             if (fired >= nreal) break; /* padding channels never fire: their weights are 0 and theta > 0 */
         }
-        const float *w = wp + (size_t)(code & ROW_MASK) * g->Op;
+        const float *w = wp + (size_t)(code & ROW_MASK) * (8 * NB); /* the block's row stride */
         for (int v = 0; v < NB; v++) {
             const v8f wv = ld(w + 8 * v);
             a[v] += wv;
@@ -387,7 +389,7 @@ static int forward_sample(const geom_t *g, const float *row, const float *wp, fl
         const int base = (((p / g->Wo) * g->sh - g->ph) * g->W + (p % g->Wo) * g->sw - g->pw) * g->C;
         for (int o0 = 0; o0 < g->O; o0 += 8 * MAX_NB) {
             const int nreal = g->O - o0 < 8 * MAX_NB ? g->O - o0 : 8 * MAX_NB;
-            sweep_block(g, lists + (size_t)p * cap, len[p], wp + o0, row, row_off, base, ep_ref, ep_fac, n_ep, nreal,
+            sweep_block(g, lists + (size_t)p * cap, len[p], wp + (size_t)cap * o0, row, row_off, base, ep_ref, ep_fac, n_ep, nreal,
                         t_o + (size_t)p * g->O + o0, sl + (size_t)p * g->O + o0);
         }
     }
@@ -469,7 +471,7 @@ static inline __attribute__((always_inline)) void vjp_block(const int NB, const 
         q[v] = ld(Q + 8 * v);
         to[v] = ld(TO + 8 * v);
     }
-    const int iy0 = oy * g->sh - g->ph, ix0 = ox * g->sw - g->pw, C = g->C, Op = g->Op;
+    const int iy0 = oy * g->sh - g->ph, ix0 = ox * g->sw - g->pw, C = g->C, Op = 8 * NB; /* block row stride */
     const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = g->H - iy0 < g->kh ? g->H - iy0 : g->kh;
     const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = g->W - ix0 < g->kw ? g->W - ix0 : g->kw;
     for (int ky = ky0; ky < ky1; ky++)
@@ -499,7 +501,7 @@ static inline __attribute__((always_inline)) void vjp_block(const int NB, const 
 static int backward_range(int b0, int b1, const geom_t *g, const float *t_in, const float *wp, const float *t_out,
                           const float *slope, const float *grad_out, float *grad_t, float *gw, double *gb) {
     const size_t n_in = (size_t)g->H * g->W * g->C, n_out = (size_t)g->Ho * g->Wo * g->O;
-    const size_t n_pad = (size_t)g->Ho * g->Wo * g->Op;
+    const size_t n_pad = (size_t)g->Ho * g->Wo * g->Op, rows = (size_t)g->kh * g->kw * g->C + 1;
     const size_t sizes[] = {3 * n_pad * 4, n_in * 4};
     void *part[2];
     if (!thread_scratch(sizes, part, 2)) return 2;
@@ -519,7 +521,7 @@ static int backward_range(int b0, int b1, const geom_t *g, const float *t_in, co
                 for (int o0 = 0; o0 < g->Op; o0 += 8 * MAX_NB) {
                     const int nb = (g->Op - o0) / 8 < MAX_NB ? (g->Op - o0) / 8 : MAX_NB;
                     const size_t k = (size_t)(oy * g->Wo + ox) * g->Op + o0;
-#define VJP_ARGS g, row, z, P + k, Q + k, TO + k, wp + o0, gw + o0, gt, oy, ox
+#define VJP_ARGS g, row, z, P + k, Q + k, TO + k, wp + rows * o0, gw + rows * o0, gt, oy, ox
                     if (g->is_exp) {
                         if (nb == 1) vjp_block(1, 1, VJP_ARGS);
                         else if (nb == 2) vjp_block(2, 1, VJP_ARGS);
