@@ -37,7 +37,7 @@ def _step(make_out, params):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--backend", default="auto", choices=["auto", "numba", "torch"])
+    ap.add_argument("--backend", default="auto", choices=["auto", "native", "numba", "torch"])
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, backend {args.backend}")
