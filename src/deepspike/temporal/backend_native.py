@@ -3,8 +3,9 @@
 The kernels (``ttfs_native.c``, compiled on first use by ``deepspike.native``) keep an output position's running
 sums of up to 32 channels in vector registers while they sweep that position's inputs in time order, where the
 numba kernels stream every output's sums through memory once per input; results agree with the numba and torch
-backends to float32 rounding (the events are visited in the same order). Work is split over samples between
-``torch.get_num_threads()`` threads (ctypes releases the GIL).
+backends to float32 rounding (the events are visited in the same order). Work is split over samples into
+``torch.get_num_threads()`` ranges, run by the library's OpenMP loop on torch's own OpenMP threads (see
+``deepspike.native``), or, in a build without OpenMP, on Python threads (ctypes releases the GIL).
 
 ``supports(t_in, weight)`` says whether a call can run here: float32 CPU tensors, the library built, and weight
 rows that fit the entry code. ``forward`` returns None when a sample's times span more exp re-reference epochs
