@@ -43,3 +43,21 @@ def test_avg_pool_relpsp_hand_computed():
 def test_avg_pool_rejects_single_input_window():
     with pytest.raises(ConfigError, match="at least 2"):
         avg_pool_times(torch.zeros(1, 1, 2, 2), 1)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_gradient_equals_the_formula(channels_last):
+    """The pooling Function (one negation, backward from the indices) equals autograd through -max_pool2d(-t)."""
+    g = torch.Generator().manual_seed(2)
+    t = torch.rand(3, 4, 7, 6, generator=g)
+    t[t > 0.8] = math.inf
+    if channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    up = torch.randn(3, 4, 4, 4, generator=g)
+    leaves = [t.clone().requires_grad_(), t.clone().requires_grad_()]
+    outs = [max_pool_times(leaves[0], 2, padding=1), -torch.nn.functional.max_pool2d(-leaves[1], 2, 2, 1)]
+    torch.testing.assert_close(outs[0], outs[1])
+    for out in outs:
+        (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * up).sum().backward()
+    torch.testing.assert_close(leaves[0].grad, leaves[1].grad)
+    assert leaves[0].grad.abs().sum() > 0

@@ -41,8 +41,28 @@ def max_pool_times(
     s = k if stride is None else v.pair(stride, "stride")
     p = v.pair(padding, "padding")
     check_pool_padding(p, k, "max_pool_times")
-    # min t = -max(-t); max_pool2d pads with -inf, i.e. +inf = no spike for the times
-    return -F.max_pool2d(-t_in, k, s, p)
+    return _EarliestPool.apply(t_in, k, s, p)
+
+
+class _EarliestPool(torch.autograd.Function):
+    """``min_window t = -max_pool2d(-t)`` (max_pool2d pads with -inf, i.e. +inf = no spike for the times) with one
+    negation each way fewer than autograd through the formula: the output is negated in place, and the backward is
+    max-pooling's own backward from the saved indices (``d min / dt_i = 1`` at the argmin)."""
+
+    @staticmethod
+    def forward(ctx, t_in, k, s, p):
+        out, idx = F.max_pool2d(-t_in, k, s, p, return_indices=True)
+        ctx.save_for_backward(t_in, idx)
+        ctx.conf = (k, s, p)
+        return out.neg_()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        t_in, idx = ctx.saved_tensors
+        k, s, p = ctx.conf
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(grad_out, t_in, k, s, p, (1, 1), False, idx)
+        return grad, None, None, None
 
 
 def avg_pool_times(
