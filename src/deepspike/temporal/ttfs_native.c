@@ -58,6 +58,7 @@ static inline v8f ld(const float *p) { return *(const v8f_unaligned *)p; }
 static inline void st(float *p, v8f v) { *(v8f_unaligned *)p = v; }
 static inline v8f splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
 static inline v8f keep(v8i m, v8f v) { return (v8f)((v8i)v & m); }
+static inline v8f blend(v8i m, v8f a, v8f b) { return (v8f)(((v8i)a & m) | ((v8i)b & ~m)); } /* m ? a : b */
 
 static inline int mask_bits(v8i m) {
 #ifdef __AVX__
@@ -125,24 +126,17 @@ static inline double entry_time(const geom_t *g, const float *row, const int32_t
     return r == g->kh * g->kw * g->C ? 0.0 : row[base + row_off[r]];
 }
 
-/* Spike time and slope of one channel from the sums a, s it had when it fired (or after its last input):
- * relpsp t = ref + (theta + s)/a, D = a; exp t = ref + tau log(s/(a - theta)), D = a - theta; both clamped to
- * the time t_g of the input that revealed the crossing (+inf after the last input). */
-static inline __attribute__((always_inline)) void spike_time(const geom_t *g, int EXP, float a, float s, double tg, double ref, float *t_o,
-                              float *sl) {
+/* exp kernel: spike time and slope of one channel from the sums a, s it had when it fired (or after its last
+ * input): t = ref + tau log(s/(a - theta)) clamped to the time t_g of the input that revealed the crossing (+inf
+ * after the last input; t_g itself when the log is undefined), D = a - theta. (relpsp is formed vectorised.) */
+static inline void exp_spike_time(const geom_t *g, float a, float s, double tg, double ref, float *t_o, float *sl) {
     double t = tg;
-    if (EXP) {
-        const double ratio = s / (a - g->theta);
-        if (ratio > 0.0 && ratio < INFINITY) {
-            const double tf = ref + g->tau * log(ratio);
-            t = tg < tf ? tg : tf;
-        }
-        *sl = (float)(a - g->theta);
-    } else {
-        const double tf = ref + (g->theta + s) / a;
+    const double ratio = s / (a - g->theta);
+    if (ratio > 0.0 && ratio < INFINITY) {
+        const double tf = ref + g->tau * log(ratio);
         t = tg < tf ? tg : tf;
-        *sl = a;
     }
+    *sl = (float)(a - g->theta);
     *t_o = (float)t;
 }
 
@@ -181,11 +175,11 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
         if (__builtin_expect(mask_bits(any) != 0, 0)) {
             const v8f tg = splat((float)entry_time(g, row, row_off, code, base)), epv = splat((float)ep);
             for (int v = 0; v < NB; v++) {
-                fa[v] = (v8f)(((v8i)a[v] & m[v]) | ((v8i)fa[v] & ~m[v]));
-                fs[v] = (v8f)(((v8i)s[v] & m[v]) | ((v8i)fs[v] & ~m[v]));
-                ftg[v] = (v8f)(((v8i)tg & m[v]) | ((v8i)ftg[v] & ~m[v]));
-                if (EXP) fep[v] = (v8f)(((v8i)epv & m[v]) | ((v8i)fep[v] & ~m[v]));
-                a[v] = (v8f)(((v8i)ninf & m[v]) | ((v8i)a[v] & ~m[v]));
+                fa[v] = blend(m[v], a[v], fa[v]);
+                fs[v] = blend(m[v], s[v], fs[v]);
+                ftg[v] = blend(m[v], tg, ftg[v]);
+                if (EXP) fep[v] = blend(m[v], epv, fep[v]);
+                a[v] = blend(m[v], ninf, a[v]);
                 fired += __builtin_popcount((unsigned)mask_bits(m[v]));
             }
             if (fired >= nreal) break; /* padding channels never fire: their weights are 0 and theta > 0 */
@@ -208,8 +202,8 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
         const v4d th4 = {g->theta, g->theta, g->theta, g->theta};
         for (int v = 0; v < NB; v++) {
             const v8i hit = ftg[v] < splat(INFINITY), ok = hit | (a[v] > splat(0.0f));
-            const v8f A = (v8f)(((v8i)fa[v] & hit) | ((v8i)a[v] & ~hit));
-            const v8f S = (v8f)(((v8i)fs[v] & hit) | ((v8i)s[v] & ~hit));
+            const v8f A = blend(hit, fa[v], a[v]);
+            const v8f S = blend(hit, fs[v], s[v]);
             float t8[8];
             for (int h = 0; h < 2; h++) {
                 v4f a4, s4, g4;
@@ -222,7 +216,7 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
                 const v4f t4 = __builtin_convertvector((v4d)(((v4l)tg & earlier) | ((v4l)tf & ~earlier)), v4f);
                 memcpy(t8 + 4 * h, &t4, 16);
             }
-            st(tb + 8 * v, (v8f)(((v8i)ld(t8) & ok) | ((v8i)splat(INFINITY) & ~ok)));
+            st(tb + 8 * v, blend(ok, ld(t8), splat(INFINITY)));
             st(db + 8 * v, (v8f)((v8i)A & ok));
         }
         memcpy(t_o, tb, sizeof(float) * (size_t)nreal);
@@ -240,28 +234,33 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
     }
     for (int o = 0; o < nreal; o++) {
         if (ftb[o] < INFINITY) /* fired at an input */
-            spike_time(g, EXP, fab[o], fsb[o], ftb[o], ep_ref[EXP ? (int)feb[o] : 0], t_o + o, sl + o);
-        else if (ab[o] > (EXP ? g->theta : 0.0)) /* fires after its last input */
-            spike_time(g, EXP, ab[o], sb[o], INFINITY, ep_ref[ep], t_o + o, sl + o);
+            exp_spike_time(g, fab[o], fsb[o], ftb[o], ep_ref[(int)feb[o]], t_o + o, sl + o);
+        else if (ab[o] > g->theta) /* fires after its last input */
+            exp_spike_time(g, ab[o], sb[o], INFINITY, ep_ref[ep], t_o + o, sl + o);
     }
 }
 
-#define SWEEP_ARGS g, list, n, wp, row, row_off, base, ep_ref, ep_fac, n_ep, nreal, t_o, sl
+/* Calls fn(NB, EXP, args...) with NB = nb in 1..MAX_NB and EXP = exp as compile-time constants. */
+#define BY_BLOCK(fn, nb, exp, ...)                         \
+    do {                                                   \
+        if (exp) {                                         \
+            if ((nb) == 1) fn(1, 1, __VA_ARGS__);          \
+            else if ((nb) == 2) fn(2, 1, __VA_ARGS__);     \
+            else if ((nb) == 3) fn(3, 1, __VA_ARGS__);     \
+            else fn(4, 1, __VA_ARGS__);                    \
+        } else {                                           \
+            if ((nb) == 1) fn(1, 0, __VA_ARGS__);          \
+            else if ((nb) == 2) fn(2, 0, __VA_ARGS__);     \
+            else if ((nb) == 3) fn(3, 0, __VA_ARGS__);     \
+            else fn(4, 0, __VA_ARGS__);                    \
+        }                                                  \
+    } while (0)
+
 static void sweep_block(const geom_t *g, const entry_t *list, int n, const float *wp, const float *row,
-                        const int32_t *row_off, int base, const double *ep_ref, const float *ep_fac, int n_ep, int nreal, float *t_o,
-                        float *sl) {
-    const int nb = (nreal + 7) / 8;
-    if (g->is_exp) {
-        if (nb == 1) sweep(1, 1, SWEEP_ARGS);
-        else if (nb == 2) sweep(2, 1, SWEEP_ARGS);
-        else if (nb == 3) sweep(3, 1, SWEEP_ARGS);
-        else sweep(4, 1, SWEEP_ARGS);
-    } else {
-        if (nb == 1) sweep(1, 0, SWEEP_ARGS);
-        else if (nb == 2) sweep(2, 0, SWEEP_ARGS);
-        else if (nb == 3) sweep(3, 0, SWEEP_ARGS);
-        else sweep(4, 0, SWEEP_ARGS);
-    }
+                        const int32_t *row_off, int base, const double *ep_ref, const float *ep_fac, int n_ep,
+                        int nreal, float *t_o, float *sl) {
+    BY_BLOCK(sweep, (nreal + 7) / 8, g->is_exp, g, list, n, wp, row, row_off, base, ep_ref, ep_fac, n_ep, nreal, t_o,
+             sl);
 }
 
 /* Output range [lo, hi) along one axis reached by input coordinate i (o = (i + pad - k)/stride, k in [0, ks)). */
@@ -390,8 +389,8 @@ static int forward_sample(const geom_t *g, const float *row, const float *wp, fl
         const int base = (((p / g->Wo) * g->sh - g->ph) * g->W + (p % g->Wo) * g->sw - g->pw) * g->C;
         for (int o0 = 0; o0 < g->O; o0 += 8 * MAX_NB) {
             const int nreal = g->O - o0 < 8 * MAX_NB ? g->O - o0 : 8 * MAX_NB;
-            sweep_block(g, lists + (size_t)p * cap, len[p], wp + (size_t)cap * o0, row, row_off, base, ep_ref, ep_fac, n_ep, nreal,
-                        t_o + (size_t)p * g->O + o0, sl + (size_t)p * g->O + o0);
+            sweep_block(g, lists + (size_t)p * cap, len[p], wp + (size_t)cap * o0, row, row_off, base, ep_ref, ep_fac,
+                        n_ep, nreal, t_o + (size_t)p * g->O + o0, sl + (size_t)p * g->O + o0);
         }
     }
     return 0;
@@ -418,8 +417,9 @@ static int forward_range(int b0, int b1, const geom_t *g, const float *t_in, con
 }
 
 /* Forward of B samples split into n_parts contiguous ranges (one per OpenMP thread; ttfs_forward_part runs one
- * range, for callers that bring their own threads). t_in [B][H*W*C]; wp padded weight rows; t_out, slope
- * [B][Ho*Wo*O] receive spike times (+inf: none) and slopes (0: none). Returns 0, or the first range's nonzero code of forward_range. */
+ * range, for callers that bring their own threads). t_in [B][H*W*C]; wp the weights in the block layout; t_out,
+ * slope [B][Ho*Wo*O] receive spike times (+inf: none) and slopes (0: none). Returns the OR of the ranges' codes
+ * (forward_range). */
 int ttfs_forward_part(int k, int n_parts, int B, const geom_t *g, const float *t_in, const float *wp, float *t_out,
                       float *slope) {
     return forward_range((int)((int64_t)k * B / n_parts), (int)((int64_t)(k + 1) * B / n_parts), g, t_in, wp, t_out,
@@ -530,18 +530,8 @@ static int backward_range(int b0, int b1, const geom_t *g, const float *t_in, co
                 for (int o0 = 0; o0 < g->Op; o0 += 8 * MAX_NB) {
                     const int nb = (g->Op - o0) / 8 < MAX_NB ? (g->Op - o0) / 8 : MAX_NB;
                     const size_t k = (size_t)(oy * g->Wo + ox) * g->Op + o0;
-#define VJP_ARGS g, row, z, P + k, Q + k, TO + k, wp + rows * o0, gw + rows * o0, gt, oy, ox
-                    if (g->is_exp) {
-                        if (nb == 1) vjp_block(1, 1, VJP_ARGS);
-                        else if (nb == 2) vjp_block(2, 1, VJP_ARGS);
-                        else if (nb == 3) vjp_block(3, 1, VJP_ARGS);
-                        else vjp_block(4, 1, VJP_ARGS);
-                    } else {
-                        if (nb == 1) vjp_block(1, 0, VJP_ARGS);
-                        else if (nb == 2) vjp_block(2, 0, VJP_ARGS);
-                        else if (nb == 3) vjp_block(3, 0, VJP_ARGS);
-                        else vjp_block(4, 0, VJP_ARGS);
-                    }
+                    BY_BLOCK(vjp_block, nb, g->is_exp, g, row, z, P + k, Q + k, TO + k, wp + rows * o0,
+                             gw + rows * o0, gt, oy, ox);
                 }
         /* the bias (an input at t = 0) needs no weight row here: its gradient is summed in output_factors */
     }
