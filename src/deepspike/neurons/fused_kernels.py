@@ -12,8 +12,8 @@ spikes agree bit for bit::
     g_h   = sg(h_t - th) g_s + g_v dv_t/dh_t + dL/dh_t      (dv/dh = 1 - s_t | 1 | 1)
     dL/dx_t = g_h,    g_v <- kb g_h                          (kb = k, or 1 when leak_grad is False)
 
-with ``sg`` the surrogate derivative chosen by ``fused_constants.SURROGATE_CODES``. The neurons are split into blocks of
-``BLOCK`` contiguous columns; each block runs its time loop on one thread (numba ``prange``). Per time
+with ``sg`` the surrogate derivative chosen by ``fused_constants.SURROGATE_CODES``. The neurons are split into
+blocks of ``BLOCK`` contiguous columns; each block runs its time loop on one thread (numba ``prange``). Per time
 step a block calls a serial row function (``_row_*``) on contiguous 1-D slices with every mode switch
 hoisted out of its loop: LLVM vectorises those loops, while loops written inline in a ``prange`` body
 stay scalar (measured: about 2x slower).
@@ -176,9 +176,8 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     ``(kh, kw, W, E, Ho, C)`` int64 array; ``kh = 0``: s is the spikes ``[T, N]``; else each step's N neurons are
     ``[M, H, W, E]`` images of E-vectors and s receives their tiling ``kh x kw`` average pooling
     ``[T, N / (kh kw)]`` (``_pool_row``): the spikes themselves are never stored. The pooled step keeps the input's
-    order, or with
-    ``C > 0`` (a contiguous input, E = 1, of C channels) is written channels-last ``[B, Ho, Wo, C]``
-    (``_to_channels_last``) for a channels-last convolution next.
+    order, or with ``C > 0`` (a contiguous input, E = 1, of C channels) is written channels-last
+    ``[B, Ho, Wo, C]`` (``_to_channels_last``) for a channels-last convolution next.
     """
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1

@@ -30,12 +30,19 @@ def check_backend(backend: str) -> None:
 
 def check_times(t_in: torch.Tensor, ndim: int, what: str, scan_values: bool = True) -> None:
     """Spike times must be a floating tensor of rank ``ndim`` without NaN or -inf (+inf = no spike).
-    ``scan_values=False`` skips the NaN/-inf scan (for the native backend, whose kernels scan while sorting)."""
+    ``scan_values=False`` leaves the NaN/-inf scan (``check_time_values``) to the caller (the native backend's
+    kernels scan while sorting)."""
     if not torch.is_tensor(t_in) or not t_in.is_floating_point():
         raise ConfigError(f"{what}: spike times must be a floating-point tensor, got {type(t_in).__name__}")
     if t_in.dim() != ndim:
         raise ConfigError(f"{what}: spike times must have {ndim} dims, got shape {tuple(t_in.shape)}")
-    if scan_values and t_in.numel() and not bool(t_in.min() > -math.inf):  # one pass: NaN propagates into min
+    if scan_values:
+        check_time_values(t_in, what)
+
+
+def check_time_values(t_in: torch.Tensor, what: str) -> None:
+    """No NaN or -inf among the times, in one pass (NaN propagates into the minimum)."""
+    if t_in.numel() and not bool(t_in.min() > -math.inf):
         raise ConfigError(f"{what}: spike times contain NaN or -inf; use +inf for 'no spike'")
 
 

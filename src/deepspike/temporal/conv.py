@@ -60,7 +60,7 @@ def spike_times_conv2d(
         )
     impl = resolve_backend(backend, t_in)
     if impl != "native":  # the native kernels scan the times themselves
-        v.check_times(t_in, 4, "spike_times_conv2d")
+        v.check_time_values(t_in, "spike_times_conv2d")
     return SpikeTimeConv.apply(
         t_in, weight, bias, stride, padding, kernel, float(theta), float(tau), impl, int(chunk_elements)
     )

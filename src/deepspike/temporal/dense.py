@@ -52,7 +52,7 @@ def spike_times(
         raise v.ConfigError(f"spike_times: chunk_elements must be >= 1, got {chunk_elements}")
     impl = resolve_backend(backend, t_in)
     if impl != "native":  # the native kernels scan the times themselves
-        v.check_times(t_in, 2, "spike_times")
+        v.check_time_values(t_in, "spike_times")
     t_img = t_in.reshape(t_in.shape[0], t_in.shape[1], 1, 1)  # [B, N] -> [B, N, 1, 1]
     w_img = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)  # [M, N] -> [M, N, 1, 1]
     t_out = SpikeTimeConv.apply(
