@@ -27,6 +27,7 @@ def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | No
 
 def run(args: argparse.Namespace) -> int:
     from deepspike.config import load_config
+    from deepspike.train.distributed import shutdown
     from deepspike.train.trainer import Trainer
 
     config_path, overrides = split_config_arg(args.config, args.overrides)
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("train.progress=false")
     config = load_config(config_path, overrides)
     trainer = Trainer(config, args.out, resume=args.resume)
-    summary = trainer.fit()
+    summary = trainer.fit()  # an exception ends this rank; torchrun then stops the others
+    shutdown(trainer.dist)
     if trainer.dist.is_main:
         print(json.dumps(summary, indent=2))
     return 0

@@ -73,5 +73,11 @@ def barrier(ctx: DistContext) -> None:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group together: a barrier, then ``destroy_process_group``.
+
+    A rank that exits with the group still alive leaves gloo's background threads to the interpreter's
+    teardown, which can abort the process ("terminate called without an active exception") while another
+    rank is still writing its files."""
     if ctx.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
