@@ -144,3 +144,19 @@ def test_no_spike_outputs_pass_no_gradient():
     assert math.isinf(out[0, 0].item()) and math.isfinite(out[0, 1].item())
     out[0, 1].backward()
     assert torch.all(w.grad[0] == 0) and torch.any(w.grad[1] != 0)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+def test_numba_backend_leaves_torch_thread_count_alone():
+    # numba's OpenMP pool shares the runtime with torch: the TTFS kernels and the sort must not change the
+    # thread count a user set (OMP_NUM_THREADS=1 became 2 on a 2-core machine before they ran via run_numba_kernel)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        t = (torch.rand(4, 3, 6, 6) * 2).requires_grad_()
+        w = (torch.randn(5, 3, 3, 3) * 0.2 + 0.1).requires_grad_()
+        out = spike_times_conv2d(t, w, padding=1, backend="numba")
+        torch.where(torch.isfinite(out), out, torch.zeros_like(out)).sum().backward()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -46,7 +46,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.errors import ConfigError, unknown_choice
-from deepspike.neurons.fused import kernel_ready, run_numba_kernel
+from deepspike.neurons.fused import kernel_ready
+from deepspike.numba_threads import run_numba_kernel
 
 DERIVATIVES = ("code", "rate")
 

@@ -37,6 +37,7 @@ from torch.autograd.function import once_differentiable
 from deepspike.coding.rate import direct, time_invariant
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
+from deepspike.numba_threads import run_numba_kernel
 
 _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imported lazily: numba is slow to load)
 
@@ -110,23 +111,6 @@ def _run(name: str, *args) -> None:
         getattr(_triton_kernels(), name)(*args)
     else:
         run_numba_kernel(getattr(_kernels(), name), *(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
-
-
-def run_numba_kernel(kernel, *args) -> None:
-    """Call a numba kernel with as many threads as torch uses, and leave torch's thread count as it was.
-
-    numba's OpenMP layer shares the OpenMP runtime with torch; starting its pool sets the process-wide
-    thread count to numba's pool size, which would silently change ``torch.get_num_threads()``.
-    """
-    import numba
-
-    torch_threads = torch.get_num_threads()
-    n = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:
-        numba.set_num_threads(n)
-    kernel(*args)
-    if torch.get_num_threads() != torch_threads:
-        torch.set_num_threads(torch_threads)
 
 
 def _dense_step(y: torch.Tensor) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deepspike.numba_threads import numba_threads, run_numba_kernel
 from deepspike.temporal import kernels_numba as kn
 from deepspike.temporal.backend_torch import out_size
 from deepspike.temporal.sort_numba import argsort_rows
@@ -40,9 +41,9 @@ def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_eleme
     b_np = bias.detach().to(t_in.dtype).contiguous().numpy() if bias is not None else np.zeros(o, w_r.dtype)
     t_out = np.full((b, ho * wo * o), np.inf, dtype=w_r.dtype)
     slope = np.zeros((b, ho * wo * o), dtype=w_r.dtype)
-    kn.forward_kernel(
-        rows, argsort_rows(rows), w, c, w_r, b_np, bias is not None, kh, kw, stride[0], stride[1], padding[0],
-        padding[1], ho, wo, kernel == "exp", float(theta), float(tau), t_out, slope,
+    run_numba_kernel(
+        kn.forward_kernel, rows, argsort_rows(rows), w, c, w_r, b_np, bias is not None, kh, kw, stride[0],
+        stride[1], padding[0], padding[1], ho, wo, kernel == "exp", float(theta), float(tau), t_out, slope,
     )
     return _as_image(t_out, b, ho, wo, o), _as_image(slope, b, ho, wo, o)
 
@@ -71,12 +72,12 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     ho, wo = t_out.shape[2], t_out.shape[3]
     rows = _channels_last_rows(t_in)
     w_r = _reversed_flat(weight.to(t_in.dtype))
-    parts = max(1, min(kn.num_threads(), b))
+    parts = max(1, min(numba_threads(), b))
     grad_w_part = np.zeros((parts,) + w_r.shape, dtype=w_r.dtype)
     grad_b_part = np.zeros((parts, o), dtype=w_r.dtype)
     grad_t = np.zeros(rows.shape if need_input_grad else (0, 0), dtype=w_r.dtype)
-    kn.backward_kernel(
-        rows, w, c, w_r, _channels_last_rows(t_out), _channels_last_rows(slope),
+    run_numba_kernel(
+        kn.backward_kernel, rows, w, c, w_r, _channels_last_rows(t_out), _channels_last_rows(slope),
         _channels_last_rows(grad_out.to(t_in.dtype)), kernel == "exp", float(tau), kh, kw, stride[0], stride[1],
         padding[0], padding[1], ho, wo, need_input_grad, grad_t, grad_w_part, grad_b_part,
     )

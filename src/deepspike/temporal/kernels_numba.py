@@ -31,12 +31,10 @@ import math
 import numpy as np
 
 try:
-    import numba
     from numba import njit, prange
 
     HAVE_NUMBA = True
 except ImportError:  # numba is the optional "fast" extra
-    numba = None
     HAVE_NUMBA = False
 
 RESCALE_AT = 30.0  # move the exp reference when (t - ref)/tau exceeds this
@@ -326,8 +324,3 @@ def backward_kernel(t_in, n_w, n_c, w_r, t_out, slope, grad_out, is_exp, tau, kh
                                     )
                         if want_grad_t:
                             grad_t[b, idx] = y * acc
-
-
-def num_threads() -> int:
-    """Number of numba worker threads (1 without numba)."""
-    return numba.get_num_threads() if HAVE_NUMBA else 1

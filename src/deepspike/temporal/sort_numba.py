@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepspike.numba_threads import run_numba_kernel
 from deepspike.temporal.kernels_numba import HAVE_NUMBA, njit, prange
 
 _FLAGS = dict(cache=True, error_model="numpy")
@@ -81,5 +82,5 @@ def argsort_rows(values: np.ndarray) -> np.ndarray:
     n_bytes = values.dtype.itemsize
     bits = values.view(np.int32 if n_bytes == 4 else np.int64)
     if values.size:
-        _argsort_rows_kernel(bits, n_bytes, order)
+        run_numba_kernel(_argsort_rows_kernel, bits, n_bytes, order)
     return order
