@@ -1,9 +1,11 @@
 """Native (C, SIMD) TTFS backend: builds where a compiler exists, equals the float64 torch reference and the numba
 backend (forward times and slopes, all three gradients) on random layers, falls back or errors cleanly."""
 
+import ctypes
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -184,3 +186,55 @@ def test_kernels_reject_nan_and_negative_infinity(bad):
         spike_times_conv2d(t, torch.ones(4, 2, 3, 3), backend="native")
     with pytest.raises(ConfigError, match="NaN or -inf"):
         spike_times(t.reshape(3, -1), torch.ones(4, 72))
+
+
+@needs_native
+@pytest.mark.parametrize("where", ["weight", "bias"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_kernels_reject_non_finite_parameters(where, bad):
+    """The native path skips the torch scan of the parameters too: packing them must catch NaN and +-inf, in
+    every channel block (here the second of two) and in the bias."""
+    t = torch.rand(2, 3, 5, 5)
+    w, b = torch.rand(40, 3, 3, 3), torch.rand(40)
+    (w[37, 2, 1, 0] if where == "weight" else b[37]).fill_(bad)
+    with pytest.raises(ConfigError, match="weight or bias contains NaN or inf"):
+        spike_times_conv2d(t, w, b, backend="native")
+    with pytest.raises(ConfigError, match="contains NaN or inf"):  # the torch scan of the other backends
+        spike_times_conv2d(t, w, b, backend="torch")
+
+
+@needs_native
+def test_packed_weights_match_the_block_layout_and_gradients_unpack():
+    """pack_weights against the layout written out by hand with torch ops: channel blocks of 32 (the last one
+    Op - 32k wide, Op = O rounded up to 8), each its rows (ky*kw + kx)*C + c then the bias, zero padding; and
+    the unpacked gradient of two partial sums equals their sum in [O, C, kh, kw]."""
+    o, c, kh, kw = 42, 3, 2, 3
+    w, b = torch.randn(o, c, kh, kw), torch.randn(o)
+    geom = backend_native._geometry(torch.zeros(1, c, 4, 4), w, b, (1, 1), (0, 0), "relpsp", 1.0, 1.0, 3, 2)
+    assert geom.Op == 48
+    rows = torch.zeros(kh * kw * c + 1, 48)
+    rows[:-1, :o] = w.permute(2, 3, 1, 0).reshape(-1, o)
+    rows[-1, :o] = b
+    expected = torch.cat([rows[:, :32].reshape(-1), rows[:, 32:].reshape(-1)])
+    packed = backend_native.pack_weights(w, b, geom)
+    assert torch.equal(torch.from_numpy(packed), expected)
+    parts = np.stack([backend_native.pack_weights(w, b, geom), backend_native.pack_weights(2 * w, b, geom)])
+    gb = np.stack([b.double().numpy(), 3 * b.double().numpy()])
+    grad_w, grad_b = torch.empty(o, c, kh, kw), torch.empty(o)
+    backend_native.library().ttfs_unpack_grads(ctypes.byref(geom), 2, parts.ctypes.data, gb.ctypes.data,
+                                               grad_w.data_ptr(), grad_b.data_ptr())
+    torch.testing.assert_close(grad_w, 3 * w)
+    torch.testing.assert_close(grad_b, 4 * b)
+
+
+@needs_native
+def test_layers_the_kernels_decline_are_scanned_in_torch(monkeypatch):
+    """A layer native cannot take (e.g. fan-in past the entry code) falls back to another backend; the value
+    scans the native kernels would have done then run in torch."""
+    monkeypatch.setattr(backend_native, "supports", lambda t_in, weight: False)
+    t, w = torch.rand(2, 6), torch.rand(3, 6)
+    torch.testing.assert_close(spike_times(t, w, backend="native"), spike_times(t, w, backend="torch"))
+    with pytest.raises(ConfigError, match="weight contains NaN or inf"):
+        spike_times(t, w.index_fill(1, torch.tensor([4]), math.nan), backend="native")
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        spike_times(t.index_fill(1, torch.tensor([2]), -math.inf), w, backend="native")

@@ -47,24 +47,32 @@ def check_time_values(t_in: torch.Tensor, what: str) -> None:
 
 
 def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, what: str) -> None:
-    """Weights must be finite, floating, of rank ``ndim``, with ``fan_in`` matching the input."""
+    """Weights must be floating, of rank ``ndim``, with ``fan_in`` matching the input (their values:
+    ``check_values``)."""
     if not torch.is_tensor(weight) or not weight.is_floating_point() or weight.dim() != ndim:
         raise ConfigError(f"{what}: weight must be a floating tensor {shape_hint}, got {tuple(weight.shape)}")
     if weight.shape[1] != fan_in:
         raise ConfigError(
             f"{what}: weight {tuple(weight.shape)} does not match {fan_in} input channels/features"
         )
-    if not torch.isfinite(weight).all():
-        raise ConfigError(f"{what}: weight contains NaN or inf")
 
 
 def check_bias(bias: torch.Tensor | None, n_out: int, what: str) -> None:
-    """A bias (weight of an extra input spike at t = 0) must be a finite vector of length ``n_out``."""
+    """A bias (weight of an extra input spike at t = 0) must be a vector of length ``n_out`` (its values:
+    ``check_values``)."""
     if bias is None:
         return
     if not torch.is_tensor(bias) or bias.shape != (n_out,):
         raise ConfigError(f"{what}: bias must have shape ({n_out},), got {tuple(getattr(bias, 'shape', ()))}")
-    if not torch.isfinite(bias).all():
+
+
+def check_values(t_in: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, what: str) -> None:
+    """The value scans of a layer's arguments: no NaN or -inf among the times, weight and bias finite (the
+    native backend does these scans in its kernels instead)."""
+    check_time_values(t_in, what)
+    if not torch.isfinite(weight).all():
+        raise ConfigError(f"{what}: weight contains NaN or inf")
+    if bias is not None and not torch.isfinite(bias).all():
         raise ConfigError(f"{what}: bias contains NaN or inf")
 
 

@@ -14,6 +14,7 @@ import torch
 
 from deepspike.errors import ConfigError
 from deepspike.temporal import backend_native, backend_numba, backend_torch, backend_triton
+from deepspike.temporal._validate import check_values
 from deepspike.temporal.backend_triton import HAVE_TRITON
 from deepspike.temporal.kernels_numba import HAVE_NUMBA
 
@@ -58,9 +59,14 @@ class SpikeTimeConv(torch.autograd.Function):
     def forward(ctx, t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements):
         args = (t_in.detach(), weight.detach(), None if bias is None else bias.detach(), stride, padding, kernel,
                 theta, tau, chunk_elements)
-        result = None
+        result, ctx.packed = None, None
         if backend == "native":  # None: a layer or span the native kernels do not take
-            result = backend_native.forward(*args) if backend_native.supports(t_in, weight) else None
+            if backend_native.supports(t_in, weight):  # the kernels scan times and parameters themselves
+                result = backend_native.forward(*args)
+            else:
+                check_values(t_in, weight, bias, "TTFS layer")
+            if result is not None:
+                *result, ctx.packed = result
             backend = "native" if result is not None else _cpu_fallback()
         t_out, slope = result if result is not None else _IMPLS[backend].forward(*args)
         t_out = t_out.to(t_in.dtype)
@@ -75,12 +81,13 @@ class SpikeTimeConv(torch.autograd.Function):
         impl = backend_torch
         if backend in ("native", "numba") and (kernel != "exp" or backend_numba.span_ok(t_in, t_out, tau)):
             impl = _IMPLS[backend]
+        extra = {"packed": ctx.packed} if impl is backend_native else {}  # the weights as the forward packed them
         with torch.no_grad():
             grad_t, grad_w, grad_b = impl.backward(
                 t_in.detach(), weight.detach().to(t_in.dtype),
                 None if bias is None else bias.detach().to(t_in.dtype),
                 stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements,
-                need_input_grad=ctx.needs_input_grad[0],
+                need_input_grad=ctx.needs_input_grad[0], **extra,
             )
         grad_w = grad_w.to(weight.dtype) if ctx.needs_input_grad[1] else None
         grad_b = grad_b.to(bias.dtype) if (bias is not None and ctx.needs_input_grad[2]) else None

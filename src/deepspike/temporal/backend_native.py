@@ -30,7 +30,6 @@ from deepspike.temporal.backend_torch import out_size
 
 SOURCE = Path(__file__).with_name("ttfs_native.c")
 _MAX_ROWS = 1 << 24  # ROW_BITS of the entry code
-_BLOCK = 32  # channels per register block (MAX_NB * 8)
 
 
 class _Geometry(ctypes.Structure):
@@ -57,6 +56,10 @@ def library():
             getattr(lib, f"ttfs_{name}").argtypes = [i32, i32] + [P] * n_ptr
             getattr(lib, f"ttfs_{name}_part").argtypes = [i32, i32, i32] + [P] * n_ptr
             getattr(lib, f"ttfs_{name}").restype = getattr(lib, f"ttfs_{name}_part").restype = i32
+        lib.ttfs_pack_weights.argtypes = [P] * 4
+        lib.ttfs_pack_weights.restype = i32
+        lib.ttfs_unpack_grads.argtypes = [P, i32] + [P] * 4
+        lib.ttfs_unpack_grads.restype = None
         _lib = lib
     return _lib
 
@@ -104,24 +107,19 @@ def _geometry(t_in, weight, bias, stride, padding, kernel, theta, tau, ho, wo) -
                      int(bias is not None), int(kernel == "exp"), float(theta), float(tau))
 
 
-def _blocked_rows(weight: torch.Tensor, bias: torch.Tensor | None, op: int) -> np.ndarray:
+def pack_weights(weight: torch.Tensor, bias: torch.Tensor | None, geom: _Geometry) -> np.ndarray:
     """[O, C, kh, kw] (+ bias [O]) -> flat float32 weights in the kernels' layout: channel blocks of 32 (the last
-    ``Op - 32k`` wide), each block its rows [kh*kw*C + 1, width] (row (ky*kw + kx)*C + c, then the bias)."""
-    o, c, kh, kw = weight.shape
-    rows = np.zeros((kh * kw * c + 1, op), dtype=np.float32)
-    rows[:-1, :o] = weight.detach().to(torch.float32).permute(2, 3, 1, 0).reshape(-1, o).numpy()
-    if bias is not None:
-        rows[-1, :o] = bias.detach().to(torch.float32).numpy()
-    return np.concatenate([rows[:, k:k + _BLOCK].ravel() for k in range(0, op, _BLOCK)])
-
-
-def _unblocked_rows(flat: np.ndarray, n_rows: int, op: int) -> np.ndarray:
-    """Inverse of the block layout of ``_blocked_rows``: flat -> [n_rows, Op]."""
-    out = np.empty((n_rows, op), dtype=flat.dtype)
-    for k in range(0, op, _BLOCK):
-        width = min(_BLOCK, op - k)
-        out[:, k:k + width] = flat[n_rows * k:n_rows * (k + width)].reshape(n_rows, width)
-    return out
+    ``Op - 32k`` wide), each block its rows [kh*kw*C + 1, width] (row (ky*kw + kx)*C + c, then the bias).
+    Raises ConfigError if a weight or the bias is NaN or +-inf (the layer functions skip their torch scan of
+    the parameters on this path)."""
+    w = weight.detach().to(torch.float32).contiguous()
+    b = None if bias is None else bias.detach().to(torch.float32).contiguous()
+    wp = np.empty((geom.kh * geom.kw * geom.C + 1) * geom.Op, dtype=np.float32)
+    code = library().ttfs_pack_weights(ctypes.byref(geom), w.data_ptr(), None if b is None else b.data_ptr(),
+                                       _ptr(wp))
+    if code:
+        raise ConfigError("TTFS layer: weight or bias contains NaN or inf")
+    return wp
 
 
 def _ptr(a: np.ndarray | None) -> int | None:
@@ -136,32 +134,34 @@ def _check(code: int, what: str) -> None:
 
 
 def forward(t_in, weight, bias, stride, padding, kernel, theta, tau, chunk_elements=None):
-    """Spike times and slopes [B, O, H', W'] (channels-last views), or None if a sample's exp span is too long.
-    Raises ConfigError if a time is NaN or -inf."""
+    """Spike times and slopes [B, O, H', W'] (channels-last views) and the packed weights (``pack_weights``,
+    for ``backward``), or None if a sample's exp span is too long. Raises ConfigError if a time is NaN or -inf
+    or a parameter NaN or +-inf."""
     b, c, h, w = t_in.shape
     o, _, kh, kw = weight.shape
     ho, wo = out_size(h, kh, stride[0], padding[0]), out_size(w, kw, stride[1], padding[1])
     geom = _geometry(t_in, weight, bias, stride, padding, kernel, theta, tau, ho, wo)
     rows = _channels_last_rows(t_in)
-    wp = _blocked_rows(weight, bias, geom.Op)
+    wp = pack_weights(weight, bias, geom)
     t_out = np.empty((b, ho * wo * o), dtype=np.float32)  # the kernels write every element
     slope = np.empty((b, ho * wo * o), dtype=np.float32)
     code = _run("forward", b, ctypes.byref(geom), _ptr(rows), _ptr(wp), _ptr(t_out), _ptr(slope))
     _check(code, "forward")
     if code:
         return None
-    return _as_image(t_out, b, ho, wo, o), _as_image(slope, b, ho, wo, o)
+    return _as_image(t_out, b, ho, wo, o), _as_image(slope, b, ho, wo, o), wp
 
 
 def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements=None,
-             need_input_grad=True):
-    """Exact VJP ``(grad_t [B,C,H,W] channels-last | None, grad_w [O,C,kh,kw], grad_b | None)``."""
+             need_input_grad=True, packed=None):
+    """Exact VJP ``(grad_t [B,C,H,W] channels-last | None, grad_w [O,C,kh,kw], grad_b | None)``; ``packed``:
+    the forward's packed weights (else packed here)."""
     b, c, h, w = t_in.shape
     o, _, kh, kw = weight.shape
     ho, wo = t_out.shape[2], t_out.shape[3]
     geom = _geometry(t_in, weight, bias, stride, padding, kernel, 1.0, tau, ho, wo)
     rows = _channels_last_rows(t_in)
-    wp = _blocked_rows(weight, None, geom.Op)
+    wp = pack_weights(weight, None, geom) if packed is None else packed
     outs = [_channels_last_rows(x.to(torch.float32)) for x in (t_out, slope, grad_out)]
     grad_t = np.empty(rows.shape, dtype=np.float32) if need_input_grad else None  # written by the kernels
     parts = _parts(b)
@@ -169,7 +169,8 @@ def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, gra
     gb = np.zeros((parts, o))
     _check(_run("backward", b, ctypes.byref(geom), _ptr(rows), _ptr(wp), *(_ptr(x) for x in outs), _ptr(grad_t),
                 _ptr(gw), _ptr(gb)), "backward")
-    grad_w = torch.from_numpy(_unblocked_rows(gw.sum(0), kh * kw * c + 1, geom.Op)[:-1, :o])
-    grad_w = grad_w.reshape(kh, kw, c, o).permute(3, 2, 0, 1)
-    grad_b = torch.from_numpy(gb.sum(0).astype(np.float32)) if bias is not None else None
+    grad_w = torch.empty(o, c, kh, kw)
+    grad_b = torch.empty(o) if bias is not None else None
+    library().ttfs_unpack_grads(ctypes.byref(geom), parts, _ptr(gw), _ptr(gb), grad_w.data_ptr(),
+                                None if grad_b is None else grad_b.data_ptr())
     return (_as_image(grad_t, b, h, w, c) if need_input_grad else None), grad_w, grad_b

@@ -59,8 +59,8 @@ def spike_times_conv2d(
             f"{tuple(t_in.shape[2:])} with padding {padding}"
         )
     impl = resolve_backend(backend, t_in)
-    if impl != "native":  # the native kernels scan the times themselves
-        v.check_time_values(t_in, "spike_times_conv2d")
+    if impl != "native":  # the native kernels scan the times and parameters themselves
+        v.check_values(t_in, weight, bias, "spike_times_conv2d")
     return SpikeTimeConv.apply(
         t_in, weight, bias, stride, padding, kernel, float(theta), float(tau), impl, int(chunk_elements)
     )

@@ -51,8 +51,8 @@ def spike_times(
     if chunk_elements < 1:
         raise v.ConfigError(f"spike_times: chunk_elements must be >= 1, got {chunk_elements}")
     impl = resolve_backend(backend, t_in)
-    if impl != "native":  # the native kernels scan the times themselves
-        v.check_time_values(t_in, "spike_times")
+    if impl != "native":  # the native kernels scan the times and parameters themselves
+        v.check_values(t_in, weight, bias, "spike_times")
     t_img = t_in.reshape(t_in.shape[0], t_in.shape[1], 1, 1)  # [B, N] -> [B, N, 1, 1]
     w_img = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)  # [M, N] -> [M, N, 1, 1]
     t_out = SpikeTimeConv.apply(

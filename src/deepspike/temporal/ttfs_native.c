@@ -558,6 +558,65 @@ int ttfs_backward(int n_parts, int B, const geom_t *g, const float *t_in, const 
     return code;
 }
 
+/* ---------------------------------------------------------------- weight layout */
+
+/* w [O][C][kh][kw] (+ bias [O] or NULL) -> wp in the block layout (see the top of this file; padding channels
+ * and, without a bias, the bias rows get 0). Returns 8 if a weight or the bias is NaN or +-inf (wp is complete
+ * either way), else 0. */
+int ttfs_pack_weights(const geom_t *g, const float *w, const float *bias, float *wp) {
+    const int O = g->O, Op = g->Op, C = g->C, kk = g->kh * g->kw, rows = kk * C + 1;
+    uint32_t bad = 0;
+    for (int o0 = 0; o0 < Op; o0 += 8 * MAX_NB) {
+        const int width = Op - o0 < 8 * MAX_NB ? Op - o0 : 8 * MAX_NB;
+        float *blk = wp + (size_t)rows * o0;
+        memset(blk, 0, sizeof(float) * (size_t)rows * width);
+        for (int j = 0; j < width && o0 + j < O; j++) {
+            const float *w_o = w + (size_t)(o0 + j) * C * kk;
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < kk; k++) { /* k = ky*kw + kx */
+                    const float x = w_o[c * kk + k];
+                    uint32_t u;
+                    memcpy(&u, &x, 4);
+                    bad |= (u & 0x7F800000u) == 0x7F800000u; /* NaN or +-inf: all exponent bits set */
+                    blk[(size_t)(k * C + c) * width + j] = x;
+                }
+            if (bias) {
+                bad |= !isfinite(bias[o0 + j]);
+                blk[(size_t)(rows - 1) * width + j] = bias[o0 + j];
+            }
+        }
+    }
+    return bad ? 8 : 0;
+}
+
+/* The partial gradients of ttfs_backward (n_parts x gw in the block layout, n_parts x gb) summed and laid out
+ * as grad_w [O][C][kh][kw] and grad_b [O] (skipped when NULL). */
+void ttfs_unpack_grads(const geom_t *g, int n_parts, const float *gw, const double *gb, float *grad_w,
+                       float *grad_b) {
+    const int O = g->O, Op = g->Op, C = g->C, kk = g->kh * g->kw, rows = kk * C + 1;
+    const size_t part = (size_t)rows * Op;
+    for (int o0 = 0; o0 < Op; o0 += 8 * MAX_NB) {
+        const int width = Op - o0 < 8 * MAX_NB ? Op - o0 : 8 * MAX_NB;
+        const float *blk = gw + (size_t)rows * o0;
+        for (int j = 0; j < width && o0 + j < O; j++) {
+            float *g_o = grad_w + (size_t)(o0 + j) * C * kk;
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < kk; k++) {
+                    const size_t at = (size_t)(k * C + c) * width + j;
+                    float sum = 0.0f;
+                    for (int q = 0; q < n_parts; q++) sum += blk[q * part + at];
+                    g_o[c * kk + k] = sum;
+                }
+        }
+    }
+    if (grad_b)
+        for (int o = 0; o < O; o++) {
+            double sum = 0.0;
+            for (int q = 0; q < n_parts; q++) sum += gb[(size_t)q * O + o];
+            grad_b[o] = (float)sum;
+        }
+}
+
 /* 1 when compiled with OpenMP (ttfs_forward/ttfs_backward then run their ranges in parallel), else 0. */
 int ttfs_openmp(void) {
 #ifdef _OPENMP
