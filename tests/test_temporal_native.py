@@ -25,6 +25,7 @@ GEOMETRIES = [
     (3, 3, 9, 11, 10, 3, 2, 1, True),  # stride 2, outputs not a multiple of 8
     (3, 5, 7, 7, 40, 3, 1, 0, False),  # two channel blocks (32 + 8), no bias
     (5, 64, 1, 1, 130, 1, 1, 0, True),  # dense layer (1x1 image): five channel blocks
+    (2, 12, 5, 6, 9, 3, 1, 1, True),  # input channels in a group of 8 (backward's sums8) and 4 left over
 ]
 
 
