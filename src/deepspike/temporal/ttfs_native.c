@@ -342,14 +342,44 @@ static int argsort_times(const float *restrict t, int n, int32_t *restrict ord, 
     return (int)bad;
 }
 
+/* Append the sample's events (input ev_in[k], -1: the bias; x ev_x[k]; epoch bits ev_epoch[k]), in time order, to
+ * the lists of the output positions they reach. (Its own function: inlined into forward_sample its loop ran
+ * with spilled registers.) */
+static __attribute__((noinline)) void distribute(const geom_t *g, int n_ev, const int32_t *ev_in,
+                                                 const float *ev_x, const uint32_t *ev_epoch, const reach_t *tab,
+                                                 entry_t *restrict lists, int32_t *restrict len) {
+    const int n_pos = g->Ho * g->Wo, cap = g->kh * g->kw * g->C + 1, Wo = g->Wo;
+    const int step_y = g->sh * g->kw * g->C, step_x = g->sw * g->C; /* code(oy, ox) = code0 - oy step_y - ox step_x */
+    memset(len, 0, sizeof(int32_t) * (size_t)n_pos);
+    for (int k = 0; k < n_ev; k++) {
+        const float x = ev_x[k];
+        const uint32_t epoch = ev_epoch[k];
+        if (ev_in[k] < 0) {
+            const entry_t e = {x, (uint32_t)(cap - 1) | epoch};
+            for (int p = 0; p < n_pos; p++) lists[(size_t)p * cap + len[p]++] = e;
+            continue;
+        }
+        const reach_t r = tab[ev_in[k]];
+        for (int oy = r.oy0; oy < r.oy1; oy++) {
+            const uint32_t code_y = (uint32_t)(r.code0 - oy * step_y) | epoch;
+            entry_t *restrict dst = lists + (size_t)oy * Wo * cap;
+            int32_t *restrict n_row = len + oy * Wo;
+            for (int ox = r.ox0; ox < r.ox1; ox++) {
+                const int n = n_row[ox];
+                dst[(size_t)ox * cap + n] = (entry_t){x, code_y - (uint32_t)(ox * step_x)};
+                n_row[ox] = n + 1;
+            }
+        }
+    }
+}
+
 /* One sample: distribute the sorted inputs into per-position lists, then sweep every position. Returns 1 (and
  * does nothing more) if the sample needs more exp epochs than an entry code can name, 4 if a time is NaN or
  * -inf, else 0. */
 static int forward_sample(const geom_t *g, const float *row, const float *wp, float *t_o, float *sl,
                           entry_t *lists, int32_t *len, double *ep_ref, float *ep_fac, const reach_t *tab,
                           const int32_t *row_off, int32_t *ord, uint64_t *sort_scratch) {
-    const int n_in = g->H * g->W * g->C, n_pos = g->Ho * g->Wo, cap = g->kh * g->kw * g->C + 1, Wo = g->Wo;
-    const int step_y = g->sh * g->kw * g->C, step_x = g->sw * g->C; /* code(oy, ox) = code0 - oy step_y - ox step_x */
+    const int n_in = g->H * g->W * g->C, n_pos = g->Ho * g->Wo, cap = g->kh * g->kw * g->C + 1;
     for (int i = 0; i < n_pos * g->O; i++) { /* no spike unless the sweep finds one */
         t_o[i] = INFINITY;
         sl[i] = 0.0f;
@@ -360,11 +390,13 @@ static int forward_sample(const geom_t *g, const float *row, const float *wp, fl
     double ref = n_fin > 0 ? row[ord[0]] : INFINITY;
     if (g->use_bias && ref > 0.0) ref = 0.0;
     if (!(ref < INFINITY)) return 0;
-    memset(len, 0, sizeof(int32_t) * (size_t)n_pos);
     int n_ep = 1;
     ep_ref[0] = ref;
     ep_fac[0] = 1.0f;
-    int bias_pending = g->use_bias;
+    int bias_pending = g->use_bias, n_ev = 0;
+    int32_t *ev_in = (int32_t *)sort_scratch; /* the sort's scratch is free again: the events in time order */
+    float *ev_x = (float *)(ev_in + n_in + 1);
+    uint32_t *ev_epoch = (uint32_t *)(ev_x + n_in + 1);
     for (int j = 0; j < n_fin || bias_pending;) {
         const int with_bias = bias_pending && (j >= n_fin || row[ord[j]] >= 0.0f);
         const double tg = with_bias ? 0.0 : row[ord[j]];
@@ -380,25 +412,16 @@ static int forward_sample(const geom_t *g, const float *row, const float *wp, fl
         } else {
             x = (float)(tg - ref);
         }
-        const uint32_t epoch = (uint32_t)(n_ep - 1) << ROW_BITS;
+        ev_x[n_ev] = x;
+        ev_epoch[n_ev] = (uint32_t)(n_ep - 1) << ROW_BITS;
         if (with_bias) {
-            const entry_t e = {x, (uint32_t)(cap - 1) | epoch};
-            for (int p = 0; p < n_pos; p++) lists[(size_t)p * cap + len[p]++] = e;
+            ev_in[n_ev++] = -1;
             bias_pending = 0;
             continue;
         }
-        const reach_t r = tab[ord[j++]];
-        for (int oy = r.oy0; oy < r.oy1; oy++) {
-            const uint32_t code_y = (uint32_t)(r.code0 - oy * step_y) | epoch;
-            entry_t *restrict dst = lists + (size_t)oy * Wo * cap;
-            int32_t *restrict n_row = len + oy * Wo;
-            for (int ox = r.ox0; ox < r.ox1; ox++) {
-                const int k = n_row[ox];
-                dst[(size_t)ox * cap + k] = (entry_t){x, code_y - (uint32_t)(ox * step_x)};
-                n_row[ox] = k + 1;
-            }
-        }
+        ev_in[n_ev++] = ord[j++];
     }
+    distribute(g, n_ev, ev_in, ev_x, ev_epoch, tab, lists, len);
     for (int p = 0; p < n_pos; p++) {
         const int base = (((p / g->Wo) * g->sh - g->ph) * g->W + (p % g->Wo) * g->sw - g->pw) * g->C;
         for (int o0 = 0; o0 < g->O; o0 += 8 * MAX_NB) {
@@ -418,7 +441,7 @@ static int forward_range(int b0, int b1, const geom_t *g, const float *t_in, con
     const size_t n_in = (size_t)g->H * g->W * g->C, n_out = (size_t)g->Ho * g->Wo * g->O;
     const size_t n_pos = (size_t)g->Ho * g->Wo, rows = (size_t)g->kh * g->kw * g->C;
     const size_t sizes[] = {n_pos * (rows + 1) * sizeof(entry_t), n_pos * 4, (n_in + 2) * 8, (n_in + 2) * 4,
-                            n_in * sizeof(reach_t), rows * 4, n_in * 4, 2 * n_in * 8};
+                            n_in * sizeof(reach_t), rows * 4, n_in * 4, 2 * (n_in + 2) * 8 /* sort, then events */};
     void *part[8];
     if (!thread_scratch(sizes, part, 8)) return 2;
     layer_tables(g, part[4], part[5]);
