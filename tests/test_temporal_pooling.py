@@ -61,3 +61,19 @@ def test_max_pool_gradient_equals_the_formula(channels_last):
         (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * up).sum().backward()
     torch.testing.assert_close(leaves[0].grad, leaves[1].grad)
     assert leaves[0].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bad", [math.nan, -math.inf])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("k,s,p,n", [(2, 2, 0, 6), (3, 2, 1, 6), (2, 3, 0, 6), (2, 2, 0, 7), (3, 3, 1, 7)])
+def test_max_pool_rejects_nan_and_negative_infinity_anywhere(bad, channels_last, k, s, p, n):
+    # the scan runs on the pooled output when every input lies in a window: a bad value in any window position,
+    # either layout, must still be caught (a stride past the kernel or a dropped last row/column skips inputs:
+    # then the input is scanned)
+    for where in [(0, 0, 0, 0), (1, 2, 3, 4), (1, 1, n - 1, n - 1), (0, 2, n - 1, 1)]:
+        t = torch.rand(2, 3, n, n)
+        t[where] = bad
+        if channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with pytest.raises(ConfigError, match="NaN or -inf"):
+            max_pool_times(t, k, s, p)

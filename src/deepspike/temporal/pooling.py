@@ -36,12 +36,23 @@ def max_pool_times(
     ``H' = (H + 2p - k)//s + 1``; padding (``0 <= p <= k // 2``) is "no spike" (+inf), never the minimum.
     The gradient flows to the earliest input (``dt_out/dt_i = 1`` for the argmin, 0 otherwise).
     """
-    v.check_times(t_in, 4, "max_pool_times")
+    v.check_times(t_in, 4, "max_pool_times", scan_values=False)
     k = v.pair(kernel_size, "kernel_size")
     s = k if stride is None else v.pair(stride, "stride")
     p = v.pair(padding, "padding")
     check_pool_padding(p, k, "max_pool_times")
-    return _EarliestPool.apply(t_in, k, s, p)
+    out = _EarliestPool.apply(t_in, k, s, p)
+    # The scan for NaN/-inf runs on the smaller output when every input lies in a window: max-pooling propagates
+    # NaN, and a -inf wins each window it is in. (Strides past the kernel or a floor-dropped border skip inputs.)
+    covered = all(_windows_cover(n, k_, s_, p_) for n, k_, s_, p_ in zip(t_in.shape[2:], k, s, p))
+    v.check_time_values(out if covered else t_in, "max_pool_times")
+    return out
+
+
+def _windows_cover(n: int, k: int, s: int, p: int) -> bool:
+    """True when the pooling windows (size k, stride s, padding p) along an axis of n inputs touch every input."""
+    n_out = (n + 2 * p - k) // s + 1
+    return s <= k and (n_out - 1) * s - p + k >= n
 
 
 class _EarliestPool(torch.autograd.Function):
