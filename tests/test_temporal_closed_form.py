@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepspike.errors import ConfigError
-from deepspike.temporal import spike_times, spike_times_conv2d
+from deepspike.temporal import backend_native, spike_times, spike_times_conv2d
 from deepspike.temporal.kernels_numba import HAVE_NUMBA
 
 INF = math.inf
@@ -164,3 +164,51 @@ def test_user_errors():
         spike_times(t, w, backend="cuda")
     with pytest.raises(ConfigError, match="larger than"):
         spike_times_conv2d(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 3, 3))
+
+
+def test_exp_log_domain_sums_equal_the_direct_sums(monkeypatch):
+    """The torch solver's log-domain path (rows spanning too many tau for exp(t/tau)) on ordinary rows, forced by
+    a zero span limit: the same spike times as the direct sums, with negative weights, ties, silent inputs, a bias
+    and outputs that never fire."""
+    import deepspike.temporal.causal_set as cs
+
+    g = torch.Generator().manual_seed(2)
+    t = torch.rand(40, 12, generator=g, dtype=torch.float64) * 4
+    t[t > 3.5] = INF
+    t[:, 3] = t[:, 4]  # ties
+    w = torch.randn(9, 12, generator=g, dtype=torch.float64) * 0.8 + 0.15
+    b = torch.randn(9, generator=g, dtype=torch.float64)
+    direct = spike_times(t, w, b, kernel="exp", backend="torch")
+    monkeypatch.setitem(cs.EXP_SPAN_LIMIT, torch.float64, 0.0)
+    logged = spike_times(t, w, b, kernel="exp", backend="torch")
+    assert torch.isfinite(direct).any() and torch.isinf(direct).any()
+    assert torch.equal(torch.isfinite(logged), torch.isfinite(direct))
+    fin = torch.isfinite(direct)
+    torch.testing.assert_close(logged[fin], direct[fin], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,span", [(torch.float32, 300.0), (torch.float64, 2000.0)])
+def test_exp_rows_spanning_hundreds_of_tau(dtype, span):
+    """exp(t/tau) overflows past ~85 tau (float32) or ~700 tau (float64): the torch solver must still give the
+    spike times, here against a hand-computed one and the event-wise backends (numba, native), which
+    re-reference their exponentials as they go."""
+    # hand: t = [0, S, S + 1], w = [0.5, 2, 0.3]: the first input alone never reaches theta = 1; with the second,
+    # exp((t - S)/tau) = (0.5 exp(-S) + 2)/(2.5 - 1) -> t = S + ln(2/1.5) (the e^-S term is below rounding)
+    t = torch.tensor([[0.0, span, span + 1.0]], dtype=dtype)
+    w = torch.tensor([[0.5, 2.0, 0.3]], dtype=dtype)
+    assert spike_times(t, w, kernel="exp", backend="torch").item() == pytest.approx(span + math.log(2 / 1.5),
+                                                                                   rel=1e-6)
+    g = torch.Generator().manual_seed(4)
+    t = torch.rand(30, 16, generator=g, dtype=torch.float64) * span
+    t[t > 0.9 * span] = INF
+    w = torch.rand(7, 16, generator=g, dtype=torch.float64) * 0.6 - 0.1
+    ref = spike_times(t.to(dtype), w.to(dtype), kernel="exp", backend="torch")
+    assert torch.isfinite(ref).float().mean() > 0.3
+    others = ["numba"] if HAVE_NUMBA else []
+    if dtype == torch.float32 and backend_native.library() is not None:
+        others.append("native")
+    for backend in others:
+        out = spike_times(t.to(dtype), w.to(dtype), kernel="exp", backend=backend)
+        assert torch.equal(torch.isfinite(out), torch.isfinite(ref)), backend
+        fin = torch.isfinite(ref)
+        torch.testing.assert_close(out[fin], ref[fin], rtol=1e-5, atol=1e-3, msg=backend)

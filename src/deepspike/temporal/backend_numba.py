@@ -14,10 +14,8 @@ import torch
 from deepspike.numba_threads import numba_threads, run_numba_kernel
 from deepspike.temporal import kernels_numba as kn
 from deepspike.temporal.backend_torch import out_size
+from deepspike.temporal.causal_set import EXP_SPAN_LIMIT
 from deepspike.temporal.sort_numba import argsort_rows
-
-# the separable exp backward multiplies exp((t_i - ref)/tau) by exp(-(t_out - ref)/tau): keep both in range
-_SPAN_LIMIT = {torch.float32: 80.0, torch.float64: 700.0}
 
 
 def _channels_last_rows(x: torch.Tensor) -> np.ndarray:
@@ -54,13 +52,14 @@ def _reversed_flat(weight: torch.Tensor) -> np.ndarray:
 
 
 def span_ok(t_in: torch.Tensor, t_out: torch.Tensor, tau: float) -> bool:
-    """True when every sample's finite times span little enough for the separable exp backward."""
+    """True when every sample's finite times span little enough for the separable exp backward (it multiplies
+    exp((t_i - ref)/tau) by exp(-(t_out - ref)/tau): both must stay in range)."""
     b = t_in.shape[0]
     fin_in = torch.where(torch.isfinite(t_in), t_in, torch.full_like(t_in, np.inf)).reshape(b, -1)
     fin_out = torch.where(torch.isfinite(t_out), t_out, torch.full_like(t_out, -np.inf)).reshape(b, -1)
     span = (fin_out.max(1).values - fin_in.min(1).values) / tau
     span = torch.where(torch.isfinite(span), span, torch.zeros_like(span))
-    return bool((span <= _SPAN_LIMIT.get(t_in.dtype, 80.0)).all())
+    return bool((span <= EXP_SPAN_LIMIT.get(t_in.dtype, 80.0)).all())
 
 
 def backward(t_in, weight, bias, stride, padding, kernel, tau, t_out, slope, grad_out, chunk_elements=None,

@@ -16,7 +16,8 @@ in ``[t_k, t_{k+1}]``" (zhou2021's rule) but cannot miss a spike to rounding. Si
 enter C; no valid prefix means no spike (+inf).
 
 Numerics: times are shifted per row by the row's earliest input before ``exp``, so ``z`` stays in range as
-long as a row's finite input times span less than ~700 tau (float64) or ~85 tau (float32).
+long as a row's finite input times span less than ~700 tau (float64) or ~85 tau (float32); blocks with longer
+rows sum in the log domain (``_exp_sums_log_domain``), where nothing overflows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import math
 import torch
 
 DEFAULT_CHUNK_ELEMENTS = 2**24
+# Spans (in tau) of finite times up to which exp((t - ref)/tau) and its reciprocal stay finite, with margin
+EXP_SPAN_LIMIT = {torch.float32: 80.0, torch.float64: 700.0}
 
 
 def solve_rows(
@@ -85,7 +88,12 @@ def _solve_block(t_sorted, order, weight, kernel, theta, tau):
     a = w_sorted.cumsum(2)  # sum_C w, [r, m, N]
     last_ok = finite & (rel_next > rel)  # prefix ends at a tie-group end and holds no silent input
     next_inf = torch.isinf(rel_next).unsqueeze(1)  # [r, 1, N]
-    if kernel == "exp":
+    long_span = kernel == "exp" and bool(rel.max() / tau > EXP_SPAN_LIMIT.get(rel.dtype, 80.0))
+    if long_span:  # z would overflow: log-domain sums (bz holds log sum_C w z, NaN/-inf where the sum is <= 0)
+        bz, bz_over_z_next = _exp_sums_log_domain(w_sorted, rel / tau, rel_next / tau)
+        v_end = torch.where(next_inf, a, a - bz_over_z_next)
+        reached = torch.where(next_inf, a > theta, v_end >= theta)
+    elif kernel == "exp":
         z = torch.exp(rel / tau).unsqueeze(1)  # [r, 1, N]
         z_next = torch.exp(rel_next / tau).unsqueeze(1)
         bz = (w_sorted * z).cumsum(2)  # sum_C w z
@@ -104,7 +112,12 @@ def _solve_block(t_sorted, order, weight, kernel, theta, tau):
     b_k = bz.gather(2, k).squeeze(2)
     lo = rel.unsqueeze(1).expand(r, m, n).gather(2, k).squeeze(2)
     hi = rel_next.unsqueeze(1).expand(r, m, n).gather(2, k).squeeze(2)
-    if kernel == "exp":
+    if long_span:  # b_k = log sum_C w z: t = tau (log sum_C w z - log(sum_C w - theta))
+        denom = a_k - theta
+        ok = spikes & torch.isfinite(b_k) & (denom > 0)
+        t_rel = torch.where(ok, tau * (b_k - torch.log(torch.where(ok, denom, torch.ones_like(denom)))),
+                            torch.zeros_like(b_k))
+    elif kernel == "exp":
         denom = a_k - theta
         ratio = b_k / denom
         t_rel = tau * torch.log(torch.where(spikes & (ratio > 0), ratio, torch.ones_like(ratio)))
@@ -115,3 +128,19 @@ def _solve_block(t_sorted, order, weight, kernel, theta, tau):
     t_out = torch.where(spikes, t_rel + ref, torch.full_like(t_rel, math.inf))
     slope = torch.where(spikes, denom, torch.zeros_like(denom))
     return t_out, slope
+
+
+def _exp_sums_log_domain(w_sorted, u, u_next):
+    """Log-domain form of the exp kernel's prefix sums for rows whose times span too many tau for exp(t/tau).
+
+    Args: w_sorted [r, m, N] (0 for silent inputs); u = (t - ref)/tau and u_next (next input's, +inf after the
+    last) [r, N]. With ``L± = logcumsumexp(log w± + u)`` over the prefix (positive and negative weights apart):
+    returns ``log sum_C w z = L+ + log(1 - exp(L- - L+))`` (NaN or -inf where the sum is <= 0) and
+    ``sum_C w z / z_next = exp(L+ - u_next) - exp(L- - u_next)``, whose exponents are at most ``log sum |w|``
+    because every prefix input precedes the next one; both [r, m, N].
+    """
+    u, u_next = u.unsqueeze(1), u_next.unsqueeze(1)
+    lp = torch.logcumsumexp(torch.log(w_sorted.clamp_min(0)) + u, dim=2)
+    ln = torch.logcumsumexp(torch.log((-w_sorted).clamp_min(0)) + u, dim=2)
+    log_bz = lp + torch.log1p(-torch.exp(ln - lp))
+    return log_bz, torch.exp(lp - u_next) - torch.exp(ln - u_next)
