@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from deepspike.temporal import spike_times, spike_times_conv2d
+from deepspike.ttfs import spike_times, spike_times_conv2d
 
 
 def _time(fn, repeats):

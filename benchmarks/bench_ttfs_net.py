@@ -92,7 +92,7 @@ def layer_memory(case: str) -> float:
     import torch
     import torch.nn.functional as F
 
-    from deepspike.temporal import spike_times_conv2d
+    from deepspike.ttfs import spike_times_conv2d
 
     torch.manual_seed(0)
     t = (torch.rand(128, 64, 32, 32) * 3).requires_grad_()

@@ -12,7 +12,7 @@ from deepspike.analysis.energy import (
     register_energy_preset,
 )
 from deepspike.analysis.hardware import map_to_mesh, pes_for_layer
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear
 
 

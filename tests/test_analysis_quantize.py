@@ -13,7 +13,7 @@ from deepspike.analysis.quantize import (
     quantized_state_dict,
     remove_fake_quantization,
 )
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 W = torch.tensor([-1.0, -0.4, 0.1, 0.26, 0.75])
 

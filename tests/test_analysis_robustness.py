@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise, jitter_times
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import IF
 
 

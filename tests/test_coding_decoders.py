@@ -13,7 +13,7 @@ from deepspike.coding import (
     spike_count,
     vote,
 )
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 INF = math.inf
 

@@ -13,7 +13,7 @@ from deepspike.coding import (
     rate_poisson,
     ttfs_latency,
 )
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 P = torch.tensor([[0.0, 0.1, 0.25, 0.5, 0.9, 1.0]], dtype=torch.float64)  # [B=1, 6]
 

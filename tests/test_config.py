@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from deepspike.config import load_config, parse_overrides, save_config
-from deepspike.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.methods.stbp import StbpOptions
 
 

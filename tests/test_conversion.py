@@ -12,7 +12,7 @@ from deepspike.conversion import ChunkedIF, carry_state, chunked_neurons, neuron
 from deepspike.conversion.monitor import ActivityMonitor, fan_out
 from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
 from deepspike.conversion.transfer import copy_ann_weights
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.methods import get_method
 from deepspike.models import create_architecture

@@ -7,7 +7,7 @@ import pytest
 
 from deepspike.config import load_config
 from deepspike.conversion.pipeline import checkpoints_for, convert_run
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.train.reload import evaluate_run
 from deepspike.train.trainer import Trainer
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import Augment, as_augment, normalize, random_crop, random_hflip, shift_crop
-from deepspike.errors import ConfigError
 
 X = torch.arange(1.0, 10.0).view(1, 1, 3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator, TensorDataset
-from deepspike.errors import ConfigError
 
 
 def dataset(n: int = 10) -> TensorDataset:

@@ -9,8 +9,8 @@ import pytest
 import scipy.io
 import torch
 
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.data import load_dataset
-from deepspike.errors import DataCorruptError, DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from functools import partial
 import numpy as np
 import pytest
 
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import Resource, cifar, download_file, extract_tar, fetch, load_dataset, mnist
-from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

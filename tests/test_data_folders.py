@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import BatchIterator, ImageFileDataset, TensorDataset, load_dataset
-from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

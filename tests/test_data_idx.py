@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.data import load_dataset, mnist, parse_idx, read_idx
-from deepspike.errors import DataCorruptError, DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

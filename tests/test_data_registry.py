@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import (
     DataSplits,
     TensorDataset,
@@ -14,7 +15,6 @@ from deepspike.data import (
     register_dataset,
     split_indices,
 )
-from deepspike.errors import ConfigError
 
 
 def test_list_and_unknown_names():

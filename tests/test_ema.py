@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deepspike.config import load_config
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.train.checkpoint import load_checkpoint
 from deepspike.train.ema import WeightAverage
 from deepspike.train.reload import evaluate_run, load_run

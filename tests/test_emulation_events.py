@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import load_dataset
 from deepspike.data.neuromorphic import emulate_events, emulate_frames, events_to_frames, saccade_offsets
 from deepspike.data.neuromorphic.emulation import change_events, shift_images
-from deepspike.errors import ConfigError
 
 
 def test_saccade_path_is_the_nmnist_triangle():

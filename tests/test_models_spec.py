@@ -2,8 +2,7 @@
 
 import pytest
 
-from deepspike.analysis.costs import count_macs, count_parameters, layer_costs
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.models import (
     Concat,
     Conv,
@@ -14,6 +13,7 @@ from deepspike.models import (
     create_architecture,
     list_models,
 )
+from deepspike.models.costs import count_macs, count_parameters, layer_costs
 from deepspike.models.spec import Architecture, output_shape
 
 

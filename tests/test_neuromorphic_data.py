@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import load_dataset
 from deepspike.data.neuromorphic import (
     EventFrameDataset,
@@ -19,7 +20,6 @@ from deepspike.data.neuromorphic import (
 )
 from deepspike.data.neuromorphic.cifar10dvs import CLASSES as CIFAR_CLASSES
 from deepspike.data.neuromorphic.formats import make_events
-from deepspike.errors import ConfigError, DataNotFoundError
 
 pytest.importorskip("tonic")
 

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import IF, LIF, NeuronParams, membrane_readout, neuron_multistep, neuron_step
 
 X = [0.6, 0.6, 0.6, 1.2, 0.0]

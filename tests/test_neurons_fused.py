@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import LIF, NeuronParams, list_surrogates, neuron_multistep
 from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported
 

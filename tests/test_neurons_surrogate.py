@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import get_surrogate, list_surrogates
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.time_distributed import TimeDistributed

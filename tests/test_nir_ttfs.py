@@ -25,12 +25,12 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
-from deepspike.temporal import spike_times, spike_times_conv2d
-from deepspike.temporal.batchnorm import TTFSBatchNorm
-from deepspike.temporal.coding import TTFSInput
-from deepspike.temporal.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
-from deepspike.temporal.network import TTFSNetwork
+from deepspike.coding.ttfs_input import TTFSInput
+from deepspike.core.errors import ConfigError
+from deepspike.methods.ttfs_network import TTFSNetwork
+from deepspike.ttfs import spike_times, spike_times_conv2d
+from deepspike.ttfs.batchnorm import TTFSBatchNorm
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
 
 nir = pytest.importorskip("nir")
 from deepspike.export import (  # noqa: E402

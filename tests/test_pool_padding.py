@@ -8,21 +8,21 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.analysis.costs import count_macs, count_parameters
 from deepspike.analysis.fanout import fan_out_map
 from deepspike.conversion.monitor import fan_out as conversion_fan_out
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.methods.build import default_pool
 from deepspike.models import create_architecture
+from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool, output_shape, sequence_shape
-from deepspike.temporal import spike_times, spike_times_conv2d
-from deepspike.temporal.layers import TTFSMaxPool2d
-from deepspike.temporal.pooling import avg_pool_times, max_pool_times
-from deepspike.temporal.simulate import AvgPool, MaxPool, simulate
-from deepspike.temporal.simulate import Conv as SimConv
-from deepspike.temporal.simulate import Dense as SimDense
+from deepspike.ttfs import spike_times, spike_times_conv2d
+from deepspike.ttfs.layers import TTFSMaxPool2d
+from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
+from deepspike.ttfs.simulate import AvgPool, MaxPool, simulate
+from deepspike.ttfs.simulate import Conv as SimConv
+from deepspike.ttfs.simulate import Dense as SimDense
 
 INF = math.inf
 

@@ -63,7 +63,7 @@ def test_every_method_trains_under_bf16(tmp_path, method):
 
 
 def test_bad_precision_is_rejected():
-    from deepspike.errors import ConfigError
+    from deepspike.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="bad value 'fp16' for train.precision; valid: fp32, bf16"):
         load_config(None, ["train.precision=fp16"])

@@ -103,7 +103,7 @@ def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
 
 def test_timesteps_rejects_bad_steps():
     from deepspike.commands.timesteps import parse_steps
-    from deepspike.errors import ConfigError
+    from deepspike.core.errors import ConfigError
 
     assert parse_steps("1, 4,16") == [1, 4, 16]
     with pytest.raises(ConfigError, match="--eval-T"):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepspike.temporal.sort_numba import argsort_rows
+from deepspike.ttfs.sort_numba import argsort_rows
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from deepspike.layers.spikebp_lif import leak_corrected_lif
 from deepspike.neurons.fused import kernel_ready
+from deepspike.neurons.spikebp_lif import leak_corrected_lif
 
 pytest.importorskip("numba")
-from deepspike.layers.spikebp_kernels import BLOCK  # noqa: E402
+from deepspike.neurons.spikebp_kernels import BLOCK  # noqa: E402
 
 
 def _run(x, g, monkeypatch, fused: bool, **kw):

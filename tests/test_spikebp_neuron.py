@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
-from deepspike.layers.spikebp_lif import leak_corrected_derivative, leak_corrected_lif, leak_filter
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.methods.init import init_weights
 from deepspike.models import create_architecture
+from deepspike.neurons.spikebp_lif import leak_corrected_derivative, leak_corrected_lif, leak_filter
 
 
 def seq(values):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods import get_method

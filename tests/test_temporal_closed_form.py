@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
-from deepspike.temporal import backend_native, spike_times, spike_times_conv2d
-from deepspike.temporal.kernels_numba import HAVE_NUMBA
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs import backend_native, spike_times, spike_times_conv2d
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
 INF = math.inf
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
@@ -170,7 +170,7 @@ def test_exp_log_domain_sums_equal_the_direct_sums(monkeypatch):
     """The torch solver's log-domain path (rows spanning too many tau for exp(t/tau)) on ordinary rows, forced by
     a zero span limit: the same spike times as the direct sums, with negative weights, ties, silent inputs, a bias
     and outputs that never fire."""
-    import deepspike.temporal.causal_set as cs
+    import deepspike.ttfs.causal_set as cs
 
     g = torch.Generator().manual_seed(2)
     t = torch.rand(40, 12, generator=g, dtype=torch.float64) * 4

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from deepspike.temporal import spike_times, spike_times_conv2d
-from deepspike.temporal.kernels_numba import HAVE_NUMBA
+from deepspike.ttfs import spike_times, spike_times_conv2d
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike import native
-from deepspike.errors import ConfigError
-from deepspike.temporal import backend_native, backend_numba, spike_times, spike_times_conv2d
-from deepspike.temporal.autograd import resolve_backend
-from deepspike.temporal.kernels_numba import HAVE_NUMBA
+from deepspike.core import native
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs import backend_native, backend_numba, spike_times, spike_times_conv2d
+from deepspike.ttfs.autograd import resolve_backend
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
 HAVE_NATIVE = backend_native.library() is not None
 needs_native = pytest.mark.skipif(not HAVE_NATIVE, reason=f"native kernels unavailable: "

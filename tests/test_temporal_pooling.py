@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
-from deepspike.temporal.pooling import avg_pool_times, max_pool_times
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
 
 INF = math.inf
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.temporal import spike_times, spike_times_conv2d
-from deepspike.temporal.pooling import avg_pool_times, max_pool_times
-from deepspike.temporal.simulate import AvgPool, Conv, Dense, MaxPool, neuron_first_spike, simulate
+from deepspike.ttfs import spike_times, spike_times_conv2d
+from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
+from deepspike.ttfs.simulate import AvgPool, Conv, Dense, MaxPool, neuron_first_spike, simulate
 
 
 def assert_same_spikes(closed, sim, rtol=1e-5):

@@ -11,9 +11,9 @@ import torch
 os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from deepspike.errors import ConfigError  # noqa: E402
-from deepspike.temporal import spike_times, spike_times_conv2d  # noqa: E402
-from deepspike.temporal.kernels_numba import HAVE_NUMBA  # noqa: E402
+from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.ttfs import spike_times, spike_times_conv2d  # noqa: E402
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA  # noqa: E402
 
 REFERENCE = "numba" if HAVE_NUMBA else "torch"
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from deepspike.config import ScheduleConfig
-from deepspike.errors import DataCorruptError, DataNotFoundError
-from deepspike.train.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from deepspike.train.metrics import MetricsLog
 from deepspike.train.optim import schedule_factor
@@ -39,7 +39,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     class Boom(Exception):
         pass
 
-    from deepspike.train.atomic import atomic_write
+    from deepspike.core.atomic import atomic_write
 
     def write(f):
         f.write(b"partial")

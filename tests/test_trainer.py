@@ -7,7 +7,7 @@ import torch
 
 import deepspike.train.trainer as trainer_module
 from deepspike.config import load_config
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.train.checkpoint import load_checkpoint
 from deepspike.train.reload import evaluate_run
 from deepspike.train.trainer import Trainer

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.temporal.batchnorm import TTFSBatchNorm, TTFSDelayBias, fold_batchnorm
-from deepspike.temporal.simulate import neuron_first_spike
+from deepspike.ttfs.batchnorm import TTFSBatchNorm, TTFSDelayBias, fold_batchnorm
+from deepspike.ttfs.simulate import neuron_first_spike
 
 
 def test_training_output_matches_hand_computation():

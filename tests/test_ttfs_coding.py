@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
-from deepspike.temporal.coding import TTFSInput, encode_times
+from deepspike.coding.ttfs_input import TTFSInput, encode_times
+from deepspike.core.errors import ConfigError
 
 
 def test_one_minus_p():

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
+from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_body, init_from_ann
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool, Residual
-from deepspike.temporal.layers import TTFSConv2d, TTFSDropout, TTFSLinear
-from deepspike.temporal.network import TTFSConfig, build_ttfs_body, init_from_ann
-from deepspike.temporal.simulate import AvgPool, Dense, MaxPool, simulate
-from deepspike.temporal.simulate import Conv as SimConv
+from deepspike.ttfs.layers import TTFSConv2d, TTFSDropout, TTFSLinear
+from deepspike.ttfs.simulate import AvgPool, Dense, MaxPool, simulate
+from deepspike.ttfs.simulate import Conv as SimConv
 
 TINY = Architecture(
     "tiny",

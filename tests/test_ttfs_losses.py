@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models.spec import Architecture, Flatten, Linear
-from deepspike.temporal.layers import TTFSLinear
-from deepspike.temporal.losses import (
+from deepspike.ttfs.layers import TTFSLinear
+from deepspike.ttfs.losses import (
     clip_row_normalized,
     fill_silent,
     l2_cost,

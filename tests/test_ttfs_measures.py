@@ -7,7 +7,7 @@ import torch
 
 from deepspike.methods import get_method
 from deepspike.models.spec import Architecture, Flatten, Linear
-from deepspike.temporal.measures import TTFSMeasures
+from deepspike.ttfs.measures import TTFSMeasures
 
 INF = math.inf
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
 

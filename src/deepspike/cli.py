@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from deepspike.commands import COMMANDS
-from deepspike.errors import UserError
+from deepspike.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from torch import nn
 
 from deepspike.analysis.monitor import is_ttfs_neuron_layer
 from deepspike.analysis.quantize import weighted_modules
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 @torch.no_grad()

@@ -18,8 +18,8 @@ from typing import Any
 
 from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
 from deepspike.config.load import save_config
-from deepspike.errors import ConfigError
-from deepspike.train.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError
 from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from deepspike.train.evaluate import evaluate
 from deepspike.train.loop import train_epoch

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 FULL_PRECISION = 32
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def spike_count(s: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from deepspike.coding.rate import check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 
 TTFS_MODES = ("1-p", "p")
 

@@ -7,7 +7,7 @@ import operator
 import torch
 
 from deepspike.coding.rng import GeneratorLike, as_generator
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def check_steps(T: int) -> int:

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepspike.conversion.pipeline import convert_run
-    from deepspike.errors import ConfigError
+    from deepspike.core.errors import ConfigError
 
     for key in ("timesteps", "calib_samples", "calib_timesteps"):
         if getattr(args, key) < 1:

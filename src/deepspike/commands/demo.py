@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.demo import run_demo
+    from deepspike.commands.demo_run import run_demo
 
     run_demo(args.out, list(args.overrides))
     return 0

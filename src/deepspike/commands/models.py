@@ -13,8 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.analysis.costs import count_macs, count_parameters
     from deepspike.models import create_architecture, list_models
+    from deepspike.models.costs import count_macs, count_parameters
 
     print(f"{'model':<18} {'input':<12} {'params':>12} {'MACs':>15}  paper")
     for entry in list_models():

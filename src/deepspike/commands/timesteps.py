@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_steps(text: str) -> list[int]:
     """``"1,2,8"`` -> ``[1, 2, 8]``; every entry must be an integer >= 1."""
-    from deepspike.errors import ConfigError
+    from deepspike.core.errors import ConfigError
 
     try:
         steps = [int(s) for s in text.split(",") if s.strip()]
@@ -56,7 +56,7 @@ def sweep(
     run_dirs: list[str], eval_steps: list[int], split: str = "test", max_samples: int | None = None
 ) -> tuple[list[dict], list[dict]]:
     """``(rows_vs_inference_T, rows_vs_training_T)`` for ``run_dirs`` (rows keyed by ``FIELDS``)."""
-    from deepspike.errors import ConfigError, DataNotFoundError
+    from deepspike.core.errors import ConfigError, DataNotFoundError
     from deepspike.train.reload import load_run
     from deepspike.train.run_setup import make_batches
 

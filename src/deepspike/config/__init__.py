@@ -10,7 +10,7 @@ from deepspike.config.schema import (
     ScheduleConfig,
     TrainConfig,
 )
-from deepspike.config.validate import to_dataclass
+from deepspike.core.options import to_dataclass
 
 __all__ = [
     "AugmentConfig",

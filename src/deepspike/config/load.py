@@ -9,9 +9,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from deepspike.config import schema
 from deepspike.config.schema import RunConfig
-from deepspike.config.validate import to_dataclass
-from deepspike.errors import ConfigError, DataNotFoundError
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.options import to_dataclass
+from deepspike.methods import get_method
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
@@ -41,8 +44,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def resolve_method_section(values) -> dict:
     """Validate the ``method`` section against that method's options; return it with defaults filled."""
-    from deepspike.methods import get_method
-
     values = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else dict(values)
     name = values.pop("name", "stbp")
     options = get_method(name, values).options
@@ -63,8 +64,6 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write the fully resolved config as YAML (atomically)."""
-    from deepspike.train.atomic import atomic_write_text
-
     atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(config))))
 
 
@@ -84,7 +83,5 @@ def _read_yaml(path: Path) -> DictConfig:
 
 def _section_schema(name: str) -> type:
     field = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
-    import deepspike.config.schema as schema_module
-
     tp = field.type
-    return getattr(schema_module, tp) if isinstance(tp, str) else tp
+    return getattr(schema, tp) if isinstance(tp, str) else tp

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 @dataclass

@@ -4,9 +4,9 @@
 directory evaluates with ``deepspike eval`` through the ``converted`` method.
 """
 
-from deepspike.conversion.network import ConvertedNetwork, SignedPoissonEncoder, StopForward
-from deepspike.conversion.neuron import ChunkedIF, carry_state, chunked_neurons
 from deepspike.conversion.roles import neuron_roles
+from deepspike.methods.converted_network import ConvertedNetwork, SignedPoissonEncoder, StopForward
+from deepspike.neurons.chunked_if import ChunkedIF, carry_state, chunked_neurons
 
 __all__ = [
     "ChunkedIF",

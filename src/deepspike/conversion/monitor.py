@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.conversion.neuron import ChunkedIF
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons.chunked_if import ChunkedIF
 
 
 def fan_out(module: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:

@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepspike.analysis.costs import layer_costs
 from deepspike.config.load import resolve_method_section, save_config
-from deepspike.conversion.method import set_thresholds
 from deepspike.conversion.monitor import ActivityMonitor
-from deepspike.conversion.neuron import chunked_neurons
 from deepspike.conversion.roles import neuron_roles
 from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
 from deepspike.conversion.transfer import copy_ann_weights
-from deepspike.errors import ConfigError
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
-from deepspike.train.atomic import atomic_write_text
+from deepspike.methods.converted import set_thresholds
+from deepspike.models.costs import layer_costs
+from deepspike.neurons.chunked_if import chunked_neurons
 from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from deepspike.train.evaluate import eval_pass, evaluate, limit_samples
 from deepspike.train.reload import load_run

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepspike.conversion.network import ConvertedNetwork, StopForward
-from deepspike.conversion.neuron import chunked_neurons
 from deepspike.conversion.roles import RESIDUAL_ROLES
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
+from deepspike.methods.converted_network import ConvertedNetwork, StopForward
+from deepspike.neurons.chunked_if import chunked_neurons
 
 
 class ActivationPeaks:

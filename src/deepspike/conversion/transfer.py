@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
 

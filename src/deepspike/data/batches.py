@@ -6,10 +6,10 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data.augment import as_augment
 from deepspike.data.augment import normalize as normalize_batch
 from deepspike.data.splits import mix_seed
-from deepspike.errors import ConfigError
 
 
 class BatchIterator:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, extract_tar, fetch
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.errors import DataCorruptError
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

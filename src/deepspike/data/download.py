@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data.paths import one_line
-from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 CHUNK = 1 << 20
 ALGORITHMS = ("md5", "sha256")

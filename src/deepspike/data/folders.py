@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import paths
 from deepspike.data.image_folder import class_folders, decoded_bytes, read_image_folder, sampled_stats
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
-from deepspike.errors import ConfigError, DataNotFoundError
 
 CALTECH_SUBDIRS = ("101_ObjectCategories", "caltech101/101_ObjectCategories",
                    "caltech-101/101_ObjectCategories", "Caltech101/101_ObjectCategories", "caltech101")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data.paths import one_line
-from deepspike.errors import DataCorruptError
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data.paths import one_line
 from deepspike.data.splits import channel_stats, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
 from deepspike.data.idx import read_idx
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.errors import DataCorruptError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepspike.errors import DataNotFoundError
+from deepspike.core.errors import DataNotFoundError
 
 ENV_VAR = "DEEPSPIKE_DATA"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.data.splits import DataSplits
-from deepspike.errors import ConfigError, unknown_choice
 
 Loader = Callable[..., DataSplits]
 _LOADERS: dict[str, Loader] = {}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 @dataclass

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.errors import DataCorruptError
 
 URL = "http://ufldl.stanford.edu/housenumbers/"
 RESOURCES = (Resource("train_32x32.mat", URL + "train_32x32.mat", "md5:e26dedcc434d2e4c54c9b2d4a06d8373"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def require_nir():

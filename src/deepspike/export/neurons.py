@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.export.deps import require_nir
 from deepspike.neurons.params import NeuronParams
 

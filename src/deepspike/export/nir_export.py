@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.export.deps import require_nir
 from deepspike.export.model_walk import leaf_modules, to_numpy
 from deepspike.export.neurons import neuron_node
@@ -36,6 +36,7 @@ from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
+from deepspike.train.reload import load_run
 
 DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 
@@ -224,8 +225,6 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``); TTFS runs (``ttfs``, ``stdbp``) use
     ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply).
     """
-    from deepspike.train.reload import load_run
-
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method["name"]), "model": str(config.model.name), "dataset": str(config.data.name)}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.export.deps import require_nir
 from deepspike.export.neurons import _uniform, node_params
 from deepspike.export.nir_export import DEFAULT_DT

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.export.deps import require_nir
 from deepspike.export.nir_import import _pair
 

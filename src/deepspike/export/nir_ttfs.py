@@ -1,6 +1,6 @@
 """TTFS networks (methods ``ttfs``, ``stdbp``) -> NIR graphs (``to_nir_ttfs``), in continuous time.
 
-The body of a :class:`~deepspike.temporal.network.TTFSNetwork` becomes a chain from the ``input`` node
+The body of a :class:`~deepspike.methods.ttfs_network.TTFSNetwork` becomes a chain from the ``input`` node
 (one Dirac spike per input at its coded time ``t = encode(x)``, silent inputs never spike) to ``output``:
 
 * ``TTFSLinear`` -> ``Linear`` -> ``CubaLIF``; ``TTFSConv2d`` -> ``Conv2d`` (zero bias) -> ``CubaLIF``
@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.export.deps import require_nir
 from deepspike.export.model_walk import leaf_modules, to_numpy
 from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.containers import ConcatBranches
-from deepspike.temporal.backend_torch import out_size
-from deepspike.temporal.batchnorm import TTFSBatchNorm, TTFSDelayBias
-from deepspike.temporal.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
+from deepspike.ttfs.backend_torch import out_size
+from deepspike.ttfs.batchnorm import TTFSBatchNorm, TTFSDelayBias
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
 
 SPIKE_INPUT = "input"
 

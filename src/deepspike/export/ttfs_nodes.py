@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.export.deps import require_nir
 
 DEFAULT_LARGE = 1e6  # tau_mem (and ReL-PSP's tau_syn) = DEFAULT_LARGE * tau

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 class FrameEncoder(nn.Module):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def auxiliary_trace(o: torch.Tensor, decay: float) -> torch.Tensor:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.errors import ConfigError, check_pool_padding
-from deepspike.layers.spikebp_lif import DERIVATIVES, leak_corrected_lif
+from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.neurons.spikebp_lif import DERIVATIVES, leak_corrected_lif
 
 
 class SpikingAvgPool(nn.Module):

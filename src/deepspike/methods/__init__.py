@@ -1,6 +1,8 @@
 """Training methods: each builds, runs and scores networks from an architecture spec."""
 
+from deepspike.methods import builtin  # noqa: F401, E402  (registers the built-in methods)
 from deepspike.methods.base import Method
+from deepspike.methods.create import create_model
 from deepspike.methods.registry import get_method, list_methods, register_method
 
-__all__ = ["Method", "get_method", "list_methods", "register_method"]
+__all__ = ["Method", "create_model", "get_method", "list_methods", "register_method"]

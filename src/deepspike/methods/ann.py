@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body

@@ -41,6 +41,11 @@ class Method(ABC):
 
     # Optional hooks the Trainer calls; ``model`` is always the bare network (never the DDP wrapper).
 
+    def init_from_ann(self, model: nn.Module, ann_state: dict[str, torch.Tensor]) -> None:
+        """Start ``model`` from the state dict of a trained ``ann`` run (``method.init_from``; the run directory
+        is read by ``train``, methods do no file I/O). Methods without that option never get this call."""
+        raise NotImplementedError(f"method {self.name!r} cannot start from an ANN")
+
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """A regulariser added to every training loss (e.g. zhou2021's weight-sum cost); None for none."""
         return None

@@ -1,4 +1,3 @@
-"""Importing this module registers every built-in method (the converted-SNN method lives in conversion)."""
+"""Importing this module registers every built-in method."""
 
-from deepspike.conversion import method as _converted  # noqa: F401
-from deepspike.methods import ann, spikebp, stbp, stdbp, ttfs  # noqa: F401
+from deepspike.methods import ann, converted, spikebp, stbp, stdbp, ttfs  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 LOSSES = ("ce", "mse")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deepspike.config.validate import to_dataclass
-from deepspike.errors import unknown_choice
+from deepspike.core.errors import unknown_choice
+from deepspike.core.options import to_dataclass
 from deepspike.methods.base import Method
 
 _METHODS: dict[str, type[Method]] = {}
@@ -19,7 +19,6 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 def get_method(name: str, options: dict | None = None) -> Method:
     """Instantiate method ``name`` with ``options`` checked against its ``Options`` dataclass."""
-    _load_builtin_methods()
     if name not in _METHODS:
         raise unknown_choice("method", name, _METHODS)
     cls = _METHODS[name]
@@ -27,9 +26,4 @@ def get_method(name: str, options: dict | None = None) -> Method:
 
 
 def list_methods() -> list[type[Method]]:
-    _load_builtin_methods()
     return [_METHODS[k] for k in sorted(_METHODS)]
-
-
-def _load_builtin_methods() -> None:
-    from deepspike.methods import builtin  # noqa: F401

@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.coding.encoder import ENCODERS, InputEncoder
+from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
-from deepspike.layers.encoding import ENCODERS, InputEncoder
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
-from deepspike.layers.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
@@ -35,6 +34,7 @@ from deepspike.methods.losses import classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture, Concat, Pool, Residual
+from deepspike.neurons.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
 
 SPIKEBP_LOSSES = ("sse", "mse", "ce")
 

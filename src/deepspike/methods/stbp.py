@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.coding.encoder import ENCODERS, InputEncoder
+from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
-from deepspike.layers.encoding import ENCODERS, InputEncoder
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout

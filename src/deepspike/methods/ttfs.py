@@ -3,7 +3,7 @@
 Every conv/linear layer of the spec becomes a layer of non-leaky IF neurons that fire once, with an
 exponentially decaying synaptic current (tau = theta = 1) and a bias input spike at t = 0; its spike
 times come from the closed form ``exp(t_j/tau) = sum_C w_ji exp(t_i/tau) / (sum_C w_ji - theta)``
-(eq. 4) with exact gradients (``deepspike.temporal``). Pooling: max = earliest spike, avg = zhou2021's
+(eq. 4) with exact gradients (``deepspike.ttfs``). Pooling: max = earliest spike, avg = zhou2021's
 neuron with weights theta/(N-1). Optional time-domain batch-norm (eq. 6) after conv layers.
 
 Input coding ``t = alpha (1 - p)`` (MNIST, alpha 3) or ``t = alpha p`` (CIFAR-10); optional input jitter.
@@ -14,7 +14,7 @@ row-normalised Frobenius norm of ``grad_clip_rows`` (paper: 10).
 Prediction: the class whose output neuron fires first (ties: lowest index; no output spike: -1, wrong).
 
 Trainer hooks used: ``penalty(model)``, ``after_backward(model)`` and ``epoch_measures(model, batches)``
-(the spiking measures of ``temporal.measures``: latency, sparsity, hidden-before-decision, dead neurons).
+(the spiking measures of ``ttfs.measures``: latency, sparsity, hidden-before-decision, dead neurons).
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import torch
 from torch import nn
 
 from deepspike.coding.decoders import first_spike_class
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.coding.ttfs_input import CODINGS, TTFSInput
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.methods.base import Method
 from deepspike.methods.registry import register_method
+from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_network, init_from_ann
 from deepspike.models.spec import Architecture
-from deepspike.temporal._validate import BACKENDS, KERNELS, check_neuron_params
-from deepspike.temporal.coding import CODINGS, TTFSInput
-from deepspike.temporal.losses import (
+from deepspike.ttfs._validate import BACKENDS, KERNELS, check_neuron_params
+from deepspike.ttfs.losses import (
     REDUCTIONS,
     TTFS_LOSSES,
     clip_row_normalized,
@@ -40,8 +41,7 @@ from deepspike.temporal.losses import (
     ttfs_loss,
     weight_sum_cost,
 )
-from deepspike.temporal.measures import collect_measures, neuron_layers
-from deepspike.temporal.network import TTFSConfig, build_ttfs_network, init_from_ann
+from deepspike.ttfs.measures import collect_measures, neuron_layers
 
 
 @dataclass
@@ -111,13 +111,14 @@ class TtfsMethod(Method):
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
         cfg = TTFSConfig(o.kernel, o.theta, o.tau, o.bias, o.backend, o.init_scale, o.batchnorm)
-        model = build_ttfs_network(arch, cfg, TTFSInput(o.coding, o.alpha, o.jitter))
-        if o.init_from:
-            init_from_ann(model, _ann_state(o.init_from))
-        return model
+        return build_ttfs_network(arch, cfg, TTFSInput(o.coding, o.alpha, o.jitter))
+
+    def init_from_ann(self, model: nn.Module, ann_state: dict[str, torch.Tensor]) -> None:
+        """Copy the weights of a same-shape trained ANN (``method.init_from``, loaded by ``train``)."""
+        init_from_ann(model, ann_state)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Output-time loss ``options.loss`` (``temporal.losses.ttfs_loss``) of times ``[B, K]``."""
+        """Output-time loss ``options.loss`` (``ttfs.losses.ttfs_loss``) of times ``[B, K]``."""
         o = self.options
         return ttfs_loss(o.loss, output, target, o.tau, o.t_silent)
 
@@ -149,18 +150,8 @@ class TtfsMethod(Method):
         return first_spike_class(output)
 
     def epoch_measures(self, model: nn.Module, batches) -> dict[str, float]:
-        """Latency, spiking fractions, hidden-before-decision, dead neurons (``temporal.measures``)."""
+        """Latency, spiking fractions, hidden-before-decision, dead neurons (``ttfs.measures``)."""
         if not self.options.measures:
             return {}
         return collect_measures(model, batches, self.options.measure_batches)
 
-
-def _ann_state(run_dir: str) -> dict[str, torch.Tensor]:
-    """Model state dict of a trained ``ann`` run (its ``checkpoint.pt``)."""
-    from deepspike.train.reload import load_run
-
-    config, parts, _ = load_run(run_dir, device="cpu")
-    if config.method.get("name") != "ann":
-        name = config.method.get("name")
-        raise ConfigError(f"method.init_from: {run_dir} is a {name!r} run, not an 'ann' run")
-    return parts.model.state_dict()

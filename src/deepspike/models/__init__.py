@@ -1,8 +1,8 @@
 """Model zoo: architecture specs and the registry that builds them for any method."""
 
+from deepspike.models import zoo  # noqa: F401  (registers the built-in models)
 from deepspike.models.registry import (
     create_architecture,
-    create_model,
     get_model_entry,
     list_models,
     register_model,
@@ -20,7 +20,6 @@ __all__ = [
     "Pool",
     "Residual",
     "create_architecture",
-    "create_model",
     "get_model_entry",
     "list_models",
     "register_model",

@@ -1,9 +1,9 @@
-"""Model registry: ``register_model`` / ``create_architecture`` / ``create_model`` / ``list_models``.
+"""Model registry: ``register_model`` / ``create_architecture`` / ``list_models``.
 
 Every model factory takes the same core arguments ``num_classes``, ``input_shape`` ``(C, H, W)`` and
 ``width`` (a channel multiplier, e.g. 0.25 for tiny test nets) and returns a tuple of layer specs
-(``deepspike.models.spec``). ``create_model`` hands the resulting ``Architecture`` to a training method,
-which builds its own kind of network (ANN, rate-coded SNN, TTFS SNN) from it.
+(``deepspike.models.spec``). ``deepspike.methods.create_model`` hands the resulting ``Architecture`` to a
+training method, which builds its own kind of network (ANN, rate-coded SNN, TTFS SNN) from it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.models.spec import Architecture, Layer, Shape
 
 
@@ -43,12 +43,10 @@ def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Ca
 
 def list_models() -> list[ModelEntry]:
     """All registered models, sorted by name."""
-    _load_builtin_models()
     return [_MODELS[k] for k in sorted(_MODELS)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    _load_builtin_models()
     if name not in _MODELS:
         raise unknown_choice("model", name, _MODELS)
     return _MODELS[name]
@@ -73,26 +71,6 @@ def create_architecture(
     return Architecture(name, tuple(layers), shape, num_classes)
 
 
-def create_model(
-    name: str,
-    method: str = "ann",
-    num_classes: int = 10,
-    input_shape: Shape | None = None,
-    width: float = 1.0,
-    model_args: dict | None = None,
-    **method_options,
-):
-    """Build model ``name`` as a network of ``method``; e.g. ``create_model("lenet", method="stbp")``.
-
-    ``model_args`` go to the architecture factory, ``method_options`` to the method (time steps, neuron
-    parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
-    """
-    from deepspike.methods import get_method
-
-    arch = create_architecture(name, num_classes, input_shape, width, **(model_args or {}))
-    return get_method(method, method_options).build(arch)
-
-
 def scaled(channels: int, width: float) -> int:
     """Channel count scaled by the width multiplier, at least 1."""
     return max(1, int(round(channels * width)))
@@ -105,8 +83,3 @@ def _check_kwargs(entry: ModelEntry, kwargs: dict) -> None:
         if key not in allowed:
             valid = ", ".join(allowed) or "none"
             raise ConfigError(f"model {entry.name!r} has no argument {key!r}; valid: {valid}")
-
-
-def _load_builtin_models() -> None:
-    # Importing the zoo modules runs their @register_model decorators.
-    from deepspike.models import zoo  # noqa: F401

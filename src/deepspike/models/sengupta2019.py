@@ -14,7 +14,7 @@ an identity-like path without weights; ``shortcut="B"`` uses 1x1 projection conv
 
 from __future__ import annotations
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import (

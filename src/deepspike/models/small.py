@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Conv, Dropout, Flatten, Linear, Pool

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from deepspike.errors import ConfigError, check_pool_padding
+from deepspike.core.errors import ConfigError, check_pool_padding
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ gives; then FC 128 and the classes. Pooling is max (the earliest spike) unless `
 
 from __future__ import annotations
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Conv, Flatten, Linear, Pool
 

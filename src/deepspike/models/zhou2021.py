@@ -9,7 +9,7 @@ pools. Every layer has a bias input spike at t = 0 when the method adds one (``t
 
 from __future__ import annotations
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.models.blocks import classifier_head
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Concat, Conv, Dropout, Flatten, Layer, Linear, Pool, sequence_shape

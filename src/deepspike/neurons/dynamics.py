@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES, fused_multistep, fused_supported
 from deepspike.neurons.params import NeuronParams

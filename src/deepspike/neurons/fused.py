@@ -35,9 +35,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
-from deepspike.numba_threads import run_numba_kernel
 
 _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imported lazily: numba is slow to load)
 

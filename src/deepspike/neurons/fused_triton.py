@@ -20,22 +20,10 @@ from __future__ import annotations
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-
-    HAVE_TRITON = True
-except ImportError:  # triton is an optional extra (it ships with CUDA builds of torch)
-    triton = tl = None
-    HAVE_TRITON = False
+from deepspike.core.triton_compat import HAVE_TRITON, jit, tl, triton
 
 BLOCK = 1024  # neurons per program
 _MAX_INDEX = 2**31 - 1  # offsets are int32 inside the kernels
-
-
-def jit(fn):
-    """``triton.jit``, or the plain function where triton is missing (the module still imports)."""
-    return triton.jit(fn) if HAVE_TRITON else fn
 
 
 @jit

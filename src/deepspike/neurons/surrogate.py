@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 
 Derivative = Callable[..., torch.Tensor]
 

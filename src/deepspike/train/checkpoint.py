@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepspike.errors import DataCorruptError, DataNotFoundError
-from deepspike.train.atomic import atomic_write
+from deepspike.core.atomic import atomic_write
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deepspike.train.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_text
 
 
 class MetricsLog:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.config import load_config
-from deepspike.errors import DataNotFoundError
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from deepspike.train.evaluate import evaluate
 from deepspike.train.run_setup import RunParts, build_run, make_batches
@@ -27,6 +27,21 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, 
     parts.model.load_state_dict(state["ema"]["average"] if "ema" in state else state["model"])
     parts.model.eval()
     return config, parts, state
+
+
+def build_new_run(config, device, data=None) -> RunParts:
+    """``build_run`` for a run that starts training: a ``method.init_from`` ANN run is read here and its
+    weights handed to the method (``Method.init_from_ann``). Reloading a run skips this: its checkpoint
+    holds the weights, so the ANN run need not exist any more."""
+    parts = build_run(config, device, data)
+    init_from = getattr(parts.method.options, "init_from", None)
+    if init_from:
+        source, source_parts, _ = load_run(init_from, device="cpu")
+        if source.method.get("name") != "ann":
+            name = source.method.get("name")
+            raise ConfigError(f"method.init_from: {init_from} is a {name!r} run, not an 'ann' run")
+        parts.method.init_from_ann(parts.model, source_parts.model.state_dict())
+    return parts
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:

@@ -44,8 +44,7 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
         width=config.model.width,
         **config.model.args,
     )
-    model = method.build(arch).to(device)
-    return RunParts(method, arch, model, data)
+    return RunParts(method, arch, method.build(arch).to(device), data)
 
 
 def make_batches(

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

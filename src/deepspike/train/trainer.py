@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from deepspike.analysis.costs import count_parameters
 from deepspike.config.load import save_config
 from deepspike.config.schema import RunConfig
-from deepspike.errors import ConfigError
-from deepspike.train.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError
+from deepspike.models.costs import count_parameters
 from deepspike.train.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -49,6 +49,7 @@ from deepspike.train.evaluate import evaluate
 from deepspike.train.loop import train_epoch
 from deepspike.train.metrics import MetricsLog
 from deepspike.train.optim import make_optimizer, make_scheduler
+from deepspike.train.reload import build_new_run
 from deepspike.train.run_setup import build_run, load_data, make_batches
 from deepspike.train.runtime import autocast_dtype, resolve_device, seed_everything
 
@@ -86,7 +87,7 @@ class Trainer:
         cfg, ctx = self.config, self.dist
         seed_everything(cfg.train.seed + ctx.rank, cfg.train.deterministic)
         data = load_data(cfg)
-        parts = build_run(cfg, self.device, data)
+        parts = (build_run if self.resume else build_new_run)(cfg, self.device, data)
         self.parts = parts
         model, method = parts.model, parts.method
         batches = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.errors import DataCorruptError
+from deepspike.core.errors import DataCorruptError
 
 
 class EventFrameDataset:

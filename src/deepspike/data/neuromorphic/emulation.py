@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from deepspike.core.errors import ConfigError
 from deepspike.data.neuromorphic.formats import make_events
-from deepspike.errors import ConfigError
 
 
 def saccade_offsets(samples: int, amplitude: float = 7.0) -> torch.Tensor:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data.paths import one_line
-from deepspike.errors import ConfigError, DataCorruptError
 
 EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 NMNIST_MAX_T = (1 << 23) - 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 
 def check_binning(timesteps: int, time_window: float | None, stride: int) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
 from deepspike.data.neuromorphic.frames import check_binning, events_to_frames, frames_to_counts
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.errors import ConfigError
 
 OUTPUTS = ("frames", "counts")
 

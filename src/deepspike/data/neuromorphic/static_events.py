@@ -11,11 +11,11 @@ import hashlib
 
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data.neuromorphic.emulation import emulate_frames
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
-from deepspike.errors import ConfigError
 
 
 def _digest(x: torch.Tensor) -> str:

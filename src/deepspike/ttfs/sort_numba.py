@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepspike.numba_threads import run_numba_kernel
-from deepspike.temporal.kernels_numba import HAVE_NUMBA, njit, prange
+from deepspike.core.threads import run_numba_kernel
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA, njit, prange
 
 _FLAGS = dict(cache=True, error_model="numpy")
 

@@ -1,5 +1,5 @@
 /* Native CPU kernels of the closed-form TTFS layer (float32, GCC/Clang vector extensions; compiled on first use
- * by deepspike/native.py, called through ctypes by deepspike/temporal/backend_native.py).
+ * by deepspike/core/native.py, called through ctypes by deepspike/ttfs/backend_native.py).
  *
  * Same neuron and the same event order as the numba kernels (kernels_numba.py), organised position-major so that
  * an output position's running sums of a block of up to 32 output channels stay in vector registers:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deepspike.coding import direct, rate_bipolar, rate_poisson
-from deepspike.errors import unknown_choice
+from deepspike.core.errors import unknown_choice
 
 ENCODERS = ("direct", "poisson", "bipolar")
 

@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 
 TTFS_LOSSES = ("zhou_code", "zhou_paper", "ce")
 REDUCTIONS = ("mean", "sum")

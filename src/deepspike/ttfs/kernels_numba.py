@@ -17,7 +17,7 @@ exp kernel never overflows. The inner loops run over the contiguous output-chann
 Backward (parallel over thread-blocks of the batch, private weight- and bias-gradient buffers per thread): per
 sample it forms the output coefficients ``c = dL/dt_out / D`` and their separable factors itself, then for every
 input and every output it reaches, masks ``t_i < t_out`` and accumulates the dense formulas of
-``deepspike.temporal.gradients`` in a separable form (``e_i = z_i / Z_out``).
+``deepspike.ttfs.gradients`` in a separable form (``e_i = z_i / Z_out``).
 
 Peak temporary memory: the sort order (B*C*H*W ints) and, per thread, 2 * O*H'*W' floats (forward); per
 thread a weight-sized gradient buffer and 2 * O*H'*W' floats (backward). Nothing of size
@@ -262,7 +262,7 @@ def backward_kernel(t_in, n_w, n_c, w_r, t_out, slope, grad_out, is_exp, tau, kh
     Per sample, ``ref`` is its earliest finite input time. For input i and output o with
     ``t_i < t_out[o]``: ``grad_t[i] += y_i * p[o] * w[o]`` and ``grad_w[o] += x_i * p[o] - q[o]``, with
     ``x_i = tau z_i, y_i = z_i`` (exp, ``z_i = exp((t_i-ref)/tau)``) or ``x_i = t_i, y_i = 1`` (relpsp) and
-    ``p, q`` from ``_output_factors``: the exact gradients of ``deepspike.temporal.gradients``.
+    ``p, q`` from ``_output_factors``: the exact gradients of ``deepspike.ttfs.gradients``.
     """
     n_b, n_in = t_in.shape
     n_h = n_in // (n_w * n_c)

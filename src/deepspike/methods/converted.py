@@ -16,15 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.analysis.costs import layer_costs
-from deepspike.conversion.network import READOUTS, ConvertedNetwork, SignedPoissonEncoder
-from deepspike.conversion.neuron import ChunkedIF, chunked_neurons
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
+from deepspike.methods.converted_network import READOUTS, ConvertedNetwork, SignedPoissonEncoder
 from deepspike.methods.registry import register_method
+from deepspike.models.costs import layer_costs
 from deepspike.models.spec import Architecture
+from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 NORMS = ("none", "max", "percentile", "spike")
 RESETS = ("zero", "subtract")

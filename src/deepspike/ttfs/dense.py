@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.temporal import _validate as v
-from deepspike.temporal.autograd import SpikeTimeConv, resolve_backend
-from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
+from deepspike.ttfs import _validate as v
+from deepspike.ttfs.autograd import SpikeTimeConv, resolve_backend
+from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
 
 def spike_times(
@@ -25,7 +25,7 @@ def spike_times(
         ``exp(t_out/tau) = sum_C w_i exp(t_i/tau) / (sum_C w_i - theta)``.
     relpsp (zhang2021 eq. 11; ``V(t) = sum_C w_i (t - t_i)``):
         ``t_out = (theta + sum_C w_i t_i) / sum_C w_i``.
-    C is the causal set of the FIRST threshold crossing (see ``deepspike.temporal.causal_set``); ties
+    C is the causal set of the FIRST threshold crossing (see ``deepspike.ttfs.causal_set``); ties
     enter together, silent inputs (+inf) never enter, no crossing gives +inf.
 
     Args:

@@ -13,8 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deepspike.temporal.causal_set import solve_rows
-from deepspike.temporal.gradients import grad_rows
+from deepspike.ttfs.causal_set import solve_rows
+from deepspike.ttfs.gradients import grad_rows
 
 
 def out_size(size: int, k: int, stride: int, pad: int) -> int:

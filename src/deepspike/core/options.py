@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 Forward returns the first spike times ``t_out`` [B, O, H', W']. Saved for backward: the inputs, the
 parameters, ``t_out`` and the slope ``D`` [B, O, H', W'] (the causal-set denominator). Backward recomputes
 the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``t_out`` adds nothing to
-``V(t_out)``) and evaluates the gradient formulas of ``deepspike.temporal.gradients`` chunk-wise.
+``V(t_out)``) and evaluates the gradient formulas of ``deepspike.ttfs.gradients`` chunk-wise.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import os
 
 import torch
 
-from deepspike.errors import ConfigError
-from deepspike.temporal import backend_native, backend_numba, backend_torch, backend_triton
-from deepspike.temporal._validate import check_values
-from deepspike.temporal.backend_triton import HAVE_TRITON
-from deepspike.temporal.kernels_numba import HAVE_NUMBA
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs import backend_native, backend_numba, backend_torch, backend_triton
+from deepspike.ttfs._validate import check_values
+from deepspike.ttfs.backend_triton import HAVE_TRITON
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
 _IMPLS = {"native": backend_native, "numba": backend_numba, "triton": backend_triton, "torch": backend_torch}
 
@@ -26,7 +26,7 @@ def _cpu_fallback() -> str:
 
 
 def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
-    """``auto`` -> ``native`` for float32 CPU tensors when its C kernels build (``deepspike.native``), else
+    """``auto`` -> ``native`` for float32 CPU tensors when its C kernels build (``deepspike.core.native``), else
     ``numba`` for CPU tensors when numba is installed; ``triton`` for CUDA tensors when triton is installed;
     else ``torch``. ``native`` needs float32 CPU tensors. ``triton`` on CPU tensors runs only in Triton's
     interpreter (``TRITON_INTERPRET=1``, for tests)."""

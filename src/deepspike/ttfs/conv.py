@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.temporal import _validate as v
-from deepspike.temporal.autograd import SpikeTimeConv, resolve_backend
-from deepspike.temporal.backend_torch import out_size
-from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
+from deepspike.ttfs import _validate as v
+from deepspike.ttfs.autograd import SpikeTimeConv, resolve_backend
+from deepspike.ttfs.backend_torch import out_size
+from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
 
 def spike_times_conv2d(

@@ -4,12 +4,12 @@
 exponentially decaying synaptic current of zhou2021 (``kernel="exp"``) or the ReL-PSP of zhang2021
 (``kernel="relpsp"``), with exact gradients. Spike times are ``[B, ...]`` tensors, ``+inf`` = no spike.
 
-``max_pool_times`` / ``avg_pool_times``: pooling in the time domain. ``deepspike.temporal.simulate``:
+``max_pool_times`` / ``avg_pool_times``: pooling in the time domain. ``deepspike.ttfs.simulate``:
 event-driven (and time-stepped) reference simulation of whole networks with the true membrane equations.
 """
 
-from deepspike.temporal.conv import spike_times_conv2d
-from deepspike.temporal.dense import spike_times
-from deepspike.temporal.pooling import avg_pool_times, max_pool_times
+from deepspike.ttfs.conv import spike_times_conv2d
+from deepspike.ttfs.dense import spike_times
+from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
 
 __all__ = ["avg_pool_times", "max_pool_times", "spike_times", "spike_times_conv2d"]

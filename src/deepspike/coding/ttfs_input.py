@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from deepspike.coding.latency import ttfs_latency
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 
 CODINGS = ("1-p", "p", "255")
 

@@ -1,11 +1,11 @@
 """Native (C, SIMD) backend of the closed-form TTFS layer on CPU float32 tensors; same API as ``backend_numba``.
 
-The kernels (``ttfs_native.c``, compiled on first use by ``deepspike.native``) keep an output position's running
+The kernels (``ttfs_native.c``, compiled on first use by ``deepspike.core.native``) keep an output position's running
 sums of up to 32 channels in vector registers while they sweep that position's inputs in time order, where the
 numba kernels stream every output's sums through memory once per input; results agree with the numba and torch
 backends to float32 rounding (the events are visited in the same order). Work is split over samples into
 ``torch.get_num_threads()`` ranges, run by the library's OpenMP loop on torch's own OpenMP threads (see
-``deepspike.native``), or, in a build without OpenMP, on Python threads (ctypes releases the GIL).
+``deepspike.core.native``), or, in a build without OpenMP, on Python threads (ctypes releases the GIL).
 
 ``supports(t_in, weight)`` says whether a call can run here: float32 CPU tensors, the library built, and weight
 rows that fit the entry code. ``forward`` returns None when a sample's times span more exp re-reference epochs
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepspike import native
-from deepspike.errors import ConfigError
-from deepspike.temporal.backend_numba import _as_image, _channels_last_rows
-from deepspike.temporal.backend_torch import out_size
+from deepspike.core import native
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs.backend_numba import _as_image, _channels_last_rows
+from deepspike.ttfs.backend_torch import out_size
 
 SOURCE = Path(__file__).with_name("ttfs_native.c")
 _MAX_ROWS = 1 << 24  # ROW_BITS of the entry code

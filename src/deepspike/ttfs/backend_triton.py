@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.neurons.fused_triton import HAVE_TRITON, jit, tl, triton
-from deepspike.temporal import backend_torch
-from deepspike.temporal.kernels_numba import RESCALE_AT
+from deepspike.core.triton_compat import HAVE_TRITON, jit, tl, triton
+from deepspike.ttfs import backend_torch
+from deepspike.ttfs.kernels_numba import RESCALE_AT
 
 BLOCK_O = 32  # output channels per program
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deepspike.numba_threads import numba_threads, run_numba_kernel
-from deepspike.temporal import kernels_numba as kn
-from deepspike.temporal.backend_torch import out_size
-from deepspike.temporal.causal_set import EXP_SPAN_LIMIT
-from deepspike.temporal.sort_numba import argsort_rows
+from deepspike.core.threads import numba_threads, run_numba_kernel
+from deepspike.ttfs import kernels_numba as kn
+from deepspike.ttfs.backend_torch import out_size
+from deepspike.ttfs.causal_set import EXP_SPAN_LIMIT
+from deepspike.ttfs.sort_numba import argsort_rows
 
 
 def _channels_last_rows(x: torch.Tensor) -> np.ndarray:

@@ -1,10 +1,10 @@
 """TTFS layer modules: spike times in, spike times out (``[B, ...]``, ``+inf`` = no spike).
 
-Every neuron is a non-leaky IF neuron that fires once (``deepspike.temporal.dense``): a layer computes the
+Every neuron is a non-leaky IF neuron that fires once (``deepspike.ttfs.dense``): a layer computes the
 closed-form first spike times of its neurons from its input spike times, so a TTFS layer needs no
 activation after it. The bias is zhou2021's "bias input spike at t = 0" (Table 1), with a trainable weight.
 
-Classes carry ``is_ttfs_layer = True`` so monitors (``deepspike.temporal.measures``, the analysis package)
+Classes carry ``is_ttfs_layer = True`` so monitors (``deepspike.ttfs.measures``, the analysis package)
 can find them by forward hooks; their outputs are spike times. ``ttfs_role`` tells what the outputs are:
 ``"neurons"`` (trainable conv/dense neurons, counted by the sparsity measures), ``"pool"`` or ``"norm"``.
 """
@@ -16,10 +16,10 @@ import math
 import torch
 from torch import nn
 
-from deepspike.temporal import _validate as v
-from deepspike.temporal.conv import spike_times_conv2d
-from deepspike.temporal.dense import spike_times
-from deepspike.temporal.pooling import avg_pool_times, max_pool_times
+from deepspike.ttfs import _validate as v
+from deepspike.ttfs.conv import spike_times_conv2d
+from deepspike.ttfs.dense import spike_times
+from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
 
 
 def uniform_init_(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int, scale: float) -> None:
@@ -98,7 +98,7 @@ class TTFSConv2d(_TTFSNeurons):
 class TTFSMaxPool2d(nn.Module):
     """zhou2021 max-pooling: the EARLIEST spike of each window, ``t_out = min_window t`` (not max over z).
 
-    ``padding`` is "no spike" (+inf) around the map; see ``deepspike.temporal.pooling.max_pool_times``.
+    ``padding`` is "no spike" (+inf) around the map; see ``deepspike.ttfs.pooling.max_pool_times``.
     """
 
     is_ttfs_layer = True
@@ -116,7 +116,7 @@ class TTFSAvgPool2d(nn.Module):
     """zhou2021 average pooling: a TTFS neuron per window with fixed weights ``theta/(N-1)``.
 
     exp kernel: ``t_out = tau * logsumexp(t_window / tau)`` (fires after the whole window, silent if any
-    window input is silent; padding is silent inputs); see ``deepspike.temporal.pooling.avg_pool_times``.
+    window input is silent; padding is silent inputs); see ``deepspike.ttfs.pooling.avg_pool_times``.
     """
 
     is_ttfs_layer = True

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
+from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
 
 def output_coefficient(grad_out: torch.Tensor, t_out: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepspike.errors import ConfigError, check_pool_padding, unknown_choice
+from deepspike.core.errors import ConfigError, check_pool_padding, unknown_choice
 
 
 @dataclass(frozen=True)

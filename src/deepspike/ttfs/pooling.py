@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepspike.errors import ConfigError, check_pool_padding
-from deepspike.temporal import _validate as v
-from deepspike.temporal.causal_set import DEFAULT_CHUNK_ELEMENTS
-from deepspike.temporal.conv import spike_times_conv2d
+from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.ttfs import _validate as v
+from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
+from deepspike.ttfs.conv import spike_times_conv2d
 
 
 def max_pool_times(

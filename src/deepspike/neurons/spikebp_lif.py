@@ -45,9 +45,9 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import kernel_ready
-from deepspike.numba_threads import run_numba_kernel
 
 DERIVATIVES = ("code", "rate")
 
@@ -78,7 +78,7 @@ def leak_corrected_derivative(spikes: torch.Tensor, leak: float, threshold: floa
 
 def _kernels():
     """``layers.spikebp_kernels`` (imported on first use: numba is slow to load)."""
-    from deepspike.layers import spikebp_kernels
+    from deepspike.neurons import spikebp_kernels
 
     return spikebp_kernels
 

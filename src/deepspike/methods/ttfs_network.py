@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from deepspike.errors import ConfigError
+from deepspike.coding.ttfs_input import TTFSInput
+from deepspike.core.errors import ConfigError
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.models.spec import Architecture, Concat, Layer, Pool, Residual, Shape
-from deepspike.temporal.batchnorm import TTFSBatchNorm
-from deepspike.temporal.coding import TTFSInput
-from deepspike.temporal.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
+from deepspike.ttfs.batchnorm import TTFSBatchNorm
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
 
 
 @dataclass

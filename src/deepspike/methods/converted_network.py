@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from deepspike.coding import rate_bipolar
-from deepspike.conversion.neuron import ChunkedIF, carry_state
-from deepspike.errors import ConfigError
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.chunked_if import ChunkedIF, carry_state
 
 READOUTS = ("spike", "membrane")
 

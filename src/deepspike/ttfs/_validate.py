@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from deepspike.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 
 KERNELS = ("exp", "relpsp")
 BACKENDS = ("auto", "native", "numba", "triton", "torch")

@@ -1,0 +1,25 @@
+"""``create_model``: a registered architecture built as a network of a training method."""
+
+from __future__ import annotations
+
+from deepspike.methods.registry import get_method
+from deepspike.models import create_architecture
+from deepspike.models.spec import Shape
+
+
+def create_model(
+    name: str,
+    method: str = "ann",
+    num_classes: int = 10,
+    input_shape: Shape | None = None,
+    width: float = 1.0,
+    model_args: dict | None = None,
+    **method_options,
+):
+    """Build model ``name`` as a network of ``method``; e.g. ``create_model("lenet", method="stbp")``.
+
+    ``model_args`` go to the architecture factory, ``method_options`` to the method (time steps, neuron
+    parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
+    """
+    arch = create_architecture(name, num_classes, input_shape, width, **(model_args or {}))
+    return get_method(method, method_options).build(arch)
