@@ -25,6 +25,7 @@ demo: $(VENV)/.base
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(VENV)/.dev lint
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -38,8 +39,8 @@ $(TRITON_VENV)/.ok: pyproject.toml constraints.txt
 	touch $@
 
 test-triton: $(TRITON_VENV)/.ok
-	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_neurons_fused_triton.py \
-		tests/test_temporal_triton.py
+	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/neurons/test_fused_triton.py \
+		tests/ttfs/test_backend_triton.py
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/run_all.py

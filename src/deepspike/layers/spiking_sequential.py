@@ -10,7 +10,7 @@ is ever allocated. When a convolution comes next, the pooled map is written chan
 cost): oneDNN's channels-last convolutions are faster on CPU, and that convolution's output, its neurons
 and their pooling then stay channels-last. Values are exactly those of the two modules run one after the
 other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
-(``tests/test_spiking_sequential.py``).
+(``tests/layers/test_spiking_sequential.py``).
 
 The modules stay where they are (same ``state_dict`` keys, same ``named_modules``, exporters and cost
 counters see the usual neuron and pooling layers). The pair runs unfused whenever either module (or the

@@ -11,7 +11,7 @@ CUDA tensors). A backward without a saved ``h`` (time-invariant input, ``fused._
 between forward and backward, not during backward.
 
 Checked without a GPU by running these kernels in Triton's interpreter (``TRITON_INTERPRET=1``) on CPU
-tensors against the numba kernels and the reference loop: ``tests/test_neurons_fused_triton.py``, skipped
+tensors against the numba kernels and the reference loop: ``tests/neurons/test_fused_triton.py``, skipped
 where triton is not installed. Triton may contract ``k v + x`` into one fused multiply-add on a GPU, so spikes
 exactly at the threshold can differ from the reference's separately rounded product and sum.
 """

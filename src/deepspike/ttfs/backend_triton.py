@@ -12,7 +12,7 @@ and torch backends' (the same first-crossing rule, ``causal_set``); the backward
 
 Memory: the unfolded, sorted rows of ``samples_per_chunk`` samples at a time (times, sort order) and the
 ``[B, O, H', W']`` outputs; never B x O x positions x fan_in. Checked without a GPU in Triton's interpreter
-(``TRITON_INTERPRET=1``) against the numba backend: ``tests/test_temporal_triton.py`` (skipped without
+(``TRITON_INTERPRET=1``) against the numba backend: ``tests/ttfs/test_backend_triton.py`` (skipped without
 triton); not timed yet, as no GPU has been lent to this project.
 """
 

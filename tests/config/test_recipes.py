@@ -19,7 +19,7 @@ from deepspike.config import load_config
 from deepspike.train.trainer import Trainer
 from fakedata import write_dataset
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = sorted(p.name for p in CONFIGS.glob("*.yaml"))
 
 ONE_STEP = [

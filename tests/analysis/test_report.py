@@ -142,7 +142,7 @@ def _script():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_methods.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_methods.py"
     spec = importlib.util.spec_from_file_location("compare_methods", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -13,7 +13,7 @@ from deepspike.train.checkpoint import load_checkpoint
 from deepspike.train.ema import WeightAverage
 from deepspike.train.reload import evaluate_run, load_run
 from deepspike.train.trainer import Trainer
-from test_trainer import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
+from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
 
 def _net():

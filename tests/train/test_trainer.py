@@ -11,36 +11,10 @@ from deepspike.core.errors import ConfigError
 from deepspike.train.checkpoint import load_checkpoint
 from deepspike.train.reload import evaluate_run
 from deepspike.train.trainer import Trainer
+from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
+
 
 # A stochastic recipe (Poisson input, dropout, augmentation) so resume must restore every RNG.
-TINY = [
-    "method.name=stbp",
-    "method.timesteps=3",
-    "method.encoder=poisson",
-    "method.loss=ce",
-    "model.name=mlp",
-    "model.args.hidden=[24]",
-    "model.args.dropout=0.2",
-    "data.name=digits",
-    "data.augment.crop_padding=1",
-    "data.val_fraction=0.1",
-    "train.epochs=2",
-    "train.batch_size=64",
-    "train.progress=false",
-    "optim.lr=0.01",
-    "schedule.name=cosine",
-]
-
-
-class StopAfterFirstEpoch(Exception):
-    pass
-
-
-def _stop_after_first_epoch(trainer, record):
-    if record["epoch"] == 1:
-        raise StopAfterFirstEpoch  # as if the process died right after the checkpoint
-
-
 def test_run_outputs_and_eval(tmp_path):
     cfg = load_config(None, TINY)
     summary = Trainer(cfg, tmp_path / "run").fit()
