@@ -19,9 +19,9 @@ import time
 import torch
 
 from deepspike.coding.decoders import first_spike_class
-from deepspike.export import to_nir_ttfs, ttfs_graph_times
-from deepspike.train.reload import load_run
-from deepspike.train.run_setup import make_batches
+from deepspike.deploy import to_nir_ttfs, ttfs_graph_times
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
 
 
 def _test_images(config, parts, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,8 +14,8 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_ba
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
-from deepspike.train.reload import evaluate_run
-from deepspike.train.trainer import Trainer
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
 
 COMMON = [
     "model.name=mlp",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from deepspike.config import load_config
-from deepspike.train.trainer import Trainer
+from deepspike.training.trainer import Trainer
 from fakedata import write_dataset
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -8,8 +8,8 @@ import pytest
 from deepspike.config import load_config
 from deepspike.conversion.pipeline import checkpoints_for, convert_run
 from deepspike.core.errors import ConfigError
-from deepspike.train.reload import evaluate_run
-from deepspike.train.trainer import Trainer
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ def test_lee2020_tables_by_hand():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     from deepspike.config import load_config
-    from deepspike.train.trainer import Trainer
+    from deepspike.training.trainer import Trainer
 
     out = tmp_path_factory.mktemp("run") / "stbp_T2"
     config = load_config(None, ["method.name=stbp", "method.timesteps=2", "model.name=scnn_digits",
@@ -83,7 +83,7 @@ def tiny_run(tmp_path_factory):
 
 def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
     from deepspike.commands import timesteps
-    from deepspike.train.reload import evaluate_run
+    from deepspike.training.reload import evaluate_run
 
     parser = __import__("argparse").ArgumentParser()
     timesteps.add_arguments(parser)

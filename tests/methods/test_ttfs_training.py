@@ -5,7 +5,7 @@ import json
 import pytest
 
 from deepspike.config import load_config
-from deepspike.train.trainer import Trainer
+from deepspike.training.trainer import Trainer
 
 
 @pytest.mark.parametrize("method", ["ttfs", "stdbp"])

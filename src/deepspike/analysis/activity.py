@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from deepspike.train.evaluate import EVAL_SEED, eval_pass
+from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
 @dataclass

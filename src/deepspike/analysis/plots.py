@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use (matplotlib takes ~0.5 s to load)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> Path:
+    plt = pyplot()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -19,6 +25,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_activity(layers: list[dict], path: Path) -> Path:
     """Bars: spikes per sample of each spiking layer, with its sparsity (fraction of neurons that fired)."""
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     names = [d["name"] for d in layers]
     x = range(len(names))
@@ -43,6 +50,7 @@ def plot_curve(
     invert_x: bool = False,
 ) -> Path:
     """Accuracy (%) against ``rows[i][key]``."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     xs = [r[key] for r in rows]
     ax.plot(xs, [100 * r["accuracy"] for r in rows], "o-")
@@ -62,6 +70,7 @@ def plot_curve(
 def plot_spike_times(layers: list[dict], path: Path, decision_time: float | None = None) -> Path:
     """One histogram per spiking layer: spike times (TTFS) or spikes per time step (rate), zhang2021 Fig. 6;
     ``decision_time`` (mean first output spike) is drawn as a dashed line on the TTFS histograms."""
+    plt = pyplot()
     n = max(1, len(layers))
     cols = min(4, n)
     rows = (n + cols - 1) // cols

@@ -20,13 +20,13 @@ from deepspike.analysis.quantize import add_fake_quantization, quantized_state_d
 from deepspike.config.load import save_config
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
-from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
-from deepspike.train.evaluate import evaluate
-from deepspike.train.loop import train_epoch
-from deepspike.train.optim import make_optimizer, make_scheduler
-from deepspike.train.reload import load_run
-from deepspike.train.run_setup import make_batches
-from deepspike.train.runtime import seed_everything
+from deepspike.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from deepspike.training.evaluate import evaluate
+from deepspike.training.loop import train_epoch
+from deepspike.training.optim import make_optimizer, make_scheduler
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
+from deepspike.training.runtime import seed_everything
 
 
 def quantization_aware_retrain(

@@ -22,8 +22,8 @@ from deepspike.analysis.hardware import map_to_mesh
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import count_macs, count_parameters
-from deepspike.train.reload import load_run
-from deepspike.train.run_setup import make_batches
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
 
 
 @dataclass

@@ -16,7 +16,7 @@ from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise
 from deepspike.analysis.quantize import quantize_model
 from deepspike.methods.base import Method
-from deepspike.train.evaluate import EVAL_SEED, eval_pass, evaluate
+from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 

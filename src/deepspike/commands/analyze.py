@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+
+from deepspike import api
 
 NAME = "analyze"
 HELP = "analyse a run: spikes, sparsity, latency, synaptic ops, energy, quantization/noise sweeps, plots"
@@ -61,13 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
-    from deepspike.analysis.report import AnalysisOptions, analyze_run
-
-    for text in args.add_preset:
-        register_energy_preset(parse_energy_preset(text))
-    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
-    options = AnalysisOptions(
+    options = api.AnalysisOptions(
         limit=args.limit or None,
         bits=args.bits,
         per_channel=args.per_channel,
@@ -79,14 +73,8 @@ def run(args: argparse.Namespace) -> int:
         pe_neurons=args.pe_neurons,
         pe_weights=args.pe_weights,
     )
-    result = analyze_run(args.run_dir, out, options)
-    if args.qat:
-        from deepspike.analysis.qat import quantization_aware_retrain
-
-        result["qat"] = quantization_aware_retrain(
-            args.run_dir, out / "qat", args.qat, args.qat_epochs, args.per_channel
-        )
-        (out / "qat.json").write_text(json.dumps(result["qat"], indent=2) + "\n")
+    result = api.analyze(args.run_dir, args.out, options, qat_bits=args.qat, qat_epochs=args.qat_epochs,
+                         energy_presets=tuple(args.add_preset))
     act = result["activity"]
     print(f"accuracy {100 * result['accuracy']:.2f}% on {result['samples']} samples")
     if act:
@@ -95,5 +83,6 @@ def run(args: argparse.Namespace) -> int:
             f"synaptic ops {act['synops_per_sample']:,.0f} "
             f"(ANN MACs {result['operations']['ann_macs_per_sample']:,})"
         )
-    print(f"report: {out / 'report.md'}")
+    out = args.out or f"{args.run_dir}/analysis"
+    print(f"report: {out}/report.md")
     return 0

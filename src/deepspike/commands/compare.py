@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from deepspike import api
 
 NAME = "compare"
 HELP = "compare runs: accuracy, latency, spikes, synaptic ops, energy, 4-bit accuracy (Markdown table)"
@@ -16,11 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from deepspike.analysis.compare import compare_runs, markdown_table
-
-    table = markdown_table(compare_runs(args.runs, args.preset, args.limit or None))
+    table = api.compare(args.runs, args.preset, args.limit or None)
     print(table, end="")
     if args.out:
         Path(args.out).write_text(table)

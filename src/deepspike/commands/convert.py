@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+import torch
+
+from deepspike import api
+from deepspike.core.errors import ConfigError
 
 NAME = "convert"
 HELP = "convert a trained ANN run to an IF spiking net (sengupta2019: SPIKE-NORM or max-norm)"
@@ -38,9 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.conversion.pipeline import convert_run
-    from deepspike.core.errors import ConfigError
-
     for key in ("timesteps", "calib_samples", "calib_timesteps"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
@@ -49,13 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
         torch.set_num_threads(args.threads)
-    out = args.out or str(Path(args.run_dir) / f"converted_{args.norm}")
-    summary = convert_run(
+    summary = api.convert(
         args.run_dir,
-        out,
+        args.out,
         norm=args.norm,
         timesteps=args.timesteps,
         calib_samples=args.calib_samples,
@@ -66,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         residual=args.residual,
         limit=args.limit,
         seed=args.seed,
-        log=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)),
+        log=None if args.quiet else (lambda s: print(s, flush=True)),
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "thresholds"}, indent=2))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from deepspike import api
+
 NAME = "datasets"
 HELP = "list datasets"
 
@@ -13,7 +15,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.data import list_datasets
-
-    print("\n".join(list_datasets()))
+    print("\n".join(api.dataset_names()))
     return 0

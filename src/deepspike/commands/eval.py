@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from deepspike import api
+
 NAME = "eval"
 HELP = "reload a run's checkpoint and report its test accuracy"
 
@@ -15,7 +17,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.train.reload import evaluate_run
-
-    print(json.dumps(evaluate_run(args.run_dir, split=args.split), indent=2))
+    print(json.dumps(api.evaluate(args.run_dir, split=args.split), indent=2))
     return 0

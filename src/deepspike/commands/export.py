@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from deepspike import api
+
 NAME = "export"
 HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; TTFS nets: Linear/Conv2d + "
         "fire-once CubaLIF with bias-spike inputs; needs deepspike[nir])")
@@ -32,9 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.export import export_run
-
-    summary = export_run(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds,
+    summary = api.export(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds,
                          large=args.large, t_window=args.t_window)
     print(json.dumps(summary, indent=2, default=str))
     return 0

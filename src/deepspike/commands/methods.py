@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+
+from deepspike import api
 
 NAME = "methods"
 HELP = "list training methods and their options"
@@ -14,11 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.methods import list_methods
-
-    for cls in list_methods():
-        print(f"{cls.name}: {cls.description}")
-        for f in dataclasses.fields(cls.Options):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            print(f"    {f.name} = {default!r}")
+    for row in api.method_table():
+        print(f"{row['name']}: {row['description']}")
+        for key, default in row["options"].items():
+            print(f"    {key} = {default!r}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from deepspike import api
+
 NAME = "models"
 HELP = "list registered models with their parameter counts"
 
@@ -13,15 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.models import create_architecture, list_models
-    from deepspike.models.costs import count_macs, count_parameters
-
     print(f"{'model':<18} {'input':<12} {'params':>12} {'MACs':>15}  paper")
-    for entry in list_models():
-        arch = create_architecture(entry.name, num_classes=args.classes)
-        shape = "x".join(map(str, entry.default_input_shape))
-        print(
-            f"{entry.name:<18} {shape:<12} {count_parameters(arch):>12,} {count_macs(arch):>15,}"
-            f"  {entry.paper}"
-        )
+    for row in api.model_table(args.classes):
+        shape = "x".join(map(str, row["input_shape"]))
+        print(f"{row['name']:<18} {shape:<12} {row['parameters']:>12,} {row['macs']:>15,}  {row['paper']}")
     return 0

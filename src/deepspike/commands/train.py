@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from deepspike import api
+from deepspike.config import load_config
+
 NAME = "train"
 HELP = "train a recipe: deepspike train CONFIG.yaml key=value ... --out DIR"
 
@@ -26,19 +29,13 @@ def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | No
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepspike.config import load_config
-    from deepspike.train.distributed import shutdown
-    from deepspike.train.trainer import Trainer
-
     config_path, overrides = split_config_arg(args.config, args.overrides)
     if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
         config_path = str(Path(args.out) / "config.yaml")
     if args.no_progress:
         overrides.append("train.progress=false")
     config = load_config(config_path, overrides)
-    trainer = Trainer(config, args.out, resume=args.resume)
-    summary = trainer.fit()  # an exception ends this rank; torchrun then stops the others
-    shutdown(trainer.dist)
-    if trainer.dist.is_main:
+    summary = api.train(config, args.out, resume=args.resume)
+    if summary is not None:
         print(json.dumps(summary, indent=2))
     return 0

@@ -30,10 +30,10 @@ from deepspike.methods import get_method
 from deepspike.methods.converted import set_thresholds
 from deepspike.models.costs import layer_costs
 from deepspike.neurons.chunked_if import chunked_neurons
-from deepspike.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
-from deepspike.train.evaluate import eval_pass, evaluate, limit_samples
-from deepspike.train.reload import load_run
-from deepspike.train.run_setup import make_batches
+from deepspike.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from deepspike.training.evaluate import eval_pass, evaluate, limit_samples
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
 
 NORM_CHOICES = ("spike", "max", "percentile")
 

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-import deepspike.train.trainer as trainer_module
+import deepspike.training.trainer as trainer_module
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.train.checkpoint import load_checkpoint
-from deepspike.train.reload import evaluate_run
-from deepspike.train.trainer import Trainer
+from deepspike.training.checkpoint import load_checkpoint
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
 
@@ -132,7 +132,7 @@ def test_method_hooks_are_called(tmp_path, monkeypatch):
 
 
 def test_epoch_line_format():
-    from deepspike.train.trainer import epoch_line
+    from deepspike.training.trainer import epoch_line
 
     record = {
         "epoch": 3,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 
 from deepspike.methods.base import Method
-from deepspike.train.runtime import autocast
+from deepspike.training.runtime import autocast
 
 EVAL_SEED = 1234
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from deepspike.config import load_config
-from deepspike.train.checkpoint import load_checkpoint
-from deepspike.train.trainer import Trainer
+from deepspike.training.checkpoint import load_checkpoint
+from deepspike.training.trainer import Trainer
 
 # Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised.
 RECIPE = [

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.deps import require_nir
-from deepspike.export.model_walk import leaf_modules, to_numpy
-from deepspike.export.neurons import neuron_node
-from deepspike.export.nir_ttfs import is_ttfs_model, to_nir_ttfs
-from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.model_walk import leaf_modules, to_numpy
+from deepspike.deploy.neurons import neuron_node
+from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
+from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -36,7 +36,7 @@ from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
-from deepspike.train.reload import load_run
+from deepspike.training.reload import load_run
 
 DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 

@@ -18,8 +18,8 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.methods.base import Method
-from deepspike.train.ema import WeightAverage
-from deepspike.train.runtime import autocast
+from deepspike.training.ema import WeightAverage
+from deepspike.training.runtime import autocast
 
 
 def train_epoch(

@@ -30,28 +30,28 @@ from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import count_parameters
-from deepspike.train.checkpoint import (
+from deepspike.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from deepspike.train.distributed import (
+from deepspike.training.distributed import (
     DistContext,
     all_reduce_sums,
     barrier,
     gather_objects,
     init_distributed,
 )
-from deepspike.train.ema import WeightAverage
-from deepspike.train.evaluate import evaluate
-from deepspike.train.loop import train_epoch
-from deepspike.train.metrics import MetricsLog
-from deepspike.train.optim import make_optimizer, make_scheduler
-from deepspike.train.reload import build_new_run
-from deepspike.train.run_setup import build_run, load_data, make_batches
-from deepspike.train.runtime import autocast_dtype, resolve_device, seed_everything
+from deepspike.training.ema import WeightAverage
+from deepspike.training.evaluate import evaluate
+from deepspike.training.loop import train_epoch
+from deepspike.training.metrics import MetricsLog
+from deepspike.training.optim import make_optimizer, make_scheduler
+from deepspike.training.reload import build_new_run
+from deepspike.training.run_setup import build_run, load_data, make_batches
+from deepspike.training.runtime import autocast_dtype, resolve_device, seed_everything
 
 EpochCallback = Callable[["Trainer", dict[str, Any]], None]
 

@@ -33,7 +33,7 @@ from deepspike.ttfs.batchnorm import TTFSBatchNorm
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
 
 nir = pytest.importorskip("nir")
-from deepspike.export import (  # noqa: E402
+from deepspike.deploy import (  # noqa: E402
     GraphSimulator,
     check_finite,
     from_nir,
@@ -43,7 +43,7 @@ from deepspike.export import (  # noqa: E402
     ttfs_graph_times,
     write_nir,
 )
-from deepspike.export.ttfs_nodes import leak_factor, reset_potential, ttfs_neuron_node  # noqa: E402
+from deepspike.deploy.ttfs_nodes import leak_factor, reset_potential, ttfs_neuron_node  # noqa: E402
 
 
 def _net(kernel: str, conv: bool, seed: int = 0) -> TTFSNetwork:
@@ -233,7 +233,7 @@ def test_export_command_on_a_ttfs_run(tmp_path, capsys):
     from sklearn.datasets import load_digits
 
     from deepspike.cli import main
-    from deepspike.train.reload import load_run
+    from deepspike.training.reload import load_run
 
     run = tmp_path / "run"
     args = ["method.name=ttfs", "method.measures=false", "model.name=mlp", "model.args.hidden=[16]",

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.deps import require_nir
-from deepspike.export.model_walk import leaf_modules, to_numpy
-from deepspike.export.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW, earliest_spike_node, ttfs_neuron_node
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.model_walk import leaf_modules, to_numpy
+from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.containers import ConcatBranches
 from deepspike.ttfs.backend_torch import out_size
 from deepspike.ttfs.batchnorm import TTFSBatchNorm, TTFSDelayBias

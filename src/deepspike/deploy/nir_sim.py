@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.deps import require_nir
-from deepspike.export.nir_import import _pair
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.nir_import import _pair
 
 SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, IF, LIF, CubaLIF"
 

@@ -6,14 +6,14 @@
 ``from_nir(path | graph)`` -> :class:`NirNetwork` running rate-coded ``[T, B, ...]`` inputs with deepspike's
 own neurons; ``GraphSimulator`` (a time-stepped simulator of any feed-forward NIR graph) and
 ``ttfs_graph_times`` (first output spike times of an exported TTFS graph). The nir package is imported
-only inside these functions, so ``import deepspike.export`` works without it.
+only inside these functions, so ``import deepspike.deploy`` works without it.
 """
 
-from deepspike.export.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir
-from deepspike.export.nir_import import NirNetwork, from_nir, read_nir
-from deepspike.export.nir_sim import GraphSimulator
-from deepspike.export.nir_ttfs import is_ttfs_model, to_nir_ttfs
-from deepspike.export.ttfs_replay import ttfs_graph_times
+from deepspike.deploy.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir
+from deepspike.deploy.nir_import import NirNetwork, from_nir, read_nir
+from deepspike.deploy.nir_sim import GraphSimulator
+from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
+from deepspike.deploy.ttfs_replay import ttfs_graph_times
 
 __all__ = ["DEFAULT_DT", "GraphSimulator", "NirNetwork", "check_finite", "export_run", "from_nir",
            "is_ttfs_model", "read_nir", "to_nir", "to_nir_ttfs", "ttfs_graph_times", "write_nir"]

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.deps import require_nir
+from deepspike.deploy.deps import require_nir
 
 DEFAULT_LARGE = 1e6  # tau_mem (and ReL-PSP's tau_syn) = DEFAULT_LARGE * tau
 DEFAULT_T_WINDOW = 100.0  # model time units in which "fire once" is guaranteed

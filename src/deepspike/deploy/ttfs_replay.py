@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.nir_sim import GraphSimulator
+from deepspike.deploy.nir_sim import GraphSimulator
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
 

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.export.deps import require_nir
-from deepspike.export.neurons import _uniform, node_params
-from deepspike.export.nir_export import DEFAULT_DT
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.neurons import _uniform, node_params
+from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.modules import SpikingNeuron
@@ -75,7 +75,7 @@ def _chain(graph) -> list[str]:
     if len(inputs) != 1:
         hint = ""
         if (graph.metadata or {}).get("format") in ("ttfs", b"ttfs"):
-            hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.export.ttfs_graph_times)"
+            hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.deploy.ttfs_graph_times)"
         raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}{hint}")
     order = [inputs[0]]
     while order[-1] in nxt:

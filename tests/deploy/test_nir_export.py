@@ -17,7 +17,7 @@ from deepspike.models import create_architecture
 from deepspike.neurons import IF
 
 nir = pytest.importorskip("nir")
-from deepspike.export import export_run, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy import export_run, from_nir, to_nir, write_nir  # noqa: E402
 
 
 def _stbp_net(seed: int = 1, **options) -> nn.Module:
@@ -153,7 +153,7 @@ def test_snntorch_consumer_reproduces_output_spikes(tmp_path):
 @pytest.mark.slow
 def test_export_command_on_a_trained_run(tmp_path):
     from deepspike.config import load_config
-    from deepspike.train.trainer import Trainer
+    from deepspike.training.trainer import Trainer
 
     overrides = ["method.name=stbp", "method.timesteps=2", "model.name=mlp", "model.args.hidden=[16]",
                  "data.name=digits", "train.epochs=1", "train.batch_size=256", "train.progress=false"]

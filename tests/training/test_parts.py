@@ -8,9 +8,9 @@ import torch
 from deepspike.config import ScheduleConfig
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import DataCorruptError, DataNotFoundError
-from deepspike.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from deepspike.train.metrics import MetricsLog
-from deepspike.train.optim import schedule_factor
+from deepspike.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deepspike.training.metrics import MetricsLog
+from deepspike.training.optim import schedule_factor
 
 
 def test_schedule_factors_by_hand():

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from deepspike.core.errors import ConfigError
-from deepspike.export.deps import require_nir
+from deepspike.deploy.deps import require_nir
 from deepspike.neurons.params import NeuronParams
 
 

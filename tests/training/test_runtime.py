@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepspike.config import load_config
-from deepspike.train.trainer import Trainer
+from deepspike.training.trainer import Trainer
 
 
 def test_bf16_autocast_reaches_the_convolutions(tmp_path, monkeypatch):

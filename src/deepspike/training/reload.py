@@ -7,10 +7,10 @@ from typing import Any
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from deepspike.train.evaluate import evaluate
-from deepspike.train.run_setup import RunParts, build_run, make_batches
-from deepspike.train.runtime import resolve_device
+from deepspike.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from deepspike.training.evaluate import evaluate
+from deepspike.training.run_setup import RunParts, build_run, make_batches
+from deepspike.training.runtime import resolve_device
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, dict]:

@@ -1,0 +1,97 @@
+"""Accuracy against inference T and against training T of rate-coded runs (lee2020 Fig. 7).
+
+For every run directory (a time-stepped rate network: ``stbp``, ``spikebp``, ``converted``, ...), the
+checkpoint is evaluated at each inference T; runs trained with different ``method.timesteps`` give the curve
+against training T (each evaluated at its own ``eval_timesteps``). ``timestep_sweep`` writes, under ``out``:
+``accuracy_vs_inference_T.csv`` and ``accuracy_vs_training_T.csv`` (columns ``FIELDS``) and the two plots
+``accuracy_vs_inference_T.png`` and ``accuracy_vs_training_T.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from deepspike.analysis.plots import pyplot
+from deepspike.analysis.sweeps import takes_timesteps
+from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.training.evaluate import evaluate, limit_samples
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
+
+FIELDS = ("run", "train_T", "inference_T", "accuracy", "samples")
+
+
+def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None) -> tuple[float, int]:
+    """Fraction of correct predictions of ``model(x, timesteps=T)`` over the first ``max_samples`` samples."""
+    result = evaluate(model, method, limit_samples(batches, max_samples), timesteps=timesteps)
+    return result["accuracy"], result["samples"]
+
+
+def sweep(
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], split: str = "test", max_samples: int | None = None
+) -> tuple[list[dict], list[dict]]:
+    """``(rows_vs_inference_T, rows_vs_training_T)`` for ``run_dirs`` (rows keyed by ``FIELDS``)."""
+    by_inference, by_training = [], []
+    for run_dir in run_dirs:
+        config, parts, _ = load_run(run_dir)
+        model = parts.model
+        if not takes_timesteps(model):
+            raise ConfigError(f"run {run_dir} (method {config.method['name']!r}) is not a time-stepped rate network")
+        batches = make_batches(config, parts.data, split, next(model.parameters()).device)
+        if batches is None:
+            raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
+        row = dict(run=str(run_dir), train_T=model.timesteps)
+        for steps in eval_steps:
+            acc, n = accuracy_at(model, parts.method, batches, steps, max_samples)
+            by_inference.append(dict(row, inference_T=steps, accuracy=acc, samples=n))
+        acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples)
+        by_training.append(dict(row, inference_T=model.eval_timesteps, accuracy=acc, samples=n))
+    by_training.sort(key=lambda r: r["train_T"])
+    return by_inference, by_training
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], x_key: str, path: Path, title: str) -> None:
+    """Accuracy (%) against ``x_key``: one line per run against inference T (log axis), one line against
+    training T."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if x_key == "inference_T":
+        for run in dict.fromkeys(r["run"] for r in rows):
+            pts = [r for r in rows if r["run"] == run]
+            xs, ys = [r["inference_T"] for r in pts], [100 * r["accuracy"] for r in pts]
+            ax.plot(xs, ys, "o-", label=f"trained at T={pts[0]['train_T']}")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    else:
+        ax.plot([r["train_T"] for r in rows], [100 * r["accuracy"] for r in rows], "o-")
+    ax.set_xlabel("inference time steps" if x_key == "inference_T" else "training time steps")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def timestep_sweep(
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], out: str | Path, split: str = "test",
+    max_samples: int | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """``sweep`` and write its CSV files and plots into ``out``; returns the rows."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_inference, by_training = sweep(run_dirs, eval_steps, split, max_samples)
+    write_csv(by_inference, out / "accuracy_vs_inference_T.csv")
+    write_csv(by_training, out / "accuracy_vs_training_T.csv")
+    plot(by_inference, "inference_T", out / "accuracy_vs_inference_T.png", "accuracy vs inference T")
+    plot(by_training, "train_T", out / "accuracy_vs_training_T.png", "accuracy vs training T")
+    return by_inference, by_training

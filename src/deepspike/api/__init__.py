@@ -1,0 +1,40 @@
+"""deepspike's public API: everything a user script needs, in one namespace (re-exported by ``deepspike``).
+
+Runs (``train``, ``evaluate``, ``load_run``), conversion (``convert``), measurement and export (``analyze``,
+``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``, ``create_architecture``,
+``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's own training loop: the
+rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``; time-first ``[T, B, ...]`` tensors), input encoders and
+decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``, ``TTFSConv2d``, pooling,
+``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no spike).
+The command-line tool (``deepspike.commands``) calls only this API, ``config`` and ``core``.
+"""
+
+from deepspike.api.catalog import dataset_names, method_table, model_table
+from deepspike.api.conversion import convert
+from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
+from deepspike.api.training import evaluate, load_run, train
+from deepspike.coding import direct, first_spike_class, rate_bipolar, rate_poisson, spike_count
+from deepspike.coding.encoder import InputEncoder
+from deepspike.coding.ttfs_input import TTFSInput, encode_times
+from deepspike.config import RunConfig, load_config
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, UserError
+from deepspike.core.version import __version__
+from deepspike.layers import TimeDistributed
+from deepspike.methods import Method, create_model, get_method, register_method
+from deepspike.models import Architecture, create_architecture, register_model
+from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
+from deepspike.ttfs import avg_pool_times, max_pool_times, spike_times, spike_times_conv2d
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
+from deepspike.ttfs.losses import ttfs_loss
+
+__all__ = [
+    "__version__", "AnalysisOptions", "analyze", "Architecture", "avg_pool_times", "compare", "ConfigError",
+    "convert", "create_architecture", "create_model", "DataCorruptError", "DataNotFoundError", "dataset_names",
+    "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
+    "InputEncoder", "LeakCorrectedLIF", "LIF", "load_config", "load_run", "max_pool_times", "Method",
+    "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
+    "register_model", "RunConfig", "spike_activity", "spike_count", "spike_times", "spike_times_conv2d",
+    "TimeDistributed", "timestep_sweep", "train", "ttfs_loss", "TTFSAvgPool2d", "TTFSConv2d", "TTFSDropout",
+    "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError",
+]

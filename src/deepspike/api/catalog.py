@@ -1,0 +1,40 @@
+"""What deepspike offers: models (with their parameter and MAC counts), methods (with their options) and data sets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from deepspike.data import list_datasets
+from deepspike.methods import list_methods
+from deepspike.models import create_architecture, list_models
+from deepspike.models.costs import count_macs, count_parameters
+
+
+def model_table(num_classes: int = 10) -> list[dict[str, Any]]:
+    """One row per registered model: ``name``, ``input_shape``, ``parameters``, ``macs``, ``paper``."""
+    rows = []
+    for entry in list_models():
+        arch = create_architecture(entry.name, num_classes=num_classes)
+        rows.append(
+            dict(name=entry.name, input_shape=entry.default_input_shape, parameters=count_parameters(arch),
+                 macs=count_macs(arch), paper=entry.paper)
+        )
+    return rows
+
+
+def method_table() -> list[dict[str, Any]]:
+    """One row per training method: ``name``, ``description`` and ``options`` (name -> default)."""
+    rows = []
+    for cls in list_methods():
+        options = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            for f in dataclasses.fields(cls.Options)
+        }
+        rows.append(dict(name=cls.name, description=cls.description, options=options))
+    return rows
+
+
+def dataset_names() -> list[str]:
+    """The registered data set names (``data.name`` in a recipe)."""
+    return list(list_datasets())

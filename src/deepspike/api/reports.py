@@ -1,0 +1,62 @@
+"""Measure runs: spikes, synaptic operations, energy, quantisation and noise (``analyze``), one table across runs
+(``compare``), accuracy against time steps (``timestep_sweep``), NIR export (``export``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from deepspike.analysis.activity import Activity, measure_activity
+from deepspike.analysis.compare import compare_runs, markdown_table
+from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
+from deepspike.analysis.qat import quantization_aware_retrain
+from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.analysis.timesteps import timestep_sweep
+from deepspike.deploy import export_run
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
+
+
+def analyze(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    options: AnalysisOptions | None = None,
+    qat_bits: tuple[int, ...] = (),
+    qat_epochs: int = 1,
+    energy_presets: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Write ``analysis.json``, ``report.md`` and plots for a run into ``out`` (default ``RUN_DIR/analysis``)
+    and return the analysis. ``energy_presets``: extra presets as ``name:mac_pj:ac_pj[:spike_pj]``;
+    ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
+    (``out/qat/bits<k>``)."""
+    for text in energy_presets:
+        register_energy_preset(parse_energy_preset(text))
+    out = Path(out) if out is not None else Path(run_dir) / "analysis"
+    result = analyze_run(run_dir, out, options or AnalysisOptions())
+    if qat_bits:
+        per_channel = options.per_channel if options is not None else False
+        result["qat"] = quantization_aware_retrain(run_dir, out / "qat", qat_bits, qat_epochs, per_channel)
+        (out / "qat.json").write_text(json.dumps(result["qat"], indent=2) + "\n")
+    return result
+
+
+def compare(runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000) -> str:
+    """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across runs."""
+    return markdown_table(compare_runs(runs, preset, limit))
+
+
+def export(run_dir: str | Path, path: str | Path, **options: Any) -> dict[str, Any]:
+    """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``
+    (rate-coded nets), ``large``, ``t_window`` (TTFS nets). Returns what was written."""
+    return export_run(run_dir, path, **options)
+
+
+def spike_activity(run_dir: str | Path, split: str = "test") -> Activity:
+    """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on ``split``."""
+    config, parts, _ = load_run(run_dir)
+    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
+    return measure_activity(parts.model, batches)
+
+
+__all__ = ["AnalysisOptions", "analyze", "compare", "export", "spike_activity", "timestep_sweep"]

@@ -1,0 +1,48 @@
+"""Train, evaluate and reload runs: the run-directory side of the public API.
+
+A run directory holds ``config.yaml`` (the resolved recipe), ``metrics.jsonl`` (one line per epoch),
+``checkpoint.pt`` (written atomically after every epoch) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from deepspike.config import RunConfig, load_config
+from deepspike.training.distributed import shutdown
+from deepspike.training.reload import evaluate_run
+from deepspike.training.reload import load_run as _load_run
+from deepspike.training.run_setup import RunParts
+from deepspike.training.trainer import Trainer
+
+
+def train(
+    recipe: str | Path | RunConfig | None,
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+) -> dict[str, Any] | None:
+    """Train ``recipe`` (a YAML path, a loaded ``RunConfig`` or None for the defaults) with ``key=value``
+    ``overrides`` into run directory ``out``; ``resume`` continues the run there exactly. Returns the summary
+    (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
+    rank calls this; the process group is left together before returning, and only the main rank (0) gets
+    the summary (the others get None)."""
+    config = recipe if isinstance(recipe, RunConfig) else load_config(recipe, list(overrides))
+    trainer = Trainer(config, out, resume=resume)
+    summary = trainer.fit()  # an exception ends this rank; torchrun then stops the others
+    shutdown(trainer.dist)
+    return summary if trainer.dist.is_main else None
+
+
+def evaluate(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``."""
+    return evaluate_run(run_dir, split=split)
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts]:
+    """``(config, parts)`` of a run: ``parts.model`` holds the checkpoint's weights (the weight average when the
+    run kept one), ``parts.method`` scores its outputs, ``parts.data`` is the run's data."""
+    config, parts, _ = _load_run(run_dir, device=device)
+    return config, parts
