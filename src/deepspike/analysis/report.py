@@ -68,49 +68,63 @@ def analyze_run(
 ) -> dict[str, Any]:
     """Analyse the run in ``run_dir``; with ``out_dir`` write ``analysis.json``, ``report.md``, PNGs there."""
     o = options or AnalysisOptions()
-    preset = get_energy_preset(o.preset)
     config, parts, batches = load_test_batches(run_dir, o.limit)
     model, method, arch = parts.model, parts.method, parts.arch
-    method_name = config.method["name"]
     result: dict[str, Any] = {
         "run": str(run_dir),
-        "method": method_name,
+        "method": config.method["name"],
         "model": config.model.name,
         "dataset": config.data.name,
         "samples": sum(len(y) for _, y in batches),
         "parameters": count_parameters(arch),
         "accuracy": sweeps.accuracy(model, method, batches),
     }
-    ann_macs = count_macs(arch)
     activity = sweeps.monitor_run(model, batches)
     histograms = activity.pop("histograms")
-    spiking = bool(activity["layers"])
-    result["activity"] = activity if spiking else None
+    result.update(cost_sections(arch, activity if activity["layers"] else None, o))
+    result["histograms"] = [_compact(h) for h in histograms]
+    result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
+    result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
+    if out_dir is not None:
+        write_report(result, histograms, Path(out_dir), o.plots)
+    return result
+
+
+def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, Any]:
+    """``activity`` (None for a net without spiking layers), ``latency``, ``operations`` (ANN MACs against the
+    SNN's synaptic operations), ``energy`` per preset and the ``hardware`` mesh mapping of one analysis."""
+    ann_macs = count_macs(arch)
     latency = None
-    if spiking and activity["decision_time_mean"] is not None:
+    if activity is not None and activity["decision_time_mean"] is not None:
         latency = {"kind": "decision_time", "value": activity["decision_time_mean"]}
-    elif spiking:
+    elif activity is not None:
         latency = {"kind": "timesteps", "value": activity["timesteps"]}
-    result["latency"] = latency
-    snn_ops = activity["synops_per_sample"] if spiking else None
-    result["operations"] = {
+    snn = activity or {}
+    snn_ops = snn.get("synops_per_sample")
+    operations = {
         "ann_macs_per_sample": ann_macs,
         "snn_synops_per_sample": snn_ops,
-        "snn_acs_per_sample": activity["acs_per_sample"] if spiking else None,
-        "snn_macs_per_sample": activity["macs_per_sample"] if spiking else None,
-        "snn_over_ann": snn_ops / ann_macs if spiking and ann_macs else None,
+        "snn_acs_per_sample": snn.get("acs_per_sample"),
+        "snn_macs_per_sample": snn.get("macs_per_sample"),
+        "snn_over_ann": snn_ops / ann_macs if snn_ops is not None and ann_macs else None,
     }
-    result["energy"] = energy_table(ann_macs, activity if spiking else None)
-    result["energy_presets"] = {k: vars(p) for k, p in PRESETS.items()}
-    result["hardware"] = map_to_mesh(
-        arch, activity if spiking else None, o.pe_neurons, o.pe_weights, preset if spiking else None
-    )
-    result["histograms"] = [_compact(h) for h in histograms]
+    preset = get_energy_preset(o.preset)  # checked for every run, used where there are spikes
+    return {
+        "activity": activity,
+        "latency": latency,
+        "operations": operations,
+        "energy": energy_table(ann_macs, activity),
+        "energy_presets": {k: vars(p) for k, p in PRESETS.items()},
+        "hardware": map_to_mesh(arch, activity, o.pe_neurons, o.pe_weights, preset if activity else None),
+    }
+
+
+def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) -> dict[str, list[dict]]:
+    """Accuracy against time steps (time-stepped nets), weight bits, weight-noise SNR, spike deletion (rate
+    coding) and spike-time jitter (TTFS coding), as ``o`` asks."""
     sw: dict[str, Any] = {}
     if o.timesteps and sweeps.takes_timesteps(model):
-        sw["timesteps"] = sweeps.sweep_timesteps(
-            model, method, batches, sweeps.timestep_points(model.eval_timesteps)
-        )
+        sw["timesteps"] = sweeps.sweep_timesteps(model, method, batches, sweeps.timestep_points(model.eval_timesteps))
     if o.bits:
         sw["bits"] = sweeps.sweep_bits(model, method, batches, o.bits, o.per_channel)
     if o.snrs:
@@ -120,11 +134,7 @@ def analyze_run(
         sw["deletion"] = sweeps.sweep_deletion(model, method, batches, o.deletions)
     if "ttfs" in coding and o.jitters:
         sw["jitter"] = sweeps.sweep_jitter(model, method, batches, o.jitters)
-    result["sweeps"] = sw
-    result["accuracy_4bit"] = next((r["accuracy"] for r in sw.get("bits", []) if r["bits"] == 4), None)
-    if out_dir is not None:
-        write_report(result, histograms, Path(out_dir), o.plots)
-    return result
+    return sw
 
 
 def _compact(h: dict) -> dict:
@@ -185,7 +195,19 @@ def _fmt(v, spec: str = ".4g") -> str:
 
 
 def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
-    """The Markdown report of one analysis."""
+    """The Markdown report of one analysis: summary, layer tables, energy, hardware mapping, sweeps, plots."""
+    lines = _summary_lines(result) + _layer_lines(result["activity"]) + _energy_lines(result)
+    lines += _hardware_lines(result["hardware"])
+    for key, rows in result["sweeps"].items():
+        col = next(k for k in rows[0] if k not in ("accuracy", "per_channel", "relative"))
+        lines += ["", f"## Sweep: {key}", "", f"| {col} | accuracy (%) |", "|---:|---:|"]
+        lines += [f"| {r[col]} | {100 * r['accuracy']:.2f} |" for r in rows]
+    if figures:
+        lines += ["", "## Plots", ""] + [f"![{title}]({path.name})" for title, path in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_lines(result: dict) -> list[str]:
     act, ops = result["activity"], result["operations"]
     lines = [
         f"# Analysis of `{result['run']}`",
@@ -203,38 +225,44 @@ def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
             f"(input {act['input_spikes_per_sample']:,.1f}, neurons {act['neuron_spikes_per_sample']:,.1f})",
             f"- sparsity (fraction of neurons that fired): {act['sparsity']:.3f}",
         ]
-    lines += [
+    return lines + [
         f"- ANN MACs per inference: {ops['ann_macs_per_sample']:,}",
         f"- SNN synaptic ops per inference: {_fmt(ops['snn_synops_per_sample'], ',.0f')} "
         f"(ACs {_fmt(ops['snn_acs_per_sample'], ',.0f')}, MACs {_fmt(ops['snn_macs_per_sample'], ',.0f')}); "
         f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",
         "",
     ]
-    if act:
-        lines += [
-            "## Layers",
-            "",
-            "| layer | coding | neurons | spikes/sample | rate | sparsity |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {d['name']} | {d['coding']} | {d['neurons']} | {d['spikes_per_sample']:.1f} "
-            f"| {d['rate']:.4f} "
-            f"| {d['sparsity']:.3f} |"
-            for d in act["layers"]
-        ]
-        lines += [
-            "",
-            "| synaptic layer | type | events/sample | ACs/sample | MACs/sample |",
-            "|---|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {s['name']} | {s['type']} | {s['events_per_sample']:,.1f} | {s['acs_per_sample']:,.0f} "
-            f"| {s['macs_per_sample']:,.0f} |"
-            for s in act["synapses"]
-        ]
-        lines.append("")
+
+
+def _layer_lines(act: dict | None) -> list[str]:
+    if not act:
+        return []
+    lines = [
+        "## Layers",
+        "",
+        "| layer | coding | neurons | spikes/sample | rate | sparsity |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     lines += [
+        f"| {d['name']} | {d['coding']} | {d['neurons']} | {d['spikes_per_sample']:.1f} | {d['rate']:.4f} "
+        f"| {d['sparsity']:.3f} |"
+        for d in act["layers"]
+    ]
+    lines += [
+        "",
+        "| synaptic layer | type | events/sample | ACs/sample | MACs/sample |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s['name']} | {s['type']} | {s['events_per_sample']:,.1f} | {s['acs_per_sample']:,.0f} "
+        f"| {s['macs_per_sample']:,.0f} |"
+        for s in act["synapses"]
+    ]
+    return lines + [""]
+
+
+def _energy_lines(result: dict) -> list[str]:
+    lines = [
         "## Energy per inference",
         "",
         "| preset | ANN (nJ) | SNN (nJ) | ANN / SNN | source |",
@@ -246,8 +274,11 @@ def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
             f"| {name} | {_fmt(nj[0])} | {_fmt(nj[1])} | {_fmt(e['ann_over_snn'])} "
             f"| {result['energy_presets'][name]['source']} |"
         )
-    hw = result["hardware"]
-    lines += [
+    return lines
+
+
+def _hardware_lines(hw: dict) -> list[str]:
+    lines = [
         "",
         "## Hardware mapping (YOSO-like mesh, zhang2021 IV.B)",
         "",
@@ -258,11 +289,4 @@ def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
         "| layer | neurons | weights | PEs |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {d['name']} | {d['neurons']} | {d['weights']} | {d['pes']} |" for d in hw["layers"]]
-    for key, rows in result["sweeps"].items():
-        col = next(k for k in rows[0] if k not in ("accuracy", "per_channel", "relative"))
-        lines += ["", f"## Sweep: {key}", "", f"| {col} | accuracy (%) |", "|---:|---:|"]
-        lines += [f"| {r[col]} | {100 * r['accuracy']:.2f} |" for r in rows]
-    if figures:
-        lines += ["", "## Plots", ""] + [f"![{title}]({path.name})" for title, path in figures]
-    return "\n".join(lines) + "\n"
+    return lines + [f"| {d['name']} | {d['neurons']} | {d['weights']} | {d['pes']} |" for d in hw["layers"]]

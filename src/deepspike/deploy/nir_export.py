@@ -140,12 +140,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
                 shape = tuple(_pool_shape(m.kernel_size, m.stride, shape, pad))
                 add_neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
             elif isinstance(m, _Integrator):
-                ones = np.ones(shape, dtype=np.float32)
-                if m.decay == 1.0:
-                    add("i", nir.I(r=ones / dt))
-                else:
-                    tau = dt / (1.0 - m.decay)
-                    add("li", nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones))
+                add("i" if m.decay == 1.0 else "li", _integrator_node(nir, m.decay, shape, dt))
             else:
                 shape = _add_stateless(nir, m, shape, add, pending)
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
@@ -155,6 +150,16 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     meta.update(metadata or {})
     edges = list(zip(order[:-1], order[1:]))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def _integrator_node(nir, decay: float, shape: tuple, dt: float):
+    """The readout integrator ``v_t = decay v_{t-1} + x_t`` as ``I`` (no leak) or ``LI`` with
+    ``tau = dt / (1 - decay)``; ``r`` scales the input so that one step of ``dt`` adds ``x_t``."""
+    ones = np.ones(shape, dtype=np.float32)
+    if decay == 1.0:
+        return nir.I(r=ones / dt)
+    tau = dt / (1.0 - decay)
+    return nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones)
 
 
 def _pool_shape(kernel, stride, shape, padding=(0, 0)):

@@ -209,45 +209,54 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
         t_max = (float(fin.max()) if fin.size else 0.0) + 20.0 * tau
     outs = []
     for layer in layers:
-        bsz, shape = t.shape[0], t.shape[1:]
-        flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
-        if isinstance(layer, (MaxPool, AvgPool)):
-            stride = layer.stride or layer.kernel_size
-            check_pool_padding(layer.padding, layer.kernel_size, f"simulate: {layer}")
-            windows, out_shape = _pool_windows(layer.kernel_size, stride, layer.padding, shape)
-        if isinstance(layer, MaxPool):
-            out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
-            t = out.reshape((bsz,) + out_shape)
-            outs.append(t)
-            continue
-        if isinstance(layer, Dense):
-            mat, bias = _np(layer.weight), _np(layer.bias)
-            bias = np.zeros(mat.shape[0]) if bias is None else bias
-            has_bias, out_shape = layer.bias is not None, (mat.shape[0],)
-        elif isinstance(layer, Conv):
-            mat, bias, out_shape = _conv_matrix(_np(layer.weight), _np(layer.bias), layer.stride,
-                                                layer.padding, shape)
-            has_bias = layer.bias is not None
-        elif isinstance(layer, AvgPool):
-            n = layer.kernel_size**2
-            mat = np.zeros((len(windows), flat.shape[1]))
-            for row, idx in windows:
-                mat[row, idx] = theta / (n - 1)
-            bias, has_bias = np.zeros(len(windows)), False
-        else:
-            raise ConfigError(f"simulate: unknown layer {layer!r}; valid: Dense, Conv, MaxPool, AvgPool")
-        if mat.shape[1] != flat.shape[1]:
-            raise ConfigError(f"simulate: layer expects {mat.shape[1]} inputs, got {flat.shape[1]}")
-        if method == "stepped":
-            out = _stepped_layer(flat, mat, bias if has_bias else np.zeros_like(bias), kernel, theta, tau,
-                                 dt, t_max)
-        else:
-            out = np.empty((bsz, mat.shape[0]))
-            for b in range(bsz):
-                times = np.append(flat[b], 0.0) if has_bias else flat[b]  # bias = input spike at t = 0
-                for j in range(mat.shape[0]):
-                    weights = np.append(mat[j], bias[j]) if has_bias else mat[j]
-                    out[b, j] = neuron_first_spike(times, weights, kernel, theta, tau)
-        t = out.reshape((bsz,) + out_shape)
+        t = _simulate_layer(t, layer, kernel, theta, tau, method, dt, t_max)
         outs.append(t)
     return outs if return_all else t
+
+
+def _layer_matrix(layer, flat: np.ndarray, shape: tuple, theta: float):
+    """``(matrix [n_out, n_in], bias [n_out], has_bias, windows, out_shape)`` of a synaptic or pooling layer
+    on inputs of per-sample ``shape`` (``windows``: the pooling windows, None for Dense/Conv)."""
+    windows = None
+    if isinstance(layer, (MaxPool, AvgPool)):
+        stride = layer.stride or layer.kernel_size
+        check_pool_padding(layer.padding, layer.kernel_size, f"simulate: {layer}")
+        windows, out_shape = _pool_windows(layer.kernel_size, stride, layer.padding, shape)
+    if isinstance(layer, MaxPool):
+        return None, None, False, windows, out_shape
+    if isinstance(layer, Dense):
+        mat, bias = _np(layer.weight), _np(layer.bias)
+        bias = np.zeros(mat.shape[0]) if bias is None else bias
+        return mat, bias, layer.bias is not None, None, (mat.shape[0],)
+    if isinstance(layer, Conv):
+        mat, bias, out_shape = _conv_matrix(_np(layer.weight), _np(layer.bias), layer.stride, layer.padding, shape)
+        return mat, bias, layer.bias is not None, None, out_shape
+    if isinstance(layer, AvgPool):
+        n = layer.kernel_size**2
+        mat = np.zeros((len(windows), flat.shape[1]))
+        for row, idx in windows:
+            mat[row, idx] = theta / (n - 1)
+        return mat, np.zeros(len(windows)), False, windows, out_shape
+    raise ConfigError(f"simulate: unknown layer {layer!r}; valid: Dense, Conv, MaxPool, AvgPool")
+
+
+def _simulate_layer(t: np.ndarray, layer, kernel, theta, tau, method, dt, t_max) -> np.ndarray:
+    """Spike times ``[B, ...]`` of one layer's outputs for input times ``t`` ``[B, ...]``."""
+    bsz, shape = t.shape[0], t.shape[1:]
+    flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
+    mat, bias, has_bias, windows, out_shape = _layer_matrix(layer, flat, shape, theta)
+    if isinstance(layer, MaxPool):
+        out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
+        return out.reshape((bsz,) + out_shape)
+    if mat.shape[1] != flat.shape[1]:
+        raise ConfigError(f"simulate: layer expects {mat.shape[1]} inputs, got {flat.shape[1]}")
+    if method == "stepped":
+        out = _stepped_layer(flat, mat, bias if has_bias else np.zeros_like(bias), kernel, theta, tau, dt, t_max)
+    else:
+        out = np.empty((bsz, mat.shape[0]))
+        for b in range(bsz):
+            times = np.append(flat[b], 0.0) if has_bias else flat[b]  # bias = input spike at t = 0
+            for j in range(mat.shape[0]):
+                weights = np.append(mat[j], bias[j]) if has_bias else mat[j]
+                out[b, j] = neuron_first_spike(times, weights, kernel, theta, tau)
+    return out.reshape((bsz,) + out_shape)
