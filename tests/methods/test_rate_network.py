@@ -1,13 +1,20 @@
 """Every wu2019 / lee2020 network trains one step at tiny width; the accuracy-vs-T command."""
 
+import argparse
 import csv
 
 import pytest
 import torch
 
+from deepspike.commands import timesteps
+from deepspike.commands.timesteps import parse_steps
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
-from deepspike.models.spec import Conv, Residual
+from deepspike.models.spec import Conv, Residual, sequence_shape
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
 
 WU = sorted(e.name for e in list_models() if e.name.startswith("wu2019")) + ["stbp_mnist"]
 LEE = sorted(e.name for e in list_models() if e.name.startswith("lee2020")) + ["lenet"]
@@ -59,8 +66,6 @@ def test_lee2020_tables_by_hand():
     assert [b.shortcut[0].kernel_size for b in blocks] == [1, 1]
     convs = sum(isinstance(x, Conv) for x in arch.layers) + 2 * len(blocks)
     assert convs + 2 == 7  # seven trainable layers (skip convolutions not counted)
-    from deepspike.models.spec import sequence_shape
-
     assert sequence_shape(arch.layers[:-2], arch.input_shape) == (4096,)
     # VGG9 (Table 5): 7 convs + FC + output; 32 -> 16 -> 8 -> 4: 256 * 16 = 4096
     vgg9 = create_architecture("lee2020_vgg9")
@@ -70,9 +75,6 @@ def test_lee2020_tables_by_hand():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from deepspike.config import load_config
-    from deepspike.training.trainer import Trainer
-
     out = tmp_path_factory.mktemp("run") / "stbp_T2"
     config = load_config(None, ["method.name=stbp", "method.timesteps=2", "model.name=scnn_digits",
                                 "model.width=0.25", "train.epochs=1", "train.batch_size=128",
@@ -82,10 +84,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
-    from deepspike.commands import timesteps
-    from deepspike.training.reload import evaluate_run
-
-    parser = __import__("argparse").ArgumentParser()
+    parser = argparse.ArgumentParser()
     timesteps.add_arguments(parser)
     args = parser.parse_args([str(tiny_run), "--eval-T", "1,2", "--out", str(tmp_path / "sweep")])
     assert timesteps.run(args) == 0
@@ -102,9 +101,6 @@ def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
 
 
 def test_timesteps_rejects_bad_steps():
-    from deepspike.commands.timesteps import parse_steps
-    from deepspike.core.errors import ConfigError
-
     assert parse_steps("1, 4,16") == [1, 4, 16]
     with pytest.raises(ConfigError, match="--eval-T"):
         parse_steps("0,4")

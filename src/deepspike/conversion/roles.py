@@ -14,30 +14,28 @@ a residual unit the body, then the shortcut, then the junction):
 
 from __future__ import annotations
 
-from deepspike.models.spec import Architecture, Concat, Conv, Layer, Linear, Residual
+from deepspike.models.spec import Architecture, Residual
+from deepspike.models.walk import Visit
 
 ROLES = ("plain", "stem", "residual", "junction", "output")
 RESIDUAL_ROLES = ("stem", "residual", "junction")
 
 
 def neuron_roles(arch: Architecture) -> list[str]:
-    """Role of every neuron layer of ``arch`` in build order, the output layer last (see module docstring)."""
-    roles: list[str] = []
+    """Role of every neuron layer of ``arch`` in build order, the output layer last (see module docstring).
 
-    def walk(layers: tuple[Layer, ...], inside: bool) -> None:
-        for layer in layers:
-            if isinstance(layer, (Conv, Linear)) and layer.act:
-                roles.append("residual" if inside else "plain")
-            elif isinstance(layer, Residual):
-                walk(layer.body, True)
-                walk(layer.shortcut, True)
-                roles.append("junction")
-            elif isinstance(layer, Concat):
-                for branch in layer.branches:
-                    walk(branch, inside)
-
-    walk(arch.layers, False)
+    The neuron layers are the spec walk's activated visits (``models.walk.Visit.activated``): the walk
+    visits a residual unit right after its body and shortcut, where its junction neuron runs.
+    """
+    roles = [_role(visit) for visit in arch.visits() if visit.activated]
     first = next((i for i, r in enumerate(roles) if r != "plain"), None)
     if first is not None and first > 0:
         roles[first - 1] = "stem"
     return [*roles, "output"]
+
+
+def _role(visit: Visit) -> str:
+    """``junction`` for a residual unit, else ``residual`` inside a unit's body/shortcut, ``plain`` outside."""
+    if isinstance(visit.layer, Residual):
+        return "junction"
+    return "residual" if visit.in_residual else "plain"

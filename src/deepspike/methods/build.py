@@ -1,8 +1,9 @@
 """Turn an architecture spec into modules, with method-specific rules for the parts that differ.
 
-The same walk serves the ANN (``[B, ...]`` tensors, ReLU) and rate-coded SNNs (``[T, B, ...]``
-tensors, stateless layers wrapped in ``TimeDistributed``, spiking neurons as activations). The
-final ``act=False`` layer gets no activation: the method adds its readout after the body.
+The spec is read by the one spec walk (``models.walk``, folded into modules by ``_ModuleFold``). The rules
+serve the ANN (``[B, ...]`` tensors, ReLU) and rate-coded SNNs (``[T, B, ...]`` tensors, stateless layers
+wrapped in ``TimeDistributed``, spiking neurons as activations). The final ``act=False`` layer gets no
+activation: the method adds its readout after the body.
 """
 
 from __future__ import annotations
@@ -14,19 +15,9 @@ from torch import nn
 
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
-from deepspike.models.spec import (
-    Architecture,
-    Concat,
-    Conv,
-    Dropout,
-    Flatten,
-    Layer,
-    Linear,
-    Pool,
-    Residual,
-    Shape,
-    output_shape,
-)
+from deepspike.models.layer_specs import Conv, Flatten, Linear, Pool, Residual, Shape
+from deepspike.models.spec import Architecture
+from deepspike.models.walk import SpecFold, Visit, walk
 
 
 def _identity(module: nn.Module) -> nn.Module:
@@ -71,44 +62,38 @@ def default_pool(spec: Pool) -> nn.Module:
 
 def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
     """Modules for ``arch.layers`` under ``rules``; returns an ``nn.Sequential`` (``rules.sequential``)."""
-    modules, _ = _build(arch.layers, arch.input_shape, rules)
+    modules, _ = walk(arch.layers, arch.input_shape, _ModuleFold(rules))
     return rules.sequential(*modules)
 
 
-def _build(layers: tuple[Layer, ...], shape: Shape, rules: BuildRules) -> tuple[list[nn.Module], Shape]:
-    modules: list[nn.Module] = []
-    for layer in layers:
-        out = output_shape(layer, shape)
+class _ModuleFold(SpecFold[nn.Module]):
+    """The walk's fold into modules: each layer's module, then ``rules.activation`` where ``visit.activated``."""
+
+    def __init__(self, rules: BuildRules) -> None:
+        self.rules = rules
+
+    def layer(self, visit: Visit) -> list[nn.Module]:
+        return [self._module(visit), *self._activation(visit)]
+
+    def block(self, visit: Visit, branches: list[list[nn.Module]]) -> list[nn.Module]:
+        chains = [self.rules.sequential(*branch) for branch in branches]
+        if isinstance(visit.layer, Residual):
+            return [ResidualBlock(*chains, self.rules.activation(visit.output_shape))]  # the junction's
+        return [ConcatBranches(chains, self.rules.channel_dim)]
+
+    def _activation(self, visit: Visit) -> list[nn.Module]:
+        return [self.rules.activation(visit.output_shape)] if visit.activated else []
+
+    def _module(self, visit: Visit) -> nn.Module:
+        """The module of one layer without branches (the walk hands only conv/linear/pool/flatten/dropout)."""
+        layer, shape, rules = visit.layer, visit.input_shape, self.rules
         if isinstance(layer, Conv):
-            conv = nn.Conv2d(
-                shape[0], layer.out_channels, layer.kernel_size, layer.stride, layer.padding, bias=layer.bias
-            )
-            modules.append(rules.wrap(conv))
-            if layer.act:
-                modules.append(rules.activation(out))
-        elif isinstance(layer, Linear):
-            modules.append(rules.wrap(nn.Linear(shape[0], layer.out_features, bias=layer.bias)))
-            if layer.act:
-                modules.append(rules.activation(out))
-        elif isinstance(layer, Pool):
-            if rules.pool is not None:
-                modules.append(rules.pool(layer, shape))
-            else:
-                modules.append(rules.wrap(default_pool(layer)))
-        elif isinstance(layer, Flatten):
-            modules.append(rules.wrap(nn.Flatten()))
-        elif isinstance(layer, Dropout):
-            modules.append(rules.dropout(layer.p))
-        elif isinstance(layer, Residual):
-            body, _ = _build(layer.body, shape, rules)
-            shortcut, _ = _build(layer.shortcut, shape, rules)
-            modules.append(
-                ResidualBlock(rules.sequential(*body), rules.sequential(*shortcut), rules.activation(out))
-            )
-        elif isinstance(layer, Concat):
-            branches = [rules.sequential(*_build(b, shape, rules)[0]) for b in layer.branches]
-            modules.append(ConcatBranches(branches, rules.channel_dim))
-        else:
-            raise TypeError(f"unhandled layer spec {layer!r}")
-        shape = out
-    return modules, shape
+            return rules.wrap(nn.Conv2d(shape[0], layer.out_channels, layer.kernel_size, layer.stride,
+                                        layer.padding, bias=layer.bias))
+        if isinstance(layer, Linear):
+            return rules.wrap(nn.Linear(shape[0], layer.out_features, bias=layer.bias))
+        if isinstance(layer, Pool):
+            return rules.pool(layer, shape) if rules.pool is not None else rules.wrap(default_pool(layer))
+        if isinstance(layer, Flatten):
+            return rules.wrap(nn.Flatten())
+        return rules.dropout(layer.p)

@@ -33,7 +33,7 @@ from deepspike.methods.init import init_weights
 from deepspike.methods.losses import classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
-from deepspike.models.spec import Architecture, Concat, Pool, Residual
+from deepspike.models.spec import Architecture, Pool, Residual
 from deepspike.neurons.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
 
 SPIKEBP_LOSSES = ("sse", "mse", "ce")
@@ -71,16 +71,7 @@ class SpikeBpOptions:
 
 def is_residual(arch: Architecture) -> bool:
     """True when ``arch`` holds a ``Residual`` block anywhere (lee2020 then uses kappa = 1)."""
-
-    def walk(layers) -> bool:
-        for layer in layers:
-            if isinstance(layer, Residual):
-                return True
-            if isinstance(layer, Concat) and any(walk(b) for b in layer.branches):
-                return True
-        return False
-
-    return walk(arch.layers)
+    return arch.contains(Residual)
 
 
 @register_method

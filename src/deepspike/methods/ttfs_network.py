@@ -19,7 +19,7 @@ from torch import nn
 from deepspike.coding.ttfs_input import TTFSInput
 from deepspike.core.errors import ConfigError
 from deepspike.methods.build import BuildRules, build_body
-from deepspike.models.spec import Architecture, Concat, Layer, Pool, Residual, Shape
+from deepspike.models.spec import Architecture, Pool, Residual, Shape
 from deepspike.ttfs.batchnorm import TTFSBatchNorm
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
 
@@ -53,16 +53,12 @@ class TTFSNetwork(nn.Module):
         return [m for m in self.modules() if isinstance(m, (TTFSLinear, TTFSConv2d))]
 
 
-def _reject_residual(layers: tuple[Layer, ...]) -> None:
-    for layer in layers:
-        if isinstance(layer, Residual):
-            raise ConfigError(
-                "TTFS methods (ttfs, stdbp) cannot build Residual blocks: adding spike times has no "
-                "meaning; use a model without residual connections (Concat branches are supported)"
-            )
-        if isinstance(layer, Concat):
-            for branch in layer.branches:
-                _reject_residual(branch)
+def _reject_residual(arch: Architecture) -> None:
+    if arch.contains(Residual):
+        raise ConfigError(
+            "TTFS methods (ttfs, stdbp) cannot build Residual blocks: adding spike times has no "
+            "meaning; use a model without residual connections (Concat branches are supported)"
+        )
 
 
 def _swap(cfg: TTFSConfig):
@@ -110,7 +106,7 @@ def _pool(cfg: TTFSConfig):
 
 def build_ttfs_body(arch: Architecture, cfg: TTFSConfig) -> nn.Sequential:
     """TTFS layers for ``arch`` (times ``[B, C, H, W]`` -> ``[B, K]``) by ``build_body`` with TTFS rules."""
-    _reject_residual(arch.layers)
+    _reject_residual(arch)
     rules = BuildRules(activation=_activation(cfg), wrap=_swap(cfg), dropout=TTFSDropout, pool=_pool(cfg),
                        channel_dim=1)
     return build_body(arch, rules)

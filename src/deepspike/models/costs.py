@@ -13,19 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepspike.models.spec import (
-    Architecture,
-    Concat,
-    Conv,
-    Dropout,
-    Flatten,
-    Layer,
-    Linear,
-    Pool,
-    Residual,
-    Shape,
-    output_shape,
-)
+from deepspike.models.layer_specs import Conv, Linear, Pool, Shape
+from deepspike.models.spec import Architecture
+from deepspike.models.walk import Visit
 
 
 @dataclass(frozen=True)
@@ -43,9 +33,7 @@ class LayerCost:
 
 def layer_costs(arch: Architecture) -> list[LayerCost]:
     """Costs of every layer of ``arch`` in execution order (containers are expanded)."""
-    costs: list[LayerCost] = []
-    _walk(arch.layers, arch.input_shape, "", costs)
-    return costs
+    return [cost for visit in arch.visits() if (cost := _layer_cost(visit)) is not None]
 
 
 def count_parameters(arch: Architecture) -> int:
@@ -58,34 +46,23 @@ def count_macs(arch: Architecture) -> int:
     return sum(c.macs for c in layer_costs(arch))
 
 
-def _walk(layers: tuple[Layer, ...], shape: Shape, prefix: str, costs: list[LayerCost]) -> Shape:
-    for i, layer in enumerate(layers):
-        name = f"{prefix}{i}"
-        out = output_shape(layer, shape)
-        if isinstance(layer, Residual):
-            _walk(layer.body, shape, f"{name}.body.", costs)
-            _walk(layer.shortcut, shape, f"{name}.shortcut.", costs)
-        elif isinstance(layer, Concat):
-            for j, branch in enumerate(layer.branches):
-                _walk(branch, shape, f"{name}.branch{j}.", costs)
-        elif isinstance(layer, Conv):
-            fan_in = shape[0] * layer.kernel_size**2
-            positions = out[1] * out[2]
-            params = out[0] * fan_in + (out[0] if layer.bias else 0)
-            macs = out[0] * positions * fan_in + (out[0] * positions if layer.bias else 0)
-            costs.append(LayerCost(name, "conv", shape, out, params, macs, fan_in))
-        elif isinstance(layer, Linear):
-            fan_in = shape[0]
-            params = out[0] * fan_in + (out[0] if layer.bias else 0)
-            costs.append(LayerCost(name, "linear", shape, out, params, params, fan_in))
-        elif isinstance(layer, Pool) and layer.kind == "avg":
-            fan_in = layer.kernel_size**2
-            macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
-            costs.append(LayerCost(name, "avgpool", shape, out, 0, macs, fan_in))
-        elif not isinstance(layer, (Pool, Flatten, Dropout)):
-            raise TypeError(f"unhandled layer spec {layer!r}")
-        shape = out
-    return shape
+def _layer_cost(visit: Visit) -> LayerCost | None:
+    """The cost of a conv, linear or average-pool layer (module docstring); None for any other layer."""
+    layer, shape, out = visit.layer, visit.input_shape, visit.output_shape
+    if isinstance(layer, Conv):
+        fan_in = shape[0] * layer.kernel_size**2
+        positions = out[1] * out[2]
+        params = out[0] * fan_in + (out[0] if layer.bias else 0)
+        macs = out[0] * positions * fan_in + (out[0] * positions if layer.bias else 0)
+        return LayerCost(visit.path, "conv", shape, out, params, macs, fan_in)
+    if isinstance(layer, Linear):
+        fan_in = shape[0]
+        params = out[0] * fan_in + (out[0] if layer.bias else 0)
+        return LayerCost(visit.path, "linear", shape, out, params, params, fan_in)
+    if isinstance(layer, Pool) and layer.kind == "avg":
+        macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
+        return LayerCost(visit.path, "avgpool", shape, out, 0, macs, layer.kernel_size**2)
+    return None
 
 
 def _real_taps(pool: Pool, size: int, out_size: int) -> int:

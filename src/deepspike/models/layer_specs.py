@@ -1,0 +1,97 @@
+"""The layer specs an architecture is made of: plain frozen dataclasses, no shapes, no walking.
+
+Conventions:
+- ``Conv`` and ``Linear`` with ``act=True`` are followed by the method's nonlinearity (ReLU, a spiking
+  neuron, a TTFS layer's firing). The final classifier layer has ``act=False``: the method decides
+  the readout.
+- ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity.
+- ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
+Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from deepspike.core.errors import ConfigError, check_pool_padding
+
+
+@dataclass(frozen=True)
+class Conv:
+    """2-D convolution, bias-free by default (the papers' nets are bias-free or use bias spikes)."""
+
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    act: bool = True
+    bias: bool = False
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Fully connected layer; ``act=False`` marks the classifier output."""
+
+    out_features: int
+    act: bool = True
+    bias: bool = False
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Spatial pooling; ``kind`` is ``"avg"`` or ``"max"``; ``stride`` defaults to ``kernel_size``.
+
+    ``padding`` p (each side, ``0 <= p <= kernel_size // 2`` so every window holds a real input) means "no
+    input" there: ``-inf`` for an ANN max, a zero counted in the ``1/k^2`` average (``count_include_pad``),
+    no spike (``+inf`` time) in a TTFS net. Output size is floor mode, ``H' = floor((H + 2p - k) / s) + 1``
+    (torchvision's GoogLeNet uses ceil mode; with p = 1 floor gives the same sizes at 224 x 224).
+    """
+
+    kind: str
+    kernel_size: int
+    stride: int | None = None
+    padding: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("avg", "max"):
+            raise ConfigError(f"unknown pool kind {self.kind!r}; valid: avg, max")
+        if self.kernel_size < 1 or (self.stride is not None and self.stride < 1):
+            raise ConfigError(f"{self}: kernel_size and stride must be >= 1")
+        check_pool_padding(self.padding, self.kernel_size, str(self))
+
+    @property
+    def step(self) -> int:
+        return self.stride or self.kernel_size
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """``(C, H, W) -> (C*H*W,)``."""
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout with drop probability ``p`` (rate-coded methods keep one mask for all time steps)."""
+
+    p: float
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``act(body(x) + shortcut(x))``; ``shortcut=()`` is the identity (type A when shapes match)."""
+
+    body: tuple[Layer, ...]
+    shortcut: tuple[Layer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Parallel branches on one input, outputs concatenated on the channel axis (inception block)."""
+
+    branches: tuple[tuple[Layer, ...], ...]
+
+
+Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Residual, Concat]  # noqa: UP007 (runtime alias)
+Block = Union[Residual, Concat]  # noqa: UP007 (runtime alias): the layers that hold branches of layers
+Shape = tuple[int, ...]
