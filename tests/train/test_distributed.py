@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepspike.config import load_config
-from deepspike.train.checkpoint import load_checkpoint
+from deepspike.train.runs import load_checkpoint
 from deepspike.train.trainer import Trainer
 
 # Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised.

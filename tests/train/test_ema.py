@@ -9,9 +9,9 @@ from torch import nn
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.train.checkpoint import load_checkpoint
 from deepspike.train.ema import WeightAverage
 from deepspike.train.reload import evaluate_run, load_run
+from deepspike.train.runs import load_checkpoint
 from deepspike.train.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 

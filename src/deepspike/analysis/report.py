@@ -71,7 +71,7 @@ def analyze_run(
     preset = get_energy_preset(o.preset)
     config, parts, batches = load_test_batches(run_dir, o.limit)
     model, method, arch = parts.model, parts.method, parts.arch
-    method_name = config.method["name"]
+    method_name = config.method.name
     result: dict[str, Any] = {
         "run": str(run_dir),
         "method": method_name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 NAME = "train"
 HELP = "train a recipe: deepspike train CONFIG.yaml key=value ... --out DIR"
@@ -27,18 +26,18 @@ def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | No
 
 def run(args: argparse.Namespace) -> int:
     from deepspike.config import load_config
-    from deepspike.train.distributed import shutdown
+    from deepspike.train.runs import RunDir
     from deepspike.train.trainer import Trainer
 
     config_path, overrides = split_config_arg(args.config, args.overrides)
-    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        config_path = str(Path(args.out) / "config.yaml")
+    out = RunDir(args.out)
+    if args.resume and config_path is None and out.is_run_dir():
+        config_path = str(out.config_path)
     if args.no_progress:
         overrides.append("train.progress=false")
     config = load_config(config_path, overrides)
     trainer = Trainer(config, args.out, resume=args.resume)
-    summary = trainer.fit()  # an exception ends this rank; torchrun then stops the others
-    shutdown(trainer.dist)
+    summary = trainer.fit()  # leaves the process group; an exception ends this rank, torchrun then stops the others
     if trainer.dist.is_main:
         print(json.dumps(summary, indent=2))
     return 0
