@@ -33,7 +33,7 @@ def find_runs(root: Path, dataset: str) -> list[Path]:
             continue
         cfg = load_config(cfg_path)
         if cfg.data.name == dataset:
-            method = cfg.method["name"]
+            method = cfg.method.name
             runs.append((ORDER.index(method) if method in ORDER else len(ORDER), str(run), run))
     return [r for *_, r in sorted(runs)]
 

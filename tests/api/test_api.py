@@ -26,7 +26,7 @@ def test_train_evaluate_reload_round_trip(tmp_path):
     scored = ds.evaluate(tmp_path / "run")
     assert scored["test_accuracy"] == pytest.approx(summary["test_accuracy"])
     config, parts = ds.load_run(tmp_path / "run")
-    assert config.method["name"] == "stbp"
+    assert config.method.name == "stbp"
     with torch.no_grad():
         out = parts.model(torch.rand(3, 1, 8, 8))
     assert out.shape == (3, 10)

@@ -23,7 +23,7 @@ def test_defaults_and_overrides(tmp_path):
 def test_method_section_gets_every_option(tmp_path):
     cfg = load_config(None, ["method.name=stbp", "method.timesteps=3"])
     defaults = dataclasses.asdict(StbpOptions())
-    assert cfg.method == {"name": "stbp", **defaults, "timesteps": 3}
+    assert cfg.method.as_dict() == {"name": "stbp", **defaults, "timesteps": 3}
 
 
 def test_save_and_reload_round_trip(tmp_path):

@@ -90,7 +90,7 @@ def test_recipe_trains_one_step(recipe, shrink, tmp_path, monkeypatch):
     assert json.loads((run / "summary.json").read_text()) == summary
     assert (run / "checkpoint.pt").is_file()
     assert (summary["method"], summary["model"], summary["dataset"]) == (
-        cfg.method["name"], cfg.model.name, dataset)
+        cfg.method.name, cfg.model.name, dataset)
     assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
     (record,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert math.isfinite(record["train_loss"]) and math.isfinite(record["test_loss"]), record

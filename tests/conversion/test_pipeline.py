@@ -71,8 +71,8 @@ def test_resnet_converts_with_spike_norm_and_reloads(ann_run, tmp_path):
     assert ops["ratio"] == pytest.approx(ops["snn_accumulates_per_sample"] / ops["ann_macs_per_sample"])
     # `deepspike eval` on the converted directory: the same T, the same seed, the same batches -> same number
     config = load_config(out / "config.yaml")
-    assert config.method["name"] == "converted" and config.method["timesteps"] == 100
-    assert config.method["thresholds"] == pytest.approx(summary["thresholds"])
+    assert config.method.name == "converted" and config.method.options.timesteps == 100
+    assert config.method.options.thresholds == pytest.approx(summary["thresholds"])
     small = tmp_path / "small"  # `deepspike eval` covers the whole test split: convert without --limit
     convert_run(run_dir, small, norm="max", timesteps=8, calib_samples=64, limit=None, log=lambda s: None)
     reloaded = evaluate_run(small)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepspike.config import load_config
-from deepspike.training.checkpoint import load_checkpoint
+from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 
 # Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised.

@@ -9,9 +9,9 @@ from torch import nn
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.training.checkpoint import load_checkpoint
 from deepspike.training.ema import WeightAverage
 from deepspike.training.reload import evaluate_run, load_run
+from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 

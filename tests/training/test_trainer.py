@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import deepspike.training.trainer as trainer_module
+import deepspike.training.training_setup as training_setup_module
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.training.checkpoint import load_checkpoint
 from deepspike.training.reload import evaluate_run
+from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
@@ -78,7 +79,7 @@ def test_max_steps_per_epoch_stops_early(tmp_path, monkeypatch):
             steps.append(1)
             return super().step(closure)
 
-    monkeypatch.setattr(trainer_module, "make_optimizer", lambda cfg, params: CountingSGD(params, lr=0.01))
+    monkeypatch.setattr(training_setup_module, "make_optimizer", lambda cfg, params: CountingSGD(params, lr=0.01))
     cfg = load_config(
         None,
         [
@@ -131,17 +132,13 @@ def test_method_hooks_are_called(tmp_path, monkeypatch):
     assert record["train_loss"] > 50.0
 
 
-def test_epoch_line_format():
-    from deepspike.training.trainer import epoch_line
-
-    record = {
-        "epoch": 3,
-        "train_loss": 0.41234,
-        "train_accuracy": 0.85712,
-        "test_accuracy": 0.86281,
-        "epoch_seconds": 41.23,
-        "val_accuracy": None,
-    }
-    assert epoch_line(record, 10) == "epoch 3/10  train_loss 0.4123  train_acc 0.8571  test_acc 0.8628  (41.2 s)"
-    record["val_accuracy"] = 0.9
-    assert "  val_acc 0.9000  test_acc" in epoch_line(record, 10)
+def test_fit_leaves_the_process_group_once(tmp_path, monkeypatch):
+    left = []  # (context, whether summary.json was written by then)
+    summary_written = lambda: (tmp_path / "run" / "summary.json").is_file()  # noqa: E731
+    monkeypatch.setattr(trainer_module, "shutdown", lambda ctx: left.append((ctx, summary_written())))
+    cfg = load_config(None, ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "train.epochs=1",
+                             "train.max_steps_per_epoch=1", "train.progress=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert left == []
+    trainer.fit()
+    assert left == [(trainer.dist, True)]

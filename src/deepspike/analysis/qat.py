@@ -11,21 +11,18 @@ from the full-precision weights of this one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
-from deepspike.config.load import save_config
-from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
-from deepspike.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from deepspike.training.evaluate import evaluate
 from deepspike.training.loop import train_epoch
 from deepspike.training.optim import make_optimizer, make_scheduler
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
+from deepspike.training.runs import RunDir
 from deepspike.training.runtime import seed_everything
 
 
@@ -44,7 +41,7 @@ def quantization_aware_retrain(
     if epochs < 1 or not stages:
         raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs}, stages={stages}")
     config, parts, _ = load_run(run_dir)
-    if config.method["name"] == "converted":
+    if config.method.name == "converted":
         raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
     cfg = replace(
         config,
@@ -58,9 +55,9 @@ def quantization_aware_retrain(
     test_batches = make_batches(cfg, parts.data, "test", device)
     results = []
     for bits in stages:
-        stage_dir = out_dir / f"bits{bits}"
-        if (stage_dir / CHECKPOINT_NAME).exists():
-            raise ConfigError(f"{stage_dir} already holds a run; pick another output directory")
+        stage = RunDir(out_dir / f"bits{bits}")
+        if stage.has_checkpoint():
+            raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
         add_fake_quantization(model, bits, per_channel)
         optimizer = make_optimizer(cfg.optim, model.parameters())
         scheduler = make_scheduler(cfg.schedule, optimizer, epochs, len(train_batches))
@@ -76,14 +73,13 @@ def quantization_aware_retrain(
                 max_steps=cfg.train.max_steps_per_epoch,
             )
         test = evaluate(model, method, test_batches)
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, stage_dir / "config.yaml")
-        save_checkpoint(
-            stage_dir / CHECKPOINT_NAME,
-            {"model": quantized_state_dict(model), "epoch": epochs, "train_seconds": 0.0, "quant_bits": bits},
+        stage.create()
+        stage.write_config(cfg)
+        stage.write_checkpoint(
+            {"model": quantized_state_dict(model), "epoch": epochs, "train_seconds": 0.0, "quant_bits": bits}
         )
         summary = {
-            "method": cfg.method["name"],
+            "method": cfg.method.name,
             "model": cfg.model.name,
             "dataset": cfg.data.name,
             "bits": bits,
@@ -93,7 +89,7 @@ def quantization_aware_retrain(
             "train_accuracy": stats["train_accuracy"],
             "epochs": epochs,
         }
-        atomic_write_text(stage_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        stage.write_summary(summary)
         results.append(summary)
     remove_fake_quantization(model, bake=False)
     return results

@@ -72,7 +72,7 @@ def analyze_run(
     model, method, arch = parts.model, parts.method, parts.arch
     result: dict[str, Any] = {
         "run": str(run_dir),
-        "method": config.method["name"],
+        "method": config.method.name,
         "model": config.model.name,
         "dataset": config.data.name,
         "samples": sum(len(y) for _, y in batches),

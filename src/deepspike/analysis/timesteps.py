@@ -38,7 +38,7 @@ def sweep(
         config, parts, _ = load_run(run_dir)
         model = parts.model
         if not takes_timesteps(model):
-            raise ConfigError(f"run {run_dir} (method {config.method['name']!r}) is not a time-stepped rate network")
+            raise ConfigError(f"run {run_dir} (method {config.method.name!r}) is not a time-stepped rate network")
         batches = make_batches(config, parts.data, split, next(model.parameters()).device)
         if batches is None:
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.config import RunConfig, load_config
-from deepspike.training.distributed import shutdown
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
 from deepspike.training.run_setup import RunParts
@@ -31,8 +30,7 @@ def train(
     the summary (the others get None)."""
     config = recipe if isinstance(recipe, RunConfig) else load_config(recipe, list(overrides))
     trainer = Trainer(config, out, resume=resume)
-    summary = trainer.fit()  # an exception ends this rank; torchrun then stops the others
-    shutdown(trainer.dist)
+    summary = trainer.fit()  # leaves the process group; an exception ends this rank, torchrun stops the others
     return summary if trainer.dist.is_main else None
 
 

@@ -48,7 +48,7 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
         f"  test accuracy       {summary['test_accuracy']:.4f}   ({summary['epochs']} epochs, "
         f"{summary['train_seconds']:.1f} s training)"
     )
-    print(f"  time steps          {config.method['timesteps']}")
+    print(f"  time steps          {config.method.options.timesteps}")
     print(f"  spikes / inference  {activity.spikes_per_sample:,.1f}   (hidden + output layers)")
     print(f"  firing rate         {activity.mean_rate:.4f} spikes per neuron per step")
     print("  per layer:          " + ", ".join(f"{layer.name} {layer.rate:.3f}" for layer in activity.layers))

@@ -1,6 +1,7 @@
 """Run configuration: schema, YAML loading with overrides, validation."""
 
 from deepspike.config.load import load_config, parse_overrides, save_config
+from deepspike.config.method_section import MethodConfig
 from deepspike.config.schema import (
     AugmentConfig,
     DataConfig,
@@ -15,6 +16,7 @@ from deepspike.core.options import to_dataclass
 __all__ = [
     "AugmentConfig",
     "DataConfig",
+    "MethodConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",

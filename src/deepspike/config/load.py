@@ -10,11 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from deepspike.config import schema
+from deepspike.config.method_section import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.core.options import to_dataclass
-from deepspike.methods import get_method
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
@@ -23,7 +23,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read recipe ``path`` (or the defaults when None), apply ``overrides`` like ``train.epochs=3``.
 
     Each section is checked against its schema; the ``method`` section against the chosen method's
-    options (so the returned config holds every method option with its default filled in).
+    options, once, into a ``MethodConfig`` (every method option with its default filled in).
     """
     raw = OmegaConf.create({})
     if path is not None:
@@ -38,16 +38,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             continue
         schema = _section_schema(f.name)
         sections[f.name] = to_dataclass(schema, raw.get(f.name, {}), f.name)
-    sections["method"] = resolve_method_section(raw.get("method", {"name": "stbp"}))
+    sections["method"] = resolve_method_section(raw.get("method", {}))
     return RunConfig(**sections)
-
-
-def resolve_method_section(values) -> dict:
-    """Validate the ``method`` section against that method's options; return it with defaults filled."""
-    values = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else dict(values)
-    name = values.pop("name", "stbp")
-    options = get_method(name, values).options
-    return {"name": name, **dataclasses.asdict(options)}
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
@@ -63,8 +55,9 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write the fully resolved config as YAML (atomically)."""
-    atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(config))))
+    """Write the fully resolved config as YAML (atomically); the method section flat (``MethodConfig.as_dict``)."""
+    sections = {**dataclasses.asdict(config), "method": config.method.as_dict()}
+    atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(sections)))
 
 
 def _read_yaml(path: Path) -> DictConfig:

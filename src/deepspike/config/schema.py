@@ -2,7 +2,7 @@
 
 A recipe has six sections::
 
-    method:   {name: stbp, timesteps: 8, ...}     # options depend on the method (see deepspike.methods)
+    method:   {name: stbp, timesteps: 8, ...}     # options depend on the method (config.method_section)
     model:    {name: scnn_digits, width: 1.0, args: {}}
     data:     {name: digits, data_dir: null, val_fraction: 0.0, ...}
     optim:    {name: adam, lr: 0.001, ...}
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
 
 
@@ -138,9 +139,9 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """The whole recipe. ``method`` is free-form here and validated by the chosen method's options."""
+    """The whole recipe. ``method`` holds the method's name and its validated ``Options`` instance."""
 
-    method: dict[str, Any] = field(default_factory=lambda: {"name": "stbp"})
+    method: MethodConfig = field(default_factory=default_method_section)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -85,8 +85,8 @@ def convert_run(
     if (out_dir / CHECKPOINT_NAME).exists():
         raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
-    if config.method["name"] != "ann":
-        raise ConfigError(f"{run_dir} is a {config.method['name']!r} run; convert needs a trained 'ann' run")
+    if config.method.name != "ann":
+        raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
     device = next(parts.model.parameters()).device
     t_start = time.perf_counter()
 

@@ -1,7 +1,7 @@
 """Compile-on-first-use C kernels: a C source shipped with the package becomes a cached shared library.
 
 ``load(source)`` compiles ``source`` with the system C compiler (``$CC``, else ``cc``) into
-``$DEEPSPIKE_CACHE/native`` (default ``~/.cache/deepspike/core/native``) under a name derived from the source text,
+``$DEEPSPIKE_CACHE/native`` (default ``~/.cache/deepspike/native``) under a name derived from the source text,
 the compiler, the flags and this CPU, and loads it with ``ctypes``; later calls and processes reuse the file.
 Compilation writes a temporary file and renames it, so concurrent processes (torchrun workers) never load a
 half-written library. ``-march=native -fopenmp`` is tried first (the library is then specific to this CPU,
@@ -31,7 +31,7 @@ _reasons: dict[Path, str] = {}
 
 
 def cache_dir() -> Path:
-    """Folder of the compiled libraries (``$DEEPSPIKE_CACHE/native`` or ``~/.cache/deepspike/core/native``)."""
+    """Folder of the compiled libraries (``$DEEPSPIKE_CACHE/native`` or ``~/.cache/deepspike/native``)."""
     root = os.environ.get("DEEPSPIKE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "deepspike")
     return Path(root) / "native"
 

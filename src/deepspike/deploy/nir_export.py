@@ -232,7 +232,7 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     """
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
-    info = {"method": str(config.method["name"]), "model": str(config.model.name), "dataset": str(config.data.name)}
+    info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
     if is_ttfs_model(parts.model):
         graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
     else:

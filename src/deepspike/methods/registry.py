@@ -1,6 +1,12 @@
-"""Method registry: ``register_method``, ``get_method(name, options)``, ``list_methods``."""
+"""Method registry: ``register_method``, ``get_method(name, options)``, ``list_methods``.
+
+``method_options(name, values)`` validates a recipe's options once (into the method's ``Options``
+dataclass); ``method_from_options(name, options)`` instantiates the method from such a validated object.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from deepspike.core.errors import unknown_choice
 from deepspike.core.options import to_dataclass
@@ -17,12 +23,28 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def get_method(name: str, options: dict | None = None) -> Method:
-    """Instantiate method ``name`` with ``options`` checked against its ``Options`` dataclass."""
+def _method_class(name: str) -> type[Method]:
     if name not in _METHODS:
         raise unknown_choice("method", name, _METHODS)
-    cls = _METHODS[name]
-    return cls(to_dataclass(cls.Options, options or {}, "method"))
+    return _METHODS[name]
+
+
+def method_options(name: str, values: dict | None = None) -> Any:
+    """``values`` checked against method ``name``'s ``Options`` dataclass, defaults filled in."""
+    return to_dataclass(_method_class(name).Options, values or {}, "method")
+
+
+def method_from_options(name: str, options: Any) -> Method:
+    """Method ``name`` with an already validated ``Options`` instance (from ``method_options``)."""
+    cls = _method_class(name)
+    if not isinstance(options, cls.Options):
+        raise TypeError(f"method {name!r} takes {cls.Options.__name__} options, got {type(options).__name__}")
+    return cls(options)
+
+
+def get_method(name: str, options: dict | None = None) -> Method:
+    """Instantiate method ``name`` with ``options`` checked against its ``Options`` dataclass."""
+    return method_from_options(name, method_options(name, options))
 
 
 def list_methods() -> list[type[Method]]:

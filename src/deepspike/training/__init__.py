@@ -1,1 +1,2 @@
-"""Training: the Trainer, checkpoints, optimizers, schedules, metrics."""
+"""Training: the Trainer and its parts (setup, resume, epoch, checkpoint, summary), run directories
+(``runs``), optimizers, schedules, evaluation, data parallelism."""

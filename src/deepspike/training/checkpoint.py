@@ -1,25 +1,25 @@
 """Training checkpoints: everything needed to continue a run bit-for-bit on the CPU.
 
 A checkpoint holds the model, optimizer and scheduler state, the number of finished epochs, the best
-validation score so far and every random generator's state (Python, NumPy, torch CPU and CUDA), so that
-the epoch after a resume draws exactly the same random numbers (Poisson spikes, dropout masks,
-augmentation) as it would have without the interruption.
+validation score so far and every random generator's state (Python, NumPy, torch CPU and CUDA) of every
+rank, so that the epoch after a resume draws exactly the same random numbers (Poisson spikes, dropout
+masks, augmentation) as it would have without the interruption. The file itself is written and read by
+``train.runs``.
 """
 
 from __future__ import annotations
 
-import io
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from deepspike.core.atomic import atomic_write
-from deepspike.core.errors import DataCorruptError, DataNotFoundError
+from deepspike.training.progress import TrainingProgress
 
-CHECKPOINT_NAME = "checkpoint.pt"
+# conversion/pipeline.py and tests import these from here; they live with the other run files in train.runs.
+from deepspike.training.runs import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: F401
+from deepspike.training.training_setup import TrainingSetup
 
 
 def rng_state() -> dict[str, Any]:
@@ -43,20 +43,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Atomically write ``payload`` (tensors and plain Python values) to ``path``."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; one-line errors when missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"no checkpoint at {path}")
-    try:
-        # weights_only=False: the payload holds RNG states (numpy arrays, tuples); files are our own.
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise DataCorruptError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+def training_checkpoint(
+    setup: TrainingSetup, progress: TrainingProgress, rng_per_rank: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The checkpoint payload after ``progress.epochs_done`` epochs; ``rng_per_rank``: every rank's
+    ``rng_state()`` (rank order). ``ema`` only when the run keeps a weight average."""
+    payload = {
+        "model": setup.parts.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "scheduler": setup.scheduler.state_dict(),
+        "epoch": progress.epochs_done,
+        "train_seconds": progress.train_seconds,
+        "best_val": progress.best_val,
+        "rng_per_rank": rng_per_rank,
+        "world_size": len(rng_per_rank),
+    }
+    if setup.ema is not None:
+        payload["ema"] = setup.ema.state_dict()
+    return payload

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,14 @@ def init_distributed() -> DistContext:
             torch.cuda.set_device(ctx.local_rank)
         dist.init_process_group(backend=backend)
     return ctx
+
+
+def wrap_data_parallel(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+    """``model`` in a DistributedDataParallel wrapper (which starts every rank from rank 0's weights) when
+    data-parallel; the model itself for one process."""
+    if not ctx.enabled:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def all_reduce_sums(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:

@@ -5,24 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deepspike.config import load_config
+from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
+from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Any, RunParts, dict]:
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts, dict]:
     """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded: the
     weight average when the run kept one (``train.ema_decay``; that is what its test accuracy measured), else
     the raw weights."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise DataNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = load_config(run_dir / "config.yaml")
+    run = RunDir(run_dir)
+    config = run.read_config()
     dev = resolve_device(device)
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME, dev)
+    state = run.read_checkpoint(dev)
     parts = build_run(config, dev)
     parts.model.load_state_dict(state["ema"]["average"] if "ema" in state else state["model"])
     parts.model.eval()
@@ -37,9 +35,8 @@ def build_new_run(config, device, data=None) -> RunParts:
     init_from = getattr(parts.method.options, "init_from", None)
     if init_from:
         source, source_parts, _ = load_run(init_from, device="cpu")
-        if source.method.get("name") != "ann":
-            name = source.method.get("name")
-            raise ConfigError(f"method.init_from: {init_from} is a {name!r} run, not an 'ann' run")
+        if source.method.name != "ann":
+            raise ConfigError(f"method.init_from: {init_from} is a {source.method.name!r} run, not an 'ann' run")
         parts.method.init_from_ann(parts.model, source_parts.model.state_dict())
     return parts
 

@@ -8,7 +8,8 @@ import torch
 
 from deepspike.config.schema import RunConfig
 from deepspike.data import BatchIterator, DataSplits, load_dataset
-from deepspike.methods import Method, get_method
+from deepspike.methods import Method
+from deepspike.methods.registry import method_from_options
 from deepspike.models import Architecture, create_architecture
 
 
@@ -33,10 +34,10 @@ def load_data(config: RunConfig) -> DataSplits:
 
 
 def build_run(config: RunConfig, device: torch.device, data: DataSplits | None = None) -> RunParts:
-    """Method, architecture (shaped by the data), and the model on ``device``."""
+    """Method (from the config's already validated options), architecture (shaped by the data), and the model
+    on ``device``."""
     data = data if data is not None else load_data(config)
-    options = {k: v for k, v in config.method.items() if k != "name"}
-    method = get_method(config.method["name"], options)
+    method = method_from_options(config.method.name, config.method.options)
     arch = create_architecture(
         config.model.name,
         num_classes=data.num_classes,

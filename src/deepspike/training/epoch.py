@@ -1,0 +1,94 @@
+"""One epoch of the Trainer: train on the epoch's shuffled batches, then score the model.
+
+The epoch's record (one ``metrics.jsonl`` line), in this key order: ``epoch`` (1-based), ``train_loss``,
+``train_accuracy``, ``lr``; with a weight average ``test_accuracy_raw`` (the raw weights' test accuracy);
+with a validation split ``val_accuracy``, ``val_loss``; then ``test_accuracy``, ``test_loss``,
+``epoch_seconds`` (training and evaluation), ``train_seconds`` (training passes of all epochs so far) and
+the method's measures. Validation, test and measures score the weight average when there is one.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+from deepspike.config.schema import RunConfig
+from deepspike.training.distributed import DistContext
+from deepspike.training.evaluate import evaluate
+from deepspike.training.loop import train_epoch
+from deepspike.training.progress import TrainingProgress
+from deepspike.training.training_setup import TrainingSetup
+
+
+def run_epoch(
+    setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int, progress: TrainingProgress
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Train and score epoch ``epoch`` (0-based); returns ``(record, measures)`` (the measures are in the
+    record too) and moves ``progress`` on: epochs done, training time, best validation accuracy."""
+    t0 = time.perf_counter()
+    train_stats = _train(setup, config, ctx, epoch)
+    progress.train_seconds += time.perf_counter() - t0
+    record = {"epoch": epoch + 1, **train_stats, "lr": setup.optimizer.param_groups[0]["lr"]}
+    measures = _score(setup, record, progress, t0)
+    record.update(measures)
+    progress.epochs_done = epoch + 1
+    return record, measures
+
+
+def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int) -> dict[str, float]:
+    setup.batches["train"].set_epoch(epoch)
+    show = config.train.progress and ctx.is_main
+    return train_epoch(
+        setup.model,
+        setup.parts.method,
+        setup.optimizer,
+        setup.scheduler,
+        setup.batches["train"],
+        net=setup.parts.model,
+        grad_clip=config.train.grad_clip,
+        max_steps=config.train.max_steps_per_epoch,
+        world_size=ctx.world_size,
+        reduce=setup.reduce,
+        progress=f"epoch {epoch + 1}/{config.train.epochs}" if show else None,
+        precision=setup.precision,
+        channels_last=config.train.channels_last,
+        ema=setup.ema,
+    )
+
+
+def _score(setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgress, t0: float) -> dict[str, float]:
+    """Add the evaluation keys to ``record``; returns the method's measures (under DDP: on rank 0's part of
+    the test split)."""
+    model, method, batches, ema = setup.parts.model, setup.parts.method, setup.batches, setup.ema
+    score = partial(evaluate, model, method, reduce=setup.reduce, precision=setup.precision)
+    if ema is not None:  # the raw weights' score, for comparison; the average is what is reported
+        record.update(test_accuracy_raw=score(batches["test"])["accuracy"])
+    with ema.swapped(model) if ema is not None else nullcontext():
+        if batches["val"] is not None:
+            val = score(batches["val"])
+            record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+            progress.best_val = max(progress.best_val, val["accuracy"])
+        test = score(batches["test"])
+        record.update(
+            test_accuracy=test["accuracy"],
+            test_loss=test["loss"],
+            epoch_seconds=time.perf_counter() - t0,
+            train_seconds=progress.train_seconds,
+        )
+        return method.epoch_measures(model, batches["test"])
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One line per finished epoch for the console and logs, e.g.
+    ``epoch 3/10  train_loss 0.4123  train_acc 0.8571  test_acc 0.8628  (41.2 s)``."""
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"train_loss {record['train_loss']:.4f}",
+        f"train_acc {record['train_accuracy']:.4f}",
+    ]
+    if record.get("val_accuracy") is not None:
+        parts.append(f"val_acc {record['val_accuracy']:.4f}")
+    parts.append(f"test_acc {record['test_accuracy']:.4f}  ({record['epoch_seconds']:.1f} s)")
+    return "  ".join(parts)

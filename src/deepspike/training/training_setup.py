@@ -1,0 +1,77 @@
+"""Everything a training run builds before its first epoch, in one fixed order.
+
+seed (``train.seed + rank``) -> data -> method, architecture, model -> batch iterators of the train, val and
+test splits (each rank its part) -> optimizer -> per-iteration schedule -> channels-last weights ->
+DistributedDataParallel wrapper -> weight average. The order is part of the behaviour: model initialisation
+draws from the seeded generators, and the weight average starts from the weights the DDP wrapper broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+
+from deepspike.config.schema import RunConfig
+from deepspike.data import BatchIterator
+from deepspike.training.distributed import DistContext, all_reduce_sums, wrap_data_parallel
+from deepspike.training.ema import WeightAverage
+from deepspike.training.optim import make_optimizer, make_scheduler
+from deepspike.training.reload import build_new_run
+from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
+from deepspike.training.runtime import autocast_dtype, seed_everything
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainingSetup:
+    """parts: method, architecture, the bare model and data; model: what runs the training batches (the bare
+    model or its DDP wrapper); batches: one iterator per split (None for an absent split); ema: the weight
+    average (None without ``train.ema_decay``); precision: the autocast dtype (None: float32); reduce: sums
+    ``[correct, loss_sum, n]`` over the ranks."""
+
+    parts: RunParts
+    model: nn.Module
+    batches: dict[str, BatchIterator | None]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: WeightAverage | None
+    precision: torch.dtype | None
+    reduce: Callable[[list[float]], list[float]]
+
+
+def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
+    """Optimizer steps per epoch: the training batches, at most ``train.max_steps_per_epoch``."""
+    steps = len(train_batches)
+    limit = config.train.max_steps_per_epoch
+    return steps if limit is None else min(steps, limit)
+
+
+def build_training(config: RunConfig, ctx: DistContext, device: torch.device, resume: bool) -> TrainingSetup:
+    """Build the run of ``config`` on ``device`` (module docstring). ``resume``: the checkpoint will supply
+    the weights, so a ``method.init_from`` ANN run is not read."""
+    seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
+    data = load_data(config)
+    parts = (build_run if resume else build_new_run)(config, device, data)
+    batches = {split: make_batches(config, data, split, device, ctx.rank, ctx.world_size) for split in SPLITS}
+    optimizer = make_optimizer(config.optim, parts.model.parameters())
+    epochs, steps = config.train.epochs, steps_per_epoch(config, batches["train"])
+    scheduler = make_scheduler(config.schedule, optimizer, epochs, steps)
+    if config.train.channels_last:
+        parts.model.to(memory_format=torch.channels_last)  # 4-D weights (convolutions) only
+    model = wrap_data_parallel(parts.model, ctx, device)
+    decay = config.train.ema_decay
+    return TrainingSetup(
+        parts=parts,
+        model=model,
+        batches=batches,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        ema=WeightAverage(parts.model, decay) if decay is not None else None,
+        precision=autocast_dtype(config.train.precision),
+        reduce=partial(all_reduce_sums, ctx=ctx, device=device),
+    )

@@ -1,0 +1,25 @@
+"""Learning-rate schedules against hand-computed factors."""
+
+import pytest
+
+from deepspike.config import ScheduleConfig
+from deepspike.training.optim import schedule_factor
+
+
+def test_schedule_factors_by_hand():
+    step = ScheduleConfig(name="step", step_size=2, gamma=0.5)
+    assert [schedule_factor(step, e, 10, 1) for e in (0, 1.9, 2, 4.5)] == [1, 1, 0.5, 0.25]
+    multi = ScheduleConfig(name="multistep", milestones=[3, 1], gamma=0.1)
+    assert schedule_factor(multi, 0.5, 10, 1) == 1
+    assert schedule_factor(multi, 1, 10, 1) == pytest.approx(0.1)
+    assert schedule_factor(multi, 3, 10, 1) == pytest.approx(0.01)
+    cos = ScheduleConfig(name="cosine", min_factor=0.2)
+    assert schedule_factor(cos, 0, 10, 1) == pytest.approx(1)
+    assert schedule_factor(cos, 5, 10, 1) == pytest.approx(0.2 + 0.8 * 0.5)  # cos(pi/2) = 0
+    assert schedule_factor(cos, 10, 10, 1) == pytest.approx(0.2)
+    lin = ScheduleConfig(name="linear")
+    assert schedule_factor(lin, 2.5, 10, 1) == pytest.approx(0.75)
+    warm = ScheduleConfig(name="none", warmup_epochs=2)
+    # 4 steps per epoch: step 0 is epoch 0 -> (0 + 1/4) / 2
+    assert schedule_factor(warm, 0, 10, 4) == pytest.approx(0.125)
+    assert schedule_factor(warm, 3, 10, 4) == 1
