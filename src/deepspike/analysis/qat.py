@@ -59,25 +59,8 @@ def quantization_aware_retrain(
         if stage.has_checkpoint():
             raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
         add_fake_quantization(model, bits, per_channel)
-        optimizer = make_optimizer(cfg.optim, model.parameters())
-        scheduler = make_scheduler(cfg.schedule, optimizer, epochs, len(train_batches))
-        for epoch in range(epochs):
-            train_batches.set_epoch(epoch)
-            stats = train_epoch(
-                model,
-                method,
-                optimizer,
-                scheduler,
-                train_batches,
-                grad_clip=cfg.train.grad_clip,
-                max_steps=cfg.train.max_steps_per_epoch,
-            )
+        train_accuracy = _retrain(cfg, model, method, train_batches)
         test = evaluate(model, method, test_batches)
-        stage.create()
-        stage.write_config(cfg)
-        stage.write_checkpoint(
-            {"model": quantized_state_dict(model), "epoch": epochs, "train_seconds": 0.0, "quant_bits": bits}
-        )
         summary = {
             "method": cfg.method.name,
             "model": cfg.model.name,
@@ -86,10 +69,32 @@ def quantization_aware_retrain(
             "per_channel": per_channel,
             "source_run": str(run_dir),
             "test_accuracy": test["accuracy"],
-            "train_accuracy": stats["train_accuracy"],
+            "train_accuracy": train_accuracy,
             "epochs": epochs,
         }
-        stage.write_summary(summary)
+        _write_stage(stage, cfg, model, bits, summary)
         results.append(summary)
     remove_fake_quantization(model, bake=False)
     return results
+
+
+def _retrain(cfg, model, method, train_batches) -> float:
+    """``cfg.train.epochs`` epochs of the Trainer's own step with a fresh optimizer and schedule; returns the
+    last epoch's training accuracy."""
+    optimizer = make_optimizer(cfg.optim, model.parameters())
+    scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(train_batches))
+    for epoch in range(cfg.train.epochs):
+        train_batches.set_epoch(epoch)
+        stats = train_epoch(model, method, optimizer, scheduler, train_batches, grad_clip=cfg.train.grad_clip,
+                            max_steps=cfg.train.max_steps_per_epoch)
+    return stats["train_accuracy"]
+
+
+def _write_stage(stage: RunDir, cfg, model, bits: int, summary: dict[str, Any]) -> None:
+    """The stage's run directory: config, checkpoint with the quantized weights baked in, summary."""
+    stage.create()
+    stage.write_config(cfg)
+    stage.write_checkpoint(
+        {"model": quantized_state_dict(model), "epoch": cfg.train.epochs, "train_seconds": 0.0, "quant_bits": bits}
+    )
+    stage.write_summary(summary)
