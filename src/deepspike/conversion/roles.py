@@ -17,7 +17,6 @@ from __future__ import annotations
 from deepspike.models.spec import Architecture, Residual
 from deepspike.models.walk import Visit
 
-ROLES = ("plain", "stem", "residual", "junction", "output")
 RESIDUAL_ROLES = ("stem", "residual", "junction")
 
 

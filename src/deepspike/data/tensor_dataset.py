@@ -47,10 +47,3 @@ class TensorDataset:
     def __repr__(self) -> str:
         return f"TensorDataset(n={len(self)}, shape={self.shape})"
 
-
-def from_uint8(images, labels, name: str = "data") -> TensorDataset:
-    """Build from ``uint8`` images ``[N, C, H, W]`` (numpy or torch) with ``x = images / 255``."""
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8:
-        raise DataCorruptError(f"{name}: expected uint8 pixels, got {x.dtype}")
-    return TensorDataset(x.to(torch.float32).div_(255.0), torch.as_tensor(labels).to(torch.int64), name)
