@@ -1,16 +1,13 @@
-"""NetworkMonitor and fan-out: hand-counted spikes, sparsity and synaptic ops on tiny nets, known spikes."""
-
-import itertools
+"""NetworkMonitor and measure_activity: hand-counted spikes, sparsity and synaptic ops on tiny nets."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deepspike.analysis.activity import measure_activity
-from deepspike.analysis.fanout import conv_fan_out, fan_out_map
 from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.layers.time_distributed import TimeDistributed
+from fake_ttfs import FakeTTFS
 
 
 class FixedSpikes(nn.Module):
@@ -116,54 +113,6 @@ def test_monitor_leaves_outputs_unchanged():
         inside = model(x)
     assert torch.equal(ref, inside)
     assert not model._forward_hooks and not model.neuron._forward_hooks  # hooks removed
-
-
-def _brute_fan_out(c, h, w, out_ch, k, s, p):
-    """For every input position count (output channel, output position) pairs whose window covers it."""
-    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    fan = torch.zeros(c, h, w)
-    for y, x, ky, kx in itertools.product(range(ho), range(wo), range(k), range(k)):
-        iy, ix = y * s + ky - p, x * s + kx - p
-        if 0 <= iy < h and 0 <= ix < w:
-            fan[:, iy, ix] += out_ch
-    return fan
-
-
-@pytest.mark.parametrize("k,s,p", [(3, 1, 1), (3, 2, 1), (2, 3, 0), (5, 1, 0)])
-def test_conv_fan_out_matches_brute_force(k, s, p):
-    conv = nn.Conv2d(3, 4, k, s, p, bias=False)
-    fan = fan_out_map(conv, (3, 7, 7))
-    assert torch.equal(fan, _brute_fan_out(3, 7, 7, 4, k, s, p))
-    # ops of an event map = its convolution with an all-ones kernel, summed
-    events = (torch.rand(2, 3, 7, 7, generator=torch.Generator().manual_seed(k)) < 0.3).float()
-    ones = torch.ones(4, 3, k, k)
-    assert float((events * fan).sum()) == float(F.conv2d(events, ones, None, s, p).sum())
-
-
-def test_pool_and_linear_fan_out():
-    assert torch.equal(fan_out_map(nn.Linear(6, 4), (6,)), torch.full((6,), 4.0))
-    pool = fan_out_map(nn.AvgPool2d(2), (1, 5, 5))  # 2x2 windows, stride 2: the last row/column is dropped
-    expected = torch.ones(1, 5, 5)
-    expected[:, 4, :] = expected[:, :, 4] = 0
-    assert torch.equal(pool, expected)
-    assert torch.equal(
-        conv_fan_out((2, 3, 3), 2, 3, padding=1, groups=2)[0],
-        torch.tensor([[4.0, 6, 4], [6, 9, 6], [4, 6, 4]]),
-    )  # 3x3 "same" depthwise: windows covering
-
-
-class FakeTTFS(nn.Module):
-    """A TTFS layer with ``weight`` [M, N] that emits fixed output times (``+inf`` = no spike)."""
-
-    is_ttfs_layer = True
-
-    def __init__(self, n_in, times):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(times.shape[1], n_in))
-        self.times = times
-
-    def forward(self, t):
-        return self.times
 
 
 def test_ttfs_counts_by_hand():

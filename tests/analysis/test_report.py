@@ -14,6 +14,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_ba
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
+from deepspike.training.evaluate import EVAL_SEED, eval_pass
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
 
@@ -81,12 +82,25 @@ def test_analyze_command_writes_report(runs, tmp_path):
     # the whole test set with the evaluation seed: the same accuracy as `deepspike eval`
     assert a["accuracy"] == evaluate_run(runs / "stbp")["test_accuracy"]
     assert a["samples"] == 360 and a["latency"] == {"kind": "timesteps", "value": 3}
-    # spikes agree with the older, independent SpikeRecorder (same seed), and ACs = spikes x fan-out by hand
+    # spikes agree with plain forward hooks summing every neuron module's output (same seed), and
+    # ACs = spikes x fan-out by hand
     _, parts, batches = load_test_batches(runs / "stbp", None)
     act = a["activity"]
-    assert act["neuron_spikes_per_sample"] == pytest.approx(
-        measure_activity(parts.model, batches).spikes_per_sample
-    )
+    total = [0.0]
+
+    def add_spikes(module, inputs, output):
+        total[0] += float(output.sum())
+
+    neurons = [m for m in parts.model.modules() if getattr(m, "is_spiking_neuron", False)]
+    handles = [m.register_forward_hook(add_spikes) for m in neurons]
+    with eval_pass(parts.model, EVAL_SEED), torch.no_grad():
+        for x, _ in batches:
+            parts.model(x)
+    for h in handles:
+        h.remove()
+    assert neurons and total[0] > 0
+    assert act["neuron_spikes_per_sample"] == pytest.approx(total[0] / 360)
+    assert act["neuron_spikes_per_sample"] == pytest.approx(measure_activity(parts.model, batches).spikes_per_sample)
     hidden = next(d for d in act["layers"] if d["name"] == "body.2")["spikes_per_sample"]
     assert act["acs_per_sample"] == pytest.approx(act["input_spikes_per_sample"] * 16 + hidden * 10)
     assert act["input_spikes_per_sample"] > 0 and 0 < act["sparsity"] <= 1

@@ -9,7 +9,7 @@ from torch import nn
 
 from deepspike.coding import rate_poisson
 from deepspike.conversion import ChunkedIF, carry_state, chunked_neurons, neuron_roles
-from deepspike.conversion.monitor import ActivityMonitor, fan_out
+from deepspike.conversion.accuracy_sweep import sweep_accuracy
 from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
 from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
@@ -174,25 +174,19 @@ def test_trace_and_forward_agree_and_chunking_is_memory_bounded():
     assert torch.allclose(counts, counts.round(), atol=1e-5) and torch.all(counts[1:] >= counts[:-1] - 1e-5)
 
 
-def test_fan_out_and_accumulate_counts_by_hand():
-    conv = nn.Conv2d(1, 3, 3, padding=1, bias=False)
-    # 3x3 kernel, padding 1, on 4x4: a corner pixel is covered by 4 output positions, an inner one by 9;
-    # each reaches 3 output channels
-    fan = fan_out(conv, (1, 4, 4))
-    assert fan[0, 0, 0] == 12 and fan[0, 1, 1] == 27 and fan[0, 0, 1] == 18
-    assert torch.equal(fan_out(nn.AvgPool2d(2), (2, 4, 4)), torch.ones(2, 4, 4))
+def test_accumulate_and_spike_counts_by_hand():
     # Two-layer net, input [1, 0]: the first input spikes every step (1 event x 1 output = 1 AC per step),
     # the second never; the second layer does 2 ACs (2 outputs) per layer-1 spike.
     arch, ann, snn = _two_layer([1.0, 1.0], [0.7, 0.2])
     snn.encoder.scale = 1.0
-    with torch.no_grad(), ActivityMonitor(snn) as mon:
-        snn(torch.tensor([[[[1.0, 0.0]]]]), 50)
-        mon.add_samples(1)
-    acs, spikes = mon.accumulates_per_sample(), mon.spikes_per_sample()
-    first, second = list(acs.values())
-    assert first == 50
-    layer1 = spikes[[k for k in spikes if k != "output"][0]]
+    with torch.no_grad():
+        sweep = sweep_accuracy(snn, [(torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([0]))], 50, lambda s: None)
+    assert list(sweep.accumulates) == ["body.1", "body.3"]  # named by the TimeDistributed wrappers
+    first, second = sweep.accumulates.values()
+    assert first == 50 and sweep.samples == 1
+    layer1 = sweep.spikes["body.2"]
     assert layer1 == 50 and second == 2 * layer1  # threshold 1, input 1 per step: fires every step
+    assert sweep.neurons == {"body.2": 1, "output": 2} and sweep.marks[-1] == 50
 
 
 def test_sengupta_init_std():

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from deepspike.config import load_config
-from deepspike.conversion.pipeline import checkpoints_for, convert_run
+from deepspike.conversion.accuracy_sweep import checkpoints_for
+from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer

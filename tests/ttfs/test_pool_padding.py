@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.analysis.fanout import fan_out_map
-from deepspike.conversion.monitor import fan_out as conversion_fan_out
 from deepspike.core.errors import ConfigError
+from deepspike.layers.fan_out import fan_out_map
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.methods.build import default_pool
@@ -118,7 +117,7 @@ def test_padded_avg_pool_counts_only_real_inputs():
     assert count_macs(arch) == 2 * 49 + 18 * 2
     brute = fan_out_map(default_pool(arch.layers[0]), (2, 3, 3)).sum()  # windows covering each input, summed
     assert brute == 2 * 49
-    fan = conversion_fan_out(default_pool(arch.layers[0]), (2, 3, 3))
+    fan = fan_out_map(default_pool(arch.layers[0]), (2, 3, 3))
     assert fan.sum() == 2 * 49 and fan[0, 0, 0] == 4 and fan[0, 1, 1] == 9  # corner in 4 windows, centre in 9
 
 

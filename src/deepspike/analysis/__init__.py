@@ -2,7 +2,7 @@
 
 - ``costs``: ANN parameters/MACs per layer from the spec. ``activity``: spike counts of rate nets.
 - ``monitor.NetworkMonitor``: spikes, sparsity, spike times, decision time and synaptic ops (ACs/MACs
-  from the actual spikes x fan-out, ``fanout``) of rate-coded and TTFS nets.
+  from the actual spikes x fan-out, ``layers.fan_out``) of rate-coded and TTFS nets.
 - ``energy``: cited pJ presets. ``hardware``: YOSO-like PE mesh mapping.
 - ``quantize``/``qat``: k-bit weight quantization, post-training and quantization-aware retraining;
   ``perturb``: weight noise at an SNR, spike deletion, spike-time jitter; ``sweeps``: accuracy curves.

@@ -18,9 +18,9 @@ import copy
 import torch
 from torch import nn
 
-from deepspike.analysis.monitor import is_ttfs_neuron_layer
 from deepspike.analysis.quantize import weighted_modules
 from deepspike.core.errors import ConfigError
+from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer
 
 
 @torch.no_grad()

@@ -1,60 +1,57 @@
 """``convert_run``: a trained ``ann`` run directory -> a converted SNN run directory with its measurements.
 
-Writes into ``out_dir``: ``config.yaml`` (method ``converted`` with the thresholds) and ``checkpoint.pt``
-(so ``deepspike eval out_dir`` works), ``thresholds.json``, ``accuracy_vs_timesteps.csv/.png`` (Fig. 4),
-``spike_counts.csv/.png`` (cumulative spikes per layer and sample, Fig. 5), ``operations.json`` (SNN
-accumulates / ANN MACs, section 7.4) and ``summary.json``.
+Steps: load the ANN run; build the SNN with the ANN's weights and calibrate its thresholds with the chosen
+norm (``conversion.calibration``); evaluate the ANN; sweep the SNN's accuracy over T while recording its
+spikes and operations (``conversion.accuracy_sweep``); write the run directory (``conversion.outputs``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from deepspike.config.load import resolve_method_section, save_config
-from deepspike.conversion.monitor import ActivityMonitor
+from deepspike.config.schema import RunConfig
+from deepspike.conversion.accuracy_sweep import AccuracySweep, sweep_accuracy
+from deepspike.conversion.calibration import NORM_CHOICES, balance_thresholds, calibration_batch
+from deepspike.conversion.outputs import (
+    operations,
+    plot_sweep,
+    save_converted_run,
+    write_json,
+    write_sweep,
+    write_thresholds,
+)
 from deepspike.conversion.roles import neuron_roles
-from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
+from deepspike.conversion.thresholds import neuron_names
 from deepspike.conversion.transfer import copy_ann_weights
-from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
-from deepspike.methods.converted import set_thresholds
-from deepspike.models.costs import layer_costs
-from deepspike.neurons.chunked_if import chunked_neurons
-from deepspike.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
-from deepspike.training.evaluate import eval_pass, evaluate, limit_samples
+from deepspike.methods.converted import ConvertedOptions
+from deepspike.methods.converted_network import ConvertedNetwork
+from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
-from deepspike.training.run_setup import make_batches
-
-NORM_CHOICES = ("spike", "max", "percentile")
-
-
-def checkpoints_for(timesteps: int, points: int = 40) -> list[int]:
-    """Sorted time steps at which accuracy is reported: log-spaced and evenly spaced points, ending at T."""
-    grid = np.concatenate([np.geomspace(1, timesteps, points), np.linspace(timesteps / points, timesteps, points)])
-    return sorted({int(round(t)) for t in grid if 1 <= round(t) <= timesteps} | {timesteps})
+from deepspike.training.run_setup import RunParts, make_batches
+from deepspike.training.runs import RunDir
 
 
-def calibration_batch(config, data, samples: int, device: torch.device) -> torch.Tensor:
-    """The first ``samples`` training images in the run's seeded shuffled order, normalised as in training."""
-    batches = make_batches(config, data, "train", device)
-    batches.augment = None
-    xs, n = [], 0
-    for x, _ in batches:
-        xs.append(x)
-        n += len(x)
-        if n >= samples:
-            break
-    return torch.cat(xs)[:samples]
+@dataclass
+class Calibrated:
+    """The converted network, the options that rebuild it (balanced thresholds included), its neuron
+    layers' names and roles (build order, output last), the calibration images used and the time taken."""
+
+    snn: ConvertedNetwork
+    options: ConvertedOptions
+    names: list[str]
+    roles: list[str]
+    samples: int
+    seconds: float
 
 
 def convert_run(
@@ -82,176 +79,96 @@ def convert_run(
     if norm not in NORM_CHOICES:
         raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
     out_dir = Path(out_dir)
-    if (out_dir / CHECKPOINT_NAME).exists():
+    config, parts, state = _load_ann_run(run_dir, out_dir)
+    device = next(parts.model.parameters()).device
+    settings = dict(timesteps=timesteps, reset=reset, readout=readout, norm=norm, residual=residual,
+                    percentile=percentile, calib_samples=calib_samples, calib_timesteps=calib_timesteps)
+    calibrated = _calibrate(config, parts, device, settings, seed, log)
+    save_converted_run(out_dir, config, calibrated.options, calibrated.snn, state.get("epoch", 0), str(run_dir))
+    write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
+
+    test = make_batches(config, parts.data, "test", device)
+    ann_accuracy, ann_seconds = _evaluate_ann(parts, limit_samples(test, limit), log)
+    sweep = sweep_accuracy(calibrated.snn, limit_samples(test, limit), timesteps, log)
+    write_sweep(out_dir, sweep, calibrated.names, calibrated.roles, calibrated.options.thresholds)
+    ops = operations(parts.arch, sweep.accumulates, timesteps)
+    write_json(out_dir / "operations.json", ops)
+    plot_sweep(out_dir, sweep, ann_accuracy, calibrated.names, norm)
+    summary = _summary(str(run_dir), calibrated, sweep, (ann_accuracy, ann_seconds), ops["ratio"])
+    RunDir(out_dir).write_summary(summary)
+    return summary
+
+
+def _load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
+    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used."""
+    if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
     if config.method.name != "ann":
         raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
-    device = next(parts.model.parameters()).device
-    t_start = time.perf_counter()
+    return config, parts, state
 
-    x_cal = calibration_batch(config, parts.data, calib_samples, device)
+
+def _calibrate(
+    config: RunConfig, parts: RunParts, device: torch.device, settings: dict, seed: int, log: Callable[[str], None]
+) -> Calibrated:
+    """Build the SNN from the ANN and balance its thresholds on training images (the input scale ``c`` is
+    their largest ``|x|``)."""
+    start = time.perf_counter()
+    x_cal = calibration_batch(config, parts.data, settings["calib_samples"], device)
     input_scale = float(x_cal.abs().max()) or 1.0
     roles = neuron_roles(parts.arch)
-    options = {
-        "timesteps": timesteps,
-        "reset": reset,
-        "readout": readout,
-        "input_scale": input_scale,
-        "norm": norm,
-        "residual": residual,
-        "percentile": percentile,
-        "calib_samples": calib_samples,
-        "calib_timesteps": calib_timesteps,
-    }
-    method = get_method("converted", options)
-    snn = method.build(parts.arch).to(device)
+    options = ConvertedOptions(input_scale=input_scale, **settings)
+    snn = _build_snn(parts, options, device)
+    log(f"calibrating {options.norm}-norm on {len(x_cal)} training images (input scale {input_scale:.4g})")
+    thresholds = balance_thresholds(snn, parts.model, x_cal, roles, options, seed, log)
+    options = dataclasses.replace(options, thresholds=[float(t) for t in thresholds])
+    return Calibrated(snn, options, neuron_names(snn), roles, len(x_cal), time.perf_counter() - start)
+
+
+def _build_snn(parts: RunParts, options: ConvertedOptions, device: torch.device) -> ConvertedNetwork:
+    """The converted network of the ANN's architecture with the ANN's weights, unscaled, in eval mode."""
+    snn = get_method("converted", dataclasses.asdict(options)).build(parts.arch).to(device)
     copy_ann_weights(parts.model, snn)
-    snn.eval()
+    return snn.eval()
 
-    log(f"calibrating {norm}-norm on {len(x_cal)} training images (input scale {input_scale:.4g})")
-    if norm == "spike":
-        thresholds = spike_norm(
-            snn,
-            x_cal,
-            roles,
-            calib_timesteps,
-            residual,
-            seed,
-            progress=lambda i, th: log(f"  layer {i + 1}/{len(roles)} ({roles[i]}): th = {th:.4g}"),
-        )
-    else:
-        peaks = ActivationPeaks(percentile if norm == "percentile" else None)
-        peaks.update(parts.model, x_cal)
-        thresholds = model_based_thresholds(peaks.peaks(), roles, input_scale, residual)
-        set_thresholds(snn, thresholds)
-    calib_seconds = time.perf_counter() - t_start
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    snn_config = dataclasses.replace(
-        config,
-        method=resolve_method_section({"name": "converted", **options, "thresholds": [float(t) for t in thresholds]}),
-    )
-    save_config(snn_config, out_dir / "config.yaml")
-    save_checkpoint(
-        out_dir / CHECKPOINT_NAME,
-        {"model": snn.state_dict(), "epoch": state.get("epoch", 0), "source_run": str(run_dir)},
-    )
-    names = [n for n, m in snn.named_modules() if m in set(chunked_neurons(snn))]
-    _write_json(
-        out_dir / "thresholds.json",
-        {
-            "norm": norm,
-            "residual": residual,
-            "input_scale": input_scale,
-            "layers": [
-                {"name": n, "role": r, "threshold": t} for n, r, t in zip(names, roles, thresholds, strict=True)
-            ],
-        },
-    )
-
-    test = make_batches(config, parts.data, "test", device)
-    t0 = time.perf_counter()
-    ann = evaluate(parts.model, parts.method, list(limit_samples(test, limit)))
-    ann_seconds = time.perf_counter() - t0
+def _evaluate_ann(parts: RunParts, batches: Iterable, log: Callable[[str], None]) -> tuple[float, float]:
+    """The ANN's test accuracy on ``batches`` and the seconds it took."""
+    start = time.perf_counter()
+    ann = evaluate(parts.model, parts.method, list(batches))
+    seconds = time.perf_counter() - start
     log(f"ANN test accuracy {ann['accuracy']:.4f} on {ann['samples']} images")
-
-    marks = checkpoints_for(timesteps)
-    correct = torch.zeros(len(marks), dtype=torch.long)
-    n = 0
-    t0 = time.perf_counter()
-    # eval_pass seeds with EVAL_SEED: the same draws as `deepspike eval` on the converted run.
-    with eval_pass(snn), ActivityMonitor(snn) as monitor:
-        for x, y in limit_samples(test, limit):
-            scores = snn.trace(x, timesteps, marks)  # [C, B, K]
-            correct += (scores.argmax(dim=2) == y).sum(dim=1).cpu()
-            monitor.add_samples(len(y))
-            n += len(y)
-            log(f"  {n} test images: accuracy at T={timesteps} so far {correct[-1].item() / n:.4f}")
-    snn_seconds = time.perf_counter() - t0
-    accuracy = (correct.double() / max(1, n)).tolist()
-
-    rows = ["timesteps,accuracy"] + [f"{t},{a:.6f}" for t, a in zip(marks, accuracy, strict=True)]
-    atomic_write_text(out_dir / "accuracy_vs_timesteps.csv", "\n".join(rows) + "\n")
-    spikes = monitor.spikes_per_sample()
-    sizes = [monitor.neurons[k].size for k in names]
-    rows = ["layer,role,threshold,neurons,spikes_per_sample,spikes_per_neuron"]
-    rows += [
-        f"{k},{r},{t:.6g},{s},{spikes[k]:.4f},{spikes[k] / max(1, s):.6f}"
-        for k, r, t, s in zip(names, roles, thresholds, sizes, strict=True)
-    ]
-    atomic_write_text(out_dir / "spike_counts.csv", "\n".join(rows) + "\n")
-    ops = _operations(parts.arch, monitor, timesteps)
-    _write_json(out_dir / "operations.json", ops)
-    _plots(out_dir, marks, accuracy, ann["accuracy"], names, [spikes[k] for k in names], norm)
-
-    summary = {
-        "source_run": str(run_dir),
-        "norm": norm,
-        "reset": reset,
-        "readout": readout,
-        "residual": residual,
-        "timesteps": timesteps,
-        "calib_samples": len(x_cal),
-        "calib_timesteps": calib_timesteps if norm == "spike" else None,
-        "percentile": percentile if norm == "percentile" else None,
-        "test_samples": n,
-        "ann_test_accuracy": ann["accuracy"],
-        "snn_test_accuracy": accuracy[-1],
-        "accuracy_drop_pp": 100.0 * (ann["accuracy"] - accuracy[-1]),
-        "best_snn_accuracy": max(accuracy),
-        "best_at_timesteps": marks[int(np.argmax(accuracy))],
-        "ac_to_mac_ratio": ops["ratio"],
-        "thresholds": [float(t) for t in thresholds],
-        "calibration_seconds": round(calib_seconds, 2),
-        "ann_eval_seconds": round(ann_seconds, 2),
-        "snn_eval_seconds": round(snn_seconds, 2),
-    }
-    _write_json(out_dir / "summary.json", summary)
-    return summary
+    return ann["accuracy"], seconds
 
 
-def _operations(arch, monitor: ActivityMonitor, timesteps: int) -> dict[str, Any]:
-    """SNN ACs per sample (measured) vs ANN MACs per sample (``layer_costs``), per layer and in total."""
-    acs = monitor.accumulates_per_sample()
-    costs = layer_costs(arch)
-    macs = sum(c.macs for c in costs)
-    total = sum(acs.values())
-    layers = [{"snn_layer": k, "accumulates_per_sample": v} for k, v in acs.items()]
+def _summary(
+    source_run: str, calibrated: Calibrated, sweep: AccuracySweep, ann: tuple[float, float], ratio: float
+) -> dict[str, Any]:
+    """``summary.json``: the settings, accuracies (``ann`` = ANN accuracy and seconds), AC/MAC ratio,
+    thresholds and the seconds each step took."""
+    o = calibrated.options
+    ann_accuracy, ann_seconds = ann
+    snn_accuracy = sweep.accuracy[-1]
     return {
-        "timesteps": timesteps,
-        "snn_accumulates_per_sample": total,
-        "ann_macs_per_sample": macs,
-        "ratio": total / macs if macs else math.nan,
-        "layers": layers,
-        "ann_layers": [{"name": c.name, "kind": c.kind, "macs": c.macs} for c in costs],
+        "source_run": source_run,
+        "norm": o.norm,
+        "reset": o.reset,
+        "readout": o.readout,
+        "residual": o.residual,
+        "timesteps": o.timesteps,
+        "calib_samples": calibrated.samples,
+        "calib_timesteps": o.calib_timesteps if o.norm == "spike" else None,
+        "percentile": o.percentile if o.norm == "percentile" else None,
+        "test_samples": sweep.samples,
+        "ann_test_accuracy": ann_accuracy,
+        "snn_test_accuracy": snn_accuracy,
+        "accuracy_drop_pp": 100.0 * (ann_accuracy - snn_accuracy),
+        "best_snn_accuracy": max(sweep.accuracy),
+        "best_at_timesteps": sweep.marks[int(np.argmax(sweep.accuracy))],
+        "ac_to_mac_ratio": ratio,
+        "thresholds": list(o.thresholds),
+        "calibration_seconds": round(calibrated.seconds, 2),
+        "ann_eval_seconds": round(ann_seconds, 2),
+        "snn_eval_seconds": round(sweep.seconds, 2),
     }
-
-
-def _plots(out_dir: Path, marks, accuracy, ann_accuracy: float, names, spikes, norm: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(marks, [100 * a for a in accuracy], label=f"SNN ({norm}-norm)")
-    ax.axhline(100 * ann_accuracy, color="k", ls="--", lw=1, label="ANN")
-    ax.set_xscale("log")
-    ax.set_xlabel("time steps")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy_vs_timesteps.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(range(1, len(names) + 1), spikes)
-    ax.set_xlabel("neuron layer")
-    ax.set_ylabel("spikes per image")
-    fig.tight_layout()
-    fig.savefig(out_dir / "spike_counts.png", dpi=120)
-    plt.close(fig)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -20,8 +20,8 @@ the identity path's own scale: the unconstrained baseline the paper improves on)
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,60 +29,50 @@ from torch import nn
 
 from deepspike.conversion.roles import RESIDUAL_ROLES
 from deepspike.core.errors import ConfigError
+from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.activity_records import NeuronRecord
 from deepspike.methods.converted_network import ConvertedNetwork, StopForward
-from deepspike.neurons.chunked_if import chunked_neurons
+from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 
 class ActivationPeaks:
     """Largest (or ``percentile``-th) positive ANN activation per ReLU layer and of the output layer.
 
-    ``update(ann, x)`` runs the ANN ``[B, C, H, W] -> [B, K]`` and records every ``nn.ReLU`` output (build
-    order) and the final output; ``peaks()`` returns ``lambda_l`` for each, output last. The percentile
-    (Rueckauer 2017's robust normalisation) is taken over the positive values with numpy's linear rule;
-    all of them are kept, so use it on a calibration subset (a few thousand images).
+    ``update(ann, x)`` runs the ANN ``[B, C, H, W] -> [B, K]``; the activity recorder keeps the inputs of
+    every ``nn.ReLU`` (the ANN's neurons, build order; their positive inputs are the positive activations)
+    and ``update`` adds the final output. ``peaks()`` returns ``lambda_l`` for each, output last (0 for a
+    layer that never exceeds 0). The percentile (Rueckauer 2017's robust normalisation) is taken over the
+    positive values with numpy's linear rule; all of them are kept, so use it on a calibration subset (a
+    few thousand images).
     """
 
     def __init__(self, percentile: float | None = None) -> None:
         self.percentile = percentile
-        self.values: list[list[torch.Tensor]] = []
+        self._recorder: ActivityRecorder | None = None
+        self._output = NeuronRecord("output", "analog")
 
     def update(self, ann: nn.Module, x: torch.Tensor) -> None:
-        outputs: list[torch.Tensor] = []
-        handles = [
-            m.register_forward_hook(lambda m, i, o: outputs.append(o.detach()))
-            for m in ann.modules()
-            if isinstance(m, nn.ReLU)
-        ]
-        try:
-            with torch.no_grad():
-                outputs.append(ann(x).detach())
-        finally:
-            for h in handles:
-                h.remove()
-        if not self.values:
-            self.values = [[] for _ in outputs]
-        for store, out in zip(self.values, outputs, strict=True):
-            positive = out.flatten().float().cpu()
-            positive = positive[positive > 0]
-            store.append(
-                positive
-                if self.percentile is not None
-                else positive.max(dim=0, keepdim=True)[0]
-                if positive.numel()
-                else positive
+        keep_values = self.percentile is not None
+        if self._recorder is None:
+            inputs = "values" if keep_values else "peak"
+            self._recorder = ActivityRecorder(
+                ann, codings=("analog",), outputs=False, inputs=inputs, operations=False
             )
+        with torch.no_grad(), self._recorder:
+            output = ann(x)
+        self._output.add_input(output, keep_values)
 
     def peaks(self) -> list[float]:
-        result = []
-        for store in self.values:
-            values = torch.cat(store) if store else torch.zeros(0)
-            if values.numel() == 0:
-                result.append(0.0)
-            elif self.percentile is None:
-                result.append(float(values.max()))
-            else:
-                result.append(float(np.percentile(values.numpy(), self.percentile)))
-        return result
+        if self._recorder is None:
+            return []
+        return [self._peak(record) for record in (*self._recorder.layers.values(), self._output)]
+
+    def _peak(self, record: NeuronRecord) -> float:
+        if self.percentile is None:
+            return max(record.input_peak, 0.0)
+        if not sum(v.numel() for v in record.input_values):
+            return 0.0
+        return float(np.percentile(torch.cat(record.input_values).numpy(), self.percentile))
 
 
 def model_based_thresholds(
@@ -106,29 +96,38 @@ def model_based_thresholds(
     return thresholds
 
 
+def neuron_names(net: nn.Module) -> list[str]:
+    """Names of the ``ChunkedIF`` layers of ``net`` in build order (the output layer last)."""
+    return [name for name, m in net.named_modules() if isinstance(m, ChunkedIF)]
+
+
+@contextmanager
+def _stop_forward_at(module: nn.Module) -> Iterator[None]:
+    """In the block, calling ``module`` raises ``StopForward`` (hooks registered before it still run)."""
+
+    def stop(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        raise StopForward
+
+    handle = module.register_forward_pre_hook(stop)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def peak_input(net: ConvertedNetwork, layer: int, x: torch.Tensor, timesteps: int, seed: int) -> float:
     """``max_{t, b, n} x_t[b, n]``: the largest weighted spike input to neuron layer ``layer``.
 
     The network runs with its current thresholds on input spikes from a generator seeded with ``seed``;
-    each chunk's forward pass stops at that layer.
+    the activity recorder keeps the layer's largest input and each chunk's forward pass stops there.
     """
-    neuron = chunked_neurons(net)[layer]
-    peak = -math.inf
-
-    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        nonlocal peak
-        peak = max(peak, float(inputs[0].max()))
-        raise StopForward
-
-    handle = neuron.register_forward_pre_hook(record)
-    try:
-        with torch.no_grad():
-            generator = torch.Generator(device=x.device).manual_seed(seed)
-            for _ in net.stream(x, timesteps, generator):
-                pass
-    finally:
-        handle.remove()
-    return peak
+    name = neuron_names(net)[layer]
+    recorder = ActivityRecorder(net, outputs=False, inputs="peak", operations=False, only=(name,))
+    with torch.no_grad(), recorder, _stop_forward_at(net.get_submodule(name)):
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        for _ in net.stream(x, timesteps, generator):
+            pass
+    return recorder.layers[name].input_peak
 
 
 def spike_norm(

@@ -14,7 +14,8 @@ row-normalised Frobenius norm of ``grad_clip_rows`` (paper: 10).
 Prediction: the class whose output neuron fires first (ties: lowest index; no output spike: -1, wrong).
 
 Trainer hooks used: ``penalty(model)``, ``after_backward(model)`` and ``epoch_measures(model, batches)``
-(the spiking measures of ``ttfs.measures``: latency, sparsity, hidden-before-decision, dead neurons).
+(the spiking measures of ``ttfs.measures``, recorded by ``methods.ttfs_measures``: latency, sparsity,
+hidden-before-decision, dead neurons).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from torch import nn
 from deepspike.coding.decoders import first_spike_class
 from deepspike.coding.ttfs_input import CODINGS, TTFSInput
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.layers.neuron_kinds import ttfs_neuron_layers
 from deepspike.methods.base import Method
 from deepspike.methods.registry import register_method
+from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_network, init_from_ann
 from deepspike.models.spec import Architecture
 from deepspike.ttfs._validate import BACKENDS, KERNELS, check_neuron_params
@@ -41,7 +44,6 @@ from deepspike.ttfs.losses import (
     ttfs_loss,
     weight_sum_cost,
 )
-from deepspike.ttfs.measures import collect_measures, neuron_layers
 
 
 @dataclass
@@ -125,7 +127,7 @@ class TtfsMethod(Method):
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """``K * weight_sum_cost + lambda * l2_cost`` over the TTFS neuron layers; None when both are 0."""
         o = self.options
-        layers = [m for _, m in neuron_layers(model)]
+        layers = [m for _, m in ttfs_neuron_layers(model)]
         if not layers or (o.weight_sum_cost == 0 and o.l2 == 0):
             return None
         reg = torch.zeros((), device=layers[0].weight.device)
@@ -140,7 +142,7 @@ class TtfsMethod(Method):
         if self.options.grad_clip_rows is None:
             return
         with torch.no_grad():
-            for _, layer in neuron_layers(model):
+            for _, layer in ttfs_neuron_layers(model):
                 for w in layer.weights():
                     if w.grad is not None:
                         w.grad.copy_(clip_row_normalized(w.grad, self.options.grad_clip_rows))

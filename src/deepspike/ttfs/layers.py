@@ -4,7 +4,7 @@ Every neuron is a non-leaky IF neuron that fires once (``deepspike.ttfs.dense``)
 closed-form first spike times of its neurons from its input spike times, so a TTFS layer needs no
 activation after it. The bias is zhou2021's "bias input spike at t = 0" (Table 1), with a trainable weight.
 
-Classes carry ``is_ttfs_layer = True`` so monitors (``deepspike.ttfs.measures``, the analysis package)
+Classes carry ``is_ttfs_layer = True`` so the activity recorder (``deepspike.layers.activity_recorder``)
 can find them by forward hooks; their outputs are spike times. ``ttfs_role`` tells what the outputs are:
 ``"neurons"`` (trainable conv/dense neurons, counted by the sparsity measures), ``"pool"`` or ``"norm"``.
 """

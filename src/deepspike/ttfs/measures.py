@@ -1,7 +1,7 @@
 """Measures of a TTFS network's spiking (zhou2021 sparsity, zhang2021 Fig. 6 and Fig. 9).
 
-Recorded by forward hooks on the TTFS neuron layers (``is_ttfs_layer`` and ``ttfs_role == "neurons"``:
-``TTFSConv2d``/``TTFSLinear``); the last one is the output layer, the others are hidden. Per sample ``b``,
+Computed from the spike times of the TTFS neuron layers (``TTFSConv2d``/``TTFSLinear``, recorded by
+``methods.ttfs_measures``); the last one is the output layer, the others are hidden. Per sample ``b``,
 with ``t_out[b]`` the output times and the decision time ``T_b = min_k t_out[b, k]`` (first output spike):
 
 * ``latency``: ``mean_b T_b`` over samples with an output spike; ``no_output_spike``: fraction without.
@@ -17,18 +17,8 @@ with ``t_out[b]`` the output times and the decision time ``T_b = min_k t_out[b, 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
-from torch import nn
-
-
-def neuron_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every TTFS neuron layer of ``model`` in registration (forward) order."""
-    return [
-        (name, m) for name, m in model.named_modules()
-        if getattr(type(m), "is_ttfs_layer", False) and getattr(type(m), "ttfs_role", "") == "neurons"
-    ]
 
 
 class TTFSMeasures:
@@ -95,33 +85,3 @@ class TTFSMeasures:
             out["hidden_before_decision"] = self.before / n
             out["dead_fraction"] = dead_total / hidden_total if hidden_total else math.nan
         return out
-
-
-@torch.no_grad()
-def collect_measures(model: nn.Module, batches: Iterable, max_batches: int | None = None) -> dict[str, float]:
-    """Run ``model`` (eval mode) over ``batches`` of ``(x, y)`` and return the TTFS measures (module doc).
-
-    The output layer is the last TTFS neuron layer; ``model(x)`` must return its times ``[B, K]``.
-    """
-    layers = neuron_layers(model)
-    if not layers:
-        return {}
-    names = [name for name, _ in layers]
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=name: seen.__setitem__(n, out))
-             for name, m in layers]
-    acc = TTFSMeasures(names)
-    was_training = model.training
-    model.eval()
-    try:
-        for i, (x, _y) in enumerate(batches):
-            if max_batches is not None and i >= max_batches:
-                break
-            seen.clear()
-            out = model(x)
-            acc.add([seen[n] for n in names[:-1]], out)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return acc.result()

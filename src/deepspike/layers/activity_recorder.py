@@ -1,0 +1,188 @@
+"""One activity recorder for every spiking network: spikes, spike times, inputs and synaptic operations.
+
+Forward hooks only read tensors, so the network's outputs are unchanged. A *network pass* is one call of
+``model`` (its forward pre-hook starts it, its forward hook ends it) or one ``network_pass`` block for
+networks driven by another method (``ConvertedNetwork.trace``); a network that runs time in chunks calls
+its neuron layers several times in one pass. What is hooked (``layers.neuron_kinds``, ``layers.fan_out``):
+
+- Neuron layers of the chosen ``codings``, recorded in ``layers`` (name -> ``NeuronRecord``): rate-coded
+  spikes ``[T, B, ...]`` (chunks of one pass add up in time), TTFS spike times ``[B, ...]`` (the last TTFS
+  layer of a pass is the output layer, whose earliest spike per sample is the decision time), ANN ReLUs
+  (inputs only). ``inputs="peak"`` / ``"values"`` also keeps each layer's largest input / positive inputs.
+- Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs.
+- The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; TTFS encoders give
+  times ``[B, ...]`` (finite = spike); other outputs are analog input. Without an encoder, the finite inputs
+  of the first TTFS layer of a pass are the input spikes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_spike_valued
+from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
+from deepspike.layers.neuron_kinds import neuron_coding
+
+CODINGS = ("rate", "ttfs", "analog")
+INPUT_RECORDS = ("peak", "values")
+
+
+def _first(output) -> torch.Tensor:
+    return (output[0] if isinstance(output, tuple) else output).detach()
+
+
+@dataclass
+class _Pass:
+    """State of the network pass under way."""
+
+    fired: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> neurons fired so far [B, ...]
+    steps: dict[str, int] = field(default_factory=dict)  # rate layer -> its steps so far
+    last_ttfs: torch.Tensor | None = None  # times of the latest TTFS layer [B, ...]
+    encoder_seen: bool = False
+
+
+class ActivityRecorder:
+    """Context manager recording the activity of ``model`` (see the module docstring).
+
+    codings: neuron layers to hook ("rate", "ttfs", "analog"); outputs: record their spikes/times;
+    inputs: None, "peak" or "values" (their inputs); operations: record synaptic layers; only: names of the
+    neuron layers to hook (None = all); keep_last_times: keep each TTFS layer's times of the latest pass.
+    Totals: ``samples``, ``steps`` (time steps of the latest pass), ``input_spikes``, ``analog_input``,
+    ``decision_times`` and ``undecided`` (TTFS samples without an output spike).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        codings: Collection[str] = ("rate", "ttfs"),
+        outputs: bool = True,
+        inputs: str | None = None,
+        operations: bool = True,
+        only: Collection[str] | None = None,
+        keep_last_times: bool = False,
+    ) -> None:
+        if not set(codings) <= set(CODINGS) or inputs not in (None, *INPUT_RECORDS):
+            raise ConfigError(f"bad recorder choice: codings {list(codings)}, inputs {inputs!r}")
+        self.model, self.outputs, self.inputs, self.keep_last_times = model, outputs, inputs, keep_last_times
+        self.samples, self.steps, self.input_spikes, self.analog_input = 0, 0, 0.0, False
+        self.decision_times: list[float] = []
+        self.undecided = 0
+        self._neurons = {
+            name: m
+            for name, m in model.named_modules()
+            if neuron_coding(m) in codings and (only is None or name in only)
+        }
+        self.layers = {name: NeuronRecord(name, neuron_coding(m)) for name, m in self._neurons.items()}
+        self._synaptic = {n: m for n, m in model.named_modules() if operations and is_synaptic_layer(m)}
+        self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
+        self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
+        self._handles: list = []
+        self._pass = _Pass()
+
+    def __enter__(self) -> ActivityRecorder:
+        hooks = [self.model.register_forward_pre_hook(self._begin), self.model.register_forward_hook(self._end)]
+        encoder = getattr(self.model, "encoder", None)
+        if self.outputs and isinstance(encoder, nn.Module):
+            hooks.append(encoder.register_forward_hook(self._encoder))
+        for name, m in self._neurons.items():
+            coding = self.layers[name].coding
+            if self.inputs is not None:
+                hooks.append(m.register_forward_pre_hook(self._input(name)))
+            if self.outputs and coding != "analog":
+                hooks.append(m.register_forward_hook(self._rate(name) if coding == "rate" else self._ttfs(name)))
+        hooks += [m.register_forward_hook(self._synapse(name)) for name, m in self._synaptic.items()]
+        self._handles = hooks
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    @contextmanager
+    def network_pass(self, samples: int) -> Iterator[None]:
+        """A network pass over ``samples`` samples for networks not run by ``model(x)``."""
+        self._start_pass(samples)
+        yield
+        self._finish_pass()
+
+    def _begin(self, module, args) -> None:
+        self._start_pass(int(args[0].shape[0]))
+
+    def _end(self, module, args, output) -> None:
+        self._finish_pass()
+
+    def _start_pass(self, samples: int) -> None:
+        self.samples += samples
+        self._pass = _Pass()
+        if self.keep_last_times:
+            for record in self.layers.values():
+                record.last_times = None
+
+    def _finish_pass(self) -> None:
+        for name, fired in self._pass.fired.items():
+            self.layers[name].active += float(fired.sum())
+        if self._pass.steps:
+            self.steps = max(self._pass.steps.values())
+        if self._pass.last_ttfs is not None:  # earliest output spike per sample = decision time
+            first = self._pass.last_ttfs.flatten(1).min(dim=1).values  # [B, ...] -> [B]
+            finite = torch.isfinite(first)
+            self.decision_times += first[finite].tolist()
+            self.undecided += int((~finite).sum())
+
+    def _encoder(self, module, args, output) -> None:
+        x = output.detach()
+        self._pass.encoder_seen = True
+        if is_spike_valued(x):
+            self.input_spikes += float((x != 0).sum())
+        elif torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim()):
+            # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes
+            self.input_spikes += float(torch.isfinite(x).sum())
+        else:
+            self.analog_input = True
+
+    def _input(self, name: str):
+        def hook(module, args) -> None:
+            self.layers[name].add_input(args[0].detach(), self.inputs == "values")
+
+        return hook
+
+    def _rate(self, name: str):
+        def hook(module, args, output) -> None:
+            t0 = self._pass.steps.get(name, 0)
+            fired = self.layers[name].add_spikes(_first(output), t0)
+            self._pass.steps[name] = self.layers[name].steps
+            seen = self._pass.fired.get(name)
+            self._pass.fired[name] = fired if seen is None else fired | seen
+
+        return hook
+
+    def _ttfs(self, name: str):
+        def hook(module, args, output) -> None:
+            t = _first(output)
+            if self._pass.last_ttfs is None and not self._pass.encoder_seen:
+                self.input_spikes += float(torch.isfinite(args[0].detach()).sum())
+            self._pass.fired[name] = self.layers[name].add_times(t, self.keep_last_times)
+            self._pass.last_ttfs = t
+
+        return hook
+
+    def _synapse(self, name: str):
+        def hook(module, args, output) -> None:
+            x = args[0].detach()  # [N, ...]: samples (x time steps for rate nets)
+            key = (name, tuple(x.shape[1:]))
+            if key not in self._fan:
+                fan = fan_out_map(module, key[1])
+                self._fan[key] = None if fan is None else fan.to(x.device, torch.int64)
+            if self._fan[key] is not None:
+                ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
+                self.synapses[name].add_inputs(x, self._fan[key], ttfs)
+
+        return hook

@@ -1,0 +1,109 @@
+"""What the activity recorder (``layers.activity_recorder``) keeps per neuron layer and per synaptic layer.
+
+Neuron layer, summed over the recorded samples: rate-coded spikes ``s [T, B, ...]`` add
+``spikes = sum |s|``, ``neuron_steps = numel(s)`` and the spikes of every step (``step_counts[t0 + t]``,
+``t0`` = the steps of the layer's earlier chunks in the same network pass); TTFS times ``t [B, ...]`` add
+``spikes = #finite(t)``, ``neuron_steps = numel(t)`` and a sample of the finite times. Inputs ``x`` (the
+current a neuron layer receives) keep their largest value and, when asked, every positive value.
+
+Synaptic layer: every non-zero (rate) or finite (TTFS) input ``x_j`` is an event costing ``F_j``
+operations (``layers.fan_out``): ``ops = sum_j 1[x_j event] F_j``, counted exactly in integers. Inputs
+holding only values in {-1, 0, 1} (or spike times) are spikes and the operations are accumulates (ACs);
+analog inputs make them multiply-accumulates (MACs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+MAX_TIMES = 20_000  # TTFS spike times kept per layer (for histograms)
+
+
+def is_spike_valued(x: torch.Tensor) -> bool:
+    """True when every entry of ``x`` is -1, 0 or 1 (``x == sign(x)``)."""
+    return torch.equal(x, torch.sign(x))
+
+
+@dataclass
+class NeuronRecord:
+    """Activity of one neuron layer (``coding``: "rate", "ttfs" or "analog"), summed over samples."""
+
+    name: str
+    coding: str
+    neurons: int = 0  # per sample
+    samples: int = 0  # samples of the network passes that reached the layer
+    steps: int = 0  # rate: time steps of the latest network pass
+    spikes: float = 0.0
+    neuron_steps: float = 0.0  # rate: neurons x steps x samples; ttfs: neurons x samples
+    active: float = 0.0  # neurons that fired at least once, summed over samples
+    step_counts: list[float] = field(default_factory=list)  # rate: spikes at step t (all samples)
+    times: list[float] = field(default_factory=list)  # ttfs: a sample of finite spike times
+    last_times: torch.Tensor | None = None  # ttfs: output times [B, ...] of the latest pass (when kept)
+    input_peak: float = -math.inf  # largest input value
+    input_values: list[torch.Tensor] = field(default_factory=list)  # positive inputs (when kept)
+
+    def add_spikes(self, s: torch.Tensor, t0: int) -> torch.Tensor:
+        """Add spikes ``s [T, B, ...]`` starting at step ``t0`` of the pass; returns fired ``[B, ...]``."""
+        self.neurons = s[0, 0].numel()
+        if t0 == 0:
+            self.samples += s.shape[1]
+        self.steps = t0 + s.shape[0]
+        per_step = torch.linalg.vector_norm(s.flatten(1), 1, dim=1).tolist()  # [T]: sum |s_t|
+        self.spikes += sum(per_step)
+        self.neuron_steps += s.numel()
+        if len(self.step_counts) < self.steps:
+            self.step_counts += [0.0] * (self.steps - len(self.step_counts))
+        for t, count in enumerate(per_step):
+            self.step_counts[t0 + t] += count
+        return s.any(dim=0)
+
+    def add_times(self, t: torch.Tensor, keep_last: bool) -> torch.Tensor:
+        """Add spike times ``t [B, ...]`` (``+inf`` = no spike); returns fired ``[B, ...]``."""
+        finite = torch.isfinite(t)
+        self.neurons = t[0].numel()
+        self.samples += t.shape[0]
+        self.spikes += float(finite.sum())
+        self.neuron_steps += t.numel()
+        room = MAX_TIMES - len(self.times)
+        if room > 0:
+            self.times += t[finite][:room].tolist()
+        if keep_last:
+            self.last_times = t
+        return finite
+
+    def add_input(self, x: torch.Tensor, keep_values: bool) -> None:
+        """Keep the largest entry of the input ``x`` and, if ``keep_values``, its positive entries."""
+        self.input_peak = max(self.input_peak, float(x.max()))
+        if keep_values:
+            values = x.detach().flatten().float().cpu()
+            self.input_values.append(values[values > 0])
+
+
+@dataclass
+class SynapseRecord:
+    """Input events and the operations they cost in one synaptic layer, summed over samples."""
+
+    name: str
+    module_type: str
+    events: float = 0.0
+    acs: float = 0.0
+    macs: float = 0.0
+
+    @property
+    def operations(self) -> float:
+        """ACs + MACs."""
+        return self.acs + self.macs
+
+    def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool) -> None:
+        """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``."""
+        events = torch.isfinite(x) if ttfs else x != 0
+        per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
+        count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j
+        self.events += count
+        if ttfs or is_spike_valued(x):
+            self.acs += ops
+        else:
+            self.macs += ops

@@ -1,0 +1,110 @@
+"""The one activity recorder gives every consumer the same hand-counted numbers.
+
+Rate net (converted, threshold 1, reset to zero, input [1, 0] at scale 1 so the first pixel spikes at
+every step and the second never), T = 8: layer 1 (weights [1, 1]) receives 1 per step and fires at every
+step (8 spikes); the output layer receives 0.5 and 0.25 per step and fires every 2nd and every 4th step
+(4 + 2 = 6 spikes). Operations: 8 input spikes x fan-out 1 (body.1, 2 -> 1) = 8 ACs, 8 layer-1 spikes x
+fan-out 2 (body.3, 1 -> 2) = 16 ACs. Largest inputs: 1 to layer 1, 0.5 to the output layer, which are also
+the ANN's activation peaks (relu(1 + 0) = 1 and 0.5 * 1).
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.analysis.activity import measure_activity
+from deepspike.analysis.monitor import NetworkMonitor
+from deepspike.conversion.accuracy_sweep import sweep_accuracy
+from deepspike.conversion.thresholds import ActivationPeaks, peak_input
+from deepspike.conversion.transfer import copy_ann_weights
+from deepspike.core.errors import ConfigError
+from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.methods import get_method
+from deepspike.methods.ttfs_measures import collect_measures
+from deepspike.models.spec import Architecture, Flatten, Linear
+from fake_ttfs import FakeTTFS
+
+INF = math.inf
+X = torch.tensor([[[[1.0, 0.0]]]])  # [B=1, C=1, H=1, W=2]
+Y = torch.tensor([0])
+
+
+def _converted(chunk_elements):
+    arch = Architecture("two", (Flatten(), Linear(1), Linear(2, act=False)), (1, 1, 2), 2)
+    ann = get_method("ann").build(arch)
+    with torch.no_grad():
+        ann[1].weight.copy_(torch.tensor([[1.0, 1.0]]))
+        ann[3].weight.copy_(torch.tensor([[0.5], [0.25]]))
+    options = {"timesteps": 8, "input_scale": 1.0, "chunk_elements": chunk_elements}
+    snn = get_method("converted", options).build(arch)
+    copy_ann_weights(ann, snn)
+    return ann, snn
+
+
+@pytest.mark.parametrize("chunk_elements", [2**24, 6])  # one chunk of 8 steps, or chunks of 3, 3, 2
+def test_rate_consumers_get_the_hand_counts(chunk_elements):
+    ann, snn = _converted(chunk_elements)
+    with torch.no_grad(), NetworkMonitor(snn) as monitor:
+        snn(X, 8)
+    s = monitor.summary()
+    assert (s["samples"], s["timesteps"], s["input_spikes_per_sample"]) == (1, 8, 8)
+    assert [(d["name"], d["spikes_per_sample"], d["rate"]) for d in s["layers"]] == [
+        ("body.2", 8, 1.0),
+        ("output", 6, 6 / 16),
+    ]
+    assert [(d["name"], d["acs_per_sample"]) for d in s["synapses"]] == [("body.1.module", 8), ("body.3.module", 16)]
+    assert monitor.histograms()[1]["step_counts"] == [0, 1, 0, 2, 0, 1, 0, 2]
+
+    layers = measure_activity(snn, [(X, Y)]).layers
+    assert [(a.name, a.neurons, a.spikes, a.steps, a.samples) for a in layers] == [
+        ("body.2", 1, 8, 8, 1),
+        ("output", 2, 6, 8, 1),
+    ]
+
+    sweep = sweep_accuracy(snn, [(X, Y)], 8, lambda line: None)
+    assert sweep.spikes == {"body.2": 8, "output": 6} and sweep.accumulates == {"body.1": 8, "body.3": 16}
+
+    assert [peak_input(snn, layer, X, 8, seed=0) for layer in (0, 1)] == [1.0, 0.5]
+    peaks = ActivationPeaks()
+    peaks.update(ann, X)
+    assert peaks.peaks() == [1.0, 0.5]
+
+
+def test_ttfs_consumers_get_the_hand_counts():
+    # hidden: sample 0 fires neurons 0 and 2 (at 0.5, 0.7), sample 1 nothing; output: sample 0 decides at 0.9
+    hidden = FakeTTFS(2, torch.tensor([[0.5, INF, 0.7], [INF, INF, INF]]))
+    output = FakeTTFS(3, torch.tensor([[1.2, 0.9], [INF, INF]]))
+    model = nn.Sequential(hidden, output)
+    t_in = torch.tensor([[0.1, 0.3], [INF, 0.2]])
+    with ActivityRecorder(model) as recorder:
+        model(t_in)
+    assert [(r.spikes, r.neurons, r.samples) for r in recorder.layers.values()] == [(2, 3, 2), (2, 2, 2)]
+    assert recorder.input_spikes == 3 and recorder.decision_times == pytest.approx([0.9]) and recorder.undecided == 1
+    # input events x fan-out 3, hidden spikes x fan-out 2
+    assert [s.acs for s in recorder.synapses.values()] == [3 * 3, 2 * 2]
+
+    with NetworkMonitor(model) as monitor:
+        model(t_in)
+    s = monitor.summary()
+    assert [d["rate"] for d in s["layers"]] == [2 / 6, 2 / 4]
+    assert s["decision_time_mean"] == pytest.approx(0.9) and s["undecided_fraction"] == 0.5
+
+    m = collect_measures(model, [(t_in, None)])
+    assert (m["spiking_fraction/0"], m["spiking_fraction/1"]) == (2 / 6, 2 / 4)  # = the monitor's rates
+    assert m["latency"] == pytest.approx(0.9) and m["no_output_spike"] == 0.5
+    assert m["hidden_before_decision"] == pytest.approx((2 / 3 + 0) / 2) and m["dead_fraction"] == pytest.approx(1 / 3)
+
+
+def test_recorder_options():
+    _, snn = _converted(2**24)
+    with pytest.raises(ConfigError, match="bad recorder choice"):
+        ActivityRecorder(snn, inputs="mean")
+    recorder = ActivityRecorder(snn, outputs=False, operations=False, inputs="values", only=("output",))
+    with torch.no_grad(), recorder:
+        snn(X, 8)
+    (record,) = recorder.layers.values()
+    assert record.name == "output" and record.spikes == 0 and not recorder.synapses  # inputs only
+    assert record.input_peak == 0.5 and torch.cat(record.input_values).tolist() == [0.5, 0.25] * 8
+    assert not snn._forward_hooks and not snn.output._forward_pre_hooks  # hooks removed

@@ -1,0 +1,78 @@
+"""Fan-out maps against brute-force counts and hand counts: convs (borders, strides), pools, linear, TTFS."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.layers.fan_out import conv_fan_out, fan_out_map, is_synaptic_layer
+
+
+def _brute_fan_out(c, h, w, out_ch, k, s, p):
+    """For every input position count (output channel, output position) pairs whose window covers it."""
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    fan = torch.zeros(c, h, w)
+    for y, x, ky, kx in itertools.product(range(ho), range(wo), range(k), range(k)):
+        iy, ix = y * s + ky - p, x * s + kx - p
+        if 0 <= iy < h and 0 <= ix < w:
+            fan[:, iy, ix] += out_ch
+    return fan
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 1, 1), (3, 2, 1), (2, 3, 0), (5, 1, 0)])
+def test_conv_fan_out_matches_brute_force(k, s, p):
+    conv = nn.Conv2d(3, 4, k, s, p, bias=False)
+    fan = fan_out_map(conv, (3, 7, 7))
+    assert torch.equal(fan, _brute_fan_out(3, 7, 7, 4, k, s, p))
+    # ops of an event map = its convolution with an all-ones kernel, summed
+    events = (torch.rand(2, 3, 7, 7, generator=torch.Generator().manual_seed(k)) < 0.3).float()
+    ones = torch.ones(4, 3, k, k)
+    assert float((events * fan).sum()) == float(F.conv2d(events, ones, None, s, p).sum())
+
+
+def test_pool_and_linear_fan_out():
+    assert torch.equal(fan_out_map(nn.Linear(6, 4), (6,)), torch.full((6,), 4.0))
+    pool = fan_out_map(nn.AvgPool2d(2), (1, 5, 5))  # 2x2 windows, stride 2: the last row/column is dropped
+    expected = torch.ones(1, 5, 5)
+    expected[:, 4, :] = expected[:, :, 4] = 0
+    assert torch.equal(pool, expected)
+    assert torch.equal(
+        conv_fan_out((2, 3, 3), 2, 3, padding=1, groups=2)[0],
+        torch.tensor([[4.0, 6, 4], [6, 9, 6], [4, 6, 4]]),
+    )  # 3x3 "same" depthwise: windows covering
+
+
+
+def test_padded_conv_and_pool_fan_out_by_hand():
+    conv = nn.Conv2d(1, 3, 3, padding=1, bias=False)
+    # 3x3 kernel, padding 1, on 4x4: a corner pixel is covered by 4 output positions, an inner one by 9;
+    # each reaches 3 output channels
+    fan = fan_out_map(conv, (1, 4, 4))
+    assert fan[0, 0, 0] == 12 and fan[0, 1, 1] == 27 and fan[0, 0, 1] == 18
+    assert torch.equal(fan_out_map(nn.AvgPool2d(2), (2, 4, 4)), torch.ones(2, 4, 4))
+
+
+class FakeTTFSLayer(nn.Module):
+    is_ttfs_layer = True
+
+    def __init__(self, weight, stride=1, padding=0):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.stride, self.padding = stride, padding
+
+
+class FakeTTFSPool(nn.Module):
+    is_ttfs_layer = True
+    ttfs_role = "pool"
+
+
+def test_ttfs_layers_and_other_modules():
+    dense = FakeTTFSLayer(torch.ones(5, 3))  # [M=5, N=3]: every input reaches 5 neurons
+    assert torch.equal(fan_out_map(dense, (3,)), torch.full((3,), 5.0))
+    conv = FakeTTFSLayer(torch.ones(2, 1, 3, 3), padding=1)  # same geometry as the padded nn.Conv2d
+    assert torch.equal(fan_out_map(conv, (1, 4, 4)), fan_out_map(nn.Conv2d(1, 2, 3, padding=1), (1, 4, 4)))
+    assert is_synaptic_layer(dense) and is_synaptic_layer(nn.AvgPool2d(2)) and is_synaptic_layer(nn.Linear(2, 3))
+    for other in (FakeTTFSPool(), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten()):
+        assert not is_synaptic_layer(other) and fan_out_map(other, (1, 4, 4)) is None
