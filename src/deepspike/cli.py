@@ -2,16 +2,24 @@
 
 Errors a user can cause print one line (``deepspike: error: ...``) and exit with status 2, without a
 traceback and without writing over an existing run.
+
+A reader that stops early (``deepspike models | head -2``) ends the command quietly with status 141
+(128 + SIGPIPE, what a shell reports for ``seq 100000 | head -1``), as the Python docs' "Note on SIGPIPE"
+advises: the rest of the output goes to ``/dev/null`` and nothing is printed on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 
 from deepspike.commands import COMMANDS
 from deepspike.core.errors import UserError
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE (13)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # here, not at interpreter exit: a reader that has gone shows up inside the try
+        return status
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a pipe of something else (a worker process): a real error
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
@@ -40,6 +60,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reading end is closed (``poll`` reports POLLERR on the writing end);
+    True as well where ``poll`` is missing (Windows), as the Python docs' recipe assumes."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _discard_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so that the flush at interpreter exit (of what Python still
+    buffers) does not raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -128,3 +128,16 @@ def test_latency_round_trip():
     torch.testing.assert_close(back, torch.floor(times / 0.5) * 0.5)
     with pytest.raises(ConfigError, match="must be >= 0"):
         latency_spike_train(torch.tensor([-1.0]), T=3)
+
+
+def test_nan_input_is_refused_by_the_range_checks():
+    """The encoders that check their input's range (one min/max pass) refuse NaN there rather than turning it
+    into a silent input (``1[U < NaN] = 0``, ``floor(NaN)`` never a step)."""
+    x = P.clone()
+    x[0, 2] = math.nan
+    with pytest.raises(ConfigError, match=r"rate_poisson needs intensities in \[0, 1\]; got NaN"):
+        rate_poisson(x, 4)
+    with pytest.raises(ConfigError, match=r"ttfs_latency needs intensities in \[0, 1\]; got NaN"):
+        ttfs_latency(x)
+    with pytest.raises(ConfigError, match="spike times must be >= 0; got minimum nan"):
+        latency_spike_train(x, 4)

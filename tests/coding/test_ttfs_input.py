@@ -54,3 +54,10 @@ def test_bad_values_raise():
         TTFSInput("1-p", jitter=-1.0)
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         encode_times(torch.tensor([2.0]), "255", 1.0)
+
+
+@pytest.mark.parametrize("coding", ["1-p", "p", "255"])
+def test_nan_intensity_is_refused(coding):
+    x = torch.tensor([0.2, float("nan"), 0.7])
+    with pytest.raises(ConfigError, match=r"needs intensities in \[0, 1\]; got NaN"):
+        encode_times(x, coding)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from deepspike.cli import main
+from deepspike.commands import datasets
 
 FAST = [
     "model.name=mlp",
@@ -131,3 +132,44 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert all(torch.equal(full[k], again[k]) for k in full)
     epochs = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3, 4]  # no epoch logged twice, none missing
+
+
+def _deepspike(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, "-m", "deepspike", *args], stderr=subprocess.PIPE, env=env, **kw)
+
+
+def test_listing_into_a_closed_pipe_ends_quietly_with_status_141():
+    """A reader that is gone before the first line (the end state of ``deepspike models | head -2``): no
+    BrokenPipeError traceback, nothing on stderr, status 128 + SIGPIPE."""
+    procs = {}
+    for command in ("models", "datasets", "methods"):
+        procs[command] = _deepspike(command, stdout=subprocess.PIPE)
+        procs[command].stdout.close()  # the reader goes away before anything is written
+    for command, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert (command, err.decode()) == (command, "")
+        assert proc.returncode == 141, command
+
+
+def test_listing_piped_into_head_prints_no_traceback(tmp_path):
+    """The real pipeline ``deepspike models | head -1``: the first line arrives, stderr stays empty."""
+    err_file = tmp_path / "stderr.txt"
+    shell = (f"set -o pipefail; '{sys.executable}' -m deepspike models 2>'{err_file}' | head -1; "
+             "echo status=$?")
+    proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:2] == ["model", "input"]
+    assert lines[1] in ("status=0", "status=141")  # 0 when the listing fit the pipe before head exited
+    assert err_file.read_text() == ""
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capsys):
+    """Only a closed stdout ends quietly; a BrokenPipeError from anything else (a worker's pipe) propagates."""
+    def broken(args):
+        raise BrokenPipeError("worker pipe")
+
+    monkeypatch.setattr(datasets, "run", broken)
+    with pytest.raises(BrokenPipeError, match="worker pipe"):
+        main(["datasets"])

@@ -1,4 +1,5 @@
-"""IF/LIF dynamics against golden trajectories and BPTT gradients worked out by hand."""
+"""IF/LIF dynamics against golden trajectories and BPTT gradients worked out by hand; the input policy of
+every neuron module (floating dtypes only, empty inputs, NaN propagated to the spikes)."""
 
 import copy
 import pickle
@@ -7,7 +8,10 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.neurons import IF, LIF, NeuronParams, membrane_readout, neuron_multistep, neuron_step
+from deepspike.neurons import IF, LIF, RESETS, NeuronParams, membrane_readout, neuron_multistep, neuron_step
+from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.fused import fused_available
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 
 X = [0.6, 0.6, 0.6, 1.2, 0.0]
 
@@ -181,3 +185,73 @@ def test_params_frozen_and_hashable():
     with pytest.raises(AttributeError):
         p.decay = 0.9
     assert hash(p) == hash(NeuronParams(decay=0.5, surrogate_args={"a": 0.5}))
+
+
+NEURONS = {"IF": IF, "LIF": lambda: LIF(decay=0.7), "ChunkedIF": ChunkedIF, "LeakCorrectedLIF": LeakCorrectedLIF}
+needs_fused = pytest.mark.skipif(not fused_available(), reason="numba (extra 'fast') missing or DEEPSPIKE_FUSED=0")
+
+
+@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int64, torch.complex64])
+@pytest.mark.parametrize("grad", [True, False])
+def test_a_non_floating_input_is_one_config_error(name, dtype, grad):
+    x = torch.ones(3, 2, 4).to(dtype)
+    message = r"neuron input must be a floating-point tensor \(float16, bfloat16, float32 or float64\), got torch\."
+    with torch.set_grad_enabled(grad), pytest.raises(ConfigError, match=message):
+        NEURONS[name]()(x)
+
+
+def test_functions_check_the_dtype_too():
+    with pytest.raises(ConfigError, match="floating-point tensor"):
+        neuron_step(torch.ones(2, 3, dtype=torch.int32), None, NeuronParams())
+    with pytest.raises(ConfigError, match="floating-point tensor"):
+        neuron_multistep(torch.ones(2, 3, dtype=torch.bool), NeuronParams())
+
+
+@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("shape", [(0, 2, 4), (3, 0, 4), (0, 0, 1, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_empty_input_gives_empty_spikes_and_gradients(name, shape, dtype):
+    x = torch.zeros(shape, dtype=dtype, requires_grad=True)
+    s = NEURONS[name]()(x)
+    s.sum().backward()
+    assert (s.shape, s.dtype, x.grad.shape) == (shape, dtype, shape)
+    with torch.no_grad():
+        assert NEURONS[name]()(x).shape == shape
+
+
+def test_no_time_steps_keep_the_initial_membrane():
+    v0 = torch.rand(2, 3)
+    s, v, h = neuron_multistep(torch.zeros(0, 2, 3), NeuronParams(), v0=v0, return_membrane=True)
+    assert s.shape == h.shape == (0, 2, 3) and torch.equal(v, v0)
+    assert membrane_readout(torch.zeros(0, 2), decay=0.5).shape == (0, 2)
+
+
+def _with_nan(shape=(8, 2, 3), at=(2, 0, 1), seed=0):
+    """Random currents in [0, 0.9) and the same with one NaN at step ``at[0]`` of neuron ``at[1:]``."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 0.9
+    bad = x.clone()
+    bad[at] = float("nan")
+    return x, bad
+
+
+def _assert_nan_from(s, s_clean, at):
+    """``s`` is NaN for neuron ``at[1:]`` from step ``at[0]`` on and equals ``s_clean`` everywhere else."""
+    t, idx = at[0], (slice(None),) + tuple(at[1:])
+    nan = torch.zeros_like(s, dtype=torch.bool)
+    nan[idx] = torch.arange(s.shape[0]) >= t
+    assert torch.equal(torch.isnan(s), nan)
+    assert torch.equal(s[~nan], s_clean[~nan])
+
+
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("fused", [False, pytest.param(True, marks=needs_fused)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_nan_current_makes_that_neurons_spikes_nan_from_then_on(reset, fused, grad):
+    """The NaN policy (``neurons.dynamics``): propagated, on the reference loop and the fused kernel."""
+    x, bad = _with_nan()
+    p = NeuronParams(decay=0.8, threshold=0.5, reset=reset)
+    s_clean, _ = neuron_multistep(x, p, fused=fused)
+    s, v = neuron_multistep(bad.requires_grad_(grad), p, fused=fused)
+    _assert_nan_from(s.detach(), s_clean, (2, 0, 1))
+    assert torch.isnan(v[0, 1]) and not torch.isnan(v[1]).any()

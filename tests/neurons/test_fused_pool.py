@@ -126,3 +126,15 @@ def test_time_invariant_input_recomputes_h_exactly(reset, detach, leak_grad, sur
     assert torch.equal(s1, s2) and 0 < s1.mean() < 1
     torch.testing.assert_close(gb1, gb2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gv1, gv2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_nan_current_reaches_the_pooled_spikes(channels_last):
+    """The NaN policy inside the pooling kernel: the window holding the NaN neuron is NaN from that step on,
+    as ATen's pooling of the reference spikes (NaN propagates through the window sum)."""
+    x = torch.rand(5, 2, 3, 4, 6, generator=torch.Generator().manual_seed(4))
+    x[2, 1, 0, 3, 1] = float("nan")
+    got, _ = fused_multistep(x, PARAMS, pool=(2, 2), pool_channels_last=channels_last)
+    ref = _pool_steps(neuron_multistep(x, PARAMS, fused=False)[0], (2, 2))
+    assert torch.isnan(ref[2:, 1, 0, 1, 0]).all() and torch.isnan(ref).sum() == 3
+    torch.testing.assert_close(got, ref, rtol=0, atol=0, equal_nan=True)

@@ -116,3 +116,15 @@ def test_fused_multistep_through_triton_equals_reference(monkeypatch, time_invar
     torch.testing.assert_close(v_f, v_r, rtol=0, atol=0)
     torch.testing.assert_close(gx_f, gx_r, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gv_f, gv_r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reset", [0, 1, 2])
+def test_forward_kernel_propagates_nan_as_numba(reset):
+    """The NaN policy (``neurons.dynamics``) in the Triton kernel: a NaN current gives NaN spikes from that step
+    on, bit for bit as the numba kernel."""
+    x = torch.rand(T, N, generator=torch.Generator().manual_seed(9))
+    x[1, 5] = float("nan")
+    (s_t, v_t, h_t), (s_n, v_n, h_n) = _forward_both(x, torch.zeros(N), reset, store_h=True)
+    assert torch.isnan(s_n[1:, 5]).all() and torch.isnan(s_n).sum() == T - 1
+    for a, b in ((s_t, s_n), (v_t, v_n), (h_t, h_n)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)

@@ -157,3 +157,21 @@ def test_sse_loss_by_hand():
     out = torch.tensor([[0.5, 0.2], [0.0, 1.0]])
     # sample 1: 0.5 * ((0.5 - 1)^2 + 0.2^2) = 0.145; sample 2: 0; mean 0.0725
     assert method.loss(out, torch.tensor([0, 1])).item() == pytest.approx(0.0725)
+
+
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_a_nan_current_gives_nan_spikes_from_then_on(monkeypatch, fused):
+    """The NaN policy on lee2020's neuron, on the numba kernel (float32, ``DEEPSPIKE_FUSED=1``) and the torch
+    loop: NaN spikes from the NaN step on for that neuron, the others unchanged; no spike is counted there."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+    x = torch.rand(9, 2, 4, generator=torch.Generator().manual_seed(2)) * 0.9
+    bad = x.clone()
+    bad[3, 1, 2] = float("nan")
+    clean = leak_corrected_lif(x, leak=0.9, threshold=0.5)
+    s = leak_corrected_lif(bad.requires_grad_(), leak=0.9, threshold=0.5)
+    nan = torch.zeros_like(s, dtype=torch.bool)
+    nan[3:, 1, 2] = True
+    assert torch.equal(torch.isnan(s), nan)
+    assert torch.equal(s[~nan], clean[~nan]) and clean.sum() > 5
+    s.nansum().backward()  # the derivative of the NaN neuron counts its spikes before the NaN only
+    assert torch.isfinite(bad.grad).all()

@@ -74,3 +74,18 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ConfigError, match="CUDA tensors"):
         spike_times(torch.zeros(1, 3), torch.ones(2, 3), backend="triton")
+
+
+def test_empty_batch_and_half_precision():
+    """An empty batch gives empty times and gradients; float16 times are computed in float32 (as on the CPU
+    backends, ``tests/ttfs/test_autograd.py``) and come back as float16."""
+    w = torch.rand(3, 5, requires_grad=True)
+    t = torch.rand(0, 5, requires_grad=True)
+    out = spike_times(t, w, backend="triton")
+    out.sum().backward()
+    assert out.shape == (0, 3) and t.grad.shape == (0, 5) and torch.equal(w.grad, torch.zeros(3, 5))
+    t16 = (torch.rand(4, 5) * 20).half()
+    got = spike_times(t16, w.detach().half(), backend="triton")
+    ref = spike_times(t16.float(), w.detach().half().float(), backend=REFERENCE)
+    assert got.dtype == torch.float16
+    torch.testing.assert_close(got, ref.half())

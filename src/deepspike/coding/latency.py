@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from deepspike.coding.rate import check_steps
+from deepspike.coding.rate import check_intensities, check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError, unknown_choice
 
@@ -36,11 +36,7 @@ def ttfs_latency(
         raise ConfigError(f"ttfs alpha={alpha} must be a finite number > 0")
     if not (jitter_sigma >= 0):
         raise ConfigError(f"ttfs jitter_sigma={jitter_sigma} must be >= 0")
-    if p.numel() and (p.min() < 0 or p.max() > 1):
-        raise ConfigError(
-            f"ttfs_latency needs intensities in [0, 1]; got values in "
-            f"[{p.min().item():g}, {p.max().item():g}]"
-        )
+    check_intensities(p, "ttfs_latency")
     t = alpha * (1 - p) if mode == "1-p" else alpha * p
     if jitter_sigma > 0:
         gen = as_generator(generator, p.device)
@@ -54,13 +50,13 @@ def ttfs_latency(
 def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.Tensor:
     """Time-stepped version of spike times: ``s[n] = 1`` at step ``n = floor(t / dt)``, else 0.
 
-    times: ``[B, ...]`` (>= 0; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
+    times: ``[B, ...]`` (>= 0, not NaN; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
     after ``T * dt`` falls outside the window and gives no spike.
     """
     T = check_steps(T)
     if not (dt > 0):
         raise ConfigError(f"time step dt={dt} must be > 0")
-    if times.numel() and (times < 0).any():
+    if times.numel() and not times.min() >= 0:  # (a NaN minimum fails too)
         raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
     finite = torch.isfinite(times)
     step = torch.where(finite, torch.floor(times / dt), torch.full_like(times, -1.0))

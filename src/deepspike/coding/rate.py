@@ -21,6 +21,14 @@ def check_steps(T: int) -> int:
     return steps
 
 
+def check_intensities(x: torch.Tensor, what: str, hint: str = "") -> None:
+    """``ConfigError`` unless every value of ``x`` lies in [0, 1]; NaN does not (one min/max pass, in which a
+    NaN fails both comparisons instead of passing them)."""
+    if x.numel() and not (x.min() >= 0 and x.max() <= 1):
+        got = "NaN" if torch.isnan(x).any() else f"values in [{x.min().item():g}, {x.max().item():g}]"
+        raise ConfigError(f"{what} needs intensities in [0, 1]; got {got}{hint}")
+
+
 def _uniform(x: torch.Tensor, T: int, generator: GeneratorLike) -> torch.Tensor:
     gen = as_generator(generator, x.device)
     return torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=x.dtype)  # [T, B, ...]
@@ -29,16 +37,12 @@ def _uniform(x: torch.Tensor, T: int, generator: GeneratorLike) -> torch.Tensor:
 def rate_poisson(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> torch.Tensor:
     """Bernoulli (discrete Poisson) spike trains: ``s_t = 1[U_t < x]``, ``U_t ~ Uniform(0, 1)`` i.i.d.
 
-    x: intensities ``[B, ...]`` in [0, 1] (``ConfigError`` otherwise); returns ``[T, B, ...]`` of 0/1 in
+    x: intensities ``[B, ...]`` in [0, 1] (``ConfigError`` otherwise, NaN included); returns ``[T, B, ...]`` of 0/1 in
     ``x``'s dtype, so ``P(s_t = 1) = x`` and ``E[mean_t s_t] = x``. ``generator``: a generator, a seed, or
     None for torch's global RNG.
     """
     T = check_steps(T)
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ConfigError(
-            f"rate_poisson needs intensities in [0, 1]; got values in "
-            f"[{x.min().item():g}, {x.max().item():g}] (use rate_bipolar for signed input)"
-        )
+    check_intensities(x, "rate_poisson", " (use rate_bipolar for signed input)")
     return (_uniform(x, T, generator) < x).to(x.dtype)
 
 
@@ -47,7 +51,7 @@ def rate_bipolar(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> to
 
     x: ``[B, ...]``, nominally in [-1, 1]; returns ``[T, B, ...]`` with values -1, 0, 1 in ``x``'s dtype,
     ``P(s_t != 0) = min(|x|, 1)``: values with ``|x| >= 1`` (e.g. mean/std-normalised pixels) fire every
-    step, as in lee2020's code.
+    step, as in lee2020's code. No value check (nothing else scans ``x`` here): a NaN never fires.
     """
     T = check_steps(T)
     return (torch.sign(x) * (x.abs() > _uniform(x, T, generator))).to(x.dtype)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from deepspike.coding.latency import ttfs_latency
+from deepspike.coding.rate import check_intensities
 from deepspike.core.errors import ConfigError, unknown_choice
 
 CODINGS = ("1-p", "p", "255")
@@ -29,9 +30,7 @@ def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> to
     if coding == "255":
         if not alpha > 0:
             raise ConfigError(f"TTFS coding alpha={alpha} must be > 0")
-        if x.numel() and (x.min() < 0 or x.max() > 1):
-            lo, hi = float(x.min()), float(x.max())
-            raise ConfigError(f"TTFS coding '255' needs intensities in [0, 1]; got [{lo:g}, {hi:g}]")
+        check_intensities(x, "TTFS coding '255'")
         s = torch.round(x * 255.0)
         return alpha * (255.0 - s) / 255.0
     return ttfs_latency(x, alpha=alpha, mode=coding)

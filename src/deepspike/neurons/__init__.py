@@ -1,6 +1,8 @@
 """Spiking neurons: pure IF/LIF dynamics, surrogate spike functions and thin modules.
 
-Tensors are time-first ``[T, B, ...]``; see ``dynamics`` for the update equations.
+Tensors are time-first ``[T, B, ...]``; see ``dynamics`` for the update equations and the input policy of every
+neuron: floating-point inputs only (one ``ConfigError`` otherwise), empty inputs give empty spikes, and a NaN
+current is propagated (that neuron's spikes are NaN from then on), not silently turned into a silent neuron.
 """
 
 from deepspike.neurons.dynamics import membrane_readout, neuron_multistep, neuron_step

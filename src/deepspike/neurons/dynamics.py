@@ -21,6 +21,18 @@ Gradient options (``NeuronParams``):
     as IF on the temporal path. Only that Jacobian changes; the spatial path ``dh_t/dx_t = 1`` and the
     surrogate are untouched, and lee2020's leak-correction scaling of the hidden-layer gradient belongs to
     the ``spikebp`` method, not to the neuron.
+
+Input: currents are floating-point tensors (float16, bfloat16, float32, float64); a bool, integer or complex
+input raises one ``ConfigError`` (``check_currents``). An empty input (T = 0 or B = 0) gives empty spikes of
+its shape (and, for T = 0, ``v_T = v_0``).
+
+NaN: propagated, not raised (a scan for NaN would cost a pass over every input). A NaN current makes the
+membrane NaN, ``H(NaN) = NaN`` (``surrogate.heaviside``), and every reset keeps a NaN membrane NaN, so that
+neuron's spikes are NaN from that step to the end of the run: the NaN reaches the network's output and its
+loss, where it is seen, instead of silencing the neuron (``k NaN + x`` never reaches the threshold). The fused
+kernels (``neurons.fused``), ``ChunkedIF`` and lee2020's ``LeakCorrectedLIF`` do the same. (An infinite current
+follows IEEE arithmetic: +inf fires, and reset "zero" then gives ``inf * 0 = NaN``.) The TTFS layers, which scan
+their input times anyway, refuse NaN instead (``deepspike.ttfs``).
 """
 
 from __future__ import annotations
@@ -69,6 +81,18 @@ def _step(
     return s, h, v_new
 
 
+def check_currents(x: torch.Tensor, min_dim: int = 2) -> None:
+    """``ConfigError`` unless ``x`` is a floating-point tensor of at least ``min_dim`` dims (time-first
+    ``[T, B, ...]`` for 2): O(1), no pass over the values."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        got = x.dtype if torch.is_tensor(x) else type(x).__name__
+        raise ConfigError(f"neuron input must be a floating-point tensor (float16, bfloat16, float32 or float64), "
+                          f"got {got}")
+    if x.dim() < min_dim:
+        layout = "time-first [T, B, ...]" if min_dim == 2 else "[B, ...]"
+        raise ConfigError(f"neuron input must be {layout}; got shape {tuple(x.shape)}")
+
+
 def neuron_step(
     x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,6 +101,7 @@ def neuron_step(
     x: input current ``[B, ...]``; v: post-reset membrane of the previous step ``[B, ...]`` or None (zeros).
     Returns ``(s, v')``, both ``[B, ...]``.
     """
+    check_currents(x, min_dim=1)
     if v is not None and v.shape != x.shape:
         raise ConfigError(f"membrane shape {tuple(v.shape)} does not match input shape {tuple(x.shape)}")
     s, _, v_new = _step(x, v, params)
@@ -108,13 +133,15 @@ def neuron_multistep(
     (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``); the reference
     loop ignores it. Values and gradients are the same either way.
     """
-    if x.dim() < 2:
-        raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
+    check_currents(x)
     if v0 is not None and v0.shape != x.shape[1:]:
         raise ConfigError(
             f"initial membrane shape {tuple(v0.shape)} does not match one step of the "
             f"input {tuple(x.shape[1:])}"
         )
+    if x.shape[0] == 0:  # no time steps: nothing fires, the membrane stays v0
+        v = x.new_zeros(x.shape[1:]) if v0 is None else v0
+        return (x * 0, v, x * 0) if return_membrane else (x * 0, v)
     if fused is not False:
         if fused_supported(x, params, v0):
             return fused_multistep(x, params, v0, return_membrane, inplace)
@@ -147,7 +174,7 @@ def membrane_readout(x: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
         raise ConfigError(f"readout decay={decay} is outside (0, 1]")
     if x.dim() < 1:
         raise ConfigError("membrane_readout needs a time-first tensor [T, B, ...]; got a scalar")
-    if decay == 1.0:
+    if decay == 1.0 or x.shape[0] == 0:  # (T = 0: the cumulative sum of nothing is the empty trace)
         return torch.cumsum(x, dim=0)
     out, v = [], None
     for x_t in x.unbind(0):

@@ -6,6 +6,8 @@ spikes agree bit for bit::
 
     h_t = k v_{t-1} + x_t,   s_t = 1[h_t - th >= 0],   v_t = h_t (1 - s_t) | h_t - th s_t | h_t
 
+(``s_t = NaN`` where ``h_t`` is NaN, as ``surrogate.heaviside``: a NaN input shows in the spikes.)
+
 ``lif_backward`` is BPTT through those equations, walking t = T..1 with the carried ``g_v = dL/dv_t``::
 
     g_s   = dL/ds_t + [not detach_reset] g_v dv_t/dr_t      (dv/dr = -h_t | -th | 0)
@@ -37,26 +39,32 @@ BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
 
 
 @nb.njit(cache=True)
+def _spike(u):
+    """``H(u)``: 1 for ``u >= 0``, 0 below, NaN for NaN (``surrogate.heaviside``); a select, vectorised."""
+    return _ONE if u >= _ZERO else (_ZERO if u == u else u)
+
+
+@nb.njit(cache=True)
 def _row_forward(x, v, s, h, k, th, reset):
     """One time step of one block: 1-D contiguous rows ``x, v (in/out), s, h`` of equal length."""
     if reset == 0:
         for n in range(x.shape[0]):
             ht = k * v[n] + x[n]
-            sp = _ONE if ht - th >= _ZERO else _ZERO
+            sp = _spike(ht - th)
             s[n] = sp
             h[n] = ht
             v[n] = ht * (_ONE - sp)
     elif reset == 1:
         for n in range(x.shape[0]):
             ht = k * v[n] + x[n]
-            sp = _ONE if ht - th >= _ZERO else _ZERO
+            sp = _spike(ht - th)
             s[n] = sp
             h[n] = ht
             v[n] = ht - th * sp
     else:
         for n in range(x.shape[0]):
             ht = k * v[n] + x[n]
-            s[n] = _ONE if ht - th >= _ZERO else _ZERO
+            s[n] = _spike(ht - th)
             h[n] = ht
             v[n] = ht
 

@@ -36,7 +36,7 @@ def _forward_kernel(x_ptr, v_ptr, s_ptr, h_ptr, steps, n, k, th, RESET: tl.const
     for t in range(steps):
         row = 0 if CONST_X else t
         h = k * v + tl.load(x_ptr + row * n + offs, mask=live, other=0.0)
-        s = tl.where(h - th >= 0.0, 1.0, 0.0)
+        s = tl.where(h - th >= 0.0, 1.0, tl.where(h == h, 0.0, h))  # NaN for a NaN membrane
         if STORE_S:
             tl.store(s_ptr + t * n + offs, s, mask=live)
         if STORE_H:

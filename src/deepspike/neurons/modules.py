@@ -1,4 +1,9 @@
-"""Thin ``nn.Module`` wrappers: ``x [T, B, ...] -> spikes [T, B, ...]``, no state kept between calls."""
+"""Thin ``nn.Module`` wrappers: ``x [T, B, ...] -> spikes [T, B, ...]``, no state kept between calls.
+
+Input policy (``neurons.dynamics``): floating-point ``x`` only (``ConfigError`` for bool, integer, complex); an
+empty ``x`` gives empty spikes; a NaN current gives NaN spikes for that neuron from its step on (propagated, so
+it reaches the loss, rather than silencing the neuron).
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ so that LLVM vectorises it. They compute exactly the torch reference of ``spikeb
 float32 operations (same spikes bit for bit)::
 
     forward:  h_t = leak v_{t-1} + x_t,  s_t = 1[h_t > V_th],  v_t = h_t (1 - s_t)      (v_0 = 0)
+              (s_t = NaN where h_t is NaN; the uint8 copy holds 0 there)
     backward ("code" derivative, reverse scan):
               c_t = s_t ? a' g_t : c_{t+1},   dL/dx_t = c_t   (c_{T+1} = 0; a' per neuron, the caller's)
 
@@ -31,7 +32,7 @@ def _row_forward(x, v, s, mask, leak, th):
     for n in range(x.shape[0]):
         h = x[n] + leak * v[n]  # two roundings, as the torch reference
         fired = h > th
-        s[n] = _ONE if fired else _ZERO
+        s[n] = _ONE if fired else (_ZERO if h == h else h)  # NaN for a NaN membrane
         mask[n] = 1 if fired else 0
         v[n] = _ZERO if fired else h
 

@@ -33,7 +33,8 @@ the spiking average-pooling neuron (``layers.spiking_pool``).
 
 On CPU float32 with numba (and ``DEEPSPIKE_FUSED`` not 0) the time loops run in one compiled call each
 (``layers.spikebp_kernels``), with the same spikes and gradients as the torch loops here; backward keeps
-the spikes as uint8.
+the spikes as uint8. Input checks, empty inputs and NaN as for every neuron (``deepspike.neurons.dynamics``):
+a NaN current gives NaN spikes from that step on (the saved uint8 spikes hold 0 there).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from torch.autograd.function import once_differentiable
 
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.threads import run_numba_kernel
+from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
 
 DERIVATIVES = ("code", "rate")
@@ -84,15 +86,18 @@ def _kernels():
 
 
 def _forward_reference(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The time loop in torch: ``x [T, B, ...] -> (spikes as x.dtype, spikes as uint8)``."""
-    v = torch.zeros_like(x[0])
+    """The time loop in torch: ``x [T, B, ...] -> (spikes as x.dtype, NaN for a NaN membrane; spikes as
+    uint8)``."""
+    v = x.new_zeros(x.shape[1:])
+    spikes = torch.empty_like(x)
     mask = torch.empty(x.shape, dtype=torch.uint8, device=x.device)  # [T, B, ...]
     for t in range(x.shape[0]):
         h = x[t] + leak * v  # two float32 roundings, as the kernel
         fired = h > threshold
         mask[t] = fired
+        torch.where(torch.isnan(h), h, fired, out=spikes[t])
         v = h.masked_fill(fired, 0.0)
-    return mask.to(x.dtype), mask
+    return spikes, mask
 
 
 def _forward_kernel(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +119,7 @@ def _backward_code(mask: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor) 
                          scale.contiguous().view(-1).numpy(), out.numpy())
         return out.view(grad.shape)
     out = torch.empty_like(grad)
-    carry = torch.zeros_like(grad[0])
+    carry = grad.new_zeros(grad.shape[1:])
     fired = mask.bool()
     for t in range(grad.shape[0] - 1, -1, -1):  # reverse scan: a silent step inherits the next spike's
         carry = torch.where(fired[t], grad[t] * scale, carry)
@@ -153,8 +158,7 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
     """
     if derivative not in DERIVATIVES:
         raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
-    if x.dim() < 2:
-        raise ConfigError(f"neuron input must be time-first [T, B, ...]; got shape {tuple(x.shape)}")
+    check_currents(x)
     scale = 1.0 / threshold if grad_scale is None else grad_scale
     return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
 

@@ -2,10 +2,11 @@
 
 Forward (tie convention: a neuron fires when its membrane reaches the threshold)::
 
-    s = H(x) = 1 if x >= 0 else 0,        x = v - threshold
+    s = H(x) = 1 if x >= 0 else 0,        x = v - threshold      (NaN if x is NaN)
 
 This is wu2019's written step function (``f(x) = 0`` for ``x < 0``, otherwise 1). wu2019's code and
 lee2020's text use ``v > threshold`` instead; the two differ only on the measure-zero set ``v == threshold``.
+A NaN membrane gives a NaN spike rather than a silent 0, so that it reaches the output (``neurons.dynamics``).
 
 Backward: ``ds/dx`` is replaced by ``h(x)``, chosen by name:
 
@@ -60,14 +61,23 @@ _SURROGATES: dict[str, tuple[Derivative, dict[str, float]]] = {
 }
 
 
+def heaviside(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``H(x)``: 1.0 where ``x >= 0``, 0.0 where ``x < 0``, NaN where ``x`` is NaN; ``x``'s shape and dtype.
+
+    Computed as ``floor(clamp(x, -1, 0)) + 1`` (clamp and floor keep NaN; as fast as ``(x >= 0).to(dtype)``).
+    ``out``: the tensor to write into (``x`` itself is allowed).
+    """
+    return torch.clamp(x, -1.0, 0.0, out=out).floor_().add_(1.0)
+
+
 class _HeavisideSurrogate(torch.autograd.Function):
-    """``s = 1[x >= 0]`` forward; ``grad_x = grad_s * h(x)`` backward."""
+    """``s = H(x)`` (``heaviside``) forward; ``grad_x = grad_s * h(x)`` backward."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        return (x >= 0).to(x.dtype)
+        return heaviside(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -105,7 +115,7 @@ class Surrogate:
         return self._fn(x, **self.params)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``H(x) = 1[x >= 0]`` with ``h(x)`` as its gradient; same shape as ``x``."""
+        """``H(x) = 1[x >= 0]`` (NaN for NaN) with ``h(x)`` as its gradient; same shape as ``x``."""
         return _HeavisideSurrogate.apply(x, self)
 
     def __repr__(self) -> str:

@@ -6,6 +6,12 @@ exponentially decaying synaptic current of zhou2021 (``kernel="exp"``) or the Re
 
 ``max_pool_times`` / ``avg_pool_times``: pooling in the time domain. ``deepspike.ttfs.simulate``:
 event-driven (and time-stepped) reference simulation of whole networks with the true membrane equations.
+
+Bad input is refused, never computed silently: a NaN or -inf input time (only +inf means "no spike"), or a NaN or
+infinite weight or bias, raises ``ConfigError`` in every layer function and module, on every backend (the scan is
+part of what each backend already does: the native kernels while sorting, the others in ``_validate``). (The
+rate neurons of ``deepspike.neurons`` propagate NaN instead, as they have no such scan.) float16/bfloat16 times
+are computed in float32 and returned in their own dtype; an empty batch gives an empty result.
 """
 
 from deepspike.ttfs.conv import spike_times_conv2d

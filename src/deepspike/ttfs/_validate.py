@@ -10,6 +10,7 @@ from deepspike.core.errors import ConfigError, unknown_choice
 
 KERNELS = ("exp", "relpsp")
 BACKENDS = ("auto", "native", "numba", "triton", "torch")
+LOW_PRECISION = (torch.float16, torch.bfloat16)  # computed in float32 (``autograd.layer_times``)
 
 
 def check_neuron_params(kernel: str, theta: float, tau: float) -> None:
@@ -47,10 +48,13 @@ def check_time_values(t_in: torch.Tensor, what: str) -> None:
 
 
 def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, what: str) -> None:
-    """Weights must be floating, of rank ``ndim``, with ``fan_in`` matching the input (their values:
+    """Weights must be floating, of rank ``ndim``, not empty, with ``fan_in`` matching the input (their values:
     ``check_values``)."""
     if not torch.is_tensor(weight) or not weight.is_floating_point() or weight.dim() != ndim:
         raise ConfigError(f"{what}: weight must be a floating tensor {shape_hint}, got {tuple(weight.shape)}")
+    if weight.numel() == 0:
+        raise ConfigError(f"{what}: weight {tuple(weight.shape)} is empty; a layer needs at least one input "
+                          "and one output neuron")
     if weight.shape[1] != fan_in:
         raise ConfigError(
             f"{what}: weight {tuple(weight.shape)} does not match {fan_in} input channels/features"

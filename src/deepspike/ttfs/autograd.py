@@ -4,6 +4,10 @@ Forward returns the first spike times ``t_out`` [B, O, H', W']. Saved for backwa
 parameters, ``t_out`` and the slope ``D`` [B, O, H', W'] (the causal-set denominator). Backward recomputes
 the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``t_out`` adds nothing to
 ``V(t_out)``) and evaluates the gradient formulas of ``deepspike.ttfs.gradients`` chunk-wise.
+
+``layer_times`` is what the layer functions call: it picks the backend, runs float16/bfloat16 times in float32
+(the compiled kernels take float32/float64, and the exp kernel's ``exp(t/tau)`` overflows float16 past
+``t/tau ~ 11``) and returns them in their own dtype, and computes an empty batch on the torch backend.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.ttfs import backend_native, backend_numba, backend_torch, backend_triton
-from deepspike.ttfs._validate import check_values
+from deepspike.ttfs._validate import LOW_PRECISION, check_values
 from deepspike.ttfs.backend_triton import HAVE_TRITON
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
@@ -50,6 +54,28 @@ def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
     if backend == "numba" and t_in.device.type != "cpu":
         raise ConfigError(f"TTFS backend 'numba' runs on CPU tensors only, got device {t_in.device}")
     return backend
+
+
+def layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements, what):
+    """First spike times ``[B, O, H', W']`` of a conv TTFS layer for validated arguments (``[B, C, H, W]`` times,
+    ``[O, C, kh, kw]`` weights): the backend resolved (``resolve_backend``), the values scanned where the native
+    kernels do not scan them, float16/bfloat16 computed in float32 and returned in the input's dtype (gradients
+    in each tensor's own dtype), an empty batch (B = 0) computed by the torch backend (nothing to sweep)."""
+    dtype = t_in.dtype
+    if dtype in LOW_PRECISION:
+        t_in = t_in.float()
+    if dtype in LOW_PRECISION or weight.dtype in LOW_PRECISION:
+        weight = weight.to(t_in.dtype)
+        bias = None if bias is None else bias.to(t_in.dtype)
+    impl = resolve_backend(backend, t_in)
+    if impl != "native":  # the native kernels scan the times and parameters themselves
+        check_values(t_in, weight, bias, what)
+    if t_in.shape[0] == 0:
+        impl = "torch"
+    t_out = SpikeTimeConv.apply(
+        t_in, weight, bias, stride, padding, kernel, float(theta), float(tau), impl, int(chunk_elements)
+    )
+    return t_out.to(dtype)
 
 
 class SpikeTimeConv(torch.autograd.Function):

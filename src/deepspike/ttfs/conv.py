@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.ttfs import _validate as v
-from deepspike.ttfs.autograd import SpikeTimeConv, resolve_backend
+from deepspike.ttfs.autograd import layer_times
 from deepspike.ttfs.backend_torch import out_size
 from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
@@ -58,9 +58,5 @@ def spike_times_conv2d(
             f"spike_times_conv2d: kernel {tuple(weight.shape[2:])} larger than padded input "
             f"{tuple(t_in.shape[2:])} with padding {padding}"
         )
-    impl = resolve_backend(backend, t_in)
-    if impl != "native":  # the native kernels scan the times and parameters themselves
-        v.check_values(t_in, weight, bias, "spike_times_conv2d")
-    return SpikeTimeConv.apply(
-        t_in, weight, bias, stride, padding, kernel, float(theta), float(tau), impl, int(chunk_elements)
-    )
+    return layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements,
+                       "spike_times_conv2d")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.ttfs import _validate as v
-from deepspike.ttfs.autograd import SpikeTimeConv, resolve_backend
+from deepspike.ttfs.autograd import layer_times
 from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
 
@@ -42,6 +42,9 @@ def spike_times(
     Returns:
         [B, M] output spike times (+inf = no spike); differentiable w.r.t. ``t_in``, ``weight``, ``bias``
         with the exact gradients of zhang2021 eq. 13-14 (relpsp) and their exp-kernel analogues.
+        float16/bfloat16 times are computed in float32 on every backend and returned in their own dtype;
+        an empty batch (B = 0) gives a [0, M] result. A NaN or -inf time, or a NaN/inf parameter, raises
+        ``ConfigError`` (``deepspike.ttfs``).
     """
     v.check_neuron_params(kernel, theta, tau)
     v.check_backend(backend)
@@ -50,12 +53,8 @@ def spike_times(
     v.check_bias(bias, weight.shape[0], "spike_times")
     if chunk_elements < 1:
         raise v.ConfigError(f"spike_times: chunk_elements must be >= 1, got {chunk_elements}")
-    impl = resolve_backend(backend, t_in)
-    if impl != "native":  # the native kernels scan the times and parameters themselves
-        v.check_values(t_in, weight, bias, "spike_times")
     t_img = t_in.reshape(t_in.shape[0], t_in.shape[1], 1, 1)  # [B, N] -> [B, N, 1, 1]
     w_img = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)  # [M, N] -> [M, N, 1, 1]
-    t_out = SpikeTimeConv.apply(
-        t_img, w_img, bias, (1, 1), (0, 0), kernel, float(theta), float(tau), impl, int(chunk_elements)
-    )
+    t_out = layer_times(t_img, w_img, bias, (1, 1), (0, 0), kernel, theta, tau, backend, chunk_elements,
+                        "spike_times")
     return t_out.reshape(t_in.shape[0], weight.shape[0])  # [B, M, 1, 1] -> [B, M]

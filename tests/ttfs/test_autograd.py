@@ -1,0 +1,127 @@
+"""``autograd.layer_times``, under every layer function: an empty batch gives empty times and gradients on every
+backend; float16/bfloat16 times are computed in float32 and returned in their own dtype; NaN or -inf input
+times are refused with one ConfigError on every backend and layer (the scan the backends already do)."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs import avg_pool_times, backend_native, max_pool_times, spike_times, spike_times_conv2d
+from deepspike.ttfs.kernels_numba import HAVE_NUMBA
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
+
+CPU_BACKENDS = [
+    "auto",
+    "torch",
+    pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba missing")),
+    pytest.param("native", marks=pytest.mark.skipif(backend_native.library() is None, reason="no native kernels")),
+]
+
+
+def _leaves(*shapes, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    return [(torch.rand(s, generator=g, dtype=torch.float64) * 2).to(dtype).requires_grad_() for s in shapes]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_an_empty_batch_gives_empty_times_and_zero_gradients(backend):
+    t, w, b = _leaves((0, 5), (3, 5), (3,))
+    out = spike_times(t, w, b, backend=backend)
+    out.sum().backward()
+    assert out.shape == (0, 3) and t.grad.shape == (0, 5)
+    assert torch.equal(w.grad, torch.zeros(3, 5)) and torch.equal(b.grad, torch.zeros(3))
+    t, w, b = _leaves((0, 2, 6, 5), (4, 2, 3, 3), (4,))
+    out = spike_times_conv2d(t, w, b, stride=2, padding=1, backend=backend)
+    out.sum().backward()
+    assert out.shape == (0, 4, 3, 3) and t.grad.shape == (0, 2, 6, 5)
+    assert torch.equal(w.grad, torch.zeros(4, 2, 3, 3)) and torch.equal(b.grad, torch.zeros(4))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_pooling_an_empty_batch(backend, kernel):
+    (t,) = _leaves((0, 3, 4, 6))
+    for out in (avg_pool_times(t, 2, kernel=kernel, backend=backend), max_pool_times(t, 2, padding=1)):
+        out.sum().backward()
+        assert out.shape[:2] == (0, 3) and t.grad.shape == (0, 3, 4, 6)
+
+
+@pytest.mark.parametrize("weight_shape", [(3, 0), (0, 4)])
+def test_an_empty_layer_is_refused_in_one_line(weight_shape):
+    t = torch.rand(2, weight_shape[1])
+    with pytest.raises(ConfigError, match=r"is empty; a layer needs at least one input and one output"):
+        spike_times(t, torch.rand(weight_shape))
+
+
+def _late_inputs(dtype):
+    """Times spread over 20 tau: exp(t/tau) reaches 5e8, past float16's largest number (65504)."""
+    g = torch.Generator().manual_seed(3)
+    t = (torch.rand(6, 12, generator=g) * 20).to(dtype)
+    w = (torch.rand(4, 12, generator=g) * 0.4).to(dtype)
+    return t, w, (torch.rand(4, generator=g) * 0.2).to(dtype)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+def test_half_precision_is_computed_in_float32(backend, dtype, kernel):
+    """The result is the float32 result of the same (rounded) numbers, rounded to the input's dtype; the
+    gradients come back in each tensor's dtype and equal float32's rounded."""
+    leaves = [x.requires_grad_() for x in _late_inputs(dtype)]
+    ref_leaves = [x.detach().float().requires_grad_() for x in leaves]
+    out = spike_times(*leaves, kernel=kernel, backend=backend)
+    ref = spike_times(*ref_leaves, kernel=kernel, backend="torch")
+    assert out.dtype == dtype and torch.isfinite(ref).double().mean() > 0.3
+    torch.testing.assert_close(out, ref.to(dtype), equal_nan=True)
+    upstream = torch.isfinite(ref).to(torch.float32)  # the gradient of the finite times
+    out.backward(upstream.to(dtype))
+    ref.backward(upstream)
+    for leaf, ref_leaf in zip(leaves, ref_leaves):
+        assert leaf.grad.dtype == dtype
+        torch.testing.assert_close(leaf.grad.float(), ref_leaf.grad.to(dtype).float(), rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_layers_take_half_precision_times(dtype):
+    """float32 parameters, half times (autocast-style): times come back in the input dtype, parameter
+    gradients in float32."""
+    torch.manual_seed(0)
+    dense, conv = TTFSLinear(12, 4), TTFSConv2d(2, 3, 3, padding=1)
+    t, _, _ = _late_inputs(dtype)
+    out = dense(t)
+    ref = dense(t.float())
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, ref.to(dtype))
+    img = (torch.rand(2, 2, 5, 5) * 4).to(dtype)
+    out = conv(img)
+    out[torch.isfinite(out)].float().sum().backward()
+    assert out.dtype == dtype and conv.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(out, conv(img.float()).to(dtype))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("bad", [math.nan, -math.inf])
+def test_nan_or_negative_infinite_times_are_refused_on_every_backend_and_layer(backend, bad):
+    """The TTFS side of the NaN policy: times are checked (in the scan each backend already does) and a NaN
+    or -inf time is one ConfigError, never a silent neuron; the rate neurons propagate NaN instead
+    (``deepspike.neurons.dynamics``)."""
+    t = torch.rand(2, 3, 4, 4)
+    t[1, 2, 3, 0] = bad
+    calls = [
+        lambda: spike_times(t.reshape(2, -1), torch.rand(5, 48), backend=backend),
+        lambda: spike_times_conv2d(t, torch.rand(2, 3, 3, 3), backend=backend),
+        lambda: avg_pool_times(t, 2, kernel="relpsp", backend=backend),
+        lambda: avg_pool_times(t, 2, kernel="exp", backend=backend),
+        lambda: max_pool_times(t, 2),
+        lambda: TTFSLinear(48, 5, backend=backend)(t.reshape(2, -1)),
+        lambda: TTFSConv2d(3, 2, 3, backend=backend)(t),
+        lambda: TTFSAvgPool2d(2, backend=backend)(t),
+        lambda: TTFSMaxPool2d(2)(t),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigError, match="NaN or -inf"):
+            call()
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        spike_times(t.reshape(2, -1).half(), torch.rand(5, 48).half(), backend=backend)
