@@ -24,7 +24,9 @@ def train(
     resume: bool = False,
 ) -> dict[str, Any] | None:
     """Train ``recipe`` (a YAML path, a loaded ``RunConfig`` or None for the defaults) with ``key=value``
-    ``overrides`` into run directory ``out``; ``resume`` continues the run there exactly. Returns the summary
+    ``overrides`` into run directory ``out``, which may hold no run files; ``resume`` continues the run there
+    exactly, with the run's config except for ``train.epochs`` and how it runs (``training.run_open``: other
+    changes are refused in one line). A non-finite loss raises ``TrainingDiverged``. Returns the summary
     (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
     rank calls this; the process group is left together before returning, and only the main rank (0) gets
     the summary (the others get None)."""
