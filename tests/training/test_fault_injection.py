@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -28,6 +29,7 @@ RECIPE = TINY + ["train.epochs=3", "train.batch_size=32", "train.max_steps_per_e
 WATCHED = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "summary.json")
 TIMING = ("epoch_seconds", "train_seconds")
 SEED = int(os.environ.get("DEEPSPIKE_FAULT_SEED", "0"))
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses os.fork and /proc/self/fd")
 
 
 class Events:
@@ -151,7 +153,9 @@ def assert_same_tensors(a, b, where: str) -> None:
             assert_same_tensors(x, y, f"{where}[{i}]")
 
 
-def test_sigkill_at_any_point_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+def check_kills(tmp_path, monkeypatch, choose) -> None:
+    """Record the uninterrupted run's events, kill a run at each of ``choose(events)`` (where -> event index),
+    resume each, and compare with the uninterrupted run."""
     cfg = load_config(None, RECIPE)
     events = Events()
     with monkeypatch.context() as m:
@@ -163,7 +167,7 @@ def test_sigkill_at_any_point_then_resume_matches_uninterrupted(tmp_path, monkey
     full_checkpoint, full_log, full_summary = outcome(tmp_path / "full")
     assert [r["epoch"] for r in full_log] == [1, 2, 3]
 
-    points = kill_points(events.names, SEED)
+    points = choose(events.names)
     outs = {where: tmp_path / f"killed_at_{kill_at}" for where, kill_at in points.items()}
     statuses = run_killed(RECIPE, [(outs[where], kill_at) for where, kill_at in points.items()])
     for (where, out), status in zip(outs.items(), statuses):
@@ -176,6 +180,15 @@ def test_sigkill_at_any_point_then_resume_matches_uninterrupted(tmp_path, monkey
         assert log == full_log, where
         assert summary == full_summary, where
         assert sorted(p.name for p in out.iterdir()) == sorted([".deepspike-run", *WATCHED]), where  # no temp files
+
+
+def test_sigkill_at_any_point_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    check_kills(tmp_path, monkeypatch, lambda names: kill_points(names, SEED))
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_event_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    check_kills(tmp_path, monkeypatch, lambda names: {f"event {i} ({name})": i for i, name in enumerate(names)})
 
 
 if __name__ == "__main__":

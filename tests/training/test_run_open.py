@@ -185,3 +185,20 @@ def test_read_only_run_folder_at_checkpoint_time_is_one_line(tmp_path, capsys):
     finally:
         run.chmod(0o700)
     assert "cannot write" in err and _snapshot(run) == before
+
+
+def test_resume_without_a_recipe_continues_with_the_runs_config(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run).mkdir()
+    (run / ".deepspike-run").write_text("")  # killed while writing config.yaml: nothing tells its recipe
+    err = _one_line_error(capsys, ["train", "--out", str(run), "--resume"])
+    assert "holds a run killed before it wrote config.yaml: train it again without --resume" in err
+    recipe = tmp_path / "r.yaml"
+    RunDir(tmp_path).write_config(load_config(None, QUICK))
+    recipe.write_bytes((tmp_path / "config.yaml").read_bytes())
+    assert main(["train", str(recipe), "--out", str(run), "--resume"]) == 0  # with its recipe it starts again
+    assert load_config(run / "config.yaml") == load_config(None, QUICK)
+    assert main(["train", *QUICK, "train.epochs=2", "--out", str(run), "--resume"]) == 0  # overrides only: fine too
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
+    err = _one_line_error(capsys, ["train", "--out", str(tmp_path / "none"), "--resume"])
+    assert "--resume given but" in err and "does not exist" in err and not (tmp_path / "none").exists()

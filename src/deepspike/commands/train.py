@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from deepspike import api
-from deepspike.config import load_config
 from deepspike.core.atomic import strict_json
 
 NAME = "train"
@@ -34,12 +32,9 @@ def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | No
 
 def run(args: argparse.Namespace) -> int:
     config_path, overrides = split_config_arg(args.config, args.overrides)
-    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        config_path = str(Path(args.out) / "config.yaml")
     if args.no_progress:
         overrides.append("train.progress=false")
-    config = load_config(config_path, overrides)
-    summary = api.train(config, args.out, resume=args.resume)
+    summary = api.train(config_path, args.out, overrides, resume=args.resume)
     if summary is not None:
         print(strict_json(summary, indent=2))
     return 0

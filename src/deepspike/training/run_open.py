@@ -3,9 +3,8 @@
 Without ``resume`` the directory must hold none of the run files (``config.yaml``, ``metrics.jsonl``,
 ``checkpoint.pt``, ``summary.json``): neither an earlier run nor a user's own files of those names are
 overwritten. With ``resume`` it must be a run: with a checkpoint, training continues after the checkpoint's
-epoch ("continue"); without one, but with its ``config.yaml`` and marked as started by deepspike (the process
-was killed before its first epoch finished), training starts again at epoch 0 ("restart"), which ends exactly
-as an uninterrupted run.
+epoch ("continue"); without one, but marked as started by deepspike (the process was killed before its first
+epoch finished), training starts again at epoch 0 ("restart"), which ends exactly as an uninterrupted run.
 
 On resume the config must be the run's ``config.yaml`` except for ``RESUMABLE_KEYS``: how many epochs
 (``train.epochs``), how progress is shown, where the data lives and is read with how many workers, and the
@@ -16,6 +15,7 @@ already trained (or, like ``method.timesteps``, change the run midway), so it is
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from deepspike.config.schema import RunConfig
@@ -41,10 +41,22 @@ def open_mode(run: RunDir, config: RunConfig, resume: bool) -> str:
     if not resume:
         _check_free(run)
         return NEW
-    if run.has_checkpoint() or (run.is_started() and run.is_run_dir()):
+    if not run.has_checkpoint() and not run.is_started():
+        raise ConfigError(f"--resume given but {run.checkpoint_path} does not exist")
+    if run.has_checkpoint() or run.is_run_dir():  # a restart killed while writing config.yaml has none
         check_resume_config(run.read_config(), config, run)
-        return CONTINUE if run.has_checkpoint() else RESTART
-    raise ConfigError(f"--resume given but {run.checkpoint_path} does not exist")
+    return CONTINUE if run.has_checkpoint() else RESTART
+
+
+def resume_recipe(run: RunDir) -> Path | None:
+    """What a resume given no recipe continues with: the run's ``config.yaml``; None (the defaults) where
+    ``run`` holds no run. A run killed while writing its ``config.yaml`` needs its recipe: a one-line error."""
+    if run.is_run_dir():
+        return run.config_path
+    if run.is_started() and not run.has_checkpoint():
+        raise ConfigError(f"{run.path} holds a run killed before it wrote config.yaml: train it again without "
+                          "--resume, or give its recipe file")
+    return None
 
 
 def _check_free(run: RunDir) -> None:
