@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.quantize import quantization_levels
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
+from deepspike.cli import main
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
@@ -185,3 +187,43 @@ def test_compare_methods_script_updates_only_its_block(runs, tmp_path, capsys):
         == 0
     )
     assert results.read_text() == first  # regenerating replaces the block in place
+
+
+def test_analysis_json_is_strict(runs, tmp_path):
+    """issue 19, item 9: a NaN in the analysis (here a NaN noise level through the library) is written as null;
+    analysis.json parses with a reader that refuses NaN/Infinity."""
+    options = AnalysisOptions(limit=50, bits=(), snrs=(math.nan,), deletions=(), jitters=(), timesteps=False,
+                              plots=False)
+    analyze_run(runs / "stbp", tmp_path, options)
+    text = (tmp_path / "analysis.json").read_text()
+    parsed = json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    assert parsed["sweeps"]["snr"][0]["snr_db"] is None
+
+
+@pytest.mark.parametrize("flag", ["--snr", "--deletion", "--jitter"])
+def test_analyze_refuses_non_finite_sweep_points(runs, tmp_path, capsys, flag):
+    out = tmp_path / "report"
+    assert main(["analyze", str(runs / "stbp"), "--out", str(out), flag, "20,nan"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"deepspike: error: {flag} nan is not a finite number; give comma-separated numbers, e.g. 40,20\n"
+    assert not out.exists()
+
+
+def test_compare_never_writes_over_a_run_file(runs, tmp_path, capsys):
+    summary = (runs / "ann" / "summary.json").read_bytes()
+    for out, message in ((runs / "ann" / "summary.json", "is the run file summary.json"),
+                         (tmp_path, "is a folder"), (tmp_path / "f" / "t.md", "is a file, not a folder")):
+        (tmp_path / "f").write_text("")
+        assert main(["compare", str(runs / "ann"), "--limit", "50", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert (runs / "ann" / "summary.json").read_bytes() == summary
+
+
+def test_analyze_out_that_cannot_be_a_folder_is_one_line(runs, tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    for out in (tmp_path / "f", tmp_path / "f" / "report"):
+        assert main(["analyze", str(runs / "ann"), "--limit", "50", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "not a folder" in err and err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"

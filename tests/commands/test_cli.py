@@ -173,3 +173,43 @@ def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capsys):
     monkeypatch.setattr(datasets, "run", broken)
     with pytest.raises(BrokenPipeError, match="worker pipe"):
         main(["datasets"])
+
+
+DEMO_QUICK = ["train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false"]
+
+
+def test_demo_replaces_only_an_earlier_demo(tmp_path, capsys):
+    """The demo starts fresh over an earlier demo run (its .demo marker) and writes into no other folder."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *DEMO_QUICK]) == 0
+    (out / "left over").write_text("from the earlier demo")
+    assert main(["demo", "--out", str(out), *DEMO_QUICK]) == 0
+    assert not (out / "left over").exists() and (out / "summary.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    capsys.readouterr()
+    assert main(["demo", "--out", str(mine), *DEMO_QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err == f"deepspike: error: {mine} is not empty and holds no earlier demo; pick another --out\n"
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_timesteps_refuses_a_t_that_cannot_fit_in_memory(tmp_path, capsys):
+    """issue 19, item 12: --eval-T 100000000 tried to allocate ~100 TB; refused before allocating or writing."""
+    run, out = tmp_path / "run", tmp_path / "sweep"
+    assert main(["train", *FAST, "method.name=stbp", "train.max_steps_per_epoch=1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["timesteps", str(run), "--eval-T", "4,100000000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: inference T=100000000 needs at least ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_eval_and_train_print_strict_json(tmp_path, capsys, monkeypatch):
+    """Everything we print as JSON is strict: a NaN score is printed as null."""
+    from deepspike import api
+
+    monkeypatch.setattr(api, "evaluate", lambda run_dir, split: {"test_accuracy": float("nan")})
+    assert main(["eval", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out, parse_constant=pytest.fail) == {"test_accuracy": None}

@@ -163,3 +163,43 @@ def test_export_command_on_a_trained_run(tmp_path):
     assert summary["metadata"]["method"] == "stbp" and summary["metadata"]["thresholds_folded"]
     net = from_nir(tmp_path / "run.nir")
     assert net.input_shape == (1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from deepspike.cli import main
+
+    run = tmp_path_factory.mktemp("export") / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=2", "model.name=mlp", "model.args.hidden=[8]",
+                 "train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false", "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.parametrize("target, message", [
+    ("checkpoint.pt", "is the run file checkpoint.pt of run"),
+    ("config.yaml", "is the run file config.yaml of run"),
+    ("summary.json", "is the run file summary.json of run"),
+    (".", "is a folder; give the name of a file to write"),
+    ("/dev/null", "is not a regular file"),
+    ("config.yaml/model.nir", "is a file, not a folder"),
+])
+def test_export_never_writes_over_the_run_or_into_odd_paths(tiny_run, capsys, target, message):
+    """issue 19, item 4: ``export RUN --nir RUN/checkpoint.pt`` wrote HDF5 over the checkpoint; ``--nir DIR``
+    gave a traceback."""
+    from deepspike.cli import main
+
+    path = target if target.startswith("/") else str(tiny_run / target)
+    before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--nir", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: --nir ") and message in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_export_through_a_link_to_the_checkpoint_is_refused(tiny_run, tmp_path):
+    (tmp_path / "model.nir").symlink_to(tiny_run / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="is the run file checkpoint.pt"):
+        export_run(tiny_run, tmp_path / "model.nir")
+    export_run(tiny_run, tiny_run / "model.nir")  # a file of another name inside the run folder is fine
+    assert from_nir(tiny_run / "model.nir").input_shape == (1, 8, 8)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepspike.config import load_config
+from deepspike.config import load_config, save_config
 from deepspike.core.errors import ConfigError
 from deepspike.training.ema import WeightAverage
 from deepspike.training.reload import evaluate_run, load_run
@@ -94,5 +94,8 @@ def test_trainer_evaluates_reloads_and_resumes_the_average(tmp_path):
 def test_resume_with_ema_needs_an_average_in_the_checkpoint(tmp_path):
     Trainer(load_config(None, TINY[:-3] + ["train.epochs=1"]), tmp_path / "run").fit()
     cfg = load_config(None, TINY + ["train.ema_decay=0.9"])
+    with pytest.raises(ConfigError, match="--resume cannot change .*train.ema_decay"):
+        Trainer(cfg, tmp_path / "run", resume=True)
+    save_config(cfg, tmp_path / "run" / "config.yaml")  # the run's recipe edited by hand
     with pytest.raises(ConfigError, match="no weight average"):
         Trainer(cfg, tmp_path / "run", resume=True).fit()

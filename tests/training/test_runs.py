@@ -1,17 +1,30 @@
 """Run directories: atomic writes, checkpoints, the metrics log, config and summary files, strict JSON."""
 
+import errno
 import json
 import math
+import os
 
+import numpy as np
 import pytest
 import torch
 
+from deepspike.cli import main
 from deepspike.config import load_config
-from deepspike.core.atomic import atomic_write, atomic_write_text
-from deepspike.core.errors import DataCorruptError, DataNotFoundError
+from deepspike.core.atomic import atomic_write, atomic_write_text, check_output_dir, check_output_file
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, WriteError
 from deepspike.training.checkpoint import rng_state, set_rng_state
 from deepspike.training.reload import load_run
-from deepspike.training.runs import MetricsLog, RunDir, load_checkpoint, save_checkpoint, strict_json
+from deepspike.training.runs import (
+    MetricsLog,
+    RunDir,
+    check_not_run_file,
+    load_checkpoint,
+    save_checkpoint,
+    strict_json,
+)
+from deepspike.training.trainer import Trainer
+from tiny_run import StopAfterFirstEpoch, _stop_after_first_epoch
 
 
 def _strict_loads(text):
@@ -109,3 +122,93 @@ def test_not_a_run_directory(tmp_path):
         load_run(tmp_path)
     with pytest.raises(DataNotFoundError, match="no summary at"):
         RunDir(tmp_path).read_summary()
+
+
+def test_a_cut_off_last_metrics_line_is_dropped(tmp_path):
+    """issue 19, item 6: a write killed mid-line (older versions appended in place) leaves a torn last line."""
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.path.write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "lo')
+    assert log.read() == [{"epoch": 1, "loss": 0.5}]
+    log.append({"epoch": 2, "loss": 0.25})  # the torn line is replaced, not continued
+    assert log.path.read_text() == '{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "loss": 0.25}\n'
+    log.path.write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')  # damage elsewhere is not hidden
+    with pytest.raises(DataCorruptError, match=r"m.jsonl, line 2: not a JSON record"):
+        log.read()
+
+
+def test_resume_after_a_cut_off_metrics_line(tmp_path):
+    """The issue's reproduction: killed while appending epoch 2's line (as older versions appended in place),
+    after epoch 1's checkpoint; the checkpoint is valid and --resume must work."""
+    quick = ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "train.epochs=2", "train.progress=false",
+             "train.max_steps_per_epoch=2"]
+    run = tmp_path / "run"
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(load_config(None, quick), run, callbacks=(_stop_after_first_epoch,)).fit()
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 2, "train_loss": 2.3')
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
+    assert (run / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_metrics_append_is_atomic(tmp_path, monkeypatch):
+    """A failing append (here the rename) leaves the log as it was: no partial line, no temporary file."""
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.append({"epoch": 1})
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(WriteError, match="cannot write .*m.jsonl: Input/output error"):
+        log.append({"epoch": 2})
+    assert log.path.read_text() == '{"epoch": 1}\n' and [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    run = RunDir(tmp_path)
+    for name in (".checkpoint.pt.abc123.tmp", ".metrics.jsonl.x.tmp", ".other.tmp", "notes.tmp"):
+        (tmp_path / name).write_bytes(b"")
+    run.remove_stale_temps()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp", "notes.tmp"]
+
+
+def test_no_command_writes_over_a_run_file(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.write_config(load_config(None, ["method.name=ann"]))
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "summary.json"):
+        with pytest.raises(ConfigError, match=f"is the run file {name} of run"):
+            check_not_run_file(run.path / name, "--out")
+    (tmp_path / "link.nir").symlink_to(run.checkpoint_path)
+    with pytest.raises(ConfigError, match="is the run file checkpoint.pt"):
+        check_not_run_file(tmp_path / "link.nir", "--nir")
+    check_not_run_file(run.path / "model.nir", "--nir")  # other names in a run folder are fine
+    check_not_run_file(tmp_path / "summary.json", "--out")  # and run names outside a run
+
+
+def test_output_path_checks(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert check_output_dir(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
+    assert check_output_file(tmp_path / "new" / "t.md", "--out") == tmp_path / "new" / "t.md"
+    assert not (tmp_path / "new").exists()  # nothing created
+    with pytest.raises(ConfigError, match="is not a folder"):
+        check_output_dir(tmp_path / "f", "--out")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_output_dir(tmp_path / "f" / "run", "--out")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        check_output_dir("/dev/null", "--out")
+    with pytest.raises(ConfigError, match="is a folder; give the name of a file"):
+        check_output_file(tmp_path, "--nir")
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        check_output_file("/dev/null", "--nir")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_output_file(tmp_path / "f" / "model.nir", "--nir")
+
+
+def test_strict_json_handles_numpy_and_refuses_nothing_finite():
+    assert strict_json({"a": np.float32(1.5), "b": np.float64("nan"), "c": np.array([1.0, np.inf])}) == (
+        '{"a": 1.5, "b": null, "c": [1.0, null]}')
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    atomic_write_text(tmp_path / "f", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0o600

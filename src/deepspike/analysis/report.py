@@ -8,8 +8,6 @@ post-training quantization bits, weight-noise SNR, spike deletion or jitter).
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import numpy as np
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.analysis.hardware import map_to_mesh
-from deepspike.core.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import count_macs, count_parameters
 from deepspike.training.reload import load_run
@@ -148,7 +146,7 @@ def _compact(h: dict) -> dict:
 
 def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "analysis.json", json.dumps(result, indent=2, default=_json_default) + "\n")
+    atomic_write_json(out_dir / "analysis.json", result, indent=2, default=str)  # strict: non-finite -> null
     figures = []
     if make_plots:
         act = result["activity"]
@@ -182,12 +180,6 @@ def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots
                     )
                 )
     atomic_write_text(out_dir / "report.md", markdown_report(result, figures))
-
-
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
 
 
 def _fmt(v, spec: str = ".4g") -> str:

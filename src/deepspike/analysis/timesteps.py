@@ -88,8 +88,8 @@ def timestep_sweep(
 ) -> tuple[list[dict], list[dict]]:
     """``sweep`` and write its CSV files and plots into ``out``; returns the rows."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     by_inference, by_training = sweep(run_dirs, eval_steps, split, max_samples)
+    out.mkdir(parents=True, exist_ok=True)
     write_csv(by_inference, out / "accuracy_vs_inference_T.csv")
     write_csv(by_training, out / "accuracy_vs_training_T.csv")
     plot(by_inference, "inference_T", out / "accuracy_vs_inference_T.png", "accuracy vs inference T")

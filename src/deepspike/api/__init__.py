@@ -17,7 +17,14 @@ from deepspike.coding import direct, first_spike_class, rate_bipolar, rate_poiss
 from deepspike.coding.encoder import InputEncoder
 from deepspike.coding.ttfs_input import TTFSInput, encode_times
 from deepspike.config import RunConfig, load_config
-from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, UserError
+from deepspike.core.errors import (
+    ConfigError,
+    DataCorruptError,
+    DataNotFoundError,
+    TrainingDiverged,
+    UserError,
+    WriteError,
+)
 from deepspike.core.version import __version__
 from deepspike.layers import TimeDistributed
 from deepspike.methods import Method, create_model, get_method, register_method
@@ -35,6 +42,6 @@ __all__ = [
     "InputEncoder", "LeakCorrectedLIF", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
     "register_model", "RunConfig", "spike_activity", "spike_count", "spike_times", "spike_times_conv2d",
-    "TimeDistributed", "timestep_sweep", "train", "ttfs_loss", "TTFSAvgPool2d", "TTFSConv2d", "TTFSDropout",
-    "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError",
+    "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss", "TTFSAvgPool2d", "TTFSConv2d",
+    "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError",
 ]

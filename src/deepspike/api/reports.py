@@ -1,9 +1,13 @@
 """Measure runs: spikes, synaptic operations, energy, quantisation and noise (``analyze``), one table across runs
-(``compare``), accuracy against time steps (``timestep_sweep``), NIR export (``export``)."""
+(``compare``), accuracy against time steps (``timestep_sweep``), NIR export (``export``).
+
+Output paths are checked before any work starts (an existing file where a folder is wanted, a path under a
+file, a folder without write permission, a run's own files: one-line errors), and JSON is written strictly.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +16,12 @@ from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
 from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run
-from deepspike.analysis.timesteps import timestep_sweep
+from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
+from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.deploy import export_run
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
+from deepspike.training.runs import check_not_run_file
 
 
 def analyze(
@@ -32,18 +38,37 @@ def analyze(
     (``out/qat/bits<k>``)."""
     for text in energy_presets:
         register_energy_preset(parse_energy_preset(text))
-    out = Path(out) if out is not None else Path(run_dir) / "analysis"
+    out = check_output_dir(out if out is not None else Path(run_dir) / "analysis", "--out")
     result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:
         per_channel = options.per_channel if options is not None else False
         result["qat"] = quantization_aware_retrain(run_dir, out / "qat", qat_bits, qat_epochs, per_channel)
-        (out / "qat.json").write_text(json.dumps(result["qat"], indent=2) + "\n")
+        atomic_write_json(out / "qat.json", result["qat"])
     return result
 
 
-def compare(runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000) -> str:
-    """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across runs."""
-    return markdown_table(compare_runs(runs, preset, limit))
+def compare(
+    runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000, out: str | Path | None = None
+) -> str:
+    """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across runs;
+    with ``out``, also written (atomically) to that file, which may not be a run's own file."""
+    if out is not None:
+        check_output_file(out, "--out")
+        check_not_run_file(out, "--out")
+    table = markdown_table(compare_runs(runs, preset, limit))
+    if out is not None:
+        atomic_write_text(Path(out), table)
+    return table
+
+
+def timestep_sweep(
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], out: str | Path, split: str = "test",
+    max_samples: int | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Accuracy of rate-coded runs against inference T (``eval_steps``) and training T: the rows, also
+    written as CSV files and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose
+    input alone cannot fit in memory is refused before anything is allocated."""
+    return _timestep_sweep(run_dirs, eval_steps, check_output_dir(out, "--out"), split, max_samples)
 
 
 def export(run_dir: str | Path, path: str | Path, **options: Any) -> dict[str, Any]:

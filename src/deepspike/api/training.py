@@ -13,7 +13,9 @@ from typing import Any
 from deepspike.config import RunConfig, load_config
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
+from deepspike.training.run_open import resume_recipe
 from deepspike.training.run_setup import RunParts
+from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
 
 
@@ -24,10 +26,15 @@ def train(
     resume: bool = False,
 ) -> dict[str, Any] | None:
     """Train ``recipe`` (a YAML path, a loaded ``RunConfig`` or None for the defaults) with ``key=value``
-    ``overrides`` into run directory ``out``; ``resume`` continues the run there exactly. Returns the summary
+    ``overrides`` into run directory ``out``, which may hold no run files; ``resume`` continues the run there
+    exactly, with the run's config except for ``train.epochs`` and how it runs (``training.run_open``: other
+    changes are refused in one line; without a recipe it continues with the run's ``config.yaml``). A
+    non-finite loss raises ``TrainingDiverged``. Returns the summary
     (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
     rank calls this; the process group is left together before returning, and only the main rank (0) gets
     the summary (the others get None)."""
+    if not isinstance(recipe, RunConfig) and recipe is None and resume:
+        recipe = resume_recipe(RunDir(out))
     config = recipe if isinstance(recipe, RunConfig) else load_config(recipe, list(overrides))
     trainer = Trainer(config, out, resume=resume)
     summary = trainer.fit()  # leaves the process group; an exception ends this rank, torchrun stops the others

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from deepspike import api
+from deepspike.core.errors import ConfigError
 
 NAME = "analyze"
 HELP = "analyse a run: spikes, sparsity, latency, synaptic ops, energy, quantization/noise sweeps, plots"
@@ -15,6 +17,14 @@ def _numbers(kind):
         return tuple(kind(v) for v in text.split(",") if v.strip())
 
     return parse
+
+
+def _check_finite(args: argparse.Namespace) -> None:
+    """Sweep points must be finite numbers: a one-line ``ConfigError`` naming the first flag that is not."""
+    for flag in ("snr", "deletion", "jitter"):
+        bad = [v for v in getattr(args, flag) if not math.isfinite(v)]
+        if bad:
+            raise ConfigError(f"--{flag} {bad[0]} is not a finite number; give comma-separated numbers, e.g. 40,20")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,6 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_finite(args)
     options = api.AnalysisOptions(
         limit=args.limit or None,
         bits=args.bits,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from deepspike import api
 
@@ -15,12 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="run directories (or analysis.json files)")
     p.add_argument("--preset", default="45nm_fp32", help="energy preset for the energy column")
     p.add_argument("--limit", type=int, default=1000, help="test samples when a run has no analysis.json yet")
-    p.add_argument("--out", help="also write the table to this Markdown file")
+    p.add_argument("--out", help="also write the table to this Markdown file (not a run's own file)")
 
 
 def run(args: argparse.Namespace) -> int:
-    table = api.compare(args.runs, args.preset, args.limit or None)
-    print(table, end="")
-    if args.out:
-        Path(args.out).write_text(table)
+    print(api.compare(args.runs, args.preset, args.limit or None, out=args.out), end="")
     return 0

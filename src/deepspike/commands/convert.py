@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from deepspike import api
+from deepspike.core.atomic import strict_json
 from deepspike.core.errors import ConfigError
 
 NAME = "convert"
@@ -66,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         log=None if args.quiet else (lambda s: print(s, flush=True)),
     )
-    print(json.dumps({k: v for k, v in summary.items() if k != "thresholds"}, indent=2))
+    print(strict_json({k: v for k, v in summary.items() if k != "thresholds"}, indent=2))
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deepspike import api
 from deepspike.config import load_config
+from deepspike.core.atomic import check_output_dir
 from deepspike.core.errors import ConfigError
 
 NAME = "demo"
@@ -32,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_demo(out: str | Path, overrides: list[str]) -> dict:
-    """Train the demo recipe into ``out`` (replacing an earlier demo there) and print its results."""
-    out = Path(out)
+    """Train the demo recipe into ``out`` (replacing an earlier demo there) and print its results. ``out``
+    must be new, empty or an earlier demo run (marked by ``.demo``): no other folder is written into."""
+    out = check_output_dir(out, "--out")
     config = load_config(DEMO_RECIPE, overrides)
     if (out / DEMO_MARKER).is_file():
         shutil.rmtree(out)  # an earlier demo run: the demo always starts fresh (other runs are never touched)
-    if (out / "checkpoint.pt").is_file():
-        raise ConfigError(f"{out} holds a run that is not a demo; pick another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no earlier demo; pick another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).touch()
     summary = api.train(config, out)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from deepspike import api
+from deepspike.core.atomic import strict_json
 
 NAME = "eval"
 HELP = "reload a run's checkpoint and report its test accuracy"
@@ -17,5 +17,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(api.evaluate(args.run_dir, split=args.split), indent=2))
+    print(strict_json(api.evaluate(args.run_dir, split=args.split), indent=2))
     return 0

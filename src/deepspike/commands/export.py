@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from deepspike import api
+from deepspike.core.atomic import strict_json
 
 NAME = "export"
 HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; TTFS nets: Linear/Conv2d + "
@@ -36,5 +36,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     summary = api.export(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds,
                          large=args.large, t_window=args.t_window)
-    print(json.dumps(summary, indent=2, default=str))
+    print(strict_json(summary, indent=2, default=str))
     return 0

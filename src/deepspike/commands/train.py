@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from deepspike import api
-from deepspike.config import load_config
+from deepspike.core.atomic import strict_json
 
 NAME = "train"
 HELP = "train a recipe: deepspike train CONFIG.yaml key=value ... --out DIR"
@@ -16,8 +14,12 @@ HELP = "train a recipe: deepspike train CONFIG.yaml key=value ... --out DIR"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML recipe (defaults when omitted)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
-    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoint, summary)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--out", required=True,
+                   help="run directory (config, metrics, checkpoint, summary); must not hold those files "
+                        "unless --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (overrides other than train.epochs and "
+                        "how it runs, e.g. train.progress, data.num_workers, are refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -30,12 +32,9 @@ def split_config_arg(config: str | None, overrides: list[str]) -> tuple[str | No
 
 def run(args: argparse.Namespace) -> int:
     config_path, overrides = split_config_arg(args.config, args.overrides)
-    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        config_path = str(Path(args.out) / "config.yaml")
     if args.no_progress:
         overrides.append("train.progress=false")
-    config = load_config(config_path, overrides)
-    summary = api.train(config, args.out, resume=args.resume)
+    summary = api.train(config_path, args.out, overrides, resume=args.resume)
     if summary is not None:
-        print(json.dumps(summary, indent=2))
+        print(strict_json(summary, indent=2))
     return 0

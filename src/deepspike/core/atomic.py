@@ -1,35 +1,136 @@
-"""Atomic file writes: write to a temporary file in the same directory, fsync, then rename.
+"""Writing output files safely: atomic writes, strict JSON, output paths checked before anything is written.
 
-A reader (or a resumed run) therefore sees either the old file or the complete new one, never a torn
-write, even if the process is killed mid-save.
+Atomic writes: the bytes go to a temporary file ``.NAME.XXXXXXXX.tmp`` in the same folder, are fsynced, then
+the temporary file is renamed over ``NAME``. A reader (or a resumed run) therefore sees either the old file
+or the complete new one, never a torn write, even if the process is killed mid-save (a kill can leave the
+temporary file behind; nothing reads it, and ``remove_stale_temps`` clears it). A write that fails (full
+disk, read-only folder) raises a one-line ``WriteError`` and leaves ``NAME`` as it was.
+
+JSON is written strictly: JSON has no inf/nan, so non-finite floats (also NumPy scalars and arrays) are
+written as null, and ``allow_nan=False`` guarantees that every file parses with any JSON reader.
+
+``check_output_dir`` / ``check_output_file``: one-line errors for an output path that cannot be a folder
+(resp. a regular file): an existing file or device, a path under a file, a folder without write permission.
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import numpy as np
+
+from deepspike.core.errors import ConfigError, UserError, WriteError
+
+TEMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask: written files get the usual 0o666 & ~umask, not mkstemp's 0o600
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temporary binary file next to ``path``, then atomically replace ``path``."""
+    """Call ``write(f)`` on a temporary binary file next to ``path``, then atomically replace ``path``.
+
+    An ``OSError`` on the way (no space, no permission) becomes a ``WriteError`` naming ``path``; the
+    temporary file is removed and ``path`` is unchanged."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            raise WriteError(f"cannot write {path}: {reason} (the previous {path.name}, if any, is unchanged)") from e
         raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def remove_stale_temps(folder: Path, names: tuple[str, ...]) -> None:
+    """Delete temporary files that a killed ``atomic_write`` of one of ``names`` in ``folder`` left behind."""
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*{TEMP_SUFFIX}"):
+            remove_file(tmp)
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it exists; a one-line ``WriteError`` when it cannot be (a read-only folder)."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot remove {path}: {os.strerror(e.errno) if e.errno else e}") from e
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, -inf, nan), in nested dicts and lists too, made None;
+    NumPy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, indent: int | None = None, default: Callable[[Any], Any] | None = None) -> str:
+    """``json.dumps`` of ``value`` with non-finite floats as null, refusing any that remain; ``default``
+    converts what JSON cannot hold (as in ``json.dumps``)."""
+    return json.dumps(finite_or_null(value), indent=indent, allow_nan=False, default=default)
+
+
+def atomic_write_json(path: Path, value: Any, indent: int = 2, default: Callable[[Any], Any] | None = None) -> None:
+    """Atomically write ``value`` as strict JSON (``strict_json``) and a final newline."""
+    atomic_write_text(path, strict_json(value, indent=indent, default=default) + "\n")
+
+
+def check_output_dir(path: str | os.PathLike, label: str) -> Path:
+    """``path`` as a Path, or a one-line error when it cannot be a folder we write into: an existing file (or
+    device, such as /dev/null), a path under a file, or no write permission where it would be created.
+    ``label`` names the path in the message (e.g. ``--out``). Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{label} {path} is not a folder (it is an existing file); pick a folder")
+    _check_can_write_in(path, label, path)
+    return path
+
+
+def check_output_file(path: str | os.PathLike, label: str) -> Path:
+    """``path`` as a Path, or a one-line error when it cannot be a regular file we write: an existing folder,
+    a device or other non-regular file, a path under a file, a folder without write permission. Creates
+    nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{label} {path} is a folder; give the name of a file to write")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{label} {path} is not a regular file; give the name of a file to write")
+    _check_can_write_in(path.parent, label, path)
+    return path
+
+
+def _check_can_write_in(folder: Path, label: str, path: Path) -> None:
+    """The nearest existing one of ``folder`` and its parents must be a folder we may write into."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{label} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WriteError(f"{label} {path}: cannot write into {existing}: {os.strerror(errno.EACCES)}")

@@ -27,6 +27,15 @@ class DataCorruptError(UserError, ValueError):
     """A file exists but its contents are not in the expected format or fail a checksum."""
 
 
+class WriteError(UserError, OSError):
+    """An output file could not be written: the disk is full, the folder is read-only, or the path cannot be
+    a file or folder (e.g. ``--out`` names an existing file). Nothing was replaced."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """Training produced a non-finite loss or non-finite weights; the run keeps its last finished epoch."""
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigError:
     """Build the standard error for a name that is not one of the valid choices.
 

@@ -16,16 +16,18 @@ CALTECH_BACKGROUND = "BACKGROUND_Google"
 GiB = 1 << 30
 
 
-def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_limit_gb, stats_samples):
+def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_limit_gb, stats_samples,
+            empty_test_ok):
     """Load both splits into memory (asked for, or when they fit ``memory_limit_gb``) or keep them
-    streaming, then split off validation data; streamed data gets its statistics from a sample."""
+    streaming, then split off validation data; streamed data gets its statistics from a sample.
+    ``empty_test_ok``: the user asked for no test images (``test_fraction=0``)."""
     if in_memory is None:
         in_memory = decoded_bytes(train) + decoded_bytes(test) <= memory_limit_gb * GiB
     if in_memory:
         train, test = train.load(), test.load()
     stats = None if in_memory else (lambda ds: sampled_stats(ds, stats_samples, seed))
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(names),
-                       class_names=names, name=name, stats=stats)
+                       class_names=names, name=name, stats=stats, empty_test_ok=empty_test_ok)
 
 
 @register_dataset("imagefolder")
@@ -46,7 +48,8 @@ def load_image_folder(data_dir=None, val_fraction: float = 0.0, seed: int = 0, d
     train, test, names = read_image_folder(root, "imagefolder", size, grayscale, classes, test_fraction,
                                            train_per_class, split_seed)
     return _finish(train, test, names, name="imagefolder", val_fraction=val_fraction, seed=seed,
-                   in_memory=in_memory, memory_limit_gb=memory_limit_gb, stats_samples=stats_samples)
+                   in_memory=in_memory, memory_limit_gb=memory_limit_gb, stats_samples=stats_samples,
+                   empty_test_ok=test_fraction == 0)
 
 
 def find_caltech(data_dir, classes) -> Path:
@@ -85,4 +88,5 @@ def load_caltech(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downlo
     train, test, names = read_image_folder(root, "caltech", size, grayscale, wanted, test_fraction,
                                            train_per_class, split_seed)
     return _finish(train, test, names, name="caltech", val_fraction=val_fraction, seed=seed,
-                   in_memory=in_memory, memory_limit_gb=memory_limit_gb, stats_samples=stats_samples)
+                   in_memory=in_memory, memory_limit_gb=memory_limit_gb, stats_samples=stats_samples,
+                   empty_test_ok=test_fraction == 0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 
 
 @dataclass
@@ -82,17 +82,36 @@ def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...]
 
 
 def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int,
-                class_names, name: str = "", stats=None) -> DataSplits:
+                class_names, name: str = "", stats=None, empty_test_ok: bool = False) -> DataSplits:
     """Take a stratified, seeded validation part out of ``train`` and compute the train statistics.
 
     ``stats(dataset) -> (mean, std)`` computes statistics of a data set without ``.x`` (streaming); the
-    default is :func:`channel_stats` on ``dataset.x``.
+    default is :func:`channel_stats` on ``dataset.x``. An empty split (the test split may be empty only with
+    ``empty_test_ok``: a loader asked for none), or test samples of another shape than the training samples,
+    is a ``DataCorruptError`` here, at load time.
     """
+    check_splits(train, test, name, empty_test_ok)
     val = None
     if val_fraction > 0:
         keep, held = split_indices(train.y, val_fraction, seed)
         train, val = train.subset(keep), train.subset(held)
+        if len(val) == 0 or len(train) == 0:
+            raise ConfigError(f"{name or 'data'}: val_fraction {val_fraction} of {len(keep) + len(held)} training "
+                              f"samples leaves {len(train)} for training and {len(val)} for validation; "
+                              "both need at least one (set data.val_fraction accordingly, or 0)")
     mean, std = stats(train) if stats is not None else channel_stats(train.x)
     return DataSplits(train=train, val=val, test=test, num_classes=num_classes,
                       input_shape=tuple(train.shape), mean=mean, std=std,
                       class_names=tuple(class_names), name=name)
+
+
+def check_splits(train, test, name: str = "", empty_test_ok: bool = False) -> None:
+    """A one-line ``DataCorruptError`` when ``train`` or (unless ``empty_test_ok``) ``test`` holds no samples,
+    or when their samples differ in shape ``(C, H, W)`` (e.g. 8x8 test images for 28x28 training images)."""
+    label = name or "data"
+    for split, dataset in (("training", train), ("test", test)):
+        if len(dataset) == 0 and not (split == "test" and empty_test_ok):
+            raise DataCorruptError(f"{label}: the {split} split holds no samples; check its files")
+    if tuple(train.shape) != tuple(test.shape):
+        raise DataCorruptError(f"{label}: test samples have shape {list(test.shape)} but training samples "
+                               f"{list(train.shape)}; both splits must come from the same data set")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspike.core.atomic import check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import leaf_modules, to_numpy
@@ -37,6 +38,7 @@ from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.training.reload import load_run
+from deepspike.training.runs import check_not_run_file
 
 DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 
@@ -229,7 +231,11 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
 
     Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``); TTFS runs (``ttfs``, ``stdbp``) use
     ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply).
+    ``path`` must name a regular file (or a new one) and not a run's own file (``checkpoint.pt`` ...): a
+    one-line ``ConfigError`` before anything is read or written.
     """
+    check_output_file(path, "--nir")
+    check_not_run_file(path, "--nir")
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}

@@ -5,6 +5,7 @@ The epoch's record (one ``metrics.jsonl`` line), in this key order: ``epoch`` (1
 with a validation split ``val_accuracy``, ``val_loss``; then ``test_accuracy``, ``test_loss``,
 ``epoch_seconds`` (training and evaluation), ``train_seconds`` (training passes of all epochs so far) and
 the method's measures. Validation, test and measures score the weight average when there is one.
+A non-finite loss or weights stop the epoch before it is scored (``TrainingDiverged``).
 """
 
 from __future__ import annotations
@@ -16,25 +17,34 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.training.distributed import DistContext
+from deepspike.training.divergence import check_finite_weights
 from deepspike.training.evaluate import evaluate
 from deepspike.training.loop import train_epoch
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.training_setup import TrainingSetup
 
+EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "lr", "test_accuracy_raw", "val_accuracy", "val_loss",
+              "test_accuracy", "test_loss", "epoch_seconds", "train_seconds")
+
+
+def method_measures(record: dict[str, Any]) -> dict[str, Any]:
+    """The method's measures in an epoch's record (a ``metrics.jsonl`` line): every key but ``EPOCH_KEYS``."""
+    return {k: v for k, v in record.items() if k not in EPOCH_KEYS}
+
 
 def run_epoch(
     setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int, progress: TrainingProgress
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Train and score epoch ``epoch`` (0-based); returns ``(record, measures)`` (the measures are in the
-    record too) and moves ``progress`` on: epochs done, training time, best validation accuracy."""
+) -> dict[str, Any]:
+    """Train and score epoch ``epoch`` (0-based); returns its record and moves ``progress`` on: epochs done,
+    training time, best validation accuracy."""
     t0 = time.perf_counter()
     train_stats = _train(setup, config, ctx, epoch)
+    check_finite_weights(setup.parts.model, epoch)
     progress.train_seconds += time.perf_counter() - t0
     record = {"epoch": epoch + 1, **train_stats, "lr": setup.optimizer.param_groups[0]["lr"]}
-    measures = _score(setup, record, progress, t0)
-    record.update(measures)
+    record.update(_score(setup, record, progress, t0))
     progress.epochs_done = epoch + 1
-    return record, measures
+    return record
 
 
 def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int) -> dict[str, float]:
@@ -55,6 +65,7 @@ def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int
         precision=setup.precision,
         channels_last=config.train.channels_last,
         ema=setup.ema,
+        epoch=epoch,
     )
 
 

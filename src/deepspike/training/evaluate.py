@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.methods.base import Method
-from deepspike.training.runtime import autocast
+from deepspike.training.runtime import autocast, device_memory_bytes
 
 EVAL_SEED = 1234
 
@@ -57,13 +58,17 @@ def evaluate(
     """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches`` in an ``eval_pass``.
 
     ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks; ``timesteps`` overrides T of a
-    time-stepped network (``model(x, timesteps=T)``); ``precision`` an autocast dtype (None: float32).
+    time-stepped network (``model(x, timesteps=T)``), refused before anything is allocated when one batch's
+    input over T steps cannot fit in memory (``check_timesteps_fit``); ``precision`` an autocast dtype
+    (None: float32).
     """
     correct, loss_sum, n = 0.0, 0.0, 0.0
     with eval_pass(model, seed):
         for x, y in batches:
             if len(y) == 0:
                 continue
+            if timesteps:
+                check_timesteps_fit(x, timesteps)
             with autocast(x.device, precision):
                 out = model(x, timesteps=timesteps) if timesteps else model(x)
                 loss = method.loss(out, y)
@@ -75,3 +80,17 @@ def evaluate(
     if n == 0:
         return {"accuracy": float("nan"), "loss": float("nan"), "samples": 0}
     return {"accuracy": correct / n, "loss": loss_sum / n, "samples": int(n)}
+
+
+def check_timesteps_fit(x: torch.Tensor, timesteps: int) -> None:
+    """A one-line ``ConfigError`` when the input of batch ``x [B, ...]`` over ``timesteps`` steps, the
+    ``[T, B, ...]`` tensor a time-stepped network encodes it into, would alone exceed the memory of
+    ``x``'s device (its activations need at least as much): the bound is derived from memory, not a fixed T."""
+    per_step = x.numel() * x.element_size()
+    need, have = timesteps * per_step, device_memory_bytes(x.device)
+    if need > have:
+        raise ConfigError(
+            f"inference T={timesteps} needs at least {need / 2**30:,.0f} GiB for one batch's [T, B, ...] input "
+            f"({len(x)} samples of shape {list(x.shape[1:])}); the {x.device.type} has {have / 2**30:,.0f} GiB: "
+            f"not even T={have // per_step + 1:,} fits"
+        )

@@ -6,7 +6,7 @@ closed-form TTFS kernels keep their own float32 arithmetic) and with channels-la
 Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
 scaled by ``n_rank * world / n_global`` (see ``train.distributed``); ``backward``;
 ``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step; optional
-weight-average update.
+weight-average update; a non-finite loss stops training (``TrainingDiverged``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.methods.base import Method
+from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
 from deepspike.training.runtime import autocast
 
@@ -38,6 +39,7 @@ def train_epoch(
     precision: torch.dtype | None = None,
     channels_last: bool = False,
     ema: WeightAverage | None = None,
+    epoch: int | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
 
@@ -46,7 +48,8 @@ def train_epoch(
     ``[correct, loss_sum, n]`` over ranks; progress: a tqdm label, or None for no bar (off when not a TTY);
     precision: autocast dtype of the forward pass and loss (e.g. ``torch.bfloat16``), None for float32;
     channels_last: feed image batches in ``torch.channels_last`` memory format; ema: a weight average
-    updated from ``net`` after every optimizer step.
+    updated from ``net`` after every optimizer step; epoch: the 0-based epoch, named when a step's loss is
+    not finite (``TrainingDiverged``, see ``training.divergence``).
     """
     net = model if net is None else net
     model.train()
@@ -56,14 +59,7 @@ def train_epoch(
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
             break
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(x.device, precision):
-            out = model(x)
-            loss = method.loss(out, y) if len(y) else out.sum() * 0.0
-            penalty = method.penalty(net)
-            if penalty is not None:
-                loss = loss + penalty
+        out, loss = _forward(model, method, net, x, y, precision, channels_last)
         scaled = loss * (len(y) * world_size / global_sizes[step]) if global_sizes else loss
         optimizer.zero_grad(set_to_none=True)
         scaled.backward()
@@ -75,10 +71,27 @@ def train_epoch(
         if ema is not None:
             ema.update(net)
         with torch.no_grad():
-            loss_sum += float(loss) * len(y)
+            loss_value = float(loss)
+            check_finite_loss(loss_value, epoch, step)
+            loss_sum += loss_value * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
         bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}")
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
     return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+
+
+def _forward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             precision: torch.dtype | None, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out, loss)`` of batch ``x [B, ...]``, ``y [B]``: ``loss = method.loss(out, y) + method.penalty(net)``
+    (0 for an empty batch), under autocast with ``precision``."""
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(x.device, precision):
+        out = model(x)
+        loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+        penalty = method.penalty(net)
+        if penalty is not None:
+            loss = loss + penalty
+    return out, loss

@@ -11,6 +11,7 @@ from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
+from deepspike.training.weights import load_weights, payload_entry
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts, dict]:
@@ -22,7 +23,8 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
     dev = resolve_device(device)
     state = run.read_checkpoint(dev)
     parts = build_run(config, dev)
-    parts.model.load_state_dict(state["ema"]["average"] if "ema" in state else state["model"])
+    weights = state["ema"]["average"] if "ema" in state else payload_entry(state, "model", run.checkpoint_path)
+    load_weights(parts.model, weights, run.checkpoint_path)
     parts.model.eval()
     return config, parts, state
 

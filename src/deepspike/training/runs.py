@@ -1,10 +1,15 @@
 """Run directories: the files a run leaves, and how each of them is read and written.
 
     RUN/config.yaml     the resolved recipe (``config.save_config``); its presence makes RUN a run directory
-    RUN/metrics.jsonl   one JSON object per finished epoch, appended as training goes (``MetricsLog``)
+    RUN/metrics.jsonl   one JSON object per finished epoch (``MetricsLog``)
     RUN/checkpoint.pt   a torch payload (weights, optimizer, RNG states: ``train.checkpoint``), written atomically
     RUN/summary.json    the final numbers of the run
+    RUN/.deepspike-run  written when training starts: the folder is a run even before its first checkpoint
 
+Every file is replaced atomically (``core.atomic``), the metrics log too: appending a line rewrites the
+file, so a kill never leaves a torn line (a torn last line left by older versions is dropped on reading).
+An epoch's line is logged before its checkpoint is written, so after a crash the log holds at most the
+lines of epochs past the checkpoint, which a resumed run drops (``truncate_after``).
 JSON is written strictly (``allow_nan=False``): JSON has no inf/nan, so non-finite floats are written as null.
 """
 
@@ -12,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,50 +24,64 @@ import torch
 
 from deepspike.config.load import load_config, save_config
 from deepspike.config.schema import RunConfig
-from deepspike.core.atomic import atomic_write, atomic_write_text
-from deepspike.core.errors import DataCorruptError, DataNotFoundError
+from deepspike.core.atomic import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    remove_file,
+    remove_stale_temps,
+    strict_json,
+)
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_NAME = "checkpoint.pt"
 SUMMARY_NAME = "summary.json"
+RUN_FILES = (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, SUMMARY_NAME)
+STARTED_NAME = ".deepspike-run"
 
-
-def finite_or_null(value: Any) -> Any:
-    """``value`` with every non-finite float (inf, -inf, nan), in nested dicts and lists too, made None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_null(v) for v in value]
-    return value
-
-
-def strict_json(value: Any, indent: int | None = None) -> str:
-    """``json.dumps`` of ``value`` with non-finite floats as null, refusing any that remain."""
-    return json.dumps(finite_or_null(value), indent=indent, allow_nan=False)
+__all__ = ["MetricsLog", "RunDir", "check_not_run_file", "load_checkpoint", "save_checkpoint", "strict_json"]
 
 
 class MetricsLog:
-    """Append-only JSON-lines log. ``truncate_after(epoch)`` drops lines of epochs not yet checkpointed,
-    so a resumed run does not log an epoch twice."""
+    """JSON-lines log, one record per finished epoch. ``append`` replaces the file atomically with one more
+    line; ``truncate_after(epoch)`` drops lines of epochs not yet checkpointed, so a resumed run does not
+    log an epoch twice."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def append(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(strict_json(record) + "\n")
+        self._write([*self.read(), record])
 
     def read(self) -> list[dict[str, Any]]:
+        """The records; a cut-off last line (no newline, not valid JSON: a write that was killed) is
+        dropped; any other unreadable line is a ``DataCorruptError``."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if number == len(lines) and not text.endswith("\n"):
+                    break
+                raise DataCorruptError(f"{self.path}, line {number}: not a JSON record ({e.msg})") from None
+        return records
 
     def truncate_after(self, epochs_done: int) -> None:
-        kept = [r for r in self.read() if r.get("epoch", 0) <= epochs_done]
-        atomic_write_text(self.path, "".join(strict_json(r) + "\n" for r in kept))
+        records = self.read()
+        kept = [r for r in records if r.get("epoch", 0) <= epochs_done]
+        if len(kept) < len(records):
+            self._write(kept)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.path, "".join(strict_json(r) + "\n" for r in records))
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -99,6 +117,21 @@ class RunDir:
         """Whether ``path`` holds a run (its ``config.yaml``)."""
         return self.config_path.is_file()
 
+    def is_started(self) -> bool:
+        """Whether training started here (``.deepspike-run``), even if no epoch finished."""
+        return (self.path / STARTED_NAME).is_file()
+
+    def mark_started(self) -> None:
+        atomic_write_text(self.path / STARTED_NAME, "a deepspike run: see config.yaml; continue it with --resume\n")
+
+    def run_files(self) -> list[str]:
+        """The names of the run files (config, metrics, checkpoint, summary) present in ``path``."""
+        return [name for name in RUN_FILES if (self.path / name).exists()]
+
+    def remove_stale_temps(self) -> None:
+        """Delete the temporary files of atomic writes that a killed process left behind."""
+        remove_stale_temps(self.path, RUN_FILES)
+
     def require(self) -> RunDir:
         """``self``, or a one-line ``DataNotFoundError`` when ``path`` is not a run directory."""
         if not self.is_run_dir():
@@ -128,6 +161,20 @@ class RunDir:
             raise DataNotFoundError(f"no summary at {self.summary_path}")
         return json.loads(self.summary_path.read_text())
 
+    def remove_summary(self) -> None:
+        """Delete ``summary.json``: the run trains on, and a summary describes a finished run."""
+        remove_file(self.summary_path)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Atomically write ``summary`` as strict, indented JSON (non-finite floats as null)."""
-        atomic_write_text(self.summary_path, strict_json(summary, indent=2) + "\n")
+        atomic_write_json(self.summary_path, summary, indent=2)
+
+
+def check_not_run_file(path: str | Path, label: str) -> None:
+    """A one-line ``ConfigError`` when ``path`` is one of a run's own files (config, metrics, checkpoint,
+    summary of a folder holding ``config.yaml``, also through a symbolic link): no command writes over a
+    run's files but ``train``."""
+    real = Path(path).resolve()  # through symbolic links and ".."
+    if real.name in RUN_FILES and RunDir(real.parent).is_run_dir():
+        raise ConfigError(f"{label} {path} is the run file {real.name} of run {real.parent}; "
+                          "writing there would destroy the run: choose another path")

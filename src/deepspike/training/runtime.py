@@ -1,7 +1,8 @@
-"""Device choice and seeding."""
+"""Device choice, the device's memory, and seeding."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -17,6 +18,13 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
     return torch.device(name)
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    """Total memory of ``device``: the GPU's, or the machine's physical memory for the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

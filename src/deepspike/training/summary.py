@@ -15,20 +15,21 @@ import torch
 from deepspike.config.schema import RunConfig
 from deepspike.models import Architecture
 from deepspike.models.costs import count_parameters
+from deepspike.training.epoch import method_measures
 from deepspike.training.progress import TrainingProgress
 
 
 def run_summary(
     config: RunConfig,
     last_record: dict[str, Any],
-    measure_keys: set[str],
     progress: TrainingProgress,
     arch: Architecture,
     device: torch.device,
     world_size: int,
 ) -> dict[str, Any]:
-    """The summary of a run whose last epoch logged ``last_record`` (module docstring); ``measure_keys``:
-    the names of the method's measures."""
+    """The summary of a run whose last epoch logged ``last_record`` (module docstring); the method's measures
+    are the record's keys beyond the epoch's own (``epoch.method_measures``), so a finished run resumed
+    without training reports the same summary from its log."""
     return {
         "method": config.method.name,
         "model": config.model.name,
@@ -42,5 +43,5 @@ def run_summary(
         "parameters": count_parameters(arch),
         "device": str(device),
         "world_size": world_size,
-        **{k: v for k, v in last_record.items() if k in measure_keys},
+        **method_measures(last_record),
     }

@@ -3,7 +3,10 @@
 Per epoch: train on shuffled batches (the order depends only on seed and epoch), evaluate on the
 validation and test splits, append a line to ``metrics.jsonl``, then atomically write ``checkpoint.pt``.
 ``resume=True`` restores the checkpoint (weights, optimizer, scheduler, every rank's RNG states) and
-continues; on the CPU the resumed run ends bit-for-bit where the uninterrupted run would. At the end
+continues; on the CPU the resumed run ends bit-for-bit where the uninterrupted run would. Which folders
+may be trained into, and which config changes a resume accepts, is ``run_open``'s to say. A non-finite
+loss or non-finite weights stop the run with ``TrainingDiverged`` before the epoch is logged or
+checkpointed (``divergence``), so the last good checkpoint stays and no summary is written. At the end
 ``summary.json`` holds ``method``, ``model``, ``dataset``, ``test_accuracy`` (a fraction), ``epochs`` and
 ``train_seconds`` among others. Under ``torchrun`` the model is wrapped in DistributedDataParallel (see
 ``train.distributed``); rank 0 alone writes files and shows progress. With ``train.ema_decay`` the
@@ -26,12 +29,12 @@ from typing import Any
 import torch
 
 from deepspike.config.schema import RunConfig
-from deepspike.core.errors import ConfigError
 from deepspike.training.checkpoint import rng_state, training_checkpoint
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
+from deepspike.training.run_open import CONTINUE, open_mode
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 from deepspike.training.summary import run_summary
@@ -59,54 +62,51 @@ class Trainer:
         self.run = RunDir(out_dir)
         self.out_dir = self.run.path
         self.resume = resume
+        self.mode = open_mode(self.run, config, resume)  # every rank: rank 0 writes only after all ranks met in DDP
         self.callbacks = callbacks
         self.dist = dist_context if dist_context is not None else init_distributed()
         device = resolve_device(config.train.device)
         if device.type == "cuda" and self.dist.enabled:
             device = torch.device("cuda", self.dist.local_rank)
         self.device = device
-        if resume and not self.run.has_checkpoint():
-            raise ConfigError(f"--resume given but {self.run.checkpoint_path} does not exist")
-        if not resume and self.run.has_checkpoint():
-            raise ConfigError(f"{self.out_dir} already holds a run; use --resume to continue it or pick another --out")
 
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0)."""
         cfg, ctx = self.config, self.dist
-        setup = build_training(cfg, ctx, self.device, self.resume)
+        setup = build_training(cfg, ctx, self.device, self.mode == CONTINUE)
         self.parts = setup.parts
         progress = self._open_run(setup)
         record: dict[str, Any] = {}
-        measure_keys: set[str] = set()
         for epoch in range(progress.epochs_done, cfg.train.epochs):
-            record, measures = run_epoch(setup, cfg, ctx, epoch, progress)
-            measure_keys.update(measures)
+            record = run_epoch(setup, cfg, ctx, epoch, progress)
             self._end_epoch(setup, record, progress)
         if not record:  # resumed a finished run: report from the log
             logged = self.run.metrics.read()
             record = logged[-1] if logged else {}
-        summary = run_summary(cfg, record, measure_keys, progress, setup.parts.arch, self.device, ctx.world_size)
+        summary = run_summary(cfg, record, progress, setup.parts.arch, self.device, ctx.world_size)
         if ctx.is_main:
             self.run.write_summary(summary)
         shutdown(ctx)
         return summary
 
     def _open_run(self, setup: TrainingSetup) -> TrainingProgress:
-        """Restore the checkpoint (resume; the log loses epochs after it) or start an empty run directory;
-        then write ``config.yaml``. Returns where training continues."""
+        """Restore the checkpoint (``CONTINUE``) or start at epoch 0 (``NEW``, ``RESTART``); rank 0 then
+        drops the log's lines past the checkpoint, clears temporary files of killed writes, marks the folder
+        as a started run, writes ``config.yaml`` and removes the summary of a finished run that trains on (a
+        summary is written when the run ends). Returns where training continues."""
         ctx = self.dist
-        if self.resume:
+        progress = TrainingProgress()
+        if self.mode == CONTINUE:
             state = self.run.read_checkpoint(self.device)
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
-            if ctx.is_main:
-                self.run.metrics.truncate_after(progress.epochs_done)
-        else:
-            progress = TrainingProgress()
-            if ctx.is_main:
-                self.run.create()
-                self.run.metrics.path.unlink(missing_ok=True)
         if ctx.is_main:
+            self.run.create()
+            self.run.remove_stale_temps()
+            self.run.metrics.truncate_after(progress.epochs_done)
+            self.run.mark_started()
             self.run.write_config(self.config)
+            if progress.epochs_done < self.config.train.epochs:
+                self.run.remove_summary()
         return progress
 
     def _end_epoch(self, setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgress) -> None:

@@ -1,0 +1,107 @@
+"""How the Trainer opens its run directory: a new run, a restart, or a resume; never over others' files.
+
+Without ``resume`` the directory must hold none of the run files (``config.yaml``, ``metrics.jsonl``,
+``checkpoint.pt``, ``summary.json``): neither an earlier run nor a user's own files of those names are
+overwritten. With ``resume`` it must be a run: with a checkpoint, training continues after the checkpoint's
+epoch ("continue"); without one, but marked as started by deepspike (the process was killed before its first
+epoch finished), training starts again at epoch 0 ("restart"), which ends exactly as an uninterrupted run.
+
+On resume the config must be the run's ``config.yaml`` except for ``RESUMABLE_KEYS``: how many epochs
+(``train.epochs``), how progress is shown, where the data lives and is read with how many workers, and the
+device. Every other change would be recorded in ``config.yaml`` without having been applied to the epochs
+already trained (or, like ``method.timesteps``, change the run midway), so it is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from deepspike.config.schema import RunConfig
+from deepspike.core.atomic import check_output_dir
+from deepspike.core.errors import ConfigError
+from deepspike.training.runs import RunDir
+
+NEW, RESTART, CONTINUE = "new", "restart", "continue"
+RESUMABLE_KEYS = (
+    "train.epochs",
+    "train.progress",
+    "train.device",
+    "data.num_workers",
+    "data.data_dir",
+    "data.download",
+)
+
+
+def open_mode(run: RunDir, config: RunConfig, resume: bool) -> str:
+    """``NEW``, ``RESTART`` or ``CONTINUE`` for training ``config`` into ``run`` (module docstring), or a
+    one-line error. Writes nothing."""
+    check_output_dir(run.path, "--out")
+    if not resume:
+        _check_free(run)
+        return NEW
+    if not run.has_checkpoint() and not run.is_started():
+        raise ConfigError(f"--resume given but {run.checkpoint_path} does not exist")
+    if run.has_checkpoint() or run.is_run_dir():  # a restart killed while writing config.yaml has none
+        check_resume_config(run.read_config(), config, run)
+    return CONTINUE if run.has_checkpoint() else RESTART
+
+
+def resume_recipe(run: RunDir) -> Path | None:
+    """What a resume given no recipe continues with: the run's ``config.yaml``; None (the defaults) where
+    ``run`` holds no run. A run killed while writing its ``config.yaml`` needs its recipe: a one-line error."""
+    if run.is_run_dir():
+        return run.config_path
+    if run.is_started() and not run.has_checkpoint():
+        raise ConfigError(f"{run.path} holds a run killed before it wrote config.yaml: train it again without "
+                          "--resume, or give its recipe file")
+    return None
+
+
+def _check_free(run: RunDir) -> None:
+    """A one-line error unless ``run`` holds none of the run files."""
+    present = run.run_files()
+    if not present:
+        return
+    if run.has_checkpoint():
+        raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or pick another --out")
+    if run.is_started():
+        raise ConfigError(f"{run.path} holds a run that finished no epoch; use --resume to start it again "
+                          "or pick another --out")
+    raise ConfigError(f"{run.path} holds {', '.join(present)}, which a run would overwrite; pick another --out")
+
+
+def check_resume_config(saved: RunConfig, config: RunConfig, run: RunDir) -> None:
+    """A one-line ``ConfigError`` naming every key where ``config`` differs from the run's ``saved`` config,
+    except ``RESUMABLE_KEYS``."""
+    refused = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            f"--resume cannot change {', '.join(refused)} (the run was trained with the values in "
+            f"{run.config_path}); only {', '.join(RESUMABLE_KEYS)} may change: train a new run for the others"
+        )
+
+
+def changed_keys(a: RunConfig, b: RunConfig) -> list[str]:
+    """Dotted keys (``optim.lr``, ``model.args.hidden``) whose values differ between ``a`` and ``b``."""
+    flat_a, flat_b = _flat(_sections(a)), _flat(_sections(b))
+    return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k, _MISSING) != flat_b.get(k, _MISSING))
+
+
+_MISSING = object()
+
+
+def _sections(config: RunConfig) -> dict[str, Any]:
+    """The config as nested dicts, the method section flat as it is saved."""
+    return {**dataclasses.asdict(config), "method": config.method.as_dict()}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,73 @@
+"""Checks at load time (issue 19, items 9 and 12): an empty split, or test images of another shape than the
+training images, is a one-line ``DataCorruptError`` when the data set is loaded, not a NaN or a shape error
+at evaluation. Exercised with MNIST IDX files written here."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.cli import main
+from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.data import TensorDataset, load_dataset, make_splits, mnist
+from fakedata import write_idx
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No real data leaks in: fake HOME, no $DEEPSPIKE_DATA, no Debian folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEEPSPIKE_DATA", raising=False)
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_DIR", tmp_path / "debian-fashion")
+
+
+def write_mnist(root, n_train=20, n_test=10, train_side=28, test_side=28):
+    rng = np.random.default_rng(0)
+    for split, n, side in (("train", n_train, train_side), ("t10k", n_test, test_side)):
+        write_idx(root / "mnist" / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, side, side)))
+        write_idx(root / "mnist" / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    return root
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_idx_split_is_an_error_at_load_time(tmp_path, split):
+    sizes = {"n_train": 0} if split == "train" else {"n_test": 0}
+    with pytest.raises(DataCorruptError, match=f"mnist: the {'training' if split == 'train' else 'test'} split "
+                                               "holds no samples"):
+        load_dataset("mnist", data_dir=write_mnist(tmp_path, **sizes))
+
+
+def test_8x8_test_images_for_28x28_training_images(tmp_path):
+    with pytest.raises(DataCorruptError, match=r"mnist: test samples have shape \[1, 8, 8\] but training samples "
+                                               r"\[1, 28, 28\]"):
+        load_dataset("mnist", data_dir=write_mnist(tmp_path, test_side=8))
+
+
+def test_train_with_an_empty_test_set_writes_nothing(tmp_path, capsys):
+    """The issue's reproduction: it trained and wrote a bare NaN into summary.json."""
+    data = write_mnist(tmp_path / "data", n_test=0)
+    out = tmp_path / "run"
+    argv = ["train", "data.name=mnist", f"data.data_dir={data}", "method.name=ann", "model.name=mlp",
+            "model.args.hidden=[4]", "train.epochs=1", "train.progress=false", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: mnist: the test split holds no samples") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_validation_split_must_hold_samples():
+    ds = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ConfigError, match="val_fraction 0.1 of 4 training samples leaves 4 for training and 0 for "
+                                          "validation"):
+        make_splits(ds, ds, val_fraction=0.1, seed=0, num_classes=4, class_names="abcd", name="tiny")
+    pairs = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 0, 1, 1]))
+    splits = make_splits(pairs, pairs, val_fraction=0.5, seed=0, num_classes=2, class_names="ab")
+    assert len(splits.train) == len(splits.val) == 2
+
+
+def test_an_empty_test_split_asked_for_is_allowed():
+    ds = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 2, 3]))
+    empty = TensorDataset(torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.int64))
+    assert len(make_splits(ds, empty, val_fraction=0.0, seed=0, num_classes=4, class_names="abcd",
+                           empty_test_ok=True).test) == 0
+    with pytest.raises(DataCorruptError, match="the test split holds no samples"):
+        make_splits(ds, empty, val_fraction=0.0, seed=0, num_classes=4, class_names="abcd")

@@ -1,0 +1,49 @@
+"""Evaluation refuses an inference T whose input alone cannot fit in memory, before allocating anything
+(issue 19, item 12: ``timesteps RUN --eval-T 100000000`` tried to allocate ~100 TB)."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.training.evaluate import check_timesteps_fit, evaluate
+from deepspike.training.runtime import device_memory_bytes
+
+
+class Recorder(torch.nn.Module):
+    """A time-stepped stand-in that records the T it was asked for and allocates nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def forward(self, x, timesteps=None):
+        self.calls.append(timesteps)
+        return torch.zeros(len(x), 10)
+
+
+class Method:
+    def loss(self, out, y):
+        return out.sum() * 0.0
+
+    def predict(self, out):
+        return out.argmax(1)
+
+
+def test_a_huge_t_is_refused_before_the_model_runs():
+    model = Recorder()
+    batches = [(torch.rand(256, 1, 8, 8), torch.zeros(256, dtype=torch.int64))]
+    with pytest.raises(ConfigError, match=r"inference T=100000000 needs at least [\d,]+ GiB for one batch's "
+                                          r"\[T, B, \.\.\.\] input \(256 samples of shape \[1, 8, 8\]\)"):
+        evaluate(model, Method(), batches, timesteps=100_000_000)
+    assert model.calls == []
+    assert evaluate(model, Method(), batches, timesteps=100)["samples"] == 256 and model.calls == [100]
+
+
+def test_the_bound_is_the_devices_memory():
+    x = torch.zeros(4, 3, 2, 2)  # 192 bytes per step
+    memory = device_memory_bytes(x.device)
+    assert memory > 2**28  # the machine's physical memory, in bytes
+    check_timesteps_fit(x, memory // 192)
+    with pytest.raises(ConfigError, match=f"not even T={memory // 192 + 1:,} fits"):
+        check_timesteps_fit(x, memory // 192 + 1)

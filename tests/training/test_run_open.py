@@ -1,0 +1,204 @@
+"""Which folders a run may be trained into, and which config changes a resume accepts (``training.run_open``).
+
+Nothing a user wrote is overwritten: ``--out`` holding any run file is refused without ``--resume``; a resume
+refuses every override it would not apply; ``--out`` that cannot be a folder is one line; a run killed before
+its first checkpoint starts again on ``--resume``.
+"""
+
+import errno
+import json
+import os
+import tempfile
+
+import pytest
+
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.training.run_open import RESUMABLE_KEYS, changed_keys
+from deepspike.training.runs import RUN_FILES, RunDir, load_checkpoint
+from deepspike.training.trainer import Trainer
+
+QUICK = ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "train.epochs=1", "train.batch_size=64",
+         "train.max_steps_per_epoch=2", "train.progress=false"]
+
+
+def _one_line_error(capsys, argv) -> str:
+    """Run the CLI; it must exit 2 with one error line on stderr (after any epoch lines), no traceback.
+    Returns that line."""
+    assert main(argv) == 2
+    *before, last = capsys.readouterr().err.splitlines()
+    assert last.startswith("deepspike: error: ") and all(line.startswith("epoch ") for line in before), before
+    return last
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_out_with_the_users_own_files_is_not_overwritten(tmp_path, capsys):
+    """issue 19, item 5: a folder with the user's commented config.yaml and a metrics.jsonl, no checkpoint."""
+    (tmp_path / "config.yaml").write_text("# my notes\nmethod: {name: ann}\n")
+    (tmp_path / "metrics.jsonl").write_text('{"mine": 1}\n')
+    before = _snapshot(tmp_path)
+    err = _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path)])
+    assert "holds config.yaml, metrics.jsonl, which a run would overwrite" in err
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_any_run_file_in_out_is_refused(tmp_path, capsys, name):
+    (tmp_path / name).write_bytes(b"the user's")
+    _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path)])
+    assert _snapshot(tmp_path) == {name: b"the user's"}
+
+
+def test_an_empty_or_unrelated_folder_is_fine(tmp_path):
+    (tmp_path / "notes.txt").write_text("kept")
+    assert main(["train", *QUICK, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "notes.txt").read_text() == "kept" and RunDir(tmp_path).has_checkpoint()
+
+
+@pytest.mark.parametrize("kind", ["file", "under a file", "/dev/null"])
+def test_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, kind):
+    """issue 19, item 12: an existing file, a path under a file, /dev/null."""
+    (tmp_path / "f").write_text("data")
+    out = {"file": tmp_path / "f", "under a file": tmp_path / "f" / "run", "/dev/null": "/dev/null"}[kind]
+    err = _one_line_error(capsys, ["train", *QUICK, "--out", str(out)])
+    assert "not a folder" in err or "is a file, not a folder" in err
+    assert _snapshot(tmp_path) == {"f": b"data"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_out_in_a_read_only_folder_is_one_line(tmp_path, capsys):
+    tmp_path.chmod(0o500)
+    try:
+        err = _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path / "run")])
+    finally:
+        tmp_path.chmod(0o700)
+    assert "cannot write into" in err and not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_overrides_it_would_not_apply(tmp_path, capsys):
+    """issue 19, item 7: ``--resume optim.lr=100 schedule.name=none`` and a changed T mid-run."""
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "method.name=stbp", "method.timesteps=2", "--out", str(run)]) == 0
+    before = _snapshot(run)
+    err = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "optim.lr=100", "schedule.name=cosine",
+                                   "method.timesteps=5"])
+    assert "--resume cannot change method.timesteps, optim.lr, schedule.name" in err
+    assert "train.epochs" in err  # says what may change
+    assert _snapshot(run) == before  # config.yaml records nothing that was not applied
+
+
+def test_resume_applies_the_keys_meant_to_change(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    assert main(["train", "--out", str(run), "--resume", "train.epochs=2", "data.num_workers=0", "--no-progress"]) == 0
+    assert load_config(run / "config.yaml").train.epochs == 2
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
+
+
+def test_changed_keys_names_nested_keys_and_a_saved_config_has_none():
+    a = load_config(None, QUICK)
+    b = load_config(None, QUICK + ["model.args.hidden=[9]", "optim.betas=[0.8,0.9]", "train.epochs=4"])
+    assert changed_keys(a, b) == ["model.args.hidden", "optim.betas", "train.epochs"]
+    assert "train.epochs" in RESUMABLE_KEYS and "optim.lr" not in RESUMABLE_KEYS
+
+
+def test_saved_config_round_trips_without_changes(tmp_path):
+    cfg = load_config(None, QUICK + ["method.name=stbp", "optim.lr=3e-3", "model.width=0.5"])
+    RunDir(tmp_path).write_config(cfg)
+    assert changed_keys(load_config(tmp_path / "config.yaml"), cfg) == []
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(tmp_path, capsys):
+    """A run that finished no epoch is still a run: refused without --resume, restarted with it."""
+
+    class Killed(Exception):
+        pass
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    cfg = load_config(None, QUICK)
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.run.write_checkpoint = die  # as if killed while writing the first checkpoint
+    with pytest.raises(Killed):
+        trainer.fit()
+    assert not RunDir(tmp_path / "run").has_checkpoint()
+    err = _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path / "run")])
+    assert "finished no epoch; use --resume" in err
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert [r["epoch"] for r in RunDir(tmp_path / "run").metrics.read()] == [1]
+
+
+def test_full_disk_at_checkpoint_time_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
+    """issue 19, item 12: ENOSPC inside the atomic write of epoch 2's checkpoint."""
+    run = tmp_path / "run"
+    writes = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            writes.append(RunDir(run).checkpoint_path.read_bytes() if writes else None)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    err = _one_line_error(capsys, ["train", *QUICK, "train.epochs=2", "--out", str(run)])
+    assert f"cannot write {run / 'checkpoint.pt'}: No space left on device" in err
+    assert RunDir(run).checkpoint_path.read_bytes() == writes[1]  # epoch 1's, untouched
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+    assert not (run / "summary.json").exists()
+    assert sorted(p.name for p in run.iterdir()) == [".deepspike-run", "checkpoint.pt", "config.yaml",
+                                                     "metrics.jsonl"]  # no temporary file left
+    monkeypatch.undo()
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # the run goes on once there is space
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+
+def test_read_only_file_system_at_checkpoint_time_is_one_line(tmp_path, capsys, monkeypatch):
+    """A read-only folder as root sees it: creating the temporary file fails (simulated: EROFS)."""
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    before = _snapshot(run)
+
+    def mkstemp(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    err = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=2"])
+    assert "cannot write" in err and "Read-only file system" in err
+    assert _snapshot(run) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_run_folder_at_checkpoint_time_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    before = _snapshot(run)
+    run.chmod(0o500)
+    try:
+        err = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=2"])
+    finally:
+        run.chmod(0o700)
+    assert "cannot write" in err and _snapshot(run) == before
+
+
+def test_resume_without_a_recipe_continues_with_the_runs_config(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run).mkdir()
+    (run / ".deepspike-run").write_text("")  # killed while writing config.yaml: nothing tells its recipe
+    err = _one_line_error(capsys, ["train", "--out", str(run), "--resume"])
+    assert "holds a run killed before it wrote config.yaml: train it again without --resume" in err
+    recipe = tmp_path / "r.yaml"
+    RunDir(tmp_path).write_config(load_config(None, QUICK))
+    recipe.write_bytes((tmp_path / "config.yaml").read_bytes())
+    assert main(["train", str(recipe), "--out", str(run), "--resume"]) == 0  # with its recipe it starts again
+    assert load_config(run / "config.yaml") == load_config(None, QUICK)
+    assert main(["train", *QUICK, "train.epochs=2", "--out", str(run), "--resume"]) == 0  # overrides only: fine too
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
+    err = _one_line_error(capsys, ["train", "--out", str(tmp_path / "none"), "--resume"])
+    assert "--resume given but" in err and "does not exist" in err and not (tmp_path / "none").exists()
