@@ -91,3 +91,14 @@ def test_convert_refuses_bad_input(ann_run, tmp_path):
         convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
     with pytest.raises(ConfigError, match="convert needs a trained 'ann' run"):
         convert_run(out, tmp_path / "again", norm="max", timesteps=5, log=lambda s: None)
+
+
+def test_convert_refuses_an_out_that_cannot_be_a_folder(ann_run, tmp_path):
+    """issue 19, item 12 for convert: --out an existing file, or a path under a file, is one line; nothing written."""
+    run_dir, _ = ann_run
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    for out in (a_file, a_file / "sub"):
+        with pytest.raises(ConfigError, match="--out"):
+            convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
+    assert a_file.read_text() == "keep"

@@ -18,16 +18,11 @@ from torch import nn
 from deepspike.config.load import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.conversion.accuracy_sweep import AccuracySweep
-from deepspike.core.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.models.costs import layer_costs
 from deepspike.models.spec import Architecture
-from deepspike.training.runs import RunDir, strict_json
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """``payload`` as indented strict JSON (non-finite numbers as null), written atomically."""
-    atomic_write_text(path, strict_json(payload, indent=2) + "\n")
+from deepspike.training.runs import RunDir
 
 
 def save_converted_run(
@@ -44,7 +39,7 @@ def save_converted_run(
 def write_thresholds(out_dir: Path, options: ConvertedOptions, names: list[str], roles: list[str]) -> None:
     """``thresholds.json``: the norm, residual rule and input scale, and one row per neuron layer."""
     rows = zip(names, roles, options.thresholds, strict=True)
-    write_json(
+    atomic_write_json(
         out_dir / "thresholds.json",
         {
             "norm": options.norm,

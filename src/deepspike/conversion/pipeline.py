@@ -24,13 +24,13 @@ from deepspike.conversion.outputs import (
     operations,
     plot_sweep,
     save_converted_run,
-    write_json,
     write_sweep,
     write_thresholds,
 )
 from deepspike.conversion.roles import neuron_roles
 from deepspike.conversion.thresholds import neuron_names
 from deepspike.conversion.transfer import copy_ann_weights
+from deepspike.core.atomic import atomic_write_json, check_output_dir
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
@@ -92,7 +92,7 @@ def convert_run(
     sweep = sweep_accuracy(calibrated.snn, limit_samples(test, limit), timesteps, log)
     write_sweep(out_dir, sweep, calibrated.names, calibrated.roles, calibrated.options.thresholds)
     ops = operations(parts.arch, sweep.accumulates, timesteps)
-    write_json(out_dir / "operations.json", ops)
+    atomic_write_json(out_dir / "operations.json", ops)
     plot_sweep(out_dir, sweep, ann_accuracy, calibrated.names, norm)
     summary = _summary(str(run_dir), calibrated, sweep, (ann_accuracy, ann_seconds), ops["ratio"])
     RunDir(out_dir).write_summary(summary)
@@ -101,6 +101,7 @@ def convert_run(
 
 def _load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
     """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used."""
+    check_output_dir(out_dir, "--out")
     if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
