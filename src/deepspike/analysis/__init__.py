@@ -1,6 +1,6 @@
-"""Analysis: costs, activity monitors, energy, robustness, hardware mapping, reports.
+"""Analysis: activity monitors, energy, robustness, hardware mapping, reports, timestep sweeps.
 
-- ``costs``: ANN parameters/MACs per layer from the spec. ``activity``: spike counts of rate nets.
+- ``activity``: spike counts of rate nets (ANN parameters/MACs per layer: ``models.costs``).
 - ``monitor.NetworkMonitor``: spikes, sparsity, spike times, decision time and synaptic ops (ACs/MACs
   from the actual spikes x fan-out, ``layers.fan_out``) of rate-coded and TTFS nets.
 - ``energy``: cited pJ presets. ``hardware``: YOSO-like PE mesh mapping.

@@ -1,7 +1,7 @@
 """Energy estimates from operation and spike counts, with named, cited presets.
 
 ``E = MACs * e_mac + ACs * e_ac + spikes * e_spike`` (picojoules per operation / spike). An ANN does its
-dense MACs (``analysis.costs.count_macs``); an SNN does ACs for spike inputs, MACs for analog inputs
+dense MACs (``models.costs.count_macs``); an SNN does ACs for spike inputs, MACs for analog inputs
 (direct encoding), and, on spike-priced hardware, pays per emitted neuron spike (input spikes excluded:
 the sensor makes them). A preset prices only what its source reports; the rest is 0.
 """

@@ -2,7 +2,7 @@
 
 Start from a trained run; for each stage ``k``: parametrize every synaptic weight with
 ``FakeQuantize(k)`` (forward uses ``Q_k(w)``, backward updates the full-precision ``w`` straight through),
-retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``train.loop.train_epoch``, the
+retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``training.loop.train_epoch``, the
 Trainer's own step, on one process),
 evaluate with quantized weights, and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the
 quantized weights baked in, summary) that ``deepspike eval``/``analyze`` can load. The next stage starts

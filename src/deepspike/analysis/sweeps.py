@@ -1,6 +1,6 @@
 """Accuracy sweeps: against time steps, weight bits, weight-noise SNR, spike deletion and spike-time jitter.
 
-Every point evaluates the same samples with the same seeded random stream (``train.evaluate.eval_pass``
+Every point evaluates the same samples with the same seeded random stream (``training.evaluate.eval_pass``
 with ``EVAL_SEED``), so curves differ only by the swept quantity.
 """
 

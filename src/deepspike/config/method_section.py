@@ -5,7 +5,7 @@ In YAML (a recipe, a run's ``config.yaml``) the section is flat, the name beside
     method: {name: stbp, timesteps: 8, encoder: poisson, ...}
 
 ``resolve_method_section`` checks the options against the chosen method's ``Options`` dataclass once,
-when the config is loaded; ``train.run_setup.build_run`` then instantiates the method from the checked
+when the config is loaded; ``training.run_setup.build_run`` then instantiates the method from the checked
 object (``methods.registry.method_from_options``) without validating it again.
 """
 

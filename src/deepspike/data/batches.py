@@ -21,7 +21,7 @@ class BatchIterator:
     ``drop_last``). ``batch_size`` is the GLOBAL batch: with ``world_size`` ranks, rank ``r`` takes part
     ``r`` of ``torch.tensor_split(chunk, world_size)`` of every chunk, so the ranks together see exactly the
     batches one process would (no sample dropped), which is what makes a data-parallel step equal to a
-    single-process step (see ``train.distributed``). In-memory data (``dataset.x``) is gathered with one
+    single-process step (see ``training.distributed``). In-memory data (``dataset.x``) is gathered with one
     index tensor per batch; streaming data sets go through a ``torch.utils.data.DataLoader`` with
     ``num_workers`` workers and the same order.
     Then per batch: move to ``device``, ``augment(x, generator)`` with a generator seeded by

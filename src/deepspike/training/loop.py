@@ -4,7 +4,7 @@ Optionally under ``torch.autocast`` (bf16 convolutions and matrix products; spik
 closed-form TTFS kernels keep their own float32 arithmetic) and with channels-last image batches.
 
 Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
-scaled by ``n_rank * world / n_global`` (see ``train.distributed``); ``backward``;
+scaled by ``n_rank * world / n_global`` (see ``training.distributed``); ``backward``;
 ``method.after_backward(net)``; optional gradient-norm clipping; optimizer step; scheduler step; optional
 weight-average update; a non-finite loss stops training (``TrainingDiverged``).
 """

@@ -1,4 +1,4 @@
-"""Resume: load a checkpoint payload (``train.checkpoint``) into a freshly built run.
+"""Resume: load a checkpoint payload (``training.checkpoint``) into a freshly built run.
 
 The weights, optimizer and scheduler state, the weight average and this rank's random generators come back
 as they were after the checkpointed epoch, so the next epoch continues bit-for-bit (on the CPU). A run

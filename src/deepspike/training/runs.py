@@ -2,7 +2,7 @@
 
     RUN/config.yaml     the resolved recipe (``config.save_config``); its presence makes RUN a run directory
     RUN/metrics.jsonl   one JSON object per finished epoch (``MetricsLog``)
-    RUN/checkpoint.pt   a torch payload (weights, optimizer, RNG states: ``train.checkpoint``), written atomically
+    RUN/checkpoint.pt   a torch payload (weights, optimizer, RNG states: ``training.checkpoint``), written atomically
     RUN/summary.json    the final numbers of the run
     RUN/.deepspike-run  written when training starts: the folder is a run even before its first checkpoint
 

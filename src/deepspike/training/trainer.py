@@ -9,7 +9,7 @@ loss or non-finite weights stop the run with ``TrainingDiverged`` before the epo
 checkpointed (``divergence``), so the last good checkpoint stays and no summary is written. At the end
 ``summary.json`` holds ``method``, ``model``, ``dataset``, ``test_accuracy`` (a fraction), ``epochs`` and
 ``train_seconds`` among others. Under ``torchrun`` the model is wrapped in DistributedDataParallel (see
-``train.distributed``); rank 0 alone writes files and shows progress. With ``train.ema_decay`` the
+``training.distributed``); rank 0 alone writes files and shows progress. With ``train.ema_decay`` the
 validation and test scores and the measures are those of the weight average (``train.ema``); the raw
 weights' test accuracy is logged as ``test_accuracy_raw``.
 
