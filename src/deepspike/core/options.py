@@ -1,12 +1,15 @@
 """Turn user dictionaries into typed dataclasses, with one-line errors.
 
 OmegaConf's structured configs do the type checking and reject unknown keys; this module rewrites their
-multi-line exceptions into a ``ConfigError`` naming the key, the bad value and what is valid.
+multi-line exceptions into a ``ConfigError`` naming the key, the bad value and what is valid. Every number
+in the result, nested dicts and lists included, must be finite (no inf, nan) and every int fit in 64 bits
+(``check_numbers``): no option has a use for either, and they would only fail later, or silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +18,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from deepspike.core.errors import ConfigError
 
 T = TypeVar("T")
+INT64_MAX = 2**63 - 1
 
 
 def to_dataclass(schema: type[T], values: Any, where: str) -> T:
@@ -42,10 +46,37 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
         raise ConfigError(f"bad value {got!r} for {_dotted(where, path)}: expected {expected}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ArithmeticError) as e:
         # __post_init__ range checks raise ConfigError (a ValueError) and are re-raised above; others:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
+    check_numbers(obj, where)
     return obj  # type: ignore[return-value]
+
+
+def check_numbers(value: Any, where: str) -> None:
+    """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
+    ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""
+    stack = [(value, where)]
+    while stack:
+        item, key = stack.pop()
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend((getattr(item, f.name), _dotted(key, [f.name])) for f in dataclasses.fields(item))
+        elif isinstance(item, dict):
+            stack.extend((v, _dotted(key, [str(k)])) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{key}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"bad value {item!r} for {key}: expected a finite number")
+        elif isinstance(item, int) and not -INT64_MAX - 1 <= item <= INT64_MAX:
+            raise ConfigError(f"bad value {shown_value(item)} for {key}: expected an integer in [-2**63, 2**63 - 1]")
+
+
+def shown_value(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a one-line message, cut to about ``width`` characters (a huge int: its size)."""
+    if isinstance(value, int) and value.bit_length() > 4 * width:
+        return f"(an integer of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def as_dict(values: Any) -> dict:
