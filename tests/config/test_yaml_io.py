@@ -38,6 +38,7 @@ BAD_RECIPES = {
     "timestamp tag": ("model: {args: {x: !!timestamp 2001-12-14}}\n", "a date value at model.args.x"),
     "ordered map tag": ("model: {args: {x: !!omap [a: 1]}}\n", "a tuple value at model.args.x[0]"),
     "integer key": ("model: {args: {1: x}}\n", "key 1 at model.args is not a string"),
+    "newline in a key": ('model: {args: {"a\\nb": {1: x}}}\n', "key 1 at 'model.args.a\\nb' is not a string"),
     "undefined alias": ("x: *nope\n", "found undefined alias"),
     "NUL character": ("x: \x00\n", "unacceptable character #x0000"),
     "huge integer": ("x: " + "9" * 5000 + "\n", "Exceeds the limit (4300 digits)"),

@@ -50,3 +50,28 @@ def test_shown_value_is_short():
     assert shown_value(5) == "5" and shown_value("ab") == "'ab'"
     assert len(shown_value(list(range(1000)))) == 60 and shown_value(list(range(1000))).endswith("...")
     assert shown_value(10**1000) == "(an integer of 3322 bits)"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"inner": [1]}, "bad value [1] for sec.inner: expected a mapping"),
+        ({"inner": 5}, "bad value 5 for sec.inner: expected a mapping"),
+        ({"args": [1]}, "bad value [1] for sec.args: expected a mapping"),
+        ({"inner": {"sizes": {"a": 1}}}, "bad value {'a': 1} for sec.inner.sizes: expected a list"),
+        ({"inner": {"sizes": 3}}, "bad value 3 for sec.inner.sizes: expected a list"),
+    ],
+)
+def test_a_list_or_scalar_for_a_mapping_names_its_key(values, message):
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, values, "sec")
+    assert str(info.value) == message
+
+
+def test_a_key_with_a_newline_is_shown_on_one_line():
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, {"a\nb": 1}, "sec")
+    assert str(info.value).startswith("unknown key 'sec.a\\nb'; valid keys: count, inner, args")
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, {"args": {"x\ty": math.inf}}, "sec")
+    assert str(info.value) == "bad value inf for 'sec.args.x\\ty': expected a finite number"

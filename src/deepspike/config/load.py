@@ -14,7 +14,7 @@ from deepspike.config.schema import RunConfig
 from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import shown_value, to_dataclass
+from deepspike.core.options import shown_key, shown_value, to_dataclass
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
@@ -28,7 +28,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
     try:
         raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
-    except OmegaConfBaseException as e:
+    except (OmegaConfBaseException, TypeError) as e:  # TypeError: merging a mapping into a list
         raise ConfigError(f"cannot apply the overrides: {str(e).splitlines()[0]}") from None
     _check_sections(raw)
     sections = {name: to_dataclass(_section_schema(name), raw.get(name), name) for name in SECTIONS if name != "method"}
@@ -72,8 +72,8 @@ def _read_yaml(path: Path) -> DictConfig:
     if content is None:
         content = {}
     if not isinstance(content, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(SECTIONS)})")
-    return _create(content, str(path))
+        raise ConfigError(f"{shown_key(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
+    return _create(content, shown_key(str(path)))
 
 
 def _create(content: dict, source: str) -> DictConfig:

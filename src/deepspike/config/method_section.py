@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from deepspike.core.options import as_dict
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import as_dict, shown_value
 from deepspike.methods.registry import method_options
 
 DEFAULT_METHOD = "stbp"
@@ -36,6 +37,8 @@ def resolve_method_section(values: Any) -> MethodConfig:
     """A ``method`` section (dict or DictConfig, ``name`` defaulting to stbp) -> ``MethodConfig``."""
     values = as_dict(values)
     name = values.pop("name", DEFAULT_METHOD)
+    if not isinstance(name, str):
+        raise ConfigError(f"bad value {shown_value(name)} for method.name: expected a method name, e.g. stbp")
     return MethodConfig(name, method_options(name, values))
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.options import shown_key
 
 MAX_YAML_BYTES = 1 << 20
 MAX_YAML_NODES = 20_000
@@ -43,20 +44,21 @@ _FLOAT = re.compile(
 
 def read_yaml_file(path: Path) -> Any:
     """The YAML document in file ``path`` as plain Python data (None when empty); one-line errors."""
+    name = shown_key(str(path))
     if not path.is_file():
-        raise DataNotFoundError(f"config file not found: {path}")
+        raise DataNotFoundError(f"config file not found: {name}")
     try:
         with path.open("rb") as f:
             data = f.read(MAX_YAML_BYTES + 1)
     except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot read {name}: {e.strerror or e}") from None
     if len(data) > MAX_YAML_BYTES:
-        raise ConfigError(f"{path} is over {MAX_YAML_BYTES >> 20} MiB: not a recipe")
+        raise ConfigError(f"{name} is over {MAX_YAML_BYTES >> 20} MiB: not a recipe")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a UTF-8 text file (byte {data[e.start]:#04x} at offset {e.start})") from None
-    return parse_yaml(text, str(path))
+        raise ConfigError(f"{name} is not a UTF-8 text file (byte {data[e.start]:#04x} at offset {e.start})") from None
+    return parse_yaml(text, name)
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -192,4 +194,4 @@ def _require_plain(value: Any, source: str) -> None:
 
 
 def _at(where: str) -> str:
-    return f" at {where}" if where else ""
+    return f" at {shown_key(where)}" if where else ""

@@ -26,6 +26,8 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
 
     ``where`` names the section for messages, e.g. ``"train"`` or ``"method stbp"``.
     """
+    plain = OmegaConf.to_container(values, resolve=False) if isinstance(values, DictConfig) else values
+    _check_containers(schema, plain, [], where)
     base = OmegaConf.structured(schema)
     try:
         merged = OmegaConf.merge(base, values if values is not None else {})
@@ -36,14 +38,14 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
         path = _key_path(e)
         owner = _schema_at(schema, path[:-1])
         valid = ", ".join(f.name for f in dataclasses.fields(owner)) if owner else "?"
-        raise ConfigError(f"unknown key {_dotted(where, path)}; valid keys: {valid}") from None
+        raise ConfigError(f"unknown key {shown_key(_dotted(where, path))}; valid keys: {valid}") from None
     except ValidationError as e:
         path = _key_path(e)
         owner = _schema_at(schema, path[:-1])
         field = {f.name: f for f in dataclasses.fields(owner)}.get(path[-1]) if owner else None
         expected = _type_name(field.type) if field else "another type"
-        got = getattr(e, "value", None)
-        raise ConfigError(f"bad value {got!r} for {_dotted(where, path)}: expected {expected}") from None
+        got, key = shown_value(getattr(e, "value", None)), shown_key(_dotted(where, path))
+        raise ConfigError(f"bad value {got} for {key}: expected {expected}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
     except (TypeError, ValueError, ArithmeticError) as e:
@@ -51,6 +53,27 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
     check_numbers(obj, where)
     return obj  # type: ignore[return-value]
+
+
+def _check_containers(schema: type, values: Any, path: list[str], where: str) -> None:
+    """``ConfigError`` for a list or scalar where ``schema`` has a mapping (a nested dataclass or a dict), or a
+    mapping or scalar where it has a list: OmegaConf's errors for these name no key. Unknown keys, None and
+    ``${...}`` interpolations are left to OmegaConf."""
+    if not isinstance(values, dict):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for name, value in values.items():
+        if name not in fields or value is None or (isinstance(value, str) and "${" in value):
+            continue
+        tp = _resolve(schema, fields[name].type)
+        nested = dataclasses.is_dataclass(tp)
+        text = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))  # "dict[str, Any]", "dict", ...
+        kind = "mapping" if nested or text.startswith("dict") else "list" if text.startswith("list") else None
+        if kind and not isinstance(value, dict if kind == "mapping" else list):
+            key = shown_key(_dotted(where, [*path, name]))
+            raise ConfigError(f"bad value {shown_value(value)} for {key}: expected a {kind}")
+        if nested:
+            _check_containers(tp, value, [*path, name], where)
 
 
 def check_numbers(value: Any, where: str) -> None:
@@ -66,9 +89,16 @@ def check_numbers(value: Any, where: str) -> None:
         elif isinstance(item, list | tuple):
             stack.extend((v, f"{key}[{i}]") for i, v in enumerate(item))
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ConfigError(f"bad value {item!r} for {key}: expected a finite number")
+            raise ConfigError(f"bad value {item!r} for {shown_key(key)}: expected a finite number")
         elif isinstance(item, int) and not -INT64_MAX - 1 <= item <= INT64_MAX:
-            raise ConfigError(f"bad value {shown_value(item)} for {key}: expected an integer in [-2**63, 2**63 - 1]")
+            limits = "expected an integer in [-2**63, 2**63 - 1]"
+            raise ConfigError(f"bad value {shown_value(item)} for {shown_key(key)}: {limits}")
+
+
+def shown_key(key: str) -> str:
+    """``key`` (a dotted key path, a file name) for a one-line message: as is, or its ``repr`` when it holds a
+    newline or another unprintable character."""
+    return key if key.isprintable() else repr(key)
 
 
 def shown_value(value: Any, width: int = 60) -> str:
