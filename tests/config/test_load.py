@@ -100,6 +100,10 @@ OUT_OF_RANGE = [
     (["method.name=stbp", "method.threshold=-.inf"], "bad value -inf for method.threshold: expected a finite number"),
     (["model.args.n=" + "9" * 30], "bad value 999999999999999999999999999999 for model.args.n: expected an integer in"),
     (["model.args.n=" + "9" * 300], "bad value (an integer of 997 bits) for model.args.n"),
+    (["model.args.x=[]", "model.args.x.name=1"], "bad override 'model.args.x.name=1': invalid literal for int()"),
+    (["model.args.x=[]", "model.args.x.5=1"], "bad override 'model.args.x.5=1': list index out of range"),
+    (["method.name='${train.seed}'"], "invalid method config: Interpolation key 'train.seed' not found"),
+    (["train.seed='${train.seed}'"], "invalid train config: Interpolation key 'train.seed' not found"),
 ]
 
 

@@ -22,8 +22,11 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read recipe ``path`` (or the defaults when None), apply ``overrides`` like ``train.epochs=3``.
 
-    Each section is checked against its schema; the ``method`` section against the chosen method's
-    options, once, into a ``MethodConfig`` (every method option with its default filled in).
+    The file and each override value are read as bounded, plain YAML (``config.yaml_io``); each section
+    must be a mapping and is checked against its schema (types, ranges, finite numbers: ``core.options``);
+    the ``method`` section against the chosen method's options, once, into a ``MethodConfig`` (every method
+    option with its default filled in). Any problem is a one-line ``ConfigError`` (``DataNotFoundError``
+    for a missing file).
     """
     raw = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
     try:
@@ -56,7 +59,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         value = parse_yaml(text, f"override {item!r}")
         try:
             OmegaConf.update(merged, key, value, merge=True)
-        except OmegaConfBaseException as e:
+        except (OmegaConfBaseException, ValueError, TypeError) as e:  # ValueError: a key into a list not an int
             raise ConfigError(f"bad override {item!r}: {str(e).splitlines()[0]}") from None
     return merged
 
@@ -73,14 +76,7 @@ def _read_yaml(path: Path) -> DictConfig:
         content = {}
     if not isinstance(content, dict):
         raise ConfigError(f"{shown_key(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
-    return _create(content, shown_key(str(path)))
-
-
-def _create(content: dict, source: str) -> DictConfig:
-    try:
-        return OmegaConf.create(content)
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot load {source}: {str(e).splitlines()[0]}") from None
+    return OmegaConf.create(content)  # plain data with str keys only (``read_yaml_file``)
 
 
 def _section_schema(name: str) -> type:

@@ -9,7 +9,8 @@ A recipe has six sections::
     schedule: {name: cosine, ...}
     train:    {epochs: 10, batch_size: 64, seed: 0, ...}
 
-Unknown keys and values of the wrong type are rejected with a one-line ``ConfigError``.
+Unknown keys, values of the wrong type or out of range (each ``__post_init__``), non-finite numbers and
+integers beyond 64 bits (``core.options.check_numbers``) are rejected with a one-line ``ConfigError``.
 """
 
 from __future__ import annotations
