@@ -1,11 +1,15 @@
 """Config loading: overrides, defaults, and one-line errors for every kind of bad input."""
 
 import dataclasses
+import inspect
 
 import pytest
 
+from deepspike.cli import main
 from deepspike.config import load_config, parse_overrides, save_config
+from deepspike.config.schema import SET_ELSEWHERE
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.data import load_dataset
 from deepspike.methods.stbp import StbpOptions
 
 
@@ -71,3 +75,64 @@ def test_missing_and_unparsable_files(tmp_path):
 def test_parse_overrides_types():
     cfg = parse_overrides(["a.b=3", "a.c=0.5", "d=[1,2]", "e=null"])
     assert cfg.a.b == 3 and cfg.a.c == 0.5 and list(cfg.d) == [1, 2] and cfg.e is None
+
+
+OUT_OF_RANGE = [
+    (["method=5"], "bad value 5 for section method: expected a mapping of its keys"),
+    (["train=[1, 2]"], "bad value [1, 2] for section train: expected a mapping"),
+    (["model.width=.inf"], "bad value inf for model.width: expected a finite number"),
+    (["optim.lr=inf"], "bad value inf for optim.lr: expected a finite number"),
+    (["optim.lr=nan"], "bad value nan for optim.lr: expected > 0"),
+    (["optim.lr=1e400"], "bad value inf for optim.lr: expected a finite number"),
+    (["optim.betas=[2,3]"], "bad value [2.0, 3.0] for optim.betas: expected a list of two numbers in [0, 1)"),
+    (["optim.betas=[0.9, 1]"], "for optim.betas: expected a list of two numbers in [0, 1)"),
+    (["optim.momentum=1.5"], "bad value 1.5 for optim.momentum: expected in [0, 1)"),
+    (["optim.weight_decay=-1"], "bad value -1.0 for optim.weight_decay: expected >= 0"),
+    (["train.seed=99999999999999999999"], "bad value 99999999999999999999 for train.seed: expected in [0, 2**63 - 1]"),
+    (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),
+    (["data.args.seed=5"], "data.args.seed is not a data set option: set train.seed instead"),
+    (["data.args.val_fraction=0.5"], "set data.val_fraction instead"),
+    (["schedule.min_factor=-1"], "bad value -1.0 for schedule.min_factor: expected in [0, 1]"),
+    (["schedule.min_factor=1.5"], "bad value 1.5 for schedule.min_factor: expected in [0, 1]"),
+    (["schedule.milestones=[3, -1]"], "bad value [3, -1] for schedule.milestones: expected epochs >= 0"),
+    (["model.args.dropout=.nan"], "bad value nan for model.args.dropout: expected a finite number"),
+    (["data.args.size=[1, -.inf]"], "bad value -inf for data.args.size[1]: expected a finite number"),
+    (["method.name=stbp", "method.threshold=-.inf"], "bad value -inf for method.threshold: expected a finite number"),
+    (["model.args.n=" + "9" * 30], "bad value 999999999999999999999999999999 for model.args.n: expected an integer in"),
+    (["model.args.n=" + "9" * 300], "bad value (an integer of 997 bits) for model.args.n"),
+    (["model.args.x=[]", "model.args.x.name=1"], "bad override 'model.args.x.name=1': invalid literal for int()"),
+    (["model.args.x=[]", "model.args.x.5=1"], "bad override 'model.args.x.5=1': list index out of range"),
+    (["method.name='${train.seed}'"], "invalid method config: Interpolation key 'train.seed' not found"),
+    (["train.seed='${train.seed}'"], "invalid train config: Interpolation key 'train.seed' not found"),
+]
+
+
+@pytest.mark.parametrize("override, message", OUT_OF_RANGE)
+def test_out_of_range_values_are_one_line_errors_and_exit_2(override, message, tmp_path, capsys):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, override)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    out = tmp_path / "out"
+    assert main(["train", *override, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"deepspike: error: {info.value}\n"
+    assert not out.exists()
+
+
+def test_range_limits_are_accepted():
+    cfg = load_config(None, ["optim.betas=[0, 0.999]", "optim.momentum=0", "schedule.min_factor=1",
+                             "train.seed=9223372036854775807", "schedule.milestones=[0, 5]",
+                             "model.args.n=-9223372036854775808"])
+    assert cfg.train.seed == 2**63 - 1 and cfg.optim.betas == [0.0, 0.999] and cfg.schedule.min_factor == 1.0
+
+
+def test_data_args_set_elsewhere_are_the_loader_common_arguments():
+    common = set(inspect.signature(load_dataset).parameters) - {"name", "kwargs"}
+    assert set(SET_ELSEWHERE) == common
+
+
+def test_binary_recipe_is_one_line_exit_2(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_bytes(bytes(range(128, 256)))
+    assert main(["train", str(recipe), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: {recipe} is not a UTF-8 text file (byte 0x80 at offset 0)\n"

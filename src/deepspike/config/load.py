@@ -5,16 +5,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from deepspike.config import schema
 from deepspike.config.method_section import resolve_method_section
 from deepspike.config.schema import RunConfig
+from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
-from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.core.options import to_dataclass
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import shown_key, shown_value, to_dataclass
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
@@ -22,36 +22,46 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read recipe ``path`` (or the defaults when None), apply ``overrides`` like ``train.epochs=3``.
 
-    Each section is checked against its schema; the ``method`` section against the chosen method's
-    options, once, into a ``MethodConfig`` (every method option with its default filled in).
+    The file and each override value are read as bounded, plain YAML (``config.yaml_io``); each section
+    must be a mapping and is checked against its schema (types, ranges, finite numbers: ``core.options``);
+    the ``method`` section against the chosen method's options, once, into a ``MethodConfig`` (every method
+    option with its default filled in). Any problem is a one-line ``ConfigError`` (``DataNotFoundError``
+    for a missing file).
     """
-    raw = OmegaConf.create({})
-    if path is not None:
-        raw = _read_yaml(Path(path))
-    raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
-    unknown = [k for k in raw if k not in SECTIONS]
-    if unknown:
-        raise ConfigError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}")
-    sections = {}
-    for f in dataclasses.fields(RunConfig):
-        if f.name == "method":
-            continue
-        schema = _section_schema(f.name)
-        sections[f.name] = to_dataclass(schema, raw.get(f.name, {}), f.name)
-    sections["method"] = resolve_method_section(raw.get("method", {}))
+    raw = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
+    try:
+        raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
+    except (OmegaConfBaseException, TypeError) as e:  # TypeError: merging a mapping into a list
+        raise ConfigError(f"cannot apply the overrides: {str(e).splitlines()[0]}") from None
+    _check_sections(raw)
+    sections = {name: to_dataclass(_section_schema(name), raw.get(name), name) for name in SECTIONS if name != "method"}
+    sections["method"] = resolve_method_section(raw.get("method") or {})
     return RunConfig(**sections)
 
 
+def _check_sections(raw: DictConfig) -> None:
+    """``ConfigError`` for a section name not in ``SECTIONS`` or a section that is not a mapping."""
+    for name, value in OmegaConf.to_container(raw, resolve=False).items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section {name!r}; valid sections: {', '.join(SECTIONS)}")
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"bad value {shown_value(value)} for section {name}: expected a mapping of its keys")
+
+
 def parse_overrides(overrides: list[str]) -> DictConfig:
-    """``["train.epochs=3", "method.timesteps=4"]`` -> nested DictConfig (values parsed as YAML)."""
+    """``["train.epochs=3", "method.timesteps=4"]`` -> nested DictConfig; each value is read as YAML with the
+    bounds and plain-data rule of recipe files (``config.yaml_io``)."""
+    merged = OmegaConf.create({})
     for item in overrides:
-        key, sep, _ = item.partition("=")
+        key, sep, text = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"bad override {item!r}: expected key=value, e.g. train.epochs=3")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad override: {str(e).splitlines()[0]}") from None
+        value = parse_yaml(text, f"override {item!r}")
+        try:
+            OmegaConf.update(merged, key, value, merge=True)
+        except (OmegaConfBaseException, ValueError, TypeError) as e:  # ValueError: a key into a list not an int
+            raise ConfigError(f"bad override {item!r}: {str(e).splitlines()[0]}") from None
+    return merged
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
@@ -61,17 +71,12 @@ def save_config(config: RunConfig, path: str | Path) -> None:
 
 
 def _read_yaml(path: Path) -> DictConfig:
-    if not path.is_file():
-        raise DataNotFoundError(f"config file not found: {path}")
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:  # multi-line text: keep the first line
-        raise ConfigError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+    content = read_yaml_file(path)
     if content is None:
         content = {}
     if not isinstance(content, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections ({', '.join(SECTIONS)})")
-    return OmegaConf.create(content)
+        raise ConfigError(f"{shown_key(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
+    return OmegaConf.create(content)  # plain data with str keys only (``read_yaml_file``)
 
 
 def _section_schema(name: str) -> type:

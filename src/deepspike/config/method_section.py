@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from deepspike.core.options import as_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import as_dict, shown_value
 from deepspike.methods.registry import method_options
 
 DEFAULT_METHOD = "stbp"
@@ -34,8 +37,13 @@ class MethodConfig:
 
 def resolve_method_section(values: Any) -> MethodConfig:
     """A ``method`` section (dict or DictConfig, ``name`` defaulting to stbp) -> ``MethodConfig``."""
-    values = as_dict(values)
+    try:
+        values = as_dict(values)
+    except OmegaConfBaseException as e:  # an interpolation that does not resolve
+        raise ConfigError(f"invalid method config: {str(e).splitlines()[0]}") from None
     name = values.pop("name", DEFAULT_METHOD)
+    if not isinstance(name, str):
+        raise ConfigError(f"bad value {shown_value(name)} for method.name: expected a method name, e.g. stbp")
     return MethodConfig(name, method_options(name, values))
 
 

@@ -9,7 +9,8 @@ A recipe has six sections::
     schedule: {name: cosine, ...}
     train:    {epochs: 10, batch_size: 64, seed: 0, ...}
 
-Unknown keys and values of the wrong type are rejected with a one-line ``ConfigError``.
+Unknown keys, values of the wrong type or out of range (each ``__post_init__``), non-finite numbers and
+integers beyond 64 bits (``core.options.check_numbers``) are rejected with a one-line ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import shown_value
+
+# Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
+# ``data.args`` holds the data set's own options only.
+SET_ELSEWHERE = {"data_dir": "data.data_dir", "val_fraction": "data.val_fraction", "seed": "train.seed",
+                 "download": "data.download"}
+SEED_MAX = 2**63 - 1
 
 
 @dataclass
@@ -54,6 +62,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "in [0, 1)")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+        clash = sorted(set(self.args) & set(SET_ELSEWHERE))
+        if clash:
+            raise ConfigError(f"data.args.{clash[0]} is not a data set option: set {SET_ELSEWHERE[clash[0]]} instead")
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -74,7 +85,9 @@ class OptimConfig:
         _choice(self.name, "optim.name", OPTIMIZERS)
         _check(self.lr > 0, "optim.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
-        _check(len(self.betas) == 2, "optim.betas", self.betas, "a list of two numbers")
+        _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas,
+               "a list of two numbers in [0, 1)")
 
 
 @dataclass
@@ -97,11 +110,16 @@ class ScheduleConfig:
         _choice(self.name, "schedule.name", SCHEDULES)
         _check(self.step_size >= 1, "schedule.step_size", self.step_size, ">= 1")
         _check(self.gamma > 0, "schedule.gamma", self.gamma, "> 0")
+        _check(all(m >= 0 for m in self.milestones), "schedule.milestones", self.milestones, "epochs >= 0")
+        _check(0 <= self.min_factor <= 1, "schedule.min_factor", self.min_factor, "in [0, 1]")
         _check(self.warmup_epochs >= 0, "schedule.warmup_epochs", self.warmup_epochs, ">= 0")
 
 
 @dataclass
 class TrainConfig:
+    """``seed``: in [0, 2**63 - 1], what Python, torch (``manual_seed``) and NumPy's generators all take
+    (the global NumPy generator gets ``seed % 2**32``)."""
+
     epochs: int = 10
     batch_size: int = 64
     eval_batch_size: int = 256
@@ -117,6 +135,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        _check(0 <= self.seed <= SEED_MAX, "train.seed", self.seed, "in [0, 2**63 - 1]")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, ">= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
@@ -151,9 +170,9 @@ class RunConfig:
 
 def _check(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
-        raise ConfigError(f"bad value {value!r} for {key}: expected {expected}")
+        raise ConfigError(f"bad value {shown_value(value)} for {key}: expected {expected}")
 
 
 def _choice(value: str, key: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise ConfigError(f"bad value {value!r} for {key}; valid: {', '.join(valid)}")
+        raise ConfigError(f"bad value {shown_value(value)} for {key}; valid: {', '.join(valid)}")

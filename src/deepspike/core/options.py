@@ -1,12 +1,15 @@
 """Turn user dictionaries into typed dataclasses, with one-line errors.
 
 OmegaConf's structured configs do the type checking and reject unknown keys; this module rewrites their
-multi-line exceptions into a ``ConfigError`` naming the key, the bad value and what is valid.
+multi-line exceptions into a ``ConfigError`` naming the key, the bad value and what is valid. Every number
+in the result, nested dicts and lists included, must be finite (no inf, nan) and every int fit in 64 bits
+(``check_numbers``): no option has a use for either, and they would only fail later, or silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +18,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from deepspike.core.errors import ConfigError
 
 T = TypeVar("T")
+INT64_MAX = 2**63 - 1
 
 
 def to_dataclass(schema: type[T], values: Any, where: str) -> T:
@@ -22,6 +26,8 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
 
     ``where`` names the section for messages, e.g. ``"train"`` or ``"method stbp"``.
     """
+    plain = OmegaConf.to_container(values, resolve=False) if isinstance(values, DictConfig) else values
+    _check_containers(schema, plain, [], where)
     base = OmegaConf.structured(schema)
     try:
         merged = OmegaConf.merge(base, values if values is not None else {})
@@ -32,20 +38,75 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
         path = _key_path(e)
         owner = _schema_at(schema, path[:-1])
         valid = ", ".join(f.name for f in dataclasses.fields(owner)) if owner else "?"
-        raise ConfigError(f"unknown key {_dotted(where, path)}; valid keys: {valid}") from None
+        raise ConfigError(f"unknown key {shown_key(_dotted(where, path))}; valid keys: {valid}") from None
     except ValidationError as e:
         path = _key_path(e)
         owner = _schema_at(schema, path[:-1])
         field = {f.name: f for f in dataclasses.fields(owner)}.get(path[-1]) if owner else None
         expected = _type_name(field.type) if field else "another type"
-        got = getattr(e, "value", None)
-        raise ConfigError(f"bad value {got!r} for {_dotted(where, path)}: expected {expected}") from None
+        got, key = shown_value(getattr(e, "value", None)), shown_key(_dotted(where, path))
+        raise ConfigError(f"bad value {got} for {key}: expected {expected}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ArithmeticError) as e:
         # __post_init__ range checks raise ConfigError (a ValueError) and are re-raised above; others:
         raise ConfigError(f"invalid {where} config: {str(e).splitlines()[0]}") from None
+    check_numbers(obj, where)
     return obj  # type: ignore[return-value]
+
+
+def _check_containers(schema: type, values: Any, path: list[str], where: str) -> None:
+    """``ConfigError`` for a list or scalar where ``schema`` has a mapping (a nested dataclass or a dict), or a
+    mapping or scalar where it has a list: OmegaConf's errors for these name no key. Unknown keys, None and
+    ``${...}`` interpolations are left to OmegaConf."""
+    if not isinstance(values, dict):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for name, value in values.items():
+        if name not in fields or value is None or (isinstance(value, str) and "${" in value):
+            continue
+        tp = _resolve(schema, fields[name].type)
+        nested = dataclasses.is_dataclass(tp)
+        text = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))  # "dict[str, Any]", "dict", ...
+        kind = "mapping" if nested or text.startswith("dict") else "list" if text.startswith("list") else None
+        if kind and not isinstance(value, dict if kind == "mapping" else list):
+            key = shown_key(_dotted(where, [*path, name]))
+            raise ConfigError(f"bad value {shown_value(value)} for {key}: expected a {kind}")
+        if nested:
+            _check_containers(tp, value, [*path, name], where)
+
+
+def check_numbers(value: Any, where: str) -> None:
+    """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
+    ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""
+    stack = [(value, where)]
+    while stack:
+        item, key = stack.pop()
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend((getattr(item, f.name), _dotted(key, [f.name])) for f in dataclasses.fields(item))
+        elif isinstance(item, dict):
+            stack.extend((v, _dotted(key, [str(k)])) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{key}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"bad value {item!r} for {shown_key(key)}: expected a finite number")
+        elif isinstance(item, int) and not -INT64_MAX - 1 <= item <= INT64_MAX:
+            limits = "expected an integer in [-2**63, 2**63 - 1]"
+            raise ConfigError(f"bad value {shown_value(item)} for {shown_key(key)}: {limits}")
+
+
+def shown_key(key: str) -> str:
+    """``key`` (a dotted key path, a file name) for a one-line message: as is, or its ``repr`` when it holds a
+    newline or another unprintable character."""
+    return key if key.isprintable() else repr(key)
+
+
+def shown_value(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a one-line message, cut to about ``width`` characters (a huge int: its size)."""
+    if isinstance(value, int) and value.bit_length() > 4 * width:
+        return f"(an integer of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def as_dict(values: Any) -> dict:

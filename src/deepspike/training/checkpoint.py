@@ -4,7 +4,7 @@ A checkpoint holds the model, optimizer and scheduler state, the number of finis
 validation score so far and every random generator's state (Python, NumPy, torch CPU and CUDA) of every
 rank, so that the epoch after a resume draws exactly the same random numbers (Poisson spikes, dropout
 masks, augmentation) as it would have without the interruption. The file itself is written and read by
-``train.runs``.
+``train.runs``, in the format of ``train.checkpoint_format`` (tensors and plain values only, checksummed).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ from deepspike.training.training_setup import TrainingSetup
 
 
 def rng_state() -> dict[str, Any]:
-    """Snapshot of every global random generator."""
+    """Snapshot of every global random generator, in plain values a weights-only ``torch.load`` accepts:
+
+    ``python``: ``random.getstate()`` (a tuple of ints); ``numpy``: the legacy ``np.random.get_state()``
+    tuple ``("MT19937", keys, pos, has_gauss, cached_gaussian)`` with its 624 uint32 ``keys`` as a list of
+    ints; ``torch`` / ``cuda``: the byte tensors of the CPU and every CUDA generator."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()  # noqa: NPY002 (user code draws from it)
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (the global state is what user code draws from)
+        "numpy": (name, keys.tolist(), pos, has_gauss, cached_gaussian),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -35,7 +40,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore a snapshot taken by ``rng_state``."""
+    """Restore a snapshot taken by ``rng_state`` (NumPy's keys may also be an array, as older checkpoints
+    hold them: ``np.random.set_state`` takes either)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"])

@@ -15,7 +15,6 @@ JSON is written strictly (``allow_nan=False``): JSON has no inf/nan, so non-fini
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from deepspike.core.atomic import (
     strict_json,
 )
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.training.checkpoint_format import checkpoint_bytes, read_checkpoint_file
 
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
@@ -85,22 +85,18 @@ class MetricsLog:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Atomically write ``payload`` (tensors and plain Python values) to ``path``."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+    """Atomically write ``payload`` (tensors and plain Python values) to ``path``, with its checksum."""
+    data = checkpoint_bytes(payload)
+    atomic_write(Path(path), lambda f: f.write(data))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; one-line errors when missing or unreadable."""
+    """Read a checkpoint written by ``save_checkpoint`` (never as code, checksum verified: ``checkpoint_format``);
+    one-line errors when missing, unreadable or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"no checkpoint at {path}")
-    try:
-        # weights_only=False: the payload holds RNG states (numpy arrays, tuples); files are our own.
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise DataCorruptError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    return read_checkpoint_file(path, map_location)
 
 
 class RunDir:

@@ -1,0 +1,77 @@
+"""to_dataclass's number check: every float finite and every int within 64 bits, at any depth."""
+
+import dataclasses
+import math
+
+import pytest
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import check_numbers, shown_value, to_dataclass
+
+
+@dataclasses.dataclass
+class Inner:
+    scale: float = 1.0
+    sizes: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Outer:
+    count: int = 0
+    inner: Inner = dataclasses.field(default_factory=Inner)
+    args: dict = dataclasses.field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"inner": {"scale": math.inf}}, "bad value inf for sec.inner.scale: expected a finite number"),
+        ({"inner": {"scale": -math.inf}}, "bad value -inf for sec.inner.scale"),
+        ({"inner": {"scale": math.nan}}, "bad value nan for sec.inner.scale"),
+        ({"args": {"a": {"b": [1.0, math.nan]}}}, "bad value nan for sec.args.a.b[1]: expected a finite number"),
+        ({"count": 2**63}, "bad value 9223372036854775808 for sec.count: expected an integer in [-2**63, 2**63 - 1]"),
+        ({"count": -(2**63) - 1}, "bad value -9223372036854775809 for sec.count"),
+        ({"inner": {"sizes": [1, 2**400]}}, "bad value (an integer of 401 bits) for sec.inner.sizes[1]"),
+    ],
+)
+def test_non_finite_and_huge_numbers_are_refused_anywhere(values, message):
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, values, "sec")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_limits_and_other_values_pass():
+    obj = to_dataclass(Outer, {"count": -(2**63), "args": {"x": 2**63 - 1, "f": 1e308, "b": True, "s": "inf"}}, "s")
+    assert obj.count == -(2**63)
+    check_numbers({"t": (1, 2.5, None, "nan")}, "")
+
+
+def test_shown_value_is_short():
+    assert shown_value(5) == "5" and shown_value("ab") == "'ab'"
+    assert len(shown_value(list(range(1000)))) == 60 and shown_value(list(range(1000))).endswith("...")
+    assert shown_value(10**1000) == "(an integer of 3322 bits)"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"inner": [1]}, "bad value [1] for sec.inner: expected a mapping"),
+        ({"inner": 5}, "bad value 5 for sec.inner: expected a mapping"),
+        ({"args": [1]}, "bad value [1] for sec.args: expected a mapping"),
+        ({"inner": {"sizes": {"a": 1}}}, "bad value {'a': 1} for sec.inner.sizes: expected a list"),
+        ({"inner": {"sizes": 3}}, "bad value 3 for sec.inner.sizes: expected a list"),
+    ],
+)
+def test_a_list_or_scalar_for_a_mapping_names_its_key(values, message):
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, values, "sec")
+    assert str(info.value) == message
+
+
+def test_a_key_with_a_newline_is_shown_on_one_line():
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, {"a\nb": 1}, "sec")
+    assert str(info.value).startswith("unknown key 'sec.a\\nb'; valid keys: count, inner, args")
+    with pytest.raises(ConfigError) as info:
+        to_dataclass(Outer, {"args": {"x\ty": math.inf}}, "sec")
+    assert str(info.value) == "bad value inf for 'sec.args.x\\ty': expected a finite number"

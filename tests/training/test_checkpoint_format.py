@@ -1,0 +1,158 @@
+"""The checkpoint file: never unpickled as code, checksummed, RNG states restored exactly, old files still read."""
+
+import io
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.cli import main
+from deepspike.config import load_config, save_config
+from deepspike.core.errors import DataCorruptError
+from deepspike.training.checkpoint import rng_state, set_rng_state
+from deepspike.training.checkpoint_format import CHECKSUM_KEY, checkpoint_bytes, payload_digest
+from deepspike.training.runs import load_checkpoint, save_checkpoint
+from deepspike.training.trainer import Trainer
+
+TINY = ["model.name=mlp", "model.args.hidden=[32]", "method.timesteps=2", "train.epochs=1",
+        "train.max_steps_per_epoch=2", "train.progress=false"]
+
+
+class _WritesMarker:
+    """Unpickling this (with a code-running unpickler) creates the file ``path``: what an attacker would do
+    with ``os.system``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A real run directory (config.yaml + checkpoint.pt) of a tiny digits mlp."""
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    Trainer(load_config(None, TINY), run).fit()
+    return run
+
+
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(None, TINY), run / "config.yaml")
+    torch.save({"model": {}, "epoch": 1, "evil": _WritesMarker(marker)}, run / "checkpoint.pt")
+
+    with pytest.raises(DataCorruptError) as info:
+        load_checkpoint(run / "checkpoint.pt")
+    message = str(info.value)
+    assert "\n" not in message and "never unpickled as code" in message
+    assert main(["eval", str(run)]) == 2
+    assert "never unpickled as code" in _one_line_error(capsys)
+    assert not marker.exists()
+    # The file really is an exploit: an unrestricted load runs its code.
+    torch.load(run / "checkpoint.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_zeroed_bytes_in_tensor_data_fail_the_checksum(tiny_run, tmp_path, capsys):
+    good = (tiny_run / "checkpoint.pt").read_bytes()
+    weight = max(load_checkpoint(tiny_run / "checkpoint.pt")["model"].values(), key=torch.numel)
+    start = good.find(weight.numpy().tobytes())
+    assert start > 0 and weight.numel() * 4 >= 1200
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes((tiny_run / "config.yaml").read_bytes())
+    (run / "checkpoint.pt").write_bytes(good[: start + 100] + bytes(1000) + good[start + 1100 :])
+
+    with pytest.raises(DataCorruptError, match="do not match its sha256 checksum") as info:
+        load_checkpoint(run / "checkpoint.pt")
+    assert "\n" not in str(info.value)
+    assert main(["eval", str(run)]) == 2
+    assert "checksum" in _one_line_error(capsys)
+    assert main(["eval", str(tiny_run)]) == 0  # the unchanged file loads
+
+
+def test_resumable_state_loads_weights_only(tmp_path):
+    """Every state a run saves (model, optimizer with momentum or Adam moments, LambdaLR, RNGs) passes a
+    weights-only load, with its checksum, and comes back equal."""
+    model = torch.nn.Linear(3, 2)
+    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True),
+                      torch.optim.AdamW(model.parameters(), lr=0.1, betas=(0.8, 0.99))):
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+        model(torch.randn(4, 3)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "rng_per_rank": [rng_state()], "best_val": float("nan")}
+        save_checkpoint(tmp_path / "c.pt", payload)
+        assert CHECKSUM_KEY in torch.load(tmp_path / "c.pt", weights_only=True)
+        loaded = load_checkpoint(tmp_path / "c.pt")
+        assert payload_digest(loaded) == payload_digest(payload)
+        optimizer.load_state_dict(loaded["optimizer"])
+        scheduler.load_state_dict(loaded["scheduler"])
+
+
+def test_every_generator_is_restored_exactly(tmp_path):
+    random.seed(1)
+    np.random.seed(2)  # noqa: NPY002 (the global state is what is checkpointed)
+    torch.manual_seed(3)
+    np.random.standard_normal()  # noqa: NPY002 (leaves a cached Gaussian in NumPy's state)
+    save_checkpoint(tmp_path / "c.pt", {"rng": rng_state()})
+    expected = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))  # noqa: NPY002
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    again = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3))  # noqa: NPY002
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
+    """A checkpoint of an older deepspike: no checksum, NumPy's RNG keys as an array."""
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    old_rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}  # noqa: NPY002
+    expected = np.random.rand(2).tolist()  # noqa: NPY002
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": 3, "rng_per_rank": [old_rng]}, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="has no checksum"):
+        loaded = load_checkpoint(tmp_path / "old.pt")
+    assert loaded["epoch"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
+    set_rng_state(loaded["rng_per_rank"][0])
+    assert np.random.rand(2).tolist() == expected  # noqa: NPY002
+
+
+def test_a_non_dict_file_and_an_unencodable_value_are_one_line_errors(tmp_path):
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(DataCorruptError, match="holds a list, not a dict"):
+        load_checkpoint(tmp_path / "list.pt")
+    with pytest.raises(TypeError, match="only tensors, dicts"):
+        checkpoint_bytes({"x": object()})
+    with pytest.raises(ValueError, match="reserved"):
+        checkpoint_bytes({CHECKSUM_KEY: "0"})
+
+
+def test_digest_is_canonical_and_sees_every_change():
+    base = {"w": torch.arange(6.0).reshape(2, 3), "n": 1, "s": "a", "t": (1, 2), 0: [None, True]}
+    digest = payload_digest(base)
+    assert payload_digest(dict(reversed(list(base.items())))) == digest  # insertion order does not matter
+    buffer = io.BytesIO()
+    torch.save(base, buffer)
+    assert payload_digest(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)) == digest
+    changed = [
+        {**base, "w": torch.arange(6.0).reshape(3, 2)},  # shape
+        {**base, "w": torch.arange(6.0, dtype=torch.float64).reshape(2, 3)},  # dtype
+        {**base, "w": torch.arange(6.0).reshape(2, 3).index_fill(1, torch.tensor([2]), 0.5)},  # one value
+        {**base, "n": 1.0},  # int vs float
+        {**base, "n": True},  # int vs bool
+        {**base, "t": [1, 2]},  # tuple vs list
+        {**base, "s": "b"},
+        {**base, 0: [None, False]},
+        {**{k: v for k, v in base.items() if k != 0}, "0": [None, True]},  # key type
+    ]
+    assert len({payload_digest(c) for c in changed} | {digest}) == len(changed) + 1
