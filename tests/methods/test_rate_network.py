@@ -1,20 +1,12 @@
 """Every wu2019 / lee2020 network trains one step at tiny width; the accuracy-vs-T command."""
 
-import argparse
-import csv
 
 import pytest
 import torch
 
-from deepspike.commands import timesteps
-from deepspike.commands.timesteps import parse_steps
-from deepspike.config import load_config
-from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
 from deepspike.models.spec import Conv, Residual, sequence_shape
-from deepspike.training.reload import evaluate_run
-from deepspike.training.trainer import Trainer
 
 WU = sorted(e.name for e in list_models() if e.name.startswith("wu2019")) + ["stbp_mnist"]
 LEE = sorted(e.name for e in list_models() if e.name.startswith("lee2020")) + ["lenet"]
@@ -71,38 +63,3 @@ def test_lee2020_tables_by_hand():
     vgg9 = create_architecture("lee2020_vgg9")
     assert sum(isinstance(x, Conv) for x in vgg9.layers) == 7
     assert sequence_shape(vgg9.layers[:-2], vgg9.input_shape) == (4096,)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "stbp_T2"
-    config = load_config(None, ["method.name=stbp", "method.timesteps=2", "model.name=scnn_digits",
-                                "model.width=0.25", "train.epochs=1", "train.batch_size=128",
-                                "train.progress=false"])
-    Trainer(config, out).fit()
-    return out
-
-
-def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
-    parser = argparse.ArgumentParser()
-    timesteps.add_arguments(parser)
-    args = parser.parse_args([str(tiny_run), "--eval-T", "1,2", "--out", str(tmp_path / "sweep")])
-    assert timesteps.run(args) == 0
-    with open(tmp_path / "sweep" / "accuracy_vs_inference_T.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [(r["train_T"], r["inference_T"]) for r in rows] == [("2", "1"), ("2", "2")]
-    with open(tmp_path / "sweep" / "accuracy_vs_training_T.csv") as f:
-        (row,) = list(csv.DictReader(f))
-    # the run's own eval T must reproduce the trainer's evaluation of the checkpoint
-    assert float(row["accuracy"]) == pytest.approx(evaluate_run(tiny_run)["test_accuracy"])
-    assert float(rows[1]["accuracy"]) == float(row["accuracy"])
-    assert (tmp_path / "sweep" / "accuracy_vs_inference_T.png").stat().st_size > 1000
-    assert (tmp_path / "sweep" / "accuracy_vs_training_T.png").stat().st_size > 1000
-
-
-def test_timesteps_rejects_bad_steps():
-    assert parse_steps("1, 4,16") == [1, 4, 16]
-    with pytest.raises(ConfigError, match="--eval-T"):
-        parse_steps("0,4")
-    with pytest.raises(ConfigError, match="--eval-T"):
-        parse_steps("a")

@@ -1,0 +1,38 @@
+"""The YOSO-like mesh mapping, against hand-computed numbers."""
+
+import pytest
+
+from deepspike.analysis.energy import get_energy_preset
+from deepspike.analysis.hardware import map_to_mesh, pes_for_layer
+from deepspike.core.errors import ConfigError
+from deepspike.models.spec import Architecture, Conv, Flatten, Linear
+
+
+def test_pes_per_layer():
+    # C = max(ceil(n/N), ceil(w/W)): 1000/256 -> 4, 300000/65536 -> 5
+    assert pes_for_layer(1000, 300_000) == 5
+    assert pes_for_layer(1000, 1_000, pe_neurons=100) == 10
+    with pytest.raises(ConfigError):
+        pes_for_layer(10, 10, pe_neurons=0)
+
+
+def test_mesh_mapping_by_hand():
+    arch = Architecture("t", (Conv(4, 3), Flatten(), Linear(300), Linear(10, act=False)), (1, 10, 10), 10)
+    # conv: 4 x 8 x 8 = 256 neurons, 36 weights -> 1 PE; fc1: 300 neurons (ceil 300/256 = 2), 256*300 = 76800
+    # weights (ceil /65536 = 2) -> 2 PEs; fc2: 10 neurons, 3000 weights -> 1 PE. Total 4 -> 2 x 2 grid.
+    activity = {
+        "synapses": [
+            {"type": "Conv2d", "events_per_sample": 20.0},
+            {"type": "Linear", "events_per_sample": 30.0},
+            {"type": "Linear", "events_per_sample": 5.0},
+        ],
+        "macs_per_sample": 0.0,
+        "acs_per_sample": 1000.0,
+        "neuron_spikes_per_sample": 35.0,
+    }
+    hw = map_to_mesh(arch, activity, preset=get_energy_preset("45nm_int32"))
+    assert [d["pes"] for d in hw["layers"]] == [1, 2, 1]
+    assert hw["total_pes"] == 4 and hw["grid_side"] == 2
+    assert hw["packets_per_sample"] == 20 * 1 + 30 * 2 + 5 * 1
+    assert hw["energy_pj"] == pytest.approx(100.0)
+    assert map_to_mesh(arch)["packets_per_sample"] is None

@@ -1,0 +1,48 @@
+"""``deepspike timesteps``: accuracy against inference and training T written as CSV and PNG, bad steps refused."""
+
+import argparse
+import csv
+
+import pytest
+
+from deepspike.commands import timesteps
+from deepspike.commands.timesteps import parse_steps
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "stbp_T2"
+    config = load_config(None, ["method.name=stbp", "method.timesteps=2", "model.name=scnn_digits",
+                                "model.width=0.25", "train.epochs=1", "train.batch_size=128",
+                                "train.progress=false"])
+    Trainer(config, out).fit()
+    return out
+
+
+def test_timesteps_command_writes_csv_and_plots(tiny_run, tmp_path):
+    parser = argparse.ArgumentParser()
+    timesteps.add_arguments(parser)
+    args = parser.parse_args([str(tiny_run), "--eval-T", "1,2", "--out", str(tmp_path / "sweep")])
+    assert timesteps.run(args) == 0
+    with open(tmp_path / "sweep" / "accuracy_vs_inference_T.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["train_T"], r["inference_T"]) for r in rows] == [("2", "1"), ("2", "2")]
+    with open(tmp_path / "sweep" / "accuracy_vs_training_T.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    # the run's own eval T must reproduce the trainer's evaluation of the checkpoint
+    assert float(row["accuracy"]) == pytest.approx(evaluate_run(tiny_run)["test_accuracy"])
+    assert float(rows[1]["accuracy"]) == float(row["accuracy"])
+    assert (tmp_path / "sweep" / "accuracy_vs_inference_T.png").stat().st_size > 1000
+    assert (tmp_path / "sweep" / "accuracy_vs_training_T.png").stat().st_size > 1000
+
+
+def test_timesteps_rejects_bad_steps():
+    assert parse_steps("1, 4,16") == [1, 4, 16]
+    with pytest.raises(ConfigError, match="--eval-T"):
+        parse_steps("0,4")
+    with pytest.raises(ConfigError, match="--eval-T"):
+        parse_steps("a")
