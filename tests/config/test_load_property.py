@@ -222,7 +222,7 @@ def _everything_under(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-# No example database (it would write .hypothesis/ into the checkout) and no explain phase (slow).
+# No example database (no replay of old failures from .hypothesis/examples) and no explain phase (slow).
 PROPERTY = settings(
     deadline=None, database=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink]
 )
