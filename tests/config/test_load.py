@@ -136,3 +136,10 @@ def test_binary_recipe_is_one_line_exit_2(tmp_path, capsys):
     recipe.write_bytes(bytes(range(128, 256)))
     assert main(["train", str(recipe), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"deepspike: error: {recipe} is not a UTF-8 text file (byte 0x80 at offset 0)\n"
+
+
+def test_malformed_interpolation_in_a_recipe_is_one_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {args: {a: '${'}}\n")
+    with pytest.raises(ConfigError, match=r"^cannot load .*r.yaml: no viable alternative at input '\$\{'$"):
+        load_config(recipe)

@@ -7,6 +7,7 @@ accepted config must pass its schema again, hold only finite numbers and survive
 ``load_config``; a refusal must be a ``UserError`` with a one-line message; nothing else may be raised. A
 small sample goes through the real CLI (``deepspike train``, pinned to a one-step digits mlp): exit 0 with
 a summary or exit 2 with one ``deepspike: error:`` line, never a traceback, never a file outside ``--out``.
+``make test`` runs 500 + 40 examples (about a minute); ``-m slow`` runs 5000 + 400.
 """
 
 import contextlib
@@ -221,7 +222,7 @@ def _everything_under(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-# No example database (it would write .hypothesis/ into the checkout) and no explain phase (slow).
+# No example database (no replay of old failures from .hypothesis/examples) and no explain phase (slow).
 PROPERTY = settings(
     deadline=None, database=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink]
 )
@@ -263,9 +264,7 @@ def test_any_recipe_and_overrides_load_or_give_one_line_thousands(sandbox, data)
     _load_config_property(sandbox, data)
 
 
-@settings(PROPERTY, max_examples=40)
-@given(data=st.data())
-def test_cli_train_exits_0_or_2_with_one_line_and_writes_only_out(tmp_path_factory, monkeypatch, data):
+def _cli_property(tmp_path_factory, monkeypatch, data):
     root = tmp_path_factory.mktemp("cli")
     monkeypatch.chdir(root)
     marker = root / "pwned"
@@ -287,3 +286,16 @@ def test_cli_train_exits_0_or_2_with_one_line_and_writes_only_out(tmp_path_facto
         assert code == 2 and lines and lines[-1].startswith("deepspike: error: "), lines
     assert [p for p in _everything_under(root) if p.split("/")[0] != "out"] == before
     assert not marker.exists()
+
+
+@settings(PROPERTY, max_examples=40)
+@given(data=st.data())
+def test_cli_train_exits_0_or_2_with_one_line_and_writes_only_out(tmp_path_factory, monkeypatch, data):
+    _cli_property(tmp_path_factory, monkeypatch, data)
+
+
+@pytest.mark.slow
+@settings(PROPERTY, max_examples=400)
+@given(data=st.data())
+def test_cli_train_exits_0_or_2_with_one_line_and_writes_only_out_hundreds(tmp_path_factory, monkeypatch, data):
+    _cli_property(tmp_path_factory, monkeypatch, data)

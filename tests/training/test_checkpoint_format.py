@@ -1,7 +1,9 @@
 """The checkpoint file: never unpickled as code, checksummed, RNG states restored exactly, old files still read."""
 
+import hashlib
 import io
 import random
+import struct
 
 import numpy as np
 import pytest
@@ -156,3 +158,12 @@ def test_digest_is_canonical_and_sees_every_change():
         {**{k: v for k, v in base.items() if k != 0}, "0": [None, True]},  # key type
     ]
     assert len({payload_digest(c) for c in changed} | {digest}) == len(changed) + 1
+
+
+def test_digest_follows_the_documented_encoding():
+    """The frames ``tag:nbytes:bytes`` of the module docstring, written out by hand."""
+    payload = {"w": torch.tensor([1.0, -2.0]), "n": (3, None)}
+    frames = [("dict", b"2"), ("str", b"n"), ("tuple", b"2"), ("int", b"3"), ("NoneType", b"None"),
+              ("str", b"w"), ("tensor:torch.float32:(2,)", struct.pack("<2f", 1.0, -2.0))]
+    expected = hashlib.sha256(b"".join(f"{tag}:{len(data)}:".encode() + data for tag, data in frames)).hexdigest()
+    assert payload_digest(payload) == expected

@@ -76,7 +76,10 @@ def _read_yaml(path: Path) -> DictConfig:
         content = {}
     if not isinstance(content, dict):
         raise ConfigError(f"{shown_key(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
-    return OmegaConf.create(content)  # plain data with str keys only (``read_yaml_file``)
+    try:
+        return OmegaConf.create(content)
+    except OmegaConfBaseException as e:  # a malformed interpolation, e.g. "${"
+        raise ConfigError(f"cannot load {shown_key(str(path))}: {str(e).splitlines()[0]}") from None
 
 
 def _section_schema(name: str) -> type:

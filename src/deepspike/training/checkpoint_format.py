@@ -6,14 +6,15 @@ tensors, containers (dict, list, tuple) and plain values (None, bool, int, float
 for anything else (say an object whose ``__reduce__`` calls ``os.system``) is refused with a one-line
 ``DataCorruptError`` before any of it runs. Checkpoints are never unpickled as code. The payload holds
 nothing else: the random generators' states are stored as ints, lists and byte tensors
-(``train.checkpoint.rng_state``).
+(``training.checkpoint.rng_state``).
 
-Every payload carries ``"sha256"``, the SHA-256 of its other entries in a canonical order::
+Every payload carries ``"sha256"``, the SHA-256 of its other entries, each fed to the hash as frames
+``tag:nbytes:bytes`` in a canonical order::
 
-    encode(dict)         = "dict:n:"  then encode(key), encode(value) per item, items sorted by key
-    encode(list | tuple) = "list:n:" | "tuple:n:"  then encode(item) per item
-    encode(tensor)       = "tensor:<dtype>:<shape>:nbytes:"  then the tensor's bytes (C order, on the CPU)
-    encode(scalar)       = "<type>:nbytes:"  then repr(scalar) (a str: its UTF-8 bytes)
+    dict         frame("dict", str(n)), then key, value for each of its n items, sorted by (key type, repr(key))
+    list, tuple  frame("list" | "tuple", str(n)), then each item
+    tensor       frame("tensor:<dtype>:<shape>", its bytes in C order, read on the CPU)
+    scalar       frame(type name, repr(value)); a str: its UTF-8 bytes   (None, bool, int, float, str, ...)
 
 Loading recomputes it, so zeroed or flipped bytes in a tensor, or an edited value, give a one-line
 ``DataCorruptError`` instead of a model with silently changed weights.
