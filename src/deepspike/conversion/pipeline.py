@@ -107,6 +107,9 @@ def _load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunPar
     config, parts, state = load_run(run_dir, device="cpu")
     if config.method.name != "ann":
         raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
+    if config.method.options.activation != "relu":
+        raise ConfigError(f"{run_dir} is a {config.method.options.activation!r} ANN; convert takes ReLU ANNs "
+                          "(thresholds from QCFS ANNs, --norm qcfs, are not built yet)")
     return config, parts, state
 
 

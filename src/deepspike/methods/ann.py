@@ -10,6 +10,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
+from deepspike.layers.qcfs import QCFS
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.losses import LOSSES, classification_loss
@@ -17,22 +18,33 @@ from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture
 
 INITS = ("default", "sengupta")
+ACTIVATIONS = ("relu", "qcfs")
 
 
 @dataclass
 class AnnOptions:
     """``loss``: "ce" or "mse"; ``init``: "default" (PyTorch's) or "sengupta" (sengupta2019 section 7.1:
     conv/linear weights ~ N(0, sigma^2) with the paper's sigma for plain and residual layers, see
-    ``sengupta_init_``)."""
+    ``sengupta_init_``); ``activation``: "relu" or "qcfs" (Bu et al. 2022, ``layers.qcfs``: ``levels`` L and the
+    trainable threshold's start ``qcfs_threshold``; the ANN to convert at a few time steps)."""
 
     loss: str = "ce"
     init: str = "default"
+    activation: str = "relu"
+    levels: int = 8
+    qcfs_threshold: float = 8.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
         if self.init not in INITS:
             raise ConfigError(f"bad value {self.init!r} for method.init; valid: {', '.join(INITS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"bad value {self.activation!r} for method.activation; valid: {', '.join(ACTIVATIONS)}")
+        if self.levels < 1:
+            raise ConfigError(f"method.levels must be >= 1, got {self.levels}")
+        if not 0 < self.qcfs_threshold < math.inf:
+            raise ConfigError(f"method.qcfs_threshold must be finite and > 0, got {self.qcfs_threshold}")
 
 
 def sengupta_init_(model: nn.Module) -> nn.Module:
@@ -66,7 +78,12 @@ class AnnMethod(Method):
     description = "plain ReLU ANN of the same architecture (baseline; source for conversion)"
 
     def build(self, arch: Architecture) -> nn.Module:
-        model = build_body(arch, BuildRules(activation=lambda shape: nn.ReLU()))
+        o = self.options
+        if o.activation == "qcfs":
+            activation = lambda shape: QCFS(o.levels, o.qcfs_threshold)  # noqa: E731
+        else:
+            activation = lambda shape: nn.ReLU()  # noqa: E731
+        model = build_body(arch, BuildRules(activation=activation))
         return sengupta_init_(model) if self.options.init == "sengupta" else model
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

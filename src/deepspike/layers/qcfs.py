@@ -1,0 +1,48 @@
+"""QCFS: the quantization-clip-floor-shift activation (Bu et al., ICLR 2022) that an ANN is trained with so that
+it converts to IF neurons at a few time steps.
+
+    QCFS(x) = lambda * clip(floor(x L / lambda + 1/2) / L, 0, 1)
+
+with ``L`` quantization levels and a trainable clipping threshold ``lambda`` per layer (a scalar). An IF
+neuron with threshold ``lambda``, reset by subtraction and initial membrane ``lambda / 2`` fires, on a constant
+input ``x`` over ``T = L`` steps, ``floor(x L / lambda + 1/2)`` times (clipped to [0, L]), so its rate times
+``lambda`` is this activation (the paper's Theorem 2: the expected conversion error is zero for any T).
+
+Gradient: ``floor`` passes its gradient straight through, so inside the clip range ``d/dx = 1`` and
+``d/dlambda = (floor(z) - x L / lambda) / L`` with ``z = x L / lambda + 1/2``; above it ``d/dlambda = 1``; below
+it both are 0. Shapes: any ``[B, ...]`` tensor in, the same shape out.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+
+
+def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
+    """``threshold * clip(floor(x L / threshold + 1/2) / L, 0, 1)`` with a straight-through floor (module doc)."""
+    z = x * (levels / threshold) + 0.5
+    steps = z + (torch.floor(z) - z).detach()  # floor forward, identity backward
+    return steps.clamp(0.0, levels) * (threshold / levels)
+
+
+class QCFS(nn.Module):
+    """QCFS activation with ``levels`` steps and a trainable threshold (``lambda``, initialised to
+    ``threshold``; Bu et al. start at 8)."""
+
+    def __init__(self, levels: int = 8, threshold: float = 8.0) -> None:
+        super().__init__()
+        if not (isinstance(levels, int) and levels >= 1):
+            raise ConfigError(f"QCFS levels must be an integer >= 1, got {levels!r}")
+        if not (threshold > 0 and threshold < float("inf")):
+            raise ConfigError(f"QCFS threshold must be finite and > 0, got {threshold!r}")
+        self.levels = levels
+        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return qcfs(x, self.threshold, self.levels)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"

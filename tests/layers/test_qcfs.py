@@ -1,0 +1,63 @@
+"""QCFS (Bu et al. 2022) against hand-computed values, its straight-through gradients, the IF neuron it stands
+for, and the ``ann`` method option."""
+
+import pytest
+import torch
+
+from deepspike.config import load_config
+from deepspike.conversion.pipeline import convert_run
+from deepspike.core.errors import ConfigError
+from deepspike.layers.qcfs import QCFS, qcfs
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+from deepspike.training.trainer import Trainer
+
+
+def test_values_by_hand():
+    # lambda = 2, L = 4: steps of 0.5; z = 2x + 1/2, floor, clip to [0, 4], times 0.5
+    x = torch.tensor([-1.0, 0.0, 0.2, 0.25, 0.74, 0.75, 1.9, 2.5, 10.0])
+    expected = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 2.0, 2.0, 2.0])
+    assert torch.equal(qcfs(x, torch.tensor(2.0), 4), expected)
+
+
+def test_straight_through_gradients_by_hand():
+    threshold = torch.tensor(2.0, requires_grad=True)
+    x = torch.tensor([-1.0, 0.6, 3.0], requires_grad=True)  # below, inside, above the clip range
+    qcfs(x, threshold, 4).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 0.0]))
+    # inside: (floor(z) - x L / lambda) / L = (floor(1.7) - 1.2) / 4 = -0.05; above: 1; below: 0
+    assert threshold.grad.item() == pytest.approx(-0.05 + 1.0)
+
+
+def test_if_neuron_with_half_threshold_start_and_subtraction_matches_at_t_equals_l():
+    """An IF neuron (threshold lambda, v0 = lambda / 2, reset by subtraction) on a constant input for T = L steps
+    fires floor(x L / lambda + 1/2) times, clipped to [0, L]: its rate times lambda is QCFS(x)."""
+    lam, levels = 1.5, 8
+    x = torch.linspace(-0.5, 2.0, 101)
+    v, count = torch.full_like(x, lam / 2), torch.zeros_like(x)
+    for _ in range(levels):
+        v = v + x
+        fired = (v >= lam).float()
+        v, count = v - fired * lam, count + fired
+    assert torch.allclose(count * lam / levels, qcfs(x, torch.tensor(lam), levels), atol=1e-6)
+
+
+def test_ann_method_builds_qcfs_and_refuses_bad_options():
+    model = get_method("ann", {"activation": "qcfs", "levels": 4}).build(create_architecture("mlp", width=0.25))
+    layers = [m for m in model.modules() if isinstance(m, QCFS)]
+    assert layers and all(m.levels == 4 and float(m.threshold) == 8.0 for m in layers)
+    for bad in ({"activation": "gelu"}, {"levels": 0}, {"qcfs_threshold": 0.0}):
+        with pytest.raises(ConfigError):
+            get_method("ann", bad)
+    with pytest.raises(ConfigError):
+        QCFS(levels=0)
+
+
+def test_qcfs_ann_trains_and_convert_refuses_it_in_one_line(tmp_path):
+    recipe = ["method.name=ann", "method.activation=qcfs", "method.levels=4", "method.qcfs_threshold=1.0",
+              "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "train.epochs=4", "train.progress=false"]
+    cfg = load_config(None, recipe)
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert summary["test_accuracy"] > 0.5
+    with pytest.raises(ConfigError, match="'qcfs' ANN"):
+        convert_run(tmp_path / "run", tmp_path / "snn", norm="max", timesteps=4, log=lambda s: None)
