@@ -91,7 +91,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
     import torch
 
-    from deepspike.training.checkpoint import load_checkpoint
+    from deepspike.training.runs import load_checkpoint
 
     recipe = [
         "method.name=stbp",

@@ -4,7 +4,7 @@ A checkpoint holds the model, optimizer and scheduler state, the number of finis
 validation score so far and every random generator's state (Python, NumPy, torch CPU and CUDA) of every
 rank, so that the epoch after a resume draws exactly the same random numbers (Poisson spikes, dropout
 masks, augmentation) as it would have without the interruption. The file itself is written and read by
-``train.runs``, in the format of ``training.checkpoint_format`` (tensors and plain values only, checksummed).
+``training.runs``, in the format of ``training.checkpoint_format`` (tensors and plain values only, checksummed).
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ import numpy as np
 import torch
 
 from deepspike.training.progress import TrainingProgress
-
-# conversion/pipeline.py and tests import these from here; they live with the other run files in train.runs.
-from deepspike.training.runs import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: F401
 from deepspike.training.training_setup import TrainingSetup
 
 
