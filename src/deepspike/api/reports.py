@@ -15,12 +15,10 @@ from deepspike.analysis.activity import Activity, measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
 from deepspike.analysis.qat import quantization_aware_retrain
-from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.deploy import export_run
-from deepspike.training.reload import load_run
-from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import check_not_run_file
 
 
@@ -33,7 +31,7 @@ def analyze(
     energy_presets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Write ``analysis.json``, ``report.md`` and plots for a run into ``out`` (default ``RUN_DIR/analysis``)
-    and return the analysis. ``energy_presets``: extra presets as ``name:mac_pj:ac_pj[:spike_pj]``;
+    and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``;
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
     (``out/qat/bits<k>``)."""
     for text in energy_presets:
@@ -77,10 +75,9 @@ def export(run_dir: str | Path, path: str | Path, **options: Any) -> dict[str, A
     return export_run(run_dir, path, **options)
 
 
-def spike_activity(run_dir: str | Path, split: str = "test") -> Activity:
-    """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on ``split``."""
-    config, parts, _ = load_run(run_dir)
-    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
+def spike_activity(run_dir: str | Path) -> Activity:
+    """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on its test split."""
+    _, parts, batches = load_test_batches(run_dir, None)
     return measure_activity(parts.model, batches)
 
 
