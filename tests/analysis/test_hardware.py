@@ -2,9 +2,9 @@
 
 import pytest
 
-from deepspike.analysis.energy import get_energy_preset
 from deepspike.analysis.hardware import map_to_mesh, pes_for_layer
 from deepspike.core.errors import ConfigError
+from deepspike.models.energy import get_energy_preset
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear
 
 

@@ -10,7 +10,8 @@ from torch import nn
 from deepspike.coding import rate_poisson
 from deepspike.conversion import ChunkedIF, carry_state, chunked_neurons, neuron_roles
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
-from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
+from deepspike.conversion.activation_peaks import ActivationPeaks
+from deepspike.conversion.thresholds import model_based_thresholds, spike_norm
 from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock

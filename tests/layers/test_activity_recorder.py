@@ -17,7 +17,8 @@ from torch import nn
 from deepspike.analysis.activity import measure_activity
 from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
-from deepspike.conversion.thresholds import ActivationPeaks, peak_input
+from deepspike.conversion.activation_peaks import ActivationPeaks
+from deepspike.conversion.thresholds import peak_input
 from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder

@@ -4,13 +4,10 @@ for, and the ``ann`` method option."""
 import pytest
 import torch
 
-from deepspike.config import load_config
-from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.layers.qcfs import QCFS, qcfs
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
-from deepspike.training.trainer import Trainer
 
 
 def test_values_by_hand():
@@ -45,19 +42,9 @@ def test_if_neuron_with_half_threshold_start_and_subtraction_matches_at_t_equals
 def test_ann_method_builds_qcfs_and_refuses_bad_options():
     model = get_method("ann", {"activation": "qcfs", "levels": 4}).build(create_architecture("mlp", width=0.25))
     layers = [m for m in model.modules() if isinstance(m, QCFS)]
-    assert layers and all(m.levels == 4 and float(m.threshold) == 8.0 for m in layers)
+    assert layers and all(m.levels == 4 and m.threshold.item() == 8.0 for m in layers)
     for bad in ({"activation": "gelu"}, {"levels": 0}, {"qcfs_threshold": 0.0}):
         with pytest.raises(ConfigError):
             get_method("ann", bad)
     with pytest.raises(ConfigError):
         QCFS(levels=0)
-
-
-def test_qcfs_ann_trains_and_convert_refuses_it_in_one_line(tmp_path):
-    recipe = ["method.name=ann", "method.activation=qcfs", "method.levels=4", "method.qcfs_threshold=1.0",
-              "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "train.epochs=4", "train.progress=false"]
-    cfg = load_config(None, recipe)
-    summary = Trainer(cfg, tmp_path / "run").fit()
-    assert summary["test_accuracy"] > 0.5
-    with pytest.raises(ConfigError, match="'qcfs' ANN"):
-        convert_run(tmp_path / "run", tmp_path / "snn", norm="max", timesteps=4, log=lambda s: None)

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepspike.analysis.energy import get_energy_preset
 from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.models.energy import get_energy_preset
 
 COLUMNS = (
     "run",

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from deepspike.analysis.energy import EnergyPreset, energy_pj
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import layer_costs
+from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.models.spec import Architecture
 
 

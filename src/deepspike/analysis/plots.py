@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, imported on first use (matplotlib takes ~0.5 s to load)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from deepspike.core.plotting import pyplot
 
 
 def _save(fig, path: Path) -> Path:

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from deepspike.analysis import plots, sweeps
-from deepspike.analysis.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.analysis.hardware import map_to_mesh
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import count_macs, count_parameters
+from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
 

@@ -13,9 +13,9 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepspike.analysis.plots import pyplot
 from deepspike.analysis.sweeps import takes_timesteps
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.plotting import pyplot
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches

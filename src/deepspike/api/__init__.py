@@ -10,7 +10,7 @@ The command-line tool (``deepspike.commands``) calls only this API, ``config`` a
 """
 
 from deepspike.api.catalog import dataset_names, method_table, model_table
-from deepspike.api.conversion import convert
+from deepspike.api.conversion import CONVERSION_NORMS, convert
 from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
 from deepspike.api.training import evaluate, load_run, train
 from deepspike.coding import direct, first_spike_class, rate_bipolar, rate_poisson, spike_count
@@ -27,6 +27,7 @@ from deepspike.core.errors import (
 )
 from deepspike.core.version import __version__
 from deepspike.layers import TimeDistributed
+from deepspike.layers.qcfs import QCFS
 from deepspike.methods import Method, create_model, get_method, register_method
 from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
@@ -37,9 +38,10 @@ from deepspike.ttfs.losses import ttfs_loss
 
 __all__ = [
     "__version__", "AnalysisOptions", "analyze", "Architecture", "avg_pool_times", "compare", "ConfigError",
+    "CONVERSION_NORMS",
     "convert", "create_architecture", "create_model", "DataCorruptError", "DataNotFoundError", "dataset_names",
     "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
-    "InputEncoder", "LeakCorrectedLIF", "LIF", "load_config", "load_run", "max_pool_times", "Method",
+    "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
     "register_model", "RunConfig", "spike_activity", "spike_count", "spike_times", "spike_times_conv2d",
     "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss", "TTFSAvgPool2d", "TTFSConv2d",

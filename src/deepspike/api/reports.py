@@ -13,12 +13,12 @@ from typing import Any
 
 from deepspike.analysis.activity import Activity, measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
-from deepspike.analysis.energy import parse_energy_preset, register_energy_preset
 from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.deploy import export_run
+from deepspike.models.energy import parse_energy_preset, register_energy_preset
 from deepspike.training.runs import check_not_run_file
 
 

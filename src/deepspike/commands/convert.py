@@ -1,4 +1,4 @@
-"""``deepspike convert RUN_DIR --norm spike|max|percentile --timesteps N``: ANN run -> IF spiking net."""
+"""``deepspike convert RUN_DIR --norm spike|max|percentile|channel|qcfs --timesteps N``: ANN run -> IF spiking net."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from deepspike.core.atomic import strict_json
 from deepspike.core.errors import ConfigError
 
 NAME = "convert"
-HELP = "convert a trained ANN run to an IF spiking net (sengupta2019: SPIKE-NORM or max-norm)"
+HELP = "convert a trained ANN run to an IF spiking net (QCFS, channel-, max-, percentile- or SPIKE-NORM)"
+
+
+NORM_HELP = " ".join((
+    "spike, max, percentile, channel or qcfs, or several joined by commas (each converted into OUT/<norm>,",
+    "plus OUT/comparison.md/.csv/.json/.png side by side). Thresholds: SPIKE-NORM (default), the ANN's max",
+    "activation per layer, its percentile, the max per channel, or a QCFS ANN's trained thresholds (Bu et al.",
+    "2022). Neuron defaults: qcfs and channel convert with direct input, subtraction reset, v_0 = th/2, membrane",
+    "readout and threshold-valued spikes; spike, max and percentile with Poisson input, reset to zero, v_0 = 0,",
+    "spike-count readout and 0/1 spikes (threshold-valued when the ANN has biases or batch-norm)",
+))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,16 +29,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--norm",
         default="spike",
-        choices=["spike", "max", "percentile"],
-        help="threshold balancing: SPIKE-NORM (default), ANN max activation, or its percentile",
+        type=_norms,
+        help=NORM_HELP,
     )
     p.add_argument("--timesteps", type=int, default=2500, help="simulated time steps T (default 2500)")
     p.add_argument("--out", help="output run directory (default RUN_DIR/converted_<norm>)")
     p.add_argument("--calib-samples", type=int, default=256, help="training images for calibration (256)")
     p.add_argument("--calib-timesteps", type=int, default=2500, help="SPIKE-NORM steps per layer (2500)")
     p.add_argument("--percentile", type=float, default=99.99, help="percentile for --norm percentile")
-    p.add_argument("--reset", default="zero", choices=["zero", "subtract"], help="IF reset (paper: zero)")
-    p.add_argument("--readout", default="spike", choices=["spike", "membrane"], help="output decoding")
+    auto = " (default: follows --norm)"
+    p.add_argument("--reset", choices=["zero", "subtract"], help="IF reset" + auto)
+    p.add_argument("--readout", choices=["spike", "membrane"], help="output decoding" + auto)
+    p.add_argument("--encoding", choices=["poisson", "direct"], help="input: signed Poisson spikes or the analog "
+                   "image every step" + auto)
+    p.add_argument("--initial-membrane", type=float, help="v_0 as a fraction of the threshold, in [0, 1)" + auto)
+    p.add_argument("--spike-value", choices=["one", "threshold"], help="0/1 spikes (sengupta2019) or spikes that "
+                   "carry their threshold (ANN units; needed for biases and per-channel thresholds)" + auto)
     p.add_argument(
         "--residual",
         default="unity",
@@ -62,9 +78,24 @@ def run(args: argparse.Namespace) -> int:
         reset=args.reset,
         readout=args.readout,
         residual=args.residual,
+        encoding=args.encoding,
+        initial_membrane=args.initial_membrane,
+        spike_value=args.spike_value,
         limit=args.limit,
         seed=args.seed,
         log=None if args.quiet else (lambda s: print(s, flush=True)),
     )
+    if "table" in summary:
+        print(summary["table"], end="")
+        return 0
     print(strict_json({k: v for k, v in summary.items() if k != "thresholds"}, indent=2))
     return 0
+
+
+def _norms(text: str) -> list[str]:
+    """``--norm a,b``: the listed norms, each a valid one (argparse prints a one-line usage error otherwise)."""
+    norms = [n.strip() for n in text.split(",")]
+    bad = [n for n in norms if n not in api.CONVERSION_NORMS]
+    if bad or len(set(norms)) != len(norms):
+        raise argparse.ArgumentTypeError(f"{text!r}: list each of {', '.join(api.CONVERSION_NORMS)} at most once")
+    return norms

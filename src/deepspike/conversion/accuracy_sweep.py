@@ -22,15 +22,22 @@ from deepspike.training.evaluate import eval_pass
 
 
 def checkpoints_for(timesteps: int, points: int = 40) -> list[int]:
-    """Sorted time steps at which accuracy is reported: log-spaced and evenly spaced points, ending at T."""
+    """Sorted time steps at which accuracy is reported: log-spaced and evenly spaced points, every power of
+    two, ending at T."""
     grid = np.concatenate([np.geomspace(1, timesteps, points), np.linspace(timesteps / points, timesteps, points)])
-    return sorted({int(round(t)) for t in grid if 1 <= round(t) <= timesteps} | {timesteps})
+    return sorted({int(round(t)) for t in grid if 1 <= round(t) <= timesteps} | set(table_timesteps(timesteps)))
+
+
+def table_timesteps(timesteps: int) -> list[int]:
+    """The T of the summary's tables: every power of two up to ``timesteps``, and ``timesteps``."""
+    return sorted({2**k for k in range(timesteps.bit_length()) if 2**k <= timesteps} | {timesteps})
 
 
 @dataclass
 class AccuracySweep:
     """Accuracy after each of ``marks`` steps over ``samples`` test images, and the activity per sample:
-    ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` per synaptic layer."""
+    ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` per synaptic layer (after all T steps);
+    ``accumulates_at[i]`` per synaptic layer and ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps."""
 
     marks: list[int]
     accuracy: list[float]
@@ -39,6 +46,8 @@ class AccuracySweep:
     spikes: dict[str, float]
     neurons: dict[str, int]
     accumulates: dict[str, float]
+    accumulates_at: list[dict[str, float]]
+    spikes_at: list[float]
 
 
 def sweep_accuracy(
@@ -48,11 +57,23 @@ def sweep_accuracy(
     marks = checkpoints_for(timesteps)
     correct = torch.zeros(len(marks), dtype=torch.long)
     start = time.perf_counter()
+    synapses = _synaptic_layers(snn)
+    ops_at = [dict.fromkeys(synapses, 0.0) for _ in marks]
+    spikes_at = [0.0] * len(marks)
     # eval_pass seeds with EVAL_SEED: the same draws as `deepspike eval` on the converted run.
     with eval_pass(snn), ActivityRecorder(snn) as recorder:
         for x, y in batches:
+            base = _counts(recorder, synapses)
+
+            def at_mark(t: int, base=base) -> None:
+                i = marks.index(t)
+                ops, spikes = _counts(recorder, synapses)
+                spikes_at[i] += spikes - base[1]
+                for name in synapses:
+                    ops_at[i][name] += ops[name] - base[0][name]
+
             with recorder.network_pass(len(y)):
-                scores = snn.trace(x, timesteps, marks)  # [C, B, K]
+                scores = snn.trace(x, timesteps, marks, on_checkpoint=at_mark)  # [C, B, K]
             correct += (scores.argmax(dim=2) == y).sum(dim=1).cpu()
             n = recorder.samples
             log(f"  {n} test images: accuracy at T={timesteps} so far {correct[-1].item() / n:.4f}")
@@ -65,15 +86,29 @@ def sweep_accuracy(
         seconds,
         {name: layer.spikes / n for name, layer in recorder.layers.items()},
         {name: layer.neurons for name, layer in recorder.layers.items()},
-        _accumulates(snn, recorder, n),
+        _per_sample(_counts(recorder, synapses)[0], recorder, n),
+        [_per_sample(layer_ops, recorder, n) for layer_ops in ops_at],
+        [spikes / n for spikes in spikes_at],
     )
 
 
-def _accumulates(snn: ConvertedNetwork, recorder: ActivityRecorder, samples: int) -> dict[str, float]:
-    """Operations per sample of each ``TimeDistributed`` synaptic layer, named by the wrapper."""
-    wrapped = (f"{name}.module" for name, m in snn.named_modules() if isinstance(m, TimeDistributed))
-    return {
-        name.removesuffix(".module"): recorder.synapses[name].operations / samples
-        for name in wrapped
-        if name in recorder.synapses
-    }
+def _per_sample(ops: dict[str, float], recorder: ActivityRecorder, samples: int) -> dict[str, float]:
+    """Operations per sample of the layers the recorder counts (conv, linear, pool), named by their wrapper."""
+    return {_short(name): value / samples for name, value in ops.items() if name in recorder.synapses}
+
+
+def _synaptic_layers(snn: ConvertedNetwork) -> list[str]:
+    """The recorder's names of the ``TimeDistributed`` synaptic layers (``<wrapper>.module``), build order."""
+    return [f"{name}.module" for name, m in snn.named_modules() if isinstance(m, TimeDistributed)]
+
+
+def _short(name: str) -> str:
+    """A synaptic layer named by its ``TimeDistributed`` wrapper."""
+    return name.removesuffix(".module")
+
+
+def _counts(recorder: ActivityRecorder, synapses: list[str]) -> tuple[dict[str, float], float]:
+    """The recorder's running operations per synaptic layer (0 where none were recorded yet) and spikes of all
+    neurons."""
+    ops = {name: recorder.synapses[name].operations if name in recorder.synapses else 0.0 for name in synapses}
+    return ops, sum(layer.spikes for layer in recorder.layers.values())

@@ -1,9 +1,11 @@
 """Calibration of a converted network: the training images it sees and its thresholds per balancing norm.
 
-Norms (sengupta2019 section 5, ``conversion.thresholds``): ``spike`` (SPIKE-NORM: the largest weighted
-spike input per layer, ``calib_timesteps`` steps per layer), ``max`` (the largest ANN activation per layer,
-Diehl 2015) and ``percentile`` (its ``percentile``-th percentile, Rueckauer 2017), the last two turned into
-thresholds ``th_l = lambda_l / s`` with unscaled weights.
+Norms (``conversion.thresholds``): ``spike`` (sengupta2019's SPIKE-NORM: the largest weighted spike input per
+layer, ``calib_timesteps`` steps per layer), ``max`` (the largest ANN activation per layer, Diehl 2015),
+``percentile`` (its ``percentile``-th percentile, Rueckauer 2017), ``channel`` (the largest activation per
+channel) and ``qcfs`` (the trained clipping thresholds ``lambda`` of a QCFS ANN, Bu et al. 2022; the output
+layer, which has none, gets max-norm). Peaks become thresholds with unscaled weights
+(``model_based_thresholds``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import torch
 from torch import nn
 
 from deepspike.config.schema import RunConfig
-from deepspike.conversion.thresholds import ActivationPeaks, model_based_thresholds, spike_norm
+from deepspike.conversion.activation_peaks import ActivationPeaks, qcfs_thresholds
+from deepspike.conversion.thresholds import model_based_thresholds, spike_norm
+from deepspike.core.errors import ConfigError
 from deepspike.data.splits import DataSplits
 from deepspike.methods.converted import ConvertedOptions, set_thresholds
 from deepspike.methods.converted_network import ConvertedNetwork
 from deepspike.training.run_setup import make_batches
 
-NORM_CHOICES = ("spike", "max", "percentile")
+NORM_CHOICES = ("spike", "max", "percentile", "channel", "qcfs")
 
 
 def calibration_batch(config: RunConfig, data: DataSplits, samples: int, device: torch.device) -> torch.Tensor:
@@ -51,18 +55,26 @@ def balance_thresholds(
     ``seed`` seeds SPIKE-NORM's input spike trains.
     """
     o = options
+    residual = o.residual if o.spike_value == "one" else "balanced"  # ANN units: every layer its own
     if o.norm == "spike":
         return spike_norm(
             snn,
             x_cal,
             roles,
             o.calib_timesteps,
-            o.residual,
+            residual,
             seed,
             progress=lambda i, th: log(f"  layer {i + 1}/{len(roles)} ({roles[i]}): th = {th:.4g}"),
         )
-    peaks = ActivationPeaks(o.percentile if o.norm == "percentile" else None)
+    peaks = ActivationPeaks(o.percentile if o.norm == "percentile" else None, per_channel=o.norm == "channel")
     peaks.update(ann, x_cal)
-    thresholds = model_based_thresholds(peaks.peaks(), roles, o.input_scale, o.residual)
+    found = peaks.peaks()
+    if o.norm == "qcfs":
+        lambdas = qcfs_thresholds(ann)
+        if len(lambdas) != len(found) - 1:
+            raise ConfigError(f"--norm qcfs needs a QCFS activation at each of the {len(found) - 1} neuron layers "
+                              f"(train with method.activation=qcfs); the ANN has {len(lambdas)}")
+        found = [*lambdas, found[-1]]
+    thresholds = model_based_thresholds(found, roles, o.input_scale, residual, o.spike_value)
     set_thresholds(snn, thresholds)
     return thresholds

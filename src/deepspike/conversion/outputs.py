@@ -19,8 +19,10 @@ from deepspike.config.load import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.conversion.accuracy_sweep import AccuracySweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
+from deepspike.core.plotting import pyplot
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.models.costs import layer_costs
+from deepspike.models.energy import PRESETS, energy_pj
 from deepspike.models.spec import Architecture
 from deepspike.training.runs import RunDir
 
@@ -51,7 +53,7 @@ def write_thresholds(out_dir: Path, options: ConvertedOptions, names: list[str],
 
 
 def write_sweep(
-    out_dir: Path, sweep: AccuracySweep, names: list[str], roles: list[str], thresholds: list[float]
+    out_dir: Path, sweep: AccuracySweep, names: list[str], roles: list[str], thresholds: list
 ) -> None:
     """``accuracy_vs_timesteps.csv`` and ``spike_counts.csv`` (neuron layers ``names`` in build order)."""
     rows = ["timesteps,accuracy"] + [f"{t},{a:.6f}" for t, a in zip(sweep.marks, sweep.accuracy, strict=True)]
@@ -59,44 +61,83 @@ def write_sweep(
     spikes, sizes = sweep.spikes, [sweep.neurons[k] for k in names]
     rows = ["layer,role,threshold,neurons,spikes_per_sample,spikes_per_neuron"]
     rows += [
-        f"{k},{r},{t:.6g},{s},{spikes[k]:.4f},{spikes[k] / max(1, s):.6f}"
+        f"{k},{r},{_threshold_text(t)},{s},{spikes[k]:.4f},{spikes[k] / max(1, s):.6f}"
         for k, r, t, s in zip(names, roles, thresholds, sizes, strict=True)
     ]
     atomic_write_text(out_dir / "spike_counts.csv", "\n".join(rows) + "\n")
 
 
-def operations(arch: Architecture, accumulates: dict[str, float], timesteps: int) -> dict[str, Any]:
-    """SNN ACs per sample (measured, per layer) vs ANN MACs per sample (``layer_costs``), and their ratio."""
+def _threshold_text(threshold: float | list[float]) -> str:
+    """A threshold for a CSV cell: the number, or ``mean X of N channels`` for per-channel thresholds."""
+    if isinstance(threshold, list):
+        return f"mean {sum(threshold) / len(threshold):.6g} of {len(threshold)} channels"
+    return f"{threshold:.6g}"
+
+
+def operations(arch: Architecture, sweep: AccuracySweep, direct_input: bool) -> dict[str, Any]:
+    """SNN operations per sample (measured, per layer) vs ANN MACs per sample (``layer_costs``), their ratio,
+    and per reported T the operations and the energy of SNN and ANN under every MAC/AC-priced preset.
+
+    Every input event of a synaptic layer is an accumulate (AC), except with ``direct_input``: the first
+    layer then multiplies the analog image by its weights at every step, ``T x`` its MACs (counted as run;
+    hardware that holds the constant input current would pay them once).
+    """
     costs = layer_costs(arch)
     macs = sum(c.macs for c in costs)
-    total = sum(accumulates.values())
+    total = sum(sweep.accumulates.values())
     return {
-        "timesteps": timesteps,
+        "timesteps": sweep.marks[-1],
         "snn_accumulates_per_sample": total,
         "ann_macs_per_sample": macs,
         "ratio": total / macs if macs else math.nan,
-        "layers": [{"snn_layer": k, "accumulates_per_sample": v} for k, v in accumulates.items()],
+        "direct_input": direct_input,
+        "layers": [{"snn_layer": k, "accumulates_per_sample": v} for k, v in sweep.accumulates.items()],
         "ann_layers": [{"name": c.name, "kind": c.kind, "macs": c.macs} for c in costs],
+        "by_timesteps": [
+            _energy_row(t, ops, spikes, macs, direct_input)
+            for t, ops, spikes in zip(sweep.marks, sweep.accumulates_at, sweep.spikes_at, strict=True)
+        ],
     }
 
 
-def plot_sweep(out_dir: Path, sweep: AccuracySweep, ann_accuracy: float, names: list[str], norm: str) -> None:
-    """``accuracy_vs_timesteps.png`` (SNN accuracy over T against the ANN's) and ``spike_counts.png``."""
-    import matplotlib
+def _energy_row(t: int, ops: dict[str, float], spikes: float, ann_macs: float, direct: bool) -> dict[str, Any]:
+    """One T: SNN ACs and MACs per sample, spikes, and per MAC/AC preset SNN and ANN pJ and SNN / ANN."""
+    values = list(ops.values())
+    snn_macs = values[0] if direct and values else 0.0
+    acs = sum(values) - snn_macs
+    row: dict[str, Any] = {"timesteps": t, "snn_acs": acs, "snn_macs": snn_macs, "spikes": spikes}
+    for name, preset in PRESETS.items():
+        if preset.mac_pj > 0:
+            snn_pj = energy_pj(preset, snn_macs, acs, spikes)
+            ann_pj = energy_pj(preset, ann_macs)
+            row[name] = {"snn_pj": snn_pj, "ann_pj": ann_pj, "snn_over_ann": snn_pj / ann_pj if ann_pj else None}
+    return row
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def plot_accuracy_curves(
+    path: Path, curves: dict[str, tuple[list[int], list[float]]], ann_accuracy: float, log_base: int = 10
+) -> None:
+    """A PNG of test accuracy (%) against time steps (log axis): one line per label ``(steps, accuracies)`` and
+    the ANN's accuracy as a dashed line."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(sweep.marks, [100 * a for a in sweep.accuracy], label=f"SNN ({norm}-norm)")
+    for label, (steps, accuracy) in curves.items():
+        ax.plot(steps, [100 * a for a in accuracy], marker="o" if len(steps) < 12 else None, label=label)
     ax.axhline(100 * ann_accuracy, color="k", ls="--", lw=1, label="ANN")
-    ax.set_xscale("log")
+    ax.set_xscale("log", base=log_base)
     ax.set_xlabel("time steps")
     ax.set_ylabel("test accuracy (%)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_dir / "accuracy_vs_timesteps.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_sweep(out_dir: Path, sweep: AccuracySweep, ann_accuracy: float, names: list[str], norm: str) -> None:
+    """``accuracy_vs_timesteps.png`` (SNN accuracy over T against the ANN's) and ``spike_counts.png``."""
+    curves = {f"SNN ({norm}-norm)": (sweep.marks, sweep.accuracy)}
+    plot_accuracy_curves(out_dir / "accuracy_vs_timesteps.png", curves, ann_accuracy)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(range(1, len(names) + 1), [sweep.spikes[k] for k in names])
     ax.set_xlabel("neuron layer")

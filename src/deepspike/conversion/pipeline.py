@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from deepspike.config.schema import RunConfig
-from deepspike.conversion.accuracy_sweep import AccuracySweep, sweep_accuracy
+from deepspike.conversion.accuracy_sweep import AccuracySweep, sweep_accuracy, table_timesteps
 from deepspike.conversion.calibration import NORM_CHOICES, balance_thresholds, calibration_batch
 from deepspike.conversion.outputs import (
     operations,
@@ -35,6 +35,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.methods.converted_network import ConvertedNetwork
+from deepspike.models.spec import Architecture
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import RunParts, make_batches
@@ -62,9 +63,12 @@ def convert_run(
     calib_samples: int = 256,
     calib_timesteps: int = 2500,
     percentile: float = 99.99,
-    reset: str = "zero",
-    readout: str = "spike",
+    reset: str | None = None,
+    readout: str | None = None,
     residual: str = "unity",
+    encoding: str | None = None,
+    initial_membrane: float | None = None,
+    spike_value: str | None = None,
     limit: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] = print,
@@ -72,17 +76,22 @@ def convert_run(
     """Convert the ``ann`` run in ``run_dir`` with threshold balancing ``norm``; evaluate; write ``out_dir``.
 
     norm: "spike" (SPIKE-NORM, ``calib_timesteps`` steps per layer on ``calib_samples`` training images),
-    "max" (largest ANN activation per layer on those images, Diehl 2015) or "percentile" (its
-    ``percentile``-th percentile, Rueckauer 2017). The test split (first ``limit`` images if given) is run
-    for ``timesteps`` steps; accuracy is recorded along the way. Returns the summary dict.
+    "max" (largest ANN activation per layer on those images, Diehl 2015), "percentile" (its
+    ``percentile``-th percentile, Rueckauer 2017), "channel" (the largest per channel) or "qcfs" (the
+    trained thresholds of a QCFS ANN, Bu et al. 2022). Neuron settings left at None follow the norm
+    (``neuron_defaults``). The test split (first ``limit`` images if given) is run for ``timesteps`` steps;
+    accuracy is recorded along the way. Returns the summary dict.
     """
     if norm not in NORM_CHOICES:
         raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
     out_dir = Path(out_dir)
-    config, parts, state = _load_ann_run(run_dir, out_dir)
+    config, parts, state = _load_ann_run(run_dir, out_dir, norm)
     device = next(parts.model.parameters()).device
-    settings = dict(timesteps=timesteps, reset=reset, readout=readout, norm=norm, residual=residual,
-                    percentile=percentile, calib_samples=calib_samples, calib_timesteps=calib_timesteps)
+    chosen = dict(reset=reset, readout=readout, encoding=encoding, initial_membrane=initial_membrane,
+                  spike_value=spike_value)
+    neuron = {**neuron_defaults(norm, has_biases(parts.arch)), **{k: v for k, v in chosen.items() if v is not None}}
+    settings = dict(timesteps=timesteps, norm=norm, residual=residual, percentile=percentile,
+                    calib_samples=calib_samples, calib_timesteps=calib_timesteps, **neuron)
     calibrated = _calibrate(config, parts, device, settings, seed, log)
     save_converted_run(out_dir, config, calibrated.options, calibrated.snn, state.get("epoch", 0), str(run_dir))
     write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
@@ -91,25 +100,46 @@ def convert_run(
     ann_accuracy, ann_seconds = _evaluate_ann(parts, limit_samples(test, limit), log)
     sweep = sweep_accuracy(calibrated.snn, limit_samples(test, limit), timesteps, log)
     write_sweep(out_dir, sweep, calibrated.names, calibrated.roles, calibrated.options.thresholds)
-    ops = operations(parts.arch, sweep.accumulates, timesteps)
+    ops = operations(parts.arch, sweep, calibrated.options.encoding == "direct")
     atomic_write_json(out_dir / "operations.json", ops)
     plot_sweep(out_dir, sweep, ann_accuracy, calibrated.names, norm)
-    summary = _summary(str(run_dir), calibrated, sweep, (ann_accuracy, ann_seconds), ops["ratio"])
+    summary = _summary(str(run_dir), calibrated, sweep, (ann_accuracy, ann_seconds), ops)
     RunDir(out_dir).write_summary(summary)
     return summary
 
 
-def _load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
-    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used."""
+def neuron_defaults(norm: str, biases: bool) -> dict[str, Any]:
+    """The neuron settings a norm converts with unless told otherwise.
+
+    ``qcfs`` and ``channel`` (low-latency conversion, Bu et al. 2022): direct input, reset by subtraction,
+    ``v_0 = th / 2``, membrane readout, spikes that carry their threshold. ``spike``, ``max``, ``percentile``
+    (sengupta2019): signed Poisson input, reset to zero, ``v_0 = 0``, spike-count readout, 0/1 spikes, unless
+    the ANN has biases (or folded batch-norms): then spikes carry their threshold, which keeps biases exact.
+    """
+    if norm in ("qcfs", "channel"):
+        return dict(encoding="direct", reset="subtract", initial_membrane=0.5, readout="membrane",
+                    spike_value="threshold")
+    return dict(encoding="poisson", reset="zero", initial_membrane=0.0, readout="spike",
+                spike_value="threshold" if biases else "one")
+
+
+def has_biases(arch: Architecture) -> bool:
+    """True when a conv/linear of ``arch`` has a bias or a batch-norm (which folds into one)."""
+    return any(getattr(v.layer, "bias", False) or getattr(v.layer, "norm", False) for v in arch.visits())
+
+
+def _load_ann_run(run_dir: str | Path, out_dir: Path, norm: str) -> tuple[RunConfig, RunParts, dict]:
+    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used and
+    ``--norm qcfs`` for an ANN without QCFS activations."""
     check_output_dir(out_dir, "--out")
     if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
     if config.method.name != "ann":
         raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
-    if config.method.options.activation != "relu":
-        raise ConfigError(f"{run_dir} is a {config.method.options.activation!r} ANN; convert takes ReLU ANNs "
-                          "(thresholds from QCFS ANNs, --norm qcfs, are not built yet)")
+    if norm == "qcfs" and config.method.options.activation != "qcfs":
+        raise ConfigError(f"--norm qcfs needs an ANN trained with method.activation=qcfs; {run_dir} is a "
+                          f"{config.method.options.activation!r} ANN (use --norm channel, max, percentile or spike)")
     return config, parts, state
 
 
@@ -126,7 +156,7 @@ def _calibrate(
     snn = _build_snn(parts, options, device)
     log(f"calibrating {options.norm}-norm on {len(x_cal)} training images (input scale {input_scale:.4g})")
     thresholds = balance_thresholds(snn, parts.model, x_cal, roles, options, seed, log)
-    options = dataclasses.replace(options, thresholds=[float(t) for t in thresholds])
+    options = dataclasses.replace(options, thresholds=[_plain(t) for t in thresholds])
     return Calibrated(snn, options, neuron_names(snn), roles, len(x_cal), time.perf_counter() - start)
 
 
@@ -147,12 +177,15 @@ def _evaluate_ann(parts: RunParts, batches: Iterable, log: Callable[[str], None]
 
 
 def _summary(
-    source_run: str, calibrated: Calibrated, sweep: AccuracySweep, ann: tuple[float, float], ratio: float
+    source_run: str, calibrated: Calibrated, sweep: AccuracySweep, ann: tuple[float, float], ops: dict[str, Any]
 ) -> dict[str, Any]:
-    """``summary.json``: the settings, accuracies (``ann`` = ANN accuracy and seconds), AC/MAC ratio,
+    """``summary.json``: the settings, accuracies (``ann`` = ANN accuracy and seconds), the accuracy and the
+    SNN / ANN energy (per MAC/AC preset) at every power of two up to T and at T, operations / ANN MACs,
     thresholds and the seconds each step took."""
     o = calibrated.options
     ann_accuracy, ann_seconds = ann
+    table = table_timesteps(o.timesteps)
+    rows = [row for row in ops["by_timesteps"] if row["timesteps"] in table]
     snn_accuracy = sweep.accuracy[-1]
     return {
         "source_run": source_run,
@@ -160,6 +193,9 @@ def _summary(
         "reset": o.reset,
         "readout": o.readout,
         "residual": o.residual,
+        "encoding": o.encoding,
+        "initial_membrane": o.initial_membrane,
+        "spike_value": o.spike_value,
         "timesteps": o.timesteps,
         "calib_samples": calibrated.samples,
         "calib_timesteps": o.calib_timesteps if o.norm == "spike" else None,
@@ -170,9 +206,19 @@ def _summary(
         "accuracy_drop_pp": 100.0 * (ann_accuracy - snn_accuracy),
         "best_snn_accuracy": max(sweep.accuracy),
         "best_at_timesteps": sweep.marks[int(np.argmax(sweep.accuracy))],
-        "ac_to_mac_ratio": ratio,
+        "accuracy_by_timesteps": {str(t): a for t, a in zip(sweep.marks, sweep.accuracy, strict=True) if t in table},
+        "energy_ratio_by_timesteps": {
+            preset: {str(row["timesteps"]): row[preset]["snn_over_ann"] for row in rows}
+            for preset in (k for k, v in rows[0].items() if isinstance(v, dict))
+        },
+        "ac_to_mac_ratio": ops["ratio"],
         "thresholds": list(o.thresholds),
         "calibration_seconds": round(calibrated.seconds, 2),
         "ann_eval_seconds": round(ann_seconds, 2),
         "snn_eval_seconds": round(sweep.seconds, 2),
     }
+
+
+def _plain(threshold: Any) -> float | list[float]:
+    """A threshold for the options (and ``config.yaml``): a float, or a list of floats per channel."""
+    return [float(t) for t in threshold] if isinstance(threshold, list | tuple) else float(threshold)

@@ -1,4 +1,5 @@
-"""Threshold balancing: per-layer IF thresholds from the ANN (max / percentile) or the SNN (SPIKE-NORM).
+"""Threshold balancing: IF thresholds from the ANN's activation peaks (max / percentile / channel) or the SNN
+(SPIKE-NORM).
 
 Thresholds are set with the weights unscaled ("threshold balancing", sengupta2019 section 5). With
 ``lambda_l`` the largest ANN activation of neuron layer ``l`` and ``s`` the scale of the layer that feeds it,
@@ -23,69 +24,34 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 from torch import nn
 
 from deepspike.conversion.roles import RESIDUAL_ROLES
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
-from deepspike.layers.activity_records import NeuronRecord
 from deepspike.methods.converted_network import ConvertedNetwork, StopForward
 from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 
-class ActivationPeaks:
-    """Largest (or ``percentile``-th) positive ANN activation per ReLU layer and of the output layer.
-
-    ``update(ann, x)`` runs the ANN ``[B, C, H, W] -> [B, K]``; the activity recorder keeps the inputs of
-    every ``nn.ReLU`` (the ANN's neurons, build order; their positive inputs are the positive activations)
-    and ``update`` adds the final output. ``peaks()`` returns ``lambda_l`` for each, output last (0 for a
-    layer that never exceeds 0). The percentile (Rueckauer 2017's robust normalisation) is taken over the
-    positive values with numpy's linear rule; all of them are kept, so use it on a calibration subset (a
-    few thousand images).
-    """
-
-    def __init__(self, percentile: float | None = None) -> None:
-        self.percentile = percentile
-        self._recorder: ActivityRecorder | None = None
-        self._output = NeuronRecord("output", "analog")
-
-    def update(self, ann: nn.Module, x: torch.Tensor) -> None:
-        keep_values = self.percentile is not None
-        if self._recorder is None:
-            inputs = "values" if keep_values else "peak"
-            self._recorder = ActivityRecorder(
-                ann, codings=("analog",), outputs=False, inputs=inputs, operations=False
-            )
-        with torch.no_grad(), self._recorder:
-            output = ann(x)
-        self._output.add_input(output, keep_values)
-
-    def peaks(self) -> list[float]:
-        if self._recorder is None:
-            return []
-        return [self._peak(record) for record in (*self._recorder.layers.values(), self._output)]
-
-    def _peak(self, record: NeuronRecord) -> float:
-        if self.percentile is None:
-            return max(record.input_peak, 0.0)
-        if not sum(v.numel() for v in record.input_values):
-            return 0.0
-        return float(np.percentile(torch.cat(record.input_values).numpy(), self.percentile))
-
-
 def model_based_thresholds(
-    peaks: list[float], roles: list[str], input_scale: float, residual: str = "unity"
-) -> list[float]:
-    """Thresholds ``th_l = lambda_l / s`` from ANN peaks ``lambda_l`` (build order, output last).
+    peaks: list, roles: list[str], input_scale: float, residual: str = "unity", spike_value: str = "one"
+) -> list:
+    """Thresholds from ANN peaks ``lambda_l`` (build order, output last; ``conversion.activation_peaks``).
 
-    ``s`` = the scale of the feeding layer: ``input_scale`` at first, then ``lambda`` of the last balanced
-    layer. Residual-stage roles under ``residual="unity"`` get ``th = 1`` and keep ``s``. A layer whose ANN
-    activation never exceeds 0 gets ``th = 1`` (it never fires either way).
+    ``spike_value="threshold"`` (a spike carries its threshold, so everything is in the ANN's units):
+    ``th_l = lambda_l``, per layer or per channel; a channel (or layer) that never exceeds 0 gets its layer's
+    largest threshold (1 for a silent layer). ``"one"`` (0/1 spikes, sengupta2019): ``th_l = lambda_l / s``
+    with ``s`` the scale of the feeding layer: ``input_scale`` at first, then ``lambda`` of the last balanced
+    layer; residual-stage roles under ``residual="unity"`` get ``th = 1`` and keep ``s``; a silent layer gets
+    ``th = 1`` (it never fires either way).
     """
     if len(peaks) != len(roles):
         raise ConfigError(f"{len(peaks)} activation peaks for {len(roles)} neuron layers")
+    if spike_value == "threshold":
+        return [_positive(peak) for peak in peaks]
+    if any(isinstance(peak, list) for peak in peaks):
+        raise ConfigError("per-channel thresholds need spikes that carry their threshold (spike_value threshold)")
     scale, thresholds = float(input_scale), []
     for peak, role in zip(peaks, roles, strict=True):
         if (residual == "unity" and role in RESIDUAL_ROLES) or peak <= 0:
@@ -94,6 +60,14 @@ def model_based_thresholds(
         thresholds.append(peak / scale)
         scale = peak
     return thresholds
+
+
+def _positive(peak: float | list[float]) -> float | list[float]:
+    """``peak`` with zeros replaced: a channel by its layer's largest peak, a layer (or all-zero one) by 1."""
+    if not isinstance(peak, list):
+        return peak if peak > 0 else 1.0
+    top = max(peak) if max(peak) > 0 else 1.0
+    return [p if p > 0 else top for p in peak]
 
 
 def neuron_names(net: nn.Module) -> list[str]:

@@ -1,12 +1,22 @@
-"""Copy a trained ANN's weights into the converted SNN built from the same spec."""
+"""Copy a trained ANN's weights into the converted SNN built from the same spec, batch-norms folded.
+
+A batch-norm in eval mode after a conv/linear layer (``y = gamma (z - mu) / sqrt(var + eps) + beta`` per
+channel, ``z = W x + b``) folds into that layer: with ``g = gamma / sqrt(var + eps)``,
+
+    W' = g[o] W[o, ...]        b' = g (b - mu) + beta        (b = 0 for a bias-free layer)
+
+so the SNN, built from ``models.fold.fold_batch_norms(arch)``, has the same weighted layers with biases.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
@@ -14,20 +24,53 @@ def weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, WEIGHTED)]
 
 
-def copy_ann_weights(ann: nn.Module, snn: nn.Module) -> None:
-    """``snn``'s i-th conv/linear layer takes the i-th of ``ann`` (weights and biases), unscaled.
+def folded_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor | None]]:
+    """``(layer, W', b')`` for every conv/linear of ``model`` in build order, the batch-norm that follows it
+    (the next module in registration order, as ``methods.build`` places it) folded in (module docstring)."""
+    modules = list(model.modules())
+    folded = []
+    for i, m in enumerate(modules):
+        if not isinstance(m, WEIGHTED):
+            continue
+        weight, bias = m.weight.detach(), None if m.bias is None else m.bias.detach()
+        following = modules[i + 1] if i + 1 < len(modules) else None
+        if isinstance(following, BATCH_NORMS):
+            weight, bias = _fold(weight, bias, following)
+        folded.append((m, weight, bias))
+    return folded
 
-    Both come from one architecture spec, so the layers pair up in build order; a type or shape mismatch
-    raises ``ConfigError``.
+
+def _fold(
+    weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W' = g W``, ``b' = g (b - mu) + beta`` with ``g = gamma / sqrt(var + eps)`` per output channel."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ConfigError(f"{bn} keeps no running statistics; it cannot be folded")
+    if bn.num_features != weight.shape[0]:
+        raise ConfigError(f"{bn} follows a layer with {weight.shape[0]} outputs")
+    gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
+    beta = bn.bias.detach() if bn.bias is not None else torch.zeros_like(bn.running_mean)
+    g = gamma / torch.sqrt(bn.running_var + bn.eps)
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+    return weight * g.reshape(shape), g * (b - bn.running_mean) + beta
+
+
+def copy_ann_weights(ann: nn.Module, snn: nn.Module) -> None:
+    """``snn``'s i-th conv/linear layer takes the i-th of ``ann`` (weights and biases, batch-norms folded),
+    unscaled.
+
+    Both come from one architecture spec (the SNN's with its batch-norms folded), so the layers pair up in
+    build order; a type or shape mismatch raises ``ConfigError``.
     """
-    src, dst = weighted_layers(ann), weighted_layers(snn)
+    src, dst = folded_weights(ann), weighted_layers(snn)
     if len(src) != len(dst):
         raise ConfigError(
             f"ANN has {len(src)} weighted layers but the SNN has {len(dst)}: not the same architecture"
         )
-    for i, (a, s) in enumerate(zip(src, dst, strict=True)):
-        if type(a) is not type(s) or a.weight.shape != s.weight.shape or (a.bias is None) != (s.bias is None):
+    for i, ((a, weight, bias), s) in enumerate(zip(src, dst, strict=True)):
+        if type(a) is not type(s) or weight.shape != s.weight.shape or (bias is None) != (s.bias is None):
             raise ConfigError(f"weighted layer {i} differs: ANN {a} vs SNN {s}")
-        s.weight.data.copy_(a.weight.data)
-        if a.bias is not None:
-            s.bias.data.copy_(a.bias.data)
+        s.weight.data.copy_(weight)
+        if bias is not None:
+            s.bias.data.copy_(bias)

@@ -135,6 +135,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
             if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
                 continue
             if isinstance(m, SpikingNeuron):
+                _check_plain(m)
                 add_neuron(m.params)
             elif isinstance(m, SpikingAvgPool):
                 k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
@@ -152,6 +153,16 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     meta.update(metadata or {})
     edges = list(zip(order[:-1], order[1:]))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def _check_plain(neuron: nn.Module) -> None:
+    """``ConfigError`` for a converted net's neuron with low-latency settings (``neurons.chunked_if``), which the
+    exported IF node would not mean."""
+    if not getattr(neuron, "plain", True):
+        raise ConfigError(
+            "NIR export takes converted nets with 0/1 spikes, one threshold per layer and v_0 = 0; "
+            "this one uses threshold-valued spikes, per-channel thresholds or a start membrane"
+        )
 
 
 def _integrator_node(nir, decay: float, shape: tuple, dt: float):

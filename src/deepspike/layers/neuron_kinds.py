@@ -4,7 +4,8 @@
 - TTFS neuron layers: class attributes ``is_ttfs_layer = True`` and ``ttfs_role == "neurons"`` (the default
   when ``ttfs_role`` is absent; pools and time-domain norms are not neurons); output spike times
   ``[B, ...]``, ``+inf`` = no spike.
-- ANN neurons: ``nn.ReLU``; output activations ``[B, ...]``.
+- ANN neurons: ``nn.ReLU`` or a class with ``is_analog_neuron = True`` (``layers.qcfs.QCFS``); output
+  activations ``[B, ...]``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ def is_ttfs_neuron_layer(module: nn.Module) -> bool:
 
 
 def neuron_coding(module: nn.Module) -> str | None:
-    """``"rate"``, ``"ttfs"`` or ``"analog"`` (``nn.ReLU``) for a neuron module, None for anything else."""
+    """``"rate"``, ``"ttfs"`` or ``"analog"`` (ANN activation) for a neuron module, None for anything else."""
     if is_spiking_neuron(module):
         return "rate"
     if is_ttfs_neuron_layer(module):
         return "ttfs"
-    return "analog" if isinstance(module, nn.ReLU) else None
+    analog = isinstance(module, nn.ReLU) or getattr(type(module), "is_analog_neuron", False)
+    return "analog" if analog else None
 
 
 def ttfs_neuron_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -32,6 +32,8 @@ class QCFS(nn.Module):
     """QCFS activation with ``levels`` steps and a trainable threshold (``lambda``, initialised to
     ``threshold``; Bu et al. start at 8)."""
 
+    is_analog_neuron = True  # an ANN neuron for recorders and conversion (``layers.neuron_kinds``)
+
     def __init__(self, levels: int = 8, threshold: float = 8.0) -> None:
         super().__init__()
         if not (isinstance(levels, int) and levels >= 1):
@@ -45,4 +47,4 @@ class QCFS(nn.Module):
         return qcfs(x, self.threshold, self.levels)
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+        return f"levels={self.levels}, threshold={self.threshold.item():.4g}"

@@ -69,9 +69,15 @@ def sengupta_init_(model: nn.Module) -> nn.Module:
     return model
 
 
+def batch_norm(shape: tuple[int, ...]) -> nn.Module:
+    """``nn.BatchNorm2d`` for a ``(C, H, W)`` output, ``nn.BatchNorm1d`` for ``(F,)``."""
+    return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+
+
 @register_method
 class AnnMethod(Method):
-    """ReLU after every ``act=True`` layer and every residual junction; scores are the last layer's output."""
+    """ReLU (or QCFS) after every ``act=True`` layer and every residual junction, batch-norm where the spec has
+    ``norm=True``; scores are the last layer's output."""
 
     name = "ann"
     Options = AnnOptions
@@ -83,7 +89,7 @@ class AnnMethod(Method):
             activation = lambda shape: QCFS(o.levels, o.qcfs_threshold)  # noqa: E731
         else:
             activation = lambda shape: nn.ReLU()  # noqa: E731
-        model = build_body(arch, BuildRules(activation=activation))
+        model = build_body(arch, BuildRules(activation=activation, norm=batch_norm))
         return sengupta_init_(model) if self.options.init == "sengupta" else model
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.models.layer_specs import Conv, Flatten, Linear, Pool, Residual, Shape
@@ -36,6 +37,8 @@ class BuildRules:
         2 for ``[T, B, C, ...]``).
     sequential: the container of each chain of modules (the body, residual bodies and shortcuts, branches),
         e.g. ``layers.spiking_sequential.SpikingSequential`` to fuse neurons with the pooling after them.
+    norm: ``(per-sample output shape) -> module``, the batch-norm after a ``norm=True`` conv/linear (before its
+        activation); None: the method has none and a spec with one is refused (``ConfigError``).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -44,6 +47,7 @@ class BuildRules:
     pool: Callable[[Pool, Shape], nn.Module] | None = None
     channel_dim: int = 1
     sequential: Callable[..., nn.Sequential] = nn.Sequential
+    norm: Callable[[Shape], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -73,7 +77,17 @@ class _ModuleFold(SpecFold[nn.Module]):
         self.rules = rules
 
     def layer(self, visit: Visit) -> list[nn.Module]:
-        return [self._module(visit), *self._activation(visit)]
+        return [self._module(visit), *self._norm(visit), *self._activation(visit)]
+
+    def _norm(self, visit: Visit) -> list[nn.Module]:
+        if not getattr(visit.layer, "norm", False):
+            return []
+        if self.rules.norm is None:
+            raise ConfigError(
+                f"layer {visit.path} ({visit.layer}) has a batch-norm, which this method cannot build; "
+                "use a model without batch-norm (model.args.batch_norm=false where the model has it)"
+            )
+        return [self.rules.norm(visit.output_shape)]
 
     def block(self, visit: Visit, branches: list[list[nn.Module]]) -> list[nn.Module]:
         chains = [self.rules.sequential(*branch) for branch in branches]

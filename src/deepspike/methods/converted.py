@@ -1,16 +1,19 @@
-"""Method ``converted``: an ANN converted to IF neurons with per-layer thresholds (sengupta2019).
+"""Method ``converted``: an ANN converted to IF neurons with per-layer or per-channel thresholds.
 
-Built from the same architecture spec as the ANN: every ``act=True`` layer and residual junction gets a
-``ChunkedIF`` neuron, the classifier gets output IF neurons, dropout is the identity. ``thresholds`` lists
-one threshold per neuron layer in build order (``conversion.roles``), the output layer last; ``deepspike
-convert`` fills it in by threshold balancing (weights stay unscaled). This method is for evaluation: the
-recipe in a converted run directory lets ``deepspike eval`` rebuild the SNN and load its checkpoint.
+Built from the same architecture spec as the ANN, batch-norms folded: every ``act=True`` layer and residual
+junction gets a ``ChunkedIF`` neuron, the classifier gets output IF neurons, dropout is the identity.
+``thresholds`` lists one threshold (or one per channel) per neuron layer in build order
+(``conversion.roles``), the output layer last; ``deepspike convert`` fills it in by threshold balancing
+(weights stay unscaled): sengupta2019's SPIKE-NORM and max-norm, or Bu et al. 2022's QCFS thresholds with
+``v_0 = th / 2``. This method is for evaluation: the recipe in a converted run directory lets ``deepspike
+eval`` rebuild the SNN and load its checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,25 +23,31 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
-from deepspike.methods.converted_network import READOUTS, ConvertedNetwork, SignedPoissonEncoder
+from deepspike.methods.converted_network import READOUTS, ConvertedNetwork, DirectEncoder, SignedPoissonEncoder
 from deepspike.methods.registry import register_method
 from deepspike.models.costs import layer_costs
-from deepspike.models.spec import Architecture
+from deepspike.models.fold import fold_batch_norms
+from deepspike.models.spec import Architecture, Pool
 from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
-NORMS = ("none", "max", "percentile", "spike")
+NORMS = ("none", "max", "percentile", "spike", "channel", "qcfs")
 RESETS = ("zero", "subtract")
 RESIDUAL_RULES = ("unity", "balanced")
+ENCODINGS = ("poisson", "direct")
+SPIKE_VALUES = ("one", "threshold")
 
 
 @dataclass
 class ConvertedOptions:
-    """thresholds: per neuron layer, build order, output last ([] = all 1.0); timesteps: simulated steps T;
-    reset: "zero" (the paper) or "subtract"; readout: "spike" (count) or "membrane" (integrated input);
-    input_scale: c in the input rate |x| / c; norm, residual, calib_*: how the thresholds were obtained
-    (recorded for reference); chunk_elements: memory budget of one chunk (elements)."""
+    """thresholds: per neuron layer, build order, output last ([] = all 1.0), each a number or a list of one
+    per channel; timesteps: simulated steps T; reset: "zero" (the paper) or "subtract"; readout: "spike"
+    (count) or "membrane" (integrated input); input_scale: c in the input rate |x| / c; encoding: "poisson"
+    (signed Poisson spikes) or "direct" (the analog image every step); initial_membrane: ``v_0`` as a
+    fraction of the threshold; spike_value: "one" (0/1 spikes, sengupta2019) or "threshold" (a spike carries
+    its threshold: ANN units, Bu et al. 2022); norm, residual, percentile, calib_*: how the thresholds were
+    obtained (recorded for reference); chunk_elements: memory budget of one chunk (elements)."""
 
-    thresholds: list[float] = field(default_factory=list)
+    thresholds: list[Any] = field(default_factory=list)  # numbers or lists of numbers (__post_init__)
     timesteps: int = 2500
     reset: str = "zero"
     readout: str = "spike"
@@ -48,6 +57,9 @@ class ConvertedOptions:
     percentile: float = 99.99
     calib_samples: int = 256
     calib_timesteps: int = 2500
+    encoding: str = "poisson"
+    initial_membrane: float = 0.0
+    spike_value: str = "one"
     chunk_elements: int = 2**24
 
     def __post_init__(self) -> None:
@@ -56,6 +68,8 @@ class ConvertedOptions:
             ("readout", self.readout, READOUTS),
             ("norm", self.norm, NORMS),
             ("residual", self.residual, RESIDUAL_RULES),
+            ("encoding", self.encoding, ENCODINGS),
+            ("spike_value", self.spike_value, SPIKE_VALUES),
         ):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
@@ -68,9 +82,13 @@ class ConvertedOptions:
             )
         if not 0.0 < self.percentile <= 100.0:
             raise ConfigError(f"method.percentile must be in (0, 100], got {self.percentile}")
-        bad = [t for t in self.thresholds if not (t > 0 and math.isfinite(t))]
-        if bad:
-            raise ConfigError(f"method.thresholds must be finite numbers > 0, got {bad[0]}")
+        if not 0.0 <= self.initial_membrane < 1.0:
+            raise ConfigError(f"method.initial_membrane must be in [0, 1), got {self.initial_membrane}")
+        flat = [t for entry in self.thresholds for t in (entry if isinstance(entry, list) else [entry])]
+        bad = [t for t in flat if not (isinstance(t, (int, float)) and t > 0 and math.isfinite(t))]
+        if bad or any(isinstance(entry, list) and not entry for entry in self.thresholds):
+            raise ConfigError(f"method.thresholds must be finite numbers > 0 (or non-empty lists of them), got "
+                          f"{bad[0] if bad else []}")
 
 
 @register_method
@@ -82,19 +100,25 @@ class ConvertedMethod(Method):
     )
 
     def build(self, arch: Architecture) -> ConvertedNetwork:
+        """The SNN of ``arch`` with its batch-norms folded (``models.fold``); max pooling is refused: the
+        largest of several spike trains is not the train of the largest rate (no exact IF equivalent)."""
         o = self.options
-        rules = BuildRules(
-            activation=lambda shape: ChunkedIF(1.0, o.reset),
-            wrap=TimeDistributed,
-            dropout=lambda p: nn.Identity(),
-            channel_dim=2,
-        )
+        if any(isinstance(v.layer, Pool) and v.layer.kind == "max" for v in arch.visits()):
+            raise ConfigError(
+                f"model {arch.name!r} has max pooling, which does not convert to IF neurons exactly; "
+                "train the ANN with average pooling (e.g. model.args.pool=avg)"
+            )
+        weighted = o.spike_value == "threshold"
+        neuron = lambda shape=None: ChunkedIF(1.0, o.reset, o.initial_membrane, weighted)  # noqa: E731
+        rules = BuildRules(activation=neuron, wrap=TimeDistributed, dropout=lambda p: nn.Identity(), channel_dim=2)
+        arch = fold_batch_norms(arch)
         body = build_body(arch, rules)
         shapes = [arch.input_shape, *(c.output_shape for c in layer_costs(arch))]
+        encoder = DirectEncoder() if o.encoding == "direct" else SignedPoissonEncoder(o.input_scale, weighted)
         net = ConvertedNetwork(
-            SignedPoissonEncoder(o.input_scale),
+            encoder,
             body,
-            ChunkedIF(1.0, o.reset),
+            neuron(),
             o.timesteps,
             o.readout,
             max_numel=max(math.prod(s) for s in shapes),
@@ -109,8 +133,9 @@ class ConvertedMethod(Method):
         return F.cross_entropy(output, target)
 
 
-def set_thresholds(net: nn.Module, thresholds: list[float]) -> None:
-    """Set the threshold of every ``ChunkedIF`` of ``net`` (build order, output last)."""
+def set_thresholds(net: nn.Module, thresholds: list[Any]) -> None:
+    """Set the threshold of every ``ChunkedIF`` of ``net`` (build order, output last): a number for the
+    layer, or a list of one per channel."""
     neurons = chunked_neurons(net)
     if len(thresholds) != len(neurons):
         raise ConfigError(
@@ -118,4 +143,7 @@ def set_thresholds(net: nn.Module, thresholds: list[float]) -> None:
             f"{len(neurons)} neuron layers (the output layer included)"
         )
     for neuron, th in zip(neurons, thresholds, strict=True):
-        neuron.with_threshold(float(th))
+        if isinstance(th, list | tuple):
+            neuron.set_channel_thresholds(th)
+        else:
+            neuron.with_threshold(float(th))

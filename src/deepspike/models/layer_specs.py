@@ -4,6 +4,9 @@ Conventions:
 - ``Conv`` and ``Linear`` with ``act=True`` are followed by the method's nonlinearity (ReLU, a spiking
   neuron, a TTFS layer's firing). The final classifier layer has ``act=False``: the method decides
   the readout.
+- ``norm=True`` puts a batch-norm between the layer and its nonlinearity (``conv -> BN -> act``). Methods
+  that cannot build one refuse the model; conversion folds it into the layer's weight and bias
+  (``models.fold.fold_batch_norms``).
 - ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity.
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
@@ -27,6 +30,7 @@ class Conv:
     padding: int = 0
     act: bool = True
     bias: bool = False
+    norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Linear:
     out_features: int
     act: bool = True
     bias: bool = False
+    norm: bool = False
 
 
 @dataclass(frozen=True)

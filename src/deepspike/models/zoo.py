@@ -1,3 +1,11 @@
 """Importing this module registers every built-in model family."""
 
-from deepspike.models import lee2020, sengupta2019, small, wu2019, zhang2021, zhou2021  # noqa: F401
+from deepspike.models import (  # noqa: F401
+    batchnorm_nets,
+    lee2020,
+    sengupta2019,
+    small,
+    wu2019,
+    zhang2021,
+    zhou2021,
+)

@@ -2,68 +2,130 @@
 
 A long simulation (T = 2500 steps) does not fit in memory as one ``[T, B, ...]`` tensor, so the converted
 network runs time in chunks. Inside one network call (``carry_state``) each neuron keeps its post-reset
-membrane ``v`` between chunks; outside it, a call starts from ``v = 0`` like every other neuron module,
-so no ``reset_net()`` is ever needed by the user.
+membrane ``v`` between chunks; outside it, a call starts afresh like every other neuron module, so no
+``reset_net()`` is ever needed by the user.
 
 Dynamics (sengupta2019 eq. 2, no leak): ``h_t = v_{t-1} + x_t``, ``s_t = 1[h_t >= th]``, then
 ``v_t = 0`` (reset "zero", the paper) or ``v_t = h_t - th`` (reset "subtract") where ``s_t = 1``. Input checks,
 empty inputs and NaN (propagated to the spikes) as for every neuron: ``deepspike.neurons.dynamics``.
+
+Low-latency conversion (Bu et al., ICLR 2022) adds three settings, all for inference (no gradients):
+
+* ``initial``: the membrane starts at ``v_0 = initial * th`` (0.5: half the threshold, which centres the
+  quantisation error of the rate ``floor(...)`` and makes an IF neuron equal a QCFS activation at T = L);
+* per-channel thresholds ``th[c]`` (``set_channel_thresholds``; channel = axis 1 of a step ``[B, C, ...]``);
+* ``weighted``: a spike carries its neuron's threshold, output ``th * s_t``, so currents and thresholds are in
+  the ANN's units (biases and residual sums then need no rescaling).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import IF, neuron_multistep
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.surrogate import heaviside
 
 
 class ChunkedIF(IF):
-    """IF layer ``x [T, B, ...] -> spikes [T, B, ...]`` keeping its membrane across calls while carrying."""
+    """IF layer ``x [T, B, ...] -> spikes [T, B, ...]`` keeping its membrane across calls while carrying.
+
+    initial: ``v_0 = initial * th`` (in [0, 1)); weighted: output ``th * s_t`` instead of ``s_t``.
+    """
 
     is_spiking_neuron = True
 
-    def __init__(self, threshold: float = 1.0, reset: str = "zero") -> None:
+    def __init__(self, threshold: float = 1.0, reset: str = "zero", initial: float = 0.0,
+                 weighted: bool = False) -> None:
         super().__init__(threshold=threshold, reset=reset)
+        if not 0.0 <= initial < 1.0:
+            raise ConfigError(f"initial membrane must be a fraction of the threshold in [0, 1), got {initial}")
+        self.initial, self.weighted = float(initial), bool(weighted)
+        self.channel_thresholds: torch.Tensor | None = None
         self.carry = False
         self.v: torch.Tensor | None = None
+
+    def with_threshold(self, threshold: float) -> ChunkedIF:
+        """One threshold for the whole layer (drops per-channel thresholds); returns ``self``."""
+        self.channel_thresholds = None
+        super().with_threshold(threshold)
+        return self
+
+    def set_channel_thresholds(self, thresholds: Sequence[float] | torch.Tensor) -> None:
+        """One threshold per channel ``[C]`` (all finite and > 0); replaces the layer's single threshold."""
+        th = torch.as_tensor(thresholds, dtype=torch.float32).flatten()
+        if th.numel() == 0 or not bool(torch.isfinite(th).all() and (th > 0).all()):
+            raise ConfigError("per-channel thresholds must be finite numbers > 0")
+        self.channel_thresholds = th
+
+    @property
+    def plain(self) -> bool:
+        """True when the neuron is sengupta2019's (one threshold, ``v_0 = 0``, unit spikes)."""
+        return self.channel_thresholds is None and self.initial == 0.0 and not self.weighted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v0 = self.v if self.carry else None
         check_currents(x)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and self.plain:
             spikes, v = neuron_multistep(x, self.params, v0=v0)
         else:
-            spikes, v = self._fast(x, v0)
+            with torch.no_grad():
+                spikes, v = self._fast(x, v0)
         if self.carry:
             self.v = v
         return spikes
+
+    def step_threshold(self, step: torch.Tensor) -> float | torch.Tensor:
+        """The threshold broadcast against one step ``[B, C, ...]``: a float, or ``[C, 1, ...]``."""
+        if self.channel_thresholds is None:
+            return self.params.threshold
+        th = self.channel_thresholds.to(step.device, step.dtype)
+        if step.dim() < 2 or step.shape[1] != th.numel():
+            raise ConfigError(f"{th.numel()} channel thresholds for a step of shape {tuple(step.shape)}")
+        return th.reshape(-1, *([1] * (step.dim() - 2)))
 
     def _fast(self, x: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The same update as ``neuron_multistep`` in place, for inference: ``[T, B, ...]`` -> spikes, ``v_T``.
         Only in-place ops on ``v`` and the spikes, no temporaries (faster on CPU than a bool mask and
         ``masked_fill_``)."""
-        th, zero = self.params.threshold, self.params.reset == "zero"
-        v = x.new_zeros(x.shape[1:]) if v0 is None else v0.clone()
+        th, zero = self.step_threshold(x[0] if len(x) else x.new_zeros(x.shape[1:])), self.params.reset == "zero"
+        if v0 is None:
+            v = x.new_zeros(x.shape[1:])
+            if self.initial:
+                v.add_(th * self.initial)  # v_0 = initial * th
+        else:
+            v = v0.clone()
         spikes = torch.empty_like(x)
+        per_channel = isinstance(th, torch.Tensor)
         for t in range(x.shape[0]):
             s = spikes[t]
             v.add_(x[t])  # h_t = v_{t-1} + x_t
             heaviside(torch.sub(v, th, out=s), out=s)  # s_t = H(h_t - th), NaN for a NaN membrane
             if zero:
                 v.addcmul_(v, s, value=-1.0)  # v_t = h_t (1 - s_t)
+            elif per_channel:
+                v.addcmul_(s, th, value=-1.0)  # v_t = h_t - th[c] s_t
             else:
                 v.sub_(s, alpha=th)  # v_t = h_t - th s_t
+        if self.weighted:
+            spikes.mul_(th)
         return spikes, v
 
     @property
     def threshold(self) -> float:
         return self.params.threshold
+
+    def extra_repr(self) -> str:
+        extra = f", initial={self.initial:g}" if self.initial else ""
+        extra += ", weighted" if self.weighted else ""
+        if self.channel_thresholds is not None:
+            extra += f", {self.channel_thresholds.numel()} channel thresholds"
+        return super().extra_repr() + extra
 
 
 def chunked_neurons(model: nn.Module) -> list[ChunkedIF]:
@@ -73,7 +135,7 @@ def chunked_neurons(model: nn.Module) -> list[ChunkedIF]:
 
 @contextmanager
 def carry_state(model: nn.Module) -> Iterator[None]:
-    """In the block every ``ChunkedIF`` of ``model`` starts at ``v = 0`` and keeps ``v`` between calls."""
+    """In the block every ``ChunkedIF`` of ``model`` starts afresh and keeps ``v`` between calls."""
     neurons = chunked_neurons(model)
     for n in neurons:
         n.carry, n.v = True, None

@@ -2,7 +2,8 @@
 
 import pytest
 
-from deepspike.analysis.energy import (
+from deepspike.core.errors import ConfigError
+from deepspike.models.energy import (
     PRESETS,
     EnergyPreset,
     energy_pj,
@@ -11,7 +12,6 @@ from deepspike.analysis.energy import (
     parse_energy_preset,
     register_energy_preset,
 )
-from deepspike.core.errors import ConfigError
 
 
 def test_cited_presets():
