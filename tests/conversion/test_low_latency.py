@@ -69,6 +69,21 @@ def test_per_channel_thresholds_fire_by_hand():
         neuron(torch.zeros(2, 1, 3, 1, 1))  # 3 channels for 2 thresholds
 
 
+def test_signed_neuron_by_hand_and_its_count_is_the_quantised_running_sum():
+    neuron = ChunkedIF(1.0, "subtract", initial=0.5, signed=True)
+    x = torch.tensor([1.0, -1.0, 0.0, 0.3]).reshape(4, 1, 1)
+    # v: 1.5 -> fire, 0.5; -0.5 < 0 with one spike out -> -1, 0.5; 0.5; 0.8: net 0 = floor(0.3 + 1/2)
+    assert neuron(x).flatten().tolist() == [1.0, -1.0, 0.0, 0.0]
+    assert ChunkedIF(1.0, "subtract", initial=0.5)(x).flatten().tolist() == [1.0, 0.0, 0.0, 0.0]  # unsigned keeps it
+    th = 0.7
+    x = (torch.rand(200, 3, 50, generator=torch.Generator().manual_seed(6)) * 1.8 - 0.85) * th  # |x_t| < th
+    count = torch.cumsum(ChunkedIF(th, "subtract", initial=0.5, signed=True)(x), dim=0)
+    expected = torch.floor(torch.cumsum(x, dim=0) / th + 0.5).clamp(min=0)
+    assert torch.equal(count, expected)
+    with pytest.raises(ConfigError):
+        ChunkedIF(1.0, "zero", signed=True)
+
+
 def test_carried_initial_membrane_starts_once():
     neuron = ChunkedIF(1.0, "subtract", initial=0.5)
     x = torch.full((6, 1, 1), 0.25)
@@ -88,12 +103,13 @@ def test_batch_norm_folding_equals_the_ann_in_eval_mode():
     assert torch.allclose(conv(x), ann[1](ann[0](x)), atol=1e-5)  # folded conv == conv -> BN (eval)
 
 
-def test_one_layer_qcfs_net_converts_exactly_at_t_equals_l():
+@pytest.mark.parametrize("signed", [False, True])
+def test_one_layer_qcfs_net_converts_exactly_at_t_equals_l(signed):
     # conv -> BN -> QCFS -> avg pool -> classifier: with direct input the hidden current is constant, so at
     # T = L the IF layer's mean output is QCFS exactly and the membrane readout is the ANN's output.
     levels = 4
     arch, ann = _tiny(levels=levels)
-    snn = _snn(arch, ann, [1.3, 1.0], levels)
+    snn = _snn(arch, ann, [1.3, 1.0], levels, signed=signed)
     x = torch.randn(16, 2, 4, 4, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert torch.allclose(snn(x), ann(x), atol=1e-5)

@@ -19,7 +19,7 @@ def test_inference_loop_equals_neuron_multistep(reset):
     x = _currents()
     neuron = ChunkedIF(1.0, reset)
     with torch.no_grad():
-        fast, v_fast = neuron._fast(x, None)
+        fast, v_fast, _ = neuron._fast(x, None)
     ref, v_ref = neuron_multistep(x, neuron.params, fused=False)
     assert torch.equal(fast, ref) and 0.05 < ref.mean() < 0.95
     torch.testing.assert_close(v_fast, v_ref, rtol=0, atol=0)

@@ -19,8 +19,8 @@ NORM_HELP = " ".join((
     "plus OUT/comparison.md/.csv/.json/.png side by side). Thresholds: SPIKE-NORM (default), the ANN's max",
     "activation per layer, its percentile, the max per channel, or a QCFS ANN's trained thresholds (Bu et al.",
     "2022). Neuron defaults: qcfs and channel convert with direct input, subtraction reset, v_0 = th/2, membrane",
-    "readout and threshold-valued spikes; spike, max and percentile with Poisson input, reset to zero, v_0 = 0,",
-    "spike-count readout and 0/1 spikes (threshold-valued when the ANN has biases or batch-norm)",
+    "readout, threshold-valued spikes and signed neurons; spike, max and percentile with Poisson input, reset to",
+    "zero, v_0 = 0, spike-count readout and 0/1 spikes (threshold-valued when the ANN has biases or batch-norm)",
 ))
 
 
@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["unity", "balanced"],
         help="residual-stage thresholds: 1 (paper) or balanced like plain layers",
     )
+    p.add_argument("--signed", action=argparse.BooleanOptionalAction, help="signed IF neurons: a negative spike "
+                   "takes back an early one (Li, Ma and Furber 2022; needs reset by subtraction)" + auto)
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration spike trains")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is much faster on a busy machine)")
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         initial_membrane=args.initial_membrane,
         spike_value=args.spike_value,
+        signed=args.signed,
         limit=args.limit,
         seed=args.seed,
         log=None if args.quiet else (lambda s: print(s, flush=True)),

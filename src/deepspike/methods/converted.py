@@ -44,7 +44,8 @@ class ConvertedOptions:
     (count) or "membrane" (integrated input); input_scale: c in the input rate |x| / c; encoding: "poisson"
     (signed Poisson spikes) or "direct" (the analog image every step); initial_membrane: ``v_0`` as a
     fraction of the threshold; spike_value: "one" (0/1 spikes, sengupta2019) or "threshold" (a spike carries
-    its threshold: ANN units, Bu et al. 2022); norm, residual, percentile, calib_*: how the thresholds were
+    its threshold: ANN units, Bu et al. 2022); signed: neurons that also fire negative spikes to take back early
+    ones (``neurons.chunked_if``, needs reset "subtract"); norm, residual, percentile, calib_*: how the thresholds were
     obtained (recorded for reference); chunk_elements: memory budget of one chunk (elements)."""
 
     thresholds: list[Any] = field(default_factory=list)  # numbers or lists of numbers (__post_init__)
@@ -60,6 +61,7 @@ class ConvertedOptions:
     encoding: str = "poisson"
     initial_membrane: float = 0.0
     spike_value: str = "one"
+    signed: bool = False
     chunk_elements: int = 2**24
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class ConvertedOptions:
             )
         if not 0.0 < self.percentile <= 100.0:
             raise ConfigError(f"method.percentile must be in (0, 100], got {self.percentile}")
+        if self.signed and self.reset != "subtract":
+            raise ConfigError("method.signed needs method.reset=subtract")
         if not 0.0 <= self.initial_membrane < 1.0:
             raise ConfigError(f"method.initial_membrane must be in [0, 1), got {self.initial_membrane}")
         flat = [t for entry in self.thresholds for t in (entry if isinstance(entry, list) else [entry])]
@@ -109,7 +113,7 @@ class ConvertedMethod(Method):
                 "train the ANN with average pooling (e.g. model.args.pool=avg)"
             )
         weighted = o.spike_value == "threshold"
-        neuron = lambda shape=None: ChunkedIF(1.0, o.reset, o.initial_membrane, weighted)  # noqa: E731
+        neuron = lambda shape=None: ChunkedIF(1.0, o.reset, o.initial_membrane, weighted, o.signed)  # noqa: E731
         rules = BuildRules(activation=neuron, wrap=TimeDistributed, dropout=lambda p: nn.Identity(), channel_dim=2)
         arch = fold_batch_norms(arch)
         body = build_body(arch, rules)

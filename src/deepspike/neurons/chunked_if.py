@@ -16,6 +16,13 @@ Low-latency conversion (Bu et al., ICLR 2022) adds three settings, all for infer
 * per-channel thresholds ``th[c]`` (``set_channel_thresholds``; channel = axis 1 of a step ``[B, C, ...]``);
 * ``weighted``: a spike carries its neuron's threshold, output ``th * s_t``, so currents and thresholds are in
   the ANN's units (biases and residual sums then need no rescaling).
+
+And one error correction for T <= L, ``signed`` (the signed IF neuron of Li, Ma and Furber, "Quantization
+framework for fast spiking neural networks", Front. Neurosci. 2022; also Wang et al.'s signed neuron with
+memory, IJCAI 2022): with reset by subtraction, a neuron whose membrane falls below 0 while its net spike count
+``n`` is positive emits a negative spike (``s_t = -1``, ``v += th``) that takes back an early one. With
+``v_0 = th / 2`` its net count after t steps is then ``clip(floor(S_t / th + 1/2), 0, ...)`` of its summed
+input ``S_t`` whenever one spike per step suffices: the quantised running sum, not a sum of early guesses.
 """
 
 from __future__ import annotations
@@ -35,17 +42,21 @@ from deepspike.neurons.surrogate import heaviside
 class ChunkedIF(IF):
     """IF layer ``x [T, B, ...] -> spikes [T, B, ...]`` keeping its membrane across calls while carrying.
 
-    initial: ``v_0 = initial * th`` (in [0, 1)); weighted: output ``th * s_t`` instead of ``s_t``.
+    initial: ``v_0 = initial * th`` (in [0, 1)); weighted: output ``th * s_t`` instead of ``s_t``; signed: also
+    negative spikes (module docstring).
     """
 
     is_spiking_neuron = True
 
     def __init__(self, threshold: float = 1.0, reset: str = "zero", initial: float = 0.0,
-                 weighted: bool = False) -> None:
+                 weighted: bool = False, signed: bool = False) -> None:
         super().__init__(threshold=threshold, reset=reset)
         if not 0.0 <= initial < 1.0:
             raise ConfigError(f"initial membrane must be a fraction of the threshold in [0, 1), got {initial}")
-        self.initial, self.weighted = float(initial), bool(weighted)
+        if signed and reset != "subtract":
+            raise ConfigError("signed neurons need reset by subtraction")
+        self.initial, self.weighted, self.signed = float(initial), bool(weighted), bool(signed)
+        self.count: torch.Tensor | None = None  # signed: net spike count carried between chunks
         self.channel_thresholds: torch.Tensor | None = None
         self.carry = False
         self.v: torch.Tensor | None = None
@@ -66,18 +77,18 @@ class ChunkedIF(IF):
     @property
     def plain(self) -> bool:
         """True when the neuron is sengupta2019's (one threshold, ``v_0 = 0``, unit spikes)."""
-        return self.channel_thresholds is None and self.initial == 0.0 and not self.weighted
+        return self.channel_thresholds is None and self.initial == 0.0 and not (self.weighted or self.signed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v0 = self.v if self.carry else None
+        v0, count = (self.v, self.count) if self.carry else (None, None)
         check_currents(x)
         if torch.is_grad_enabled() and self.plain:
             spikes, v = neuron_multistep(x, self.params, v0=v0)
         else:
             with torch.no_grad():
-                spikes, v = self._fast(x, v0)
+                spikes, v, count = self._fast(x, v0, count)
         if self.carry:
-            self.v = v
+            self.v, self.count = v, count
         return spikes
 
     def step_threshold(self, step: torch.Tensor) -> float | torch.Tensor:
@@ -89,10 +100,12 @@ class ChunkedIF(IF):
             raise ConfigError(f"{th.numel()} channel thresholds for a step of shape {tuple(step.shape)}")
         return th.reshape(-1, *([1] * (step.dim() - 2)))
 
-    def _fast(self, x: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same update as ``neuron_multistep`` in place, for inference: ``[T, B, ...]`` -> spikes, ``v_T``.
-        Only in-place ops on ``v`` and the spikes, no temporaries (faster on CPU than a bool mask and
-        ``masked_fill_``)."""
+    def _fast(
+        self, x: torch.Tensor, v0: torch.Tensor | None, count0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The same update as ``neuron_multistep`` in place, for inference: ``[T, B, ...]`` -> spikes, ``v_T``
+        and (signed) the net spike count. Only in-place ops on ``v`` and the spikes, no temporaries (faster on
+        CPU than a bool mask and ``masked_fill_``)."""
         th, zero = self.step_threshold(x[0] if len(x) else x.new_zeros(x.shape[1:])), self.params.reset == "zero"
         if v0 is None:
             v = x.new_zeros(x.shape[1:])
@@ -102,10 +115,14 @@ class ChunkedIF(IF):
             v = v0.clone()
         spikes = torch.empty_like(x)
         per_channel = isinstance(th, torch.Tensor)
+        count = None if not self.signed else (x.new_zeros(x.shape[1:]) if count0 is None else count0.clone())
         for t in range(x.shape[0]):
             s = spikes[t]
             v.add_(x[t])  # h_t = v_{t-1} + x_t
             heaviside(torch.sub(v, th, out=s), out=s)  # s_t = H(h_t - th), NaN for a NaN membrane
+            if count is not None:  # s_t = -1 where h_t < 0 and n > 0; n += s_t
+                s.sub_(((v < 0) & (count > 0)).to(s.dtype))
+                count.add_(s)
             if zero:
                 v.addcmul_(v, s, value=-1.0)  # v_t = h_t (1 - s_t)
             elif per_channel:
@@ -114,7 +131,7 @@ class ChunkedIF(IF):
                 v.sub_(s, alpha=th)  # v_t = h_t - th s_t
         if self.weighted:
             spikes.mul_(th)
-        return spikes, v
+        return spikes, v, count
 
     @property
     def threshold(self) -> float:
@@ -123,6 +140,7 @@ class ChunkedIF(IF):
     def extra_repr(self) -> str:
         extra = f", initial={self.initial:g}" if self.initial else ""
         extra += ", weighted" if self.weighted else ""
+        extra += ", signed" if self.signed else ""
         if self.channel_thresholds is not None:
             extra += f", {self.channel_thresholds.numel()} channel thresholds"
         return super().extra_repr() + extra
@@ -138,9 +156,9 @@ def carry_state(model: nn.Module) -> Iterator[None]:
     """In the block every ``ChunkedIF`` of ``model`` starts afresh and keeps ``v`` between calls."""
     neurons = chunked_neurons(model)
     for n in neurons:
-        n.carry, n.v = True, None
+        n.carry, n.v, n.count = True, None, None
     try:
         yield
     finally:
         for n in neurons:
-            n.carry, n.v = False, None
+            n.carry, n.v, n.count = False, None, None
