@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.comparison import convert_norms
@@ -183,6 +184,16 @@ def test_cli_refuses_qcfs_norm_on_a_relu_ann(tmp_path):
     with pytest.raises(ConfigError, match="spike_value threshold"):
         convert_run(tmp_path / "relu", tmp_path / "snn2", norm="channel", timesteps=4, spike_value="one",
                     log=lambda s: None)
+    assert main(["eval", str(tmp_path / "relu"), "--unquantised"]) == 2  # nothing to take the quantisation out of
+
+
+def test_eval_unquantised_scores_the_limit_of_the_converted_net(qcfs_run, tmp_path, capsys):
+    # the converted net at large T tends to the ANN with clip(x, 0, lambda): `eval --unquantised` scores that
+    assert main(["eval", str(qcfs_run), "--unquantised"]) == 0
+    limit = json.loads(capsys.readouterr().out)
+    assert limit["unquantised"] is True
+    summary = convert_run(qcfs_run, tmp_path / "snn", norm="qcfs", timesteps=256, log=lambda s: None)
+    assert abs(summary["snn_test_accuracy"] - limit["test_accuracy"]) <= 0.006
 
 
 def test_several_norms_side_by_side(qcfs_run, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.qcfs import QCFS, qcfs
+from deepspike.layers.qcfs import QCFS, qcfs, remove_quantisation
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 
@@ -48,3 +48,13 @@ def test_ann_method_builds_qcfs_and_refuses_bad_options():
             get_method("ann", bad)
     with pytest.raises(ConfigError):
         QCFS(levels=0)
+
+
+def test_quantisation_taken_out_is_clip_by_hand():
+    model = get_method("ann", {"activation": "qcfs", "levels": 4}).build(create_architecture("mlp", width=0.25))
+    assert remove_quantisation(model) == len([m for m in model.modules() if isinstance(m, QCFS)]) > 0
+    layer = QCFS(levels=4, threshold=2.0)
+    remove_quantisation(layer)
+    x = torch.tensor([-1.0, 0.0, 0.2, 0.74, 1.9, 2.5])
+    assert torch.equal(layer(x), torch.tensor([0.0, 0.0, 0.2, 0.74, 1.9, 2.0]))
+    assert remove_quantisation(torch.nn.ReLU()) == 0

@@ -41,9 +41,10 @@ def train(
     return summary if trainer.dist.is_main else None
 
 
-def evaluate(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``."""
-    return evaluate_run(run_dir, split=split)
+def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
+    """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``;
+    ``unquantised``: a QCFS ANN with its activations' quantisation taken out (its converted SNN's large-T limit)."""
+    return evaluate_run(run_dir, split=split, unquantised=unquantised)
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts]:

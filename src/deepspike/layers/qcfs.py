@@ -44,7 +44,18 @@ class QCFS(nn.Module):
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.levels is None:  # the quantisation taken out: the limit a converted IF neuron's rate tends to
+            return torch.minimum(x.clamp(min=0.0), self.threshold)
         return qcfs(x, self.threshold, self.levels)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, threshold={self.threshold.item():.4g}"
+
+
+def remove_quantisation(model: nn.Module) -> int:
+    """Turn every QCFS activation of ``model`` into ``clip(x, 0, lambda)`` (its ``levels`` set to None), the
+    function a converted IF neuron's rate times lambda tends to as T grows; returns how many were changed."""
+    found = [m for m in model.modules() if isinstance(m, QCFS)]
+    for m in found:
+        m.levels = None
+    return len(found)

@@ -7,6 +7,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
@@ -43,9 +44,12 @@ def build_new_run(config, device, data=None) -> RunParts:
     return parts
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Accuracy and loss of the run's checkpoint on ``split``."""
+def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
+    """Accuracy and loss of the run's checkpoint on ``split``; ``unquantised`` scores a QCFS ANN with each
+    activation's quantisation taken out (``clip(x, 0, lambda)``: what its converted SNN tends to as T grows)."""
     config, parts, state = load_run(run_dir)
+    if unquantised and not remove_quantisation(parts.model):
+        raise ConfigError(f"run {run_dir} has no QCFS activation to take the quantisation out of")
     batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
@@ -57,4 +61,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
         f"{split}_accuracy": result["accuracy"],
         f"{split}_loss": result["loss"],
         "samples": result["samples"],
+        **({"unquantised": True} if unquantised else {}),
     }
