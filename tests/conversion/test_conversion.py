@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deepspike.coding import rate_poisson
-from deepspike.conversion import ChunkedIF, carry_state, chunked_neurons, neuron_roles
+from deepspike.conversion import ChunkedIF, chunked_neurons, neuron_roles, temporal_carry
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
 from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.thresholds import model_based_thresholds, spike_norm
@@ -50,10 +50,10 @@ def test_chunked_membrane_carries_over():
     x = torch.rand(30, 2, 5, generator=torch.Generator().manual_seed(3)) * 0.8
     neuron = ChunkedIF(1.0, "zero")
     whole = neuron(x)
-    with carry_state(neuron):
+    with temporal_carry(neuron):
         parts = torch.cat([neuron(x[:7]), neuron(x[7:19]), neuron(x[19:])])
     assert torch.equal(whole, parts)
-    assert neuron.v is None and not neuron.carry  # nothing is left behind after the block
+    assert neuron.state is None and neuron.carry is None  # nothing is left behind after the block
 
 
 def _two_layer(w1, w2):

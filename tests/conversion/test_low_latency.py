@@ -19,7 +19,8 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.qcfs import QCFS, qcfs
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
-from deepspike.neurons.chunked_if import ChunkedIF, carry_state
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.training.reload import load_run
 from deepspike.training.trainer import Trainer
 
@@ -89,7 +90,7 @@ def test_carried_initial_membrane_starts_once():
     neuron = ChunkedIF(1.0, "subtract", initial=0.5)
     x = torch.full((6, 1, 1), 0.25)
     whole = neuron(x)
-    with carry_state(neuron):
+    with temporal_carry(neuron):
         parts = torch.cat([neuron(x[:2]), neuron(x[2:])])
     assert torch.equal(whole, parts) and whole.sum() == 2  # 0.5 + 0.25 t crosses 1 at t = 2 and t = 6
 

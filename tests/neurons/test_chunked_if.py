@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from deepspike.neurons import neuron_multistep
-from deepspike.neurons.chunked_if import ChunkedIF, carry_state
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.chunked_if import ChunkedIF
 
 
 def _currents(seed=0, shape=(40, 3, 7)):
@@ -30,7 +31,7 @@ def test_a_nan_current_gives_nan_spikes_in_every_later_chunk(grad):
     x = _currents(1, (30, 2, 5))
     x[5, 1, 2] = float("nan")
     neuron = ChunkedIF(1.0, "zero")
-    with torch.set_grad_enabled(grad), carry_state(neuron):
+    with torch.set_grad_enabled(grad), temporal_carry(neuron):
         parts = [neuron(x[:7]), neuron(x[7:19]), neuron(x[19:])]
     s = torch.cat([p.detach() for p in parts])
     nan = torch.zeros_like(s, dtype=torch.bool)

@@ -33,8 +33,12 @@ RECIPE = [
 
 
 @pytest.mark.timeout(600)
-def test_two_processes_match_one(tmp_path):
-    Trainer(load_config(None, RECIPE), tmp_path / "one").fit()
+@pytest.mark.parametrize("temporal_grad", ["bptt", "checkpoint", "ottt"])
+def test_two_processes_match_one(tmp_path, temporal_grad):
+    """Every way of taking the gradient through time (``training.temporal_grad``): DDP's averaging for bptt and
+    checkpoint, the online modes' own average after the last step."""
+    recipe = [*RECIPE, f"train.temporal_grad={temporal_grad}"]
+    Trainer(load_config(None, recipe), tmp_path / "one").fit()
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [
@@ -46,7 +50,7 @@ def test_two_processes_match_one(tmp_path):
         "-m",
         "deepspike",
         "train",
-        *RECIPE,
+        *recipe,
         "--out",
         str(tmp_path / "two"),
     ]

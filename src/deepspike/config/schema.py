@@ -69,6 +69,7 @@ class DataConfig:
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
+TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt")  # training.temporal_grad
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
 
 
@@ -118,7 +119,9 @@ class ScheduleConfig:
 @dataclass
 class TrainConfig:
     """``seed``: in [0, 2**63 - 1], what Python, torch (``manual_seed``) and NumPy's generators all take
-    (the global NumPy generator gets ``seed % 2**32``)."""
+    (the global NumPy generator gets ``seed % 2**32``). ``temporal_grad``: bptt, checkpoint (exact, segments of
+    ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps) or ottt
+    (``training.temporal_grad``)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -132,6 +135,9 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: bool = False
     ema_decay: float | None = None
+    temporal_grad: str = "bptt"
+    time_segment: int | None = None
+    sltt_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -146,6 +152,15 @@ class TrainConfig:
             ">= 1 or null (smoke tests: stop each epoch after this many steps)",
         )
         _choice(self.precision, "train.precision", PRECISIONS)
+        _choice(self.temporal_grad, "train.temporal_grad", TEMPORAL_GRADS)
+        _check(self.time_segment is None or self.time_segment >= 1, "train.time_segment", self.time_segment,
+               ">= 1 or null (checkpointed BPTT: steps per segment; null: ceil(sqrt(T)))")
+        _check(self.time_segment is None or self.temporal_grad == "checkpoint", "train.time_segment",
+               self.time_segment, "null unless train.temporal_grad=checkpoint")
+        _check(self.sltt_steps is None or self.sltt_steps >= 1, "train.sltt_steps", self.sltt_steps,
+               ">= 1 or null (SLTT-K: backpropagate at K random steps; null: all)")
+        _check(self.sltt_steps is None or self.temporal_grad == "sltt", "train.sltt_steps", self.sltt_steps,
+               "null unless train.temporal_grad=sltt")
         _check(
             self.ema_decay is None or 0 < self.ema_decay < 1,
             "train.ema_decay",

@@ -6,14 +6,15 @@ directory evaluates with ``deepspike eval`` through the ``converted`` method.
 
 from deepspike.conversion.roles import neuron_roles
 from deepspike.methods.converted_network import ConvertedNetwork, SignedPoissonEncoder, StopForward
-from deepspike.neurons.chunked_if import ChunkedIF, carry_state, chunked_neurons
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 __all__ = [
     "ChunkedIF",
     "ConvertedNetwork",
     "SignedPoissonEncoder",
     "StopForward",
-    "carry_state",
+    "temporal_carry",
     "chunked_neurons",
     "neuron_roles",
 ]

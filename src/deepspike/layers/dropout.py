@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.neurons.carry import CarriesState
 
-class TimeFixedDropout(nn.Module):
+
+class TimeFixedDropout(CarriesState, nn.Module):
     """Inverted dropout on ``[T, B, ...]`` with one mask ``[1, B, ...]`` shared by all T steps.
 
     ``y_t = x_t * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)`` drawn once per forward call (one training
-    iteration), so a dropped neuron is silent for the whole spike train. Identity in eval mode.
+    iteration), so a dropped neuron is silent for the whole spike train; inside ``neurons.carry.temporal_carry``
+    once per block, so time run in pieces keeps one mask. Identity in eval mode.
     """
 
     def __init__(self, p: float) -> None:
@@ -22,7 +25,10 @@ class TimeFixedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand((1, *x.shape[1:]), device=x.device) >= self.p  # [1, B, ...]
+        keep = self.carried()
+        if keep is None:
+            keep = torch.rand((1, *x.shape[1:]), device=x.device) >= self.p  # [1, B, ...]
+            self.keep(keep)
         return x * keep.to(x.dtype) / (1.0 - self.p)
 
     def extra_repr(self) -> str:

@@ -23,19 +23,21 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.neurons.carry import CarriesState
 
 
-def auxiliary_trace(o: torch.Tensor, decay: float) -> torch.Tensor:
-    """``x_t = decay x_{t-1} + (1 - decay) mean_f o_t,f``, ``x_0 = 0``: ``[T, B, F, H, W] -> [T, B, 1, H, W]``."""
+def auxiliary_trace(o: torch.Tensor, decay: float, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """``x_t = decay x_{t-1} + (1 - decay) mean_f o_t,f`` from ``x_0`` (None: 0, ``[B, 1, H, W]``):
+    ``[T, B, F, H, W] -> [T, B, 1, H, W]``."""
     m = o.mean(dim=2, keepdim=True)  # [T, B, 1, H, W]
-    out, x = [], None
+    out, x = [], x0
     for m_t in m.unbind(0):
         x = (1.0 - decay) * m_t if x is None else decay * x + (1.0 - decay) * m_t
         out.append(x)
     return torch.stack(out)  # T x [B, 1, H, W] -> [T, B, 1, H, W]
 
 
-class NeuNorm(nn.Module):
+class NeuNorm(CarriesState, nn.Module):
     """``o_t - U * x_t`` with the auxiliary trace ``x`` of ``auxiliary_trace`` (module docstring).
 
     shape: the per-sample shape ``(F, H, W)`` of the spikes; ``decay`` is ``k_tau2`` (0.9 in wu2019 Table 7).
@@ -52,7 +54,10 @@ class NeuNorm(nn.Module):
         self.scale = nn.Parameter(torch.zeros(shape))  # U [F, H, W]
 
     def forward(self, o: torch.Tensor) -> torch.Tensor:
-        return o - self.scale * auxiliary_trace(o, self.decay)  # [F, H, W] * [T, B, 1, H, W]
+        trace = auxiliary_trace(o, self.decay, self.carried())  # [T, B, 1, H, W]
+        if len(trace):
+            self.keep(trace[-1])
+        return o - self.scale * trace  # [F, H, W] * [T, B, 1, H, W]
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.scale.shape)}, decay={self.decay:g}"

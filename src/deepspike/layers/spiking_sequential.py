@@ -66,10 +66,12 @@ class SpikingSequential(nn.Sequential):
         while i < len(modules):
             neuron = modules[i]
             kernel = tiling_kernel(modules[i + 1]) if i + 1 < len(modules) and fusable_neuron(neuron) else None
-            if kernel is not None and poolable(x, kernel) and fused_supported(x, neuron.params):
+            v0 = neuron.carried() if kernel is not None else None
+            if kernel is not None and poolable(x, kernel) and fused_supported(x, neuron.params, v0):
                 conv_next = i + 2 < len(modules) and _wraps_conv(modules[i + 2])
-                x = fused_multistep(x, neuron.params, inplace=neuron.inplace, pool=kernel,
-                                    pool_channels_last=conv_next)[0]
+                x, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
+                                       pool_channels_last=conv_next)
+                neuron.keep(v)
                 i += 2
             else:
                 x = neuron(x)

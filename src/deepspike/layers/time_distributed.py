@@ -8,6 +8,8 @@ from torch import nn
 
 from deepspike.coding.rate import direct, time_invariant
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+from deepspike.layers.trace_gradient import TRACE_LAYERS, trace_gradient_step
+from deepspike.neurons.carry import CarriesState
 
 # Layers whose output for one step depends on that step's input alone, with no state, randomness or batch
 # statistics: a time-invariant input gives a time-invariant output.
@@ -17,7 +19,7 @@ _PER_STEP = (nn.Conv2d, nn.Linear, nn.AvgPool2d, LeanAvgPool2d, nn.MaxPool2d, nn
 _PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-class TimeDistributed(nn.Module):
+class TimeDistributed(CarriesState, nn.Module):
     """Apply ``module`` to ``[T, B, ...]`` as one ``[T*B, ...]`` batch (a view, no copy when contiguous).
 
     Convolutions, linear layers and pooling have no state across time, so running them once on the
@@ -33,6 +35,10 @@ class TimeDistributed(nn.Module):
     copies of ``[B, ...]`` those are the copy's own mean and (biased) variance, so the output is the
     normalised copy, again time-invariant (``_batch_norm_once``). Only the running variance's unbiased
     correction counts the ``T*B*H*W`` values per channel that the unfused layer would see.
+
+    Inside ``neurons.carry.temporal_carry(..., trace_decay=lambda)`` (OTTT) a linear or convolutional layer keeps
+    the trace ``a_t = lambda a_{t-1} + x_t`` of its input and takes its weight gradient from it
+    (``layers.trace_gradient``); the output is unchanged.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -47,6 +53,8 @@ class TimeDistributed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b = x.shape[:2]
+        if self.carry is not None and self.carry.trace_decay is not None and isinstance(self.module, TRACE_LAYERS):
+            return self._with_trace(x, self.carry.trace_decay)
         if self._runs_once(x):
             m = self.module
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
@@ -54,6 +62,16 @@ class TimeDistributed(nn.Module):
             return direct(m(x[0]), t)  # [B, ...] -> [T, B, ...], stride 0 in T
         y = self.module(x.flatten(0, 1))  # [T*B, ...]
         return y.unflatten(0, (t, b))  # [T, B, ...]
+
+    def _with_trace(self, x: torch.Tensor, decay: float) -> torch.Tensor:
+        """Step by step: ``a_t = decay a_{t-1} + x_t`` (carried across calls), ``y_t = layer(x_t)`` with the weight
+        gradient from ``a_t``."""
+        trace, out = self.carried(), []
+        for x_t in x.unbind(0):  # [B, ...]
+            trace = x_t.detach() if trace is None else decay * trace + x_t.detach()
+            out.append(trace_gradient_step(self.module, x_t, trace))
+        self.keep(trace)
+        return torch.stack(out)  # [T, B, ...]
 
 
 def _batch_norm_once(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, copies: int) -> torch.Tensor:

@@ -23,7 +23,8 @@ from torch import nn
 from deepspike.coding import rate_bipolar
 from deepspike.coding.rate import direct
 from deepspike.core.errors import ConfigError
-from deepspike.neurons.chunked_if import ChunkedIF, carry_state
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.chunked_if import ChunkedIF
 
 READOUTS = ("spike", "membrane")
 
@@ -114,7 +115,7 @@ class ConvertedNetwork(nn.Module):
             raise ConfigError(f"timesteps must be >= 1, got {timesteps}")
         size = self.chunk_size(x.shape[0], timesteps)
         ends = sorted({*range(size, timesteps, size), *(t for t in cuts if 0 < t < timesteps), timesteps})
-        with carry_state(self):
+        with temporal_carry(self):
             t0 = 0
             for end in ends:
                 try:

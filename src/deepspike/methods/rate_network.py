@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from deepspike.coding.encoder import InputEncoder
+from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
 
 class RateNetwork(nn.Module):
@@ -13,6 +20,16 @@ class RateNetwork(nn.Module):
     ``[T, B, C, H, W]``; the body runs on ``[T, B, ...]``; the readout reduces ``[T, B, K]`` to ``[B, K]``.
     ``timesteps`` is used in training, ``eval_timesteps`` (default: the same) in evaluation; a call may
     pass ``timesteps=`` to override both, e.g. to sweep accuracy against T.
+
+    ``time_segment = S`` (checkpointed BPTT, ``train.temporal_grad=checkpoint``): in training the body runs on
+    segments of S steps, each under ``torch.utils.checkpoint`` with its neurons' state carried from the last
+    (``neurons.carry``): only the segment inputs and the states at segment starts are kept for the backward
+    pass, which recomputes each segment's forward from them. Outputs and gradients are exactly those of one
+    call on all T steps when the body has no batch-norm (a batch-norm in training mode normalises each segment
+    with that segment's statistics, ``[S*B]`` values per channel instead of ``[T*B]``; the backward replay
+    leaves its running statistics alone); peak memory is about S/T of it plus the states.
+
+    ``step_inputs`` and ``score_step`` run the network one step at a time (online training, ``training.online``).
     """
 
     def __init__(
@@ -29,7 +46,60 @@ class RateNetwork(nn.Module):
         self.readout = readout
         self.timesteps = timesteps
         self.eval_timesteps = eval_timesteps or timesteps
+        self.time_segment: int | None = None
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         steps = timesteps or (self.timesteps if self.training else self.eval_timesteps)
-        return self.readout(self.body(self.encoder(x, steps)))
+        inputs = self.encoder(x, steps)
+        segment = self.time_segment
+        if segment and segment < steps and self.training and torch.is_grad_enabled():
+            return self.readout(self._segmented_body(inputs, segment))
+        return self.readout(self.body(inputs))
+
+    def _segmented_body(self, inputs: torch.Tensor, segment: int) -> torch.Tensor:
+        """``body(inputs)`` for ``inputs [T, B, ...]``, S steps at a time under activation checkpointing."""
+
+        forward_done = [False]
+
+        def run(chunk: torch.Tensor, states: list | None) -> tuple[torch.Tensor, list]:
+            # its own carry block: the replay in backward runs outside the forward's, from the segment's start;
+            # the replay must not move batch-norm running statistics a second time
+            with temporal_carry(self.body), frozen_running_stats(self.body) if forward_done[0] else nullcontext():
+                if states is not None:
+                    write_state(self.body, states)
+                return self.body(chunk), read_state(self.body)
+
+        outputs, states = [], None
+        for start in range(0, inputs.shape[0], segment):
+            out, states = checkpoint(run, inputs[start:start + segment], states, use_reentrant=False)
+            outputs.append(out)
+        forward_done[0] = True
+        return torch.cat(outputs)  # [T, B, K]
+
+    def step_inputs(self, x: torch.Tensor, steps: int):
+        """The encoded input one step at a time: ``steps`` tensors ``[1, B, ...]``. Rate encoders draw each step
+        on its own (nothing of size T is made); event frames are sliced."""
+        if isinstance(self.encoder, InputEncoder):
+            return (self.encoder(x, 1) for _ in range(steps))
+        frames = self.encoder(x, steps)
+        return (frames[t:t + 1] for t in range(steps))
+
+    def score_step(self, x_t: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, K]`` of one step ``x_t [1, B, ...]`` (inside ``temporal_carry``, from the carried state)."""
+        return self.readout(self.body(x_t))
+
+
+@contextmanager
+def frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """In the block the batch-norms of ``model`` normalise as usual but leave their running statistics (and
+    batch counters) unchanged: momentum 0 keeps ``r <- (1 - m) r + m s`` at ``r``."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)

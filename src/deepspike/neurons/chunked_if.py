@@ -1,9 +1,9 @@
 """The converted network's IF neuron: ``deepspike.neurons.IF`` that can carry its membrane across time chunks.
 
 A long simulation (T = 2500 steps) does not fit in memory as one ``[T, B, ...]`` tensor, so the converted
-network runs time in chunks. Inside one network call (``carry_state``) each neuron keeps its post-reset
-membrane ``v`` between chunks; outside it, a call starts afresh like every other neuron module, so no
-``reset_net()`` is ever needed by the user.
+network runs time in chunks. Inside one network call (``neurons.carry.temporal_carry``) each neuron keeps its
+post-reset membrane ``v`` (and, signed, its net spike count) between chunks; outside it, a call starts afresh
+like every other neuron module, so no ``reset_net()`` is ever needed by the user.
 
 Dynamics (sengupta2019 eq. 2, no leak): ``h_t = v_{t-1} + x_t``, ``s_t = 1[h_t >= th]``, then
 ``v_t = 0`` (reset "zero", the paper) or ``v_t = h_t - th`` (reset "subtract") where ``s_t = 1``. Input checks,
@@ -27,8 +27,7 @@ input ``S_t`` whenever one spike per step suffices: the quantised running sum, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -56,10 +55,7 @@ class ChunkedIF(IF):
         if signed and reset != "subtract":
             raise ConfigError("signed neurons need reset by subtraction")
         self.initial, self.weighted, self.signed = float(initial), bool(weighted), bool(signed)
-        self.count: torch.Tensor | None = None  # signed: net spike count carried between chunks
         self.channel_thresholds: torch.Tensor | None = None
-        self.carry = False
-        self.v: torch.Tensor | None = None
 
     def with_threshold(self, threshold: float) -> ChunkedIF:
         """One threshold for the whole layer (drops per-channel thresholds); returns ``self``."""
@@ -80,15 +76,14 @@ class ChunkedIF(IF):
         return self.channel_thresholds is None and self.initial == 0.0 and not (self.weighted or self.signed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v0, count = (self.v, self.count) if self.carry else (None, None)
+        v0, count = self.carried() or (None, None)  # carried: v and (signed) the net spike count
         check_currents(x)
         if torch.is_grad_enabled() and self.plain:
             spikes, v = neuron_multistep(x, self.params, v0=v0)
         else:
             with torch.no_grad():
                 spikes, v, count = self._fast(x, v0, count)
-        if self.carry:
-            self.v, self.count = v, count
+        self.keep((v, count))
         return spikes
 
     def step_threshold(self, step: torch.Tensor) -> float | torch.Tensor:
@@ -150,15 +145,3 @@ def chunked_neurons(model: nn.Module) -> list[ChunkedIF]:
     """Every ``ChunkedIF`` of ``model`` in registration order (= execution order for built specs)."""
     return [m for m in model.modules() if isinstance(m, ChunkedIF)]
 
-
-@contextmanager
-def carry_state(model: nn.Module) -> Iterator[None]:
-    """In the block every ``ChunkedIF`` of ``model`` starts afresh and keeps ``v`` between calls."""
-    neurons = chunked_neurons(model)
-    for n in neurons:
-        n.carry, n.v, n.count = True, None, None
-    try:
-        yield
-    finally:
-        for n in neurons:
-            n.carry, n.v, n.count = False, None, None

@@ -13,12 +13,14 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.params import NeuronParams
 
 
-class SpikingNeuron(nn.Module):
-    """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed).
+class SpikingNeuron(CarriesState, nn.Module):
+    """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed), or
+    inside ``neurons.carry.temporal_carry`` from the membrane its previous call ended with.
 
     forward: ``x [T, B, ...] -> s [T, B, ...]`` via ``neuron_multistep``. ``params`` may be replaced
     (e.g. ``dataclasses.replace(m.params, threshold=...)`` during threshold balancing). ``inplace=True``
@@ -34,7 +36,9 @@ class SpikingNeuron(nn.Module):
         self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return neuron_multistep(x, self.params, inplace=self.inplace)[0]
+        s, v = neuron_multistep(x, self.params, v0=self.carried(), inplace=self.inplace)
+        self.keep(v)
+        return s
 
     def extra_repr(self) -> str:
         p = self.params

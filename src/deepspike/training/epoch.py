@@ -66,6 +66,8 @@ def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int
         channels_last=config.train.channels_last,
         ema=setup.ema,
         epoch=epoch,
+        temporal_grad=config.train.temporal_grad,
+        sltt_steps=config.train.sltt_steps,
     )
 
 

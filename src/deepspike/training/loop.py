@@ -21,6 +21,7 @@ from deepspike.methods.base import Method
 from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
 from deepspike.training.runtime import autocast
+from deepspike.training.temporal_grad import ONLINE, online_step
 
 
 def train_epoch(
@@ -40,6 +41,8 @@ def train_epoch(
     channels_last: bool = False,
     ema: WeightAverage | None = None,
     epoch: int | None = None,
+    temporal_grad: str = "bptt",
+    sltt_steps: int | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
 
@@ -49,7 +52,8 @@ def train_epoch(
     precision: autocast dtype of the forward pass and loss (e.g. ``torch.bfloat16``), None for float32;
     channels_last: feed image batches in ``torch.channels_last`` memory format; ema: a weight average
     updated from ``net`` after every optimizer step; epoch: the 0-based epoch, named when a step's loss is
-    not finite (``TrainingDiverged``, see ``training.divergence``).
+    not finite (``TrainingDiverged``, see ``training.divergence``); temporal_grad, sltt_steps: how the gradient
+    goes through time (``training.temporal_grad``; the online modes run the batch step by step).
     """
     net = model if net is None else net
     model.train()
@@ -59,10 +63,14 @@ def train_epoch(
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
             break
-        out, loss = _forward(model, method, net, x, y, precision, channels_last)
-        scaled = loss * (len(y) * world_size / global_sizes[step]) if global_sizes else loss
+        scale = len(y) * world_size / global_sizes[step] if global_sizes else 1.0
         optimizer.zero_grad(set_to_none=True)
-        scaled.backward()
+        if temporal_grad in ONLINE:
+            x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+            out, loss = online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
+        else:
+            out, loss = _forward(model, method, net, x, y, precision, channels_last)
+            (loss * scale).backward()
         method.after_backward(net)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

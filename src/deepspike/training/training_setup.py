@@ -23,6 +23,7 @@ from deepspike.training.optim import make_optimizer, make_scheduler
 from deepspike.training.reload import build_new_run
 from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
 from deepspike.training.runtime import autocast_dtype, seed_everything
+from deepspike.training.temporal_grad import prepare_temporal_grad
 
 SPLITS = ("train", "val", "test")
 
@@ -57,6 +58,8 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = load_data(config)
     parts = (build_run if resume else build_new_run)(config, device, data)
+    t = config.train
+    prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
     batches = {split: make_batches(config, data, split, device, ctx.rank, ctx.world_size) for split in SPLITS}
     optimizer = make_optimizer(config.optim, parts.model.parameters())
     epochs, steps = config.train.epochs, steps_per_epoch(config, batches["train"])

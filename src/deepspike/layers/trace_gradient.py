@@ -1,0 +1,64 @@
+"""A synaptic layer whose weight gradient comes from the presynaptic trace (OTTT, Xiao et al., NeurIPS 2022).
+
+Online training through time runs one step at a time and backpropagates each step's loss at once, through the
+spatial path only. OTTT keeps, per synaptic layer, the trace of its input ``a_t = lambda a_{t-1} + x_t``
+(``a_0 = 0``; lambda the neurons' leak, 1 for IF) and takes the weight gradient of step t as ``g_t a_t^T``
+instead of ``g_t x_t^T``: the trace stands in for the contribution of past inputs to the membrane that the
+spatial-only gradient drops. One step of a layer, ``y = W x + b``:
+
+    forward   y = layer(x)                   (the real input: the network computes what it always computes)
+    backward  dL/dx = W^T g,  dL/dW = g a^T,  dL/db = sum g     (g = dL/dy; for a convolution, the same with
+              the convolution's input and weight gradients)
+
+Shapes: ``x`` and ``a`` one step ``[B, in]`` (Linear) or ``[B, C, H, W]`` (Conv2d); ``y`` ``[B, out]`` or
+``[B, C', H', W']``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+TRACE_LAYERS = (nn.Linear, nn.Conv2d)
+
+
+def _conv_args(layer: nn.Conv2d) -> dict:
+    return {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups}
+
+
+class _TraceWeightGradient(torch.autograd.Function):
+    """``(x, trace, weight, bias, layer) -> layer(x)``; the weight gradient is taken from ``trace``."""
+
+    @staticmethod
+    def forward(ctx, x, trace, weight, bias, layer):
+        ctx.layer = layer
+        ctx.input_shape = x.shape
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(trace, weight)
+        if isinstance(layer, nn.Conv2d):
+            return F.conv2d(x, weight, bias, **_conv_args(layer))
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        trace, weight = ctx.saved_tensors
+        layer = ctx.layer
+        if isinstance(layer, nn.Conv2d):
+            args = _conv_args(layer)
+            gx = torch.nn.grad.conv2d_input(ctx.input_shape, weight, g, **args) if ctx.needs_input_grad[0] else None
+            gw = torch.nn.grad.conv2d_weight(trace, weight.shape, g, **args) if ctx.needs_input_grad[2] else None
+            gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        else:
+            gx = g @ weight if ctx.needs_input_grad[0] else None
+            gw = g.flatten(0, -2).T @ trace.flatten(0, -2) if ctx.needs_input_grad[2] else None
+            gb = g.flatten(0, -2).sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return gx, None, gw, gb, None
+
+
+def trace_gradient_step(layer: nn.Module, x: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` for one step ``x [B, ...]`` whose weight gradient is taken from ``trace`` (same shape as
+    ``x``; module docstring). ``layer``: an ``nn.Linear`` or ``nn.Conv2d`` (``TRACE_LAYERS``)."""
+    return _TraceWeightGradient.apply(x, trace.detach(), layer.weight, layer.bias, layer)

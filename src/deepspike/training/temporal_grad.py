@@ -1,0 +1,121 @@
+"""How the gradient goes through time (``train.temporal_grad``): BPTT, checkpointed BPTT, SLTT or OTTT.
+
+* ``bptt``: backpropagation through all T steps (autograd through the fused neuron kernels); memory grows
+  with T.
+* ``checkpoint``: the same gradients, exactly; the body runs in segments of ``train.time_segment`` steps
+  (default ``ceil(sqrt(T))``) whose forward is recomputed in backward (``methods.rate_network``).
+* ``sltt`` (Meng et al., "Towards memory- and time-efficient backpropagation for training spiking neural
+  networks", ICCV 2023): one step at a time, the membrane carried *detached* from step to step, so each step's
+  gradient takes the spatial path only; each step's loss is backpropagated at once and its graph freed, and the
+  weight gradients accumulate over the T steps before one optimizer step. ``train.sltt_steps = K``
+  backpropagates at K time steps drawn at random per batch (SLTT-K) and runs the others forward only.
+* ``ottt`` (Xiao et al., "Online training through time for spiking neural networks", NeurIPS 2022): SLTT's
+  spatial-only step, with every synaptic layer's weight gradient taken from its presynaptic trace
+  ``a_t = lambda a_{t-1} + x_t`` instead of its input (``layers.trace_gradient``); lambda is the neurons' leak.
+
+Both online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
+for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
+readout: that step's output current), as both papers train; the reported training output is the mean of the
+``o_t``. Memory holds one step's graph and the carried state whatever T is. Under data parallelism the
+gradients are accumulated locally (``no_sync``) and averaged over the ranks once per batch, which is what
+DistributedDataParallel's own averaging gives.
+
+Batch-norm in training mode normalises over the time steps a call sees: all T (bptt), one segment
+(checkpoint), one step (sltt, ottt; as in a framework that loops over time, e.g. snnTorch). The running
+statistics move once per call.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from deepspike.config.schema import TEMPORAL_GRADS
+from deepspike.core.errors import ConfigError
+from deepspike.methods.base import Method
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.neurons.carry import CarriesState, temporal_carry
+from deepspike.training.runtime import autocast
+
+ONLINE = ("sltt", "ottt")
+__all__ = ["ONLINE", "TEMPORAL_GRADS", "online_step", "prepare_temporal_grad", "trace_decay"]
+
+
+def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str) -> None:
+    """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise) and set it up."""
+    if mode == "bptt":
+        return
+    where = f"train.temporal_grad={mode}"
+    if not isinstance(net, RateNetwork):
+        raise ConfigError(f"{where} needs a time-stepped rate-coded network (method stbp); method "
+                          f"{method_name!r} has none")
+    for m in net.modules():
+        if getattr(m, "is_spiking_neuron", False) and not isinstance(m, CarriesState):
+            raise ConfigError(f"{where}: the neuron {type(m).__name__} cannot carry its state across calls "
+                              f"(method {method_name!r}); use train.temporal_grad=bptt")
+    if mode == "checkpoint":
+        net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
+    elif mode == "ottt":
+        trace_decay(net)  # refuse mixed leaks now, not at the first batch
+
+
+def trace_decay(net: nn.Module) -> float:
+    """The leak lambda of the presynaptic traces: the one decay all the net's spiking neurons share."""
+    neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False) and hasattr(m, "params")]
+    decays = {m.params.decay for m in neurons}
+    if len(decays) != 1:
+        raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
+                          f"{sorted(decays)}")
+    return decays.pop()
+
+
+def online_step(
+    model: nn.Module,
+    net: RateNetwork,
+    method: Method,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mode: str,
+    loss_scale: float = 1.0,
+    sltt_steps: int | None = None,
+    precision: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run batch ``x [B, ...]``, ``y [B]`` one step at a time and leave the accumulated gradient in ``.grad``
+    (module docstring); returns ``(mean output [B, K], loss)``, both detached. ``model``: the bare ``net``
+    or its DDP wrapper; ``loss_scale``: the data-parallel scaling of the loss (``training.loop``)."""
+    steps = net.timesteps
+    chosen = range(steps) if not sltt_steps else sorted(torch.randperm(steps)[:min(sltt_steps, steps)].tolist())
+    chosen, weight = set(chosen), 1.0 / len(chosen)
+    ddp = isinstance(model, DistributedDataParallel)
+    loss, out_sum = torch.zeros((), device=x.device), None
+    decay = trace_decay(net) if mode == "ottt" else None
+    with model.no_sync() if ddp else nullcontext(), temporal_carry(net, detach=True, trace_decay=decay):
+        for t, x_t in enumerate(net.step_inputs(x, steps)):
+            with torch.set_grad_enabled(t in chosen), autocast(x.device, precision):
+                out_t = net.score_step(x_t)  # [B, K]
+                loss_t = method.loss(out_t, y) * weight if len(y) else out_t.sum() * 0.0
+            if t in chosen:
+                (loss_t * loss_scale).backward()
+                loss = loss + loss_t.detach()
+            out_sum = out_t.detach() if out_sum is None else out_sum + out_t.detach()
+    penalty = method.penalty(net)
+    if penalty is not None:
+        (penalty * loss_scale).backward()
+        loss = loss + penalty.detach()
+    if ddp:
+        _average_gradients(net)
+    return out_sum / steps, loss
+
+
+def _average_gradients(net: nn.Module) -> None:
+    """Average every parameter gradient over the ranks (DistributedDataParallel's reduction, done by hand)."""
+    world = dist.get_world_size()
+    for p in net.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world)

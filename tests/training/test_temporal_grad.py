@@ -1,0 +1,231 @@
+"""``train.temporal_grad``: checkpointed BPTT against plain BPTT, SLTT and OTTT against their gradients derived by
+hand, the refusals, and exact resume for every mode."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.coding.encoder import InputEncoder
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.layers.trace_gradient import trace_gradient_step
+from deepspike.methods import get_method
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
+from deepspike.neurons import LIF
+from deepspike.training.runs import load_checkpoint
+from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
+from deepspike.training.trainer import Trainer
+from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
+
+
+def _stbp_net(dtype, **options):
+    arch = create_architecture("vgg", num_classes=3, input_shape=(1, 8, 8), blocks=[[4], [6]], hidden=[10],
+                               batch_norm=False, dropout=0.3)
+    torch.manual_seed(0)
+    net = get_method("stbp", {"timesteps": 7, "loss": "ce", "neunorm": True, **options}).build(arch).to(dtype)
+    for m in net.modules():  # NeuNorm's scale starts at 0: make it matter
+        if hasattr(m, "scale") and isinstance(m.scale, nn.Parameter):
+            m.scale.data.uniform_(-0.5, 0.5)
+    return net.train()
+
+
+def _grads(net, x, y, segment=None):
+    net.zero_grad()
+    net.time_segment = segment
+    torch.manual_seed(3)  # the dropout mask
+    out = net(x)
+    F.cross_entropy(out, y).backward()
+    return out.detach(), {name: p.grad.clone() for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("encoder", ["direct", "poisson"])
+def test_checkpointed_bptt_gives_bptt_gradients(dtype, encoder):
+    """Exact in float64 (reference neuron loop) for segment sizes that do and do not divide T; float32 runs the
+    fused kernels (with pooling) and agrees to rounding."""
+    net = _stbp_net(dtype, encoder=encoder)
+    x = torch.rand(5, 1, 8, 8, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 1, 0])
+    torch.manual_seed(9)
+    reference_out, reference = _grads(net, x, y)
+    assert all(g.abs().sum() > 0 for g in reference.values())
+    for segment in (1, 2, 3, 7):
+        torch.manual_seed(9)
+        out, grads = _grads(net, x, y, segment)
+        tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-6}
+        torch.testing.assert_close(out, reference_out, **tol)
+        for name, g in grads.items():
+            torch.testing.assert_close(g, reference[name], **tol, msg=f"{name}, segment {segment}")
+
+
+def test_checkpoint_replay_leaves_batch_norm_statistics_alone():
+    net = _stbp_net(torch.float32)
+    bn = nn.BatchNorm1d(3)
+    net.body.append(TimeDistributed(bn))
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 1, 0])
+    _grads(net, x, y, segment=3)  # T = 7: three segments, each normalised with its own statistics
+    assert int(bn.num_batches_tracked) == 3
+    mean = bn.running_mean.clone()
+    net.time_segment = None
+    with torch.no_grad():
+        net.eval()(x)
+    assert torch.equal(bn.running_mean, mean)
+
+
+def _two_layer(decay=0.5, threshold=0.4, frames=False):
+    """Linear(4 -> 3) -> LIF -> Linear(3 -> 2) -> mean membrane readout."""
+    torch.manual_seed(2)
+    lin1, lin2 = nn.Linear(4, 3), nn.Linear(3, 2)
+    lin1.weight.data.uniform_(-0.2, 0.8)
+    neuron = LIF(decay=decay, threshold=threshold, surrogate="rectangular", surrogate_args={"a": 1.0})
+    body = nn.Sequential(TimeDistributed(nn.Flatten()), TimeDistributed(lin1), neuron, TimeDistributed(lin2))
+    net = RateNetwork(FrameEncoder() if frames else InputEncoder("direct"), body, MembraneReadout(), timesteps=3)
+    return net.train(), lin1, lin2
+
+
+class _CE:
+    name = "ce"
+
+    def loss(self, out, y):
+        return F.cross_entropy(out, y)
+
+    def penalty(self, net):
+        return None
+
+
+def _forward_by_hand(inputs, lin1, decay, threshold):
+    """Pre-reset membranes h_t and spikes s_t of the hidden LIF (reset to zero), step by step."""
+    v, hs, ss = None, [], []
+    for x_t in inputs:
+        h = x_t @ lin1.weight.T + lin1.bias + (0 if v is None else decay * v)
+        s = (h >= threshold).to(h.dtype)
+        v = h * (1 - s)
+        hs.append(h)
+        ss.append(s)
+    return hs, ss
+
+
+def _hand_gradients(inputs, presyn_in, presyn_hidden, hs, ss, lin2, y, threshold):
+    """Spatial-only gradients of (1/T) sum_t CE(o_t, y), o_t = W2 s_t + b2 (rectangular surrogate, a = 1):
+    g_t = (softmax(o_t) - onehot) / T; dW2 = sum g_t p_t^T; dW1 = sum ((W2^T g_t) * 1[|h_t - th| < 1/2]) q_t^T,
+    with p_t, q_t the presynaptic values the weight gradient uses (the spikes and inputs for SLTT, their traces
+    for OTTT)."""
+    steps = len(inputs)
+    d = {"w1": 0, "b1": 0, "w2": 0, "b2": 0}
+    for t in range(steps):
+        o = ss[t] @ lin2.weight.T + lin2.bias
+        g = (torch.softmax(o, 1) - F.one_hot(y, 2).to(o.dtype)) / steps / len(y)
+        gh = (g @ lin2.weight) * ((hs[t] - threshold).abs() < 0.5).to(o.dtype)
+        d["w2"] = d["w2"] + g.T @ presyn_hidden[t]
+        d["b2"] = d["b2"] + g.sum(0)
+        d["w1"] = d["w1"] + gh.T @ presyn_in[t]
+        d["b1"] = d["b1"] + gh.sum(0)
+    return d
+
+
+def _traces(values, decay):
+    out, a = [], None
+    for v in values:
+        a = v if a is None else decay * a + v
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["sltt", "ottt"])
+def test_online_gradients_equal_the_hand_derived_ones(mode):
+    decay, threshold = 0.5, 0.4
+    net, lin1, lin2 = _two_layer(decay, threshold, frames=True)
+    frames = (torch.rand(6, 3, 1, 1, 4, generator=torch.Generator().manual_seed(4)) < 0.5).float()  # [B, T, ...]
+    x = frames  # FrameEncoder: [B, T, ...] -> [T, B, ...]
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    inputs = list(frames.flatten(2).transpose(0, 1))  # T x [B, 4]
+    with torch.no_grad():
+        hs, ss = _forward_by_hand(inputs, lin1, decay, threshold)
+    assert 0 < torch.stack(ss).mean() < 1
+    pre_in, pre_hidden = (inputs, ss) if mode == "sltt" else (_traces(inputs, decay), _traces(ss, decay))
+    expected = _hand_gradients(inputs, pre_in, pre_hidden, hs, ss, lin2, y, threshold)
+    net.zero_grad()
+    out, loss = online_step(net, net, _CE(), x, y, mode)
+    got = {"w1": lin1.weight.grad, "b1": lin1.bias.grad, "w2": lin2.weight.grad, "b2": lin2.bias.grad}
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-7, msg=key)
+    o = [s @ lin2.weight.T + lin2.bias for s in ss]
+    torch.testing.assert_close(out, torch.stack(o).mean(0).detach())  # the reported output: mean of the o_t
+    torch.testing.assert_close(loss, torch.stack([F.cross_entropy(ot, y) for ot in o]).mean().detach())
+
+
+def test_sltt_k_backpropagates_only_k_steps():
+    net, lin1, lin2 = _two_layer(frames=True)
+    frames = (torch.rand(6, 3, 1, 1, 4, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    torch.manual_seed(5)
+    chosen = sorted(torch.randperm(3)[:1].tolist())
+    inputs = list(frames.flatten(2).transpose(0, 1))
+    with torch.no_grad():
+        hs, ss = _forward_by_hand(inputs, lin1, 0.5, 0.4)
+    full = _hand_gradients(inputs, inputs, ss, hs, ss, lin2, y, 0.4)
+    pick = [chosen[0]]
+    one = _hand_gradients([inputs[t] for t in pick], [inputs[t] for t in pick], [ss[t] for t in pick],
+                          [hs[t] for t in pick], [ss[t] for t in pick], lin2, y, 0.4)  # 1/K = 1 weight
+    net.zero_grad()
+    torch.manual_seed(5)
+    online_step(net, net, _CE(), frames, y, "sltt", sltt_steps=1)
+    torch.testing.assert_close(lin2.weight.grad, one["w2"], rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(lin2.weight.grad, full["w2"])
+
+
+def test_trace_gradient_of_a_convolution():
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    x = (torch.rand(4, 2, 7, 7) < 0.3).float().requires_grad_()
+    trace = torch.rand(4, 2, 7, 7)
+    g = torch.randn(4, 3, 4, 4)
+    trace_gradient_step(conv, x, trace).backward(g)
+    assert torch.equal(conv(x.detach()), trace_gradient_step(conv, x.detach(), trace))  # forward: the real input
+    reference = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    reference.load_state_dict(conv.state_dict())
+    reference(trace).backward(g)  # weight gradient as if the trace were the input
+    torch.testing.assert_close(conv.weight.grad, reference.weight.grad)
+    torch.testing.assert_close(conv.bias.grad, reference.bias.grad)
+    x2 = x.detach().clone().requires_grad_()
+    nn.functional.conv2d(x2, conv.weight.detach(), None, 2, 1).backward(g)
+    torch.testing.assert_close(x.grad, x2.grad)  # input gradient: W^T g, untouched
+
+
+def test_refusals_are_one_line():
+    ann = get_method("ann", {}).build(create_architecture("mlp", hidden=[8]))
+    with pytest.raises(ConfigError, match="time-stepped rate-coded network") as e:
+        prepare_temporal_grad(ann, "sltt", None, "ann")
+    assert "\n" not in str(e.value)
+    spikebp = get_method("spikebp", {}).build(create_architecture("mlp", hidden=[8]))
+    with pytest.raises(ConfigError, match="cannot carry its state"):
+        prepare_temporal_grad(spikebp, "sltt", None, "spikebp")
+    for bad in (["train.temporal_grad=online"], ["train.time_segment=4"], ["train.temporal_grad=ottt",
+                                                                            "train.sltt_steps=2"],
+                ["train.temporal_grad=checkpoint", "train.time_segment=0"]):
+        with pytest.raises(ConfigError):
+            load_config(None, bad)
+    net = _stbp_net(torch.float32)
+    prepare_temporal_grad(net, "checkpoint", None, "stbp")
+    assert net.time_segment == 3  # ceil(sqrt(7))
+
+
+@pytest.mark.parametrize("mode", [["train.temporal_grad=checkpoint", "train.time_segment=2"],
+                                  ["train.temporal_grad=sltt", "train.sltt_steps=2"], ["train.temporal_grad=ottt"]])
+def test_resume_is_exact_in_every_mode(tmp_path, mode):
+    cfg = load_config(None, [*TINY, *mode])
+    Trainer(cfg, tmp_path / "full").fit()
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, tmp_path / "cut", callbacks=(_stop_after_first_epoch,)).fit()
+    Trainer(cfg, tmp_path / "cut", resume=True).fit()
+    full, cut = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("full", "cut"))
+    for key, value in full["model"].items():
+        assert torch.equal(value, cut["model"][key]), key
+    accuracy = [json.loads(line)["test_accuracy"] for line in (tmp_path / "full" / "metrics.jsonl").open()]
+    assert accuracy[-1] > 0.3  # it learns
