@@ -65,12 +65,7 @@ def train_epoch(
             break
         scale = len(y) * world_size / global_sizes[step] if global_sizes else 1.0
         optimizer.zero_grad(set_to_none=True)
-        if temporal_grad in ONLINE:
-            x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-            out, loss = online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
-        else:
-            out, loss = _forward(model, method, net, x, y, precision, channels_last)
-            (loss * scale).backward()
+        out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad, sltt_steps)
         method.after_backward(net)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -88,6 +83,19 @@ def train_epoch(
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
     return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+
+
+def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float,
+              precision: torch.dtype | None, channels_last: bool, temporal_grad: str,
+              sltt_steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out, loss)`` of the batch, with ``scale`` times the loss's gradient accumulated in ``.grad``: in one
+    backward pass, or step by step (``training.temporal_grad``, online modes)."""
+    if temporal_grad in ONLINE:
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+        return online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
+    out, loss = _forward(model, method, net, x, y, precision, channels_last)
+    (loss * scale).backward()
+    return out, loss
 
 
 def _forward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
