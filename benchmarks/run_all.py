@@ -2,13 +2,15 @@
 
 Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN, once in the default contiguous layout and once
 with every framework in channels-last layout), ``tensor_memory.py`` (exact saved and peak tensor bytes of the
-same nets, with the benchmark venv's python), ``bench_ttfs_layers.py`` (TTFS layers vs
+same nets, with the benchmark venv's python), ``bench_memory_t.py`` (training memory against T for every
+``train.temporal_grad`` beside the peers), ``bench_ttfs_layers.py`` (TTFS layers vs
 the same-shape ANN layer) and ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
 vs the ANN), and writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
     <!-- bench:tensors:start --> ... <!-- bench:tensors:end -->
+    <!-- bench:memory_t:start --> ... <!-- bench:memory_t:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
 
@@ -17,7 +19,7 @@ benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unle
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
 Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
-[--only rate,rate_cl,tensors,ttfs,ttfsnet]``
+[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -57,10 +59,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default="rate,rate_cl,tensors,ttfs,ttfsnet")
+    ap.add_argument("--only", default="rate,rate_cl,tensors,memory_t,ttfs,ttfsnet")
     args = ap.parse_args()
     parts = args.only.split(",")
-    if {"rate", "rate_cl", "tensors"} & set(parts) and not args.no_setup:
+    if {"rate", "rate_cl", "tensors", "memory_t"} & set(parts) and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
@@ -84,6 +86,8 @@ def main() -> None:
                                f"Command: `{shown} benchmarks/tensor_memory.py --markdown` (module "
                                "docstring: saved = kept from forward to backward, peak = live tensors during one "
                                "training step, batch 32).\n\n" + table)
+    if "memory_t" in parts:
+        text = replace_section(text, "memory_t", _memory_against_t(args.quick))
     if "ttfs" in parts:
         cmd = [sys.executable, str(HERE / "bench_ttfs_layers.py")] + (["--repeats", "2"] if args.quick else [])
         table = _run(cmd)
@@ -93,6 +97,19 @@ def main() -> None:
         text = replace_section(text, "ttfsnet", "## TTFS network step and layer memory vs ANN\n\n```\n" + table + "```")
     out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)
+
+
+def _memory_against_t(quick: bool) -> str:
+    """The memory-against-T section (``bench_memory_t.py``), run with the benchmark venv's python."""
+    peers = DEFAULT_PEER_PYTHON.exists()
+    python = str(DEFAULT_PEER_PYTHON) if peers else sys.executable
+    cases = [] if peers else ["--cases", "deepspike-bptt,deepspike-checkpoint,deepspike-sltt,deepspike-ottt"]
+    ts = ["--timesteps", "4,16", "--steps", "1"] if quick else []
+    cmd = [python, str(HERE / "bench_memory_t.py"), "--markdown", *cases, *ts]
+    shown = " ".join(["python" if not peers else str(DEFAULT_PEER_PYTHON.relative_to(HERE.parent)),
+                      "benchmarks/bench_memory_t.py", "--markdown", *cases, *ts])
+    return ("## Training memory against T: BPTT, checkpointed BPTT, SLTT, OTTT and the peers\n\n"
+            f"Command: `{shown}` (module docstring; the VGG-style benchmark net, batch 32).\n\n" + _run(cmd))
 
 
 if __name__ == "__main__":

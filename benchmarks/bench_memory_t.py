@@ -1,0 +1,181 @@
+"""Training memory against T: deepspike's four ``train.temporal_grad`` modes beside snnTorch and SpikingJelly.
+
+The VGG-style benchmark net of ``peers/nets.py`` (3x32x32, [64C3-BN-AP2]-[128C3-BN-AP2]-[256C3-BN-AP2]-FC10, LIF
+0.5 / 1.0, arctan surrogate, direct input, readout = mean over T of the last layer's output), batch 32, SGD,
+one case per fresh process. deepspike runs the same layers as a ``RateNetwork`` (``peers/nets.py``'s deepspike
+idiom: ``TimeDistributed`` layers, neuron + pooling fused in ``SpikingSequential``) with
+
+* ``bptt``: one backward through all T steps;
+* ``checkpoint``: segments of ``ceil(sqrt(T))`` steps recomputed in backward (batch-norm statistics per segment);
+* ``sltt``, ``ottt``: one step at a time, each step's loss backpropagated at once (batch-norm per step);
+
+the peers run BPTT in their own idioms (snnTorch: a Python loop over T; SpikingJelly: multi-step layers).
+
+Columns: peak tensors = the largest total of live tensor bytes during one training step (torch.profiler's
+allocation events, after two untimed steps; everything alive before the step, weights and the batch, is not
+counted; deterministic, measured after the timed steps); peak RSS = the process's peak resident memory over
+the training steps above the RSS before them (after one batch-1 step that loads every library; allocator
+caching included); step = median wall time of ``--steps`` training steps after one untimed step. A case whose
+extrapolated peak (from the largest T measured for it, linear in T) exceeds ``--max-gb`` is not run and says so.
+
+Run: ``.bench-venv/bin/python benchmarks/bench_memory_t.py [--timesteps 4,16,64,256] [--steps 3] [--markdown]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "peers"))
+sys.path.insert(0, str(HERE))
+MB = 2**20
+MODES = ("bptt", "checkpoint", "sltt", "ottt")
+CASES = tuple(f"deepspike-{m}" for m in MODES) + ("snntorch", "spikingjelly")
+
+
+def _deepspike_net(timesteps: int, mode: str):
+    """The benchmark VGG as a ``RateNetwork`` set up for ``mode`` (``training.temporal_grad``)."""
+    import nets
+
+    from deepspike.coding.encoder import InputEncoder
+    from deepspike.layers.readout import MembraneReadout
+    from deepspike.methods.rate_network import RateNetwork
+    from deepspike.training.temporal_grad import prepare_temporal_grad
+
+    body = nets.build("deepspike", "vgg", timesteps).body
+    net = RateNetwork(InputEncoder("direct"), body, MembraneReadout(), timesteps)
+    prepare_temporal_grad(net, mode, None, "stbp")
+    return net
+
+
+class _CrossEntropy:
+    """The method interface ``online_step`` needs: cross-entropy, no penalty."""
+
+    def loss(self, out, y):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(out, y)
+
+    def penalty(self, net):
+        return None
+
+
+def _train_step(case: str, timesteps: int, batch: int = 32):
+    """``(step, model)``: one training step (zero_grad, forward, cross-entropy, backward, SGD) of ``case``."""
+    import nets
+    import torch
+    import torch.nn.functional as F
+
+    from deepspike.training.temporal_grad import ONLINE, online_step
+
+    torch.manual_seed(0)
+    mode = case.split("-", 1)[1] if case.startswith("deepspike-") else None
+    model = _deepspike_net(timesteps, mode) if mode else nets.build(case, "vgg", timesteps)
+    x, y = torch.rand(batch, *nets.NETS["vgg"]), torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if mode in ONLINE:
+            online_step(model, model, _CrossEntropy(), x, y, mode)
+        else:
+            F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def _peak_tensor_mb(step) -> float:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak / MB
+
+
+def measure(case: str, timesteps: int, steps: int) -> dict:
+    """One case in this process (module docstring)."""
+    from bench_rate import _reset_peak, _status_kb
+
+    _train_step(case, timesteps, batch=1)()  # libraries and kernels loaded before the RSS baseline
+    peak_ok = _reset_peak()
+    start_kb = _status_kb("VmRSS")
+    step = _train_step(case, timesteps)
+    step()  # untimed
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    rss = (_status_kb("VmHWM") - start_kb) / 1024 if peak_ok else float("nan")
+    peak_tensors = _peak_tensor_mb(step)
+    return {"case": case, "T": timesteps, "peak_tensors_mb": peak_tensors, "peak_rss_mb": rss,
+            "step_s": statistics.median(times)}
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table, with each deepspike mode's peak as a multiple of its own peak at the smallest T and of
+    deepspike BPTT's peak at the same T."""
+    lines = ["| case | T | peak tensors MB | peak RSS MB | step s | / own peak at smallest T | "
+             "/ deepspike BPTT peak | / deepspike BPTT step |", "|---|---|---|---|---|---|---|---|"]
+    measured = [r for r in rows if "skipped" not in r]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['case']} | {r['T']} | not run: {r['skipped']} | | | | | |")
+            continue
+        own = min((q for q in measured if q["case"] == r["case"]), key=lambda q: q["T"])
+        bptt = next((q for q in measured if q["case"] == "deepspike-bptt" and q["T"] == r["T"]), None)
+        ratio = lambda a, b: f"{a / b:.2f}" if b else ""  # noqa: E731
+        lines.append(f"| {r['case']} | {r['T']} | {r['peak_tensors_mb']:.1f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['step_s']:.2f} | {ratio(r['peak_tensors_mb'], own['peak_tensors_mb'])} | "
+                     f"{ratio(r['peak_tensors_mb'], bptt['peak_tensors_mb']) if bptt else ''} | "
+                     f"{ratio(r['step_s'], bptt['step_s']) if bptt else ''} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", help=argparse.SUPPRESS)  # case:T, measured in this process
+    ap.add_argument("--timesteps", default="4,16,64,256")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--max-gb", type=float, default=12.0, help="skip a case whose extrapolated peak exceeds this")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    if args.case:
+        case, t = args.case.split(":")
+        print(json.dumps(measure(case, int(t), args.steps)))
+        return
+    rows: list[dict] = []
+    for case in args.cases.split(","):
+        for t in map(int, args.timesteps.split(",")):
+            done = [r for r in rows if r["case"] == case and "skipped" not in r]
+            guess = done[-1]["peak_rss_mb"] * t / done[-1]["T"] if done and case in ("deepspike-bptt", "snntorch",
+                                                                                          "spikingjelly") else 0
+            if guess > args.max_gb * 1024:
+                rows.append({"case": case, "T": t, "skipped": f"about {guess / 1024:.0f} GB (linear in T)"})
+                continue
+            out = subprocess.run([sys.executable, __file__, "--case", f"{case}:{t}", "--steps", str(args.steps)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                rows.append({"case": case, "T": t, "skipped": out.stderr.strip().splitlines()[-1][:80]})
+            else:
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], file=sys.stderr, flush=True)
+    print(markdown(rows) if args.markdown else "\n".join(map(str, rows)))
+
+
+if __name__ == "__main__":
+    main()
