@@ -71,7 +71,7 @@ def test_checkpoint_replay_leaves_batch_norm_statistics_alone():
     net.body.append(TimeDistributed(bn))
     x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 1, 0])
     _grads(net, x, y, segment=3)  # T = 7: three segments, each normalised with its own statistics
-    assert int(bn.num_batches_tracked) == 3
+    assert int(bn.num_batches_tracked) == 3  # once per segment, not again in the replay
     mean = bn.running_mean.clone()
     net.time_segment = None
     with torch.no_grad():

@@ -22,9 +22,10 @@ class RateNetwork(nn.Module):
     pass ``timesteps=`` to override both, e.g. to sweep accuracy against T.
 
     ``time_segment = S`` (checkpointed BPTT, ``train.temporal_grad=checkpoint``): in training the body runs on
-    segments of S steps, each under ``torch.utils.checkpoint`` with its neurons' state carried from the last
-    (``neurons.carry``): only the segment inputs and the states at segment starts are kept for the backward
-    pass, which recomputes each segment's forward from them. Outputs and gradients are exactly those of one
+    segments of S steps, each but the last under ``torch.utils.checkpoint``, with its neurons' state carried
+    from the one before (``neurons.carry``): only the segment inputs and the states at segment starts are kept
+    for the backward pass, which recomputes each segment's forward from them (the last segment's graph is kept:
+    backward starts with it, so it would be rebuilt at once). Outputs and gradients are exactly those of one
     call on all T steps when the body has no batch-norm (a batch-norm in training mode normalises each segment
     with that segment's statistics, ``[S*B]`` values per channel instead of ``[T*B]``; the backward replay
     leaves its running statistics alone); peak memory is about S/T of it plus the states.
@@ -70,8 +71,13 @@ class RateNetwork(nn.Module):
                 return self.body(chunk), read_state(self.body)
 
         outputs, states = [], None
-        for start in range(0, inputs.shape[0], segment):
-            out, states = checkpoint(run, inputs[start:start + segment], states, use_reentrant=False)
+        starts = range(0, inputs.shape[0], segment)
+        for start in starts:
+            chunk = inputs[start:start + segment]
+            if start == starts[-1]:  # backward begins here at once: keeping its graph costs no extra peak memory
+                out, states = run(chunk, states)
+            else:
+                out, states = checkpoint(run, chunk, states, use_reentrant=False)
             outputs.append(out)
         forward_done[0] = True
         return torch.cat(outputs)  # [T, B, K]
