@@ -5,7 +5,8 @@ Runs (``train``, ``evaluate``, ``load_run``), conversion (``convert``), measurem
 ``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's own training loop: the
 rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``; time-first ``[T, B, ...]`` tensors), input encoders and
 decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``, ``TTFSConv2d``, pooling,
-``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no spike).
+``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no spike), and ``Stream``: a
+rate-coded network run one time step at a time on live input.
 The command-line tool (``deepspike.commands``) calls only this API, ``config`` and ``core``.
 """
 
@@ -29,6 +30,7 @@ from deepspike.core.version import __version__
 from deepspike.layers import TimeDistributed
 from deepspike.layers.qcfs import QCFS
 from deepspike.methods import Method, create_model, get_method, register_method
+from deepspike.methods.streaming import Stream
 from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
@@ -44,6 +46,7 @@ __all__ = [
     "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
     "register_model", "RunConfig", "spike_activity", "spike_count", "spike_times", "spike_times_conv2d",
-    "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss", "TTFSAvgPool2d", "TTFSConv2d",
+    "Stream", "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss", "TTFSAvgPool2d",
+    "TTFSConv2d",
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError",
 ]

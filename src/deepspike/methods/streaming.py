@@ -1,0 +1,65 @@
+"""Streaming inference: a rate-coded network fed one time step at a time, e.g. frames of a live event camera.
+
+``Stream(net)`` holds the network's temporal state itself (every neuron's membrane, NeuNorm traces; read with
+``neurons.carry.read_state``) between calls, so the model stays an ordinary module that any other code may call
+meanwhile. Each ``step(x)`` runs one step from that state:
+
+    input    x: one step before encoding, ``[B, C, H, W]``: the image for a rate encoder (``direct`` feeds it,
+             ``poisson`` draws this step's spikes from it) or one event frame for a ``frames`` network
+    output   the body's output of this step ``[B, K]`` (the last layer's currents or spikes)
+
+and ``scores()`` is the readout of all steps so far, ``[B, K]``: after T steps it equals ``net(x, timesteps=T)``
+bit for bit for deterministic inputs (direct encoding, event frames), since the neurons' update from a carried
+membrane is the same arithmetic and the readout runs on the same ``[T, B, K]`` outputs. Memory: the state plus
+the ``[t, B, K]`` outputs so far (K numbers per sample and step).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.coding.encoder import InputEncoder
+from deepspike.core.errors import ConfigError
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.neurons.carry import read_state, temporal_carry, write_state
+
+
+class Stream:
+    """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode."""
+
+    def __init__(self, net: RateNetwork) -> None:
+        if not isinstance(net, RateNetwork):
+            raise ConfigError(f"streaming needs a rate-coded network (method stbp or spikebp); got "
+                              f"{type(net).__name__}")
+        self.net = net
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: fresh membranes, no outputs."""
+        self.states: list | None = None
+        self.outputs: list[torch.Tensor] = []
+
+    @property
+    def steps(self) -> int:
+        """Steps run since the last ``reset``."""
+        return len(self.outputs)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
+        net = self.net.eval()
+        encoded = net.encoder(x, 1) if isinstance(net.encoder, InputEncoder) else x.unsqueeze(0)  # [1, B, ...]
+        with temporal_carry(net.body):
+            if self.states is not None:
+                write_state(net.body, self.states)
+            out = net.body(encoded)  # [1, B, K]
+            self.states = read_state(net.body)
+        self.outputs.append(out)
+        return out[0]
+
+    @torch.no_grad()
+    def scores(self) -> torch.Tensor:
+        """The readout of every step so far: class scores ``[B, K]`` (as ``net`` gives after that many steps)."""
+        if not self.outputs:
+            raise ConfigError("no step has run yet: call step(x) first")
+        return self.net.eval().readout(torch.cat(self.outputs))

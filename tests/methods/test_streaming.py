@@ -1,0 +1,52 @@
+"""Streaming inference equals the multi-step forward bit for bit (direct input and event frames)."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.methods import get_method
+from deepspike.methods.streaming import Stream
+from deepspike.models import create_architecture
+
+
+def _net(encoder, **options):
+    arch = create_architecture("vgg", num_classes=4, input_shape=(2, 8, 8), blocks=[[6], [8]], hidden=[12],
+                               batch_norm=False)
+    torch.manual_seed(0)
+    return get_method("stbp", {"timesteps": 9, "encoder": encoder, "neunorm": True, **options}).build(arch).eval()
+
+
+@pytest.mark.parametrize("readout", ["rate", "membrane"])
+def test_direct_input_stream_equals_multistep(readout):
+    net = _net("direct", readout=readout, threshold=0.3)
+    x = torch.rand(5, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    stream = Stream(net)
+    outs = [stream.step(x) for _ in range(9)]
+    with torch.no_grad():
+        body = net.body(net.encoder(x, 9))
+        assert torch.equal(torch.stack(outs), body)
+        assert torch.equal(stream.scores(), net(x, timesteps=9))
+        assert body.abs().sum() > 0
+        stream.reset()
+        for _ in range(4):
+            stream.step(x)
+        assert torch.equal(stream.scores(), net(x, timesteps=4))  # any prefix, after a reset
+
+
+def test_event_frame_stream_equals_multistep():
+    net = _net("frames")
+    frames = (torch.rand(3, 9, 2, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.3).float()  # [B, T, ...]
+    stream = Stream(net)
+    for t in range(9):
+        stream.step(frames[:, t])
+    with torch.no_grad():
+        assert torch.equal(stream.scores(), net(frames, timesteps=9))
+    assert stream.steps == 9
+
+
+def test_stream_refuses_what_it_cannot_run():
+    ann = get_method("ann", {}).build(create_architecture("mlp", hidden=[8]))
+    with pytest.raises(ConfigError, match="rate-coded"):
+        Stream(ann)
+    with pytest.raises(ConfigError, match="no step"):
+        Stream(_net("direct")).scores()
