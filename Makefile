@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-dev demo test test-triton lint bench clean
+.PHONY: setup setup-dev demo test test-triton lint bench docs clean
 
 $(VENV)/.base: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/deepspike demo --out runs/demo
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests docs benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 
 test: $(VENV)/.dev lint
@@ -42,8 +42,21 @@ test-triton: $(TRITON_VENV)/.ok
 	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/neurons/test_fused_triton.py \
 		tests/ttfs/test_backend_triton.py
 
+# The documentation site (MkDocs + Material + mkdocstrings, in its own venv): docs/build_pages.py runs every
+# tutorial (a failing tutorial fails the build) and writes the CLI reference; mkdocs --strict turns warnings
+# (a broken link, a missing page or docstring target) into errors. Output: site/index.html.
+DOCS_VENV ?= .docs-venv
+$(DOCS_VENV)/.ok: docs/requirements.txt
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r docs/requirements.txt
+	touch $@
+
+docs: $(VENV)/.dev $(DOCS_VENV)/.ok
+	$(PY) docs/build_pages.py
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --quiet
+
 bench: $(VENV)/.dev
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(DOCS_VENV) runs site docs/generated .pytest_cache .ruff_cache
