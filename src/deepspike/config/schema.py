@@ -70,6 +70,7 @@ class DataConfig:
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt")  # training.temporal_grad
+LOG_SINKS = ("csv", "tensorboard")  # training.metric_sinks, besides metrics.jsonl
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
 
 
@@ -121,7 +122,8 @@ class TrainConfig:
     """``seed``: in [0, 2**63 - 1], what Python, torch (``manual_seed``) and NumPy's generators all take
     (the global NumPy generator gets ``seed % 2**32``). ``temporal_grad``: bptt, checkpoint (exact, segments of
     ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps) or ottt
-    (``training.temporal_grad``)."""
+    (``training.temporal_grad``); ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
+    (``training.metric_sinks``)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -138,6 +140,7 @@ class TrainConfig:
     temporal_grad: str = "bptt"
     time_segment: int | None = None
     sltt_steps: int | None = None
+    log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -153,6 +156,8 @@ class TrainConfig:
         )
         _choice(self.precision, "train.precision", PRECISIONS)
         _choice(self.temporal_grad, "train.temporal_grad", TEMPORAL_GRADS)
+        for name in self.log:
+            _choice(name, "train.log", LOG_SINKS)
         _check(self.time_segment is None or self.time_segment >= 1, "train.time_segment", self.time_segment,
                ">= 1 or null (checkpointed BPTT: steps per segment; null: ceil(sqrt(T)))")
         _check(self.time_segment is None or self.temporal_grad == "checkpoint", "train.time_segment",

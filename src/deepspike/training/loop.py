@@ -79,7 +79,8 @@ def train_epoch(
             loss_sum += loss_value * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
-        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}")
+        rate = n / max(bar.format_dict["elapsed"], 1e-9)
+        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}", samples=f"{rate:.0f}/s")
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
     return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}

@@ -27,6 +27,7 @@ NEW, RESTART, CONTINUE = "new", "restart", "continue"
 RESUMABLE_KEYS = (
     "train.epochs",
     "train.progress",
+    "train.log",
     "train.device",
     "data.num_workers",
     "data.data_dir",

@@ -32,6 +32,7 @@ from deepspike.config.schema import RunConfig
 from deepspike.training.checkpoint import rng_state, training_checkpoint
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
+from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
 from deepspike.training.run_open import CONTINUE, open_mode
@@ -76,10 +77,13 @@ class Trainer:
         setup = build_training(cfg, ctx, self.device, self.mode == CONTINUE)
         self.parts = setup.parts
         progress = self._open_run(setup)
+        self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done) if ctx.is_main else None
         record: dict[str, Any] = {}
         for epoch in range(progress.epochs_done, cfg.train.epochs):
             record = run_epoch(setup, cfg, ctx, epoch, progress)
             self._end_epoch(setup, record, progress)
+        if self.sinks is not None:
+            self.sinks.close()
         if not record:  # resumed a finished run: report from the log
             logged = self.run.metrics.read()
             record = logged[-1] if logged else {}
@@ -116,6 +120,7 @@ class Trainer:
         if self.dist.is_main:
             print(epoch_line(record, self.config.train.epochs), file=sys.stderr, flush=True)
             self.run.metrics.append(record)
+            self.sinks.write(self.run.metrics.read())
             self.run.write_checkpoint(training_checkpoint(setup, progress, rngs))
         barrier(self.dist)
         for callback in self.callbacks:

@@ -1,0 +1,79 @@
+"""Where a run's epoch records go besides ``metrics.jsonl`` (``train.log``): a CSV table and TensorBoard.
+
+* ``csv``: ``RUN/metrics.csv``, one row per epoch, the columns in the order keys first appear; rewritten
+  atomically from ``metrics.jsonl`` after every epoch, so it always says what the log says (a resumed run's
+  dropped epochs included). A missing value (a key an epoch does not have, or a non-finite number) is empty.
+* ``tensorboard``: scalars under ``RUN/tensorboard`` (``torch.utils.tensorboard``; the ``tensorboard`` extra),
+  one per numeric key, tagged ``train/``, ``val/``, ``test/`` or ``measures/`` by key, at step = epoch. A
+  resumed run purges the events past its checkpoint, as the JSON log drops those lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError
+
+CSV_NAME = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    """The records as one CSV table at ``path`` (module docstring)."""
+    columns: list[str] = []
+    for record in records:
+        columns += [k for k in record if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _cell(record.get(k)) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return value
+
+
+def _tag(key: str) -> str:
+    for prefix in ("train", "val", "test"):
+        if key.startswith(prefix + "_"):
+            return f"{prefix}/{key[len(prefix) + 1:]}"
+    return key if key in ("lr", "epoch_seconds") else f"measures/{key}"
+
+
+class MetricSinks:
+    """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch."""
+
+    def __init__(self, run_dir: Path, sinks: tuple[str, ...], epochs_done: int) -> None:
+        self.run_dir = Path(run_dir)
+        self.csv = "csv" in sinks
+        self.board = None
+        if "tensorboard" in sinks:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("train.log=tensorboard needs the tensorboard package (pip install "
+                                  "'deepspike[tensorboard]')") from None
+            self.board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=epochs_done + 1)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if self.csv:
+            write_csv(self.run_dir / CSV_NAME, records)
+        if self.board is not None and records:
+            last = records[-1]
+            for key, value in last.items():
+                if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
+                    self.board.add_scalar(_tag(key), value, last["epoch"])
+            self.board.flush()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
