@@ -4,7 +4,8 @@
 * ``docs/generated/tutorials/<name>.md``: each tutorial of ``docs/tutorials/*.py`` run from a fresh process, the
   page made of its docstring (the prose), its code and the output it printed; a tutorial that fails fails the
   build (this is how CI runs the tutorials);
-* ``docs/generated/results.md``: ``benchmarks/RESULTS.md``.
+* ``docs/generated/results.md``: ``benchmarks/RESULTS.md``;
+* ``docs/generated/zoo.md``: the shipped pretrained models, from their cards.
 
 Usage: ``python docs/build_pages.py [--skip-tutorials]`` (``make docs`` runs it).
 """
@@ -37,6 +38,27 @@ def cli_page() -> str:
     return "\n".join(parts)
 
 
+def zoo_page() -> str:
+    import deepspike as ds
+
+    lines = ["# Pretrained models\n",
+             "Small trained checkpoints shipped in the package (each at most 2 MB), one per method, for "
+             "Fashion-MNIST. `deepspike zoo` lists them; `ds.pretrained(name)` returns the network in eval mode; "
+             "`deepspike zoo --check` re-measures every one on the full test set (the data must be installed); "
+             "`tests/training/test_pretrained.py` checks each on a packaged sample of 200 test images.\n",
+             "```python\nimport deepspike as ds\n\nmodel = ds.pretrained(\"stbp_fmnist\")   # images [B, 1, 28, 28] "
+             "in [0, 1] -> scores [B, 10]\n```\n",
+             "| name | method | model | T | test accuracy (10,000 images) | spikes per sample | ANN / SNN energy "
+             "(45 nm fp32) | input | made by |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in ds.zoo():
+        norm = "standardised (mean/std in the card)" if c["input"].get("normalize") else "[0, 1]"
+        spikes = f"{c['spikes_per_sample']:,.0f}" if c.get("spikes_per_sample") is not None else "-"
+        energy = f"{c['energy_ann_over_snn']:.2f}" if c.get("energy_ann_over_snn") else "-"
+        lines.append(f"| `{c['name']}` | {c['method']} | {c['model']} | {c.get('timesteps') or '-'} | "
+                     f"{100 * c['test_accuracy']:.2f}% | {spikes} | {energy} | {norm} | `{c['made_from']}` |")
+    return "\n".join(lines) + "\n"
+
+
 def tutorial_page(script: Path) -> str:
     """Run ``script`` (exit status 0 or ``SystemExit``) and return its page."""
     source = script.read_text()
@@ -66,6 +88,7 @@ def main() -> None:
         shutil.rmtree(OUT)
     (OUT / "tutorials").mkdir(parents=True)
     (OUT / "cli.md").write_text(cli_page())
+    (OUT / "zoo.md").write_text(zoo_page())
     shutil.copyfile(ROOT / "benchmarks" / "RESULTS.md", OUT / "results.md")
     for script in sorted((DOCS / "tutorials").glob("t*.py")):
         page = (f"# {script.stem}\n\nNot run in this build (`--skip-tutorials`).\n" if args.skip_tutorials

@@ -36,7 +36,9 @@ KEYS = {
     "data": ["name", "val_fraction", "normalize", "augment", "crop_padding", "hflip", "args", "size", *SET_ELSEWHERE],
     "optim": ["name", "lr", "weight_decay", "momentum", "nesterov", "betas"],
     "schedule": ["name", "step_size", "milestones", "gamma", "min_factor", "warmup_epochs"],
-    "train": ["epochs", "batch_size", "seed", "grad_clip", "deterministic", "precision", "ema_decay", "progress"],
+    "train": ["epochs", "batch_size", "seed", "grad_clip", "deterministic", "precision", "ema_decay", "progress",
+              "temporal_grad", "time_segment", "sltt_steps", "log"],
+    "expected": ["test_accuracy", "tolerance", "measured_by"],
     "method": sorted({"name"} | {f.name for m in list_methods() for f in dataclasses.fields(m.Options)}),
 }
 # Keys that make a CLI run big or slow (or fetch data): the CLI sample never generates them, TINY pins them.

@@ -30,7 +30,7 @@ def test_saved_yaml_is_flat_name_and_every_option(tmp_path):
     cfg = load_config(None, ["method.name=stbp", "method.timesteps=5"])
     save_config(cfg, tmp_path / "config.yaml")
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert list(saved) == ["method", "model", "data", "optim", "schedule", "train"]
+    assert list(saved) == ["method", "model", "data", "optim", "schedule", "train", "expected"]
     assert saved["method"] == {"name": "stbp", **dataclasses.asdict(StbpOptions()), "timesteps": 5}
     assert list(saved["method"])[0] == "name"
     assert load_config(tmp_path / "config.yaml").method == cfg.method

@@ -1,19 +1,29 @@
 """deepspike's public API: everything a user script needs, in one namespace (re-exported by ``deepspike``).
 
-Runs (``train``, ``evaluate``, ``load_run``), conversion (``convert``), measurement and export (``analyze``,
-``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``, ``create_architecture``,
-``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's own training loop: the
-rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``; time-first ``[T, B, ...]`` tensors), input encoders and
-decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``, ``TTFSConv2d``, pooling,
-``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no spike), and ``Stream``: a
-rate-coded network run one time step at a time on live input.
+Runs (``train``, ``evaluate``, ``load_run``, ``reproduce``), conversion (``convert``), measurement and export
+(``analyze``, ``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``,
+``create_architecture``, ``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's
+own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``; time-first ``[T, B, ...]`` tensors),
+input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``,
+``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no
+spike), ``Stream``: a rate-coded network run one time step at a time on live input, and the shipped
+pretrained models (``zoo``, ``pretrained``).
 The command-line tool (``deepspike.commands``) calls only this API, ``config`` and ``core``.
 """
 
 from deepspike.api.catalog import dataset_names, method_table, model_table
 from deepspike.api.conversion import CONVERSION_NORMS, convert
 from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
-from deepspike.api.training import evaluate, load_run, train
+from deepspike.api.training import (
+    check_pretrained,
+    evaluate,
+    load_run,
+    pretrained,
+    reproduce,
+    train,
+    zoo,
+    zoo_card,
+)
 from deepspike.coding import direct, first_spike_class, rate_bipolar, rate_poisson, spike_count
 from deepspike.coding.encoder import InputEncoder
 from deepspike.coding.ttfs_input import TTFSInput, encode_times
@@ -45,8 +55,10 @@ __all__ = [
     "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
     "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
-    "register_model", "RunConfig", "spike_activity", "spike_count", "spike_times", "spike_times_conv2d",
-    "Stream", "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss", "TTFSAvgPool2d",
+    "register_model", "reproduce", "RunConfig", "spike_activity", "spike_count", "spike_times",
+    "spike_times_conv2d", "Stream", "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss",
+    "TTFSAvgPool2d",
     "TTFSConv2d",
-    "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError",
+    "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
+    "pretrained", "check_pretrained",
 ]

@@ -10,13 +10,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deepspike.config import RunConfig, load_config
+from deepspike.training.pretrained import check_pretrained, load_pretrained, zoo_card, zoo_table
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
+from deepspike.training.reproduce import reproduce as reproduce_run
 from deepspike.training.run_open import resume_recipe
 from deepspike.training.run_setup import RunParts
 from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
+
+__all__ = ["check_pretrained", "evaluate", "load_run", "pretrained", "reproduce", "train", "zoo", "zoo_card"]
 
 
 def train(
@@ -41,6 +47,15 @@ def train(
     return summary if trainer.dist.is_main else None
 
 
+def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = (), resume: bool = False
+              ) -> dict[str, Any]:
+    """Train the YAML ``recipe`` into ``out`` and compare its test accuracy with the recipe's ``expected``
+    section (``training.reproduce``): ``{"expected_test_accuracy", "measured_test_accuracy", "difference_pp",
+    "reproduced", ...}``, also written to ``out/reproduce.json``."""
+    config = load_config(recipe, list(overrides))
+    return reproduce_run(config, out, recipe=str(recipe), resume=resume)
+
+
 def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
     """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``;
     ``unquantised``: a QCFS ANN with its activations' quantisation taken out (its converted SNN's large-T limit)."""
@@ -52,3 +67,15 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
     run kept one), ``parts.method`` scores its outputs, ``parts.data`` is the run's data."""
     config, parts, _ = _load_run(run_dir, device=device)
     return config, parts
+
+
+def zoo() -> list[dict[str, Any]]:
+    """The cards of the pretrained models shipped in the package (``training.pretrained``): name, method,
+    model, data set, test accuracy, spikes per sample, energy, the command that made it."""
+    return zoo_table()
+
+
+def pretrained(name: str, device: str = "cpu") -> torch.nn.Module:
+    """The shipped pretrained model ``name`` (``zoo()`` lists them) in eval mode: images ``[B, *input_shape]``
+    in [0, 1], preprocessed as its card's ``input`` says, to class scores (or spike times for TTFS nets)."""
+    return load_pretrained(name, device)[1]

@@ -15,4 +15,6 @@ COMMANDS = (
     "compare",
     "export",
     "demo",
+    "reproduce",
+    "zoo",
 )

@@ -177,6 +177,22 @@ class TrainConfig:
 
 
 @dataclass
+class ExpectedConfig:
+    """What a recipe is known to reach (``deepspike reproduce``): ``test_accuracy`` (a fraction; null: nothing
+    recorded) within ``tolerance`` (a fraction, 0.005 = 0.5 pp), as measured by ``measured_by`` (where the
+    figure was recorded, e.g. a RESULTS.md section)."""
+
+    test_accuracy: float | None = None
+    tolerance: float = 0.005
+    measured_by: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.test_accuracy is None or 0.0 <= self.test_accuracy <= 1.0, "expected.test_accuracy",
+               self.test_accuracy, "a fraction in [0, 1] or null")
+        _check(0.0 <= self.tolerance <= 1.0, "expected.tolerance", self.tolerance, "a fraction in [0, 1]")
+
+
+@dataclass
 class RunConfig:
     """The whole recipe. ``method`` holds the method's name and its validated ``Options`` instance."""
 
@@ -186,6 +202,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    expected: ExpectedConfig = field(default_factory=ExpectedConfig)
 
 
 def _check(ok: bool, key: str, value: object, expected: str) -> None:

@@ -32,6 +32,9 @@ RESUMABLE_KEYS = (
     "data.num_workers",
     "data.data_dir",
     "data.download",
+    "expected.test_accuracy",
+    "expected.tolerance",
+    "expected.measured_by",
 )
 
 

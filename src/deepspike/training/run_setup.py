@@ -37,15 +37,22 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
     """Method (from the config's already validated options), architecture (shaped by the data), and the model
     on ``device``."""
     data = data if data is not None else load_data(config)
-    method = method_from_options(config.method.name, config.method.options)
-    arch = create_architecture(
-        config.model.name,
-        num_classes=data.num_classes,
-        input_shape=tuple(data.input_shape),
-        width=config.model.width,
-        **config.model.args,
-    )
+    method, arch = method_and_architecture(config, data.num_classes, tuple(data.input_shape))
     return RunParts(method, arch, method.build(arch).to(device), data)
+
+
+def method_and_architecture(config: RunConfig, num_classes: int, input_shape: tuple[int, ...]):
+    """``(method, architecture)`` of ``config`` for data of ``num_classes`` classes and samples ``input_shape``."""
+    method = method_from_options(config.method.name, config.method.options)
+    arch = create_architecture(config.model.name, num_classes=num_classes, input_shape=input_shape,
+                               width=config.model.width, **config.model.args)
+    return method, arch
+
+
+def build_model(config: RunConfig, num_classes: int, input_shape: tuple[int, ...], device: torch.device):
+    """The network of ``config`` on ``device``, without loading any data (pretrained models)."""
+    method, arch = method_and_architecture(config, num_classes, input_shape)
+    return method.build(arch).to(device)
 
 
 def make_batches(

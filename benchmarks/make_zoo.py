@@ -1,0 +1,77 @@
+"""Make a pretrained-model entry of the package (``deepspike/pretrained/<name>/``) from a finished run.
+
+    python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN" [--timesteps T]
+
+Writes ``config.yaml`` (the run's), ``weights.pt`` (the weights only: the weight average where the run kept one;
+refused above 2 MB) and ``card.json``: the full test split's accuracy (evaluated here, as ``deepspike eval``
+does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000 test samples,
+45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
+(``tests/fixtures/fashion_mnist_test_first200.npz``, which ``tests/training/test_pretrained.py`` re-checks), and
+the input preprocessing. ``training.pretrained`` documents the format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.core.atomic import atomic_write_json
+from deepspike.training.pretrained import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, ZOO_DIR, accuracy_on
+from deepspike.training.reload import evaluate_run, load_run
+from deepspike.training.runs import save_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "fixtures" / "fashion_mnist_test_first200.npz"
+MAX_BYTES = 2 * 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("name")
+    ap.add_argument("--made-from", required=True, help="the command that trained the run")
+    args = ap.parse_args()
+    run, folder = Path(args.run), ZOO_DIR / args.name
+    config, parts, _ = load_run(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / WEIGHTS_NAME, {"model": parts.model.state_dict()})
+    if (folder / WEIGHTS_NAME).stat().st_size > MAX_BYTES:
+        shutil.rmtree(folder)
+        sys.exit(f"{args.run}: weights above 2 MB; not shipped")
+    shutil.copyfile(run / "config.yaml", folder / CONFIG_NAME)
+    data = parts.data
+    normalize = {"mean": list(data.mean), "std": list(data.std)} if config.data.normalize else None
+    analysis = analyze_run(run, None, AnalysisOptions(limit=1000, bits=(), snrs=(), deletions=(), jitters=(),
+                                                      timesteps=False, plots=False))
+    activity = analysis["activity"] or {}
+    energy = analysis["energy"].get("45nm_fp32", {})
+    card = {
+        "name": args.name,
+        "method": config.method.name,
+        "model": config.model.name,
+        "dataset": config.data.name,
+        "num_classes": data.num_classes,
+        "input_shape": list(data.input_shape),
+        "input": {"range": [0.0, 1.0], "normalize": normalize},
+        "timesteps": getattr(parts.model, "eval_timesteps", None) or getattr(config.method.options, "timesteps", None),
+        "test_accuracy": evaluate_run(run)["test_accuracy"],
+        "spikes_per_sample": activity.get("spikes_per_sample"),
+        "energy_ann_over_snn": energy.get("ann_over_snn"),
+        "made_from": args.made_from,
+    }
+    atomic_write_json(folder / CARD_NAME, card)
+    sample = np.load(SAMPLE, allow_pickle=False)
+    images = torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0
+    card["sample_accuracy"] = accuracy_on(args.name, images, torch.tensor(sample["labels"], dtype=torch.long))
+    atomic_write_json(folder / CARD_NAME, card)
+    print(card)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The shipped pretrained models: each loads without data, is at most 2 MB, and scores exactly its card's accuracy
+on the packaged sample of 200 Fashion-MNIST test images; ``deepspike zoo`` lists them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import deepspike as ds
+from deepspike.cli import main
+from deepspike.core.errors import ConfigError
+from deepspike.training.pretrained import WEIGHTS_NAME, ZOO_DIR, accuracy_on, zoo_names
+
+SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "fashion_mnist_test_first200.npz"
+NAMES = zoo_names()
+
+
+def test_every_method_has_a_pretrained_model():
+    methods = {ds.zoo_card(name)["method"] for name in NAMES}
+    assert {"ann", "converted", "stbp"} <= methods
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pretrained_model_scores_its_card_on_the_sample(name):
+    card = ds.zoo_card(name)
+    assert (ZOO_DIR / name / WEIGHTS_NAME).stat().st_size <= 2 * 2**20
+    sample = np.load(SAMPLE, allow_pickle=False)
+    images = torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0
+    labels = torch.tensor(sample["labels"], dtype=torch.long)
+    assert accuracy_on(name, images, labels) == card["sample_accuracy"]
+    assert abs(card["sample_accuracy"] - card["test_accuracy"]) < 0.06  # 200 images: the same ballpark
+    model = ds.pretrained(name)
+    assert not model.training
+
+
+def test_zoo_command_lists_every_entry(capsys):
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    for name in NAMES:
+        assert name in out
+    with pytest.raises(ConfigError, match="no pretrained model"):
+        ds.pretrained("no_such_model")
