@@ -7,10 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.spikebp_lif import DERIVATIVES, leak_corrected_lif
 
 
-class SpikingAvgPool(nn.Module):
+class SpikingAvgPool(ReportsSpikes, nn.Module):
     """Average-pool the spikes, integrate them in a non-leaky membrane, fire above ``threshold``, hard reset.
 
     ``p_t = avgpool_k(s_t)`` (weights ``1/k^2``, 0.25 for 2x2), then ``h_t = v_{t-1} + p_t``,
@@ -42,8 +43,11 @@ class SpikingAvgPool(nn.Module):
         t, b = x.shape[:2]
         pooled = F.avg_pool2d(x.flatten(0, 1), self.kernel_size, self.stride, self.padding)  # [T*B, C, H', W']
         pooled = pooled.unflatten(0, (t, b))  # [T, B, C, H', W']
-        return leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
-                                  derivative=self.derivative, grad_scale=1.0)
+        s = leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
+                               derivative=self.derivative, grad_scale=1.0)
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
 
     def extra_repr(self) -> str:
         pad = f", padding={self.padding}" if self.padding else ""

@@ -72,6 +72,8 @@ class SpikingSequential(nn.Sequential):
                 x, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
                                        pool_channels_last=conv_next)
                 neuron.keep(v)
+                if neuron.tally is not None:  # tiling windows: the pooled map times the window area counts the spikes
+                    neuron.report_spikes(x.sum() * (kernel[0] * kernel[1]))
                 i += 2
             else:
                 x = neuron(x)

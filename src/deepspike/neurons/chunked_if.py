@@ -84,6 +84,8 @@ class ChunkedIF(IF):
             with torch.no_grad():
                 spikes, v, count = self._fast(x, v0, count)
         self.keep((v, count))
+        if self.tally is not None:
+            self.report_spikes((spikes != 0).sum())  # signed and threshold-valued spikes count once each
         return spikes
 
     def step_threshold(self, step: torch.Tensor) -> float | torch.Tensor:

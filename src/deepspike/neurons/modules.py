@@ -13,12 +13,13 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.params import NeuronParams
 
 
-class SpikingNeuron(CarriesState, nn.Module):
+class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
     """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed), or
     inside ``neurons.carry.temporal_carry`` from the membrane its previous call ended with.
 
@@ -38,6 +39,8 @@ class SpikingNeuron(CarriesState, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, v = neuron_multistep(x, self.params, v0=self.carried(), inplace=self.inplace)
         self.keep(v)
+        if self.tally is not None:
+            self.report_spikes(s.sum())
         return s
 
     def extra_repr(self) -> str:

@@ -47,6 +47,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
@@ -163,7 +164,7 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
     return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
 
 
-class LeakCorrectedLIF(nn.Module):
+class LeakCorrectedLIF(ReportsSpikes, nn.Module):
     """Hidden-layer neuron of ``spikebp``: ``x [T, B, ...] -> s [T, B, ...]`` via ``leak_corrected_lif``."""
 
     is_spiking_neuron = True
@@ -180,7 +181,10 @@ class LeakCorrectedLIF(nn.Module):
         self.leak, self.threshold, self.correction, self.derivative = leak, threshold, correction, derivative
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
+        s = leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak:g}, threshold={self.threshold:g}, correction={self.correction}, "

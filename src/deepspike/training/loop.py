@@ -12,11 +12,13 @@ weight-average update; a non-finite loss stops training (``TrainingDiverged``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from deepspike.core.spike_tally import SpikeTally, counting_spikes
 from deepspike.methods.base import Method
 from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
@@ -59,31 +61,50 @@ def train_epoch(
     model.train()
     global_sizes = [len(c) for c in batches.global_batches()] if world_size > 1 else None
     loss_sum, correct, n = 0.0, 0.0, 0.0
+    tally = SpikeTally()
     bar = tqdm(batches, desc=progress, leave=False, dynamic_ncols=True, disable=None if progress else True)
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
             break
         scale = len(y) * world_size / global_sizes[step] if global_sizes else 1.0
         optimizer.zero_grad(set_to_none=True)
-        out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad, sltt_steps)
-        method.after_backward(net)
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update(net)
+        with counting_spikes(net, tally) if not bar.disable else nullcontext():
+            out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad,
+                                  sltt_steps)
+        _update(model, net, method, optimizer, scheduler, grad_clip, ema)
         with torch.no_grad():
             loss_value = float(loss)
             check_finite_loss(loss_value, epoch, step)
             loss_sum += loss_value * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
-        rate = n / max(bar.format_dict["elapsed"], 1e-9)
-        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}", samples=f"{rate:.0f}/s")
+        if not bar.disable:
+            _show(bar, loss_sum, correct, n, tally)
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
     return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+
+
+def _update(model: nn.Module, net: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler,
+            grad_clip: float | None, ema: WeightAverage | None) -> None:
+    """After the backward pass: the method's hook, gradient clipping, the optimizer and schedule steps and the
+    weight average."""
+    method.after_backward(net)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    if ema is not None:
+        ema.update(net)
+
+
+def _show(bar, loss_sum: float, correct: float, n: float, tally: SpikeTally) -> None:
+    """The bar's running loss, accuracy, spikes per sample (spiking nets) and samples per second."""
+    shown = {"loss": f"{loss_sum / max(n, 1):.4f}", "acc": f"{correct / max(n, 1):.3f}"}
+    if tally.reporters:
+        shown["spikes"] = f"{tally.total / max(n, 1):,.0f}/sample"
+    shown["samples"] = f"{n / max(bar.format_dict['elapsed'], 1e-9):.0f}/s"
+    bar.set_postfix(shown)
 
 
 def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float,

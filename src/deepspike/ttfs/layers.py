@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.ttfs import _validate as v
 from deepspike.ttfs.conv import spike_times_conv2d
 from deepspike.ttfs.dense import spike_times
@@ -34,7 +35,7 @@ def uniform_init_(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int, 
             bias.uniform_(0.0, scale / fan_in)
 
 
-class _TTFSNeurons(nn.Module):
+class _TTFSNeurons(ReportsSpikes, nn.Module):
     """Shared parts of the dense and conv layers: neuron parameters, bias spike, initialisation."""
 
     is_ttfs_layer = True
@@ -58,6 +59,12 @@ class _TTFSNeurons(nn.Module):
         """The trainable synaptic weights (for the L2 cost): weight and bias."""
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
+    def _reported(self, t_out: torch.Tensor) -> torch.Tensor:
+        """``t_out``, its spikes (finite times) counted for an active ``core.spike_tally``."""
+        if self.tally is not None:
+            self.report_spikes(torch.isfinite(t_out).sum())
+        return t_out
+
     def extra_repr(self) -> str:
         return f"{tuple(self.weight.shape)}, bias={self.bias is not None}, kernel={self.kernel}, " \
                f"theta={self.theta}, tau={self.tau}"
@@ -76,7 +83,8 @@ class TTFSLinear(_TTFSNeurons):
         self._setup((out_features, in_features), out_features, bias, kernel, theta, tau, backend, init_scale)
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
-        return spike_times(t_in, self.weight, self.bias, self.kernel, self.theta, self.tau, self.backend)
+        return self._reported(spike_times(t_in, self.weight, self.bias, self.kernel, self.theta, self.tau,
+                                          self.backend))
 
 
 class TTFSConv2d(_TTFSNeurons):
@@ -91,8 +99,8 @@ class TTFSConv2d(_TTFSNeurons):
         self._setup(shape, out_channels, bias, kernel, theta, tau, backend, init_scale)
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
-        return spike_times_conv2d(t_in, self.weight, self.bias, self.stride, self.padding, self.kernel,
-                                  self.theta, self.tau, self.backend)
+        return self._reported(spike_times_conv2d(t_in, self.weight, self.bias, self.stride, self.padding,
+                                                 self.kernel, self.theta, self.tau, self.backend))
 
 
 class TTFSMaxPool2d(nn.Module):
@@ -112,7 +120,7 @@ class TTFSMaxPool2d(nn.Module):
         return max_pool_times(t_in, self.kernel_size, self.stride, self.padding)
 
 
-class TTFSAvgPool2d(nn.Module):
+class TTFSAvgPool2d(ReportsSpikes, nn.Module):
     """zhou2021 average pooling: a TTFS neuron per window with fixed weights ``theta/(N-1)``.
 
     exp kernel: ``t_out = tau * logsumexp(t_window / tau)`` (fires after the whole window, silent if any
@@ -130,8 +138,11 @@ class TTFSAvgPool2d(nn.Module):
         self.kernel, self.theta, self.tau, self.backend = kernel, float(theta), float(tau), backend
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
-        return avg_pool_times(t_in, self.kernel_size, self.stride, self.padding, self.kernel, self.theta,
-                              self.tau, self.backend)
+        t_out = avg_pool_times(t_in, self.kernel_size, self.stride, self.padding, self.kernel, self.theta,
+                               self.tau, self.backend)
+        if self.tally is not None:  # the pooling neurons fire once each, like a layer's
+            self.report_spikes(torch.isfinite(t_out).sum())
+        return t_out
 
 
 class TTFSDropout(nn.Module):
