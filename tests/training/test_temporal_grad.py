@@ -217,7 +217,7 @@ def test_refusals_are_one_line():
 
 
 @pytest.mark.parametrize("mode", [["train.temporal_grad=checkpoint", "train.time_segment=2"],
-                                  ["train.temporal_grad=sltt", "train.sltt_steps=2"], ["train.temporal_grad=ottt"]])
+                                  ["train.temporal_grad=sltt", "train.sltt_steps=2"]])  # ottt: sltt's step loop
 def test_resume_is_exact_in_every_mode(tmp_path, mode):
     cfg = load_config(None, [*TINY, *mode])
     Trainer(cfg, tmp_path / "full").fit()
