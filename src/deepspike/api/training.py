@@ -78,4 +78,4 @@ def zoo() -> list[dict[str, Any]]:
 def pretrained(name: str, device: str = "cpu") -> torch.nn.Module:
     """The shipped pretrained model ``name`` (``zoo()`` lists them) in eval mode: images ``[B, *input_shape]``
     in [0, 1], preprocessed as its card's ``input`` says, to class scores (or spike times for TTFS nets)."""
-    return load_pretrained(name, device)[1]
+    return load_pretrained(name, device)[2]

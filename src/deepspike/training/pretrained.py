@@ -26,7 +26,7 @@ from deepspike.config.load import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.evaluate import evaluate
-from deepspike.training.run_setup import build_model, load_data, make_batches, method_and_architecture
+from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
 from deepspike.training.weights import load_weights
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -50,16 +50,17 @@ def zoo_table() -> list[dict[str, Any]]:
     return [zoo_card(name) for name in zoo_names()]
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any, nn.Module]:
-    """``(config, model)`` of entry ``name``: the network its recipe builds with the shipped weights, in eval
-    mode. ``model(x)`` takes images ``[B, *input_shape]`` preprocessed as the card's ``input`` says."""
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any, Any, nn.Module]:
+    """``(config, method, model)`` of entry ``name``: the network its recipe builds with the shipped weights, in
+    eval mode. ``model(x)`` takes images ``[B, *input_shape]`` preprocessed as the card's ``input`` says."""
     card = zoo_card(name)
     folder = ZOO_DIR / name
     config = load_config(folder / CONFIG_NAME, [])
-    model = build_model(config, card["num_classes"], tuple(card["input_shape"]), torch.device(device))
+    method, arch = method_and_architecture(config, card["num_classes"], tuple(card["input_shape"]))
+    model = method.build(arch).to(device)
     payload = read_checkpoint_file(folder / WEIGHTS_NAME, map_location=device)
     load_weights(model, payload.get("model"), folder / WEIGHTS_NAME)
-    return config, model.eval()
+    return config, method, model.eval()
 
 
 def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
@@ -76,10 +77,8 @@ def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
 def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     """Test accuracy of entry ``name`` on ``images [N, *input_shape]`` in [0, 1] with ``labels [N]``, evaluated
     as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders)."""
-    card = zoo_card(name)
-    config, model = load_pretrained(name)
-    method, _ = method_and_architecture(config, card["num_classes"], tuple(card["input_shape"]))
-    x = preprocess(card, images)
+    _, method, model = load_pretrained(name)
+    x = preprocess(zoo_card(name), images)
     batches = [(x[i:i + batch], labels[i:i + batch]) for i in range(0, len(labels), batch)]
     return evaluate(model, method, batches)["accuracy"]
 
@@ -88,9 +87,8 @@ def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
     """Re-measure entry ``name`` on its data set's full test split (the data must be where its recipe looks)
     and compare with the card: ``{"name", "recorded", "measured", "samples", "matches"}``."""
     card = zoo_card(name)
-    config, model = load_pretrained(name)
+    config, method, model = load_pretrained(name)
     data = load_data(config)
-    method, _ = method_and_architecture(config, data.num_classes, tuple(data.input_shape))
     result = evaluate(model, method, make_batches(config, data, "test", torch.device("cpu")))
     measured = result["accuracy"]
     return {"name": name, "recorded": card["test_accuracy"], "measured": measured, "samples": result["samples"],

@@ -49,11 +49,6 @@ def method_and_architecture(config: RunConfig, num_classes: int, input_shape: tu
     return method, arch
 
 
-def build_model(config: RunConfig, num_classes: int, input_shape: tuple[int, ...], device: torch.device):
-    """The network of ``config`` on ``device``, without loading any data (pretrained models)."""
-    method, arch = method_and_architecture(config, num_classes, input_shape)
-    return method.build(arch).to(device)
-
 
 def make_batches(
     config: RunConfig, data: DataSplits, split: str, device: torch.device, rank: int = 0, world_size: int = 1
