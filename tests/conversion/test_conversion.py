@@ -12,10 +12,10 @@ from deepspike.conversion import ChunkedIF, chunked_neurons, neuron_roles, tempo
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
 from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.thresholds import model_based_thresholds, spike_norm
-from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.methods import get_method
+from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Flatten, Linear
 

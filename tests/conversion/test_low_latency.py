@@ -14,10 +14,10 @@ from deepspike.config import load_config
 from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.comparison import convert_norms
 from deepspike.conversion.pipeline import convert_run
-from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
 from deepspike.layers.qcfs import QCFS, qcfs
 from deepspike.methods import get_method
+from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models import create_architecture
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.chunked_if import ChunkedIF

@@ -19,11 +19,11 @@ from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
 from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.thresholds import peak_input
-from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.methods import get_method
 from deepspike.methods.ttfs_measures import collect_measures
+from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models.spec import Architecture, Flatten, Linear
 from fake_ttfs import FakeTTFS
 

@@ -12,7 +12,7 @@ The command-line tool (``deepspike.commands``) calls only this API, ``config`` a
 """
 
 from deepspike.api.catalog import dataset_names, method_table, model_table
-from deepspike.api.conversion import CONVERSION_NORMS, convert
+from deepspike.api.conversion import CONVERSION_NORMS, convert, convert_to_ttfs
 from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
 from deepspike.api.training import (
     check_pretrained,
@@ -51,7 +51,8 @@ from deepspike.ttfs.losses import ttfs_loss
 __all__ = [
     "__version__", "AnalysisOptions", "analyze", "Architecture", "avg_pool_times", "compare", "ConfigError",
     "CONVERSION_NORMS",
-    "convert", "create_architecture", "create_model", "DataCorruptError", "DataNotFoundError", "dataset_names",
+    "convert", "convert_to_ttfs", "create_architecture", "create_model", "DataCorruptError", "DataNotFoundError",
+    "dataset_names",
     "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
     "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",

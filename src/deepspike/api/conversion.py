@@ -1,4 +1,5 @@
-"""ANN-to-SNN conversion of a trained run: QCFS, channel-, max-, percentile- and SPIKE-NORM thresholds."""
+"""ANN-to-SNN conversion of a trained run: rate-coded IF nets (QCFS, channel-, max-, percentile- and SPIKE-NORM
+thresholds) and exact single-spike TTFS nets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from deepspike.conversion.calibration import NORM_CHOICES as CONVERSION_NORMS  # noqa: F401 (re-exported)
 from deepspike.conversion.comparison import convert_norms
 from deepspike.conversion.pipeline import convert_run
+from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
 
 
 def convert(
@@ -33,3 +35,14 @@ def convert(
     if len(norms) > 1:
         return convert_norms(run_dir, out, norms, timesteps, log=log, **options)
     return convert_run(run_dir, out, norm=norms[0], timesteps=timesteps, log=log, **options)
+
+
+def convert_to_ttfs(
+    run_dir: str | Path, out: str | Path | None = None, log: Callable[[str], None] | None = None, **options: Any
+) -> dict[str, Any]:
+    """Map the ReLU ``ann`` run in ``run_dir`` exactly onto a single-spike TTFS network (method ``ttfs_window``,
+    windowed ReL-PSP neurons) in ``out`` (default ``RUN_DIR/converted_ttfs``); returns its summary
+    (``ann_test_accuracy``, ``snn_test_accuracy``, ``spikes_per_neuron``, latency, synaptic operations).
+    ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``)."""
+    out = out if out is not None else Path(run_dir) / "converted_ttfs"
+    return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)

@@ -1,4 +1,5 @@
-"""``deepspike convert RUN_DIR --norm spike|max|percentile|channel|qcfs --timesteps N``: ANN run -> IF spiking net."""
+"""``deepspike convert RUN_DIR --norm spike|max|percentile|channel|qcfs --timesteps N``: ANN run -> IF spiking net;
+``deepspike convert RUN_DIR --to ttfs``: ReLU ANN run -> exact single-spike TTFS net (windowed ReL-PSP neurons)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from deepspike.core.atomic import strict_json
 from deepspike.core.errors import ConfigError
 
 NAME = "convert"
-HELP = "convert a trained ANN run to an IF spiking net (QCFS, channel-, max-, percentile- or SPIKE-NORM)"
+HELP = "convert a trained ANN run to an IF spiking net (QCFS, channel-, max-, percentile- or SPIKE-NORM) or, with " \
+       "--to ttfs, exactly to a single-spike TTFS net"
 
 
 NORM_HELP = " ".join((
@@ -26,6 +28,12 @@ NORM_HELP = " ".join((
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a finished `deepspike train` run of method ann")
+    p.add_argument("--to", choices=["rate", "ttfs"], default="rate", help="rate: IF neurons over T steps (default); "
+                   "ttfs: one spike per neuron, windowed ReL-PSP neurons that reproduce the ReLU net exactly "
+                   "(method ttfs_window; the rate options below do not apply)")
+    p.add_argument("--margin", type=float, default=1.0, help="ttfs: each window is MARGIN x its layer's largest "
+                   "activation on the calibration images (1.0)")
+    p.add_argument("--alpha", type=float, default=1.0, help="ttfs: ramp slope of the neurons (1.0)")
     p.add_argument(
         "--norm",
         default="spike",
@@ -34,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timesteps", type=int, default=2500, help="simulated time steps T (default 2500)")
     p.add_argument("--out", help="output run directory (default RUN_DIR/converted_<norm>)")
-    p.add_argument("--calib-samples", type=int, default=256, help="training images for calibration (256)")
+    p.add_argument("--calib-samples", type=int, help="training images for calibration (rate 256, ttfs 2048)")
     p.add_argument("--calib-timesteps", type=int, default=2500, help="SPIKE-NORM steps per layer (2500)")
     p.add_argument("--percentile", type=float, default=99.99, help="percentile for --norm percentile")
     auto = " (default: follows --norm)"
@@ -60,6 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.calib_samples is None:
+        args.calib_samples = 2048 if args.to == "ttfs" else 256
     for key in ("timesteps", "calib_samples", "calib_timesteps"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
@@ -69,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    log = None if args.quiet else (lambda s: print(s, flush=True))
+    if args.to == "ttfs":
+        summary = api.convert_to_ttfs(args.run_dir, args.out, calib_samples=args.calib_samples, margin=args.margin,
+                                      alpha=args.alpha, limit=args.limit, log=log)
+        print(strict_json(summary, indent=2))
+        return 0
     summary = api.convert(
         args.run_dir,
         args.out,
@@ -86,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         signed=args.signed,
         limit=args.limit,
         seed=args.seed,
-        log=None if args.quiet else (lambda s: print(s, flush=True)),
+        log=log,
     )
     if "table" in summary:
         print(summary["table"], end="")

@@ -28,12 +28,13 @@ from deepspike.training.runs import RunDir
 
 
 def save_converted_run(
-    out_dir: Path, config: RunConfig, options: ConvertedOptions, snn: nn.Module, epoch: int, source_run: str
+    out_dir: Path, config: RunConfig, method_section: dict, snn: nn.Module, epoch: int, source_run: str
 ) -> None:
-    """``config.yaml`` (the ANN run's config with method ``converted`` and ``options``) and ``checkpoint.pt``."""
+    """``config.yaml`` (the ANN run's config with the converted net's ``method_section``, e.g. ``{"name":
+    "converted", **options}``) and ``checkpoint.pt``."""
     run = RunDir(out_dir)
     run.create()
-    method = resolve_method_section({"name": "converted", **dataclasses.asdict(options)})
+    method = resolve_method_section(method_section)
     run.write_config(dataclasses.replace(config, method=method))
     run.write_checkpoint({"model": snn.state_dict(), "epoch": epoch, "source_run": source_run})
 

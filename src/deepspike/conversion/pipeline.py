@@ -29,12 +29,12 @@ from deepspike.conversion.outputs import (
 )
 from deepspike.conversion.roles import neuron_roles
 from deepspike.conversion.thresholds import neuron_names
-from deepspike.conversion.transfer import copy_ann_weights
 from deepspike.core.atomic import atomic_write_json, check_output_dir
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.methods.converted_network import ConvertedNetwork
+from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models.spec import Architecture
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
@@ -94,7 +94,8 @@ def convert_run(
     settings = dict(timesteps=timesteps, norm=norm, residual=residual, percentile=percentile,
                     calib_samples=calib_samples, calib_timesteps=calib_timesteps, **neuron)
     calibrated = _calibrate(config, parts, device, settings, seed, log)
-    save_converted_run(out_dir, config, calibrated.options, calibrated.snn, state.get("epoch", 0), str(run_dir))
+    method_section = {"name": "converted", **dataclasses.asdict(calibrated.options)}
+    save_converted_run(out_dir, config, method_section, calibrated.snn, state.get("epoch", 0), str(run_dir))
     write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
 
     test = make_batches(config, parts.data, "test", device)
@@ -131,15 +132,21 @@ def has_biases(arch: Architecture) -> bool:
     return any(getattr(v.layer, "bias", False) or getattr(v.layer, "norm", False) for v in arch.visits())
 
 
-def _load_ann_run(run_dir: str | Path, out_dir: Path, norm: str) -> tuple[RunConfig, RunParts, dict]:
-    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used and
-    ``--norm qcfs`` for an ANN without QCFS activations."""
+def load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
+    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used and a
+    run of another method."""
     check_output_dir(out_dir, "--out")
     if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
     if config.method.name != "ann":
         raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
+    return config, parts, state
+
+
+def _load_ann_run(run_dir: str | Path, out_dir: Path, norm: str) -> tuple[RunConfig, RunParts, dict]:
+    """``load_ann_run``; also refuses ``--norm qcfs`` for an ANN without QCFS activations."""
+    config, parts, state = load_ann_run(run_dir, out_dir)
     if norm == "qcfs" and config.method.options.activation != "qcfs":
         raise ConfigError(f"--norm qcfs needs an ANN trained with method.activation=qcfs; {run_dir} is a "
                           f"{config.method.options.activation!r} ANN (use --norm channel, max, percentile or spike)")

@@ -150,3 +150,11 @@ def _dotted(where: str, path: list[str]) -> str:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def check_ranges(options: Any, checks: tuple[tuple[bool, str, str], ...], section: str = "method") -> None:
+    """``ConfigError`` for the first ``(ok, key, expected)`` of ``checks`` that is not ok, naming
+    ``section.key``, its value on ``options`` and what is expected (e.g. ``"> 0 or null"``)."""
+    for ok, key, expected in checks:
+        if not ok:
+            raise ConfigError(f"bad value {getattr(options, key)!r} for {section}.{key}: expected {expected}")

@@ -23,6 +23,7 @@ class Method(ABC):
     name: ClassVar[str]
     Options: ClassVar[type]
     description: ClassVar[str] = ""
+    init_sources: ClassVar[tuple[str, ...]] = ("ann",)  # methods whose runs ``method.init_from`` may name
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -45,6 +46,11 @@ class Method(ABC):
         """Start ``model`` from the state dict of a trained ``ann`` run (``method.init_from``; the run directory
         is read by ``train``, methods do no file I/O). Methods without that option never get this call."""
         raise NotImplementedError(f"method {self.name!r} cannot start from an ANN")
+
+    def init_from_run(self, model: nn.Module, method_name: str, source: nn.Module) -> None:
+        """Start ``model`` from the trained network ``source`` of a run of method ``method_name`` (one of
+        ``init_sources``); default: ``init_from_ann`` with the source's state dict."""
+        self.init_from_ann(model, source.state_dict())
 
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """A regulariser added to every training loss (e.g. zhou2021's weight-sum cost); None for none."""

@@ -28,7 +28,8 @@ from torch import nn
 
 from deepspike.coding.decoders import first_spike_class
 from deepspike.coding.ttfs_input import CODINGS, TTFSInput
-from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.errors import unknown_choice
+from deepspike.core.options import check_ranges
 from deepspike.layers.neuron_kinds import ttfs_neuron_layers
 from deepspike.methods.base import Method
 from deepspike.methods.registry import register_method
@@ -97,9 +98,7 @@ class TtfsOptions:
             (self.init_scale > 0, "init_scale", "> 0"),
             (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"),
         )
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected {expected}")
+        check_ranges(self, checks)
 
 
 @register_method

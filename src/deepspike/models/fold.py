@@ -1,7 +1,7 @@
 """Batch-norm folding on the spec side: a ``norm=True`` conv/linear becomes the same layer with a bias.
 
 At inference a batch-norm after a weighted layer is an affine map per channel, so ``BN(W x + b)`` is one
-layer ``W' x + b'`` (the weights are folded by ``conversion.transfer.folded_weights``). A network built from
+layer ``W' x + b'`` (the weights are folded by ``methods.weight_transfer.folded_weights``). A network built from
 the folded spec has the same conv/linear layers in the same order, now with biases and without the norms.
 """
 

@@ -31,16 +31,17 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
 
 
 def build_new_run(config, device, data=None) -> RunParts:
-    """``build_run`` for a run that starts training: a ``method.init_from`` ANN run is read here and its
-    weights handed to the method (``Method.init_from_ann``). Reloading a run skips this: its checkpoint
-    holds the weights, so the ANN run need not exist any more."""
+    """``build_run`` for a run that starts training: a ``method.init_from`` run (an ANN, or another run the
+    method names in ``init_sources``) is read here and its network handed to the method (``init_from_run``).
+    Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more."""
     parts = build_run(config, device, data)
     init_from = getattr(parts.method.options, "init_from", None)
     if init_from:
         source, source_parts, _ = load_run(init_from, device="cpu")
-        if source.method.name != "ann":
-            raise ConfigError(f"method.init_from: {init_from} is a {source.method.name!r} run, not an 'ann' run")
-        parts.method.init_from_ann(parts.model, source_parts.model.state_dict())
+        if source.method.name not in parts.method.init_sources:
+            raise ConfigError(f"method.init_from: {init_from} is a {source.method.name!r} run; method "
+                              f"{parts.method.name!r} starts from: {', '.join(parts.method.init_sources)}")
+        parts.method.init_from_run(parts.model, source.method.name, source_parts.model)
     return parts
 
 

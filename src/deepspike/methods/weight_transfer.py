@@ -1,4 +1,4 @@
-"""Copy a trained ANN's weights into the converted SNN built from the same spec, batch-norms folded.
+"""Copy a trained ANN's weights into a spiking network built from the same spec, batch-norms folded.
 
 A batch-norm in eval mode after a conv/linear layer (``y = gamma (z - mu) / sqrt(var + eps) + beta`` per
 channel, ``z = W x + b``) folds into that layer: with ``g = gamma / sqrt(var + eps)``,

@@ -1,0 +1,104 @@
+"""Method ``ttfs_window``: single-spike TTFS networks of windowed ReL-PSP neurons, exact images of ReLU nets.
+
+Every layer fires once, in its own time window, by the closed form of ``ttfs.window`` (after Stanojevic et
+al., Nat. Commun. 2024): neuron ``j`` of layer ``n`` fires at offset ``T_n - a_j / alpha`` into its window,
+with ``a_j = sum_i w_ji x_i + b_j`` and ``x_i = T_{n-1} - tau_i`` what layer ``n - 1``'s spikes code; no
+spike for ``a_j <= 0``. The network computes ``clip(ReLU(a) / alpha, 0, T_n)`` layer by layer, so a trained
+ANN maps onto it exactly (``deepspike convert RUN --to ttfs``), and training it uses the exact spike-time
+gradients ``d tau_j / d a_j = -1 / alpha`` (0 where the window clips or the neuron is silent).
+
+Options: ``alpha`` (ramp slope); ``margin`` (a window is ``margin`` x the largest value of its layer on the
+first training batch when no calibration set it); ``init_from``: an ``ann`` run (weights mapped, batch-norms
+folded) or a ``ttfs_window`` run, e.g. a conversion (weights and windows); ``loss``: ``ce`` or ``mse`` on the
+output potentials; ``latency_cost``: weight of ``mean_b relu(T_out - max_k z_bk / alpha) / T_out``, the
+first output spike's offset in its window (rewards early decisions); ``spike_cost``: weight of the mean coded
+value per neuron relative to its window (an L1 surrogate of the spike count: values at 0 are silent neurons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import check_ranges
+from deepspike.methods.base import Method
+from deepspike.methods.losses import LOSSES, classification_loss
+from deepspike.methods.registry import register_method
+from deepspike.methods.weight_transfer import copy_ann_weights
+from deepspike.methods.window_measures import window_measures
+from deepspike.methods.window_network import WindowNetwork, build_window_network, windowed_modules
+from deepspike.models.spec import Architecture
+
+
+@dataclass
+class TtfsWindowOptions:
+    alpha: float = 1.0
+    margin: float = 1.0
+    init_from: str | None = None
+    loss: str = "ce"
+    latency_cost: float = 0.0
+    spike_cost: float = 0.0
+    measures: bool = True
+    measure_batches: int | None = 20
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
+        checks = ((self.alpha > 0, "alpha", "> 0"), (self.margin > 0, "margin", "> 0"),
+                  (self.latency_cost >= 0, "latency_cost", ">= 0"), (self.spike_cost >= 0, "spike_cost", ">= 0"),
+                  (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
+        check_ranges(self, checks)
+
+
+@register_method
+class TtfsWindowMethod(Method):
+    """ReLU-exact single-spike TTFS nets (windowed ReL-PSP neurons); conversion target and fine-tuning."""
+
+    name = "ttfs_window"
+    Options = TtfsWindowOptions
+    description = "single-spike TTFS, windowed ReL-PSP neurons: exact image of a ReLU net (Stanojevic 2024)"
+    init_sources = ("ann", "ttfs_window")
+
+    def build(self, arch: Architecture) -> nn.Module:
+        o = self.options
+        net = build_window_network(arch, o.alpha)
+        for m in windowed_modules(net):
+            m.margin = o.margin
+        for m in net.neuron_layers():
+            m.keep_values = o.spike_cost > 0
+        net.readout.keep_values = o.latency_cost > 0
+        return net
+
+    def init_from_run(self, model: nn.Module, method_name: str, source: nn.Module) -> None:
+        """An ``ann`` run: its weights, batch-norms folded (windows then come from the first batch); a
+        ``ttfs_window`` run: its weights and windows."""
+        if method_name == "ann":
+            copy_ann_weights(source, model)
+        else:
+            model.load_state_dict(source.state_dict())
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return classification_loss(self.options.loss, output, target)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """``latency_cost`` x the decision offset and ``spike_cost`` x the mean coded value (module docstring)."""
+        o = self.options
+        terms = []
+        if o.latency_cost and model.readout.last_values is not None:
+            window = model.readout.window
+            first = (window - model.readout.last_values.max(dim=1).values / o.alpha).clamp(min=0) / window
+            terms.append(o.latency_cost * first.mean())
+        if o.spike_cost:
+            values = [m.last_values / m.window for m in model.neuron_layers() if m.last_values is not None]
+            if values:
+                terms.append(o.spike_cost * torch.stack([v.mean() for v in values]).mean())
+        return sum(terms) if terms else None
+
+    def epoch_measures(self, model: WindowNetwork, batches) -> dict[str, float]:
+        """Spikes per neuron, input spikes, latency, synaptic operations (``methods.window_measures``)."""
+        if not self.options.measures:
+            return {}
+        return window_measures(model, batches, self.options.measure_batches)

@@ -1,0 +1,136 @@
+"""Modules of a windowed ReL-PSP TTFS network (``ttfs.window``): input coding, neuron layers, readout.
+
+The network passes the values its spikes code (``x = T - tau``, 0 for no spike; ``[B, ...]``) from module to
+module, so that convolutions, pooling and residual sums stay ordinary tensor operations; every neuron module
+computes its spike offsets by the closed form (``window_offsets``) and hands on what they decode to. With
+``record = True`` a module keeps its last offsets (``last_offsets``) for the measures and the event-driven
+check (``ttfs.window_sim``).
+
+Window lengths are buffers, ``NaN`` until calibrated: ``calibrating()`` runs the net unclipped and records
+each layer's largest potential; ``calibrate(margin)`` sets ``T = margin * max``. A module still uncalibrated
+when it first runs in training takes its window from that batch (a data-dependent initialisation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.ttfs.window import decode_offsets, encode_values, window_offsets
+
+
+class WindowedLayer(ReportsSpikes, nn.Module):
+    """A window length ``T`` (buffer ``window``, NaN until set), its calibration and the offset record."""
+
+    is_window_layer = True
+
+    def __init__(self, window: float | None = None) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.tensor(math.nan if window is None else float(window)))
+        self.calibrating = False
+        self.observed_max = 0.0
+        self.record = False
+        self.last_offsets: torch.Tensor | None = None
+        self.margin = 1.0  # of a window taken from the first training batch
+
+    @property
+    def calibrated(self) -> bool:
+        return not math.isnan(float(self.window))
+
+    def calibrate(self, margin: float = 1.0) -> None:
+        """``T = margin * (largest value seen while calibrating)`` (1 when nothing was positive)."""
+        self.window.fill_(margin * self.observed_max if self.observed_max > 0 else 1.0)
+        self.calibrating, self.observed_max = False, 0.0
+
+    def _observe(self, values: torch.Tensor) -> None:
+        if values.numel():
+            self.observed_max = max(self.observed_max, float(values.detach().max()))
+
+    def _ensure_window(self, values: torch.Tensor) -> None:
+        if self.calibrated:
+            return
+        if not self.training:
+            raise ConfigError(f"{type(self).__name__}: window not calibrated; calibrate the network first")
+        self._observe(values)
+        self.calibrate(self.margin)
+
+    def _keep(self, offsets: torch.Tensor) -> None:
+        if self.record:
+            self.last_offsets = offsets.detach()
+        if self.tally is not None:
+            self.report_spikes(torch.isfinite(offsets).sum())
+
+    def extra_repr(self) -> str:
+        return f"window={float(self.window):.5g}"
+
+
+class WindowInput(WindowedLayer):
+    """Input layer: a signed value ``x`` is coded by two spiking populations, ``x+ = max(x, 0)`` and
+    ``x- = max(-x, 0)``, one spike each at offset ``T_0 - |x|`` (none for 0); the first weighted layer sees
+    ``x+ - x-`` (its synapses from the ``-`` population carry ``-w``). ``[B, ...]`` -> ``[B, ...]``; values beyond
+    ``T_0`` clip. ``last_offsets`` is ``[2, B, ...]`` (positive, negative)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.calibrating:
+            self._observe(x.abs())
+            return x
+        self._ensure_window(x.abs())
+        window = self.window.to(x.dtype)
+        offsets = torch.stack([encode_values(x.clamp(min=0), window), encode_values((-x).clamp(min=0), window)])
+        self._keep(offsets)
+        return decode_offsets(offsets[0], window) - decode_offsets(offsets[1], window)
+
+
+class RampedLayer(WindowedLayer):
+    """Neurons driven by the ramp ``alpha`` in their window; ``keep_values`` keeps the last output with its graph
+    (``last_values``, for the activity and latency costs)."""
+
+    def __init__(self, window: float | None = None, alpha: float = 1.0) -> None:
+        super().__init__(window)
+        self.alpha = float(alpha)
+        self.keep_values = False
+        self.last_values: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha:g}"
+
+
+class WindowNeurons(RampedLayer):
+    """A layer of windowed ReL-PSP neurons: potentials ``a`` ``[B, ...]`` (the ANN's pre-activations) ->
+    the values ``clip(ReLU(a) / alpha, 0, T)`` their spikes code (``ttfs.window``). ``keep_values`` keeps the
+    last output with its graph (``last_values``, for activity penalties)."""
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if self.calibrating:
+            self._observe(a / self.alpha)
+            return torch.relu(a) / self.alpha
+        self._ensure_window(a / self.alpha)
+        window = self.window.to(a.dtype)
+        offsets = window_offsets(a, window, self.alpha)
+        self._keep(offsets)
+        values = decode_offsets(offsets, window)
+        self.last_values = values if self.keep_values else None
+        return values
+
+
+
+class WindowReadout(RampedLayer):
+    """Output layer: its neurons integrate like the hidden ones and their potentials at the window start are
+    the scores (``[B, K]``, the ANN's logits, passed on unchanged). They also fire by the same rule (offset
+    ``T - z_k / alpha``, none for ``z_k <= 0``; ``T`` calibrated as the largest score), so the first output
+    spike is the decision and belongs to the class with the largest score; ``last_offsets`` ``[B, K]``.
+    ``keep_values`` keeps the last scores with their graph (``last_values``, for the latency cost)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.calibrating:
+            self._observe(z / self.alpha)
+            return z
+        self._ensure_window(z / self.alpha)
+        if self.record:
+            self.last_offsets = window_offsets(z.detach(), self.window.to(z.dtype), self.alpha)
+        self.last_values = z if self.keep_values else None
+        return z

@@ -1,0 +1,74 @@
+"""End to end on digits: a ReLU VGG with batch-norm and max pooling -> exact TTFS run; eval, CLI, fine-tuning."""
+
+import json
+
+import pytest
+
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.conversion.to_ttfs import convert_to_ttfs
+from deepspike.core.errors import ConfigError
+from deepspike.training.reload import evaluate_run
+from deepspike.training.trainer import Trainer
+
+ANN = ["method.name=ann", "model.name=vgg", "model.args.blocks=[[4,4],[8]]", "model.args.hidden=[16]",
+       "model.args.pool=max", "data.name=digits", "data.normalize=true", "optim.name=adam", "optim.lr=0.01",
+       "train.epochs=2", "train.batch_size=32", "train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def ann_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ann")
+    summary = Trainer(load_config(None, ANN), out).fit()
+    assert summary["test_accuracy"] > 0.6
+    return out, summary["test_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def converted(ann_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ttfs") / "run"
+    return out, convert_to_ttfs(ann_run[0], out, calib_samples=256, log=lambda s: None)
+
+
+def test_conversion_keeps_the_ann_accuracy_with_few_spikes(ann_run, converted):
+    _, summary = converted
+    assert summary["ann_test_accuracy"] == pytest.approx(ann_run[1])
+    # Calibrated on 256 training images, a test image may exceed a window: predictions still agree.
+    assert summary["prediction_agreement"] >= 0.99
+    assert abs(summary["accuracy_drop_pp"]) <= 1.0
+    assert 0 < summary["spikes_per_neuron"] < 1
+    assert summary["synaptic_ops"] > 0 and summary["latency"] <= summary["total_time"]
+
+
+def test_eval_reloads_the_converted_run(converted):
+    out, summary = converted
+    assert evaluate_run(out)["test_accuracy"] == pytest.approx(summary["snn_test_accuracy"])
+    windows = json.loads((out / "windows.json").read_text())
+    assert len(windows["hidden"]) == 4 and windows["input"] > 0
+
+
+def test_cli_convert_to_ttfs_and_refusals(ann_run, tmp_path, capsys):
+    assert main(["convert", str(ann_run[0]), "--to", "ttfs", "--out", str(tmp_path / "c"), "--calib-samples", "64",
+                 "--limit", "50", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"ann_test_accuracy", "snn_test_accuracy", "spikes_per_neuron"} <= set(summary)
+    assert main(["convert", str(ann_run[0]), "--to", "ttfs", "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    assert "already holds" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_conversion(converted, tmp_path):
+    out, summary = converted
+    config = load_config(None, ["method.name=ttfs_window", f"method.init_from={out}", "method.latency_cost=0.1",
+                                "method.spike_cost=0.1", *ANN[1:-2], "optim.lr=0.0001", "train.epochs=1",
+                                "train.batch_size=32", "train.progress=false"])
+    result = Trainer(config, tmp_path / "ft").fit()
+    assert result["test_accuracy"] >= summary["snn_test_accuracy"] - 0.05  # starts where the conversion is
+    assert 0 < result["spikes_per_neuron"] < 1
+
+
+def test_a_qcfs_ann_is_refused(tmp_path):
+    run = tmp_path / "q"
+    Trainer(load_config(None, [*ANN[:-2], "method.activation=qcfs", "train.epochs=1", "train.batch_size=64",
+                               "train.progress=false"]), run).fit()
+    with pytest.raises(ConfigError, match="maps ReLU activations exactly"):
+        convert_to_ttfs(run, tmp_path / "out", calib_samples=8, log=lambda s: None)
