@@ -10,7 +10,6 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
-from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_graph import event_stages
 from deepspike.methods.window_measures import window_measures
 from deepspike.methods.window_network import calibrate_windows, recording
@@ -48,8 +47,9 @@ def _converted(name: str, kwargs: dict, shape: tuple[int, ...], seed: int = 0):
             m.bias.data.normal_(0.0, 0.1, generator=gen)
     _randomise_batch_norms(ann, gen)
     ann.eval()
-    snn = get_method("ttfs_window", {}).build(arch).double()
-    copy_ann_weights(ann, snn)
+    method = get_method("ttfs_window", {})
+    snn = method.build(arch).double()
+    method.init_from_run(snn, "ann", ann)
     x = torch.randn(64, *shape, generator=gen, dtype=torch.float64)
     calibrate_windows(snn, [x])
     return ann, snn.eval(), x, shape

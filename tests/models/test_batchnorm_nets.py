@@ -38,3 +38,25 @@ def test_resnet_shortcuts_and_ann_batch_norms():
     assert all(c.bias for c in (v.layer for v in folded.visits()) if isinstance(c, Conv))
     with pytest.raises(ConfigError):
         create_architecture("resnet", num_classes=10, stages=[8, 16], blocks=[1])
+
+
+def test_deep_layouts_count_their_parameters_by_hand():
+    """VGG-11 / VGG-16 / ResNet-18 at 3x32x32 with batch-norm: bias-free 3x3 convs + BN (2 per channel), classifier
+    512 -> 10 with bias; ResNet-18 adds 1x1 projection shortcuts (+BN) where a stage starts."""
+    def count_parameters(arch):
+        return sum(p.numel() for p in get_method("ann", {}).build(arch).parameters())
+
+    def convs(pairs):
+        return sum(9 * c_in * c_out + 2 * c_out for c_in, c_out in pairs)
+
+    vgg11 = convs([(3, 64), (64, 128), (128, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512)])
+    assert count_parameters(create_architecture("vgg11")) == vgg11 + 512 * 10 + 10
+    vgg16 = convs([(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512),
+                   (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)])
+    assert count_parameters(create_architecture("vgg16")) == vgg16 + 512 * 10 + 10
+    stages = [(64, 64), (64, 64), (64, 64), (64, 64)]  # stage 1: two units of two convs
+    for c_in, c in ((64, 128), (128, 256), (256, 512)):
+        stages += [(c_in, c), (c, c), (c, c), (c, c)]
+    projections = sum(c_in * c + 2 * c for c_in, c in ((64, 128), (128, 256), (256, 512)))
+    resnet18 = convs([(3, 64), *stages]) + projections + 512 * 10 + 10
+    assert count_parameters(create_architecture("resnet18")) == resnet18

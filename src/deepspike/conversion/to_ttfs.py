@@ -1,10 +1,10 @@
 """``convert_to_ttfs``: a trained ReLU ``ann`` run -> an exact single-spike TTFS run (method ``ttfs_window``).
 
-The ANN's weights go unchanged into the windowed ReL-PSP network of the same architecture (batch-norms folded,
-``methods.weight_transfer``); every layer's window is ``margin`` x its largest activation on ``calib_samples``
-training images (``methods.window_network.calibrate_windows``), so nothing clips on those. The test split
-is then run through both nets: accuracies, the largest deviation of the SNN's output potentials from the ANN's
-logits, the fraction of equal predictions, and the spiking measures (``methods.window_measures``).
+The ANN's parameters go unchanged into the windowed ReL-PSP network of the same architecture (a batch-norm in
+eval mode is an affine map: part of the synapses); every layer's window is ``margin`` x its largest activation
+on ``calib_samples`` training images (``methods.window_network.calibrate_windows``), so nothing clips on those.
+The test split is then run through both nets: accuracies, the largest deviation of the SNN's output potentials
+from the ANN's logits, the fraction of equal predictions, and the spiking measures (``methods.window_measures``).
 Writes ``OUT/config.yaml`` + ``checkpoint.pt`` (a ``ttfs_window`` run that ``deepspike eval`` and
 ``method.init_from`` read), ``OUT/windows.json`` and ``OUT/summary.json``.
 """
@@ -24,7 +24,6 @@ from deepspike.conversion.pipeline import load_ann_run
 from deepspike.core.atomic import atomic_write_json
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
-from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_measures import window_measures
 from deepspike.methods.window_network import WindowNetwork, calibrate_windows
 from deepspike.models.costs import count_macs
@@ -52,8 +51,9 @@ def convert_to_ttfs(
                           f"{config.method.options.activation!r} ANN (train it with method.activation=relu)")
     start = time.perf_counter()
     options = {"alpha": alpha, "margin": margin}
-    snn = get_method("ttfs_window", options).build(parts.arch)
-    copy_ann_weights(parts.model, snn)
+    method = get_method("ttfs_window", options)
+    snn = method.build(parts.arch)
+    method.init_from_run(snn, "ann", parts.model)
     x_cal = calibration_batch(config, parts.data, calib_samples, torch.device("cpu"))
     windows = calibrate_windows(snn, x_cal.split(256), margin)
     log(f"windows from {len(x_cal)} training images: input {windows[0]:.4g}, hidden "

@@ -27,7 +27,6 @@ from deepspike.core.options import check_ranges
 from deepspike.methods.base import Method
 from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.registry import register_method
-from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_measures import window_measures
 from deepspike.methods.window_network import WindowNetwork, build_window_network, windowed_modules
 from deepspike.models.spec import Architecture
@@ -73,12 +72,16 @@ class TtfsWindowMethod(Method):
         return net
 
     def init_from_run(self, model: nn.Module, method_name: str, source: nn.Module) -> None:
-        """An ``ann`` run: its weights, batch-norms folded (windows then come from the first batch); a
-        ``ttfs_window`` run: its weights and windows."""
-        if method_name == "ann":
-            copy_ann_weights(source, model)
-        else:
+        """An ``ann`` run (ReLU): its parameters and batch-norm statistics, module for module (the windows, which
+        the ANN lacks, then come from calibration or the first batch); a ``ttfs_window`` run: everything."""
+        if method_name != "ann":
             model.load_state_dict(source.state_dict())
+            return
+        state = {f"body.{key}": value for key, value in source.state_dict().items()}  # the ANN is the bare body
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not key.endswith("window") for key in missing):
+            raise ConfigError(f"the ANN does not map onto {self.name}: {', '.join(unexpected or missing)[:200]} "
+                              "(a ReLU ANN of the same model is needed)")
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)

@@ -1,8 +1,8 @@
 """A ``WindowNetwork`` as explicit populations, synapse matrices and delays, for the event-driven simulator.
 
 ``event_stages(net, input_shape)`` walks the network's modules: every chain of linear modules between two
-populations (conv, linear, average pooling, flatten, dropout in eval) becomes one synapse matrix, its
-Jacobian ``[M, N]`` (exact: the chain is affine; its value at 0 is the bias); every ``WindowNeurons`` a
+populations (conv, linear, batch-norm, average pooling, flatten, dropout; all in eval mode) becomes one synapse
+matrix, its Jacobian ``[M, N]`` (exact: the chain is affine; its value at 0 is the bias); every ``WindowNeurons`` a
 ``NeuronStage``; every max pooling a ``RelayStage``; a residual junction's neurons get the body's synapses
 and the shortcut's, delayed by the body's windows so both arrive in the window before the junction's.
 Dense matrices: meant for small nets (tests, examples), not for a VGG.
@@ -21,7 +21,7 @@ from deepspike.methods.window_network import WindowNetwork
 from deepspike.ttfs.window_layers import WindowNeurons
 from deepspike.ttfs.window_sim import NeuronStage, RelayStage, Synapses
 
-LINEAR = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten, nn.Dropout)
+LINEAR = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 @dataclass

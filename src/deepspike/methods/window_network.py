@@ -2,8 +2,9 @@
 single-spike neurons, each in its own time window.
 
 ``WindowNetwork(x) = readout(body(input(x)))`` maps images ``[B, C, H, W]`` to the output neurons' potentials
-at their window start ``[B, K]``, which equal the ANN's logits while no window clips. The body is the
-architecture built with batch-norms folded (``models.fold``) and ``WindowNeurons`` for every activation:
+at their window start ``[B, K]``, which equal the ANN's logits while no window clips. The body is the ANN's
+(same modules and parameter names) with ``WindowNeurons`` for every activation; in eval mode a batch-norm is
+an affine map that folds into the synapses before it (``methods.weight_transfer`` folds it for export):
 
 * max pooling on the coded values is a relay of the earliest spike in each region (exact);
 * average pooling and flatten are linear, so they become part of the next layer's synapses;
@@ -22,8 +23,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from deepspike.methods.ann import batch_norm
 from deepspike.methods.build import BuildRules, build_body
-from deepspike.models.fold import fold_batch_norms
 from deepspike.models.spec import Architecture
 from deepspike.ttfs.window_layers import WindowedLayer, WindowInput, WindowNeurons, WindowReadout
 
@@ -54,9 +55,10 @@ class WindowNetwork(nn.Module):
 
 
 def build_window_network(arch: Architecture, alpha: float = 1.0) -> WindowNetwork:
-    """The windowed TTFS network of ``arch`` (batch-norms folded into biases), windows uncalibrated."""
-    rules = BuildRules(activation=lambda shape: WindowNeurons(alpha=alpha))
-    body = build_body(fold_batch_norms(arch), rules)
+    """The windowed TTFS network of ``arch``, windows uncalibrated. Its batch-norms train as usual; in eval mode
+    each is an affine map per channel, i.e. part of the synapses and bias of the layer before it."""
+    rules = BuildRules(activation=lambda shape: WindowNeurons(alpha=alpha), norm=batch_norm)
+    body = build_body(arch, rules)
     return WindowNetwork(WindowInput(), body, WindowReadout(alpha=alpha))
 
 

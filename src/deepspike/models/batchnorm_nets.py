@@ -98,3 +98,26 @@ def resnet(
     if h != w:
         raise ConfigError(f"resnet needs square maps before the global pool, got {h}x{w}")
     return (*layers, Pool("avg", h), Flatten(), Linear(num_classes, act=False, bias=True))
+
+
+VGG11_BLOCKS = ((64,), (128,), (256, 256), (512, 512), (512, 512))  # VGG-A (Simonyan & Zisserman 2015)
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))  # VGG-D
+
+
+@register_model("vgg11", default_input_shape=(3, 32, 32), paper="VGG-11 (VGG-A) layout, CIFAR-sized")
+def vgg11(num_classes, input_shape, width, batch_norm: bool = True, pool: str = "max", dropout: float = 0.0):
+    """VGG-11 convs (``vgg`` with blocks 64 / 128 / 256x2 / 512x2 / 512x2), each block pooled, then the classifier."""
+    return vgg(num_classes, input_shape, width, VGG11_BLOCKS, (), batch_norm, pool, dropout)
+
+
+@register_model("vgg16", default_input_shape=(3, 32, 32), paper="VGG-16 (VGG-D) layout, CIFAR-sized")
+def vgg16(num_classes, input_shape, width, batch_norm: bool = True, pool: str = "max", dropout: float = 0.0):
+    """VGG-16 convs (``vgg`` with blocks 64x2 / 128x2 / 256x3 / 512x3 / 512x3), each block pooled, then the
+    classifier."""
+    return vgg(num_classes, input_shape, width, VGG16_BLOCKS, (), batch_norm, pool, dropout)
+
+
+@register_model("resnet18", default_input_shape=(3, 32, 32), paper="ResNet-18 layout, CIFAR-sized (He et al. 2016)")
+def resnet18(num_classes, input_shape, width, batch_norm: bool = True):
+    """ResNet-18 (``resnet`` with a 64-channel stem and 2 basic units in each of the 64/128/256/512 stages)."""
+    return resnet(num_classes, input_shape, width, 64, (64, 128, 256, 512), (2, 2, 2, 2), batch_norm)

@@ -101,7 +101,8 @@ class RampedLayer(WindowedLayer):
 
 class WindowNeurons(RampedLayer):
     """A layer of windowed ReL-PSP neurons: potentials ``a`` ``[B, ...]`` (the ANN's pre-activations) ->
-    the values ``clip(ReLU(a) / alpha, 0, T)`` their spikes code (``ttfs.window``). ``keep_values`` keeps the
+    the values ``x = T - tau = clip(a / alpha, 0, T)`` their spikes code (``ttfs.window``); the offsets ``tau``
+    themselves are computed only when recorded or counted. ``keep_values`` keeps the
     last output with its graph (``last_values``, for activity penalties)."""
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
@@ -110,12 +111,12 @@ class WindowNeurons(RampedLayer):
             return torch.relu(a) / self.alpha
         self._ensure_window(a / self.alpha)
         window = self.window.to(a.dtype)
-        offsets = window_offsets(a, window, self.alpha)
-        self._keep(offsets)
-        values = decode_offsets(offsets, window)
+        if self.record or self.tally is not None:
+            self._keep(window_offsets(a.detach(), window, self.alpha))
+        # x = T - tau = clip(a / alpha, 0, T) (``ttfs.window``), computed directly: one fused op, same gradient
+        values = torch.clamp(a if self.alpha == 1.0 else a / self.alpha, min=0.0, max=window)
         self.last_values = values if self.keep_values else None
         return values
-
 
 
 class WindowReadout(RampedLayer):
