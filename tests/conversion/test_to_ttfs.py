@@ -72,3 +72,15 @@ def test_a_qcfs_ann_is_refused(tmp_path):
                                "train.progress=false"]), run).fit()
     with pytest.raises(ConfigError, match="maps ReLU activations exactly"):
         convert_to_ttfs(run, tmp_path / "out", calib_samples=8, log=lambda s: None)
+
+
+def test_analyze_reads_the_spikes_of_a_converted_run(converted):
+    """``deepspike analyze``/``compare`` see the same spikes, decision times and synaptic operations."""
+    from deepspike.analysis.report import AnalysisOptions, analyze_run
+
+    out, summary = converted
+    options = AnalysisOptions(limit=None, bits=(), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False)
+    activity = analyze_run(out, None, options)["activity"]
+    assert activity["decision_time_mean"] == pytest.approx(summary["latency"])
+    assert activity["input_spikes_per_sample"] == pytest.approx(summary["input_spikes"])
+    assert activity["acs_per_sample"] == pytest.approx(summary["synaptic_ops"]) and activity["macs_per_sample"] == 0

@@ -70,8 +70,8 @@ def test_event_driven_simulation_gives_the_same_spikes_and_scores(net):
     with torch.no_grad(), recording(snn):
         scores = snn(x)
         offsets = [m.last_offsets for m in snn.neuron_layers()]
-        input_offsets = snn.input.last_offsets.reshape(2, x.shape[0], -1)
-    result = simulate(stages, input_offsets, float(snn.input.window))
+        input_offsets = snn.encoder.last_offsets.reshape(2, x.shape[0], -1)
+    result = simulate(stages, input_offsets, float(snn.encoder.window))
     torch.testing.assert_close(result.potentials, ann(x).detach(), rtol=1e-5, atol=1e-9 * float(scores.abs().max()))
     neuron_pops = [i + 2 for i, s in enumerate(stages) if hasattr(s, "fires") and s.fires]
     assert len(neuron_pops) == len(offsets)
@@ -86,7 +86,7 @@ def test_event_driven_simulation_gives_the_same_spikes_and_scores(net):
 def test_windows_start_where_the_previous_end():
     _, snn, _, shape = _converted(*NETS["conv_max_bn"])
     result = simulate(event_stages(snn, shape), torch.full((2, 1, math.prod(shape)), math.inf, dtype=torch.float64),
-                      float(snn.input.window))
+                      float(snn.encoder.window))
     windows = snn.windows()
     neuron_windows = [w for w in result.windows[2:]]
     starts = sorted({w for w in neuron_windows})
@@ -110,6 +110,10 @@ def test_spikes_counted_on_a_hand_made_net():
     # hidden spikes 1 + 2, output spikes (scores (1.5, 0) and (1, 2)) 1 + 2: 6 of 2 x 5 neurons
     assert measures["spikes_per_neuron"] == pytest.approx(6 / 10)
     assert measures["spiking_fraction/hidden1"] == pytest.approx(0.5)
+    # synaptic events: 3 input spikes x fan-out 3, then 1 + 2 hidden spikes x fan-out 2: 15 for 2 samples
+    assert measures["synaptic_ops"] == 7.5
+    # decision: output window [4, 6]; scores 1.5 -> 4 + 2 - 1.5 = 4.5, scores (1, 2) -> 4 + 2 - 2 = 4
+    assert measures["latency"] == pytest.approx(4.25) and measures["total_time"] == 6.0
     with recording(snn), torch.no_grad():
         snn(x)
         tau = snn.neuron_layers()[0].last_offsets

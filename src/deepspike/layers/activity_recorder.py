@@ -37,6 +37,14 @@ def _first(output) -> torch.Tensor:
     return (output[0] if isinstance(output, tuple) else output).detach()
 
 
+def _spike_output(module: nn.Module, args, output) -> torch.Tensor:
+    """What a spiking module emitted: its output, or for windowed TTFS modules (which pass on the values their
+    spikes code) ``spike_times_of(input)``."""
+    if hasattr(module, "spike_times_of"):
+        return module.spike_times_of(args[0].detach())
+    return _first(output)
+
+
 @dataclass
 class _Pass:
     """State of the network pass under way."""
@@ -81,6 +89,8 @@ class ActivityRecorder:
         }
         self.layers = {name: NeuronRecord(name, neuron_coding(m)) for name, m in self._neurons.items()}
         self._synaptic = {n: m for n, m in model.named_modules() if operations and is_synaptic_layer(m)}
+        # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike: its synapses add
+        self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
         self._handles: list = []
@@ -138,7 +148,7 @@ class ActivityRecorder:
             self.undecided += int((~finite).sum())
 
     def _encoder(self, module, args, output) -> None:
-        x = output.detach()
+        x = _spike_output(module, args, output)
         self._pass.encoder_seen = True
         if is_spike_valued(x):
             self.input_spikes += float((x != 0).sum())
@@ -166,7 +176,7 @@ class ActivityRecorder:
 
     def _ttfs(self, name: str):
         def hook(module, args, output) -> None:
-            t = _first(output)
+            t = _spike_output(module, args, output)
             if self._pass.last_ttfs is None and not self._pass.encoder_seen:
                 self.input_spikes += float(torch.isfinite(args[0].detach()).sum())
             self._pass.fired[name] = self.layers[name].add_times(t, self.keep_last_times)
@@ -183,6 +193,6 @@ class ActivityRecorder:
                 self._fan[key] = None if fan is None else fan.to(x.device, torch.int64)
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
-                self.synapses[name].add_inputs(x, self._fan[key], ttfs)
+                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes)
 
         return hook

@@ -97,13 +97,15 @@ class SynapseRecord:
         """ACs + MACs."""
         return self.acs + self.macs
 
-    def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool) -> None:
-        """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``."""
+    def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool, value_spikes: bool = False) -> None:
+        """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``;
+        accumulations (ACs) for spikes (``ttfs``, -1/0/1 inputs, or ``value_spikes``: each non-zero value is one
+        spike of a windowed TTFS net), multiply-accumulates (MACs) for analog inputs."""
         events = torch.isfinite(x) if ttfs else x != 0
         per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
         count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j
         self.events += count
-        if ttfs or is_spike_valued(x):
+        if ttfs or value_spikes or is_spike_valued(x):
             self.acs += ops
         else:
             self.macs += ops

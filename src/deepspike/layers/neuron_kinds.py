@@ -4,6 +4,8 @@
 - TTFS neuron layers: class attributes ``is_ttfs_layer = True`` and ``ttfs_role == "neurons"`` (the default
   when ``ttfs_role`` is absent; pools and time-domain norms are not neurons); output spike times
   ``[B, ...]``, ``+inf`` = no spike.
+- Windowed TTFS neurons (``ttfs.window_layers``): class attribute ``is_window_neuron = True``; their output is
+  the values their spikes code, their absolute spike times ``[B, ...]`` are ``module.spike_times_of(input)``.
 - ANN neurons: ``nn.ReLU`` or a class with ``is_analog_neuron = True`` (``layers.qcfs.QCFS``); output
   activations ``[B, ...]``.
 """
@@ -28,7 +30,7 @@ def neuron_coding(module: nn.Module) -> str | None:
     """``"rate"``, ``"ttfs"`` or ``"analog"`` (ANN activation) for a neuron module, None for anything else."""
     if is_spiking_neuron(module):
         return "rate"
-    if is_ttfs_neuron_layer(module):
+    if is_ttfs_neuron_layer(module) or getattr(type(module), "is_window_neuron", False):
         return "ttfs"
     analog = isinstance(module, nn.ReLU) or getattr(type(module), "is_analog_neuron", False)
     return "analog" if analog else None

@@ -87,8 +87,8 @@ class _Walk:
 
 def event_stages(net: WindowNetwork, input_shape: tuple[int, ...]) -> list[NeuronStage | RelayStage]:
     """The stages of ``net`` (eval mode, windows calibrated) for ``ttfs.window_sim.simulate``."""
-    walk = _Walk(float(net.input.window))
-    cur = walk.sequence(net.body, _Cursor(0, tuple(input_shape), float(net.input.window)))
+    walk = _Walk(float(net.encoder.window))
+    cur = walk.sequence(net.body, _Cursor(0, tuple(input_shape), float(net.encoder.window)))
     walk.neurons(net.readout, [(cur, 0.0)], fires=False)
     return walk.stages
 

@@ -8,42 +8,21 @@ the decision, dead neurons). Added here:
 * ``spikes_per_neuron``: spikes of the hidden and output neurons per neuron and sample (each fires at most
   once; the input layer not included), ``input_spikes``: input spikes per sample;
 * ``saturated_fraction``: hidden spikes at their window start (value clipped by the window);
-* ``synaptic_ops``: per sample, each conv/linear input that is not 0 times its fan-out (``C_out k^2 / s^2``
-  for a conv, ``M`` for a linear layer): the accumulations the spikes cause;
+* ``synaptic_ops``: per sample, the accumulations the spikes cause: each spike times its exact fan-out (the
+  activity recorder's count, ``layers.activity_recorder``, as ``deepspike analyze`` reports it);
 * ``total_time``: the end of the output window, ``sum`` of all windows.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from itertools import islice
 
 import torch
-from torch import nn
 
+from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.methods.window_network import WindowNetwork, recording
 from deepspike.ttfs.measures import TTFSMeasures
-
-
-class _SynapticOps:
-    """Forward pre-hooks on every conv/linear layer adding ``nonzero inputs x fan-out``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.total = 0.0
-        self.handles = [m.register_forward_pre_hook(self._count) for m in model.modules()
-                        if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-    def _count(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        if isinstance(module, nn.Conv2d):
-            fan_out = module.out_channels * math.prod(module.kernel_size) / math.prod(module.stride)
-        else:
-            fan_out = module.out_features
-        self.total += float((inputs[0] != 0).sum()) * fan_out
-
-    def close(self) -> None:
-        for h in self.handles:
-            h.remove()
 
 
 @torch.no_grad()
@@ -51,27 +30,26 @@ def window_measures(model: WindowNetwork, batches: Iterable, max_batches: int | 
     """Run ``model`` in eval mode over the first ``max_batches`` of ``batches`` of ``(x, y)``; the measures."""
     layers = model.neuron_layers()
     measures = TTFSMeasures([f"hidden{i + 1}" for i in range(len(layers))] + ["output"])
-    windows = model.windows()
-    starts = [sum(windows[: i + 1]) for i in range(len(windows) - 1)]  # hidden layers and output
     samples = input_spikes = saturated = hidden_spikes = 0.0
-    ops = _SynapticOps(model)
+    ops = ActivityRecorder(model, codings=(), outputs=False, operations=True)
     was_training = model.training
     model.eval()
     try:
-        with recording(model):
+        with recording(model), ops:
             for x, _y in islice(batches, max_batches):
                 model(x)
-                hidden = [start + m.last_offsets for start, m in zip(starts, layers)]
-                measures.add(hidden, starts[-1] + model.readout.last_offsets)
+                hidden = [m.start + m.last_offsets for m in layers]  # absolute times (starts set in eval)
+                measures.add(hidden, model.readout.start + model.readout.last_offsets)
                 samples += x.shape[0]
-                input_spikes += float(torch.isfinite(model.input.last_offsets).sum())
+                input_spikes += float(torch.isfinite(model.encoder.last_offsets).sum())
                 saturated += sum(float((m.last_offsets == 0).sum()) for m in layers)
                 hidden_spikes += sum(float(torch.isfinite(m.last_offsets).sum()) for m in layers)
     finally:
-        ops.close()
         model.train(was_training)
     result = measures.result()
     result["spikes_per_neuron"] = result.pop("spiking_fraction")
-    result.update(input_spikes=input_spikes / max(samples, 1), synaptic_ops=ops.total / max(samples, 1),
-                  saturated_fraction=saturated / hidden_spikes if hidden_spikes else 0.0, total_time=sum(windows))
+    result["input_spikes"] = input_spikes / max(samples, 1)
+    result["synaptic_ops"] = sum(r.acs for r in ops.synapses.values()) / max(samples, 1)
+    result["saturated_fraction"] = saturated / hidden_spikes if hidden_spikes else 0.0
+    result["total_time"] = sum(model.windows())
     return result

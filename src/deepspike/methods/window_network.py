@@ -30,16 +30,25 @@ from deepspike.ttfs.window_layers import WindowedLayer, WindowInput, WindowNeuro
 
 
 class WindowNetwork(nn.Module):
-    """``input`` (``WindowInput``) -> ``body`` (convs, pools, ``WindowNeurons``) -> ``readout``."""
+    """``encoder`` (``WindowInput``) -> ``body`` (convs, pools, ``WindowNeurons``) -> ``readout``."""
 
-    def __init__(self, input_layer: WindowInput, body: nn.Module, readout: WindowReadout) -> None:
+    def __init__(self, encoder: WindowInput, body: nn.Module, readout: WindowReadout) -> None:
         super().__init__()
-        self.input = input_layer
+        self.encoder = encoder
         self.body = body
         self.readout = readout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.body(self.input(x)))
+        if not self.training:
+            self._place_windows()
+        return self.readout(self.body(self.encoder(x)))
+
+    def _place_windows(self) -> None:
+        """Give every windowed module its absolute window start (``start``) from the windows before it."""
+        start = 0.0
+        for m in (self.encoder, *self.neuron_layers(), self.readout):
+            m.start = start
+            start += float(m.window)
 
     def neuron_layers(self) -> list[WindowNeurons]:
         """The hidden neuron layers in forward order."""
@@ -47,7 +56,7 @@ class WindowNetwork(nn.Module):
 
     def windows(self) -> list[float]:
         """``[T_0, T_1, ..., T_N, T_out]``: the input, hidden and output windows."""
-        return [float(m.window) for m in (self.input, *self.neuron_layers(), self.readout)]
+        return [float(m.window) for m in (self.encoder, *self.neuron_layers(), self.readout)]
 
     def output_window_start(self) -> float:
         """``t_min(out) = T_0 + sum_n T_n``: when every hidden layer has fired and the scores are read."""

@@ -36,6 +36,7 @@ class WindowedLayer(ReportsSpikes, nn.Module):
         self.record = False
         self.last_offsets: torch.Tensor | None = None
         self.margin = 1.0  # of a window taken from the first training batch
+        self.start = 0.0  # absolute start of the window (set by the network)
 
     @property
     def calibrated(self) -> bool:
@@ -74,6 +75,12 @@ class WindowInput(WindowedLayer):
     ``x+ - x-`` (its synapses from the ``-`` population carry ``-w``). ``[B, ...]`` -> ``[B, ...]``; values beyond
     ``T_0`` clip. ``last_offsets`` is ``[2, B, ...]`` (positive, negative)."""
 
+    def spike_times_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Absolute spike times of both halves for input ``x`` ``[B, C, ...]``: ``[B, 2C, ...]`` (positive first)."""
+        window = self.window.to(x.dtype)
+        return self.start + torch.cat([encode_values(x.clamp(min=0), window),
+                                       encode_values((-x).clamp(min=0), window)], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.calibrating:
             self._observe(x.abs())
@@ -87,13 +94,20 @@ class WindowInput(WindowedLayer):
 
 class RampedLayer(WindowedLayer):
     """Neurons driven by the ramp ``alpha`` in their window; ``keep_values`` keeps the last output with its graph
-    (``last_values``, for the activity and latency costs)."""
+    (``last_values``, for the activity and latency costs). ``is_window_neuron`` tells the activity recorder
+    (``layers.neuron_kinds``) to take their spike times from ``spike_times_of(input)``."""
+
+    is_window_neuron = True
 
     def __init__(self, window: float | None = None, alpha: float = 1.0) -> None:
         super().__init__(window)
         self.alpha = float(alpha)
         self.keep_values = False
         self.last_values: torch.Tensor | None = None
+
+    def spike_times_of(self, a: torch.Tensor) -> torch.Tensor:
+        """Absolute spike times ``start + tau`` ``[B, ...]`` for potentials ``a`` (``+inf`` = no spike)."""
+        return self.start + window_offsets(a, self.window.to(a.dtype), self.alpha)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, alpha={self.alpha:g}"
