@@ -84,3 +84,17 @@ def test_analyze_reads_the_spikes_of_a_converted_run(converted):
     assert activity["decision_time_mean"] == pytest.approx(summary["latency"])
     assert activity["input_spikes_per_sample"] == pytest.approx(summary["input_spikes"])
     assert activity["acs_per_sample"] == pytest.approx(summary["synaptic_ops"]) and activity["macs_per_sample"] == 0
+
+
+def test_fine_tuning_can_start_from_the_ann_itself(ann_run, tmp_path):
+    """``method.init_from`` an ANN run: its parameters load module for module, the windows come from the first
+    batch; a network of another shape is refused in one line."""
+    run, accuracy = ann_run
+    config = load_config(None, ["method.name=ttfs_window", f"method.init_from={run}", "method.margin=1.5",
+                                *ANN[1:-2], "optim.lr=0.0001", "train.epochs=1", "train.batch_size=32",
+                                "train.progress=false"])
+    assert Trainer(config, tmp_path / "ft").fit()["test_accuracy"] >= accuracy - 0.1
+    wider = load_config(None, ["method.name=ttfs_window", f"method.init_from={run}", *ANN[1:-2],
+                               "model.args.hidden=[32]", "train.epochs=1", "train.progress=false"])
+    with pytest.raises(ConfigError, match="not the same model"):
+        Trainer(wider, tmp_path / "ft2").fit()

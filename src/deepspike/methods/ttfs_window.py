@@ -74,14 +74,17 @@ class TtfsWindowMethod(Method):
     def init_from_run(self, model: nn.Module, method_name: str, source: nn.Module) -> None:
         """An ``ann`` run (ReLU): its parameters and batch-norm statistics, module for module (the windows, which
         the ANN lacks, then come from calibration or the first batch); a ``ttfs_window`` run: everything."""
-        if method_name != "ann":
-            model.load_state_dict(source.state_dict())
-            return
-        state = {f"body.{key}": value for key, value in source.state_dict().items()}  # the ANN is the bare body
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or any(not key.endswith("window") for key in missing):
-            raise ConfigError(f"the ANN does not map onto {self.name}: {', '.join(unexpected or missing)[:200]} "
-                              "(a ReLU ANN of the same model is needed)")
+        state = source.state_dict()
+        if method_name == "ann":
+            state = {f"body.{key}": value for key, value in state.items()}  # the ANN is the bare body
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shapes differ
+            detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+            raise ConfigError(f"method.init_from: not the same model ({detail})") from None
+        if unexpected or any(not (method_name == "ann" and key.endswith("window")) for key in missing):
+            raise ConfigError(f"method.init_from: the {method_name} net does not map onto {self.name}: "
+                              f"{', '.join(unexpected or missing)[:200]} (a ReLU ANN of the same model is needed)")
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)
