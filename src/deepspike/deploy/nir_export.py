@@ -29,6 +29,7 @@ from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import leaf_modules, to_numpy
 from deepspike.deploy.neurons import neuron_node
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
+from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
@@ -241,7 +242,8 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path).
 
     Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``); TTFS runs (``ttfs``, ``stdbp``) use
-    ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply).
+    ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply);
+    windowed TTFS runs (``ttfs_window``) ``nir_window.to_nir_window`` (``large``).
     ``path`` must name a regular file (or a new one) and not a run's own file (``checkpoint.pt`` ...): a
     one-line ``ConfigError`` before anything is read or written.
     """
@@ -250,7 +252,9 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
-    if is_ttfs_model(parts.model):
+    if is_window_model(parts.model):
+        graph = to_nir_window(parts.model, shape, large=large, metadata=info)
+    elif is_ttfs_model(parts.model):
         graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
     else:
         graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds, metadata=info)

@@ -35,12 +35,12 @@ def folded_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor, torc
         weight, bias = m.weight.detach(), None if m.bias is None else m.bias.detach()
         following = modules[i + 1] if i + 1 < len(modules) else None
         if isinstance(following, BATCH_NORMS):
-            weight, bias = _fold(weight, bias, following)
+            weight, bias = fold_batch_norm(weight, bias, following)
         folded.append((m, weight, bias))
     return folded
 
 
-def _fold(
+def fold_batch_norm(
     weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``W' = g W``, ``b' = g (b - mu) + beta`` with ``g = gamma / sqrt(var + eps)`` per output channel."""

@@ -1,16 +1,19 @@
-"""A ``WindowNetwork`` as explicit populations, synapse matrices and delays, for the event-driven simulator.
+"""A ``WindowNetwork`` as populations of spikes and the synapses between them (for the simulator and NIR).
 
-``event_stages(net, input_shape)`` walks the network's modules: every chain of linear modules between two
-populations (conv, linear, batch-norm, average pooling, flatten, dropout; all in eval mode) becomes one synapse
-matrix, its Jacobian ``[M, N]`` (exact: the chain is affine; its value at 0 is the bias); every ``WindowNeurons`` a
-``NeuronStage``; every max pooling a ``RelayStage``; a residual junction's neurons get the body's synapses
-and the shortcut's, delayed by the body's windows so both arrive in the window before the junction's.
-Dense matrices: meant for small nets (tests, examples), not for a VGG.
+``WindowWalk`` walks the network's modules once, the way its spikes flow: every chain of linear modules between
+two populations (conv, linear, batch-norm, average pooling, flatten, dropout; all in eval mode) is collected
+and handed to ``neurons`` together with the population it starts from; every ``WindowNeurons`` (and finally
+the readout) is a population of neurons, every max pooling a relay population (``relay``: the earliest spike of
+each region passes on), and a residual junction's neurons get two sources: the body's chain and the shortcut's,
+delayed by the body's windows so that both arrive in the window before the junction's. Subclasses say what a
+population becomes: ``event_stages`` builds dense synapse matrices for ``ttfs.window_sim`` (small nets: tests,
+examples), ``deploy.nir_window`` NIR nodes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,83 +21,106 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.methods.window_network import WindowNetwork
-from deepspike.ttfs.window_layers import WindowNeurons
+from deepspike.ttfs.window_layers import RampedLayer, WindowNeurons
 from deepspike.ttfs.window_sim import NeuronStage, RelayStage, Synapses
 
 LINEAR = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 @dataclass
-class _Cursor:
-    """Where the walk is: the population feeding what follows, its per-sample shape, the linear modules
-    applied since, and the end of the population's window."""
+class Source:
+    """A population (``population``: whatever the walk's subclass names it by), its per-sample shape, the end of
+    its window, the linear modules applied to its spikes since, and the delay of that path."""
 
-    population: int
+    population: Any
     shape: tuple[int, ...]
     t_max: float
     chain: list[nn.Module] = field(default_factory=list)
+    delay: float = 0.0
 
 
-class _Walk:
-    def __init__(self, input_window: float) -> None:
-        self.stages: list[NeuronStage | RelayStage] = []
-        self.input_window = input_window
+class WindowWalk:
+    """The walk (module docstring); subclasses implement ``neurons`` and ``relay``."""
 
-    def population(self) -> int:
-        return len(self.stages) + 1  # populations 0 and 1 are the input halves
+    def neurons(self, layer: RampedLayer, sources: list[Source], shape: tuple[int, ...], fires: bool) -> Any:
+        """Add the population of ``layer`` (output ``shape``) fed by ``sources``; return its name."""
+        raise NotImplementedError
 
-    def sequence(self, modules: nn.Module, cur: _Cursor) -> _Cursor:
+    def relay(self, pool: nn.MaxPool2d, source: Source, shape: tuple[int, ...]) -> Any:
+        """Add the max-pool relay of ``source`` (output ``shape``); return its name."""
+        raise NotImplementedError
+
+    def run(self, net: WindowNetwork, input_population: Any, input_shape: tuple[int, ...]) -> Source:
+        """Walk ``net`` (eval mode, windows calibrated) from the input population; returns the readout's source."""
+        start = Source(input_population, tuple(input_shape), float(net.encoder.window))
+        cur = self.sequence(net.body, start)
+        name = self.neurons(net.readout, [cur], _shape_after(cur.chain, cur.shape), fires=False)
+        return Source(name, _shape_after(cur.chain, cur.shape), cur.t_max + float(net.readout.window))
+
+    def sequence(self, modules: nn.Module, cur: Source) -> Source:
         for m in modules.children() if isinstance(modules, nn.Sequential) else [modules]:
             cur = self.module(m, cur)
         return cur
 
-    def module(self, m: nn.Module, cur: _Cursor) -> _Cursor:
+    def module(self, m: nn.Module, cur: Source) -> Source:
         if isinstance(m, nn.Sequential):
             return self.sequence(m, cur)
         if isinstance(m, LINEAR):
-            return _Cursor(cur.population, cur.shape, cur.t_max, [*cur.chain, m])
+            return Source(cur.population, cur.shape, cur.t_max, [*cur.chain, m])
         if isinstance(m, WindowNeurons):
-            return self.neurons(m, [(cur, 0.0)])
+            shape = _shape_after(cur.chain, cur.shape)
+            return Source(self.neurons(m, [cur], shape, True), shape, cur.t_max + float(m.window))
         if isinstance(m, nn.MaxPool2d):
             if cur.chain:
                 raise ConfigError("max pooling after a linear layer has no single-spike relay; pool after a neuron")
-            shape = tuple(m(torch.zeros(1, *cur.shape)).shape[1:])
-            self.stages.append(RelayStage(cur.population, _earliest(m, cur.shape)))
-            return _Cursor(self.population(), shape, cur.t_max)
+            shape = _shape_after([m], cur.shape)
+            return Source(self.relay(m, cur, shape), shape, cur.t_max)
         if isinstance(m, ResidualBlock):
             return self.residual(m, cur)
-        raise ConfigError(f"{type(m).__name__} has no event-driven counterpart in a windowed TTFS network")
+        raise ConfigError(f"{type(m).__name__} has no spiking counterpart in a windowed TTFS network")
 
-    def residual(self, block: ResidualBlock, cur: _Cursor) -> _Cursor:
+    def residual(self, block: ResidualBlock, cur: Source) -> Source:
         if cur.chain:
             raise ConfigError("a residual block must start at a population of spikes")
         body = self.sequence(block.body, cur)
-        shortcut = self.sequence(block.shortcut, _Cursor(cur.population, cur.shape, cur.t_max))
-        return self.neurons(block.act, [(body, 0.0), (shortcut, body.t_max - cur.t_max)])
+        shortcut = self.sequence(block.shortcut, Source(cur.population, cur.shape, cur.t_max))
+        shortcut.delay = body.t_max - cur.t_max
+        shape = _shape_after(body.chain, body.shape)
+        name = self.neurons(block.act, [body, shortcut], shape, True)
+        return Source(name, shape, body.t_max + float(block.act.window))
 
-    def neurons(self, m: nn.Module, sources: list[tuple[_Cursor, float]], fires: bool = True) -> _Cursor:
-        synapses, bias, shape = [], 0.0, None
-        for cur, delay in sources:
-            weight, b, shape = _affine(cur.chain, cur.shape)
+
+class _DenseStages(WindowWalk):
+    """Populations numbered as ``ttfs.window_sim`` does (0, 1: input halves), synapses as dense Jacobians."""
+
+    def __init__(self) -> None:
+        self.stages: list[NeuronStage | RelayStage] = []
+
+    def neurons(self, layer: RampedLayer, sources: list[Source], shape: tuple[int, ...], fires: bool) -> int:
+        synapses, bias = [], 0.0
+        for src in sources:
+            weight, b = affine_map(src.chain, src.shape)
             bias = bias + b
-            synapses += [Synapses(cur.population, weight, delay)]
-            if cur.population == 0:  # the input's negative half: the same synapses with -w
-                synapses += [Synapses(1, -weight, delay)]
-        window, alpha = float(m.window), m.alpha
-        self.stages.append(NeuronStage(synapses, bias, window, alpha, fires))
-        return _Cursor(self.population(), shape, sources[0][0].t_max + window)
+            synapses.append(Synapses(src.population, weight, src.delay))
+            if src.population == 0:  # the input's negative half: the same synapses with -w
+                synapses.append(Synapses(1, -weight, src.delay))
+        self.stages.append(NeuronStage(synapses, bias, float(layer.window), layer.alpha, fires))
+        return len(self.stages) + 1
+
+    def relay(self, pool: nn.MaxPool2d, source: Source, shape: tuple[int, ...]) -> int:
+        self.stages.append(RelayStage(source.population, _earliest(pool, source.shape)))
+        return len(self.stages) + 1
 
 
 def event_stages(net: WindowNetwork, input_shape: tuple[int, ...]) -> list[NeuronStage | RelayStage]:
     """The stages of ``net`` (eval mode, windows calibrated) for ``ttfs.window_sim.simulate``."""
-    walk = _Walk(float(net.encoder.window))
-    cur = walk.sequence(net.body, _Cursor(0, tuple(input_shape), float(net.encoder.window)))
-    walk.neurons(net.readout, [(cur, 0.0)], fires=False)
+    walk = _DenseStages()
+    walk.run(net, 0, input_shape)
     return walk.stages
 
 
-def _affine(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
-    """``(W [M, N], b [M], output shape)`` of the affine map ``chain`` on flattened ``[N]`` inputs."""
+def affine_map(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W [M, N], b [M])`` of the affine map ``chain`` on flattened ``[N]`` inputs of per-sample ``shape``."""
     def run(v: torch.Tensor) -> torch.Tensor:
         x = v.reshape(1, *shape)
         for m in chain:
@@ -104,18 +130,17 @@ def _affine(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[torch.Tenso
     dtype = next((p.dtype for m in chain for p in m.parameters()), torch.float64)
     zero = torch.zeros(int(torch.tensor(shape).prod()), dtype=dtype)
     with torch.no_grad():
-        out = run(zero)
-    weight = torch.autograd.functional.jacobian(run, zero)
-    out_shape = tuple(_shape_after(chain, shape, dtype))
-    return weight.detach(), out.detach(), out_shape
+        bias = run(zero)
+    return torch.autograd.functional.jacobian(run, zero).detach(), bias.detach()
 
 
-def _shape_after(chain: list[nn.Module], shape: tuple[int, ...], dtype: torch.dtype) -> torch.Size:
+def _shape_after(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[int, ...]:
+    dtype = next((p.dtype for m in chain for p in m.parameters()), torch.float32)
     x = torch.zeros(1, *shape, dtype=dtype)
     with torch.no_grad():
         for m in chain:
             x = m(x)
-    return x.shape[1:]
+    return tuple(x.shape[1:])
 
 
 def _earliest(pool: nn.MaxPool2d, shape: tuple[int, ...]):

@@ -1,0 +1,176 @@
+"""Windowed ReL-PSP TTFS networks (method ``ttfs_window``) -> NIR graphs (``to_nir_window``), in continuous time.
+
+Each population of spikes is a node: the two input halves (``input`` = positive values, ``input_negative``,
+one Dirac each at offset ``T_0 - |x|``), every neuron layer (a ``CubaLIF``) and every max-pool relay (a
+``SumPool2d`` -> fire-once ``IF`` with threshold 0.5: the earliest spike of each region passes). Between
+populations the synapses are the ANN's linear layers as NIR nodes: ``Conv2d``/``Linear`` (batch-norms folded,
+their bias moved to a bias input), ``AvgPool2d``, ``Flatten``; a residual shortcut reaches its junction through
+a ``Delay`` of the body's windows (identity shortcuts as a ``Scale`` of 1).
+
+Neurons (``ttfs.window``): ReL-PSP ``CubaLIF`` (``tau_syn = tau_mem = large``, ``w_in = tau_syn``, ``r = tau_mem``:
+an input spike of weight w adds the current w), threshold ``alpha T_n``, fire once (``v_reset`` very negative).
+Per layer two extra ``Input`` nodes: ``bias_<n>`` spikes once at the start of the preceding window with weights
+``b / T_{n-1}``, and ``ramp_<n>`` spikes once at ``t_min(n)`` with weight ``alpha`` (the ramp current). NIR has
+no way to say that the input currents switch off at ``t_min(n)``; the neuron node's metadata says it
+(``input_currents_until``) with its window, and a consumer must gate them (our replay,
+``deploy.nir_window_replay``, does). Graph metadata: ``format: ttfs_window``, the windows, the input window, the
+extra inputs' names and spike times, ``decode: first_spike`` (or the output potentials at ``t_min(out)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.model_walk import to_numpy
+from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
+from deepspike.methods.weight_transfer import BATCH_NORMS, fold_batch_norm
+from deepspike.methods.window_graph import Source, WindowWalk, affine_map
+from deepspike.methods.window_network import WindowNetwork
+from deepspike.ttfs.window_layers import RampedLayer
+
+INPUTS = ("input", "input_negative")
+
+
+class _NirWalk(WindowWalk):
+    """Populations as NIR nodes (module docstring); ``nodes``, ``edges`` and the clock inputs' spike times."""
+
+    def __init__(self, nir, input_shape: tuple[int, ...], large: float) -> None:
+        self.nir, self.large = nir, large
+        self.nodes: dict = {name: nir.Input(input_type={"input": np.array(input_shape)}) for name in INPUTS}
+        self.edges: list[tuple[str, str]] = []
+        self.clocks: dict[str, float] = {}  # bias_<n> / ramp_<n> Input -> the time it spikes
+        self.windows: dict[str, tuple[float, float]] = {name: (0.0, 0.0) for name in INPUTS}
+
+    def add(self, kind: str, node, sources: list[str]) -> str:
+        name = f"{len(self.nodes)}_{kind}"
+        self.nodes[name] = node
+        self.edges += [(s, name) for s in sources]
+        return name
+
+    def neurons(self, layer: RampedLayer, sources: list[Source], shape: tuple[int, ...], fires: bool) -> str:
+        window, t_min = float(layer.window), max(src.t_max + src.delay for src in sources)
+        ends, bias, drive = [], torch.zeros(shape[0], dtype=torch.float64), float(layer.alpha)
+        for src in sources:
+            for population, sign in ((INPUTS[0], 1.0), (INPUTS[1], -1.0)) if src.population == INPUTS[0] else \
+                    ((src.population, 1.0),):
+                end, b, weight_sum = self.synapses(population, sign, src, shape)
+                ends.append(end)
+                bias, drive = bias + b, drive + weight_sum
+        previous = t_min - max(self.windows[s.population][0] + s.delay for s in sources)  # preceding window
+        ends.append(self.clock("bias", shape, t_min - previous, bias / previous))
+        ends.append(self.clock("ramp", shape, t_min, torch.full((shape[0],), layer.alpha, dtype=torch.float64)))
+        drive += float(bias.abs().max()) / previous
+        node = ttfs_neuron_node("relpsp", layer.alpha * window, 1.0, shape, drive, self.large, t_min + window)
+        node.metadata.update(window_start=t_min, window=window, alpha=float(layer.alpha), input_currents_until=t_min,
+                             role="neurons" if fires else "output")
+        name = self.add("neurons" if fires else "output_neurons", node, ends)
+        self.windows[name] = (t_min, t_min + window)
+        return name
+
+    def synapses(self, population: str, sign: float, src: Source, shape) -> tuple[str, torch.Tensor, float]:
+        """NIR nodes of ``src.chain`` from ``population`` (weights times ``sign``, biases left out, batch-norms
+        folded); returns the last node, the chain's bias per output channel and its largest row sum of |w|."""
+        last, cur_shape, modules = population, src.shape, list(src.chain)
+        if sign < 0:
+            last = self.add("negate", self.nir.Scale(scale=-np.ones(cur_shape, dtype=np.float32)), [last])
+        _, offset = affine_map(src.chain, src.shape)
+        weight_sum = 0.0
+        while modules:
+            m = modules.pop(0)
+            norm = modules.pop(0) if modules and isinstance(modules[0], BATCH_NORMS) else None
+            last, cur_shape, rows = self.layer(m, norm, last, cur_shape)
+            weight_sum = max(weight_sum, rows)
+        if src.delay:
+            last = self.add("delay", self.nir.Delay(delay=np.full(cur_shape, src.delay, dtype=np.float32)), [last])
+        elif last == population:  # an identity path: NIR needs a node between two populations
+            last = self.add("identity", self.nir.Scale(scale=np.ones(cur_shape, dtype=np.float32)), [last])
+        channel_bias = offset.reshape(shape[0], -1)[:, 0].double() if sign > 0 else torch.zeros(shape[0])
+        return last, channel_bias.double(), weight_sum
+
+    def layer(self, m: nn.Module, norm, last: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...], float]:
+        """The NIR node of one linear module (its batch-norm ``norm`` folded in, its bias left out)."""
+        nir = self.nir
+        out_shape = _shape_after(m, shape)
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            weight, _ = fold_batch_norm(m.weight.detach(), m.bias, norm) if norm is not None else (m.weight, m.bias)
+            rows = float(weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max())
+            if isinstance(m, nn.Linear):
+                return self.add("linear", nir.Linear(weight=to_numpy(weight)), [last]), out_shape, rows
+            node = nir.Conv2d(input_shape=shape[1:], weight=to_numpy(weight), stride=m.stride, padding=m.padding,
+                              dilation=m.dilation, groups=m.groups, bias=np.zeros(weight.shape[0], dtype=np.float32))
+            return self.add("conv", node, [last]), out_shape, rows
+        if norm is not None or isinstance(m, BATCH_NORMS):
+            raise ConfigError("NIR export: a batch-norm must follow a conv or linear layer to fold into it")
+        if isinstance(m, nn.AvgPool2d):
+            node = nir.AvgPool2d(kernel_size=np.array(_pair(m.kernel_size)), stride=np.array(_pair(m.stride)),
+                                 padding=np.array(_pair(m.padding)))
+            return self.add("avgpool", node, [last]), out_shape, 1.0
+        if isinstance(m, nn.Flatten):
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+            return self.add("flatten", node, [last]), out_shape, 1.0
+        return last, shape, 1.0  # dropout: the identity at inference
+
+    def relay(self, pool: nn.MaxPool2d, source: Source, shape: tuple[int, ...]) -> str:
+        k, s, p = (np.array(_pair(v)) for v in (pool.kernel_size, pool.stride, pool.padding))
+        summed = self.add("sumpool", self.nir.SumPool2d(kernel_size=k, stride=s, padding=p), [source.population])
+        name = self.add("earliest", earliest_spike_node(shape, int(np.prod(k))), [summed])
+        self.windows[name] = self.windows[source.population]
+        return name
+
+    def clock(self, kind: str, shape: tuple[int, ...], time: float, weight: torch.Tensor) -> str:
+        """An ``Input`` that spikes once at ``time`` into a ``Linear`` (flat ``shape``) or 1x1 ``Conv2d`` of
+        ``weight`` ``[M]`` (one spike per map position)."""
+        nir = self.nir
+        src = f"{kind}_{sum(k.startswith(kind) for k in self.clocks) + 1}"
+        self.clocks[src] = time
+        w = weight.to(torch.float32).numpy()
+        if len(shape) == 1:
+            self.nodes[src] = nir.Input(input_type={"input": np.array([1])})
+            return self.add(f"{kind}_linear", nir.Linear(weight=w.reshape(-1, 1)), [src])
+        self.nodes[src] = nir.Input(input_type={"input": np.array([1, *shape[1:]])})
+        node = nir.Conv2d(input_shape=shape[1:], weight=w.reshape(-1, 1, 1, 1), stride=1, padding=0, dilation=1,
+                          groups=1, bias=np.zeros(len(w), dtype=np.float32))
+        return self.add(f"{kind}_conv", node, [src])
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _shape_after(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    with torch.no_grad():
+        return tuple(m(torch.zeros(1, *shape, dtype=next((p.dtype for p in m.parameters()), torch.float32))).shape[1:])
+
+
+def is_window_model(model: nn.Module) -> bool:
+    """True for a windowed ReL-PSP TTFS network (method ``ttfs_window``)."""
+    return isinstance(model, WindowNetwork)
+
+
+def to_nir_window(model: WindowNetwork, input_shape: tuple[int, ...], large: float = DEFAULT_LARGE,
+                  metadata: dict | None = None):
+    """The ``nir.NIRGraph`` of a windowed TTFS network (module docstring); ``input_shape`` without batch."""
+    nir = require_nir()
+    if not model.encoder.calibrated:
+        raise ConfigError("NIR export: the network's windows are not calibrated")
+    model.eval()
+    walk = _NirWalk(nir, tuple(int(s) for s in input_shape), float(large))
+    walk.windows.update({name: (0.0, float(model.encoder.window)) for name in INPUTS})
+    with torch.no_grad():
+        out = walk.run(model, INPUTS[0], tuple(input_shape))
+    walk.nodes["output"] = nir.Output(output_type={"output": np.array(out.shape)})
+    walk.edges.append((out.population, "output"))
+    meta = {"producer": "deepspike", "format": "ttfs_window", "fire_once": True, "spike": "dirac",
+            "decode": "first_spike (or the output neurons' potentials at their window start)",
+            "inputs": ",".join(INPUTS), "input_window": float(model.encoder.window),
+            "input_code": "x > 0: one spike on 'input' at T_0 - x; x < 0: on 'input_negative' at T_0 + x; 0: none",
+            "clock_inputs": ",".join(f"{k}:{v:.9g}" for k, v in walk.clocks.items()),
+            "neuron": "ReL-PSP IF, fires once inside [window_start, window_start + window]; the input currents "
+                      "stop at window_start (node metadata input_currents_until), the ramp input drives V after",
+            "windows": ",".join(f"{w:.9g}" for w in model.windows()), "large": float(large)}
+    meta.update(metadata or {})
+    return nir.NIRGraph(nodes=walk.nodes, edges=walk.edges, metadata=meta, type_check=False)

@@ -1,0 +1,172 @@
+"""Replay a ``ttfs_window`` NIR graph (``deploy.nir_window``) spike by spike, reading only the graph.
+
+The graph's populations (the two ``Input`` halves, every ``CubaLIF`` and every earliest-spike ``IF`` after a
+``SumPool2d``) become the stages of the event-driven simulator ``ttfs.window_sim``; the linear nodes between
+them (``Conv2d``, ``Linear``, ``AvgPool2d``, ``Flatten``, ``Scale``, ``Delay``) become synapse matrices (their
+Jacobian) and delays. The clock inputs give each layer its bias (``weight x (window_start - spike time)``) and its
+ramp ``alpha``; the node metadata gives the windows and the gating of the input currents. Dense matrices: for
+small nets (tests), not a VGG.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.methods.window_graph import affine_map
+from deepspike.ttfs.window_sim import NeuronStage, RelayStage, SimResult, Synapses, simulate
+
+
+def _meta(obj) -> dict:
+    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in (getattr(obj, "metadata", None) or {}).items()}
+
+
+def _tensor(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+
+
+class _Node(nn.Module):
+    """One linear NIR node as a function of ``[1, *shape]`` tensors."""
+
+    def __init__(self, node) -> None:
+        super().__init__()
+        self.node = node
+        self.kind = type(node).__name__
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.node
+        if self.kind == "Conv2d":
+            return F.conv2d(x, _tensor(n.weight), None, tuple(np.atleast_1d(n.stride)) * (2 // np.size(n.stride)),
+                            tuple(np.atleast_1d(n.padding)) * (2 // np.size(n.padding)), 1, int(n.groups))
+        if self.kind == "Linear":
+            return x @ _tensor(n.weight).T
+        if self.kind == "AvgPool2d":
+            return F.avg_pool2d(x, tuple(int(v) for v in n.kernel_size), tuple(int(v) for v in n.stride),
+                                tuple(int(v) for v in n.padding), count_include_pad=True)
+        if self.kind == "Flatten":
+            return x.reshape(x.shape[0], -1)
+        if self.kind == "Scale":
+            return x * _tensor(n.scale)
+        if self.kind == "Delay":
+            return x
+        raise ConfigError(f"ttfs_window replay: node {self.kind} is not a linear node")
+
+
+class _Replay:
+    def __init__(self, graph) -> None:
+        self.graph = graph
+        self.meta = _meta(graph)
+        if self.meta.get("format") != "ttfs_window":
+            raise ConfigError("ttfs_window replay: the graph's metadata format is not 'ttfs_window'")
+        self.incoming: dict[str, list[str]] = {}
+        for src, dst in graph.edges:
+            self.incoming.setdefault(dst, []).append(src)
+        pairs = (item.split(":") for item in self.meta["clock_inputs"].split(",") if item)
+        self.clocks = {name: float(time) for name, time in pairs}
+        self.inputs = self.meta["inputs"].split(",")
+        self.index = {name: i for i, name in enumerate(self.inputs)}
+        self.shapes = {name: tuple(int(s) for s in graph.nodes[name].input_type["input"]) for name in self.inputs}
+        self.stages: list[NeuronStage | RelayStage] = []
+
+    def is_population(self, name: str) -> bool:
+        return name in self.index or name in self.clocks
+
+    def paths(self, name: str) -> list[tuple[str, list[_Node], float]]:
+        """Every path into node ``name``: ``(population or clock, linear nodes in forward order, delay)``."""
+        out = []
+        for src in self.incoming.get(name, []):
+            if self.is_population(src):
+                out.append((src, [], 0.0))
+                continue
+            for origin, chain, delay in self.paths(src):
+                node = self.graph.nodes[src]
+                extra = float(np.max(node.delay)) if type(node).__name__ == "Delay" else 0.0
+                out.append((origin, [*chain, _Node(node)], delay + extra))
+        return out
+
+    def order(self) -> list[str]:
+        """Every node in topological order (Kahn)."""
+        indegree = {name: 0 for name in self.graph.nodes}
+        for _, dst in self.graph.edges:
+            indegree[dst] += 1
+        ready = [name for name, d in indegree.items() if d == 0]
+        order = []
+        while ready:
+            name = ready.pop(0)
+            order.append(name)
+            for src, dst in self.graph.edges:
+                if src == name:
+                    indegree[dst] -= 1
+                    if indegree[dst] == 0:
+                        ready.append(dst)
+        return order
+
+    def neurons(self, name: str, node) -> None:
+        meta = _meta(node)
+        shape = tuple(np.shape(node.v_threshold))
+        synapses, bias, alpha = [], torch.zeros(math.prod(shape), dtype=torch.float64), None
+        for origin, chain, delay in self.paths(name):
+            if origin in self.clocks:
+                weights = affine_map(chain, self.graph_shape(origin))[0].sum(dim=1)  # every clock input spikes
+                if origin.startswith("bias"):
+                    bias = bias + weights * (float(meta["window_start"]) - self.clocks[origin])
+                else:
+                    alpha = weights
+                continue
+            synapses.append(Synapses(self.index[origin], affine_map(chain, self.shapes[origin])[0], delay))
+        if alpha is None or not torch.allclose(alpha, alpha[0].expand_as(alpha)):
+            raise ConfigError(f"ttfs_window replay: node {name} has no ramp input of one slope")
+        fires = meta.get("role") != "output"
+        self.stages.append(NeuronStage(synapses, bias, float(meta["window"]), float(alpha[0]), fires))
+        self.add_population(name, shape)
+
+    def relay(self, name: str) -> None:
+        (pool_name,) = self.incoming[name]
+        pool = self.graph.nodes[pool_name]
+        (source,) = self.incoming[pool_name]
+        shape = self.shapes[source]
+        k, s, p = (tuple(int(v) for v in a) for a in (pool.kernel_size, pool.stride, pool.padding))
+
+        def earliest(times: torch.Tensor) -> torch.Tensor:
+            t = times.reshape(times.shape[0], *shape)
+            return -F.max_pool2d(-t, k, s, p).reshape(times.shape[0], -1)
+
+        self.stages.append(RelayStage(self.index[source], earliest))
+        self.add_population(name, tuple(np.shape(self.graph.nodes[name].v_threshold)))
+
+    def add_population(self, name: str, shape: tuple[int, ...]) -> None:
+        self.index[name] = len(self.stages) + 1
+        self.shapes[name] = shape
+
+    def graph_shape(self, name: str) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.graph.nodes[name].input_type["input"])
+
+    def build(self) -> list[NeuronStage | RelayStage]:
+        for name in self.order():
+            node = self.graph.nodes[name]
+            kind, role = type(node).__name__, _meta(node).get("role")
+            if kind == "CubaLIF":
+                self.neurons(name, node)
+            elif kind == "IF" and role == "earliest_spike_pool":
+                self.relay(name)
+        return self.stages
+
+
+def replay_window_graph(graph, x: torch.Tensor) -> tuple[SimResult, list[str]]:
+    """Simulate the ``ttfs_window`` graph on input values ``x`` ``[B, *input_shape]`` (coded as the metadata's
+    ``input_code`` says); returns the spike times of every population with the output potentials, and the
+    populations' node names (``result.times[i]`` is population ``names[i]``)."""
+    replay = _Replay(graph)
+    stages = replay.build()
+    window = float(replay.meta["input_window"])
+    x = x.to(torch.float64).reshape(x.shape[0], -1)
+    halves = torch.stack([x.clamp(min=0), (-x).clamp(min=0)])  # [2, B, N]
+    times = torch.where(halves > 0, window - halves.clamp(max=window), torch.full_like(halves, math.inf))
+    names = sorted(replay.index, key=replay.index.get)
+    return simulate(stages, times, window), names

@@ -1,0 +1,52 @@
+"""NIR export of windowed TTFS nets: written, read back and replayed spike by spike from the graph alone, the
+spikes and output potentials equal the closed form's (dense, conv + max pooling + batch-norm, residual)."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_window import to_nir_window
+from deepspike.deploy.nir_window_replay import replay_window_graph
+from deepspike.methods import get_method
+from deepspike.methods.window_network import recording
+
+nir = pytest.importorskip("nir")
+
+from tests.methods.test_window_network import NETS, _converted  # noqa: E402 (random converted nets)
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_exported_graph_replays_the_same_spikes(net, tmp_path):
+    ann, snn, x, shape = _converted(*NETS[net])
+    graph = to_nir_window(snn, shape)
+    nir.write(tmp_path / "net.nir", graph)
+    result, names = replay_window_graph(nir.read(tmp_path / "net.nir"), x)
+    with torch.no_grad(), recording(snn):
+        scores = snn(x)
+        expected_times = [(m.start + m.last_offsets).reshape(x.shape[0], -1) for m in snn.neuron_layers()]
+    torch.testing.assert_close(result.potentials, scores, rtol=1e-5, atol=1e-6 * float(scores.abs().max()))
+    replayed = [t for t, name in zip(result.times, names) if name.endswith("_neurons") and "output" not in name]
+    assert len(replayed) == len(expected_times)
+    for t_sim, expected in zip(replayed, expected_times):
+        assert torch.equal(torch.isfinite(t_sim), torch.isfinite(expected))
+        finite = torch.isfinite(expected)
+        torch.testing.assert_close(t_sim[finite], expected[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_graph_metadata_says_what_nir_cannot(tmp_path):
+    _, snn, _, shape = _converted(*NETS["dense"])
+    graph = to_nir_window(snn, shape, metadata={"dataset": "random"})
+    assert graph.metadata["format"] == "ttfs_window" and graph.metadata["dataset"] == "random"
+    neurons = [n for n in graph.nodes.values() if type(n).__name__ == "CubaLIF"]
+    assert len(neurons) == 2 and all("input_currents_until" in n.metadata for n in neurons)
+    assert math.isclose(neurons[0].metadata["window_start"], float(snn.encoder.window))
+
+
+def test_an_uncalibrated_net_is_refused():
+    from deepspike.models import create_architecture
+
+    snn = get_method("ttfs_window", {}).build(create_architecture("zhang2021_fc400", input_shape=(1, 2, 2), width=0.01))
+    with pytest.raises(ConfigError, match="not calibrated"):
+        to_nir_window(snn, (1, 2, 2))
