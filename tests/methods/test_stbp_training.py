@@ -73,3 +73,10 @@ def test_norm_option_errors_in_one_line():
         get_method("stbp", {"norm": "tebn", "timesteps": 4, "eval_timesteps": 8})
     with pytest.raises(ConfigError, match="tet_lambda"):
         get_method("stbp", {"loss": "tet", "tet_lambda": 2.0})
+
+
+def test_a_non_rectangular_surrogate_takes_only_its_own_parameters():
+    # the options' default surrogate_args used to be {a: 1}, merged into every recipe's: arctan refused "a"
+    neuron = get_method("stbp", {"surrogate": "arctan", "surrogate_args": {"alpha": 2.0}}).neuron()
+    assert neuron.params.surrogate_args == {"alpha": 2.0}
+    assert get_method("stbp", {}).options.surrogate_args == {}  # rectangular: its own default a = 1

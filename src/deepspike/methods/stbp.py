@@ -63,7 +63,7 @@ class StbpOptions:
     threshold: float = 0.5
     reset: str = "zero"
     surrogate: str = "rectangular"
-    surrogate_args: dict[str, Any] = field(default_factory=lambda: {"a": 1.0})
+    surrogate_args: dict[str, Any] = field(default_factory=dict)  # the surrogate's own defaults (rectangular: a = 1)
     encoder: str = "direct"
     readout: str = "rate"
     loss: str = "mse"
