@@ -57,3 +57,12 @@ def test_tebn_scales_each_step_of_the_shared_normalisation():
 def test_tebn_refuses_another_number_of_steps_in_one_line():
     with pytest.raises(ConfigError, match="one scale per step for T = 2, got 1"):
         TemporalEffectiveBatchNorm((2, 1, 2), timesteps=2)(X[:1])
+
+
+def test_tdbn_on_a_time_invariant_input_runs_once_with_the_same_result():
+    torch.manual_seed(0)
+    x = torch.rand(3, 5, 2, 4, 4)
+    once, full = (TimeDistributed(threshold_dependent_batch_norm((2, 4, 4), 0.5, 2.0)) for _ in range(2))
+    repeated = x[0].unsqueeze(0).expand(3, *x.shape[1:])  # stride 0 in T: direct encoding's input
+    assert torch.allclose(once(repeated), full(repeated.contiguous()), atol=1e-6)
+    assert torch.allclose(once.module.running_var, full.module.running_var)

@@ -11,6 +11,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.losses import tet_loss
 from deepspike.models import create_architecture
+from deepspike.training.temporal_grad import online_step
 
 
 def test_tet_equals_the_per_step_mean_by_hand():
@@ -80,3 +81,23 @@ def test_a_non_rectangular_surrogate_takes_only_its_own_parameters():
     neuron = get_method("stbp", {"surrogate": "arctan", "surrogate_args": {"alpha": 2.0}}).neuron()
     assert neuron.params.surrogate_args == {"alpha": 2.0}
     assert get_method("stbp", {}).options.surrogate_args == {}  # rectangular: its own default a = 1
+
+
+def test_tet_under_sltt_is_the_same_per_step_sum_taken_one_step_at_a_time():
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 3, "loss": "tet", "readout": "membrane", "threshold": 0.2,
+                                 "tet_lambda": 0.1})
+    net = method.build(create_architecture("scnn_digits", width=0.5))
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        expected = method.loss(net(x), y)  # TET of the [T, B, K] per-step scores of one call
+    mean_out, loss = online_step(net, net, method, x, y, "sltt")
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)  # (1/T) sum_t TET(o_t) = TET([T, B, K])
+    assert mean_out.shape == (4, 10)
+
+
+def test_tebn_refuses_the_online_modes_in_one_line():
+    method = get_method("stbp", {"timesteps": 3, "norm": "tebn", "readout": "membrane"})
+    net = method.build(create_architecture("vgg", blocks=[[4]], hidden=[]))
+    with pytest.raises(ConfigError, match="temporal_grad=bptt"):
+        online_step(net, net, method, torch.rand(2, 1, 28, 28), torch.tensor([0, 1]), "sltt")
