@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ttfs_net import _step_times  # noqa: E402 (Adam training steps of a method's model)
 
 CASES = {
-    "vgg11_window": ("vgg11", {}, "ttfs_window", {}),
+    "vgg11_window": ("vgg11", {"pool": "max"}, "ttfs_window", {}),
     "vgg16_window": ("vgg16", {}, "ttfs_window", {}),
     "resnet18_window": ("resnet18", {}, "ttfs_window", {}),
-    "vgg11_zhou2021_bn": ("vgg11", {"batch_norm": False}, "ttfs", {"batchnorm": True, "coding": "p",
+    "vgg11_zhou2021_bn": ("vgg11", {"batch_norm": False, "pool": "max"}, "ttfs", {"batchnorm": True, "coding": "p",
                                                                   "alpha": 5.0}),
 }
 

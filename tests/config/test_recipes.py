@@ -55,8 +55,10 @@ SLOW = {
 }
 NARROW = ["model.width=0.125"]
 
-# Known failures, strict so the test says when they are fixed (none at present).
-XFAIL: dict[str, str] = {}
+# Known failures, strict so the test says when they are fixed.
+XFAIL: dict[str, str] = {
+    "stbp_fmnist_plif.yaml": "method.neuron/tau_init come with issue 22's neuron part (merged separately)",
+}
 
 
 def _cases() -> list:

@@ -7,7 +7,7 @@ import torch
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 
-CASES = [("vgg11", {"batch_norm": False}, "ttfs", {"batchnorm": True, "coding": "p", "alpha": 5.0}),
+CASES = [("vgg11", {"batch_norm": False, "pool": "max"}, "ttfs", {"batchnorm": True, "coding": "p", "alpha": 5.0}),
          ("vgg16", {}, "ttfs_window", {}), ("resnet18", {}, "ttfs_window", {"latency_cost": 0.1, "spike_cost": 0.1})]
 
 

@@ -16,6 +16,7 @@ previous neuron (lee2020's pooling neuron) keeps its threshold.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from deepspike.deploy.neurons import neuron_node
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
+from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -106,7 +108,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     nir = require_nir()
     if not dt > 0:
         raise ConfigError(f"dt must be > 0 seconds, got {dt}")
-    mods, info = chain_modules(model)
+    mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
     nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)})}
     order = ["input"]

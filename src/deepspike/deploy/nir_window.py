@@ -27,7 +27,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import to_numpy
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
-from deepspike.methods.weight_transfer import BATCH_NORMS, fold_batch_norm
+from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
 from deepspike.methods.window_graph import Source, WindowWalk, affine_map
 from deepspike.methods.window_network import WindowNetwork
 from deepspike.ttfs.window_layers import RampedLayer
@@ -96,7 +96,7 @@ class _NirWalk(WindowWalk):
         nir = self.nir
         out_shape = _shape_after(m, shape)
         if isinstance(m, nn.Conv2d | nn.Linear):
-            weight, _ = fold_batch_norm(m.weight.detach(), m.bias, norm) if norm is not None else (m.weight, m.bias)
+            weight, _ = folded_affine(m.weight.detach(), m.bias, norm) if norm is not None else (m.weight, m.bias)
             rows = float(weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max())
             if isinstance(m, nn.Linear):
                 return self.add("linear", nir.Linear(weight=to_numpy(weight)), [last]), out_shape, rows

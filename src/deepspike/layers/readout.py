@@ -1,9 +1,15 @@
-"""Readouts: from the output layer's time series ``[T, B, K]`` to class scores ``[B, K]``."""
+"""Readouts: from the output layer's time series ``[T, B, K]`` to class scores ``[B, K]``.
+
+``steps(x)`` gives the per-step scores ``o_t`` ``[T, B, K]`` whose mean over T is ``forward(x)`` (what a per-step
+loss such as TET, ``methods.losses.tet_loss``, scores).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from deepspike.core.errors import ConfigError
 
 
 class SpikeRateReadout(nn.Module):
@@ -16,6 +22,10 @@ class SpikeRateReadout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.neuron(x).mean(dim=0)  # [T, B, K] -> [B, K]
 
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``o_t = s_t``, the output spikes ``[T, B, K]``."""
+        return self.neuron(x)
+
 
 class MembraneReadout(nn.Module):
     """Non-spiking integrator: ``V_T = sum_t decay^(T-t) x_t``; score = ``V_T / T`` (lee2020 with decay 1).
@@ -27,6 +37,12 @@ class MembraneReadout(nn.Module):
     def __init__(self, decay: float = 1.0) -> None:
         super().__init__()
         self.decay = decay
+
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``o_t = x_t`` ``[T, B, K]``, the output current of each step (decay 1: their mean is ``forward``)."""
+        if self.decay != 1.0:
+            raise ConfigError(f"per-step scores need a membrane readout with decay 1, not {self.decay}")
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[0]

@@ -14,8 +14,8 @@ from deepspike.neurons.carry import CarriesState
 # Layers whose output for one step depends on that step's input alone, with no state, randomness or batch
 # statistics: a time-invariant input gives a time-invariant output.
 _PER_STEP = (nn.Conv2d, nn.Linear, nn.AvgPool2d, LeanAvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity)
-# Batch-norms whose training-mode statistics ``_batch_norm_once`` reproduces (not SyncBatchNorm: it gathers
-# statistics across processes).
+# Batch-norms (and their parametrised subclasses, tdBN) whose training-mode statistics ``_batch_norm_once``
+# reproduces (not SyncBatchNorm, no subclass of these: it gathers statistics across processes).
 _PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -47,7 +47,7 @@ class TimeDistributed(CarriesState, nn.Module):
 
     def _runs_once(self, x: torch.Tensor) -> bool:
         m = self.module
-        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or type(m) in _PLAIN_BN)
+        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or isinstance(m, _PLAIN_BN))
         per_step = isinstance(m, _PER_STEP) or batch_norm
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 

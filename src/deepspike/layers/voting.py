@@ -25,5 +25,9 @@ class VotingReadout(nn.Module):
         rates = self.neuron(x).mean(dim=0)  # [T, B, K*G] -> [B, K*G]
         return vote(rates, self.num_classes)  # [B, K*G] -> [B, K]
 
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``o_t[k] = (1/G) sum_g s_t[k G + g]`` ``[T, B, K]``: each step's vote (their mean is ``forward``)."""
+        return vote(self.neuron(x), self.num_classes)  # [T, B, K*G] -> [T, B, K]
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"

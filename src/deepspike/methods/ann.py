@@ -11,6 +11,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.qcfs import QCFS
+from deepspike.layers.temporal_batchnorm import batch_norm
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.losses import LOSSES, classification_loss
@@ -67,11 +68,6 @@ def sengupta_init_(model: nn.Module) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return model
-
-
-def batch_norm(shape: tuple[int, ...]) -> nn.Module:
-    """``nn.BatchNorm2d`` for a ``(C, H, W)`` output, ``nn.BatchNorm1d`` for ``(F,)``."""
-    return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
 
 
 @register_method

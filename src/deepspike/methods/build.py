@@ -16,6 +16,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+from deepspike.layers.sew import SewBlock
 from deepspike.models.layer_specs import Conv, Flatten, Linear, Pool, Residual, Shape
 from deepspike.models.spec import Architecture
 from deepspike.models.walk import SpecFold, Visit, walk
@@ -91,6 +92,8 @@ class _ModuleFold(SpecFold[nn.Module]):
 
     def block(self, visit: Visit, branches: list[list[nn.Module]]) -> list[nn.Module]:
         chains = [self.rules.sequential(*branch) for branch in branches]
+        if isinstance(visit.layer, Residual) and visit.layer.connect is not None:
+            return [SewBlock(*chains, visit.layer.connect)]  # spikes joined by g, no activation after
         if isinstance(visit.layer, Residual):
             return [ResidualBlock(*chains, self.rules.activation(visit.output_shape))]  # the junction's
         return [ConcatBranches(chains, self.rules.channel_dim)]

@@ -1,4 +1,4 @@
-"""Classification losses on score vectors ``[B, K]`` shared by several methods."""
+"""Classification losses on score vectors ``[B, K]`` shared by several methods, and TET on ``[T, B, K]``."""
 
 from __future__ import annotations
 
@@ -22,3 +22,20 @@ def classification_loss(name: str, scores: torch.Tensor, target: torch.Tensor) -
         onehot = F.one_hot(target, scores.shape[1]).to(scores.dtype)
         return F.mse_loss(scores, onehot)
     raise ConfigError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+
+
+def tet_loss(outputs: torch.Tensor, target: torch.Tensor, weight: float = 0.0, phi: float = 1.0) -> torch.Tensor:
+    """Temporal efficient training (Deng et al., ICLR 2022, eq. 8-10) on per-step outputs ``[T, B, K]``:
+
+        L = (1 - lambda) (1/T) sum_t CE(o_t, y)  +  lambda (1/(T B K)) sum_{t,b,k} (o_t[b, k] - phi)^2
+
+    (``weight`` = lambda, the MSE regulariser that keeps the outputs near the constant ``phi``; lambda = 0 is
+    plain TET). All steps' cross-entropies come from one call on the ``[T*B, K]`` batch (every step has B
+    samples, so its mean is the mean of the per-step means). ``outputs [B, K]`` counts as one step.
+    """
+    steps = outputs.reshape(-1, outputs.shape[-1])  # [T, B, K] -> [T*B, K]
+    labels = target.repeat(steps.shape[0] // max(len(target), 1))  # [T*B]: step-major like ``steps``
+    loss = F.cross_entropy(steps, labels)
+    if weight:
+        loss = (1.0 - weight) * loss + weight * F.mse_loss(steps, torch.full_like(steps, phi))
+    return loss

@@ -31,6 +31,9 @@ class RateNetwork(nn.Module):
     leaves its running statistics alone); peak memory is about S/T of it plus the states.
 
     ``step_inputs`` and ``score_step`` run the network one step at a time (online training, ``training.online``).
+
+    ``per_step = True`` (a per-step loss, e.g. TET): in training the network returns the readout's per-step
+    scores ``[T, B, K]`` (``readout.steps``) instead of their mean ``[B, K]``; evaluation still returns ``[B, K]``.
     """
 
     def __init__(
@@ -48,14 +51,17 @@ class RateNetwork(nn.Module):
         self.timesteps = timesteps
         self.eval_timesteps = eval_timesteps or timesteps
         self.time_segment: int | None = None
+        self.per_step = False
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         steps = timesteps or (self.timesteps if self.training else self.eval_timesteps)
         inputs = self.encoder(x, steps)
         segment = self.time_segment
         if segment and segment < steps and self.training and torch.is_grad_enabled():
-            return self.readout(self._segmented_body(inputs, segment))
-        return self.readout(self.body(inputs))
+            outputs = self._segmented_body(inputs, segment)
+        else:
+            outputs = self.body(inputs)  # [T, B, K]
+        return self.readout.steps(outputs) if self.per_step and self.training else self.readout(outputs)
 
     def _segmented_body(self, inputs: torch.Tensor, segment: int) -> torch.Tensor:
         """``body(inputs)`` for ``inputs [T, B, ...]``, S steps at a time under activation checkpointing."""

@@ -11,6 +11,9 @@ through space and time (autograd through the neuron's loop over T).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
   firing rate of its group; the loss is MSE to the one-hot label (eq. 11). ``G = 1`` is the plain rate
   readout. ``readout: membrane`` and ``loss: ce`` are offered as alternatives.
+- Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
+  ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
+  model's batch-norm layers.
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
@@ -36,9 +39,15 @@ from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.init import init_weights
-from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
+from deepspike.methods.stbp_training import (
+    STBP_LOSSES,
+    check_norm_fits,
+    check_training_choices,
+    norm_rule,
+    stbp_loss,
+)
 from deepspike.models.spec import Architecture, Linear
 from deepspike.neurons import LIF
 
@@ -54,7 +63,7 @@ class StbpOptions:
     threshold: float = 0.5
     reset: str = "zero"
     surrogate: str = "rectangular"
-    surrogate_args: dict[str, Any] = field(default_factory=lambda: {"a": 1.0})
+    surrogate_args: dict[str, Any] = field(default_factory=dict)  # the surrogate's own defaults (rectangular: a = 1)
     encoder: str = "direct"
     readout: str = "rate"
     loss: str = "mse"
@@ -62,13 +71,17 @@ class StbpOptions:
     neunorm_decay: float = 0.9
     vote_group: int = 1
     init_kappa: float | None = 2.0
+    norm: str = "none"
+    tdbn_alpha: float = 1.0
+    tet_lambda: float = 0.0
+    tet_phi: float = 1.0
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
             raise ConfigError(f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
                               f"{self.timesteps}/{self.eval_timesteps}")
         for key, value, valid in (("encoder", self.encoder, STBP_ENCODERS), ("readout", self.readout, READOUTS),
-                                  ("loss", self.loss, LOSSES)):
+                                  ("loss", self.loss, STBP_LOSSES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
         if self.vote_group < 1:
@@ -79,6 +92,7 @@ class StbpOptions:
             raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 or null")
         if not 0.0 <= self.neunorm_decay < 1.0:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
+        check_training_choices(self)
 
 
 def voting_architecture(arch: Architecture, group: int) -> Architecture:
@@ -114,6 +128,7 @@ class StbpMethod(Method):
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
         num_classes = arch.num_classes
+        check_norm_fits(o.norm, arch)
         arch = voting_architecture(arch, o.vote_group)
         # NeuNorm sits on every conv layer's spikes except the last map layer's (which feeds the FC part).
         normed = _count_map_activations(arch) - 1 if o.neunorm else 0
@@ -127,7 +142,7 @@ class StbpMethod(Method):
             return self.neuron(inplace=True)
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
-                           sequential=SpikingSequential)  # neuron + tiling avg pool run as one kernel
+                           sequential=SpikingSequential, norm=norm_rule(o))  # neuron + tiling avg pool: one kernel
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)
@@ -138,7 +153,13 @@ class StbpMethod(Method):
         else:
             readout = SpikeRateReadout(self.neuron())
         encoder = FrameEncoder() if o.encoder == "frames" else InputEncoder(o.encoder)
-        return RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
+        network = RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
+        network.per_step = o.loss == "tet"
+        return network
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return classification_loss(self.options.loss, output, target)
+        return stbp_loss(self.options, output, target)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first)."""
+        return (output.mean(dim=0) if output.dim() == 3 else output).argmax(dim=1)

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-
-WEIGHTED = (nn.Conv2d, nn.Linear)
-BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+from deepspike.layers.batchnorm_fold import BATCH_NORMS, WEIGHTED
+from deepspike.layers.batchnorm_fold import folded_affine as _fold
 
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
@@ -35,25 +34,9 @@ def folded_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor, torc
         weight, bias = m.weight.detach(), None if m.bias is None else m.bias.detach()
         following = modules[i + 1] if i + 1 < len(modules) else None
         if isinstance(following, BATCH_NORMS):
-            weight, bias = fold_batch_norm(weight, bias, following)
+            weight, bias = _fold(weight, bias, following)
         folded.append((m, weight, bias))
     return folded
-
-
-def fold_batch_norm(
-    weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``W' = g W``, ``b' = g (b - mu) + beta`` with ``g = gamma / sqrt(var + eps)`` per output channel."""
-    if bn.running_mean is None or bn.running_var is None:
-        raise ConfigError(f"{bn} keeps no running statistics; it cannot be folded")
-    if bn.num_features != weight.shape[0]:
-        raise ConfigError(f"{bn} follows a layer with {weight.shape[0]} outputs")
-    gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
-    beta = bn.bias.detach() if bn.bias is not None else torch.zeros_like(bn.running_mean)
-    g = gamma / torch.sqrt(bn.running_var + bn.eps)
-    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    shape = (-1,) + (1,) * (weight.dim() - 1)
-    return weight * g.reshape(shape), g * (b - bn.running_mean) + beta
 
 
 def copy_ann_weights(ann: nn.Module, snn: nn.Module) -> None:

@@ -7,6 +7,8 @@ pooling (max pooling replaced); these families give the same building blocks at 
   "max"); then ``hidden`` fully connected layers and the classifier, all with biases.
 * ``resnet``: a 3x3 stem conv, basic units ``act(BN(conv3(act(BN(conv3 x)))) + shortcut(x))`` with an
   identity shortcut, or a 1x1 conv + BN where a stage changes the shape; global average pool; classifier.
+  ``connect`` (add, and, iand) makes the units SEW blocks (Fang et al., NeurIPS 2021):
+  ``g(act(BN(conv3(act(BN(conv3 x))))), S)`` with ``S = x`` or ``act(BN(conv1 x))`` (``models.layer_specs``).
 
 ``batch_norm=False`` gives the same nets with plain biased convs (the BN-free baseline).
 """
@@ -23,7 +25,7 @@ from deepspike.models.spec import sequence_shape
 POOLS = ("avg", "max")
 
 
-def _conv(channels: int, kernel: int, stride: int, batch_norm: bool, act: bool = True) -> Conv:
+def bn_conv(channels: int, kernel: int, stride: int, batch_norm: bool, act: bool = True) -> Conv:
     """``kernel x kernel`` conv with same padding; BN (bias-free conv) or a bias."""
     return Conv(channels, kernel, stride, kernel // 2, act=act, bias=not batch_norm, norm=batch_norm)
 
@@ -61,16 +63,17 @@ def vgg(
         raise ConfigError(f"vgg blocks must be a non-empty list of non-empty lists, got {blocks}")
     layers: list[Layer] = []
     for block in blocks:
-        layers += [_conv(scaled(int(c), width), 3, 1, batch_norm) for c in block]
+        layers += [bn_conv(scaled(int(c), width), 3, 1, batch_norm) for c in block]
         layers.append(Pool(pool, 2))
     return (*layers, *_head(num_classes, hidden, width, dropout))
 
 
-def _unit(c_in: int, c_out: int, stride: int, batch_norm: bool) -> Residual:
-    body = (_conv(c_out, 3, stride, batch_norm), _conv(c_out, 3, 1, batch_norm, act=False))
+def _unit(c_in: int, c_out: int, stride: int, batch_norm: bool, connect: str | None) -> Residual:
+    sew = connect is not None  # a SEW block joins spikes: its branches end in activated layers
+    body = (bn_conv(c_out, 3, stride, batch_norm), bn_conv(c_out, 3, 1, batch_norm, act=sew))
     if stride == 1 and c_in == c_out:
-        return Residual(body)
-    return Residual(body, (_conv(c_out, 1, stride, batch_norm, act=False),))
+        return Residual(body, connect=connect)
+    return Residual(body, (bn_conv(c_out, 1, stride, batch_norm, act=sew),), connect)
 
 
 @register_model("resnet", default_input_shape=(1, 28, 28), paper="ResNet-style with batch-norm (Bu et al. 2022)")
@@ -82,17 +85,18 @@ def resnet(
     stages: Sequence[int] = (16, 32, 64),
     blocks: Sequence[int] = (1, 1, 1),
     batch_norm: bool = True,
+    connect: str | None = None,
 ):
     """3x3 stem, ``blocks[i]`` basic units of ``stages[i]`` channels (stride 2 at each later stage's first
-    unit), global average pool, K outputs."""
+    unit), global average pool, K outputs; ``connect``: SEW units (module docstring)."""
     if len(blocks) != len(stages) or any(int(b) < 1 for b in blocks) or not stages:
         raise ConfigError(f"resnet blocks must list {len(stages)} positive counts (one per stage), got {blocks}")
     c = scaled(int(stem), width)
-    layers: list[Layer] = [_conv(c, 3, 1, batch_norm)]
+    layers: list[Layer] = [bn_conv(c, 3, 1, batch_norm)]
     for i, (channels, count) in enumerate(zip(stages, blocks, strict=True)):
         c_out = scaled(int(channels), width)
         for j in range(int(count)):
-            layers.append(_unit(c, c_out, 2 if (i > 0 and j == 0) else 1, batch_norm))
+            layers.append(_unit(c, c_out, 2 if (i > 0 and j == 0) else 1, batch_norm, connect))
             c = c_out
     _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
     if h != w:
@@ -100,14 +104,8 @@ def resnet(
     return (*layers, Pool("avg", h), Flatten(), Linear(num_classes, act=False, bias=True))
 
 
-VGG11_BLOCKS = ((64,), (128,), (256, 256), (512, 512), (512, 512))  # VGG-A (Simonyan & Zisserman 2015)
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))  # VGG-D
-
-
-@register_model("vgg11", default_input_shape=(3, 32, 32), paper="VGG-11 (VGG-A) layout, CIFAR-sized")
-def vgg11(num_classes, input_shape, width, batch_norm: bool = True, pool: str = "max", dropout: float = 0.0):
-    """VGG-11 convs (``vgg`` with blocks 64 / 128 / 256x2 / 512x2 / 512x2), each block pooled, then the classifier."""
-    return vgg(num_classes, input_shape, width, VGG11_BLOCKS, (), batch_norm, pool, dropout)
+# VGG-11 (VGG-A) is ``models.direct_training.vgg11``.
 
 
 @register_model("vgg16", default_input_shape=(3, 32, 32), paper="VGG-16 (VGG-D) layout, CIFAR-sized")

@@ -31,7 +31,7 @@ def _fold_layer(layer: Layer) -> Layer:
     if isinstance(layer, (Conv, Linear)) and layer.norm:
         return dataclasses.replace(layer, norm=False, bias=True)
     if isinstance(layer, Residual):
-        return Residual(_fold(layer.body), _fold(layer.shortcut))
+        return dataclasses.replace(layer, body=_fold(layer.body), shortcut=_fold(layer.shortcut))
     if isinstance(layer, Concat):
         return Concat(tuple(_fold(branch) for branch in layer.branches))
     return layer

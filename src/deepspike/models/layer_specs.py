@@ -7,7 +7,10 @@ Conventions:
 - ``norm=True`` puts a batch-norm between the layer and its nonlinearity (``conv -> BN -> act``). Methods
   that cannot build one refuse the model; conversion folds it into the layer's weight and bias
   (``models.fold.fold_batch_norms``).
-- ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity.
+- ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity. With ``connect`` set
+  (SEW-ResNet, Fang et al. NeurIPS 2021) it is ``out = g(body(x), shortcut(x))`` with no activation after
+  the junction: the body and a non-empty shortcut end in activated layers (spikes), ``g`` is ``add``
+  (``A + S``), ``and`` (``A S``) or ``iand`` (``(1 - A) S``).
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
@@ -82,12 +85,21 @@ class Dropout:
     p: float
 
 
+CONNECTS = ("add", "and", "iand")
+
+
 @dataclass(frozen=True)
 class Residual:
-    """``act(body(x) + shortcut(x))``; ``shortcut=()`` is the identity (type A when shapes match)."""
+    """``act(body(x) + shortcut(x))``; ``shortcut=()`` is the identity (type A when shapes match); with
+    ``connect`` in ``CONNECTS`` the SEW block ``g(body(x), shortcut(x))`` (module docstring)."""
 
     body: tuple[Layer, ...]
     shortcut: tuple[Layer, ...] = ()
+    connect: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.connect is not None and self.connect not in CONNECTS:
+            raise ConfigError(f"unknown connect function {self.connect!r}; valid: {', '.join(CONNECTS)}")
 
 
 @dataclass(frozen=True)

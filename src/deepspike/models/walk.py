@@ -47,9 +47,11 @@ class Visit:
     @property
     def activated(self) -> bool:
         """True when the method's nonlinearity follows the layer: a conv/linear with ``act=True``, or a
-        ``Residual`` (its junction ``act(body + shortcut)``)."""
+        ``Residual`` without ``connect`` (its junction ``act(body + shortcut)``; a SEW junction has none)."""
         layer = self.layer
-        return isinstance(layer, Residual) or (isinstance(layer, (Conv, Linear)) and layer.act)
+        if isinstance(layer, Residual):
+            return layer.connect is None
+        return isinstance(layer, (Conv, Linear)) and layer.act
 
     @property
     def in_residual(self) -> bool:

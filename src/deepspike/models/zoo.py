@@ -2,6 +2,7 @@
 
 from deepspike.models import (  # noqa: F401
     batchnorm_nets,
+    direct_training,
     lee2020,
     sengupta2019,
     small,

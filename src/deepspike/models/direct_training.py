@@ -1,0 +1,65 @@
+"""Nets of the direct-training literature, for ``stbp``-style training with ``method.norm`` (bn, tdbn, tebn).
+
+* ``sew_resnet18`` (3x32x32): ResNet-18's layout on CIFAR-sized input (3x3 stem of 64, stages 64-128-256-512
+  with two units each, global average pool) with SEW units (Fang et al., NeurIPS 2021; ``connect`` add,
+  and, iand; ``models.batchnorm_nets.resnet``). ``sew_resnet`` (1x28x28): the same family at 32-64-128, one
+  unit per stage.
+* ``vgg11`` (3x32x32, or 1x28x28): VGG-11's convolutions (configuration A: 64, 128, 256x2, 512x2, 512x2, each
+  3x3 + BN, a 2x2 pool after each group while the map is at least 2x2: five pools at 32x32, four at
+  28x28), then one linear classifier on the flattened map (our choice: the 4096-4096 head of the ImageNet VGG
+  adds about 19 M weights to a 1x1x512 map).
+* ``fang2021_fmnist`` (1x28x28): the Fashion-MNIST/MNIST net of the PLIF paper (Fang et al., ICCV 2021, as in
+  its public code): {128C3 (no bias) - BN - neuron - MP2} x 2, dropout 0.5, FC 6272 -> 2048 - neuron,
+  dropout 0.5, FC 2048 -> classes (the paper's 100 voting neurons: ``method.vote_group: 10``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from deepspike.core.errors import unknown_choice
+from deepspike.models.batchnorm_nets import POOLS, bn_conv, resnet
+from deepspike.models.layer_specs import Conv, Dropout, Flatten, Layer, Linear, Pool
+from deepspike.models.registry import register_model, scaled
+
+VGG11 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
+
+
+@register_model("sew_resnet18", default_input_shape=(3, 32, 32), paper="SEW-ResNet (Fang et al. 2021), ResNet-18")
+def sew_resnet18(num_classes, input_shape, width, connect: str = "add", batch_norm: bool = True):
+    """SEW-ResNet-18 for 32x32 input: 3x3 stem 64, 2+2+2+2 SEW units of 64-128-256-512, global pool."""
+    return resnet(num_classes, input_shape, width, stem=64, stages=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
+                  batch_norm=batch_norm, connect=connect)
+
+
+@register_model("sew_resnet", default_input_shape=(1, 28, 28), paper="SEW-ResNet (Fang et al. 2021), small")
+def sew_resnet(num_classes, input_shape, width, stages: Sequence[int] = (32, 64, 128),
+               blocks: Sequence[int] = (1, 1, 1), connect: str = "add", batch_norm: bool = True):
+    """Small SEW-ResNet: 3x3 stem, ``blocks[i]`` SEW units of ``stages[i]`` channels, global pool."""
+    return resnet(num_classes, input_shape, width, stem=stages[0], stages=stages, blocks=blocks,
+                  batch_norm=batch_norm, connect=connect)
+
+
+@register_model("vgg11", default_input_shape=(3, 32, 32), paper="VGG-11 (config A) with BN, spiking")
+def vgg11(num_classes, input_shape, width, batch_norm: bool = True, pool: str = "avg"):
+    """VGG-11 convs with BN, 2x2 ``pool`` after each group while the map is >= 2x2, one linear classifier."""
+    if pool not in POOLS:
+        raise unknown_choice("pool", pool, POOLS)
+    layers: list[Layer] = []
+    size = min(input_shape[1:])
+    for group in VGG11:
+        layers += [bn_conv(scaled(c, width), 3, 1, batch_norm) for c in group]
+        if size >= 2:
+            layers.append(Pool(pool, 2))
+            size //= 2
+    return (*layers, Flatten(), Linear(num_classes, act=False, bias=True))
+
+
+@register_model("fang2021_fmnist", default_input_shape=(1, 28, 28), paper="PLIF (Fang et al. 2021) F-MNIST net")
+def fang2021_fmnist(num_classes, input_shape, width, batch_norm: bool = True, dropout: float = 0.5):
+    """PLIF paper's (F-)MNIST net: {128C3-BN-neuron-MP2} x 2, DP, FC 2048, DP, FC classes (bias-free)."""
+    c = scaled(128, width)
+    conv = [Conv(c, 3, padding=1, norm=batch_norm, bias=not batch_norm), Pool("max", 2)]
+    drop = [Dropout(dropout)] if dropout else []
+    hidden = scaled(128 * 4 * 4, width)
+    return (*conv, *conv, Flatten(), *drop, Linear(hidden), *drop, Linear(num_classes, act=False))

@@ -1,0 +1,68 @@
+"""tdBN and TEBN (``layers.temporal_batchnorm``) against hand-computed statistics over T, B, H, W."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm, threshold_dependent_batch_norm
+from deepspike.layers.time_distributed import TimeDistributed
+
+# x [T=2, B=1, C=2, H=1, W=2]; channel 0 holds 1, 3 (t=0) and 5, 7 (t=1): mean 4, biased variance
+# (9 + 1 + 1 + 9) / 4 = 5 over (T, B, H, W); channel 1 holds 0, 0, 0, 4: mean 1, variance (1 + 1 + 1 + 9) / 4 = 3.
+X = torch.tensor([[[[[1.0, 3.0]], [[0.0, 0.0]]]], [[[[5.0, 7.0]], [[0.0, 4.0]]]]])
+EPS = 1e-5
+HAT0 = [(v - 4.0) / math.sqrt(5.0 + EPS) for v in (1.0, 3.0, 5.0, 7.0)]
+HAT1 = [(v - 1.0) / math.sqrt(3.0 + EPS) for v in (0.0, 0.0, 0.0, 4.0)]
+
+
+def _channels(y):
+    return y[:, 0, 0].flatten().tolist(), y[:, 0, 1].flatten().tolist()  # [T, B, C, 1, W] -> per channel, t-major
+
+
+def test_tdbn_normalises_over_T_B_H_W_and_scales_to_alpha_vth():
+    tdbn = TimeDistributed(threshold_dependent_batch_norm((2, 1, 2), threshold=0.5, alpha=3.0))
+    c0, c1 = _channels(tdbn(X))
+    assert c0 == pytest.approx([1.5 * h for h in HAT0], rel=1e-6)  # alpha V_th = 1.5, lambda = 1, beta = 0
+    assert c1 == pytest.approx([1.5 * h for h in HAT1], rel=1e-6)
+    bn = tdbn.module
+    assert bn.running_mean.tolist() == pytest.approx([0.4, 0.1])  # momentum 0.1 from 0
+    assert bn.running_var.tolist() == pytest.approx([0.9 + 0.1 * 5 * 4 / 3, 0.9 + 0.1 * 3 * 4 / 3])  # unbiased
+    assert bn.parametrizations.weight.original.tolist() == [1.0, 1.0]  # the trained lambda starts at 1
+
+
+def test_tdbn_affine_is_lambda_times_the_scaled_value():
+    bn = threshold_dependent_batch_norm((2,), threshold=0.25, alpha=2.0)
+    with torch.no_grad():
+        bn.parametrizations.weight.original.copy_(torch.tensor([2.0, -1.0]))
+        bn.bias.copy_(torch.tensor([0.5, 0.0]))
+    y = bn(torch.tensor([[1.0, 0.0], [3.0, 2.0]]))  # [B=2, F=2]: x_hat = -1, 1 (per feature, eps aside)
+    expected = [2.0 * 0.5 * -1 + 0.5, -0.5 * -1, 2.0 * 0.5 * 1 + 0.5, -0.5 * 1]
+    assert y.flatten().tolist() == pytest.approx(expected, rel=1e-4)
+    y.sum().backward()  # the gradient reaches lambda through the parametrisation
+    assert bn.parametrizations.weight.original.grad is not None
+
+
+def test_tebn_scales_each_step_of_the_shared_normalisation():
+    tebn = TemporalEffectiveBatchNorm((2, 1, 2), timesteps=2)
+    with torch.no_grad():
+        tebn.step_scale.copy_(torch.tensor([2.0, -0.5]))
+    c0, c1 = _channels(tebn(X))
+    scale = [2.0, 2.0, -0.5, -0.5]  # t = 0, 0, 1, 1
+    assert c0 == pytest.approx([p * h for p, h in zip(scale, HAT0)], rel=1e-6)
+    assert c1 == pytest.approx([p * h for p, h in zip(scale, HAT1)], rel=1e-6)
+
+
+def test_tebn_refuses_another_number_of_steps_in_one_line():
+    with pytest.raises(ConfigError, match="one scale per step for T = 2, got 1"):
+        TemporalEffectiveBatchNorm((2, 1, 2), timesteps=2)(X[:1])
+
+
+def test_tdbn_on_a_time_invariant_input_runs_once_with_the_same_result():
+    torch.manual_seed(0)
+    x = torch.rand(3, 5, 2, 4, 4)
+    once, full = (TimeDistributed(threshold_dependent_batch_norm((2, 4, 4), 0.5, 2.0)) for _ in range(2))
+    repeated = x[0].unsqueeze(0).expand(3, *x.shape[1:])  # stride 0 in T: direct encoding's input
+    assert torch.allclose(once(repeated), full(repeated.contiguous()), atol=1e-6)
+    assert torch.allclose(once.module.running_var, full.module.running_var)

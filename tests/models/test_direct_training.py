@@ -1,0 +1,52 @@
+"""The direct-training nets (``models.direct_training``): layouts, parameter count by hand, one training step."""
+
+import pytest
+import torch
+
+from deepspike.layers.sew import SewBlock
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+from deepspike.models.spec import Conv, Pool, Residual
+
+
+def test_fang2021_fmnist_parameter_count_by_hand():
+    # conv 1->128 3x3: 1152; BN 2*128; conv 128->128: 147456; BN 256; FC 128*7*7 = 6272 -> 2048: 12,845,056;
+    # FC 2048 -> 10: 20,480 (all bias-free)
+    net = get_method("stbp", {"norm": "bn"}).build(create_architecture("fang2021_fmnist"))
+    expected = 1152 + 256 + 147456 + 256 + 6272 * 2048 + 2048 * 10
+    assert sum(p.numel() for p in net.parameters()) == expected == 13_014_656
+
+
+def test_vgg11_pools_while_the_map_allows():
+    pools32 = [x for x in create_architecture("vgg11").layers if isinstance(x, Pool)]
+    pools28 = [x for x in create_architecture("vgg11", input_shape=(1, 28, 28)).layers if isinstance(x, Pool)]
+    assert (len(pools32), len(pools28)) == (5, 4)  # 32 -> 1 and 28 -> 14 -> 7 -> 3 -> 1
+    assert sum(isinstance(x, Conv) for x in create_architecture("vgg11").layers) == 8
+
+
+def test_sew_resnet18_units_and_shortcuts():
+    units = [x for x in create_architecture("sew_resnet18", connect="iand").layers if isinstance(x, Residual)]
+    assert len(units) == 8 and all(u.connect == "iand" for u in units)
+    assert [len(u.shortcut) for u in units] == [0, 0, 1, 0, 1, 0, 1, 0]  # a 1x1 conv where a stage downsamples
+    assert all(u.body[-1].act and all(c.act for c in u.shortcut) for u in units)  # branches end in spikes
+
+
+@pytest.mark.parametrize("name, shape, args", [
+    ("sew_resnet18", (3, 16, 16), {"connect": "add"}),
+    ("sew_resnet", (1, 12, 12), {"connect": "and"}),
+    ("sew_resnet", (1, 12, 12), {"connect": "iand"}),
+    ("vgg11", (3, 32, 32), {}),
+    ("vgg11", (1, 28, 28), {}),
+    ("fang2021_fmnist", (1, 28, 28), {}),
+])
+def test_direct_training_nets_train_one_step(name, shape, args):
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 2, "norm": "tdbn", "loss": "tet", "readout": "membrane"})
+    net = method.build(create_architecture(name, input_shape=shape, width=0.0625, **args))
+    if name.startswith("sew"):
+        assert sum(isinstance(m, SewBlock) for m in net.modules()) >= 3
+    out = net(torch.rand(2, *shape))
+    assert out.shape == (2, 2, 10)
+    method.loss(out, torch.tensor([3, 7])).backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
