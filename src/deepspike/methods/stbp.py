@@ -37,10 +37,10 @@ from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.init import init_weights
 from deepspike.methods.losses import LOSSES, classification_loss
+from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture, Linear
-from deepspike.neurons import LIF
 
 READOUTS = ("rate", "membrane")
 STBP_ENCODERS = (*ENCODERS, "frames")
@@ -62,6 +62,10 @@ class StbpOptions:
     neunorm_decay: float = 0.9
     vote_group: int = 1
     init_kappa: float | None = 2.0
+    neuron: str = "lif"  # lif | plif | psn (methods.neuron_choice)
+    learn_threshold: bool = False
+    neuron_params: str = "layer"  # layer | channel
+    tau_init: float = 2.0
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
@@ -79,6 +83,7 @@ class StbpOptions:
             raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 or null")
         if not 0.0 <= self.neunorm_decay < 1.0:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
+        check_neuron_options(self)
 
 
 def voting_architecture(arch: Architecture, group: int) -> Architecture:
@@ -105,11 +110,10 @@ class StbpMethod(Method):
     Options = StbpOptions
     description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; NeuNorm, encoding layer, voting"
 
-    def neuron(self, inplace: bool = False) -> nn.Module:
-        """The LIF layer; ``inplace`` for body neurons, whose input is always a fresh layer output."""
-        o = self.options
-        return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args), inplace=inplace)
+    def neuron(self, inplace: bool = False, shape: tuple[int, ...] | None = None) -> nn.Module:
+        """The neuron layer (``method.neuron``, ``methods.neuron_choice``) after a layer whose one-sample output
+        is ``shape``; ``inplace`` for body neurons, whose input is always a fresh layer output."""
+        return make_neuron(self.options, shape, inplace)
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
@@ -123,8 +127,8 @@ class StbpMethod(Method):
             if len(shape) == 3:
                 seen[0] += 1
                 if seen[0] <= normed:
-                    return nn.Sequential(self.neuron(inplace=True), NeuNorm(shape, o.neunorm_decay))
-            return self.neuron(inplace=True)
+                    return nn.Sequential(self.neuron(True, shape), NeuNorm(shape, o.neunorm_decay))
+            return self.neuron(True, shape)
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
                            sequential=SpikingSequential)  # neuron + tiling avg pool run as one kernel
@@ -134,9 +138,9 @@ class StbpMethod(Method):
         if o.readout == "membrane":
             readout: nn.Module = MembraneReadout()
         elif o.vote_group > 1:
-            readout = VotingReadout(self.neuron(), num_classes)
+            readout = VotingReadout(self.neuron(shape=(arch.num_classes,)), num_classes)
         else:
-            readout = SpikeRateReadout(self.neuron())
+            readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
         encoder = FrameEncoder() if o.encoder == "frames" else InputEncoder(o.encoder)
         return RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
 

@@ -39,7 +39,8 @@ def tau_to_weight(tau: float) -> float:
 class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
     """LIF layer with a trainable time constant and/or threshold (module docstring).
 
-    params: reset, surrogate, ``detach_reset`` and the fixed decay/threshold of whatever is not learnt
+    params (kept as ``fixed``: not ``params``, which would tell ``training.temporal_grad``'s OTTT traces a decay that
+    is not the learnt one): reset, surrogate, ``detach_reset`` and the decay/threshold of whatever is not learnt
     (``leak_grad=False`` is refused: a learnt decay needs its gradient). channels: None (per layer) or C
     (per channel). learn_decay, tau_init: PLIF and its initial ``tau``; learn_threshold: train ``th``.
     """
@@ -53,7 +54,7 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
             raise ConfigError("a learnable neuron needs leak_grad=True (its decay's gradient runs through the leak)")
         if channels is not None and channels < 1:
             raise ConfigError(f"channels={channels} must be >= 1 (or None for one value per layer)")
-        self.params = params
+        self.fixed = params
         shape = () if channels is None else (channels,)
         w = torch.full(shape, tau_to_weight(tau_init)) if learn_decay else None
         self.w = None if w is None else nn.Parameter(w)
@@ -73,20 +74,20 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
 
     def decay(self) -> torch.Tensor:
         """``k = 1 - sigmoid(w)`` (learnt) or the fixed ``params.decay``, as a tensor."""
-        return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.params.decay)
+        return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.fixed.decay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self._shaped(self.decay().to(x.device), x)
         th = self._shaped(self.threshold if self.threshold is not None else
-                          torch.tensor(self.params.threshold, device=x.device), x)
-        s, v = learnable_multistep(x, k, th, self.params, v0=self.carried(), decay_input=self.w is not None)
+                          torch.tensor(self.fixed.threshold, device=x.device), x)
+        s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.w is not None)
         self.keep(v)
         if self.tally is not None:
             self.report_spikes(s.sum())
         return s
 
     def extra_repr(self) -> str:
-        p = self.params
+        p = self.fixed
         decay = "tau=learnt" if self.w is not None else f"decay={p.decay:g}"
         th = "threshold=learnt" if self.threshold is not None else f"threshold={p.threshold:g}"
         per = "layer" if self.channels is None else f"channel ({self.channels})"
