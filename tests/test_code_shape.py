@@ -22,6 +22,7 @@ LAZY_KERNELS = {
     ("neurons/fused.py", "deepspike.neurons.fused_triton"),
     ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_kernels"),
     ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_triton"),
+    ("neurons/fused_psn.py", "deepspike.neurons.psn_kernels"),
     ("neurons/spikebp_lif.py", "deepspike.neurons.spikebp_kernels"),
 }
 

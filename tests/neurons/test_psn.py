@@ -9,7 +9,14 @@ from deepspike.neurons.psn import PSN, lif_response_matrix
 from deepspike.neurons.surrogate import get_surrogate
 
 
-def test_output_equals_hand_computed_matmul():
+@pytest.fixture(params=["fused", "torch"])
+def path(request, monkeypatch):
+    """Both implementations: the numba one (CPU float32, ``neurons.fused_psn``) and plain torch operations."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "1" if request.param == "fused" else "0")
+    return request.param
+
+
+def test_output_equals_hand_computed_matmul(path):
     m = PSN(3, threshold=1.0)
     with torch.no_grad():
         m.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [2.0, -1.0, 0.5]]))
@@ -25,7 +32,7 @@ def test_initial_weight_is_the_no_reset_lif():
                                torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.25, 0.5, 1.0]]))
 
 
-def test_gradients_equal_autograd_of_the_plain_formula():
+def test_gradients_equal_autograd_of_the_plain_formula(path):
     torch.manual_seed(0)
     m = PSN(4, decay=0.6, threshold=0.4, surrogate="sigmoid", surrogate_args={"alpha": 3.0})
     with torch.no_grad():

@@ -23,6 +23,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -53,10 +54,13 @@ class PSN(ReportsSpikes, nn.Module):
         if x.shape[0] != self.timesteps:
             raise ConfigError(f"the PSN neuron needs all its {self.timesteps} time steps at once, got {x.shape[0]} "
                               f"(eval_timesteps, streaming and online temporal-grad modes cannot run it)")
-        flat = x.reshape(self.timesteps, -1)  # [T, B, ...] -> [T, B*...]
-        h = (self.weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
-        thresholds = self.bias.to(x.dtype).view(self.timesteps, *([1] * (x.dim() - 1)))
-        s = self.spike_fn(h - thresholds)
+        if psn_fused_supported(x, self.spike_fn):
+            s = fused_psn(x, self.weight, self.bias, self.spike_fn)
+        else:
+            flat = x.reshape(self.timesteps, -1)  # [T, B, ...] -> [T, B*...]
+            h = (self.weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
+            thresholds = self.bias.to(x.dtype).view(self.timesteps, *([1] * (x.dim() - 1)))
+            s = self.spike_fn(h - thresholds)
         if self.tally is not None:
             self.report_spikes(s.sum())
         return s
