@@ -54,3 +54,28 @@ def test_gradients_equal_autograd_of_the_plain_formula(path):
 def test_refuses_other_step_counts():
     with pytest.raises(ConfigError, match="needs all its 4 time steps"):
         PSN(4)(torch.rand(1, 2, 3))
+
+
+@pytest.mark.parametrize("layout", ["expanded", "channels_last"])
+def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, monkeypatch):
+    """The numba path on a time-invariant input (one step repeated as a stride-0 view: direct encoding) and on
+    channels-last steps gives the torch path's spikes and gradients."""
+    torch.manual_seed(1)
+    m = PSN(4, decay=0.5, threshold=0.3, surrogate="arctan")
+    base = torch.randn(2, 3, 4, 4)
+    results = []
+    for fused in ("1", "0"):
+        monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+        m.zero_grad()
+        b = base.clone().requires_grad_()
+        if layout == "expanded":
+            x = b.unsqueeze(0).expand(4, *b.shape)
+        else:
+            x = (b.unsqueeze(0) * torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1)).contiguous(
+                memory_format=torch.channels_last_3d)
+        s = m(x)
+        (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().backward()
+        results.append((s.detach(), b.grad, m.weight.grad.clone(), m.bias.grad.clone()))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
