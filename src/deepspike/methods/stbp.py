@@ -11,6 +11,9 @@ through space and time (autograd through the neuron's loop over T).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
   firing rate of its group; the loss is MSE to the one-hot label (eq. 11). ``G = 1`` is the plain rate
   readout. ``readout: membrane`` and ``loss: ce`` are offered as alternatives.
+- Neuron (``neuron: lif | plif | psn``, ``learn_threshold``, ``neuron_params: layer | channel``, ``tau_init``):
+  the fixed LIF above (default), PLIF's learnable time constant, or the parallel spiking neuron
+  (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
