@@ -8,6 +8,7 @@ from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.stbp import StbpOptions
+from deepspike.methods.streaming import Stream
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF
 from deepspike.neurons.learnable import LearnableLIF
@@ -90,3 +91,15 @@ def test_plif_resume_is_exact(tmp_path):
     assert any(k.endswith(".w") for k in full) and any(k.endswith(".threshold") for k in full)
     for key, value in full.items():
         assert torch.equal(value, cut[key]), key
+
+
+def test_temporal_grad_modes_and_streaming():
+    """plif carries its membrane (sltt runs); OTTT's traces need one fixed decay, so a learnt one is refused; PSN
+    refuses to stream (one step at a time)."""
+    plif = _net(neuron="plif")
+    prepare_temporal_grad(plif, "sltt", None, "stbp")
+    with pytest.raises(ConfigError, match="ottt needs one neuron decay"):
+        prepare_temporal_grad(plif, "ottt", None, "stbp")
+    stream = Stream(_net(neuron="psn", timesteps=4))
+    with pytest.raises(ConfigError, match="needs all its 4 time steps"):
+        stream.step(torch.rand(2, 1, 8, 8))
