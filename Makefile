@@ -39,7 +39,7 @@ $(TRITON_VENV)/.ok: pyproject.toml constraints.txt
 	touch $@
 
 test-triton: $(TRITON_VENV)/.ok
-	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/neurons/test_fused_triton.py \
+	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/neurons/test_fused_triton.py tests/neurons/test_fused_learnable_triton.py \
 		tests/ttfs/test_backend_triton.py
 
 # The documentation site (MkDocs + Material + mkdocstrings, in its own venv): docs/build_pages.py runs every

@@ -20,6 +20,9 @@ KERNELS = {  # numba kernels: one loop nest each, split only at the cost of spee
 LAZY_KERNELS = {
     ("neurons/fused.py", "deepspike.neurons.fused_kernels"),
     ("neurons/fused.py", "deepspike.neurons.fused_triton"),
+    ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_kernels"),
+    ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_triton"),
+    ("neurons/fused_psn.py", "deepspike.neurons.psn_kernels"),
     ("neurons/spikebp_lif.py", "deepspike.neurons.spikebp_kernels"),
 }
 

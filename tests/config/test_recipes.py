@@ -56,9 +56,7 @@ SLOW = {
 NARROW = ["model.width=0.125"]
 
 # Known failures, strict so the test says when they are fixed.
-XFAIL: dict[str, str] = {
-    "stbp_fmnist_plif.yaml": "method.neuron/tau_init come with issue 22's neuron part (merged separately)",
-}
+XFAIL: dict[str, str] = {}
 
 
 def _cases() -> list:

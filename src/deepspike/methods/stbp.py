@@ -14,6 +14,9 @@ through space and time (autograd through the neuron's loop over T).
 - Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
+- Neuron (``neuron: lif | plif | psn``, ``learn_threshold``, ``neuron_params: layer | channel``, ``tau_init``):
+  the fixed LIF above (default), PLIF's learnable time constant, or the parallel spiking neuron
+  (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
@@ -39,6 +42,7 @@ from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.init import init_weights
+from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.methods.stbp_training import (
@@ -49,7 +53,6 @@ from deepspike.methods.stbp_training import (
     stbp_loss,
 )
 from deepspike.models.spec import Architecture, Linear
-from deepspike.neurons import LIF
 
 READOUTS = ("rate", "membrane")
 STBP_ENCODERS = (*ENCODERS, "frames")
@@ -75,6 +78,10 @@ class StbpOptions:
     tdbn_alpha: float = 1.0
     tet_lambda: float = 0.0
     tet_phi: float = 1.0
+    neuron: str = "lif"  # lif | plif | psn (methods.neuron_choice)
+    learn_threshold: bool = False
+    neuron_params: str = "layer"  # layer | channel
+    tau_init: float = 2.0
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
@@ -93,6 +100,7 @@ class StbpOptions:
         if not 0.0 <= self.neunorm_decay < 1.0:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
         check_training_choices(self)
+        check_neuron_options(self)
 
 
 def voting_architecture(arch: Architecture, group: int) -> Architecture:
@@ -119,11 +127,10 @@ class StbpMethod(Method):
     Options = StbpOptions
     description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; NeuNorm, encoding layer, voting"
 
-    def neuron(self, inplace: bool = False) -> nn.Module:
-        """The LIF layer; ``inplace`` for body neurons, whose input is always a fresh layer output."""
-        o = self.options
-        return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args), inplace=inplace)
+    def neuron(self, inplace: bool = False, shape: tuple[int, ...] | None = None) -> nn.Module:
+        """The neuron layer (``method.neuron``, ``methods.neuron_choice``) after a layer whose one-sample output
+        is ``shape``; ``inplace`` for body neurons, whose input is always a fresh layer output."""
+        return make_neuron(self.options, shape, inplace)
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options
@@ -138,8 +145,8 @@ class StbpMethod(Method):
             if len(shape) == 3:
                 seen[0] += 1
                 if seen[0] <= normed:
-                    return nn.Sequential(self.neuron(inplace=True), NeuNorm(shape, o.neunorm_decay))
-            return self.neuron(inplace=True)
+                    return nn.Sequential(self.neuron(True, shape), NeuNorm(shape, o.neunorm_decay))
+            return self.neuron(True, shape)
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
                            sequential=SpikingSequential, norm=norm_rule(o))  # neuron + tiling avg pool: one kernel
@@ -149,9 +156,9 @@ class StbpMethod(Method):
         if o.readout == "membrane":
             readout: nn.Module = MembraneReadout()
         elif o.vote_group > 1:
-            readout = VotingReadout(self.neuron(), num_classes)
+            readout = VotingReadout(self.neuron(shape=(arch.num_classes,)), num_classes)
         else:
-            readout = SpikeRateReadout(self.neuron())
+            readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
         encoder = FrameEncoder() if o.encoder == "frames" else InputEncoder(o.encoder)
         network = RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
         network.per_step = o.loss == "tet"

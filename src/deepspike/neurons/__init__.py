@@ -1,4 +1,5 @@
-"""Spiking neurons: pure IF/LIF dynamics, surrogate spike functions and thin modules.
+"""Spiking neurons: pure IF/LIF dynamics, surrogate spike functions and thin modules; the learnable LIF (PLIF time
+constant, threshold: ``learnable``) and the parallel spiking neuron (``psn``).
 
 Tensors are time-first ``[T, B, ...]``; see ``dynamics`` for the update equations and the input policy of every
 neuron: floating-point inputs only (one ``ConfigError`` otherwise), empty inputs give empty spikes, and a NaN
@@ -6,13 +7,17 @@ current is propagated (that neuron's spikes are NaN from then on), not silently 
 """
 
 from deepspike.neurons.dynamics import membrane_readout, neuron_multistep, neuron_step
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import IF, LIF, SpikingNeuron
 from deepspike.neurons.params import RESETS, NeuronParams
+from deepspike.neurons.psn import PSN
 from deepspike.neurons.surrogate import Surrogate, get_surrogate, list_surrogates
 
 __all__ = [
     "IF",
     "LIF",
+    "PSN",
+    "LearnableLIF",
     "RESETS",
     "NeuronParams",
     "SpikingNeuron",

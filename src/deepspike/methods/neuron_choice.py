@@ -1,0 +1,66 @@
+"""The spiking neuron of a rate-coded method, chosen by its options (``method.neuron`` and friends).
+
+Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``ConfigError`` for bad values):
+
+* ``neuron``: ``lif`` (default: the fixed-parameter LIF, fused kernels, unchanged), ``plif`` (learnable membrane
+  time constant, Fang et al. ICCV 2021: ``V_t = V_{t-1} + (X_t - V_{t-1})/tau``, ``1/tau = sigmoid(w)``,
+  ``neurons.learnable``) or ``psn`` (parallel spiking neuron, Fang et al. NeurIPS 2023: no reset,
+  ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``);
+* ``learn_threshold``: train the firing threshold of ``lif``/``plif`` neurons (initialised at ``threshold``;
+  ``psn`` always trains its thresholds);
+* ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
+  layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
+* ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0).
+
+``psn`` needs the whole sequence at once: it is refused with ``eval_timesteps`` different from ``timesteps``
+here, and by ``training.temporal_grad`` (it carries no state across calls) for checkpoint/sltt/ottt and by
+streaming at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
+from deepspike.neurons.psn import PSN
+
+NEURONS = ("lif", "plif", "psn")
+NEURON_PARAMS = ("layer", "channel")
+
+
+def check_neuron_options(o: Any) -> None:
+    """One-line ``ConfigError`` for a bad ``neuron`` / ``neuron_params`` / ``tau_init`` / PSN step setting of ``o``
+    (an options dataclass with the fields of the module docstring and ``timesteps``, ``eval_timesteps``)."""
+    for key, value, valid in (("neuron", o.neuron, NEURONS), ("neuron_params", o.neuron_params, NEURON_PARAMS)):
+        if value not in valid:
+            raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
+    if not isinstance(o.learn_threshold, bool):
+        raise ConfigError(f"bad value {o.learn_threshold!r} for method.learn_threshold; valid: true, false")
+    try:
+        tau_to_weight(float(o.tau_init))
+    except (TypeError, ValueError, ConfigError):
+        raise ConfigError(f"bad value {o.tau_init!r} for method.tau_init: expected a finite number > 1") from None
+    if o.neuron == "psn" and o.eval_timesteps not in (None, o.timesteps):
+        raise ConfigError(f"method.neuron=psn needs all T steps at once: method.eval_timesteps={o.eval_timesteps} "
+                          f"must equal method.timesteps={o.timesteps} (or be null)")
+
+
+def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = False) -> nn.Module:
+    """The neuron layer ``o`` asks for; ``shape``: one sample's output of the layer it follows, ``(C, H, W)`` or
+    ``(F,)`` (its first entry sizes the per-channel parameters); ``inplace``: for the plain LIF (whose fused kernel
+    may reuse a fresh input's memory)."""
+    if o.neuron == "psn":
+        return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
+                   surrogate_args=dict(o.surrogate_args))
+    if o.neuron == "lif" and not o.learn_threshold:
+        return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
+                   surrogate_args=dict(o.surrogate_args), inplace=inplace)
+    params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
+                          surrogate_args=dict(o.surrogate_args))
+    channels = shape[0] if o.neuron_params == "channel" and shape else None
+    return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
+                        learn_threshold=o.learn_threshold)

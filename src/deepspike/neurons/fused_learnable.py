@@ -1,0 +1,137 @@
+"""Fused multi-step LIF update with tensor (learnable) decay and threshold: one kernel call over all T steps,
+forward and backward, with the gradients of the decay and the threshold accumulated inside the backward kernel.
+
+``learnable_multistep`` computes what ``learnable_dynamics.learnable_multistep_reference`` computes (same spikes
+bit for bit, gradients equal up to float summation order) for decay and threshold tensors of shape ``()`` (per
+layer) or ``[C, 1, ..., 1]`` (per channel of one step ``[B, C, ...]``). The per-layer/per-channel values are
+expanded to one step ``[N]`` in the step's memory layout (the size of one time step, T times smaller than the
+input), so any dense layout (contiguous, channels-last) works unchanged; the per-neuron gradients ``[N]`` the
+kernel returns are summed back to the parameter's shape here.
+
+Kernels: numba (``fused_learnable_kernels``) on CPU float32/float64 tensors, Triton
+(``fused_learnable_triton``) on CUDA float32 tensors or wherever ``fused.uses_triton`` says so (the same switch
+``DEEPSPIKE_FUSED`` and backend variable as the fixed-parameter kernels). Saved for backward: the input ``x``
+(``[T, B, ...]``, or one step for a time-invariant input), from which the backward kernel recomputes ``h``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from deepspike.core.threads import run_numba_kernel
+from deepspike.neurons.fused import _dense_input, _rows, _switched_on, uses_triton
+from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
+from deepspike.neurons.params import NeuronParams
+
+_NUMBA: list = []  # [module] once imported, [None] without numba (loaded lazily: numba is slow to import)
+
+
+def _numba_kernels():
+    if not _NUMBA:
+        try:
+            from deepspike.neurons import fused_learnable_kernels
+        except ImportError:  # pragma: no cover - exercised only without numba
+            fused_learnable_kernels = None
+        _NUMBA.append(fused_learnable_kernels)
+    return _NUMBA[0]
+
+
+def _triton_kernels():
+    from deepspike.neurons import fused_learnable_triton
+
+    return fused_learnable_triton if fused_learnable_triton.HAVE_TRITON else None
+
+
+def learnable_fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
+    """Whether the fused kernels can run ``x [T, B, ...]``: the switch on, a non-empty input, a surrogate the
+    kernels know, ``v0`` (if given) of ``x``'s dtype and device, and numba with a CPU float32/float64 ``x`` or
+    triton with a float32 ``x`` (``fused.uses_triton``)."""
+    if not _switched_on() or x.numel() == 0 or params.spike_fn.name not in SURROGATE_CODES:
+        return False
+    if v0 is not None and (v0.device != x.device or v0.dtype != x.dtype):
+        return False
+    if uses_triton(x):
+        return x.dtype == torch.float32 and _triton_kernels() is not None
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and _numba_kernels() is not None
+
+
+def _run(name: str, *args) -> None:
+    """Kernel ``name`` on torch tensors (Triton) or on their numpy views (numba), as ``fused._run``."""
+    first = next(a for a in args if isinstance(a, torch.Tensor))
+    if uses_triton(first):
+        getattr(_triton_kernels(), name)(*args)
+    else:
+        run_numba_kernel(getattr(_numba_kernels(), name), *(a.numpy() if isinstance(a, torch.Tensor) else a
+                                                             for a in args))
+
+
+def _per_neuron(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """``p`` (broadcasting against ``step [B, ...]``) written out as one step in ``step``'s layout -> ``[N]``."""
+    out = torch.empty_strided(step.shape, step.stride(), dtype=step.dtype, device=step.device)
+    out.copy_(p.detach().to(step.dtype).expand(step.shape))
+    return _rows(out, 1)[0]
+
+
+def _step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """``[T, N]`` rows of ``g [T, B, ...]`` in ``step``'s memory layout (a copy only when ``g``'s differs)."""
+    strides = (step.numel(), *step.stride())
+    if g.stride() != strides:
+        g = torch.empty_strided(g.shape, strides, dtype=step.dtype, device=step.device).copy_(g)
+    return _rows(g, g.shape[0])
+
+
+def _to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Per-neuron gradient ``[N]`` (``step``'s layout) summed to the shape of parameter ``p``."""
+    g = g_rows.as_strided(step.shape, step.stride())  # [N] -> [B, ...] in the step's layout
+    return (g.sum_to_size(p.shape) if p.dim() else g.sum()).to(p.dtype)
+
+
+class _FusedLearnable(torch.autograd.Function):
+    """``(x [T, B, ...], v0 [B, ...] or None, k, th) -> (s [T, B, ...], v_T [B, ...])``; backward =
+    ``learnable_backward`` (module docstring), returning ``dL/dx``, ``dL/dv0``, ``dL/dk``, ``dL/dth``."""
+
+    @staticmethod
+    def forward(ctx, x, v0, k, th, params, decay_input):
+        t = x.shape[0]
+        x2, step = _dense_input(x)  # [T or 1, N] and the per-step layout
+        v = torch.empty_strided(step.shape, step.stride(), dtype=x.dtype, device=x.device)
+        v.zero_() if v0 is None else v.copy_(v0.detach())
+        v_start = v.clone()
+        s = torch.empty_strided(x.shape, (step.numel(), *step.stride()), dtype=x.dtype, device=x.device)
+        kn, thn = _per_neuron(k, step), _per_neuron(th, step)
+        code = RESET_CODES[params.reset]
+        _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), kn, thn, code, decay_input)
+        ctx.save_for_backward(x2, v_start, kn, thn, k, th)
+        ctx.params, ctx.decay_input, ctx.steps, ctx.step_shape = params, decay_input, t, step
+        ctx.has_v0 = v0 is not None
+        ctx.set_materialize_grads(False)
+        return s, v
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_s, g_v):
+        x2, v_start, kn, thn, k, th = ctx.saved_tensors
+        p: NeuronParams = ctx.params
+        step, t = ctx.step_shape, ctx.steps
+        gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else _step_rows(g_s, step)
+        gv = torch.zeros_like(v_start) if g_v is None else torch.empty_like(v_start).copy_(g_v)
+        gx = torch.empty((t, step.numel()), dtype=x2.dtype, device=x2.device)
+        gk, gth = torch.zeros_like(kn), torch.zeros_like(thn)
+        code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
+        _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, kn, thn,
+             RESET_CODES[p.reset], p.detach_reset, ctx.decay_input, code, p1, p2)
+        g_x = gx.as_strided((t, *step.shape), (step.numel(), *step.stride()))
+        g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
+        g_k = _to_param(gk, step, k) if ctx.needs_input_grad[2] else None
+        g_th = _to_param(gth, step, th) if ctx.needs_input_grad[3] else None
+        return g_x, g_v0, g_k, g_th, None, None
+
+
+def fused_learnable_multistep(
+    x: torch.Tensor, v0: torch.Tensor | None, decay: torch.Tensor, threshold: torch.Tensor, params: NeuronParams,
+    decay_input: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused update (module docstring): ``x [T, B, ...]``, ``v0 [B, ...]`` or None -> ``(s [T, B, ...], v_T)``;
+    gradients reach ``x``, ``v0``, ``decay`` and ``threshold`` (``learnable_fused_supported`` must hold)."""
+    return _FusedLearnable.apply(x, v0, decay, threshold, params, decay_input)

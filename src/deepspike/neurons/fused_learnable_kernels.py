@@ -1,0 +1,124 @@
+"""numba kernels of the fused LIF update with per-neuron decay and threshold (PLIF, learnable threshold), whose
+backward also returns the gradients of the decay and the threshold.
+
+Both work on ``[T, N]`` float arrays (N = every neuron of every sample, in the step's memory order) with the
+per-neuron decay ``k [N]`` and threshold ``th [N]`` (a per-layer or per-channel parameter expanded to one step by
+the caller), and compute the update of ``neurons.learnable_dynamics`` in the same float operations::
+
+    h_t = k v_{t-1} + c x_t  (c = 1 - k if decay_input else 1),  s_t = H(h_t - th),
+    v_t = h_t (1 - s_t) | h_t - th s_t | h_t
+
+Backward (BPTT, t = T..1, carried ``g_v = dL/dv_t``; ``r_t`` the spike inside the reset, ``sg`` the surrogate)::
+
+    g_s  = dL/ds_t + [not detach_reset] g_v dv_t/dr_t         (dv/dr = -h_t | -th | 0)
+    g_h  = sg(h_t - th) g_s + g_v dv_t/dh_t                   (dv/dh = 1 - s_t | 1 | 1)
+    dL/dx_t = c g_h;   dL/dk += g_h (v_{t-1} - [decay_input] x_t);   g_v <- k g_h
+    dL/dth += -sg(h_t - th) g_s - [reset subtract] g_v s_t
+
+The forward kernel saves nothing: the backward kernel recomputes each block's ``h`` from ``x`` and ``v_0`` into a
+``[T, block]`` scratch that stays in cache (the caller saves ``x`` instead of ``h``; same size), so ``v_{t-1}`` and
+``x_t`` are both at hand for ``dL/dk``. Blocks of ``BLOCK`` neurons run in parallel (numba ``prange``); ``dL/dk``
+and ``dL/dth`` are accumulated per neuron (``[N]``) and summed to the parameter's shape by the caller.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from deepspike.neurons.fused_constants import ONE as _ONE
+from deepspike.neurons.fused_constants import ZERO as _ZERO
+from deepspike.neurons.fused_kernels import BLOCK, _row_surrogate, _spike
+
+
+@nb.njit(cache=True)
+def _row_forward(x, v, s, h, k, th, reset, decay_input):
+    """One time step of one block: rows ``x, v (in/out), s, h, k, th`` of equal length; ``s`` may be ``h``."""
+    for n in range(x.shape[0]):
+        kn = k[n]
+        ht = kn * v[n] + ((_ONE - kn) * x[n] if decay_input else x[n])
+        sp = _spike(ht - th[n])
+        s[n] = sp
+        h[n] = ht
+        if reset == 0:
+            v[n] = ht * (_ONE - sp)
+        elif reset == 1:
+            v[n] = ht - th[n] * sp
+        else:
+            v[n] = ht
+
+
+@nb.njit(parallel=True, cache=True)
+def learnable_forward(x, v, s, k, th, reset, decay_input):
+    """Forward over T: ``x [T, N]`` (or ``[1, N]``: the same row at every step), ``v [N]`` initial membrane in and
+    ``v_T`` out, spikes ``s [T, N]`` out; ``k, th [N]``; reset: a ``fused_constants.RESET_CODES`` value."""
+    steps, n_cols = s.shape[0], v.shape[0]
+    const = x.shape[0] == 1
+    for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n_cols)
+        scratch = np.empty(hi - lo, dtype=s.dtype)
+        for t in range(steps):
+            _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s[t, lo:hi], scratch, k[lo:hi], th[lo:hi], reset,
+                         decay_input)
+
+
+@nb.njit(cache=True)
+def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, decay_input):
+    """One reverse time step of one block (module docstring); ``gv`` in/out, ``gk, gth`` accumulated."""
+    for n in range(h.shape[0]):
+        ht, tn, g = h[n], th[n], gv[n]
+        sp = _spike(ht - tn)
+        if reset == 0:
+            dv_dr, dv_dh = -ht, _ONE - sp
+        elif reset == 1:
+            dv_dr, dv_dh = -tn, _ONE
+        else:
+            dv_dr, dv_dh = _ZERO, _ONE
+        g_s = gs[n] if detach else gs[n] + g * dv_dr
+        g_h = sg[n] * g_s + g * dv_dh
+        gth[n] += -sg[n] * g_s - (g * sp if reset == 1 else _ZERO)
+        kn = k[n]
+        gx[n] = (_ONE - kn) * g_h if decay_input else g_h
+        gk[n] += g_h * (v_prev[n] - x[n] if decay_input else v_prev[n])
+        gv[n] = kn * g_h
+
+
+@nb.njit(cache=True)
+def _row_reset(h, th, reset, v):
+    """``v = reset(h, H(h - th))``: the post-reset membrane of a stored pre-reset row."""
+    for n in range(h.shape[0]):
+        sp = _spike(h[n] - th[n])
+        v[n] = h[n] * (_ONE - sp) if reset == 0 else (h[n] - th[n] * sp if reset == 1 else h[n])
+
+
+@nb.njit(parallel=True, cache=True)
+def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_input, code, p1, p2):
+    """BPTT over T (module docstring). x: the forward input ``[T, N]`` or ``[1, N]``; v0: ``[N]`` initial
+    membrane; gs: ``dL/ds [T, N]``; gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out; gx: ``dL/dx [T, N]`` out;
+    gk, gth: ``[N]`` zeros in, ``dL/dk``, ``dL/dth`` per neuron out; code, p1, p2: the surrogate
+    (``fused_constants.surrogate_constants``)."""
+    steps, n_cols = gs.shape[0], gv.shape[0]
+    const = x.shape[0] == 1
+    for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n_cols)
+        width = hi - lo
+        kb, tb = k[lo:hi], th[lo:hi]
+        block_h = np.empty((steps, width), dtype=gv.dtype)
+        sg = np.empty(width, dtype=gv.dtype)
+        v_prev = np.empty(width, dtype=gv.dtype)
+        v = v0[lo:hi].copy()
+        for t in range(steps):
+            _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], kb, tb, reset, decay_input)  # sg: scratch
+        for t in range(steps - 1, -1, -1):
+            if t == 0:
+                v_prev[:] = v0[lo:hi]
+            else:
+                _row_reset(block_h[t - 1], tb, reset, v_prev)
+            h_row = block_h[t]
+            for n in range(width):  # u = h - th per neuron, for the shared surrogate row function (th = 0)
+                sg[n] = h_row[n] - tb[n]
+            _row_surrogate(sg, _ZERO, code, p1, p2, sg)
+            _row_backward(x[0 if const else t, lo:hi], h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi],
+                          gk[lo:hi], gth[lo:hi], sg, kb, tb, reset, detach, decay_input)

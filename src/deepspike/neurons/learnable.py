@@ -1,0 +1,94 @@
+"""``LearnableLIF``: a LIF layer whose membrane time constant (PLIF) and/or threshold are trained with the weights.
+
+``x [T, B, ...] -> s [T, B, ...]`` by ``learnable_dynamics.learnable_multistep`` (fused kernels where they run)::
+
+    h_t = k v_{t-1} + c x_t,   s_t = H(h_t - th),   v_t = reset(h_t, s_t)
+
+* learnable decay (PLIF, Fang et al., ICCV 2021): ``1/tau = sigmoid(w)``, ``k = 1 - 1/tau``, ``c = 1/tau``
+  (``V_t = V_{t-1} + (X_t - V_{t-1}) / tau``), ``w`` an ``nn.Parameter`` initialised to ``-log(tau_init - 1)`` so
+  that ``tau = tau_init``; a fixed decay keeps our LIF convention ``c = 1`` with ``k = params.decay``;
+* learnable threshold: ``th`` an ``nn.Parameter`` initialised to ``params.threshold``;
+* granularity: ``channels=None`` gives one value per layer (shape ``()``), ``channels=C`` one per channel of
+  ``x [T, B, C, ...]`` (shape ``[C]``, used as ``[C, 1, ..., 1]``).
+
+Like ``SpikingNeuron`` it keeps no state between calls except inside ``neurons.carry.temporal_carry`` (it
+``CarriesState``: its membrane), and reports its spike count to an active tally (``ReportsSpikes``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.learnable_dynamics import learnable_multistep
+from deepspike.neurons.params import NeuronParams
+
+
+def tau_to_weight(tau: float) -> float:
+    """The ``w`` with ``sigmoid(w) = 1/tau`` (``tau > 1``): ``w = -log(tau - 1)``."""
+    if not (tau > 1.0) or math.isinf(tau):
+        raise ConfigError(f"tau_init={tau} must be a finite number > 1 (1/tau = sigmoid(w) lies in (0, 1))")
+    return -math.log(tau - 1.0)
+
+
+class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
+    """LIF layer with a trainable time constant and/or threshold (module docstring).
+
+    params (kept as ``fixed``: not ``params``, which would tell ``training.temporal_grad``'s OTTT traces a decay that
+    is not the learnt one): reset, surrogate, ``detach_reset`` and the decay/threshold of whatever is not learnt
+    (``leak_grad=False`` is refused: a learnt decay needs its gradient). channels: None (per layer) or C
+    (per channel). learn_decay, tau_init: PLIF and its initial ``tau``; learn_threshold: train ``th``.
+    """
+
+    is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, params: NeuronParams, channels: int | None = None, learn_decay: bool = True,
+                 tau_init: float = 2.0, learn_threshold: bool = False) -> None:
+        super().__init__()
+        if not params.leak_grad:
+            raise ConfigError("a learnable neuron needs leak_grad=True (its decay's gradient runs through the leak)")
+        if channels is not None and channels < 1:
+            raise ConfigError(f"channels={channels} must be >= 1 (or None for one value per layer)")
+        self.fixed = params
+        shape = () if channels is None else (channels,)
+        w = torch.full(shape, tau_to_weight(tau_init)) if learn_decay else None
+        self.w = None if w is None else nn.Parameter(w)
+        th = torch.full(shape, params.threshold) if learn_threshold else None
+        self.threshold = None if th is None else nn.Parameter(th)
+        self.channels = channels
+
+    def _shaped(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``p`` (a fixed value ``()`` or a parameter) as ``()`` or ``[C, 1, ..., 1]``, broadcasting against one
+        step of ``x [T, B, C, ...]``."""
+        if self.channels is None:
+            return p
+        if x.dim() < 3 or x.shape[2] != self.channels:
+            raise ConfigError(f"per-channel neuron of {self.channels} channels got input {tuple(x.shape)} "
+                              f"(expected [T, B, {self.channels}, ...])")
+        return p if p.dim() == 0 else p.view(self.channels, *([1] * (x.dim() - 3)))
+
+    def decay(self) -> torch.Tensor:
+        """``k = 1 - sigmoid(w)`` (learnt) or the fixed ``params.decay``, as a tensor."""
+        return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.fixed.decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self._shaped(self.decay().to(x.device), x)
+        th = self._shaped(self.threshold if self.threshold is not None else
+                          torch.tensor(self.fixed.threshold, device=x.device), x)
+        s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.w is not None)
+        self.keep(v)
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
+
+    def extra_repr(self) -> str:
+        p = self.fixed
+        decay = "tau=learnt" if self.w is not None else f"decay={p.decay:g}"
+        th = "threshold=learnt" if self.threshold is not None else f"threshold={p.threshold:g}"
+        per = "layer" if self.channels is None else f"channel ({self.channels})"
+        return f"{decay}, {th}, per {per}, reset={p.reset!r}, surrogate={p.spike_fn!r}"

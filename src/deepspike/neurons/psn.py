@@ -1,0 +1,69 @@
+"""``PSN``: the parallel spiking neuron (Fang et al., NeurIPS 2023): no reset, all T steps in one matmul.
+
+For input ``x [T, B, ...]``::
+
+    H = W X,     H[t] = sum_k W[t, k] X[k]        (W: trainable [T, T]; X = x as [T, B*...])
+    S[t] = H(H[t] - b[t])                          (b: trainable thresholds [T]; surrogate gradient)
+
+With no reset the membrane of a LIF neuron is linear in its inputs, ``h_t = sum_{k<=t} decay^(t-k) x_k``; PSN
+generalises those coefficients to a full trainable matrix. ``W`` starts as that LIF matrix
+(``decay^(t-k)`` for ``k <= t``, 0 above) and ``b`` at ``threshold``, so training starts from the no-reset LIF.
+The neuron needs the whole sequence at once: it refuses any other number of steps than its ``timesteps``
+(``ConfigError``), and, not carrying state across calls, it cannot run step by step (online temporal-grad modes,
+streaming; ``training.temporal_grad`` refuses it there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
+from deepspike.neurons.surrogate import get_surrogate
+
+
+def lif_response_matrix(timesteps: int, decay: float) -> torch.Tensor:
+    """``[T, T]`` lower-triangular ``W[t, k] = decay^(t-k)`` (``k <= t``): a no-reset LIF's membrane ``H = W X``."""
+    t = torch.arange(timesteps, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]
+    return torch.where(lag >= 0, decay ** lag.clamp(min=0), 0.0).float()
+
+
+class PSN(ReportsSpikes, nn.Module):
+    """Parallel spiking neuron layer (module docstring); ``x [T, B, ...] -> s [T, B, ...]`` with T = ``timesteps``."""
+
+    is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, timesteps: int, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "rectangular",
+                 surrogate_args: Mapping[str, float] | None = None) -> None:
+        super().__init__()
+        if timesteps < 1:
+            raise ConfigError(f"PSN timesteps={timesteps} must be >= 1")
+        self.timesteps = timesteps
+        self.weight = nn.Parameter(lif_response_matrix(timesteps, decay))  # [T, T]
+        self.bias = nn.Parameter(torch.full((timesteps,), float(threshold)))  # [T] thresholds
+        self.spike_fn = get_surrogate(surrogate, **dict(surrogate_args or {}))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_currents(x)
+        if x.shape[0] != self.timesteps:
+            raise ConfigError(f"the PSN neuron needs all its {self.timesteps} time steps at once, got {x.shape[0]} "
+                              f"(eval_timesteps, streaming and online temporal-grad modes cannot run it)")
+        if psn_fused_supported(x, self.spike_fn):
+            s = fused_psn(x, self.weight, self.bias, self.spike_fn)
+        else:
+            flat = x.reshape(self.timesteps, -1)  # [T, B, ...] -> [T, B*...]
+            h = (self.weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
+            thresholds = self.bias.to(x.dtype).view(self.timesteps, *([1] * (x.dim() - 1)))
+            s = self.spike_fn(h - thresholds)
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
+
+    def extra_repr(self) -> str:
+        return f"timesteps={self.timesteps}, surrogate={self.spike_fn!r}"

@@ -1,0 +1,105 @@
+"""``method.neuron`` of stbp (``methods.neuron_choice``): lif unchanged, plif / learnable threshold per layer or per
+channel with their parameters in ``model.parameters()`` and the checkpoint, psn; one-line refusals; exact resume."""
+
+import pytest
+import torch
+
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.methods import get_method
+from deepspike.methods.stbp import StbpOptions
+from deepspike.methods.streaming import Stream
+from deepspike.models import create_architecture
+from deepspike.neurons import LIF
+from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.psn import PSN
+from deepspike.training.runs import load_checkpoint
+from deepspike.training.temporal_grad import prepare_temporal_grad
+from deepspike.training.trainer import Trainer
+from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
+
+
+def _net(**options):
+    method = get_method("stbp", options)
+    return method.build(create_architecture("scnn_digits", num_classes=10))
+
+
+def _neurons(net, kind):
+    return [m for m in net.modules() if isinstance(m, kind)]
+
+
+def test_default_is_the_plain_lif():
+    net = _net()
+    assert _neurons(net, LIF) and not _neurons(net, LearnableLIF) and not _neurons(net, PSN)
+    assert all(m.inplace for m in _neurons(net, LIF)[:-1])  # body neurons reuse their input (as before)
+
+
+@pytest.mark.parametrize(("per", "learn_threshold"), [("layer", False), ("channel", True)])
+def test_plif_parameters_are_trained_and_saved(per, learn_threshold):
+    net = _net(neuron="plif", neuron_params=per, learn_threshold=learn_threshold, tau_init=3.0)
+    neurons = _neurons(net, LearnableLIF)
+    assert neurons and not _neurons(net, LIF)
+    params = {id(p) for p in net.parameters()}
+    for m in neurons:
+        assert id(m.w) in params and (m.threshold is None) != learn_threshold
+        assert (m.w.dim() == 0) == (per == "layer")
+        torch.testing.assert_close(1 / torch.sigmoid(m.w), torch.full_like(m.w, 3.0))
+        assert learn_threshold == (m.threshold is not None and id(m.threshold) in params)
+    conv_neuron = neurons[0]
+    assert per == "layer" or conv_neuron.w.shape[0] > 1  # one tau per channel of the first conv layer
+    x = torch.rand(4, 1, 8, 8)
+    copy = _net(neuron="plif", neuron_params=per, learn_threshold=learn_threshold)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01)
+    copy.load_state_dict(net.state_dict())
+    assert torch.equal(copy(x), net(x))
+
+
+def test_psn_builds_and_refuses_what_it_cannot_run():
+    net = _net(neuron="psn", timesteps=4)
+    assert all(m.timesteps == 4 for m in _neurons(net, PSN))
+    out = net(torch.rand(2, 1, 8, 8))
+    out.sum().backward()
+    assert all(m.weight.grad is not None for m in _neurons(net, PSN))
+    with pytest.raises(ConfigError, match="cannot carry its state"):
+        prepare_temporal_grad(net, "sltt", None, "stbp")
+    with pytest.raises(ConfigError, match="eval_timesteps=2 must equal"):
+        StbpOptions(neuron="psn", timesteps=4, eval_timesteps=2)
+    with pytest.raises(ConfigError, match="needs all its 4 time steps"):
+        net(torch.rand(2, 1, 8, 8), timesteps=2)
+
+
+@pytest.mark.parametrize(("key", "value"), [("neuron", "alif"), ("neuron_params", "neuron"), ("tau_init", 1.0),
+                                            ("tau_init", "x"), ("learn_threshold", "yes")])
+def test_bad_options_are_one_line_config_errors(key, value):
+    with pytest.raises(ConfigError, match=f"method.{key}") as err:
+        StbpOptions(**{key: value})
+    assert "\n" not in str(err.value)
+
+
+def test_plif_resume_is_exact(tmp_path):
+    """A PLIF + learnable-threshold run cut after epoch 1 and resumed ends bit for bit where the uncut run ends."""
+    cfg = load_config(None, [*TINY, "method.neuron=plif", "method.learn_threshold=true",
+                             "method.neuron_params=channel"])
+    Trainer(cfg, tmp_path / "full").fit()
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, tmp_path / "cut", callbacks=(_stop_after_first_epoch,)).fit()
+    Trainer(cfg, tmp_path / "cut", resume=True).fit()
+    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    assert any(k.endswith(".w") for k in full) and any(k.endswith(".threshold") for k in full)
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+
+
+def test_temporal_grad_modes_and_streaming():
+    """plif carries its membrane (sltt runs); OTTT's traces need one fixed decay, so a learnt one is refused; PSN
+    refuses to stream (one step at a time)."""
+    plif = _net(neuron="plif")
+    prepare_temporal_grad(plif, "sltt", None, "stbp")
+    with pytest.raises(ConfigError, match="ottt needs one neuron decay"):
+        prepare_temporal_grad(plif, "ottt", None, "stbp")
+    stream = Stream(_net(neuron="psn", timesteps=4))
+    with pytest.raises(ConfigError, match="needs all its 4 time steps"):
+        stream.step(torch.rand(2, 1, 8, 8))

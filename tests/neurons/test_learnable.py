@@ -1,0 +1,81 @@
+"""``LearnableLIF`` (PLIF / learnable threshold): parameters, their initial values, training moves them, the fixed
+parts equal a plain LIF, state carried across calls, spike counting."""
+
+import math
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import SpikeTally, counting_spikes
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
+
+
+def test_tau_init_and_parameters():
+    m = LearnableLIF(NeuronParams(threshold=0.7), channels=4, tau_init=2.0, learn_threshold=True)
+    assert {n for n, _ in m.named_parameters()} == {"w", "threshold"}
+    assert m.w.shape == (4,) and m.threshold.shape == (4,)
+    torch.testing.assert_close(m.decay(), torch.full((4,), 0.5))  # tau = 2: k = 1 - 1/2
+    assert torch.equal(m.threshold.detach(), torch.full((4,), 0.7))
+    assert 1 / torch.sigmoid(torch.tensor(tau_to_weight(3.0))).item() == pytest.approx(3.0)
+    layer = LearnableLIF(NeuronParams(), learn_decay=False, learn_threshold=True)
+    assert [n for n, _ in layer.named_parameters()] == ["threshold"] and layer.threshold.shape == ()
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, math.inf])
+def test_bad_tau_init_is_one_line_config_error(bad):
+    with pytest.raises(ConfigError, match="tau_init"):
+        LearnableLIF(NeuronParams(), tau_init=bad)
+
+
+def test_fixed_decay_learnt_threshold_equals_lif_forward():
+    """With the decay fixed and the threshold at its initial value the layer computes the plain LIF's spikes."""
+    x = torch.randn(6, 3, 4, 5, 5)
+    lif = LIF(decay=0.3, threshold=0.6)
+    m = LearnableLIF(lif.params, channels=4, learn_decay=False, learn_threshold=True)
+    assert torch.equal(m(x), lif(x))
+
+
+def test_plif_reference_trajectory_per_channel():
+    """Per channel tau: channel 0 tau = 2, channel 1 tau = 4 (set through w); V += (X - V)/tau, threshold 1."""
+    m = LearnableLIF(NeuronParams(threshold=1.0), channels=2)
+    with torch.no_grad():
+        m.w.copy_(torch.tensor([tau_to_weight(2.0), tau_to_weight(4.0)]))
+    x = torch.full((3, 1, 2), 1.6)  # [T, B, C]
+    s = m(x)
+    # tau 2: 0.8, 0.8*0.5+0.8 = 1.2 (spike), 0.8;  tau 4: 0.4, 0.3+0.4 = 0.7, 0.525+0.4 = 0.925
+    assert s[:, 0, 0].tolist() == [0.0, 1.0, 0.0]
+    assert s[:, 0, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_training_moves_tau_and_threshold():
+    torch.manual_seed(0)
+    m = LearnableLIF(NeuronParams(surrogate="sigmoid"), channels=3, learn_threshold=True)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    w0, th0 = m.w.detach().clone(), m.threshold.detach().clone()
+    x = torch.rand(4, 8, 3, 2, 2) * 2
+    loss = (m(x).mean() - 0.9) ** 2
+    loss.backward()
+    opt.step()
+    assert not torch.equal(m.w, w0) and not torch.equal(m.threshold, th0)
+
+
+def test_carry_and_spike_count():
+    """Two calls of 3 steps inside temporal_carry equal one call of 6; the tally counts the spikes."""
+    m = LearnableLIF(NeuronParams(), channels=2, learn_threshold=True)
+    x = torch.rand(6, 2, 2, 3) * 2
+    whole = m(x)
+    tally = SpikeTally()
+    with temporal_carry(m), counting_spikes(m, tally):
+        parts = torch.cat([m(x[:3]), m(x[3:])])
+    assert torch.equal(parts, whole)
+    assert tally.total == whole.sum().item()
+
+
+def test_channel_mismatch_and_leak_grad_refused():
+    with pytest.raises(ConfigError, match="per-channel"):
+        LearnableLIF(NeuronParams(), channels=3)(torch.rand(2, 1, 4))
+    with pytest.raises(ConfigError, match="leak_grad"):
+        LearnableLIF(NeuronParams(decay=0.5, leak_grad=False))

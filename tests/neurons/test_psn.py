@@ -1,0 +1,81 @@
+"""``PSN`` (parallel spiking neuron): output equals its matmul definition computed by hand; gradient of W and b
+against autograd of the plain formula; refusals."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.psn import PSN, lif_response_matrix
+from deepspike.neurons.surrogate import get_surrogate
+
+
+@pytest.fixture(params=["fused", "torch"])
+def path(request, monkeypatch):
+    """Both implementations: the numba one (CPU float32, ``neurons.fused_psn``) and plain torch operations."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "1" if request.param == "fused" else "0")
+    return request.param
+
+
+def test_output_equals_hand_computed_matmul(path):
+    m = PSN(3, threshold=1.0)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [2.0, -1.0, 0.5]]))
+        m.bias.copy_(torch.tensor([1.0, 0.5, 1.0]))
+    x = torch.tensor([[0.8, 1.2], [0.3, -0.2], [1.0, 0.4]]).view(3, 1, 2)  # [T, B, N]
+    # H[0] = (0.8, 1.2); H[1] = 0.5 x0 + x1 = (0.7, 0.4); H[2] = 2 x0 - x1 + 0.5 x2 = (1.8, 2.8)
+    expected = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]).view(3, 1, 2)  # H - b >= 0
+    assert torch.equal(m(x), expected)
+
+
+def test_initial_weight_is_the_no_reset_lif():
+    torch.testing.assert_close(lif_response_matrix(3, 0.5),
+                               torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.25, 0.5, 1.0]]))
+
+
+def test_gradients_equal_autograd_of_the_plain_formula(path):
+    torch.manual_seed(0)
+    m = PSN(4, decay=0.6, threshold=0.4, surrogate="sigmoid", surrogate_args={"alpha": 3.0})
+    with torch.no_grad():
+        m.weight.add_(0.1 * torch.randn(4, 4))
+    x = torch.randn(4, 3, 2, 5, requires_grad=True)
+    w = torch.randn(4, 3, 2, 5)
+    (m(x) * w).sum().backward()
+    weight = m.weight.detach().clone().requires_grad_()
+    bias = m.bias.detach().clone().requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    h = torch.einsum("tk,kbcn->tbcn", weight, x2)  # H[t] = sum_k W[t, k] X[k]
+    s = get_surrogate("sigmoid", alpha=3.0)(h - bias.view(4, 1, 1, 1))
+    (s * w).sum().backward()
+    torch.testing.assert_close(m.weight.grad, weight.grad)
+    torch.testing.assert_close(m.bias.grad, bias.grad)
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
+def test_refuses_other_step_counts():
+    with pytest.raises(ConfigError, match="needs all its 4 time steps"):
+        PSN(4)(torch.rand(1, 2, 3))
+
+
+@pytest.mark.parametrize("layout", ["expanded", "channels_last"])
+def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, monkeypatch):
+    """The numba path on a time-invariant input (one step repeated as a stride-0 view: direct encoding) and on
+    channels-last steps gives the torch path's spikes and gradients."""
+    torch.manual_seed(1)
+    m = PSN(4, decay=0.5, threshold=0.3, surrogate="arctan")
+    base = torch.randn(2, 3, 4, 4)
+    results = []
+    for fused in ("1", "0"):
+        monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+        m.zero_grad()
+        b = base.clone().requires_grad_()
+        if layout == "expanded":
+            x = b.unsqueeze(0).expand(4, *b.shape)
+        else:
+            x = (b.unsqueeze(0) * torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1)).contiguous(
+                memory_format=torch.channels_last_3d)
+        s = m(x)
+        (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().backward()
+        results.append((s.detach(), b.grad, m.weight.grad.clone(), m.bias.grad.clone()))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
