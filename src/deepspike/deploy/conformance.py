@@ -1,0 +1,38 @@
+"""Does a third-party tool give the same output spikes as deepspike for an exported graph?
+
+``compare(ours, theirs)`` -> the difference of two spike tensors ``[T, B, K]``: ``equal``, the number and
+fraction of differing entries, the first step that differs, and the output spike counts of both.
+``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
+its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.deploy.families import reference_spikes
+from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
+from deepspike.deploy.peers import TOOLS
+
+
+def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
+    """The difference between two spike tensors of the same shape ``[T, B, ...]`` (module docstring)."""
+    if tuple(ours.shape) != tuple(theirs.shape):
+        return {"equal": False, "error": f"output shape {tuple(theirs.shape)} != {tuple(ours.shape)}"}
+    diff = ours.float() != theirs.float()
+    steps = diff.flatten(1).any(dim=1).nonzero()
+    return {"equal": not bool(diff.any()), "differing": int(diff.sum()), "fraction": float(diff.float().mean()),
+            "first_step": int(steps[0]) if len(steps) else None, "spikes_ours": int(ours.sum()),
+            "spikes_theirs": int(theirs.float().sum())}
+
+
+def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT) -> dict:
+    """Export ``model`` at ``dt``, run it in ``tool`` on ``x [T, B, *input_shape]``, compare with deepspike."""
+    graph = to_nir(model, tuple(x.shape[2:]), dt=dt)
+    ours = reference_spikes(model, x)
+    try:
+        run = TOOLS[tool].load(graph, dt, x.shape[0], x.shape[1])
+        theirs = run(x)
+    except Exception as e:  # noqa: BLE001 - a tool's failure is a finding to report
+        return {"equal": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    return compare(ours, theirs.reshape(ours.shape) if theirs.numel() == ours.numel() else theirs)
