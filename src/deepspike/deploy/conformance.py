@@ -4,15 +4,19 @@
 fraction of differing entries, the first step that differs, and the output spike counts of both.
 ``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
 its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
+``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import reference_spikes
 from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
-from deepspike.deploy.peers import TOOLS
+from deepspike.deploy.nir_ttfs import is_ttfs_model
+from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.training.reload import load_run
 
 
 def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
@@ -36,3 +40,26 @@ def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT) -> dic
     except Exception as e:  # noqa: BLE001 - a tool's failure is a finding to report
         return {"equal": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
     return compare(ours, theirs.reshape(ours.shape) if theirs.numel() == ours.numel() else theirs)
+
+
+def sample_spikes(shape: tuple[int, ...], steps: int, batch: int = 2, rate: float = 0.2, seed: int = 0):
+    """Bernoulli input spikes ``[steps, batch, *shape]`` at ``rate`` per step (a run's sample input)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((steps, batch, *shape), generator=g) < rate).float()
+
+
+def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
+    """``deepspike export RUN --check``: the run's rate-coded net exported and run by every installed tool on
+    sample input spikes for ``steps`` steps; per tool :func:`compare`'s result (or the tool's error)."""
+    if steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {steps}")
+    _, parts, _ = load_run(run_dir, device="cpu")
+    if is_ttfs_model(parts.model):
+        raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net")
+    tools = installed()
+    if not tools:
+        return {"tools": {}, "message": "no NIR tool installed (snntorch, norse, sinabs, rockpool, spikingjelly, "
+                                        "spyx); `make test-nir` installs them into .nir-venv"}
+    x = sample_spikes(tuple(parts.arch.input_shape), steps)
+    return {"steps": steps, "dt": dt, "tools": {t: {"version": version(t), **check_tool(t, parts.model, x, dt)}
+                                                for t in tools}}

@@ -80,7 +80,12 @@ def sample_input(family: str, steps: int, batch: int = 2, seed: int = 0) -> torc
     return (torch.rand((steps, batch, *shape), generator=g) < rates).float()
 
 
-def reference_spikes(model: RateNetwork, x: torch.Tensor) -> torch.Tensor:
-    """deepspike's own simulation: the readout neurons' spikes ``[T, B, K]`` for input spikes ``x``."""
+def reference_spikes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """deepspike's own simulation: the output neurons' spikes ``[T, B, K]`` for input spikes ``x`` (the
+    readout's neurons, or a converted net's output IF layer) - what an exported graph's Output carries."""
+    output = getattr(model, "output", None)
+    neuron = output if isinstance(output, nn.Module) else getattr(getattr(model, "readout", None), "neuron", None)
+    if neuron is None:
+        raise ConfigError("spike comparison needs a net whose output layer spikes (rate or vote readout)")
     with torch.no_grad():
-        return model.readout.neuron(model.body(x))
+        return neuron(model.body(x))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import torch
 
 from deepspike.deploy.peers.stepping import step_loop
@@ -20,7 +23,8 @@ def load(graph, dt: float, steps: int, batch: int):
     ``start_dim = 0``, so samples run one at a time, hidden state cleared between samples."""
     from snntorch.import_nir import import_from_nir
 
-    net = import_from_nir(graph)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a progress line; keep the CLI's JSON clean
+        net = import_from_nir(graph)
 
     def one(out):
         return out[0] if isinstance(out, tuple) else out
