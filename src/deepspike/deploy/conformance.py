@@ -5,6 +5,7 @@ fraction of differing entries, the first step that differs, and the output spike
 ``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
 its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
 ``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``).
+``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import reference_spikes
 from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
+from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.deploy.peers.producers import PRODUCERS
 from deepspike.training.reload import load_run
 
 
@@ -63,3 +66,16 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
     return {"steps": steps, "dt": dt, "tools": {t: {"version": version(t), **check_tool(t, parts.model, x, dt)}
                                                 for t in tools}}
+
+
+def check_import(tool: str, x: torch.Tensor) -> dict:
+    """The import direction: ``tool`` exports its own dense net (:mod:`peers.producers`), deepspike's
+    ``from_nir`` (at the tool's dt) runs the graph on ``x [T, B, 64]``; compared with the tool's own run."""
+    try:
+        graph, run, dt = PRODUCERS[tool](x.shape[1])
+        theirs = run(x)
+        with torch.no_grad():
+            ours = from_nir(graph, dt=dt)(x)
+    except Exception as e:  # noqa: BLE001 - a failure on either side is the finding
+        return {"equal": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    return compare(ours.reshape(theirs.shape) if ours.numel() == theirs.numel() else ours, theirs.float())

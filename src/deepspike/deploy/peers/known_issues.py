@@ -37,6 +37,19 @@ _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
 ]
 
 
+IMPORT_ISSUES = {
+    "snntorch": "snnTorch 1.0.0's export_to_nir fails NIR 1.0.8's type inference on Linear -> Leaky (ValueError: "
+                "type mismatch: 0.output: [[32]] -> 1.input: []; snnTorch#367/#384 report its exporter out of "
+                "date with nir)",
+    "norse": "Norse exports tau = dt / tau_mem_inv (1e-5 s for tau_mem = 10 ms, dt = 1 ms) instead of "
+             "1 / tau_mem_inv (norse/norse#411): tau < dt, which deepspike refuses",
+    "sinabs": "Sinabs' IAF resets by subtraction but its export writes a plain NIR IF (reset to v_reset = 0): "
+              "NIR cannot say 'subtract' (neuromorphs/NIR#137, #138), so the graph means another neuron",
+    "rockpool": "Rockpool exports its LIFTorch as CubaLIF (a synaptic current); deepspike's from_nir maps "
+                "rate-coded IF/LIF only (deploy.GraphSimulator runs CubaLIF)",
+}
+
+
 def known_issue(tool: str, family: str, neuron: str, reset: str) -> str | None:
     """The first rule of ``_RULES`` matching ``(tool, family, neuron, reset)``, or None."""
     key = (tool, family, neuron, reset)
