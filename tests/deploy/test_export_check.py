@@ -16,7 +16,7 @@ def test_export_needs_nir_or_check(tiny_run, capsys):
     capsys.readouterr()
     assert main(["export", str(tiny_run)]) == 2
     err = capsys.readouterr().err
-    assert err == "deepspike: error: export needs --nir PATH, --check, or both\n"
+    assert err == "deepspike: error: export needs --nir PATH, --check or --target\n"
 
 
 def test_check_without_any_tool_says_so_in_one_line(tiny_run, capsys, monkeypatch):
