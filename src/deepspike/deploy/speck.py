@@ -55,9 +55,19 @@ def sinabs_dynapcnn() -> tuple[types.ModuleType, types.ModuleType]:
     return importlib.import_module(f"{name}.dynapcnn_layer"), importlib.import_module(f"{name}.mapping")
 
 
+def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
+    """The net's modules in order, and a note: a converted net read out by its output layer's membrane runs
+    on Speck with that layer spiking (its IF neurons; decode by spike counts, no membrane readout)."""
+    mods, info = chain_modules(model)
+    output = getattr(model, "output", None)
+    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], _Integrator):
+        return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"
+    return mods, None
+
+
 def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     """The net as Speck layers: ``[{"conv", "threshold", "reset", "pool", "in_shape"}]`` (module docstring)."""
-    mods, _ = chain_modules(model)
+    mods, _ = speck_modules(model)
     layers: list[dict] = []
     shape, scale, weighted = tuple(input_shape), 1.0, None
     grid = shape if len(shape) == 3 else (shape[0], 1, 1)  # (C, H, W) a linear layer sees as a conv input
@@ -131,6 +141,9 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     for row, layer in zip(rows, layers.values()):
         row["cores_possible"] = mapping.find_chip_layers(layer, constraints)
     report = {"target": "speck", "layers": rows, "cores": CORES, "fits": False}
+    note = speck_modules(model)[1]
+    if note:
+        report["note"] = note
     too_big = [r for r in rows if not r["cores_possible"]]
     if len(rows) > CORES:
         report["reason"] = f"{len(rows)} layers > {CORES} cores"

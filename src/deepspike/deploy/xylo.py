@@ -11,7 +11,7 @@ neurons); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
 The quantisation's cost: the run's net re-simulated by deepspike with what the chip would hold, per hidden
 or output neuron j with quantisation scale ``s_j = threshold_q[j] / threshold[j]``: weights ``W_q / s_j``,
 bias ``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and reset by subtraction; accuracy on
-the run's test data before and after.
+the run's test data before and after, and with the integer weights alone (deepspike's decay and reset kept).
 
 Rockpool's ``rockpool.devices.xylo`` package imports samna (not on PyPI) for Xylo Audio 3 without a guard;
 when samna is missing, the mapper module is loaded without its packages' ``__init__``.
@@ -137,8 +137,9 @@ def _block(q: dict, sizes: list[int], k: int) -> tuple[np.ndarray, str]:
     return _int_matrix(q["weights_rec"])[rows, start:start + sizes[k]], ""
 
 
-def quantised_model(model: nn.Module, mapped: dict) -> nn.Module:
-    """A copy of ``model`` whose dense layers and neurons hold what Xylo would (module docstring)."""
+def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn.Module:
+    """A copy of ``model`` whose dense layers and neurons hold what Xylo would (module docstring);
+    ``dynamics=False`` quantises weights, biases and thresholds only (our decay and reset kept)."""
     fl, q = mapped["float"], mapped["quantised"]
     out = copy.deepcopy(model)
     pairs = dense_layers(out)
@@ -156,7 +157,8 @@ def quantised_model(model: nn.Module, mapped: dict) -> nn.Module:
                 lin.bias.copy_(torch.as_tensor(bias, dtype=lin.bias.dtype))
         dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
         decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
-        neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract")
+        if dynamics:
+            neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract")
     return out
 
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
@@ -173,5 +175,7 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
         report["reason"] = "; ".join(mapped["over"])
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
-        report.update(accuracy_float=before, accuracy_quantised=after, accuracy_cost=before - after)
+        weights_only = accuracy(quantised_model(model, mapped, dynamics=False))
+        report.update(accuracy_float=before, accuracy_quantised=after, accuracy_cost=before - after,
+                      accuracy_int_weights_only=weights_only)
     return report
