@@ -17,8 +17,9 @@ _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
      "it are dropped by nirtorch.load, so the graph's output is the conv layer's"),
     (("sinabs", None, "IF", None), "Sinabs' importer maps NIR IF to IAFSqueeze with reset by subtraction "
      "(NIR says reset to v_reset) and a membrane floor min_v_mem = -v_threshold that NIR does not have"),
-    (("snntorch", None, "IF", None), "snnTorch's importer asserts r == 1 for nir.IF (snnTorch PR #452): NIR's "
-     "IF (dv/dt = R I, the input held over dt) needs R = 1/dt to add x_t per step"),
+    (("snntorch", None, "IF", None), "snnTorch 1.0.0's importer asserts r == 1 for nir.IF (deepspike writes "
+     "R = 1/dt: dv/dt = R I held over dt adds x_t per step) and maps IF to a Leaky with beta = 0, a neuron "
+     "without memory (snnTorch#416; PR #452 maps it to beta = 1)"),
     (("norse", "pool", None, None), "Norse's importer has no AvgPool2d mapping: nirtorch leaves the node out and "
      "the graph's output is the conv layer's"),
     (("norse", None, "LIF", None), "Norse's importer ignores r (only warns) and its LIFBox integrates "
