@@ -27,6 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspike.coding.ttfs_input import TTFSInput
+from deepspike.deploy import GraphSimulator, from_nir, to_nir, to_nir_ttfs
+from deepspike.deploy.families import FAMILIES, build, input_shape
+from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.layers.readout import MembraneReadout
+from deepspike.methods.ttfs_network import TTFSNetwork
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
+
 OUT = Path(__file__).resolve().parents[1] / "results" / "nir"
 PRIMITIVES = ["Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "Threshold",
               "Delay", "I", "LI", "IF", "LIF", "CubaLI", "CubaLIF"]
@@ -89,9 +97,6 @@ def _try_import(load, nir, name: str) -> str:
 
 
 def import_table(nir) -> dict[str, dict[str, str]]:
-    from deepspike.deploy import GraphSimulator, from_nir
-    from deepspike.deploy.peers import TOOLS, installed
-
     loaders = {t: (lambda g, x, t=t: TOOLS[t].load(g, 1e-4, x.shape[0], x.shape[1])(x)) for t in installed()}
     loaders["deepspike from_nir"] = lambda g, x: from_nir(g)(x)
     loaders["deepspike GraphSimulator"] = lambda g, x: GraphSimulator(g, 1e-4).run({"input": x.double()})["output"]
@@ -100,12 +105,6 @@ def import_table(nir) -> dict[str, dict[str, str]]:
 
 def our_exports(nir) -> set[str]:
     """Node types deepspike writes, by running ``to_nir`` / ``to_nir_ttfs`` on nets of every kind."""
-    from deepspike.coding.ttfs_input import TTFSInput
-    from deepspike.deploy import to_nir, to_nir_ttfs
-    from deepspike.deploy.families import FAMILIES, build, input_shape
-    from deepspike.layers.readout import MembraneReadout
-    from deepspike.methods.ttfs_network import TTFSNetwork
-    from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
 
     graphs = []
     for fam in FAMILIES:
@@ -135,7 +134,6 @@ def peer_exports(tool: str) -> set[str]:
 def main() -> None:
     import nir
 
-    from deepspike.deploy.peers import installed, version
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
