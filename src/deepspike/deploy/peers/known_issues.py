@@ -46,6 +46,8 @@ IMPORT_ISSUES = {
              "1 / tau_mem_inv (norse/norse#411): tau < dt, which deepspike refuses",
     "sinabs": "Sinabs' IAF resets by subtraction but its export writes a plain NIR IF (reset to v_reset = 0): "
               "NIR cannot say 'subtract' (neuromorphs/NIR#137, #138), so the graph means another neuron",
+    "spyx": "Spyx exports its LIF with r = beta instead of tau/dt (spyx/nir.py), so NIR's equation scales the "
+            "input by beta (1 - beta), and its neuron tests the threshold before the step's input (one step late)",
     "rockpool": "Rockpool exports its LIFTorch as CubaLIF (a synaptic current); deepspike's from_nir maps "
                 "rate-coded IF/LIF only (deploy.GraphSimulator runs CubaLIF)",
 }

@@ -110,5 +110,29 @@ def produce_rockpool(batch: int):
     return to_nir(net), run, 1e-3
 
 
+def produce_spyx(batch: int):
+    import jax.numpy as jnp
+    import numpy as np
+    import spyx.nir
+    import spyx.nn as snn
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    net = snn.Sequential(nnx.Linear(64, 32, rngs=rngs), snn.LIF((32,), beta=0.5, rngs=rngs),
+                         nnx.Linear(32, 10, rngs=rngs), snn.LIF((10,), beta=0.5, rngs=rngs))
+    g = torch.Generator().manual_seed(0)
+    for lin in (net.layers[0], net.layers[2]):
+        n, m = lin.kernel.shape  # [in, out]
+        lin.kernel[...] = jnp.asarray((torch.randn(n, m, generator=g) * 0.6 / n ** 0.5 + 3.0 / n).numpy())
+        lin.bias[...] = jnp.zeros(m)
+    graph = spyx.nir.to_nir(net, {"input": np.array([64])}, {"output": np.array([10])}, dt=1e-4)
+
+    def run(x):
+        out, _ = snn.run(net, jnp.asarray(x.numpy()))
+        return torch.as_tensor(np.asarray(out), dtype=torch.float32)
+
+    return graph, run, 1e-4
+
+
 PRODUCERS = {"snntorch": produce_snntorch, "norse": produce_norse, "sinabs": produce_sinabs,
-             "spikingjelly": produce_spikingjelly, "rockpool": produce_rockpool}
+             "spikingjelly": produce_spikingjelly, "rockpool": produce_rockpool, "spyx": produce_spyx}
