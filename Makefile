@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-dev demo test test-triton lint bench docs clean
+.PHONY: setup setup-dev demo test test-triton test-nir lint bench docs clean
 
 $(VENV)/.base: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,21 @@ test-triton: $(TRITON_VENV)/.ok
 	TRITON_INTERPRET=1 $(TRITON_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/neurons/test_fused_triton.py tests/neurons/test_fused_learnable_triton.py \
 		tests/ttfs/test_backend_triton.py
 
+# NIR conformance: deepspike's graphs against the third-party NIR tools (snnTorch, Norse, Sinabs, Rockpool,
+# SpikingJelly, Spyx on JAX's CPU build) in their own venv (NIR_VENV), never runtime dependencies. The tools
+# go in with --no-deps (their pins conflict: tests/conformance/requirements-tools.txt says why), their
+# runtime needs through requirements.txt; every install through constraints.txt (CPU torch).
+NIR_VENV ?= .nir-venv
+NIR_PIP := $(NIR_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt
+$(NIR_VENV)/.ok: pyproject.toml constraints.txt tests/conformance/requirements.txt tests/conformance/requirements-tools.txt
+	test -x $(NIR_VENV)/bin/python || $(PYTHON) -m venv $(NIR_VENV)
+	$(NIR_PIP) -e ".[nir]" -r tests/conformance/requirements.txt
+	$(NIR_PIP) --no-deps -r tests/conformance/requirements-tools.txt
+	touch $@
+
+test-nir: $(NIR_VENV)/.ok
+	DEEPSPIKE_NIR_CONFORMANCE=1 $(NIR_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/conformance
+
 # The documentation site (MkDocs + Material + mkdocstrings, in its own venv): docs/build_pages.py runs every
 # tutorial (a failing tutorial fails the build) and writes the CLI reference; mkdocs --strict turns warnings
 # (a broken link, a missing page or docstring target) into errors. Output: site/index.html.
@@ -59,4 +74,4 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(DOCS_VENV) runs site docs/generated .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(DOCS_VENV) $(NIR_VENV) runs site docs/generated .pytest_cache .ruff_cache

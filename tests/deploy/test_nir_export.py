@@ -165,16 +165,6 @@ def test_export_command_on_a_trained_run(tmp_path):
     assert net.input_shape == (1, 8, 8)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from deepspike.cli import main
-
-    run = tmp_path_factory.mktemp("export") / "run"
-    assert main(["train", "method.name=stbp", "method.timesteps=2", "model.name=mlp", "model.args.hidden=[8]",
-                 "train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false", "--out", str(run)]) == 0
-    return run
-
-
 @pytest.mark.parametrize("target, message", [
     ("checkpoint.pt", "is the run file checkpoint.pt of run"),
     ("config.yaml", "is the run file config.yaml of run"),

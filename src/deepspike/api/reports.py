@@ -17,7 +17,10 @@ from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
-from deepspike.deploy import export_run
+from deepspike.core.errors import ConfigError
+from deepspike.deploy import DEFAULT_DT, export_run
+from deepspike.deploy.conformance import check_run
+from deepspike.deploy.targets import target_report
 from deepspike.models.energy import parse_energy_preset, register_energy_preset
 from deepspike.training.runs import check_not_run_file
 
@@ -69,10 +72,21 @@ def timestep_sweep(
     return _timestep_sweep(run_dirs, eval_steps, check_output_dir(out, "--out"), split, max_samples)
 
 
-def export(run_dir: str | Path, path: str | Path, **options: Any) -> dict[str, Any]:
+def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int = 1000,
+           target: str | None = None, limit: int | None = None, **options: Any) -> dict[str, Any]:
     """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``
-    (rate-coded nets), ``large``, ``t_window`` (TTFS nets). Returns what was written."""
-    return export_run(run_dir, path, **options)
+    (rate-coded nets), ``large``, ``t_window`` (TTFS nets). Returns what was written. ``check``: also run the
+    exported graph in every installed third-party NIR tool for ``steps`` steps and compare its output spikes
+    with deepspike's (``result["check"]``). ``target`` (``speck``, ``xylo``): the chip fit report
+    (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all)."""
+    if path is None and not check and target is None:
+        raise ConfigError("export needs --nir PATH, --check or --target")
+    summary = export_run(run_dir, path, **options) if path is not None else {}
+    if target is not None:
+        summary["target"] = target_report(run_dir, target, limit)
+    if check:
+        summary["check"] = check_run(run_dir, steps, options.get("dt", DEFAULT_DT))
+    return summary
 
 
 def spike_activity(run_dir: str | Path) -> Activity:

@@ -1,4 +1,5 @@
-"""``deepspike export RUN_DIR --nir model.nir``: write a trained run (rate-coded or TTFS) as a NIR graph."""
+"""``deepspike export RUN_DIR --nir model.nir``: write a trained run (rate-coded or TTFS) as a NIR graph;
+``--check``: run the exported graph in each installed third-party NIR tool and compare its output spikes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/L
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--nir", required=True, metavar="PATH", help="output file (HDF5), e.g. model.nir")
+    p.add_argument("--nir", metavar="PATH", help="output file (HDF5), e.g. model.nir")
+    p.add_argument("--check", action="store_true",
+                   help="rate-coded nets: run the graph in every installed NIR tool (snnTorch, Norse, Sinabs, "
+                        "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and compare output spikes")
+    p.add_argument("--steps", type=int, default=1000, help="--check: time steps of the sample input (default 1000)")
+    p.add_argument("--target", choices=("speck", "xylo"),
+                   help="check the net against a chip offline: speck (Sinabs' DYNAP-CNN mapping: IF conv nets; "
+                        "per-layer cores and memory) or xylo (Rockpool's mapper: dense LIF nets; int8 "
+                        "quantisation and its accuracy cost)")
+    p.add_argument("--limit", type=int, default=None, help="--target xylo: test samples for the accuracy (default all)")
     p.add_argument(
         "--dt", type=float, default=1e-4, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"
     )
@@ -34,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = api.export(args.run_dir, args.nir, dt=args.dt, fold_thresholds=args.fold_thresholds,
-                         large=args.large, t_window=args.t_window)
+    summary = api.export(args.run_dir, args.nir, check=args.check, steps=args.steps, target=args.target,
+                         limit=args.limit, dt=args.dt,
+                         fold_thresholds=args.fold_thresholds, large=args.large, t_window=args.t_window)
+    check = summary.get("check", {})
+    if not check.get("tools") and "message" in check and args.nir is None and args.target is None:
+        print(check["message"])  # --check alone with no tool installed: one line
+        return 0
     print(strict_json(summary, indent=2, default=str))
     return 0

@@ -8,7 +8,8 @@ Ours (``deepspike.neurons``): ``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th`
     IF:   dv/dt = R I  ->  R = 1 / dt   (k = 1)
 
 NIR resets to ``v_reset`` and fires on ``v > v_threshold`` (strict); reset by subtraction and our
-``>=`` cannot be said in NIR and are recorded in the node's metadata (``reset``, ``fires``). Every value is
+``>=`` cannot be said in NIR and are recorded in the node's metadata (``reset``, ``fires``), with the step
+``dt`` (seconds) and our ``decay``. Every value is
 finite: an IF neuron is an ``IF`` node, never a LIF with ``tau = inf``.
 """
 
@@ -34,7 +35,7 @@ def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, thresho
     th = params.threshold if threshold is None else threshold
     ones = np.ones(shape, dtype=np.float32)
     meta = {"reset": params.reset, "fires": "v > threshold" if strict else "v >= threshold",
-            "decay": params.decay}
+            "decay": params.decay, "dt": float(dt)}
     if params.decay == 1.0:
         return nir.IF(r=ones / dt, v_threshold=ones * th, v_reset=0 * ones, metadata=meta)
     tau = dt / (1.0 - params.decay)

@@ -7,6 +7,8 @@ pool is ``AvgPool2d`` + ``IF``. The readout's neurons end the chain (a non-spiki
 ``LI`` (leak < 1) or ``I``). Graph metadata records what NIR cannot say: ``dt``, the input coding
 (``encoder``), ``timesteps``, how outputs are decoded (``decode``: ``rate``, ``vote`` with ``vote_group``,
 ``membrane``), the reset mode, that neurons fire at ``v >= threshold``, and whether thresholds were folded.
+Node metadata says the same where a tool reads nodes only: the ``Input`` node carries ``coding`` (the
+encoder), ``dt`` and ``timesteps``; each neuron node ``reset``, ``fires``, ``dt`` and ``decay``.
 
 ``fold_thresholds=True`` divides the last weighted layer before each neuron layer (weights and bias) by
 its threshold and sets the threshold to 1 (one threshold per chip): ``h/th >= 1 <=> h >= th`` and both
@@ -110,7 +112,8 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
         raise ConfigError(f"dt must be > 0 seconds, got {dt}")
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
-    nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"]}
+    nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)}, metadata=coding)}
     order = ["input"]
     pending: list[str] = []  # weighted nodes since the last neuron layer
     resets = set()

@@ -147,17 +147,34 @@ def read_nir(path: str | os.PathLike):
     return nir.read(str(path), type_check=False)
 
 
+def _plain(meta) -> dict:
+    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in (meta or {}).items()}
+
+
+def graph_dt(graph, meta: dict) -> float:
+    """The step of a graph (seconds): the graph's ``metadata["dt"]``, else the first node's ``metadata["dt"]``
+    (Input first, then the neurons), else :data:`DEFAULT_DT` = 1e-4 (snnTorch's and SpikingJelly's default)."""
+    if "dt" in meta:
+        return float(meta["dt"])
+    for node in sorted(graph.nodes.values(), key=lambda n: type(n).__name__ != "Input"):
+        node_meta = _plain(getattr(node, "metadata", None))
+        if "dt" in node_meta:
+            return float(node_meta["dt"])
+    return DEFAULT_DT
+
+
 def from_nir(source, dt: float | None = None) -> NirNetwork:
     """Build a :class:`NirNetwork` from a NIR file path or a ``nir.NIRGraph``.
 
-    dt: seconds per step; default the graph's ``metadata["dt"]``, else 1e-4.
+    dt: seconds per step; default :func:`graph_dt` (graph metadata, node metadata, else 1e-4). The reset mode
+    of each neuron is its node's ``metadata["reset"]``, else ``zero`` (NIR's reset to ``v_reset``).
     """
     nir = require_nir()
     graph = read_nir(source) if isinstance(source, str | os.PathLike) else source
-    meta = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in (graph.metadata or {}).items()}
-    step = float(dt if dt is not None else meta.get("dt", DEFAULT_DT))
+    meta = _plain(graph.metadata)
     order = _chain(graph)
+    step = float(dt if dt is not None else graph_dt(graph, meta))
     input_node = graph.nodes[order[0]]
     shape = tuple(int(s) for s in np.asarray(input_node.input_type["input"]).ravel())
     mods = [m for name in order for m in _module(nir, graph.nodes[name], step)]

@@ -3,7 +3,8 @@
 Time is a grid of steps ``k dt``; every signal is a sequence ``x[k]`` = the AREA of the signal in step k, so a
 spike (a Dirac of area 1) at ``k dt`` is ``x[k] = 1``. Edges into a node are summed (NIR's rule); several
 ``Input`` nodes are fed by the caller. Stateless nodes act on each step (``Linear``, ``Affine`` and ``Conv2d``
-add ``bias * dt``: a bias is a constant current; ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale``).
+add ``bias * dt``: a bias is a constant current; ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale``,
+``Threshold``: ``z[k] = 1`` where ``x[k] > threshold``, else 0).
 Neurons (float64, parameters per element):
 
 * ``CubaLIF`` (``tau_syn I' = -I + w_in S``, ``tau_mem V' = v_leak - V + r I``): the step's input area
@@ -35,7 +36,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.nir_import import _pair
 
-SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, IF, LIF, CubaLIF"
+SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, CubaLIF"
 
 
 def _t(a) -> torch.Tensor:
@@ -213,6 +214,8 @@ class GraphSimulator:
             y = torch.flatten(flat, start + 1 if start >= 0 else start, end + 1 if end >= 0 else end)
         elif isinstance(node, nir.Scale):
             y = flat * _t(node.scale)
+        elif isinstance(node, nir.Threshold):
+            y = (flat > _t(node.threshold)).to(flat.dtype)
         else:
             raise ConfigError(f"NIR simulation: node {name!r} of type {type(node).__name__} is not supported "
                               f"(supported: {SUPPORTED})")

@@ -1,0 +1,81 @@
+"""Does a third-party tool give the same output spikes as deepspike for an exported graph?
+
+``compare(ours, theirs)`` -> the difference of two spike tensors ``[T, B, K]``: ``equal``, the number and
+fraction of differing entries, the first step that differs, and the output spike counts of both.
+``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
+its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
+``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``).
+``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.families import reference_spikes
+from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
+from deepspike.deploy.nir_import import from_nir
+from deepspike.deploy.nir_ttfs import is_ttfs_model
+from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.deploy.peers.producers import PRODUCERS
+from deepspike.training.reload import load_run
+
+
+def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
+    """The difference between two spike tensors of the same shape ``[T, B, ...]`` (module docstring)."""
+    if tuple(ours.shape) != tuple(theirs.shape):
+        return {"equal": False, "error": f"output shape {tuple(theirs.shape)} != {tuple(ours.shape)}"}
+    diff = ours.float() != theirs.float()
+    steps = diff.flatten(1).any(dim=1).nonzero()
+    return {"equal": not bool(diff.any()), "differing": int(diff.sum()), "fraction": float(diff.float().mean()),
+            "first_step": int(steps[0]) if len(steps) else None, "spikes_ours": int(ours.sum()),
+            "spikes_theirs": int(theirs.float().sum())}
+
+
+def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT) -> dict:
+    """Export ``model`` at ``dt``, run it in ``tool`` on ``x [T, B, *input_shape]``, compare with deepspike."""
+    graph = to_nir(model, tuple(x.shape[2:]), dt=dt)
+    ours = reference_spikes(model, x)
+    try:
+        run = TOOLS[tool].load(graph, dt, x.shape[0], x.shape[1])
+        theirs = run(x)
+    except Exception as e:  # noqa: BLE001 - a tool's failure is a finding to report
+        return {"equal": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    return compare(ours, theirs.reshape(ours.shape) if theirs.numel() == ours.numel() else theirs)
+
+
+def sample_spikes(shape: tuple[int, ...], steps: int, batch: int = 2, rate: float = 0.2, seed: int = 0):
+    """Bernoulli input spikes ``[steps, batch, *shape]`` at ``rate`` per step (a run's sample input)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((steps, batch, *shape), generator=g) < rate).float()
+
+
+def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
+    """``deepspike export RUN --check``: the run's rate-coded net exported and run by every installed tool on
+    sample input spikes for ``steps`` steps; per tool :func:`compare`'s result (or the tool's error)."""
+    if steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {steps}")
+    _, parts, _ = load_run(run_dir, device="cpu")
+    if is_ttfs_model(parts.model):
+        raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net")
+    tools = installed()
+    if not tools:
+        return {"tools": {}, "message": "no NIR tool installed (snntorch, norse, sinabs, rockpool, spikingjelly, "
+                                        "spyx); `make test-nir` installs them into .nir-venv"}
+    x = sample_spikes(tuple(parts.arch.input_shape), steps)
+    return {"steps": steps, "dt": dt, "tools": {t: {"version": version(t), **check_tool(t, parts.model, x, dt)}
+                                                for t in tools}}
+
+
+def check_import(tool: str, x: torch.Tensor) -> dict:
+    """The import direction: ``tool`` exports its own dense net (:mod:`peers.producers`), deepspike's
+    ``from_nir`` (at the tool's dt) runs the graph on ``x [T, B, 64]``; compared with the tool's own run."""
+    try:
+        graph, run, dt = PRODUCERS[tool](x.shape[1])
+        theirs = run(x)
+        with torch.no_grad():
+            ours = from_nir(graph, dt=dt)(x)
+    except Exception as e:  # noqa: BLE001 - a failure on either side is the finding
+        return {"equal": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    return compare(ours.reshape(theirs.shape) if ours.numel() == theirs.numel() else ours, theirs.float())

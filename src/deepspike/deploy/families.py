@@ -1,0 +1,91 @@
+"""The rate-coded net families the NIR conformance checks export: small seeded nets with sample inputs.
+
+``build(family, neuron, reset)`` -> a :class:`RateNetwork` on ``input_shape(family)`` = ``(1, 8, 8)`` inputs
+(digits-sized) whose body is
+
+* ``dense``: Linear(64, 32) -> N -> Linear(32, 10) -> N(readout), on flat ``(64,)`` inputs (no Flatten node,
+  so tools without one load it)
+* ``conv``:  Conv2d(1, 4, 3, pad 1) -> N -> Flatten -> Linear(256, 10) -> N(readout)
+* ``pool``:  Conv2d(1, 4, 3, pad 1) -> N -> AvgPool2d(2) -> Flatten -> Linear(64, 10) -> N(readout)
+
+with N an ``IF`` (decay 1) or ``LIF`` (decay 0.9) neuron, threshold 1, reset ``zero`` or ``subtract``.
+Weights are drawn so that every layer fires (positive-mean weights), so a comparison is not vacuous.
+``sample_input(family, steps, batch, seed)`` -> Bernoulli spike trains ``[T, B, *input_shape(family)]`` at
+rates in [0, 0.5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.neurons.modules import IF, LIF
+
+FAMILIES = ("dense", "conv", "pool")
+NEURONS = ("IF", "LIF")
+RESETS = ("zero", "subtract")
+INPUT_SHAPE = (1, 8, 8)
+LIF_DECAY = 0.9
+
+
+def _neuron(kind: str, reset: str) -> nn.Module:
+    return IF(threshold=1.0, reset=reset) if kind == "IF" else LIF(decay=LIF_DECAY, threshold=1.0, reset=reset)
+
+
+def _layers(family: str) -> list[nn.Module]:
+    """The weighted/pooling layers of ``family`` with None where a neuron goes."""
+    if family == "dense":
+        return [nn.Linear(64, 32), None, nn.Linear(32, 10)]
+    if family == "conv":
+        return [nn.Conv2d(1, 4, 3, padding=1), None, nn.Flatten(), nn.Linear(256, 10)]
+    if family == "pool":
+        return [nn.Conv2d(1, 4, 3, padding=1), None, nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10)]
+    raise ConfigError(f"unknown net family {family!r}; choose from {', '.join(FAMILIES)}")
+
+
+def build(family: str, neuron: str = "LIF", reset: str = "zero", seed: int = 0) -> RateNetwork:
+    """The seeded net of ``family`` (module docstring) in eval mode."""
+    if neuron not in NEURONS or reset not in RESETS:
+        raise ConfigError(f"neuron must be one of {NEURONS} and reset one of {RESETS}")
+    torch.manual_seed(seed)
+    body = []
+    for layer in _layers(family):
+        if layer is None:
+            body.append(_neuron(neuron, reset))
+            continue
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            fan_in = layer.weight[0].numel()
+            with torch.no_grad():
+                layer.weight.normal_(1.5 / fan_in, 0.6 / fan_in ** 0.5)
+                layer.bias.uniform_(-0.05, 0.05)
+        body.append(TimeDistributed(layer))
+    readout = SpikeRateReadout(_neuron(neuron, reset))
+    return RateNetwork(nn.Identity(), nn.Sequential(*body), readout, timesteps=1).eval()
+
+
+def input_shape(family: str) -> tuple[int, ...]:
+    """One step of ``family``'s input without batch: ``(64,)`` for ``dense``, else ``(1, 8, 8)``."""
+    return (64,) if family == "dense" else INPUT_SHAPE
+
+
+def sample_input(family: str, steps: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """Bernoulli spike trains ``[steps, batch, *input_shape(family)]``; each pixel has its own rate in [0, 0.5)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = input_shape(family)
+    rates = torch.rand((1, batch, *shape), generator=g) * 0.5
+    return (torch.rand((steps, batch, *shape), generator=g) < rates).float()
+
+
+def reference_spikes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """deepspike's own simulation: the output neurons' spikes ``[T, B, K]`` for input spikes ``x`` (the
+    readout's neurons, or a converted net's output IF layer) - what an exported graph's Output carries."""
+    output = getattr(model, "output", None)
+    neuron = output if isinstance(output, nn.Module) else getattr(getattr(model, "readout", None), "neuron", None)
+    if neuron is None:
+        raise ConfigError("spike comparison needs a net whose output layer spikes (rate or vote readout)")
+    with torch.no_grad():
+        return neuron(model.body(x))

@@ -1,0 +1,31 @@
+"""Third-party NIR tools as consumers and producers of graphs (the conformance checks, ``export --check``).
+
+Each tool is one module with ``NAME``, ``MODULE`` (the package to import), ``load(graph, dt, steps, batch)``
+-> a callable ``run(x [T, B, *input_shape]) -> [T, B, *output_shape]`` (the tool's own simulation of the
+graph, output spikes per step) and, where the tool writes NIR, ``produce(family)`` -> ``(graph, run)``: a net
+built with the tool's own layers, exported by the tool, and the tool's own forward pass. The tools are never
+dependencies of deepspike: :func:`installed` lists those importable here (``make test-nir`` installs all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from deepspike.deploy.peers import norse_tool, rockpool_tool, sinabs_tool, snntorch_tool, spikingjelly_tool, spyx_tool
+
+TOOLS = {m.NAME: m for m in (snntorch_tool, norse_tool, sinabs_tool, rockpool_tool, spikingjelly_tool, spyx_tool)}
+
+
+def installed() -> list[str]:
+    """Names of the tools whose package can be imported in this environment (without importing them)."""
+    return [name for name, tool in TOOLS.items() if importlib.util.find_spec(tool.MODULE) is not None]
+
+
+def version(name: str) -> str:
+    """The installed version of tool ``name`` (its distribution's metadata)."""
+    from importlib.metadata import version as dist_version
+
+    return dist_version(TOOLS[name].DIST)
+
+
+__all__ = ["TOOLS", "installed", "version"]

@@ -1,0 +1,62 @@
+"""Why a tool's simulation of a deepspike graph differs from deepspike's: its own bugs and limits, with links.
+
+``known_issue(tool, family, neuron, reset)`` -> one line (cause and link) or None. The measured size of each
+difference is in ``benchmarks/results/nir/conformance.json`` (``python benchmarks/nir/conformance.py``).
+"""
+
+from __future__ import annotations
+
+NIR_RESET = ("NIR cannot say 'reset by subtraction' (neuromorphs/NIR#137, #138; v_reset only, NIR PR #129): "
+             "the tool resets to v_reset and ignores deepspike's metadata reset='subtract'")
+
+_RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
+    # (tool, family, neuron, reset); None matches anything. First match wins.
+    (("sinabs", None, "LIF", None), "Sinabs' importer reads NIR LIF tau as a number of time steps "
+     "(alpha = exp(-1/tau)) and drops r; a 3-D v_leak crashes its `any(node.v_leak)` check (sinabs/nir.py)"),
+    (("sinabs", "pool", None, None), "Sinabs' importer has no AvgPool2d (SumPool2d only): the node and all after "
+     "it are dropped by nirtorch.load, so the graph's output is the conv layer's"),
+    (("sinabs", None, "IF", None), "Sinabs' importer maps NIR IF to IAFSqueeze with reset by subtraction "
+     "(NIR says reset to v_reset) and a membrane floor min_v_mem = -v_threshold that NIR does not have"),
+    (("snntorch", None, "IF", None), "snnTorch 1.0.0's importer asserts r == 1 for nir.IF (deepspike writes "
+     "R = 1/dt: dv/dt = R I held over dt adds x_t per step) and maps IF to a Leaky with beta = 0, a neuron "
+     "without memory (snnTorch#416; PR #452 maps it to beta = 1)"),
+    (("norse", "pool", None, None), "Norse's importer has no AvgPool2d mapping: nirtorch leaves the node out and "
+     "the graph's output is the conv layer's"),
+    (("norse", None, "LIF", None), "Norse's importer ignores r (only warns) and its LIFBox integrates "
+     "dv = dt/tau (v_leak - v + x): inputs are scaled by dt/tau = 1 - beta (norse/norse#411 on dt and tau)"),
+    (("rockpool", None, "IF", None), "Rockpool's importer has no nir.IF mapping (NotImplementedError)"),
+    (("rockpool", None, "LIF", None), "Rockpool 3.1.0's importer reads nir.LIF as if it had tau_mem "
+     "(AttributeError: 'LIF' object has no attribute 'tau_mem'); it pins nir<=1.0.4"),
+    (("rockpool", None, None, None), "Rockpool's importer has no Conv2d or Flatten mapping"),
+    (("spyx", "conv", None, None), "Spyx's importer runs Conv2d on NHWC arrays but keeps NIR's NCHW input: "
+     "JAX conv_general_dilated rejects the channel count"),
+    (("spyx", "pool", None, None), "Spyx's importer runs Conv2d on NHWC arrays but keeps NIR's NCHW input: "
+     "JAX conv_general_dilated rejects the channel count"),
+    (("spyx", None, None, None), "Spyx's IF/LIF test the threshold on the membrane BEFORE the step's input "
+     "(spikes = H(V - th); V = beta V + x - spikes th: one step late), always reset by subtraction, drop r"),
+    ((None, None, None, "subtract"), NIR_RESET),
+]
+
+
+IMPORT_ISSUES = {
+    "snntorch": "snnTorch 1.0.0's export_to_nir fails NIR 1.0.8's type inference on Linear -> Leaky (ValueError: "
+                "type mismatch: 0.output: [[32]] -> 1.input: []; snnTorch#367/#384 report its exporter out of "
+                "date with nir)",
+    "norse": "Norse exports tau = dt / tau_mem_inv (1e-5 s for tau_mem = 10 ms, dt = 1 ms) instead of "
+             "1 / tau_mem_inv (norse/norse#411): tau < dt, which deepspike refuses",
+    "sinabs": "Sinabs' IAF resets by subtraction but its export writes a plain NIR IF (reset to v_reset = 0): "
+              "NIR cannot say 'subtract' (neuromorphs/NIR#137, #138), so the graph means another neuron",
+    "spyx": "Spyx exports its LIF with r = beta instead of tau/dt (spyx/nir.py), so NIR's equation scales the "
+            "input by beta (1 - beta), and its neuron tests the threshold before the step's input (one step late)",
+    "rockpool": "Rockpool exports its LIFTorch as CubaLIF (a synaptic current); deepspike's from_nir maps "
+                "rate-coded IF/LIF only (deploy.GraphSimulator runs CubaLIF)",
+}
+
+
+def known_issue(tool: str, family: str, neuron: str, reset: str) -> str | None:
+    """The first rule of ``_RULES`` matching ``(tool, family, neuron, reset)``, or None."""
+    key = (tool, family, neuron, reset)
+    for pattern, reason in _RULES:
+        if all(p is None or p == k for p, k in zip(pattern, key)):
+            return reason
+    return None

@@ -1,0 +1,164 @@
+"""Does a rate-coded conv net fit SynSense's Speck (DYNAP-CNN cores)? Mapped with Sinabs' own layer and
+core-assignment code, offline (no chip, no samna).
+
+Speck runs a chain of up to 9 layers, each on one core: ``conv (or linear as a conv) -> IAF neurons -> sum
+pool``. Per layer Sinabs' ``DynapcnnLayer.memory_summary`` gives the memory the core must hold:
+kernel ``c * 2^(ceil log2(k_h k_w) + ceil log2 f)``, neurons ``f * 2^(ceil log2 h_out + ceil log2 w_out)``,
+bias ``f`` (c input, f output channels), with weights and thresholds discretised to the chip's 8/16-bit
+integers (``discretize=True``); Sinabs' ``get_valid_mapping`` (max-flow) assigns layers to distinct cores
+whose memories hold them. The cores' memories are Speck's (per core 0-8, in words):
+kernel 16K,16K,16K,32K,32K,64K,64K,16K,16K; neurons 64K,64K,64K,32K,32K,16K,16K,16K,16K; bias 1K each.
+
+What cannot map (a one-line :class:`ConfigError`): leaky neurons (Speck's are IAF), lee2020's pooling
+neurons, a membrane readout, a layer type without a Speck equivalent. Average pooling is mapped as sum
+pooling with the next layer's weights divided by ``k_h k_w`` (the same net).
+
+The ``samna`` package (only Sinabs' configuration writer and hardware I/O use it) is not on PyPI (its PyPI
+name is a placeholder that downloads the real one from SynSense's own index on import); when it is missing,
+Sinabs' pure-Python modules ``dynapcnn_layer`` and ``mapping`` are loaded without their package's
+``__init__`` (which imports samna).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_export import _Integrator, chain_modules
+from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.neurons.modules import SpikingNeuron
+
+KERNEL_MEMORY = [16, 16, 16, 32, 32, 64, 64, 16, 16]  # Ki words per core
+NEURON_MEMORY = [64, 64, 64, 32, 32, 16, 16, 16, 16]
+BIAS_MEMORY = 1024
+CORES = len(KERNEL_MEMORY)
+
+
+def sinabs_dynapcnn() -> tuple[types.ModuleType, types.ModuleType]:
+    """Sinabs' ``(dynapcnn_layer, mapping)`` modules; ``ConfigError`` when sinabs is not installed."""
+    if importlib.util.find_spec("sinabs") is None:
+        raise ConfigError("--target speck needs sinabs (pip install sinabs; `make test-nir` installs it)")
+    name = "sinabs.backend.dynapcnn"
+    if name not in sys.modules and importlib.util.find_spec("samna") is None:
+        backend = importlib.util.find_spec("sinabs.backend")
+        package = types.ModuleType(name)  # the package without its __init__ (which imports samna)
+        package.__path__ = [str(Path(backend.origin).parent / "dynapcnn")]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.dynapcnn_layer"), importlib.import_module(f"{name}.mapping")
+
+
+def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
+    """The net's modules in order, and a note: a converted net read out by its output layer's membrane runs
+    on Speck with that layer spiking (its IF neurons; decode by spike counts, no membrane readout)."""
+    mods, info = chain_modules(model)
+    output = getattr(model, "output", None)
+    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], _Integrator):
+        return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"
+    return mods, None
+
+
+def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
+    """The net as Speck layers: ``[{"conv", "threshold", "reset", "pool", "in_shape"}]`` (module docstring)."""
+    mods, _ = speck_modules(model)
+    layers: list[dict] = []
+    shape, scale, weighted = tuple(input_shape), 1.0, None
+    grid = shape if len(shape) == 3 else (shape[0], 1, 1)  # (C, H, W) a linear layer sees as a conv input
+    for i, m in enumerate(mods):
+        what = f"layer {i} ({type(m).__name__})"
+        if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity | nn.Flatten):
+            shape = tuple(m(torch.zeros(1, *shape)).shape[1:]) if isinstance(m, nn.Flatten) else shape
+        elif isinstance(m, nn.Conv2d | nn.Linear):
+            weighted = _scaled_copy(m, scale)
+            weighted_in, scale = grid, 1.0
+            shape = tuple(m(torch.zeros(1, *shape)).shape[1:])
+            grid = shape if len(shape) == 3 else (shape[0], 1, 1)
+        elif isinstance(m, SpikingNeuron):
+            if weighted is None:
+                raise ConfigError(f"speck: {what} has no conv or linear layer before it")
+            if m.params.decay != 1.0:
+                raise ConfigError(f"speck: {what} is leaky (decay {m.params.decay}); Speck's neurons are IAF "
+                                  "(no leak): train with IF neurons or convert an ANN")
+            layers.append({"conv": weighted, "threshold": float(m.params.threshold), "reset": m.params.reset,
+                           "pool": 1, "in_shape": weighted_in})
+            weighted = None
+        elif isinstance(m, nn.AvgPool2d) and layers and weighted is None:
+            k = _square(m, what)
+            layers[-1]["pool"] *= k
+            scale /= k * k
+            shape = grid = tuple(m(torch.zeros(1, *shape)).shape[1:])
+        elif isinstance(m, SpikingAvgPool | _Integrator):
+            raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
+        else:
+            raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")
+    return layers
+
+
+def _square(pool: nn.AvgPool2d, what: str) -> int:
+    k, s = pool.kernel_size, pool.stride
+    k = k if isinstance(k, int) else k[0] if k[0] == k[1] else None
+    if k is None or s not in (k, (k, k)) or pool.padding not in (0, (0, 0)):
+        raise ConfigError(f"speck: {what}: Speck pools with square k x k windows, stride k, no padding")
+    return k
+
+
+def _scaled_copy(m: nn.Module, scale: float) -> nn.Module:
+    """A float32 copy of a conv/linear layer with its weights times ``scale`` (avg -> sum pooling before it)."""
+    copy = type(m)(*(m.in_features, m.out_features) if isinstance(m, nn.Linear) else
+                   (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups),
+                   bias=m.bias is not None)
+    copy.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        copy.weight.mul_(scale)
+    return copy.float()
+
+
+def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
+    """Fit report: per layer its memories, the cores that could hold it and the one assigned; ``fits`` and,
+    when it does not fit, ``reason``. Raises ``ConfigError`` (one line) for nets that cannot map at all."""
+    dl, mapping = sinabs_dynapcnn()
+    import sinabs.layers as sl
+    from sinabs.activation import MembraneReset, MembraneSubtract
+
+    specs = speck_layers(model, input_shape)
+    layers, rows = {}, []
+    for i, s in enumerate(specs):
+        spk = sl.IAFSqueeze(batch_size=1, spike_threshold=torch.tensor(s["threshold"]), min_v_mem=None,
+                            reset_fn=MembraneReset() if s["reset"] == "zero" else MembraneSubtract())
+        layers[i] = dl.DynapcnnLayer(s["conv"], spk, s["in_shape"], [[s["pool"], s["pool"]]], discretize=True)
+        mem = {k: int(v) for k, v in layers[i].memory_summary().items()}
+        rows.append({"layer": i, "in_shape": list(s["in_shape"]), "out_channels": int(layers[i].conv.out_channels),
+                     "pool": s["pool"], "reset": s["reset"], **{f"{k}_memory": v for k, v in mem.items()}})
+    constraints = [mapping.LayerConstraints(k * 1024, n * 1024, BIAS_MEMORY)
+                   for k, n in zip(KERNEL_MEMORY, NEURON_MEMORY)]
+    for row, layer in zip(rows, layers.values()):
+        row["cores_possible"] = mapping.find_chip_layers(layer, constraints)
+    report = {"target": "speck", "layers": rows, "cores": CORES, "fits": False}
+    note = speck_modules(model)[1]
+    if note:
+        report["note"] = note
+    too_big = [r for r in rows if not r["cores_possible"]]
+    if len(rows) > CORES:
+        report["reason"] = f"{len(rows)} layers > {CORES} cores"
+    elif too_big:
+        r = too_big[0]
+        report["reason"] = (f"layer {r['layer']} needs kernel {r['kernel_memory']}, neuron {r['neuron_memory']}, "
+                            f"bias {r['bias_memory']} words: more than any core holds (max kernel "
+                            f"{max(KERNEL_MEMORY)}Ki, neuron {max(NEURON_MEMORY)}Ki, bias {BIAS_MEMORY})")
+    else:
+        try:
+            cores = mapping.get_valid_mapping(layers, constraints)
+        except ValueError as e:
+            report["reason"] = str(e).splitlines()[0]
+        else:
+            report["fits"] = True
+            for row in rows:
+                row["core"] = int(cores[row["layer"]])
+    return report

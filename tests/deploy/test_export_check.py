@@ -1,0 +1,37 @@
+"""``deepspike export RUN --check``: the exported graph run by the installed third-party NIR tools."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepspike.cli import main
+from deepspike.deploy import conformance
+
+pytest.importorskip("nir")
+
+
+def test_export_needs_nir_or_check(tiny_run, capsys):
+    capsys.readouterr()
+    assert main(["export", str(tiny_run)]) == 2
+    err = capsys.readouterr().err
+    assert err == "deepspike: error: export needs --nir PATH, --check or --target\n"
+
+
+def test_check_without_any_tool_says_so_in_one_line(tiny_run, capsys, monkeypatch):
+    monkeypatch.setattr(conformance, "installed", lambda: [])
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--check", "--steps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("no NIR tool installed") and "make test-nir" in out
+
+
+def test_check_with_snntorch_reports_the_same_spikes(tiny_run, capsys, monkeypatch, tmp_path):
+    pytest.importorskip("snntorch")
+    monkeypatch.setattr(conformance, "installed", lambda: ["snntorch"])
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--check", "--steps", "200", "--nir", str(tmp_path / "m.nir")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    result = summary["check"]["tools"]["snntorch"]
+    assert result["equal"] and result["spikes_ours"] > 0 and (tmp_path / "m.nir").is_file()

@@ -1,0 +1,56 @@
+"""What an exported graph says about itself (dt, reset mode, input coding) and what the importer assumes
+when a graph (another tool's) does not say it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+from deepspike.deploy import from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy.families import build, reference_spikes, sample_input  # noqa: E402
+from deepspike.neurons.modules import SpikingNeuron  # noqa: E402
+
+
+def _neurons(net):
+    return [m for m in net.modules() if isinstance(m, SpikingNeuron)]
+
+
+def test_node_metadata_carries_dt_reset_and_coding_through_a_file(tmp_path):
+    model = build("conv", "LIF", "subtract")
+    g = nir.read(str(write_nir(to_nir(model, (1, 8, 8), dt=1e-3), tmp_path / "m.nir")))
+    inp = g.nodes["input"].metadata
+    assert inp["coding"] in ("Identity", b"Identity") and float(inp["dt"]) == 1e-3
+    lifs = [n for n in g.nodes.values() if isinstance(n, nir.LIF)]
+    assert len(lifs) == 2
+    for n in lifs:
+        assert float(n.metadata["dt"]) == 1e-3 and n.metadata["reset"] in ("subtract", b"subtract")
+        assert float(n.metadata["decay"]) == pytest.approx(0.9)
+
+
+def test_dt_from_node_metadata_when_the_graph_has_none():
+    # tau = dt / (1 - decay) was written for dt = 1e-3; read back with another dt the decay would be wrong:
+    # decay = 1 - dt / tau = 1 - 1e-4 / (1e-3 / 0.1) = 0.99 instead of 0.9
+    model = build("dense", "LIF", "zero")
+    g = to_nir(model, (64,), dt=1e-3)
+    g.metadata = {}
+    decays = [m.params.decay for m in _neurons(from_nir(g))]
+    assert decays == pytest.approx([0.9, 0.9])
+    x = sample_input("dense", 50)
+    with torch.no_grad():
+        assert torch.equal(from_nir(g)(x), reference_spikes(model, x))
+
+
+def test_graph_without_any_metadata_means_dt_1e4_and_reset_to_zero():
+    model = build("dense", "LIF", "subtract")
+    g = to_nir(model, (64,), dt=1e-4)
+    g.metadata = {}
+    for node in g.nodes.values():
+        node.metadata = {}
+    net = from_nir(g)
+    assert [m.params.reset for m in _neurons(net)] == ["zero", "zero"]
+    assert net.metadata["dt"] == 1e-4
+    assert [m.params.decay for m in _neurons(net)] == pytest.approx([0.9, 0.9])
+    # and NIR's strict v > threshold: the threshold moves to the next float32 above 1
+    assert _neurons(net)[0].params.threshold == float(np.nextafter(np.float32(1.0), np.float32(2.0)))
