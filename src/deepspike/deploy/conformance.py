@@ -17,6 +17,7 @@ from deepspike.deploy.families import reference_spikes
 from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
 from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
+from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.peers import TOOLS, installed, version
 from deepspike.deploy.peers.producers import PRODUCERS
 from deepspike.training.reload import load_run
@@ -57,8 +58,9 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     _, parts, _ = load_run(run_dir, device="cpu")
-    if is_ttfs_model(parts.model):
-        raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net")
+    if is_ttfs_model(parts.model) or is_window_model(parts.model):
+        raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net (a ttfs_window "
+                          "graph replays with deepspike.deploy.nir_window_replay.replay_window_graph)")
     tools = installed()
     if not tools:
         return {"tools": {}, "message": "no NIR tool installed (snntorch, norse, sinabs, rockpool, spikingjelly, "
