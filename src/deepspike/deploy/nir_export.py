@@ -3,7 +3,10 @@
 A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
 (``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``,
 :mod:`neurons`)]* -> output. Dropout is the identity at inference and is left out; lee2020's spiking
-pool is ``AvgPool2d`` + ``IF``. The readout's neurons end the chain (a non-spiking integrator readout is
+pool is ``AvgPool2d`` + ``IF``. A residual block ``act(body(x) + shortcut(x))`` branches: body and
+shortcut both start at the block's input node and end in the junction's neurons, which NIR sums (an identity
+shortcut is a direct edge; SEW junctions, which combine spikes, have no NIR node). The readout's neurons end
+the chain (a non-spiking integrator readout is
 ``LI`` (leak < 1) or ``I``). Graph metadata records what NIR cannot say: ``dt``, the input coding
 (``encoder``), ``timesteps``, how outputs are decoded (``decode``: ``rate``, ``vote`` with ``vote_group``,
 ``membrane``), the reset mode, that neurons fire at ``v >= threshold``, and whether thresholds were folded.
@@ -35,6 +38,7 @@ from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.batchnorm_fold import fold_batch_norms_
+from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -101,6 +105,75 @@ def _pair(v) -> np.ndarray:
     return np.array(v if isinstance(v, tuple | list | np.ndarray) else (v, v), dtype=np.int64)
 
 
+class _RateGraph:
+    """Nodes and edges of a rate-coded graph as it is built: ``last`` feeds the next node; ``pending`` holds the
+    weighted nodes since the last neuron layer (for ``fold_thresholds``)."""
+
+    def __init__(self, nir, shape: tuple[int, ...], dt: float, fold_thresholds: bool, coding: dict) -> None:
+        self.nir, self.shape, self.dt, self.fold = nir, shape, dt, fold_thresholds
+        self.nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)}, metadata=coding)}
+        self.edges: list[tuple[str, str]] = []
+        self.last, self.pending, self.resets = "input", [], set()
+
+    def add(self, kind: str, node) -> str:
+        name = f"{len(self.nodes) - 1}_{kind}"
+        self.nodes[name] = node
+        self.edges.append((self.last, name))
+        self.last = name
+        return name
+
+    def neuron(self, params: NeuronParams, strict: bool = False) -> None:
+        threshold = None
+        if self.fold and self.pending:
+            last = self.nodes[self.pending[-1]]
+            last.weight = last.weight / params.threshold
+            if getattr(last, "bias", None) is not None:
+                last.bias = last.bias / params.threshold
+            threshold = 1.0
+        self.resets.add(params.reset)
+        self.add("if" if params.decay == 1.0 else "lif", neuron_node(params, self.shape, self.dt, threshold, strict))
+        self.pending.clear()
+
+    def module(self, m: nn.Module) -> None:
+        nir = self.nir
+        if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
+            return
+        if isinstance(m, SpikingNeuron):
+            _check_plain(m)
+            self.neuron(m.params)
+        elif isinstance(m, SpikingAvgPool):
+            k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
+            self.add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
+            self.shape = tuple(_pool_shape(m.kernel_size, m.stride, self.shape, pad))
+            self.neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
+        elif isinstance(m, _Integrator):
+            self.add("i" if m.decay == 1.0 else "li", _integrator_node(nir, m.decay, self.shape, self.dt))
+        elif isinstance(m, ResidualBlock):
+            self.residual(m)
+        else:
+            self.shape = _add_stateless(nir, m, self.shape, self.add, self.pending)
+
+    def residual(self, block: ResidualBlock) -> None:
+        """``act(body(x) + shortcut(x))``: both branches start at the block's input node and end in the junction's
+        neurons (NIR sums a node's inputs); an identity shortcut is a direct edge."""
+        if self.fold:
+            raise ConfigError("NIR export: fold_thresholds would have to rescale a residual shortcut too; "
+                              "export residual nets without folding")
+        start, shape = self.last, self.shape
+        for m in leaf_modules(block.body):
+            self.module(m)
+        body_end, body_shape = self.last, self.shape
+        self.last, self.shape = start, shape
+        for m in leaf_modules(block.shortcut):
+            self.module(m)
+        if self.shape != body_shape:
+            raise ConfigError(f"NIR export: residual branches end in shapes {body_shape} and {self.shape}")
+        shortcut_end, self.last = self.last, body_end
+        self.pending.clear()
+        self.module(block.act)
+        self.edges.append((shortcut_end, self.last))
+
+
 def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
            metadata: dict | None = None):
     """The ``nir.NIRGraph`` of a rate-coded network (module docstring).
@@ -113,52 +186,16 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
     coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"]}
-    nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)}, metadata=coding)}
-    order = ["input"]
-    pending: list[str] = []  # weighted nodes since the last neuron layer
-    resets = set()
-
-    def add(kind: str, node) -> str:
-        name = f"{len(order) - 1}_{kind}"
-        nodes[name] = node
-        order.append(name)
-        return name
-
-    def add_neuron(params: NeuronParams, strict: bool = False) -> None:
-        threshold = None
-        if fold_thresholds and pending:
-            last = nodes[pending[-1]]
-            last.weight = last.weight / params.threshold
-            if getattr(last, "bias", None) is not None:
-                last.bias = last.bias / params.threshold
-            threshold = 1.0
-        resets.add(params.reset)
-        add("if" if params.decay == 1.0 else "lif", neuron_node(params, shape, dt, threshold, strict))
-        pending.clear()
-
+    graph = _RateGraph(nir, shape, dt, fold_thresholds, coding)
     with torch.no_grad():
         for m in mods:
-            if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
-                continue
-            if isinstance(m, SpikingNeuron):
-                _check_plain(m)
-                add_neuron(m.params)
-            elif isinstance(m, SpikingAvgPool):
-                k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
-                add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
-                shape = tuple(_pool_shape(m.kernel_size, m.stride, shape, pad))
-                add_neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
-            elif isinstance(m, _Integrator):
-                add("i" if m.decay == 1.0 else "li", _integrator_node(nir, m.decay, shape, dt))
-            else:
-                shape = _add_stateless(nir, m, shape, add, pending)
-    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
-    order.append("output")
+            graph.module(m)
+    graph.nodes["output"] = nir.Output(output_type={"output": np.array(graph.shape)})
+    graph.edges.append((graph.last, "output"))
     meta = {"producer": "deepspike", "format": "rate-coded", "dt": float(dt), "fires": "v >= threshold",
-            "reset": ",".join(sorted(resets)) or "zero", "thresholds_folded": bool(fold_thresholds), **info}
+            "reset": ",".join(sorted(graph.resets)) or "zero", "thresholds_folded": bool(fold_thresholds), **info}
     meta.update(metadata or {})
-    edges = list(zip(order[:-1], order[1:]))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+    return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
 
 
 def _check_plain(neuron: nn.Module) -> None:

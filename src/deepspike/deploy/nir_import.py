@@ -17,6 +17,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.graph_order import topological_order
 from deepspike.deploy.neurons import _uniform, node_params
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.layers.time_distributed import TimeDistributed
@@ -50,7 +51,7 @@ class NirNetwork(nn.Module):
     """An imported NIR chain: ``forward(x [T, B, *input_shape]) -> [T, B, *output_shape]`` (output spikes,
     or the integrator's membrane trace). ``metadata`` is the graph's metadata (dt, coding, decoding)."""
 
-    def __init__(self, body: nn.Sequential, metadata: dict, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, body: nn.Module, metadata: dict, input_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.body = body
         self.metadata = metadata
@@ -63,14 +64,47 @@ class NirNetwork(nn.Module):
         return self.body(x)
 
 
-def _chain(graph) -> list[str]:
-    """Node names from the Input to the Output; raises unless the graph is one chain."""
+class GraphBody(nn.Module):
+    """A branching graph (e.g. residual blocks): each node's modules run, in topological order, on the sum of its
+    predecessors' outputs ``[T, B, ...]`` (NIR sums a node's inputs); returns what reaches the Output node."""
+
+    def __init__(self, stages: dict[str, nn.Module], order: list[str], preds: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.stages = nn.ModuleDict(stages)
+        self.order, self.preds = order, preds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = {self.order[0]: x}
+        for name in self.order[1:]:
+            inputs = [outs[p] for p in self.preds[name]]
+            total = inputs[0] if len(inputs) == 1 else torch.stack(torch.broadcast_tensors(*inputs)).sum(0)
+            outs[name] = self.stages[name](total) if name in self.stages else total
+        return outs[self.order[-1]]
+
+
+def _graph_body(nir, graph, dt: float) -> tuple[GraphBody, str]:
+    """The :class:`GraphBody` of a branching graph with one Input and one Output; returns it and the Input."""
+    order = topological_order(graph)
+    inputs = [k for k in order if isinstance(graph.nodes[k], nir.Input)]
+    outputs = [k for k in order if isinstance(graph.nodes[k], nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ConfigError(f"NIR import needs one Input and one Output node, found {len(inputs)} and {len(outputs)}")
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        preds[dst].append(src)
+    order = [inputs[0], *(k for k in order if k not in (inputs[0], outputs[0])), outputs[0]]
+    stages = {k: nn.Sequential(*_module(nir, graph.nodes[k], dt)) for k in order[1:-1]}
+    return GraphBody(stages, order, preds), inputs[0]
+
+
+def _chain(graph) -> list[str] | None:
+    """Node names from the Input to the Output; None when the graph branches (``_graph_body`` takes it)."""
     nir = require_nir()
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     nxt: dict[str, str] = {}
     for src, dst in graph.edges:
         if src in nxt:
-            raise ConfigError(f"NIR import handles chains only; node {src!r} has several successors")
+            return None
         nxt[src] = dst
     if len(inputs) != 1:
         hint = ""
@@ -175,7 +209,10 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     meta = _plain(graph.metadata)
     order = _chain(graph)
     step = float(dt if dt is not None else graph_dt(graph, meta))
-    input_node = graph.nodes[order[0]]
-    shape = tuple(int(s) for s in np.asarray(input_node.input_type["input"]).ravel())
-    mods = [m for name in order for m in _module(nir, graph.nodes[name], step)]
-    return NirNetwork(nn.Sequential(*mods), {**meta, "dt": step}, shape)
+    if order is None:
+        body, input_name = _graph_body(nir, graph, step)
+    else:
+        mods = [m for name in order for m in _module(nir, graph.nodes[name], step)]
+        body, input_name = nn.Sequential(*mods), order[0]
+    shape = tuple(int(s) for s in np.asarray(graph.nodes[input_name].input_type["input"]).ravel())
+    return NirNetwork(body, {**meta, "dt": step}, shape)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.graph_order import topological_order
 from deepspike.deploy.nir_import import _pair
 
 SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, CubaLIF"
@@ -41,26 +42,6 @@ SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatte
 
 def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float64))
-
-
-def topological_order(graph) -> list[str]:
-    """Node names so that every edge goes forward; ``ConfigError`` on a cycle or an unknown node."""
-    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for src, dst in graph.edges:
-        if src not in preds or dst not in preds:
-            raise ConfigError(f"NIR graph: edge {src!r} -> {dst!r} names a missing node")
-        preds[dst].append(src)
-    order: list[str] = []
-    done: set[str] = set()
-    pending = list(graph.nodes)
-    while pending:
-        ready = [n for n in pending if all(p in done for p in preds[n])]
-        if not ready:
-            raise ConfigError("NIR simulation: the graph has a cycle (recurrent graphs are not supported)")
-        order += ready
-        done.update(ready)
-        pending = [n for n in pending if n not in done]
-    return order
 
 
 def _linear(x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.deploy.graph_order import topological_order
 from deepspike.methods.window_graph import affine_map
 from deepspike.ttfs.window_sim import NeuronStage, RelayStage, SimResult, Synapses, simulate
 
@@ -90,23 +91,6 @@ class _Replay:
                 out.append((origin, [*chain, _Node(node)], delay + extra))
         return out
 
-    def order(self) -> list[str]:
-        """Every node in topological order (Kahn)."""
-        indegree = {name: 0 for name in self.graph.nodes}
-        for _, dst in self.graph.edges:
-            indegree[dst] += 1
-        ready = [name for name, d in indegree.items() if d == 0]
-        order = []
-        while ready:
-            name = ready.pop(0)
-            order.append(name)
-            for src, dst in self.graph.edges:
-                if src == name:
-                    indegree[dst] -= 1
-                    if indegree[dst] == 0:
-                        ready.append(dst)
-        return order
-
     def neurons(self, name: str, node) -> None:
         meta = _meta(node)
         shape = tuple(np.shape(node.v_threshold))
@@ -148,7 +132,7 @@ class _Replay:
         return tuple(int(s) for s in self.graph.nodes[name].input_type["input"])
 
     def build(self) -> list[NeuronStage | RelayStage]:
-        for name in self.order():
+        for name in topological_order(self.graph):
             node = self.graph.nodes[name]
             kind, role = type(node).__name__, _meta(node).get("role")
             if kind == "CubaLIF":

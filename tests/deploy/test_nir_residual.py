@@ -1,0 +1,39 @@
+"""Residual rate-coded nets exported to NIR: the graph branches and joins, and deepspike's importer
+(``from_nir``, reading nothing but the file) gives the network's own output spikes, step for step."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy import from_nir, to_nir, write_nir
+from deepspike.deploy.families import reference_spikes
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+
+nir = pytest.importorskip("nir")
+
+
+def _resnet(reset: str, decay: float):
+    torch.manual_seed(0)
+    arch = create_architecture("resnet", num_classes=5, input_shape=(1, 8, 8), width=0.25, batch_norm=False)
+    return get_method("stbp", {"timesteps": 4, "decay": decay, "reset": reset, "threshold": 0.5}).build(arch).eval()
+
+
+@pytest.mark.parametrize("reset,decay", [("zero", 0.5), ("subtract", 1.0)])
+def test_residual_graph_gives_the_same_output_spikes(reset, decay, tmp_path):
+    model = _resnet(reset, decay)
+    write_nir(to_nir(model, (1, 8, 8)), tmp_path / "res.nir")
+    graph = nir.read(str(tmp_path / "res.nir"))
+    joins = [dst for dst in graph.nodes if sum(d == dst for _, d in graph.edges) == 2]
+    assert len(joins) == 3  # one junction per residual block, each fed by its body and its shortcut
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(40, 3, 1, 8, 8, generator=g) < 0.4).float()
+    ours = reference_spikes(model, x)
+    with torch.no_grad():
+        theirs = from_nir(graph)(x)
+    assert ours.sum() > 0 and torch.equal(theirs, ours)
+
+
+def test_residual_nets_are_exported_without_threshold_folding_only():
+    with pytest.raises(ConfigError, match="residual shortcut"):
+        to_nir(_resnet("zero", 0.5), (1, 8, 8), fold_thresholds=True)
