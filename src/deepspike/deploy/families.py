@@ -7,6 +7,8 @@
   so tools without one load it)
 * ``conv``:  Conv2d(1, 4, 3, pad 1) -> N -> Flatten -> Linear(256, 10) -> N(readout)
 * ``pool``:  Conv2d(1, 4, 3, pad 1) -> N -> AvgPool2d(2) -> Flatten -> Linear(64, 10) -> N(readout)
+* ``residual``: Conv2d(1, 4, 3, pad 1) -> N -> [N(Conv2d(4, 4, 3, pad 1) -> N -> Conv2d(4, 4, 3, pad 1) + identity)]
+  -> Flatten -> Linear(256, 10) -> N(readout): one residual block, its junction neurons fed by both branches
 
 with N an ``IF`` (decay 1) or ``LIF`` (decay 0.9) neuron, threshold 1, reset ``zero`` or ``subtract``.
 Weights are drawn so that every layer fires (positive-mean weights), so a comparison is not vacuous.
@@ -20,12 +22,13 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 
-FAMILIES = ("dense", "conv", "pool")
+FAMILIES = ("dense", "conv", "pool", "residual")
 NEURONS = ("IF", "LIF")
 RESETS = ("zero", "subtract")
 INPUT_SHAPE = (1, 8, 8)
@@ -44,6 +47,8 @@ def _layers(family: str) -> list[nn.Module]:
         return [nn.Conv2d(1, 4, 3, padding=1), None, nn.Flatten(), nn.Linear(256, 10)]
     if family == "pool":
         return [nn.Conv2d(1, 4, 3, padding=1), None, nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10)]
+    if family == "residual":
+        return [nn.Conv2d(1, 4, 3, padding=1), None, "residual", nn.Flatten(), nn.Linear(256, 10)]
     raise ConfigError(f"unknown net family {family!r}; choose from {', '.join(FAMILIES)}")
 
 
@@ -52,19 +57,28 @@ def build(family: str, neuron: str = "LIF", reset: str = "zero", seed: int = 0) 
     if neuron not in NEURONS or reset not in RESETS:
         raise ConfigError(f"neuron must be one of {NEURONS} and reset one of {RESETS}")
     torch.manual_seed(seed)
-    body = []
+    body: list[nn.Module] = []
     for layer in _layers(family):
         if layer is None:
             body.append(_neuron(neuron, reset))
-            continue
-        if isinstance(layer, nn.Linear | nn.Conv2d):
-            fan_in = layer.weight[0].numel()
-            with torch.no_grad():
-                layer.weight.normal_(1.5 / fan_in, 0.6 / fan_in ** 0.5)
-                layer.bias.uniform_(-0.05, 0.05)
-        body.append(TimeDistributed(layer))
+        elif layer == "residual":
+            convs = [_drawn(nn.Conv2d(4, 4, 3, padding=1)) for _ in range(2)]
+            block_body = nn.Sequential(TimeDistributed(convs[0]), _neuron(neuron, reset), TimeDistributed(convs[1]))
+            body.append(ResidualBlock(block_body, nn.Sequential(), _neuron(neuron, reset)))
+        else:
+            body.append(TimeDistributed(_drawn(layer)))
     readout = SpikeRateReadout(_neuron(neuron, reset))
     return RateNetwork(nn.Identity(), nn.Sequential(*body), readout, timesteps=1).eval()
+
+
+def _drawn(layer: nn.Module) -> nn.Module:
+    """A conv/linear layer with positive-mean weights ``N(1.5 / fan_in, 0.6^2 / fan_in)`` and small biases."""
+    if isinstance(layer, nn.Linear | nn.Conv2d):
+        fan_in = layer.weight[0].numel()
+        with torch.no_grad():
+            layer.weight.normal_(1.5 / fan_in, 0.6 / fan_in ** 0.5)
+            layer.bias.uniform_(-0.05, 0.05)
+    return layer
 
 
 def input_shape(family: str) -> tuple[int, ...]:

@@ -11,6 +11,12 @@ NIR_RESET = ("NIR cannot say 'reset by subtraction' (neuromorphs/NIR#137, #138; 
 
 _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     # (tool, family, neuron, reset); None matches anything. First match wins.
+    (("norse", "residual", "IF", "zero"), "float32 rounding, not a modelling difference: a junction membrane lands "
+     "within rounding of the threshold; deepspike's own float64 run differs from its float32 run in the same 3 "
+     "entries from the same step 12 (the tool sums the branches in another order)"),
+    (("snntorch", "residual", "LIF", "zero"), "float32 rounding at the residual junction (same spike count, a few "
+     "spikes a step apart from step 47 on): the tool evaluates the branches and the LIF update one step at a time "
+     "in another order than deepspike's fused kernel; not confirmed in float64 (snnTorch's importer builds float32)"),
     (("sinabs", None, "LIF", None), "Sinabs' importer reads NIR LIF tau as a number of time steps "
      "(alpha = exp(-1/tau)) and drops r; a 3-D v_leak crashes its `any(node.v_leak)` check (sinabs/nir.py)"),
     (("sinabs", "pool", None, None), "Sinabs' importer has no AvgPool2d (SumPool2d only): the node and all after "
@@ -31,6 +37,8 @@ _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     (("spyx", "conv", None, None), "Spyx's importer runs Conv2d on NHWC arrays but keeps NIR's NCHW input: "
      "JAX conv_general_dilated rejects the channel count"),
     (("spyx", "pool", None, None), "Spyx's importer runs Conv2d on NHWC arrays but keeps NIR's NCHW input: "
+     "JAX conv_general_dilated rejects the channel count"),
+    (("spyx", "residual", None, None), "Spyx's importer runs Conv2d on NHWC arrays but keeps NIR's NCHW input: "
      "JAX conv_general_dilated rejects the channel count"),
     (("spyx", None, None, None), "Spyx's IF/LIF test the threshold on the membrane BEFORE the step's input "
      "(spikes = H(V - th); V = beta V + x - spikes th: one step late), always reset by subtraction, drop r"),
