@@ -1,9 +1,9 @@
 """deepspike's exported NIR graphs run by each third-party tool give deepspike's output spikes, 1,000 steps.
 
 Every rate-coded net family (:mod:`deepspike.deploy.families`: dense, conv, pool, residual; IF and LIF; reset to
-zero and by subtraction) is exported with :func:`to_nir` and loaded by each tool's own importer. Where a tool cannot give
-the same spikes, the case is a strict expected failure naming the tool's own bug (``known_issue``) and the
-difference measured by ``benchmarks/nir/conformance.py`` (``benchmarks/results/nir/conformance.json``): when
+zero and by subtraction) is exported with :func:`to_nir` and loaded by each tool's own importer. Where a tool
+cannot give the same spikes, the case is a strict expected failure naming the tool's own bug (``known_issue``)
+and the difference measured by ``benchmarks/nir/conformance.py`` (``benchmarks/results/nir/conformance.json``): when
 the tool is fixed the test reports XPASS as a failure.
 """
 
