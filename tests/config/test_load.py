@@ -49,6 +49,7 @@ def test_save_and_reload_round_trip(tmp_path):
         (["method.name=ann", "method.timesteps=3"], "unknown key method.timesteps; valid keys: "),
         (["trian.epochs=3"], "unknown config section 'trian'"),
         (["epochs"], "bad override 'epochs': expected key=value"),
+        (["[=[]"], "bad override '[=[]'"),  # omegaconf's key grammar raised IndexError (hypothesis found it)
     ],
 )
 def test_bad_values_give_one_line_errors(override, message):

@@ -59,7 +59,8 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         value = parse_yaml(text, f"override {item!r}")
         try:
             OmegaConf.update(merged, key, value, merge=True)
-        except (OmegaConfBaseException, ValueError, TypeError) as e:  # ValueError: a key into a list not an int
+        except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:  # ValueError: a key into a list
+            # not an int; IndexError: omegaconf's key grammar on a bracket key such as "["
             raise ConfigError(f"bad override {item!r}: {str(e).splitlines()[0]}") from None
     return merged
 
