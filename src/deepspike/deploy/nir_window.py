@@ -28,7 +28,7 @@ from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import to_numpy
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
-from deepspike.methods.window_graph import Source, WindowWalk, affine_map
+from deepspike.methods.window_graph import Source, WindowWalk, affine_map, shape_after
 from deepspike.methods.window_network import WindowNetwork
 from deepspike.ttfs.window_layers import RampedLayer
 
@@ -94,7 +94,7 @@ class _NirWalk(WindowWalk):
     def layer(self, m: nn.Module, norm, last: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...], float]:
         """The NIR node of one linear module (its batch-norm ``norm`` folded in, its bias left out)."""
         nir = self.nir
-        out_shape = _shape_after(m, shape)
+        out_shape = shape_after([m], shape)
         if isinstance(m, nn.Conv2d | nn.Linear):
             weight, _ = folded_affine(m.weight.detach(), m.bias, norm) if norm is not None else (m.weight, m.bias)
             rows = float(weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max())
@@ -139,11 +139,6 @@ class _NirWalk(WindowWalk):
 
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _shape_after(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
-    with torch.no_grad():
-        return tuple(m(torch.zeros(1, *shape, dtype=next((p.dtype for p in m.parameters()), torch.float32))).shape[1:])
 
 
 def is_window_model(model: nn.Module) -> bool:

@@ -54,8 +54,9 @@ class WindowWalk:
         """Walk ``net`` (eval mode, windows calibrated) from the input population; returns the readout's source."""
         start = Source(input_population, tuple(input_shape), float(net.encoder.window))
         cur = self.sequence(net.body, start)
-        name = self.neurons(net.readout, [cur], _shape_after(cur.chain, cur.shape), fires=False)
-        return Source(name, _shape_after(cur.chain, cur.shape), cur.t_max + float(net.readout.window))
+        shape = shape_after(cur.chain, cur.shape)
+        name = self.neurons(net.readout, [cur], shape, fires=False)
+        return Source(name, shape, cur.t_max + float(net.readout.window))
 
     def sequence(self, modules: nn.Module, cur: Source) -> Source:
         for m in modules.children() if isinstance(modules, nn.Sequential) else [modules]:
@@ -68,12 +69,12 @@ class WindowWalk:
         if isinstance(m, LINEAR):
             return Source(cur.population, cur.shape, cur.t_max, [*cur.chain, m])
         if isinstance(m, WindowNeurons):
-            shape = _shape_after(cur.chain, cur.shape)
+            shape = shape_after(cur.chain, cur.shape)
             return Source(self.neurons(m, [cur], shape, True), shape, cur.t_max + float(m.window))
         if isinstance(m, nn.MaxPool2d):
             if cur.chain:
                 raise ConfigError("max pooling after a linear layer has no single-spike relay; pool after a neuron")
-            shape = _shape_after([m], cur.shape)
+            shape = shape_after([m], cur.shape)
             return Source(self.relay(m, cur, shape), shape, cur.t_max)
         if isinstance(m, ResidualBlock):
             return self.residual(m, cur)
@@ -85,7 +86,7 @@ class WindowWalk:
         body = self.sequence(block.body, cur)
         shortcut = self.sequence(block.shortcut, Source(cur.population, cur.shape, cur.t_max))
         shortcut.delay = body.t_max - cur.t_max
-        shape = _shape_after(body.chain, body.shape)
+        shape = shape_after(body.chain, body.shape)
         name = self.neurons(block.act, [body, shortcut], shape, True)
         return Source(name, shape, body.t_max + float(block.act.window))
 
@@ -134,7 +135,8 @@ def affine_map(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[torch.Te
     return torch.autograd.functional.jacobian(run, zero).detach(), bias.detach()
 
 
-def _shape_after(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[int, ...]:
+def shape_after(chain: list[nn.Module], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Per-sample output shape of the modules ``chain`` applied to inputs of per-sample ``shape``."""
     dtype = next((p.dtype for m in chain for p in m.parameters()), torch.float32)
     x = torch.zeros(1, *shape, dtype=dtype)
     with torch.no_grad():
