@@ -12,7 +12,11 @@ first training batch when no calibration set it); ``init_from``: an ``ann`` run 
 folded) or a ``ttfs_window`` run, e.g. a conversion (weights and windows); ``loss``: ``ce`` or ``mse`` on the
 output potentials; ``latency_cost``: weight of ``mean_b relu(T_out - max_k z_bk / alpha) / T_out``, the
 first output spike's offset in its window (rewards early decisions); ``spike_cost``: weight of the mean coded
-value per neuron relative to its window (an L1 surrogate of the spike count: values at 0 are silent neurons).
+value per neuron relative to its window (an L1 surrogate of the spike count: values at 0 are silent neurons);
+``spike_cost_cap``: when set (``c`` in (0, 1]), ``spike_cost`` weighs the capped-L1 surrogate of the spikes per
+neuron instead, ``sum_j min(x_j / (c T_j), 1) / N`` over all ``N`` hidden neurons (it equals the fraction that
+fires as ``c -> 0``): only neurons coding less than ``c`` of their window are pushed to silence, the strongly
+active ones are left alone.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class TtfsWindowOptions:
     loss: str = "ce"
     latency_cost: float = 0.0
     spike_cost: float = 0.0
+    spike_cost_cap: float | None = None
     measures: bool = True
     measure_batches: int | None = 20
 
@@ -48,8 +53,20 @@ class TtfsWindowOptions:
             raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
         checks = ((self.alpha > 0, "alpha", "> 0"), (self.margin > 0, "margin", "> 0"),
                   (self.latency_cost >= 0, "latency_cost", ">= 0"), (self.spike_cost >= 0, "spike_cost", ">= 0"),
+                  (self.spike_cost_cap is None or 0 < self.spike_cost_cap <= 1, "spike_cost_cap", "in (0, 1] or null"),
                   (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
         check_ranges(self, checks)
+
+
+def spike_surrogate(values: list[torch.Tensor], cap: float | None) -> torch.Tensor:
+    """The spike-count surrogate of ``values`` (per layer ``[B, ...]``, each value relative to its window, in
+    [0, 1]): without ``cap`` the mean over layers of each layer's mean value (L1); with ``cap`` the capped L1
+    ``sum_j min(x_j / cap, 1) / N`` over all neurons of all layers, per sample (-> spikes per neuron as cap -> 0)."""
+    if cap is None:
+        return torch.stack([v.mean() for v in values]).mean()
+    batch = values[0].shape[0]
+    capped = sum((v / cap).clamp(max=1.0).sum() for v in values)
+    return capped / (batch * sum(v[0].numel() for v in values))
 
 
 @register_method
@@ -100,7 +117,7 @@ class TtfsWindowMethod(Method):
         if o.spike_cost:
             values = [m.last_values / m.window for m in model.neuron_layers() if m.last_values is not None]
             if values:
-                terms.append(o.spike_cost * torch.stack([v.mean() for v in values]).mean())
+                terms.append(o.spike_cost * spike_surrogate(values, o.spike_cost_cap))
         return sum(terms) if terms else None
 
     def epoch_measures(self, model: WindowNetwork, batches) -> dict[str, float]:
