@@ -4,7 +4,9 @@
 #   1. the CUDA tests of every kernel against the CPU references (fused LIF and learnable LIF Triton kernels,
 #      the TTFS Triton backend, lee2020's neuron on CUDA): pytest's pass/fail counts
 #   2. our Triton LIF against SpikingJelly 2.0's Triton / native-CUDA / torch LIF, fp16 and fp32,
-#      [T, B, N] = [32, 64, 65536], forward + backward (benchmarks/gpu/lif_vs_sj.py)
+#      [T, B, N] = [32, 64, 65536], forward + backward (benchmarks/gpu/lif_vs_sj.py). SpikingJelly 2.0 has no
+#      CuPy backend any more; its native CUDA kernels exist only in a source build (SJ_BUILD_NATIVE_CUDA=1), so
+#      with the PyPI wheel that row shows why it could not run
 #   3. the Open Neuromorphic benchmark at 16,384 neurons (benchmarks/bench_on.py)
 #   4. a TTFS conv layer on CUDA (Triton) against the CPU backends (benchmarks/gpu/ttfs_conv.py)
 # Each section has its own time limit (SECTION_LIMITS below: 535 s, ~9 minutes in all); a section that fails
@@ -44,6 +46,7 @@ done
 if [ -z "$MD" ]; then
   if [ -n "${OUT:-}" ]; then MD="$OUT/gpu_check.md"; else MD="$ROOT/benchmarks/results/gpu/gpu_check.md"; fi
 fi
+case "$MD" in /*) ;; *) MD="$PWD/$MD" ;; esac
 mkdir -p "$(dirname "$MD")"
 cd "$ROOT" || exit 2
 # seconds per section: machine, tests, LIF, Open Neuromorphic, TTFS conv (535 s, + ~15 s wheel install).
@@ -54,6 +57,7 @@ read -r -a SECTION_LIMITS <<< "${GPU_CHECK_LIMITS:-$LIMITS}"
 WORK="$(mktemp -d)"
 BODY="$WORK/body.md"
 SUMMARY=()
+SECTION_NOTE=""  # a line printed under the next section's status (what the dry run left out)
 FAILED=0
 : > "$BODY"
 
@@ -62,7 +66,7 @@ has() { "$PY" -c "import $1" >/dev/null 2>&1; }
 # section TITLE LIMIT CMD...: run CMD under LIMIT seconds, append its command, status and output to the report.
 section() {
   local title="$1" limit="$2"; shift 2
-  local log="$WORK/log" start=$SECONDS rc status
+  local log="$WORK/log" start=$SECONDS rc status note
   echo ">>> $title (limit ${limit}s): $*"
   timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
   rc=$?
@@ -71,20 +75,28 @@ section() {
   else status="FAILED (exit $rc)"; FAILED=1
   fi
   cat "$log"
+  # the counts in the summary: pytest's last line, lif_vs_sj's failed cases
+  note=$(grep -E '[0-9]+ (passed|failed|skipped|errors?)( |,|$)|cases failed' "$log" | tail -1 | tr -d '=|' |
+         sed 's/^ *//; s/ *$//')
   {
-    printf '## %s\n\nCommand (limit %ss): `%s`\n\nStatus: **%s**, %ss\n\n```\n' "$title" "$limit" "$*" "$status" \
+    printf '## %s\n\nCommand (limit %ss): `%s`\n\nStatus: **%s**, %ss\n\n' "$title" "$limit" "$*" "$status" \
       "$((SECONDS - start))"
+    [ -n "$SECTION_NOTE" ] && printf '%s\n\n' "$SECTION_NOTE"
+    printf '```\n'
     tail -c 30000 "$log"
     printf '```\n\n'
   } >> "$BODY"
-  SUMMARY+=("| $title | $status | $((SECONDS - start)) s |")
+  SUMMARY+=("| $title | $status${note:+: $note} | $((SECONDS - start)) s |")
+  SECTION_NOTE=""
 }
 
 # skip TITLE REASON: a section that cannot run here, said so in the report.
 skip() {
   echo ">>> $1: skipped: $2"
   printf '## %s\n\nStatus: **skipped**: %s\n\n' "$1" "$2" >> "$BODY"
+  [ -n "$SECTION_NOTE" ] && printf '%s\n\n' "$SECTION_NOTE" >> "$BODY"
   SUMMARY+=("| $1 | skipped: $2 | |")
+  SECTION_NOTE=""
 }
 
 SETUP="no wheels installed (dry run: the environment's own packages)"
@@ -117,6 +129,9 @@ section "0. Machine" "${SECTION_LIMITS[0]}" "$PY" benchmarks/gpu/versions.py
 TESTS=(tests/neurons/test_fused_triton.py tests/neurons/test_fused_learnable_triton.py tests/ttfs/test_backend_triton.py
        tests/neurons/test_spikebp_kernels.py)
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider -rfEs "${TESTS[@]}")
+if [ $DRY -eq 0 ] && has xdist; then
+  PYTEST+=(-n 8)  # ~100 Triton specialisations of the backward kernel compile in parallel
+fi
 if [ $DRY -eq 1 ]; then
   PYTEST+=(-k "test_forward_kernel_equals_numba and 0-False or test_kernels_equal_numba and 0-False-False-False or \
 test_dense_equals_reference and float32-exp or test_cuda_equals_cpu_kernel")
@@ -138,7 +153,10 @@ FRAMEWORKS=deepspike,snntorch,spikingjelly,norse,norse_compile,spyx
 ON=("$PY" benchmarks/bench_on.py --device "$DEVICE" --neurons 16384 --timesteps 500 --batch 16 --markdown)
 if [ $DRY -eq 1 ]; then
   FRAMEWORKS=deepspike
-  for m in snntorch spikingjelly norse spyx; do if has $m; then FRAMEWORKS+=",$m"; else echo "dry run: $m not installed"; fi; done
+  for m in snntorch spikingjelly norse spyx; do
+    if has $m; then FRAMEWORKS+=",$m"; [ $m = norse ] && FRAMEWORKS+=",norse_compile"
+    else SECTION_NOTE+="$m is not installed here: left out of the dry run. "; fi
+  done
   ON=("$PY" benchmarks/bench_on.py --device cpu --neurons 64 --timesteps 10 --batch 2 --markdown)
 fi
 if [ -f benchmarks/bench_on.py ]; then section "$ON_TITLE" "${SECTION_LIMITS[3]}" "${ON[@]}" --frameworks "$FRAMEWORKS"
@@ -150,8 +168,9 @@ TTFS=("$PY" benchmarks/gpu/ttfs_conv.py --gpu-device "$DEVICE")
 if [ $DRY -eq 1 ]; then
   TTFS+=(--batch 1 --channels 2 --size 3 --steps 1 --cpu-steps 1 --cpu-backends torch)
 fi
-if has triton; then section "4. TTFS conv layer: CUDA (Triton) against the CPU backends" "${SECTION_LIMITS[4]}" "${TTFS[@]}"
-else skip "4. TTFS conv layer: CUDA (Triton) against the CPU backends" "triton is not installed"; fi
+TTFS_TITLE="4. TTFS conv layer: CUDA (Triton) against the CPU backends"
+if has triton; then section "$TTFS_TITLE" "${SECTION_LIMITS[4]}" "${TTFS[@]}"
+else skip "$TTFS_TITLE" "triton is not installed"; fi
 
 {
   printf '# deepspike GPU check%s\n\n' "$([ $DRY -eq 1 ] && echo ' (dry run: tiny sizes, CPU, Triton interpreter)')"
