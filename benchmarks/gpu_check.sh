@@ -134,7 +134,7 @@ if [ $DRY -eq 0 ] && has xdist; then
 fi
 if [ $DRY -eq 1 ]; then
   PYTEST+=(-k "test_forward_kernel_equals_numba and 0-False or test_kernels_equal_numba and 0-False-False-False or \
-test_dense_equals_reference and float32-exp or test_cuda_equals_cpu_kernel")
+test_dense_equals_reference and dtype0-exp or test_cuda_equals_cpu_kernel")
 fi
 if has pytest; then section "1. CUDA kernel tests against the CPU references" "${SECTION_LIMITS[1]}" "${PYTEST[@]}"
 else skip "1. CUDA kernel tests against the CPU references" "pytest is not installed"; fi
