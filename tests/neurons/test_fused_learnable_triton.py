@@ -1,16 +1,18 @@
-"""The Triton kernels of the learnable-decay/threshold update, run in Triton's interpreter on CPU tensors: against
-the numba kernels argument for argument, and end to end against the reference loop (``make test-triton``).
+"""The Triton kernels of the learnable-decay/threshold update: against the numba kernels argument for argument,
+and end to end against the reference loop. Compiled on a GPU where CUDA is available, else in Triton's
+interpreter on CPU tensors (``make test-triton``; ``triton_device``).
 
-Skipped where triton is not installed (CI). TRITON_INTERPRET must be set before triton compiles the kernels.
+Skipped where triton is not installed (CI). TRITON_INTERPRET must be set before triton compiles the kernels
+(``triton_device`` sets it).
 """
 
 import itertools
-import os
 
 import pytest
 import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+from triton_device import DEVICE, to_device
+
 pytest.importorskip("triton")
 pytest.importorskip("numba")
 
@@ -24,12 +26,15 @@ T, N = 4, 2 * triton_kernels.BLOCK + 37  # three programs, the last one partly m
 
 
 def _both(name, args):
-    """Run kernel ``name`` of both backends on copies of ``args``; returns both argument lists after the call."""
+    """Run kernel ``name`` of both backends on copies of ``args`` (Triton's on ``DEVICE``); returns both argument
+    lists after the call, on the CPU."""
     out = []
     for backend in (triton_kernels, numba_kernels):
         copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         if backend is triton_kernels:
+            copies = [to_device(a)[0] if isinstance(a, torch.Tensor) else a for a in copies]
             getattr(backend, name)(*copies)
+            copies = [a.cpu() if isinstance(a, torch.Tensor) else a for a in copies]
         else:
             getattr(backend, name)(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in copies))
         out.append(copies)
@@ -58,10 +63,10 @@ def test_kernels_equal_numba(reset, detach, decay_input, const):
 def test_end_to_end_against_reference(per, monkeypatch):
     monkeypatch.setenv("DEEPSPIKE_FUSED_BACKEND", "triton")
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(T, 2, 3, 4, 4, generator=g).requires_grad_()
+    x = torch.randn(T, 2, 3, 4, 4, generator=g).to(DEVICE).requires_grad_()
     shape = () if per == "layer" else (3, 1, 1)
-    k = (torch.rand(shape, generator=g) * 0.8 + 0.1).requires_grad_()
-    th = (torch.rand(shape, generator=g) + 0.5).requires_grad_()
+    k = (torch.rand(shape, generator=g) * 0.8 + 0.1).to(DEVICE).requires_grad_()
+    th = (torch.rand(shape, generator=g) + 0.5).to(DEVICE).requires_grad_()
     params = NeuronParams(reset="subtract", surrogate="arctan")
     grads = []
     for fused in (True, False):

@@ -1,18 +1,19 @@
-"""The Triton kernels of the fused neuron update (the CUDA path), run in Triton's interpreter on CPU tensors:
-against the numba kernels argument for argument, and end to end against the reference loop.
+"""The Triton kernels of the fused neuron update (the CUDA path): against the numba kernels argument for
+argument, and end to end against the reference loop. Compiled on a GPU where CUDA is available, else in
+Triton's interpreter on CPU tensors (``triton_device``: where they run, and the tolerance on a GPU).
 
 Skipped where triton is not installed (CI). TRITON_INTERPRET must be set before triton compiles the kernels,
-i.e. before ``deepspike.neurons.fused_triton`` is first imported.
+i.e. before ``deepspike.neurons.fused_triton`` is first imported (``triton_device`` sets it).
 """
 
 import itertools
-import os
 
 import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+from triton_device import DEVICE, assert_same, to_device
+
 pytest.importorskip("triton")
 pytest.importorskip("numba")
 
@@ -28,15 +29,17 @@ T, N = 4, 2 * fused_triton.BLOCK + 37  # three programs, the last one partly mas
 
 
 def _forward_both(x, v0, reset, store_h):
-    """(s, v_T, h) of the Triton and the numba forward kernel on the same inputs."""
+    """(s, v_T, h) of the Triton (on ``DEVICE``, copied back) and the numba forward kernel on the same inputs."""
     results = []
     for backend in ("triton", "numba"):
         v = v0.clone()
         s, h = torch.empty(T, N), torch.empty(T, N) if store_h else torch.empty(0, 0)
-        args = (x, v, s, h, np.float32(0.8), np.float32(0.5), reset, store_h, NO_POOL)
         if backend == "triton":
-            fused_triton.lif_forward(*args)
+            xd, v, s, h = to_device(x, v, s, h)
+            fused_triton.lif_forward(xd, v, s, h, np.float32(0.8), np.float32(0.5), reset, store_h, NO_POOL)
+            s, v, h = s.cpu(), v.cpu(), h.cpu()
         else:
+            args = (x, v, s, h, np.float32(0.8), np.float32(0.5), reset, store_h, NO_POOL)
             numba_kernels.lif_forward(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
         results.append((s, v, h))
     return results
@@ -48,7 +51,9 @@ def test_forward_kernel_equals_numba(reset, const):
     x = torch.randn(1 if const else T, N, generator=g)
     v0 = torch.rand(N, generator=g)
     (s_t, v_t, h_t), (s_n, v_n, h_n) = _forward_both(x, v0, reset, store_h=True)
-    assert torch.equal(s_t, s_n) and torch.equal(h_t, h_n) and torch.equal(v_t, v_n)
+    assert torch.equal(s_t, s_n)
+    assert_same(h_t, h_n)
+    assert_same(v_t, v_n)
     assert 0 < s_n.mean() < 1
 
 
@@ -71,11 +76,15 @@ def test_backward_kernel_equals_numba(reset, detach, surrogate, has_gh, mode):
         gv = gv0.clone()
         gx = torch.zeros(1, N) if mode == "summed" else torch.empty(T, N)
         saved = torch.empty(0, N) if mode == "recompute" else h
-        args = (saved, gs, gh, has_gh, gv, gx, np.float32(0.9), np.float32(0.5), reset, detach, code, p1, p2,
-                NO_POOL, x, v0, np.float32(0.8))
+        tensors = (saved, gs, gh, gv, gx, x, v0)
         if backend == "triton":
-            fused_triton.lif_backward(*args)
+            saved, gs_d, gh_d, gv, gx, x_d, v0_d = to_device(*tensors)
+            fused_triton.lif_backward(saved, gs_d, gh_d, has_gh, gv, gx, np.float32(0.9), np.float32(0.5), reset,
+                                      detach, code, p1, p2, NO_POOL, x_d, v0_d, np.float32(0.8))
+            gx, gv = gx.cpu(), gv.cpu()
         else:
+            args = (saved, gs, gh, has_gh, gv, gx, np.float32(0.9), np.float32(0.5), reset, detach, code, p1, p2,
+                    NO_POOL, x, v0, np.float32(0.8))
             numba_kernels.lif_backward(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
         outs.append((gx, gv))
     (gx_t, gv_t), (gx_n, gv_n) = outs
@@ -94,14 +103,15 @@ def test_pooling_is_refused():
 @pytest.mark.parametrize("time_invariant", [False, True])
 def test_fused_multistep_through_triton_equals_reference(monkeypatch, time_invariant):
     """``neuron_multistep`` with the Triton backend forced on CPU tensors: the fused autograd path (saved h,
-    or recomputed h for a time-invariant input) against the reference loop, values and gradients."""
+    or recomputed h for a time-invariant input) against the reference loop, values and gradients; both on
+    ``DEVICE``."""
     monkeypatch.setenv("DEEPSPIKE_FUSED_BACKEND", "triton")
     params = NeuronParams(decay=0.7, threshold=0.6, reset="subtract", surrogate="sigmoid",
                           surrogate_args={"alpha": 3.0})
     torch.manual_seed(3)
     step = torch.randn(3, 4, 6, 6)
-    x_base = step.clone().requires_grad_() if time_invariant else torch.randn(5, 3, 4, 6, 6).requires_grad_()
-    v0_base = torch.rand(3, 4, 6, 6)
+    x_base = (step if time_invariant else torch.randn(5, 3, 4, 6, 6)).to(DEVICE)
+    v0_base = torch.rand(3, 4, 6, 6).to(DEVICE)
     assert fused_supported(x_base, params) and not poolable(torch.zeros(5, 3, 4, 6, 6), (2, 2))
     results = []
     for fused in (True, False):
@@ -109,11 +119,11 @@ def test_fused_multistep_through_triton_equals_reference(monkeypatch, time_invar
         x = leaf.unsqueeze(0).expand(5, *leaf.shape) if time_invariant else leaf
         v0 = v0_base.clone().requires_grad_()
         s, v = neuron_multistep(x, params, v0=v0, fused=fused)
-        (s * torch.linspace(-1, 1, s.numel()).view_as(s)).sum().add(v.sum()).backward()
+        (s * torch.linspace(-1, 1, s.numel(), device=DEVICE).view_as(s)).sum().add(v.sum()).backward()
         results.append((s.detach(), v.detach(), leaf.grad, v0.grad))
     (s_f, v_f, gx_f, gv_f), (s_r, v_r, gx_r, gv_r) = results
     assert torch.equal(s_f, s_r) and 0 < s_r.mean() < 1
-    torch.testing.assert_close(v_f, v_r, rtol=0, atol=0)
+    assert_same(v_f, v_r.cpu())
     torch.testing.assert_close(gx_f, gx_r, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gv_f, gv_r, rtol=1e-5, atol=1e-5)
 
@@ -121,10 +131,11 @@ def test_fused_multistep_through_triton_equals_reference(monkeypatch, time_invar
 @pytest.mark.parametrize("reset", [0, 1, 2])
 def test_forward_kernel_propagates_nan_as_numba(reset):
     """The NaN policy (``neurons.dynamics``) in the Triton kernel: a NaN current gives NaN spikes from that step
-    on, bit for bit as the numba kernel."""
+    on, as the numba kernel (bit for bit in the interpreter; ``triton_device.EXACT``)."""
     x = torch.rand(T, N, generator=torch.Generator().manual_seed(9))
     x[1, 5] = float("nan")
     (s_t, v_t, h_t), (s_n, v_n, h_n) = _forward_both(x, torch.zeros(N), reset, store_h=True)
     assert torch.isnan(s_n[1:, 5]).all() and torch.isnan(s_n).sum() == T - 1
-    for a, b in ((s_t, s_n), (v_t, v_n), (h_t, h_n)):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(s_t, s_n, rtol=0, atol=0, equal_nan=True)
+    for a, b in ((v_t, v_n), (h_t, h_n)):
+        assert_same(a, b, equal_nan=True)

@@ -42,3 +42,22 @@ def test_kernel_pooling_neuron_and_ties(monkeypatch):
     # by hand: h = .25, .75 (not > .75), 1.5 -> fire, reset; .75 (no), .75 (no), 1.75 -> fire
     assert s_k[:, 0, 0].tolist() == [0, 0, 1, 0, 0, 1]
     assert torch.equal(s_k, s_r) and torch.equal(gx_k, gx_r)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("derivative", ["code", "rate"])
+def test_cuda_equals_cpu_kernel(monkeypatch, derivative):
+    """There is no CUDA kernel of lee2020's neuron: on CUDA tensors the torch loops run on the GPU. They must
+    give the numba kernel's spikes exactly and its gradients to float32 rounding (``benchmarks/gpu_check.sh``)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(25, 4, 2 * BLOCK + 37, generator=gen) * 0.6
+    g = torch.randn(x.shape, generator=gen)
+    kw = dict(leak=0.99, threshold=1.0, derivative=derivative)
+    s_k, gx_k = _run(x, g, monkeypatch, True, **kw)
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "1")
+    xc = x.cuda().requires_grad_()
+    s_c = leak_corrected_lif(xc, **kw)
+    s_c.backward(g.cuda())
+    assert 0 < s_k.mean() < 1
+    assert torch.equal(s_c.detach().cpu(), s_k)
+    torch.testing.assert_close(xc.grad.cpu(), gx_k, rtol=1e-5, atol=1e-6)

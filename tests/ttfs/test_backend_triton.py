@@ -1,14 +1,15 @@
-"""The Triton TTFS backend (the CUDA path), run in Triton's interpreter on CPU tensors against the numba and
-torch backends: spike times, and gradients through the exact backward. Skipped where triton is missing (CI).
-TRITON_INTERPRET must be set before triton compiles the kernels (before the first import of deepspike)."""
+"""The Triton TTFS backend (the CUDA path) against the numba and torch backends on the CPU: spike times, and
+gradients through the exact backward. Compiled on a GPU where CUDA is available, else in Triton's interpreter
+on CPU tensors (``triton_device``). Skipped where triton is missing (CI). TRITON_INTERPRET must be set before
+triton compiles the kernels (before the first import of deepspike; ``triton_device`` sets it)."""
 
 import math
-import os
 
 import pytest
 import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+from triton_device import DEVICE, to_device
+
 pytest.importorskip("triton")
 
 from deepspike.core.errors import ConfigError  # noqa: E402
@@ -29,7 +30,7 @@ def test_dense_equals_reference(kernel, dtype):
     w = torch.randn(40, 70, generator=g, dtype=dtype) * 0.2 + 0.05  # 40 outputs: two channel blocks
     b = torch.rand(40, generator=g, dtype=dtype) * 1.5
     ref = spike_times(t, w, b, kernel=kernel, backend=REFERENCE)
-    got = spike_times(t, w, b, kernel=kernel, backend="triton")
+    got = spike_times(*to_device(t, w, b), kernel=kernel, backend="triton").cpu()
     assert 0.2 < torch.isfinite(ref).double().mean() < 1.0 and torch.isfinite(ref[2]).any()
     assert torch.equal(torch.isfinite(ref), torch.isfinite(got))
     tol = 1e-12 if dtype == torch.float64 else 2e-5
@@ -41,7 +42,7 @@ def test_exp_reference_moves_for_late_inputs():
     t = torch.linspace(0.0, 80.0, 50).repeat(2, 1)
     w = torch.full((3, 50), 0.03)
     ref = spike_times(t, w, kernel="exp", backend=REFERENCE)
-    got = spike_times(t, w, kernel="exp", backend="triton")
+    got = spike_times(*to_device(t, w), kernel="exp", backend="triton").cpu()
     assert torch.isfinite(ref).all() and ref.min() > 30
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
 
@@ -57,12 +58,13 @@ def test_conv_values_and_gradients_equal_reference(kernel, stride, padding):
     upstream = None
     results = []
     for backend in (REFERENCE, "triton"):
-        leaves = [x.clone().requires_grad_() for x in (t, w, b)]
+        device = DEVICE if backend == "triton" else torch.device("cpu")
+        leaves = [x.clone().to(device).requires_grad_() for x in (t, w, b)]
         out = spike_times_conv2d(*leaves, stride=stride, padding=padding, kernel=kernel, backend=backend)
         if upstream is None:
             upstream = torch.randn(out.shape, generator=g, dtype=torch.float64)
-        (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * upstream).sum().backward()
-        results.append((out.detach(), [x.grad for x in leaves]))
+        (torch.where(torch.isfinite(out), out, torch.zeros_like(out)) * upstream.to(out.device)).sum().backward()
+        results.append((out.detach().cpu(), [x.grad.cpu() for x in leaves]))
     (ref, ref_grads), (got, got_grads) = results
     assert torch.isfinite(ref).any() and torch.equal(torch.isfinite(ref), torch.isfinite(got))
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
@@ -79,13 +81,14 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
 def test_empty_batch_and_half_precision():
     """An empty batch gives empty times and gradients; float16 times are computed in float32 (as on the CPU
     backends, ``tests/ttfs/test_autograd.py``) and come back as float16."""
-    w = torch.rand(3, 5, requires_grad=True)
-    t = torch.rand(0, 5, requires_grad=True)
+    w = torch.rand(3, 5, device=DEVICE, requires_grad=True)
+    t = torch.rand(0, 5, device=DEVICE, requires_grad=True)
     out = spike_times(t, w, backend="triton")
     out.sum().backward()
-    assert out.shape == (0, 3) and t.grad.shape == (0, 5) and torch.equal(w.grad, torch.zeros(3, 5))
+    assert out.shape == (0, 3) and t.grad.shape == (0, 5) and torch.equal(w.grad.cpu(), torch.zeros(3, 5))
     t16 = (torch.rand(4, 5) * 20).half()
-    got = spike_times(t16, w.detach().half(), backend="triton")
-    ref = spike_times(t16.float(), w.detach().half().float(), backend=REFERENCE)
+    w16 = w.detach().cpu().half()
+    got = spike_times(*to_device(t16, w16), backend="triton")
+    ref = spike_times(t16.float(), w16.float(), backend=REFERENCE)
     assert got.dtype == torch.float16
-    torch.testing.assert_close(got, ref.half())
+    torch.testing.assert_close(got.cpu(), ref.half())

@@ -1,0 +1,32 @@
+"""``benchmarks/gpu_check.sh --dry-run`` (tiny sizes, CPU tensors, Triton's interpreter where triton is installed)
+runs here and writes every section of the GPU report, so the script that only a lent GPU runs in full cannot rot
+unnoticed. A section that fails or times out fails this test; one whose tools are missing must say it skipped."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("0. Machine", "1. CUDA kernel tests against the CPU references", "2. LIF layer: deepspike against "
+            "SpikingJelly", "3. Open Neuromorphic benchmark", "4. TTFS conv layer: CUDA (Triton) against the CPU "
+            "backends")
+
+
+def test_dry_run_writes_every_section(tmp_path):
+    out = tmp_path / "gpu_check.md"
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--python", sys.executable,
+                          "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    md = out.read_text()
+    assert md.startswith("# deepspike GPU check (dry run")
+    for title in SECTIONS:
+        row = re.search(rf"^\| {re.escape(title)} \| (ok|skipped: [^|]+)(: [^|]*)? \|", md, re.M)
+        assert row, f"summary row of {title!r} missing or not ok/skipped"
+        body = re.search(rf"^## {re.escape(title)}\n\n(.*?)(?=^## |\Z)", md, re.M | re.S)
+        assert body and "Status: **" in body.group(1), title
+        if row.group(1).startswith("ok"):
+            assert "```\n" in body.group(1) and "Command (limit" in body.group(1), title
+    assert re.search(r"^\| 1\. [^|]*\| ok: [^|]*\d+ (passed|skipped)", md, re.M)  # pytest's counts in the summary
+    assert f"torch {__import__('torch').__version__}" in md  # the machine section read the versions
+    assert "| deepspike | fp32 |" in md  # the LIF table has deepspike's row
