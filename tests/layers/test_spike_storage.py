@@ -72,3 +72,12 @@ def test_an_outer_saved_tensor_hook_sees_the_codes():
         out = TimeDistributed(nn.Linear(64, 3))(spikes)
     assert sorted(map(str, seen.values())) == ["torch.float32", "torch.uint8"]  # the weight, the codes
     out.sum().backward()
+
+
+def test_an_average_pool_multiplies_the_quantum():
+    spikes = mark_spikes((torch.rand(2, 2, 3, 4, 4) > 0.5).float(), 1)
+    pooled = TimeDistributed(nn.AvgPool2d(2))(spikes)
+    assert spike_quantum(pooled) == 4
+    assert spike_quantum(TimeDistributed(nn.Flatten())(pooled)) == 4
+    assert spike_quantum(TimeDistributed(nn.AvgPool2d(2, divisor_override=3))(spikes)) is None
+    assert isinstance(_pack(pooled.flatten(0, 1), 4), tuple)  # exact codes

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.coding.rate import direct, time_invariant
-from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+from deepspike.layers.lean_avg_pool import LeanAvgPool2d, pool_window
 from deepspike.layers.spike_storage import compact_saved_input, mark_spikes, spike_quantum
 from deepspike.layers.trace_gradient import TRACE_LAYERS, trace_gradient_step
 from deepspike.neurons.carry import CarriesState
@@ -74,7 +74,8 @@ class TimeDistributed(CarriesState, nn.Module):
         else:
             y = self.module(flat)
         y = y.unflatten(0, (t, b))  # [T, B, ...]
-        return mark_spikes(y, quantum) if quantum is not None and isinstance(self.module, nn.Flatten) else y
+        out_quantum = _quantum_after(self.module, quantum)
+        return mark_spikes(y, out_quantum) if out_quantum is not None else y
 
     def _with_trace(self, x: torch.Tensor, decay: float) -> torch.Tensor:
         """Step by step: ``a_t = decay a_{t-1} + x_t`` (carried across calls), ``y_t = layer(x_t)`` with the weight
@@ -85,6 +86,21 @@ class TimeDistributed(CarriesState, nn.Module):
             out.append(trace_gradient_step(self.module, x_t, trace))
         self.keep(trace)
         return torch.stack(out)  # [T, B, ...]
+
+
+def _quantum_after(module: nn.Module, quantum: int | None) -> int | None:
+    """The spike quantum (``layers.spike_storage``) of ``module``'s output for an input of ``quantum``: the same
+    through a flatten, ``quantum kh kw`` through an average pool that divides by its window area (``kh x kw``
+    averages of multiples of ``1/q`` are multiples of ``1/(q kh kw)``); None otherwise."""
+    if quantum is None:
+        return None
+    if isinstance(module, nn.Flatten):
+        return quantum
+    if isinstance(module, nn.AvgPool2d) and module.divisor_override is None:
+        kernel, _, padding = pool_window(module)
+        if module.count_include_pad or padding == [0, 0]:
+            return quantum * kernel[0] * kernel[1]
+    return None
 
 
 def _batch_norm_once(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, copies: int) -> torch.Tensor:
