@@ -20,6 +20,9 @@ default) runs every case, peers and ANN included, with glibc's ``MALLOC_MMAP_MAX
 Peers run with ``--peer-python`` (default ``.bench-venv/bin/python``, made by ``peers/setup.sh``); without
 it they are skipped. Run: ``python benchmarks/bench_rate.py [--rounds 3] [--configs lenet:25,lenet:100,vgg:4,vgg:8]
 [--frameworks ann,deepspike,snntorch,spikingjelly] [--steps 10] [--json out.json] [--markdown out.md]``.
+``--configs`` takes ``net:T`` pairs of any ``peers/nets.py`` net (e.g. ``vgg11:8``, ``sew_resnet18_plif:4``) or a
+preset name from ``PRESETS``: ``default`` (lenet and the 3-conv vgg), ``deep`` (VGG-11 and SEW-ResNet-18 at T = 4
+and 8, issue 26) and ``plif`` (the same with PLIF neurons, issue 22).
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ ROOT = HERE.parent
 DEFAULT_PEER_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 PEERS = ("snntorch", "spikingjelly")
 TUNED_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+PRESETS = {
+    "default": "lenet:25,lenet:100,vgg:4,vgg:8",
+    "deep": "vgg11:4,vgg11:8,sew_resnet18:4,sew_resnet18:8",
+    "plif": "vgg11_plif:4,vgg11_plif:8,sew_resnet18_plif:4,sew_resnet18_plif:8",
+}
 ALLOCATOR_TEXT = {"tuned": "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2^40", "default": "glibc default"}
 
 
@@ -247,7 +255,7 @@ def markdown(rows: list[dict], header: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # framework:net:T, run in this process
-    ap.add_argument("--configs", default="lenet:25,lenet:100,vgg:4,vgg:8", help="net:T,... to measure")
+    ap.add_argument("--configs", default="default", help=f"net:T,... to measure, or a preset ({', '.join(PRESETS)})")
     ap.add_argument("--frameworks", default="ann,deepspike,snntorch,spikingjelly")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=3)
@@ -278,7 +286,8 @@ def main() -> None:
         env.update(TUNED_MALLOC)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
     rows = []
-    for cfg in args.configs.split(","):
+    configs = ",".join(PRESETS.get(c, c) for c in args.configs.split(","))
+    for cfg in configs.split(","):
         net, t = cfg.split(":")
         order = ["ann"] + [f for f in frameworks if f != "ann"] + (["ann"] if "ann" in frameworks else [])
         for fw in order * max(1, args.rounds):

@@ -11,7 +11,9 @@
   ``bench_rate.py``'s RSS column, but without the allocator's caching and fragmentation; the same in every
   run.
 
-Peers need the benchmark venv. Run: ``.bench-venv/bin/python benchmarks/tensor_memory.py [--markdown]``.
+Peers need the benchmark venv. Run: ``.bench-venv/bin/python benchmarks/tensor_memory.py [--markdown]
+[--cases default|deep|plif|net:T,...]`` (``deep``: VGG-11 and SEW-ResNet-18 at T = 4 and 8; ``plif``: the same with
+PLIF neurons; ``bench_rate.PRESETS``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
+from bench_rate import PRESETS  # noqa: E402
 from nets import FRAMEWORKS, NETS, build  # noqa: E402
 
-CASES = (("lenet", 25), ("lenet", 100), ("vgg", 4), ("vgg", 8))
 MB = 2**20
 
 
@@ -81,6 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", help="framework:net:T, measured in this process (internal)")
     ap.add_argument("--markdown", action="store_true", help="print one Markdown table")
+    ap.add_argument("--cases", default="default", help=f"net:T,... or a preset ({', '.join(PRESETS)})")
     args = ap.parse_args()
     if args.case:
         fw, net, t = args.case.split(":")
@@ -88,7 +91,8 @@ def main() -> None:
         print(f"{saved:.1f} {peak:.1f}")
         return
     rows = []
-    for net, t in CASES:
+    cases = [c.split(":") for c in ",".join(PRESETS.get(c, c) for c in args.cases.split(",")).split(",")]
+    for net, t in ((n, int(t)) for n, t in cases):
         for fw in FRAMEWORKS:
             out = subprocess.run([sys.executable, __file__, "--case", f"{fw}:{net}:{t}"], capture_output=True,
                                  text=True)

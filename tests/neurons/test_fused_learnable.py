@@ -102,3 +102,23 @@ def test_forced_fused_refuses_what_it_cannot_run():
     with pytest.raises(ConfigError, match="fused learnable"):
         learnable_multistep(torch.randn(2, 3, dtype=torch.bfloat16), torch.tensor(0.5), torch.tensor(1.0), params,
                             fused=True)
+
+
+def test_saves_only_the_input_and_the_parameters():
+    """Saved for backward: ``x`` and the per-layer/per-channel values, not their one-step ``[N]`` expansions nor a
+    zero initial membrane ((T + 3) N floats before, T N now)."""
+    from deepspike.neurons.learnable import LearnableLIF
+
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    neuron = LearnableLIF(NeuronParams(decay=0.5, threshold=1.0, surrogate="arctan"), channels=4)
+    x = (torch.rand(2, 3, 4, 5, 5) * 2).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        s = neuron(x)
+    assert sum(seen.values()) <= x.numel() * 4 + 64  # x, and a few per-channel values (one step: 1200 bytes)
+    s.sum().backward()
+    assert neuron.w.grad is not None and x.grad is not None

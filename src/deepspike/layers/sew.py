@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.layers.spike_storage import mark_spikes, spike_quantum
+
 
 def sew_connect(kind: str, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``g(a, s)`` for ``kind`` in add, and, iand (module docstring); same shapes in and out."""
@@ -35,7 +37,11 @@ class SewBlock(nn.Module):
         self.connect = connect
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sew_connect(self.connect, self.body(x), self.shortcut(x))
+        """``[T, B, ...] -> [T, B, ...]``; spikes in both branches give integer counts, marked for the next
+        layer's uint8 saved input (``layers.spike_storage``)."""
+        a, s = self.body(x), self.shortcut(x)
+        out = sew_connect(self.connect, a, s)
+        return mark_spikes(out, 1) if spike_quantum(a) == 1 and spike_quantum(s) == 1 else out
 
     def extra_repr(self) -> str:
         return f"connect={self.connect}"

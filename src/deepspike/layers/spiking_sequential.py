@@ -12,6 +12,9 @@ and their pooling then stay channels-last. Values are exactly those of the two m
 other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
 (``tests/layers/test_spiking_sequential.py``).
 
+Every neuron's spikes (pooled or not) are marked (``layers.spike_storage``): the convolution or linear layer
+that reads them saves them for backward as ``uint8``, exactly.
+
 The modules stay where they are (same ``state_dict`` keys, same ``named_modules``, exporters and cost
 counters see the usual neuron and pooling layers). The pair runs unfused whenever either module (or the
 pooling inside the wrapper) has hooks, as the analysis monitors install, when the fused kernels cannot run
@@ -24,6 +27,8 @@ import torch
 from torch import nn
 
 from deepspike.layers.lean_avg_pool import pool_window
+from deepspike.layers.neuron_kinds import is_spiking_neuron
+from deepspike.layers.spike_storage import mark_spikes
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.fused import fused_multistep, fused_supported, poolable
 from deepspike.neurons.modules import SpikingNeuron
@@ -74,8 +79,11 @@ class SpikingSequential(nn.Sequential):
                 neuron.keep(v)
                 if neuron.tally is not None:  # tiling windows: the pooled map times the window area counts the spikes
                     neuron.report_spikes(x.sum() * (kernel[0] * kernel[1]))
+                mark_spikes(x, kernel[0] * kernel[1])  # multiples of 1/(kh kw): saved as uint8 by the next layer
                 i += 2
             else:
                 x = neuron(x)
+                if is_spiking_neuron(neuron) and isinstance(x, torch.Tensor):
+                    mark_spikes(x, 1)
                 i += 1
         return x

@@ -11,7 +11,9 @@ kernel returns are summed back to the parameter's shape here.
 Kernels: numba (``fused_learnable_kernels``) on CPU float32/float64 tensors, Triton
 (``fused_learnable_triton``) on CUDA float32 tensors or wherever ``fused.uses_triton`` says so (the same switch
 ``DEEPSPIKE_FUSED`` and backend variable as the fixed-parameter kernels). Saved for backward: the input ``x``
-(``[T, B, ...]``, or one step for a time-invariant input), from which the backward kernel recomputes ``h``.
+(``[T, B, ...]``, or one step for a time-invariant input), from which the backward kernel recomputes ``h``, the
+decay and threshold as given (``()`` or ``[C, 1, ...]``: their one-step expansions are written again in backward)
+and the initial membrane only when one was given (zeros otherwise).
 """
 
 from __future__ import annotations
@@ -97,12 +99,14 @@ class _FusedLearnable(torch.autograd.Function):
         x2, step = _dense_input(x)  # [T or 1, N] and the per-step layout
         v = torch.empty_strided(step.shape, step.stride(), dtype=x.dtype, device=x.device)
         v.zero_() if v0 is None else v.copy_(v0.detach())
-        v_start = v.clone()
+        v_start = None if v0 is None else v.clone()  # None: zeros, made again in backward
         s = torch.empty_strided(x.shape, (step.numel(), *step.stride()), dtype=x.dtype, device=x.device)
-        kn, thn = _per_neuron(k, step), _per_neuron(th, step)
         code = RESET_CODES[params.reset]
-        _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), kn, thn, code, decay_input)
-        ctx.save_for_backward(x2, v_start, kn, thn, k, th)
+        _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _per_neuron(k, step), _per_neuron(th, step), code,
+             decay_input)
+        # saved: the input and the parameters as given (k, th: () or [C, 1, ...]); their [N] expansions are
+        # written again in backward (each one step in size: (T + 3) N floats saved otherwise, not T N)
+        ctx.save_for_backward(x2, v_start, k, th)
         ctx.params, ctx.decay_input, ctx.steps, ctx.step_shape = params, decay_input, t, step
         ctx.has_v0 = v0 is not None
         ctx.set_materialize_grads(False)
@@ -111,9 +115,12 @@ class _FusedLearnable(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, g_v):
-        x2, v_start, kn, thn, k, th = ctx.saved_tensors
+        x2, v_start, k, th = ctx.saved_tensors
         p: NeuronParams = ctx.params
         step, t = ctx.step_shape, ctx.steps
+        kn, thn = _per_neuron(k, step), _per_neuron(th, step)
+        if v_start is None:
+            v_start = torch.zeros_like(step)
         gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else _step_rows(g_s, step)
         gv = torch.zeros_like(v_start) if g_v is None else torch.empty_like(v_start).copy_(g_v)
         gx = torch.empty((t, step.numel()), dtype=x2.dtype, device=x2.device)

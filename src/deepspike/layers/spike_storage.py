@@ -1,0 +1,78 @@
+"""Save a layer's spike input for backward in one byte per value instead of four.
+
+A convolution or linear layer saves its input for the weight gradient ``dL/dW = g^T x``. In a rate-coded SNN that
+input is a spike map ``[T*B, ...]`` held in float32 until the backward pass reaches the layer, one of the three
+largest saved tensors of each conv-BN-neuron layer (with the batch-norm's input and the neuron's membrane). Its
+values are few and exact: spikes ``{0, 1}``, SEW ADD junctions ``{0, 1, 2}``, tiling ``kh x kw`` average pools of
+spikes ``{0, 1/(kh kw), ..., 1}``. So with ``q`` the value's quantum::
+
+    saved = uint8(x * q)        (forward),      x = float(saved) / q      (backward, exact)
+
+``mark_spikes(x, q)`` records ``q`` on a tensor that the code producing it knows to hold multiples of ``1/q``
+(``SpikingSequential`` for its neurons and their fused pooling, ``SewBlock`` for its junction);
+``TimeDistributed`` runs a conv/linear layer on a marked input under ``compact_saved_input``. The packing checks
+its own round trip (``x == float(uint8(x q)) / q`` everywhere) and keeps the float32 tensor where it does not hold
+(e.g. graded spikes, counts above ``255 / q``): gradients are bit for bit those of the unpacked layer.
+Backward unpacks a transient float32 copy, freed once the layer's gradient is computed.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+_ATTR = "_deepspike_spike_quantum"
+
+
+def mark_spikes(x: torch.Tensor, quantum: int) -> torch.Tensor:
+    """Record on ``x`` (returned) that its values are integer multiples of ``1 / quantum`` (module docstring)."""
+    setattr(x, _ATTR, int(quantum))
+    return x
+
+
+def spike_quantum(x: torch.Tensor) -> int | None:
+    """The quantum ``mark_spikes`` recorded on this tensor object, or None."""
+    return getattr(x, _ATTR, None)
+
+
+def _pack(x: torch.Tensor, quantum: int):
+    """``(uint8 codes, quantum, dtype)`` when the codes give ``x`` back exactly, else ``x`` itself."""
+    codes = (x * quantum if quantum != 1 else x).to(torch.uint8)
+    back = codes.to(x.dtype)
+    if quantum != 1:
+        back.div_(quantum)
+    return (codes, quantum, x.dtype) if torch.equal(back, x) else x
+
+
+def _outer_hooks():
+    """The saved-tensor hooks active around this call (e.g. a memory count's), or None: ours pass their tensors
+    on to them (torch keeps only the innermost hooks active)."""
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return top(False) if top is not None else None
+
+
+@contextmanager
+def compact_saved_input(x: torch.Tensor, quantum: int):
+    """Within the block, autograd saves the tensor ``x`` (same memory, shape and strides, e.g. a layer's
+    flattened input) as ``uint8`` codes (module docstring); every other saved tensor (weights) as usual. Hooks
+    already active (``torch.autograd.graph.saved_tensors_hooks``) still see every saved tensor (the codes)."""
+    key = (x.data_ptr(), x.shape, x.stride(), x.dtype)
+    outer = _outer_hooks()
+    outer_pack, outer_unpack = outer if outer is not None else (lambda t: t, lambda t: t)
+
+    def pack(t: torch.Tensor):
+        packed = _pack(t, quantum) if (t.data_ptr(), t.shape, t.stride(), t.dtype) == key else t
+        if isinstance(packed, tuple):
+            return (outer_pack(packed[0]), *packed[1:])
+        return outer_pack(t)
+
+    def unpack(saved):
+        if not isinstance(saved, tuple):
+            return outer_unpack(saved)
+        codes, q, dtype = saved
+        x = outer_unpack(codes).to(dtype)
+        return x.div_(q) if q != 1 else x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield

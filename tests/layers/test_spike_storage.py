@@ -1,0 +1,83 @@
+"""Spike inputs saved as uint8 (``layers.spike_storage``): exact codes, the same gradients bit for bit."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.layers.sew import SewBlock
+from deepspike.layers.spike_storage import _pack, mark_spikes, spike_quantum
+from deepspike.layers.spiking_sequential import SpikingSequential
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons import LIF
+
+
+def _grads(x: torch.Tensor, layer: nn.Module, quantum: int | None):
+    x = x.clone().requires_grad_(True)
+    inp = x * 1.0
+    if quantum is not None:
+        mark_spikes(inp, quantum)
+    out = TimeDistributed(layer)(inp)
+    out.pow(2).sum().backward()
+    return out.detach(), x.grad, layer.weight.grad.clone()
+
+
+def test_marked_spikes_give_the_same_gradients_bit_for_bit():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    for quantum, x in ((1, (torch.rand(2, 3, 3, 6, 6) > 0.5).float()),
+                       (4, torch.randint(0, 5, (2, 3, 3, 6, 6)).float() / 4)):
+        ref = _grads(x, conv, None)
+        conv.weight.grad = None
+        got = _grads(x, conv, quantum)
+        conv.weight.grad = None
+        for a, b in zip(ref, got, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_values_that_are_not_multiples_stay_float32():
+    x = torch.rand(2, 3, 5)  # not multiples of 1: the round trip fails, the float tensor is saved
+    assert _pack(x, 1) is x
+    assert _pack(torch.full((3,), 300.0), 1) is not None and torch.is_tensor(_pack(torch.full((3,), 300.0), 1))
+    codes, quantum, dtype = _pack(torch.tensor([0.0, 0.25, 0.5, 2.0]), 4)
+    assert codes.dtype == torch.uint8 and codes.tolist() == [0, 1, 2, 8] and (quantum, dtype) == (4, torch.float32)
+    lin = nn.Linear(5, 2)
+    ref = _grads(x, lin, None)
+    lin.weight.grad = None
+    got = _grads(x, lin, 1)
+    for a, b in zip(ref, got, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_spiking_layers_mark_their_outputs():
+    seq = SpikingSequential(TimeDistributed(nn.Conv2d(2, 3, 3, padding=1)), LIF(decay=0.5, threshold=0.3))
+    out = seq(torch.rand(2, 2, 2, 4, 4))
+    assert spike_quantum(out) == 1
+    block = SewBlock(SpikingSequential(TimeDistributed(nn.Conv2d(3, 3, 3, padding=1)), LIF(decay=0.5, threshold=0.3)),
+                     SpikingSequential(), "add")
+    assert spike_quantum(block(mark_spikes((torch.rand(2, 2, 3, 4, 4) > 0.5).float(), 1))) == 1
+    assert spike_quantum(block(torch.rand(2, 2, 3, 4, 4))) is None  # an unmarked shortcut: no mark
+
+
+def test_an_outer_saved_tensor_hook_sees_the_codes():
+    """A memory count around the layer (``benchmarks/tensor_memory.py``) sees the uint8 codes, not nothing."""
+    seen: dict[int, torch.dtype] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.dtype
+        return t
+
+    spikes = mark_spikes((torch.rand(4, 8, 64) > 0.5).float().requires_grad_(True), 1)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = TimeDistributed(nn.Linear(64, 3))(spikes)
+    assert sorted(map(str, seen.values())) == ["torch.float32", "torch.uint8"]  # the weight, the codes
+    out.sum().backward()
+
+
+def test_an_average_pool_multiplies_the_quantum():
+    spikes = mark_spikes((torch.rand(2, 2, 3, 4, 4) > 0.5).float(), 1)
+    pooled = TimeDistributed(nn.AvgPool2d(2))(spikes)
+    assert spike_quantum(pooled) == 4
+    assert spike_quantum(TimeDistributed(nn.Flatten())(pooled)) == 4
+    assert spike_quantum(TimeDistributed(nn.AvgPool2d(2, divisor_override=3))(spikes)) is None
+    assert isinstance(_pack(pooled.flatten(0, 1), 4), tuple)  # exact codes

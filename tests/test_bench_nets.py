@@ -1,0 +1,44 @@
+"""The benchmark nets (``benchmarks/peers/nets.py``): every framework builds the same layers.
+
+deepspike and the ANN are always checked; snnTorch and SpikingJelly where they are installed (the benchmark venv).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "peers"))
+import nets  # noqa: E402
+
+PEER_MODULES = {"snntorch": "snntorch", "spikingjelly": "spikingjelly"}
+
+
+def _frameworks() -> list[str]:
+    return ["ann", "deepspike"] + [f for f, m in PEER_MODULES.items() if importlib.util.find_spec(m) is not None]
+
+
+@pytest.mark.parametrize("net", ["vgg11", "sew_resnet18", "vgg11_plif", "sew_resnet18_plif", "lenet_plif"])
+def test_same_layout_in_every_framework(net):
+    torch.manual_seed(0)
+    ann = nets.build("ann", net, 2)
+    for fw in _frameworks():
+        model = nets.build(fw, net, 2)
+        assert nets.layout(model) == nets.layout(ann), fw
+        out = model(torch.rand(2, *nets.NETS[net]))
+        assert out.shape == (2, 10), fw
+
+
+def test_plif_nets_learn_a_decay_per_layer():
+    hidden = [p for p in nets.build("deepspike", "vgg11_plif", 2).parameters() if p.dim() == 0]
+    assert len(hidden) == 8  # one time constant per conv layer's neurons (VGG-11 has 8 convs)
+    assert not [p for p in nets.build("deepspike", "vgg11", 2).parameters() if p.dim() == 0]
+
+
+def test_unknown_net_is_refused():
+    with pytest.raises(ValueError, match="unknown benchmark net"):
+        nets.build("ann", "resnet50", 2)
