@@ -10,11 +10,16 @@ weights everywhere), an input ``x = randn(T, B, N)`` without gradient, then meas
   median of ``--steps`` steps after ``--warmup`` steps (the warm-up also compiles: numba, torch.compile, XLA);
   Spyx: one ``jit(grad(sum of spikes))`` call;
 * inference: forward under ``torch.no_grad`` (Spyx: the jitted forward), median after warm-up;
-* peak memory of one more training step and one more inference call, each above its start (the input, the
-  weights and the libraries' caches are not counted): on CPU the process's peak RSS (``VmHWM`` reset through
-  ``/proc/self/clear_refs``) minus the RSS at that moment, with glibc set to return every freed block of 64 KiB
-  or more (``_exact_rss``; the timed steps before ran with the default allocator), also for JAX; on CUDA
-  ``torch.cuda.max_memory_allocated`` minus the allocated bytes at the start.
+* peak memory of two training steps and two inference calls, each pair above its start or a lower RSS between
+  or after the calls (the input, the weights and the libraries' caches are not counted; memory a library keeps
+  from one call to the next and frees in the next is), measured in a second fresh process after a warm-up call:
+  on CPU the process's peak RSS (``VmHWM`` reset through ``/proc/self/clear_refs``) minus the RSS at that
+  moment, with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns every freed block of 64 KiB or more at once
+  (by default its threshold grows up to 32 MiB and freed tensors stay in the heap, hiding what a step needs),
+  for Spyx at least the temporaries and outputs that XLA's compiled programs allocate (``memory_analysis``:
+  XLA keeps those buffers between calls, where the RSS does not see them); on CUDA
+  ``torch.cuda.max_memory_allocated`` minus the allocated bytes at the start. The timing process runs with the
+  default allocator.
 
 A framework that is not installed gives a row saying so. Ratios in the table: each framework's time over the
 fastest peer's time (peers = every framework but deepspike), and its memory over that same peer's memory.
@@ -64,6 +69,12 @@ class _Memory:
             self.ok = _reset_peak()
             self.base = _status_kb("VmRSS") * 1024
 
+    def note(self) -> None:
+        """Lower the base to the RSS now if it is lower: memory a library kept from the call before the start
+        and freed during the measured calls (XLA does) counts as the step's."""
+        if not self.cuda:
+            self.base = min(self.base, _status_kb("VmRSS") * 1024)
+
     def peak_mb(self) -> float:
         if self.cuda:
             import torch
@@ -72,35 +83,26 @@ class _Memory:
         return (_status_kb("VmHWM") * 1024 - self.base) / 2**20 if self.ok else float("nan")
 
 
-def _exact_rss() -> None:
-    """From here on glibc hands every block of 64 KiB or more back to the kernel when it is freed (a fixed mmap
-    threshold instead of the dynamic one, which grows up to 32 MiB and then keeps freed tensors in the heap),
-    and the heap gives back what it holds now: the RSS then follows the live tensors of every library alike."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-    libc.malloc_trim(0)
+def _timings(train, infer, warmup: int, steps: int) -> dict:
+    """Median ms of ``train()`` and ``infer()``, each after ``warmup`` calls."""
+    return {"train_ms": _median_ms(train, warmup, steps), "infer_ms": _median_ms(infer, max(1, warmup), steps)}
 
 
-def _measure(train, infer, release, device: str, warmup: int, steps: int) -> dict:
-    """Time ``train()`` and ``infer()`` (each: warm-up, then the median of ``steps``) with the default allocator
-    settings, then the peak memory of one more call of each (``_exact_rss`` on CPU), each started after
-    ``release()`` dropped the gradients of the step before (so the weight gradient counts for every library)."""
-    for _ in range(warmup):
-        train()
-    train_ms = _median_ms(train, 0, steps)
-    infer_ms = _median_ms(infer, max(1, warmup), steps)
-    mem = _Memory(device)
-    if not mem.cuda:
-        _exact_rss()
-    peaks = []
-    for fn in (train, infer):
+def _peaks(train, infer, release, device: str) -> dict:
+    """Peak MB of two ``train()`` and two ``infer()`` calls above their start (or above a lower RSS between or after
+    them, ``_Memory.note``), each pair after a warm-up call and after ``release()`` dropped the gradients of the
+    call before (so the weight gradient counts for every library)."""
+    mem, peaks = _Memory(device), {}
+    for key, fn in (("peak_train_mb", train), ("peak_infer_mb", infer)):
+        fn()
         release()
         mem.start()
-        fn()
-        peaks.append(mem.peak_mb())
-    return {"train_ms": train_ms, "infer_ms": infer_ms, "peak_train_mb": peaks[0], "peak_infer_mb": peaks[1]}
+        for _ in range(2):
+            fn()
+            release()
+            mem.note()
+        peaks[key] = mem.peak_mb()
+    return peaks
 
 
 def _torch_case(framework: str, n: int, t: int, b: int, device: str, dtype: str) -> tuple:
@@ -130,8 +132,10 @@ def _torch_case(framework: str, n: int, t: int, b: int, device: str, dtype: str)
 
 
 def _spyx_case(n: int, t: int, b: int, dtype: str) -> tuple:
-    """``(train, infer, release)`` closures of the Spyx net (JAX on its default backend) with the torch Linear's
-    weights."""
+    """``(train, infer, release, planned)`` of the Spyx net (JAX on its default backend) with the torch Linear's
+    weights: closures as ``_torch_case``'s, and ``planned``, the MB that XLA's compiled train and infer programs
+    allocate for their temporaries and outputs (``memory_analysis``; XLA keeps such buffers from call to call, so
+    the RSS above the start of a call can miss them)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -142,8 +146,12 @@ def _spyx_case(n: int, t: int, b: int, dtype: str) -> tuple:
     fc = torch.nn.Linear(n, n)
     params, train_fn, infer_fn = on_nets.spyx_functions(fc.weight.detach().numpy(), fc.bias.detach().numpy(), dtype)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((t, b, n), dtype=np.float32), dtype=jnp.dtype(dtype))
+    planned = {}
+    for key, fn in (("peak_train_mb", train_fn), ("peak_infer_mb", infer_fn)):
+        m = fn.lower(params, x).compile().memory_analysis()
+        planned[key] = (m.temp_size_in_bytes + m.output_size_in_bytes) / 2**20 if m is not None else 0.0
     return (lambda: jax.block_until_ready(train_fn(params, x))), (lambda: jax.block_until_ready(infer_fn(params, x))), (
-        lambda: None)  # the gradients are results of train_fn, dropped at once
+        lambda: None), planned  # release: the gradients are results of train_fn, dropped at once
 
 
 def run_case(framework: str, args) -> dict:
@@ -151,6 +159,8 @@ def run_case(framework: str, args) -> dict:
     import importlib
     import importlib.metadata
 
+    if framework == "spyx" and args.threads == 1:  # XLA's CPU thread pool: one thread, as torch gets
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     try:
         importlib.import_module(MODULES[framework])
     except ImportError:
@@ -162,24 +172,35 @@ def run_case(framework: str, args) -> dict:
 
         torch.set_num_threads(args.threads)
     if framework == "spyx":
-        train, infer, release = _spyx_case(args.neurons, args.timesteps, args.batch, args.dtype)
+        import jax
+
+        if (jax.default_backend() == "cpu") != (args.device == "cpu"):
+            return {"framework": framework, "version": version, "error": f"jax runs on {jax.default_backend()} here"}
+        train, infer, release, planned = _spyx_case(args.neurons, args.timesteps, args.batch, args.dtype)
     else:
         train, infer, release = _torch_case(framework, args.neurons, args.timesteps, args.batch, args.device,
                                             args.dtype)
+        planned = {}
     t0 = time.perf_counter()
     train()  # first call: compilation (numba cache, torch.compile, XLA), reported separately
-    first_s = time.perf_counter() - t0
-    row = {"framework": framework, "version": version, "first_step_s": first_s}
-    row.update(_measure(train, infer, release, args.device, args.warmup, args.steps))
+    row = {"framework": framework, "version": version, "first_step_s": time.perf_counter() - t0}
+    if args.phase == "memory":
+        peaks = _peaks(train, infer, release, args.device)
+        row.update({k: max(v, planned.get(k, 0.0)) for k, v in peaks.items()})  # Spyx: at least what XLA plans
+    else:
+        row.update(_timings(train, infer, args.warmup, args.steps))
     return row
 
 
 # ----------------------------------------------------------------------------- the table (parent process)
-def _spawn(python: str, framework: str, args, env: dict) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--case", framework, "--neurons", str(args.neurons),
-           "--timesteps", str(args.timesteps), "--batch", str(args.batch), "--device", args.device,
-           "--dtype", args.dtype, "--steps", str(args.steps), "--warmup", str(args.warmup),
+def _spawn(python: str, framework: str, args, env: dict, phase: str) -> dict:
+    """One case in a fresh process: its timings (``phase="time"``) or its peak memory (``"memory"``)."""
+    cmd = [python, str(Path(__file__).resolve()), "--case", framework, "--phase", phase, "--neurons",
+           str(args.neurons), "--timesteps", str(args.timesteps), "--batch", str(args.batch), "--device",
+           args.device, "--dtype", args.dtype, "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--threads", str(args.threads)]
+    if phase == "memory":
+        env = dict(env, MALLOC_MMAP_THRESHOLD_="65536")
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
     except subprocess.TimeoutExpired:
@@ -236,8 +257,8 @@ def _header(args, pythons: dict[str, str], frameworks: list[str], rows: list[dic
         f"end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; torch threads {args.threads or 'default'}.",
         f"Versions: {'; '.join(versions)}; python {platform.python_version()}.",
         f"Medians of {args.steps} steps after {args.warmup} warm-up steps (plus one first, compiling step); each "
-        "framework in a fresh process; peak memory of one more step above its start (CPU: RSS with glibc returning "
-        "every freed block >= 64 KiB; CUDA: allocated bytes).",
+        "framework in a fresh process; peak memory of one step above its start, in another fresh process (CPU: RSS "
+        "with glibc returning every freed block >= 64 KiB; CUDA: allocated bytes).",
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
     ])
 
@@ -245,6 +266,7 @@ def _header(args, pythons: dict[str, str], frameworks: list[str], rows: list[dic
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # one framework, run in this process
+    ap.add_argument("--phase", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     ap.add_argument("--neurons", type=int, default=4096)
     ap.add_argument("--timesteps", type=int, default=500)
     ap.add_argument("--batch", type=int, default=16)
@@ -275,8 +297,12 @@ def main() -> None:
         env.setdefault("JAX_PLATFORMS", "cpu")
     rows = []
     for fw in frameworks:
-        rows.append(_spawn(pythons[fw], fw, args, env))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        row = _spawn(pythons[fw], fw, args, env, "time")
+        if "error" not in row:
+            memory = _spawn(pythons[fw], fw, args, env, "memory")
+            row.update({k: v for k, v in memory.items() if k.startswith("peak") or k == "error"})
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     text = markdown(rows, _header(args, pythons, frameworks, rows))
