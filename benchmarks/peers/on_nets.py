@@ -21,7 +21,8 @@ with ``beta = 0.9``, ``th = 1`` and the SuperSpike / fast-sigmoid surrogate ``dH
   ``layer.Linear`` in multi-step mode: one GEMM over ``[T*B, N]``.
 * Norse ``LIFBoxCell`` integrates ``v + dt tau_inv (x - v)``: its defaults (``dt tau_inv = 0.1``) give
   ``beta = 0.9`` but scale the input by 0.1, so its Linear's weight and bias are multiplied by 10 (the same
-  membrane, up to rounding); ``method="super", alpha=2`` is the fast sigmoid; ``reset_subtract``; fires at
+  membrane, up to rounding); ``method="super"`` is the fast sigmoid, but Norse 1.1.0's SuperSpike ignores its
+  ``alpha`` (``1 / (1 + |u|)^2``, k = 1: the same cost, another gradient); ``reset_subtract``; fires at
   ``h - th > 0``. One GEMM over ``[T*B, N]``, then the cell in a Python loop over T (Norse's idiom for cells);
   ``norse_compile`` compiles the cell step with ``torch.compile``.
 * Spyx ``LIF(beta=0.9)`` fires on the previous step's membrane, ``s_t = H(V_{t-1} - th)`` (strictly above),
@@ -31,6 +32,9 @@ with ``beta = 0.9``, ``th = 1`` and the SuperSpike / fast-sigmoid surrogate ``dH
 * deepspike: ``TimeDistributed(Linear)`` (one GEMM over ``[T*B, N]``) and ``LIF(..., inplace=True)``, the fused
   kernel over all T (it overwrites the Linear's output with the membrane it saves for backward). Below float32
   (``--dtype``) the Linear runs in that dtype and the neuron in float32 (its kernels are float32).
+
+Checked at N = 64, T = 50, B = 4: SpikingJelly's and Norse's spikes equal deepspike's exactly (SpikingJelly's weight
+gradient too, to 2e-7), snnTorch's agree in 99.7 % of the entries, Spyx's (shifted one step) in 98 %.
 
 All torch nets start from the same ``nn.Linear`` initialisation (``torch.manual_seed(0)`` before building);
 Spyx copies those weights. ``build(framework, n)`` returns ``model(x [T, B, N]) -> spikes [T, B, N]``;
