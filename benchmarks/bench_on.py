@@ -257,7 +257,7 @@ def _header(args, pythons: dict[str, str], frameworks: list[str], rows: list[dic
         f"end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; torch threads {args.threads or 'default'}.",
         f"Versions: {'; '.join(versions)}; python {platform.python_version()}.",
         f"Medians of {args.steps} steps after {args.warmup} warm-up steps (plus one first, compiling step); each "
-        "framework in a fresh process; peak memory of one step above its start, in another fresh process (CPU: RSS "
+        "framework in a fresh process; peak memory of two steps above their start, in another fresh process (CPU: RSS "
         "with glibc returning every freed block >= 64 KiB; CUDA: allocated bytes).",
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
     ])
