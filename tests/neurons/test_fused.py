@@ -157,6 +157,35 @@ def test_loss_through_mean_of_spikes():
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_time_invariant_spike_gradient_read_as_one_row(monkeypatch):
+    # s.sum() hands backward a stride-0 dL/ds: the kernel gets one [1, N] row, not a [T, N] copy
+    import deepspike.neurons.fused as fused
+
+    rows = []
+    real = fused._grad_rows
+    monkeypatch.setattr(fused, "_grad_rows", lambda *a: rows.append(real(*a)) or rows[-1])
+    torch.manual_seed(5)
+    x1 = (torch.randn(9, 3, 2 * BLOCK + 5) * 0.7 + 0.3).requires_grad_()
+    x2 = x1.detach().clone().requires_grad_()
+    lif = LIF(decay=0.9, reset="subtract", surrogate="fast_sigmoid", surrogate_args={"k": 2.0})
+    for x, fused_path in ((x1, True), (x2, False)):
+        s, _ = neuron_multistep(x, lif.params, fused=fused_path)
+        s.sum().backward()
+    assert [r.shape[0] for r in rows] == [1]
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_inplace_inference_writes_the_spikes_over_the_input():
+    torch.manual_seed(6)
+    x = torch.randn(8, 3, 2 * BLOCK + 7) + 0.4
+    params = NeuronParams(decay=0.9, threshold=1.0, reset="subtract")
+    expected = neuron_multistep(x, params, fused=False)
+    with torch.no_grad():
+        s, v = neuron_multistep(x, params, inplace=True, fused=True)
+    assert s.data_ptr() == x.data_ptr()  # no [T, B, N] buffer of its own
+    assert torch.equal(s, expected[0]) and torch.equal(v, expected[1])
+
+
 def test_golden_if_subtract_with_tie():
     # IF, threshold 1, subtract; dyadic inputs are exact in float32.
     #   h: 0.75 (s=0) | 0.75+0.5=1.25 (s=1, v=0.25) | 0.25+0.25=0.5 (s=0) | 0.5+1.5=2.0 (s=1, v=1.0)

@@ -15,6 +15,8 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
   in backward, ``dL/dx`` over the saved ``h``: one ``[T, B, ...]`` buffer less at the forward peak and
   one less at the backward peak. ``x`` holds ``h`` afterwards (autograd's version counter catches any
   other user that saved ``x``); such a graph can be backpropagated once (``retain_graph`` re-use raises).
+  Without a gradient (inference) ``inplace`` writes the spikes themselves over ``x`` (nothing else is kept):
+  the neuron then adds no ``[T, B, ...]`` buffer at all.
 
 ``neuron_multistep`` dispatches here automatically when ``fused_supported`` says yes: float32 tensors,
 on the CPU with numba importable (``fused_kernels``) or on CUDA with triton importable (``fused_triton``:
@@ -145,6 +147,18 @@ def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
     return g if g.stride() == tuple(strides) else torch.empty_strided(g.shape, strides, dtype=g.dtype).copy_(g)
 
 
+def _grad_rows(g: torch.Tensor | None, t: int, n: int, strides: tuple[int, ...], one_row: bool,
+               device: torch.device) -> torch.Tensor:
+    """``dL/ds [T, B, ...]`` as the backward kernel's ``[T, N]`` rows in the layout ``strides`` of one output step
+    (zeros for None), or, with ``one_row`` and a ``g`` that is the same at every step (stride 0 in T: the
+    gradient of ``s.sum()``), its one step as ``[1, N]``: no ``[T, N]`` copy of it."""
+    if g is None:
+        return torch.zeros(t, n, device=device)
+    if one_row and t > 1 and g.stride(0) == 0:
+        return _rows(_with_strides(g[0], strides), 1)
+    return _rows(_with_strides(g, (n, *strides)), t)
+
+
 def _relayout(step: torch.Tensor, pool: tuple[int, int, bool]) -> bool:
     """Whether the pooled output is written channels-last although ``step`` is contiguous (``pool[2]``)."""
     return pool[2] and step.is_contiguous() and step.shape[1] > 1
@@ -200,6 +214,7 @@ def _forward(
     store_h: bool,
     h_over_x: bool = False,
     pool: tuple[int, int, bool] | None = None,
+    s_over_x: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the forward kernel; returns ``(s [T, B, ...], v_T [B, ...], h [T, B, ...] or None)``.
 
@@ -207,18 +222,20 @@ def _forward(
     ``_dense_steps``), so channels-last convolutions feed the neurons and read their spikes without copies;
     other inputs are made contiguous. ``h_over_x``: write ``h`` into ``x``'s own memory; the kernel reads
     ``x[t, n]`` before it writes ``h[t, n]``, so aliasing is exact (ignored for a time-invariant ``x``, which
-    is passed as one row and never copied T times). ``pool = (kh, kw, channels_last)``: ``s`` is the tiling
+    is passed as one row and never copied T times); ``s_over_x``: the same for the spikes (without ``pool`` and
+    ``store_h``). ``pool = (kh, kw, channels_last)``: ``s`` is the tiling
     average pooling of the spikes, ``[T, B, C, H/kh, W/kw]`` (``poolable``), channels-last when asked for; the
     spikes themselves are never stored.
     """
     t = x.shape[0]
     x2, step = _dense_input(x)
     h_over_x = h_over_x and _dense_steps(x) and not time_invariant(x)
+    s_over_x = s_over_x and pool is None and not store_h and _dense_steps(x) and not time_invariant(x)
     layout = step.stride()
     v = torch.empty_strided(x.shape[1:], layout, dtype=x.dtype, device=x.device)  # [B, ...], one step's layout
     v.zero_() if v0 is None else v.copy_(v0.detach())
     out_shape, out_strides = _out_step(step, pool)
-    s = _like_steps((t, *out_shape), out_strides, x.device)
+    s = x.detach() if s_over_x else _like_steps((t, *out_shape), out_strides, x.device)
     h = (x.detach() if h_over_x else _like_steps(x.shape, layout, x.device)) if store_h else None
     _run(
         "lif_forward",
@@ -307,8 +324,8 @@ class _FusedMultistep(torch.autograd.Function):
         h2 = torch.empty((0, n), device=dev) if h is None else _rows(h, t)
         out_shape, out_strides = _out_step(step, ctx.pool)
         out_numel = math.prod(out_shape)
-        gs = (torch.zeros(t, out_numel, device=dev) if g_s is None
-              else _rows(_with_strides(g_s, (out_numel, *out_strides)), t))
+        one_row = h is not None and not uses_triton(step)  # the numba kernel reads a one-row gs at every step
+        gs = _grad_rows(g_s, t, out_numel, out_strides, one_row, dev)
         gh = h2 if g_h is None else _rows(_with_strides(g_h, h.stride()), t)  # h2 is a placeholder when unused
         gv = torch.zeros_like(step) if g_v is None else torch.empty_like(step).copy_(g_v)  # [B, ...], step layout
         # The kernel reads h[t, n] before writing gx[t, n], so dL/dx may overwrite h exactly.
@@ -357,13 +374,13 @@ def fused_multistep(
     x: ``[T, B, ...]`` float32 (``fused_supported``); v0: ``[B, ...]`` or None (zeros).
     Returns ``(s [T, B, ...], v_T [B, ...])``, plus the pre-reset membrane ``h [T, B, ...]`` with
     ``return_membrane=True``. Without autograd (no grad mode, or no input requiring grad) nothing is saved.
-    ``inplace``: reuse ``x``'s memory for ``h`` and, in backward, for ``dL/dx`` (module docstring); the
-    values and gradients are the same either way. ``pool = (kh, kw)`` (``x [T, B, C, H, W]``, ``poolable``):
-    ``s`` is ``avg_pool2d(spikes, (kh, kw))`` per step, ``[T, B, C, H/kh, W/kw]``, computed in the kernel
-    without ever storing the spikes (equal to pooling ``s`` afterwards; the spike map and its gradient, the
-    largest tensors of a conv layer, never exist). ``pool_channels_last``: write the pooled steps in
-    channels-last layout even when ``x`` is contiguous (for a convolution next: oneDNN's channels-last
-    convolutions are faster on CPU), at no extra pass over memory.
+    ``inplace``: reuse ``x``'s memory for ``h`` and, in backward, for ``dL/dx``, or without autograd for the
+    spikes ``s`` (module docstring); the values and gradients are the same either way. ``pool = (kh, kw)``
+    (``x [T, B, C, H, W]``, ``poolable``): ``s`` is ``avg_pool2d(spikes, (kh, kw))`` per step,
+    ``[T, B, C, H/kh, W/kw]``, computed in the kernel without ever storing the spikes (equal to pooling ``s``
+    afterwards; the spike map and its gradient, the largest tensors of a conv layer, never exist).
+    ``pool_channels_last``: write the pooled steps in channels-last layout even when ``x`` is contiguous (for a
+    convolution next: oneDNN's channels-last convolutions are faster on CPU), at no extra pass over memory.
     """
     pool = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
@@ -374,5 +391,5 @@ def fused_multistep(
         else:
             s, v, h = _FusedMultistep.apply(x, v0, params, inplace, return_membrane, None, pool)
     else:
-        s, v, h = _forward(x, v0, params, store_h=return_membrane, pool=pool)
+        s, v, h = _forward(x, v0, params, store_h=return_membrane, pool=pool, s_over_x=inplace)
     return (s, v, h) if return_membrane else (s, v)

@@ -283,9 +283,12 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     ``dL/dv_T`` in, ``dL/dv_0`` out (in place); gx: ``dL/dx`` ``[T, N]`` out, or ``[1, N]`` (zeros in) for an
     input that was the same at every step: then ``gx[0] += dL/dx_t`` for t = T..1, the sum the stride-0
     expansion would have taken, without a ``[T, N]`` buffer; kb: float32 backward leak; detach:
-    detach_reset; code, p1, p2: the surrogate (``fused_constants.surrogate_constants``).
+    detach_reset; code, p1, p2: the surrogate (``fused_constants.surrogate_constants``). A ``gs`` of one row
+    with a saved ``h`` of T > 1 rows is the same ``dL/ds`` at every step (the stride-0 gradient of a loss such as
+    ``s.sum()``): row 0 is read at every t instead of a ``[T, N]`` copy.
     """
-    steps, n_cols = gs.shape[0], gv.shape[0]
+    steps, n_cols = max(h.shape[0], gs.shape[0]), gv.shape[0]
+    gt_step = 0 if gs.shape[0] == 1 else 1  # row of gs read at step t: t * gt_step
     summed = gx.shape[0] == 1 and steps > 1
     recompute = h.shape[0] == 0
     const = x.shape[0] == 1
@@ -309,12 +312,13 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
                 _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], k, th, reset)  # sg: spike scratch
         for t in range(steps - 1, -1, -1):
             h_row = block_h[t] if recompute else h[t, lo:hi]
+            tg = t * gt_step
             if relayout:
-                _from_channels_last(gs[t], rows, olo // wo_n, wo_n, pool[4], pool[5])
+                _from_channels_last(gs[tg], rows, olo // wo_n, wo_n, pool[4], pool[5])
                 _unpool_row(rows, spread, pool[0], pool[1], pool[2], pool[3], div)
             elif pooled:
-                _unpool_row(gs[t, olo:ohi], spread, pool[0], pool[1], pool[2], pool[3], div)
-            gs_row = spread if pooled else gs[t, lo:hi]
+                _unpool_row(gs[tg, olo:ohi], spread, pool[0], pool[1], pool[2], pool[3], div)
+            gs_row = spread if pooled else gs[tg, lo:hi]
             _row_surrogate(h_row, th, code, p1, p2, sg)
             gh_row = gh[t, lo:hi] if has_gh else zero
             out = step_gx if summed else gx[t, lo:hi]
