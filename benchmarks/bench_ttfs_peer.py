@@ -22,7 +22,8 @@ Both: constant learning rate, no schedule; prediction = the output neuron that f
 (a) ``--part timing``: one fixed batch (the first ``--batch`` training images), a training step = zero_grad,
 forward, loss (+ deepspike's penalty), backward (+ deepspike's gradient clip), Adam step; median of
 ``--steps`` steps after ``--warmup``; peak RSS above the start (VmHWM reset after a one-sample step, as in
-``bench_rate.py``). (b) ``--part accuracy``: ``--epochs`` epochs over the first ``--train-limit`` training
+``bench_rate.py``, and after ``malloc_trim`` has handed the data loader's freed memory back).
+(b) ``--part accuracy``: ``--epochs`` epochs over the first ``--train-limit`` training
 images (0 = all 60,000) in the same seeded order for every framework, then the test accuracy on the first
 ``--test-limit`` test images (0 = all 10,000); wall times per epoch and for the test pass.
 Each (framework, part) runs in a fresh subprocess of ``--peer-python`` (exact-snn-nn lives only there).
@@ -142,13 +143,28 @@ def _splits(train_limit: int, test_limit: int):
     return tr.x[:n_tr], tr.y[:n_tr], te.x[:n_te], te.y[:n_te]
 
 
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so that memory the data loader freed is
+    not silently reused by the timed steps (with ``MALLOC_TRIM_THRESHOLD_`` large it would stay resident and
+    hide the steps' peak); a no-op where glibc is missing."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def run_timing(framework: str, batch: int, warmup: int, steps: int, threads: int) -> dict:
     """Median training-step ms and peak training memory (module docstring, part a) in this process."""
     import torch
 
     x, y, _, _ = _splits(batch, 1)
+    x, y = x.clone(), y.clone()  # the batch alone; the data set's memory is freed and handed back below
     _, train_step, _ = build(framework, threads)
     train_step(x[:1], y[:1])  # lazy init (kernels, numba) is not "memory"
+    _trim_heap()
     peak_ok = _reset_peak()
     start_kb = _status_kb("VmRSS")
     losses = []
