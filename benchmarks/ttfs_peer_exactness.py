@@ -9,7 +9,7 @@ brackets a sign change (``bracketed``; larger errors are not counted).
 Printed: ``|t_lib - t_root|`` median and max, per grid size and dtype.
 
 Run (the bench venv, where exact-snn-nn is installed): ``.bench-venv/bin/python
-benchmarks/ttfs_peer_exactness.py [--grids 2001,201] [--markdown out.md]`` (under a minute on one thread).
+benchmarks/ttfs_peer_exactness.py [--grids 2001,201,41,11] [--markdown out.md]`` (under a minute on one thread).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def time_error(layer, t_in: torch.Tensor) -> tuple[int, int, torch.Tensor]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grids", default="2001,201", help="grid_pts values (2001 = the library's default)")
+    ap.add_argument("--grids", default="2001,201,41,11", help="grid_pts values (2001 = the library's default)")
     ap.add_argument("--markdown", help="write the table here (also printed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -60,8 +60,9 @@ def main() -> None:
             cases.append(("784 -> 100, 16 random inputs", layer, x.to(dtype), str(dtype).split(".")[1]))
         for name, layer, t_in, dt in cases:
             fired, ok, err = time_error(layer, t_in)
+            med, top = (f"{err.median():.2e}", f"{err.max():.2e}") if ok else ("n/a", "n/a")
             rows.append(f"| {name} | {grid} ({40 / (grid - 1):g}) | {dt} | {fired}/{t_in.shape[1] * layer.n_out} "
-                        f"| {ok} | {err.median():.2e} | {err.max():.2e} |")
+                        f"| {ok} | {med} | {top} |")
     text = "\n".join(rows)
     print(text)
     if args.markdown:
