@@ -4,8 +4,11 @@ Runs ``bench_rate.py`` (rate-coded nets vs peers and the ANN, once in the defaul
 with every framework in channels-last layout), ``tensor_memory.py`` (exact saved and peak tensor bytes of the
 same nets, with the benchmark venv's python), ``bench_memory_t.py`` (training memory against T for every
 ``train.temporal_grad`` beside the peers), ``bench_ttfs_layers.py`` (TTFS layers vs
-the same-shape ANN layer) and ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
-vs the ANN), and writes each one's output between its markers in the results file::
+the same-shape ANN layer), ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
+vs the ANN), ``bench_rate.py --configs deep`` and ``--configs plif`` (VGG-11 and SEW-ResNet-18 at T = 4, 8, LIF
+and PLIF), ``bench_on.py`` (the Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500, against snnTorch,
+SpikingJelly, Norse and Spyx) and ``bench_ttfs_peer.py`` (deepspike's closed-form TTFS vs exact-snn-nn), and
+writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
@@ -13,13 +16,14 @@ vs the ANN), and writes each one's output between its markers in the results fil
     <!-- bench:memory_t:start --> ... <!-- bench:memory_t:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
+    <!-- bench:rate_deep:start --> ... (also rate_plif, on, ttfs_peer)
 
 Text outside the markers (accuracy tables, notes) is kept; a missing section is appended. Peers need the
 benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
 Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
-[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet]``
+[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet,rate_deep,rate_plif,on,ttfs_peer]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -34,6 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_rate import DEFAULT_PEER_PYTHON  # noqa: E402 (the benchmark venv's python)
+
+SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "on", "ttfs_peer")
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -59,10 +65,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default="rate,rate_cl,tensors,memory_t,ttfs,ttfsnet")
+    ap.add_argument("--only", default=",".join(SECTIONS))
     args = ap.parse_args()
     parts = args.only.split(",")
-    if {"rate", "rate_cl", "tensors", "memory_t"} & set(parts) and not args.no_setup:
+    if {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "on", "ttfs_peer"} & set(parts) \
+            and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
@@ -95,8 +102,32 @@ def main() -> None:
     if "ttfsnet" in parts:
         table = _run([sys.executable, str(HERE / "bench_ttfs_net.py")])
         text = replace_section(text, "ttfsnet", "## TTFS network step and layer memory vs ANN\n\n```\n" + table + "```")
+    text = _speed_two(text, parts, args.quick)
     out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)
+
+
+def _speed_two(text: str, parts: list[str], quick: bool) -> str:
+    """Issue 26's sections: the deep rate-coded nets (LIF and PLIF), the Open Neuromorphic benchmark and the
+    TTFS peer, each run with the benchmark venv's python (the peers live there)."""
+    python = str(DEFAULT_PEER_PYTHON) if DEFAULT_PEER_PYTHON.exists() else sys.executable
+    for section, preset, title in (("rate_deep", "deep", "## Deep nets, rate-coded: VGG-11 and SEW-ResNet-18"),
+                                   ("rate_plif", "plif", "## Deep nets with PLIF neurons (learnable decay)")):
+        if section in parts:
+            cmd = [python, str(HERE / "bench_rate.py"), "--configs", "vgg11:4" if quick else preset,
+                   "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", "--warmup", "1"]
+            text = replace_section(text, section, title + "\n\n" + _run(cmd))
+    if "on" in parts:
+        cmd = [python, str(HERE / "bench_on.py"), "--markdown"]
+        if quick:
+            cmd += ["--neurons", "1024", "--timesteps", "50", "--steps", "2", "--warmup", "1"]
+        text = replace_section(text, "on", "## Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500\n\n"
+                               + _run(cmd))
+    if "ttfs_peer" in parts:
+        cmd = [sys.executable, str(HERE / "bench_ttfs_peer.py"), "--peer-python", python, "--part", "timing",
+               "--steps", "5", "--warmup", "1", "--threads", "1"]
+        text = replace_section(text, "ttfs_peer", "## TTFS against a TTFS library: exact-snn-nn\n\n" + _run(cmd))
+    return text
 
 
 def _memory_against_t(quick: bool) -> str:

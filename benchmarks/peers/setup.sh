@@ -22,6 +22,7 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/
 "${PIP[@]}" --no-deps "norse==1.1.0"
 "${PIP[@]}" "nir==1.0.8" "nirtorch==2.6"  # imported by norse.torch
 "${PIP[@]}" "jax==0.10.2" "jaxlib==0.10.2" "spyx==1.0.0"
+"${PIP[@]}" -r "$ROOT/benchmarks/peers/requirements-ttfs-peer.txt"  # exact-snn-nn (bench_ttfs_peer.py)
 
 # Keep the venv out of git without touching .gitignore (owned by the lead).
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$ROOT" check-ignore -q "$VENV/bin/python"; then
@@ -33,7 +34,7 @@ fi
 
 "$VENV/bin/python" - <<'PY'
 import importlib, torch
-for name in ("deepspike", "snntorch", "spikingjelly.activation_based.neuron", "numba", "norse.torch", "jax", "spyx"):
+for name in ("deepspike", "snntorch", "spikingjelly.activation_based.neuron", "numba", "norse.torch", "jax", "spyx", "exact_snn"):
     m = importlib.import_module(name)
     print(f"{name}: {getattr(m, '__version__', 'ok')}")
 print("torch", torch.__version__)
