@@ -7,22 +7,20 @@ Medians of 3 after one warm-up. Run: ``python benchmarks/bench_on_breakdown.py [
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 from deepspike.neurons import LIF
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_rate import _median_ms as _median_of  # noqa: E402
 
-def _median_ms(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+
+def _median_ms(fn) -> float:
+    """Median of 3 calls after one warm-up, in ms (``bench_rate``'s timer)."""
+    return _median_of(fn, 1, 3)
 
 
 def main() -> None:
