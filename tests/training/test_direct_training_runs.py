@@ -21,3 +21,10 @@ def test_run_reloads_to_its_accuracy_and_resumes(norm, tmp_path):
     assert resumed["epochs"] == 2
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
+
+
+def test_summary_counts_the_batchnorm_and_plif_parameters(tmp_path):
+    summary = api.train(None, tmp_path / "run", [*RUN, "method.neuron=plif", "method.neuron_params=layer"])
+    # beyond the conv and linear weights: tdBN's scale and shift for 8 channels, one PLIF decay for the one
+    # neuron layer (the membrane readout has no neuron)
+    assert summary["trainable_parameters"] - summary["parameters"] == 2 * 8 + 1

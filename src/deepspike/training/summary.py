@@ -2,8 +2,10 @@
 
 ``method``, ``model``, ``dataset``; ``test_accuracy`` and ``val_accuracy`` of the last epoch (fractions;
 None when absent), ``best_val_accuracy`` over the epochs (None without a validation split), ``epochs``,
-``ema_decay``, ``train_seconds`` (rounded to ms), ``parameters`` (trainable count), ``device``,
-``world_size``, then the method's measures of the last epoch.
+``ema_decay``, ``train_seconds`` (rounded to ms), ``parameters`` (the conv and linear weights and biases of
+the model spec, the same for every method: ``models.costs.count_parameters``), ``trainable_parameters`` (every
+tensor the optimizer trains in the built model: also batch-norm scales and shifts and learnable neuron
+parameters such as PLIF's decay), ``device``, ``world_size``, then the method's measures of the last epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def run_summary(
     last_record: dict[str, Any],
     progress: TrainingProgress,
     arch: Architecture,
+    model: torch.nn.Module,
     device: torch.device,
     world_size: int,
 ) -> dict[str, Any]:
@@ -41,6 +44,7 @@ def run_summary(
         "ema_decay": config.train.ema_decay,
         "train_seconds": round(progress.train_seconds, 3),
         "parameters": count_parameters(arch),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "device": str(device),
         "world_size": world_size,
         **method_measures(last_record),
