@@ -48,15 +48,26 @@ ENV_BACKEND = "DEEPSPIKE_FUSED_BACKEND"
 FUSED_SURROGATES = tuple(SURROGATE_CODES)
 
 
+def load_once(cache: list, load):
+    """``load()`` (a kernel module's import) on the first call, kept in ``cache`` (``[module]``, or ``[None]`` when
+    the import fails for want of numba, the optional "fast" extra); numba costs over a second to import."""
+    if not cache:
+        try:
+            cache.append(load())
+        except ImportError:  # pragma: no cover - exercised only without numba
+            cache.append(None)
+    return cache[0]
+
+
+def _load_fused_kernels():
+    from deepspike.neurons import fused_kernels
+
+    return fused_kernels
+
+
 def _kernels():
     """The ``fused_kernels`` module, or None without numba (the optional "fast" extra)."""
-    if not _KERNELS:
-        try:
-            from deepspike.neurons import fused_kernels
-        except ImportError:  # pragma: no cover - exercised only without numba
-            fused_kernels = None
-        _KERNELS.append(fused_kernels)
-    return _KERNELS[0]
+    return load_once(_KERNELS, _load_fused_kernels)
 
 
 def _switched_on() -> bool:

@@ -22,21 +22,21 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import _dense_input, _rows, _switched_on, uses_triton
+from deepspike.neurons.fused import _dense_input, _rows, _switched_on, load_once, uses_triton
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
 
 _NUMBA: list = []  # [module] once imported, [None] without numba (loaded lazily: numba is slow to import)
 
 
+def _load_numba_kernels():
+    from deepspike.neurons import fused_learnable_kernels
+
+    return fused_learnable_kernels
+
+
 def _numba_kernels():
-    if not _NUMBA:
-        try:
-            from deepspike.neurons import fused_learnable_kernels
-        except ImportError:  # pragma: no cover - exercised only without numba
-            fused_learnable_kernels = None
-        _NUMBA.append(fused_learnable_kernels)
-    return _NUMBA[0]
+    return load_once(_NUMBA, _load_numba_kernels)
 
 
 def _triton_kernels():

@@ -20,7 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import _dense_input, _like_steps, _repeated_step, _rows, kernel_ready
+from deepspike.neurons.fused import _dense_input, _like_steps, _repeated_step, _rows, kernel_ready, load_once
 from deepspike.neurons.fused_constants import SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.fused_learnable import _step_rows
 from deepspike.neurons.surrogate import Surrogate
@@ -28,12 +28,14 @@ from deepspike.neurons.surrogate import Surrogate
 _KERNELS: list = []  # [module] once imported (numba is slow to load)
 
 
-def _kernels():
-    if not _KERNELS:
-        from deepspike.neurons import psn_kernels
+def _load_kernels():
+    from deepspike.neurons import psn_kernels
 
-        _KERNELS.append(psn_kernels)
-    return _KERNELS[0]
+    return psn_kernels
+
+
+def _kernels():
+    return load_once(_KERNELS, _load_kernels)
 
 
 def psn_fused_supported(x: torch.Tensor, spike_fn: Surrogate) -> bool:
