@@ -1,4 +1,4 @@
-"""``nn.Sequential`` that runs "spiking neuron, then tiling average pooling" as one fused kernel call.
+"""``nn.Sequential`` that runs "(batch-norm,) spiking neuron(, tiling average pooling)" as one fused call.
 
 In a conv SNN the largest tensors are a conv layer's spike map ``[T, B, C, H, W]`` and, in backward, its
 gradient: both exist only to be pooled (forward) or to receive the pooled gradient (backward). When a
@@ -11,6 +11,11 @@ cost): oneDNN's channels-last convolutions are faster on CPU, and that convoluti
 and their pooling then stay channels-last. Values are exactly those of the two modules run one after the
 other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
 (``tests/layers/test_spiking_sequential.py``).
+
+A ``TimeDistributed`` batch-norm in training mode directly before such a neuron joins the run
+(``layers.batchnorm_neuron``: one autograd node that saves the batch-norm's input and not the neuron's membrane,
+one ``[T, B, ...]`` float32 tensor less per conv-BN-neuron layer from forward to backward), with or without the
+pooling after the neuron, when a gradient is computed and the neuron starts from rest.
 
 Every neuron's spikes (pooled or not) are marked (``layers.spike_storage``): the convolution or linear layer
 that reads them saves them for backward as ``uint8``, exactly.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.layers.batchnorm_neuron import batch_norm_neuron, fusable
 from deepspike.layers.lean_avg_pool import pool_window
 from deepspike.layers.neuron_kinds import is_spiking_neuron
 from deepspike.layers.spike_storage import mark_spikes
@@ -60,7 +66,7 @@ def _wraps_conv(module: nn.Module) -> bool:
 
 
 class SpikingSequential(nn.Sequential):
-    """``nn.Sequential`` whose (neuron, tiling average pool) pairs run fused (module docstring).
+    """``nn.Sequential`` whose (batch-norm,) neuron(, tiling average pool) runs are fused (module docstring).
 
     forward: ``x [T, B, ...]`` through the modules in order, exactly as ``nn.Sequential`` would compute it.
     """
@@ -69,21 +75,48 @@ class SpikingSequential(nn.Sequential):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
+            fused = self._fused_run(modules, i, x)
+            if fused is not None:
+                x, i = fused
+                continue
             neuron = modules[i]
-            kernel = tiling_kernel(modules[i + 1]) if i + 1 < len(modules) and fusable_neuron(neuron) else None
-            v0 = neuron.carried() if kernel is not None else None
-            if kernel is not None and poolable(x, kernel) and fused_supported(x, neuron.params, v0):
-                conv_next = i + 2 < len(modules) and _wraps_conv(modules[i + 2])
-                x, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
-                                       pool_channels_last=conv_next)
-                neuron.keep(v)
-                if neuron.tally is not None:  # tiling windows: the pooled map times the window area counts the spikes
-                    neuron.report_spikes(x.sum() * (kernel[0] * kernel[1]))
-                mark_spikes(x, kernel[0] * kernel[1])  # multiples of 1/(kh kw): saved as uint8 by the next layer
-                i += 2
-            else:
-                x = neuron(x)
-                if is_spiking_neuron(neuron) and isinstance(x, torch.Tensor):
-                    mark_spikes(x, 1)
-                i += 1
+            x = neuron(x)
+            if is_spiking_neuron(neuron) and isinstance(x, torch.Tensor):
+                mark_spikes(x, 1)
+            i += 1
         return x
+
+    @staticmethod
+    def _fused_run(modules: list[nn.Module], i: int, x: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """``(output, index of the next module)`` when the modules from ``i`` on are a fusable batch-norm + neuron
+        (+ tiling pool) or neuron + tiling pool run on ``x``; None otherwise."""
+        bn = _batch_norm_of(modules[i])
+        start = i + 1 if bn is not None else i
+        if start >= len(modules) or not fusable_neuron(modules[start]):
+            return None
+        neuron, v0 = modules[start], modules[start].carried()
+        if bn is not None and (v0 is not None or not fusable(bn, x, neuron.params)):
+            return None
+        kernel = tiling_kernel(modules[start + 1]) if start + 1 < len(modules) else None
+        kernel = kernel if kernel is not None and poolable(x, kernel) else None
+        if bn is None and (kernel is None or not fused_supported(x, neuron.params, v0)):
+            return None
+        end = start + (2 if kernel is not None else 1)
+        channels_last = kernel is not None and end < len(modules) and _wraps_conv(modules[end])
+        if bn is not None:
+            s, v = batch_norm_neuron(x, bn, neuron.params, pool=kernel, pool_channels_last=channels_last)
+        else:
+            s, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
+                                   pool_channels_last=channels_last)
+        neuron.keep(v)
+        area = 1 if kernel is None else kernel[0] * kernel[1]
+        if neuron.tally is not None:  # tiling windows: the pooled map times the window area counts the spikes
+            neuron.report_spikes(s.sum() * area)
+        return mark_spikes(s, area), end  # multiples of 1/(kh kw): saved as uint8 by the next layer
+
+
+def _batch_norm_of(module: nn.Module) -> nn.Module | None:
+    """The batch-norm that ``module`` (a ``TimeDistributed`` without hooks) wraps, or None."""
+    if not isinstance(module, TimeDistributed) or _hooked(module):
+        return None
+    return module.module if isinstance(module.module, nn.modules.batchnorm._BatchNorm) else None

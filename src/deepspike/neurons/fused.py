@@ -273,6 +273,40 @@ def _repeated_step(x: torch.Tensor) -> torch.Tensor | None:
     return base if same else None
 
 
+def _backward_kernel(p: NeuronParams, h2, gs, gh, has_gh: bool, gv, gx, pool_shape, x2, v_rows) -> None:
+    """``lif_backward`` (``fused_kernels``) with the surrogate, leak and reset of ``p``: ``h2`` the saved membrane
+    ``[T, N]`` (or ``[0, N]``: recomputed from the inputs ``x2`` and ``v_rows``), ``gs``/``gh`` the incoming
+    gradients, ``gv`` ``dL/dv_T`` in and ``dL/dv_0`` out, ``gx`` ``dL/dx`` out (rows, in place)."""
+    code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
+    kb = p.decay if p.leak_grad else 1.0
+    _run("lif_backward", h2, gs, gh, has_gh, gv, gx, np.float32(kb), np.float32(p.threshold), RESET_CODES[p.reset],
+         p.detach_reset, code, p1, p2, pool_shape, x2, v_rows, np.float32(p.decay))
+
+
+def recomputed_input_grad(x: torch.Tensor, g_s: torch.Tensor, params: NeuronParams,
+                          pool: tuple[int, int] | None = None, pool_channels_last: bool = False) -> torch.Tensor:
+    """``dL/dx [T, B, ...]`` of ``s = fused_multistep(x, params, pool=pool, pool_channels_last=...)`` (from
+    ``v0 = 0``) for ``g_s = dL/ds``, written over ``x``'s own memory (``x`` is consumed) and returned.
+
+    Nothing of the forward pass is needed: the numba backward kernel recomputes the membrane ``h`` block by block
+    from ``x`` (the forward update, so bit for bit the forward's ``h`` and spikes) into a scratch that stays in
+    cache, then runs BPTT on it; it reads a block of ``x`` before it writes that block of ``dL/dx``, so the
+    aliasing is exact. ``x``: dense steps (``_dense_steps``), CPU float32 (``kernel_ready``), not time-invariant.
+    Used by ``layers.batchnorm_neuron``, which saves the batch-norm's input instead of the membrane.
+    """
+    t = x.shape[0]
+    step = x[0]
+    n = step.numel()
+    pool = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
+    out_shape, out_strides = _out_step(step, pool)
+    gs = _grad_rows(g_s, t, math.prod(out_shape), out_strides, False, x.device)
+    x2 = _rows(x, t)
+    gv = torch.zeros(n, device=x.device)
+    _backward_kernel(params, torch.empty((0, n), device=x.device), gs, x2, False, gv, x2, _pool_shape(step, pool),
+                     x2, torch.zeros(n, device=x.device))
+    return x
+
+
 class _FusedMultistep(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T, h or None)``; backward = ``fused_kernels.lif_backward``.
 
@@ -345,28 +379,8 @@ class _FusedMultistep(torch.autograd.Function):
         else:
             gx = h if ctx.grad_over_h and g_h is None else torch.empty_like(h)
         ctx.consumed = gx is h
-        code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
-        kb = p.decay if p.leak_grad else 1.0
-        _run(
-            "lif_backward",
-            h2,
-            gs,
-            gh,
-            g_h is not None,
-            _rows(gv, 1)[0],
-            _rows(gx, gx.shape[0]),
-            np.float32(kb),
-            np.float32(p.threshold),
-            RESET_CODES[p.reset],
-            p.detach_reset,
-            code,
-            p1,
-            p2,
-            _pool_shape(step, ctx.pool),
-            x2,
-            v_rows,
-            np.float32(p.decay),
-        )
+        _backward_kernel(p, h2, gs, gh, g_h is not None, _rows(gv, 1)[0], _rows(gx, gx.shape[0]),
+                         _pool_shape(step, ctx.pool), x2, v_rows)
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
         return (gx[0] if ctx.summed else gx), g_v0, None, None, None, None, None
 

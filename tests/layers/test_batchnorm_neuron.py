@@ -1,0 +1,151 @@
+"""Batch-norm + neuron fused (``layers.batchnorm_neuron``) against the same modules run one after the other."""
+
+import pytest
+import torch
+from torch import nn
+
+from autograd_graph import node_names
+from deepspike.layers.batchnorm_neuron import batch_norm_neuron, fusable
+from deepspike.layers.lean_avg_pool import LeanAvgPool2d
+from deepspike.layers.spiking_sequential import SpikingSequential
+from deepspike.layers.temporal_batchnorm import threshold_dependent_batch_norm
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.dynamics import neuron_multistep
+
+pytest.importorskip("numba")
+
+
+def _conv_layers(norm: str, pool: bool, reset: str, momentum):
+    torch.manual_seed(0)
+    bn = threshold_dependent_batch_norm((6, 8, 8), threshold=0.7) if norm == "tdbn" else nn.BatchNorm2d(6)
+    bn.momentum = momentum
+    with torch.no_grad():
+        bn.bias.uniform_(-0.2, 0.4)
+    layers = [
+        TimeDistributed(nn.Conv2d(2, 6, 3, padding=1, bias=False)),
+        TimeDistributed(bn),
+        LIF(decay=0.6, threshold=0.7, reset=reset, surrogate="arctan", inplace=True),
+    ]
+    layers += [TimeDistributed(LeanAvgPool2d(2))] if pool else []
+    return layers + [TimeDistributed(nn.Conv2d(6, 3, 3, padding=1)), TimeDistributed(nn.Flatten())]
+
+
+def _run(seq, x):
+    seq.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_()
+    y = seq(x)
+    y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+    return y.detach(), x.grad, {n: p.grad.clone() for n, p in seq.named_parameters()}
+
+
+def _close_to_scale(a, b, tol=1e-5):
+    """Equal up to float32 summation order, measured against the gradient's scale (batch-norm's backward subtracts
+    per-channel sums; a bias before it has a gradient of 0 up to rounding)."""
+    torch.testing.assert_close(a, b, rtol=0, atol=max(tol * float(b.abs().max()), 1e-6))
+
+
+@pytest.mark.parametrize("norm", ["bn", "tdbn"])
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_values_gradients_and_running_statistics_as_the_unfused_layers(norm, pool, reset, channels_last):
+    torch.manual_seed(1)
+    x = torch.rand(5, 3, 2, 8, 8) * 2
+    if channels_last:
+        x = torch.stack([s.contiguous(memory_format=torch.channels_last) for s in x])
+    fused_layers = _conv_layers(norm, pool, reset, momentum=0.1)
+    plain_layers = _conv_layers(norm, pool, reset, momentum=0.1)
+    fused, plain = SpikingSequential(*fused_layers), nn.Sequential(*plain_layers)
+    plain.load_state_dict(fused.state_dict())
+    for _ in range(2):  # two steps: num_batches_tracked and the running statistics move twice
+        (y1, gx1, gp1), (y2, gx2, gp2) = _run(fused, x), _run(plain, x)
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
+    assert (y1 != 0).any()
+    torch.testing.assert_close(gx1, gx2, rtol=1e-4, atol=1e-6)
+    assert gx1.abs().sum() > 0
+    assert gp1.keys() == gp2.keys()
+    for name in gp1:  # float32 summation order: errors relative to the gradient's scale (sums of +- terms)
+        _close_to_scale(gp1[name], gp2[name])
+    for name, buf in plain.state_dict().items():
+        torch.testing.assert_close(fused.state_dict()[name], buf, rtol=1e-6, atol=1e-7, msg=name)
+    assert int(fused[1].module.num_batches_tracked) == 2
+
+
+def test_spikes_are_bit_for_bit_those_of_the_unfused_layers():
+    torch.manual_seed(2)
+    bn, params = nn.BatchNorm2d(4), NeuronParams(decay=0.5, threshold=0.3)
+    x = torch.randn(6, 5, 4, 7, 9, requires_grad=True)
+    s, v = batch_norm_neuron(x, bn, params)
+    with torch.no_grad():
+        y = nn.BatchNorm2d(4)(x.flatten(0, 1)).unflatten(0, (6, 5))
+    s_ref, v_ref = neuron_multistep(y, params, fused=False)  # the reference step loop
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(v, v_ref)
+    assert not v.requires_grad
+
+
+def test_momentum_none_is_the_cumulative_average():
+    torch.manual_seed(3)
+    fused_bn, plain_bn = nn.BatchNorm2d(3, momentum=None), nn.BatchNorm2d(3, momentum=None)
+    params = NeuronParams(decay=0.5, threshold=0.5)
+    for _ in range(3):
+        x = torch.randn(2, 4, 3, 5, 5, requires_grad=True)
+        batch_norm_neuron(x, fused_bn, params)[0].sum().backward()
+        plain_bn(x.detach().flatten(0, 1))
+    torch.testing.assert_close(fused_bn.running_mean, plain_bn.running_mean)
+    torch.testing.assert_close(fused_bn.running_var, plain_bn.running_var)
+    assert int(fused_bn.num_batches_tracked) == 3
+
+
+def test_features_batch_norm_1d():
+    torch.manual_seed(4)
+    layers = [TimeDistributed(nn.Linear(7, 5)), TimeDistributed(nn.BatchNorm1d(5)), LIF(decay=0.7, threshold=0.4)]
+    fused, plain = SpikingSequential(*layers), nn.Sequential(*layers)
+    x = torch.randn(4, 6, 7)
+    (y1, gx1, gp1), (y2, gx2, gp2) = _run(fused, x), _run(plain, x)
+    assert "_BatchNormNeuronBackward" in node_names(fused(x.requires_grad_()))
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-4, atol=1e-6)
+    for name in gp1:
+        _close_to_scale(gp1[name], gp2[name])
+
+
+def test_fused_only_with_a_gradient_in_training_mode_and_nothing_watching():
+    seq = SpikingSequential(*_conv_layers("bn", False, "zero", 0.1))
+    x = torch.rand(3, 2, 2, 8, 8, requires_grad=True)
+    assert "_BatchNormNeuronBackward" in node_names(seq(x))
+    handle = seq[1].module.register_forward_hook(lambda *a: None)
+    assert "_BatchNormNeuronBackward" not in node_names(seq(x))
+    handle.remove()
+    seq.eval()
+    assert "_BatchNormNeuronBackward" not in node_names(seq(x))
+    params = NeuronParams(decay=0.5, threshold=1.0)
+    bn = nn.BatchNorm2d(2)
+    assert not fusable(bn, x.detach(), params)  # no gradient to compute
+    assert not fusable(bn, x[0:1].expand(3, -1, -1, -1, -1), params)  # time-invariant: nothing of size T saved
+    assert not fusable(nn.SyncBatchNorm(2), x, params)
+
+
+def _saved_bytes(fn) -> int:
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(total)
+
+
+def test_saves_one_float32_tensor_per_layer_less_than_the_unfused_layers():
+    """The unfused layers save the batch-norm input and the membrane; the fused node the batch-norm input."""
+    torch.manual_seed(5)
+    bn, lif = TimeDistributed(nn.BatchNorm2d(8)), LIF(decay=0.5, threshold=0.5, inplace=True)
+    x = torch.randn(4, 3, 8, 6, 6, requires_grad=True)
+    layer = 4 * x.numel()
+    fused = _saved_bytes(lambda: SpikingSequential(bn, lif)(x * 1.0))
+    plain = _saved_bytes(lambda: nn.Sequential(bn, lif)(x * 1.0))
+    assert layer <= fused < layer + 4 * 8 * 8  # x, then per-channel vectors only (gamma, beta, mean, 1/std)
+    assert layer <= plain - fused < layer + 4 * 8 * 8  # the unfused layers: also the membrane
