@@ -18,6 +18,7 @@ KERNELS = {  # numba kernels: one loop nest each, split only at the cost of spee
     ("ttfs/kernels_numba.py", "backward_kernel"),
 }
 LAZY_KERNELS = {
+    ("layers/spike_storage.py", "deepspike.layers.spike_codes_kernels"),
     ("neurons/fused.py", "deepspike.neurons.fused_kernels"),
     ("neurons/fused.py", "deepspike.neurons.fused_triton"),
     ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_kernels"),
@@ -39,7 +40,8 @@ def _imported(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [a.name for a in node.names]
     if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-        return [f"{node.module}.{a.name}" if node.module == "deepspike.neurons" else node.module for a in node.names]
+        package = node.module in ("deepspike.neurons", "deepspike.layers")  # "from package import kernel_module"
+        return [f"{node.module}.{a.name}" if package else node.module for a in node.names]
     return []
 
 

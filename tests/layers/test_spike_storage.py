@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from deepspike.layers import spike_storage
 from deepspike.layers.sew import SewBlock
 from deepspike.layers.spike_storage import _pack, mark_spikes, spike_quantum
 from deepspike.layers.spiking_sequential import SpikingSequential
@@ -81,3 +83,24 @@ def test_an_average_pool_multiplies_the_quantum():
     assert spike_quantum(TimeDistributed(nn.Flatten())(pooled)) == 4
     assert spike_quantum(TimeDistributed(nn.AvgPool2d(2, divisor_override=3))(spikes)) is None
     assert isinstance(_pack(pooled.flatten(0, 1), 4), tuple)  # exact codes
+
+
+def test_the_one_pass_kernel_agrees_with_the_three_torch_passes():
+    """The numba packing (``spike_codes_kernels``) against torch's cast, cast back and compare, on every layout
+    and on values it must refuse (not multiples, negative, 256 and above, NaN)."""
+    pytest.importorskip("numba")
+    torch.manual_seed(1)
+    spikes = (torch.rand(3, 4, 5, 6) > 0.6).float()
+    cases = [(spikes, 1), (spikes.contiguous(memory_format=torch.channels_last), 1),
+             (torch.randint(0, 9, (70000,)).float() / 4, 4), (torch.randint(0, 256, (5, 7)).float(), 1)]
+    for bad in (0.5, -1.0, 256.0, float("nan")):
+        x = spikes.clone()
+        x[1, 2, 3, 4] = bad
+        cases.append((x, 1))
+    for x, q in cases:
+        codes = spike_storage._codes_by_kernel(x, q)
+        torch_codes = (x * q).to(torch.uint8)
+        exact = torch.equal(torch_codes.float() / q, x)
+        assert (codes is not None) == exact
+        if codes is not None:
+            assert torch.equal(codes, torch_codes) and codes.stride() == x.stride()

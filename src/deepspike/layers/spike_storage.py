@@ -20,9 +20,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
+from deepspike.core.threads import run_numba_kernel
+from deepspike.neurons.fused import kernel_ready, load_once
+
 _ATTR = "_deepspike_spike_quantum"
+_KERNELS: list = []  # [spike_codes_kernels] once imported, [None] without numba
 
 
 def mark_spikes(x: torch.Tensor, quantum: int) -> torch.Tensor:
@@ -36,8 +41,36 @@ def spike_quantum(x: torch.Tensor) -> int | None:
     return getattr(x, _ATTR, None)
 
 
+def _load_kernels():
+    from deepspike.layers import spike_codes_kernels
+
+    return spike_codes_kernels
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """``x`` fills one block of memory in a layout ``empty_like`` reproduces (contiguous or channels-last)."""
+    if x.is_contiguous():
+        return True
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _codes_by_kernel(x: torch.Tensor, quantum: int) -> torch.Tensor | None:
+    """The ``uint8`` codes of a dense CPU float32 ``x`` (its layout) from one numba pass, or None where they do
+    not give ``x`` back exactly."""
+    codes = torch.empty_like(x, dtype=torch.uint8)  # x's strides
+    n = x.numel()
+    flat = lambda t: t.as_strided((n,), (1,)).numpy()  # noqa: E731 - the block of memory, in memory order
+    exact = run_numba_kernel(load_once(_KERNELS, _load_kernels).pack_codes, flat(x.detach()), np.float32(quantum),
+                             flat(codes))
+    return codes if exact else None
+
+
 def _pack(x: torch.Tensor, quantum: int):
-    """``(uint8 codes, quantum, dtype)`` when the codes give ``x`` back exactly, else ``x`` itself."""
+    """``(uint8 codes, quantum, dtype)`` when the codes give ``x`` back exactly, else ``x`` itself. CPU float32
+    spikes in a dense layout take one numba pass (``spike_codes_kernels``); others three torch passes."""
+    if kernel_ready(x) and _dense(x) and load_once(_KERNELS, _load_kernels) is not None:
+        codes = _codes_by_kernel(x, quantum)
+        return x if codes is None else (codes, quantum, x.dtype)
     codes = (x * quantum if quantum != 1 else x).to(torch.uint8)
     back = codes.to(x.dtype)
     if quantum != 1:
