@@ -5,13 +5,14 @@ import torch
 from torch import nn
 
 from autograd_graph import node_names
-from deepspike.layers.batchnorm_neuron import batch_norm_neuron, fusable
+from deepspike.layers.batchnorm_neuron import NeuronRun, batch_norm_neuron, fusable
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.temporal_batchnorm import threshold_dependent_batch_norm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.learnable import LearnableLIF
 
 pytest.importorskip("numba")
 
@@ -76,7 +77,7 @@ def test_spikes_are_bit_for_bit_those_of_the_unfused_layers():
     torch.manual_seed(2)
     bn, params = nn.BatchNorm2d(4), NeuronParams(decay=0.5, threshold=0.3)
     x = torch.randn(6, 5, 4, 7, 9, requires_grad=True)
-    s, v = batch_norm_neuron(x, bn, params)
+    s, v = batch_norm_neuron(x, bn, NeuronRun(params))
     with torch.no_grad():
         y = nn.BatchNorm2d(4)(x.flatten(0, 1)).unflatten(0, (6, 5))
     s_ref, v_ref = neuron_multistep(y, params, fused=False)  # the reference step loop
@@ -91,7 +92,7 @@ def test_momentum_none_is_the_cumulative_average():
     params = NeuronParams(decay=0.5, threshold=0.5)
     for _ in range(3):
         x = torch.randn(2, 4, 3, 5, 5, requires_grad=True)
-        batch_norm_neuron(x, fused_bn, params)[0].sum().backward()
+        batch_norm_neuron(x, fused_bn, NeuronRun(params))[0].sum().backward()
         plain_bn(x.detach().flatten(0, 1))
     torch.testing.assert_close(fused_bn.running_mean, plain_bn.running_mean)
     torch.testing.assert_close(fused_bn.running_var, plain_bn.running_var)
@@ -120,7 +121,7 @@ def test_fused_only_with_a_gradient_in_training_mode_and_nothing_watching():
     handle.remove()
     seq.eval()
     assert "_BatchNormNeuronBackward" not in node_names(seq(x))
-    params = NeuronParams(decay=0.5, threshold=1.0)
+    params = NeuronRun(NeuronParams(decay=0.5, threshold=1.0))
     bn = nn.BatchNorm2d(2)
     assert not fusable(bn, x.detach(), params)  # no gradient to compute
     assert not fusable(bn, x[0:1].expand(3, -1, -1, -1, -1), params)  # time-invariant: nothing of size T saved
@@ -149,3 +150,32 @@ def test_saves_one_float32_tensor_per_layer_less_than_the_unfused_layers():
     plain = _saved_bytes(lambda: nn.Sequential(bn, lif)(x * 1.0))
     assert layer <= fused < layer + 4 * 8 * 8  # x, then per-channel vectors only (gamma, beta, mean, 1/std)
     assert layer <= plain - fused < layer + 4 * 8 * 8  # the unfused layers: also the membrane
+
+
+@pytest.mark.parametrize("channels", [None, 6])
+@pytest.mark.parametrize("learn", [(True, False), (True, True), (False, True)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_learnable_neuron_after_batch_norm(channels, learn, channels_last):
+    """PLIF and/or a learnable threshold, per layer or per channel: values, the gradients of the input, the weights,
+    the batch-norm, the decay's ``w`` and the threshold equal the unfused layers'."""
+    learn_decay, learn_threshold = learn
+
+    def layers():
+        torch.manual_seed(6)
+        neuron = LearnableLIF(NeuronParams(decay=0.6, threshold=0.5, surrogate="sigmoid"), channels=channels,
+                              learn_decay=learn_decay, tau_init=1.7, learn_threshold=learn_threshold)
+        return [TimeDistributed(nn.Conv2d(2, 6, 3, padding=1, bias=False)), TimeDistributed(nn.BatchNorm2d(6)),
+                neuron, TimeDistributed(nn.Flatten())]
+
+    torch.manual_seed(7)
+    x = torch.rand(5, 3, 2, 6, 6) * 2
+    if channels_last:
+        x = torch.stack([s.contiguous(memory_format=torch.channels_last) for s in x])
+    fused, plain = SpikingSequential(*layers()), nn.Sequential(*layers())
+    assert "_BatchNormNeuronBackward" in node_names(fused(x.clone().requires_grad_()))
+    (y1, gx1, gp1), (y2, gx2, gp2) = _run(fused, x), _run(plain, x)
+    assert torch.equal(y1, y2) and (y1 != 0).any()
+    _close_to_scale(gx1, gx2)
+    assert gp1.keys() == gp2.keys() and len(gp1) == 3 + learn_decay + learn_threshold
+    for name in gp1:
+        _close_to_scale(gp1[name], gp2[name])

@@ -27,11 +27,15 @@ One float32 ``[T, B, ...]`` tensor less per layer from forward to backward (the 
 elementwise pass in backward. ``y`` may differ from ``F.batch_norm``'s in the last bit (torch's kernel rounds
 ``x alpha + b`` its own way), as a spike may where the membrane is within that rounding of the threshold.
 ``SpikingSequential`` runs a ``TimeDistributed`` batch-norm and the neuron after it this way when both may be fused
-(``fusable``); gradients equal the unfused layers' up to float32 summation order
+(``fusable``): an IF/LIF neuron (with the tiling pooling after it, if any) or a ``LearnableLIF`` (PLIF, learnable
+threshold: its kernel saves its input ``y``, so the saving is the same, and its decay and threshold gradients come
+from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grads``); gradients equal the unfused layers' up to float32 summation order
 (``tests/layers/test_batchnorm_neuron.py``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -39,6 +43,11 @@ from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import time_invariant
 from deepspike.neurons.fused import fused_multistep, fused_supported, recomputed_input_grad, uses_triton
+from deepspike.neurons.fused_learnable import (
+    fused_learnable_multistep,
+    learnable_fused_supported,
+    recomputed_learnable_grads,
+)
 from deepspike.neurons.params import NeuronParams
 
 # Batch-norms whose training-mode statistics are one ``native_batch_norm`` call (as in ``TimeDistributed``; not
@@ -46,8 +55,21 @@ from deepspike.neurons.params import NeuronParams
 _PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def fusable(bn: nn.Module, x: torch.Tensor, params: NeuronParams) -> bool:
-    """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and a neuron of ``params`` on
+@dataclass(frozen=True)
+class NeuronRun:
+    """The neuron after the batch-norm: ``params`` (reset, surrogate, and the decay/threshold unless learnt);
+    ``pool = (kh, kw, channels_last)``: the tiling average pooling fused after a fixed-parameter neuron (None: no
+    pooling); ``learnable``: a ``LearnableLIF`` (PLIF and/or learnable threshold: ``decay`` and ``threshold``
+    tensors are passed in, ``()`` or ``[C, 1, ...]``), with ``decay_input`` (``c = 1 - k``, PLIF)."""
+
+    params: NeuronParams
+    pool: tuple[int, int, bool] | None = None
+    learnable: bool = False
+    decay_input: bool = False
+
+
+def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
+    """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and the neuron ``run`` on
     ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` not time-invariant (that
     case saves nothing of size T already) and dense, and the numba kernels able to run the neuron on it."""
     if not isinstance(bn, _PLAIN_BN) or bn._forward_hooks or bn._forward_pre_hooks:
@@ -56,7 +78,9 @@ def fusable(bn: nn.Module, x: torch.Tensor, params: NeuronParams) -> bool:
         return False
     flat = x.flatten(0, 1)
     dense = flat.is_contiguous() or (flat.dim() == 4 and flat.is_contiguous(memory_format=torch.channels_last))
-    return dense and not uses_triton(x) and fused_supported(x, params)
+    if not dense or uses_triton(x):
+        return False
+    return learnable_fused_supported(x, run.params) if run.learnable else fused_supported(x, run.params)
 
 
 def _momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
@@ -78,49 +102,67 @@ def _normalised(x: torch.Tensor, weight, bias, mean: torch.Tensor, invstd: torch
     return torch.addcmul(shift.view(shape), x, alpha.view(shape))
 
 
+def _neuron_forward(y: torch.Tensor, run: NeuronRun, decay, threshold):
+    """``(s, v_T)`` of the neuron on ``y [T, B, ...]`` from rest (a fixed neuron writes its spikes over ``y``)."""
+    if run.learnable:
+        return fused_learnable_multistep(y, None, decay, threshold, run.params, run.decay_input)
+    kernel, channels_last = (None, False) if run.pool is None else (run.pool[:2], run.pool[2])
+    return fused_multistep(y, run.params, inplace=True, pool=kernel, pool_channels_last=channels_last)
+
+
+def _neuron_backward(y: torch.Tensor, g_s: torch.Tensor, run: NeuronRun, decay, threshold):
+    """``(dL/dy written over y, dL/ddecay, dL/dthreshold)``; the last two None for a fixed neuron."""
+    if run.learnable:
+        return recomputed_learnable_grads(y, g_s, decay, threshold, run.params, run.decay_input)
+    kernel, channels_last = (None, False) if run.pool is None else (run.pool[:2], run.pool[2])
+    return recomputed_input_grad(y, g_s, run.params, kernel, channels_last), None, None
+
+
 class _BatchNormNeuron(torch.autograd.Function):
-    """``(x [T*B, C, ...], gamma, beta) -> (s, v_T)`` (module docstring); ``steps`` = T."""
+    """``(x [T*B, C, ...], gamma, beta, decay, threshold) -> (s, v_T)`` (module docstring); ``steps`` = T."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, steps, params, pool):
+    def forward(ctx, x, weight, bias, decay, threshold, running_mean, running_var, momentum, eps, steps, run):
         mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)  # biased var; running: not
         invstd = torch.rsqrt(var + eps)
         y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (steps, -1))  # [T, B, C, ...]
-        kernel, channels_last = (None, False) if pool is None else (pool[:2], pool[2])
-        s, v = fused_multistep(y, params, inplace=True, pool=kernel, pool_channels_last=channels_last)  # s over y
-        ctx.save_for_backward(x, weight, bias, mean, invstd)
-        ctx.eps, ctx.steps, ctx.params, ctx.pool = eps, steps, params, pool
+        s, v = _neuron_forward(y, run, decay, threshold)
+        ctx.save_for_backward(x, weight, bias, mean, invstd, decay, threshold)
+        ctx.eps, ctx.steps, ctx.run = eps, steps, run
         ctx.mark_non_differentiable(v)
         return s, v
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, _g_v):
-        x, weight, bias, mean, invstd = ctx.saved_tensors
+        x, weight, bias, mean, invstd, decay, threshold = ctx.saved_tensors
         y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (ctx.steps, -1))
-        kernel, channels_last = (None, False) if ctx.pool is None else (ctx.pool[:2], ctx.pool[2])
-        g_y = recomputed_input_grad(y, g_s, ctx.params, kernel, channels_last).flatten(0, 1)  # over y
+        g_y, g_decay, g_threshold = _neuron_backward(y, g_s, ctx.run, decay, threshold)  # dL/dy over y
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 bias is not None and ctx.needs_input_grad[2]]
         # dL/dx over dL/dy: torch's kernel reduces dL/dy per channel first, then writes dL/dx element by element
         # from dL/dy and x at the same index (the aliasing is exact, tested against the unfused layers)
         g_x, g_w, g_b = torch.ops.aten.native_batch_norm_backward.out(
-            g_y, x, weight, None, None, mean, invstd, True, ctx.eps, mask,
-            out0=g_y, out1=torch.empty_like(mean), out2=torch.empty_like(mean))
-        return (g_x if mask[0] else None), (g_w if mask[1] else None), (g_b if mask[2] else None), *[None] * 7
+            g_y.flatten(0, 1), x, weight, None, None, mean, invstd, True, ctx.eps, mask,
+            out0=g_y.flatten(0, 1), out1=torch.empty_like(mean), out2=torch.empty_like(mean))
+        grads = [g if needed else None for g, needed in zip((g_x, g_w, g_b), mask, strict=True)]
+        g_decay = g_decay if ctx.needs_input_grad[3] else None
+        g_threshold = g_threshold if ctx.needs_input_grad[4] else None
+        return *grads, g_decay, g_threshold, *[None] * 6
 
 
-def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, params: NeuronParams,
-                      pool: tuple[int, int] | None = None, pool_channels_last: bool = False):
+def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, run: NeuronRun,
+                      decay: torch.Tensor | None = None, threshold: torch.Tensor | None = None):
     """``neuron(bn(x))`` for ``x [T, B, C, ...]`` (``fusable``), saving only ``x`` (module docstring).
 
-    Returns ``(s, v_T)``: the spikes ``[T, B, C, ...]`` (with ``pool = (kh, kw)``: their tiling average pooling
-    ``[T, B, C, H/kh, W/kw]``, channels-last when ``pool_channels_last``, as ``fused_multistep``) and the final
-    membrane ``[B, C, ...]`` (no gradient; the neuron starts from ``v0 = 0``). ``bn``'s running statistics and
-    ``num_batches_tracked`` move as its own forward would move them.
+    Returns ``(s, v_T)``: the spikes ``[T, B, C, ...]`` (with ``run.pool``: their tiling average pooling
+    ``[T, B, C, H/kh, W/kw]``, as ``fused_multistep``) and the final membrane ``[B, C, ...]`` (no gradient; the
+    neuron starts from ``v0 = 0``). ``decay``, ``threshold``: a learnable neuron's (``run.learnable``), as
+    ``LearnableLIF`` passes them to ``learnable_multistep``; their gradients flow back. ``bn``'s running
+    statistics and ``num_batches_tracked`` move as its own forward would move them.
     """
     momentum = _momentum(bn)
     track = bn.track_running_stats and bn.running_mean is not None
-    pool_arg = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
-    return _BatchNormNeuron.apply(x.flatten(0, 1), bn.weight, bn.bias, bn.running_mean if track else None,
-                                  bn.running_var if track else None, momentum, bn.eps, x.shape[0], params, pool_arg)
+    return _BatchNormNeuron.apply(x.flatten(0, 1), bn.weight, bn.bias, decay, threshold,
+                                  bn.running_mean if track else None, bn.running_var if track else None, momentum,
+                                  bn.eps, x.shape[0], run)

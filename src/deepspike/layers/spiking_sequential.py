@@ -31,12 +31,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.layers.batchnorm_neuron import batch_norm_neuron, fusable
+from deepspike.layers.batchnorm_neuron import NeuronRun, batch_norm_neuron, fusable
 from deepspike.layers.lean_avg_pool import pool_window
 from deepspike.layers.neuron_kinds import is_spiking_neuron
 from deepspike.layers.spike_storage import mark_spikes
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.fused import fused_multistep, fused_supported, poolable
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 
 
@@ -89,30 +90,52 @@ class SpikingSequential(nn.Sequential):
     @staticmethod
     def _fused_run(modules: list[nn.Module], i: int, x: torch.Tensor) -> tuple[torch.Tensor, int] | None:
         """``(output, index of the next module)`` when the modules from ``i`` on are a fusable batch-norm + neuron
-        (+ tiling pool) or neuron + tiling pool run on ``x``; None otherwise."""
+        (+ tiling pool), batch-norm + learnable neuron, or neuron + tiling pool run on ``x``; None otherwise."""
         bn = _batch_norm_of(modules[i])
         start = i + 1 if bn is not None else i
+        if bn is not None and start < len(modules) and _plain_learnable(modules[start]):
+            return _batch_norm_learnable(bn, modules[start], x, start)
         if start >= len(modules) or not fusable_neuron(modules[start]):
             return None
         neuron, v0 = modules[start], modules[start].carried()
-        if bn is not None and (v0 is not None or not fusable(bn, x, neuron.params)):
-            return None
         kernel = tiling_kernel(modules[start + 1]) if start + 1 < len(modules) else None
         kernel = kernel if kernel is not None and poolable(x, kernel) else None
-        if bn is None and (kernel is None or not fused_supported(x, neuron.params, v0)):
-            return None
         end = start + (2 if kernel is not None else 1)
         channels_last = kernel is not None and end < len(modules) and _wraps_conv(modules[end])
-        if bn is not None:
-            s, v = batch_norm_neuron(x, bn, neuron.params, pool=kernel, pool_channels_last=channels_last)
-        else:
+        run = NeuronRun(neuron.params, None if kernel is None else (*kernel, channels_last))
+        if bn is not None and v0 is None and fusable(bn, x, run):
+            s, v = batch_norm_neuron(x, bn, run)
+        elif bn is None and kernel is not None and fused_supported(x, neuron.params, v0):
             s, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
                                    pool_channels_last=channels_last)
-        neuron.keep(v)
+        else:
+            return None
         area = 1 if kernel is None else kernel[0] * kernel[1]
-        if neuron.tally is not None:  # tiling windows: the pooled map times the window area counts the spikes
-            neuron.report_spikes(s.sum() * area)
-        return mark_spikes(s, area), end  # multiples of 1/(kh kw): saved as uint8 by the next layer
+        return _kept_and_counted(neuron, s, v, area), end
+
+
+def _plain_learnable(module: nn.Module) -> bool:
+    """A ``LearnableLIF`` (its ``forward`` not overridden) without hooks."""
+    return isinstance(module, LearnableLIF) and type(module).forward is LearnableLIF.forward and not _hooked(module)
+
+
+def _batch_norm_learnable(bn: nn.Module, neuron: LearnableLIF, x: torch.Tensor, at: int):
+    """``(spikes, index after the neuron)`` of batch-norm + learnable neuron fused, or None where they cannot be."""
+    run = NeuronRun(neuron.fixed, learnable=True, decay_input=neuron.decay_input)
+    if neuron.carried() is not None or not fusable(bn, x, run):
+        return None
+    decay, threshold = neuron.decay_and_threshold(x)
+    s, v = batch_norm_neuron(x, bn, run, decay, threshold)
+    return _kept_and_counted(neuron, s, v, 1), at + 1
+
+
+def _kept_and_counted(neuron: nn.Module, s: torch.Tensor, v: torch.Tensor, area: int) -> torch.Tensor:
+    """Keep the neuron's final membrane, report its spikes to an active tally (a tiling pooled map times the
+    window area counts them) and mark ``s`` as multiples of ``1 / area`` (saved as uint8 by the next layer)."""
+    neuron.keep(v)
+    if neuron.tally is not None:
+        neuron.report_spikes(s.sum() * area)
+    return mark_spikes(s, area)
 
 
 def _batch_norm_of(module: nn.Module) -> nn.Module | None:

@@ -89,6 +89,35 @@ def _to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -> torc
     return (g.sum_to_size(p.shape) if p.dim() else g.sum()).to(p.dtype)
 
 
+def _backward_kernel(x2, v_start, gs, gv, gx, kn, thn, p: NeuronParams, decay_input: bool):
+    """``learnable_backward`` on rows (``x2``/``gs``/``gx`` ``[T, N]``, ``v_start``/``gv``/``kn``/``thn`` one step);
+    ``gx`` and ``gv`` are written in place; returns the per-neuron ``(dL/dk, dL/dth)`` ``[N]``."""
+    gk, gth = torch.zeros_like(kn), torch.zeros_like(thn)
+    code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
+    _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, kn, thn,
+         RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
+    return gk, gth
+
+
+def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.Tensor, threshold: torch.Tensor,
+                               params: NeuronParams, decay_input: bool):
+    """``(dL/dx, dL/ddecay, dL/dthreshold)`` of ``s = fused_learnable_multistep(x, None, decay, threshold, ...)`` (from
+    ``v0 = 0``) for ``g_s = dL/ds``, with ``dL/dx`` written over ``x``'s own memory (``x`` is consumed).
+
+    As the autograd node's own backward: the numba kernel recomputes ``h`` from ``x`` block by block, and it reads
+    a block's ``x`` before writing that block's ``dL/dx`` (``fused_learnable_kernels``), so the aliasing is exact.
+    ``x [T, B, ...]``: dense steps on the CPU (``learnable_fused_supported``, numba), not time-invariant. Used by
+    ``layers.batchnorm_neuron``. ``dL/ddecay`` and ``dL/dthreshold`` have the shapes of ``decay`` and ``threshold``.
+    """
+    x2, step = _dense_input(x)
+    gs = _step_rows(g_s, step)
+    gv = torch.zeros_like(step)
+    gk, gth = _backward_kernel(x2, torch.zeros_like(step), gs, gv, x2, _per_neuron(decay, step),
+                               _per_neuron(threshold, step), params, decay_input)
+    return x2.as_strided(x.shape, (step.numel(), *step.stride())), _to_param(gk, step, decay), _to_param(
+        gth, step, threshold)
+
+
 class _FusedLearnable(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] or None, k, th) -> (s [T, B, ...], v_T [B, ...])``; backward =
     ``learnable_backward`` (module docstring), returning ``dL/dx``, ``dL/dv0``, ``dL/dk``, ``dL/dth``."""
@@ -124,10 +153,7 @@ class _FusedLearnable(torch.autograd.Function):
         gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else _step_rows(g_s, step)
         gv = torch.zeros_like(v_start) if g_v is None else torch.empty_like(v_start).copy_(g_v)
         gx = torch.empty((t, step.numel()), dtype=x2.dtype, device=x2.device)
-        gk, gth = torch.zeros_like(kn), torch.zeros_like(thn)
-        code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
-        _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, kn, thn,
-             RESET_CODES[p.reset], p.detach_reset, ctx.decay_input, code, p1, p2)
+        gk, gth = _backward_kernel(x2, v_start, gs, gv, gx, kn, thn, p, ctx.decay_input)
         g_x = gx.as_strided((t, *step.shape), (step.numel(), *step.stride()))
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
         g_k = _to_param(gk, step, k) if ctx.needs_input_grad[2] else None

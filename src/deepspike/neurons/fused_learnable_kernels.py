@@ -65,7 +65,8 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
 
 @nb.njit(cache=True)
 def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, decay_input):
-    """One reverse time step of one block (module docstring); ``gv`` in/out, ``gk, gth`` accumulated."""
+    """One reverse time step of one block (module docstring); ``gv`` in/out, ``gk, gth`` accumulated. ``gx`` may
+    be ``x`` itself: each ``x[n]`` is read before ``gx[n]`` is written."""
     for n in range(h.shape[0]):
         ht, tn, g = h[n], th[n], gv[n]
         sp = _spike(ht - tn)
@@ -79,8 +80,8 @@ def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, d
         g_h = sg[n] * g_s + g * dv_dh
         gth[n] += -sg[n] * g_s - (g * sp if reset == 1 else _ZERO)
         kn = k[n]
+        gk[n] += g_h * (v_prev[n] - x[n] if decay_input else v_prev[n])  # x[n] read before gx[n] is written
         gx[n] = (_ONE - kn) * g_h if decay_input else g_h
-        gk[n] += g_h * (v_prev[n] - x[n] if decay_input else v_prev[n])
         gv[n] = kn * g_h
 
 
@@ -95,7 +96,8 @@ def _row_reset(h, th, reset, v):
 @nb.njit(parallel=True, cache=True)
 def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_input, code, p1, p2):
     """BPTT over T (module docstring). x: the forward input ``[T, N]`` or ``[1, N]``; v0: ``[N]`` initial
-    membrane; gs: ``dL/ds [T, N]``; gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out; gx: ``dL/dx [T, N]`` out;
+    membrane; gs: ``dL/ds [T, N]``; gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out; gx: ``dL/dx [T, N]`` out (may be
+    ``x`` itself: a block's rows of ``x`` are read before that block's ``dL/dx`` is written);
     gk, gth: ``[N]`` zeros in, ``dL/dk``, ``dL/dth`` per neuron out; code, p1, p2: the surrogate
     (``fused_constants.surrogate_constants``)."""
     steps, n_cols = gs.shape[0], gv.shape[0]

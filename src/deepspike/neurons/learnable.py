@@ -76,11 +76,22 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         """``k = 1 - sigmoid(w)`` (learnt) or the fixed ``params.decay``, as a tensor."""
         return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.fixed.decay)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def decay_and_threshold(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(k, th)`` for ``x [T, B, ...]``, each ``()`` or ``[C, 1, ..., 1]`` (``learnable_multistep``'s form),
+        carrying the gradients to ``w`` and the threshold parameter."""
         k = self._shaped(self.decay().to(x.device), x)
         th = self._shaped(self.threshold if self.threshold is not None else
                           torch.tensor(self.fixed.threshold, device=x.device), x)
-        s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.w is not None)
+        return k, th
+
+    @property
+    def decay_input(self) -> bool:
+        """``c = 1 - k`` on the input (PLIF's form) when the decay is learnt, else ``c = 1``."""
+        return self.w is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, th = self.decay_and_threshold(x)
+        s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.decay_input)
         self.keep(v)
         if self.tally is not None:
             self.report_spikes(s.sum())
