@@ -29,8 +29,8 @@ elementwise pass in backward. ``y`` may differ from ``F.batch_norm``'s in the la
 ``SpikingSequential`` runs a ``TimeDistributed`` batch-norm and the neuron after it this way when both may be fused
 (``fusable``): an IF/LIF neuron (with the tiling pooling after it, if any) or a ``LearnableLIF`` (PLIF, learnable
 threshold: its kernel saves its input ``y``, so the saving is the same, and its decay and threshold gradients come
-from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grads``); gradients equal the unfused layers' up to float32 summation order
-(``tests/layers/test_batchnorm_neuron.py``).
+from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grads``); gradients equal the unfused
+layers' up to float32 summation order (``tests/layers/test_batchnorm_neuron.py``).
 """
 
 from __future__ import annotations
