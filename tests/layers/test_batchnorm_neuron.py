@@ -11,6 +11,7 @@ from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.temporal_batchnorm import threshold_dependent_batch_norm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.learnable import LearnableLIF
 
@@ -179,3 +180,14 @@ def test_learnable_neuron_after_batch_norm(channels, learn, channels_last):
     assert gp1.keys() == gp2.keys() and len(gp1) == 3 + learn_decay + learn_threshold
     for name in gp1:
         _close_to_scale(gp1[name], gp2[name])
+
+
+def test_not_fused_where_time_runs_in_segments():
+    """Inside ``temporal_carry`` the membrane carries the gradient from one segment into the next, which the fused
+    node (from rest, final membrane without gradient) does not: the pair runs unfused there."""
+    seq = SpikingSequential(*_conv_layers("bn", False, "zero", 0.1))
+    x = torch.rand(4, 2, 2, 8, 8, requires_grad=True)
+    with temporal_carry(seq):
+        first, second = seq(x[:2]), seq(x[2:])
+        assert "_BatchNormNeuronBackward" not in node_names(first) | node_names(second)
+    assert "_BatchNormNeuronBackward" in node_names(seq(x))

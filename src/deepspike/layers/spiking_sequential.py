@@ -15,7 +15,8 @@ other (the next convolution's up to float32 summation order); gradients agree to
 A ``TimeDistributed`` batch-norm in training mode directly before such a neuron joins the run
 (``layers.batchnorm_neuron``: one autograd node that saves the batch-norm's input and not the neuron's membrane,
 one ``[T, B, ...]`` float32 tensor less per conv-BN-neuron layer from forward to backward), with or without the
-pooling after the neuron, when a gradient is computed and the neuron starts from rest.
+pooling after the neuron, when a gradient is computed and the neuron is outside ``neurons.carry.temporal_carry``
+(the node starts from rest and its final membrane carries no gradient: time in segments runs unfused).
 
 Every neuron's spikes (pooled or not) are marked (``layers.spike_storage``): the convolution or linear layer
 that reads them saves them for backward as ``uint8``, exactly.
@@ -103,7 +104,7 @@ class SpikingSequential(nn.Sequential):
         end = start + (2 if kernel is not None else 1)
         channels_last = kernel is not None and end < len(modules) and _wraps_conv(modules[end])
         run = NeuronRun(neuron.params, None if kernel is None else (*kernel, channels_last))
-        if bn is not None and v0 is None and fusable(bn, x, run):
+        if bn is not None and neuron.carry is None and fusable(bn, x, run):
             s, v = batch_norm_neuron(x, bn, run)
         elif bn is None and kernel is not None and fused_supported(x, neuron.params, v0):
             s, v = fused_multistep(x, neuron.params, v0, inplace=neuron.inplace, pool=kernel,
@@ -122,7 +123,7 @@ def _plain_learnable(module: nn.Module) -> bool:
 def _batch_norm_learnable(bn: nn.Module, neuron: LearnableLIF, x: torch.Tensor, at: int):
     """``(spikes, index after the neuron)`` of batch-norm + learnable neuron fused, or None where they cannot be."""
     run = NeuronRun(neuron.fixed, learnable=True, decay_input=neuron.decay_input)
-    if neuron.carried() is not None or not fusable(bn, x, run):
+    if neuron.carry is not None or not fusable(bn, x, run):
         return None
     decay, threshold = neuron.decay_and_threshold(x)
     s, v = batch_norm_neuron(x, bn, run, decay, threshold)
