@@ -52,6 +52,14 @@ ALLOCATOR_TEXT = {"tuned": "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2^40", "de
 
 
 # ----------------------------------------------------------------------------- one case (child process)
+def command_line() -> str:
+    """This process's command as a reader would type it from the repository root: the interpreter's name, then
+    the arguments, with the script's path relative to the root (``run_all.py`` passes absolute paths)."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else sys.argv[0]
+    return " ".join([Path(sys.executable).name, shown, *sys.argv[1:]])
+
+
 def _status_kb(key: str) -> int:
     """A ``kB`` field (VmRSS, VmHWM) of /proc/self/status."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -310,7 +318,7 @@ def main() -> None:
             "ANN measured first and last"
             + (f"; the case order repeated {args.rounds} times and each framework's median over the rounds "
                "reported (ANN: mean of all its runs)." if args.rounds > 1 else "."),
-            f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+            f"Command: `{command_line()}`",
         ]
     )
     text = markdown(median_rows(rows), header)

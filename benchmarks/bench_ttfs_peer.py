@@ -55,6 +55,7 @@ from bench_rate import (  # noqa: E402 (the shared helpers of the rate benchmark
     _reset_peak,
     _status_kb,
     _versions,
+    command_line,
 )
 
 FRAMEWORKS = ("ttfs", "stdbp", "exact_snn")
@@ -258,7 +259,7 @@ def _header(args, python: str) -> str:
         f"{args.epochs} epoch(s) on the first {args.train_limit or 'all'} training images, test on the first "
         f"{args.test_limit or 'all'} test images. Optimizers: ttfs Adam 5e-4, stdbp Adam 2e-4, exact_snn Adam "
         f"2e-3 (constant).",
-        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        f"Command: `{command_line()}`",
     ])
 
 
