@@ -44,8 +44,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
+import bench_rate  # noqa: E402
 from bench_rate import DEFAULT_PEER_PYTHON, _cpu, _fmt, _median_ms, _reset_peak, _status_kb, _versions  # noqa: E402
-from bench_rate import command_line  # noqa: E402
 
 FRAMEWORKS = ("deepspike", "snntorch", "spikingjelly", "norse", "norse_compile", "spyx")
 MODULES = {"deepspike": "deepspike", "snntorch": "snntorch", "spikingjelly": "spikingjelly", "norse": "norse",
@@ -260,7 +260,7 @@ def _header(args, pythons: dict[str, str], frameworks: list[str], rows: list[dic
         f"Medians of {args.steps} steps after {args.warmup} warm-up steps (plus one first, compiling step); each "
         "framework in a fresh process; peak memory of two steps above their start, in another fresh process (CPU: RSS "
         "with glibc returning every freed block >= 64 KiB; CUDA: allocated bytes).",
-        f"Command: `{command_line()}`",
+        f"Command: `{bench_rate.command_line()}`",
     ])
 
 
