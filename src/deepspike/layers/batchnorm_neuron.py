@@ -42,6 +42,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import time_invariant
+from deepspike.layers.time_distributed import PLAIN_BATCH_NORMS
 from deepspike.neurons.fused import fused_multistep, fused_supported, recomputed_input_grad, uses_triton
 from deepspike.neurons.fused_learnable import (
     fused_learnable_multistep,
@@ -49,10 +50,6 @@ from deepspike.neurons.fused_learnable import (
     recomputed_learnable_grads,
 )
 from deepspike.neurons.params import NeuronParams
-
-# Batch-norms whose training-mode statistics are one ``native_batch_norm`` call (as in ``TimeDistributed``; not
-# SyncBatchNorm, which gathers them across processes). Parametrised subclasses (tdBN's weight) are included.
-_PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
     """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and the neuron ``run`` on
     ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` not time-invariant (that
     case saves nothing of size T already) and dense, and the numba kernels able to run the neuron on it."""
-    if not isinstance(bn, _PLAIN_BN) or bn._forward_hooks or bn._forward_pre_hooks:
+    if not isinstance(bn, PLAIN_BATCH_NORMS) or bn._forward_hooks or bn._forward_pre_hooks:
         return False
     if not (bn.training and torch.is_grad_enabled() and x.requires_grad) or time_invariant(x) or x.dim() < 3:
         return False

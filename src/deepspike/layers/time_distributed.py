@@ -17,9 +17,10 @@ from deepspike.neurons.carry import CarriesState
 _PER_STEP = (nn.Conv2d, nn.Linear, nn.AvgPool2d, LeanAvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity)
 # Layers that save their input for the weight gradient: a spike input is saved as uint8 (``layers.spike_storage``).
 _SAVES_INPUT = (nn.Conv2d, nn.Linear)
-# Batch-norms (and their parametrised subclasses, tdBN) whose training-mode statistics ``_batch_norm_once``
-# reproduces (not SyncBatchNorm, no subclass of these: it gathers statistics across processes).
-_PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Batch-norms (and their parametrised subclasses, tdBN) whose training-mode statistics are those of the batch in
+# hand: ``_batch_norm_once`` and ``layers.batchnorm_neuron`` reproduce them (not SyncBatchNorm, no subclass of
+# these: it gathers statistics across processes).
+PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 class TimeDistributed(CarriesState, nn.Module):
@@ -53,7 +54,7 @@ class TimeDistributed(CarriesState, nn.Module):
 
     def _runs_once(self, x: torch.Tensor) -> bool:
         m = self.module
-        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or isinstance(m, _PLAIN_BN))
+        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or isinstance(m, PLAIN_BATCH_NORMS))
         per_step = isinstance(m, _PER_STEP) or batch_norm
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 
