@@ -54,7 +54,8 @@ class TimeDistributed(CarriesState, nn.Module):
 
     def _runs_once(self, x: torch.Tensor) -> bool:
         m = self.module
-        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.training or isinstance(m, PLAIN_BATCH_NORMS))
+        batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+            not m.training or isinstance(m, PLAIN_BATCH_NORMS))
         per_step = isinstance(m, _PER_STEP) or batch_norm
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 
