@@ -28,7 +28,7 @@ import numpy as np
 
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _row_surrogate, _spike
+from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _row_surrogate, _spike
 
 
 @nb.njit(cache=True)
@@ -66,7 +66,8 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
 @nb.njit(cache=True)
 def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, decay_input):
     """One reverse time step of one block (module docstring); ``gv`` in/out, ``gk, gth`` accumulated. ``gx`` may
-    be ``x`` itself: each ``x[n]`` is read before ``gx[n]`` is written."""
+    be ``x`` itself (each ``x[n]`` is read before ``gx[n]`` is written), though ``learnable_backward`` passes a
+    block-local copy of ``x`` then, so that the loop stays vectorised."""
     for n in range(h.shape[0]):
         ht, tn, g = h[n], th[n], gv[n]
         sp = _spike(ht - tn)
@@ -102,10 +103,12 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
     (``fused_constants.surrogate_constants``)."""
     steps, n_cols = gs.shape[0], gv.shape[0]
     const = x.shape[0] == 1
+    staged = _overlap(x, gx)  # dL/dx written over x: read x from a block-local row (vectorised, ``fused_kernels``)
     for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
+        x_in = np.empty(width if staged else 0, dtype=gv.dtype)
         kb, tb = k[lo:hi], th[lo:hi]
         block_h = np.empty((steps, width), dtype=gv.dtype)
         sg = np.empty(width, dtype=gv.dtype)
@@ -122,5 +125,9 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
             for n in range(width):  # u = h - th per neuron, for the shared surrogate row function (th = 0)
                 sg[n] = h_row[n] - tb[n]
             _row_surrogate(sg, _ZERO, code, p1, p2, sg)
-            _row_backward(x[0 if const else t, lo:hi], h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi],
+            x_row = x[0 if const else t, lo:hi]
+            if staged:
+                _copy(x_row, x_in)
+                x_row = x_in
+            _row_backward(x_row, h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi],
                           gk[lo:hi], gth[lo:hi], sg, kb, tb, reset, detach, decay_input)

@@ -1,0 +1,79 @@
+"""The numba kernels with an output written over an input (the in-place modes): ``_overlap`` detects the sharing,
+and the staged path (input row copied to a block-local row first) gives bit for bit what separate buffers give."""
+
+import numpy as np
+import pytest
+
+from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
+
+kernels = pytest.importorskip("deepspike.neurons.fused_kernels")
+learnable_kernels = pytest.importorskip("deepspike.neurons.fused_learnable_kernels")
+
+T, N = 3, 2 * kernels.BLOCK + 37  # three blocks, the last one partial
+NO_POOL = np.zeros(6, dtype=np.int64)
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((T, N), dtype=np.float32) * np.float32(1.5), rng.standard_normal((T, N),
+                                                                                                dtype=np.float32)
+
+
+def test_overlap_on_hand_made_views():
+    a = np.zeros((4, 10), dtype=np.float32)
+    assert kernels._overlap(a, a)
+    assert kernels._overlap(a[1], a[1])
+    assert not kernels._overlap(a[1], a[2])  # adjacent rows: the byte ranges touch, they do not intersect
+    assert kernels._overlap(a[1:3], a[2])
+    assert kernels._overlap(a.reshape(-1)[5:15], a[1])
+    assert not kernels._overlap(a, np.zeros_like(a))
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+def test_forward_over_the_input_equals_separate_buffers(reset):
+    x, _ = _inputs()
+    k, th = np.float32(0.75), np.float32(1.0)
+    s_sep, h_sep, v_sep = np.empty_like(x), np.empty_like(x), np.zeros(N, np.float32)
+    kernels.lif_forward(x, v_sep, s_sep, h_sep, k, th, RESET_CODES[reset], True, NO_POOL)
+    xs, v = x.copy(), np.zeros(N, np.float32)  # spikes over x (inference)
+    kernels.lif_forward(xs, v, xs, np.empty((0, 0), np.float32), k, th, RESET_CODES[reset], False, NO_POOL)
+    np.testing.assert_array_equal(xs, s_sep)
+    np.testing.assert_array_equal(v, v_sep)
+    xh, s, v = x.copy(), np.empty_like(x), np.zeros(N, np.float32)  # h over x (training)
+    kernels.lif_forward(xh, v, s, xh, k, th, RESET_CODES[reset], True, NO_POOL)
+    np.testing.assert_array_equal(xh, h_sep)
+    np.testing.assert_array_equal(s, s_sep)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_backward_over_the_membrane_equals_separate_buffers(reset):
+    h, gs = _inputs(1)
+    code, p1, p2 = surrogate_constants("arctan", {"alpha": 2.0})
+    args = (np.float32(0.5), np.float32(1.0), RESET_CODES[reset], False, code, p1, p2, NO_POOL, h,
+            np.zeros(N, np.float32), np.float32(0.5))
+    gx, gv = np.empty_like(h), np.zeros(N, np.float32)
+    kernels.lif_backward(h, gs, h, False, gv, gx, *args)
+    h_over, gv_over = h.copy(), np.zeros(N, np.float32)
+    kernels.lif_backward(h_over, gs, h_over, False, gv_over, h_over, *args)  # dL/dx over h
+    np.testing.assert_array_equal(h_over, gx)
+    np.testing.assert_array_equal(gv_over, gv)
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_learnable_backward_over_the_input_equals_separate_buffers(decay_input):
+    x, gs = _inputs(2)
+    rng = np.random.default_rng(3)
+    k = rng.uniform(0.3, 0.9, N).astype(np.float32)
+    th = rng.uniform(0.5, 1.5, N).astype(np.float32)
+    code, p1, p2 = surrogate_constants("sigmoid", {"alpha": 4.0})
+
+    def run(gx_over_x):
+        xin = x.copy()
+        gx = xin if gx_over_x else np.empty_like(x)
+        gv, gk, gth = np.zeros(N, np.float32), np.zeros(N, np.float32), np.zeros(N, np.float32)
+        learnable_kernels.learnable_backward(xin, np.zeros(N, np.float32), gs, gv, gx, gk, gth, k, th,
+                                             RESET_CODES["zero"], False, decay_input, code, p1, p2)
+        return gx, gv, gk, gth
+
+    for over, sep in zip(run(True), run(False), strict=True):
+        np.testing.assert_array_equal(over, sep)
