@@ -9,6 +9,7 @@ import torch
 pytest.importorskip("numba")
 
 from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.neurons.fused_learnable import learnable_spikes_over_input  # noqa: E402
 from deepspike.neurons.learnable_dynamics import learnable_multistep, learnable_step  # noqa: E402
 from deepspike.neurons.params import NeuronParams  # noqa: E402
 
@@ -95,6 +96,21 @@ def test_float32_spikes_bitwise_and_layouts(per):
         torch.testing.assert_close(v_f, v_r)
         (g_x, g_k) = torch.autograd.grad(s_f.sum() + v_f.sum(), (inp, kk))
         assert g_x.shape == inp.shape and g_k.shape == k.shape
+
+
+@pytest.mark.parametrize("per", tuple(SHAPES))
+@pytest.mark.parametrize("decay_input", [False, True])
+def test_spikes_over_the_input_equal_the_reference(per, decay_input):
+    """``learnable_spikes_over_input`` writes the reference's spikes (bit for bit) into the input's own memory, in
+    the contiguous and the channels-last layout."""
+    params = NeuronParams(reset="zero")
+    x, k, th, _ = (t.float() for t in _inputs(per, seed=7))
+    s_ref, v_ref = learnable_multistep(x, k, th, params, decay_input=decay_input, fused=False)
+    steps_channels_last = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # every step [B, H, W, C]
+    for inp in (x.clone(), steps_channels_last):
+        s, v = learnable_spikes_over_input(inp, k, th, params, decay_input)
+        assert s.data_ptr() == inp.data_ptr() and torch.equal(s, s_ref) and torch.equal(inp, s_ref)
+        torch.testing.assert_close(v, v_ref, rtol=0, atol=0)
 
 
 def test_forced_fused_refuses_what_it_cannot_run():

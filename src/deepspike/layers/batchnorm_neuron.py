@@ -45,8 +45,8 @@ from deepspike.coding.rate import time_invariant
 from deepspike.layers.time_distributed import PLAIN_BATCH_NORMS
 from deepspike.neurons.fused import fused_multistep, fused_supported, recomputed_input_grad, uses_triton
 from deepspike.neurons.fused_learnable import (
-    fused_learnable_multistep,
     learnable_fused_supported,
+    learnable_spikes_over_input,
     recomputed_learnable_grads,
 )
 from deepspike.neurons.params import NeuronParams
@@ -100,9 +100,9 @@ def _normalised(x: torch.Tensor, weight, bias, mean: torch.Tensor, invstd: torch
 
 
 def _neuron_forward(y: torch.Tensor, run: NeuronRun, decay, threshold):
-    """``(s, v_T)`` of the neuron on ``y [T, B, ...]`` from rest (a fixed neuron writes its spikes over ``y``)."""
+    """``(s, v_T)`` of the neuron on ``y [T, B, ...]`` from rest, the spikes written over ``y`` (without ``pool``)."""
     if run.learnable:
-        return fused_learnable_multistep(y, None, decay, threshold, run.params, run.decay_input)
+        return learnable_spikes_over_input(y, decay, threshold, run.params, run.decay_input)
     kernel, channels_last = (None, False) if run.pool is None else (run.pool[:2], run.pool[2])
     return fused_multistep(y, run.params, inplace=True, pool=kernel, pool_channels_last=channels_last)
 

@@ -118,25 +118,47 @@ def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.
         gth, step, threshold)
 
 
+def _forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor, th: torch.Tensor, params: NeuronParams,
+             decay_input: bool, s_over_x: bool = False):
+    """``(x2, step, s, v)``: ``learnable_forward`` on the rows ``x2 [T or 1, N]`` of ``x [T, B, ...]`` in the
+    per-step layout ``step``; spikes ``s [T, B, ...]`` (written over ``x2``'s memory with ``s_over_x`` unless the
+    input is time-invariant) and ``v_T`` (``v0`` or zeros in)."""
+    t = x.shape[0]
+    x2, step = _dense_input(x)  # [T or 1, N] and the per-step layout
+    v = torch.empty_strided(step.shape, step.stride(), dtype=x.dtype, device=x.device)
+    v.zero_() if v0 is None else v.copy_(v0.detach())
+    strides = (step.numel(), *step.stride())
+    if s_over_x and x2.shape[0] == t:
+        s = x2.as_strided(x.shape, strides)
+    else:
+        s = torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
+    _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _per_neuron(k, step), _per_neuron(th, step),
+         RESET_CODES[params.reset], decay_input)
+    return x2, step, s, v
+
+
+def learnable_spikes_over_input(x: torch.Tensor, decay: torch.Tensor, threshold: torch.Tensor, params: NeuronParams,
+                                decay_input: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s, v_T)`` of the update from rest without autograd, the spikes written over ``x``'s own memory (``x`` is
+    consumed; ``learnable_fused_supported``). For callers that keep what backward needs themselves
+    (``layers.batchnorm_neuron`` saves the batch-norm's input and recomputes ``x``)."""
+    _, _, s, v = _forward(x, None, decay, threshold, params, decay_input, s_over_x=True)
+    return s, v
+
+
 class _FusedLearnable(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] or None, k, th) -> (s [T, B, ...], v_T [B, ...])``; backward =
     ``learnable_backward`` (module docstring), returning ``dL/dx``, ``dL/dv0``, ``dL/dk``, ``dL/dth``."""
 
     @staticmethod
     def forward(ctx, x, v0, k, th, params, decay_input):
-        t = x.shape[0]
-        x2, step = _dense_input(x)  # [T or 1, N] and the per-step layout
-        v = torch.empty_strided(step.shape, step.stride(), dtype=x.dtype, device=x.device)
-        v.zero_() if v0 is None else v.copy_(v0.detach())
-        v_start = None if v0 is None else v.clone()  # None: zeros, made again in backward
-        s = torch.empty_strided(x.shape, (step.numel(), *step.stride()), dtype=x.dtype, device=x.device)
-        code = RESET_CODES[params.reset]
-        _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _per_neuron(k, step), _per_neuron(th, step), code,
-             decay_input)
+        x2, step, s, v = _forward(x, v0, k, th, params, decay_input)
+        v_start = None if v0 is None else torch.empty_strided(  # None: zeros, made again in backward
+            step.shape, step.stride(), dtype=x.dtype, device=x.device).copy_(v0.detach())
         # saved: the input and the parameters as given (k, th: () or [C, 1, ...]); their [N] expansions are
         # written again in backward (each one step in size: (T + 3) N floats saved otherwise, not T N)
         ctx.save_for_backward(x2, v_start, k, th)
-        ctx.params, ctx.decay_input, ctx.steps, ctx.step_shape = params, decay_input, t, step
+        ctx.params, ctx.decay_input, ctx.steps, ctx.step_shape = params, decay_input, x.shape[0], step
         ctx.has_v0 = v0 is not None
         ctx.set_materialize_grads(False)
         return s, v

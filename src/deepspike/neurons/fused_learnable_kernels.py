@@ -51,16 +51,22 @@ def _row_forward(x, v, s, h, k, th, reset, decay_input):
 @nb.njit(parallel=True, cache=True)
 def learnable_forward(x, v, s, k, th, reset, decay_input):
     """Forward over T: ``x [T, N]`` (or ``[1, N]``: the same row at every step), ``v [N]`` initial membrane in and
-    ``v_T`` out, spikes ``s [T, N]`` out; ``k, th [N]``; reset: a ``fused_constants.RESET_CODES`` value."""
+    ``v_T`` out, spikes ``s [T, N]`` out (may be ``x`` itself); ``k, th [N]``; reset: a ``fused_constants.RESET_CODES``
+    value."""
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
+    staged = _overlap(x, s)  # spikes written over x: read x from a block-local row (vectorised, ``fused_kernels``)
     for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         scratch = np.empty(hi - lo, dtype=s.dtype)
+        x_in = np.empty(hi - lo if staged else 0, dtype=s.dtype)
         for t in range(steps):
-            _row_forward(x[0 if const else t, lo:hi], v[lo:hi], s[t, lo:hi], scratch, k[lo:hi], th[lo:hi], reset,
-                         decay_input)
+            x_row = x[0 if const else t, lo:hi]
+            if staged:
+                _copy(x_row, x_in)
+                x_row = x_in
+            _row_forward(x_row, v[lo:hi], s[t, lo:hi], scratch, k[lo:hi], th[lo:hi], reset, decay_input)
 
 
 @nb.njit(cache=True)
