@@ -52,6 +52,26 @@ def test_gradcheck_fused_float64(reset, detach, decay_input, per):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("per", tuple(SHAPES))
+@pytest.mark.parametrize("learn_threshold", [False, True])
+def test_many_blocks_and_a_fixed_threshold(per, learn_threshold):
+    """Several kernel blocks (a per-layer decay's gradient comes back as per-block partial sums) and a threshold
+    without gradient (PLIF: its gradient is not computed): float64 gradients equal autograd through the reference."""
+    params = NeuronParams(reset="zero", surrogate="sigmoid")
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(4, 4, 3, 16, 16, generator=g, dtype=torch.float64) * 1.5).requires_grad_()  # N = 3,072
+    k = (torch.rand(SHAPES[per], generator=g, dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
+    th = (torch.rand(SHAPES[per], generator=g, dtype=torch.float64) * 0.5 + 0.5).requires_grad_(learn_threshold)
+    wanted = (x, k, th) if learn_threshold else (x, k)
+    grads = []
+    for fused in (True, False):
+        s, v = learnable_multistep(x, k, th, params, None, True, fused=fused)
+        w = torch.randn(s.shape, generator=torch.Generator().manual_seed(5), dtype=s.dtype)
+        grads.append(torch.autograd.grad((s * w).sum() + v.sum(), wanted))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(("reset", "per"), list(itertools.product(("zero", "subtract", "none"), tuple(SHAPES))))
 def test_gradcheck_membrane_path(reset, per):
     """torch.autograd.gradcheck (finite differences, float64) of the fused kernel's final membrane v_T w.r.t.

@@ -3,17 +3,19 @@ forward and backward, with the gradients of the decay and the threshold accumula
 
 ``learnable_multistep`` computes what ``learnable_dynamics.learnable_multistep_reference`` computes (same spikes
 bit for bit, gradients equal up to float summation order) for decay and threshold tensors of shape ``()`` (per
-layer) or ``[C, 1, ..., 1]`` (per channel of one step ``[B, C, ...]``). The per-layer/per-channel values are
-expanded to one step ``[N]`` in the step's memory layout (the size of one time step, T times smaller than the
-input), so any dense layout (contiguous, channels-last) works unchanged; the per-neuron gradients ``[N]`` the
-kernel returns are summed back to the parameter's shape here.
+layer) or ``[C, 1, ..., 1]`` (per channel of one step ``[B, C, ...]``). Per-channel values are expanded to one
+step ``[N]`` in the step's memory layout (the size of one time step, T times smaller than the input), so any dense
+layout (contiguous, channels-last) works unchanged; a per-layer value goes to the numba kernels as its one value
+(each block writes its own rows in cache; Triton gets the ``[N]`` expansion). The gradients the kernel returns (per
+neuron, or per-block partial sums for a per-layer value) are summed back to the parameter's shape here, and the
+threshold's is not computed when the threshold needs no gradient (PLIF).
 
 Kernels: numba (``fused_learnable_kernels``) on CPU float32/float64 tensors, Triton
 (``fused_learnable_triton``) on CUDA float32 tensors or wherever ``fused.uses_triton`` says so (the same switch
 ``DEEPSPIKE_FUSED`` and backend variable as the fixed-parameter kernels). Saved for backward: the input ``x``
 (``[T, B, ...]``, or one step for a time-invariant input), from which the backward kernel recomputes ``h``, the
-decay and threshold as given (``()`` or ``[C, 1, ...]``: their one-step expansions are written again in backward)
-and the initial membrane only when one was given (zeros otherwise).
+decay and threshold as given (``()`` or ``[C, 1, ...]``: any one-step expansion is written again in backward) and
+the initial membrane only when one was given (zeros otherwise).
 """
 
 from __future__ import annotations
@@ -75,6 +77,26 @@ def _per_neuron(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return _rows(out, 1)[0]
 
 
+def _param_rows(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The kernels' form of parameter ``p``: its one value ``[1]`` for a per-layer ``p`` on the numba kernels (each
+    block writes its own rows, ``fused_learnable_kernels``), else ``_per_neuron`` ``[N]``."""
+    if p.dim() == 0 and not uses_triton(step):
+        return p.detach().to(step.dtype).reshape(1)
+    return _per_neuron(p, step)
+
+
+def _grad_rows(p: torch.Tensor, step: torch.Tensor, wanted: bool) -> torch.Tensor:
+    """Zeros for the kernels' gradient of parameter ``p``: per-block partial sums for a per-layer ``p`` on numba,
+    nothing (``[0]``) when numba need not compute it, else one per neuron ``[N]``."""
+    n = step.numel()
+    if not uses_triton(step):
+        if not wanted:
+            return step.new_zeros(0)
+        if p.dim() == 0:
+            return step.new_zeros(_numba_kernels().n_blocks(n))
+    return step.new_zeros(n)
+
+
 def _step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """``[T, N]`` rows of ``g [T, B, ...]`` in ``step``'s memory layout (a copy only when ``g``'s differs)."""
     strides = (step.numel(), *step.stride())
@@ -84,19 +106,25 @@ def _step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
 
 
 def _to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Per-neuron gradient ``[N]`` (``step``'s layout) summed to the shape of parameter ``p``."""
+    """The kernel's gradient of ``p`` (``_grad_rows``: per neuron ``[N]`` in ``step``'s layout, or per-block sums)
+    summed to the shape of parameter ``p``."""
+    if p.dim() == 0:
+        return g_rows.sum().to(p.dtype)
     g = g_rows.as_strided(step.shape, step.stride())  # [N] -> [B, ...] in the step's layout
-    return (g.sum_to_size(p.shape) if p.dim() else g.sum()).to(p.dtype)
+    return g.sum_to_size(p.shape).to(p.dtype)
 
 
-def _backward_kernel(x2, v_start, gs, gv, gx, kn, thn, p: NeuronParams, decay_input: bool):
-    """``learnable_backward`` on rows (``x2``/``gs``/``gx`` ``[T, N]``, ``v_start``/``gv``/``kn``/``thn`` one step);
-    ``gx`` and ``gv`` are written in place; returns the per-neuron ``(dL/dk, dL/dth)`` ``[N]``."""
-    gk, gth = torch.zeros_like(kn), torch.zeros_like(thn)
+def _backward_kernel(x2, v_start, gs, gv, gx, k, th, step, p: NeuronParams, decay_input: bool,
+                     want_threshold: bool = True):
+    """``learnable_backward`` on rows (``x2``/``gs``/``gx`` ``[T, N]``, ``v_start``/``gv`` one step ``step``) for
+    the parameters ``k``, ``th`` as given (``()`` or ``[C, 1, ...]``); ``gx`` and ``gv`` are written in place;
+    returns ``(dL/dk, dL/dth)`` in the shapes of ``k`` and ``th`` (``dL/dth`` zeros unless ``want_threshold``)."""
+    gk, gth = _grad_rows(k, step, True), _grad_rows(th, step, want_threshold)
     code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
-    _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, kn, thn,
-         RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
-    return gk, gth
+    _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, _param_rows(k, step),
+         _param_rows(th, step), RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
+    g_th = _to_param(gth, step, th) if gth.numel() else torch.zeros_like(th)
+    return _to_param(gk, step, k), g_th
 
 
 def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.Tensor, threshold: torch.Tensor,
@@ -112,10 +140,9 @@ def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.
     x2, step = _dense_input(x)
     gs = _step_rows(g_s, step)
     gv = torch.zeros_like(step)
-    gk, gth = _backward_kernel(x2, torch.zeros_like(step), gs, gv, x2, _per_neuron(decay, step),
-                               _per_neuron(threshold, step), params, decay_input)
-    return x2.as_strided(x.shape, (step.numel(), *step.stride())), _to_param(gk, step, decay), _to_param(
-        gth, step, threshold)
+    g_k, g_th = _backward_kernel(x2, torch.zeros_like(step), gs, gv, x2, decay, threshold, step, params, decay_input,
+                                 threshold.requires_grad)
+    return x2.as_strided(x.shape, (step.numel(), *step.stride())), g_k, g_th
 
 
 def _forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor, th: torch.Tensor, params: NeuronParams,
@@ -132,7 +159,7 @@ def _forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor, th: torc
         s = x2.as_strided(x.shape, strides)
     else:
         s = torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
-    _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _per_neuron(k, step), _per_neuron(th, step),
+    _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _param_rows(k, step), _param_rows(th, step),
          RESET_CODES[params.reset], decay_input)
     return x2, step, s, v
 
@@ -169,17 +196,16 @@ class _FusedLearnable(torch.autograd.Function):
         x2, v_start, k, th = ctx.saved_tensors
         p: NeuronParams = ctx.params
         step, t = ctx.step_shape, ctx.steps
-        kn, thn = _per_neuron(k, step), _per_neuron(th, step)
         if v_start is None:
             v_start = torch.zeros_like(step)
         gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else _step_rows(g_s, step)
         gv = torch.zeros_like(v_start) if g_v is None else torch.empty_like(v_start).copy_(g_v)
         gx = torch.empty((t, step.numel()), dtype=x2.dtype, device=x2.device)
-        gk, gth = _backward_kernel(x2, v_start, gs, gv, gx, kn, thn, p, ctx.decay_input)
+        g_k, g_th = _backward_kernel(x2, v_start, gs, gv, gx, k, th, step, p, ctx.decay_input, ctx.needs_input_grad[3])
         g_x = gx.as_strided((t, *step.shape), (step.numel(), *step.stride()))
         g_v0 = gv if ctx.has_v0 and ctx.needs_input_grad[1] else None
-        g_k = _to_param(gk, step, k) if ctx.needs_input_grad[2] else None
-        g_th = _to_param(gth, step, th) if ctx.needs_input_grad[3] else None
+        g_k = g_k if ctx.needs_input_grad[2] else None
+        g_th = g_th if ctx.needs_input_grad[3] else None
         return g_x, g_v0, g_k, g_th, None, None
 
 

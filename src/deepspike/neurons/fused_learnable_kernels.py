@@ -15,10 +15,16 @@ Backward (BPTT, t = T..1, carried ``g_v = dL/dv_t``; ``r_t`` the spike inside th
     dL/dx_t = c g_h;   dL/dk += g_h (v_{t-1} - [decay_input] x_t);   g_v <- k g_h
     dL/dth += -sg(h_t - th) g_s - [reset subtract] g_v s_t
 
+The decay and the threshold come per neuron (``[N]``, a per-channel parameter written out by the caller) or as one
+value (``[1]``, a per-layer parameter), each block writing its own ``[block]`` rows of them (``_param_row``, in
+cache); a gradient comes back per neuron (``[N]``) for a per-neuron parameter and as one partial sum per block
+(``[n_blocks]``) for a one-value parameter, and a threshold gradient of length 0 is not computed (a fixed
+threshold, PLIF).
+
 The forward kernel saves nothing: the backward kernel recomputes each block's ``h`` from ``x`` and ``v_0`` into a
 ``[T, block]`` scratch that stays in cache (the caller saves ``x`` instead of ``h``; same size), so ``v_{t-1}`` and
 ``x_t`` are both at hand for ``dL/dk``. Blocks of ``BLOCK`` neurons run in parallel (numba ``prange``); ``dL/dk``
-and ``dL/dth`` are accumulated per neuron (``[N]``) and summed to the parameter's shape by the caller.
+and ``dL/dth`` are accumulated per neuron in block-local rows and summed to the parameter's shape by the caller.
 """
 
 from __future__ import annotations
@@ -48,11 +54,40 @@ def _row_forward(x, v, s, h, k, th, reset, decay_input):
             v[n] = ht
 
 
+def n_blocks(n_cols: int) -> int:
+    """The number of parallel blocks (and of per-block partial sums) for ``n_cols`` neurons."""
+    return (n_cols + BLOCK - 1) // BLOCK
+
+
+@nb.njit(cache=True)
+def _param_row(p, lo, hi, out):
+    """``out`` = the block ``[lo, hi)`` of a per-neuron parameter ``p [N]``, or its one value for ``p [1]``."""
+    if p.shape[0] == 1:
+        out[:] = p[0]
+    else:
+        _copy(p[lo:hi], out)
+
+
+@nb.njit(cache=True)
+def _store_grad(acc, g, lo, hi, b, n_cols):
+    """A block's accumulated gradient row ``acc``: into ``g[lo:hi]`` (per neuron, ``g [N = n_cols]``), or its sum
+    into ``g[b]`` (per block, ``g [n_blocks]``); nothing for ``g [0]`` (not wanted)."""
+    if g.shape[0] == 0:
+        return
+    if g.shape[0] == n_cols:
+        _copy(acc, g[lo:hi])
+    else:
+        total = _ZERO
+        for n in range(acc.shape[0]):
+            total += acc[n]
+        g[b] = total
+
+
 @nb.njit(parallel=True, cache=True)
 def learnable_forward(x, v, s, k, th, reset, decay_input):
     """Forward over T: ``x [T, N]`` (or ``[1, N]``: the same row at every step), ``v [N]`` initial membrane in and
-    ``v_T`` out, spikes ``s [T, N]`` out (may be ``x`` itself); ``k, th [N]``; reset: a ``fused_constants.RESET_CODES``
-    value."""
+    ``v_T`` out, spikes ``s [T, N]`` out (may be ``x`` itself); ``k, th``: ``[N]`` or ``[1]`` (module docstring);
+    reset: a ``fused_constants.RESET_CODES`` value."""
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
     staged = _overlap(x, s)  # spikes written over x: read x from a block-local row (vectorised, ``fused_kernels``)
@@ -61,16 +96,19 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
         hi = min(lo + BLOCK, n_cols)
         scratch = np.empty(hi - lo, dtype=s.dtype)
         x_in = np.empty(hi - lo if staged else 0, dtype=s.dtype)
+        kb, tb = np.empty(hi - lo, dtype=s.dtype), np.empty(hi - lo, dtype=s.dtype)
+        _param_row(k, lo, hi, kb)
+        _param_row(th, lo, hi, tb)
         for t in range(steps):
             x_row = x[0 if const else t, lo:hi]
             if staged:
                 _copy(x_row, x_in)
                 x_row = x_in
-            _row_forward(x_row, v[lo:hi], s[t, lo:hi], scratch, k[lo:hi], th[lo:hi], reset, decay_input)
+            _row_forward(x_row, v[lo:hi], s[t, lo:hi], scratch, kb, tb, reset, decay_input)
 
 
 @nb.njit(cache=True)
-def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, decay_input):
+def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, decay_input, want_th):
     """One reverse time step of one block (module docstring); ``gv`` in/out, ``gk, gth`` accumulated. ``gx`` may
     be ``x`` itself (each ``x[n]`` is read before ``gx[n]`` is written), though ``learnable_backward`` passes a
     block-local copy of ``x`` then, so that the loop stays vectorised."""
@@ -85,7 +123,8 @@ def _row_backward(x, h, v_prev, gs, gv, gx, gk, gth, sg, k, th, reset, detach, d
             dv_dr, dv_dh = _ZERO, _ONE
         g_s = gs[n] if detach else gs[n] + g * dv_dr
         g_h = sg[n] * g_s + g * dv_dh
-        gth[n] += -sg[n] * g_s - (g * sp if reset == 1 else _ZERO)
+        if want_th:
+            gth[n] += -sg[n] * g_s - (g * sp if reset == 1 else _ZERO)
         kn = k[n]
         gk[n] += g_h * (v_prev[n] - x[n] if decay_input else v_prev[n])  # x[n] read before gx[n] is written
         gx[n] = (_ONE - kn) * g_h if decay_input else g_h
@@ -105,17 +144,22 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
     """BPTT over T (module docstring). x: the forward input ``[T, N]`` or ``[1, N]``; v0: ``[N]`` initial
     membrane; gs: ``dL/ds [T, N]``; gv: ``[N]`` ``dL/dv_T`` in, ``dL/dv_0`` out; gx: ``dL/dx [T, N]`` out (may be
     ``x`` itself: a block's rows of ``x`` are read before that block's ``dL/dx`` is written);
-    gk, gth: ``[N]`` zeros in, ``dL/dk``, ``dL/dth`` per neuron out; code, p1, p2: the surrogate
+    gk, gth: ``dL/dk``, ``dL/dth`` out, ``[N]`` per neuron or ``[n_blocks]`` per-block sums (module docstring;
+    ``gth [0]``: not computed); k, th: ``[N]`` or ``[1]``; code, p1, p2: the surrogate
     (``fused_constants.surrogate_constants``)."""
     steps, n_cols = gs.shape[0], gv.shape[0]
     const = x.shape[0] == 1
     staged = _overlap(x, gx)  # dL/dx written over x: read x from a block-local row (vectorised, ``fused_kernels``)
+    want_th = gth.shape[0] > 0
     for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
         x_in = np.empty(width if staged else 0, dtype=gv.dtype)
-        kb, tb = k[lo:hi], th[lo:hi]
+        kb, tb = np.empty(width, dtype=gv.dtype), np.empty(width, dtype=gv.dtype)
+        _param_row(k, lo, hi, kb)
+        _param_row(th, lo, hi, tb)
+        gkb, gthb = np.zeros(width, dtype=gv.dtype), np.zeros(width if want_th else 0, dtype=gv.dtype)
         block_h = np.empty((steps, width), dtype=gv.dtype)
         sg = np.empty(width, dtype=gv.dtype)
         v_prev = np.empty(width, dtype=gv.dtype)
@@ -135,5 +179,7 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
             if staged:
                 _copy(x_row, x_in)
                 x_row = x_in
-            _row_backward(x_row, h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi],
-                          gk[lo:hi], gth[lo:hi], sg, kb, tb, reset, detach, decay_input)
+            _row_backward(x_row, h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
+                          detach, decay_input, want_th)
+        _store_grad(gkb, gk, lo, hi, b, n_cols)
+        _store_grad(gthb, gth, lo, hi, b, n_cols)
