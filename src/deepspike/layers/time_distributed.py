@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.layers.cpu_linear import linear
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d, pool_window
 from deepspike.layers.spike_storage import compact_saved_input, mark_spikes, spike_quantum
 from deepspike.layers.trace_gradient import TRACE_LAYERS, trace_gradient_step
@@ -72,12 +73,19 @@ class TimeDistributed(CarriesState, nn.Module):
         quantum = spike_quantum(x)
         if quantum is not None and isinstance(self.module, _SAVES_INPUT) and torch.is_grad_enabled():
             with compact_saved_input(flat, quantum):  # spikes saved for the weight gradient as uint8
-                y = self.module(flat)
+                y = self._module_on(flat)
         else:
-            y = self.module(flat)
+            y = self._module_on(flat)
         y = y.unflatten(0, (t, b))  # [T, B, ...]
         out_quantum = _quantum_after(self.module, quantum)
         return mark_spikes(y, out_quantum) if out_quantum is not None else y
+
+    def _module_on(self, flat: torch.Tensor) -> torch.Tensor:
+        """The wrapped layer on ``[T*B, ...]``; a linear layer through ``cpu_linear.linear`` (oneDNN where torch's
+        BLAS is slow)."""
+        if type(self.module) is nn.Linear and flat.dim() == 2:
+            return linear(self.module, flat)
+        return self.module(flat)
 
     def _with_trace(self, x: torch.Tensor, decay: float) -> torch.Tensor:
         """Step by step: ``a_t = decay a_{t-1} + x_t`` (carried across calls), ``y_t = layer(x_t)`` with the weight

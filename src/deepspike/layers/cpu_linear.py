@@ -1,0 +1,97 @@
+"""A linear layer's three GEMMs through oneDNN on CPUs where torch's default BLAS takes a slow path.
+
+``nn.Linear`` on the CPU computes ``y = x W^T + b`` and its gradients ``dL/dx = g W``, ``dL/dW = g^T x`` with the
+BLAS torch's wheels are built with, Intel's MKL. On AMD CPUs MKL dispatches its sgemm to a slower code path: on this
+project's 2-core AMD EPYC (avx512), ``[8000, 4096] x [4096, 4096]`` in float32 with two threads took 1,276-1,471 ms
+through MKL, 589 ms through oneDNN's matmul (the library torch's own convolutions run on) and 754 ms through
+JAX/XLA (session 14; ``benchmarks/RESULTS.md``, issue 26). ``linear`` routes the three GEMMs of a large float32 CPU
+linear layer's forward and input gradient through oneDNN (``torch.ops.mkldnn._linear_pointwise``, which takes
+dense tensors)::
+
+    y = lin(x, W) + b,   dL/dx = lin(g, W^T),   dL/dW = g^T x (torch's BLAS),   dL/db = sum_rows g
+    (lin(a, w) = a w^T, x [M, K], W [N, K], g [M, N])
+
+The weight gradient stays on torch's BLAS: oneDNN's product takes its operands untransposed, and ``g^T``, ``x^T``
+copied (whole, or summed over row chunks) raised the Open Neuromorphic benchmark's peak training memory from 250 to
+382-439 MB for a 1.9x faster weight gradient (session 14's measurement).
+
+The same float32 arithmetic in another summation order: results differ from ``F.linear``'s in the last bits, so
+it is used only where it pays (``uses_onednn``): ``DEEPSPIKE_CPU_MATMUL=onednn`` always, ``=torch`` never, and by
+default (``auto``) on AMD CPUs with an MKL build of torch for GEMMs of at least ``MIN_MULTIPLY_ADDS``; small layers
+keep torch's path. ``TimeDistributed`` runs its ``nn.Linear`` through ``linear`` (one GEMM over ``[T*B, K]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+MIN_MULTIPLY_ADDS = 1 << 28  # M N K; below it the GEMM is too small to matter (and keeps torch's exact numbers)
+POLICIES = ("auto", "onednn", "torch")
+
+
+@functools.lru_cache(maxsize=1)
+def _mkl_on_amd() -> bool:
+    """Whether torch's BLAS is MKL and the CPU is AMD's (MKL's slow path); read once."""
+    if not torch.backends.mkl.is_available():
+        return False
+    try:
+        return "AuthenticAMD" in Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _policy() -> str:
+    policy = os.environ.get("DEEPSPIKE_CPU_MATMUL", "auto")
+    if policy not in POLICIES:
+        raise ValueError(f"DEEPSPIKE_CPU_MATMUL must be one of {', '.join(POLICIES)}, got {policy!r}")
+    return policy
+
+
+def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``linear`` runs ``x [M, K] @ weight [N, K]^T`` through oneDNN (module docstring)."""
+    policy = _policy()
+    if policy == "torch" or not torch.backends.mkldnn.is_available():
+        return False
+    if x.device.type != "cpu" or x.dim() != 2 or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if policy == "onednn":
+        return True
+    return _mkl_on_amd() and x.shape[0] * weight.shape[0] * weight.shape[1] >= MIN_MULTIPLY_ADDS
+
+
+def _lin(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a w^T (+ bias)`` by oneDNN, ``a [M, K]``, ``w [N, K]`` (made dense) -> ``[M, N]``."""
+    return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), bias, "none", [None], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``(x [M, K], W [N, K], b [N] or None) -> x W^T + b``, the gradients as in the module docstring."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)  # x as given: a saved-tensor hook (spike_storage) may pack it
+        ctx.has_bias = bias is not None
+        return _lin(x, weight, None if bias is None else bias.detach())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        g_x = _lin(g, weight.t()) if ctx.needs_input_grad[0] else None  # g W
+        g_w = g.t().mm(x) if ctx.needs_input_grad[1] else None  # g^T x: torch's BLAS, no transposed copies
+        g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return g_x, g_w, g_b
+
+
+def linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for ``x [M, K]``: through oneDNN where ``uses_onednn`` says so (and the module has no hooks),
+    else the module itself."""
+    if module._forward_hooks or module._forward_pre_hooks or not uses_onednn(x, module.weight):
+        return module(x)
+    return _OneDNNLinear.apply(x, module.weight, module.bias)
