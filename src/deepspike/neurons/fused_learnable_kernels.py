@@ -54,8 +54,10 @@ def _row_forward(x, v, s, h, k, th, reset, decay_input):
             v[n] = ht
 
 
-def n_blocks(n_cols: int) -> int:
-    """The number of parallel blocks (and of per-block partial sums) for ``n_cols`` neurons."""
+@nb.njit(cache=True)
+def n_blocks(n_cols):
+    """The number of parallel blocks (and of per-block partial sums) for ``n_cols`` neurons: the kernels' ``prange``
+    and the callers' per-block gradient buffers use this one count."""
     return (n_cols + BLOCK - 1) // BLOCK
 
 
@@ -91,7 +93,7 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
     staged = _overlap(x, s)  # spikes written over x: read x from a block-local row (vectorised, ``fused_kernels``)
-    for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
+    for b in nb.prange(n_blocks(n_cols)):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         scratch = np.empty(hi - lo, dtype=s.dtype)
@@ -151,7 +153,7 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
     const = x.shape[0] == 1
     staged = _overlap(x, gx)  # dL/dx written over x: read x from a block-local row (vectorised, ``fused_kernels``)
     want_th = gth.shape[0] > 0
-    for b in nb.prange((n_cols + BLOCK - 1) // BLOCK):
+    for b in nb.prange(n_blocks(n_cols)):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
