@@ -65,6 +65,16 @@ def _copy(src, dst):
 
 
 @nb.njit(cache=True)
+def _read_row(row, local, staged):
+    """The row a kernel reads: ``row`` itself, or, when ``staged`` (its output overlaps its input), ``row`` copied
+    into the block-local ``local`` first."""
+    if staged:
+        _copy(row, local)
+        return local
+    return row
+
+
+@nb.njit(cache=True)
 def _row_forward(x, v, s, h, k, th, reset):
     """One time step of one block: 1-D contiguous rows ``x, v (in/out), s, h`` of equal length."""
     if reset == 0:
@@ -225,11 +235,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
         for t in range(steps):
             h_row = h[t, lo:hi] if store_h else scratch
             s_row = spikes if pooled else s[t, lo:hi]
-            x_row = x[0 if const else t, lo:hi]
-            if staged:
-                _copy(x_row, x_in)
-                x_row = x_in
-            _row_forward(x_row, v[lo:hi], s_row, h_row, k, th, reset)
+            _row_forward(_read_row(x[0 if const else t, lo:hi], x_in, staged), v[lo:hi], s_row, h_row, k, th, reset)
             if relayout:
                 _pool_row(spikes, rows, acc, pool[0], pool[1], pool[2], pool[3], div)
                 _to_channels_last(rows, s[t], olo // wo_n, wo_n, pool[4], pool[5])
@@ -339,10 +345,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
             for t in range(steps):
                 _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], k, th, reset)  # sg: spike scratch
         for t in range(steps - 1, -1, -1):
-            h_row = block_h[t] if recompute else h[t, lo:hi]
-            if staged:
-                _copy(h_row, h_in)
-                h_row = h_in
+            h_row = _read_row(block_h[t] if recompute else h[t, lo:hi], h_in, staged)
             tg = t * gt_step
             if relayout:
                 _from_channels_last(gs[tg], rows, olo // wo_n, wo_n, pool[4], pool[5])

@@ -34,7 +34,7 @@ import numpy as np
 
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _row_surrogate, _spike
+from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _read_row, _row_surrogate, _spike
 
 
 @nb.njit(cache=True)
@@ -102,10 +102,7 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
         _param_row(k, lo, hi, kb)
         _param_row(th, lo, hi, tb)
         for t in range(steps):
-            x_row = x[0 if const else t, lo:hi]
-            if staged:
-                _copy(x_row, x_in)
-                x_row = x_in
+            x_row = _read_row(x[0 if const else t, lo:hi], x_in, staged)
             _row_forward(x_row, v[lo:hi], s[t, lo:hi], scratch, kb, tb, reset, decay_input)
 
 
@@ -177,10 +174,7 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
             for n in range(width):  # u = h - th per neuron, for the shared surrogate row function (th = 0)
                 sg[n] = h_row[n] - tb[n]
             _row_surrogate(sg, _ZERO, code, p1, p2, sg)
-            x_row = x[0 if const else t, lo:hi]
-            if staged:
-                _copy(x_row, x_in)
-                x_row = x_in
+            x_row = _read_row(x[0 if const else t, lo:hi], x_in, staged)
             _row_backward(x_row, h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
                           detach, decay_input, want_th)
         _store_grad(gkb, gk, lo, hi, b, n_cols)
