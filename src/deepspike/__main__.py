@@ -1,7 +1,5 @@
 """``python -m deepspike`` (also what ``torchrun -m deepspike`` runs)."""
 
-import sys
+from deepspike.cli import exit_process, main
 
-from deepspike.cli import main
-
-sys.exit(main())
+exit_process(main())

@@ -6,11 +6,17 @@ traceback and without writing over an existing run.
 A reader that stops early (``deepspike models | head -2``) ends the command quietly with status 141
 (128 + SIGPIPE, what a shell reports for ``seq 100000 | head -1``), as the Python docs' "Note on SIGPIPE"
 advises: the rest of the output goes to ``/dev/null`` and nothing is printed on stderr.
+
+A worker started by ``torchrun`` (``WORLD_SIZE`` > 1) ends without the interpreter's teardown
+(``exit_process``): torch's gloo worker threads can still be releasing a finished collective's tensors then,
+and a thread that needs the GIL while the interpreter finalises aborts the whole process ("terminate called
+without an active exception", pytorch/pytorch#190489), after the run had finished and written its files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import select
@@ -45,6 +51,25 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a pipe of something else (a worker process): a real error
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def exit_process(status: int) -> None:
+    """End ``python -m deepspike`` with exit status ``status``. A torchrun worker flushes stdout and stderr
+    and leaves at once (``os._exit``: no atexit handlers, no interpreter teardown; every file a command
+    writes is complete and closed by then); any other process exits normally."""
+    if _world_size() > 1:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader that has gone, or a closed stream
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def _world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def _run(argv: list[str] | None) -> int:

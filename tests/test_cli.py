@@ -1,0 +1,26 @@
+"""The command line's process exit: a torchrun worker leaves without the interpreter's teardown."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import atexit
+from deepspike.cli import exit_process
+atexit.register(lambda: print("teardown ran", flush=True))
+print("output before the exit")  # buffered when stdout is a pipe: exit_process must flush it
+exit_process(3)
+"""
+
+
+@pytest.mark.parametrize(("world_size", "teardown"), [("2", False), ("1", True), (None, True), ("x", True)])
+def test_exit_process_skips_teardown_only_in_a_torchrun_worker(world_size, teardown):
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
+    if world_size is not None:
+        env["WORLD_SIZE"] = world_size
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stdout.startswith("output before the exit\n")
+    assert ("teardown ran" in proc.stdout) == teardown
