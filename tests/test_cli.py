@@ -1,4 +1,5 @@
-"""The command line's process exit: a torchrun worker leaves without the interpreter's teardown."""
+"""The command line's process start and exit: the allocator policy is checked; a torchrun worker leaves without the
+interpreter's teardown."""
 
 import os
 import subprocess
@@ -24,3 +25,11 @@ def test_exit_process_skips_teardown_only_in_a_torchrun_worker(world_size, teard
     assert proc.returncode == 3
     assert proc.stdout.startswith("output before the exit\n")
     assert ("teardown ran" in proc.stdout) == teardown
+
+
+def test_bad_allocator_policy_is_a_one_line_error():
+    env = {**os.environ, "DEEPSPIKE_MALLOC": "tcmalloc"}
+    proc = subprocess.run([sys.executable, "-m", "deepspike", "models"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == "deepspike: error: DEEPSPIKE_MALLOC must be one of keep, system, got 'tcmalloc'\n"

@@ -11,6 +11,9 @@ A worker started by ``torchrun`` (``WORLD_SIZE`` > 1) ends without the interpret
 (``exit_process``): torch's gloo worker threads can still be releasing a finished collective's tensors then,
 and a thread that needs the GIL while the interpreter finalises aborts the whole process ("terminate called
 without an active exception", pytorch/pytorch#190489), after the run had finished and written its files.
+
+Every command first makes glibc keep freed memory in the process (``core.allocator.keep_freed_memory``; off with
+``DEEPSPIKE_MALLOC=system``): a training step then reuses its pages instead of faulting them in again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import select
 import sys
 
 from deepspike.commands import COMMANDS
+from deepspike.core.allocator import keep_freed_memory
 from deepspike.core.errors import UserError
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE (13)
@@ -75,6 +79,7 @@ def _world_size() -> int:
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        keep_freed_memory()  # before the command allocates anything large (core.allocator)
         return args.run(args) or 0
     except UserError as e:
         print(f"deepspike: error: {e}", file=sys.stderr)

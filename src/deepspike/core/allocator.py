@@ -1,0 +1,65 @@
+"""Keeping freed memory in the process (glibc malloc), so that training does not page-fault on every step.
+
+torch's CPU tensors come from ``malloc``. glibc serves a block of at least its mmap threshold (128 KiB, raised
+as large blocks are freed, up to 32 MiB) with a fresh ``mmap`` and gives it back with ``munmap`` when it is freed,
+and it returns the free top of the heap to the system (``M_TRIM_THRESHOLD``). A training step allocates and frees
+the same large activations and gradients every step, so every step touches fresh pages: the kernel maps each 4 KiB
+page again on first touch (a minor page fault, zero-filled). On this project's 2-core VM that was ~530,000 faults
+and 3.7 s per SEW-ResNet-18 PLIF step (T = 4, batch 32) against ~0 faults and 2.7 s with the freed memory kept
+(session 15, ``benchmarks/RESULTS.md``); the 94% Fashion-MNIST run faulted ~150,000 times a second.
+
+``keep_freed_memory`` sets glibc's options at run time (``mallopt``), as the environment variables
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` (which the benchmarks pass to every framework) would at start-up:
+
+    M_MMAP_MAX = 0                every block from the heap, none mapped on its own
+    M_TRIM_THRESHOLD = 2^31 - 1   the heap's free top is kept up to 2 GiB (the largest value mallopt takes)
+
+The process's resident memory then stays at its peak (what it needed once, it keeps); peak memory itself does not
+grow. ``deepspike`` calls it at start-up unless ``DEEPSPIKE_MALLOC=system``; a script that trains through the
+library can call it itself. Without glibc (macOS, Windows, musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+
+from deepspike.core.errors import ConfigError
+
+M_TRIM_THRESHOLD = -1  # glibc's malloc.h parameter numbers
+M_MMAP_MAX = -4
+TRIM_THRESHOLD = 2**31 - 1  # mallopt's value is a C int
+POLICIES = ("keep", "system")
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """glibc's C library (with ``mallopt`` and ``gnu_get_libc_version``), or None elsewhere."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):
+        return None
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    libc.mallopt.restype = ctypes.c_int
+    return libc
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory in the process (module docstring), unless ``DEEPSPIKE_MALLOC=system``.
+    Returns whether the options were set (False: ``system`` asked for, or no glibc)."""
+    policy = os.environ.get("DEEPSPIKE_MALLOC", "keep")
+    if policy not in POLICIES:
+        raise ConfigError(f"DEEPSPIKE_MALLOC must be one of {', '.join(POLICIES)}, got {policy!r}")
+    libc = _glibc()
+    if policy == "system" or libc is None:
+        return False
+    trimmed = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)  # mallopt returns 1 on success
+    unmapped = libc.mallopt(M_MMAP_MAX, 0)
+    return bool(trimmed and unmapped)
