@@ -4,9 +4,9 @@ torch's CPU tensors come from ``malloc``. glibc serves a block of at least its m
 as large blocks are freed, up to 32 MiB) with a fresh ``mmap`` and gives it back with ``munmap`` when it is freed,
 and it returns the free top of the heap to the system (``M_TRIM_THRESHOLD``). A training step allocates and frees
 the same large activations and gradients every step, so every step touches fresh pages: the kernel maps each 4 KiB
-page again on first touch (a minor page fault, zero-filled). On this project's 2-core VM that was ~530,000 faults
-and 3.7 s per SEW-ResNet-18 PLIF step (T = 4, batch 32) against ~0 faults and 2.7 s with the freed memory kept
-(session 15, ``benchmarks/RESULTS.md``); the 94% Fashion-MNIST run faulted ~150,000 times a second.
+page again on first touch (a minor page fault, zero-filled). On this project's 2-core VM that was ~570,000 faults
+and 2.0 s per SEW-ResNet-18 PLIF step (T = 4, batch 32, two threads) against ~0 faults and 1.4 s with the freed
+memory kept (session 15, ``benchmarks/RESULTS.md``); the 94% Fashion-MNIST run faulted ~150,000 times a second.
 
 ``keep_freed_memory`` sets glibc's options at run time (``mallopt``), as the environment variables
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` (which the benchmarks pass to every framework) would at start-up:
