@@ -4,8 +4,11 @@ interpreter's teardown."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import deepspike
 
 SCRIPT = """
 import atexit
@@ -33,3 +36,12 @@ def test_bad_allocator_policy_is_a_one_line_error():
                           timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == "deepspike: error: DEEPSPIKE_MALLOC must be one of keep, system, got 'tcmalloc'\n"
+
+
+def test_the_command_and_the_module_end_through_exit_process():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "deepspike"]
+    assert script.value == "deepspike.cli:console"
+    main_module = (Path(deepspike.__file__).parent / "__main__.py").read_text()
+    assert "console()" in main_module

@@ -1,5 +1,5 @@
 """``python -m deepspike`` (also what ``torchrun -m deepspike`` runs)."""
 
-from deepspike.cli import exit_process, main
+from deepspike.cli import console
 
-exit_process(main())
+console()

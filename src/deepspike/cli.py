@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+def console() -> None:
+    """The ``deepspike`` command and ``python -m deepspike``: ``main`` on ``sys.argv``, then ``exit_process``."""
+    exit_process(main())
+
+
 def exit_process(status: int) -> None:
     """End ``python -m deepspike`` with exit status ``status``. A torchrun worker flushes stdout and stderr
     and leaves at once (``os._exit``: no atexit handlers, no interpreter teardown; every file a command
