@@ -16,8 +16,9 @@ memory kept (session 15, ``benchmarks/RESULTS.md``); the 94% Fashion-MNIST run f
 
 The price is resident memory: the process keeps what it needed once, and freed blocks of other sizes leave holes
 in the heap that a later, larger block cannot use (``deepspike eval`` of the Fashion-MNIST VGG run: 40 -> 16 s, but
-1.25 -> 2.25 GB maximum resident memory; SEW-ResNet-18 PLIF steps: 1.34 -> 1.43 GB). ``deepspike`` calls it at start-up unless ``DEEPSPIKE_MALLOC=system``; a script that trains through the
-library can call it itself. Without glibc (macOS, Windows, musl) it does nothing.
+1.25 -> 2.25 GB maximum resident memory; SEW-ResNet-18 PLIF steps: 1.34 -> 1.43 GB). ``deepspike`` calls it at
+start-up unless ``DEEPSPIKE_MALLOC=system``; a script that trains through the library can call it itself. Without
+glibc (macOS, Windows, musl) it does nothing.
 """
 
 from __future__ import annotations
