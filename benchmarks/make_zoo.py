@@ -3,9 +3,9 @@
     python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN" [--timesteps T]
 
 Writes ``config.yaml`` (the run's), ``weights.pt`` (the weights only: the weight average where the run kept one;
-refused above 2 MB) and ``card.json``: the full test split's accuracy (evaluated here, as ``deepspike eval``
-does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000 test samples,
-45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
+refused above ``MAX_WEIGHTS_BYTES``, 4 MiB) and ``card.json``: the full test split's accuracy (evaluated here, as
+``deepspike eval`` does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000
+test samples, 45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
 (``tests/fixtures/fashion_mnist_test_first200.npz``, which ``tests/training/test_pretrained.py`` re-checks), and
 the input preprocessing. ``training.pretrained`` documents the format.
 """
@@ -22,13 +22,19 @@ import torch
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.core.atomic import atomic_write_json
-from deepspike.training.pretrained import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, ZOO_DIR, accuracy_on
+from deepspike.training.pretrained import (
+    CARD_NAME,
+    CONFIG_NAME,
+    MAX_WEIGHTS_BYTES,
+    WEIGHTS_NAME,
+    ZOO_DIR,
+    accuracy_on,
+)
 from deepspike.training.reload import evaluate_run, load_run
 from deepspike.training.runs import save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "fixtures" / "fashion_mnist_test_first200.npz"
-MAX_BYTES = 2 * 2**20
 
 
 def main() -> None:
@@ -41,9 +47,9 @@ def main() -> None:
     config, parts, _ = load_run(run)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / WEIGHTS_NAME, {"model": parts.model.state_dict()})
-    if (folder / WEIGHTS_NAME).stat().st_size > MAX_BYTES:
+    if (folder / WEIGHTS_NAME).stat().st_size > MAX_WEIGHTS_BYTES:
         shutil.rmtree(folder)
-        sys.exit(f"{args.run}: weights above 2 MB; not shipped")
+        sys.exit(f"{args.run}: weights above {MAX_WEIGHTS_BYTES} bytes; not shipped")
     shutil.copyfile(run / "config.yaml", folder / CONFIG_NAME)
     data = parts.data
     normalize = {"mean": list(data.mean), "std": list(data.std)} if config.data.normalize else None

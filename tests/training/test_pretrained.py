@@ -1,5 +1,5 @@
-"""The shipped pretrained models: each loads without data, is at most 2 MB, and scores exactly its card's accuracy
-on the packaged sample of 200 Fashion-MNIST test images; ``deepspike zoo`` lists them."""
+"""The shipped pretrained models: each loads without data, is at most ``MAX_WEIGHTS_BYTES``, and scores exactly its
+card's accuracy on the packaged sample of 200 Fashion-MNIST test images; ``deepspike zoo`` lists them."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import torch
 import deepspike as ds
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError
-from deepspike.training.pretrained import WEIGHTS_NAME, ZOO_DIR, accuracy_on, zoo_names
+from deepspike.training.pretrained import MAX_WEIGHTS_BYTES, WEIGHTS_NAME, ZOO_DIR, accuracy_on, zoo_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "fashion_mnist_test_first200.npz"
 NAMES = zoo_names()
@@ -24,7 +24,7 @@ def test_every_method_has_a_pretrained_model():
 @pytest.mark.parametrize("name", NAMES)
 def test_pretrained_model_scores_its_card_on_the_sample(name):
     card = ds.zoo_card(name)
-    assert (ZOO_DIR / name / WEIGHTS_NAME).stat().st_size <= 2 * 2**20
+    assert (ZOO_DIR / name / WEIGHTS_NAME).stat().st_size <= MAX_WEIGHTS_BYTES
     sample = np.load(SAMPLE, allow_pickle=False)
     images = torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0
     labels = torch.tensor(sample["labels"], dtype=torch.long)
