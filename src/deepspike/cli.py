@@ -63,7 +63,7 @@ def console() -> None:
 
 
 def exit_process(status: int) -> None:
-    """End ``python -m deepspike`` with exit status ``status``. A torchrun worker flushes stdout and stderr
+    """End the process with exit status ``status``. A torchrun worker flushes stdout and stderr
     and leaves at once (``os._exit``: no atexit handlers, no interpreter teardown; every file a command
     writes is complete and closed by then); any other process exits normally."""
     if _world_size() > 1:

@@ -24,11 +24,9 @@ glibc (macOS, Windows, musl) it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
-import os
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.env import env_choice
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h parameter numbers
 M_MMAP_MAX = -4
@@ -38,13 +36,10 @@ POLICIES = ("keep", "system")
 
 @functools.lru_cache(maxsize=1)
 def _glibc():
-    """glibc's C library (with ``mallopt`` and ``gnu_get_libc_version``), or None elsewhere."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """The process's own C library when it is glibc (it has ``mallopt`` and ``gnu_get_libc_version``), else None."""
     try:
-        libc = ctypes.CDLL(name)
-    except OSError:
+        libc = ctypes.CDLL(None)  # the symbols already loaded into this process: no library search
+    except (OSError, TypeError):  # Windows has no such handle
         return None
     if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):
         return None
@@ -56,9 +51,7 @@ def _glibc():
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory in the process (module docstring), unless ``DEEPSPIKE_MALLOC=system``.
     Returns whether the options were set (False: ``system`` asked for, or no glibc)."""
-    policy = os.environ.get("DEEPSPIKE_MALLOC", "keep")
-    if policy not in POLICIES:
-        raise ConfigError(f"DEEPSPIKE_MALLOC must be one of {', '.join(POLICIES)}, got {policy!r}")
+    policy = env_choice("DEEPSPIKE_MALLOC", "keep", POLICIES)
     libc = _glibc()
     if policy == "system" or libc is None:
         return False

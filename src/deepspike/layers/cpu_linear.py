@@ -24,12 +24,13 @@ keep torch's path. ``TimeDistributed`` runs its ``nn.Linear`` through ``linear``
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from deepspike.core.env import env_choice
 
 MIN_MULTIPLY_ADDS = 1 << 28  # M N K; below it the GEMM is too small to matter (and keeps torch's exact numbers)
 POLICIES = ("auto", "onednn", "torch")
@@ -46,16 +47,9 @@ def _mkl_on_amd() -> bool:
         return False
 
 
-def _policy() -> str:
-    policy = os.environ.get("DEEPSPIKE_CPU_MATMUL", "auto")
-    if policy not in POLICIES:
-        raise ValueError(f"DEEPSPIKE_CPU_MATMUL must be one of {', '.join(POLICIES)}, got {policy!r}")
-    return policy
-
-
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear`` runs ``x [M, K] @ weight [N, K]^T`` through oneDNN (module docstring)."""
-    policy = _policy()
+    policy = env_choice("DEEPSPIKE_CPU_MATMUL", "auto", POLICIES)
     if policy == "torch" or not torch.backends.mkldnn.is_available():
         return False
     if x.device.type != "cpu" or x.dim() != 2 or x.dtype != torch.float32 or weight.dtype != torch.float32:
@@ -90,8 +84,8 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` for ``x [M, K]``: through oneDNN where ``uses_onednn`` says so (and the module has no hooks),
-    else the module itself."""
+    """``module(x)``: through oneDNN where ``uses_onednn`` says so (a float32 ``x [M, K]`` on the CPU) and the module
+    has no hooks, else the module itself."""
     if module._forward_hooks or module._forward_pre_hooks or not uses_onednn(x, module.weight):
         return module(x)
     return _OneDNNLinear.apply(x, module.weight, module.bias)

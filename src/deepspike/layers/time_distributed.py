@@ -83,7 +83,7 @@ class TimeDistributed(CarriesState, nn.Module):
     def _module_on(self, flat: torch.Tensor) -> torch.Tensor:
         """The wrapped layer on ``[T*B, ...]``; a linear layer through ``cpu_linear.linear`` (oneDNN where torch's
         BLAS is slow)."""
-        if type(self.module) is nn.Linear and flat.dim() == 2:
+        if type(self.module) is nn.Linear:
             return linear(self.module, flat)
         return self.module(flat)
 
