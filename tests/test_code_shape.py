@@ -18,6 +18,7 @@ KERNELS = {  # numba kernels: one loop nest each, split only at the cost of spee
     ("ttfs/kernels_numba.py", "backward_kernel"),
 }
 LAZY_KERNELS = {
+    ("layers/batchnorm_neuron_onepass.py", "deepspike.layers.batchnorm_neuron_kernels"),
     ("layers/spike_storage.py", "deepspike.layers.spike_codes_kernels"),
     ("neurons/fused.py", "deepspike.neurons.fused_kernels"),
     ("neurons/fused.py", "deepspike.neurons.fused_triton"),

@@ -98,9 +98,42 @@ def test_the_one_pass_kernel_agrees_with_the_three_torch_passes():
         x[1, 2, 3, 4] = bad
         cases.append((x, 1))
     for x, q in cases:
-        codes = spike_storage._codes_by_kernel(x, q)
+        made = spike_storage._codes_by_kernel(x, q)
         torch_codes = (x * q).to(torch.uint8)
         exact = torch.equal(torch_codes.float() / q, x)
-        assert (codes is not None) == exact
-        if codes is not None:
+        assert (made is not None) == exact
+        if made is not None:
+            codes, largest = made
             assert torch.equal(codes, torch_codes) and codes.stride() == x.stride()
+            assert largest == int(torch_codes.max())
+
+
+def test_a_spike_tensor_read_by_two_convolutions_is_packed_once(monkeypatch):
+    """The codes made for the first reader are attached to the tensor and saved by the second (SEW-ResNet's
+    downsampling block reads its input in two convolutions), with the same gradients as unpacked inputs."""
+    made = []
+    real = spike_storage.exact_codes
+    monkeypatch.setattr(spike_storage, "exact_codes", lambda *a: made.append(a) or real(*a))
+    torch.manual_seed(8)
+    x = (torch.rand(3, 2, 4, 6, 6) > 0.5).float()
+    convs = [nn.Conv2d(4, 5, 3, padding=1), nn.Conv2d(4, 5, 1, stride=2)]
+    inp = mark_spikes(x.clone().requires_grad_(), 1) * 1.0
+    mark_spikes(inp, 1)
+    out = sum(TimeDistributed(c)(inp).sum() for c in convs)
+    codes, largest = spike_storage.attached_codes(inp)
+    assert len(made) == 1 and largest == 1 and torch.equal(codes.float(), inp)
+    out.backward()
+    packed = [c.weight.grad.clone() for c in convs]
+    for c in convs:
+        c.weight.grad = None
+    sum(TimeDistributed(c)(x * 1.0).sum() for c in convs).backward()  # unmarked: saved in float32
+    for a, c in zip(packed, convs, strict=True):
+        assert torch.equal(a, c.weight.grad)
+
+
+def test_attached_codes_are_saved_as_they_are():
+    x = mark_spikes((torch.rand(2, 3, 4) > 0.5).float().requires_grad_(), 1)
+    codes = x.detach().to(torch.uint8)
+    spike_storage.attach_codes(x, codes, 1)
+    assert spike_storage.spike_codes(x) is codes
+    assert spike_quantum(x) == 1

@@ -31,6 +31,11 @@ elementwise pass in backward. ``y`` may differ from ``F.batch_norm``'s in the la
 threshold: its kernel saves its input ``y``, so the saving is the same, and its decay and threshold gradients come
 from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grads``); gradients equal the unfused
 layers' up to float32 summation order (``tests/layers/test_batchnorm_neuron.py``).
+
+That is the general path. Contiguous CPU steps without fused pooling take the one-pass path instead
+(``layers.batchnorm_neuron_onepass``): the same node, saving the same ``x``, with the statistics, the affine map,
+the neuron, the spikes' ``uint8`` codes (attached to ``s`` for the next convolution: ``layers.spike_storage``) and
+batch-norm's backward sums in numba kernels that read each large tensor once.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import time_invariant
+from deepspike.layers.batchnorm_neuron_onepass import (
+    batch_statistics,
+    channel_maps,
+    onepass_backward,
+    onepass_forward,
+    onepass_supported,
+)
+from deepspike.layers.spike_storage import attach_codes
 from deepspike.layers.time_distributed import PLAIN_BATCH_NORMS
 from deepspike.neurons.fused import fused_multistep, fused_supported, recomputed_input_grad, uses_triton
 from deepspike.neurons.fused_learnable import (
@@ -115,33 +128,67 @@ def _neuron_backward(y: torch.Tensor, g_s: torch.Tensor, run: NeuronRun, decay, 
     return recomputed_input_grad(y, g_s, run.params, kernel, channels_last), None, None
 
 
+def _general_forward(x, weight, bias, decay, threshold, stats, steps: int, run: NeuronRun):
+    """``(s, v_T, mean, invstd)`` by torch's statistics kernel, ``addcmul`` and the neuron kernel (module
+    docstring); ``stats = (running_mean, running_var, momentum, eps)``."""
+    running_mean, running_var, momentum, eps = stats
+    mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)  # biased var; running: not
+    invstd = torch.rsqrt(var + eps)
+    y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (steps, -1))  # [T, B, C, ...]
+    s, v = _neuron_forward(y, run, decay, threshold)
+    return s, v, mean, invstd
+
+
+def _general_backward(g_s, x, weight, bias, mean, invstd, decay, threshold, eps: float, steps: int, run: NeuronRun,
+                      mask: list[bool]):
+    """``(dL/dx, dL/dgamma, dL/dbeta, dL/ddecay, dL/dthreshold)`` by recomputation (module docstring)."""
+    y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (steps, -1))
+    g_y, g_decay, g_threshold = _neuron_backward(y, g_s, run, decay, threshold)  # dL/dy over y
+    # dL/dx over dL/dy: torch's kernel reduces dL/dy per channel first, then writes dL/dx element by element
+    # from dL/dy and x at the same index (the aliasing is exact, tested against the unfused layers)
+    g_x, g_w, g_b = torch.ops.aten.native_batch_norm_backward.out(
+        g_y.flatten(0, 1), x, weight, None, None, mean, invstd, True, eps, mask,
+        out0=g_y.flatten(0, 1), out1=torch.empty_like(mean), out2=torch.empty_like(mean))
+    return g_x, g_w, g_b, g_decay, g_threshold
+
+
 class _BatchNormNeuron(torch.autograd.Function):
-    """``(x [T*B, C, ...], gamma, beta, decay, threshold) -> (s, v_T)`` (module docstring); ``steps`` = T."""
+    """``(x [T*B, C, ...], gamma, beta, decay, threshold) -> (s, v_T, codes)`` (module docstring); ``steps`` = T;
+    ``codes``: the spikes as ``uint8`` from the one-pass path (``batchnorm_neuron_onepass``), else None."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, decay, threshold, running_mean, running_var, momentum, eps, steps, run):
-        mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)  # biased var; running: not
-        invstd = torch.rsqrt(var + eps)
-        y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (steps, -1))  # [T, B, C, ...]
-        s, v = _neuron_forward(y, run, decay, threshold)
+        ctx.onepass = onepass_supported(x, run.params, run.learnable, run.pool is not None)
+        codes = None
+        if ctx.onepass:
+            mean, var = batch_statistics(x, running_mean, running_var, momentum)
+            invstd = torch.rsqrt(var + eps)
+            alpha, shift = channel_maps(weight, bias, mean, invstd)
+            s, v, codes = onepass_forward(x.unflatten(0, (steps, -1)), alpha, shift, run.params, decay, threshold,
+                                          run.decay_input)
+        else:
+            s, v, mean, invstd = _general_forward(x, weight, bias, decay, threshold,
+                                                  (running_mean, running_var, momentum, eps), steps, run)
         ctx.save_for_backward(x, weight, bias, mean, invstd, decay, threshold)
         ctx.eps, ctx.steps, ctx.run = eps, steps, run
-        ctx.mark_non_differentiable(v)
-        return s, v
+        ctx.mark_non_differentiable(v, *([] if codes is None else [codes]))
+        return s, v, codes
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_s, _g_v):
+    def backward(ctx, g_s, _g_v, _g_codes):
         x, weight, bias, mean, invstd, decay, threshold = ctx.saved_tensors
-        y = _normalised(x, weight, bias, mean, invstd).unflatten(0, (ctx.steps, -1))
-        g_y, g_decay, g_threshold = _neuron_backward(y, g_s, ctx.run, decay, threshold)  # dL/dy over y
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 bias is not None and ctx.needs_input_grad[2]]
-        # dL/dx over dL/dy: torch's kernel reduces dL/dy per channel first, then writes dL/dx element by element
-        # from dL/dy and x at the same index (the aliasing is exact, tested against the unfused layers)
-        g_x, g_w, g_b = torch.ops.aten.native_batch_norm_backward.out(
-            g_y.flatten(0, 1), x, weight, None, None, mean, invstd, True, ctx.eps, mask,
-            out0=g_y.flatten(0, 1), out1=torch.empty_like(mean), out2=torch.empty_like(mean))
+        run: NeuronRun = ctx.run
+        if ctx.onepass:
+            g_x, g_w, g_b, g_decay, g_threshold = onepass_backward(
+                x.unflatten(0, (ctx.steps, -1)), g_s, weight, bias, mean, invstd, run.params, decay, threshold,
+                run.decay_input, ctx.needs_input_grad[4])
+            g_x = g_x.flatten(0, 1)
+        else:
+            g_x, g_w, g_b, g_decay, g_threshold = _general_backward(g_s, x, weight, bias, mean, invstd, decay,
+                                                                    threshold, ctx.eps, ctx.steps, run, mask)
         grads = [g if needed else None for g, needed in zip((g_x, g_w, g_b), mask, strict=True)]
         g_decay = g_decay if ctx.needs_input_grad[3] else None
         g_threshold = g_threshold if ctx.needs_input_grad[4] else None
@@ -160,6 +207,7 @@ def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, run:
     """
     momentum = _momentum(bn)
     track = bn.track_running_stats and bn.running_mean is not None
-    return _BatchNormNeuron.apply(x.flatten(0, 1), bn.weight, bn.bias, decay, threshold,
-                                  bn.running_mean if track else None, bn.running_var if track else None, momentum,
-                                  bn.eps, x.shape[0], run)
+    s, v, codes = _BatchNormNeuron.apply(x.flatten(0, 1), bn.weight, bn.bias, decay, threshold,
+                                         bn.running_mean if track else None, bn.running_var if track else None,
+                                         momentum, bn.eps, x.shape[0], run)
+    return (s if codes is None else attach_codes(s, codes, 1)), v

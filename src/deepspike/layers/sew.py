@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.layers.spike_storage import mark_spikes, spike_quantum
+from deepspike.layers.spike_storage import attach_codes, attached_codes, mark_spikes, spike_quantum
 
 
 def sew_connect(kind: str, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -24,7 +24,21 @@ def sew_connect(kind: str, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return a + s
     if kind == "and":
         return a * s
-    return (1.0 - a) * s  # iand (kinds are checked by models.layer_specs.Residual)
+    return (1 - a) * s  # iand (kinds are checked by models.layer_specs.Residual)
+
+
+def _connected_codes(kind: str, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """``(g(codes of a, codes of s), largest value)``: the junction's ``uint8`` codes computed on the branches'
+    attached codes (``layers.spike_storage.attach_codes``; one byte per value read and written, no packing pass),
+    where both have them and the result stays exact in ``uint8``: ``add`` up to 255, ``iand`` for a binary ``a``."""
+    codes_a, codes_s = attached_codes(a), attached_codes(s)
+    if codes_a is None or codes_s is None:
+        return None
+    (ca, largest_a), (cs, largest_s) = codes_a, codes_s
+    largest = {"add": largest_a + largest_s, "and": largest_a * largest_s, "iand": largest_s}[kind]
+    if largest > 255 or (kind == "iand" and largest_a != 1) or ca.stride() != cs.stride():
+        return None
+    return sew_connect(kind, ca, cs), largest
 
 
 class SewBlock(nn.Module):
@@ -41,7 +55,12 @@ class SewBlock(nn.Module):
         layer's uint8 saved input (``layers.spike_storage``)."""
         a, s = self.body(x), self.shortcut(x)
         out = sew_connect(self.connect, a, s)
-        return mark_spikes(out, 1) if spike_quantum(a) == 1 and spike_quantum(s) == 1 else out
+        if spike_quantum(a) != 1 or spike_quantum(s) != 1:
+            return out
+        codes = _connected_codes(self.connect, a, s)
+        if codes is None or codes[0].stride() != out.stride():
+            return mark_spikes(out, 1)
+        return attach_codes(out, *codes)
 
     def extra_repr(self) -> str:
         return f"connect={self.connect}"

@@ -13,20 +13,24 @@ BLOCK = 1 << 16  # elements per parallel block
 
 @nb.njit(parallel=True, cache=True)
 def pack_codes(x, quantum, codes):
-    """``codes[i] = uint8(x[i] q)`` for the flat float32 ``x`` and ``uint8`` ``codes`` of one length; returns
-    whether every code gives ``x`` back exactly (``float32(codes[i]) / q == x[i]``, with ``0 <= x[i] q < 256``):
-    the check that ``torch``'s three passes (cast, cast back, compare) make, in one."""
+    """``codes[i] = uint8(x[i] q)`` for the flat float32 ``x`` and ``uint8`` ``codes`` of one length; returns the
+    largest code, or -1 unless every code gives ``x`` back exactly (``float32(codes[i]) / q == x[i]``, with
+    ``0 <= x[i] q < 256``): the check that ``torch``'s three passes (cast, cast back, compare) make, in one."""
     n = x.shape[0]
     n_blocks = (n + BLOCK - 1) // BLOCK
     exact = np.ones(n_blocks, dtype=np.bool_)
+    largest = np.zeros(n_blocks, dtype=np.int64)
     for b in nb.prange(n_blocks):
+        top = 0
         for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
             v = x[i] * quantum
             if v >= 0 and v < 256:
                 c = np.uint8(v)
                 codes[i] = c
+                top = max(top, int(c))
                 if np.float32(c) / quantum != x[i]:
                     exact[b] = False
             else:
                 exact[b] = False
-    return exact.all()
+        largest[b] = top
+    return largest.max() if exact.all() else -1

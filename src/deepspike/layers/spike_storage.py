@@ -27,6 +27,7 @@ from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import kernel_ready, load_once
 
 _ATTR = "_deepspike_spike_quantum"
+_CODES_ATTR = "_deepspike_spike_codes"
 _KERNELS: list = []  # [spike_codes_kernels] once imported, [None] without numba
 
 
@@ -39,6 +40,20 @@ def mark_spikes(x: torch.Tensor, quantum: int) -> torch.Tensor:
 def spike_quantum(x: torch.Tensor) -> int | None:
     """The quantum ``mark_spikes`` recorded on this tensor object, or None."""
     return getattr(x, _ATTR, None)
+
+
+def attach_codes(x: torch.Tensor, codes: torch.Tensor, largest: int) -> torch.Tensor:
+    """Record on ``x`` (returned) its ``uint8`` codes at quantum 1, made by the code that produced ``x`` (e.g. the
+    spikes of ``layers.batchnorm_neuron``'s one-pass kernel): ``codes`` has ``x``'s shape and strides, ``x ==
+    float(codes)`` exactly, and no value exceeds ``largest``. A layer saving ``x`` saves these codes instead of
+    packing ``x`` again."""
+    setattr(x, _CODES_ATTR, (codes, int(largest)))
+    return mark_spikes(x, 1)
+
+
+def attached_codes(x: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """``(codes, largest)`` that ``attach_codes`` recorded on this tensor object, or None."""
+    return getattr(x, _CODES_ATTR, None)
 
 
 def _load_kernels():
@@ -54,28 +69,48 @@ def _dense(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _codes_by_kernel(x: torch.Tensor, quantum: int) -> torch.Tensor | None:
-    """The ``uint8`` codes of a dense CPU float32 ``x`` (its layout) from one numba pass, or None where they do
-    not give ``x`` back exactly."""
+def _codes_by_kernel(x: torch.Tensor, quantum: int) -> tuple[torch.Tensor, int] | None:
+    """``(uint8 codes, largest code)`` of a dense CPU float32 ``x`` (its layout) from one numba pass, or None where
+    they do not give ``x`` back exactly."""
     codes = torch.empty_like(x, dtype=torch.uint8)  # x's strides
     n = x.numel()
     flat = lambda t: t.as_strided((n,), (1,)).numpy()  # noqa: E731 - the block of memory, in memory order
-    exact = run_numba_kernel(load_once(_KERNELS, _load_kernels).pack_codes, flat(x.detach()), np.float32(quantum),
-                             flat(codes))
-    return codes if exact else None
+    largest = run_numba_kernel(load_once(_KERNELS, _load_kernels).pack_codes, flat(x.detach()), np.float32(quantum),
+                               flat(codes))
+    return None if largest < 0 else (codes, int(largest))
 
 
-def _pack(x: torch.Tensor, quantum: int):
-    """``(uint8 codes, quantum, dtype)`` when the codes give ``x`` back exactly, else ``x`` itself. CPU float32
-    spikes in a dense layout take one numba pass (``spike_codes_kernels``); others three torch passes."""
+def exact_codes(x: torch.Tensor, quantum: int) -> tuple[torch.Tensor, int] | None:
+    """``(uint8 codes, largest code)`` with ``x == float(codes) / quantum`` exactly, or None where no such codes
+    exist. CPU float32 spikes in a dense layout take one numba pass (``spike_codes_kernels``); others a few torch
+    passes."""
     if kernel_ready(x) and _dense(x) and load_once(_KERNELS, _load_kernels) is not None:
-        codes = _codes_by_kernel(x, quantum)
-        return x if codes is None else (codes, quantum, x.dtype)
-    codes = (x * quantum if quantum != 1 else x).to(torch.uint8)
+        return _codes_by_kernel(x, quantum)
+    codes = (x.detach() * quantum if quantum != 1 else x.detach()).to(torch.uint8)
     back = codes.to(x.dtype)
     if quantum != 1:
         back.div_(quantum)
-    return (codes, quantum, x.dtype) if torch.equal(back, x) else x
+    return (codes, int(codes.max()) if codes.numel() else 0) if torch.equal(back, x) else None
+
+
+def spike_codes(x: torch.Tensor) -> torch.Tensor | None:
+    """The ``uint8`` codes of a tensor marked with quantum 1: those attached to it (``attach_codes``), else made now
+    (``exact_codes``) and attached, so that every later reader of ``x`` (a second convolution, a SEW junction)
+    finds them; None where ``x`` has no exact codes."""
+    attached = attached_codes(x)
+    if attached is not None:
+        return attached[0]
+    made = exact_codes(x, 1)
+    if made is None:
+        return None
+    attach_codes(x, *made)
+    return made[0]
+
+
+def _pack(x: torch.Tensor, quantum: int):
+    """``(uint8 codes, quantum, dtype)`` when the codes give ``x`` back exactly, else ``x`` itself."""
+    made = exact_codes(x, quantum)
+    return x if made is None else (made[0], quantum, x.dtype)
 
 
 def _outer_hooks():
@@ -86,16 +121,20 @@ def _outer_hooks():
 
 
 @contextmanager
-def compact_saved_input(x: torch.Tensor, quantum: int):
+def compact_saved_input(x: torch.Tensor, quantum: int, codes: torch.Tensor | None = None):
     """Within the block, autograd saves the tensor ``x`` (same memory, shape and strides, e.g. a layer's
-    flattened input) as ``uint8`` codes (module docstring); every other saved tensor (weights) as usual. Hooks
+    flattened input) as ``uint8`` codes (module docstring), or as ``codes`` when given (``x``'s codes at
+    ``quantum``, of its shape and strides: ``attach_codes``); every other saved tensor (weights) as usual. Hooks
     already active (``torch.autograd.graph.saved_tensors_hooks``) still see every saved tensor (the codes)."""
     key = (x.data_ptr(), x.shape, x.stride(), x.dtype)
     outer = _outer_hooks()
     outer_pack, outer_unpack = outer if outer is not None else (lambda t: t, lambda t: t)
 
+    def packed_codes(t: torch.Tensor):
+        return _pack(t, quantum) if codes is None else (codes, quantum, t.dtype)
+
     def pack(t: torch.Tensor):
-        packed = _pack(t, quantum) if (t.data_ptr(), t.shape, t.stride(), t.dtype) == key else t
+        packed = packed_codes(t) if (t.data_ptr(), t.shape, t.stride(), t.dtype) == key else t
         if isinstance(packed, tuple):
             return (outer_pack(packed[0]), *packed[1:])
         return outer_pack(t)

@@ -9,7 +9,7 @@ from torch import nn
 from deepspike.coding.rate import direct, time_invariant
 from deepspike.layers.cpu_linear import linear
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d, pool_window
-from deepspike.layers.spike_storage import compact_saved_input, mark_spikes, spike_quantum
+from deepspike.layers.spike_storage import compact_saved_input, mark_spikes, spike_codes, spike_quantum
 from deepspike.layers.trace_gradient import TRACE_LAYERS, trace_gradient_step
 from deepspike.neurons.carry import CarriesState
 
@@ -72,7 +72,10 @@ class TimeDistributed(CarriesState, nn.Module):
         flat = x.flatten(0, 1)  # [T*B, ...]
         quantum = spike_quantum(x)
         if quantum is not None and isinstance(self.module, _SAVES_INPUT) and torch.is_grad_enabled():
-            with compact_saved_input(flat, quantum):  # spikes saved for the weight gradient as uint8
+            # codes made once per spike tensor (with the spikes, by layers.batchnorm_neuron, or by the first layer
+            # that reads them), shared by every layer that saves it and by a SEW junction after it
+            codes = spike_codes(x) if quantum == 1 and _learns(self.module) else None
+            with compact_saved_input(flat, quantum, None if codes is None else codes.flatten(0, 1)):
                 y = self._module_on(flat)
         else:
             y = self._module_on(flat)
@@ -96,6 +99,11 @@ class TimeDistributed(CarriesState, nn.Module):
             out.append(trace_gradient_step(self.module, x_t, trace))
         self.keep(trace)
         return torch.stack(out)  # [T, B, ...]
+
+
+def _learns(module: nn.Module) -> bool:
+    """Whether a parameter of ``module`` needs a gradient (a convolution then saves its input)."""
+    return any(p.requires_grad for p in module.parameters(recurse=False))
 
 
 def _quantum_after(module: nn.Module, quantum: int | None) -> int | None:

@@ -77,7 +77,7 @@ def _per_neuron(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return _rows(out, 1)[0]
 
 
-def _param_rows(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+def param_rows(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """The kernels' form of parameter ``p``: its one value ``[1]`` for a per-layer ``p`` on the numba kernels (each
     block writes its own rows, ``fused_learnable_kernels``), else ``_per_neuron`` ``[N]``."""
     if p.dim() == 0 and not uses_triton(step):
@@ -85,7 +85,7 @@ def _param_rows(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return _per_neuron(p, step)
 
 
-def _grad_rows(p: torch.Tensor, step: torch.Tensor, wanted: bool) -> torch.Tensor:
+def param_grad_rows(p: torch.Tensor, step: torch.Tensor, wanted: bool) -> torch.Tensor:
     """Zeros for the kernels' gradient of parameter ``p``: per-block partial sums for a per-layer ``p`` on numba,
     nothing (``[0]``) when numba need not compute it, else one per neuron ``[N]``."""
     n = step.numel()
@@ -97,7 +97,7 @@ def _grad_rows(p: torch.Tensor, step: torch.Tensor, wanted: bool) -> torch.Tenso
     return step.new_zeros(n)
 
 
-def _step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+def step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """``[T, N]`` rows of ``g [T, B, ...]`` in ``step``'s memory layout (a copy only when ``g``'s differs)."""
     strides = (step.numel(), *step.stride())
     if g.stride() != strides:
@@ -105,8 +105,8 @@ def _step_rows(g: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return _rows(g, g.shape[0])
 
 
-def _to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """The kernel's gradient of ``p`` (``_grad_rows``: per neuron ``[N]`` in ``step``'s layout, or per-block sums)
+def summed_to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The kernel's gradient of ``p`` (``param_grad_rows``: per neuron ``[N]`` in ``step``'s layout, or per-block sums)
     summed to the shape of parameter ``p``."""
     if p.dim() == 0:
         return g_rows.sum().to(p.dtype)
@@ -119,12 +119,12 @@ def _backward_kernel(x2, v_start, gs, gv, gx, k, th, step, p: NeuronParams, deca
     """``learnable_backward`` on rows (``x2``/``gs``/``gx`` ``[T, N]``, ``v_start``/``gv`` one step ``step``) for
     the parameters ``k``, ``th`` as given (``()`` or ``[C, 1, ...]``); ``gx`` and ``gv`` are written in place;
     returns ``(dL/dk, dL/dth)`` in the shapes of ``k`` and ``th`` (``dL/dth`` zeros unless ``want_threshold``)."""
-    gk, gth = _grad_rows(k, step, True), _grad_rows(th, step, want_threshold)
+    gk, gth = param_grad_rows(k, step, True), param_grad_rows(th, step, want_threshold)
     code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
-    _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, _param_rows(k, step),
-         _param_rows(th, step), RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
-    g_th = _to_param(gth, step, th) if gth.numel() else torch.zeros_like(th)
-    return _to_param(gk, step, k), g_th
+    _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, param_rows(k, step),
+         param_rows(th, step), RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
+    g_th = summed_to_param(gth, step, th) if gth.numel() else torch.zeros_like(th)
+    return summed_to_param(gk, step, k), g_th
 
 
 def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.Tensor, threshold: torch.Tensor,
@@ -138,7 +138,7 @@ def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.
     ``layers.batchnorm_neuron``. ``dL/ddecay`` and ``dL/dthreshold`` have the shapes of ``decay`` and ``threshold``.
     """
     x2, step = _dense_input(x)
-    gs = _step_rows(g_s, step)
+    gs = step_rows(g_s, step)
     gv = torch.zeros_like(step)
     g_k, g_th = _backward_kernel(x2, torch.zeros_like(step), gs, gv, x2, decay, threshold, step, params, decay_input,
                                  threshold.requires_grad)
@@ -159,7 +159,7 @@ def _forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor, th: torc
         s = x2.as_strided(x.shape, strides)
     else:
         s = torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
-    _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), _param_rows(k, step), _param_rows(th, step),
+    _run("learnable_forward", x2, _rows(v, 1)[0], _rows(s, t), param_rows(k, step), param_rows(th, step),
          RESET_CODES[params.reset], decay_input)
     return x2, step, s, v
 
@@ -198,7 +198,7 @@ class _FusedLearnable(torch.autograd.Function):
         step, t = ctx.step_shape, ctx.steps
         if v_start is None:
             v_start = torch.zeros_like(step)
-        gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else _step_rows(g_s, step)
+        gs = torch.zeros((t, step.numel()), dtype=x2.dtype, device=x2.device) if g_s is None else step_rows(g_s, step)
         gv = torch.zeros_like(v_start) if g_v is None else torch.empty_like(v_start).copy_(g_v)
         gx = torch.empty((t, step.numel()), dtype=x2.dtype, device=x2.device)
         g_k, g_th = _backward_kernel(x2, v_start, gs, gv, gx, k, th, step, p, ctx.decay_input, ctx.needs_input_grad[3])

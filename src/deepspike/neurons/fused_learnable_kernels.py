@@ -138,6 +138,21 @@ def _row_reset(h, th, reset, v):
         v[n] = h[n] * (_ONE - sp) if reset == 0 else (h[n] - th[n] * sp if reset == 1 else h[n])
 
 
+@nb.njit(cache=True)
+def reverse_step_rows(block_h, t, v0, th, reset, code, p1, p2, v_prev, sg):
+    """The rows a reverse step ``t`` needs besides the gradients, from a block's recomputed ``block_h [T, width]``:
+    ``v_prev = v_{t-1}`` (``v0`` at t = 0) and ``sg = sg(h_t - th)``, written in place; returns ``h_t``."""
+    if t == 0:
+        _copy(v0, v_prev)
+    else:
+        _row_reset(block_h[t - 1], th, reset, v_prev)
+    h_row = block_h[t]
+    for n in range(h_row.shape[0]):  # u = h - th per neuron, for the shared surrogate row function (th = 0)
+        sg[n] = h_row[n] - th[n]
+    _row_surrogate(sg, _ZERO, code, p1, p2, sg)
+    return h_row
+
+
 @nb.njit(parallel=True, cache=True)
 def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_input, code, p1, p2):
     """BPTT over T (module docstring). x: the forward input ``[T, N]`` or ``[1, N]``; v0: ``[N]`` initial
@@ -166,14 +181,7 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
         for t in range(steps):
             _row_forward(x[0 if const else t, lo:hi], v, sg, block_h[t], kb, tb, reset, decay_input)  # sg: scratch
         for t in range(steps - 1, -1, -1):
-            if t == 0:
-                v_prev[:] = v0[lo:hi]
-            else:
-                _row_reset(block_h[t - 1], tb, reset, v_prev)
-            h_row = block_h[t]
-            for n in range(width):  # u = h - th per neuron, for the shared surrogate row function (th = 0)
-                sg[n] = h_row[n] - tb[n]
-            _row_surrogate(sg, _ZERO, code, p1, p2, sg)
+            h_row = reverse_step_rows(block_h, t, v0[lo:hi], tb, reset, code, p1, p2, v_prev, sg)
             x_row = _read_row(x[0 if const else t, lo:hi], x_in, staged)
             _row_backward(x_row, h_row, v_prev, gs[t, lo:hi], gv[lo:hi], gx[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
                           detach, decay_input, want_th)

@@ -22,7 +22,7 @@ from torch.autograd.function import once_differentiable
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import _dense_input, _like_steps, _repeated_step, _rows, kernel_ready, load_once
 from deepspike.neurons.fused_constants import SURROGATE_CODES, surrogate_constants
-from deepspike.neurons.fused_learnable import _step_rows
+from deepspike.neurons.fused_learnable import step_rows
 from deepspike.neurons.surrogate import Surrogate
 
 _KERNELS: list = []  # [module] once imported (numba is slow to load)
@@ -69,7 +69,7 @@ class _FusedPSN(torch.autograd.Function):
         h = _membrane(w, rows, ctx.repeated)  # recomputed [T, N]
         code, p1, p2 = surrogate_constants(ctx.spike_fn.name, ctx.spike_fn.params)
         run_numba_kernel(_kernels().psn_surrogate_grad, h.numpy(), bias.detach().contiguous().numpy(),
-                         _step_rows(g_s, step).numpy(), h.numpy(), code, np.float32(p1), np.float32(p2))  # G_H
+                         step_rows(g_s, step).numpy(), h.numpy(), code, np.float32(p1), np.float32(p2))  # G_H
         t = h.shape[0]
         if steps is None:  # x [T, B, ...]: dL/dx[k] = sum_t W[t, k] G_H[t]
             g_x = (w.t() @ h).as_strided((t, *step.shape), (step.numel(), *step.stride()))

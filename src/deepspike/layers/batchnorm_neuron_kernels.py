@@ -1,0 +1,210 @@
+"""numba kernels of ``layers.batchnorm_neuron``'s one-pass path: batch-norm and the LIF/PLIF neuron after it on
+contiguous NCHW steps, with batch-norm's statistics, its affine map, the spikes' ``uint8`` codes and batch-norm's
+backward reductions computed inside the neuron kernels' blocks instead of in separate passes over ``[T, B, ...]``.
+
+Arrays: ``x [T, N]`` is the batch-norm's input (one row per time step, each step a contiguous ``[B, C, P]`` block:
+column ``j`` belongs to channel ``(j // P) % C``, ``P`` = H W, the ``plane``); ``alpha``, ``shift``: ``[C]``. The
+neuron rows are ``fused_learnable_kernels``' (decay ``k`` and threshold ``th`` as ``[N]`` or ``[1]``), so the
+update, the surrogate and the decay/threshold gradients are the fused learnable kernels' own::
+
+    stats:     S1[c] = sum x,  S2[c] = sum x^2 over the T B P values of channel c (float64, per plane)
+    forward:   y_t = alpha_c x_t + shift_c  (a block-local row),  s_t = neuron(y_t),  codes_t = uint8(s_t)
+    backward:  y, h recomputed as in forward;  dL/dy_t from the neuron's backward row;  per block and channel
+               G1[b, c] = sum dL/dy,  G2[b, c] = sum dL/dy x  (over the block's columns of channel c and over t)
+    input:     dL/dx = alpha_c dL/dy + a_c x + b_c  (per-channel a, b from G1, G2: ``batchnorm_neuron_onepass``)
+
+Blocks of ``fused_kernels.BLOCK`` columns run in parallel (``prange``); the per-channel constants are written
+once per block into rows (``_channel_row``), so every per-step loop is a vectorised row loop, as in the neuron
+kernels. Imported lazily (numba is slow to load).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from deepspike.neurons.fused_constants import ONE as _ONE
+from deepspike.neurons.fused_constants import ZERO as _ZERO
+from deepspike.neurons.fused_kernels import BLOCK, _overlap, _read_row
+from deepspike.neurons.fused_learnable_kernels import (
+    _param_row,
+    _row_backward,
+    _row_forward,
+    _store_grad,
+    n_blocks,
+    reverse_step_rows,
+)
+
+
+@nb.njit(cache=True, fastmath={"reassoc"})
+def _plane_sums(x):
+    """``(sum x, sum x^2)`` of a float32 row in float64 (reassociated: vectorised, in a fixed order)."""
+    s1 = 0.0
+    s2 = 0.0
+    for n in range(x.shape[0]):
+        v = np.float64(x[n])
+        s1 += v
+        s2 += v * v
+    return s1, s2
+
+
+@nb.njit(parallel=True, cache=True)
+def channel_stats(x, plane, n_ch, s1, s2):
+    """Per-channel ``S1 = sum x``, ``S2 = sum x^2`` (module docstring) of ``x [M, C, P]`` given flat ``[M C P]``
+    into float64 ``s1, s2 [C]``: one pass, parallel over channels, each plane summed in float64."""
+    m = x.shape[0] // (n_ch * plane)
+    for c in nb.prange(n_ch):
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(m):
+            lo = (i * n_ch + c) * plane
+            p1, p2 = _plane_sums(x[lo:lo + plane])
+            a1 += p1
+            a2 += p2
+        s1[c] = a1
+        s2[c] = a2
+
+
+@nb.njit(cache=True)
+def _channel_row(p, lo, hi, plane, n_ch, out):
+    """``out[n] = p[channel of column lo + n]`` for the block ``[lo, hi)`` (``p [C]``), plane by plane."""
+    j = lo
+    while j < hi:
+        end = min(hi, (j // plane + 1) * plane)
+        value = p[(j // plane) % n_ch]
+        for n in range(j - lo, end - lo):
+            out[n] = value
+        j = end
+
+
+@nb.njit(cache=True, fastmath={"reassoc"})
+def _channel_add(row, lo, plane, n_ch, out):
+    """``out[c] += sum of row's columns of channel c`` (``row`` the block starting at column ``lo``; float64,
+    reassociated: vectorised, in a fixed order)."""
+    j = lo
+    hi = lo + row.shape[0]
+    while j < hi:
+        end = min(hi, (j // plane + 1) * plane)
+        total = 0.0
+        for n in range(j - lo, end - lo):
+            total += np.float64(row[n])
+        out[(j // plane) % n_ch] += total
+        j = end
+
+
+@nb.njit(cache=True)
+def _block_rows(alpha, shift, k, th, lo, hi, plane):
+    """A block's rows of the per-channel ``alpha``, ``shift`` and of the neuron's ``k``, ``th`` (``[N]`` or ``[1]``)
+    for the columns ``[lo, hi)``: ``(a_row, b_row, kb, tb)``."""
+    rows = np.empty((4, hi - lo), dtype=alpha.dtype)
+    _channel_row(alpha, lo, hi, plane, alpha.shape[0], rows[0])
+    _channel_row(shift, lo, hi, plane, alpha.shape[0], rows[1])
+    _param_row(k, lo, hi, rows[2])
+    _param_row(th, lo, hi, rows[3])
+    return rows[0], rows[1], rows[2], rows[3]
+
+
+@nb.njit(cache=True)
+def _row_affine(x, a, b, y):
+    """``y = x a + b`` elementwise: the one formula of ``y`` in forward and in backward's recomputation."""
+    for n in range(x.shape[0]):
+        y[n] = x[n] * a[n] + b[n]
+
+
+@nb.njit(cache=True)
+def _row_codes(s, codes):
+    """``codes = uint8(s)`` for spikes ``s``; returns whether every value was exactly 0 or 1 (else a NaN input)."""
+    odd = 0
+    for n in range(s.shape[0]):
+        v = s[n]
+        codes[n] = np.uint8(v == _ONE)
+        odd |= np.int32(v != _ONE) & np.int32(v != _ZERO)
+    return odd == 0
+
+
+@nb.njit(parallel=True, cache=True)
+def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input):
+    """Forward over T from the membrane ``v [N]`` (in; ``v_T`` out): ``s [T, N]`` spikes and ``codes [T, N]``
+    (uint8) of the neuron on ``y = alpha x + shift`` (module docstring). Returns whether every code is exact."""
+    steps, n_cols = x.shape[0], x.shape[1]
+    exact = np.ones(n_blocks(n_cols), dtype=np.bool_)
+    for b in nb.prange(n_blocks(n_cols)):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n_cols)
+        width = hi - lo
+        a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
+        y, scratch = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
+        for t in range(steps):
+            _row_affine(x[t, lo:hi], a_row, b_row, y)
+            _row_forward(y, v[lo:hi], s[t, lo:hi], scratch, kb, tb, reset, decay_input)
+            if not _row_codes(s[t, lo:hi], codes[t, lo:hi]):
+                exact[b] = False
+    return exact.all()
+
+
+@nb.njit(cache=True)
+def _row_moments(g, x, acc_g, acc_gx):
+    """``acc_g += g``, ``acc_gx += g x`` elementwise."""
+    for n in range(g.shape[0]):
+        acc_g[n] += g[n]
+        acc_gx[n] += g[n] * x[n]
+
+
+@nb.njit(parallel=True, cache=True)
+def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, detach, decay_input, code, p1, p2,
+                       g1, g2):
+    """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]``; ``gk``,
+    ``gth`` as ``fused_learnable_kernels.learnable_backward``'s (``[N]``, ``[n_blocks]`` or ``[0]``); ``g1, g2
+    [n_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x`` out."""
+    steps, n_cols, n_ch = x.shape[0], x.shape[1], alpha.shape[0]
+    want_th = gth.shape[0] > 0
+    for b in nb.prange(n_blocks(n_cols)):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n_cols)
+        width = hi - lo
+        a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
+        block_y, block_h = np.empty((steps, width), dtype=x.dtype), np.empty((steps, width), dtype=x.dtype)
+        sg, v_prev = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
+        v, gv = np.zeros(width, dtype=x.dtype), np.zeros(width, dtype=x.dtype)
+        gkb, gthb = np.zeros(width, dtype=x.dtype), np.zeros(width if want_th else 0, dtype=x.dtype)
+        acc_g, acc_gx = np.zeros(width, dtype=x.dtype), np.zeros(width, dtype=x.dtype)
+        for t in range(steps):
+            _row_affine(x[t, lo:hi], a_row, b_row, block_y[t])
+            _row_forward(block_y[t], v, sg, block_h[t], kb, tb, reset, decay_input)  # sg: scratch
+        v[:] = _ZERO  # v_0, for reverse_step_rows
+        for t in range(steps - 1, -1, -1):
+            h_row = reverse_step_rows(block_h, t, v, tb, reset, code, p1, p2, v_prev, sg)
+            _row_backward(block_y[t], h_row, v_prev, gs[t, lo:hi], gv, gy[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
+                          detach, decay_input, want_th)
+            _row_moments(gy[t, lo:hi], x[t, lo:hi], acc_g, acc_gx)
+        _store_grad(gkb, gk, lo, hi, b, n_cols)
+        _store_grad(gthb, gth, lo, hi, b, n_cols)
+        _channel_add(acc_g, lo, plane, n_ch, g1[b])
+        _channel_add(acc_gx, lo, plane, n_ch, g2[b])
+
+
+@nb.njit(cache=True)
+def _row_input_grad(g, x, a, c, d, out):
+    """``out = g a + x c + d`` elementwise."""
+    for n in range(g.shape[0]):
+        out[n] = g[n] * a[n] + x[n] * c[n] + d[n]
+
+
+@nb.njit(parallel=True, cache=True)
+def bn_input_grad(gy, x, alpha, a, b, plane, gx):
+    """``gx = alpha_c gy + a_c x + b_c`` over ``[T, N]`` rows (module docstring); ``gx`` may be ``gy``."""
+    steps, n_cols, n_ch = x.shape[0], x.shape[1], alpha.shape[0]
+    staged = _overlap(gy, gx)  # written over gy: read it from a block-local row (vectorised, ``fused_kernels``)
+    for blk in nb.prange(n_blocks(n_cols)):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, n_cols)
+        width = hi - lo
+        a_row, c_row, d_row = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype), np.empty(
+            width, dtype=x.dtype)
+        g_in = np.empty(width if staged else 0, dtype=x.dtype)
+        _channel_row(alpha, lo, hi, plane, n_ch, a_row)
+        _channel_row(a, lo, hi, plane, n_ch, c_row)
+        _channel_row(b, lo, hi, plane, n_ch, d_row)
+        for t in range(steps):
+            g_row = _read_row(gy[t, lo:hi], g_in, staged)
+            _row_input_grad(g_row, x[t, lo:hi], a_row, c_row, d_row, gx[t, lo:hi])

@@ -1,0 +1,147 @@
+"""The one-pass path of ``layers.batchnorm_neuron`` on contiguous NCHW CPU steps: batch-norm's statistics, its
+affine map, the neuron, the spikes' ``uint8`` codes and batch-norm's backward reductions in three numba kernels
+(``batchnorm_neuron_kernels``) instead of separate passes over the ``[T, B, C, H, W]`` tensors.
+
+Per layer and training step, the general path (torch's statistics kernel, ``addcmul`` for ``y``, the neuron
+kernel, a packing pass for the next convolution's ``uint8`` input, and in backward ``addcmul`` again, the neuron
+kernel and torch's two-pass batch-norm backward) reads or writes ``[T, B, ...]`` float32 tensors 13 times; this
+path 7 times: statistics (read ``x``); forward (read ``x``, write ``s`` and the codes); backward (read ``x`` and
+``dL/ds``, write ``dL/dy``, and sum ``dL/dy`` and ``dL/dy x`` per channel on the way); input gradient (read
+``dL/dy`` and ``x``, write ``dL/dx`` over ``dL/dy``). With ``M = T B H W`` values per channel, ``alpha = gamma
+invstd``, ``G1 = sum dL/dy``, ``G2 = sum dL/dy x``::
+
+    dL/dbeta = G1,   dL/dgamma = invstd (G2 - mean G1) = sum dL/dy xhat,
+    dL/dx = alpha (dL/dy - G1 / M - xhat dL/dgamma / M) = alpha dL/dy + a x + b,
+    a = -alpha invstd dL/dgamma / M,   b = alpha (invstd mean dL/dgamma - G1) / M
+
+(torch's ``native_batch_norm_backward`` in training mode, with the sums in float64). The statistics are the
+biased variance from per-plane float64 sums, ``var = S2 / M - mean^2``; the running statistics move as
+``nn.BatchNorm`` moves them (unbiased variance). The neuron is a ``LearnableLIF`` (PLIF, learnable threshold) or a
+fixed IF/LIF whose temporal gradient keeps its leak (``leak_grad``, the default); both run the fused learnable
+kernels' rows, whose update is the fixed kernels' float for float.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.core.threads import run_numba_kernel
+from deepspike.neurons.fused import load_once
+from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
+from deepspike.neurons.fused_learnable import param_grad_rows, param_rows, step_rows, summed_to_param
+from deepspike.neurons.params import NeuronParams
+
+_KERNELS: list = []  # [batchnorm_neuron_kernels] once imported, [None] without numba
+
+
+def _load_kernels():
+    from deepspike.layers import batchnorm_neuron_kernels
+
+    return batchnorm_neuron_kernels
+
+
+def _kernels():
+    return load_once(_KERNELS, _load_kernels)
+
+
+def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool, pooled: bool) -> bool:
+    """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous CPU float32/float64, no fused
+    pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels loadable."""
+    if pooled or not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
+        return False
+    return x.dtype in (torch.float32, torch.float64) and x.is_contiguous() and _kernels() is not None
+
+
+def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (contiguous) in ``x``'s dtype, from float64
+    sums (module docstring); ``running_mean``/``running_var`` (or None) moved by ``momentum`` as ``nn.BatchNorm``
+    moves them, with the unbiased variance."""
+    n_ch = x.shape[1]
+    count = x.numel() // n_ch
+    s1 = torch.empty(n_ch, dtype=torch.float64)
+    s2 = torch.empty(n_ch, dtype=torch.float64)
+    run_numba_kernel(_kernels().channel_stats, x.detach().reshape(-1).numpy(), x[0, 0].numel(), n_ch, s1.numpy(),
+                     s2.numpy())
+    mean = s1 / count
+    var = (s2 / count - mean * mean).clamp_(min=0.0)
+    if running_mean is not None:
+        with torch.no_grad():
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+            unbiased = var * (count / max(count - 1, 1))
+            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+    return mean.to(x.dtype), var.to(x.dtype)
+
+
+def channel_maps(weight, bias, mean: torch.Tensor, invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(alpha, shift)`` ``[C]`` of ``y = alpha x + shift``: ``alpha = gamma invstd``, ``shift = beta - mean alpha``
+    (no ``gamma``/``beta``: 1 and 0); the same operations in forward and backward, so the same ``y`` bit for bit."""
+    alpha = invstd if weight is None else invstd * weight.detach()
+    shift = -mean * alpha if bias is None else bias.detach() - mean * alpha
+    return alpha.contiguous(), shift.contiguous()
+
+
+def _neuron_rows(params: NeuronParams, step: torch.Tensor, decay, threshold):
+    """The kernels' decay and threshold: a learnable neuron's tensors (``param_rows``), else the fixed values."""
+    if decay is None:
+        return (torch.tensor([params.decay], dtype=step.dtype), torch.tensor([params.threshold], dtype=step.dtype))
+    return param_rows(decay, step), param_rows(threshold, step)
+
+
+def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, params: NeuronParams, decay,
+                    threshold, decay_input: bool):
+    """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for contiguous
+    ``x [T, B, C, ...]``; ``codes`` the spikes as ``uint8`` (``s``'s shape and strides), None where a spike is
+    not 0 or 1 (a NaN input)."""
+    t, step = x.shape[0], x[0]
+    s = torch.empty_like(x)
+    codes = torch.empty_like(x, dtype=torch.uint8)
+    v = torch.zeros_like(step)
+    k, th = _neuron_rows(params, step, decay, threshold)
+    exact = run_numba_kernel(_kernels().bn_neuron_forward, x.detach().reshape(t, -1).numpy(), alpha.numpy(),
+                             shift.numpy(), step[0, 0].numel(), v.view(-1).numpy(), s.view(t, -1).numpy(),
+                             codes.view(t, -1).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
+    return s, v, codes if exact else None
+
+
+def _input_grad_maps(g1, g2, alpha, mean, invstd, count: int):
+    """``(dL/dgamma, dL/dbeta, a, b)`` from the per-block sums ``g1, g2 [blocks, C]`` (module docstring)."""
+    s1, s2 = g1.sum(0), g2.sum(0)  # float64
+    mean64, invstd64, alpha64 = mean.double(), invstd.double(), alpha.double()
+    g_gamma = invstd64 * (s2 - mean64 * s1)
+    a = -alpha64 * invstd64 * g_gamma / count
+    b = alpha64 * (invstd64 * mean64 * g_gamma - s1) / count
+    return g_gamma, s1, a.to(alpha.dtype), b.to(alpha.dtype)
+
+
+def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, invstd, params: NeuronParams, decay,
+                     threshold, decay_input: bool, want_threshold: bool):
+    """``(dL/dx, dL/dgamma, dL/dbeta, dL/ddecay, dL/dthreshold)`` of ``onepass_forward``'s spikes for ``g_s =
+    dL/ds`` (the batch-norm in training mode with the batch's ``mean``, ``invstd``); the decay's and threshold's
+    None for a fixed neuron. One ``[T, B, ...]`` buffer is allocated: ``dL/dy``, then ``dL/dx`` over it."""
+    t, step = x.shape[0], x[0]
+    n_ch = x.shape[2]
+    kernels = _kernels()
+    x2 = x.detach().reshape(t, -1)
+    alpha, shift = channel_maps(weight, bias, mean, invstd)
+    k, th = _neuron_rows(params, step, decay, threshold)
+    learnable = decay is not None
+    gk = param_grad_rows(decay, step, True) if learnable else step.new_zeros(0)
+    gth = param_grad_rows(threshold, step, want_threshold) if learnable else step.new_zeros(0)
+    blocks = kernels.n_blocks(x2.shape[1])
+    g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
+    g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
+    gy = torch.empty_like(x2)
+    code, p1, p2 = surrogate_constants(params.spike_fn.name, params.spike_fn.params)
+    run_numba_kernel(kernels.bn_neuron_backward, x2.numpy(), alpha.numpy(), shift.numpy(), step[0, 0].numel(),
+                     step_rows(g_s, step).numpy(), gy.numpy(), gk.numpy(), gth.numpy(), k.numpy(), th.numpy(),
+                     RESET_CODES[params.reset], params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy())
+    g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, x2.numel() // n_ch)
+    run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), a.numpy(), b.numpy(),
+                     step[0, 0].numel(), gy.numpy())
+    g_decay = summed_to_param(gk, step, decay) if learnable else None
+    g_threshold = None
+    if learnable:
+        g_threshold = summed_to_param(gth, step, threshold) if gth.numel() else torch.zeros_like(threshold)
+    g_w = None if weight is None else g_gamma.to(weight.dtype)
+    g_b = None if bias is None else g_beta.to(bias.dtype)
+    return gy.view(x.shape), g_w, g_b, g_decay, g_threshold

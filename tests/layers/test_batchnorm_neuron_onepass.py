@@ -1,0 +1,154 @@
+"""The one-pass batch-norm + neuron kernels (``layers.batchnorm_neuron_onepass``) against independent references:
+torch's batch-norm and the neuron's reference step loop under autograd, in float64, and torch's statistics."""
+
+import pytest
+import torch
+from torch import nn
+
+import deepspike.layers.batchnorm_neuron as bn_neuron
+from deepspike.layers.batchnorm_neuron import NeuronRun, batch_norm_neuron
+from deepspike.layers.batchnorm_neuron_onepass import batch_statistics, onepass_supported
+from deepspike.layers.spike_storage import attached_codes
+from deepspike.neurons import NeuronParams
+from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.learnable_dynamics import learnable_multistep_reference
+
+pytest.importorskip("numba")
+
+
+def _batch_norm(x, bn):
+    """torch's training-mode batch-norm of ``x [T, B, C, ...]`` over ``T*B``, running statistics moved."""
+    return bn(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
+def _reference(x, bn, params, decay=None, threshold=None, decay_input=False):
+    """The spikes by torch's batch-norm and the reference step loop, differentiable by autograd."""
+    y = _batch_norm(x, bn)
+    if decay is None:
+        return neuron_multistep(y, params, fused=False)[0]
+    return learnable_multistep_reference(y, decay, threshold, params, decay_input=decay_input)[0]
+
+
+def _layer(channels, dtype=torch.float64, affine=True, seed=0):
+    torch.manual_seed(seed)
+    bn = nn.BatchNorm2d(channels, affine=affine).to(dtype)
+    if affine:
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.uniform_(-0.5, 0.5)
+    return bn
+
+
+def _grads(fn, x, g, tensors):
+    x = x.clone().requires_grad_()
+    s = fn(x)
+    return (s.detach(), *torch.autograd.grad(s, [x, *tensors], g))
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("affine", [True, False])
+def test_fixed_neuron_matches_batch_norm_and_the_step_loop_in_float64(reset, detach_reset, affine):
+    params = NeuronParams(decay=0.6, threshold=0.8, reset=reset, surrogate="sigmoid", surrogate_args={"alpha": 4.0},
+                          detach_reset=detach_reset)  # constants exact in float64 (arctan's pi/2 is a float32)
+    x = torch.randn(5, 4, 3, 6, 7, dtype=torch.float64) * 2 + 0.3
+    g = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    fused_bn, ref_bn = _layer(3, affine=affine), _layer(3, affine=affine)
+    tensors = [fused_bn.weight, fused_bn.bias] if affine else []
+    got = _grads(lambda v: batch_norm_neuron(v, fused_bn, NeuronRun(params))[0], x, g, tensors)
+    want = _grads(lambda v: _reference(v, ref_bn, params), x, g, [ref_bn.weight, ref_bn.bias] if affine else [])
+    assert torch.equal(got[0], want[0]) and 0 < got[0].mean() < 1
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(fused_bn.running_mean, ref_bn.running_mean, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("learn_threshold", [False, True])
+def test_plif_matches_batch_norm_and_the_step_loop_in_float64(per_channel, learn_threshold):
+    """PLIF (``h = k v + (1 - k) x``) with a learnable decay and threshold, per layer or per channel."""
+    params = NeuronParams(decay=0.5, threshold=0.7, reset="zero", surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    shape = (3, 1, 1) if per_channel else ()
+    torch.manual_seed(2)
+    decay = (torch.rand(shape, dtype=torch.float64) * 0.5 + 0.3).requires_grad_()
+    threshold = (torch.rand(shape, dtype=torch.float64) * 0.5 + 0.5).requires_grad_(learn_threshold)
+    x = torch.randn(4, 5, 3, 5, 6, dtype=torch.float64)
+    g = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    fused_bn, ref_bn = _layer(3), _layer(3)
+    run = NeuronRun(params, learnable=True, decay_input=True)
+    learnt = [decay, threshold] if learn_threshold else [decay]
+    got = _grads(lambda v: batch_norm_neuron(v, fused_bn, run, decay, threshold)[0], x, g,
+                 [fused_bn.weight, fused_bn.bias, *learnt])
+    want = _grads(lambda v: _reference(v, ref_bn, params, decay, threshold, True), x, g,
+                  [ref_bn.weight, ref_bn.bias, *learnt])
+    assert torch.equal(got[0], want[0])
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_the_spikes_carry_their_uint8_codes_and_a_nan_carries_none():
+    params = NeuronParams(decay=0.5, threshold=0.5)
+    x = torch.randn(3, 2, 4, 5, 5, requires_grad=True)
+    s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(params))
+    codes, largest = attached_codes(s)
+    assert codes.dtype == torch.uint8 and codes.stride() == s.stride() and largest == 1
+    assert torch.equal(codes.float(), s) and s.any()
+    bad = x.detach().clone()
+    bad[1, 0, 2, 3, 3] = float("nan")
+    s_bad, _ = batch_norm_neuron(bad.requires_grad_(), nn.BatchNorm2d(4), NeuronRun(params))
+    assert attached_codes(s_bad) is None and s_bad.isnan().any()
+
+
+def test_which_inputs_take_the_one_pass_path():
+    params = NeuronParams(decay=0.5, threshold=0.5)
+    x = torch.randn(6, 4, 5, 5)
+    assert onepass_supported(x, params, learnable=False, pooled=False)
+    assert onepass_supported(x.flatten(1), params, learnable=False, pooled=False)  # BatchNorm1d features
+    assert not onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False, False)
+    assert not onepass_supported(x, params, learnable=False, pooled=True)  # the pooling kernels: general path
+    no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
+    assert not onepass_supported(x, no_leak, learnable=False, pooled=False)
+    assert onepass_supported(x, no_leak, learnable=True, pooled=False)  # a learnable neuron keeps its leak
+    assert not onepass_supported(x.half(), params, learnable=False, pooled=False)
+
+
+def test_batch_norm_1d_features_and_sequences():
+    """``[T, B, C]`` and ``[T, B, C, L]`` inputs (a plane of one and of L values) against torch's batch-norm."""
+    params = NeuronParams(decay=0.7, threshold=0.4, surrogate="sigmoid", surrogate_args={"alpha": 2.0})
+    for shape in [(4, 6, 5), (4, 6, 5, 3)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        g = torch.randn(shape, dtype=torch.float64)
+        fused_bn, ref_bn = nn.BatchNorm1d(5).double(), nn.BatchNorm1d(5).double()
+        got = _grads(lambda v, bn=fused_bn: batch_norm_neuron(v, bn, NeuronRun(params))[0], x, g, [fused_bn.weight])
+        want = _grads(lambda v, bn=ref_bn: _reference(v, bn, params), x, g, [ref_bn.weight])
+        assert torch.equal(got[0], want[0])
+        for a, b in zip(got[1:], want[1:], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_channels_last_steps_run_the_general_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bn_neuron, "onepass_forward", lambda *a: calls.append(a) or (_ for _ in ()).throw(
+        AssertionError("one-pass path taken")))
+    x = torch.randn(3, 2, 4, 5, 5)
+    x = torch.stack([s.contiguous(memory_format=torch.channels_last) for s in x]).requires_grad_()
+    s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(NeuronParams(decay=0.5, threshold=0.5)))
+    assert not calls and attached_codes(s) is None
+
+
+@pytest.mark.parametrize("shape", [(7, 3, 5, 4), (9, 6), (5, 2, 3)])
+def test_batch_statistics_equal_torchs(shape):
+    torch.manual_seed(4)
+    x = torch.randn(shape) * 3 + 20  # a large mean: the variance from float64 sums keeps its digits
+    rm, rv = torch.zeros(shape[1]), torch.ones(shape[1])
+    rm_ref, rv_ref = rm.clone(), rv.clone()
+    mean, var = batch_statistics(x, rm, rv, 0.3)
+    mean_ref, var_ref = torch.batch_norm_update_stats(x, rm_ref, rv_ref, 0.3)
+    torch.testing.assert_close(mean, mean_ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(var, var_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rm, rm_ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(rv, rv_ref, rtol=1e-5, atol=1e-6)
+    dims = [0, *range(2, x.dim())]
+    exact = x.double().var(dims, correction=0)
+    assert torch.allclose(var.double(), exact, rtol=1e-6)
