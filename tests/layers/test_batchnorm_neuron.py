@@ -125,7 +125,9 @@ def test_fused_only_with_a_gradient_in_training_mode_and_nothing_watching():
     params = NeuronRun(NeuronParams(decay=0.5, threshold=1.0))
     bn = nn.BatchNorm2d(2)
     assert not fusable(bn, x.detach(), params)  # no gradient to compute
-    assert not fusable(bn, x[0:1].expand(3, -1, -1, -1, -1), params)  # time-invariant: nothing of size T saved
+    assert fusable(bn, x[0:1].expand(3, -1, -1, -1, -1), params)  # time-invariant: the one-pass path, one step read
+    repeated_channels_last = x[0].contiguous(memory_format=torch.channels_last).unsqueeze(0).expand(3, -1, -1, -1, -1)
+    assert not fusable(bn, repeated_channels_last, params)  # ... which takes contiguous steps only
     assert not fusable(nn.SyncBatchNorm(2), x, params)
 
 

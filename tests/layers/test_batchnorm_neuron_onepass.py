@@ -152,3 +152,33 @@ def test_batch_statistics_equal_torchs(shape):
     dims = [0, *range(2, x.dim())]
     exact = x.double().var(dims, correction=0)
     assert torch.allclose(var.double(), exact, rtol=1e-6)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_a_repeated_input_reads_one_step_and_matches_its_t_copies(learnable):
+    """Direct encoding: ``x`` is one ``[B, ...]`` step expanded over T (stride 0). The node reads that step once;
+    values, the gradient of the one step (the sum over the copies), the batch-norm's and the neuron's gradients
+    and the running statistics (unbiased over the T B H W values) equal torch's batch-norm on the T copies."""
+    params = NeuronParams(decay=0.6, threshold=0.5, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    torch.manual_seed(5)
+    one = torch.randn(4, 3, 5, 5, dtype=torch.float64)
+    decay = torch.tensor(0.4, dtype=torch.float64, requires_grad=True) if learnable else None
+    threshold = torch.tensor(0.5, dtype=torch.float64) if learnable else None
+    g = torch.randn((6, 4, 3, 5, 5), dtype=torch.float64)
+    fused_bn, ref_bn = _layer(3), _layer(3)
+    run = NeuronRun(params, learnable=learnable, decay_input=learnable)
+    learnt = [decay] if learnable else []
+
+    def fused(v):
+        return batch_norm_neuron(v.expand(6, -1, -1, -1, -1), fused_bn, run, decay, threshold)[0]
+
+    def reference(v):
+        return _reference(v.expand(6, -1, -1, -1, -1).contiguous(), ref_bn, params, decay, threshold, learnable)
+
+    got = _grads(fused, one.unsqueeze(0), g, [fused_bn.weight, fused_bn.bias, *learnt])
+    want = _grads(reference, one.unsqueeze(0), g, [ref_bn.weight, ref_bn.bias, *learnt])
+    assert torch.equal(got[0], want[0]) and got[0].shape == (6, 4, 3, 5, 5)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fused_bn.running_mean, ref_bn.running_mean, rtol=1e-12, atol=1e-14)

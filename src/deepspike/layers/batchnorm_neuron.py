@@ -80,16 +80,21 @@ class NeuronRun:
 
 def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
     """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and the neuron ``run`` on
-    ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` not time-invariant (that
-    case saves nothing of size T already) and dense, and the numba kernels able to run the neuron on it."""
+    ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` dense, and the numba
+    kernels able to run the neuron on it. A time-invariant ``x`` (direct encoding: one ``[B, ...]`` step repeated)
+    only on the one-pass path, which reads its one step (the general path would expand it T times)."""
     if not isinstance(bn, PLAIN_BATCH_NORMS) or bn._forward_hooks or bn._forward_pre_hooks:
         return False
-    if not (bn.training and torch.is_grad_enabled() and x.requires_grad) or time_invariant(x) or x.dim() < 3:
+    if not (bn.training and torch.is_grad_enabled() and x.requires_grad) or x.dim() < 3:
         return False
-    flat = x.flatten(0, 1)
-    dense = flat.is_contiguous() or (flat.dim() == 4 and flat.is_contiguous(memory_format=torch.channels_last))
-    if not dense or uses_triton(x):
-        return False
+    if time_invariant(x):
+        if not onepass_supported(x[0], run.params, run.learnable, run.pool is not None):
+            return False
+    else:
+        flat = x.flatten(0, 1)
+        dense = flat.is_contiguous() or (flat.dim() == 4 and flat.is_contiguous(memory_format=torch.channels_last))
+        if not dense or uses_triton(x):
+            return False
     return learnable_fused_supported(x, run.params) if run.learnable else fused_supported(x, run.params)
 
 
@@ -154,18 +159,21 @@ def _general_backward(g_s, x, weight, bias, mean, invstd, decay, threshold, eps:
 
 class _BatchNormNeuron(torch.autograd.Function):
     """``(x [T*B, C, ...], gamma, beta, decay, threshold) -> (s, v_T, codes)`` (module docstring); ``steps`` = T;
-    ``codes``: the spikes as ``uint8`` from the one-pass path (``batchnorm_neuron_onepass``), else None."""
+    ``repeated``: ``x`` is one step ``[B, C, ...]`` standing for T copies (one-pass path only); ``codes``: the
+    spikes as ``uint8`` from the one-pass path (``batchnorm_neuron_onepass``), else None."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, decay, threshold, running_mean, running_var, momentum, eps, steps, run):
-        ctx.onepass = onepass_supported(x, run.params, run.learnable, run.pool is not None)
+    def forward(ctx, x, weight, bias, decay, threshold, running_mean, running_var, momentum, eps, steps, run,
+                repeated):
+        ctx.onepass = repeated or onepass_supported(x, run.params, run.learnable, run.pool is not None)
+        ctx.rows = 1 if repeated else steps
         codes = None
         if ctx.onepass:
-            mean, var = batch_statistics(x, running_mean, running_var, momentum)
+            mean, var = batch_statistics(x, running_mean, running_var, momentum, steps if repeated else 1)
             invstd = torch.rsqrt(var + eps)
             alpha, shift = channel_maps(weight, bias, mean, invstd)
-            s, v, codes = onepass_forward(x.unflatten(0, (steps, -1)), alpha, shift, run.params, decay, threshold,
-                                          run.decay_input)
+            s, v, codes = onepass_forward(x.unflatten(0, (ctx.rows, -1)), alpha, shift, run.params, decay, threshold,
+                                          run.decay_input, steps)
         else:
             s, v, mean, invstd = _general_forward(x, weight, bias, decay, threshold,
                                                   (running_mean, running_var, momentum, eps), steps, run)
@@ -183,7 +191,7 @@ class _BatchNormNeuron(torch.autograd.Function):
         run: NeuronRun = ctx.run
         if ctx.onepass:
             g_x, g_w, g_b, g_decay, g_threshold = onepass_backward(
-                x.unflatten(0, (ctx.steps, -1)), g_s, weight, bias, mean, invstd, run.params, decay, threshold,
+                x.unflatten(0, (ctx.rows, -1)), g_s, weight, bias, mean, invstd, run.params, decay, threshold,
                 run.decay_input, ctx.needs_input_grad[4])
             g_x = g_x.flatten(0, 1)
         else:
@@ -192,7 +200,7 @@ class _BatchNormNeuron(torch.autograd.Function):
         grads = [g if needed else None for g, needed in zip((g_x, g_w, g_b), mask, strict=True)]
         g_decay = g_decay if ctx.needs_input_grad[3] else None
         g_threshold = g_threshold if ctx.needs_input_grad[4] else None
-        return *grads, g_decay, g_threshold, *[None] * 6
+        return *grads, g_decay, g_threshold, *[None] * 7
 
 
 def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, run: NeuronRun,
@@ -207,7 +215,8 @@ def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, run:
     """
     momentum = _momentum(bn)
     track = bn.track_running_stats and bn.running_mean is not None
-    s, v, codes = _BatchNormNeuron.apply(x.flatten(0, 1), bn.weight, bn.bias, decay, threshold,
+    repeated = time_invariant(x)  # direct encoding: the one step stands for T copies
+    s, v, codes = _BatchNormNeuron.apply(x[0] if repeated else x.flatten(0, 1), bn.weight, bn.bias, decay, threshold,
                                          bn.running_mean if track else None, bn.running_var if track else None,
-                                         momentum, bn.eps, x.shape[0], run)
+                                         momentum, bn.eps, x.shape[0], run, repeated)
     return (s if codes is None else attach_codes(s, codes, 1)), v

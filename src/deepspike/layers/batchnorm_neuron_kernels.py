@@ -125,8 +125,10 @@ def _row_codes(s, codes):
 @nb.njit(parallel=True, cache=True)
 def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input):
     """Forward over T from the membrane ``v [N]`` (in; ``v_T`` out): ``s [T, N]`` spikes and ``codes [T, N]``
-    (uint8) of the neuron on ``y = alpha x + shift`` (module docstring). Returns whether every code is exact."""
-    steps, n_cols = x.shape[0], x.shape[1]
+    (uint8) of the neuron on ``y = alpha x + shift`` (module docstring); ``x [T, N]``, or ``[1, N]``: the same input
+    at every step (direct encoding). Returns whether every code is exact."""
+    steps, n_cols = s.shape[0], x.shape[1]
+    const = x.shape[0] == 1
     exact = np.ones(n_blocks(n_cols), dtype=np.bool_)
     for b in nb.prange(n_blocks(n_cols)):
         lo = b * BLOCK
@@ -135,7 +137,7 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
         y, scratch = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
         for t in range(steps):
-            _row_affine(x[t, lo:hi], a_row, b_row, y)
+            _row_affine(x[0 if const else t, lo:hi], a_row, b_row, y)
             _row_forward(y, v[lo:hi], s[t, lo:hi], scratch, kb, tb, reset, decay_input)
             if not _row_codes(s[t, lo:hi], codes[t, lo:hi]):
                 exact[b] = False
@@ -153,10 +155,12 @@ def _row_moments(g, x, acc_g, acc_gx):
 @nb.njit(parallel=True, cache=True)
 def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, detach, decay_input, code, p1, p2,
                        g1, g2):
-    """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]``; ``gk``,
-    ``gth`` as ``fused_learnable_kernels.learnable_backward``'s (``[N]``, ``[n_blocks]`` or ``[0]``); ``g1, g2
-    [n_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x`` out."""
-    steps, n_cols, n_ch = x.shape[0], x.shape[1], alpha.shape[0]
+    """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]`` (``x [T, N]``
+    or ``[1, N]``, as the forward's); ``gk``, ``gth`` as ``fused_learnable_kernels.learnable_backward``'s (``[N]``,
+    ``[n_blocks]`` or ``[0]``); ``g1, g2 [n_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy``
+    and ``sum dL/dy x`` out."""
+    steps, n_cols, n_ch = gs.shape[0], x.shape[1], alpha.shape[0]
+    const = x.shape[0] == 1
     want_th = gth.shape[0] > 0
     for b in nb.prange(n_blocks(n_cols)):
         lo = b * BLOCK
@@ -169,14 +173,14 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
         gkb, gthb = np.zeros(width, dtype=x.dtype), np.zeros(width if want_th else 0, dtype=x.dtype)
         acc_g, acc_gx = np.zeros(width, dtype=x.dtype), np.zeros(width, dtype=x.dtype)
         for t in range(steps):
-            _row_affine(x[t, lo:hi], a_row, b_row, block_y[t])
+            _row_affine(x[0 if const else t, lo:hi], a_row, b_row, block_y[t])
             _row_forward(block_y[t], v, sg, block_h[t], kb, tb, reset, decay_input)  # sg: scratch
         v[:] = _ZERO  # v_0, for reverse_step_rows
         for t in range(steps - 1, -1, -1):
             h_row = reverse_step_rows(block_h, t, v, tb, reset, code, p1, p2, v_prev, sg)
             _row_backward(block_y[t], h_row, v_prev, gs[t, lo:hi], gv, gy[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
                           detach, decay_input, want_th)
-            _row_moments(gy[t, lo:hi], x[t, lo:hi], acc_g, acc_gx)
+            _row_moments(gy[t, lo:hi], x[0 if const else t, lo:hi], acc_g, acc_gx)
         _store_grad(gkb, gk, lo, hi, b, n_cols)
         _store_grad(gthb, gth, lo, hi, b, n_cols)
         _channel_add(acc_g, lo, plane, n_ch, g1[b])
@@ -190,10 +194,20 @@ def _row_input_grad(g, x, a, c, d, out):
         out[n] = g[n] * a[n] + x[n] * c[n] + d[n]
 
 
+@nb.njit(cache=True)
+def _row_accumulate(g, acc):
+    """``acc += g`` elementwise."""
+    for n in range(g.shape[0]):
+        acc[n] += g[n]
+
+
 @nb.njit(parallel=True, cache=True)
 def bn_input_grad(gy, x, alpha, a, b, plane, gx):
-    """``gx = alpha_c gy + a_c x + b_c`` over ``[T, N]`` rows (module docstring); ``gx`` may be ``gy``."""
-    steps, n_cols, n_ch = x.shape[0], x.shape[1], alpha.shape[0]
+    """``gx = alpha_c gy + a_c x + b_c`` over ``[T, N]`` rows (module docstring); ``gx`` may be ``gy``. For a
+    repeated input (``x``, ``gx`` ``[1, N]``) the gradient of the one row: ``gx = alpha_c sum_t gy_t + a_c x + b_c``
+    (the caller passes ``a`` and ``b`` times T)."""
+    steps, n_cols, n_ch = gy.shape[0], x.shape[1], alpha.shape[0]
+    repeated = x.shape[0] == 1 and steps > 1
     staged = _overlap(gy, gx)  # written over gy: read it from a block-local row (vectorised, ``fused_kernels``)
     for blk in nb.prange(n_blocks(n_cols)):
         lo = blk * BLOCK
@@ -205,6 +219,12 @@ def bn_input_grad(gy, x, alpha, a, b, plane, gx):
         _channel_row(alpha, lo, hi, plane, n_ch, a_row)
         _channel_row(a, lo, hi, plane, n_ch, c_row)
         _channel_row(b, lo, hi, plane, n_ch, d_row)
-        for t in range(steps):
-            g_row = _read_row(gy[t, lo:hi], g_in, staged)
-            _row_input_grad(g_row, x[t, lo:hi], a_row, c_row, d_row, gx[t, lo:hi])
+        if repeated:
+            acc = np.zeros(width, dtype=x.dtype)
+            for t in range(steps):
+                _row_accumulate(gy[t, lo:hi], acc)
+            _row_input_grad(acc, x[0, lo:hi], a_row, c_row, d_row, gx[0, lo:hi])
+        else:
+            for t in range(steps):
+                g_row = _read_row(gy[t, lo:hi], g_in, staged)
+                _row_input_grad(g_row, x[t, lo:hi], a_row, c_row, d_row, gx[t, lo:hi])

@@ -52,10 +52,12 @@ def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool, po
     return x.dtype in (torch.float32, torch.float64) and x.is_contiguous() and _kernels() is not None
 
 
-def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float,
+                     copies: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (contiguous) in ``x``'s dtype, from float64
     sums (module docstring); ``running_mean``/``running_var`` (or None) moved by ``momentum`` as ``nn.BatchNorm``
-    moves them, with the unbiased variance."""
+    moves them, with the unbiased variance. ``copies``: the batch is that many copies of ``x`` (a repeated input:
+    the same mean and biased variance, a count ``copies`` times larger in the unbiased correction)."""
     n_ch = x.shape[1]
     count = x.numel() // n_ch
     s1 = torch.empty(n_ch, dtype=torch.float64)
@@ -67,7 +69,7 @@ def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float
     if running_mean is not None:
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
-            unbiased = var * (count / max(count - 1, 1))
+            unbiased = var * (copies * count / max(copies * count - 1, 1))
             running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
     return mean.to(x.dtype), var.to(x.dtype)
 
@@ -88,16 +90,16 @@ def _neuron_rows(params: NeuronParams, step: torch.Tensor, decay, threshold):
 
 
 def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, params: NeuronParams, decay,
-                    threshold, decay_input: bool):
+                    threshold, decay_input: bool, steps: int):
     """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for contiguous
-    ``x [T, B, C, ...]``; ``codes`` the spikes as ``uint8`` (``s``'s shape and strides), None where a spike is
-    not 0 or 1 (a NaN input)."""
-    t, step = x.shape[0], x[0]
-    s = torch.empty_like(x)
-    codes = torch.empty_like(x, dtype=torch.uint8)
+    ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps); ``codes`` the
+    spikes as ``uint8`` (``s``'s shape and strides), None where a spike is not 0 or 1 (a NaN input)."""
+    t, step = steps, x[0]
+    s = torch.empty((t, *step.shape), dtype=x.dtype)
+    codes = torch.empty(s.shape, dtype=torch.uint8)
     v = torch.zeros_like(step)
     k, th = _neuron_rows(params, step, decay, threshold)
-    exact = run_numba_kernel(_kernels().bn_neuron_forward, x.detach().reshape(t, -1).numpy(), alpha.numpy(),
+    exact = run_numba_kernel(_kernels().bn_neuron_forward, x.detach().reshape(x.shape[0], -1).numpy(), alpha.numpy(),
                              shift.numpy(), step[0, 0].numel(), v.view(-1).numpy(), s.view(t, -1).numpy(),
                              codes.view(t, -1).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
     return s, v, codes if exact else None
@@ -116,12 +118,13 @@ def _input_grad_maps(g1, g2, alpha, mean, invstd, count: int):
 def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, invstd, params: NeuronParams, decay,
                      threshold, decay_input: bool, want_threshold: bool):
     """``(dL/dx, dL/dgamma, dL/dbeta, dL/ddecay, dL/dthreshold)`` of ``onepass_forward``'s spikes for ``g_s =
-    dL/ds`` (the batch-norm in training mode with the batch's ``mean``, ``invstd``); the decay's and threshold's
+    dL/ds [T, B, ...]`` (the batch-norm in training mode with the batch's ``mean``, ``invstd``); ``dL/dx`` has
+    ``x``'s shape (``[1, B, ...]`` for a repeated input: the sum over the T copies); the decay's and threshold's
     None for a fixed neuron. One ``[T, B, ...]`` buffer is allocated: ``dL/dy``, then ``dL/dx`` over it."""
-    t, step = x.shape[0], x[0]
+    t, step = g_s.shape[0], x[0]
     n_ch = x.shape[2]
     kernels = _kernels()
-    x2 = x.detach().reshape(t, -1)
+    x2 = x.detach().reshape(x.shape[0], -1)
     alpha, shift = channel_maps(weight, bias, mean, invstd)
     k, th = _neuron_rows(params, step, decay, threshold)
     learnable = decay is not None
@@ -130,18 +133,20 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     blocks = kernels.n_blocks(x2.shape[1])
     g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
-    gy = torch.empty_like(x2)
+    gy = torch.empty((t, x2.shape[1]), dtype=x2.dtype)
     code, p1, p2 = surrogate_constants(params.spike_fn.name, params.spike_fn.params)
     run_numba_kernel(kernels.bn_neuron_backward, x2.numpy(), alpha.numpy(), shift.numpy(), step[0, 0].numel(),
                      step_rows(g_s, step).numpy(), gy.numpy(), gk.numpy(), gth.numpy(), k.numpy(), th.numpy(),
                      RESET_CODES[params.reset], params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy())
-    g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, x2.numel() // n_ch)
-    run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), a.numpy(), b.numpy(),
-                     step[0, 0].numel(), gy.numpy())
+    g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, gy.numel() // n_ch)
+    repeats = t // x2.shape[0]  # T for a repeated input (its one row's gradient sums the T copies'), else 1
+    gx = gy if repeats == 1 else torch.empty_like(x2)
+    run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), (a * repeats).numpy(),
+                     (b * repeats).numpy(), step[0, 0].numel(), gx.numpy())
     g_decay = summed_to_param(gk, step, decay) if learnable else None
     g_threshold = None
     if learnable:
         g_threshold = summed_to_param(gth, step, threshold) if gth.numel() else torch.zeros_like(threshold)
     g_w = None if weight is None else g_gamma.to(weight.dtype)
     g_b = None if bias is None else g_beta.to(bias.dtype)
-    return gy.view(x.shape), g_w, g_b, g_decay, g_threshold
+    return gx.view(x.shape), g_w, g_b, g_decay, g_threshold
