@@ -105,7 +105,8 @@ def test_which_inputs_take_the_one_pass_path():
     x = torch.randn(6, 4, 5, 5)
     assert onepass_supported(x, params, learnable=False, pooled=False)
     assert onepass_supported(x.flatten(1), params, learnable=False, pooled=False)  # BatchNorm1d features
-    assert not onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False, False)
+    assert onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False, False)
+    assert not onepass_supported(x.permute(0, 2, 3, 1), params, False, False)  # neither layout
     assert not onepass_supported(x, params, learnable=False, pooled=True)  # the pooling kernels: general path
     no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
     assert not onepass_supported(x, no_leak, learnable=False, pooled=False)
@@ -127,20 +128,49 @@ def test_batch_norm_1d_features_and_sequences():
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
-def test_channels_last_steps_run_the_general_path(monkeypatch):
+def test_a_fused_pooling_runs_the_general_path(monkeypatch):
     calls = []
     monkeypatch.setattr(bn_neuron, "onepass_forward", lambda *a: calls.append(a) or (_ for _ in ()).throw(
         AssertionError("one-pass path taken")))
-    x = torch.randn(3, 2, 4, 5, 5)
-    x = torch.stack([s.contiguous(memory_format=torch.channels_last) for s in x]).requires_grad_()
-    s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(NeuronParams(decay=0.5, threshold=0.5)))
-    assert not calls and attached_codes(s) is None
+    x = torch.randn(3, 2, 4, 6, 6, requires_grad=True)
+    s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(NeuronParams(decay=0.5, threshold=0.5), (2, 2, False)))
+    assert not calls and attached_codes(s) is None and s.shape == (3, 2, 4, 3, 3)
 
 
-@pytest.mark.parametrize("shape", [(7, 3, 5, 4), (9, 6), (5, 2, 3)])
-def test_batch_statistics_equal_torchs(shape):
+@pytest.mark.parametrize("learnable", [False, True])
+def test_channels_last_steps_match_the_contiguous_ones(learnable):
+    """Channels-last steps (the kernels' interleaved channels) give the contiguous steps' spikes and gradients, in
+    the channels-last layout, with per-channel parameters."""
+    params = NeuronParams(decay=0.5, threshold=0.6, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    torch.manual_seed(6)
+    decay = (torch.rand(5, 1, 1, dtype=torch.float64) * 0.5 + 0.2).requires_grad_() if learnable else None
+    threshold = torch.full((5, 1, 1), 0.6, dtype=torch.float64) if learnable else None
+    x = torch.randn(3, 4, 5, 6, 7, dtype=torch.float64)
+    g = torch.randn(x.shape, dtype=torch.float64)
+    run = NeuronRun(params, learnable=learnable, decay_input=learnable)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        bn = _layer(5)
+        steps = torch.stack([s.contiguous(memory_format=layout) for s in x])
+        tensors = [bn.weight, bn.bias] + ([decay] if learnable else [])
+        out = _grads(lambda v, bn=bn: batch_norm_neuron(v, bn, run, decay, threshold)[0], steps, g, tensors)
+        results.append((out, bn.running_var.clone()))
+        if layout is torch.channels_last:
+            assert out[0][0].is_contiguous(memory_format=torch.channels_last) and out[0].any()
+    (got, var_cl), (want, var) = results[1], results[0]
+    assert torch.equal(got[0], want[0])
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(var_cl, var, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape, channels_last", [((7, 3, 5, 4), False), ((7, 3, 5, 4), True), ((9, 6), False),
+                                                 ((5, 2, 3), False)])
+def test_batch_statistics_equal_torchs(shape, channels_last):
     torch.manual_seed(4)
     x = torch.randn(shape) * 3 + 20  # a large mean: the variance from float64 sums keeps its digits
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     rm, rv = torch.zeros(shape[1]), torch.ones(shape[1])
     rm_ref, rv_ref = rm.clone(), rv.clone()
     mean, var = batch_statistics(x, rm, rv, 0.3)

@@ -1,9 +1,10 @@
 """numba kernels of ``layers.batchnorm_neuron``'s one-pass path: batch-norm and the LIF/PLIF neuron after it on
-contiguous NCHW steps, with batch-norm's statistics, its affine map, the spikes' ``uint8`` codes and batch-norm's
+dense CPU steps (contiguous or channels-last), with batch-norm's statistics, its affine map, the spikes' ``uint8`` codes and batch-norm's
 backward reductions computed inside the neuron kernels' blocks instead of in separate passes over ``[T, B, ...]``.
 
 Arrays: ``x [T, N]`` is the batch-norm's input (one row per time step, each step a contiguous ``[B, C, P]`` block:
-column ``j`` belongs to channel ``(j // P) % C``, ``P`` = H W, the ``plane``); ``alpha``, ``shift``: ``[C]``. The
+column ``j`` belongs to channel ``(j // P) % C``, ``P`` = H W, the ``plane``; a channels-last step ``[B, H, W, C]``
+is the case ``P = 1``: column ``j`` is channel ``j % C``); ``alpha``, ``shift``: ``[C]``. The
 neuron rows are ``fused_learnable_kernels``' (decay ``k`` and threshold ``th`` as ``[N]`` or ``[1]``), so the
 update, the surrogate and the decay/threshold gradients are the fused learnable kernels' own::
 
@@ -65,9 +66,35 @@ def channel_stats(x, plane, n_ch, s1, s2):
         s2[c] = a2
 
 
+@nb.njit(parallel=True, cache=True)
+def channel_stats_interleaved(x, n_ch, s1, s2):
+    """``channel_stats`` for interleaved channels (``x`` flat ``[M, C]``: channels-last steps, or ``[B, C]``):
+    parallel over bands of rows, each band's per-channel float64 sums in a row of its own, then summed in order."""
+    rows = x.shape[0] // n_ch
+    bands = min(rows, 64)
+    p1 = np.zeros((bands, n_ch))
+    p2 = np.zeros((bands, n_ch))
+    for k in nb.prange(bands):
+        for r in range(k * rows // bands, (k + 1) * rows // bands):
+            base = r * n_ch
+            for c in range(n_ch):  # vectorised over channels
+                v = np.float64(x[base + c])
+                p1[k, c] += v
+                p2[k, c] += v * v
+    for c in range(n_ch):
+        s1[c] = p1[:, c].sum()
+        s2[c] = p2[:, c].sum()
+
+
 @nb.njit(cache=True)
 def _channel_row(p, lo, hi, plane, n_ch, out):
     """``out[n] = p[channel of column lo + n]`` for the block ``[lo, hi)`` (``p [C]``), plane by plane."""
+    if plane == 1:  # interleaved channels (channels-last, or [B, C] steps)
+        c = lo % n_ch
+        for n in range(hi - lo):
+            out[n] = p[c]
+            c = c + 1 if c + 1 < n_ch else 0
+        return
     j = lo
     while j < hi:
         end = min(hi, (j // plane + 1) * plane)
@@ -81,6 +108,12 @@ def _channel_row(p, lo, hi, plane, n_ch, out):
 def _channel_add(row, lo, plane, n_ch, out):
     """``out[c] += sum of row's columns of channel c`` (``row`` the block starting at column ``lo``; float64,
     reassociated: vectorised, in a fixed order)."""
+    if plane == 1:  # interleaved channels
+        c = lo % n_ch
+        for n in range(row.shape[0]):
+            out[c] += np.float64(row[n])
+            c = c + 1 if c + 1 < n_ch else 0
+        return
     j = lo
     hi = lo + row.shape[0]
     while j < hi:

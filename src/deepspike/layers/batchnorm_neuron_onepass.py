@@ -1,4 +1,5 @@
-"""The one-pass path of ``layers.batchnorm_neuron`` on contiguous NCHW CPU steps: batch-norm's statistics, its
+"""The one-pass path of ``layers.batchnorm_neuron`` on dense CPU steps (contiguous or channels-last): batch-norm's
+statistics, its
 affine map, the neuron, the spikes' ``uint8`` codes and batch-norm's backward reductions in three numba kernels
 (``batchnorm_neuron_kernels``) instead of separate passes over the ``[T, B, C, H, W]`` tensors.
 
@@ -44,17 +45,41 @@ def _kernels():
     return load_once(_KERNELS, _load_kernels)
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """``x [M, C, H, W]`` is channels-last and not also contiguous (where both hold, the NCHW order is the same)."""
+    return not x.is_contiguous() and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool, pooled: bool) -> bool:
-    """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous CPU float32/float64, no fused
-    pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels loadable."""
+    """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous or channels-last CPU
+    float32/float64, no fused pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels
+    loadable."""
     if pooled or not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
         return False
-    return x.dtype in (torch.float32, torch.float64) and x.is_contiguous() and _kernels() is not None
+    dense = x.is_contiguous() or _channels_last(x)
+    return x.dtype in (torch.float32, torch.float64) and dense and _kernels() is not None
+
+
+def _plane(step: torch.Tensor) -> int:
+    """The kernels' ``P`` for one dense step ``[B, C, ...]``: ``H W`` (1 for ``[B, C]``) when contiguous, where column
+    ``j`` is channel ``(j // P) % C``; 1 for channels-last ``[B, H, W, C]`` order, where it is channel ``j % C``."""
+    return 1 if _channels_last(step) else step[0, 0].numel()
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """The ``[R, N]`` view of the memory of ``x [R, B, C, ...]`` (each step dense, in memory order)."""
+    n = x[0].numel()
+    return x.detach().as_strided((x.shape[0], n), (n, 1))
+
+
+def _like_steps(rows: int, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty ``[rows, B, C, ...]`` tensor whose steps have ``step``'s layout."""
+    return torch.empty_strided((rows, *step.shape), (step.numel(), *step.stride()), dtype=dtype)
 
 
 def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float,
                      copies: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (contiguous) in ``x``'s dtype, from float64
+    """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (dense) in ``x``'s dtype, from float64
     sums (module docstring); ``running_mean``/``running_var`` (or None) moved by ``momentum`` as ``nn.BatchNorm``
     moves them, with the unbiased variance. ``copies``: the batch is that many copies of ``x`` (a repeated input:
     the same mean and biased variance, a count ``copies`` times larger in the unbiased correction)."""
@@ -62,8 +87,12 @@ def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float
     count = x.numel() // n_ch
     s1 = torch.empty(n_ch, dtype=torch.float64)
     s2 = torch.empty(n_ch, dtype=torch.float64)
-    run_numba_kernel(_kernels().channel_stats, x.detach().reshape(-1).numpy(), x[0, 0].numel(), n_ch, s1.numpy(),
-                     s2.numpy())
+    flat = _rows(x.unsqueeze(0))[0].numpy()
+    plane = _plane(x)
+    if plane == 1:  # channels-last or [M, C]: channel j % C
+        run_numba_kernel(_kernels().channel_stats_interleaved, flat, n_ch, s1.numpy(), s2.numpy())
+    else:
+        run_numba_kernel(_kernels().channel_stats, flat, plane, n_ch, s1.numpy(), s2.numpy())
     mean = s1 / count
     var = (s2 / count - mean * mean).clamp_(min=0.0)
     if running_mean is not None:
@@ -92,16 +121,17 @@ def _neuron_rows(params: NeuronParams, step: torch.Tensor, decay, threshold):
 def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, params: NeuronParams, decay,
                     threshold, decay_input: bool, steps: int):
     """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for contiguous
-    ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps); ``codes`` the
-    spikes as ``uint8`` (``s``'s shape and strides), None where a spike is not 0 or 1 (a NaN input)."""
+    ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps; dense steps,
+    contiguous or channels-last); ``s`` and ``v_T`` in the steps' layout; ``codes`` the spikes as ``uint8``
+    (``s``'s shape and strides), None where a spike is not 0 or 1 (a NaN input)."""
     t, step = steps, x[0]
-    s = torch.empty((t, *step.shape), dtype=x.dtype)
-    codes = torch.empty(s.shape, dtype=torch.uint8)
+    s = _like_steps(t, step, x.dtype)
+    codes = _like_steps(t, step, torch.uint8)
     v = torch.zeros_like(step)
     k, th = _neuron_rows(params, step, decay, threshold)
-    exact = run_numba_kernel(_kernels().bn_neuron_forward, x.detach().reshape(x.shape[0], -1).numpy(), alpha.numpy(),
-                             shift.numpy(), step[0, 0].numel(), v.view(-1).numpy(), s.view(t, -1).numpy(),
-                             codes.view(t, -1).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
+    exact = run_numba_kernel(_kernels().bn_neuron_forward, _rows(x).numpy(), alpha.numpy(), shift.numpy(),
+                             _plane(step), _rows(v.unsqueeze(0))[0].numpy(), _rows(s).numpy(), _rows(codes).numpy(),
+                             k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
     return s, v, codes if exact else None
 
 
@@ -124,7 +154,7 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     t, step = g_s.shape[0], x[0]
     n_ch = x.shape[2]
     kernels = _kernels()
-    x2 = x.detach().reshape(x.shape[0], -1)
+    x2, plane = _rows(x), _plane(step)
     alpha, shift = channel_maps(weight, bias, mean, invstd)
     k, th = _neuron_rows(params, step, decay, threshold)
     learnable = decay is not None
@@ -135,18 +165,18 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     gy = torch.empty((t, x2.shape[1]), dtype=x2.dtype)
     code, p1, p2 = surrogate_constants(params.spike_fn.name, params.spike_fn.params)
-    run_numba_kernel(kernels.bn_neuron_backward, x2.numpy(), alpha.numpy(), shift.numpy(), step[0, 0].numel(),
+    run_numba_kernel(kernels.bn_neuron_backward, x2.numpy(), alpha.numpy(), shift.numpy(), plane,
                      step_rows(g_s, step).numpy(), gy.numpy(), gk.numpy(), gth.numpy(), k.numpy(), th.numpy(),
                      RESET_CODES[params.reset], params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy())
     g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, gy.numel() // n_ch)
     repeats = t // x2.shape[0]  # T for a repeated input (its one row's gradient sums the T copies'), else 1
     gx = gy if repeats == 1 else torch.empty_like(x2)
     run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), (a * repeats).numpy(),
-                     (b * repeats).numpy(), step[0, 0].numel(), gx.numpy())
+                     (b * repeats).numpy(), plane, gx.numpy())
     g_decay = summed_to_param(gk, step, decay) if learnable else None
     g_threshold = None
     if learnable:
         g_threshold = summed_to_param(gth, step, threshold) if gth.numel() else torch.zeros_like(threshold)
     g_w = None if weight is None else g_gamma.to(weight.dtype)
     g_b = None if bias is None else g_beta.to(bias.dtype)
-    return gx.view(x.shape), g_w, g_b, g_decay, g_threshold
+    return gx.as_strided(x.shape, (x2.shape[1], *step.stride())), g_w, g_b, g_decay, g_threshold
