@@ -41,9 +41,11 @@ def _run(seq, x):
     return y.detach(), x.grad, {n: p.grad.clone() for n, p in seq.named_parameters()}
 
 
-def _close_to_scale(a, b, tol=1e-5):
+def _close_to_scale(a, b, tol=3e-5):
     """Equal up to float32 summation order, measured against the gradient's scale (batch-norm's backward subtracts
-    per-channel sums; a bias before it has a gradient of 0 up to rounding)."""
+    per-channel sums; a bias before it has a gradient of 0 up to rounding; a per-layer decay's gradient is a sum of
+    thousands of terms of both signs). The float64 tests of ``test_batchnorm_neuron_onepass.py`` check the formulas
+    to 1e-9."""
     torch.testing.assert_close(a, b, rtol=0, atol=max(tol * float(b.abs().max()), 1e-6))
 
 

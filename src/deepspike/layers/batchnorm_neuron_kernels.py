@@ -1,6 +1,7 @@
 """numba kernels of ``layers.batchnorm_neuron``'s one-pass path: batch-norm and the LIF/PLIF neuron after it on
-dense CPU steps (contiguous or channels-last), with batch-norm's statistics, its affine map, the spikes' ``uint8`` codes and batch-norm's
-backward reductions computed inside the neuron kernels' blocks instead of in separate passes over ``[T, B, ...]``.
+dense CPU steps (contiguous or channels-last), with batch-norm's statistics, its affine map, the spikes' ``uint8``
+codes and batch-norm's backward reductions computed inside the neuron kernels' blocks instead of in separate passes
+over ``[T, B, ...]``.
 
 Arrays: ``x [T, N]`` is the batch-norm's input (one row per time step, each step a contiguous ``[B, C, P]`` block:
 column ``j`` belongs to channel ``(j // P) % C``, ``P`` = H W, the ``plane``; a channels-last step ``[B, H, W, C]``
