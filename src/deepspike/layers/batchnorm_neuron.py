@@ -33,10 +33,9 @@ from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grad
 layers' up to float32 summation order (``tests/layers/test_batchnorm_neuron.py``).
 
 That is the general path. Dense CPU steps (contiguous or channels-last) without fused pooling take the one-pass
-path instead
-(``layers.batchnorm_neuron_onepass``): the same node, saving the same ``x``, with the statistics, the affine map,
-the neuron, the spikes' ``uint8`` codes (attached to ``s`` for the next convolution: ``layers.spike_storage``) and
-batch-norm's backward sums in numba kernels that read each large tensor once.
+path instead (``layers.batchnorm_neuron_onepass``): the same node, saving the same ``x``, with the statistics, the
+affine map, the neuron, the spikes' ``uint8`` codes (attached to ``s`` for the next convolution:
+``layers.spike_storage``) and batch-norm's backward sums in numba kernels that read each large tensor once.
 """
 
 from __future__ import annotations

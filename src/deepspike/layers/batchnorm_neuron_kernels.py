@@ -27,7 +27,7 @@ import numpy as np
 
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _overlap, _read_row
+from deepspike.neurons.fused_kernels import BLOCK, _overlap, _read_row, _row_add
 from deepspike.neurons.fused_learnable_kernels import (
     _param_row,
     _row_backward,
@@ -228,13 +228,6 @@ def _row_input_grad(g, x, a, c, d, out):
         out[n] = g[n] * a[n] + x[n] * c[n] + d[n]
 
 
-@nb.njit(cache=True)
-def _row_accumulate(g, acc):
-    """``acc += g`` elementwise."""
-    for n in range(g.shape[0]):
-        acc[n] += g[n]
-
-
 @nb.njit(parallel=True, cache=True)
 def bn_input_grad(gy, x, alpha, a, b, plane, gx):
     """``gx = alpha_c gy + a_c x + b_c`` over ``[T, N]`` rows (module docstring); ``gx`` may be ``gy``. For a
@@ -256,7 +249,7 @@ def bn_input_grad(gy, x, alpha, a, b, plane, gx):
         if repeated:
             acc = np.zeros(width, dtype=x.dtype)
             for t in range(steps):
-                _row_accumulate(gy[t, lo:hi], acc)
+                _row_add(acc, gy[t, lo:hi])
             _row_input_grad(acc, x[0, lo:hi], a_row, c_row, d_row, gx[0, lo:hi])
         else:
             for t in range(steps):

@@ -1,7 +1,6 @@
 """The one-pass path of ``layers.batchnorm_neuron`` on dense CPU steps (contiguous or channels-last): batch-norm's
-statistics, its
-affine map, the neuron, the spikes' ``uint8`` codes and batch-norm's backward reductions in three numba kernels
-(``batchnorm_neuron_kernels``) instead of separate passes over the ``[T, B, C, H, W]`` tensors.
+statistics, its affine map, the neuron, the spikes' ``uint8`` codes and batch-norm's backward reductions in three
+numba kernels (``batchnorm_neuron_kernels``) instead of separate passes over the ``[T, B, C, H, W]`` tensors.
 
 Per layer and training step, the general path (torch's statistics kernel, ``addcmul`` for ``y``, the neuron
 kernel, a packing pass for the next convolution's ``uint8`` input, and in backward ``addcmul`` again, the neuron
@@ -27,9 +26,9 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import load_once
+from deepspike.neurons.fused import _like_steps, _rows, load_once
 from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
-from deepspike.neurons.fused_learnable import param_grad_rows, param_rows, step_rows, summed_to_param
+from deepspike.neurons.fused_learnable import param_grad_buffers, param_grads, param_rows, step_rows
 from deepspike.neurons.params import NeuronParams
 
 _KERNELS: list = []  # [batchnorm_neuron_kernels] once imported, [None] without numba
@@ -66,17 +65,6 @@ def _plane(step: torch.Tensor) -> int:
     return 1 if _channels_last(step) else step[0, 0].numel()
 
 
-def _rows(x: torch.Tensor) -> torch.Tensor:
-    """The ``[R, N]`` view of the memory of ``x [R, B, C, ...]`` (each step dense, in memory order)."""
-    n = x[0].numel()
-    return x.detach().as_strided((x.shape[0], n), (n, 1))
-
-
-def _like_steps(rows: int, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """An empty ``[rows, B, C, ...]`` tensor whose steps have ``step``'s layout."""
-    return torch.empty_strided((rows, *step.shape), (step.numel(), *step.stride()), dtype=dtype)
-
-
 def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float,
                      copies: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (dense) in ``x``'s dtype, from float64
@@ -87,7 +75,7 @@ def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float
     count = x.numel() // n_ch
     s1 = torch.empty(n_ch, dtype=torch.float64)
     s2 = torch.empty(n_ch, dtype=torch.float64)
-    flat = _rows(x.unsqueeze(0))[0].numpy()
+    flat = _rows(x.detach(), 1)[0].numpy()
     plane = _plane(x)
     if plane == 1:  # channels-last or [M, C]: channel j % C
         run_numba_kernel(_kernels().channel_stats_interleaved, flat, n_ch, s1.numpy(), s2.numpy())
@@ -120,18 +108,18 @@ def _neuron_rows(params: NeuronParams, step: torch.Tensor, decay, threshold):
 
 def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, params: NeuronParams, decay,
                     threshold, decay_input: bool, steps: int):
-    """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for contiguous
+    """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for
     ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps; dense steps,
     contiguous or channels-last); ``s`` and ``v_T`` in the steps' layout; ``codes`` the spikes as ``uint8``
     (``s``'s shape and strides), None where a spike is not 0 or 1 (a NaN input)."""
     t, step = steps, x[0]
-    s = _like_steps(t, step, x.dtype)
-    codes = _like_steps(t, step, torch.uint8)
+    s = _like_steps((t, *step.shape), step.stride(), step.device, x.dtype)
+    codes = _like_steps((t, *step.shape), step.stride(), step.device, torch.uint8)
     v = torch.zeros_like(step)
     k, th = _neuron_rows(params, step, decay, threshold)
-    exact = run_numba_kernel(_kernels().bn_neuron_forward, _rows(x).numpy(), alpha.numpy(), shift.numpy(),
-                             _plane(step), _rows(v.unsqueeze(0))[0].numpy(), _rows(s).numpy(), _rows(codes).numpy(),
-                             k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
+    exact = run_numba_kernel(_kernels().bn_neuron_forward, _rows(x.detach(), x.shape[0]).numpy(), alpha.numpy(),
+                             shift.numpy(), _plane(step), _rows(v, 1)[0].numpy(), _rows(s, t).numpy(),
+                             _rows(codes, t).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
     return s, v, codes if exact else None
 
 
@@ -154,12 +142,11 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     t, step = g_s.shape[0], x[0]
     n_ch = x.shape[2]
     kernels = _kernels()
-    x2, plane = _rows(x), _plane(step)
+    x2, plane = _rows(x.detach(), x.shape[0]), _plane(step)
     alpha, shift = channel_maps(weight, bias, mean, invstd)
     k, th = _neuron_rows(params, step, decay, threshold)
     learnable = decay is not None
-    gk = param_grad_rows(decay, step, True) if learnable else step.new_zeros(0)
-    gth = param_grad_rows(threshold, step, want_threshold) if learnable else step.new_zeros(0)
+    gk, gth = param_grad_buffers(decay, threshold, step, want_threshold) if learnable else (step.new_zeros(0),) * 2
     blocks = kernels.n_blocks(x2.shape[1])
     g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
@@ -173,10 +160,7 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     gx = gy if repeats == 1 else torch.empty_like(x2)
     run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), (a * repeats).numpy(),
                      (b * repeats).numpy(), plane, gx.numpy())
-    g_decay = summed_to_param(gk, step, decay) if learnable else None
-    g_threshold = None
-    if learnable:
-        g_threshold = summed_to_param(gth, step, threshold) if gth.numel() else torch.zeros_like(threshold)
+    g_decay, g_threshold = param_grads(gk, gth, step, decay, threshold) if learnable else (None, None)
     g_w = None if weight is None else g_gamma.to(weight.dtype)
     g_b = None if bias is None else g_beta.to(bias.dtype)
     return gx.as_strided(x.shape, (x2.shape[1], *step.stride())), g_w, g_b, g_decay, g_threshold

@@ -148,9 +148,10 @@ def _rows(y: torch.Tensor, t: int) -> torch.Tensor:
     return y.as_strided((t, n), (n, 1))
 
 
-def _like_steps(shape: torch.Size, step_strides: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Uninitialised ``[T, B, ...]`` float32 tensor whose steps have the layout ``step_strides``."""
-    return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=torch.float32, device=device)
+def _like_steps(shape: torch.Size, step_strides: tuple[int, ...], device: torch.device,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Uninitialised ``[T, B, ...]`` tensor (float32 unless ``dtype``) whose steps have the layout ``step_strides``."""
+    return torch.empty_strided(shape, (math.prod(shape[1:]), *step_strides), dtype=dtype, device=device)
 
 
 def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:

@@ -114,17 +114,30 @@ def summed_to_param(g_rows: torch.Tensor, step: torch.Tensor, p: torch.Tensor) -
     return g.sum_to_size(p.shape).to(p.dtype)
 
 
+def param_grad_buffers(k: torch.Tensor, th: torch.Tensor, step: torch.Tensor,
+                       want_threshold: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernels' zeroed ``dL/dk`` and ``dL/dth`` buffers (``param_grad_rows``; the threshold's only when wanted)."""
+    return param_grad_rows(k, step, True), param_grad_rows(th, step, want_threshold)
+
+
+def param_grads(gk: torch.Tensor, gth: torch.Tensor, step: torch.Tensor, k: torch.Tensor,
+                th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dL/dk, dL/dth)`` in the shapes of ``k`` and ``th`` from the kernels' buffers (``param_grad_buffers``);
+    zeros for a threshold whose gradient was not computed."""
+    g_th = summed_to_param(gth, step, th) if gth.numel() else torch.zeros_like(th)
+    return summed_to_param(gk, step, k), g_th
+
+
 def _backward_kernel(x2, v_start, gs, gv, gx, k, th, step, p: NeuronParams, decay_input: bool,
                      want_threshold: bool = True):
     """``learnable_backward`` on rows (``x2``/``gs``/``gx`` ``[T, N]``, ``v_start``/``gv`` one step ``step``) for
     the parameters ``k``, ``th`` as given (``()`` or ``[C, 1, ...]``); ``gx`` and ``gv`` are written in place;
     returns ``(dL/dk, dL/dth)`` in the shapes of ``k`` and ``th`` (``dL/dth`` zeros unless ``want_threshold``)."""
-    gk, gth = param_grad_rows(k, step, True), param_grad_rows(th, step, want_threshold)
+    gk, gth = param_grad_buffers(k, th, step, want_threshold)
     code, p1, p2 = surrogate_constants(p.spike_fn.name, p.spike_fn.params)
     _run("learnable_backward", x2, _rows(v_start, 1)[0], gs, _rows(gv, 1)[0], gx, gk, gth, param_rows(k, step),
          param_rows(th, step), RESET_CODES[p.reset], p.detach_reset, decay_input, code, p1, p2)
-    g_th = summed_to_param(gth, step, th) if gth.numel() else torch.zeros_like(th)
-    return summed_to_param(gk, step, k), g_th
+    return param_grads(gk, gth, step, k, th)
 
 
 def recomputed_learnable_grads(x: torch.Tensor, g_s: torch.Tensor, decay: torch.Tensor, threshold: torch.Tensor,
