@@ -37,6 +37,22 @@ def test_values_and_gradients_equal_torch(monkeypatch, bias):
     assert torch.equal(cpu_linear.linear(hand, torch.tensor([[1.0, -1.0]])), torch.tensor([[-0.5, -2.0]]))
 
 
+@pytest.mark.parametrize(("rows", "tile"), [(512, 1 << 22), (7, 24), (64, 5)])
+def test_weight_grad_equals_float64_product(monkeypatch, rows, tile):
+    """``g^T x`` summed over row blocks and output slices (several of each where rows/tile are small) equals the
+    float64 product to float32 rounding, for a transposed (non-contiguous) ``x`` too, and is zero for no rows."""
+    monkeypatch.setattr(cpu_linear, "WEIGHT_GRAD_ROWS", rows)
+    monkeypatch.setattr(cpu_linear, "WEIGHT_GRAD_TILE", tile)
+    gen = torch.Generator().manual_seed(4)
+    g, x = torch.randn(45, 11, generator=gen), torch.randn(9, 45, generator=gen).t()  # x [45, 9], not contiguous
+    got = cpu_linear.weight_grad(g, x)
+    assert got.shape == (11, 9) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), g.double().t() @ x.double(), rtol=1e-5, atol=1e-5)
+    hand = cpu_linear.weight_grad(torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0, -1.0], [0.5, 4.0]]))
+    assert torch.equal(hand, torch.tensor([[4.0, 7.0]]))  # [1*3 + 2*0.5, 1*(-1) + 2*4]
+    assert torch.equal(cpu_linear.weight_grad(torch.empty(0, 3), torch.empty(0, 2)), torch.zeros(3, 2))
+
+
 def test_policy(monkeypatch):
     layer, x = _layer_and_input()
     monkeypatch.setenv("DEEPSPIKE_CPU_MATMUL", "torch")

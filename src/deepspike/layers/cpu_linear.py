@@ -5,15 +5,19 @@ BLAS torch's wheels are built with, Intel's MKL. On AMD CPUs MKL dispatches its 
 project's 2-core AMD EPYC (avx512), ``[8000, 4096] x [4096, 4096]`` in float32 with two threads took 1,276-1,471 ms
 through MKL, 589 ms through oneDNN's matmul (the library torch's own convolutions run on) and 754 ms through
 JAX/XLA (session 14; ``benchmarks/RESULTS.md``, issue 26). ``linear`` routes the three GEMMs of a large float32 CPU
-linear layer's forward and input gradient through oneDNN (``torch.ops.mkldnn._linear_pointwise``, which takes
-dense tensors)::
+linear layer (forward, input gradient, weight gradient) through oneDNN
+(``torch.ops.mkldnn._linear_pointwise``)::
 
-    y = lin(x, W) + b,   dL/dx = lin(g, W^T),   dL/dW = g^T x (torch's BLAS),   dL/db = sum_rows g
+    y = lin(x, W) + b,   dL/dx = lin(g, W^T),   dL/db = sum_rows g,
+    dL/dW = g^T x = sum_r lin(g[r]^T, x[r]^T)   (row blocks r of WEIGHT_GRAD_ROWS; see weight_grad)
     (lin(a, w) = a w^T, x [M, K], W [N, K], g [M, N])
 
-The weight gradient stays on torch's BLAS: oneDNN's product takes its operands untransposed, and ``g^T``, ``x^T``
-copied (whole, or summed over row chunks) raised the Open Neuromorphic benchmark's peak training memory from 250 to
-382-439 MB for a 1.9x faster weight gradient (session 14's measurement).
+oneDNN's product packs its second operand (the "weight") into its own layout on every call, a copy of it whole:
+``lin(g^T, x^T)`` in one call would copy ``x [M, K]`` (131 MB in the Open Neuromorphic benchmark). ``weight_grad``
+therefore sums the product over blocks of ``WEIGHT_GRAD_ROWS`` rows of ``x`` and ``g`` (each block of ``x`` is a
+dense transposed view, packed in a few MB) and, within a block, over slices of the output's rows, so that its
+temporaries stay a few MB: session 17 measured it 1.6-1.9x faster than MKL's ``g^T x`` on every shape it tried,
+``[8000, 4096]^T x [8000, 4096]`` in 692 ms instead of 1,300 (``benchmarks/RESULTS.md``, issue 26).
 
 The same float32 arithmetic in another summation order: results differ from ``F.linear``'s in the last bits, so
 it is used only where it pays (``uses_onednn``): ``DEEPSPIKE_CPU_MATMUL=onednn`` always, ``=torch`` never, and by
@@ -33,6 +37,8 @@ from torch.autograd.function import once_differentiable
 from deepspike.core.env import env_choice
 
 MIN_MULTIPLY_ADDS = 1 << 28  # M N K; below it the GEMM is too small to matter (and keeps torch's exact numbers)
+WEIGHT_GRAD_ROWS = 512  # rows of x and g per block of the weight gradient (module docstring)
+WEIGHT_GRAD_TILE = 1 << 22  # output elements per call within a block: [rows, K] with rows * K <= this (16 MB)
 POLICIES = ("auto", "onednn", "torch")
 
 
@@ -64,6 +70,30 @@ def _lin(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> 
     return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), bias, "none", [None], "")
 
 
+def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``dL/dW = g^T x`` by oneDNN, ``g [M, N]``, ``x [M, K]`` -> ``[N, K]``, summed over row blocks (module docstring):
+
+        dW[n0:n1] = sum_{blocks r} lin(g[r, n0:n1]^T, x[r]^T),   r = WEIGHT_GRAD_ROWS rows of x and g
+
+    Every call's operands are views (``x[r]^T`` dense transposed, which oneDNN packs; ``g[r, n0:n1]^T`` strided); the
+    temporaries are one block of ``x`` packed and one ``[n1 - n0, K]`` partial product.
+    """
+    x = x.contiguous()  # so that every row block's transpose is a dense view
+    rows, (n, k) = WEIGHT_GRAD_ROWS, (g.shape[1], x.shape[1])
+    tile = max(1, min(n, WEIGHT_GRAD_TILE // max(k, 1)))
+    out = torch.empty(n, k, dtype=x.dtype)
+    for start in range(0, x.shape[0], rows):
+        x_block_t, g_block = x[start : start + rows].t(), g[start : start + rows]
+        for n0 in range(0, n, tile):
+            g_slice_t = g_block[:, n0 : n0 + tile].t()
+            part = torch.ops.mkldnn._linear_pointwise(g_slice_t, x_block_t, None, "none", [None], "")
+            if start == 0:
+                out[n0 : n0 + tile] = part
+            else:
+                out[n0 : n0 + tile] += part
+    return out if x.shape[0] else out.zero_()
+
+
 class _OneDNNLinear(torch.autograd.Function):
     """``(x [M, K], W [N, K], b [N] or None) -> x W^T + b``, the gradients as in the module docstring."""
 
@@ -78,7 +108,7 @@ class _OneDNNLinear(torch.autograd.Function):
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         g_x = _lin(g, weight.t()) if ctx.needs_input_grad[0] else None  # g W
-        g_w = g.t().mm(x) if ctx.needs_input_grad[1] else None  # g^T x: torch's BLAS, no transposed copies
+        g_w = weight_grad(g, x) if ctx.needs_input_grad[1] else None  # g^T x over row blocks
         g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return g_x, g_w, g_b
 
