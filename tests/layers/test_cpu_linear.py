@@ -51,6 +51,9 @@ def test_weight_grad_equals_float64_product(monkeypatch, rows, tile):
     hand = cpu_linear.weight_grad(torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0, -1.0], [0.5, 4.0]]))
     assert torch.equal(hand, torch.tensor([[4.0, 7.0]]))  # [1*3 + 2*0.5, 1*(-1) + 2*4]
     assert torch.equal(cpu_linear.weight_grad(torch.empty(0, 3), torch.empty(0, 2)), torch.zeros(3, 2))
+    for strided in (g[:1].expand(45, 11), g.t().contiguous().t()):  # stride 0 (the gradient of y.sum()), transposed
+        torch.testing.assert_close(cpu_linear.weight_grad(strided, x).double(), strided.double().t() @ x.double(),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_policy(monkeypatch):
