@@ -65,9 +65,15 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return _mkl_on_amd() and x.shape[0] * weight.shape[0] * weight.shape[1] >= MIN_MULTIPLY_ADDS
 
 
+def _product(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a w^T (+ bias)`` by oneDNN, ``a [M, K]``, ``w [N, K]`` as given (views are read through their strides;
+    oneDNN packs ``w`` into its own layout) -> ``[M, N]``."""
+    return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [None], "")
+
+
 def _lin(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``a w^T (+ bias)`` by oneDNN, ``a [M, K]``, ``w [N, K]`` (made dense) -> ``[M, N]``."""
-    return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), bias, "none", [None], "")
+    """``_product`` of ``a`` and ``w`` made dense."""
+    return _product(a.contiguous(), w.contiguous(), bias)
 
 
 def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -85,8 +91,7 @@ def weight_grad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     for start in range(0, x.shape[0], rows):
         x_block_t, g_block = x[start : start + rows].t(), g[start : start + rows]
         for n0 in range(0, n, tile):
-            g_slice_t = g_block[:, n0 : n0 + tile].t()
-            part = torch.ops.mkldnn._linear_pointwise(g_slice_t, x_block_t, None, "none", [None], "")
+            part = _product(g_block[:, n0 : n0 + tile].t(), x_block_t)
             if start == 0:
                 out[n0 : n0 + tile] = part
             else:
