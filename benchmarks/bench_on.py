@@ -23,7 +23,7 @@ weights everywhere), an input ``x = randn(T, B, N)`` without gradient, then meas
 
 A framework that is not installed gives a row saying so. Ratios in the table: each framework's time over the
 fastest peer's time (peers = every framework but deepspike), and its memory over that same peer's memory.
-``--dtype`` casts the Linear and the input for every framework (deepspike's neuron stays float32; see
+``--dtype`` casts the Linear and the input for every framework (deepspike's neuron keeps a float32 state; see
 ``on_nets``). Run: ``python benchmarks/bench_on.py [--neurons 4096] [--timesteps 500] [--batch 16]
 [--frameworks ...] [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--steps N] [--warmup N]
 [--python-for FRAMEWORK=PATH ...] [--markdown [FILE]]``.

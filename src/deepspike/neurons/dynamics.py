@@ -42,6 +42,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES, fused_multistep, fused_supported
+from deepspike.neurons.fused_low_precision import low_precision_multistep, low_precision_supported
 from deepspike.neurons.params import NeuronParams
 
 
@@ -124,10 +125,12 @@ def neuron_multistep(
     trace ``h_t = k v_{t-1} + x_t``.
 
     fused: None (default) runs the fused kernel (``neurons.fused``: one numba call over T, saves only
-    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), else the
+    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), on CPU bfloat16 /
+    float16 inputs the same kernels with a float32 state (``neurons.fused_low_precision``), else the
     reference loop over T; False forces the reference loop; True forces the kernel (``ConfigError`` if
     it cannot run these inputs). Both give the same spikes; membranes and gradients agree to float32
-    rounding.
+    rounding. (On bfloat16 / float16 the fused path equals the reference loop on ``x.float()``, with ``v_T`` and
+    ``dL/dx`` rounded once to ``x``'s dtype; the loop in ``x``'s dtype rounds the membrane at every step.)
 
     inplace: let the fused kernel write the membrane trace over ``x`` and ``dL/dx`` over the saved trace
     (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``); the reference
@@ -145,9 +148,12 @@ def neuron_multistep(
     if fused is not False:
         if fused_supported(x, params, v0):
             return fused_multistep(x, params, v0, return_membrane, inplace)
+        if not return_membrane and low_precision_supported(x, params, v0):
+            return low_precision_multistep(x, params, v0, inplace)
         if fused:
             raise ConfigError(
-                f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors and a "
+                f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors (or "
+                f"bfloat16 / float16 of dense steps without the membrane trace) and a "
                 f"surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on {x.device}, surrogate "
                 f"{params.spike_fn.name!r}"
             )

@@ -317,9 +317,10 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     expansion would have taken, without a ``[T, N]`` buffer; kb: float32 backward leak; detach:
     detach_reset; code, p1, p2: the surrogate (``fused_constants.surrogate_constants``). A ``gs`` of one row
     with a saved ``h`` of T > 1 rows is the same ``dL/ds`` at every step (the stride-0 gradient of a loss such as
-    ``s.sum()``): row 0 is read at every t instead of a ``[T, N]`` copy.
+    ``s.sum()``): row 0 is read at every t instead of a ``[T, N]`` copy; so it is when ``h`` is recomputed from an
+    ``x`` of T rows. T is the most rows of ``h``, ``gs`` and ``x``.
     """
-    steps, n_cols = max(h.shape[0], gs.shape[0]), gv.shape[0]
+    steps, n_cols = max(h.shape[0], gs.shape[0], x.shape[0]), gv.shape[0]
     gt_step = 0 if gs.shape[0] == 1 else 1  # row of gs read at step t: t * gt_step
     summed = gx.shape[0] == 1 and steps > 1
     recompute = h.shape[0] == 0

@@ -1,0 +1,168 @@
+"""Fused IF/LIF update on bfloat16 / float16 inputs on the CPU: the state in float32, the tensors in the input's dtype.
+
+A reduced-precision net (``model.to(torch.bfloat16)``, or ``--dtype bfloat16`` in the Open Neuromorphic
+benchmark) hands its neurons ``x [T, B, ...]`` in bfloat16. Rounding the membrane to bfloat16 at every step
+(what a dtype-preserving step loop does) loses the small currents a leaky neuron integrates over many steps,
+and converting the whole input to float32 first doubles the neuron's memory. Here the float32 kernels of
+``neurons.fused`` run on column chunks of the ``[T, N]`` rows (the update is elementwise in N, so any split of N
+is exact): each chunk of ``x`` is converted into a float32 buffer of at most ``CHUNK_ELEMENTS`` elements that
+stays in cache, the kernel runs on it, and the spikes are written back in ``x``'s dtype (0 and 1 are exact in
+every float format). Per neuron and step::
+
+    h_t = k v_{t-1} + float32(x_t),  s_t = H(h_t - th),  v_t = reset(h_t, s_t)      (float32, as neurons.fused)
+
+so the spikes and ``v_T`` are bit for bit those of ``fused_multistep(x.float(), ...)`` (``v_T`` then rounded to
+``x``'s dtype), and ``dL/dx`` is that call's float32 gradient rounded once to ``x``'s dtype.
+
+Saved for backward: ``x`` itself (already in memory, half the bytes of a float32 membrane); the backward kernel
+recomputes ``h`` chunk by chunk from it (``fused_kernels.lif_backward`` with ``h`` of 0 rows), bit for bit the
+forward's. ``inplace=True`` writes ``dL/dx`` over ``x`` in backward (``x`` is consumed) and, without a gradient,
+the spikes over ``x``; the forward never changes ``x``. The gradient of ``s.sum()`` (the same ``dL/ds`` at every
+step, a stride-0 tensor) is read as one row, never expanded. No pooling, no returned membrane trace, no
+time-invariant input (``low_precision_supported``): those take the reference loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from deepspike.coding.rate import time_invariant
+from deepspike.neurons.fused import (
+    FUSED_SURROGATES,
+    _backward_kernel,
+    _dense_steps,
+    _like_steps,
+    _rows,
+    _run,
+    _with_strides,
+    fused_available,
+)
+from deepspike.neurons.fused_constants import RESET_CODES
+from deepspike.neurons.params import NeuronParams
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (4 MiB): the columns of a chunk are this / T
+
+
+def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
+    """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty CPU bfloat16 / float16 tensor of
+    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``), not time-invariant, numba and the
+    fused switch on (``fused_available``), a surrogate the kernels know, and ``v0`` (if given) on the CPU."""
+    if x.device.type != "cpu" or x.dtype not in LOW_PRECISION or x.numel() == 0:
+        return False
+    if time_invariant(x) or not _dense_steps(x) or (v0 is not None and v0.device != x.device):
+        return False
+    return params.spike_fn.name in FUSED_SURROGATES and fused_available()
+
+
+def _chunks(t: int, n: int) -> list[tuple[int, int]]:
+    """Column ranges ``[lo, hi)`` of ``[T, N]`` rows whose ``T x (hi - lo)`` float32 elements fit ``CHUNK_ELEMENTS``."""
+    width = max(1, CHUNK_ELEMENTS // t)
+    return [(lo, min(n, lo + width)) for lo in range(0, n, width)]
+
+
+def _chunk_buffer(t: int, n: int) -> torch.Tensor:
+    """Flat float32 buffer for the largest chunk of ``[T, N]`` rows (``_chunks``)."""
+    return torch.empty(t * min(n, max(1, CHUNK_ELEMENTS // t)))
+
+
+def _as_float(rows: torch.Tensor, lo: int, hi: int, buf: torch.Tensor) -> torch.Tensor:
+    """Columns ``[lo, hi)`` of ``rows [R, N]`` converted into a dense float32 ``[R, hi - lo]`` view of ``buf``."""
+    out = buf[: rows.shape[0] * (hi - lo)].view(rows.shape[0], hi - lo)
+    return out.copy_(rows[:, lo:hi])
+
+
+def _step_state(v0: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """A float32 ``[B, ...]`` state with the memory layout of one step of ``x`` (the kernels' ``[N]`` order):
+    ``v0`` converted, or zeros."""
+    v = torch.empty_strided(x.shape[1:], x[0].stride(), dtype=torch.float32)
+    return v.zero_() if v0 is None else v.copy_(v0.detach())
+
+
+def _forward(x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, s_over_x: bool):
+    """``(s [T, B, ...] in x's dtype and step layout, v_T [B, ...] float32)``; ``s_over_x``: the spikes are
+    written into ``x``'s memory."""
+    t = x.shape[0]
+    x2 = _rows(x.detach(), t)
+    n = x2.shape[1]
+    s = x.detach() if s_over_x else _like_steps(x.shape, x[0].stride(), x.device, x.dtype)
+    s2 = _rows(s, t)
+    v = _step_state(v0, x)
+    v_rows = _rows(v, 1)[0]
+    buf = _chunk_buffer(t, n)
+    for lo, hi in _chunks(t, n):
+        xc = _as_float(x2, lo, hi, buf)
+        _run("lif_forward", xc, v_rows[lo:hi], xc, torch.empty((0, 0)), np.float32(params.decay),
+             np.float32(params.threshold), RESET_CODES[params.reset], False, np.zeros(6, dtype=np.int64))
+        s2[:, lo:hi].copy_(xc)  # the kernel wrote the spikes over the chunk's input
+    return s, v
+
+
+def _grad_rows(g: torch.Tensor, t: int, step_strides: tuple[int, ...]) -> torch.Tensor:
+    """``dL/ds [T, B, ...]`` as ``[T, N]`` rows in the forward's memory order, or as one ``[1, N]`` row when it is
+    the same at every step (stride 0 in T: the gradient of ``s.sum()``)."""
+    if t > 1 and g.stride(0) == 0:
+        return _rows(_with_strides(g[0], step_strides), 1)
+    return _rows(_with_strides(g, (g[0].numel(), *step_strides)), t)
+
+
+def _backward(x: torch.Tensor, v0: torch.Tensor | None, g_s: torch.Tensor | None, g_v: torch.Tensor | None,
+              params: NeuronParams, gx: torch.Tensor) -> torch.Tensor:
+    """BPTT of ``_forward``: writes ``dL/dx`` into ``gx`` (``x``'s dtype and layout; may be ``x`` itself: each chunk
+    of ``x`` is read before that chunk of ``gx`` is written) and returns ``dL/dv_0`` (float32, ``[B, ...]``)."""
+    t = x.shape[0]
+    x2, gx2 = _rows(x, t), _rows(gx, t)
+    n = x2.shape[1]
+    gs2 = None if g_s is None else _grad_rows(g_s, t, x[0].stride())
+    gv = _step_state(g_v, x)
+    gv_rows, v_rows = _rows(gv, 1)[0], _rows(_step_state(v0, x), 1)[0]
+    buf, gbuf = _chunk_buffer(t, n), _chunk_buffer(t, n)
+    for lo, hi in _chunks(t, n):
+        xc = _as_float(x2, lo, hi, buf)
+        gsc = torch.zeros(1, hi - lo) if gs2 is None else _as_float(gs2, lo, hi, gbuf)
+        _backward_kernel(params, torch.empty((0, hi - lo)), gsc, xc, False, gv_rows[lo:hi], xc,
+                         np.zeros(6, dtype=np.int64), xc, v_rows[lo:hi])
+        gx2[:, lo:hi].copy_(xc)  # the kernel wrote dL/dx over the chunk's input
+    return gv
+
+
+class _LowPrecisionMultistep(torch.autograd.Function):
+    """``(x [T, B, ...], v0 [B, ...] or None) -> (s, v_T)`` in ``x``'s dtype; saves ``x`` (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, v0, params, inplace):
+        s, v = _forward(x, v0, params, s_over_x=False)
+        ctx.save_for_backward(x, v0)
+        ctx.params, ctx.inplace, ctx.consumed = params, inplace, False
+        ctx.set_materialize_grads(False)
+        return s, v.to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_s, g_v):
+        if ctx.consumed:
+            raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
+                               "build the neuron with inplace=False to use retain_graph")
+        x, v0 = ctx.saved_tensors
+        gx = x if ctx.inplace else _like_steps(x.shape, x[0].stride(), x.device, x.dtype)
+        ctx.consumed = ctx.inplace
+        gv0 = _backward(x, v0, g_s, g_v, ctx.params, gx)
+        if ctx.inplace:
+            torch.autograd.graph.increment_version(x)
+        g_v0 = gv0.to(v0.dtype) if v0 is not None and ctx.needs_input_grad[1] else None
+        return gx, g_v0, None, None
+
+
+def low_precision_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None,
+                            inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``neuron_multistep(x, params, v0)`` for a bfloat16 / float16 ``x [T, B, ...]`` (``low_precision_supported``),
+    run in float32 by the fused kernels (module docstring). Returns ``(s [T, B, ...], v_T [B, ...])`` in ``x``'s
+    dtype, ``s`` in ``x``'s step layout. ``inplace``: ``dL/dx`` is written over ``x`` in backward (unless ``x`` is a
+    leaf), or without a gradient the spikes over ``x`` in forward; the values are the same either way."""
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
+    if needs_grad:  # a leaf (the user's own tensor) is never written over
+        return _LowPrecisionMultistep.apply(x, v0, params, inplace and not x.is_leaf)
+    s, v = _forward(x, v0, params, s_over_x=inplace)
+    return s, v.to(x.dtype)

@@ -1,0 +1,140 @@
+"""The fused neuron update on bfloat16 / float16 inputs against the float32 reference loop over T on ``x.float()``."""
+
+import itertools
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons import LIF, NeuronParams, neuron_multistep
+from deepspike.neurons.fused_low_precision import low_precision_supported
+
+pytest.importorskip("numba")
+import deepspike.neurons.fused_low_precision as low_precision  # noqa: E402
+
+DTYPES = (torch.bfloat16, torch.float16)
+PARAMS = {
+    "lif_subtract_fast_sigmoid": NeuronParams(decay=0.9, threshold=1.0, reset="subtract", surrogate="fast_sigmoid",
+                                              surrogate_args={"k": 2.0}),
+    "lif_zero_arctan_detached": NeuronParams(decay=0.8, threshold=0.7, reset="zero", surrogate="arctan",
+                                             detach_reset=True),
+    "if_none_sigmoid_no_leak_grad": NeuronParams(decay=1.0, threshold=1.2, reset="none", surrogate="sigmoid",
+                                                 leak_grad=False),
+}
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch):
+    """Chunks of a few columns, so that every test crosses chunk boundaries (and a last, narrower chunk)."""
+    monkeypatch.setattr(low_precision, "CHUNK_ELEMENTS", 7 * 13)
+
+
+def _input(dtype, channels_last=False, t=7):
+    x = torch.randn(t, 3, 4, 5, 6, generator=torch.Generator().manual_seed(1)) * 0.9 + 0.2
+    if channels_last:  # [T, B, C, H, W] with channels-last steps
+        x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    return x.to(dtype)
+
+
+def _rounded(t, dtype):
+    return t.to(dtype).float()
+
+
+@pytest.mark.parametrize(("dtype", "name", "channels_last"), list(itertools.product(DTYPES, PARAMS, (False, True))))
+def test_values_and_gradients_equal_the_float32_loop_rounded(dtype, name, channels_last):
+    params = PARAMS[name]
+    x = _input(dtype, channels_last)
+    v0 = (torch.rand(x.shape[1:], generator=torch.Generator().manual_seed(2)) * 0.5).to(dtype)
+    w_s = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+    w_v = torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(4)).to(dtype)
+    xl, vl = x.clone().requires_grad_(), v0.clone().requires_grad_()
+    assert low_precision_supported(xl, params, vl)
+    s, v = neuron_multistep(xl, params, v0=vl, fused=True)
+    assert s.dtype == v.dtype == dtype and s.stride() == x.stride()
+    torch.autograd.backward([s, v], [w_s, w_v])
+
+    xr, vr = x.float().requires_grad_(), v0.float().requires_grad_()
+    s_r, v_r = neuron_multistep(xr, params, v0=vr, fused=False)  # the reference loop, float32
+    torch.autograd.backward([s_r, v_r], [w_s.float(), w_v.float()])
+    assert torch.equal(s.float(), s_r)  # same float32 update: the same spikes
+    xf, vf = x.float().requires_grad_(), v0.float().requires_grad_()
+    s_f, v_f = neuron_multistep(xf, params, v0=vf, fused=True)  # neurons.fused on float32: the same arithmetic
+    torch.autograd.backward([s_f, v_f], [w_s.float(), w_v.float()])
+    for got, ref in ((v, v_f), (xl.grad, xf.grad), (vl.grad, vf.grad)):
+        assert torch.equal(got, ref.to(dtype))  # bit for bit, rounded once
+    # one rounding of float32 values that agree to float32 summation order: at most one unit in the last place
+    for got, ref in ((v, v_r), (xl.grad, xr.grad), (vl.grad, vr.grad)):
+        ulp = torch.finfo(dtype).eps * ref.abs().clamp_min(torch.finfo(dtype).tiny)
+        assert ((got.float() - ref).abs() <= ulp + 1e-6).all()
+        assert (got.float() == _rounded(ref, dtype)).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradient_of_a_sum_is_read_as_one_row_and_inplace_consumes_x(dtype):
+    params = PARAMS["lif_subtract_fast_sigmoid"]
+    x = _input(dtype, t=9)
+    xl = x.clone().requires_grad_()
+    s, _ = neuron_multistep(xl * 1, params, inplace=True)  # a non-leaf input, written over in backward
+    s.sum().backward()  # dL/ds: a stride-0 tensor
+    xr = x.float().requires_grad_()
+    neuron_multistep(xr, params, fused=False)[0].sum().backward()
+    torch.testing.assert_close(xl.grad.float(), _rounded(xr.grad, dtype), rtol=torch.finfo(dtype).eps, atol=1e-6)
+
+    leaf = x.clone().requires_grad_()
+    neuron_multistep(leaf, params, inplace=True)[0].sum().backward()
+    assert torch.equal(leaf.detach(), x) and torch.equal(leaf.grad, xl.grad)  # a leaf is never written over
+
+    y = x.clone().requires_grad_()
+    h = y * 1
+    s, _ = neuron_multistep(h, params, inplace=True)
+    s.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="only once"):
+        s.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inference_inplace_writes_the_spikes_over_the_input(dtype):
+    params = PARAMS["lif_zero_arctan_detached"]
+    x = _input(dtype)
+    expected = neuron_multistep(x.float(), params, fused=False)[0]
+    with torch.no_grad():
+        buf = x.clone()
+        s, v = neuron_multistep(buf, params, inplace=True)
+    assert s.data_ptr() == buf.data_ptr() and torch.equal(s.float(), expected)
+    before = x.clone()
+    s2, _ = neuron_multistep(x, params)  # not inplace: x keeps its values
+    assert torch.equal(s2.float(), expected) and torch.equal(x, before)
+
+
+def test_float32_state_integrates_what_a_bfloat16_state_loses():
+    """A current of 1/512 a step under a threshold of 1 (IF): a float32 state fires at step 512, a bfloat16 state
+    stalls at 0.5 (0.5 + 2^-9 rounds back to 0.5), so the dtype-preserving loop never fires."""
+    params = NeuronParams(decay=1.0, threshold=1.0, reset="zero", surrogate="sigmoid")
+    x = torch.full((600, 1, 1), 2.0 ** -9, dtype=torch.bfloat16)
+    s, _ = neuron_multistep(x, params)
+    assert s.float().sum() == 1 and s[511, 0, 0] == 1
+    assert neuron_multistep(x, params, fused=False)[0].float().sum() == 0
+
+
+def test_unsupported_inputs_take_the_reference_loop():
+    params = PARAMS["lif_subtract_fast_sigmoid"]
+    x = _input(torch.bfloat16)
+    assert not low_precision_supported(x[:, :, :, :, ::2], params)  # not dense steps
+    assert not low_precision_supported(x[:1].expand(5, *x.shape[1:]), params)  # time-invariant
+    assert not low_precision_supported(x.float(), params)  # float32 is neurons.fused's
+    s, v, h = neuron_multistep(x, params, return_membrane=True)  # the trace: the loop, in bfloat16
+    assert h.dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="bfloat16"):
+        neuron_multistep(x[:, :, :, :, ::2], params, fused=True)
+
+
+def test_lif_module_on_a_bfloat16_linear():
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(16, 8).to(torch.bfloat16)
+    lif = LIF(decay=0.9, threshold=1.0, reset="subtract", surrogate="fast_sigmoid", inplace=True)
+    x = torch.randn(20, 4, 16, dtype=torch.bfloat16)
+    s = lif(fc(x))
+    s.sum().backward()
+    y = fc(x).float()  # the same bfloat16 currents, in float32
+    assert torch.equal(s.float(), neuron_multistep(y, lif.params, fused=False)[0])
+    assert fc.weight.grad.dtype == torch.bfloat16 and torch.isfinite(fc.weight.grad.float()).all()
