@@ -31,7 +31,7 @@ test: $(VENV)/.dev lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The Triton (CUDA) kernels run in Triton's interpreter on the CPU, against the numba kernels and the reference
-# paths; not part of `test`: triton is a 170 MB download that CI does not need. Its own venv (TRITON_VENV).
+# paths; not part of `test` (triton is a ~290 MB download): CI runs it after `test`. Its own venv (TRITON_VENV).
 TRITON_VENV ?= .triton-venv
 $(TRITON_VENV)/.ok: pyproject.toml constraints.txt
 	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)

@@ -46,6 +46,7 @@ def synced(fn, device: torch.device):
 def _deepspike(device: torch.device):
     from deepspike.neurons import NeuronParams, neuron_multistep
     from deepspike.neurons.fused import fused_supported, uses_triton
+    from deepspike.neurons.fused_low_precision import low_precision_supported
 
     params = NeuronParams(decay=0.5, threshold=1.0, reset="zero", surrogate="sigmoid", surrogate_args={"alpha": 4.0})
 
@@ -53,9 +54,10 @@ def _deepspike(device: torch.device):
         return neuron_multistep(x, params)[0]
 
     def path(x):
+        kernel = "fused Triton kernel" if uses_triton(x) else "fused numba kernel"
         if fused_supported(x, params):
-            return "fused Triton kernel" if uses_triton(x) else "fused numba kernel"
-        return "reference loop" + (" (the fused kernels take float32 only)" if x.dtype != torch.float32 else "")
+            return kernel
+        return kernel + ", float32 state" if low_precision_supported(x, params) else "reference loop"
 
     return lif, path
 

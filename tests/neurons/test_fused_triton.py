@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from triton_device import DEVICE, assert_same, to_device
+from triton_device import DEVICE, EXACT, assert_same, to_device
 
 pytest.importorskip("triton")
 pytest.importorskip("numba")
@@ -139,3 +139,37 @@ def test_forward_kernel_propagates_nan_as_numba(reset):
     torch.testing.assert_close(s_t, s_n, rtol=0, atol=0, equal_nan=True)
     for a, b in ((v_t, v_n), (h_t, h_n)):
         assert_same(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_input_through_triton_equals_numba_chunks(monkeypatch, dtype):
+    """A float16 / bfloat16 input with the Triton backend (``neurons.fused_low_precision``: the kernels read and
+    write the input's dtype, float32 state) against the numba path's float32 chunks on the CPU: the same spikes,
+    ``v_T`` and gradients (one rounding to ``dtype`` of float32 values), for a dense ``dL/ds`` and for the
+    stride-0 one of ``s.sum()``, and with ``inplace`` (``dL/dx`` over the input)."""
+    from deepspike.neurons.fused_low_precision import low_precision_supported
+
+    params = NeuronParams(decay=0.9, threshold=0.8, reset="subtract", surrogate="fast_sigmoid",
+                          surrogate_args={"k": 2.0})
+    torch.manual_seed(5)
+    x_base = (torch.randn(6, 3, 4, 5, 5) * 0.7 + 0.2).to(dtype)
+    v0_base = torch.rand(3, 4, 5, 5).to(dtype)
+    weights = torch.randn(x_base.shape).to(dtype)
+    results = []
+    for backend in ("triton", "numba"):
+        monkeypatch.setenv("DEEPSPIKE_FUSED_BACKEND", backend)
+        dev = DEVICE if backend == "triton" else torch.device("cpu")
+        x, v0 = x_base.to(dev).clone().requires_grad_(), v0_base.to(dev).clone().requires_grad_()
+        assert low_precision_supported(x, params, v0)
+        s, v = neuron_multistep(x, params, v0=v0)
+        assert s.dtype == dtype and v.dtype == dtype
+        (s * weights.to(dev)).sum().add(v.sum()).backward()
+        leaf = x_base.to(dev).clone().requires_grad_()
+        neuron_multistep(leaf * 1, params, inplace=True)[0].sum().backward()
+        results.append([t.detach().cpu().float() for t in (s, v, x.grad, v0.grad, leaf.grad)])
+    assert torch.equal(results[0][0], results[1][0]) and 0 < results[1][0].mean() < 1  # the spikes
+    # Triton's interpreter truncates float32 -> bfloat16 (whatever the rounding asked for; torch and compiled Triton
+    # round to nearest even), and a GPU may contract k v + x into an FMA: there, one unit in the last place
+    exact = EXACT and dtype == torch.float16
+    for got, ref in zip(results[0][1:], results[1][1:]):
+        torch.testing.assert_close(got, ref, rtol=0 if exact else torch.finfo(dtype).eps, atol=0 if exact else 1e-6)

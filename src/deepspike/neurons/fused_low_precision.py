@@ -1,13 +1,14 @@
-"""Fused IF/LIF update on bfloat16 / float16 inputs on the CPU: the state in float32, the tensors in the input's dtype.
+"""Fused IF/LIF update on bfloat16 / float16 inputs: the state in float32, the tensors in the input's dtype.
 
 A reduced-precision net (``model.to(torch.bfloat16)``, or ``--dtype bfloat16`` in the Open Neuromorphic
 benchmark) hands its neurons ``x [T, B, ...]`` in bfloat16. Rounding the membrane to bfloat16 at every step
 (what a dtype-preserving step loop does) loses the small currents a leaky neuron integrates over many steps,
-and converting the whole input to float32 first doubles the neuron's memory. Here the float32 kernels of
+and converting the whole input to float32 first doubles the neuron's memory. On the CPU the float32 kernels of
 ``neurons.fused`` run on column chunks of the ``[T, N]`` rows (the update is elementwise in N, so any split of N
 is exact): each chunk of ``x`` is converted into a float32 buffer of at most ``CHUNK_ELEMENTS`` elements that
 stays in cache, the kernel runs on it, and the spikes are written back in ``x``'s dtype (0 and 1 are exact in
-every float format). Per neuron and step::
+every float format). The Triton kernels (CUDA, ``neurons.fused_triton``) load ``x`` in its dtype, keep the state in
+float32 registers and store the spikes in ``x``'s dtype themselves, with no chunks. Per neuron and step::
 
     h_t = k v_{t-1} + float32(x_t),  s_t = H(h_t - th),  v_t = reset(h_t, s_t)      (float32, as neurons.fused)
 
@@ -15,11 +16,12 @@ so the spikes and ``v_T`` are bit for bit those of ``fused_multistep(x.float(), 
 ``x``'s dtype), and ``dL/dx`` is that call's float32 gradient rounded once to ``x``'s dtype.
 
 Saved for backward: ``x`` itself (already in memory, half the bytes of a float32 membrane); the backward kernel
-recomputes ``h`` chunk by chunk from it (``fused_kernels.lif_backward`` with ``h`` of 0 rows), bit for bit the
-forward's. ``inplace=True`` writes ``dL/dx`` over ``x`` in backward (``x`` is consumed) and, without a gradient,
-the spikes over ``x``; the forward never changes ``x``. The gradient of ``s.sum()`` (the same ``dL/ds`` at every
-step, a stride-0 tensor) is read as one row, never expanded. No pooling, no returned membrane trace, no
-time-invariant input (``low_precision_supported``): those take the reference loop.
+recomputes ``h`` from it (``lif_backward`` with ``h`` of 0 rows: chunk by chunk in cache on the CPU, into a
+transient float32 ``[T, N]`` buffer on CUDA), bit for bit the forward's. ``inplace=True`` writes ``dL/dx`` over
+``x`` in backward (``x`` is consumed) and, without a gradient, the spikes over ``x``; the forward never changes
+``x``. The gradient of ``s.sum()`` (the same ``dL/ds`` at every step, a stride-0 tensor) is read as one row by the
+numba kernels, never expanded. No pooling, no returned membrane trace, no time-invariant input
+(``low_precision_supported``): those take the reference loop.
 """
 
 from __future__ import annotations
@@ -36,25 +38,31 @@ from deepspike.neurons.fused import (
     _like_steps,
     _rows,
     _run,
+    _switched_on,
+    _triton_kernels,
     _with_strides,
     fused_available,
+    uses_triton,
 )
 from deepspike.neurons.fused_constants import RESET_CODES
 from deepspike.neurons.params import NeuronParams
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
-CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (4 MiB): the columns of a chunk are this / T
+CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (1 MiB; 2^18-2^22 time the same): columns = this / T
 
 
 def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
-    """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty CPU bfloat16 / float16 tensor of
-    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``), not time-invariant, numba and the
-    fused switch on (``fused_available``), a surrogate the kernels know, and ``v0`` (if given) on the CPU."""
-    if x.device.type != "cpu" or x.dtype not in LOW_PRECISION or x.numel() == 0:
+    """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty bfloat16 / float16 tensor of
+    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``), not time-invariant, a surrogate the
+    kernels know, ``v0`` (if given) on ``x``'s device, the fused switch on, and the kernels for ``x``: numba on the
+    CPU (``fused_available``), triton where ``neurons.fused.uses_triton``."""
+    if x.dtype not in LOW_PRECISION or x.numel() == 0 or params.spike_fn.name not in FUSED_SURROGATES:
         return False
     if time_invariant(x) or not _dense_steps(x) or (v0 is not None and v0.device != x.device):
         return False
-    return params.spike_fn.name in FUSED_SURROGATES and fused_available()
+    if uses_triton(x):
+        return _switched_on() and _triton_kernels() is not None
+    return x.device.type == "cpu" and fused_available()
 
 
 def _chunks(t: int, n: int) -> list[tuple[int, int]]:
@@ -77,33 +85,51 @@ def _as_float(rows: torch.Tensor, lo: int, hi: int, buf: torch.Tensor) -> torch.
 def _step_state(v0: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     """A float32 ``[B, ...]`` state with the memory layout of one step of ``x`` (the kernels' ``[N]`` order):
     ``v0`` converted, or zeros."""
-    v = torch.empty_strided(x.shape[1:], x[0].stride(), dtype=torch.float32)
+    v = torch.empty_strided(x.shape[1:], x[0].stride(), dtype=torch.float32, device=x.device)
     return v.zero_() if v0 is None else v.copy_(v0.detach())
+
+
+def _forward_rows(x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, params: NeuronParams) -> None:
+    """``lif_forward`` on rows ``x, s [T, N]`` (``s`` may be ``x``) and the float32 state ``v [N]`` (in: ``v_0``,
+    out: ``v_T``)."""
+    _run("lif_forward", x, v, s, torch.empty((0, 0), device=x.device), np.float32(params.decay),
+         np.float32(params.threshold), RESET_CODES[params.reset], False, np.zeros(6, dtype=np.int64))
+
+
+def _backward_rows(params: NeuronParams, x: torch.Tensor, v: torch.Tensor, gs: torch.Tensor, gv: torch.Tensor,
+                   gx: torch.Tensor) -> None:
+    """``lif_backward`` recomputing ``h`` from rows ``x [T, N]`` and ``v_0 = v [N]``: ``gs`` the ``[T, N]`` (or one
+    ``[1, N]``) rows of ``dL/ds``, ``gv [N]`` ``dL/dv_T`` in and ``dL/dv_0`` out, ``dL/dx`` into rows ``gx`` (may
+    be ``x``)."""
+    _backward_kernel(params, torch.empty((0, x.shape[1]), device=x.device), gs, x, False, gv, gx,
+                     np.zeros(6, dtype=np.int64), x, v)
 
 
 def _forward(x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, s_over_x: bool):
     """``(s [T, B, ...] in x's dtype and step layout, v_T [B, ...] float32)``; ``s_over_x``: the spikes are
-    written into ``x``'s memory."""
+    written into ``x``'s memory. The Triton kernels read ``x`` and write ``s`` in their dtype themselves; the numba
+    kernels run on float32 chunks."""
     t = x.shape[0]
     x2 = _rows(x.detach(), t)
-    n = x2.shape[1]
     s = x.detach() if s_over_x else _like_steps(x.shape, x[0].stride(), x.device, x.dtype)
     s2 = _rows(s, t)
     v = _step_state(v0, x)
     v_rows = _rows(v, 1)[0]
-    buf = _chunk_buffer(t, n)
-    for lo, hi in _chunks(t, n):
+    if uses_triton(x):
+        _forward_rows(x2, v_rows, s2, params)
+        return s, v
+    buf = _chunk_buffer(t, x2.shape[1])
+    for lo, hi in _chunks(t, x2.shape[1]):
         xc = _as_float(x2, lo, hi, buf)
-        _run("lif_forward", xc, v_rows[lo:hi], xc, torch.empty((0, 0)), np.float32(params.decay),
-             np.float32(params.threshold), RESET_CODES[params.reset], False, np.zeros(6, dtype=np.int64))
+        _forward_rows(xc, v_rows[lo:hi], xc, params)
         s2[:, lo:hi].copy_(xc)  # the kernel wrote the spikes over the chunk's input
     return s, v
 
 
-def _grad_rows(g: torch.Tensor, t: int, step_strides: tuple[int, ...]) -> torch.Tensor:
-    """``dL/ds [T, B, ...]`` as ``[T, N]`` rows in the forward's memory order, or as one ``[1, N]`` row when it is
-    the same at every step (stride 0 in T: the gradient of ``s.sum()``)."""
-    if t > 1 and g.stride(0) == 0:
+def _grad_rows(g: torch.Tensor, t: int, step_strides: tuple[int, ...], one_row: bool) -> torch.Tensor:
+    """``dL/ds [T, B, ...]`` as ``[T, N]`` rows in the forward's memory order, or with ``one_row`` as one ``[1, N]``
+    row when it is the same at every step (stride 0 in T: the gradient of ``s.sum()``)."""
+    if one_row and t > 1 and g.stride(0) == 0:
         return _rows(_with_strides(g[0], step_strides), 1)
     return _rows(_with_strides(g, (g[0].numel(), *step_strides)), t)
 
@@ -112,18 +138,22 @@ def _backward(x: torch.Tensor, v0: torch.Tensor | None, g_s: torch.Tensor | None
               params: NeuronParams, gx: torch.Tensor) -> torch.Tensor:
     """BPTT of ``_forward``: writes ``dL/dx`` into ``gx`` (``x``'s dtype and layout; may be ``x`` itself: each chunk
     of ``x`` is read before that chunk of ``gx`` is written) and returns ``dL/dv_0`` (float32, ``[B, ...]``)."""
-    t = x.shape[0]
+    t, triton = x.shape[0], uses_triton(x)
     x2, gx2 = _rows(x, t), _rows(gx, t)
     n = x2.shape[1]
-    gs2 = None if g_s is None else _grad_rows(g_s, t, x[0].stride())
+    if g_s is None:
+        gs2 = torch.zeros(t if triton else 1, n, dtype=x.dtype, device=x.device)
+    else:  # the Triton kernel reads T rows
+        gs2 = _grad_rows(g_s, t, x[0].stride(), one_row=not triton)
     gv = _step_state(g_v, x)
     gv_rows, v_rows = _rows(gv, 1)[0], _rows(_step_state(v0, x), 1)[0]
+    if triton:
+        _backward_rows(params, x2, v_rows, gs2, gv_rows, gx2)
+        return gv
     buf, gbuf = _chunk_buffer(t, n), _chunk_buffer(t, n)
     for lo, hi in _chunks(t, n):
         xc = _as_float(x2, lo, hi, buf)
-        gsc = torch.zeros(1, hi - lo) if gs2 is None else _as_float(gs2, lo, hi, gbuf)
-        _backward_kernel(params, torch.empty((0, hi - lo)), gsc, xc, False, gv_rows[lo:hi], xc,
-                         np.zeros(6, dtype=np.int64), xc, v_rows[lo:hi])
+        _backward_rows(params, xc, v_rows[lo:hi], _as_float(gs2, lo, hi, gbuf), gv_rows[lo:hi], xc)
         gx2[:, lo:hi].copy_(xc)  # the kernel wrote dL/dx over the chunk's input
     return gv
 
