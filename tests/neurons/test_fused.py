@@ -280,3 +280,14 @@ def test_double_backward_is_refused_not_silently_wrong():
     (g,) = torch.autograd.grad((s * x).sum(), x, create_graph=True)  # dL/ds = x needs a second derivative
     with pytest.raises(RuntimeError, match="once_differentiable"):
         g.sum().backward()
+
+
+def test_relayout_of_a_gradient_stays_on_its_device():
+    """The Triton path brings ``dL/ds`` (e.g. the stride-0 gradient of ``s.sum()``) to the forward's layout; the
+    copy must be made on the gradient's device, not the CPU (a CUDA gradient copied to the CPU would reach the
+    kernel as a host pointer). Checked on the ``meta`` device, which any machine has."""
+    from deepspike.neurons.fused import _with_strides
+
+    g = torch.ones((), device="meta").expand(3, 4, 5)  # stride 0 everywhere
+    out = _with_strides(g, (20, 5, 1))
+    assert out.device.type == "meta" and out.stride() == (20, 5, 1) and out.dtype == g.dtype

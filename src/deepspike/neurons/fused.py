@@ -156,7 +156,9 @@ def _like_steps(shape: torch.Size, step_strides: tuple[int, ...], device: torch.
 
 def _with_strides(g: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
     """``g`` with the given memory layout (a copy only when its strides differ)."""
-    return g if g.stride() == tuple(strides) else torch.empty_strided(g.shape, strides, dtype=g.dtype).copy_(g)
+    if g.stride() == tuple(strides):
+        return g
+    return torch.empty_strided(g.shape, strides, dtype=g.dtype, device=g.device).copy_(g)  # on g's device (CUDA)
 
 
 def _grad_rows(g: torch.Tensor | None, t: int, n: int, strides: tuple[int, ...], one_row: bool,
