@@ -7,8 +7,8 @@ same nets, with the benchmark venv's python), ``bench_memory_t.py`` (training me
 the same-shape ANN layer), ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
 vs the ANN), ``bench_rate.py --configs deep`` and ``--configs plif`` (VGG-11 and SEW-ResNet-18 at T = 4, 8, LIF
 and PLIF), ``bench_on.py`` (the Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500, against snnTorch,
-SpikingJelly, Norse and Spyx) and ``bench_ttfs_peer.py`` (deepspike's closed-form TTFS vs exact-snn-nn), and
-writes each one's output between its markers in the results file::
+SpikingJelly, Norse and Spyx, in float32 and in bfloat16) and ``bench_ttfs_peer.py`` (deepspike's closed-form
+TTFS vs exact-snn-nn), and writes each one's output between its markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
@@ -16,14 +16,14 @@ writes each one's output between its markers in the results file::
     <!-- bench:memory_t:start --> ... <!-- bench:memory_t:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
-    <!-- bench:rate_deep:start --> ... (also rate_plif, on, ttfs_peer)
+    <!-- bench:rate_deep:start --> ... (also rate_plif, on, on_bf16, ttfs_peer)
 
 Text outside the markers (accuracy tables, notes) is kept; a missing section is appended. Peers need the
 benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
 Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
-[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet,rate_deep,rate_plif,on,ttfs_peer]``
+[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet,rate_deep,rate_plif,on,on_bf16,ttfs_peer]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_rate import DEFAULT_PEER_PYTHON  # noqa: E402 (the benchmark venv's python)
 
-SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "on", "ttfs_peer")
+SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "on", "on_bf16",
+            "ttfs_peer")
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -68,8 +69,8 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     args = ap.parse_args()
     parts = args.only.split(",")
-    if {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "on", "ttfs_peer"} & set(parts) \
-            and not args.no_setup:
+    uses_peers = {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "on", "on_bf16", "ttfs_peer"}
+    if uses_peers & set(parts) and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
@@ -117,12 +118,13 @@ def _speed_two(text: str, parts: list[str], quick: bool) -> str:
             cmd = [python, str(HERE / "bench_rate.py"), "--configs", "vgg11:4" if quick else preset,
                    "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", "--warmup", "1"]
             text = replace_section(text, section, title + "\n\n" + _run(cmd))
-    if "on" in parts:
-        cmd = [python, str(HERE / "bench_on.py"), "--markdown"]
-        if quick:
-            cmd += ["--neurons", "1024", "--timesteps", "50", "--steps", "2", "--warmup", "1"]
-        text = replace_section(text, "on", "## Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500\n\n"
-                               + _run(cmd))
+    for section, dtype, title in (("on", "float32", "## Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500"),
+                                  ("on_bf16", "bfloat16", "## Open Neuromorphic benchmark in bfloat16")):
+        if section in parts:
+            cmd = [python, str(HERE / "bench_on.py"), "--markdown", "--dtype", dtype]
+            if quick:
+                cmd += ["--neurons", "1024", "--timesteps", "50", "--steps", "2", "--warmup", "1"]
+            text = replace_section(text, section, title + "\n\n" + _run(cmd))
     if "ttfs_peer" in parts:
         cmd = [sys.executable, str(HERE / "bench_ttfs_peer.py"), "--peer-python", python, "--part", "timing",
                "--steps", "5", "--warmup", "1", "--threads", "1"]
