@@ -93,6 +93,36 @@ def test_backward_kernel_equals_numba(reset, detach, surrogate, has_gh, mode):
     assert gx_n.abs().sum() > 0
 
 
+@pytest.mark.parametrize(("reset", "recompute"), list(itertools.product((0, 1, 2), (False, True))))
+def test_backward_kernel_reads_a_one_row_gradient_as_numba(reset, recompute):
+    """A one-row ``gs`` (the stride-0 ``dL/ds`` of ``s.sum()``) is read at every step by both kernels, with a saved
+    ``h`` or with ``h`` recomputed from ``x`` of T rows (``fused_low_precision``), and equals the expanded gradient."""
+    g = torch.Generator().manual_seed(40 + reset * 2 + recompute)
+    x, v0 = torch.randn(T, N, generator=g), torch.rand(N, generator=g)
+    h = torch.empty(T, N)
+    numba_kernels.lif_forward(x.numpy(), v0.clone().numpy(), torch.empty(T, N).numpy(), h.numpy(),
+                              np.float32(0.8), np.float32(0.5), reset, True, NO_POOL)
+    row, gv0 = torch.randn(1, N, generator=g), torch.randn(N, generator=g)
+    code, p1, p2 = surrogate_constants("fast_sigmoid", SURROGATE_ARGS["fast_sigmoid"])
+    outs = []
+    for backend, gs in (("triton", row), ("numba", row), ("numba", row.expand(T, N).contiguous())):
+        gv, gx = gv0.clone(), torch.empty(T, N)
+        saved = torch.empty(0, N) if recompute else h
+        rest = (np.float32(0.9), np.float32(0.5), reset, False, code, p1, p2, NO_POOL)
+        if backend == "triton":
+            saved_d, gs_d, gv, gx, x_d, v0_d = to_device(saved, gs, gv, gx, x, v0)
+            fused_triton.lif_backward(saved_d, gs_d, gs_d, False, gv, gx, *rest, x_d, v0_d, np.float32(0.8))
+            gx, gv = gx.cpu(), gv.cpu()
+        else:
+            args = (saved, gs, gs, False, gv, gx, *rest, x, v0, np.float32(0.8))
+            numba_kernels.lif_backward(*(a.numpy() if isinstance(a, torch.Tensor) else a for a in args))
+        outs.append((gx, gv))
+    for gx, gv in outs[:2]:
+        torch.testing.assert_close(gx, outs[2][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(gv, outs[2][1], rtol=1e-5, atol=1e-6)
+    assert outs[2][0].abs().sum() > 0
+
+
 def test_pooling_is_refused():
     x = torch.zeros(1, 8)
     with pytest.raises(ValueError, match="do not pool"):

@@ -372,7 +372,7 @@ class _FusedMultistep(torch.autograd.Function):
         h2 = torch.empty((0, n), device=dev) if h is None else _rows(h, t)
         out_shape, out_strides = _out_step(step, ctx.pool)
         out_numel = math.prod(out_shape)
-        one_row = h is not None and not uses_triton(step)  # the numba kernel reads a one-row gs at every step
+        one_row = h is not None  # the kernels read a one-row gs at every step
         gs = _grad_rows(g_s, t, out_numel, out_strides, one_row, dev)
         gh = h2 if g_h is None else _rows(_with_strides(g_h, h.stride()), t)  # h2 is a placeholder when unused
         gv = torch.zeros_like(step) if g_v is None else torch.empty_like(step).copy_(g_v)  # [B, ...], step layout

@@ -20,7 +20,7 @@ recomputes ``h`` from it (``lif_backward`` with ``h`` of 0 rows: chunk by chunk 
 transient float32 ``[T, N]`` buffer on CUDA), bit for bit the forward's. ``inplace=True`` writes ``dL/dx`` over
 ``x`` in backward (``x`` is consumed) and, without a gradient, the spikes over ``x``; the forward never changes
 ``x``. The gradient of ``s.sum()`` (the same ``dL/ds`` at every step, a stride-0 tensor) is read as one row by the
-numba kernels, never expanded. No pooling, no returned membrane trace, no time-invariant input
+kernels, never expanded. No pooling, no returned membrane trace, no time-invariant input
 (``low_precision_supported``): those take the reference loop.
 """
 
@@ -35,12 +35,12 @@ from deepspike.neurons.fused import (
     FUSED_SURROGATES,
     _backward_kernel,
     _dense_steps,
+    _grad_rows,
     _like_steps,
     _rows,
     _run,
     _switched_on,
     _triton_kernels,
-    _with_strides,
     fused_available,
     uses_triton,
 )
@@ -126,14 +126,6 @@ def _forward(x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, s_o
     return s, v
 
 
-def _grad_rows(g: torch.Tensor, t: int, step_strides: tuple[int, ...], one_row: bool) -> torch.Tensor:
-    """``dL/ds [T, B, ...]`` as ``[T, N]`` rows in the forward's memory order, or with ``one_row`` as one ``[1, N]``
-    row when it is the same at every step (stride 0 in T: the gradient of ``s.sum()``)."""
-    if one_row and t > 1 and g.stride(0) == 0:
-        return _rows(_with_strides(g[0], step_strides), 1)
-    return _rows(_with_strides(g, (g[0].numel(), *step_strides)), t)
-
-
 def _backward(x: torch.Tensor, v0: torch.Tensor | None, g_s: torch.Tensor | None, g_v: torch.Tensor | None,
               params: NeuronParams, gx: torch.Tensor) -> torch.Tensor:
     """BPTT of ``_forward``: writes ``dL/dx`` into ``gx`` (``x``'s dtype and layout; may be ``x`` itself: each chunk
@@ -141,10 +133,7 @@ def _backward(x: torch.Tensor, v0: torch.Tensor | None, g_s: torch.Tensor | None
     t, triton = x.shape[0], uses_triton(x)
     x2, gx2 = _rows(x, t), _rows(gx, t)
     n = x2.shape[1]
-    if g_s is None:
-        gs2 = torch.zeros(t if triton else 1, n, dtype=x.dtype, device=x.device)
-    else:  # the Triton kernel reads T rows
-        gs2 = _grad_rows(g_s, t, x[0].stride(), one_row=not triton)
+    gs2 = _grad_rows(g_s, t, n, x[0].stride(), True, x.device)  # one row for the dL/ds of s.sum()
     gv = _step_state(g_v, x)
     gv_rows, v_rows = _rows(gv, 1)[0], _rows(_step_state(v0, x), 1)[0]
     if triton:

@@ -53,8 +53,9 @@ def _forward_kernel(x_ptr, v_ptr, s_ptr, h_ptr, steps, n, k, th, RESET: tl.const
 @jit
 def _backward_kernel(h_ptr, gs_ptr, gh_ptr, gv_ptr, gx_ptr, steps, n, kb, th, p1, p2, RESET: tl.constexpr,
                      DETACH: tl.constexpr, CODE: tl.constexpr, HAS_GH: tl.constexpr,
-                     SUMMED: tl.constexpr, BLOCK: tl.constexpr):
-    """BPTT for t = steps-1 .. 0 on one block (``fused_kernels`` docstring); ``SUMMED``: ``gx[0] += dL/dx_t``."""
+                     SUMMED: tl.constexpr, CONST_GS: tl.constexpr, BLOCK: tl.constexpr):
+    """BPTT for t = steps-1 .. 0 on one block (``fused_kernels`` docstring); ``SUMMED``: ``gx[0] += dL/dx_t``;
+    ``CONST_GS``: ``gs`` is one row, the same ``dL/ds`` at every step."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = offs < n
     gv = tl.load(gv_ptr + offs, mask=live, other=0.0)
@@ -62,7 +63,7 @@ def _backward_kernel(h_ptr, gs_ptr, gh_ptr, gv_ptr, gx_ptr, steps, n, kb, th, p1
     for i in range(steps):
         t = steps - 1 - i
         h = tl.load(h_ptr + t * n + offs, mask=live, other=0.0)
-        gs = tl.load(gs_ptr + t * n + offs, mask=live, other=0.0)
+        gs = tl.load(gs_ptr + (0 if CONST_GS else t) * n + offs, mask=live, other=0.0)
         u = h - th
         if CODE == 0:  # rectangular: (1/a) 1[|u| < a/2]
             sg = tl.where(tl.abs(u) < p2, p1, 0.0)
@@ -121,9 +122,10 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool) -> None:
 
 def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2, pool, x, v0, k) -> None:
     """``fused_kernels.lif_backward`` on torch tensors; an ``h`` of zero rows is recomputed from ``x`` and ``v0``
-    into a transient ``[T, N]`` buffer first."""
+    into a transient ``[T, N]`` buffer first. As there, a one-row ``gs`` is the same ``dL/ds`` at every step, and
+    T is the most rows of ``h``, ``gs`` and ``x``."""
     _check(pool, h, gs, gx, x)
-    steps, n = gs.shape[0], gv.shape[0]
+    steps, n = max(h.shape[0], gs.shape[0], x.shape[0]), gv.shape[0]
     if n == 0:
         return
     if h.shape[0] == 0:
@@ -134,4 +136,4 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     summed = gx.shape[0] == 1 and steps > 1
     _backward_kernel[_grid(n)](h, gs, gh, gv, gx, steps, n, float(kb), float(th), float(p1), float(p2),
                                RESET=int(reset), DETACH=bool(detach), CODE=int(code), HAS_GH=bool(has_gh),
-                               SUMMED=summed, BLOCK=BLOCK)
+                               SUMMED=summed, CONST_GS=gs.shape[0] == 1 and steps > 1, BLOCK=BLOCK)

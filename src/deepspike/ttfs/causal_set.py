@@ -54,8 +54,8 @@ def solve_rows(
     """
     rows, n_in = t_in.shape
     n_out = weight.shape[0]
-    t_out = torch.full((rows, n_out), math.inf, dtype=t_in.dtype)
-    slope = torch.zeros((rows, n_out), dtype=t_in.dtype)
+    t_out = torch.full((rows, n_out), math.inf, dtype=t_in.dtype, device=t_in.device)
+    slope = torch.zeros((rows, n_out), dtype=t_in.dtype, device=t_in.device)
     if rows == 0 or n_out == 0 or n_in == 0:
         return t_out, slope
     with torch.no_grad():
