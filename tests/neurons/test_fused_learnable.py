@@ -133,11 +133,32 @@ def test_spikes_over_the_input_equal_the_reference(per, decay_input):
         torch.testing.assert_close(v, v_ref, rtol=0, atol=0)
 
 
-def test_forced_fused_refuses_what_it_cannot_run():
+def test_forced_fused_refuses_what_it_cannot_run(monkeypatch):
     params = NeuronParams()
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "0")
     with pytest.raises(ConfigError, match="fused learnable"):
-        learnable_multistep(torch.randn(2, 3, dtype=torch.bfloat16), torch.tensor(0.5), torch.tensor(1.0), params,
-                            fused=True)
+        learnable_multistep(torch.randn(2, 3), torch.tensor(0.5), torch.tensor(1.0), params, fused=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_input_runs_the_kernels_on_float32(dtype):
+    """A bfloat16 / float16 input (a Linear under autocast): the kernels on ``x.float()``, spikes bit for bit the
+    float32 reference loop's, ``v_T`` and ``dL/dx`` rounded once, ``dL/dk`` in float32."""
+    params = NeuronParams(reset="subtract")
+    x, k, th, _ = (t.float() for t in _inputs("channel", seed=8))
+    x = x.to(dtype)
+    xl, kl = x.clone().requires_grad_(), k.clone().requires_grad_()
+    s, v = learnable_multistep(xl, kl, th, params, decay_input=True, fused=True)
+    assert s.dtype == v.dtype == dtype
+    (s.float().sum() + v.float().sum()).backward()
+    xr, kr = x.float().requires_grad_(), k.clone().requires_grad_()
+    s_r, v_r = learnable_multistep(xr, kr, th, params, decay_input=True, fused=False)
+    (s_r.sum() + v_r.sum()).backward()
+    assert torch.equal(s.float(), s_r) and 0 < s_r.mean() < 1
+    torch.testing.assert_close(v.float(), v_r.to(dtype).float(), rtol=torch.finfo(dtype).eps, atol=1e-6)
+    torch.testing.assert_close(xl.grad.float(), xr.grad.to(dtype).float(), rtol=torch.finfo(dtype).eps, atol=1e-6)
+    assert kl.grad.dtype == torch.float32
+    torch.testing.assert_close(kl.grad, kr.grad, rtol=1e-5, atol=1e-6)
 
 
 def test_saves_only_the_input_and_the_parameters():

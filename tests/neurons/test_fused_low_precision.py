@@ -120,7 +120,7 @@ def test_unsupported_inputs_take_the_reference_loop():
     params = PARAMS["lif_subtract_fast_sigmoid"]
     x = _input(torch.bfloat16)
     assert not low_precision_supported(x[:, :, :, :, ::2], params)  # not dense steps
-    assert not low_precision_supported(x[:1].expand(5, *x.shape[1:]), params)  # time-invariant
+    assert not low_precision_supported(x[0].expand(5, *x.shape[1:]), params)  # a stride-0 view of another view
     assert not low_precision_supported(x.float(), params)  # float32 is neurons.fused's
     s, v, h = neuron_multistep(x, params, return_membrane=True)  # the trace: the loop, in bfloat16
     assert h.dtype == torch.bfloat16
@@ -138,3 +138,29 @@ def test_lif_module_on_a_bfloat16_linear():
     y = fc(x).float()  # the same bfloat16 currents, in float32
     assert torch.equal(s.float(), neuron_multistep(y, lif.params, fused=False)[0])
     assert fc.weight.grad.dtype == torch.bfloat16 and torch.isfinite(fc.weight.grad.float()).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_time_invariant_input_runs_its_step_in_float32(dtype):
+    """A direct-encoded first layer under bfloat16 autocast hands the neuron a stride-0 view of one step: spikes and
+    the step's gradient (summed over T) equal the float32 reference loop on that step, rounded once."""
+    from deepspike.coding.rate import direct
+
+    params = PARAMS["lif_subtract_fast_sigmoid"]
+    step = (torch.randn(3, 8, generator=torch.Generator().manual_seed(6)) * 0.6 + 0.3).to(dtype)
+    w = torch.randn(6, 3, 8, generator=torch.Generator().manual_seed(7))
+    base = step.clone().requires_grad_()
+    x = direct(base, 6)
+    assert low_precision_supported(x, params)
+    s, v = neuron_multistep(x, params)
+    assert s.dtype == v.dtype == dtype
+    (s * w.to(dtype)).sum().backward()
+    ref = step.float().requires_grad_()
+    s_r, v_r = neuron_multistep(ref.unsqueeze(0).expand(6, 3, 8), params, fused=False)
+    (s_r * w.to(dtype).float()).sum().backward()
+    assert torch.equal(s.float(), s_r) and 0 < s_r.mean() < 1
+    assert torch.equal(v, v_r.to(dtype))
+    ulp = torch.finfo(dtype).eps * ref.grad.abs()
+    assert ((base.grad.float() - ref.grad).abs() <= ulp + 1e-6).all()
+    with torch.no_grad():
+        assert torch.equal(neuron_multistep(direct(step, 6), params)[0], s.detach())

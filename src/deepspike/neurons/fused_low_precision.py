@@ -20,8 +20,9 @@ recomputes ``h`` from it (``lif_backward`` with ``h`` of 0 rows: chunk by chunk 
 transient float32 ``[T, N]`` buffer on CUDA), bit for bit the forward's. ``inplace=True`` writes ``dL/dx`` over
 ``x`` in backward (``x`` is consumed) and, without a gradient, the spikes over ``x``; the forward never changes
 ``x``. The gradient of ``s.sum()`` (the same ``dL/ds`` at every step, a stride-0 tensor) is read as one row by the
-kernels, never expanded. No pooling, no returned membrane trace, no time-invariant input
-(``low_precision_supported``): those take the reference loop.
+kernels, never expanded. A time-invariant input (direct encoding) runs its one step in float32 through
+``neurons.fused``. No pooling and no returned membrane trace (``low_precision_supported``): those take the
+reference loop.
 """
 
 from __future__ import annotations
@@ -30,18 +31,20 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from deepspike.coding.rate import time_invariant
+from deepspike.coding.rate import direct, time_invariant
 from deepspike.neurons.fused import (
     FUSED_SURROGATES,
     _backward_kernel,
     _dense_steps,
     _grad_rows,
     _like_steps,
+    _repeated_step,
     _rows,
     _run,
     _switched_on,
     _triton_kernels,
     fused_available,
+    fused_multistep,
     uses_triton,
 )
 from deepspike.neurons.fused_constants import RESET_CODES
@@ -53,12 +56,15 @@ CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (1 MiB; 2^18-2^
 
 def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
     """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty bfloat16 / float16 tensor of
-    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``), not time-invariant, a surrogate the
-    kernels know, ``v0`` (if given) on ``x``'s device, the fused switch on, and the kernels for ``x``: numba on the
-    CPU (``fused_available``), triton where ``neurons.fused.uses_triton``."""
+    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``) or a time-invariant view of one step
+    (``coding.rate.direct``), a surrogate the kernels know, ``v0`` (if given) on ``x``'s device, the fused switch
+    on, and the kernels for ``x``: numba on the CPU (``fused_available``), triton where
+    ``neurons.fused.uses_triton``."""
     if x.dtype not in LOW_PRECISION or x.numel() == 0 or params.spike_fn.name not in FUSED_SURROGATES:
         return False
-    if time_invariant(x) or not _dense_steps(x) or (v0 is not None and v0.device != x.device):
+    if v0 is not None and v0.device != x.device:
+        return False
+    if not (_repeated_step(x) is not None if time_invariant(x) else _dense_steps(x)):
         return False
     if uses_triton(x):
         return _switched_on() and _triton_kernels() is not None
@@ -174,12 +180,24 @@ class _LowPrecisionMultistep(torch.autograd.Function):
         return gx, g_v0, None, None
 
 
+def _time_invariant_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None):
+    """A time-invariant ``x`` (a stride-0 view of one ``[B, ...]`` step, e.g. a direct-encoded first layer): that step
+    converted to float32 and run by ``neurons.fused`` (which reads it at every step and sums its gradient over T in
+    the kernel, saving nothing of size T); the outputs rounded to ``x``'s dtype. Costs one float32 step, and the
+    float32 spikes until they are rounded."""
+    step = _repeated_step(x).float()
+    s, v = fused_multistep(direct(step, x.shape[0]), params, None if v0 is None else v0.float())
+    return s.to(x.dtype), v.to(x.dtype)
+
+
 def low_precision_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None,
                             inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``neuron_multistep(x, params, v0)`` for a bfloat16 / float16 ``x [T, B, ...]`` (``low_precision_supported``),
     run in float32 by the fused kernels (module docstring). Returns ``(s [T, B, ...], v_T [B, ...])`` in ``x``'s
     dtype, ``s`` in ``x``'s step layout. ``inplace``: ``dL/dx`` is written over ``x`` in backward (unless ``x`` is a
     leaf), or without a gradient the spikes over ``x`` in forward; the values are the same either way."""
+    if time_invariant(x):
+        return _time_invariant_multistep(x, params, v0)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
     if needs_grad:  # a leaf (the user's own tensor) is never written over
         return _LowPrecisionMultistep.apply(x, v0, params, inplace and not x.is_leaf)

@@ -69,8 +69,9 @@ def learnable_multistep(
     """The update of the module docstring over ``x [T, B, ...]``; returns ``(s [T, B, ...], v_T [B, ...])``.
 
     decay, threshold: tensors broadcasting against one step (``()`` or ``[C, 1, ..., 1]``). fused: None runs the
-    fused kernels (``neurons.fused_learnable``) when ``learnable_fused_supported``, else the reference loop;
-    False forces the loop; True forces the kernels (``ConfigError`` if they cannot run these inputs).
+    fused kernels (``neurons.fused_learnable``) when ``learnable_fused_supported`` (a bfloat16 / float16 ``x``: on a
+    float32 copy, spikes and ``v_T`` rounded back to ``x``'s dtype), else the reference loop; False forces the loop;
+    True forces the kernels (``ConfigError`` if they cannot run these inputs).
     """
     check_currents(x)
     if v0 is not None and v0.shape != x.shape[1:]:
@@ -79,6 +80,11 @@ def learnable_multistep(
     if fused is not False and x.shape[0] > 0:
         if learnable_fused_supported(x, params, v0):
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)
+        if x.dtype in (torch.bfloat16, torch.float16):  # the state in float32, at the cost of a float32 copy of x
+            wide, v0_wide = x.float(), None if v0 is None else v0.float()
+            if learnable_fused_supported(wide, params, v0_wide):
+                s, v = fused_learnable_multistep(wide, v0_wide, decay.float(), threshold.float(), params, decay_input)
+                return s.to(x.dtype), v.to(x.dtype)
         if fused:
             raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64) or triton (float32), "
                               f"{ENV_FUSED} not 0 and a surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on "

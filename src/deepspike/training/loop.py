@@ -1,7 +1,8 @@
 """One training epoch: the step every training path runs (the Trainer, quantization-aware retraining).
 
-Optionally under ``torch.autocast`` (bf16 convolutions and matrix products; spiking dynamics and the
-closed-form TTFS kernels keep their own float32 arithmetic) and with channels-last image batches.
+Optionally under ``torch.autocast`` (bf16 convolutions and matrix products; the closed-form TTFS kernels and
+the fused IF/LIF and learnable-neuron kernels keep their float32 arithmetic on bf16 inputs, see
+``neurons.fused_low_precision``) and with channels-last image batches.
 
 Per batch: ``loss = method.loss(model(x), y) + method.penalty(net)``; under data parallelism the loss is
 scaled by ``n_rank * world / n_global`` (see ``training.distributed``); ``backward``;
