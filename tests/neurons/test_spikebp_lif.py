@@ -175,3 +175,15 @@ def test_a_nan_current_gives_nan_spikes_from_then_on(monkeypatch, fused):
     assert torch.equal(s[~nan], clean[~nan]) and clean.sum() > 5
     s.nansum().backward()  # the derivative of the NaN neuron counts its spikes before the NaN only
     assert torch.isfinite(bad.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_input_keeps_a_float32_membrane(dtype):
+    """A bf16 / fp16 input (a layer under autocast) integrates in float32: the spikes equal the float32 run on
+    ``x.float()``; 512 steps of 2^-9 reach a threshold of 1 only in float32 (bfloat16 stalls at 0.5)."""
+    x = (torch.rand(12, 4, 9, generator=torch.Generator().manual_seed(3)) * 0.6).to(dtype)
+    s = leak_corrected_lif(x, leak=0.95, threshold=1.0)
+    assert s.dtype == dtype and torch.equal(s.float(), leak_corrected_lif(x.float(), leak=0.95, threshold=1.0))
+    assert 0 < s.float().mean() < 1
+    slow = torch.full((600, 1), 2.0 ** -9, dtype=torch.bfloat16)
+    assert leak_corrected_lif(slow, leak=1.0, threshold=0.999).float().sum() == 1

@@ -134,8 +134,10 @@ class _LeakCorrectedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, leak: float, threshold: float, correction: bool, derivative: str,
                 grad_scale: float) -> torch.Tensor:
-        forward = _forward_kernel if kernel_ready(x) else _forward_reference
-        spikes, mask = forward(x, leak, threshold)
+        wide = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x  # a float32 membrane on bf16 input
+        forward = _forward_kernel if kernel_ready(wide) else _forward_reference
+        spikes, mask = forward(wide, leak, threshold)
+        spikes = spikes.to(x.dtype)  # 0, 1 (and NaN) are exact in every float format
         scale = leak_corrected_derivative(mask, leak, 1.0, correction) * grad_scale  # NG * (1/V_th)
         ctx.save_for_backward(mask, scale.to(x.dtype))
         ctx.derivative = derivative
