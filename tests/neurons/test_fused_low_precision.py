@@ -70,22 +70,30 @@ def test_values_and_gradients_equal_the_float32_loop_rounded(dtype, name, channe
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gradient_of_a_sum_is_read_as_one_row_and_inplace_consumes_x(dtype):
+def test_gradient_of_a_sum_is_read_as_one_row_and_inplace_consumes_x(dtype, monkeypatch):
     params = PARAMS["lif_subtract_fast_sigmoid"]
     x = _input(dtype, t=9)
+    rows = []
+    kernel = low_precision._backward_rows
+    monkeypatch.setattr(low_precision, "_backward_rows", lambda p, xc, v, gs, gv, gx: (rows.append(gs.shape[0]),
+                                                                                       kernel(p, xc, v, gs, gv, gx)))
     xl = x.clone().requires_grad_()
-    s, _ = neuron_multistep(xl * 1, params, inplace=True)  # a non-leaf input, written over in backward
+    currents = xl * 1  # a non-leaf input: written over in backward
+    s, _ = neuron_multistep(currents, params, inplace=True)
     s.sum().backward()  # dL/ds: a stride-0 tensor
+    assert rows and set(rows) == {1}  # every chunk read the one row
+    assert torch.equal(currents.detach(), xl.grad)  # the input's memory now holds dL/dx
     xr = x.float().requires_grad_()
     neuron_multistep(xr, params, fused=False)[0].sum().backward()
     torch.testing.assert_close(xl.grad.float(), _rounded(xr.grad, dtype), rtol=torch.finfo(dtype).eps, atol=1e-6)
 
     leaf = x.clone().requires_grad_()
-    neuron_multistep(leaf, params, inplace=True)[0].sum().backward()
-    assert torch.equal(leaf.detach(), x) and torch.equal(leaf.grad, xl.grad)  # a leaf is never written over
+    for inp in (leaf, leaf.view(x.shape)):  # the user's own tensor, then a view of it: never written over
+        leaf.grad = None
+        neuron_multistep(inp, params, inplace=True)[0].sum().backward()
+        assert torch.equal(leaf.detach(), x) and torch.equal(leaf.grad, xl.grad)
 
-    y = x.clone().requires_grad_()
-    h = y * 1
+    h = x.clone().requires_grad_() * 1
     s, _ = neuron_multistep(h, params, inplace=True)
     s.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="only once"):
@@ -116,16 +124,51 @@ def test_float32_state_integrates_what_a_bfloat16_state_loses():
     assert neuron_multistep(x, params, fused=False)[0].float().sum() == 0
 
 
-def test_unsupported_inputs_take_the_reference_loop():
-    params = PARAMS["lif_subtract_fast_sigmoid"]
+def test_any_layout_runs_in_float32_and_what_does_not():
+    """Steps that are not dense (copied once) and a stride-0 view of a view (its step taken as ``x[0]``) integrate
+    in float32 like dense steps: the slow current of 2^-9 a step fires in every layout."""
+    params = NeuronParams(decay=1.0, threshold=1.0, reset="zero", surrogate="sigmoid")
+    slow = torch.full((600, 2, 4), 2.0 ** -9, dtype=torch.bfloat16)
+    strided = slow.repeat(1, 1, 2)[:, :, ::2]  # not dense steps
+    base = slow[0].clone().requires_grad_()
+    repeated = base.view(2, 4).unsqueeze(0).expand(600, 2, 4)  # time-invariant, not a view of the step itself
+    for x in (slow, strided, repeated):
+        assert low_precision_supported(x, params)
+        s, _ = neuron_multistep(x, params)
+        assert s.float().sum(0).eq(1).all() and s[511].eq(1).all()
+    s.sum().backward()  # the step's gradient, summed over the 600 steps
+    ref = _summed_grad(slow[0].float(), params)
+    assert ref.abs().sum() > 0
+    torch.testing.assert_close(base.grad.float(), _rounded(ref, torch.bfloat16), rtol=2 ** -8, atol=1e-6)
     x = _input(torch.bfloat16)
-    assert not low_precision_supported(x[:, :, :, :, ::2], params)  # not dense steps
-    assert not low_precision_supported(x[0].expand(5, *x.shape[1:]), params)  # a stride-0 view of another view
     assert not low_precision_supported(x.float(), params)  # float32 is neurons.fused's
     s, v, h = neuron_multistep(x, params, return_membrane=True)  # the trace: the loop, in bfloat16
     assert h.dtype == torch.bfloat16
     with pytest.raises(ConfigError, match="bfloat16"):
-        neuron_multistep(x[:, :, :, :, ::2], params, fused=True)
+        neuron_multistep(x, params, return_membrane=True, fused=True)
+
+
+def _summed_grad(step, params):
+    """``d sum(s) / d step`` of a float32 step repeated over 600 steps, by the reference loop."""
+    step = step.clone().requires_grad_()
+    neuron_multistep(step.unsqueeze(0).expand(600, *step.shape), params, fused=False)[0].sum().backward()
+    return step.grad
+
+
+def test_state_dtype_and_default_dtype():
+    """``v_T`` promotes with ``v0``'s dtype as the reference loop's does; a float64 default dtype changes nothing
+    (the kernels' buffers are float32 whatever the default)."""
+    params = PARAMS["lif_subtract_fast_sigmoid"]
+    x = _input(torch.bfloat16).requires_grad_()
+    v0 = torch.zeros(x.shape[1:])
+    assert neuron_multistep(x, params, v0=v0)[1].dtype == neuron_multistep(x, params, v0=v0, fused=False)[1].dtype
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        neuron_multistep(x, params)[0].sum().backward()
+    finally:
+        torch.set_default_dtype(default)
+    assert torch.isfinite(x.grad.float()).all()
 
 
 def test_lif_module_on_a_bfloat16_linear():

@@ -125,16 +125,18 @@ def neuron_multistep(
     trace ``h_t = k v_{t-1} + x_t``.
 
     fused: None (default) runs the fused kernel (``neurons.fused``: one numba call over T, saves only
-    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), on CPU bfloat16 /
-    float16 inputs the same kernels with a float32 state (``neurons.fused_low_precision``), else the
-    reference loop over T; False forces the reference loop; True forces the kernel (``ConfigError`` if
+    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), on bfloat16 /
+    float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
+    (``neurons.fused_low_precision``; not with ``return_membrane``), else the reference loop over T;
+    False forces the reference loop; True forces the kernel (``ConfigError`` if
     it cannot run these inputs). Both give the same spikes; membranes and gradients agree to float32
     rounding. (On bfloat16 / float16 the fused path equals the reference loop on ``x.float()``, with ``v_T`` and
     ``dL/dx`` rounded once to ``x``'s dtype; the loop in ``x``'s dtype rounds the membrane at every step.)
 
     inplace: let the fused kernel write the membrane trace over ``x`` and ``dL/dx`` over the saved trace
-    (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``); the reference
-    loop ignores it. Values and gradients are the same either way.
+    (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``; on bfloat16 /
+    float16 only ``dL/dx`` is written over ``x``, in backward); the reference loop ignores it. Values and
+    gradients are the same either way.
     """
     check_currents(x)
     if v0 is not None and v0.shape != x.shape[1:]:

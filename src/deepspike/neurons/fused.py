@@ -167,7 +167,7 @@ def _grad_rows(g: torch.Tensor | None, t: int, n: int, strides: tuple[int, ...],
     (zeros for None), or, with ``one_row`` and a ``g`` that is the same at every step (stride 0 in T: the
     gradient of ``s.sum()``), its one step as ``[1, N]``: no ``[T, N]`` copy of it."""
     if g is None:
-        return torch.zeros(t, n, device=device)
+        return torch.zeros(t, n, dtype=torch.float32, device=device)
     if one_row and t > 1 and g.stride(0) == 0:
         return _rows(_with_strides(g[0], strides), 1)
     return _rows(_with_strides(g, (n, *strides)), t)
@@ -256,7 +256,7 @@ def _forward(
         x2,
         _rows(v, 1)[0],
         _rows(s, t),
-        _rows(h, t) if store_h else torch.empty((0, 0), device=x.device),
+        _rows(h, t) if store_h else torch.empty((0, 0), dtype=torch.float32, device=x.device),
         np.float32(params.decay),
         np.float32(params.threshold),
         RESET_CODES[params.reset],
@@ -304,10 +304,22 @@ def recomputed_input_grad(x: torch.Tensor, g_s: torch.Tensor, params: NeuronPara
     out_shape, out_strides = _out_step(step, pool)
     gs = _grad_rows(g_s, t, math.prod(out_shape), out_strides, False, x.device)
     x2 = _rows(x, t)
-    gv = torch.zeros(n, device=x.device)
-    _backward_kernel(params, torch.empty((0, n), device=x.device), gs, x2, False, gv, x2, _pool_shape(step, pool),
-                     x2, torch.zeros(n, device=x.device))
+    gv, v_start = (torch.zeros(n, dtype=torch.float32, device=x.device) for _ in range(2))
+    no_h = torch.empty((0, n), dtype=torch.float32, device=x.device)
+    _backward_kernel(params, no_h, gs, x2, False, gv, x2, _pool_shape(step, pool), x2, v_start)
     return x
+
+
+def needs_autograd(x: torch.Tensor, v0: torch.Tensor | None) -> bool:
+    """Whether a neuron call on ``x`` (and ``v0``) must record a graph: grad mode on and an input requiring grad."""
+    return torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
+
+
+def refuse_second_backward(ctx) -> None:
+    """Raise when the backward of an inplace neuron, whose first backward wrote over its saved tensor, runs again."""
+    if ctx.consumed:
+        raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
+                           "build the neuron with inplace=False to use retain_graph")
 
 
 class _FusedMultistep(torch.autograd.Function):
@@ -352,9 +364,7 @@ class _FusedMultistep(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, g_v, g_h):
-        if ctx.consumed:
-            raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
-                               "build the neuron with inplace=False to use retain_graph")
+        refuse_second_backward(ctx)
         p: NeuronParams = ctx.params
         t = ctx.steps
         if ctx.recompute:
@@ -366,10 +376,11 @@ class _FusedMultistep(torch.autograd.Function):
         else:
             (h,) = ctx.saved_tensors
             step = h[0]
-            x2, v_rows = torch.empty((0, 0), device=step.device), torch.empty(0, device=step.device)  # unused
+            x2 = torch.empty((0, 0), dtype=torch.float32, device=step.device)  # unused
+            v_rows = torch.empty(0, dtype=torch.float32, device=step.device)  # unused
         n, dev = step.numel(), step.device
         # [T, B, ...] -> [T, N] in the forward's memory order; gradients are brought to that layout
-        h2 = torch.empty((0, n), device=dev) if h is None else _rows(h, t)
+        h2 = torch.empty((0, n), dtype=torch.float32, device=dev) if h is None else _rows(h, t)
         out_shape, out_strides = _out_step(step, ctx.pool)
         out_numel = math.prod(out_shape)
         one_row = h is not None  # the kernels read a one-row gs at every step
@@ -411,8 +422,7 @@ def fused_multistep(
     convolution next: oneDNN's channels-last convolutions are faster on CPU), at no extra pass over memory.
     """
     pool = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
-    if needs_grad:
+    if needs_autograd(x, v0):
         base = _repeated_step(x)
         if base is not None:  # the gradient reaches the [B, ...] step directly, summed over T in the kernel
             s, v, h = _FusedMultistep.apply(base, v0, params, inplace, return_membrane, x.shape[0], pool)

@@ -45,6 +45,8 @@ from deepspike.neurons.fused import (
     _triton_kernels,
     fused_available,
     fused_multistep,
+    needs_autograd,
+    refuse_second_backward,
     uses_triton,
 )
 from deepspike.neurons.fused_constants import RESET_CODES
@@ -55,16 +57,13 @@ CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (1 MiB; 2^18-2^
 
 
 def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
-    """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty bfloat16 / float16 tensor of
-    dense steps (contiguous or channels-last, ``neurons.fused._dense_steps``) or a time-invariant view of one step
-    (``coding.rate.direct``), a surrogate the kernels know, ``v0`` (if given) on ``x``'s device, the fused switch
-    on, and the kernels for ``x``: numba on the CPU (``fused_available``), triton where
-    ``neurons.fused.uses_triton``."""
+    """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty bfloat16 / float16 tensor (any
+    layout: steps that are not dense are copied once, a time-invariant view runs its one step), a surrogate the
+    kernels know, ``v0`` (if given) on ``x``'s device, the fused switch on, and the kernels for ``x``: numba on the
+    CPU (``fused_available``), triton where ``neurons.fused.uses_triton``."""
     if x.dtype not in LOW_PRECISION or x.numel() == 0 or params.spike_fn.name not in FUSED_SURROGATES:
         return False
     if v0 is not None and v0.device != x.device:
-        return False
-    if not (_repeated_step(x) is not None if time_invariant(x) else _dense_steps(x)):
         return False
     if uses_triton(x):
         return _switched_on() and _triton_kernels() is not None
@@ -79,7 +78,7 @@ def _chunks(t: int, n: int) -> list[tuple[int, int]]:
 
 def _chunk_buffer(t: int, n: int) -> torch.Tensor:
     """Flat float32 buffer for the largest chunk of ``[T, N]`` rows (``_chunks``)."""
-    return torch.empty(t * min(n, max(1, CHUNK_ELEMENTS // t)))
+    return torch.empty(t * min(n, max(1, CHUNK_ELEMENTS // t)), dtype=torch.float32)
 
 
 def _as_float(rows: torch.Tensor, lo: int, hi: int, buf: torch.Tensor) -> torch.Tensor:
@@ -98,7 +97,7 @@ def _step_state(v0: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
 def _forward_rows(x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, params: NeuronParams) -> None:
     """``lif_forward`` on rows ``x, s [T, N]`` (``s`` may be ``x``) and the float32 state ``v [N]`` (in: ``v_0``,
     out: ``v_T``)."""
-    _run("lif_forward", x, v, s, torch.empty((0, 0), device=x.device), np.float32(params.decay),
+    _run("lif_forward", x, v, s, torch.empty((0, 0), dtype=torch.float32, device=x.device), np.float32(params.decay),
          np.float32(params.threshold), RESET_CODES[params.reset], False, np.zeros(6, dtype=np.int64))
 
 
@@ -107,7 +106,7 @@ def _backward_rows(params: NeuronParams, x: torch.Tensor, v: torch.Tensor, gs: t
     """``lif_backward`` recomputing ``h`` from rows ``x [T, N]`` and ``v_0 = v [N]``: ``gs`` the ``[T, N]`` (or one
     ``[1, N]``) rows of ``dL/ds``, ``gv [N]`` ``dL/dv_T`` in and ``dL/dv_0`` out, ``dL/dx`` into rows ``gx`` (may
     be ``x``)."""
-    _backward_kernel(params, torch.empty((0, x.shape[1]), device=x.device), gs, x, False, gv, gx,
+    _backward_kernel(params, torch.empty((0, x.shape[1]), dtype=torch.float32, device=x.device), gs, x, False, gv, gx,
                      np.zeros(6, dtype=np.int64), x, v)
 
 
@@ -162,14 +161,12 @@ class _LowPrecisionMultistep(torch.autograd.Function):
         ctx.save_for_backward(x, v0)
         ctx.params, ctx.inplace, ctx.consumed = params, inplace, False
         ctx.set_materialize_grads(False)
-        return s, v.to(x.dtype)
+        return s, v.to(_state_dtype(x, v0))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, g_v):
-        if ctx.consumed:
-            raise RuntimeError("an inplace spiking neuron's graph can be backpropagated only once; "
-                               "build the neuron with inplace=False to use retain_graph")
+        refuse_second_backward(ctx)
         x, v0 = ctx.saved_tensors
         gx = x if ctx.inplace else _like_steps(x.shape, x[0].stride(), x.device, x.dtype)
         ctx.consumed = ctx.inplace
@@ -180,26 +177,41 @@ class _LowPrecisionMultistep(torch.autograd.Function):
         return gx, g_v0, None, None
 
 
+def _state_dtype(x: torch.Tensor, v0: torch.Tensor | None) -> torch.dtype:
+    """The dtype of the returned ``v_T``: ``x``'s, or what ``x`` and ``v0`` promote to (as the reference loop's)."""
+    return x.dtype if v0 is None else torch.promote_types(x.dtype, v0.dtype)
+
+
+def _may_overwrite(x: torch.Tensor) -> bool:
+    """Whether ``inplace`` may write over ``x``: not a leaf (the user's own tensor) nor a view of one."""
+    return not x.is_leaf and (x._base is None or not x._base.is_leaf)
+
+
 def _time_invariant_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None):
     """A time-invariant ``x`` (a stride-0 view of one ``[B, ...]`` step, e.g. a direct-encoded first layer): that step
     converted to float32 and run by ``neurons.fused`` (which reads it at every step and sums its gradient over T in
     the kernel, saving nothing of size T); the outputs rounded to ``x``'s dtype. Costs one float32 step, and the
-    float32 spikes until they are rounded."""
-    step = _repeated_step(x).float()
+    float32 spikes until they are rounded. The step is the tensor ``x`` repeats (``coding.rate.direct``), else
+    ``x[0]`` (its gradient then reaches ``x`` through the select and the expansion, summed over T all the same)."""
+    step = _repeated_step(x)
+    step = (x[0] if step is None else step).float()
     s, v = fused_multistep(direct(step, x.shape[0]), params, None if v0 is None else v0.float())
-    return s.to(x.dtype), v.to(x.dtype)
+    return s.to(x.dtype), v.to(_state_dtype(x, v0))
 
 
 def low_precision_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None,
                             inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``neuron_multistep(x, params, v0)`` for a bfloat16 / float16 ``x [T, B, ...]`` (``low_precision_supported``),
-    run in float32 by the fused kernels (module docstring). Returns ``(s [T, B, ...], v_T [B, ...])`` in ``x``'s
-    dtype, ``s`` in ``x``'s step layout. ``inplace``: ``dL/dx`` is written over ``x`` in backward (unless ``x`` is a
-    leaf), or without a gradient the spikes over ``x`` in forward; the values are the same either way."""
+    run in float32 by the fused kernels (module docstring). Returns ``(s [T, B, ...], v_T [B, ...])``: ``s`` in
+    ``x``'s dtype and step layout, ``v_T`` in ``x``'s dtype (promoted with ``v0``'s, as the reference loop).
+    ``inplace``: ``dL/dx`` is written over ``x`` in backward (unless ``x`` is a leaf or a view of one), or without a
+    gradient the spikes over ``x`` in forward; the forward never changes ``x`` when a gradient is recorded. The
+    values are the same either way."""
     if time_invariant(x):
         return _time_invariant_multistep(x, params, v0)
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
-    if needs_grad:  # a leaf (the user's own tensor) is never written over
-        return _LowPrecisionMultistep.apply(x, v0, params, inplace and not x.is_leaf)
+    if not _dense_steps(x):
+        x = x.contiguous()  # one copy, as neurons.fused makes
+    if needs_autograd(x, v0):
+        return _LowPrecisionMultistep.apply(x, v0, params, inplace and _may_overwrite(x))
     s, v = _forward(x, v0, params, s_over_x=inplace)
-    return s, v.to(x.dtype)
+    return s, v.to(_state_dtype(x, v0))

@@ -25,6 +25,7 @@ from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
+from deepspike.neurons.fused_low_precision import LOW_PRECISION
 from deepspike.neurons.params import NeuronParams
 
 
@@ -80,13 +81,14 @@ def learnable_multistep(
     if fused is not False and x.shape[0] > 0:
         if learnable_fused_supported(x, params, v0):
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)
-        if x.dtype in (torch.bfloat16, torch.float16):  # the state in float32, at the cost of a float32 copy of x
+        if x.dtype in LOW_PRECISION:  # the state in float32, at the cost of a float32 copy of x
             wide, v0_wide = x.float(), None if v0 is None else v0.float()
             if learnable_fused_supported(wide, params, v0_wide):
                 s, v = fused_learnable_multistep(wide, v0_wide, decay.float(), threshold.float(), params, decay_input)
                 return s.to(x.dtype), v.to(x.dtype)
         if fused:
-            raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64) or triton (float32), "
+            raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64, or bfloat16/float16 "
+                              f"run in float32) or triton (float32), "
                               f"{ENV_FUSED} not 0 and a surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on "
                               f"{x.device}, surrogate {params.spike_fn.name!r}")
     return learnable_multistep_reference(x, decay, threshold, params, v0, decay_input)

@@ -51,6 +51,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
+from deepspike.neurons.fused_low_precision import LOW_PRECISION
 
 DERIVATIVES = ("code", "rate")
 
@@ -134,7 +135,7 @@ class _LeakCorrectedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, leak: float, threshold: float, correction: bool, derivative: str,
                 grad_scale: float) -> torch.Tensor:
-        wide = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x  # a float32 membrane on bf16 input
+        wide = x.float() if x.dtype in LOW_PRECISION else x  # a float32 membrane on a bfloat16 / float16 input
         forward = _forward_kernel if kernel_ready(wide) else _forward_reference
         spikes, mask = forward(wide, leak, threshold)
         spikes = spikes.to(x.dtype)  # 0, 1 (and NaN) are exact in every float format
