@@ -128,9 +128,8 @@ def neuron_multistep(
     ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), on bfloat16 /
     float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
     (``neurons.fused_low_precision``; not with ``return_membrane``), else the reference loop over T;
-    False forces the reference loop; True forces the kernel (``ConfigError`` if
-    it cannot run these inputs). Both give the same spikes; membranes and gradients agree to float32
-    rounding. (On bfloat16 / float16 the fused path equals the reference loop on ``x.float()``, with ``v_T`` and
+    False forces the reference loop; True forces the kernel (``ConfigError`` if it cannot run these inputs).
+    Both give the same spikes; membranes and gradients agree to float32 rounding. (On bfloat16 / float16 the fused path equals the reference loop on ``x.float()``, with ``v_T`` and
     ``dL/dx`` rounded once to ``x``'s dtype; the loop in ``x``'s dtype rounds the membrane at every step.)
 
     inplace: let the fused kernel write the membrane trace over ``x`` and ``dL/dx`` over the saved trace
