@@ -129,8 +129,8 @@ def neuron_multistep(
     float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
     (``neurons.fused_low_precision``; not with ``return_membrane``), else the reference loop over T;
     False forces the reference loop; True forces the kernel (``ConfigError`` if it cannot run these inputs).
-    Both give the same spikes; membranes and gradients agree to float32 rounding. (On bfloat16 / float16 the fused path equals the reference loop on ``x.float()``, with ``v_T`` and
-    ``dL/dx`` rounded once to ``x``'s dtype; the loop in ``x``'s dtype rounds the membrane at every step.)
+    Both give the same spikes; membranes and gradients agree to float32 rounding (on bfloat16 / float16: the
+    loop on ``x.float()``, ``v_T`` and ``dL/dx`` rounded once; the loop in bf16 rounds at every step).
 
     inplace: let the fused kernel write the membrane trace over ``x`` and ``dL/dx`` over the saved trace
     (``neurons.fused``; ``x`` must not be used afterwards, like ``nn.ReLU(inplace=True)``; on bfloat16 /
