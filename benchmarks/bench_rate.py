@@ -22,7 +22,8 @@ it they are skipped. Run: ``python benchmarks/bench_rate.py [--rounds 3] [--conf
 [--frameworks ann,deepspike,snntorch,spikingjelly] [--steps 10] [--json out.json] [--markdown out.md]``.
 ``--configs`` takes ``net:T`` pairs of any ``peers/nets.py`` net (e.g. ``vgg11:8``, ``sew_resnet18_plif:4``) or a
 preset name from ``PRESETS``: ``default`` (lenet and the 3-conv vgg), ``deep`` (VGG-11 and SEW-ResNet-18 at T = 4
-and 8, issue 26) and ``plif`` (the same with PLIF neurons, issue 22).
+and 8, issue 26) and ``plif`` (the same with PLIF neurons, issue 22). ``--memory-format channels_last`` and
+``--precision bf16`` (CPU bfloat16 autocast of the forward and the loss) apply to every framework and the ANN alike.
 """
 
 from __future__ import annotations
@@ -89,11 +90,19 @@ def _median_ms(fn, warmup: int, steps: int) -> float:
 
 
 def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, steps: int, threads: int = 0,
-             memory_format: str = "contiguous") -> dict:
+             memory_format: str = "contiguous", precision: str = "fp32") -> dict:
     """Measure one case in this process; returns the numbers as a dict (module docstring). ``memory_format``
     ``channels_last``: the model's conv weights and the input batch in channels-last layout (every framework
-    alike, as ``deepspike train ... train.channels_last=true`` does)."""
+    alike, as ``deepspike train ... train.channels_last=true`` does). ``precision`` ``bf16``: forward and loss
+    under ``torch.autocast("cpu", torch.bfloat16)`` for every framework (as ``train.precision=bf16``)."""
+    import contextlib
+
     import torch
+
+    def autocast():
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     if threads > 0:
         torch.set_num_threads(threads)  # numba kernels follow torch's thread count
@@ -113,11 +122,15 @@ def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, 
 
     def train_step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        with autocast():
+            loss = loss_fn(model(x), y)
+        loss.backward()
         opt.step()
 
     model.train()
-    loss_fn(model(x[:1]), y[:1]).backward()  # one-sample step first: lazy library init (JIT, kernels) is not "memory"
+    with autocast():  # one-sample step first: lazy library init (JIT, kernels) is not "memory"
+        first = loss_fn(model(x[:1]), y[:1])
+    first.backward()
     peak_ok = _reset_peak()
     start_kb = _status_kb("VmRSS")
     for _ in range(warmup):
@@ -130,7 +143,7 @@ def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, 
     model.eval()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(x)
 
     infer_ms = _median_ms(infer, warmup, steps)
@@ -145,6 +158,7 @@ def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, 
         "faults_per_step": faults,
         "threads": torch.get_num_threads(),
         "memory_format": memory_format,
+        "precision": precision,
     }
 
 
@@ -187,6 +201,8 @@ def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> di
         str(args.threads),
         "--memory-format",
         args.memory_format,
+        "--precision",
+        args.precision,
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
@@ -272,6 +288,8 @@ def main() -> None:
     ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
     ap.add_argument("--memory-format", choices=("contiguous", "channels_last"), default="contiguous",
                     help="layout of the conv weights and the input batch, for every framework")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: every framework's forward and loss under CPU bfloat16 autocast")
     ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
     ap.add_argument("--case-timeout", type=float, default=1800.0)
     ap.add_argument("--rounds", type=int, default=1,
@@ -283,7 +301,7 @@ def main() -> None:
     if args.case:
         framework, net, t = args.case.split(":")
         print(json.dumps(run_case(framework, net, int(t), args.batch, args.warmup, args.steps, args.threads,
-                                  args.memory_format)))
+                                  args.memory_format, args.precision)))
         return
 
     frameworks = [f for f in args.frameworks.split(",") if f]
@@ -313,7 +331,7 @@ def main() -> None:
             f"Versions: {_versions(own_python)}; python {platform.python_version()}.",
             f"Allocator: {ALLOCATOR_TEXT[args.malloc]}"
             f" for every case; torch threads {args.threads or 'default'}; memory format {args.memory_format}"
-            " for every framework.",
+            f" and precision {args.precision} (bf16: autocast) for every framework.",
             f"Medians of {args.steps} steps after {args.warmup} warm-up steps; each case in a fresh process; "
             "ANN measured first and last"
             + (f"; the case order repeated {args.rounds} times and each framework's median over the rounds "

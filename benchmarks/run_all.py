@@ -6,9 +6,10 @@ same nets, with the benchmark venv's python), ``bench_memory_t.py`` (training me
 ``train.temporal_grad`` beside the peers), ``bench_ttfs_layers.py`` (TTFS layers vs
 the same-shape ANN layer), ``bench_ttfs_net.py`` (zhang2021's conv net step and a TTFS conv layer's memory
 vs the ANN), ``bench_rate.py --configs deep`` and ``--configs plif`` (VGG-11 and SEW-ResNet-18 at T = 4, 8, LIF
-and PLIF), ``bench_on.py`` (the Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500, against snnTorch,
-SpikingJelly, Norse and Spyx, in float32 and in bfloat16) and ``bench_ttfs_peer.py`` (deepspike's closed-form
-TTFS vs exact-snn-nn), and writes each one's output between its markers in the results file::
+and PLIF, and the first under bfloat16 autocast), ``bench_on.py`` (the Open Neuromorphic benchmark: Linear + LIF,
+batch 16, T = 500, against snnTorch, SpikingJelly, Norse and Spyx, in float32 and in bfloat16) and
+``bench_ttfs_peer.py`` (deepspike's closed-form TTFS vs exact-snn-nn), and writes each one's output between its
+markers in the results file::
 
     <!-- bench:rate:start --> ... <!-- bench:rate:end -->
     <!-- bench:rate_cl:start --> ... <!-- bench:rate_cl:end -->
@@ -16,14 +17,15 @@ TTFS vs exact-snn-nn), and writes each one's output between its markers in the r
     <!-- bench:memory_t:start --> ... <!-- bench:memory_t:end -->
     <!-- bench:ttfs:start --> ... <!-- bench:ttfs:end -->
     <!-- bench:ttfsnet:start --> ... <!-- bench:ttfsnet:end -->
-    <!-- bench:rate_deep:start --> ... (also rate_plif, on, on_bf16, ttfs_peer)
+    <!-- bench:rate_deep:start --> ... (also rate_plif, rate_deep_bf16, on, on_bf16, ttfs_peer)
 
 Text outside the markers (accuracy tables, notes) is kept; a missing section is appended. Peers need the
 benchmark venv: ``bash benchmarks/peers/setup.sh`` (run first automatically unless ``--no-setup``).
 Run on an otherwise idle machine: the timings are ratios taken in one run, but other load distorts them.
 
 Usage: ``python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--no-setup]
-[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet,rate_deep,rate_plif,on,on_bf16,ttfs_peer]``
+[--only rate,rate_cl,tensors,memory_t,ttfs,ttfsnet,rate_deep,rate_plif,rate_deep_bf16,on,on_bf16,
+ttfs_peer]``
 (``--quick``: 3 steps, LeNet T=25 and VGG T=4 only, for a smoke test).
 """
 
@@ -39,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_rate import DEFAULT_PEER_PYTHON  # noqa: E402 (the benchmark venv's python)
 
-SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "on", "on_bf16",
-            "ttfs_peer")
+SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "rate_deep_bf16",
+            "on", "on_bf16", "ttfs_peer")
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -69,7 +71,8 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     args = ap.parse_args()
     parts = args.only.split(",")
-    uses_peers = {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "on", "on_bf16", "ttfs_peer"}
+    uses_peers = {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "rate_deep_bf16", "on", "on_bf16",
+                  "ttfs_peer"}
     if uses_peers & set(parts) and not args.no_setup:
         subprocess.run(["bash", str(HERE / "peers" / "setup.sh")], check=True)
     out = Path(args.out)
@@ -112,11 +115,14 @@ def _speed_two(text: str, parts: list[str], quick: bool) -> str:
     """Issue 26's sections: the deep rate-coded nets (LIF and PLIF), the Open Neuromorphic benchmark and the
     TTFS peer, each run with the benchmark venv's python (the peers live there)."""
     python = str(DEFAULT_PEER_PYTHON) if DEFAULT_PEER_PYTHON.exists() else sys.executable
-    for section, preset, title in (("rate_deep", "deep", "## Deep nets, rate-coded: VGG-11 and SEW-ResNet-18"),
-                                   ("rate_plif", "plif", "## Deep nets with PLIF neurons (learnable decay)")):
+    for section, preset, title, extra in (
+        ("rate_deep", "deep", "## Deep nets, rate-coded: VGG-11 and SEW-ResNet-18", []),
+        ("rate_plif", "plif", "## Deep nets with PLIF neurons (learnable decay)", []),
+        ("rate_deep_bf16", "deep", "## Deep nets under bfloat16 autocast", ["--precision", "bf16", "--warmup", "2"]),
+    ):
         if section in parts:
             cmd = [python, str(HERE / "bench_rate.py"), "--configs", "vgg11:4" if quick else preset,
-                   "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", "--warmup", "1"]
+                   "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", "--warmup", "1", *extra]
             text = replace_section(text, section, title + "\n\n" + _run(cmd))
     for section, dtype, title in (("on", "float32", "## Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500"),
                                   ("on_bf16", "bfloat16", "## Open Neuromorphic benchmark in bfloat16")):

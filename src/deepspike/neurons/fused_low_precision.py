@@ -53,7 +53,7 @@ from deepspike.neurons.fused_constants import RESET_CODES
 from deepspike.neurons.params import NeuronParams
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
-CHUNK_ELEMENTS = 1 << 18  # float32 elements of one chunk buffer (1 MiB; 2^18-2^22 time the same): columns = this / T
+CHUNK_ELEMENTS = 1 << 20  # float32 elements of one chunk buffer (4 MiB): columns = this / T (session18_scripts)
 
 
 def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
