@@ -116,13 +116,13 @@ def _speed_two(text: str, parts: list[str], quick: bool) -> str:
     TTFS peer, each run with the benchmark venv's python (the peers live there)."""
     python = str(DEFAULT_PEER_PYTHON) if DEFAULT_PEER_PYTHON.exists() else sys.executable
     for section, preset, title, extra in (
-        ("rate_deep", "deep", "## Deep nets, rate-coded: VGG-11 and SEW-ResNet-18", []),
-        ("rate_plif", "plif", "## Deep nets with PLIF neurons (learnable decay)", []),
-        ("rate_deep_bf16", "deep", "## Deep nets under bfloat16 autocast", ["--precision", "bf16", "--warmup", "2"]),
+        ("rate_deep", "deep", "## Deep nets, rate-coded: VGG-11 and SEW-ResNet-18", ["--warmup", "1"]),
+        ("rate_plif", "plif", "## Deep nets with PLIF neurons (learnable decay)", ["--warmup", "1"]),
+        ("rate_deep_bf16", "deep", "## Deep nets under bfloat16 autocast", ["--warmup", "2", "--precision", "bf16"]),
     ):
         if section in parts:
             cmd = [python, str(HERE / "bench_rate.py"), "--configs", "vgg11:4" if quick else preset,
-                   "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", "--warmup", "1", *extra]
+                   "--rounds", "1" if quick else "3", "--steps", "2" if quick else "3", *extra]
             text = replace_section(text, section, title + "\n\n" + _run(cmd))
     for section, dtype, title in (("on", "float32", "## Open Neuromorphic benchmark: Linear + LIF, batch 16, T = 500"),
                                   ("on_bf16", "bfloat16", "## Open Neuromorphic benchmark in bfloat16")):
