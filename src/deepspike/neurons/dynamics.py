@@ -154,7 +154,7 @@ def neuron_multistep(
         if fused:
             raise ConfigError(
                 f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors (or "
-                f"bfloat16 / float16 of dense steps without the membrane trace) and a "
+                f"bfloat16 / float16 without the membrane trace) and a "
                 f"surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on {x.device}, surrogate "
                 f"{params.spike_fn.name!r}"
             )

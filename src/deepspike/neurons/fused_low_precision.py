@@ -70,15 +70,20 @@ def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Ten
     return x.device.type == "cpu" and fused_available()
 
 
+def _chunk_width(t: int, n: int) -> int:
+    """Columns of the widest chunk of ``[T, N]`` rows: ``T x width`` float32 elements fit ``CHUNK_ELEMENTS``."""
+    return min(n, max(1, CHUNK_ELEMENTS // t))
+
+
 def _chunks(t: int, n: int) -> list[tuple[int, int]]:
-    """Column ranges ``[lo, hi)`` of ``[T, N]`` rows whose ``T x (hi - lo)`` float32 elements fit ``CHUNK_ELEMENTS``."""
-    width = max(1, CHUNK_ELEMENTS // t)
+    """Column ranges ``[lo, hi)`` of ``[T, N]`` rows, each at most ``_chunk_width`` wide."""
+    width = _chunk_width(t, n)
     return [(lo, min(n, lo + width)) for lo in range(0, n, width)]
 
 
-def _chunk_buffer(t: int, n: int) -> torch.Tensor:
-    """Flat float32 buffer for the largest chunk of ``[T, N]`` rows (``_chunks``)."""
-    return torch.empty(t * min(n, max(1, CHUNK_ELEMENTS // t)), dtype=torch.float32)
+def _chunk_buffer(rows: int, t: int, n: int) -> torch.Tensor:
+    """Flat float32 buffer for ``rows`` rows of the widest chunk of ``[T, N]`` rows (``_chunks``)."""
+    return torch.empty(rows * _chunk_width(t, n), dtype=torch.float32)
 
 
 def _as_float(rows: torch.Tensor, lo: int, hi: int, buf: torch.Tensor) -> torch.Tensor:
@@ -123,7 +128,7 @@ def _forward(x: torch.Tensor, v0: torch.Tensor | None, params: NeuronParams, s_o
     if uses_triton(x):
         _forward_rows(x2, v_rows, s2, params)
         return s, v
-    buf = _chunk_buffer(t, x2.shape[1])
+    buf = _chunk_buffer(t, t, x2.shape[1])
     for lo, hi in _chunks(t, x2.shape[1]):
         xc = _as_float(x2, lo, hi, buf)
         _forward_rows(xc, v_rows[lo:hi], xc, params)
@@ -144,7 +149,7 @@ def _backward(x: torch.Tensor, v0: torch.Tensor | None, g_s: torch.Tensor | None
     if triton:
         _backward_rows(params, x2, v_rows, gs2, gv_rows, gx2)
         return gv
-    buf, gbuf = _chunk_buffer(t, n), _chunk_buffer(t, n)
+    buf, gbuf = _chunk_buffer(t, t, n), _chunk_buffer(gs2.shape[0], t, n)  # gs2: T rows, or the one of s.sum()
     for lo, hi in _chunks(t, n):
         xc = _as_float(x2, lo, hi, buf)
         _backward_rows(params, xc, v_rows[lo:hi], _as_float(gs2, lo, hi, gbuf), gv_rows[lo:hi], xc)
