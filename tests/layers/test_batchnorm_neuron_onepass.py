@@ -212,3 +212,88 @@ def test_a_repeated_input_reads_one_step_and_matches_its_t_copies(learnable):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
     torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(fused_bn.running_mean, ref_bn.running_mean, rtol=1e-12, atol=1e-14)
+
+
+def _rounded_reference(x, bn, params, g, decay=None, threshold=None, decay_input=False):
+    """What the path claims for a bfloat16 ``x``, in float64 by torch: the spikes of ``x``'s values; ``dL/dy`` from
+    the reference step loop rounded to bfloat16 (the kernels store it so); batch-norm's backward of that rounded
+    ``dL/dy`` by autograd; ``dL/dx`` rounded to bfloat16. Returns ``(s, dL/dx, dL/dgamma, dL/dbeta, dL/ddecay)``."""
+    x64 = x.detach().double().requires_grad_()
+    y = _batch_norm(x64, bn)
+    y_leaf = y.detach().requires_grad_()
+    learnt = [] if decay is None else [decay]
+    if decay is None:
+        s = neuron_multistep(y_leaf, params, fused=False)[0]
+    else:
+        s = learnable_multistep_reference(y_leaf, decay, threshold, params, decay_input=decay_input)[0]
+    g_y, *g_decay = torch.autograd.grad(s, [y_leaf, *learnt], g.double())
+    g_x, g_w, g_b = torch.autograd.grad(y, [x64, bn.weight, bn.bias], g_y.bfloat16().double())
+    return s.detach(), g_x.bfloat16(), g_w, g_b, *g_decay
+
+
+def _bfloat16_case(seed, shape=(4, 5, 3, 6, 7), layout=torch.contiguous_format):
+    torch.manual_seed(seed)
+    x = torch.stack([s.contiguous(memory_format=layout) for s in torch.randn(shape) * 2 + 0.3]).bfloat16()
+    return x, torch.randn(shape).bfloat16()
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout):
+    """Under autocast a batch-norm gets a bfloat16 input: the kernels read its bits and compute in float32, so the
+    spikes, the final membrane and the running statistics equal the float32 path's on ``x.float()`` bit for bit;
+    the gradients equal the float64 reference with ``dL/dy`` and ``dL/dx`` rounded to bfloat16 where the kernels
+    round them (to a bfloat16 rounding: float32 against float64 may round a value the other way)."""
+    params = NeuronParams(decay=0.6, threshold=0.8, reset=reset, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    x, g = _bfloat16_case(7, layout=layout)
+    bf16_bn, float_bn, ref_bn = _layer(3, torch.float32), _layer(3, torch.float32), _layer(3, torch.float32).double()
+    got = _grads(lambda v: batch_norm_neuron(v, bf16_bn, NeuronRun(params))[0], x, g, [bf16_bn.weight, bf16_bn.bias])
+    s32, v32 = batch_norm_neuron(x.float().requires_grad_(), float_bn, NeuronRun(params))
+    s_bf16, v_bf16 = batch_norm_neuron(x.clone().requires_grad_(), _layer(3, torch.float32), NeuronRun(params))
+    assert got[0].dtype == torch.bfloat16 and got[1].dtype == torch.bfloat16 and v_bf16.dtype == torch.float32
+    assert torch.equal(got[0].float(), s32) and torch.equal(v_bf16, v32) and 0 < s32.mean() < 1
+    assert got[0][0].is_contiguous(memory_format=layout) and got[1][0].is_contiguous(memory_format=layout)
+    assert torch.equal(bf16_bn.running_var, float_bn.running_var)
+    want = _rounded_reference(x, ref_bn, params, g)
+    assert torch.equal(got[0].double(), want[0])
+    scale = want[1].abs().max().item()
+    torch.testing.assert_close(got[1].float(), want[1].float(), rtol=2**-7, atol=scale * 1e-4)
+    torch.testing.assert_close(got[2].double(), want[2], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got[3].double(), want[3], rtol=1e-4, atol=1e-5)
+
+
+def test_a_bfloat16_input_to_plif_and_a_repeated_bfloat16_input():
+    """PLIF with a per-channel learnable decay on a bfloat16 input, and direct encoding's repeated step."""
+    params = NeuronParams(decay=0.5, threshold=0.7, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    run = NeuronRun(params, learnable=True, decay_input=True)
+    torch.manual_seed(8)
+    decay = (torch.rand(3, 1, 1, dtype=torch.float64) * 0.5 + 0.3).requires_grad_()
+    threshold = torch.full((3, 1, 1), 0.7, dtype=torch.float64)
+    x, g = _bfloat16_case(9)
+    for v in (x, x[:1].expand(4, -1, -1, -1, -1)):
+        bn, ref_bn = _layer(3, torch.float32), _layer(3, torch.float32).double()
+        got = _grads(lambda u, bn=bn: batch_norm_neuron(
+            u if u.stride(0) else u.expand(4, -1, -1, -1, -1), bn, run, decay.float(), threshold.float())[0],
+            v if v.stride(0) else v[:1], g, [bn.weight, bn.bias])
+        want = _rounded_reference(v.contiguous(), ref_bn, params, g, decay, threshold, True)
+        assert torch.equal(got[0].double(), want[0]) and want[0].any()
+        summed = want[1].float() if v.stride(0) else want[1].double().sum(0, keepdim=True).float()
+        torch.testing.assert_close(got[1].float(), summed, rtol=2**-7, atol=summed.abs().max().item() * 2e-3)
+        torch.testing.assert_close(got[2].double(), want[2], rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_spikes_carry_their_codes_and_bfloat16_takes_no_general_path():
+    params = NeuronParams(decay=0.5, threshold=0.5)
+    x = torch.randn(3, 2, 4, 5, 5).bfloat16()
+    s, v = batch_norm_neuron(x.clone().requires_grad_(), nn.BatchNorm2d(4), NeuronRun(params))
+    codes, _ = attached_codes(s)
+    assert s.dtype == torch.bfloat16 and torch.equal(codes.bfloat16(), s) and s.any()
+    x[1, 0, 2, 3, 3] = float("nan")
+    s_bad, _ = batch_norm_neuron(x.requires_grad_(), nn.BatchNorm2d(4), NeuronRun(params))
+    assert attached_codes(s_bad) is None and s_bad.isnan().any()
+    assert onepass_supported(x.flatten(0, 1), params, learnable=False, pooled=False)
+    pooled = NeuronRun(params, (2, 2, False))  # the general path is float only: the unfused layers run bfloat16
+    assert bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6, requires_grad=True), pooled)
+    assert not bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6).bfloat16().requires_grad_(), pooled)
+    no_leak = NeuronRun(NeuronParams(decay=0.5, threshold=0.5, leak_grad=False))
+    assert not bn_neuron.fusable(nn.BatchNorm2d(4), x.detach().requires_grad_(), no_leak)

@@ -35,7 +35,9 @@ layers' up to float32 summation order (``tests/layers/test_batchnorm_neuron.py``
 That is the general path. Dense CPU steps (contiguous or channels-last) without fused pooling take the one-pass
 path instead (``layers.batchnorm_neuron_onepass``): the same node, saving the same ``x``, with the statistics, the
 affine map, the neuron, the spikes' ``uint8`` codes (attached to ``s`` for the next convolution:
-``layers.spike_storage``) and batch-norm's backward sums in numba kernels that read each large tensor once.
+``layers.spike_storage``) and batch-norm's backward sums in numba kernels that read each large tensor once. A
+bfloat16 ``x`` (CPU autocast) runs only there, computed in float32; where that path cannot run it (a fused
+pooling), the unfused layers run it.
 """
 
 from __future__ import annotations
@@ -82,20 +84,25 @@ def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
     """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and the neuron ``run`` on
     ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` dense, and the numba
     kernels able to run the neuron on it. A time-invariant ``x`` (direct encoding: one ``[B, ...]`` step repeated)
-    only on the one-pass path, which reads its one step (the general path would expand it T times)."""
+    and a bfloat16 ``x`` (under autocast) only on the one-pass path: it reads a repeated input's one step (the
+    general path would expand it T times) and computes a bfloat16 input in float32 (the general path is float
+    only)."""
     if not isinstance(bn, PLAIN_BATCH_NORMS) or bn._forward_hooks or bn._forward_pre_hooks:
         return False
     if not (bn.training and torch.is_grad_enabled() and x.requires_grad) or x.dim() < 3:
         return False
-    if time_invariant(x):
-        if not onepass_supported(x[0], run.params, run.learnable, run.pool is not None):
+    repeated = time_invariant(x)
+    if repeated or x.dtype == torch.bfloat16:
+        if not onepass_supported(x[0] if repeated else x.flatten(0, 1), run.params, run.learnable,
+                                 run.pool is not None):
             return False
     else:
         flat = x.flatten(0, 1)
         dense = flat.is_contiguous() or (flat.dim() == 4 and flat.is_contiguous(memory_format=torch.channels_last))
         if not dense or uses_triton(x):
             return False
-    return learnable_fused_supported(x, run.params) if run.learnable else fused_supported(x, run.params)
+    probe = x.new_ones(1, dtype=torch.float32) if x.dtype == torch.bfloat16 else x  # what the neuron kernels compute
+    return learnable_fused_supported(probe, run.params) if run.learnable else fused_supported(probe, run.params)
 
 
 def _momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:

@@ -17,7 +17,9 @@ update, the surrogate and the decay/threshold gradients are the fused learnable 
 
 Blocks of ``fused_kernels.BLOCK`` columns run in parallel (``prange``); the per-channel constants are written
 once per block into rows (``_channel_row``), so every per-step loop is a vectorised row loop, as in the neuron
-kernels. Imported lazily (numba is slow to load).
+kernels. ``x``, ``s``, ``gs``, ``gy`` and ``gx`` may be bfloat16 bits (``uint16``): each row is read through
+``load_row`` and written through ``staging_row``/``commit_row`` (``neurons.bfloat16_rows``), and the block-local rows
+are in ``alpha``'s dtype (the computation's: float32 for bfloat16). Imported lazily (numba is slow to load).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import BLOCK, _overlap, _read_row, _row_add
@@ -58,9 +61,10 @@ def channel_stats(x, plane, n_ch, s1, s2):
     for c in nb.prange(n_ch):
         a1 = 0.0
         a2 = 0.0
+        buf = np.empty(plane, dtype=np.float32)  # decoded bfloat16 values (unused for float x)
         for i in range(m):
             lo = (i * n_ch + c) * plane
-            p1, p2 = _plane_sums(x[lo:lo + plane])
+            p1, p2 = _plane_sums(load_row(x[lo:lo + plane], buf))
             a1 += p1
             a2 += p2
         s1[c] = a1
@@ -76,10 +80,11 @@ def channel_stats_interleaved(x, n_ch, s1, s2):
     p1 = np.zeros((bands, n_ch))
     p2 = np.zeros((bands, n_ch))
     for k in nb.prange(bands):
+        buf = np.empty(n_ch, dtype=np.float32)  # decoded bfloat16 values (unused for float x)
         for r in range(k * rows // bands, (k + 1) * rows // bands):
-            base = r * n_ch
+            row = load_row(x[r * n_ch:(r + 1) * n_ch], buf)
             for c in range(n_ch):  # vectorised over channels
-                v = np.float64(x[base + c])
+                v = np.float64(row[c])
                 p1[k, c] += v
                 p2[k, c] += v * v
     for c in range(n_ch):
@@ -169,12 +174,15 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
-        y, scratch = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
+        y, scratch = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)
+        x_buf, s_buf = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)  # bfloat16 rows
         for t in range(steps):
-            _row_affine(x[0 if const else t, lo:hi], a_row, b_row, y)
-            _row_forward(y, v[lo:hi], s[t, lo:hi], scratch, kb, tb, reset, decay_input)
-            if not _row_codes(s[t, lo:hi], codes[t, lo:hi]):
+            _row_affine(load_row(x[0 if const else t, lo:hi], x_buf), a_row, b_row, y)
+            s_row = staging_row(s[t, lo:hi], s_buf)
+            _row_forward(y, v[lo:hi], s_row, scratch, kb, tb, reset, decay_input)
+            if not _row_codes(s_row, codes[t, lo:hi]):
                 exact[b] = False
+            commit_row(s_row, s[t, lo:hi])
     return exact.all()
 
 
@@ -201,20 +209,25 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
-        block_y, block_h = np.empty((steps, width), dtype=x.dtype), np.empty((steps, width), dtype=x.dtype)
-        sg, v_prev = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
-        v, gv = np.zeros(width, dtype=x.dtype), np.zeros(width, dtype=x.dtype)
-        gkb, gthb = np.zeros(width, dtype=x.dtype), np.zeros(width if want_th else 0, dtype=x.dtype)
-        acc_g, acc_gx = np.zeros(width, dtype=x.dtype), np.zeros(width, dtype=x.dtype)
+        dt = alpha.dtype  # the computation's (float32 for bfloat16 bits)
+        block_y, block_h = np.empty((steps, width), dtype=dt), np.empty((steps, width), dtype=dt)
+        sg, v_prev = np.empty(width, dtype=dt), np.empty(width, dtype=dt)
+        v, gv = np.zeros(width, dtype=dt), np.zeros(width, dtype=dt)
+        gkb, gthb = np.zeros(width, dtype=dt), np.zeros(width if want_th else 0, dtype=dt)
+        acc_g, acc_gx = np.zeros(width, dtype=dt), np.zeros(width, dtype=dt)
+        x_buf, g_buf, gy_buf = np.empty(width, dtype=dt), np.empty(width, dtype=dt), np.empty(width, dtype=dt)
         for t in range(steps):
-            _row_affine(x[0 if const else t, lo:hi], a_row, b_row, block_y[t])
+            _row_affine(load_row(x[0 if const else t, lo:hi], x_buf), a_row, b_row, block_y[t])
             _row_forward(block_y[t], v, sg, block_h[t], kb, tb, reset, decay_input)  # sg: scratch
         v[:] = _ZERO  # v_0, for reverse_step_rows
         for t in range(steps - 1, -1, -1):
             h_row = reverse_step_rows(block_h, t, v, tb, reset, code, p1, p2, v_prev, sg)
-            _row_backward(block_y[t], h_row, v_prev, gs[t, lo:hi], gv, gy[t, lo:hi], gkb, gthb, sg, kb, tb, reset,
-                          detach, decay_input, want_th)
-            _row_moments(gy[t, lo:hi], x[0 if const else t, lo:hi], acc_g, acc_gx)
+            gy_row = staging_row(gy[t, lo:hi], gy_buf)
+            _row_backward(block_y[t], h_row, v_prev, load_row(gs[t, lo:hi], g_buf), gv, gy_row, gkb, gthb, sg, kb,
+                          tb, reset, detach, decay_input, want_th)
+            commit_row(gy_row, gy[t, lo:hi])
+            # the sums of dL/dy as stored (bfloat16: rounded), so that dL/dx's channel sums stay consistent with it
+            _row_moments(load_row(gy[t, lo:hi], gy_buf), load_row(x[0 if const else t, lo:hi], x_buf), acc_g, acc_gx)
         _store_grad(gkb, gk, lo, hi, b, n_cols)
         _store_grad(gthb, gth, lo, hi, b, n_cols)
         _channel_add(acc_g, lo, plane, n_ch, g1[b])
@@ -240,18 +253,22 @@ def bn_input_grad(gy, x, alpha, a, b, plane, gx):
         lo = blk * BLOCK
         hi = min(lo + BLOCK, n_cols)
         width = hi - lo
-        a_row, c_row, d_row = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype), np.empty(
-            width, dtype=x.dtype)
-        g_in = np.empty(width if staged else 0, dtype=x.dtype)
+        dt = alpha.dtype  # the computation's (float32 for bfloat16 bits)
+        a_row, c_row, d_row = np.empty(width, dtype=dt), np.empty(width, dtype=dt), np.empty(width, dtype=dt)
+        g_in, x_buf, out_buf = np.empty(width, dtype=dt), np.empty(width, dtype=dt), np.empty(width, dtype=dt)
         _channel_row(alpha, lo, hi, plane, n_ch, a_row)
         _channel_row(a, lo, hi, plane, n_ch, c_row)
         _channel_row(b, lo, hi, plane, n_ch, d_row)
         if repeated:
-            acc = np.zeros(width, dtype=x.dtype)
+            acc = np.zeros(width, dtype=dt)
             for t in range(steps):
-                _row_add(acc, gy[t, lo:hi])
-            _row_input_grad(acc, x[0, lo:hi], a_row, c_row, d_row, gx[0, lo:hi])
+                _row_add(acc, load_row(gy[t, lo:hi], g_in))
+            out = staging_row(gx[0, lo:hi], out_buf)
+            _row_input_grad(acc, load_row(x[0, lo:hi], x_buf), a_row, c_row, d_row, out)
+            commit_row(out, gx[0, lo:hi])
         else:
             for t in range(steps):
-                g_row = _read_row(gy[t, lo:hi], g_in, staged)
-                _row_input_grad(g_row, x[t, lo:hi], a_row, c_row, d_row, gx[t, lo:hi])
+                g_row = _read_row(load_row(gy[t, lo:hi], g_in), g_in, staged)  # bfloat16: decoded, so already a copy
+                out = staging_row(gx[t, lo:hi], out_buf)
+                _row_input_grad(g_row, load_row(x[t, lo:hi], x_buf), a_row, c_row, d_row, out)
+                commit_row(out, gx[t, lo:hi])

@@ -19,6 +19,13 @@ biased variance from per-plane float64 sums, ``var = S2 / M - mean^2``; the runn
 ``nn.BatchNorm`` moves them (unbiased variance). The neuron is a ``LearnableLIF`` (PLIF, learnable threshold) or a
 fixed IF/LIF whose temporal gradient keeps its leak (``leak_grad``, the default); both run the fused learnable
 kernels' rows, whose update is the fixed kernels' float for float.
+
+A bfloat16 ``x`` (a convolution's output under CPU autocast) goes to the same kernels as its bits
+(``neurons.bfloat16_rows``): they compute in float32 (statistics, ``y``, the membrane, the decay and threshold),
+so the spikes, ``v_T`` and the running statistics are the float32 path's on ``x.float()`` bit for bit. What they
+write is bfloat16: the spikes (and their codes), ``dL/dy`` (rounded once; ``G1``, ``G2`` sum the rounded values,
+so ``dL/dx`` is batch-norm's backward of the ``dL/dy`` it stores) and ``dL/dx``. Saved for backward: ``x`` in
+bfloat16, 2 bytes a value, where the unfused layers under autocast keep ``x`` and the neuron's bfloat16 input.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
 from deepspike.neurons.fused_learnable import param_grad_buffers, param_grads, param_rows, step_rows
 from deepspike.neurons.params import NeuronParams
 
+COMPUTED_IN = {torch.float32: torch.float32, torch.float64: torch.float64, torch.bfloat16: torch.float32}
 _KERNELS: list = []  # [batchnorm_neuron_kernels] once imported, [None] without numba
 
 
@@ -51,12 +59,26 @@ def _channels_last(x: torch.Tensor) -> bool:
 
 def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool, pooled: bool) -> bool:
     """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous or channels-last CPU
-    float32/float64, no fused pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels
-    loadable."""
+    float32/float64/bfloat16, no fused pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba
+    kernels loadable."""
     if pooled or not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
         return False
     dense = x.is_contiguous() or _channels_last(x)
-    return x.dtype in (torch.float32, torch.float64) and dense and _kernels() is not None
+    return x.dtype in COMPUTED_IN and dense and _kernels() is not None
+
+
+def _computed(step: torch.Tensor) -> torch.Tensor:
+    """``step`` for a float32/float64 step; for a bfloat16 one, an uninitialised float32 tensor of its shape and
+    strides: what the neuron helpers (``fused_learnable.param_rows`` ...) take for the computation's dtype and the
+    step's layout."""
+    dtype = COMPUTED_IN[step.dtype]
+    return step if dtype == step.dtype else torch.empty_strided(step.shape, step.stride(), dtype=dtype)
+
+
+def _array(t: torch.Tensor):
+    """The numpy view the kernels take: ``t``'s own for float32/float64, its bits (``uint16``) for bfloat16
+    (``neurons.bfloat16_rows``)."""
+    return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def _plane(step: torch.Tensor) -> int:
@@ -67,7 +89,8 @@ def _plane(step: torch.Tensor) -> int:
 
 def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float,
                      copies: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (dense) in ``x``'s dtype, from float64
+    """``(mean, biased variance)`` per channel of ``x [M, C, ...]`` (dense) in its computation's dtype
+    (``COMPUTED_IN``: float32 for bfloat16), from float64
     sums (module docstring); ``running_mean``/``running_var`` (or None) moved by ``momentum`` as ``nn.BatchNorm``
     moves them, with the unbiased variance. ``copies``: the batch is that many copies of ``x`` (a repeated input:
     the same mean and biased variance, a count ``copies`` times larger in the unbiased correction)."""
@@ -75,7 +98,7 @@ def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float
     count = x.numel() // n_ch
     s1 = torch.empty(n_ch, dtype=torch.float64)
     s2 = torch.empty(n_ch, dtype=torch.float64)
-    flat = _rows(x.detach(), 1)[0].numpy()
+    flat = _array(_rows(x.detach(), 1)[0])
     plane = _plane(x)
     if plane == 1:  # channels-last or [M, C]: channel j % C
         run_numba_kernel(_kernels().channel_stats_interleaved, flat, n_ch, s1.numpy(), s2.numpy())
@@ -88,7 +111,7 @@ def batch_statistics(x: torch.Tensor, running_mean, running_var, momentum: float
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
             unbiased = var * (copies * count / max(copies * count - 1, 1))
             running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
-    return mean.to(x.dtype), var.to(x.dtype)
+    return mean.to(COMPUTED_IN[x.dtype]), var.to(COMPUTED_IN[x.dtype])
 
 
 def channel_maps(weight, bias, mean: torch.Tensor, invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,15 +133,16 @@ def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, p
                     threshold, decay_input: bool, steps: int):
     """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for
     ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps; dense steps,
-    contiguous or channels-last); ``s`` and ``v_T`` in the steps' layout; ``codes`` the spikes as ``uint8``
-    (``s``'s shape and strides), None where a spike is not 0 or 1 (a NaN input)."""
+    contiguous or channels-last); ``s`` (``x``'s dtype) and ``v_T`` (the computation's: float32 for bfloat16) in
+    the steps' layout; ``codes`` the spikes as ``uint8`` (``s``'s shape and strides), None where a spike is not 0 or 1
+    (a NaN input)."""
     t, step = steps, x[0]
     s = _like_steps((t, *step.shape), step.stride(), step.device, x.dtype)
     codes = _like_steps((t, *step.shape), step.stride(), step.device, torch.uint8)
-    v = torch.zeros_like(step)
-    k, th = _neuron_rows(params, step, decay, threshold)
-    exact = run_numba_kernel(_kernels().bn_neuron_forward, _rows(x.detach(), x.shape[0]).numpy(), alpha.numpy(),
-                             shift.numpy(), _plane(step), _rows(v, 1)[0].numpy(), _rows(s, t).numpy(),
+    v = torch.zeros_like(step, dtype=COMPUTED_IN[x.dtype])
+    k, th = _neuron_rows(params, _computed(step), decay, threshold)
+    exact = run_numba_kernel(_kernels().bn_neuron_forward, _array(_rows(x.detach(), x.shape[0])), alpha.numpy(),
+                             shift.numpy(), _plane(step), _rows(v, 1)[0].numpy(), _array(_rows(s, t)),
                              _rows(codes, t).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
     return s, v, codes if exact else None
 
@@ -142,25 +166,26 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     t, step = g_s.shape[0], x[0]
     n_ch = x.shape[2]
     kernels = _kernels()
-    x2, plane = _rows(x.detach(), x.shape[0]), _plane(step)
+    x2, plane, wide = _rows(x.detach(), x.shape[0]), _plane(step), _computed(step)
     alpha, shift = channel_maps(weight, bias, mean, invstd)
-    k, th = _neuron_rows(params, step, decay, threshold)
+    k, th = _neuron_rows(params, wide, decay, threshold)
     learnable = decay is not None
-    gk, gth = param_grad_buffers(decay, threshold, step, want_threshold) if learnable else (step.new_zeros(0),) * 2
+    gk, gth = param_grad_buffers(decay, threshold, wide, want_threshold) if learnable else (wide.new_zeros(0),) * 2
     blocks = kernels.n_blocks(x2.shape[1])
     g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     gy = torch.empty((t, x2.shape[1]), dtype=x2.dtype)
     code, p1, p2 = surrogate_constants(params.spike_fn.name, params.spike_fn.params)
-    run_numba_kernel(kernels.bn_neuron_backward, x2.numpy(), alpha.numpy(), shift.numpy(), plane,
-                     step_rows(g_s, step).numpy(), gy.numpy(), gk.numpy(), gth.numpy(), k.numpy(), th.numpy(),
+    run_numba_kernel(kernels.bn_neuron_backward, _array(x2), alpha.numpy(), shift.numpy(), plane,
+                     _array(step_rows(g_s.to(x.dtype), step)), _array(gy), gk.numpy(), gth.numpy(), k.numpy(),
+                     th.numpy(),
                      RESET_CODES[params.reset], params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy())
     g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, gy.numel() // n_ch)
     repeats = t // x2.shape[0]  # T for a repeated input (its one row's gradient sums the T copies'), else 1
     gx = gy if repeats == 1 else torch.empty_like(x2)
-    run_numba_kernel(kernels.bn_input_grad, gy.numpy(), x2.numpy(), alpha.numpy(), (a * repeats).numpy(),
-                     (b * repeats).numpy(), plane, gx.numpy())
-    g_decay, g_threshold = param_grads(gk, gth, step, decay, threshold) if learnable else (None, None)
+    run_numba_kernel(kernels.bn_input_grad, _array(gy), _array(x2), alpha.numpy(), (a * repeats).numpy(),
+                     (b * repeats).numpy(), plane, _array(gx))
+    g_decay, g_threshold = param_grads(gk, gth, wide, decay, threshold) if learnable else (None, None)
     g_w = None if weight is None else g_gamma.to(weight.dtype)
     g_b = None if bias is None else g_beta.to(bias.dtype)
     return gx.as_strided(x.shape, (x2.shape[1], *step.stride())), g_w, g_b, g_decay, g_threshold
