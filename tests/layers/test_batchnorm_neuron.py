@@ -199,16 +199,21 @@ def test_not_fused_where_time_runs_in_segments():
 
 @pytest.mark.parametrize("pool", [False, True])
 def test_under_bfloat16_autocast_the_fused_node_runs_and_matches_the_unfused_layers(pool):
-    """Under CPU autocast the batch-norm gets the convolution's bfloat16 output: without a fused pooling the node
-    runs (the one-pass kernels on the bfloat16 bits); with one, the unfused layers (the general path is float only).
-    Both give the unfused bfloat16 layers' spikes and gradients up to bfloat16 rounding."""
+    """Under CPU autocast the batch-norm gets the convolution's bfloat16 output: the node runs it (the one-pass
+    kernels on the bfloat16 bits, with or without the fused pooling) and gives the unfused bfloat16 layers' spikes
+    and gradients up to bfloat16 rounding."""
     fused, plain = SpikingSequential(*_conv_layers("bn", pool, "zero", 0.1)), nn.Sequential(
         *_conv_layers("bn", pool, "zero", 0.1))
     plain.load_state_dict(fused.state_dict())
     x = torch.rand(4, 3, 2, 8, 8)
+    seen = []  # the layout of the map the last convolution reads (after the fused pooling, if any)
+    hook = fused[-2].module.register_forward_pre_hook(lambda _, a: seen.append(a[0].is_contiguous()))
+    fused(x.clone().requires_grad_())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert ("_BatchNormNeuronBackward" in node_names(fused(x.clone().requires_grad_()))) is not pool
+        assert "_BatchNormNeuronBackward" in node_names(fused(x.clone().requires_grad_()))
+        hook.remove()
         (y1, gx1, gp1), (y2, gx2, gp2) = _run(fused, x), _run(plain, x)
+    assert seen == [not pool, True]  # float32: pooled channels-last for the convolution; bfloat16: kept contiguous
     assert y1.dtype == torch.bfloat16 and (y1 != 0).any()
     torch.testing.assert_close(y1.float(), y2.float(), rtol=2**-7, atol=1e-2)
     _close_to_scale(gx1.float(), gx2.float(), tol=1e-2)

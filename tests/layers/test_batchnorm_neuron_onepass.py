@@ -103,15 +103,16 @@ def test_the_spikes_carry_their_uint8_codes_and_a_nan_carries_none():
 def test_which_inputs_take_the_one_pass_path():
     params = NeuronParams(decay=0.5, threshold=0.5)
     x = torch.randn(6, 4, 5, 5)
-    assert onepass_supported(x, params, learnable=False, pooled=False)
-    assert onepass_supported(x.flatten(1), params, learnable=False, pooled=False)  # BatchNorm1d features
-    assert onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False, False)
-    assert not onepass_supported(x.permute(0, 2, 3, 1), params, False, False)  # neither layout
-    assert not onepass_supported(x, params, learnable=False, pooled=True)  # the pooling kernels: general path
+    assert onepass_supported(x, params, learnable=False)
+    assert onepass_supported(x.flatten(1), params, learnable=False)  # BatchNorm1d features
+    assert onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False)
+    assert not onepass_supported(x.permute(0, 2, 3, 1), params, False)  # neither layout
+    assert onepass_supported(x, params, False, (5, 5, False)) and not onepass_supported(x, params, False, (2, 2, True))
+    assert not onepass_supported(x, params, learnable=True, pool=(5, 5, False))  # PLIF is never pooled
     no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
-    assert not onepass_supported(x, no_leak, learnable=False, pooled=False)
-    assert onepass_supported(x, no_leak, learnable=True, pooled=False)  # a learnable neuron keeps its leak
-    assert not onepass_supported(x.half(), params, learnable=False, pooled=False)
+    assert not onepass_supported(x, no_leak, learnable=False)
+    assert onepass_supported(x, no_leak, learnable=True)  # a learnable neuron keeps its leak
+    assert not onepass_supported(x.half(), params, learnable=False)
 
 
 def test_batch_norm_1d_features_and_sequences():
@@ -128,13 +129,42 @@ def test_batch_norm_1d_features_and_sequences():
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
-def test_a_fused_pooling_runs_the_general_path(monkeypatch):
-    calls = []
-    monkeypatch.setattr(bn_neuron, "onepass_forward", lambda *a: calls.append(a) or (_ for _ in ()).throw(
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("pooled_channels_last", [False, True])
+def test_a_fused_pooling_matches_batch_norm_the_step_loop_and_avg_pool_in_float64(channels_last,
+                                                                                   pooled_channels_last):
+    """The neuron's spikes pooled by tiling 2 x 2 windows inside the kernel (the pooled map in the steps' layout,
+    or channels-last when asked for, as ``fused_multistep``'s): values, every gradient and the running statistics
+    of torch's batch-norm, the reference step loop and ``avg_pool2d``."""
+    params = NeuronParams(decay=0.6, threshold=0.5, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(10)
+    x = torch.stack([s.contiguous(memory_format=layout) for s in torch.randn(4, 3, 5, 6, 8, dtype=torch.float64)])
+    g = torch.randn(4, 3, 5, 3, 4, dtype=torch.float64)
+    fused_bn, ref_bn = _layer(5), _layer(5)
+    run = NeuronRun(params, (2, 2, pooled_channels_last))
+
+    def reference(v):
+        return nn.functional.avg_pool2d(_reference(v, ref_bn, params).flatten(0, 1), 2).unflatten(0, (4, 3))
+
+    got = _grads(lambda v: batch_norm_neuron(v, fused_bn, run)[0], x, g, [fused_bn.weight, fused_bn.bias])
+    want = _grads(reference, x, g, [ref_bn.weight, ref_bn.bias])
+    assert torch.equal(got[0], want[0]) and got[0].shape == (4, 3, 5, 3, 4) and 0 < got[0].mean() < 1
+    pooled_layout = torch.channels_last if channels_last or pooled_channels_last else torch.contiguous_format
+    assert got[0][0].is_contiguous(memory_format=pooled_layout) and got[1][0].is_contiguous(memory_format=layout)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)
+
+
+def test_a_neuron_without_its_leak_gradient_runs_the_general_path(monkeypatch):
+    monkeypatch.setattr(bn_neuron, "onepass_forward", lambda *a: (_ for _ in ()).throw(
         AssertionError("one-pass path taken")))
     x = torch.randn(3, 2, 4, 6, 6, requires_grad=True)
-    s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(NeuronParams(decay=0.5, threshold=0.5), (2, 2, False)))
-    assert not calls and attached_codes(s) is None and s.shape == (3, 2, 4, 3, 3)
+    no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
+    for pool in (None, (2, 2, False)):
+        s, _ = batch_norm_neuron(x, nn.BatchNorm2d(4), NeuronRun(no_leak, pool))
+        assert attached_codes(s) is None and s.shape == ((3, 2, 4, 6, 6) if pool is None else (3, 2, 4, 3, 3))
 
 
 @pytest.mark.parametrize("learnable", [False, True])
@@ -214,10 +244,11 @@ def test_a_repeated_input_reads_one_step_and_matches_its_t_copies(learnable):
     torch.testing.assert_close(fused_bn.running_mean, ref_bn.running_mean, rtol=1e-12, atol=1e-14)
 
 
-def _rounded_reference(x, bn, params, g, decay=None, threshold=None, decay_input=False):
-    """What the path claims for a bfloat16 ``x``, in float64 by torch: the spikes of ``x``'s values; ``dL/dy`` from
-    the reference step loop rounded to bfloat16 (the kernels store it so); batch-norm's backward of that rounded
-    ``dL/dy`` by autograd; ``dL/dx`` rounded to bfloat16. Returns ``(s, dL/dx, dL/dgamma, dL/dbeta, dL/ddecay)``."""
+def _rounded_reference(x, bn, params, g, decay=None, threshold=None, decay_input=False, pooled=False):
+    """What the path claims for a bfloat16 ``x``, in float64 by torch: the spikes of ``x``'s values (``pooled``: their
+    2 x 2 average pooling); ``dL/dy`` from the reference step loop rounded to bfloat16 (the kernels store it so);
+    batch-norm's backward of that rounded ``dL/dy`` by autograd; ``dL/dx`` rounded to bfloat16. Returns ``(s, dL/dx,
+    dL/dgamma, dL/dbeta, dL/ddecay)``."""
     x64 = x.detach().double().requires_grad_()
     y = _batch_norm(x64, bn)
     y_leaf = y.detach().requires_grad_()
@@ -226,35 +257,40 @@ def _rounded_reference(x, bn, params, g, decay=None, threshold=None, decay_input
         s = neuron_multistep(y_leaf, params, fused=False)[0]
     else:
         s = learnable_multistep_reference(y_leaf, decay, threshold, params, decay_input=decay_input)[0]
+    if pooled:
+        s = nn.functional.avg_pool2d(s.flatten(0, 1), 2).unflatten(0, s.shape[:2])
     g_y, *g_decay = torch.autograd.grad(s, [y_leaf, *learnt], g.double())
     g_x, g_w, g_b = torch.autograd.grad(y, [x64, bn.weight, bn.bias], g_y.bfloat16().double())
     return s.detach(), g_x.bfloat16(), g_w, g_b, *g_decay
 
 
-def _bfloat16_case(seed, shape=(4, 5, 3, 6, 7), layout=torch.contiguous_format):
+def _bfloat16_case(seed, shape=(4, 5, 3, 6, 8), layout=torch.contiguous_format, pooled=False):
     torch.manual_seed(seed)
     x = torch.stack([s.contiguous(memory_format=layout) for s in torch.randn(shape) * 2 + 0.3]).bfloat16()
-    return x, torch.randn(shape).bfloat16()
+    return x, torch.randn(shape[:3] + ((shape[3] // 2, shape[4] // 2) if pooled else shape[3:])).bfloat16()
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout):
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout, pooled):
     """Under autocast a batch-norm gets a bfloat16 input: the kernels read its bits and compute in float32, so the
-    spikes, the final membrane and the running statistics equal the float32 path's on ``x.float()`` bit for bit;
-    the gradients equal the float64 reference with ``dL/dy`` and ``dL/dx`` rounded to bfloat16 where the kernels
-    round them (to a bfloat16 rounding: float32 against float64 may round a value the other way)."""
+    spikes (or their fused 2 x 2 pooling), the final membrane and the running statistics equal the float32 path's
+    on ``x.float()`` bit for bit; the gradients equal the float64 reference with ``dL/dy`` and ``dL/dx`` rounded to
+    bfloat16 where the kernels round them (to a bfloat16 rounding: float32 against float64 may round a value the
+    other way)."""
     params = NeuronParams(decay=0.6, threshold=0.8, reset=reset, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
-    x, g = _bfloat16_case(7, layout=layout)
+    run = NeuronRun(params, (2, 2, False) if pooled else None)
+    x, g = _bfloat16_case(7, layout=layout, pooled=pooled)
     bf16_bn, float_bn, ref_bn = _layer(3, torch.float32), _layer(3, torch.float32), _layer(3, torch.float32).double()
-    got = _grads(lambda v: batch_norm_neuron(v, bf16_bn, NeuronRun(params))[0], x, g, [bf16_bn.weight, bf16_bn.bias])
-    s32, v32 = batch_norm_neuron(x.float().requires_grad_(), float_bn, NeuronRun(params))
-    s_bf16, v_bf16 = batch_norm_neuron(x.clone().requires_grad_(), _layer(3, torch.float32), NeuronRun(params))
+    got = _grads(lambda v: batch_norm_neuron(v, bf16_bn, run)[0], x, g, [bf16_bn.weight, bf16_bn.bias])
+    s32, v32 = batch_norm_neuron(x.float().requires_grad_(), float_bn, run)
+    s_bf16, v_bf16 = batch_norm_neuron(x.clone().requires_grad_(), _layer(3, torch.float32), run)
     assert got[0].dtype == torch.bfloat16 and got[1].dtype == torch.bfloat16 and v_bf16.dtype == torch.float32
     assert torch.equal(got[0].float(), s32) and torch.equal(v_bf16, v32) and 0 < s32.mean() < 1
     assert got[0][0].is_contiguous(memory_format=layout) and got[1][0].is_contiguous(memory_format=layout)
     assert torch.equal(bf16_bn.running_var, float_bn.running_var)
-    want = _rounded_reference(x, ref_bn, params, g)
+    want = _rounded_reference(x, ref_bn, params, g, pooled=pooled)
     assert torch.equal(got[0].double(), want[0])
     scale = want[1].abs().max().item()
     torch.testing.assert_close(got[1].float(), want[1].float(), rtol=2**-7, atol=scale * 1e-4)
@@ -291,9 +327,8 @@ def test_bfloat16_spikes_carry_their_codes_and_bfloat16_takes_no_general_path():
     x[1, 0, 2, 3, 3] = float("nan")
     s_bad, _ = batch_norm_neuron(x.requires_grad_(), nn.BatchNorm2d(4), NeuronRun(params))
     assert attached_codes(s_bad) is None and s_bad.isnan().any()
-    assert onepass_supported(x.flatten(0, 1), params, learnable=False, pooled=False)
-    pooled = NeuronRun(params, (2, 2, False))  # the general path is float only: the unfused layers run bfloat16
-    assert bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6, requires_grad=True), pooled)
-    assert not bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6).bfloat16().requires_grad_(), pooled)
-    no_leak = NeuronRun(NeuronParams(decay=0.5, threshold=0.5, leak_grad=False))
-    assert not bn_neuron.fusable(nn.BatchNorm2d(4), x.detach().requires_grad_(), no_leak)
+    assert onepass_supported(x.flatten(0, 1), params, learnable=False)
+    no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)  # the general path is float only
+    for run in (NeuronRun(no_leak), NeuronRun(no_leak, (2, 2, False))):
+        assert bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6, requires_grad=True), run)
+        assert not bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6).bfloat16().requires_grad_(), run)

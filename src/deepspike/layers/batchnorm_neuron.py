@@ -32,12 +32,12 @@ threshold: its kernel saves its input ``y``, so the saving is the same, and its 
 from the same recomputation, ``neurons.fused_learnable.recomputed_learnable_grads``); gradients equal the unfused
 layers' up to float32 summation order (``tests/layers/test_batchnorm_neuron.py``).
 
-That is the general path. Dense CPU steps (contiguous or channels-last) without fused pooling take the one-pass
-path instead (``layers.batchnorm_neuron_onepass``): the same node, saving the same ``x``, with the statistics, the
-affine map, the neuron, the spikes' ``uint8`` codes (attached to ``s`` for the next convolution:
-``layers.spike_storage``) and batch-norm's backward sums in numba kernels that read each large tensor once. A
-bfloat16 ``x`` (CPU autocast) runs only there, computed in float32; where that path cannot run it (a fused
-pooling), the unfused layers run it.
+That is the general path. Dense CPU steps (contiguous or channels-last) take the one-pass path instead
+(``layers.batchnorm_neuron_onepass``) when the neuron keeps its leak gradient (or is learnable): the same node,
+saving the same ``x``, with the statistics, the affine map, the neuron (and its fused pooling), the spikes'
+``uint8`` codes (attached to ``s`` for the next convolution: ``layers.spike_storage``) and batch-norm's backward
+sums in numba kernels that read each large tensor once. A bfloat16 ``x`` (CPU autocast) runs only there, computed
+in float32; where that path cannot run it (a neuron without ``leak_grad``), the unfused layers run it.
 """
 
 from __future__ import annotations
@@ -93,8 +93,7 @@ def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
         return False
     repeated = time_invariant(x)
     if repeated or x.dtype == torch.bfloat16:
-        if not onepass_supported(x[0] if repeated else x.flatten(0, 1), run.params, run.learnable,
-                                 run.pool is not None):
+        if not onepass_supported(x[0] if repeated else x.flatten(0, 1), run.params, run.learnable, run.pool):
             return False
     else:
         flat = x.flatten(0, 1)
@@ -172,7 +171,7 @@ class _BatchNormNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, decay, threshold, running_mean, running_var, momentum, eps, steps, run,
                 repeated):
-        ctx.onepass = repeated or onepass_supported(x, run.params, run.learnable, run.pool is not None)
+        ctx.onepass = repeated or onepass_supported(x, run.params, run.learnable, run.pool)
         ctx.rows = 1 if repeated else steps
         codes = None
         if ctx.onepass:
@@ -180,7 +179,7 @@ class _BatchNormNeuron(torch.autograd.Function):
             invstd = torch.rsqrt(var + eps)
             alpha, shift = channel_maps(weight, bias, mean, invstd)
             s, v, codes = onepass_forward(x.unflatten(0, (ctx.rows, -1)), alpha, shift, run.params, decay, threshold,
-                                          run.decay_input, steps)
+                                          run.decay_input, steps, run.pool)
         else:
             s, v, mean, invstd = _general_forward(x, weight, bias, decay, threshold,
                                                   (running_mean, running_var, momentum, eps), steps, run)
@@ -199,7 +198,7 @@ class _BatchNormNeuron(torch.autograd.Function):
         if ctx.onepass:
             g_x, g_w, g_b, g_decay, g_threshold = onepass_backward(
                 x.unflatten(0, (ctx.rows, -1)), g_s, weight, bias, mean, invstd, run.params, decay, threshold,
-                run.decay_input, ctx.needs_input_grad[4])
+                run.decay_input, ctx.needs_input_grad[4], run.pool)
             g_x = g_x.flatten(0, 1)
         else:
             g_x, g_w, g_b, g_decay, g_threshold = _general_backward(g_s, x, weight, bias, mean, invstd, decay,

@@ -15,11 +15,15 @@ update, the surrogate and the decay/threshold gradients are the fused learnable 
                G1[b, c] = sum dL/dy,  G2[b, c] = sum dL/dy x  (over the block's columns of channel c and over t)
     input:     dL/dx = alpha_c dL/dy + a_c x + b_c  (per-channel a, b from G1, G2: ``batchnorm_neuron_onepass``)
 
-Blocks of ``fused_kernels.BLOCK`` columns run in parallel (``prange``); the per-channel constants are written
-once per block into rows (``_channel_row``), so every per-step loop is a vectorised row loop, as in the neuron
-kernels. ``x``, ``s``, ``gs``, ``gy`` and ``gx`` may be bfloat16 bits (``uint16``): each row is read through
-``load_row`` and written through ``staging_row``/``commit_row`` (``neurons.bfloat16_rows``), and the block-local rows
-are in ``alpha``'s dtype (the computation's: float32 for bfloat16). Imported lazily (numba is slow to load).
+Blocks of ``fused_kernels.BLOCK`` columns (whole pooling bands with a fused pooling: ``onepass_blocks``) run in
+parallel (``prange``); the per-channel constants are written once per block into rows (``_channel_row``), so every
+per-step loop is a vectorised row loop, as in the neuron kernels. With a fused pooling the forward writes the
+block's pooled spikes instead of its spikes and codes, and the backward reads the pooled gradient spread over the
+windows (``fused_kernels.lif_forward``/``lif_backward``'s pooling rows).
+
+``x``, ``s``, ``gs``, ``gy`` and ``gx`` may be bfloat16 bits (``uint16``): each row is read through ``load_row`` and
+written through ``staging_row``/``commit_row`` (``neurons.bfloat16_rows``), and the block-local rows are in
+``alpha``'s dtype (the computation's: float32 for bfloat16). Imported lazily (numba is slow to load).
 """
 
 from __future__ import annotations
@@ -30,7 +34,18 @@ import numpy as np
 from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _overlap, _read_row, _row_add
+from deepspike.neurons.fused_kernels import (
+    BLOCK,
+    _block_columns,
+    _from_channels_last,
+    _overlap,
+    _pool_constants,
+    _pool_row,
+    _read_row,
+    _row_add,
+    _to_channels_last,
+    _unpool_row,
+)
 from deepspike.neurons.fused_learnable_kernels import (
     _param_row,
     _row_backward,
@@ -161,25 +176,58 @@ def _row_codes(s, codes):
     return odd == 0
 
 
+@nb.njit(cache=True)
+def onepass_blocks(n_cols, pool):
+    """The kernels' parallel blocks for ``n_cols`` columns: of ``BLOCK`` columns, or of whole pooling bands with a
+    fused pooling (``fused_kernels._block_columns``); the rows of the per-block sums ``g1``, ``g2``."""
+    cols = _block_columns(n_cols, pool)
+    return (n_cols + cols - 1) // cols
+
+
+@nb.njit(cache=True)
+def _write_pooled(spikes, s_step, olo, ohi, pool, acc, rows, pooled_buf):
+    """A block's tiling average pooling of its spike row ``spikes`` into the pooled step ``s_step`` (flat; its
+    columns ``[olo, ohi)``, or scattered channels-last: ``fused_kernels.lif_forward``); ``rows``: a ``[ohi - olo]``
+    row of ``s_step``'s dtype, used for the scatter."""
+    _, relayout, div, _, wo_n = _pool_constants(pool)
+    if relayout:
+        out = staging_row(rows, pooled_buf)
+        _pool_row(spikes, out, acc, pool[0], pool[1], pool[2], pool[3], div)
+        commit_row(out, rows)
+        _to_channels_last(rows, s_step, olo // wo_n, wo_n, pool[4], pool[5])
+    else:
+        direct = staging_row(s_step[olo:ohi], pooled_buf)
+        _pool_row(spikes, direct, acc, pool[0], pool[1], pool[2], pool[3], div)
+        commit_row(direct, s_step[olo:ohi])
+
+
 @nb.njit(parallel=True, cache=True)
-def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input):
+def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input, pool):
     """Forward over T from the membrane ``v [N]`` (in; ``v_T`` out): ``s [T, N]`` spikes and ``codes [T, N]``
     (uint8) of the neuron on ``y = alpha x + shift`` (module docstring); ``x [T, N]``, or ``[1, N]``: the same input
-    at every step (direct encoding). Returns whether every code is exact."""
+    at every step (direct encoding). ``pool``: ``fused_kernels.lif_forward``'s; when it pools, ``s`` is the pooled
+    map ``[T, N / (kh kw)]`` and ``codes`` are not written. Returns whether every code is exact."""
     steps, n_cols = s.shape[0], x.shape[1]
     const = x.shape[0] == 1
-    exact = np.ones(n_blocks(n_cols), dtype=np.bool_)
-    for b in nb.prange(n_blocks(n_cols)):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
-        width = hi - lo
+    pooled, relayout, _, area, _ = _pool_constants(pool)
+    cols = _block_columns(n_cols, pool)
+    exact = np.ones(onepass_blocks(n_cols, pool), dtype=np.bool_)
+    for b in nb.prange(onepass_blocks(n_cols, pool)):
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
+        width, olo, ohi = hi - lo, lo // area, hi // area
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
         y, scratch = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)
         x_buf, s_buf = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)  # bfloat16 rows
+        acc = np.empty(pool[2] * pool[3] if pooled else 0, dtype=alpha.dtype)
+        rows, pooled_buf = np.empty(ohi - olo if relayout else 0, dtype=s.dtype), np.empty(ohi - olo, dtype=alpha.dtype)
         for t in range(steps):
             _row_affine(load_row(x[0 if const else t, lo:hi], x_buf), a_row, b_row, y)
-            s_row = staging_row(s[t, lo:hi], s_buf)
+            s_row = s_buf if pooled else staging_row(s[t, lo:hi], s_buf)
             _row_forward(y, v[lo:hi], s_row, scratch, kb, tb, reset, decay_input)
+            if pooled:
+                _write_pooled(s_row, s[t], olo, ohi, pool, acc, rows, pooled_buf)
+                continue
             if not _row_codes(s_row, codes[t, lo:hi]):
                 exact[b] = False
             commit_row(s_row, s[t, lo:hi])
@@ -194,22 +242,38 @@ def _row_moments(g, x, acc_g, acc_gx):
         acc_gx[n] += g[n] * x[n]
 
 
+@nb.njit(cache=True)
+def _spread_pooled(gs_step, olo, ohi, pool, rows, pooled_buf, spread):
+    """``spread`` = the gradient of ``_write_pooled``: the block's columns of the pooled gradient ``gs_step`` (flat,
+    or gathered from channels-last into ``rows``) spread over their windows (``fused_kernels._unpool_row``)."""
+    _, relayout, div, _, wo_n = _pool_constants(pool)
+    if relayout:
+        _from_channels_last(gs_step, rows, olo // wo_n, wo_n, pool[4], pool[5])
+        _unpool_row(load_row(rows, pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
+    else:
+        _unpool_row(load_row(gs_step[olo:ohi], pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
+
+
 @nb.njit(parallel=True, cache=True)
 def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, detach, decay_input, code, p1, p2,
-                       g1, g2):
+                       g1, g2, pool):
     """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]`` (``x [T, N]``
-    or ``[1, N]``, as the forward's); ``gk``, ``gth`` as ``fused_learnable_kernels.learnable_backward``'s (``[N]``,
-    ``[n_blocks]`` or ``[0]``); ``g1, g2 [n_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy``
-    and ``sum dL/dy x`` out."""
+    or ``[1, N]``, as the forward's; ``gs [T, N / (kh kw)]`` for a pooled forward, ``pool`` as its); ``gk``, ``gth``
+    as ``fused_learnable_kernels.learnable_backward``'s (``[N]``, ``[n_blocks]`` or ``[0]``; not with ``pool``);
+    ``g1, g2 [onepass_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x``."""
     steps, n_cols, n_ch = gs.shape[0], x.shape[1], alpha.shape[0]
     const = x.shape[0] == 1
     want_th = gth.shape[0] > 0
-    for b in nb.prange(n_blocks(n_cols)):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
-        width = hi - lo
+    pooled, relayout, _, area, _ = _pool_constants(pool)
+    cols = _block_columns(n_cols, pool)
+    for b in nb.prange(onepass_blocks(n_cols, pool)):
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
+        width, olo, ohi = hi - lo, lo // area, hi // area
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
         dt = alpha.dtype  # the computation's (float32 for bfloat16 bits)
+        rows, pooled_buf = np.empty(ohi - olo if relayout else 0, dtype=gs.dtype), np.empty(ohi - olo, dtype=dt)
+        spread = np.empty(width if pooled else 0, dtype=dt)
         block_y, block_h = np.empty((steps, width), dtype=dt), np.empty((steps, width), dtype=dt)
         sg, v_prev = np.empty(width, dtype=dt), np.empty(width, dtype=dt)
         v, gv = np.zeros(width, dtype=dt), np.zeros(width, dtype=dt)
@@ -222,9 +286,12 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
         v[:] = _ZERO  # v_0, for reverse_step_rows
         for t in range(steps - 1, -1, -1):
             h_row = reverse_step_rows(block_h, t, v, tb, reset, code, p1, p2, v_prev, sg)
+            if pooled:
+                _spread_pooled(gs[t], olo, ohi, pool, rows, pooled_buf, spread)
+            gs_row = spread if pooled else load_row(gs[t, lo:hi], g_buf)
             gy_row = staging_row(gy[t, lo:hi], gy_buf)
-            _row_backward(block_y[t], h_row, v_prev, load_row(gs[t, lo:hi], g_buf), gv, gy_row, gkb, gthb, sg, kb,
-                          tb, reset, detach, decay_input, want_th)
+            _row_backward(block_y[t], h_row, v_prev, gs_row, gv, gy_row, gkb, gthb, sg, kb, tb, reset, detach,
+                          decay_input, want_th)
             commit_row(gy_row, gy[t, lo:hi])
             # the sums of dL/dy as stored (bfloat16: rounded), so that dL/dx's channel sums stay consistent with it
             _row_moments(load_row(gy[t, lo:hi], gy_buf), load_row(x[0 if const else t, lo:hi], x_buf), acc_g, acc_gx)

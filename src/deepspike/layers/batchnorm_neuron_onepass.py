@@ -18,7 +18,10 @@ invstd``, ``G1 = sum dL/dy``, ``G2 = sum dL/dy x``::
 biased variance from per-plane float64 sums, ``var = S2 / M - mean^2``; the running statistics move as
 ``nn.BatchNorm`` moves them (unbiased variance). The neuron is a ``LearnableLIF`` (PLIF, learnable threshold) or a
 fixed IF/LIF whose temporal gradient keeps its leak (``leak_grad``, the default); both run the fused learnable
-kernels' rows, whose update is the fixed kernels' float for float.
+kernels' rows, whose update is the fixed kernels' float for float. A fixed neuron may have the tiling average
+pooling after it fused (``NeuronRun.pool``): the blocks are then whole pooling bands, the forward writes only the
+pooled map (``fused_kernels``' pooling rows, so bit for bit ATen's average pooling) and the backward spreads the
+pooled gradient over the windows; the spike map and its gradient are never stored.
 
 A bfloat16 ``x`` (a convolution's output under CPU autocast) goes to the same kernels as its bits
 (``neurons.bfloat16_rows``): they compute in float32 (statistics, ``y``, the membrane, the decay and threshold),
@@ -30,12 +33,14 @@ bfloat16, 2 bytes a value, where the unfused layers under autocast keep ``x`` an
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import _like_steps, _rows, load_once
+from deepspike.neurons.fused import _grad_rows, _like_steps, _out_step, _pool_shape, _rows, load_once
 from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
-from deepspike.neurons.fused_learnable import param_grad_buffers, param_grads, param_rows, step_rows
+from deepspike.neurons.fused_learnable import param_grad_buffers, param_grads, param_rows
 from deepspike.neurons.params import NeuronParams
 
 COMPUTED_IN = {torch.float32: torch.float32, torch.float64: torch.float64, torch.bfloat16: torch.float32}
@@ -57,11 +62,15 @@ def _channels_last(x: torch.Tensor) -> bool:
     return not x.is_contiguous() and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool, pooled: bool) -> bool:
+def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool,
+                      pool: tuple[int, int, bool] | None = None) -> bool:
     """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous or channels-last CPU
-    float32/float64/bfloat16, no fused pooling, a learnable neuron or a fixed one with ``leak_grad``, and the numba
-    kernels loadable."""
-    if pooled or not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
+    float32/float64/bfloat16, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels loadable;
+    a fused tiling pooling ``pool = (kh, kw, channels_last)`` (``layers.batchnorm_neuron.NeuronRun``) after a fixed
+    neuron on ``[T*B, C, H, W]`` with H, W multiples of the window."""
+    if not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
+        return False
+    if pool is not None and (learnable or x.dim() != 4 or x.shape[2] % pool[0] or x.shape[3] % pool[1]):
         return False
     dense = x.is_contiguous() or _channels_last(x)
     return x.dtype in COMPUTED_IN and dense and _kernels() is not None
@@ -130,20 +139,23 @@ def _neuron_rows(params: NeuronParams, step: torch.Tensor, decay, threshold):
 
 
 def onepass_forward(x: torch.Tensor, alpha: torch.Tensor, shift: torch.Tensor, params: NeuronParams, decay,
-                    threshold, decay_input: bool, steps: int):
+                    threshold, decay_input: bool, steps: int, pool: tuple[int, int, bool] | None = None):
     """``(s [T, B, ...], v_T [B, ...], codes)`` of the neuron on ``y = alpha x + shift`` from rest, for
     ``x [T, B, C, ...]`` or ``[1, B, C, ...]`` (the same input at each of the T = ``steps`` steps; dense steps,
     contiguous or channels-last); ``s`` (``x``'s dtype) and ``v_T`` (the computation's: float32 for bfloat16) in
     the steps' layout; ``codes`` the spikes as ``uint8`` (``s``'s shape and strides), None where a spike is not 0 or 1
-    (a NaN input)."""
+    (a NaN input). With ``pool`` (``onepass_supported``) ``s`` is the spikes' tiling average pooling ``[T, B, C,
+    H/kh, W/kw]`` (channels-last when ``pool[2]`` asks for it, as ``neurons.fused.fused_multistep``), no codes."""
     t, step = steps, x[0]
-    s = _like_steps((t, *step.shape), step.stride(), step.device, x.dtype)
-    codes = _like_steps((t, *step.shape), step.stride(), step.device, torch.uint8)
+    out_shape, out_strides = _out_step(step, pool)
+    s = _like_steps((t, *out_shape), out_strides, step.device, x.dtype)
+    codes = _like_steps((t, *step.shape), step.stride(), step.device, torch.uint8) if pool is None else None
     v = torch.zeros_like(step, dtype=COMPUTED_IN[x.dtype])
     k, th = _neuron_rows(params, _computed(step), decay, threshold)
     exact = run_numba_kernel(_kernels().bn_neuron_forward, _array(_rows(x.detach(), x.shape[0])), alpha.numpy(),
                              shift.numpy(), _plane(step), _rows(v, 1)[0].numpy(), _array(_rows(s, t)),
-                             _rows(codes, t).numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input)
+                             (torch.empty((0, 0), dtype=torch.uint8) if codes is None else _rows(codes, t)).numpy(),
+                             k.numpy(), th.numpy(), RESET_CODES[params.reset], decay_input, _pool_shape(step, pool))
     return s, v, codes if exact else None
 
 
@@ -158,11 +170,12 @@ def _input_grad_maps(g1, g2, alpha, mean, invstd, count: int):
 
 
 def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, invstd, params: NeuronParams, decay,
-                     threshold, decay_input: bool, want_threshold: bool):
-    """``(dL/dx, dL/dgamma, dL/dbeta, dL/ddecay, dL/dthreshold)`` of ``onepass_forward``'s spikes for ``g_s =
-    dL/ds [T, B, ...]`` (the batch-norm in training mode with the batch's ``mean``, ``invstd``); ``dL/dx`` has
-    ``x``'s shape (``[1, B, ...]`` for a repeated input: the sum over the T copies); the decay's and threshold's
-    None for a fixed neuron. One ``[T, B, ...]`` buffer is allocated: ``dL/dy``, then ``dL/dx`` over it."""
+                     threshold, decay_input: bool, want_threshold: bool, pool: tuple[int, int, bool] | None = None):
+    """``(dL/dx, dL/dgamma, dL/dbeta, dL/ddecay, dL/dthreshold)`` of ``onepass_forward``'s spikes (its pooled map
+    with ``pool``) for ``g_s = dL/ds`` (the batch-norm in training mode with the batch's ``mean``, ``invstd``);
+    ``dL/dx`` has ``x``'s shape (``[1, B, ...]`` for a repeated input: the sum over the T copies); the decay's and
+    threshold's None for a fixed neuron. One ``[T, B, ...]`` buffer is allocated: ``dL/dy``, then ``dL/dx`` over
+    it."""
     t, step = g_s.shape[0], x[0]
     n_ch = x.shape[2]
     kernels = _kernels()
@@ -171,15 +184,16 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     k, th = _neuron_rows(params, wide, decay, threshold)
     learnable = decay is not None
     gk, gth = param_grad_buffers(decay, threshold, wide, want_threshold) if learnable else (wide.new_zeros(0),) * 2
-    blocks = kernels.n_blocks(x2.shape[1])
+    pool_shape, (out_shape, out_strides) = _pool_shape(step, pool), _out_step(step, pool)
+    blocks = kernels.onepass_blocks(x2.shape[1], pool_shape)
     g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     gy = torch.empty((t, x2.shape[1]), dtype=x2.dtype)
+    gs = _grad_rows(g_s.to(x.dtype), t, math.prod(out_shape), out_strides, False, step.device)
     code, p1, p2 = surrogate_constants(params.spike_fn.name, params.spike_fn.params)
-    run_numba_kernel(kernels.bn_neuron_backward, _array(x2), alpha.numpy(), shift.numpy(), plane,
-                     _array(step_rows(g_s.to(x.dtype), step)), _array(gy), gk.numpy(), gth.numpy(), k.numpy(),
-                     th.numpy(),
-                     RESET_CODES[params.reset], params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy())
+    run_numba_kernel(kernels.bn_neuron_backward, _array(x2), alpha.numpy(), shift.numpy(), plane, _array(gs),
+                     _array(gy), gk.numpy(), gth.numpy(), k.numpy(), th.numpy(), RESET_CODES[params.reset],
+                     params.detach_reset, decay_input, code, p1, p2, g1.numpy(), g2.numpy(), pool_shape)
     g_gamma, g_beta, a, b = _input_grad_maps(g1, g2, alpha, mean, invstd, gy.numel() // n_ch)
     repeats = t // x2.shape[0]  # T for a repeated input (its one row's gradient sums the T copies'), else 1
     gx = gy if repeats == 1 else torch.empty_like(x2)

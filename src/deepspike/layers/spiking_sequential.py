@@ -7,10 +7,13 @@ stride, no padding, H and W multiples of the kernel), ``SpikingSequential`` call
 ``neurons.fused.fused_multistep(x, params, pool=(kh, kw))`` instead: the kernel writes the pooled spikes
 ``[T, B, C, H/kh, W/kw]`` and spreads their gradient back itself, so neither the spike map nor its gradient
 is ever allocated. When a convolution comes next, the pooled map is written channels-last (at no extra
-cost): oneDNN's channels-last convolutions are faster on CPU, and that convolution's output, its neurons
-and their pooling then stay channels-last. Values are exactly those of the two modules run one after the
-other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
-(``tests/layers/test_spiking_sequential.py``).
+cost): oneDNN's float32 channels-last convolutions are faster on CPU, and that convolution's output, its neurons
+and their pooling then stay channels-last. A bfloat16 map (autocast) stays in its own layout: there oneDNN's
+channels-last convolutions are slower on small maps (VGG-11's 256->512 conv at 4x4, batch 128: 6.4 against 3.7 ms
+forward, 14.2 against 10.7 ms backward on this project's 2-core CPU), and VGG-11's forward convolutions took 49
+against 37 ms with the channels-last relayout (``benchmarks/RESULTS.md``, session 19). Values are exactly those of
+the two modules run one after the other (the next convolution's up to float32 summation order); gradients agree to
+float32 summation order (``tests/layers/test_spiking_sequential.py``).
 
 A ``TimeDistributed`` batch-norm in training mode directly before such a neuron joins the run
 (``layers.batchnorm_neuron``: one autograd node that saves the batch-norm's input and not the neuron's membrane,
@@ -102,7 +105,8 @@ class SpikingSequential(nn.Sequential):
         kernel = tiling_kernel(modules[start + 1]) if start + 1 < len(modules) else None
         kernel = kernel if kernel is not None and poolable(x, kernel) else None
         end = start + (2 if kernel is not None else 1)
-        channels_last = kernel is not None and end < len(modules) and _wraps_conv(modules[end])
+        relayout = end < len(modules) and _wraps_conv(modules[end]) and x.dtype != torch.bfloat16  # docstring
+        channels_last = kernel is not None and relayout
         run = NeuronRun(neuron.params, None if kernel is None else (*kernel, channels_last))
         if bn is not None and neuron.carry is None and fusable(bn, x, run):
             s, v = batch_norm_neuron(x, bn, run)
