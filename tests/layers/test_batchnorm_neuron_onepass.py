@@ -108,6 +108,9 @@ def test_which_inputs_take_the_one_pass_path():
     assert onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False)
     assert not onepass_supported(x.permute(0, 2, 3, 1), params, False)  # neither layout
     assert onepass_supported(x, params, False, (5, 5, False)) and not onepass_supported(x, params, False, (2, 2, True))
+    cl = x.contiguous(memory_format=torch.channels_last)  # pooled channels-last: the general path, faster there
+    assert not onepass_supported(cl, params, False, (5, 5, True)) and onepass_supported(cl.bfloat16(), params, False,
+                                                                                        (5, 5, True))
     assert not onepass_supported(x, params, learnable=True, pool=(5, 5, False))  # PLIF is never pooled
     no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
     assert not onepass_supported(x, no_leak, learnable=False)
@@ -132,10 +135,12 @@ def test_batch_norm_1d_features_and_sequences():
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("pooled_channels_last", [False, True])
 def test_a_fused_pooling_matches_batch_norm_the_step_loop_and_avg_pool_in_float64(channels_last,
-                                                                                   pooled_channels_last):
+                                                                                   pooled_channels_last, monkeypatch):
     """The neuron's spikes pooled by tiling 2 x 2 windows inside the kernel (the pooled map in the steps' layout,
     or channels-last when asked for, as ``fused_multistep``'s): values, every gradient and the running statistics
-    of torch's batch-norm, the reference step loop and ``avg_pool2d``."""
+    of torch's batch-norm, the reference step loop and ``avg_pool2d``. Channels-last float steps would take the
+    general path (``onepass_supported``); the one-pass kernels are made to run them here."""
+    monkeypatch.setattr(bn_neuron, "onepass_supported", lambda *args: True)
     params = NeuronParams(decay=0.6, threshold=0.5, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(10)
@@ -273,12 +278,13 @@ def _bfloat16_case(seed, shape=(4, 5, 3, 6, 8), layout=torch.contiguous_format, 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("pooled", [False, True])
-def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout, pooled):
+def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout, pooled, monkeypatch):
     """Under autocast a batch-norm gets a bfloat16 input: the kernels read its bits and compute in float32, so the
-    spikes (or their fused 2 x 2 pooling), the final membrane and the running statistics equal the float32 path's
-    on ``x.float()`` bit for bit; the gradients equal the float64 reference with ``dL/dy`` and ``dL/dx`` rounded to
-    bfloat16 where the kernels round them (to a bfloat16 rounding: float32 against float64 may round a value the
-    other way)."""
+    spikes (or their fused 2 x 2 pooling), the final membrane and the running statistics equal the float32 one-pass
+    path's on ``x.float()`` bit for bit (made to run channels-last pooled float steps, which it leaves to the
+    general path); the gradients equal the float64 reference with ``dL/dy`` and ``dL/dx`` rounded to bfloat16 where
+    the kernels round them (to a bfloat16 rounding: float32 against float64 may round a value the other way)."""
+    monkeypatch.setattr(bn_neuron, "onepass_supported", lambda *args: True)
     params = NeuronParams(decay=0.6, threshold=0.8, reset=reset, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
     run = NeuronRun(params, (2, 2, False) if pooled else None)
     x, g = _bfloat16_case(7, layout=layout, pooled=pooled)
