@@ -334,6 +334,10 @@ def test_bfloat16_spikes_carry_their_codes_and_bfloat16_takes_no_general_path():
     s_bad, _ = batch_norm_neuron(x.requires_grad_(), nn.BatchNorm2d(4), NeuronRun(params))
     assert attached_codes(s_bad) is None and s_bad.isnan().any()
     assert onepass_supported(x.flatten(0, 1), params, learnable=False)
+    assert not bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 0, 4, 6, 6).bfloat16().requires_grad_(),
+                                 NeuronRun(params))  # an empty batch: the unfused layers
+    with pytest.raises(ValueError, match="no fused pooling"):
+        NeuronRun(params, (2, 2, False), learnable=True)
     no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)  # the general path is float only
     for run in (NeuronRun(no_leak), NeuronRun(no_leak, (2, 2, False))):
         assert bn_neuron.fusable(nn.BatchNorm2d(4), torch.randn(3, 2, 4, 6, 6, requires_grad=True), run)

@@ -72,12 +72,17 @@ class NeuronRun:
     """The neuron after the batch-norm: ``params`` (reset, surrogate, and the decay/threshold unless learnt);
     ``pool = (kh, kw, channels_last)``: the tiling average pooling fused after a fixed-parameter neuron (None: no
     pooling); ``learnable``: a ``LearnableLIF`` (PLIF and/or learnable threshold: ``decay`` and ``threshold``
-    tensors are passed in, ``()`` or ``[C, 1, ...]``), with ``decay_input`` (``c = 1 - k``, PLIF)."""
+    tensors are passed in, ``()`` or ``[C, 1, ...]``), with ``decay_input`` (``c = 1 - k``, PLIF). A learnable
+    neuron takes no fused pooling (the kernels' per-block parameter gradients assume blocks of ``BLOCK`` columns)."""
 
     params: NeuronParams
     pool: tuple[int, int, bool] | None = None
     learnable: bool = False
     decay_input: bool = False
+
+    def __post_init__(self) -> None:
+        if self.learnable and self.pool is not None:
+            raise ValueError("a learnable neuron's run takes no fused pooling")
 
 
 def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
@@ -100,7 +105,8 @@ def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
         dense = flat.is_contiguous() or (flat.dim() == 4 and flat.is_contiguous(memory_format=torch.channels_last))
         if not dense or uses_triton(x):
             return False
-    probe = x.new_ones(1, dtype=torch.float32) if x.dtype == torch.bfloat16 else x  # what the neuron kernels compute
+    # what the neuron kernels compute on (float32 values for bfloat16; empty when x is)
+    probe = x.new_ones(min(x.numel(), 1), dtype=torch.float32) if x.dtype == torch.bfloat16 else x
     return learnable_fused_supported(probe, run.params) if run.learnable else fused_supported(probe, run.params)
 
 
