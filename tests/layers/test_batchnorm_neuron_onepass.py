@@ -277,7 +277,7 @@ def _bfloat16_case(seed, shape=(4, 5, 3, 6, 8), layout=torch.contiguous_format, 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("pooled", [False, "same layout", "channels-last"])
 def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once(reset, layout, pooled, monkeypatch):
     """Under autocast a batch-norm gets a bfloat16 input: the kernels read its bits and compute in float32, so the
     spikes (or their fused 2 x 2 pooling), the final membrane and the running statistics equal the float32 one-pass
@@ -286,17 +286,18 @@ def test_a_bfloat16_input_is_computed_in_float32_with_its_gradients_rounded_once
     the kernels round them (to a bfloat16 rounding: float32 against float64 may round a value the other way)."""
     monkeypatch.setattr(bn_neuron, "onepass_supported", lambda *args: True)
     params = NeuronParams(decay=0.6, threshold=0.8, reset=reset, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
-    run = NeuronRun(params, (2, 2, False) if pooled else None)
-    x, g = _bfloat16_case(7, layout=layout, pooled=pooled)
+    run = NeuronRun(params, (2, 2, pooled == "channels-last") if pooled else None)
+    x, g = _bfloat16_case(7, layout=layout, pooled=bool(pooled))
     bf16_bn, float_bn, ref_bn = _layer(3, torch.float32), _layer(3, torch.float32), _layer(3, torch.float32).double()
     got = _grads(lambda v: batch_norm_neuron(v, bf16_bn, run)[0], x, g, [bf16_bn.weight, bf16_bn.bias])
     s32, v32 = batch_norm_neuron(x.float().requires_grad_(), float_bn, run)
     s_bf16, v_bf16 = batch_norm_neuron(x.clone().requires_grad_(), _layer(3, torch.float32), run)
     assert got[0].dtype == torch.bfloat16 and got[1].dtype == torch.bfloat16 and v_bf16.dtype == torch.float32
     assert torch.equal(got[0].float(), s32) and torch.equal(v_bf16, v32) and 0 < s32.mean() < 1
-    assert got[0][0].is_contiguous(memory_format=layout) and got[1][0].is_contiguous(memory_format=layout)
+    out_layout = torch.channels_last if pooled == "channels-last" else layout
+    assert got[0][0].is_contiguous(memory_format=out_layout) and got[1][0].is_contiguous(memory_format=layout)
     assert torch.equal(bf16_bn.running_var, float_bn.running_var)
-    want = _rounded_reference(x, ref_bn, params, g, pooled=pooled)
+    want = _rounded_reference(x, ref_bn, params, g, pooled=bool(pooled))
     assert torch.equal(got[0].double(), want[0])
     scale = want[1].abs().max().item()
     torch.testing.assert_close(got[1].float(), want[1].float(), rtol=2**-7, atol=scale * 1e-4)
