@@ -37,14 +37,12 @@ from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import (
     BLOCK,
     _block_columns,
-    _from_channels_last,
     _overlap,
     _pool_constants,
-    _pool_row,
     _read_row,
     _row_add,
-    _to_channels_last,
-    _unpool_row,
+    _spread_pooled,
+    _write_pooled,
 )
 from deepspike.neurons.fused_learnable_kernels import (
     _param_row,
@@ -184,23 +182,6 @@ def onepass_blocks(n_cols, pool):
     return (n_cols + cols - 1) // cols
 
 
-@nb.njit(cache=True)
-def _write_pooled(spikes, s_step, olo, ohi, pool, acc, rows, pooled_buf):
-    """A block's tiling average pooling of its spike row ``spikes`` into the pooled step ``s_step`` (flat; its
-    columns ``[olo, ohi)``, or scattered channels-last: ``fused_kernels.lif_forward``); ``rows``: a ``[ohi - olo]``
-    row of ``s_step``'s dtype, used for the scatter."""
-    _, relayout, div, _, wo_n = _pool_constants(pool)
-    if relayout:
-        out = staging_row(rows, pooled_buf)
-        _pool_row(spikes, out, acc, pool[0], pool[1], pool[2], pool[3], div)
-        commit_row(out, rows)
-        _to_channels_last(rows, s_step, olo // wo_n, wo_n, pool[4], pool[5])
-    else:
-        direct = staging_row(s_step[olo:ohi], pooled_buf)
-        _pool_row(spikes, direct, acc, pool[0], pool[1], pool[2], pool[3], div)
-        commit_row(direct, s_step[olo:ohi])
-
-
 @nb.njit(parallel=True, cache=True)
 def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input, pool):
     """Forward over T from the membrane ``v [N]`` (in; ``v_T`` out): ``s [T, N]`` spikes and ``codes [T, N]``
@@ -220,7 +201,8 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
         y, scratch = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)
         x_buf, s_buf = np.empty(width, dtype=alpha.dtype), np.empty(width, dtype=alpha.dtype)  # bfloat16 rows
         acc = np.empty(pool[2] * pool[3] if pooled else 0, dtype=alpha.dtype)
-        rows, pooled_buf = np.empty(ohi - olo if relayout else 0, dtype=s.dtype), np.empty(ohi - olo, dtype=alpha.dtype)
+        rows = np.empty(ohi - olo if relayout else 0, dtype=s.dtype)
+        pooled_buf = np.empty(ohi - olo if pooled else 0, dtype=alpha.dtype)  # bfloat16 pooled rows
         for t in range(steps):
             _row_affine(load_row(x[0 if const else t, lo:hi], x_buf), a_row, b_row, y)
             s_row = s_buf if pooled else staging_row(s[t, lo:hi], s_buf)
@@ -242,18 +224,6 @@ def _row_moments(g, x, acc_g, acc_gx):
         acc_gx[n] += g[n] * x[n]
 
 
-@nb.njit(cache=True)
-def _spread_pooled(gs_step, olo, ohi, pool, rows, pooled_buf, spread):
-    """``spread`` = the gradient of ``_write_pooled``: the block's columns of the pooled gradient ``gs_step`` (flat,
-    or gathered from channels-last into ``rows``) spread over their windows (``fused_kernels._unpool_row``)."""
-    _, relayout, div, _, wo_n = _pool_constants(pool)
-    if relayout:
-        _from_channels_last(gs_step, rows, olo // wo_n, wo_n, pool[4], pool[5])
-        _unpool_row(load_row(rows, pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
-    else:
-        _unpool_row(load_row(gs_step[olo:ohi], pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
-
-
 @nb.njit(parallel=True, cache=True)
 def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, detach, decay_input, code, p1, p2,
                        g1, g2, pool):
@@ -272,7 +242,8 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
         width, olo, ohi = hi - lo, lo // area, hi // area
         a_row, b_row, kb, tb = _block_rows(alpha, shift, k, th, lo, hi, plane)
         dt = alpha.dtype  # the computation's (float32 for bfloat16 bits)
-        rows, pooled_buf = np.empty(ohi - olo if relayout else 0, dtype=gs.dtype), np.empty(ohi - olo, dtype=dt)
+        rows = np.empty(ohi - olo if relayout else 0, dtype=gs.dtype)
+        pooled_buf = np.empty(ohi - olo if pooled else 0, dtype=dt)  # bfloat16 pooled rows
         spread = np.empty(width if pooled else 0, dtype=dt)
         block_y, block_h = np.empty((steps, width), dtype=dt), np.empty((steps, width), dtype=dt)
         sg, v_prev = np.empty(width, dtype=dt), np.empty(width, dtype=dt)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 
@@ -203,6 +204,37 @@ def _pool_constants(pool):
     return pooled, pooled and pool[5] > 0, np.float32(area), area, pool[2] // pool[1] if pooled else 1
 
 
+@nb.njit(cache=True)
+def _write_pooled(spikes, s_step, olo, ohi, pool, acc, rows, pooled_buf):
+    """A block's tiling average pooling of its spike row ``spikes`` into the pooled step ``s_step`` (flat; its
+    columns ``[olo, ohi)``, or scattered channels-last: ``lif_forward``'s ``pool``); ``rows``: a ``[ohi - olo]`` row
+    of ``s_step``'s dtype, used for the scatter; ``pooled_buf``: a float row of ``ohi - olo`` where ``s_step`` holds
+    bfloat16 bits (``neurons.bfloat16_rows``), unused otherwise."""
+    _, relayout, div, _, wo_n = _pool_constants(pool)
+    if relayout:
+        out = staging_row(rows, pooled_buf)
+        _pool_row(spikes, out, acc, pool[0], pool[1], pool[2], pool[3], div)
+        commit_row(out, rows)
+        _to_channels_last(rows, s_step, olo // wo_n, wo_n, pool[4], pool[5])
+    else:
+        direct = staging_row(s_step[olo:ohi], pooled_buf)
+        _pool_row(spikes, direct, acc, pool[0], pool[1], pool[2], pool[3], div)
+        commit_row(direct, s_step[olo:ohi])
+
+
+@nb.njit(cache=True)
+def _spread_pooled(gs_step, olo, ohi, pool, rows, pooled_buf, spread):
+    """``spread`` = the gradient of ``_write_pooled``: the block's columns of the pooled gradient ``gs_step`` (flat,
+    or gathered from channels-last into ``rows``) spread over their windows (``_unpool_row``); ``pooled_buf`` as
+    ``_write_pooled``'s."""
+    _, relayout, div, _, wo_n = _pool_constants(pool)
+    if relayout:
+        _from_channels_last(gs_step, rows, olo // wo_n, wo_n, pool[4], pool[5])
+        _unpool_row(load_row(rows, pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
+    else:
+        _unpool_row(load_row(gs_step[olo:ohi], pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
+
+
 @nb.njit(parallel=True, cache=True)
 def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """Forward over T in one call.
@@ -219,7 +251,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
-    pooled, relayout, div, area, wo_n = _pool_constants(pool)
+    pooled, relayout, _, area, _ = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
     n_blocks = (n_cols + cols - 1) // cols
     staged = _overlap(x, s) or (store_h and _overlap(x, h))  # an in-place forward: read x from a block-local row
@@ -236,11 +268,8 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
             h_row = h[t, lo:hi] if store_h else scratch
             s_row = spikes if pooled else s[t, lo:hi]
             _row_forward(_read_row(x[0 if const else t, lo:hi], x_in, staged), v[lo:hi], s_row, h_row, k, th, reset)
-            if relayout:
-                _pool_row(spikes, rows, acc, pool[0], pool[1], pool[2], pool[3], div)
-                _to_channels_last(rows, s[t], olo // wo_n, wo_n, pool[4], pool[5])
-            elif pooled:
-                _pool_row(spikes, s[t, olo:ohi], acc, pool[0], pool[1], pool[2], pool[3], div)
+            if pooled:
+                _write_pooled(spikes, s[t], olo, ohi, pool, acc, rows, rows)  # float: no staging buffer used
 
 
 @nb.njit(cache=True)
@@ -325,7 +354,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     summed = gx.shape[0] == 1 and steps > 1
     recompute = h.shape[0] == 0
     const = x.shape[0] == 1
-    pooled, relayout, div, area, wo_n = _pool_constants(pool)
+    pooled, relayout, _, area, _ = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
     n_blocks = (n_cols + cols - 1) // cols
     staged = not recompute and _overlap(h, gx)  # dL/dx written over the saved h: read h from a block-local row
@@ -348,11 +377,8 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
         for t in range(steps - 1, -1, -1):
             h_row = _read_row(block_h[t] if recompute else h[t, lo:hi], h_in, staged)
             tg = t * gt_step
-            if relayout:
-                _from_channels_last(gs[tg], rows, olo // wo_n, wo_n, pool[4], pool[5])
-                _unpool_row(rows, spread, pool[0], pool[1], pool[2], pool[3], div)
-            elif pooled:
-                _unpool_row(gs[tg, olo:ohi], spread, pool[0], pool[1], pool[2], pool[3], div)
+            if pooled:
+                _spread_pooled(gs[tg], olo, ohi, pool, rows, rows, spread)  # float: no staging buffer used
             gs_row = spread if pooled else gs[tg, lo:hi]
             _row_surrogate(h_row, th, code, p1, p2, sg)
             gh_row = gh[t, lo:hi] if has_gh else zero
