@@ -32,6 +32,7 @@ import numba as nb
 import numpy as np
 
 from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import (
@@ -54,7 +55,7 @@ from deepspike.neurons.fused_learnable_kernels import (
 )
 
 
-@nb.njit(cache=True, fastmath={"reassoc"})
+@nb.njit(fastmath={"reassoc"}, **KERNEL_OPTIONS)
 def _plane_sums(x):
     """``(sum x, sum x^2)`` of a float32 row in float64 (reassociated: vectorised, in a fixed order)."""
     s1 = 0.0
@@ -66,7 +67,7 @@ def _plane_sums(x):
     return s1, s2
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def channel_stats(x, plane, n_ch, s1, s2):
     """Per-channel ``S1 = sum x``, ``S2 = sum x^2`` (module docstring) of ``x [M, C, P]`` given flat ``[M C P]``
     into float64 ``s1, s2 [C]``: one pass, parallel over channels, each plane summed in float64."""
@@ -84,7 +85,7 @@ def channel_stats(x, plane, n_ch, s1, s2):
         s2[c] = a2
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def channel_stats_interleaved(x, n_ch, s1, s2):
     """``channel_stats`` for interleaved channels (``x`` flat ``[M, C]``: channels-last steps, or ``[B, C]``):
     parallel over bands of rows, each band's per-channel float64 sums in a row of its own, then summed in order."""
@@ -105,7 +106,7 @@ def channel_stats_interleaved(x, n_ch, s1, s2):
         s2[c] = p2[:, c].sum()
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _channel_row(p, lo, hi, plane, n_ch, out):
     """``out[n] = p[channel of column lo + n]`` for the block ``[lo, hi)`` (``p [C]``), plane by plane."""
     if plane == 1:  # interleaved channels (channels-last, or [B, C] steps)
@@ -123,7 +124,7 @@ def _channel_row(p, lo, hi, plane, n_ch, out):
         j = end
 
 
-@nb.njit(cache=True, fastmath={"reassoc"})
+@nb.njit(fastmath={"reassoc"}, **KERNEL_OPTIONS)
 def _channel_add(row, lo, plane, n_ch, out):
     """``out[c] += sum of row's columns of channel c`` (``row`` the block starting at column ``lo``; float64,
     reassociated: vectorised, in a fixed order)."""
@@ -144,7 +145,7 @@ def _channel_add(row, lo, plane, n_ch, out):
         j = end
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _block_rows(alpha, shift, k, th, lo, hi, plane):
     """A block's rows of the per-channel ``alpha``, ``shift`` and of the neuron's ``k``, ``th`` (``[N]`` or ``[1]``)
     for the columns ``[lo, hi)``: ``(a_row, b_row, kb, tb)``."""
@@ -156,14 +157,14 @@ def _block_rows(alpha, shift, k, th, lo, hi, plane):
     return rows[0], rows[1], rows[2], rows[3]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_affine(x, a, b, y):
     """``y = x a + b`` elementwise: the one formula of ``y`` in forward and in backward's recomputation."""
     for n in range(x.shape[0]):
         y[n] = x[n] * a[n] + b[n]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_codes(s, codes):
     """``codes = uint8(s)`` for spikes ``s``; returns whether every value was exactly 0 or 1 (else a NaN input)."""
     odd = 0
@@ -174,7 +175,7 @@ def _row_codes(s, codes):
     return odd == 0
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def onepass_blocks(n_cols, pool):
     """The kernels' parallel blocks for ``n_cols`` columns: of ``BLOCK`` columns, or of whole pooling bands with a
     fused pooling (``fused_kernels._block_columns``); the rows of the per-block sums ``g1``, ``g2``."""
@@ -182,7 +183,7 @@ def onepass_blocks(n_cols, pool):
     return (n_cols + cols - 1) // cols
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_input, pool):
     """Forward over T from the membrane ``v [N]`` (in; ``v_T`` out): ``s [T, N]`` spikes and ``codes [T, N]``
     (uint8) of the neuron on ``y = alpha x + shift`` (module docstring); ``x [T, N]``, or ``[1, N]``: the same input
@@ -216,7 +217,7 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
     return exact.all()
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_moments(g, x, acc_g, acc_gx):
     """``acc_g += g``, ``acc_gx += g x`` elementwise."""
     for n in range(g.shape[0]):
@@ -224,7 +225,7 @@ def _row_moments(g, x, acc_g, acc_gx):
         acc_gx[n] += g[n] * x[n]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, detach, decay_input, code, p1, p2,
                        g1, g2, pool):
     """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]`` (``x [T, N]``
@@ -272,14 +273,14 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
         _channel_add(acc_gx, lo, plane, n_ch, g2[b])
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_input_grad(g, x, a, c, d, out):
     """``out = g a + x c + d`` elementwise."""
     for n in range(g.shape[0]):
         out[n] = g[n] * a[n] + x[n] * c[n] + d[n]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def bn_input_grad(gy, x, alpha, a, b, plane, gx):
     """``gx = alpha_c gy + a_c x + b_c`` over ``[T, N]`` rows (module docstring); ``gx`` may be ``gy``. For a
     repeated input (``x``, ``gx`` ``[1, N]``) the gradient of the one row: ``gx = alpha_c sum_t gy_t + a_c x + b_c``

@@ -8,10 +8,12 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+
 BLOCK = 1 << 16  # elements per parallel block
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def pack_codes(x, quantum, codes):
     """``codes[i] = uint8(x[i] q)`` for the flat float32 ``x`` and ``uint8`` ``codes`` of one length; returns the
     largest code, or -1 unless every code gives ``x`` back exactly (``float32(codes[i]) / q == x[i]``, with

@@ -28,10 +28,12 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+
 BFLOAT16_NAN = 0x7FC0  # the quiet NaN torch's scalar conversion writes
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def decode_row(bits, out):
     """``out[n] = float32(bits[n])`` for bfloat16 bits ``bits [n]`` (uint16) into a contiguous float32 ``out``."""
     wide = out.view(np.uint32)
@@ -39,7 +41,7 @@ def decode_row(bits, out):
         wide[n] = np.uint32(bits[n]) << np.uint32(16)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def encode_row(row, bits):
     """``bits[n] = bfloat16(row[n])`` for a contiguous float32 ``row``: rounded to nearest, ties to even; NaN ->
     ``BFLOAT16_NAN`` (module docstring)."""

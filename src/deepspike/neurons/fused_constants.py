@@ -11,6 +11,12 @@ RESET_CODES = {"zero": 0, "subtract": 1, "none": 2}
 ONE = np.float32(1.0)
 ZERO = np.float32(0.0)
 
+# numba options of every CPU neuron/layer kernel: cached, and numpy's error model. Under numba's default (Python's)
+# model each float division checks its divisor and raises ZeroDivisionError, a branch per element that keeps LLVM
+# from vectorising the loop: the arctan surrogate row ran at 0.58 ns per value on one core, 0.04 with this model
+# (``benchmarks/results/speed2/session20_scripts/row_micro.py.txt``). A zero divisor gives inf or NaN, as in torch.
+KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
+
 
 def surrogate_constants(name: str, params: dict[str, float]) -> tuple[int, np.float32, np.float32]:
     """``(code, p1, p2)`` of the kernels' surrogate derivative from a surrogate's name and parameters.

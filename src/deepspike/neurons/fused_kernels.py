@@ -39,33 +39,34 @@ import numba as nb
 import numpy as np
 
 from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 
 BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _spike(u):
     """``H(u)``: 1 for ``u >= 0``, 0 below, NaN for NaN (``surrogate.heaviside``); a select, vectorised."""
     return _ONE if u >= _ZERO else (_ZERO if u == u else u)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _overlap(a, b):
     """Whether arrays ``a`` and ``b`` (each one dense block of memory) share any byte."""
     a0, b0 = a.ctypes.data, b.ctypes.data
     return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _copy(src, dst):
     """``dst[:] = src`` for 1-D rows (a vectorised loop)."""
     for n in range(src.shape[0]):
         dst[n] = src[n]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _read_row(row, local, staged):
     """The row a kernel reads: ``row`` itself, or, when ``staged`` (its output overlaps its input), ``row`` copied
     into the block-local ``local`` first."""
@@ -75,7 +76,7 @@ def _read_row(row, local, staged):
     return row
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_forward(x, v, s, h, k, th, reset):
     """One time step of one block: 1-D contiguous rows ``x, v (in/out), s, h`` of equal length."""
     if reset == 0:
@@ -100,7 +101,7 @@ def _row_forward(x, v, s, h, k, th, reset):
             v[n] = ht
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _pool_row(s, out, acc, kh, kw, w, e, div):
     """Window means of one step's spikes: ``s`` viewed as ``[bands, kh, W, E]`` -> ``out`` ``[bands, W/kw, E]``,
     ``out = (sum of the kh x kw window) / div``: per band the kh rows are added into ``acc`` (``W * E``
@@ -134,7 +135,7 @@ def _pool_row(s, out, acc, kh, kw, w, e, div):
                     out[dst0 + wo * e + c] = tot / div
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _unpool_row(g, out, kh, kw, w, e, div):
     """The gradient of ``_pool_row``: every pixel of a window gets its window's ``g / div`` (bit for bit
     ATen's ``avg_pool2d_backward`` for tiling windows); ``g`` ``[bands, W/kw, E]`` -> ``out`` ``[bands, kh, W, E]``.
@@ -161,7 +162,7 @@ def _unpool_row(g, out, kh, kw, w, e, div):
                 out[off + q] = out[dst0 + q]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _to_channels_last(rows, step, first, wo_n, ho_n, c):
     """Scatter pooled rows ``[bands, Wo]`` of a contiguous-order step (band = (sample, channel, output row),
     starting at band ``first``) to their places in one channels-last step ``[B, Ho, Wo, C]`` (flat)."""
@@ -173,7 +174,7 @@ def _to_channels_last(rows, step, first, wo_n, ho_n, c):
             step[base + wo * c] = rows[k * wo_n + wo]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _from_channels_last(step, rows, first, wo_n, ho_n, c):
     """The inverse of ``_to_channels_last``: gather the rows ``[bands, Wo]`` from a channels-last step."""
     for k in range(rows.shape[0] // wo_n):
@@ -184,7 +185,7 @@ def _from_channels_last(step, rows, first, wo_n, ho_n, c):
             rows[k * wo_n + wo] = step[base + wo * c]
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _block_columns(n_cols, pool):
     """Columns per parallel block: ``BLOCK``, or whole pooling bands (``kh * W * E`` columns, ``pool`` =
     ``(kh, kw, W, E, ...)``; ``kh = 0`` means no pooling) adding up to at least ``BLOCK``."""
@@ -194,7 +195,7 @@ def _block_columns(n_cols, pool):
     return max(1, BLOCK // band) * band
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _pool_constants(pool):
     """``(pooled, relayout, div, area, wo_n)`` of the kernels' ``pool`` argument: whether it pools, whether
     the pooled map is written channels-last, the window size ``kh kw`` as float32 and int (1 without
@@ -204,7 +205,7 @@ def _pool_constants(pool):
     return pooled, pooled and pool[5] > 0, np.float32(area), area, pool[2] // pool[1] if pooled else 1
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _write_pooled(spikes, s_step, olo, ohi, pool, acc, rows, pooled_buf):
     """A block's tiling average pooling of its spike row ``spikes`` into the pooled step ``s_step`` (flat; its
     columns ``[olo, ohi)``, or scattered channels-last: ``lif_forward``'s ``pool``); ``rows``: a ``[ohi - olo]`` row
@@ -222,7 +223,7 @@ def _write_pooled(spikes, s_step, olo, ohi, pool, acc, rows, pooled_buf):
         commit_row(direct, s_step[olo:ohi])
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _spread_pooled(gs_step, olo, ohi, pool, rows, pooled_buf, spread):
     """``spread`` = the gradient of ``_write_pooled``: the block's columns of the pooled gradient ``gs_step`` (flat,
     or gathered from channels-last into ``rows``) spread over their windows (``_unpool_row``); ``pooled_buf`` as
@@ -235,7 +236,7 @@ def _spread_pooled(gs_step, olo, ohi, pool, rows, pooled_buf, spread):
         _unpool_row(load_row(gs_step[olo:ohi], pooled_buf), spread, pool[0], pool[1], pool[2], pool[3], div)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     """Forward over T in one call.
 
@@ -272,7 +273,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
                 _write_pooled(spikes, s[t], olo, ohi, pool, acc, rows, rows)  # float: no staging buffer used
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_surrogate(h, th, code, p1, p2, out):
     """``out[n] = sg(h[n] - th)`` for 1-D rows (constants from ``fused_constants.surrogate_constants``)."""
     if code == 0:  # rectangular: (1/a) 1[|u| < a/2]
@@ -292,7 +293,7 @@ def _row_surrogate(h, th, code, p1, p2, out):
             out[n] = p1 / (_ONE + c * c)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_backward(h, gs, gh, gv, gx, sg, kb, th, reset, detach):
     """One reverse time step of one block (module docstring); ``sg`` holds ``sg(h - th)``, ``gv`` in/out."""
     if reset == 0 and not detach:
@@ -324,14 +325,14 @@ def _row_backward(h, gs, gh, gv, gx, sg, kb, th, reset, detach):
             gv[n] = kb * g_h
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_add(acc, row):
     """``acc += row`` for 1-D rows."""
     for n in range(acc.shape[0]):
         acc[n] += row[n]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2, pool, x, v0, k):
     """BPTT over T in one call (module docstring).
 

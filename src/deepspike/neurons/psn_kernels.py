@@ -12,24 +12,25 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_kernels import BLOCK, _row_surrogate, _spike
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_fire(h, bt, s):
     """``s = H(h - bt)`` for 1-D rows (a serial loop LLVM vectorises; see ``fused_kernels``)."""
     for n in range(h.shape[0]):
         s[n] = _spike(h[n] - bt)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_scale(gs, sg, gh):
     """``gh = gs * sg`` for 1-D rows."""
     for n in range(gs.shape[0]):
         gh[n] = gs[n] * sg[n]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def psn_fire(h, b, s):
     """``s [T, N] = H(h - b[t])`` for ``h [T, N]``, thresholds ``b [T]``."""
     steps, n_cols = h.shape
@@ -40,7 +41,7 @@ def psn_fire(h, b, s):
             _row_fire(h[t, lo:hi], b[t], s[t, lo:hi])
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def psn_surrogate_grad(h, b, gs, gh, code, p1, p2):
     """``gh [T, N] = gs sg(h - b[t])`` (``gh`` may be ``h``: each row is read before it is written)."""
     steps, n_cols = h.shape

@@ -20,13 +20,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+
 BLOCK = 1024  # columns per parallel work item
 
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_forward(x, v, s, mask, leak, th):
     """One step of one block: ``x`` in, ``v`` in/out, ``s`` (float32) and ``mask`` (uint8) out."""
     for n in range(x.shape[0]):
@@ -37,7 +39,7 @@ def _row_forward(x, v, s, mask, leak, th):
         v[n] = _ZERO if fired else h
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def forward(x, s, mask, leak, th):
     """x ``[T, N]`` currents; s ``[T, N]`` float32 spikes and mask ``[T, N]`` uint8 spikes out."""
     steps, n_cols = x.shape
@@ -49,7 +51,7 @@ def forward(x, s, mask, leak, th):
             _row_forward(x[t, lo:hi], v, s[t, lo:hi], mask[t, lo:hi], leak, th)
 
 
-@nb.njit(cache=True)
+@nb.njit(**KERNEL_OPTIONS)
 def _row_backward(mask, g, scale, carry, out):
     """One reverse step of one block: ``carry = mask ? scale g : carry``; ``out = carry``."""
     for n in range(g.shape[0]):
@@ -58,7 +60,7 @@ def _row_backward(mask, g, scale, carry, out):
         out[n] = carry[n]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, **KERNEL_OPTIONS)
 def backward_code(mask, grad, scale, out):
     """mask ``[T, N]`` uint8 spikes, grad ``[T, N]`` dL/ds, scale ``[N]`` a'; out ``[T, N]`` dL/dx."""
     steps, n_cols = grad.shape
