@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
@@ -53,6 +54,8 @@ from deepspike.neurons.fused_learnable_kernels import (
     n_blocks,
     reverse_step_rows,
 )
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 
 @nb.njit(fastmath={"reassoc"}, **KERNEL_OPTIONS)

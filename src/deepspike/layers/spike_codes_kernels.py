@@ -8,7 +8,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 BLOCK = 1 << 16  # elements per parallel block
 

@@ -28,7 +28,10 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 BFLOAT16_NAN = 0x7FC0  # the quiet NaN torch's scalar conversion writes
 

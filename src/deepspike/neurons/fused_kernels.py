@@ -38,10 +38,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.bfloat16_rows import commit_row, load_row, staging_row
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
 

@@ -32,10 +32,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _read_row, _row_surrogate, _spike
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 
 @nb.njit(**KERNEL_OPTIONS)

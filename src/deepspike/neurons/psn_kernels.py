@@ -12,8 +12,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_kernels import BLOCK, _row_surrogate, _spike
+
+track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 
 @nb.njit(**KERNEL_OPTIONS)

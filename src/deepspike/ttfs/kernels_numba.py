@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from deepspike.core.numba_cache import track_imported_sources
+
 try:
     from numba import njit, prange
 
@@ -49,6 +51,8 @@ def _identity_decorator(*args, **kwargs):
 if not HAVE_NUMBA:
     njit = _identity_decorator
     prange = range
+else:  # numba caches go stale with any imported deepspike module (core.numba_cache); sort_numba imports this first
+    track_imported_sources()
 
 
 # fast-math without nnan/ninf: the kernels rely on inf (no spike, frozen outputs) and NaN comparisons
