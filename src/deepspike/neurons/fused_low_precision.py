@@ -32,6 +32,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.fused import (
     FUSED_SURROGATES,
     _backward_kernel,
@@ -52,7 +53,6 @@ from deepspike.neurons.fused import (
 from deepspike.neurons.fused_constants import RESET_CODES
 from deepspike.neurons.params import NeuronParams
 
-LOW_PRECISION = (torch.bfloat16, torch.float16)
 CHUNK_ELEMENTS = 1 << 20  # float32 elements of one chunk buffer (4 MiB): columns = this / T (session18_scripts)
 
 

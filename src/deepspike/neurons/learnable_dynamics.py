@@ -21,11 +21,11 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
-from deepspike.neurons.fused_low_precision import LOW_PRECISION
 from deepspike.neurons.params import NeuronParams
 
 

@@ -47,11 +47,11 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
-from deepspike.neurons.fused_low_precision import LOW_PRECISION
 
 DERIVATIVES = ("code", "rate")
 

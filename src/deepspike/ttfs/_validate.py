@@ -10,7 +10,6 @@ from deepspike.core.errors import ConfigError, unknown_choice
 
 KERNELS = ("exp", "relpsp")
 BACKENDS = ("auto", "native", "numba", "triton", "torch")
-LOW_PRECISION = (torch.float16, torch.bfloat16)  # computed in float32 (``autograd.layer_times``)
 
 
 def check_neuron_params(kernel: str, theta: float, tau: float) -> None:

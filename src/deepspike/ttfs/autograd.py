@@ -17,8 +17,9 @@ import os
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.ttfs import backend_native, backend_numba, backend_torch, backend_triton
-from deepspike.ttfs._validate import LOW_PRECISION, check_values
+from deepspike.ttfs._validate import check_values
 from deepspike.ttfs.backend_triton import HAVE_TRITON
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 
