@@ -310,7 +310,7 @@ def bn_input_grad(gy, x, alpha, a, b, plane, gx):
             commit_row(out, gx[0, lo:hi])
         else:
             for t in range(steps):
-                g_row = _read_row(load_row(gy[t, lo:hi], g_in), g_in, staged)  # bfloat16: decoded, so already a copy
+                g_row = _read_row(load_row(gy[t, lo:hi], g_in), g_in, staged)  # bfloat16: decoded into g_in, not copied
                 out = staging_row(gx[t, lo:hi], out_buf)
                 _row_input_grad(g_row, load_row(x[t, lo:hi], x_buf), a_row, c_row, d_row, out)
                 commit_row(out, gx[t, lo:hi])

@@ -72,8 +72,8 @@ def _copy(src, dst):
 @nb.njit(**KERNEL_OPTIONS)
 def _read_row(row, local, staged):
     """The row a kernel reads: ``row`` itself, or, when ``staged`` (its output overlaps its input), ``row`` copied
-    into the block-local ``local`` first."""
-    if staged:
+    into the block-local ``local`` first (no copy when ``row`` already is ``local``: a decoded bfloat16 row)."""
+    if staged and row.ctypes.data != local.ctypes.data:
         _copy(row, local)
         return local
     return row
