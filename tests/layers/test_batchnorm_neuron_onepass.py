@@ -108,9 +108,9 @@ def test_which_inputs_take_the_one_pass_path():
     assert onepass_supported(x.contiguous(memory_format=torch.channels_last), params, False)
     assert not onepass_supported(x.permute(0, 2, 3, 1), params, False)  # neither layout
     assert onepass_supported(x, params, False, (5, 5, False)) and not onepass_supported(x, params, False, (2, 2, True))
-    cl = x.contiguous(memory_format=torch.channels_last)  # pooled channels-last: the general path, faster there
-    assert not onepass_supported(cl, params, False, (5, 5, True)) and onepass_supported(cl.bfloat16(), params, False,
-                                                                                        (5, 5, True))
+    cl = x.contiguous(memory_format=torch.channels_last)  # pooled channels-last steps too (session 20)
+    assert onepass_supported(cl, params, False, (5, 5, True)) and onepass_supported(cl.bfloat16(), params, False,
+                                                                                    (5, 5, True))
     assert not onepass_supported(x, params, learnable=True, pool=(5, 5, False))  # PLIF is never pooled
     no_leak = NeuronParams(decay=0.5, threshold=0.5, leak_grad=False)
     assert not onepass_supported(x, no_leak, learnable=False)
@@ -135,12 +135,12 @@ def test_batch_norm_1d_features_and_sequences():
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("pooled_channels_last", [False, True])
 def test_a_fused_pooling_matches_batch_norm_the_step_loop_and_avg_pool_in_float64(channels_last,
-                                                                                   pooled_channels_last, monkeypatch):
+                                                                                   pooled_channels_last):
     """The neuron's spikes pooled by tiling 2 x 2 windows inside the kernel (the pooled map in the steps' layout,
     or channels-last when asked for, as ``fused_multistep``'s): values, every gradient and the running statistics
-    of torch's batch-norm, the reference step loop and ``avg_pool2d``. Channels-last float steps would take the
-    general path (``onepass_supported``); the one-pass kernels are made to run them here."""
-    monkeypatch.setattr(bn_neuron, "onepass_supported", lambda *args: True)
+    of torch's batch-norm, the reference step loop and ``avg_pool2d``; every layout takes the one-pass path."""
+    assert bn_neuron.onepass_supported(torch.zeros(2, 5, 6, 8, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last), NeuronParams(decay=0.6, threshold=0.5), False, (2, 2, True))
     params = NeuronParams(decay=0.6, threshold=0.5, surrogate="sigmoid", surrogate_args={"alpha": 4.0})
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(10)

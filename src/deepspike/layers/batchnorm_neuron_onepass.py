@@ -67,15 +67,14 @@ def onepass_supported(x: torch.Tensor, params: NeuronParams, learnable: bool,
     """Whether this path runs the batch-norm's input ``x [T*B, C, ...]``: contiguous or channels-last CPU
     float32/float64/bfloat16, a learnable neuron or a fixed one with ``leak_grad``, and the numba kernels loadable;
     a fused tiling pooling ``pool = (kh, kw, channels_last)`` (``layers.batchnorm_neuron.NeuronRun``) after a fixed
-    neuron on ``[T*B, C, H, W]`` with H, W multiples of the window, contiguous or bfloat16 (on channels-last float
-    steps the general path is faster. Pooled layers at T = 4, batch 32, forward + backward, three runs of
-    ``benchmarks/results/speed2/session19_scripts/pooled_paths.py.txt``: channels-last 21.5-21.7 ms general against
-    25.0-25.6 one-pass at 64 x 32 x 32, 10.4-10.9 against 12.7-13.2 at 128 x 16 x 16; contiguous the other way
-    round, 29.7-30.5 one-pass against 34.2-45.8 general and 16.2-16.7 against 17.8-18.6)."""
+    neuron on ``[T*B, C, H, W]`` with H, W multiples of the window, in either layout. (Session 19 sent channels-last
+    float32 pooled layers to the general path, a little faster per layer then; since session 20's kernel change the
+    two are within 0.3-1.0 ms of each other there (``benchmarks/results/speed2/session19_scripts/pooled_paths.py.txt``),
+    whole VGG steps as fast or faster, and BPTT's peak tensors of the VGG-style net 36% smaller at T = 16:
+    ``benchmarks/RESULTS.md``, session 20.)"""
     if not (learnable or params.leak_grad) or x.dim() < 2 or x.device.type != "cpu":
         return False
-    if pool is not None and (learnable or x.dim() != 4 or x.shape[2] % pool[0] or x.shape[3] % pool[1]
-                             or (_channels_last(x) and x.dtype != torch.bfloat16)):
+    if pool is not None and (learnable or x.dim() != 4 or x.shape[2] % pool[0] or x.shape[3] % pool[1]):
         return False
     dense = x.is_contiguous() or _channels_last(x)
     return x.dtype in COMPUTED_IN and dense and _kernels() is not None
