@@ -46,6 +46,7 @@ from deepspike.neurons.fused_kernels import (
     _spread_pooled,
     _write_pooled,
 )
+from deepspike.neurons.fused_kernels import block_count as onepass_blocks  # blocks of BLOCK columns or pooling bands
 from deepspike.neurons.fused_learnable_kernels import (
     _param_row,
     _row_backward,
@@ -176,14 +177,6 @@ def _row_codes(s, codes):
         codes[n] = np.uint8(v == _ONE)
         odd |= np.int32(v != _ONE) & np.int32(v != _ZERO)
     return odd == 0
-
-
-@nb.njit(**KERNEL_OPTIONS)
-def onepass_blocks(n_cols, pool):
-    """The kernels' parallel blocks for ``n_cols`` columns: of ``BLOCK`` columns, or of whole pooling bands with a
-    fused pooling (``fused_kernels._block_columns``); the rows of the per-block sums ``g1``, ``g2``."""
-    cols = _block_columns(n_cols, pool)
-    return (n_cols + cols - 1) // cols
 
 
 @nb.njit(parallel=True, **KERNEL_OPTIONS)

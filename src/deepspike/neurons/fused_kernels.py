@@ -199,6 +199,14 @@ def _block_columns(n_cols, pool):
 
 
 @nb.njit(**KERNEL_OPTIONS)
+def block_count(n_cols, pool):
+    """The parallel blocks of ``_block_columns(n_cols, pool)`` columns that cover ``n_cols`` (the last one partial):
+    the kernels' ``prange`` count and the rows of their callers' per-block buffers."""
+    cols = _block_columns(n_cols, pool)
+    return (n_cols + cols - 1) // cols
+
+
+@nb.njit(**KERNEL_OPTIONS)
 def _pool_constants(pool):
     """``(pooled, relayout, div, area, wo_n)`` of the kernels' ``pool`` argument: whether it pools, whether
     the pooled map is written channels-last, the window size ``kh kw`` as float32 and int (1 without
@@ -257,7 +265,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
-    n_blocks = (n_cols + cols - 1) // cols
+    n_blocks = block_count(n_cols, pool)
     staged = _overlap(x, s) or (store_h and _overlap(x, h))  # an in-place forward: read x from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols
@@ -360,7 +368,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
     cols = _block_columns(n_cols, pool)
-    n_blocks = (n_cols + cols - 1) // cols
+    n_blocks = block_count(n_cols, pool)
     staged = not recompute and _overlap(h, gx)  # dL/dx written over the saved h: read h from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols

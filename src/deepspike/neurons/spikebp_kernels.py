@@ -22,13 +22,12 @@ import numpy as np
 
 from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
+from deepspike.neurons.fused_constants import ONE as _ONE
+from deepspike.neurons.fused_constants import ZERO as _ZERO
 
 track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
 BLOCK = 1024  # columns per parallel work item
-
-_ONE = np.float32(1.0)
-_ZERO = np.float32(0.0)
 
 
 @nb.njit(**KERNEL_OPTIONS)
