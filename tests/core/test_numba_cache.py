@@ -4,7 +4,6 @@ stale helper: the control case). Every deepspike kernel is cached through the tr
 
 import importlib
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -12,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deepspike.core.numba_cache import PACKAGE_ROOT, closure_stamp, import_closure
+from deepspike.core.numba_cache import closure_stamp, import_closure
 
 nb = pytest.importorskip("numba")
+from numba_kernels import kernel_modules, own_kernels  # noqa: E402 (tests/numba_kernels.py)
 
 
 def _package(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
@@ -78,16 +78,10 @@ def test_cached_kernel_sees_an_edited_helper_only_when_tracked(tmp_path, tracked
     assert _run(tmp_path, pkg) == ("2" if tracked else "1")  # plain numba: the cached kernel keeps the old helper
 
 
-def _kernel_modules() -> list[str]:
-    files = [p for p in PACKAGE_ROOT.rglob("*.py") if re.search(r"^@(nb\.)?njit\(", p.read_text(), re.M)]
-    return sorted(".".join(p.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts) for p in files)
-
-
-@pytest.mark.parametrize("name", _kernel_modules())
+@pytest.mark.parametrize("name", kernel_modules())
 def test_every_deepspike_kernel_is_cached_through_a_tracking_locator(name):
     module = importlib.import_module(name)
-    dispatchers = [obj for obj in vars(module).values()
-                   if isinstance(obj, nb.core.registry.CPUDispatcher) and obj.py_func.__module__ == name]
+    dispatchers = own_kernels(module)
     assert dispatchers
     for kernel in dispatchers:
         locator = kernel._cache._impl.locator

@@ -1,6 +1,7 @@
-"""``fused_constants.KERNEL_OPTIONS``: every CPU neuron/layer kernel compiles with numpy's error model, under which
-the surrogate rows' divisions vectorise (under Python's model they stay scalar), and ``reverse_step_rows``, which
-now stages ``h - th`` in ``v_prev`` so that its surrogate is not computed in place, gives the hand-computed rows."""
+"""``fused_constants.KERNEL_OPTIONS``: every numba kernel of the package (the TTFS ones through their own flags)
+compiles with numpy's error model, under which the surrogate rows' divisions vectorise (under Python's model they
+stay scalar), and ``reverse_step_rows``, which now stages ``h - th`` in ``v_prev`` so that its surrogate is not
+computed in place, gives the hand-computed rows."""
 
 import importlib
 import re
@@ -11,21 +12,13 @@ import pytest
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS, surrogate_constants
 
 nb = pytest.importorskip("numba")
-KERNEL_MODULES = ("deepspike.neurons.fused_kernels", "deepspike.neurons.fused_learnable_kernels",
-                  "deepspike.neurons.psn_kernels", "deepspike.neurons.spikebp_kernels",
-                  "deepspike.neurons.bfloat16_rows", "deepspike.layers.batchnorm_neuron_kernels",
-                  "deepspike.layers.spike_codes_kernels")
+from numba_kernels import kernel_modules, own_kernels  # noqa: E402 (tests/numba_kernels.py)
 
 
-def _own_kernels(module):
-    return [obj for obj in vars(module).values()
-            if isinstance(obj, nb.core.registry.CPUDispatcher) and obj.py_func.__module__ == module.__name__]
-
-
-@pytest.mark.parametrize("name", KERNEL_MODULES)
+@pytest.mark.parametrize("name", kernel_modules())
 def test_every_kernel_uses_the_shared_options(name):
     module = importlib.import_module(name)
-    kernels = _own_kernels(module)
+    kernels = own_kernels(module)
     assert kernels, f"no numba kernels found in {name}"
     for kernel in kernels:
         assert kernel.targetoptions.get("error_model") == "numpy", kernel.py_func.__name__
