@@ -1,6 +1,7 @@
 """The one-pass batch-norm + neuron kernels (``layers.batchnorm_neuron_onepass``) against independent references:
 torch's batch-norm and the neuron's reference step loop under autograd, in float64, and torch's statistics."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -157,6 +158,42 @@ def test_a_fused_pooling_matches_batch_norm_the_step_loop_and_avg_pool_in_float6
     assert torch.equal(got[0], want[0]) and got[0].shape == (4, 3, 5, 3, 4) and 0 < got[0].mean() < 1
     pooled_layout = torch.channels_last if channels_last or pooled_channels_last else torch.contiguous_format
     assert got[0][0].is_contiguous(memory_format=pooled_layout) and got[1][0].is_contiguous(memory_format=layout)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("steps", [4, 16, 40])  # blocks of 4096, 2048 and 1024 columns (fused_kernels.block_width)
+@pytest.mark.parametrize("kind", ["fixed", "pooled", "plif", "plif_channels_last"])
+def test_several_blocks_of_each_width_match_batch_norm_and_the_step_loop(steps, kind):
+    """Steps of 2 x 3 x 40 x 40 = 9,600 columns: three or more blocks at each width, the last one partial, so the
+    per-block statistics sums, the per-block decay and threshold gradients (partial sums in buffers sized for the
+    narrowest blocks, the rest left zero) and the pooling bands all cross block edges."""
+    kernels = pytest.importorskip("deepspike.neurons.fused_kernels")
+    no_pool, pool = np.zeros(6, dtype=np.int64), np.array([2, 2, 40, 1, 20, 0], dtype=np.int64)
+    assert kernels.block_count(9600, no_pool, steps) >= 3 and kernels.block_count(9600, pool, steps) >= 3
+    assert kernels.most_blocks(9600, no_pool) == 10 and kernels.most_blocks(9600, pool) >= 10
+    params = NeuronParams(decay=0.6, threshold=0.7, reset="zero", surrogate="sigmoid", surrogate_args={"alpha": 4.0})
+    torch.manual_seed(steps)
+    layout = torch.channels_last if kind == "plif_channels_last" else torch.contiguous_format
+    x = torch.stack([s.contiguous(memory_format=layout) for s in torch.randn(steps, 2, 3, 40, 40, dtype=torch.float64)])
+    learnable = kind.startswith("plif")
+    decay = (torch.rand((), dtype=torch.float64) * 0.5 + 0.3).requires_grad_() if learnable else None
+    threshold = (torch.rand((), dtype=torch.float64) * 0.5 + 0.5).requires_grad_() if learnable else None
+    run = NeuronRun(params, (2, 2, False) if kind == "pooled" else None, learnable=learnable, decay_input=learnable)
+    fused_bn, ref_bn = _layer(3), _layer(3)
+
+    def reference(v):
+        s = _reference(v, ref_bn, params, decay, threshold, learnable)
+        return nn.functional.avg_pool2d(s.flatten(0, 1), 2).unflatten(0, s.shape[:2]) if kind == "pooled" else s
+
+    out_shape = (steps, 2, 3, 20, 20) if kind == "pooled" else x.shape
+    g = torch.randn(out_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    learnt = [decay, threshold] if learnable else []
+    got = _grads(lambda v: batch_norm_neuron(v, fused_bn, run, decay, threshold)[0], x, g,
+                 [fused_bn.weight, fused_bn.bias, *learnt])
+    want = _grads(reference, x, g, [ref_bn.weight, ref_bn.bias, *learnt])
+    assert torch.equal(got[0], want[0]) and 0 < got[0].mean() < 1
     for a, b in zip(got[1:], want[1:], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
     torch.testing.assert_close(fused_bn.running_var, ref_bn.running_var, rtol=1e-12, atol=1e-14)

@@ -11,7 +11,7 @@ from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported
 
 pytest.importorskip("numba")
 from deepspike.neurons.fused_constants import SURROGATE_CODES  # noqa: E402
-from deepspike.neurons.fused_kernels import BLOCK  # noqa: E402
+from deepspike.neurons.fused_kernels import block_width  # noqa: E402
 
 SURROGATE_ARGS = {
     "rectangular": {"a": 0.8},
@@ -67,7 +67,7 @@ def test_fused_equals_reference_every_option(reset, detach, leak_grad, surrogate
 
 @pytest.mark.parametrize(
     "shape",
-    [(1, 4, 3), (5, 1), (3, 2, 3, 7, 1), (3, 2 * BLOCK + 37)],  # T = 1, one neuron, odd 5-D, several blocks
+    [(1, 4, 3), (5, 1), (3, 2, 3, 7, 1), (3, 2 * block_width(3) + 37)],  # T = 1, one neuron, odd 5-D, 3 blocks
 )
 def test_fused_equals_reference_shapes(shape):
     torch.manual_seed(1)
@@ -165,7 +165,7 @@ def test_time_invariant_spike_gradient_read_as_one_row(monkeypatch):
     real = fused._grad_rows
     monkeypatch.setattr(fused, "_grad_rows", lambda *a: rows.append(real(*a)) or rows[-1])
     torch.manual_seed(5)
-    x1 = (torch.randn(9, 3, 2 * BLOCK + 5) * 0.7 + 0.3).requires_grad_()
+    x1 = (torch.randn(9, 3, 2 * block_width(9) + 5) * 0.7 + 0.3).requires_grad_()
     x2 = x1.detach().clone().requires_grad_()
     lif = LIF(decay=0.9, reset="subtract", surrogate="fast_sigmoid", surrogate_args={"k": 2.0})
     for x, fused_path in ((x1, True), (x2, False)):
@@ -177,7 +177,7 @@ def test_time_invariant_spike_gradient_read_as_one_row(monkeypatch):
 
 def test_inplace_inference_writes_the_spikes_over_the_input():
     torch.manual_seed(6)
-    x = torch.randn(8, 3, 2 * BLOCK + 7) + 0.4
+    x = torch.randn(8, 3, 2 * block_width(8) + 7) + 0.4
     params = NeuronParams(decay=0.9, threshold=1.0, reset="subtract")
     expected = neuron_multistep(x, params, fused=False)
     with torch.no_grad():

@@ -9,7 +9,8 @@ from deepspike.neurons.fused_constants import RESET_CODES, surrogate_constants
 kernels = pytest.importorskip("deepspike.neurons.fused_kernels")
 learnable_kernels = pytest.importorskip("deepspike.neurons.fused_learnable_kernels")
 
-T, N = 3, 2 * kernels.BLOCK + 37  # three blocks, the last one partial
+T = 3
+N = 2 * kernels.block_width(T) + 37  # three blocks, the last one partial
 NO_POOL = np.zeros(6, dtype=np.int64)
 
 
@@ -118,3 +119,18 @@ def test_in_place_forward_stays_vectorised():
     finally:
         numba.set_num_threads(threads)
     assert a < 2.0 * b
+
+
+def test_blocks_widen_for_few_time_steps_and_fit_the_callers_buffers():
+    """``block_width``: 4 BLOCK columns up to T = 8, then ``32 BLOCK // T`` columns, never fewer than BLOCK; the
+    callers' per-block buffers (``most_blocks``, ``n_blocks``) hold every T's blocks, pooled or not."""
+    b = kernels.BLOCK
+    assert [kernels.block_width(t) for t in (1, 4, 8, 9, 16, 31, 32, 500)] == [4 * b] * 3 + [3 * b, 2 * b, b, b, b]
+    pools = (NO_POOL, np.array([2, 2, 40, 1, 20, 0]), np.array([2, 2, 6, 7, 3, 0]), np.array([3, 3, 999, 2, 1, 0]))
+    for n_cols in (1, b - 1, b + 1, 9600, 100_000):
+        assert learnable_kernels.n_blocks(n_cols) == kernels.most_blocks(n_cols, NO_POOL)
+        for pool in pools:
+            counts = [kernels.block_count(n_cols, pool, t) for t in range(1, 70)]
+            assert max(counts) == kernels.most_blocks(n_cols, pool) and min(counts) >= 1
+        assert [learnable_kernels.blocks_of(n_cols, t) for t in (4, 40)] == [
+            (4 * b, -(-n_cols // (4 * b))), (b, -(-n_cols // b))]

@@ -10,6 +10,7 @@ pytest.importorskip("numba")
 
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.neurons.fused_learnable import learnable_spikes_over_input  # noqa: E402
+from deepspike.neurons.fused_learnable_kernels import blocks_of, n_blocks  # noqa: E402
 from deepspike.neurons.learnable_dynamics import learnable_multistep, learnable_step  # noqa: E402
 from deepspike.neurons.params import NeuronParams  # noqa: E402
 
@@ -59,7 +60,8 @@ def test_many_blocks_and_a_fixed_threshold(per, learn_threshold):
     without gradient (PLIF: its gradient is not computed): float64 gradients equal autograd through the reference."""
     params = NeuronParams(reset="zero", surrogate="sigmoid")
     g = torch.Generator().manual_seed(11)
-    x = (torch.randn(4, 4, 3, 16, 16, generator=g, dtype=torch.float64) * 1.5).requires_grad_()  # N = 3,072
+    x = (torch.randn(4, 4, 3, 16, 43, generator=g, dtype=torch.float64) * 1.5).requires_grad_()  # N = 8,256
+    assert blocks_of(8256, 4)[1] == 3 and n_blocks(8256) == 9  # 3 blocks at T = 4; 6 buffer rows stay zero
     k = (torch.rand(SHAPES[per], generator=g, dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
     th = (torch.rand(SHAPES[per], generator=g, dtype=torch.float64) * 0.5 + 0.5).requires_grad_(learn_threshold)
     wanted = (x, k, th) if learn_threshold else (x, k)

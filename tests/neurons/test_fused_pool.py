@@ -11,7 +11,7 @@ from deepspike.neurons import NeuronParams, neuron_multistep
 
 pytest.importorskip("numba")
 from deepspike.neurons.fused import fused_multistep, poolable  # noqa: E402
-from deepspike.neurons.fused_kernels import BLOCK  # noqa: E402
+from deepspike.neurons.fused_kernels import block_width  # noqa: E402
 
 PARAMS = NeuronParams(decay=0.7, threshold=0.6, surrogate="arctan", surrogate_args={"alpha": 2.5})
 
@@ -76,7 +76,7 @@ def test_time_invariant_pooled_neuron_saves_only_the_step():
 
 def test_pooled_output_keeps_the_input_layout_and_spans_several_blocks():
     torch.manual_seed(3)
-    x = torch.randn(3, 2, 8, 2 * BLOCK // 32 + 4, 48) + 0.4  # one step spans several kernel blocks
+    x = torch.randn(3, 2, 8, 2 * block_width(3) // 32 + 4, 48) + 0.4  # one step spans several kernel blocks
     xc = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, x.shape[:2])
     for xi in (x, xc):
         y, _ = fused_multistep(xi, PARAMS, pool=(2, 2))
@@ -111,9 +111,9 @@ def test_time_invariant_input_recomputes_h_exactly(reset, detach, leak_grad, sur
     params = NeuronParams(decay=0.7, threshold=0.6, reset=reset, surrogate=surrogate,
                           surrogate_args={"a": 0.8} if surrogate == "rectangular" else {},
                           detach_reset=detach, leak_grad=leak_grad)
-    base = torch.randn(3, 2 * BLOCK + 5) * 0.5 + 0.3  # [B, N]: several kernel blocks
-    v0 = torch.randn(3, 2 * BLOCK + 5) * 0.3
-    g = torch.randn(7, 3, 2 * BLOCK + 5)
+    base = torch.randn(3, 2 * block_width(7) + 5) * 0.5 + 0.3  # [B, N]: several kernel blocks
+    v0 = torch.randn(3, 2 * block_width(7) + 5) * 0.3
+    g = torch.randn(7, 3, 2 * block_width(7) + 5)
     results = []
     for fused in (True, False):
         b, v = base.clone().requires_grad_(), v0.clone().requires_grad_()

@@ -73,7 +73,8 @@ class NeuronRun:
     ``pool = (kh, kw, channels_last)``: the tiling average pooling fused after a fixed-parameter neuron (None: no
     pooling); ``learnable``: a ``LearnableLIF`` (PLIF and/or learnable threshold: ``decay`` and ``threshold``
     tensors are passed in, ``()`` or ``[C, 1, ...]``), with ``decay_input`` (``c = 1 - k``, PLIF). A learnable
-    neuron takes no fused pooling (the kernels' per-block parameter gradients assume blocks of ``BLOCK`` columns)."""
+    neuron takes no fused pooling (the kernels' per-block parameter gradients assume blocks of
+    ``fused_learnable_kernels.blocks_of`` columns, not pooling bands)."""
 
     params: NeuronParams
     pool: tuple[int, int, bool] | None = None

@@ -15,8 +15,8 @@ update, the surrogate and the decay/threshold gradients are the fused learnable 
                G1[b, c] = sum dL/dy,  G2[b, c] = sum dL/dy x  (over the block's columns of channel c and over t)
     input:     dL/dx = alpha_c dL/dy + a_c x + b_c  (per-channel a, b from G1, G2: ``batchnorm_neuron_onepass``)
 
-Blocks of ``fused_kernels.BLOCK`` columns (whole pooling bands with a fused pooling: ``onepass_blocks``) run in
-parallel (``prange``); the per-channel constants are written once per block into rows (``_channel_row``), so every
+Blocks of ``fused_kernels.block_width(T)`` columns (whole pooling bands with a fused pooling) run in parallel
+(``prange``); the per-channel constants are written once per block into rows (``_channel_row``), so every
 per-step loop is a vectorised row loop, as in the neuron kernels. With a fused pooling the forward writes the
 block's pooled spikes instead of its spikes and codes, and the backward reads the pooled gradient spread over the
 windows (``fused_kernels.lif_forward``/``lif_backward``'s pooling rows).
@@ -37,7 +37,6 @@ from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import (
-    BLOCK,
     _block_columns,
     _overlap,
     _pool_constants,
@@ -45,14 +44,16 @@ from deepspike.neurons.fused_kernels import (
     _row_add,
     _spread_pooled,
     _write_pooled,
+    block_count,
+    block_width,
 )
-from deepspike.neurons.fused_kernels import block_count as onepass_blocks  # blocks of BLOCK columns or pooling bands
+from deepspike.neurons.fused_kernels import most_blocks as most_blocks  # re-exported: the rows of g1, g2 buffers
 from deepspike.neurons.fused_learnable_kernels import (
     _param_row,
     _row_backward,
     _row_forward,
     _store_grad,
-    n_blocks,
+    blocks_of,
     reverse_step_rows,
 )
 
@@ -188,9 +189,9 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
     steps, n_cols = s.shape[0], x.shape[1]
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(n_cols, pool)
-    exact = np.ones(onepass_blocks(n_cols, pool), dtype=np.bool_)
-    for b in nb.prange(onepass_blocks(n_cols, pool)):
+    cols, count = _block_columns(block_width(steps), pool), block_count(n_cols, pool, steps)
+    exact = np.ones(count, dtype=np.bool_)
+    for b in nb.prange(count):
         lo = b * cols
         hi = min(lo + cols, n_cols)
         width, olo, ohi = hi - lo, lo // area, hi // area
@@ -227,13 +228,14 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
     """BPTT from rest (``v_0 = 0``, ``dL/dv_T = 0``): ``gy [T, N]`` = dL/dy for ``gs = dL/ds [T, N]`` (``x [T, N]``
     or ``[1, N]``, as the forward's; ``gs [T, N / (kh kw)]`` for a pooled forward, ``pool`` as its); ``gk``, ``gth``
     as ``fused_learnable_kernels.learnable_backward``'s (``[N]``, ``[n_blocks]`` or ``[0]``; not with ``pool``);
-    ``g1, g2 [onepass_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x``."""
+    ``g1, g2 [most_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x`` (the
+    first ``block_count(N, pool, T)`` rows; the rest stay zero)."""
     steps, n_cols, n_ch = gs.shape[0], x.shape[1], alpha.shape[0]
     const = x.shape[0] == 1
     want_th = gth.shape[0] > 0
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(n_cols, pool)
-    for b in nb.prange(onepass_blocks(n_cols, pool)):
+    cols = _block_columns(block_width(steps), pool)
+    for b in nb.prange(block_count(n_cols, pool, steps)):
         lo = b * cols
         hi = min(lo + cols, n_cols)
         width, olo, ohi = hi - lo, lo // area, hi // area
@@ -284,9 +286,10 @@ def bn_input_grad(gy, x, alpha, a, b, plane, gx):
     steps, n_cols, n_ch = gy.shape[0], x.shape[1], alpha.shape[0]
     repeated = x.shape[0] == 1 and steps > 1
     staged = _overlap(gy, gx)  # written over gy: read it from a block-local row (vectorised, ``fused_kernels``)
-    for blk in nb.prange(n_blocks(n_cols)):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, n_cols)
+    cols, count = blocks_of(n_cols, steps)
+    for blk in nb.prange(count):
+        lo = blk * cols
+        hi = min(lo + cols, n_cols)
         width = hi - lo
         dt = alpha.dtype  # the computation's (float32 for bfloat16 bits)
         a_row, c_row, d_row = np.empty(width, dtype=dt), np.empty(width, dtype=dt), np.empty(width, dtype=dt)

@@ -189,7 +189,7 @@ def onepass_backward(x: torch.Tensor, g_s: torch.Tensor, weight, bias, mean, inv
     learnable = decay is not None
     gk, gth = param_grad_buffers(decay, threshold, wide, want_threshold) if learnable else (wide.new_zeros(0),) * 2
     pool_shape, (out_shape, out_strides) = _pool_shape(step, pool), _out_step(step, pool)
-    blocks = kernels.onepass_blocks(x2.shape[1], pool_shape)
+    blocks = kernels.most_blocks(x2.shape[1], pool_shape)
     g1 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     g2 = torch.zeros(blocks, n_ch, dtype=torch.float64)
     gy = torch.empty((t, x2.shape[1]), dtype=x2.dtype)

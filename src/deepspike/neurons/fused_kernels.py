@@ -15,7 +15,8 @@ spikes agree bit for bit::
     dL/dx_t = g_h,    g_v <- kb g_h                          (kb = k, or 1 when leak_grad is False)
 
 with ``sg`` the surrogate derivative chosen by ``fused_constants.SURROGATE_CODES``. The neurons are split into
-blocks of ``BLOCK`` contiguous columns; each block runs its time loop on one thread (numba ``prange``). Per time
+blocks of ``block_width(T)`` contiguous columns (``BLOCK`` to ``4 BLOCK``: wider for few time steps); each block
+runs its time loop on one thread (numba ``prange``). Per time
 step a block calls a serial row function (``_row_*``) on contiguous 1-D slices with every mode switch
 hoisted out of its loop: LLVM vectorises those loops, while loops written inline in a ``prange`` body
 stay scalar (measured: about 2x slower).
@@ -46,7 +47,8 @@ from deepspike.neurons.fused_constants import ZERO as _ZERO
 
 track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
-BLOCK = 1024  # columns per parallel work item: 4 KiB of float32 per time step
+BLOCK = 1024  # the narrowest block: columns per parallel work item, 4 KiB of float32 per time step
+BLOCK_VALUES = 32 * BLOCK  # a block widens beyond BLOCK columns while its T x columns stay within this
 
 
 @nb.njit(**KERNEL_OPTIONS)
@@ -189,20 +191,40 @@ def _from_channels_last(step, rows, first, wo_n, ho_n, c):
 
 
 @nb.njit(**KERNEL_OPTIONS)
-def _block_columns(n_cols, pool):
-    """Columns per parallel block: ``BLOCK``, or whole pooling bands (``kh * W * E`` columns, ``pool`` =
-    ``(kh, kw, W, E, ...)``; ``kh = 0`` means no pooling) adding up to at least ``BLOCK``."""
-    if pool[0] == 0:
-        return BLOCK
-    band = pool[0] * pool[2] * pool[3]
-    return max(1, BLOCK // band) * band
+def block_width(steps):
+    """Columns per block for a kernel over ``steps`` time steps: ``BLOCK`` widened, up to ``4 BLOCK``, while
+    ``steps x width`` stays within ``BLOCK_VALUES`` (a ``[T, width]`` block-local array within 128 KiB of float32,
+    in L2). Each block pays a fixed setup (its scratch rows) and each of its rows a fixed start, spread over
+    ``steps x width`` values: at T = 4, blocks of ``4 BLOCK`` columns run the one-pass batch-norm + LIF kernels
+    10-20% faster than blocks of ``BLOCK`` (session 21, ``benchmarks/RESULTS.md``); at T >= 32 the width is
+    ``BLOCK``."""
+    return BLOCK * min(4, max(1, BLOCK_VALUES // (BLOCK * max(steps, 1))))
 
 
 @nb.njit(**KERNEL_OPTIONS)
-def block_count(n_cols, pool):
-    """The parallel blocks of ``_block_columns(n_cols, pool)`` columns that cover ``n_cols`` (the last one partial):
-    the kernels' ``prange`` count and the rows of their callers' per-block buffers."""
-    cols = _block_columns(n_cols, pool)
+def _block_columns(width, pool):
+    """Columns per parallel block: ``width``, or as many whole pooling bands (``kh * W * E`` columns, ``pool`` =
+    ``(kh, kw, W, E, ...)``; ``kh = 0`` means no pooling) as fit in ``width``, at least one."""
+    if pool[0] == 0:
+        return width
+    band = pool[0] * pool[2] * pool[3]
+    return max(1, width // band) * band
+
+
+@nb.njit(**KERNEL_OPTIONS)
+def block_count(n_cols, pool, steps):
+    """The parallel blocks of ``_block_columns(block_width(steps), pool)`` columns that cover ``n_cols`` (the last
+    one partial): the ``prange`` count of a kernel over ``steps`` time steps."""
+    cols = _block_columns(block_width(steps), pool)
+    return (n_cols + cols - 1) // cols
+
+
+@nb.njit(**KERNEL_OPTIONS)
+def most_blocks(n_cols, pool):
+    """The most blocks any number of time steps gives (those of the narrowest width, ``BLOCK``): the rows of the
+    callers' per-block buffers, of which a kernel fills the first ``block_count(n_cols, pool, T)``; the rest stay
+    as the caller set them (zeros, for sums)."""
+    cols = _block_columns(BLOCK, pool)
     return (n_cols + cols - 1) // cols
 
 
@@ -264,8 +286,8 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(n_cols, pool)
-    n_blocks = block_count(n_cols, pool)
+    cols = _block_columns(block_width(steps), pool)
+    n_blocks = block_count(n_cols, pool, steps)
     staged = _overlap(x, s) or (store_h and _overlap(x, h))  # an in-place forward: read x from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols
@@ -367,8 +389,8 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     recompute = h.shape[0] == 0
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(n_cols, pool)
-    n_blocks = block_count(n_cols, pool)
+    cols = _block_columns(block_width(steps), pool)
+    n_blocks = block_count(n_cols, pool, steps)
     staged = not recompute and _overlap(h, gx)  # dL/dx written over the saved h: read h from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols

@@ -18,13 +18,14 @@ Backward (BPTT, t = T..1, carried ``g_v = dL/dv_t``; ``r_t`` the spike inside th
 The decay and the threshold come per neuron (``[N]``, a per-channel parameter written out by the caller) or as one
 value (``[1]``, a per-layer parameter), each block writing its own ``[block]`` rows of them (``_param_row``, in
 cache); a gradient comes back per neuron (``[N]``) for a per-neuron parameter and as one partial sum per block
-(``[n_blocks]``) for a one-value parameter, and a threshold gradient of length 0 is not computed (a fixed
-threshold, PLIF).
+(``[n_blocks(N)]``, zeros past the kernel's blocks) for a one-value parameter, and a threshold gradient of length 0
+is not computed (a fixed threshold, PLIF).
 
 The forward kernel saves nothing: the backward kernel recomputes each block's ``h`` from ``x`` and ``v_0`` into a
 ``[T, block]`` scratch that stays in cache (the caller saves ``x`` instead of ``h``; same size), so ``v_{t-1}`` and
-``x_t`` are both at hand for ``dL/dk``. Blocks of ``BLOCK`` neurons run in parallel (numba ``prange``); ``dL/dk``
-and ``dL/dth`` are accumulated per neuron in block-local rows and summed to the parameter's shape by the caller.
+``x_t`` are both at hand for ``dL/dk``. Blocks of ``blocks_of(N, T)`` neurons run in parallel (numba ``prange``);
+``dL/dk`` and ``dL/dth`` are accumulated per neuron in block-local rows and summed to the parameter's shape by the
+caller.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _read_row, _row_surrogate, _spike
+from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _read_row, _row_surrogate, _spike, block_width
 
 track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
@@ -60,9 +61,18 @@ def _row_forward(x, v, s, h, k, th, reset, decay_input):
 
 @nb.njit(**KERNEL_OPTIONS)
 def n_blocks(n_cols):
-    """The number of parallel blocks (and of per-block partial sums) for ``n_cols`` neurons: the kernels' ``prange``
-    and the callers' per-block gradient buffers use this one count."""
+    """The rows of a per-block gradient buffer for ``n_cols`` neurons: the blocks of the narrowest width, ``BLOCK``
+    (``fused_kernels.most_blocks``); a kernel over T steps fills the first ``blocks_of(n_cols, T)``, the rest stay
+    zero."""
     return (n_cols + BLOCK - 1) // BLOCK
+
+
+@nb.njit(**KERNEL_OPTIONS)
+def blocks_of(n_cols, steps):
+    """``(width, count)``: the columns per block and the parallel blocks of a kernel over ``steps`` time steps
+    (``fused_kernels.block_width``)."""
+    width = block_width(steps)
+    return width, (n_cols + width - 1) // width
 
 
 @nb.njit(**KERNEL_OPTIONS)
@@ -97,9 +107,10 @@ def learnable_forward(x, v, s, k, th, reset, decay_input):
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
     staged = _overlap(x, s)  # spikes written over x: read x from a block-local row (vectorised, ``fused_kernels``)
-    for b in nb.prange(n_blocks(n_cols)):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
+    cols, count = blocks_of(n_cols, steps)
+    for b in nb.prange(count):
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
         scratch = np.empty(hi - lo, dtype=s.dtype)
         x_in = np.empty(hi - lo if staged else 0, dtype=s.dtype)
         kb, tb = np.empty(hi - lo, dtype=s.dtype), np.empty(hi - lo, dtype=s.dtype)
@@ -172,9 +183,10 @@ def learnable_backward(x, v0, gs, gv, gx, gk, gth, k, th, reset, detach, decay_i
     const = x.shape[0] == 1
     staged = _overlap(x, gx)  # dL/dx written over x: read x from a block-local row (vectorised, ``fused_kernels``)
     want_th = gth.shape[0] > 0
-    for b in nb.prange(n_blocks(n_cols)):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n_cols)
+    cols, count = blocks_of(n_cols, steps)
+    for b in nb.prange(count):
+        lo = b * cols
+        hi = min(lo + cols, n_cols)
         width = hi - lo
         x_in = np.empty(width if staged else 0, dtype=gv.dtype)
         kb, tb = np.empty(width, dtype=gv.dtype), np.empty(width, dtype=gv.dtype)
