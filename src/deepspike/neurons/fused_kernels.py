@@ -16,10 +16,9 @@ spikes agree bit for bit::
 
 with ``sg`` the surrogate derivative chosen by ``fused_constants.SURROGATE_CODES``. The neurons are split into
 blocks of ``block_width(T)`` contiguous columns (``BLOCK`` to ``4 BLOCK``: wider for few time steps); each block
-runs its time loop on one thread (numba ``prange``). Per time
-step a block calls a serial row function (``_row_*``) on contiguous 1-D slices with every mode switch
-hoisted out of its loop: LLVM vectorises those loops, while loops written inline in a ``prange`` body
-stay scalar (measured: about 2x slower).
+runs its time loop on one thread (numba ``prange``). Per time step a block calls a serial row function (``_row_*``)
+on contiguous 1-D slices with every mode switch hoisted out of its loop: LLVM vectorises those loops, while loops
+written inline in a ``prange`` body stay scalar (measured: about 2x slower).
 
 Two options remove the largest tensors of a conv layer: with ``pool`` the forward kernel average-pools
 each step's spikes inside the block (blocks are whole pooling bands) and writes only the pooled map, and
