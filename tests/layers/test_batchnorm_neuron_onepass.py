@@ -171,7 +171,7 @@ def test_several_blocks_of_each_width_match_batch_norm_and_the_step_loop(steps, 
     narrowest blocks, the rest left zero) and the pooling bands all cross block edges."""
     kernels = pytest.importorskip("deepspike.neurons.fused_kernels")
     no_pool, pool = np.zeros(6, dtype=np.int64), np.array([2, 2, 40, 1, 20, 0], dtype=np.int64)
-    assert kernels.block_count(9600, no_pool, steps) >= 3 and kernels.block_count(9600, pool, steps) >= 3
+    assert kernels.block_layout(9600, no_pool, steps)[1] >= 3 and kernels.block_layout(9600, pool, steps)[1] >= 3
     assert kernels.most_blocks(9600, no_pool) == 10 and kernels.most_blocks(9600, pool) >= 10
     params = NeuronParams(decay=0.6, threshold=0.7, reset="zero", surrogate="sigmoid", surrogate_args={"alpha": 4.0})
     torch.manual_seed(steps)

@@ -130,7 +130,7 @@ def test_blocks_widen_for_few_time_steps_and_fit_the_callers_buffers():
     for n_cols in (1, b - 1, b + 1, 9600, 100_000):
         assert learnable_kernels.n_blocks(n_cols) == kernels.most_blocks(n_cols, NO_POOL)
         for pool in pools:
-            counts = [kernels.block_count(n_cols, pool, t) for t in range(1, 70)]
+            counts = [kernels.block_layout(n_cols, pool, t)[1] for t in range(1, 70)]
             assert max(counts) == kernels.most_blocks(n_cols, pool) and min(counts) >= 1
         assert [learnable_kernels.blocks_of(n_cols, t) for t in (4, 40)] == [
             (4 * b, -(-n_cols // (4 * b))), (b, -(-n_cols // b))]

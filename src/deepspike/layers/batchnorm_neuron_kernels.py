@@ -37,15 +37,13 @@ from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
 from deepspike.neurons.fused_kernels import (
-    _block_columns,
     _overlap,
     _pool_constants,
     _read_row,
     _row_add,
     _spread_pooled,
     _write_pooled,
-    block_count,
-    block_width,
+    block_layout,
 )
 from deepspike.neurons.fused_kernels import most_blocks as most_blocks  # re-exported: the rows of g1, g2 buffers
 from deepspike.neurons.fused_learnable_kernels import (
@@ -189,7 +187,7 @@ def bn_neuron_forward(x, alpha, shift, plane, v, s, codes, k, th, reset, decay_i
     steps, n_cols = s.shape[0], x.shape[1]
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols, count = _block_columns(block_width(steps), pool), block_count(n_cols, pool, steps)
+    cols, count = block_layout(n_cols, pool, steps)
     exact = np.ones(count, dtype=np.bool_)
     for b in nb.prange(count):
         lo = b * cols
@@ -229,13 +227,13 @@ def bn_neuron_backward(x, alpha, shift, plane, gs, gy, gk, gth, k, th, reset, de
     or ``[1, N]``, as the forward's; ``gs [T, N / (kh kw)]`` for a pooled forward, ``pool`` as its); ``gk``, ``gth``
     as ``fused_learnable_kernels.learnable_backward``'s (``[N]``, ``[n_blocks]`` or ``[0]``; not with ``pool``);
     ``g1, g2 [most_blocks, C]`` float64 zeros in, the blocks' per-channel ``sum dL/dy`` and ``sum dL/dy x`` (the
-    first ``block_count(N, pool, T)`` rows; the rest stay zero)."""
+    first ``block_layout(N, pool, T)[1]`` rows; the rest stay zero)."""
     steps, n_cols, n_ch = gs.shape[0], x.shape[1], alpha.shape[0]
     const = x.shape[0] == 1
     want_th = gth.shape[0] > 0
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(block_width(steps), pool)
-    for b in nb.prange(block_count(n_cols, pool, steps)):
+    cols, count = block_layout(n_cols, pool, steps)
+    for b in nb.prange(count):
         lo = b * cols
         hi = min(lo + cols, n_cols)
         width, olo, ohi = hi - lo, lo // area, hi // area

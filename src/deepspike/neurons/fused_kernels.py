@@ -211,20 +211,24 @@ def _block_columns(width, pool):
 
 
 @nb.njit(**KERNEL_OPTIONS)
-def block_count(n_cols, pool, steps):
-    """The parallel blocks of ``_block_columns(block_width(steps), pool)`` columns that cover ``n_cols`` (the last
-    one partial): the ``prange`` count of a kernel over ``steps`` time steps."""
-    cols = _block_columns(block_width(steps), pool)
-    return (n_cols + cols - 1) // cols
+def blocks_covering(n_cols, cols):
+    """``(cols, count)``: blocks of ``cols`` columns and how many cover ``n_cols`` (the last one partial)."""
+    return cols, (n_cols + cols - 1) // cols
+
+
+@nb.njit(**KERNEL_OPTIONS)
+def block_layout(n_cols, pool, steps):
+    """``(cols, count)`` of a kernel over ``steps`` time steps: ``_block_columns(block_width(steps), pool)`` columns
+    per block and the ``prange`` count of blocks that cover ``n_cols``."""
+    return blocks_covering(n_cols, _block_columns(block_width(steps), pool))
 
 
 @nb.njit(**KERNEL_OPTIONS)
 def most_blocks(n_cols, pool):
     """The most blocks any number of time steps gives (those of the narrowest width, ``BLOCK``): the rows of the
-    callers' per-block buffers, of which a kernel fills the first ``block_count(n_cols, pool, T)``; the rest stay
-    as the caller set them (zeros, for sums)."""
-    cols = _block_columns(BLOCK, pool)
-    return (n_cols + cols - 1) // cols
+    callers' per-block buffers, of which a kernel fills the first ``block_layout(n_cols, pool, T)[1]``; the rest
+    stay as the caller set them (zeros, for sums)."""
+    return blocks_covering(n_cols, _block_columns(BLOCK, pool))[1]
 
 
 @nb.njit(**KERNEL_OPTIONS)
@@ -285,8 +289,7 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
     steps, n_cols = s.shape[0], v.shape[0]
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(block_width(steps), pool)
-    n_blocks = block_count(n_cols, pool, steps)
+    cols, n_blocks = block_layout(n_cols, pool, steps)
     staged = _overlap(x, s) or (store_h and _overlap(x, h))  # an in-place forward: read x from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols
@@ -388,8 +391,7 @@ def lif_backward(h, gs, gh, has_gh, gv, gx, kb, th, reset, detach, code, p1, p2,
     recompute = h.shape[0] == 0
     const = x.shape[0] == 1
     pooled, relayout, _, area, _ = _pool_constants(pool)
-    cols = _block_columns(block_width(steps), pool)
-    n_blocks = block_count(n_cols, pool, steps)
+    cols, n_blocks = block_layout(n_cols, pool, steps)
     staged = not recompute and _overlap(h, gx)  # dL/dx written over the saved h: read h from a block-local row
     for b in nb.prange(n_blocks):
         lo = b * cols

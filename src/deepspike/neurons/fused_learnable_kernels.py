@@ -37,7 +37,16 @@ from deepspike.core.numba_cache import track_imported_sources
 from deepspike.neurons.fused_constants import KERNEL_OPTIONS
 from deepspike.neurons.fused_constants import ONE as _ONE
 from deepspike.neurons.fused_constants import ZERO as _ZERO
-from deepspike.neurons.fused_kernels import BLOCK, _copy, _overlap, _read_row, _row_surrogate, _spike, block_width
+from deepspike.neurons.fused_kernels import (
+    BLOCK,
+    _copy,
+    _overlap,
+    _read_row,
+    _row_surrogate,
+    _spike,
+    block_width,
+    blocks_covering,
+)
 
 track_imported_sources()  # numba caches go stale with any imported deepspike module (core.numba_cache)
 
@@ -64,15 +73,14 @@ def n_blocks(n_cols):
     """The rows of a per-block gradient buffer for ``n_cols`` neurons: the blocks of the narrowest width, ``BLOCK``
     (``fused_kernels.most_blocks``); a kernel over T steps fills the first ``blocks_of(n_cols, T)``, the rest stay
     zero."""
-    return (n_cols + BLOCK - 1) // BLOCK
+    return blocks_covering(n_cols, BLOCK)[1]
 
 
 @nb.njit(**KERNEL_OPTIONS)
 def blocks_of(n_cols, steps):
     """``(width, count)``: the columns per block and the parallel blocks of a kernel over ``steps`` time steps
     (``fused_kernels.block_width``)."""
-    width = block_width(steps)
-    return width, (n_cols + width - 1) // width
+    return blocks_covering(n_cols, block_width(steps))
 
 
 @nb.njit(**KERNEL_OPTIONS)
