@@ -45,3 +45,30 @@ def test_the_command_and_the_module_end_through_exit_process():
     assert script.value == "deepspike.cli:console"
     main_module = (Path(deepspike.__file__).parent / "__main__.py").read_text()
     assert "console()" in main_module
+
+
+@pytest.mark.parametrize(
+    ("argv", "config", "overrides"),
+    [
+        (["train", "r.yaml", "a.b=1", "--out", "d"], "r.yaml", ["a.b=1"]),
+        (["train", "r.yaml", "--out", "d", "a.b=1", "c=2"], "r.yaml", ["a.b=1", "c=2"]),
+        (["train", "r.yaml", "a.b=1", "--out", "d", "c=2", "--resume"], "r.yaml", ["a.b=1", "c=2"]),
+        (["reproduce", "r.yaml", "--out", "d", "train.epochs=3"], "r.yaml", ["train.epochs=3"]),
+    ],
+)
+def test_overrides_are_taken_before_and_after_the_options(argv, config, overrides):
+    from deepspike.cli import parse_arguments
+
+    args = parse_arguments(argv)
+    assert (args.config, args.overrides, args.out) == (config, overrides, "d")
+
+
+@pytest.mark.parametrize("argv", [["train", "r.yaml", "--out", "d", "--bogus"], ["eval", "runs/a", "a=b"],
+                                  ["train", "r.yaml", "--out", "d", "a=1", "stray"]])
+def test_unknown_arguments_are_still_refused(argv, capsys):
+    from deepspike.cli import parse_arguments
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("deepspike: error: unrecognized arguments:")

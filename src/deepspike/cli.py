@@ -81,8 +81,20 @@ def _world_size() -> int:
         return 1
 
 
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line. ``key=value`` overrides are taken after the options too (``train CONFIG --out DIR
+    train.epochs=3``), where argparse alone stops at the first option; anything else unknown is its usual error."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     try:
         keep_freed_memory()  # before the command allocates anything large (core.allocator)
         return args.run(args) or 0
