@@ -5,7 +5,8 @@
   page made of its docstring (the prose), its code and the output it printed; a tutorial that fails fails the
   build (this is how CI runs the tutorials);
 * ``docs/generated/results.md``: ``benchmarks/RESULTS.md``;
-* ``docs/generated/zoo.md``: the shipped pretrained models, from their cards.
+* ``docs/generated/zoo.md``: the shipped pretrained models, from their cards;
+* ``docs/generated/recipe.md``: every recipe key with its default (``deepspike.config.reference``).
 
 Usage: ``python docs/build_pages.py [--skip-tutorials]`` (``make docs`` runs it).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +62,41 @@ def zoo_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_page() -> str:
+    import deepspike as ds
+    from deepspike.config.reference import method_keys, section_doc, section_keys
+
+    names = {"model.name": [row["name"] for row in ds.model_table()], "data.name": ds.dataset_names()}
+    parts = ["# Recipe reference\n",
+             "A recipe is a YAML file of these sections; a key left out takes its default, and any key can be set on "
+             "the command line as `section.key=value` (`deepspike train RECIPE train.epochs=3 --out DIR`). A value "
+             "of the wrong type or out of range is refused with one line naming the key and what is valid. Made "
+             "from the schema (`deepspike.config.schema`, the methods' `Options`) by `docs/build_pages.py`.\n"]
+    for section, keys in section_keys().items():
+        parts.append(f"## `{section}`\n\n{_md_doc(section_doc(section))}\n\n{_key_table(keys, names)}\n")
+    parts.append("## `method`\n\n`method.name` picks the method (default `stbp`); its other keys are that method's "
+                 "options (`deepspike methods`; the method pages under Methods say what each does).\n")
+    descriptions = {row["name"]: row["description"] for row in ds.method_table()}
+    for name, keys in method_keys().items():
+        parts.append(f"### `method.name: {name}`\n\n{descriptions[name]}.\n\n{_key_table(keys, {})}\n")
+    return "\n".join(parts)
+
+
+def _md_doc(doc: str) -> str:
+    """A docstring as Markdown: reST's double backquotes as code spans, lines joined."""
+    return " ".join(doc.replace("``", "`").split())
+
+
+def _key_table(keys, names: dict) -> str:
+    rows = ["| key | default | type | valid values |", "|---|---|---|---|"]
+    for k in keys:
+        valid = ", ".join(f"`{v}`" for v in (k.choices or names.get(k.key, ())))
+        default = json.dumps(k.default)
+        kind = k.type.replace(" | ", " or ")  # a pipe would end the table cell
+        rows.append(f"| `{k.key}` | `{default}` | `{kind}` | {valid} |")
+    return "\n".join(rows)
+
+
 def tutorial_page(script: Path) -> str:
     """Run ``script`` (exit status 0 or ``SystemExit``) and return its page."""
     source = script.read_text()
@@ -90,6 +127,7 @@ def main() -> None:
     (OUT / "tutorials").mkdir(parents=True)
     (OUT / "cli.md").write_text(cli_page())
     (OUT / "zoo.md").write_text(zoo_page())
+    (OUT / "recipe.md").write_text(recipe_page())
     shutil.copyfile(ROOT / "benchmarks" / "RESULTS.md", OUT / "results.md")
     for script in sorted((DOCS / "tutorials").glob("t*.py")):
         page = (f"# {script.stem}\n\nNot run in this build (`--skip-tutorials`).\n" if args.skip_tutorials

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from deepspike.config.reference import method_keys
 from deepspike.data import list_datasets
 from deepspike.methods import list_methods
 from deepspike.models import create_architecture, list_models
@@ -25,14 +25,9 @@ def model_table(num_classes: int = 10) -> list[dict[str, Any]]:
 
 def method_table() -> list[dict[str, Any]]:
     """One row per training method: ``name``, ``description`` and ``options`` (name -> default)."""
-    rows = []
-    for cls in list_methods():
-        options = {
-            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            for f in dataclasses.fields(cls.Options)
-        }
-        rows.append(dict(name=cls.name, description=cls.description, options=options))
-    return rows
+    keys = method_keys()
+    return [dict(name=cls.name, description=cls.description,
+                 options={k.key.removeprefix("method."): k.default for k in keys[cls.name]}) for cls in list_methods()]
 
 
 def dataset_names() -> list[str]:

@@ -31,6 +31,10 @@ SEED_MAX = 2**63 - 1
 
 @dataclass
 class ModelConfig:
+    """``name``: a registered model (``deepspike models``); ``width``: a channel multiplier (> 0, e.g. 0.25 for a
+    quarter of every layer's channels); ``args``: the model factory's own keyword options (``deepspike.models``,
+    e.g. ``vgg``'s ``blocks``, ``pool``, ``dropout``)."""
+
     name: str = "scnn_digits"
     width: float = 1.0
     args: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +45,9 @@ class ModelConfig:
 
 @dataclass
 class AugmentConfig:
+    """Training images only: ``crop_padding`` (>= 0) pads each side with zeros and crops back at a random place;
+    ``hflip`` flips half the images left-right."""
+
     crop_padding: int = 0
     hflip: bool = False
 
@@ -50,6 +57,13 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
+    """``name``: a registered data set (``deepspike datasets``); ``data_dir``: where its files are searched first
+    (then ``$DEEPSPIKE_DATA``, ``~/.cache/deepspike``; ``data.paths``); ``val_fraction``: the share of the
+    training split held out for validation, in [0, 1); ``download``: fetch missing files, checksum-verified;
+    ``normalize``: standardise inputs by the training split's per-channel mean and std; ``num_workers``:
+    data-loader processes (>= 0); ``augment``: random crops and flips (``data.augment.*``); ``args``: the data
+    set's own options."""
+
     name: str = "digits"
     data_dir: str | None = None
     val_fraction: float = 0.0
@@ -72,10 +86,15 @@ PRECISIONS = ("fp32", "bf16")
 TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt")  # training.temporal_grad
 LOG_SINKS = ("csv", "tensorboard")  # training.metric_sinks, besides metrics.jsonl
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
+CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precision": PRECISIONS,
+           "train.temporal_grad": TEMPORAL_GRADS, "train.log": LOG_SINKS}  # keys with a fixed set of values
 
 
 @dataclass
 class OptimConfig:
+    """``name``: sgd, adam or adamw; ``lr`` (> 0); ``weight_decay`` (>= 0); ``momentum`` (sgd, in [0, 1)) and
+    ``nesterov`` (sgd); ``betas`` (adam and adamw: two numbers in [0, 1))."""
+
     name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -84,7 +103,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
     def __post_init__(self) -> None:
-        _choice(self.name, "optim.name", OPTIMIZERS)
+        _choice(self.name, "optim.name")
         _check(self.lr > 0, "optim.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
         _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
@@ -109,7 +128,7 @@ class ScheduleConfig:
     warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice(self.name, "schedule.name", SCHEDULES)
+        _choice(self.name, "schedule.name")
         _check(self.step_size >= 1, "schedule.step_size", self.step_size, ">= 1")
         _check(self.gamma > 0, "schedule.gamma", self.gamma, "> 0")
         _check(all(m >= 0 for m in self.milestones), "schedule.milestones", self.milestones, "epochs >= 0")
@@ -154,10 +173,10 @@ class TrainConfig:
             self.max_steps_per_epoch,
             ">= 1 or null (smoke tests: stop each epoch after this many steps)",
         )
-        _choice(self.precision, "train.precision", PRECISIONS)
-        _choice(self.temporal_grad, "train.temporal_grad", TEMPORAL_GRADS)
+        _choice(self.precision, "train.precision")
+        _choice(self.temporal_grad, "train.temporal_grad")
         for name in self.log:
-            _choice(name, "train.log", LOG_SINKS)
+            _choice(name, "train.log")
         _check(self.time_segment is None or self.time_segment >= 1, "train.time_segment", self.time_segment,
                ">= 1 or null (checkpointed BPTT: steps per segment; null: ceil(sqrt(T)))")
         _check(self.time_segment is None or self.temporal_grad == "checkpoint", "train.time_segment",
@@ -210,6 +229,7 @@ def _check(ok: bool, key: str, value: object, expected: str) -> None:
         raise ConfigError(f"bad value {shown_value(value)} for {key}: expected {expected}")
 
 
-def _choice(value: str, key: str, valid: tuple[str, ...]) -> None:
+def _choice(value: str, key: str) -> None:
+    valid = CHOICES[key]
     if value not in valid:
         raise ConfigError(f"bad value {shown_value(value)} for {key}; valid: {', '.join(valid)}")
