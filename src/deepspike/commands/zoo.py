@@ -28,11 +28,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(strict_json(cards, indent=2))
         return 0
-    print(f"{'name':<26} {'method':<10} {'model':<16} {'data':<14} {'T':>4} {'test acc':>9} {'spikes/sample':>14} "
+    print(f"{'name':<26} {'method':<11} {'model':<16} {'data':<14} {'T':>4} {'test acc':>9} {'spikes/sample':>14} "
           f"{'ANN/SNN energy':>15}")
     for c in cards:
         energy = f"{c['energy_ann_over_snn']:.2f}" if c.get("energy_ann_over_snn") else "-"
         spikes = f"{c['spikes_per_sample']:,.0f}" if c.get("spikes_per_sample") is not None else "-"
-        print(f"{c['name']:<26} {c['method']:<10} {c['model']:<16} {c['dataset']:<14} {c.get('timesteps') or '-':>4} "
+        print(f"{c['name']:<26} {c['method']:<11} {c['model']:<16} {c['dataset']:<14} {c.get('timesteps') or '-':>4} "
               f"{100 * c['test_accuracy']:>8.2f}% {spikes:>14} {energy:>15}")
     return 0
