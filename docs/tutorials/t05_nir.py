@@ -8,7 +8,8 @@ graph is read back twice: with the ``nir`` package itself (what a chip's toolcha
 own importer, which builds a network from the file alone and must give the trained network's output spikes
 exactly.
 
-Data: the 8x8 digits; an ``stbp`` conv net with Poisson input, trained for a few epochs.
+Data: the 8x8 digits; an ``stbp`` conv net with Poisson input, trained for a few epochs. It needs the ``nir``
+extra (``make setup-dev``, or ``pip install 'deepspike[nir]'``).
 """
 
 import tempfile
