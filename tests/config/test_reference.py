@@ -55,3 +55,13 @@ def test_section_docs_name_their_keys():
         assert doc, section
         if section in ("model", "data", "data.augment", "optim"):
             assert all(f"``{k.key.rsplit('.', 1)[1]}``" in doc for k in keys), section
+
+
+def test_every_string_option_of_a_method_lists_the_values_it_takes():
+    for method, keys in method_keys().items():
+        for k in keys:
+            assert bool(k.choices) == (k.type == "str"), k.key
+            assert k.default in k.choices or not k.choices
+            for value in k.choices:
+                config = load_config(None, [f"method.name={method}", f"{k.key}={json.dumps(value)}"])
+                assert getattr(config.method.options, k.key.split(".")[1]) == value

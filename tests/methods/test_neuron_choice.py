@@ -78,6 +78,17 @@ def test_bad_options_are_one_line_config_errors(key, value):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("decay=0", "decay=0.0 is outside"), ("threshold=-1", "threshold=-1.0"),
+    ("reset=zz", "unknown reset 'zz'; valid: none, subtract, zero"), ("surrogate=zz", "unknown surrogate 'zz'"),
+    ("surrogate_args.a=-1", "a=-1.0 must be")])
+def test_neuron_parameters_are_refused_when_the_recipe_loads(override, message):
+    """Before the model is built: ``load_config`` refuses them, as every other option."""
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, ["method.name=stbp", f"method.{override}"])
+    assert "\n" not in str(err.value)
+
+
 def test_plif_resume_is_exact(tmp_path):
     """A PLIF + learnable-threshold run cut after epoch 1 and resumed ends bit for bit where the uncut run ends."""
     cfg = load_config(None, [*TINY, "method.neuron=plif", "method.learn_threshold=true",

@@ -2,18 +2,24 @@
 (``docs/build_pages.py`` writes it as ``docs/generated/recipe.md``) and its tests.
 
 A key is ``section.field`` (``train.epochs``), nested sections joined by dots (``data.augment.hflip``); the
-``method`` section's keys depend on ``method.name`` and come from that method's ``Options`` dataclass.
+``method`` section's keys depend on ``method.name`` and come from that method's ``Options`` dataclass. The choices
+of a method's string option are what its one-line refusal of a value no option takes lists (``...; valid: a, b``):
+the check that refuses bad recipes is the one source, and the tests load every value listed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from deepspike.config.schema import CHOICES, RunConfig
-from deepspike.methods.registry import list_methods
+from deepspike.core.errors import ConfigError
+from deepspike.methods.registry import list_methods, method_options
+
+NOT_AN_OPTION = "\x00"  # a value no string option takes: its refusal lists the valid ones
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,8 @@ def section_keys() -> dict[str, list[RecipeKey]]:
 
 def method_keys() -> dict[str, list[RecipeKey]]:
     """``{method name: its option keys}`` (``method.timesteps``, ...), methods sorted by name."""
-    return {cls.name: [_key(f"method.{f.name}", f, _default(f)) for f in dataclasses.fields(cls.Options)]
-            for cls in list_methods()}
+    return {cls.name: [RecipeKey(f"method.{f.name}", str(f.type), _default(f), _probed_choices(cls.name, f))
+                       for f in dataclasses.fields(cls.Options)] for cls in list_methods()}
 
 
 def section_doc(section: str) -> str:
@@ -68,6 +74,18 @@ def _collect(prefix: str, instance: Any, sections: dict[str, list[RecipeKey]]) -
 
 def _key(key: str, field: dataclasses.Field, default: Any) -> RecipeKey:
     return RecipeKey(key, str(field.type), default, CHOICES.get(key, ()))
+
+
+def _probed_choices(method: str, field: dataclasses.Field) -> tuple[str, ...]:
+    """The values method ``method``'s string option ``field`` takes, from the refusal of ``NOT_AN_OPTION``."""
+    if field.type != "str":
+        return ()
+    try:
+        method_options(method, {field.name: NOT_AN_OPTION})
+    except ConfigError as refusal:
+        listed = re.search(r"; valid: (.+)$", str(refusal))
+        return tuple(listed.group(1).split(", ")) if listed else ()
+    return ()
 
 
 def _default(field: dataclasses.Field) -> Any:

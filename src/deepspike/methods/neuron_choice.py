@@ -19,6 +19,7 @@ streaming at run time.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
@@ -34,7 +35,8 @@ NEURON_PARAMS = ("layer", "channel")
 
 def check_neuron_options(o: Any) -> None:
     """One-line ``ConfigError`` for a bad ``neuron`` / ``neuron_params`` / ``tau_init`` / PSN step setting of ``o``
-    (an options dataclass with the fields of the module docstring and ``timesteps``, ``eval_timesteps``)."""
+    (an options dataclass with the fields of the module docstring and ``timesteps``, ``eval_timesteps``), or a bad
+    ``decay`` / ``threshold`` / ``reset`` / ``surrogate`` / ``surrogate_args`` (``NeuronParams``' checks)."""
     for key, value, valid in (("neuron", o.neuron, NEURONS), ("neuron_params", o.neuron_params, NEURON_PARAMS)):
         if value not in valid:
             raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
@@ -44,6 +46,9 @@ def check_neuron_options(o: Any) -> None:
         tau_to_weight(float(o.tau_init))
     except (TypeError, ValueError, ConfigError):
         raise ConfigError(f"bad value {o.tau_init!r} for method.tau_init: expected a finite number > 1") from None
+    if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
+        NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
+                     surrogate_args=dict(o.surrogate_args))  # decay, threshold, reset and surrogate checked at load
     if o.neuron == "psn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError(f"method.neuron=psn needs all T steps at once: method.eval_timesteps={o.eval_timesteps} "
                           f"must equal method.timesteps={o.timesteps} (or be null)")
