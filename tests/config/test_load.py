@@ -2,13 +2,14 @@
 
 import dataclasses
 import inspect
+import re
 
 import pytest
 
 from deepspike.cli import main
-from deepspike.config import load_config, parse_overrides, save_config
+from deepspike.config import load_config, load_saved_config, parse_overrides, save_config
 from deepspike.config.schema import SET_ELSEWHERE
-from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import load_dataset
 from deepspike.methods.stbp import StbpOptions
 
@@ -144,3 +145,35 @@ def test_malformed_interpolation_in_a_recipe_is_one_line(tmp_path):
     recipe.write_text("model: {args: {a: '${'}}\n")
     with pytest.raises(ConfigError, match=r"^cannot load .*r.yaml: no viable alternative at input '\$\{'$"):
         load_config(recipe)
+
+
+@pytest.mark.parametrize(("text", "missing"), [("", "method, model, data, optim, schedule, train"),
+                                               ("method: {name: stbp}\n", "model, data, optim, schedule, train"),
+                                               ("{}", "method, model")])
+def test_a_run_config_without_its_sections_is_refused(tmp_path, text, missing):
+    whole = tmp_path / "whole.yaml"
+    save_config(load_config(None, ["method.timesteps=2"]), whole)
+    damaged = tmp_path / "config.yaml"
+    damaged.write_text(text)
+    with pytest.raises(DataCorruptError, match=f"is not a whole run config \\(missing {missing}"):
+        load_saved_config(damaged)
+    without_method_name = whole.read_text().replace("  name: stbp\n", "")
+    damaged.write_text(without_method_name)
+    with pytest.raises(DataCorruptError, match="missing method.name"):
+        load_saved_config(damaged)
+    assert load_saved_config(whole).method.options.timesteps == 2
+
+
+def test_a_run_config_saved_before_the_expected_section_loads(tmp_path):
+    path = tmp_path / "config.yaml"
+    save_config(load_config(None), path)
+    text = path.read_text()
+    path.write_text(text[:text.index("expected:")])
+    assert load_saved_config(path).expected.test_accuracy is None
+
+
+@pytest.mark.parametrize(("override", "value"), [("train=3", "3"), ("method=stbp", "'stbp'"), ("data=[1]", "[1]")])
+def test_a_section_set_to_a_value_is_refused_whatever_follows(override, value):
+    section = override.split("=")[0]
+    with pytest.raises(ConfigError, match=re.escape(f"bad value {value} for section {section}: expected a mapping")):
+        load_config(None, ["train.epochs=1", override, "train.progress=false"])

@@ -202,3 +202,60 @@ def test_resume_without_a_recipe_continues_with_the_runs_config(tmp_path, capsys
     assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
     err = _one_line_error(capsys, ["train", "--out", str(tmp_path / "none"), "--resume"])
     assert "--resume given but" in err and "does not exist" in err and not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("folder_was_there", [False, True])
+def test_input_refused_in_the_first_epoch_leaves_nothing_behind(tmp_path, capsys, folder_was_there):
+    """Event frames asked of a data set of images: refused by the first batch, after the run's files were written;
+    they are taken back, so the same --out takes the corrected recipe without --resume."""
+    run = tmp_path / "R"
+    if folder_was_there:
+        run.mkdir()
+        (run / "mine.txt").write_text("the user's")
+    bad = ["train", *QUICK, "method.name=stbp", "method.encoder=frames", "--out", str(run)]
+    assert "encoder 'frames' needs event frames" in _one_line_error(capsys, bad)
+    assert (sorted(p.name for p in run.iterdir()) == ["mine.txt"]) if folder_was_there else not run.exists()
+    assert main(["train", *QUICK, "method.name=stbp", "--out", str(run)]) == 0
+
+
+def test_resume_to_fewer_epochs_than_trained_is_refused_and_changes_nothing(tmp_path, capsys):
+    run = tmp_path / "R"
+    assert main(["train", *QUICK, "train.epochs=2", "--out", str(run)]) == 0
+    before = _snapshot(run)
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=1"])
+    assert line.endswith(f"--resume with train.epochs=1: {run} has trained 2 epochs already; give train.epochs >= 2, "
+                         "or train a new run")
+    assert _snapshot(run) == before
+
+
+def test_a_checkpoint_past_its_metrics_log_is_refused(tmp_path, capsys):
+    run = tmp_path / "R"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    (run / "metrics.jsonl").write_text("")
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=2"])
+    assert line.endswith("checkpoint.pt is at epoch 1 but " + str(run / "metrics.jsonl") + " logs 0 epochs: the run's "
+                         "files do not belong together")
+
+
+def test_an_emptied_run_config_is_refused_by_eval_and_resume(tmp_path, capsys):
+    run = tmp_path / "R"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    (run / "config.yaml").write_text("")
+    for argv in (["eval", str(run)], ["train", "--out", str(run), "--resume", "train.epochs=2"]):
+        assert "is not a whole run config (missing method, model" in _one_line_error(capsys, argv)
+    assert (run / "config.yaml").read_text() == ""
+
+
+def test_a_method_made_by_conversion_is_not_trained(tmp_path, capsys):
+    run = tmp_path / "R"
+    line = _one_line_error(capsys, ["train", *QUICK, "method.name=converted", "--out", str(run)])
+    assert line == ("deepspike: error: method 'converted' is not trained: its nets are made by `deepspike convert "
+                    "ANN_RUN` (train an ann run and convert it)")
+    assert not run.exists()
+
+
+def test_an_empty_out_is_refused_and_nothing_lands_in_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _one_line_error(capsys, ["train", *QUICK, "--out", ""]) == ("deepspike: error: --out is empty; give the "
+                                                                     "name of a folder")
+    assert list(tmp_path.iterdir()) == []

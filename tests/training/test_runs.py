@@ -212,3 +212,11 @@ def test_written_files_follow_the_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0o600
+
+
+@pytest.mark.parametrize(("content", "reason"), [(b"{bad", "Expecting property name"), (b"\xff\xfe", "can't decode"),
+                                                 (b"[1]", "it holds a list")])
+def test_a_damaged_summary_is_one_line(tmp_path, content, reason):
+    (tmp_path / "summary.json").write_bytes(content)
+    with pytest.raises(DataCorruptError, match=f"summary.json is not a JSON summary: .*{reason}"):
+        RunDir(tmp_path).read_summary()

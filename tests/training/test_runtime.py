@@ -1,4 +1,5 @@
-"""bf16 autocast and channels-last training (CUDA is where they pay off; checked here on the CPU)."""
+"""bf16 autocast and channels-last training (CUDA is where they pay off; checked here on the CPU); runs too large for
+memory are refused before anything is allocated."""
 
 import json
 import math
@@ -6,7 +7,10 @@ import math
 import pytest
 import torch
 
+from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.training import runtime
 from deepspike.training.trainer import Trainer
 
 
@@ -67,3 +71,29 @@ def test_bad_precision_is_rejected():
 
     with pytest.raises(ConfigError, match="bad value 'fp16' for train.precision; valid: fp32, bf16"):
         load_config(None, ["train.precision=fp16"])
+
+
+def test_steps_and_parameters_that_cannot_fit_are_refused_before_anything_is_allocated(monkeypatch):
+    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 1000)
+    cpu = torch.device("cpu")
+    runtime.check_steps_fit(100, 10, cpu, "x")  # 1,000 bytes: fits exactly
+    with pytest.raises(ConfigError, match=r"^training T=11 needs at least 0 GiB for x; the cpu has 0 GiB: not even "
+                                          r"T=11 fits$"):
+        runtime.check_steps_fit(100, 11, cpu, "x", "training ")
+    runtime.check_parameters_fit(250, cpu, "model m")
+    with pytest.raises(ConfigError, match=r"^model m has 251 parameters, 0 GiB in float32; the cpu has 0 GiB: lower "
+                                          r"model.width$"):
+        runtime.check_parameters_fit(251, cpu, "model m")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("method.timesteps=100000000", "training T=100000000 needs at least"),
+    ("model.width=1e30", "model mlp at width 1e+30 has 592,000,000,000,000,011,771,697,904,484,352 parameters"),
+])
+def test_a_run_too_large_for_memory_is_one_line_and_writes_nothing(tmp_path, capsys, override, message):
+    run = tmp_path / "R"
+    argv = ["train", "method.name=stbp", "model.name=mlp", "model.args.hidden=[8]", override, "--out", str(run)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"deepspike: error: {message}") and err.count("\n") == 1
+    assert not run.exists()

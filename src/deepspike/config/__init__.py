@@ -1,6 +1,6 @@
 """Run configuration: schema, YAML loading with overrides, validation."""
 
-from deepspike.config.load import load_config, parse_overrides, save_config
+from deepspike.config.load import load_config, load_saved_config, parse_overrides, save_config
 from deepspike.config.method_section import MethodConfig
 from deepspike.config.schema import (
     AugmentConfig,
@@ -23,6 +23,7 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "load_config",
+    "load_saved_config",
     "parse_overrides",
     "save_config",
     "to_dataclass",

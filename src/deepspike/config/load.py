@@ -13,10 +13,11 @@ from deepspike.config.method_section import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.options import shown_key, shown_value, to_dataclass
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+LATER_SECTIONS = ("expected",)  # sections that runs saved by older versions lack: their defaults stand
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -39,13 +40,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return RunConfig(**sections)
 
 
+def load_saved_config(path: str | Path) -> RunConfig:
+    """A run's ``config.yaml``, as ``load_config`` reads it; a run saves its config whole (``save_config``), so a
+    file without a section (emptied, cut short) is a ``DataCorruptError``, not a recipe of defaults (except
+    ``LATER_SECTIONS``)."""
+    raw = _read_yaml(Path(path))
+    missing = [name for name in SECTIONS if raw.get(name) is None and name not in LATER_SECTIONS]
+    if missing or "name" not in raw.method:
+        what = ", ".join(missing) if missing else "method.name"
+        raise DataCorruptError(f"{shown_key(str(path))} is not a whole run config (missing {what}): a run's "
+                               "config.yaml holds every section; restore it or train the run again")
+    return load_config(path)
+
+
 def _check_sections(raw: DictConfig) -> None:
     """``ConfigError`` for a section name not in ``SECTIONS`` or a section that is not a mapping."""
     for name, value in OmegaConf.to_container(raw, resolve=False).items():
         if name not in SECTIONS:
             raise ConfigError(f"unknown config section {name!r}; valid sections: {', '.join(SECTIONS)}")
         if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"bad value {shown_value(value)} for section {name}: expected a mapping of its keys")
+            _refuse_section(name, value)
+
+
+def _refuse_section(name: str, value: object) -> None:
+    raise ConfigError(f"bad value {shown_value(value)} for section {name}: expected a mapping of its keys")
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
@@ -57,6 +75,8 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"bad override {item!r}: expected key=value, e.g. train.epochs=3")
         value = parse_yaml(text, f"override {item!r}")
+        if key in SECTIONS and value is not None and not isinstance(value, dict):  # here, or a later section.key=
+            _refuse_section(key, value)  # would silently replace it
         try:
             OmegaConf.update(merged, key, value, merge=True)
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:  # ValueError: a key into a list

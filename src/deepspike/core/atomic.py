@@ -107,7 +107,7 @@ def check_output_dir(path: str | os.PathLike, label: str) -> Path:
     """``path`` as a Path, or a one-line error when it cannot be a folder we write into: an existing file (or
     device, such as /dev/null), a path under a file, or no write permission where it would be created.
     ``label`` names the path in the message (e.g. ``--out``). Creates nothing."""
-    path = Path(path)
+    path = _named(path, label, "folder")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{label} {path} is not a folder (it is an existing file); pick a folder")
     _check_can_write_in(path, label, path)
@@ -118,13 +118,20 @@ def check_output_file(path: str | os.PathLike, label: str) -> Path:
     """``path`` as a Path, or a one-line error when it cannot be a regular file we write: an existing folder,
     a device or other non-regular file, a path under a file, a folder without write permission. Creates
     nothing."""
-    path = Path(path)
+    path = _named(path, label, "file")
     if path.is_dir():
         raise ConfigError(f"{label} {path} is a folder; give the name of a file to write")
     if path.exists() and not path.is_file():
         raise ConfigError(f"{label} {path} is not a regular file; give the name of a file to write")
     _check_can_write_in(path.parent, label, path)
     return path
+
+
+def _named(path: str | os.PathLike, label: str, kind: str) -> Path:
+    """``path`` as a Path; an empty name (which ``Path`` would read as the current folder) is a one-line error."""
+    if not os.fspath(path).strip():
+        raise ConfigError(f"{label} is empty; give the name of a {kind}")
+    return Path(path)
 
 
 def _check_can_write_in(folder: Path, label: str, path: Path) -> None:

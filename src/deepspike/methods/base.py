@@ -24,6 +24,7 @@ class Method(ABC):
     Options: ClassVar[type]
     description: ClassVar[str] = ""
     init_sources: ClassVar[tuple[str, ...]] = ("ann",)  # methods whose runs ``method.init_from`` may name
+    made_by: ClassVar[str] = ""  # a method whose nets are not trained: the command that makes them
 
     def __init__(self, options: Any) -> None:
         self.options = options

@@ -99,6 +99,7 @@ class ConvertedOptions:
 class ConvertedMethod(Method):
     name = "converted"
     Options = ConvertedOptions
+    made_by = "deepspike convert ANN_RUN"
     description = (
         "sengupta2019 ANN-to-SNN conversion: IF neurons, balanced thresholds (use `deepspike convert`)"
     )

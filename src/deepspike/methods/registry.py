@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepspike.core.errors import unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import to_dataclass
 from deepspike.methods.base import Method
 
@@ -27,6 +27,14 @@ def _method_class(name: str) -> type[Method]:
     if name not in _METHODS:
         raise unknown_choice("method", name, _METHODS)
     return _METHODS[name]
+
+
+def check_trainable(name: str) -> None:
+    """A one-line ``ConfigError`` when method ``name`` makes its nets without training (``Method.made_by``)."""
+    made_by = _method_class(name).made_by
+    if made_by:
+        raise ConfigError(f"method {name!r} is not trained: its nets are made by `{made_by}` (train an ann run and "
+                          "convert it)")
 
 
 def method_options(name: str, values: dict | None = None) -> Any:

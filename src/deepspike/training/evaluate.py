@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
-from deepspike.core.errors import ConfigError
 from deepspike.methods.base import Method
-from deepspike.training.runtime import autocast, device_memory_bytes
+from deepspike.training.runtime import autocast, check_steps_fit
 
 EVAL_SEED = 1234
 
@@ -86,11 +85,5 @@ def check_timesteps_fit(x: torch.Tensor, timesteps: int) -> None:
     """A one-line ``ConfigError`` when the input of batch ``x [B, ...]`` over ``timesteps`` steps, the
     ``[T, B, ...]`` tensor a time-stepped network encodes it into, would alone exceed the memory of
     ``x``'s device (its activations need at least as much): the bound is derived from memory, not a fixed T."""
-    per_step = x.numel() * x.element_size()
-    need, have = timesteps * per_step, device_memory_bytes(x.device)
-    if need > have:
-        raise ConfigError(
-            f"inference T={timesteps} needs at least {need / 2**30:,.0f} GiB for one batch's [T, B, ...] input "
-            f"({len(x)} samples of shape {list(x.shape[1:])}); the {x.device.type} has {have / 2**30:,.0f} GiB: "
-            f"not even T={have // per_step + 1:,} fits"
-        )
+    check_steps_fit(x.numel() * x.element_size(), timesteps, x.device,
+                    f"one batch's [T, B, ...] input ({len(x)} samples of shape {list(x.shape[1:])})", "inference ")

@@ -20,7 +20,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import check_output_dir
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training.runs import RunDir
 
 NEW, RESTART, CONTINUE = "new", "restart", "continue"
@@ -56,11 +56,25 @@ def resume_recipe(run: RunDir) -> Path | None:
     """What a resume given no recipe continues with: the run's ``config.yaml``; None (the defaults) where
     ``run`` holds no run. A run killed while writing its ``config.yaml`` needs its recipe: a one-line error."""
     if run.is_run_dir():
+        run.read_config()  # a damaged config.yaml is refused, not read as a recipe of defaults
         return run.config_path
     if run.is_started() and not run.has_checkpoint():
         raise ConfigError(f"{run.path} holds a run killed before it wrote config.yaml: train it again without "
                           "--resume, or give its recipe file")
     return None
+
+
+def check_resumed_epochs(run: RunDir, config: RunConfig, epochs_done: int) -> None:
+    """A one-line error, before anything is written, when the checkpoint's ``epochs_done`` is past what the run's
+    metrics log holds (the log gets each epoch before its checkpoint: the files do not belong together) or past
+    ``train.epochs`` (a run cannot be trained back to fewer epochs)."""
+    logged = len(run.metrics.read())
+    if epochs_done > logged:
+        raise DataCorruptError(f"{run.checkpoint_path} is at epoch {epochs_done} but {run.metrics.path} logs "
+                               f"{logged} epochs: the run's files do not belong together")
+    if epochs_done > config.train.epochs:
+        raise ConfigError(f"--resume with train.epochs={config.train.epochs}: {run.path} has trained {epochs_done} "
+                          f"epochs already; give train.epochs >= {epochs_done}, or train a new run")
 
 
 def _check_free(run: RunDir) -> None:

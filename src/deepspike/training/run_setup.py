@@ -11,6 +11,8 @@ from deepspike.data import BatchIterator, DataSplits, load_dataset
 from deepspike.methods import Method
 from deepspike.methods.registry import method_from_options
 from deepspike.models import Architecture, create_architecture
+from deepspike.models.costs import count_parameters
+from deepspike.training.runtime import check_parameters_fit
 
 
 @dataclass
@@ -38,6 +40,7 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
     on ``device``."""
     data = data if data is not None else load_data(config)
     method, arch = method_and_architecture(config, data.num_classes, tuple(data.input_shape))
+    check_parameters_fit(count_parameters(arch), device, f"model {arch.name} at width {config.model.width:g}")
     return RunParts(method, arch, method.build(arch).to(device), data)
 
 

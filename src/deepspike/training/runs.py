@@ -16,12 +16,13 @@ JSON is written strictly (``allow_nan=False``): JSON has no inf/nan, so non-fini
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from deepspike.config.load import load_config, save_config
+from deepspike.config.load import load_saved_config, save_config
 from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import (
     atomic_write,
@@ -134,14 +135,26 @@ class RunDir:
             raise DataNotFoundError(f"{self.path} is not a run directory (no {CONFIG_NAME})")
         return self
 
-    def create(self) -> None:
+    def create(self) -> bool:
+        """Make the folder (and its parents); whether it was not there before."""
+        existed = self.path.is_dir()
         self.path.mkdir(parents=True, exist_ok=True)
+        return not existed
+
+    def discard_unfinished(self, created: bool) -> None:
+        """Take back a new run that finished no epoch: the folder where the run ``created`` it, else the files it
+        wrote (``config.yaml``, the metrics log, which holds no epoch yet, and the started mark)."""
+        if created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for path in (self.config_path, self.metrics.path, self.path / STARTED_NAME):
+            path.unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.is_file()
 
     def read_config(self) -> RunConfig:
-        return load_config(self.require().config_path)
+        return load_saved_config(self.require().config_path)
 
     def write_config(self, config: RunConfig) -> None:
         save_config(config, self.config_path)
@@ -155,7 +168,13 @@ class RunDir:
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_path.is_file():
             raise DataNotFoundError(f"no summary at {self.summary_path}")
-        return json.loads(self.summary_path.read_text())
+        try:
+            summary = json.loads(self.summary_path.read_text())
+        except (UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+            raise DataCorruptError(f"{self.summary_path} is not a JSON summary: {e}") from None
+        if not isinstance(summary, dict):
+            raise DataCorruptError(f"{self.summary_path} is not a JSON summary: it holds a {type(summary).__name__}")
+        return summary
 
     def remove_summary(self) -> None:
         """Delete ``summary.json``: the run trains on, and a summary describes a finished run."""

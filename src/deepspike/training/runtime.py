@@ -27,6 +27,25 @@ def device_memory_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def check_steps_fit(per_step: int, timesteps: int, device: torch.device, what: str, which: str = "") -> None:
+    """A one-line ``ConfigError`` when ``timesteps`` steps of ``per_step`` bytes (``what``, the tensor they make,
+    for the message; ``which``: "inference ", "training ") alone exceed ``device``'s memory: the bound comes from
+    memory, not from a fixed T."""
+    need, have = timesteps * per_step, device_memory_bytes(device)
+    if need > have:
+        raise ConfigError(f"{which}T={timesteps} needs at least {need / 2**30:,.0f} GiB for {what}; the {device.type} "
+                          f"has {have / 2**30:,.0f} GiB: not even T={have // per_step + 1:,} fits")
+
+
+def check_parameters_fit(parameters: int, device: torch.device, what: str) -> None:
+    """A one-line ``ConfigError`` when ``parameters`` float32 weights (``what``: the model, for the message) alone
+    exceed ``device``'s memory, before anything is allocated."""
+    need, have = 4 * parameters, device_memory_bytes(device)
+    if need > have:
+        raise ConfigError(f"{what} has {parameters:,} parameters, {need / 2**30:,.0f} GiB in float32; the "
+                          f"{device.type} has {have / 2**30:,.0f} GiB: lower model.width")
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; with ``deterministic``, ask torch for deterministic kernels."""
     random.seed(seed)

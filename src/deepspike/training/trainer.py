@@ -29,13 +29,16 @@ from typing import Any
 import torch
 
 from deepspike.config.schema import RunConfig
+from deepspike.core.atomic import check_output_dir
+from deepspike.core.errors import UserError
+from deepspike.methods import check_trainable
 from deepspike.training.checkpoint import rng_state, training_checkpoint
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
-from deepspike.training.run_open import CONTINUE, open_mode
+from deepspike.training.run_open import CONTINUE, NEW, check_resumed_epochs, open_mode
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 from deepspike.training.summary import run_summary
@@ -59,11 +62,13 @@ class Trainer:
         callbacks: tuple[EpochCallback, ...] = (),
         dist_context: DistContext | None = None,
     ) -> None:
+        check_trainable(config.method.name)
         self.config = config
-        self.run = RunDir(out_dir)
+        self.run = RunDir(check_output_dir(out_dir, "--out"))  # "" is refused, not read as the current folder
         self.out_dir = self.run.path
         self.resume = resume
         self.mode = open_mode(self.run, config, resume)  # every rank: rank 0 writes only after all ranks met in DDP
+        self.created_folder = False
         self.callbacks = callbacks
         self.dist = dist_context if dist_context is not None else init_distributed()
         device = resolve_device(config.train.device)
@@ -79,9 +84,13 @@ class Trainer:
         progress = self._open_run(setup)
         self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done) if ctx.is_main else None
         record: dict[str, Any] = {}
-        for epoch in range(progress.epochs_done, cfg.train.epochs):
-            record = run_epoch(setup, cfg, ctx, epoch, progress)
-            self._end_epoch(setup, record, progress)
+        try:
+            for epoch in range(progress.epochs_done, cfg.train.epochs):
+                record = run_epoch(setup, cfg, ctx, epoch, progress)
+                self._end_epoch(setup, record, progress)
+        except UserError:
+            self._discard_if_unfinished()
+            raise
         if self.sinks is not None:
             self.sinks.close()
         if not record:  # resumed a finished run: report from the log
@@ -104,8 +113,9 @@ class Trainer:
         if self.mode == CONTINUE:
             state = self.run.read_checkpoint(self.device)
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
+            check_resumed_epochs(self.run, self.config, progress.epochs_done)
         if ctx.is_main:
-            self.run.create()
+            self.created_folder = self.run.create()
             self.run.remove_stale_temps()
             self.run.metrics.truncate_after(progress.epochs_done)
             self.run.mark_started()
@@ -113,6 +123,14 @@ class Trainer:
             if progress.epochs_done < self.config.train.epochs:
                 self.run.remove_summary()
         return progress
+
+    def _discard_if_unfinished(self) -> None:
+        """A new run refused before its first epoch ended (input that only training could check, such as event
+        frames a recipe's data does not give) leaves nothing behind: rank 0 takes back what it wrote."""
+        if self.mode == NEW and self.dist.is_main and not self.run.has_checkpoint():
+            if self.sinks is not None:
+                self.sinks.close()
+            self.run.discard_unfinished(self.created_folder)
 
     def _end_epoch(self, setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgress) -> None:
         """Rank 0 prints the epoch line, logs the record and writes the checkpoint (with every rank's

@@ -8,6 +8,7 @@ draws from the seeded generators, and the weight average starts from the weights
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +23,7 @@ from deepspike.training.ema import WeightAverage
 from deepspike.training.optim import make_optimizer, make_scheduler
 from deepspike.training.reload import build_new_run
 from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
-from deepspike.training.runtime import autocast_dtype, seed_everything
+from deepspike.training.runtime import autocast_dtype, check_steps_fit, seed_everything
 from deepspike.training.temporal_grad import prepare_temporal_grad
 
 SPLITS = ("train", "val", "test")
@@ -52,11 +53,21 @@ def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
     return steps if limit is None else min(steps, limit)
 
 
+def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], device: torch.device) -> None:
+    """A one-line ``ConfigError`` when a training batch's input over the method's ``timesteps`` steps would alone
+    exceed ``device``'s memory (``runtime.check_steps_fit``)."""
+    timesteps, batch = getattr(config.method.options, "timesteps", None), config.train.batch_size
+    if timesteps:
+        check_steps_fit(4 * batch * math.prod(input_shape), timesteps, device,
+                        f"one batch's [T, B, ...] input ({batch} samples of shape {list(input_shape)})", "training ")
+
+
 def build_training(config: RunConfig, ctx: DistContext, device: torch.device, resume: bool) -> TrainingSetup:
     """Build the run of ``config`` on ``device`` (module docstring). ``resume``: the checkpoint will supply
     the weights, so a ``method.init_from`` ANN run is not read."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = load_data(config)
+    check_training_steps_fit(config, tuple(data.input_shape), device)
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
