@@ -213,3 +213,18 @@ def test_eval_and_train_print_strict_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(api, "evaluate", lambda run_dir, split, unquantised: {"test_accuracy": float("nan")})
     assert main(["eval", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out, parse_constant=pytest.fail) == {"test_accuracy": None}
+
+
+@pytest.mark.parametrize("seed", [str(2**64), "-1"])
+def test_convert_refuses_a_seed_that_train_seed_would_refuse(tmp_path, capsys, seed):
+    """Checked before the run is read: the run folder need not exist for the refusal."""
+    assert main(["convert", str(tmp_path / "no_run"), "--seed", seed, "--out", str(tmp_path / "c")]) == 2
+    expected = f"deepspike: error: --seed must be in [0, 2**63 - 1] (as train.seed), got {seed}\n"
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "c").exists()
+
+
+def test_models_with_a_bad_class_count_prints_only_the_error(capsys):
+    assert main(["models", "--classes", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "deepspike: error: num_classes must be >= 2, got 0\n"

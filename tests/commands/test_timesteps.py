@@ -46,3 +46,16 @@ def test_timesteps_rejects_bad_steps():
         parse_steps("0,4")
     with pytest.raises(ConfigError, match="--eval-T"):
         parse_steps("a")
+    for text in ("1,,2", "1,2,", "2,2", ""):
+        with pytest.raises(ConfigError, match="expected distinct comma-separated integers >= 1"):
+            parse_steps(text)
+
+
+@pytest.mark.parametrize("samples", ["0", "-5"])
+def test_timesteps_rejects_max_samples_below_one(tiny_run, tmp_path, capsys, samples):
+    from deepspike.cli import main
+
+    out = tmp_path / "sweep"
+    assert main(["timesteps", str(tiny_run), "--eval-T", "1", "--max-samples", samples, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: --max-samples must be >= 1, got {samples}\n"
+    assert not out.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -185,6 +187,38 @@ def test_export_never_writes_over_the_run_or_into_odd_paths(tiny_run, capsys, ta
     err = capsys.readouterr().err
     assert err.startswith("deepspike: error: --nir ") and message in err and err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_a_nir_file_is_written_whole_or_not_at_all(tiny_run, tmp_path, capsys, monkeypatch):
+    """A write that fails (here: a folder that cannot hold files) is one line and leaves no file; a later failure
+    while encoding leaves the earlier file as it was and no temporary file beside it."""
+    from deepspike.cli import main
+
+    assert main(["export", str(tiny_run), "--nir", "/proc/model.nir"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: cannot write /proc/model.nir: ") and err.count("\n") == 1
+    target = tmp_path / "model.nir"
+    export_run(tiny_run, target)
+    written = target.read_bytes()
+    import nir
+
+    def fail_midway(file, graph, **kw):
+        file.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nir, "write", fail_midway)
+    with pytest.raises(OSError):
+        export_run(tiny_run, target)
+    assert target.read_bytes() == written and [p.name for p in tmp_path.iterdir()] == ["model.nir"]
+
+
+def test_a_refused_target_report_writes_no_nir_file(tiny_run, tmp_path, capsys):
+    from deepspike.cli import main
+
+    if importlib.util.find_spec("sinabs") is not None:
+        pytest.skip("sinabs is installed: the speck report is not refused")
+    assert main(["export", str(tiny_run), "--nir", str(tmp_path / "m.nir"), "--target", "speck"]) == 2
+    assert "--target speck needs sinabs" in capsys.readouterr().err and not (tmp_path / "m.nir").exists()
 
 
 def test_export_through_a_link_to_the_checkpoint_is_refused(tiny_run, tmp_path):

@@ -81,9 +81,10 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all)."""
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
+    report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
     summary = export_run(run_dir, path, **options) if path is not None else {}
-    if target is not None:
-        summary["target"] = target_report(run_dir, target, limit)
+    if report is not None:
+        summary["target"] = report
     if check:
         summary["check"] = check_run(run_dir, steps, options.get("dt", DEFAULT_DT))
     return summary

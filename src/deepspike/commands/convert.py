@@ -8,6 +8,7 @@ import argparse
 import torch
 
 from deepspike import api
+from deepspike.config.schema import SEED_MAX
 from deepspike.core.atomic import strict_json
 from deepspike.core.errors import ConfigError
 
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be in [0, 2**63 - 1] (as train.seed), got {args.seed}")
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")

@@ -15,8 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    rows = api.model_table(args.classes)  # before the header: a bad --classes is the only line printed
     print(f"{'model':<18} {'input':<12} {'params':>12} {'MACs':>15}  paper")
-    for row in api.model_table(args.classes):
+    for row in rows:
         shape = "x".join(map(str, row["input_shape"]))
         print(f"{row['name']:<18} {shape:<12} {row['parameters']:>12,} {row['macs']:>15,}  {row['paper']}")
     return 0

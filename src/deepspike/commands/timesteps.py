@@ -25,17 +25,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_steps(text: str) -> list[int]:
-    """``"1,2,8"`` -> ``[1, 2, 8]``; every entry must be an integer >= 1."""
+    """``"1,2,8"`` -> ``[1, 2, 8]``; every entry must be an integer >= 1, each given once, none left empty."""
     try:
-        steps = [int(s) for s in text.split(",") if s.strip()]
+        steps = [int(s) for s in text.split(",")]
     except ValueError:
         steps = []
-    if not steps or min(steps) < 1:
-        raise ConfigError(f"bad --eval-T {text!r}: expected comma-separated integers >= 1, e.g. 1,4,16")
+    if not steps or min(steps) < 1 or len(set(steps)) < len(steps):
+        raise ConfigError(f"bad --eval-T {text!r}: expected distinct comma-separated integers >= 1, e.g. 1,4,16")
     return steps
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_samples is not None and args.max_samples < 1:
+        raise ConfigError(f"--max-samples must be >= 1, got {args.max_samples}")
     by_inference, _ = api.timestep_sweep(args.runs, parse_steps(args.eval_T), args.out, args.split, args.max_samples)
     for r in by_inference:
         print(f"{r['run']}\ttrain_T={r['train_T']}\tinference_T={r['inference_T']}\taccuracy={r['accuracy']:.4f}")

@@ -22,6 +22,7 @@ previous neuron (lee2020's pooling neuron) keeps its threshold.
 from __future__ import annotations
 
 import copy
+import io
 import os
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepspike.core.atomic import check_output_file
+from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import leaf_modules, to_numpy
@@ -269,12 +270,15 @@ def check_finite(graph) -> None:
 
 
 def write_nir(graph, path: str | os.PathLike) -> Path:
-    """Write ``graph`` to ``path`` (HDF5, ``nir.write``) after checking that every value is finite."""
+    """Write ``graph`` to ``path`` (HDF5, ``nir.write``) after checking that every value is finite; atomically
+    (``core.atomic``: the file is the old one or the whole new one, and a write that fails is a one-line
+    ``WriteError``)."""
     nir = require_nir()
     check_finite(graph)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), graph)
+    encoded = io.BytesIO()
+    nir.write(encoded, graph)
+    atomic_write(path, lambda f: f.write(encoded.getvalue()))
     return path
 
 
