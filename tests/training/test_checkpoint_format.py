@@ -2,8 +2,11 @@
 
 import hashlib
 import io
+import os
+import pickle
 import random
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -30,6 +33,16 @@ class _WritesMarker:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+class _RunsShellCommand:
+    """Unpickling this (with a code-running unpickler) runs ``command`` through ``os.system``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
 
 
 def _one_line_error(capsys):
@@ -63,6 +76,103 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, capsys):
     # The file really is an exploit: an unrestricted load runs its code.
     torch.load(run / "checkpoint.pt", weights_only=False)
     assert marker.exists()
+
+
+def _run_with_checkpoint(tmp_path, write):
+    """A run folder (config.yaml) whose checkpoint.pt ``write(path)`` makes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(None, TINY), run / "config.yaml")
+    write(run / "checkpoint.pt")
+    return run
+
+
+def test_a_checkpoint_calling_os_system_gets_our_message_not_torchs_advice(tmp_path, capsys):
+    """Torch 2.13 words its refusal "unsupported GLOBAL posix.system whose module posix is blocked", wrapped in
+    advice to load with weights_only=False: that advice is never passed on."""
+    marker = tmp_path / "pwned"
+    run = _run_with_checkpoint(tmp_path, lambda path: torch.save({"model": _RunsShellCommand(f"touch {marker}")}, path))
+    assert main(["eval", str(run)]) == 2
+    assert _one_line_error(capsys) == (
+        f"deepspike: error: cannot read checkpoint {run / 'checkpoint.pt'}: it needs {os.system.__module__}.system, "
+        "which is neither a tensor nor a plain value (checkpoints are never unpickled as code)\n")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("refusal", "problem"), [
+    ("Unsupported global: GLOBAL posix.system was not an allowed global by default. Please use "
+     "`torch.serialization.add_safe_globals([system])` to allowlist this global if you trust it.",
+     "it needs posix.system, which is neither a tensor nor a plain value (checkpoints are never unpickled as code)"),
+    ("Unsupported operand 149", "it holds something other than tensors and plain values (Unsupported operand 149)"),
+])
+def test_the_older_wording_of_a_refusal_is_understood(tmp_path, monkeypatch, refusal, problem):
+    """Torch 2.4 to 2.5: the unpickler's own error after "WeightsUnpickler error:", in one exception."""
+    advice = ("Weights only load failed. This file can still be loaded, to do so you have two options \n\t(1) "
+              "Re-running `torch.load` with `weights_only` set to `False` will likely succeed, but it can result in "
+              "arbitrary code execution.\n\t(2) Alternatively, ...\n\tWeightsUnpickler error: ")
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError(advice + refusal)
+
+    torch.save({}, tmp_path / "c.pt")
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(DataCorruptError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert str(info.value) == f"cannot read checkpoint {tmp_path / 'c.pt'}: {problem}"
+
+
+def test_the_unpicklers_own_error_is_read_whatever_torch_wraps_it_in(tmp_path, monkeypatch):
+    """Torch re-raises its unpickler's error with advice ``from None``: the original stays its ``__context__``."""
+
+    def refuse(*args, **kwargs):
+        try:
+            raise pickle.UnpicklingError("Unsupported operand 149")
+        except pickle.UnpicklingError:
+            raise pickle.UnpicklingError("Weights only load failed. Load with weights_only=False.") from None
+
+    torch.save({}, tmp_path / "c.pt")
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(DataCorruptError, match=r"tensors and plain values \(Unsupported operand 149\)$"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_advice_to_turn_the_safety_off_is_never_passed_on(tmp_path, monkeypatch):
+    """Whatever torch words it as: a line advising ``weights_only=False`` is left out of our message."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Retry with `weights_only` set to `False` to skip the checks.\nThe archive is damaged.")
+
+    torch.save({}, tmp_path / "c.pt")
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(DataCorruptError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert str(info.value) == f"cannot read checkpoint {tmp_path / 'c.pt'}: The archive is damaged."
+
+
+def test_a_name_from_the_pickle_is_shown_without_control_characters(tmp_path):
+    (tmp_path / "c.pt").write_bytes(b"\x80\x02cposix\nsy\x1b[2Jstem\nq\x00.")  # GLOBAL posix.sy<clear screen>stem
+    with pytest.raises(DataCorruptError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "it needs 'posix.sy\\x1b[2Jstem', which is neither" in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(tmp_path, capsys):
+    """``pickle.dump`` of a dict, not ``torch.save``: torch warns about its pickle protocol; we only refuse it."""
+    run = _run_with_checkpoint(tmp_path, lambda path: path.write_bytes(pickle.dumps({"model": {}}, protocol=4)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["eval", str(run)]) == 2
+    assert caught == []
+    assert _one_line_error(capsys) == (f"deepspike: error: cannot read checkpoint {run / 'checkpoint.pt'}: it holds "
+                                       "something other than tensors and plain values (Unsupported operand 149)\n")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script's
+def test_a_torchscript_archive_is_refused_without_the_advice_to_load_it_unsafely(tmp_path):
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "c.pt"))
+    with pytest.raises(DataCorruptError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "TorchScript" in str(info.value) and "False" not in str(info.value) and "\n" not in str(info.value)
 
 
 def test_zeroed_bytes_in_tensor_data_fail_the_checksum(tiny_run, tmp_path, capsys):

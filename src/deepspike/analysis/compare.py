@@ -2,6 +2,8 @@
 
 Each run's numbers come from its ``analysis.json`` (``deepspike analyze``) when one exists under
 ``RUN/analysis/`` (or is given directly), otherwise from a fresh ``analyze_run`` without the long sweeps.
+A file that is not UTF-8 JSON, or lacks a field of a row (``ROW_FIELDS``: key and type), is a one-line
+``DataCorruptError`` naming it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.core.errors import DataCorruptError
+from deepspike.core.options import INT64_MAX, shown_key, shown_value
+from deepspike.data.paths import one_line
 from deepspike.models.energy import get_energy_preset
 
 COLUMNS = (
@@ -26,17 +31,111 @@ COLUMNS = (
     "acc @4 bit (%)",
 )
 
+_NUMBER = (int, float)
+_NUMBER_OR_NULL = (int, float, type(None))
+_OBJECT_OR_NULL = (dict, type(None))
+# What ``comparison_row`` reads from an analysis: (key path, JSON types allowed, whether the key may be missing).
+# "*" stands for every key of the object above; a path below a null or missing object is not looked at.
+ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
+    (("run",), (str,), False),
+    (("method",), (str,), False),
+    (("model",), (str,), False),
+    (("accuracy",), _NUMBER, False),
+    (("accuracy_4bit",), _NUMBER_OR_NULL, True),
+    (("activity",), _OBJECT_OR_NULL, True),
+    (("activity", "spikes_per_sample"), _NUMBER_OR_NULL, False),
+    (("latency",), _OBJECT_OR_NULL, True),
+    (("latency", "kind"), (str,), False),
+    (("latency", "value"), _NUMBER, False),
+    (("operations",), (dict,), False),
+    (("operations", "ann_macs_per_sample"), _NUMBER, False),
+    (("operations", "snn_synops_per_sample"), _NUMBER_OR_NULL, False),
+    (("energy",), (dict,), False),
+    (("energy", "*"), (dict,), True),  # a preset without an entry has no energy
+    (("energy", "*", "snn_pj"), _NUMBER_OR_NULL, True),
+    (("energy", "*", "ann_pj"), _NUMBER_OR_NULL, True),
+)
+_JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list",
+               bool: "a boolean", type(None): "null"}
+
 
 def load_or_analyze(run: str | Path, limit: int | None = 1000) -> dict[str, Any]:
     """The analysis of ``run``: ``run/analysis/analysis.json``, ``run`` itself if it is one, or computed."""
     run = Path(run)
     for candidate in (run, run / "analysis" / "analysis.json", run / "analysis.json"):
         if candidate.is_file() and candidate.suffix == ".json":
-            return json.loads(candidate.read_text())
+            return read_analysis(candidate)
     options = AnalysisOptions(
         limit=limit, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False
     )
     return analyze_run(run, None, options)
+
+
+def read_analysis(path: Path) -> dict[str, Any]:
+    """The analysis stored at ``path`` (an ``analysis.json``), holding every field of ``ROW_FIELDS``; a one-line
+    ``DataCorruptError`` ("PATH is not an analysis file (why)") when it does not."""
+    data = path.read_bytes()
+    try:
+        analysis = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        problem = f"not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start}"
+    except (ValueError, RecursionError) as e:  # JSONDecodeError; an int of too many digits; nesting too deep
+        problem = f"not JSON: {one_line(e) or type(e).__name__}"
+    else:
+        problem = analysis_problem(analysis)
+    if problem is not None:
+        raise DataCorruptError(f"{shown_key(str(path))} is not an analysis file ({problem})")
+    return analysis
+
+
+def analysis_problem(analysis: Any) -> str | None:
+    """What keeps ``analysis`` from giving a table row: its first field of ``ROW_FIELDS`` that is missing or of
+    another type; None when it has them all."""
+    if not isinstance(analysis, dict):
+        return f"it holds {_json_name(analysis)}, not an object"
+    for path, types, optional in ROW_FIELDS:
+        problem = _field_problem(analysis, path, types, optional, ())
+        if problem is not None:
+            return problem
+    return None
+
+
+def _field_problem(
+    value: dict, path: tuple[str, ...], types: tuple[type, ...], optional: bool, seen: tuple[str, ...]
+) -> str | None:
+    """The ``ROW_FIELDS`` rule ``(path, types, optional)`` checked below ``value`` (reached by keys ``seen``)."""
+    key, rest = path[0], path[1:]
+    keys = list(value) if key == "*" else [key]
+    for k in keys:
+        name = ".".join((*seen, k))
+        if k not in value:
+            return None if rest or optional else f"no {shown_value(name)}"
+        item = value[k]
+        if not rest:
+            problem = _value_problem(item, types)
+        elif isinstance(item, dict):
+            problem = _field_problem(item, rest, types, optional, (*seen, k))
+        else:
+            problem = None
+        if problem is not None:
+            return problem if rest else f"{shown_value(name)} is {problem}"
+    return None
+
+
+def _value_problem(item: Any, types: tuple[type, ...]) -> str | None:
+    """None when ``item`` is of one of the JSON ``types``, else "X, not Y"; a boolean is not a number, nor is an
+    integer beyond 64 bits (a table cell could not take it: ``100 * x``, ``x / 1000``)."""
+    if isinstance(item, types) and not (isinstance(item, bool) and bool not in types):
+        if not isinstance(item, int) or isinstance(item, bool) or -INT64_MAX - 1 <= item <= INT64_MAX:
+            return None
+        return f"an integer of {item.bit_length()} bits, not a number of at most 64 bits"
+    expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types))
+    return f"{_json_name(item)}, not {expected}"
+
+
+def _json_name(value: Any) -> str:
+    """``value``'s JSON type in words ("a string", "null", ...)."""
+    return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, Any]:

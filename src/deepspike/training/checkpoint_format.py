@@ -22,6 +22,10 @@ Loading recomputes it, so zeroed or flipped bytes in a tensor, or an edited valu
 Checkpoints written before checksums existed (no ``"sha256"``, NumPy's RNG key array pickled as an
 ndarray) still load, with a warning that their contents cannot be verified: the unpickler allows NumPy
 arrays (data, never code) for them.
+
+Whether checksummed or not, each field a run reads (epoch, generator states, optimizer and schedule state,
+weights, ...) must then be of its form (``training.checkpoint_payload``), else a one-line ``DataCorruptError``
+names it: a checksum proves what deepspike wrote, not that a field is right.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import DataCorruptError
+from deepspike.core.options import shown_value
+from deepspike.training.checkpoint_payload import payload_problem
 
 CHECKSUM_KEY = "sha256"
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
@@ -50,6 +56,9 @@ _LEGACY_NUMPY = [
     type(np.dtype(np.uint32)),
     *((_RECONSTRUCT, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")),
 ]
+# Torch's advice, in its refusals, to load with weights_only=False, which would run the file's code: never shown.
+_TORCH_ADVICE = getattr(torch.serialization, "UNSAFE_MESSAGE", "")
+_ADVICE = re.compile(r"weights_only\W+(set to\W+)?false|weights only load failed", re.IGNORECASE)
 
 
 def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
@@ -65,25 +74,35 @@ def read_checkpoint_file(path: Path, map_location: str | torch.device = "cpu") -
     """The payload stored at ``path`` by ``checkpoint_bytes`` (checksum verified and removed).
 
     One-line ``DataCorruptError`` when the file is not a torch file, needs anything but tensors and plain
-    values, or fails its checksum."""
+    values, fails its checksum or holds a field not of its form (``checkpoint_payload``: checked with or
+    without a checksum)."""
     try:
-        with torch.serialization.safe_globals(_LEGACY_NUMPY):
+        with torch.serialization.safe_globals(_LEGACY_NUMPY), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on the file (its pickle protocol): the error says it
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise DataCorruptError(f"cannot read checkpoint {path}: {_load_problem(e)}") from None
     if not isinstance(payload, dict):
         raise DataCorruptError(f"cannot read checkpoint {path}: it holds a {type(payload).__name__}, not a dict")
     stored = payload.pop(CHECKSUM_KEY, None)
+    if stored is not None:
+        _verify_checksum(payload, stored, path)
+    problem = payload_problem(payload)
+    if problem is not None:
+        raise DataCorruptError(f"checkpoint {path} is corrupt: its {problem}")
     if stored is None:
         warnings.warn(f"checkpoint {path} has no checksum (written by an older deepspike): not verified", stacklevel=2)
-        return payload
+    return payload
+
+
+def _verify_checksum(payload: dict[str, Any], stored: Any, path: Path) -> None:
+    """A one-line ``DataCorruptError`` unless ``payload``'s digest is ``stored`` (read from ``path``)."""
     try:
         actual = payload_digest(payload)
     except TypeError as e:
         raise DataCorruptError(f"cannot read checkpoint {path}: {e}") from None
     if actual != stored:
         raise DataCorruptError(f"checkpoint {path} is corrupt: its contents do not match its sha256 checksum")
-    return payload
 
 
 def payload_digest(payload: Any) -> str:
@@ -120,15 +139,30 @@ def _frame(h: Any, tag: str, data: Any) -> None:
 
 
 def _load_problem(e: Exception) -> str:
-    """One line saying why ``torch.load`` refused a file (its weights-only messages span many lines)."""
-    text = str(e)
-    if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error" in text:
-        needed = re.search(r"GLOBAL (\S+)", text)
+    """One line saying why ``torch.load`` refused a file, without torch's advice to load it with
+    ``weights_only=False`` (which would run the code in it). Torch wraps its weights-only unpickler's own error
+    (``__context__``) in many lines of that advice; older versions put it after "WeightsUnpickler error:"."""
+    if isinstance(e, pickle.UnpicklingError):
+        raw = e.__context__ if isinstance(e.__context__, pickle.UnpicklingError) else e
+        text = str(raw).split("WeightsUnpickler error:")[-1]
+        needed = re.search(r"GLOBAL (\S+)", text)  # "GLOBAL m.f was not an allowed global", "GLOBAL m.f whose ..."
         if needed:
             return (
-                f"it needs {needed.group(1)}, which is neither a tensor nor a plain value "
+                f"it needs {_shown(needed.group(1))}, which is neither a tensor nor a plain value "
                 "(checkpoints are never unpickled as code)"
             )
-        reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
-        return f"it holds something other than tensors and plain values ({reason})"
-    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        return f"it holds something other than tensors and plain values ({_shown(_first_line(text) or 'unreadable')})"
+    return _shown(_first_line(str(e)) or type(e).__name__)
+
+
+def _shown(text: str, width: int = 200) -> str:
+    """``text`` (from the file, through torch: a name in the pickle) as is when printable and short, else its
+    ``repr`` cut to ``width``: no terminal control characters or megabyte lines in our message."""
+    return text if text.isprintable() and len(text) <= width else shown_value(text, width)
+
+
+def _first_line(text: str) -> str:
+    """The first line of torch's ``text`` that is not its advice to turn the weights-only safety off."""
+    text = text.replace(_TORCH_ADVICE, "") if _TORCH_ADVICE else text
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return next((line for line in lines if line and not _ADVICE.search(line)), "")

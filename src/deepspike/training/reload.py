@@ -58,7 +58,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
     return {
         "run": str(run_dir),
         "split": split,
-        "epochs_trained": state["epoch"],
+        "epochs_trained": payload_entry(state, "epoch", RunDir(run_dir).checkpoint_path),
         f"{split}_accuracy": result["accuracy"],
         f"{split}_loss": result["loss"],
         "samples": result["samples"],

@@ -1,0 +1,111 @@
+"""``compare`` reads each run's ``analysis.json`` checked against what a table row needs (``ROW_FIELDS``): a file
+that is not UTF-8 JSON, not an object, or lacks a field or has one of another type is a one-line error, exit 2."""
+
+import json
+import shutil
+
+import pytest
+
+from deepspike.analysis.compare import ROW_FIELDS, comparison_row, markdown_table, read_analysis
+from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.core.errors import DataCorruptError
+from deepspike.training.trainer import Trainer
+from nested_edit import with_entry
+from tiny_run import TINY
+
+PRESET = "45nm_fp32"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny stbp run with its ``analysis/analysis.json`` (no sweeps but 4-bit weights)."""
+    run = tmp_path_factory.mktemp("compare") / "run"
+    Trainer(load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=2"]), run).fit()
+    options = AnalysisOptions(limit=50, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False)
+    analyze_run(run, run / "analysis", options)
+    return run
+
+
+@pytest.fixture(scope="module")
+def analysis(run):
+    return json.loads((run / "analysis" / "analysis.json").read_text())
+
+
+def _compare_error(capsys, path) -> str:
+    """``deepspike compare path`` must exit 2 with one error line; returns it."""
+    assert main(["compare", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("{bad", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ("{}", "no 'run'"),
+    ("[1]", "it holds a list, not an object"),
+    ("[" * 100_000, "not JSON: maximum recursion depth exceeded"),
+])
+def test_a_file_that_is_not_an_analysis_is_one_line(tmp_path, capsys, text, problem):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert _compare_error(capsys, path).startswith(f"deepspike: error: {path} is not an analysis file ({problem}")
+
+
+def test_a_run_whose_analysis_json_is_binary_is_one_line(run, tmp_path, capsys):
+    copy_ = tmp_path / "b2"
+    shutil.copytree(run, copy_)
+    (copy_ / "analysis" / "analysis.json").write_bytes(b"\xf8\x01binary\x00" * 3)
+    assert _compare_error(capsys, copy_) == (f"deepspike: error: {copy_ / 'analysis' / 'analysis.json'} is not an "
+                                             "analysis file (not UTF-8 text: byte 0xf8 at offset 0)\n")
+
+
+def _set(analysis, path, value):
+    """``with_entry`` with ``*`` in ``path`` standing for the preset's key."""
+    return with_entry(analysis, [PRESET if key == "*" else key for key in path], value)
+
+
+def _name(path):
+    return ".".join(PRESET if key == "*" else key for key in path)
+
+
+@pytest.mark.parametrize(("path", "types", "optional"), ROW_FIELDS, ids=[_name(p) for p, _, _ in ROW_FIELDS])
+def test_each_row_field_of_the_wrong_type_or_missing_is_named(analysis, tmp_path, path, types, optional):
+    """A list is never a field's type; a field that may not be missing is named when it is."""
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(_set(analysis, path, ["x"])))
+    with pytest.raises(DataCorruptError) as info:
+        read_analysis(file)
+    assert str(info.value).startswith(f"{file} is not an analysis file ({_name(path)!r} is a list, not ")
+    file.write_text(json.dumps(_set(analysis, path, ...)))
+    if optional:
+        assert comparison_row(read_analysis(file), PRESET)["run"] == str(analysis["run"])
+    else:
+        with pytest.raises(DataCorruptError, match=f"no {_name(path)!r}"):
+            read_analysis(file)
+
+
+@pytest.mark.parametrize("path", [p for p, types, _ in ROW_FIELDS if type(None) in types])
+def test_a_field_that_may_be_null_gives_a_row_when_it_is(analysis, tmp_path, path):
+    """What ``ROW_FIELDS`` accepts ``comparison_row`` can tabulate (an ANN's analysis has no activity, latency)."""
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(_set(analysis, path, None)))
+    assert "| run |" in markdown_table([comparison_row(read_analysis(file), PRESET)])
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (True, "a boolean, not a number or null"),
+    (10**400, "an integer of 1329 bits, not a number of at most 64 bits"),  # x / 1000 would overflow a float
+])
+def test_a_boolean_or_a_huge_integer_is_not_a_number(analysis, tmp_path, capsys, value, problem):
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(_set(analysis, ("energy", "*", "snn_pj"), value)))
+    assert _compare_error(capsys, file).endswith(f"('energy.{PRESET}.snn_pj' is {problem})\n")
+
+
+def test_a_good_analysis_json_gives_its_row(run, analysis, capsys):
+    assert main(["compare", str(run)]) == 0
+    row = comparison_row(analysis, PRESET)
+    assert capsys.readouterr().out == markdown_table([row])
+    assert row["accuracy (%)"] == 100 * analysis["accuracy"] and row["latency"] == "T=3"

@@ -1,0 +1,29 @@
+"""Reloading a run to evaluate it (``training.reload``): a checkpoint without the entries it reads is one line."""
+
+import shutil
+
+import pytest
+import torch
+
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.training.checkpoint_format import CHECKSUM_KEY
+from deepspike.training.trainer import Trainer
+from tiny_run import TINY
+
+
+def test_eval_of_a_checkpoint_without_its_epoch_is_one_line(tmp_path, capsys):
+    """An epoch-less checkpoint (by hand, or of an older tool) gave ``KeyError: 'epoch'``."""
+    run = tmp_path / "run"
+    Trainer(load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=2"]), run).fit()
+    assert main(["eval", str(run)]) == 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state[CHECKSUM_KEY], state["epoch"]
+    copy_ = tmp_path / "copy"
+    shutil.copytree(run, copy_)
+    torch.save(state, copy_ / "checkpoint.pt")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="has no checksum"):  # it is accepted as a file of an older version
+        assert main(["eval", str(copy_)]) == 2
+    assert capsys.readouterr().err == (f"deepspike: error: {copy_ / 'checkpoint.pt'} has no 'epoch' entry: it is not "
+                                       "a deepspike training checkpoint\n")
