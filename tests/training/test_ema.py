@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from deepspike.config import load_config, save_config
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training.ema import WeightAverage
 from deepspike.training.reload import evaluate_run, load_run
-from deepspike.training.runs import load_checkpoint
+from deepspike.training.runs import load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
@@ -98,4 +98,17 @@ def test_resume_with_ema_needs_an_average_in_the_checkpoint(tmp_path):
         Trainer(cfg, tmp_path / "run", resume=True)
     save_config(cfg, tmp_path / "run" / "config.yaml")  # the run's recipe edited by hand
     with pytest.raises(ConfigError, match="no weight average"):
+        Trainer(cfg, tmp_path / "run", resume=True).fit()
+
+
+def test_resume_with_an_average_that_does_not_fit_the_model_is_one_line(tmp_path):
+    cfg = load_config(None, TINY + ["train.ema_decay=0.9"])
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, tmp_path / "run", callbacks=(_stop_after_first_epoch,)).fit()
+    path = tmp_path / "run" / "checkpoint.pt"
+    payload = load_checkpoint(path)
+    name = next(iter(payload["ema"]["average"]))
+    del payload["ema"]["average"][name]
+    save_checkpoint(path, payload)  # a well-formed checkpoint (checksum, fields), of another model's average
+    with pytest.raises(DataCorruptError, match=f"its weight average does not fit the model \\({name} is missing\\)"):
         Trainer(cfg, tmp_path / "run", resume=True).fit()

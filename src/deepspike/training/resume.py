@@ -16,7 +16,7 @@ from deepspike.training.checkpoint import set_rng_state
 from deepspike.training.distributed import DistContext
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.training_setup import TrainingSetup
-from deepspike.training.weights import load_weights, payload_entry
+from deepspike.training.weights import first_mismatch, load_weights, payload_entry
 
 
 def restore_training(
@@ -35,6 +35,9 @@ def restore_training(
     if setup.ema is not None:
         if "ema" not in state:
             raise ConfigError(f"{checkpoint_path} has no weight average; resume without train.ema_decay")
+        mismatch = first_mismatch(setup.ema.average, state["ema"].get("average"))  # its form: checkpoint_payload
+        if mismatch is not None:
+            raise DataCorruptError(f"{checkpoint_path}: its weight average does not fit the model ({mismatch})")
         setup.ema.load_state_dict(state["ema"])
     rngs = payload_entry(state, "rng_per_rank", checkpoint_path)
     set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
