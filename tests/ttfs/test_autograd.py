@@ -11,6 +11,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.ttfs import avg_pool_times, backend_native, max_pool_times, spike_times, spike_times_conv2d
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
+from deepspike.ttfs.simulate import neuron_first_spike
 
 CPU_BACKENDS = [
     "auto",
@@ -125,3 +126,69 @@ def test_nan_or_negative_infinite_times_are_refused_on_every_backend_and_layer(b
             call()
     with pytest.raises(ConfigError, match="NaN or -inf"):
         spike_times(t.reshape(2, -1).half(), torch.rand(5, 48).half(), backend=backend)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_an_input_far_later_than_the_spike_does_not_move_it(backend):
+    """Two inputs at 0 already fire the neuron at ln 6 (V = 1.2 (1 - e^-t) = 1); a third input 1,000 tau later is
+    not causal. The exp kernels once lost the crossing when they moved their reference to the late input (s e^-1000
+    underflowed to 0) and fired at 1,000; the event-driven simulation is the reference."""
+    t, w = torch.tensor([[0.0, 0.0, 1000.0]]), torch.tensor([[0.6, 0.6, 0.6]])
+    expected = neuron_first_spike(t[0].double().numpy(), w[0].double().numpy())
+    assert expected == pytest.approx(math.log(6.0), abs=1e-6)  # 0.6 in float32 is 0.6 + 2e-8
+    leaf = t.clone().requires_grad_()
+    out = spike_times(leaf, w, backend=backend)
+    assert out.item() == pytest.approx(expected, rel=1e-6)
+    out.sum().backward()  # dt/dt_i = e_i / (sum_C w e): 1/2 for each early input, 0 for the late one
+    torch.testing.assert_close(leaf.grad, torch.tensor([[0.5, 0.5, 0.0]]))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_late_inputs_give_the_float64_torch_times_and_gradients(backend):
+    """Random rows whose two late inputs come up to 300 tau after the others (several re-referencings of the exp
+    kernels, inputs causal for no output): times and all gradients equal the float64 torch backend's, and no
+    gradient is NaN (exp((t_late - ref)/tau) once overflowed and met a zero mask)."""
+    g = torch.Generator().manual_seed(7)
+    t = torch.rand(64, 6, generator=g) * 3
+    late = torch.rand(64, 6, generator=g).argsort(1)[:, :2]
+    t.scatter_(1, late, torch.rand(64, 2, generator=g) * 300)
+    w, b = torch.randn(4, 6, generator=g) * 0.8 + 0.3, torch.randn(4, generator=g) * 0.2
+    leaves = [x.clone().requires_grad_() for x in (t, w, b)]
+    refs = [x.double().requires_grad_() for x in (t, w, b)]
+    out, ref = spike_times(*leaves, backend=backend), spike_times(*refs, backend="torch")
+    fired = torch.isfinite(ref)
+    assert torch.equal(torch.isfinite(out), fired) and 0.2 < fired.double().mean() < 1
+    torch.testing.assert_close(out[fired].double(), ref[fired], rtol=1e-5, atol=1e-5)
+    out[fired].sum().backward()
+    ref[fired].sum().backward()
+    for leaf, ref_leaf in zip(leaves, refs):
+        assert torch.isfinite(leaf.grad).all()
+        torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_a_sum_of_weights_equal_to_theta_over_a_long_span_does_not_fire_early():
+    """float32 long-span (log-domain) torch path: after two inputs sum w = theta and V = 1 - O(e^-41) < theta
+    rounds to theta; the neuron must not fire at the second input (41) but with the third (82), as in float64
+    and the event-driven simulation."""
+    t, w = torch.tensor([[0.0, 41.0, 82.0]]), torch.full((1, 3), 0.5)
+    expected = neuron_first_spike(t[0].double().numpy(), w[0].double().numpy())
+    assert expected == pytest.approx(82.0, abs=1e-6)
+    for dtype in (torch.float32, torch.float64):
+        assert spike_times(t.to(dtype), w.to(dtype), backend="torch").item() == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(("geometry", "message"), [
+    (dict(stride=2**31), "stride <= padded input size"),  # once a crash (SIGSEGV) of the native kernels' int32
+    (dict(stride=(1, 2**32)), "stride <= padded input size"),  # ... and a SIGFPE (2**32 became 0)
+    (dict(padding=(0, 2**32)), "padding < kernel size"),  # ... and a 192 GiB allocation in numba
+    (dict(padding=3), "padding < kernel size"),
+    (dict(stride=0), "need stride >= 1"),
+    (dict(stride=True), "stride must be an int or a pair of ints"),
+    (dict(padding=None), "padding must be an int or a pair of ints"),
+])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_conv_geometry_out_of_range_is_refused_before_any_kernel_runs(backend, geometry, message):
+    t, w = torch.rand(2, 2, 5, 5), torch.rand(3, 2, 3, 3)
+    with pytest.raises(ConfigError, match=message):
+        spike_times_conv2d(t, w, backend=backend, **geometry)
+    assert spike_times_conv2d(t, w, stride=5, padding=2, backend=backend).shape == (2, 3, 2, 2)  # the limits

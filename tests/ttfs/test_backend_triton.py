@@ -47,6 +47,14 @@ def test_exp_reference_moves_for_late_inputs():
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
 
 
+def test_a_crossing_before_the_reference_moves_is_kept():
+    """Two inputs at 0 fire at ln 6; an input 1,000 tau later moves the reference, which once scaled the sums to 0
+    and fired at 1,000 (tests/ttfs/test_autograd.py has the same case for the CPU backends)."""
+    t, w = torch.tensor([[0.0, 0.0, 1000.0]]), torch.tensor([[0.6, 0.6, 0.6]])
+    got = spike_times(*to_device(t, w), kernel="exp", backend="triton").cpu()
+    torch.testing.assert_close(got, torch.tensor([[math.log(6.0)]]), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("kernel", ["exp", "relpsp"])
 @pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0)])
 def test_conv_values_and_gradients_equal_reference(kernel, stride, padding):

@@ -83,6 +83,7 @@ def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     """Turn an int or a pair into a pair of ints; ``ConfigError`` when not one of those."""
     if isinstance(value, int):
         value = (value, value)
-    if len(value) != 2 or not all(isinstance(v, int) for v in value):
+    if not isinstance(value, tuple | list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
     return int(value[0]), int(value[1])

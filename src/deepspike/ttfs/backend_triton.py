@@ -48,8 +48,16 @@ def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols
         tg = tl.load(t_ptr + row + j)
         w = tl.load(wt_ptr + tl.load(col_ptr + row + j) * n_out + offs, mask=live, other=0.0)
         if IS_EXP:
-            if (tg - ref) / tau > rescale_at:
-                s = s * tl.exp(-(tg - ref) / tau)
+            if (tg - ref) / tau > rescale_at:  # s is scaled by f, which can underflow to 0: first every channel
+                f = tl.exp(-(tg - ref) / tau)  # whose V(tg) = a - s f reached theta fires (kernels_numba._fire_by)
+                early = (a - theta >= s * f) & ((a > theta) | (s <= 0.0))
+                ratio = s / (a - theta)
+                ok = (ratio > 0.0) & (ratio < float("inf"))
+                t_early = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)
+                t_out = tl.where(early, t_early, t_out)
+                slope = tl.where(early, a - theta, slope)
+                a = tl.where(early, -float("inf"), a)
+                s = s * f
                 ref = tg
             x = tl.exp((tg - ref) / tau)
             thx = theta * x

@@ -115,8 +115,10 @@ def _solve_block(t_sorted, order, weight, kernel, theta, tau):
     if long_span:  # b_k = log sum_C w z: t = tau (log sum_C w z - log(sum_C w - theta))
         denom = a_k - theta
         ok = spikes & torch.isfinite(b_k) & (denom > 0)
+        # sum_C w = theta (V = theta - sum_C w z / z < theta, "reached" by rounding): the crossing is the interval's
+        # end, as the ratio s/0 = inf gives it below; otherwise (sum_C w < theta: V came down to theta) its start
         t_rel = torch.where(ok, tau * (b_k - torch.log(torch.where(ok, denom, torch.ones_like(denom)))),
-                            torch.zeros_like(b_k))
+                            torch.where(denom == 0, hi, lo))
     elif kernel == "exp":
         denom = a_k - theta
         ratio = b_k / denom

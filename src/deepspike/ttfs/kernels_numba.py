@@ -67,6 +67,16 @@ def _cast(buf, value):
 
 
 @njit(inline="always", **_FLAGS)
+def _exp_fire_time(a, s, ref, tg, theta, tau):
+    """exp kernel: the spike time ``ref + tau log(s/(a - theta))`` of sums ``a, s`` whose membrane reached theta
+    by ``tg``, clamped to ``tg`` (and ``tg`` itself where the log is undefined)."""
+    ratio = s / (a - theta)
+    if ratio > 0.0 and ratio < np.inf:
+        return min(ref + tau * math.log(ratio), tg)
+    return tg
+
+
+@njit(inline="always", **_FLAGS)
 def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, tau):
     """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` with
     weights ``w[j0 .. j0+length]``: every slot whose membrane reached theta by ``tg``
@@ -91,12 +101,8 @@ def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, 
                 ak = aa[k]
                 sk = ss[k]
                 if ak * x - sk >= thx:
-                    ratio = sk / (ak - theta)
-                    t = tg
-                    if ratio > 0.0 and ratio < np.inf:
-                        t = min(ref + tau * math.log(ratio), tg)
+                    tt[k] = _exp_fire_time(ak, sk, ref, tg, theta, tau)
                     dd[k] = ak - theta
-                    tt[k] = t
                     aa[k] = -np.inf
         else:  # branch-free, so it vectorises: in small layers several outputs of a run fire at one input
             for k in range(length):
@@ -109,6 +115,26 @@ def _fire_add(a, s, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, 
     for k in range(length):  # vectorised add
         aa[k] += ww[k]
         ss[k] += ww[k] * x
+    return cnt
+
+
+@njit(inline="always", **_FLAGS)
+def _fire_by(a, s, t_o, sl, f, ref, tg, theta, tau):
+    """exp kernel, before the reference moves from ``ref`` to ``tg`` (``s`` is then scaled by
+    ``f = exp(-(tg - ref)/tau)``, which can underflow to 0): every slot whose membrane reached theta by ``tg``,
+    ``V(tg) = a - s f >= theta``, fires now, at ``ref + tau log(s/(a - theta))`` (clamped to ``tg``), as the
+    check at its next input would have found with ``s`` intact. Checked at every slot: the ones no input reached
+    since their crossing too. (``a > theta or s <= 0``: with ``s > 0`` and ``a <= theta`` V stays below theta, even
+    where ``s f`` underflows.) Returns #fired."""
+    cnt = 0
+    for i in range(a.shape[0]):
+        ai = a[i]
+        si = s[i]
+        if ai - theta >= si * f and (ai > theta or si <= 0.0):  # a = -inf (fired) never passes
+            t_o[i] = _exp_fire_time(ai, si, ref, tg, theta, tau)
+            sl[i] = ai - theta
+            a[i] = -np.inf
+            cnt += 1
     return cnt
 
 
@@ -154,7 +180,9 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 j_end = j + 1
             if is_exp:
                 if (tg - ref) / tau > RESCALE_AT:
-                    s *= _cast(buf, math.exp(-(tg - ref) / tau))
+                    f = _cast(buf, math.exp(-(tg - ref) / tau))
+                    remaining -= _fire_by(a, s, t_o, sl, f, ref, tg, theta, tau)
+                    s *= f
                     ref = tg
                 x = _cast(buf, math.exp((tg - ref) / tau))
                 thx = _cast(buf, theta * x)
@@ -287,13 +315,17 @@ def backward_kernel(t_in, n_w, n_c, w_r, t_out, slope, grad_out, is_exp, tau, kh
             if not ref < np.inf:
                 ref = zero  # no input spike: only the bias can have made outputs fire
             to = t_out[b]
+            last = -np.inf  # the sample's last output spike: inputs from then on are causal for no output
+            for i in range(n_out):
+                if to[i] < np.inf:
+                    last = max(last, to[i])
             _output_factors(to, slope[b], grad_out[b], ref, is_exp, tau, p, q, grad_b_part[part], zero)
             for iy in range(n_h):
                 for ix in range(n_w):
                     for c in range(n_c):
                         idx = (iy * n_w + ix) * n_c + c
                         t = tb[idx]
-                        if not t < np.inf:
+                        if not t < last:  # (also skips t = inf) nothing to add; exp((t - ref)/tau) may overflow
                             continue
                         if is_exp:
                             y = _cast(buf, math.exp((t - ref) / tau))

@@ -169,15 +169,31 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
     }
     const v8f th = splat((float)g->theta), ninf = splat(-INFINITY);
     int ep = 0, fired = 0;
+    (void)n_ep; /* a channel's sums stay in the epoch of its last input: no scaling to the last epoch */
     for (int e = 0; e < n; e++) {
         const float x = list[e].x;
         const uint32_t code = list[e].code;
         v8f thx = th;
         if (EXP) {
-            for (const int e_ep = (int)(code >> ROW_BITS); ep < e_ep;) {
-                const v8f f = splat(ep_fac[++ep]);
-                for (int v = 0; v < NB; v++) s[v] *= f;
+            for (const int e_ep = (int)(code >> ROW_BITS); ep < e_ep; ep++) {
+                /* Into the next epoch: s is scaled by f = exp(-(ref_new - ref_old)/tau), which can underflow to 0.
+                 * First every channel whose membrane reached theta by ref_new, V = a - s f >= theta, fires in the
+                 * old epoch, clamped to ref_new: the check at its next input would no longer see it. (a > theta or
+                 * s <= 0: with s > 0 and a <= theta V stays below theta, even where s f underflows.) */
+                const v8f f = splat(ep_fac[ep + 1]), tnew = splat((float)ep_ref[ep + 1]), epv = splat((float)ep);
+                for (int v = 0; v < NB; v++) {
+                    const v8f sf = s[v] * f;
+                    const v8i m = (a[v] - th >= sf) & ((a[v] > th) | (s[v] <= splat(0.0f)));
+                    fa[v] = blend(m, a[v], fa[v]);
+                    fs[v] = blend(m, s[v], fs[v]);
+                    ftg[v] = blend(m, tnew, ftg[v]);
+                    fep[v] = blend(m, epv, fep[v]);
+                    a[v] = blend(m, ninf, a[v]);
+                    fired += __builtin_popcount((unsigned)mask_bits(m));
+                    s[v] = sf;
+                }
             }
+            if (fired >= nreal) break;
             thx = splat((float)(g->theta * x));
         }
         const v8f xv = splat(x);
@@ -205,11 +221,6 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
             s[v] += wv * xv;
         }
     }
-    if (EXP && fired < nreal) /* the sample's later epochs: bring s to its final reference */
-        for (; ep < n_ep - 1;) {
-            const v8f f = splat(ep_fac[++ep]);
-            for (int v = 0; v < NB; v++) s[v] *= f;
-        }
     if (!EXP) { /* relpsp: all channels at once, in double like the scalar form */
         float tb[8 * MAX_NB], db[8 * MAX_NB];
         const v4d ref = {ep_ref[0], ep_ref[0], ep_ref[0], ep_ref[0]};
@@ -577,8 +588,11 @@ static int backward_range(int b0, int b1, const geom_t *g, const float *t_in, co
         for (size_t i = 0; i < n_in; i++) ref = fmin(ref, row[i]);
         if (!(ref < INFINITY)) ref = 0.0; /* no input spike: only the bias can have made outputs fire */
         output_factors(g, t_out + b * n_out, slope + b * n_out, grad_out + b * n_out, ref, P, Q, TO, gb);
-        if (g->is_exp)
-            for (size_t i = 0; i < n_in; i++) z[i] = row[i] < INFINITY ? (float)exp((row[i] - ref) / g->tau) : 0.0f;
+        float last = -INFINITY; /* the sample's last output spike: inputs from then on are causal for no output */
+        for (size_t i = 0; i < n_out; i++)
+            if (t_out[b * n_out + i] < INFINITY && t_out[b * n_out + i] > last) last = t_out[b * n_out + i];
+        if (g->is_exp) /* z = 0 there: exp((t_i - ref)/tau) of such a late input may overflow, and inf * 0 is NaN */
+            for (size_t i = 0; i < n_in; i++) z[i] = row[i] < last ? (float)exp((row[i] - ref) / g->tau) : 0.0f;
         float *gt = grad_t ? grad_t + b * n_in : NULL;
         if (gt) memset(gt, 0, n_in * sizeof(float));
         for (int oy = 0; oy < g->Ho; oy++)
