@@ -65,3 +65,12 @@ def test_first_spike_time_and_class():
 def test_first_spike_time_int_and_bool_input():
     assert first_spike_time(S.bool()).tolist() == [[1.0, 0.0, INF], [INF, 2.0, 2.0]]
     assert first_spike_time(S.long()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad", [math.nan, -INF])
+def test_first_spike_class_refuses_nan_or_negative_infinite_times(bad):
+    """argmin picked a NaN neuron as the class ([1, nan, 3] -> 1)."""
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        first_spike_class(torch.tensor([[1.0, bad, 3.0]]))
+    with pytest.raises(ConfigError, match="no output neuron"):
+        first_spike_class(torch.zeros(2, 0))

@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
 from deepspike.models.spec import Conv, Residual, sequence_shape
@@ -63,3 +64,13 @@ def test_lee2020_tables_by_hand():
     vgg9 = create_architecture("lee2020_vgg9")
     assert sum(isinstance(x, Conv) for x in vgg9.layers) == 7
     assert sequence_shape(vgg9.layers[:-2], vgg9.input_shape) == (4096,)
+
+
+@pytest.mark.parametrize("method", ["stbp", "spikebp"])
+def test_zero_time_steps_is_an_error_not_the_default(method):
+    """``net(x, timesteps=0)`` once ran the default T (``timesteps or default``)."""
+    net = get_method(method, {"timesteps": 3}).build(create_architecture("scnn_digits", num_classes=10)).eval()
+    x = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ConfigError, match="T=0 must be an integer >= 1"):
+        net(x, timesteps=0)
+    assert net(x, timesteps=2).shape == net(x).shape == (2, 10)

@@ -1,6 +1,7 @@
 """The shipped pretrained models: each loads without data, is at most ``MAX_WEIGHTS_BYTES``, and scores exactly its
 card's accuracy on the packaged sample of 200 Fashion-MNIST test images; ``deepspike zoo`` lists them."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,10 @@ def test_zoo_command_lists_every_entry(capsys):
         assert name in out
     with pytest.raises(ConfigError, match="no pretrained model"):
         ds.pretrained("no_such_model")
+
+
+@pytest.mark.parametrize("tolerance", [-1.0, math.nan, math.inf, 2.0])
+def test_check_pretrained_refuses_a_meaningless_tolerance(tolerance):
+    """Checked before any data is read: -1 or NaN reported a mismatch of equal accuracies, inf matched anything."""
+    with pytest.raises(ConfigError, match="tolerance must be a fraction in"):
+        ds.check_pretrained(NAMES[0], tolerance=tolerance)

@@ -123,3 +123,18 @@ def test_after_backward_clips_every_weight_gradient():
 def test_unknown_loss_is_a_config_error():
     with pytest.raises(ConfigError, match="valid"):
         ttfs_loss("mse", torch.zeros(1, 2), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("name", ["ce", "zhou_code", "zhou_paper"])
+@pytest.mark.parametrize(("t", "target", "tau", "message"), [
+    (torch.tensor([[math.nan, 2.0, 3.0]]), torch.tensor([0]), 1.0, "NaN or -inf"),  # once scored as silent
+    (torch.tensor([[-math.inf, 2.0, 3.0]]), torch.tensor([0]), 1.0, "NaN or -inf"),
+    (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1.0, "with B, K >= 1"),  # once a NaN loss
+    (torch.tensor([[1.0, 2.0]]), torch.tensor([2]), 1.0, r"target classes must lie in \[0, 2\)"),
+    (torch.tensor([[1.0, 2.0]]), torch.tensor([0.0]), 1.0, "class indices"),
+    (torch.tensor([[1.0, 2.0]]), torch.tensor([0]), 0.0, "tau must be a finite number > 0"),
+    (torch.tensor([[1.0, 2.0]]), torch.tensor([0]), -1.0, "tau must be a finite number > 0"),
+])
+def test_a_loss_of_bad_times_targets_or_tau_is_refused(name, t, target, tau, message):
+    with pytest.raises(ConfigError, match=message):
+        ttfs_loss(name, t, target, tau=tau)

@@ -69,6 +69,8 @@ def timestep_sweep(
     """Accuracy of rate-coded runs against inference T (``eval_steps``) and training T: the rows, also
     written as CSV files and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose
     input alone cannot fit in memory is refused before anything is allocated."""
+    if max_samples is not None and not max_samples >= 1:
+        raise ConfigError(f"--max-samples must be >= 1, got {max_samples}")
     return _timestep_sweep(run_dirs, eval_steps, check_output_dir(out, "--out"), split, max_samples)
 
 

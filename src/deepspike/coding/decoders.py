@@ -60,7 +60,12 @@ def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Te
 
     times ``[B, K]`` -> ``[B]`` (int64). Ties go to the lowest index. Rows where no neuron fires (all
     ``+inf``) get ``no_spike_class`` (default -1, which never equals a label, so it counts as wrong).
+    A NaN or -inf time, or no output neuron at all, is a ``ConfigError`` (argmin would pick the NaN).
     """
+    if times.shape[-1] == 0:
+        raise ConfigError(f"first_spike_class: times {list(times.shape)} have no output neuron")
+    if bool(torch.isnan(times).any() | torch.isneginf(times).any()):
+        raise ConfigError("first_spike_class: spike times hold NaN or -inf (+inf means no spike)")
     pred = times.argmin(dim=-1)  # argmin returns the first of equal minima: ties -> lowest index
     silent = torch.isposinf(times).all(dim=-1)  # [B]
     return torch.where(silent, torch.full_like(pred, no_spike_class), pred)

@@ -36,8 +36,6 @@ def parse_steps(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ConfigError(f"--max-samples must be >= 1, got {args.max_samples}")
     by_inference, _ = api.timestep_sweep(args.runs, parse_steps(args.eval_T), args.out, args.split, args.max_samples)
     for r in by_inference:
         print(f"{r['run']}\ttrain_T={r['train_T']}\tinference_T={r['inference_T']}\taccuracy={r['accuracy']:.4f}")

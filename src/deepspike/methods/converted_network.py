@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from deepspike.coding import rate_bipolar
-from deepspike.coding.rate import direct
+from deepspike.coding.rate import check_steps, direct
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.chunked_if import ChunkedIF
@@ -163,5 +163,6 @@ class ConvertedNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         """Scores ``[B, K]`` after ``timesteps`` steps (default: ``timesteps`` / ``eval_timesteps``)."""
-        steps = timesteps or (self.timesteps if self.training else self.eval_timesteps)
+        default = self.timesteps if self.training else self.eval_timesteps
+        steps = default if timesteps is None else check_steps(timesteps)  # 0 is an error, not the default
         return self.trace(x, steps, [steps])[0]

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from deepspike.coding.encoder import InputEncoder
+from deepspike.coding.rate import check_steps
 from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
 
@@ -54,7 +55,8 @@ class RateNetwork(nn.Module):
         self.per_step = False
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        steps = timesteps or (self.timesteps if self.training else self.eval_timesteps)
+        default = self.timesteps if self.training else self.eval_timesteps
+        steps = default if timesteps is None else check_steps(timesteps)  # 0 is an error, not the default
         inputs = self.encoder(x, steps)
         segment = self.time_segment
         if segment and segment < steps and self.training and torch.is_grad_enabled():

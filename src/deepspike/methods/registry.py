@@ -6,6 +6,7 @@ dataclass); ``method_from_options(name, options)`` instantiates the method from 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from deepspike.core.errors import ConfigError, unknown_choice
@@ -16,7 +17,12 @@ _METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator adding a ``Method`` subclass under ``cls.name``."""
+    """Class decorator adding a ``Method`` subclass under ``cls.name``; ``TypeError`` for anything else (a bad entry
+    would break every later ``list_methods``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"register_method takes a subclass of deepspike.methods.Method, got {cls!r}")
+    if not isinstance(getattr(cls, "name", None), str) or not dataclasses.is_dataclass(getattr(cls, "Options", None)):
+        raise TypeError(f"register_method: {cls.__name__} needs a string `name` and a dataclass `Options`")
     if cls.name in _METHODS:
         raise ValueError(f"method {cls.name!r} registered twice")
     _METHODS[cls.name] = cls

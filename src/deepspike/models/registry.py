@@ -29,7 +29,15 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Callable:
-    """Decorator registering ``factory(num_classes, input_shape, width, **kwargs) -> tuple[Layer, ...]``."""
+    """Decorator registering ``factory(num_classes, input_shape, width, **kwargs) -> tuple[Layer, ...]``.
+    ``TypeError`` for a name that is not a string or a shape that is not positive ints: a bad entry would break
+    every later ``list_models``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register_model: the name must be a non-empty string, got {name!r}")
+    if not isinstance(default_input_shape, tuple | list) or not default_input_shape or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in default_input_shape):
+        raise TypeError(f"register_model: default_input_shape must be positive ints, e.g. (1, 28, 28), got "
+                        f"{default_input_shape!r}")
 
     def wrap(factory: Callable[..., tuple[Layer, ...]]) -> Callable[..., tuple[Layer, ...]]:
         if name in _MODELS:
@@ -68,6 +76,9 @@ def create_architecture(
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
     _check_kwargs(entry, kwargs)
     layers = entry.factory(num_classes=num_classes, input_shape=shape, width=width, **kwargs)
+    if not isinstance(layers, tuple | list) or not layers:
+        raise ConfigError(f"model {name!r}: its factory returned {type(layers).__name__}, not a non-empty tuple of "
+                          "layer specs (deepspike.models.spec)")
     return Architecture(name, tuple(layers), shape, num_classes)
 
 

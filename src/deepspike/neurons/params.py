@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 RESETS = ("zero", "subtract", "none")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,21 @@ class NeuronParams:
     leak_grad: bool = True
 
     def __post_init__(self) -> None:
+        for key in ("decay", "threshold"):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"neuron {key} must be a number, got {value!r}")
+        for key in ("detach_reset", "leak_grad"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"neuron {key} must be true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.surrogate_args or {}, Mapping):
+            raise ConfigError(f"surrogate_args must be a mapping of parameter names to numbers, got "
+                              f"{self.surrogate_args!r}")
         if not (0.0 < self.decay <= 1.0):
             raise ConfigError(f"neuron decay={self.decay} is outside (0, 1]; 1.0 is IF, 0 < decay < 1 is LIF")
-        if not (self.threshold > 0.0) or math.isinf(self.threshold):
-            raise ConfigError(f"neuron threshold={self.threshold} must be a finite number > 0")
+        if not (0.0 < self.threshold <= FLOAT32_MAX):  # the kernels compare float32 membranes with it
+            raise ConfigError(f"neuron threshold={self.threshold} must be a finite number > 0 (at most float32's "
+                              f"{FLOAT32_MAX:.4g})")
         if self.reset not in RESETS:
             raise unknown_choice("reset", self.reset, RESETS)
         args = dict(self.surrogate_args or {})  # a private copy (a plain dict so params deep-copy/pickle)

@@ -86,7 +86,10 @@ def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: in
 
 def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
     """Re-measure entry ``name`` on its data set's full test split (the data must be where its recipe looks)
-    and compare with the card: ``{"name", "recorded", "measured", "samples", "matches"}``."""
+    and compare with the card: ``{"name", "recorded", "measured", "samples", "matches"}``, ``matches`` when they
+    differ by at most ``tolerance`` (a fraction in [0, 1])."""
+    if not (isinstance(tolerance, int | float) and 0 <= tolerance <= 1):
+        raise ConfigError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
     card = zoo_card(name)
     config, method, model = load_pretrained(name)
     data = load_data(config)

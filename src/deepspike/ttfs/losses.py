@@ -49,6 +49,7 @@ def ttfs_loss(name: str, t: torch.Tensor, target: torch.Tensor, tau: float = 1.0
     """
     if name not in TTFS_LOSSES:
         raise unknown_choice("TTFS loss", name, TTFS_LOSSES)
+    _check_scores(t, target, tau)
     t = fill_silent(t, t_silent)
     if name == "ce":
         return F.cross_entropy(-t, target)
@@ -59,6 +60,22 @@ def ttfs_loss(name: str, t: torch.Tensor, target: torch.Tensor, tau: float = 1.0
     others = torch.where(is_target, torch.full_like(t, -math.inf), -t / tau)  # drop the target from the sum
     t_c = t.gather(1, target.unsqueeze(1)).squeeze(1)  # [B]
     return (t_c / tau + torch.logsumexp(others, dim=1)).mean()
+
+
+def _check_scores(t: torch.Tensor, target: torch.Tensor, tau: float) -> None:
+    """``ConfigError`` unless ``t`` is ``[B, K]`` (B, K >= 1) without NaN or -inf (+inf: no spike), ``target`` ``[B]``
+    class indices in [0, K), and ``tau`` a finite number > 0."""
+    if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise ConfigError(f"ttfs_loss: times must be [B, K] with B, K >= 1, got {list(t.shape)}")
+    if bool(torch.isnan(t).any() | torch.isneginf(t).any()):
+        raise ConfigError("ttfs_loss: spike times hold NaN or -inf (+inf means no spike)")
+    if target.dtype != torch.long or list(target.shape) != [t.shape[0]]:
+        raise ConfigError(f"ttfs_loss: target must be [B] = [{t.shape[0]}] class indices (int64), got "
+                          f"{list(target.shape)} {target.dtype}")
+    if bool(((target < 0) | (target >= t.shape[1])).any()):
+        raise ConfigError(f"ttfs_loss: target classes must lie in [0, {t.shape[1]})")
+    if not (isinstance(tau, int | float) and 0 < tau < math.inf):
+        raise ConfigError(f"ttfs_loss: tau must be a finite number > 0, got {tau!r}")
 
 
 def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
