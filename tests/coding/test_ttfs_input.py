@@ -61,3 +61,19 @@ def test_nan_intensity_is_refused(coding):
     x = torch.tensor([0.2, float("nan"), 0.7])
     with pytest.raises(ConfigError, match=r"needs intensities in \[0, 1\]; got NaN"):
         encode_times(x, coding)
+
+
+@pytest.mark.parametrize("coding", ["1-p", "p", "255"])
+@pytest.mark.parametrize("alpha", [0.0, -1.0, float("inf"), float("nan")])
+def test_every_coding_and_the_module_refuse_the_same_alphas(coding, alpha):
+    """'255' once took alpha = inf and gave times [inf, nan]; TTFSInput took it at construction."""
+    with pytest.raises(ConfigError, match="must be"):
+        encode_times(torch.tensor([0.5, 1.0]), coding=coding, alpha=alpha)
+    with pytest.raises(ConfigError, match="must be"):
+        TTFSInput(coding, alpha=alpha)
+
+
+@pytest.mark.parametrize("jitter", [-0.1, float("inf"), float("nan")])
+def test_the_jitter_must_be_finite_and_non_negative(jitter):
+    with pytest.raises(ConfigError, match="jitter sigma=.* must be a finite number >= 0"):
+        TTFSInput(jitter=jitter)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSMaxPool2d
 from deepspike.ttfs.pooling import avg_pool_times, max_pool_times
 
 INF = math.inf
@@ -77,3 +78,25 @@ def test_max_pool_rejects_nan_and_negative_infinity_anywhere(bad, channels_last,
             t = t.contiguous(memory_format=torch.channels_last)
         with pytest.raises(ConfigError, match="NaN or -inf"):
             max_pool_times(t, k, s, p)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(kernel_size=2, stride=0), "kernel_size and stride must be >= 1"),  # the modules once read 0 as the default
+    (dict(kernel_size=2, stride=-1), "kernel_size and stride must be >= 1"),
+    (dict(kernel_size=5), r"window \(5, 5\) larger than the padded input \(4, 4\)"),  # once torch's RuntimeError
+    (dict(kernel_size=2, padding=2), r"must be in \[0, kernel_size // 2\]"),
+])
+def test_a_pooling_geometry_out_of_range_is_one_line_in_functions_and_modules(pool, kwargs, message):
+    t = torch.rand(1, 2, 4, 4)
+    function, module = (max_pool_times, TTFSMaxPool2d) if pool == "max" else (avg_pool_times, TTFSAvgPool2d)
+    with pytest.raises(ConfigError, match=message):
+        function(t, **kwargs)
+    with pytest.raises(ConfigError, match=message):
+        module(**kwargs)(t)
+
+
+def test_avg_pool_refuses_an_unknown_backend_with_either_kernel():
+    for kernel in ("exp", "relpsp"):
+        with pytest.raises(ConfigError, match="unknown TTFS backend 'zzz'"):
+            avg_pool_times(torch.rand(1, 1, 4, 4), 2, kernel=kernel, backend="zzz")

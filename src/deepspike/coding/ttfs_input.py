@@ -13,6 +13,8 @@ Jitter (zhang2021 V-B, sigma 0.14; zhou2021's "noisy input"): during training on
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -28,12 +30,16 @@ def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> to
     if coding not in CODINGS:
         raise unknown_choice("TTFS input coding", coding, CODINGS)
     if coding == "255":
-        if not alpha > 0:
-            raise ConfigError(f"TTFS coding alpha={alpha} must be > 0")
+        _check_alpha(alpha)
         check_intensities(x, "TTFS coding '255'")
         s = torch.round(x * 255.0)
         return alpha * (255.0 - s) / 255.0
     return ttfs_latency(x, alpha=alpha, mode=coding)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (0 < alpha < math.inf):
+        raise ConfigError(f"TTFS coding alpha={alpha} must be a finite number > 0")
 
 
 class TTFSInput(nn.Module):
@@ -43,10 +49,9 @@ class TTFSInput(nn.Module):
         super().__init__()
         if coding not in CODINGS:
             raise unknown_choice("TTFS input coding", coding, CODINGS)
-        if not (alpha > 0):
-            raise ConfigError(f"TTFS coding alpha={alpha} must be > 0")
-        if not (jitter >= 0):
-            raise ConfigError(f"TTFS input jitter sigma={jitter} must be >= 0")
+        _check_alpha(alpha)
+        if not (0 <= jitter < math.inf):
+            raise ConfigError(f"TTFS input jitter sigma={jitter} must be a finite number >= 0")
         self.coding, self.alpha, self.jitter = coding, float(alpha), float(jitter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

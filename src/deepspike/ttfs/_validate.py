@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError, check_pool_padding, unknown_choice
 
 KERNELS = ("exp", "relpsp")
 BACKENDS = ("auto", "native", "numba", "triton", "torch")
@@ -87,3 +87,18 @@ def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
             isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
     return int(value[0]), int(value[1])
+
+
+def pool_window(t_in: torch.Tensor, kernel_size, stride, padding, where: str):
+    """``(k, s, p)`` pairs of a pooling over ``t_in [B, C, H, W]`` (stride None: the kernel size); ``ConfigError``
+    unless ``k, s >= 1``, ``0 <= p <= k // 2`` and the window fits the padded input (``H' >= 1``)."""
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    p = pair(padding, "padding")
+    if min(k) < 1 or min(s) < 1:
+        raise ConfigError(f"{where}: kernel_size and stride must be >= 1, got {k}, {s}")
+    check_pool_padding(p, k, where)
+    padded = tuple(n + 2 * p_ for n, p_ in zip(t_in.shape[2:], p))
+    if any(k_ > n for k_, n in zip(k, padded)):
+        raise ConfigError(f"{where}: window {k} larger than the padded input {padded}")
+    return k, s, p

@@ -114,7 +114,8 @@ class TTFSMaxPool2d(nn.Module):
 
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride  # 0 is an error (pooling), not the default
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
         return max_pool_times(t_in, self.kernel_size, self.stride, self.padding)
@@ -134,7 +135,8 @@ class TTFSAvgPool2d(ReportsSpikes, nn.Module):
                  tau: float = 1.0, backend: str = "auto", padding: int = 0):
         super().__init__()
         v.check_neuron_params(kernel, theta, tau)
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride  # 0 is an error (pooling), not the default
         self.kernel, self.theta, self.tau, self.backend = kernel, float(theta), float(tau), backend
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.core.errors import ConfigError
 from deepspike.ttfs import _validate as v
 from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 from deepspike.ttfs.conv import spike_times_conv2d
@@ -37,10 +37,7 @@ def max_pool_times(
     The gradient flows to the earliest input (``dt_out/dt_i = 1`` for the argmin, 0 otherwise).
     """
     v.check_times(t_in, 4, "max_pool_times", scan_values=False)
-    k = v.pair(kernel_size, "kernel_size")
-    s = k if stride is None else v.pair(stride, "stride")
-    p = v.pair(padding, "padding")
-    check_pool_padding(p, k, "max_pool_times")
+    k, s, p = v.pool_window(t_in, kernel_size, stride, padding, "max_pool_times")
     out = _EarliestPool.apply(t_in, k, s, p)
     # The scan for NaN/-inf runs on the smaller output when every input lies in a window: max-pooling propagates
     # NaN, and a -inf wins each window it is in. (Strides past the kernel or a floor-dropped border skip inputs.)
@@ -98,14 +95,12 @@ def avg_pool_times(
         ``spike_times_conv2d`` with the fixed weights (its padding is "no spike" as well).
     """
     v.check_neuron_params(kernel, theta, tau)
+    v.check_backend(backend)
     v.check_times(t_in, 4, "avg_pool_times")
-    kh, kw = v.pair(kernel_size, "kernel_size")
-    s = (kh, kw) if stride is None else v.pair(stride, "stride")
-    p = v.pair(padding, "padding")
+    (kh, kw), s, p = v.pool_window(t_in, kernel_size, stride, padding, "avg_pool_times")
     n = kh * kw
     if n < 2:
         raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
-    check_pool_padding(p, (kh, kw), "avg_pool_times")
     b, c, h, w = t_in.shape
     if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
         padded = F.pad(t_in.reshape(b * c, 1, h, w), (p[1], p[1], p[0], p[0]), value=float("inf"))
