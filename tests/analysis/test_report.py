@@ -112,6 +112,9 @@ def test_analyze_command_writes_report(runs, tmp_path):
     assert a["sweeps"]["deletion"][0]["accuracy"] == a["accuracy"]  # p = 0 changes nothing
     assert a["accuracy_4bit"] == a["sweeps"]["bits"][1]["accuracy"]
     assert a["operations"]["ann_macs_per_sample"] == 64 * 16 + 16 * 10
+    # SNN synaptic operations over ANN MACs (64 * 16 + 16 * 10 = 1184 by hand), not the other way round
+    assert act["synops_per_sample"] > 0
+    assert a["operations"]["snn_over_ann"] == pytest.approx(act["synops_per_sample"] / 1184)
     md = (out / "report.md").read_text()
     assert "![Post-training weight quantization](bits.png)" in md and "| body.2 | rate | 16 |" in md
 

@@ -97,6 +97,38 @@ def test_spike_norm_uses_signed_input_spikes():
     assert th[0] == pytest.approx(2.0)  # 1 + 1 + 0 at the steps where the negative input is silent
 
 
+def test_spike_norm_gives_a_layer_without_positive_input_threshold_one():
+    """SPIKE-NORM (sengupta2019 Algorithm 1) sets th_l = the peak weighted spike input; a layer whose input is
+    never positive (all-negative weights) keeps threshold 1 (it never fires either way)."""
+    x = torch.tensor([[[[0.5, 1.0]]]])
+    # hidden weights -1, -1: its input is <= 0 at every step, so it is silent; then the output sees only 0
+    arch, _, snn = _two_layer([-1.0, -1.0], [0.7, 0.2])
+    assert spike_norm(snn, x, neuron_roles(arch), timesteps=50) == [1.0, 1.0]
+    assert [n.threshold for n in chunked_neurons(snn)] == [1.0, 1.0]
+    # hidden as in the paper's example (peak 1 + 1 = 2); output weights -0.7, -0.2: its input is 0 or negative
+    arch, _, snn = _two_layer([1.0, 1.0], [-0.7, -0.2])
+    assert spike_norm(snn, x, neuron_roles(arch), timesteps=200) == pytest.approx([2.0, 1.0])
+
+
+def test_channel_thresholds_of_a_silent_channel_by_hand():
+    """Per-channel max-norm with spikes that carry their threshold: th = each channel's ANN peak; a channel that
+    never exceeds 0 (all-negative weights) gets its layer's largest peak, an all-silent layer 1."""
+    arch = Architecture("two", (Flatten(), Linear(2), Linear(2, act=False)), (1, 1, 2), 2)
+    ann = get_method("ann").build(arch)
+    with torch.no_grad():
+        ann[1].weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))
+        ann[3].weight.copy_(torch.tensor([[0.5, 0.0], [-1.0, 0.0]]))
+    peaks = ActivationPeaks(per_channel=True)
+    peaks.update(ann, torch.tensor([[[[0.5, 1.0]]]]))
+    # hidden: relu(0.5 + 1) = 1.5, relu(-1.5) = 0; output scores 0.5 * 1.5 = 0.75 and -1 * 1.5 = -1.5 (peak 0)
+    assert peaks.peaks() == [[1.5, 0.0], [0.75, 0.0]]
+    roles = neuron_roles(arch)
+    thresholds = model_based_thresholds(peaks.peaks(), roles, 1.0, spike_value="threshold")
+    assert thresholds == [[1.5, 1.5], [0.75, 0.75]]  # each silent channel takes its layer's largest peak
+    silent_output = model_based_thresholds([[1.5, 0.0], [0.0, 0.0]], roles, 1.0, spike_value="threshold")
+    assert silent_output == [[1.5, 1.5], [1.0, 1.0]]  # a layer with no positive channel: 1
+
+
 def test_model_based_thresholds_by_hand():
     # plain chain: th_l = lambda_l / lambda_{l-1}, lambda_0 = input scale 2
     assert model_based_thresholds([4.0, 6.0, 3.0], ["plain", "plain", "output"], 2.0) == pytest.approx(

@@ -8,6 +8,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods import get_method
+from deepspike.methods.stbp import StbpOptions
 from deepspike.models import create_architecture
 
 
@@ -24,6 +25,14 @@ def _neuron(**options):
 def test_eq5_lif_reset_variants_by_hand(reset, expected):
     s = _neuron(decay=0.5, threshold=1.0, reset=reset)(torch.full((4, 1, 1), 0.9))
     assert s.flatten().tolist() == expected
+
+
+def test_defaults_are_wu2019_cifar_constants():
+    """wu2019 Table 7, CIFAR10 column (as configs/stbp_cifar10_cifarnet.yaml quotes it): k_tau1 0.25, k_tau2 0.9."""
+    options = StbpOptions()
+    assert options.decay == 0.25  # k_tau1, the membrane decay of eq. 5
+    assert options.neunorm_decay == 0.9  # k_tau2, NeuNorm's decay (eq. 9)
+    assert get_method("stbp", {}).options.decay == 0.25
 
 
 def test_eq5_decay_clears_after_spike():

@@ -25,6 +25,31 @@ def test_tet_equals_the_per_step_mean_by_hand():
     assert float(tet_loss(o, y, 0.25, 1.0)) == pytest.approx(0.75 * ce + 0.25 * mse)
 
 
+def _tet_phi_half_case():
+    """Outputs, label and the TET loss by hand for lambda = 0.25, phi = 0.5 (Deng et al., ICLR 2022, eq. 8-10:
+    L = (1 - lambda) (1/T) sum_t CE(o_t, y) + lambda MSE(o, phi))."""
+    # T = 2, B = 1, K = 2, label 0. o_1 = [1/2, 1/2] -> CE = ln 2; o_2 = [1/2 + ln 3, 1/2] -> p_0 = 3/4, CE = ln(4/3)
+    # (a shift of all K scores leaves softmax unchanged). MSE to phi = 1/2 over T*B*K = 4 values:
+    # (0^2 + 0^2 + (ln 3)^2 + 0^2) / 4 = (ln 3)^2 / 4.
+    o = torch.tensor([[[0.5, 0.5]], [[0.5 + math.log(3.0), 0.5]]])
+    ce = (math.log(2.0) + math.log(4.0 / 3.0)) / 2
+    mse = math.log(3.0) ** 2 / 4
+    return o, torch.tensor([0]), 0.75 * ce + 0.25 * mse
+
+
+def test_tet_regulariser_pulls_towards_phi_by_hand():
+    """Hand TET value with phi = 0.5 (the case above uses phi = 1, which a phi left at 1 would also pass)."""
+    o, y, expected = _tet_phi_half_case()
+    assert float(tet_loss(o, y, 0.25, 0.5)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_stbp_tet_loss_uses_the_method_tet_phi():
+    """``method.tet_phi`` (and ``tet_lambda``) reach the loss: the hand value of Deng et al.'s TET with phi = 0.5."""
+    o, y, expected = _tet_phi_half_case()
+    method = get_method("stbp", {"loss": "tet", "tet_lambda": 0.25, "tet_phi": 0.5})
+    assert float(method.loss(o, y)) == pytest.approx(expected, rel=1e-6)
+
+
 def test_tet_on_a_batch_is_the_mean_of_per_step_cross_entropies():
     torch.manual_seed(0)
     o, y = torch.randn(4, 3, 5), torch.tensor([0, 4, 2])

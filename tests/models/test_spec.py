@@ -3,6 +3,7 @@
 import pytest
 
 from deepspike.core.errors import ConfigError
+from deepspike.methods import get_method
 from deepspike.models import (
     Concat,
     Conv,
@@ -56,6 +57,29 @@ def test_lenet_costs_by_hand():
     assert costs["1"].macs == 20 * 144 * 4 and costs["3"].macs == 50 * 16 * 4
     assert count_parameters(arch) == 500 + 25_000 + 160_000 + 2_000
     assert count_macs(arch) == 288_000 + 1_600_000 + 160_000 + 2_000 + 11_520 + 3_200
+
+
+def test_biased_conv_and_linear_costs_by_hand():
+    """A bias adds one parameter per output channel / feature and one accumulate per output value."""
+    arch = Architecture("biased", (Conv(4, 3, bias=True), Flatten(), Linear(3, act=False, bias=True)), (1, 5, 5), 3)
+    costs = {c.kind: c for c in layer_costs(arch)}
+    # conv: 4 x 1 x 3 x 3 = 36 weights + 4 biases; output 4 x 3 x 3 = 36 values (5 - 3 + 1 = 3), each 9 MACs + 1 bias
+    assert (costs["conv"].params, costs["conv"].macs) == (36 + 4, 36 * 9 + 36)
+    # linear: 36 -> 3 is 108 weights + 3 biases; 108 MACs + 3 bias accumulates
+    assert (costs["linear"].params, costs["linear"].macs) == (108 + 3, 108 + 3)
+    assert count_parameters(arch) == 40 + 111
+    assert count_macs(arch) == 360 + 111
+
+
+def test_biased_registered_net_counts_the_torch_parameters():
+    """``vgg`` without batch-norm has biased convs and FC layers: the spec count equals the hand count and the
+    number of parameters of the torch model the ``ann`` method builds from the spec."""
+    arch = create_architecture("vgg", blocks=[[4], [8]], hidden=[16], batch_norm=False)
+    # conv 1 -> 4: 36 + 4; conv 4 -> 8: 288 + 8; 28 -> 14 -> 7 after the pools, 8 x 7 x 7 = 392 -> 16: 6272 + 16;
+    # classifier 16 -> 10: 160 + 10
+    hand = 40 + 296 + 6288 + 170
+    torch_count = sum(p.numel() for p in get_method("ann", {}).build(arch).parameters())
+    assert count_parameters(arch) == hand == torch_count == 6794
 
 
 def test_width_scales_channels():

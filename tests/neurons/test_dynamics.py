@@ -54,6 +54,23 @@ def test_if_subtract_golden_with_tie():
     assert v_t == 0.0
 
 
+def test_lif_subtract_golden_with_threshold_three_quarters():
+    """Reset by subtraction removes th, not 1: LIF decay 1/2, th 3/4, dyadic inputs (exact in binary), no ties.
+    h_t = v_{t-1} / 2 + x_t; on a spike v_t = h_t - 3/4.
+      t1: h = 1/2                      s=0 v=1/2
+      t2: h = 1/4 + 5/8 = 7/8          s=1 v=1/8
+      t3: h = 1/16 + 3/4 = 13/16       s=1 v=1/16
+      t4: h = 1/32 + 1/4 = 9/32        s=0 v=9/32
+      t5: h = 9/64 + 1/2 = 41/64       s=0 v=41/64
+    (subtracting 1 instead would leave v_2 = -1/8, h_3 = 11/16 < 3/4: no spike at t3.)"""
+    x = torch.tensor([0.5, 0.625, 0.75, 0.25, 0.5], dtype=torch.float64).view(-1, 1, 1)
+    params = NeuronParams(decay=0.5, threshold=0.75, reset="subtract")
+    s, v_t, h = neuron_multistep(x, params, return_membrane=True, fused=False)  # the reference loop
+    assert s.flatten().tolist() == [0, 1, 1, 0, 0]
+    assert h.flatten().tolist() == [0.5, 0.875, 0.8125, 0.28125, 0.640625]
+    assert v_t.item() == 0.640625
+
+
 def test_step_equals_wu2019_eq5():
     # wu2019 eq. 5-6: u_{t+1} = k u_t (1 - o_t) + I_{t+1}; o = 1[u >= Vth]. Written out independently.
     torch.manual_seed(0)

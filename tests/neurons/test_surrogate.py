@@ -53,6 +53,24 @@ def test_arctan_gradient_by_hand():
 
 
 @pytest.mark.parametrize(
+    ("name", "points", "expected"),
+    [
+        # a = 1 (wu2019 eq. 14 with the module table's default): h = 1 on |x| < 1/2, else 0
+        ("rectangular", [0.0, 0.4, -0.6], [1.0, 1.0, 0.0]),
+        # alpha = 4: h = alpha sig(alpha x) (1 - sig(alpha x)); x = 0 -> 4 * 1/2 * 1/2 = 1; x = ln(3)/4 -> 4 * 3/4 * 1/4
+        ("sigmoid", [0.0, math.log(3) / 4], [1.0, 0.75]),
+        # k = 25 (SuperSpike; snntorch's fast_sigmoid slope 25): 1/(1 + k|x|)^2; x = 0.04 -> 1/(1+1)^2, -0.12 -> 1/4^2
+        ("fast_sigmoid", [0.0, 0.04, -0.12], [1.0, 0.25, 1 / 16]),
+        # alpha = 2 (snntorch's atan alpha 2): (alpha/2) / (1 + (pi alpha x / 2)^2); x = 0 -> 1, x = 1/pi -> 1/2
+        ("arctan", [0.0, 1 / math.pi], [1.0, 0.5]),
+    ],
+)
+def test_default_parameters_by_hand(name, points, expected):
+    """No parameter given: the module table's defaults (a 1, alpha 4, k 25, alpha 2), hand values of h(x)."""
+    assert _grad_at(get_surrogate(name), points) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
     ("name", "params", "area", "half_width"),
     [
         ("rectangular", {"a": 0.3}, 1.0, 1.0),  # fine grid: the box edges cost at most 2 * dx / a

@@ -1,0 +1,47 @@
+"""What ``convert_run`` writes (``conversion.outputs``): the per-T energy rows of ``operations.json`` by hand."""
+
+import pytest
+
+from deepspike.conversion.accuracy_sweep import AccuracySweep
+from deepspike.conversion.outputs import operations
+from deepspike.models.spec import Architecture, Flatten, Linear
+
+# Flatten -> Linear(3) -> Linear(2) on a (1, 1, 4) input, bias-free: ANN MACs 4 * 3 + 3 * 2 = 18 per sample.
+ARCH = Architecture("two", (Flatten(), Linear(3), Linear(2, act=False)), (1, 1, 4), 2)
+
+
+def _sweep():
+    """Two marks (T = 1, 2); the first synaptic layer's events come first (the direct-input layer)."""
+    return AccuracySweep(
+        marks=[1, 2], accuracy=[0.5, 0.75], samples=4, seconds=0.0, spikes={"a": 5.0, "b": 2.0},
+        neurons={"a": 3, "b": 2}, accumulates={"0": 16.0, "1": 6.0},
+        accumulates_at=[{"0": 8.0, "1": 2.0}, {"0": 16.0, "1": 6.0}], spikes_at=[3.0, 7.0],
+    )
+
+
+def test_energy_rows_by_hand_from_the_horowitz_constants():
+    """Horowitz 2014 (45 nm, as ``models.energy`` cites it): fp32 MAC 4.6 pJ / AC 0.9 pJ, int32 MAC 3.2 pJ /
+    AC 0.1 pJ. Spike input: every event is an AC, the ANN pays its 18 MACs."""
+    ops = operations(ARCH, _sweep(), direct_input=False)
+    assert ops["ann_macs_per_sample"] == 18
+    rows = {row["timesteps"]: row for row in ops["by_timesteps"]}
+    assert (rows[2]["snn_acs"], rows[2]["snn_macs"], rows[2]["spikes"]) == (22.0, 0.0, 7.0)  # 16 + 6 events
+    fp32, int32 = rows[2]["45nm_fp32"], rows[2]["45nm_int32"]
+    assert fp32["snn_pj"] == pytest.approx(19.8)  # 22 ACs * 0.9
+    assert fp32["ann_pj"] == pytest.approx(82.8)  # 18 MACs * 4.6
+    assert fp32["snn_over_ann"] == pytest.approx(19.8 / 82.8)
+    assert int32["snn_pj"] == pytest.approx(2.2)  # 22 * 0.1
+    assert int32["ann_pj"] == pytest.approx(57.6)  # 18 * 3.2
+    assert int32["snn_over_ann"] == pytest.approx(2.2 / 57.6)
+    assert rows[1]["45nm_fp32"]["snn_pj"] == pytest.approx(9.0)  # T = 1: 8 + 2 = 10 ACs * 0.9
+
+
+def test_direct_input_energy_rows_by_hand():
+    """Direct (analog) input: the first layer's 16 events at T = 2 are MACs, the other 6 ACs (Horowitz 2014)."""
+    rows = {row["timesteps"]: row for row in operations(ARCH, _sweep(), direct_input=True)["by_timesteps"]}
+    assert (rows[2]["snn_acs"], rows[2]["snn_macs"]) == (6.0, 16.0)
+    fp32, int32 = rows[2]["45nm_fp32"], rows[2]["45nm_int32"]
+    assert fp32["snn_pj"] == pytest.approx(79.0)  # 16 * 4.6 + 6 * 0.9 = 73.6 + 5.4
+    assert fp32["snn_over_ann"] == pytest.approx(79.0 / 82.8)  # ANN: 18 * 4.6
+    assert int32["snn_pj"] == pytest.approx(51.8)  # 16 * 3.2 + 6 * 0.1 = 51.2 + 0.6
+    assert int32["snn_over_ann"] == pytest.approx(51.8 / 57.6)  # ANN: 18 * 3.2
