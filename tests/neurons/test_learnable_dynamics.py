@@ -10,13 +10,9 @@ from deepspike.neurons.learnable_dynamics import learnable_multistep_reference
 def test_plif_subtract_golden_per_channel_thresholds():
     """PLIF (Fang et al., ICCV 2021): V_t = V_{t-1} + (X_t - V_{t-1}) / tau, tau = 2 -> h_t = v_{t-1}/2 + X_t/2;
     reset by subtraction v_t = h_t - th s_t. Channel 0: th 3/4, channel 1: th 3/2 with twice the input (every
-    value doubles). Dyadic inputs, so the arithmetic is exact; no ties. Channel 0:
-      t1: h = 1/2                      s=0 v=1/2
-      t2: h = 1/4 + 5/8 = 7/8          s=1 v=1/8
-      t3: h = 1/16 + 3/4 = 13/16       s=1 v=1/16
-      t4: h = 1/32 + 1/4 = 9/32        s=0 v=9/32
-      t5: h = 9/64 + 1/2 = 41/64       s=0 v=41/64
-    (subtracting 1 instead would leave v_2 = -1/8, h_3 = 11/16 < 3/4: no spike at t3.)"""
+    value doubles). Dyadic inputs, so the arithmetic is exact; no ties. Channel 0 is the trajectory worked out in
+    tests/neurons/test_dynamics.py::test_lif_subtract_golden_with_threshold_three_quarters (the drive X_t / 2 there
+    is x_t): spikes at t2, t3 and v_5 = 41/64, where subtracting 1 would not fire at t3."""
     x0 = torch.tensor([1.0, 1.25, 1.5, 0.5, 1.0], dtype=torch.float64)  # X_t; the drive is X_t / 2
     x = torch.stack([x0, 2 * x0], dim=1).view(5, 1, 2)  # [T, B, C]
     decay = torch.tensor([0.5, 0.5], dtype=torch.float64)  # 1 - 1/tau
