@@ -28,6 +28,21 @@ BLOCK_O = 32  # output channels per program
 
 
 @jit
+def _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau):
+    """exp: before the reference moves from ``ref`` to ``tg`` (``s`` scaled by ``f = exp(-(tg - ref)/tau)``, which
+    can underflow to 0), every channel whose ``V(tg) = a - s f`` reached theta fires in the old frame
+    (``kernels_numba._fire_by``). Returns ``(a, s f, t_out, slope)``."""
+    f = tl.exp(-(tg - ref) / tau)
+    early = (a - theta >= s * f) & ((a > theta) | (s <= 0.0))
+    ratio = s / (a - theta)
+    ok = (ratio > 0.0) & (ratio < float("inf"))
+    t_early = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)
+    t_out = tl.where(early, t_early, t_out)
+    slope = tl.where(early, a - theta, slope)
+    return tl.where(early, -float("inf"), a), s * f, t_out, slope
+
+
+@jit
 def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols, n_out, theta, tau, rescale_at,
                   IS_EXP: tl.constexpr, BLOCK_O: tl.constexpr):
     """Row r (sorted times ``t [R, F]``, their columns ``col [R, F]``, finite count ``nfin [R]``), channels
@@ -48,16 +63,8 @@ def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols
         tg = tl.load(t_ptr + row + j)
         w = tl.load(wt_ptr + tl.load(col_ptr + row + j) * n_out + offs, mask=live, other=0.0)
         if IS_EXP:
-            if (tg - ref) / tau > rescale_at:  # s is scaled by f, which can underflow to 0: first every channel
-                f = tl.exp(-(tg - ref) / tau)  # whose V(tg) = a - s f reached theta fires (kernels_numba._fire_by)
-                early = (a - theta >= s * f) & ((a > theta) | (s <= 0.0))
-                ratio = s / (a - theta)
-                ok = (ratio > 0.0) & (ratio < float("inf"))
-                t_early = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)
-                t_out = tl.where(early, t_early, t_out)
-                slope = tl.where(early, a - theta, slope)
-                a = tl.where(early, -float("inf"), a)
-                s = s * f
+            if (tg - ref) / tau > rescale_at:
+                a, s, t_out, slope = _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau)
                 ref = tg
             x = tl.exp((tg - ref) / tau)
             thx = theta * x
