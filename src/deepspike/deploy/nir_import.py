@@ -4,22 +4,29 @@ Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, 
 ``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF`` (-> our neurons, :mod:`neurons`), ``LI``/``I`` (a
 non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
 (``TimeDistributed``), neurons over T. ``dt`` comes from the graph's metadata (else the argument).
-Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias).
+Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
+before the graph passes the checks of :mod:`nir_read` (the file), :mod:`nir_fields` (each node's fields) and
+:mod:`nir_shapes` (the nodes fit together): a broken graph is a one-line error, not a net that fails later.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 import torch
 from torch import nn
 
-from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_order import topological_order
 from deepspike.deploy.neurons import _uniform, node_params
 from deepspike.deploy.nir_export import DEFAULT_DT
+from deepspike.deploy.nir_fields import check_nodes
+from deepspike.deploy.nir_fields import pair as _pair
+from deepspike.deploy.nir_read import read_nir
+from deepspike.deploy.nir_shapes import check_shapes
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.modules import SpikingNeuron
@@ -108,7 +115,7 @@ def _chain(graph) -> list[str] | None:
         nxt[src] = dst
     if len(inputs) != 1:
         hint = ""
-        if (graph.metadata or {}).get("format") in ("ttfs", b"ttfs"):
+        if str(_plain(graph.metadata).get("format")) == "ttfs":
             hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.deploy.ttfs_graph_times)"
         raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}{hint}")
     order = [inputs[0]]
@@ -123,11 +130,6 @@ def _chain(graph) -> list[str] | None:
 
 def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32))
-
-
-def _pair(v) -> tuple[int, int]:
-    arr = np.asarray(v).astype(int).ravel()
-    return (int(arr[0]), int(arr[0])) if arr.size == 1 else (int(arr[0]), int(arr[1]))
 
 
 def _module(nir, node, dt: float) -> list[nn.Module]:
@@ -173,14 +175,6 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
                       "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, LI, I)")
 
 
-def read_nir(path: str | os.PathLike):
-    """``nir.read(path)`` with a one-line error for a missing file."""
-    nir = require_nir()
-    if not os.path.isfile(path):
-        raise DataNotFoundError(f"NIR file not found: {path}")
-    return nir.read(str(path), type_check=False)
-
-
 def _plain(meta) -> dict:
     return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
             for k, v in (meta or {}).items()}
@@ -198,17 +192,36 @@ def graph_dt(graph, meta: dict) -> float:
     return DEFAULT_DT
 
 
+def _step(dt: float | None, graph, meta: dict, where: str) -> float:
+    """The step in seconds: ``dt``, else :func:`graph_dt`; ``ConfigError`` unless a positive finite number."""
+    try:
+        step = float(dt if dt is not None else graph_dt(graph, meta))
+    except (TypeError, ValueError):
+        step = math.nan
+    if not (math.isfinite(step) and step > 0):
+        origin = "the dt argument" if dt is not None else "the graph's metadata"
+        raise ConfigError(f"{where}: dt = {step} is not a positive number of seconds ({origin})")
+    return step
+
+
 def from_nir(source, dt: float | None = None) -> NirNetwork:
     """Build a :class:`NirNetwork` from a NIR file path or a ``nir.NIRGraph``.
 
     dt: seconds per step; default :func:`graph_dt` (graph metadata, node metadata, else 1e-4). The reset mode
     of each neuron is its node's ``metadata["reset"]``, else ``zero`` (NIR's reset to ``v_reset``).
+    A file that is missing, not NIR or damaged, a node with broken fields (a weight of the wrong rank, NaN) and
+    nodes that do not fit together are each a one-line :class:`~deepspike.core.errors.UserError` naming the file
+    (``"NIR import"`` for a graph object) and the node.
     """
     nir = require_nir()
-    graph = read_nir(source) if isinstance(source, str | os.PathLike) else source
+    from_file = isinstance(source, str | os.PathLike)
+    graph = read_nir(source) if from_file else source
+    where = os.fspath(source) if from_file else "NIR import"
     meta = _plain(graph.metadata)
     order = _chain(graph)
-    step = float(dt if dt is not None else graph_dt(graph, meta))
+    check_nodes(graph, where)
+    check_shapes(nir, graph, where)
+    step = _step(dt, graph, meta, where)
     if order is None:
         body, input_name = _graph_body(nir, graph, step)
     else:

@@ -1,0 +1,154 @@
+"""The fields of one NIR node, checked before anything is built from them (``check_fields``, ``check_nodes``).
+
+A node read from a file may hold anything: a weight of the wrong rank, a bias that does not match it, NaN,
+text where numbers belong, a stride of 0. Each is a one-line :class:`DataCorruptError` that names the node and
+the field, raised before the nir package or torch would fail on it with a bare ``IndexError`` or
+``RuntimeError``. ``fields`` is the node's mapping of field name -> value: the dict read from a file (before the
+nir package builds the node) or ``vars(node)`` of a built one, so both paths run the same checks. How a node's
+fields fit the shapes of the nodes before it is :mod:`nir_shapes`' job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from deepspike.core.errors import DataCorruptError, check_pool_padding
+
+WEIGHT_LAYOUT = {"Linear": "[out, in]", "Affine": "[out, in]", "Conv1d": "[out, in, k]",
+                 "Conv2d": "[out, in, kh, kw]"}
+"""The weight layout of each weighted node type (its rank is the number of axes named)."""
+
+NOT_NUMBERS = ("type", "metadata", "input_type", "output_type", "nodes", "edges")
+"""Fields that are not numeric parameters (names, shapes the nir package derives, a subgraph's contents)."""
+
+
+def pair(value) -> tuple[int, int]:
+    """``(h, w)`` of a NIR size field holding one number (both axes) or two."""
+    arr = np.asarray(value).astype(int).ravel()
+    return (int(arr[0]), int(arr[0])) if arr.size == 1 else (int(arr[0]), int(arr[1]))
+
+
+def shown(value) -> str:
+    """``value`` for a one-line message: a short list, or the shape of a long array."""
+    arr = np.asarray(value) if not isinstance(value, str | bytes) else None
+    if arr is None or (arr.dtype.kind == "O" and arr.ndim == 0):
+        return repr(value)[:60]
+    return repr(arr.tolist())[:60] if arr.size <= 8 else f"an array of shape {arr.shape}"
+
+
+def _fail(where: str, name: str, what: str) -> DataCorruptError:
+    return DataCorruptError(f"{where}: node {name!r}: {what}")
+
+
+def _numbers(where: str, name: str, fields: Mapping) -> None:
+    """Every numeric field holds numbers (not text or references), all finite."""
+    for key, value in fields.items():
+        if key in NOT_NUMBERS or value is None or isinstance(value, str | bytes | dict):
+            continue
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise _fail(where, name, f"{key} is not numeric (dtype {arr.dtype})")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise _fail(where, name, f"{key} holds NaN or inf")
+
+
+def whole_numbers(value) -> tuple[int, ...] | None:
+    """The whole numbers a numeric field holds (flattened), else None (text, NaN, inf, fractions, or sizes beyond
+    ``2**31`` that no tensor axis has)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+        return None
+    if (np.abs(arr) >= 2**31).any():
+        return None
+    return tuple(int(v) for v in arr.ravel())
+
+
+def _whole(value) -> int | None:
+    """The whole number a single-number field holds, else None."""
+    nums = whole_numbers(value)
+    return nums[0] if nums is not None and len(nums) == 1 else None
+
+
+def _sizes(where: str, name: str, fields: Mapping, key: str, least: int) -> tuple[int, int]:
+    """The ``(h, w)`` of size field ``key``: one or two whole numbers, each at least ``least``."""
+    nums = whole_numbers(fields.get(key))
+    if nums is None or len(nums) not in (1, 2):
+        raise _fail(where, name, f"{key} must be one or two whole numbers, got {shown(fields.get(key))}")
+    if min(nums) < least:
+        raise _fail(where, name, f"{key} {list(nums)} must be at least {least}")
+    return pair(nums)
+
+
+def _weight(where: str, name: str, kind: str, fields: Mapping) -> None:
+    """The weight has the rank of its type; an ``Affine``/``Conv`` bias has one value per output."""
+    layout = WEIGHT_LAYOUT[kind]
+    shape = np.shape(fields.get("weight"))
+    if len(shape) != layout.count(",") + 1:
+        article = "an" if kind[0] in "AEIOU" else "a"
+        raise _fail(where, name, f"weight has shape {shape}, {article} {kind} weight is {layout}")
+    if min(shape) < 1:
+        raise _fail(where, name, f"weight has shape {shape}, with no {'outputs' if shape[0] < 1 else 'inputs'}")
+    bias = fields.get("bias")
+    if kind != "Linear" and np.shape(bias) != (shape[0],):
+        raise _fail(where, name, f"bias has shape {np.shape(bias)}, the weight's {shape[0]} outputs need "
+                                 f"({shape[0]},)")
+
+
+def _conv(where: str, name: str, fields: Mapping) -> None:
+    """Stride and dilation at least 1, padding (unless a word) at least 0, groups dividing the outputs."""
+    _sizes(where, name, fields, "stride", 1)
+    _sizes(where, name, fields, "dilation", 1)
+    if not isinstance(fields.get("padding"), str | bytes):
+        _sizes(where, name, fields, "padding", 0)
+    groups = _whole(fields.get("groups"))
+    if groups is None or groups < 1:
+        raise _fail(where, name, f"groups must be a whole number of at least 1, got {shown(fields.get('groups'))}")
+    out = np.shape(fields.get("weight"))[0]
+    if out % groups:
+        raise _fail(where, name, f"groups {groups} does not divide the weight's {out} outputs")
+
+
+def _pool(where: str, name: str, fields: Mapping) -> None:
+    """Kernel and stride at least 1, padding at most half the kernel (a window of only padding has no input)."""
+    kernel = _sizes(where, name, fields, "kernel_size", 1)
+    _sizes(where, name, fields, "stride", 1)
+    check_pool_padding(_sizes(where, name, fields, "padding", 0), kernel, f"{where}: node {name!r}")
+
+
+def _flatten(where: str, name: str, fields: Mapping) -> None:
+    for key in ("start_dim", "end_dim"):
+        if _whole(fields.get(key)) is None:
+            raise _fail(where, name, f"{key} must be a whole number, got {shown(fields.get(key))}")
+
+
+def _metadata(where: str, name: str, fields: Mapping) -> None:
+    """The metadata deepspike reads as words (a neuron's ``reset`` and ``fires``) is text."""
+    meta = fields.get("metadata")
+    for key in ("reset", "fires"):
+        value = meta.get(key) if isinstance(meta, Mapping) else None
+        if value is not None and not isinstance(value, str | bytes):
+            raise _fail(where, name, f"metadata {key} must be text, got {shown(value)}")
+
+
+def check_fields(where: str, name: str, kind: str, fields: Mapping) -> None:
+    """``DataCorruptError`` ``"<where>: node '<name>': <what is wrong>"`` unless node ``name`` of type ``kind``
+    (``"Conv2d"``, ``"LIF"``...) has sound ``fields``: numbers where numbers belong, all finite, a weight of its
+    type's rank (:data:`WEIGHT_LAYOUT`) with a matching bias, usable strides, padding, groups, kernel sizes."""
+    _numbers(where, name, fields)
+    _metadata(where, name, fields)
+    if kind in WEIGHT_LAYOUT:
+        _weight(where, name, kind, fields)
+    if kind == "Conv2d":
+        _conv(where, name, fields)
+    elif kind in ("AvgPool2d", "SumPool2d"):
+        _pool(where, name, fields)
+    elif kind == "Flatten":
+        _flatten(where, name, fields)
+
+
+def check_nodes(graph, where: str) -> None:
+    """:func:`check_fields` on every node of a built ``nir.NIRGraph``."""
+    for name, node in graph.nodes.items():
+        check_fields(where, name, type(node).__name__, vars(node))

@@ -1,0 +1,157 @@
+"""Do a NIR graph's nodes fit together? (``check_shapes``): the shape each node gives, walked from the Input.
+
+The walk starts at the Input node's shape and computes, node by node in topological order, the per-sample
+shape that deepspike's importer (:mod:`nir_import`) produces, checking that each node takes what the nodes
+before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Conv2d takes ``[C, H, W]`` with
+``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
+broadcasts, a neuron layer has one parameter or one per value, a node fed by several sums shapes that broadcast,
+and the Output declares as many values as reach it; every node but the Input is fed by an edge. Node types the
+importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by
+name). Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepspike.core.errors import DataCorruptError
+from deepspike.deploy.graph_order import topological_order
+from deepspike.deploy.nir_fields import pair, shown, whole_numbers
+
+Shape = tuple[int, ...]
+NEURONS = ("IF", "LIF", "LI", "I")
+
+
+def _dims(shape: Shape) -> str:
+    return f"[{', '.join(map(str, shape))}]"
+
+
+def _fail(where: str, name: str, what: str) -> DataCorruptError:
+    return DataCorruptError(f"{where}: node {name!r}: {what}")
+
+
+def _input_shape(where: str, name: str, node) -> Shape:
+    """The Input node's shape: whole numbers of at least 1."""
+    raw = (node.input_type or {}).get("input")
+    sizes = whole_numbers(raw) if np.ndim(raw) <= 1 else None
+    if sizes is None or any(s < 1 for s in sizes):
+        raise _fail(where, name, f"shape {shown(raw)} is not a list of sizes of at least 1")
+    return sizes
+
+
+def _joined(where: str, name: str, preds: list[str], shapes: dict[str, Shape | None]) -> Shape | None:
+    """The shape a node receives: its predecessor's, or the broadcast sum of several (None when unknown)."""
+    given = [shapes.get(p) for p in preds]
+    if any(s is None for s in given):
+        return None
+    try:
+        if len({len(s) for s in given}) > 1:
+            raise ValueError
+        return tuple(int(s) for s in np.broadcast_shapes(*given))
+    except ValueError:
+        sums = " and ".join(f"{_dims(s)} from {p!r}" for p, s in zip(preds, given))
+        raise _fail(where, name, f"its inputs {sums} cannot be summed") from None
+
+
+def _linear(where: str, name: str, node, given: Shape, src: str) -> Shape:
+    out, feat = np.shape(node.weight)
+    if not given or given[-1] != feat:
+        what = f"{given[-1]} features" if len(given) == 1 else f"{_dims(given)} values"
+        raise _fail(where, name, f"weight [{out}, {feat}] does not take the {what} {src} gives")
+    return (*given[:-1], out)
+
+
+def _window(where: str, name: str, given: Shape, src: str, kind: str, channels: int | None,
+            kernel: tuple[int, int], stride, padding, dilation=(1, 1)) -> tuple[int, int]:
+    """The output ``(H, W)`` of a 2d window (conv or pool) on ``given`` ``[C, H, W]``."""
+    if len(given) != 3:
+        raise _fail(where, name, f"a {kind} takes [channels, height, width], {src} gives {_dims(given)}")
+    if channels is not None and given[0] != channels:
+        raise _fail(where, name, f"weight takes [{channels}, H, W] inputs, {src} gives {_dims(given)}")
+    size = [(given[1 + i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in (0, 1)]
+    if min(size) < 1:
+        raise _fail(where, name, f"the {kernel[0]}x{kernel[1]} window does not fit the {_dims(given)} input "
+                                 f"{src} gives")
+    return size[0], size[1]
+
+
+def _conv(where: str, name: str, node, given: Shape, src: str) -> Shape | None:
+    if isinstance(node.padding, str):
+        return None  # the importer refuses string padding by name
+    w = np.shape(node.weight)
+    hw = _window(where, name, given, src, "Conv2d", w[1] * int(node.groups), (w[2], w[3]), pair(node.stride),
+                 pair(node.padding), pair(node.dilation))
+    return (w[0], *hw)
+
+
+def _flatten(where: str, name: str, node, given: Shape, src: str) -> Shape:
+    start, end = int(node.start_dim), int(node.end_dim)
+    lo, hi = (d if d >= 0 else len(given) + d for d in (start, end))
+    if not 0 <= lo <= hi < len(given):
+        raise _fail(where, name, f"start_dim {start} / end_dim {end} do not fit the {_dims(given)} values {src} "
+                                 "gives")
+    return (*given[:lo], math.prod(given[lo:hi + 1]), *given[hi + 1:])
+
+
+def _same(where: str, name: str, node, given: Shape, src: str, keys: tuple[str, ...]) -> Shape:
+    """A node that keeps its input's shape: each parameter in ``keys`` broadcasts to it (Scale) or has one
+    value or one per value (neurons, which deepspike runs with one value per layer)."""
+    for key in keys:
+        shape = np.shape(getattr(node, key))
+        fits = math.prod(shape) in (1, math.prod(given)) if key != "scale" else (
+            len(shape) <= len(given) and all(a in (1, b) for a, b in zip(shape[::-1], given[::-1])))
+        if not fits:
+            raise _fail(where, name, f"{key} has shape {shape}, {src} gives {_dims(given)} values")
+    return given
+
+
+def _declared(where: str, name: str, node, given: Shape, src: str) -> Shape:
+    """An Output node that declares its shape (whole numbers) declares as many values as reach it."""
+    declared = whole_numbers((node.output_type or {}).get("output"))
+    if declared and math.prod(declared) != math.prod(given):
+        raise _fail(where, name, f"shape {list(declared)} does not hold the {_dims(given)} values {src} gives")
+    return given
+
+
+def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape | None:
+    """The shape node ``name`` gives when it takes ``given`` from ``src``; None for types the importer lacks."""
+    if isinstance(node, nir.Affine | nir.Linear):
+        return _linear(where, name, node, given, src)
+    if isinstance(node, nir.Conv2d):
+        return _conv(where, name, node, given, src)
+    if isinstance(node, nir.AvgPool2d | nir.SumPool2d):
+        hw = _window(where, name, given, src, type(node).__name__, None, pair(node.kernel_size), pair(node.stride),
+                     pair(node.padding))
+        return (given[0], *hw)
+    if isinstance(node, nir.Flatten):
+        return _flatten(where, name, node, given, src)
+    if isinstance(node, nir.Scale):
+        return _same(where, name, node, given, src, ("scale",))
+    if type(node).__name__ in NEURONS:
+        keys = [k for k in ("r", "tau", "v_threshold", "v_leak", "v_reset") if getattr(node, k, None) is not None]
+        return _same(where, name, node, given, src, tuple(keys))
+    if isinstance(node, nir.Output):
+        return _declared(where, name, node, given, src)
+    return None
+
+
+def check_shapes(nir, graph, where: str) -> None:
+    """``DataCorruptError`` ``"<where>: node '<name>': <what does not fit>"`` at the first node (in topological
+    order) that does not take the shape the nodes before it give; see the module docstring for what is checked."""
+    order = topological_order(graph)  # also refuses an edge that names a missing node
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        preds[dst].append(src)
+    shapes: dict[str, Shape | None] = {}
+    for name in order:
+        node = graph.nodes[name]
+        if isinstance(node, nir.Input):
+            shapes[name] = _input_shape(where, name, node)
+            continue
+        if not preds[name]:
+            raise _fail(where, name, "no edge leads to it (only Input nodes may lack one)")
+        given = _joined(where, name, preds[name], shapes)
+        src = f"node {preds[name][0]!r}" if len(preds[name]) == 1 else f"the sum of {preds[name]}"
+        shapes[name] = None if given is None else _output(nir, where, name, node, given, src)

@@ -1,0 +1,82 @@
+"""``check_shapes``: a node that does not take what the nodes before it give is one DataCorruptError line,
+raised when the graph is imported (not when the net first runs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.core.errors import DataCorruptError
+
+nir = pytest.importorskip("nir")
+from deepspike.deploy import from_nir  # noqa: E402
+from deepspike.deploy.nir_shapes import check_shapes  # noqa: E402
+from deploy.nir_files import replace, tiny_graph, write  # noqa: E402
+
+
+def _pool(kernel: int):
+    return nir.AvgPool2d(kernel_size=np.array([kernel, kernel]), stride=np.array([1, 1]), padding=np.array([0, 0]))
+
+
+def _ifs(n: int):
+    return nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
+
+
+BROKEN = {  # name: (nodes replaced or added, edges added, the message after "NIR import: ")
+    "affine": ({"fc": nir.Affine(weight=np.ones((10, 77)), bias=np.zeros(10))}, [],
+               "node 'fc': weight [10, 77] does not take the 128 features node 'flat' gives"),
+    "conv_channels": ({"input": nir.Input(input_type={"input": np.array([3, 8, 8])})}, [],
+                      "node 'conv': weight takes [1, H, W] inputs, node 'input' gives [3, 8, 8]"),
+    "conv_rank": ({"input": nir.Input(input_type={"input": np.array([1, 8])})}, [],
+                  "node 'conv': a Conv2d takes [channels, height, width], node 'input' gives [1, 8]"),
+    "pool_window": ({"lif": _pool(16)}, [],
+                    "node 'lif': the 16x16 window does not fit the [2, 8, 8] input node 'conv' gives"),
+    "flatten_dims": ({"flat": nir.Flatten(input_type={"input": np.array([2, 8, 8])}, start_dim=3, end_dim=-1)}, [],
+                     "node 'flat': start_dim 3 / end_dim -1 do not fit the [2, 8, 8] values node 'lif' gives"),
+    "scale": ({"lif": nir.Scale(scale=np.ones(5))}, [],
+              "node 'lif': scale has shape (5,), node 'conv' gives [2, 8, 8] values"),
+    "neurons": ({"spk": _ifs(4)}, [], "node 'spk': r has shape (4,), node 'fc' gives [3] values"),
+    "join": ({"half": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))},
+             [("lif", "half"), ("half", "flat")],
+             "node 'flat': its inputs [2, 8, 8] from 'lif' and [2, 4, 4] from 'half' cannot be summed"),
+    "join_rank": ({"cut": nir.Flatten(input_type={"input": np.array([2, 8, 8])}, start_dim=1, end_dim=-1),
+                   "side": nir.Affine(weight=np.ones((3, 64)), bias=np.zeros(3))},
+                  [("lif", "cut"), ("cut", "side"), ("side", "spk")],  # [3] + [2, 3] would sum over the batch axis
+                  "node 'spk': its inputs [3] from 'fc' and [2, 3] from 'side' cannot be summed"),
+    "output": ({"output": nir.Output(output_type={"output": np.array([4])})}, [],
+               "node 'output': shape [4] does not hold the [3] values node 'spk' gives"),
+    "no_input_edge": ({"extra": _ifs(3)}, [("extra", "spk"), ("extra", "output")],
+                      "node 'extra': no edge leads to it (only Input nodes may lack one)"),
+    "input_shape": ({"input": nir.Input(input_type={"input": np.array([0, 8])})}, [],
+                    "node 'input': shape [0, 8] is not a list of sizes of at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_nodes_that_do_not_fit_are_refused_at_import(case):
+    nodes, edges, message = BROKEN[case]
+    g = tiny_graph()
+    g.nodes.update(nodes)
+    g.edges.extend(edges)
+    with pytest.raises(DataCorruptError) as e:
+        from_nir(g)
+    assert str(e.value) == f"NIR import: {message}"
+
+
+def test_a_file_names_itself(tmp_path):
+    path = replace(write(tiny_graph(), tmp_path / "m.nir"), "nodes/fc/weight", np.ones((10, 77), dtype=np.float32))
+    replace(path, "nodes/fc/bias", np.zeros(10, dtype=np.float32))
+    with pytest.raises(DataCorruptError) as e:
+        from_nir(path)
+    assert str(e.value) == f"{path}: node 'fc': weight [10, 77] does not take the 128 features node 'flat' gives"
+
+
+def test_sound_graphs_pass_and_run():
+    check_shapes(nir, tiny_graph(), "NIR import")
+    g = tiny_graph()  # a join of equal shapes and a Scale that broadcasts over the channels are sound
+    g.nodes.update({"lif": nir.Scale(scale=np.ones((2, 1, 1))), "skip": nir.Scale(scale=np.array(0.5))})
+    g.edges.extend([("lif", "skip"), ("skip", "flat")])
+    for graph in (tiny_graph(), g):
+        with torch.no_grad():
+            assert from_nir(graph)(torch.ones(4, 2, 1, 8, 8)).shape == (4, 2, 3)
