@@ -39,3 +39,25 @@ def test_catalog_lists_what_the_registries_hold():
     lenet = next(row for row in ds.model_table() if row["name"] == "lenet")
     assert lenet["parameters"] > 0 and lenet["macs"] > lenet["parameters"]
     assert "digits" in ds.dataset_names()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda tmp: ds.compare("runs/x"), r"runs must be a list of run folders, e\.g\. \['runs/x'\]"),  # once letters
+    (lambda tmp: ds.compare([]), "no runs given"),
+    (lambda tmp: ds.timestep_sweep("runs/x", [1], tmp / "o"), "runs must be a list of run folders"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], 2, tmp / "o"), "eval_steps must be a list of time steps"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=0), "--max-samples must be >= 1"),
+    (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),
+    (lambda tmp: ds.load_run(tmp, device="tpu"), "bad device 'tpu': expected auto, cpu, cuda or cuda:N"),
+    (lambda tmp: ds.pretrained("stbp_fmnist", device=0), "bad device 0"),
+])
+def test_mistaken_arguments_are_one_line_config_errors(tmp_path, call, message):
+    """Checked before any run is read (tmp_path holds none)."""
+    with pytest.raises(ds.ConfigError, match=message):
+        call(tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA refusal needs a machine without CUDA")
+def test_a_pretrained_model_on_a_missing_gpu_is_one_line():
+    with pytest.raises(ds.ConfigError, match="no CUDA device is available"):
+        ds.pretrained("stbp_fmnist", device="cuda")

@@ -7,6 +7,7 @@ file, a folder without write permission, a run's own files: one-line errors), an
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def compare(
 ) -> str:
     """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across runs;
     with ``out``, also written (atomically) to that file, which may not be a run's own file."""
+    runs = _run_list(runs)
     if out is not None:
         check_output_file(out, "--out")
         check_not_run_file(out, "--out")
@@ -71,7 +73,19 @@ def timestep_sweep(
     input alone cannot fit in memory is refused before anything is allocated."""
     if max_samples is not None and not max_samples >= 1:
         raise ConfigError(f"--max-samples must be >= 1, got {max_samples}")
-    return _timestep_sweep(run_dirs, eval_steps, check_output_dir(out, "--out"), split, max_samples)
+    if not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str):
+        raise ConfigError(f"eval_steps must be a list of time steps, e.g. [1, 4, 16], got {eval_steps!r}")
+    return _timestep_sweep(_run_list(run_dirs), eval_steps, check_output_dir(out, "--out"), split, max_samples)
+
+
+def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
+    """``runs`` as a list of run folders; one path given alone (which would be read letter by letter) or none is a
+    one-line ``ConfigError``."""
+    if isinstance(runs, str | os.PathLike) or not isinstance(runs, Sequence):
+        raise ConfigError(f"runs must be a list of run folders, e.g. [{str(runs)!r}], got {runs!r}")
+    if not runs:
+        raise ConfigError("no runs given: pass a list of run folders")
+    return list(runs)
 
 
 def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int = 1000,

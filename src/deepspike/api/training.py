@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from deepspike.config import RunConfig, load_config
+from deepspike.core.errors import unknown_choice
 from deepspike.training.pretrained import check_pretrained, load_pretrained, zoo_card, zoo_table
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
@@ -21,6 +22,7 @@ from deepspike.training.run_open import resume_recipe
 from deepspike.training.run_setup import RunParts
 from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
+from deepspike.training.training_setup import SPLITS
 
 __all__ = ["check_pretrained", "evaluate", "load_run", "pretrained", "reproduce", "train", "zoo", "zoo_card"]
 
@@ -59,6 +61,8 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
 def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
     """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``;
     ``unquantised``: a QCFS ANN with its activations' quantisation taken out (its converted SNN's large-T limit)."""
+    if split not in SPLITS:
+        raise unknown_choice("split", split, SPLITS)
     return evaluate_run(run_dir, split=split, unquantised=unquantised)
 
 

@@ -27,6 +27,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
+from deepspike.training.runtime import resolve_device
 from deepspike.training.weights import load_weights
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -55,6 +56,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
     """``(config, method, model)`` of entry ``name``: the network its recipe builds with the shipped weights, in
     eval mode. ``model(x)`` takes images ``[B, *input_shape]`` preprocessed as the card's ``input`` says."""
     card = zoo_card(name)
+    device = device if isinstance(device, torch.device) else resolve_device(device)  # a bad one is one line
     folder = ZOO_DIR / name
     config = load_config(folder / CONFIG_NAME, [])
     method, arch = method_and_architecture(config, card["num_classes"], tuple(card["input_shape"]))

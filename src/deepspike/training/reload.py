@@ -19,9 +19,9 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
     """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded: the
     weight average when the run kept one (``train.ema_decay``; that is what its test accuracy measured), else
     the raw weights."""
+    dev = resolve_device(device)  # a bad device is refused before the run is read
     run = RunDir(run_dir)
     config = run.read_config()
-    dev = resolve_device(device)
     state = run.read_checkpoint(dev)
     parts = build_run(config, dev)
     weights = state["ema"]["average"] if "ema" in state else payload_entry(state, "model", run.checkpoint_path)

@@ -12,7 +12,12 @@ from deepspike.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present else CPU; ``cuda``/``cuda:N`` must exist."""
+    """``auto`` -> CUDA when present else CPU; ``cpu``; ``cuda``/``cuda:N`` must exist. Anything else (another
+    type, ``tpu``) is a one-line ``ConfigError``."""
+    valid = isinstance(name, str) and (name in ("auto", "cpu", "cuda") or (name.startswith("cuda:")
+                                                                           and name[5:].isdigit()))
+    if not valid:
+        raise ConfigError(f"bad device {name!r}: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
