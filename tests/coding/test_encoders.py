@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from deepspike import coding
 from deepspike.coding import (
     direct,
     first_spike_time,
@@ -141,3 +143,11 @@ def test_nan_input_is_refused_by_the_range_checks():
         ttfs_latency(x)
     with pytest.raises(ConfigError, match="spike times must be >= 0; got minimum nan"):
         latency_spike_train(x, 4)
+
+
+@pytest.mark.parametrize("x", [torch.ones(2, 3, dtype=torch.long), torch.ones(2, dtype=torch.bool), np.ones(3)])
+@pytest.mark.parametrize("encoder", ["rate_poisson", "rate_bipolar"])
+def test_encoders_refuse_what_is_not_a_floating_point_tensor(x, encoder):
+    """Once torch's NotImplementedError ("check_uniform_bounds" not implemented for 'Long') or a TypeError."""
+    with pytest.raises(ConfigError, match=f"{encoder} needs a floating-point tensor"):
+        getattr(coding, encoder)(x, 4)

@@ -21,9 +21,18 @@ def check_steps(T: int) -> int:
     return steps
 
 
+def check_floating(x: torch.Tensor, what: str) -> None:
+    """``ConfigError`` unless ``x`` is a floating-point tensor (an int, bool or NumPy input would reach torch's
+    sampling as an error about its kernels)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"{what} needs a floating-point tensor; got {got}")
+
+
 def check_intensities(x: torch.Tensor, what: str, hint: str = "") -> None:
-    """``ConfigError`` unless every value of ``x`` lies in [0, 1]; NaN does not (one min/max pass, in which a
-    NaN fails both comparisons instead of passing them)."""
+    """``ConfigError`` unless ``x`` is a floating-point tensor whose every value lies in [0, 1]; NaN does not (one
+    min/max pass, in which a NaN fails both comparisons instead of passing them)."""
+    check_floating(x, what)
     if x.numel() and not (x.min() >= 0 and x.max() <= 1):
         got = "NaN" if torch.isnan(x).any() else f"values in [{x.min().item():g}, {x.max().item():g}]"
         raise ConfigError(f"{what} needs intensities in [0, 1]; got {got}{hint}")
@@ -54,6 +63,7 @@ def rate_bipolar(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> to
     step, as in lee2020's code. No value check (nothing else scans ``x`` here): a NaN never fires.
     """
     T = check_steps(T)
+    check_floating(x, "rate_bipolar")
     return (torch.sign(x) * (x.abs() > _uniform(x, T, generator))).to(x.dtype)
 
 
