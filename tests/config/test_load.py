@@ -177,3 +177,12 @@ def test_a_section_set_to_a_value_is_refused_whatever_follows(override, value):
     section = override.split("=")[0]
     with pytest.raises(ConfigError, match=re.escape(f"bad value {value} for section {section}: expected a mapping")):
         load_config(None, ["train.epochs=1", override, "train.progress=false"])
+
+
+@pytest.mark.parametrize("text", ["method: 3\n", "method: rename\n"])
+def test_a_run_config_whose_section_is_not_a_mapping_is_one_line(tmp_path, text):
+    """``method: 3`` once met ``"name" in 3`` (TypeError); ``method: rename`` passed the substring test."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="for section method: expected a mapping of its keys"):
+        load_saved_config(path)

@@ -12,6 +12,7 @@ from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.training import runtime
 from deepspike.training.trainer import Trainer
+from deepspike.training.training_setup import check_training_steps_fit
 
 
 def test_bf16_autocast_reaches_the_convolutions(tmp_path, monkeypatch):
@@ -97,3 +98,14 @@ def test_a_run_too_large_for_memory_is_one_line_and_writes_nothing(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith(f"deepspike: error: {message}") and err.count("\n") == 1
     assert not run.exists()
+
+
+def test_the_training_memory_bound_counts_a_ranks_part_of_the_batch(monkeypatch):
+    """train.batch_size is the global batch: under 4 ranks each holds 16 of 64 samples. 64 x 1 x 8 x 8 float32 x T=10
+    is 163,840 bytes, a quarter of it 40,960."""
+    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 100_000)
+    config = load_config(None, ["method.name=stbp", "method.timesteps=10", "train.batch_size=64"])
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match="training T=10 needs at least"):
+        check_training_steps_fit(config, (1, 8, 8), cpu)
+    check_training_steps_fit(config, (1, 8, 8), cpu, world_size=4)

@@ -45,6 +45,7 @@ def load_saved_config(path: str | Path) -> RunConfig:
     file without a section (emptied, cut short) is a ``DataCorruptError``, not a recipe of defaults (except
     ``LATER_SECTIONS``)."""
     raw = _read_yaml(Path(path))
+    _check_sections(raw)  # first: each section a mapping (``method: 3`` is one line, not a TypeError below)
     missing = [name for name in SECTIONS if raw.get(name) is None and name not in LATER_SECTIONS]
     if missing or "name" not in raw.method:
         what = ", ".join(missing) if missing else "method.name"

@@ -53,10 +53,13 @@ def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
     return steps if limit is None else min(steps, limit)
 
 
-def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], device: torch.device) -> None:
-    """A one-line ``ConfigError`` when a training batch's input over the method's ``timesteps`` steps would alone
-    exceed ``device``'s memory (``runtime.check_steps_fit``)."""
-    timesteps, batch = getattr(config.method.options, "timesteps", None), config.train.batch_size
+def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], device: torch.device,
+                             world_size: int = 1) -> None:
+    """A one-line ``ConfigError`` when a rank's part of a training batch (``train.batch_size`` is the global batch,
+    split over ``world_size`` ranks), over the method's ``timesteps`` steps, would alone exceed ``device``'s memory
+    (``runtime.check_steps_fit``)."""
+    timesteps = getattr(config.method.options, "timesteps", None)
+    batch = -(-config.train.batch_size // world_size)  # the largest rank part
     if timesteps:
         check_steps_fit(4 * batch * math.prod(input_shape), timesteps, device,
                         f"one batch's [T, B, ...] input ({batch} samples of shape {list(input_shape)})", "training ")
@@ -67,7 +70,7 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     the weights, so a ``method.init_from`` ANN run is not read."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = load_data(config)
-    check_training_steps_fit(config, tuple(data.input_shape), device)
+    check_training_steps_fit(config, tuple(data.input_shape), device, ctx.world_size)
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)

@@ -33,7 +33,7 @@ def _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau):
     can underflow to 0), every channel whose ``V(tg) = a - s f`` reached theta fires in the old frame
     (``kernels_numba._fire_by``). Returns ``(a, s f, t_out, slope)``."""
     f = tl.exp(-(tg - ref) / tau)
-    early = (a - theta >= s * f) & ((a > theta) | (s <= 0.0))
+    early = (a > -float("inf")) & (a - theta >= s * f) & ((a > theta) | (s <= 0.0))  # a = -inf: fired already
     ratio = s / (a - theta)
     ok = (ratio > 0.0) & (ratio < float("inf"))
     t_early = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)

@@ -9,6 +9,8 @@ from deepspike.ttfs.autograd import layer_times
 from deepspike.ttfs.backend_torch import out_size
 from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 
+MAX_PADDING = 2**16  # padding at or above it is refused: the native kernels keep the geometry in int32
+
 
 def spike_times_conv2d(
     t_in: torch.Tensor,
@@ -49,10 +51,10 @@ def spike_times_conv2d(
     padding = v.pair(padding, "padding")
     if min(stride) < 1 or min(padding) < 0:
         raise v.ConfigError(f"spike_times_conv2d: need stride >= 1 and padding >= 0, got {stride}, {padding}")
-    kernel_hw, padded = tuple(weight.shape[2:]), tuple(n + 2 * p for n, p in zip(t_in.shape[2:], padding))
-    if any(p >= k for p, k in zip(padding, kernel_hw)) or any(s > n for s, n in zip(stride, padded)):
-        raise v.ConfigError(f"spike_times_conv2d: need padding < kernel size {kernel_hw} (every window holds an "
-                            f"input) and stride <= padded input size {padded}, got padding {padding}, stride {stride}")
+    if max(padding) >= MAX_PADDING:  # the native kernels' int32 geometry (a larger one crashed them)
+        raise v.ConfigError(f"spike_times_conv2d: padding must be below {MAX_PADDING}, got {padding}")
+    padded = tuple(n + 2 * p for n, p in zip(t_in.shape[2:], padding))
+    stride = tuple(min(s, n) for s, n in zip(stride, padded))  # a stride past the padded input: the same one row
     if chunk_elements < 1:
         raise v.ConfigError(f"spike_times_conv2d: chunk_elements must be >= 1, got {chunk_elements}")
     ho = out_size(t_in.shape[2], weight.shape[2], stride[0], padding[0])

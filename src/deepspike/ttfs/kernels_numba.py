@@ -130,7 +130,7 @@ def _fire_by(a, s, t_o, sl, f, ref, tg, theta, tau):
     for i in range(a.shape[0]):
         ai = a[i]
         si = s[i]
-        if ai - theta >= si * f and (ai > theta or si <= 0.0):  # a = -inf (fired) never passes
+        if ai > -np.inf and ai - theta >= si * f and (ai > theta or si <= 0.0):  # a = -inf: fired already
             t_o[i] = _exp_fire_time(ai, si, ref, tg, theta, tau)
             sl[i] = ai - theta
             a[i] = -np.inf

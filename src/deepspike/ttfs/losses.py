@@ -67,12 +67,14 @@ def _check_scores(t: torch.Tensor, target: torch.Tensor, tau: float) -> None:
     class indices in [0, K), and ``tau`` a finite number > 0."""
     if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
         raise ConfigError(f"ttfs_loss: times must be [B, K] with B, K >= 1, got {list(t.shape)}")
-    if bool(torch.isnan(t).any() | torch.isneginf(t).any()):
-        raise ConfigError("ttfs_loss: spike times hold NaN or -inf (+inf means no spike)")
     if target.dtype != torch.long or list(target.shape) != [t.shape[0]]:
         raise ConfigError(f"ttfs_loss: target must be [B] = [{t.shape[0]}] class indices (int64), got "
                           f"{list(target.shape)} {target.dtype}")
-    if bool(((target < 0) | (target >= t.shape[1])).any()):
+    times_ok, targets_ok = (bool(x) for x in torch.stack([t.min() > -math.inf,  # False for NaN too: one pass,
+                                                          (target.min() >= 0) & (target.max() < t.shape[1])]))
+    if not times_ok:  # and one host sync for both checks
+        raise ConfigError("ttfs_loss: spike times hold NaN or -inf (+inf means no spike)")
+    if not targets_ok:
         raise ConfigError(f"ttfs_loss: target classes must lie in [0, {t.shape[1]})")
     if not (isinstance(tau, int | float) and 0 < tau < math.inf):
         raise ConfigError(f"ttfs_loss: tau must be a finite number > 0, got {tau!r}")

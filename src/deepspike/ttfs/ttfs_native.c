@@ -11,7 +11,10 @@
  * reached theta by t_g (a x - s >= theta resp. theta x) fires at ref + (theta + s)/a resp. ref + tau log(s/(a-theta))
  * (clamped to t_g) and is frozen (a = -inf). After the last input, a > 0 resp. a > theta fires after it.
  * exp: whenever (t - ref)/tau would exceed RESCALE_AT the sample's reference moves to t (a new "epoch"); a position
- * crossing into a later epoch multiplies s by each epoch's factor exp(-(ref_new - ref_old)/tau).
+ * crossing into a later epoch first fires (in the old epoch, clamped to ref_new) every channel whose membrane reached
+ * theta by ref_new, V = a - s f >= theta, then multiplies s by the epoch's factor f = exp(-(ref_new - ref_old)/tau)
+ * (which can underflow to 0, where the check at a later input would no longer see the crossing). A channel's sums
+ * stay in the epoch of its last input, and its spike after that input is formed with that epoch's reference.
  *
  * Backward, per sample: for every output position and channel block (t_out, p, q in registers) and every input of
  * the receptive field with t_i < t_out: grad_w += x_i p - q, grad_t[i] += y_i sum_o p w (x_i = t_i, y_i = 1 for
@@ -141,8 +144,9 @@ static inline double entry_time(const geom_t *g, const float *row, const int32_t
 }
 
 /* exp kernel: spike time and slope of one channel from the sums a, s it had when it fired (or after its last
- * input): t = ref + tau log(s/(a - theta)) clamped to the time t_g of the input that revealed the crossing (+inf
- * after the last input; t_g itself when the log is undefined), D = a - theta. (relpsp is formed vectorised.) */
+ * input): t = ref + tau log(s/(a - theta)) clamped to the time t_g of the input (or the epoch start) that revealed
+ * the crossing (+inf after the last input; t_g itself when the log is undefined), D = a - theta. (relpsp is formed
+ * vectorised.) */
 static inline void exp_spike_time(const geom_t *g, float a, float s, double tg, double ref, float *t_o, float *sl) {
     double t = tg;
     const double ratio = s / (a - g->theta);
@@ -183,7 +187,7 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
                 const v8f f = splat(ep_fac[ep + 1]), tnew = splat((float)ep_ref[ep + 1]), epv = splat((float)ep);
                 for (int v = 0; v < NB; v++) {
                     const v8f sf = s[v] * f;
-                    const v8i m = (a[v] - th >= sf) & ((a[v] > th) | (s[v] <= splat(0.0f)));
+                    const v8i m = (a[v] > ninf) & (a[v] - th >= sf) & ((a[v] > th) | (s[v] <= splat(0.0f)));
                     fa[v] = blend(m, a[v], fa[v]);
                     fs[v] = blend(m, s[v], fs[v]);
                     ftg[v] = blend(m, tnew, ftg[v]);
