@@ -61,3 +61,13 @@ def test_mistaken_arguments_are_one_line_config_errors(tmp_path, call, message):
 def test_a_pretrained_model_on_a_missing_gpu_is_one_line():
     with pytest.raises(ds.ConfigError, match="no CUDA device is available"):
         ds.pretrained("stbp_fmnist", device="cuda")
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ds.evaluate({}), lambda: ds.load_run(3), lambda: ds.analyze({}), lambda: ds.spike_activity(3),
+    lambda: ds.convert({}, "x"), lambda: ds.export({}, "x.nir"), lambda: ds.train(None, {}),
+])
+def test_something_that_is_not_a_path_is_one_line(call):
+    """Once Python's 'expected str, bytes or os.PathLike object' TypeError."""
+    with pytest.raises(ds.ConfigError, match="a run folder is a path, got|--out must be a path, got"):
+        call()

@@ -23,7 +23,7 @@ from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import parse_energy_preset, register_energy_preset
-from deepspike.training.runs import check_not_run_file
+from deepspike.training.runs import RunDir, check_not_run_file
 
 
 def analyze(
@@ -40,7 +40,7 @@ def analyze(
     (``out/qat/bits<k>``)."""
     for text in energy_presets:
         register_energy_preset(parse_energy_preset(text))
-    out = check_output_dir(out if out is not None else Path(run_dir) / "analysis", "--out")
+    out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
     result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:
         per_channel = options.per_channel if options is not None else False

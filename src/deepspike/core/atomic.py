@@ -128,7 +128,10 @@ def check_output_file(path: str | os.PathLike, label: str) -> Path:
 
 
 def _named(path: str | os.PathLike, label: str, kind: str) -> Path:
-    """``path`` as a Path; an empty name (which ``Path`` would read as the current folder) is a one-line error."""
+    """``path`` as a Path; an empty name (which ``Path`` would read as the current folder) or something that is not
+    a path is a one-line error."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"{label} must be a path, got {type(path).__name__}")
     if not os.fspath(path).strip():
         raise ConfigError(f"{label} is empty; give the name of a {kind}")
     return Path(path)

@@ -16,6 +16,7 @@ JSON is written strictly (``allow_nan=False``): JSON has no inf/nan, so non-fini
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from deepspike.core.atomic import (
     strict_json,
 )
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.core.options import shown_value
 from deepspike.training.checkpoint_format import checkpoint_bytes, read_checkpoint_file
 
 CONFIG_NAME = "config.yaml"
@@ -104,6 +106,8 @@ class RunDir:
     """The run directory at ``path``: its file paths and the reading and writing of each file."""
 
     def __init__(self, path: str | Path) -> None:
+        if not isinstance(path, str | os.PathLike):  # Path() would raise its own TypeError
+            raise ConfigError(f"a run folder is a path, got {type(path).__name__} {shown_value(path)}")
         self.path = Path(path)
         self.config_path = self.path / CONFIG_NAME
         self.checkpoint_path = self.path / CHECKPOINT_NAME
