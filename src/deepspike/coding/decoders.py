@@ -55,6 +55,13 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     return torch.where(fired.any(dim=0), t, torch.full_like(t, math.inf))
 
 
+def check_time_values(t: torch.Tensor, what: str) -> None:
+    """No NaN or -inf among the spike times ``t`` (+inf = no spike), in one pass (NaN propagates into the
+    minimum); else a one-line ``ConfigError``. The TTFS layers' scan (``ttfs._validate``) too."""
+    if t.numel() and not bool(t.min() > -math.inf):
+        raise ConfigError(f"{what}: spike times contain NaN or -inf; use +inf for 'no spike'")
+
+
 def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Tensor:
     """Predicted class = the output neuron that fires first: ``argmin_k t_k``.
 
@@ -64,8 +71,7 @@ def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Te
     """
     if times.shape[-1] == 0:
         raise ConfigError(f"first_spike_class: times {list(times.shape)} have no output neuron")
-    if bool(torch.isnan(times).any() | torch.isneginf(times).any()):
-        raise ConfigError("first_spike_class: spike times hold NaN or -inf (+inf means no spike)")
+    check_time_values(times, "first_spike_class")
     pred = times.argmin(dim=-1)  # argmin returns the first of equal minima: ties -> lowest index
     silent = torch.isposinf(times).all(dim=-1)  # [B]
     return torch.where(silent, torch.full_like(pred, no_spike_class), pred)

@@ -13,6 +13,12 @@ from deepspike.core.errors import ConfigError, unknown_choice
 TTFS_MODES = ("1-p", "p")
 
 
+def check_alpha(alpha: float, what: str) -> None:
+    """``ConfigError`` unless the latency scale ``alpha`` (time of the latest input spike) is a finite number > 0."""
+    if not (0 < alpha < math.inf):
+        raise ConfigError(f"{what} alpha={alpha} must be a finite number > 0")
+
+
 def ttfs_latency(
     p: torch.Tensor,
     alpha: float = 1.0,
@@ -32,8 +38,7 @@ def ttfs_latency(
     """
     if mode not in TTFS_MODES:
         raise unknown_choice("ttfs mode", mode, TTFS_MODES)
-    if not (alpha > 0) or math.isinf(alpha):
-        raise ConfigError(f"ttfs alpha={alpha} must be a finite number > 0")
+    check_alpha(alpha, "ttfs")
     if not (jitter_sigma >= 0):
         raise ConfigError(f"ttfs jitter_sigma={jitter_sigma} must be >= 0")
     check_intensities(p, "ttfs_latency")

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from deepspike.coding.latency import ttfs_latency
+from deepspike.coding.latency import check_alpha, ttfs_latency
 from deepspike.coding.rate import check_intensities
 from deepspike.core.errors import ConfigError, unknown_choice
 
@@ -30,16 +30,11 @@ def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> to
     if coding not in CODINGS:
         raise unknown_choice("TTFS input coding", coding, CODINGS)
     if coding == "255":
-        _check_alpha(alpha)
+        check_alpha(alpha, "TTFS coding")
         check_intensities(x, "TTFS coding '255'")
         s = torch.round(x * 255.0)
         return alpha * (255.0 - s) / 255.0
     return ttfs_latency(x, alpha=alpha, mode=coding)
-
-
-def _check_alpha(alpha: float) -> None:
-    if not (0 < alpha < math.inf):
-        raise ConfigError(f"TTFS coding alpha={alpha} must be a finite number > 0")
 
 
 class TTFSInput(nn.Module):
@@ -49,7 +44,7 @@ class TTFSInput(nn.Module):
         super().__init__()
         if coding not in CODINGS:
             raise unknown_choice("TTFS input coding", coding, CODINGS)
-        _check_alpha(alpha)
+        check_alpha(alpha, "TTFS coding")
         if not (0 <= jitter < math.inf):
             raise ConfigError(f"TTFS input jitter sigma={jitter} must be a finite number >= 0")
         self.coding, self.alpha, self.jitter = coding, float(alpha), float(jitter)

@@ -35,6 +35,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except (OmegaConfBaseException, TypeError) as e:  # TypeError: merging a mapping into a list
         raise ConfigError(f"cannot apply the overrides: {str(e).splitlines()[0]}") from None
     _check_sections(raw)
+    return _run_config(raw)
+
+
+def _run_config(raw: DictConfig) -> RunConfig:
+    """The ``RunConfig`` of sections ``raw`` (already checked by ``_check_sections``), each against its schema."""
     sections = {name: to_dataclass(_section_schema(name), raw.get(name), name) for name in SECTIONS if name != "method"}
     sections["method"] = resolve_method_section(raw.get("method") or {})
     return RunConfig(**sections)
@@ -51,7 +56,7 @@ def load_saved_config(path: str | Path) -> RunConfig:
         what = ", ".join(missing) if missing else "method.name"
         raise DataCorruptError(f"{shown_key(str(path))} is not a whole run config (missing {what}): a run's "
                                "config.yaml holds every section; restore it or train the run again")
-    return load_config(path)
+    return _run_config(raw)  # the file read once
 
 
 def _check_sections(raw: DictConfig) -> None:

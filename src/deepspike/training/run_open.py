@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.config.schema import RunConfig
-from deepspike.core.atomic import check_output_dir
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training.runs import RunDir
 
@@ -40,8 +39,8 @@ RESUMABLE_KEYS = (
 
 def open_mode(run: RunDir, config: RunConfig, resume: bool) -> str:
     """``NEW``, ``RESTART`` or ``CONTINUE`` for training ``config`` into ``run`` (module docstring), or a
-    one-line error. Writes nothing."""
-    check_output_dir(run.path, "--out")
+    one-line error. ``run.path`` was checked as an output folder by the caller (``core.atomic.check_output_dir``:
+    the ``Trainer``, on the name as given, where an empty one is refused). Writes nothing."""
     if not resume:
         _check_free(run)
         return NEW

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from deepspike.coding.decoders import check_time_values
 from deepspike.core.errors import ConfigError, check_pool_padding, unknown_choice
 
 KERNELS = ("exp", "relpsp")
@@ -38,12 +39,6 @@ def check_times(t_in: torch.Tensor, ndim: int, what: str, scan_values: bool = Tr
         raise ConfigError(f"{what}: spike times must have {ndim} dims, got shape {tuple(t_in.shape)}")
     if scan_values:
         check_time_values(t_in, what)
-
-
-def check_time_values(t_in: torch.Tensor, what: str) -> None:
-    """No NaN or -inf among the times, in one pass (NaN propagates into the minimum)."""
-    if t_in.numel() and not bool(t_in.min() > -math.inf):
-        raise ConfigError(f"{what}: spike times contain NaN or -inf; use +inf for 'no spike'")
 
 
 def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, what: str) -> None:
