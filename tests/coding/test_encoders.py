@@ -100,7 +100,8 @@ def test_ttfs_jitter_statistics_and_clamp():
     [
         ({"mode": "linear"}, "unknown ttfs mode 'linear'; valid: 1-p, p"),
         ({"alpha": 0.0}, "alpha=0.0 must be"),
-        ({"jitter_sigma": -1.0}, "jitter_sigma=-1.0 must be >= 0"),
+        ({"jitter_sigma": -1.0}, "jitter sigma=-1.0 must be a finite number >= 0"),
+        ({"jitter_sigma": float("inf")}, "jitter sigma=inf must be a finite number >= 0"),
     ],
 )
 def test_ttfs_validation(kw, message):

@@ -19,6 +19,22 @@ def check_alpha(alpha: float, what: str) -> None:
         raise ConfigError(f"{what} alpha={alpha} must be a finite number > 0")
 
 
+def check_jitter(sigma: float, what: str) -> None:
+    """``ConfigError`` unless the spike-time jitter ``sigma`` (standard deviation) is a finite number >= 0."""
+    if not (0 <= sigma < math.inf):
+        raise ConfigError(f"{what} jitter sigma={sigma} must be a finite number >= 0")
+
+
+def jitter_times(t: torch.Tensor, sigma: float, generator: GeneratorLike = None) -> torch.Tensor:
+    """Spike times ``t [B, ...]`` moved by Gaussian noise: ``max(t + N(0, sigma^2), 0)`` (no spike before the start).
+
+    zhang2021 V-B (sigma 0.14) and zhou2021's "noisy input". ``+inf`` (no spike) stays ``+inf``.
+    """
+    gen = as_generator(generator, t.device)
+    noise = torch.randn(t.shape, generator=gen, device=t.device, dtype=t.dtype)
+    return (t + sigma * noise).clamp_min(0.0)
+
+
 def ttfs_latency(
     p: torch.Tensor,
     alpha: float = 1.0,
@@ -34,19 +50,17 @@ def ttfs_latency(
     Zero-intensity inputs: by default they fire like any other value (at ``t = alpha`` in mode "1-p",
     ``t = 0`` in mode "p"), as both papers' formulas do. ``silent_zero=True`` makes every ``p == 0`` input
     never fire (``t = +inf``).
-    Jitter: ``t += N(0, jitter_sigma^2)`` on finite times, then clamped at 0 (no spike before the start).
+    Jitter: ``t += N(0, jitter_sigma^2)`` on finite times, then clamped at 0 (no spike before the start;
+    ``jitter_times``).
     """
     if mode not in TTFS_MODES:
         raise unknown_choice("ttfs mode", mode, TTFS_MODES)
     check_alpha(alpha, "ttfs")
-    if not (jitter_sigma >= 0):
-        raise ConfigError(f"ttfs jitter_sigma={jitter_sigma} must be >= 0")
+    check_jitter(jitter_sigma, "ttfs")
     check_intensities(p, "ttfs_latency")
     t = alpha * (1 - p) if mode == "1-p" else alpha * p
     if jitter_sigma > 0:
-        gen = as_generator(generator, p.device)
-        noise = torch.randn(p.shape, generator=gen, device=p.device, dtype=t.dtype)
-        t = (t + jitter_sigma * noise).clamp_min(0.0)
+        t = jitter_times(t, jitter_sigma, generator)
     if silent_zero:
         t = torch.where(p == 0, torch.full_like(t, math.inf), t)
     return t

@@ -13,14 +13,12 @@ Jitter (zhang2021 V-B, sigma 0.14; zhou2021's "noisy input"): during training on
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from deepspike.coding.latency import check_alpha, ttfs_latency
+from deepspike.coding.latency import check_alpha, check_jitter, jitter_times, ttfs_latency
 from deepspike.coding.rate import check_intensities
-from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.errors import unknown_choice
 
 CODINGS = ("1-p", "p", "255")
 
@@ -45,14 +43,13 @@ class TTFSInput(nn.Module):
         if coding not in CODINGS:
             raise unknown_choice("TTFS input coding", coding, CODINGS)
         check_alpha(alpha, "TTFS coding")
-        if not (0 <= jitter < math.inf):
-            raise ConfigError(f"TTFS input jitter sigma={jitter} must be a finite number >= 0")
+        check_jitter(jitter, "TTFS input")
         self.coding, self.alpha, self.jitter = coding, float(alpha), float(jitter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = encode_times(x, self.coding, self.alpha)
         if self.training and self.jitter > 0:
-            t = (t + self.jitter * torch.randn_like(t)).clamp_min(0.0)
+            t = jitter_times(t, self.jitter)
         return t
 
     def extra_repr(self) -> str:
