@@ -35,6 +35,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import leaf_modules, to_numpy
 from deepspike.deploy.neurons import neuron_node
+from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
@@ -261,12 +262,9 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
 def check_finite(graph) -> None:
     """Raise :class:`ConfigError` if any array or number in the graph is NaN or infinite."""
     for name, node in graph.nodes.items():
-        for key, value in vars(node).items():
-            if key in ("input_type", "output_type", "metadata") or isinstance(value, str | dict):
-                continue
-            arr = np.asarray(value) if isinstance(value, np.ndarray | float | int | list | tuple) else None
-            if arr is not None and arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise ConfigError(f"NIR export: node {name!r} field {key!r} holds a non-finite value")
+        key = non_finite_field(vars(node))
+        if key is not None:
+            raise ConfigError(f"NIR export: node {name!r} field {key!r} holds a non-finite value")
 
 
 def write_nir(graph, path: str | os.PathLike) -> Path:

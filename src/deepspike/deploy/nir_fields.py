@@ -42,16 +42,28 @@ def _fail(where: str, name: str, what: str) -> DataCorruptError:
     return DataCorruptError(f"{where}: node {name!r}: {what}")
 
 
-def _numbers(where: str, name: str, fields: Mapping) -> None:
-    """Every numeric field holds numbers (not text or references), all finite."""
+def _numeric_fields(fields: Mapping):
+    """``(key, array)`` of each field that should hold numbers (not a name, a shape or a subgraph)."""
     for key, value in fields.items():
         if key in NOT_NUMBERS or value is None or isinstance(value, str | bytes | dict):
             continue
-        arr = np.asarray(value)
+        yield key, np.asarray(value)
+
+
+def non_finite_field(fields: Mapping) -> str | None:
+    """The name of the first numeric field holding NaN or inf, else None (used on import and on export)."""
+    return next((key for key, arr in _numeric_fields(fields)
+                 if arr.dtype.kind == "f" and not np.isfinite(arr).all()), None)
+
+
+def _numbers(where: str, name: str, fields: Mapping) -> None:
+    """Every numeric field holds numbers (not text or references), all finite."""
+    for key, arr in _numeric_fields(fields):
         if arr.dtype.kind not in "biuf":
             raise _fail(where, name, f"{key} is not numeric (dtype {arr.dtype})")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise _fail(where, name, f"{key} holds NaN or inf")
+    key = non_finite_field(fields)
+    if key is not None:
+        raise _fail(where, name, f"{key} holds NaN or inf")
 
 
 def whole_numbers(value) -> tuple[int, ...] | None:
