@@ -225,6 +225,33 @@ def test_every_generator_is_restored_exactly(tmp_path):
     assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
 
 
+
+class _OnAGpu:
+    """Stands in for a generator state that ``torch.load(map_location="cuda")`` put on a GPU: usable only
+    after ``.cpu()``, which is what torch's RNG setters need (no GPU on CI)."""
+
+    def __init__(self, state: torch.Tensor):
+        self.state = state
+
+    def cpu(self) -> torch.Tensor:
+        return self.state
+
+
+def test_cuda_generators_are_saved_and_go_back_from_the_cpu(monkeypatch):
+    cuda_states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    state = rng_state()
+    assert state["cuda"] is cuda_states
+    cpu_state = state["torch"].clone()
+    torch.rand(2)  # moves the CPU generator on, so that restoring it shows
+    state = dict(state, torch=_OnAGpu(cpu_state), cuda=[_OnAGpu(s) for s in cuda_states])
+    set_rng_state(state)
+    assert torch.equal(torch.get_rng_state(), cpu_state)
+    assert len(restored) == 2 and all(torch.equal(a, b) for a, b in zip(restored, cuda_states, strict=True))
+
 def test_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
     """A checkpoint of an older deepspike: no checksum, NumPy's RNG keys as an array."""
     torch.manual_seed(5)
