@@ -7,7 +7,8 @@ other files or objects, no external or virtual storage, no filter plugins, no re
 groups at most :data:`MAX_DEPTH` deep), checks the graph's layout and each node's fields
 (:func:`nir_fields.check_fields`) before the nir package builds anything, and turns any failure into a
 :class:`DataCorruptError`. HDF5 holds data only and no plugin is loaded, so nothing read runs code; what is left
-to trust is libhdf5's own parsing (a few damaged global heaps make it spin rather than fail).
+to trust is libhdf5's own parsing, and the global heaps on which it would spin rather than fail are refused
+before it reads them (:mod:`hdf5_heaps`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.hdf5_heaps import damaged_global_heap
 from deepspike.deploy.nir_fields import check_fields, shown
 
 MAX_DEPTH = 16
@@ -85,6 +87,9 @@ def _load(file: str) -> dict:
 
     if not h5py.is_hdf5(file):
         raise DataCorruptError(f"{file} is not a NIR file (HDF5 signature not found)")
+    heap_problem = damaged_global_heap(file)
+    if heap_problem is not None:
+        raise DataCorruptError(f"{file} is not a readable NIR file (HDF5: {heap_problem})")
     try:
         with h5py.File(file, "r") as f:
             if not isinstance(f.get("node", getlink=True), h5py.HardLink) or not isinstance(f["node"], h5py.Group):
