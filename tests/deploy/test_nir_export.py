@@ -17,6 +17,7 @@ from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons import IF
+from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import export_run, from_nir, to_nir, write_nir  # noqa: E402
@@ -227,3 +228,27 @@ def test_export_through_a_link_to_the_checkpoint_is_refused(tiny_run, tmp_path):
         export_run(tiny_run, tmp_path / "model.nir")
     export_run(tiny_run, tiny_run / "model.nir")  # a file of another name inside the run folder is fine
     assert from_nir(tiny_run / "model.nir").input_shape == (1, 8, 8)
+
+
+class _DoublingReadoutNeuron(IF):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+def test_a_layer_with_its_own_forward_is_not_exported_as_its_base():
+    model = _stbp_net()
+    model.readout.neuron = _DoublingReadoutNeuron()
+    with pytest.raises(ConfigError, match="_DoublingReadoutNeuron overrides forward"):
+        to_nir(model, (1, 8, 8))
+    model = _stbp_net()
+    model.readout = type("_OwnReadout", (SpikeRateReadout,), {"forward": lambda self, s: s.mean(0)})(IF())
+    with pytest.raises(ConfigError, match="_OwnReadout overrides forward"):
+        to_nir(model, (1, 8, 8))
+
+
+def test_a_layer_without_a_node_is_named_before_it_runs():
+    """A PSN layer needs all T steps at once; the exporter names it instead of running it on one step."""
+    model = _stbp_net()
+    model.body.append(PSN(timesteps=6))
+    with pytest.raises(ConfigError, match="^NIR export: layer PSN has no NIR mapping"):
+        to_nir(model, (1, 8, 8))

@@ -6,14 +6,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.time_distributed import TimeDistributed
 
 
+def check_own_forward(module: nn.Module) -> None:
+    """``ConfigError`` when ``module``'s ``forward`` comes from a class outside deepspike and torch: an exporter
+    that knows the layer by its base class (``LIF``, ``nn.Linear``, ``nn.Sequential``) would write the base's
+    computation, not the subclass's."""
+    owner = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
+    if owner is not None and owner.__module__.split(".")[0] not in ("deepspike", "torch"):
+        base = next(cls for cls in type(module).__mro__ if cls.__module__.split(".")[0] in ("deepspike", "torch"))
+        raise ConfigError(f"NIR export: {type(module).__name__} overrides forward() of {base.__name__}; NIR would "
+                          f"hold what a plain {base.__name__} computes, so it is not exported")
+
+
 def leaf_modules(module: nn.Module) -> list[nn.Module]:
-    """``module`` as a flat list: nested ``nn.Sequential`` unrolled, ``TimeDistributed`` unwrapped."""
+    """``module`` as a flat list: nested ``nn.Sequential`` unrolled, ``TimeDistributed`` unwrapped; each module
+    passed ``check_own_forward``."""
+    check_own_forward(module)
     if isinstance(module, nn.Sequential):
         return [m for child in module for m in leaf_modules(child)]
     if isinstance(module, TimeDistributed):
+        check_own_forward(module.module)
         return [module.module]
     return [module]
 

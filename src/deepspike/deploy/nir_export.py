@@ -33,7 +33,7 @@ from torch import nn
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.model_walk import leaf_modules, to_numpy
+from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import neuron_node
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
@@ -65,6 +65,9 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
     readout = getattr(model, "readout", None)
     output = getattr(model, "output", None)  # the converted network's output IF layer
+    for part in (readout, getattr(readout, "neuron", None), output):
+        if isinstance(part, nn.Module):
+            check_own_forward(part)
     if isinstance(output, SpikingNeuron):
         if readout == "membrane":
             mods.append(_Integrator(1.0))
@@ -227,8 +230,17 @@ def _pool_shape(kernel, stride, shape, padding=(0, 0)):
     return (c, int((h + 2 * p[0] - k[0]) // s[0]) + 1, int((w + 2 * p[1] - k[1]) // s[1]) + 1)  # ints, not numpy
 
 
+STATELESS = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten)
+"""The stateless torch layers with a NIR node (``_add_stateless``)."""
+
+
 def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple:
     """Add the node of a stateless layer; returns the output shape (run on a zero input)."""
+    if isinstance(m, nn.MaxPool2d):
+        raise ConfigError("NIR export: NIR has no max pooling; use avg pooling (model spec Pool kind 'avg')")
+    if not isinstance(m, STATELESS):
+        raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
+                          "AvgPool2d, Flatten, Dropout, IF/LIF neurons)")
     out = tuple(m(torch.zeros(1, *shape)).shape[1:])
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
@@ -251,11 +263,6 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         if m.start_dim != 1 or m.end_dim != -1:
             raise ConfigError("NIR export: only Flatten(start_dim=1) of the whole sample is supported")
         add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
-    elif isinstance(m, nn.MaxPool2d):
-        raise ConfigError("NIR export: NIR has no max pooling; use avg pooling (model spec Pool kind 'avg')")
-    else:
-        raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
-                          "AvgPool2d, Flatten, Dropout, IF/LIF neurons)")
     return out
 
 
