@@ -50,3 +50,37 @@ def test_stream_refuses_what_it_cannot_run():
         Stream(ann)
     with pytest.raises(ConfigError, match="no step"):
         Stream(_net("direct")).scores()
+
+
+class _RestingLIF(torch.nn.Module):
+    """A user's spiking neuron that keeps no membrane between calls (not ``CarriesState``)."""
+
+    is_spiking_neuron = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v, out = torch.zeros_like(x[0]), []
+        for x_t in x:
+            v = 0.5 * v + x_t
+            out.append((v >= 1).to(x.dtype))
+            v = v * (1 - out[-1])
+        return torch.stack(out)
+
+
+class _RepeatEncoder(torch.nn.Module):
+    """A user's encoder that is neither a rate encoder nor event frames."""
+
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        return x.unsqueeze(0).expand(timesteps, *x.shape) * torch.linspace(0, 1, timesteps).view(-1, 1, 1, 1, 1)
+
+
+def test_stream_refuses_neurons_and_encoders_it_would_run_wrongly():
+    """Both ran before and gave other scores than ``net(x)``: the neuron restarted from rest every step, the
+    encoder's input was taken for an event frame."""
+    net = _net("direct")
+    net.body[1] = _RestingLIF()
+    with pytest.raises(ConfigError, match="^streaming needs neurons that carry .*; _RestingLIF does not$"):
+        Stream(net)
+    net = _net("direct")
+    net.encoder = _RepeatEncoder()
+    with pytest.raises(ConfigError, match="^streaming feeds .*; the encoder _RepeatEncoder is neither$"):
+        Stream(net)

@@ -20,8 +20,9 @@ import torch
 
 from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import FrameEncoder
 from deepspike.methods.rate_network import RateNetwork
-from deepspike.neurons.carry import read_state, temporal_carry, write_state
+from deepspike.neurons.carry import neuron_without_carry, read_state, temporal_carry, write_state
 
 
 class Stream:
@@ -31,6 +32,13 @@ class Stream:
         if not isinstance(net, RateNetwork):
             raise ConfigError(f"streaming needs a rate-coded network (method stbp or spikebp); got "
                               f"{type(net).__name__}")
+        if not isinstance(net.encoder, InputEncoder | FrameEncoder):
+            raise ConfigError(f"streaming feeds one step at a time through a rate encoder (InputEncoder) or "
+                              f"as event frames; the encoder {type(net.encoder).__name__} is neither")
+        neuron = neuron_without_carry(net)
+        if neuron is not None:
+            raise ConfigError(f"streaming needs neurons that carry their state from step to step "
+                              f"(neurons.carry.CarriesState); {type(neuron).__name__} does not")
         self.net = net
         self.reset()
 
@@ -49,6 +57,7 @@ class Stream:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
         net = self.net.eval()
         encoded = net.encoder(x, 1) if isinstance(net.encoder, InputEncoder) else x.unsqueeze(0)  # [1, B, ...]
+        # (an event frame [B, C, H, W] is step t of the FrameEncoder's [T, B, C, H, W])
         with temporal_carry(net.body):
             if self.states is not None:
                 write_state(net.body, self.states)

@@ -58,6 +58,13 @@ class CarriesState:
         self.state = state
 
 
+def neuron_without_carry(model: nn.Module) -> nn.Module | None:
+    """The first spiking neuron of ``model`` (class attribute ``is_spiking_neuron``) that is not ``CarriesState``,
+    else None: run one step at a time, such a neuron would start every step from rest."""
+    return next((m for m in model.modules()
+                 if getattr(m, "is_spiking_neuron", False) and not isinstance(m, CarriesState)), None)
+
+
 def stateful_modules(model: nn.Module) -> list[CarriesState]:
     """The modules of ``model`` that carry state, in ``model.modules()`` order."""
     return [m for m in model.modules() if isinstance(m, CarriesState)]

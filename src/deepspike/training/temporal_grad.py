@@ -39,7 +39,7 @@ from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork
-from deepspike.neurons.carry import CarriesState, temporal_carry
+from deepspike.neurons.carry import neuron_without_carry, temporal_carry
 from deepspike.training.runtime import autocast
 
 ONLINE = ("sltt", "ottt")
@@ -54,10 +54,10 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     if not isinstance(net, RateNetwork):
         raise ConfigError(f"{where} needs a time-stepped rate-coded network (method stbp); method "
                           f"{method_name!r} has none")
-    for m in net.modules():
-        if getattr(m, "is_spiking_neuron", False) and not isinstance(m, CarriesState):
-            raise ConfigError(f"{where}: the neuron {type(m).__name__} cannot carry its state across calls "
-                              f"(method {method_name!r}); use train.temporal_grad=bptt")
+    neuron = neuron_without_carry(net)
+    if neuron is not None:
+        raise ConfigError(f"{where}: the neuron {type(neuron).__name__} cannot carry its state across calls "
+                          f"(method {method_name!r}); use train.temporal_grad=bptt")
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode == "ottt":
