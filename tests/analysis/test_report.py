@@ -16,6 +16,8 @@ from deepspike.cli import main
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
@@ -124,6 +126,14 @@ def test_ann_run_has_no_spikes(runs):
     assert a["activity"] is None and a["latency"] is None
     assert a["energy"]["45nm_fp32"]["ann_pj"] == pytest.approx((64 * 16 + 16 * 10) * 4.6)
     assert "timesteps" not in a["sweeps"] and "deletion" not in a["sweeps"]
+
+
+def test_a_rate_network_whose_neurons_are_not_recognised_is_refused(runs, monkeypatch):
+    """A user's neuron without ``is_spiking_neuron`` (here: LIF with the mark taken away) made the analysis report
+    the ANN's operations and energy for a spiking run."""
+    monkeypatch.setattr(SpikingNeuron, "is_spiking_neuron", False)
+    with pytest.raises(ConfigError, match="^analysis found no spiking neuron in this rate-coded network"):
+        analyze_run(runs / "stbp", None, AnalysisOptions(limit=50, bits=(4,), snrs=(), plots=False))
 
 
 def test_compare_table(runs, tmp_path, capsys):

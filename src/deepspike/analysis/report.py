@@ -18,6 +18,7 @@ from deepspike.analysis import plots, sweeps
 from deepspike.analysis.hardware import map_to_mesh
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.core.errors import ConfigError
+from deepspike.methods.rate_network import RateNetwork
 from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.training.reload import load_run
@@ -78,6 +79,7 @@ def analyze_run(
         "accuracy": sweeps.accuracy(model, method, batches),
     }
     activity = sweeps.monitor_run(model, batches)
+    _check_neurons_seen(model, activity)
     histograms = activity.pop("histograms")
     result.update(cost_sections(arch, activity if activity["layers"] else None, o))
     result["histograms"] = [_compact(h) for h in histograms]
@@ -86,6 +88,14 @@ def analyze_run(
     if out_dir is not None:
         write_report(result, histograms, Path(out_dir), o.plots)
     return result
+
+
+def _check_neurons_seen(model, activity: dict[str, Any]) -> None:
+    """``ConfigError`` for a rate-coded network in which no spiking neuron was found: its costs would be the
+    ANN's (a neuron of one's own needs the class attribute ``is_spiking_neuron = True``)."""
+    if isinstance(model, RateNetwork) and not activity["layers"]:
+        raise ConfigError("analysis found no spiking neuron in this rate-coded network, so it would report the "
+                          "ANN's costs; give a neuron of your own the class attribute is_spiking_neuron = True")
 
 
 def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, Any]:
