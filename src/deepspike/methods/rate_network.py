@@ -11,7 +11,8 @@ from torch.utils.checkpoint import checkpoint
 
 from deepspike.coding.encoder import InputEncoder
 from deepspike.coding.rate import check_steps
-from deepspike.neurons.carry import read_state, temporal_carry, write_state
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.carry import neuron_without_carry, read_state, temporal_carry, write_state
 
 
 class RateNetwork(nn.Module):
@@ -101,6 +102,19 @@ class RateNetwork(nn.Module):
     def score_step(self, x_t: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, K]`` of one step ``x_t [1, B, ...]`` (inside ``temporal_carry``, from the carried state)."""
         return self.readout(self.body(x_t))
+
+
+def check_runs_in_pieces(net: nn.Module, who: str) -> None:
+    """``ConfigError`` unless ``net`` is a ``RateNetwork`` whose spiking neurons all carry their state from one
+    call to the next (``neurons.carry``): what running time in pieces needs (``who``: checkpointed BPTT, SLTT,
+    OTTT, streaming)."""
+    if not isinstance(net, RateNetwork):
+        raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp or spikebp); got "
+                          f"{type(net).__name__}")
+    neuron = neuron_without_carry(net)
+    if neuron is not None:
+        raise ConfigError(f"{who}: the neuron {type(neuron).__name__} cannot carry its state from step to step "
+                          "(neurons.carry.CarriesState)")
 
 
 @contextmanager

@@ -21,24 +21,18 @@ import torch
 from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
-from deepspike.methods.rate_network import RateNetwork
-from deepspike.neurons.carry import neuron_without_carry, read_state, temporal_carry, write_state
+from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
+from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
 
 class Stream:
     """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode."""
 
     def __init__(self, net: RateNetwork) -> None:
-        if not isinstance(net, RateNetwork):
-            raise ConfigError(f"streaming needs a rate-coded network (method stbp or spikebp); got "
-                              f"{type(net).__name__}")
+        check_runs_in_pieces(net, "streaming")
         if not isinstance(net.encoder, InputEncoder | FrameEncoder):
             raise ConfigError(f"streaming feeds one step at a time through a rate encoder (InputEncoder) or "
                               f"as event frames; the encoder {type(net.encoder).__name__} is neither")
-        neuron = neuron_without_carry(net)
-        if neuron is not None:
-            raise ConfigError(f"streaming needs neurons that carry their state from step to step "
-                              f"(neurons.carry.CarriesState); {type(neuron).__name__} does not")
         self.net = net
         self.reset()
 

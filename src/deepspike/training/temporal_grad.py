@@ -38,8 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
 from deepspike.methods.base import Method
-from deepspike.methods.rate_network import RateNetwork
-from deepspike.neurons.carry import neuron_without_carry, temporal_carry
+from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
+from deepspike.neurons.carry import temporal_carry
 from deepspike.training.runtime import autocast
 
 ONLINE = ("sltt", "ottt")
@@ -50,14 +50,7 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise) and set it up."""
     if mode == "bptt":
         return
-    where = f"train.temporal_grad={mode}"
-    if not isinstance(net, RateNetwork):
-        raise ConfigError(f"{where} needs a time-stepped rate-coded network (method stbp); method "
-                          f"{method_name!r} has none")
-    neuron = neuron_without_carry(net)
-    if neuron is not None:
-        raise ConfigError(f"{where}: the neuron {type(neuron).__name__} cannot carry its state across calls "
-                          f"(method {method_name!r}); use train.temporal_grad=bptt")
+    check_runs_in_pieces(net, f"train.temporal_grad={mode} (method {method_name!r}; else use bptt)")
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode == "ottt":
