@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.registration import check_registration
 from deepspike.data.splits import DataSplits
 
 Loader = Callable[..., DataSplits]
@@ -21,12 +22,24 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
     """
 
     def wrap(fn: Loader) -> Loader:
-        if name in _LOADERS and _LOADERS[name] is not fn:
-            raise ConfigError(f"dataset {name!r} is already registered")
+        check_registration("dataset", name, _LOADERS.get(name), fn)
+        _check_loader(name, fn)
         _LOADERS[name] = fn
         return fn
 
     return wrap
+
+
+def _check_loader(name: str, fn: Loader) -> None:
+    """``TypeError`` unless ``fn`` can be called with the common arguments (:data:`_COMMON`) by name."""
+    if not callable(fn):
+        raise TypeError(f"register_dataset({name!r}) takes a loader function, got {fn!r}")
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    missing = [c for c in _COMMON if c not in params and not takes_any]
+    if missing:
+        raise TypeError(f"register_dataset({name!r}): the loader must take {', '.join(_COMMON)}; "
+                        f"{fn.__name__} lacks {', '.join(missing)}")
 
 
 def list_datasets() -> list[str]:
@@ -53,4 +66,8 @@ def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int 
     if unknown:
         raise ConfigError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(options) or '(none)'}")
-    return fn(data_dir=data_dir, val_fraction=val_fraction, seed=seed, download=download, **kwargs)
+    splits = fn(data_dir=data_dir, val_fraction=val_fraction, seed=seed, download=download, **kwargs)
+    if not isinstance(splits, DataSplits):
+        raise ConfigError(f"dataset {name!r}: its loader returned a {type(splits).__name__}, not DataSplits "
+                          "(build it with deepspike.data.splits.make_splits)")
+    return splits

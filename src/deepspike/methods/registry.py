@@ -11,6 +11,7 @@ from typing import Any
 
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import to_dataclass
+from deepspike.core.registration import check_registration
 from deepspike.methods.base import Method
 
 _METHODS: dict[str, type[Method]] = {}
@@ -18,13 +19,12 @@ _METHODS: dict[str, type[Method]] = {}
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator adding a ``Method`` subclass under ``cls.name``; ``TypeError`` for anything else (a bad entry
-    would break every later ``list_methods``)."""
+    would break every later ``list_methods``); ``ConfigError`` for a name another class has (``core.registration``)."""
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"register_method takes a subclass of deepspike.methods.Method, got {cls!r}")
     if not isinstance(getattr(cls, "name", None), str) or not dataclasses.is_dataclass(getattr(cls, "Options", None)):
         raise TypeError(f"register_method: {cls.__name__} needs a string `name` and a dataclass `Options`")
-    if cls.name in _METHODS:
-        raise ValueError(f"method {cls.name!r} registered twice")
+    check_registration("method", cls.name, _METHODS.get(cls.name), cls)
     _METHODS[cls.name] = cls
     return cls
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.registration import check_registration
 from deepspike.models.spec import Architecture, Layer, Shape
 
 
@@ -31,7 +32,7 @@ _MODELS: dict[str, ModelEntry] = {}
 def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Callable:
     """Decorator registering ``factory(num_classes, input_shape, width, **kwargs) -> tuple[Layer, ...]``.
     ``TypeError`` for a name that is not a string or a shape that is not positive ints: a bad entry would break
-    every later ``list_models``."""
+    every later ``list_models``; ``ConfigError`` for a name another factory has (``core.registration``)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register_model: the name must be a non-empty string, got {name!r}")
     if not isinstance(default_input_shape, tuple | list) or not default_input_shape or not all(
@@ -40,8 +41,7 @@ def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Ca
                         f"{default_input_shape!r}")
 
     def wrap(factory: Callable[..., tuple[Layer, ...]]) -> Callable[..., tuple[Layer, ...]]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
+        check_registration("model", name, _MODELS[name].factory if name in _MODELS else None, factory)
         doc = (factory.__doc__ or "").strip().splitlines()
         _MODELS[name] = ModelEntry(name, factory, tuple(default_input_shape), paper, doc[0] if doc else "")
         return factory
