@@ -71,3 +71,17 @@ def test_an_empty_test_split_asked_for_is_allowed():
                            empty_test_ok=True).test) == 0
     with pytest.raises(DataCorruptError, match="the test split holds no samples"):
         make_splits(ds, empty, val_fraction=0.0, seed=0, num_classes=4, class_names="abcd")
+
+
+@pytest.mark.parametrize(("labels", "split", "low", "high"), [([0, 1, 2, 1], "training", 0, 2),
+                                                              ([0, 1, -1, 1], "test", -1, 1)])
+def test_labels_outside_the_classes_are_an_error_at_load_time(labels, split, low, high):
+    """A label of 2 with two classes failed inside cross_entropy during the first epoch ("Target 2 is out of
+    bounds")."""
+    good = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 0, 1]))
+    bad = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor(labels))
+    train, test = (bad, good) if split == "training" else (good, bad)
+    with pytest.raises(DataCorruptError) as e:
+        make_splits(train, test, val_fraction=0.0, seed=0, num_classes=2, class_names="ab", name="mine")
+    assert str(e.value) == f"mine: the {split} labels run from {low} to {high}; with 2 classes they must be 0 to 1"
+    assert make_splits(good, good, val_fraction=0.0, seed=0, num_classes=2, class_names="ab").num_classes == 2

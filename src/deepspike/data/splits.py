@@ -91,6 +91,7 @@ def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int
     is a ``DataCorruptError`` here, at load time.
     """
     check_splits(train, test, name, empty_test_ok)
+    check_labels(train, test, num_classes, name)
     val = None
     if val_fraction > 0:
         keep, held = split_indices(train.y, val_fraction, seed)
@@ -103,6 +104,19 @@ def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int
     return DataSplits(train=train, val=val, test=test, num_classes=num_classes,
                       input_shape=tuple(train.shape), mean=mean, std=std,
                       class_names=tuple(class_names), name=name)
+
+
+def check_labels(train, test, num_classes: int, name: str = "") -> None:
+    """A one-line ``DataCorruptError`` when a split held in memory (``.y``) has a label outside
+    ``0 .. num_classes - 1``, which the loss would fail on (or, on a GPU, read out of bounds) mid-training."""
+    for split, dataset in (("training", train), ("test", test)):
+        y = getattr(dataset, "y", None)
+        if not isinstance(y, torch.Tensor) or len(y) == 0:
+            continue
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= num_classes:
+            raise DataCorruptError(f"{name or 'data'}: the {split} labels run from {low} to {high}; with "
+                                   f"{num_classes} classes they must be 0 to {num_classes - 1}")
 
 
 def check_splits(train, test, name: str = "", empty_test_ok: bool = False) -> None:
