@@ -119,6 +119,8 @@ def test_unsupported_layers_and_non_finite_values_are_refused(tmp_path):
     model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF()), 4)
     with pytest.raises(ConfigError, match="max pooling"):
         to_nir(model, (1, 8, 8))
+    with pytest.raises(ConfigError, match=r"got Sequential: wrap .* as RateNetwork\(encoder, body, readout, timesteps"):
+        to_nir(body, (1, 8, 8))
     good = _stbp_net()
     g = to_nir(good, (1, 8, 8))
     g.nodes["0_conv"].weight[0, 0, 0, 0] = np.inf

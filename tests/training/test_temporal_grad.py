@@ -20,7 +20,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF
 from deepspike.training.runs import load_checkpoint
-from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
+from deepspike.training.temporal_grad import online_step, prepare_temporal_grad, trace_decay
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
@@ -229,3 +229,9 @@ def test_resume_is_exact_in_every_mode(tmp_path, mode):
         assert torch.equal(value, cut["model"][key]), key
     accuracy = [json.loads(line)["test_accuracy"] for line in (tmp_path / "full" / "metrics.jsonl").open()]
     assert accuracy[-1] > 0.3  # it learns
+
+
+def test_ottt_without_a_neuron_of_fixed_decay_says_so():
+    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs the neurons' decay .* no neuron with a "
+                                          r"fixed decay \(params.decay\)"):
+        trace_decay(nn.Sequential(nn.Linear(2, 2)))

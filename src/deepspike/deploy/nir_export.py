@@ -60,7 +60,8 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     if is_ttfs_model(model):
         raise ConfigError("to_nir exports rate-coded networks; this is a TTFS network: use to_nir_ttfs")
     if body is None:
-        raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}")
+        raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
+                          "a net of your own as RateNetwork(encoder, body, readout, timesteps)")
     mods = leaf_modules(body)
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
     readout = getattr(model, "readout", None)

@@ -61,6 +61,9 @@ def trace_decay(net: nn.Module) -> float:
     """The leak lambda of the presynaptic traces: the one decay all the net's spiking neurons share."""
     neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False) and hasattr(m, "params")]
     decays = {m.params.decay for m in neurons}
+    if not decays:
+        raise ConfigError("train.temporal_grad=ottt needs the neurons' decay for the traces; the net has no neuron "
+                          "with a fixed decay (params.decay), e.g. only neurons of its own")
     if len(decays) != 1:
         raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
                           f"{sorted(decays)}")
