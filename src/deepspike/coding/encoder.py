@@ -12,9 +12,11 @@ ENCODERS = ("direct", "poisson", "bipolar")
 
 
 class InputEncoder(nn.Module):
-    """``direct``: the analog image at every step (wu2019's encoding layer; a broadcast view);
-    ``poisson``: Bernoulli spikes with ``p = x`` per step (x in [0, 1]);
-    ``bipolar``: ``sign(x) 1[|x| > U]``, U ~ Uniform(0, 1) (lee2020; x normalised to [-1, 1]).
+    """Rate coding of images ``x [B, C, H, W]`` into ``forward(x, timesteps) -> [T, B, C, H, W]`` (``T = timesteps``):
+
+    ``direct``: the analog image at every step, ``x_t = x`` (wu2019's encoding layer; a broadcast view);
+    ``poisson``: Bernoulli spikes ``s_t = 1[U_t < x]``, U_t ~ Uniform(0, 1), so ``p = x`` per step (x in [0, 1]);
+    ``bipolar``: ``s_t = sign(x) 1[|x| > U_t]`` (lee2020; x normalised to [-1, 1]).
     Random encoders draw from torch's global generator, so checkpoints restore them exactly."""
 
     def __init__(self, kind: str) -> None:

@@ -24,7 +24,8 @@ CODINGS = ("1-p", "p", "255")
 
 
 def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> torch.Tensor:
-    """Spike times ``[B, ...]`` of intensities ``x [B, ...]`` in [0, 1] by ``coding`` (see module doc)."""
+    """Spike times ``[B, ...]`` of intensities ``x [B, ...]`` in [0, 1]: ``alpha (1 - x)`` ("1-p"), ``alpha x``
+    ("p") or ``alpha (255 - round(255 x)) / 255`` ("255"; module docstring)."""
     if coding not in CODINGS:
         raise unknown_choice("TTFS input coding", coding, CODINGS)
     if coding == "255":
@@ -36,7 +37,8 @@ def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> to
 
 
 class TTFSInput(nn.Module):
-    """Images ``[B, C, H, W]`` in [0, 1] -> input spike times ``[B, C, H, W]``, jittered in training."""
+    """Images ``[B, C, H, W]`` in [0, 1] -> input spike times ``[B, C, H, W]`` by ``encode_times`` (e.g.
+    ``t = alpha (1 - x)``), in training ``max(t + N(0, jitter^2), 0)`` (zhang2021 V-B)."""
 
     def __init__(self, coding: str = "1-p", alpha: float = 1.0, jitter: float = 0.0):
         super().__init__()

@@ -29,8 +29,9 @@ def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 class QCFS(nn.Module):
-    """QCFS activation with ``levels`` steps and a trainable threshold (``lambda``, initialised to
-    ``threshold``; Bu et al. start at 8)."""
+    """QCFS activation ``x [B, ...] -> [B, ...]`` (same shape):
+    ``lambda clip(floor(x L / lambda + 1/2) / L, 0, 1)`` with ``L = levels`` and a trainable threshold ``lambda``
+    (initialised to ``threshold``; Bu et al. start at 8). Straight-through floor (module docstring)."""
 
     is_analog_neuron = True  # an ANN neuron for recorders and conversion (``layers.neuron_kinds``)
 

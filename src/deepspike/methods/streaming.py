@@ -26,7 +26,11 @@ from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
 
 class Stream:
-    """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode."""
+    """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode.
+
+    ``step(x [B, C, H, W]) -> o_t [B, K]`` (the body's output of step t, from the state step t-1 left);
+    ``scores() -> readout([o_1, ..., o_t]) [B, K]``, equal to ``net(x, timesteps=t)`` for deterministic input.
+    """
 
     def __init__(self, net: RateNetwork) -> None:
         check_runs_in_pieces(net, "streaming")

@@ -59,7 +59,13 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
 
 
 class IF(SpikingNeuron):
-    """Integrate-and-fire layer: ``h_t = v_{t-1} + x_t``, fire at ``h_t >= threshold``, then reset."""
+    """Integrate-and-fire layer, currents ``x [T, B, ...] -> spikes s [T, B, ...]`` (same shape), ``v_0 = 0``::
+
+        h_t = v_{t-1} + x_t,   s_t = H(h_t - threshold),
+        v_t = h_t (1 - s_t)  (reset "zero"),  h_t - threshold s_t  ("subtract"),  h_t  ("none")
+
+    ``H`` fires at ``h_t >= threshold``; backward through the ``surrogate`` (``neurons.dynamics``).
+    """
 
     def __init__(
         self,
@@ -84,9 +90,13 @@ class IF(SpikingNeuron):
 
 
 class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire layer: ``h_t = decay * v_{t-1} + x_t``, fire at ``h_t >= threshold``, reset.
+    """Leaky integrate-and-fire layer, currents ``x [T, B, ...] -> spikes s [T, B, ...]``, ``v_0 = 0``::
 
-    ``leak_grad=False`` keeps the leak out of the backward pass (lee2020; see ``neurons.dynamics``).
+        h_t = decay v_{t-1} + x_t,   s_t = H(h_t - threshold),
+        v_t = h_t (1 - s_t)  (reset "zero"),  h_t - threshold s_t  ("subtract"),  h_t  ("none")
+
+    (wu2019 eq. 5-6 with ``decay = 1 - dt/tau``). ``leak_grad=False`` keeps the leak out of the backward pass
+    (lee2020; see ``neurons.dynamics``).
     """
 
     def __init__(

@@ -16,7 +16,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """Parameters of the neuron update (see ``deepspike.neurons.dynamics``).
+    """Parameters of the neuron update (``deepspike.neurons.dynamics``), per step on ``[B, ...]`` currents::
+
+        h_t = k v_{t-1} + x_t,   s_t = H(h_t - th),   v_t = h_t (1 - s_t) | h_t - th s_t | h_t  (reset)
 
     decay: membrane decay per step ``k`` in (0, 1]; 1.0 is the IF neuron, 0 < k < 1 the LIF neuron
         (wu2019: ``k = 1 - dt/tau``, 0.25 on CIFAR; lee2020: 0.99).

@@ -168,7 +168,12 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
 
 
 class LeakCorrectedLIF(ReportsSpikes, nn.Module):
-    """Hidden-layer neuron of ``spikebp``: ``x [T, B, ...] -> s [T, B, ...]`` via ``leak_corrected_lif``."""
+    """Hidden-layer neuron of ``spikebp`` (lee2020): currents ``x [T, B, ...] -> spikes s [T, B, ...]``.
+
+    Forward ``h_t = leak v_{t-1} + x_t``, ``s_t = 1[h_t > threshold]``, ``v_t = h_t (1 - s_t)``; backward the
+    leak-corrected derivative ``a' = (1[LF > 0] + ln(leak) LF / count) / threshold`` (module docstring, lee2020
+    eq. 22), ``correction=False`` dropping the ``ln(leak)`` term; via ``leak_corrected_lif``.
+    """
 
     is_spiking_neuron = True
 

@@ -130,7 +130,10 @@ class Surrogate:
 
 
 def get_surrogate(name: str, **params: float) -> Surrogate:
-    """The spike function ``H`` with surrogate derivative ``name`` (see the module table).
+    """The spike function ``H`` with surrogate derivative ``name``: forward ``s = 1[x >= 0]``, backward
+    ``ds/dx := h(x)``, e.g. rectangular ``(1/a) 1[|x| < a/2]``, sigmoid ``alpha sig(alpha x)(1 - sig(alpha x))``,
+    fast_sigmoid ``1 / (1 + k|x|)^2``, arctan ``(alpha/2) / (1 + (pi/2 alpha x)^2)`` (module table). Applies
+    elementwise to ``x = v - threshold`` of any shape.
 
     Unknown ``name`` or parameter, or a parameter <= 0, raises ``ConfigError``.
     """

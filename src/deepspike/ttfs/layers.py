@@ -88,7 +88,11 @@ class TTFSLinear(_TTFSNeurons):
 
 
 class TTFSConv2d(_TTFSNeurons):
-    """Convolutional TTFS layer: ``[B, C, H, W] -> [B, O, H', W']``, zero padding = no spike (+inf)."""
+    """Convolutional TTFS layer: spike times ``[B, C, H, W] -> [B, O, H', W']``, ``H' = (H + 2p - k) // s + 1``.
+
+    Each output neuron is ``TTFSLinear``'s over its receptive field (zhou2021 eq. 4, zhang2021 eq. 11), e.g.
+    exp: ``exp(t_j/tau) = sum_C w_ji exp(t_i/tau) / (sum_C w_ji - theta)``; zero padding = no spike (+inf).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, kernel: str = "exp", theta: float = 1.0,
@@ -104,7 +108,8 @@ class TTFSConv2d(_TTFSNeurons):
 
 
 class TTFSMaxPool2d(nn.Module):
-    """zhou2021 max-pooling: the EARLIEST spike of each window, ``t_out = min_window t`` (not max over z).
+    """zhou2021 max-pooling: the EARLIEST spike of each window, ``t_out = min_window t`` (not max over z);
+    spike times ``[B, C, H, W] -> [B, C, H', W']``, ``H' = (H + 2p - k) // s + 1``.
 
     ``padding`` is "no spike" (+inf) around the map; see ``deepspike.ttfs.pooling.max_pool_times``.
     """
@@ -122,7 +127,8 @@ class TTFSMaxPool2d(nn.Module):
 
 
 class TTFSAvgPool2d(ReportsSpikes, nn.Module):
-    """zhou2021 average pooling: a TTFS neuron per window with fixed weights ``theta/(N-1)``.
+    """zhou2021 average pooling: a TTFS neuron per window of ``N`` inputs with fixed weights ``theta/(N-1)``;
+    spike times ``[B, C, H, W] -> [B, C, H', W']``, ``H' = (H + 2p - k) // s + 1``.
 
     exp kernel: ``t_out = tau * logsumexp(t_window / tau)`` (fires after the whole window, silent if any
     window input is silent; padding is silent inputs); see ``deepspike.ttfs.pooling.avg_pool_times``.
@@ -148,7 +154,8 @@ class TTFSAvgPool2d(ReportsSpikes, nn.Module):
 
 
 class TTFSDropout(nn.Module):
-    """Dropout of spikes: in training each input spike is removed (``t = +inf``) with probability ``p``.
+    """Dropout of spikes ``t [B, ...] -> [B, ...]``: in training each input spike is removed (``t = +inf``) with
+    probability ``p``, ``t_out = t`` if ``U >= p`` else ``+inf`` (U ~ Uniform(0, 1)).
 
     No rescaling: a TTFS neuron has no rate to keep; at evaluation the module is the identity.
     """
