@@ -68,9 +68,12 @@ def timestep_sweep(
     run_dirs: Sequence[str | Path], eval_steps: Sequence[int], out: str | Path, split: str = "test",
     max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Accuracy of rate-coded runs against inference T (``eval_steps``) and training T: the rows, also
-    written as CSV files and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose
-    input alone cannot fit in memory is refused before anything is allocated."""
+    """Accuracy of rate-coded runs against inference T (``eval_steps``) and training T, also written as CSV files
+    and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose input alone cannot fit in memory
+    is refused before anything is allocated.
+
+    Returns ``(by_inference, by_training)``: one row per run and ``eval_steps`` entry, then one row per run at its
+    own evaluation T (sorted by training T); each row ``{run, train_T, inference_T, accuracy, samples}``."""
     if max_samples is not None and not max_samples >= 1:
         raise ConfigError(f"--max-samples must be >= 1, got {max_samples}")
     if not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str):
