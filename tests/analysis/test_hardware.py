@@ -16,6 +16,21 @@ def test_pes_per_layer():
         pes_for_layer(10, 10, pe_neurons=0)
 
 
+def test_pes_round_the_neuron_count_up():
+    """zhang2021: C = max(ceil(n/N), ceil(w/W)); by hand 300 neurons at N = 256 need ceil(1.17) = 2 PEs although
+    their 100 weights fit one (floor division would give 1)."""
+    assert pes_for_layer(300, 100) == 2
+    assert pes_for_layer(300, 100, pe_neurons=100) == 3 and pes_for_layer(301, 100, pe_neurons=100) == 4
+
+
+@pytest.mark.parametrize(("bias", "pes"), [(False, 1), (True, 2)])
+def test_mesh_pe_holds_256_x_256_weights_by_default(bias, pes):
+    """Default W = 256 x 256 = 65,536 weights per PE: one neuron of 65,536 inputs fills one PE exactly; its bias
+    makes 65,537 weights, ceil(65,537 / 65,536) = 2 PEs."""
+    arch = Architecture("w", (Flatten(), Linear(1, bias=bias, act=False)), (1, 256, 256), 1)
+    (layer,) = map_to_mesh(arch)["layers"]
+    assert (layer["neurons"], layer["weights"], layer["pes"]) == (1, 65_536 + bias, pes)
+
 def test_mesh_mapping_by_hand():
     arch = Architecture("t", (Conv(4, 3), Flatten(), Linear(300), Linear(10, act=False)), (1, 10, 10), 10)
     # conv: 4 x 8 x 8 = 256 neurons, 36 weights -> 1 PE; fc1: 300 neurons (ceil 300/256 = 2), 256*300 = 76800

@@ -3,12 +3,14 @@
 import json
 
 import pytest
+import torch
 
 from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.conversion.calibration import calibration_batch
 from deepspike.conversion.to_ttfs import convert_to_ttfs
 from deepspike.core.errors import ConfigError
-from deepspike.training.reload import evaluate_run
+from deepspike.training.reload import evaluate_run, load_run
 from deepspike.training.trainer import Trainer
 
 ANN = ["method.name=ann", "model.name=vgg", "model.args.blocks=[[4,4],[8]]", "model.args.hidden=[16]",
@@ -98,3 +100,22 @@ def test_fine_tuning_can_start_from_the_ann_itself(ann_run, tmp_path):
                                "model.args.hidden=[32]", "train.epochs=1", "train.progress=false"])
     with pytest.raises(ConfigError, match="not the same model"):
         Trainer(wider, tmp_path / "ft2").fit()
+
+
+def test_every_window_is_margin_times_the_anns_largest_activation(ann_run, tmp_path):
+    """``convert_to_ttfs(margin=1.5)``: each window is 1.5 x what the ANN itself reaches on the calibration images,
+    read independently with forward hooks on the ANN's ReLUs (hidden), its input (largest ``|x|``) and its logits."""
+    convert_to_ttfs(ann_run[0], tmp_path / "out", calib_samples=64, margin=1.5, limit=8, log=lambda s: None)
+    windows = json.loads((tmp_path / "out" / "windows.json").read_text())
+    config, parts, _ = load_run(ann_run[0], device="cpu")
+    x = calibration_batch(config, parts.data, 64, torch.device("cpu"))
+    peaks = []
+    relus = [m for m in parts.model.modules() if isinstance(m, torch.nn.ReLU)]
+    for m in relus:
+        m.register_forward_hook(lambda mod, inp, out: peaks.append(float(out.max())))
+    with torch.no_grad():
+        logits = parts.model.eval()(x)
+    assert len(peaks) == len(relus) == len(windows["hidden"]) == 4
+    assert windows["input"] == pytest.approx(1.5 * float(x.abs().max()), rel=1e-5)
+    assert windows["hidden"] == pytest.approx([1.5 * p for p in peaks], rel=1e-5)
+    assert windows["output"] == pytest.approx(1.5 * float(logits.max()), rel=1e-5)

@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
-from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
+from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
@@ -254,3 +256,26 @@ def test_a_layer_without_a_node_is_named_before_it_runs():
     model.body.append(PSN(timesteps=6))
     with pytest.raises(ConfigError, match="^NIR export: layer PSN has no NIR mapping"):
         to_nir(model, (1, 8, 8))
+
+
+@pytest.mark.parametrize("readout", [MembraneReadout(decay=0.99), LeakyIntegratorReadout(leak=0.99)])
+def test_leaky_readout_exported_as_li_with_tau_and_r_of_the_euler_step(readout):
+    """NIR's LI is ``tau dv/dt = -v + R (I + v_leak)``; one Euler step of dt gives ``v <- (1 - dt/tau) v +
+    (dt R / tau) I``, which is ``v <- decay v + x`` for ``tau = dt / (1 - decay)``, ``R = tau / dt``: by hand
+    decay 0.99, dt = 1e-4 -> tau = 0.01, R = 100, v_leak = 0."""
+    body = nn.Sequential(TimeDistributed(nn.Linear(4, 3)), IF(), TimeDistributed(nn.Linear(3, 2)))
+    g = to_nir(RateNetwork(InputEncoder("direct"), body, readout, timesteps=3).eval(), (4,), dt=1e-4)
+    li = g.nodes["3_li"]
+    assert isinstance(li, nir.LI)
+    np.testing.assert_allclose(li.tau, [0.01, 0.01], rtol=1e-5)
+    np.testing.assert_allclose(li.r, [100.0, 100.0], rtol=1e-5)
+    np.testing.assert_array_equal(li.v_leak, [0.0, 0.0])
+    np.testing.assert_allclose(1 - 1e-4 / li.tau, 0.99, rtol=1e-6)  # the step's decay
+
+
+def test_readout_without_leak_exported_as_i_with_r_one_over_dt():
+    """Decay 1: NIR's I, ``dv/dt = R I``; one Euler step adds ``dt R I``, which is ``x`` for ``R = 1 / dt`` = 1e4."""
+    body = nn.Sequential(TimeDistributed(nn.Linear(4, 3)), IF(), TimeDistributed(nn.Linear(3, 2)))
+    g = to_nir(RateNetwork(InputEncoder("direct"), body, MembraneReadout(), timesteps=3).eval(), (4,), dt=1e-4)
+    assert isinstance(g.nodes["3_i"], nir.I)
+    np.testing.assert_allclose(g.nodes["3_i"].r, [1e4, 1e4], rtol=1e-6)

@@ -1,4 +1,5 @@
-"""``from_nir``'s own checks: the step ``dt`` (from the argument or the graph) is a positive finite number."""
+"""``from_nir``'s own checks: the step ``dt`` (from the argument or the graph) is a positive finite number; LI and I
+output nodes run as one Euler step of dt."""
 
 from __future__ import annotations
 
@@ -32,3 +33,32 @@ def test_the_graphs_dt_is_used(tmp_path):
     assert net.metadata["dt"] == 1e-4 and net.input_shape == (1, 8, 8)
     with torch.no_grad():
         assert net(torch.ones(3, 2, 1, 8, 8)).shape == (3, 2, 3)
+
+
+def _integrator_graph(node) -> nir.NIRGraph:
+    """input [2] -> ``node`` (a NIR LI or I) -> output [2], dt = 1e-4."""
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "v": node,
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "v"), ("v", "output")], metadata={"dt": 1e-4}, type_check=False)
+
+
+E0_AT_0_E1_AT_2 = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]], [[0.0, 1.0]]])  # [T=3, B=1, 2]
+
+
+def test_an_li_node_runs_as_its_euler_step():
+    """LI ``tau dv/dt = -v + R I`` (tau = 1e-2, R = 100, v_leak = 0), Euler step dt = 1e-4: ``v <- (1 - dt/tau) v
+    + (dt R / tau) I = 0.99 v + x``; by hand the trace of e0 at t=0, e1 at t=2 is [1, 0], [0.99, 0], [0.9801, 1]."""
+    ones = np.ones(2, dtype=np.float32)
+    net = from_nir(_integrator_graph(nir.LI(tau=ones * 1e-2, r=ones * 100, v_leak=ones * 0)))
+    with torch.no_grad():
+        trace = net(E0_AT_0_E1_AT_2)
+    torch.testing.assert_close(trace[:, 0], torch.tensor([[1.0, 0.0], [0.99, 0.0], [0.9801, 1.0]]))
+
+
+def test_an_i_node_sums_its_input():
+    """I ``dv/dt = R I`` with R = 1e4, dt = 1e-4: each step adds ``dt R x = x``; by hand the running sum
+    [1, 0], [1, 0], [1, 1]."""
+    net = from_nir(_integrator_graph(nir.I(r=np.full(2, 1e4, dtype=np.float32))))
+    with torch.no_grad():
+        trace = net(E0_AT_0_E1_AT_2)
+    torch.testing.assert_close(trace[:, 0], torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))

@@ -44,3 +44,21 @@ def test_tebn_refuses_to_fold_in_one_line():
     _, _, net = _trained_stats_net("tebn")
     with pytest.raises(ConfigError, match="TEBN .* no single folded weight"):
         fold_batch_norms_(net)
+
+
+def test_folded_conv_equals_torchs_conv_then_batchnorm_with_a_tiny_variance():
+    """Reference: torch's own eval-mode Conv2d -> BatchNorm2d. With running_var = 1e-4 the eps = 1e-5 inside the
+    square root matters: g = 1 / sqrt(1e-4 + 1e-5) = 95.346 per unit gamma (1 / (sqrt(1e-4) + eps) would be 99.9)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).double().eval()
+    with torch.no_grad():
+        net[1].running_var.fill_(1e-4)
+        net[1].running_mean.copy_(torch.tensor([0.1, -0.2]))
+        net[1].weight.copy_(torch.tensor([1.0, -0.5]))
+        net[1].bias.copy_(torch.tensor([0.3, 0.2]))
+    x = torch.rand(2, 1, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        expected = net(x)
+        fold_batch_norms_(net)
+        assert len(net) == 1
+        torch.testing.assert_close(net(x), expected, rtol=1e-10, atol=1e-10)

@@ -54,6 +54,15 @@ def test_tebn_scales_each_step_of_the_shared_normalisation():
     assert c1 == pytest.approx([p * h for p, h in zip(scale, HAT1)], rel=1e-6)
 
 
+def test_tebn_step_scales_receive_the_gradient_of_their_step():
+    """T=2, B=1, F=1, x = [1, 3]: mean 2, biased var 1, x_hat = -+1/sqrt(1 + eps); gamma = 1, beta = 0 and
+    y_t = p_t x_hat_t, so for loss = y_0 + 2 y_1 by hand dL/dp_0 = x_hat_0, dL/dp_1 = 2 x_hat_1."""
+    tebn = TemporalEffectiveBatchNorm((1,), timesteps=2)
+    y = tebn(torch.tensor([1.0, 3.0]).view(2, 1, 1))
+    (y[0].sum() + 2 * y[1].sum()).backward()
+    hat = 1 / math.sqrt(1 + 1e-5)
+    assert tebn.step_scale.grad.tolist() == pytest.approx([-hat, 2 * hat], rel=1e-5)
+
 def test_tebn_refuses_another_number_of_steps_in_one_line():
     with pytest.raises(ConfigError, match="one scale per step for T = 2, got 1"):
         TemporalEffectiveBatchNorm((2, 1, 2), timesteps=2)(X[:1])

@@ -3,11 +3,17 @@
 
 import pytest
 import torch
+from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
+from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture, list_models
 from deepspike.models.spec import Conv, Residual, sequence_shape
+from deepspike.neurons import LIF
 
 WU = sorted(e.name for e in list_models() if e.name.startswith("wu2019")) + ["stbp_mnist"]
 LEE = sorted(e.name for e in list_models() if e.name.startswith("lee2020")) + ["lenet"]
@@ -74,3 +80,20 @@ def test_zero_time_steps_is_an_error_not_the_default(method):
     with pytest.raises(ConfigError, match="T=0 must be an integer >= 1"):
         net(x, timesteps=0)
     assert net(x, timesteps=2).shape == net(x).shape == (2, 10)
+
+
+def test_checkpointed_bptt_moves_batch_norm_running_stats_once_per_segment():
+    """T = 4 in segments of 2, B = 2, one feature: frames t0 [1, 3], t1 [2, 6] | t2 [0, 0], t3 [4, 0]. Each
+    segment's forward updates r <- (1 - 0.1) r + 0.1 s once (torch's BatchNorm: unbiased variance), the backward
+    replay of the first segment not at all. By hand: segment stats (mean 3, var 14/3) then (mean 1, var 4);
+    running_mean 0 -> 0.3 -> 0.37, running_var 1 -> 0.9 + 0.1 * 14/3 -> 0.9 * that + 0.4 = 1.63."""
+    bn = nn.BatchNorm1d(1)
+    body = nn.Sequential(TimeDistributed(nn.Flatten()), TimeDistributed(bn), LIF(decay=0.5, threshold=0.5))
+    net = RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=4).train()
+    net.time_segment = 2
+    frames = torch.tensor([[1.0, 3.0], [2.0, 6.0], [0.0, 0.0], [4.0, 0.0]])  # [T, B]
+    net(frames.T.reshape(2, 4, 1, 1, 1)).sum().backward()
+    assert bn.weight.grad is not None
+    assert bn.running_mean.item() == pytest.approx(0.37, rel=1e-6)
+    assert bn.running_var.item() == pytest.approx(0.9 * (0.9 + 0.1 * 14 / 3) + 0.4, rel=1e-6)
+    assert int(bn.num_batches_tracked) == 2

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.psn import PSN, lif_response_matrix
 from deepspike.neurons.surrogate import get_surrogate
 
@@ -31,6 +33,15 @@ def test_initial_weight_is_the_no_reset_lif():
     torch.testing.assert_close(lif_response_matrix(3, 0.5),
                                torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.25, 0.5, 1.0]]))
 
+
+def test_fresh_psn_fires_like_the_no_reset_lif(path):
+    """Reference: ``neuron_multistep`` with ``NeuronParams(decay=0.5, threshold=1.0, reset="none")``. For x = 0.6 at
+    every step, by hand h = 0.6, 0.9, 1.05 against threshold 1: spikes [0, 0, 1] (the initial thresholds b = 1)."""
+    x = torch.full((3, 1, 1), 0.6)
+    lif, _ = neuron_multistep(x, NeuronParams(decay=0.5, threshold=1.0, reset="none"), fused=False)
+    assert lif.flatten().tolist() == [0.0, 0.0, 1.0]
+    with torch.no_grad():
+        assert torch.equal(PSN(3, decay=0.5, threshold=1.0)(x), lif)
 
 def test_gradients_equal_autograd_of_the_plain_formula(path):
     torch.manual_seed(0)
