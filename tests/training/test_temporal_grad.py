@@ -232,6 +232,6 @@ def test_resume_is_exact_in_every_mode(tmp_path, mode):
 
 
 def test_ottt_without_a_neuron_of_fixed_decay_says_so():
-    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs the neurons' decay .* no neuron with a "
-                                          r"fixed decay \(params.decay\)"):
+    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs one neuron decay .* no neuron with a "
+                                          r"fixed decay \(params.decay\): a learnt one"):
         trace_decay(nn.Sequential(nn.Linear(2, 2)))

@@ -62,8 +62,8 @@ def trace_decay(net: nn.Module) -> float:
     neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False) and hasattr(m, "params")]
     decays = {m.params.decay for m in neurons}
     if not decays:
-        raise ConfigError("train.temporal_grad=ottt needs the neurons' decay for the traces; the net has no neuron "
-                          "with a fixed decay (params.decay), e.g. only neurons of its own")
+        raise ConfigError("train.temporal_grad=ottt needs one neuron decay for the traces; the net has no neuron "
+                          "with a fixed decay (params.decay): a learnt one (plif) or neurons of its own")
     if len(decays) != 1:
         raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
                           f"{sorted(decays)}")
