@@ -90,6 +90,20 @@ def test_resume_refuses_overrides_it_would_not_apply(tmp_path, capsys):
     assert _snapshot(run) == before  # config.yaml records nothing that was not applied
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_resume_keeps_the_epochs_a_schedule_is_spread_over(tmp_path, capsys, schedule):
+    """A cosine run of 1 epoch resumed to 3 ran epoch 1 down to lr 0, then went back up (the schedule rebuilt
+    over 3 epochs), while config.yaml claimed one 3-epoch cosine."""
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, f"schedule.name={schedule}", "--out", str(run)]) == 0
+    before = _snapshot(run)
+    err = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=3"])
+    assert err == (f"deepspike: error: --resume cannot change train.epochs (1 -> 3) of a run with schedule.name="
+                   f"{schedule}: its learning rate is spread over train.epochs, so the epochs already trained "
+                   "followed another schedule; train a new run")
+    assert _snapshot(run) == before
+
+
 def test_resume_applies_the_keys_meant_to_change(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *QUICK, "--out", str(run)]) == 0

@@ -9,7 +9,8 @@ epoch finished), training starts again at epoch 0 ("restart"), which ends exactl
 On resume the config must be the run's ``config.yaml`` except for ``RESUMABLE_KEYS``: how many epochs
 (``train.epochs``), how progress is shown, where the data lives and is read with how many workers, and the
 device. Every other change would be recorded in ``config.yaml`` without having been applied to the epochs
-already trained (or, like ``method.timesteps``, change the run midway), so it is refused.
+already trained (or, like ``method.timesteps``, change the run midway), so it is refused; so is a change of
+``train.epochs`` once epochs were trained on a schedule spread over them (``SCHEDULES_OVER_EPOCHS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training.runs import RunDir
 
 NEW, RESTART, CONTINUE = "new", "restart", "continue"
+SCHEDULES_OVER_EPOCHS = ("cosine", "linear")
+"""Learning-rate schedules spread over ``train.epochs``: a resume may not change how many epochs they span."""
 RESUMABLE_KEYS = (
     "train.epochs",
     "train.progress",
@@ -97,6 +100,13 @@ def check_resume_config(saved: RunConfig, config: RunConfig, run: RunDir) -> Non
         raise ConfigError(
             f"--resume cannot change {', '.join(refused)} (the run was trained with the values in "
             f"{run.config_path}); only {', '.join(RESUMABLE_KEYS)} may change: train a new run for the others"
+        )
+    schedule = saved.schedule.name
+    if saved.train.epochs != config.train.epochs and schedule in SCHEDULES_OVER_EPOCHS and run.has_checkpoint():
+        raise ConfigError(
+            f"--resume cannot change train.epochs ({saved.train.epochs} -> {config.train.epochs}) of a run with "
+            f"schedule.name={schedule}: its learning rate is spread over train.epochs, so the epochs already "
+            "trained followed another schedule; train a new run"
         )
 
 
