@@ -2,9 +2,11 @@
 
 import csv
 import json
+import sys
 
 import pytest
 
+from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.training.metric_sinks import write_csv
@@ -42,3 +44,14 @@ def test_unknown_sink_is_refused():
     with pytest.raises(ConfigError, match="expected a list"):
         load_config(None, ["train.log=csv"])
     assert load_config(None, ["train.log=[csv]"]).train.log == ["csv"]
+
+
+def test_a_sink_that_cannot_open_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    """tensorboard not installed: one line, and the new run takes back what it wrote (its config.yaml used to stay,
+    and the same --out was then refused as 'a run that finished no epoch')."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+    argv = ["train", *TINY, "train.log=[tensorboard]", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("deepspike: error: train.log=tensorboard needs")
+    assert not (tmp_path / "run").exists()
+    assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 0

@@ -29,6 +29,8 @@ def test_reproduce_compares_with_the_recorded_figure(tmp_path, capsys):
         assert report["reproduced"] is (status == 0)
         assert report["difference_pp"] == round(100 * (reference - expected), 4)
         capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "met"), "--resume", "train.epochs=3"]) == 0
+    assert not (tmp_path / "met" / "reproduce.json").exists()  # it measured 2 epochs: gone once the run trains on
     plain = tmp_path / "plain.yaml"
     plain.write_text(RECIPE.replace("expected: {test_accuracy: EXPECTED,", "expected: {"))
     assert main(["reproduce", str(plain), "--out", str(tmp_path / "plain")]) == 2

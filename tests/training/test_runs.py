@@ -163,7 +163,8 @@ def test_metrics_append_is_atomic(tmp_path, monkeypatch):
 
 def test_stale_temporary_files_are_removed(tmp_path):
     run = RunDir(tmp_path)
-    for name in (".checkpoint.pt.abc123.tmp", ".metrics.jsonl.x.tmp", ".other.tmp", "notes.tmp"):
+    for name in (".checkpoint.pt.abc123.tmp", ".metrics.jsonl.x.tmp", ".other.tmp", "notes.tmp",
+                 "..deepspike-run.k2.tmp", ".metrics.csv.q1.tmp", ".reproduce.json.z9.tmp"):  # every file a run writes
         (tmp_path / name).write_bytes(b"")
     run.remove_stale_temps()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp", "notes.tmp"]

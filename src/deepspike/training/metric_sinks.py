@@ -18,8 +18,8 @@ from typing import Any
 
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError
+from deepspike.training.runs import CSV_NAME
 
-CSV_NAME = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"
 
 

@@ -19,9 +19,8 @@ from typing import Any
 from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import atomic_write_json
 from deepspike.core.errors import ConfigError
+from deepspike.training.runs import REPORT_NAME
 from deepspike.training.trainer import Trainer
-
-REPORT_NAME = "reproduce.json"
 
 
 def reproduce(config: RunConfig, out: str | Path, recipe: str = "", resume: bool = False) -> dict[str, Any]:

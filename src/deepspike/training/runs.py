@@ -43,6 +43,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 SUMMARY_NAME = "summary.json"
 RUN_FILES = (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, SUMMARY_NAME)
 STARTED_NAME = ".deepspike-run"
+CSV_NAME = "metrics.csv"
+REPORT_NAME = "reproduce.json"
+WRITTEN_FILES = (*RUN_FILES, STARTED_NAME, CSV_NAME, REPORT_NAME)
+"""Every file a run writes atomically into its folder (the ``train.log=csv`` table and ``reproduce``'s report
+included): the names whose temporary files a killed write leaves are cleared on the next start."""
 
 __all__ = ["MetricsLog", "RunDir", "check_not_run_file", "load_checkpoint", "save_checkpoint", "strict_json"]
 
@@ -131,7 +136,7 @@ class RunDir:
 
     def remove_stale_temps(self) -> None:
         """Delete the temporary files of atomic writes that a killed process left behind."""
-        remove_stale_temps(self.path, RUN_FILES)
+        remove_stale_temps(self.path, WRITTEN_FILES)
 
     def require(self) -> RunDir:
         """``self``, or a one-line ``DataNotFoundError`` when ``path`` is not a run directory."""
@@ -180,9 +185,10 @@ class RunDir:
             raise DataCorruptError(f"{self.summary_path} is not a JSON summary: it holds a {type(summary).__name__}")
         return summary
 
-    def remove_summary(self) -> None:
-        """Delete ``summary.json``: the run trains on, and a summary describes a finished run."""
+    def remove_reports(self) -> None:
+        """Delete ``summary.json`` and ``reproduce.json``: the run trains on, and both describe a finished run."""
         remove_file(self.summary_path)
+        remove_file(self.path / REPORT_NAME)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Atomically write ``summary`` as strict, indented JSON (non-finite floats as null)."""

@@ -82,9 +82,10 @@ class Trainer:
         setup = build_training(cfg, ctx, self.device, self.mode == CONTINUE)
         self.parts = setup.parts
         progress = self._open_run(setup)
-        self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done) if ctx.is_main else None
-        record: dict[str, Any] = {}
+        self.sinks, record = None, {}
         try:
+            if ctx.is_main:  # a sink that cannot open (tensorboard not installed) is refused as in the first epoch
+                self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done)
             for epoch in range(progress.epochs_done, cfg.train.epochs):
                 record = run_epoch(setup, cfg, ctx, epoch, progress)
                 self._end_epoch(setup, record, progress)
@@ -106,8 +107,8 @@ class Trainer:
     def _open_run(self, setup: TrainingSetup) -> TrainingProgress:
         """Restore the checkpoint (``CONTINUE``) or start at epoch 0 (``NEW``, ``RESTART``); rank 0 then
         drops the log's lines past the checkpoint, clears temporary files of killed writes, marks the folder
-        as a started run, writes ``config.yaml`` and removes the summary of a finished run that trains on (a
-        summary is written when the run ends). Returns where training continues."""
+        as a started run, writes ``config.yaml`` and removes the summary and reproduction report of a finished run
+        that trains on (both are written when the run ends). Returns where training continues."""
         ctx = self.dist
         progress = TrainingProgress()
         if self.mode == CONTINUE:
@@ -121,7 +122,7 @@ class Trainer:
             self.run.mark_started()
             self.run.write_config(self.config)
             if progress.epochs_done < self.config.train.epochs:
-                self.run.remove_summary()
+                self.run.remove_reports()
         return progress
 
     def _discard_if_unfinished(self) -> None:
