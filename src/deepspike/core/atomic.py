@@ -1,7 +1,8 @@
 """Writing output files safely: atomic writes, strict JSON, output paths checked before anything is written.
 
 Atomic writes: the bytes go to a temporary file ``.NAME.XXXXXXXX.tmp`` in the same folder, are fsynced, then
-the temporary file is renamed over ``NAME``. A reader (or a resumed run) therefore sees either the old file
+the temporary file is renamed over ``NAME`` and the folder is fsynced (so that the renames of a checkpoint and
+its log survive a power cut in order). A reader (or a resumed run) therefore sees either the old file
 or the complete new one, never a torn write, even if the process is killed mid-save (a kill can leave the
 temporary file behind; nothing reads it, and ``remove_stale_temps`` clears it). A write that fails (full
 disk, read-only folder) raises a one-line ``WriteError`` and leaves ``NAME`` as it was.
@@ -49,6 +50,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_folder(path.parent)
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -56,6 +58,19 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             reason = os.strerror(e.errno) if e.errno else str(e)
             raise WriteError(f"cannot write {path}: {reason} (the previous {path.name}, if any, is unchanged)") from e
         raise
+
+
+def sync_folder(folder: Path) -> None:
+    """``fsync`` the folder itself, so that a rename into it survives a power cut (POSIX leaves the order of two
+    renames to the file system until their folder is synced). File systems that cannot sync a folder are passed."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
