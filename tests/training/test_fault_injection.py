@@ -189,7 +189,8 @@ def _check_kills(tmp_path, monkeypatch, choose) -> None:
         assert checkpoint["epoch"] == 3, where
         assert log == full_log, where
         assert summary == full_summary, where
-        assert sorted(p.name for p in out.iterdir()) == sorted([".deepspike-run", *WATCHED]), where  # no temp files
+        files = sorted(p.name for p in out.iterdir())
+        assert files == sorted([".deepspike-lock", ".deepspike-run", *WATCHED]), where  # no temporary files
 
 
 def test_sigkill_at_any_point_then_resume_matches_uninterrupted(tmp_path, monkeypatch):

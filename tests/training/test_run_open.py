@@ -166,8 +166,8 @@ def test_full_disk_at_checkpoint_time_keeps_the_previous_checkpoint(tmp_path, ca
     assert RunDir(run).checkpoint_path.read_bytes() == writes[1]  # epoch 1's, untouched
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
     assert not (run / "summary.json").exists()
-    assert sorted(p.name for p in run.iterdir()) == [".deepspike-run", "checkpoint.pt", "config.yaml",
-                                                     "metrics.jsonl"]  # no temporary file left
+    assert sorted(p.name for p in run.iterdir()) == [".deepspike-lock", ".deepspike-run", "checkpoint.pt",
+                                                     "config.yaml", "metrics.jsonl"]  # no temporary file left
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0  # the run goes on once there is space
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2

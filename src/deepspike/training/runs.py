@@ -43,6 +43,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 SUMMARY_NAME = "summary.json"
 RUN_FILES = (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, SUMMARY_NAME)
 STARTED_NAME = ".deepspike-run"
+LOCK_NAME = ".deepspike-lock"
 CSV_NAME = "metrics.csv"
 REPORT_NAME = "reproduce.json"
 WRITTEN_FILES = (*RUN_FILES, STARTED_NAME, CSV_NAME, REPORT_NAME)
@@ -152,11 +153,11 @@ class RunDir:
 
     def discard_unfinished(self, created: bool) -> None:
         """Take back a new run that finished no epoch: the folder where the run ``created`` it, else the files it
-        wrote (``config.yaml``, the metrics log, which holds no epoch yet, and the started mark)."""
+        wrote (``config.yaml``, the metrics log, which holds no epoch yet, the started mark and the lock file)."""
         if created:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for path in (self.config_path, self.metrics.path, self.path / STARTED_NAME):
+        for path in (self.config_path, self.metrics.path, self.path / STARTED_NAME, self.path / LOCK_NAME):
             path.unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:

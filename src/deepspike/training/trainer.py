@@ -30,7 +30,7 @@ import torch
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import check_output_dir
-from deepspike.core.errors import UserError
+from deepspike.core.errors import ConfigError, UserError
 from deepspike.methods import check_trainable
 from deepspike.training.checkpoint import rng_state, training_checkpoint
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
@@ -38,6 +38,7 @@ from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
+from deepspike.training.run_lock import RunLock
 from deepspike.training.run_open import CONTINUE, NEW, check_resumed_epochs, open_mode
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
@@ -78,9 +79,34 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0)."""
-        cfg, ctx = self.config, self.dist
-        setup = build_training(cfg, ctx, self.device, self.mode == CONTINUE)
+        setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE)
         self.parts = setup.parts
+        lock = self._lock_run()
+        try:
+            return self._train(setup)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_run(self) -> RunLock | None:
+        """Rank 0 makes the folder and takes its lock (``training.run_lock``), then checks again, under the lock,
+        what the folder holds: another process may have started the same run while this one loaded its data."""
+        if not self.dist.is_main:
+            return None
+        self.created_folder = self.run.create()
+        lock = RunLock(self.run.path)
+        try:
+            if open_mode(self.run, self.config, self.resume) != self.mode:
+                raise ConfigError(f"{self.run.path} changed while this process started (another process trained "
+                                  "it); run the command again")
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def _train(self, setup: TrainingSetup) -> dict[str, Any]:
+        """Open the run (``_open_run``), train its remaining epochs and write the summary; returns it."""
+        cfg, ctx = self.config, self.dist
         progress = self._open_run(setup)
         self.sinks, record = None, {}
         try:
@@ -116,7 +142,6 @@ class Trainer:
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
             check_resumed_epochs(self.run, self.config, progress.epochs_done)
         if ctx.is_main:
-            self.created_folder = self.run.create()
             self.run.remove_stale_temps()
             self.run.metrics.truncate_after(progress.epochs_done)
             self.run.mark_started()

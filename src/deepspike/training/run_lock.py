@@ -1,0 +1,50 @@
+"""One trainer per run folder: ``RunLock`` holds an exclusive lock on ``RUN/.deepspike-lock`` while a run trains.
+
+Without it two ``deepspike train`` commands given the same ``--out`` both passed the check that the folder is free
+(seconds pass between that check and the first write, while data loads) and interleaved their epochs in one
+metrics log; two ``--resume`` of one run did the same. The lock is ``flock(LOCK_EX | LOCK_NB)`` on a file that is
+never replaced (an atomic write would swap the inode under the lock); the operating system releases it when the
+process ends, however it ends, so a killed run never leaves its folder locked. Where ``fcntl`` is missing (not
+POSIX) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from deepspike.core.errors import ConfigError, WriteError
+from deepspike.training.runs import LOCK_NAME
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+
+class RunLock:
+    """The exclusive lock of run folder ``folder`` (which exists), taken at construction; ``release()`` ends it.
+
+    A folder another process holds is a one-line ``ConfigError``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.fd: int | None = None
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(Path(folder) / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as e:
+            raise WriteError(f"cannot open the lock file of {folder}: {os.strerror(e.errno) if e.errno else e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(f"{folder} is being trained by another deepspike process; wait for it to end or pick "
+                              "another --out") from None
+        self.fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases it); a second call does nothing."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
