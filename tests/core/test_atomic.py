@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
-from deepspike.core.atomic import atomic_write_text, check_output_dir, check_output_file
-from deepspike.core.errors import ConfigError
+from deepspike.core.atomic import atomic_write_csv, atomic_write_text, check_output_dir, check_output_file
+from deepspike.core.errors import ConfigError, WriteError
+from deepspike.core.plotting import pyplot, save_figure
 
 
 @pytest.mark.parametrize("name", ["", "  "])
@@ -35,3 +36,28 @@ def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     atomic_write_text(tmp_path / "a.txt", "x")
     assert synced == ["file", "rename", "folder"] and (tmp_path / "a.txt").read_text() == "x"
+
+
+def test_csv_by_hand(tmp_path):
+    atomic_write_csv(tmp_path / "m.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": float("nan"), "extra": 3}])
+    assert (tmp_path / "m.csv").read_text() == "epoch,loss,extra\n1,0.5,\n2,,3\n"
+    atomic_write_csv(tmp_path / "t.csv", [{"b": 1}], columns=("a", "b"))  # fixed columns first, in their order
+    assert (tmp_path / "t.csv").read_text() == "a,b\n,1\n"
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "a.png", dpi=50)
+    good = (tmp_path / "a.png").read_bytes()
+    assert good.startswith(b"\x89PNG") and not plt.get_fignums()  # written and closed
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    fig, _ = plt.subplots()
+    with pytest.raises(WriteError, match="No space left on device"):
+        save_figure(fig, tmp_path / "a.png", dpi=50)
+    assert (tmp_path / "a.png").read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["a.png"]

@@ -9,14 +9,8 @@ import pytest
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.training.metric_sinks import write_csv
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
-
-
-def test_csv_by_hand(tmp_path):
-    write_csv(tmp_path / "m.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": float("nan"), "extra": 3}])
-    assert (tmp_path / "m.csv").read_text() == "epoch,loss,extra\n1,0.5,\n2,,3\n"
 
 
 def test_csv_and_tensorboard_follow_the_log_through_a_resume(tmp_path):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepspike.core.plotting import pyplot
+from deepspike.core.plotting import pyplot, save_figure
 
 
 def _save(fig, path: Path) -> Path:
-    plt = pyplot()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_activity(layers: list[dict], path: Path) -> Path:

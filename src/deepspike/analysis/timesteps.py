@@ -9,13 +9,13 @@ against training T (each evaluated at its own ``eval_timesteps``). ``timestep_sw
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 from deepspike.analysis.sweeps import takes_timesteps
+from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.core.plotting import pyplot
+from deepspike.core.plotting import pyplot, save_figure
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
@@ -52,13 +52,6 @@ def sweep(
     return by_inference, by_training
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def plot(rows: list[dict], x_key: str, path: Path, title: str) -> None:
     """Accuracy (%) against ``x_key``: one line per run against inference T (log axis), one line against
     training T."""
@@ -78,8 +71,7 @@ def plot(rows: list[dict], x_key: str, path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def timestep_sweep(
@@ -90,8 +82,8 @@ def timestep_sweep(
     out = Path(out)
     by_inference, by_training = sweep(run_dirs, eval_steps, split, max_samples)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(by_inference, out / "accuracy_vs_inference_T.csv")
-    write_csv(by_training, out / "accuracy_vs_training_T.csv")
+    atomic_write_csv(out / "accuracy_vs_inference_T.csv", by_inference, FIELDS)
+    atomic_write_csv(out / "accuracy_vs_training_T.csv", by_training, FIELDS)
     plot(by_inference, "inference_T", out / "accuracy_vs_inference_T.png", "accuracy vs inference T")
     plot(by_training, "train_T", out / "accuracy_vs_training_T.png", "accuracy vs training T")
     return by_inference, by_training

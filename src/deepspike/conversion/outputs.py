@@ -19,7 +19,7 @@ from deepspike.config.load import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.conversion.accuracy_sweep import AccuracySweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
-from deepspike.core.plotting import pyplot
+from deepspike.core.plotting import pyplot, save_figure
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.models.costs import layer_costs
 from deepspike.models.energy import PRESETS, energy_pj
@@ -130,8 +130,7 @@ def plot_accuracy_curves(
     ax.set_ylabel("test accuracy (%)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_sweep(out_dir: Path, sweep: AccuracySweep, ann_accuracy: float, names: list[str], norm: str) -> None:
@@ -144,5 +143,4 @@ def plot_sweep(out_dir: Path, sweep: AccuracySweep, ann_accuracy: float, names: 
     ax.set_xlabel("neuron layer")
     ax.set_ylabel("spikes per image")
     fig.tight_layout()
-    fig.savefig(out_dir / "spike_counts.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "spike_counts.png", dpi=120)

@@ -16,12 +16,14 @@ written as null, and ``allow_nan=False`` guarantees that every file parses with 
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,6 +78,24 @@ def sync_folder(folder: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write_csv(path: Path, records: list[dict[str, Any]], columns: Sequence[str] = ()) -> None:
+    """Atomically replace ``path`` with the records as one CSV table (``\n`` line ends): ``columns``, or the keys in
+    the order they first appear; a missing value (a key a record lacks, None, a non-finite number) is empty."""
+    columns = list(columns)
+    for record in records:
+        columns += [k for k in record if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _csv_cell(record.get(k)) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _csv_cell(value: Any) -> Any:
+    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
 
 def remove_stale_temps(folder: Path, names: tuple[str, ...]) -> None:

@@ -1,6 +1,11 @@
-"""Matplotlib, loaded only when a figure is drawn."""
+"""Matplotlib, loaded only when a figure is drawn; figures written atomically."""
 
 from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from deepspike.core.atomic import atomic_write
 
 
 def pyplot():
@@ -11,3 +16,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` (its format from the suffix, PNG by default) atomically (``core.atomic``: the old
+    file or the whole new one) and close it; returns ``path``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    pyplot().close(fig)
+    atomic_write(Path(path), lambda f: f.write(buffer.getvalue()))
+    return Path(path)

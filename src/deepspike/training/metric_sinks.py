@@ -10,36 +10,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from pathlib import Path
 from typing import Any
 
-from deepspike.core.atomic import atomic_write_text
+from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError
 from deepspike.training.runs import CSV_NAME
 
 TENSORBOARD_DIR = "tensorboard"
-
-
-def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
-    """The records as one CSV table at ``path`` (module docstring)."""
-    columns: list[str] = []
-    for record in records:
-        columns += [k for k in record if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: _cell(record.get(k)) for k in columns})
-    atomic_write_text(path, buffer.getvalue())
-
-
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return value
 
 
 def _tag(key: str) -> str:
@@ -66,7 +44,7 @@ class MetricSinks:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         if self.csv:
-            write_csv(self.run_dir / CSV_NAME, records)
+            atomic_write_csv(self.run_dir / CSV_NAME, records)
         if self.board is not None and records:
             last = records[-1]
             for key, value in last.items():
