@@ -6,10 +6,12 @@ import json
 import pytest
 
 from deepspike.config import load_config
+from deepspike.conversion import pipeline
 from deepspike.conversion.accuracy_sweep import checkpoints_for
 from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.training.reload import evaluate_run
+from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
 
 
@@ -91,6 +93,27 @@ def test_convert_refuses_bad_input(ann_run, tmp_path):
         convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
     with pytest.raises(ConfigError, match="convert needs a trained 'ann' run"):
         convert_run(out, tmp_path / "again", norm="max", timesteps=5, log=lambda s: None)
+
+
+def test_a_conversion_killed_on_the_way_leaves_no_run_and_can_be_run_again(ann_run, tmp_path, monkeypatch):
+    """The checkpoint was written first: a conversion killed during its accuracy sweep left a model without a
+    summary, which eval took for a converted run and a second convert into the same --out refused."""
+    run_dir, _ = ann_run
+    out = tmp_path / "killed"
+
+    class Killed(BaseException):
+        pass
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(pipeline, "plot_sweep", die)  # the last step before the run's own files
+    with pytest.raises(Killed):
+        convert_run(run_dir, out, norm="max", timesteps=5, calib_samples=16, limit=10, log=lambda s: None)
+    assert not RunDir(out).is_run_dir() and not RunDir(out).has_checkpoint()
+    monkeypatch.undo()
+    summary = convert_run(run_dir, out, norm="max", timesteps=5, calib_samples=16, limit=10, log=lambda s: None)
+    assert RunDir(out).read_summary() == summary
 
 
 def test_convert_refuses_an_out_that_cannot_be_a_folder(ann_run, tmp_path):

@@ -31,7 +31,8 @@ def save_converted_run(
     out_dir: Path, config: RunConfig, method_section: dict, snn: nn.Module, epoch: int, source_run: str
 ) -> None:
     """``config.yaml`` (the ANN run's config with the converted net's ``method_section``, e.g. ``{"name":
-    "converted", **options}``) and ``checkpoint.pt``."""
+    "converted", **options}``) and ``checkpoint.pt``: written last, just before the summary, so that a conversion
+    killed on the way leaves no run in ``out_dir`` and the same ``--out`` takes the command again."""
     run = RunDir(out_dir)
     run.create()
     method = resolve_method_section(method_section)

@@ -95,7 +95,6 @@ def convert_run(
                     calib_samples=calib_samples, calib_timesteps=calib_timesteps, **neuron)
     calibrated = _calibrate(config, parts, device, settings, seed, log)
     method_section = {"name": "converted", **dataclasses.asdict(calibrated.options)}
-    save_converted_run(out_dir, config, method_section, calibrated.snn, state.get("epoch", 0), str(run_dir))
     write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
 
     test = make_batches(config, parts.data, "test", device)
@@ -106,6 +105,7 @@ def convert_run(
     atomic_write_json(out_dir / "operations.json", ops)
     plot_sweep(out_dir, sweep, ann_accuracy, calibrated.names, norm)
     summary = _summary(str(run_dir), calibrated, sweep, (ann_accuracy, ann_seconds), ops)
+    save_converted_run(out_dir, config, method_section, calibrated.snn, state.get("epoch", 0), str(run_dir))
     RunDir(out_dir).write_summary(summary)
     return summary
 

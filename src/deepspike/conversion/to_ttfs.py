@@ -59,13 +59,13 @@ def convert_to_ttfs(
     log(f"windows from {len(x_cal)} training images: input {windows[0]:.4g}, hidden "
         f"{', '.join(f'{w:.4g}' for w in windows[1:-1])}, output {windows[-1]:.4g}")
     calib_seconds = time.perf_counter() - start
-    save_converted_run(out_dir, config, {"name": "ttfs_window", **options}, snn, state.get("epoch", 0), str(run_dir))
     atomic_write_json(out_dir / "windows.json", {"input": windows[0], "hidden": windows[1:-1], "output": windows[-1],
                                                  "margin": margin, "alpha": alpha, "calib_samples": len(x_cal)})
     test = list(limit_samples(make_batches(config, parts.data, "test", torch.device("cpu")), limit))
     summary = {"source_run": str(run_dir), "calib_samples": len(x_cal), "margin": margin, "alpha": alpha,
                "calibration_seconds": round(calib_seconds, 2), **_compare(parts.model, snn, test, log)}
     summary.update(_measures(snn, test, count_macs(parts.arch)))
+    save_converted_run(out_dir, config, {"name": "ttfs_window", **options}, snn, state.get("epoch", 0), str(run_dir))
     RunDir(out_dir).write_summary(summary)
     return summary
 
