@@ -164,6 +164,18 @@ def test_a_run_config_without_its_sections_is_refused(tmp_path, text, missing):
     assert load_saved_config(whole).method.options.timesteps == 2
 
 
+def test_a_run_of_a_method_not_registered_here_says_how_to_read_it(tmp_path):
+    """A run trained by a method of the user's own, read by the deepspike command (which never imports it)."""
+    path = tmp_path / "config.yaml"
+    save_config(load_config(None), path)
+    path.write_text(path.read_text().replace("  name: stbp\n", "  name: my_alif\n"))
+    with pytest.raises(ConfigError) as e:
+        load_saved_config(path)
+    assert str(e.value) == (f"{path} is a run of method 'my_alif', which is not registered here: a method of your "
+                            "own registers when its module is imported, so read the run through the Python API after "
+                            "that import (ds.evaluate, ds.analyze, ds.load_run)")
+
+
 def test_a_run_config_saved_before_the_expected_section_loads(tmp_path):
     path = tmp_path / "config.yaml"
     save_config(load_config(None), path)

@@ -15,6 +15,7 @@ from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.options import shown_key, shown_value, to_dataclass
+from deepspike.methods.registry import method_names
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 LATER_SECTIONS = ("expected",)  # sections that runs saved by older versions lack: their defaults stand
@@ -56,6 +57,11 @@ def load_saved_config(path: str | Path) -> RunConfig:
         what = ", ".join(missing) if missing else "method.name"
         raise DataCorruptError(f"{shown_key(str(path))} is not a whole run config (missing {what}): a run's "
                                "config.yaml holds every section; restore it or train the run again")
+    name = raw.method.name
+    if isinstance(name, str) and name not in method_names():
+        raise ConfigError(f"{shown_key(str(path))} is a run of method {shown_value(name)}, which is not registered "
+                          "here: a method of your own registers when its module is imported, so read the run "
+                          "through the Python API after that import (ds.evaluate, ds.analyze, ds.load_run)")
     return _run_config(raw)  # the file read once
 
 

@@ -61,5 +61,10 @@ def get_method(name: str, options: dict | None = None) -> Method:
     return method_from_options(name, method_options(name, options))
 
 
+def method_names() -> list[str]:
+    """The registered methods' names, sorted."""
+    return sorted(_METHODS)
+
+
 def list_methods() -> list[type[Method]]:
     return [_METHODS[k] for k in sorted(_METHODS)]
