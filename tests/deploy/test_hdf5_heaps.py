@@ -133,3 +133,18 @@ def test_overlapping_collections_and_a_cut_header_are_refused(tmp_path):
     assert "overlaps the one before it" in damaged_global_heap(str(tmp_path / "overlap.h5"))
     (tmp_path / "cut.h5").write_bytes(data + b"GCOL\x01\x00\x00")
     assert "is cut short by the end of the file" in damaged_global_heap(str(tmp_path / "cut.h5"))
+
+
+def test_a_file_whose_lengths_are_not_8_bytes_is_not_walked(tmp_path):
+    """The walk assumes h5py's 8-byte lengths; a superblock saying otherwise (version 0: byte 14) is left to
+    libhdf5 rather than misread. A version-3 superblock (libver="latest") keeps them at byte 10."""
+    path, _ = _damaged(tmp_path, "zero.h5", "free", lambda size: 0)
+    data = bytearray(path.read_bytes())
+    assert data[:8] == b"\x89HDF\r\n\x1a\n" and data[8] == 0 and data[14] == 8
+    data[14] = 4
+    (tmp_path / "four.h5").write_bytes(bytes(data))
+    assert damaged_global_heap(str(path)) is not None and damaged_global_heap(str(tmp_path / "four.h5")) is None
+    with h5py.File(tmp_path / "v3.h5", "w", libver="latest") as f:
+        f.create_dataset("t", data=np.array(["a", "bb"], dtype=object), dtype=h5py.string_dtype())
+    v3 = (tmp_path / "v3.h5").read_bytes()
+    assert v3[8] == 3 and _collections(v3) and damaged_global_heap(str(tmp_path / "v3.h5")) is None

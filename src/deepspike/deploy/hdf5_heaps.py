@@ -23,6 +23,9 @@ SIGNATURE = b"GCOL\x01"
 HEADER = 16
 """Bytes of the collection header, and of each object header (8-byte lengths, as h5py writes)."""
 
+SUPERBLOCK = b"\x89HDF\r\n\x1a\n"
+"""The HDF5 signature, at byte 0 or after a user block of 512 x 2^k bytes."""
+
 
 def _walk(data, start: int) -> tuple[int, str | None]:
     """``(end, problem)`` of the collection at ``start``: where it ends and what would stop libhdf5, if anything."""
@@ -47,15 +50,29 @@ def _step(index: int, size: int) -> int:
     return need - 2**64 if need >= 2**63 else need
 
 
+def length_size(data) -> int | None:
+    """The superblock's "size of lengths" in bytes (8 where h5py writes the file), else None (no superblock)."""
+    at = 0
+    while at + 16 <= len(data):
+        if data[at:at + 8] == SUPERBLOCK:
+            version = data[at + 8]
+            return data[at + 14] if version in (0, 1) else data[at + 10]  # versions 2 and 3 pack their fields
+        at = 512 if at == 0 else 2 * at
+    return None
+
+
 def damaged_global_heap(path: str) -> str | None:
     """What is wrong with the first damaged global heap collection of the HDF5 file ``path``, else None.
 
-    Collections are found by their signature; ones that overlap are damaged too (libhdf5 never writes them).
+    Collections are found by their signature; ones that overlap are damaged too (libhdf5 never writes them). A file
+    whose lengths are not 8 bytes (which h5py never writes) is not walked.
     """
     with open(path, "rb") as f:
         if f.seek(0, 2) < len(SIGNATURE) + HEADER:
             return None
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if length_size(data) != 8:
+                return None
             end = 0
             start = data.find(SIGNATURE)
             while start != -1:
