@@ -6,7 +6,6 @@ child process, and files that h5py writes (many texts, long texts, several colle
 
 from __future__ import annotations
 
-import faulthandler
 import struct
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from deepspike.core.errors import DataCorruptError
-from deepspike.deploy.hdf5_heaps import damaged_global_heap
+from deepspike.deploy.hdf5_heaps import damaged_global_heap, length_size
 
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("nir")
@@ -29,6 +28,15 @@ def walk(group):
         walk(item) if isinstance(item, h5py.Group) else item[()]
 with h5py.File(sys.argv[1], "r") as f:
     walk(f)
+"""
+
+READ_NIR = """
+import sys
+from deepspike.deploy import read_nir
+try:
+    read_nir(sys.argv[1])
+except Exception as e:
+    print(type(e).__name__, e)
 """
 
 
@@ -114,37 +122,65 @@ def test_read_nir_refuses_a_damaged_heap_in_one_line(tmp_path):
     data[at + 8:at + 16] = bytes(8)
     path = tmp_path / "spin.nir"
     path.write_bytes(bytes(data))
-    faulthandler.dump_traceback_later(60, exit=True)  # were the heap not checked, libhdf5 would spin: end the run
-    try:
-        with pytest.raises(DataCorruptError) as e:
-            read_nir(path)
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+    # in a child with a time limit: were the heap not checked, libhdf5 would spin and the test should fail, not hang
+    result = subprocess.run([sys.executable, "-c", READ_NIR, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("DataCorruptError ")
+    with pytest.raises(DataCorruptError) as e:
+        read_nir(path)
     assert str(e.value) == (f"{path} is not a readable NIR file (HDF5: global heap at byte {start} is damaged: its "
                             f"object at byte {at} (index 0, size 0) would stop the walk through it)")
 
 
-def test_overlapping_collections_and_a_cut_header_are_refused(tmp_path):
+def test_a_signature_cut_short_by_the_end_of_the_file_is_no_heap(tmp_path):
     data = _texts_file(tmp_path / "t.h5").read_bytes()
-    start = _collections(data)[0]
-    inside = bytearray(data)
-    inside[start + 200:start + 205] = b"GCOL\x01"
-    (tmp_path / "overlap.h5").write_bytes(bytes(inside))
-    assert "overlaps the one before it" in damaged_global_heap(str(tmp_path / "overlap.h5"))
-    (tmp_path / "cut.h5").write_bytes(data + b"GCOL\x01\x00\x00")
-    assert "is cut short by the end of the file" in damaged_global_heap(str(tmp_path / "cut.h5"))
+    (tmp_path / "cut.h5").write_bytes(data + b"GCOL\x01\x00\x00")  # nothing points there; libhdf5 never reads it
+    assert damaged_global_heap(str(tmp_path / "cut.h5")) is None
 
 
-def test_a_file_whose_lengths_are_not_8_bytes_is_not_walked(tmp_path):
-    """The walk assumes h5py's 8-byte lengths; a superblock saying otherwise (version 0: byte 14) is left to
-    libhdf5 rather than misread. A version-3 superblock (libver="latest") keeps them at byte 10."""
-    path, _ = _damaged(tmp_path, "zero.h5", "free", lambda size: 0)
+@pytest.mark.parametrize("width", [2, 4, 8])
+def test_lengths_of_every_width_are_walked(tmp_path, width):
+    """The size fields are as wide as the superblock's "size of lengths" (h5py writes 8; HDF5 allows 2 and 4), the
+    headers 16 bytes in every case. A sound file passes; a free space of size 0 is refused at each width (read as
+    8 bytes, a 4-byte field with non-zero padding after it passed, and libhdf5 spun)."""
+    path = tmp_path / f"w{width}.h5"
+    plist = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    plist.set_sizes(8, width)
+    with h5py.File(h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=plist)) as f:
+        f.create_dataset("texts", data=np.array([f"t{i}" * (1 + i % 4) for i in range(200)], dtype=object),
+                         dtype=h5py.string_dtype())
     data = bytearray(path.read_bytes())
-    assert data[:8] == b"\x89HDF\r\n\x1a\n" and data[8] == 0 and data[14] == 8
-    data[14] = 4
-    (tmp_path / "four.h5").write_bytes(bytes(data))
-    assert damaged_global_heap(str(path)) is not None and damaged_global_heap(str(tmp_path / "four.h5")) is None
-    with h5py.File(tmp_path / "v3.h5", "w", libver="latest") as f:
-        f.create_dataset("t", data=np.array(["a", "bb"], dtype=object), dtype=h5py.string_dtype())
-    v3 = (tmp_path / "v3.h5").read_bytes()
-    assert v3[8] == 3 and _collections(v3) and damaged_global_heap(str(tmp_path / "v3.h5")) is None
+    assert length_size(data) == width and damaged_global_heap(str(path)) is None
+    start = _collections(bytes(data))[0]
+    at = start + 16
+    while int.from_bytes(data[at:at + 2], "little") != 0:  # to the free space, by hand
+        at += 16 + -(-int.from_bytes(data[at + 8:at + 8 + width], "little") // 8) * 8
+    data[at + 8:at + 16] = bytes(width) + b"\x01" * (8 - width)  # size 0, the padding after it not zero
+    path.write_bytes(bytes(data))
+    assert "(index 0, size 0) would stop the walk" in damaged_global_heap(str(path))
+
+
+def test_text_that_holds_the_signature_is_not_refused(tmp_path):
+    path = tmp_path / "t.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("t", data=np.array(["GCOL\x01 in a name", "more GCOL\x01"], dtype=object),
+                         dtype=h5py.string_dtype())
+    assert len(_collections(path.read_bytes())) == 3  # the real heap and the two texts inside it
+    assert damaged_global_heap(str(path)) is None
+
+
+def test_lengths_of_another_width_and_tangled_heaps_are_refused(tmp_path):
+    data = bytearray(_texts_file(tmp_path / "t.h5").read_bytes())
+    assert data[8] == 0 and data[14] == 8  # a version 0 superblock keeps the size of lengths at byte 14
+    data[14] = 16
+    (tmp_path / "w16.h5").write_bytes(bytes(data))
+    assert damaged_global_heap(str(tmp_path / "w16.h5")) == ("its lengths are 16 bytes wide, which is not read "
+                                                            "(2, 4 or 8)")
+    # one heap of 100 objects, each holding a text that is itself a collection header reaching the heap's end:
+    # walking every one of them takes 100 + 99 + ... steps, far more than one per 8 bytes of the file
+    prefix = _texts_file(tmp_path / "u.h5").read_bytes()[:2048]  # a superblock, no heap
+    first, count = len(prefix), 100
+    end = first + 16 + 32 * count
+    objects = b"".join(struct.pack("<HHIQ", 1, 0, 0, 16) + b"GCOL\x01\x00\x00\x00"
+                       + struct.pack("<Q", end - (first + 16 + 32 * k + 16)) for k in range(count))
+    (tmp_path / "tangled.h5").write_bytes(prefix + b"GCOL\x01\x00\x00\x00" + struct.pack("<Q", end - first) + objects)
+    assert "more objects than the file has room for" in damaged_global_heap(str(tmp_path / "tangled.h5"))

@@ -1,9 +1,10 @@
 """HDF5 global heaps that would make libhdf5 spin (``damaged_global_heap``), found before libhdf5 reads them.
 
 Variable-length data (the text of a NIR file: node types, edge names, metadata) lives in *global heap
-collections*. Each collection is ``"GCOL"``, version 1, 3 reserved bytes, its size (8 bytes, the whole
-collection, header included), then objects: index (2 bytes), reference count (2), 4 reserved bytes, size (8)
-and the data padded to a multiple of 8; index 0 is the collection's free space, whose size counts its header.
+collections*. Each collection is ``"GCOL"``, version 1, 3 reserved bytes, its size (the whole collection, header
+included), then objects: index (2 bytes), reference count (2), 4 reserved bytes, size, and the data padded to a
+multiple of 8; index 0 is the collection's free space, whose size counts its header. A size is a length as wide as
+the superblock says (8 bytes where h5py writes the file; 2 or 4 allowed), and both headers are padded to 16 bytes.
 libhdf5 walks the objects with ``next = start + need``, ``need = 16 + pad8(size)`` for an object and
 ``need = size`` for the free space, in unsigned 64-bit arithmetic. A free-space size of 0 leaves
 ``next == start`` and a size near 2**64 wraps ``next`` backwards, so the walk never ends; a collection size that
@@ -15,32 +16,24 @@ libhdf5 refuses itself).
 from __future__ import annotations
 
 import mmap
-import struct
 
 SIGNATURE = b"GCOL\x01"
 """A global heap collection's signature and version (libhdf5 refuses every other version itself)."""
 
 HEADER = 16
-"""Bytes of the collection header, and of each object header (8-byte lengths, as h5py writes)."""
+"""Bytes of the collection header and of each object header: libhdf5 pads both to a multiple of 8 whatever the
+width of their size field (2, 4 or 8 bytes), so both are 16 bytes."""
 
 SUPERBLOCK = b"\x89HDF\r\n\x1a\n"
 """The HDF5 signature, at byte 0 or after a user block of 512 x 2^k bytes."""
 
+WIDTHS = (2, 4, 8)
+"""The widths of a length ("size of lengths" in the superblock) that the walk reads; h5py writes 8."""
 
-def _walk(data, start: int) -> tuple[int, str | None]:
-    """``(end, problem)`` of the collection at ``start``: where it ends and what would stop libhdf5, if anything."""
-    (size,) = struct.unpack_from("<Q", data, start + 8)
-    end = start + size
-    if end > len(data):  # libhdf5 refuses to read past the end itself ("actual len exceeds EOA")
-        return start + HEADER, None
-    at = start + HEADER
-    while at + HEADER <= end:  # libhdf5 takes a tail shorter than an object header for free space
-        index, size = struct.unpack_from("<H", data, at)[0], struct.unpack_from("<Q", data, at + 8)[0]
-        need = _step(index, size)
-        if need <= 0 or need % 8:
-            return end, f"its object at byte {at} (index {index}, size {size}) would stop the walk through it"
-        at += need
-    return end, None
+
+def _size(data, at: int, width: int) -> int:
+    """The unsigned little-endian length of ``width`` bytes at ``at``."""
+    return int.from_bytes(data[at:at + width], "little")
 
 
 def _step(index: int, size: int) -> int:
@@ -48,6 +41,22 @@ def _step(index: int, size: int) -> int:
     a signed offset: a huge size wraps to a small or negative step."""
     need = size if index == 0 else (HEADER + ((size + 7) % 2**64) // 8 * 8) % 2**64
     return need - 2**64 if need >= 2**63 else need
+
+
+def _walk(data, start: int, width: int, budget: int) -> tuple[str | None, int]:
+    """``(problem, steps)`` of the collection at ``start``: what would stop libhdf5's walk through it, if anything,
+    and how many objects were walked (at most ``budget``)."""
+    end = start + _size(data, start + 8, width)
+    if end > len(data):  # libhdf5 refuses to read past the end itself ("actual len exceeds EOA")
+        return None, 0
+    at, steps = start + HEADER, 0
+    while at + HEADER <= end and steps < budget:  # libhdf5 takes a tail shorter than a header for free space
+        index, size = _size(data, at, 2), _size(data, at + 8, width)
+        need = _step(index, size)
+        if need <= 0 or need % 8:
+            return f"its object at byte {at} (index {index}, size {size}) would stop the walk through it", steps
+        at, steps = at + need, steps + 1
+    return None, steps
 
 
 def length_size(data) -> int | None:
@@ -62,26 +71,29 @@ def length_size(data) -> int | None:
 
 
 def damaged_global_heap(path: str) -> str | None:
-    """What is wrong with the first damaged global heap collection of the HDF5 file ``path``, else None.
+    """What is wrong with a global heap collection of the HDF5 file ``path`` that libhdf5 would loop on, else None.
 
-    Collections are found by their signature; ones that overlap are damaged too (libhdf5 never writes them). A file
-    whose lengths are not 8 bytes (which h5py never writes) is not walked.
+    Collections are found by their signature, so text that holds the signature is walked too, and refused only if
+    its walk would loop as well. All walks together take at most one step per 8 bytes of the file: a file that
+    needs more (many overlapping collections, which libhdf5 never writes) is refused.
     """
     with open(path, "rb") as f:
         if f.seek(0, 2) < len(SIGNATURE) + HEADER:
             return None
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            if length_size(data) != 8:
+            width = length_size(data)
+            if width is None:
                 return None
-            end = 0
+            if width not in WIDTHS:
+                return f"its lengths are {width} bytes wide, which is not read (2, 4 or 8)"
+            budget = max(len(data) // 8, 1024)
             start = data.find(SIGNATURE)
-            while start != -1:
-                if start < end:
-                    return f"global heap at byte {start} overlaps the one before it"
-                if start + HEADER > len(data):
-                    return f"global heap at byte {start} is cut short by the end of the file"
-                end, problem = _walk(data, start)
+            while start != -1 and start + HEADER <= len(data):  # a signature cut short: libhdf5 fails on it itself
+                problem, steps = _walk(data, start, width, budget)
                 if problem is not None:
                     return f"global heap at byte {start} is damaged: {problem}"
+                budget -= steps
+                if budget <= 0:
+                    return "its global heaps hold more objects than the file has room for (overlapping heaps)"
                 start = data.find(SIGNATURE, start + 1)
     return None
