@@ -1,6 +1,7 @@
 """Output paths checked before anything is written (``core.atomic``); atomic writes are tested where files are
 written (tests/training/test_fault_injection.py, tests/training/test_runs.py)."""
 
+import errno
 import os
 import stat
 
@@ -61,3 +62,23 @@ def test_a_figure_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(WriteError, match="No space left on device"):
         save_figure(fig, tmp_path / "a.png", dpi=50)
     assert (tmp_path / "a.png").read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize(("error", "refused"), [(errno.EACCES, False), (errno.EINVAL, False), (errno.EIO, True)])
+def test_a_folder_that_cannot_be_synced(tmp_path, monkeypatch, error, refused):
+    """The file is written either way; a folder that cannot be synced for a harmless reason (no read permission,
+    a file system without folder sync) is passed, a real failure is one line that says the file was written."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(error, os.strerror(error))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    if refused:
+        with pytest.raises(WriteError, match=f"^wrote into {tmp_path} but could not sync the folder: Input/output"):
+            atomic_write_text(tmp_path / "a.txt", "new")
+    else:
+        atomic_write_text(tmp_path / "a.txt", "new")
+    assert (tmp_path / "a.txt").read_text() == "new"

@@ -1,11 +1,17 @@
 """One trainer per run folder: a second one, while the first trains, is refused in one line and writes nothing."""
 
+import errno
+import os
+
 import pytest
 
 from deepspike.cli import main
+from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
+from deepspike.training import run_lock
 from deepspike.training.run_lock import RunLock
 from deepspike.training.runs import LOCK_NAME, RunDir
+from deepspike.training.trainer import Trainer
 from tiny_run import TINY
 
 
@@ -35,3 +41,40 @@ def test_a_run_being_trained_is_not_trained_into_by_a_second_command(tmp_path, c
     assert main(["train", "--out", str(run), "--resume", "train.epochs=2"]) == 0  # released after each command
     assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2]
     assert (run / LOCK_NAME).is_file()
+
+
+def test_a_file_system_without_flock_trains_unlocked(tmp_path, monkeypatch):
+    """Lustre without -o flock answers ENOSYS: that is no other trainer, so the run goes on (unlocked)."""
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_flock)
+    lock = RunLock(tmp_path)
+    assert lock.fd is None
+    lock.release()
+
+
+def test_a_run_another_process_trained_meanwhile_is_refused_under_the_lock(tmp_path, capsys):
+    """The folder is checked when the Trainer is made and again under the lock, after the data loaded: here a run
+    killed before its first checkpoint (a restart) got its first epoch from another process in between."""
+    run = tmp_path / "run"
+    cfg = load_config(None, TINY)
+    first = Trainer(cfg, run)
+    first.run.write_checkpoint = _killed
+    with pytest.raises(_Killed):
+        first.fit()
+    restart = Trainer(load_config(run / "config.yaml"), run, resume=True)  # no checkpoint yet: a restart
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # the other process trains it meanwhile
+    log = (run / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match=f"^{run} changed while this process started"):
+        restart.fit()
+    assert (run / "metrics.jsonl").read_text() == log
+    RunLock(run).release()  # and the refused trainer let the lock go
+
+
+class _Killed(Exception):
+    pass
+
+
+def _killed(*args, **kwargs):
+    raise _Killed  # as if killed while writing the first checkpoint

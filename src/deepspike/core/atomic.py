@@ -40,7 +40,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary binary file next to ``path``, then atomically replace ``path``.
 
     An ``OSError`` on the way (no space, no permission) becomes a ``WriteError`` naming ``path``; the
-    temporary file is removed and ``path`` is unchanged."""
+    temporary file is removed and ``path`` is unchanged. After the rename the folder is synced (``sync_folder``)."""
     path = Path(path)
     tmp = None
     try:
@@ -52,7 +52,6 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        sync_folder(path.parent)
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -60,19 +59,30 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             reason = os.strerror(e.errno) if e.errno else str(e)
             raise WriteError(f"cannot write {path}: {reason} (the previous {path.name}, if any, is unchanged)") from e
         raise
+    sync_folder(path.parent)
+
+
+UNSYNCABLE = (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR)
+"""Why a folder cannot be synced where nothing is wrong: a file system or platform without it (Windows opens no
+folder), a folder that may be written but not read."""
 
 
 def sync_folder(folder: Path) -> None:
     """``fsync`` the folder itself, so that a rename into it survives a power cut (POSIX leaves the order of two
-    renames to the file system until their folder is synced). File systems that cannot sync a folder are passed."""
-    fd = os.open(folder, os.O_RDONLY)
+    renames to the file system until their folder is synced). Called after the rename: a failure is a
+    ``WriteError`` that says the file was written; ``UNSYNCABLE`` reasons are passed."""
+    fd = None
     try:
+        fd = os.open(folder, os.O_RDONLY)
         os.fsync(fd)
     except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
+        if e.errno not in UNSYNCABLE:
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            raise WriteError(f"wrote into {folder} but could not sync the folder: {reason} (a power cut now could "
+                             "lose the write)") from e
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -5,7 +5,8 @@ Without it two ``deepspike train`` commands given the same ``--out`` both passed
 metrics log; two ``--resume`` of one run did the same. The lock is ``flock(LOCK_EX | LOCK_NB)`` on a file that is
 never replaced (an atomic write would swap the inode under the lock); the operating system releases it when the
 process ends, however it ends, so a killed run never leaves its folder locked. Where ``fcntl`` is missing (not
-POSIX) nothing is locked.
+POSIX) or the file system has no ``flock`` (Lustre mounted without ``-o flock``, some FUSE mounts), nothing is
+locked. Only rank 0 of a distributed run takes the lock; the Trainer hands its outcome to every rank.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ class RunLock:
             raise WriteError(f"cannot open the lock file of {folder}: {os.strerror(e.errno) if e.errno else e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise ConfigError(f"{folder} is being trained by another deepspike process; wait for it to end or pick "
                               "another --out") from None
+        except OSError:  # a file system without flock (Lustre without -o flock, some FUSE mounts): no lock there
+            os.close(fd)
+            return
         self.fd = fd
 
     def release(self) -> None:

@@ -90,18 +90,25 @@ class Trainer:
 
     def _lock_run(self) -> RunLock | None:
         """Rank 0 makes the folder and takes its lock (``training.run_lock``), then checks again, under the lock,
-        what the folder holds: another process may have started the same run while this one loaded its data."""
-        if not self.dist.is_main:
-            return None
-        self.created_folder = self.run.create()
-        lock = RunLock(self.run.path)
-        try:
-            if open_mode(self.run, self.config, self.resume) != self.mode:
-                raise ConfigError(f"{self.run.path} changed while this process started (another process trained "
-                                  "it); run the command again")
-        except BaseException:
-            lock.release()
-            raise
+        what the folder holds: another process may have started the same run while this one loaded its data. Every
+        rank gets rank 0's refusal, so that all stop with its one line."""
+        lock, refusal = None, None
+        if self.dist.is_main:
+            self.created_folder = self.run.create()
+            try:
+                lock = RunLock(self.run.path)
+                if open_mode(self.run, self.config, self.resume) != self.mode:
+                    raise ConfigError(f"{self.run.path} changed while this process started (another process "
+                                      "trained it); run the command again")
+            except UserError as e:
+                if lock is not None:
+                    lock.release()
+                refusal = e
+        message = gather_objects(None if refusal is None else str(refusal), self.dist)[0]
+        if refusal is not None:
+            raise refusal
+        if message is not None:
+            raise ConfigError(message)
         return lock
 
     def _train(self, setup: TrainingSetup) -> dict[str, Any]:
