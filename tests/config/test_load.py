@@ -173,7 +173,8 @@ def test_a_run_of_a_method_not_registered_here_says_how_to_read_it(tmp_path):
         load_saved_config(path)
     assert str(e.value) == (f"{path} is a run of method 'my_alif', which is not registered here: a method of your "
                             "own registers when its module is imported, so read the run through the Python API after "
-                            "that import (ds.evaluate, ds.analyze, ds.load_run)")
+                            "that import (ds.evaluate, ds.analyze, ds.load_run; ds.train(..., resume=True) to "
+                            "train on)")
 
 
 def test_a_run_config_saved_before_the_expected_section_loads(tmp_path):

@@ -3,6 +3,7 @@ models, methods and data sets alike."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pytest
@@ -83,6 +84,9 @@ def test_a_loader_must_take_the_common_arguments_and_return_splits():
         @register_dataset("test_no_seed")
         def no_seed(data_dir, val_fraction):
             return None
+
+    with pytest.raises(TypeError, match=r"the loader must take .*; functools.partial\(.*\) lacks seed, download"):
+        register_dataset("test_partial")(functools.partial(lambda data_dir, val_fraction, n: None, n=3))
 
     @register_dataset("test_returns_a_tuple")
     def returns_a_tuple(**common):

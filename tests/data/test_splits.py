@@ -85,3 +85,21 @@ def test_labels_outside_the_classes_are_an_error_at_load_time(labels, split, low
         make_splits(train, test, val_fraction=0.0, seed=0, num_classes=2, class_names="ab", name="mine")
     assert str(e.value) == f"mine: the {split} labels run from {low} to {high}; with 2 classes they must be 0 to 1"
     assert make_splits(good, good, val_fraction=0.0, seed=0, num_classes=2, class_names="ab").num_classes == 2
+
+
+class _FloatLabels:
+    """A data set of the user's own whose labels are floats (one NaN)."""
+
+    def __init__(self, y):
+        self.x, self.y, self.shape = torch.zeros(len(y), 1, 2, 2), torch.tensor(y), (1, 2, 2)
+
+    def __len__(self):
+        return len(self.y)
+
+
+def test_labels_that_are_not_whole_numbers_are_named_so():
+    """int(nan) is the smallest int64: the range message said 'labels run from -9223372036854775808'."""
+    good = TensorDataset(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]))
+    with pytest.raises(DataCorruptError, match="^mine: the training labels are not all whole numbers"):
+        make_splits(_FloatLabels([0.0, float("nan")]), good, val_fraction=0.0, seed=0, num_classes=2,
+                    class_names="ab", name="mine", stats=lambda d: ((0.0,), (1.0,)))

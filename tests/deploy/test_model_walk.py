@@ -38,9 +38,16 @@ class _Block(nn.Sequential):
         return super().forward(x) + x
 
 
+class _OwnNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / x.norm()
+
+
 def test_layers_with_deepspikes_or_torchs_forward_pass():
+    """And a layer of the user's own made directly from nn.Module: the exporter names it as a layer without a NIR
+    node ("layer _OwnNorm has no NIR mapping"), which says more than 'overrides forward() of Module'."""
     for module in (LIF(decay=0.5), _RenamedLIF(), nn.Linear(2, 3), TimeDistributed(nn.Conv2d(1, 2, 3)),
-                   nn.Sequential(nn.Flatten())):
+                   nn.Sequential(nn.Flatten()), _OwnNorm()):
         check_own_forward(module)
 
 

@@ -250,6 +250,13 @@ def test_a_layer_with_its_own_forward_is_not_exported_as_its_base():
         to_nir(model, (1, 8, 8))
 
 
+def test_a_layer_of_ones_own_is_named_as_a_layer_without_a_node():
+    model = _stbp_net()
+    model.body.append(type("_OwnNorm", (nn.Module,), {"forward": lambda self, x: x / x.norm()})())
+    with pytest.raises(ConfigError, match="^NIR export: layer _OwnNorm has no NIR mapping"):
+        to_nir(model, (1, 8, 8))
+
+
 def test_a_layer_without_a_node_is_named_before_it_runs():
     """A PSN layer needs all T steps at once; the exporter names it instead of running it on one step."""
     model = _stbp_net()

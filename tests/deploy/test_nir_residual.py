@@ -7,8 +7,10 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.deploy import from_nir, to_nir, write_nir
 from deepspike.deploy.families import reference_spikes
+from deepspike.layers.containers import ResidualBlock
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
+from deepspike.neurons import LIF
 
 nir = pytest.importorskip("nir")
 
@@ -37,3 +39,16 @@ def test_residual_graph_gives_the_same_output_spikes(reset, decay, tmp_path):
 def test_residual_nets_are_exported_without_threshold_folding_only():
     with pytest.raises(ConfigError, match="residual shortcut"):
         to_nir(_resnet("zero", 0.5), (1, 8, 8), fold_thresholds=True)
+
+
+class _HalvingLIF(LIF):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) / 2
+
+
+def test_a_residual_blocks_own_neuron_of_the_users_is_refused():
+    model = _resnet("zero", 0.5)
+    block = next(m for m in model.modules() if isinstance(m, ResidualBlock))
+    block.act = _HalvingLIF(decay=0.5, threshold=0.5)
+    with pytest.raises(ConfigError, match="_HalvingLIF overrides forward"):
+        to_nir(model, (1, 8, 8))

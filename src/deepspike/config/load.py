@@ -61,7 +61,8 @@ def load_saved_config(path: str | Path) -> RunConfig:
     if isinstance(name, str) and name not in method_names():
         raise ConfigError(f"{shown_key(str(path))} is a run of method {shown_value(name)}, which is not registered "
                           "here: a method of your own registers when its module is imported, so read the run "
-                          "through the Python API after that import (ds.evaluate, ds.analyze, ds.load_run)")
+                          "through the Python API after that import (ds.evaluate, ds.analyze, ds.load_run; "
+                          "ds.train(..., resume=True) to train on)")
     return _run_config(raw)  # the file read once
 
 

@@ -39,7 +39,7 @@ def _check_loader(name: str, fn: Loader) -> None:
     missing = [c for c in _COMMON if c not in params and not takes_any]
     if missing:
         raise TypeError(f"register_dataset({name!r}): the loader must take {', '.join(_COMMON)}; "
-                        f"{fn.__name__} lacks {', '.join(missing)}")
+                        f"{getattr(fn, '__name__', repr(fn))} lacks {', '.join(missing)}")
 
 
 def list_datasets() -> list[str]:

@@ -113,6 +113,9 @@ def check_labels(train, test, num_classes: int, name: str = "") -> None:
         y = getattr(dataset, "y", None)
         if not isinstance(y, torch.Tensor) or len(y) == 0:
             continue
+        if y.is_floating_point() and not (torch.isfinite(y).all() and torch.equal(y, y.round())):
+            raise DataCorruptError(f"{name or 'data'}: the {split} labels are not all whole numbers (class indices "
+                                   f"0 to {num_classes - 1})")
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= num_classes:
             raise DataCorruptError(f"{name or 'data'}: the {split} labels run from {low} to {high}; with "

@@ -13,10 +13,13 @@ from deepspike.layers.time_distributed import TimeDistributed
 def check_own_forward(module: nn.Module) -> None:
     """``ConfigError`` when ``module``'s ``forward`` comes from a class outside deepspike and torch: an exporter
     that knows the layer by its base class (``LIF``, ``nn.Linear``, ``nn.Sequential``) would write the base's
-    computation, not the subclass's."""
+    computation, not the subclass's. A direct ``nn.Module`` subclass passes here: the exporter names it as a layer
+    without a NIR node."""
     owner = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
     if owner is not None and owner.__module__.split(".")[0] not in ("deepspike", "torch"):
         base = next(cls for cls in type(module).__mro__ if cls.__module__.split(".")[0] in ("deepspike", "torch"))
+        if base is nn.Module:  # a layer of the user's own: the exporter names it as a layer without a NIR node
+            return
         raise ConfigError(f"NIR export: {type(module).__name__} overrides forward() of {base.__name__}; NIR would "
                           f"hold what a plain {base.__name__} computes, so it is not exported")
 

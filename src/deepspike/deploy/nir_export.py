@@ -142,6 +142,7 @@ class _RateGraph:
 
     def module(self, m: nn.Module) -> None:
         nir = self.nir
+        check_own_forward(m)  # leaf_modules checked the body's; this also covers readouts and a block's act
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
             return
         if isinstance(m, SpikingNeuron):

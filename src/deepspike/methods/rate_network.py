@@ -104,17 +104,17 @@ class RateNetwork(nn.Module):
         return self.readout(self.body(x_t))
 
 
-def check_runs_in_pieces(net: nn.Module, who: str) -> None:
+def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     """``ConfigError`` unless ``net`` is a ``RateNetwork`` whose spiking neurons all carry their state from one
     call to the next (``neurons.carry``): what running time in pieces needs (``who``: checkpointed BPTT, SLTT,
-    OTTT, streaming)."""
+    OTTT, streaming; ``advice`` ends the message)."""
     if not isinstance(net, RateNetwork):
-        raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp or spikebp); got "
-                          f"{type(net).__name__}")
+        raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp); got "
+                          f"{type(net).__name__}{advice}")
     neuron = neuron_without_carry(net)
     if neuron is not None:
         raise ConfigError(f"{who}: the neuron {type(neuron).__name__} cannot carry its state from step to step "
-                          "(neurons.carry.CarriesState)")
+                          f"(neurons.carry.CarriesState){advice}")
 
 
 @contextmanager

@@ -50,7 +50,8 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise) and set it up."""
     if mode == "bptt":
         return
-    check_runs_in_pieces(net, f"train.temporal_grad={mode} (method {method_name!r}; else use bptt)")
+    check_runs_in_pieces(net, f"train.temporal_grad={mode}", f" (method {method_name!r}): use "
+                         "train.temporal_grad=bptt")
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode == "ottt":
