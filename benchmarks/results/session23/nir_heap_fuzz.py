@@ -40,11 +40,14 @@ def main() -> None:
     p.add_argument("--near", default="GCOL", help="comma-separated signatures whose structures are damaged")
     p.add_argument("--no-check", action="store_true")
     a = p.parse_args()
+    import torch
+
     import deepspike as ds
     from deepspike.deploy import to_nir, write_nir
     from deepspike.deploy.hdf5_heaps import damaged_global_heap
 
     work = Path(tempfile.mkdtemp())
+    torch.manual_seed(0)  # the same weights, so the same file, in every run
     write_nir(to_nir(ds.create_model("scnn_digits", method="stbp"), (1, 8, 8)), work / "good.nir")
     data = (work / "good.nir").read_bytes()
     heaps = [m.start() for sig in a.near.split(",") for m in re.finditer(re.escape(sig.encode()), data)]
