@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from deepspike.config import load_config
+from deepspike.training.run_lock import RunLock
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 
@@ -69,3 +70,23 @@ def test_two_processes_match_one(tmp_path, temporal_grad):
     s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert s2["world_size"] == 2
     assert abs(s1["test_accuracy"] - s2["test_accuracy"]) <= 1 / 360  # 360 test digits; at most one flips
+
+
+@pytest.mark.timeout(300)
+def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
+    """Rank 0 alone takes the run folder's lock; the others used to go on into the first epoch's collectives
+    without it and die there (or wait for the backend's time-out). Now each rank ends with the same one line."""
+    run = tmp_path / "two"
+    run.mkdir()
+    held = RunLock(run)  # another trainer of the same folder
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "deepspike",
+           "train", *RECIPE, "--out", str(run)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    finally:
+        held.release()
+    line = f"deepspike: error: {run} is being trained by another deepspike process; wait for it to end or pick " \
+           "another --out"
+    assert proc.returncode != 0 and proc.stderr.count(line) == 2, proc.stderr[-4000:]
+    assert not (run / "config.yaml").exists()
