@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 
 import pytest
 
@@ -78,3 +79,25 @@ class _Killed(Exception):
 
 def _killed(*args, **kwargs):
     raise _Killed  # as if killed while writing the first checkpoint
+
+
+@pytest.mark.parametrize("made_again", [False, True])
+def test_a_folder_removed_while_training_is_not_written_into(tmp_path, made_again):
+    """Removed after epoch 1 (and made again by another run): epoch 2 used to write into the new folder (its
+    atomic writes make missing folders), mixing the runs; the first run now stops and leaves the folder alone."""
+    run, other = tmp_path / "run", []
+
+    def replace_folder(trainer, record):
+        if record["epoch"] == 1:
+            shutil.rmtree(run)
+            if made_again:
+                run.mkdir()
+                (run / "notes.txt").write_text("another run's")
+                other.append(RunLock(run))
+
+    trainer = Trainer(load_config(None, TINY), run, callbacks=(replace_folder,))
+    with pytest.raises(ConfigError, match=f"^{run} was removed or replaced while this run trained"):
+        trainer.fit()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME, "notes.txt"] if made_again else not run.exists()
+    for lock in other:
+        lock.release()

@@ -30,10 +30,11 @@ class RunLock:
 
     def __init__(self, folder: Path) -> None:
         self.fd: int | None = None
+        self.path = Path(folder) / LOCK_NAME
         if fcntl is None:
             return
         try:
-            fd = os.open(Path(folder) / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o666)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
         except OSError as e:
             raise WriteError(f"cannot open the lock file of {folder}: {os.strerror(e.errno) if e.errno else e}") from e
         try:
@@ -46,6 +47,22 @@ class RunLock:
             os.close(fd)
             return
         self.fd = fd
+
+    def held(self) -> bool:
+        """Whether the locked file is still the folder's (True where nothing could be locked). It is not once the
+        folder was removed, and maybe made again by another run, while this run trained."""
+        if self.fd is None:
+            return True
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
+        except OSError:
+            return False
+
+    def check_held(self) -> None:
+        """``ConfigError`` unless ``held()``: what the run wrote next would land in a folder not its own."""
+        if not self.held():
+            raise ConfigError(f"{self.path.parent} was removed or replaced while this run trained; it stops without "
+                              "writing into it")
 
     def release(self) -> None:
         """Give the lock up (closing the file releases it); a second call does nothing."""

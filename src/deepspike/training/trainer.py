@@ -70,6 +70,7 @@ class Trainer:
         self.resume = resume
         self.mode = open_mode(self.run, config, resume)  # every rank: rank 0 writes only after all ranks met in DDP
         self.created_folder = False
+        self.lock: RunLock | None = None
         self.callbacks = callbacks
         self.dist = dist_context if dist_context is not None else init_distributed()
         device = resolve_device(config.train.device)
@@ -81,12 +82,12 @@ class Trainer:
         """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0)."""
         setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE)
         self.parts = setup.parts
-        lock = self._lock_run()
+        self.lock = self._lock_run()
         try:
             return self._train(setup)
         finally:
-            if lock is not None:
-                lock.release()
+            if self.lock is not None:
+                self.lock.release()
 
     def _lock_run(self) -> RunLock | None:
         """Rank 0 makes the folder and takes its lock (``training.run_lock``), then checks again, under the lock,
@@ -160,7 +161,8 @@ class Trainer:
     def _discard_if_unfinished(self) -> None:
         """A new run refused before its first epoch ended (input that only training could check, such as event
         frames a recipe's data does not give) leaves nothing behind: rank 0 takes back what it wrote."""
-        if self.mode == NEW and self.dist.is_main and not self.run.has_checkpoint():
+        folder_ours = self.lock is None or self.lock.held()  # never remove a folder another run made meanwhile
+        if self.mode == NEW and self.dist.is_main and not self.run.has_checkpoint() and folder_ours:
             if self.sinks is not None:
                 self.sinks.close()
             self.run.discard_unfinished(self.created_folder)
@@ -171,6 +173,7 @@ class Trainer:
         rngs = gather_objects(rng_state(), self.dist)
         if self.dist.is_main:
             print(epoch_line(record, self.config.train.epochs), file=sys.stderr, flush=True)
+            self.lock.check_held()
             self.run.metrics.append(record)
             self.sinks.write(self.run.metrics.read())
             self.run.write_checkpoint(training_checkpoint(setup, progress, rngs))
