@@ -4,7 +4,7 @@
 * saved: bytes of the activations autograd saves for backward in one forward pass (saved-tensor hooks,
   each storage counted once by address; a saved storage freed during the forward pass, e.g. of a graph
   branch that nothing keeps, may have its address reused and is then counted once, so this figure can vary
-  by a few percent between runs for such nets);
+  between runs for such nets: up to 7% for snnTorch's, in an audit that reran it in session 23);
 * peak: the largest total of live tensor bytes allocated during one training step (zero_grad, forward,
   backward, SGD step; two untimed steps first), from torch.profiler's allocation and free events, so
   everything alive before the step (weights, the batch) is not counted: "peak above the start" like
