@@ -6,7 +6,7 @@ import torch
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.methods import get_method
+from deepspike.methods import get_method, neuron_choice, register_neuron
 from deepspike.methods.stbp import StbpOptions
 from deepspike.methods.streaming import Stream
 from deepspike.models import create_architecture
@@ -113,3 +113,51 @@ def test_temporal_grad_modes_and_streaming():
         prepare_temporal_grad(plif, "ottt", None, "stbp")
     with pytest.raises(ConfigError, match="^streaming: the neuron PSN cannot carry its state"):
         Stream(_net(neuron="psn", timesteps=4))
+
+
+@pytest.fixture
+def own_neurons(monkeypatch):
+    """Registrations end with the test."""
+    monkeypatch.setattr(neuron_choice, "_OWN", {})
+
+
+class _PlainLIF(LIF):
+    """A user's neuron that computes what LIF computes (not in place), so the net must equal the built-in one."""
+
+
+def test_a_registered_neuron_builds_every_hidden_neuron_layer(own_neurons):
+    shapes = []
+
+    @register_neuron("test_plain_lif")
+    def plain_lif(options, shape):
+        shapes.append(shape)
+        return _PlainLIF(decay=options.decay, threshold=options.threshold, reset=options.reset,
+                         surrogate=options.surrogate, surrogate_args=dict(options.surrogate_args))
+
+    torch.manual_seed(0)
+    ours = _net(neuron="test_plain_lif")
+    torch.manual_seed(0)
+    builtin = _net()
+    assert len(_neurons(ours, _PlainLIF)) == len(shapes) == len(_neurons(builtin, LIF)) == 4  # the readout's too
+    assert shapes == [(16, 8, 8), (32, 8, 8), (32, 4, 4), (10,)]  # one sample's output of the layer before
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(ours(x), builtin(x))
+    assert "test_plain_lif" in StbpOptions(neuron="test_plain_lif").neuron
+
+
+def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
+    with pytest.raises(ConfigError, match="^bad value 'mine' for method.neuron; valid: lif, plif, psn$"):
+        StbpOptions(neuron="mine")
+    register_neuron("mine")(lambda options, shape: "not a module")
+    with pytest.raises(ConfigError, match="^method.neuron=mine: its factory returned a str, not a torch module$"):
+        _net(neuron="mine")
+    def another(options, shape):
+        return LIF()
+
+    with pytest.raises(ConfigError, match="^neuron 'mine' is already registered"):
+        register_neuron("mine")(another)
+    with pytest.raises(TypeError, match="other than lif, plif, psn"):
+        register_neuron("plif")
+    with pytest.raises(ConfigError, match="valid: lif, plif, psn, mine$"):
+        StbpOptions(neuron="yours")

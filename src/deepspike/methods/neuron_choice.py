@@ -12,6 +12,11 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0).
 
+A neuron of one's own joins them with ``register_neuron(name)``: ``method.neuron=name`` then builds every hidden
+neuron layer of an ``stbp`` net with ``factory(options, shape)`` (the method's options dataclass and one sample's
+output shape of the layer before, ``(C, H, W)`` or ``(F,)``), which returns a module ``[T, B, ...] -> [T, B, ...]``
+(``docs/architecture.md``: what else such a neuron should carry).
+
 ``psn`` needs the whole sequence at once: it is refused with ``eval_timesteps`` different from ``timesteps``
 here, and by ``training.temporal_grad`` (it carries no state across calls) for checkpoint/sltt/ottt and by
 streaming at run time.
@@ -20,24 +25,55 @@ streaming at run time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.registration import check_registration
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.psn import PSN
 
 NEURONS = ("lif", "plif", "psn")
+"""The built-in neurons."""
 NEURON_PARAMS = ("layer", "channel")
+
+NeuronFactory = Callable[[Any, "tuple[int, ...] | None"], nn.Module]
+_OWN: dict[str, NeuronFactory] = {}
+
+
+def register_neuron(name: str) -> Callable[[NeuronFactory], NeuronFactory]:
+    """Decorator registering ``factory(options, shape) -> nn.Module`` as ``method.neuron=name`` (module docstring).
+
+    ``TypeError`` for a name that is not a new non-empty string (a built-in's included) or a factory that is not
+    callable; ``ConfigError`` for a name another factory has (``core.registration``)."""
+    if not isinstance(name, str) or not name or name in NEURONS:
+        raise TypeError(f"register_neuron: the name must be a non-empty string other than {', '.join(NEURONS)}; "
+                        f"got {name!r}")
+
+    def wrap(factory: NeuronFactory) -> NeuronFactory:
+        if not callable(factory):
+            raise TypeError(f"register_neuron({name!r}) takes a factory function, got {factory!r}")
+        check_registration("neuron", name, _OWN.get(name), factory)
+        _OWN[name] = factory
+        return factory
+
+    return wrap
+
+
+def neuron_names() -> tuple[str, ...]:
+    """Every valid ``method.neuron``: the built-in ones, then those registered, sorted."""
+    return (*NEURONS, *sorted(_OWN))
 
 
 def check_neuron_options(o: Any) -> None:
     """One-line ``ConfigError`` for a bad ``neuron`` / ``neuron_params`` / ``tau_init`` / PSN step setting of ``o``
     (an options dataclass with the fields of the module docstring and ``timesteps``, ``eval_timesteps``), or a bad
     ``decay`` / ``threshold`` / ``reset`` / ``surrogate`` / ``surrogate_args`` (``NeuronParams``' checks)."""
-    for key, value, valid in (("neuron", o.neuron, NEURONS), ("neuron_params", o.neuron_params, NEURON_PARAMS)):
+    for key, value, valid in (("neuron", o.neuron, neuron_names()),
+                              ("neuron_params", o.neuron_params, NEURON_PARAMS)):
         if value not in valid:
             raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
     if not isinstance(o.learn_threshold, bool):
@@ -58,6 +94,12 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     """The neuron layer ``o`` asks for; ``shape``: one sample's output of the layer it follows, ``(C, H, W)`` or
     ``(F,)`` (its first entry sizes the per-channel parameters); ``inplace``: for the plain LIF (whose fused kernel
     may reuse a fresh input's memory)."""
+    if o.neuron in _OWN:
+        module = _OWN[o.neuron](o, shape)
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"method.neuron={o.neuron}: its factory returned a {type(module).__name__}, not a "
+                              "torch module")
+        return module
     if o.neuron == "psn":
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))

@@ -15,8 +15,8 @@ through space and time (autograd through the neuron's loop over T).
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
 - Neuron (``neuron: lif | plif | psn``, ``learn_threshold``, ``neuron_params: layer | channel``, ``tau_init``):
-  the fixed LIF above (default), PLIF's learnable time constant, or the parallel spiking neuron
-  (``methods.neuron_choice``).
+  the fixed LIF above (default), PLIF's learnable time constant, or the parallel spiking neuron; or a neuron of
+  one's own registered with ``register_neuron`` (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
@@ -78,7 +78,7 @@ class StbpOptions:
     tdbn_alpha: float = 1.0
     tet_lambda: float = 0.0
     tet_phi: float = 1.0
-    neuron: str = "lif"  # lif | plif | psn (methods.neuron_choice)
+    neuron: str = "lif"  # lif | plif | psn | one registered (methods.neuron_choice)
     learn_threshold: bool = False
     neuron_params: str = "layer"  # layer | channel
     tau_init: float = 2.0
