@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from deepspike.core.errors import ConfigError, UserError, WriteError
+from deepspike.core.errors import ConfigError, UserError, WriteError, os_reason
 
 TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
@@ -56,8 +56,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError) and not isinstance(e, UserError):
-            reason = os.strerror(e.errno) if e.errno else str(e)
-            raise WriteError(f"cannot write {path}: {reason} (the previous {path.name}, if any, is unchanged)") from e
+            raise WriteError(f"cannot write {path}: {os_reason(e)} (the previous {path.name}, if any, is "
+                             "unchanged)") from e
         raise
     sync_folder(path.parent)
 
@@ -77,9 +77,8 @@ def sync_folder(folder: Path) -> None:
         os.fsync(fd)
     except OSError as e:
         if e.errno not in UNSYNCABLE:
-            reason = os.strerror(e.errno) if e.errno else str(e)
-            raise WriteError(f"wrote into {folder} but could not sync the folder: {reason} (a power cut now could "
-                             "lose the write)") from e
+            raise WriteError(f"wrote into {folder} but could not sync the folder: {os_reason(e)} (a power cut now "
+                             "could lose the write)") from e
     finally:
         if fd is not None:
             os.close(fd)
@@ -120,7 +119,7 @@ def remove_file(path: Path) -> None:
     try:
         Path(path).unlink(missing_ok=True)
     except OSError as e:
-        raise WriteError(f"cannot remove {path}: {os.strerror(e.errno) if e.errno else e}") from e
+        raise WriteError(f"cannot remove {path}: {os_reason(e)}") from e
 
 
 def finite_or_null(value: Any) -> Any:

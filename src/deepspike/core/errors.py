@@ -8,6 +8,7 @@ prints its one-line message without a traceback, then exits with status 2.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 
@@ -34,6 +35,11 @@ class WriteError(UserError, OSError):
 
 class TrainingDiverged(UserError, FloatingPointError):
     """Training produced a non-finite loss or non-finite weights; the run keeps its last finished epoch."""
+
+
+def os_reason(error: OSError) -> str:
+    """The operating system's words for ``error`` ("No space left on device"), else the error's own text."""
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigError:

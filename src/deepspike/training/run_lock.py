@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deepspike.core.errors import ConfigError, WriteError
+from deepspike.core.errors import ConfigError, WriteError, os_reason
 from deepspike.training.runs import LOCK_NAME
 
 try:
@@ -36,7 +36,7 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
         except OSError as e:
-            raise WriteError(f"cannot open the lock file of {folder}: {os.strerror(e.errno) if e.errno else e}") from e
+            raise WriteError(f"cannot open the lock file of {folder}: {os_reason(e)}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
