@@ -66,9 +66,8 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
     readout = getattr(model, "readout", None)
     output = getattr(model, "output", None)  # the converted network's output IF layer
-    for part in (readout, getattr(readout, "neuron", None), output):
-        if isinstance(part, nn.Module):
-            check_own_forward(part)
+    if isinstance(readout, nn.Module):  # the modules it hands on (its neuron, the output IF) meet _RateGraph.module
+        check_own_forward(readout)
     if isinstance(output, SpikingNeuron):
         if readout == "membrane":
             mods.append(_Integrator(1.0))
