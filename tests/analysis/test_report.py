@@ -240,3 +240,19 @@ def test_analyze_out_that_cannot_be_a_folder_is_one_line(runs, tmp_path, capsys)
         err = capsys.readouterr().err
         assert "not a folder" in err and err.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"
+
+
+def test_an_analysis_killed_while_plotting_leaves_no_analysis_json(runs, tmp_path, monkeypatch):
+    """analysis.json is what compare reads as a finished analysis: it is written last, and an older one is removed
+    before the new analysis writes anything, so a crash mid-way cannot pair it with another run's plots."""
+    options = AnalysisOptions(limit=50, bits=(), snrs=(), deletions=(), jitters=(), timesteps=False, plots=True)
+    analyze_run(runs / "stbp", tmp_path, options)
+    assert (tmp_path / "analysis.json").is_file() and (tmp_path / "activity.png").is_file()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("deepspike.analysis.plots.plot_activity", killed)
+    with pytest.raises(KeyboardInterrupt):
+        analyze_run(runs / "stbp", tmp_path, options)
+    assert not (tmp_path / "analysis.json").exists()

@@ -16,7 +16,7 @@ import numpy as np
 
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.hardware import map_to_mesh
-from deepspike.core.atomic import atomic_write_json, atomic_write_text
+from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models.costs import count_macs, count_parameters
@@ -154,42 +154,41 @@ def _compact(h: dict) -> dict:
     return out
 
 
+SWEEP_PLOTS = {
+    "timesteps": ("timesteps", "time steps", "Accuracy vs time steps", True, False),
+    "bits": ("bits", "weight bits", "Post-training weight quantization", True, True),
+    "snr": ("snr_db", "weight SNR (dB)", "Additive weight noise", False, True),
+    "deletion": ("p_delete", "spike deletion probability", "Spike deletion", False, False),
+    "jitter": ("jitter", "relative spike-time jitter", "Spike-time jitter", False, False),
+}
+"""Sweep name -> (column, x label, title, log x axis, inverted x axis) of its plot."""
+
+
 def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots: bool = True) -> None:
+    """Write the PNGs, ``report.md`` and, last, ``analysis.json`` into ``out_dir``.
+
+    ``analysis.json`` is what ``deepspike compare`` reads as a finished analysis, so an older one is removed
+    first and the new one written only after everything else: a killed analysis leaves none behind."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "analysis.json", result, indent=2, default=str)  # strict: non-finite -> null
-    figures = []
-    if make_plots:
-        act = result["activity"]
-        if act:
-            figures.append(
-                ("Spike activity per layer", plots.plot_activity(act["layers"], out_dir / "activity.png"))
-            )
-            figures.append(
-                (
-                    "Spike times / spikes per step per layer",
-                    plots.plot_spike_times(
-                        histograms, out_dir / "spike_times.png", act["decision_time_mean"]
-                    ),
-                )
-            )
-        curves = {
-            "timesteps": ("timesteps", "time steps", "Accuracy vs time steps", True, False),
-            "bits": ("bits", "weight bits", "Post-training weight quantization", True, True),
-            "snr": ("snr_db", "weight SNR (dB)", "Additive weight noise", False, True),
-            "deletion": ("p_delete", "spike deletion probability", "Spike deletion", False, False),
-            "jitter": ("jitter", "relative spike-time jitter", "Spike-time jitter", False, False),
-        }
-        for key, (col, xlabel, title, log_x, inv) in curves.items():
-            if result["sweeps"].get(key):
-                figures.append(
-                    (
-                        title,
-                        plots.plot_curve(
-                            result["sweeps"][key], col, out_dir / f"{key}.png", xlabel, title, log_x, inv
-                        ),
-                    )
-                )
+    remove_file(out_dir / "analysis.json")
+    figures = _write_plots(result, histograms, out_dir) if make_plots else []
     atomic_write_text(out_dir / "report.md", markdown_report(result, figures))
+    atomic_write_json(out_dir / "analysis.json", result, indent=2, default=str)  # strict: non-finite -> null
+
+
+def _write_plots(result: dict, histograms: list[dict], out_dir: Path) -> list[tuple[str, Path]]:
+    """Save the analysis' PNGs into ``out_dir``; (title, path) of each, in the report's order."""
+    figures = []
+    act = result["activity"]
+    if act:
+        figures.append(("Spike activity per layer", plots.plot_activity(act["layers"], out_dir / "activity.png")))
+        times = plots.plot_spike_times(histograms, out_dir / "spike_times.png", act["decision_time_mean"])
+        figures.append(("Spike times / spikes per step per layer", times))
+    for key, (col, xlabel, title, log_x, inv) in SWEEP_PLOTS.items():
+        if result["sweeps"].get(key):
+            path = plots.plot_curve(result["sweeps"][key], col, out_dir / f"{key}.png", xlabel, title, log_x, inv)
+            figures.append((title, path))
+    return figures
 
 
 def _fmt(v, spec: str = ".4g") -> str:
