@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
-from deepspike.core.atomic import atomic_write_json
+from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.training.pretrained import (
     CARD_NAME,
     CONFIG_NAME,
@@ -50,7 +50,7 @@ def main() -> None:
     if (folder / WEIGHTS_NAME).stat().st_size > MAX_WEIGHTS_BYTES:
         shutil.rmtree(folder)
         sys.exit(f"{args.run}: weights above {MAX_WEIGHTS_BYTES} bytes; not shipped")
-    shutil.copyfile(run / "config.yaml", folder / CONFIG_NAME)
+    atomic_write_text(folder / CONFIG_NAME, (run / "config.yaml").read_text())
     data = parts.data
     normalize = {"mean": list(data.mean), "std": list(data.std)} if config.data.normalize else None
     analysis = analyze_run(run, None, AnalysisOptions(limit=1000, bits=(), snrs=(), deletions=(), jitters=(),

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataNotFoundError, os_reason
 from deepspike.core.options import shown_key
 
 MAX_YAML_BYTES = 1 << 20
@@ -51,7 +51,7 @@ def read_yaml_file(path: Path) -> Any:
         with path.open("rb") as f:
             data = f.read(MAX_YAML_BYTES + 1)
     except OSError as e:
-        raise ConfigError(f"cannot read {name}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot read {name}: {os_reason(e)}") from None
     if len(data) > MAX_YAML_BYTES:
         raise ConfigError(f"{name} is over {MAX_YAML_BYTES >> 20} MiB: not a recipe")
     try:
