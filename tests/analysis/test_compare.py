@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from deepspike.analysis.compare import ROW_FIELDS, comparison_row, markdown_table, read_analysis
+from deepspike.analysis.compare import ROW_FIELDS, compare_runs, comparison_row, markdown_table, read_analysis
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.cli import main
 from deepspike.config import load_config
@@ -109,3 +109,23 @@ def test_a_good_analysis_json_gives_its_row(run, analysis, capsys):
     row = comparison_row(analysis, PRESET)
     assert capsys.readouterr().out == markdown_table([row])
     assert row["accuracy (%)"] == 100 * analysis["accuracy"] and row["latency"] == "T=3"
+
+
+def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys):
+    """A run resumed to more epochs after ``analyze``: compare analyses its current weights afresh instead of
+    showing the old analysis.json; that file given directly is a one-line error."""
+    options = AnalysisOptions(limit=50, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False)
+    overrides = [*TINY[:-1], "schedule.name=step", "train.epochs=1", "train.max_steps_per_epoch=4", "optim.lr=0.05"]
+    run = tmp_path / "run"
+    Trainer(load_config(None, overrides), run).fit()
+    old = analyze_run(run, run / "analysis", options)
+    assert compare_runs([run], PRESET, limit=50)[0] == comparison_row(old, PRESET)  # current: read, not redone
+
+    Trainer(load_config(run / "config.yaml", ["train.epochs=2"]), run, resume=True).fit()
+    new = analyze_run(run, None, options)
+    assert new["checkpoint_sha256"] != old["checkpoint_sha256"] and new["accuracy"] != old["accuracy"]
+    assert compare_runs([run], PRESET, limit=50)[0] == comparison_row(new, PRESET)
+    capsys.readouterr()  # the training's epoch lines
+    assert _compare_error(capsys, run / "analysis" / "analysis.json") == (
+        f"deepspike: error: {run / 'analysis' / 'analysis.json'} analysed an earlier checkpoint of {run} (the run has "
+        "trained on since); run deepspike analyze on it again\n")

@@ -1,7 +1,8 @@
 """One table across runs and methods: accuracy, latency, spikes, synaptic ops, energy, 4-bit accuracy.
 
 Each run's numbers come from its ``analysis.json`` (``deepspike analyze``) when one exists under
-``RUN/analysis/`` (or is given directly), otherwise from a fresh ``analyze_run`` without the long sweeps.
+``RUN/analysis/`` (or is given directly) and measured the run's current checkpoint, otherwise from a fresh
+``analyze_run`` without the long sweeps.
 A file that is not UTF-8 JSON, or lacks a field of a row (``ROW_FIELDS``: key and type), is a one-line
 ``DataCorruptError`` naming it.
 """
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
-from deepspike.core.errors import DataCorruptError
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.options import INT64_MAX, shown_key, shown_value
 from deepspike.data.paths import one_line
 from deepspike.models.energy import get_energy_preset
+from deepspike.training.runs import RunDir
 
 COLUMNS = (
     "run",
@@ -42,6 +44,7 @@ ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
     (("model",), (str,), False),
     (("accuracy",), _NUMBER, False),
     (("accuracy_4bit",), _NUMBER_OR_NULL, True),
+    (("checkpoint_sha256",), (str, type(None)), True),
     (("activity",), _OBJECT_OR_NULL, True),
     (("activity", "spikes_per_sample"), _NUMBER_OR_NULL, False),
     (("latency",), _OBJECT_OR_NULL, True),
@@ -60,15 +63,43 @@ _JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an ob
 
 
 def load_or_analyze(run: str | Path, limit: int | None = 1000) -> dict[str, Any]:
-    """The analysis of ``run``: ``run/analysis/analysis.json``, ``run`` itself if it is one, or computed."""
+    """The analysis of ``run``: ``run`` itself if it is an ``analysis.json``, else ``run/analysis/analysis.json``
+    or ``run/analysis.json`` while it measured the run's current checkpoint (``checkpoint_sha256``), else one
+    computed now. An ``analysis.json`` given directly whose run has trained on since is a one-line
+    ``ConfigError``: its numbers are of weights the run no longer has."""
     run = Path(run)
-    for candidate in (run, run / "analysis" / "analysis.json", run / "analysis.json"):
-        if candidate.is_file() and candidate.suffix == ".json":
-            return read_analysis(candidate)
+    if run.is_file() and run.suffix == ".json":
+        analysis = read_analysis(run)
+        if _is_stale(analysis, Path(analysis["run"])):
+            raise ConfigError(f"{shown_key(str(run))} analysed an earlier checkpoint of {shown_key(analysis['run'])}"
+                              f" (the run has trained on since); run deepspike analyze on it again")
+        return analysis
+    for candidate in (run / "analysis" / "analysis.json", run / "analysis.json"):
+        if candidate.is_file():
+            analysis = read_analysis(candidate)
+            if not _is_stale(analysis, run, Path(analysis["run"])):
+                return analysis
     options = AnalysisOptions(
         limit=limit, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False
     )
     return analyze_run(run, None, options)
+
+
+def _is_stale(analysis: dict[str, Any], *folders: Path) -> bool:
+    """Whether ``analysis`` records a checkpoint digest and the run's checkpoint is now another one; the run is
+    the first of ``folders`` that holds a checkpoint. An analysis written before digests were recorded, or whose
+    run cannot be found, cannot be checked and counts as current."""
+    recorded = analysis.get("checkpoint_sha256")
+    if not isinstance(recorded, str):
+        return False
+    for folder in folders:
+        try:
+            current = RunDir(folder).checkpoint_digest()
+        except (OSError, ValueError, DataNotFoundError):  # a name the OS refuses (a NUL byte), unreadable
+            continue
+        if current is not None:
+            return current != recorded
+    return False
 
 
 def read_analysis(path: Path) -> dict[str, Any]:

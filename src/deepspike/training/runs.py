@@ -15,6 +15,7 @@ JSON is written strictly (``allow_nan=False``): JSON has no inf/nan, so non-fini
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from deepspike.core.atomic import (
     remove_stale_temps,
     strict_json,
 )
-from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, os_reason
 from deepspike.core.options import shown_value
 from deepspike.training.checkpoint_format import checkpoint_bytes, read_checkpoint_file
 
@@ -171,6 +172,20 @@ class RunDir:
 
     def read_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         return load_checkpoint(self.checkpoint_path, map_location)
+
+    def checkpoint_digest(self) -> str | None:
+        """The SHA-256 (hex) of ``checkpoint.pt``'s bytes, None when there is none: what an analysis records of
+        the weights it measured, so that a later reader can tell whether the run has trained on since."""
+        if not self.checkpoint_path.is_file():
+            return None
+        h = hashlib.sha256()
+        try:
+            with self.checkpoint_path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except OSError as e:
+            raise DataNotFoundError(f"cannot read {self.checkpoint_path}: {os_reason(e)}") from None
+        return h.hexdigest()
 
     def write_checkpoint(self, payload: dict[str, Any]) -> None:
         save_checkpoint(self.checkpoint_path, payload)
