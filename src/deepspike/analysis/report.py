@@ -23,6 +23,8 @@ from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
+from deepspike.training.runs import RunDir
+from deepspike.training.runtime import autocast, autocast_dtype
 
 
 @dataclass
@@ -65,29 +67,45 @@ def load_test_batches(run_dir: str | Path, limit: int | None):
 def analyze_run(
     run_dir: str | Path, out_dir: str | Path | None = None, options: AnalysisOptions | None = None
 ) -> dict[str, Any]:
-    """Analyse the run in ``run_dir``; with ``out_dir`` write ``analysis.json``, ``report.md``, PNGs there."""
+    """Analyse the run in ``run_dir``; with ``out_dir`` write ``analysis.json``, ``report.md``, PNGs there.
+
+    A run trained with ``train.precision=bf16`` is measured under the same autocast as it was trained and scored,
+    so its accuracy is the one its summary reports. The result records ``checkpoint_sha256``
+    (``RunDir.checkpoint_digest``), by which ``compare`` tells an analysis of the run's current weights from one
+    the run has since trained past."""
     o = options or AnalysisOptions()
+    checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
-    model, method, arch = parts.model, parts.method, parts.arch
     result: dict[str, Any] = {
         "run": str(run_dir),
         "method": config.method.name,
         "model": config.model.name,
         "dataset": config.data.name,
         "samples": sum(len(y) for _, y in batches),
-        "parameters": count_parameters(arch),
-        "accuracy": sweeps.accuracy(model, method, batches),
+        "parameters": count_parameters(parts.arch),
+        "checkpoint_sha256": checkpoint_sha256,
     }
-    activity = sweeps.monitor_run(model, batches)
-    _check_neurons_seen(model, activity)
-    histograms = activity.pop("histograms")
-    result.update(cost_sections(arch, activity if activity["layers"] else None, o))
-    result["histograms"] = [_compact(h) for h in histograms]
-    result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
-    result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
+    device = next(parts.model.parameters()).device
+    with autocast(device, autocast_dtype(config.train.precision)):
+        histograms = _measure(parts, batches, o, result)
     if out_dir is not None:
         write_report(result, histograms, Path(out_dir), o.plots)
     return result
+
+
+def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -> list[dict]:
+    """Add the accuracy, costs, compacted histograms and sweeps of ``parts.model`` on ``batches`` to ``result``;
+    returns the full histograms (for the plots)."""
+    model, method = parts.model, parts.method
+    result["accuracy"] = sweeps.accuracy(model, method, batches)
+    activity = sweeps.monitor_run(model, batches)
+    _check_neurons_seen(model, activity)
+    histograms = activity.pop("histograms")
+    result.update(cost_sections(parts.arch, activity if activity["layers"] else None, o))
+    result["histograms"] = [_compact(h) for h in histograms]
+    result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
+    result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
+    return histograms
 
 
 def _check_neurons_seen(model, activity: dict[str, Any]) -> None:

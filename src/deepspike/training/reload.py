@@ -11,7 +11,7 @@ from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import resolve_device
+from deepspike.training.runtime import autocast_dtype, resolve_device
 from deepspike.training.weights import load_weights, payload_entry
 
 
@@ -54,7 +54,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
     batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
-    result = evaluate(parts.model, parts.method, batches)
+    result = evaluate(parts.model, parts.method, batches, precision=autocast_dtype(config.train.precision))
     return {
         "run": str(run_dir),
         "split": split,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -67,5 +68,8 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    """``torch.autocast`` on ``device`` with ``dtype``, disabled when ``dtype`` is None."""
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    """``torch.autocast`` on ``device`` with ``dtype``; when ``dtype`` is None, nothing (float32 unless the caller
+    runs inside an autocast of its own, as ``analyze`` does for a bf16 run)."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
