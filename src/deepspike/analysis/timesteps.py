@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from deepspike.analysis.sweeps import takes_timesteps
 from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError, DataNotFoundError
@@ -19,13 +21,16 @@ from deepspike.core.plotting import pyplot, save_figure
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
+from deepspike.training.runtime import autocast_dtype
 
 FIELDS = ("run", "train_T", "inference_T", "accuracy", "samples")
 
 
-def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None) -> tuple[float, int]:
-    """Fraction of correct predictions of ``model(x, timesteps=T)`` over the first ``max_samples`` samples."""
-    result = evaluate(model, method, limit_samples(batches, max_samples), timesteps=timesteps)
+def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None,
+                precision: torch.dtype | None = None) -> tuple[float, int]:
+    """Fraction of correct predictions of ``model(x, timesteps=T)`` over the first ``max_samples`` samples;
+    ``precision``: the run's autocast dtype (``train.precision``), None for float32."""
+    result = evaluate(model, method, limit_samples(batches, max_samples), timesteps=timesteps, precision=precision)
     return result["accuracy"], result["samples"]
 
 
@@ -43,10 +48,11 @@ def sweep(
         if batches is None:
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)
+        precision = autocast_dtype(config.train.precision)
         for steps in eval_steps:
-            acc, n = accuracy_at(model, parts.method, batches, steps, max_samples)
+            acc, n = accuracy_at(model, parts.method, batches, steps, max_samples, precision)
             by_inference.append(dict(row, inference_T=steps, accuracy=acc, samples=n))
-        acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples)
+        acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples, precision)
         by_training.append(dict(row, inference_T=model.eval_timesteps, accuracy=acc, samples=n))
     by_training.sort(key=lambda r: r["train_T"])
     return by_inference, by_training

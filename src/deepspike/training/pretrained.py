@@ -27,7 +27,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
-from deepspike.training.runtime import resolve_device
+from deepspike.training.runtime import autocast_dtype, resolve_device
 from deepspike.training.weights import load_weights
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -80,10 +80,10 @@ def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
 def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     """Test accuracy of entry ``name`` on ``images [N, *input_shape]`` in [0, 1] with ``labels [N]``, evaluated
     as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders)."""
-    _, method, model = load_pretrained(name)
+    config, method, model = load_pretrained(name)
     x = preprocess(zoo_card(name), images)
     batches = [(x[i:i + batch], labels[i:i + batch]) for i in range(0, len(labels), batch)]
-    return evaluate(model, method, batches)["accuracy"]
+    return evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))["accuracy"]
 
 
 def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
@@ -95,7 +95,8 @@ def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
     card = zoo_card(name)
     config, method, model = load_pretrained(name)
     data = load_data(config)
-    result = evaluate(model, method, make_batches(config, data, "test", torch.device("cpu")))
+    batches = make_batches(config, data, "test", torch.device("cpu"))
+    result = evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))
     measured = result["accuracy"]
     return {"name": name, "recorded": card["test_accuracy"], "measured": measured, "samples": result["samples"],
             "matches": abs(measured - card["test_accuracy"]) <= tolerance}
