@@ -4,9 +4,12 @@
 ``to_nir_ttfs(model, input_shape, large, t_window)`` -> the continuous-time graph of a TTFS net (``ttfs``,
 ``stdbp``); ``write_nir(graph, path)``; ``export_run(run_dir, path)`` (the ``deepspike export`` command);
 ``from_nir(path | graph)`` -> :class:`NirNetwork` running rate-coded ``[T, B, ...]`` inputs with deepspike's
-own neurons; ``GraphSimulator`` (a time-stepped simulator of any feed-forward NIR graph) and
-``ttfs_graph_times`` (first output spike times of an exported TTFS graph). The nir package is imported
-only inside these functions, so ``import deepspike.deploy`` works without it.
+own neurons; ``GraphSimulator(graph, dt, integration, signals)`` (a float64 time-stepped simulator of feed-forward
+NIR graphs; its default, exact integration of Dirac-area inputs, is NIR's continuous-time reading and not
+``from_nir``'s: ``GraphSimulator.rate_coded(graph)``, forward Euler on currents held over each step, gives
+``from_nir``'s spikes on deepspike's rate-coded files) and ``ttfs_graph_times`` (first output spike times of an
+exported TTFS graph). The nir package is imported only inside these functions, so ``import deepspike.deploy``
+works without it.
 """
 
 from deepspike.deploy.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir

@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.deploy.deps import require_nir
-from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.params import RESETS, NeuronParams
 
 
 def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, threshold: float | None = None,
@@ -58,6 +58,18 @@ def _text(value, default: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def firing_rules(node) -> tuple[str, bool]:
+    """``(reset, strict)`` of a spiking node from its metadata, which says what NIR cannot: ``reset`` ("zero":
+    ``v = v_reset``, NIR's own meaning and the default; "subtract": ``v -= v_threshold``; "none") and ``strict``,
+    False only for ``fires: "v >= threshold"`` (ours); NIR's own rule ``v > v_threshold`` when absent.
+    An unknown reset is a one-line ``ConfigError``."""
+    meta = getattr(node, "metadata", None) or {}
+    reset = _text(meta.get("reset"), "zero")
+    if reset not in RESETS:
+        raise unknown_choice("reset", reset, RESETS)
+    return reset, _text(meta.get("fires"), "v > threshold") != "v >= threshold"
+
+
 def node_params(node, dt: float) -> tuple[NeuronParams, float]:
     """``(params, input_scale)`` of an ``IF``/``LIF`` node: our neuron sees ``input_scale * x_t``.
 
@@ -67,12 +79,11 @@ def node_params(node, dt: float) -> tuple[NeuronParams, float]:
     its threshold, so our ``h >= th'`` equals ``h > th`` for float32 membranes.
     """
     nir = require_nir()
-    meta = getattr(node, "metadata", None) or {}
-    reset = _text(meta.get("reset"), "zero")
+    reset, strict = firing_rules(node)
     if not np.allclose(np.asarray(node.v_reset), 0.0):
         raise ConfigError("NIR import: only v_reset = 0 is supported")
     th = _uniform("v_threshold", node.v_threshold)
-    if _text(meta.get("fires"), "v > threshold") != "v >= threshold":
+    if strict:
         th = float(np.nextafter(np.float32(th), np.float32(np.inf)))
     if isinstance(node, nir.IF):
         return NeuronParams(decay=1.0, threshold=th, reset=reset), _uniform("r", node.r) * dt

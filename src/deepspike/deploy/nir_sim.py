@@ -1,23 +1,56 @@
-"""A small time-stepped simulator of NIR graphs that reads nothing but the graph (feed-forward DAGs).
+"""A small time-stepped simulator of NIR graphs (feed-forward DAGs) that reads the graph and its nodes' metadata.
 
-Time is a grid of steps ``k dt``; every signal is a sequence ``x[k]`` = the AREA of the signal in step k, so a
-spike (a Dirac of area 1) at ``k dt`` is ``x[k] = 1``. Edges into a node are summed (NIR's rule); several
-``Input`` nodes are fed by the caller. Stateless nodes act on each step (``Linear``, ``Affine`` and ``Conv2d``
-add ``bias * dt``: a bias is a constant current; ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale``,
-``Threshold``: ``z[k] = 1`` where ``x[k] > threshold``, else 0).
-Neurons (float64, parameters per element):
+Time is a grid of steps ``k dt``. Every signal is a sequence ``x[k]`` of tensors ``[Tc, B, *shape]``; what one
+entry means is the choice ``signals`` (the same for the graph's inputs, edges and neuron outputs, whose spikes are
+``z[k] = 1``):
 
-* ``CubaLIF`` (``tau_syn I' = -I + w_in S``, ``tau_mem V' = v_leak - V + r I``): the step's input area
-  ``a[k]`` enters as an impulse ``I += w_in a[k] / tau_syn``; then the EXACT solution over ``dt``:
-  ``I(dt) = I e^{-dt/tau_syn}``,
-  ``V(dt) = v_leak + (V - v_leak) e^{-dt/tau_mem} + (r/tau_mem) I phi``,
-  ``phi = int_0^dt e^{-(dt-u)/tau_mem} e^{-u/tau_syn} du = e^{-dt/tau_mem} dt expm1(x)/x``,
-  ``x = dt (1/tau_mem - 1/tau_syn)`` (stable for ``tau_syn = tau_mem``). If ``V > v_threshold`` at the
-  end of the step the neuron spikes at ``(k+1) dt`` (output ``z[k+1] = 1``) and ``V = v_reset``: a crossing
-  inside ``(k dt, (k+1) dt]`` is reported up to one ``dt`` late.
-* ``IF`` (``V' = r I``) and ``LIF`` (``tau V' = v_leak - V + r I``): the input impulse moves V by ``r a[k]``
-  (``r a[k] / tau``), which is the only way V rises, so the threshold test right after it is exact: spike at
-  ``k dt`` (``z[k]``), reset; then LIF decays exactly over ``dt``.
+* ``"areas"`` (default): ``x[k]`` is the AREA delivered at ``k dt``; a spike is a Dirac of area 1. NIR's own,
+  continuous-time reading; what the TTFS graphs of ``to_nir_ttfs`` mean (``ttfs_replay``).
+* ``"currents"``: ``x[k]`` is a current HELD over the step ``[k dt, (k+1) dt)`` (area ``x[k] dt``); a spike is a
+  unit current over one step. The discrete-time reading of deepspike's rate-coded files (``to_nir``, ``deepspike
+  export``), snnTorch's and Norse's: feed such a file its encoded input ``[T, B, ...]`` (one step per entry).
+
+Stateless nodes act on each step: ``Linear``, ``Affine`` and ``Conv2d`` (a bias is a constant current: it adds
+``bias dt`` to an area, ``bias`` to a current), ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale``, ``Threshold``
+(``z[k] = 1`` where ``x[k] > threshold``, else 0). Edges into a node are summed (NIR's rule); every ``Input``
+node is fed by the caller. Neurons keep float64 state, parameters per element.
+
+``IF`` (``V' = r I``), ``LIF`` (``tau V' = v_leak - V + r I``) and the non-spiking ``I`` / ``LI`` (the same without
+a threshold; their output ``[Tc, B, ...]`` is ``h`` itself), per element, ``v = 0`` at the start. Step k, with
+``leak(v) = v_leak + (v - v_leak) decay`` (IF, I: ``decay = 1``, ``v_leak = 0``)::
+
+    "currents":  h = leak(v) + gain x[k],   z[k] = fire(h),   v = reset(h)
+    "areas":     h = v + gain x[k],         z[k] = fire(h),   v = leak(reset(h))
+
+    integration  decay (LIF, LI)   gain (LIF, LI), "currents"   gain (LIF, LI), "areas"   gain (IF, I)
+    "exact"      exp(-dt/tau)      r (1 - exp(-dt/tau))         r / tau                   r dt ("currents"),
+    "euler"      1 - dt/tau        r dt / tau                   r / tau                   r ("areas")
+
+"exact" solves the ODE over the step (for the held current, or after the impulse); "euler" is forward Euler
+(needs ``dt <= tau``). With "currents" the current and the leak act over the step and V is tested at its end
+(the discrete-time convention: a spike of step k reaches the next layer in step k); with "areas" the impulse
+arrives at ``k dt`` and V, which only impulses raise, is tested right after it, then leaks over the step.
+``fire(h)``: ``h > v_threshold`` (NIR's rule), or ``h >= v_threshold`` where the node's metadata says
+``fires: "v >= threshold"``. ``reset`` from the metadata: "zero" (default, NIR's) ``v_reset``, "subtract"
+``h - v_threshold``, "none" ``h``. The metadata is read by ``deploy.neurons.firing_rules``, as ``from_nir`` reads it.
+deepspike's neuron (``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th``, then reset; ``deploy.neurons``) is
+"euler" with "currents" for its file's ``tau = dt / (1 - k)``, ``r = tau / dt`` (decay k, gain 1), step for step.
+
+``CubaLIF`` (``tau_syn I' = -I + w_in S``, ``tau_mem V' = v_leak - V + r I``; "exact" and "areas" only): the step's
+input area ``a[k]`` enters as an impulse ``I += w_in a[k] / tau_syn``; then the EXACT solution over ``dt``:
+``I(dt) = I e^{-dt/tau_syn}``,
+``V(dt) = v_leak + (V - v_leak) e^{-dt/tau_mem} + (r/tau_mem) I phi``,
+``phi = int_0^dt e^{-(dt-u)/tau_mem} e^{-u/tau_syn} du = e^{-dt/tau_mem} dt expm1(x)/x``,
+``x = dt (1/tau_mem - 1/tau_syn)`` (stable for ``tau_syn = tau_mem``). If V passes the threshold (rule above) at
+the end of the step the neuron spikes at ``(k+1) dt`` (output ``z[k+1] = 1``) and resets: a crossing inside
+``(k dt, (k+1) dt]`` is reported up to one ``dt`` late.
+
+Which to use: ``GraphSimulator(graph, dt)`` ("exact", "areas") for continuous-time graphs such as the TTFS
+exports; ``GraphSimulator.rate_coded(graph)`` ("euler", "currents", the file's ``dt``) for deepspike's rate-coded
+files: fed the encoded input ``[T, B, ...]`` its output spikes are ``from_nir``'s (tested spike for spike; this
+one computes in float64, ``from_nir`` in float32, so a membrane within rounding of a threshold could differ). The
+default reading of a rate-coded file is NOT ``from_nir``'s: it reads every entry as an area (``1/dt`` times the
+file's current) and decays LIF by ``exp(-dt/tau)`` instead of ``1 - dt/tau``.
 
 ``GraphSimulator.run`` takes chunks of steps and keeps the neuron states between calls, so long runs
 need memory for one chunk only. Sparse spike inputs to ``Linear``/``Affine`` add only the weight rows of
@@ -35,9 +68,15 @@ import torch.nn.functional as F
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_order import topological_order
-from deepspike.deploy.nir_import import _pair
+from deepspike.deploy.neurons import firing_rules
+from deepspike.deploy.nir_import import _pair, _plain, graph_dt
 
-SUPPORTED = "Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, CubaLIF"
+SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, I, LI, "
+             "CubaLIF")
+INTEGRATIONS = ("exact", "euler")
+"""IF/LIF/I/LI steps: the exact solution over ``dt``, or forward Euler (module docstring)."""
+SIGNALS = ("areas", "currents")
+"""What one entry ``x[k]`` of a signal is: the area delivered at ``k dt``, or a current held over the step."""
 
 
 def _t(a) -> torch.Tensor:
@@ -61,38 +100,89 @@ def _param(a) -> float | torch.Tensor:
 
 
 class _Neuron:
-    """State and exact per-step update of one IF/LIF/CubaLIF node (module docstring); in-place, float64."""
+    """State (float64, in place) of one spiking or integrating node: threshold, firing rule and reset."""
 
-    def __init__(self, nir, node, dt: float) -> None:
-        self.cuba = isinstance(node, nir.CubaLIF)
-        self.v_th, self.v_reset = _param(node.v_threshold), _param(node.v_reset)
+    def __init__(self, node, spiking: bool) -> None:
+        self.v_th = _param(node.v_threshold) if spiking else None
+        self.v_reset = _param(node.v_reset) if spiking else 0.0
+        self.reset_mode, strict = firing_rules(node) if spiking else ("none", True)
+        self.compare = torch.gt if strict else torch.ge
+        self.decay: float | torch.Tensor | None = None
+        self.v_leak: float | torch.Tensor = 0.0
         self.state: tuple | None = None
-        if isinstance(node, nir.IF):
-            self.gain, self.decay, self.v_leak = _param(node.r), None, 0.0
-        elif isinstance(node, nir.LIF):
-            tau = _t(node.tau)
-            self.gain, self.decay = _param(_t(node.r) / tau), _param(torch.exp(-dt / tau))
-            self.v_leak = _param(node.v_leak)
-        else:  # CubaLIF
-            ts, tm = _t(node.tau_syn), _t(node.tau_mem)
-            x = dt * (1.0 / tm - 1.0 / ts)
-            ratio = torch.where(x == 0, torch.ones_like(x), torch.expm1(x) / torch.where(x == 0, 1.0, x))
-            self.i_gain, self.i_decay = _param(_t(node.w_in) / ts), _param(torch.exp(-dt / ts))
-            self.decay, self.v_leak = _param(torch.exp(-dt / tm)), _param(node.v_leak)
-            self.v_from_i = _param(_t(node.r) / tm * torch.exp(-dt / tm) * dt * ratio)
 
     def _leak(self, v: torch.Tensor) -> None:
-        """``v = v_leak + (v - v_leak) decay`` in place."""
+        """``v = v_leak + (v - v_leak) decay`` in place (nothing for IF/I)."""
+        if self.decay is None:
+            return
         if isinstance(self.v_leak, float) and self.v_leak == 0.0:
             v.mul_(self.decay)
         else:
             v.sub_(self.v_leak).mul_(self.decay).add_(self.v_leak)
 
-    def _reset(self, v: torch.Tensor, fire: torch.Tensor) -> None:
-        if isinstance(self.v_reset, float):
+    def _fire(self, v: torch.Tensor, fire: torch.Tensor) -> None:
+        """``fire = v > v_th`` (or ``>=``), then the reset of the spiking entries, in place."""
+        self.compare(v, self.v_th, out=fire)
+        if self.reset_mode == "subtract":
+            v.sub_(fire.to(v.dtype) * self.v_th)
+        elif self.reset_mode == "zero" and isinstance(self.v_reset, float):
             v.masked_fill_(fire, self.v_reset)
-        else:
+        elif self.reset_mode == "zero":
             torch.where(fire, self.v_reset, v, out=v)
+
+
+class _Leaky(_Neuron):
+    """IF / LIF / I / LI: ``h = leak(v) + gain x[k]``, test, reset (module docstring: ``integration``, ``signals``)."""
+
+    def __init__(self, nir, node, dt: float, integration: str, signals: str) -> None:
+        super().__init__(node, isinstance(node, nir.IF | nir.LIF))
+        r = _t(node.r)
+        self.leak_first = signals == "currents"  # a held current: leak and input over the step, test at its end
+        if isinstance(node, nir.IF | nir.I):
+            self.gain = _param(r * dt if self.leak_first else r)
+            return
+        tau = _t(node.tau)
+        if integration == "euler" and bool((tau < dt).any()):
+            raise ConfigError(f"NIR simulation: forward Euler needs dt <= tau, got dt = {dt} and tau down to "
+                              f"{float(tau.min())}")
+        self.decay = _param(torch.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau)
+        self.v_leak = _param(node.v_leak)
+        if not self.leak_first:
+            self.gain = _param(r / tau)
+        else:
+            self.gain = _param(-r * torch.expm1(-dt / tau) if integration == "exact" else r * dt / tau)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs ``[Tc, B, ...]`` -> output spikes (IF/LIF) or membrane ``h`` (I/LI) ``[Tc, B, ...]``."""
+        v = self.state if self.state is not None else torch.zeros_like(x[0])
+        out = torch.empty_like(x)
+        fire = torch.empty(x.shape[1:], dtype=torch.bool)
+        for k in range(x.shape[0]):
+            if self.leak_first:
+                self._leak(v)
+            v.add_(x[k] * self.gain)
+            if self.v_th is None:
+                out[k].copy_(v)
+            else:
+                self._fire(v, fire)
+                out[k].copy_(fire)
+            if not self.leak_first:
+                self._leak(v)
+        self.state = v
+        return out
+
+
+class _Cuba(_Neuron):
+    """CubaLIF: input impulse into I, exact step of (I, V), test at the end of the step (module docstring)."""
+
+    def __init__(self, nir, node, dt: float) -> None:
+        super().__init__(node, True)
+        ts, tm = _t(node.tau_syn), _t(node.tau_mem)
+        x = dt * (1.0 / tm - 1.0 / ts)
+        ratio = torch.where(x == 0, torch.ones_like(x), torch.expm1(x) / torch.where(x == 0, 1.0, x))
+        self.i_gain, self.i_decay = _param(_t(node.w_in) / ts), _param(torch.exp(-dt / ts))
+        self.decay, self.v_leak = _param(torch.exp(-dt / tm)), _param(node.v_leak)
+        self.v_from_i = _param(_t(node.r) / tm * torch.exp(-dt / tm) * dt * ratio)
 
     def run(self, a: torch.Tensor) -> torch.Tensor:
         """Input areas ``[Tc, B, ...]`` -> output spikes ``[Tc, B, ...]`` (continuing the state)."""
@@ -103,37 +193,46 @@ class _Neuron:
         out = torch.empty_like(a)
         fire = torch.empty(a.shape[1:], dtype=torch.bool)
         for k in range(a.shape[0]):
-            if self.cuba:
-                out[k].copy_(due)  # the crossing found at the end of the previous step
-                i.add_(a[k] * self.i_gain)  # input impulse into the current
-                self._leak(v)
-                v.add_(i * self.v_from_i)
-                i.mul_(self.i_decay)
-                torch.gt(v, self.v_th, out=fire)
-                due.copy_(fire)
-            else:
-                v.add_(a[k] * self.gain)  # the only way V rises: test right after the jump
-                torch.gt(v, self.v_th, out=fire)
-                out[k].copy_(fire)
-            self._reset(v, fire)
-            if not self.cuba and self.decay is not None:
-                self._leak(v)
+            out[k].copy_(due)  # the crossing found at the end of the previous step
+            i.add_(a[k] * self.i_gain)  # input impulse into the current
+            self._leak(v)
+            v.add_(i * self.v_from_i)
+            i.mul_(self.i_decay)
+            self._fire(v, fire)
+            due.copy_(fire)
         self.state = (v, i, due)
         return out
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ConfigError(f"NIR simulation: {name} must be {' or '.join(map(repr, valid))}, got {value!r}")
+    return value
 
 
 class GraphSimulator:
     """Time-stepped simulation of a NIR graph with step ``dt`` (module docstring).
 
+    ``GraphSimulator(graph, dt, integration="exact", signals="areas")``: ``integration`` ("exact" | "euler") is
+    how IF/LIF/I/LI nodes step, ``signals`` ("areas" | "currents") what an entry of an input, edge or output is;
+    a bad value, or a ``CubaLIF`` node with other than ("exact", "areas"), is a one-line ``ConfigError``.
+    ``GraphSimulator.rate_coded(graph)`` reads a deepspike rate-coded file as ``from_nir`` does.
     ``run({input_name: [Tc, B, *shape]})`` -> ``{output_name: [Tc, B, *shape]}`` for the next ``Tc`` steps;
     ``reset()`` clears every neuron (call it before a new batch).
     """
 
-    def __init__(self, graph, dt: float) -> None:
+    def __init__(self, graph, dt: float, integration: str = "exact", signals: str = "areas") -> None:
         self.nir = require_nir()
         if not (math.isfinite(dt) and dt > 0):
             raise ConfigError(f"NIR simulation: dt must be finite and > 0, got {dt}")
+        self.integration = _choice("integration", integration, INTEGRATIONS)
+        self.signals = _choice("signals", signals, SIGNALS)
+        cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
+        if cuba and (integration, signals) != ("exact", "areas"):
+            raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "
+                              f"signals='areas' only, got {integration!r} and {signals!r}")
         self.graph, self.dt = graph, float(dt)
+        self.bias_scale = self.dt if signals == "areas" else 1.0  # a bias current's contribution per step
         self.order = topological_order(graph)
         self.preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
         for src, dst in graph.edges:
@@ -143,14 +242,26 @@ class GraphSimulator:
         self._weights_t: dict[str, torch.Tensor] = {}
         self.reset()
 
+    @classmethod
+    def rate_coded(cls, graph, dt: float | None = None) -> GraphSimulator:
+        """The simulator of a deepspike rate-coded graph (``to_nir``): ``integration="euler"``,
+        ``signals="currents"``, ``dt`` = the argument, else the graph's (``nir_import.graph_dt``). Fed the
+        net's encoded input ``[T, B, *input_shape]`` its output spikes are ``from_nir(graph)``'s."""
+        return cls(graph, graph_dt(graph, _plain(graph.metadata)) if dt is None else dt, "euler", "currents")
+
     def reset(self) -> None:
         """Forget every neuron's state (V, I, pending spikes)."""
         nir = self.nir
-        self.neurons = {k: _Neuron(nir, v, self.dt) for k, v in self.graph.nodes.items()
-                        if isinstance(v, nir.IF | nir.LIF | nir.CubaLIF)}
+        self.neurons: dict[str, _Neuron] = {}
+        for k, v in self.graph.nodes.items():
+            if isinstance(v, nir.CubaLIF):
+                self.neurons[k] = _Cuba(nir, v, self.dt)
+            elif isinstance(v, nir.IF | nir.LIF | nir.I | nir.LI):
+                self.neurons[k] = _Leaky(nir, v, self.dt, self.integration, self.signals)
 
     def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Advance all nodes by ``Tc`` steps; inputs ``[Tc, B, *shape]`` per Input node (areas per step)."""
+        """Advance all nodes by ``Tc`` steps; inputs ``[Tc, B, *shape]`` per Input node (areas or currents per
+        step, ``signals``)."""
         missing = sorted(set(self.inputs) - set(inputs))
         if missing:
             raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
@@ -181,12 +292,12 @@ class GraphSimulator:
                 self._weights_t[name] = _t(node.weight).t().contiguous()  # [M, N] -> [N, M], converted once
             y = _linear(flat, self._weights_t[name])
             if isinstance(node, nir.Affine):
-                y = y + _t(node.bias) * self.dt
+                y = y + _t(node.bias) * self.bias_scale
         elif isinstance(node, nir.Conv2d):
             if isinstance(node.padding, str):
                 raise ConfigError(f"NIR simulation: string padding {node.padding!r} is not supported")
-            y = F.conv2d(flat, _t(node.weight), _t(node.bias) * self.dt, _pair(node.stride), _pair(node.padding),
-                         _pair(node.dilation), int(node.groups))
+            y = F.conv2d(flat, _t(node.weight), _t(node.bias) * self.bias_scale, _pair(node.stride),
+                         _pair(node.padding), _pair(node.dilation), int(node.groups))
         elif isinstance(node, nir.SumPool2d | nir.AvgPool2d):
             k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
             y = F.avg_pool2d(flat, k, s, p, divisor_override=None if isinstance(node, nir.AvgPool2d) else 1)

@@ -48,7 +48,7 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     window = float(meta.get("t_window", math.inf))
     if t_end > window:
         raise ConfigError(f"TTFS replay: t_end = {t_end} exceeds the graph's t_window = {window} (fire-once bound)")
-    sim = GraphSimulator(graph, dt)
+    sim = GraphSimulator(graph, dt, integration="exact", signals="areas")  # Dirac spikes, CubaLIF solved exactly
     spike_in = str(meta.get("spike_input", "input"))
     bias = [s for s in str(meta.get("bias_inputs", "")).split(",") if s]
     unknown = sorted(set(sim.inputs) - {spike_in, *bias})
