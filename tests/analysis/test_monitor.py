@@ -56,8 +56,8 @@ def _rate_example(chunked=False, analog=False):
     inputs[0, 0, 0, 0, 0] = 1  # corner: in 1 window x 2 channels -> 2 ACs
     inputs[0, 0, 0, 1, 1] = 1  # centre: in 4 windows x 2 channels -> 8 ACs
     inputs[1, 0, 0, 1, 1] = 1  # centre again at t=1 -> 8 ACs
-    if analog:
-        inputs = inputs * 0.5
+    if analog:  # two values in one channel: not spikes of one size (binary or threshold-valued)
+        inputs = inputs * torch.tensor([0.5, 0.25]).view(2, 1, 1, 1, 1)
     spikes = torch.zeros(2, 2, 2, 2, 2)  # [T, B, 2, 2, 2]: 8 neurons
     spikes[0, 0, 0, 0, 0] = spikes[0, 0, 1, 1, 1] = spikes[0, 0, 0, 1, 0] = 1  # 3 spikes at t=0
     spikes[1, 0, 0, 0, 0] = 1  # the same neuron again at t=1: 4 spikes, 3 distinct neurons

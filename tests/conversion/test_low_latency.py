@@ -167,7 +167,12 @@ def test_qcfs_run_converts_with_its_lambdas_and_energy_per_t(qcfs_run, tmp_path)
     rows = {row["timesteps"]: row for row in ops["by_timesteps"]}
     assert {1, 2, 4, 8} <= set(rows)
     assert rows[8]["snn_acs"] + rows[8]["snn_macs"] == pytest.approx(ops["snn_accumulates_per_sample"])
-    assert rows[8]["snn_macs"] == pytest.approx(8 * rows[1]["snn_macs"])  # the first layer: T x its input MACs
+    layers = {d["snn_layer"]: d for d in ops["layers"]}
+    assert rows[8]["snn_macs"] == pytest.approx(sum(d["macs_per_sample"] for d in layers.values()))
+    # MACs where the input is analog: the image (body.0, T x its events) and the averages of threshold spikes after
+    # each pool (body.3 conv, body.7 linear); the pools and the last linear layer read spikes (ACs)
+    assert [k for k, d in layers.items() if d["macs_per_sample"]] == ["body.0", "body.3", "body.7"]
+    assert all(d["macs_per_sample"] in (0.0, d["accumulates_per_sample"]) for d in layers.values())
     assert rows[1]["snn_acs"] <= rows[4]["snn_acs"] <= rows[8]["snn_acs"]
 
 

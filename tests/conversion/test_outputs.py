@@ -10,19 +10,21 @@ from deepspike.models.spec import Architecture, Flatten, Linear
 ARCH = Architecture("two", (Flatten(), Linear(3), Linear(2, act=False)), (1, 1, 4), 2)
 
 
-def _sweep():
-    """Two marks (T = 1, 2); the first synaptic layer's events come first (the direct-input layer)."""
+def _sweep(first_layer_macs: bool) -> AccuracySweep:
+    """Two marks (T = 1, 2): layer "0" does 8 then 16 operations per sample, layer "1" 2 then 6; with
+    ``first_layer_macs`` the recorder found layer "0"'s inputs analog (all its operations MACs), else spikes."""
+    macs = [{"0": 8.0, "1": 0.0}, {"0": 16.0, "1": 0.0}] if first_layer_macs else [{"0": 0.0, "1": 0.0}] * 2
     return AccuracySweep(
         marks=[1, 2], accuracy=[0.5, 0.75], samples=4, seconds=0.0, spikes={"a": 5.0, "b": 2.0},
         neurons={"a": 3, "b": 2}, accumulates={"0": 16.0, "1": 6.0},
-        accumulates_at=[{"0": 8.0, "1": 2.0}, {"0": 16.0, "1": 6.0}], spikes_at=[3.0, 7.0],
+        accumulates_at=[{"0": 8.0, "1": 2.0}, {"0": 16.0, "1": 6.0}], spikes_at=[3.0, 7.0], macs_at=macs,
     )
 
 
 def test_energy_rows_by_hand_from_the_horowitz_constants():
     """Horowitz 2014 (45 nm, as ``models.energy`` cites it): fp32 MAC 4.6 pJ / AC 0.9 pJ, int32 MAC 3.2 pJ /
     AC 0.1 pJ. Spike input: every event is an AC, the ANN pays its 18 MACs."""
-    ops = operations(ARCH, _sweep(), direct_input=False)
+    ops = operations(ARCH, _sweep(first_layer_macs=False), direct_input=False)
     assert ops["ann_macs_per_sample"] == 18
     rows = {row["timesteps"]: row for row in ops["by_timesteps"]}
     assert (rows[2]["snn_acs"], rows[2]["snn_macs"], rows[2]["spikes"]) == (22.0, 0.0, 7.0)  # 16 + 6 events
@@ -36,12 +38,28 @@ def test_energy_rows_by_hand_from_the_horowitz_constants():
     assert rows[1]["45nm_fp32"]["snn_pj"] == pytest.approx(9.0)  # T = 1: 8 + 2 = 10 ACs * 0.9
 
 
-def test_direct_input_energy_rows_by_hand():
-    """Direct (analog) input: the first layer's 16 events at T = 2 are MACs, the other 6 ACs (Horowitz 2014)."""
-    rows = {row["timesteps"]: row for row in operations(ARCH, _sweep(), direct_input=True)["by_timesteps"]}
+def test_analog_first_layer_energy_rows_by_hand():
+    """Analog input to the first layer: its 16 events at T = 2 are MACs, the other 6 ACs (Horowitz 2014)."""
+    rows = {row["timesteps"]: row for row in operations(ARCH, _sweep(True), direct_input=True)["by_timesteps"]}
     assert (rows[2]["snn_acs"], rows[2]["snn_macs"]) == (6.0, 16.0)
     fp32, int32 = rows[2]["45nm_fp32"], rows[2]["45nm_int32"]
     assert fp32["snn_pj"] == pytest.approx(79.0)  # 16 * 4.6 + 6 * 0.9 = 73.6 + 5.4
     assert fp32["snn_over_ann"] == pytest.approx(79.0 / 82.8)  # ANN: 18 * 4.6
     assert int32["snn_pj"] == pytest.approx(51.8)  # 16 * 3.2 + 6 * 0.1 = 51.2 + 0.6
     assert int32["snn_over_ann"] == pytest.approx(51.8 / 57.6)  # ANN: 18 * 3.2
+
+
+def test_energy_rows_price_what_the_recorder_found_not_the_layer_position():
+    """The MACs are the recorder's, whatever the layer's place: spike input (``direct_input=False``) whose second
+    layer read analog values (e.g. averages of spikes after a pool: 2 then 6 MACs) is priced so, and a direct-input
+    net whose first layer read spikes has no MACs. T = 2: 16 ACs * 0.9 + 6 MACs * 4.6 = 14.4 + 27.6 = 42.0 pJ."""
+    sweep = _sweep(False)
+    sweep.macs_at = [{"0": 0.0, "1": 2.0}, {"0": 0.0, "1": 6.0}]
+    ops = operations(ARCH, sweep, direct_input=False)
+    row = {r["timesteps"]: r for r in ops["by_timesteps"]}[2]
+    assert (row["snn_acs"], row["snn_macs"]) == (16.0, 6.0)
+    assert row["45nm_fp32"]["snn_pj"] == pytest.approx(42.0)
+    assert row["45nm_fp32"]["snn_over_ann"] == pytest.approx(42.0 / 82.8)
+    assert [d["macs_per_sample"] for d in ops["layers"]] == [0.0, 6.0]
+    direct = operations(ARCH, _sweep(False), direct_input=True)["by_timesteps"][-1]
+    assert (direct["snn_acs"], direct["snn_macs"]) == (22.0, 0.0)

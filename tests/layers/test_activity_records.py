@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from deepspike.layers.activity_records import SynapseRecord
+from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.activity_records import SynapseRecord, is_spike_valued
 from deepspike.layers.fan_out import fan_out_map
 
 
@@ -13,3 +14,35 @@ def test_negative_spikes_are_events_that_cost_accumulates():
     record = SynapseRecord("fc", "Linear")
     record.add_inputs(torch.tensor([[1.0, -1.0, 0.0, 1.0]]), fan_out_map(nn.Linear(4, 3), (4,)), ttfs=False)
     assert (record.events, record.acs, record.macs) == (3, 9, 0)
+
+
+def test_threshold_valued_spikes_cost_accumulates():
+    """Conv 1x1 (2 -> 3 channels) reading threshold-valued signed spikes, one threshold per channel (0.5 and 1.25,
+    as a converted net with ``spike_value: threshold`` and per-channel norm emits): each spike's size folds into
+    the weights, so by hand 4 events x 3 outputs = 12 ACs, no MACs. Averages of spikes and analog values are not
+    spikes."""
+    x = torch.tensor([[[[0.5, 0.0]], [[1.25, -1.25]]], [[[0.0, -0.5]], [[0.0, 0.0]]]])  # [N=2, C=2, 1, 2]
+    assert is_spike_valued(x)
+    record = SynapseRecord("conv", "Conv2d")
+    record.add_inputs(x, fan_out_map(nn.Conv2d(2, 3, 1), (2, 1, 2)), ttfs=False)
+    assert (record.events, record.acs, record.macs) == (4, 12, 0)
+    # two magnitudes in one channel (an average of 1 and of 2 spikes: 0.25, 0.5) or analog pixels: not spikes (MACs)
+    assert not is_spike_valued(torch.tensor([[[[0.25, 0.5]]]]))
+    assert not is_spike_valued(torch.tensor([[[[0.3, 0.7], [0.0, 0.1]]]]))
+    assert is_spike_valued(torch.tensor([[[[1.0, 0.0]], [[0.0, -1.0]]]])) and is_spike_valued(torch.zeros(0, 3))
+
+
+def test_two_layer_conv_net_with_average_pooling_by_hand():
+    """conv1 (1x1, 1 -> 2, weights 0.5 and 1.25) -> AvgPool2d(2) -> conv2 (1x1, 2 -> 3) on binary spikes
+    ``[2, 1, 2, 2]`` (3 spikes in sample 0, 1 in sample 1). conv1: 4 spike events x 2 outputs = 8 ACs. The pool
+    reads threshold-valued spikes (0.5 / 1.25 per channel): 8 events x 1 window = 8 ACs. conv2 reads their window
+    averages (0.375, 0.9375 and 0.125, 0.3125: several values per channel): 4 events x 3 outputs = 12 MACs."""
+    conv1, pool, conv2 = nn.Conv2d(1, 2, 1, bias=False), nn.AvgPool2d(2), nn.Conv2d(2, 3, 1, bias=False)
+    with torch.no_grad():
+        conv1.weight.copy_(torch.tensor([0.5, 1.25]).view(2, 1, 1, 1))
+    x = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]], [[[0.0, 1.0], [0.0, 0.0]]]])
+    net = nn.Sequential(conv1, pool, conv2)
+    with torch.no_grad(), ActivityRecorder(net, codings=()) as recorder:
+        net(x)
+    counts = {name: (r.events, r.acs, r.macs) for name, r in recorder.synapses.items()}
+    assert counts == {"0": (4, 8, 0), "1": (8, 8, 0), "2": (4, 0, 12)}

@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.layers.fan_out import conv_fan_out, fan_out_map, is_synaptic_layer
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.methods import get_method
+from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool
+from deepspike.ttfs.layers import TTFSAvgPool2d
 
 
 def _brute_fan_out(c, h, w, out_ch, k, s, p):
@@ -76,3 +81,30 @@ def test_ttfs_layers_and_other_modules():
     assert is_synaptic_layer(dense) and is_synaptic_layer(nn.AvgPool2d(2)) and is_synaptic_layer(nn.Linear(2, 3))
     for other in (FakeTTFSPool(), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten()):
         assert not is_synaptic_layer(other) and fan_out_map(other, (1, 4, 4)) is None
+
+
+def test_every_methods_average_pool_is_a_synaptic_layer():
+    """spikebp's ``SpikingAvgPool`` (input ``[T, B, C, H, W]``: the recorder's per-call shape is ``(B, C, H, W)``)
+    and ttfs/stdbp's ``TTFSAvgPool2d`` (times ``[B, C, H, W]``) have the fan-out of ``nn.AvgPool2d``. By hand, a 2x2
+    pool at stride 1 on a 3x3 map: corners are in 1 window, edges in 2, the centre in 4."""
+    by_hand = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
+    for pool in (SpikingAvgPool(2, stride=1), TTFSAvgPool2d(2, stride=1)):
+        assert is_synaptic_layer(pool)
+    assert torch.equal(fan_out_map(TTFSAvgPool2d(2, stride=1), (2, 3, 3)), by_hand.expand(2, 3, 3))
+    assert torch.equal(fan_out_map(SpikingAvgPool(2, stride=1), (5, 2, 3, 3)), by_hand.expand(5, 2, 3, 3))
+    assert torch.equal(fan_out_map(nn.AvgPool2d(2, stride=1), (2, 3, 3)), by_hand.expand(2, 3, 3))
+
+
+@pytest.mark.parametrize("method", ["spikebp", "stbp"])
+def test_pooling_synapses_are_counted_alike_in_every_method(method):
+    """Conv -> 2x2 average pool -> FC on a 4x4 map: every spike of the neuron layer before the pool lies in exactly
+    one window, so the pool does one AC per spike, whether it is stbp's ``LeanAvgPool2d`` or spikebp's pool with
+    its own neuron."""
+    arch = Architecture("t", (Conv(4, 3, padding=1), Pool("avg", 2), Flatten(), Linear(3, act=False)), (1, 4, 4), 3)
+    net = get_method(method, {"timesteps": 6}).build(arch).eval()
+    x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), ActivityRecorder(net) as recorder:
+        net(x)
+    pools = [r for r in recorder.synapses.values() if r.module_type in ("SpikingAvgPool", "LeanAvgPool2d")]
+    assert len(pools) == 1 and pools[0].events > 0
+    assert (pools[0].acs, pools[0].macs) == (recorder.layers["body.1"].spikes, 0)

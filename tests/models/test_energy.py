@@ -1,7 +1,10 @@
 """Energy presets, against hand-computed numbers."""
 
 import pytest
+import torch
+from torch import nn
 
+from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.core.errors import ConfigError
 from deepspike.models.energy import (
     PRESETS,
@@ -45,3 +48,24 @@ def test_user_presets():
             parse_energy_preset(bad)
     with pytest.raises(ConfigError, match="unknown energy preset"):
         get_energy_preset("nope")
+
+
+def test_energy_of_a_pooled_threshold_spike_net_by_hand():
+    """conv1 (1x1, 1 -> 2, weights 0.5, 1.25) -> AvgPool2d(2) -> conv2 (1x1, 2 -> 3), 2 samples of binary spikes
+    (``tests/layers/test_activity_records.py`` counts them): per sample 8 ACs (conv1's 4 input spikes x 2 and the
+    pool's 8 threshold-valued spikes x 1) / 2 = 8, and 12 MACs (conv2 reads window averages) / 2 = 6. 45 nm fp32:
+    8 x 0.9 + 6 x 4.6 = 34.8 pJ; int32: 8 x 0.1 + 6 x 3.2 = 20.0 pJ. ANN: conv1 4 x 2 + conv2 1 x 6 = 14 MACs (the
+    pool's 8 additions are not MACs) = 64.4 / 44.8 pJ."""
+    conv1, conv2 = nn.Conv2d(1, 2, 1, bias=False), nn.Conv2d(2, 3, 1, bias=False)
+    with torch.no_grad():
+        conv1.weight.copy_(torch.tensor([0.5, 1.25]).view(2, 1, 1, 1))
+    net = nn.Sequential(conv1, nn.AvgPool2d(2), conv2)
+    x = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]], [[[0.0, 1.0], [0.0, 0.0]]]])
+    with torch.no_grad(), NetworkMonitor(net, codings=()) as monitor:
+        net(x)
+    summary = monitor.summary()
+    assert (summary["acs_per_sample"], summary["macs_per_sample"]) == (8, 6)
+    table = energy_table(14, summary)
+    assert table["45nm_fp32"]["snn_pj"] == pytest.approx(34.8) and table["45nm_fp32"]["ann_pj"] == pytest.approx(64.4)
+    assert table["45nm_int32"]["snn_pj"] == pytest.approx(20.0) and table["45nm_int32"]["ann_pj"] == pytest.approx(44.8)
+    assert table["45nm_fp32"]["ann_over_snn"] == pytest.approx(64.4 / 34.8)

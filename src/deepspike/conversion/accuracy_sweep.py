@@ -3,7 +3,8 @@
 One simulation of ``T`` steps per test batch reports the scores after each checkpoint step ``t``
 (``ConvertedNetwork.trace``); the activity recorder counts, over the same run, the spikes of every neuron
 layer and the synaptic operations ``sum_t sum_j 1[x_t,j != 0] F_j`` of every synaptic layer (fan-out ``F``,
-``layers.fan_out``), each per test sample. A synaptic layer is named by its ``TimeDistributed`` wrapper.
+``layers.fan_out``), each per test sample, with the part of them that are MACs (``layers.activity_records``'
+pricing rule, the one ``deepspike analyze`` uses). A synaptic layer is named by its ``TimeDistributed`` wrapper.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def table_timesteps(timesteps: int) -> list[int]:
 @dataclass
 class AccuracySweep:
     """Accuracy after each of ``marks`` steps over ``samples`` test images, and the activity per sample:
-    ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` per synaptic layer (after all T steps);
-    ``accumulates_at[i]`` per synaptic layer and ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps."""
+    ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` (synaptic operations, ACs + MACs) per synaptic layer
+    (after all T steps); ``accumulates_at[i]`` and ``macs_at[i]`` (the MACs among them) per synaptic layer and
+    ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps."""
 
     marks: list[int]
     accuracy: list[float]
@@ -48,6 +50,7 @@ class AccuracySweep:
     accumulates: dict[str, float]
     accumulates_at: list[dict[str, float]]
     spikes_at: list[float]
+    macs_at: list[dict[str, float]]
 
 
 def sweep_accuracy(
@@ -59,6 +62,7 @@ def sweep_accuracy(
     start = time.perf_counter()
     synapses = _synaptic_layers(snn)
     ops_at = [dict.fromkeys(synapses, 0.0) for _ in marks]
+    macs_at = [dict.fromkeys(synapses, 0.0) for _ in marks]
     spikes_at = [0.0] * len(marks)
     # eval_pass seeds with EVAL_SEED: the same draws as `deepspike eval` on the converted run.
     with eval_pass(snn), ActivityRecorder(snn) as recorder:
@@ -67,10 +71,11 @@ def sweep_accuracy(
 
             def at_mark(t: int, base=base) -> None:
                 i = marks.index(t)
-                ops, spikes = _counts(recorder, synapses)
+                ops, spikes, macs = _counts(recorder, synapses)
                 spikes_at[i] += spikes - base[1]
                 for name in synapses:
                     ops_at[i][name] += ops[name] - base[0][name]
+                    macs_at[i][name] += macs[name] - base[2][name]
 
             with recorder.network_pass(len(y)):
                 scores = snn.trace(x, timesteps, marks, on_checkpoint=at_mark)  # [C, B, K]
@@ -89,6 +94,7 @@ def sweep_accuracy(
         _per_sample(_counts(recorder, synapses)[0], recorder, n),
         [_per_sample(layer_ops, recorder, n) for layer_ops in ops_at],
         [spikes / n for spikes in spikes_at],
+        [_per_sample(layer_macs, recorder, n) for layer_macs in macs_at],
     )
 
 
@@ -107,8 +113,10 @@ def _short(name: str) -> str:
     return name.removesuffix(".module")
 
 
-def _counts(recorder: ActivityRecorder, synapses: list[str]) -> tuple[dict[str, float], float]:
-    """The recorder's running operations per synaptic layer (0 where none were recorded yet) and spikes of all
-    neurons."""
-    ops = {name: recorder.synapses[name].operations if name in recorder.synapses else 0.0 for name in synapses}
-    return ops, sum(layer.spikes for layer in recorder.layers.values())
+def _counts(recorder: ActivityRecorder, synapses: list[str]) -> tuple[dict[str, float], float, dict[str, float]]:
+    """The recorder's running operations (ACs + MACs) per synaptic layer (0 where none were recorded yet), spikes of
+    all neurons, and MACs per synaptic layer."""
+    records = [recorder.synapses.get(name) for name in synapses]
+    ops = {name: r.operations if r is not None else 0.0 for name, r in zip(synapses, records, strict=True)}
+    macs = {name: r.macs if r is not None else 0.0 for name, r in zip(synapses, records, strict=True)}
+    return ops, sum(layer.spikes for layer in recorder.layers.values()), macs

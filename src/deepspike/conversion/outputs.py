@@ -2,8 +2,8 @@
 
 ``config.yaml`` (method ``converted`` with the thresholds) and ``checkpoint.pt`` (so ``deepspike eval``
 works), ``thresholds.json``, ``accuracy_vs_timesteps.csv/.png`` (Fig. 4), ``spike_counts.csv/.png``
-(cumulative spikes per layer and sample, Fig. 5), ``operations.json`` (SNN accumulates / ANN MACs,
-section 7.4) and ``summary.json``.
+(cumulative spikes per layer and sample, Fig. 5), ``operations.json`` (SNN synaptic operations / ANN MACs,
+section 7.4, and the SNN/ANN energy per reported T) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.core.plotting import pyplot, save_figure
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.models.costs import layer_costs
-from deepspike.models.energy import PRESETS, energy_pj
+from deepspike.models.energy import PRESETS, energy_table
 from deepspike.models.spec import Architecture
 from deepspike.training.runs import RunDir
 
@@ -77,41 +77,51 @@ def _threshold_text(threshold: float | list[float]) -> str:
 
 
 def operations(arch: Architecture, sweep: AccuracySweep, direct_input: bool) -> dict[str, Any]:
-    """SNN operations per sample (measured, per layer) vs ANN MACs per sample (``layer_costs``), their ratio,
-    and per reported T the operations and the energy of SNN and ANN under every MAC/AC-priced preset.
+    """SNN synaptic operations per sample (measured, per layer) vs ANN MACs per sample (``layer_costs``), their
+    ratio, and per reported T the operations and the energy of SNN and ANN under every MAC/AC-priced preset.
 
-    Every input event of a synaptic layer is an accumulate (AC), except with ``direct_input``: the first
-    layer then multiplies the analog image by its weights at every step, ``T x`` its MACs (counted as run;
-    hardware that holds the constant input current would pay them once).
+    The operations are priced by the activity recorder's rule (``layers.activity_records``), the one ``deepspike
+    analyze`` and ``compare`` use: an input event that is a spike (binary, signed or threshold-valued) costs one
+    AC per synapse; an analog input (direct input's image at every step, ``T x`` the first layer's events, counted
+    as run; the average of spikes after an average pool) costs one MAC per synapse. ``direct_input`` is recorded,
+    not used: the recorder tells analog input by its values.
     """
     costs = layer_costs(arch)
     macs = sum(c.macs for c in costs)
     total = sum(sweep.accumulates.values())
+    final_macs = sweep.macs_at[-1] if sweep.macs_at else {}
     return {
         "timesteps": sweep.marks[-1],
         "snn_accumulates_per_sample": total,
         "ann_macs_per_sample": macs,
         "ratio": total / macs if macs else math.nan,
         "direct_input": direct_input,
-        "layers": [{"snn_layer": k, "accumulates_per_sample": v} for k, v in sweep.accumulates.items()],
+        "layers": [
+            {"snn_layer": k, "accumulates_per_sample": v, "macs_per_sample": final_macs.get(k, 0.0)}
+            for k, v in sweep.accumulates.items()
+        ],
         "ann_layers": [{"name": c.name, "kind": c.kind, "macs": c.macs} for c in costs],
         "by_timesteps": [
-            _energy_row(t, ops, spikes, macs, direct_input)
-            for t, ops, spikes in zip(sweep.marks, sweep.accumulates_at, sweep.spikes_at, strict=True)
+            _energy_row(t, ops, layer_macs, spikes, macs)
+            for t, ops, layer_macs, spikes in zip(
+                sweep.marks, sweep.accumulates_at, sweep.macs_at, sweep.spikes_at, strict=True
+            )
         ],
     }
 
 
-def _energy_row(t: int, ops: dict[str, float], spikes: float, ann_macs: float, direct: bool) -> dict[str, Any]:
-    """One T: SNN ACs and MACs per sample, spikes, and per MAC/AC preset SNN and ANN pJ and SNN / ANN."""
-    values = list(ops.values())
-    snn_macs = values[0] if direct and values else 0.0
-    acs = sum(values) - snn_macs
+def _energy_row(
+    t: int, ops: dict[str, float], layer_macs: dict[str, float], spikes: float, ann_macs: float
+) -> dict[str, Any]:
+    """One T: SNN ACs and MACs per sample (``ops`` per layer, ``layer_macs`` the MACs among them), spikes, and per
+    MAC/AC preset SNN and ANN pJ and SNN / ANN, from ``models.energy.energy_table`` (as ``deepspike analyze``)."""
+    snn_macs = sum(layer_macs.values())
+    acs = sum(ops.values()) - snn_macs
     row: dict[str, Any] = {"timesteps": t, "snn_acs": acs, "snn_macs": snn_macs, "spikes": spikes}
-    for name, preset in PRESETS.items():
-        if preset.mac_pj > 0:
-            snn_pj = energy_pj(preset, snn_macs, acs, spikes)
-            ann_pj = energy_pj(preset, ann_macs)
+    snn = {"macs_per_sample": snn_macs, "acs_per_sample": acs, "neuron_spikes_per_sample": spikes}
+    for name, energy in energy_table(ann_macs, snn).items():
+        if PRESETS[name].mac_pj > 0:
+            snn_pj, ann_pj = energy["snn_pj"], energy["ann_pj"]
             row[name] = {"snn_pj": snn_pj, "ann_pj": ann_pj, "snn_over_ann": snn_pj / ann_pj if ann_pj else None}
     return row
 

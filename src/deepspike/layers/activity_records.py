@@ -7,9 +7,16 @@ Neuron layer, summed over the recorded samples: rate-coded spikes ``s [T, B, ...
 current a neuron layer receives) keep their largest value and, when asked, every positive value.
 
 Synaptic layer: every non-zero (rate) or finite (TTFS) input ``x_j`` is an event costing ``F_j``
-operations (``layers.fan_out``): ``ops = sum_j 1[x_j event] F_j``, counted exactly in integers. Inputs
-holding only values in {-1, 0, 1} (or spike times) are spikes and the operations are accumulates (ACs);
-analog inputs make them multiply-accumulates (MACs).
+operations (``layers.fan_out``): ``ops = sum_j 1[x_j event] F_j``, counted exactly in integers.
+
+Pricing (the one rule of every energy figure: ``deepspike analyze``/``compare`` through ``models.energy.energy_table``
+and ``deepspike convert``'s per-T rows, both from these records): an operation is an accumulate (AC) when the event is
+a spike, a multiply-accumulate (MAC) when it carries an analog value. A spike is an event of a fixed size: binary or
+signed spikes ``{-1, 0, 1}``, and threshold-valued spikes ``{-th_c, 0, th_c}`` (one magnitude per channel ``c``,
+``is_spike_valued``), whose magnitude folds into the weights (``w th_c`` stored once), so one event adds one weight per
+synapse. A value that varies from event to event is analog: the average of spikes over a pooling window (``{0, 1/4,
+1/2, ...}`` after a 2x2 average pool of spikes), the pixels of direct input; each event then multiplies the weight by
+the value. TTFS spike times and the values of windowed TTFS nets (each non-zero value is one spike) are ACs.
 """
 
 from __future__ import annotations
@@ -23,8 +30,21 @@ MAX_TIMES = 20_000  # TTFS spike times kept per layer (for histograms)
 
 
 def is_spike_valued(x: torch.Tensor) -> bool:
-    """True when every entry of ``x`` is -1, 0 or 1 (``x == sign(x)``)."""
-    return torch.equal(x, torch.sign(x))
+    """True when ``x [N, C, ...]`` holds spikes: every entry is ``0`` or ``+-m_c``, one magnitude ``m_c > 0`` per
+    index ``c`` of axis 1 (the channel of a conv input ``[N, C, H, W]``, the feature of a linear input ``[N, F]``).
+
+    ``m_c = max_{n, ...} |x[n, c, ...]|`` and the test is ``x == sign(x) m_c`` exactly: binary and signed spikes
+    (``m_c = 1``) and threshold-valued spikes (``m_c = th``, one threshold per layer or per channel, as converted nets
+    with ``spike_value: threshold`` emit) pass; averages of spikes (several multiples of ``1/k^2`` per channel) and
+    analog inputs fail. The test reads values: a channel that shows one magnitude in ``x`` passes, so an analog
+    ``[1, F]`` (one row) or a pooled map with one non-zero value per channel passes as well.
+    """
+    if x.numel() == 0:
+        return True
+    if x.dim() < 2:
+        return torch.equal(x, torch.sign(x))
+    magnitude = x.abs().amax(dim=[d for d in range(x.dim()) if d != 1], keepdim=True)  # [1, C, 1, ...]
+    return torch.equal(x, torch.sign(x) * magnitude)
 
 
 @dataclass
@@ -98,9 +118,10 @@ class SynapseRecord:
         return self.acs + self.macs
 
     def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool, value_spikes: bool = False) -> None:
-        """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``;
-        accumulations (ACs) for spikes (``ttfs``, -1/0/1 inputs, or ``value_spikes``: each non-zero value is one
-        spike of a windowed TTFS net), multiply-accumulates (MACs) for analog inputs."""
+        """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``:
+        ``ops = sum_j 1[x_j event] F_j``, priced by the module docstring's rule: ACs for spikes (``ttfs``,
+        ``is_spike_valued(x)``, or ``value_spikes``: each non-zero value is one spike of a windowed TTFS net), MACs
+        for analog inputs (averages of spikes, direct input)."""
         events = torch.isfinite(x) if ttfs else x != 0
         per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
         count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j

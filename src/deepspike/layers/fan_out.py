@@ -8,9 +8,18 @@ where the stride skips rows), for a linear layer ``N_out``, for a pool the numbe
 ``sum_j 1[x_j != 0] F_j``, which equals ``sum(conv_ones(1[x != 0]))``, the convolution of the event map
 with an all-ones kernel, summed.
 
-Synaptic layers: ``nn.Conv2d``, ``nn.Linear``, ``nn.AvgPool2d`` (fixed weights ``1/k^2``) and TTFS layers
-(class attribute ``is_ttfs_layer``) holding a ``weight`` ``[M, N]`` (dense) or ``[O, C, kh, kw]`` (conv, with
-optional ``stride``/``padding`` attributes).
+Synaptic layers: ``nn.Conv2d``, ``nn.Linear``, TTFS layers (class attribute ``is_ttfs_layer``) holding a
+``weight`` ``[M, N]`` (dense) or ``[O, C, kh, kw]`` (conv, with optional ``stride``/``padding`` attributes), and
+every average pool, whose fixed weights are synapses however the method builds it:
+
+- ``nn.AvgPool2d`` (and ``LeanAvgPool2d``; stbp, converted nets), input ``[N, C, H, W]``, weights ``1/k^2``;
+- ``SpikingAvgPool`` (spikebp: the pool feeds its own IF neuron), input ``[T, B, C, H, W]`` (time-major, so the
+  recorder's per-call input shape is ``(B, C, H, W)``), weights ``1/k^2``;
+- ``TTFSAvgPool2d`` (ttfs/stdbp: one TTFS neuron per window), input times ``[B, C, H, W]``, weights
+  ``theta/(N-1)``.
+
+Each input spike of a pool reaches the windows covering it: ``F_j`` as for a depthwise conv with an all-ones
+``k x k`` kernel (padding is no input).
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.ttfs.layers import TTFSAvgPool2d
 
 
 def _pair(v) -> tuple[int, int]:
@@ -55,8 +67,22 @@ def _ttfs_weight(module: nn.Module) -> torch.Tensor | None:
 
 
 def is_synaptic_layer(module: nn.Module) -> bool:
-    """Conv, linear and average-pool layers, and TTFS layers with a ``weight`` (see the module docstring)."""
-    return isinstance(module, (nn.Conv2d, nn.Linear, nn.AvgPool2d)) or _ttfs_weight(module) is not None
+    """Conv, linear and average-pool layers (every method's, see the module docstring), and TTFS layers with a
+    ``weight``."""
+    return isinstance(module, (nn.Conv2d, nn.Linear, *_POOLS)) or _ttfs_weight(module) is not None
+
+
+_POOLS = (nn.AvgPool2d, SpikingAvgPool, TTFSAvgPool2d)
+
+
+def _pool_fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor:
+    """Fan-out of an average pool's inputs: ``[C, H, W]`` for ``in_shape = (C, H, W)``, or ``[B, C, H, W]`` (the
+    same map for every sample) for ``SpikingAvgPool``'s time-major input, whose shape less its first axis is
+    ``(B, C, H, W)``."""
+    stride = module.stride if module.stride is not None else module.kernel_size
+    chw = tuple(in_shape[-3:])
+    fan = conv_fan_out(chw, chw[0], module.kernel_size, stride, module.padding, groups=chw[0])  # [C, H, W]
+    return fan.expand(in_shape)
 
 
 def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -73,11 +99,8 @@ def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | 
             module.dilation,
             module.groups,
         )
-    if isinstance(module, nn.AvgPool2d):
-        stride = module.stride if module.stride is not None else module.kernel_size
-        return conv_fan_out(
-            in_shape, in_shape[0], module.kernel_size, stride, module.padding, groups=in_shape[0]
-        )
+    if isinstance(module, _POOLS):
+        return _pool_fan_out(module, in_shape)
     weight = _ttfs_weight(module)
     if weight is not None and weight.dim() == 2:
         return torch.full(in_shape, float(weight.shape[0]))

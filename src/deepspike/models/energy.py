@@ -1,9 +1,12 @@
 """Energy estimates from operation and spike counts, with named, cited presets.
 
 ``E = MACs * e_mac + ACs * e_ac + spikes * e_spike`` (picojoules per operation / spike). An ANN does its
-dense MACs (``models.costs.count_macs``); an SNN does ACs for spike inputs, MACs for analog inputs
-(direct encoding), and, on spike-priced hardware, pays per emitted neuron spike (input spikes excluded:
-the sensor makes them). A preset prices only what its source reports; the rest is 0.
+dense MACs (``models.costs.count_macs``); an SNN does one AC per synapse reached by a spike (binary, signed or
+threshold-valued: the spike's fixed size folds into the weight) and one MAC per synapse reached by an analog
+value (direct input's pixels, the average of spikes over a pooling window), counted from the actual inputs by
+``layers.activity_records`` (the one rule behind ``deepspike analyze``, ``compare`` and ``convert``), and, on
+spike-priced hardware, pays per emitted neuron spike (input spikes excluded: the sensor makes them). A preset
+prices only what its source reports; the rest is 0.
 """
 
 from __future__ import annotations
@@ -95,10 +98,12 @@ def energy_pj(preset: EnergyPreset, macs: float = 0.0, acs: float = 0.0, spikes:
 
 
 def energy_table(ann_macs: float, snn: dict | None) -> dict[str, dict[str, float | None]]:
-    """Per preset: ANN and SNN energy per inference (pJ) and their ratio.
+    """Per preset: ANN and SNN energy per inference (pJ) and their ratio ``ann_over_snn``.
 
-    ann_macs: dense MACs per sample; snn: a ``NetworkMonitor.summary()`` (None for an ANN run). A
-    spike-only preset has no ANN price (None).
+    ``ann_pj = ann_macs e_mac``, ``snn_pj = macs e_mac + acs e_ac + spikes e_spike`` (``energy_pj``). ann_macs:
+    dense MACs per sample; snn: a ``NetworkMonitor.summary()`` or any dict with ``macs_per_sample``,
+    ``acs_per_sample`` (split by ``layers.activity_records``' rule) and ``neuron_spikes_per_sample`` (None for an
+    ANN run; ``deepspike convert`` passes its per-T counts). A spike-only preset has no ANN price (None).
     """
     table = {}
     for name, p in PRESETS.items():
