@@ -13,6 +13,7 @@ from deepspike.models import create_architecture
 from deepspike.neurons import LIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.temporal_grad import prepare_temporal_grad
 from deepspike.training.trainer import Trainer
@@ -147,7 +148,7 @@ def test_a_registered_neuron_builds_every_hidden_neuron_layer(own_neurons):
 
 
 def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
-    with pytest.raises(ConfigError, match="^bad value 'mine' for method.neuron; valid: lif, plif, psn$"):
+    with pytest.raises(ConfigError, match="^bad value 'mine' for method.neuron; valid: lif, plif, psn, synaptic$"):
         StbpOptions(neuron="mine")
     register_neuron("mine")(lambda options, shape: "not a module")
     with pytest.raises(ConfigError, match="^method.neuron=mine: its factory returned a str, not a torch module$"):
@@ -157,7 +158,33 @@ def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
 
     with pytest.raises(ConfigError, match="^neuron 'mine' is already registered"):
         register_neuron("mine")(another)
-    with pytest.raises(TypeError, match="other than lif, plif, psn"):
+    with pytest.raises(TypeError, match="other than lif, plif, psn, synaptic"):
         register_neuron("plif")
-    with pytest.raises(ConfigError, match="valid: lif, plif, psn, mine$"):
+    with pytest.raises(ConfigError, match="valid: lif, plif, psn, synaptic, mine$"):
         StbpOptions(neuron="yours")
+
+
+def test_synaptic_builds_every_hidden_neuron_and_runs_in_pieces():
+    """method.neuron=synaptic: a SynapticLIF in every hidden layer with the method's decay, threshold, reset and
+    syn_decay; it trains, streams one step at a time to the scores of a whole call, and runs under sltt; OTTT's
+    traces (one first-order leak) and the lif/plif-only options are refused in one line."""
+    net = _net(neuron="synaptic", syn_decay=0.3, decay=0.6, reset="subtract", timesteps=4)
+    neurons = _neurons(net, SynapticLIF)
+    assert len(neurons) == len(_neurons(_net(), LIF)) and not _neurons(net, LIF)
+    assert all(m.syn_decay == 0.3 and m.fixed.decay == 0.6 and m.fixed.reset == "subtract" for m in neurons)
+    x = torch.rand(2, 1, 8, 8)
+    net(x).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.eval()
+    stream = Stream(net)
+    for _ in range(4):
+        stream.step(x)
+    torch.testing.assert_close(stream.scores(), net(x))
+    prepare_temporal_grad(net, "sltt", None, "stbp")
+    with pytest.raises(ConfigError, match="ottt needs one neuron decay"):
+        prepare_temporal_grad(_net(neuron="synaptic"), "ottt", None, "stbp")
+    for options in ({"learn_threshold": True}, {"neuron_params": "channel"}):
+        with pytest.raises(ConfigError, match="^method.neuron=synaptic has fixed per-layer settings"):
+            StbpOptions(neuron="synaptic", **options)
+    with pytest.raises(ConfigError, match="^bad value 1.5 for method.syn_decay"):
+        StbpOptions(neuron="synaptic", syn_decay=1.5)

@@ -5,12 +5,18 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
 * ``neuron``: ``lif`` (default: the fixed-parameter LIF, fused kernels, unchanged), ``plif`` (learnable membrane
   time constant, Fang et al. ICCV 2021: ``V_t = V_{t-1} + (X_t - V_{t-1})/tau``, ``1/tau = sigmoid(w)``,
   ``neurons.learnable``) or ``psn`` (parallel spiking neuron, Fang et al. NeurIPS 2023: no reset,
-  ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``);
+  ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``)
+  or ``synaptic`` (the current-based LIF: ``i_t = alpha i_{t-1} + x_t`` feeds the LIF, ``alpha = syn_decay``,
+  NIR's CubaLIF and snnTorch's Synaptic, ``neurons.synaptic``);
 * ``learn_threshold``: train the firing threshold of ``lif``/``plif`` neurons (initialised at ``threshold``;
   ``psn`` always trains its thresholds);
 * ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
-* ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0).
+* ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
+* ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``).
+
+``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` they are refused in
+one line.
 
 A neuron of one's own joins them with ``register_neuron(name)``: ``method.neuron=name`` then builds every hidden
 neuron layer of an ``stbp`` net with ``factory(options, shape)`` (the method's options dataclass and one sample's
@@ -35,8 +41,9 @@ from deepspike.core.registration import check_registration
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.synaptic import SynapticLIF
 
-NEURONS = ("lif", "plif", "psn")
+NEURONS = ("lif", "plif", "psn", "synaptic")
 """The built-in neurons."""
 NEURON_PARAMS = ("layer", "channel")
 
@@ -82,6 +89,11 @@ def check_neuron_options(o: Any) -> None:
         tau_to_weight(float(o.tau_init))
     except (TypeError, ValueError, ConfigError):
         raise ConfigError(f"bad value {o.tau_init!r} for method.tau_init: expected a finite number > 1") from None
+    if not (isinstance(o.syn_decay, int | float) and 0.0 <= o.syn_decay <= 1.0):
+        raise ConfigError(f"bad value {o.syn_decay!r} for method.syn_decay: expected a number in [0, 1]")
+    if o.neuron == "synaptic" and (o.learn_threshold or o.neuron_params != "layer"):
+        raise ConfigError("method.neuron=synaptic has fixed per-layer settings: method.learn_threshold and "
+                          "method.neuron_params=channel are for lif and plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args))  # decay, threshold, reset and surrogate checked at load
@@ -103,6 +115,9 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     if o.neuron == "psn":
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))
+    if o.neuron == "synaptic":
+        return SynapticLIF(NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
+                                        surrogate_args=dict(o.surrogate_args)), float(o.syn_decay))
     if o.neuron == "lif" and not o.learn_threshold:
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args), inplace=inplace)

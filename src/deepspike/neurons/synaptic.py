@@ -1,0 +1,102 @@
+"""``SynapticLIF``: the current-based (second-order) LIF, whose input is filtered by a decaying synaptic current.
+
+``x [T, B, ...] -> s [T, B, ...]``, ``i_0 = v_0 = 0``::
+
+    i_t = alpha i_{t-1} + x_t                               synaptic current   (alpha = syn_decay)
+    h_t = k v_{t-1} + i_t,   s_t = H(h_t - th),   v_t = reset(h_t, s_t)         the LIF of ``neurons.dynamics``
+
+This is NIR's ``CubaLIF`` (``tau_syn i' = -i + w_in x``, ``tau_mem v' = v_leak - v + r i``) under forward Euler
+with ``alpha = 1 - dt/tau_syn`` and ``k = 1 - dt/tau_mem``, snnTorch's ``Synaptic`` and the current-based LIF of
+Norse's ``LIFCell``. A single input spike gives the post-synaptic potential ``sum_{u<=t} alpha^u k^(t-u)``, a
+difference of exponentials, instead of the LIF's one exponential: the neuron remembers its input for longer.
+
+The current never depends on the spikes, so it is computed for all T steps at once (``synaptic_current``, a
+linear scan whose backward is the reverse scan ``g_t = dL/di_t + alpha g_{t+1}``, ``dL/dx_t = g_t``), and the
+membrane is then the plain LIF of ``neuron_multistep`` on ``i`` (fused kernels where they run, writing the spikes
+over ``i``, which is a fresh tensor). Memory: the current ``[T, B, ...]`` beyond what the LIF needs.
+
+Inside ``neurons.carry.temporal_carry`` both ``v`` and ``i`` are carried (``CarriesState``); the neuron reports its
+spike count to an active tally (``ReportsSpikes``). It has no ``params`` attribute (the LIF's settings are kept as
+``fixed``), so nothing that maps ``SpikingNeuron``-like modules to a plain LIF (OTTT's traces, hardware mappings)
+mistakes it for one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_currents, neuron_multistep
+from deepspike.neurons.params import NeuronParams
+
+
+class _SynapticCurrent(torch.autograd.Function):
+    """``i_t = alpha i_{t-1} + x_t`` over ``x [T, B, ...]`` from ``i0 [B, ...]``; returns ``i [T, B, ...]``.
+    Backward: ``g_t = dL/di_t + alpha g_{t+1}`` (``g_T = 0``), ``dL/dx_t = g_t``, ``dL/di0 = alpha g_0``; nothing
+    is saved."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, i0: torch.Tensor, alpha: float) -> torch.Tensor:
+        ctx.alpha = alpha
+        out = torch.empty_like(x)
+        current = i0
+        for t in range(x.shape[0]):
+            current = torch.add(x[t], current, alpha=alpha, out=out[t])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        grad_x = torch.empty_like(grad)
+        g = torch.zeros_like(grad[0]) if grad.shape[0] else torch.zeros(grad.shape[1:], dtype=grad.dtype,
+                                                                        device=grad.device)
+        for t in range(grad.shape[0] - 1, -1, -1):
+            g = torch.add(grad[t], g, alpha=ctx.alpha, out=grad_x[t])
+        return grad_x, g * ctx.alpha, None
+
+
+def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = None) -> torch.Tensor:
+    """The synaptic current ``i [T, B, ...]`` of inputs ``x [T, B, ...]``: ``i_t = alpha i_{t-1} + x_t`` from
+    ``i_0 = i0`` (zeros when None); ``alpha`` in [0, 1]. Differentiable in ``x`` and ``i0``."""
+    if not (isinstance(alpha, float | int) and 0.0 <= alpha <= 1.0):
+        raise ConfigError(f"syn_decay={alpha!r} must be a number in [0, 1] (1 - dt/tau_syn)")
+    if i0 is None:
+        i0 = torch.zeros_like(x[0]) if x.shape[0] else torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
+    return _SynapticCurrent.apply(x, i0, float(alpha))
+
+
+class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
+    """Current-based LIF layer (module docstring): ``params`` give the membrane's ``decay`` ``k``, threshold, reset,
+    surrogate and gradient options exactly as for ``LIF``; ``syn_decay`` is the current's ``alpha`` in [0, 1]
+    (0: the plain LIF)."""
+
+    is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, params: NeuronParams, syn_decay: float = 0.5) -> None:
+        super().__init__()
+        if not (isinstance(syn_decay, float | int) and math.isfinite(syn_decay) and 0.0 <= syn_decay <= 1.0):
+            raise ConfigError(f"syn_decay={syn_decay!r} must be a number in [0, 1] (1 - dt/tau_syn)")
+        self.fixed = params
+        self.syn_decay = float(syn_decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_currents(x)
+        v0, i0 = self.carried() or (None, None)
+        current = synaptic_current(x, self.syn_decay, i0)
+        i_end = None
+        if self.carry is not None:  # copied: the LIF below writes its spikes over ``current``
+            i_end = current[-1].clone() if current.shape[0] else i0
+        s, v = neuron_multistep(current, self.fixed, v0=v0, inplace=True)
+        self.keep((v, i_end))
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
+
+    def extra_repr(self) -> str:
+        p = self.fixed
+        return (f"syn_decay={self.syn_decay:g}, decay={p.decay:g}, threshold={p.threshold:g}, reset={p.reset!r}, "
+                f"surrogate={p.spike_fn!r}")
