@@ -43,6 +43,30 @@ def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, thresho
                    v_reset=0 * ones, metadata=meta)
 
 
+def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...], dt: float,
+                  threshold: float | None = None):
+    """The NIR ``CubaLIF`` of a layer of ``shape`` current-based LIF neurons (``neurons.synaptic``): ours,
+    ``i_t = alpha i_{t-1} + x_t``, ``h_t = k v_{t-1} + i_t``, is CubaLIF under forward Euler over ``dt``
+    (``i_t = (1 - dt/tau_syn) i_{t-1} + (w_in dt/tau_syn) x_t``, ``v_t = (1 - dt/tau_mem) v_{t-1} + (r dt/tau_mem)
+    i_t``: the current of step t enters the membrane of step t) with::
+
+        tau_syn = dt / (1 - alpha),  w_in = tau_syn / dt,  tau_mem = dt / (1 - k),  r = tau_mem / dt
+
+    ``alpha`` or ``k`` equal to 1 (no leak) has no finite time constant: a one-line ``ConfigError``. The metadata
+    holds ``reset``, ``fires``, ``decay``, ``syn_decay`` and ``dt``, as for ``neuron_node``."""
+    nir = require_nir()
+    if params.decay == 1.0 or syn_decay == 1.0:
+        raise ConfigError(f"NIR export: a synaptic neuron with decay {params.decay:g} and syn_decay {syn_decay:g} has "
+                          "no finite CubaLIF time constant (both must be < 1)")
+    th = params.threshold if threshold is None else threshold
+    ones = np.ones(shape, dtype=np.float32)
+    tau_syn, tau_mem = dt / (1.0 - syn_decay), dt / (1.0 - params.decay)
+    meta = {"reset": params.reset, "fires": "v >= threshold", "decay": params.decay, "syn_decay": float(syn_decay),
+            "dt": float(dt)}
+    return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * (tau_mem / dt), v_leak=0 * ones,
+                       v_threshold=ones * th, v_reset=0 * ones, w_in=ones * (tau_syn / dt), metadata=meta)
+
+
 def _uniform(name: str, value: np.ndarray) -> float:
     flat = np.asarray(value, dtype=np.float64).ravel()
     if flat.size == 0 or not np.allclose(flat, flat[0], rtol=1e-6, atol=0.0):
@@ -94,3 +118,23 @@ def node_params(node, dt: float) -> tuple[NeuronParams, float]:
         raise ConfigError(f"NIR import: tau = {tau} must exceed dt = {dt} (decay 1 - dt/tau in (0, 1))")
     decay = 1.0 - dt / tau
     return NeuronParams(decay=decay, threshold=th, reset=reset), _uniform("r", node.r) * dt / tau
+
+
+def synaptic_params(node, dt: float) -> tuple[NeuronParams, float, float]:
+    """``(params, syn_decay, input_scale)`` of a rate-coded ``CubaLIF`` node read under forward Euler over ``dt``
+    (``synaptic_node``): ``alpha = 1 - dt/tau_syn``, ``k = 1 - dt/tau_mem``, and our neuron sees
+    ``input_scale * x_t`` with ``input_scale = (w_in dt / tau_syn) (r dt / tau_mem)`` (1 for files we wrote).
+    ``v_leak`` and ``v_reset`` must be 0 and both time constants at least ``dt``; reset and firing rule as for
+    ``node_params``."""
+    reset, strict = firing_rules(node)
+    if not (np.allclose(np.asarray(node.v_reset), 0.0) and np.allclose(np.asarray(node.v_leak), 0.0)):
+        raise ConfigError("NIR import: a CubaLIF node needs v_leak = 0 and v_reset = 0")
+    th = _uniform("v_threshold", node.v_threshold)
+    if strict:
+        th = float(np.nextafter(np.float32(th), np.float32(np.inf)))
+    tau_syn, tau_mem = _uniform("tau_syn", node.tau_syn), _uniform("tau_mem", node.tau_mem)
+    if not (tau_syn >= dt and tau_mem > dt):
+        raise ConfigError(f"NIR import: CubaLIF needs tau_syn >= dt and tau_mem > dt (dt = {dt}), got tau_syn = "
+                          f"{tau_syn} and tau_mem = {tau_mem}")
+    scale = _uniform("w_in", node.w_in) * dt / tau_syn * _uniform("r", node.r) * dt / tau_mem
+    return NeuronParams(decay=1.0 - dt / tau_mem, threshold=th, reset=reset), 1.0 - dt / tau_syn, scale

@@ -1,17 +1,17 @@
 """Rate-coded networks -> NIR graphs (``to_nir``) and files (``write_nir``, ``export_run``).
 
 A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
-(``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``,
-:mod:`neurons`)]* -> output. Dropout is the identity at inference and is left out; lee2020's spiking
-pool is ``AvgPool2d`` + ``IF``. A residual block ``act(body(x) + shortcut(x))`` branches: body and
-shortcut both start at the block's input node and end in the junction's neurons, which NIR sums (an identity
-shortcut is a direct edge; SEW junctions, which combine spikes, have no NIR node). The readout's neurons end
-the chain (a non-spiking integrator readout is
-``LI`` (leak < 1) or ``I``). Graph metadata records what NIR cannot say: ``dt``, the input coding
-(``encoder``), ``timesteps``, how outputs are decoded (``decode``: ``rate``, ``vote`` with ``vote_group``,
-``membrane``), the reset mode, that neurons fire at ``v >= threshold``, and whether thresholds were folded.
-Node metadata says the same where a tool reads nodes only: the ``Input`` node carries ``coding`` (the
-encoder), ``dt`` and ``timesteps``; each neuron node ``reset``, ``fires``, ``dt`` and ``decay``.
+(``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``;
+``CubaLIF`` for the current-based LIF of ``method.neuron=synaptic``; :mod:`neurons`)]* -> output. Dropout is the
+identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` + ``IF``. A residual block
+``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
+junction's neurons, which NIR sums (an identity shortcut is a direct edge; SEW junctions, which combine spikes, have
+no NIR node). The readout's neurons end the chain (a non-spiking integrator readout is ``LI`` (leak < 1) or ``I``).
+Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
+decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
+``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
+``Input`` node carries ``coding`` (the encoder), ``dt`` and ``timesteps``; each neuron node ``reset``, ``fires``,
+``dt`` and ``decay``.
 
 ``fold_thresholds=True`` divides the last weighted layer before each neuron layer (weights and bias) by
 its threshold and sets the threshold to 1 (one threshold per chip): ``h/th >= 1 <=> h >= th`` and both
@@ -34,7 +34,7 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
-from deepspike.deploy.neurons import neuron_node
+from deepspike.deploy.neurons import neuron_node, synaptic_node
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
@@ -48,6 +48,7 @@ from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.training.reload import load_run
 from deepspike.training.runs import check_not_run_file
 
@@ -127,7 +128,10 @@ class _RateGraph:
         self.last = name
         return name
 
-    def neuron(self, params: NeuronParams, strict: bool = False) -> None:
+    def neuron(self, params: NeuronParams, strict: bool = False, syn_decay: float | None = None) -> None:
+        """The neuron node after the pending weighted nodes (folding the threshold into them if asked): ``IF`` /
+        ``LIF`` (``neuron_node``), or ``CubaLIF`` for a current-based neuron with ``syn_decay`` (``synaptic_node``;
+        scaling its input scales its current, so folding is the same)."""
         threshold = None
         if self.fold and self.pending:
             last = self.nodes[self.pending[-1]]
@@ -136,7 +140,11 @@ class _RateGraph:
                 last.bias = last.bias / params.threshold
             threshold = 1.0
         self.resets.add(params.reset)
-        self.add("if" if params.decay == 1.0 else "lif", neuron_node(params, self.shape, self.dt, threshold, strict))
+        if syn_decay is not None:
+            self.add("cubalif", synaptic_node(params, syn_decay, self.shape, self.dt, threshold))
+        else:
+            self.add("if" if params.decay == 1.0 else "lif", neuron_node(params, self.shape, self.dt, threshold,
+                                                                         strict))
         self.pending.clear()
 
     def module(self, m: nn.Module) -> None:
@@ -147,6 +155,8 @@ class _RateGraph:
         if isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)
+        elif isinstance(m, SynapticLIF):
+            self.neuron(m.fixed, syn_decay=m.syn_decay)
         elif isinstance(m, SpikingAvgPool):
             k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
             self.add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
@@ -241,7 +251,7 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         raise ConfigError("NIR export: NIR has no max pooling; use avg pooling (model spec Pool kind 'avg')")
     if not isinstance(m, STATELESS):
         raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
-                          "AvgPool2d, Flatten, Dropout, IF/LIF neurons)")
+                          "AvgPool2d, Flatten, Dropout, IF/LIF/synaptic neurons)")
     out = tuple(m(torch.zeros(1, *shape)).shape[1:])
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):

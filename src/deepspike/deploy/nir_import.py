@@ -1,7 +1,8 @@
 """NIR graphs -> deepspike modules (``from_nir``): a :class:`NirNetwork` that runs ``[T, B, ...]`` inputs.
 
 Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, ``Conv2d``, ``AvgPool2d``,
-``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF`` (-> our neurons, :mod:`neurons`), ``LI``/``I`` (a
+``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF``, ``CubaLIF`` (read under forward Euler: -> our neurons,
+:mod:`neurons`), ``LI``/``I`` (a
 non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
 (``TimeDistributed``), neurons over T. ``dt`` comes from the graph's metadata (else the argument).
 Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
@@ -21,7 +22,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_order import topological_order
-from deepspike.deploy.neurons import _uniform, node_params
+from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_fields import pair as _pair
@@ -30,6 +31,7 @@ from deepspike.deploy.nir_shapes import check_shapes
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.synaptic import SynapticLIF
 
 
 class Scale(nn.Module):
@@ -166,13 +168,17 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         params, scale = node_params(node, dt)
         mods: list[nn.Module] = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]
         return [*mods, SpikingNeuron(params)]
+    if isinstance(node, nir.CubaLIF):
+        params, syn_decay, scale = synaptic_params(node, dt)
+        mods = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]
+        return [*mods, SynapticLIF(params, syn_decay)]
     if isinstance(node, nir.I):
         return [Scale(torch.tensor(_uniform("r", node.r) * dt)), Integrator(1.0)]
     if isinstance(node, nir.LI):
         tau = _uniform("tau", node.tau)
         return [Scale(torch.tensor(_uniform("r", node.r) * dt / tau)), Integrator(1.0 - dt / tau)]
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
-                      "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, LI, I)")
+                      "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, CubaLIF, LI, I)")
 
 
 def _plain(meta) -> dict:

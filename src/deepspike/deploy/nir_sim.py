@@ -36,8 +36,11 @@ arrives at ``k dt`` and V, which only impulses raise, is tested right after it, 
 deepspike's neuron (``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th``, then reset; ``deploy.neurons``) is
 "euler" with "currents" for its file's ``tau = dt / (1 - k)``, ``r = tau / dt`` (decay k, gain 1), step for step.
 
-``CubaLIF`` (``tau_syn I' = -I + w_in S``, ``tau_mem V' = v_leak - V + r I``; "exact" and "areas" only): the step's
-input area ``a[k]`` enters as an impulse ``I += w_in a[k] / tau_syn``; then the EXACT solution over ``dt``:
+``CubaLIF`` (``tau_syn I' = -I + w_in S``, ``tau_mem V' = v_leak - V + r I``) with "euler" and "currents" is the
+discrete-time neuron of deepspike's ``method.neuron=synaptic`` files: ``I = (1 - dt/tau_syn) I + (w_in dt/tau_syn)
+x[k]``, ``h = leak(v) + (r dt/tau_mem) I`` (``decay = 1 - dt/tau_mem``), test, reset. With "exact" and "areas" (the
+TTFS graphs; other pairs are refused) the step's input area ``a[k]`` enters as an impulse ``I += w_in a[k] /
+tau_syn``; then the EXACT solution over ``dt``:
 ``I(dt) = I e^{-dt/tau_syn}``,
 ``V(dt) = v_leak + (V - v_leak) e^{-dt/tau_mem} + (r/tau_mem) I phi``,
 ``phi = int_0^dt e^{-(dt-u)/tau_mem} e^{-u/tau_syn} du = e^{-dt/tau_mem} dt expm1(x)/x``,
@@ -204,6 +207,37 @@ class _Cuba(_Neuron):
         return out
 
 
+class _CubaEuler(_Neuron):
+    """CubaLIF read as a discrete-time neuron ("euler" with "currents"; ``deploy.neurons.synaptic_node``): per step
+    ``i = (1 - dt/tau_syn) i + (w_in dt/tau_syn) x[k]``, ``h = leak(v) + (r dt/tau_mem) i`` with ``decay = 1 -
+    dt/tau_mem``, then test and reset (the current of step k reaches the membrane in step k)."""
+
+    def __init__(self, nir, node, dt: float) -> None:
+        super().__init__(node, True)
+        ts, tm = _t(node.tau_syn), _t(node.tau_mem)
+        if bool((ts < dt).any() or (tm < dt).any()):
+            raise ConfigError(f"NIR simulation: forward Euler needs dt <= tau_syn and dt <= tau_mem, got dt = {dt}")
+        self.i_decay, self.i_gain = _param(1.0 - dt / ts), _param(_t(node.w_in) * dt / ts)
+        self.decay, self.v_leak = _param(1.0 - dt / tm), _param(node.v_leak)
+        self.v_from_i = _param(_t(node.r) * dt / tm)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """Currents ``[Tc, B, ...]`` -> output spikes ``[Tc, B, ...]`` (continuing the state)."""
+        if self.state is None:
+            self.state = (torch.zeros_like(x[0]), torch.zeros_like(x[0]))  # V, I
+        v, i = self.state
+        out = torch.empty_like(x)
+        fire = torch.empty(x.shape[1:], dtype=torch.bool)
+        for k in range(x.shape[0]):
+            i.mul_(self.i_decay).add_(x[k] * self.i_gain)
+            self._leak(v)
+            v.add_(i * self.v_from_i)
+            self._fire(v, fire)
+            out[k].copy_(fire)
+        self.state = (v, i)
+        return out
+
+
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise ConfigError(f"NIR simulation: {name} must be {' or '.join(map(repr, valid))}, got {value!r}")
@@ -228,9 +262,9 @@ class GraphSimulator:
         self.integration = _choice("integration", integration, INTEGRATIONS)
         self.signals = _choice("signals", signals, SIGNALS)
         cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
-        if cuba and (integration, signals) != ("exact", "areas"):
+        if cuba and (integration, signals) not in (("exact", "areas"), ("euler", "currents")):
             raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "
-                              f"signals='areas' only, got {integration!r} and {signals!r}")
+                              f"signals='areas', or 'euler' and 'currents', got {integration!r} and {signals!r}")
         self.graph, self.dt = graph, float(dt)
         self.bias_scale = self.dt if signals == "areas" else 1.0  # a bias current's contribution per step
         self.order = topological_order(graph)
@@ -255,7 +289,8 @@ class GraphSimulator:
         self.neurons: dict[str, _Neuron] = {}
         for k, v in self.graph.nodes.items():
             if isinstance(v, nir.CubaLIF):
-                self.neurons[k] = _Cuba(nir, v, self.dt)
+                exact = self.integration == "exact"
+                self.neurons[k] = _Cuba(nir, v, self.dt) if exact else _CubaEuler(nir, v, self.dt)
             elif isinstance(v, nir.IF | nir.LIF | nir.I | nir.LI):
                 self.neurons[k] = _Leaky(nir, v, self.dt, self.integration, self.signals)
 
