@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from deepspike.core.compile_support import eager_under_compile
+
 
 def numba_threads() -> int:
     """Threads a numba kernel run by ``run_numba_kernel`` uses: torch's count, capped by numba's pool size
@@ -20,6 +22,7 @@ def numba_threads() -> int:
     return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
+@eager_under_compile  # Dynamo cannot trace a numba dispatcher (core.compile_support)
 def run_numba_kernel(kernel, *args):
     """``kernel(*args)`` on ``numba_threads()`` threads; torch's thread count is left as it was. Returns the
     kernel's result."""

@@ -49,6 +49,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import time_invariant
+from deepspike.core.compile_support import eager_under_compile
 from deepspike.layers.batchnorm_neuron_onepass import (
     batch_statistics,
     channel_maps,
@@ -216,6 +217,7 @@ class _BatchNormNeuron(torch.autograd.Function):
         return *grads, g_decay, g_threshold, *[None] * 7
 
 
+@eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly
 def batch_norm_neuron(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, run: NeuronRun,
                       decay: torch.Tensor | None = None, threshold: torch.Tensor | None = None):
     """``neuron(bn(x))`` for ``x [T, B, C, ...]`` (``fusable``), saving only ``x`` (module docstring).

@@ -27,13 +27,13 @@ keep torch's path. ``TimeDistributed`` runs its ``nn.Linear`` through ``linear``
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.env import env_choice
 
 MIN_MULTIPLY_ADDS = 1 << 28  # M N K; below it the GEMM is too small to matter (and keeps torch's exact numbers)
@@ -42,9 +42,8 @@ WEIGHT_GRAD_TILE = 1 << 22  # output elements per call within a block: [rows, K]
 POLICIES = ("auto", "onednn", "torch")
 
 
-@functools.lru_cache(maxsize=1)
-def _mkl_on_amd() -> bool:
-    """Whether torch's BLAS is MKL and the CPU is AMD's (MKL's slow path); read once."""
+def _read_mkl_on_amd() -> bool:
+    """Whether torch's BLAS is MKL and the CPU is AMD's (MKL's slow path)."""
     if not torch.backends.mkl.is_available():
         return False
     try:
@@ -53,10 +52,20 @@ def _mkl_on_amd() -> bool:
         return False
 
 
+# Read once at import (0.1 ms): constants that torch.compile reads without tracing the calls (it cannot trace them).
+_HAS_ONEDNN = torch.backends.mkldnn.is_available()
+_MKL_ON_AMD = _read_mkl_on_amd()
+
+
+def _mkl_on_amd() -> bool:
+    """``_read_mkl_on_amd()`` as read at import."""
+    return _MKL_ON_AMD
+
+
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear`` runs ``x [M, K] @ weight [N, K]^T`` through oneDNN (module docstring)."""
     policy = env_choice("DEEPSPIKE_CPU_MATMUL", "auto", POLICIES)
-    if policy == "torch" or not torch.backends.mkldnn.is_available():
+    if policy == "torch" or not _HAS_ONEDNN:
         return False
     if x.device.type != "cpu" or x.dim() != 2 or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
@@ -118,9 +127,15 @@ class _OneDNNLinear(torch.autograd.Function):
         return g_x, g_w, g_b
 
 
+@eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``_OneDNNLinear`` of ``x [M, K]``, ``weight [N, K]``, ``bias [N]`` -> ``[M, N]``."""
+    return _OneDNNLinear.apply(x, weight, bias)
+
+
 def linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``module(x)``: through oneDNN where ``uses_onednn`` says so (a float32 ``x [M, K]`` on the CPU) and the module
     has no hooks, else the module itself."""
     if module._forward_hooks or module._forward_pre_hooks or not uses_onednn(x, module.weight):
         return module(x)
-    return _OneDNNLinear.apply(x, module.weight, module.bias)
+    return _onednn_linear(x, module.weight, module.bias)

@@ -32,14 +32,16 @@ _KERNELS: list = []  # [spike_codes_kernels] once imported, [None] without numba
 
 
 def mark_spikes(x: torch.Tensor, quantum: int) -> torch.Tensor:
-    """Record on ``x`` (returned) that its values are integer multiples of ``1 / quantum`` (module docstring)."""
-    setattr(x, _ATTR, int(quantum))
+    """Record on ``x`` (returned) that its values are integer multiples of ``1 / quantum`` (module docstring).
+    Not while ``torch.compile`` traces: the compiled graph decides itself what it saves for backward."""
+    if not torch.compiler.is_compiling():
+        setattr(x, _ATTR, int(quantum))
     return x
 
 
 def spike_quantum(x: torch.Tensor) -> int | None:
-    """The quantum ``mark_spikes`` recorded on this tensor object, or None."""
-    return getattr(x, _ATTR, None)
+    """The quantum ``mark_spikes`` recorded on this tensor object, or None (always while ``torch.compile`` traces)."""
+    return None if torch.compiler.is_compiling() else getattr(x, _ATTR, None)
 
 
 def attach_codes(x: torch.Tensor, codes: torch.Tensor, largest: int) -> torch.Tensor:

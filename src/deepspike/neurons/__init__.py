@@ -6,6 +6,7 @@ neuron: floating-point inputs only (one ``ConfigError`` otherwise), empty inputs
 current is propagated (that neuron's spikes are NaN from then on), not silently turned into a silent neuron.
 """
 
+from deepspike.neurons import fused_ops  # noqa: F401  (registers the custom ops torch.compile runs)
 from deepspike.neurons.dynamics import membrane_readout, neuron_multistep, neuron_step
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import IF, LIF, SpikingNeuron

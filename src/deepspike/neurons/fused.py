@@ -399,6 +399,23 @@ class _FusedMultistep(torch.autograd.Function):
         return (gx[0] if ctx.summed else gx), g_v0, None, None, None, None, None
 
 
+def op_params(params: NeuronParams) -> tuple:
+    """The eight fields of ``params`` as the custom ops' arguments (``fused_ops``): ``(decay, threshold, reset,
+    surrogate, its argument names joined by commas, their float values, detach_reset, leak_grad)``."""
+    args = params.surrogate_args
+    return (params.decay, params.threshold, params.reset, params.surrogate, ",".join(args.keys()),
+            [float(a) for a in args.values()], params.detach_reset, params.leak_grad)
+
+
+def _compiled_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None, return_membrane: bool,
+                        pool: tuple[int, int, bool] | None):
+    """``fused_multistep`` while ``torch.compile`` traces: the custom op ``deepspike::lif_multistep``
+    (``fused_ops``; out of place, ``h [T, B, ...]`` saved when a gradient is recorded)."""
+    store_h = return_membrane or needs_autograd(x, v0)
+    s, v, h = torch.ops.deepspike.lif_multistep(x, v0, *op_params(params), store_h, [] if pool is None else list(pool))
+    return (s, v, h) if return_membrane else (s, v)
+
+
 def fused_multistep(
     x: torch.Tensor,
     params: NeuronParams,
@@ -422,6 +439,8 @@ def fused_multistep(
     convolution next: oneDNN's channels-last convolutions are faster on CPU), at no extra pass over memory.
     """
     pool = None if pool is None else (int(pool[0]), int(pool[1]), bool(pool_channels_last))
+    if torch.compiler.is_compiling():  # Dynamo cannot trace the numba kernels: the custom op (``fused_ops``)
+        return _compiled_multistep(x, params, v0, return_membrane, pool)
     if needs_autograd(x, v0):
         base = _repeated_step(x)
         if base is not None:  # the gradient reaches the [B, ...] step directly, summed over T in the kernel

@@ -24,7 +24,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import _dense_input, _rows, _switched_on, load_once, uses_triton
+from deepspike.neurons.fused import _dense_input, _rows, _switched_on, load_once, op_params, uses_triton
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
 
@@ -228,4 +228,6 @@ def fused_learnable_multistep(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fused update (module docstring): ``x [T, B, ...]``, ``v0 [B, ...]`` or None -> ``(s [T, B, ...], v_T)``;
     gradients reach ``x``, ``v0``, ``decay`` and ``threshold`` (``learnable_fused_supported`` must hold)."""
+    if torch.compiler.is_compiling():  # Dynamo cannot trace the numba kernels: the custom op (``fused_ops``)
+        return torch.ops.deepspike.learnable_multistep(x, v0, decay, threshold, *op_params(params), decay_input)
     return _FusedLearnable.apply(x, v0, decay, threshold, params, decay_input)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import _dense_input, _like_steps, _repeated_step, _rows, kernel_ready, load_once
 from deepspike.neurons.fused_constants import SURROGATE_CODES, surrogate_constants
@@ -85,6 +86,7 @@ def _membrane(w: torch.Tensor, rows: torch.Tensor, steps: int | None) -> torch.T
     return w @ rows if steps is None else w.sum(dim=1, keepdim=True) * rows
 
 
+@eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly
 def fused_psn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, spike_fn: Surrogate) -> torch.Tensor:
     """``S = H(W X - b)``: ``x [T, B, ...]``, ``weight [T, T]``, ``bias [T]`` (module docstring) -> ``[T, B, ...]``."""
     base = _repeated_step(x) if torch.is_grad_enabled() else None

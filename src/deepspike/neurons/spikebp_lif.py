@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
@@ -154,6 +155,7 @@ class _LeakCorrectedLIF(torch.autograd.Function):
         return _backward_code(mask, grad, scale), None, None, None, None, None
 
 
+@eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly
 def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1.0, correction: bool = True,
                        derivative: str = "code", grad_scale: float | None = None) -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of lee2020's LIF for currents ``x [T, B, ...]`` (module docstring).
