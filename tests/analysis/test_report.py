@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from deepspike.analysis import qat as qat_module
 from deepspike.analysis.activity import measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.qat import quantization_aware_retrain
@@ -260,8 +261,9 @@ def test_an_analysis_killed_while_plotting_leaves_no_analysis_json(runs, tmp_pat
 
 
 def test_a_bf16_run_is_scored_by_eval_and_analyze_as_training_scored_it(tmp_path):
-    """train.precision=bf16 trains and scores under bfloat16 autocast; eval, analyze and timesteps reload the run
-    and must run it the same way, else they score another model (float32 eval: 0.7194 against the summary's 0.725)."""
+    """train.precision=bf16 trains and scores under bfloat16 autocast; eval, analyze, timesteps and a QAT stage
+    reload the run and must run it the same way, else they score another model (float32 eval: 0.7194 against the
+    summary's 0.725)."""
     recipe = ["method.name=stbp", "method.timesteps=8", "method.decay=0.5", "method.threshold=0.5",
               "method.loss=mse", "model.name=scnn_digits", "data.name=digits", "optim.lr=0.003", "train.epochs=1",
               "train.batch_size=32", "train.progress=false", "train.precision=bf16"]
@@ -270,6 +272,28 @@ def test_a_bf16_run_is_scored_by_eval_and_analyze_as_training_scored_it(tmp_path
     options = AnalysisOptions(limit=None, bits=(), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False)
     assert analyze_run(tmp_path / "run", None, options)["accuracy"] == summary["test_accuracy"]
     assert timestep_rows([tmp_path / "run"], [8])[1][0]["accuracy"] == summary["test_accuracy"]
+    stage = quantization_aware_retrain(tmp_path / "run", tmp_path / "qat", stages=(8,), epochs=1)[0]
+    assert evaluate_run(tmp_path / "qat" / "bits8")["test_accuracy"] == stage["test_accuracy"]
     with torch.autocast("cpu", dtype=torch.bfloat16):  # a caller's own autocast reaches the model through evaluate
         _, parts, batches = load_test_batches(tmp_path / "run", None)
         assert evaluate(parts.model, parts.method, batches)["accuracy"] == summary["test_accuracy"]
+
+
+def test_qat_retrains_with_the_runs_own_step_settings(runs, tmp_path, monkeypatch):
+    """A QAT stage trains as its config.yaml says: the run's precision, layout and temporal-gradient mode reach the
+    Trainer's step, and the stage's config keeps no weight average (none is kept)."""
+    seen = []
+    original = qat_module.train_epoch
+
+    def recording(*args, **kwargs):
+        seen.append({k: kwargs[k] for k in ("precision", "channels_last", "temporal_grad", "sltt_steps")})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(qat_module, "train_epoch", recording)
+    source = tmp_path / "sltt"
+    Trainer(load_config(None, RUNS["stbp"] + COMMON + ["train.temporal_grad=sltt", "train.sltt_steps=2",
+                                                        "train.ema_decay=0.9"]), source).fit()
+    quantization_aware_retrain(source, tmp_path / "qat", stages=(8,), epochs=1)
+    assert seen == [{"precision": None, "channels_last": False, "temporal_grad": "sltt", "sltt_steps": 2}]
+    stage = load_config(tmp_path / "qat" / "bits8" / "config.yaml")
+    assert stage.train.temporal_grad == "sltt" and stage.train.ema_decay is None

@@ -1,12 +1,13 @@
 """Quantization-aware retraining, staged 32 -> 8 -> 4 -> 2 bits (zhou2021 appendix B.4).
 
-Start from a trained run; for each stage ``k``: parametrize every synaptic weight with
-``FakeQuantize(k)`` (forward uses ``Q_k(w)``, backward updates the full-precision ``w`` straight through),
-retrain ``epochs`` epochs with the run's own optimizer/schedule settings (``training.loop.train_epoch``, the
-Trainer's own step, on one process),
-evaluate with quantized weights, and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the
-quantized weights baked in, summary) that ``deepspike eval``/``analyze`` can load. The next stage starts
-from the full-precision weights of this one.
+Start from a trained run; for each stage ``k``: parametrize every synaptic weight with ``FakeQuantize(k)`` (forward
+uses ``Q_k(w)``, backward updates the full-precision ``w`` straight through), retrain ``epochs`` epochs with the
+run's own optimizer/schedule, precision, memory layout and temporal-gradient settings
+(``training.loop.train_epoch``, the Trainer's own step, on one process; no weight average: the stage's config says
+``ema_decay: null``), evaluate with quantized weights (under the run's autocast, as ``deepspike eval`` scores the
+stage), and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the quantized weights baked in,
+summary) that ``deepspike eval``/``analyze`` can load. The next stage starts from the full-precision weights of this
+one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from deepspike.training.optim import make_optimizer, make_scheduler
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import seed_everything
+from deepspike.training.runtime import autocast_dtype, seed_everything
+from deepspike.training.temporal_grad import prepare_temporal_grad
 
 
 def quantization_aware_retrain(
@@ -45,9 +47,10 @@ def quantization_aware_retrain(
         raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
     cfg = replace(
         config,
-        train=replace(config.train, epochs=epochs, progress=False),
+        train=replace(config.train, epochs=epochs, progress=False, ema_decay=None),  # no weight average kept
         optim=replace(config.optim, lr=lr if lr is not None else config.optim.lr),
     )
+    prepare_temporal_grad(parts.model, cfg.train.temporal_grad, cfg.train.time_segment, cfg.method.name)
     out_dir = Path(out_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model, method, device = parts.model, parts.method, next(parts.model.parameters()).device
@@ -60,7 +63,7 @@ def quantization_aware_retrain(
             raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
         add_fake_quantization(model, bits, per_channel)
         train_accuracy = _retrain(cfg, model, method, train_batches)
-        test = evaluate(model, method, test_batches)
+        test = evaluate(model, method, test_batches, precision=autocast_dtype(cfg.train.precision))
         summary = {
             "method": cfg.method.name,
             "model": cfg.model.name,
@@ -85,8 +88,10 @@ def _retrain(cfg, model, method, train_batches) -> float:
     scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(train_batches))
     for epoch in range(cfg.train.epochs):
         train_batches.set_epoch(epoch)
-        stats = train_epoch(model, method, optimizer, scheduler, train_batches, grad_clip=cfg.train.grad_clip,
-                            max_steps=cfg.train.max_steps_per_epoch)
+        t = cfg.train
+        stats = train_epoch(model, method, optimizer, scheduler, train_batches, grad_clip=t.grad_clip,
+                            max_steps=t.max_steps_per_epoch, precision=autocast_dtype(t.precision),
+                            channels_last=t.channels_last, temporal_grad=t.temporal_grad, sltt_steps=t.sltt_steps)
     return stats["train_accuracy"]
 
 
