@@ -34,38 +34,55 @@ from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, neuron_multistep
 from deepspike.neurons.params import NeuronParams
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
 
 class _SynapticCurrent(torch.autograd.Function):
     """``i_t = alpha i_{t-1} + x_t`` over ``x [T, B, ...]`` from ``i0 [B, ...]``; returns ``i [T, B, ...]``.
     Backward: ``g_t = dL/di_t + alpha g_{t+1}`` (``g_T = 0``), ``dL/dx_t = g_t``, ``dL/di0 = alpha g_0``; nothing
-    is saved."""
+    is saved. On bfloat16 / float16 the running sum (``i``, ``g``) is float32 and each step's value is rounded once
+    into the output, as the LIF's low-precision kernels keep a float32 membrane."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, i0: torch.Tensor, alpha: float) -> torch.Tensor:
         ctx.alpha = alpha
-        out = torch.empty_like(x)
-        current = i0
-        for t in range(x.shape[0]):
-            current = torch.add(x[t], current, alpha=alpha, out=out[t])
-        return out
+        return _scan(x, i0, alpha)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        grad_x = torch.empty_like(grad)
-        g = torch.zeros_like(grad[0]) if grad.shape[0] else torch.zeros(grad.shape[1:], dtype=grad.dtype,
-                                                                        device=grad.device)
-        for t in range(grad.shape[0] - 1, -1, -1):
-            g = torch.add(grad[t], g, alpha=ctx.alpha, out=grad_x[t])
-        return grad_x, g * ctx.alpha, None
+        zeros = grad.new_zeros(grad.shape[1:])
+        grad_x = _scan(grad, zeros, ctx.alpha, reverse=True)
+        return grad_x, (grad_x[0] if grad.shape[0] else zeros) * ctx.alpha, None
+
+
+def _scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool = False) -> torch.Tensor:
+    """``y_t = alpha y_{t-1} + x_t`` over ``x [T, ...]`` from ``y_{-1} = start [...]`` (``reverse``: ``y_t = alpha
+    y_{t+1} + x_t`` from ``y_T = start``) -> ``y [T, ...]`` in ``x``'s dtype; the running value is float32 for
+    bfloat16 / float16 ``x``."""
+    out = torch.empty_like(x)
+    low = x.dtype in LOW_PRECISION
+    running = start.float() if low else start
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    for t in steps:
+        if low:
+            running = torch.add(x[t].float(), running, alpha=alpha)
+            out[t].copy_(running)
+        else:
+            running = torch.add(x[t], running, alpha=alpha, out=out[t])
+    return out
 
 
 def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = None) -> torch.Tensor:
     """The synaptic current ``i [T, B, ...]`` of inputs ``x [T, B, ...]``: ``i_t = alpha i_{t-1} + x_t`` from
-    ``i_0 = i0`` (zeros when None); ``alpha`` in [0, 1]. Differentiable in ``x`` and ``i0``."""
+    ``i_0 = i0`` (zeros when None; else of one step's shape ``[B, ...]``, a one-line ``ConfigError`` otherwise);
+    ``alpha`` in [0, 1]. Differentiable in ``x`` and ``i0``."""
     if not (isinstance(alpha, float | int) and 0.0 <= alpha <= 1.0):
         raise ConfigError(f"syn_decay={alpha!r} must be a number in [0, 1] (1 - dt/tau_syn)")
     if i0 is None:
-        i0 = torch.zeros_like(x[0]) if x.shape[0] else torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
+        i0 = x.new_zeros(x.shape[1:])
+    elif i0.shape != x.shape[1:]:
+        raise ConfigError(f"initial synaptic current shape {tuple(i0.shape)} does not match one step of the input "
+                          f"{tuple(x.shape[1:])}")
     return _SynapticCurrent.apply(x, i0, float(alpha))
 
 
