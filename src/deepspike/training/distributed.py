@@ -51,12 +51,23 @@ def init_distributed() -> DistContext:
     return ctx
 
 
+_WRAPPERS: list[DistributedDataParallel] = []
+"""Every wrapper this process made, alive until it ends (``wrap_data_parallel``)."""
+
+
 def wrap_data_parallel(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """``model`` in a DistributedDataParallel wrapper (which starts every rank from rank 0's weights) when
-    data-parallel; the model itself for one process."""
+    data-parallel; the model itself for one process.
+
+    The wrapper is kept alive until the process ends (a torchrun worker leaves by ``os._exit``, running no
+    destructor): its gradient reducer holds the gloo process group, and when the last reference to it went on the
+    way out (after ``shutdown``), the group's destructor joined a gloo thread that waited for the interpreter lock
+    the destructor held, and the rank hung (seen once in five 2-process runs, session 24)."""
     if not ctx.enabled:
         return model
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    wrapper = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    _WRAPPERS.append(wrapper)
+    return wrapper
 
 
 def all_reduce_sums(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:
