@@ -1,4 +1,4 @@
-"""PNG plots of an analysis (matplotlib, Agg backend): activity, accuracy curves, spike-time histograms."""
+"""PNG plots of an analysis (matplotlib, Agg backend): activity, accuracy curves, spike-time histograms, rasters."""
 
 from __future__ import annotations
 
@@ -80,4 +80,22 @@ def plot_spike_times(layers: list[dict], path: Path, decision_time: float | None
         ax.set_title(d["name"], fontsize=8)
     for ax in list(axes.flat)[len(layers) :]:
         ax.axis("off")
+    return _save(fig, path)
+
+
+def plot_raster(rasters: list[dict], path: Path) -> Path:
+    """One panel per spiking layer (``analysis.raster``): a tick at (step t, neuron) for every spike of the neurons
+    shown, for one input sample."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rasters), 1, figsize=(6, 1.2 + 1.1 * len(rasters)), squeeze=False)
+    for ax, r in zip(axes[:, 0], rasters, strict=True):
+        grid = [[0] * r["timesteps"] for _ in range(max(len(r["shown"]), 1))]  # [neuron shown, step]
+        for t, row in r["events"]:
+            grid[row][t] = 1
+        ax.imshow(grid, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest", origin="lower")
+        ax.set_ylabel("neuron", fontsize=7)
+        ax.set_title(f"{r['layer']}: {len(r['shown'])} of the {r['active']} of {r['neurons']} neurons that fired "
+                     f"({r['spikes']} spikes in all)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("time step")
     return _save(fig, path)

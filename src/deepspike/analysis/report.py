@@ -16,6 +16,7 @@ import numpy as np
 
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.hardware import map_to_mesh
+from deepspike.analysis.raster import record_raster
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
 from deepspike.methods.rate_network import RateNetwork
@@ -30,7 +31,8 @@ from deepspike.training.runtime import autocast, autocast_dtype
 @dataclass
 class AnalysisOptions:
     """limit: test samples used (None = all); bits/snrs/deletions/jitters: sweep points (empty = skip);
-    per_channel: quantize per output channel; preset: energy preset of the hardware mapping."""
+    per_channel: quantize per output channel; preset: energy preset of the hardware mapping; raster: neurons per
+    spiking layer in the spike raster of the first test sample (``analysis.raster``; rate-coded nets; 0 = none)."""
 
     limit: int | None = 1000
     bits: tuple[int, ...] = (32, 8, 6, 4, 3, 2)
@@ -44,6 +46,7 @@ class AnalysisOptions:
     pe_neurons: int = 256
     pe_weights: int = 65_536
     plots: bool = True
+    raster: int = 32
     extra: dict = field(default_factory=dict)
 
 
@@ -105,6 +108,8 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     result["histograms"] = [_compact(h) for h in histograms]
     result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
     result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
+    rate_coded = sweeps.takes_timesteps(model) and activity["layers"]
+    result["raster"] = record_raster(model, batches[0][0][:1], o.raster) if rate_coded and o.raster else []
     return histograms
 
 
@@ -202,6 +207,9 @@ def _write_plots(result: dict, histograms: list[dict], out_dir: Path) -> list[tu
         figures.append(("Spike activity per layer", plots.plot_activity(act["layers"], out_dir / "activity.png")))
         times = plots.plot_spike_times(histograms, out_dir / "spike_times.png", act["decision_time_mean"])
         figures.append(("Spike times / spikes per step per layer", times))
+    if result["raster"]:
+        figures.append(("Spike raster of the first test sample", plots.plot_raster(result["raster"],
+                                                                                     out_dir / "raster.png")))
     for key, (col, xlabel, title, log_x, inv) in SWEEP_PLOTS.items():
         if result["sweeps"].get(key):
             path = plots.plot_curve(result["sweeps"][key], col, out_dir / f"{key}.png", xlabel, title, log_x, inv)

@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="relative spike-time jitter (TTFS nets)",
     )
     p.add_argument("--no-timesteps", action="store_true", help="skip the accuracy-vs-time-steps sweep")
+    p.add_argument("--raster", type=int, default=32, metavar="N",
+                   help="neurons per spiking layer in the spike raster of the first test sample (N of those that "
+                        "fire, evenly spaced; rate-coded nets; default 32, 0 = none)")
     p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping")
     p.add_argument(
         "--add-preset",
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         pe_neurons=args.pe_neurons,
         pe_weights=args.pe_weights,
+        raster=args.raster,
     )
     result = api.analyze(args.run_dir, args.out, options, qat_bits=args.qat, qat_epochs=args.qat_epochs,
                          energy_presets=tuple(args.add_preset))

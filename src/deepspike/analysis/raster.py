@@ -1,0 +1,62 @@
+"""Spike rasters: which neurons of each spiking layer of a rate-coded net fire at which time step, for one input.
+
+``record_raster(model, x, max_neurons)`` runs one sample ``x [1, ...]`` through a time-stepped network
+(``forward(x) -> scores``, spiking modules ``[T, B, ...] -> [T, B, ...]`` marked ``is_spiking_neuron``) in an
+``eval_pass`` (the evaluation seed: the same Poisson draws as ``deepspike eval``) with a forward hook on every
+spiking module, and keeps per layer the neurons that fired at least once, ``max_neurons`` of them evenly spaced in
+index order when more fired (the layer's range of rates, rather than its busiest, often saturated, neurons)::
+
+    {"layer": module name, "neurons": n (the layer's size), "timesteps": T,
+     "shown": [i_0 < i_1 < ...] (indices into the layer's flattened output), "active": neurons that fired,
+     "events": [[t, r], ...] (neuron shown[r] spiked at step t, 0-based), "spikes": all of the layer's spikes}
+
+A hook on a neuron also keeps the fused neuron + pooling kernel from replacing it (``layers.spiking_sequential``),
+so the recorded output is the neuron's own ``[T, B, ...]`` spikes; the scores are not changed by recording.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.training.evaluate import EVAL_SEED, eval_pass
+
+
+def record_raster(model: nn.Module, x: torch.Tensor, max_neurons: int = 32, seed: int = EVAL_SEED) -> list[dict]:
+    """The raster of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (module docstring)."""
+    if x.shape[0] != 1:
+        raise ConfigError(f"a raster is of one sample: x must be [1, ...], got {tuple(x.shape)}")
+    if max_neurons < 1:
+        raise ConfigError(f"--raster must be >= 1 neurons per layer (0 turns the raster off), got {max_neurons}")
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(_keep(name, outputs)) for name, m in model.named_modules()
+             if getattr(m, "is_spiking_neuron", False)]
+    try:
+        with eval_pass(model, seed):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [_layer_raster(name, s, max_neurons) for name, s in outputs.items()]
+
+
+def _keep(name: str, outputs: dict[str, torch.Tensor]):
+    def hook(module: nn.Module, args, out) -> None:
+        if isinstance(out, torch.Tensor) and out.dim() >= 2 and out.shape[1] == 1:  # [T, 1, ...] spikes
+            s = out.detach().float().reshape(out.shape[0], -1)  # [T, N]
+            outputs[name] = s if name not in outputs else torch.cat([outputs[name], s])  # a net run in pieces
+    return hook
+
+
+def _layer_raster(name: str, s: torch.Tensor, max_neurons: int) -> dict:
+    """The raster dict of one layer's spikes ``s [T, N]`` (module docstring)."""
+    counts = (s != 0).sum(0)  # [N] spikes per neuron
+    active = torch.nonzero(counts).flatten()  # [A] neurons that fired, in index order
+    if len(active) > max_neurons:  # evenly spaced among them: the layer's range of rates, not its busiest
+        active = active[torch.linspace(0, len(active) - 1, max_neurons).round().long()]
+    shown = active.tolist()
+    steps, rows = torch.nonzero(s[:, shown] != 0, as_tuple=True)  # row-major: ordered by step
+    return {"layer": name, "neurons": int(s.shape[1]), "timesteps": int(s.shape[0]), "shown": shown,
+            "active": int((counts != 0).sum()), "events": torch.stack([steps, rows], 1).tolist(),
+            "spikes": int(counts.sum())}
