@@ -46,3 +46,19 @@ def test_two_layer_conv_net_with_average_pooling_by_hand():
         net(x)
     counts = {name: (r.events, r.acs, r.macs) for name, r in recorder.synapses.items()}
     assert counts == {"0": (4, 8, 0), "1": (8, 8, 0), "2": (4, 0, 12)}
+
+
+def test_a_layer_shown_analog_input_once_prices_all_its_operations_as_macs():
+    """One direct-input sample over T steps repeats one row, which reads as one magnitude per feature (spikes); the
+    next call, another sample, shows the input is analog, and the layer's earlier operations are repriced: by hand,
+    3 non-zero inputs x fan-out 4 over 2 rows = 24 operations, then 3 non-zero entries x 4 = 12 more, all 36 MACs;
+    a later binary-looking call adds 2 x 4 = 8 MACs."""
+    record = SynapseRecord("fc", "Linear")
+    fan = torch.full((4,), 4.0)
+    image = torch.tensor([0.2, 0.0, 0.7, 0.4])
+    record.add_inputs(image.repeat(2, 1), fan, ttfs=False)  # [T=2, F]: looks spike-valued
+    assert (record.acs, record.macs) == (24, 0)
+    record.add_inputs(torch.tensor([[0.5, 0.3, 0.0, 0.0], [0.1, 0.0, 0.0, 0.0]]), fan, ttfs=False)
+    assert (record.acs, record.macs, record.analog) == (0, 36, True)
+    record.add_inputs(torch.tensor([[1.0, 0.0, 1.0, 0.0]]), fan, ttfs=False)  # binary now, still this layer's MACs
+    assert (record.acs, record.macs) == (0, 44)
