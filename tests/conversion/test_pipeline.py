@@ -125,3 +125,17 @@ def test_convert_refuses_an_out_that_cannot_be_a_folder(ann_run, tmp_path):
         with pytest.raises(ConfigError, match="--out"):
             convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
     assert a_file.read_text() == "keep"
+
+
+def test_a_bf16_ann_converts_and_every_command_scores_both_nets_alike(tmp_path):
+    """The ANN is scored under the autocast it trained with (convert's ANN accuracy is its summary's); the
+    converted net is simulated in float32 and its run says so (train.precision fp32), so eval scores it as
+    convert did."""
+    ann = tmp_path / "ann"
+    summary = Trainer(load_config(None, ["method.name=ann", "model.name=mlp", "model.args.hidden=[32]",
+                                         "data.name=digits", "train.epochs=1", "train.progress=false",
+                                         "train.precision=bf16", "optim.lr=0.01"]), ann).fit()
+    converted = convert_run(ann, tmp_path / "snn", norm="max", timesteps=8, calib_samples=32, log=lambda s: None)
+    assert converted["ann_test_accuracy"] == summary["test_accuracy"]
+    assert load_config(tmp_path / "snn" / "config.yaml").train.precision == "fp32"
+    assert evaluate_run(tmp_path / "snn")["test_accuracy"] == converted["snn_test_accuracy"]

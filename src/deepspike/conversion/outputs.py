@@ -30,13 +30,16 @@ from deepspike.training.runs import RunDir
 def save_converted_run(
     out_dir: Path, config: RunConfig, method_section: dict, snn: nn.Module, epoch: int, source_run: str
 ) -> None:
-    """``config.yaml`` (the ANN run's config with the converted net's ``method_section``, e.g. ``{"name":
-    "converted", **options}``) and ``checkpoint.pt``: written last, just before the summary, so that a conversion
-    killed on the way leaves no run in ``out_dir`` and the same ``--out`` takes the command again."""
+    """``config.yaml`` (the ANN run's config with the converted net's ``method_section``, e.g. ``{"name": "converted",
+    **options}``, and ``train.precision: fp32``: the conversion simulates and scores the SNN in float32, so
+    ``eval`` and ``analyze`` must too, whatever the ANN trained in) and ``checkpoint.pt``: written last, just
+    before the summary, so that a conversion killed on the way leaves no run in ``out_dir`` and the same
+    ``--out`` takes the command again."""
     run = RunDir(out_dir)
     run.create()
     method = resolve_method_section(method_section)
-    run.write_config(dataclasses.replace(config, method=method))
+    train = dataclasses.replace(config.train, precision="fp32")  # converted nets are simulated in float32
+    run.write_config(dataclasses.replace(config, method=method, train=train))
     run.write_checkpoint({"model": snn.state_dict(), "epoch": epoch, "source_run": source_run})
 
 

@@ -40,6 +40,7 @@ from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import RunParts, make_batches
 from deepspike.training.runs import RunDir
+from deepspike.training.runtime import autocast_dtype
 
 
 @dataclass
@@ -98,7 +99,8 @@ def convert_run(
     write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
 
     test = make_batches(config, parts.data, "test", device)
-    ann_accuracy, ann_seconds = _evaluate_ann(parts, limit_samples(test, limit), log)
+    precision = autocast_dtype(config.train.precision)
+    ann_accuracy, ann_seconds = _evaluate_ann(parts, limit_samples(test, limit), log, precision)
     sweep = sweep_accuracy(calibrated.snn, limit_samples(test, limit), timesteps, log)
     write_sweep(out_dir, sweep, calibrated.names, calibrated.roles, calibrated.options.thresholds)
     ops = operations(parts.arch, sweep, calibrated.options.encoding == "direct")
@@ -177,10 +179,12 @@ def _build_snn(parts: RunParts, options: ConvertedOptions, device: torch.device)
     return snn.eval()
 
 
-def _evaluate_ann(parts: RunParts, batches: Iterable, log: Callable[[str], None]) -> tuple[float, float]:
-    """The ANN's test accuracy on ``batches`` and the seconds it took."""
+def _evaluate_ann(parts: RunParts, batches: Iterable, log: Callable[[str], None],
+                  precision: torch.dtype | None) -> tuple[float, float]:
+    """The ANN's test accuracy on ``batches`` (under the autocast it was trained and scored with, so it is the
+    accuracy its own summary and ``eval`` report) and the seconds it took."""
     start = time.perf_counter()
-    ann = evaluate(parts.model, parts.method, list(batches))
+    ann = evaluate(parts.model, parts.method, list(batches), precision=precision)
     seconds = time.perf_counter() - start
     log(f"ANN test accuracy {ann['accuracy']:.4f} on {ann['samples']} images")
     return ann["accuracy"], seconds
