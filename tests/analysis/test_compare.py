@@ -3,6 +3,7 @@ that is not UTF-8 JSON, not an object, or lacks a field or has one of another ty
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_a_good_analysis_json_gives_its_row(run, analysis, capsys):
     assert row["accuracy (%)"] == 100 * analysis["accuracy"] and row["latency"] == "T=3"
 
 
-def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys):
+def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys, monkeypatch):
     """A run resumed to more epochs after ``analyze``: compare analyses its current weights afresh instead of
     showing the old analysis.json; that file given directly is a one-line error."""
     options = AnalysisOptions(limit=50, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False)
@@ -119,6 +120,8 @@ def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys):
     run = tmp_path / "run"
     Trainer(load_config(None, overrides), run).fit()
     old = analyze_run(run, run / "analysis", options)
+    monkeypatch.chdir(tmp_path)
+    analyze_run(Path("run"), tmp_path / "report", options)  # its own folder (analyze --out), the run named relative
     assert compare_runs([run], PRESET, limit=50)[0] == comparison_row(old, PRESET)  # current: read, not redone
 
     Trainer(load_config(run / "config.yaml", ["train.epochs=2"]), run, resume=True).fit()
@@ -126,6 +129,11 @@ def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys):
     assert new["checkpoint_sha256"] != old["checkpoint_sha256"] and new["accuracy"] != old["accuracy"]
     assert compare_runs([run], PRESET, limit=50)[0] == comparison_row(new, PRESET)
     capsys.readouterr()  # the training's epoch lines
-    assert _compare_error(capsys, run / "analysis" / "analysis.json") == (
-        f"deepspike: error: {run / 'analysis' / 'analysis.json'} analysed an earlier checkpoint of {run} (the run has "
-        "trained on since); run deepspike analyze on it again\n")
+    for given, file in ((run / "analysis" / "analysis.json",) * 2, (tmp_path / "report", tmp_path / "report" /
+                                                                     "analysis.json")):
+        named = run if given == file else "run"
+        assert _compare_error(capsys, given) == (
+            f"deepspike: error: {file} analysed an earlier checkpoint of {named} (the run has trained on since); run "
+            "deepspike analyze on it again\n")
+    monkeypatch.chdir(tmp_path / "report")  # the recorded run path is absolute: found from anywhere
+    assert "analysed an earlier checkpoint" in _compare_error(capsys, "analysis.json")

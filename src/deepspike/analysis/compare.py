@@ -45,6 +45,7 @@ ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
     (("accuracy",), _NUMBER, False),
     (("accuracy_4bit",), _NUMBER_OR_NULL, True),
     (("checkpoint_sha256",), (str, type(None)), True),
+    (("run_path",), (str,), True),
     (("activity",), _OBJECT_OR_NULL, True),
     (("activity", "spikes_per_sample"), _NUMBER_OR_NULL, False),
     (("latency",), _OBJECT_OR_NULL, True),
@@ -70,19 +71,30 @@ def load_or_analyze(run: str | Path, limit: int | None = 1000) -> dict[str, Any]
     run = Path(run)
     if run.is_file() and run.suffix == ".json":
         analysis = read_analysis(run)
-        if _is_stale(analysis, Path(analysis["run"])):
-            raise ConfigError(f"{shown_key(str(run))} analysed an earlier checkpoint of {shown_key(analysis['run'])}"
-                              f" (the run has trained on since); run deepspike analyze on it again")
+        if _is_stale(analysis, *_recorded_runs(analysis)):
+            raise _stale_error(run, analysis)
         return analysis
     for candidate in (run / "analysis" / "analysis.json", run / "analysis.json"):
         if candidate.is_file():
             analysis = read_analysis(candidate)
-            if not _is_stale(analysis, run, Path(analysis["run"])):
+            if not _is_stale(analysis, run, *_recorded_runs(analysis)):
                 return analysis
+            if not RunDir(run).is_run_dir():  # an analysis folder (analyze --out) of a run that trained on
+                raise _stale_error(candidate, analysis)
     options = AnalysisOptions(
         limit=limit, bits=(4,), snrs=(), deletions=(), jitters=(), timesteps=False, plots=False
     )
     return analyze_run(run, None, options)
+
+
+def _recorded_runs(analysis: dict[str, Any]) -> list[Path]:
+    """Where the analysed run was: its absolute ``run_path`` (analyses since session 24), then ``run`` as given."""
+    return [Path(p) for p in (analysis.get("run_path"), analysis["run"]) if isinstance(p, str)]
+
+
+def _stale_error(path: Path, analysis: dict[str, Any]) -> ConfigError:
+    return ConfigError(f"{shown_key(str(path))} analysed an earlier checkpoint of {shown_key(analysis['run'])} (the "
+                       "run has trained on since); run deepspike analyze on it again")
 
 
 def _is_stale(analysis: dict[str, Any], *folders: Path) -> bool:

@@ -74,8 +74,8 @@ def analyze_run(
 
     A run trained with ``train.precision=bf16`` is measured under the same autocast as it was trained and scored,
     so its accuracy is the one its summary reports. The result records ``checkpoint_sha256``
-    (``RunDir.checkpoint_digest``), by which ``compare`` tells an analysis of the run's current weights from one
-    the run has since trained past."""
+    (``RunDir.checkpoint_digest``) and the run's absolute ``run_path``, by which ``compare`` tells an analysis of
+    the run's current weights from one the run has since trained past."""
     o = options or AnalysisOptions()
     checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
@@ -87,6 +87,7 @@ def analyze_run(
         "samples": sum(len(y) for _, y in batches),
         "parameters": count_parameters(parts.arch),
         "checkpoint_sha256": checkpoint_sha256,
+        "run_path": str(Path(run_dir).resolve()),
     }
     device = next(parts.model.parameters()).device
     with autocast(device, autocast_dtype(config.train.precision)):
