@@ -232,6 +232,7 @@ def test_resume_is_exact_in_every_mode(tmp_path, mode):
 
 
 def test_ottt_without_a_neuron_of_fixed_decay_says_so():
-    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs one neuron decay .* no neuron with a "
-                                          r"fixed decay \(params.decay\): a learnt one"):
+    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs one neuron decay .* no neuron with one "
+                                          r"fixed first-order decay \(params.decay\): a learnt one \(plif\), a "
+                                          "synaptic one"):
         trace_decay(nn.Sequential(nn.Linear(2, 2)))

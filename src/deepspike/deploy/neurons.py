@@ -94,6 +94,13 @@ def firing_rules(node) -> tuple[str, bool]:
     return reset, _text(meta.get("fires"), "v > threshold") != "v >= threshold"
 
 
+def _threshold(node, strict: bool) -> float:
+    """A node's one threshold as our neuron's: a node firing at ``v > threshold`` (``strict``) gets the next float32
+    above it, so our ``h >= th'`` equals ``h > th`` for float32 membranes."""
+    th = _uniform("v_threshold", node.v_threshold)
+    return float(np.nextafter(np.float32(th), np.float32(np.inf))) if strict else th
+
+
 def node_params(node, dt: float) -> tuple[NeuronParams, float]:
     """``(params, input_scale)`` of an ``IF``/``LIF`` node: our neuron sees ``input_scale * x_t``.
 
@@ -106,9 +113,7 @@ def node_params(node, dt: float) -> tuple[NeuronParams, float]:
     reset, strict = firing_rules(node)
     if not np.allclose(np.asarray(node.v_reset), 0.0):
         raise ConfigError("NIR import: only v_reset = 0 is supported")
-    th = _uniform("v_threshold", node.v_threshold)
-    if strict:
-        th = float(np.nextafter(np.float32(th), np.float32(np.inf)))
+    th = _threshold(node, strict)
     if isinstance(node, nir.IF):
         return NeuronParams(decay=1.0, threshold=th, reset=reset), _uniform("r", node.r) * dt
     if not np.allclose(np.asarray(node.v_leak), 0.0):
@@ -129,9 +134,7 @@ def synaptic_params(node, dt: float) -> tuple[NeuronParams, float, float]:
     reset, strict = firing_rules(node)
     if not (np.allclose(np.asarray(node.v_reset), 0.0) and np.allclose(np.asarray(node.v_leak), 0.0)):
         raise ConfigError("NIR import: a CubaLIF node needs v_leak = 0 and v_reset = 0")
-    th = _uniform("v_threshold", node.v_threshold)
-    if strict:
-        th = float(np.nextafter(np.float32(th), np.float32(np.inf)))
+    th = _threshold(node, strict)
     tau_syn, tau_mem = _uniform("tau_syn", node.tau_syn), _uniform("tau_mem", node.tau_mem)
     if not (tau_syn >= dt and tau_mem > dt):
         raise ConfigError(f"NIR import: CubaLIF needs tau_syn >= dt and tau_mem > dt (dt = {dt}), got tau_syn = "

@@ -41,7 +41,7 @@ from deepspike.core.registration import check_registration
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.psn import PSN
-from deepspike.neurons.synaptic import SynapticLIF
+from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
 
 NEURONS = ("lif", "plif", "psn", "synaptic")
 """The built-in neurons."""
@@ -89,7 +89,7 @@ def check_neuron_options(o: Any) -> None:
         tau_to_weight(float(o.tau_init))
     except (TypeError, ValueError, ConfigError):
         raise ConfigError(f"bad value {o.tau_init!r} for method.tau_init: expected a finite number > 1") from None
-    if not (isinstance(o.syn_decay, int | float) and 0.0 <= o.syn_decay <= 1.0):
+    if not is_syn_decay(o.syn_decay):
         raise ConfigError(f"bad value {o.syn_decay!r} for method.syn_decay: expected a number in [0, 1]")
     if o.neuron == "synaptic" and (o.learn_threshold or o.neuron_params != "layer"):
         raise ConfigError("method.neuron=synaptic has fixed per-layer settings: method.learn_threshold and "

@@ -37,6 +37,12 @@ from deepspike.neurons.params import NeuronParams
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
+def is_syn_decay(value: object) -> bool:
+    """Whether ``value`` is a valid synaptic decay ``alpha``: a finite number in [0, 1] (``1 - dt/tau_syn``)."""
+    return isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value) and \
+        0.0 <= value <= 1.0
+
+
 class _SynapticCurrent(torch.autograd.Function):
     """``i_t = alpha i_{t-1} + x_t`` over ``x [T, B, ...]`` from ``i0 [B, ...]``; returns ``i [T, B, ...]``.
     Backward: ``g_t = dL/di_t + alpha g_{t+1}`` (``g_T = 0``), ``dL/dx_t = g_t``, ``dL/di0 = alpha g_0``; nothing
@@ -76,7 +82,7 @@ def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = No
     """The synaptic current ``i [T, B, ...]`` of inputs ``x [T, B, ...]``: ``i_t = alpha i_{t-1} + x_t`` from
     ``i_0 = i0`` (zeros when None; else of one step's shape ``[B, ...]``, a one-line ``ConfigError`` otherwise);
     ``alpha`` in [0, 1]. Differentiable in ``x`` and ``i0``."""
-    if not (isinstance(alpha, float | int) and 0.0 <= alpha <= 1.0):
+    if not is_syn_decay(alpha):
         raise ConfigError(f"syn_decay={alpha!r} must be a number in [0, 1] (1 - dt/tau_syn)")
     if i0 is None:
         i0 = x.new_zeros(x.shape[1:])
@@ -95,7 +101,7 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
 
     def __init__(self, params: NeuronParams, syn_decay: float = 0.5) -> None:
         super().__init__()
-        if not (isinstance(syn_decay, float | int) and math.isfinite(syn_decay) and 0.0 <= syn_decay <= 1.0):
+        if not is_syn_decay(syn_decay):
             raise ConfigError(f"syn_decay={syn_decay!r} must be a number in [0, 1] (1 - dt/tau_syn)")
         self.fixed = params
         self.syn_decay = float(syn_decay)

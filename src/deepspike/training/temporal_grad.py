@@ -64,7 +64,8 @@ def trace_decay(net: nn.Module) -> float:
     decays = {m.params.decay for m in neurons}
     if not decays:
         raise ConfigError("train.temporal_grad=ottt needs one neuron decay for the traces; the net has no neuron "
-                          "with a fixed decay (params.decay): a learnt one (plif) or neurons of its own")
+                          "with one fixed first-order decay (params.decay): a learnt one (plif), a synaptic one (a "
+                          "second decay) or neurons of its own")
     if len(decays) != 1:
         raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
                           f"{sorted(decays)}")
