@@ -3,7 +3,8 @@
 Runs (``train``, ``evaluate``, ``load_run``, ``reproduce``), conversion (``convert``), measurement and export
 (``analyze``, ``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``,
 ``create_architecture``, ``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's
-own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``; time-first ``[T, B, ...]`` tensors),
+own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``, ``LearnableLIF`` (PLIF), ``PSN``,
+``SynapticLIF``; time-first ``[T, B, ...]`` tensors),
 input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``,
 ``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no
 spike), ``Stream``: a rate-coded network run one time step at a time on live input, and the shipped
@@ -43,7 +44,10 @@ from deepspike.methods import Method, create_model, get_method, register_method,
 from deepspike.methods.streaming import Stream
 from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
+from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.psn import PSN
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
+from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.ttfs import avg_pool_times, max_pool_times, spike_times, spike_times_conv2d
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
 from deepspike.ttfs.losses import ttfs_loss
@@ -61,5 +65,5 @@ __all__ = [
     "TTFSAvgPool2d",
     "TTFSConv2d",
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
-    "pretrained", "check_pretrained",
+    "pretrained", "check_pretrained", "LearnableLIF", "PSN", "SynapticLIF",
 ]
