@@ -11,6 +11,7 @@ from deepspike.methods.stbp import StbpOptions
 from deepspike.methods.streaming import Stream
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF
+from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.synaptic import SynapticLIF
@@ -71,7 +72,7 @@ def test_psn_builds_and_refuses_what_it_cannot_run():
         net(torch.rand(2, 1, 8, 8), timesteps=2)
 
 
-@pytest.mark.parametrize(("key", "value"), [("neuron", "alif"), ("neuron_params", "neuron"), ("tau_init", 1.0),
+@pytest.mark.parametrize(("key", "value"), [("neuron", "izhikevich"), ("neuron_params", "neuron"), ("tau_init", 1.0),
                                             ("tau_init", "x"), ("learn_threshold", "yes")])
 def test_bad_options_are_one_line_config_errors(key, value):
     with pytest.raises(ConfigError, match=f"method.{key}") as err:
@@ -148,7 +149,8 @@ def test_a_registered_neuron_builds_every_hidden_neuron_layer(own_neurons):
 
 
 def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
-    with pytest.raises(ConfigError, match="^bad value 'mine' for method.neuron; valid: lif, plif, psn, synaptic$"):
+    with pytest.raises(ConfigError,
+                       match="^bad value 'mine' for method.neuron; valid: lif, plif, psn, synaptic, alif$"):
         StbpOptions(neuron="mine")
     register_neuron("mine")(lambda options, shape: "not a module")
     with pytest.raises(ConfigError, match="^method.neuron=mine: its factory returned a str, not a torch module$"):
@@ -158,20 +160,25 @@ def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
 
     with pytest.raises(ConfigError, match="^neuron 'mine' is already registered"):
         register_neuron("mine")(another)
-    with pytest.raises(TypeError, match="other than lif, plif, psn, synaptic"):
+    with pytest.raises(TypeError, match="other than lif, plif, psn, synaptic, alif"):
         register_neuron("plif")
-    with pytest.raises(ConfigError, match="valid: lif, plif, psn, synaptic, mine$"):
+    with pytest.raises(ConfigError, match="valid: lif, plif, psn, synaptic, alif, mine$"):
         StbpOptions(neuron="yours")
 
 
-def test_synaptic_builds_every_hidden_neuron_and_runs_in_pieces():
-    """method.neuron=synaptic: a SynapticLIF in every hidden layer with the method's decay, threshold, reset and
-    syn_decay; it trains, streams one step at a time to the scores of a whole call, and runs under sltt; OTTT's
+@pytest.mark.parametrize(("neuron", "kind", "options", "settings"), [
+    ("synaptic", SynapticLIF, {"syn_decay": 0.3}, {"syn_decay": 0.3}),
+    ("alif", AdaptiveLIF, {"adapt_decay": 0.8, "adapt_scale": 0.1}, {"adapt_decay": 0.8, "adapt_scale": 0.1})])
+def test_synaptic_and_alif_build_every_neuron_and_run_in_pieces(neuron, kind, options, settings):
+    """method.neuron=synaptic|alif: one in every neuron layer with the method's decay, threshold, reset and its own
+    settings; it trains, streams one step at a time to the scores of a whole call, and runs under sltt; OTTT's
     traces (one first-order leak) and the lif/plif-only options are refused in one line."""
-    net = _net(neuron="synaptic", syn_decay=0.3, decay=0.6, reset="subtract", timesteps=4)
-    neurons = _neurons(net, SynapticLIF)
+    net = _net(neuron=neuron, decay=0.6, reset="subtract", timesteps=4, **options)
+    neurons = _neurons(net, kind)
     assert len(neurons) == len(_neurons(_net(), LIF)) and not _neurons(net, LIF)
-    assert all(m.syn_decay == 0.3 and m.fixed.decay == 0.6 and m.fixed.reset == "subtract" for m in neurons)
+    for m in neurons:
+        assert m.fixed.decay == 0.6 and m.fixed.reset == "subtract"
+        assert all(getattr(m, key) == value for key, value in settings.items())
     x = torch.rand(2, 1, 8, 8)
     net(x).sum().backward()
     assert all(p.grad is not None for p in net.parameters())
@@ -182,9 +189,11 @@ def test_synaptic_builds_every_hidden_neuron_and_runs_in_pieces():
     torch.testing.assert_close(stream.scores(), net(x))
     prepare_temporal_grad(net, "sltt", None, "stbp")
     with pytest.raises(ConfigError, match="ottt needs one neuron decay"):
-        prepare_temporal_grad(_net(neuron="synaptic"), "ottt", None, "stbp")
-    for options in ({"learn_threshold": True}, {"neuron_params": "channel"}):
-        with pytest.raises(ConfigError, match="^method.neuron=synaptic has fixed per-layer settings"):
-            StbpOptions(neuron="synaptic", **options)
+        prepare_temporal_grad(_net(neuron=neuron), "ottt", None, "stbp")
+    for bad in ({"learn_threshold": True}, {"neuron_params": "channel"}):
+        with pytest.raises(ConfigError, match=f"^method.neuron={neuron} has fixed per-layer settings"):
+            StbpOptions(neuron=neuron, **bad)
     with pytest.raises(ConfigError, match="^bad value 1.5 for method.syn_decay"):
         StbpOptions(neuron="synaptic", syn_decay=1.5)
+    with pytest.raises(ConfigError, match="^bad value for method.adapt_decay/adapt_scale: .* got 0.9/-1"):
+        StbpOptions(neuron="alif", adapt_scale=-1)

@@ -15,9 +15,11 @@ import torch._dynamo
 from deepspike.methods import get_method
 from deepspike.models.registry import create_architecture
 from deepspike.neurons import IF, LIF, PSN, LearnableLIF, NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.neurons.fused import fused_multistep
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
+from deepspike.neurons.synaptic import SynapticLIF
 
 
 def _currents(*shape: int) -> torch.Tensor:
@@ -65,6 +67,8 @@ NEURONS = {
     "PSN": (lambda: PSN(6), (6, 3, 20)),
     "LeakCorrectedLIF": (lambda: LeakCorrectedLIF(), (6, 3, 20)),
     "ChunkedIF": (lambda: ChunkedIF(1.0), (6, 3, 20)),
+    "SynapticLIF": (lambda: SynapticLIF(NeuronParams(decay=0.7, threshold=0.5), syn_decay=0.6), (6, 3, 20)),
+    "AdaptiveLIF": (lambda: AdaptiveLIF(NeuronParams(decay=0.7, threshold=0.5, reset="subtract")), (6, 3, 20)),
 }
 
 

@@ -7,16 +7,18 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   ``neurons.learnable``) or ``psn`` (parallel spiking neuron, Fang et al. NeurIPS 2023: no reset,
   ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``)
   or ``synaptic`` (the current-based LIF: ``i_t = alpha i_{t-1} + x_t`` feeds the LIF, ``alpha = syn_decay``,
-  NIR's CubaLIF and snnTorch's Synaptic, ``neurons.synaptic``);
+  NIR's CubaLIF and snnTorch's Synaptic, ``neurons.synaptic``) or ``alif`` (adaptive threshold: ``theta_t = th +
+  beta a_{t-1}``, ``a_t = rho a_{t-1} + s_t``, Bellec et al.'s LSNN neuron, ``neurons.adaptive``);
 * ``learn_threshold``: train the firing threshold of ``lif``/``plif`` neurons (initialised at ``threshold``;
   ``psn`` always trains its thresholds);
 * ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
-* ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``).
+* ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
+* ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``.
 
-``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` they are refused in
-one line.
+``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif`` they are
+refused in one line.
 
 A neuron of one's own joins them with ``register_neuron(name)``: ``method.neuron=name`` then builds every hidden
 neuron layer of an ``stbp`` net with ``factory(options, shape)`` (the method's options dataclass and one sample's
@@ -39,11 +41,12 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.registration import check_registration
 from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
 
-NEURONS = ("lif", "plif", "psn", "synaptic")
+NEURONS = ("lif", "plif", "psn", "synaptic", "alif")
 """The built-in neurons."""
 NEURON_PARAMS = ("layer", "channel")
 
@@ -91,8 +94,11 @@ def check_neuron_options(o: Any) -> None:
         raise ConfigError(f"bad value {o.tau_init!r} for method.tau_init: expected a finite number > 1") from None
     if not is_syn_decay(o.syn_decay):
         raise ConfigError(f"bad value {o.syn_decay!r} for method.syn_decay: expected a number in [0, 1]")
-    if o.neuron == "synaptic" and (o.learn_threshold or o.neuron_params != "layer"):
-        raise ConfigError("method.neuron=synaptic has fixed per-layer settings: method.learn_threshold and "
+    if not is_adaptation(o.adapt_decay, o.adapt_scale):
+        raise ConfigError(f"bad value for method.adapt_decay/adapt_scale: expected a number in [0, 1] and a finite "
+                          f"number >= 0, got {o.adapt_decay!r}/{o.adapt_scale!r}")
+    if o.neuron in ("synaptic", "alif") and (o.learn_threshold or o.neuron_params != "layer"):
+        raise ConfigError(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
                           "method.neuron_params=channel are for lif and plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
@@ -115,14 +121,15 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     if o.neuron == "psn":
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))
+    params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
+                          surrogate_args=dict(o.surrogate_args))
     if o.neuron == "synaptic":
-        return SynapticLIF(NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                                        surrogate_args=dict(o.surrogate_args)), float(o.syn_decay))
+        return SynapticLIF(params, float(o.syn_decay))
+    if o.neuron == "alif":
+        return AdaptiveLIF(params, float(o.adapt_decay), float(o.adapt_scale))
     if o.neuron == "lif" and not o.learn_threshold:
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args), inplace=inplace)
-    params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                          surrogate_args=dict(o.surrogate_args))
     channels = shape[0] if o.neuron_params == "channel" and shape else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
                         learn_threshold=o.learn_threshold)

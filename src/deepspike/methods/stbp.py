@@ -14,10 +14,10 @@ through space and time (autograd through the neuron's loop over T).
 - Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
-- Neuron (``neuron: lif | plif | psn | synaptic``, ``learn_threshold``, ``neuron_params: layer | channel``,
-  ``tau_init``, ``syn_decay``): the fixed LIF above (default), PLIF's learnable time constant, the parallel spiking
-  neuron, or the current-based LIF; or a neuron of one's own registered with ``register_neuron``
-  (``methods.neuron_choice``).
+- Neuron (``neuron: lif | plif | psn | synaptic | alif``, ``learn_threshold``, ``neuron_params: layer | channel``,
+  ``tau_init``, ``syn_decay``, ``adapt_decay``, ``adapt_scale``): the fixed LIF above (default), PLIF's learnable
+  time constant, the parallel spiking neuron, the current-based LIF or the adaptive-threshold LIF; or a neuron of
+  one's own registered with ``register_neuron`` (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
@@ -79,11 +79,13 @@ class StbpOptions:
     tdbn_alpha: float = 1.0
     tet_lambda: float = 0.0
     tet_phi: float = 1.0
-    neuron: str = "lif"  # lif | plif | psn | synaptic | one registered (methods.neuron_choice)
+    neuron: str = "lif"  # lif | plif | psn | synaptic | alif | one registered (methods.neuron_choice)
     learn_threshold: bool = False
     neuron_params: str = "layer"  # layer | channel
     tau_init: float = 2.0
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
+    adapt_decay: float = 0.9  # alif: the adaptation trace's decay rho
+    adapt_scale: float = 0.2  # alif: the threshold's rise per spike beta
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):

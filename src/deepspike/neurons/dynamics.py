@@ -66,20 +66,26 @@ def _leak(v: torch.Tensor, params: NeuronParams) -> torch.Tensor:
     return _ForwardOnlyScale.apply(v, params.decay)
 
 
+def reset_membrane(h: torch.Tensor, s: torch.Tensor, threshold: float | torch.Tensor,
+                   params: NeuronParams) -> torch.Tensor:
+    """The post-reset membrane ``v_t`` of pre-reset ``h`` and spikes ``s`` (same shape): ``h (1 - s)`` (reset
+    "zero"), ``h - threshold s`` ("subtract"; ``threshold`` a number or a tensor broadcasting against ``h``), ``h``
+    ("none"); ``s`` is a constant there with ``params.detach_reset``."""
+    r = s.detach() if params.detach_reset else s
+    if params.reset == "zero":
+        return h * (1.0 - r)
+    if params.reset == "subtract":
+        return h - threshold * r
+    return h
+
+
 def _step(
     x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One update; returns ``(s_t, h_t, v_t)``: spikes, pre-reset and post-reset membrane, all ``x.shape``."""
     h = x if v is None else _leak(v, params) + x
     s = params.spike_fn(h - params.threshold)
-    r = s.detach() if params.detach_reset else s
-    if params.reset == "zero":
-        v_new = h * (1.0 - r)
-    elif params.reset == "subtract":
-        v_new = h - params.threshold * r
-    else:
-        v_new = h
-    return s, h, v_new
+    return s, h, reset_membrane(h, s, params.threshold, params)
 
 
 def check_currents(x: torch.Tensor, min_dim: int = 2) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
-from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.dynamics import check_currents, reset_membrane
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
@@ -37,14 +37,7 @@ def learnable_step(
     drive = (1.0 - decay) * x if decay_input else x
     h = drive if v is None else decay * v + drive
     s = params.spike_fn(h - threshold)
-    r = s.detach() if params.detach_reset else s
-    if params.reset == "zero":
-        v_new = h * (1.0 - r)
-    elif params.reset == "subtract":
-        v_new = h - threshold * r
-    else:
-        v_new = h
-    return s, v_new
+    return s, reset_membrane(h, s, threshold, params)
 
 
 def learnable_multistep_reference(

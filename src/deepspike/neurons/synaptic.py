@@ -29,12 +29,11 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, neuron_multistep
 from deepspike.neurons.params import NeuronParams
-
-LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 def is_syn_decay(value: object) -> bool:

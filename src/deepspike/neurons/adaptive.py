@@ -1,0 +1,89 @@
+"""``AdaptiveLIF``: a LIF whose threshold rises with each of its spikes and decays back (spike-frequency adaptation).
+
+``x [T, B, ...] -> s [T, B, ...]``, ``v_0 = a_0 = 0``::
+
+    h_t = k v_{t-1} + x_t                         charge, as the LIF (``neurons.dynamics``)
+    theta_t = th + beta a_{t-1}                   adaptive threshold (beta = adapt_scale >= 0)
+    s_t = H(h_t - theta_t)                        fire (surrogate gradient through h and theta)
+    v_t = h_t (1 - s_t) | h_t - theta_t s_t | h_t reset "zero" | "subtract" (the threshold crossed) | "none"
+    a_t = rho a_{t-1} + s_t                       adaptation trace (rho = adapt_decay in [0, 1])
+
+The adaptive threshold of Bellec et al.'s LSNN ("Long short-term memory and learning-to-learn in networks of
+spiking neurons", NeurIPS 2018; Nat. Commun. 11:3625, 2020), the neuron of the recurrent nets that do best on
+speech spikes, written in our discrete convention: a spike raises the threshold by ``beta``, which decays by
+``rho`` per step, so a neuron driven hard fires ever more slowly. ``beta = 0`` is the plain LIF.
+
+The update is a step loop in PyTorch (autograd stores each step): the threshold depends on the neuron's own past
+spikes, so the fused LIF kernel cannot run it. Inside ``neurons.carry.temporal_carry`` ``(v, a)`` is carried
+(``CarriesState``); the neuron reports its spike count to an active tally (``ReportsSpikes``). It keeps its LIF
+settings as ``fixed`` (no ``params``: OTTT's traces and the hardware mappings do not mistake it for a LIF), and
+refuses ``leak_grad=False`` (lee2020's option of the plain LIF) in one line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_currents, reset_membrane
+from deepspike.neurons.params import NeuronParams
+
+
+def adaptive_step(
+    x: torch.Tensor, v: torch.Tensor | None, a: torch.Tensor | None, params: NeuronParams, rho: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the module docstring: ``x [B, ...]``, ``v``, ``a`` (``[B, ...]`` or None for zeros) ->
+    ``(s_t, v_t, a_t)``, each ``[B, ...]``."""
+    h = x if v is None else params.decay * v + x
+    theta = params.threshold if a is None else params.threshold + beta * a
+    s = params.spike_fn(h - theta)
+    return s, reset_membrane(h, s, theta, params), s if a is None else rho * a + s
+
+
+def is_adaptation(rho: object, beta: object) -> bool:
+    """Whether ``(adapt_decay, adapt_scale)`` are valid: ``rho`` a number in [0, 1], ``beta`` a finite number >= 0."""
+    numbers = all(isinstance(z, float | int) and not isinstance(z, bool) and math.isfinite(z) for z in (rho, beta))
+    return numbers and 0.0 <= rho <= 1.0 and beta >= 0.0
+
+
+class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
+    """Adaptive-threshold LIF layer (module docstring): ``params`` give the LIF's decay ``k``, base threshold ``th``,
+    reset, surrogate and ``detach_reset``; ``adapt_decay`` is ``rho``, ``adapt_scale`` is ``beta``."""
+
+    is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, params: NeuronParams, adapt_decay: float = 0.9, adapt_scale: float = 0.2) -> None:
+        super().__init__()
+        if not is_adaptation(adapt_decay, adapt_scale):
+            raise ConfigError(f"adapt_decay={adapt_decay!r} must be a number in [0, 1] and adapt_scale="
+                              f"{adapt_scale!r} a finite number >= 0")
+        if not params.leak_grad:
+            raise ConfigError("an adaptive LIF needs leak_grad=True (its gradient runs through the leak)")
+        self.fixed = params
+        self.adapt_decay, self.adapt_scale = float(adapt_decay), float(adapt_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_currents(x)
+        v, a = self.carried() or (None, None)
+        if v is not None and v.shape != x.shape[1:]:
+            raise ConfigError(f"initial membrane shape {tuple(v.shape)} does not match one step of the input "
+                              f"{tuple(x.shape[1:])}")
+        steps = []
+        for t in range(x.shape[0]):
+            s, v, a = adaptive_step(x[t], v, a, self.fixed, self.adapt_decay, self.adapt_scale)
+            steps.append(s)
+        self.keep((v, a))
+        s = torch.stack(steps) if steps else x * 0
+        if self.tally is not None:
+            self.report_spikes(s.sum())
+        return s
+
+    def extra_repr(self) -> str:
+        p = self.fixed
+        return (f"adapt_decay={self.adapt_decay:g}, adapt_scale={self.adapt_scale:g}, decay={p.decay:g}, "
+                f"threshold={p.threshold:g}, reset={p.reset!r}, surrogate={p.spike_fn!r}")

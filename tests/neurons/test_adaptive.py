@@ -1,0 +1,77 @@
+"""The adaptive-threshold LIF (``AdaptiveLIF``): spikes by hand on one neuron (the intervals lengthen), spikes and
+input gradients against a float64 loop written here, ``beta = 0`` against the plain LIF, and the state
+``(v, a)`` carried across calls."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.carry import temporal_carry
+
+
+def _reference(x, k, th, rho, beta, reset):
+    """The module docstring's equations with a rectangular surrogate (width 1, the default) written out here."""
+    v = a = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        h = k * v + x[t]
+        theta = th + beta * a
+        u = h - theta
+        s = (u >= 0).to(x.dtype) + (u.abs() < 0.5).to(x.dtype) * (u - u.detach())
+        v = h * (1 - s) if reset == "zero" else h - theta * s
+        a = rho * a + s
+        out.append(s)
+    return torch.stack(out)
+
+
+def test_one_neuron_by_hand_fires_ever_more_slowly():
+    """Constant input 0.625, no leak, threshold 1, beta 0.5, rho 0.8, reset by subtraction: h = 0.625, 1.25 (fires,
+    v = 0.25, a = 1), 0.875 < 1.5, 1.5 >= 1.4 (fires, v = 0.1, a = 1.64), 0.725 < 1.82, 1.35 < 1.656, 1.975 >=
+    1.5248 (fires): spikes at steps 1, 3 and 6; the plain LIF fires at 1, 3, 4, 6, ..."""
+    x = torch.full((7, 1), 0.625)
+    s = AdaptiveLIF(NeuronParams(decay=1.0, threshold=1.0, reset="subtract"), adapt_decay=0.8, adapt_scale=0.5)(x)
+    assert s[:, 0].nonzero().flatten().tolist() == [1, 3, 6]
+    assert LIF(1.0, 1.0, "subtract")(x.clone())[:, 0].nonzero().flatten().tolist() == [1, 3, 4, 6]
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_spikes_and_input_gradients_match_a_float64_loop(reset):
+    torch.manual_seed(0)
+    x = (torch.rand(10, 4, 6, dtype=torch.float64) * 0.9).requires_grad_()
+    ref = _reference(x, 0.7, 0.8, 0.85, 0.3, reset)
+    g = torch.randn_like(ref)
+    (ref_grad,) = torch.autograd.grad((ref * g).sum(), x)
+    x32 = x.detach().float().requires_grad_()
+    ours = AdaptiveLIF(NeuronParams(decay=0.7, threshold=0.8, reset=reset), adapt_decay=0.85, adapt_scale=0.3)(x32)
+    (ours * g.float()).sum().backward()
+    assert ours.sum() > 20 and torch.equal(ours.double(), ref.detach())
+    torch.testing.assert_close(x32.grad.double(), ref_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_no_adaptation_is_the_plain_lif():
+    torch.manual_seed(1)
+    x = (torch.rand(9, 3, 5) * 0.8).requires_grad_()
+    params = NeuronParams(decay=0.5, threshold=0.6, reset="zero")
+    ours = AdaptiveLIF(params, adapt_scale=0.0)(x)
+    lif = LIF(0.5, 0.6, "zero")(x * 1)
+    assert torch.equal(ours, lif)
+    torch.testing.assert_close(torch.autograd.grad(ours.sum(), x)[0], torch.autograd.grad(lif.sum(), x)[0])
+
+
+def test_a_run_in_pieces_carries_membrane_and_adaptation():
+    torch.manual_seed(2)
+    x = (torch.rand(12, 2, 4) * 0.9).requires_grad_()
+    neuron = AdaptiveLIF(NeuronParams(decay=0.9, threshold=0.7, reset="subtract"), adapt_decay=0.9, adapt_scale=0.4)
+    whole = neuron(x)
+    with temporal_carry(neuron):
+        pieces = torch.cat([neuron(x[:5]), neuron(x[5:])])
+    assert torch.equal(pieces, whole)
+    torch.testing.assert_close(torch.autograd.grad(pieces.sum(), x)[0], torch.autograd.grad(whole.sum(), x)[0])
+
+
+@pytest.mark.parametrize(("rho", "beta"), [(1.5, 0.2), (0.9, -0.1), (float("nan"), 0.2), (0.9, float("inf"))])
+def test_bad_adaptation_settings_are_one_line(rho, beta):
+    with pytest.raises(ConfigError, match="^adapt_decay=.* must be a number in \\[0, 1\\] and adapt_scale="):
+        AdaptiveLIF(NeuronParams(), adapt_decay=rho, adapt_scale=beta)
