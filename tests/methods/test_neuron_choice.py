@@ -15,10 +15,8 @@ from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.synaptic import SynapticLIF
-from deepspike.training.runs import load_checkpoint
 from deepspike.training.temporal_grad import prepare_temporal_grad
-from deepspike.training.trainer import Trainer
-from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
+from tiny_run import TINY, full_and_resumed_weights
 
 
 def _net(**options):
@@ -95,12 +93,7 @@ def test_plif_resume_is_exact(tmp_path):
     """A PLIF + learnable-threshold run cut after epoch 1 and resumed ends bit for bit where the uncut run ends."""
     cfg = load_config(None, [*TINY, "method.neuron=plif", "method.learn_threshold=true",
                              "method.neuron_params=channel"])
-    Trainer(cfg, tmp_path / "full").fit()
-    with pytest.raises(StopAfterFirstEpoch):
-        Trainer(cfg, tmp_path / "cut", callbacks=(_stop_after_first_epoch,)).fit()
-    Trainer(cfg, tmp_path / "cut", resume=True).fit()
-    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
-    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    full, cut = full_and_resumed_weights(cfg, tmp_path)
     assert any(k.endswith(".w") for k in full) and any(k.endswith(".threshold") for k in full)
     for key, value in full.items():
         assert torch.equal(value, cut[key]), key

@@ -40,7 +40,7 @@ from deepspike.core.errors import (
 from deepspike.core.version import __version__
 from deepspike.layers import TimeDistributed
 from deepspike.layers.qcfs import QCFS
-from deepspike.methods import Method, create_model, get_method, register_method, register_neuron
+from deepspike.methods import Method, create_model, get_method, register_encoder, register_method, register_neuron
 from deepspike.methods.streaming import Stream
 from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
@@ -61,7 +61,8 @@ __all__ = [
     "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
     "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
-    "register_model", "register_neuron", "reproduce", "RunConfig", "spike_activity", "spike_count", "spike_times",
+    "register_model", "register_neuron", "register_encoder", "reproduce", "RunConfig", "spike_activity",
+    "spike_count", "spike_times",
     "spike_times_conv2d", "Stream", "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss",
     "TTFSAvgPool2d",
     "TTFSConv2d",

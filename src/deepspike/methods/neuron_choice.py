@@ -39,7 +39,7 @@ from typing import Any
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.registration import check_registration
+from deepspike.core.registration import factory_registrar
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
@@ -59,18 +59,7 @@ def register_neuron(name: str) -> Callable[[NeuronFactory], NeuronFactory]:
 
     ``TypeError`` for a name that is not a new non-empty string (a built-in's included) or a factory that is not
     callable; ``ConfigError`` for a name another factory has (``core.registration``)."""
-    if not isinstance(name, str) or not name or name in NEURONS:
-        raise TypeError(f"register_neuron: the name must be a non-empty string other than {', '.join(NEURONS)}; "
-                        f"got {name!r}")
-
-    def wrap(factory: NeuronFactory) -> NeuronFactory:
-        if not callable(factory):
-            raise TypeError(f"register_neuron({name!r}) takes a factory function, got {factory!r}")
-        check_registration("neuron", name, _OWN.get(name), factory)
-        _OWN[name] = factory
-        return factory
-
-    return wrap
+    return factory_registrar("register_neuron", "neuron", name, NEURONS, _OWN)
 
 
 def neuron_names() -> tuple[str, ...]:

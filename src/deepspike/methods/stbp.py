@@ -5,7 +5,8 @@ surrogate ``h(u) = (1/a) 1[|u - V_th| < a/2]`` (eq. 14; ``surrogate_args: {a: ..
 through space and time (autograd through the neuron's loop over T).
 
 - Encoding layer: with ``encoder: direct`` the first layer receives the analog image at every step; with
-  ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data).
+  ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data); ``poisson`` and
+  ``bipolar`` spikes, or an encoder of one's own registered with ``register_encoder`` (``methods.encoder_choice``).
 - NeuNorm (``neunorm: true``, eq. 9-10, ``layers.neunorm``): the spikes of every convolutional layer that
   feeds another convolutional layer pass through ``o - U x`` with decay ``neunorm_decay`` (k_tau2).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
@@ -31,10 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
-from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.spiking_sequential import SpikingSequential
@@ -42,6 +41,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
+from deepspike.methods.encoder_choice import encoder_names, make_encoder
 from deepspike.methods.init import init_weights
 from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
@@ -56,7 +56,6 @@ from deepspike.methods.stbp_training import (
 from deepspike.models.spec import Architecture, Linear
 
 READOUTS = ("rate", "membrane")
-STBP_ENCODERS = (*ENCODERS, "frames")
 
 
 @dataclass
@@ -91,7 +90,7 @@ class StbpOptions:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
             raise ConfigError(f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
                               f"{self.timesteps}/{self.eval_timesteps}")
-        for key, value, valid in (("encoder", self.encoder, STBP_ENCODERS), ("readout", self.readout, READOUTS),
+        for key, value, valid in (("encoder", self.encoder, encoder_names()), ("readout", self.readout, READOUTS),
                                   ("loss", self.loss, STBP_LOSSES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
@@ -163,8 +162,7 @@ class StbpMethod(Method):
             readout = VotingReadout(self.neuron(shape=(arch.num_classes,)), num_classes)
         else:
             readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
-        encoder = FrameEncoder() if o.encoder == "frames" else InputEncoder(o.encoder)
-        network = RateNetwork(encoder, body, readout, o.timesteps, o.eval_timesteps)
+        network = RateNetwork(make_encoder(o), body, readout, o.timesteps, o.eval_timesteps)
         network.per_step = o.loss == "tet"
         return network
 

@@ -1,0 +1,64 @@
+"""``register_encoder``: an encoder of one's own becomes ``method.encoder=name`` of ``stbp``; its series is what the
+body receives, a run with it trains and resumes exactly, and names and factories are checked in one line."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.methods import encoder_choice, get_method, register_encoder
+from deepspike.methods.stbp import StbpOptions
+from deepspike.methods.streaming import Stream
+from deepspike.models import create_architecture
+from tiny_run import TINY, full_and_resumed_weights
+
+
+class Latency(nn.Module):
+    """One spike per pixel, at step ``round((1 - x) (T - 1))``: brighter pixels fire earlier; dark ones (x = 0)
+    never."""
+
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        when = ((1 - x.clamp(0, 1)) * (timesteps - 1)).round()
+        steps = torch.arange(timesteps, dtype=x.dtype).view(-1, *([1] * x.dim()))
+        return ((steps == when) & (x > 0)).to(x.dtype)  # [T, B, ...]
+
+
+@pytest.fixture
+def own_encoders(monkeypatch):
+    """Registrations end with the test."""
+    monkeypatch.setattr(encoder_choice, "_OWN", {})
+
+
+def test_a_registered_encoder_feeds_the_body(own_encoders):
+    register_encoder("latency")(lambda options: Latency())
+    method = get_method("stbp", {"encoder": "latency", "timesteps": 5})
+    net = method.build(create_architecture("scnn_digits", num_classes=10)).eval()
+    assert isinstance(net.encoder, Latency)
+    seen = []
+    net.body.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.rand(3, 1, 8, 8)
+    net(x)
+    assert torch.equal(seen[0], Latency()(x, 5)) and seen[0].sum(0).max() == 1  # each pixel at most once
+    with pytest.raises(ConfigError, match="^streaming feeds one step at a time .* the encoder Latency is neither$"):
+        Stream(net)
+
+
+def test_a_run_with_a_registered_encoder_resumes_exactly(own_encoders, tmp_path):
+    register_encoder("latency")(lambda options: Latency())
+    full, cut = full_and_resumed_weights(load_config(None, [*TINY, "method.encoder=latency"]), tmp_path)
+    assert all(torch.equal(v, cut[k]) for k, v in full.items())
+
+
+def test_encoder_names_and_factories_are_checked(own_encoders):
+    with pytest.raises(ConfigError, match="^bad value 'mine' for method.encoder; valid: direct, poisson, bipolar, "
+                                          "frames$"):
+        StbpOptions(encoder="mine")
+    with pytest.raises(TypeError, match="^register_encoder: the name must be a non-empty string other than direct, "
+                                        "poisson, bipolar, frames; got 'poisson'$"):
+        register_encoder("poisson")
+    register_encoder("mine")(lambda options: "not a module")
+    with pytest.raises(ConfigError, match="^method.encoder=mine: its factory returned a str, not a torch module$"):
+        get_method("stbp", {"encoder": "mine"}).build(create_architecture("scnn_digits", num_classes=10))
+    with pytest.raises(ConfigError, match="^encoder 'mine' is already registered"):
+        register_encoder("mine")(Latency)
