@@ -6,6 +6,8 @@ from torch import nn
 from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.layers.activity_records import SynapseRecord, is_spike_valued
 from deepspike.layers.fan_out import fan_out_map
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
 
 
 def test_negative_spikes_are_events_that_cost_accumulates():
@@ -62,3 +64,18 @@ def test_a_layer_shown_analog_input_once_prices_all_its_operations_as_macs():
     assert (record.acs, record.macs, record.analog) == (0, 36, True)
     record.add_inputs(torch.tensor([[1.0, 0.0, 1.0, 0.0]]), fan, ttfs=False)  # binary now, still this layer's MACs
     assert (record.acs, record.macs) == (0, 44)
+
+
+def test_one_direct_input_sample_at_a_time_is_still_analog():
+    """Batches of one image: the direct encoder repeats it over T steps, so the first layer's input shows one value
+    per feature, which alone reads as spikes; the recorder knows the encoder's output is analog and prices that layer
+    in MACs. The layers after the neurons receive spikes: ACs."""
+    torch.manual_seed(0)
+    net = get_method("stbp", {"timesteps": 4, "encoder": "direct", "threshold": 0.3}).build(
+        create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8), hidden=[16])).eval()
+    with torch.no_grad(), ActivityRecorder(net, codings=("rate",)) as recorder:
+        for _ in range(3):
+            net(torch.rand(1, 1, 8, 8))
+    first, *rest = recorder.synapses.values()
+    assert first.macs > 0 and first.acs == 0 and first.analog
+    assert rest and all(r.macs == 0 and not r.analog for r in rest)

@@ -38,7 +38,8 @@ def table_timesteps(timesteps: int) -> list[int]:
 class AccuracySweep:
     """Accuracy after each of ``marks`` steps over ``samples`` test images, and the activity per sample:
     ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` (synaptic operations, ACs + MACs) per synaptic layer
-    (after all T steps); ``accumulates_at[i]`` and ``macs_at[i]`` (the MACs among them) per synaptic layer and
+    (after all T steps); ``accumulates_at[i]`` and ``macs_at[i]`` (the MACs among them: all of a layer's operations
+    when the recorder priced the layer as analog, ``SynapseRecord.add_inputs``, else none) per synaptic layer and
     ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps."""
 
     marks: list[int]
@@ -62,7 +63,6 @@ def sweep_accuracy(
     start = time.perf_counter()
     synapses = _synaptic_layers(snn)
     ops_at = [dict.fromkeys(synapses, 0.0) for _ in marks]
-    macs_at = [dict.fromkeys(synapses, 0.0) for _ in marks]
     spikes_at = [0.0] * len(marks)
     # eval_pass seeds with EVAL_SEED: the same draws as `deepspike eval` on the converted run.
     with eval_pass(snn), ActivityRecorder(snn) as recorder:
@@ -71,11 +71,10 @@ def sweep_accuracy(
 
             def at_mark(t: int, base=base) -> None:
                 i = marks.index(t)
-                ops, spikes, macs = _counts(recorder, synapses)
+                ops, spikes = _counts(recorder, synapses)
                 spikes_at[i] += spikes - base[1]
                 for name in synapses:
                     ops_at[i][name] += ops[name] - base[0][name]
-                    macs_at[i][name] += macs[name] - base[2][name]
 
             with recorder.network_pass(len(y)):
                 scores = snn.trace(x, timesteps, marks, on_checkpoint=at_mark)  # [C, B, K]
@@ -84,6 +83,8 @@ def sweep_accuracy(
             log(f"  {n} test images: accuracy at T={timesteps} so far {correct[-1].item() / n:.4f}")
     seconds = time.perf_counter() - start
     n = max(1, recorder.samples)
+    analog = {name for name in synapses if name in recorder.synapses and recorder.synapses[name].analog}
+    macs_at = [{name: ops[name] if name in analog else 0.0 for name in synapses} for ops in ops_at]  # by layer
     return AccuracySweep(
         marks,
         (correct.double() / n).tolist(),
@@ -113,10 +114,8 @@ def _short(name: str) -> str:
     return name.removesuffix(".module")
 
 
-def _counts(recorder: ActivityRecorder, synapses: list[str]) -> tuple[dict[str, float], float, dict[str, float]]:
-    """The recorder's running operations (ACs + MACs) per synaptic layer (0 where none were recorded yet), spikes of
-    all neurons, and MACs per synaptic layer."""
-    records = [recorder.synapses.get(name) for name in synapses]
-    ops = {name: r.operations if r is not None else 0.0 for name, r in zip(synapses, records, strict=True)}
-    macs = {name: r.macs if r is not None else 0.0 for name, r in zip(synapses, records, strict=True)}
-    return ops, sum(layer.spikes for layer in recorder.layers.values()), macs
+def _counts(recorder: ActivityRecorder, synapses: list[str]) -> tuple[dict[str, float], float]:
+    """The recorder's running operations (ACs + MACs) per synaptic layer (0 where none were recorded yet) and spikes
+    of all neurons."""
+    ops = {name: recorder.synapses[name].operations if name in recorder.synapses else 0.0 for name in synapses}
+    return ops, sum(layer.spikes for layer in recorder.layers.values())

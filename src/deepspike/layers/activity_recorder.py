@@ -11,7 +11,9 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   (inputs only). ``inputs="peak"`` / ``"values"`` also keeps each layer's largest input / positive inputs.
 - Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs.
 - The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; TTFS encoders give
-  times ``[B, ...]`` (finite = spike); other outputs are analog input. Without an encoder, the finite inputs
+  times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of the pass,
+  which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T steps
+  looks like spikes of one size. Without an encoder, the finite inputs
   of the first TTFS layer of a pass are the input spikes.
 """
 
@@ -53,6 +55,8 @@ class _Pass:
     steps: dict[str, int] = field(default_factory=dict)  # rate layer -> its steps so far
     last_ttfs: torch.Tensor | None = None  # times of the latest TTFS layer [B, ...]
     encoder_seen: bool = False
+    analog_encoder: bool = False  # the encoder's output (what the first synaptic layer receives) is analog
+    synapse_seen: bool = False
 
 
 class ActivityRecorder:
@@ -156,7 +160,7 @@ class ActivityRecorder:
             # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes
             self.input_spikes += float(torch.isfinite(x).sum())
         else:
-            self.analog_input = True
+            self.analog_input = self._pass.analog_encoder = True
 
     def _input(self, name: str):
         def hook(module, args) -> None:
@@ -191,8 +195,11 @@ class ActivityRecorder:
             if key not in self._fan:
                 fan = fan_out_map(module, key[1])
                 self._fan[key] = None if fan is None else fan.to(x.device, torch.int64)
+            first, self._pass.synapse_seen = not self._pass.synapse_seen, True
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
-                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes)
+                # the pass's first synaptic layer receives the encoder's output: analog whatever its values look like
+                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes,
+                                               analog=first and self._pass.analog_encoder)
 
         return hook

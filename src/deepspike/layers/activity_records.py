@@ -38,7 +38,8 @@ def is_spike_valued(x: torch.Tensor) -> bool:
     with ``spike_value: threshold`` emit) pass; averages of spikes (several multiples of ``1/k^2`` per channel) and
     analog inputs fail. The test reads values: a channel that shows one magnitude in ``x`` passes, so an analog
     ``[1, F]`` (one row), one direct-input sample repeated over T rows, or a pooled map with one non-zero value per
-    channel passes as well (``SynapseRecord.add_inputs`` prices by layer, so a later call reprices it). For a
+    channel passes as well (the recorder prices the layer receiving an analog encoder's output in MACs, and
+    ``SynapseRecord.add_inputs`` prices by layer, so a later call reprices it). For a
     time-major input ``[T, B, ...]`` (spikebp's ``SpikingAvgPool``) axis 1 is the batch: one magnitude per sample,
     which binary spikes meet.
     """
@@ -121,19 +122,21 @@ class SynapseRecord:
         """ACs + MACs."""
         return self.acs + self.macs
 
-    def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool, value_spikes: bool = False) -> None:
+    def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool, value_spikes: bool = False,
+                   analog: bool = False) -> None:
         """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``:
         ``ops = sum_j 1[x_j event] F_j``, priced by the module docstring's rule: ACs for spikes (``ttfs``,
         ``is_spike_valued(x)``, or ``value_spikes``: each non-zero value is one spike of a windowed TTFS net), MACs
-        for analog inputs (averages of spikes, direct input). The price is the layer's, not the call's: once one
-        call's input is analog, every operation of the layer is a MAC, those of earlier calls included (a call
-        whose values happen to look like spikes, such as one direct-input sample repeated over T steps, is
-        repriced by the next call that shows they are not; an analysis of a single such sample cannot tell)."""
+        for analog inputs (averages of spikes, direct input; ``analog``: the caller knows ``x`` is analog, as the
+        recorder does for the layer that receives an analog encoder's output). The price is the layer's, not the
+        call's: once one call's input is analog, every operation of the layer is a MAC, those of earlier calls
+        included (a call whose values happen to look like spikes, such as a pooled map with one value per channel,
+        is repriced by the next call that shows they are not)."""
         events = torch.isfinite(x) if ttfs else x != 0
         per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
         count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j
         self.events += count
-        if not (self.analog or ttfs or value_spikes or is_spike_valued(x)):
+        if not (self.analog or ttfs or value_spikes or (not analog and is_spike_valued(x))):
             self.analog = True  # what a layer receives does not change between calls: reprice the earlier ones
             self.macs, self.acs = self.macs + self.acs, 0.0
         if self.analog:
