@@ -75,3 +75,16 @@ def test_a_run_in_pieces_carries_membrane_and_adaptation():
 def test_bad_adaptation_settings_are_one_line(rho, beta):
     with pytest.raises(ConfigError, match="^adapt_decay=.* must be a number in \\[0, 1\\] and adapt_scale="):
         AdaptiveLIF(NeuronParams(), adapt_decay=rho, adapt_scale=beta)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_input_keeps_a_float32_state(dtype):
+    """On bf16 / fp16 input the spikes are those of the float32 neuron on the same (rounded) values, and with
+    beta = 0 those of the LIF (whose low-precision kernels keep a float32 membrane)."""
+    torch.manual_seed(3)
+    x = (torch.rand(16, 8, 64) * 0.6).to(dtype)
+    params = NeuronParams(decay=0.8, threshold=0.9, reset="subtract")
+    ours = AdaptiveLIF(params, adapt_decay=0.9, adapt_scale=0.3)(x)
+    assert ours.dtype == dtype
+    assert torch.equal(ours.float(), AdaptiveLIF(params, adapt_decay=0.9, adapt_scale=0.3)(x.float()))
+    assert torch.equal(AdaptiveLIF(params, adapt_scale=0.0)(x), LIF(0.8, 0.9, "subtract")(x.clone()))

@@ -14,10 +14,12 @@ speech spikes, written in our discrete convention: a spike raises the threshold 
 ``rho`` per step, so a neuron driven hard fires ever more slowly. ``beta = 0`` is the plain LIF.
 
 The update is a step loop in PyTorch (autograd stores each step): the threshold depends on the neuron's own past
-spikes, so the fused LIF kernel cannot run it. Inside ``neurons.carry.temporal_carry`` ``(v, a)`` is carried
-(``CarriesState``); the neuron reports its spike count to an active tally (``ReportsSpikes``). It keeps its LIF
-settings as ``fixed`` (no ``params``: OTTT's traces and the hardware mappings do not mistake it for a LIF), and
-refuses ``leak_grad=False`` (lee2020's option of the plain LIF) in one line.
+spikes, so the fused LIF kernel cannot run it. On bfloat16 / float16 input the state ``(v, a)`` and the arithmetic
+are float32 (as the LIF's low-precision kernels keep theirs) and the spikes come back in the input's dtype. Inside
+``neurons.carry.temporal_carry`` ``(v, a)`` is carried (``CarriesState``); the neuron reports its spike count to an
+active tally (``ReportsSpikes``). It keeps its LIF settings as ``fixed`` (no ``params``: OTTT's traces and the
+hardware mappings do not mistake it for a LIF), and refuses ``leak_grad=False`` (lee2020's option of the plain LIF)
+in one line.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, reset_membrane
@@ -73,12 +76,14 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
         if v is not None and v.shape != x.shape[1:]:
             raise ConfigError(f"initial membrane shape {tuple(v.shape)} does not match one step of the input "
                               f"{tuple(x.shape[1:])}")
+        low = x.dtype in LOW_PRECISION  # bfloat16 / float16: the state and arithmetic in float32, as the LIF's
         steps = []
         for t in range(x.shape[0]):
-            s, v, a = adaptive_step(x[t], v, a, self.fixed, self.adapt_decay, self.adapt_scale)
+            s, v, a = adaptive_step(x[t].float() if low else x[t], v, a, self.fixed, self.adapt_decay,
+                                    self.adapt_scale)
             steps.append(s)
         self.keep((v, a))
-        s = torch.stack(steps) if steps else x * 0
+        s = torch.stack(steps).to(x.dtype) if steps else x * 0
         if self.tally is not None:
             self.report_spikes(s.sum())
         return s
