@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from deepspike.config import load_config
 from deepspike.conversion import pipeline
@@ -127,15 +128,19 @@ def test_convert_refuses_an_out_that_cannot_be_a_folder(ann_run, tmp_path):
     assert a_file.read_text() == "keep"
 
 
-def test_a_bf16_ann_converts_and_every_command_scores_both_nets_alike(tmp_path):
+def test_a_bf16_ann_converts_and_every_command_scores_both_nets_alike(tmp_path, monkeypatch):
     """The ANN is scored under the autocast it trained with (convert's ANN accuracy is its summary's); the
     converted net is simulated in float32 and its run says so (train.precision fp32), so eval scores it as
     convert did."""
+    precisions = []
+    original = pipeline.evaluate
+    monkeypatch.setattr(pipeline, "evaluate",
+                        lambda *a, **k: precisions.append(k.get("precision")) or original(*a, **k))
     ann = tmp_path / "ann"
     summary = Trainer(load_config(None, ["method.name=ann", "model.name=mlp", "model.args.hidden=[32]",
                                          "data.name=digits", "train.epochs=1", "train.progress=false",
                                          "train.precision=bf16", "optim.lr=0.01"]), ann).fit()
     converted = convert_run(ann, tmp_path / "snn", norm="max", timesteps=8, calib_samples=32, log=lambda s: None)
-    assert converted["ann_test_accuracy"] == summary["test_accuracy"]
+    assert converted["ann_test_accuracy"] == summary["test_accuracy"] and precisions == [torch.bfloat16]
     assert load_config(tmp_path / "snn" / "config.yaml").train.precision == "fp32"
     assert evaluate_run(tmp_path / "snn")["test_accuracy"] == converted["snn_test_accuracy"]

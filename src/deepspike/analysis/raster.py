@@ -2,7 +2,8 @@
 
 ``record_raster(model, x, max_neurons)`` runs one sample ``x [1, ...]`` through a time-stepped network
 (``forward(x) -> scores``, spiking modules ``[T, B, ...] -> [T, B, ...]`` marked ``is_spiking_neuron``) in an
-``eval_pass`` (the evaluation seed: the same Poisson draws as ``deepspike eval``) with a forward hook on every
+``eval_pass`` (the evaluation seed, so a raster is reproducible; a random encoder draws for this one sample, not as
+in ``deepspike eval``'s batches) with a forward hook on every
 spiking module, and keeps per layer the neurons that fired at least once, ``max_neurons`` of them evenly spaced in
 index order when more fired (the layer's range of rates, rather than its busiest, often saturated, neurons)::
 

@@ -73,7 +73,9 @@ def convert_to_ttfs(
 @torch.no_grad()
 def _compare(ann: torch.nn.Module, snn: WindowNetwork, batches: list, log: Callable[[str], None]) -> dict[str, Any]:
     """Test accuracies of both nets, the fraction of equal predictions and the largest relative deviation of the
-    SNN's scores from the ANN's logits (relative to the sample's largest |logit|)."""
+    SNN's scores from the ANN's logits (relative to the sample's largest |logit|). Both run in float32, even for an
+    ANN trained with ``train.precision=bf16``: the TTFS net is the exact image of the float32 ANN, which is what the
+    deviation checks (its accuracy can then differ from the bf16 ANN's summary by rounding)."""
     ann.eval()
     snn.eval()
     correct_ann = correct_snn = agree = n = 0

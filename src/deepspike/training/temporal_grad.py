@@ -65,7 +65,7 @@ def trace_decay(net: nn.Module) -> float:
     if not decays:
         raise ConfigError("train.temporal_grad=ottt needs one neuron decay for the traces; the net has no neuron "
                           "with one fixed first-order decay (params.decay): a learnt one (plif), a synaptic one (a "
-                          "second decay) or neurons of its own")
+                          "second decay), an adaptive one (alif) or neurons of its own")
     if len(decays) != 1:
         raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
                           f"{sorted(decays)}")
