@@ -1,6 +1,6 @@
-"""Neuromorphic (event) data: N-MNIST, CIFAR10-DVS, DVS Gesture, and emulated events from static images.
+"""Neuromorphic (event) data: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS Gesture, and emulated events from images.
 
-Loaders register with :func:`deepspike.data.load_dataset`: ``nmnist``, ``cifar10_dvs``, ``dvs_gesture``
+Loaders register with :func:`deepspike.data.load_dataset`: ``nmnist``, ``ncaltech101``, ``cifar10_dvs``, ``dvs_gesture``
 (real recordings, read through tonic: extra ``deepspike[neuromorphic]``), ``fashion_mnist_events``,
 ``mnist_events``, ``digits_events`` (emulated, no extra needed). With ``output: frames`` (default) a split
 holds :class:`EventFrameDataset` ``x [N, T, 2, H, W]`` (uint8, cast to float32 per batch) and
@@ -9,7 +9,7 @@ holds :class:`EventFrameDataset` ``x [N, T, 2, H, W]`` (uint8, cast to float32 p
 [0, 1] for any image method (``spikebp``, conversion, ANN).
 """
 
-from deepspike.data.neuromorphic import cifar10dvs, dvs_gesture, nmnist, static_events  # noqa: F401
+from deepspike.data.neuromorphic import cifar10dvs, dvs_gesture, ncaltech101, nmnist, static_events  # noqa: F401
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.emulation import emulate_events, emulate_frames, saccade_offsets
 from deepspike.data.neuromorphic.formats import (

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import read_aedat2
-from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, bin_all, event_splits, load_cached
+from deepspike.data.neuromorphic.loading import FrameOptions, bin_all, held_out_splits, load_cached
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, split_indices
+from deepspike.data.splits import DataSplits
 
 SENSOR = (128, 128)
 SUBDIRS = ("CIFAR10DVS", "CIFAR10-DVS", "cifar10_dvs")
@@ -50,11 +48,8 @@ def load_cifar10_dvs(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
     key = {"files": files_fingerprint([f for f, _ in recordings]), **options.key()}
     x, y = load_cached("cifar10_dvs", data_dir, cache, key,
                        lambda: bin_all(recordings, lambda r: (read_aedat2(r[0]), r[1]), options, SENSOR))
-    train_idx, test_idx = split_indices(torch.from_numpy(y), TEST_FRACTION, split_seed)
-    train = as_dataset(x[train_idx.numpy()], y[train_idx.numpy()], options, "cifar10_dvs")
-    test = as_dataset(x[test_idx.numpy()], y[test_idx.numpy()], options, "cifar10_dvs")
-    return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=CLASSES,
-                        name="cifar10_dvs")
+    return held_out_splits(x, y, options, test_fraction=TEST_FRACTION, split_seed=split_seed,
+                           val_fraction=val_fraction, seed=seed, class_names=CLASSES, name="cifar10_dvs")
 
 
 __all__ = ["CLASSES", "list_recordings", "load_cifar10_dvs"]

@@ -14,7 +14,7 @@ from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
 from deepspike.data.neuromorphic.frames import check_binning, events_to_frames, frames_to_counts
-from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.splits import DataSplits, make_splits, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
 OUTPUTS = ("frames", "counts")
@@ -103,3 +103,13 @@ def event_splits(train, test, *, val_fraction: float, seed: int, class_names, na
     stats = frame_stats if isinstance(train, EventFrameDataset) else None
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(class_names),
                        class_names=class_names, name=name, stats=stats)
+
+
+def held_out_splits(x: np.ndarray, y: np.ndarray, options: FrameOptions, *, test_fraction: float, split_seed: int,
+                    val_fraction: float, seed: int, class_names, name: str) -> DataSplits:
+    """Splits of a data set without an official test split: a FIXED seeded, stratified ``test_fraction`` of each
+    class (``split_seed``, not the run's ``seed``) is the test set; frames ``x [N, T, 2, H, W]``, labels ``y [N]``."""
+    train_idx, test_idx = split_indices(torch.from_numpy(y), test_fraction, split_seed)
+    train = as_dataset(x[train_idx.numpy()], y[train_idx.numpy()], options, name)
+    test = as_dataset(x[test_idx.numpy()], y[test_idx.numpy()], options, name)
+    return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=class_names, name=name)
