@@ -41,6 +41,12 @@ class ReportsSpikes:
         if self.tally is not None:
             self.tally.add(count)
 
+    def reported(self, spikes: torch.Tensor) -> torch.Tensor:
+        """``spikes`` (returned) after handing their sum to the active tally; nothing is summed without one."""
+        if self.tally is not None:
+            self.tally.add(spikes.sum())
+        return spikes
+
 
 @contextmanager
 def counting_spikes(model: nn.Module, tally: SpikeTally) -> Iterator[SpikeTally]:

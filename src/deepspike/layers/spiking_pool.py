@@ -45,9 +45,7 @@ class SpikingAvgPool(ReportsSpikes, nn.Module):
         pooled = pooled.unflatten(0, (t, b))  # [T, B, C, H', W']
         s = leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
                                derivative=self.derivative, grad_scale=1.0)
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         pad = f", padding={self.padding}" if self.padding else ""

@@ -33,7 +33,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
-from deepspike.neurons.dynamics import check_currents, reset_membrane
+from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
 
 
@@ -73,9 +73,7 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_currents(x)
         v, a = self.carried() or (None, None)
-        if v is not None and v.shape != x.shape[1:]:
-            raise ConfigError(f"initial membrane shape {tuple(v.shape)} does not match one step of the input "
-                              f"{tuple(x.shape[1:])}")
+        check_initial_state(v, x)
         low = x.dtype in LOW_PRECISION  # bfloat16 / float16: the state and arithmetic in float32, as the LIF's
         steps = []
         for t in range(x.shape[0]):
@@ -84,9 +82,7 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
             steps.append(s)
         self.keep((v, a))
         s = torch.stack(steps).to(x.dtype) if steps else x * 0
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         p = self.fixed

@@ -100,6 +100,14 @@ def check_currents(x: torch.Tensor, min_dim: int = 2) -> None:
         raise ConfigError(f"neuron input must be {layout}; got shape {tuple(x.shape)}")
 
 
+def check_initial_state(state: torch.Tensor | None, x: torch.Tensor, name: str = "membrane") -> None:
+    """A one-line ``ConfigError`` when a neuron's initial ``state`` (None: zeros) is not of one step's shape
+    ``x.shape[1:]`` of its input ``x [T, B, ...]`` (a state carried from a call on another batch, say)."""
+    if state is not None and state.shape != x.shape[1:]:
+        raise ConfigError(f"initial {name} shape {tuple(state.shape)} does not match one step of the input "
+                          f"{tuple(x.shape[1:])}")
+
+
 def neuron_step(
     x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +152,7 @@ def neuron_multistep(
     gradients are the same either way.
     """
     check_currents(x)
-    if v0 is not None and v0.shape != x.shape[1:]:
-        raise ConfigError(
-            f"initial membrane shape {tuple(v0.shape)} does not match one step of the "
-            f"input {tuple(x.shape[1:])}"
-        )
+    check_initial_state(v0, x)
     if x.shape[0] == 0:  # no time steps: nothing fires, the membrane stays v0
         v = x.new_zeros(x.shape[1:]) if v0 is None else v0
         return (x * 0, v, x * 0) if return_membrane else (x * 0, v)

@@ -93,9 +93,7 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         k, th = self.decay_and_threshold(x)
         s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.decay_input)
         self.keep(v)
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         p = self.fixed

@@ -22,7 +22,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
-from deepspike.neurons.dynamics import check_currents, reset_membrane
+from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
@@ -68,9 +68,7 @@ def learnable_multistep(
     True forces the kernels (``ConfigError`` if they cannot run these inputs).
     """
     check_currents(x)
-    if v0 is not None and v0.shape != x.shape[1:]:
-        raise ConfigError(f"initial membrane shape {tuple(v0.shape)} does not match one step of the input "
-                          f"{tuple(x.shape[1:])}")
+    check_initial_state(v0, x)
     if fused is not False and x.shape[0] > 0:
         if learnable_fused_supported(x, params, v0):
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)

@@ -39,9 +39,7 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, v = neuron_multistep(x, self.params, v0=self.carried(), inplace=self.inplace)
         self.keep(v)
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -61,9 +61,7 @@ class PSN(ReportsSpikes, nn.Module):
             h = (self.weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
             thresholds = self.bias.to(x.dtype).view(self.timesteps, *([1] * (x.dim() - 1)))
             s = self.spike_fn(h - thresholds)
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         return f"timesteps={self.timesteps}, surrogate={self.spike_fn!r}"

@@ -192,9 +192,7 @@ class LeakCorrectedLIF(ReportsSpikes, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak:g}, threshold={self.threshold:g}, correction={self.correction}, "

@@ -32,7 +32,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
-from deepspike.neurons.dynamics import check_currents, neuron_multistep
+from deepspike.neurons.dynamics import check_currents, check_initial_state, neuron_multistep
 from deepspike.neurons.params import NeuronParams
 
 
@@ -83,11 +83,9 @@ def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = No
     ``alpha`` in [0, 1]. Differentiable in ``x`` and ``i0``."""
     if not is_syn_decay(alpha):
         raise ConfigError(f"syn_decay={alpha!r} must be a number in [0, 1] (1 - dt/tau_syn)")
+    check_initial_state(i0, x, "synaptic current")
     if i0 is None:
         i0 = x.new_zeros(x.shape[1:])
-    elif i0.shape != x.shape[1:]:
-        raise ConfigError(f"initial synaptic current shape {tuple(i0.shape)} does not match one step of the input "
-                          f"{tuple(x.shape[1:])}")
     return _SynapticCurrent.apply(x, i0, float(alpha))
 
 
@@ -114,9 +112,7 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
             i_end = current[-1].clone() if current.shape[0] else i0
         s, v = neuron_multistep(current, self.fixed, v0=v0, inplace=True)
         self.keep((v, i_end))
-        if self.tally is not None:
-            self.report_spikes(s.sum())
-        return s
+        return self.reported(s)
 
     def extra_repr(self) -> str:
         p = self.fixed
