@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from torch import nn
+
 from deepspike.core.errors import ConfigError
 
 F = TypeVar("F", bound=Callable)
@@ -44,3 +46,11 @@ def factory_registrar(api: str, kind: str, name: str, builtins: tuple[str, ...],
         return factory
 
     return wrap
+
+
+def made_module(kind: str, name: str, made: Any) -> nn.Module:
+    """``made``, what the factory registered as ``method.{kind}={name}`` returned, when it is a torch module; else a
+    one-line ``ConfigError``."""
+    if not isinstance(made, nn.Module):
+        raise ConfigError(f"method.{kind}={name}: its factory returned a {type(made).__name__}, not a torch module")
+    return made

@@ -21,8 +21,7 @@ from typing import Any
 from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder
-from deepspike.core.errors import ConfigError
-from deepspike.core.registration import factory_registrar
+from deepspike.core.registration import factory_registrar, made_module
 from deepspike.layers.event_frames import FrameEncoder
 
 BUILT_IN = (*ENCODERS, "frames")
@@ -50,9 +49,5 @@ def make_encoder(options: Any) -> nn.Module:
     ``ConfigError``."""
     name = options.encoder
     if name in _OWN:
-        module = _OWN[name](options)
-        if not isinstance(module, nn.Module):
-            raise ConfigError(f"method.encoder={name}: its factory returned a {type(module).__name__}, not a torch "
-                              "module")
-        return module
+        return made_module("encoder", name, _OWN[name](options))
     return FrameEncoder() if name == "frames" else InputEncoder(name)

@@ -39,7 +39,7 @@ from typing import Any
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.registration import factory_registrar
+from deepspike.core.registration import factory_registrar, made_module
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
@@ -102,11 +102,7 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     ``(F,)`` (its first entry sizes the per-channel parameters); ``inplace``: for the plain LIF (whose fused kernel
     may reuse a fresh input's memory)."""
     if o.neuron in _OWN:
-        module = _OWN[o.neuron](o, shape)
-        if not isinstance(module, nn.Module):
-            raise ConfigError(f"method.neuron={o.neuron}: its factory returned a {type(module).__name__}, not a "
-                              "torch module")
-        return module
+        return made_module("neuron", o.neuron, _OWN[o.neuron](o, shape))
     if o.neuron == "psn":
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))
