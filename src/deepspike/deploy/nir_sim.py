@@ -102,6 +102,15 @@ def _param(a) -> float | torch.Tensor:
     return float(t.reshape(-1)[0]) if t.numel() and bool((t == t.reshape(-1)[0]).all()) else t
 
 
+def _euler_decay(tau: torch.Tensor, dt: float, name: str) -> torch.Tensor:
+    """Forward Euler's decay per step ``1 - dt/tau`` (elementwise), or a one-line ``ConfigError`` where ``dt`` exceeds
+    the time constant ``name``."""
+    if bool((tau < dt).any()):
+        raise ConfigError(f"NIR simulation: forward Euler needs dt <= {name}, got dt = {dt} and {name} down to "
+                          f"{float(tau.min())}")
+    return 1.0 - dt / tau
+
+
 class _Neuron:
     """State (float64, in place) of one spiking or integrating node: threshold, firing rule and reset."""
 
@@ -145,10 +154,7 @@ class _Leaky(_Neuron):
             self.gain = _param(r * dt if self.leak_first else r)
             return
         tau = _t(node.tau)
-        if integration == "euler" and bool((tau < dt).any()):
-            raise ConfigError(f"NIR simulation: forward Euler needs dt <= tau, got dt = {dt} and tau down to "
-                              f"{float(tau.min())}")
-        self.decay = _param(torch.exp(-dt / tau) if integration == "exact" else 1.0 - dt / tau)
+        self.decay = _param(torch.exp(-dt / tau) if integration == "exact" else _euler_decay(tau, dt, "tau"))
         self.v_leak = _param(node.v_leak)
         if not self.leak_first:
             self.gain = _param(r / tau)
@@ -215,10 +221,8 @@ class _CubaEuler(_Neuron):
     def __init__(self, nir, node, dt: float) -> None:
         super().__init__(node, True)
         ts, tm = _t(node.tau_syn), _t(node.tau_mem)
-        if bool((ts < dt).any() or (tm < dt).any()):
-            raise ConfigError(f"NIR simulation: forward Euler needs dt <= tau_syn and dt <= tau_mem, got dt = {dt}")
-        self.i_decay, self.i_gain = _param(1.0 - dt / ts), _param(_t(node.w_in) * dt / ts)
-        self.decay, self.v_leak = _param(1.0 - dt / tm), _param(node.v_leak)
+        self.i_decay, self.i_gain = _param(_euler_decay(ts, dt, "tau_syn")), _param(_t(node.w_in) * dt / ts)
+        self.decay, self.v_leak = _param(_euler_decay(tm, dt, "tau_mem")), _param(node.v_leak)
         self.v_from_i = _param(_t(node.r) * dt / tm)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
