@@ -86,8 +86,8 @@ def operations(arch: Architecture, sweep: AccuracySweep, direct_input: bool) -> 
     The operations are priced by the activity recorder's rule (``layers.activity_records``), the one ``deepspike
     analyze`` and ``compare`` use: an input event that is a spike (binary, signed or threshold-valued) costs one
     AC per synapse; an analog input (direct input's image at every step, ``T x`` the first layer's events, counted
-    as run; the average of spikes after an average pool) costs one MAC per synapse. ``direct_input`` is recorded,
-    not used: the recorder tells analog input by its values.
+    as run; the average of spikes after an average pool) costs one MAC per synapse, each layer at one price.
+    ``direct_input`` is recorded, not used: the recorder tells analog input from the encoder's output and the values.
     """
     costs = layer_costs(arch)
     macs = sum(c.macs for c in costs)
