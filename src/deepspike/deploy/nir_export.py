@@ -44,6 +44,7 @@ from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
@@ -152,6 +153,9 @@ class _RateGraph:
         check_own_forward(m)  # leaf_modules checked the body's; this also covers readouts and a block's act
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
             return
+        if isinstance(m, RecurrentSpiking):
+            raise ConfigError("NIR export: recurrent layers (model spec Linear recurrent=true) are not exported: "
+                              "deepspike's NIR reader and simulator take no cycles yet")
         if isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)

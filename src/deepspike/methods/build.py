@@ -40,6 +40,8 @@ class BuildRules:
         e.g. ``layers.spiking_sequential.SpikingSequential`` to fuse neurons with the pooling after them.
     norm: ``(per-sample output shape) -> module``, the batch-norm after a ``norm=True`` conv/linear (before its
         activation); None: the method has none and a spec with one is refused (``ConfigError``).
+    recurrent: ``(wrapped linear module, per-sample output shape) -> module``, the whole recurrent layer of a
+        ``Linear(recurrent=True)`` (its neuron included: no activation follows); None: refused (``ConfigError``).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -49,6 +51,7 @@ class BuildRules:
     channel_dim: int = 1
     sequential: Callable[..., nn.Sequential] = nn.Sequential
     norm: Callable[[Shape], nn.Module] | None = None
+    recurrent: Callable[[nn.Module, Shape], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -78,7 +81,15 @@ class _ModuleFold(SpecFold[nn.Module]):
         self.rules = rules
 
     def layer(self, visit: Visit) -> list[nn.Module]:
+        if getattr(visit.layer, "recurrent", False):
+            return [self._recurrent(visit)]
         return [self._module(visit), *self._norm(visit), *self._activation(visit)]
+
+    def _recurrent(self, visit: Visit) -> nn.Module:
+        if self.rules.recurrent is None:
+            raise ConfigError(f"layer {visit.path} ({visit.layer}) is recurrent, which this method cannot build; "
+                              "recurrent layers need a time-stepped rate method (method stbp)")
+        return self.rules.recurrent(self._module(visit), visit.output_shape)
 
     def _norm(self, visit: Visit) -> list[nn.Module]:
         if not getattr(visit.layer, "norm", False):

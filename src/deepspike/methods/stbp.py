@@ -36,6 +36,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
@@ -120,7 +121,8 @@ def voting_architecture(arch: Architecture, group: int) -> Architecture:
 def _count_map_activations(arch: Architecture) -> int:
     """How many activations of ``arch`` see feature maps ``(C, H, W)`` (a dry walk of the builder)."""
     shapes: list[tuple[int, ...]] = []
-    build_body(arch, BuildRules(activation=lambda shape: shapes.append(shape) or nn.Identity()))
+    build_body(arch, BuildRules(activation=lambda shape: shapes.append(shape) or nn.Identity(),
+                                recurrent=lambda module, shape: nn.Identity()))  # recurrent layers are (F,)
     return sum(len(s) == 3 for s in shapes)
 
 
@@ -152,7 +154,8 @@ class StbpMethod(Method):
             return self.neuron(True, shape)
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
-                           sequential=SpikingSequential, norm=norm_rule(o))  # neuron + tiling avg pool: one kernel
+                           sequential=SpikingSequential, norm=norm_rule(o),  # neuron + tiling avg pool: one kernel
+                           recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]))
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

@@ -2,7 +2,9 @@
 
 For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`` and output map
 ``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = params * H' W'`` per sample. A linear layer
-``N -> M``: ``params = MACs = N M``. Average pooling counts one accumulate per real input of each
+``N -> M``: ``params = MACs = N M``; a recurrent one (``Linear.recurrent``) adds its ``M x M`` feedback weight:
+``params = (N + M) M``, ``fan_in = N + M``, and ``(N + M) M`` MACs per time step (an RNN has no one-pass ANN
+inference; its MACs here are those of one step). Average pooling counts one accumulate per real input of each
 window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
 borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Biases add one
 parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
@@ -56,7 +58,7 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
         macs = out[0] * positions * fan_in + (out[0] * positions if layer.bias else 0)
         return LayerCost(visit.path, "conv", shape, out, params, macs, fan_in)
     if isinstance(layer, Linear):
-        fan_in = shape[0]
+        fan_in = shape[0] + (out[0] if layer.recurrent else 0)
         params = out[0] * fan_in + (out[0] if layer.bias else 0)
         return LayerCost(visit.path, "linear", shape, out, params, params, fan_in)
     if isinstance(layer, Pool) and layer.kind == "avg":

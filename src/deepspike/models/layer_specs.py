@@ -12,6 +12,7 @@ Conventions:
   the junction: the body and a non-empty shortcut end in activated layers (spikes), ``g`` is ``add``
   (``A + S``), ``and`` (``A S``) or ``iand`` (``(1 - A) S``).
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
+- ``Linear(..., recurrent=True)``: a recurrent spiking layer (``Linear``'s docstring).
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
 
@@ -38,12 +39,24 @@ class Conv:
 
 @dataclass(frozen=True)
 class Linear:
-    """Fully connected layer; ``act=False`` marks the classifier output."""
+    """Fully connected layer; ``act=False`` marks the classifier output.
+
+    ``recurrent=True``: the layer's neurons also receive their own spikes of the step before through a second
+    weight ``V [M, M]`` (an Elman-style spiking recurrent layer, snnTorch's ``RLeaky``, Norse's
+    ``LIFRecurrent``): ``I_t = W x_t + V s_{t-1}`` (``s_{-1} = 0``), ``s_t = neuron(I_t)``. Only time-stepped
+    methods build it (the others refuse the spec); it needs ``act=True`` (the spikes it feeds back) and no
+    batch-norm between the sum and the neuron.
+    """
 
     out_features: int
     act: bool = True
     bias: bool = False
     norm: bool = False
+    recurrent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.recurrent and (not self.act or self.norm):
+            raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
 
 
 @dataclass(frozen=True)

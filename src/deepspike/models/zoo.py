@@ -5,6 +5,7 @@ from deepspike.models import (  # noqa: F401
     direct_training,
     lee2020,
     sengupta2019,
+    sequence,
     small,
     wu2019,
     zhang2021,

@@ -1,0 +1,198 @@
+"""The recurrent spiking layer against a hand-written loop, snnTorch's RLeaky, and itself run in pieces."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import create_model
+from deepspike.neurons import LIF, PSN
+from deepspike.neurons.carry import read_state, temporal_carry, write_state
+
+T, B, N, M = 7, 3, 5, 6
+
+
+def _layer(reset="subtract", surrogate="arctan") -> RecurrentSpiking:
+    torch.manual_seed(0)
+    layer = RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M, bias=False)),
+                             LIF(decay=0.8, threshold=0.5, reset=reset, surrogate=surrogate), M)
+    with torch.no_grad():
+        layer.recurrent.module.weight.normal_(0.0, 0.6)
+        layer.feedforward.module.weight.normal_(0.0, 0.8)
+    return layer
+
+
+def _inputs() -> torch.Tensor:
+    torch.manual_seed(1)
+    return (torch.rand(T, B, N) < 0.4).float()
+
+
+def _hand_loop(x, w, v_rec, reset):
+    """``I_t = W x_t + V s_{t-1}``, ``v = 0.8 v + I``, ``s = [v >= 0.5]``, then the reset."""
+    v, s, out = torch.zeros(B, M), torch.zeros(B, M), []
+    for t in range(T):
+        v = 0.8 * v + x[t] @ w.T + s @ v_rec.T
+        s = (v >= 0.5).float()
+        v = v - 0.5 * s if reset == "subtract" else v * (1 - s)
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_spikes_equal_a_hand_written_loop(reset):
+    layer, x = _layer(reset), _inputs()
+    with torch.no_grad():
+        got = layer(x)
+        want = _hand_loop(x, layer.feedforward.module.weight, layer.recurrent.module.weight, reset)
+    assert got.shape == (T, B, M)
+    assert torch.equal(got, want)
+    assert 0 < got.sum() < got.numel()  # some neurons fire, not all: the recurrence is exercised
+    no_feedback = layer.recurrent.module.weight.detach().clone()
+    with torch.no_grad():
+        layer.recurrent.module.weight.zero_()
+        assert not torch.equal(layer(x), got)  # the feedback changes the spikes
+        layer.recurrent.module.weight.copy_(no_feedback)
+
+
+def test_spikes_and_gradients_equal_snntorch_rleaky():
+    """snnTorch's ``RLeaky(all_to_all=True)`` with reset to zero applied in the same step (``reset_delay=False``),
+    a bias-free feedback weight and the same arctan surrogate (its ATan, alpha 2) is the same neuron; its spike
+    condition is ``v > th`` where ours is ``v >= th``, equal for these random currents."""
+    snn = pytest.importorskip("snntorch")
+    layer, x = _layer("zero"), _inputs()
+    ref = snn.RLeaky(beta=0.8, threshold=0.5, linear_features=M, all_to_all=True, reset_mechanism="zero",
+                     reset_delay=False)
+    with torch.no_grad():
+        ref.recurrent.weight.copy_(layer.recurrent.module.weight)
+        ref.recurrent.bias.zero_()
+    w_ref = layer.feedforward.module.weight.detach().clone().requires_grad_(True)
+    spk, mem = ref.reset_mem()
+    ref_out = []
+    for t in range(T):
+        spk, mem = ref(x[t] @ w_ref.T, spk, mem)
+        ref_out.append(spk)
+    ref_out = torch.stack(ref_out)
+    out = layer(x)
+    assert torch.equal(out, ref_out)
+    weights = torch.linspace(0.1, 1.0, T * B * M).reshape(T, B, M)  # a loss that weighs every spike differently
+    (out * weights).sum().backward()
+    (ref_out * weights).sum().backward()
+    torch.testing.assert_close(layer.feedforward.module.weight.grad, w_ref.grad)
+    torch.testing.assert_close(layer.recurrent.module.weight.grad, ref.recurrent.weight.grad)
+    assert layer.recurrent.module.weight.grad.abs().sum() > 0
+
+
+def test_running_in_pieces_equals_one_call():
+    layer, x = _layer(), _inputs()
+    whole = layer(x)
+    whole.sum().backward()
+    grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    with temporal_carry(layer):
+        first = layer(x[:3])
+        saved = read_state(layer)
+        rest = layer(x[3:])
+        write_state(layer, saved)  # the replay a checkpointed segment does
+        assert torch.equal(layer(x[3:]), rest)
+    pieces = torch.cat([first, rest])
+    assert torch.equal(pieces, whole)
+    pieces.sum().backward()
+    for g, p in zip(grads, layer.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, g)
+    assert layer.neuron.carry is None and layer.state is None  # nothing left behind after the block
+
+
+def test_the_neuron_starts_at_rest_in_every_call():
+    layer, x = _layer(), _inputs()
+    assert torch.equal(layer(x), layer(x))
+    assert layer.neuron.carry is None and layer.neuron.state is None
+
+
+class _ArctanSpike(torch.autograd.Function):
+    """``H(x)`` forward, ``(alpha/2) / (1 + (pi/2 alpha x)^2)`` with alpha 2 backward (written out here)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x >= 0).float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + (torch.pi * x) ** 2)
+
+
+def test_detached_carry_cuts_the_gradient_through_time():
+    """SLTT/OTTT (``detach``), one step per call: neither the fed-back spikes nor the membrane carry gradient from
+    step to step; the gradients are those of a loop that detaches both (reset by subtraction, arctan surrogate)."""
+    layer, x = _layer(), _inputs()
+    with temporal_carry(layer, detach=True):
+        out = torch.cat([layer(x[t:t + 1]) for t in range(T)])
+    weights = torch.linspace(0.1, 1.0, T * B * M).reshape(T, B, M)
+    (out * weights).sum().backward()
+    w = layer.feedforward.module.weight.detach().clone().requires_grad_(True)
+    v_rec = layer.recurrent.module.weight.detach().clone().requires_grad_(True)
+    v, s, ref = torch.zeros(B, M), torch.zeros(B, M), []
+    for t in range(T):
+        v = 0.8 * v.detach() + x[t] @ w.T + s.detach() @ v_rec.T
+        s = _ArctanSpike.apply(v - 0.5)
+        v = v - 0.5 * s
+        ref.append(s)
+    ref = torch.stack(ref)
+    (ref * weights).sum().backward()
+    assert torch.equal(out, ref)
+    torch.testing.assert_close(layer.feedforward.module.weight.grad, w.grad)
+    torch.testing.assert_close(layer.recurrent.module.weight.grad, v_rec.grad)
+    assert v_rec.grad.abs().sum() > 0
+
+
+def test_a_neuron_that_cannot_step_is_refused():
+    with pytest.raises(ConfigError, match="PSN cannot do"):
+        RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), PSN(T, M), M)
+
+
+def test_stbp_builds_it_from_the_spec_and_other_methods_refuse():
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
+                       timesteps=T, encoder="frames", readout="membrane", loss="ce")
+    assert isinstance(net.body[0], RecurrentSpiking)
+    x = (torch.rand(B, T, N) < 0.4).float()  # a sequence batch [B, T, F]
+    assert net(x).shape == (B, 4)
+    for method in ("ann", "spikebp", "ttfs", "stdbp"):
+        with pytest.raises(ConfigError, match="is recurrent, which this method cannot build"):
+            create_model("rsnn", method=method, num_classes=4, input_shape=(N,))
+    with pytest.raises(ConfigError, match="cannot do"):
+        create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), timesteps=T, neuron="psn")
+
+
+def test_nir_export_and_xylo_refuse_recurrent_nets():
+    pytest.importorskip("nir")
+    from deepspike.deploy import to_nir
+    from deepspike.deploy.xylo import dense_layers
+
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
+                       timesteps=T, encoder="frames")
+    with pytest.raises(ConfigError, match="NIR export: recurrent layers"):
+        to_nir(net, (N,))
+    with pytest.raises(ConfigError, match="xylo: layer 0 \\(RecurrentSpiking\\) cannot map"):
+        dense_layers(net)
+
+
+def test_the_activity_recorder_counts_the_feedback_synapses():
+    """Each spike of steps 0..T-2 reaches the M feedback synapses of the step after (the last step's spikes
+    leave the call); the feed-forward layer's events are the input spikes, with fan-out M."""
+    from deepspike.layers.activity_recorder import ActivityRecorder
+
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
+                       timesteps=T, encoder="frames", decay=0.8, threshold=0.3).eval()
+    x = (torch.rand(B, T, N) < 0.4).float()
+    recorder = ActivityRecorder(net, codings=("rate",), operations=True)
+    with recorder, torch.no_grad():
+        net(x)
+    with torch.no_grad():
+        spikes = net.body[0](x.transpose(0, 1))  # [T, B, M]
+    feedback = recorder.synapses["body.0.recurrent.module"]
+    assert feedback.events == spikes[:-1].sum().item() > 0
+    assert feedback.acs == M * feedback.events and feedback.macs == 0
+    assert recorder.synapses["body.0.feedforward.module"].events == x.sum().item()
+    assert recorder.layers["body.0.neuron"].spikes == spikes.sum().item()
