@@ -140,3 +140,24 @@ def write_dataset(name: str, root: Path, n: int = 4, seed: int = 0) -> Path:
     elif name not in ("digits", "digits_events"):
         raise ValueError(f"no fake-data writer for data set {name!r}")
     return root
+
+
+def write_shd_h5(path: Path, samples, labels, keys=None) -> Path:
+    """An SHD/SSC HDF5 file in the release's layout: ``spikes/times`` (variable-length float32, seconds),
+    ``spikes/units`` (variable-length uint16 channels), ``labels`` (uint16), ``extra/speaker`` (uint16 zeros) and
+    ``extra/keys`` (``keys``, default ``class0``..``class{max label}``, as bytes). ``samples`` holds one
+    ``(times, units)`` pair per recording; nothing is checked, so malformed files can be written too."""
+    import h5py
+
+    n = len(samples)
+    keys = keys if keys is not None else [f"class{c}" for c in range(int(max(labels, default=0)) + 1)]
+    with h5py.File(path, "w") as f:
+        times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
+        units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16))
+        for i, (t, u) in enumerate(samples):
+            times[i] = np.asarray(t, dtype=np.float32)
+            units[i] = np.asarray(u, dtype=np.uint16)
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+        f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+        f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
+    return Path(path)

@@ -8,7 +8,7 @@ groups at most :data:`MAX_DEPTH` deep), checks the graph's layout and each node'
 (:func:`nir_fields.check_fields`) before the nir package builds anything, and turns any failure into a
 :class:`DataCorruptError`. HDF5 holds data only and no plugin is loaded, so nothing read runs code; what is left
 to trust is libhdf5's own parsing, and the global heaps on which it would spin rather than fail are refused
-before it reads them (:mod:`hdf5_heaps`).
+before it reads them (``core.hdf5_heaps``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import os
 import numpy as np
 
 from deepspike.core.errors import DataCorruptError, DataNotFoundError
+from deepspike.core.hdf5_heaps import damaged_global_heap
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.hdf5_heaps import damaged_global_heap
 from deepspike.deploy.nir_fields import check_fields, shown
 
 MAX_DEPTH = 16

@@ -9,7 +9,7 @@ holds :class:`EventFrameDataset` ``x [N, T, 2, H, W]`` (uint8, cast to float32 p
 [0, 1] for any image method (``spikebp``, conversion, ANN).
 """
 
-from deepspike.data.neuromorphic import cifar10dvs, dvs_gesture, ncaltech101, nmnist, static_events  # noqa: F401
+from deepspike.data.neuromorphic import cifar10dvs, dvs_gesture, ncaltech101, nmnist, shd, static_events  # noqa: F401
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.emulation import emulate_events, emulate_frames, saccade_offsets
 from deepspike.data.neuromorphic.formats import (

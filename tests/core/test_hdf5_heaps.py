@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from deepspike.core.errors import DataCorruptError
-from deepspike.deploy.hdf5_heaps import damaged_global_heap, length_size
+from deepspike.core.hdf5_heaps import damaged_global_heap, length_size
 
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("nir")

@@ -1,0 +1,263 @@
+"""Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC) (Cramer et al. 2020): spoken words turned into
+spikes of 700 channels by a model of the inner ear.
+
+On disk (the official release, extracted): HDF5 files ``shd_train.h5``, ``shd_test.h5`` (SHD: 20 classes, the digits
+0-9 spoken in English and German) and ``ssc_train.h5``, ``ssc_valid.h5``, ``ssc_test.h5`` (SSC: 35 words). Each
+holds ``spikes/times`` (one variable-length float array per recording: spike times in seconds from the start of the
+recording), ``spikes/units`` (variable-length unsigned ints, the channel 0..699 of each spike), ``labels`` (uint16
+``[N]``) and ``extra/...`` (``keys``: the class names, ``speaker``, ...). The folder is ``data_dir`` itself or
+``SHD``/``shd``/``hsd`` (``SSC``/``ssc``/``hsd``) under ``data_dir`` and each data root. The release ships them
+zipped (``.h5.zip``; older mirrors ``.h5.gz``): deepspike reads only the extracted ``.h5`` and says so when it finds
+just the archive (HDF5 needs random access; extracting is one ``unzip``/``gunzip``). Files are read with h5py (the
+``neuromorphic`` extra): plain arrays, no code is run. Recordings are checked (times finite and >= 0, channels
+0..699, as many times as channels, labels 0..classes-1); a file that breaks a rule is refused in one line naming it.
+
+Frames ``x [N, T, F]`` (uint8 counts, cast to float32 per batch), ``F = 700 // stride``: channel ``c`` goes to
+feature ``c // stride``, the last ``700 % stride`` channels are dropped when ``stride`` does not divide 700. Time
+bins start at the recording's start (t = 0, NOT at the first spike as for the camera data sets):
+
+* ``time_window_ms`` given (default 10 ms, T = 100: the first second): spike at ``t`` goes to bin
+  ``floor(t / window)``, spikes at ``t >= T * window`` are dropped;
+* ``time_window_ms: null``: T equal bins over ``[0, last spike]``, ``k = floor(t * T / (t_last + 1 us))``.
+
+Times are first truncated to whole microseconds (as tonic's reader does). A frame holds the number of spikes of its
+channel group in its bin (clipped to 255), or 1/0 with ``binary``. ``DataSplits.input_shape`` is the per-step
+``(F,)`` and ``split.timesteps`` is T; ``mean``/``std`` are per feature (F values). Only ``output: frames`` is
+offered. Splits: SHD's official train/test files (``val_fraction`` of train, stratified and seeded, is ``val``);
+SSC's official train/valid/test files, the valid file is always ``val`` (a nonzero ``val_fraction`` is refused).
+Frames are cached under the data cache (``event_frames``) keyed by the file's name, size and modification time and
+the options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.core.hdf5_heaps import damaged_global_heap
+from deepspike.data import paths
+from deepspike.data.neuromorphic.cache import files_fingerprint
+from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
+from deepspike.data.neuromorphic.formats import make_events
+from deepspike.data.neuromorphic.loading import FrameOptions, load_cached
+from deepspike.data.paths import one_line
+from deepspike.data.registry import register_dataset
+from deepspike.data.splits import DataSplits, make_splits
+
+CHANNELS = 700
+FILES = {"shd": ("shd_train.h5", "shd_test.h5"), "ssc": ("ssc_train.h5", "ssc_valid.h5", "ssc_test.h5")}
+NUM_CLASSES = {"shd": 20, "ssc": 35}
+SUBDIRS = {"shd": ("SHD", "shd", "hsd"), "ssc": ("SSC", "ssc", "hsd")}
+ARCHIVES = (".zip", ".gz")
+HOW_TO_GET = ("download {files} (.h5.zip) from https://zenkelab.org/datasets/ (see https://zenkelab.org/resources/"
+              "spiking-heidelberg-datasets-shd/) and extract the .h5 files into one of these")
+
+
+class ChannelFrameDataset(EventFrameDataset):
+    """Frames of a one-dimensional sensor ``x [N, T, F]`` (uint8 counts) and labels ``y [N]`` int64.
+
+    An :class:`EventFrameDataset` (``timesteps`` T, batches ``x[idx]`` ``[B, T, F]`` cast to float32) whose
+    per-step ``shape`` is ``(F,)``: the labels are checked by the parent on a ``[N, T, F, 1, 1]`` view.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "events"):
+        if x.dim() != 3:
+            raise DataCorruptError(f"{name}: channel frames must be [N, T, F], got shape {tuple(x.shape)}")
+        super().__init__(x[:, :, :, None, None], y, name)
+        self.x = x
+
+    def subset(self, idx: torch.Tensor) -> ChannelFrameDataset:
+        """A new data set holding rows ``idx`` (a copy)."""
+        return ChannelFrameDataset(self.x[idx], self.y[idx], self.name)
+
+    def to(self, device) -> ChannelFrameDataset:
+        """The same frames on ``device``."""
+        return ChannelFrameDataset(self.x.to(device), self.y.to(device), self.name)
+
+
+def channel_frame_stats(dataset: ChannelFrameDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and std of ``x [N, T, F]`` over N and T (:func:`frame_stats` on a ``[N, T, F, 1, 1]`` view)."""
+    return frame_stats(EventFrameDataset(dataset.x[:, :, :, None, None], dataset.y, dataset.name))
+
+
+def require_h5py():
+    """Import h5py or raise :class:`ConfigError` saying how to install it."""
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ConfigError("SHD/SSC files are HDF5 and need h5py: pip install 'deepspike[neuromorphic]'") from e
+    return h5py
+
+
+def find_release(name: str, data_dir) -> list[Path]:
+    """The paths of ``FILES[name]`` in the first candidate folder that holds all of them; a one-line
+    :class:`DataNotFoundError` otherwise, which names a ``.h5.zip``/``.h5.gz`` found instead (to extract)."""
+    places = paths.candidate_dirs(data_dir, SUBDIRS[name])
+    how = HOW_TO_GET.format(files=", ".join(FILES[name]))
+    try:
+        return paths.find_files(name, [[f] for f in FILES[name]], places, how)
+    except DataNotFoundError as e:
+        packed = [d / (f + a) for d in places for f in FILES[name] for a in ARCHIVES if (d / (f + a)).is_file()]
+        if packed:
+            raise DataNotFoundError(f"{name}: found {packed[0]} but deepspike reads the extracted .h5 files: "
+                                    f"extract it next to it (unzip / gunzip); {one_line(e)}") from e
+        raise
+
+
+def _open_checked(h5py, path: Path):
+    """``h5py.File(path, "r")`` after the global heaps that hold the ragged spike arrays were walked as libhdf5 would
+    walk them (``core.hdf5_heaps``): a crafted heap that would make libhdf5 loop is a one-line
+    :class:`DataCorruptError` instead of a hang."""
+    damaged = damaged_global_heap(str(path))
+    if damaged is not None:
+        raise DataCorruptError(f"{path}: {damaged}")
+    return h5py.File(path, "r")
+
+
+def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(times, units, labels)`` of one SHD/SSC file: object arrays ``[N]`` of per-recording arrays, labels ``[N]``.
+
+    A file that is no HDF5 file or lacks one of the three datasets is a one-line :class:`DataCorruptError`.
+    """
+    h5py = require_h5py()
+    names = ("spikes/times", "spikes/units", "labels")
+    try:
+        with _open_checked(h5py, path) as f:
+            missing = [n for n in names if not isinstance(f.get(n), h5py.Dataset)]
+            if missing:
+                raise DataCorruptError(f"{path}: not an SHD/SSC file: no dataset {', '.join(missing)}")
+            times, units, labels = (f[n][()] for n in names)
+    except DataCorruptError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise DataCorruptError(f"{path}: not a readable SHD/SSC HDF5 file ({one_line(e)})") from e
+    return np.asarray(times, dtype=object), np.asarray(units, dtype=object), np.asarray(labels)
+
+
+def checked_labels(path: Path, labels: np.ndarray, recordings: int, num_classes: int) -> np.ndarray:
+    """``labels`` as int64 ``[N]``, or a one-line :class:`DataCorruptError` naming ``path``."""
+    if labels.ndim != 1 or len(labels) != recordings:
+        raise DataCorruptError(f"{path}: labels of shape {list(labels.shape)} for {recordings} recordings")
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise DataCorruptError(f"{path}: labels are {labels.dtype}, not integers")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataCorruptError(f"{path}: labels run from {labels.min()} to {labels.max()}; "
+                               f"with {num_classes} classes they must be 0 to {num_classes - 1}")
+    return labels.astype(np.int64)
+
+
+def recording_problem(times: np.ndarray, units: np.ndarray) -> str | None:
+    """What is wrong with one recording's spike ``times`` (s) and channel ``units``, else None."""
+    if times.ndim != 1 or units.ndim != 1:
+        return f"spike times and channels must be lists, got shapes {list(times.shape)} and {list(units.shape)}"
+    if len(times) != len(units):
+        return f"{len(times)} spike times but {len(units)} channels"
+    if not len(times):
+        return None
+    if not (np.issubdtype(times.dtype, np.floating) or np.issubdtype(times.dtype, np.integer)):
+        return f"spike times are {times.dtype}, not numbers"
+    if not np.issubdtype(units.dtype, np.integer):
+        return f"channels are {units.dtype}, not integers"
+    if not (np.isfinite(times).all() and times.min() >= 0):
+        return "spike times must be finite and >= 0 (seconds from the start)"
+    if units.min() < 0 or units.max() >= CHANNELS:
+        return f"channels run from {units.min()} to {units.max()}; they must be 0 to {CHANNELS - 1}"
+    return None
+
+
+def recording_frames(path: Path, index: int, times, units, options: FrameOptions) -> np.ndarray:
+    """One checked recording as frames ``[T, 700 // stride]`` uint8 (module docstring for the bins).
+
+    Binned by :meth:`FrameOptions.frames` as a sensor of one row (spike -> event ``x = channel``, ``y = 0``,
+    ON, ``t`` in whole us; the sensor is ``stride`` rows high so that row 0 stays one row), with an anchor
+    event at ``t = 0`` outside the sensor (never counted) so that the bins start at the recording's start.
+    """
+    times, units = np.asarray(times), np.asarray(units)
+    problem = recording_problem(times, units)
+    if problem:
+        raise DataCorruptError(f"{path}: recording {index}: {problem}")
+    anchor = make_events([-1], [0], [0], [1])
+    spikes = make_events(units, 0, times.astype(np.float64) * 1e6, 1)
+    frames = options.frames(np.concatenate([anchor, spikes]), (options.stride, CHANNELS))  # [T, 2, 1, F]
+    return frames[:, 1, 0, :]
+
+
+def bin_release_file(path: Path, options: FrameOptions, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``."""
+    times, units, labels = read_release_file(path)
+    if times.ndim != 1 or units.ndim != 1 or len(times) != len(units):
+        raise DataCorruptError(f"{path}: spikes/times of shape {list(times.shape)} but spikes/units of shape "
+                               f"{list(units.shape)}; both must hold one list per recording")
+    y = checked_labels(path, labels, len(times), num_classes)
+    x = np.zeros((len(times), options.timesteps, CHANNELS // options.stride), dtype=np.uint8)
+    for i, (t, u) in enumerate(zip(times, units)):
+        x[i] = recording_frames(path, i, t, u, options)
+    return x, y
+
+
+def class_names(path: Path, num_classes: int) -> list[str]:
+    """The ``extra/keys`` of ``path`` when it holds ``num_classes`` names, else ``"0"``, ``"1"``, ..."""
+    h5py = require_h5py()
+    try:
+        with _open_checked(h5py, path) as f:
+            keys = f["extra/keys"][()] if isinstance(f.get("extra/keys"), h5py.Dataset) else []
+        names = [k.decode() if isinstance(k, bytes) else str(k) for k in np.asarray(keys).ravel()]
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        names = []
+    return names if len(names) == num_classes else [str(c) for c in range(num_classes)]
+
+
+def release_splits(name: str, data_dir, download: bool, cache: bool, options: FrameOptions
+                   ) -> tuple[list[ChannelFrameDataset], list[str]]:
+    """Every file of ``FILES[name]`` as a :class:`ChannelFrameDataset` (in that order) and the class names."""
+    if download:
+        raise DataNotFoundError(f"{name} cannot be downloaded by deepspike: "
+                                f"{HOW_TO_GET.format(files=', '.join(FILES[name]))}")
+    if options.output != "frames":
+        raise ConfigError(f"{name} gives frames [N, T, F] only: data.args.output must be frames, got "
+                          f"{options.output!r} (count vectors [N, F] are not offered)")
+    files = find_release(name, data_dir)
+    parts = []
+    for path in files:
+        key = {"split": path.name, "files": files_fingerprint([path]), "modified": path.stat().st_mtime_ns,
+               **options.key()}
+        x, y = load_cached(name, data_dir, cache, key,
+                           lambda path=path: bin_release_file(path, options, NUM_CLASSES[name]))
+        parts.append(ChannelFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
+    return parts, class_names(files[0], NUM_CLASSES[name])
+
+
+@register_dataset("shd")
+def load_shd(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
+             timesteps: int = 100, time_window_ms: float | None = 10.0, stride: int = 1, binary: bool = False,
+             output: str = "frames", cache: bool = True) -> DataSplits:
+    """SHD as frames ``x [N, T, 700 // stride]`` (module docstring; default 100 bins of 10 ms), ``y`` 0..19; the
+    official train/test files, ``val_fraction`` of train (stratified, seeded) as ``val``. ``download`` is not
+    offered: the error message says where to get the files."""
+    options = FrameOptions(timesteps, time_window_ms, stride, binary, None, output)
+    (train, test), names = release_splits("shd", data_dir, download, cache, options)
+    return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=NUM_CLASSES["shd"],
+                       class_names=names, name="shd", stats=channel_frame_stats)
+
+
+@register_dataset("ssc")
+def load_ssc(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
+             timesteps: int = 100, time_window_ms: float | None = 10.0, stride: int = 1, binary: bool = False,
+             output: str = "frames", cache: bool = True) -> DataSplits:
+    """SSC as frames ``x [N, T, 700 // stride]`` (module docstring; default 100 bins of 10 ms), ``y`` 0..34; the
+    official train/valid/test files, the valid file always being ``val`` (``val_fraction`` must be 0)."""
+    if val_fraction:
+        raise ConfigError(f"ssc has an official validation file (ssc_valid.h5), always its val split: "
+                          f"data.val_fraction must be 0, got {val_fraction}")
+    options = FrameOptions(timesteps, time_window_ms, stride, binary, None, output)
+    (train, valid, test), names = release_splits("ssc", data_dir, download, cache, options)
+    splits = make_splits(train, test, val_fraction=0.0, seed=seed, num_classes=NUM_CLASSES["ssc"],
+                         class_names=names, name="ssc", stats=channel_frame_stats)
+    return dataclasses.replace(splits, val=valid)
+
+
+__all__ = ["ChannelFrameDataset", "FILES", "channel_frame_stats", "load_shd", "load_ssc", "read_release_file"]
