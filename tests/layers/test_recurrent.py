@@ -196,3 +196,29 @@ def test_the_activity_recorder_counts_the_feedback_synapses():
     assert feedback.acs == M * feedback.events and feedback.macs == 0
     assert recorder.synapses["body.0.feedforward.module"].events == x.sum().item()
     assert recorder.layers["body.0.neuron"].spikes == spikes.sum().item()
+
+
+def test_a_recurrent_net_runs_in_segments_and_streams_like_one_call():
+    """Checkpointed BPTT (``time_segment``) gives the same output and, to float rounding, the same gradients;
+    streaming one step at a time gives the same scores."""
+    from deepspike.methods.streaming import Stream
+
+    torch.manual_seed(0)
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M, M]},
+                       timesteps=8, encoder="frames", readout="membrane", loss="ce", decay=0.8, threshold=0.3)
+    x = (torch.rand(B, 8, N) < 0.4).float()
+    whole = net(x)
+    whole.sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net.time_segment = 3
+    segmented = net(x)
+    segmented.sum().backward()
+    assert torch.equal(segmented, whole)
+    for g, p in zip(grads, net.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+    net.time_segment = None
+    stream = Stream(net)
+    for t in range(8):
+        stream.step(x[:, t])
+    torch.testing.assert_close(stream.scores(), net.eval()(x), rtol=0, atol=1e-6)

@@ -1,0 +1,68 @@
+"""A recurrent net trained end to end on SHD-format data: every temporal-gradient mode, exact resume, evaluation and
+analysis of the run (tiny HDF5 files in the release's layout; the real data set is not needed)."""
+
+import numpy as np
+import pytest
+import torch
+
+import deepspike as ds
+from deepspike.config import load_config
+from deepspike.training.trainer import Trainer
+from fakedata import write_shd_h5
+from tiny_run import full_and_resumed_weights
+
+pytest.importorskip("h5py")
+
+
+@pytest.fixture
+def shd_folder(tmp_path, monkeypatch):
+    """SHD/shd_{train,test}.h5 with recordings whose spikes sit in a class-dependent band of channels."""
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    rng = np.random.default_rng(0)
+
+    def recordings(n):
+        labels = rng.integers(0, 3, n)
+        samples = []
+        for label in labels:
+            count = int(rng.integers(20, 60))
+            samples.append((np.sort(rng.uniform(0, 0.2, count)), rng.integers(200 * label, 200 * label + 200, count)))
+        return samples, labels.tolist()
+
+    (tmp_path / "SHD").mkdir()
+    write_shd_h5(tmp_path / "SHD" / "shd_train.h5", *recordings(48))
+    write_shd_h5(tmp_path / "SHD" / "shd_test.h5", *recordings(16))
+    return tmp_path
+
+
+def _overrides(folder, *extra):
+    return ["method.name=stbp", "method.timesteps=10", "method.encoder=frames", "method.readout=membrane",
+            "method.loss=ce", "method.decay=0.9", "method.threshold=0.5", "model.name=rsnn", "model.args.hidden=[12]",
+            "data.name=shd", f"data.data_dir={folder}", "data.args.timesteps=10", "data.args.time_window_ms=20",
+            "data.args.stride=10", "data.args.cache=false", "data.normalize=false", "train.epochs=2",
+            "train.batch_size=16", "train.progress=false", "optim.lr=0.01", *extra]
+
+
+def test_a_recurrent_run_resumes_exactly(shd_folder, tmp_path):
+    full, cut = full_and_resumed_weights(load_config(None, _overrides(shd_folder)), tmp_path)
+    assert any("recurrent" in key for key in full)
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+
+
+@pytest.mark.parametrize("mode", ["checkpoint", "sltt", "ottt"])
+def test_every_temporal_gradient_mode_trains_a_recurrent_net(shd_folder, tmp_path, mode):
+    segment = ["train.time_segment=4"] if mode == "checkpoint" else []
+    config = load_config(None, _overrides(shd_folder, f"train.temporal_grad={mode}", "train.epochs=1", *segment))
+    Trainer(config, tmp_path / mode).fit()
+    result = ds.evaluate(tmp_path / mode)
+    assert result["samples"] == 16 and 0.0 <= result["test_accuracy"] <= 1.0
+
+
+def test_evaluate_and_analyze_a_recurrent_run(shd_folder, tmp_path):
+    Trainer(load_config(None, _overrides(shd_folder)), tmp_path / "run").fit()
+    summary = ds.evaluate(tmp_path / "run")
+    report = ds.analyze(tmp_path / "run", tmp_path / "analysis")
+    assert summary["samples"] == 16 and report["accuracy"] == summary["test_accuracy"]
+    synapses = {s["name"]: s for s in report["activity"]["synapses"]}
+    feedback = synapses["body.0.recurrent.module"]  # the feedback synapses are priced like any linear layer's
+    assert feedback["events_per_sample"] > 0 and feedback["acs_per_sample"] == 12 * feedback["events_per_sample"]
