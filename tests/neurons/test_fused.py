@@ -8,6 +8,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.neurons import LIF, NeuronParams, list_surrogates, neuron_multistep
 from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported
+from deepspike.neurons.surrogate import BUILT_IN
 
 pytest.importorskip("numba")
 from deepspike.neurons.fused_constants import SURROGATE_CODES  # noqa: E402
@@ -18,6 +19,10 @@ SURROGATE_ARGS = {
     "sigmoid": {"alpha": 3.0},
     "fast_sigmoid": {"k": 5.0},
     "arctan": {"alpha": 2.5},
+    "triangular": {"a": 0.9},
+    "piecewise_quadratic": {"alpha": 1.3},
+    "erf": {"alpha": 1.5},
+    "straight_through": {},
 }
 
 
@@ -258,7 +263,8 @@ def test_dispatch_rules(monkeypatch):
 
 
 def test_every_surrogate_has_a_kernel():
-    assert set(FUSED_SURROGATES) == set(SURROGATE_CODES) == set(list_surrogates())
+    assert set(FUSED_SURROGATES) == set(SURROGATE_CODES) == set(BUILT_IN) <= set(list_surrogates())
+    assert set(SURROGATE_ARGS) == set(BUILT_IN)  # every built-in surrogate is compared above
 
 
 def test_kernels_leave_torch_thread_count_alone():

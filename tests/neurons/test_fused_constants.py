@@ -8,8 +8,10 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
-from deepspike.neurons.fused_constants import KERNEL_OPTIONS, surrogate_constants
+from deepspike.neurons.fused_constants import KERNEL_OPTIONS, SURROGATE_CODES, surrogate_constants
+from deepspike.neurons.surrogate import BUILT_IN, get_surrogate
 
 nb = pytest.importorskip("numba")
 from numba_kernels import kernel_modules, own_kernels  # noqa: E402 (tests/numba_kernels.py)
@@ -65,3 +67,23 @@ def test_reverse_step_rows_matches_hand_computed_rows(reset):
         spike = (h - th >= 0).astype(np.float32)
         expect = {0: h * (1 - spike), 1: h - th * spike, 2: h}[reset]
         np.testing.assert_array_equal(v_prev, expect)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+@pytest.mark.parametrize("params", [{}, "other"])
+def test_row_surrogate_equals_the_torch_derivative(name, params):
+    """``_row_surrogate`` with ``surrogate_constants`` gives ``Surrogate.derivative`` (float32, a grid through the
+    threshold and a NaN), for the default and for other constants."""
+    from deepspike.neurons.fused_kernels import _row_surrogate
+
+    other = {"rectangular": {"a": 0.6}, "sigmoid": {"alpha": 2.5}, "fast_sigmoid": {"k": 7.0}, "arctan": {"alpha": 3.0},
+             "triangular": {"a": 0.7}, "piecewise_quadratic": {"alpha": 2.5}, "erf": {"alpha": 1.3},
+             "straight_through": {}}
+    surrogate = get_surrogate(name, **(other[name] if params == "other" else {}))
+    code, p1, p2 = surrogate_constants(name, surrogate.params)
+    assert code == SURROGATE_CODES[name]
+    h = np.append(np.linspace(-2.5, 3.5, 601, dtype=np.float32), np.float32(np.nan))
+    out = np.empty_like(h)
+    _row_surrogate(h, np.float32(0.5), code, p1, p2, out)
+    expected = surrogate.derivative(torch.from_numpy(h) - 0.5).numpy()
+    np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-7)

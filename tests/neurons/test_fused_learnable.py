@@ -13,6 +13,7 @@ from deepspike.neurons.fused_learnable import learnable_spikes_over_input  # noq
 from deepspike.neurons.fused_learnable_kernels import blocks_of, n_blocks  # noqa: E402
 from deepspike.neurons.learnable_dynamics import learnable_multistep, learnable_step  # noqa: E402
 from deepspike.neurons.params import NeuronParams  # noqa: E402
+from deepspike.neurons.surrogate import BUILT_IN  # noqa: E402
 
 SHAPES = {"layer": (), "channel": (3, 1, 1)}
 CASES = list(itertools.product(("zero", "subtract", "none"), (False, True), (False, True), tuple(SHAPES)))
@@ -51,6 +52,23 @@ def test_gradcheck_fused_float64(reset, detach, decay_input, per):
     grads_r = torch.autograd.grad((outs_r[0] * ws).sum() + (outs_r[1] * wv).sum(), (x, k, th, v0))
     for a, b in zip(grads_f, grads_r, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("surrogate", "reset"), list(itertools.product(BUILT_IN, ("zero", "subtract"))))
+def test_every_surrogate_fused_equals_reference(surrogate, reset):
+    """Every built-in surrogate (its kernel row, ``fused_constants.SURROGATE_CODES``, default constants): the fused
+    kernels' float32 gradients of x, decay, threshold (per channel) and v0 equal autograd through the reference."""
+    params = NeuronParams(reset=reset, surrogate=surrogate)
+    inputs = [t.float() for t in _inputs("channel", seed=9)]
+    results = []
+    for fused in (True, False):
+        x, k, th, v0 = (t.clone().requires_grad_() for t in inputs)
+        s, v = learnable_multistep(x, k, th, params, v0, True, fused=fused)
+        w = torch.randn(s.shape, generator=torch.Generator().manual_seed(5))
+        results.append((s.detach(), torch.autograd.grad((s * w).sum() + v.sum(), (x, k, th, v0))))
+    assert torch.equal(results[0][0], results[1][0]) and 0 < results[1][0].mean() < 1
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("per", tuple(SHAPES))

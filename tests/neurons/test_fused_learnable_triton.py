@@ -21,6 +21,7 @@ from deepspike.neurons import fused_learnable_kernels as numba_kernels  # noqa: 
 from deepspike.neurons import fused_learnable_triton as triton_kernels  # noqa: E402
 from deepspike.neurons.fused_constants import surrogate_constants  # noqa: E402
 from deepspike.neurons.learnable_dynamics import learnable_multistep  # noqa: E402
+from deepspike.neurons.surrogate import BUILT_IN  # noqa: E402
 
 T, N = 4, 2 * triton_kernels.BLOCK + 37  # three programs, the last one partly masked
 
@@ -57,6 +58,22 @@ def test_kernels_equal_numba(reset, detach, decay_input, const):
     bwd_t, bwd_n = _both("learnable_backward", args)
     for i in (3, 4, 5, 6):  # dL/dv0, dL/dx, dL/dk, dL/dth
         torch.testing.assert_close(bwd_t[i], bwd_n[i], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("surrogate", "reset"), list(itertools.product(BUILT_IN, (0, 1))))
+def test_every_surrogate_backward_equals_numba(surrogate, reset):
+    """Triton's ``_surrogate`` (``fused_triton``) against numba's ``_row_surrogate`` for every code, default
+    constants, through the learnable backward kernels."""
+    g = torch.Generator().manual_seed(100 + BUILT_IN.index(surrogate) * 2 + reset)
+    x = torch.randn(T, N, generator=g) * 1.5
+    v0, k, th = torch.randn(N, generator=g), torch.rand(N, generator=g), torch.rand(N, generator=g) + 0.5
+    code, p1, p2 = surrogate_constants(surrogate, NeuronParams(surrogate=surrogate).spike_fn.params)
+    args = [x, v0, torch.randn(T, N, generator=g), torch.randn(N, generator=g), torch.empty(T, N), torch.zeros(N),
+            torch.zeros(N), k, th, reset, False, True, code, p1, p2]
+    bwd_t, bwd_n = _both("learnable_backward", args)
+    for i in (3, 4, 5, 6):  # dL/dv0, dL/dx, dL/dk, dL/dth
+        torch.testing.assert_close(bwd_t[i], bwd_n[i], rtol=1e-5, atol=1e-5)
+    assert bwd_n[4].abs().sum() > 0
 
 
 @pytest.mark.parametrize("per", ["layer", "channel"])

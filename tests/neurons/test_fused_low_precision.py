@@ -20,6 +20,9 @@ PARAMS = {
                                              detach_reset=True),
     "if_none_sigmoid_no_leak_grad": NeuronParams(decay=1.0, threshold=1.2, reset="none", surrogate="sigmoid",
                                                  leak_grad=False),
+    "lif_subtract_triangular": NeuronParams(decay=0.9, threshold=1.0, reset="subtract", surrogate="triangular",
+                                            surrogate_args={"a": 0.8}),
+    "lif_zero_erf": NeuronParams(decay=0.8, threshold=0.7, reset="zero", surrogate="erf"),
 }
 
 

@@ -24,7 +24,8 @@ from deepspike.neurons.fused_constants import surrogate_constants  # noqa: E402
 
 NO_POOL = np.zeros(6, dtype=np.int64)
 SURROGATE_ARGS = {"rectangular": {"a": 0.8}, "sigmoid": {"alpha": 3.0}, "fast_sigmoid": {"k": 5.0},
-                  "arctan": {"alpha": 2.5}}
+                  "arctan": {"alpha": 2.5}, "triangular": {"a": 0.9}, "piecewise_quadratic": {"alpha": 1.3},
+                  "erf": {"alpha": 1.5}, "straight_through": {}}
 T, N = 4, 2 * fused_triton.BLOCK + 37  # three programs, the last one partly masked
 
 

@@ -8,7 +8,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.psn import PSN, lif_response_matrix
-from deepspike.neurons.surrogate import get_surrogate
+from deepspike.neurons.surrogate import BUILT_IN, get_surrogate
 
 
 @pytest.fixture(params=["fused", "torch"])
@@ -67,12 +67,14 @@ def test_refuses_other_step_counts():
         PSN(4)(torch.rand(1, 2, 3))
 
 
+@pytest.mark.parametrize("surrogate", BUILT_IN)
 @pytest.mark.parametrize("layout", ["expanded", "channels_last"])
-def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, monkeypatch):
+def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, surrogate, monkeypatch):
     """The numba path on a time-invariant input (one step repeated as a stride-0 view: direct encoding) and on
-    channels-last steps gives the torch path's spikes and gradients."""
+    channels-last steps gives the torch path's spikes and gradients, for every built-in surrogate (its numba row,
+    ``fused_kernels._row_surrogate``)."""
     torch.manual_seed(1)
-    m = PSN(4, decay=0.5, threshold=0.3, surrogate="arctan")
+    m = PSN(4, decay=0.5, threshold=0.3, surrogate=surrogate)
     base = torch.randn(2, 3, 4, 4)
     results = []
     for fused in ("1", "0"):
@@ -90,3 +92,4 @@ def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, monkeyp
     assert torch.equal(results[0][0], results[1][0])
     for a, b in zip(results[0][1:], results[1][1:], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+

@@ -48,6 +48,7 @@ from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
+from deepspike.neurons.surrogate import register_surrogate
 from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.ttfs import avg_pool_times, max_pool_times, spike_times, spike_times_conv2d
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSDropout, TTFSLinear, TTFSMaxPool2d
@@ -61,7 +62,8 @@ __all__ = [
     "direct", "encode_times", "evaluate", "export", "first_spike_class", "get_method", "get_surrogate", "IF",
     "InputEncoder", "LeakCorrectedLIF", "QCFS", "LIF", "load_config", "load_run", "max_pool_times", "Method",
     "method_table", "model_table", "NeuronParams", "rate_bipolar", "rate_poisson", "register_method",
-    "register_model", "register_neuron", "register_encoder", "reproduce", "RunConfig", "spike_activity",
+    "register_model", "register_neuron", "register_encoder", "register_surrogate", "reproduce", "RunConfig",
+    "spike_activity",
     "spike_count", "spike_times",
     "spike_times_conv2d", "Stream", "TimeDistributed", "timestep_sweep", "train", "TrainingDiverged", "ttfs_loss",
     "TTFSAvgPool2d",

@@ -310,7 +310,8 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
 
 @nb.njit(**KERNEL_OPTIONS)
 def _row_surrogate(h, th, code, p1, p2, out):
-    """``out[n] = sg(h[n] - th)`` for 1-D rows (constants from ``fused_constants.surrogate_constants``)."""
+    """``out[n] = sg(h[n] - th)`` for 1-D rows; ``sg`` by ``code`` (``fused_constants.SURROGATE_CODES``), its constants
+    ``p1, p2`` from ``fused_constants.surrogate_constants`` (the formulas: ``neurons.surrogate``'s table)."""
     if code == 0:  # rectangular: (1/a) 1[|u| < a/2]
         for n in range(h.shape[0]):
             out[n] = p1 if abs(h[n] - th) < p2 else _ZERO
@@ -322,10 +323,21 @@ def _row_surrogate(h, th, code, p1, p2, out):
         for n in range(h.shape[0]):
             d = _ONE + p1 * abs(h[n] - th)
             out[n] = _ONE / (d * d)
-    else:  # arctan: (alpha/2) / (1 + (pi/2 alpha u)^2)
+    elif code == 3:  # arctan: (alpha/2) / (1 + (pi/2 alpha u)^2)
         for n in range(h.shape[0]):
             c = p2 * (h[n] - th)
             out[n] = p1 / (_ONE + c * c)
+    elif code == 4:  # tent (triangular, piecewise quadratic): p1 max(0, 1 - p2|u|), NaN kept
+        for n in range(h.shape[0]):
+            d = _ONE - p2 * abs(h[n] - th)
+            out[n] = p1 * (_ZERO if d < _ZERO else d)
+    elif code == 5:  # erf: (alpha/sqrt(pi)) exp(-(alpha u)^2)
+        for n in range(h.shape[0]):
+            c = p2 * (h[n] - th)
+            out[n] = p1 * np.exp(-(c * c))
+    else:  # straight-through: 1
+        for n in range(h.shape[0]):
+            out[n] = _ONE
 
 
 @nb.njit(**KERNEL_OPTIONS)

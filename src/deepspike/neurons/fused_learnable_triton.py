@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.triton_compat import HAVE_TRITON, jit, tl  # noqa: F401  (HAVE_TRITON: read by fused_learnable)
-from deepspike.neurons.fused_triton import BLOCK, _check, _grid
+from deepspike.neurons.fused_triton import BLOCK, _check, _grid, _surrogate
 
 
 @jit
@@ -50,22 +50,6 @@ def _reset(h, s, th, RESET: tl.constexpr):
     else:
         v = h
     return v
-
-
-@jit
-def _surrogate(u, p1, p2, CODE: tl.constexpr):
-    if CODE == 0:  # rectangular: (1/a) 1[|u| < a/2]
-        sg = tl.where(tl.abs(u) < p2, p1, 0.0)
-    elif CODE == 1:  # sigmoid
-        sig = 1.0 / (1.0 + tl.exp(-(p1 * u)))
-        sg = p1 * sig * (1.0 - sig)
-    elif CODE == 2:  # fast sigmoid
-        d = 1.0 + p1 * tl.abs(u)
-        sg = 1.0 / (d * d)
-    else:  # arctan
-        c = p2 * u
-        sg = p1 / (1.0 + c * c)
-    return sg
 
 
 @jit

@@ -51,6 +51,31 @@ def _forward_kernel(x_ptr, v_ptr, s_ptr, h_ptr, steps, n, k, th, RESET: tl.const
 
 
 @jit
+def _surrogate(u, p1, p2, CODE: tl.constexpr):
+    """``sg(u)``, the surrogate derivative of code ``CODE`` (``fused_constants``; ``fused_kernels._row_surrogate``)."""
+    if CODE == 0:  # rectangular: (1/a) 1[|u| < a/2]
+        sg = tl.where(tl.abs(u) < p2, p1, 0.0)
+    elif CODE == 1:  # sigmoid: alpha sig(alpha u) (1 - sig(alpha u))
+        sig = 1.0 / (1.0 + tl.exp(-(p1 * u)))
+        sg = p1 * sig * (1.0 - sig)
+    elif CODE == 2:  # fast sigmoid: 1 / (1 + k|u|)^2
+        d = 1.0 + p1 * tl.abs(u)
+        sg = 1.0 / (d * d)
+    elif CODE == 3:  # arctan: (alpha/2) / (1 + (pi/2 alpha u)^2)
+        c = p2 * u
+        sg = p1 / (1.0 + c * c)
+    elif CODE == 4:  # tent (triangular, piecewise quadratic): p1 max(0, 1 - p2|u|), NaN kept
+        d = 1.0 - p2 * tl.abs(u)
+        sg = p1 * tl.where(d < 0.0, 0.0, d)
+    elif CODE == 5:  # erf: (alpha/sqrt(pi)) exp(-(alpha u)^2)
+        c = p2 * u
+        sg = p1 * tl.exp(-(c * c))
+    else:  # straight-through: 1
+        sg = tl.zeros_like(u) + 1.0
+    return sg
+
+
+@jit
 def _backward_kernel(h_ptr, gs_ptr, gh_ptr, gv_ptr, gx_ptr, steps, n, kb, th, p1, p2, RESET: tl.constexpr,
                      DETACH: tl.constexpr, CODE: tl.constexpr, HAS_GH: tl.constexpr,
                      SUMMED: tl.constexpr, CONST_GS: tl.constexpr, BLOCK: tl.constexpr):
@@ -65,17 +90,7 @@ def _backward_kernel(h_ptr, gs_ptr, gh_ptr, gv_ptr, gx_ptr, steps, n, kb, th, p1
         h = tl.load(h_ptr + t * n + offs, mask=live, other=0.0)
         gs = tl.load(gs_ptr + (0 if CONST_GS else t) * n + offs, mask=live, other=0.0)
         u = h - th
-        if CODE == 0:  # rectangular: (1/a) 1[|u| < a/2]
-            sg = tl.where(tl.abs(u) < p2, p1, 0.0)
-        elif CODE == 1:  # sigmoid: alpha sig(alpha u) (1 - sig(alpha u))
-            sig = 1.0 / (1.0 + tl.exp(-(p1 * u)))
-            sg = p1 * sig * (1.0 - sig)
-        elif CODE == 2:  # fast sigmoid: 1 / (1 + k|u|)^2
-            d = 1.0 + p1 * tl.abs(u)
-            sg = 1.0 / (d * d)
-        else:  # arctan: (alpha/2) / (1 + (pi/2 alpha u)^2)
-            c = p2 * u
-            sg = p1 / (1.0 + c * c)
+        sg = _surrogate(u, p1, p2, CODE)
         gh = tl.load(gh_ptr + t * n + offs, mask=live, other=0.0) if HAS_GH else 0.0
         if RESET == 0:
             keep = tl.where(u >= 0.0, 0.0, 1.0)  # 1 - s_t
