@@ -135,6 +135,11 @@ def write_dataset(name: str, root: Path, n: int = 4, seed: int = 0) -> Path:
         write_cifar10_dvs(root, max(6, n), rng)  # 6 per class: round(0.1 * 6) = 1 test each
     elif name == "dvs_gesture":
         write_dvs_gesture(root, n, rng)
+    elif name == "shd":  # n recordings per class of the 20, 40 spikes each in the first 0.5 s
+        (root / "SHD").mkdir(parents=True, exist_ok=True)
+        for split in ("train", "test"):
+            samples = [(np.sort(rng.uniform(0, 0.5, 40)), rng.integers(0, 700, 40)) for _ in range(20 * n)]
+            write_shd_h5(root / "SHD" / f"shd_{split}.h5", samples, [c for c in range(20) for _ in range(n)])
     elif name in ("mnist_events", "fashion_mnist_events"):  # emulated from their static base set
         write_dataset(name.removesuffix("_events"), root, n, seed)
     elif name not in ("digits", "digits_events"):

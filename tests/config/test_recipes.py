@@ -38,8 +38,9 @@ EXTRA: dict[str, list[str]] = {
 }
 
 # Per data set: samples per split (or class) the fake data holds; 2 unless named here.
-FAKE_N = {"caltech": 4}
-# Per data set: fake Caltech holds 4 images per class, fewer than the recipes' 250 training images (3 train, of
+FAKE_N = {"caltech": 4, "shd": 10}
+# Per data set: fake SHD holds 10 recordings per class (a stratified val_fraction of 0.1 takes one of each);
+# fake Caltech holds 4 images per class, fewer than the recipes' 250 training images (3 train, of
 # which val_fraction 0.2 -> 1 validates, and 1 tests); digits (1,797 real images, not fake) evaluates ~360 test
 # images, in batches of 512 rather than 2.
 DATA_EXTRA = {"caltech": ["data.args.train_per_class=3"], "digits": ["train.eval_batch_size=512"]}

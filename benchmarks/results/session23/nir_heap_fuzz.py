@@ -4,7 +4,7 @@ Writes a NIR file of the scnn_digits STBP net, then for each trial overwrites 1-
 ``--span`` bytes after a structure's signature, ``--near`` GCOL (global heaps, the default), TREE (B-trees), HEAP
 (local heaps) or SNOD (symbol table nodes), 10% anywhere) and reads the result:
 
-* ``check``: deepspike.deploy.hdf5_heaps.damaged_global_heap refuses it (counted as "refused", not read);
+* ``check``: deepspike.core.hdf5_heaps.damaged_global_heap refuses it (counted as "refused", not read);
 * otherwise h5py reads every dataset in a child process with a time limit: "read", "error" or "hang".
 
 With ``--no-check`` every file goes to h5py, to count the hangs the check prevents. Usage:
@@ -43,8 +43,8 @@ def main() -> None:
     import torch
 
     import deepspike as ds
+    from deepspike.core.hdf5_heaps import damaged_global_heap
     from deepspike.deploy import to_nir, write_nir
-    from deepspike.deploy.hdf5_heaps import damaged_global_heap
 
     work = Path(tempfile.mkdtemp())
     torch.manual_seed(0)  # the same weights, so the same file, in every run
