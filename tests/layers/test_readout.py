@@ -1,10 +1,11 @@
-"""Readouts of rate-coded nets: the membrane integrator against its formula by hand."""
+"""Readouts of rate-coded nets: the membrane integrators against their formulas by hand (and snnTorch)."""
 
 import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
+from deepspike.methods.losses import classification_loss
 
 
 def test_a_leaky_membrane_readout_weights_late_steps_most():
@@ -16,3 +17,44 @@ def test_a_leaky_membrane_readout_weights_late_steps_most():
     assert torch.equal(MembraneReadout(1.0).steps(x), x)
     with pytest.raises(ConfigError, match="decay 1, not 0.5"):
         MembraneReadout(0.5).steps(x)
+
+
+def test_max_membrane_readout_by_hand_and_its_gradient_reaches_only_the_peak():
+    """decay 0.5, x = [1, 2, -5, 1]: V = [1, 2.5, -3.75, -0.875], score max_t V_t = 2.5 at t* = 1. d score / d V_t is
+    1 at t* only; d score / d x_s = 0.5^(t* - s) for s <= t*: [0.5, 1, 0, 0]."""
+    readout = MaxMembraneReadout(0.5)
+    x = torch.tensor([1.0, 2.0, -5.0, 1.0]).view(4, 1, 1).requires_grad_()
+    v = readout.membrane(x)
+    v.retain_grad()
+    assert v.flatten().tolist() == [1.0, 2.5, -3.75, -0.875]
+    score = v.max(dim=0).values
+    assert torch.equal(readout(x), score)
+    score.sum().backward()
+    assert v.grad.flatten().tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert x.grad.flatten().tolist() == [0.5, 1.0, 0.0, 0.0]
+
+
+def test_max_membrane_readout_with_ce_is_snntorchs_ce_max_membrane_loss():
+    """CE of ``max_t V_t`` is snnTorch's ``ce_max_membrane_loss`` on the membrane trace ``V [T, B, K]``: same value,
+    same gradient on the currents."""
+    sf = pytest.importorskip("snntorch.functional")
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 5, 4), torch.tensor([0, 3, 1, 2, 3])
+    readout = MaxMembraneReadout(0.8)
+    ours_x, theirs_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = classification_loss("ce", readout(ours_x), y)
+    theirs = sf.ce_max_membrane_loss()(readout.membrane(theirs_x), y)
+    assert torch.allclose(ours, theirs)
+    ours.backward()
+    theirs.backward()
+    assert torch.allclose(ours_x.grad, theirs_x.grad)
+
+
+def test_max_membrane_readout_has_no_per_step_scores_and_checks_its_decay():
+    with pytest.raises(ConfigError, match="not a mean over steps"):
+        MaxMembraneReadout().steps(torch.zeros(2, 1, 3))
+    with pytest.raises(ConfigError, match="expected in \\[0, 1\\]"):
+        MaxMembraneReadout(1.5)
+    x = torch.tensor([3.0, -1.0, 2.0]).view(3, 1, 1)
+    assert MaxMembraneReadout(0.0)(x).item() == 3.0  # decay 0: the largest current
+    assert MaxMembraneReadout(1.0)(x).item() == 4.0  # decay 1: the largest running sum (3, 2, 4)

@@ -1,17 +1,22 @@
-"""stbp's direct-training choices: TET and CE losses, per-step outputs, norm options (``methods.stbp_training``)."""
+"""stbp's direct-training choices: TET, CE and spike-count losses, per-step outputs, norm options, the max-membrane
+readout and the hidden-rate regulariser (``methods.stbp_training``)."""
 
 import math
 
 import pytest
 import torch
 
+from deepspike.config.reference import method_keys
 from deepspike.core.errors import ConfigError
+from deepspike.layers.rate_penalty import hidden_neurons, rate_penalty
+from deepspike.layers.readout import MaxMembraneReadout
 from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.losses import tet_loss
 from deepspike.models import create_architecture
-from deepspike.training.temporal_grad import online_step
+from deepspike.models.spec import Architecture, Flatten, Linear
+from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
 
 
 def test_tet_equals_the_per_step_mean_by_hand():
@@ -126,3 +131,193 @@ def test_tebn_refuses_the_online_modes_in_one_line():
     net = method.build(create_architecture("vgg", blocks=[[4]], hidden=[]))
     with pytest.raises(ConfigError, match="temporal_grad=bptt"):
         online_step(net, net, method, torch.rand(2, 1, 28, 28), torch.tensor([0, 1]), "sltt")
+
+
+# --- readout max_membrane, loss mse_count, rate_reg (surrogate-gradient practice: SHD work, snnTorch) ---
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"readout": "max"}, "valid: rate, membrane, max_membrane$"),
+    ({"loss": "mse_count", "readout": "membrane"}, "needs method.readout: rate"),
+    ({"loss": "tet", "readout": "max_membrane"}, "no per-step scores"),
+    ({"readout_decay": 1.5}, "method.readout_decay"),
+    ({"count_incorrect_rate": -0.1}, "method.count_incorrect_rate"),
+    ({"rate_reg": "l3"}, "valid: none, l1, l2, band$"),
+    ({"rate_reg": "band", "rate_reg_low": 0.3, "rate_reg_high": 0.2}, "low <= high"),
+])
+def test_readout_loss_and_rate_reg_options_are_checked_in_one_line(options, match):
+    with pytest.raises(ConfigError, match=match):
+        get_method("stbp", options)
+
+
+def test_the_recipe_reference_lists_the_new_choices():
+    choices = {k.key: k.choices for k in method_keys()["stbp"]}
+    assert "max_membrane" in choices["method.readout"] and "mse_count" in choices["method.loss"]
+    assert choices["method.rate_reg"] == ("none", "l1", "l2", "band")
+
+
+def test_max_membrane_readout_is_built_with_its_decay_and_trains_with_ce():
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 3, "readout": "max_membrane", "readout_decay": 0.8, "loss": "ce"})
+    net = method.build(create_architecture("scnn_digits", width=0.5))
+    assert isinstance(net.readout, MaxMembraneReadout) and net.readout.decay == 0.8 and not net.per_step
+    out = net(torch.rand(4, 1, 8, 8))
+    assert out.shape == (4, 10)
+    method.loss(out, torch.tensor([0, 1, 2, 3])).backward()
+    assert net.body[0].module.weight.grad.abs().sum() > 0
+
+
+def test_mse_count_trains_on_the_spikes_and_evaluates_on_their_rates():
+    """Training hands the loss the output spikes [T, B, K] (T from the shape); evaluation the rates [B, K] over
+    eval_timesteps: with no batch-norm both give the same loss. One online step (sltt) is refused."""
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 4, "loss": "mse_count", "count_correct_rate": 0.75,
+                                 "count_incorrect_rate": 0.25, "threshold": 0.2})
+    net = method.build(create_architecture("scnn_digits", width=0.5))
+    x, y = torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2])
+    spikes = net(x)
+    assert spikes.shape == (4, 3, 10) and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    train_loss = method.loss(spikes, y)
+    train_loss.backward()
+    net.eval()
+    with torch.no_grad():
+        assert float(method.loss(net(x), y)) == pytest.approx(float(train_loss), rel=1e-6)
+    net.train()
+    with pytest.raises(ConfigError, match="sltt/ottt"):
+        online_step(net, net, method, x, y, "sltt")
+
+
+def _tiny_rate_reg_net(rate_reg: str, **options):
+    """x = 1 -> Linear(1 -> 2, weights 0.5 and 1) -> IF (threshold 1) -> Linear(2 -> 2) -> readout, T = 4: the
+    hidden spikes are 0101 and 1111, rates 0.5 and 1 for every sample."""
+    arch = Architecture("tiny", (Flatten(), Linear(2), Linear(2, act=False)), (1, 1, 1), 2)
+    method = get_method("stbp", {"timesteps": 4, "decay": 1.0, "threshold": 1.0, "init_kappa": None,
+                                 "rate_reg": rate_reg, **options})
+    net = method.build(arch)
+    hidden = next(m for m in net.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        hidden.weight.copy_(torch.tensor([[0.5], [1.0]]))
+    return method, net, hidden
+
+
+@pytest.mark.parametrize("rate_reg, options, expected", [
+    ("l1", {}, 0.75),  # mean of [0.5, 1]
+    ("l2", {}, 0.625),  # mean of [0.25, 1]
+    ("band", {"rate_reg_low": 0.6, "rate_reg_high": 0.7}, 0.01 / 2 + 0.05**2),  # lower: (0.1^2 + 0) / 2; mean 0.75
+])
+def test_rate_reg_penalty_on_a_tiny_net_by_hand(rate_reg, options, expected):
+    method, net, hidden = _tiny_rate_reg_net(rate_reg, rate_reg_weight=2.0, **options)
+    net(torch.ones(3, 1, 1, 1))
+    penalty = method.penalty(net)
+    assert float(penalty.detach()) == pytest.approx(2.0 * expected)
+    penalty.backward()
+    # the penalty's gradient is that of the same formula on the hidden spikes computed outside the collector
+    reference = hidden.weight.grad.clone()
+    hidden.weight.grad = None
+    spikes = method.neuron()(hidden(torch.ones(4, 3, 1)))  # [T, B, 2]
+    (2.0 * rate_penalty([spikes.mean(0)], rate_reg, options.get("rate_reg_low", 0.0),
+                        options.get("rate_reg_high", 0.1))).backward()
+    assert reference.abs().sum() > 0 and torch.allclose(reference, hidden.weight.grad)
+
+
+def test_no_rate_reg_hooks_nothing():
+    method, net, _ = _tiny_rate_reg_net("none")
+    assert method.penalty(net) is None and not hasattr(net, "hidden_rates")
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+
+
+def _penalty_and_grads(method, net, x, y):
+    net.zero_grad()
+    loss = method.loss(net(x), y)
+    penalty = method.penalty(net)
+    (loss + penalty).backward()
+    return float(penalty.detach()), [p.grad.clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_rate_reg_is_the_same_with_the_fused_kernels_and_in_checkpointed_segments(fused, monkeypatch):
+    """scnn_digits (neuron + tiling pool pairs, fused kernels where they run): plain BPTT against time in segments
+    of 2 steps (``train.temporal_grad=checkpoint``) give the same penalty and gradients; the online modes are
+    refused in one line."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 4, "threshold": 0.2, "rate_reg": "band", "rate_reg_low": 0.05})
+    net = method.build(create_architecture("scnn_digits", width=0.5))
+    x, y = torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2])
+    penalty, grads = _penalty_and_grads(method, net, x, y)
+    assert penalty > 0 and len(net.hidden_rates.neurons) == 3
+    prepare_temporal_grad(net, "checkpoint", 2, "stbp")
+    segmented, segmented_grads = _penalty_and_grads(method, net, x, y)
+    assert segmented == pytest.approx(penalty, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, segmented_grads, strict=True))
+    net.time_segment = None
+    with pytest.raises(ConfigError, match="sltt and ottt"):
+        online_step(net, net, method, x, y, "sltt")
+
+
+def test_rate_reg_gradient_is_the_same_fused_and_unfused(monkeypatch):
+    grads = {}
+    for fused in ("1", "0"):
+        monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+        torch.manual_seed(0)
+        method = get_method("stbp", {"timesteps": 4, "threshold": 0.2, "rate_reg": "l2"})
+        net = method.build(create_architecture("scnn_digits", width=0.5))
+        grads[fused] = _penalty_and_grads(method, net, torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2]))
+    assert grads["1"][0] == pytest.approx(grads["0"][0], rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads["1"][1], grads["0"][1], strict=True))
+
+
+def _mean_hidden_rate(net, x) -> float:
+    spikes = []
+    handles = [m.register_forward_hook(lambda m, a, s: spikes.append(s.mean())) for m in hidden_neurons(net.body)]
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return float(torch.stack(spikes).mean())
+
+
+def test_two_training_steps_with_the_l1_penalty_lower_the_hidden_rates():
+    """Same seed, same data, two SGD steps: with ``rate_reg: l1`` the hidden layers fire less than without."""
+    rates = {}
+    for rate_reg in ("none", "l1"):
+        torch.manual_seed(0)
+        method = get_method("stbp", {"timesteps": 4, "threshold": 0.2, "rate_reg": rate_reg,
+                                     "rate_reg_weight": 10.0})
+        net = method.build(create_architecture("scnn_digits", width=0.5))
+        x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+        before = _mean_hidden_rate(net, x)
+        net.train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        for _ in range(2):
+            optimizer.zero_grad()
+            loss = method.loss(net(x), y)
+            penalty = method.penalty(net)
+            (loss if penalty is None else loss + penalty).backward()
+            optimizer.step()
+        rates[rate_reg] = _mean_hidden_rate(net, x)
+    assert rates["l1"] < rates["none"] and rates["l1"] < before
+
+
+def test_rate_reg_adds_up_the_one_step_calls_of_recurrent_layers():
+    """The SHD set-up (Cramer et al. 2020): a recurrent net (``rsnn``, its neurons called once per step) with the
+    max-membrane readout; the penalty is the weight times the sum over layers of each layer's mean rate over all
+    steps, as hooks of our own record them."""
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 5, "encoder": "frames", "readout": "max_membrane", "loss": "ce",
+                                 "threshold": 0.2, "rate_reg": "l1", "rate_reg_weight": 0.5})
+    net = method.build(create_architecture("rsnn", num_classes=4, input_shape=(12,), hidden=[6, 5]))
+    layers = net.hidden_rates.neurons
+    spikes = {m: [] for m in layers}
+    handles = [m.register_forward_hook(lambda m, a, s: spikes[m].append(s.detach())) for m in layers]
+    x = torch.rand(3, 5, 12)  # [B, T, F]
+    loss = method.loss(net(x), torch.tensor([0, 1, 3]))
+    penalty = method.penalty(net)
+    for h in handles:
+        h.remove()
+    assert [len(calls) for calls in spikes.values()] == [5, 5]  # one call per step
+    expected = 0.5 * sum(float(torch.cat(calls).mean()) for calls in spikes.values())
+    assert float(penalty.detach()) == pytest.approx(expected, rel=1e-6) and expected > 0
+    (loss + penalty).backward()
+    assert all(p.grad is not None for p in net.parameters())

@@ -1,7 +1,7 @@
 """Readouts: from the output layer's time series ``[T, B, K]`` to class scores ``[B, K]``.
 
 ``steps(x)`` gives the per-step scores ``o_t`` ``[T, B, K]`` whose mean over T is ``forward(x)`` (what a per-step
-loss such as TET, ``methods.losses.tet_loss``, scores).
+loss such as TET, ``methods.losses.tet_loss``, scores); the max-membrane readout has none and refuses.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.neurons.synaptic import synaptic_current
 
 
 class SpikeRateReadout(nn.Module):
@@ -53,3 +54,39 @@ class MembraneReadout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}"
+
+
+class MaxMembraneReadout(nn.Module):
+    """Non-spiking leaky integrator read out at its peak (the SHD readout of Cramer et al. 2020 and Zenke & Vogels
+    2021; snnTorch's ``ce_max_membrane_loss`` takes the same max)::
+
+        V_t = decay V_{t-1} + x_t   (V_0 = 0),      score = max_t V_t
+
+    x: the output layer's currents ``[T, B, K]`` -> scores ``[B, K]``. The integrator is the linear scan of
+    ``neurons.synaptic.synaptic_current``. Gradient: ``d score / d V_t`` is 1 at the step ``t*`` of the maximum and
+    0 elsewhere, so ``d score / d x_s = decay^(t* - s)`` for ``s <= t*`` and 0 after ``t*``.
+
+    Run one step at a time (``train.temporal_grad`` sltt / ottt) each step is scored on its own: ``V_1 = x_t``, that
+    step's output current, as for the membrane readout.
+    """
+
+    def __init__(self, decay: float = 0.9) -> None:
+        super().__init__()
+        if not 0.0 <= decay <= 1.0:
+            raise ConfigError(f"bad value {decay!r} for the max-membrane readout's decay: expected in [0, 1]")
+        self.decay = decay
+
+    def membrane(self, x: torch.Tensor) -> torch.Tensor:
+        """The membrane trace ``V [T, B, K]`` of currents ``x [T, B, K]``."""
+        return synaptic_current(x, self.decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.membrane(x).max(dim=0).values  # [T, B, K] -> [B, K]; ties: the gradient goes to one step
+
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """Refused: the maximum over T is no mean of per-step scores (no per-step loss such as TET)."""
+        raise ConfigError("the max-membrane readout scores max_t V_t, not a mean over steps: per-step losses (tet, "
+                          "mse_count) need method.readout: rate or membrane")
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay:g}"

@@ -1,4 +1,5 @@
-"""Classification losses on score vectors ``[B, K]`` shared by several methods, and TET on ``[T, B, K]``."""
+"""Classification losses on score vectors ``[B, K]`` shared by several methods, TET on ``[T, B, K]`` and the
+spike-count MSE on output spikes ``[T, B, K]`` (or their rates ``[B, K]`` over a known T)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,25 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, weight: float = 0.0, p
     if weight:
         loss = (1.0 - weight) * loss + weight * F.mse_loss(steps, torch.full_like(steps, phi))
     return loss
+
+
+def mse_count_loss(outputs: torch.Tensor, target: torch.Tensor, correct_rate: float = 1.0,
+                   incorrect_rate: float = 0.0, steps: int | None = None) -> torch.Tensor:
+    """Spike-count MSE (snnTorch's ``mse_count_loss``, after SLAYER) on the output layer's spikes:
+
+        c[b, k] = sum_t s_t[b, k],   c*[b, k] = T (correct_rate if k = y_b else incorrect_rate),
+        L = (1/(B K)) sum_{b,k} (c[b, k] - c*[b, k])^2 / T  =  T (1/(B K)) sum_{b,k} (r[b, k] - r*[b, k])^2
+
+    ``outputs``: the spikes ``[T, B, K]`` (T from the shape), or their mean rates ``r = c / T`` ``[B, K]`` over
+    ``steps`` = T steps (a ``ConfigError`` without it). snnTorch rounds the targets down to whole counts
+    (``int(T * rate)``); here they are ``T * rate`` exactly (the same where that is a whole number).
+    """
+    if outputs.dim() == 3:
+        steps, counts = outputs.shape[0], outputs.sum(dim=0)  # [T, B, K] -> [B, K]
+    elif steps is None:
+        raise ConfigError("mse_count needs the spikes [T, B, K] or the number of steps T of the rates [B, K]")
+    else:
+        counts = outputs * steps
+    onehot = F.one_hot(target, counts.shape[1]).to(counts.dtype)
+    wanted = steps * (incorrect_rate + (correct_rate - incorrect_rate) * onehot)  # [B, K]
+    return F.mse_loss(counts, wanted) / max(steps, 1)

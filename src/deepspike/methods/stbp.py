@@ -12,6 +12,11 @@ through space and time (autograd through the neuron's loop over T).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
   firing rate of its group; the loss is MSE to the one-hot label (eq. 11). ``G = 1`` is the plain rate
   readout. ``readout: membrane`` and ``loss: ce`` are offered as alternatives.
+- Surrogate-gradient practice (SHD work, snnTorch, ``methods.stbp_training``): ``readout: max_membrane`` (a
+  non-spiking leaky integrator ``V_t = readout_decay V_{t-1} + x_t``, score ``max_t V_t``; Cramer et al. 2020,
+  Zenke & Vogels 2021), ``loss: mse_count`` (snnTorch's spike-count MSE: ``count_correct_rate``,
+  ``count_incorrect_rate``) and ``rate_reg: l1 | l2 | band`` (``rate_reg_weight``, ``rate_reg_low``,
+  ``rate_reg_high``), a penalty on the hidden layers' firing rates (``layers.rate_penalty``).
 - Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
@@ -35,7 +40,8 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
-from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
+from deepspike.layers.rate_penalty import HiddenRates
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.time_distributed import TimeDistributed
@@ -48,15 +54,17 @@ from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.methods.stbp_training import (
+    PER_STEP_LOSSES,
     STBP_LOSSES,
     check_norm_fits,
     check_training_choices,
     norm_rule,
+    rate_reg_penalty,
     stbp_loss,
 )
 from deepspike.models.spec import Architecture, Linear
 
-READOUTS = ("rate", "membrane")
+READOUTS = ("rate", "membrane", "max_membrane")
 
 
 @dataclass
@@ -86,6 +94,13 @@ class StbpOptions:
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
     adapt_decay: float = 0.9  # alif: the adaptation trace's decay rho
     adapt_scale: float = 0.2  # alif: the threshold's rise per spike beta
+    readout_decay: float = 0.9  # max_membrane: V_t = decay V_{t-1} + x_t (exp(-1 ms / 10 ms) ~ 0.905, SpyTorch)
+    count_correct_rate: float = 1.0  # mse_count: wanted spikes per step of the label's output (snnTorch's default)
+    count_incorrect_rate: float = 0.0  # mse_count: ... of the other outputs (snnTorch's default)
+    rate_reg: str = "none"  # none | l1 | l2 | band: penalty on the hidden layers' firing rates (layers.rate_penalty)
+    rate_reg_weight: float = 0.1
+    rate_reg_low: float = 0.0  # band: per-neuron lower bound on the rate (0: no lower term)
+    rate_reg_high: float = 0.1  # band: upper bound on a layer's mean rate per sample
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
@@ -161,16 +176,24 @@ class StbpMethod(Method):
             init_weights(body, o.init_kappa)
         if o.readout == "membrane":
             readout: nn.Module = MembraneReadout()
+        elif o.readout == "max_membrane":
+            readout = MaxMembraneReadout(o.readout_decay)
         elif o.vote_group > 1:
             readout = VotingReadout(self.neuron(shape=(arch.num_classes,)), num_classes)
         else:
             readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
         network = RateNetwork(make_encoder(o), body, readout, o.timesteps, o.eval_timesteps)
-        network.per_step = o.loss == "tet"
+        network.per_step = o.loss in PER_STEP_LOSSES
+        if o.rate_reg != "none":
+            network.hidden_rates = HiddenRates.attach(network, body)
         return network
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return stbp_loss(self.options, output, target)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """``method.rate_reg`` on the hidden firing rates of the last training call (None when off)."""
+        return rate_reg_penalty(self.options, model)
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first)."""

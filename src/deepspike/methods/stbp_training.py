@@ -10,7 +10,21 @@ Losses, on the readout's scores (``layers.readout``):
   of every ``o_t`` to ``tet_phi`` (``methods.losses.tet_loss``). In training the network returns the per-step
   scores ``[T, B, K]`` (``RateNetwork.per_step``); the online temporal-grad modes (sltt, ottt) hand each step's
   ``[B, K]`` to the loss, which is then the same sum taken one step at a time. Evaluation scores the mean
-  output (the reported test loss is TET of the mean, ``T = 1``).
+  output (the reported test loss is TET of the mean, ``T = 1``);
+* ``mse_count``: snnTorch's spike-count MSE (``methods.losses.mse_count_loss``): the output spike count of
+  class k should be ``T * count_correct_rate`` for the label and ``T * count_incorrect_rate`` for the others,
+  ``L = (1/(B K T)) sum_{b,k} (c[b, k] - c*[b, k])^2``. Only with ``readout: rate`` (with ``vote_group`` G, c is
+  the group's mean count). In training the network returns the output spikes ``[T, B, K]`` (T from the shape);
+  in evaluation the rates ``[B, K]`` of ``eval_timesteps`` steps give ``c = r T``. The online modes, whose single
+  step has no count, are refused.
+
+Readouts (``method.readout``, ``layers.readout``): ``rate``, ``membrane`` and ``max_membrane`` (``readout_decay``:
+``V_t = decay V_{t-1} + x_t``, score ``max_t V_t``; with ``loss: ce`` this is snnTorch's ``ce_max_membrane_loss``);
+the max has no per-step scores, so it is refused with ``tet`` and ``mse_count``.
+
+Activity regulariser (``method.rate_reg: none | l1 | l2 | band``, ``rate_reg_weight``, ``rate_reg_low``,
+``rate_reg_high``; ``layers.rate_penalty``): ``weight * sum_l P(r^l)`` on the per-sample firing rates
+``r^l [B, N_l]`` of every hidden spiking layer, added to the training loss (``Method.penalty``).
 
 Norms (``layers.temporal_batchnorm``): ``bn``, ``tdbn`` (scale ``tdbn_alpha * threshold``), ``tebn``
 (per-step scale) for the spec's ``norm=True`` layers; ``none`` (the default) builds no batch-norm and refuses a
@@ -26,22 +40,25 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
 from deepspike.layers.temporal_batchnorm import (
     TemporalEffectiveBatchNorm,
     batch_norm,
     threshold_dependent_batch_norm,
 )
 from deepspike.layers.time_distributed import TimeDistributed
-from deepspike.methods.losses import LOSSES, classification_loss, tet_loss
+from deepspike.methods.losses import LOSSES, classification_loss, mse_count_loss, tet_loss
 from deepspike.models.fold import has_batch_norm
 from deepspike.models.spec import Architecture
 
-STBP_LOSSES = (*LOSSES, "tet")
+STBP_LOSSES = (*LOSSES, "tet", "mse_count")
+PER_STEP_LOSSES = ("tet", "mse_count")  # the network hands them the per-step scores [T, B, K] in training
 NORMS = ("none", "bn", "tdbn", "tebn")
 
 
 def check_training_choices(o: Any) -> None:
-    """One-line ``ConfigError`` for a bad ``norm``, ``tdbn_alpha``, ``tet_lambda``, ``tet_phi`` of options ``o``."""
+    """One-line ``ConfigError`` for a bad ``norm``, ``tdbn_alpha``, ``tet_lambda``, loss / readout pair,
+    ``readout_decay``, ``count_*_rate`` or ``rate_reg*`` of options ``o``."""
     if o.norm not in NORMS:
         raise ConfigError(f"bad value {o.norm!r} for method.norm; valid: {', '.join(NORMS)}")
     if not o.tdbn_alpha > 0:
@@ -50,6 +67,17 @@ def check_training_choices(o: Any) -> None:
         raise ConfigError(f"bad value {o.tet_lambda!r} for method.tet_lambda: expected in [0, 1]")
     if o.norm == "tebn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError("method.norm=tebn has one scale per training step: eval_timesteps must equal timesteps")
+    if not 0.0 <= o.readout_decay <= 1.0:
+        raise ConfigError(f"bad value {o.readout_decay!r} for method.readout_decay: expected in [0, 1]")
+    if o.loss == "mse_count" and o.readout != "rate":
+        raise ConfigError(f"method.loss=mse_count counts output spikes: it needs method.readout: rate, not {o.readout}")
+    if o.loss == "tet" and o.readout == "max_membrane":
+        raise ConfigError("method.loss=tet scores every step; method.readout=max_membrane has no per-step scores: "
+                          "use readout rate or membrane")
+    for key in ("count_correct_rate", "count_incorrect_rate"):
+        if not 0.0 <= getattr(o, key) <= 1.0:
+            raise ConfigError(f"bad value {getattr(o, key)!r} for method.{key}: expected in [0, 1]")
+    check_rate_reg(o.rate_reg, o.rate_reg_weight, o.rate_reg_low, o.rate_reg_high)
 
 
 def check_norm_fits(norm: str, arch: Architecture) -> None:
@@ -69,7 +97,27 @@ def norm_rule(o: Any) -> Callable[[tuple[int, ...]], nn.Module]:
 
 
 def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The training loss of ``output`` (``[B, K]``, or ``[T, B, K]`` per-step scores for ``tet``)."""
+    """The training loss of ``output`` (``[B, K]``, or ``[T, B, K]`` per-step scores for ``tet`` and
+    ``mse_count``; module docstring)."""
     if o.loss == "tet":
         return tet_loss(output, target, o.tet_lambda, o.tet_phi)
+    if o.loss == "mse_count":
+        if output.dim() == 2 and output.requires_grad:  # training hands over [T, B, K]: this is one online step
+            raise ConfigError("method.loss=mse_count trains on the spike counts [T, B, K] of all T steps; got scores "
+                              "[B, K] with a gradient (train.temporal_grad sltt/ottt score one step at a time: use "
+                              "bptt or checkpoint; evaluate under torch.no_grad())")
+        return mse_count_loss(output, target, o.count_correct_rate, o.count_incorrect_rate,
+                              o.eval_timesteps or o.timesteps)
     return classification_loss(o.loss, output, target)
+
+
+def rate_reg_penalty(o: Any, net: nn.Module) -> torch.Tensor | None:
+    """``rate_reg_weight * sum_l P(r^l)`` (``layers.rate_penalty``) on the hidden rates of ``net``'s last training
+    call, collected by its ``hidden_rates`` (``HiddenRates``); None without a regulariser."""
+    if o.rate_reg == "none":
+        return None
+    probe = getattr(net, "hidden_rates", None)
+    if probe is None:
+        raise ConfigError(f"method.rate_reg={o.rate_reg}: the network has no rate probes; build it with these "
+                          "method options (StbpMethod.build)")
+    return o.rate_reg_weight * rate_penalty(probe.take(), o.rate_reg, o.rate_reg_low, o.rate_reg_high)
