@@ -165,15 +165,12 @@ def test_stbp_builds_it_from_the_spec_and_other_methods_refuse():
         create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), timesteps=T, neuron="psn")
 
 
-def test_nir_export_and_xylo_refuse_recurrent_nets():
-    pytest.importorskip("nir")
-    from deepspike.deploy import to_nir
+def test_xylo_refuses_recurrent_nets():
+    """(NIR export of recurrent nets: tests/deploy/test_nir_recurrent.py.)"""
     from deepspike.deploy.xylo import dense_layers
 
     net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
                        timesteps=T, encoder="frames")
-    with pytest.raises(ConfigError, match="NIR export: recurrent layers"):
-        to_nir(net, (N,))
     with pytest.raises(ConfigError, match="xylo: layer 0 \\(RecurrentSpiking\\) cannot map"):
         dense_layers(net)
 

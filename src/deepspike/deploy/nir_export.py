@@ -6,7 +6,9 @@ A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain
 identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` + ``IF``. A residual block
 ``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
 junction's neurons, which NIR sums (an identity shortcut is a direct edge; SEW junctions, which combine spikes, have
-no NIR node). The readout's neurons end the chain (a non-spiking integrator readout is ``LI`` (leak < 1) or ``I``).
+no NIR node). A recurrent layer (``layers.recurrent``) adds its weight ``V`` on a cycle ``neuron -> rec -> neuron``
+(read as one step of delay). The readout's neurons end the chain (a non-spiking integrator readout is ``LI`` (leak
+< 1) or ``I``).
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
 decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
 ``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
@@ -154,9 +156,8 @@ class _RateGraph:
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity):
             return
         if isinstance(m, RecurrentSpiking):
-            raise ConfigError("NIR export: recurrent layers (model spec Linear recurrent=true) are not exported: "
-                              "deepspike's NIR reader and simulator take no cycles yet")
-        if isinstance(m, SpikingNeuron):
+            self.recurrent(m)
+        elif isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)
         elif isinstance(m, SynapticLIF):
@@ -172,6 +173,23 @@ class _RateGraph:
             self.residual(m)
         else:
             self.shape = _add_stateless(nir, m, self.shape, self.add, self.pending)
+
+    def recurrent(self, layer: RecurrentSpiking) -> None:
+        """``s_t = neuron(W x_t + V s_{t-1})``: the feed-forward nodes, the neuron node, and ``V`` as a ``Linear``
+        (``Affine`` with a bias) node on a cycle ``neuron -> rec -> neuron``, which readers take as one step of
+        delay (``graph_order.feedback_edges``; snnTorch's ``RLeaky`` export writes the same cycle)."""
+        if self.fold:
+            raise ConfigError("NIR export: fold_thresholds would have to rescale a recurrent weight too; export "
+                              "recurrent nets without folding")
+        for m in leaf_modules(layer.feedforward):
+            self.module(m)
+        self.module(layer.neuron)
+        neuron, weights = self.last, layer.recurrent.module
+        name = f"{len(self.nodes) - 1}_rec"
+        w = to_numpy(weights.weight)
+        self.nodes[name] = (self.nir.Linear(weight=w) if weights.bias is None
+                            else self.nir.Affine(weight=w, bias=to_numpy(weights.bias)))
+        self.edges += [(neuron, name), (name, neuron)]
 
     def residual(self, block: ResidualBlock) -> None:
         """``act(body(x) + shortcut(x))``: both branches start at the block's input node and end in the junction's

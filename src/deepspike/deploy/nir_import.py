@@ -4,7 +4,9 @@ Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, 
 ``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF``, ``CubaLIF`` (read under forward Euler: -> our neurons,
 :mod:`neurons`), ``LI``/``I`` (a
 non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
-(``TimeDistributed``), neurons over T. ``dt`` comes from the graph's metadata (else the argument).
+(``TimeDistributed``), neurons over T. A recurrent layer, a neuron node and a ``Linear``/``Affine`` node on a cycle
+(``neuron -> rec -> neuron``, read as one step of delay: ``graph_order.feedback_edges``), becomes
+:class:`~deepspike.layers.recurrent.RecurrentSpiking`. ``dt`` comes from the graph's metadata (else the argument).
 Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
 before the graph passes the checks of :mod:`nir_read` (the file), :mod:`nir_fields` (each node's fields) and
 :mod:`nir_shapes` (the nodes fit together): a broken graph is a one-line error, not a net that fails later.
@@ -21,13 +23,14 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.graph_order import topological_order
+from deepspike.deploy.graph_order import feedback_edges, topological_order
 from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_read import read_nir
 from deepspike.deploy.nir_shapes import check_shapes
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.modules import SpikingNeuron
@@ -91,7 +94,51 @@ class GraphBody(nn.Module):
         return outs[self.order[-1]]
 
 
-def _graph_body(nir, graph, dt: float) -> tuple[GraphBody, str]:
+def _fold_recurrences(nir, graph):
+    """``(graph without its recurrent weights, {neuron node: recurrent weight node})``: each feedback edge
+    (``graph_order.feedback_edges``) must close a recurrent layer, a ``Linear``/``Affine`` node fed only by a neuron
+    node (IF, LIF, CubaLIF) and feeding only it back; anything else is a one-line ``ConfigError``."""
+    feedback = feedback_edges(graph)
+    if not feedback:
+        return graph, {}
+    recurrent, removed = {}, set()
+    for src, dst in feedback:
+        ins = [e for e in graph.edges if e[1] == src]
+        outs = [e for e in graph.edges if e[0] == src]
+        weight, neuron = graph.nodes[src], graph.nodes[dst]
+        if not (isinstance(weight, nir.Linear | nir.Affine) and isinstance(neuron, nir.IF | nir.LIF | nir.CubaLIF)
+                and ins == [(dst, src)] and outs == [(src, dst)] and dst not in recurrent):
+            raise ConfigError(f"NIR import: the cycle closed by the edge {src!r} -> {dst!r} is not a recurrent layer "
+                              "(a neuron node and a Linear/Affine node that only feed each other)")
+        recurrent[dst] = weight
+        removed.add(src)
+    nodes = {k: v for k, v in graph.nodes.items() if k not in removed}
+    edges = [e for e in graph.edges if e[0] not in removed and e[1] not in removed]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph.metadata, type_check=False), recurrent
+
+
+def _recurrent_layer(nir, node, weight, dt: float) -> RecurrentSpiking:
+    """A neuron node with its recurrent weight node: ``s_t = neuron(scale (x_t + V s_{t-1} + b))``; the neuron's
+    input scale (``r``, ``w_in``) also scales what is fed back, so it is folded into ``V`` and ``b``."""
+    *scales, neuron = _module(nir, node, dt)
+    scale = float(scales[0].scale) if scales else 1.0
+    w = _t(weight.weight)
+    layer = RecurrentSpiking(nn.Sequential(*scales), neuron, w.shape[0], bias=isinstance(weight, nir.Affine))
+    with torch.no_grad():
+        layer.recurrent.module.weight.copy_(w * scale)
+        if isinstance(weight, nir.Affine):
+            layer.recurrent.module.bias.copy_(_t(weight.bias) * scale)
+    return layer
+
+
+def _node_modules(nir, graph, name: str, dt: float, recurrent: dict) -> list[nn.Module]:
+    """The modules of node ``name``: a recurrent layer when it has a recurrent weight, else ``_module``."""
+    if name in recurrent:
+        return [_recurrent_layer(nir, graph.nodes[name], recurrent[name], dt)]
+    return _module(nir, graph.nodes[name], dt)
+
+
+def _graph_body(nir, graph, dt: float, recurrent: dict) -> tuple[GraphBody, str]:
     """The :class:`GraphBody` of a branching graph with one Input and one Output; returns it and the Input."""
     order = topological_order(graph)
     inputs = [k for k in order if isinstance(graph.nodes[k], nir.Input)]
@@ -102,7 +149,7 @@ def _graph_body(nir, graph, dt: float) -> tuple[GraphBody, str]:
     for src, dst in graph.edges:
         preds[dst].append(src)
     order = [inputs[0], *(k for k in order if k not in (inputs[0], outputs[0])), outputs[0]]
-    stages = {k: nn.Sequential(*_module(nir, graph.nodes[k], dt)) for k in order[1:-1]}
+    stages = {k: nn.Sequential(*_node_modules(nir, graph, k, dt, recurrent)) for k in order[1:-1]}
     return GraphBody(stages, order, preds), inputs[0]
 
 
@@ -224,14 +271,15 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     graph = read_nir(source) if from_file else source
     where = os.fspath(source) if from_file else "NIR import"
     meta = _plain(graph.metadata)
-    order = _chain(graph)
     check_nodes(graph, where)
     check_shapes(nir, graph, where)
+    graph, recurrent = _fold_recurrences(nir, graph)
+    order = _chain(graph)
     step = _step(dt, graph, meta, where)
     if order is None:
-        body, input_name = _graph_body(nir, graph, step)
+        body, input_name = _graph_body(nir, graph, step, recurrent)
     else:
-        mods = [m for name in order for m in _module(nir, graph.nodes[name], step)]
+        mods = [m for name in order for m in _node_modules(nir, graph, name, step, recurrent)]
         body, input_name = nn.Sequential(*mods), order[0]
     shape = tuple(int(s) for s in np.asarray(graph.nodes[input_name].input_type["input"]).ravel())
     return NirNetwork(body, {**meta, "dt": step}, shape)

@@ -5,7 +5,9 @@ shape that deepspike's importer (:mod:`nir_import`) produces, checking that each
 before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Conv2d takes ``[C, H, W]`` with
 ``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
 broadcasts, a neuron layer has one parameter or one per value, a node fed by several sums shapes that broadcast,
-and the Output declares as many values as reach it; every node but the Input is fed by an edge. Node types the
+and the Output declares as many values as reach it; every node but the Input is fed by an edge. A feedback edge
+(one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's shape must sum
+with what its target receives. Node types the
 importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by
 name). Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 """
@@ -17,7 +19,7 @@ import math
 import numpy as np
 
 from deepspike.core.errors import DataCorruptError
-from deepspike.deploy.graph_order import topological_order
+from deepspike.deploy.graph_order import feedback_edges, topological_order
 from deepspike.deploy.nir_fields import pair, shown, whole_numbers
 
 Shape = tuple[int, ...]
@@ -140,10 +142,12 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
 def check_shapes(nir, graph, where: str) -> None:
     """``DataCorruptError`` ``"<where>: node '<name>': <what does not fit>"`` at the first node (in topological
     order) that does not take the shape the nodes before it give; see the module docstring for what is checked."""
-    order = topological_order(graph)  # also refuses an edge that names a missing node
+    feedback = feedback_edges(graph)  # also refuses an edge that names a missing node
+    order = topological_order(graph, skip=feedback)
     preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
     for src, dst in graph.edges:
-        preds[dst].append(src)
+        if (src, dst) not in feedback:
+            preds[dst].append(src)
     shapes: dict[str, Shape | None] = {}
     for name in order:
         node = graph.nodes[name]
@@ -155,3 +159,5 @@ def check_shapes(nir, graph, where: str) -> None:
         given = _joined(where, name, preds[name], shapes)
         src = f"node {preds[name][0]!r}" if len(preds[name]) == 1 else f"the sum of {preds[name]}"
         shapes[name] = None if given is None else _output(nir, where, name, node, given, src)
+    for src, dst in feedback:  # a fed-back value joins the sum of what its target receives
+        _joined(where, dst, [*preds[dst], src], shapes)

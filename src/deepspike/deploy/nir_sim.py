@@ -1,4 +1,5 @@
-"""A small time-stepped simulator of NIR graphs (feed-forward DAGs) that reads the graph and its nodes' metadata.
+"""A small time-stepped simulator of NIR graphs (feed-forward, or recurrent through feedback edges) that reads the
+graph and its nodes' metadata.
 
 Time is a grid of steps ``k dt``. Every signal is a sequence ``x[k]`` of tensors ``[Tc, B, *shape]``; what one
 entry means is the choice ``signals`` (the same for the graph's inputs, edges and neuron outputs, whose spikes are
@@ -55,6 +56,11 @@ one computes in float64, ``from_nir`` in float32, so a membrane within rounding 
 default reading of a rate-coded file is NOT ``from_nir``'s: it reads every entry as an area (``1/dt`` times the
 file's current) and decays LIF by ``exp(-dt/tau)`` instead of ``1 - dt/tau``.
 
+A feedback edge (one that closes a cycle, ``graph_order.feedback_edges``: the recurrent weight of a recurrent layer,
+``lif -> w_rec -> lif``) carries its source's value of the step before (before the first step: the source's output
+for a zero input), the discrete-time reading of deepspike's and snnTorch's recurrent layers; its source must be a
+``Linear``/``Affine`` node, and a graph with feedback is simulated one step at a time.
+
 ``GraphSimulator.run`` takes chunks of steps and keeps the neuron states between calls, so long runs
 need memory for one chunk only. Sparse spike inputs to ``Linear``/``Affine`` add only the weight rows of
 the inputs that spiked.
@@ -70,7 +76,7 @@ import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.graph_order import topological_order
+from deepspike.deploy.graph_order import feedback_edges, topological_order
 from deepspike.deploy.neurons import firing_rules
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
 
@@ -271,10 +277,17 @@ class GraphSimulator:
                               f"signals='areas', or 'euler' and 'currents', got {integration!r} and {signals!r}")
         self.graph, self.dt = graph, float(dt)
         self.bias_scale = self.dt if signals == "areas" else 1.0  # a bias current's contribution per step
-        self.order = topological_order(graph)
+        self.feedback = feedback_edges(graph)
+        self.order = topological_order(graph, skip=self.feedback)
         self.preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
         for src, dst in graph.edges:
-            self.preds[dst].append(src)
+            if (src, dst) not in self.feedback:
+                self.preds[dst].append(src)
+        for src, dst in self.feedback:
+            if not isinstance(graph.nodes[src], self.nir.Linear | self.nir.Affine):
+                raise ConfigError(f"NIR simulation: the feedback edge {src!r} -> {dst!r} starts at a "
+                                  f"{type(graph.nodes[src]).__name__} node; feedback is read through Linear/Affine "
+                                  "nodes (a recurrent weight)")
         self.inputs = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.Input)]
         self.outputs = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.Output)]
         self._weights_t: dict[str, torch.Tensor] = {}
@@ -288,8 +301,9 @@ class GraphSimulator:
         return cls(graph, graph_dt(graph, _plain(graph.metadata)) if dt is None else dt, "euler", "currents")
 
     def reset(self) -> None:
-        """Forget every neuron's state (V, I, pending spikes)."""
+        """Forget every neuron's state (V, I, pending spikes) and the values fed back."""
         nir = self.nir
+        self.fed_back: dict[str, torch.Tensor] = {}  # a feedback edge's source -> its value of the step before
         self.neurons: dict[str, _Neuron] = {}
         for k, v in self.graph.nodes.items():
             if isinstance(v, nir.CubaLIF):
@@ -304,6 +318,15 @@ class GraphSimulator:
         missing = sorted(set(self.inputs) - set(inputs))
         if missing:
             raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
+        if not self.feedback:
+            return self._run_steps(inputs)
+        steps = [self._run_steps({k: v[t:t + 1] for k, v in inputs.items()})  # a cycle: one step at a time
+                 for t in range(next(iter(inputs.values())).shape[0])]
+        return {k: torch.cat([step[k] for step in steps]) for k in self.outputs}
+
+    def _run_steps(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every node on ``inputs [Tc, B, ...]`` in order; a feedback edge (then ``Tc = 1``) adds its source's value
+        of the step before: before the first step, the source node's output for a zero input."""
         values: dict[str, torch.Tensor] = {}
         for name in self.order:
             node = self.graph.nodes[name]
@@ -315,8 +338,20 @@ class GraphSimulator:
             x = values[self.preds[name][0]]
             for p in self.preds[name][1:]:
                 x = x + values[p]
+            for src, dst in self.feedback:
+                if dst == name:
+                    x = x + self._fed_back(src, x)
             values[name] = self._apply(name, node, x)
+        for src, _ in self.feedback:
+            self.fed_back[src] = values[src]
         return {k: values[k] for k in self.outputs}
+
+    def _fed_back(self, src: str, x: torch.Tensor) -> torch.Tensor:
+        """The value the Linear/Affine node ``src`` gave at the step before (``[1, B, ...]``, like ``x``)."""
+        if src not in self.fed_back:
+            features = np.shape(self.graph.nodes[src].weight)[1]
+            self.fed_back[src] = self._apply(src, self.graph.nodes[src], x.new_zeros(1, x.shape[1], features))
+        return self.fed_back[src]
 
     def _apply(self, name: str, node, x: torch.Tensor) -> torch.Tensor:
         nir = self.nir

@@ -32,17 +32,18 @@ class RecurrentSpiking(CarriesState, nn.Module):
 
     feedforward: the layer computing ``W x_t`` for all steps at once (e.g. ``TimeDistributed(nn.Linear(N, M))``).
     neuron: a multistep spiking neuron on ``[T, B, M]`` that ``CarriesState``, not in-place (its one-step input
-    may be a view of the feed-forward output). features: ``M``.
+    may be a view of the feed-forward output). features: ``M``. bias: the feedback ``V s_{t-1} + b`` has a bias
+    (NIR files whose recurrent weight is an ``Affine``; it also acts at step 0, where ``s_{-1} = 0``).
     """
 
-    def __init__(self, feedforward: nn.Module, neuron: nn.Module, features: int) -> None:
+    def __init__(self, feedforward: nn.Module, neuron: nn.Module, features: int, bias: bool = False) -> None:
         super().__init__()
         if not isinstance(neuron, CarriesState):
             raise ConfigError(f"a recurrent layer steps its neuron one time step at a time, which "
                               f"{type(neuron).__name__} cannot do (it does not carry its state from step to step); "
                               "use method.neuron lif, plif, synaptic or alif")
         self.feedforward = feedforward
-        self.recurrent = TimeDistributed(nn.Linear(features, features, bias=False))
+        self.recurrent = TimeDistributed(nn.Linear(features, features, bias=bias))
         self.neuron = neuron
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +55,8 @@ class RecurrentSpiking(CarriesState, nn.Module):
                 step = currents[t:t + 1]
                 if previous is not None:
                     step = step + self.recurrent(previous)
+                elif self.recurrent.module.bias is not None:  # V s_{-1} + b = b (an imported Affine feedback)
+                    step = step + self.recurrent.module.bias
                 previous = self.neuron(step)  # [1, B, M]
                 outputs.append(previous)
                 if self.carry is not None and self.carry.detach:  # SLTT/OTTT: no gradient through time
