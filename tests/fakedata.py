@@ -140,9 +140,9 @@ def write_dataset(name: str, root: Path, n: int = 4, seed: int = 0) -> Path:
         for split in ("train", "test"):
             samples = [(np.sort(rng.uniform(0, 0.5, 40)), rng.integers(0, 700, 40)) for _ in range(20 * n)]
             write_shd_h5(root / "SHD" / f"shd_{split}.h5", samples, [c for c in range(20) for _ in range(n)])
-    elif name in ("mnist_events", "fashion_mnist_events"):  # emulated from their static base set
-        write_dataset(name.removesuffix("_events"), root, n, seed)
-    elif name not in ("digits", "digits_events"):
+    elif name in ("mnist_events", "fashion_mnist_events", "mnist_rows", "fashion_mnist_rows"):  # from their static set
+        write_dataset(name.rsplit("_", 1)[0], root, n, seed)
+    elif name not in ("digits", "digits_events", "digits_rows"):
         raise ValueError(f"no fake-data writer for data set {name!r}")
     return root
 

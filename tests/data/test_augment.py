@@ -101,3 +101,16 @@ def test_normalize_hand_computed():
     assert out.tolist() == [[[[0.0, 1.0]], [[0.0, -2.0]]]]
     with pytest.raises(ConfigError, match="channels"):
         normalize(x, (0.0,), (1.0,))
+
+
+def test_normalize_frame_sequences_per_step_channel():
+    """``[B, T, C, H, W]`` per channel C and ``[B, T, F]`` per feature F (axis 2, as ``frame_stats``)."""
+    x = torch.rand(3, 4, 2, 5, 5)
+    out = normalize(x, (0.5, 0.25), (2.0, 4.0))
+    torch.testing.assert_close(out[:, :, 0], (x[:, :, 0] - 0.5) / 2.0)
+    torch.testing.assert_close(out[:, :, 1], (x[:, :, 1] - 0.25) / 4.0)
+    rows = torch.rand(2, 3, 4)  # [B, T, F]
+    mean, std = torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([1.0, 2.0, 0.5, 4.0])
+    torch.testing.assert_close(normalize(rows, mean, std), (rows - mean) / std)
+    with pytest.raises(ConfigError, match="normalize: 4 channels but mean/std of length 3/3"):
+        normalize(rows, (0.0,) * 3, (1.0,) * 3)

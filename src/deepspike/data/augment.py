@@ -55,12 +55,19 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
 
 def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
               std: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """Per-channel standardisation ``(x[:, c] - mean[c]) / std[c]``; ``x [B, C, H, W]``, mean/std ``[C]``."""
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)  # [1, C, 1, 1]
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)  # [1, C, 1, 1]
-    if m.shape[1] != x.shape[1] or s.shape[1] != x.shape[1]:
-        raise ConfigError(f"normalize: {x.shape[1]} channels but mean/std of length "
-                          f"{m.shape[1]}/{s.shape[1]}")
+    """Per-channel standardisation ``(x[:, c] - mean[c]) / std[c]``; ``x [B, C, H, W]``, mean/std ``[C]``.
+
+    Frame sequences ``x [B, T, C, H, W]`` and ``[B, T, F]`` (event data sets, SHD, image rows) are standardised
+    per channel C (per feature F) of each step, the axis 2 that their statistics (``frame_stats``) are taken over.
+    """
+    axis = 2 if x.dim() in (3, 5) else 1
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)  # [1, C, 1, 1] / [1, 1, C, 1, 1] / [1, 1, F]
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    if m.shape[axis] != x.shape[axis] or s.shape[axis] != x.shape[axis]:
+        raise ConfigError(f"normalize: {x.shape[axis]} channels but mean/std of length "
+                          f"{m.shape[axis]}/{s.shape[axis]}")
     return (x - m) / s.clamp_min(1e-12)
 
 

@@ -1,4 +1,5 @@
-"""Neuromorphic (event) data: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS Gesture, and emulated events from images.
+"""Neuromorphic (event) data: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS Gesture, and emulated events from images;
+and sequences held the same way: SHD/SSC spikes, image rows.
 
 Loaders register with :func:`deepspike.data.load_dataset`: ``nmnist``, ``ncaltech101``, ``cifar10_dvs``, ``dvs_gesture``
 (real recordings, read through tonic: extra ``deepspike[neuromorphic]``), ``fashion_mnist_events``,
@@ -6,10 +7,20 @@ Loaders register with :func:`deepspike.data.load_dataset`: ``nmnist``, ``ncaltec
 holds :class:`EventFrameDataset` ``x [N, T, 2, H, W]`` (uint8, cast to float32 per batch) and
 ``DataSplits.input_shape`` is the per-step ``(2, H, W)``: train with ``stbp`` and ``method.encoder: frames``
 (``method.timesteps <= T``). With ``output: counts`` a split holds event-count images ``[N, 2, H, W]`` in
-[0, 1] for any image method (``spikebp``, conversion, ANN).
+[0, 1] for any image method (``spikebp``, conversion, ANN). Sequence sets hold :class:`EventFrameDataset`
+``x [N, T, F]`` with per-step ``(F,)``: ``shd``, ``ssc`` (audio spike counts, h5py) and ``digits_rows``,
+``mnist_rows``, ``fashion_mnist_rows`` (one image row per step, float32 in [0, 1]).
 """
 
-from deepspike.data.neuromorphic import cifar10dvs, dvs_gesture, ncaltech101, nmnist, shd, static_events  # noqa: F401
+from deepspike.data.neuromorphic import (  # noqa: F401  (register the loaders)
+    cifar10dvs,
+    dvs_gesture,
+    ncaltech101,
+    nmnist,
+    shd,
+    static_events,
+    static_rows,
+)
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.emulation import emulate_events, emulate_frames, saccade_offsets
 from deepspike.data.neuromorphic.formats import (

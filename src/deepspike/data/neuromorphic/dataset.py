@@ -1,4 +1,4 @@
-"""``EventFrameDataset``: event frames held in memory as ``uint8`` ``[N, T, C, H, W]``."""
+"""``EventFrameDataset``: frames held in memory as ``[N, T, *step]``, a step being ``(C, H, W)`` or ``(F,)``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ from deepspike.core.errors import DataCorruptError
 
 
 class EventFrameDataset:
-    """Frames ``x`` ``[N, T, C, H, W]`` (``uint8`` counts, or float) and labels ``y`` int64 ``[N]``.
+    """Frames ``x`` ``[N, T, C, H, W]`` (camera events) or ``[N, T, F]`` (sequences: SHD/SSC, image rows), ``uint8``
+    counts or float, and labels ``y`` int64 ``[N]``.
 
     The same interface as :class:`deepspike.data.TensorDataset` (``x``, ``y``, ``subset``, ``to``,
-    ``shape``, ``in_memory``), so :class:`BatchIterator` gathers ``x[idx]`` ``[B, T, C, H, W]`` and casts the
-    batch to float32 on the way (memory stays at one byte per frame pixel). ``shape`` is the per-step
-    ``(C, H, W)``: what the network's first layer sees at each of the T steps (stbp ``encoder: frames``).
+    ``shape``, ``in_memory``), so :class:`BatchIterator` gathers ``x[idx]`` ``[B, T, *step]`` and casts the
+    batch to float32 on the way (``uint8`` frames stay at one byte per value in memory). ``shape`` is the per-step
+    ``(C, H, W)`` or ``(F,)``: what the network's first layer sees at each of the T steps (``encoder: frames``).
     """
 
     in_memory = True
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "events"):
-        if x.dim() != 5:
-            raise DataCorruptError(f"{name}: event frames must be [N, T, C, H, W], got shape {tuple(x.shape)}")
+        if x.dim() not in (3, 5):
+            raise DataCorruptError(f"{name}: event frames must be [N, T, C, H, W] or [N, T, F], "
+                                   f"got shape {tuple(x.shape)}")
         if y.dim() != 1 or len(y) != len(x):
             raise DataCorruptError(f"{name}: {len(x)} samples but labels of shape {tuple(y.shape)}")
         self.x = x
@@ -47,25 +49,27 @@ class EventFrameDataset:
         return int(self.x.shape[1])
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one time step."""
-        return tuple(self.x.shape[2:])  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` or ``(F,)`` of one time step."""
+        return tuple(self.x.shape[2:])
 
     def __repr__(self) -> str:
         return f"EventFrameDataset(n={len(self)}, T={self.timesteps}, shape={self.shape})"
 
 
 def frame_stats(dataset: EventFrameDataset, chunk: int = 2048) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of the frames over N, T, H, W (float64 sums over chunks)."""
+    """Mean and std of the frames ``x [N, T, C, H, W]`` per channel C (over N, T, H, W), or of ``x [N, T, F]`` per
+    feature F (over N, T): per entry of dim 2, over every other dim (float64 sums over chunks of samples)."""
     x = dataset.x
     c = x.shape[2]
+    dims = tuple(d for d in range(x.dim()) if d != 2)  # (0, 1, 3, 4) or (0, 1)
     s1 = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].double()  # [chunk, T, C, H, W]
-        s1 += part.sum(dim=(0, 1, 3, 4))
-        s2 += part.square().sum(dim=(0, 1, 3, 4))
-    count = max(1, x.shape[0] * x.shape[1] * x.shape[3] * x.shape[4])
+        part = x[start:start + chunk].double()  # [chunk, T, C, H, W] or [chunk, T, F]
+        s1 += part.sum(dim=dims)
+        s2 += part.square().sum(dim=dims)
+    count = max(1, x.numel() // max(1, c))
     mean = s1 / count
     std = (s2 / count - mean.square()).clamp_min(0).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())

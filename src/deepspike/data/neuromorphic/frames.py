@@ -5,12 +5,12 @@ An event is ``(x, y, t, p)``: pixel column ``x``, row ``y``, time ``t`` in micro
 ``H' = H // stride``, ``W' = W // stride`` (wu2019: 128 -> 42 with stride 3; events of the cut-off last
 rows/columns are dropped).
 
-Time bins, from ``t0`` = the first event's time:
+Time bins, from the time origin ``t0``: the first event's time by default, or a given ``t0`` (SHD/SSC: 0, the
+recording's start; events before a given ``t0`` are dropped):
 
 * ``time_window`` (us) given: event goes to bin ``k = floor((t - t0) / time_window)``; bins ``k >= T`` are
   dropped (the first ``T * time_window`` us of the recording are kept, as wu2019's 5 ms windows);
-* otherwise the recording ``[t0, t_last]`` is cut into ``T`` equal bins:
-  ``k = floor((t - t0) * T / (t_last - t0 + 1))``.
+* otherwise ``[t0, t_last]`` is cut into ``T`` equal bins: ``k = floor((t - t0) * T / (max(t_last, t0) - t0 + 1))``.
 
 The value of a frame pixel is the number of events that fell into it (clipped to 255 for ``uint8``
 storage), or 1/0 with ``binary=True``.
@@ -34,11 +34,13 @@ def check_binning(timesteps: int, time_window: float | None, stride: int) -> Non
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,
-                     time_window: float | None = None, stride: int = 1, binary: bool = False) -> np.ndarray:
+                     time_window: float | None = None, stride: int = 1, binary: bool = False,
+                     t0: float | None = None) -> np.ndarray:
     """Bin a structured event array (fields ``x``, ``y``, ``t``, ``p``) into ``uint8`` frames.
 
     ``frames[k, p, y // stride, x // stride] = min(255, #events in bin k)`` (module docstring), shape
-    ``[T, 2, H // stride, W // stride]``; all-zero for an empty recording. One ``np.bincount``, no loop.
+    ``[T, 2, H // stride, W // stride]``; all-zero for an empty recording. Bins start at ``t0`` (us), by
+    default the first event's time. One ``np.bincount``, no loop.
     """
     check_binning(timesteps, time_window, stride)
     h, w = sensor_hw[0] // stride, sensor_hw[1] // stride
@@ -46,11 +48,11 @@ def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: 
     if len(events) == 0:
         return np.zeros((timesteps, 2, h, w), dtype=np.uint8)
     t = events["t"].astype(np.float64)
-    t0 = t.min()
+    t0 = t.min() if t0 is None else float(t0)
     if time_window is not None:
         k = np.floor((t - t0) / time_window).astype(np.int64)
     else:
-        k = np.floor((t - t0) * timesteps / (t.max() - t0 + 1.0)).astype(np.int64)
+        k = np.floor((t - t0) * timesteps / (max(t.max(), t0) - t0 + 1.0)).astype(np.int64)
     x = events["x"].astype(np.int64) // stride
     y = events["y"].astype(np.int64) // stride
     p = (events["p"].astype(np.int64) > 0).astype(np.int64)

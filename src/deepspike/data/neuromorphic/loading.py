@@ -29,7 +29,8 @@ class FrameOptions:
     binary: frames hold 1 where at least one event fell (else the count, clipped to 255).
     denoise_ms: drop events with no other event in the 4 neighbouring pixels within this time (tonic's
     ``Denoise``); None: keep all. output: ``frames`` (``[N, T, 2, H, W]``, for stbp ``encoder: frames``) or
-    ``counts`` (``[N, 2, H, W]`` event-count images in [0, 1], for methods that take images).
+    ``counts`` (``[N, 2, H, W]`` event-count images in [0, 1], for methods that take images). The time origin of
+    the bins is no option (it is no part of the cache key): it is given per recording to :meth:`frames`.
     """
 
     timesteps: int = 10
@@ -47,13 +48,14 @@ class FrameOptions:
         if self.output not in OUTPUTS:
             raise ConfigError(f"bad value {self.output!r} for data.args.output; valid: {', '.join(OUTPUTS)}")
 
-    def frames(self, events: np.ndarray, sensor_hw: tuple[int, int]) -> np.ndarray:
-        """Denoise (optional) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8."""
+    def frames(self, events: np.ndarray, sensor_hw: tuple[int, int], t0: float | None = None) -> np.ndarray:
+        """Denoise (optional) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8; the bins start at
+        ``t0`` (us; default: the first event's time, see :func:`events_to_frames`)."""
         if self.denoise_ms is not None and len(events):
             tonic = require_tonic()
             events = tonic.functional.denoise_numpy(events, filter_time=self.denoise_ms * 1000.0)
         window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
-        return events_to_frames(events, sensor_hw, self.timesteps, window, self.stride, self.binary)
+        return events_to_frames(events, sensor_hw, self.timesteps, window, self.stride, self.binary, t0)
 
     def key(self) -> dict:
         """The options as a JSON-able dict (part of the cache key)."""
@@ -99,7 +101,7 @@ def as_dataset(x: np.ndarray, y: np.ndarray, options: FrameOptions, name: str):
 
 
 def event_splits(train, test, *, val_fraction: float, seed: int, class_names, name: str) -> DataSplits:
-    """``make_splits`` with frame statistics for frame data sets (input_shape = per-step ``(C, H, W)``)."""
+    """``make_splits`` with frame statistics for frame data sets (input_shape = per-step ``(C, H, W)`` or ``(F,)``)."""
     stats = frame_stats if isinstance(train, EventFrameDataset) else None
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(class_names),
                        class_names=class_names, name=name, stats=stats)

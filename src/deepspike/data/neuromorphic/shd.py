@@ -57,33 +57,6 @@ HOW_TO_GET = ("download {files} (.h5.zip) from https://zenkelab.org/datasets/ (s
               "spiking-heidelberg-datasets-shd/) and extract the .h5 files into one of these")
 
 
-class ChannelFrameDataset(EventFrameDataset):
-    """Frames of a one-dimensional sensor ``x [N, T, F]`` (uint8 counts) and labels ``y [N]`` int64.
-
-    An :class:`EventFrameDataset` (``timesteps`` T, batches ``x[idx]`` ``[B, T, F]`` cast to float32) whose
-    per-step ``shape`` is ``(F,)``: the labels are checked by the parent on a ``[N, T, F, 1, 1]`` view.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "events"):
-        if x.dim() != 3:
-            raise DataCorruptError(f"{name}: channel frames must be [N, T, F], got shape {tuple(x.shape)}")
-        super().__init__(x[:, :, :, None, None], y, name)
-        self.x = x
-
-    def subset(self, idx: torch.Tensor) -> ChannelFrameDataset:
-        """A new data set holding rows ``idx`` (a copy)."""
-        return ChannelFrameDataset(self.x[idx], self.y[idx], self.name)
-
-    def to(self, device) -> ChannelFrameDataset:
-        """The same frames on ``device``."""
-        return ChannelFrameDataset(self.x.to(device), self.y.to(device), self.name)
-
-
-def channel_frame_stats(dataset: ChannelFrameDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-feature mean and std of ``x [N, T, F]`` over N and T (:func:`frame_stats` on a ``[N, T, F, 1, 1]`` view)."""
-    return frame_stats(EventFrameDataset(dataset.x[:, :, :, None, None], dataset.y, dataset.name))
-
-
 def require_h5py():
     """Import h5py or raise :class:`ConfigError` saying how to install it."""
     try:
@@ -173,16 +146,15 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
     """One checked recording as frames ``[T, 700 // stride]`` uint8 (module docstring for the bins).
 
     Binned by :meth:`FrameOptions.frames` as a sensor of one row (spike -> event ``x = channel``, ``y = 0``,
-    ON, ``t`` in whole us; the sensor is ``stride`` rows high so that row 0 stays one row), with an anchor
-    event at ``t = 0`` outside the sensor (never counted) so that the bins start at the recording's start.
+    ON, ``t`` in whole us; the sensor is ``stride`` rows high so that row 0 stays one row), with the time origin
+    ``t0 = 0`` so that the bins start at the recording's start.
     """
     times, units = np.asarray(times), np.asarray(units)
     problem = recording_problem(times, units)
     if problem:
         raise DataCorruptError(f"{path}: recording {index}: {problem}")
-    anchor = make_events([-1], [0], [0], [1])
     spikes = make_events(units, 0, times.astype(np.float64) * 1e6, 1)
-    frames = options.frames(np.concatenate([anchor, spikes]), (options.stride, CHANNELS))  # [T, 2, 1, F]
+    frames = options.frames(spikes, (options.stride, CHANNELS), t0=0)  # [T, 2, 1, F]
     return frames[:, 1, 0, :]
 
 
@@ -212,8 +184,9 @@ def class_names(path: Path, num_classes: int) -> list[str]:
 
 
 def release_splits(name: str, data_dir, download: bool, cache: bool, options: FrameOptions
-                   ) -> tuple[list[ChannelFrameDataset], list[str]]:
-    """Every file of ``FILES[name]`` as a :class:`ChannelFrameDataset` (in that order) and the class names."""
+                   ) -> tuple[list[EventFrameDataset], list[str]]:
+    """Every file of ``FILES[name]`` as an :class:`EventFrameDataset` ``x [N, T, F]`` (in that order) and the class
+    names."""
     if download:
         raise DataNotFoundError(f"{name} cannot be downloaded by deepspike: "
                                 f"{HOW_TO_GET.format(files=', '.join(FILES[name]))}")
@@ -227,7 +200,7 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
                **options.key()}
         x, y = load_cached(name, data_dir, cache, key,
                            lambda path=path: bin_release_file(path, options, NUM_CLASSES[name]))
-        parts.append(ChannelFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
+        parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
     return parts, class_names(files[0], NUM_CLASSES[name])
 
 
@@ -241,7 +214,7 @@ def load_shd(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: 
     options = FrameOptions(timesteps, time_window_ms, stride, binary, None, output)
     (train, test), names = release_splits("shd", data_dir, download, cache, options)
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=NUM_CLASSES["shd"],
-                       class_names=names, name="shd", stats=channel_frame_stats)
+                       class_names=names, name="shd", stats=frame_stats)
 
 
 @register_dataset("ssc")
@@ -256,8 +229,8 @@ def load_ssc(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: 
     options = FrameOptions(timesteps, time_window_ms, stride, binary, None, output)
     (train, valid, test), names = release_splits("ssc", data_dir, download, cache, options)
     splits = make_splits(train, test, val_fraction=0.0, seed=seed, num_classes=NUM_CLASSES["ssc"],
-                         class_names=names, name="ssc", stats=channel_frame_stats)
+                         class_names=names, name="ssc", stats=frame_stats)
     return dataclasses.replace(splits, val=valid)
 
 
-__all__ = ["ChannelFrameDataset", "FILES", "channel_frame_stats", "load_shd", "load_ssc", "read_release_file"]
+__all__ = ["FILES", "load_shd", "load_ssc", "read_release_file"]

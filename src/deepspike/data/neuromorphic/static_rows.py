@@ -1,0 +1,60 @@
+"""Images read one row per time step ("sequential", row-wise MNIST): ``digits_rows``, ``mnist_rows``,
+``fashion_mnist_rows``.
+
+A standard benchmark for recurrent spiking nets: the net sees one image row per step, so it must keep what it saw
+in earlier rows to classify. Image ``n`` of the static set (``x [N, C, H, W]``, the floats its loader gives:
+digits ``v / 16``, (Fashion-)MNIST ``v / 255``, all in [0, 1]) becomes the sequence ``rows [N, T = H, F = C * W]``
+with ``rows[n, t, c * W + w] = x[n, c, t, w]``: 28 steps of 28 features for (Fashion-)MNIST, 8 of 8 for digits.
+The rows are analog pixel values, not spikes (the first layer's current is ``W x_t``), stored as float32 (the same
+values as the image set, exactly; the frame pipeline's per-batch float32 cast leaves them as they are).
+
+A split holds an :class:`EventFrameDataset` ``x [N, T, F]``, like SHD's: ``DataSplits.input_shape`` is ``(F,)``,
+``split.timesteps`` is ``H``, ``mean``/``std`` are per feature (F values, so ``data.normalize`` standardises each
+column position); train with ``method.encoder: frames`` and a sequence model (``model.name: rsnn``). The train/test
+split is the static set's; ``val_fraction`` of train (stratified, seeded) is ``val``, the same samples as the static
+set's val with that seed. Nothing is cached: the rows are a reshape of the images the static loader read.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.data.neuromorphic.dataset import EventFrameDataset
+from deepspike.data.neuromorphic.loading import event_splits
+from deepspike.data.registry import load_dataset, register_dataset
+from deepspike.data.splits import DataSplits
+
+SOURCES = {"digits": "scikit-learn's 8 x 8 digits (T = 8, F = 8)", "mnist": "MNIST (T = 28, F = 28)",
+           "fashion_mnist": "Fashion-MNIST (T = 28, F = 28)"}
+
+
+def image_rows(x: torch.Tensor) -> torch.Tensor:
+    """Images ``x [N, C, H, W]`` -> sequences of their rows ``[N, H, C * W]``: ``out[n, t, c * W + w] = x[n, c, t, w]``
+    (a view of ``x`` when ``C == 1``)."""
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
+
+
+def row_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool) -> DataSplits:
+    """Load the static set ``source`` (no val part) and give its train and test images as row sequences, split."""
+    static = load_dataset(source, data_dir=data_dir, download=download)
+    name = f"{source}_rows"
+    train, test = (EventFrameDataset(image_rows(split.x), split.y, name) for split in (static.train, static.test))
+    return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=static.class_names, name=name)
+
+
+def _register(source: str):
+    def loader(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False) -> DataSplits:
+        return row_splits(source, data_dir, val_fraction, seed, download)
+
+    loader.__name__ = f"load_{source}_rows"
+    loader.__doc__ = (f"{SOURCES[source]} read one image row per time step: ``x [N, H, C * W]`` float32 in [0, 1], "
+                      "``y [N]`` in 0..9 (module docstring).")
+    return register_dataset(f"{source}_rows")(loader)
+
+
+load_digits_rows = _register("digits")
+load_mnist_rows = _register("mnist")
+load_fashion_mnist_rows = _register("fashion_mnist")
+
+__all__ = ["image_rows", "load_digits_rows", "load_fashion_mnist_rows", "load_mnist_rows", "row_splits"]

@@ -1,0 +1,41 @@
+"""``events_to_frames`` with an explicit time origin ``t0``: the bins start there, not at the first event."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepspike.data.neuromorphic import FrameOptions, events_to_frames
+from deepspike.data.neuromorphic.formats import make_events
+
+
+def test_time_window_bins_start_at_t0():
+    # window 5 ms from t0 = 0: t = 7000 -> bin 1, t = 12000 -> bin 2; from the first event (7000) they would be 0, 1
+    ev = make_events([0, 1], [0, 0], [7000, 12000], [1, 1])
+    f = events_to_frames(ev, (2, 2), timesteps=3, time_window=5000.0, t0=0)
+    assert f[1, 1, 0, 0] == 1 and f[2, 1, 0, 1] == 1 and f.sum() == 2
+    g = events_to_frames(ev, (2, 2), timesteps=3, time_window=5000.0)
+    assert g[0, 1, 0, 0] == 1 and g[1, 1, 0, 1] == 1 and g.sum() == 2
+    late = events_to_frames(ev, (2, 2), timesteps=3, time_window=5000.0, t0=8000)  # before t0: dropped
+    assert late[0, 1, 0, 1] == 1 and late.sum() == 1
+
+
+def test_equal_bins_span_t0_to_the_last_event():
+    # T = 3 over [0, 12000]: k = floor(t * 3 / 12001): 7000 -> 1, 12000 -> 2
+    ev = make_events([0, 1], [0, 0], [7000, 12000], [0, 0])
+    f = events_to_frames(ev, (2, 2), timesteps=3, t0=0)
+    assert f[1, 0, 0, 0] == 1 and f[2, 0, 0, 1] == 1 and f.sum() == 2
+    assert events_to_frames(ev, (2, 2), timesteps=3, t0=20000).sum() == 0  # every event before t0
+    assert events_to_frames(ev[:0], (2, 2), timesteps=3, t0=0).shape == (3, 2, 2, 2)
+
+
+def test_t0_is_an_anchor_event_at_t0_outside_the_sensor():
+    """The origin equals the old trick of an extra event at ``t0`` that falls outside the sensor (never counted)."""
+    rng = np.random.default_rng(0)
+    ev = make_events(rng.integers(0, 6, 80), rng.integers(0, 4, 80), np.sort(rng.integers(3000, 90_000, 80)),
+                     rng.integers(0, 2, 80))
+    anchored = np.concatenate([make_events([-1], [0], [1000], [1]), ev])
+    for window in (None, 7000.0):
+        options = FrameOptions(timesteps=6, time_window_ms=None if window is None else window / 1000, stride=2)
+        np.testing.assert_array_equal(options.frames(ev, (4, 6), t0=1000), options.frames(anchored, (4, 6)))
+        np.testing.assert_array_equal(events_to_frames(ev, (4, 6), 6, window, 2, t0=1000),
+                                      events_to_frames(anchored, (4, 6), 6, window, 2))
