@@ -109,3 +109,23 @@ def test_recorder_options():
     assert record.name == "output" and record.spikes == 0 and not recorder.synapses  # inputs only
     assert record.input_peak == 0.5 and torch.cat(record.input_values).tolist() == [0.5, 0.25] * 8
     assert not snn._forward_hooks and not snn.output._forward_pre_hooks  # hooks removed
+
+
+@pytest.mark.parametrize(("frames", "events", "analog"), [
+    (torch.tensor([[[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]]), 6.0, True),  # counts: a count of k is k events
+    (torch.tensor([[[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]]), 3.0, False),  # binary frames: spikes
+    (torch.tensor([[[-0.5, 1.5, 0.2], [0.1, 0.0, 0.3]]]), 0.0, True),  # normalised frames: analog, no events
+])
+def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events, analog):
+    """A sequence batch ``[B, T, F]`` through the frames encoder is not TTFS input (whose same-rank, non-negative
+    times count one spike per finite entry): counts add up to events, and only spikes price the layer in ACs."""
+    from deepspike.methods import create_model
+
+    net = create_model("rsnn", method="stbp", num_classes=2, input_shape=(3,), model_args={"hidden": [4]},
+                       timesteps=2, encoder="frames").eval()
+    recorder = ActivityRecorder(net, codings=("rate",), operations=True)
+    with recorder, torch.no_grad():
+        net(frames)
+    assert recorder.input_spikes == events and recorder.analog_input is analog
+    first = recorder.synapses["body.0.feedforward.module"]
+    assert (first.macs > 0) is analog and (first.acs > 0) is (not analog)

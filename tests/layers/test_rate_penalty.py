@@ -88,3 +88,16 @@ def test_collector_follows_train_calls_only():
     twin.eval()
     twin(x)  # the twin's hooks come off; the original's stay
     assert all(not m._forward_hooks for m in twin.hidden_rates.neurons) and all(m._forward_hooks for m in probe.neurons)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2", "band"])
+def test_an_empty_batch_adds_zero_and_keeps_the_graph(kind):
+    """A torchrun rank whose share of a short last batch is empty: the penalty is 0 (not the NaN of a mean over no
+    values), and it still reaches the spikes, so backward runs."""
+    empty = torch.zeros(0, 5, requires_grad=True)
+    full = torch.full((2, 5), 0.5, requires_grad=True)
+    penalty = rate_penalty([empty, full], kind, low=0.1, high=0.2)
+    assert torch.isfinite(penalty)
+    assert penalty.item() == pytest.approx(rate_penalty([full], kind, low=0.1, high=0.2).item())
+    penalty.backward()
+    assert empty.grad is not None and empty.grad.shape == (0, 5)

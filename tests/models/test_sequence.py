@@ -31,3 +31,18 @@ def test_rsnn_without_recurrence_and_on_images():
 def test_a_recurrent_layer_needs_spikes_and_no_batch_norm(spec):
     with pytest.raises(ConfigError, match="a recurrent layer needs act=True"):
         Linear(8, recurrent=True, **spec)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (dict(hidden=12), "rsnn hidden sizes must be a non-empty list of whole numbers >= 1"),
+    (dict(hidden=["abc"]), "got \\['abc'\\]"),
+    (dict(hidden=[8, True]), "whole numbers"),
+    (dict(recurrent="maybe"), "rsnn recurrent must be true or false"),
+    (dict(dropout=2.0), "dropout probability must be a number in \\[0, 1\\), got 2.0"),
+])
+def test_bad_model_arguments_are_one_line_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        create_architecture("rsnn", **args)
+    if "hidden" in args:
+        with pytest.raises(ConfigError, match="mlp hidden sizes"):
+            create_architecture("mlp", **args)

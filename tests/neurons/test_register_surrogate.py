@@ -61,6 +61,8 @@ def test_registration_refusals(gauss):
         register_surrogate("not_callable")(3.0)
     with pytest.raises(ConfigError, match="parameter width=0.0 must be a finite number > 0"):
         register_surrogate("zero_width", width=0.0)
+    with pytest.raises(ConfigError, match="parameter width='abc' must be a finite number > 0"):
+        register_surrogate("text_width", width="abc")
     with pytest.raises(ConfigError, match="surrogate 'gauss' is already registered"):
         register_surrogate(gauss, width=1.0)(_other_gauss)
     register_surrogate(gauss, width=0.25)(_gauss)  # the same function again (a re-run cell): replaces the defaults

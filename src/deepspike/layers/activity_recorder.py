@@ -10,10 +10,11 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   layer of a pass is the output layer, whose earliest spike per sample is the decision time), ANN ReLUs
   (inputs only). ``inputs="peak"`` / ``"values"`` also keeps each layer's largest input / positive inputs.
 - Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs.
-- The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; TTFS encoders give
-  times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of the pass,
-  which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T steps
-  looks like spikes of one size. Without an encoder, the finite inputs
+- The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; event frames of counts
+  (``FrameEncoder``, whole numbers >= 0) give their sum as input events and are priced as analog input; TTFS
+  encoders give times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of
+  the pass, which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T
+  steps looks like spikes of one size. Without an encoder, the finite inputs
   of the first TTFS layer of a pass are the input spikes.
 """
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_spike_valued
+from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
 from deepspike.layers.neuron_kinds import neuron_coding
 
@@ -156,6 +158,10 @@ class ActivityRecorder:
         self._pass.encoder_seen = True
         if is_spike_valued(x):
             self.input_spikes += float((x != 0).sum())
+        elif isinstance(module, FrameEncoder):  # event counts [T, B, ...]: a count of k is k input events; the
+            if bool((x >= 0).all()) and torch.equal(x, x.round()):  # layer they reach is priced in MACs, as for
+                self.input_spikes += float(x.sum())  # any input that is not one spike per entry
+            self.analog_input = self._pass.analog_encoder = True
         elif torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim()):
             # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes
             self.input_spikes += float(torch.isfinite(x).sum())

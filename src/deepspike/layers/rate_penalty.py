@@ -51,10 +51,13 @@ def check_rate_reg(kind: str, weight: float, low: float, high: float) -> None:
 
 
 def rate_penalty(rates: list[torch.Tensor], kind: str, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
-    """``sum_l P(r^l)`` (module docstring) of the per-sample rates ``r^l [B, N_l]`` of each hidden layer."""
+    """``sum_l P(r^l)`` (module docstring) of the per-sample rates ``r^l [B, N_l]`` of each hidden layer; a layer with
+    no samples (``B = 0``) adds 0."""
     terms = []
     for r in rates:
-        if kind == "l1":
+        if r.numel() == 0:  # an empty batch (a torchrun rank's share of a short last batch): 0, still in the graph
+            terms.append(r.sum())
+        elif kind == "l1":
             terms.append(r.mean())
         elif kind == "l2":
             terms.append(r.square().mean())

@@ -53,11 +53,9 @@ class RecurrentSpiking(CarriesState, nn.Module):
         with _stepping(self.neuron):
             for t in range(currents.shape[0]):
                 step = currents[t:t + 1]
-                if previous is not None:
-                    step = step + self.recurrent(previous)
-                elif self.recurrent.module.bias is not None:  # V s_{-1} + b = b (an imported Affine feedback)
-                    step = step + self.recurrent.module.bias
-                previous = self.neuron(step)  # [1, B, M]
+                if previous is None:  # s_{-1} = 0: V takes part in every call (torchrun's DDP needs each weight
+                    previous = torch.zeros_like(step)  # used), and a bias of the feedback acts from step 0
+                previous = self.neuron(step + self.recurrent(previous))  # [1, B, M]
                 outputs.append(previous)
                 if self.carry is not None and self.carry.detach:  # SLTT/OTTT: no gradient through time
                     previous = previous.detach()

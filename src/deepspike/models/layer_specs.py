@@ -93,9 +93,13 @@ class Flatten:
 
 @dataclass(frozen=True)
 class Dropout:
-    """Dropout with drop probability ``p`` (rate-coded methods keep one mask for all time steps)."""
+    """Dropout with drop probability ``p`` in [0, 1) (rate-coded methods keep one mask for all time steps)."""
 
     p: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.p, bool) or not isinstance(self.p, int | float) or not 0.0 <= self.p < 1.0:
+            raise ConfigError(f"dropout probability must be a number in [0, 1), got {self.p!r}")
 
 
 CONNECTS = ("add", "and", "iand")

@@ -8,6 +8,7 @@ past steps beyond its neurons' membranes, the usual model for SHD (Cramer et al.
 from __future__ import annotations
 
 from deepspike.core.errors import ConfigError
+from deepspike.models.blocks import hidden_sizes
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Dropout, Flatten, Layer, Linear
 
@@ -17,11 +18,11 @@ def rsnn(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = 
          dropout: float = 0.0):
     """Recurrent spiking net: input (F,)-hidden...-classes, each hidden layer recurrent (``recurrent=false``: a
     feed-forward net of the same sizes)."""
-    if not hidden or any(h < 1 for h in hidden):
-        raise ConfigError(f"rsnn hidden sizes must be >= 1 (at least one layer), got {list(hidden)}")
+    if not isinstance(recurrent, bool):
+        raise ConfigError(f"rsnn recurrent must be true or false, got {recurrent!r}")
     layers: list[Layer] = [Flatten()] if len(input_shape) > 1 else []
-    for h in hidden:
-        layers.append(Linear(scaled(int(h), width), recurrent=bool(recurrent)))
+    for h in hidden_sizes("rsnn", hidden, at_least_one=True):
+        layers.append(Linear(scaled(h, width), recurrent=recurrent))
         if dropout:
             layers.append(Dropout(dropout))
     layers.append(Linear(num_classes, act=False))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from deepspike.core.errors import ConfigError
-from deepspike.models.blocks import classifier_head
+from deepspike.models.blocks import classifier_head, hidden_sizes
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Conv, Dropout, Flatten, Linear, Pool
 
@@ -25,9 +24,7 @@ def scnn_digits(num_classes, input_shape, width):
 @register_model("mlp", default_input_shape=(1, 28, 28), paper="zhang2021 (FC 784-h-10)")
 def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (400,), dropout: float = 0.0):
     """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer)."""
-    if any(h < 1 for h in hidden):
-        raise ConfigError(f"mlp hidden sizes must be >= 1, got {list(hidden)}")
-    return tuple(classifier_head(num_classes, hidden, width, dropout))
+    return tuple(classifier_head(num_classes, hidden_sizes("mlp", hidden), width, dropout))
 
 
 @register_model("lenet", default_input_shape=(1, 28, 28), paper="lee2020 Table 4")

@@ -112,7 +112,12 @@ _OWN_DEFAULTS: dict[str, dict[str, float]] = {}  # and their default parameters
 
 def _checked_params(name: str, params: dict[str, float]) -> dict[str, float]:
     """``params`` as floats; ``ConfigError`` unless each is a finite number > 0."""
-    merged = {key: float(value) for key, value in params.items()}
+    merged = {}
+    for key, value in params.items():
+        try:
+            merged[key] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"surrogate {name!r} parameter {key}={value!r} must be a finite number > 0") from None
     for key, value in merged.items():
         if not value > 0 or math.isinf(value):
             raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be a finite number > 0")

@@ -261,3 +261,8 @@ def test_a_damaged_global_heap_is_refused_before_libhdf5_reads_it(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(DataCorruptError, match=r"shd_train.h5: global heap at byte \d+ is damaged"):
         load_dataset("shd", data_dir=folder, cache=False)
+
+
+def test_a_stride_wider_than_the_channels_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="shd has 700 channels: data.args.stride must be 1..700, got 701"):
+        load_dataset("shd", data_dir=_write_shd(tmp_path), stride=701, cache=False)

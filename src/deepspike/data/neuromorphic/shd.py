@@ -193,6 +193,9 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     if options.output != "frames":
         raise ConfigError(f"{name} gives frames [N, T, F] only: data.args.output must be frames, got "
                           f"{options.output!r} (count vectors [N, F] are not offered)")
+    if options.stride > CHANNELS:
+        raise ConfigError(f"{name} has {CHANNELS} channels: data.args.stride must be 1..{CHANNELS}, got "
+                          f"{options.stride}")
     files = find_release(name, data_dir)
     parts = []
     for path in files:
