@@ -9,9 +9,12 @@
 * ``pool``:  Conv2d(1, 4, 3, pad 1) -> N -> AvgPool2d(2) -> Flatten -> Linear(64, 10) -> N(readout)
 * ``residual``: Conv2d(1, 4, 3, pad 1) -> N -> [N(Conv2d(4, 4, 3, pad 1) -> N -> Conv2d(4, 4, 3, pad 1) + identity)]
   -> Flatten -> Linear(256, 10) -> N(readout): one residual block, its junction neurons fed by both branches
+* ``recurrent``: Linear(64, 32) -> N with a recurrent weight V [32, 32] (``layers.recurrent``: ``N(W x_t + V s_{t-1})``,
+  a cycle ``lif -> rec -> lif`` in NIR) -> Linear(32, 10) -> N(readout), on flat ``(64,)`` inputs
 
 with N an ``IF`` (decay 1) or ``LIF`` (decay 0.9) neuron, threshold 1, reset ``zero`` or ``subtract``.
-Weights are drawn so that every layer fires (positive-mean weights), so a comparison is not vacuous.
+Weights are drawn so that every layer fires (positive-mean weights), so a comparison is not vacuous; a recurrent
+weight is drawn around zero (``N(0, 0.5^2 / 32)``), so the feedback both excites and inhibits.
 ``sample_input(family, steps, batch, seed)`` -> Bernoulli spike trains ``[T, B, *input_shape(family)]`` at
 rates in [0, 0.5).
 """
@@ -24,11 +27,12 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 
-FAMILIES = ("dense", "conv", "pool", "residual")
+FAMILIES = ("dense", "conv", "pool", "residual", "recurrent")
 NEURONS = ("IF", "LIF")
 RESETS = ("zero", "subtract")
 INPUT_SHAPE = (1, 8, 8)
@@ -43,6 +47,8 @@ def _layers(family: str) -> list[nn.Module]:
     """The weighted/pooling layers of ``family`` with None where a neuron goes."""
     if family == "dense":
         return [nn.Linear(64, 32), None, nn.Linear(32, 10)]
+    if family == "recurrent":
+        return [nn.Linear(64, 32), "recurrent", nn.Linear(32, 10)]
     if family == "conv":
         return [nn.Conv2d(1, 4, 3, padding=1), None, nn.Flatten(), nn.Linear(256, 10)]
     if family == "pool":
@@ -61,6 +67,10 @@ def build(family: str, neuron: str = "LIF", reset: str = "zero", seed: int = 0) 
     for layer in _layers(family):
         if layer is None:
             body.append(_neuron(neuron, reset))
+        elif layer == "recurrent":  # the Linear before it becomes its feed-forward layer
+            layer = RecurrentSpiking(body.pop(), _neuron(neuron, reset), 32)
+            nn.init.normal_(layer.recurrent.module.weight, 0.0, 0.5 / 32 ** 0.5)
+            body.append(layer)
         elif layer == "residual":
             convs = [_drawn(nn.Conv2d(4, 4, 3, padding=1)) for _ in range(2)]
             block_body = nn.Sequential(TimeDistributed(convs[0]), _neuron(neuron, reset), TimeDistributed(convs[1]))
@@ -82,8 +92,8 @@ def _drawn(layer: nn.Module) -> nn.Module:
 
 
 def input_shape(family: str) -> tuple[int, ...]:
-    """One step of ``family``'s input without batch: ``(64,)`` for ``dense``, else ``(1, 8, 8)``."""
-    return (64,) if family == "dense" else INPUT_SHAPE
+    """One step of ``family``'s input without batch: ``(64,)`` for ``dense`` and ``recurrent``, else ``(1, 8, 8)``."""
+    return (64,) if family in ("dense", "recurrent") else INPUT_SHAPE
 
 
 def sample_input(family: str, steps: int, batch: int = 2, seed: int = 0) -> torch.Tensor:

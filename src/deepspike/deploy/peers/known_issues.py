@@ -17,6 +17,13 @@ _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     (("snntorch", "residual", "LIF", "zero"), "float32 rounding at the residual junction (same spike count, a few "
      "spikes a step apart from step 47 on): the tool evaluates the branches and the LIF update one step at a time "
      "in another order than deepspike's fused kernel; not confirmed in float64 (snnTorch's importer builds float32)"),
+    (("snntorch", "recurrent", "LIF", "zero"), "snnTorch 1.0.0's importer rewires a recurrent layer: it wraps "
+     "lif <-> w_rec in a subgraph whose input edge goes to w_rec, not to the LIF (import_nir._create_rnn_subgraph), "
+     "and its node map has no NIRGraph entry, so nirtorch runs that subgraph as a plain graph instead of its RLeaky"),
+    (("spyx", "recurrent", None, None), "Spyx 1.0.0's importer orders nodes by following the first edge out of each "
+     "node (spyx.nir._order_edge_list): on the cycle lif -> rec -> lif it never reaches the output and grows its "
+     "list without end (deploy.peers.spyx_tool refuses the graph first); it reads recurrent layers only as nested "
+     "subgraphs"),
     (("sinabs", None, "LIF", None), "Sinabs' importer reads NIR LIF tau as a number of time steps "
      "(alpha = exp(-1/tau)) and drops r; a 3-D v_leak crashes its `any(node.v_leak)` check (sinabs/nir.py)"),
     (("sinabs", "pool", None, None), "Sinabs' importer has no AvgPool2d (SumPool2d only): the node and all after "

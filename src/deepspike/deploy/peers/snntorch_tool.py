@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 
 import torch
@@ -24,7 +25,7 @@ def load(graph, dt: float, steps: int, batch: int):
     from snntorch.import_nir import import_from_nir
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a progress line; keep the CLI's JSON clean
-        net = import_from_nir(graph)
+        net = import_from_nir(copy.deepcopy(graph))  # it rewrites a recurrent graph in place
 
     def one(out):
         return out[0] if isinstance(out, tuple) else out
