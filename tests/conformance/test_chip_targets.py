@@ -15,9 +15,18 @@ from deepspike.cli import main
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import build, input_shape
 from deepspike.deploy.speck import speck_report
-from deepspike.deploy.xylo import dense_layers, quantised_model, xylo_report, xylo_spec
+from deepspike.deploy.xylo import (
+    dense_layers,
+    quantised_model,
+    rockpool_xylo_mapper,
+    xylo_layers,
+    xylo_report,
+    xylo_spec,
+)
 from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import create_model
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 
@@ -113,3 +122,140 @@ def test_export_target_commands_on_a_trained_run(tiny_run, capsys):
     assert main(["export", str(tiny_run), "--target", "speck"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepspike: error: speck: ") and "leaky" in err and err.count("\n") == 1
+
+
+def _rsnn(hidden, seed=0):
+    """An ``rsnn`` (recurrent hidden layers, 12 inputs, 3 spiking outputs, decay 0.8 -> Xylo's dash 2, exactly 0.75)
+    with weights large enough that every layer fires."""
+    torch.manual_seed(seed)
+    net = create_model("rsnn", method="stbp", num_classes=3, input_shape=(12,), model_args={"hidden": hidden},
+                       timesteps=8, encoder="frames", readout="rate", decay=0.8, threshold=0.5).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.4)
+    return net
+
+
+def _integer_loop(q: dict, x: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], float]:
+    """The quantised net in Xylo's integer units, by hand from the int matrices ``[source, target]``: per layer
+    ``v = (1 - 2^-dash) v + s_in,t @ W_q + s_t-1 @ V_q + b_q``, spike and subtract ``th_q`` at ``v >= th_q``, the
+    layers one after the other (a spike reaches the next layer in its own step, as in deepspike). ``x [T, B, F]``;
+    the spikes ``[T, B, n]`` of each layer and the smallest ``|v - th_q|`` seen (no tie to split)."""
+    w_in, w_rec, w_out = (np.asarray(q[k], float).reshape(np.shape(q[k])[:2]) for k in
+                          ("weights_in", "weights_rec", "weights_out"))
+    spikes, out, margin = x, [], np.inf
+    for k, n in enumerate(sizes):
+        start, sfx = sum(sizes[:k]), "_out" if k == len(sizes) - 1 else ""
+        own = slice(None) if sfx else slice(start, start + n)
+        prev = slice(start - sizes[k - 1], start) if k else None
+        w = w_in[:, own] if k == 0 else (w_out[prev] if sfx else w_rec[prev, own])
+        v_rec = np.zeros((n, n)) if sfx else w_rec[own, own]
+        th, b = np.asarray(q["threshold" + sfx], float)[own], np.asarray(q["bias" + sfx], float)[own]
+        decay = 1.0 - 2.0 ** -np.asarray(q["dash_mem" + sfx], float)[own]
+        v, s, layer = np.zeros((x.shape[1], n)), np.zeros((x.shape[1], n)), []
+        for t in range(x.shape[0]):
+            v = decay * v + spikes[t] @ w + s @ v_rec + b
+            margin = min(margin, float(np.abs(v - th).min()))
+            s = (v >= th).astype(float)
+            v = v - th * s
+            layer.append(s)
+        spikes = np.stack(layer)
+        out.append(spikes)
+    return out, margin
+
+
+def test_xylo_maps_recurrent_hidden_layers_into_the_diagonal_blocks_of_weights_rec():
+    """Hidden neurons 0-4 (recurrent V1), 5-8 (recurrent V2): ``weights_rec [source, target]`` holds V1^T and V2^T
+    on its diagonal and the feed-forward W2^T in block (0-4, 5-8); nothing else."""
+    require("rockpool", "--target xylo")
+    net = _rsnn([5, 4])
+    (w1, _, v1), (w2, _, v2), (w3, _, v3) = ((lin.weight.detach().numpy(), n, r) for lin, n, r in xylo_layers(net))
+    assert v3 is None and [lin.out_features for lin, _ in dense_layers(net)] == [5, 4, 3]
+    mapped = xylo_spec(net)
+    assert mapped["resources"] == {"inputs": 12, "hidden": 9, "outputs": 3} and mapped["over"] == []
+    fl = mapped["float"]
+    want = np.zeros((9, 9))
+    want[:5, :5], want[5:, 5:] = v1.weight.detach().numpy().T, v2.weight.detach().numpy().T
+    want[:5, 5:] = w2.T
+    assert fl["weights_rec"].shape == (9, 9) and np.allclose(fl["weights_rec"], want, rtol=0, atol=1e-7)
+    assert np.allclose(fl["weights_in"][:, :5], w1.T) and np.allclose(fl["weights_out"][5:], w3.T)
+    assert not fl["weights_in"][:, 5:].any() and not fl["weights_out"][:5].any()
+    report = xylo_report(net)
+    assert report["fits"] and report["resources"] == mapped["resources"]
+    assert report["weights_int8_range"] == [-127, 127]
+
+
+def test_xylo_quantised_recurrent_layer_holds_the_int_feedback_over_its_scales():
+    """``dynamics=False``: V = V_q^T / s (the target neuron's scale, shared with its input weights) exactly, off the
+    float V by at most the weight's rounding (half an int step, 0.5 / s) plus the threshold's (relative 0.5 / th_q,
+    th = 0.5); decay and reset unchanged."""
+    require("rockpool", "--target xylo")
+    net = _rsnn([5, 4])
+    mapped = xylo_spec(net)
+    q, fl = mapped["quantised"], mapped["float"]
+    s = np.asarray(q["threshold"], float) / np.asarray(fl["threshold"], float)
+    model = quantised_model(net, mapped, dynamics=False)
+    for (_, neuron, rec), (_, _, orig), own in zip(xylo_layers(model), xylo_layers(net), (slice(0, 5), slice(5, 9))):
+        v_q = np.asarray(q["weights_rec"]).reshape(9, 9)[own, own]
+        assert np.abs(v_q).max() <= 127 and np.array_equal(v_q, np.round(v_q))
+        assert torch.equal(rec.weight, torch.as_tensor(v_q.T / s[own, None], dtype=torch.float32))
+        err, w0 = (rec.weight - orig.weight).abs().detach(), orig.weight.detach()
+        bound = torch.as_tensor(0.5 / s[own], dtype=err.dtype)[:, None] * (1 + w0.abs() / 0.5) + 1e-6
+        assert (err <= bound).all() and err.max() > 0
+        assert neuron.params.decay == 0.8 and neuron.params.reset == "zero"
+
+
+def test_xylo_quantised_recurrent_net_spikes_like_the_integer_net_by_hand():
+    """With Xylo's dynamics (dash 2: decay 0.75, reset by subtraction) the quantised net's spikes, hidden and
+    output, are those of the integer loop; the accuracy path runs on it."""
+    require("rockpool", "--target xylo")
+    net = _rsnn([6], seed=1)
+    mapped = xylo_spec(net)
+    model = quantised_model(net, mapped)
+    torch.manual_seed(1)
+    x = (torch.rand(4, 8, 12) < 0.4).float()  # [B, T, F]
+    (hidden, out), margin = _integer_loop(mapped["quantised"], x.transpose(0, 1).double().numpy(), [6, 3])
+    assert margin > 1e-2  # no membrane lands on its threshold: float rounding cannot split a tie
+    with torch.no_grad():
+        got_hidden, scores = model.body[0](x.transpose(0, 1)), model(x)
+    assert model.body[0].neuron.params.decay == 0.75 and model.body[0].neuron.params.reset == "subtract"
+    assert np.array_equal(got_hidden.numpy(), hidden) and 0 < hidden.sum() < hidden.size
+    assert np.allclose(scores.numpy(), out.mean(0)) and out.sum() > 0
+    y = torch.tensor([0, 1, 2, 0])
+    report = xylo_report(net, lambda m: (m(x).argmax(1) == y).float().mean().item())
+    assert 0 <= report["accuracy_quantised"] <= 1 and 0 <= report["accuracy_int_weights_only"] <= 1
+
+
+def test_xylo_folds_a_feedback_bias_into_the_neurons_bias():
+    """``V s + b_rec`` acts every step: the mapped hidden bias is ``b_ff + b_rec``; the quantised model holds
+    ``b_q / s`` in the feed-forward bias and 0 in the feedback's."""
+    require("rockpool", "--target xylo")
+    torch.manual_seed(0)
+    rec = RecurrentSpiking(TimeDistributed(nn.Linear(8, 5)), LIF(decay=0.9), 5, bias=True)
+    net = RateNetwork(nn.Identity(), nn.Sequential(rec, TimeDistributed(nn.Linear(5, 2))),
+                      SpikeRateReadout(LIF(decay=0.9)), 1).eval()
+    mapped = xylo_spec(net)
+    b = (rec.feedforward.module.bias + rec.recurrent.module.bias).detach().numpy()
+    assert np.allclose(mapped["float"]["bias"], b)
+    q = quantised_model(net, mapped).body[0]
+    s = np.asarray(mapped["quantised"]["threshold"], float) / np.asarray(mapped["float"]["threshold"], float)
+    want = torch.as_tensor(np.asarray(mapped["quantised"]["bias"], float) / s, dtype=torch.float32)
+    assert torch.equal(q.feedforward.module.bias, want) and not q.recurrent.module.bias.any()
+
+
+def test_xylo_refuses_a_recurrent_output_layer_in_one_line():
+    """Rockpool's mapper refuses it too (design rule output_neurons_cannot_be_recurrent)."""
+    require("rockpool", "--target xylo")
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+
+    out = RecurrentSpiking(TimeDistributed(nn.Linear(6, 3)), LIF(decay=0.9), 3)
+    net = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(nn.Linear(8, 6)), LIF(decay=0.9)),
+                      SpikeRateReadout(out), 1).eval()
+    with pytest.raises(ConfigError, match=r"xylo: the output layer \(RecurrentSpiking\) cannot be recurrent") as e:
+        xylo_report(net)
+    assert "\n" not in str(e.value)
+    graph = Sequential(LinearTorch((8, 6), has_bias=False), LIFTorch(6), LinearTorch((6, 3), has_bias=False),
+                       LIFTorch(3, has_rec=True)).as_graph()
+    with pytest.raises(ValueError, match="output_neurons_cannot_be_recurrent"):
+        rockpool_xylo_mapper().mapper(graph)

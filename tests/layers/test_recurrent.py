@@ -165,14 +165,28 @@ def test_stbp_builds_it_from_the_spec_and_other_methods_refuse():
         create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), timesteps=T, neuron="psn")
 
 
-def test_xylo_refuses_recurrent_nets():
-    """(NIR export of recurrent nets: tests/deploy/test_nir_recurrent.py.)"""
-    from deepspike.deploy.xylo import dense_layers
+def test_xylo_reads_recurrent_hidden_layers_with_their_feedback_weights():
+    """The Xylo mapping's view of the net (no Rockpool needed): a recurrent layer is its feed-forward linear, its
+    neuron and its feedback linear; a recurrent output layer is refused in one line (Xylo's output neurons have no
+    recurrent weights). The mapping itself: tests/conformance/test_chip_targets.py; NIR export of recurrent nets:
+    tests/deploy/test_nir_recurrent.py."""
+    from deepspike.deploy.xylo import dense_layers, xylo_layers
+    from deepspike.layers.readout import SpikeRateReadout
+    from deepspike.methods.rate_network import RateNetwork
 
-    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M, M]},
                        timesteps=T, encoder="frames")
-    with pytest.raises(ConfigError, match="xylo: layer 0 \\(RecurrentSpiking\\) cannot map"):
+    layers = xylo_layers(net)
+    for (lin, neuron, rec), layer in zip(layers, net.body[:2], strict=False):
+        assert lin is layer.feedforward.module and neuron is layer.neuron and rec is layer.recurrent.module
+    assert layers[2][0] is net.body[2].module and layers[2][1] is net.readout.neuron and layers[2][2] is None
+    assert dense_layers(net) == [(lin, neuron) for lin, neuron, _ in layers]
+    out = RecurrentSpiking(TimeDistributed(torch.nn.Linear(M, 4)), LIF(decay=0.8), 4)
+    net = RateNetwork(torch.nn.Identity(), torch.nn.Sequential(TimeDistributed(torch.nn.Linear(N, M)), LIF()),
+                      SpikeRateReadout(out), T)
+    with pytest.raises(ConfigError, match="xylo: the output layer \\(RecurrentSpiking\\) cannot be recurrent") as e:
         dense_layers(net)
+    assert "\n" not in str(e.value)
 
 
 def test_the_activity_recorder_counts_the_feedback_synapses():

@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=1000, help="--check: time steps of the sample input (default 1000)")
     p.add_argument("--target", choices=("speck", "xylo"),
                    help="check the net against a chip offline: speck (Sinabs' DYNAP-CNN mapping: IF conv nets; "
-                        "per-layer cores and memory) or xylo (Rockpool's mapper: dense LIF nets; int8 "
-                        "quantisation and its accuracy cost)")
+                        "per-layer cores and memory) or xylo (Rockpool's mapper: dense LIF nets, recurrent hidden "
+                        "layers too; int8 quantisation and its accuracy cost)")
     p.add_argument("--limit", type=int, default=None, help="--target xylo: test samples for the accuracy (default all)")
     p.add_argument(
         "--dt", type=float, default=1e-4, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"

@@ -1,4 +1,5 @@
-"""Does a dense LIF net fit SynSense's Xylo (Audio 2, SYNS61201), and what does its quantisation cost?
+"""Does a dense LIF net (recurrent hidden layers included) fit SynSense's Xylo (Audio 2, SYNS61201), and what does its
+quantisation cost?
 
 Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn (1 - 2^-dash_syn) + W s``,
 ``v <- v (1 - 2^-dash_mem) + i_syn + bias``, spike and SUBTRACT the threshold when ``v >= threshold``; int8
@@ -8,10 +9,19 @@ as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - d
 ``tau_syn = 1.01 dt``, which Xylo rounds to dash_syn = 0: the current lasts one step, as in deepspike's
 neurons); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
 
+Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
+``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
+mapped ``weights_rec [source, target]``, in the diagonal block of the layer's own neurons (hidden neurons are
+numbered layer by layer); a feedback bias is folded into the neurons' bias (it acts every step). Xylo's output
+neurons have no recurrent weights (Rockpool's design rule ``output_neurons_cannot_be_recurrent``): a recurrent
+output layer is refused in one line.
+
 The quantisation's cost: the run's net re-simulated by deepspike with what the chip would hold, per hidden
 or output neuron j with quantisation scale ``s_j = threshold_q[j] / threshold[j]``: weights ``W_q / s_j``,
-bias ``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and reset by subtraction; accuracy on
-the run's test data before and after, and with the integer weights alone (deepspike's decay and reset kept).
+feedback ``V_q / s_j`` (``V_q`` the layer's int block of ``weights_rec``, transposed; Rockpool scales a neuron's
+input and recurrent weights together), bias ``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and
+reset by subtraction; accuracy on the run's test data before and after, and with the integer weights alone
+(deepspike's decay and reset kept).
 
 Rockpool's ``rockpool.devices.xylo`` package imports samna (not on PyPI) for Xylo Audio 3 without a guard;
 when samna is missing, the mapper module is loaded without its packages' ``__init__``.
@@ -34,6 +44,8 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_export import _Integrator, chain_modules
 from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
 
 MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8
@@ -55,44 +67,74 @@ def rockpool_xylo_mapper() -> types.ModuleType:
     return importlib.import_module("rockpool.devices.xylo.syns61201.xylo_mapper")
 
 
-def dense_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron]]:
-    """The net as ``[(linear, neurons)]``; ``ConfigError`` (one line) for anything Xylo cannot run."""
+def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Linear | None]]:
+    """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
+    giving its feed-forward and feedback linears; ``ConfigError`` (one line) for anything Xylo cannot run."""
     mods, _ = chain_modules(model)
-    pairs, linear = [], None
+    layers, linear = [], None
     for i, m in enumerate(mods):
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
             continue
         if isinstance(m, nn.Linear) and linear is None:
             linear = m
         elif isinstance(m, SpikingNeuron) and linear is not None:
-            pairs.append((linear, m))
+            layers.append((linear, m, None))
             linear = None
+        elif isinstance(m, RecurrentSpiking) and linear is None:
+            layers.append(_recurrent_layer(m, i))
         elif isinstance(m, _Integrator):
             raise ConfigError("xylo: a membrane readout cannot map: Xylo's outputs are spiking neurons")
         else:
             raise ConfigError(f"xylo: layer {i} ({type(m).__name__}) cannot map: Xylo runs dense nets "
-                              "(linear -> LIF)* only; no conv, pooling or skip connections")
-    return pairs
+                              "(linear -> LIF, optionally recurrent)* only; no conv, pooling or skip connections")
+    if layers and layers[-1][2] is not None:
+        raise ConfigError("xylo: the output layer (RecurrentSpiking) cannot be recurrent: Xylo's output neurons have "
+                          "no recurrent weights")
+    return layers
 
 
-def _rockpool_net(pairs, dt: float):
+def _recurrent_layer(m: RecurrentSpiking, i: int) -> tuple[nn.Linear, SpikingNeuron, nn.Linear]:
+    """``(W, neurons, V)`` of a recurrent layer whose feed-forward part is linear and whose neuron is LIF/IF."""
+    ff = m.feedforward.module if isinstance(m.feedforward, TimeDistributed) else m.feedforward
+    if not isinstance(ff, nn.Linear) or not isinstance(m.neuron, SpikingNeuron):
+        raise ConfigError(f"xylo: layer {i} (RecurrentSpiking with {type(ff).__name__} and "
+                          f"{type(m.neuron).__name__}) cannot map: Xylo runs linear -> LIF layers")
+    return ff, m.neuron, m.recurrent.module
+
+
+def dense_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron]]:
+    """The net as ``[(linear, neurons)]`` (:func:`xylo_layers` without the feedback weights)."""
+    return [(lin, neuron) for lin, neuron, _ in xylo_layers(model)]
+
+
+def _bias(lin: nn.Linear, rec: nn.Linear | None) -> torch.Tensor:
+    """The neurons' constant input current ``[M]`` (float64): the linear's bias plus the feedback's."""
+    bias = torch.zeros(lin.out_features, dtype=torch.float64)
+    for layer in (lin, rec):
+        if layer is not None and layer.bias is not None:
+            bias = bias + layer.bias.detach().double()
+    return bias
+
+
+def _rockpool_net(layers, dt: float):
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
 
     mods = []
-    for lin, neuron in pairs:
+    for lin, neuron, rec in layers:
         p = neuron.params
         tau = dt / (1.0 - p.decay) if p.decay < 1.0 else dt * 2.0 ** 16
         n_in, n_out = lin.in_features, lin.out_features
         mods.append(LinearTorch((n_in, n_out), weight=lin.weight.detach().double().t(), has_bias=False))
-        bias = lin.bias.detach().double() if lin.bias is not None else torch.zeros(n_out, dtype=torch.float64)
-        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=1.01 * dt, threshold=float(p.threshold), bias=bias, dt=dt))
+        feedback = {} if rec is None else {"has_rec": True, "w_rec": rec.weight.detach().double().t()}
+        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=1.01 * dt, threshold=float(p.threshold),
+                             bias=_bias(lin, rec), dt=dt, **feedback))
     return Sequential(*mods)
 
 
 def _resources(pairs) -> tuple[dict, list[str]]:
     n_in = pairs[0][0].in_features
-    hidden = sum(lin.out_features for lin, _ in pairs[:-1])
+    hidden = sum(layer[0].out_features for layer in pairs[:-1])
     n_out = pairs[-1][0].out_features
     over = [f"{n} {what} > {limit}" for n, what, limit in ((n_in, "input channels", MAX_INPUTS),
                                                           (hidden, "hidden neurons", MAX_HIDDEN),
@@ -102,21 +144,22 @@ def _resources(pairs) -> tuple[dict, list[str]]:
 
 def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
     """Map with Rockpool's mapper (limits lifted to the net's size when it is too big, to still quantise it)
-    and quantise: ``{"resources", "over" (what exceeds Xylo), "float", "quantised"}``."""
+    and quantise: ``{"resources", "over" (what exceeds Xylo), "float", "quantised", "pairs" ([(linear, neurons)])}``
+    (a recurrent layer's feedback weights in ``weights_rec``, module docstring)."""
     from rockpool.transform.quantize_methods import channel_quantize
 
-    pairs = dense_layers(model)
-    resources, over = _resources(pairs)
+    layers = xylo_layers(model)
+    resources, over = _resources(layers)
     xm = rockpool_xylo_mapper()
     try:
-        spec = xm.mapper(_rockpool_net(pairs, dt).as_graph(), weight_dtype="float", threshold_dtype="float",
+        spec = xm.mapper(_rockpool_net(layers, dt).as_graph(), weight_dtype="float", threshold_dtype="float",
                          dash_dtype="float", max_hidden_neurons=max(MAX_HIDDEN, resources["hidden"]),
                          max_output_neurons=max(MAX_OUTPUTS, resources["outputs"]))
     except Exception as e:  # noqa: BLE001 - Rockpool's design-rule errors are the report
         raise ConfigError(f"xylo: Rockpool's mapper refused the net: {str(e).splitlines()[0]}") from e
     spec.pop("mapped_graph", None)
     return {"resources": resources, "over": over, "float": spec, "quantised": channel_quantize(**spec),
-            "pairs": pairs}
+            "pairs": [(lin, neuron) for lin, neuron, _ in layers]}
 
 
 def _int_matrix(a) -> np.ndarray:
@@ -137,29 +180,41 @@ def _block(q: dict, sizes: list[int], k: int) -> tuple[np.ndarray, str]:
     return _int_matrix(q["weights_rec"])[rows, start:start + sizes[k]], ""
 
 
+def _write_layer(lin: nn.Linear, rec: nn.Linear | None, w: np.ndarray, v: np.ndarray | None, bias: np.ndarray,
+                 s: np.ndarray) -> None:
+    """Write int weights ``w [in, out]``, feedback ``v [source, target]`` and bias ``[out]`` divided by the target
+    neurons' scales ``s [out]`` into ``lin`` (``W [out, in]``) and ``rec`` (``V [target, source]``); the bias goes
+    to the linear's bias, else the feedback's (the other one, if any, set to 0)."""
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(w.T / s[:, None], dtype=lin.weight.dtype))
+        if v is not None:
+            rec.weight.copy_(torch.as_tensor(v.T / s[:, None], dtype=rec.weight.dtype))
+        holders = [m.bias for m in (lin, rec) if m is not None and m.bias is not None]
+        for k, b in enumerate(holders):  # the first gets b_q / s, a second one (the feedback's) 0
+            b.copy_(torch.as_tensor(bias / s if k == 0 else np.zeros_like(s), dtype=b.dtype))
+
+
 def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn.Module:
-    """A copy of ``model`` whose dense layers and neurons hold what Xylo would (module docstring);
-    ``dynamics=False`` quantises weights, biases and thresholds only (our decay and reset kept)."""
+    """A copy of ``model`` whose dense layers (feed-forward and feedback weights) and neurons hold what Xylo would
+    (module docstring); ``dynamics=False`` quantises weights, biases and thresholds only (our decay and reset kept)."""
     fl, q = mapped["float"], mapped["quantised"]
     out = copy.deepcopy(model)
-    pairs = dense_layers(out)
-    if len(pairs) < 2:
+    layers = xylo_layers(out)
+    if len(layers) < 2:
         raise ConfigError("xylo: the net needs at least one hidden layer (input -> hidden -> output)")
-    sizes = [lin.out_features for lin, _ in pairs]
-    for k, (lin, neuron) in enumerate(pairs):
+    sizes = [lin.out_features for lin, *_ in layers]
+    for k, (lin, neuron, rec) in enumerate(layers):
         w, sfx = _block(q, sizes, k)
         own = slice(None) if sfx else slice(sum(sizes[:k]), sum(sizes[:k + 1]))
         s = np.asarray(q["threshold" + sfx], float)[own] / np.asarray(fl["threshold" + sfx], float)[own]
-        with torch.no_grad():
-            lin.weight.copy_(torch.as_tensor(w.T / s[:, None], dtype=lin.weight.dtype))
-            if lin.bias is not None:
-                bias = np.asarray(q["bias" + sfx], float)[own] / s
-                lin.bias.copy_(torch.as_tensor(bias, dtype=lin.bias.dtype))
+        v = None if rec is None else _int_matrix(q["weights_rec"])[own, own]  # [source, target]
+        _write_layer(lin, rec, w, v, np.asarray(q["bias" + sfx], float)[own], s)
         dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
         decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
         if dynamics:
             neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract")
     return out
+
 
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
     """Fit report: resources against Xylo's limits, the quantised parameters' ranges, and (``accuracy``:
