@@ -24,10 +24,13 @@ def model_table(num_classes: int = 10) -> list[dict[str, Any]]:
 
 
 def method_table() -> list[dict[str, Any]]:
-    """One row per training method: ``name``, ``description`` and ``options`` (name -> default)."""
+    """One row per training method: ``name``, ``description``, ``options`` (name -> default) and ``choices`` (name ->
+    the valid values, for the options with a fixed set)."""
     keys = method_keys()
     return [dict(name=cls.name, description=cls.description,
-                 options={k.key.removeprefix("method."): k.default for k in keys[cls.name]}) for cls in list_methods()]
+                 options={k.key.removeprefix("method."): k.default for k in keys[cls.name]},
+                 choices={k.key.removeprefix("method."): list(k.choices) for k in keys[cls.name] if k.choices})
+            for cls in list_methods()]
 
 
 def dataset_names() -> list[str]:

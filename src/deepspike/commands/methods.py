@@ -1,4 +1,4 @@
-"""``deepspike methods``: every training method with its options and defaults."""
+"""``deepspike methods``: every training method with its options, defaults and (where fixed) valid values."""
 
 from __future__ import annotations
 
@@ -18,5 +18,6 @@ def run(args: argparse.Namespace) -> int:
     for row in api.method_table():
         print(f"{row['name']}: {row['description']}")
         for key, default in row["options"].items():
-            print(f"    {key} = {default!r}")
+            choices = row["choices"].get(key)
+            print(f"    {key} = {default!r}" + (f"  ({' | '.join(map(str, choices))})" if choices else ""))
     return 0
