@@ -129,3 +129,58 @@ def test_cycles_that_are_not_recurrent_layers_are_one_line_errors():
         GraphSimulator.rate_coded(self_loop)
     with pytest.raises(ConfigError, match="fold_thresholds would have to rescale a recurrent weight"):
         to_nir(_rsnn(), (F,), fold_thresholds=True)
+
+
+def _nested(sub, edges_into="rnn", edges_out_of="rnn"):
+    """input(2) -> Linear W -> subgraph 'rnn' -> output, the recurrent layer written as a nested NIRGraph."""
+    flat, w, *_ = _hand_graph(False)
+    nodes = {"input": flat.nodes["input"], "w": flat.nodes["w"], "rnn": sub, "output": flat.nodes["output"]}
+    edges = [("input", "w"), ("w", edges_into), (edges_out_of, "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=flat.metadata, type_check=False), flat
+
+
+@pytest.mark.parametrize(("into", "out_of"), [("rnn", "rnn"), ("rnn.input", "rnn.output")])
+def test_a_recurrent_layer_written_as_a_nested_subgraph_is_inlined(into, out_of):
+    """snnTorch's RLeaky export and Spyx's recurrent layers nest ``input -> lif <-> w_rec -> output`` as one subgraph
+    node; edges may name the subgraph or its Input/Output. Inlined, it runs like the flat graph, spike for spike."""
+    flat, *_ = _hand_graph(False)
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}), "lif": flat.nodes["lif"],
+                              "w_rec": flat.nodes["v"], "output": nir.Output(output_type={"output": np.array([3])})},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+                       type_check=False)
+    nested, flat = _nested(sub, into, out_of)
+    x = torch.from_numpy((np.random.default_rng(2).random((20, 2, 2)) < 0.6).astype(np.float32))
+    want = GraphSimulator.rate_coded(flat).run({"input": x})["output"]
+    assert 0 < want.sum() < want.numel()
+    assert torch.equal(GraphSimulator.rate_coded(nested).run({"input": x})["output"], want)
+    with torch.no_grad():
+        assert torch.equal(from_nir(nested)(x).double(), want)
+
+
+def test_snntorchs_own_rleaky_subgraph_is_read_like_rleaky():
+    """The subgraph snnTorch 1.0.0 writes for an ``RLeaky`` (its exporter's per-module function; its whole-net export
+    fails NIR 1.0.8's type check), embedded after a Linear: ``from_nir`` gives RLeaky's spikes (reset to zero applied
+    in the same step, snnTorch's ``v > th``; deepspike's ``v >= th`` ties with probability 0 here)."""
+    snn = pytest.importorskip("snntorch")
+    export_nir = pytest.importorskip("snntorch.export_nir")
+    torch.manual_seed(0)
+    rleaky = snn.RLeaky(beta=0.8, threshold=0.5, linear_features=3, all_to_all=True, reset_mechanism="zero",
+                        reset_delay=False)
+    w = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        rleaky.recurrent.weight.normal_(0.0, 0.6)
+        w.weight.uniform_(-0.3, 0.9)
+    nested, _ = _nested(export_nir._extract_snntorch_module(rleaky))
+    nested.nodes["w"] = nir.Linear(weight=w.weight.detach().numpy())
+    nested.metadata = {"dt": 1e-4}  # snnTorch's fixed step: tau = dt / (1 - beta), r = tau / dt
+    x = (torch.rand(30, 2, 2, generator=torch.Generator().manual_seed(3)) < 0.6).float()
+    with torch.no_grad():
+        spk, mem = rleaky.reset_mem()
+        want = []
+        for t in range(30):
+            spk, mem = rleaky(w(x[t]), spk, mem)
+            want.append(spk)
+        got = from_nir(nested)(x)
+    want = torch.stack(want)
+    assert 0 < want.sum() < want.numel()
+    assert torch.equal(got, want)

@@ -6,7 +6,9 @@ Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, 
 non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
 (``TimeDistributed``), neurons over T. A recurrent layer, a neuron node and a ``Linear``/``Affine`` node on a cycle
 (``neuron -> rec -> neuron``, read as one step of delay: ``graph_order.feedback_edges``), becomes
-:class:`~deepspike.layers.recurrent.RecurrentSpiking`. ``dt`` comes from the graph's metadata (else the argument).
+:class:`~deepspike.layers.recurrent.RecurrentSpiking`; a layer written as a nested subgraph (snnTorch's ``RLeaky``,
+Spyx's recurrent layers) is inlined first (``graph_flatten``). ``dt`` comes from the graph's metadata (else the
+argument).
 Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
 before the graph passes the checks of :mod:`nir_read` (the file), :mod:`nir_fields` (each node's fields) and
 :mod:`nir_shapes` (the nodes fit together): a broken graph is a one-line error, not a net that fails later.
@@ -23,6 +25,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, topological_order
 from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
 from deepspike.deploy.nir_export import DEFAULT_DT
@@ -271,6 +274,7 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     graph = read_nir(source) if from_file else source
     where = os.fspath(source) if from_file else "NIR import"
     meta = _plain(graph.metadata)
+    graph = inline_subgraphs(nir, graph)
     check_nodes(graph, where)
     check_shapes(nir, graph, where)
     graph, recurrent = _fold_recurrences(nir, graph)

@@ -76,6 +76,7 @@ import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, topological_order
 from deepspike.deploy.neurons import firing_rules
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
@@ -271,6 +272,7 @@ class GraphSimulator:
             raise ConfigError(f"NIR simulation: dt must be finite and > 0, got {dt}")
         self.integration = _choice("integration", integration, INTEGRATIONS)
         self.signals = _choice("signals", signals, SIGNALS)
+        graph = inline_subgraphs(self.nir, graph)  # nested subgraphs (e.g. snnTorch's RLeaky) as flat nodes
         cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
         if cuba and (integration, signals) not in (("exact", "areas"), ("euler", "currents")):
             raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "
