@@ -66,3 +66,7 @@ def test_evaluate_and_analyze_a_recurrent_run(shd_folder, tmp_path):
     synapses = {s["name"]: s for s in report["activity"]["synapses"]}
     feedback = synapses["body.0.recurrent.module"]  # the feedback synapses are priced like any linear layer's
     assert feedback["events_per_sample"] > 0 and feedback["acs_per_sample"] == 12 * feedback["events_per_sample"]
+    # the ANN reference of a recurrent net: an RNN of its shape over the T = 10 steps, (70 + 12) 12 + 12 * 20 each
+    ops = report["operations"]
+    assert ops["ann_reference"] == "rnn_over_T" and ops["ann_macs_per_sample"] == 10 * (82 * 12 + 12 * 20)
+    assert ops["snn_over_ann"] == pytest.approx(ops["snn_synops_per_sample"] / ops["ann_macs_per_sample"])

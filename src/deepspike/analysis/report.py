@@ -124,8 +124,15 @@ def _check_neurons_seen(model, activity: dict[str, Any]) -> None:
 
 def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, Any]:
     """``activity`` (None for a net without spiking layers), ``latency``, ``operations`` (ANN MACs against the
-    SNN's synaptic operations), ``energy`` per preset and the ``hardware`` mesh mapping of one analysis."""
+    SNN's synaptic operations), ``energy`` per preset and the ``hardware`` mesh mapping of one analysis.
+
+    The ANN reference is one pass of the spec's layers (``count_macs``), except for a net with recurrent layers
+    (``Linear(recurrent=True)``), which has no one-pass ANN: its reference is an RNN of the same shape run over the
+    analysis' T steps, ``T * count_macs`` (``operations["ann_reference"]``)."""
     ann_macs = count_macs(arch)
+    recurrent = any(getattr(v.layer, "recurrent", False) for v in arch.visits())
+    if recurrent and activity is not None:
+        ann_macs *= int(activity["timesteps"])
     latency = None
     if activity is not None and activity["decision_time_mean"] is not None:
         latency = {"kind": "decision_time", "value": activity["decision_time_mean"]}
@@ -139,6 +146,7 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
         "snn_acs_per_sample": snn.get("acs_per_sample"),
         "snn_macs_per_sample": snn.get("macs_per_sample"),
         "snn_over_ann": snn_ops / ann_macs if snn_ops is not None and ann_macs else None,
+        "ann_reference": "rnn_over_T" if recurrent and activity is not None else "one_pass",
     }
     preset = get_energy_preset(o.preset)  # checked for every run, used where there are spikes
     return {
@@ -254,7 +262,8 @@ def _summary_lines(result: dict) -> list[str]:
             f"- sparsity (fraction of neurons that fired): {act['sparsity']:.3f}",
         ]
     return lines + [
-        f"- ANN MACs per inference: {ops['ann_macs_per_sample']:,}",
+        f"- ANN MACs per inference: {ops['ann_macs_per_sample']:,}"
+        + (" (an RNN of the same shape over the T steps)" if ops.get("ann_reference") == "rnn_over_T" else ""),
         f"- SNN synaptic ops per inference: {_fmt(ops['snn_synops_per_sample'], ',.0f')} "
         f"(ACs {_fmt(ops['snn_acs_per_sample'], ',.0f')}, MACs {_fmt(ops['snn_macs_per_sample'], ',.0f')}); "
         f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",

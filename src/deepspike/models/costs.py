@@ -4,7 +4,8 @@ For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`
 ``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = params * H' W'`` per sample. A linear layer
 ``N -> M``: ``params = MACs = N M``; a recurrent one (``Linear.recurrent``) adds its ``M x M`` feedback weight:
 ``params = (N + M) M``, ``fan_in = N + M``, and ``(N + M) M`` MACs per time step (an RNN has no one-pass ANN
-inference; its MACs here are those of one step). Average pooling counts one accumulate per real input of each
+inference; its MACs here are those of one step, and ``analyze`` compares an SNN with recurrent layers against
+an RNN of its shape over the T steps, T times these). Average pooling counts one accumulate per real input of each
 window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
 borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Biases add one
 parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
