@@ -52,15 +52,22 @@ def feedback_edges(graph) -> list[Edge]:
     return found
 
 
-def topological_order(graph, skip: Collection[Edge] = ()) -> list[str]:
-    """Node names so that every edge but those in ``skip`` goes forward; ``ConfigError`` on a cycle left (a graph
-    with feedback: pass ``skip=feedback_edges(graph)``) or an unknown node."""
+def predecessors(graph, skip: Collection[Edge] = ()) -> dict[str, list[str]]:
+    """``{node: [the sources of its edges, in edge order]}``, the edges in ``skip`` (e.g. ``feedback_edges``) left
+    out; ``ConfigError`` for an edge that names a missing node."""
     _successors(graph)
     skipped = set(skip)
     preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
     for src, dst in graph.edges:
         if (src, dst) not in skipped:
             preds[dst].append(src)
+    return preds
+
+
+def topological_order(graph, skip: Collection[Edge] = ()) -> list[str]:
+    """Node names so that every edge but those in ``skip`` goes forward; ``ConfigError`` on a cycle left (a graph
+    with feedback: pass ``skip=feedback_edges(graph)``) or an unknown node."""
+    preds = predecessors(graph, skip)
     order: list[str] = []
     done: set[str] = set()
     pending = list(graph.nodes)

@@ -26,7 +26,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
-from deepspike.deploy.graph_order import feedback_edges, topological_order
+from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes
@@ -148,9 +148,7 @@ def _graph_body(nir, graph, dt: float, recurrent: dict) -> tuple[GraphBody, str]
     outputs = [k for k in order if isinstance(graph.nodes[k], nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
         raise ConfigError(f"NIR import needs one Input and one Output node, found {len(inputs)} and {len(outputs)}")
-    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for src, dst in graph.edges:
-        preds[dst].append(src)
+    preds = predecessors(graph)
     order = [inputs[0], *(k for k in order if k not in (inputs[0], outputs[0])), outputs[0]]
     stages = {k: nn.Sequential(*_node_modules(nir, graph, k, dt, recurrent)) for k in order[1:-1]}
     return GraphBody(stages, order, preds), inputs[0]
@@ -171,10 +169,8 @@ def _chain(graph) -> list[str] | None:
             hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.deploy.ttfs_graph_times)"
         raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}{hint}")
     order = [inputs[0]]
-    while order[-1] in nxt:
+    while order[-1] in nxt:  # no cycle is left here: from_nir folded every recurrent layer or refused the graph
         order.append(nxt[order[-1]])
-        if len(order) > len(graph.nodes):
-            raise ConfigError("NIR import: the graph has a cycle (recurrent graphs are not supported)")
     if len(order) != len(graph.nodes):
         raise ConfigError(f"NIR import: {len(graph.nodes) - len(order)} node(s) are not on the input-output chain")
     return order

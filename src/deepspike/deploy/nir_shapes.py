@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from deepspike.core.errors import DataCorruptError
-from deepspike.deploy.graph_order import feedback_edges, topological_order
+from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.nir_fields import pair, shown, whole_numbers
 
 Shape = tuple[int, ...]
@@ -144,10 +144,7 @@ def check_shapes(nir, graph, where: str) -> None:
     order) that does not take the shape the nodes before it give; see the module docstring for what is checked."""
     feedback = feedback_edges(graph)  # also refuses an edge that names a missing node
     order = topological_order(graph, skip=feedback)
-    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for src, dst in graph.edges:
-        if (src, dst) not in feedback:
-            preds[dst].append(src)
+    preds = predecessors(graph, skip=feedback)
     shapes: dict[str, Shape | None] = {}
     for name in order:
         node = graph.nodes[name]

@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
-from deepspike.deploy.graph_order import feedback_edges, topological_order
+from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import firing_rules
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
 
@@ -281,15 +281,14 @@ class GraphSimulator:
         self.bias_scale = self.dt if signals == "areas" else 1.0  # a bias current's contribution per step
         self.feedback = feedback_edges(graph)
         self.order = topological_order(graph, skip=self.feedback)
-        self.preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-        for src, dst in graph.edges:
-            if (src, dst) not in self.feedback:
-                self.preds[dst].append(src)
+        self.preds = predecessors(graph, skip=self.feedback)
+        self.fed_by: dict[str, list[str]] = {k: [] for k in graph.nodes}  # node -> the feedback edges' sources
         for src, dst in self.feedback:
             if not isinstance(graph.nodes[src], self.nir.Linear | self.nir.Affine):
                 raise ConfigError(f"NIR simulation: the feedback edge {src!r} -> {dst!r} starts at a "
                                   f"{type(graph.nodes[src]).__name__} node; feedback is read through Linear/Affine "
                                   "nodes (a recurrent weight)")
+            self.fed_by[dst].append(src)
         self.inputs = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.Input)]
         self.outputs = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.Output)]
         self._weights_t: dict[str, torch.Tensor] = {}
@@ -340,9 +339,8 @@ class GraphSimulator:
             x = values[self.preds[name][0]]
             for p in self.preds[name][1:]:
                 x = x + values[p]
-            for src, dst in self.feedback:
-                if dst == name:
-                    x = x + self._fed_back(src, x)
+            for src in self.fed_by[name]:
+                x = x + self._fed_back(src, x)
             values[name] = self._apply(name, node, x)
         for src, _ in self.feedback:
             self.fed_back[src] = values[src]
