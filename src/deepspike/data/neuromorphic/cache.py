@@ -26,10 +26,12 @@ def cache_dir(data_dir) -> Path:
 
 
 def files_fingerprint(files: Sequence[Path]) -> str:
-    """SHA-1 over the sorted ``(name, size)`` of ``files``: changes when files are added, removed, resized."""
+    """SHA-1 over the sorted ``(name, size, modification time)`` of ``files``: changes when files are added,
+    removed, resized or rewritten (HDF5 rewrites a small change in place, at the same size)."""
     h = hashlib.sha1()
     for f in sorted(files):
-        h.update(f"{f.as_posix()}:{f.stat().st_size};".encode())
+        st = f.stat()
+        h.update(f"{f.as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()
 
 

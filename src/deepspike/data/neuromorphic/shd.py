@@ -199,8 +199,7 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     files = find_release(name, data_dir)
     parts = []
     for path in files:
-        key = {"split": path.name, "files": files_fingerprint([path]), "modified": path.stat().st_mtime_ns,
-               **options.key()}
+        key = {"split": path.name, "files": files_fingerprint([path]), **options.key()}
         x, y = load_cached(name, data_dir, cache, key,
                            lambda path=path: bin_release_file(path, options, NUM_CLASSES[name]))
         parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
