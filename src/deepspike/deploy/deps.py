@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.optional import require_package
 
 
 def require_nir():
     """``import nir`` or raise :class:`ConfigError` ``install deepspike[nir]``."""
-    try:
-        import nir
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigError("NIR export/import needs the nir package: pip install 'deepspike[nir]'") from e
-    return nir
+    return require_package("nir", "NIR export/import needs the nir package: pip install 'deepspike[nir]'")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.optional import require_package
 from deepspike.data.paths import one_line
 
 EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
@@ -32,11 +33,7 @@ AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
 
 def require_tonic():
     """Import tonic or raise :class:`ConfigError` saying how to install it."""
-    try:
-        import tonic
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigError("event data sets need tonic: pip install 'deepspike[neuromorphic]'") from e
-    return tonic
+    return require_package("tonic", "event data sets need tonic: pip install 'deepspike[neuromorphic]'")
 
 
 def make_events(x, y, t, p) -> np.ndarray:

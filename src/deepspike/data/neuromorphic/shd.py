@@ -39,6 +39,7 @@ import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.hdf5_heaps import damaged_global_heap
+from deepspike.core.optional import require_package
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
@@ -59,11 +60,7 @@ HOW_TO_GET = ("download {files} (.h5.zip) from https://zenkelab.org/datasets/ (s
 
 def require_h5py():
     """Import h5py or raise :class:`ConfigError` saying how to install it."""
-    try:
-        import h5py
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigError("SHD/SSC files are HDF5 and need h5py: pip install 'deepspike[neuromorphic]'") from e
-    return h5py
+    return require_package("h5py", "SHD/SSC files are HDF5 and need h5py: pip install 'deepspike[neuromorphic]'")
 
 
 def find_release(name: str, data_dir) -> list[Path]:
