@@ -21,6 +21,7 @@ from typing import Any
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import shown_value
+from deepspike.data.augment import Augment
 
 # Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
 # ``data.args`` holds the data set's own options only.
@@ -43,16 +44,19 @@ class ModelConfig:
         _check(self.width > 0, "model.width", self.width, "> 0")
 
 
-@dataclass
-class AugmentConfig:
-    """Training images only: ``crop_padding`` (>= 0) pads each side with zeros and crops back at a random place;
-    ``hflip`` flips half the images left-right."""
-
-    crop_padding: int = 0
-    hflip: bool = False
+@dataclass(frozen=True)
+class AugmentConfig(Augment):
+    """Training inputs only (``deepspike.data.Augment``, whose fields these are): ``crop_padding`` (>= 0) pads each
+    side with zeros and crops back at a random place; ``hflip`` flips half the pictures left-right; ``roll``
+    (pixels, >= 0), ``rotate`` (degrees, [0, 180]), ``shear`` (degrees, [0, 90)) and ``cutout`` (side, >= 0) move
+    or mask each picture at random; ``one_of`` applies one of those four per sample (NDA); ``drop_event``
+    ([0, 1)) drops each event of count data. Event frames ``[T, C, H, W]`` take the same draw at every step."""
 
     def __post_init__(self) -> None:
-        _check(self.crop_padding >= 0, "data.augment.crop_padding", self.crop_padding, ">= 0")
+        try:
+            super().__post_init__()
+        except ConfigError as error:
+            raise ConfigError(f"data.{error}") from None
 
 
 @dataclass
@@ -61,8 +65,8 @@ class DataConfig:
     (then ``$DEEPSPIKE_DATA``, ``~/.cache/deepspike``; ``data.paths``); ``val_fraction``: the share of the
     training split held out for validation, in [0, 1); ``download``: fetch missing files, checksum-verified;
     ``normalize``: standardise inputs by the training split's per-channel mean and std; ``num_workers``:
-    data-loader processes (>= 0); ``augment``: random crops and flips (``data.augment.*``); ``args``: the data
-    set's own options."""
+    data-loader processes (>= 0); ``augment``: random crops, flips, rolls, rotations, shears, cutouts and event
+    drops of the training inputs (``data.augment.*``); ``args``: the data set's own options."""
 
     name: str = "digits"
     data_dir: str | None = None

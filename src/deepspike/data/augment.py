@@ -8,12 +8,13 @@ independent of the device the batch lives on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
+from deepspike.data import frame_augment
 
 
 def shift_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, padding: int) -> torch.Tensor:
@@ -73,46 +74,107 @@ def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
 
 @dataclass(frozen=True)
 class Augment:
-    """Training augmentation: random crop with ``crop_padding`` zeros, then a random horizontal flip.
+    """Training augmentation of images ``[B, C, H, W]`` or event frames ``[B, T, C, H, W]`` (a frame sequence moves
+    as one picture: the same draw for all T steps).
 
-    Call as ``augment(x [B, C, H, W], generator) -> [B, C, H, W]``.
+    In this order: ``drop_event`` (probability of dropping each event; count data, also sequences ``[B, T, F]``),
+    a random crop with ``crop_padding`` zeros, a random horizontal flip (``hflip``), then the geometric ops of
+    :mod:`deepspike.data.frame_augment`: ``roll`` (circular shift up to that many pixels), ``rotate`` (up to that
+    many degrees), ``shear`` (horizontal, up to that many degrees), ``cutout`` (one zeroed square of that side).
+    With ``one_of`` each sample takes exactly one of the geometric ops that are on, chosen uniformly (NDA, Li et
+    al. 2022); otherwise every op that is on is applied. Call as ``augment(x, generator) -> x``'s shape.
     """
 
     crop_padding: int = 0
     hflip: bool = False
+    roll: int = 0
+    rotate: float = 0.0
+    shear: float = 0.0
+    cutout: int = 0
+    drop_event: float = 0.0
+    one_of: bool = False
 
     def __post_init__(self) -> None:
-        if self.crop_padding < 0:
-            raise ConfigError(f"augment.crop_padding must be >= 0, got {self.crop_padding}")
+        for name, ok, rule in (("crop_padding", self.crop_padding >= 0, ">= 0"), ("roll", self.roll >= 0, ">= 0"),
+                               ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
+                               ("shear", 0 <= self.shear < 90, "in [0, 90)"), ("cutout", self.cutout >= 0, ">= 0"),
+                               ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)")):
+            if not ok:
+                raise ConfigError(f"augment.{name} must be {rule}, got {getattr(self, name)}")
+
+    @property
+    def geometric(self) -> tuple[Callable[[torch.Tensor, torch.Generator], torch.Tensor], ...]:
+        """The geometric ops that are on, each ``op(x, generator)``, in the order roll, rotate, shear, cutout."""
+        ops = []
+        if self.roll:
+            ops.append(lambda x, g: frame_augment.random_roll(x, self.roll, g))
+        if self.rotate:
+            ops.append(lambda x, g: frame_augment.random_affine(x, self.rotate, 0.0, g))
+        if self.shear:
+            ops.append(lambda x, g: frame_augment.random_affine(x, 0.0, self.shear, g))
+        if self.cutout:
+            ops.append(lambda x, g: frame_augment.random_cutout(x, self.cutout, g))
+        return tuple(ops)
 
     @property
     def is_identity(self) -> bool:
-        """True when neither crop nor flip is on (nothing to do)."""
-        return self.crop_padding == 0 and not self.hflip
+        """True when nothing is on (nothing to do)."""
+        return self.crop_padding == 0 and not self.hflip and not self.geometric and self.drop_event == 0
+
+    def check_sample_shape(self, shape: Sequence[int]) -> None:
+        """ConfigError unless inputs of one step's ``shape`` (``DataSplits.input_shape``: ``[C, H, W]`` for images
+        and event frames, ``[F]`` for sequences) can take the ops that are on: crops, flips and the geometric ops
+        need pictures; ``drop_event`` takes any shape."""
+        spatial = self.crop_padding or self.hflip or self.geometric
+        if spatial and len(shape) != 3:
+            raise ConfigError(f"data.augment: crops, flips, roll, rotate, shear and cutout need images or event "
+                              f"frames, but this data set's samples are {list(shape)} (only drop_event applies)")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = random_crop(x, self.crop_padding, generator)
-        return random_hflip(x, generator) if self.hflip else x
+        if self.drop_event:
+            x = frame_augment.drop_events(x, self.drop_event, generator)
+        if self.crop_padding or self.hflip:
+            flat = frame_augment.fold_steps(x)
+            flat = random_crop(flat, self.crop_padding, generator)
+            x = (random_hflip(flat, generator) if self.hflip else flat).reshape(x.shape)
+        ops = self.geometric
+        if not self.one_of:
+            for op in ops:
+                x = op(x, generator)
+            return x
+        return _one_of(x, ops, generator) if ops else x
 
 
+def _one_of(x: torch.Tensor, ops, generator: torch.Generator) -> torch.Tensor:
+    """Each sample of ``x`` through one of ``ops``, chosen uniformly per sample: ``out[b] = ops[k_b](x[b])``."""
+    choice = torch.randint(0, len(ops), (x.shape[0],), generator=generator)  # [B]
+    out = x.clone()
+    for k, op in enumerate(ops):
+        idx = (choice == k).nonzero().squeeze(1).to(x.device)
+        if idx.numel():
+            out[idx] = op(x[idx], generator)
+    return out
+
+
+AUGMENT_OPTIONS = tuple(f.name for f in fields(Augment))
 AugmentFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def as_augment(spec) -> AugmentFn | None:
     """Turn what a caller passes as ``augment`` into a callable, or None for no augmentation.
 
-    Accepts None, an :class:`Augment`, any ``fn(x, generator)``, a dict ``{crop_padding, hflip}``, or an
+    Accepts None, an :class:`Augment`, any ``fn(x, generator)``, a dict of :class:`Augment`'s fields, or an
     object with those attributes (the recipe's ``AugmentConfig``).
     """
     if spec is None:
         return None
     if isinstance(spec, dict):
-        unknown = set(spec) - {"crop_padding", "hflip"}
+        unknown = set(spec) - set(AUGMENT_OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown augment option(s) {sorted(unknown)}; valid: crop_padding, hflip")
+            raise ConfigError(f"unknown augment option(s) {sorted(unknown)}; valid: {', '.join(AUGMENT_OPTIONS)}")
         spec = Augment(**spec)
     elif not isinstance(spec, Augment) and hasattr(spec, "crop_padding"):
-        spec = Augment(crop_padding=int(spec.crop_padding), hflip=bool(getattr(spec, "hflip", False)))
+        spec = Augment(**{name: getattr(spec, name) for name in AUGMENT_OPTIONS if hasattr(spec, name)})
     if isinstance(spec, Augment):
         return None if spec.is_identity else spec
     if callable(spec):

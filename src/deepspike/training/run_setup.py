@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from deepspike.config.schema import RunConfig
-from deepspike.data import BatchIterator, DataSplits, load_dataset
+from deepspike.data import Augment, BatchIterator, DataSplits, as_augment, load_dataset
 from deepspike.methods import Method
 from deepspike.methods.registry import method_from_options
 from deepspike.models import Architecture, create_architecture
@@ -62,7 +62,9 @@ def make_batches(
         return None
     train = split == "train"
     normalize = (data.mean, data.std) if config.data.normalize else None
-    augment = config.data.augment if train else None
+    augment = as_augment(config.data.augment) if train else None
+    if isinstance(augment, Augment):
+        augment.check_sample_shape(data.input_shape)
     return BatchIterator(
         dataset,
         batch_size=config.train.batch_size if train else config.train.eval_batch_size,
