@@ -10,6 +10,8 @@ import torch
 nir = pytest.importorskip("nir")
 from deepspike.deploy import from_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.families import build, reference_spikes, sample_input  # noqa: E402
+from deepspike.methods import get_method  # noqa: E402
+from deepspike.models import create_architecture  # noqa: E402
 from deepspike.neurons.modules import SpikingNeuron  # noqa: E402
 
 
@@ -27,6 +29,12 @@ def test_node_metadata_carries_dt_reset_and_coding_through_a_file(tmp_path):
     for n in lifs:
         assert float(n.metadata["dt"]) == 1e-3 and n.metadata["reset"] in ("subtract", b"subtract")
         assert float(n.metadata["decay"]) == pytest.approx(0.9)
+
+
+def test_a_delta_coded_net_says_so():
+    net = get_method("stbp", {"encoder": "delta", "delta_mode": "level"}).build(
+        create_architecture("rsnn", num_classes=3, input_shape=(5,), hidden=[4]))
+    assert to_nir(net, (5,)).nodes["input"].metadata["coding"] == "delta"
 
 
 def test_dt_from_node_metadata_when_the_graph_has_none():

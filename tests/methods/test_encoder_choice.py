@@ -7,6 +7,7 @@ from torch import nn
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import DeltaEncoder
 from deepspike.methods import encoder_choice, get_method, register_encoder
 from deepspike.methods.stbp import StbpOptions
 from deepspike.methods.streaming import Stream
@@ -52,13 +53,30 @@ def test_a_run_with_a_registered_encoder_resumes_exactly(own_encoders, tmp_path)
 
 def test_encoder_names_and_factories_are_checked(own_encoders):
     with pytest.raises(ConfigError, match="^bad value 'mine' for method.encoder; valid: direct, poisson, bipolar, "
-                                          "frames$"):
+                                          "frames, delta$"):
         StbpOptions(encoder="mine")
     with pytest.raises(TypeError, match="^register_encoder: the name must be a non-empty string other than direct, "
-                                        "poisson, bipolar, frames; got 'poisson'$"):
+                                        "poisson, bipolar, frames, delta; got 'poisson'$"):
         register_encoder("poisson")
     register_encoder("mine")(lambda options: "not a module")
     with pytest.raises(ConfigError, match="^method.encoder=mine: its factory returned a str, not a torch module$"):
         get_method("stbp", {"encoder": "mine"}).build(create_architecture("scnn_digits", num_classes=10))
     with pytest.raises(ConfigError, match="^encoder 'mine' is already registered"):
         register_encoder("mine")(Latency)
+
+
+DELTA_ROWS = [*TINY, "data.name=digits_rows", "data.augment.crop_padding=0", "model.name=rsnn",
+              "model.args.hidden=[16]", "method.encoder=delta", "method.timesteps=8", "method.delta_threshold=0.25",
+              "method.delta_mode=level"]
+
+
+def test_a_delta_coded_sequence_run_resumes_exactly(tmp_path):
+    full, cut = full_and_resumed_weights(load_config(None, DELTA_ROWS), tmp_path)
+    assert all(torch.equal(v, cut[k]) for k, v in full.items())
+    net = get_method("stbp", {"encoder": "delta", "delta_threshold": 0.25, "delta_mode": "level"}).build(
+        create_architecture("rsnn", num_classes=10, input_shape=(8,), hidden=[16]))
+    assert isinstance(net.encoder, DeltaEncoder) and net.encoder.mode == "level"
+    with pytest.raises(ConfigError, match="the encoder DeltaEncoder is neither$"):
+        Stream(net)
+    with pytest.raises(ConfigError, match="^bad value 0.0 for method.delta_threshold: expected > 0$"):
+        StbpOptions(encoder="delta", delta_threshold=0.0)

@@ -1,4 +1,4 @@
-"""Input encoders (rate, bipolar, direct, TTFS latency) and output decoders.
+"""Input encoders (rate, bipolar, direct, TTFS latency, delta modulation) and output decoders.
 
 Rate-coded tensors are time-first ``[T, B, ...]``; TTFS tensors hold spike times ``[B, ...]`` with
 ``+inf`` for "no spike".
@@ -12,13 +12,16 @@ from deepspike.coding.decoders import (
     spike_count,
     vote,
 )
+from deepspike.coding.delta import DELTA_MODES, delta_modulation
 from deepspike.coding.latency import TTFS_MODES, latency_spike_train, ttfs_latency
 from deepspike.coding.rate import direct, rate_bipolar, rate_poisson, time_invariant
 from deepspike.coding.rng import as_generator
 
 __all__ = [
+    "DELTA_MODES",
     "TTFS_MODES",
     "as_generator",
+    "delta_modulation",
     "direct",
     "final_membrane_rate",
     "first_spike_class",

@@ -1,11 +1,24 @@
-"""Event frames as the input of a rate network (wu2019's encoding layer on neuromorphic data)."""
+"""Event frames and analog sequences as the input of a rate network: as they are (wu2019's encoding layer on
+neuromorphic data) or delta-modulated into ON/OFF spikes."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from deepspike.coding.delta import delta_modulation
 from deepspike.core.errors import ConfigError
+
+
+def first_steps(x: torch.Tensor, timesteps: int, encoder: str) -> torch.Tensor:
+    """The first ``timesteps`` steps of sample-first frames ``[B, T', C, H, W]`` or sequences ``[B, T', F]``,
+    time-first ``[T, B, ...]``; ``ConfigError`` naming ``encoder`` for another shape or ``T > T'``."""
+    if x.dim() not in (3, 5):
+        raise ConfigError(f"encoder {encoder!r} needs event frames [B, T, C, H, W] or sequences [B, T, F]; got "
+                          f"shape {tuple(x.shape)}")
+    if timesteps > x.shape[1]:
+        raise ConfigError(f"asked for T={timesteps} steps but the samples hold {x.shape[1]} frames")
+    return x[:, :timesteps].transpose(0, 1)  # [B, T, ...] -> [T, B, ...]
 
 
 class FrameEncoder(nn.Module):
@@ -17,9 +30,23 @@ class FrameEncoder(nn.Module):
     """
 
     def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
-        if x.dim() not in (3, 5):
-            raise ConfigError(f"encoder 'frames' needs event frames [B, T, C, H, W] or sequences [B, T, F]; got "
-                              f"shape {tuple(x.shape)}")
-        if timesteps > x.shape[1]:
-            raise ConfigError(f"asked for T={timesteps} steps but the samples hold {x.shape[1]} frames")
-        return x[:, :timesteps].transpose(0, 1)  # [B, T, ...] -> [T, B, ...]
+        return first_steps(x, timesteps, "frames")
+
+
+class DeltaEncoder(nn.Module):
+    """Analog sequences ``[B, T', F]`` or frames ``[B, T', C, H, W]`` -> ON/OFF delta spikes ``[T, B, ...]`` in
+    ``{-1, 0, 1}`` of their first ``T`` steps (:func:`deepspike.coding.delta_modulation`: ``step`` or ``level``
+    rule, threshold ``theta > 0``, OFF spikes optional). ``kind`` is ``"delta"``."""
+
+    kind = "delta"
+
+    def __init__(self, threshold: float, off_spikes: bool = True, mode: str = "step") -> None:
+        super().__init__()
+        delta_modulation(torch.zeros(1), threshold, off_spikes, mode)  # bad options fail here, in one line
+        self.threshold, self.off_spikes, self.mode = float(threshold), bool(off_spikes), mode
+
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        return delta_modulation(first_steps(x, timesteps, "delta"), self.threshold, self.off_spikes, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold:g}, off_spikes={self.off_spikes}, mode={self.mode}"

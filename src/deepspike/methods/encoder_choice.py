@@ -1,8 +1,9 @@
 """The input encoder of ``stbp`` (``method.encoder``): the built-in ones and encoders of one's own.
 
 Built-in: ``direct``, ``poisson``, ``bipolar`` (``coding.encoder.InputEncoder``: images ``x [B, C, H, W]`` ->
-``[T, B, C, H, W]``) and ``frames`` (event frames ``[B, T', C, H, W]`` -> ``[T, B, C, H, W]``,
-``layers.event_frames.FrameEncoder``).
+``[T, B, C, H, W]``), ``frames`` (event frames ``[B, T', C, H, W]`` -> ``[T, B, C, H, W]``,
+``layers.event_frames.FrameEncoder``) and ``delta`` (analog sequences or frames -> ON/OFF delta spikes,
+``layers.event_frames.DeltaEncoder`` with ``method.delta_threshold``, ``delta_off_spikes``, ``delta_mode``).
 
 ``register_encoder(name)`` adds ``factory(options) -> nn.Module`` (``options``: the method's options dataclass);
 ``method.encoder=name`` then builds it. Its module maps a batch and a number of steps to the network's input series,
@@ -22,9 +23,9 @@ from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.registration import factory_registrar, made_module
-from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.event_frames import DeltaEncoder, FrameEncoder
 
-BUILT_IN = (*ENCODERS, "frames")
+BUILT_IN = (*ENCODERS, "frames", "delta")
 """The built-in encoders."""
 
 EncoderFactory = Callable[[Any], nn.Module]
@@ -50,4 +51,6 @@ def make_encoder(options: Any) -> nn.Module:
     name = options.encoder
     if name in _OWN:
         return made_module("encoder", name, _OWN[name](options))
+    if name == "delta":
+        return DeltaEncoder(options.delta_threshold, options.delta_off_spikes, options.delta_mode)
     return FrameEncoder() if name == "frames" else InputEncoder(name)

@@ -5,8 +5,9 @@ surrogate ``h(u) = (1/a) 1[|u - V_th| < a/2]`` (eq. 14; ``surrogate_args: {a: ..
 through space and time (autograd through the neuron's loop over T).
 
 - Encoding layer: with ``encoder: direct`` the first layer receives the analog image at every step; with
-  ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data); ``poisson`` and
-  ``bipolar`` spikes, or an encoder of one's own registered with ``register_encoder`` (``methods.encoder_choice``).
+  ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data); ``delta``: ON/OFF spikes
+  where an analog sequence changes (``coding.delta``); ``poisson`` and ``bipolar`` spikes, or an encoder of one's
+  own registered with ``register_encoder`` (``methods.encoder_choice``).
 - NeuNorm (``neunorm: true``, eq. 9-10, ``layers.neunorm``): the spikes of every convolutional layer that
   feeds another convolutional layer pass through ``o - U x`` with decay ``neunorm_decay`` (k_tau2).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepspike.coding.delta import DELTA_MODES
 from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
@@ -77,6 +79,9 @@ class StbpOptions:
     surrogate: str = "rectangular"
     surrogate_args: dict[str, Any] = field(default_factory=dict)  # the surrogate's own defaults (rectangular: a = 1)
     encoder: str = "direct"
+    delta_threshold: float = 0.1  # encoder delta: the change that makes a spike (coding.delta)
+    delta_off_spikes: bool = True  # encoder delta: -1 spikes for falls
+    delta_mode: str = "step"  # encoder delta: step (x_t - x_{t-1}) | level (level crossing)
     readout: str = "rate"
     loss: str = "mse"
     neunorm: bool = False
@@ -107,9 +112,11 @@ class StbpOptions:
             raise ConfigError(f"bad value for method.timesteps/eval_timesteps: expected >= 1, got "
                               f"{self.timesteps}/{self.eval_timesteps}")
         for key, value, valid in (("encoder", self.encoder, encoder_names()), ("readout", self.readout, READOUTS),
-                                  ("loss", self.loss, STBP_LOSSES)):
+                                  ("loss", self.loss, STBP_LOSSES), ("delta_mode", self.delta_mode, DELTA_MODES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
+        if not self.delta_threshold > 0:
+            raise ConfigError(f"bad value {self.delta_threshold!r} for method.delta_threshold: expected > 0")
         if self.vote_group < 1:
             raise ConfigError(f"bad value {self.vote_group!r} for method.vote_group: expected >= 1")
         if self.vote_group > 1 and self.readout != "rate":

@@ -1,0 +1,48 @@
+"""Delta modulation: analog time series -> ON/OFF spikes where the signal changes.
+
+Two rules, both on a time-first series ``x [T, B, ...]`` and a threshold ``theta > 0``, with the reference before
+the first step at 0 (so the first sample's own level makes spikes, and a constant signal stays silent after):
+
+- ``step`` (snnTorch's ``spikegen.delta``): ``d_t = x_t - x_{t-1}``, ``s_t = 1[d_t >= theta] - 1[d_t <= -theta]``.
+  A slow drift below ``theta`` per step is never seen.
+- ``level`` (level crossing, the sigma-delta / up-down encoders of event audio front ends): a reference ``r``
+  follows the signal in steps of ``theta``, ``s_t = 1[x_t - r_{t-1} >= theta] - 1[x_t - r_{t-1} <= -theta]``,
+  ``r_t = r_{t-1} + theta s_t``; at most one spike per step, so ``|x_t - r_t| < theta`` holds again after a
+  jump of k thresholds only k steps later. Slow drifts add up and cross.
+
+With ``off_spikes=False`` the ``-1`` spikes are left out (the level rule still moves its reference down).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepspike.core.errors import ConfigError
+
+DELTA_MODES = ("step", "level")
+
+
+def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True, mode: str = "step") -> torch.Tensor:
+    """ON/OFF spikes of ``x [T, B, ...]`` (module docstring): ``[T, B, ...]`` in ``{-1, 0, 1}``, ``x``'s dtype."""
+    if mode not in DELTA_MODES:
+        raise ConfigError(f"bad delta mode {mode!r}; valid: {', '.join(DELTA_MODES)}")
+    if not threshold > 0:
+        raise ConfigError(f"delta threshold must be > 0, got {threshold}")
+    if mode == "step":
+        d = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))  # [T, B, ...]
+        up, down = d >= threshold, d <= -threshold
+    else:
+        up, down = _level_crossings(x, threshold)
+    s = up.to(x.dtype)
+    return s - down.to(x.dtype) if off_spikes else s
+
+
+def _level_crossings(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The level rule's up and down crossings ``[T, B, ...]`` (bool), stepping the reference through T."""
+    ref = torch.zeros_like(x[0])
+    up, down = torch.empty_like(x, dtype=torch.bool), torch.empty_like(x, dtype=torch.bool)
+    for t in range(x.shape[0]):
+        d = x[t] - ref
+        up[t], down[t] = d >= threshold, d <= -threshold
+        ref = ref + threshold * (up[t].to(x.dtype) - down[t].to(x.dtype))
+    return up, down

@@ -1,0 +1,68 @@
+"""Delta modulation against snnTorch's ``spikegen.delta`` and hand-worked level crossings; the encoder module's
+shape handling and option errors."""
+
+import pytest
+import torch
+
+from deepspike.coding import delta_modulation
+from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import DeltaEncoder
+
+spikegen = pytest.importorskip("snntorch.spikegen")
+
+
+@pytest.mark.parametrize("off", [True, False])
+def test_step_rule_equals_snntorch_delta(off):
+    torch.manual_seed(0)
+    x = torch.rand(30, 4, 7).cumsum(0) * 0.2 - torch.rand(30, 4, 7).cumsum(0) * 0.2  # [T, B, F], ups and downs
+    ours = delta_modulation(x, 0.05, off_spikes=off, mode="step")
+    theirs = spikegen.delta(x, threshold=0.05, padding=False, off_spike=off)
+    assert torch.equal(ours, theirs.to(ours.dtype))
+    assert bool((ours == -1).any()) == off and bool((ours == 1).any())
+
+
+def test_step_rule_hand_worked():
+    x = torch.tensor([0.3, 0.3, 0.1, 0.15, 0.5])
+    assert delta_modulation(x, 0.2).tolist() == [1, 0, -1, 0, 1]  # first step from a zero reference; 0.05 is missed
+
+
+def test_level_rule_hand_worked():
+    """theta 0.2: a jump of 0.7 comes out as three ON spikes over three steps; a drift of 0.05 per step crosses."""
+    x = torch.tensor([0.7, 0.7, 0.7, 0.7, 0.75, 0.8, 0.85, 0.9, 0.3])
+    s = delta_modulation(x, 0.2, mode="level")
+    # reference: 0 -> .2 -> .4 -> .6 (|.7-.6| < .2) ... .85 - .6 = .25 -> .8; .3 - .8 = -.5 -> .6
+    assert s.tolist() == [1, 1, 1, 0, 0, 0, 1, 0, -1]
+
+
+def test_level_rule_tracks_the_signal_within_a_threshold():
+    torch.manual_seed(1)
+    x = ((torch.rand(200, 3, 5) - 0.5) * 0.1).cumsum(0)  # random walk, steps of at most half a threshold
+    theta = 0.1
+    reference = theta * delta_modulation(x, theta, mode="level").cumsum(0)
+    assert float((x - reference).abs().max()) < theta
+    # the step rule sees almost none of it
+    assert delta_modulation(x, theta, mode="step").abs().sum() < reference.abs().sum()
+
+
+def test_off_spikes_false_keeps_the_level_reference_moving_down():
+    x = torch.tensor([0.5, 0.0, 0.5])
+    assert delta_modulation(x, 0.5, off_spikes=False, mode="level").tolist() == [1, 0, 1]
+    assert delta_modulation(x, 0.5, mode="level").tolist() == [1, -1, 1]
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="delta threshold must be > 0"):
+        delta_modulation(torch.zeros(2), 0.0)
+    with pytest.raises(ConfigError, match="bad delta mode 'sigma'; valid: step, level"):
+        DeltaEncoder(0.1, mode="sigma")
+
+
+def test_encoder_takes_the_first_steps_of_sequences_and_frames():
+    enc = DeltaEncoder(0.1, mode="level")
+    seq = torch.rand(2, 6, 5)  # [B, T', F]
+    assert torch.equal(enc(seq, 4), delta_modulation(seq[:, :4].transpose(0, 1), 0.1, mode="level"))
+    assert enc(torch.rand(2, 6, 2, 3, 3), 6).shape == (6, 2, 2, 3, 3)
+    with pytest.raises(ConfigError, match="encoder 'delta' needs event frames"):
+        enc(torch.rand(2, 3, 4, 4), 2)
+    with pytest.raises(ConfigError, match="asked for T=7 steps but the samples hold 6"):
+        enc(seq, 7)
