@@ -59,3 +59,18 @@ def test_timesteps_rejects_max_samples_below_one(tiny_run, tmp_path, capsys, sam
     assert main(["timesteps", str(tiny_run), "--eval-T", "1", "--max-samples", samples, "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"deepspike: error: --max-samples must be >= 1, got {samples}\n"
     assert not out.exists()
+
+
+def test_default_steps_stop_at_the_frames_a_sample_holds(tmp_path):
+    """Without --eval-T an event-frame run is swept at 1, 2, 4 and its data's 6 frames (asking for 8 would fail);
+    an image run at the whole default list."""
+    out = tmp_path / "frames_T4"
+    Trainer(load_config(None, ["method.name=stbp", "method.timesteps=4", "method.encoder=frames", "model.name=mlp",
+                               "model.args.hidden=[16]", "data.name=digits_events", "data.args.timesteps=6",
+                               "train.epochs=1", "train.progress=false"]), out).fit()
+    parser = argparse.ArgumentParser()
+    timesteps.add_arguments(parser)
+    assert timesteps.run(parser.parse_args([str(out), "--max-samples", "20", "--out", str(tmp_path / "s")])) == 0
+    with open(tmp_path / "s" / "accuracy_vs_inference_T.csv") as f:
+        assert [r["inference_T"] for r in csv.DictReader(f)] == ["1", "2", "4", "6"]
+    assert parse_steps(None) is None and parser.parse_args(["r", "--out", "o"]).eval_T is None

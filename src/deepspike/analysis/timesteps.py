@@ -18,12 +18,24 @@ from deepspike.analysis.sweeps import takes_timesteps
 from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.core.plotting import pyplot, save_figure
+from deepspike.layers.event_frames import DeltaEncoder, FrameEncoder
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
 from deepspike.training.runtime import autocast_dtype
 
 FIELDS = ("run", "train_T", "inference_T", "accuracy", "samples")
+DEFAULT_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 100)
+"""The inference T swept when none are given."""
+
+
+def default_eval_steps(model, batches) -> list[int]:
+    """``DEFAULT_EVAL_STEPS``; for a net whose encoder takes its steps from the samples (event frames, sequences,
+    delta coding), only those up to the T' the samples hold, and T' itself."""
+    if not isinstance(getattr(model, "encoder", None), FrameEncoder | DeltaEncoder):
+        return list(DEFAULT_EVAL_STEPS)
+    held = int(next(iter(batches))[0].shape[1])  # x [B, T', ...]
+    return sorted({t for t in DEFAULT_EVAL_STEPS if t <= held} | {held})
 
 
 def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None,
@@ -35,9 +47,11 @@ def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None 
 
 
 def sweep(
-    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], split: str = "test", max_samples: int | None = None
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int] | None, split: str = "test",
+    max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """``(rows_vs_inference_T, rows_vs_training_T)`` for ``run_dirs`` (rows keyed by ``FIELDS``)."""
+    """``(rows_vs_inference_T, rows_vs_training_T)`` for ``run_dirs`` (rows keyed by ``FIELDS``); ``eval_steps``
+    None: each run's :func:`default_eval_steps`."""
     by_inference, by_training = [], []
     for run_dir in run_dirs:
         config, parts, _ = load_run(run_dir)
@@ -49,7 +63,7 @@ def sweep(
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)
         precision = autocast_dtype(config.train.precision)
-        for steps in eval_steps:
+        for steps in eval_steps if eval_steps is not None else default_eval_steps(model, batches):
             acc, n = accuracy_at(model, parts.method, batches, steps, max_samples, precision)
             by_inference.append(dict(row, inference_T=steps, accuracy=acc, samples=n))
         acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples, precision)
@@ -81,7 +95,7 @@ def plot(rows: list[dict], x_key: str, path: Path, title: str) -> None:
 
 
 def timestep_sweep(
-    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], out: str | Path, split: str = "test",
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int] | None, out: str | Path, split: str = "test",
     max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """``sweep`` and write its CSV files and plots into ``out``; returns the rows."""

@@ -65,10 +65,11 @@ def compare(
 
 
 def timestep_sweep(
-    run_dirs: Sequence[str | Path], eval_steps: Sequence[int], out: str | Path, split: str = "test",
+    run_dirs: Sequence[str | Path], eval_steps: Sequence[int] | None, out: str | Path, split: str = "test",
     max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Accuracy of rate-coded runs against inference T (``eval_steps``) and training T, also written as CSV files
+    """Accuracy of rate-coded runs against inference T (``eval_steps``; None: 1, 2, 4, ..., 100, cut at the steps
+    the samples hold for event-frame and sequence data) and training T, also written as CSV files
     and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose input alone cannot fit in memory
     is refused before anything is allocated.
 
@@ -76,7 +77,7 @@ def timestep_sweep(
     own evaluation T (sorted by training T); each row ``{run, train_T, inference_T, accuracy, samples}``."""
     if max_samples is not None and not max_samples >= 1:
         raise ConfigError(f"--max-samples must be >= 1, got {max_samples}")
-    if not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str):
+    if eval_steps is not None and (not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str)):
         raise ConfigError(f"eval_steps must be a list of time steps, e.g. [1, 4, 16], got {eval_steps!r}")
     return _timestep_sweep(_run_list(run_dirs), eval_steps, check_output_dir(out, "--out"), split, max_samples)
 

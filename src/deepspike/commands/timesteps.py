@@ -16,16 +16,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="run directories (from deepspike train)")
     p.add_argument(
         "--eval-T",
-        default="1,2,4,8,16,32,64,100",
-        help="comma-separated inference time steps (default: %(default)s)",
+        default=None,
+        help="comma-separated inference time steps (default: 1,2,4,8,16,32,64,100; for event frames and sequences "
+        "those up to the steps a sample holds, and that number)",
     )
     p.add_argument("--out", required=True, help="directory for the CSV files and plots")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--max-samples", type=int, default=None, help="evaluate on the first N samples only")
 
 
-def parse_steps(text: str) -> list[int]:
-    """``"1,2,8"`` -> ``[1, 2, 8]``; every entry must be an integer >= 1, each given once, none left empty."""
+def parse_steps(text: str | None) -> list[int] | None:
+    """``"1,2,8"`` -> ``[1, 2, 8]``; every entry must be an integer >= 1, each given once, none left empty. None
+    (not given) stays None: the default list."""
+    if text is None:
+        return None
     try:
         steps = [int(s) for s in text.split(",")]
     except ValueError:
