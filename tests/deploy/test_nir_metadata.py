@@ -13,6 +13,7 @@ from deepspike.deploy.families import build, reference_spikes, sample_input  # n
 from deepspike.methods import get_method  # noqa: E402
 from deepspike.models import create_architecture  # noqa: E402
 from deepspike.neurons.modules import SpikingNeuron  # noqa: E402
+from deepspike.neurons.state_quant import StateQuant  # noqa: E402
 
 
 def _neurons(net):
@@ -35,6 +36,26 @@ def test_a_delta_coded_net_says_so():
     net = get_method("stbp", {"encoder": "delta", "delta_mode": "level"}).build(
         create_architecture("rsnn", num_classes=3, input_shape=(5,), hidden=[4]))
     assert to_nir(net, (5,)).nodes["input"].metadata["coding"] == "delta"
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_quantised_membranes_survive_a_file_and_threshold_folding(tmp_path, fold):
+    torch.manual_seed(0)
+    net = get_method("stbp", {"state_bits": 3, "state_high": 0.5, "threshold": 0.6, "timesteps": 6}).build(
+        create_architecture("scnn_digits", num_classes=10)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(3)  # an output layer that fires
+    g = nir.read(str(write_nir(to_nir(net, (1, 8, 8), fold_thresholds=fold), tmp_path / "q.nir")))
+    back = from_nir(g)
+    assert {m.params.state_quant for m in _neurons(back)} == {StateQuant(3, 0.0, 0.5)}
+    x = torch.rand(6, 5, 1, 8, 8)  # [T, B, C, H, W], the direct encoder's series
+    spikes = reference_spikes(net, x)
+    assert torch.equal(back(x), spikes) and spikes.sum() > 20
+    float_net = get_method("stbp", {"threshold": 0.6, "timesteps": 6}).build(
+        create_architecture("scnn_digits", num_classes=10)).eval()
+    float_net.load_state_dict(net.state_dict())
+    assert not torch.equal(reference_spikes(float_net, x), spikes)  # the quantisation shows in the output
 
 
 def test_dt_from_node_metadata_when_the_graph_has_none():

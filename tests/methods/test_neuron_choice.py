@@ -14,6 +14,7 @@ from deepspike.neurons import LIF
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.training.temporal_grad import prepare_temporal_grad
 from tiny_run import TINY, full_and_resumed_weights
@@ -190,3 +191,25 @@ def test_synaptic_and_alif_build_every_neuron_and_run_in_pieces(neuron, kind, op
         StbpOptions(neuron="synaptic", syn_decay=1.5)
     with pytest.raises(ConfigError, match="^bad value for method.adapt_decay/adapt_scale: .* got 0.9/-1"):
         StbpOptions(neuron="alif", adapt_scale=-1)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "synaptic"])
+def test_state_bits_quantise_the_lif_and_synaptic_membranes(neuron):
+    net = _net(neuron=neuron, state_bits=4, state_low=0.1, state_high=0.3)
+    kind = LIF if neuron == "lif" else SynapticLIF
+    quants = {(m.params if neuron == "lif" else m.fixed).state_quant for m in _neurons(net, kind)}
+    assert quants == {StateQuant(4, 0.1, 0.3)}
+    x = torch.rand(3, 1, 8, 8)
+    assert not torch.equal(net(x), _net(neuron=neuron)(x))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"state_bits": 0}, "^method.state_bits must be an integer from 1 to 24, got 0$"),
+    ({"state_bits": 4, "state_high": -1.0}, "^method.state_high must be a finite number >= 0, got -1.0$"),
+    ({"state_bits": 4, "neuron": "plif"}, "^method.state_bits quantises the membrane of the fixed lif and synaptic "
+                                          "neurons, not method.neuron=plif$"),
+    ({"state_bits": 4, "learn_threshold": True}, "not method.neuron=lif with learn_threshold$"),
+])
+def test_state_bits_refusals(options, message):
+    with pytest.raises(ConfigError, match=message):
+        StbpOptions(**options)

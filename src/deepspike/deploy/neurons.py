@@ -9,8 +9,8 @@ Ours (``deepspike.neurons``): ``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th`
 
 NIR resets to ``v_reset`` and fires on ``v > v_threshold`` (strict); reset by subtraction and our
 ``>=`` cannot be said in NIR and are recorded in the node's metadata (``reset``, ``fires``), with the step
-``dt`` (seconds) and our ``decay``. Every value is
-finite: an IF neuron is an ``IF`` node, never a LIF with ``tau = inf``.
+``dt`` (seconds), our ``decay`` and a quantised membrane's ``state_bits`` / ``state_low`` / ``state_high``.
+Every value is finite: an IF neuron is an ``IF`` node, never a LIF with ``tau = inf``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.deploy.deps import require_nir
 from deepspike.neurons.params import RESETS, NeuronParams
+from deepspike.neurons.state_quant import StateQuant
 
 
 def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, threshold: float | None = None,
@@ -35,7 +36,7 @@ def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, thresho
     th = params.threshold if threshold is None else threshold
     ones = np.ones(shape, dtype=np.float32)
     meta = {"reset": params.reset, "fires": "v > threshold" if strict else "v >= threshold",
-            "decay": params.decay, "dt": float(dt)}
+            "decay": params.decay, "dt": float(dt), **state_metadata(params)}
     if params.decay == 1.0:
         return nir.IF(r=ones / dt, v_threshold=ones * th, v_reset=0 * ones, metadata=meta)
     tau = dt / (1.0 - params.decay)
@@ -62,9 +63,24 @@ def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...]
     ones = np.ones(shape, dtype=np.float32)
     tau_syn, tau_mem = dt / (1.0 - syn_decay), dt / (1.0 - params.decay)
     meta = {"reset": params.reset, "fires": "v >= threshold", "decay": params.decay, "syn_decay": float(syn_decay),
-            "dt": float(dt)}
+            "dt": float(dt), **state_metadata(params)}
     return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * (tau_mem / dt), v_leak=0 * ones,
                        v_threshold=ones * th, v_reset=0 * ones, w_in=ones * (tau_syn / dt), metadata=meta)
+
+
+def state_metadata(params: NeuronParams) -> dict:
+    """What NIR cannot say about a quantised membrane (``neurons.state_quant``): ``state_bits``, ``state_low``,
+    ``state_high`` (relative to the threshold, so they survive threshold folding); nothing for float membranes."""
+    q = params.state_quant
+    return {} if q is None else {"state_bits": q.bits, "state_low": q.low, "state_high": q.high}
+
+
+def state_quant_of(node) -> StateQuant | None:
+    """A node's membrane quantisation from its metadata (``state_metadata``), None where it has none."""
+    meta = getattr(node, "metadata", None) or {}
+    if meta.get("state_bits") is None:
+        return None
+    return StateQuant(int(meta["state_bits"]), float(meta.get("state_low", 0.0)), float(meta.get("state_high", 0.2)))
 
 
 def _uniform(name: str, value: np.ndarray) -> float:
@@ -114,15 +130,16 @@ def node_params(node, dt: float) -> tuple[NeuronParams, float]:
     if not np.allclose(np.asarray(node.v_reset), 0.0):
         raise ConfigError("NIR import: only v_reset = 0 is supported")
     th = _threshold(node, strict)
+    quant = state_quant_of(node)
     if isinstance(node, nir.IF):
-        return NeuronParams(decay=1.0, threshold=th, reset=reset), _uniform("r", node.r) * dt
+        return NeuronParams(decay=1.0, threshold=th, reset=reset, state_quant=quant), _uniform("r", node.r) * dt
     if not np.allclose(np.asarray(node.v_leak), 0.0):
         raise ConfigError("NIR import: only v_leak = 0 is supported")
     tau = _uniform("tau", node.tau)
     if not tau > dt:
         raise ConfigError(f"NIR import: tau = {tau} must exceed dt = {dt} (decay 1 - dt/tau in (0, 1))")
     decay = 1.0 - dt / tau
-    return NeuronParams(decay=decay, threshold=th, reset=reset), _uniform("r", node.r) * dt / tau
+    return NeuronParams(decay=decay, threshold=th, reset=reset, state_quant=quant), _uniform("r", node.r) * dt / tau
 
 
 def synaptic_params(node, dt: float) -> tuple[NeuronParams, float, float]:
@@ -140,4 +157,5 @@ def synaptic_params(node, dt: float) -> tuple[NeuronParams, float, float]:
         raise ConfigError(f"NIR import: CubaLIF needs tau_syn >= dt and tau_mem > dt (dt = {dt}), got tau_syn = "
                           f"{tau_syn} and tau_mem = {tau_mem}")
     scale = _uniform("w_in", node.w_in) * dt / tau_syn * _uniform("r", node.r) * dt / tau_mem
-    return NeuronParams(decay=1.0 - dt / tau_mem, threshold=th, reset=reset), 1.0 - dt / tau_syn, scale
+    params = NeuronParams(decay=1.0 - dt / tau_mem, threshold=th, reset=reset, state_quant=state_quant_of(node))
+    return params, 1.0 - dt / tau_syn, scale

@@ -15,7 +15,10 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
-* ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``.
+* ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``;
+* ``state_bits`` (null or 1 to 24), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
+  ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
+  gradient; the reference loop runs it, not the fused kernels).
 
 ``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif`` they are
 refused in one line.
@@ -44,6 +47,7 @@ from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
 
 NEURONS = ("lif", "plif", "psn", "synaptic", "alif")
@@ -92,9 +96,25 @@ def check_neuron_options(o: Any) -> None:
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args))  # decay, threshold, reset and surrogate checked at load
+    state_quant_of(o)
     if o.neuron == "psn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError(f"method.neuron=psn needs all T steps at once: method.eval_timesteps={o.eval_timesteps} "
                           f"must equal method.timesteps={o.timesteps} (or be null)")
+
+
+def state_quant_of(o: Any) -> StateQuant | None:
+    """The membrane quantisation ``o.state_bits`` / ``state_low`` / ``state_high`` ask for (None without
+    ``state_bits``); a one-line ``ConfigError`` for bad values or a neuron other than a fixed ``lif`` / ``synaptic``."""
+    if o.state_bits is None:
+        return None
+    try:
+        quant = StateQuant(o.state_bits, o.state_low, o.state_high)
+    except ConfigError as error:
+        raise ConfigError(f"method.{error}") from None
+    if o.neuron not in ("lif", "synaptic") or o.learn_threshold:
+        raise ConfigError(f"method.state_bits quantises the membrane of the fixed lif and synaptic neurons, not "
+                          f"method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold else ""))
+    return quant
 
 
 def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = False) -> nn.Module:
@@ -107,14 +127,14 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))
     params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                          surrogate_args=dict(o.surrogate_args))
+                          surrogate_args=dict(o.surrogate_args), state_quant=state_quant_of(o))
     if o.neuron == "synaptic":
         return SynapticLIF(params, float(o.syn_decay))
     if o.neuron == "alif":
         return AdaptiveLIF(params, float(o.adapt_decay), float(o.adapt_scale))
     if o.neuron == "lif" and not o.learn_threshold:
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args), inplace=inplace)
+                   surrogate_args=dict(o.surrogate_args), inplace=inplace, state_quant=params.state_quant)
     channels = shape[0] if o.neuron_params == "channel" and shape else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
                         learn_threshold=o.learn_threshold)

@@ -99,6 +99,9 @@ class StbpOptions:
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
     adapt_decay: float = 0.9  # alif: the adaptation trace's decay rho
     adapt_scale: float = 0.2  # alif: the threshold's rise per spike beta
+    state_bits: int | None = None  # lif/synaptic: membrane on 2^bits levels (neurons.state_quant); null: float
+    state_low: float = 0.0  # the levels reach th * state_low below -th
+    state_high: float = 0.2  # ... and th * state_high above th (snnTorch's state_quant defaults)
     readout_decay: float = 0.9  # max_membrane: V_t = decay V_{t-1} + x_t (exp(-1 ms / 10 ms) ~ 0.905, SpyTorch)
     count_correct_rate: float = 1.0  # mse_count: wanted spikes per step of the label's output (snnTorch's default)
     count_incorrect_rate: float = 0.0  # mse_count: ... of the other outputs (snnTorch's default)

@@ -35,6 +35,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.state_quant import refuse_state_quant
 
 
 def adaptive_step(
@@ -67,6 +68,7 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
                               f"{adapt_scale!r} a finite number >= 0")
         if not params.leak_grad:
             raise ConfigError("an adaptive LIF needs leak_grad=True (its gradient runs through the leak)")
+        refuse_state_quant(params.state_quant, "an adaptive LIF")
         self.fixed = params
         self.adapt_decay, self.adapt_scale = float(adapt_decay), float(adapt_scale)
 

@@ -84,6 +84,8 @@ def _step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One update; returns ``(s_t, h_t, v_t)``: spikes, pre-reset and post-reset membrane, all ``x.shape``."""
     h = x if v is None else _leak(v, params) + x
+    if params.state_quant is not None:
+        h = params.state_quant(h, params.threshold)
     s = params.spike_fn(h - params.threshold)
     return s, h, reset_membrane(h, s, params.threshold, params)
 
@@ -164,7 +166,7 @@ def neuron_multistep(
         if fused:
             raise ConfigError(
                 f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors (or "
-                f"bfloat16 / float16 without the membrane trace) and a "
+                f"bfloat16 / float16 without the membrane trace), float membranes (no state_quant) and a "
                 f"surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on {x.device}, surrogate "
                 f"{params.spike_fn.name!r}"
             )

@@ -102,8 +102,8 @@ def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | No
     """Whether ``fused_multistep`` can run ``x [T, B, ...]`` with ``params`` (and ``v0 [B, ...]``).
 
     Needs: ``kernel_ready(x)`` (CPU), or for the Triton kernels (``uses_triton``) the switch on, triton
-    importable and ``x`` float32 and not empty; ``v0`` (if given) float32 on ``x``'s device; and a surrogate
-    the kernels implement.
+    importable and ``x`` float32 and not empty; ``v0`` (if given) float32 on ``x``'s device; a surrogate the
+    kernels implement; float membranes (``params.state_quant`` None).
     """
     if uses_triton(x):
         ready = _switched_on() and _triton_kernels() is not None and x.dtype == torch.float32 and x.numel() > 0
@@ -113,7 +113,7 @@ def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | No
         return False
     if v0 is not None and (v0.device != x.device or v0.dtype != torch.float32):
         return False
-    return params.spike_fn.name in FUSED_SURROGATES
+    return params.spike_fn.name in FUSED_SURROGATES and params.state_quant is None
 
 
 def _run(name: str, *args) -> None:

@@ -59,9 +59,11 @@ CHUNK_ELEMENTS = 1 << 20  # float32 elements of one chunk buffer (4 MiB): column
 def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None = None) -> bool:
     """Whether ``low_precision_multistep`` can run ``x [T, B, ...]``: a non-empty bfloat16 / float16 tensor (any
     layout: steps that are not dense are copied once, a time-invariant view runs its one step), a surrogate the
-    kernels know, ``v0`` (if given) on ``x``'s device, the fused switch on, and the kernels for ``x``: numba on the
-    CPU (``fused_available``), triton where ``neurons.fused.uses_triton``."""
+    kernels know, float membranes (no ``state_quant``), ``v0`` (if given) on ``x``'s device, the fused switch on,
+    and the kernels for ``x``: numba on the CPU (``fused_available``), triton where ``neurons.fused.uses_triton``."""
     if x.dtype not in LOW_PRECISION or x.numel() == 0 or params.spike_fn.name not in FUSED_SURROGATES:
+        return False
+    if params.state_quant is not None:
         return False
     if v0 is not None and v0.device != x.device:
         return False

@@ -27,6 +27,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.learnable_dynamics import learnable_multistep
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.state_quant import refuse_state_quant
 
 
 def tau_to_weight(tau: float) -> float:
@@ -54,6 +55,7 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
             raise ConfigError("a learnable neuron needs leak_grad=True (its decay's gradient runs through the leak)")
         if channels is not None and channels < 1:
             raise ConfigError(f"channels={channels} must be >= 1 (or None for one value per layer)")
+        refuse_state_quant(params.state_quant, "a learnable neuron")
         self.fixed = params
         shape = () if channels is None else (channels,)
         w = torch.full(shape, tau_to_weight(tau_init)) if learn_decay else None

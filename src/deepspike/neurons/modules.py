@@ -17,6 +17,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.state_quant import StateQuant
 
 
 class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
@@ -48,6 +49,8 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
             text += ", detach_reset=True"
         if not p.leak_grad and p.decay != 1.0:
             text += ", leak_grad=False"
+        if p.state_quant is not None:
+            text += f", state_quant={p.state_quant.describe()}"
         return text + (", inplace=True" if self.inplace else "")
 
     def with_threshold(self, threshold: float) -> SpikingNeuron:
@@ -62,7 +65,8 @@ class IF(SpikingNeuron):
         h_t = v_{t-1} + x_t,   s_t = H(h_t - threshold),
         v_t = h_t (1 - s_t)  (reset "zero"),  h_t - threshold s_t  ("subtract"),  h_t  ("none")
 
-    ``H`` fires at ``h_t >= threshold``; backward through the ``surrogate`` (``neurons.dynamics``).
+    ``H`` fires at ``h_t >= threshold``; backward through the ``surrogate`` (``neurons.dynamics``). ``state_quant``
+    rounds ``h_t`` to few-bit levels before firing (``neurons.state_quant``).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class IF(SpikingNeuron):
         surrogate_args: Mapping[str, float] | None = None,
         detach_reset: bool = False,
         inplace: bool = False,
+        state_quant: StateQuant | None = None,
     ) -> None:
         super().__init__(
             NeuronParams(
@@ -82,6 +87,7 @@ class IF(SpikingNeuron):
                 surrogate=surrogate,
                 surrogate_args=surrogate_args or {},
                 detach_reset=detach_reset,
+                state_quant=state_quant,
             ),
             inplace,
         )
@@ -94,7 +100,8 @@ class LIF(SpikingNeuron):
         v_t = h_t (1 - s_t)  (reset "zero"),  h_t - threshold s_t  ("subtract"),  h_t  ("none")
 
     (wu2019 eq. 5-6 with ``decay = 1 - dt/tau``). ``leak_grad=False`` keeps the leak out of the backward pass
-    (lee2020; see ``neurons.dynamics``).
+    (lee2020; see ``neurons.dynamics``). ``state_quant`` rounds ``h_t`` to few-bit levels before firing
+    (``neurons.state_quant``).
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class LIF(SpikingNeuron):
         detach_reset: bool = False,
         leak_grad: bool = True,
         inplace: bool = False,
+        state_quant: StateQuant | None = None,
     ) -> None:
         super().__init__(
             NeuronParams(
@@ -117,6 +125,7 @@ class LIF(SpikingNeuron):
                 surrogate_args=surrogate_args or {},
                 detach_reset=detach_reset,
                 leak_grad=leak_grad,
+                state_quant=state_quant,
             ),
             inplace,
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 RESETS = ("zero", "subtract", "none")
@@ -30,6 +31,8 @@ class NeuronParams:
     leak_grad: if False, the leak is applied in the forward pass only: the backward pass uses
         ``dh_t/dv_{t-1} = 1`` (IF-like) instead of ``k`` on the temporal path (lee2020: "leak only in
         forward").
+    state_quant: None (float membranes) or a ``StateQuant``: ``h_t`` rounded to ``2^bits`` levels before firing
+        (``neurons.state_quant``); the fused kernels do not run it (the reference loop does).
 
     Invalid values raise ``ConfigError``. ``surrogate_args`` is copied; treat it as read-only (the spike
     function is built once, at construction).
@@ -42,8 +45,11 @@ class NeuronParams:
     surrogate_args: Mapping[str, float] = field(default_factory=dict)
     detach_reset: bool = False
     leak_grad: bool = True
+    state_quant: StateQuant | None = None
 
     def __post_init__(self) -> None:
+        if self.state_quant is not None and not isinstance(self.state_quant, StateQuant):
+            raise ConfigError(f"neuron state_quant must be a StateQuant or None, got {self.state_quant!r}")
         for key in ("decay", "threshold"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or isinstance(value, bool):
@@ -82,5 +88,6 @@ class NeuronParams:
                 tuple(sorted(self.surrogate_args.items())),
                 self.detach_reset,
                 self.leak_grad,
+                self.state_quant,
             )
         )

@@ -1,0 +1,93 @@
+"""Quantised membranes against snnTorch's ``state_quant`` and ``Leaky(state_quant=...)``, a hand-stepped synaptic
+loop, the straight-through gradient, and the checks that keep the fused kernels and other neurons out of it."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.state_quant import StateQuant
+from deepspike.neurons.synaptic import SynapticLIF
+
+snntorch = pytest.importorskip("snntorch")
+quant = pytest.importorskip("snntorch.functional.quant")
+
+
+@pytest.mark.parametrize("bits, threshold, low, high", [(1, 1.0, 0.0, 0.2), (3, 0.7, 0.1, 0.3), (8, 2.5, 0.0, 0.0)])
+def test_levels_and_rounding_equal_snntorch_state_quant(bits, threshold, low, high):
+    torch.manual_seed(bits)
+    h = torch.randn(20000) * 2 * threshold
+    theirs = quant.state_quant(num_bits=bits, threshold=threshold, lower_limit=low, upper_limit=high)(h)
+    assert torch.equal(StateQuant(bits, low, high)(h, threshold), theirs)
+
+
+def test_hand_worked_levels_ties_and_non_finite_values():
+    q = StateQuant(2, 0.0, 0.5)  # 4 levels on [-1, 1.5]: -1, -1/6, 2/3, 1.5
+    assert torch.allclose(q.levels(1.0), torch.tensor([-1.0, -1 / 6, 2 / 3, 1.5]))
+    h = torch.tensor([0.25, -5.0, 9.0, float("inf"), float("-inf"), float("nan")])
+    out = q(h, 1.0)  # 0.25 is exactly between -1/6 and 2/3: the lower level
+    assert torch.allclose(out[:5], torch.tensor([-1 / 6, -1.0, 1.5, 1.5, -1.0])) and torch.isnan(out[5])
+
+
+def test_straight_through_gradient():
+    h = torch.randn(50, requires_grad=True)
+    StateQuant(3)(h, 1.0).mul(torch.arange(50.0)).sum().backward()
+    assert torch.equal(h.grad, torch.arange(50.0))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_lif_with_state_quant_equals_snntorch_leaky(bits):
+    torch.manual_seed(0)
+    x = torch.rand(30, 4, 50) * 0.6  # [T, B, N]
+    th = 0.8
+    leaky = snntorch.Leaky(beta=0.7, threshold=th, reset_mechanism="zero",
+                           state_quant=quant.state_quant(num_bits=bits, threshold=th, lower_limit=0.1, upper_limit=0.3))
+    mem, theirs = leaky.init_leaky(), []
+    for t in range(30):
+        s, mem = leaky(x[t], mem)
+        theirs.append(s)
+    ours = LIF(decay=0.7, threshold=th, reset="zero", state_quant=StateQuant(bits, 0.1, 0.3))(x)
+    assert torch.equal(ours, torch.stack(theirs)) and ours.sum() > 100
+    assert not torch.equal(ours, LIF(decay=0.7, threshold=th, reset="zero")(x))  # the quantisation matters here
+
+
+def test_synaptic_neuron_quantises_its_membrane_not_its_current():
+    torch.manual_seed(1)
+    x = torch.rand(12, 3, 7)
+    q = StateQuant(3)
+    params = NeuronParams(decay=0.8, threshold=0.5, reset="subtract", state_quant=q)
+    out = SynapticLIF(params, 0.6)(x)
+    i, v, ref = torch.zeros(3, 7), torch.zeros(3, 7), []
+    for t in range(12):
+        i = 0.6 * i + x[t]
+        h = q(0.8 * v + i, 0.5)
+        s = (h >= 0.5).float()
+        v = h - 0.5 * s
+        ref.append(s)
+    assert torch.equal(out, torch.stack(ref))
+
+
+def test_the_fused_kernels_step_aside_and_other_neurons_refuse():
+    params = NeuronParams(decay=0.5, threshold=1.0, state_quant=StateQuant(4))
+    x = torch.rand(5, 2, 3) * 2
+    with pytest.raises(ConfigError, match=r"float membranes \(no state_quant\)"):
+        neuron_multistep(x, params, fused=True)
+    assert torch.equal(neuron_multistep(x, params)[0], neuron_multistep(x, params, fused=False)[0])
+    with pytest.raises(ConfigError, match="^an adaptive LIF has no quantised membrane"):
+        AdaptiveLIF(params)
+    with pytest.raises(ConfigError, match="^a learnable neuron has no quantised membrane"):
+        LearnableLIF(params)
+    with pytest.raises(ConfigError, match="state_quant must be a StateQuant or None"):
+        NeuronParams(state_quant=4)
+
+
+@pytest.mark.parametrize("bad, message", [({"bits": 0}, "state_bits must be an integer from 1 to 24, got 0"),
+                                          ({"bits": True}, "state_bits must be an integer"),
+                                          ({"bits": 2, "low": -0.1}, "state_low must be a finite number >= 0"),
+                                          ({"bits": 2, "high": float("inf")}, "state_high must be a finite")])
+def test_bad_settings(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        StateQuant(**bad)
