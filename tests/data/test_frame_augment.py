@@ -151,8 +151,11 @@ def test_frames_crop_and_flip_move_every_step_alike():
 def test_shape_checks():
     Augment(roll=1).check_sample_shape((2, 14, 14))
     Augment(drop_event=0.2).check_sample_shape((700,))
-    with pytest.raises(ConfigError, match=r"samples are \[700\] \(only drop_event applies\)"):
+    with pytest.raises(ConfigError, match=r"need images or event frames, but this data set's samples are \[700\]"):
         Augment(rotate=10).check_sample_shape((700,))
+    Augment(time_mask=3).check_sample_shape((700,))
+    with pytest.raises(ConfigError, match=r"need sequences \[T, F\], but this data set's samples are \[2, 8, 8\]"):
+        Augment(channel_shift=3).check_sample_shape((2, 8, 8))
     for bad in ({"roll": -1}, {"rotate": 181}, {"shear": 90}, {"cutout": -2}, {"drop_event": 1.0}):
         with pytest.raises(ConfigError, match=f"augment.{next(iter(bad))} must be"):
             Augment(**bad)

@@ -49,6 +49,16 @@ def test_a_recurrent_run_resumes_exactly(shd_folder, tmp_path):
         assert torch.equal(value, cut[key]), key
 
 
+def test_a_run_with_sequence_augmentation_resumes_exactly(shd_folder, tmp_path):
+    augment = ["data.augment.channel_shift=3", "data.augment.time_mask=3", "data.augment.channel_mask=5",
+               "data.augment.drop_event=0.1"]
+    full, cut = full_and_resumed_weights(load_config(None, _overrides(shd_folder, *augment)), tmp_path)
+    plain, _ = full_and_resumed_weights(load_config(None, _overrides(shd_folder)), tmp_path / "plain")
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+    assert any(not torch.equal(value, plain[key]) for key, value in full.items())  # the augmentation took part
+
+
 @pytest.mark.parametrize("mode", ["checkpoint", "sltt", "ottt"])
 def test_every_temporal_gradient_mode_trains_a_recurrent_net(shd_folder, tmp_path, mode):
     segment = ["train.time_segment=4"] if mode == "checkpoint" else []

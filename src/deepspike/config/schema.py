@@ -50,7 +50,9 @@ class AugmentConfig(Augment):
     side with zeros and crops back at a random place; ``hflip`` flips half the pictures left-right; ``roll``
     (pixels, >= 0), ``rotate`` (degrees, [0, 180]), ``shear`` (degrees, [0, 90)) and ``cutout`` (side, >= 0) move
     or mask each picture at random; ``one_of`` applies one of those four per sample (NDA); ``drop_event``
-    ([0, 1)) drops each event of count data. Event frames ``[T, C, H, W]`` take the same draw at every step."""
+    ([0, 1)) drops each event of count data; ``channel_shift``, ``time_mask``, ``channel_mask`` (>= 0) shift or
+    mask the channels and steps of sequences ``[T, F]``. Event frames ``[T, C, H, W]`` take the same draw at every
+    step."""
 
     def __post_init__(self) -> None:
         try:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
-from deepspike.data import frame_augment
+from deepspike.data import frame_augment, sequence_augment
 
 
 def shift_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, padding: int) -> torch.Tensor:
@@ -74,11 +74,13 @@ def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
 
 @dataclass(frozen=True)
 class Augment:
-    """Training augmentation of images ``[B, C, H, W]`` or event frames ``[B, T, C, H, W]`` (a frame sequence moves
-    as one picture: the same draw for all T steps).
+    """Training augmentation of images ``[B, C, H, W]``, event frames ``[B, T, C, H, W]`` (a frame sequence moves
+    as one picture: the same draw for all T steps) and sequences ``[B, T, F]``.
 
-    In this order: ``drop_event`` (probability of dropping each event; count data, also sequences ``[B, T, F]``),
-    a random crop with ``crop_padding`` zeros, a random horizontal flip (``hflip``), then the geometric ops of
+    In this order: ``drop_event`` (probability of dropping each event; count data of any shape); on sequences the
+    ops of :mod:`deepspike.data.sequence_augment` (``channel_shift``: channels moved by up to that many places,
+    ``time_mask`` / ``channel_mask``: one zeroed band of up to that many steps / channels); on pictures a random
+    crop with ``crop_padding`` zeros, a random horizontal flip (``hflip``), then the geometric ops of
     :mod:`deepspike.data.frame_augment`: ``roll`` (circular shift up to that many pixels), ``rotate`` (up to that
     many degrees), ``shear`` (horizontal, up to that many degrees), ``cutout`` (one zeroed square of that side).
     With ``one_of`` each sample takes exactly one of the geometric ops that are on, chosen uniformly (NDA, Li et
@@ -93,9 +95,15 @@ class Augment:
     cutout: int = 0
     drop_event: float = 0.0
     one_of: bool = False
+    channel_shift: int = 0
+    time_mask: int = 0
+    channel_mask: int = 0
 
     def __post_init__(self) -> None:
         for name, ok, rule in (("crop_padding", self.crop_padding >= 0, ">= 0"), ("roll", self.roll >= 0, ">= 0"),
+                               ("channel_shift", self.channel_shift >= 0, ">= 0"),
+                               ("time_mask", self.time_mask >= 0, ">= 0"),
+                               ("channel_mask", self.channel_mask >= 0, ">= 0"),
                                ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
                                ("shear", 0 <= self.shear < 90, "in [0, 90)"), ("cutout", self.cutout >= 0, ">= 0"),
                                ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)")):
@@ -119,20 +127,34 @@ class Augment:
     @property
     def is_identity(self) -> bool:
         """True when nothing is on (nothing to do)."""
-        return self.crop_padding == 0 and not self.hflip and not self.geometric and self.drop_event == 0
+        return not (self.crop_padding or self.hflip or self.geometric or self.drop_event or self.on_sequences)
+
+    @property
+    def on_sequences(self) -> bool:
+        """True when a sequence op (channel shift, time or channel mask) is on."""
+        return bool(self.channel_shift or self.time_mask or self.channel_mask)
 
     def check_sample_shape(self, shape: Sequence[int]) -> None:
         """ConfigError unless inputs of one step's ``shape`` (``DataSplits.input_shape``: ``[C, H, W]`` for images
         and event frames, ``[F]`` for sequences) can take the ops that are on: crops, flips and the geometric ops
-        need pictures; ``drop_event`` takes any shape."""
+        need pictures, channel shifts and masks sequences; ``drop_event`` takes any shape."""
         spatial = self.crop_padding or self.hflip or self.geometric
         if spatial and len(shape) != 3:
             raise ConfigError(f"data.augment: crops, flips, roll, rotate, shear and cutout need images or event "
-                              f"frames, but this data set's samples are {list(shape)} (only drop_event applies)")
+                              f"frames, but this data set's samples are {list(shape)} per step")
+        if self.on_sequences and len(shape) != 1:
+            raise ConfigError(f"data.augment: channel_shift, time_mask and channel_mask need sequences [T, F], but "
+                              f"this data set's samples are {list(shape)} per step")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.drop_event:
             x = frame_augment.drop_events(x, self.drop_event, generator)
+        if self.channel_shift:
+            x = sequence_augment.random_channel_shift(x, self.channel_shift, generator)
+        if self.time_mask:
+            x = sequence_augment.random_time_mask(x, self.time_mask, generator)
+        if self.channel_mask:
+            x = sequence_augment.random_channel_mask(x, self.channel_mask, generator)
         if self.crop_padding or self.hflip:
             flat = frame_augment.fold_steps(x)
             flat = random_crop(flat, self.crop_padding, generator)
