@@ -1,5 +1,6 @@
-"""Quantised membranes against snnTorch's ``state_quant`` and ``Leaky(state_quant=...)``, a hand-stepped synaptic
-loop, the straight-through gradient, and the checks that keep the fused kernels and other neurons out of it."""
+"""Quantised membranes against snnTorch's ``state_quant`` and ``Leaky(state_quant=...)`` (forward), a hand-stepped
+synaptic loop, the clipped straight-through gradient, and the checks that keep the fused kernels and other neurons
+out of it."""
 
 import pytest
 import torch
@@ -32,10 +33,11 @@ def test_hand_worked_levels_ties_and_non_finite_values():
     assert torch.allclose(out[:5], torch.tensor([-1 / 6, -1.0, 1.5, 1.5, -1.0])) and torch.isnan(out[5])
 
 
-def test_straight_through_gradient():
-    h = torch.randn(50, requires_grad=True)
-    StateQuant(3)(h, 1.0).mul(torch.arange(50.0)).sum().backward()
-    assert torch.equal(h.grad, torch.arange(50.0))
+def test_clipped_straight_through_gradient():
+    """1 inside the levels' range [-1, 1.2] (its ends included), 0 where the membrane was clamped."""
+    h = torch.tensor([-3.0, -1.0, -0.3, 0.0, 0.9, 1.2, 1.3, 7.0], requires_grad=True)
+    StateQuant(3)(h, 1.0).mul(torch.arange(1.0, 9.0)).sum().backward()
+    assert h.grad.tolist() == [0, 2, 3, 4, 5, 6, 0, 0]
 
 
 @pytest.mark.parametrize("bits", [2, 4])

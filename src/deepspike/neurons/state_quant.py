@@ -6,8 +6,14 @@ before the neuron fires and resets (snnTorch's ``state_quant(uniform=True)`` and
     levels = linspace(-th (1 + low), th (1 + high), L),   h_t <- levels[argmin_i |h_t - levels_i|]
 
 so a membrane beyond the range is clamped to its end, and the levels move with the threshold ``th`` (folding the
-threshold into the weights keeps them). The backward pass is the straight-through estimator: ``dh_q / dh = 1``.
-``low = 0, high = 0.2`` (snnTorch's defaults) spend the levels on ``[-th, 1.2 th]``.
+threshold into the weights keeps them). ``low = 0, high = 0.2`` (snnTorch's defaults) spend the levels on
+``[-th, 1.2 th]``.
+
+The backward pass is the clipped straight-through estimator: ``dh_q / dh = 1`` inside the range, 0 where ``h``
+was clamped. snnTorch passes the gradient everywhere; with its default range that trains badly here (a neuron
+driven far above threshold sits at ``1.2 th``, inside the surrogate's window, and keeps receiving gradient
+that cannot change its output): digits, scnn_digits, T = 4, 8 bits, 30 epochs, 35-37% test accuracy with the plain
+estimator against 97-99% with float membranes (``benchmarks/RESULTS.md``, session 26).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ class StateQuant:
                               device=device)
 
     def __call__(self, h: torch.Tensor, threshold: float) -> torch.Tensor:
-        """``h`` (any shape) on its nearest level, same shape and dtype; gradient passed straight through."""
+        """``h`` (any shape) on its nearest level, same shape and dtype; the gradient passed straight through where
+        ``h`` lies in the levels' range, 0 where it was clamped."""
         return _NearestLevel.apply(h, self.levels(threshold, h.dtype, h.device))
 
     def describe(self) -> str:
@@ -62,7 +69,7 @@ def refuse_state_quant(state_quant: StateQuant | None, neuron: str) -> None:
 
 class _NearestLevel(torch.autograd.Function):
     """Forward: each entry of ``h`` replaced by its nearest level of the ascending, evenly spaced ``levels [L]``
-    (ties to the lower level; NaN kept); backward: the gradient unchanged."""
+    (ties to the lower level; NaN kept); backward: the gradient where ``levels[0] <= h <= levels[-1]``, else 0."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -70,8 +77,10 @@ class _NearestLevel(torch.autograd.Function):
         step = (levels[last] - levels[0]) / last
         position = (h.nan_to_num(0.0) - levels[0]) / step  # inf -> the float maximum, clamped below
         index = torch.ceil(position - 0.5).clamp_(0, last).long()  # nearest; a tie goes down
+        ctx.save_for_backward((h >= levels[0]) & (h <= levels[last]))
         return torch.where(torch.isnan(h), h, levels[index])  # NaN stays NaN (neurons.dynamics' policy)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None
