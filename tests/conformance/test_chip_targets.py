@@ -29,6 +29,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
+from deepspike.neurons.state_quant import StateQuant
 
 
 def _dense(sizes, neuron=lambda: LIF(decay=0.9), seed=0) -> RateNetwork:
@@ -100,6 +101,17 @@ def test_xylo_mapper_keeps_our_weights_and_quantises_within_one_step():
         assert (err <= bound).all() and err.max() > 0
         assert neuron.params.decay == 1 - 2 ** -3 and neuron.params.reset == "subtract"  # 0.9 -> dash 3
     assert xylo_report(model)["fits"]
+
+
+def test_a_trained_membrane_quantisation_gives_way_to_the_chips_own():
+    require("rockpool", "--target xylo")
+    quantised = StateQuant(4)
+    model = _dense([16, 24, 8], neuron=lambda: LIF(decay=0.9, state_quant=quantised))
+    mapped = xylo_spec(model)
+    assert all(n.params.state_quant is None for _, n in dense_layers(quantised_model(model, mapped)))
+    assert all(n.params.state_quant == quantised for _, n in dense_layers(quantised_model(model, mapped, False)))
+    assert "keeps its own integer membrane" in xylo_report(model)["note"]
+    assert "note" not in xylo_report(_dense([16, 24, 8]))
 
 
 def test_xylo_reports_what_exceeds_the_chip_and_refuses_conv_nets():

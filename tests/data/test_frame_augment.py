@@ -11,6 +11,7 @@ from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.data import Augment
 from deepspike.data import frame_augment as fa
+from deepspike.training.trainer import Trainer
 from tiny_run import TINY, full_and_resumed_weights
 
 
@@ -105,11 +106,25 @@ def test_drop_events_is_binomial_thinning_of_counts():
     assert torch.equal(fa.drop_events(x[:3], 0.0, _gen()), x[:3])
 
 
-def test_drop_events_refuses_inputs_that_are_not_counts():
+@pytest.mark.parametrize("bad", [0.5, -1.0, float("inf"), float("nan")])
+def test_drop_events_refuses_inputs_that_are_not_counts(bad):
     with pytest.raises(ConfigError, match="drop_event needs event counts"):
-        fa.drop_events(torch.tensor([0.5, 1.0]), 0.1, _gen())
+        fa.drop_events(torch.tensor([bad, 1.0]), 0.1, _gen())
+
+
+def test_a_run_refuses_event_drops_on_analog_data_before_it_starts(tmp_path):
     with pytest.raises(ConfigError, match="drop_event needs event counts"):
-        fa.drop_events(torch.tensor([-1.0, 1.0]), 0.1, _gen())
+        Trainer(load_config(None, [*TINY, "data.augment.drop_event=0.1"]), tmp_path / "run").fit()
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_infinite_pixel_moved_out_or_masked_leaves_zeros_not_nan():
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 0, 0] = float("inf")
+    rotated = fa.affine_nearest(x, fa.rotation_shear_inverse(torch.tensor([45.0]), torch.zeros(1)))
+    assert not torch.isnan(rotated).any()
+    masked = fa.random_cutout(x.expand(40, 1, 5, 5), 3, _gen(9))
+    assert not torch.isnan(masked).any() and (masked == 0).all(dim=(1, 2, 3)).sum() < 40
 
 
 def test_fold_steps_refuses_sequences():

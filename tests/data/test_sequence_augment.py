@@ -59,3 +59,11 @@ def test_sequence_ops_refuse_pictures_and_check_their_settings():
         Augment(channel_mask=-1)
     assert not Augment(time_mask=2).is_identity and Augment(time_mask=2).on_sequences
 
+
+
+def test_shifts_and_masks_leave_zeros_not_nan_where_an_inf_was():
+    x = torch.zeros(30, 6, 8)
+    x[:, :, 0] = float("inf")
+    for out in (sa.random_channel_shift(x, 2, _gen(3)), sa.random_time_mask(x, 3, _gen(3)),
+                sa.random_channel_mask(x, 3, _gen(3))):
+        assert not torch.isnan(out).any()

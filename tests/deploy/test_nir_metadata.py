@@ -8,12 +8,18 @@ import pytest
 import torch
 
 nir = pytest.importorskip("nir")
+from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import from_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.families import build, reference_spikes, sample_input  # noqa: E402
+from deepspike.deploy.nir_sim import GraphSimulator  # noqa: E402
 from deepspike.methods import get_method  # noqa: E402
 from deepspike.models import create_architecture  # noqa: E402
 from deepspike.neurons.modules import SpikingNeuron  # noqa: E402
 from deepspike.neurons.state_quant import StateQuant  # noqa: E402
+
+
+def _plain(meta):
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in meta.items()}
 
 
 def _neurons(net):
@@ -32,10 +38,14 @@ def test_node_metadata_carries_dt_reset_and_coding_through_a_file(tmp_path):
         assert float(n.metadata["decay"]) == pytest.approx(0.9)
 
 
-def test_a_delta_coded_net_says_so():
-    net = get_method("stbp", {"encoder": "delta", "delta_mode": "level"}).build(
+def test_a_delta_coded_net_says_so_with_its_settings(tmp_path):
+    net = get_method("stbp", {"encoder": "delta", "delta_mode": "level", "delta_threshold": 0.3,
+                              "delta_off_spikes": False}).build(
         create_architecture("rsnn", num_classes=3, input_shape=(5,), hidden=[4]))
-    assert to_nir(net, (5,)).nodes["input"].metadata["coding"] == "delta"
+    g = nir.read(str(write_nir(to_nir(net, (5,)), tmp_path / "d.nir")))
+    meta = _plain(g.nodes["input"].metadata)
+    assert meta["coding"] == "delta" and meta["delta_mode"] == "level" and float(meta["delta_threshold"]) == 0.3
+    assert int(meta["delta_off_spikes"]) == 0 and _plain(g.metadata)["delta_mode"] == "level"
 
 
 @pytest.mark.parametrize("fold", [False, True])
@@ -56,6 +66,18 @@ def test_quantised_membranes_survive_a_file_and_threshold_folding(tmp_path, fold
         create_architecture("scnn_digits", num_classes=10)).eval()
     float_net.load_state_dict(net.state_dict())
     assert not torch.equal(reference_spikes(float_net, x), spikes)  # the quantisation shows in the output
+    simulated = GraphSimulator.rate_coded(g).run({"input": x.double()})["output"]  # the float64 simulator
+    assert torch.equal(simulated.float(), spikes)
+
+
+@pytest.mark.parametrize("meta", [{"state_bits": "four"}, {"state_bits": np.array([4, 5])}, {"state_bits": 4.7},
+                                  {"state_bits": 4, "state_low": "x"}, {"state_bits": 40}])
+def test_bad_membrane_quantisation_metadata_is_one_line(meta):
+    g = to_nir(build("dense", "LIF", "zero"), (64,))
+    lif = next(n for n in g.nodes.values() if isinstance(n, nir.LIF))
+    lif.metadata.update(meta)
+    with pytest.raises(ConfigError, match="^NIR import: bad membrane quantisation in a node's metadata"):
+        from_nir(g)
 
 
 def test_dt_from_node_metadata_when_the_graph_has_none():

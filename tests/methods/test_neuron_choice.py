@@ -199,17 +199,21 @@ def test_state_bits_quantise_the_lif_and_synaptic_membranes(neuron):
     kind = LIF if neuron == "lif" else SynapticLIF
     quants = {(m.params if neuron == "lif" else m.fixed).state_quant for m in _neurons(net, kind)}
     assert quants == {StateQuant(4, 0.1, 0.3)}
-    x = torch.rand(3, 1, 8, 8)
-    assert not torch.equal(net(x), _net(neuron=neuron)(x))
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 8, 8)
+    float_net = _net(neuron=neuron)
+    float_net.load_state_dict(net.state_dict())  # the same weights: only the membranes differ
+    assert not torch.equal(net.eval()(x), float_net.eval()(x))
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"state_bits": 0}, "^method.state_bits must be an integer from 1 to 24, got 0$"),
+    ({"state_bits": 0}, "^method.state_bits must be an integer from 1 to 16, got 0$"),
     ({"state_bits": 4, "state_high": -1.0}, "^method.state_high must be a finite number >= 0, got -1.0$"),
     ({"state_bits": 4, "neuron": "plif"}, "^method.state_bits quantises the membrane of the fixed lif and synaptic "
                                           "neurons, not method.neuron=plif$"),
     ({"state_bits": 4, "learn_threshold": True}, "not method.neuron=lif with learn_threshold$"),
+    ({"state_low": -1.0}, "^method.state_low must be a finite number >= 0, got -1.0$"),
 ])
-def test_state_bits_refusals(options, message):
+def test_state_bits_refusals(options, message):  # state_low / state_high are checked without state_bits too
     with pytest.raises(ConfigError, match=message):
         StbpOptions(**options)

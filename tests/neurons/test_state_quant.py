@@ -25,6 +25,25 @@ def test_levels_and_rounding_equal_snntorch_state_quant(bits, threshold, low, hi
     assert torch.equal(StateQuant(bits, low, high)(h, threshold), theirs)
 
 
+def test_ties_and_their_neighbours_and_every_level_equal_snntorch():
+    theirs_fn = quant.state_quant(num_bits=4, threshold=0.7, lower_limit=0.1, upper_limit=0.3)
+    levels = StateQuant(4, 0.1, 0.3).levels(0.7)
+    mids = (levels[1:] + levels[:-1]) / 2
+    h = torch.cat([levels, mids, torch.nextafter(mids, torch.tensor(9.0)), torch.nextafter(mids, torch.tensor(-9.0))])
+    assert torch.equal(StateQuant(4, 0.1, 0.3)(h, 0.7), theirs_fn(h))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_low_and_high_precision_membranes_take_the_float32_level(dtype, bits):
+    """bfloat16 cannot index 2^9 levels itself: the level is found in float32, then cast."""
+    torch.manual_seed(bits)
+    h = (torch.randn(5000) * 1.5).to(dtype)
+    q = StateQuant(bits)
+    out = q(h, 1.0)
+    assert out.dtype == dtype and torch.equal(out, q(h.float(), 1.0).to(dtype))
+
+
 def test_hand_worked_levels_ties_and_non_finite_values():
     q = StateQuant(2, 0.0, 0.5)  # 4 levels on [-1, 1.5]: -1, -1/6, 2/3, 1.5
     assert torch.allclose(q.levels(1.0), torch.tensor([-1.0, -1 / 6, 2 / 3, 1.5]))
@@ -73,11 +92,14 @@ def test_synaptic_neuron_quantises_its_membrane_not_its_current():
 
 
 def test_the_fused_kernels_step_aside_and_other_neurons_refuse():
-    params = NeuronParams(decay=0.5, threshold=1.0, state_quant=StateQuant(4))
-    x = torch.rand(5, 2, 3) * 2
+    params = NeuronParams(decay=0.5, threshold=1.0, state_quant=StateQuant(2))
+    torch.manual_seed(3)
+    x = torch.rand(6, 4, 5) * 1.5
     with pytest.raises(ConfigError, match=r"float membranes \(no state_quant\)"):
         neuron_multistep(x, params, fused=True)
-    assert torch.equal(neuron_multistep(x, params)[0], neuron_multistep(x, params, fused=False)[0])
+    spikes = neuron_multistep(x, params)[0]
+    assert torch.equal(spikes, neuron_multistep(x, params, fused=False)[0])
+    assert not torch.equal(spikes, neuron_multistep(x, NeuronParams(decay=0.5, threshold=1.0))[0])  # it matters
     with pytest.raises(ConfigError, match="^an adaptive LIF has no quantised membrane"):
         AdaptiveLIF(params)
     with pytest.raises(ConfigError, match="^a learnable neuron has no quantised membrane"):
@@ -86,7 +108,8 @@ def test_the_fused_kernels_step_aside_and_other_neurons_refuse():
         NeuronParams(state_quant=4)
 
 
-@pytest.mark.parametrize("bad, message", [({"bits": 0}, "state_bits must be an integer from 1 to 24, got 0"),
+@pytest.mark.parametrize("bad, message", [({"bits": 0}, "state_bits must be an integer from 1 to 16, got 0"),
+                                          ({"bits": 17}, "state_bits must be an integer from 1 to 16, got 17"),
                                           ({"bits": True}, "state_bits must be an integer"),
                                           ({"bits": 2, "low": -0.1}, "state_low must be a finite number >= 0"),
                                           ({"bits": 2, "high": float("inf")}, "state_high must be a finite")])

@@ -76,7 +76,7 @@ def affine_nearest(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
     index = torch.where(inside, rows * w + cols, 0).to(x.device)
     out = x.reshape(b, c, h * w).gather(2, index[:, None, :].expand(b, c, h * w))
-    return (out * inside.to(x.device, x.dtype)[:, None, :]).view(b, c, h, w)
+    return torch.where(inside.to(x.device)[:, None, :], out, 0).view(b, c, h, w)  # 0 also where an inf was gathered
 
 
 def rotation_shear_inverse(angle_deg: torch.Tensor, shear_deg: torch.Tensor) -> torch.Tensor:
@@ -115,16 +115,21 @@ def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> tor
     in_rows = (rows >= cy[:, None]) & (rows < cy[:, None] + size)  # [B, H]
     in_cols = (cols >= cx[:, None]) & (cols < cx[:, None] + size)  # [B, W]
     keep = ~(in_rows[:, :, None] & in_cols[:, None, :])  # [B, H, W]
-    return (flat * keep.to(x.device, x.dtype)[:, None]).view(x.shape)
+    return torch.where(keep.to(x.device)[:, None], flat, 0).view(x.shape)
+
+
+def check_counts(x: torch.Tensor) -> None:
+    """ConfigError unless every entry of ``x`` is a finite whole number >= 0 (an event count)."""
+    if not bool((torch.isfinite(x) & (x >= 0) & (x == torch.round(x))).all()):
+        raise ConfigError("data.augment.drop_event needs event counts (finite non-negative whole numbers) before "
+                          "normalisation; this data set's inputs are not counts")
 
 
 def drop_events(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Drop each event independently with probability ``p`` (tonic's ``DropEvent`` on the frames): a pixel's count
     ``n`` becomes ``Binomial(n, 1 - p)``. ``x``: event counts of any shape (``[B, T, C, H, W]``, ``[B, T, F]``),
-    non-negative whole numbers, else ConfigError."""
-    if bool((x < 0).any()) or not bool((x == torch.round(x)).all()):
-        raise ConfigError("data.augment.drop_event needs event counts (non-negative whole numbers) before "
-                          "normalisation; this data set's inputs are not counts")
+    else ConfigError (:func:`check_counts`)."""
+    check_counts(x)
     counts = x.detach().to("cpu", torch.float32)
     kept = torch.binomial(counts, torch.full_like(counts, 1 - p), generator=generator)
     return kept.to(x.device, x.dtype)

@@ -30,7 +30,7 @@ def shift_channels(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     inside = ((source >= 0) & (source < f)).to(x.device)
     index = source.clamp(0, f - 1).to(x.device)
     out = x.gather(2, index[:, None, :].expand(b, t, f))
-    return out * inside[:, None, :].to(x.dtype)
+    return torch.where(inside[:, None, :], out, 0)
 
 
 def random_channel_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -53,11 +53,11 @@ def random_time_mask(x: torch.Tensor, max_width: int, generator: torch.Generator
     """Zero one band of up to ``max_width`` consecutive steps of each sample (all channels); ``x [B, T, F]``."""
     check_sequences(x, "time_mask")
     band = _bands(x.shape[0], x.shape[1], max_width, generator).to(x.device)  # [B, T]
-    return x * (~band)[:, :, None].to(x.dtype)
+    return torch.where(band[:, :, None], 0, x)
 
 
 def random_channel_mask(x: torch.Tensor, max_width: int, generator: torch.Generator) -> torch.Tensor:
     """Zero one band of up to ``max_width`` consecutive channels of each sample (all steps); ``x [B, T, F]``."""
     check_sequences(x, "channel_mask")
     band = _bands(x.shape[0], x.shape[2], max_width, generator).to(x.device)  # [B, F]
-    return x * (~band)[:, None, :].to(x.dtype)
+    return torch.where(band[:, None, :], 0, x)

@@ -75,12 +75,32 @@ def state_metadata(params: NeuronParams) -> dict:
     return {} if q is None else {"state_bits": q.bits, "state_low": q.low, "state_high": q.high}
 
 
+def chip_membrane_note(model) -> str | None:
+    """For the chip reports (Speck, Xylo): a note when ``model`` was trained with a quantised membrane, which the
+    chip's own integer membrane replaces; None otherwise."""
+    quantised = any(getattr(getattr(m, "params", None) or getattr(m, "fixed", None), "state_quant", None)
+                    for m in model.modules())
+    return ("trained with a quantised membrane (method.state_bits); the chip keeps its own integer membrane, so that "
+            "quantisation is not carried" if quantised else None)
+
+
 def state_quant_of(node) -> StateQuant | None:
-    """A node's membrane quantisation from its metadata (``state_metadata``), None where it has none."""
+    """A node's membrane quantisation from its metadata (``state_metadata``), None where it has none; a one-line
+    ``ConfigError`` for values that are not a whole number of bits and two numbers."""
     meta = getattr(node, "metadata", None) or {}
     if meta.get("state_bits") is None:
         return None
-    return StateQuant(int(meta["state_bits"]), float(meta.get("state_low", 0.0)), float(meta.get("state_high", 0.2)))
+    values = [np.asarray(meta.get(key, default)) for key, default in
+              (("state_bits", 0), ("state_low", 0.0), ("state_high", 0.2))]
+    try:
+        bits, low, high = (float(v) for v in values)  # a size-1 array or a number, else TypeError / ValueError
+        if not bits.is_integer():
+            raise ValueError
+        return StateQuant(int(bits), low, high)
+    except (TypeError, ValueError, ConfigError):
+        shown = {k: meta.get(k) for k in ("state_bits", "state_low", "state_high")}
+        raise ConfigError(f"NIR import: bad membrane quantisation in a node's metadata {shown}: expected state_bits "
+                          f"a whole number from 1 to 16, state_low and state_high numbers >= 0") from None
 
 
 def _uniform(name: str, value: np.ndarray) -> float:

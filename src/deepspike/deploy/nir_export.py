@@ -67,7 +67,8 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
                           "a net of your own as RateNetwork(encoder, body, readout, timesteps)")
     mods = leaf_modules(body)
-    info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0)}
+    info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0),
+                  **encoder_options(model)}
     readout = getattr(model, "readout", None)
     output = getattr(model, "output", None)  # the converted network's output IF layer
     if isinstance(readout, nn.Module):  # the modules it hands on (its neuron, the output IF) meet _RateGraph.module
@@ -108,6 +109,16 @@ def _encoder_name(model: nn.Module) -> str:
         return str(kind)
     name = type(enc).__name__
     return {"FrameEncoder": "frames", "SignedPoissonEncoder": "bipolar"}.get(name, name)
+
+
+def encoder_options(model: nn.Module) -> dict:
+    """What a consumer needs to redo the input coding besides its name: a delta encoder's ``delta_threshold``,
+    ``delta_mode`` and ``delta_off_spikes`` (``layers.event_frames.DeltaEncoder``); nothing for the others."""
+    enc = getattr(model, "encoder", None)
+    if getattr(enc, "kind", None) != "delta":
+        return {}
+    return {"delta_threshold": float(enc.threshold), "delta_mode": str(enc.mode),
+            "delta_off_spikes": int(enc.off_spikes)}
 
 
 def _pair(v) -> np.ndarray:
@@ -223,7 +234,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
         raise ConfigError(f"dt must be > 0 seconds, got {dt}")
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
-    coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"]}
+    coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}
     graph = _RateGraph(nir, shape, dt, fold_thresholds, coding)
     with torch.no_grad():
         for m in mods:

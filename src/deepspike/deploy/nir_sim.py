@@ -33,7 +33,9 @@ a threshold; their output ``[Tc, B, ...]`` is ``h`` itself), per element, ``v = 
 arrives at ``k dt`` and V, which only impulses raise, is tested right after it, then leaks over the step.
 ``fire(h)``: ``h > v_threshold`` (NIR's rule), or ``h >= v_threshold`` where the node's metadata says
 ``fires: "v >= threshold"``. ``reset`` from the metadata: "zero" (default, NIR's) ``v_reset``, "subtract"
-``h - v_threshold``, "none" ``h``. The metadata is read by ``deploy.neurons.firing_rules``, as ``from_nir`` reads it.
+``h - v_threshold``, "none" ``h``. The metadata is read by ``deploy.neurons.firing_rules``, as ``from_nir`` reads it;
+a quantised membrane's ``state_bits`` / ``state_low`` / ``state_high`` (``deploy.neurons.state_quant_of``) put ``h``
+on its level before the test.
 deepspike's neuron (``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th``, then reset; ``deploy.neurons``) is
 "euler" with "currents" for its file's ``tau = dt / (1 - k)``, ``r = tau / dt`` (decay k, gain 1), step for step.
 
@@ -78,7 +80,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
-from deepspike.deploy.neurons import firing_rules
+from deepspike.deploy.neurons import _uniform, firing_rules, state_quant_of
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
 
 SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, I, LI, "
@@ -126,6 +128,9 @@ class _Neuron:
         self.v_reset = _param(node.v_reset) if spiking else 0.0
         self.reset_mode, strict = firing_rules(node) if spiking else ("none", True)
         self.compare = torch.gt if strict else torch.ge
+        self.state_quant = state_quant_of(node) if spiking else None  # a quantised membrane (metadata)
+        if self.state_quant is not None:
+            self.quant_threshold = _uniform("v_threshold", node.v_threshold)
         self.decay: float | torch.Tensor | None = None
         self.v_leak: float | torch.Tensor = 0.0
         self.state: tuple | None = None
@@ -140,7 +145,10 @@ class _Neuron:
             v.sub_(self.v_leak).mul_(self.decay).add_(self.v_leak)
 
     def _fire(self, v: torch.Tensor, fire: torch.Tensor) -> None:
-        """``fire = v > v_th`` (or ``>=``), then the reset of the spiking entries, in place."""
+        """A quantised membrane on its level (``neurons.state_quant``), ``fire = v > v_th`` (or ``>=``), then the
+        reset of the spiking entries, in place."""
+        if self.state_quant is not None:
+            v.copy_(self.state_quant(v, self.quant_threshold))
         self.compare(v, self.v_th, out=fire)
         if self.reset_mode == "subtract":
             v.sub_(fire.to(v.dtype) * self.v_th)

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.deploy.neurons import chip_membrane_note
 from deepspike.deploy.nir_export import _Integrator, chain_modules
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -196,7 +197,8 @@ def _write_layer(lin: nn.Linear, rec: nn.Linear | None, w: np.ndarray, v: np.nda
 
 def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn.Module:
     """A copy of ``model`` whose dense layers (feed-forward and feedback weights) and neurons hold what Xylo would
-    (module docstring); ``dynamics=False`` quantises weights, biases and thresholds only (our decay and reset kept)."""
+    (module docstring; a trained ``state_quant`` is dropped for the chip's integer membrane); ``dynamics=False``
+    quantises weights, biases and thresholds only (our decay, reset and membrane kept)."""
     fl, q = mapped["float"], mapped["quantised"]
     out = copy.deepcopy(model)
     layers = xylo_layers(out)
@@ -211,8 +213,8 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
         _write_layer(lin, rec, w, v, np.asarray(q["bias" + sfx], float)[own], s)
         dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
         decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
-        if dynamics:
-            neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract")
+        if dynamics:  # the chip's integer membrane, not a trained state_quant
+            neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract", state_quant=None)
     return out
 
 
@@ -228,6 +230,8 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
               "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
     if mapped["over"]:
         report["reason"] = "; ".join(mapped["over"])
+    if chip_membrane_note(model):
+        report["note"] = chip_membrane_note(model)
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
         weights_only = accuracy(quantised_model(model, mapped, dynamics=False))

@@ -16,7 +16,7 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
 * ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``;
-* ``state_bits`` (null or 1 to 24), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
+* ``state_bits`` (null or 1 to 16), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
   ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
   gradient; the reference loop runs it, not the fused kernels).
 
@@ -105,12 +105,12 @@ def check_neuron_options(o: Any) -> None:
 def state_quant_of(o: Any) -> StateQuant | None:
     """The membrane quantisation ``o.state_bits`` / ``state_low`` / ``state_high`` ask for (None without
     ``state_bits``); a one-line ``ConfigError`` for bad values or a neuron other than a fixed ``lif`` / ``synaptic``."""
-    if o.state_bits is None:
-        return None
-    try:
-        quant = StateQuant(o.state_bits, o.state_low, o.state_high)
+    try:  # state_low / state_high checked also while state_bits is null
+        quant = StateQuant(1 if o.state_bits is None else o.state_bits, o.state_low, o.state_high)
     except ConfigError as error:
         raise ConfigError(f"method.{error}") from None
+    if o.state_bits is None:
+        return None
     if o.neuron not in ("lif", "synaptic") or o.learn_threshold:
         raise ConfigError(f"method.state_bits quantises the membrane of the fixed lif and synaptic neurons, not "
                           f"method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold else ""))

@@ -18,18 +18,19 @@ estimator against 97-99% with float membranes (``benchmarks/RESULTS.md``, sessio
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
 from deepspike.core.errors import ConfigError
 
-MAX_STATE_BITS = 24
+MAX_STATE_BITS = 16
 
 
 @dataclass(frozen=True)
 class StateQuant:
-    """``bits`` (1 to 24) levels exponent; ``low``, ``high`` (>= 0): how far the range reaches below ``-th`` and
+    """``bits`` (1 to 16) levels exponent; ``low``, ``high`` (>= 0): how far the range reaches below ``-th`` and
     above ``th``, as fractions of ``th`` (module docstring)."""
 
     bits: int
@@ -46,16 +47,15 @@ class StateQuant:
         object.__setattr__(self, "low", float(self.low))
         object.__setattr__(self, "high", float(self.high))
 
-    def levels(self, threshold: float, dtype: torch.dtype = torch.float32,
-               device: torch.device | str = "cpu") -> torch.Tensor:
-        """The ``2^bits`` levels ``[L]`` for a layer of threshold ``threshold``."""
-        return torch.linspace(-threshold * (1 + self.low), threshold * (1 + self.high), 2**self.bits, dtype=dtype,
-                              device=device)
+    def levels(self, threshold: float, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The ``2^bits`` levels ``[L]`` (float32, as snnTorch's ``linspace``) for a layer of threshold
+        ``threshold``; one table per setting, threshold and device, kept (at most 64 KiB ... 256 KiB each)."""
+        return _level_table(self.bits, self.low, self.high, float(threshold), torch.device(device))
 
     def __call__(self, h: torch.Tensor, threshold: float) -> torch.Tensor:
-        """``h`` (any shape) on its nearest level, same shape and dtype; the gradient passed straight through where
-        ``h`` lies in the levels' range, 0 where it was clamped."""
-        return _NearestLevel.apply(h, self.levels(threshold, h.dtype, h.device))
+        """``h`` (any shape, any floating dtype) on its nearest level, same shape and dtype; the gradient passed
+        straight through where ``h`` lies in the levels' range, 0 where it was clamped."""
+        return _NearestLevel.apply(h, self.levels(threshold, h.device))
 
     def describe(self) -> str:
         return f"{self.bits} bits on [-{1 + self.low:g} th, {1 + self.high:g} th]"
@@ -67,18 +67,29 @@ def refuse_state_quant(state_quant: StateQuant | None, neuron: str) -> None:
         raise ConfigError(f"{neuron} has no quantised membrane: state_quant is for the IF, LIF and synaptic LIF")
 
 
+@functools.lru_cache(maxsize=64)
+def _level_table(bits: int, low: float, high: float, threshold: float, device: torch.device) -> torch.Tensor:
+    return torch.linspace(-threshold * (1 + low), threshold * (1 + high), 2**bits, dtype=torch.float32, device=device)
+
+
 class _NearestLevel(torch.autograd.Function):
-    """Forward: each entry of ``h`` replaced by its nearest level of the ascending, evenly spaced ``levels [L]``
-    (ties to the lower level; NaN kept); backward: the gradient where ``levels[0] <= h <= levels[-1]``, else 0."""
+    """Forward: each entry of ``h`` replaced by its nearest level of the ascending, evenly spaced float32
+    ``levels [L]``, ties to the lower level, as an argmin over ``|levels - h|`` in float32 picks (snnTorch's rule);
+    NaN kept. Computed in float32 whatever ``h``'s dtype (bfloat16 cannot index 2^9 levels), the level then cast
+    to ``h``'s dtype. Backward: the gradient where ``levels[0] <= h <= levels[-1]``, else 0."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         last = levels.numel() - 1  # >= 1
-        step = (levels[last] - levels[0]) / last
-        position = (h.nan_to_num(0.0) - levels[0]) / step  # inf -> the float maximum, clamped below
-        index = torch.ceil(position - 0.5).clamp_(0, last).long()  # nearest; a tie goes down
-        ctx.save_for_backward((h >= levels[0]) & (h <= levels[last]))
-        return torch.where(torch.isnan(h), h, levels[index])  # NaN stays NaN (neurons.dynamics' policy)
+        h32 = h.float()
+        ctx.save_for_backward((h32 >= levels[0]) & (h32 <= levels[last]))
+        h32 = h32.nan_to_num(0.0).clamp(levels[0], levels[last])  # beyond the range (inf too): its end
+        step = (float(levels[last]) - float(levels[0])) / last
+        position = (h32.double() - float(levels[0])) / step  # float64: exact enough for 2^16 levels
+        below = position.floor().clamp_(0, last - 1).long()  # the pair (below, below + 1) around h
+        lower, upper = levels[below], levels[below + 1]
+        nearest = torch.where((upper - h32).abs() < (h32 - lower).abs(), upper, lower)  # a tie goes down
+        return torch.where(torch.isnan(h), h, nearest.to(h.dtype))  # NaN stays NaN (neurons.dynamics' policy)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:

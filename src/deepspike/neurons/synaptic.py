@@ -116,5 +116,6 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
 
     def extra_repr(self) -> str:
         p = self.fixed
+        quant = "" if p.state_quant is None else f", state_quant={p.state_quant.describe()}"
         return (f"syn_decay={self.syn_decay:g}, decay={p.decay:g}, threshold={p.threshold:g}, reset={p.reset!r}, "
-                f"surrogate={p.spike_fn!r}")
+                f"surrogate={p.spike_fn!r}{quant}")

@@ -8,6 +8,7 @@ import torch
 
 from deepspike.config.schema import RunConfig
 from deepspike.data import Augment, BatchIterator, DataSplits, as_augment, load_dataset
+from deepspike.data.frame_augment import check_counts
 from deepspike.methods import Method
 from deepspike.methods.registry import method_from_options
 from deepspike.models import Architecture, create_architecture
@@ -65,6 +66,8 @@ def make_batches(
     augment = as_augment(config.data.augment) if train else None
     if isinstance(augment, Augment):
         augment.check_sample_shape(data.input_shape)
+        if augment.drop_event and len(dataset):  # refused now, not at the first batch, when inputs are not counts
+            check_counts(torch.as_tensor(dataset[0][0]).float())
     return BatchIterator(
         dataset,
         batch_size=config.train.batch_size if train else config.train.eval_batch_size,
