@@ -46,3 +46,30 @@ def test_bad_model_arguments_are_one_line_errors(args, message):
     if "hidden" in args:
         with pytest.raises(ConfigError, match="mlp hidden sizes"):
             create_architecture("mlp", **args)
+
+
+def test_dsnn_layers_and_costs():
+    arch = create_architecture("dsnn", num_classes=20, hidden=[64, 32], delays=25, dropout=0.4, batch_norm=True)
+    assert arch.input_shape == (140,)
+    assert [layer for layer in arch.layers if isinstance(layer, Linear)] == [
+        Linear(64, norm=True, delays=25), Linear(32, norm=True, delays=25), Linear(20, act=False, delays=25)]
+    # a delayed synapse delivers each spike once (N M accumulates per step) and has a weight and a position
+    assert count_macs(arch) == 140 * 64 + 64 * 32 + 32 * 20
+    assert count_parameters(arch) == 2 * count_macs(arch)
+    plain = create_architecture("dsnn", num_classes=20, hidden=[64, 32], delays=1)
+    assert all(layer.delays == 0 for layer in plain.layers) and count_parameters(plain) == count_macs(arch)
+
+
+@pytest.mark.parametrize(("spec", "message"), [(dict(delays=-1), "delays must be a whole number of steps >= 0"),
+                                               (dict(delays=2.5), "delays must be a whole number"),
+                                               (dict(delays=3, recurrent=True), "either recurrent or delayed")])
+def test_delay_spec_checks(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        Linear(8, **spec)
+
+
+@pytest.mark.parametrize(("args", "message"), [(dict(delays=0), "dsnn delays must be a whole number of steps >= 1"),
+                                               (dict(batch_norm="yes"), "dsnn batch_norm must be true or false")])
+def test_bad_dsnn_arguments(args, message):
+    with pytest.raises(ConfigError, match=message):
+        create_architecture("dsnn", **args)

@@ -1,9 +1,12 @@
-"""Learning-rate schedules against hand-computed factors."""
+"""Learning-rate schedules against hand-computed factors; the optimizer's parameter groups."""
 
 import pytest
+import torch
 
 from deepspike.config import ScheduleConfig
-from deepspike.training.optim import schedule_factor
+from deepspike.config.schema import OptimConfig
+from deepspike.layers.delays import DelayedLinear
+from deepspike.training.optim import make_optimizer, make_scheduler, schedule_factor
 
 
 def test_schedule_factors_by_hand():
@@ -23,3 +26,17 @@ def test_schedule_factors_by_hand():
     # 4 steps per epoch: step 0 is epoch 0 -> (0 + 1/4) / 2
     assert schedule_factor(warm, 0, 10, 4) == pytest.approx(0.125)
     assert schedule_factor(warm, 3, 10, 4) == 1
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_delay_positions_learn_in_their_own_group_and_follow_the_schedule(name):
+    layer = DelayedLinear(3, 2, 4)
+    opt = make_optimizer(OptimConfig(name=name, lr=0.01, weight_decay=1e-4), layer.parameters())
+    assert [(g["params"], g["lr"], g["weight_decay"]) for g in opt.param_groups] == [
+        ([layer.weight], 0.01, 1e-4), ([layer.position], pytest.approx(1.0), 0.0)]
+    sched = make_scheduler(ScheduleConfig(name="step", step_size=1, gamma=0.5), opt, 4, 1)
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.005, 0.5])
+    plain = make_optimizer(OptimConfig(name=name, lr=0.01), torch.nn.Linear(3, 2).parameters())
+    assert len(plain.param_groups) == 1

@@ -80,3 +80,55 @@ def test_evaluate_and_analyze_a_recurrent_run(shd_folder, tmp_path):
     ops = report["operations"]
     assert ops["ann_reference"] == "rnn_over_T" and ops["ann_macs_per_sample"] == 10 * (82 * 12 + 12 * 20)
     assert ops["snn_over_ann"] == pytest.approx(ops["snn_synops_per_sample"] / ops["ann_macs_per_sample"])
+
+
+def _delayed(folder, *extra):
+    return _overrides(folder, "model.name=dsnn", "model.args.hidden=[12]", "model.args.delays=4", *extra)
+
+
+def test_a_delayed_run_learns_its_delays_resumes_exactly_and_is_analysed(shd_folder, tmp_path):
+    full, cut = full_and_resumed_weights(load_config(None, _delayed(shd_folder, "train.epochs=3")), tmp_path)
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+    assert full["body.0.sigma"] == pytest.approx(0.23)  # ceil(3 / 4) = 1 epoch of shrinking, then the final width
+    report = ds.analyze(tmp_path / "full", tmp_path / "analysis")
+    synapses = {s["name"]: s for s in report["activity"]["synapses"]}
+    first, second = synapses["body.0"], synapses["body.2"]  # each event reaches every target once, delayed
+    assert first["events_per_sample"] > 0 and first["macs_per_sample"] == 12 * first["events_per_sample"]  # counts
+    assert second["events_per_sample"] > 0 and second["acs_per_sample"] == 20 * second["events_per_sample"]
+    ops = report["operations"]
+    assert ops["ann_reference"] == "rnn_over_T" and ops["ann_macs_per_sample"] == 10 * (70 * 12 + 12 * 20)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["train.temporal_grad=sltt"], "the layer DelayedLinear needs the whole sequence at once"),
+    (["train.temporal_grad=checkpoint", "train.time_segment=4"], "needs the whole sequence at once"),
+])
+def test_what_cannot_run_delays_refuses_in_one_line(shd_folder, tmp_path, extra, message):
+    with pytest.raises(ds.ConfigError, match=message):
+        Trainer(load_config(None, _delayed(shd_folder, *extra)), tmp_path / "run").fit()
+    arch = ds.create_architecture("dsnn", num_classes=3, input_shape=(8,), hidden=[4], delays=3)
+    for method in ("spikebp", "ann"):
+        with pytest.raises(ds.ConfigError, match="has synaptic delays, which this method cannot build"):
+            ds.get_method(method).build(arch)
+
+
+def test_a_delayed_net_does_not_export_to_nir_or_stream(shd_folder, tmp_path):
+    Trainer(load_config(None, _delayed(shd_folder, "train.epochs=1")), tmp_path / "run").fit()
+    with pytest.raises(ds.ConfigError, match="layer DelayedLinear has no NIR mapping"):
+        ds.export(tmp_path / "run", tmp_path / "d.nir")
+    with pytest.raises(ds.ConfigError, match="streaming: the layer DelayedLinear needs the whole sequence"):
+        ds.Stream(ds.load_run(tmp_path / "run")[1].model)
+
+
+def test_delays_move_and_narrow_while_training(shd_folder, tmp_path):
+    seen = []
+
+    def keep(trainer, record):
+        layer = trainer.parts.model.body[0]
+        seen.append((layer.position.detach().clone(), float(layer.sigma)))
+
+    Trainer(load_config(None, _delayed(shd_folder, "train.epochs=5")), tmp_path / "run", callbacks=[keep]).fit()
+    positions, sigmas = zip(*seen)
+    assert not torch.equal(positions[0], positions[-1])  # the delays learn (at 100 times the weights' rate)
+    assert sigmas[0] == pytest.approx(2.0) and sigmas[1] < sigmas[0] and sigmas[-1] == pytest.approx(0.23)

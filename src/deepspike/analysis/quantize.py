@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.delays import DelayedLinear
 
 FULL_PRECISION = 32
 
@@ -46,13 +47,14 @@ def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> to
 
 
 def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every layer with synaptic weights: ``Conv2d``, ``Linear``, TTFS layers with
+    """``(name, module)`` of every layer with synaptic weights: ``Conv2d``, ``Linear``, ``DelayedLinear`` (its
+    weights; the delays stay), TTFS layers with
     a ``weight`` parameter of 2 or 4 dimensions."""
     out = []
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
         ttfs = getattr(type(m), "is_ttfs_layer", False)
-        if isinstance(m, (nn.Conv2d, nn.Linear)) or (
+        if isinstance(m, (nn.Conv2d, nn.Linear, DelayedLinear)) or (
             ttfs and isinstance(w, nn.Parameter) and w.dim() in (2, 4)
         ):
             out.append((name, m))

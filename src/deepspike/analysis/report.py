@@ -126,11 +126,12 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
     """``activity`` (None for a net without spiking layers), ``latency``, ``operations`` (ANN MACs against the
     SNN's synaptic operations), ``energy`` per preset and the ``hardware`` mesh mapping of one analysis.
 
-    The ANN reference is one pass of the spec's layers (``count_macs``), except for a net with recurrent layers
-    (``Linear(recurrent=True)``), which has no one-pass ANN: its reference is an RNN of the same shape run over the
-    analysis' T steps, ``T * count_macs`` (``operations["ann_reference"]``)."""
+    The ANN reference is one pass of the spec's layers (``count_macs``), except for a net with recurrent or delayed
+    layers (``Linear(recurrent=True)``, ``Linear(delays=D)``), which has no one-pass ANN: its reference is the
+    net of the same shape (an RNN, a net with delayed synapses) run over the analysis' T steps, ``T * count_macs``
+    (``operations["ann_reference"]``: ``rnn_over_T``)."""
     ann_macs = count_macs(arch)
-    recurrent = any(getattr(v.layer, "recurrent", False) for v in arch.visits())
+    recurrent = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delays", 0) for v in arch.visits())
     if recurrent and activity is not None:
         ann_macs *= int(activity["timesteps"])
     latency = None
@@ -263,7 +264,7 @@ def _summary_lines(result: dict) -> list[str]:
         ]
     return lines + [
         f"- ANN MACs per inference: {ops['ann_macs_per_sample']:,}"
-        + (" (an RNN of the same shape over the T steps)" if ops.get("ann_reference") == "rnn_over_T" else ""),
+        + (" (a net of the same shape over the T steps)" if ops.get("ann_reference") == "rnn_over_T" else ""),
         f"- SNN synaptic ops per inference: {_fmt(ops['snn_synops_per_sample'], ',.0f')} "
         f"(ACs {_fmt(ops['snn_acs_per_sample'], ',.0f')}, MACs {_fmt(ops['snn_macs_per_sample'], ',.0f')}); "
         f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.ttfs.layers import TTFSAvgPool2d
 
@@ -67,9 +68,9 @@ def _ttfs_weight(module: nn.Module) -> torch.Tensor | None:
 
 
 def is_synaptic_layer(module: nn.Module) -> bool:
-    """Conv, linear and average-pool layers (every method's, see the module docstring), and TTFS layers with a
-    ``weight``."""
-    return isinstance(module, (nn.Conv2d, nn.Linear, *_POOLS)) or _ttfs_weight(module) is not None
+    """Conv, linear (delayed ones too) and average-pool layers (every method's, see the module docstring), and
+    TTFS layers with a ``weight``."""
+    return isinstance(module, (nn.Conv2d, nn.Linear, DelayedLinear, *_POOLS)) or _ttfs_weight(module) is not None
 
 
 _POOLS = (nn.AvgPool2d, SpikingAvgPool, TTFSAvgPool2d)
@@ -87,7 +88,7 @@ def _pool_fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor:
 
 def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | None:
     """Fan-out ``[*in_shape]`` of ``module``'s inputs, or None when it is not a synaptic layer."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear | DelayedLinear):  # a delayed synapse delivers each spike once, later
         return torch.full(in_shape, float(module.out_features))
     if isinstance(module, nn.Conv2d):
         return conv_fan_out(

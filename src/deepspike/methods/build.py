@@ -42,6 +42,8 @@ class BuildRules:
         activation); None: the method has none and a spec with one is refused (``ConfigError``).
     recurrent: ``(wrapped linear module, per-sample output shape) -> module``, the whole recurrent layer of a
         ``Linear(recurrent=True)`` (its neuron included: no activation follows); None: refused (``ConfigError``).
+    delayed: ``(in_features, out_features, max_delay, bias) -> module`` for a ``Linear(delays=D)``, not wrapped
+        (it sees ``[T, B, F]``; ``layers.delays``); None: refused (``ConfigError``).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -52,6 +54,7 @@ class BuildRules:
     sequential: Callable[..., nn.Sequential] = nn.Sequential
     norm: Callable[[Shape], nn.Module] | None = None
     recurrent: Callable[[nn.Module, Shape], nn.Module] | None = None
+    delayed: Callable[[int, int, int, bool], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -118,6 +121,11 @@ class _ModuleFold(SpecFold[nn.Module]):
         if isinstance(layer, Conv):
             return rules.wrap(nn.Conv2d(shape[0], layer.out_channels, layer.kernel_size, layer.stride,
                                         layer.padding, bias=layer.bias))
+        if isinstance(layer, Linear) and layer.delays:
+            if rules.delayed is None:
+                raise ConfigError(f"layer {visit.path} ({layer}) has synaptic delays, which this method cannot "
+                                  "build; delayed layers need a time-stepped rate method (method stbp)")
+            return rules.delayed(shape[0], layer.out_features, layer.delays, layer.bias)
         if isinstance(layer, Linear):
             return rules.wrap(nn.Linear(shape[0], layer.out_features, bias=layer.bias))
         if isinstance(layer, Pool):

@@ -106,7 +106,8 @@ class RateNetwork(nn.Module):
 
 def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     """``ConfigError`` unless ``net`` is a ``RateNetwork`` whose spiking neurons all carry their state from one
-    call to the next (``neurons.carry``): what running time in pieces needs (``who``: checkpointed BPTT, SLTT,
+    call to the next (``neurons.carry``) and none of whose layers needs the whole sequence (``whole_sequence``,
+    ``layers.delays``): what running time in pieces needs (``who``: checkpointed BPTT, SLTT,
     OTTT, streaming; ``advice`` ends the message)."""
     if not isinstance(net, RateNetwork):
         raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp); got "
@@ -115,6 +116,10 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     if neuron is not None:
         raise ConfigError(f"{who}: the neuron {type(neuron).__name__} cannot carry its state from step to step "
                           f"(neurons.carry.CarriesState){advice}")
+    whole = next((m for m in net.modules() if getattr(m, "whole_sequence", False)), None)
+    if whole is not None:
+        raise ConfigError(f"{who}: the layer {type(whole).__name__} needs the whole sequence at once (synaptic "
+                          f"delays reach back over earlier steps){advice}")
 
 
 @contextmanager

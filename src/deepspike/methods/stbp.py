@@ -40,6 +40,7 @@ from torch import nn
 
 from deepspike.coding.delta import DELTA_MODES
 from deepspike.core.errors import ConfigError
+from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.rate_penalty import HiddenRates
@@ -147,7 +148,8 @@ def _count_map_activations(arch: Architecture) -> int:
     """How many activations of ``arch`` see feature maps ``(C, H, W)`` (a dry walk of the builder)."""
     shapes: list[tuple[int, ...]] = []
     build_body(arch, BuildRules(activation=lambda shape: shapes.append(shape) or nn.Identity(),
-                                recurrent=lambda module, shape: nn.Identity()))  # recurrent layers are (F,)
+                                recurrent=lambda module, shape: nn.Identity(),  # recurrent layers are (F,)
+                                delayed=lambda *sizes: nn.Identity()))
     return sum(len(s) == 3 for s in shapes)
 
 
@@ -180,7 +182,8 @@ class StbpMethod(Method):
 
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
                            sequential=SpikingSequential, norm=norm_rule(o),  # neuron + tiling avg pool: one kernel
-                           recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]))
+                           recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]),
+                           delayed=DelayedLinear)
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

@@ -60,8 +60,9 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
         return LayerCost(visit.path, "conv", shape, out, params, macs, fan_in)
     if isinstance(layer, Linear):
         fan_in = shape[0] + (out[0] if layer.recurrent else 0)
-        params = out[0] * fan_in + (out[0] if layer.bias else 0)
-        return LayerCost(visit.path, "linear", shape, out, params, params, fan_in)
+        macs = out[0] * fan_in + (out[0] if layer.bias else 0)
+        params = macs + (out[0] * shape[0] if layer.delays else 0)  # a delayed synapse's position is a parameter
+        return LayerCost(visit.path, "linear", shape, out, params, macs, fan_in)
     if isinstance(layer, Pool) and layer.kind == "avg":
         macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
         return LayerCost(visit.path, "avgpool", shape, out, 0, macs, layer.kernel_size**2)

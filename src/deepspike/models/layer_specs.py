@@ -12,7 +12,8 @@ Conventions:
   the junction: the body and a non-empty shortcut end in activated layers (spikes), ``g`` is ``add``
   (``A + S``), ``and`` (``A S``) or ``iand`` (``(1 - A) S``).
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
-- ``Linear(..., recurrent=True)``: a recurrent spiking layer (``Linear``'s docstring).
+- ``Linear(..., recurrent=True)``: a recurrent spiking layer; ``Linear(..., delays=D)``: learnable synaptic delays
+  (``Linear``'s docstring).
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
 
@@ -46,6 +47,10 @@ class Linear:
     ``LIFRecurrent``): ``I_t = W x_t + V s_{t-1}`` (``s_{-1} = 0``), ``s_t = neuron(I_t)``. Only time-stepped
     methods build it (the others refuse the spec); it needs ``act=True`` (the spikes it feeds back) and no
     batch-norm between the sum and the neuron.
+
+    ``delays=D`` (> 0): every synapse also has a learnable delay of 0 to ``D - 1`` steps (``layers.delays``:
+    ``y_t = sum_n w_mn x_{t - d_mn}``); time-stepped methods that see the whole sequence build it (stbp), the others
+    refuse the spec. Not together with ``recurrent``.
     """
 
     out_features: int
@@ -53,10 +58,15 @@ class Linear:
     bias: bool = False
     norm: bool = False
     recurrent: bool = False
+    delays: int = 0
 
     def __post_init__(self) -> None:
         if self.recurrent and (not self.act or self.norm):
             raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
+        if isinstance(self.delays, bool) or not isinstance(self.delays, int) or self.delays < 0:
+            raise ConfigError(f"{self}: delays must be a whole number of steps >= 0 (0: none)")
+        if self.delays and self.recurrent:
+            raise ConfigError(f"{self}: a layer is either recurrent or delayed, not both")
 
 
 @dataclass(frozen=True)

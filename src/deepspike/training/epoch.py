@@ -38,6 +38,7 @@ def run_epoch(
     """Train and score epoch ``epoch`` (0-based); returns its record and moves ``progress`` on: epochs done,
     training time, best validation accuracy."""
     t0 = time.perf_counter()
+    begin_epoch(setup.parts.model, epoch, config.train.epochs)
     train_stats = _train(setup, config, ctx, epoch)
     check_finite_weights(setup.parts.model, epoch)
     progress.train_seconds += time.perf_counter() - t0
@@ -45,6 +46,15 @@ def run_epoch(
     record.update(_score(setup, record, progress, t0))
     progress.epochs_done = epoch + 1
     return record
+
+
+def begin_epoch(model, epoch: int, epochs: int) -> None:
+    """Tell the layers that follow a per-epoch schedule (a ``begin_epoch(epoch, epochs)`` method: the Gaussian
+    width of learnable delays, ``layers.delays``) that 0-based ``epoch`` of ``epochs`` starts; a function of the two
+    only, so a resumed run sets what the uncut run set."""
+    for m in model.modules():
+        if callable(getattr(m, "begin_epoch", None)):
+            m.begin_epoch(epoch, epochs)
 
 
 def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int) -> dict[str, float]:

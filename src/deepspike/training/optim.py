@@ -20,8 +20,15 @@ from deepspike.config.schema import OptimConfig, ScheduleConfig
 
 
 def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay``."""
+    """SGD (momentum, Nesterov), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay``. A parameter carrying an
+    ``lr_scale`` attribute (the positions of learnable delays, ``layers.delays``) learns in a group of its own at
+    ``cfg.lr * lr_scale`` without weight decay; schedules scale every group alike."""
     params = [p for p in params if p.requires_grad]
+    scales = sorted({float(p.lr_scale) for p in params if hasattr(p, "lr_scale")})
+    if scales:
+        plain = [p for p in params if not hasattr(p, "lr_scale")]
+        params = [{"params": plain}] + [{"params": [p for p in params if getattr(p, "lr_scale", None) == scale],
+                                         "lr": cfg.lr * scale, "weight_decay": 0.0} for scale in scales]
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay

@@ -1,0 +1,101 @@
+"""Learnable synaptic delays (Hammouamri, Khalfaoui-Hassani & Masquelier, ICLR 2024: DCLS delays).
+
+A fully connected layer whose synapse ``n -> m`` has a weight ``w[m, n]`` and a delay ``d[m, n]`` in steps, at most
+``D - 1``: a spike of input ``n`` at step ``t`` reaches neuron ``m`` at step ``t + d[m, n]``::
+
+    y[t, b, m] = bias[m] + sum_n w[m, n] x[t - d[m, n], b, n]          (x before step 0 is 0)
+
+To learn ``d`` by gradient descent each synapse spreads its weight over the ``D`` possible delays with a Gaussian
+of width ``sigma`` around its real-valued position ``p[m, n]`` (clamped to ``[0, D - 1]``)::
+
+    K[m, n, k] = w[m, n] g_k / sum_j g_j,   g_k = exp(-(k - p[m, n])^2 / (2 sigma^2)),   k = 0 .. D - 1
+    y[t, b, m] = bias[m] + sum_n sum_k K[m, n, k] x[t - k, b, n]
+
+a causal 1-D convolution over time with kernel ``K [M, N, D]``. ``sigma`` starts wide (``D / 2``: every delay gets
+some gradient) and shrinks each epoch, ``sigma_e = sigma_0 (sigma_end / sigma_0)^(e / E)`` over the first quarter of
+the epochs (``E = ceil(epochs / 4)``), then stays at ``sigma_end = 0.23``, where a position on a whole step puts
+all but 2e-4 of its weight on that one delay (the paper's schedule and constants); ``begin_epoch`` sets it. The
+positions learn with a larger step than the weights (``lr_scale`` on the parameter, 100 in the paper;
+``training.optim``).
+``discrete_delays()`` gives the rounded delays ``[M, N]``.
+
+The layer needs the whole sequence at once: checkpointed BPTT, SLTT, OTTT and streaming refuse nets holding it
+(``whole_sequence``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+
+SIGMA_END = 0.23
+"""The final Gaussian width (steps), the paper's."""
+POSITION_LR_SCALE = 100.0
+"""How much faster the positions learn than the weights (the paper's ``lr_pos = 100 lr_w``)."""
+
+
+class DelayPosition(nn.Parameter):
+    """The positions ``p [M, N]`` of a delayed layer: a parameter that learns ``lr_scale`` times faster than the
+    weights (``training.optim.make_optimizer``); a class attribute, so copies of the module keep it."""
+
+    lr_scale = POSITION_LR_SCALE
+
+
+class DelayedLinear(nn.Module):
+    """``x [T, B, N] -> y [T, B, M]`` through weights ``w [M, N]`` and learnable delays of ``0 .. max_delay - 1``
+    steps (module docstring). ``max_delay = D >= 1``; ``D = 1`` is a plain linear layer."""
+
+    whole_sequence = True  # a convolution over time: cannot run a step at a time
+
+    def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False) -> None:
+        super().__init__()
+        if isinstance(max_delay, bool) or not isinstance(max_delay, int) or max_delay < 1:
+            raise ConfigError(f"max_delay must be an integer >= 1 (steps), got {max_delay!r}")
+        self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's default
+        self.position = DelayPosition(torch.rand(out_features, in_features) * (max_delay - 1))  # uniform delays
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.register_buffer("sigma", torch.tensor(self.sigma_start))
+
+    @property
+    def sigma_start(self) -> float:
+        """The first epoch's Gaussian width, ``D / 2`` (at least ``SIGMA_END``)."""
+        return max(self.max_delay / 2, SIGMA_END)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Set ``sigma`` for 0-based ``epoch`` of ``epochs`` (module docstring's schedule)."""
+        shrink_epochs = max(1, math.ceil(epochs / 4))
+        start = self.sigma_start
+        sigma = start * (SIGMA_END / start) ** min(epoch / shrink_epochs, 1.0)
+        self.sigma.fill_(max(sigma, SIGMA_END))
+
+    def kernel(self) -> torch.Tensor:
+        """``K [M, N, D]``: each weight spread over the delays ``k = 0 .. D - 1`` by the normalised Gaussian."""
+        k = torch.arange(self.max_delay, dtype=self.weight.dtype, device=self.weight.device)
+        p = self.position.clamp(0, self.max_delay - 1)[..., None]  # [M, N, 1]
+        g = torch.exp(-((k - p) ** 2) / (2 * self.sigma.to(self.weight.dtype) ** 2))  # [M, N, D]
+        return self.weight[..., None] * g / g.sum(-1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.in_features:
+            raise ConfigError(f"DelayedLinear({self.in_features}, {self.out_features}) needs [T, B, "
+                              f"{self.in_features}] sequences; got shape {tuple(x.shape)}")
+        t = x.shape[0]
+        series = F.pad(x.permute(1, 2, 0), (self.max_delay - 1, 0))  # [B, N, D - 1 + T]: zeros before step 0
+        # conv1d correlates: out[t] = sum_j W[j] series[t + j] = sum_k W[D-1-k] x[t - k], so the kernel is flipped
+        y = F.conv1d(series, self.kernel().flip(-1).to(x.dtype), self.bias)  # [B, M, T]
+        return y[..., :t].permute(2, 0, 1).contiguous()  # [T, B, M]
+
+    def discrete_delays(self) -> torch.Tensor:
+        """The delays ``[M, N]`` (int64 steps) the positions round to."""
+        return self.position.detach().clamp(0, self.max_delay - 1).round().long()
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, "
+                f"bias={self.bias is not None}, sigma={float(self.sigma):.3g}")

@@ -1,0 +1,87 @@
+"""Learnable synaptic delays (``layers.delays``) against hand-written loops over synapses and steps, finite
+differences, the paper's width schedule, and the places that must refuse or count them."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.delays import SIGMA_END, DelayedLinear
+from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
+
+
+def _layer(n=4, m=3, d=5, seed=0, bias=False):
+    torch.manual_seed(seed)
+    return DelayedLinear(n, m, d, bias=bias)
+
+
+def test_whole_step_delays_at_the_final_width_shift_each_synapse():
+    layer = _layer(bias=True)
+    with torch.no_grad():
+        layer.position.copy_(torch.randint(0, 5, layer.position.shape).float())
+        layer.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    layer.sigma.fill_(1e-3)  # a one-hot kernel
+    x = torch.rand(9, 2, 4)  # [T, B, N]
+    d, w = layer.discrete_delays(), layer.weight.detach()
+    ref = torch.zeros(9, 2, 3)
+    for t in range(9):
+        for m in range(3):
+            ref[t, :, m] = layer.bias[m]
+            for n in range(4):
+                if t - d[m, n] >= 0:
+                    ref[t, :, m] += w[m, n] * x[t - d[m, n], :, n]
+    assert torch.allclose(layer(x), ref, atol=1e-6)
+
+
+def test_gaussian_kernel_and_output_equal_a_numpy_loop():
+    layer = _layer(n=2, m=2, d=4, seed=1)
+    layer.sigma.fill_(0.8)
+    x = torch.rand(6, 3, 2)
+    p = layer.position.detach().numpy().clip(0, 3)
+    g = np.exp(-((np.arange(4)[None, None, :] - p[..., None]) ** 2) / (2 * 0.8**2))
+    kernel = layer.weight.detach().numpy()[..., None] * g / g.sum(-1, keepdims=True)  # [M, N, D]
+    assert np.allclose(layer.kernel().detach().numpy(), kernel, atol=1e-6)
+    ref = np.zeros((6, 3, 2))
+    for t in range(6):
+        for k in range(min(t + 1, 4)):
+            ref[t] += x[t - k].numpy() @ kernel[:, :, k].T
+    assert np.allclose(layer(x).detach().numpy(), ref, atol=1e-5)
+
+
+def test_gradients_of_weights_and_positions_match_finite_differences():
+    layer = _layer(n=3, m=2, d=4, seed=2).double()
+    layer.sigma.fill_(0.9)
+    x = torch.rand(7, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        layer.position.copy_(torch.rand(2, 3, dtype=torch.float64) * 2.5 + 0.25)  # inside [0, D - 1]
+
+    def f(weight, position):
+        return torch.func.functional_call(layer, {"weight": weight, "position": position}, (x,))
+
+    w, p = layer.weight.detach().clone().requires_grad_(), layer.position.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(f, (w, p))
+
+
+def test_width_schedule_is_the_papers():
+    layer = _layer(d=25)
+    values = []
+    for epoch in range(12):
+        layer.begin_epoch(epoch, 12)  # shrinks over ceil(12 / 4) = 3 epochs
+        values.append(float(layer.sigma))
+    assert values[0] == pytest.approx(12.5)
+    assert values[1] == pytest.approx(12.5 * (SIGMA_END / 12.5) ** (1 / 3))
+    assert values[3:] == pytest.approx([SIGMA_END] * 9)
+    assert all(a > b for a, b in zip(values[:3], values[1:4]))
+
+
+def test_checks_and_counting():
+    with pytest.raises(ConfigError, match="max_delay must be an integer >= 1"):
+        DelayedLinear(3, 2, 0)
+    layer = _layer()
+    with pytest.raises(ConfigError, match=r"needs \[T, B, 4\] sequences; got shape \(2, 4\)"):
+        layer(torch.zeros(2, 4))
+    assert is_synaptic_layer(layer) and torch.equal(fan_out_map(layer, (2, 4)), torch.full((2, 4), 3.0))
+    assert "max_delay=5" in repr(layer) and math.isclose(float(layer.sigma), 2.5)
+    assert type(layer.position).lr_scale == 100.0
