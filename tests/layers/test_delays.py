@@ -57,31 +57,49 @@ def test_gradients_of_weights_and_positions_match_finite_differences():
     with torch.no_grad():
         layer.position.copy_(torch.rand(2, 3, dtype=torch.float64) * 2.5 + 0.25)  # inside [0, D - 1]
 
-    def f(weight, position):
-        return torch.func.functional_call(layer, {"weight": weight, "position": position}, (x,))
+    def f(weight, position):  # in eval mode: training would clamp the position in place first
+        return torch.func.functional_call(layer.eval(), {"weight": weight, "position": position}, (x,))
 
     w, p = layer.weight.detach().clone().requires_grad_(), layer.position.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(f, (w, p))
 
 
 def test_width_schedule_is_the_papers():
+    """Its code: sigma_0 = max_delay // 2, times (0.23 / sigma_0)^(1 / (epochs // 4)) after each of the first
+    epochs // 4 epochs."""
     layer = _layer(d=25)
     values = []
-    for epoch in range(12):
-        layer.begin_epoch(epoch, 12)  # shrinks over ceil(12 / 4) = 3 epochs
+    for epoch in range(14):
+        layer.begin_epoch(epoch, 14)  # shrinks over 14 // 4 = 3 epochs
         values.append(float(layer.sigma))
-    assert values[0] == pytest.approx(12.5)
-    assert values[1] == pytest.approx(12.5 * (SIGMA_END / 12.5) ** (1 / 3))
-    assert values[3:] == pytest.approx([SIGMA_END] * 9)
-    assert all(a > b for a, b in zip(values[:3], values[1:4]))
+    alpha = (SIGMA_END / 12) ** (1 / 3)
+    assert values[:4] == pytest.approx([12, 12 * alpha, 12 * alpha**2, SIGMA_END])
+    assert values[4:] == pytest.approx([SIGMA_END] * 10)
+
+
+def test_positions_pushed_past_an_end_come_back_and_keep_learning():
+    layer = _layer(d=5)
+    with torch.no_grad():
+        layer.position.fill_(2.0)
+        layer.position[0, 0], layer.position[1, 1] = 7.5, -3.0  # where an update left them
+    layer.sigma.fill_(1.0)
+    x = torch.rand(6, 2, 4)
+    layer.eval()(x)
+    assert float(layer.position.detach()[0, 0]) == 7.5  # evaluation leaves parameters alone
+    out = layer.train()(x)
+    p = layer.position.detach()
+    assert float(p[0, 0]) == 4.0 and float(p[1, 1]) == 0.0
+    out[3:, :, 0].sum().backward()  # at the end of the range the gradient still flows
+    assert layer.position.grad[0, 0] != 0
 
 
 def test_checks_and_counting():
-    with pytest.raises(ConfigError, match="max_delay must be an integer >= 1"):
-        DelayedLinear(3, 2, 0)
+    for bad in (0, 1025, True):
+        with pytest.raises(ConfigError, match="max_delay must be an integer from 1 to 1024"):
+            DelayedLinear(3, 2, bad)
     layer = _layer()
     with pytest.raises(ConfigError, match=r"needs \[T, B, 4\] sequences; got shape \(2, 4\)"):
         layer(torch.zeros(2, 4))
     assert is_synaptic_layer(layer) and torch.equal(fan_out_map(layer, (2, 4)), torch.full((2, 4), 3.0))
-    assert "max_delay=5" in repr(layer) and math.isclose(float(layer.sigma), 2.5)
+    assert "max_delay=5" in repr(layer) and math.isclose(float(layer.sigma), 2.0)
     assert type(layer.position).lr_scale == 100.0

@@ -57,10 +57,11 @@ def test_dsnn_layers_and_costs():
     assert count_macs(arch) == 140 * 64 + 64 * 32 + 32 * 20
     assert count_parameters(arch) == 2 * count_macs(arch)
     plain = create_architecture("dsnn", num_classes=20, hidden=[64, 32], delays=1)
-    assert all(layer.delays == 0 for layer in plain.layers) and count_parameters(plain) == count_macs(arch)
+    assert not any(layer.delayed for layer in plain.layers) and count_parameters(plain) == count_macs(arch)
 
 
-@pytest.mark.parametrize(("spec", "message"), [(dict(delays=-1), "delays must be a whole number of steps >= 0"),
+@pytest.mark.parametrize(("spec", "message"), [(dict(delays=-1), "delays must be a whole number of steps from 0"),
+                                               (dict(delays=1025), "from 0 to 1024"),
                                                (dict(delays=2.5), "delays must be a whole number"),
                                                (dict(delays=3, recurrent=True), "either recurrent or delayed")])
 def test_delay_spec_checks(spec, message):
@@ -68,7 +69,7 @@ def test_delay_spec_checks(spec, message):
         Linear(8, **spec)
 
 
-@pytest.mark.parametrize(("args", "message"), [(dict(delays=0), "dsnn delays must be a whole number of steps >= 1"),
+@pytest.mark.parametrize(("args", "message"), [(dict(delays=0), "dsnn delays must be a whole number of steps from 1"),
                                                (dict(batch_norm="yes"), "dsnn batch_norm must be true or false")])
 def test_bad_dsnn_arguments(args, message):
     with pytest.raises(ConfigError, match=message):

@@ -131,4 +131,6 @@ def test_delays_move_and_narrow_while_training(shd_folder, tmp_path):
     Trainer(load_config(None, _delayed(shd_folder, "train.epochs=5")), tmp_path / "run", callbacks=[keep]).fit()
     positions, sigmas = zip(*seen)
     assert not torch.equal(positions[0], positions[-1])  # the delays learn (at 100 times the weights' rate)
+    # each forward pass puts them back into [0, D - 1] = [0, 3]: at most the last update away, none run off
+    assert float(positions[-1].min()) > -1 and float(positions[-1].max()) < 4
     assert sigmas[0] == pytest.approx(2.0) and sigmas[1] < sigmas[0] and sigmas[-1] == pytest.approx(0.23)

@@ -131,7 +131,7 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
     net of the same shape (an RNN, a net with delayed synapses) run over the analysis' T steps, ``T * count_macs``
     (``operations["ann_reference"]``: ``rnn_over_T``)."""
     ann_macs = count_macs(arch)
-    recurrent = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delays", 0) for v in arch.visits())
+    recurrent = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delayed", False) for v in arch.visits())
     if recurrent and activity is not None:
         ann_macs *= int(activity["timesteps"])
     latency = None

@@ -72,6 +72,10 @@ def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
     return (x - m) / s.clamp_min(1e-12)
 
 
+MAX_SIZE = 65536
+"""The largest pixel / step / channel count an augmentation option takes (beyond any picture or sequence)."""
+
+
 @dataclass(frozen=True)
 class Augment:
     """Training augmentation of images ``[B, C, H, W]``, event frames ``[B, T, C, H, W]`` (a frame sequence moves
@@ -100,12 +104,11 @@ class Augment:
     channel_mask: int = 0
 
     def __post_init__(self) -> None:
-        for name, ok, rule in (("crop_padding", self.crop_padding >= 0, ">= 0"), ("roll", self.roll >= 0, ">= 0"),
-                               ("channel_shift", self.channel_shift >= 0, ">= 0"),
-                               ("time_mask", self.time_mask >= 0, ">= 0"),
-                               ("channel_mask", self.channel_mask >= 0, ">= 0"),
+        sizes = [(name, 0 <= getattr(self, name) <= MAX_SIZE, f"from 0 to {MAX_SIZE}")
+                 for name in ("crop_padding", "roll", "cutout", "channel_shift", "time_mask", "channel_mask")]
+        for name, ok, rule in (*sizes,
                                ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
-                               ("shear", 0 <= self.shear < 90, "in [0, 90)"), ("cutout", self.cutout >= 0, ">= 0"),
+                               ("shear", 0 <= self.shear < 90, "in [0, 90)"),
                                ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)")):
             if not ok:
                 raise ConfigError(f"augment.{name} must be {rule}, got {getattr(self, name)}")

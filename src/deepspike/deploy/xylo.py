@@ -147,11 +147,11 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
     """Map with Rockpool's mapper (limits lifted to the net's size when it is too big, to still quantise it)
     and quantise: ``{"resources", "over" (what exceeds Xylo), "float", "quantised", "pairs" ([(linear, neurons)])}``
     (a recurrent layer's feedback weights in ``weights_rec``, module docstring)."""
+    xm = rockpool_xylo_mapper()  # first: without Rockpool, its install hint in one line
     from rockpool.transform.quantize_methods import channel_quantize
 
     layers = xylo_layers(model)
     resources, over = _resources(layers)
-    xm = rockpool_xylo_mapper()
     try:
         spec = xm.mapper(_rockpool_net(layers, dt).as_graph(), weight_dtype="float", threshold_dtype="float",
                          dash_dtype="float", max_hidden_neurons=max(MAX_HIDDEN, resources["hidden"]),

@@ -13,11 +13,18 @@ of width ``sigma`` around its real-valued position ``p[m, n]`` (clamped to ``[0,
 
 a causal 1-D convolution over time with kernel ``K [M, N, D]``. ``sigma`` starts wide (``D / 2``: every delay gets
 some gradient) and shrinks each epoch, ``sigma_e = sigma_0 (sigma_end / sigma_0)^(e / E)`` over the first quarter of
-the epochs (``E = ceil(epochs / 4)``), then stays at ``sigma_end = 0.23``, where a position on a whole step puts
+the epochs (``sigma_0 = D // 2``, ``E = epochs // 4``, at least 1, as the paper's code sets them), then stays at
+``sigma_end = 0.23``, where a position on a whole step puts
 all but 2e-4 of its weight on that one delay (the paper's schedule and constants); ``begin_epoch`` sets it. The
 positions learn with a larger step than the weights (``lr_scale`` on the parameter, 100 in the paper;
 ``training.optim``).
-``discrete_delays()`` gives the rounded delays ``[M, N]``.
+While training, each forward pass first puts positions that an update moved out of ``[0, D - 1]`` back on its
+nearest end (the paper's ``clamp_parameters``), so they keep learning. ``discrete_delays()`` gives the rounded
+delays ``[M, N]``; the trained layer itself runs the Gaussian kernel at ``sigma_end`` around the unrounded
+positions (a position near a half step splits its weight over two delays).
+
+Memory: the kernel ``[M, N, D]`` is built at every forward pass (with its Gaussian and gradient), so ``D`` is
+bounded by ``MAX_DELAY``.
 
 The layer needs the whole sequence at once: checkpointed BPTT, SLTT, OTTT and streaming refuse nets holding it
 (``whole_sequence``).
@@ -33,6 +40,8 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 
+MAX_DELAY = 1024
+"""The largest ``D`` (steps) a layer accepts."""
 SIGMA_END = 0.23
 """The final Gaussian width (steps), the paper's."""
 POSITION_LR_SCALE = 100.0
@@ -41,7 +50,8 @@ POSITION_LR_SCALE = 100.0
 
 class DelayPosition(nn.Parameter):
     """The positions ``p [M, N]`` of a delayed layer: a parameter that learns ``lr_scale`` times faster than the
-    weights (``training.optim.make_optimizer``); a class attribute, so copies of the module keep it."""
+    weights (``training.optim.make_optimizer``); a class attribute, so deep copies of the module keep it (the
+    library saves state dicts, which hold the values only)."""
 
     lr_scale = POSITION_LR_SCALE
 
@@ -54,8 +64,8 @@ class DelayedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False) -> None:
         super().__init__()
-        if isinstance(max_delay, bool) or not isinstance(max_delay, int) or max_delay < 1:
-            raise ConfigError(f"max_delay must be an integer >= 1 (steps), got {max_delay!r}")
+        if isinstance(max_delay, bool) or not isinstance(max_delay, int) or not 1 <= max_delay <= MAX_DELAY:
+            raise ConfigError(f"max_delay must be an integer from 1 to {MAX_DELAY} (steps), got {max_delay!r}")
         self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's default
@@ -65,12 +75,12 @@ class DelayedLinear(nn.Module):
 
     @property
     def sigma_start(self) -> float:
-        """The first epoch's Gaussian width, ``D / 2`` (at least ``SIGMA_END``)."""
-        return max(self.max_delay / 2, SIGMA_END)
+        """The first epoch's Gaussian width, ``D // 2`` (at least ``SIGMA_END``)."""
+        return max(float(self.max_delay // 2), SIGMA_END)
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Set ``sigma`` for 0-based ``epoch`` of ``epochs`` (module docstring's schedule)."""
-        shrink_epochs = max(1, math.ceil(epochs / 4))
+        shrink_epochs = max(1, epochs // 4)
         start = self.sigma_start
         sigma = start * (SIGMA_END / start) ** min(epoch / shrink_epochs, 1.0)
         self.sigma.fill_(max(sigma, SIGMA_END))
@@ -86,6 +96,9 @@ class DelayedLinear(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.in_features:
             raise ConfigError(f"DelayedLinear({self.in_features}, {self.out_features}) needs [T, B, "
                               f"{self.in_features}] sequences; got shape {tuple(x.shape)}")
+        if self.training:  # an update may have moved positions past an end: back onto it (they keep learning)
+            with torch.no_grad():
+                self.position.clamp_(0, self.max_delay - 1)
         t = x.shape[0]
         series = F.pad(x.permute(1, 2, 0), (self.max_delay - 1, 0))  # [B, N, D - 1 + T]: zeros before step 0
         # conv1d correlates: out[t] = sum_j W[j] series[t + j] = sum_k W[D-1-k] x[t - k], so the kernel is flipped

@@ -121,7 +121,7 @@ class _ModuleFold(SpecFold[nn.Module]):
         if isinstance(layer, Conv):
             return rules.wrap(nn.Conv2d(shape[0], layer.out_channels, layer.kernel_size, layer.stride,
                                         layer.padding, bias=layer.bias))
-        if isinstance(layer, Linear) and layer.delays:
+        if isinstance(layer, Linear) and layer.delayed:
             if rules.delayed is None:
                 raise ConfigError(f"layer {visit.path} ({layer}) has synaptic delays, which this method cannot "
                                   "build; delayed layers need a time-stepped rate method (method stbp)")

@@ -61,7 +61,7 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
     if isinstance(layer, Linear):
         fan_in = shape[0] + (out[0] if layer.recurrent else 0)
         macs = out[0] * fan_in + (out[0] if layer.bias else 0)
-        params = macs + (out[0] * shape[0] if layer.delays else 0)  # a delayed synapse's position is a parameter
+        params = macs + (out[0] * shape[0] if layer.delayed else 0)  # a delayed synapse's position is a parameter
         return LayerCost(visit.path, "linear", shape, out, params, macs, fan_in)
     if isinstance(layer, Pool) and layer.kind == "avg":
         macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])

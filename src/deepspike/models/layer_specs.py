@@ -48,9 +48,9 @@ class Linear:
     methods build it (the others refuse the spec); it needs ``act=True`` (the spikes it feeds back) and no
     batch-norm between the sum and the neuron.
 
-    ``delays=D`` (> 0): every synapse also has a learnable delay of 0 to ``D - 1`` steps (``layers.delays``:
-    ``y_t = sum_n w_mn x_{t - d_mn}``); time-stepped methods that see the whole sequence build it (stbp), the others
-    refuse the spec. Not together with ``recurrent``.
+    ``delays=D`` (2 to 1024; 0 or 1: none): every synapse also has a learnable delay of 0 to ``D - 1`` steps
+    (``layers.delays``: ``y_t = sum_n w_mn x_{t - d_mn}``); time-stepped methods that see the whole sequence build it
+    (stbp), the others refuse the spec. Not together with ``recurrent``.
     """
 
     out_features: int
@@ -63,10 +63,15 @@ class Linear:
     def __post_init__(self) -> None:
         if self.recurrent and (not self.act or self.norm):
             raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
-        if isinstance(self.delays, bool) or not isinstance(self.delays, int) or self.delays < 0:
-            raise ConfigError(f"{self}: delays must be a whole number of steps >= 0 (0: none)")
-        if self.delays and self.recurrent:
+        if isinstance(self.delays, bool) or not isinstance(self.delays, int) or not 0 <= self.delays <= 1024:
+            raise ConfigError(f"{self}: delays must be a whole number of steps from 0 to 1024 (0 or 1: none)")
+        if self.delayed and self.recurrent:
             raise ConfigError(f"{self}: a layer is either recurrent or delayed, not both")
+
+    @property
+    def delayed(self) -> bool:
+        """True when the synapses have delays (``delays >= 2``: a one-step range is no delay)."""
+        return self.delays >= 2
 
 
 @dataclass(frozen=True)

@@ -37,14 +37,14 @@ def dsnn(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = 
     hidden...-classes, each synapse delayed by 0 to ``delays - 1`` steps (the paper's SHD setting: 700 channels
     pooled by 5 into 140, 10 ms steps, two hidden layers of 256, delays up to 250 ms = 25 steps, dropout 0.4,
     batch-norm). ``delays=1`` is the same net without delays, for an ablation."""
-    if isinstance(delays, bool) or not isinstance(delays, int) or delays < 1:
-        raise ConfigError(f"dsnn delays must be a whole number of steps >= 1, got {delays!r}")
+    if isinstance(delays, bool) or not isinstance(delays, int) or not 1 <= delays <= 1024:
+        raise ConfigError(f"dsnn delays must be a whole number of steps from 1 to 1024, got {delays!r}")
     if not isinstance(batch_norm, bool):
         raise ConfigError(f"dsnn batch_norm must be true or false, got {batch_norm!r}")
     layers: list[Layer] = [Flatten()] if len(input_shape) > 1 else []
     for h in hidden_sizes("dsnn", hidden, at_least_one=True):
-        layers.append(Linear(scaled(h, width), norm=batch_norm, delays=delays if delays > 1 else 0))
+        layers.append(Linear(scaled(h, width), norm=batch_norm, delays=delays))
         if dropout:
             layers.append(Dropout(dropout))
-    layers.append(Linear(num_classes, act=False, delays=delays if delays > 1 else 0))
+    layers.append(Linear(num_classes, act=False, delays=delays))
     return tuple(layers)
