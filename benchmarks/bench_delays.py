@@ -15,10 +15,7 @@ above their start in a fresh process).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rate import _median_ms, _reset_peak, _status_kb  # noqa: E402
+from bench_rate import _median_ms, child_peak_mb, print_child_peak  # noqa: E402
 
 B, T, F, H, K, D = 32, 100, 140, 256, 20, 25
 NETS = {"feed-forward": ("dsnn", {"delays": 1}), "delays 25": ("dsnn", {"delays": D}), "recurrent": ("rsnn", {})}
@@ -51,19 +48,12 @@ def _step(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def peak_memory_mb(name: str) -> float | None:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    done = subprocess.run([sys.executable, __file__, "--memory-child", name], capture_output=True, text=True,
-                          check=False, env=env)
-    return json.loads(done.stdout)["mb"] if done.returncode == 0 and done.stdout.strip() else None
+    return child_peak_mb(__file__, name)
 
 
 def _memory_child(name: str) -> None:
     net, (x, y) = _net(name), _inputs()
-    _step(net, x, y)
-    ok, base = _reset_peak(), _status_kb("VmRSS")
-    for _ in range(2):
-        _step(net, x, y)
-    print(json.dumps({"mb": (_status_kb("VmHWM") - base) / 1024 if ok else None}))
+    print_child_peak(lambda: _step(net, x, y))
 
 
 def main() -> None:

@@ -89,6 +89,26 @@ def _median_ms(fn, warmup: int, steps: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def child_peak_mb(script: str, name: str) -> float | None:
+    """Peak MB of two training steps of case ``name`` above their start, measured by ``script --memory-child name``
+    in a fresh process (``MALLOC_MMAP_THRESHOLD_=65536``: freed blocks of 64 KiB or more go back at once); None
+    when the child fails."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    done = subprocess.run([sys.executable, script, "--memory-child", name], capture_output=True, text=True,
+                          check=False, env=env)
+    return json.loads(done.stdout)["mb"] if done.returncode == 0 and done.stdout.strip() else None
+
+
+def print_child_peak(step) -> None:
+    """In the ``--memory-child`` process: one warm-up ``step()`` (weight gradients exist from then on, as in a
+    training loop), then print ``{"mb": peak RSS of two steps above the RSS before them}`` as JSON."""
+    step()
+    ok, base = _reset_peak(), _status_kb("VmRSS")
+    for _ in range(2):
+        step()
+    print(json.dumps({"mb": (_status_kb("VmHWM") - base) / 1024 if ok else None}))
+
+
 def run_case(framework: str, net: str, timesteps: int, batch: int, warmup: int, steps: int, threads: int = 0,
              memory_format: str = "contiguous", precision: str = "fp32") -> dict:
     """Measure one case in this process; returns the numbers as a dict (module docstring). ``memory_format``

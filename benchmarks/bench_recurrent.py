@@ -22,10 +22,7 @@ of two steps (``VmHWM`` reset through ``/proc/self/clear_refs``) above the RSS b
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +30,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rate import _median_ms, _reset_peak, _status_kb  # noqa: E402
+from bench_rate import _median_ms, child_peak_mb, print_child_peak  # noqa: E402
 
 B, T, F, H, K = 32, 100, 700, 256, 20
 DECAY, THRESHOLD = 0.9, 1.0
@@ -104,20 +101,12 @@ def time_framework(name: str, steps: int, warmup: int) -> float | None:
 
 def peak_memory_mb(name: str) -> float | None:
     """Peak MB of two steps of ``name`` above their start, in a fresh process (``--memory-child``)."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    done = subprocess.run([sys.executable, __file__, "--memory-child", name], capture_output=True, text=True,
-                          check=False, env=env)
-    return json.loads(done.stdout)["mb"] if done.returncode == 0 and done.stdout.strip() else None
+    return child_peak_mb(__file__, name)
 
 
 def _memory_child(name: str) -> None:
-    run = FRAMEWORKS[name]()
-    x, y = _inputs()
-    _step(run, x, y)  # warm-up: weight gradients exist from here on, as in a training loop
-    ok, base = _reset_peak(), _status_kb("VmRSS")
-    for _ in range(2):
-        _step(run, x, y)
-    print(json.dumps({"mb": (_status_kb("VmHWM") - base) / 1024 if ok else None}))
+    run, (x, y) = FRAMEWORKS[name](), _inputs()
+    print_child_peak(lambda: _step(run, x, y))
 
 
 def main() -> None:
