@@ -171,7 +171,8 @@ def test_shape_checks():
     Augment(time_mask=3).check_sample_shape((700,))
     with pytest.raises(ConfigError, match=r"need sequences \[T, F\], but this data set's samples are \[2, 8, 8\]"):
         Augment(channel_shift=3).check_sample_shape((2, 8, 8))
-    for bad in ({"roll": -1}, {"rotate": 181}, {"shear": 90}, {"cutout": -2}, {"drop_event": 1.0}):
+    for bad in ({"roll": -1}, {"rotate": 181}, {"shear": 90}, {"cutout": -2}, {"drop_event": 1.0}, {"roll": "2"},
+                {"rotate": True}, {"hflip": 1}, {"one_of": "yes"}):
         with pytest.raises(ConfigError, match=f"augment.{next(iter(bad))} must be"):
             Augment(**bad)
 

@@ -104,6 +104,10 @@ class Augment:
     channel_mask: int = 0
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value, flag = getattr(self, f.name), f.name in ("hflip", "one_of")
+            if isinstance(value, bool) != flag or not isinstance(value, int | float):
+                raise ConfigError(f"augment.{f.name} must be {'true or false' if flag else 'a number'}, got {value!r}")
         sizes = [(name, 0 <= getattr(self, name) <= MAX_SIZE, f"from 0 to {MAX_SIZE}")
                  for name in ("crop_padding", "roll", "cutout", "channel_shift", "time_mask", "channel_mask")]
         for name, ok, rule in (*sizes,
