@@ -5,8 +5,10 @@ A sequence arrives one feature vector per time step, ``[B, T, F]``. Here each 8x
 digit. A recurrent layer (``model.name=rsnn``; in a spec, ``Linear(M, recurrent=True)``) feeds its neurons' spikes of
 the step before back through a weight ``V``: ``I_t = W x_t + V s_{t-1}``. The same net without that feedback
 (``model.args.recurrent=false``) only has its neurons' membranes to remember with. Both train for a few epochs from
-the same seed; then the recurrent run is exported to NIR, where ``V`` sits on a cycle ``lif -> rec -> lif``, and read
-back: the file alone gives the trained net's spikes.
+the same seed. A third way to remember: learnable synaptic delays (``model.name=dsnn``; ``Linear(M, delays=D)``), where
+every synapse learns when a row's spikes arrive, ``I_t = sum_n w_mn x_{t - d_mn}`` (no feedback, no NIR mapping). Then
+the recurrent run is exported to NIR, where ``V`` sits on a cycle ``lif -> rec -> lif``, and read back: the file alone
+gives the trained net's spikes.
 """
 
 import tempfile
@@ -26,6 +28,8 @@ recipe = ["method.name=stbp", "method.timesteps=8", "method.encoder=frames", "me
 for recurrent in ("true", "false"):
     summary = ds.train(None, work / f"rec_{recurrent}", [*recipe, f"model.args.recurrent={recurrent}"])
     print(f"recurrent={recurrent}: test accuracy {summary['test_accuracy']:.3f}")
+summary = ds.train(None, work / "delays", [*recipe, "model.name=dsnn", "model.args.delays=8"])  # delays 0-7 rows
+print(f"learnable delays: test accuracy {summary['test_accuracy']:.3f}")
 
 written = ds.export(work / "rec_true", work / "rsnn.nir")
 graph = nir.read(str(work / "rsnn.nir"))
