@@ -35,6 +35,23 @@ def test_whole_step_delays_at_the_final_width_shift_each_synapse():
     assert torch.allclose(layer(x), ref, atol=1e-6)
 
 
+def test_rounded_delays_deliver_each_spike_once_at_the_rounded_step():
+    layer = _layer(seed=3)
+    layer.sigma.fill_(0.23)
+    d = layer.discrete_delays()
+    x = torch.rand(8, 2, 4)
+    rounded = layer.round_delays_()(x)
+    kernel = layer.kernel()
+    assert torch.equal(kernel != 0, torch.nn.functional.one_hot(d, 5).bool())  # exactly one tap per synapse
+    ref = torch.zeros(8, 2, 3)
+    for t in range(8):
+        for m in range(3):
+            for n in range(4):
+                if t - d[m, n] >= 0:
+                    ref[t, :, m] += layer.weight[m, n].detach() * x[t - d[m, n], :, n]
+    assert torch.allclose(rounded, ref, atol=1e-6) and torch.equal(layer.discrete_delays(), d)
+
+
 def test_gaussian_kernel_and_output_equal_a_numpy_loop():
     layer = _layer(n=2, m=2, d=4, seed=1)
     layer.sigma.fill_(0.8)

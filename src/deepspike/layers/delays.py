@@ -21,7 +21,8 @@ positions learn with a larger step than the weights (``lr_scale`` on the paramet
 While training, each forward pass first puts positions that an update moved out of ``[0, D - 1]`` back on its
 nearest end (the paper's ``clamp_parameters``), so they keep learning. ``discrete_delays()`` gives the rounded
 delays ``[M, N]``; the trained layer itself runs the Gaussian kernel at ``sigma_end`` around the unrounded
-positions (a position near a half step splits its weight over two delays).
+positions (a position near a half step splits its weight over two delays); ``round_delays_()`` turns it into the
+discrete-delay layer (each synapse delivers once, ``d`` steps late), as hardware would run it.
 
 Memory: the kernel ``[M, N, D]`` is built at every forward pass (with its Gaussian and gradient), so ``D`` is
 bounded by ``MAX_DELAY``.
@@ -44,6 +45,8 @@ MAX_DELAY = 1024
 """The largest ``D`` (steps) a layer accepts."""
 SIGMA_END = 0.23
 """The final Gaussian width (steps), the paper's."""
+ONE_HOT_SIGMA = 0.05
+"""A width at which a whole-step position's neighbours get exp(-200) of its weight: a one-hot kernel in float32."""
 POSITION_LR_SCALE = 100.0
 """How much faster the positions learn than the weights (the paper's ``lr_pos = 100 lr_w``)."""
 
@@ -104,6 +107,15 @@ class DelayedLinear(nn.Module):
         # conv1d correlates: out[t] = sum_j W[j] series[t + j] = sum_k W[D-1-k] x[t - k], so the kernel is flipped
         y = F.conv1d(series, self.kernel().flip(-1).to(x.dtype), self.bias)  # [B, M, T]
         return y[..., :t].permute(2, 0, 1).contiguous()  # [T, B, M]
+
+    @torch.no_grad()
+    def round_delays_(self) -> DelayedLinear:
+        """Make the layer the discrete-delay layer it stands for: positions rounded to whole steps and a width at
+        which the kernel is one-hot (to float32 precision), so each synapse delivers once, ``d = discrete_delays()``
+        steps late; returns ``self``."""
+        self.position.copy_(self.discrete_delays().to(self.position.dtype))
+        self.sigma.fill_(ONE_HOT_SIGMA)
+        return self
 
     def discrete_delays(self) -> torch.Tensor:
         """The delays ``[M, N]`` (int64 steps) the positions round to."""
