@@ -13,7 +13,8 @@ from deepspike.training.run_lock import RunLock
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 
-# Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised.
+# Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised, with
+# MixUp / CutMix mixing the global batch and its labels before the ranks split them.
 RECIPE = [
     "method.name=stbp",
     "method.timesteps=2",
@@ -23,6 +24,8 @@ RECIPE = [
     "model.args.hidden=[32]",
     "data.name=digits",
     "data.augment.crop_padding=1",
+    "data.augment.mixup=0.4",
+    "data.augment.cutmix=1.0",
     "data.val_fraction=0.1",
     "optim.name=sgd",
     "optim.lr=0.1",

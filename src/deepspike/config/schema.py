@@ -51,8 +51,8 @@ class AugmentConfig(Augment):
     (pixels, >= 0), ``rotate`` (degrees, [0, 180]), ``shear`` (degrees, [0, 90)) and ``cutout`` (side, >= 0) move
     or mask each picture at random; ``one_of`` applies one of those four per sample (NDA); ``drop_event``
     ([0, 1)) drops each event of count data; ``channel_shift``, ``time_mask``, ``channel_mask`` (>= 0) shift or
-    mask the channels and steps of sequences ``[T, F]``. Event frames ``[T, C, H, W]`` take the same draw at every
-    step."""
+    mask the channels and steps of sequences ``[T, F]``; ``mixup``, ``cutmix`` (Beta's alpha, 0: off) mix samples
+    and their labels. Event frames ``[T, C, H, W]`` take the same draw at every step."""
 
     def __post_init__(self) -> None:
         try:

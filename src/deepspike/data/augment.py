@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
-from deepspike.data import frame_augment, sequence_augment
+from deepspike.data import frame_augment, mixing, sequence_augment
 
 
 def shift_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, padding: int) -> torch.Tensor:
@@ -88,7 +88,8 @@ class Augment:
     :mod:`deepspike.data.frame_augment`: ``roll`` (circular shift up to that many pixels), ``rotate`` (up to that
     many degrees), ``shear`` (horizontal, up to that many degrees), ``cutout`` (one zeroed square of that side).
     With ``one_of`` each sample takes exactly one of the geometric ops that are on, chosen uniformly (NDA, Li et
-    al. 2022); otherwise every op that is on is applied. Call as ``augment(x, generator) -> x``'s shape.
+    al. 2022); otherwise every op that is on is applied. Call as ``augment(x, generator) -> x``'s shape. Then,
+    with ``mixup`` / ``cutmix`` (Beta's alpha), :meth:`mix` mixes samples and their labels.
     """
 
     crop_padding: int = 0
@@ -102,6 +103,8 @@ class Augment:
     channel_shift: int = 0
     time_mask: int = 0
     channel_mask: int = 0
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -113,7 +116,9 @@ class Augment:
         for name, ok, rule in (*sizes,
                                ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
                                ("shear", 0 <= self.shear < 90, "in [0, 90)"),
-                               ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)")):
+                               ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)"),
+                               ("mixup", 0 <= self.mixup <= 100, "in [0, 100] (Beta's alpha; 0: off)"),
+                               ("cutmix", 0 <= self.cutmix <= 100, "in [0, 100] (Beta's alpha; 0: off)")):
             if not ok:
                 raise ConfigError(f"augment.{name} must be {rule}, got {getattr(self, name)}")
 
@@ -134,7 +139,20 @@ class Augment:
     @property
     def is_identity(self) -> bool:
         """True when nothing is on (nothing to do)."""
-        return not (self.crop_padding or self.hflip or self.geometric or self.drop_event or self.on_sequences)
+        return not (self.crop_padding or self.hflip or self.geometric or self.drop_event or self.on_sequences
+                    or self.mixes)
+
+    @property
+    def mixes(self) -> bool:
+        """True when samples are mixed (``mixup`` or ``cutmix``; their labels too: :meth:`mix`)."""
+        return bool(self.mixup or self.cutmix)
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+        """``(x', MixedLabels)``: the batch mixed by MixUp / CutMix (:mod:`deepspike.data.mixing`), after
+        ``__call__``; ``(x, y)`` unchanged when neither is on."""
+        if not self.mixes:
+            return x, y
+        return mixing.mix_batch(x, y, self.mixup, self.cutmix, generator)
 
     @property
     def on_sequences(self) -> bool:

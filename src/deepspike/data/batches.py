@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.data.augment import as_augment
+from deepspike.data.augment import Augment, as_augment
 from deepspike.data.augment import normalize as normalize_batch
+from deepspike.data.mixing import MixedLabels
 from deepspike.data.splits import mix_seed
 
 
@@ -25,7 +26,8 @@ class BatchIterator:
     index tensor per batch; streaming data sets go through a ``torch.utils.data.DataLoader`` with
     ``num_workers`` workers and the same order.
     Then per batch: move to ``device``, ``augment(x, generator)`` with a generator seeded by
-    ``mix_seed(seed, e, 0, batch)``, and ``(x - mean) / std`` when ``normalize=(mean, std)``. In-memory
+    ``mix_seed(seed, e, 0, batch)`` (with MixUp / CutMix on, ``augment.mix``: the labels become
+    ``data.mixing.MixedLabels``), and ``(x - mean) / std`` when ``normalize=(mean, std)``. In-memory
     batches are augmented whole and then sliced, so every rank applies the single-process draws to its
     part; streaming batches are sliced first and seeded with ``mix_seed(seed, e, rank, batch)``.
     """
@@ -83,6 +85,8 @@ class BatchIterator:
         """This rank's part of a global batch (any tensor whose first axis is the batch)."""
         if self.world_size == 1:
             return chunk
+        if isinstance(chunk, MixedLabels):
+            return chunk.split(self.world_size, self.rank)
         return torch.tensor_split(chunk, self.world_size)[self.rank]
 
     def indices(self) -> torch.Tensor:
@@ -123,6 +127,8 @@ class BatchIterator:
                 rank = 0 if in_memory else self.rank
                 g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, rank, b, 0xA06))
                 x = self.augment(x, g)
+                if isinstance(self.augment, Augment):
+                    x, y = self.augment.mix(x, y, g)  # labels become MixedLabels when samples are mixed
             if in_memory:
                 x, y = self.rank_part(x), self.rank_part(y)
             if self.normalize is not None:

@@ -20,6 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.core.spike_tally import SpikeTally, counting_spikes
+from deepspike.data.mixing import correct as correct_predictions
+from deepspike.data.mixing import mixed_loss
 from deepspike.methods.base import Method
 from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
@@ -77,7 +79,7 @@ def train_epoch(
             loss_value = float(loss)
             check_finite_loss(loss_value, epoch, step)
             loss_sum += loss_value * len(y)
-            correct += int((method.predict(out) == y).sum())
+            correct += correct_predictions(method.predict(out), y)
             n += len(y)
         if not bar.disable:
             _show(bar, loss_sum, correct, n, tally)
@@ -129,7 +131,7 @@ def _forward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, 
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, precision):
         out = model(x)
-        loss = method.loss(out, y) if len(y) else out.sum() * 0.0
+        loss = mixed_loss(method.loss, out, y) if len(y) else out.sum() * 0.0
         penalty = method.penalty(net)
         if penalty is not None:
             loss = loss + penalty

@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
+from deepspike.data.mixing import mixed_loss
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.carry import temporal_carry
@@ -96,7 +97,7 @@ def online_step(
         for t, x_t in enumerate(net.step_inputs(x, steps)):
             with torch.set_grad_enabled(t in chosen), autocast(x.device, precision):
                 out_t = net.score_step(x_t)  # [B, K]
-                loss_t = method.loss(out_t, y) * weight if len(y) else out_t.sum() * 0.0
+                loss_t = mixed_loss(method.loss, out_t, y) * weight if len(y) else out_t.sum() * 0.0
             if t in chosen:
                 (loss_t * loss_scale).backward()
                 loss = loss + loss_t.detach()
