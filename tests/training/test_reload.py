@@ -8,6 +8,7 @@ import torch
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.training.checkpoint_format import CHECKSUM_KEY
+from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY
 
@@ -27,3 +28,12 @@ def test_eval_of_a_checkpoint_without_its_epoch_is_one_line(tmp_path, capsys):
         assert main(["eval", str(copy_)]) == 2
     assert capsys.readouterr().err == (f"deepspike: error: {copy_ / 'checkpoint.pt'} has no 'epoch' entry: it is not "
                                        "a deepspike training checkpoint\n")
+
+
+def test_scoring_the_training_split_neither_augments_nor_mixes(tmp_path):
+    """``deepspike eval --split train`` scores the training data as it is: two evaluations agree, with crops and
+    MixUp on in the recipe (mixed labels would not even score)."""
+    out = tmp_path / "run"
+    Trainer(load_config(None, [*TINY, "train.epochs=1", "data.augment.mixup=0.4"]), out).fit()
+    first, second = evaluate_run(out, split="train"), evaluate_run(out, split="train")
+    assert first["train_accuracy"] == second["train_accuracy"] and first["samples"] > 1000

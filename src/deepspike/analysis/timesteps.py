@@ -58,7 +58,7 @@ def sweep(
         model = parts.model
         if not takes_timesteps(model):
             raise ConfigError(f"run {run_dir} (method {config.method.name!r}) is not a time-stepped rate network")
-        batches = make_batches(config, parts.data, split, next(model.parameters()).device)
+        batches = make_batches(config, parts.data, split, next(model.parameters()).device, training=False)
         if batches is None:
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)

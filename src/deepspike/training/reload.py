@@ -51,7 +51,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
     config, parts, state = load_run(run_dir)
     if unquantised and not remove_quantisation(parts.model):
         raise ConfigError(f"run {run_dir} has no QCFS activation to take the quantisation out of")
-    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device)
+    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device, training=False)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
     result = evaluate(parts.model, parts.method, batches, precision=autocast_dtype(config.train.precision))

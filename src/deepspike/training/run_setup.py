@@ -55,13 +55,15 @@ def method_and_architecture(config: RunConfig, num_classes: int, input_shape: tu
 
 
 def make_batches(
-    config: RunConfig, data: DataSplits, split: str, device: torch.device, rank: int = 0, world_size: int = 1
+    config: RunConfig, data: DataSplits, split: str, device: torch.device, rank: int = 0, world_size: int = 1,
+    training: bool = True,
 ) -> BatchIterator | None:
-    """The batch iterator of ``split`` ("train", "val", "test"); None when the split is absent."""
+    """The batch iterator of ``split`` ("train", "val", "test"); None when the split is absent. The training split
+    is shuffled and augmented (``data.augment``) unless ``training=False`` (scoring or calibrating on it)."""
     dataset = getattr(data, split)
     if dataset is None:
         return None
-    train = split == "train"
+    train = split == "train" and training
     normalize = (data.mean, data.std) if config.data.normalize else None
     augment = as_augment(config.data.augment) if train else None
     if isinstance(augment, Augment):
