@@ -19,6 +19,7 @@ from deepspike.data.batches import BatchIterator
 from deepspike.data.download import Resource, download_file, extract_tar, fetch, file_digest, verify_checksum
 from deepspike.data.idx import parse_idx, read_idx
 from deepspike.data.image_folder import ImageFileDataset
+from deepspike.data.mixing import MixedLabels, mixed_loss
 from deepspike.data.registry import list_datasets, load_dataset, register_dataset
 from deepspike.data.splits import DataSplits, channel_stats, make_splits, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
@@ -28,11 +29,13 @@ __all__ = [
     "BatchIterator",
     "DataSplits",
     "ImageFileDataset",
+    "MixedLabels",
     "Resource",
     "TensorDataset",
     "as_augment",
     "channel_stats",
     "download_file",
+    "mixed_loss",
     "extract_tar",
     "fetch",
     "file_digest",

@@ -10,7 +10,11 @@ A batch ``x [B, ...]`` with labels ``y [B]`` is mixed with a shuffled copy of it
 
 The labels become :class:`MixedLabels` ``(a = y, b = y[perm], lam)``; a method's loss is then scored as
 ``lam L(out, a) + (1 - lam) L(out, b)`` (:func:`mixed_loss`), for every method's loss alike, which for cross-entropy
-equals the cross-entropy against the mixed one-hot targets. Random numbers come from the caller's CPU generator.
+equals the cross-entropy against the mixed one-hot targets; the training accuracy counts a prediction ``lam`` for
+label ``a`` and ``1 - lam`` for label ``b``. Random numbers come from the caller's CPU generator (``lam`` through a
+numpy generator it seeds: the same draws for the same numpy version). As in the reference implementations the box
+side is even and clipped at the borders, so on small last axes many batches take little or nothing of the partner
+(``lam`` says how much they did).
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gene
     half_h, half_w = int(h * side) // 2, int(w * side) // 2
     r0, r1, c0, c1 = max(cy - half_h, 0), min(cy + half_h, h), max(cx - half_w, 0), min(cx + half_w, w)
     out = x.clone()
-    out[..., r0:r1, c0:c1] = x[perm][..., r0:r1, c0:c1]
+    out[..., r0:r1, c0:c1] = x[..., r0:r1, c0:c1][perm]  # the box of each partner (not a copy of the whole batch)
     return out, MixedLabels(y, y[perm], 1.0 - (r1 - r0) * (c1 - c0) / (h * w))
 
 

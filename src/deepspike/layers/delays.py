@@ -112,7 +112,8 @@ class DelayedLinear(nn.Module):
     def round_delays_(self) -> DelayedLinear:
         """Make the layer the discrete-delay layer it stands for: positions rounded to whole steps and a width at
         which the kernel is one-hot (to float32 precision), so each synapse delivers once, ``d = discrete_delays()``
-        steps late; returns ``self``."""
+        steps late; returns ``self``. For inference and analysis: training again resets the width by the schedule
+        (``begin_epoch``)."""
         self.position.copy_(self.discrete_delays().to(self.position.dtype))
         self.sigma.fill_(ONE_HOT_SIGMA)
         return self

@@ -59,13 +59,13 @@ def make_batches(
     training: bool = True,
 ) -> BatchIterator | None:
     """The batch iterator of ``split`` ("train", "val", "test"); None when the split is absent. The training split
-    is shuffled and augmented (``data.augment``) unless ``training=False`` (scoring or calibrating on it)."""
+    is shuffled and augmented (``data.augment``), but not augmented with ``training=False`` (scoring on it)."""
     dataset = getattr(data, split)
     if dataset is None:
         return None
-    train = split == "train" and training
+    train = split == "train"
     normalize = (data.mean, data.std) if config.data.normalize else None
-    augment = as_augment(config.data.augment) if train else None
+    augment = as_augment(config.data.augment) if train and training else None
     if isinstance(augment, Augment):
         augment.check_sample_shape(data.input_shape)
         if augment.drop_event and len(dataset):  # refused now, not at the first batch, when inputs are not counts
