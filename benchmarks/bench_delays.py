@@ -14,7 +14,6 @@ above their start in a fresh process).
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rate import _median_ms, child_peak_mb, print_child_peak  # noqa: E402
+from bench_rate import _median_ms, child_peak_mb, print_child_peak, step_bench_args  # noqa: E402
 
 B, T, F, H, K, D = 32, 100, 140, 256, 20, 25
 NETS = {"feed-forward": ("dsnn", {"delays": 1}), "delays 25": ("dsnn", {"delays": D}), "recurrent": ("rsnn", {})}
@@ -57,13 +56,8 @@ def _memory_child(name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--memory-child")
-    args = parser.parse_args()
-    if args.memory_child:
-        _memory_child(args.memory_child)
+    args = step_bench_args(__doc__.splitlines()[0], _memory_child)
+    if args is None:
         return
     print(f"B={B} T={T} {F}->{H}->{H}->{K}, D={D}; torch threads {torch.get_num_threads()}; torch {torch.__version__}, "
           f"python {platform.python_version()}")

@@ -89,6 +89,20 @@ def _median_ms(fn, warmup: int, steps: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def step_bench_args(description: str, memory_child) -> argparse.Namespace | None:
+    """``--steps``, ``--warmup`` and ``--memory-child NAME`` of a one-step benchmark script; in a memory child
+    process runs ``memory_child(NAME)`` (which prints its ``print_child_peak``) and returns None."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--memory-child")
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return None
+    return args
+
+
 def child_peak_mb(script: str, name: str) -> float | None:
     """Peak MB of two training steps of case ``name`` above their start, measured by ``script --memory-child name``
     in a fresh process (``MALLOC_MMAP_THRESHOLD_=65536``: freed blocks of 64 KiB or more go back at once); None

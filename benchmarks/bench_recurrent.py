@@ -21,7 +21,6 @@ of two steps (``VmHWM`` reset through ``/proc/self/clear_refs``) above the RSS b
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rate import _median_ms, child_peak_mb, print_child_peak  # noqa: E402
+from bench_rate import _median_ms, child_peak_mb, print_child_peak, step_bench_args  # noqa: E402
 
 B, T, F, H, K = 32, 100, 700, 256, 20
 DECAY, THRESHOLD = 0.9, 1.0
@@ -110,13 +109,8 @@ def _memory_child(name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--memory-child")
-    args = parser.parse_args()
-    if args.memory_child:
-        _memory_child(args.memory_child)
+    args = step_bench_args(__doc__.splitlines()[0], _memory_child)
+    if args is None:
         return
     versions = {"torch": torch.__version__, "python": platform.python_version()}
     print(f"B={B} T={T} {F}->{H} recurrent->{K}; torch threads {torch.get_num_threads()}; {versions}")

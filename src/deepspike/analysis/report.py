@@ -131,8 +131,8 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
     net of the same shape (an RNN, a net with delayed synapses) run over the analysis' T steps, ``T * count_macs``
     (``operations["ann_reference"]``: ``rnn_over_T``)."""
     ann_macs = count_macs(arch)
-    recurrent = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delayed", False) for v in arch.visits())
-    if recurrent and activity is not None:
+    temporal = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delayed", False) for v in arch.visits())
+    if temporal and activity is not None:
         ann_macs *= int(activity["timesteps"])
     latency = None
     if activity is not None and activity["decision_time_mean"] is not None:
@@ -147,7 +147,7 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
         "snn_acs_per_sample": snn.get("acs_per_sample"),
         "snn_macs_per_sample": snn.get("macs_per_sample"),
         "snn_over_ann": snn_ops / ann_macs if snn_ops is not None and ann_macs else None,
-        "ann_reference": "rnn_over_T" if recurrent and activity is not None else "one_pass",
+        "ann_reference": "rnn_over_T" if temporal and activity is not None else "one_pass",
     }
     preset = get_energy_preset(o.preset)  # checked for every run, used where there are spikes
     return {

@@ -230,8 +230,9 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
               "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
     if mapped["over"]:
         report["reason"] = "; ".join(mapped["over"])
-    if chip_membrane_note(model):
-        report["note"] = chip_membrane_note(model)
+    note = chip_membrane_note(model)
+    if note:
+        report["note"] = note
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
         weights_only = accuracy(quantised_model(model, mapped, dynamics=False))
