@@ -212,7 +212,7 @@ def test_eval_and_train_print_strict_json(tmp_path, capsys, monkeypatch):
     """Everything we print as JSON is strict: a NaN score is printed as null."""
     from deepspike import api
 
-    monkeypatch.setattr(api, "evaluate", lambda run_dir, split, unquantised: {"test_accuracy": float("nan")})
+    monkeypatch.setattr(api, "evaluate", lambda run_dir, split, **options: {"test_accuracy": float("nan")})
     assert main(["eval", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out, parse_constant=pytest.fail) == {"test_accuracy": None}
 

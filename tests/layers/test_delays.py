@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.delays import SIGMA_END, DelayedLinear
+from deepspike.layers.delays import SIGMA_END, DelayedLinear, round_all_delays_
 from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
 
 
@@ -50,6 +50,18 @@ def test_rounded_delays_deliver_each_spike_once_at_the_rounded_step():
                 if t - d[m, n] >= 0:
                     ref[t, :, m] += layer.weight[m, n].detach() * x[t - d[m, n], :, n]
     assert torch.allclose(rounded, ref, atol=1e-6) and torch.equal(layer.discrete_delays(), d)
+
+
+def test_round_all_delays_rounds_every_delayed_layer_of_a_net_and_counts_them():
+    net = torch.nn.Sequential(_layer(seed=4), torch.nn.Sequential(torch.nn.ReLU(), _layer(n=3, m=2, seed=5)))
+    by_hand = [_layer(seed=4), _layer(n=3, m=2, seed=5)]
+    for layer in by_hand:
+        layer.round_delays_()
+    assert round_all_delays_(net) == 2
+    for layer, ref in zip([net[0], net[1][1]], by_hand):
+        assert torch.equal(layer.position, ref.position) and float(layer.sigma) == float(ref.sigma)
+        assert torch.equal(layer.position, layer.position.round())  # whole steps
+    assert round_all_delays_(torch.nn.Sequential(torch.nn.Linear(3, 2))) == 0  # no delays: nothing to round
 
 
 def test_gaussian_kernel_and_output_equal_a_numpy_loop():

@@ -58,12 +58,16 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
     return reproduce_run(config, out, recipe=str(recipe), resume=resume)
 
 
-def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False, round_delays: bool = False
+             ) -> dict[str, Any]:
     """Reload the run's checkpoint and score it on ``split``: ``{"test_accuracy", "test_loss", "samples", ...}``;
-    ``unquantised``: a QCFS ANN with its activations' quantisation taken out (its converted SNN's large-T limit)."""
+    ``unquantised``: a QCFS ANN with its activations' quantisation taken out (its converted SNN's large-T limit);
+    ``round_delays``: a net with learnable synaptic delays with every delay rounded to a whole step, as hardware
+    runs it (the result then holds ``"delays_rounded": True``; a net without delays is refused, ``ConfigError``).
+    The checkpoint is never modified."""
     if split not in SPLITS:
         raise unknown_choice("split", split, SPLITS)
-    return evaluate_run(run_dir, split=split, unquantised=unquantised)
+    return evaluate_run(run_dir, split=split, unquantised=unquantised, round_delays=round_delays)
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts]:

@@ -19,8 +19,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score a QCFS ANN with clip(x, 0, lambda) in place of each QCFS: the accuracy its converted SNN tends to",
     )
+    p.add_argument(
+        "--round-delays",
+        action="store_true",
+        help="score a net with learnable synaptic delays (Linear(delays=D), dsnn) with each delay rounded to a whole "
+        "step, as hardware runs it; the output says \"delays_rounded\": true (the checkpoint is not changed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    print(strict_json(api.evaluate(args.run_dir, split=args.split, unquantised=args.unquantised), indent=2))
+    result = api.evaluate(args.run_dir, split=args.split, unquantised=args.unquantised, round_delays=args.round_delays)
+    print(strict_json(result, indent=2))
     return 0

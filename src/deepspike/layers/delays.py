@@ -22,7 +22,8 @@ While training, each forward pass first puts positions that an update moved out 
 nearest end (the paper's ``clamp_parameters``), so they keep learning. ``discrete_delays()`` gives the rounded
 delays ``[M, N]``; the trained layer itself runs the Gaussian kernel at ``sigma_end`` around the unrounded
 positions (a position near a half step splits its weight over two delays); ``round_delays_()`` turns it into the
-discrete-delay layer (each synapse delivers once, ``d`` steps late), as hardware would run it.
+discrete-delay layer (each synapse delivers once, ``d`` steps late), as hardware would run it; ``round_all_delays_``
+does it to every delayed layer of a net (``deepspike eval RUN --round-delays``).
 
 Memory: the kernel ``[M, N, D]`` is built at every forward pass (with its Gaussian and gradient), so ``D`` is
 bounded by ``MAX_DELAY``.
@@ -125,3 +126,12 @@ class DelayedLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, "
                 f"bias={self.bias is not None}, sigma={float(self.sigma):.3g}")
+
+
+def round_all_delays_(model: nn.Module) -> int:
+    """``round_delays_()`` on every ``DelayedLinear`` in ``model`` (in place: round a loaded or copied net, not the
+    one a run keeps training); returns how many layers it rounded (0: the net has no delays)."""
+    layers = [m for m in model.modules() if isinstance(m, DelayedLinear)]
+    for layer in layers:
+        layer.round_delays_()
+    return len(layers)

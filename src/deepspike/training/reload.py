@@ -7,6 +7,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.layers.delays import round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
@@ -45,12 +46,18 @@ def build_new_run(config, device, data=None) -> RunParts:
     return parts
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = False) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = False, round_delays: bool = False
+                 ) -> dict[str, Any]:
     """Accuracy and loss of the run's checkpoint on ``split``; ``unquantised`` scores a QCFS ANN with each
-    activation's quantisation taken out (``clip(x, 0, lambda)``: what its converted SNN tends to as T grows)."""
+    activation's quantisation taken out (``clip(x, 0, lambda)``: what its converted SNN tends to as T grows);
+    ``round_delays`` scores a net with learnable delays with each delay rounded to a whole step
+    (``layers.delays.round_all_delays_``: as hardware runs it), marked ``"delays_rounded": true``. Both change the
+    loaded copy only: the checkpoint is read, never written."""
     config, parts, state = load_run(run_dir)
     if unquantised and not remove_quantisation(parts.model):
         raise ConfigError(f"run {run_dir} has no QCFS activation to take the quantisation out of")
+    if round_delays and not round_all_delays_(parts.model):
+        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
     batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device, training=False)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
@@ -63,4 +70,5 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
         f"{split}_loss": result["loss"],
         "samples": result["samples"],
         **({"unquantised": True} if unquantised else {}),
+        **({"delays_rounded": True} if round_delays else {}),
     }
