@@ -7,7 +7,10 @@ samples with monitors on every spiking layer and reports:
 * synaptic operations: an accumulate (AC) for every spike that reaches a synapse, against the multiply-
   accumulates (MACs) of the same network as an ANN;
 * energy per inference for hardware presets (pJ per MAC, AC and spike), SNN against ANN;
-* accuracy against time steps and against weight precision (bits).
+* accuracy against time steps and against weight precision (bits);
+* the membrane of a few neurons per layer, step by step, on the first test sample (``report["traces"]``; for a
+  net of one's own, ``ds.record_traces(model, x)`` and ``ds.plot_traces``): how close the silent ones came to
+  their threshold is the first thing to look at in a layer that does not fire.
 
 Here an ``stbp`` net (Wu et al. 2019: LIF neurons, surrogate gradients) trained briefly on the 8x8 digits.
 On a net this small the SNN costs more than its ANN: with direct input the first layer does its MACs at every
@@ -41,4 +44,10 @@ for preset, row in report["energy"].items():  # pJ per inference on each hardwar
               f"ANN / SNN = {row['ann_over_snn']:.2f}")
 print("accuracy against T:", {r["timesteps"]: round(r["accuracy"], 3) for r in report["sweeps"]["timesteps"]})
 print("accuracy against weight bits:", {r["bits"]: round(r["accuracy"], 3) for r in report["sweeps"]["bits"]})
+for trace in report["traces"]:  # membrane after each step's reset, neurons "shown" (half fired, half silent)
+    if "skipped" not in trace:
+        for col, (neuron, fired) in enumerate(zip(trace["shown"], trace["fired"])):
+            v = [row[col] for row in trace["membrane"]]
+            print(f"  {trace['layer']:<24} neuron {neuron:<4} {'fired' if fired else 'silent'}, membrane "
+                  f"{min(v):+.2f} .. {max(v):+.2f}, threshold {trace['threshold'][0][col]:.2f}")
 print("full report:", work / "report" / "report.md")

@@ -1,4 +1,5 @@
-"""PNG plots of an analysis (matplotlib, Agg backend): activity, accuracy curves, spike-time histograms, rasters."""
+"""PNG plots of an analysis (matplotlib, Agg backend): activity, accuracy curves, spike-time histograms, rasters,
+membrane traces."""
 
 from __future__ import annotations
 
@@ -97,5 +98,29 @@ def plot_raster(rasters: list[dict], path: Path) -> Path:
         ax.set_title(f"{r['layer']}: {len(r['shown'])} of the {r['active']} of {r['neurons']} neurons that fired "
                      f"({r['spikes']} spikes in all)", fontsize=8)
         ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("time step")
+    return _save(fig, path)
+
+
+def plot_traces(traces: list[dict], path: Path) -> Path:
+    """One panel per traced spiking layer (``analysis.traces``; skipped layers are left out): each shown neuron's
+    membrane after the reset (solid), the threshold its charge met (dashed, the same colour) and an ``x`` on the
+    threshold at each of its spikes, for one input sample."""
+    plt = pyplot()
+    shown = [r for r in traces if "skipped" not in r]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(7, 1.2 + 1.4 * len(shown)), squeeze=False)
+    for ax, r in zip(axes[:, 0], shown, strict=True):
+        steps = range(r["timesteps"])
+        for col, neuron in enumerate(r["shown"]):
+            color = f"C{col % 10}"
+            ax.plot(steps, [row[col] for row in r["membrane"]], color=color, lw=1, label=f"{neuron}")
+            ax.plot(steps, [row[col] for row in r["threshold"]], color=color, lw=0.8, ls="--")
+            fired = [t for t, c in r["spikes"] if c == col]
+            ax.plot(fired, [r["threshold"][t][col] for t in fired], "x", color=color, ms=4)
+        ax.set_ylabel("membrane", fontsize=7)
+        ax.set_title(f"{r['layer']}: {len(r['shown'])} of {r['neurons']} neurons ({sum(r['fired'])} of them fired)",
+                     fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="neuron", title_fontsize=6)
     axes[-1, 0].set_xlabel("time step")
     return _save(fig, path)

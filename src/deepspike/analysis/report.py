@@ -17,6 +17,7 @@ import numpy as np
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.hardware import map_to_mesh
 from deepspike.analysis.raster import record_raster
+from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
 from deepspike.methods.rate_network import RateNetwork
@@ -32,7 +33,8 @@ from deepspike.training.runtime import autocast, autocast_dtype
 class AnalysisOptions:
     """limit: test samples used (None = all); bits/snrs/deletions/jitters: sweep points (empty = skip);
     per_channel: quantize per output channel; preset: energy preset of the hardware mapping; raster: neurons per
-    spiking layer in the spike raster of the first test sample (``analysis.raster``; rate-coded nets; 0 = none)."""
+    spiking layer in the spike raster of the first test sample (``analysis.raster``; rate-coded nets; 0 = none);
+    traces: neurons per spiking layer whose membrane is traced on that sample (``analysis.traces``; 0 = none)."""
 
     limit: int | None = 1000
     bits: tuple[int, ...] = (32, 8, 6, 4, 3, 2)
@@ -47,6 +49,7 @@ class AnalysisOptions:
     pe_weights: int = 65_536
     plots: bool = True
     raster: int = 32
+    traces: int = 4
     extra: dict = field(default_factory=dict)
 
 
@@ -77,6 +80,7 @@ def analyze_run(
     (``RunDir.checkpoint_digest``) and the run's absolute ``run_path``, by which ``compare`` tells an analysis of
     the run's current weights from one the run has since trained past."""
     o = options or AnalysisOptions()
+    _check_neuron_counts(o)
     checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
     result: dict[str, Any] = {
@@ -97,6 +101,14 @@ def analyze_run(
     return result
 
 
+def _check_neuron_counts(o: AnalysisOptions) -> None:
+    """``ConfigError`` before anything is loaded when the raster's or the traces' neuron count is not an integer
+    >= 0 (checked for every net, also those that draw neither)."""
+    for flag, n in (("raster", o.raster), ("traces", o.traces)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"--{flag} must be an integer >= 0 (neurons per layer; 0 = none), got {n!r}")
+
+
 def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -> list[dict]:
     """Add the accuracy, costs, compacted histograms and sweeps of ``parts.model`` on ``batches`` to ``result``;
     returns the full histograms (for the plots)."""
@@ -111,6 +123,7 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
     rate_coded = sweeps.takes_timesteps(model) and activity["layers"]
     result["raster"] = record_raster(model, batches[0][0][:1], o.raster) if rate_coded and o.raster else []
+    result["traces"] = record_traces(model, batches[0][0][:1], o.traces) if rate_coded and o.traces else []
     return histograms
 
 
@@ -220,6 +233,9 @@ def _write_plots(result: dict, histograms: list[dict], out_dir: Path) -> list[tu
     if result["raster"]:
         figures.append(("Spike raster of the first test sample", plots.plot_raster(result["raster"],
                                                                                      out_dir / "raster.png")))
+    if any("skipped" not in r for r in result["traces"]):
+        figures.append(("Membrane traces of the first test sample", plots.plot_traces(result["traces"],
+                                                                                        out_dir / "traces.png")))
     for key, (col, xlabel, title, log_x, inv) in SWEEP_PLOTS.items():
         if result["sweeps"].get(key):
             path = plots.plot_curve(result["sweeps"][key], col, out_dir / f"{key}.png", xlabel, title, log_x, inv)
@@ -234,7 +250,7 @@ def _fmt(v, spec: str = ".4g") -> str:
 def markdown_report(result: dict, figures: list[tuple[str, Path]] = ()) -> str:
     """The Markdown report of one analysis: summary, layer tables, energy, hardware mapping, sweeps, plots."""
     lines = _summary_lines(result) + _layer_lines(result["activity"]) + _energy_lines(result)
-    lines += _hardware_lines(result["hardware"])
+    lines += _hardware_lines(result["hardware"]) + _trace_lines(result.get("traces", []))
     for key, rows in result["sweeps"].items():
         col = next(k for k in rows[0] if k not in ("accuracy", "per_channel", "relative"))
         lines += ["", f"## Sweep: {key}", "", f"| {col} | accuracy (%) |", "|---:|---:|"]
@@ -270,6 +286,25 @@ def _summary_lines(result: dict) -> list[str]:
         f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",
         "",
     ]
+
+
+def _trace_lines(traces: list[dict]) -> list[str]:
+    """The membrane-trace table: per layer the neurons traced, how many fired, and the highest membrane of the
+    silent ones over their threshold (how close a quiet neuron came to firing), or why the layer was skipped."""
+    if not traces:
+        return []
+    lines = ["", "## Membrane traces (first test sample)", "",
+             "| layer | neurons traced | of them fired | silent ones' highest membrane / threshold |",
+             "|---|---:|---:|---:|"]
+    for r in traces:
+        if "skipped" in r:
+            lines.append(f"| {r['layer']} | skipped: {r['skipped']} | | |")
+            continue
+        silent = [c for c, f in enumerate(r["fired"]) if not f]
+        ratios = [v[c] / th[c] for v, th in zip(r["membrane"], r["threshold"], strict=True) for c in silent if th[c]]
+        lines.append(f"| {r['layer']} | {len(r['shown'])} of {r['neurons']} | {sum(r['fired'])} | "
+                     f"{_fmt(max(ratios) if ratios else None, '.3f')} |")
+    return lines
 
 
 def _layer_lines(act: dict | None) -> list[str]:

@@ -7,11 +7,15 @@ own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``, ``Le
 ``SynapticLIF``, ``AdaptiveLIF``; time-first ``[T, B, ...]`` tensors),
 input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``,
 ``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no
-spike), ``Stream``: a rate-coded network run one time step at a time on live input, and the shipped
-pretrained models (``zoo``, ``pretrained``).
+spike), ``Stream``: a rate-coded network run one time step at a time on live input, spike rasters and membrane
+traces of one's own net on one sample (``record_raster``, ``record_traces``, ``plot_raster``, ``plot_traces``), and the
+shipped pretrained models (``zoo``, ``pretrained``).
 The command-line tool (``deepspike.commands``) calls only this API, ``config`` and ``core``.
 """
 
+from deepspike.analysis.plots import plot_raster, plot_traces
+from deepspike.analysis.raster import record_raster
+from deepspike.analysis.traces import record_traces
 from deepspike.api.catalog import dataset_names, method_table, model_table
 from deepspike.api.conversion import CONVERSION_NORMS, convert, convert_to_ttfs
 from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
@@ -69,5 +73,6 @@ __all__ = [
     "TTFSAvgPool2d",
     "TTFSConv2d",
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
-    "pretrained", "check_pretrained", "LearnableLIF", "PSN", "SynapticLIF", "AdaptiveLIF",
+    "pretrained", "check_pretrained", "LearnableLIF", "PSN", "SynapticLIF", "AdaptiveLIF", "record_raster",
+    "record_traces", "plot_raster", "plot_traces",
 ]

@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raster", type=int, default=32, metavar="N",
                    help="neurons per spiking layer in the spike raster of the first test sample (N of those that "
                         "fire, evenly spaced; rate-coded nets; default 32, 0 = none)")
+    p.add_argument("--traces", type=int, default=4, metavar="N",
+                   help="neurons per spiking layer whose membrane is traced over time on the first test sample "
+                        "(about half that fire and half silent, evenly spaced; rate-coded nets; default 4, 0 = none)")
     p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping")
     p.add_argument(
         "--add-preset",
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         pe_neurons=args.pe_neurons,
         pe_weights=args.pe_weights,
         raster=args.raster,
+        traces=args.traces,
     )
     result = api.analyze(args.run_dir, args.out, options, qat_bits=args.qat, qat_epochs=args.qat_epochs,
                          energy_presets=tuple(args.add_preset))

@@ -86,6 +86,14 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
         s = torch.stack(steps).to(x.dtype) if steps else x * 0
         return self.reported(s)
 
+    def membrane(self, state: tuple) -> torch.Tensor:
+        """``v_t`` of the carried ``(v, a)``."""
+        return state[0]
+
+    def threshold_at(self, step: torch.Tensor, state: tuple | None) -> float | torch.Tensor:
+        """``theta_t = th + beta a_{t-1}`` from the carried ``(v_{t-1}, a_{t-1})`` (``th`` at the first step)."""
+        return self.fixed.threshold if state is None else self.fixed.threshold + self.adapt_scale * state[1]
+
     def extra_repr(self) -> str:
         p = self.fixed
         return (f"adapt_decay={self.adapt_decay:g}, adapt_scale={self.adapt_scale:g}, decay={p.decay:g}, "

@@ -88,6 +88,14 @@ class ChunkedIF(IF):
             self.report_spikes((spikes != 0).sum())  # signed and threshold-valued spikes count once each
         return spikes
 
+    def membrane(self, state: tuple) -> torch.Tensor:
+        """``v_t`` of the carried ``(v, count)``."""
+        return state[0]
+
+    def threshold_at(self, step: torch.Tensor, state: tuple | None) -> float | torch.Tensor:
+        """The threshold of ``step [1, B, ...]``: one value, or ``[C, 1, ...]`` per channel."""
+        return self.step_threshold(step[0])
+
     def step_threshold(self, step: torch.Tensor) -> float | torch.Tensor:
         """The threshold broadcast against one step ``[B, C, ...]``: a float, or ``[C, 1, ...]``."""
         if self.channel_thresholds is None:

@@ -91,6 +91,14 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         """``c = 1 - k`` on the input (PLIF's form) when the decay is learnt, else ``c = 1``."""
         return self.w is not None
 
+    def membrane(self, state: torch.Tensor) -> torch.Tensor:
+        """The carried membrane ``v_t`` (after the reset), ``[B, ...]``."""
+        return state
+
+    def threshold_at(self, step: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """The threshold of ``step [1, B, ...]``: ``()`` or ``[C, 1, ..., 1]`` (per channel)."""
+        return self.decay_and_threshold(step)[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, th = self.decay_and_threshold(x)
         s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.decay_input)

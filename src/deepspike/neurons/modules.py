@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,6 +58,15 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
         """Set a new threshold in place; returns ``self``."""
         self.params = replace(self.params, threshold=threshold)
         return self
+
+    def membrane(self, state: Any) -> torch.Tensor:
+        """The membrane ``v_t`` after the reset held in a carried ``state`` (``[B, ...]``, one step's shape)."""
+        return state
+
+    def threshold_at(self, step: torch.Tensor, state: Any) -> float | torch.Tensor:
+        """The threshold that the charge of ``step [1, B, ...]`` meets, given the ``state`` carried into it: a float,
+        or a tensor broadcasting against ``step[0]``."""
+        return self.params.threshold
 
 
 class IF(SpikingNeuron):

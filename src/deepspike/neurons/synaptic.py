@@ -114,6 +114,14 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
         self.keep((v, i_end))
         return self.reported(s)
 
+    def membrane(self, state: tuple) -> torch.Tensor:
+        """``v_t`` of the carried ``(v, i)``."""
+        return state[0]
+
+    def threshold_at(self, step: torch.Tensor, state: tuple | None) -> float:
+        """The membrane's fixed threshold."""
+        return self.fixed.threshold
+
     def extra_repr(self) -> str:
         p = self.fixed
         quant = "" if p.state_quant is None else f", state_quant={p.state_quant.describe()}"
