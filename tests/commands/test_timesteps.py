@@ -61,11 +61,12 @@ def test_timesteps_rejects_max_samples_below_one(tiny_run, tmp_path, capsys, sam
     assert not out.exists()
 
 
-def test_default_steps_stop_at_the_frames_a_sample_holds(tmp_path):
-    """Without --eval-T an event-frame run is swept at 1, 2, 4 and its data's 6 frames (asking for 8 would fail);
-    an image run at the whole default list."""
+@pytest.mark.parametrize("encoder", ["frames", "population"])
+def test_default_steps_stop_at_the_frames_a_sample_holds(tmp_path, encoder):
+    """Without --eval-T an event-frame run (as they are or population-coded) is swept at 1, 2, 4 and its data's 6
+    frames (asking for 8 would fail); an image run at the whole default list."""
     out = tmp_path / "frames_T4"
-    Trainer(load_config(None, ["method.name=stbp", "method.timesteps=4", "method.encoder=frames", "model.name=mlp",
+    Trainer(load_config(None, ["method.name=stbp", "method.timesteps=4", f"method.encoder={encoder}", "model.name=mlp",
                                "model.args.hidden=[16]", "data.name=digits_events", "data.args.timesteps=6",
                                "train.epochs=1", "train.progress=false"]), out).fit()
     parser = argparse.ArgumentParser()

@@ -105,3 +105,15 @@ def test_graph_without_any_metadata_means_dt_1e4_and_reset_to_zero():
     assert [m.params.decay for m in _neurons(net)] == pytest.approx([0.9, 0.9])
     # and NIR's strict v > threshold: the threshold moves to the next float32 above 1
     assert _neurons(net)[0].params.threshold == float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+
+
+def test_a_population_coded_net_says_so_with_its_settings_and_its_wider_input(tmp_path):
+    net = get_method("stbp", {"encoder": "population", "population_size": 4, "population_low": -1.0,
+                              "population_width": 0.5, "population_spikes": True}).build(
+        create_architecture("rsnn", num_classes=3, input_shape=(5 * 4,), hidden=[4]))
+    g = nir.read(str(write_nir(to_nir(net, (20,)), tmp_path / "p.nir")))
+    meta = _plain(g.nodes["input"].metadata)
+    assert meta["coding"] == "population" and int(meta["population_size"]) == 4
+    assert float(meta["population_low"]) == -1.0 and float(meta["population_high"]) == 1.0
+    assert float(meta["population_width"]) == 0.5 and int(meta["population_spikes"]) == 1
+    assert list(g.nodes["input"].input_type["input"]) == [20]

@@ -82,5 +82,5 @@ def test_stream_refuses_neurons_and_encoders_it_would_run_wrongly():
         Stream(net)
     net = _net("direct")
     net.encoder = _RepeatEncoder()
-    with pytest.raises(ConfigError, match="^streaming feeds .*; the encoder _RepeatEncoder is neither$"):
+    with pytest.raises(ConfigError, match="^streaming feeds .*; the encoder _RepeatEncoder is none of them$"):
         Stream(net)

@@ -19,6 +19,7 @@ from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.core.plotting import pyplot, save_figure
 from deepspike.layers.event_frames import DeltaEncoder, FrameEncoder
+from deepspike.layers.population_encoder import PopulationEncoder, is_sequence
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
@@ -31,10 +32,12 @@ DEFAULT_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 100)
 
 def default_eval_steps(model, batches) -> list[int]:
     """``DEFAULT_EVAL_STEPS``; for a net whose encoder takes its steps from the samples (event frames, sequences,
-    delta coding), only those up to the T' the samples hold, and T' itself."""
-    if not isinstance(getattr(model, "encoder", None), FrameEncoder | DeltaEncoder):
+    delta coding, population coding of sequences), only those up to the T' the samples hold, and T' itself."""
+    encoder, x = getattr(model, "encoder", None), next(iter(batches))[0]
+    if not (isinstance(encoder, FrameEncoder | DeltaEncoder) or (isinstance(encoder, PopulationEncoder)
+                                                                  and is_sequence(x))):
         return list(DEFAULT_EVAL_STEPS)
-    held = int(next(iter(batches))[0].shape[1])  # x [B, T', ...]
+    held = int(x.shape[1])  # x [B, T', ...]
     return sorted({t for t in DEFAULT_EVAL_STEPS if t <= held} | {held})
 
 

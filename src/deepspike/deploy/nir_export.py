@@ -113,9 +113,16 @@ def _encoder_name(model: nn.Module) -> str:
 
 def encoder_options(model: nn.Module) -> dict:
     """What a consumer needs to redo the input coding besides its name: a delta encoder's ``delta_threshold``,
-    ``delta_mode`` and ``delta_off_spikes`` (``layers.event_frames.DeltaEncoder``); nothing for the others."""
+    ``delta_mode`` and ``delta_off_spikes`` (``layers.event_frames.DeltaEncoder``); a population encoder's
+    ``population_size``, ``population_low``, ``population_high``, ``population_width`` and ``population_spikes``
+    (``layers.population_encoder``: the graph's input is the coded, ``size`` times wider one); nothing for the
+    others."""
     enc = getattr(model, "encoder", None)
-    if getattr(enc, "kind", None) != "delta":
+    kind = getattr(enc, "kind", None)
+    if kind == "population":
+        return {"population_size": int(enc.size), "population_low": float(enc.low), "population_high": float(enc.high),
+                "population_width": float(enc.width), "population_spikes": int(enc.spikes)}
+    if kind != "delta":
         return {}
     return {"delta_threshold": float(enc.threshold), "delta_mode": str(enc.mode),
             "delta_off_spikes": int(enc.off_spikes)}

@@ -41,6 +41,12 @@ class Method(ABC):
         """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
         return output.argmax(dim=1)
 
+    def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """One sample's per-step shape as the network's first layer sees it, for data whose samples are ``shape``:
+        the architecture is built for it. Default: ``shape``; an encoder that widens the input (population coding)
+        says so here."""
+        return shape
+
     # Optional hooks the Trainer calls; ``model`` is always the bare network (never the DDP wrapper).
 
     def init_from_ann(self, model: nn.Module, ann_state: dict[str, torch.Tensor]) -> None:

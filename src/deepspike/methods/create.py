@@ -21,5 +21,8 @@ def create_model(
     ``model_args`` go to the architecture factory, ``method_options`` to the method (time steps, neuron
     parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
     """
-    arch = create_architecture(name, num_classes, input_shape, width, **(model_args or {}))
-    return get_method(method, method_options).build(arch)
+    chosen = get_method(method, method_options)
+    if input_shape is None:  # the model's default sample shape
+        input_shape = create_architecture(name, num_classes, None, width, **(model_args or {})).input_shape
+    arch = create_architecture(name, num_classes, chosen.input_shape(tuple(input_shape)), width, **(model_args or {}))
+    return chosen.build(arch)

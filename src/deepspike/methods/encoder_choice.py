@@ -3,7 +3,10 @@
 Built-in: ``direct``, ``poisson``, ``bipolar`` (``coding.encoder.InputEncoder``: images ``x [B, C, H, W]`` ->
 ``[T, B, C, H, W]``), ``frames`` (event frames ``[B, T', C, H, W]`` -> ``[T, B, C, H, W]``,
 ``layers.event_frames.FrameEncoder``) and ``delta`` (analog sequences or frames -> ON/OFF delta spikes,
-``layers.event_frames.DeltaEncoder`` with ``method.delta_threshold``, ``delta_off_spikes``, ``delta_mode``).
+``layers.event_frames.DeltaEncoder`` with ``method.delta_threshold``, ``delta_off_spikes``, ``delta_mode``) and
+``population`` (each analog value the responses of ``method.population_size`` Gaussian fields on
+``[population_low, population_high]``, ``population_width`` spacings wide, as currents or with
+``population_spikes`` Bernoulli spikes; ``layers.population_encoder.PopulationEncoder``).
 
 ``register_encoder(name)`` adds ``factory(options) -> nn.Module`` (``options``: the method's options dataclass);
 ``method.encoder=name`` then builds it. Its module maps a batch and a number of steps to the network's input series,
@@ -24,8 +27,9 @@ from torch import nn
 from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.registration import factory_registrar, made_module
 from deepspike.layers.event_frames import DeltaEncoder, FrameEncoder
+from deepspike.layers.population_encoder import PopulationEncoder
 
-BUILT_IN = (*ENCODERS, "frames", "delta")
+BUILT_IN = (*ENCODERS, "frames", "delta", "population")
 """The built-in encoders."""
 
 EncoderFactory = Callable[[Any], nn.Module]
@@ -53,4 +57,7 @@ def make_encoder(options: Any) -> nn.Module:
         return made_module("encoder", name, _OWN[name](options))
     if name == "delta":
         return DeltaEncoder(options.delta_threshold, options.delta_off_spikes, options.delta_mode)
+    if name == "population":
+        return PopulationEncoder(options.population_size, options.population_low, options.population_high,
+                                 options.population_width, options.population_spikes)
     return FrameEncoder() if name == "frames" else InputEncoder(name)

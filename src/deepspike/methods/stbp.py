@@ -39,10 +39,12 @@ import torch
 from torch import nn
 
 from deepspike.coding.delta import DELTA_MODES
+from deepspike.coding.population import BOHTE_WIDTH, check_population
 from deepspike.core.errors import ConfigError
 from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
+from deepspike.layers.population_encoder import encoded_shape
 from deepspike.layers.rate_penalty import HiddenRates
 from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -83,6 +85,11 @@ class StbpOptions:
     delta_threshold: float = 0.1  # encoder delta: the change that makes a spike (coding.delta)
     delta_off_spikes: bool = True  # encoder delta: -1 spikes for falls
     delta_mode: str = "step"  # encoder delta: step (x_t - x_{t-1}) | level (level crossing)
+    population_size: int = 8  # encoder population: neurons per input value (coding.population)
+    population_low: float = 0.0  # ... their centres evenly on [low, high]
+    population_high: float = 1.0
+    population_width: float = BOHTE_WIDTH  # ... each field's standard deviation, in spacings of the centres
+    population_spikes: bool = False  # ... Bernoulli spikes of the responses instead of currents
     readout: str = "rate"
     loss: str = "mse"
     neunorm: bool = False
@@ -119,6 +126,7 @@ class StbpOptions:
                                   ("loss", self.loss, STBP_LOSSES), ("delta_mode", self.delta_mode, DELTA_MODES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
+        check_population(self.population_size, self.population_low, self.population_high, self.population_width)
         if not self.delta_threshold > 0:
             raise ConfigError(f"bad value {self.delta_threshold!r} for method.delta_threshold: expected > 0")
         if self.vote_group < 1:
@@ -163,6 +171,11 @@ class StbpMethod(Method):
         """The neuron layer (``method.neuron``, ``methods.neuron_choice``) after a layer whose one-sample output
         is ``shape``; ``inplace`` for body neurons, whose input is always a fresh layer output."""
         return make_neuron(self.options, shape, inplace)
+
+    def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``shape`` widened ``population_size`` times on its first axis under ``encoder: population``."""
+        o = self.options
+        return encoded_shape(shape, o.population_size) if o.encoder == "population" else shape
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options

@@ -5,7 +5,8 @@
 meanwhile. Each ``step(x)`` runs one step from that state:
 
     input    x: one step before encoding, ``[B, C, H, W]``: the image for a rate encoder (``direct`` feeds it,
-             ``poisson`` draws this step's spikes from it) or one event frame for a ``frames`` network
+             ``poisson`` draws this step's spikes from it) or one event frame for a ``frames`` network; for a
+             ``population`` encoder the image, frame or sequence step ``[B, F]``, population-coded on its own
     output   the body's output of this step ``[B, K]`` (the last layer's currents or spikes)
 
 and ``scores()`` is the readout of all steps so far, ``[B, K]``: after T steps it equals ``net(x, timesteps=T)``
@@ -21,6 +22,7 @@ import torch
 from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.population_encoder import PopulationEncoder
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
@@ -34,9 +36,9 @@ class Stream:
 
     def __init__(self, net: RateNetwork) -> None:
         check_runs_in_pieces(net, "streaming")
-        if not isinstance(net.encoder, InputEncoder | FrameEncoder):
-            raise ConfigError(f"streaming feeds one step at a time through a rate encoder (InputEncoder) or "
-                              f"as event frames; the encoder {type(net.encoder).__name__} is neither")
+        if not isinstance(net.encoder, InputEncoder | PopulationEncoder | FrameEncoder):
+            raise ConfigError(f"streaming feeds one step at a time through a rate or population encoder or as event "
+                              f"frames; the encoder {type(net.encoder).__name__} is none of them")
         self.net = net
         self.reset()
 
@@ -54,7 +56,8 @@ class Stream:
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
         net = self.net.eval()
-        encoded = net.encoder(x, 1) if isinstance(net.encoder, InputEncoder) else x.unsqueeze(0)  # [1, B, ...]
+        coded = isinstance(net.encoder, InputEncoder | PopulationEncoder)
+        encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
         # (an event frame [B, C, H, W] is step t of the FrameEncoder's [T, B, C, H, W])
         with temporal_carry(net.body):
             if self.states is not None:

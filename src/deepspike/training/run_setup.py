@@ -48,7 +48,7 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
 def method_and_architecture(config: RunConfig, num_classes: int, input_shape: tuple[int, ...]):
     """``(method, architecture)`` of ``config`` for data of ``num_classes`` classes and samples ``input_shape``."""
     method = method_from_options(config.method.name, config.method.options)
-    arch = create_architecture(config.model.name, num_classes=num_classes, input_shape=input_shape,
+    arch = create_architecture(config.model.name, num_classes=num_classes, input_shape=method.input_shape(input_shape),
                                width=config.model.width, **config.model.args)
     return method, arch
 
