@@ -120,6 +120,20 @@ def test_traced_spikes_are_the_networks_own_in_every_neuron_kind(kind):
         assert len(t["membrane"]) == len(t["threshold"]) == t["timesteps"] == r["timesteps"]
 
 
+@pytest.mark.parametrize("kind", ["lif", "plif"])
+def test_a_net_run_under_bfloat16_autocast_is_traced(kind):
+    # the fused kernels keep a bfloat16 input's membrane in float32; the replay runs in float32 alike
+    net = _stbp(kind)
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 8, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        traces = record_traces(net, x, max_neurons=6)
+        rasters = {r["layer"]: r for r in record_raster(net, x, max_neurons=10**6)}
+    assert all("skipped" not in t for t in traces) and sum(sum(t["fired"]) for t in traces) > 0
+    for t in traces:
+        assert [n in rasters[t["layer"]]["shown"] for n in t["shown"]] == t["fired"]
+
+
 def test_per_channel_thresholds_are_traced_per_neuron():
     net = _converted()
     first = record_traces(net, torch.rand(1, 7, 6) * 3.0, max_neurons=5)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deepspike.core.errors import ConfigError
 from deepspike.core.plotting import pyplot, save_figure
 
 
@@ -106,8 +107,10 @@ def plot_traces(traces: list[dict], path: Path) -> Path:
     """One panel per traced spiking layer (``analysis.traces``; skipped layers are left out): each shown neuron's
     membrane after the reset (solid), the threshold its charge met (dashed, the same colour) and an ``x`` on the
     threshold at each of its spikes, for one input sample."""
-    plt = pyplot()
     shown = [r for r in traces if "skipped" not in r]
+    if not shown:
+        raise ConfigError("no membrane traces to plot: every layer was skipped (see each one's 'skipped' reason)")
+    plt = pyplot()
     fig, axes = plt.subplots(len(shown), 1, figsize=(7, 1.2 + 1.4 * len(shown)), squeeze=False)
     for ax, r in zip(axes[:, 0], shown, strict=True):
         steps = range(r["timesteps"])
@@ -117,6 +120,7 @@ def plot_traces(traces: list[dict], path: Path) -> Path:
             ax.plot(steps, [row[col] for row in r["threshold"]], color=color, lw=0.8, ls="--")
             fired = [t for t, c in r["spikes"] if c == col]
             ax.plot(fired, [r["threshold"][t][col] for t in fired], "x", color=color, ms=4)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # time steps
         ax.set_ylabel("membrane", fontsize=7)
         ax.set_title(f"{r['layer']}: {len(r['shown'])} of {r['neurons']} neurons ({sum(r['fired'])} of them fired)",
                      fontsize=8)

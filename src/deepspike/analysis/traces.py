@@ -3,12 +3,15 @@
 ``record_traces(model, x, max_neurons)`` runs one sample ``x [1, ...]`` through a time-stepped network (as
 ``analysis.raster`` does: an ``eval_pass`` at the evaluation seed, hooks on every module marked
 ``is_spiking_neuron``, which also keeps fused kernels from replacing the neurons) and keeps each neuron layer's input
-currents ``[T, 1, ...]`` and output spikes. It then replays each layer alone, one step at a time inside
+currents ``[T, 1, ...]`` and where it spiked (in host memory). It then replays each layer alone on its device, in
+float32 (the precision in which the fused kernels keep the membrane of bfloat16 input), one step at a time inside
 ``neurons.carry.temporal_carry`` (the neuron starts each step from the state the previous step ended with, exactly
 as in one call on all T steps), and reads after each step the neuron's membrane ``v_t`` (after the reset, what
-SpikingJelly calls ``v_seq``) and the threshold its charge met at that step (the adaptive threshold
-``th + beta a_{t-1}`` of an ``AdaptiveLIF``, per channel for per-channel thresholds). The replayed spikes must equal
-the ones the network produced; a layer where they do not, or whose neuron does not carry its state from call to
+SpikingJelly calls ``v_seq``; a neuron that fires at every step and resets to zero stays at 0) and the threshold
+its charge met at that step (the adaptive threshold ``th + beta a_{t-1}`` of an ``AdaptiveLIF``, per channel for
+per-channel thresholds), keeping those of the shown neurons. Their replayed spikes must equal the ones the network
+produced; a layer where they do not (a layer whose bfloat16 state rounds differently step by step, e.g. a synaptic
+LIF's current), or whose neuron does not carry its state from call to
 call (PSN, lee2020's ``LeakCorrectedLIF``) or lacks ``membrane`` / ``threshold_at`` (a neuron of one's own), is
 listed with the reason instead of a trace.
 
@@ -64,15 +67,15 @@ def _remove(hooks: list) -> None:
 
 def _keep_input(calls: list[torch.Tensor]):
     def hook(module: nn.Module, args) -> None:
-        if args and isinstance(args[0], torch.Tensor):
-            calls.append(args[0].detach().clone())  # copied: in-place neurons write their spikes over it
+        if args and isinstance(args[0], torch.Tensor):  # a copy in host memory (in-place neurons write over it)
+            calls.append(args[0].detach().to("cpu", copy=True))
     return hook
 
 
 def _keep_output(calls: list[torch.Tensor]):
     def hook(module: nn.Module, args, out) -> None:
         if isinstance(out, torch.Tensor):
-            calls.append(out.detach().clone())
+            calls.append((out.detach() != 0).cpu())  # where it spiked (signed and weighted spikes alike)
     return hook
 
 
@@ -82,37 +85,47 @@ def _layer_traces(name: str, neuron: nn.Module, inputs: list, outputs: list, max
         return {"layer": name, "skipped": f"{type(neuron).__name__} does not carry its state from step to step"}
     if not (hasattr(neuron, "membrane") and hasattr(neuron, "threshold_at")):
         return {"layer": name, "skipped": f"{type(neuron).__name__} has no membrane() / threshold_at()"}
-    x, spikes = torch.cat(inputs), torch.cat(outputs)
-    if x.dim() < 2 or x.shape[1] != 1 or spikes.shape != x.shape:
-        return {"layer": name, "skipped": f"input {tuple(x.shape)} and output {tuple(spikes.shape)} are not "
+    x, spiked = torch.cat(inputs), torch.cat(outputs)  # [T, 1, ...] currents, where the layer spiked
+    if x.dim() < 2 or x.shape[1] != 1 or spiked.shape != x.shape:
+        return {"layer": name, "skipped": f"input {tuple(x.shape)} and output {tuple(spiked.shape)} are not "
                                           f"[T, 1, ...] steps of one sample"}
-    replayed, membrane, threshold = replay(neuron, x)
-    if not torch.equal(replayed, spikes.reshape(spikes.shape[0], -1)):
-        return {"layer": name, "skipped": "one step at a time, the neuron did not reproduce its spikes"}
-    fired = (replayed != 0).any(0)  # [N]
+    spiked = spiked.reshape(spiked.shape[0], -1)  # [T, N]
+    fired = spiked.any(0)  # [N]
     shown = shown_neurons(fired, max_neurons)
-    steps, rows = torch.nonzero(replayed[:, shown] != 0, as_tuple=True)  # row-major: ordered by step
+    replayed = replay(neuron, x, shown)
+    if replayed is None or not torch.equal(replayed[0], spiked[:, shown]):
+        return {"layer": name, "skipped": "one step at a time, the neuron did not reproduce its spikes" +
+                (f" (its input was {x.dtype}: the replay runs in float32)" if x.dtype != torch.float32 else "")}
+    steps, rows = torch.nonzero(replayed[0], as_tuple=True)  # row-major: ordered by step
     return {"layer": name, "neurons": int(fired.numel()), "timesteps": int(x.shape[0]), "shown": shown,
-            "fired": fired[shown].tolist(), "membrane": membrane[:, shown].tolist(),
-            "threshold": threshold[:, shown].tolist(), "spikes": torch.stack([steps, rows], 1).tolist()}
+            "fired": fired[shown].tolist(), "membrane": replayed[1].tolist(), "threshold": replayed[2].tolist(),
+            "spikes": torch.stack([steps, rows], 1).tolist()}
 
 
 @torch.no_grad()
-def replay(neuron: CarriesState, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run ``neuron`` on ``x [T, 1, ...]`` one step at a time, carrying its state: ``(spikes, membrane, threshold)``,
-    each ``[T, N]`` float32 (``N`` the neurons of one step), the membrane after each step's reset and the threshold
-    its charge met."""
-    spikes, membrane, threshold = [], [], []
-    with temporal_carry(neuron):
+def replay(neuron: CarriesState, x: torch.Tensor, shown: list[int]
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Run ``neuron`` on ``x [T, 1, ...]`` (host memory) one step at a time on its own device, in float32 without
+    autocast (as the fused kernels keep the membrane of low-precision input), carrying its state:
+    ``(spiked, membrane, threshold)`` of the ``shown`` neurons (indices into a step's ``N`` neurons), each
+    ``[T, len(shown)]``: where they spiked (bool), the membrane after each step's reset and the threshold their
+    charge met (float32). None where a step's spikes are not of the step's shape."""
+    device = next((t.device for t in [*neuron.parameters(), *neuron.buffers()]), torch.device("cpu"))
+    index = torch.tensor(shown, dtype=torch.long, device=device)
+    spiked, membrane, threshold = [], [], []
+    with temporal_carry(neuron), torch.autocast(device.type, enabled=False):
         for t in range(x.shape[0]):
-            step = x[t : t + 1].clone()  # in-place neurons write their spikes over their input
+            step = x[t : t + 1].to(device, torch.float32, copy=True)  # a copy: in-place neurons write over it
             th = neuron.threshold_at(step, neuron.state)
             s = neuron(step)
+            if s.shape != step.shape:
+                return None
             v = neuron.membrane(neuron.state)
-            spikes.append(s.float().flatten())
-            membrane.append(v.float().flatten())
-            threshold.append(torch.as_tensor(th, dtype=torch.float32).expand(v.shape).flatten())
-    return torch.stack(spikes), torch.stack(membrane), torch.stack(threshold)
+            spiked.append((s != 0).flatten()[index].cpu())
+            membrane.append(v.float().flatten()[index].cpu())
+            threshold.append(torch.as_tensor(th, dtype=torch.float32, device=device).expand(v.shape)
+                             .flatten()[index].cpu())
+    return torch.stack(spiked), torch.stack(membrane), torch.stack(threshold)
 
 
 def shown_neurons(fired: torch.Tensor, max_neurons: int) -> list[int]:
