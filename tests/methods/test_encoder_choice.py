@@ -116,5 +116,5 @@ def test_population_coded_nets_stream_as_they_run(model, shape, step):
         stream.step(s)
     with torch.no_grad():
         assert torch.allclose(stream.scores(), net(x, timesteps=5), atol=1e-6)
-    with pytest.raises(ConfigError, match="^population_low < population_high"):
+    with pytest.raises(ConfigError, match="^method.population_low < population_high"):
         StbpOptions(encoder="population", population_low=1.0, population_high=0.5)

@@ -33,9 +33,11 @@ DEFAULT_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 100)
 def default_eval_steps(model, batches) -> list[int]:
     """``DEFAULT_EVAL_STEPS``; for a net whose encoder takes its steps from the samples (event frames, sequences,
     delta coding, population coding of sequences), only those up to the T' the samples hold, and T' itself."""
-    encoder, x = getattr(model, "encoder", None), next(iter(batches))[0]
-    if not (isinstance(encoder, FrameEncoder | DeltaEncoder) or (isinstance(encoder, PopulationEncoder)
-                                                                  and is_sequence(x))):
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, FrameEncoder | DeltaEncoder | PopulationEncoder):
+        return list(DEFAULT_EVAL_STEPS)
+    x = next(iter(batches))[0]
+    if isinstance(encoder, PopulationEncoder) and not is_sequence(x):  # population-coded images: any T
         return list(DEFAULT_EVAL_STEPS)
     held = int(x.shape[1])  # x [B, T', ...]
     return sorted({t for t in DEFAULT_EVAL_STEPS if t <= held} | {held})

@@ -49,6 +49,11 @@ class PopulationEncoder(nn.Module):
         self.size, self.low, self.high, self.width = size, float(low), float(high), float(width)
         self.spikes = bool(spikes)
 
+    @property
+    def widening(self) -> int:
+        """How many values the network sees per input value (``size``)."""
+        return self.size
+
     def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
         if x.dim() < 2:
             raise ConfigError(f"population coding needs a batch of samples [B, ...], got shape {tuple(x.shape)}")

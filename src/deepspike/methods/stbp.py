@@ -6,8 +6,10 @@ through space and time (autograd through the neuron's loop over T).
 
 - Encoding layer: with ``encoder: direct`` the first layer receives the analog image at every step; with
   ``encoder: frames`` it receives event frames ``[B, T, C, H, W]`` (neuromorphic data); ``delta``: ON/OFF spikes
-  where an analog sequence changes (``coding.delta``); ``poisson`` and ``bipolar`` spikes, or an encoder of one's
-  own registered with ``register_encoder`` (``methods.encoder_choice``).
+  where an analog sequence changes (``coding.delta``); ``population``: each value spread over Gaussian receptive
+  fields (``coding.population``; the architecture is built for the wider input, ``input_shape``: build it with
+  ``create_model``, or for ``method.input_shape(shape)``); ``poisson`` and ``bipolar`` spikes, or an encoder of
+  one's own registered with ``register_encoder`` (``methods.encoder_choice``).
 - NeuNorm (``neunorm: true``, eq. 9-10, ``layers.neunorm``): the spikes of every convolutional layer that
   feeds another convolutional layer pass through ``o - U x`` with decay ``neunorm_decay`` (k_tau2).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
@@ -39,6 +41,7 @@ import torch
 from torch import nn
 
 from deepspike.coding.delta import DELTA_MODES
+from deepspike.coding.encoder import ENCODERS
 from deepspike.coding.population import BOHTE_WIDTH, check_population
 from deepspike.core.errors import ConfigError
 from deepspike.layers.delays import DelayedLinear
@@ -126,7 +129,10 @@ class StbpOptions:
                                   ("loss", self.loss, STBP_LOSSES), ("delta_mode", self.delta_mode, DELTA_MODES)):
             if value not in valid:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
-        check_population(self.population_size, self.population_low, self.population_high, self.population_width)
+        try:
+            check_population(self.population_size, self.population_low, self.population_high, self.population_width)
+        except ConfigError as error:
+            raise ConfigError(f"method.{error}") from None
         if not self.delta_threshold > 0:
             raise ConfigError(f"bad value {self.delta_threshold!r} for method.delta_threshold: expected > 0")
         if self.vote_group < 1:
@@ -139,6 +145,16 @@ class StbpOptions:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
         check_training_choices(self)
         check_neuron_options(self)
+
+
+def check_delays_fit(arch: Architecture, timesteps: int) -> None:
+    """A one-line ``ConfigError`` when a ``Linear(delays=D)`` of ``arch`` has delays (up to ``D - 1`` steps) that a net
+    run for ``timesteps`` steps could never deliver: ``D`` must be at most ``timesteps``."""
+    longest = max((v.layer.delays for v in arch.visits() if isinstance(v.layer, Linear) and v.layer.delayed),
+                  default=0)
+    if longest > timesteps:
+        raise ConfigError(f"Linear(delays={longest}) has delays of up to {longest - 1} steps, which a net run for "
+                          f"method.timesteps={timesteps} steps would deliver after its end: give delays <= {timesteps}")
 
 
 def voting_architecture(arch: Architecture, group: int) -> Architecture:
@@ -172,6 +188,11 @@ class StbpMethod(Method):
         is ``shape``; ``inplace`` for body neurons, whose input is always a fresh layer output."""
         return make_neuron(self.options, shape, inplace)
 
+    @property
+    def reads_sequences(self) -> bool:
+        """With the ``frames``, ``delta`` or ``population`` encoder, or an encoder of one's own."""
+        return self.options.encoder not in ENCODERS
+
     def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """``shape`` widened ``population_size`` times on its first axis under ``encoder: population``."""
         o = self.options
@@ -181,6 +202,7 @@ class StbpMethod(Method):
         o = self.options
         num_classes = arch.num_classes
         check_norm_fits(o.norm, arch)
+        check_delays_fit(arch, o.timesteps)
         arch = voting_architecture(arch, o.vote_group)
         # NeuNorm sits on every conv layer's spikes except the last map layer's (which feeds the FC part).
         normed = _count_map_activations(arch) - 1 if o.neunorm else 0

@@ -66,8 +66,8 @@ def evaluate(
         for x, y in batches:
             if len(y) == 0:
                 continue
-            if timesteps:
-                check_timesteps_fit(x, timesteps)
+            if timesteps:  # an encoder that widens the input (population coding) widens the [T, B, ...] input
+                check_timesteps_fit(x, timesteps, getattr(getattr(model, "encoder", None), "widening", 1))
             with autocast(x.device, precision):
                 out = model(x, timesteps=timesteps) if timesteps else model(x)
                 loss = method.loss(out, y)
@@ -81,9 +81,10 @@ def evaluate(
     return {"accuracy": correct / n, "loss": loss_sum / n, "samples": int(n)}
 
 
-def check_timesteps_fit(x: torch.Tensor, timesteps: int) -> None:
+def check_timesteps_fit(x: torch.Tensor, timesteps: int, widening: int = 1) -> None:
     """A one-line ``ConfigError`` when the input of batch ``x [B, ...]`` over ``timesteps`` steps, the
-    ``[T, B, ...]`` tensor a time-stepped network encodes it into, would alone exceed the memory of
-    ``x``'s device (its activations need at least as much): the bound is derived from memory, not a fixed T."""
-    check_steps_fit(x.numel() * x.element_size(), timesteps, x.device,
+    ``[T, B, ...]`` tensor a time-stepped network encodes it into (``widening`` times as many values per step
+    for an encoder that widens it), would alone exceed the memory of ``x``'s device (its activations need at least
+    as much): the bound is derived from memory, not a fixed T."""
+    check_steps_fit(x.numel() * x.element_size() * widening, timesteps, x.device,
                     f"one batch's [T, B, ...] input ({len(x)} samples of shape {list(x.shape[1:])})", "inference ")
