@@ -115,3 +115,11 @@ def test_stbp_learns_digits_quickly():
         loss.backward()
         opt.step()
     assert loss.item() < 0.7 * first
+
+
+def test_delays_a_net_could_never_deliver_are_refused():
+    arch = create_architecture("dsnn", num_classes=3, input_shape=(8,), hidden=[4], delays=9)
+    with pytest.raises(ConfigError, match=r"^Linear\(delays=9\) has delays of up to 8 steps, which a net run for "
+                                          r"method.timesteps=8 steps would deliver after its end: give delays <= 8$"):
+        get_method("stbp", {"timesteps": 8, "encoder": "frames"}).build(arch)
+    get_method("stbp", {"timesteps": 9, "encoder": "frames"}).build(arch)  # the longest delay, 8 steps, arrives

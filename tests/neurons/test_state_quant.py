@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.methods.stbp import StbpOptions
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.dynamics import neuron_multistep
@@ -116,3 +117,13 @@ def test_the_fused_kernels_step_aside_and_other_neurons_refuse():
 def test_bad_settings(bad, message):
     with pytest.raises(ConfigError, match=message):
         StateQuant(**bad)
+
+
+@pytest.mark.parametrize("low, high, threshold", [(1e300, 0.2, 0.5), (0.0, 1e39, 0.5), (0.0, 0.2, 3e38)])
+def test_ranges_past_float32_are_refused_in_one_line_before_training(low, high, threshold):
+    quant = StateQuant(4, low, high)
+    with pytest.raises(ConfigError, match=r"reach .*, past float32's largest number 3.40282e\+38$"):
+        quant.levels(threshold)
+    with pytest.raises(ConfigError, match=r"^method.state_low=.* past float32's largest number"):
+        StbpOptions(state_bits=4, state_low=low, state_high=high, threshold=threshold)
+    StateQuant(4, 0.0, 0.2).check_fits(2e38)  # 2.4e38 still fits

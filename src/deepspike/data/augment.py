@@ -121,6 +121,9 @@ class Augment:
                                ("cutmix", 0 <= self.cutmix <= 100, "in [0, 100] (Beta's alpha; 0: off)")):
             if not ok:
                 raise ConfigError(f"augment.{name} must be {rule}, got {getattr(self, name)}")
+        if self.one_of and not self.geometric:
+            raise ConfigError("augment.one_of picks one of roll, rotate, shear and cutout per sample, but none of "
+                              "them is on")
 
     @property
     def geometric(self) -> tuple[Callable[[torch.Tensor, torch.Generator], torch.Tensor], ...]:
@@ -159,10 +162,13 @@ class Augment:
         """True when a sequence op (channel shift, time or channel mask) is on."""
         return bool(self.channel_shift or self.time_mask or self.channel_mask)
 
-    def check_sample_shape(self, shape: Sequence[int]) -> None:
+    def check_sample_shape(self, shape: Sequence[int], steps: int | None = None) -> None:
         """ConfigError unless inputs of one step's ``shape`` (``DataSplits.input_shape``: ``[C, H, W]`` for images
-        and event frames, ``[F]`` for sequences) can take the ops that are on: crops, flips and the geometric ops
-        need pictures, channel shifts and masks sequences; ``drop_event`` takes any shape."""
+        and event frames, ``[F]`` for sequences of ``steps`` steps, when known) can take the ops that are on: crops,
+        flips and the geometric ops need pictures, channel shifts and masks sequences; ``drop_event`` takes any
+        shape. Sizes must fit the sample: ``crop_padding``, ``roll`` and ``cutout`` at most the picture's shorter
+        side, ``channel_shift`` and ``channel_mask`` fewer than its ``F`` channels, ``time_mask`` fewer than its
+        steps (larger ones only blank or wrap every sample)."""
         spatial = self.crop_padding or self.hflip or self.geometric
         if spatial and len(shape) != 3:
             raise ConfigError(f"data.augment: crops, flips, roll, rotate, shear and cutout need images or event "
@@ -170,6 +176,14 @@ class Augment:
         if self.on_sequences and len(shape) != 1:
             raise ConfigError(f"data.augment: channel_shift, time_mask and channel_mask need sequences [T, F], but "
                               f"this data set's samples are {list(shape)} per step")
+        side = min(shape[1:]) if len(shape) == 3 else None
+        channels = shape[0] - 1 if len(shape) == 1 else None
+        for name, limit in (("crop_padding", side), ("roll", side), ("cutout", side), ("channel_shift", channels),
+                            ("channel_mask", channels), ("time_mask", None if steps is None else steps - 1)):
+            if limit is not None and getattr(self, name) > limit:
+                raise ConfigError(f"data.augment.{name}={getattr(self, name)} does not fit samples of shape "
+                                  f"{list(shape)} per step{'' if steps is None else f' over {steps} steps'}: "
+                                  f"at most {limit}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.drop_event:

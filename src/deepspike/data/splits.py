@@ -29,6 +29,15 @@ class DataSplits:
     class_names: tuple[str, ...]
     name: str = ""
 
+    def steps_per_sample(self) -> int | None:
+        """``T'`` when each sample holds a time axis before its per-step ``input_shape`` (sequences ``[T', F]``,
+        event frames ``[T', C, H, W]``), else None (images; also data sets that do not hold their samples as one
+        tensor ``.x``, the streaming image folders)."""
+        x = getattr(self.train if self.train is not None else self.test, "x", None)
+        if not isinstance(x, torch.Tensor) or x.dim() != len(self.input_shape) + 2:
+            return None
+        return int(x.shape[1])
+
 
 def mix_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers, e.g. ``(seed, epoch, rank, batch)`` (numpy SeedSequence)."""

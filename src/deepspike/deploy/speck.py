@@ -47,6 +47,14 @@ def sinabs_dynapcnn() -> tuple[types.ModuleType, types.ModuleType]:
     """Sinabs' ``(dynapcnn_layer, mapping)`` modules; ``ConfigError`` when sinabs is not installed."""
     if importlib.util.find_spec("sinabs") is None:
         raise ConfigError("--target speck needs sinabs (pip install sinabs; `make test-nir` installs it)")
+    try:
+        return _dynapcnn_modules()
+    except ImportError as error:  # installed, but a dependency of its own is missing
+        raise ConfigError(f"--target speck: sinabs is installed but does not import ({error}); reinstall it with "
+                          "its dependencies") from None
+
+
+def _dynapcnn_modules() -> tuple[types.ModuleType, types.ModuleType]:
     name = "sinabs.backend.dynapcnn"
     if name not in sys.modules and importlib.util.find_spec("samna") is None:
         backend = importlib.util.find_spec("sinabs.backend")

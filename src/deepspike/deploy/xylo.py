@@ -58,6 +58,14 @@ def rockpool_xylo_mapper() -> types.ModuleType:
     """Rockpool's SYNS61201 mapper module; ``ConfigError`` when rockpool is not installed."""
     if importlib.util.find_spec("rockpool") is None:
         raise ConfigError("--target xylo needs rockpool (pip install rockpool; `make test-nir` installs it)")
+    try:
+        return _xylo_mapper()
+    except ImportError as error:  # installed, but a dependency of its own is missing
+        raise ConfigError(f"--target xylo: rockpool is installed but does not import ({error}); reinstall it with "
+                          "its dependencies") from None
+
+
+def _xylo_mapper() -> types.ModuleType:
     if importlib.util.find_spec("samna") is None:
         root = Path(importlib.util.find_spec("rockpool.devices").origin).parent
         for name in ("rockpool.devices.xylo", "rockpool.devices.xylo.syns61201"):

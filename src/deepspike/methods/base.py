@@ -41,6 +41,12 @@ class Method(ABC):
         """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
         return output.argmax(dim=1)
 
+    @property
+    def reads_sequences(self) -> bool:
+        """Whether the network reads samples that hold a time axis (sequences ``[T', F]``, event frames
+        ``[T', C, H, W]``); a run on such data with a method that does not is refused. Default: False."""
+        return False
+
     def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """One sample's per-step shape as the network's first layer sees it, for data whose samples are ``shape``:
         the architecture is built for it. Default: ``shape``; an encoder that widens the input (population coding)

@@ -114,6 +114,10 @@ def state_quant_of(o: Any) -> StateQuant | None:
     if o.neuron not in ("lif", "synaptic") or o.learn_threshold:
         raise ConfigError(f"method.state_bits quantises the membrane of the fixed lif and synaptic neurons, not "
                           f"method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold else ""))
+    try:
+        quant.check_fits(o.threshold)
+    except ConfigError as error:
+        raise ConfigError(f"method.{error}") from None
     return quant
 
 

@@ -28,6 +28,9 @@ from deepspike.core.errors import ConfigError
 MAX_STATE_BITS = 16
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 @dataclass(frozen=True)
 class StateQuant:
     """``bits`` (1 to 16) levels exponent; ``low``, ``high`` (>= 0): how far the range reaches below ``-th`` and
@@ -47,9 +50,19 @@ class StateQuant:
         object.__setattr__(self, "low", float(self.low))
         object.__setattr__(self, "high", float(self.high))
 
+    def check_fits(self, threshold: float) -> None:
+        """A one-line ``ConfigError`` when the range ``[-th (1 + low), th (1 + high)]`` of a layer of threshold
+        ``threshold`` reaches past float32's largest number (its levels would be infinite)."""
+        reach = abs(float(threshold)) * (1.0 + max(self.low, self.high))
+        if not reach <= FLOAT32_MAX:
+            raise ConfigError(f"state_low={self.low:g} / state_high={self.high:g} with threshold {float(threshold):g} "
+                              f"reach {reach:g}, past float32's largest number {FLOAT32_MAX:g}")
+
     def levels(self, threshold: float, device: torch.device | str = "cpu") -> torch.Tensor:
         """The ``2^bits`` levels ``[L]`` (float32, as snnTorch's ``linspace``) for a layer of threshold
-        ``threshold``; one table per setting, threshold and device, kept (at most 64 KiB ... 256 KiB each)."""
+        ``threshold`` (``check_fits``); one table per setting, threshold and device, kept (at most 64 KiB ... 256 KiB
+        each)."""
+        self.check_fits(threshold)
         return _level_table(self.bits, self.low, self.high, float(threshold), torch.device(device))
 
     def __call__(self, h: torch.Tensor, threshold: float) -> torch.Tensor:

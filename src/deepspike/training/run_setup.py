@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from deepspike.config.schema import RunConfig
+from deepspike.core.errors import ConfigError
 from deepspike.data import Augment, BatchIterator, DataSplits, as_augment, load_dataset
 from deepspike.data.frame_augment import check_counts
 from deepspike.methods import Method
@@ -41,6 +42,13 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
     on ``device``."""
     data = data if data is not None else load_data(config)
     method, arch = method_and_architecture(config, data.num_classes, tuple(data.input_shape))
+    steps = data.steps_per_sample()
+    if steps is not None and not method.reads_sequences:
+        encoder = getattr(method.options, "encoder", None)
+        reader = f"method {method.name!r}" + (f" with encoder {encoder!r}" if isinstance(encoder, str) else "")
+        raise ConfigError(f"data {config.data.name!r} holds {steps} steps per sample ({list(data.input_shape)} each), "
+                          f"which {reader} does not read: train it with stbp and method.encoder frames, delta or "
+                          f"population")
     check_parameters_fit(count_parameters(arch), device, f"model {arch.name} at width {config.model.width:g}")
     return RunParts(method, arch, method.build(arch).to(device), data)
 
@@ -67,7 +75,7 @@ def make_batches(
     normalize = (data.mean, data.std) if config.data.normalize else None
     augment = as_augment(config.data.augment) if train and training else None
     if isinstance(augment, Augment):
-        augment.check_sample_shape(data.input_shape)
+        augment.check_sample_shape(data.input_shape, data.steps_per_sample())
         if augment.drop_event and len(dataset):  # refused now, not at the first batch, when inputs are not counts
             check_counts(torch.as_tensor(dataset[0][0]).float())
     return BatchIterator(
