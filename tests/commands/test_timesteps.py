@@ -75,3 +75,17 @@ def test_default_steps_stop_at_the_frames_a_sample_holds(tmp_path, encoder):
     with open(tmp_path / "s" / "accuracy_vs_inference_T.csv") as f:
         assert [r["inference_T"] for r in csv.DictReader(f)] == ["1", "2", "4", "6"]
     assert parse_steps(None) is None and parser.parse_args(["r", "--out", "o"]).eval_T is None
+
+
+def test_steps_past_what_the_samples_hold_are_refused_naming_the_run_before_any_is_scored(tmp_path, capsys):
+    from deepspike.cli import main
+
+    run = tmp_path / "frames"
+    Trainer(load_config(None, ["method.name=stbp", "method.timesteps=4", "method.encoder=frames", "model.name=mlp",
+                               "model.args.hidden=[16]", "data.name=digits_events", "data.args.timesteps=6",
+                               "train.epochs=1", "train.progress=false"]), run).fit()
+    capsys.readouterr()
+    assert main(["timesteps", str(run), "--eval-T", "1,2,7", "--out", str(tmp_path / "s")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"deepspike: error: run {run}: --eval-T 7 asks for more steps than its samples hold (6)\n"
+    assert captured.out == ""

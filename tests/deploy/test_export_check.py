@@ -8,6 +8,8 @@ import pytest
 
 from deepspike.cli import main
 from deepspike.deploy import conformance
+from deepspike.deploy.families import build
+from deepspike.deploy.peers.known_issues import known_issue
 
 pytest.importorskip("nir")
 
@@ -35,3 +37,20 @@ def test_check_with_snntorch_reports_the_same_spikes(tiny_run, capsys, monkeypat
     summary = json.loads(capsys.readouterr().out)
     result = summary["check"]["tools"]["snntorch"]
     assert result["equal"] and result["spikes_ours"] > 0 and (tmp_path / "m.nir").is_file()
+
+
+@pytest.mark.parametrize("family", ["dense", "conv", "pool", "residual", "recurrent"])
+@pytest.mark.parametrize("neuron, reset", [("LIF", "zero"), ("IF", "subtract")])
+def test_issue_kind_names_the_conformance_family_of_each_net(family, neuron, reset):
+    assert conformance.issue_kind(build(family, neuron, reset)) == (family, neuron, reset)
+
+
+def test_a_differing_tool_result_carries_the_known_cause(tiny_run, capsys, monkeypatch):
+    monkeypatch.setattr(conformance, "installed", lambda: ["sinabs", "norse"])
+    monkeypatch.setattr(conformance, "version", lambda tool: "0")
+    results = {"sinabs": {"equal": False, "differing": 3}, "norse": {"equal": True, "differing": 0}}
+    monkeypatch.setattr(conformance, "check_tool", lambda tool, *args: dict(results[tool]))
+    tools = conformance.check_run(tiny_run, steps=5)["tools"]
+    assert tools["sinabs"]["known_issue"] == known_issue("sinabs", "dense", "LIF", "zero")  # the mlp's LIF
+    assert tools["sinabs"]["known_issue"].startswith("Sinabs' importer reads NIR LIF tau")
+    assert "known_issue" not in tools["norse"]

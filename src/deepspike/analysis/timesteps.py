@@ -30,16 +30,23 @@ DEFAULT_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 100)
 """The inference T swept when none are given."""
 
 
-def default_eval_steps(model, batches) -> list[int]:
-    """``DEFAULT_EVAL_STEPS``; for a net whose encoder takes its steps from the samples (event frames, sequences,
-    delta coding, population coding of sequences), only those up to the T' the samples hold, and T' itself."""
+def steps_held(model, batches) -> int | None:
+    """The steps ``T'`` each sample holds for a net whose encoder takes its steps from the samples (event frames,
+    sequences, delta coding, population coding of sequences), else None (any T)."""
     encoder = getattr(model, "encoder", None)
     if not isinstance(encoder, FrameEncoder | DeltaEncoder | PopulationEncoder):
-        return list(DEFAULT_EVAL_STEPS)
+        return None
     x = next(iter(batches))[0]
     if isinstance(encoder, PopulationEncoder) and not is_sequence(x):  # population-coded images: any T
+        return None
+    return int(x.shape[1])  # x [B, T', ...]
+
+
+def default_eval_steps(held: int | None) -> list[int]:
+    """``DEFAULT_EVAL_STEPS``; with samples that hold ``held`` steps (``steps_held``), only those up to ``held``, and
+    ``held`` itself."""
+    if held is None:
         return list(DEFAULT_EVAL_STEPS)
-    held = int(x.shape[1])  # x [B, T', ...]
     return sorted({t for t in DEFAULT_EVAL_STEPS if t <= held} | {held})
 
 
@@ -68,7 +75,11 @@ def sweep(
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)
         precision = autocast_dtype(config.train.precision)
-        for steps in eval_steps if eval_steps is not None else default_eval_steps(model, batches):
+        held = steps_held(model, batches)
+        if eval_steps is not None and held is not None and max(eval_steps) > held:
+            raise ConfigError(f"run {run_dir}: --eval-T {max(eval_steps)} asks for more steps than its samples hold "
+                              f"({held})")
+        for steps in eval_steps if eval_steps is not None else default_eval_steps(held):
             acc, n = accuracy_at(model, parts.method, batches, steps, max_samples, precision)
             by_inference.append(dict(row, inference_T=steps, accuracy=acc, samples=n))
         acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples, precision)

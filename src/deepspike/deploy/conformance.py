@@ -4,13 +4,15 @@
 fraction of differing entries, the first step that differs, and the output spike counts of both.
 ``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
 its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
-``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``).
+``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``), and
+adds to a tool's differing result the cause ``peers.known_issues`` knows for nets of its kind (``known_issue``).
 ``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import reference_spikes
@@ -19,7 +21,12 @@ from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.deploy.peers.known_issues import known_issue
 from deepspike.deploy.peers.producers import PRODUCERS
+from deepspike.layers.containers import ResidualBlock
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.sew import SewBlock
+from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training.reload import load_run
 
 
@@ -66,8 +73,27 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
         return {"tools": {}, "message": "no NIR tool installed (snntorch, norse, sinabs, rockpool, spikingjelly, "
                                         "spyx); `make test-nir` installs them into .nir-venv"}
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
-    return {"steps": steps, "dt": dt, "tools": {t: {"version": version(t), **check_tool(t, parts.model, x, dt)}
-                                                for t in tools}}
+    kind = issue_kind(parts.model)
+    results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt)} for t in tools}
+    for tool, result in results.items():
+        reason = known_issue(tool, *kind) if not result["equal"] else None
+        if reason:
+            result["known_issue"] = reason
+    return {"steps": steps, "dt": dt, "tools": results}
+
+
+def issue_kind(model: nn.Module) -> tuple[str, str, str]:
+    """``(family, neuron, reset)`` of a net as ``peers.known_issues`` indexes differences: the family its most
+    particular layer gives (recurrent, residual, pool, conv, dense, in that order), ``IF`` or ``LIF`` and the reset
+    of its first neuron."""
+    modules = list(model.modules())
+    checks = (("recurrent", RecurrentSpiking), ("residual", ResidualBlock | SewBlock), ("pool", nn.AvgPool2d),
+              ("conv", nn.Conv2d))
+    family = next((name for name, kind in checks if any(isinstance(m, kind) for m in modules)), "dense")
+    neuron = next((m for m in modules if isinstance(m, SpikingNeuron)), None)
+    if neuron is None:
+        return family, "", ""
+    return family, "IF" if neuron.params.decay == 1.0 else "LIF", neuron.params.reset
 
 
 def check_import(tool: str, x: torch.Tensor) -> dict:

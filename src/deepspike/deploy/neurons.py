@@ -75,6 +75,22 @@ def state_metadata(params: NeuronParams) -> dict:
     return {} if q is None else {"state_bits": q.bits, "state_low": q.low, "state_high": q.high}
 
 
+def chip_input_note(model) -> str | None:
+    """For the chip reports (Speck, Xylo), whose inputs are unsigned event counts: a note when ``model``'s encoder
+    feeds its first layer something else (analog values: ``direct``, population currents; signed spikes: ``bipolar``,
+    delta coding with OFF spikes), which the chip's inputs cannot carry as they are; None for spike and event-frame
+    encoders. The reports' accuracies are simulated on the encoder's own output."""
+    enc = getattr(model, "encoder", None)
+    kind = getattr(enc, "kind", None)
+    if kind in ("direct", "bipolar") or (kind == "population" and not enc.spikes):
+        what = "signed spikes" if kind == "bipolar" else "analog values"
+    elif kind == "delta" and enc.off_spikes:
+        what = "signed ON/OFF spikes (delta_off_spikes; 2F unsigned channels would carry them)"
+    else:
+        return None
+    return f"its input encoder ({kind}) gives {what}, not the unsigned event counts the chip's inputs take"
+
+
 def chip_membrane_note(model) -> str | None:
     """For the chip reports (Speck, Xylo): a note when ``model`` was trained with a quantised membrane, which the
     chip's own integer membrane replaces; None otherwise."""

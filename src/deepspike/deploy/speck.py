@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.deploy.neurons import chip_membrane_note
+from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
 from deepspike.deploy.nir_export import _Integrator, chain_modules
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -150,7 +150,7 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     for row, layer in zip(rows, layers.values()):
         row["cores_possible"] = mapping.find_chip_layers(layer, constraints)
     report = {"target": "speck", "layers": rows, "cores": CORES, "fits": False}
-    notes = [n for n in (speck_modules(model)[1], chip_membrane_note(model)) if n]
+    notes = [n for n in (speck_modules(model)[1], chip_input_note(model), chip_membrane_note(model)) if n]
     if notes:
         report["note"] = "; ".join(notes)
     too_big = [r for r in rows if not r["cores_possible"]]

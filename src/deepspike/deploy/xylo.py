@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.deploy.neurons import chip_membrane_note
+from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
 from deepspike.deploy.nir_export import _Integrator, chain_modules
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -238,9 +238,9 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
               "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
     if mapped["over"]:
         report["reason"] = "; ".join(mapped["over"])
-    note = chip_membrane_note(model)
-    if note:
-        report["note"] = note
+    notes = [n for n in (chip_input_note(model), chip_membrane_note(model)) if n]
+    if notes:
+        report["note"] = "; ".join(notes)
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
         weights_only = accuracy(quantised_model(model, mapped, dynamics=False))

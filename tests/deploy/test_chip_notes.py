@@ -1,0 +1,31 @@
+"""The chip reports' notes (``deploy.neurons``): an input encoder whose output is not unsigned event counts (analog
+values, signed spikes) is named; spike and event-frame encoders, and delta coding without OFF spikes, are not."""
+
+import pytest
+
+from deepspike.deploy.neurons import chip_input_note
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
+
+
+@pytest.mark.parametrize("options, what", [
+    ({"encoder": "direct"}, "analog values"),
+    ({"encoder": "bipolar"}, "signed spikes"),
+    ({"encoder": "population", "population_size": 2}, "analog values"),
+    ({"encoder": "delta"}, "signed ON/OFF spikes"),
+    ({"encoder": "poisson"}, None),
+    ({"encoder": "frames"}, None),
+    ({"encoder": "delta", "delta_off_spikes": False}, None),
+    ({"encoder": "population", "population_size": 2, "population_spikes": True}, None),
+])
+def test_encoders_the_chips_inputs_cannot_carry_are_named(options, what):
+    width = 2 * 4 if options["encoder"] == "population" else 4
+    net = get_method("stbp", options).build(create_architecture("rsnn", num_classes=2, input_shape=(width,),
+                                                                hidden=[3]))
+    note = chip_input_note(net)
+    if what is None:
+        assert note is None
+    else:
+        assert note == (f"its input encoder ({options['encoder']}) gives {what}"
+                        + (" (delta_off_spikes; 2F unsigned channels would carry them)" if "ON/OFF" in what else "")
+                        + ", not the unsigned event counts the chip's inputs take")
