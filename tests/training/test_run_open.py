@@ -14,6 +14,7 @@ import pytest
 
 from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
 from deepspike.training.run_open import RESUMABLE_KEYS, changed_keys
 from deepspike.training.runs import RUN_FILES, RunDir, load_checkpoint
 from deepspike.training.trainer import Trainer
@@ -273,3 +274,16 @@ def test_an_empty_out_is_refused_and_nothing_lands_in_the_current_folder(tmp_pat
     assert _one_line_error(capsys, ["train", *QUICK, "--out", ""]) == ("deepspike: error: --out is empty; give the "
                                                                      "name of a folder")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_cannot_change_the_epochs_a_delay_schedule_is_spread_over(tmp_path):
+    rows = ["method.name=stbp", "method.encoder=frames", "method.timesteps=8", "model.name=dsnn",
+            "model.args.hidden=[8]", "model.args.delays=3", "data.name=digits_rows", "train.progress=false",
+            "train.max_steps_per_epoch=1", "schedule.name=none"]
+    Trainer(load_config(None, [*rows, "train.epochs=1"]), tmp_path / "run").fit()
+    with pytest.raises(ConfigError, match=r"^--resume cannot change train.epochs \(1 -> 2\) of a net with "
+                                          r"DelayedLinear layers: their schedule is spread over train.epochs"):
+        Trainer(load_config(None, [*rows, "train.epochs=2"]), tmp_path / "run", resume=True).fit()
+    plain = [r.replace("model.name=dsnn", "model.name=rsnn") for r in rows if "delays" not in r]
+    Trainer(load_config(None, [*plain, "train.epochs=1"]), tmp_path / "plain").fit()
+    Trainer(load_config(None, [*plain, "train.epochs=2"]), tmp_path / "plain", resume=True).fit()  # no schedule

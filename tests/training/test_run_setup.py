@@ -18,7 +18,8 @@ FEW = ["train.epochs=1", "train.progress=false", "train.max_steps_per_epoch=1"]
      "method 'stbp' with encoder 'direct'"),
     ("digits_events", ["method.name=stbp", "method.encoder=poisson", "model.name=mlp", "model.args.hidden=[8]"],
      "method 'stbp' with encoder 'poisson'"),
-    ("digits_events", ["method.name=spikebp", "model.name=mlp", "model.args.hidden=[8]"], "method 'spikebp' with encoder 'bipolar'"),
+    ("digits_events", ["method.name=spikebp", "model.name=mlp", "model.args.hidden=[8]"],
+     "method 'spikebp' with encoder 'bipolar'"),
 ])
 def test_time_axis_data_with_an_image_reader_is_refused_before_the_run_starts(tmp_path, data, args, reader):
     with pytest.raises(ConfigError, match=f"^data '{data}' holds 8 steps per sample .* which {reader} does not read: "

@@ -92,6 +92,7 @@ PRECISIONS = ("fp32", "bf16")
 TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt")  # training.temporal_grad
 LOG_SINKS = ("csv", "tensorboard")  # training.metric_sinks, besides metrics.jsonl
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # train.compile's modes of torch.compile
 CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precision": PRECISIONS,
            "train.temporal_grad": TEMPORAL_GRADS, "train.log": LOG_SINKS}  # keys with a fixed set of values
 
@@ -148,7 +149,9 @@ class TrainConfig:
     (the global NumPy generator gets ``seed % 2**32``). ``temporal_grad``: bptt, checkpoint (exact, segments of
     ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps) or ottt
     (``training.temporal_grad``); ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
-    (``training.metric_sinks``)."""
+    (``training.metric_sinks``); ``compile``: false, true (torch.compile's default mode) or a mode (default,
+    reduce-overhead, max-autotune): the training and scoring forward passes run through ``torch.compile``
+    (``training.compiled``; checkpoints hold the plain module's weights)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -166,6 +169,7 @@ class TrainConfig:
     time_segment: int | None = None
     sltt_steps: int | None = None
     log: list[str] = field(default_factory=list)
+    compile: bool | str = False
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -197,6 +201,9 @@ class TrainConfig:
             self.ema_decay,
             "in (0, 1) or null (evaluate an exponential moving average of the weights)",
         )
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            raise ConfigError(f"bad value {shown_value(self.compile)} for train.compile; valid: false, true, "
+                              f"{', '.join(COMPILE_MODES)}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
 

@@ -85,7 +85,7 @@ def _score(setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgr
     """Add the evaluation keys to ``record``; returns the method's measures (under DDP: on rank 0's part of
     the test split)."""
     model, method, batches, ema = setup.parts.model, setup.parts.method, setup.batches, setup.ema
-    score = partial(evaluate, model, method, reduce=setup.reduce, precision=setup.precision)
+    score = partial(evaluate, setup.scorer, method, reduce=setup.reduce, precision=setup.precision)
     if ema is not None:  # the raw weights' score, for comparison; the average is what is reported
         record.update(test_accuracy_raw=score(batches["test"])["accuracy"])
     with ema.swapped(model) if ema is not None else nullcontext():

@@ -66,6 +66,19 @@ def resume_recipe(run: RunDir) -> Path | None:
     return None
 
 
+def check_epoch_schedules(saved: RunConfig, config: RunConfig, model) -> None:
+    """A one-line ``ConfigError`` when a resume changes ``train.epochs`` of a net with layers on a per-epoch schedule
+    (a ``begin_epoch(epoch, epochs)`` method: the Gaussian width of learnable delays, ``layers.delays``): the epochs
+    already trained followed the schedule over the old count."""
+    if saved.train.epochs == config.train.epochs:
+        return
+    scheduled = sorted({type(m).__name__ for m in model.modules() if callable(getattr(m, "begin_epoch", None))})
+    if scheduled:
+        raise ConfigError(f"--resume cannot change train.epochs ({saved.train.epochs} -> {config.train.epochs}) of a "
+                          f"net with {', '.join(scheduled)} layers: their schedule is spread over train.epochs, so the "
+                          f"epochs already trained followed another one; train a new run")
+
+
 def check_resumed_epochs(run: RunDir, config: RunConfig, epochs_done: int) -> None:
     """A one-line error, before anything is written, when the checkpoint's ``epochs_done`` is past what the run's
     metrics log holds (the log gets each epoch before its checkpoint: the files do not belong together) or past

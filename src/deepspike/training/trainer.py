@@ -33,13 +33,14 @@ from deepspike.core.atomic import check_output_dir
 from deepspike.core.errors import ConfigError, UserError
 from deepspike.methods import check_trainable
 from deepspike.training.checkpoint import rng_state, training_checkpoint
+from deepspike.training.compiled import check_compile
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
 from deepspike.training.run_lock import RunLock
-from deepspike.training.run_open import CONTINUE, NEW, check_resumed_epochs, open_mode
+from deepspike.training.run_open import CONTINUE, NEW, check_epoch_schedules, check_resumed_epochs, open_mode
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 from deepspike.training.summary import run_summary
@@ -64,6 +65,7 @@ class Trainer:
         dist_context: DistContext | None = None,
     ) -> None:
         check_trainable(config.method.name)
+        check_compile(config)
         self.config = config
         self.run = RunDir(check_output_dir(out_dir, "--out"))  # "" is refused, not read as the current folder
         self.out_dir = self.run.path
@@ -149,6 +151,7 @@ class Trainer:
             state = self.run.read_checkpoint(self.device)
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
             check_resumed_epochs(self.run, self.config, progress.epochs_done)
+            check_epoch_schedules(self.run.read_config(), self.config, setup.parts.model)
         if ctx.is_main:
             self.run.remove_stale_temps()
             self.run.metrics.truncate_after(progress.epochs_done)

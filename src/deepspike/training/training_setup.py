@@ -2,8 +2,9 @@
 
 seed (``train.seed + rank``) -> data -> method, architecture, model -> batch iterators of the train, val and
 test splits (each rank its part) -> optimizer -> per-iteration schedule -> channels-last weights ->
-DistributedDataParallel wrapper -> weight average. The order is part of the behaviour: model initialisation
-draws from the seeded generators, and the weight average starts from the weights the DDP wrapper broadcast.
+``torch.compile`` (``train.compile``) -> DistributedDataParallel wrapper -> weight average. The order is part of
+the behaviour: model initialisation draws from the seeded generators, and the weight average starts from the
+weights the DDP wrapper broadcast.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from torch import nn
 
 from deepspike.config.schema import RunConfig
 from deepspike.data import BatchIterator
+from deepspike.methods.registry import method_from_options
+from deepspike.training.compiled import compiled_model
 from deepspike.training.distributed import DistContext, all_reduce_sums, wrap_data_parallel
 from deepspike.training.ema import WeightAverage
 from deepspike.training.optim import make_optimizer, make_scheduler
@@ -32,12 +35,14 @@ SPLITS = ("train", "val", "test")
 @dataclass
 class TrainingSetup:
     """parts: method, architecture, the bare model and data; model: what runs the training batches (the bare
-    model or its DDP wrapper); batches: one iterator per split (None for an absent split); ema: the weight
-    average (None without ``train.ema_decay``); precision: the autocast dtype (None: float32); reduce: sums
-    ``[correct, loss_sum, n]`` over the ranks."""
+    model, its compiled form, or a DDP wrapper of either); scorer: what runs the validation and test batches (the
+    bare model or its compiled form, ``training.compiled``); batches: one iterator per split (None for an absent
+    split); ema: the weight average (None without ``train.ema_decay``); precision: the autocast dtype (None:
+    float32); reduce: sums ``[correct, loss_sum, n]`` over the ranks."""
 
     parts: RunParts
     model: nn.Module
+    scorer: nn.Module
     batches: dict[str, BatchIterator | None]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -70,7 +75,8 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     the weights, so a ``method.init_from`` ANN run is not read."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = load_data(config)
-    check_training_steps_fit(config, tuple(data.input_shape), device, ctx.world_size)
+    seen = method_from_options(config.method.name, config.method.options).input_shape(tuple(data.input_shape))
+    check_training_steps_fit(config, seen, device, ctx.world_size)  # the input as the net sees it (population: wider)
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
@@ -80,11 +86,13 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     scheduler = make_scheduler(config.schedule, optimizer, epochs, steps)
     if config.train.channels_last:
         parts.model.to(memory_format=torch.channels_last)  # 4-D weights (convolutions) only
-    model = wrap_data_parallel(parts.model, ctx, device)
+    scorer = compiled_model(parts.model, config.train.compile)
+    model = wrap_data_parallel(scorer, ctx, device)
     decay = config.train.ema_decay
     return TrainingSetup(
         parts=parts,
         model=model,
+        scorer=scorer,
         batches=batches,
         optimizer=optimizer,
         scheduler=scheduler,
