@@ -40,7 +40,8 @@ def main() -> None:
     logging.disable(logging.WARNING)
     rows = []
     for tool, (fam, neu, rst) in itertools.product(installed(), itertools.product(FAMILIES, NEURONS, RESETS)):
-        r = check_tool(tool, build(fam, neu, rst), sample_input(fam, args.steps, args.batch))
+        r = check_tool(tool, build(fam, neu, rst), sample_input(fam, args.steps, args.batch),
+                       round_delays=fam == "delayed")
         rows.append({"tool": tool, "version": version(tool), "family": fam, "neuron": neu, "reset": rst, **r,
                      "known_issue": None if r.get("equal") else known_issue(tool, fam, neu, rst)})
         print(tool, fam, neu, rst, _cell(r), flush=True)

@@ -110,10 +110,10 @@ def our_exports(nir) -> set[str]:
     for fam in FAMILIES:
         for neuron in ("IF", "LIF"):
             model = build(fam, neuron)
-            graphs.append(to_nir(model, input_shape(fam)))
+            graphs.append(to_nir(model, input_shape(fam), round_delays=True))  # delayed: Delay -> Linear branches
             for decay in (1.0, 0.5):  # membrane readouts: I and LI
                 model.readout = MembraneReadout(decay=decay)
-                graphs.append(to_nir(model, input_shape(fam)))
+                graphs.append(to_nir(model, input_shape(fam), round_delays=True))
     lin = build("dense", "LIF")
     lin.body[0].module = nn.Linear(64, 32, bias=False)
     graphs.append(to_nir(lin, (64,)))

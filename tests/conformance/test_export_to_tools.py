@@ -1,7 +1,8 @@
 """deepspike's exported NIR graphs run by each third-party tool give deepspike's output spikes, 1,000 steps.
 
-Every rate-coded net family (:mod:`deepspike.deploy.families`: dense, conv, pool, residual; IF and LIF; reset to
-zero and by subtraction) is exported with :func:`to_nir` and loaded by each tool's own importer. Where a tool
+Every rate-coded net family (:mod:`deepspike.deploy.families`: dense, conv, pool, residual, recurrent, delayed; IF and
+LIF; reset to zero and by subtraction) is exported with :func:`to_nir` (the delayed family with ``round_delays``) and
+loaded by each tool's own importer. Where a tool
 cannot give the same spikes, the case is a strict expected failure naming the tool's own bug (``known_issue``)
 and the difference measured by ``benchmarks/nir/conformance.py`` (``benchmarks/results/nir/conformance.json``): when
 the tool is fixed the test reports XPASS as a failure.
@@ -51,6 +52,7 @@ def test_tool_reproduces_deepspike_spikes(tool, family, neuron, reset):
     require_tool(tool)
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
-    result = check_tool(tool, build(family, neuron, reset), sample_input(family, STEPS, batch=2))
+    result = check_tool(tool, build(family, neuron, reset), sample_input(family, STEPS, batch=2),
+                        round_delays=family == "delayed")
     assert result.get("spikes_ours", 1) > 100  # the comparison is not vacuous
     assert result["equal"], result

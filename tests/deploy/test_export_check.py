@@ -39,7 +39,7 @@ def test_check_with_snntorch_reports_the_same_spikes(tiny_run, capsys, monkeypat
     assert result["equal"] and result["spikes_ours"] > 0 and (tmp_path / "m.nir").is_file()
 
 
-@pytest.mark.parametrize("family", ["dense", "conv", "pool", "residual", "recurrent"])
+@pytest.mark.parametrize("family", ["dense", "conv", "pool", "residual", "recurrent", "delayed"])
 @pytest.mark.parametrize("neuron, reset", [("LIF", "zero"), ("IF", "subtract")])
 def test_issue_kind_names_the_conformance_family_of_each_net(family, neuron, reset):
     assert conformance.issue_kind(build(family, neuron, reset)) == (family, neuron, reset)

@@ -113,10 +113,10 @@ def test_what_cannot_run_delays_refuses_in_one_line(shd_folder, tmp_path, extra,
             ds.get_method(method).build(arch)
 
 
-def test_a_delayed_net_does_not_export_to_nir_or_stream(shd_folder, tmp_path):
+def test_a_delayed_net_exports_to_nir_only_rounded_and_does_not_stream(shd_folder, tmp_path):
     Trainer(load_config(None, _delayed(shd_folder, "train.epochs=1")), tmp_path / "run").fit()
-    with pytest.raises(ds.ConfigError, match="layer DelayedLinear has no NIR mapping"):
-        ds.export(tmp_path / "run", tmp_path / "d.nir")
+    with pytest.raises(ds.ConfigError, match="layer DelayedLinear has learnable synaptic delays.*--round-delays"):
+        ds.export(tmp_path / "run", tmp_path / "d.nir")  # the rounded net exports (tests/deploy/test_nir_delays.py)
     with pytest.raises(ds.ConfigError, match="streaming: the layer DelayedLinear needs the whole sequence"):
         ds.Stream(ds.load_run(tmp_path / "run")[1].model)
 

@@ -94,11 +94,13 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
 
 def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int = 1000,
            target: str | None = None, limit: int | None = None, **options: Any) -> dict[str, Any]:
-    """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``
-    (rate-coded nets), ``large``, ``t_window`` (TTFS nets). Returns what was written. ``check``: also run the
-    exported graph in every installed third-party NIR tool for ``steps`` steps and compare its output spikes
-    with deepspike's (``result["check"]``). ``target`` (``speck``, ``xylo``): the chip fit report
-    (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all)."""
+    """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``,
+    ``round_delays`` (rate-coded nets; ``round_delays``: a net with learnable synaptic delays as the rounded net,
+    each delay a whole step, as hardware runs it), ``large``, ``t_window`` (TTFS nets). Returns what was written.
+    ``check``: also run the exported graph in every installed third-party NIR tool for ``steps`` steps and compare
+    its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's). ``target``
+    (``speck``, ``xylo``): the chip fit report (``result["target"]``; xylo: accuracy before/after quantisation on
+    ``limit`` test samples, default all)."""
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
@@ -106,7 +108,8 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     if report is not None:
         summary["target"] = report
     if check:
-        summary["check"] = check_run(run_dir, steps, options.get("dt", DEFAULT_DT))
+        summary["check"] = check_run(run_dir, steps, options.get("dt", DEFAULT_DT),
+                                     round_delays=bool(options.get("round_delays", False)))
     return summary
 
 

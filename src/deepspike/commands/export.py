@@ -34,6 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="rate-coded nets: divide weights by each layer's threshold and set thresholds to 1",
     )
     p.add_argument(
+        "--round-delays",
+        action="store_true",
+        help="nets with learnable synaptic delays (Linear(delays=D), dsnn): export the net with each delay rounded "
+        "to a whole step, as hardware runs it (`eval --round-delays` scores it): one Delay -> Linear branch per "
+        "delay; --check then compares the tools with the rounded net",
+    )
+    p.add_argument(
         "--large", type=float, default=1e6,
         help="TTFS nets: tau_mem (and ReL-PSP's tau_syn) = LARGE * tau, finite stand-ins for 'no leak' (default 1e6)",
     )
@@ -46,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     summary = api.export(args.run_dir, args.nir, check=args.check, steps=args.steps, target=args.target,
                          limit=args.limit, dt=args.dt,
-                         fold_thresholds=args.fold_thresholds, large=args.large, t_window=args.t_window)
+                         fold_thresholds=args.fold_thresholds, round_delays=args.round_delays, large=args.large,
+                         t_window=args.t_window)
     check = summary.get("check", {})
     if not check.get("tools") and "message" in check and args.nir is None and args.target is None:
         print(check["message"])  # --check alone with no tool installed: one line

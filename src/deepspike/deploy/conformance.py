@@ -3,13 +3,17 @@
 ``compare(ours, theirs)`` -> the difference of two spike tensors ``[T, B, K]``: ``equal``, the number and
 fraction of differing entries, the first step that differs, and the output spike counts of both.
 ``check_tool(tool, model, x, dt)`` exports ``model`` (:func:`to_nir`), loads it in ``tool`` and compares
-its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised.
+its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is reported, not raised. With
+``round_delays`` a net with learnable synaptic delays is rounded first (``layers.delays.round_all_delays_`` on a
+copy), and both the graph and deepspike's spikes are the rounded net's.
 ``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``), and
 adds to a tool's differing result the cause ``peers.known_issues`` knows for nets of its kind (``known_issue``).
 ``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -24,6 +28,7 @@ from deepspike.deploy.peers import TOOLS, installed, version
 from deepspike.deploy.peers.known_issues import known_issue
 from deepspike.deploy.peers.producers import PRODUCERS
 from deepspike.layers.containers import ResidualBlock
+from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.sew import SewBlock
 from deepspike.neurons.modules import SpikingNeuron
@@ -41,9 +46,13 @@ def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
             "spikes_theirs": int(theirs.float().sum())}
 
 
-def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT) -> dict:
-    """Export ``model`` at ``dt``, run it in ``tool`` on ``x [T, B, *input_shape]``, compare with deepspike."""
-    graph = to_nir(model, tuple(x.shape[2:]), dt=dt)
+def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT, round_delays: bool = False) -> dict:
+    """Export ``model`` at ``dt``, run it in ``tool`` on ``x [T, B, *input_shape]``, compare with deepspike;
+    ``round_delays``: the net with its synaptic delays rounded to whole steps (a copy; module docstring)."""
+    if round_delays:
+        model = copy.deepcopy(model)
+        round_all_delays_(model)
+    graph = to_nir(model, tuple(x.shape[2:]), dt=dt, round_delays=round_delays)
     ours = reference_spikes(model, x)
     try:
         run = TOOLS[tool].load(graph, dt, x.shape[0], x.shape[1])
@@ -59,12 +68,16 @@ def sample_spikes(shape: tuple[int, ...], steps: int, batch: int = 2, rate: floa
     return (torch.rand((steps, batch, *shape), generator=g) < rate).float()
 
 
-def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
+def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: bool = False) -> dict:
     """``deepspike export RUN --check``: the run's rate-coded net exported and run by every installed tool on
-    sample input spikes for ``steps`` steps; per tool :func:`compare`'s result (or the tool's error)."""
+    sample input spikes for ``steps`` steps; per tool :func:`compare`'s result (or the tool's error).
+    ``round_delays`` (``--round-delays``): a net with synaptic delays is rounded, and the tools are compared with
+    the rounded net (a run without delays is a one-line ``ConfigError``)."""
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     _, parts, _ = load_run(run_dir, device="cpu")
+    if round_delays and not round_all_delays_(parts.model):
+        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
     if is_ttfs_model(parts.model) or is_window_model(parts.model):
         raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net (a ttfs_window "
                           "graph replays with deepspike.deploy.nir_window_replay.replay_window_graph)")
@@ -74,7 +87,7 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
                                         "spyx); `make test-nir` installs them into .nir-venv"}
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
     kind = issue_kind(parts.model)
-    results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt)} for t in tools}
+    results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt, round_delays)} for t in tools}
     for tool, result in results.items():
         reason = known_issue(tool, *kind) if not result["equal"] else None
         if reason:
@@ -84,11 +97,11 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT) -> dict:
 
 def issue_kind(model: nn.Module) -> tuple[str, str, str]:
     """``(family, neuron, reset)`` of a net as ``peers.known_issues`` indexes differences: the family its most
-    particular layer gives (recurrent, residual, pool, conv, dense, in that order), ``IF`` or ``LIF`` and the reset
-    of its first neuron."""
+    particular layer gives (delayed, recurrent, residual, pool, conv, dense, in that order), ``IF`` or ``LIF`` and the
+    reset of its first neuron."""
     modules = list(model.modules())
-    checks = (("recurrent", RecurrentSpiking), ("residual", ResidualBlock | SewBlock), ("pool", nn.AvgPool2d),
-              ("conv", nn.Conv2d))
+    checks = (("delayed", DelayedLinear), ("recurrent", RecurrentSpiking), ("residual", ResidualBlock | SewBlock),
+              ("pool", nn.AvgPool2d), ("conv", nn.Conv2d))
     family = next((name for name, kind in checks if any(isinstance(m, kind) for m in modules)), "dense")
     neuron = next((m for m in modules if isinstance(m, SpikingNeuron)), None)
     if neuron is None:

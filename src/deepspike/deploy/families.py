@@ -11,10 +11,14 @@
   -> Flatten -> Linear(256, 10) -> N(readout): one residual block, its junction neurons fed by both branches
 * ``recurrent``: Linear(64, 32) -> N with a recurrent weight V [32, 32] (``layers.recurrent``: ``N(W x_t + V s_{t-1})``,
   a cycle ``lif -> rec -> lif`` in NIR) -> Linear(32, 10) -> N(readout), on flat ``(64,)`` inputs
+* ``delayed``: DelayedLinear(64, 32, D = 4, bias) with its delays rounded to whole steps (``layers.delays``: ``y_t =
+  b + sum_n w_n x_{t - d_n}``; in NIR one ``Delay -> Linear`` branch per delay, exported with ``round_delays=True``)
+  -> N -> Linear(32, 10) -> N(readout), on flat ``(64,)`` inputs
 
 with N an ``IF`` (decay 1) or ``LIF`` (decay 0.9) neuron, threshold 1, reset ``zero`` or ``subtract``.
 Weights are drawn so that every layer fires (positive-mean weights), so a comparison is not vacuous; a recurrent
-weight is drawn around zero (``N(0, 0.5^2 / 32)``), so the feedback both excites and inhibits.
+weight is drawn around zero (``N(0, 0.5^2 / 32)``), so the feedback both excites and inhibits; delays are drawn
+uniformly from 0 .. 3 steps.
 ``sample_input(family, steps, batch, seed)`` -> Bernoulli spike trains ``[T, B, *input_shape(family)]`` at
 rates in [0, 0.5).
 """
@@ -26,17 +30,20 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ResidualBlock
+from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 
-FAMILIES = ("dense", "conv", "pool", "residual", "recurrent")
+FAMILIES = ("dense", "conv", "pool", "residual", "recurrent", "delayed")
 NEURONS = ("IF", "LIF")
 RESETS = ("zero", "subtract")
 INPUT_SHAPE = (1, 8, 8)
 LIF_DECAY = 0.9
+DELAYS = 4
+"""``D`` of the ``delayed`` family: delays of 0 .. 3 steps."""
 
 
 def _neuron(kind: str, reset: str) -> nn.Module:
@@ -49,6 +56,8 @@ def _layers(family: str) -> list[nn.Module]:
         return [nn.Linear(64, 32), None, nn.Linear(32, 10)]
     if family == "recurrent":
         return [nn.Linear(64, 32), "recurrent", nn.Linear(32, 10)]
+    if family == "delayed":
+        return [DelayedLinear(64, 32, DELAYS, bias=True), None, nn.Linear(32, 10)]
     if family == "conv":
         return [nn.Conv2d(1, 4, 3, padding=1), None, nn.Flatten(), nn.Linear(256, 10)]
     if family == "pool":
@@ -75,6 +84,8 @@ def build(family: str, neuron: str = "LIF", reset: str = "zero", seed: int = 0) 
             convs = [_drawn(nn.Conv2d(4, 4, 3, padding=1)) for _ in range(2)]
             block_body = nn.Sequential(TimeDistributed(convs[0]), _neuron(neuron, reset), TimeDistributed(convs[1]))
             body.append(ResidualBlock(block_body, nn.Sequential(), _neuron(neuron, reset)))
+        elif isinstance(layer, DelayedLinear):  # a layer over the whole sequence: not TimeDistributed
+            body.append(_drawn(layer))
         else:
             body.append(TimeDistributed(_drawn(layer)))
     readout = SpikeRateReadout(_neuron(neuron, reset))
@@ -82,18 +93,24 @@ def build(family: str, neuron: str = "LIF", reset: str = "zero", seed: int = 0) 
 
 
 def _drawn(layer: nn.Module) -> nn.Module:
-    """A conv/linear layer with positive-mean weights ``N(1.5 / fan_in, 0.6^2 / fan_in)`` and small biases."""
-    if isinstance(layer, nn.Linear | nn.Conv2d):
+    """A conv/linear layer with positive-mean weights ``N(1.5 / fan_in, 0.6^2 / fan_in)`` and small biases; a
+    delayed layer also with delays drawn from 0 .. D - 1 and rounded (``round_delays_``)."""
+    if isinstance(layer, nn.Linear | nn.Conv2d | DelayedLinear):
         fan_in = layer.weight[0].numel()
         with torch.no_grad():
             layer.weight.normal_(1.5 / fan_in, 0.6 / fan_in ** 0.5)
             layer.bias.uniform_(-0.05, 0.05)
+    if isinstance(layer, DelayedLinear):
+        with torch.no_grad():
+            layer.position.copy_(torch.randint(0, layer.max_delay, layer.position.shape))
+        layer.round_delays_()
     return layer
 
 
 def input_shape(family: str) -> tuple[int, ...]:
-    """One step of ``family``'s input without batch: ``(64,)`` for ``dense`` and ``recurrent``, else ``(1, 8, 8)``."""
-    return (64,) if family in ("dense", "recurrent") else INPUT_SHAPE
+    """One step of ``family``'s input without batch: ``(64,)`` for ``dense``, ``recurrent`` and ``delayed``, else
+    ``(1, 8, 8)``."""
+    return (64,) if family in ("dense", "recurrent", "delayed") else INPUT_SHAPE
 
 
 def sample_input(family: str, steps: int, batch: int = 2, seed: int = 0) -> torch.Tensor:

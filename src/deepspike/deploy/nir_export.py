@@ -7,8 +7,11 @@ identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` +
 ``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
 junction's neurons, which NIR sums (an identity shortcut is a direct edge; SEW junctions, which combine spikes, have
 no NIR node). A recurrent layer (``layers.recurrent``) adds its weight ``V`` on a cycle ``neuron -> rec -> neuron``
-(read as one step of delay). The readout's neurons end the chain (a non-spiking integrator readout is ``LI`` (leak
-< 1) or ``I``).
+(read as one step of delay). A layer with learnable synaptic delays (``layers.delays.DelayedLinear``) is exported
+only with ``round_delays=True``, as the rounded net (each delay a whole step, as hardware runs it): one branch
+``Delay(k dt) -> Linear(W * (d == k))`` per distinct delay ``k``, all entering the next node (:mod:`nir_delays`);
+the graph's metadata then says ``delays_rounded: True``. The readout's neurons end the chain (a non-spiking
+integrator readout is ``LI`` (leak < 1) or ``I``).
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
 decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
 ``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
@@ -37,12 +40,14 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import neuron_node, synaptic_node
+from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.containers import ResidualBlock
+from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -133,20 +138,22 @@ def _pair(v) -> np.ndarray:
 
 
 class _RateGraph:
-    """Nodes and edges of a rate-coded graph as it is built: ``last`` feeds the next node; ``pending`` holds the
-    weighted nodes since the last neuron layer (for ``fold_thresholds``)."""
+    """Nodes and edges of a rate-coded graph as it is built: ``last`` feeds the next node, and so do the nodes in
+    ``joins`` (the other branches of a delayed layer); ``pending`` holds the weighted nodes since the last neuron
+    layer (for ``fold_thresholds``; a delayed layer's branches as one tuple)."""
 
-    def __init__(self, nir, shape: tuple[int, ...], dt: float, fold_thresholds: bool, coding: dict) -> None:
-        self.nir, self.shape, self.dt, self.fold = nir, shape, dt, fold_thresholds
+    def __init__(self, nir, shape: tuple[int, ...], dt: float, fold_thresholds: bool, coding: dict,
+                 round_delays: bool = False) -> None:
+        self.nir, self.shape, self.dt, self.fold, self.round_delays = nir, shape, dt, fold_thresholds, round_delays
         self.nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)}, metadata=coding)}
         self.edges: list[tuple[str, str]] = []
-        self.last, self.pending, self.resets = "input", [], set()
+        self.last, self.joins, self.pending, self.resets, self.delayed_layers = "input", [], [], set(), 0
 
     def add(self, kind: str, node) -> str:
         name = f"{len(self.nodes) - 1}_{kind}"
         self.nodes[name] = node
-        self.edges.append((self.last, name))
-        self.last = name
+        self.edges += [(src, name) for src in (self.last, *self.joins)]
+        self.last, self.joins = name, []
         return name
 
     def neuron(self, params: NeuronParams, strict: bool = False, syn_decay: float | None = None) -> None:
@@ -155,10 +162,11 @@ class _RateGraph:
         scaling its input scales its current, so folding is the same)."""
         threshold = None
         if self.fold and self.pending:
-            last = self.nodes[self.pending[-1]]
-            last.weight = last.weight / params.threshold
-            if getattr(last, "bias", None) is not None:
-                last.bias = last.bias / params.threshold
+            names = self.pending[-1] if isinstance(self.pending[-1], tuple) else (self.pending[-1],)
+            for last in (self.nodes[name] for name in names):
+                last.weight = last.weight / params.threshold
+                if getattr(last, "bias", None) is not None:
+                    last.bias = last.bias / params.threshold
             threshold = 1.0
         self.resets.add(params.reset)
         if syn_decay is not None:
@@ -175,6 +183,8 @@ class _RateGraph:
             return
         if isinstance(m, RecurrentSpiking):
             self.recurrent(m)
+        elif isinstance(m, DelayedLinear):
+            self.delayed(m)
         elif isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)
@@ -209,12 +219,39 @@ class _RateGraph:
                             else self.nir.Affine(weight=w, bias=to_numpy(weights.bias)))
         self.edges += [(neuron, name), (name, neuron)]
 
+    def delayed(self, layer: DelayedLinear) -> None:
+        """A layer with synaptic delays rounded to whole steps, ``y[t] = b + sum_n w[m, n] x[t - d[m, n], n]``: one
+        branch per distinct delay from the current node (``nir_delays.delay_branches``); the next node takes them
+        all (``joins``). Without ``round_delays`` a one-line ``ConfigError`` says how to export it."""
+        if not self.round_delays:
+            raise ConfigError("NIR export: layer DelayedLinear has learnable synaptic delays, which the trained layer "
+                              "spreads over neighbouring steps (a narrow Gaussian); NIR can hold the rounded net (each "
+                              "delay a whole step, as hardware runs it; `deepspike eval RUN --round-delays` scores "
+                              "it): export with --round-delays (to_nir(..., round_delays=True))")
+        if self.joins:
+            raise ConfigError("NIR export: a delayed layer follows another directly; put a neuron layer between them")
+        if self.shape != (layer.in_features,):
+            raise ConfigError(f"NIR export: a delayed layer takes [{layer.in_features}] values, it gets "
+                              f"{list(self.shape)}")
+        start, ends = self.last, []
+        for delay, node in delay_branches(self.nir, layer, self.dt):
+            self.last = start
+            if delay is not None:
+                self.add("delay", delay)
+            ends.append(self.add("affine" if isinstance(node, self.nir.Affine) else "linear", node))
+        self.last, self.joins, self.shape = ends[0], ends[1:], (layer.out_features,)
+        self.pending.append(tuple(ends))
+        self.delayed_layers += 1
+
     def residual(self, block: ResidualBlock) -> None:
         """``act(body(x) + shortcut(x))``: both branches start at the block's input node and end in the junction's
         neurons (NIR sums a node's inputs); an identity shortcut is a direct edge."""
         if self.fold:
             raise ConfigError("NIR export: fold_thresholds would have to rescale a residual shortcut too; "
                               "export residual nets without folding")
+        if self.joins:
+            raise ConfigError("NIR export: a delayed layer feeds this residual block directly; put a neuron layer "
+                              "between them")
         start, shape = self.last, self.shape
         for m in leaf_modules(block.body):
             self.module(m)
@@ -231,10 +268,14 @@ class _RateGraph:
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
-           metadata: dict | None = None):
+           metadata: dict | None = None, round_delays: bool = False):
     """The ``nir.NIRGraph`` of a rate-coded network (module docstring).
 
     input_shape: one time step of the input without batch, e.g. ``(C, H, W)``. dt: seconds per step.
+    round_delays: export layers with learnable synaptic delays as the rounded net (``DelayedLinear.round_delays_``:
+    each synapse delivers once, ``d = discrete_delays()`` steps late), the graph's metadata saying
+    ``delays_rounded: True``; without it such a net is a one-line ``ConfigError``. A net without delays is
+    exported as it is.
     """
     nir = require_nir()
     if not dt > 0:
@@ -242,14 +283,15 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
     coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}
-    graph = _RateGraph(nir, shape, dt, fold_thresholds, coding)
+    graph = _RateGraph(nir, shape, dt, fold_thresholds, coding, round_delays)
     with torch.no_grad():
         for m in mods:
             graph.module(m)
     graph.nodes["output"] = nir.Output(output_type={"output": np.array(graph.shape)})
-    graph.edges.append((graph.last, "output"))
+    graph.edges += [(src, "output") for src in (graph.last, *graph.joins)]
     meta = {"producer": "deepspike", "format": "rate-coded", "dt": float(dt), "fires": "v >= threshold",
-            "reset": ",".join(sorted(graph.resets)) or "zero", "thresholds_folded": bool(fold_thresholds), **info}
+            "reset": ",".join(sorted(graph.resets)) or "zero", "thresholds_folded": bool(fold_thresholds), **info,
+            **({"delays_rounded": True} if graph.delayed_layers else {})}
     meta.update(metadata or {})
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
 
@@ -340,10 +382,11 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
 
 def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = DEFAULT_DT,
                fold_thresholds: bool = False, large: float = DEFAULT_LARGE,
-               t_window: float = DEFAULT_T_WINDOW) -> dict:
+               t_window: float = DEFAULT_T_WINDOW, round_delays: bool = False) -> dict:
     """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path).
 
-    Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``); TTFS runs (``ttfs``, ``stdbp``) use
+    Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``, ``round_delays``: a net with learnable synaptic
+    delays as the rounded net; a run without delays is then refused in one line); TTFS runs (``ttfs``, ``stdbp``) use
     ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply);
     windowed TTFS runs (``ttfs_window``) ``nir_window.to_nir_window`` (``large``).
     ``path`` must name a regular file (or a new one) and not a run's own file (``checkpoint.pt`` ...): a
@@ -354,12 +397,15 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
+    if round_delays and not any(isinstance(m, DelayedLinear) for m in parts.model.modules()):
+        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
     if is_window_model(parts.model):
         graph = to_nir_window(parts.model, shape, large=large, metadata=info)
     elif is_ttfs_model(parts.model):
         graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
     else:
-        graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds, metadata=info)
+        graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds, metadata=info,
+                       round_delays=round_delays)
     write_nir(graph, path)
     return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
             "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}

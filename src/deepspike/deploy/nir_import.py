@@ -7,8 +7,11 @@ non-spiking output integrator whose membrane trace is the output). Stateless lay
 (``TimeDistributed``), neurons over T. A recurrent layer, a neuron node and a ``Linear``/``Affine`` node on a cycle
 (``neuron -> rec -> neuron``, read as one step of delay: ``graph_order.feedback_edges``), becomes
 :class:`~deepspike.layers.recurrent.RecurrentSpiking`; a layer written as a nested subgraph (snnTorch's ``RLeaky``,
-Spyx's recurrent layers) is inlined first (``graph_flatten``). ``dt`` comes from the graph's metadata (else the
-argument).
+Spyx's recurrent layers) is inlined first (``graph_flatten``). A layer with synaptic delays, written as branches
+``source -> Delay(k dt) -> Linear -> target`` (one per delay, the ``k = 0`` one without a ``Delay``; ``to_nir(...,
+round_delays=True)``), becomes the rounded :class:`~deepspike.layers.delays.DelayedLinear` (``nir_delays.fold_delays``;
+delays that are not whole steps of ``dt`` and ``Delay`` nodes elsewhere are one-line errors). ``dt`` comes from the
+graph's metadata (else the argument).
 Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
 before the graph passes the checks of :mod:`nir_read` (the file), :mod:`nir_fields` (each node's fields) and
 :mod:`nir_shapes` (the nodes fit together): a broken graph is a one-line error, not a net that fails later.
@@ -28,6 +31,7 @@ from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
+from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_fields import pair as _pair
@@ -134,14 +138,17 @@ def _recurrent_layer(nir, node, weight, dt: float) -> RecurrentSpiking:
     return layer
 
 
-def _node_modules(nir, graph, name: str, dt: float, recurrent: dict) -> list[nn.Module]:
-    """The modules of node ``name``: a recurrent layer when it has a recurrent weight, else ``_module``."""
+def _node_modules(nir, graph, name: str, dt: float, recurrent: dict, delays: dict) -> list[nn.Module]:
+    """The modules of node ``name``: a recurrent layer when it has a recurrent weight, a ``DelayedLinear`` when it
+    is a folded delayed layer (``delays``: its delays in steps), else ``_module``."""
     if name in recurrent:
         return [_recurrent_layer(nir, graph.nodes[name], recurrent[name], dt)]
+    if name in delays:
+        return [delayed_layer(graph.nodes[name], delays[name])]
     return _module(nir, graph.nodes[name], dt)
 
 
-def _graph_body(nir, graph, dt: float, recurrent: dict) -> tuple[GraphBody, str]:
+def _graph_body(nir, graph, dt: float, recurrent: dict, delays: dict) -> tuple[GraphBody, str]:
     """The :class:`GraphBody` of a branching graph with one Input and one Output; returns it and the Input."""
     order = topological_order(graph)
     inputs = [k for k in order if isinstance(graph.nodes[k], nir.Input)]
@@ -150,7 +157,7 @@ def _graph_body(nir, graph, dt: float, recurrent: dict) -> tuple[GraphBody, str]
         raise ConfigError(f"NIR import needs one Input and one Output node, found {len(inputs)} and {len(outputs)}")
     preds = predecessors(graph)
     order = [inputs[0], *(k for k in order if k not in (inputs[0], outputs[0])), outputs[0]]
-    stages = {k: nn.Sequential(*_node_modules(nir, graph, k, dt, recurrent)) for k in order[1:-1]}
+    stages = {k: nn.Sequential(*_node_modules(nir, graph, k, dt, recurrent, delays)) for k in order[1:-1]}
     return GraphBody(stages, order, preds), inputs[0]
 
 
@@ -273,13 +280,14 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     graph = inline_subgraphs(nir, graph)
     check_nodes(graph, where)
     check_shapes(nir, graph, where)
-    graph, recurrent = _fold_recurrences(nir, graph)
-    order = _chain(graph)
     step = _step(dt, graph, meta, where)
+    graph, recurrent = _fold_recurrences(nir, graph)
+    graph, delays = fold_delays(nir, graph, step, where)
+    order = _chain(graph)
     if order is None:
-        body, input_name = _graph_body(nir, graph, step, recurrent)
+        body, input_name = _graph_body(nir, graph, step, recurrent, delays)
     else:
-        mods = [m for name in order for m in _node_modules(nir, graph, name, step, recurrent)]
+        mods = [m for name in order for m in _node_modules(nir, graph, name, step, recurrent, delays)]
         body, input_name = nn.Sequential(*mods), order[0]
     shape = tuple(int(s) for s in np.asarray(graph.nodes[input_name].input_type["input"]).ravel())
     return NirNetwork(body, {**meta, "dt": step}, shape)

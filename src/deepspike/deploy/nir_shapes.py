@@ -4,12 +4,12 @@ The walk starts at the Input node's shape and computes, node by node in topologi
 shape that deepspike's importer (:mod:`nir_import`) produces, checking that each node takes what the nodes
 before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Conv2d takes ``[C, H, W]`` with
 ``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
-broadcasts, a neuron layer has one parameter or one per value, a node fed by several sums shapes that broadcast,
-and the Output declares as many values as reach it; every node but the Input is fed by an edge. A feedback edge
-(one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's shape must sum
-with what its target receives. Node types the
-importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by
-name). Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
+broadcasts, a neuron layer (or a Delay) has one parameter or one per value, a node fed by several sums shapes
+that broadcast, and the Output declares as many values as reach it; every node but the Input is fed by an edge. A
+feedback edge (one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's
+shape must sum with what its target receives. Node types the importer does not map give an unknown shape, and
+nothing after them is checked (the importer refuses them by name). Field-level soundness (ranks, NaN) is
+:mod:`nir_fields`' job and runs first.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
         return _flatten(where, name, node, given, src)
     if isinstance(node, nir.Scale):
         return _same(where, name, node, given, src, ("scale",))
+    if isinstance(node, nir.Delay):
+        return _same(where, name, node, given, src, ("delay",))
     if type(node).__name__ in NEURONS:
         keys = [k for k in ("r", "tau", "v_threshold", "v_leak", "v_reset") if getattr(node, k, None) is not None]
         return _same(where, name, node, given, src, tuple(keys))

@@ -13,7 +13,9 @@ entry means is the choice ``signals`` (the same for the graph's inputs, edges an
 
 Stateless nodes act on each step: ``Linear``, ``Affine`` and ``Conv2d`` (a bias is a constant current: it adds
 ``bias dt`` to an area, ``bias`` to a current), ``SumPool2d``, ``AvgPool2d``, ``Flatten``, ``Scale``, ``Threshold``
-(``z[k] = 1`` where ``x[k] > threshold``, else 0). Edges into a node are summed (NIR's rule); every ``Input``
+(``z[k] = 1`` where ``x[k] > threshold``, else 0), ``Delay`` (``y[k] = x[k - tau/dt]`` per element, zero before the
+first step; a delay that is not a whole number of steps is a one-line ``ConfigError``: ``nir_delays.DelayLine``,
+which keeps the last steps between ``run`` calls). Edges into a node are summed (NIR's rule); every ``Input``
 node is fed by the caller. Neurons keep float64 state, parameters per element.
 
 ``IF`` (``V' = r I``), ``LIF`` (``tau V' = v_leak - V + r I``) and the non-spiking ``I`` / ``LI`` (the same without
@@ -81,10 +83,11 @@ from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, firing_rules, state_quant_of
+from deepspike.deploy.nir_delays import DelayLine, delay_steps
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
 
-SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, IF, LIF, I, LI, "
-             "CubaLIF")
+SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, IF, LIF, "
+             "I, LI, CubaLIF")
 INTEGRATIONS = ("exact", "euler")
 """IF/LIF/I/LI steps: the exact solution over ``dt``, or forward Euler (module docstring)."""
 SIGNALS = ("areas", "currents")
@@ -310,12 +313,14 @@ class GraphSimulator:
         return cls(graph, graph_dt(graph, _plain(graph.metadata)) if dt is None else dt, "euler", "currents")
 
     def reset(self) -> None:
-        """Forget every neuron's state (V, I, pending spikes) and the values fed back."""
+        """Forget every neuron's state (V, I, pending spikes), the values fed back and the delay buffers."""
         nir = self.nir
         self.fed_back: dict[str, torch.Tensor] = {}  # a feedback edge's source -> its value of the step before
-        self.neurons: dict[str, _Neuron] = {}
+        self.neurons: dict[str, _Neuron | DelayLine] = {}  # the nodes with state: neurons and delay lines
         for k, v in self.graph.nodes.items():
-            if isinstance(v, nir.CubaLIF):
+            if isinstance(v, nir.Delay):
+                self.neurons[k] = DelayLine(delay_steps(v.delay, self.dt, f"NIR simulation: Delay node {k!r}"))
+            elif isinstance(v, nir.CubaLIF):
                 exact = self.integration == "exact"
                 self.neurons[k] = _Cuba(nir, v, self.dt) if exact else _CubaEuler(nir, v, self.dt)
             elif isinstance(v, nir.IF | nir.LIF | nir.I | nir.LI):

@@ -9,8 +9,17 @@ from __future__ import annotations
 NIR_RESET = ("NIR cannot say 'reset by subtraction' (neuromorphs/NIR#137, #138; v_reset only, NIR PR #129): "
              "the tool resets to v_reset and ignores deepspike's metadata reset='subtract'")
 
+NO_DELAY = ("the tool's importer has no NIR Delay mapping, so it cannot run a delayed layer's Delay -> Linear "
+            "branches (snnTorch 1.0.0, SpikingJelly 2.0.0: nirtorch's 'Unknown node type Delay'; Norse 1.1.0, "
+            "Sinabs 3.1.3: KeyError on the Delay node; Rockpool 3.1.0: NotImplementedError); deepspike's "
+            "GraphSimulator and from_nir run them")
+
 _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     # (tool, family, neuron, reset); None matches anything. First match wins.
+    (("spyx", "delayed", None, None), "Spyx 1.0.0's importer has no Delay mapping and follows only the first edge "
+     "out of each node (spyx.nir._order_edge_list): it runs each delayed layer's delay-0 branch and drops the "
+     "Delay branches"),
+    ((None, "delayed", None, None), NO_DELAY),
     (("norse", "residual", "IF", "zero"), "float32 rounding, not a modelling difference: a junction membrane lands "
      "within rounding of the threshold; deepspike's own float64 run differs from its float32 run in the same 3 "
      "entries from the same step 12 (the tool sums the branches in another order)"),
