@@ -75,3 +75,20 @@ def test_a_key_with_a_newline_is_shown_on_one_line():
     with pytest.raises(ConfigError) as info:
         to_dataclass(Outer, {"args": {"x\ty": math.inf}}, "sec")
     assert str(info.value) == "bad value inf for 'sec.args.x\\ty': expected a finite number"
+
+
+@dataclasses.dataclass
+class Switches:
+    on: bool = False
+    mode: bool | str = False  # a bool or a word (as train.compile): left to OmegaConf and the schema's own check
+
+
+@pytest.mark.parametrize("value", [2, 0, 1, "on", "yes", "true", 1.0, "NoneType"])
+def test_a_bool_option_takes_only_true_or_false(value):
+    with pytest.raises(ConfigError, match=r"^bad value .* for sec.on: expected true or false$"):
+        to_dataclass(Switches, {"on": value}, "sec")
+
+
+def test_true_false_and_mixed_types_pass():
+    assert to_dataclass(Switches, {"on": True}, "sec").on is True
+    assert to_dataclass(Switches, {"on": False, "mode": "default"}, "sec").mode == "default"

@@ -57,8 +57,9 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
 
 def _check_containers(schema: type, values: Any, path: list[str], where: str) -> None:
     """``ConfigError`` for a list or scalar where ``schema`` has a mapping (a nested dataclass or a dict), or a
-    mapping or scalar where it has a list: OmegaConf's errors for these name no key. Unknown keys, None and
-    ``${...}`` interpolations are left to OmegaConf."""
+    mapping or scalar where it has a list: OmegaConf's errors for these name no key; and for anything but true or
+    false where it has a ``bool`` (OmegaConf turns 2, "on" or "1" into true). Unknown keys, None and ``${...}``
+    interpolations are left to OmegaConf."""
     if not isinstance(values, dict):
         return
     fields = {f.name: f for f in dataclasses.fields(schema)}
@@ -72,6 +73,9 @@ def _check_containers(schema: type, values: Any, path: list[str], where: str) ->
         if kind and not isinstance(value, dict if kind == "mapping" else list):
             key = shown_key(_dotted(where, [*path, name]))
             raise ConfigError(f"bad value {shown_value(value)} for {key}: expected a {kind}")
+        if tp in (bool, "bool") and not isinstance(value, bool):  # OmegaConf would read 2, "on" or "1" as true
+            key = shown_key(_dotted(where, [*path, name]))
+            raise ConfigError(f"bad value {shown_value(value)} for {key}: expected true or false")
         if nested:
             _check_containers(tp, value, [*path, name], where)
 
