@@ -245,3 +245,47 @@ def test_round_delays_on_a_run_without_delays_is_refused(tiny_run, tmp_path, cap
     assert main(["export", str(tiny_run), "--nir", str(tmp_path / "m.nir"), "--round-delays"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no synaptic delays to round" in err
+
+
+def test_a_residual_block_whose_body_ends_in_a_delayed_layer_keeps_every_branch():
+    from deepspike.layers.containers import ResidualBlock
+    from deepspike.layers.time_distributed import TimeDistributed
+
+    torch.manual_seed(0)
+    delayed = DelayedLinear(F, 6, 4, bias=True)
+    with torch.no_grad():
+        delayed.weight.normal_(0.3, 0.2)
+        delayed.position.copy_(torch.randint(0, 4, (6, F)).float())  # several distinct whole-step delays
+    shortcut = TimeDistributed(nn.Linear(F, 6))
+    with torch.no_grad():
+        shortcut.module.weight.normal_(0.2, 0.2)
+    block = ResidualBlock(nn.Sequential(delayed), nn.Sequential(shortcut), LIF(decay=0.8, threshold=0.5))
+    body = nn.Sequential(block, TimeDistributed(nn.Linear(6, 3)))
+    net = RateNetwork(nn.Identity(), body, SpikeRateReadout(LIF(decay=0.8, threshold=0.3)), timesteps=T).eval()
+    x = _inputs()
+    graph = to_nir(net, (F,), dt=DT, round_delays=True)
+    simulated = GraphSimulator.rate_coded(graph).run({"input": x})["output"].float()
+    ours = reference_spikes(_rounded_copy(net), x)
+    assert ours.sum() > 0 and torch.equal(simulated, ours)
+
+
+def test_the_recipes_delayed_net_with_batch_norm_exports(tmp_path, capsys):
+    run = tmp_path / "bn"
+    ds.train(None, run, ["method.name=stbp", "method.timesteps=8", "method.encoder=frames", "method.norm=bn",
+                         "method.readout=rate",
+                         "model.name=dsnn", "model.args.hidden=[16]", "model.args.delays=4",
+                         "model.args.batch_norm=true", "data.name=digits_rows", "train.epochs=1",
+                         "train.max_steps_per_epoch=2", "train.progress=false"])
+    capsys.readouterr()
+    assert main(["export", str(run), "--nir", str(tmp_path / "bn.nir"), "--round-delays"]) == 0
+    _, parts = ds.load_run(run, device="cpu")
+    net = _rounded_copy(parts.model)
+    x = (torch.rand(8, 2, 8, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    simulated = GraphSimulator.rate_coded(nir.read(str(tmp_path / "bn.nir"))).run({"input": x})["output"].float()
+    assert torch.equal(simulated, reference_spikes(net, x))  # the batch-norm folded into the delayed layer, exactly
+
+
+def _rounded_copy(net: nn.Module) -> nn.Module:
+    net = copy.deepcopy(net).eval()
+    round_all_delays_(net)
+    return net

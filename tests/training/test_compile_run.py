@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from deepspike import api
 from deepspike.cli import main
@@ -25,8 +26,12 @@ QUICK = [*TINY, "train.max_steps_per_epoch=3"]
 def runs(tmp_path_factory):
     """The QUICK run trained eagerly (``eager``) and compiled (``compiled``): ``(folder, summaries)``."""
     root = tmp_path_factory.mktemp("compile")
-    summaries = {name: Trainer(load_config(None, [*QUICK, f"train.compile={setting}"]), root / name).fit()
-                 for name, setting in (("eager", "false"), ("compiled", "true"))}
+    summaries, graphs = {}, []
+    for name, setting in (("eager", "false"), ("compiled", "true")):
+        before = counters["stats"]["unique_graphs"]
+        summaries[name] = Trainer(load_config(None, [*QUICK, f"train.compile={setting}"]), root / name).fit()
+        graphs.append(counters["stats"]["unique_graphs"] - before)
+    assert graphs[0] == 0 and graphs[1] > 0  # the compiled run did compile (and the eager one did not)
     return root, summaries
 
 

@@ -145,7 +145,8 @@ def _merge(nir, graph, group: list, dt: float, where: str):
         clash = taken & (w != 0) & (steps != k)
         if clash.any():
             raise ConfigError(f"{where}: a synapse of the delayed layer at node {group[0][0]!r} has weight on two "
-                              "delays; a DelayedLinear holds one delay per synapse")
+                              "delays; a DelayedLinear holds one delay per synapse (parallel layers into one neuron, "
+                              "e.g. a residual block with a delayed shortcut, are not read back)")
         steps = np.where(w != 0, k, steps)
         weight, taken = weight + w, taken | (w != 0)
         if isinstance(node, nir.Affine):

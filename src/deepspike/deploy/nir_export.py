@@ -255,13 +255,13 @@ class _RateGraph:
         start, shape = self.last, self.shape
         for m in leaf_modules(block.body):
             self.module(m)
-        body_end, body_shape = self.last, self.shape
-        self.last, self.shape = start, shape
+        body_end, body_shape, body_joins = self.last, self.shape, self.joins  # a delayed layer's other branches
+        self.last, self.shape, self.joins = start, shape, []
         for m in leaf_modules(block.shortcut):
             self.module(m)
         if self.shape != body_shape:
             raise ConfigError(f"NIR export: residual branches end in shapes {body_shape} and {self.shape}")
-        shortcut_end, self.last = self.last, body_end
+        shortcut_end, self.last, self.joins = self.last, body_end, [*body_joins, *self.joins]
         self.pending.clear()
         self.module(block.act)
         self.edges.append((shortcut_end, self.last))

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 
-WEIGHTED = (nn.Conv2d, nn.Linear)
+WEIGHTED = (nn.Conv2d, nn.Linear, DelayedLinear)  # a delayed layer's row m scales output m at every step alike
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
