@@ -5,16 +5,10 @@
 # settings of session 26's delta runs, 30 epochs, seeds from $SEEDS. One torch thread. Run from the repository root.
 set -e
 source "$(dirname "$0")/../session26/train_once.sh"
-BASE="method.name=stbp method.timesteps=8 method.loss=ce method.readout=membrane method.decay=0.9
-method.threshold=0.5 model.name=rsnn model.args.hidden=[128] data.name=digits_rows data.val_fraction=0.1
-optim.name=adam optim.lr=0.001 train.batch_size=32 train.progress=false"
+BASE=$ROWS_BASE
 SETTINGS=("frames=method.encoder=frames"
           "pop4=method.encoder=population method.population_size=4"
           "pop8=method.encoder=population method.population_size=8"
           "pop4_spikes=method.encoder=population method.population_size=4 method.population_spikes=true"
           "pop8_spikes=method.encoder=population method.population_size=8 method.population_spikes=true")
-for seed in $SEEDS; do
-  for entry in "${SETTINGS[@]}"; do
-    train_once "runs/s27_rows_${entry%%=*}_seed$seed" 30 $BASE ${entry#*=} train.seed="$seed"
-  done
-done
+SESSION=s27 run_settings rows 30

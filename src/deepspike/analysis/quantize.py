@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.delays import DelayedLinear
+from deepspike.layers.fan_out import WEIGHTED_LAYERS
 
 FULL_PRECISION = 32
 
@@ -54,7 +54,7 @@ def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
         ttfs = getattr(type(m), "is_ttfs_layer", False)
-        if isinstance(m, (nn.Conv2d, nn.Linear, DelayedLinear)) or (
+        if isinstance(m, WEIGHTED_LAYERS) or (
             ttfs and isinstance(w, nn.Parameter) and w.dim() in (2, 4)
         ):
             out.append((name, m))

@@ -54,10 +54,19 @@ def _layer_raster(name: str, s: torch.Tensor, max_neurons: int) -> dict:
     """The raster dict of one layer's spikes ``s [T, N]`` (module docstring)."""
     counts = (s != 0).sum(0)  # [N] spikes per neuron
     active = torch.nonzero(counts).flatten()  # [A] neurons that fired, in index order
-    if len(active) > max_neurons:  # evenly spaced among them: the layer's range of rates, not its busiest
-        active = active[torch.linspace(0, len(active) - 1, max_neurons).round().long()]
-    shown = active.tolist()
-    steps, rows = torch.nonzero(s[:, shown] != 0, as_tuple=True)  # row-major: ordered by step
+    # evenly spaced among them: the layer's range of rates, not its busiest
+    shown = evenly_spaced(active, min(max_neurons, len(active))).tolist()
     return {"layer": name, "neurons": int(s.shape[1]), "timesteps": int(s.shape[0]), "shown": shown,
-            "active": int((counts != 0).sum()), "events": torch.stack([steps, rows], 1).tolist(),
+            "active": int((counts != 0).sum()), "events": spike_events(s[:, shown] != 0),
             "spikes": int(counts.sum())}
+
+
+def evenly_spaced(indices: torch.Tensor, n: int) -> torch.Tensor:
+    """``n <= len(indices)`` of ``indices [A]``, evenly spaced in their order (the first and the last included)."""
+    return indices[torch.linspace(0, len(indices) - 1, n).round().long()]
+
+
+def spike_events(spiked: torch.Tensor) -> list[list[int]]:
+    """``[[t, r], ...]`` where ``spiked [T, R]`` (bool) is true, ordered by step ``t``, then row ``r``."""
+    steps, rows = torch.nonzero(spiked, as_tuple=True)  # row-major: ordered by step
+    return torch.stack([steps, rows], 1).tolist()

@@ -34,6 +34,7 @@ import math
 import torch
 from torch import nn
 
+from deepspike.analysis.raster import evenly_spaced, spike_events
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.carry import CarriesState, temporal_carry
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
@@ -96,10 +97,9 @@ def _layer_traces(name: str, neuron: nn.Module, inputs: list, outputs: list, max
     if replayed is None or not torch.equal(replayed[0], spiked[:, shown]):
         return {"layer": name, "skipped": "one step at a time, the neuron did not reproduce its spikes" +
                 (f" (its input was {x.dtype}: the replay runs in float32)" if x.dtype != torch.float32 else "")}
-    steps, rows = torch.nonzero(replayed[0], as_tuple=True)  # row-major: ordered by step
     return {"layer": name, "neurons": int(fired.numel()), "timesteps": int(x.shape[0]), "shown": shown,
             "fired": fired[shown].tolist(), "membrane": replayed[1].tolist(), "threshold": replayed[2].tolist(),
-            "spikes": torch.stack([steps, rows], 1).tolist()}
+            "spikes": spike_events(replayed[0])}
 
 
 @torch.no_grad()
@@ -136,5 +136,5 @@ def shown_neurons(fired: torch.Tensor, max_neurons: int) -> list[int]:
     take = [min(wanted, len(groups[0])), 0]
     take[1] = min(max_neurons - take[0], len(groups[1]))
     take[0] = min(max_neurons - take[1], len(groups[0]))  # fired neurons fill places the silent ones leave
-    picked = [g[torch.linspace(0, len(g) - 1, n).round().long()] for g, n in zip(groups, take, strict=True) if n]
+    picked = [evenly_spaced(g, n) for g, n in zip(groups, take, strict=True) if n]
     return sorted(torch.cat(picked).tolist()) if picked else []

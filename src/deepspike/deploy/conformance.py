@@ -32,7 +32,7 @@ from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.sew import SewBlock
 from deepspike.neurons.modules import SpikingNeuron
-from deepspike.training.reload import load_run
+from deepspike.training.reload import check_delays_to_round, load_run
 
 
 def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
@@ -76,8 +76,8 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     _, parts, _ = load_run(run_dir, device="cpu")
-    if round_delays and not round_all_delays_(parts.model):
-        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
+    if round_delays:  # check_tool rounds its copy
+        check_delays_to_round(run_dir, parts.model)
     if is_ttfs_model(parts.model) or is_window_model(parts.model):
         raise ConfigError("--check compares rate-coded nets step by step; this run is a TTFS net (a ttfs_window "
                           "graph replays with deepspike.deploy.nir_window_replay.replay_window_graph)")

@@ -57,7 +57,7 @@ from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF
-from deepspike.training.reload import load_run
+from deepspike.training.reload import check_delays_to_round, load_run
 from deepspike.training.runs import check_not_run_file
 
 DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
@@ -397,8 +397,8 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     config, parts, _ = load_run(run_dir, device="cpu")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
-    if round_delays and not any(isinstance(m, DelayedLinear) for m in parts.model.modules()):
-        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
+    if round_delays:
+        check_delays_to_round(run_dir, parts.model)
     if is_window_model(parts.model):
         graph = to_nir_window(parts.model, shape, large=large, metadata=info)
     elif is_ttfs_model(parts.model):

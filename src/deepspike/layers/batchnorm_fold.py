@@ -15,11 +15,10 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.delays import DelayedLinear
+from deepspike.layers.fan_out import WEIGHTED_LAYERS
 from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 
-WEIGHTED = (nn.Conv2d, nn.Linear, DelayedLinear)  # a delayed layer's row m scales output m at every step alike
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -55,7 +54,7 @@ def fold_batch_norms_(model: nn.Module) -> nn.Module:
         i = 0
         while i + 1 < len(seq):
             layer, bn = _unwrapped(seq[i]), _unwrapped(seq[i + 1])
-            if isinstance(layer, WEIGHTED) and isinstance(bn, BATCH_NORMS):
+            if isinstance(layer, WEIGHTED_LAYERS) and isinstance(bn, BATCH_NORMS):
                 weight, bias = folded_affine(layer.weight.detach(), layer.bias, bn)
                 with torch.no_grad():
                     layer.weight.copy_(weight)

@@ -67,10 +67,15 @@ def _ttfs_weight(module: nn.Module) -> torch.Tensor | None:
     return weight if is_ttfs and isinstance(weight, torch.Tensor) else None
 
 
+WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear, DelayedLinear)
+"""The rate nets' layers with a weight ``[out, ...]`` whose rows are their output channels (a delayed layer's row m
+feeds output m at every step alike): what is initialised, quantised and folded with a batch-norm."""
+
+
 def is_synaptic_layer(module: nn.Module) -> bool:
     """Conv, linear (delayed ones too) and average-pool layers (every method's, see the module docstring), and
     TTFS layers with a ``weight``."""
-    return isinstance(module, (nn.Conv2d, nn.Linear, DelayedLinear, *_POOLS)) or _ttfs_weight(module) is not None
+    return isinstance(module, (*WEIGHTED_LAYERS, *_POOLS)) or _ttfs_weight(module) is not None
 
 
 _POOLS = (nn.AvgPool2d, SpikingAvgPool, TTFSAvgPool2d)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deepspike.methods.registry import get_method
-from deepspike.models import create_architecture
+from deepspike.models import create_architecture, get_model_entry
 from deepspike.models.spec import Shape
 
 
@@ -22,7 +22,5 @@ def create_model(
     parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
     """
     chosen = get_method(method, method_options)
-    if input_shape is None:  # the model's default sample shape
-        input_shape = create_architecture(name, num_classes, None, width, **(model_args or {})).input_shape
-    arch = create_architecture(name, num_classes, chosen.input_shape(tuple(input_shape)), width, **(model_args or {}))
-    return chosen.build(arch)
+    shape = get_model_entry(name).default_input_shape if input_shape is None else tuple(input_shape)
+    return chosen.build(create_architecture(name, num_classes, chosen.input_shape(shape), width, **(model_args or {})))

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from deepspike.layers.delays import DelayedLinear
+from deepspike.layers.fan_out import WEIGHTED_LAYERS
 
 
 def init_weights(module: nn.Module, kappa: float) -> None:
@@ -18,7 +18,7 @@ def init_weights(module: nn.Module, kappa: float) -> None:
     layer (weight ``[F_out, F_in]``). lee2020: kappa 2 for plain nets, 1 for residual nets.
     """
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear, DelayedLinear)):
+        if isinstance(m, WEIGHTED_LAYERS):
             fan_in = m.weight[0].numel()  # [C_in, kh, kw] or [F_in]
             with torch.no_grad():
                 m.weight.normal_(0.0, math.sqrt(kappa / fan_in))

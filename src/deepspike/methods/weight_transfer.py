@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.batchnorm_fold import BATCH_NORMS, WEIGHTED
+from deepspike.layers.batchnorm_fold import BATCH_NORMS
 from deepspike.layers.batchnorm_fold import folded_affine as _fold
+from deepspike.layers.fan_out import WEIGHTED_LAYERS
 
 
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
     """Conv and linear layers of ``model`` in registration (= build) order."""
-    return [m for m in model.modules() if isinstance(m, WEIGHTED)]
+    return [m for m in model.modules() if isinstance(m, WEIGHTED_LAYERS)]
 
 
 def folded_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor | None]]:
@@ -29,7 +30,7 @@ def folded_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor, torc
     modules = list(model.modules())
     folded = []
     for i, m in enumerate(modules):
-        if not isinstance(m, WEIGHTED):
+        if not isinstance(m, WEIGHTED_LAYERS):
             continue
         weight, bias = m.weight.detach(), None if m.bias is None else m.bias.detach()
         following = modules[i + 1] if i + 1 < len(modules) else None

@@ -52,9 +52,13 @@ def begin_epoch(model, epoch: int, epochs: int) -> None:
     """Tell the layers that follow a per-epoch schedule (a ``begin_epoch(epoch, epochs)`` method: the Gaussian
     width of learnable delays, ``layers.delays``) that 0-based ``epoch`` of ``epochs`` starts; a function of the two
     only, so a resumed run sets what the uncut run set."""
-    for m in model.modules():
-        if callable(getattr(m, "begin_epoch", None)):
-            m.begin_epoch(epoch, epochs)
+    for m in epoch_scheduled(model):
+        m.begin_epoch(epoch, epochs)
+
+
+def epoch_scheduled(model) -> list:
+    """The modules of ``model`` on a per-epoch schedule: those with a ``begin_epoch(epoch, epochs)`` method."""
+    return [m for m in model.modules() if callable(getattr(m, "begin_epoch", None))]
 
 
 def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int) -> dict[str, float]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
-from deepspike.layers.delays import round_all_delays_
+from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
@@ -46,6 +46,13 @@ def build_new_run(config, device, data=None) -> RunParts:
     return parts
 
 
+def check_delays_to_round(run_dir: str | Path, model) -> None:
+    """A one-line ``ConfigError`` when run ``run_dir``'s net ``model`` has no layer with synaptic delays (``eval``,
+    ``export`` and ``export --check`` were asked to round them)."""
+    if not any(isinstance(m, DelayedLinear) for m in model.modules()):
+        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = False, round_delays: bool = False
                  ) -> dict[str, Any]:
     """Accuracy and loss of the run's checkpoint on ``split``; ``unquantised`` scores a QCFS ANN with each
@@ -56,8 +63,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
     config, parts, state = load_run(run_dir)
     if unquantised and not remove_quantisation(parts.model):
         raise ConfigError(f"run {run_dir} has no QCFS activation to take the quantisation out of")
-    if round_delays and not round_all_delays_(parts.model):
-        raise ConfigError(f"run {run_dir} has no synaptic delays to round (its net has no Linear(delays=D) layer)")
+    if round_delays:
+        check_delays_to_round(run_dir, parts.model)
+        round_all_delays_(parts.model)
     batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device, training=False)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")

@@ -21,6 +21,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.training.epoch import epoch_scheduled
 from deepspike.training.runs import RunDir
 
 NEW, RESTART, CONTINUE = "new", "restart", "continue"
@@ -72,7 +73,7 @@ def check_epoch_schedules(saved: RunConfig, config: RunConfig, model) -> None:
     already trained followed the schedule over the old count."""
     if saved.train.epochs == config.train.epochs:
         return
-    scheduled = sorted({type(m).__name__ for m in model.modules() if callable(getattr(m, "begin_epoch", None))})
+    scheduled = sorted({type(m).__name__ for m in epoch_scheduled(model)})
     if scheduled:
         raise ConfigError(f"--resume cannot change train.epochs ({saved.train.epochs} -> {config.train.epochs}) of a "
                           f"net with {', '.join(scheduled)} layers: their schedule is spread over train.epochs, so the "
