@@ -5,7 +5,9 @@ Net (every framework the same): 700 input channels -> 256 recurrent LIF neurons 
 input current (deepspike ``readout: membrane``); cross-entropy loss. Input: Bernoulli spikes of rate 0.05 on
 ``[B = 32, T = 100, 700]`` (SHD at 10 ms bins). One training step = forward, loss, backward (no optimiser step).
 
-- deepspike: ``create_model("rsnn", method="stbp", ...)`` (``layers.recurrent.RecurrentSpiking``).
+- deepspike: ``create_model("rsnn", method="stbp", ...)`` (``layers.recurrent.RecurrentSpiking``: with an IF/LIF
+  neuron the T-step loop with its feedback matmul is one autograd node, ``neurons.recurrent_scan``; before session 28
+  the layer called its neuron once per step under autograd).
 - snnTorch: ``nn.Linear`` + ``RLeaky(all_to_all=True, reset_mechanism="zero", reset_delay=False)`` (the same
   neuron, tests/layers/test_recurrent.py) + ``nn.Linear``, stepped in a Python loop as its tutorials do.
 - Norse (only where importable): ``LIFRecurrent`` (its own neuron model: current-based, dt-scaled; not the same

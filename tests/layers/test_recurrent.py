@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers import recurrent as recurrent_layer
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model
-from deepspike.neurons import LIF, PSN
+from deepspike.neurons import LIF, PSN, LearnableLIF, NeuronParams
 from deepspike.neurons.carry import read_state, temporal_carry, write_state
 
 T, B, N, M = 7, 3, 5, 6
@@ -233,3 +234,62 @@ def test_a_recurrent_net_runs_in_segments_and_streams_like_one_call():
     for t in range(8):
         stream.step(x[:, t])
     torch.testing.assert_close(stream.scores(), net.eval()(x), rtol=0, atol=1e-6)
+
+
+def _scanned_layer(neuron=None) -> RecurrentSpiking:
+    torch.manual_seed(0)
+    neuron = neuron or LIF(decay=0.8, threshold=0.5, reset="zero", surrogate="arctan")
+    layer = RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M, bias=False)), neuron, M, bias=True)
+    with torch.no_grad():
+        layer.recurrent.module.weight.normal_(0.0, 0.6)
+    return layer
+
+
+def _calls_of_the_scan(monkeypatch) -> list:
+    calls = []
+    real = recurrent_layer.recurrent_multistep
+    monkeypatch.setattr(recurrent_layer, "recurrent_multistep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_the_layer_scans_without_hooks_and_steps_its_neuron_with_them(monkeypatch):
+    layer, x = _scanned_layer(), (torch.rand(T, B, N, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    calls = _calls_of_the_scan(monkeypatch)
+    scanned = layer(x)
+    assert calls == [1]
+    seen = []
+    handle = layer.neuron.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    stepped = layer(x)
+    handle.remove()
+    assert seen == [1] * T and calls == [1]  # the monitors see every step's call
+    assert torch.equal(scanned, stepped) and 0 < scanned.sum() < scanned.numel()
+
+
+def test_the_layer_steps_with_the_switch_off_with_plif_and_with_detached_carries(monkeypatch):
+    x = (torch.rand(T, B, N, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    calls = _calls_of_the_scan(monkeypatch)
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "0")
+    layer = _scanned_layer()
+    off = layer(x)
+    monkeypatch.delenv("DEEPSPIKE_FUSED")
+    assert calls == [] and torch.equal(off, layer(x)) and calls == [1]
+    _scanned_layer(LearnableLIF(NeuronParams(decay=0.5, threshold=0.5)))(x)
+    assert calls == [1]
+    with temporal_carry(layer, detach=True):
+        layer(x[:1])
+    assert calls == [1]
+
+
+def test_carried_state_across_calls_gives_one_calls_spikes_and_gradients():
+    layer = _scanned_layer()
+    x = (torch.rand(T, B, N, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    whole = layer(x)
+    (whole * torch.linspace(0.1, 1.0, whole.numel()).reshape(whole.shape)).sum().backward()
+    grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    with temporal_carry(layer):
+        pieces = torch.cat([layer(x[:2]), layer(x[2:5]), layer(x[5:])])
+    assert torch.equal(pieces, whole)
+    (pieces * torch.linspace(0.1, 1.0, pieces.numel()).reshape(pieces.shape)).sum().backward()
+    for p, g in zip(layer.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)

@@ -7,6 +7,12 @@ called on one step ``[1, B, M]`` at a time while it carries its state from call 
 LIF, PLIF, synaptic and adaptive LIF, or one registered with ``register_neuron``, all work; a neuron that cannot
 carry its state (PSN looks at all T steps at once) is refused.
 
+With an IF or LIF neuron (``SpikingNeuron``) the whole loop runs as one autograd node instead
+(``neurons.recurrent_scan``: the same spikes, the BPTT gradient written out, ``dL/dV`` in a few large GEMMs),
+unless the fused paths are switched off (``DEEPSPIKE_FUSED=0``), the carry detaches each step (SLTT/OTTT), or a
+hook watches the feedback layer or the neuron (the analysis monitors then see every step's call). The output is
+marked as spikes, so the next layer saves it in one byte per value (``layers.spike_storage``).
+
 The layer itself ``CarriesState`` (its neuron's state is carried by the neuron): inside ``temporal_carry`` it
 starts a call from the spikes the previous call ended with, so running time in pieces (checkpointed BPTT,
 SLTT/OTTT online training, streaming) gives what one call gives. ``V`` is a ``TimeDistributed(nn.Linear)`` run on
@@ -21,10 +27,15 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.spike_storage import mark_spikes
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.carry import CarriesState, Carry
+from deepspike.neurons.fused import switched_on
+from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.recurrent_scan import recurrent_multistep, scan_supported
 
 
 class RecurrentSpiking(CarriesState, nn.Module):
@@ -48,11 +59,13 @@ class RecurrentSpiking(CarriesState, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         currents = self.feedforward(x)  # [T, B, M]
+        if self._scans(currents):
+            return self._scan(currents)
         previous = self.carried()  # s_{t-1} [1, B, M] of the previous call, or None
         outputs = []
         with _stepping(self.neuron):
-            for t in range(currents.shape[0]):
-                step = currents[t:t + 1]
+            for current in currents.unbind(0):  # one backward node for all steps (a slice's backward
+                step = current.unsqueeze(0)  # would fill a zero [T, B, M] gradient per step)
                 if previous is None:  # s_{-1} = 0: V takes part in every call (torchrun's DDP needs each weight
                     previous = torch.zeros_like(step)  # used), and a bias of the feedback acts from step 0
                 previous = self.neuron(step + self.recurrent(previous))  # [1, B, M]
@@ -60,7 +73,27 @@ class RecurrentSpiking(CarriesState, nn.Module):
                 if self.carry is not None and self.carry.detach:  # SLTT/OTTT: no gradient through time
                     previous = previous.detach()
         self.keep(previous)
-        return torch.cat(outputs)  # [T, B, M]
+        return mark_spikes(torch.cat(outputs), 1)  # [T, B, M]
+
+    def _scans(self, currents: torch.Tensor) -> bool:
+        """Whether the whole loop runs as one ``neurons.recurrent_scan`` node: an IF/LIF neuron, the fused paths
+        switched on, the state kept in the graph (not SLTT/OTTT's detached steps) and no hooks on the feedback
+        layer or the neuron (the analysis monitors see each call of the step loop)."""
+        modules = (self.recurrent, self.recurrent.module, self.neuron)
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in modules) or bool(
+            module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks)
+        detached = self.carry is not None and (self.carry.detach or self.carry.trace_decay is not None)
+        return (switched_on() and not hooked and not detached and type(self.neuron).forward is SpikingNeuron.forward
+                and scan_supported(currents, self.recurrent.module.weight, self.neuron.params))
+
+    def _scan(self, currents: torch.Tensor) -> torch.Tensor:
+        """The step loop as one autograd node, from the carried membrane and spikes (``[1, B, M]`` kept)."""
+        feedback, previous = self.recurrent.module, self.carried()
+        spikes, v = recurrent_multistep(currents, feedback.weight, feedback.bias, self.neuron.params,
+                                        v0=self.neuron.carried(), s0=None if previous is None else previous[0])
+        self.neuron.keep(v)
+        self.keep(spikes[-1:])
+        return mark_spikes(self.neuron.reported(spikes), 1)  # the next layer saves them as bytes
 
     def extra_repr(self) -> str:
         return f"features={self.recurrent.module.in_features}"

@@ -78,9 +78,9 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
         check_initial_state(v, x)
         low = x.dtype in LOW_PRECISION  # bfloat16 / float16: the state and arithmetic in float32, as the LIF's
         steps = []
-        for t in range(x.shape[0]):
-            s, v, a = adaptive_step(x[t].float() if low else x[t], v, a, self.fixed, self.adapt_decay,
-                                    self.adapt_scale)
+        for x_t in x.unbind(0):  # one backward node for all steps (indexing x[t] would fill a zero [T, ...]
+            # gradient per step in backward)
+            s, v, a = adaptive_step(x_t.float() if low else x_t, v, a, self.fixed, self.adapt_decay, self.adapt_scale)
             steps.append(s)
         self.keep((v, a))
         s = torch.stack(steps).to(x.dtype) if steps else x * 0

@@ -70,13 +70,15 @@ def _kernels():
     return load_once(_KERNELS, _load_fused_kernels)
 
 
-def _switched_on() -> bool:
+def switched_on() -> bool:
+    """False when the environment variable ``DEEPSPIKE_FUSED`` is ``0``/``false``/``off``/``no`` (read at each call):
+    every fused path then runs its reference loop."""
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
 def fused_available() -> bool:
     """True when numba is importable and ``DEEPSPIKE_FUSED`` is not ``0``/``false``/``off``/``no``."""
-    return _switched_on() and _kernels() is not None
+    return switched_on() and _kernels() is not None
 
 
 def _triton_kernels():
@@ -106,7 +108,7 @@ def fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | No
     kernels implement; float membranes (``params.state_quant`` None).
     """
     if uses_triton(x):
-        ready = _switched_on() and _triton_kernels() is not None and x.dtype == torch.float32 and x.numel() > 0
+        ready = switched_on() and _triton_kernels() is not None and x.dtype == torch.float32 and x.numel() > 0
     else:
         ready = kernel_ready(x)
     if not ready:

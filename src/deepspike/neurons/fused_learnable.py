@@ -24,7 +24,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from deepspike.core.threads import run_numba_kernel
-from deepspike.neurons.fused import _dense_input, _rows, _switched_on, load_once, op_params, uses_triton
+from deepspike.neurons.fused import _dense_input, _rows, load_once, op_params, switched_on, uses_triton
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
 
@@ -51,7 +51,7 @@ def learnable_fused_supported(x: torch.Tensor, params: NeuronParams, v0: torch.T
     """Whether the fused kernels can run ``x [T, B, ...]``: the switch on, a non-empty input, a surrogate the
     kernels know, ``v0`` (if given) of ``x``'s dtype and device, and numba with a CPU float32/float64 ``x`` or
     triton with a float32 ``x`` (``fused.uses_triton``)."""
-    if not _switched_on() or x.numel() == 0 or params.spike_fn.name not in SURROGATE_CODES:
+    if not switched_on() or x.numel() == 0 or params.spike_fn.name not in SURROGATE_CODES:
         return False
     if v0 is not None and (v0.device != x.device or v0.dtype != x.dtype):
         return False

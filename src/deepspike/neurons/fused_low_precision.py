@@ -42,12 +42,12 @@ from deepspike.neurons.fused import (
     _repeated_step,
     _rows,
     _run,
-    _switched_on,
     _triton_kernels,
     fused_available,
     fused_multistep,
     needs_autograd,
     refuse_second_backward,
+    switched_on,
     uses_triton,
 )
 from deepspike.neurons.fused_constants import RESET_CODES
@@ -68,7 +68,7 @@ def low_precision_supported(x: torch.Tensor, params: NeuronParams, v0: torch.Ten
     if v0 is not None and v0.device != x.device:
         return False
     if uses_triton(x):
-        return _switched_on() and _triton_kernels() is not None
+        return switched_on() and _triton_kernels() is not None
     return x.device.type == "cpu" and fused_available()
 
 
