@@ -103,6 +103,14 @@ def step_bench_args(description: str, memory_child) -> argparse.Namespace | None
     return args
 
 
+def setup_line(net: str) -> str:
+    """``net`` described, then the torch threads and the torch / Python versions: a one-step benchmark's first line."""
+    import torch
+
+    versions = {"torch": torch.__version__, "python": platform.python_version()}
+    return f"{net}; torch threads {torch.get_num_threads()}; {versions}"
+
+
 def child_peak_mb(script: str, name: str) -> float | None:
     """Peak MB of two training steps of case ``name`` above their start, measured by ``script --memory-child name``
     in a fresh process (``MALLOC_MMAP_THRESHOLD_=65536``: freed blocks of 64 KiB or more go back at once); None

@@ -23,7 +23,6 @@ of two steps (``VmHWM`` reset through ``/proc/self/clear_refs``) above the RSS b
 
 from __future__ import annotations
 
-import platform
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rate import _median_ms, child_peak_mb, print_child_peak, step_bench_args  # noqa: E402
+from bench_rate import _median_ms, child_peak_mb, print_child_peak, setup_line, step_bench_args  # noqa: E402
 
 B, T, F, H, K = 32, 100, 700, 256, 20
 DECAY, THRESHOLD = 0.9, 1.0
@@ -114,8 +113,7 @@ def main() -> None:
     args = step_bench_args(__doc__.splitlines()[0], _memory_child)
     if args is None:
         return
-    versions = {"torch": torch.__version__, "python": platform.python_version()}
-    print(f"B={B} T={T} {F}->{H} recurrent->{K}; torch threads {torch.get_num_threads()}; {versions}")
+    print(setup_line(f"B={B} T={T} {F}->{H} recurrent->{K}"))
     print("| framework | train step ms | / deepspike | peak MB above start |")
     print("|---|---|---|---|")
     base = None

@@ -52,6 +52,7 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.spiking_attention import SpikingSelfAttention
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
@@ -71,6 +72,9 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
                           "a net of your own as RateNetwork(encoder, body, readout, timesteps)")
+    if any(isinstance(m, SpikingSelfAttention) for m in body.modules()):
+        raise ConfigError("NIR export: spiking self-attention multiplies spike maps (Q K^T V), which no NIR node "
+                          "expresses (nor Speck or Xylo); a net with attention runs in deepspike only")
     mods = leaf_modules(body)
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0),
                   **encoder_options(model)}

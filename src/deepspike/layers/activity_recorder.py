@@ -9,7 +9,8 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   spikes ``[T, B, ...]`` (chunks of one pass add up in time), TTFS spike times ``[B, ...]`` (the last TTFS
   layer of a pass is the output layer, whose earliest spike per sample is the decision time), ANN ReLUs
   (inputs only). ``inputs="peak"`` / ``"values"`` also keeps each layer's largest input / positive inputs.
-- Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs.
+- Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs; a module
+  with ``synaptic_operations`` (an attention product of two spike maps) counts its own.
 - The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; event frames of counts
   (``FrameEncoder``, whole numbers >= 0) give their sum as input events and are priced as analog input; TTFS
   encoders give times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of
@@ -35,6 +36,12 @@ from deepspike.layers.neuron_kinds import neuron_coding
 
 CODINGS = ("rate", "ttfs", "analog")
 INPUT_RECORDS = ("peak", "values")
+
+
+def _counts_own_operations(module: nn.Module) -> bool:
+    """Whether ``module`` counts its synaptic operations itself: ``synaptic_operations(*inputs) -> (events,
+    operations, analog)`` (``layers.spiking_attention.AttentionProduct``, whose inputs are multiplied together)."""
+    return callable(getattr(module, "synaptic_operations", None))
 
 
 def _first(output) -> torch.Tensor:
@@ -94,7 +101,8 @@ class ActivityRecorder:
             if neuron_coding(m) in codings and (only is None or name in only)
         }
         self.layers = {name: NeuronRecord(name, neuron_coding(m)) for name, m in self._neurons.items()}
-        self._synaptic = {n: m for n, m in model.named_modules() if operations and is_synaptic_layer(m)}
+        self._synaptic = {n: m for n, m in model.named_modules()
+                          if operations and (is_synaptic_layer(m) or _counts_own_operations(m))}
         # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike: its synapses add
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
@@ -196,6 +204,10 @@ class ActivityRecorder:
 
     def _synapse(self, name: str):
         def hook(module, args, output) -> None:
+            if _counts_own_operations(module):  # a product of two spike maps: no fixed fan-out
+                self._pass.synapse_seen = True
+                self.synapses[name].add_operations(*module.synaptic_operations(*args))
+                return
             x = args[0].detach()  # [N, ...]: samples (x time steps for rate nets)
             key = (name, tuple(x.shape[1:]))
             if key not in self._fan:

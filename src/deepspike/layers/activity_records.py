@@ -135,11 +135,16 @@ class SynapseRecord:
         events = torch.isfinite(x) if ttfs else x != 0
         per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
         count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j
-        self.events += count
-        if not (self.analog or ttfs or value_spikes or (not analog and is_spike_valued(x))):
+        self.add_operations(count, ops, not (ttfs or value_spikes or (not analog and is_spike_valued(x))))
+
+    def add_operations(self, events: float, operations: float, analog: bool) -> None:
+        """Add counted ``events`` and ``operations`` (a layer that counts its own, such as an attention product),
+        priced as MACs from the first call whose input is ``analog`` on (``add_inputs``), else as ACs."""
+        self.events += events
+        if analog and not self.analog:
             self.analog = True  # what a layer receives does not change between calls: reprice the earlier ones
             self.macs, self.acs = self.macs + self.acs, 0.0
         if self.analog:
-            self.macs += ops
+            self.macs += operations
         else:
-            self.acs += ops
+            self.acs += operations

@@ -17,7 +17,8 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.layers.sew import SewBlock
-from deepspike.models.layer_specs import Conv, Flatten, Linear, Pool, Residual, Shape
+from deepspike.layers.spiking_attention import AttentionProduct, SpikingSelfAttention
+from deepspike.models.layer_specs import Attention, Conv, Flatten, Linear, Pool, Residual, Shape
 from deepspike.models.spec import Architecture
 from deepspike.models.walk import SpecFold, Visit, walk
 
@@ -44,6 +45,9 @@ class BuildRules:
         ``Linear(recurrent=True)`` (its neuron included: no activation follows); None: refused (``ConfigError``).
     delayed: ``(in_features, out_features, max_delay, bias) -> module`` for a ``Linear(delays=D)``, not wrapped
         (it sees ``[T, B, F]``; ``layers.delays``); None: refused (``ConfigError``).
+    attention_neuron: ``(threshold fraction, per-sample shape) -> module``, the neuron after the products of an
+        ``Attention`` (``layers.spiking_attention``; its projections are built as ``Conv(C, 1, norm=True)`` under
+        these rules); None: refused (``ConfigError``).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -55,6 +59,7 @@ class BuildRules:
     norm: Callable[[Shape], nn.Module] | None = None
     recurrent: Callable[[nn.Module, Shape], nn.Module] | None = None
     delayed: Callable[[int, int, int, bool], nn.Module] | None = None
+    attention_neuron: Callable[[float, Shape], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -86,6 +91,8 @@ class _ModuleFold(SpecFold[nn.Module]):
     def layer(self, visit: Visit) -> list[nn.Module]:
         if getattr(visit.layer, "recurrent", False):
             return [self._recurrent(visit)]
+        if isinstance(visit.layer, Attention):
+            return [self._attention(visit)]
         return [self._module(visit), *self._norm(visit), *self._activation(visit)]
 
     def _recurrent(self, visit: Visit) -> nn.Module:
@@ -93,6 +100,20 @@ class _ModuleFold(SpecFold[nn.Module]):
             raise ConfigError(f"layer {visit.path} ({visit.layer}) is recurrent, which this method cannot build; "
                               "recurrent layers need a time-stepped rate method (method stbp)")
         return self.rules.recurrent(self._module(visit), visit.output_shape)
+
+    def _attention(self, visit: Visit) -> nn.Module:
+        """``SpikingSelfAttention`` with four ``Conv(C, 1, norm=True)`` projections built by this fold's rules."""
+        layer, shape = visit.layer, visit.input_shape
+        if self.rules.attention_neuron is None:
+            raise ConfigError(f"layer {visit.path} ({layer}) is spiking self-attention, which this method cannot "
+                              "build; attention needs a time-stepped rate method (method stbp)")
+
+        def projection() -> nn.Module:
+            return self.rules.sequential(*walk((Conv(shape[0], 1, norm=True),), shape, self)[0])
+
+        product = AttentionProduct(layer.heads, layer.scale)
+        return SpikingSelfAttention(projection(), projection(), projection(), product,
+                                    self.rules.attention_neuron(layer.attention_threshold, shape), projection())
 
     def _norm(self, visit: Visit) -> list[nn.Module]:
         if not getattr(visit.layer, "norm", False):

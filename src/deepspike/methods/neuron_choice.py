@@ -16,6 +16,8 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
 * ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``;
+* ``detach_reset``: the spike inside the reset is a constant in the backward pass (``neurons.dynamics``; SpikingJelly's
+  ``detach_reset``, on in Spikformer); every neuron with a reset (not ``psn``);
 * ``state_bits`` (null or 1 to 16), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
   ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
   gradient; the reference loop runs it, not the fused kernels).
@@ -95,8 +97,10 @@ def check_neuron_options(o: Any) -> None:
                           "method.neuron_params=channel are for lif and plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                     surrogate_args=dict(o.surrogate_args))  # decay, threshold, reset and surrogate checked at load
+                     surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
     state_quant_of(o)
+    if o.neuron == "psn" and o.detach_reset:
+        raise ConfigError("method.detach_reset acts on a reset, and method.neuron=psn has none")
     if o.neuron == "psn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError(f"method.neuron=psn needs all T steps at once: method.eval_timesteps={o.eval_timesteps} "
                           f"must equal method.timesteps={o.timesteps} (or be null)")
@@ -131,14 +135,16 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
         return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args))
     params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                          surrogate_args=dict(o.surrogate_args), state_quant=state_quant_of(o))
+                          surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset,
+                          state_quant=state_quant_of(o))
     if o.neuron == "synaptic":
         return SynapticLIF(params, float(o.syn_decay))
     if o.neuron == "alif":
         return AdaptiveLIF(params, float(o.adapt_decay), float(o.adapt_scale))
     if o.neuron == "lif" and not o.learn_threshold:
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args), inplace=inplace, state_quant=params.state_quant)
+                   surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset, inplace=inplace,
+                   state_quant=params.state_quant)
     channels = shape[0] if o.neuron_params == "channel" and shape else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
                         learn_threshold=o.learn_threshold)

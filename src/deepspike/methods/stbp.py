@@ -105,6 +105,7 @@ class StbpOptions:
     tet_phi: float = 1.0
     neuron: str = "lif"  # lif | plif | psn | synaptic | alif | one registered (methods.neuron_choice)
     learn_threshold: bool = False
+    detach_reset: bool = False  # the spike in the reset is a constant in backward (SpikingJelly's; Spikformer: true)
     neuron_params: str = "layer"  # layer | channel
     tau_init: float = 2.0
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
@@ -188,6 +189,10 @@ class StbpMethod(Method):
         is ``shape``; ``inplace`` for body neurons, whose input is always a fresh layer output."""
         return make_neuron(self.options, shape, inplace)
 
+    def _attention_neuron(self, fraction: float, shape: tuple[int, ...]) -> nn.Module:
+        """The neuron after an attention product: ``method.neuron`` at ``fraction`` of ``method.threshold``."""
+        return make_neuron(replace(self.options, threshold=self.options.threshold * fraction), shape, inplace=True)
+
     @property
     def reads_sequences(self) -> bool:
         """With the ``frames``, ``delta`` or ``population`` encoder, or an encoder of one's own."""
@@ -218,7 +223,7 @@ class StbpMethod(Method):
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
                            sequential=SpikingSequential, norm=norm_rule(o),  # neuron + tiling avg pool: one kernel
                            recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]),
-                           delayed=DelayedLinear)
+                           delayed=DelayedLinear, attention_neuron=self._attention_neuron)
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

@@ -8,10 +8,11 @@ from deepspike.models.registry import (
     register_model,
     scaled,
 )
-from deepspike.models.spec import Architecture, Concat, Conv, Dropout, Flatten, Linear, Pool, Residual
+from deepspike.models.spec import Architecture, Attention, Concat, Conv, Dropout, Flatten, Linear, Pool, Residual
 
 __all__ = [
     "Architecture",
+    "Attention",
     "Concat",
     "Conv",
     "Dropout",

@@ -7,7 +7,10 @@ For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`
 inference; its MACs here are those of one step, and ``analyze`` compares an SNN with recurrent layers against
 an RNN of its shape over the T steps, T times these). Average pooling counts one accumulate per real input of each
 window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
-borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Biases add one
+borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Spiking self-attention
+(``Attention``) on ``L`` tokens of ``C`` channels in heads of ``d``: its four ``C x C`` projections,
+``params = 4 C^2``, ``fan_in = C``, and ``MACs = 4 C^2 L`` plus ``2 C d L`` for the products ``K^T V`` and
+``Q (K^T V)``. Biases add one
 parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
 counted from actual spikes elsewhere.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepspike.models.layer_specs import Conv, Linear, Pool, Shape
+from deepspike.models.layer_specs import Attention, Conv, Linear, Pool, Shape
 from deepspike.models.spec import Architecture
 from deepspike.models.walk import Visit
 
@@ -50,7 +53,7 @@ def count_macs(arch: Architecture) -> int:
 
 
 def _layer_cost(visit: Visit) -> LayerCost | None:
-    """The cost of a conv, linear or average-pool layer (module docstring); None for any other layer."""
+    """The cost of a conv, linear, attention or average-pool layer (module docstring); None for any other layer."""
     layer, shape, out = visit.layer, visit.input_shape, visit.output_shape
     if isinstance(layer, Conv):
         fan_in = shape[0] * layer.kernel_size**2
@@ -63,6 +66,11 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
         macs = out[0] * fan_in + (out[0] if layer.bias else 0)
         params = macs + (out[0] * shape[0] if layer.delayed else 0)  # a delayed synapse's position is a parameter
         return LayerCost(visit.path, "linear", shape, out, params, macs, fan_in)
+    if isinstance(layer, Attention):
+        channels, tokens = shape[0], shape[1] * shape[2]
+        params = 4 * channels**2
+        macs = params * tokens + 2 * channels * (channels // layer.heads) * tokens
+        return LayerCost(visit.path, "attention", shape, out, params, macs, channels)
     if isinstance(layer, Pool) and layer.kind == "avg":
         macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
         return LayerCost(visit.path, "avgpool", shape, out, 0, macs, layer.kernel_size**2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from deepspike.models.layer_specs import Concat, Conv, Layer, Linear, Residual
+from deepspike.models.layer_specs import Attention, Concat, Conv, Layer, Linear, Residual
 from deepspike.models.spec import Architecture
 
 
@@ -19,8 +19,8 @@ def fold_batch_norms(arch: Architecture) -> Architecture:
 
 
 def has_batch_norm(arch: Architecture) -> bool:
-    """True when any conv/linear of ``arch`` has ``norm=True``."""
-    return any(getattr(visit.layer, "norm", False) for visit in arch.visits())
+    """True when any conv/linear of ``arch`` has ``norm=True``, or ``arch`` has attention (its projections do)."""
+    return any(getattr(visit.layer, "norm", False) or isinstance(visit.layer, Attention) for visit in arch.visits())
 
 
 def _fold(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:

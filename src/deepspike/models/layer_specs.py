@@ -14,6 +14,8 @@ Conventions:
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
 - ``Linear(..., recurrent=True)``: a recurrent spiking layer; ``Linear(..., delays=D)``: learnable synaptic delays
   (``Linear``'s docstring).
+- ``Attention``: spiking self-attention over the positions of a map (Spikformer's SSA; its docstring); it holds its
+  own projections, batch-norms and neurons and ends in spikes, so it sits in a SEW ``Residual`` body.
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
 
@@ -117,6 +119,34 @@ class Dropout:
             raise ConfigError(f"dropout probability must be a number in [0, 1), got {self.p!r}")
 
 
+@dataclass(frozen=True)
+class Attention:
+    """Spiking self-attention (SSA; Zhou et al., "Spikformer", ICLR 2023) on a map ``(C, H, W)`` read as ``L = H W``
+    tokens of ``C`` channels; the shape is kept. Per time step, with ``d = C / heads`` channels per head::
+
+        Q, K, V = SN(BN(W_q x)), SN(BN(W_k x)), SN(BN(W_v x))      (1x1 projections C -> C: spikes [L, C])
+        A_h     = SN_a(scale * Q_h K_h^T V_h)                       (each head h; no softmax)
+        out     = SN(BN(W_o A))                                      (A: the heads side by side, [L, C])
+
+    ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (Spikformer:
+    0.5 against 1). With spikes ``Q, K, V`` the products are counts, and ``Q (K^T V)`` is computed in that order
+    (``2 L d^2`` operations per head instead of ``2 L^2 d``; the same integers). Batch-norms follow the method's
+    ``norm`` choice. Only time-stepped rate methods build it (stbp); the others refuse the spec.
+    """
+
+    heads: int = 8
+    scale: float = 0.125
+    attention_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+            raise ConfigError(f"{self}: heads must be a whole number >= 1")
+        for key in ("scale", "attention_threshold"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ConfigError(f"{self}: {key} must be a finite number > 0")
+
+
 CONNECTS = ("add", "and", "iand")
 
 
@@ -141,6 +171,6 @@ class Concat:
     branches: tuple[tuple[Layer, ...], ...]
 
 
-Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Residual, Concat]  # noqa: UP007 (runtime alias)
+Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Attention, Residual, Concat]  # noqa: UP007 (runtime alias)
 Block = Union[Residual, Concat]  # noqa: UP007 (runtime alias): the layers that hold branches of layers
 Shape = tuple[int, ...]

@@ -7,6 +7,7 @@ from deepspike.models import (  # noqa: F401
     sengupta2019,
     sequence,
     small,
+    transformer,
     wu2019,
     zhang2021,
     zhou2021,

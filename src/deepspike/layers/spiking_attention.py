@@ -1,0 +1,72 @@
+"""Spiking self-attention (SSA; Zhou et al., "Spikformer", ICLR 2023) on time-major maps ``[T, B, C, H, W]``.
+
+The ``H W`` positions are the tokens, the ``C`` channels their features, in heads of ``d = C / heads`` channels. Per
+time step and sample (``models.layer_specs.Attention``)::
+
+    Q, K, V = SN(BN(W_q x)), SN(BN(W_k x)), SN(BN(W_v x))      spikes, token-major [L, C]
+    A_h     = SN_a(scale * Q_h K_h^T V_h)                       no softmax: the products of spikes are counts
+    out     = SN(BN(W_o A))
+
+Without a softmax the product is associative, so ``Q (K^T V)`` is formed (``L d^2`` per product and head) rather
+than ``(Q K^T) V`` (``L^2 d``): the same integers, for any number of tokens. In the channel-major layout the maps
+have, ``[d, L]`` per head, that is ``y = (v k^T) q``.
+
+Synaptic operations (``synaptic_operations``, read by the activity recorder): ``K^T V`` adds one for each pair of a
+key spike and a value spike at one token (``sum_l |k_l| |v_l|``), and ``Q (K^T V)`` adds a ``d``-row of it for each
+query spike (``|q| d``); the scale folds into the next neuron's threshold. Accumulates for spikes; priced as MACs
+when an input is not spike-valued.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.layers.activity_records import is_spike_valued
+
+
+class AttentionProduct(nn.Module):
+    """``(q, k, v) -> scale * Q_h (K_h^T V_h)`` for every head (module docstring); all ``[T, B, C, H, W]``."""
+
+    def __init__(self, heads: int, scale: float) -> None:
+        super().__init__()
+        self.heads, self.scale = int(heads), float(scale)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C, H, W] -> [T, B, heads, d, L]`` (a view of a contiguous map)."""
+        t, b, c, h, w = x.shape
+        return x.reshape(t, b, self.heads, c // self.heads, h * w)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
+        mixed = vh @ kh.transpose(-2, -1)  # [.., d, d]: entry (j, i) = sum_l v_jl k_il = (K^T V)_ij
+        return (mixed @ qh * self.scale).reshape(q.shape)  # y_jl = sum_i (K^T V)_ij q_il = (Q K^T V)_lj
+
+    def synaptic_operations(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[float, float, bool]:
+        """``(input events, operations, analog)`` of one call over all its steps and samples (module docstring)."""
+        qh, kh, vh = (self._heads(x.detach()) != 0 for x in (q, k, v))
+        events = qh.sum() + kh.sum() + vh.sum()
+        pairs = (kh.sum(dim=3) * vh.sum(dim=3)).sum()  # sum over steps, samples, heads, tokens of |k_l| |v_l|
+        operations = pairs + qh.sum() * qh.shape[3]
+        analog = not all(is_spike_valued(x.detach().flatten(0, 1)) for x in (q, k, v))
+        return float(events), float(operations), analog
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, scale={self.scale:g}"
+
+
+class SpikingSelfAttention(nn.Module):
+    """``[T, B, C, H, W] -> [T, B, C, H, W]``: ``output(attend(product(query(x), key(x), value(x))))``.
+
+    query, key, value, output: the projections (1x1 convolution, batch-norm, neuron), as the method builds a
+    ``Conv(C, 1, norm=True)``; product: an ``AttentionProduct``; attend: the neuron after it.
+    """
+
+    def __init__(self, query: nn.Module, key: nn.Module, value: nn.Module, product: AttentionProduct,
+                 attend: nn.Module, output: nn.Module) -> None:
+        super().__init__()
+        self.query, self.key, self.value = query, key, value
+        self.product, self.attend, self.output = product, attend, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.attend(self.product(self.query(x), self.key(x), self.value(x))))

@@ -1,0 +1,118 @@
+"""Spiking self-attention: the product against a hand-worked head and the softmax-free ``(Q K^T) V`` order, its
+operation count against a brute-force count, and the block as stbp builds it (SpikingJelly's own SSA is the
+reference in ``tests/conformance/test_attention_against_spikingjelly.py``)."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.spiking_attention import AttentionProduct, SpikingSelfAttention
+from deepspike.methods import get_method
+from deepspike.models.layer_specs import Attention, Flatten, Linear, Pool
+from deepspike.models.spec import Architecture
+
+
+def _spikes(shape, seed, rate=0.4):
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate).float()
+
+
+def test_one_head_by_hand():
+    """d = 2 channels, L = 3 tokens (W = 3). Token-major Q = [[1,0],[0,1],[1,1]], K = [[1,1],[0,1],[0,0]],
+    V = [[1,0],[1,1],[0,1]]: K^T V = [[1,0],[2,1]], Q K^T V = [[1,0],[2,1],[3,1]]; scale 0.5 halves it."""
+    q = torch.tensor([[1.0, 0, 1], [0, 1, 1]]).reshape(1, 1, 2, 1, 3)  # channel-major [T, B, C, H, W]
+    k = torch.tensor([[1.0, 0, 0], [1, 1, 0]]).reshape(1, 1, 2, 1, 3)
+    v = torch.tensor([[1.0, 1, 0], [0, 1, 1]]).reshape(1, 1, 2, 1, 3)
+    out = AttentionProduct(heads=1, scale=0.5)(q, k, v)
+    token_major = out.reshape(2, 3).T
+    assert token_major.tolist() == [[0.5, 0.0], [1.0, 0.5], [1.5, 0.5]]
+    events, operations, analog = AttentionProduct(1, 0.5).synaptic_operations(q, k, v)
+    # events 4 + 3 + 4; K^T V: tokens (|k_l| |v_l|) = 2*1 + 1*2 + 0*1 = 4; Q: 4 query spikes x d = 2 -> 8
+    assert (events, operations, analog) == (11.0, 12.0, False)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_the_product_is_softmax_free_attention_per_head(heads):
+    t, b, c, h, w = 3, 2, 8, 2, 3
+    q, k, v = (_spikes((t, b, c, h, w), seed) for seed in (1, 2, 3))
+    out = AttentionProduct(heads, 0.125)(q, k, v)
+    d = c // heads
+    for head in range(heads):
+        rows = slice(head * d, (head + 1) * d)
+        qt, kt, vt = (x[:, :, rows].flatten(3).transpose(-2, -1) for x in (q, k, v))  # token-major [T, B, L, d]
+        want = (qt @ kt.transpose(-2, -1)) @ vt * 0.125  # (Q K^T) V: the attention-matrix order
+        torch.testing.assert_close(out[:, :, rows].flatten(3).transpose(-2, -1), want)
+
+
+def test_the_operation_count_equals_a_brute_force_count():
+    t, b, c, h, w, heads = 2, 3, 6, 2, 2, 3
+    q, k, v = (_spikes((t, b, c, h, w), seed, 0.3) for seed in (4, 5, 6))
+    events, operations, analog = AttentionProduct(heads, 0.125).synaptic_operations(q, k, v)
+    d, want = c // heads, 0
+    for s in range(t):
+        for n in range(b):
+            for head in range(heads):
+                rows = slice(head * d, (head + 1) * d)
+                kk, vv, qq = (x[s, n, rows].flatten(1) for x in (k, v, q))  # [d, L]
+                want += sum(int(kk[i, l] * vv[j, l]) for i in range(d) for j in range(d) for l in range(h * w))
+                want += int(qq.sum()) * d
+    assert operations == want and events == float(q.sum() + k.sum() + v.sum()) and not analog
+    assert AttentionProduct(heads, 0.125).synaptic_operations(q * 0.7 + 0.1, k, v)[2]  # analog queries: MACs
+
+
+def _attention_net(heads=4, **options):
+    arch = Architecture("attention", (Attention(heads), Pool("avg", 2), Flatten(), Linear(5, act=False)),
+                        (8, 2, 2), 5)
+    method = get_method("stbp", {"timesteps": 3, "encoder": "direct", "norm": "bn", "readout": "membrane",
+                                 "threshold": 0.8, **options})
+    return method.build(arch)
+
+
+def test_stbp_builds_the_block_with_the_attention_threshold_and_the_method_norm():
+    net = _attention_net(neuron="plif")
+    block = net.body[0]
+    assert isinstance(block, SpikingSelfAttention)
+    assert block.attend.fixed.threshold == pytest.approx(0.4)  # 0.5 of method.threshold
+    assert block.query[-1].fixed.threshold == pytest.approx(0.8)
+    tebn = _attention_net(norm="tebn").body[0]
+    assert type(tebn.key[1]).__name__ == "TemporalEffectiveBatchNorm"
+    out = net(torch.rand(4, 8, 2, 2))
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_the_recorder_counts_projections_and_products():
+    net = _attention_net().eval()
+    with torch.no_grad(), ActivityRecorder(net) as recorder:
+        net(torch.rand(4, 8, 2, 2))
+    names = sorted(recorder.synapses)
+    assert "body.0.product" in names and "body.0.query.0.module" in names
+    assert recorder.synapses["body.0.product"].acs > 0
+
+
+def test_other_methods_refuse_attention_in_one_line():
+    arch = Architecture("attention", (Attention(4), Pool("avg", 2), Flatten(), Linear(5, act=False)), (8, 2, 2), 5)
+    with pytest.raises(ConfigError, match="spiking self-attention, which this method cannot build"):
+        get_method("ann", {}).build(arch)
+    with pytest.raises(ConfigError, match="heads do not divide"):
+        Architecture("bad", (Attention(3), Pool("avg", 2), Flatten(), Linear(5, act=False)), (8, 2, 2), 5)
+
+
+def test_the_fused_float32_block_gives_the_float64_reference_spikes_and_gradients():
+    """In float32 the projections run the fused batch-norm + neuron kernels; in float64 the reference loops."""
+    torch.manual_seed(0)
+    fused = _attention_net(decay=0.5, threshold=1.0, detach_reset=True).body[0]
+    with torch.no_grad():
+        for p in fused.parameters():
+            p.copy_(torch.randn_like(p) * 0.5 + (1.0 if p.dim() == 1 else 0.0))
+    reference = __import__("copy").deepcopy(fused).double()
+    x = _spikes((3, 4, 8, 2, 2), 9, 0.5)
+    x32, x64 = x.clone().requires_grad_(True), x.double().requires_grad_(True)
+    out32, out64 = fused(x32), reference(x64)
+    assert torch.equal(out32.double(), out64) and 0.05 < out64.mean() < 0.95
+    weights = torch.linspace(-1.0, 1.0, out64.numel()).reshape(out64.shape)
+    (out32 * weights).sum().backward()
+    (out64 * weights.double()).sum().backward()
+    torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=1e-4, atol=1e-5)
+    for a, b in zip(fused.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4, atol=1e-5)
