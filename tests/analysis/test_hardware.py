@@ -51,3 +51,25 @@ def test_mesh_mapping_by_hand():
     assert hw["packets_per_sample"] == 20 * 1 + 30 * 2 + 5 * 1
     assert hw["energy_pj"] == pytest.approx(100.0)
     assert map_to_mesh(arch)["packets_per_sample"] is None
+
+
+def _records(*pairs):
+    return [{"name": f"r{i}", "type": kind, "events_per_sample": events} for i, (kind, events) in enumerate(pairs)]
+
+
+def test_attention_is_one_layer_of_five_populations_and_average_pools_are_not_layers():
+    """Attention on C = 8 channels at 2 x 2 tokens: 5 C L = 160 neurons, 4 C^2 = 256 weights: 1 PE. Its input
+    spikes by hand: the block input 10 (query projection's record) + the product's 30 (|q| + |k| + |v|) + the
+    attention neuron's 5 (output projection's record) = 45; the stbp average pool (LeanAvgPool2d) is skipped, and the
+    classifier receives 4 spikes on 1 PE: packets 45 + 4."""
+    from deepspike.models.spec import Attention, Pool
+
+    arch = Architecture("a", (Attention(2), Pool("avg", 2), Flatten(), Linear(3, act=False)), (8, 2, 2), 3)
+    activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("Conv2d", 10), ("AttentionProduct", 30),
+                                     ("Conv2d", 5), ("LeanAvgPool2d", 7), ("Linear", 4))}
+    out = map_to_mesh(arch, activity)
+    attention, classifier = out["layers"]
+    assert (attention["kind"], attention["neurons"], attention["weights"], attention["pes"]) == ("attention", 160,
+                                                                                                 256, 1)
+    assert attention["spikes_in_per_sample"] == 45 and classifier["spikes_in_per_sample"] == 4
+    assert out["packets_per_sample"] == 49

@@ -71,3 +71,11 @@ def test_neunorm_scale_gets_gradient_in_a_network():
     out = model(torch.rand(4, 1, 12, 12))
     out.sum().backward()
     assert _neunorms(model)[0].scale.grad.abs().sum() > 0
+
+
+def test_neunorm_counts_the_map_layers_of_a_batch_norm_net():
+    """vgg11 at 28x28 with batch-norm: 8 conv layers, NeuNorm on the spikes of the first 7 (the dry walk that counts
+    them used to stop at the first batch-norm with that layer's refusal)."""
+    arch = create_architecture("vgg11", width=0.0625, input_shape=(1, 28, 28))
+    model = get_method("stbp", {"timesteps": 2, "neunorm": True, "norm": "bn"}).build(arch)
+    assert len(_neunorms(model)) == 7

@@ -293,3 +293,35 @@ def test_carried_state_across_calls_gives_one_calls_spikes_and_gradients():
     (pieces * torch.linspace(0.1, 1.0, pieces.numel()).reshape(pieces.shape)).sum().backward()
     for p, g in zip(layer.parameters(), grads, strict=True):
         torch.testing.assert_close(p.grad, g)
+
+
+@pytest.mark.parametrize("reset", ["zero", "none"])
+def test_the_carried_state_holds_one_step_not_all_of_them(reset):
+    """Checkpointed BPTT keeps each segment's end state until backward: it must be one step's, not a view of the
+    whole [T, B, M] output or membrane."""
+    layer = _scanned_layer(LIF(decay=0.8, threshold=0.5, reset=reset, surrogate="arctan"))
+    x = (torch.rand(T, B, N, generator=torch.Generator().manual_seed(5)) < 0.5).float()
+    with temporal_carry(layer):
+        layer(x)
+        held = [s for s in read_state(layer) if s is not None]
+        assert len(held) == 2
+        for state in held:
+            assert state.untyped_storage().nbytes() == B * M * state.element_size()
+
+
+def test_double_backward_through_the_scan_is_refused_and_rate_probes_keep_it(monkeypatch):
+    layer, x = _scanned_layer(), (torch.rand(T, B, N, generator=torch.Generator().manual_seed(6)) < 0.5).float()
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(layer(x).sum(), x, create_graph=False)  # first order: fine
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    calls = _calls_of_the_scan(monkeypatch)
+    net = create_model("rsnn", method="stbp", num_classes=4, input_shape=(N,), model_args={"hidden": [M]},
+                       timesteps=T, encoder="frames", readout="membrane", loss="ce", rate_reg="l2").train()
+    net(torch.rand(B, T, N)).sum().backward()
+    assert calls == [1] and len(net.hidden_rates.take()) == 1  # the rate of the recurrent layer, from the scan
+
+
+def test_no_steps_give_empty_spikes():
+    layer = _scanned_layer()
+    assert layer(torch.zeros(0, B, N)).shape == (0, B, M)

@@ -300,10 +300,11 @@ def test_two_training_steps_with_the_l1_penalty_lower_the_hidden_rates():
     assert rates["l1"] < rates["none"] and rates["l1"] < before
 
 
-def test_rate_reg_adds_up_the_one_step_calls_of_recurrent_layers():
-    """The SHD set-up (Cramer et al. 2020): a recurrent net (``rsnn``, its neurons called once per step) with the
-    max-membrane readout; the penalty is the weight times the sum over layers of each layer's mean rate over all
-    steps, as hooks of our own record them."""
+def test_rate_reg_reads_the_spikes_of_recurrent_layers():
+    """The SHD set-up (Cramer et al. 2020): a recurrent net (``rsnn``) with the max-membrane readout; the penalty is
+    the weight times the sum over layers of each layer's mean rate over all steps, as hooks of our own record them.
+    The probe hooks the recurrent layers, not their neurons, so the layers still run their one-node scan
+    (``layers.recurrent``) and are called once."""
     torch.manual_seed(0)
     method = get_method("stbp", {"timesteps": 5, "encoder": "frames", "readout": "max_membrane", "loss": "ce",
                                  "threshold": 0.2, "rate_reg": "l1", "rate_reg_weight": 0.5})
@@ -316,7 +317,8 @@ def test_rate_reg_adds_up_the_one_step_calls_of_recurrent_layers():
     penalty = method.penalty(net)
     for h in handles:
         h.remove()
-    assert [len(calls) for calls in spikes.values()] == [5, 5]  # one call per step
+    assert [type(m).__name__ for m in layers] == ["RecurrentSpiking"] * 2
+    assert [len(calls) for calls in spikes.values()] == [1, 1] and spikes[layers[0]][0].shape == (5, 3, 6)
     expected = 0.5 * sum(float(torch.cat(calls).mean()) for calls in spikes.values())
     assert float(penalty.detach()) == pytest.approx(expected, rel=1e-6) and expected > 0
     (loss + penalty).backward()

@@ -47,3 +47,8 @@ def test_bad_sizes_are_refused_in_one_line(args):
         create_architecture("spikformer", 10, (3, 32, 16), 1.0, dim=64, heads=4)
     with pytest.raises(ConfigError, match="heads must be"):
         Attention(0)
+
+
+def test_sequences_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="image-shaped input"):
+        create_architecture("spikformer", 10, (700,), 1.0)

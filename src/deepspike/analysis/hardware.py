@@ -8,6 +8,11 @@ convolution stores its shared kernel, ``w`` = its parameter count). The PEs sit 
 layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. Defaults: ``N = 256``
 (zhang2021: every PE serves at least 256 neurons) and ``W = 256 * 256`` (our assumption: 256 neurons of
 256 inputs each).
+
+Spiking self-attention (``Attention`` on ``L`` tokens of ``C`` channels) is one layer of five neuron populations
+(query, key, value, attention, output: ``n = 5 C L``) and four ``C x C`` projections (``w = 4 C^2``). Its input spikes
+are the block's input, the query/key/value spikes the product reads and the attention spikes the output projection
+reads (the five synaptic records ``analyze`` keeps for it, in that order, the product's counting its three inputs).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from deepspike.core.errors import ConfigError
 from deepspike.models.costs import layer_costs
 from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.models.spec import Architecture
+
+RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5}  # synaptic records analyze keeps per mapped layer
+INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4)}  # whose events are the layer's input spikes
+POOL_TYPES = ("AvgPool2d", "LeanAvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d")  # pools: not mapped layers
 
 
 def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights: int = 65_536) -> int:
@@ -34,7 +43,7 @@ def map_to_mesh(
     pe_weights: int = 65_536,
     preset: EnergyPreset | None = None,
 ) -> dict:
-    """PEs per conv/linear layer, the grid, routed spike packets and energy per inference.
+    """PEs per conv/linear/attention layer, the grid, routed spike packets and energy per inference.
 
     activity: a ``NetworkMonitor.summary()``; its synaptic layers other than pools are matched to the
     architecture's conv/linear layers in order (for the spikes each layer receives). Without it (or when
@@ -42,9 +51,9 @@ def map_to_mesh(
     """
     layers = []
     for c in layer_costs(arch):
-        if c.kind not in ("conv", "linear"):
+        if c.kind not in RECORDS_PER_KIND:
             continue
-        n = math.prod(c.output_shape)
+        n = math.prod(c.output_shape) * (5 if c.kind == "attention" else 1)
         pes = pes_for_layer(n, c.params, pe_neurons, pe_weights)
         layers.append(
             {
@@ -57,12 +66,16 @@ def map_to_mesh(
                 "grid_side": math.ceil(math.sqrt(pes)),
             }
         )
-    synapses = [s for s in (activity or {}).get("synapses", []) if s["type"] != "AvgPool2d"]
-    matched = activity is not None and len(synapses) == len(layers)
+    synapses = [s for s in (activity or {}).get("synapses", []) if s["type"] not in POOL_TYPES]
+    matched = activity is not None and len(synapses) == sum(RECORDS_PER_KIND[layer["kind"]] for layer in layers)
     packets = 0.0 if matched else None
-    for layer, syn in zip(layers, synapses if matched else [], strict=False):
-        layer["spikes_in_per_sample"] = syn["events_per_sample"]
-        layer["packets_per_sample"] = syn["events_per_sample"] * layer["pes"]
+    first = 0
+    for layer in layers if matched else []:
+        records = synapses[first:first + RECORDS_PER_KIND[layer["kind"]]]
+        first += len(records)
+        spikes_in = sum(records[i]["events_per_sample"] for i in INPUT_RECORDS[layer["kind"]])
+        layer["spikes_in_per_sample"] = spikes_in
+        layer["packets_per_sample"] = spikes_in * layer["pes"]
         packets += layer["packets_per_sample"]
     total = sum(layer["pes"] for layer in layers)
     out = {

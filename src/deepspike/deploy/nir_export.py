@@ -64,6 +64,14 @@ from deepspike.training.runs import check_not_run_file
 DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 
 
+def refuse_attention(model: nn.Module) -> None:
+    """One-line ``ConfigError`` for a net with spiking self-attention: no NIR node (nor Speck or Xylo) multiplies
+    spike maps."""
+    if any(isinstance(m, SpikingSelfAttention) for m in model.modules()):
+        raise ConfigError("NIR export: spiking self-attention multiplies spike maps (Q K^T V), which no NIR node "
+                          "expresses (nor Speck or Xylo); a net with attention runs in deepspike only")
+
+
 def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     """The modules of a rate network in execution order (readout neurons last) and the decode metadata."""
     body = getattr(model, "body", None)
@@ -72,9 +80,7 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
                           "a net of your own as RateNetwork(encoder, body, readout, timesteps)")
-    if any(isinstance(m, SpikingSelfAttention) for m in body.modules()):
-        raise ConfigError("NIR export: spiking self-attention multiplies spike maps (Q K^T V), which no NIR node "
-                          "expresses (nor Speck or Xylo); a net with attention runs in deepspike only")
+    refuse_attention(body)
     mods = leaf_modules(body)
     info: dict = {"encoder": _encoder_name(model), "timesteps": int(getattr(model, "eval_timesteps", 0) or 0),
                   **encoder_options(model)}
@@ -284,6 +290,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     nir = require_nir()
     if not dt > 0:
         raise ConfigError(f"dt must be > 0 seconds, got {dt}")
+    refuse_attention(model)  # before the batch-norm folding's own refusal (TEBN)
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
     coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}

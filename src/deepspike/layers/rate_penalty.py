@@ -35,6 +35,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.neuron_kinds import is_spiking_neuron
+from deepspike.layers.recurrent import RecurrentSpiking
 
 RATE_REGS = ("none", "l1", "l2", "band")
 
@@ -69,10 +70,13 @@ def rate_penalty(rates: list[torch.Tensor], kind: str, low: float = 0.0, high: f
 
 
 def hidden_neurons(body: nn.Module) -> list[nn.Module]:
-    """The outermost spiking neurons of ``body`` in registration order (a neuron inside another is not one more)."""
+    """The outermost spiking neurons of ``body`` in registration order (a neuron inside another is not one more); a
+    recurrent layer stands for its neuron (its output is the neuron's spikes, and a hook on the neuron itself would
+    make it step its loop, ``layers.recurrent``)."""
     found: list[tuple[str, nn.Module]] = []
     for name, m in body.named_modules():
-        if is_spiking_neuron(m) and not any(name.startswith(outer + ".") for outer, _ in found):
+        spiking = is_spiking_neuron(m) or isinstance(m, RecurrentSpiking)
+        if spiking and not any(name.startswith(outer + ".") for outer, _ in found):
             found.append((name, m))
     return [m for _, m in found]
 

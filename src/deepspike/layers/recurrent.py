@@ -73,7 +73,7 @@ class RecurrentSpiking(CarriesState, nn.Module):
                 if self.carry is not None and self.carry.detach:  # SLTT/OTTT: no gradient through time
                     previous = previous.detach()
         self.keep(previous)
-        return mark_spikes(torch.cat(outputs), 1)  # [T, B, M]
+        return mark_spikes(torch.cat(outputs) if outputs else currents * 0, 1)  # [T, B, M] (T = 0: empty)
 
     def _scans(self, currents: torch.Tensor) -> bool:
         """Whether the whole loop runs as one ``neurons.recurrent_scan`` node: an IF/LIF neuron, the fused paths
@@ -92,7 +92,7 @@ class RecurrentSpiking(CarriesState, nn.Module):
         spikes, v = recurrent_multistep(currents, feedback.weight, feedback.bias, self.neuron.params,
                                         v0=self.neuron.carried(), s0=None if previous is None else previous[0])
         self.neuron.keep(v)
-        self.keep(spikes[-1:])
+        self.keep(spikes[-1:].clone())  # a copy: a view would keep all T steps alive with the state
         return mark_spikes(self.neuron.reported(spikes), 1)  # the next layer saves them as bytes
 
     def extra_repr(self) -> str:

@@ -78,6 +78,9 @@ def default_pool(spec: Pool) -> nn.Module:
 
 def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
     """Modules for ``arch.layers`` under ``rules``; returns an ``nn.Sequential`` (``rules.sequential``)."""
+    if rules.attention_neuron is None and arch.contains(Attention):  # before its batch-norms are refused
+        raise ConfigError(f"model {arch.name!r} has spiking self-attention, which this method cannot build; "
+                          "attention needs a time-stepped rate method (method stbp)")
     modules, _ = walk(arch.layers, arch.input_shape, _ModuleFold(rules))
     return rules.sequential(*modules)
 
@@ -103,10 +106,7 @@ class _ModuleFold(SpecFold[nn.Module]):
 
     def _attention(self, visit: Visit) -> nn.Module:
         """``SpikingSelfAttention`` with four ``Conv(C, 1, norm=True)`` projections built by this fold's rules."""
-        layer, shape = visit.layer, visit.input_shape
-        if self.rules.attention_neuron is None:
-            raise ConfigError(f"layer {visit.path} ({layer}) is spiking self-attention, which this method cannot "
-                              "build; attention needs a time-stepped rate method (method stbp)")
+        layer, shape = visit.layer, visit.input_shape  # build_body refused attention without attention_neuron
 
         def projection() -> nn.Module:
             return self.rules.sequential(*walk((Conv(shape[0], 1, norm=True),), shape, self)[0])

@@ -174,6 +174,8 @@ def _count_map_activations(arch: Architecture) -> int:
     shapes: list[tuple[int, ...]] = []
     build_body(arch, BuildRules(activation=lambda shape: shapes.append(shape) or nn.Identity(),
                                 recurrent=lambda module, shape: nn.Identity(),  # recurrent layers are (F,)
+                                norm=lambda shape: nn.Identity(),
+                                attention_neuron=lambda fraction, shape: nn.Identity(),
                                 delayed=lambda *sizes: nn.Identity()))
     return sum(len(s) == 3 for s in shapes)
 

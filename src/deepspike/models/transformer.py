@@ -43,6 +43,8 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
                mlp_ratio: float = 4.0, pools: int = 2):
     """Spikformer: conv stem (max pool after its last ``pools`` layers), position embedding, ``depth`` SSA + MLP
     blocks of ``dim`` channels and ``heads`` heads, token mean, linear classifier."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"spikformer needs image-shaped input (C, H, W), got {tuple(input_shape)}")
     _check_sizes(dim, depth, heads, mlp_ratio, pools)
     dim = scaled(dim, width)
     if dim % 8 or dim % heads:

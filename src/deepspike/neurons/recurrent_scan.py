@@ -24,13 +24,12 @@ elementwise ops, and ``dL/dV`` is one GEMM per chunk. Per step the autograd loop
 layer, an addition and a neuron call, and forms ``dL/dV`` from T small products.
 
 Float32 and float64 on any device; no ``state_quant`` (its rounding is the neuron's own loop); double backward
-is refused (``once_differentiable``).
+(``create_graph=True``) is refused in one line.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from deepspike.neurons.dynamics import check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
@@ -70,8 +69,10 @@ class _RecurrentScan(torch.autograd.Function):
         return spikes, v
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g_spikes, g_v):
+        if torch.is_grad_enabled():  # create_graph=True: the written-out backward has no gradient of its own
+            raise RuntimeError("the recurrent scan (neurons.recurrent_scan) has no double backward; set "
+                               "DEEPSPIKE_FUSED=0 to run the recurrent layer's step loop under autograd")
         h, weight, s0 = ctx.saved_tensors
         has_v0, has_bias = ctx.has
         p = ctx.params
@@ -96,7 +97,7 @@ def _scan_forward(currents, weight, bias, v0, s0, params: NeuronParams):
         h_t.add_(v, alpha=params.decay)  # h_t = k v_{t-1} + I_t
         previous = heaviside(h_t - params.threshold, out=spikes[t])
         v = reset_membrane(h_t, previous, params.threshold, params)
-    return spikes, h, v
+    return spikes, h, v.clone() if params.reset == "none" else v  # reset none: v_T is a view of h
 
 
 def _scan_backward(h, weight, s0, g_spikes, g_v, params: NeuronParams, k: float):
