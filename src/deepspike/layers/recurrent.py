@@ -31,10 +31,10 @@ from torch.nn.modules import module as module_hooks
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.spike_storage import mark_spikes
+from deepspike.layers.spiking_sequential import fusable_neuron, hooked
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.carry import CarriesState, Carry
 from deepspike.neurons.fused import switched_on
-from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.recurrent_scan import recurrent_multistep, scan_supported
 
 
@@ -79,11 +79,10 @@ class RecurrentSpiking(CarriesState, nn.Module):
         """Whether the whole loop runs as one ``neurons.recurrent_scan`` node: an IF/LIF neuron, the fused paths
         switched on, the state kept in the graph (not SLTT/OTTT's detached steps) and no hooks on the feedback
         layer or the neuron (the analysis monitors see each call of the step loop)."""
-        modules = (self.recurrent, self.recurrent.module, self.neuron)
-        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in modules) or bool(
+        watched = hooked(self.recurrent) or hooked(self.recurrent.module) or bool(
             module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks)
         detached = self.carry is not None and (self.carry.detach or self.carry.trace_decay is not None)
-        return (switched_on() and not hooked and not detached and type(self.neuron).forward is SpikingNeuron.forward
+        return (switched_on() and fusable_neuron(self.neuron) and not watched and not detached
                 and scan_supported(currents, self.recurrent.module.weight, self.neuron.params))
 
     def _scan(self, currents: torch.Tensor) -> torch.Tensor:

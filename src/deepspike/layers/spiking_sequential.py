@@ -45,17 +45,19 @@ from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 
 
-def _hooked(module: nn.Module) -> bool:
+def hooked(module: nn.Module) -> bool:
+    """Whether forward (pre-)hooks watch ``module`` itself, as the analysis monitors do: it must then run its own
+    ``forward``, call by call, for them to see."""
     return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
 def tiling_kernel(module: nn.Module) -> tuple[int, int] | None:
     """``(kh, kw)`` when ``module`` is ``TimeDistributed`` of an average pooling whose windows tile its input
     (kernel = stride, no padding, no divisor override) and nothing hooks either of them; else None."""
-    if not isinstance(module, TimeDistributed) or _hooked(module):
+    if not isinstance(module, TimeDistributed) or hooked(module):
         return None
     pool = module.module
-    if not isinstance(pool, nn.AvgPool2d) or _hooked(pool) or pool.divisor_override is not None:
+    if not isinstance(pool, nn.AvgPool2d) or hooked(pool) or pool.divisor_override is not None:
         return None
     kernel, stride, padding = pool_window(pool)
     return (kernel[0], kernel[1]) if kernel == stride and padding == [0, 0] else None
@@ -63,7 +65,7 @@ def tiling_kernel(module: nn.Module) -> tuple[int, int] | None:
 
 def fusable_neuron(module: nn.Module) -> bool:
     """A plain ``SpikingNeuron`` (IF/LIF; its ``forward`` not overridden) without hooks."""
-    return isinstance(module, SpikingNeuron) and type(module).forward is SpikingNeuron.forward and not _hooked(module)
+    return isinstance(module, SpikingNeuron) and type(module).forward is SpikingNeuron.forward and not hooked(module)
 
 
 def _wraps_conv(module: nn.Module) -> bool:
@@ -121,7 +123,7 @@ class SpikingSequential(nn.Sequential):
 
 def _plain_learnable(module: nn.Module) -> bool:
     """A ``LearnableLIF`` (its ``forward`` not overridden) without hooks."""
-    return isinstance(module, LearnableLIF) and type(module).forward is LearnableLIF.forward and not _hooked(module)
+    return isinstance(module, LearnableLIF) and type(module).forward is LearnableLIF.forward and not hooked(module)
 
 
 def _batch_norm_learnable(bn: nn.Module, neuron: LearnableLIF, x: torch.Tensor, at: int):
@@ -145,6 +147,6 @@ def _kept_and_counted(neuron: nn.Module, s: torch.Tensor, v: torch.Tensor, area:
 
 def _batch_norm_of(module: nn.Module) -> nn.Module | None:
     """The batch-norm that ``module`` (a ``TimeDistributed`` without hooks) wraps, or None."""
-    if not isinstance(module, TimeDistributed) or _hooked(module):
+    if not isinstance(module, TimeDistributed) or hooked(module):
         return None
     return module.module if isinstance(module.module, nn.modules.batchnorm._BatchNorm) else None

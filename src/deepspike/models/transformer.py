@@ -18,6 +18,7 @@ from __future__ import annotations
 from deepspike.core.errors import ConfigError
 from deepspike.models.layer_specs import Attention, Conv, Flatten, Layer, Linear, Pool, Residual
 from deepspike.models.registry import register_model, scaled
+from deepspike.models.spec import sequence_shape
 
 
 def _check_sizes(dim, depth, heads, mlp_ratio, pools) -> None:
@@ -29,13 +30,6 @@ def _check_sizes(dim, depth, heads, mlp_ratio, pools) -> None:
             raise ConfigError(f"spikformer: model.args.{key} must be a whole number {valid}, got {value!r}")
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, int | float) or not 0 < mlp_ratio < float("inf"):
         raise ConfigError(f"spikformer: model.args.mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
-
-
-def _pooled(size: int, pools: int) -> int:
-    """The map side after ``pools`` 3x3 stride-2 max pools with padding 1: ``s -> floor((s - 1) / 2) + 1``."""
-    for _ in range(pools):
-        size = (size - 1) // 2 + 1
-    return size
 
 
 @register_model("spikformer", default_input_shape=(3, 32, 32), paper="Spikformer (Zhou et al. 2023), CIFAR layout")
@@ -61,5 +55,5 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
     for _ in range(depth):
         layers.append(Residual((Attention(heads),), connect="add"))
         layers.append(Residual((Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True)), connect="add"))
-    side = _pooled(input_shape[1], pools)
+    side = sequence_shape(tuple(layers), tuple(input_shape))[1]  # the token grid's side
     return (*layers, Pool("avg", side), Flatten(), Linear(num_classes, act=False, bias=True))
