@@ -46,10 +46,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import time_invariant
 from deepspike.core.compile_support import eager_under_compile
+from deepspike.core.first_order import first_order_backward
 from deepspike.layers.batchnorm_neuron_onepass import (
     batch_statistics,
     channel_maps,
@@ -197,7 +197,8 @@ class _BatchNormNeuron(torch.autograd.Function):
         return s, v, codes
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the fused batch-norm + neuron kernel (layers.batchnorm_neuron); "
+                          "set DEEPSPIKE_FUSED=0 for batch-norm and neuron under autograd")
     def backward(ctx, g_s, _g_v, _g_codes):
         x, weight, bias, mean, invstd, decay, threshold = ctx.saved_tensors
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.env import env_choice
+from deepspike.core.first_order import first_order_backward
 
 MIN_MULTIPLY_ADDS = 1 << 28  # M N K; below it the GEMM is too small to matter (and keeps torch's exact numbers)
 WEIGHT_GRAD_ROWS = 512  # rows of x and g per block of the weight gradient (module docstring)
@@ -118,7 +118,8 @@ class _OneDNNLinear(torch.autograd.Function):
         return _lin(x, weight, None if bias is None else bias.detach())
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the oneDNN linear layer (layers.cpu_linear); "
+                          "set DEEPSPIKE_CPU_MATMUL=torch for torch's linear")
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         g_x = _lin(g, weight.t()) if ctx.needs_input_grad[0] else None  # g W

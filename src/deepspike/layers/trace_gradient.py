@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
+
+from deepspike.core.first_order import first_order_backward
 
 TRACE_LAYERS = (nn.Linear, nn.Conv2d)
 
@@ -42,7 +43,7 @@ class _TraceWeightGradient(torch.autograd.Function):
         return F.linear(x, weight, bias)
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("OTTT's trace weight gradient (layers.trace_gradient), which is not the forward's derivative")
     def backward(ctx, g):
         trace, weight = ctx.saved_tensors
         layer = ctx.layer

@@ -34,9 +34,9 @@ import os
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.first_order import first_order_backward
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
 from deepspike.neurons.params import NeuronParams
@@ -364,7 +364,8 @@ class _FusedMultistep(torch.autograd.Function):
         return s, v, h
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the fused IF/LIF kernel (neurons.fused); "
+                          "set DEEPSPIKE_FUSED=0 for the neuron's autograd loop")
     def backward(ctx, g_s, g_v, g_h):
         refuse_second_backward(ctx)
         p: NeuronParams = ctx.params

@@ -21,8 +21,8 @@ the initial membrane only when one was given (zeros otherwise).
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from deepspike.core.first_order import first_order_backward
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import _dense_input, _rows, load_once, op_params, switched_on, uses_triton
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
@@ -204,7 +204,8 @@ class _FusedLearnable(torch.autograd.Function):
         return s, v
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the fused learnable-LIF kernel (neurons.fused_learnable); "
+                          "set DEEPSPIKE_FUSED=0 for the neuron's autograd loop")
     def backward(ctx, g_s, g_v):
         x2, v_start, k, th = ctx.saved_tensors
         p: NeuronParams = ctx.params

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.first_order import first_order_backward
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.fused import (
     FUSED_SURROGATES,
@@ -171,7 +171,8 @@ class _LowPrecisionMultistep(torch.autograd.Function):
         return s, v.to(_state_dtype(x, v0))
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the fused bfloat16/float16 IF/LIF kernel (neurons.fused_low_precision); "
+                          "set DEEPSPIKE_FUSED=0 for the neuron's autograd loop")
     def backward(ctx, g_s, g_v):
         refuse_second_backward(ctx)
         x, v0 = ctx.saved_tensors

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from deepspike.core.compile_support import eager_under_compile
+from deepspike.core.first_order import first_order_backward
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused import _dense_input, _like_steps, _repeated_step, _rows, kernel_ready, load_once
 from deepspike.neurons.fused_constants import SURROGATE_CODES, surrogate_constants
@@ -63,7 +63,8 @@ class _FusedPSN(torch.autograd.Function):
         return s
 
     @staticmethod
-    @once_differentiable
+    @first_order_backward("the fused parallel spiking neuron (neurons.fused_psn); "
+                          "set DEEPSPIKE_FUSED=0 for the torch formula")
     def backward(ctx, g_s):
         rows, weight, bias = ctx.saved_tensors
         step, steps, w = ctx.step, ctx.steps, weight.detach()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from deepspike.core.first_order import first_order_backward
 from deepspike.neurons.dynamics import check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.surrogate import heaviside
@@ -69,10 +70,9 @@ class _RecurrentScan(torch.autograd.Function):
         return spikes, v
 
     @staticmethod
+    @first_order_backward("the recurrent scan (neurons.recurrent_scan); set DEEPSPIKE_FUSED=0 for the recurrent "
+                          "layer's step loop under autograd")
     def backward(ctx, g_spikes, g_v):
-        if torch.is_grad_enabled():  # create_graph=True: the written-out backward has no gradient of its own
-            raise RuntimeError("the recurrent scan (neurons.recurrent_scan) has no double backward; set "
-                               "DEEPSPIKE_FUSED=0 to run the recurrent layer's step loop under autograd")
         h, weight, s0 = ctx.saved_tensors
         has_v0, has_bias = ctx.has
         p = ctx.params

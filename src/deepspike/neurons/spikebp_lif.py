@@ -44,7 +44,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.errors import ConfigError, unknown_choice
@@ -113,8 +112,9 @@ def _forward_kernel(x: torch.Tensor, leak: float, threshold: float) -> tuple[tor
 
 
 def _backward_code(mask: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Reverse scan ``c_t = s_t ? a' g_t : c_{t+1}`` (module docstring): ``[T, B, ...] -> [T, B, ...]``."""
-    if kernel_ready(grad):
+    """Reverse scan ``c_t = s_t ? a' g_t : c_{t+1}`` (module docstring): ``[T, B, ...] -> [T, B, ...]``. A ``grad``
+    that requires grad (``create_graph=True``) takes the torch loop, which autograd differentiates."""
+    if kernel_ready(grad) and not grad.requires_grad:
         t = grad.shape[0]
         g2 = grad.contiguous().view(t, -1)  # [T, B, ...] -> [T, N]
         out = torch.empty_like(g2)
@@ -146,8 +146,9 @@ class _LeakCorrectedLIF(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
+        # linear in grad, with mask and scale fixed by the forward: under create_graph=True autograd records it
+        # (``_backward_code`` then takes its torch loop), and the derivative in x of this pseudo-gradient is 0
         mask, scale = ctx.saved_tensors  # [T, B, ...] uint8, [B, ...]
         if ctx.derivative == "rate":
             g = grad.mean(dim=0) * scale  # [B, ...]

@@ -17,6 +17,7 @@ import os
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.first_order import first_order_backward
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.ttfs import backend_native, backend_numba, backend_torch, backend_triton
 from deepspike.ttfs._validate import check_values
@@ -102,6 +103,8 @@ class SpikeTimeConv(torch.autograd.Function):
         return t_out
 
     @staticmethod
+    @first_order_backward("the closed-form TTFS layer (ttfs.autograd), whose written-out gradient has no "
+                          "derivative of its own")
     def backward(ctx, grad_out):
         t_in, weight, bias, t_out, slope = ctx.saved_tensors
         stride, padding, kernel, tau, backend, chunk_elements = ctx.conf
