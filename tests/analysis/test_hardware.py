@@ -73,3 +73,19 @@ def test_attention_is_one_layer_of_five_populations_and_average_pools_are_not_la
                                                                                                  256, 1)
     assert attention["spikes_in_per_sample"] == 45 and classifier["spikes_in_per_sample"] == 4
     assert out["packets_per_sample"] == 49
+
+
+def test_sdsa_holds_three_populations_and_one_neuron_per_channel():
+    """SDSA on C = 8 channels at 2 x 2 tokens: 3 C L + C = 104 neurons (its output projection feeds the membrane
+    shortcut: no neuron), 4 C^2 = 256 weights: 1 PE. Input spikes: the block input 10 + the column sum's 12 (|k| + |v|)
+    + the masked queries 3 (output projection's record) = 25."""
+    from deepspike.models.spec import Activation, Attention, Pool, Residual
+
+    arch = Architecture("a", (Residual((Activation(), Attention(2, mixing="sdsa")), connect="add"), Pool("avg", 2),
+                              Activation(), Flatten(), Linear(3, act=False)), (8, 2, 2), 3)
+    activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("Conv2d", 10), ("TokenSum", 12),
+                                     ("Conv2d", 3), ("LeanAvgPool2d", 7), ("Linear", 4))}
+    out = map_to_mesh(arch, activity)
+    attention, classifier = out["layers"]
+    assert (attention["kind"], attention["neurons"], attention["weights"], attention["pes"]) == ("sdsa", 104, 256, 1)
+    assert attention["spikes_in_per_sample"] == 25 and out["packets_per_sample"] == 25 + 4

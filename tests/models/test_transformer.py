@@ -7,7 +7,7 @@ import pytest
 from deepspike.core.errors import ConfigError
 from deepspike.methods import create_model
 from deepspike.models.costs import layer_costs
-from deepspike.models.layer_specs import Attention, Pool, Residual
+from deepspike.models.layer_specs import Activation, Attention, Conv, Pool, Residual
 from deepspike.models.registry import create_architecture
 
 
@@ -52,3 +52,53 @@ def test_bad_sizes_are_refused_in_one_line(args):
 def test_sequences_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="image-shaped input"):
         create_architecture("spikformer", 10, (700,), 1.0)
+
+
+@pytest.mark.parametrize(("pooling", "tokens"), [("0011", 8), ("1111", 2), ("0000", 32), ("0101", 8)])
+def test_the_sdt_token_grid_is_the_input_halved_by_each_pool(pooling, tokens):
+    arch = create_architecture("sdt", 10, (3, 32, 32), 1.0, dim=16, depth=1, heads=2, pooling=pooling)
+    attention = next(v for v in arch.visits() if isinstance(v.layer, Attention))
+    assert attention.input_shape == (16, tokens, tokens) and attention.layer.mixing == "sdsa"
+    assert isinstance(arch.layers[-4], Pool) and arch.layers[-4].kernel_size == tokens  # the token mean
+    assert isinstance(arch.layers[-3], Activation)  # SDT's head neuron fires on the mean current
+
+
+def test_every_sdt_residual_is_a_membrane_shortcut():
+    """Each SEW add junction's body opens with a lone neuron and ends without one, and no convolution reads the
+    currents of the stream: the stem's fourth layer and every body's last have act=False."""
+    arch = create_architecture("sdt", 10, (3, 32, 32), 1.0)
+    blocks = [layer for layer in arch.layers if isinstance(layer, Residual)]
+    assert len(blocks) == 1 + 2 * 2  # the position embedding, then attention and MLP for each of 2 blocks
+    for block in blocks:
+        assert block.connect == "add" and block.shortcut == () and isinstance(block.body[0], Activation)
+        assert isinstance(block.body[-1], Attention) or not block.body[-1].act
+    stem = [layer for layer in arch.layers[:6] if isinstance(layer, Conv)]
+    assert [c.act for c in stem] == [True, True, True, False]
+    same_width = create_architecture("sdt", 10, (3, 32, 32), 1.0, dim=16, depth=1, heads=2, mlp_ratio=1)
+    assert sum(isinstance(layer, Residual) for layer in same_width.layers) == 1 + 1 + 2  # the code's inner shortcut
+
+
+def test_the_sdt_cifar_net_has_spikingjellys_parameter_count_less_its_redundant_biases():
+    """SpikingJelly 2.0's ``SpikeDrivenTransformer`` in the CIFAR-10 configuration of the paper's code (2-512, 8 heads,
+    pooling "0011") holds 10,234,378 parameters, 7,104 of them biases of convolutions that a batch-norm follows (which
+    ours leave out): 10,227,274, 10,205,898 of them in convolutions and the classifier."""
+    arch = create_architecture("sdt", 10, (3, 32, 32), 1.0)
+    assert sum(c.params for c in layer_costs(arch)) == 10_205_898
+    net = create_model("sdt", method="stbp", num_classes=10, norm="bn")
+    assert sum(p.numel() for p in net.parameters()) == 10_227_274
+
+
+def test_sdsa_costs_by_hand():
+    """C = 16 channels, L = 2 x 2 tokens: 4 C^2 = 1024 weights; MACs 4 C^2 L + 2 C L = 4096 + 128."""
+    arch = create_architecture("sdt", 10, (1, 32, 32), 1.0, dim=16, depth=1, heads=4, pooling="1111")
+    cost = next(c for c in layer_costs(arch) if c.kind == "sdsa")
+    assert (cost.params, cost.macs, cost.fan_in, cost.input_shape) == (1024, 4224, 16, (16, 2, 2))
+
+
+@pytest.mark.parametrize("args", [{"pooling": "011"}, {"pooling": "0012"}, {"pooling": 11}, {"dim": 20},
+                                  {"depth": -1}, {"mlp_ratio": 0}])
+def test_bad_sdt_sizes_are_refused_in_one_line(args):
+    with pytest.raises(ConfigError, match="sdt"):
+        create_architecture("sdt", 10, (3, 32, 32), 1.0, **{"dim": 64, "heads": 4, **args})
+    with pytest.raises(ConfigError, match="square"):
+        create_architecture("sdt", 10, (3, 32, 16), 1.0, dim=64, heads=4)

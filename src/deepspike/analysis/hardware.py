@@ -9,10 +9,13 @@ layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. Defa
 (zhang2021: every PE serves at least 256 neurons) and ``W = 256 * 256`` (our assumption: 256 neurons of
 256 inputs each).
 
-Spiking self-attention (``Attention`` on ``L`` tokens of ``C`` channels) is one layer of five neuron populations
-(query, key, value, attention, output: ``n = 5 C L``) and four ``C x C`` projections (``w = 4 C^2``). Its input spikes
-are the block's input, the query/key/value spikes the product reads and the attention spikes the output projection
-reads (the five synaptic records ``analyze`` keeps for it, in that order, the product's counting its three inputs).
+Spiking self-attention (``Attention`` on ``L`` tokens of ``C`` channels) is one layer with four ``C x C`` projections
+(``w = 4 C^2``). Spikformer's SSA has five neuron populations (query, key, value, attention, output: ``n = 5 C L``);
+the Spike-driven Transformer's SDSA has query, key and value and one attention neuron per channel (``n = 3 C L + C``;
+its output projection feeds the membrane shortcut, no neuron). Its input spikes are the block's input, the spikes
+the mixing reads (SSA's product: query, key and value; SDSA's column sum: key and value) and the spikes the output
+projection reads (the five synaptic records ``analyze`` keeps for it, in that order). A convolution without a neuron
+after it (``act=False`` in a membrane-shortcut net) is priced with the neurons its currents reach, one per output.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from __future__ import annotations
 import math
 
 from deepspike.core.errors import ConfigError
-from deepspike.models.costs import layer_costs
+from deepspike.models.costs import LayerCost, layer_costs
 from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.models.spec import Architecture
 
-RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5}  # synaptic records analyze keeps per mapped layer
-INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4)}  # whose events are the layer's input spikes
+RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5, "sdsa": 5}  # synaptic records analyze keeps per layer
+INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4), "sdsa": (0, 3, 4)}  # the layer's input spikes
 POOL_TYPES = ("AvgPool2d", "LeanAvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d")  # pools: not mapped layers
 
 
@@ -34,6 +37,15 @@ def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights:
     if pe_neurons < 1 or pe_weights < 1:
         raise ConfigError(f"PE capacities must be >= 1, got N={pe_neurons}, W={pe_weights}")
     return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
+
+
+def _neurons(cost: LayerCost) -> int:
+    """The neurons of a mapped layer (module docstring): one per output, SSA's five populations, SDSA's three and
+    its per-channel attention neurons."""
+    size = math.prod(cost.output_shape)
+    if cost.kind == "attention":
+        return 5 * size
+    return 3 * size + cost.output_shape[0] if cost.kind == "sdsa" else size
 
 
 def map_to_mesh(
@@ -53,7 +65,7 @@ def map_to_mesh(
     for c in layer_costs(arch):
         if c.kind not in RECORDS_PER_KIND:
             continue
-        n = math.prod(c.output_shape) * (5 if c.kind == "attention" else 1)
+        n = _neurons(c)
         pes = pes_for_layer(n, c.params, pe_neurons, pe_weights)
         layers.append(
             {

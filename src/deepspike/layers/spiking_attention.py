@@ -1,4 +1,5 @@
-"""Spiking self-attention (SSA; Zhou et al., "Spikformer", ICLR 2023) on time-major maps ``[T, B, C, H, W]``.
+"""Spiking self-attention on time-major maps ``[T, B, C, H, W]``: Spikformer's SSA (Zhou et al., ICLR 2023) and the
+Spike-driven Transformer's SDSA (Yao et al., NeurIPS 2023).
 
 The ``H W`` positions are the tokens, the ``C`` channels their features, in heads of ``d = C / heads`` channels. Per
 time step and sample (``models.layer_specs.Attention``)::
@@ -15,6 +16,11 @@ Synaptic operations (``synaptic_operations``, read by the activity recorder): ``
 key spike and a value spike at one token (``sum_l |k_l| |v_l|``), and ``Q (K^T V)`` adds a ``d``-row of it for each
 query spike (``|q| d``); the scale folds into the next neuron's threshold. Accumulates for spikes; priced as MACs
 when an input is not spike-valued.
+
+SDSA (``SpikeDrivenSelfAttention``) replaces the product by masks and additions: per channel ``c`` the count
+``a_c = sum_l K_lc V_lc`` of tokens where the key and the value both fired (``TokenSum``), a neuron on it, and the
+query spikes masked by that neuron's spikes; its output projection has a batch-norm and no neuron (the membrane
+shortcut). ``TokenSum`` counts one accumulate per coincidence ``K_lc V_lc = 1``; the masks cost nothing.
 """
 
 from __future__ import annotations
@@ -70,3 +76,37 @@ class SpikingSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.attend(self.product(self.query(x), self.key(x), self.value(x))))
+
+
+class TokenSum(nn.Module):
+    """SDSA's column sum ``(k, v) -> sum_l k_l * v_l``: two ``[T, B, C, H, W]`` maps -> ``[T, B, C, 1, 1]``."""
+
+    def forward(self, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (k * v).sum(dim=(3, 4), keepdim=True)
+
+    def synaptic_operations(self, k: torch.Tensor, v: torch.Tensor) -> tuple[float, float, bool]:
+        """``(input events, operations, analog)`` of one call: the key and value spikes read, one accumulate per
+        token and channel where both fired (module docstring)."""
+        kb, vb = k.detach() != 0, v.detach() != 0
+        analog = not all(is_spike_valued(x.detach().flatten(0, 1)) for x in (k, v))
+        return float(kb.sum() + vb.sum()), float((kb & vb).sum()), analog
+
+
+class SpikeDrivenSelfAttention(nn.Module):
+    """``[T, B, C, H, W] -> [T, B, C, H, W]``: ``output(query(x) * attend(token_sum(key(x), value(x))))``.
+
+    query, key, value: the projections (1x1 convolution, batch-norm, neuron), as the method builds a
+    ``Conv(C, 1, norm=True)``; token_sum: a ``TokenSum``; attend: the neuron on its ``[T, B, C, 1, 1]`` counts, whose
+    spikes mask every token's query; output: ``Conv(C, 1, norm=True, act=False)``, currents for the membrane
+    shortcut.
+    """
+
+    def __init__(self, query: nn.Module, key: nn.Module, value: nn.Module, token_sum: TokenSum,
+                 attend: nn.Module, output: nn.Module) -> None:
+        super().__init__()
+        self.query, self.key, self.value = query, key, value
+        self.token_sum, self.attend, self.output = token_sum, attend, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.query(x)
+        return self.output(q * self.attend(self.token_sum(self.key(x), self.value(x))))

@@ -17,8 +17,13 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.layers.sew import SewBlock
-from deepspike.layers.spiking_attention import AttentionProduct, SpikingSelfAttention
-from deepspike.models.layer_specs import Attention, Conv, Flatten, Linear, Pool, Residual, Shape
+from deepspike.layers.spiking_attention import (
+    AttentionProduct,
+    SpikeDrivenSelfAttention,
+    SpikingSelfAttention,
+    TokenSum,
+)
+from deepspike.models.layer_specs import Activation, Attention, Conv, Flatten, Linear, Pool, Residual, Shape
 from deepspike.models.spec import Architecture
 from deepspike.models.walk import SpecFold, Visit, walk
 
@@ -47,7 +52,10 @@ class BuildRules:
         (it sees ``[T, B, F]``; ``layers.delays``); None: refused (``ConfigError``).
     attention_neuron: ``(threshold fraction, per-sample shape) -> module``, the neuron after the products of an
         ``Attention`` (``layers.spiking_attention``; its projections are built as ``Conv(C, 1, norm=True)`` under
-        these rules); None: refused (``ConfigError``).
+        these rules, SDSA's output as ``Conv(C, 1, norm=True, act=False)``); None: refused (``ConfigError``).
+    lone_activation: ``(per-sample shape) -> module`` for an ``Activation`` layer. Unlike ``activation``'s, its input
+        is no fresh layer output (a membrane shortcut reads it too), so the module must not overwrite it; None:
+        refused (``ConfigError``; membrane-shortcut nets need a time-stepped rate method).
     """
 
     activation: Callable[[Shape], nn.Module]
@@ -60,6 +68,7 @@ class BuildRules:
     recurrent: Callable[[nn.Module, Shape], nn.Module] | None = None
     delayed: Callable[[int, int, int, bool], nn.Module] | None = None
     attention_neuron: Callable[[float, Shape], nn.Module] | None = None
+    lone_activation: Callable[[Shape], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -81,6 +90,9 @@ def build_body(arch: Architecture, rules: BuildRules) -> nn.Sequential:
     if rules.attention_neuron is None and arch.contains(Attention):  # before its batch-norms are refused
         raise ConfigError(f"model {arch.name!r} has spiking self-attention, which this method cannot build; "
                           "attention needs a time-stepped rate method (method stbp)")
+    if rules.lone_activation is None and arch.contains(Activation):
+        raise ConfigError(f"model {arch.name!r} has lone Activation layers (a membrane-shortcut net), which this "
+                          "method cannot build; they need a time-stepped rate method (method stbp)")
     modules, _ = walk(arch.layers, arch.input_shape, _ModuleFold(rules))
     return rules.sequential(*modules)
 
@@ -96,6 +108,8 @@ class _ModuleFold(SpecFold[nn.Module]):
             return [self._recurrent(visit)]
         if isinstance(visit.layer, Attention):
             return [self._attention(visit)]
+        if isinstance(visit.layer, Activation):  # build_body refused it without lone_activation
+            return [self.rules.lone_activation(visit.output_shape)]
         return [self._module(visit), *self._norm(visit), *self._activation(visit)]
 
     def _recurrent(self, visit: Visit) -> nn.Module:
@@ -105,12 +119,17 @@ class _ModuleFold(SpecFold[nn.Module]):
         return self.rules.recurrent(self._module(visit), visit.output_shape)
 
     def _attention(self, visit: Visit) -> nn.Module:
-        """``SpikingSelfAttention`` with four ``Conv(C, 1, norm=True)`` projections built by this fold's rules."""
+        """``SpikingSelfAttention`` (SSA) with four ``Conv(C, 1, norm=True)`` projections built by this fold's rules,
+        or ``SpikeDrivenSelfAttention`` (SDSA), whose output projection is ``Conv(C, 1, norm=True, act=False)``."""
         layer, shape = visit.layer, visit.input_shape  # build_body refused attention without attention_neuron
 
-        def projection() -> nn.Module:
-            return self.rules.sequential(*walk((Conv(shape[0], 1, norm=True),), shape, self)[0])
+        def projection(act: bool = True) -> nn.Module:
+            return self.rules.sequential(*walk((Conv(shape[0], 1, norm=True, act=act),), shape, self)[0])
 
+        if layer.mixing == "sdsa":
+            attend = self.rules.attention_neuron(layer.attention_threshold, (shape[0], 1, 1))
+            return SpikeDrivenSelfAttention(projection(), projection(), projection(), TokenSum(), attend,
+                                            projection(act=False))
         product = AttentionProduct(layer.heads, layer.scale)
         return SpikingSelfAttention(projection(), projection(), projection(), product,
                                     self.rules.attention_neuron(layer.attention_threshold, shape), projection())

@@ -176,6 +176,7 @@ def _count_map_activations(arch: Architecture) -> int:
                                 recurrent=lambda module, shape: nn.Identity(),  # recurrent layers are (F,)
                                 norm=lambda shape: nn.Identity(),
                                 attention_neuron=lambda fraction, shape: nn.Identity(),
+                                lone_activation=lambda shape: nn.Identity(),  # not counted: no NeuNorm after them
                                 delayed=lambda *sizes: nn.Identity()))
     return sum(len(s) == 3 for s in shapes)
 
@@ -225,7 +226,8 @@ class StbpMethod(Method):
         rules = BuildRules(activation=activation, wrap=TimeDistributed, dropout=TimeFixedDropout, channel_dim=2,
                            sequential=SpikingSequential, norm=norm_rule(o),  # neuron + tiling avg pool: one kernel
                            recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]),
-                           delayed=DelayedLinear, attention_neuron=self._attention_neuron)
+                           delayed=DelayedLinear, attention_neuron=self._attention_neuron,
+                           lone_activation=lambda shape: self.neuron(False, shape))  # its input feeds a shortcut too
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

@@ -8,9 +8,21 @@ from deepspike.models.registry import (
     register_model,
     scaled,
 )
-from deepspike.models.spec import Architecture, Attention, Concat, Conv, Dropout, Flatten, Linear, Pool, Residual
+from deepspike.models.spec import (
+    Activation,
+    Architecture,
+    Attention,
+    Concat,
+    Conv,
+    Dropout,
+    Flatten,
+    Linear,
+    Pool,
+    Residual,
+)
 
 __all__ = [
+    "Activation",
     "Architecture",
     "Attention",
     "Concat",

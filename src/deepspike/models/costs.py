@@ -9,8 +9,9 @@ an RNN of its shape over the T steps, T times these). Average pooling counts one
 window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
 borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Spiking self-attention
 (``Attention``) on ``L`` tokens of ``C`` channels in heads of ``d``: its four ``C x C`` projections,
-``params = 4 C^2``, ``fan_in = C``, and ``MACs = 4 C^2 L`` plus ``2 C d L`` for the products ``K^T V`` and
-``Q (K^T V)``. Biases add one
+``params = 4 C^2``, ``fan_in = C``, and ``MACs = 4 C^2 L`` plus, for SSA (kind ``attention``), ``2 C d L`` for the
+products ``K^T V`` and ``Q (K^T V)``, for SDSA (kind ``sdsa``) ``2 C L``: the column sums of ``K * V`` and the mask
+of ``Q``. A lone ``Activation`` costs nothing (its neurons are priced from their spikes). Biases add one
 parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
 counted from actual spikes elsewhere.
 """
@@ -69,8 +70,9 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
     if isinstance(layer, Attention):
         channels, tokens = shape[0], shape[1] * shape[2]
         params = 4 * channels**2
-        macs = params * tokens + 2 * channels * (channels // layer.heads) * tokens
-        return LayerCost(visit.path, "attention", shape, out, params, macs, channels)
+        mixing = 2 * channels * tokens * (channels // layer.heads if layer.mixing == "ssa" else 1)
+        kind = "attention" if layer.mixing == "ssa" else "sdsa"
+        return LayerCost(visit.path, kind, shape, out, params, params * tokens + mixing, channels)
     if isinstance(layer, Pool) and layer.kind == "avg":
         macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])
         return LayerCost(visit.path, "avgpool", shape, out, 0, macs, layer.kernel_size**2)

@@ -9,13 +9,19 @@ Conventions:
   (``models.fold.fold_batch_norms``).
 - ``Residual``: ``out = act(body(x) + shortcut(x))``; an empty shortcut is the identity. With ``connect`` set
   (SEW-ResNet, Fang et al. NeurIPS 2021) it is ``out = g(body(x), shortcut(x))`` with no activation after
-  the junction: the body and a non-empty shortcut end in activated layers (spikes), ``g`` is ``add``
+  the junction: the body and a non-empty shortcut end in activated layers (spikes; currents in a membrane shortcut,
+  below), ``g`` is ``add``
   (``A + S``), ``and`` (``A S``) or ``iand`` (``(1 - A) S``).
 - ``Concat``: the branches run on the same input; their outputs are concatenated on the channel axis.
 - ``Linear(..., recurrent=True)``: a recurrent spiking layer; ``Linear(..., delays=D)``: learnable synaptic delays
   (``Linear``'s docstring).
-- ``Attention``: spiking self-attention over the positions of a map (Spikformer's SSA; its docstring); it holds its
-  own projections, batch-norms and neurons and ends in spikes, so it sits in a SEW ``Residual`` body.
+- ``Attention``: spiking self-attention over the positions of a map (its docstring). Spikformer's SSA holds its own
+  projections, batch-norms and neurons and ends in spikes, so it sits in a SEW ``Residual`` body; the Spike-driven
+  Transformer's SDSA ends in currents (membrane shortcut, below).
+- ``Activation``: the method's nonlinearity on its own (a spiking neuron in SNN methods). It builds the
+  membrane-shortcut ("MS") residual of MS-ResNet and the Spike-driven Transformer: ``x + body(x)`` as a SEW ``add``
+  junction whose body opens with ``Activation()`` and ends in a layer with ``act=False``, so the residual stream
+  carries currents (membrane potentials) and every convolution reads spikes.
 Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
 
@@ -119,32 +125,53 @@ class Dropout:
             raise ConfigError(f"dropout probability must be a number in [0, 1), got {self.p!r}")
 
 
+MIXINGS = ("ssa", "sdsa")
+
+
 @dataclass(frozen=True)
 class Attention:
-    """Spiking self-attention (SSA; Zhou et al., "Spikformer", ICLR 2023) on a map ``(C, H, W)`` read as ``L = H W``
-    tokens of ``C`` channels; the shape is kept. Per time step, with ``d = C / heads`` channels per head::
+    """Spiking self-attention on a map ``(C, H, W)`` read as ``L = H W`` tokens of ``C`` channels; the shape is kept.
+    Per time step, with spikes ``Q, K, V = SN(BN(W_q x)), SN(BN(W_k x)), SN(BN(W_v x))`` from 1x1 projections
+    ``C -> C`` (token-major ``[L, C]``), ``mixing`` picks how they are combined:
 
-        Q, K, V = SN(BN(W_q x)), SN(BN(W_k x)), SN(BN(W_v x))      (1x1 projections C -> C: spikes [L, C])
-        A_h     = SN_a(scale * Q_h K_h^T V_h)                       (each head h; no softmax)
-        out     = SN(BN(W_o A))                                      (A: the heads side by side, [L, C])
+    ``"ssa"`` (Zhou et al., "Spikformer", ICLR 2023), in heads of ``d = C / heads`` channels::
 
-    ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (Spikformer:
-    0.5 against 1). With spikes ``Q, K, V`` the products are counts, and ``Q (K^T V)`` is computed in that order
-    (``2 L d^2`` operations per head instead of ``2 L^2 d``; the same integers). Batch-norms follow the method's
-    ``norm`` choice. Only time-stepped rate methods build it (stbp); the others refuse the spec.
+        A_h = SN_a(scale * Q_h K_h^T V_h)      (each head h; no softmax)
+        out = SN(BN(W_o A))                    (A: the heads side by side, [L, C]; spikes)
+
+    ``"sdsa"`` (Yao et al., "Spike-driven Transformer", NeurIPS 2023, its SDSA: masks and additions only)::
+
+        a   = SN_a(sum_l K_l * V_l)            (per channel: the column sum of the Hadamard product, [1, C])
+        out = BN(W_o (Q * a))                  (each token's query spikes masked by a; currents, no neuron)
+
+    ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (both papers:
+    0.5 against 1). SSA's product is computed as ``Q (K^T V)`` (``2 L d^2`` operations per head instead of
+    ``2 L^2 d``; the same integers); ``scale`` is SSA's, and SDSA's heads only have to divide ``C`` (its operations
+    are per channel). SSA ends in spikes and sits in a SEW ``Residual`` body; SDSA ends in currents and sits in a
+    membrane-shortcut body after an ``Activation()`` (module docstring). Batch-norms follow the method's ``norm``
+    choice. Only time-stepped rate methods build it (stbp); the others refuse the spec.
     """
 
     heads: int = 8
     scale: float = 0.125
     attention_threshold: float = 0.5
+    mixing: str = "ssa"
 
     def __post_init__(self) -> None:
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise ConfigError(f"{self}: heads must be a whole number >= 1")
+        if self.mixing not in MIXINGS:
+            raise ConfigError(f"{self}: unknown attention mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
         for key in ("scale", "attention_threshold"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
                 raise ConfigError(f"{self}: {key} must be a finite number > 0")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The method's nonlinearity on its own, shape kept: a spiking neuron layer in SNN methods. It opens a
+    membrane-shortcut residual body (module docstring) and fires on a pooled current before a classifier."""
 
 
 CONNECTS = ("add", "and", "iand")
@@ -171,6 +198,6 @@ class Concat:
     branches: tuple[tuple[Layer, ...], ...]
 
 
-Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Attention, Residual, Concat]  # noqa: UP007 (runtime alias)
+Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Attention, Activation, Residual, Concat]  # noqa: UP007 (runtime alias)
 Block = Union[Residual, Concat]  # noqa: UP007 (runtime alias): the layers that hold branches of layers
 Shape = tuple[int, ...]

@@ -1,9 +1,9 @@
 """Shape rules of single layer specs: what one layer, or one block's junction, does to a per-sample shape.
 
 Conv/pool: ``(C, H, W) -> (C', H', W')`` with ``H' = floor((H + 2 p - k) / s) + 1``; linear ``(F,) -> (M,)``;
-flatten ``(C, H, W) -> (C H W,)``; dropout keeps the shape, and so does attention (on a map whose ``C`` its heads
-divide). A residual junction needs its body and shortcut
-to agree; a concat junction sums its branches' channels ``(C_1 + ... + C_n, H, W)`` (same ``H, W``).
+flatten ``(C, H, W) -> (C H W,)``; dropout and a lone activation keep the shape, and so does attention (on a map
+whose ``C`` its heads divide). A residual junction needs its body and shortcut to agree; a concat junction sums
+its branches' channels ``(C_1 + ... + C_n, H, W)`` (same ``H, W``).
 Walking a whole sequence (and a block's branches) is ``models.walk``.
 """
 
@@ -12,7 +12,19 @@ from __future__ import annotations
 import math
 
 from deepspike.core.errors import ConfigError
-from deepspike.models.layer_specs import Attention, Block, Conv, Dropout, Flatten, Layer, Linear, Pool, Residual, Shape
+from deepspike.models.layer_specs import (
+    Activation,
+    Attention,
+    Block,
+    Conv,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    Pool,
+    Residual,
+    Shape,
+)
 
 
 def layer_output_shape(layer: Layer, shape: Shape) -> Shape:
@@ -35,7 +47,7 @@ def layer_output_shape(layer: Layer, shape: Shape) -> Shape:
         return (layer.out_features,)
     if isinstance(layer, Flatten):
         return (math.prod(shape),)
-    if isinstance(layer, Dropout):
+    if isinstance(layer, Dropout | Activation):
         return shape
     if isinstance(layer, Attention):
         if _image(shape, layer)[0] % layer.heads:

@@ -1,9 +1,9 @@
 """Architecture specs: what a network is, independent of how a method builds it.
 
 A model in the registry is a function returning a tuple of layer specs (``models.layer_specs``: ``Conv``,
-``Linear``, ``Pool``, ``Flatten``, ``Dropout``, ``Attention``, ``Residual``, ``Concat``; their conventions are
-documented there). Every method (``ann``, ``stbp``, ``spikebp``, ``ttfs``, ``stdbp``, conversion) turns the same spec
-into its own kind of network, so one name, e.g. ``"vgg9"``, means the same topology for every method, and
+``Linear``, ``Pool``, ``Flatten``, ``Dropout``, ``Attention``, ``Activation``, ``Residual``, ``Concat``; their
+conventions are documented there). Every method (``ann``, ``stbp``, ``spikebp``, ``ttfs``, ``stdbp``, conversion) turns
+the same spec into its own kind of network, so one name, e.g. ``"vgg9"``, means the same topology for every method, and
 analysis (MACs, synaptic operations, NIR export) can walk the spec (``models.walk``) without knowing the
 method. Shapes are per sample: ``(C, H, W)`` for images, ``(F,)`` after ``Flatten``.
 """
@@ -13,11 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepspike.core.errors import ConfigError
-from deepspike.models.layer_specs import Attention, Concat, Conv, Dropout, Flatten, Layer, Linear, Pool, Residual, Shape
+from deepspike.models.layer_specs import (
+    Activation,
+    Attention,
+    Concat,
+    Conv,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    Pool,
+    Residual,
+    Shape,
+)
 from deepspike.models.walk import SpecFold, Visit, visits, walk
 
 __all__ = [  # the layer specs are re-exported: ``from deepspike.models.spec import Conv`` keeps working
-    "Architecture", "Attention", "Concat", "Conv", "Dropout", "Flatten", "Layer", "Linear", "Pool", "Residual", "Shape",
+    "Activation", "Architecture", "Attention", "Concat", "Conv", "Dropout", "Flatten", "Layer", "Linear", "Pool",
+    "Residual", "Shape",
     "output_shape", "sequence_shape",
 ]
 

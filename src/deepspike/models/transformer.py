@@ -10,26 +10,62 @@
   self-attention of ``models.layer_specs.Attention``. The CIFAR-10 configuration of its code: ``depth`` 4,
   ``dim`` 384, 12 heads, ``mlp_ratio`` 4, T = 4 (Spikformer-4-384; the defaults here).
 
-The stem's max pools act on spikes, after the neurons, as in that code (SpikingJelly's rewrite pools before them).
+* ``sdt`` (Yao et al., "Spike-driven Transformer", NeurIPS 2023; the layout of its public code and of SpikingJelly
+  2.0's ``SpikeDrivenTransformer``): every residual is a membrane shortcut (``models.layer_specs.Activation``), so the
+  stream between blocks carries currents and every convolution reads spikes. The stem: three 3x3 conv + BN + neuron
+  layers of ``dim/8``, ``dim/4``, ``dim/2`` channels and a fourth of ``dim`` without a neuron, each followed by a 3x3
+  stride-2 max pool where ``pooling`` (four 0/1 characters) has a 1; a position embedding
+  ``x + BN(conv3x3(SN(x)))``; ``depth`` blocks ``x = x + SDSA(SN(x))``, ``x = x + BN(W_2 SN(BN(W_1 SN(x))))``
+  (``mlp_ratio * dim`` hidden channels; with ``mlp_ratio`` 1 the code adds a shortcut around each half, as here);
+  the mean over the tokens, a neuron, and a linear classifier. CIFAR-10 configuration of its code (the default):
+  ``dim`` 512, ``depth`` 2, 8 heads, ``mlp_ratio`` 4, ``pooling`` "0011", T = 4 (Spike-driven Transformer-2-512).
+
+The stem's max pools act on spikes, after the neurons, as in both codes (SpikingJelly's Spikformer rewrite pools
+before them); SDT's last one pools currents. Convolutions followed by a batch-norm have no bias here (the papers' code
+gives some of them one, which the batch-norm's shift makes redundant).
 """
 
 from __future__ import annotations
 
 from deepspike.core.errors import ConfigError
-from deepspike.models.layer_specs import Attention, Conv, Flatten, Layer, Linear, Pool, Residual
+from deepspike.models.layer_specs import Activation, Attention, Conv, Flatten, Layer, Linear, Pool, Residual
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import sequence_shape
 
 
-def _check_sizes(dim, depth, heads, mlp_ratio, pools) -> None:
-    """One-line ``ConfigError`` unless dim, depth, heads and pools are whole numbers (dim >= 8, heads >= 1, depth >= 0,
-    pools 0 to 4) and mlp_ratio a finite number > 0."""
+def _check_sizes(model: str, dim, depth, heads, mlp_ratio, pools=0) -> None:
+    """One-line ``ConfigError`` (naming ``model``) unless dim, depth, heads and pools are whole numbers (dim >= 8,
+    heads >= 1, depth >= 0, pools 0 to 4) and mlp_ratio a finite number > 0."""
     for key, value, low in (("dim", dim, 8), ("depth", depth, 0), ("heads", heads, 1), ("pools", pools, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (key == "pools" and value > 4):
             valid = "0 to 4" if key == "pools" else f">= {low}"
-            raise ConfigError(f"spikformer: model.args.{key} must be a whole number {valid}, got {value!r}")
+            raise ConfigError(f"{model}: model.args.{key} must be a whole number {valid}, got {value!r}")
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, int | float) or not 0 < mlp_ratio < float("inf"):
-        raise ConfigError(f"spikformer: model.args.mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+        raise ConfigError(f"{model}: model.args.mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+
+
+def _square_image(model: str, input_shape) -> None:
+    """One-line ``ConfigError`` unless ``input_shape`` is a square image ``(C, H, H)`` (the token mean is one pool)."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"{model} needs image-shaped input (C, H, W), got {tuple(input_shape)}")
+    if input_shape[1] != input_shape[2]:
+        raise ConfigError(f"{model} needs a square input (its token mean is one square pool), got {input_shape}")
+
+
+def _scaled_dim(model: str, dim: int, width: float, heads: int) -> int:
+    """``dim`` scaled by ``model.width``: a multiple of 8 (the stem's ``dim/8``) and of ``heads``, else ConfigError."""
+    dim = scaled(dim, width)
+    if dim % 8 or dim % heads:
+        raise ConfigError(f"{model}: dim {dim} (after model.width) must be a multiple of 8 and of heads={heads}")
+    return dim
+
+
+def _classifier(layers: list[Layer], input_shape, num_classes: int, fire: bool) -> tuple[Layer, ...]:
+    """``layers`` then the token mean (one square average pool over the token grid), a neuron when ``fire`` (the
+    mean of currents), and the linear classifier."""
+    side = sequence_shape(tuple(layers), tuple(input_shape))[1]  # the token grid's side
+    return (*layers, Pool("avg", side), *((Activation(),) if fire else ()), Flatten(),
+            Linear(num_classes, act=False, bias=True))
 
 
 @register_model("spikformer", default_input_shape=(3, 32, 32), paper="Spikformer (Zhou et al. 2023), CIFAR layout")
@@ -37,14 +73,9 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
                mlp_ratio: float = 4.0, pools: int = 2):
     """Spikformer: conv stem (max pool after its last ``pools`` layers), position embedding, ``depth`` SSA + MLP
     blocks of ``dim`` channels and ``heads`` heads, token mean, linear classifier."""
-    if len(input_shape) != 3:
-        raise ConfigError(f"spikformer needs image-shaped input (C, H, W), got {tuple(input_shape)}")
-    _check_sizes(dim, depth, heads, mlp_ratio, pools)
-    dim = scaled(dim, width)
-    if dim % 8 or dim % heads:
-        raise ConfigError(f"spikformer: dim {dim} (after model.width) must be a multiple of 8 and of heads={heads}")
-    if input_shape[1] != input_shape[2]:
-        raise ConfigError(f"spikformer needs a square input (its token mean is one square pool), got {input_shape}")
+    _square_image("spikformer", input_shape)
+    _check_sizes("spikformer", dim, depth, heads, mlp_ratio, pools)
+    dim = _scaled_dim("spikformer", dim, width, heads)
     layers: list[Layer] = []
     for i, channels in enumerate((dim // 8, dim // 4, dim // 2, dim)):
         layers.append(Conv(channels, 3, padding=1, norm=True))
@@ -55,5 +86,36 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
     for _ in range(depth):
         layers.append(Residual((Attention(heads),), connect="add"))
         layers.append(Residual((Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True)), connect="add"))
-    side = sequence_shape(tuple(layers), tuple(input_shape))[1]  # the token grid's side
-    return (*layers, Pool("avg", side), Flatten(), Linear(num_classes, act=False, bias=True))
+    return _classifier(layers, input_shape, num_classes, fire=False)
+
+
+def _membrane_shortcut(*body: Layer) -> Residual:
+    """``x + body(SN(x))``: a membrane-shortcut residual (``models.layer_specs``' module docstring)."""
+    return Residual((Activation(), *body), connect="add")
+
+
+@register_model("sdt", default_input_shape=(3, 32, 32), paper="Spike-driven Transformer (Yao et al. 2023), CIFAR code")
+def spike_driven_transformer(num_classes, input_shape, width, dim: int = 512, depth: int = 2, heads: int = 8,
+                             mlp_ratio: float = 4.0, pooling: str = "0011"):
+    """Spike-driven Transformer (module docstring): conv stem (max pools where ``pooling`` has a 1), position
+    embedding, ``depth`` SDSA + MLP blocks with membrane shortcuts, token mean, neuron, linear classifier."""
+    _square_image("sdt", input_shape)
+    _check_sizes("sdt", dim, depth, heads, mlp_ratio)
+    if not isinstance(pooling, str) or len(pooling) != 4 or set(pooling) - {"0", "1"}:
+        raise ConfigError(f"sdt: model.args.pooling must be four characters 0 or 1 (a max pool after each stem "
+                          f"layer with a 1), got {pooling!r}")
+    dim = _scaled_dim("sdt", dim, width, heads)
+    layers: list[Layer] = []
+    for i, channels in enumerate((dim // 8, dim // 4, dim // 2, dim)):
+        layers.append(Conv(channels, 3, padding=1, norm=True, act=i < 3))
+        if pooling[i] == "1":
+            layers.append(Pool("max", 3, 2, 1))
+    layers.append(_membrane_shortcut(Conv(dim, 3, padding=1, norm=True, act=False)))  # relative position embedding
+    hidden = max(1, int(round(dim * mlp_ratio)))
+    for _ in range(depth):
+        layers.append(_membrane_shortcut(Attention(heads, mixing="sdsa")))
+        if hidden == dim:  # the code's extra shortcut around the first half when the MLP keeps the width
+            layers += [_membrane_shortcut(Conv(dim, 1, norm=True, act=False))] * 2
+        else:
+            layers.append(_membrane_shortcut(Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True, act=False)))
+    return _classifier(layers, input_shape, num_classes, fire=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from deepspike.models.layer_specs import Block, Concat, Conv, Layer, Linear, Residual, Shape
+from deepspike.models.layer_specs import Activation, Block, Concat, Conv, Layer, Linear, Residual, Shape
 from deepspike.models.shapes import junction_shape, layer_output_shape
 
 T = TypeVar("T")
@@ -46,12 +46,13 @@ class Visit:
 
     @property
     def activated(self) -> bool:
-        """True when the method's nonlinearity follows the layer: a conv/linear with ``act=True``, or a
-        ``Residual`` without ``connect`` (its junction ``act(body + shortcut)``; a SEW junction has none)."""
+        """True when the method's nonlinearity follows the layer: a conv/linear with ``act=True``, a
+        ``Residual`` without ``connect`` (its junction ``act(body + shortcut)``; a SEW junction has none), or an
+        ``Activation`` (which is nothing but that nonlinearity)."""
         layer = self.layer
         if isinstance(layer, Residual):
             return layer.connect is None
-        return isinstance(layer, (Conv, Linear)) and layer.act
+        return isinstance(layer, Activation) or (isinstance(layer, (Conv, Linear)) and layer.act)
 
     @property
     def in_residual(self) -> bool:
