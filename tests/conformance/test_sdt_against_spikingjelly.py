@@ -1,13 +1,11 @@
 """The Spike-driven Transformer against SpikingJelly 2.0's ``model.SpikeDrivenTransformer`` (Yao et al., NeurIPS 2023;
-run by ``make test-nir``, whose venv has SpikingJelly): the whole net with the same weights, the same neurons, the
-same logits and the same gradients for every weight, and its parameters at the paper's CIFAR-10 size.
+run by ``make test-nir``, whose venv has SpikingJelly): the whole net with the same weights, the same neurons
+(``spikingjelly_nets``), the same logits and the same gradients for every weight, and its parameters at the paper's
+CIFAR-10 size.
 
-SpikingJelly's neurons: ``LIFNode(tau=2, decay_input=False)`` charges ``H = V - V / 2 + X`` (our ``LIF(decay=0.5)``'s
-``h = 0.5 v + x``; halving is exact), fires at ``H >= th``, resets to 0, and with ``detach_reset`` and its
-``Sigmoid(alpha=4)`` surrogate has our ``detach_reset`` and ``sigmoid`` gradient. Its SDSA keeps its attention
-neuron's threshold of 0.5 against the others' 1, as our ``Attention.attention_threshold`` does. Its convolutions
-before a batch-norm carry a bias that ours leave out (the batch-norm's shift makes it redundant): those are zeroed
-for the comparison, and they are all the parameters it has beyond ours.
+Its SDSA keeps its attention neuron's threshold of 0.5 against the others' 1, as our ``Attention.attention_threshold``
+does. Its convolutions before a batch-norm carry a bias that ours leave out (the batch-norm's shift makes it
+redundant): those are zeroed for the comparison, and they are all the parameters it has beyond ours.
 """
 
 import pytest
@@ -15,7 +13,12 @@ import torch
 from torch import nn
 
 from conformance.conftest import require
-from deepspike.methods import get_method
+from conformance.spikingjelly_nets import (
+    assert_same_logits_and_gradients,
+    firing_batch_norms,
+    spikingjelly_neuron,
+    stbp_like,
+)
 from deepspike.models.registry import create_architecture
 
 T, B = 3, 4
@@ -23,48 +26,24 @@ SIZES = {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "pooling": "0101"}
 
 
 def _theirs(threshold: float):
-    from spikingjelly.activation_based import neuron, surrogate
     from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
 
     torch.manual_seed(0)
     net = SpikeDrivenTransformer(T=T, in_channels=3, num_classes=5, embed_dims=SIZES["dim"], num_heads=SIZES["heads"],
                                  depths=SIZES["depth"], mlp_ratio=SIZES["mlp_ratio"], pooling_stat=SIZES["pooling"],
-                                 tau=2.0, decay_input=False, detach_reset=True, v_threshold=threshold,
-                                 surrogate_function=surrogate.Sigmoid(alpha=4.0)).double()
+                                 **spikingjelly_neuron(threshold)).double()
     for block in net.blocks:  # the uniform v_threshold also reached SDSA's attention neuron: back to 0.5 of it
         block.attn.attn_lif.v_threshold = threshold * 0.5
+    firing_batch_norms(net, threshold)
     with torch.no_grad():
         for module in net.modules():
-            if isinstance(module, nn.BatchNorm2d):  # scaled with the threshold: the neurons fire some of the time
-                module.weight.uniform_(0.8 * threshold, 1.6 * threshold)
-                module.bias.uniform_(-0.2 * threshold, 0.6 * threshold)
             if isinstance(module, nn.Conv2d) and module.bias is not None:
                 module.bias.zero_()
-    assert all(isinstance(m, neuron.LIFNode) for m in net.modules() if isinstance(m, neuron.BaseNode))
     return net
 
 
 def _ours(threshold: float):
-    arch = create_architecture("sdt", 5, (3, 16, 16), 1.0, **SIZES)
-    options = {"timesteps": T, "encoder": "direct", "readout": "membrane", "norm": "bn", "decay": 0.5,
-               "threshold": threshold, "reset": "zero", "surrogate": "sigmoid", "surrogate_args": {"alpha": 4.0},
-               "detach_reset": True}
-    return get_method("stbp", options).build(arch).double()
-
-
-def _weighted(net, kind) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, kind)]
-
-
-def _copy_weights(ours, theirs) -> None:
-    """Their convolutions, batch-norms and classifier onto ours, in the order both nets run them."""
-    for kind in (nn.Conv2d, nn.BatchNorm2d, nn.Linear):
-        pairs = list(zip(_weighted(ours, kind), _weighted(theirs, kind), strict=True))
-        with torch.no_grad():
-            for mine, theirs_module in pairs:
-                for name, value in theirs_module.state_dict().items():
-                    if name != "bias" or getattr(mine, "bias", None) is not None:
-                        mine.state_dict()[name].copy_(value)
+    return stbp_like(create_architecture("sdt", 5, (3, 16, 16), 1.0, **SIZES), T, threshold)
 
 
 @pytest.mark.parametrize("threshold", [1.0, 2.5])
@@ -73,25 +52,9 @@ def test_the_spike_driven_transformer_equals_spikingjellys(threshold):
     coincidences is at least 1, whatever its leak; at 2.5 (1.25) a single coincidence fires only on top of the
     leaked charge of one before, so the leak and the threshold fraction are both compared."""
     require("spikingjelly", "make test-nir installs SpikingJelly")
-    from spikingjelly.activation_based import functional
-
-    theirs, ours = _theirs(threshold), _ours(threshold)
-    _copy_weights(ours, theirs)
     torch.manual_seed(1)
-    image = torch.rand(B, 3, 16, 16, dtype=torch.float64) * 2
-    want = theirs(image)
-    functional.reset_net(theirs)
-    got = ours(image)
-    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
-    assert want.std() > 0
-    weights = torch.linspace(-1.0, 1.0, want.numel(), dtype=torch.float64).reshape(want.shape)
-    (want * weights).sum().backward()
-    (got * weights).sum().backward()
-    for kind in (nn.Conv2d, nn.BatchNorm2d, nn.Linear):
-        for mine, other in zip(_weighted(ours, kind), _weighted(theirs, kind), strict=True):
-            torch.testing.assert_close(mine.weight.grad, other.weight.grad, rtol=1e-7, atol=1e-10)
-    first = _weighted(ours, nn.Conv2d)[0].weight.grad
-    assert first.abs().sum() > 0  # the gradient crossed every block down to the stem
+    assert_same_logits_and_gradients(_ours(threshold), _theirs(threshold),
+                                     torch.rand(B, 3, 16, 16, dtype=torch.float64) * 2)
 
 
 def test_the_cifar_net_has_spikingjellys_parameters_but_the_redundant_biases():

@@ -38,15 +38,51 @@ def test_sew_resnet18_units_and_shortcuts():
     ("vgg11", (3, 32, 32), {}),
     ("vgg11", (1, 28, 28), {}),
     ("fang2021_fmnist", (1, 28, 28), {}),
+    ("ms_resnet18", (3, 16, 16), {}),
 ])
 def test_direct_training_nets_train_one_step(name, shape, args):
     torch.manual_seed(0)
     method = get_method("stbp", {"timesteps": 2, "norm": "tdbn", "loss": "tet", "readout": "membrane"})
     net = method.build(create_architecture(name, input_shape=shape, width=0.0625, **args))
-    if name.startswith("sew"):
+    if name.startswith(("sew", "ms_")):
         assert sum(isinstance(m, SewBlock) for m in net.modules()) >= 3
     out = net(torch.rand(2, *shape))
     assert out.shape == (2, 2, 10)
     method.loss(out, torch.tensor([3, 7])).backward()
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_ms_resnet18_units_are_membrane_shortcuts():
+    """Each unit: SN, conv3 + BN, SN, conv3 + BN (no neuron at its end), joined to the identity or to a 1x1 conv + BN
+    of the currents; the stem has no neuron and the head fires before the global pool."""
+    from deepspike.models.spec import Activation
+
+    layers = create_architecture("ms_resnet18").layers
+    units = [x for x in layers if isinstance(x, Residual)]
+    assert len(units) == 8 and all(u.connect == "add" for u in units)
+    assert [len(u.shortcut) for u in units] == [0, 0, 1, 0, 1, 0, 1, 0]
+    for unit in units:
+        assert [type(x).__name__ for x in unit.body] == ["Activation", "Conv", "Activation", "Conv"]
+        assert not unit.body[1].act and not unit.body[3].act and all(not c.act for c in unit.shortcut)
+    assert not layers[0].act and isinstance(layers[-4], Activation) and isinstance(layers[-3], Pool)
+
+
+def test_ms_resnet_parameter_counts_are_spikingjellys():
+    """SpikingJelly 2.0's ``ms_resnet18()`` and ``ms_resnet34()`` (ImageNet layout, 1000 classes) hold 11,693,736 and
+    21,801,896 parameters; its CIFAR layout (3x3 stem, stride 1, 10 classes) 11,173,962
+    (``tests/conformance/test_ms_resnet_against_spikingjelly.py`` compares the tensors)."""
+    method = get_method("stbp", {"norm": "bn"})
+    imagenet = {"stem_kernel": 7, "stem_stride": 2, "first_stride": 2}
+    for blocks, count in (([2, 2, 2, 2], 11_693_736), ([3, 4, 6, 3], 21_801_896)):
+        arch = create_architecture("ms_resnet18", 1000, (3, 224, 224), blocks=blocks, **imagenet)
+        assert sum(p.numel() for p in method.build(arch).parameters()) == count
+    assert sum(p.numel() for p in method.build(create_architecture("ms_resnet18")).parameters()) == 11_173_962
+
+
+@pytest.mark.parametrize("blocks", [[2, 2, 2], [2, 0, 2, 2], [2, 2.5, 2, 2]])
+def test_ms_resnet_refuses_bad_blocks_in_one_line(blocks):
+    from deepspike.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ms_resnet18: blocks must list 4 whole numbers"):
+        create_architecture("ms_resnet18", blocks=blocks)

@@ -4,6 +4,14 @@
   with two units each, global average pool) with SEW units (Fang et al., NeurIPS 2021; ``connect`` add,
   and, iand; ``models.batchnorm_nets.resnet``). ``sew_resnet`` (1x28x28): the same family at 32-64-128, one
   unit per stage.
+* ``ms_resnet18`` (3x32x32): ResNet-18's layout with membrane-shortcut units (MS-ResNet, Hu et al., "Advancing
+  Spiking Neural Networks towards Deep Residual Learning", TNNLS 2024; SpikingJelly 2.0's ``MSResNet``): a conv-BN
+  stem without a neuron, units ``x + BN(conv3(SN(BN(conv3(SN(x))))))`` whose shortcut is the identity or, where a
+  stage changes the shape, a 1x1 conv + BN of the currents, then a neuron, the global average pool and the
+  classifier. The stream between units carries currents (``models.layer_specs.Activation``). Defaults: the CIFAR
+  layout of ``sew_resnet18`` (3x3 stem of 64, stride 1); ``stem_kernel: 7, stem_stride: 2, first_stride: 2`` give
+  the ImageNet layout of SpikingJelly's ``ms_resnet18`` (``blocks: [3, 4, 6, 3]``: MS-ResNet-34). Not carried
+  over: that code's batch-norm initialisation (weights 0.5, the last of each unit 0).
 * ``vgg11`` (3x32x32, or 1x28x28): VGG-11's convolutions (configuration A: 64, 128, 256x2, 512x2, 512x2, each
   3x3 + BN, a 2x2 pool after each group while the map is at least 2x2: five pools at 32x32, four at
   28x28), then one linear classifier on the flattened map (our choice: the 4096-4096 head of the ImageNet VGG
@@ -17,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deepspike.core.errors import unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.models.batchnorm_nets import POOLS, bn_conv, resnet
-from deepspike.models.layer_specs import Conv, Dropout, Flatten, Layer, Linear, Pool
+from deepspike.models.layer_specs import Activation, Conv, Dropout, Flatten, Layer, Linear, Pool, Residual
 from deepspike.models.registry import register_model, scaled
+from deepspike.models.spec import sequence_shape
 
 VGG11 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 
@@ -38,6 +47,36 @@ def sew_resnet(num_classes, input_shape, width, stages: Sequence[int] = (32, 64,
     """Small SEW-ResNet: 3x3 stem, ``blocks[i]`` SEW units of ``stages[i]`` channels, global pool."""
     return resnet(num_classes, input_shape, width, stem=stages[0], stages=stages, blocks=blocks,
                   batch_norm=batch_norm, connect=connect)
+
+
+def _ms_unit(c_in: int, c_out: int, stride: int) -> Residual:
+    """``x + BN(conv3(SN(BN(conv3(SN(x))))))``, the shortcut a 1x1 conv + BN of ``x`` where the shape changes."""
+    body = (Activation(), Conv(c_out, 3, stride, 1, norm=True, act=False),
+            Activation(), Conv(c_out, 3, 1, 1, norm=True, act=False))
+    shortcut = () if stride == 1 and c_in == c_out else (Conv(c_out, 1, stride, norm=True, act=False),)
+    return Residual(body, shortcut, connect="add")
+
+
+@register_model("ms_resnet18", default_input_shape=(3, 32, 32), paper="MS-ResNet (Hu et al. 2024), ResNet-18")
+def ms_resnet18(num_classes, input_shape, width, blocks: Sequence[int] = (2, 2, 2, 2),
+                stages: Sequence[int] = (64, 128, 256, 512), stem_kernel: int = 3, stem_stride: int = 1,
+                first_stride: int = 1):
+    """MS-ResNet (module docstring): conv-BN stem, ``blocks[i]`` membrane-shortcut units of ``stages[i]`` channels
+    (stride 2 at each later stage's first unit, ``first_stride`` at the first stage's), neuron, global pool."""
+    if len(blocks) != len(stages) or not stages or any(not isinstance(b, int) or b < 1 for b in blocks):
+        raise ConfigError(f"ms_resnet18: blocks must list {len(stages)} whole numbers >= 1 (one per stage), "
+                          f"got {blocks!r}")
+    c = scaled(int(stages[0]), width)
+    layers: list[Layer] = [Conv(c, stem_kernel, stem_stride, stem_kernel // 2, norm=True, act=False)]
+    for i, (channels, count) in enumerate(zip(stages, blocks, strict=True)):
+        c_out = scaled(int(channels), width)
+        for j in range(count):
+            layers.append(_ms_unit(c, c_out, (2 if i > 0 else first_stride) if j == 0 else 1))
+            c = c_out
+    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
+    if h != w:
+        raise ConfigError(f"ms_resnet18 needs square maps before the global pool, got {h}x{w}")
+    return (*layers, Activation(), Pool("avg", h), Flatten(), Linear(num_classes, act=False, bias=True))
 
 
 @register_model("vgg11", default_input_shape=(3, 32, 32), paper="VGG-11 (config A) with BN, spiking")
