@@ -10,6 +10,11 @@ Here a small Spikformer learns the 8x8 digits with ``stbp``, and ``ds.analyze`` 
 projection and every attention product is a synaptic layer of its own in ``report["activity"]["synapses"]``, the
 products counted from the actual spikes (``sum_l |k_l| |v_l|`` additions for ``K^T V``, a ``d``-row per query spike
 for ``Q (K^T V)``). ``Attention`` is also a layer spec for nets of one's own (last part).
+
+The Spike-driven Transformer (Yao et al., NeurIPS 2023; ``model.name=sdt``) goes further: its attention (SDSA) masks
+each token's queries with a neuron on the per-channel count of key-value coincidences (masks and additions only),
+and its residuals are membrane shortcuts, ``x + f(SN(x))``: the stream between blocks carries currents, every
+convolution reads spikes. It is trained on the same data below, and its column sums counted the same way.
 """
 
 import tempfile
@@ -39,6 +44,16 @@ for synapse in activity["synapses"]:
         ops = synapse["acs_per_sample"] + synapse["macs_per_sample"]
         print(f"  {synapse['name']:<32} {synapse['type']:<17} input events {synapse['events_per_sample']:7.1f}, "
               f"operations {ops:8.0f}")
+
+
+sdt_recipe = [*recipe[:9], "model.name=sdt", "model.args={dim: 32, depth: 1, heads: 4}", *recipe[11:]]
+summary = ds.train(None, work / "sdt", sdt_recipe)
+print(f"sdt on digits: test accuracy {summary['test_accuracy']:.3f}, {summary['parameters']:,} weights")
+report = ds.analyze(work / "sdt", None, options)
+for synapse in report["activity"]["synapses"]:
+    if ".token_sum" in synapse["name"]:
+        print(f"  {synapse['name']:<32} input events {synapse['events_per_sample']:7.1f}, additions "
+              f"{synapse['acs_per_sample']:8.0f}")
 
 
 # A net of one's own: attention after a conv stem, each in a SEW residual (out = x + f(x)).
