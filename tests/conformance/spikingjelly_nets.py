@@ -2,8 +2,9 @@
 
 SpikingJelly's ``LIFNode(tau=2, decay_input=False)`` charges ``H = V - V / 2 + X`` (our ``LIF(decay=0.5)``'s
 ``h = 0.5 v + x``; halving is exact), fires at ``H >= th``, resets to 0, and with ``detach_reset`` and its
-``Sigmoid(alpha=4)`` surrogate has our ``detach_reset`` and ``sigmoid`` gradient: ``NEURON`` and ``stbp_like`` set
-both sides so. Both nets run their convolutions, batch-norms and classifier in the same order, so weights are
+``Sigmoid(alpha=4)`` surrogate has our ``detach_reset`` and ``sigmoid`` gradient: ``spikingjelly_neuron`` and
+``stbp_like`` set both sides so. Its default ``decay_input=True`` charges ``H = 0.5 V + 0.5 X`` instead: our neuron
+with ``v = 2 V``, so threshold ``2 th`` and sigmoid ``alpha / 2``. Both nets run their convolutions, batch-norms and classifier in the same order, so weights are
 matched by position.
 """
 
@@ -25,10 +26,10 @@ def spikingjelly_neuron(threshold: float) -> dict:
             "surrogate_function": surrogate.Sigmoid(alpha=4.0)}
 
 
-def stbp_like(arch, timesteps: int, threshold: float) -> nn.Module:
+def stbp_like(arch, timesteps: int, threshold: float, alpha: float = 4.0) -> nn.Module:
     """``arch`` built by stbp with SpikingJelly's neuron (module docstring), direct input, mean output, float64."""
     options = {"timesteps": timesteps, "encoder": "direct", "readout": "membrane", "norm": "bn", "decay": 0.5,
-               "threshold": threshold, "reset": "zero", "surrogate": "sigmoid", "surrogate_args": {"alpha": 4.0},
+               "threshold": threshold, "reset": "zero", "surrogate": "sigmoid", "surrogate_args": {"alpha": alpha},
                "detach_reset": True}
     return get_method("stbp", options).build(arch).double()
 

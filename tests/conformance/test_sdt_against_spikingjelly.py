@@ -25,13 +25,13 @@ T, B = 3, 4
 SIZES = {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "pooling": "0101"}
 
 
-def _theirs(threshold: float):
+def _theirs(threshold: float, neuron: dict | None = None):
     from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
 
     torch.manual_seed(0)
     net = SpikeDrivenTransformer(T=T, in_channels=3, num_classes=5, embed_dims=SIZES["dim"], num_heads=SIZES["heads"],
                                  depths=SIZES["depth"], mlp_ratio=SIZES["mlp_ratio"], pooling_stat=SIZES["pooling"],
-                                 **spikingjelly_neuron(threshold)).double()
+                                 **(neuron if neuron is not None else spikingjelly_neuron(threshold))).double()
     for block in net.blocks:  # the uniform v_threshold also reached SDSA's attention neuron: back to 0.5 of it
         block.attn.attn_lif.v_threshold = threshold * 0.5
     firing_batch_norms(net, threshold)
@@ -55,6 +55,17 @@ def test_the_spike_driven_transformer_equals_spikingjellys(threshold):
     torch.manual_seed(1)
     assert_same_logits_and_gradients(_ours(threshold), _theirs(threshold),
                                      torch.rand(B, 3, 16, 16, dtype=torch.float64) * 2)
+
+
+def test_spikingjellys_default_neuron_is_ours_at_twice_the_threshold_and_half_the_slope():
+    """The paper's code and SpikingJelly's defaults: ``LIFNode(tau=2)`` with ``decay_input=True``, threshold 1,
+    ``Sigmoid(alpha=4)`` (``configs/stbp_fmnist_sdt.yaml`` trains with ours at threshold 2 and alpha 2)."""
+    require("spikingjelly", "make test-nir installs SpikingJelly")
+    theirs = _theirs(1.0, {"tau": 2.0, "detach_reset": True})
+    firing_batch_norms(theirs, 2.0)  # the halved input needs twice the drive to fire as often
+    torch.manual_seed(1)
+    ours = stbp_like(create_architecture("sdt", 5, (3, 16, 16), 1.0, **SIZES), T, 2.0, alpha=2.0)
+    assert_same_logits_and_gradients(ours, theirs, torch.rand(B, 3, 16, 16, dtype=torch.float64) * 2)
 
 
 def test_the_cifar_net_has_spikingjellys_parameters_but_the_redundant_biases():

@@ -203,3 +203,27 @@ def test_a_gradient_penalty_through_a_built_net_runs_with_the_switch_and_stops_w
         penalty()
     monkeypatch.setenv("DEEPSPIKE_FUSED", "0")
     assert penalty() > 0  # every parameter's second-order term through the autograd loop
+
+
+def test_the_synaptic_current_is_twice_differentiable():
+    """``i_t = alpha i_{t-1} + x_t``: a penalty on ``d(sum i^2)/dx`` against the same scan as plain autograd ops (what
+    ``DEEPSPIKE_FUSED=0`` leaves to autograd in the synaptic neuron)."""
+    from deepspike.neurons.synaptic import synaptic_current
+
+    torch.manual_seed(4)
+    x0, alpha = torch.randn(5, 3, 4, dtype=torch.float64), 0.7
+
+    def penalty_grad(current):
+        x = x0.clone().requires_grad_()
+        (g,) = torch.autograd.grad((current(x) ** 2).sum(), x, create_graph=True)
+        (g**2).sum().backward()
+        return x.grad
+
+    def reference(x):
+        running, out = torch.zeros_like(x[0]), []
+        for x_t in x.unbind(0):
+            running = alpha * running + x_t
+            out.append(running)
+        return torch.stack(out)
+
+    torch.testing.assert_close(penalty_grad(lambda x: synaptic_current(x, alpha)), penalty_grad(reference))

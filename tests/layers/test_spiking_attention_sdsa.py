@@ -103,6 +103,8 @@ def test_other_methods_refuse_lone_activations_and_sdsa_in_one_line():
         get_method("ann", {}).build(_arch(Residual((Activation(), Attention(4, mixing="sdsa")), connect="add")))
     with pytest.raises(ConfigError, match="unknown attention mixing"):
         Attention(4, mixing="softmax")
+    with pytest.raises(ConfigError, match="SDSA masks and adds"):
+        Attention(4, scale=0.25, mixing="sdsa")
 
 
 def test_the_fused_float32_block_gives_the_float64_reference_spikes_and_gradients():

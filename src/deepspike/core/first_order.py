@@ -24,7 +24,7 @@ from torch.autograd.function import once_differentiable
 
 def first_order_backward(what: str) -> Callable[[Callable], Callable]:
     """Decorator for a Function's ``backward``: ``once_differentiable``, and ``create_graph=True`` refused with
-    ``"{what}: no second-order gradient (create_graph=True) ..."``. ``what`` names the operation and the
+    ``"no second-order gradient (create_graph=True) through {what}"``. ``what`` names the operation and the
     differentiable alternative, e.g. ``"the fused LIF kernel; set DEEPSPIKE_FUSED=0 for the autograd loop"``."""
 
     def wrap(backward: Callable) -> Callable:

@@ -162,6 +162,8 @@ class Attention:
             raise ConfigError(f"{self}: heads must be a whole number >= 1")
         if self.mixing not in MIXINGS:
             raise ConfigError(f"{self}: unknown attention mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
+        if self.mixing == "sdsa" and self.scale != 0.125:
+            raise ConfigError(f"{self}: scale is SSA's product's; SDSA masks and adds, it has none to set")
         for key in ("scale", "attention_threshold"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):

@@ -82,7 +82,7 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
         if i >= 4 - pools:
             layers.append(Pool("max", 3, 2, 1))
     layers.append(Residual((Conv(dim, 3, padding=1, norm=True),), connect="add"))  # relative position embedding
-    hidden = max(1, int(round(dim * mlp_ratio)))
+    hidden = max(1, int(dim * mlp_ratio))  # truncated, as in both papers' code
     for _ in range(depth):
         layers.append(Residual((Attention(heads),), connect="add"))
         layers.append(Residual((Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True)), connect="add"))
@@ -111,7 +111,7 @@ def spike_driven_transformer(num_classes, input_shape, width, dim: int = 512, de
         if pooling[i] == "1":
             layers.append(Pool("max", 3, 2, 1))
     layers.append(_membrane_shortcut(Conv(dim, 3, padding=1, norm=True, act=False)))  # relative position embedding
-    hidden = max(1, int(round(dim * mlp_ratio)))
+    hidden = max(1, int(dim * mlp_ratio))  # truncated, as in both papers' code
     for _ in range(depth):
         layers.append(_membrane_shortcut(Attention(heads, mixing="sdsa")))
         if hidden == dim:  # the code's extra shortcut around the first half when the MLP keeps the width

@@ -63,7 +63,10 @@ class _SynapticCurrent(torch.autograd.Function):
 def _scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool = False) -> torch.Tensor:
     """``y_t = alpha y_{t-1} + x_t`` over ``x [T, ...]`` from ``y_{-1} = start [...]`` (``reverse``: ``y_t = alpha
     y_{t+1} + x_t`` from ``y_T = start``) -> ``y [T, ...]`` in ``x``'s dtype; the running value is float32 for
-    bfloat16 / float16 ``x``."""
+    bfloat16 / float16 ``x``. Under autograd (the backward's scan with ``create_graph=True``) the steps are stacked
+    out of place, so that the scan is differentiated: the current is twice differentiable."""
+    if torch.is_grad_enabled() and (x.requires_grad or start.requires_grad):
+        return _recorded_scan(x, start, alpha, reverse)
     out = torch.empty_like(x)
     low = x.dtype in LOW_PRECISION
     running = start.float() if low else start
@@ -75,6 +78,16 @@ def _scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool = Fa
         else:
             running = torch.add(x[t], running, alpha=alpha, out=out[t])
     return out
+
+
+def _recorded_scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool) -> torch.Tensor:
+    """``_scan`` in out-of-place steps that autograd records (float32 running value on low precision)."""
+    low = x.dtype in LOW_PRECISION
+    running, values = start.float() if low else start, []
+    for x_t in reversed(x.unbind(0)) if reverse else x.unbind(0):
+        running = (x_t.float() if low else x_t) + alpha * running
+        values.append(running.to(x.dtype))
+    return torch.stack(values[::-1] if reverse else values) if values else torch.empty_like(x)
 
 
 def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = None) -> torch.Tensor:
