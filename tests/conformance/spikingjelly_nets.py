@@ -4,8 +4,8 @@ SpikingJelly's ``LIFNode(tau=2, decay_input=False)`` charges ``H = V - V / 2 + X
 ``h = 0.5 v + x``; halving is exact), fires at ``H >= th``, resets to 0, and with ``detach_reset`` and its
 ``Sigmoid(alpha=4)`` surrogate has our ``detach_reset`` and ``sigmoid`` gradient: ``spikingjelly_neuron`` and
 ``stbp_like`` set both sides so. Its default ``decay_input=True`` charges ``H = 0.5 V + 0.5 X`` instead: our neuron
-with ``v = 2 V``, so threshold ``2 th`` and sigmoid ``alpha / 2``. Both nets run their convolutions, batch-norms and classifier in the same order, so weights are
-matched by position.
+with ``v = 2 V``, so threshold ``2 th`` and sigmoid ``alpha / 2``. Both nets run their convolutions, batch-norms and
+classifier in the same order, so weights are matched by position.
 """
 
 from __future__ import annotations
