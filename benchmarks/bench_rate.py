@@ -89,12 +89,15 @@ def _median_ms(fn, warmup: int, steps: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def step_bench_args(description: str, memory_child) -> argparse.Namespace | None:
-    """``--steps``, ``--warmup`` and ``--memory-child NAME`` of a one-step benchmark script; in a memory child
-    process runs ``memory_child(NAME)`` (which prints its ``print_child_peak``) and returns None."""
+def step_bench_args(description: str, memory_child, models: tuple[str, ...] = ()) -> argparse.Namespace | None:
+    """``--steps``, ``--warmup``, ``--memory-child NAME`` (and ``--model``, one of ``models``, the first by default,
+    where given) of a one-step benchmark script; in a memory child process runs ``memory_child(NAME)`` (which prints
+    its ``print_child_peak``) and returns None."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    if models:
+        parser.add_argument("--model", choices=models, default=models[0])
     parser.add_argument("--memory-child")
     args = parser.parse_args()
     if args.memory_child:

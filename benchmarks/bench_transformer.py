@@ -1,4 +1,5 @@
-"""A Spikformer training step: deepspike against SpikingJelly 2.0's own Spikformer modules, the same net.
+"""A spiking-transformer training step (Spikformer, or the Spike-driven Transformer with ``--model sdt``): deepspike
+against SpikingJelly 2.0's own modules, the same net.
 
 Net (both frameworks): Spikformer (Zhou et al., ICLR 2023) with ``dim`` 128, 2 encoder blocks of 4 heads, MLP ratio 4,
 on 3x32x32 input fed directly at each of T = 4 steps, batch 16: the stem of four 3x3 conv-BN-LIF layers (16, 32, 64,
@@ -12,11 +13,19 @@ threshold 1 (0.5 after the attention product), hard reset, detached reset, sigmo
   (its ``SpikformerPatchStem`` pools before the neurons; here the pool follows them, as in Spikformer's code and in
   ours), multi-step mode, torch backend (CuPy and Triton need a GPU).
 
-The parameter counts are printed and must agree. Timing: median of ``--steps`` steps after ``--warmup`` steps (forward,
+``--model sdt``: the Spike-driven Transformer (Yao et al., NeurIPS 2023), the same sizes (``dim`` 128, 2 blocks of 4
+heads, MLP ratio 4, stem pooling "0011") on the same input; SpikingJelly's ``model.SpikeDrivenTransformer`` with
+its default ``LIFNode(tau=2)`` (``decay_input=True``: ``H = 0.5 V + 0.5 X``, threshold 1, ``Sigmoid(alpha=4)``,
+detached reset), deepspike's ``sdt`` with the same neuron as ``LIF(decay=0.5)`` at threshold 2 and sigmoid alpha 2
+(``configs/stbp_fmnist_sdt.yaml``; the same spikes and gradients, ``tests/conformance``). SpikingJelly's net has
+more parameters: biases of convolutions that a batch-norm follows, which deepspike leaves out.
+
+The parameter counts are printed and must agree (less those biases).
+Timing: median of ``--steps`` steps after ``--warmup`` steps (forward,
 loss, backward; no optimiser step), each framework in turn in one process. Peak memory: a fresh process per
 framework, the peak RSS of two steps above the RSS before them (``bench_rate.print_child_peak``).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src .bench-venv/bin/python benchmarks/bench_transformer.py --steps 5
+    OMP_NUM_THREADS=1 PYTHONPATH=src .bench-venv/bin/python benchmarks/bench_transformer.py --steps 5 [--model sdt]
 """
 
 from __future__ import annotations
@@ -38,13 +47,15 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(B, 3, SIDE, SIDE, generator=g), torch.randint(0, K, (B,), generator=g)
 
 
-def _deepspike():
+def _deepspike(model: str = "spikformer"):
     from deepspike.methods import create_model
 
-    net = create_model("spikformer", method="stbp", num_classes=K, input_shape=(3, SIDE, SIDE),
-                       model_args={"dim": DIM, "depth": DEPTH, "heads": HEADS}, timesteps=T, encoder="direct",
-                       readout="membrane", loss="ce", norm="bn", decay=0.5, threshold=1.0, reset="zero",
-                       detach_reset=True, surrogate="sigmoid", surrogate_args={"alpha": 4.0}).train()
+    sdt = model == "sdt"  # SpikingJelly's default neuron (module docstring) for SDT, its decay_input=False for SSA
+    args = {"dim": DIM, "depth": DEPTH, "heads": HEADS, **({"pooling": "0011"} if sdt else {})}
+    net = create_model(model, method="stbp", num_classes=K, input_shape=(3, SIDE, SIDE), model_args=args,
+                       timesteps=T, encoder="direct", readout="membrane", loss="ce", norm="bn", decay=0.5,
+                       threshold=2.0 if sdt else 1.0, reset="zero", detach_reset=True, surrogate="sigmoid",
+                       surrogate_args={"alpha": 2.0 if sdt else 4.0}).train()
     return net, lambda x: net(x)
 
 
@@ -84,27 +95,47 @@ def _spikingjelly():
     return net, lambda x: net(x)
 
 
-FRAMEWORKS = {"deepspike": _deepspike, "spikingjelly": _spikingjelly}
+def _spikingjelly_sdt():
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
+
+    net = SpikeDrivenTransformer(T=T, in_channels=3, num_classes=K, embed_dims=DIM, num_heads=HEADS, depths=DEPTH,
+                                 mlp_ratio=4.0, pooling_stat="0011", tau=2.0, detach_reset=True).train()
+
+    def run(x):
+        functional.reset_net(net)
+        return net(x)
+
+    return net, run
+
+
+CASES = {
+    "spikformer": {"deepspike": _deepspike, "spikingjelly": _spikingjelly},
+    "sdt": {"deepspike": lambda: _deepspike("sdt"), "spikingjelly": _spikingjelly_sdt},
+}
+TITLES = {"spikformer": "Spikformer", "sdt": "Spike-driven Transformer"}
 
 
 def _step(run, x, y) -> None:
     nn.functional.cross_entropy(run(x), y).backward()
 
 
-def _memory_child(name: str) -> None:
-    (_, run), (x, y) = FRAMEWORKS[name](), _inputs()
+def _memory_child(case: str) -> None:
+    model, framework = case.split("/")
+    (_, run), (x, y) = CASES[model][framework](), _inputs()
     print_child_peak(lambda: _step(run, x, y))
 
 
 def main() -> None:
-    args = step_bench_args(__doc__.splitlines()[0], _memory_child)
+    args = step_bench_args(__doc__.splitlines()[0], _memory_child, tuple(CASES))
     if args is None:
         return
-    print(setup_line(f"Spikformer dim {DIM}, {DEPTH} blocks, {HEADS} heads, 3x{SIDE}x{SIDE}, T={T}, batch {B}"))
+    print(setup_line(f"{TITLES[args.model]} dim {DIM}, {DEPTH} blocks, {HEADS} heads, 3x{SIDE}x{SIDE}, T={T}, "
+                     f"batch {B}"))
     print("| framework | parameters | train step ms | / deepspike | peak MB above start |")
     print("|---|---|---|---|---|")
     base = None
-    for name, build in FRAMEWORKS.items():
+    for name, build in CASES[args.model].items():
         try:
             net, run = build()
         except ImportError:
@@ -113,7 +144,7 @@ def main() -> None:
         x, y = _inputs()
         ms = _median_ms(lambda run=run, x=x, y=y: _step(run, x, y), args.warmup, args.steps)
         base = base or ms
-        mb = child_peak_mb(__file__, name)
+        mb = child_peak_mb(__file__, f"{args.model}/{name}")
         params = sum(p.numel() for p in net.parameters())
         print(f"| {name} | {params:,} | {ms:.0f} | {ms / base:.2f} | {'n/a' if mb is None else f'{mb:.0f}'} |")
 

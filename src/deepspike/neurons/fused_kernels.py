@@ -308,6 +308,43 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
                 _write_pooled(spikes, s[t], olo, ohi, pool, acc, rows, rows)  # float: no staging buffer used
 
 
+_EXP_LOW, _EXP_HIGH = np.float32(-87.0), np.float32(88.0)  # e^x stays a normal float32 in between
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HIGH, _LN2_LOW = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = high + low; n * high is exact
+_EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                           1.6666665459e-1, 5.0000001201e-1))  # minimax e^r - 1 - r on |r| <= ln2/2
+_POW2 = np.array([2.0**e for e in range(-126, 128)], dtype=np.float32)  # 2^n for n = -126 .. 127
+
+
+def _exp(x):
+    """``e^x`` in the kernels: ``np.exp`` for float64, ``_exp32`` for float32 (resolved when numba compiles)."""
+    return np.exp(x)
+
+
+@nb.extending.overload(_exp)
+def _exp_for(x):
+    return (lambda x: _exp32(x)) if x == nb.types.float32 else (lambda x: np.exp(x))
+
+
+@nb.njit(**KERNEL_OPTIONS)
+def _exp32(x):
+    """``e^x`` for float32 ``x`` in operations LLVM vectorises (a libm ``exp`` call keeps a row loop scalar: the
+    sigmoid surrogate's backward ran 1.75x slower than the rectangular one's): ``x = n ln 2 + r`` with
+    ``n = round(x / ln 2)``, ``e^x = 2^n (1 + r + r^2 P(r))``, ``2^n`` read from a table. Within 1 ulp of
+    the exact value for ``-87 <= x <= 88`` (measured on 5 million points; ``np.exp`` in float32 differs by up to 3
+    ulp); outside, ``x`` is clamped there (``e^-87 ~ 1.6e-38`` instead of a subnormal
+    or 0; ``e^88 ~ 1.7e38`` instead of a larger value or inf); NaN stays NaN."""
+    c = x if x > _EXP_LOW else _EXP_LOW  # NaN -> the low end here, restored below: the table index stays valid
+    c = c if c < _EXP_HIGH else _EXP_HIGH
+    n = np.floor(c * _LOG2E + np.float32(0.5))
+    r = (c - n * _LN2_HIGH) - n * _LN2_LOW
+    p = _EXP_POLY[0]
+    for coefficient in _EXP_POLY[1:]:
+        p = p * r + coefficient
+    e = (p * r * r + r + _ONE) * _POW2[np.int32(n) + 126]
+    return e if x == x else x
+
+
 @nb.njit(**KERNEL_OPTIONS)
 def _row_surrogate(h, th, code, p1, p2, out):
     """``out[n] = sg(h[n] - th)`` for 1-D rows; ``sg`` by ``code`` (``fused_constants.SURROGATE_CODES``), its constants
@@ -317,7 +354,7 @@ def _row_surrogate(h, th, code, p1, p2, out):
             out[n] = p1 if abs(h[n] - th) < p2 else _ZERO
     elif code == 1:  # sigmoid: alpha sig(alpha u) (1 - sig(alpha u))
         for n in range(h.shape[0]):
-            sig = _ONE / (_ONE + np.exp(-(p1 * (h[n] - th))))
+            sig = _ONE / (_ONE + _exp(-(p1 * (h[n] - th))))
             out[n] = p1 * sig * (_ONE - sig)
     elif code == 2:  # fast sigmoid: 1 / (1 + k|u|)^2
         for n in range(h.shape[0]):
@@ -334,7 +371,7 @@ def _row_surrogate(h, th, code, p1, p2, out):
     elif code == 5:  # erf: (alpha/sqrt(pi)) exp(-(alpha u)^2)
         for n in range(h.shape[0]):
             c = p2 * (h[n] - th)
-            out[n] = p1 * np.exp(-(c * c))
+            out[n] = p1 * _exp(-(c * c))
     else:  # straight-through: 1
         for n in range(h.shape[0]):
             out[n] = _ONE
