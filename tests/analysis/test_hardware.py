@@ -89,3 +89,18 @@ def test_sdsa_holds_three_populations_and_one_neuron_per_channel():
     attention, classifier = out["layers"]
     assert (attention["kind"], attention["neurons"], attention["weights"], attention["pes"]) == ("sdsa", 104, 256, 1)
     assert attention["spikes_in_per_sample"] == 25 and out["packets_per_sample"] == 25 + 4
+
+
+def test_qk_token_attention_holds_three_populations_and_a_neuron_per_head_and_token():
+    """Q-K token attention on C = 8 channels in 2 heads at 2 x 2 tokens: 3 C L + heads L = 96 + 8 = 104 neurons,
+    3 C^2 = 192 weights; input spikes: the block input 10 + the query sums' 6 + the masked keys 3 = 19."""
+    from deepspike.models.spec import Attention, Pool, Residual
+
+    arch = Architecture("a", (Residual((Attention(2, mixing="qk_token"),), connect="add"), Pool("avg", 2), Flatten(),
+                              Linear(3, act=False)), (8, 2, 2), 3)
+    activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("QuerySum", 6), ("Conv2d", 3),
+                                     ("LeanAvgPool2d", 7), ("Linear", 4))}
+    out = map_to_mesh(arch, activity)
+    attention = out["layers"][0]
+    assert (attention["kind"], attention["neurons"], attention["weights"]) == ("qk_token", 104, 192)
+    assert attention["spikes_in_per_sample"] == 19 and out["packets_per_sample"] == 19 + 4

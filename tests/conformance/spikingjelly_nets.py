@@ -47,17 +47,11 @@ def weighted(net: nn.Module, kind: type) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, kind)]
 
 
-def assert_same_logits_and_gradients(ours: nn.Module, theirs: nn.Module, image: torch.Tensor) -> None:
-    """Copy ``theirs``' weights onto ``ours`` by position; the logits for ``image`` and, for a fixed weighting of
-    them, every weight's gradient must agree (float64), and the gradient must reach the first convolution."""
+def same_logits_then_backward(ours: nn.Module, theirs: nn.Module, image: torch.Tensor) -> None:
+    """The two nets' logits for ``image`` must agree (float64, not all equal); then both backpropagate the same fixed
+    weighting of them, for the caller to compare the gradients."""
     from spikingjelly.activation_based import functional
 
-    for kind in WEIGHTED:
-        for mine, other in zip(weighted(ours, kind), weighted(theirs, kind), strict=True):
-            state = other.state_dict()
-            if getattr(mine, "bias", None) is None and "bias" in state:
-                assert not state.pop("bias").any()  # a conv bias of theirs that ours lacks: zeroed by the caller
-            mine.load_state_dict(state)
     want = theirs(image)
     functional.reset_net(theirs)
     got = ours(image)
@@ -66,6 +60,18 @@ def assert_same_logits_and_gradients(ours: nn.Module, theirs: nn.Module, image: 
     weights = torch.linspace(-1.0, 1.0, want.numel(), dtype=torch.float64).reshape(want.shape)
     (want * weights).sum().backward()
     (got * weights).sum().backward()
+
+
+def assert_same_logits_and_gradients(ours: nn.Module, theirs: nn.Module, image: torch.Tensor) -> None:
+    """Copy ``theirs``' weights onto ``ours`` by position; the logits for ``image`` and, for a fixed weighting of
+    them, every weight's gradient must agree (float64), and the gradient must reach the first convolution."""
+    for kind in WEIGHTED:
+        for mine, other in zip(weighted(ours, kind), weighted(theirs, kind), strict=True):
+            state = other.state_dict()
+            if getattr(mine, "bias", None) is None and "bias" in state:
+                assert not state.pop("bias").any()  # a conv bias of theirs that ours lacks: zeroed by the caller
+            mine.load_state_dict(state)
+    same_logits_then_backward(ours, theirs, image)
     for kind in WEIGHTED:
         for mine, other in zip(weighted(ours, kind), weighted(theirs, kind), strict=True):
             torch.testing.assert_close(mine.weight.grad, other.weight.grad, rtol=1e-7, atol=1e-10)

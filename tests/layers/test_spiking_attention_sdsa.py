@@ -103,7 +103,7 @@ def test_other_methods_refuse_lone_activations_and_sdsa_in_one_line():
         get_method("ann", {}).build(_arch(Residual((Activation(), Attention(4, mixing="sdsa")), connect="add")))
     with pytest.raises(ConfigError, match="unknown attention mixing"):
         Attention(4, mixing="softmax")
-    with pytest.raises(ConfigError, match="SDSA masks and adds"):
+    with pytest.raises(ConfigError, match="sdsa masks and adds"):
         Attention(4, scale=0.25, mixing="sdsa")
 
 

@@ -102,3 +102,39 @@ def test_bad_sdt_sizes_are_refused_in_one_line(args):
         create_architecture("sdt", 10, (3, 32, 32), 1.0, **{"dim": 64, "heads": 4, **args})
     with pytest.raises(ConfigError, match="square"):
         create_architecture("sdt", 10, (3, 32, 16), 1.0, dim=64, heads=4)
+
+
+def test_qkformer_stages_halve_the_map_and_use_qk_attention_then_ssa():
+    """224 -> 56 (stem pool and the first patch embedding) -> 28 -> 14 tokens; Q-K attention in the first two stages,
+    SSA in the last; each patch embedding a SEW add residual with a strided 1x1 shortcut."""
+    arch = create_architecture("qkformer", 10, (3, 224, 224), 1.0, dim=32, heads=[1, 2, 4], depths=[1, 2, 1])
+    attention = [v for v in arch.visits() if isinstance(v.layer, Attention)]
+    assert [(v.layer.mixing, v.layer.heads, v.input_shape) for v in attention] == [
+        ("qk_token", 1, (8, 56, 56)), ("qk_token", 2, (16, 28, 28)), ("qk_token", 2, (16, 28, 28)),
+        ("ssa", 4, (32, 14, 14))]
+    embeddings = [layer for layer in arch.layers if isinstance(layer, Residual) and layer.shortcut]
+    assert len(embeddings) == 3 and all(e.shortcut[0].stride == 2 and e.connect == "add" for e in embeddings)
+    channel = create_architecture("qkformer", 10, (3, 224, 224), 1.0, dim=32, heads=[1, 2, 4], qk="channel")
+    assert {v.layer.mixing for v in channel.visits() if isinstance(v.layer, Attention)} == {"qk_channel", "ssa"}
+
+
+def test_qkformer_10_384_has_spikingjellys_parameter_count_less_its_redundant_biases():
+    """SpikingJelly 2.0's ``qkformer_10_384()`` holds 16,472,584 parameters, 17,904 of them biases of convolutions that
+    a batch-norm follows (ours leave them out): 16,454,680; the paper gives 16.47 M."""
+    net = create_model("qkformer", method="stbp", num_classes=1000, norm="bn")
+    assert sum(p.numel() for p in net.parameters()) == 16_454_680
+
+
+def test_qk_attention_costs_by_hand():
+    """The first stage at 32x32: C = 8 channels, L = 8 x 8 tokens: 3 C^2 = 192 weights; MACs 3 C^2 L + 2 C L =
+    12,288 + 1,024."""
+    arch = create_architecture("qkformer", 10, (3, 32, 32), 1.0, dim=32, heads=[2, 2, 2], depths=[1, 0, 0])
+    cost = next(c for c in layer_costs(arch) if c.kind == "qk_token")
+    assert (cost.params, cost.macs, cost.input_shape) == (192, 13_312, (8, 8, 8))
+
+
+@pytest.mark.parametrize("args", [{"heads": [1, 2]}, {"depths": [1, -1, 1]}, {"qk": "both"}, {"dim": 20},
+                                  {"heads": [3, 3, 3]}, {"mlp_ratio": 0}])
+def test_bad_qkformer_sizes_are_refused_in_one_line(args):
+    with pytest.raises(ConfigError, match="qkformer"):
+        create_architecture("qkformer", 10, (3, 32, 32), 1.0, **{"dim": 32, "heads": [1, 2, 4], **args})

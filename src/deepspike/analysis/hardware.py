@@ -12,9 +12,12 @@ layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. Defa
 Spiking self-attention (``Attention`` on ``L`` tokens of ``C`` channels) is one layer with four ``C x C`` projections
 (``w = 4 C^2``). Spikformer's SSA has five neuron populations (query, key, value, attention, output: ``n = 5 C L``);
 the Spike-driven Transformer's SDSA has query, key and value and one attention neuron per channel (``n = 3 C L + C``;
-its output projection feeds the membrane shortcut, no neuron). Its input spikes are the block's input, the spikes
-the mixing reads (SSA's product: query, key and value; SDSA's column sum: key and value) and the spikes the output
-projection reads (the five synaptic records ``analyze`` keeps for it, in that order). A convolution without a neuron
+its output projection feeds the membrane shortcut, no neuron). QKFormer's Q-K attention has three projections
+(``w = 3 C^2``), query, key and output populations and one attention neuron per head and token (``qk_token``:
+``n = 3 C L + heads L``) or per channel (``qk_channel``: ``3 C L + C``). Its input spikes are the block's input, the
+spikes the mixing reads (SSA's product: query, key and value; SDSA's column sum: key and value; Q-K attention's sums:
+the queries) and the spikes the output projection reads (the synaptic records ``analyze`` keeps for it, in that
+order: five, four without V). A convolution without a neuron
 after it (``act=False`` in a membrane-shortcut net) is priced with the neurons its currents reach, one per output.
 """
 
@@ -27,8 +30,9 @@ from deepspike.models.costs import LayerCost, layer_costs
 from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.models.spec import Architecture
 
-RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5, "sdsa": 5}  # synaptic records analyze keeps per layer
-INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4), "sdsa": (0, 3, 4)}  # the layer's input spikes
+RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5, "sdsa": 5, "qk_token": 4, "qk_channel": 4}  # per layer
+INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4), "sdsa": (0, 3, 4), "qk_token": (0, 2, 3),
+                 "qk_channel": (0, 2, 3)}  # the records whose events are the layer's input spikes
 POOL_TYPES = ("AvgPool2d", "LeanAvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d")  # pools: not mapped layers
 
 
@@ -39,13 +43,16 @@ def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights:
     return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
 
 
-def _neurons(cost: LayerCost) -> int:
-    """The neurons of a mapped layer (module docstring): one per output, SSA's five populations, SDSA's three and
-    its per-channel attention neurons."""
+def _neurons(cost: LayerCost, specs: dict) -> int:
+    """The neurons of a mapped layer (module docstring): one per output, SSA's five populations, SDSA's and Q-K
+    attention's three and their attention neurons (per channel; Q-K token attention's per head and token).
+    ``specs``: the architecture's layer specs by path (Q-K token attention's head count)."""
     size = math.prod(cost.output_shape)
     if cost.kind == "attention":
         return 5 * size
-    return 3 * size + cost.output_shape[0] if cost.kind == "sdsa" else size
+    if cost.kind == "qk_token":
+        return 3 * size + specs[cost.name].heads * size // cost.output_shape[0]
+    return 3 * size + cost.output_shape[0] if cost.kind in ("sdsa", "qk_channel") else size
 
 
 def map_to_mesh(
@@ -61,11 +68,11 @@ def map_to_mesh(
     architecture's conv/linear layers in order (for the spikes each layer receives). Without it (or when
     the layers do not match) packets are None.
     """
-    layers = []
+    layers, specs = [], {visit.path: visit.layer for visit in arch.visits()}
     for c in layer_costs(arch):
         if c.kind not in RECORDS_PER_KIND:
             continue
-        n = _neurons(c)
+        n = _neurons(c, specs)
         pes = pes_for_layer(n, c.params, pe_neurons, pe_weights)
         layers.append(
             {

@@ -52,7 +52,7 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
-from deepspike.layers.spiking_attention import SpikeDrivenSelfAttention, SpikingSelfAttention
+from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAttention, SpikingSelfAttention
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
@@ -67,9 +67,10 @@ DEFAULT_DT = 1e-4  # seconds; snnTorch's NIR importer assumes this step
 def refuse_attention(model: nn.Module) -> None:
     """One-line ``ConfigError`` for a net with spiking self-attention: no NIR node (nor Speck or Xylo) multiplies
     spike maps."""
-    if any(isinstance(m, SpikingSelfAttention | SpikeDrivenSelfAttention) for m in model.modules()):
-        raise ConfigError("NIR export: spiking self-attention multiplies spike maps (Q K^T V, Q * SN(K V)), which no "
-                          "NIR node expresses (nor Speck or Xylo); a net with attention runs in deepspike only")
+    if any(isinstance(m, SpikingSelfAttention | SpikeDrivenSelfAttention | QKAttention) for m in model.modules()):
+        raise ConfigError("NIR export: spiking self-attention multiplies spike maps (SSA's Q K^T V, the masks of SDSA "
+                          "and Q-K attention), which no NIR node expresses (nor Speck or Xylo); a net with attention "
+                          "runs in deepspike only")
 
 
 def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:

@@ -1,5 +1,5 @@
-"""Spiking self-attention on time-major maps ``[T, B, C, H, W]``: Spikformer's SSA (Zhou et al., ICLR 2023) and the
-Spike-driven Transformer's SDSA (Yao et al., NeurIPS 2023).
+"""Spiking self-attention on time-major maps ``[T, B, C, H, W]``: Spikformer's SSA (Zhou et al., ICLR 2023), the
+Spike-driven Transformer's SDSA (Yao et al., NeurIPS 2023) and QKFormer's Q-K attention (Zhou et al., NeurIPS 2024).
 
 The ``H W`` positions are the tokens, the ``C`` channels their features, in heads of ``d = C / heads`` channels. Per
 time step and sample (``models.layer_specs.Attention``)::
@@ -21,6 +21,10 @@ SDSA (``SpikeDrivenSelfAttention``) replaces the product by masks and additions:
 ``a_c = sum_l K_lc V_lc`` of tokens where the key and the value both fired (``TokenSum``), a neuron on it, and the
 query spikes masked by that neuron's spikes; its output projection has a batch-norm and no neuron (the membrane
 shortcut). ``TokenSum`` counts one accumulate per coincidence ``K_lc V_lc = 1``; the masks cost nothing.
+
+Q-K attention (``QKAttention``) has no V: a neuron on the sums of the query spikes (``QuerySum``: per head and token,
+or per channel) masks the key spikes, then an output projection with a neuron. ``QuerySum`` counts one accumulate
+per query spike.
 """
 
 from __future__ import annotations
@@ -110,3 +114,52 @@ class SpikeDrivenSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.query(x)
         return self.output(q * self.attend(self.token_sum(self.key(x), self.value(x))))
+
+
+class QuerySum(nn.Module):
+    """Q-K attention's sums of the query spikes ``q [T, B, C, H, W]``: per head and token (``over="channels"``: the
+    ``d = C / heads`` channels of each head, ``-> [T, B, heads, H, W]``) or per channel (``over="tokens"``,
+    ``-> [T, B, C, 1, 1]``)."""
+
+    def __init__(self, heads: int, over: str) -> None:
+        super().__init__()
+        self.heads, self.over = int(heads), over
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        if self.over == "tokens":
+            return q.sum(dim=(3, 4), keepdim=True)
+        t, b, c, h, w = q.shape
+        return q.reshape(t, b, self.heads, c // self.heads, h, w).sum(dim=3)
+
+    def mask(self, k: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """``k [T, B, C, H, W]`` times the attention neurons' spikes (of ``forward``'s shape), each head's or
+        channel's spike on its keys."""
+        if self.over == "tokens":
+            return k * attention
+        t, b, c, h, w = k.shape
+        return (k.reshape(t, b, self.heads, c // self.heads, h, w) * attention.unsqueeze(3)).reshape(k.shape)
+
+    def synaptic_operations(self, q: torch.Tensor) -> tuple[float, float, bool]:
+        """``(input events, operations, analog)``: every query spike is read once and adds one to its sum."""
+        events = float((q.detach() != 0).sum())
+        return events, events, not is_spike_valued(q.detach().flatten(0, 1))
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, over={self.over}"
+
+
+class QKAttention(nn.Module):
+    """``[T, B, C, H, W] -> [T, B, C, H, W]``: ``output(query_sum.mask(key(x), attend(query_sum(query(x)))))``.
+
+    query, key, output: the projections (1x1 convolution, batch-norm, neuron), as the method builds a
+    ``Conv(C, 1, norm=True)``; query_sum: a ``QuerySum``; attend: the neuron on its sums.
+    """
+
+    def __init__(self, query: nn.Module, key: nn.Module, query_sum: QuerySum, attend: nn.Module,
+                 output: nn.Module) -> None:
+        super().__init__()
+        self.query, self.key, self.query_sum, self.attend, self.output = query, key, query_sum, attend, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attention = self.attend(self.query_sum(self.query(x)))
+        return self.output(self.query_sum.mask(self.key(x), attention))

@@ -19,6 +19,8 @@ from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 from deepspike.layers.sew import SewBlock
 from deepspike.layers.spiking_attention import (
     AttentionProduct,
+    QKAttention,
+    QuerySum,
     SpikeDrivenSelfAttention,
     SpikingSelfAttention,
     TokenSum,
@@ -120,7 +122,8 @@ class _ModuleFold(SpecFold[nn.Module]):
 
     def _attention(self, visit: Visit) -> nn.Module:
         """``SpikingSelfAttention`` (SSA) with four ``Conv(C, 1, norm=True)`` projections built by this fold's rules,
-        or ``SpikeDrivenSelfAttention`` (SDSA), whose output projection is ``Conv(C, 1, norm=True, act=False)``."""
+        ``SpikeDrivenSelfAttention`` (SDSA), whose output projection is ``Conv(C, 1, norm=True, act=False)``, or
+        ``QKAttention`` (three projections)."""
         layer, shape = visit.layer, visit.input_shape  # build_body refused attention without attention_neuron
 
         def projection(act: bool = True) -> nn.Module:
@@ -130,6 +133,11 @@ class _ModuleFold(SpecFold[nn.Module]):
             attend = self.rules.attention_neuron(layer.attention_threshold, (shape[0], 1, 1))
             return SpikeDrivenSelfAttention(projection(), projection(), projection(), TokenSum(), attend,
                                             projection(act=False))
+        if layer.mixing in ("qk_token", "qk_channel"):
+            sums = QuerySum(layer.heads, "channels" if layer.mixing == "qk_token" else "tokens")
+            sums_shape = (layer.heads, *shape[1:]) if sums.over == "channels" else (shape[0], 1, 1)
+            attend = self.rules.attention_neuron(layer.attention_threshold, sums_shape)
+            return QKAttention(projection(), projection(), sums, attend, projection())
         product = AttentionProduct(layer.heads, layer.scale)
         return SpikingSelfAttention(projection(), projection(), projection(), product,
                                     self.rules.attention_neuron(layer.attention_threshold, shape), projection())

@@ -11,8 +11,9 @@ borders of a padded pool (padding is no input); max pooling, flatten and dropout
 (``Attention``) on ``L`` tokens of ``C`` channels in heads of ``d``: its four ``C x C`` projections,
 ``params = 4 C^2``, ``fan_in = C``, and ``MACs = 4 C^2 L`` plus, for SSA (kind ``attention``), ``2 C d L`` for the
 products ``K^T V`` and ``Q (K^T V)``, for SDSA (kind ``sdsa``) ``2 C L``: the column sums of ``K * V`` and the mask
-of ``Q``. A lone ``Activation`` costs nothing (its neurons are priced from their spikes). Biases add one
-parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
+of ``Q``; Q-K attention (kinds ``qk_token``, ``qk_channel``) has three projections (``3 C^2``, no V) and ``2 C L``:
+the sums of ``Q`` and the mask of ``K``. A lone ``Activation`` costs nothing (its neurons are priced from their
+spikes). Biases add one parameter and one accumulate per output. These are ANN costs per inference; SNN accumulates are
 counted from actual spikes elsewhere.
 """
 
@@ -69,9 +70,9 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
         return LayerCost(visit.path, "linear", shape, out, params, macs, fan_in)
     if isinstance(layer, Attention):
         channels, tokens = shape[0], shape[1] * shape[2]
-        params = 4 * channels**2
+        params = (3 if layer.mixing.startswith("qk_") else 4) * channels**2
         mixing = 2 * channels * tokens * (channels // layer.heads if layer.mixing == "ssa" else 1)
-        kind = "attention" if layer.mixing == "ssa" else "sdsa"
+        kind = "attention" if layer.mixing == "ssa" else layer.mixing
         return LayerCost(visit.path, kind, shape, out, params, params * tokens + mixing, channels)
     if isinstance(layer, Pool) and layer.kind == "avg":
         macs = out[0] * _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])

@@ -125,7 +125,7 @@ class Dropout:
             raise ConfigError(f"dropout probability must be a number in [0, 1), got {self.p!r}")
 
 
-MIXINGS = ("ssa", "sdsa")
+MIXINGS = ("ssa", "sdsa", "qk_token", "qk_channel")
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,18 @@ class Attention:
         a   = SN_a(sum_l K_l * V_l)            (per channel: the column sum of the Hadamard product, [1, C])
         out = BN(W_o (Q * a))                  (each token's query spikes masked by a; currents, no neuron)
 
+    ``"qk_token"`` / ``"qk_channel"`` (Zhou et al., "QKFormer", NeurIPS 2024, its Q-K attention: no V)::
+
+        a   = SN_a(sum_{c in head} Q_c)        (qk_token: per head and token, [L, heads])
+        a   = SN_a(sum_l Q_l)                  (qk_channel: per channel, [1, C])
+        out = SN(BN(W_o (K * a)))              (the key spikes masked by a, a head's mask on its d channels; spikes)
+
     ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (both papers:
     0.5 against 1). SSA's product is computed as ``Q (K^T V)`` (``2 L d^2`` operations per head instead of
     ``2 L^2 d``; the same integers); ``scale`` is SSA's, and SDSA's heads only have to divide ``C`` (its operations
-    are per channel). SSA ends in spikes and sits in a SEW ``Residual`` body; SDSA ends in currents and sits in a
-    membrane-shortcut body after an ``Activation()`` (module docstring). Batch-norms follow the method's ``norm``
+    are per channel; Q-K attention's per head or channel). SSA and Q-K attention end in spikes and sit in a SEW
+    ``Residual`` body; SDSA ends in currents and sits in a membrane-shortcut body after an ``Activation()`` (module
+    docstring). Batch-norms follow the method's ``norm``
     choice. Only time-stepped rate methods build it (stbp); the others refuse the spec.
     """
 
@@ -162,8 +169,8 @@ class Attention:
             raise ConfigError(f"{self}: heads must be a whole number >= 1")
         if self.mixing not in MIXINGS:
             raise ConfigError(f"{self}: unknown attention mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
-        if self.mixing == "sdsa" and self.scale != 0.125:
-            raise ConfigError(f"{self}: scale is SSA's product's; SDSA masks and adds, it has none to set")
+        if self.mixing != "ssa" and self.scale != 0.125:
+            raise ConfigError(f"{self}: scale is SSA's product's; {self.mixing} masks and adds, it has none to set")
         for key in ("scale", "attention_threshold"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):

@@ -20,6 +20,15 @@
   the mean over the tokens, a neuron, and a linear classifier. CIFAR-10 configuration of its code (the default):
   ``dim`` 512, ``depth`` 2, 8 heads, ``mlp_ratio`` 4, ``pooling`` "0011", T = 4 (Spike-driven Transformer-2-512).
 
+* ``qkformer`` (Zhou et al., "QKFormer: Hierarchical Spiking Transformer using Q-K Attention", NeurIPS 2024; the
+  layout of SpikingJelly 2.0's ``QKFormer``, after the paper's ImageNet code): three stages of ``dim/4``, ``dim/2``,
+  ``dim`` channels, each opened by a downsampling patch embedding, a SEW ``add`` residual whose body is
+  ``SN(BN(conv3(SN(maxpool(BN(conv3 x))))))`` and whose shortcut is ``SN(BN(conv1x1 stride 2 x))`` (the first
+  stage's input is ``SN(maxpool(BN(conv3 image)))`` of ``dim/8`` channels); then ``depths[i]`` blocks
+  ``x = x + A(x)``, ``x = x + MLP(x)`` (as Spikformer's), ``A`` the Q-K attention of ``heads[i]`` heads in the first
+  two stages (``qk``: ``token`` or ``channel``) and Spikformer's SSA in the last; the token mean and a linear
+  classifier. Defaults: QKFormer-10-384 (``heads`` 3, 6, 6; ``depths`` 1, 2, 7) on 3x224x224.
+
 The stem's max pools act on spikes, after the neurons, as in both codes (SpikingJelly's Spikformer rewrite pools
 before them); SDT's last one pools currents. Convolutions followed by a batch-norm have no bias here (the papers' code
 gives some of them one, which the batch-norm's shift makes redundant).
@@ -86,6 +95,48 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
     for _ in range(depth):
         layers.append(Residual((Attention(heads),), connect="add"))
         layers.append(Residual((Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True)), connect="add"))
+    return _classifier(layers, input_shape, num_classes, fire=False)
+
+
+def _downsampling(channels: int) -> Residual:
+    """QKFormer's patch embedding: ``SN(BN(conv3(SN(maxpool(BN(conv3 x)))))) + SN(BN(conv1x1 stride 2 x))``."""
+    body = (Conv(channels, 3, padding=1, norm=True, act=False), Pool("max", 3, 2, 1), Activation(),
+            Conv(channels, 3, padding=1, norm=True))
+    return Residual(body, (Conv(channels, 1, 2, norm=True),), connect="add")
+
+
+def _three(model: str, key: str, values) -> tuple[int, int, int]:
+    """``values`` as three whole numbers >= 1 (one per stage; ``depths`` may hold 0), or a one-line ``ConfigError``."""
+    low = 0 if key == "depths" else 1
+    if isinstance(values, str) or not hasattr(values, "__len__") or len(values) != 3 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+        raise ConfigError(f"{model}: model.args.{key} must be three whole numbers >= {low}, got {values!r}")
+    return tuple(values)
+
+
+@register_model("qkformer", default_input_shape=(3, 224, 224), paper="QKFormer (Zhou et al. 2024), ImageNet code")
+def qkformer(num_classes, input_shape, width, dim: int = 384, heads=(3, 6, 6), depths=(1, 2, 7),
+             mlp_ratio: float = 4.0, qk: str = "token"):
+    """QKFormer (module docstring): three stages, each a downsampling patch embedding and ``depths[i]`` attention +
+    MLP blocks (Q-K attention, then SSA in the last), token mean, linear classifier."""
+    _square_image("qkformer", input_shape)
+    heads, depths = _three("qkformer", "heads", heads), _three("qkformer", "depths", depths)
+    _check_sizes("qkformer", dim, 0, 1, mlp_ratio)
+    if qk not in ("token", "channel"):
+        raise ConfigError(f"qkformer: model.args.qk must be token or channel, got {qk!r}")
+    dim = scaled(dim, width)
+    dims = (dim // 4, dim // 2, dim)
+    if dim % 8 or any(d % h for d, h in zip(dims, heads, strict=True)):
+        raise ConfigError(f"qkformer: dim {dim} (after model.width) must be a multiple of 8 whose stage widths "
+                          f"{dims} the heads {heads} divide")
+    layers: list[Layer] = [Conv(dims[0] // 2, 3, padding=1, norm=True, act=False), Pool("max", 3, 2, 1), Activation()]
+    for stage, (channels, count) in enumerate(zip(dims, depths, strict=True)):
+        layers.append(_downsampling(channels))
+        mixing = "ssa" if stage == 2 else f"qk_{qk}"
+        hidden = max(1, int(channels * mlp_ratio))
+        for _ in range(count):
+            layers += [Residual((Attention(heads[stage], mixing=mixing),), connect="add"),
+                       Residual((Conv(hidden, 1, norm=True), Conv(channels, 1, norm=True)), connect="add")]
     return _classifier(layers, input_shape, num_classes, fire=False)
 
 
