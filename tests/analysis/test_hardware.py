@@ -104,3 +104,16 @@ def test_qk_token_attention_holds_three_populations_and_a_neuron_per_head_and_to
     attention = out["layers"][0]
     assert (attention["kind"], attention["neurons"], attention["weights"]) == ("qk_token", 104, 192)
     assert attention["spikes_in_per_sample"] == 19 and out["packets_per_sample"] == 19 + 4
+
+
+def test_a_neuronless_conv_before_a_pool_reaches_the_pooled_neurons():
+    """QKFormer's patch embedding: conv (act=False) -> 3x3 stride-2 max pool -> neuron. The conv's 8 x 4 x 4 currents
+    reach 8 x 2 x 2 = 32 neurons; a conv with its own neuron before a pool keeps its 8 x 4 x 4 = 128."""
+    from deepspike.models.spec import Activation, Conv, Pool
+
+    tail = (Flatten(), Linear(3, act=False))
+    lone = Architecture("a", (Conv(8, 3, padding=1, norm=True, act=False), Pool("max", 3, 2, 1), Activation(), *tail),
+                        (2, 4, 4), 3)
+    fired = Architecture("b", (Conv(8, 3, padding=1, norm=True), Pool("max", 3, 2, 1), *tail), (2, 4, 4), 3)
+    assert map_to_mesh(lone)["layers"][0]["neurons"] == 32
+    assert map_to_mesh(fired)["layers"][0]["neurons"] == 128

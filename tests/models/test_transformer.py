@@ -123,6 +123,9 @@ def test_qkformer_10_384_has_spikingjellys_parameter_count_less_its_redundant_bi
     a batch-norm follows (ours leave them out): 16,454,680; the paper gives 16.47 M."""
     net = create_model("qkformer", method="stbp", num_classes=1000, norm="bn")
     assert sum(p.numel() for p in net.parameters()) == 16_454_680
+    arch = create_architecture("qkformer", 1000, (3, 224, 224), 1.0)  # heads change the function, not the count:
+    heads = [(v.layer.heads, v.input_shape[0]) for v in arch.visits() if isinstance(v.layer, Attention)]
+    assert heads == [(6, 96)] + [(6, 192)] * 2 + [(6, 384)] * 7  # the paper's code: 6 heads in every stage
 
 
 def test_qk_attention_costs_by_hand():

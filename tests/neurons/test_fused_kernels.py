@@ -151,13 +151,13 @@ def _exp_of(x):
 
 def test_the_float32_exponential_is_within_one_ulp_of_the_exact_value():
     """The kernels' ``e^x`` in float32 (vectorisable, no libm call) against float64's, on a dense grid of its range;
-    outside it is clamped to ``e^-87`` / ``e^88``, NaN stays NaN; in float64 it is ``np.exp``."""
-    x = np.linspace(-87, 88, 400_001, dtype=np.float32)
+    0 below it (no subnormals), inf above ``ln FLT_MAX``, NaN stays NaN; in float64 it is ``np.exp``."""
+    x = np.linspace(-87.33, 88, 400_001, dtype=np.float32)
     exact = np.exp(x.astype(np.float64))
     ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
     assert (np.abs(_exp_of(x) - exact) <= ulp).all()
-    edges = _exp_of(np.float32([-1000, 1000, -np.inf, np.inf, np.nan, 0.0, -87, 88]))
-    assert edges[0] == edges[2] == edges[6] and edges[1] == edges[3] == edges[7]
-    assert np.isnan(edges[4]) and edges[5] == 1.0
+    edges = _exp_of(np.float32([-1000, 1000, -np.inf, np.inf, np.nan, 0.0, -88, 88.5, -0.0]))
+    assert edges[0] == edges[2] == edges[6] == 0 and edges[1] == edges[3] == np.inf
+    assert np.isnan(edges[4]) and edges[5] == edges[8] == 1.0 and edges[7] == _exp_of(np.float32([88]))[0]
     x64 = np.linspace(-700, 700, 1001)
     np.testing.assert_allclose(_exp_of(x64), np.exp(x64), rtol=1e-15)

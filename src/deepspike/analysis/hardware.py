@@ -17,8 +17,9 @@ its output projection feeds the membrane shortcut, no neuron). QKFormer's Q-K at
 ``n = 3 C L + heads L``) or per channel (``qk_channel``: ``3 C L + C``). Its input spikes are the block's input, the
 spikes the mixing reads (SSA's product: query, key and value; SDSA's column sum: key and value; Q-K attention's sums:
 the queries) and the spikes the output projection reads (the synaptic records ``analyze`` keeps for it, in that
-order: five, four without V). A convolution without a neuron
-after it (``act=False`` in a membrane-shortcut net) is priced with the neurons its currents reach, one per output.
+order: five, four without V). A convolution without a neuron after it (``act=False``: membrane-shortcut nets,
+QKFormer's patch embeddings) is priced with the neurons its currents reach: one per output, or, where a pool follows
+it directly, one per pooled output.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import math
 from deepspike.core.errors import ConfigError
 from deepspike.models.costs import LayerCost, layer_costs
 from deepspike.models.energy import EnergyPreset, energy_pj
-from deepspike.models.spec import Architecture
+from deepspike.models.spec import Architecture, Conv, Pool
 
 RECORDS_PER_KIND = {"conv": 1, "linear": 1, "attention": 5, "sdsa": 5, "qk_token": 4, "qk_channel": 4}  # per layer
 INPUT_RECORDS = {"conv": (0,), "linear": (0,), "attention": (0, 3, 4), "sdsa": (0, 3, 4), "qk_token": (0, 2, 3),
@@ -43,10 +44,21 @@ def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights:
     return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
 
 
-def _neurons(cost: LayerCost, specs: dict) -> int:
-    """The neurons of a mapped layer (module docstring): one per output, SSA's five populations, SDSA's and Q-K
-    attention's three and their attention neurons (per channel; Q-K token attention's per head and token).
-    ``specs``: the architecture's layer specs by path (Q-K token attention's head count)."""
+def _pooled_currents(arch: Architecture) -> dict[str, int]:
+    """``{path: size}`` of each ``act=False`` convolution followed directly by a pool in its own branch: its currents
+    reach neurons only after the pool, ``size`` of them."""
+    visits = arch.visits()
+    return {v.path: math.prod(after.output_shape) for v, after in zip(visits, visits[1:])
+            if isinstance(v.layer, Conv) and not v.layer.act and isinstance(after.layer, Pool)
+            and after.nesting == v.nesting}
+
+
+def _neurons(cost: LayerCost, specs: dict, pooled: dict[str, int]) -> int:
+    """The neurons of a mapped layer (module docstring): one per output (per pooled output, ``pooled``), SSA's five
+    populations, SDSA's and Q-K attention's three and their attention neurons (per channel; Q-K token attention's per
+    head and token). ``specs``: the architecture's layer specs by path (Q-K token attention's head count)."""
+    if cost.name in pooled:
+        return pooled[cost.name]
     size = math.prod(cost.output_shape)
     if cost.kind == "attention":
         return 5 * size
@@ -68,11 +80,11 @@ def map_to_mesh(
     architecture's conv/linear layers in order (for the spikes each layer receives). Without it (or when
     the layers do not match) packets are None.
     """
-    layers, specs = [], {visit.path: visit.layer for visit in arch.visits()}
+    layers, specs, pooled = [], {visit.path: visit.layer for visit in arch.visits()}, _pooled_currents(arch)
     for c in layer_costs(arch):
         if c.kind not in RECORDS_PER_KIND:
             continue
-        n = _neurons(c, specs)
+        n = _neurons(c, specs, pooled)
         pes = pes_for_layer(n, c.params, pe_neurons, pe_weights)
         layers.append(
             {

@@ -27,7 +27,8 @@
   stage's input is ``SN(maxpool(BN(conv3 image)))`` of ``dim/8`` channels); then ``depths[i]`` blocks
   ``x = x + A(x)``, ``x = x + MLP(x)`` (as Spikformer's), ``A`` the Q-K attention of ``heads[i]`` heads in the first
   two stages (``qk``: ``token`` or ``channel``) and Spikformer's SSA in the last; the token mean and a linear
-  classifier. Defaults: QKFormer-10-384 (``heads`` 3, 6, 6; ``depths`` 1, 2, 7) on 3x224x224.
+  classifier. Defaults: QKFormer-10-384 (``heads`` 6 in every stage, as the paper's code and SpikingJelly's
+  ``qkformer_10_384``; ``depths`` 1, 2, 7) on 3x224x224.
 
 The stem's max pools act on spikes, after the neurons, as in both codes (SpikingJelly's Spikformer rewrite pools
 before them); SDT's last one pools currents. Convolutions followed by a batch-norm have no bias here (the papers' code
@@ -115,7 +116,7 @@ def _three(model: str, key: str, values) -> tuple[int, int, int]:
 
 
 @register_model("qkformer", default_input_shape=(3, 224, 224), paper="QKFormer (Zhou et al. 2024), ImageNet code")
-def qkformer(num_classes, input_shape, width, dim: int = 384, heads=(3, 6, 6), depths=(1, 2, 7),
+def qkformer(num_classes, input_shape, width, dim: int = 384, heads=(6, 6, 6), depths=(1, 2, 7),
              mlp_ratio: float = 4.0, qk: str = "token"):
     """QKFormer (module docstring): three stages, each a downsampling patch embedding and ``depths[i]`` attention +
     MLP blocks (Q-K attention, then SSA in the last), token mean, linear classifier."""

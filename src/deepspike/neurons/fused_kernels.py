@@ -308,7 +308,9 @@ def lif_forward(x, v, s, h, k, th, reset, store_h, pool):
                 _write_pooled(spikes, s[t], olo, ohi, pool, acc, rows, rows)  # float: no staging buffer used
 
 
-_EXP_LOW, _EXP_HIGH = np.float32(-87.0), np.float32(88.0)  # e^x stays a normal float32 in between
+_EXP_LOW = np.float32(-87.3365)  # below: e^x < FLT_MIN, returned as 0 (no subnormals)
+_EXP_HIGH = np.float32(88.0)  # the table's 2^127 stays within reach of the polynomial up to here
+_EXP_OVERFLOW = np.float32(88.7228)  # above: e^x > FLT_MAX, returned as inf
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HIGH, _LN2_LOW = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = high + low; n * high is exact
 _EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
@@ -331,9 +333,10 @@ def _exp32(x):
     """``e^x`` for float32 ``x`` in operations LLVM vectorises (a libm ``exp`` call keeps a row loop scalar: the
     sigmoid surrogate's backward ran 1.75x slower than the rectangular one's): ``x = n ln 2 + r`` with
     ``n = round(x / ln 2)``, ``e^x = 2^n (1 + r + r^2 P(r))``, ``2^n`` read from a table. Within 1 ulp of
-    the exact value for ``-87 <= x <= 88`` (measured on 5 million points; ``np.exp`` in float32 differs by up to 3
-    ulp); outside, ``x`` is clamped there (``e^-87 ~ 1.6e-38`` instead of a subnormal
-    or 0; ``e^88 ~ 1.7e38`` instead of a larger value or inf); NaN stays NaN."""
+    the exact value for ``-87.33 <= x <= 88`` (measured on 5 million points; ``np.exp`` in float32 differs by up to
+    3 ulp). Below ``ln FLT_MIN`` it returns 0 (where ``np.exp`` gives a subnormal or 0: no subnormals reach the
+    surrogates, whose reference is 0 there), above ``ln FLT_MAX`` inf, and ``e^88`` in between (``88 < x <= 88.72``,
+    where the exact value is at most 2x larger); NaN stays NaN."""
     c = x if x > _EXP_LOW else _EXP_LOW  # NaN -> the low end here, restored below: the table index stays valid
     c = c if c < _EXP_HIGH else _EXP_HIGH
     n = np.floor(c * _LOG2E + np.float32(0.5))
@@ -342,6 +345,8 @@ def _exp32(x):
     for coefficient in _EXP_POLY[1:]:
         p = p * r + coefficient
     e = (p * r * r + r + _ONE) * _POW2[np.int32(n) + 126]
+    e = e if x >= _EXP_LOW else _ZERO
+    e = e if x <= _EXP_OVERFLOW else np.float32(np.inf)
     return e if x == x else x
 
 
