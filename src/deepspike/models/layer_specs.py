@@ -150,12 +150,12 @@ class Attention:
         a   = SN_a(sum_l Q_l)                  (qk_channel: per channel, [1, C])
         out = SN(BN(W_o (K * a)))              (the key spikes masked by a, a head's mask on its d channels; spikes)
 
-    ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (both papers:
-    0.5 against 1). SSA's product is computed as ``Q (K^T V)`` (``2 L d^2`` operations per head instead of
-    ``2 L^2 d``; the same integers); ``scale`` is SSA's, and SDSA's heads only have to divide ``C`` (its operations
-    are per channel; Q-K attention's per head or channel). SSA and Q-K attention end in spikes and sit in a SEW
-    ``Residual`` body; SDSA ends in currents and sits in a membrane-shortcut body after an ``Activation()`` (module
-    docstring). Batch-norms follow the method's ``norm``
+    ``SN`` is the method's neuron, ``SN_a`` the same with its threshold times ``attention_threshold`` (all three
+    papers: 0.5 against 1). SSA's product is computed as ``Q (K^T V)`` (``2 L d^2`` operations per head instead of
+    ``2 L^2 d``; the same integers); ``scale`` is SSA's only (the others refuse one). SDSA's heads only have to
+    divide ``C`` (its operations are per channel); Q-K attention's group its query sums. SSA and Q-K attention end
+    in spikes and sit in a SEW ``Residual`` body; SDSA ends in currents and sits in a membrane-shortcut body after an
+    ``Activation()`` (module docstring). Q-K attention has no V projection. Batch-norms follow the method's ``norm``
     choice. Only time-stepped rate methods build it (stbp); the others refuse the spec.
     """
 
