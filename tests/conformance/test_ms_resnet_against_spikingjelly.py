@@ -7,6 +7,7 @@ compared here is its subclass with stride 1, our default.
 
 import pytest
 import torch
+from torch import nn
 
 from conformance.conftest import require
 from conformance.spikingjelly_nets import (
@@ -14,6 +15,7 @@ from conformance.spikingjelly_nets import (
     firing_batch_norms,
     spikingjelly_neuron,
     stbp_like,
+    weighted,
 )
 from deepspike.methods import create_model
 from deepspike.models.registry import create_architecture
@@ -53,3 +55,5 @@ def test_the_cifar_ms_resnet18_has_spikingjellys_parameters():
     theirs = _spikingjelly_cifar_layout()(T=4, in_channels=3, num_classes=10, stem_kernel_size=3, stem_stride=1)
     ours = create_model("ms_resnet18", method="stbp", num_classes=10, norm="bn")
     assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+    norms = zip(weighted(ours, nn.BatchNorm2d), weighted(theirs, nn.BatchNorm2d), strict=True)
+    assert all(torch.equal(mine.weight, other.weight) for mine, other in norms)  # 0.5, and 0 at each unit's end

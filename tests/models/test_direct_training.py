@@ -80,6 +80,28 @@ def test_ms_resnet_parameter_counts_are_spikingjellys():
     assert sum(p.numel() for p in method.build(create_architecture("ms_resnet18")).parameters()) == 11_173_962
 
 
+def test_ms_resnet_batch_norms_start_as_its_codes_and_each_unit_as_the_identity():
+    """``bn_init`` (default): every batch-norm weight 0.5, the last of each unit 0, so a unit adds nothing at first
+    (its output is its input exactly); ``bn_init: false`` keeps torch's 1."""
+    from torch import nn
+
+    method = get_method("stbp", {"timesteps": 2, "norm": "bn", "readout": "membrane"})
+    arch = create_architecture("ms_resnet18", input_shape=(3, 16, 16), blocks=[1, 1], stages=[8, 16])
+    net = method.build(arch)
+    weights = [float(m.weight[0].detach()) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert weights == [0.5, 0.5, 0.0, 0.5, 0.0, 0.5]  # stem; unit 1: body 0.5, 0; unit 2: body 0.5, 0, shortcut 0.5
+    unit = next(m for m in net.body if isinstance(m, SewBlock))
+    x = torch.randn(2, 4, 8, 16, 16)
+    assert torch.equal(unit(x), x)
+    plain = method.build(create_architecture("ms_resnet18", input_shape=(3, 16, 16), blocks=[1, 1], stages=[8, 16],
+                                             bn_init=False))
+    assert all(float(m.weight[0].detach()) == 1.0 for m in plain.modules() if isinstance(m, nn.BatchNorm2d))
+    from deepspike.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="norm_scale must be a finite number >= 0"):
+        Conv(8, 3, norm=True, norm_scale=-1.0)
+
+
 @pytest.mark.parametrize("blocks", [[2, 2, 2], [2, 0, 2, 2], [2, 2.5, 2, 2]])
 def test_ms_resnet_refuses_bad_blocks_in_one_line(blocks):
     from deepspike.core.errors import ConfigError

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
@@ -150,7 +151,14 @@ class _ModuleFold(SpecFold[nn.Module]):
                 f"layer {visit.path} ({visit.layer}) has a batch-norm, which this method cannot build; "
                 "use a model without batch-norm (model.args.batch_norm=false where the model has it)"
             )
-        return [self.rules.norm(visit.output_shape)]
+        norm = self.rules.norm(visit.output_shape)
+        scale = getattr(visit.layer, "norm_scale", 1.0)
+        if scale != 1.0:  # the spec's initial batch-norm weight (layer_specs.Conv)
+            with torch.no_grad():
+                for module in norm.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                        module.weight.mul_(scale)
+        return [norm]
 
     def block(self, visit: Visit, branches: list[list[nn.Module]]) -> list[nn.Module]:
         chains = [self.rules.sequential(*branch) for branch in branches]

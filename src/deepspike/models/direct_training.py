@@ -10,8 +10,9 @@
   stage changes the shape, a 1x1 conv + BN of the currents, then a neuron, the global average pool and the
   classifier. The stream between units carries currents (``models.layer_specs.Activation``). Defaults: the CIFAR
   layout of ``sew_resnet18`` (3x3 stem of 64, stride 1); ``stem_kernel: 7, stem_stride: 2, first_stride: 2`` give
-  the ImageNet layout of SpikingJelly's ``ms_resnet18`` (``blocks: [3, 4, 6, 3]``: MS-ResNet-34). Not carried
-  over: that code's batch-norm initialisation (weights 0.5, the last of each unit 0).
+  the ImageNet layout of SpikingJelly's ``ms_resnet18`` (``blocks: [3, 4, 6, 3]``: MS-ResNet-34). Its batch-norms
+  start as that code's (``Conv.norm_scale``): weights 0.5, the last of each unit 0, so that every unit begins as
+  the identity (``bn_init: false``: the method's own initialisation).
 * ``vgg11`` (3x32x32, or 1x28x28): VGG-11's convolutions (configuration A: 64, 128, 256x2, 512x2, 512x2, each
   3x3 + BN, a 2x2 pool after each group while the map is at least 2x2: five pools at 32x32, four at
   28x28), then one linear classifier on the flattened map (our choice: the 4096-4096 head of the ImageNet VGG
@@ -49,29 +50,34 @@ def sew_resnet(num_classes, input_shape, width, stages: Sequence[int] = (32, 64,
                   batch_norm=batch_norm, connect=connect)
 
 
-def _ms_unit(c_in: int, c_out: int, stride: int) -> Residual:
-    """``x + BN(conv3(SN(BN(conv3(SN(x))))))``, the shortcut a 1x1 conv + BN of ``x`` where the shape changes."""
-    body = (Activation(), Conv(c_out, 3, stride, 1, norm=True, act=False),
-            Activation(), Conv(c_out, 3, 1, 1, norm=True, act=False))
-    shortcut = () if stride == 1 and c_in == c_out else (Conv(c_out, 1, stride, norm=True, act=False),)
+def _ms_unit(c_in: int, c_out: int, stride: int, scales: tuple[float, float]) -> Residual:
+    """``x + BN(conv3(SN(BN(conv3(SN(x))))))``, the shortcut a 1x1 conv + BN of ``x`` where the shape changes;
+    ``scales``: the initial batch-norm weights (``Conv.norm_scale``), the unit's last and every other."""
+    last, other = scales
+    body = (Activation(), Conv(c_out, 3, stride, 1, norm=True, act=False, norm_scale=other),
+            Activation(), Conv(c_out, 3, 1, 1, norm=True, act=False, norm_scale=last))
+    shortcut = () if stride == 1 and c_in == c_out else (
+        Conv(c_out, 1, stride, norm=True, act=False, norm_scale=other),)
     return Residual(body, shortcut, connect="add")
 
 
 @register_model("ms_resnet18", default_input_shape=(3, 32, 32), paper="MS-ResNet (Hu et al. 2024), ResNet-18")
 def ms_resnet18(num_classes, input_shape, width, blocks: Sequence[int] = (2, 2, 2, 2),
                 stages: Sequence[int] = (64, 128, 256, 512), stem_kernel: int = 3, stem_stride: int = 1,
-                first_stride: int = 1):
+                first_stride: int = 1, bn_init: bool = True):
     """MS-ResNet (module docstring): conv-BN stem, ``blocks[i]`` membrane-shortcut units of ``stages[i]`` channels
     (stride 2 at each later stage's first unit, ``first_stride`` at the first stage's), neuron, global pool."""
     if len(blocks) != len(stages) or not stages or any(not isinstance(b, int) or b < 1 for b in blocks):
         raise ConfigError(f"ms_resnet18: blocks must list {len(stages)} whole numbers >= 1 (one per stage), "
                           f"got {blocks!r}")
+    scales = (0.0, 0.5) if bn_init else (1.0, 1.0)
     c = scaled(int(stages[0]), width)
-    layers: list[Layer] = [Conv(c, stem_kernel, stem_stride, stem_kernel // 2, norm=True, act=False)]
+    layers: list[Layer] = [Conv(c, stem_kernel, stem_stride, stem_kernel // 2, norm=True, act=False,
+                                norm_scale=scales[1])]
     for i, (channels, count) in enumerate(zip(stages, blocks, strict=True)):
         c_out = scaled(int(channels), width)
         for j in range(count):
-            layers.append(_ms_unit(c, c_out, (2 if i > 0 else first_stride) if j == 0 else 1))
+            layers.append(_ms_unit(c, c_out, (2 if i > 0 else first_stride) if j == 0 else 1, scales))
             c = c_out
     _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
     if h != w:

@@ -35,7 +35,11 @@ from deepspike.core.errors import ConfigError, check_pool_padding
 
 @dataclass(frozen=True)
 class Conv:
-    """2-D convolution, bias-free by default (the papers' nets are bias-free or use bias spikes)."""
+    """2-D convolution, bias-free by default (the papers' nets are bias-free or use bias spikes).
+
+    ``norm_scale``: the batch-norm's initial weight times this (MS-ResNet's code starts its batch-norms at 0.5 and the
+    last of each unit at 0, so that a unit begins as the identity); 1 keeps the method's own initialisation.
+    """
 
     out_channels: int
     kernel_size: int
@@ -44,6 +48,12 @@ class Conv:
     act: bool = True
     bias: bool = False
     norm: bool = False
+    norm_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        value = self.norm_scale
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+            raise ConfigError(f"{self}: norm_scale must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
