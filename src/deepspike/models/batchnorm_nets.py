@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.models.blocks import global_pool_classifier
 from deepspike.models.layer_specs import Conv, Dropout, Flatten, Layer, Linear, Pool, Residual
 from deepspike.models.registry import register_model, scaled
-from deepspike.models.spec import sequence_shape
 
 POOLS = ("avg", "max")
 
@@ -98,10 +98,7 @@ def resnet(
         for j in range(int(count)):
             layers.append(_unit(c, c_out, 2 if (i > 0 and j == 0) else 1, batch_norm, connect))
             c = c_out
-    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
-    if h != w:
-        raise ConfigError(f"resnet needs square maps before the global pool, got {h}x{w}")
-    return (*layers, Pool("avg", h), Flatten(), Linear(num_classes, act=False, bias=True))
+    return global_pool_classifier("resnet", layers, input_shape, num_classes)
 
 
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))  # VGG-D

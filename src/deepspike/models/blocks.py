@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from deepspike.core.errors import ConfigError
 from deepspike.models.registry import scaled
-from deepspike.models.spec import Dropout, Flatten, Layer, Linear
+from deepspike.models.spec import Dropout, Flatten, Layer, Linear, Pool, sequence_shape
 
 
 def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, ...]:
@@ -30,3 +30,14 @@ def classifier_head(num_classes: int, hidden: Sequence[int], width: float, dropo
             layers.append(Dropout(dropout))
     layers.append(Linear(num_classes, act=False))
     return layers
+
+
+def global_pool_classifier(model: str, layers: Sequence[Layer], input_shape, num_classes: int,
+                           pooled: Sequence[Layer] = (), bias: bool = True) -> tuple[Layer, ...]:
+    """``layers``, then one average pool over their whole (square) output map, ``pooled`` (e.g. a neuron on the
+    pooled currents), ``Flatten`` and the ``num_classes`` classifier (``act=False``; with ``bias``). A map that is not
+    square is a one-line ``ConfigError`` naming ``model``."""
+    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
+    if h != w:
+        raise ConfigError(f"{model} needs square maps before the global pool, got {h}x{w}")
+    return (*layers, Pool("avg", h), *pooled, Flatten(), Linear(num_classes, act=False, bias=bias))

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.models.batchnorm_nets import POOLS, bn_conv, resnet
+from deepspike.models.blocks import global_pool_classifier
 from deepspike.models.layer_specs import Activation, Conv, Dropout, Flatten, Layer, Linear, Pool, Residual
 from deepspike.models.registry import register_model, scaled
-from deepspike.models.spec import sequence_shape
 
 VGG11 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 
@@ -79,10 +79,7 @@ def ms_resnet18(num_classes, input_shape, width, blocks: Sequence[int] = (2, 2, 
         for j in range(count):
             layers.append(_ms_unit(c, c_out, (2 if i > 0 else first_stride) if j == 0 else 1, scales))
             c = c_out
-    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
-    if h != w:
-        raise ConfigError(f"ms_resnet18 needs square maps before the global pool, got {h}x{w}")
-    return (*layers, Activation(), Pool("avg", h), Flatten(), Linear(num_classes, act=False, bias=True))
+    return global_pool_classifier("ms_resnet18", [*layers, Activation()], input_shape, num_classes)
 
 
 @register_model("vgg11", default_input_shape=(3, 32, 32), paper="VGG-11 (config A) with BN, spiking")

@@ -15,18 +15,15 @@ an identity-like path without weights; ``shortcut="B"`` uses 1x1 projection conv
 from __future__ import annotations
 
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.models.blocks import classifier_head
+from deepspike.models.blocks import classifier_head, global_pool_classifier
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import (
     Concat,
     Conv,
     Dropout,
-    Flatten,
     Layer,
-    Linear,
     Pool,
     Residual,
-    sequence_shape,
 )
 
 VGG16_CONVS = (64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P")
@@ -140,11 +137,7 @@ def _resnet(
             stride = 2 if (i > 0 and j == 0) else 1
             layers.append(_block(c, c_out, stride, shortcut, dropout))
             c = c_out
-    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
-    if h != w:
-        raise ConfigError(f"resnet needs square maps before the global pool, got {h}x{w}")
-    layers += [Pool("avg", h), Flatten(), Linear(num_classes, act=False)]
-    return tuple(layers)
+    return global_pool_classifier("resnet", layers, input_shape, num_classes, bias=False)
 
 
 @register_model("sengupta_resnet20", default_input_shape=(3, 32, 32), paper="sengupta2019 Table 3 (CIFAR-10)")

@@ -38,9 +38,9 @@ gives some of them one, which the batch-norm's shift makes redundant).
 from __future__ import annotations
 
 from deepspike.core.errors import ConfigError
-from deepspike.models.layer_specs import Activation, Attention, Conv, Flatten, Layer, Linear, Pool, Residual
+from deepspike.models.blocks import global_pool_classifier
+from deepspike.models.layer_specs import Activation, Attention, Conv, Layer, Pool, Residual
 from deepspike.models.registry import register_model, scaled
-from deepspike.models.spec import sequence_shape
 
 
 def _check_sizes(model: str, dim, depth, heads, mlp_ratio, pools=0) -> None:
@@ -70,14 +70,6 @@ def _scaled_dim(model: str, dim: int, width: float, heads: int) -> int:
     return dim
 
 
-def _classifier(layers: list[Layer], input_shape, num_classes: int, fire: bool) -> tuple[Layer, ...]:
-    """``layers`` then the token mean (one square average pool over the token grid), a neuron when ``fire`` (the
-    mean of currents), and the linear classifier."""
-    side = sequence_shape(tuple(layers), tuple(input_shape))[1]  # the token grid's side
-    return (*layers, Pool("avg", side), *((Activation(),) if fire else ()), Flatten(),
-            Linear(num_classes, act=False, bias=True))
-
-
 @register_model("spikformer", default_input_shape=(3, 32, 32), paper="Spikformer (Zhou et al. 2023), CIFAR layout")
 def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, heads: int = 12,
                mlp_ratio: float = 4.0, pools: int = 2):
@@ -96,7 +88,7 @@ def spikformer(num_classes, input_shape, width, dim: int = 384, depth: int = 4, 
     for _ in range(depth):
         layers.append(Residual((Attention(heads),), connect="add"))
         layers.append(Residual((Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True)), connect="add"))
-    return _classifier(layers, input_shape, num_classes, fire=False)
+    return global_pool_classifier("spikformer", layers, input_shape, num_classes)  # the token mean, the classifier
 
 
 def _downsampling(channels: int) -> Residual:
@@ -138,7 +130,7 @@ def qkformer(num_classes, input_shape, width, dim: int = 384, heads=(6, 6, 6), d
         for _ in range(count):
             layers += [Residual((Attention(heads[stage], mixing=mixing),), connect="add"),
                        Residual((Conv(hidden, 1, norm=True), Conv(channels, 1, norm=True)), connect="add")]
-    return _classifier(layers, input_shape, num_classes, fire=False)
+    return global_pool_classifier("qkformer", layers, input_shape, num_classes)
 
 
 def _membrane_shortcut(*body: Layer) -> Residual:
@@ -170,4 +162,4 @@ def spike_driven_transformer(num_classes, input_shape, width, dim: int = 512, de
             layers += [_membrane_shortcut(Conv(dim, 1, norm=True, act=False))] * 2
         else:
             layers.append(_membrane_shortcut(Conv(hidden, 1, norm=True), Conv(dim, 1, norm=True, act=False)))
-    return _classifier(layers, input_shape, num_classes, fire=True)
+    return global_pool_classifier("sdt", layers, input_shape, num_classes, (Activation(),))  # fires on the mean
