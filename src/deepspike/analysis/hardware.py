@@ -44,10 +44,9 @@ def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights:
     return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
 
 
-def _pooled_currents(arch: Architecture) -> dict[str, int]:
-    """``{path: size}`` of each ``act=False`` convolution followed directly by a pool in its own branch: its currents
-    reach neurons only after the pool, ``size`` of them."""
-    visits = arch.visits()
+def _pooled_currents(visits: list) -> dict[str, int]:
+    """``{path: size}`` of each ``act=False`` convolution among the spec's ``visits`` followed directly by a pool in
+    its own branch: its currents reach neurons only after the pool, ``size`` of them."""
     return {v.path: math.prod(after.output_shape) for v, after in zip(visits, visits[1:])
             if isinstance(v.layer, Conv) and not v.layer.act and isinstance(after.layer, Pool)
             and after.nesting == v.nesting}
@@ -80,7 +79,8 @@ def map_to_mesh(
     architecture's conv/linear layers in order (for the spikes each layer receives). Without it (or when
     the layers do not match) packets are None.
     """
-    layers, specs, pooled = [], {visit.path: visit.layer for visit in arch.visits()}, _pooled_currents(arch)
+    visits = arch.visits()
+    layers, specs, pooled = [], {visit.path: visit.layer for visit in visits}, _pooled_currents(visits)
     for c in layer_costs(arch):
         if c.kind not in RECORDS_PER_KIND:
             continue

@@ -331,7 +331,8 @@ def _exp_for(x):
 @nb.njit(**KERNEL_OPTIONS)
 def _exp32(x):
     """``e^x`` for float32 ``x`` in operations LLVM vectorises (a libm ``exp`` call keeps a row loop scalar: the
-    sigmoid surrogate's backward ran 1.75x slower than the rectangular one's): ``x = n ln 2 + r`` with
+    fused LIF's backward with the sigmoid surrogate took 3.1-3.4x the rectangular one's time, 1.6-1.8x with this;
+    ``benchmarks/RESULTS.md``, session 29): ``x = n ln 2 + r`` with
     ``n = round(x / ln 2)``, ``e^x = 2^n (1 + r + r^2 P(r))``, ``2^n`` read from a table. Within 1 ulp of
     the exact value for ``-87.33 <= x <= 88`` (measured on 5 million points; ``np.exp`` in float32 differs by up to
     3 ulp). Below ``ln FLT_MIN`` it returns 0 (where ``np.exp`` gives a subnormal or 0: no subnormals reach the
