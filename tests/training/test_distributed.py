@@ -37,11 +37,12 @@ RECIPE = [
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("temporal_grad", ["bptt", "ottt"])
-def test_two_processes_match_one(tmp_path, temporal_grad):
-    """DDP's own gradient averaging (bptt; checkpoint runs the same autograd path) and the online modes' average
-    after the last step (ottt; sltt shares its code)."""
-    recipe = [*RECIPE, f"train.temporal_grad={temporal_grad}"]
+@pytest.mark.parametrize("extra", [["train.temporal_grad=bptt"], ["train.temporal_grad=ottt"],
+                                   ["method.stdp_layers=[0]", "method.stdp_rate_plus=0.01"]])
+def test_two_processes_match_one(tmp_path, extra):
+    """DDP's own gradient averaging (bptt; checkpoint runs the same autograd path), the online modes' average
+    after the last step (ottt; sltt shares its code) and the STDP step on the sums of both ranks (layers.stdp)."""
+    recipe = [*RECIPE, *extra]
     Trainer(load_config(None, recipe), tmp_path / "one").fit()
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

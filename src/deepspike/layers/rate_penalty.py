@@ -27,14 +27,13 @@ are refused by ``HiddenRates.take``.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.neuron_kinds import is_spiking_neuron
+from deepspike.layers.owned_hooks import add_owned_hook, remove_owned_hooks
 from deepspike.layers.recurrent import RecurrentSpiking
 
 RATE_REGS = ("none", "l1", "l2", "band")
@@ -114,16 +113,12 @@ class HiddenRates:
             self._hook_neurons(net.training)
 
     def _hook_neurons(self, on: bool) -> None:
-        """Hook the neurons (``on``) or take this collector's hooks off them. The hooks are found by their owner,
-        not by handles, so that a deep copy of the network (hooks, neurons and collector copied together) stays
-        whole."""
+        """Hook the neurons (``on``) or take this collector's hooks off them (``layers.owned_hooks``)."""
         for i, m in enumerate(self.neurons):
             if on:
-                m.register_forward_hook(partial(self._record, i))
-                continue
-            for key, hook in list(m._forward_hooks.items()):
-                if isinstance(hook, partial) and getattr(hook.func, "__self__", None) is self:
-                    del m._forward_hooks[key]
+                add_owned_hook(m, self._record, i)
+            else:
+                remove_owned_hooks(m, self)
         self._hooked = on
 
     def _end(self, net: nn.Module, args, output) -> None:

@@ -20,6 +20,8 @@ through space and time (autograd through the neuron's loop over T).
   Zenke & Vogels 2021), ``loss: mse_count`` (snnTorch's spike-count MSE: ``count_correct_rate``,
   ``count_incorrect_rate``) and ``rate_reg: l1 | l2 | band`` (``rate_reg_weight``, ``rate_reg_low``,
   ``rate_reg_high``), a penalty on the hidden layers' firing rates (``layers.rate_penalty``).
+- STDP beside the gradient (``stdp_layers``, ``stdp_*``; ``layers.stdp``): chosen linear / convolutional layers learn
+  by trace STDP, unsupervised, after every batch; the rest of the net trains by the loss.
 - Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
@@ -52,6 +54,7 @@ from deepspike.layers.rate_penalty import HiddenRates
 from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_sequential import SpikingSequential
+from deepspike.layers.stdp import StdpLearner
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
@@ -69,6 +72,7 @@ from deepspike.methods.stbp_training import (
     norm_rule,
     rate_reg_penalty,
     stbp_loss,
+    stdp_rule,
 )
 from deepspike.models.spec import Architecture, Linear
 
@@ -121,6 +125,15 @@ class StbpOptions:
     rate_reg_weight: float = 0.1
     rate_reg_low: float = 0.0  # band: per-neuron lower bound on the rate (0: no lower term)
     rate_reg_high: float = 0.1  # band: upper bound on a layer's mean rate per sample
+    stdp_layers: list[int] = field(default_factory=list)  # linear/conv layers (0-based) learning by STDP (layers.stdp)
+    stdp_decay_pre: float = 0.5  # the presynaptic trace's decay lambda_pre (SpikingJelly's tau_pre = 1/(1 - lambda))
+    stdp_decay_post: float = 0.5  # the postsynaptic trace's decay lambda_post
+    stdp_rate_plus: float = 1e-3  # eta_plus: potentiation per sample
+    stdp_rate_minus: float = 1e-3  # eta_minus: depression per sample
+    stdp_bounds: str = "soft"  # soft (multiplicative, w_max - W / W - w_min) | hard (additive, clipped)
+    stdp_w_min: float = -1.0
+    stdp_w_max: float = 1.0
+    stdp_epochs: int | None = None  # learn by STDP in the first N epochs only (null: all)
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
@@ -243,6 +256,8 @@ class StbpMethod(Method):
         network.per_step = o.loss in PER_STEP_LOSSES
         if o.rate_reg != "none":
             network.hidden_rates = HiddenRates.attach(network, body)
+        if o.stdp_layers:
+            network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
         return network
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -251,6 +266,12 @@ class StbpMethod(Method):
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """``method.rate_reg`` on the hidden firing rates of the last training call (None when off)."""
         return rate_reg_penalty(self.options, model)
+
+    def after_backward(self, model: nn.Module) -> None:
+        """The STDP step of ``method.stdp_layers`` for the batch just run (``layers.stdp``)."""
+        learner = getattr(model, "stdp", None)
+        if learner is not None:
+            learner.apply()
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first)."""

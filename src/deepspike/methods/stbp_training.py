@@ -26,6 +26,12 @@ Activity regulariser (``method.rate_reg: none | l1 | l2 | band``, ``rate_reg_wei
 ``rate_reg_high``; ``layers.rate_penalty``): ``weight * sum_l P(r^l)`` on the per-sample firing rates
 ``r^l [B, N_l]`` of every hidden spiking layer, added to the training loss (``Method.penalty``).
 
+STDP (``method.stdp_layers``, ``layers.stdp``): the listed linear / convolutional layers (0-based, in forward order)
+learn by trace STDP instead of gradients (``stdp_decay_pre``, ``stdp_decay_post``, ``stdp_rate_plus``,
+``stdp_rate_minus``, ``stdp_bounds``, ``stdp_w_min``, ``stdp_w_max``: ``layers.stdp_rule``), applied after every
+training batch's backward pass (``Method.after_backward``), in every epoch or the first ``stdp_epochs``; the others
+train by the loss.
+
 Norms (``layers.temporal_batchnorm``): ``bn``, ``tdbn`` (scale ``tdbn_alpha * threshold``), ``tebn``
 (per-step scale) for the spec's ``norm=True`` layers; ``none`` (the default) builds no batch-norm and refuses a
 model that has them (the same model without, e.g. ``model.args.batch_norm=false``, is the BN-free baseline).
@@ -41,6 +47,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
+from deepspike.layers.stdp_rule import StdpRule
 from deepspike.layers.temporal_batchnorm import (
     TemporalEffectiveBatchNorm,
     batch_norm,
@@ -78,6 +85,15 @@ def check_training_choices(o: Any) -> None:
         if not 0.0 <= getattr(o, key) <= 1.0:
             raise ConfigError(f"bad value {getattr(o, key)!r} for method.{key}: expected in [0, 1]")
     check_rate_reg(o.rate_reg, o.rate_reg_weight, o.rate_reg_low, o.rate_reg_high)
+    stdp_rule(o)
+    if o.stdp_epochs is not None and o.stdp_epochs < 1:
+        raise ConfigError(f"bad value {o.stdp_epochs!r} for method.stdp_epochs: expected >= 1 or null")
+
+
+def stdp_rule(o: Any) -> StdpRule:
+    """The STDP rule of options ``o`` (``method.stdp_*``); a one-line ``ConfigError`` for a bad value."""
+    return StdpRule(o.stdp_decay_pre, o.stdp_decay_post, o.stdp_rate_plus, o.stdp_rate_minus, o.stdp_bounds,
+                    o.stdp_w_min, o.stdp_w_max)
 
 
 def check_norm_fits(norm: str, arch: Architecture) -> None:
