@@ -43,6 +43,7 @@ def test_save_and_reload_round_trip(tmp_path):
         (["train.epoch=3"], "unknown key train.epoch; valid keys: epochs,"),
         (["data.augment.flip=true"], "unknown key data.augment.flip; valid keys: crop_padding, hflip"),
         (["train.epochs=abc"], "bad value 'abc' for train.epochs: expected int"),
+        (["method.stdp_layers=[0,a]"], "bad value 'a' for method.stdp_layers[1]: expected int"),  # a list's item
         (["train.epochs=0"], "bad value 0 for train.epochs: expected >= 1"),
         (["optim.name=rmsprop"], "bad value 'rmsprop' for optim.name; valid: sgd, adam, adamw"),
         (["data.val_fraction=1.5"], "bad value 1.5 for data.val_fraction: expected in [0, 1)"),

@@ -72,6 +72,14 @@ def test_policy(monkeypatch):
         cpu_linear.uses_onednn(x, layer.weight)
 
 
+def test_an_input_of_the_wrong_width_gets_torchs_message(monkeypatch):
+    """oneDNN's own error for it names no shape ("could not create a primitive descriptor ..."): torch's does."""
+    monkeypatch.setenv("DEEPSPIKE_CPU_MATMUL", "onednn")
+    layer, x = _layer_and_input()
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        cpu_linear.linear(layer, x[:, :-1])
+
+
 def test_hooked_module_keeps_torch_path(monkeypatch):
     monkeypatch.setenv("DEEPSPIKE_CPU_MATMUL", "onednn")
     layer, x = _layer_and_input()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -42,8 +43,7 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
     except ValidationError as e:
         path = _key_path(e)
         owner = _schema_at(schema, path[:-1])
-        field = {f.name: f for f in dataclasses.fields(owner)}.get(path[-1]) if owner else None
-        expected = _type_name(field.type) if field else "another type"
+        expected = _expected_type(owner, path[-1]) if owner else "another type"
         got, key = shown_value(getattr(e, "value", None)), shown_key(_dotted(where, path))
         raise ConfigError(f"bad value {got} for {key}: expected {expected}") from None
     except OmegaConfBaseException as e:
@@ -154,6 +154,18 @@ def _dotted(where: str, path: list[str]) -> str:
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _expected_type(owner: type, name: str) -> str:
+    """The type field ``name`` of dataclass ``owner`` holds; for an item ``name[i]`` of a list field, its items'
+    type ("another type" when the field is not found)."""
+    item = re.fullmatch(r"(\w+)\[\d+\]", name)
+    field = {f.name: f for f in dataclasses.fields(owner)}.get(item.group(1) if item else name)
+    if field is None:
+        return "another type"
+    tp = _type_name(field.type)
+    listed = re.fullmatch(r"list\[(.+)\]", tp) if item else None
+    return listed.group(1) if listed else tp
 
 
 def check_ranges(options: Any, checks: tuple[tuple[bool, str, str], ...], section: str = "method") -> None:

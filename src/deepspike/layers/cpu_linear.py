@@ -69,6 +69,8 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if x.device.type != "cpu" or x.dim() != 2 or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
+    if weight.dim() != 2 or x.shape[1] != weight.shape[1]:  # torch's path says what does not fit; oneDNN cannot
+        return False
     if policy == "onednn":
         return True
     return _mkl_on_amd() and x.shape[0] * weight.shape[0] * weight.shape[1] >= MIN_MULTIPLY_ADDS
