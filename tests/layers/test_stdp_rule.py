@@ -133,6 +133,7 @@ def test_soft_bounds_scale_by_the_distance_to_the_bound():
     (dict(rate_minus=float("nan")), "stdp_rate_minus"),
     (dict(bounds="clip"), "stdp_bounds"),
     (dict(w_min=1.0, w_max=1.0), "stdp_w_min/stdp_w_max"),
+    (dict(w_min=-1e308, w_max=1e308), "stdp_w_min/stdp_w_max"),  # beyond float32: clamp_ would overflow
 ])
 def test_bad_rule_values_are_one_line_errors(kwargs, key):
     with pytest.raises(ConfigError, match=key) as e:

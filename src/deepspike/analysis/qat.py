@@ -7,7 +7,7 @@ run's own optimizer/schedule, precision, memory layout and temporal-gradient set
 ``ema_decay: null``), evaluate with quantized weights (under the run's autocast, as ``deepspike eval`` scores the
 stage), and write ``OUT/bits<k>/`` as a run directory (config, checkpoint with the quantized weights baked in,
 summary) that ``deepspike eval``/``analyze`` can load. The next stage starts from the full-precision weights of this
-one.
+one. Layers that learnt by STDP (``method.stdp_layers``) are quantized and kept: the retraining is by the loss alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
 from deepspike.core.errors import ConfigError
+from deepspike.layers.stdp import StdpLearner
 from deepspike.training.evaluate import evaluate
 from deepspike.training.loop import train_epoch
 from deepspike.training.optim import make_optimizer, make_scheduler
@@ -51,6 +52,8 @@ def quantization_aware_retrain(
         optim=replace(config.optim, lr=lr if lr is not None else config.optim.lr),
     )
     prepare_temporal_grad(parts.model, cfg.train.temporal_grad, cfg.train.time_segment, cfg.method.name)
+    for learner in (m for m in parts.model.modules() if isinstance(m, StdpLearner)):
+        learner.learning = False  # retrained by the loss alone: STDP layers keep their weights (quantized)
     out_dir = Path(out_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model, method, device = parts.model, parts.method, next(parts.model.parameters()).device

@@ -1,28 +1,31 @@
 """STDP on chosen synaptic layers of a rate-coded network, beside gradient training (``method.stdp_layers``).
 
 ``StdpLearner.attach(net, body, layers, rule)`` makes layers ``layers`` (0-based, counting the body's linear and
-convolutional layers in forward order) learn by the trace rule of ``layers.stdp_rule`` instead of by gradients:
-their parameters stop taking gradients, their weights start clipped into ``[w_min, w_max]``, and after every
-training batch's backward pass ``apply()`` adds the rule's ``dW`` for that batch. The rest of the network trains by
-the loss as before, with gradients flowing through the STDP layers to the layers before them: the hybrid of
-unsupervised feature layers and a supervised classifier (SpikingJelly's STDP tutorial trains its convolutions
-this way).
+convolutional layers in forward order, not those inside a recurrent layer) learn by the trace rule of
+``layers.stdp_rule`` instead of by gradients: their parameters stop taking gradients, their weights start clipped
+into ``[w_min, w_max]``, and after every training batch's backward pass ``apply()`` adds the rule's ``dW`` for that
+batch. The rest of the network trains by the loss as before, with gradients flowing through the STDP layers to the
+layers before them: the hybrid of unsupervised feature layers and a supervised classifier (SpikingJelly's STDP
+tutorial trains its convolutions this way).
+
+Each layer must drive its neurons directly: the next module of its container is the neuron, after batch-norms at
+most (refused at ``attach`` otherwise: the classifier, a residual branch's last layer, a pooling before the neuron).
 
 Activity is recorded as ``layers.rate_penalty.HiddenRates`` records rates: a forward pre-hook on the network opens
 the recording in training calls with gradients; a forward hook on each STDP layer keeps its input ``[T, B, ...]``
-and its output's shape, and a forward hook on the first spiking neuron after it (in registration order) takes that
-neuron's spikes and adds the layer's ``LTP`` and ``LTD`` sums at once, so no sequence is held past its neuron.
-The hooks are on only in training mode (a hooked neuron runs unfused), so evaluation keeps every fused kernel.
-``epochs = N`` (``method.stdp_epochs``) limits learning to the first N epochs (unsupervised features first, then
-the loss alone; the trainer's ``begin_epoch`` schedule, so a resumed run does what the uncut one did); after them
-the hooks stay off.
-The neuron's spikes must have the layer's output shape (a pooling between the two is refused at the first batch).
-Under data parallelism the sums and sample counts are added over the ranks before the step, so every rank makes
+and its output's shape, and a forward hook on its neuron takes the spikes and adds the layer's ``LTP`` and ``LTD``
+sums at once (in float32, outside autocast), so no sequence is held past its neuron. The hooks are on only in
+training mode (a hooked neuron runs unfused), so evaluation keeps every fused kernel. ``epochs = N``
+(``method.stdp_epochs``) limits learning to the first N epochs (unsupervised features first, then the loss alone;
+the trainer's ``begin_epoch`` schedule, so a resumed run does what the uncut one did); after them the hooks stay
+off. Under data parallelism the sums and sample counts are added over the ranks before the step, so every rank makes
 the same step. The rule needs each sample's whole sequence in one call: a network with a learner refuses
 ``train.temporal_grad`` other than bptt (``trains_on_whole_sequences``).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.distributed as dist
@@ -31,25 +34,42 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.neuron_kinds import is_spiking_neuron
 from deepspike.layers.owned_hooks import add_owned_hook, remove_owned_hooks
+from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.stdp_rule import PLASTIC_LAYERS, StdpRule, apply_stdp, check_plastic, stdp_correlations
+from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 
 WHOLE_SEQUENCE_REASON = "STDP (method.stdp_layers) takes each sample's traces over all T steps in one call"
 
 
 def synaptic_layers(body: nn.Module) -> list[TimeDistributed]:
-    """The body's linear and convolutional layers applied to all steps at once, in registration (forward) order."""
-    return [m for m in body.modules() if isinstance(m, TimeDistributed) and isinstance(m.module, PLASTIC_LAYERS)]
+    """The body's linear and convolutional layers applied to all steps at once, in registration (forward) order; not
+    those of a recurrent layer (``layers.recurrent``: run one step at a time, where traces cannot span time)."""
+    inside = {id(m) for r in body.modules() if isinstance(r, RecurrentSpiking) for m in r.modules()}
+    return [m for m in body.modules()
+            if isinstance(m, TimeDistributed) and isinstance(m.module, PLASTIC_LAYERS) and id(m) not in inside]
+
+
+def _is_norm(module: nn.Module) -> bool:
+    """A batch-norm run on all steps (``TimeDistributed`` batch-norm, tdBN) or TEBN."""
+    return isinstance(module, TemporalEffectiveBatchNorm) or (
+        isinstance(module, TimeDistributed) and isinstance(module.module, nn.modules.batchnorm._BatchNorm))
 
 
 def _neuron_after(body: nn.Module, layer: nn.Module) -> nn.Module | None:
-    """The first spiking neuron registered after ``layer`` in ``body``."""
-    seen = False
-    for m in body.modules():
-        if m is layer:
-            seen = True
-        elif seen and is_spiking_neuron(m):
-            return m
+    """The spiking neuron ``layer`` drives directly: the next module of its container after batch-norms at most (or
+    the first of a container there, as ``nn.Sequential(neuron, NeuNorm)``); None when something else comes first."""
+    for parent in body.modules():
+        siblings = list(parent.children())
+        if any(m is layer for m in siblings):
+            following = siblings[[id(m) for m in siblings].index(id(layer)) + 1:]
+            for m in following:
+                first = next(iter(m.children()), None) if isinstance(m, nn.Sequential) else None
+                if is_spiking_neuron(m) or is_spiking_neuron(first):
+                    return m if is_spiking_neuron(m) else first
+                if not _is_norm(m):
+                    return None
+            return None
     return None
 
 
@@ -91,13 +111,15 @@ class StdpLearner(nn.Module):
         pairs = []
         for i in layers:
             if not 0 <= i < len(found):
-                listed = ", ".join(f"{k} {_described(m.module)}" for k, m in enumerate(found))
-                raise ConfigError(f"method.stdp_layers: no synaptic layer {i}; the net has {len(found)}: {listed}")
+                listed = ", ".join(f"{k} {_described(m.module)}" for k, m in enumerate(found)) or "none"
+                raise ConfigError(f"method.stdp_layers: no synaptic layer {i}; the net's linear and convolutional "
+                                  f"layers (recurrent ones not counted): {listed}")
             check_plastic(found[i].module, f"synaptic layer {i}")
             neuron = _neuron_after(body, found[i])
             if neuron is None:
-                raise ConfigError(f"method.stdp_layers: synaptic layer {i} drives no spiking neuron of the body (the "
-                                  f"classifier learns from the loss)")
+                raise ConfigError(f"method.stdp_layers: synaptic layer {i} ({_described(found[i].module)}) drives no "
+                                  "spiking neuron directly (a batch-norm between them at most; the classifier and a "
+                                  "residual branch's last layer learn from the loss)")
             pairs.append((found[i], neuron))
         learner = cls(pairs, list(layers), rule, epochs)
         learner._freeze()
@@ -154,10 +176,10 @@ class StdpLearner(nn.Module):
         if spikes.shape != self._shapes[i]:
             raise ConfigError(f"method.stdp_layers: synaptic layer {self.indices[i]} gives {list(self._shapes[i])} "
                               f"but the neurons after it spike in {list(spikes.shape)}: STDP needs the layer to "
-                              f"drive the neurons directly (a batch-norm between them at most)")
-        with torch.no_grad():
+                              f"drive the neurons directly")
+        with torch.no_grad(), torch.autocast(spikes.device.type, enabled=False):  # float32 sums under bf16 training
             ltp, ltd = stdp_correlations(pre, spikes.detach(), self.pairs[i][0].module, self.rule)
-        self._positions[i] = spikes[0, 0].numel() // self.pairs[i][0].module.weight.shape[0]
+        self._positions[i] = math.prod(spikes.shape[2:]) // self.pairs[i][0].module.weight.shape[0]
         old = self._sums[i]
         self._sums[i] = (ltp, ltd) if old is None else (old[0] + ltp, old[1] + ltd)
         self._inputs[i] = None
@@ -165,6 +187,8 @@ class StdpLearner(nn.Module):
     def apply(self) -> None:
         """``W += dW`` for the sums since the last call (added over data-parallel ranks; the mean over their samples
         and the layer's output positions), then start new sums."""
+        if not self.learning:  # the same on every rank: a function of the epoch
+            return
         samples = float(self._samples)
         sums = self._sums
         if dist.is_available() and dist.is_initialized():

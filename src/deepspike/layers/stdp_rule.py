@@ -69,9 +69,10 @@ class StdpRule:
                 raise ConfigError(f"bad value {value!r} for method.stdp_{key}: expected a finite number >= 0")
         if self.bounds not in STDP_BOUNDS:
             raise ConfigError(f"bad value {self.bounds!r} for method.stdp_bounds; valid: {', '.join(STDP_BOUNDS)}")
-        if not float("-inf") < self.w_min < self.w_max < float("inf"):
-            raise ConfigError(f"bad values for method.stdp_w_min/stdp_w_max: expected finite w_min < w_max, got "
-                              f"{self.w_min!r}/{self.w_max!r}")
+        largest = torch.finfo(torch.float32).max  # the weights' float32 must hold the bounds
+        if not -largest <= self.w_min < self.w_max <= largest:
+            raise ConfigError(f"bad values for method.stdp_w_min/stdp_w_max: expected w_min < w_max, both within "
+                              f"+-{largest:.3g} (float32), got {self.w_min!r}/{self.w_max!r}")
 
 
 def spike_trace(spikes: torch.Tensor, decay: float) -> torch.Tensor:
