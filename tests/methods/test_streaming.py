@@ -1,4 +1,5 @@
-"""Streaming inference equals the multi-step forward bit for bit (direct input and event frames)."""
+"""Streaming inference equals the multi-step forward bit for bit (direct input and event frames; one sample: to float
+rounding)."""
 
 import pytest
 import torch
@@ -84,3 +85,15 @@ def test_stream_refuses_neurons_and_encoders_it_would_run_wrongly():
     net.encoder = _RepeatEncoder()
     with pytest.raises(ConfigError, match="^streaming feeds .*; the encoder _RepeatEncoder is none of them$"):
         Stream(net)
+
+
+def test_one_sample_stream_equals_multistep_to_rounding():
+    """With one sample a step's linear layer multiplies one row, which the BLAS may sum in another order than T rows:
+    equal to float rounding (the module docstring says so)."""
+    net = _net("direct", readout="membrane", threshold=0.3)
+    x = torch.rand(1, 2, 8, 8, generator=torch.Generator().manual_seed(3))
+    stream = Stream(net)
+    for _ in range(9):
+        stream.step(x)
+    with torch.no_grad():
+        torch.testing.assert_close(stream.scores(), net(x, timesteps=9), rtol=1e-6, atol=1e-6)

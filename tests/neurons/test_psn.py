@@ -93,3 +93,25 @@ def test_fused_equals_torch_on_repeated_and_channels_last_inputs(layout, surroga
     for a, b in zip(results[0][1:], results[1][1:], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_float32_input_inside_bfloat16_autocast_runs_in_float32(repeated, monkeypatch):
+    """A batch-norm hands the neuron float32 inside autocast (TEBN did, and the fused path crashed converting a
+    bfloat16 product to numpy): the spikes and gradients are those of the same call without autocast."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "1")
+    torch.manual_seed(2)
+    m = PSN(3, decay=0.5, threshold=0.2)
+    base = torch.randn(5, 7)
+    results = []
+    for enabled in (True, False):
+        m.zero_grad()
+        b = base.clone().requires_grad_()
+        x = b.unsqueeze(0).expand(3, 5, 7) if repeated else b.unsqueeze(0) * torch.tensor([1.0, 0.5, 2.0]).view(3, 1, 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            s = m(x)
+            (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().backward()
+        results.append((s.detach(), b.grad, m.weight.grad.clone(), m.bias.grad.clone()))
+    assert results[0][0].dtype == torch.float32
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)

@@ -89,14 +89,17 @@ class NeuronRun:
 
 def fusable(bn: nn.Module, x: torch.Tensor, run: NeuronRun) -> bool:
     """Whether ``batch_norm_neuron`` may run ``bn`` (training mode, batch statistics) and the neuron ``run`` on
-    ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` dense, and the numba
-    kernels able to run the neuron on it. A time-invariant ``x`` (direct encoding: one ``[B, ...]`` step repeated)
-    and a bfloat16 ``x`` (under autocast) only on the one-pass path: it reads a repeated input's one step (the
-    general path would expand it T times) and computes a bfloat16 input in float32 (the general path is float
+    ``x [T, B, C, ...]``: a plain batch-norm without hooks, a gradient to compute, ``x`` dense, the numba kernels
+    able to run the neuron on it, and more than one value per channel in ``[T*B, C, ...]`` (with one, torch's
+    batch-norm raises, and so the unfused path does). A time-invariant ``x`` (direct encoding: one ``[B, ...]`` step
+    repeated) and a bfloat16 ``x`` (under autocast) only on the one-pass path: it reads a repeated input's one step
+    (the general path would expand it T times) and computes a bfloat16 input in float32 (the general path is float
     only)."""
     if not isinstance(bn, PLAIN_BATCH_NORMS) or bn._forward_hooks or bn._forward_pre_hooks:
         return False
     if not (bn.training and torch.is_grad_enabled() and x.requires_grad) or x.dim() < 3:
+        return False
+    if x.numel() <= x.shape[2]:  # one value per channel (or none): torch's batch-norm refuses it, so should we
         return False
     repeated = time_invariant(x)
     if repeated or x.dtype == torch.bfloat16:

@@ -38,8 +38,9 @@ class TimeDistributed(CarriesState, nn.Module):
 
     Batch-norm in training mode normalises with the statistics of the whole ``[T*B]`` batch; for T identical
     copies of ``[B, ...]`` those are the copy's own mean and (biased) variance, so the output is the
-    normalised copy, again time-invariant (``_batch_norm_once``). Only the running variance's unbiased
-    correction counts the ``T*B*H*W`` values per channel that the unfused layer would see.
+    normalised copy, again time-invariant (``_batch_norm_once``; not for a copy of one value per channel, which
+    torch's batch-norm refuses on its own: the T copies are normalised as one batch). Only the running variance's
+    unbiased correction counts the ``T*B*H*W`` values per channel that the unfused layer would see.
 
     A convolution or linear layer whose input a spiking layer marked (``layers.spike_storage.mark_spikes``) saves that
     input for backward as ``uint8`` codes, exactly (4x less memory; ``layers.spike_storage``).
@@ -56,7 +57,7 @@ class TimeDistributed(CarriesState, nn.Module):
     def _runs_once(self, x: torch.Tensor) -> bool:
         m = self.module
         batch_norm = isinstance(m, nn.modules.batchnorm._BatchNorm) and (
-            not m.training or isinstance(m, PLAIN_BATCH_NORMS))
+            not m.training or (isinstance(m, PLAIN_BATCH_NORMS) and x[0].numel() > x.shape[2]))  # > 1 value / channel
         per_step = isinstance(m, _PER_STEP) or batch_norm
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 
@@ -69,7 +70,7 @@ class TimeDistributed(CarriesState, nn.Module):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
                 return direct(_batch_norm_once(m, x[0], t), t)
             return direct(m(x[0]), t)  # [B, ...] -> [T, B, ...], stride 0 in T
-        flat = x.flatten(0, 1)  # [T*B, ...]
+        flat = batch_strides(x.flatten(0, 1))  # [T*B, ...]
         quantum = spike_quantum(x)
         if quantum is not None and isinstance(self.module, _SAVES_INPUT) and torch.is_grad_enabled():
             # codes made once per spike tensor (with the spikes, by layers.batchnorm_neuron, or by the first layer
@@ -99,6 +100,18 @@ class TimeDistributed(CarriesState, nn.Module):
             out.append(trace_gradient_step(self.module, x_t, trace))
         self.keep(trace)
         return torch.stack(out)  # [T, B, ...]
+
+
+def batch_strides(flat: torch.Tensor) -> torch.Tensor:
+    """``flat [N, ...]`` with the stride of a dense layout on its batch axis when ``N = 1``: a view, the same values.
+
+    Flattening ``[1, 1, C, H, W]`` that is channels-last within a step gives the size-1 batch axis the stride ``C``
+    (any stride addresses the same elements); torch 2.13's CPU batch-norm backward then misreads the layout and
+    returns wrong weight and input gradients (off by more than their size), as a channels-last net at ``T B = 1``
+    showed. Giving the axis the stride ``C H W`` of a dense tensor avoids it."""
+    if flat.dim() < 2 or flat.shape[0] != 1 or flat.stride(0) == flat[0].numel():
+        return flat
+    return flat.as_strided(flat.shape, (flat[0].numel(), *flat.stride()[1:]), flat.storage_offset())
 
 
 def _learns(module: nn.Module) -> bool:

@@ -73,18 +73,21 @@ class _FusedPSN(torch.autograd.Function):
         run_numba_kernel(_kernels().psn_surrogate_grad, h.numpy(), bias.detach().contiguous().numpy(),
                          step_rows(g_s, step).numpy(), h.numpy(), code, np.float32(p1), np.float32(p2))  # G_H
         t = h.shape[0]
-        if steps is None:  # x [T, B, ...]: dL/dx[k] = sum_t W[t, k] G_H[t]
-            g_x = (w.t() @ h).as_strided((t, *step.shape), (step.numel(), *step.stride()))
-        else:  # x is the repeated step: dL/dx = sum_k sum_t W[t, k] G_H[t]
-            g_x = (w.sum(dim=1) @ h).as_strided(step.shape, step.stride())
-        g_w = h @ rows.t()  # [T, N] @ [N, T or 1]
+        with torch.autocast(h.device.type, enabled=False):  # float32 products, as in forward
+            if steps is None:  # x [T, B, ...]: dL/dx[k] = sum_t W[t, k] G_H[t]
+                g_x = (w.t() @ h).as_strided((t, *step.shape), (step.numel(), *step.stride()))
+            else:  # x is the repeated step: dL/dx = sum_k sum_t W[t, k] G_H[t]
+                g_x = (w.sum(dim=1) @ h).as_strided(step.shape, step.stride())
+            g_w = h @ rows.t()  # [T, N] @ [N, T or 1]
         g_w = g_w if ctx.repeated is None else g_w.expand(t, t).contiguous()  # one row: the same for every k
         return g_x, g_w, -h.sum(dim=1), None, None
 
 
 def _membrane(w: torch.Tensor, rows: torch.Tensor, steps: int | None) -> torch.Tensor:
-    """``H = W X`` ``[T, N]`` from rows ``[T, N]``, or from one repeated row ``[1, N]`` as ``(W 1) x``."""
-    return w @ rows if steps is None else w.sum(dim=1, keepdim=True) * rows
+    """``H = W X`` ``[T, N]`` from rows ``[T, N]``, or from one repeated row ``[1, N]`` as ``(W 1) x``; float32 also
+    inside autocast (a batch-norm hands float32 to the neuron, whose kernels read float32)."""
+    with torch.autocast(rows.device.type, enabled=False):
+        return w @ rows if steps is None else w.sum(dim=1, keepdim=True) * rows
 
 
 @eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly

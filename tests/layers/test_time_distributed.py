@@ -1,0 +1,73 @@
+"""``layers.time_distributed``: the batch axis of a one-sample, one-step batch gets a dense stride, so that torch's
+batch-norm backward reads a channels-last map right; a batch-norm on one value per channel behaves as torch's."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.coding.rate import direct
+from deepspike.layers.spiking_sequential import SpikingSequential
+from deepspike.layers.time_distributed import TimeDistributed, batch_strides
+from deepspike.methods.create import create_model
+from deepspike.neurons.modules import LIF
+
+
+def test_batch_strides_is_a_view_with_the_dense_batch_stride():
+    flat = torch.randn(1, 6, 4, 5).contiguous(memory_format=torch.channels_last).unflatten(0, (1, 1)).flatten(0, 1)
+    assert flat.stride(0) == 6  # what flattening [1, 1, C, H, W] gives
+    fixed = batch_strides(flat)
+    assert fixed.stride() == (120, 1, 30, 6) and fixed.data_ptr() == flat.data_ptr() and torch.equal(fixed, flat)
+    wide = torch.randn(2, 6, 4, 5)
+    assert batch_strides(wide) is wide
+
+
+def test_torch_batch_norm_backward_misreads_the_odd_stride():
+    """The defect worked around (torch 2.13 CPU): the input gradient of a batch-norm on a [1, C, H, W] channels-last
+    map whose batch stride is C is wrong; with the dense stride it is right. If torch fixes it, this test says so."""
+    c = 16
+    x0, g = torch.randn(1, c, 2, 2), torch.randn(1, c, 2, 2)
+    mean, var, weight = torch.randn(c), torch.rand(c) + 0.5, torch.rand(c) + 0.5
+    odd = torch.empty_strided((1, c, 2, 2), (c, 1, 2 * c, c))
+    odd.copy_(x0)
+
+    def input_grad(x):
+        x = x.detach().requires_grad_()
+        F.batch_norm(x, mean, var, weight, None, False).mul(g).sum().backward()
+        return x.grad
+
+    assert not torch.allclose(input_grad(odd), input_grad(x0), atol=1e-3)
+    torch.testing.assert_close(input_grad(batch_strides(odd)), input_grad(x0))
+
+
+def test_a_channels_last_net_at_one_sample_and_one_step_gets_the_contiguous_nets_gradients():
+    torch.manual_seed(0)
+    net = create_model("spikformer", method="stbp", timesteps=1, norm="bn", neuron="alif", input_shape=(3, 8, 8),
+                       model_args={"dim": 16, "depth": 1, "heads": 2, "pools": 1})
+    x = torch.rand(1, 3, 8, 8) * 2
+    grads = []
+    for model in (copy.deepcopy(net), copy.deepcopy(net).to(memory_format=torch.channels_last)):
+        out = model(x)
+        (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+    for key, want in grads[0].items():
+        torch.testing.assert_close(grads[1][key], want, rtol=1e-4, atol=1e-5 * want.abs().max().item(), msg=key)
+
+
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_one_value_per_channel_behaves_as_torchs_batch_norm(fused, monkeypatch):
+    """A training batch-norm on a direct input of one sample of vectors: with T = 2 the copies are normalised as one
+    batch of 2 values per channel (the one-copy shortcut would see 1 and raise), as a materialised repeat is; with
+    T = 1 both paths raise torch's own error (the fused batch-norm + neuron ran it silently)."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", fused)
+    torch.manual_seed(0)
+    body = SpikingSequential(TimeDistributed(nn.Linear(12, 16)), TimeDistributed(nn.BatchNorm1d(16)), LIF(0.5, 0.5))
+    x = torch.rand(1, 12, requires_grad=True)
+    twin = copy.deepcopy(body)
+    repeated = twin(x.unsqueeze(0).repeat(2, 1, 1))  # [2, 1, 12], materialised
+    assert torch.equal(body(direct(x, 2)), repeated)
+    torch.testing.assert_close(body[1].module.running_var, twin[1].module.running_var)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        body(direct(x, 1))
