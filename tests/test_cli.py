@@ -1,5 +1,5 @@
 """The command line's process start and exit: the allocator policy is checked; a torchrun worker leaves without the
-interpreter's teardown."""
+interpreter's teardown; an operating-system error on a path is one line."""
 
 import os
 import subprocess
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import deepspike
+from deepspike.cli import main
 
 SCRIPT = """
 import atexit
@@ -72,3 +73,21 @@ def test_unknown_arguments_are_still_refused(argv, capsys):
         parse_arguments(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("deepspike: error: unrecognized arguments:")
+
+
+QUICK_TRAIN = ["train", "data.name=digits", "model.name=mlp", "model.args.hidden=[8]", "train.epochs=1",
+               "train.max_steps_per_epoch=1", "train.progress=false"]
+
+
+@pytest.mark.parametrize("out, words", [
+    (lambda tmp: "/proc/deepspike-test", "No such file or directory: /proc/deepspike-test"),
+    (lambda tmp: str(tmp / ("a" * 300)), "File name too long: "),
+    (lambda tmp: str(tmp / "dangling"), "File exists: "),
+])
+def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys, out, words):
+    """OS errors no command turns into its own message (found by a sweep of the commands: a traceback and status 1
+    before) are one line with the system's words and the path, status 2."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    assert main([*QUICK_TRAIN, "--out", out(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: " + words) and err.count("\n") == 1

@@ -27,7 +27,7 @@ import sys
 
 from deepspike.commands import COMMANDS
 from deepspike.core.allocator import keep_freed_memory
-from deepspike.core.errors import UserError
+from deepspike.core.errors import UserError, os_error_line
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE (13)
 
@@ -100,6 +100,11 @@ def _run(argv: list[str] | None) -> int:
         return args.run(args) or 0
     except UserError as e:
         print(f"deepspike: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # a reader of stdout that has gone: main's own ending
+        raise
+    except OSError as e:  # a path the operating system refused (/proc, a name too long, a dangling link, ...)
+        print(f"deepspike: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

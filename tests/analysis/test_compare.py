@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepspike.analysis.compare import ROW_FIELDS, compare_runs, comparison_row, markdown_table, read_analysis
+from deepspike.analysis.compare import COLUMNS, ROW_FIELDS, compare_runs, comparison_row, markdown_table, read_analysis
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.cli import main
 from deepspike.config import load_config
@@ -137,3 +137,10 @@ def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys, mon
             "deepspike analyze on it again\n")
     monkeypatch.chdir(tmp_path / "report")  # the recorded run path is absolute: found from anywhere
     assert "analysed an earlier checkpoint" in _compare_error(capsys, "analysis.json")
+
+
+def test_a_pipe_or_line_break_in_a_name_keeps_the_table_whole():
+    row = dict.fromkeys(COLUMNS, 1.0) | {"run": "runs/x|y", "method": "stbp\nnote", "model": None}
+    line = markdown_table([row]).splitlines()[-1]
+    assert line.startswith("| runs/x\\|y | stbp note | - |")
+    assert line.replace("\\|", "").count("|") == len(COLUMNS) + 1

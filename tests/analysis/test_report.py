@@ -235,6 +235,20 @@ def test_compare_never_writes_over_a_run_file(runs, tmp_path, capsys):
     assert (runs / "ann" / "summary.json").read_bytes() == summary
 
 
+def test_compare_never_writes_over_an_analysis_or_its_input(runs, tmp_path, capsys):
+    (tmp_path / "an").mkdir()
+    analysis = tmp_path / "an" / "analysis.json"
+    analysis.write_text("{}")
+    readme = tmp_path / "notes.md"
+    readme.write_text("mine")
+    for out, inputs in ((analysis, [runs / "ann"]), (tmp_path / "x" / "report.md", [runs / "ann"]),
+                        (readme, [runs / "ann", readme])):
+        assert main(["compare", *map(str, inputs), "--limit", "50", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "would replace an analysis or an input" in err and err.count("\n") == 1
+    assert analysis.read_text() == "{}" and readme.read_text() == "mine"
+
+
 def test_analyze_out_that_cannot_be_a_folder_is_one_line(runs, tmp_path, capsys):
     (tmp_path / "f").write_text("mine")
     for out in (tmp_path / "f", tmp_path / "f" / "report"):

@@ -136,6 +136,25 @@ def test_a_cut_off_last_metrics_line_is_dropped(tmp_path):
         log.read()
 
 
+@pytest.mark.parametrize("content, message", [
+    (b'{"epoch": 1}\n\xff\xfe\n', "not UTF-8 text"),
+    (b'{"epoch": 1}\n[1, 2]\n', r"line 2: not an epoch record \(a JSON list"),
+    (b'{"epoch": "one"}\n', r"line 1: not an epoch record \(epoch 'one'"),
+    (b'{"epoch": 0}\n', r"line 1: not an epoch record \(epoch 0"),
+    (b'{"epoch": true}\n', r"line 1: not an epoch record \(epoch True"),
+    (b'{"epoch": 1, "loss": NaN}\n', "line 1: NaN is not in a metrics record"),
+    (b'{"epoch": NaN}\n{"epoch": 2}\n', "line 1: NaN is not in a metrics record"),
+])
+def test_a_damaged_metrics_log_is_a_one_line_error(tmp_path, content, message):
+    """Before, these ended in a UnicodeDecodeError, AttributeError or TypeError traceback on resume, or (a NaN
+    epoch) dropped the record without a word."""
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.path.write_bytes(content)
+    with pytest.raises(DataCorruptError, match=message) as e:
+        log.read()
+    assert "\n" not in str(e.value)
+
+
 def test_resume_after_a_cut_off_metrics_line(tmp_path):
     """The issue's reproduction: killed while appending epoch 2's line (as older versions appended in place),
     after epoch 1's checkpoint; the checkpoint is valid and --resume must work."""

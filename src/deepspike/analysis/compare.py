@@ -205,13 +205,15 @@ def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, An
 
 
 def _cell(v: Any) -> str:
+    """One table cell: numbers with thousands separators, None as ``-``, text with ``|`` and line breaks escaped (a
+    run folder may be named ``a|b``)."""
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
-    return str(v)
+    return " ".join(str(v).replace("\\", "\\\\").replace("|", "\\|").splitlines())
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

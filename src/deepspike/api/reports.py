@@ -58,10 +58,20 @@ def compare(
     if out is not None:
         check_output_file(out, "--out")
         check_not_run_file(out, "--out")
+        _check_not_an_analysis(out, runs)
     table = markdown_table(compare_runs(runs, preset, limit))
     if out is not None:
         atomic_write_text(Path(out), table)
     return table
+
+
+def _check_not_an_analysis(out: str | Path, runs: list[str | Path]) -> None:
+    """A one-line ``ConfigError`` when ``out`` would replace an analysis (``analysis.json``, ``report.md``, what
+    ``deepspike analyze`` writes and ``compare`` reads) or one of the given inputs."""
+    target = Path(out).resolve()
+    if target.name in ("analysis.json", "report.md") or any(Path(r).resolve() == target for r in runs):
+        raise ConfigError(f"--out {out} would replace an analysis or an input of this comparison; name another file, "
+                          "e.g. comparison.md")
 
 
 def timestep_sweep(

@@ -42,6 +42,14 @@ def os_reason(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else str(error)
 
 
+def os_error_line(error: OSError) -> str:
+    """One line for an ``OSError`` no command turned into a ``UserError``: the operating system's words and the
+    path(s) involved, e.g. ``No such file or directory: /proc/x`` or ``File exists: runs/dangling``."""
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    shown = [p if len(p) <= 120 else p[:117] + "..." for p in paths]
+    return f"{os_reason(error)}: {' -> '.join(shown)}" if shown else os_reason(error)
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigError:
     """Build the standard error for a name that is not one of the valid choices.
 

@@ -67,21 +67,27 @@ class MetricsLog:
 
     def read(self) -> list[dict[str, Any]]:
         """The records; a cut-off last line (no newline, not valid JSON: a write that was killed) is
-        dropped; any other unreadable line is a ``DataCorruptError``."""
+        dropped; any other unreadable line (not UTF-8, not strict JSON, not an object with a whole ``epoch`` >= 1)
+        is a one-line ``DataCorruptError``."""
         if not self.path.is_file():
             return []
-        text = self.path.read_text(encoding="utf-8")
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataCorruptError(f"{self.path} is not a metrics log: not UTF-8 text ({e.reason})") from None
         lines = text.splitlines()
         records = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                records.append(_epoch_record(line))
             except json.JSONDecodeError as e:
                 if number == len(lines) and not text.endswith("\n"):
                     break
                 raise DataCorruptError(f"{self.path}, line {number}: not a JSON record ({e.msg})") from None
+            except ValueError as e:
+                raise DataCorruptError(f"{self.path}, line {number}: {e}") from None
         return records
 
     def truncate_after(self, epochs_done: int) -> None:
@@ -92,6 +98,22 @@ class MetricsLog:
 
     def _write(self, records: list[dict[str, Any]]) -> None:
         atomic_write_text(self.path, "".join(strict_json(r) + "\n" for r in records))
+
+
+def _epoch_record(line: str) -> dict[str, Any]:
+    """One line of the metrics log as written (strict JSON: no NaN or Infinity; an object whose ``epoch`` is a whole
+    number >= 1); ``json.JSONDecodeError`` or ``ValueError`` otherwise."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not in a metrics record (they are written as strict JSON)")
+
+    record = json.loads(line, parse_constant=refuse)
+    if not isinstance(record, dict):
+        raise ValueError(f"not an epoch record (a JSON {type(record).__name__}, not an object)")
+    epoch = record.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise ValueError(f"not an epoch record (epoch {epoch!r}, expected a whole number >= 1)")
+    return record
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
