@@ -249,6 +249,15 @@ def test_compare_never_writes_over_an_analysis_or_its_input(runs, tmp_path, caps
     assert analysis.read_text() == "{}" and readme.read_text() == "mine"
 
 
+def test_analyze_refuses_a_preset_named_twice(runs, tmp_path, capsys):
+    args = ["analyze", str(runs / "ann"), "--out", str(tmp_path / "a"), "--add-preset", "chip:mac=1",
+            "--add-preset", "chip:mac=2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "energy presets given twice: ['chip']" in err and err.count("\n") == 1
+    assert not (tmp_path / "a").exists()
+
+
 def test_analyze_out_that_cannot_be_a_folder_is_one_line(runs, tmp_path, capsys):
     (tmp_path / "f").write_text("mine")
     for out in (tmp_path / "f", tmp_path / "f" / "report"):
@@ -311,3 +320,12 @@ def test_qat_retrains_with_the_runs_own_step_settings(runs, tmp_path, monkeypatc
     assert seen == [{"precision": None, "channels_last": False, "temporal_grad": "sltt", "sltt_steps": 2}]
     stage = load_config(tmp_path / "qat" / "bits8" / "config.yaml")
     assert stage.train.temporal_grad == "sltt" and stage.train.ema_decay is None
+
+
+def test_a_psn_run_is_analysed_without_the_sweep_over_time_steps(tmp_path):
+    """PSN's [T, T] weights run at their own T only: the default analysis left the sweep in and failed on it."""
+    run = tmp_path / "psn"
+    Trainer(load_config(None, [*RUNS["stbp"], "method.neuron=psn", "method.encoder=direct", *COMMON]), run).fit()
+    result = analyze_run(run, tmp_path / "an", AnalysisOptions(limit=50, bits=(), snrs=(), deletions=(), jitters=(),
+                                                               plots=False))
+    assert "timesteps" not in result["sweeps"] and result["accuracy"] is not None

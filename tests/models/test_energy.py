@@ -46,6 +46,13 @@ def test_user_presets():
     for bad in ("nochip", "x:mac=abc", "x:volts=1"):
         with pytest.raises(ConfigError):
             parse_energy_preset(bad)
+    for bad, message in (("x:mac=inf,ac=1", "mac_pj must be a finite number >= 0, got inf"),
+                         ("x:mac=1e400", "mac_pj must be a finite number >= 0, got inf"),
+                         ("x:spike=nan", "spike_pj must be a finite number >= 0, got nan"),
+                         ("x:ac=1,ac=2", "ac given twice"),
+                         ("45nm_fp32:mac=1,ac=1", "'45nm_fp32' is a built-in preset")):
+        with pytest.raises(ConfigError, match=message):
+            parse_energy_preset(bad)
     with pytest.raises(ConfigError, match="unknown energy preset"):
         get_energy_preset("nope")
 

@@ -48,7 +48,7 @@ def test_registered_surrogate_is_a_surrogate(gauss):
     assert x.grad.tolist() == pytest.approx([math.exp(-0.125), 1.0, math.exp(-0.5)], rel=1e-6)
     with pytest.raises(ConfigError, match="unknown parameter 'alpha' for surrogate 'gauss'; valid: width"):
         get_surrogate(gauss, alpha=1.0)
-    with pytest.raises(ConfigError, match="must be a finite number > 0"):
+    with pytest.raises(ConfigError, match="must be a number > 0 within float32's range"):
         get_surrogate(gauss, width=-1.0)
 
 
@@ -59,9 +59,9 @@ def test_registration_refusals(gauss):
         register_surrogate("")
     with pytest.raises(TypeError, match="takes a factory function"):
         register_surrogate("not_callable")(3.0)
-    with pytest.raises(ConfigError, match="parameter width=0.0 must be a finite number > 0"):
+    with pytest.raises(ConfigError, match="parameter width=0.0 must be a number > 0 within float32's range"):
         register_surrogate("zero_width", width=0.0)
-    with pytest.raises(ConfigError, match="parameter width='abc' must be a finite number > 0"):
+    with pytest.raises(ConfigError, match="parameter width='abc' must be a number > 0 within float32's range"):
         register_surrogate("text_width", width="abc")
     with pytest.raises(ConfigError, match="surrogate 'gauss' is already registered"):
         register_surrogate(gauss, width=1.0)(_other_gauss)

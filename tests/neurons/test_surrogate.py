@@ -1,6 +1,7 @@
 """Spike function: Heaviside forward (H(0) = 1), hand-computed surrogate derivatives backward."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -144,8 +145,11 @@ def test_unknown_name_and_bad_params():
         get_surrogate("boxcar")
     with pytest.raises(ConfigError, match="unknown parameter 'alpha' for surrogate 'rectangular'; valid: a"):
         get_surrogate("rectangular", alpha=2)
-    with pytest.raises(ConfigError, match="must be a finite number > 0"):
+    with pytest.raises(ConfigError, match="must be a number > 0 within float32's range"):
         get_surrogate("sigmoid", alpha=0)
+    for bad in (1e39, 1e-46, True):  # infinite or zero in the float32 kernels; a boolean is not a number here
+        with pytest.raises(ConfigError, match=re.escape(f"alpha={bad!r} must be a number > 0 within float32")):
+            get_surrogate("sigmoid", alpha=bad)
 
 
 def test_repr_and_equality():

@@ -177,7 +177,7 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
     """Accuracy against time steps (time-stepped nets), weight bits, weight-noise SNR, spike deletion (rate
     coding) and spike-time jitter (TTFS coding), as ``o`` asks."""
     sw: dict[str, Any] = {}
-    if o.timesteps and sweeps.takes_timesteps(model):
+    if o.timesteps and sweeps.runs_at_any_timesteps(model):  # not a PSN net: it runs at its own T only
         sw["timesteps"] = sweeps.sweep_timesteps(model, method, batches, sweeps.timestep_points(model.eval_timesteps))
     if o.bits:
         sw["bits"] = sweeps.sweep_bits(model, method, batches, o.bits, o.per_channel)

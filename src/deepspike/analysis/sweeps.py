@@ -26,6 +26,12 @@ def takes_timesteps(model: nn.Module) -> bool:
     return hasattr(model, "eval_timesteps")
 
 
+def runs_at_any_timesteps(model: nn.Module) -> bool:
+    """``takes_timesteps`` and no module of a fixed step count (class attribute ``fixed_timesteps``: PSN's ``[T, T]``
+    weights run at their own T only), so that accuracy can be swept over T."""
+    return takes_timesteps(model) and not any(getattr(type(m), "fixed_timesteps", False) for m in model.modules())
+
+
 def accuracy(
     model: nn.Module,
     method: Method,

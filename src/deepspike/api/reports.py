@@ -38,8 +38,12 @@ def analyze(
     and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``;
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
     (``out/qat/bits<k>``)."""
-    for text in energy_presets:
-        register_energy_preset(parse_energy_preset(text))
+    presets = [parse_energy_preset(text) for text in energy_presets]
+    names = [p.name for p in presets]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"energy presets given twice: {sorted({n for n in names if names.count(n) > 1})}")
+    for preset in presets:
+        register_energy_preset(preset)
     out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
     result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:

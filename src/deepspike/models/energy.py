@@ -11,6 +11,7 @@ prices only what its source reports; the rest is 0.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from deepspike.core.errors import ConfigError, unknown_choice
@@ -28,9 +29,9 @@ class EnergyPreset:
 
     def __post_init__(self) -> None:
         for key in ("mac_pj", "ac_pj", "spike_pj"):
-            if not getattr(self, key) >= 0:
+            if not 0 <= getattr(self, key) < math.inf:
                 raise ConfigError(
-                    f"energy preset {self.name!r}: {key} must be >= 0, got {getattr(self, key)}"
+                    f"energy preset {self.name!r}: {key} must be a finite number >= 0, got {getattr(self, key)}"
                 )
 
 
@@ -67,6 +68,7 @@ for _p in (
     ),
 ):
     register_energy_preset(_p)
+BUILT_IN_PRESETS = frozenset(PRESETS)  # a user's preset may not replace one of these cited ones
 
 
 def get_energy_preset(name: str) -> EnergyPreset:
@@ -76,13 +78,18 @@ def get_energy_preset(name: str) -> EnergyPreset:
 
 
 def parse_energy_preset(text: str) -> EnergyPreset:
-    """``"name:mac=4.6,ac=0.9,spike=0"`` -> a preset (a user's own numbers; missing keys are 0)."""
+    """``"name:mac=4.6,ac=0.9,spike=0"`` -> a preset (a user's own numbers; missing keys are 0). A key given twice,
+    a built-in preset's name and a value that is not a finite number >= 0 are one-line errors."""
     name, _, body = text.partition(":")
+    if name.strip() in BUILT_IN_PRESETS:
+        raise ConfigError(f"bad energy preset {text!r}: {name.strip()!r} is a built-in preset; give yours another name")
     values: dict[str, float] = {}
     for item in filter(None, body.split(",")):
         key, _, value = item.partition("=")
         if key.strip() not in ("mac", "ac", "spike"):
             raise ConfigError(f"bad energy preset {text!r}: key {key!r}; valid: mac, ac, spike")
+        if f"{key.strip()}_pj" in values:
+            raise ConfigError(f"bad energy preset {text!r}: {key.strip()} given twice")
         try:
             values[f"{key.strip()}_pj"] = float(value)
         except ValueError:

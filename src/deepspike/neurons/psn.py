@@ -38,6 +38,7 @@ class PSN(ReportsSpikes, nn.Module):
     """Parallel spiking neuron layer (module docstring); ``x [T, B, ...] -> s [T, B, ...]`` with T = ``timesteps``."""
 
     is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+    fixed_timesteps = True  # runs at its own T only (analysis.sweeps leaves out its accuracy-against-T sweep)
 
     def __init__(self, timesteps: int, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "rectangular",
                  surrogate_args: Mapping[str, float] | None = None) -> None:

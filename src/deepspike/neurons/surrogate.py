@@ -110,17 +110,24 @@ _OWN: dict[str, Derivative] = {}  # register_surrogate's derivatives, by name
 _OWN_DEFAULTS: dict[str, dict[str, float]] = {}  # and their default parameters
 
 
+_FLOAT32 = torch.finfo(torch.float32)
+
+
 def _checked_params(name: str, params: dict[str, float]) -> dict[str, float]:
-    """``params`` as floats; ``ConfigError`` unless each is a finite number > 0."""
+    """``params`` as floats; ``ConfigError`` unless each is a number > 0 that float32 holds as a normal number (the
+    kernels compute in float32: 1e39 would be infinite there, 1e-46 zero); ``true`` is not a number here."""
     merged = {}
+    wanted = f"a number > 0 within float32's range ({_FLOAT32.tiny:.3g} to {_FLOAT32.max:.3g})"
     for key, value in params.items():
         try:
+            if isinstance(value, bool):
+                raise TypeError
             merged[key] = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"surrogate {name!r} parameter {key}={value!r} must be a finite number > 0") from None
+            raise ConfigError(f"surrogate {name!r} parameter {key}={value!r} must be {wanted}") from None
     for key, value in merged.items():
-        if not value > 0 or math.isinf(value):
-            raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be a finite number > 0")
+        if not _FLOAT32.tiny <= value <= _FLOAT32.max:
+            raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be {wanted}")
     return merged
 
 
