@@ -287,3 +287,32 @@ def test_resume_cannot_change_the_epochs_a_delay_schedule_is_spread_over(tmp_pat
     plain = [r.replace("model.name=dsnn", "model.name=rsnn") for r in rows if "delays" not in r]
     Trainer(load_config(None, [*plain, "train.epochs=1"]), tmp_path / "plain").fit()
     Trainer(load_config(None, [*plain, "train.epochs=2"]), tmp_path / "plain", resume=True).fit()  # no schedule
+
+
+def test_resume_refuses_a_config_yaml_edited_since_the_checkpoint(tmp_path, capsys):
+    """The checkpoint records its config (config_sha256): an edited config.yaml, or a checkpoint copied in from a run
+    of another config, was resumed without a word (found by a sweep of the commands)."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    assert main(["train", *QUICK, "--out", str(run)]) == 0
+    assert main(["train", *QUICK, "optim.lr=0.005", "--out", str(other)]) == 0  # the same shapes, another lr
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("lr: 0.001", "lr: 0.002"))
+    assert "lr: 0.002" in (run / "config.yaml").read_text()
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=2"])
+    assert "was trained with another config than" in line
+    (run / "config.yaml").write_text(text)
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=2"])
+    assert "was trained with another config than" in line
+    checkpoint = load_checkpoint(other / "checkpoint.pt")
+    assert len(checkpoint["config_sha256"]) == 64
+    assert main(["train", "--out", str(other), "--resume", "train.epochs=2", "train.progress=false"]) == 0
+
+
+def test_an_stdp_run_may_train_on_for_more_epochs(tmp_path):
+    """STDP's epoch schedule depends on the epoch alone (its first N epochs), not on train.epochs."""
+    stdp = ["method.name=stbp", "model.name=mlp", "model.args.hidden=[8]", "data.name=digits", "train.progress=false",
+            "train.max_steps_per_epoch=2", "schedule.name=none", "method.stdp_layers=[0]", "method.stdp_epochs=1"]
+    Trainer(load_config(None, [*stdp, "train.epochs=1"]), tmp_path / "run").fit()
+    Trainer(load_config(None, [*stdp, "train.epochs=2"]), tmp_path / "run", resume=True).fit()
+    assert [r["epoch"] for r in RunDir(tmp_path / "run").metrics.read()] == [1, 2]

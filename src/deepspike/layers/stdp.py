@@ -85,6 +85,8 @@ class StdpLearner(nn.Module):
     parameters or buffers (nothing in the state dict), so that the trainer's per-epoch schedule reaches it:
     ``epochs`` (None: all) is how many epochs the rule learns before the layers stay as they are."""
 
+    schedule_spans_epochs = False  # learning in epoch e depends on e alone: a resume may add epochs
+
     def __init__(self, pairs: list[tuple[TimeDistributed, nn.Module]], indices: list[int], rule: StdpRule,
                  epochs: int | None = None) -> None:
         super().__init__()

@@ -48,10 +48,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def training_checkpoint(
-    setup: TrainingSetup, progress: TrainingProgress, rng_per_rank: list[dict[str, Any]]
+    setup: TrainingSetup, progress: TrainingProgress, rng_per_rank: list[dict[str, Any]], config_sha256: str
 ) -> dict[str, Any]:
     """The checkpoint payload after ``progress.epochs_done`` epochs; ``rng_per_rank``: every rank's
-    ``rng_state()`` (rank order). ``ema`` only when the run keeps a weight average."""
+    ``rng_state()`` (rank order); ``config_sha256``: the run's config as ``run_open.config_digest`` gives it. ``ema``
+    only when the run keeps a weight average."""
     payload = {
         "model": setup.parts.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -61,6 +62,7 @@ def training_checkpoint(
         "best_val": progress.best_val,
         "rng_per_rank": rng_per_rank,
         "world_size": len(rng_per_rank),
+        "config_sha256": config_sha256,
     }
     if setup.ema is not None:
         payload["ema"] = setup.ema.state_dict()

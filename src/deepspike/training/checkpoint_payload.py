@@ -21,6 +21,8 @@ alone. ``training.checkpoint.training_checkpoint`` writes these fields:
                    fresh generator of each kind accepts; "cuda", when there, a list of byte tensors
     world_size     len(rng_per_rank)
     source_run     str (converted runs)
+    config_sha256  str: the config it was trained with, ``run_open.config_digest`` (training checkpoints since
+                   session 30; a resume with another config.yaml is refused)
     quant_bits     int >= 1 (quantization-aware retraining stages)
 """
 
@@ -58,6 +60,7 @@ def payload_problem(payload: dict[str, Any]) -> str | None:
         "rng_per_rank": _rng_states,
         "world_size": lambda v: _world_size(v, payload.get("rng_per_rank")),
         "source_run": _string,
+        "config_sha256": _string,
         "quant_bits": lambda v: _integer(v, 1),
     }
     for key, check in checks.items():

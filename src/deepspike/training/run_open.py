@@ -16,6 +16,8 @@ already trained (or, like ``method.timesteps``, change the run midway), so it is
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +72,11 @@ def resume_recipe(run: RunDir) -> Path | None:
 def check_epoch_schedules(saved: RunConfig, config: RunConfig, model) -> None:
     """A one-line ``ConfigError`` when a resume changes ``train.epochs`` of a net with layers on a per-epoch schedule
     (a ``begin_epoch(epoch, epochs)`` method: the Gaussian width of learnable delays, ``layers.delays``): the epochs
-    already trained followed the schedule over the old count."""
+    already trained followed the schedule over the old count. A module whose schedule does not depend on the count
+    (class attribute ``schedule_spans_epochs = False``: STDP's first N epochs) does not stop it."""
     if saved.train.epochs == config.train.epochs:
         return
-    scheduled = sorted({type(m).__name__ for m in epoch_scheduled(model)})
+    scheduled = sorted({type(m).__name__ for m in epoch_scheduled(model) if getattr(m, "schedule_spans_epochs", True)})
     if scheduled:
         raise ConfigError(f"--resume cannot change train.epochs ({saved.train.epochs} -> {config.train.epochs}) of a "
                           f"net with {', '.join(scheduled)} layers: their schedule is spread over train.epochs, so the "
@@ -122,6 +125,24 @@ def check_resume_config(saved: RunConfig, config: RunConfig, run: RunDir) -> Non
             f"schedule.name={schedule}: its learning rate is spread over train.epochs, so the epochs already "
             "trained followed another schedule; train a new run"
         )
+
+
+def config_digest(config: RunConfig) -> str:
+    """SHA-256 of ``config`` without ``RESUMABLE_KEYS`` (sorted JSON of the dotted keys): what a checkpoint records
+    as ``config_sha256``, so that a resume finds a ``config.yaml`` edited since, or a checkpoint copied from another
+    run (``check_checkpoint_config``)."""
+    flat = {k: v for k, v in _flat(_sections(config)).items() if k not in RESUMABLE_KEYS}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def check_checkpoint_config(run: RunDir, config: RunConfig, state: dict[str, Any]) -> None:
+    """A one-line ``ConfigError`` when the checkpoint ``state`` of ``run`` was trained with another config than
+    ``config`` (the run's ``config.yaml`` with the resumable keys changed at most); a checkpoint of a version that
+    recorded none is taken as it is."""
+    recorded = state.get("config_sha256")
+    if recorded is not None and recorded != config_digest(config):
+        raise ConfigError(f"{run.checkpoint_path} was trained with another config than {run.config_path} (edited "
+                          "since, or the checkpoint copied from another run): put the config back or train a new run")
 
 
 def changed_keys(a: RunConfig, b: RunConfig) -> list[str]:

@@ -40,7 +40,15 @@ from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.resume import restore_training
 from deepspike.training.run_lock import RunLock
-from deepspike.training.run_open import CONTINUE, NEW, check_epoch_schedules, check_resumed_epochs, open_mode
+from deepspike.training.run_open import (
+    CONTINUE,
+    NEW,
+    check_checkpoint_config,
+    check_epoch_schedules,
+    check_resumed_epochs,
+    config_digest,
+    open_mode,
+)
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 from deepspike.training.summary import run_summary
@@ -150,6 +158,7 @@ class Trainer:
         if self.mode == CONTINUE:
             state = self.run.read_checkpoint(self.device)
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
+            check_checkpoint_config(self.run, self.config, state)
             check_resumed_epochs(self.run, self.config, progress.epochs_done)
             check_epoch_schedules(self.run.read_config(), self.config, setup.parts.model)
         if ctx.is_main:
@@ -179,7 +188,7 @@ class Trainer:
             self.lock.check_held()
             self.run.metrics.append(record)
             self.sinks.write(self.run.metrics.read())
-            self.run.write_checkpoint(training_checkpoint(setup, progress, rngs))
+            self.run.write_checkpoint(training_checkpoint(setup, progress, rngs, config_digest(self.config)))
         barrier(self.dist)
         for callback in self.callbacks:
             callback(self, record)
