@@ -58,6 +58,17 @@ def test_cli_convert_to_ttfs_and_refusals(ann_run, tmp_path, capsys):
     assert "already holds" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("to, options, names", [
+    ("ttfs", ["--timesteps", "5", "--norm", "max", "--reset", "zero"], "--norm, --timesteps, --reset"),
+    ("rate", ["--margin", "2"], "--margin"),
+])
+def test_an_option_of_the_other_conversion_is_refused(ann_run, tmp_path, capsys, to, options, names):
+    """They were accepted and ignored (found by a sweep of the commands)."""
+    assert main(["convert", str(ann_run[0]), "--to", to, "--out", str(tmp_path / "c"), "--quiet", *options]) == 2
+    err = capsys.readouterr().err
+    assert f"--to {to} does not use {names}" in err and err.count("\n") == 1 and not (tmp_path / "c").exists()
+
+
 def test_fine_tuning_starts_from_the_conversion(converted, tmp_path):
     out, summary = converted
     config = load_config(None, ["method.name=ttfs_window", f"method.init_from={out}", "method.latency_cost=0.1",

@@ -226,6 +226,20 @@ def test_a_refused_target_report_writes_no_nir_file(tiny_run, tmp_path, capsys):
     assert "--target speck needs sinabs" in capsys.readouterr().err and not (tmp_path / "m.nir").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--large", "5"], "--large does not apply to {run}, a rate-coded net"),
+    (["--t-window", "30"], "--t-window does not apply to {run}, a rate-coded net"),
+    (["--limit", "5"], "--limit counts the test samples of --target xylo's accuracy"),
+])
+def test_an_option_the_run_does_not_use_is_refused(tiny_run, tmp_path, capsys, options, message):
+    """They were accepted and ignored (found by a sweep of the commands)."""
+    from deepspike.cli import main
+
+    assert main(["export", str(tiny_run), "--nir", str(tmp_path / "m.nir"), *options]) == 2
+    err = capsys.readouterr().err
+    assert message.format(run=tiny_run) in err and err.count("\n") == 1 and not (tmp_path / "m.nir").exists()
+
+
 def test_export_through_a_link_to_the_checkpoint_is_refused(tiny_run, tmp_path):
     (tmp_path / "model.nir").symlink_to(tiny_run / "checkpoint.pt")
     with pytest.raises(ConfigError, match="is the run file checkpoint.pt"):

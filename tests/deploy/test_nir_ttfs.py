@@ -245,6 +245,11 @@ def test_export_command_on_a_ttfs_run(tmp_path, capsys):
     assert summary["metadata"]["format"] == "ttfs" and summary["metadata"]["method"] == "ttfs"
     assert summary["metadata"]["t_window"] == 30.0
     assert [n.split(":")[1] for n in summary["nodes"]].count("CubaLIF") == 2
+    for options in (["--dt", "0.5"], ["--fold-thresholds"]):  # rate-coded options: they were ignored
+        assert main(["export", str(run), "--nir", str(tmp_path / "x.nir"), *options]) == 2
+        err = capsys.readouterr().err
+        assert f"{options[0]} does not apply to {run}, a TTFS net" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.nir").exists()
     _, parts, _ = load_run(run, device="cpu")
     x = torch.as_tensor(load_digits().images[:16] / 16.0, dtype=torch.float32).unsqueeze(1)  # [16, 1, 8, 8]
     with torch.no_grad():

@@ -117,6 +117,8 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     ``limit`` test samples, default all)."""
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
+    if limit is not None and target != "xylo":
+        raise ConfigError("--limit counts the test samples of --target xylo's accuracy; give it with --target xylo")
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
     summary = export_run(run_dir, path, **options) if path is not None else {}
     if report is not None:

@@ -32,20 +32,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", choices=["rate", "ttfs"], default="rate", help="rate: IF neurons over T steps (default); "
                    "ttfs: one spike per neuron, windowed ReL-PSP neurons that reproduce the ReLU net exactly "
                    "(method ttfs_window; the rate options below do not apply)")
-    p.add_argument("--margin", type=float, default=1.0, help="ttfs: each window is MARGIN x its layer's largest "
+    p.add_argument("--margin", type=float, help="ttfs: each window is MARGIN x its layer's largest "
                    "activation on the calibration images (1.0)")
-    p.add_argument("--alpha", type=float, default=1.0, help="ttfs: ramp slope of the neurons (1.0)")
+    p.add_argument("--alpha", type=float, help="ttfs: ramp slope of the neurons (1.0)")
     p.add_argument(
         "--norm",
-        default="spike",
         type=_norms,
         help=NORM_HELP,
     )
-    p.add_argument("--timesteps", type=int, default=2500, help="simulated time steps T (default 2500)")
+    p.add_argument("--timesteps", type=int, help="simulated time steps T (default 2500)")
     p.add_argument("--out", help="output run directory (default RUN_DIR/converted_<norm>)")
     p.add_argument("--calib-samples", type=int, help="training images for calibration (rate 256, ttfs 2048)")
-    p.add_argument("--calib-timesteps", type=int, default=2500, help="SPIKE-NORM steps per layer (2500)")
-    p.add_argument("--percentile", type=float, default=99.99, help="percentile for --norm percentile")
+    p.add_argument("--calib-timesteps", type=int, help="SPIKE-NORM steps per layer (2500)")
+    p.add_argument("--percentile", type=float, help="percentile for --norm percentile (99.99)")
     auto = " (default: follows --norm)"
     p.add_argument("--reset", choices=["zero", "subtract"], help="IF reset" + auto)
     p.add_argument("--readout", choices=["spike", "membrane"], help="output decoding" + auto)
@@ -56,21 +55,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "carry their threshold (ANN units; needed for biases and per-channel thresholds)" + auto)
     p.add_argument(
         "--residual",
-        default="unity",
         choices=["unity", "balanced"],
-        help="residual-stage thresholds: 1 (paper) or balanced like plain layers",
+        help="residual-stage thresholds: 1 (paper, the default) or balanced like plain layers",
     )
     p.add_argument("--signed", action=argparse.BooleanOptionalAction, help="signed IF neurons: a negative spike "
                    "takes back an early one (Li, Ma and Furber 2022; needs reset by subtraction)" + auto)
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration spike trains")
+    p.add_argument("--seed", type=int, help="seed of the calibration spike trains (0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is much faster on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def run(args: argparse.Namespace) -> int:
+# Options of one kind of conversion: given with the other (--to), they would be ignored, so they are refused.
+RATE_ONLY = ("norm", "timesteps", "calib_timesteps", "percentile", "reset", "readout", "encoding", "initial_membrane",
+             "spike_value", "residual", "signed", "seed")
+TTFS_ONLY = ("margin", "alpha")
+DEFAULTS = {"margin": 1.0, "alpha": 1.0, "timesteps": 2500, "calib_timesteps": 2500, "percentile": 99.99,
+            "residual": "unity", "seed": 0}
+
+
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """A one-line ``ConfigError`` for an option of the other kind of conversion; then the defaults of the rest."""
+    wrong = [key for key in (RATE_ONLY if args.to == "ttfs" else TTFS_ONLY) if getattr(args, key) is not None]
+    if wrong:
+        names = ", ".join("--" + key.replace("_", "-") for key in wrong)
+        other = "rate" if args.to == "ttfs" else "ttfs"
+        raise ConfigError(f"--to {args.to} does not use {names} (options of --to {other})")
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.norm is None:
+        args.norm = ["spike"]
     if args.calib_samples is None:
         args.calib_samples = 2048 if args.to == "ttfs" else 256
+
+
+def run(args: argparse.Namespace) -> int:
+    _resolve_defaults(args)
     for key in ("timesteps", "calib_samples", "calib_timesteps"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "layers too; int8 quantisation and its accuracy cost)")
     p.add_argument("--limit", type=int, default=None, help="--target xylo: test samples for the accuracy (default all)")
     p.add_argument(
-        "--dt", type=float, default=1e-4, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"
+        "--dt", type=float, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"
     )
     p.add_argument(
         "--fold-thresholds",
@@ -41,20 +41,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "delay; --check then compares the tools with the rounded net",
     )
     p.add_argument(
-        "--large", type=float, default=1e6,
+        "--large", type=float,
         help="TTFS nets: tau_mem (and ReL-PSP's tau_syn) = LARGE * tau, finite stand-ins for 'no leak' (default 1e6)",
     )
     p.add_argument(
-        "--t-window", type=float, default=100.0,
+        "--t-window", type=float,
         help="TTFS nets: time (model units) within which every neuron provably fires at most once (default 100)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    given = {"dt": args.dt, "large": args.large, "t_window": args.t_window}  # absent: the kind's defaults
     summary = api.export(args.run_dir, args.nir, check=args.check, steps=args.steps, target=args.target,
-                         limit=args.limit, dt=args.dt,
-                         fold_thresholds=args.fold_thresholds, round_delays=args.round_delays, large=args.large,
-                         t_window=args.t_window)
+                         limit=args.limit, fold_thresholds=args.fold_thresholds, round_delays=args.round_delays,
+                         **{k: v for k, v in given.items() if v is not None})
     check = summary.get("check", {})
     if not check.get("tools") and "message" in check and args.nir is None and args.target is None:
         print(check["message"])  # --check alone with no tool installed: one line

@@ -392,9 +392,22 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
     return path
 
 
-def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = DEFAULT_DT,
-               fold_thresholds: bool = False, large: float = DEFAULT_LARGE,
-               t_window: float = DEFAULT_T_WINDOW, round_delays: bool = False) -> dict:
+# The export options each kind of net reads (export_run); another one given would be ignored.
+_OPTIONS_OF = {"windowed TTFS": ("large",), "TTFS": ("large", "t_window"),
+               "rate-coded": ("dt", "fold_thresholds")}
+
+
+def _refuse_unused(run_dir, kind: str, given: dict) -> None:
+    """A one-line ``ConfigError`` naming the options in ``given`` (not None) that a ``kind`` net does not read."""
+    unused = [f"--{key.replace('_', '-')}" for key, value in given.items()
+              if value is not None and key not in _OPTIONS_OF[kind]]
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} does not apply to {run_dir}, a {kind} net")
+
+
+def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float | None = None,
+               fold_thresholds: bool = False, large: float | None = None,
+               t_window: float | None = None, round_delays: bool = False) -> dict:
     """Export a trained run's checkpoint to a NIR file; returns a summary (nodes, metadata, path).
 
     Rate-coded runs use ``to_nir`` (``dt``, ``fold_thresholds``, ``round_delays``: a net with learnable synaptic
@@ -402,7 +415,8 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     ``nir_ttfs.to_nir_ttfs`` (continuous time: ``large``, ``t_window``; ``dt`` and folding do not apply);
     windowed TTFS runs (``ttfs_window``) ``nir_window.to_nir_window`` (``large``).
     ``path`` must name a regular file (or a new one) and not a run's own file (``checkpoint.pt`` ...): a
-    one-line ``ConfigError`` before anything is read or written.
+    one-line ``ConfigError`` before anything is read or written. An option given (not None / True) that the run's
+    kind does not use is a one-line ``ConfigError`` too (it would be ignored); None takes the kind's default.
     """
     check_output_file(path, "--nir")
     check_not_run_file(path, "--nir")
@@ -411,13 +425,18 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float = 
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
     if round_delays:
         check_delays_to_round(run_dir, parts.model)
-    if is_window_model(parts.model):
+    kind = "windowed TTFS" if is_window_model(parts.model) else "TTFS" if is_ttfs_model(parts.model) else "rate-coded"
+    _refuse_unused(run_dir, kind, {"dt": dt, "fold_thresholds": fold_thresholds or None, "large": large,
+                                   "t_window": t_window})
+    large = DEFAULT_LARGE if large is None else large
+    if kind == "windowed TTFS":
         graph = to_nir_window(parts.model, shape, large=large, metadata=info)
-    elif is_ttfs_model(parts.model):
+    elif kind == "TTFS":
+        t_window = DEFAULT_T_WINDOW if t_window is None else t_window
         graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
     else:
-        graph = to_nir(parts.model, shape, dt=dt, fold_thresholds=fold_thresholds, metadata=info,
-                       round_delays=round_delays)
+        graph = to_nir(parts.model, shape, dt=DEFAULT_DT if dt is None else dt, fold_thresholds=fold_thresholds,
+                       metadata=info, round_delays=round_delays)
     write_nir(graph, path)
     return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
             "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}
