@@ -329,3 +329,17 @@ def test_a_psn_run_is_analysed_without_the_sweep_over_time_steps(tmp_path):
     result = analyze_run(run, tmp_path / "an", AnalysisOptions(limit=50, bits=(), snrs=(), deletions=(), jitters=(),
                                                                plots=False))
     assert "timesteps" not in result["sweeps"] and result["accuracy"] is not None
+
+
+@pytest.mark.parametrize("run, options, message", [
+    ("stbp", ["--jitter", "0.1"], "--jitter reads TTFS spike times, which this net has none of"),
+    ("ann", ["--deletion", "0.1"], "--deletion reads rate-coded spikes, which this net has none of"),
+    ("ann", ["--raster", "5", "--traces", "2"], "--raster, --traces reads rate-coded spikes"),
+])
+def test_analyze_refuses_a_sweep_of_a_coding_the_net_lacks(runs, tmp_path, capsys, run, options, message):
+    """They were accepted and ignored (found by a sweep of the commands); the defaults still apply where they fit."""
+    args = ["analyze", str(runs / run), "--limit", "20", "--bits", "", "--snr", "", "--no-timesteps",
+            "--out", str(tmp_path / "a")]
+    assert main([*args, *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

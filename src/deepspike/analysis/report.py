@@ -28,28 +28,35 @@ from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import autocast, autocast_dtype
 
+DEFAULT_DELETIONS = (0.0, 0.1, 0.2, 0.3, 0.5)
+DEFAULT_JITTERS = (0.0, 0.01, 0.02, 0.05, 0.1)
+DEFAULT_RASTER, DEFAULT_TRACES = 32, 4
+
 
 @dataclass
 class AnalysisOptions:
     """limit: test samples used (None = all); bits/snrs/deletions/jitters: sweep points (empty = skip);
     per_channel: quantize per output channel; preset: energy preset of the hardware mapping; raster: neurons per
     spiking layer in the spike raster of the first test sample (``analysis.raster``; rate-coded nets; 0 = none);
-    traces: neurons per spiking layer whose membrane is traced on that sample (``analysis.traces``; 0 = none)."""
+    traces: neurons per spiking layer whose membrane is traced on that sample (``analysis.traces``; 0 = none).
+    The options of one coding are None by default (the defaults above where the net has that coding): deletions,
+    raster and traces read rate-coded spikes, jitters TTFS spike times; one given for a net without that coding is
+    a one-line ``ConfigError`` (it would be ignored)."""
 
     limit: int | None = 1000
     bits: tuple[int, ...] = (32, 8, 6, 4, 3, 2)
     per_channel: bool = False
     snrs: tuple[float, ...] = (40.0, 30.0, 24.0, 20.0, 15.0, 10.0)
-    deletions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
-    jitters: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1)
+    deletions: tuple[float, ...] | None = None
+    jitters: tuple[float, ...] | None = None
     timesteps: bool = True
     noise_repeats: int = 1
     preset: str = "45nm_fp32"
     pe_neurons: int = 256
     pe_weights: int = 65_536
     plots: bool = True
-    raster: int = 32
-    traces: int = 4
+    raster: int | None = None
+    traces: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -105,7 +112,7 @@ def _check_neuron_counts(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded when the raster's or the traces' neuron count is not an integer
     >= 0 (checked for every net, also those that draw neither)."""
     for flag, n in (("raster", o.raster), ("traces", o.traces)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ConfigError(f"--{flag} must be an integer >= 0 (neurons per layer; 0 = none), got {n!r}")
 
 
@@ -121,9 +128,11 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     result["histograms"] = [_compact(h) for h in histograms]
     result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
     result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
-    rate_coded = sweeps.takes_timesteps(model) and activity["layers"]
-    result["raster"] = record_raster(model, batches[0][0][:1], o.raster) if rate_coded and o.raster else []
-    result["traces"] = record_traces(model, batches[0][0][:1], o.traces) if rate_coded and o.traces else []
+    rate_coded = bool(sweeps.takes_timesteps(model) and activity["layers"])
+    _refuse_unused(o, {"raster": o.raster, "traces": o.traces}, rate_coded, "rate-coded spikes")
+    raster, traces = _or(o.raster, DEFAULT_RASTER), _or(o.traces, DEFAULT_TRACES)
+    result["raster"] = record_raster(model, batches[0][0][:1], raster) if rate_coded and raster else []
+    result["traces"] = record_traces(model, batches[0][0][:1], traces) if rate_coded and traces else []
     return histograms
 
 
@@ -184,11 +193,27 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
     if o.snrs:
         sw["snr"] = sweeps.sweep_snr(model, method, batches, o.snrs, o.noise_repeats)
     coding = {layer["coding"] for layer in activity["layers"]}
-    if "rate" in coding and o.deletions:
-        sw["deletion"] = sweeps.sweep_deletion(model, method, batches, o.deletions)
-    if "ttfs" in coding and o.jitters:
-        sw["jitter"] = sweeps.sweep_jitter(model, method, batches, o.jitters)
+    _refuse_unused(o, {"deletion": o.deletions}, "rate" in coding, "rate-coded spikes")
+    _refuse_unused(o, {"jitter": o.jitters}, "ttfs" in coding, "TTFS spike times")
+    deletions, jitters = _or(o.deletions, DEFAULT_DELETIONS), _or(o.jitters, DEFAULT_JITTERS)
+    if "rate" in coding and deletions:
+        sw["deletion"] = sweeps.sweep_deletion(model, method, batches, deletions)
+    if "ttfs" in coding and jitters:
+        sw["jitter"] = sweeps.sweep_jitter(model, method, batches, jitters)
     return sw
+
+
+def _or(value, default):
+    """``value``, or ``default`` where it is None (not given)."""
+    return default if value is None else value
+
+
+def _refuse_unused(o: AnalysisOptions, given: dict[str, Any], applies: bool, what: str) -> None:
+    """A one-line ``ConfigError`` naming the options of ``given`` that were set (not None, not empty or 0) for a net
+    without ``what`` (``applies`` False): they would be ignored."""
+    named = [f"--{flag}" for flag, value in given.items() if value]
+    if named and not applies:
+        raise ConfigError(f"{', '.join(named)} reads {what}, which this net has none of: leave it out")
 
 
 def _compact(h: dict) -> dict:

@@ -22,7 +22,7 @@ def _numbers(kind):
 def _check_finite(args: argparse.Namespace) -> None:
     """Sweep points must be finite numbers: a one-line ``ConfigError`` naming the first flag that is not."""
     for flag in ("snr", "deletion", "jitter"):
-        bad = [v for v in getattr(args, flag) if not math.isfinite(v)]
+        bad = [v for v in getattr(args, flag) or () if not math.isfinite(v)]
         if bad:
             raise ConfigError(f"--{flag} {bad[0]} is not a finite number; give comma-separated numbers, e.g. 40,20")
 
@@ -41,20 +41,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--deletion",
         type=_numbers(float),
-        default=(0, 0.1, 0.2, 0.3, 0.5),
-        help="spike deletion probabilities (rate nets)",
+        help="spike deletion probabilities (rate-coded nets; default 0,0.1,0.2,0.3,0.5)",
     )
     p.add_argument(
         "--jitter",
         type=_numbers(float),
-        default=(0, 0.01, 0.02, 0.05, 0.1),
-        help="relative spike-time jitter (TTFS nets)",
+        help="relative spike-time jitter (TTFS nets; default 0,0.01,0.02,0.05,0.1)",
     )
     p.add_argument("--no-timesteps", action="store_true", help="skip the accuracy-vs-time-steps sweep")
-    p.add_argument("--raster", type=int, default=32, metavar="N",
+    p.add_argument("--raster", type=int, metavar="N",
                    help="neurons per spiking layer in the spike raster of the first test sample (N of those that "
                         "fire, evenly spaced; rate-coded nets; default 32, 0 = none)")
-    p.add_argument("--traces", type=int, default=4, metavar="N",
+    p.add_argument("--traces", type=int, metavar="N",
                    help="neurons per spiking layer whose membrane is traced over time on the first test sample "
                         "(about half that fire and half silent, evenly spaced; rate-coded nets; default 4, 0 = none)")
     p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping")
