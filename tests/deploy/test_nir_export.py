@@ -240,6 +240,19 @@ def test_an_option_the_run_does_not_use_is_refused(tiny_run, tmp_path, capsys, o
     assert message.format(run=tiny_run) in err and err.count("\n") == 1 and not (tmp_path / "m.nir").exists()
 
 
+def test_an_ann_run_is_sent_to_convert(tmp_path, capsys):
+    from deepspike.cli import main
+
+    run = tmp_path / "ann"
+    assert main(["train", "method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "data.name=digits",
+                 "train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--nir", str(tmp_path / "m.nir")]) == 2
+    err = capsys.readouterr().err
+    assert f"is an ANN run: convert it to a spiking net first (deepspike convert {run}" in err
+    assert err.count("\n") == 1
+
+
 def test_export_through_a_link_to_the_checkpoint_is_refused(tiny_run, tmp_path):
     (tmp_path / "model.nir").symlink_to(tiny_run / "checkpoint.pt")
     with pytest.raises(ConfigError, match="is the run file checkpoint.pt"):

@@ -421,6 +421,9 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float | 
     check_output_file(path, "--nir")
     check_not_run_file(path, "--nir")
     config, parts, _ = load_run(run_dir, device="cpu")
+    if config.method.name == "ann":
+        raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
+                          "--to rate or ttfs) and export the converted run")
     shape = tuple(parts.arch.input_shape)
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
     if round_delays:
