@@ -90,7 +90,7 @@ def test_convert_refuses_bad_input(ann_run, tmp_path):
         convert_run(run_dir, tmp_path / "x", norm="l2")
     out = tmp_path / "once"
     convert_run(run_dir, out, norm="percentile", timesteps=5, calib_samples=16, limit=10, log=lambda s: None)
-    with pytest.raises(ConfigError, match="already holds a converted model"):
+    with pytest.raises(ConfigError, match="already holds a run"):
         convert_run(run_dir, out, norm="max", timesteps=5, limit=10, log=lambda s: None)
     with pytest.raises(ConfigError, match="convert needs a trained 'ann' run"):
         convert_run(out, tmp_path / "again", norm="max", timesteps=5, log=lambda s: None)

@@ -139,7 +139,7 @@ def load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunPart
     run of another method."""
     check_output_dir(out_dir, "--out")
     if RunDir(out_dir).has_checkpoint():
-        raise ConfigError(f"{out_dir} already holds a converted model; pick another --out")
+        raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
     if config.method.name != "ann":
         raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
