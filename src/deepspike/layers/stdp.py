@@ -191,19 +191,19 @@ class StdpLearner(nn.Module):
         and the layer's output positions), then start new sums."""
         if not self.learning:  # the same on every rank: a function of the epoch
             return
-        samples = float(self._samples)
-        sums = self._sums
+        samples, sums, per_layer = float(self._samples), self._sums, self._positions
         if dist.is_available() and dist.is_initialized():
-            samples, sums = _summed_over_ranks(samples, sums, self.pairs)
-        for (synapse, _), recorded, positions in zip(self.pairs, sums, self._positions, strict=True):
+            samples, sums, per_layer = _summed_over_ranks(samples, sums, per_layer, self.pairs)
+        for (synapse, _), recorded, positions in zip(self.pairs, sums, per_layer, strict=True):
             if recorded is not None and samples > 0:
                 apply_stdp(synapse.module.weight, *recorded, samples * positions, self.rule)
         self._sums = [None] * len(self.pairs)
         self._samples = 0
 
 
-def _summed_over_ranks(samples: float, sums: list, pairs: list) -> tuple[float, list]:
-    """The sample count and ``(LTP, LTD)`` sums added over all ranks (a rank with none adds zeros)."""
+def _summed_over_ranks(samples: float, sums: list, positions: list[int], pairs: list) -> tuple[float, list, list]:
+    """The sample count and ``(LTP, LTD)`` sums added over all ranks (a rank with none adds zeros), and each layer's
+    output positions as the ranks that recorded it saw them (the largest: a rank that never recorded has 1)."""
     parts = []
     for (synapse, _), recorded in zip(pairs, sums, strict=True):
         w = synapse.module.weight
@@ -216,4 +216,6 @@ def _summed_over_ranks(samples: float, sums: list, pairs: list) -> tuple[float, 
         shape = synapse.module.weight.shape
         out.append((flat[at:at + n].view(shape), flat[at + n:at + 2 * n].view(shape)))
         at += 2 * n
-    return float(flat[-1]), out
+    seen = torch.tensor(positions, dtype=torch.int64, device=flat.device)
+    dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+    return float(flat[-1]), out, seen.tolist()
