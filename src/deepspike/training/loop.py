@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from deepspike.core.errors import ConfigError
 from deepspike.core.spike_tally import SpikeTally, counting_spikes
 from deepspike.data.mixing import correct as correct_predictions
 from deepspike.data.mixing import mixed_loss
@@ -27,6 +28,8 @@ from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
 from deepspike.training.runtime import autocast
 from deepspike.training.temporal_grad import ONLINE, online_step
+
+ONE_VALUE_PER_CHANNEL = "Expected more than 1 value per channel when training"  # torch's batch-norm's words
 
 
 def train_epoch(
@@ -118,7 +121,14 @@ def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor,
     if temporal_grad in ONLINE:
         x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
         return online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
-    out, loss = _forward(model, method, net, x, y, precision, channels_last)
+    try:
+        out, loss = _forward(model, method, net, x, y, precision, channels_last)
+    except ValueError as e:  # torch's batch-norm on a batch of one value per channel: say what to change
+        if ONE_VALUE_PER_CHANNEL not in str(e):
+            raise
+        raise ConfigError(f"a training batch of {len(y)} sample(s) gives a batch-norm one value per channel, which it "
+                          "cannot normalise (a last batch of one sample at T = 1?): pick a train.batch_size that "
+                          "leaves no batch of one, or more time steps") from None
     (loss * scale).backward()
     return out, loss
 
