@@ -51,6 +51,7 @@ class _FusedPSN(torch.autograd.Function):
     ``[T, N]`` copy of the input), ``dL/dx = 1^T W^T G_H`` and ``dL/dW[t, k] = G_H[t] . x`` for every k."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # autocast off: the kernels read float32
     def forward(ctx, x, weight, bias, spike_fn, steps):
         rows, step = _dense_input(x if steps is None else x.unsqueeze(0))  # [T or 1, N], x's per-step layout
         t = x.shape[0] if steps is None else steps
@@ -65,6 +66,7 @@ class _FusedPSN(torch.autograd.Function):
     @staticmethod
     @first_order_backward("the fused parallel spiking neuron (neurons.fused_psn); "
                           "set DEEPSPIKE_FUSED=0 for the torch formula")
+    @torch.amp.custom_bwd(device_type="cpu")  # forward's autocast state (off)
     def backward(ctx, g_s):
         rows, weight, bias = ctx.saved_tensors
         step, steps, w = ctx.step, ctx.steps, weight.detach()
@@ -73,21 +75,18 @@ class _FusedPSN(torch.autograd.Function):
         run_numba_kernel(_kernels().psn_surrogate_grad, h.numpy(), bias.detach().contiguous().numpy(),
                          step_rows(g_s, step).numpy(), h.numpy(), code, np.float32(p1), np.float32(p2))  # G_H
         t = h.shape[0]
-        with torch.autocast(h.device.type, enabled=False):  # float32 products, as in forward
-            if steps is None:  # x [T, B, ...]: dL/dx[k] = sum_t W[t, k] G_H[t]
-                g_x = (w.t() @ h).as_strided((t, *step.shape), (step.numel(), *step.stride()))
-            else:  # x is the repeated step: dL/dx = sum_k sum_t W[t, k] G_H[t]
-                g_x = (w.sum(dim=1) @ h).as_strided(step.shape, step.stride())
-            g_w = h @ rows.t()  # [T, N] @ [N, T or 1]
+        if steps is None:  # x [T, B, ...]: dL/dx[k] = sum_t W[t, k] G_H[t]
+            g_x = (w.t() @ h).as_strided((t, *step.shape), (step.numel(), *step.stride()))
+        else:  # x is the repeated step: dL/dx = sum_k sum_t W[t, k] G_H[t]
+            g_x = (w.sum(dim=1) @ h).as_strided(step.shape, step.stride())
+        g_w = h @ rows.t()  # [T, N] @ [N, T or 1]
         g_w = g_w if ctx.repeated is None else g_w.expand(t, t).contiguous()  # one row: the same for every k
         return g_x, g_w, -h.sum(dim=1), None, None
 
 
 def _membrane(w: torch.Tensor, rows: torch.Tensor, steps: int | None) -> torch.Tensor:
-    """``H = W X`` ``[T, N]`` from rows ``[T, N]``, or from one repeated row ``[1, N]`` as ``(W 1) x``; float32 also
-    inside autocast (a batch-norm hands float32 to the neuron, whose kernels read float32)."""
-    with torch.autocast(rows.device.type, enabled=False):
-        return w @ rows if steps is None else w.sum(dim=1, keepdim=True) * rows
+    """``H = W X`` ``[T, N]`` from rows ``[T, N]``, or from one repeated row ``[1, N]`` as ``(W 1) x``."""
+    return w @ rows if steps is None else w.sum(dim=1, keepdim=True) * rows
 
 
 @eager_under_compile  # under torch.compile: one graph break, the autograd Function run eagerly
