@@ -129,7 +129,7 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
     result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
     rate_coded = bool(sweeps.takes_timesteps(model) and activity["layers"])
-    _refuse_unused(o, {"raster": o.raster, "traces": o.traces}, rate_coded, "rate-coded spikes")
+    _refuse_unused({"raster": o.raster, "traces": o.traces}, rate_coded, "rate-coded spikes")
     raster, traces = _or(o.raster, DEFAULT_RASTER), _or(o.traces, DEFAULT_TRACES)
     result["raster"] = record_raster(model, batches[0][0][:1], raster) if rate_coded and raster else []
     result["traces"] = record_traces(model, batches[0][0][:1], traces) if rate_coded and traces else []
@@ -193,8 +193,8 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
     if o.snrs:
         sw["snr"] = sweeps.sweep_snr(model, method, batches, o.snrs, o.noise_repeats)
     coding = {layer["coding"] for layer in activity["layers"]}
-    _refuse_unused(o, {"deletion": o.deletions}, "rate" in coding, "rate-coded spikes")
-    _refuse_unused(o, {"jitter": o.jitters}, "ttfs" in coding, "TTFS spike times")
+    _refuse_unused({"deletion": o.deletions}, "rate" in coding, "rate-coded spikes")
+    _refuse_unused({"jitter": o.jitters}, "ttfs" in coding, "TTFS spike times")
     deletions, jitters = _or(o.deletions, DEFAULT_DELETIONS), _or(o.jitters, DEFAULT_JITTERS)
     if "rate" in coding and deletions:
         sw["deletion"] = sweeps.sweep_deletion(model, method, batches, deletions)
@@ -208,7 +208,7 @@ def _or(value, default):
     return default if value is None else value
 
 
-def _refuse_unused(o: AnalysisOptions, given: dict[str, Any], applies: bool, what: str) -> None:
+def _refuse_unused(given: dict[str, Any], applies: bool, what: str) -> None:
     """A one-line ``ConfigError`` naming the options of ``given`` that were set (not None, not empty or 0) for a net
     without ``what`` (``applies`` False): they would be ignored."""
     named = [f"--{flag}" for flag, value in given.items() if value]
