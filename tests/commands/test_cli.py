@@ -26,7 +26,8 @@ def test_models_and_methods_list(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert "stbp:" in out and "ann:" in out and "timesteps = 8" in out
-    assert "    neuron = 'lif'  (lif | plif | psn | synaptic | alif)\n" in out  # the valid values of a fixed set
+    neurons = "lif | plif | psn | masked_psn | sliding_psn | synaptic | alif"
+    assert f"    neuron = 'lif'  ({neurons})\n" in out  # the valid values of a fixed set
     assert "triangular" in out.split("surrogate = 'rectangular'", 1)[1].splitlines()[0]
 
 

@@ -10,6 +10,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model
 from deepspike.neurons import LIF, PSN, LearnableLIF, NeuronParams
 from deepspike.neurons.carry import read_state, temporal_carry, write_state
+from deepspike.neurons.sliding_psn import SlidingPSN
 
 T, B, N, M = 7, 3, 5, 6
 
@@ -146,6 +147,27 @@ def test_detached_carry_cuts_the_gradient_through_time():
     torch.testing.assert_close(layer.feedforward.module.weight.grad, w.grad)
     torch.testing.assert_close(layer.recurrent.module.weight.grad, v_rec.grad)
     assert v_rec.grad.abs().sum() > 0
+
+
+def test_a_sliding_psn_steps_with_its_carried_inputs():
+    """The sliding PSN (order 2, w = (0.5, 1), threshold 0.5) in the loop: ``I_t = W x_t + V s_{t-1}``,
+    ``h_t = 0.5 I_{t-1} + I_t``, ``s_t = [h_t >= 0.5]``, written out by hand."""
+    torch.manual_seed(0)
+    neuron = SlidingPSN(2, decay=0.5, threshold=0.5)
+    layer = RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M, bias=False)), neuron, M)
+    with torch.no_grad():
+        layer.recurrent.module.weight.normal_(0.0, 0.6)
+    x = _inputs()
+    w, v_rec = layer.feedforward.module.weight.detach(), layer.recurrent.module.weight.detach()
+    previous_current, s, want = torch.zeros(B, M), torch.zeros(B, M), []
+    for t in range(T):
+        current = x[t] @ w.T + s @ v_rec.T
+        s = (0.5 * previous_current + current >= 0.5).float()
+        previous_current = current
+        want.append(s)
+    with torch.no_grad():
+        got = layer(x)
+    assert torch.equal(got, torch.stack(want)) and 0 < got.sum() < got.numel()
 
 
 def test_a_neuron_that_cannot_step_is_refused():

@@ -1,5 +1,6 @@
 """``method.neuron`` of stbp (``methods.neuron_choice``): lif unchanged, plif / learnable threshold per layer or per
-channel with their parameters in ``model.parameters()`` and the checkpoint, psn; one-line refusals; exact resume."""
+channel with their parameters in ``model.parameters()`` and the checkpoint, the PSN family; one-line refusals; exact
+resume."""
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ from deepspike.models import create_architecture
 from deepspike.neurons import LIF
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.training.temporal_grad import prepare_temporal_grad
@@ -69,6 +72,60 @@ def test_psn_builds_and_refuses_what_it_cannot_run():
         StbpOptions(neuron="psn", timesteps=4, eval_timesteps=2)
     with pytest.raises(ConfigError, match="needs all its 4 time steps"):
         net(torch.rand(2, 1, 8, 8), timesteps=2)
+
+
+def test_masked_psn_builds_with_its_order_and_runs_at_its_own_step_count_only():
+    net = _net(neuron="masked_psn", timesteps=4, psn_order=2)
+    neurons = _neurons(net, MaskedPSN)
+    assert neurons and all(m.order == 2 and m.timesteps == 4 for m in neurons)
+    net(torch.rand(2, 1, 8, 8)).sum().backward()
+    assert all(m.weight.grad is not None and m.bias.grad is not None for m in neurons)
+    with pytest.raises(ConfigError, match="cannot carry its state"):
+        prepare_temporal_grad(net, "sltt", None, "stbp")
+    with pytest.raises(ConfigError, match="^method.neuron=masked_psn needs all T steps at once"):
+        StbpOptions(neuron="masked_psn", timesteps=4, eval_timesteps=2)
+    with pytest.raises(ConfigError, match="^streaming: the neuron MaskedPSN cannot carry its state"):
+        Stream(_net(neuron="masked_psn", timesteps=4))
+
+
+def test_sliding_psn_runs_at_any_step_count_online_and_streaming():
+    torch.manual_seed(0)
+    net = _net(neuron="sliding_psn", timesteps=4, psn_order=3, encoder="direct", threshold=0.3).eval()
+    assert all(m.order == 3 for m in _neurons(net, SlidingPSN)) and not _neurons(net, LIF)
+    StbpOptions(neuron="sliding_psn", timesteps=4, eval_timesteps=7)
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    stream = Stream(net)
+    outs = [stream.step(x) for _ in range(6)]
+    with torch.no_grad():
+        assert torch.equal(stream.scores(), net(x, timesteps=6))  # another summation order: exact on this input
+        assert torch.stack(outs).abs().sum() > 0
+    train = _net(neuron="sliding_psn", timesteps=4, psn_order=3)
+    prepare_temporal_grad(train, "sltt", None, "stbp")
+    prepare_temporal_grad(_net(neuron="sliding_psn", timesteps=4), "checkpoint", 2, "stbp")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"neuron": "masked_psn", "timesteps": 4, "psn_order": 5},
+     "^bad value 5 for method.psn_order: expected an integer >= 1 and <= method.timesteps=4 \\(masked_psn\\)$"),
+    ({"neuron": "sliding_psn", "psn_order": 0}, "^bad value 0 for method.psn_order: expected an integer >= 1$"),
+    ({"psn_order": True}, "^bad value True for method.psn_order"),
+    ({"neuron": "sliding_psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
+    ({"neuron": "psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
+    ({"neuron": "sliding_psn", "detach_reset": True}, "^method.detach_reset acts on a reset, and method.neuron=sli")])
+def test_psn_family_options_are_refused_in_one_line(options, message):
+    with pytest.raises(ConfigError, match=message):
+        StbpOptions(**options)
+
+
+def test_masked_psn_resume_is_exact_and_ends_fully_masked(tmp_path):
+    """The masking follows the epoch (``begin_epoch``): a run cut after epoch 1 and resumed ends where the uncut run
+    ends, with lambda = 1 (the band alone) after the last epoch."""
+    cfg = load_config(None, [*TINY, "method.neuron=masked_psn", "method.psn_order=2", "train.epochs=3"])
+    full, cut = full_and_resumed_weights(cfg, tmp_path)
+    masking = [k for k in full if k.endswith(".masking")]
+    assert masking and all(float(full[k]) == 1.0 for k in masking)
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
 
 
 @pytest.mark.parametrize(("key", "value"), [("neuron", "izhikevich"), ("neuron_params", "neuron"), ("tau_init", 1.0),
@@ -143,8 +200,8 @@ def test_a_registered_neuron_builds_every_hidden_neuron_layer(own_neurons):
 
 
 def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
-    with pytest.raises(ConfigError,
-                       match="^bad value 'mine' for method.neuron; valid: lif, plif, psn, synaptic, alif$"):
+    builtin = "lif, plif, psn, masked_psn, sliding_psn, synaptic, alif"
+    with pytest.raises(ConfigError, match=f"^bad value 'mine' for method.neuron; valid: {builtin}$"):
         StbpOptions(neuron="mine")
     register_neuron("mine")(lambda options, shape: "not a module")
     with pytest.raises(ConfigError, match="^method.neuron=mine: its factory returned a str, not a torch module$"):
@@ -154,9 +211,9 @@ def test_a_neuron_name_is_checked_and_a_factory_must_make_a_module(own_neurons):
 
     with pytest.raises(ConfigError, match="^neuron 'mine' is already registered"):
         register_neuron("mine")(another)
-    with pytest.raises(TypeError, match="other than lif, plif, psn, synaptic, alif"):
+    with pytest.raises(TypeError, match="other than lif, plif, psn, masked_psn, sliding_psn, synaptic, alif"):
         register_neuron("plif")
-    with pytest.raises(ConfigError, match="valid: lif, plif, psn, synaptic, alif, mine$"):
+    with pytest.raises(ConfigError, match="valid: lif, plif, psn, masked_psn, sliding_psn, synaptic, alif, mine$"):
         StbpOptions(neuron="yours")
 
 

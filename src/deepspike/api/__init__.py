@@ -4,7 +4,7 @@ Runs (``train``, ``evaluate``, ``load_run``, ``reproduce``), conversion (``conve
 (``analyze``, ``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``,
 ``create_architecture``, ``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's
 own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``, ``LearnableLIF`` (PLIF), ``PSN``,
-``SynapticLIF``, ``AdaptiveLIF``; time-first ``[T, B, ...]`` tensors),
+``MaskedPSN``, ``SlidingPSN``, ``SynapticLIF``, ``AdaptiveLIF``; time-first ``[T, B, ...]`` tensors),
 input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``,
 ``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no
 spike), ``Stream``: a rate-coded network run one time step at a time on live input, spike rasters and membrane
@@ -50,7 +50,9 @@ from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 from deepspike.neurons.surrogate import register_surrogate
 from deepspike.neurons.synaptic import SynapticLIF
@@ -73,6 +75,7 @@ __all__ = [
     "TTFSAvgPool2d",
     "TTFSConv2d",
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
-    "pretrained", "check_pretrained", "LearnableLIF", "PSN", "SynapticLIF", "AdaptiveLIF", "record_raster",
+    "pretrained", "check_pretrained", "LearnableLIF", "PSN", "MaskedPSN", "SlidingPSN", "SynapticLIF", "AdaptiveLIF",
+    "record_raster",
     "record_traces", "plot_raster", "plot_traces",
 ]

@@ -5,34 +5,38 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
 * ``neuron``: ``lif`` (default: the fixed-parameter LIF, fused kernels, unchanged), ``plif`` (learnable membrane
   time constant, Fang et al. ICCV 2021: ``V_t = V_{t-1} + (X_t - V_{t-1})/tau``, ``1/tau = sigmoid(w)``,
   ``neurons.learnable``) or ``psn`` (parallel spiking neuron, Fang et al. NeurIPS 2023: no reset,
-  ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``)
-  or ``synaptic`` (the current-based LIF: ``i_t = alpha i_{t-1} + x_t`` feeds the LIF, ``alpha = syn_decay``,
-  NIR's CubaLIF and snnTorch's Synaptic, ``neurons.synaptic``) or ``alif`` (adaptive threshold: ``theta_t = th +
-  beta a_{t-1}``, ``a_t = rho a_{t-1} + s_t``, Bellec et al.'s LSNN neuron, ``neurons.adaptive``);
+  ``H = W X`` over all T steps in one matmul, trainable ``W [T, T]`` and thresholds ``b [T]``, ``neurons.psn``),
+  ``masked_psn`` (the same with ``W`` masked over training down to the band of the ``psn_order`` most recent
+  inputs, ``neurons.masked_psn``), ``sliding_psn`` (``psn_order`` weights slid over time and one threshold: any T,
+  step by step, ``neurons.sliding_psn``) or ``synaptic`` (the current-based LIF: ``i_t = alpha i_{t-1} + x_t``
+  feeds the LIF, ``alpha = syn_decay``, NIR's CubaLIF and snnTorch's Synaptic, ``neurons.synaptic``) or ``alif``
+  (adaptive threshold: ``theta_t = th + beta a_{t-1}``, ``a_t = rho a_{t-1} + s_t``, Bellec et al.'s LSNN neuron,
+  ``neurons.adaptive``);
 * ``learn_threshold``: train the firing threshold of ``lif``/``plif`` neurons (initialised at ``threshold``;
-  ``psn`` always trains its thresholds);
+  the PSN family always trains its thresholds);
+* ``psn_order``: ``k >= 1``, the inputs a ``masked_psn`` (``k <= timesteps``) or ``sliding_psn`` step reads;
 * ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
 * ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``;
 * ``detach_reset``: the spike inside the reset is a constant in the backward pass (``neurons.dynamics``; SpikingJelly's
-  ``detach_reset``, on in Spikformer); every neuron with a reset (not ``psn``);
+  ``detach_reset``, on in Spikformer); every neuron with a reset (not the PSN family);
 * ``state_bits`` (null or 1 to 16), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
   ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
   gradient; the reference loop runs it, not the fused kernels).
 
 ``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif`` they are
-refused in one line.
+refused in one line, and so is ``neuron_params: channel`` with the PSN family (one set of weights per layer).
 
 A neuron of one's own joins them with ``register_neuron(name)``: ``method.neuron=name`` then builds every hidden
 neuron layer of an ``stbp`` net with ``factory(options, shape)`` (the method's options dataclass and one sample's
 output shape of the layer before, ``(C, H, W)`` or ``(F,)``), which returns a module ``[T, B, ...] -> [T, B, ...]``
 (``docs/architecture.md``: what else such a neuron should carry).
 
-``psn`` needs the whole sequence at once: it is refused with ``eval_timesteps`` different from ``timesteps``
-here, and by ``training.temporal_grad`` (it carries no state across calls) for checkpoint/sltt/ottt and by
-streaming at run time.
+``psn`` and ``masked_psn`` need the whole sequence at once: they are refused with ``eval_timesteps`` different from
+``timesteps`` here, and by ``training.temporal_grad`` (they carry no state across calls) for checkpoint/sltt/ottt and
+by streaming at run time. ``sliding_psn`` carries its last ``k - 1`` inputs and runs in all of them.
 """
 
 from __future__ import annotations
@@ -48,13 +52,18 @@ from deepspike.core.registration import factory_registrar, made_module
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
+from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.psn import PSN
+from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
 
-NEURONS = ("lif", "plif", "psn", "synaptic", "alif")
+NEURONS = ("lif", "plif", "psn", "masked_psn", "sliding_psn", "synaptic", "alif")
 """The built-in neurons."""
 NEURON_PARAMS = ("layer", "channel")
+PSN_FAMILY = ("psn", "masked_psn", "sliding_psn")
+WHOLE_SEQUENCE = ("psn", "masked_psn")
+"""The PSN-family neurons that need all T steps in one call."""
 
 NeuronFactory = Callable[[Any, "tuple[int, ...] | None"], nn.Module]
 _OWN: dict[str, NeuronFactory] = {}
@@ -99,11 +108,28 @@ def check_neuron_options(o: Any) -> None:
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
     state_quant_of(o)
-    if o.neuron == "psn" and o.detach_reset:
-        raise ConfigError("method.detach_reset acts on a reset, and method.neuron=psn has none")
-    if o.neuron == "psn" and o.eval_timesteps not in (None, o.timesteps):
-        raise ConfigError(f"method.neuron=psn needs all T steps at once: method.eval_timesteps={o.eval_timesteps} "
-                          f"must equal method.timesteps={o.timesteps} (or be null)")
+    _check_psn_options(o)
+
+
+def _check_psn_options(o: Any) -> None:
+    """One-line ``ConfigError`` for ``psn_order`` out of range, or an option the PSN family cannot take (module
+    docstring)."""
+    most = o.timesteps if o.neuron == "masked_psn" else None
+    if isinstance(o.psn_order, bool) or not isinstance(o.psn_order, int) or o.psn_order < 1 \
+            or (most is not None and o.psn_order > most):
+        raise ConfigError(f"bad value {o.psn_order!r} for method.psn_order: expected an integer >= 1"
+                          + (f" and <= method.timesteps={most} (masked_psn)" if most is not None else ""))
+    if o.neuron not in PSN_FAMILY:
+        return
+    if o.detach_reset:
+        raise ConfigError(f"method.detach_reset acts on a reset, and method.neuron={o.neuron} has none")
+    if o.neuron_params != "layer":
+        raise ConfigError(f"method.neuron_params={o.neuron_params} is for lif and plif: method.neuron={o.neuron} has "
+                          "one set of weights and thresholds per layer")
+    if o.neuron in WHOLE_SEQUENCE and o.eval_timesteps not in (None, o.timesteps):
+        raise ConfigError(f"method.neuron={o.neuron} needs all T steps at once: method.eval_timesteps="
+                          f"{o.eval_timesteps} must equal method.timesteps={o.timesteps} (or be null); sliding_psn "
+                          "runs at any T")
 
 
 def state_quant_of(o: Any) -> StateQuant | None:
@@ -131,9 +157,8 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     may reuse a fresh input's memory)."""
     if o.neuron in _OWN:
         return made_module("neuron", o.neuron, _OWN[o.neuron](o, shape))
-    if o.neuron == "psn":
-        return PSN(o.timesteps, decay=o.decay, threshold=o.threshold, surrogate=o.surrogate,
-                   surrogate_args=dict(o.surrogate_args))
+    if o.neuron in PSN_FAMILY:
+        return _psn_neuron(o)
     params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                           surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset,
                           state_quant=state_quant_of(o))
@@ -148,3 +173,14 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     channels = shape[0] if o.neuron_params == "channel" and shape else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
                         learn_threshold=o.learn_threshold)
+
+
+def _psn_neuron(o: Any) -> nn.Module:
+    """The PSN-family neuron ``o.neuron`` names, started from the no-reset LIF of ``o.decay`` / ``o.threshold``."""
+    common = {"decay": o.decay, "threshold": o.threshold, "surrogate": o.surrogate,
+              "surrogate_args": dict(o.surrogate_args)}
+    if o.neuron == "masked_psn":
+        return MaskedPSN(o.timesteps, o.psn_order, **common)
+    if o.neuron == "sliding_psn":
+        return SlidingPSN(o.psn_order, **common)
+    return PSN(o.timesteps, **common)

@@ -25,10 +25,11 @@ through space and time (autograd through the neuron's loop over T).
 - Direct training as the field does it now (``methods.stbp_training``): ``loss: tet`` (per-step cross-entropy,
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
-- Neuron (``neuron: lif | plif | psn | synaptic | alif``, ``learn_threshold``, ``neuron_params: layer | channel``,
-  ``tau_init``, ``syn_decay``, ``adapt_decay``, ``adapt_scale``): the fixed LIF above (default), PLIF's learnable
-  time constant, the parallel spiking neuron, the current-based LIF or the adaptive-threshold LIF; or a neuron of
-  one's own registered with ``register_neuron`` (``methods.neuron_choice``).
+- Neuron (``neuron: lif | plif | psn | masked_psn | sliding_psn | synaptic | alif``, ``learn_threshold``,
+  ``neuron_params: layer | channel``, ``tau_init``, ``psn_order``, ``syn_decay``, ``adapt_decay``, ``adapt_scale``):
+  the fixed LIF above (default), PLIF's learnable time constant, the parallel spiking neurons (whole, masked,
+  sliding), the current-based LIF or the adaptive-threshold LIF; or a neuron of one's own registered with
+  ``register_neuron`` (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start.
@@ -107,7 +108,7 @@ class StbpOptions:
     tdbn_alpha: float = 1.0
     tet_lambda: float = 0.0
     tet_phi: float = 1.0
-    neuron: str = "lif"  # lif | plif | psn | synaptic | alif | one registered (methods.neuron_choice)
+    neuron: str = "lif"  # lif | plif | psn | masked_psn | sliding_psn | synaptic | alif | one registered
     learn_threshold: bool = False
     detach_reset: bool = False  # the spike in the reset is a constant in backward (SpikingJelly's; Spikformer: true)
     neuron_params: str = "layer"  # layer | channel
@@ -115,6 +116,7 @@ class StbpOptions:
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
     adapt_decay: float = 0.9  # alif: the adaptation trace's decay rho
     adapt_scale: float = 0.2  # alif: the threshold's rise per spike beta
+    psn_order: int = 4  # masked_psn / sliding_psn: k, the inputs each step reads (itself and the k - 1 before)
     state_bits: int | None = None  # lif/synaptic: membrane on 2^bits levels (neurons.state_quant); null: float
     state_low: float = 0.0  # the levels reach th * state_low below -th
     state_high: float = 0.2  # ... and th * state_high above th (snnTorch's state_quant defaults)

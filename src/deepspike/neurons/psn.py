@@ -15,6 +15,7 @@ streaming; ``training.temporal_grad`` refuses it there).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -24,7 +25,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
-from deepspike.neurons.surrogate import get_surrogate
+from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 
 def lif_response_matrix(timesteps: int, decay: float) -> torch.Tensor:
@@ -32,6 +33,17 @@ def lif_response_matrix(timesteps: int, decay: float) -> torch.Tensor:
     t = torch.arange(timesteps, dtype=torch.float64)
     lag = t[:, None] - t[None, :]
     return torch.where(lag >= 0, decay ** lag.clamp(min=0), 0.0).float()
+
+
+def psn_spikes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, spike_fn: Surrogate) -> torch.Tensor:
+    """``S = H(W X - b)``: ``x [T, B, ...]``, ``weight [T, T]``, thresholds ``bias [T]`` -> spikes ``[T, B, ...]``; the
+    fused kernel where it runs (``fused_psn``), else one torch matmul. ``weight`` and ``bias`` may be products of
+    parameters (the masked and sliding PSNs build theirs): the gradient flows back through them."""
+    if psn_fused_supported(x, spike_fn):
+        return fused_psn(x, weight, bias, spike_fn)
+    flat = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # [T, B, ...] -> [T, B*...] (T = 0 too)
+    h = (weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
+    return spike_fn(h - bias.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 1))))
 
 
 class PSN(ReportsSpikes, nn.Module):
@@ -55,14 +67,7 @@ class PSN(ReportsSpikes, nn.Module):
         if x.shape[0] != self.timesteps:
             raise ConfigError(f"the PSN neuron needs all its {self.timesteps} time steps at once, got {x.shape[0]} "
                               f"(eval_timesteps, streaming and online temporal-grad modes cannot run it)")
-        if psn_fused_supported(x, self.spike_fn):
-            s = fused_psn(x, self.weight, self.bias, self.spike_fn)
-        else:
-            flat = x.reshape(self.timesteps, -1)  # [T, B, ...] -> [T, B*...]
-            h = (self.weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
-            thresholds = self.bias.to(x.dtype).view(self.timesteps, *([1] * (x.dim() - 1)))
-            s = self.spike_fn(h - thresholds)
-        return self.reported(s)
+        return self.reported(psn_spikes(x, self.weight, self.bias, self.spike_fn))
 
     def extra_repr(self) -> str:
         return f"timesteps={self.timesteps}, surrogate={self.spike_fn!r}"
