@@ -1,8 +1,11 @@
-"""The event-frame cache key of a set of files."""
+"""The event-frame cache: the key of a set of files, damaged entries built again."""
 
 import os
 
-from deepspike.data.neuromorphic.cache import files_fingerprint
+import numpy as np
+import pytest
+
+from deepspike.data.neuromorphic.cache import cached_arrays, files_fingerprint
 
 
 def test_the_fingerprint_follows_names_sizes_and_rewrites(tmp_path):
@@ -16,3 +19,35 @@ def test_the_fingerprint_follows_names_sizes_and_rewrites(tmp_path):
     os.utime(a, ns=(10**18 + 1, 10**18 + 1))
     assert files_fingerprint([a, b]) != first
     assert files_fingerprint([a]) != files_fingerprint([a, b])
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped byte", "labels of another length"])
+def test_a_damaged_entry_is_built_again(tmp_path, damage):
+    """A cut entry or one with a flipped byte (a bad zip or CRC) raised zipfile's BadZipFile through the run."""
+    x, y = np.arange(24, dtype=np.uint8).reshape(4, 6), np.array([0, 1, 2, 3])
+    builds = []
+
+    def build():
+        builds.append(1)
+        return x, y
+
+    cached_arrays(tmp_path, {"dataset": "d"}, build)
+    (entry,) = tmp_path.glob("d-*.npz")
+    raw = bytearray(entry.read_bytes())
+    if damage == "cut":
+        raw = raw[: len(raw) // 2]
+    elif damage == "flipped byte":
+        raw[raw.index(b"\x05\x06\x07")] ^= 0xFF  # inside x's data
+    else:
+        np.savez(entry, x=x, y=y[:3])
+        raw = bytearray(entry.read_bytes())
+    entry.write_bytes(bytes(raw))
+    got_x, got_y = cached_arrays(tmp_path, {"dataset": "d"}, build)
+    assert len(builds) == 2 and np.array_equal(got_x, x) and np.array_equal(got_y, y)
+    assert entry.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable by the others a shared cache serves
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

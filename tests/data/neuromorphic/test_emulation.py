@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.data import load_dataset
 from deepspike.data.neuromorphic import emulate_events, emulate_frames, events_to_frames, saccade_offsets
 from deepspike.data.neuromorphic.emulation import change_events, shift_images
+from deepspike.data.tensor_dataset import TensorDataset
 
 
 def test_saccade_path_is_the_nmnist_triangle():
@@ -63,3 +66,15 @@ def test_digits_events_data_set_and_cache(tmp_path):
     assert torch.equal(again.train.x, s.train.x)
     with pytest.raises(ConfigError):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=0)
+
+
+def test_new_labels_of_the_same_images_are_not_read_from_the_cache(tmp_path, monkeypatch):
+    """The cache key digests the labels too: relabelled source files gave the old labels back."""
+    from deepspike.data.neuromorphic import static_events
+
+    digits = load_dataset("digits")
+    relabelled = replace(digits, train=TensorDataset(digits.train.x, (digits.train.y + 3) % 10))
+    first = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2)
+    monkeypatch.setattr(static_events, "load_dataset", lambda *a, **k: relabelled)
+    second = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2)
+    assert torch.equal(second.train.y, (first.train.y + 3) % 10) and torch.equal(second.train.x, first.train.x)

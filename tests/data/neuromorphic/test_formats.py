@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import load_dataset
 from deepspike.data.neuromorphic import (
     EventFrameDataset,
@@ -43,16 +43,31 @@ def test_nmnist_bin_bytes_and_round_trip(tmp_path):
 
 def test_aedat2_address_layout_and_round_trip(tmp_path):
     path = tmp_path / "a.aedat"
-    write_aedat2(path, make_events([3], [100], [42], [1]))
+    write_aedat2(path, make_events([3], [100], [42], [0]))
     raw = path.read_bytes()
     assert raw.startswith(b"#!AER-DAT2.0\r\n")
-    # address = y << 8 | x << 1 | p = 100*256 + 6 + 1 = 25607; then timestamp 42, both big-endian uint32
+    # an OFF event: address = y << 8 | x << 1 | raw polarity 1 (jAER's DVS128: raw 1 is OFF) = 100*256 + 6 + 1 =
+    # 25607; then timestamp 42, both big-endian uint32
     assert raw[-8:] == (25607).to_bytes(4, "big") + (42).to_bytes(4, "big")
     ev = _random_events(np.random.default_rng(1), 300, 128, 1_000_000)
     write_aedat2(path, ev)
     back = read_aedat2(path)
     for f in "xytp":
         np.testing.assert_array_equal(back[f], ev[f])
+
+
+def test_aedat2_reads_jaer_polarity_drops_special_events_and_refuses_a_cut_file(tmp_path):
+    """Written by hand as jAER writes DVS128 data: raw polarity 0 is ON, an address with bit 15 set is a special
+    (sync) event, not a pixel."""
+    path = tmp_path / "j.aedat"
+    pairs = [(5 << 8 | 9 << 1 | 0, 10), (0x8000, 11), (7 << 8 | 2 << 1 | 1, 12)]  # ON (9, 5); special; OFF (2, 7)
+    path.write_bytes(b"#!AER-DAT2.0\r\n" + b"".join(a.to_bytes(4, "big") + t.to_bytes(4, "big") for a, t in pairs))
+    ev = read_aedat2(path)
+    assert ev["x"].tolist() == [9, 2] and ev["y"].tolist() == [5, 7]
+    assert ev["p"].tolist() == [1, 0] and ev["t"].tolist() == [10, 12]
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(DataCorruptError, match="is not whole 8-byte events"):
+        read_aedat2(path)
 
 
 def test_events_to_frames_hand_computed():

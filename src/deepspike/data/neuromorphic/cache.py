@@ -2,21 +2,22 @@
 
 A cache entry is one ``.npz`` (uncompressed) holding ``x`` (frames, uint8) and ``y`` (labels), named by
 the SHA-1 of a JSON key (the data set, the binning options and a fingerprint of the source files), under
-``<data cache>/event_frames/``. It is written to a temporary file and renamed into place, so an
-interrupted run never leaves a half-written entry.
+``<data cache>/event_frames/``. It is written to a temporary file and renamed into place
+(``core.atomic.atomic_write``), so an interrupted run never leaves a half-written entry; an entry that does not
+read back whole (damaged on disk) is deleted and built again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from deepspike.core.atomic import atomic_write
 from deepspike.data import paths
 
 
@@ -46,18 +47,21 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(folder) / f"{key.get('dataset', 'events')}-{digest}.npz"
     if path.is_file():
-        try:
-            with np.load(path) as f:
-                return f["x"], f["y"]
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # unreadable entry: rebuild it
+        entry = _read_entry(path)
+        if entry is not None:
+            return entry
+        path.unlink(missing_ok=True)  # unreadable or damaged entry: rebuild it
     x, y = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, x=x, y=y)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda out: np.savez(out, x=x, y=y))
     return x, y
+
+
+def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x, y)`` of a cache entry; None for one that does not read (cut, flipped bytes: a bad zip or CRC) or whose
+    arrays do not belong together (no labels per sample)."""
+    try:
+        with np.load(path) as f:
+            x, y = f["x"], f["y"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return (x, y) if x.ndim >= 1 and y.ndim == 1 and len(x) == len(y) else None

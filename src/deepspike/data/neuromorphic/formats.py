@@ -6,7 +6,8 @@ Events are numpy structured arrays with fields ``x``, ``y``, ``t`` (microseconds
   with ``y = 240`` is a time-overflow marker (adds 2^13 us to later events); tonic handles it.
 * CIFAR10-DVS ``.aedat`` (AEDAT 2.0, jAER DVS128): header lines starting with ``#`` (the first is
   ``#!AER-DAT2.0``, lines end in CR LF), then big-endian ``uint32`` pairs ``(address, timestamp us)``;
-  address bits: polarity = bit 0, x = bits 1-7, y = bits 8-14 (128 x 128 sensor, raw sensor coordinates).
+  address bits: polarity = bit 0 (jAER's DVS128: raw 0 is ON, 1 is OFF), x = bits 1-7, y = bits 8-14 (128 x 128
+  sensor, raw sensor coordinates), bit 15 set marks a special (external / sync) event, not a pixel: dropped.
 * DVS Gesture ``.npy`` (tonic's preprocessed release): ``float``/``int`` array ``[n, 4]`` with columns
   ``x, y, p, t`` and ``t`` in milliseconds; one file per gesture, named ``<label>.npy``, inside
   ``user<NN>_<lighting>/`` folders.
@@ -77,7 +78,7 @@ def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:
     ev = _as_events(events)
     if len(ev) and (ev["x"].min() < 0 or ev["x"].max() > 127 or ev["y"].min() < 0 or ev["y"].max() > 127):
         raise ConfigError(f"DVS128 addresses need 0 <= x, y <= 127; {path}")
-    address = (ev["y"] << 8 | ev["x"] << 1 | (ev["p"] > 0)).astype(">u4")
+    address = (ev["y"] << 8 | ev["x"] << 1 | (ev["p"] <= 0)).astype(">u4")  # raw polarity 0 = ON
     pairs = np.empty((len(ev), 2), dtype=">u4")  # [n, (address, timestamp)]
     pairs[:, 0] = address
     pairs[:, 1] = ev["t"].astype(np.uint32)
@@ -92,11 +93,17 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
         version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
         if not 2 <= version < 3:
             raise DataCorruptError(f"{path}: AEDAT version {version}; CIFAR10-DVS files are AEDAT 2.0")
+        if (os.path.getsize(path) - start) % 8:
+            raise DataCorruptError(f"{path}: AEDAT 2.0 data of {os.path.getsize(path) - start} bytes is not whole "
+                                   f"8-byte events (a cut file?)")
         raw = tonic.io.get_aer_events_from_file(str(path), version, start)
-    except (ValueError, UnboundLocalError, AssertionError) as e:
+    except (ValueError, IndexError, UnboundLocalError, AssertionError) as e:
         raise DataCorruptError(f"{path}: not an AEDAT 2.0 file ({one_line(e)})") from e
     addr = raw["address"].astype(np.int64)
-    return make_events((addr >> 1) & 0x7F, (addr >> 8) & 0x7F, raw["timeStamp"].astype(np.int64), addr & 1)
+    pixel = (addr & 0x8000) == 0  # bit 15: a special event
+    addr = addr[pixel]
+    return make_events((addr >> 1) & 0x7F, (addr >> 8) & 0x7F, raw["timeStamp"][pixel].astype(np.int64),
+                       1 - (addr & 1))
 
 
 def write_gesture_npy(path: str | os.PathLike, events: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 Each image becomes N-MNIST-like event frames through :mod:`emulation` (saccades, log-intensity change
 events, ON/OFF channels). Frames are cached under ``<data cache>/event_frames`` (key: the options and a
-SHA-1 of the source images), so only the first run pays for the emulation.
+SHA-1 of the source images and of their labels), so only the first run pays for the emulation.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     name = f"{source}_events"
     parts = []
     for split in (static.train, static.test):
-        key = {"source": _digest(split.x), "substeps": substeps, "threshold": threshold, "pad": pad,
-               "amplitude": amplitude, **options.key()}
+        key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
+               "pad": pad, "amplitude": amplitude, **options.key()}
 
         def build(split=split):
             frames = emulate_frames(split.x, timesteps, substeps, threshold, pad, amplitude, stride=stride,
