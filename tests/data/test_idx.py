@@ -150,6 +150,16 @@ def test_corrupt_files(tmp_path):
         load_dataset("mnist", data_dir=folder)
 
 
+def test_impossible_headers_are_corrupt_not_a_crash():
+    """A shape whose byte count wraps int64 round to 0 passed the length check and crashed in reshape; so did more
+    dimensions than numpy takes."""
+    wraps = bytes([0, 0, 8, 3]) + struct.pack(">3I", 1 << 22, 1 << 21, 1 << 21)  # 2^64 bytes claimed, none there
+    with pytest.raises(DataCorruptError, match="truncated or corrupt"):
+        parse_idx(wraps)
+    with pytest.raises(DataCorruptError, match="70 dimensions"):
+        parse_idx(bytes([0, 0, 8, 70]) + struct.pack(">70I", *([1] * 70)) + b"\x00")
+
+
 def test_truncated_gzip_is_corrupt(tmp_path):
     folder = tmp_path / "d"
     tiny_mnist(folder, gz=True)

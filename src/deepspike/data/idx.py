@@ -8,6 +8,7 @@ C order. Types: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -33,17 +34,23 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise DataCorruptError(f"cannot read {path}: {one_line(e)}") from e
 
 
+MAX_IDX_DIMS = 32
+"""The most dimensions an IDX header may give (numpy's arrays take 64; image sets use 1 to 3)."""
+
+
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Decode IDX bytes into an array of the stored type and shape (native byte order)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
         raise DataCorruptError(f"{source} is not an IDX file (magic bytes {data[:4].hex() or 'missing'})")
     ndim = data[3]
+    if ndim > MAX_IDX_DIMS:
+        raise DataCorruptError(f"{source}: IDX header gives {ndim} dimensions (at most {MAX_IDX_DIMS} are read)")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataCorruptError(f"{source}: IDX header truncated")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(IDX_TYPES[data[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: a huge header cannot wrap around to 0
     if len(data) - header != expected:
         raise DataCorruptError(f"{source}: IDX header says shape {shape} ({expected} bytes of data) but the "
                                f"file holds {len(data) - header}; it is truncated or corrupt")

@@ -132,6 +132,9 @@ def test_ssc_reads_its_three_files_and_uses_the_valid_file_as_val(tmp_path):
     assert s.val.x.shape == (2, 4, 100) and int(s.val.x[1, 2, 0]) == 1  # 0.1 s, channel 1 -> bin 2, feature 0
     with pytest.raises(ConfigError, match="^ssc has an official validation file"):
         load_dataset("ssc", data_dir=folder, val_fraction=0.2, cache=False)
+    write_shd_h5(folder / "SSC" / "ssc_valid.h5", [], [], keys=[f"word{c}" for c in range(35)])
+    with pytest.raises(DataCorruptError, match="^ssc: the validation file ssc_valid.h5 holds no recordings"):
+        load_dataset("ssc", data_dir=folder, cache=False)
     (folder / "SSC" / "ssc_valid.h5").unlink()
     with pytest.raises(DataNotFoundError, match="^ssc: data not found: need ssc_train.h5, ssc_valid.h5, ssc_test.h5"):
         load_dataset("ssc", data_dir=folder, cache=False)
@@ -156,8 +159,10 @@ MALFORMED = [
     ("channel 700", lambda p: write_shd_h5(p, [([0.1], [700])], [0]), "recording 0: channels run from 700 to 700"),
     ("lengths", lambda p: write_shd_h5(p, [([0.1, 0.2], [1])], [0]), "recording 0: 2 spike times but 1 channels"),
     ("negative", lambda p: write_shd_h5(p, [([0.1], [1]), ([-0.1], [1])], [0, 0]),
-     r"recording 1: spike times must be finite and >= 0"),
+     r"recording 1: spike times must be finite, >= 0"),
     ("nan", lambda p: write_shd_h5(p, [([np.nan], [1])], [0]), r"recording 0: spike times must be finite"),
+    ("1e14 s", lambda p: write_shd_h5(p, [([0.01, 1e14], [1, 2])], [0]), r"recording 0: spike times must be finite, "
+     r">= 0 and <= 1e\+09"),
     ("label 20", lambda p: write_shd_h5(p, [([0.1], [1])], [20]), "labels run from 20 to 20; with 20 classes"),
     ("label count", lambda p: write_shd_h5(p, [([0.1], [1])], [0, 1]), r"labels of shape \[2\] for 1 recordings"),
     ("not hdf5", lambda p: p.write_bytes(b"not an HDF5 file"), "not a readable SHD/SSC HDF5 file"),
@@ -171,6 +176,17 @@ def test_a_malformed_file_is_refused_in_one_line_naming_it(tmp_path, damage, mes
     with pytest.raises(DataCorruptError, match=message) as info:
         load_dataset("shd", data_dir=folder, cache=False)
     assert str(info.value).startswith(str(folder / "SHD" / "shd_train.h5")) and "\n" not in str(info.value)
+
+
+def test_a_dataset_claiming_more_entries_than_the_file_has_bytes_is_refused_before_it_is_read(tmp_path):
+    """A few KB of chunked storage claiming 2^44 labels was read whole: a 32 TiB allocation (a MemoryError)."""
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    with h5py.File(path, "a") as f:
+        del f["labels"]
+        f.create_dataset("labels", shape=(1 << 44,), dtype=np.uint16, chunks=(1024,))
+    with pytest.raises(DataCorruptError, match=r"dataset labels of shape \[17592186044416\] in a file of"):
+        load_dataset("shd", data_dir=folder, cache=False)
 
 
 def test_units_and_times_of_different_recording_counts(tmp_path):

@@ -32,6 +32,7 @@ the options.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,23 @@ def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             missing = [n for n in names if not isinstance(f.get(n), h5py.Dataset)]
             if missing:
                 raise DataCorruptError(f"{path}: not an SHD/SSC file: no dataset {', '.join(missing)}")
+            _check_claimed_sizes(path, {n: f[n].shape for n in names})
             times, units, labels = (f[n][()] for n in names)
     except DataCorruptError:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
         raise DataCorruptError(f"{path}: not a readable SHD/SSC HDF5 file ({one_line(e)})") from e
     return np.asarray(times, dtype=object), np.asarray(units, dtype=object), np.asarray(labels)
+
+
+def _check_claimed_sizes(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """A one-line :class:`DataCorruptError` for a dataset that is not 1-D or claims more entries than the file has
+    bytes (HDF5 lets a few KB of chunked storage claim terabytes of fill values): checked before anything is read."""
+    size = os.path.getsize(path)
+    for name, shape in shapes.items():
+        if len(shape) != 1 or shape[0] > size:
+            raise DataCorruptError(f"{path}: dataset {name} of shape {list(shape)} in a file of {size:,} bytes; an "
+                                   "SHD/SSC file holds one entry per recording")
 
 
 def checked_labels(path: Path, labels: np.ndarray, recordings: int, num_classes: int) -> np.ndarray:
@@ -120,6 +132,11 @@ def checked_labels(path: Path, labels: np.ndarray, recordings: int, num_classes:
     return labels.astype(np.int64)
 
 
+MAX_SECONDS = 1e9
+"""The latest spike time read (s): microseconds of later ones would not fit the events' int64 (1e14 s wrapped to
+a negative time and the spike was dropped); a recording of 30 years is no recording."""
+
+
 def recording_problem(times: np.ndarray, units: np.ndarray) -> str | None:
     """What is wrong with one recording's spike ``times`` (s) and channel ``units``, else None."""
     if times.ndim != 1 or units.ndim != 1:
@@ -132,8 +149,8 @@ def recording_problem(times: np.ndarray, units: np.ndarray) -> str | None:
         return f"spike times are {times.dtype}, not numbers"
     if not np.issubdtype(units.dtype, np.integer):
         return f"channels are {units.dtype}, not integers"
-    if not (np.isfinite(times).all() and times.min() >= 0):
-        return "spike times must be finite and >= 0 (seconds from the start)"
+    if not (np.isfinite(times).all() and times.min() >= 0 and times.max() <= MAX_SECONDS):
+        return f"spike times must be finite, >= 0 and <= {MAX_SECONDS:.0e} (seconds from the start)"
     if units.min() < 0 or units.max() >= CHANNELS:
         return f"channels run from {units.min()} to {units.max()}; they must be 0 to {CHANNELS - 1}"
     return None
@@ -229,6 +246,8 @@ def load_ssc(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: 
     (train, valid, test), names = release_splits("ssc", data_dir, download, cache, options)
     splits = make_splits(train, test, val_fraction=0.0, seed=seed, num_classes=NUM_CLASSES["ssc"],
                          class_names=names, name="ssc", stats=frame_stats)
+    if not len(valid):
+        raise DataCorruptError("ssc: the validation file ssc_valid.h5 holds no recordings (it is the val split)")
     return dataclasses.replace(splits, val=valid)
 
 
