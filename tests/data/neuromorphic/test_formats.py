@@ -130,6 +130,32 @@ def test_nmnist_loader_reads_real_layout_and_caches(tmp_path):
     assert counts.train.x.shape == (20, 2, 34, 34) and counts.train.x.max() <= 1.0
 
 
+def test_nmnist_first_saccade_matches_tonic_and_a_cut_file_or_stray_folder_is_not_a_crash(tmp_path):
+    """The first saccade against tonic's own ``NMNIST(first_saccade_only=True)`` on the same files; a cut ``.bin``
+    crashed inside tonic (IndexError) and a folder not named by a digit in tonic's label parsing (ValueError)."""
+    import tonic
+
+    from deepspike.data.neuromorphic.loading import local_tonic
+
+    _write_nmnist_tree(tmp_path)
+    ours = load_dataset("nmnist", data_dir=tmp_path, timesteps=2, time_window_ms=50.0, first_saccade_only=True,
+                        cache=False)
+    theirs = local_tonic(tonic.datasets.NMNIST, tmp_path / "NMNIST", train=True, first_saccade_only=True)
+    for i, path in enumerate(sorted(theirs.data)):
+        events, label = theirs[theirs.data.index(path)]
+        np.testing.assert_array_equal(ours.train.x[i].numpy(), events_to_frames(
+            make_events(events["x"], events["y"], events["t"], events["p"]), (34, 34), 2, time_window=50_000.0))
+        assert ours.train.y[i] == label
+    stray = tmp_path / "NMNIST" / "Train" / "old"
+    stray.mkdir()
+    (stray / "x.bin").write_bytes(b"\x00" * 5)
+    assert len(load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False).train) == 20
+    cut = tmp_path / "NMNIST" / "Train" / "3" / "00001.bin"
+    cut.write_bytes(cut.read_bytes()[:-3])
+    with pytest.raises(DataCorruptError, match="00001.bin: N-MNIST .bin size 247 is not a multiple of 5"):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
+
+
 def test_nmnist_missing_folder_is_one_line_error(tmp_path):
     with pytest.raises(DataNotFoundError, match="nmnist: data not found") as e:
         load_dataset("nmnist", data_dir=tmp_path / "nothing")
@@ -160,4 +186,39 @@ def test_dvs_gesture_npy(tmp_path):
     s = load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=5, time_window_ms=50.0, stride=4, cache=False,
                      denoise_ms=100.0)
     assert s.num_classes == 11 and s.input_shape == (2, 32, 32) and len(s.train) == 11
-    assert sorted(s.train.y.tolist()) == list(range(11))
+    assert s.train.y.tolist() == sorted(range(11), key=str)  # files in name order: 0, 1, 10, 2, ...
+
+
+def test_dvs_gesture_files_read_as_tonic_reads_them_and_bad_ones_refused(tmp_path):
+    """Against tonic's ``DVSGesture`` on the same file; a cut file, a wrong shape, NaN times (tonic made them
+    INT64_MIN, every event in frame 0) and a name that is no label are one-line errors naming the file."""
+    import tonic
+
+    from deepspike.data.neuromorphic.formats import read_gesture_npy
+    from deepspike.data.neuromorphic.loading import local_tonic
+
+    rng = np.random.default_rng(4)
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        folder = tmp_path / "DVSGesture" / split / "user02_led"
+        folder.mkdir(parents=True)
+        write_gesture_npy(folder / "4.npy", _random_events(rng, 60, 128, 300_000))
+    path = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user02_led" / "4.npy"
+    theirs, label = local_tonic(tonic.datasets.DVSGesture, tmp_path / "DVSGesture", train=True)[0]
+    ours = read_gesture_npy(path)
+    assert label == 4
+    for f in "xytp":
+        np.testing.assert_array_equal(ours[f], theirs[f].astype(np.int64))
+    good = path.read_bytes()
+    bad = [(good[:-5], "not a readable .npy file"), (np.zeros((5, 3)), r"must be an \[n, 4\] numeric array"),
+           (np.array([[1.0, 2.0, 1.0, np.nan]]), "need finite")]
+    for content, message in bad:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            np.save(path, content)
+        with pytest.raises(DataCorruptError, match=message):
+            load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2, cache=False)
+    path.write_bytes(good)
+    path.rename(path.with_name("x.npy"))
+    with pytest.raises(DataCorruptError, match="x.npy: a DVS Gesture recording is named by its label"):
+        load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2, cache=False)

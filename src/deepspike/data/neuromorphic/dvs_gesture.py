@@ -3,23 +3,19 @@
 On disk (tonic's preprocessed release, one recording cut per gesture): ``<folder>/ibmGestureTrain/
 user<NN>_<lighting>/<label>.npy`` and ``<folder>/ibmGestureTest/...`` (``.npy`` columns x, y, p, t in ms).
 The folder is ``data_dir`` itself or ``DVSGesture``/``dvs_gesture``/``DVS-Gesture`` under ``data_dir`` and
-each data root. Read by tonic's ``DVSGesture`` (download check bypassed); frames are cached.
+each data root. The user folders and their files are listed in name order and each file read and checked by
+``formats.read_gesture_npy`` (as tonic's ``DVSGesture`` reads it: t times 1000 to microseconds, the label from the file
+name); frames are cached.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import require_tonic
-from deepspike.data.neuromorphic.loading import (
-    FrameOptions,
-    as_dataset,
-    bin_all,
-    event_splits,
-    load_cached,
-    local_tonic,
-)
+from deepspike.data.neuromorphic.formats import read_gesture_npy
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, bin_all, event_splits, load_cached
 from deepspike.data.neuromorphic.nmnist import find_split_folders
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits
@@ -33,6 +29,18 @@ HOW_TO_GET = ("fetch ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz (tonic's DVS
               "them into one of these")
 
 
+def list_recordings(split_folder: Path) -> list[tuple[Path, int]]:
+    """``[(file, label), ...]``: every ``<user folder>/<label>.npy`` of ``split_folder``, folders and files in name
+    order; a file not named by a label 0 to 10 is a one-line :class:`DataCorruptError`."""
+    recordings = []
+    for user in sorted(d for d in split_folder.iterdir() if d.is_dir()):
+        for f in sorted(user.glob("*.npy")):
+            if not (f.stem.isdigit() and int(f.stem) < len(CLASSES)):
+                raise DataCorruptError(f"{f}: a DVS Gesture recording is named by its label, 0 to {len(CLASSES) - 1}")
+            recordings.append((f, int(f.stem)))
+    return recordings
+
+
 @register_dataset("dvs_gesture")
 def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                      timesteps: int = 20, time_window_ms: float | None = 25.0, stride: int = 4,
@@ -43,16 +51,15 @@ def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
     Default: 20 frames of 25 ms (the first 0.5 s), 32 x 32 pixels (stride 4).
     """
     options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
-    tonic = require_tonic()
     folder = find_split_folders("dvs_gesture", data_dir, SUBDIRS, ("ibmGestureTrain", "ibmGestureTest"),
                                 HOW_TO_GET)
     parts = []
-    for train in (True, False):
-        ds = local_tonic(tonic.datasets.DVSGesture, folder, train=train)
-        key = {"split": "train" if train else "test", "files": files_fingerprint([Path(p) for p in ds.data]),
-               **options.key()}
-        x, y = load_cached("dvs_gesture", data_dir, cache, key,
-                           lambda ds=ds: bin_all(range(len(ds)), ds.__getitem__, options, SENSOR))
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        recordings = list_recordings(folder / split)
+        key = {"split": "train" if split == "ibmGestureTrain" else "test", "listing": "sorted",
+               "files": files_fingerprint([f for f, _ in recordings]), **options.key()}
+        x, y = load_cached("dvs_gesture", data_dir, cache, key, lambda r=recordings: bin_all(
+            r, lambda rec: (read_gesture_npy(rec[0]), rec[1]), options, SENSOR))
         parts.append(as_dataset(x, y, options, "dvs_gesture"))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed, class_names=CLASSES,
                         name="dvs_gesture")

@@ -30,6 +30,7 @@ from deepspike.data.paths import one_line
 EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 NMNIST_MAX_T = (1 << 23) - 1
 AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
+MAX_GESTURE_MS = 1e12  # microseconds of later times would not fit int64
 
 
 def require_tonic():
@@ -104,6 +105,25 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
     addr = addr[pixel]
     return make_events((addr >> 1) & 0x7F, (addr >> 8) & 0x7F, raw["timeStamp"][pixel].astype(np.int64),
                        1 - (addr & 1))
+
+
+def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read one DVS Gesture ``.npy`` (module docstring: columns x, y, p, t in ms) as events with ``t`` in us; a file
+    that does not load as a plain ``[n, 4]`` array of finite numbers, with 0 <= x, y <= 127, p in {0, 1} and t >= 0,
+    is a one-line :class:`DataCorruptError` (never unpickled)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataCorruptError(f"{path}: not a readable .npy file ({one_line(e)})") from e
+    if arr.ndim != 2 or arr.shape[1] != 4 or not (np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_):
+        raise DataCorruptError(f"{path}: DVS Gesture events must be an [n, 4] numeric array (x, y, p, t), got shape "
+                               f"{list(arr.shape)} of {arr.dtype}")
+    x, y, p, t = (arr[:, i].astype(np.float64) for i in range(4))
+    if len(arr) and not (np.isfinite(arr).all() and min(x.min(), y.min(), t.min()) >= 0 and max(x.max(), y.max())
+                         <= 127 and np.isin(p, (0, 1)).all() and t.max() <= MAX_GESTURE_MS):
+        raise DataCorruptError(f"{path}: DVS Gesture events need finite 0 <= x, y <= 127, p in {{0, 1}} and "
+                               f"0 <= t <= {MAX_GESTURE_MS:.0e} ms")
+    return make_events(x.astype(np.int64), y.astype(np.int64), (t * 1000).astype(np.int64), p.astype(np.int64))
 
 
 def write_gesture_npy(path: str | os.PathLike, events: np.ndarray) -> None:

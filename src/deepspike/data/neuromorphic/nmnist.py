@@ -2,29 +2,26 @@
 
 On disk (the official release, as tonic extracts it): ``<folder>/Train/<digit>/<id>.bin`` and
 ``<folder>/Test/<digit>/<id>.bin`` (60,000 / 10,000 files, 5-byte events, see :mod:`formats`). The folder
-is ``data_dir`` itself or ``NMNIST``/``N-MNIST``/``nmnist`` under ``data_dir`` and each data root. Files are
-listed and read by tonic's ``NMNIST`` (its download check bypassed); frames are cached.
+is ``data_dir`` itself or ``NMNIST``/``N-MNIST``/``nmnist`` under ``data_dir`` and each data root. The digit
+folders' files are listed in name order and read by ``formats.read_nmnist_bin`` (tonic's event reader, the file size
+checked first); frames are cached.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import EVENT_DTYPE, require_tonic
-from deepspike.data.neuromorphic.loading import (
-    FrameOptions,
-    as_dataset,
-    bin_all,
-    event_splits,
-    load_cached,
-    local_tonic,
-)
+from deepspike.data.neuromorphic.formats import read_nmnist_bin
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, bin_all, event_splits, load_cached
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits
 
 SENSOR = (34, 34)
+FIRST_SACCADE_US = 100_000
 SUBDIRS = ("NMNIST", "N-MNIST", "nmnist")
 HOW_TO_GET = ("download Train.zip/Test.zip from https://www.garrickorchard.com/datasets/n-mnist and extract "
               "them into one of these (Train/<digit>/*.bin, Test/<digit>/*.bin)")
@@ -39,6 +36,20 @@ def find_split_folders(dataset: str, data_dir, subdirs, splits: tuple[str, ...],
     raise paths.not_found(dataset, "/".join(splits) + " folders", places, how_to_get)
 
 
+def list_recordings(folder: Path, split: str) -> list[tuple[Path, int]]:
+    """``[(file, digit), ...]``: every ``<folder>/<split>/<digit>/*.bin``, digit folders 0 to 9 in order, files
+    sorted by name (the order does not depend on the file system); other folders are not read."""
+    return [(f, d) for d in range(10) for f in sorted((folder / split / str(d)).glob("*.bin"))]
+
+
+def read_recording(recording: tuple[Path, int], first_saccade_only: bool) -> tuple[np.ndarray, int]:
+    """The events of one recording (``formats.read_nmnist_bin``: a cut file is a one-line error), the first 100 ms
+    only with ``first_saccade_only``, and its digit."""
+    path, digit = recording
+    events = read_nmnist_bin(path)
+    return (events[events["t"] < FIRST_SACCADE_US] if first_saccade_only else events), digit
+
+
 @register_dataset("nmnist")
 def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                 timesteps: int = 10, time_window_ms: float | None = None, stride: int = 1, binary: bool = False,
@@ -50,17 +61,14 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
     (the files sit behind a web page): see the error message for where to get them.
     """
     options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
-    tonic = require_tonic()
     folder = find_split_folders("nmnist", data_dir, SUBDIRS, ("Train", "Test"), HOW_TO_GET)
     parts = []
-    for train in (True, False):
-        ds = local_tonic(tonic.datasets.NMNIST, folder, train=train, first_saccade_only=first_saccade_only)
-        ds.dtype = EVENT_DTYPE
-        key = {"split": "train" if train else "test", "files": files_fingerprint(
-            [Path(p) for p in ds.data]), "first_saccade_only": first_saccade_only,
-            **options.key()}
-        x, y = load_cached("nmnist", data_dir, cache, key,
-                           lambda ds=ds: bin_all(range(len(ds)), ds.__getitem__, options, SENSOR))
+    for split in ("Train", "Test"):
+        recordings = list_recordings(folder, split)
+        key = {"split": split.lower(), "files": files_fingerprint([f for f, _ in recordings]),
+               "first_saccade_only": first_saccade_only, "listing": "sorted", **options.key()}
+        x, y = load_cached("nmnist", data_dir, cache, key, lambda r=recordings: bin_all(
+            r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR))
         parts.append(as_dataset(x, y, options, "nmnist"))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
                         class_names=[str(d) for d in range(10)], name="nmnist")
