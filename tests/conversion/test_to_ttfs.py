@@ -58,6 +58,20 @@ def test_cli_convert_to_ttfs_and_refusals(ann_run, tmp_path, capsys):
     assert "already holds" in capsys.readouterr().err
 
 
+def test_an_alpha_other_than_one_is_refused_for_an_ann(ann_run, tmp_path, capsys):
+    """Neurons code ReLU(a) / alpha; with the ANN's weights unchanged the next layer computed W a / alpha + b. A sweep
+    measured prediction agreement 0.19 at alpha 2 and 0.54 at alpha 0.5 while the summary said nothing."""
+    assert main(["convert", str(ann_run[0]), "--to", "ttfs", "--alpha", "2", "--out", str(tmp_path / "c"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--alpha=2: a ReLU ANN maps exactly onto TTFS neurons with alpha = 1 only" in err and err.count("\n") == 1
+    assert not (tmp_path / "c").exists()
+    config = load_config(None, ["method.name=ttfs_window", f"method.init_from={ann_run[0]}", "method.alpha=0.5",
+                                *ANN[1:-2], "train.epochs=1", "train.progress=false"])
+    with pytest.raises(ConfigError, match="^method.alpha=0.5 with method.init_from an ann run: a ReLU ANN maps"):
+        Trainer(config, tmp_path / "ft").fit()
+
+
 @pytest.mark.parametrize("to, options, names", [
     ("ttfs", ["--timesteps", "5", "--norm", "max", "--reset", "zero"], "--norm, --timesteps, --reset"),
     ("rate", ["--margin", "2"], "--margin"),
@@ -130,3 +144,20 @@ def test_every_window_is_margin_times_the_anns_largest_activation(ann_run, tmp_p
     assert windows["input"] == pytest.approx(1.5 * float(x.abs().max()), rel=1e-5)
     assert windows["hidden"] == pytest.approx([1.5 * p for p in peaks], rel=1e-5)
     assert windows["output"] == pytest.approx(1.5 * float(logits.max()), rel=1e-5)
+
+
+def test_non_finite_scores_are_not_reported_as_no_deviation():
+    """``max(0.0, nan)`` is 0.0: NaN SNN scores were summarised as a deviation of 0."""
+    from deepspike.conversion.to_ttfs import _compare
+
+    class Scores(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, x):
+            return torch.full((len(x), 3), self.value)
+
+    batches = [(torch.zeros(2, 4), torch.tensor([0, 1]))]
+    result = _compare(Scores(1.0), Scores(float("nan")), batches, lambda line: None)
+    assert result["max_relative_score_deviation"] == float("inf")

@@ -11,6 +11,7 @@ Writes ``OUT/config.yaml`` + ``checkpoint.pt`` (a ``ttfs_window`` run that ``dee
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from deepspike.conversion.pipeline import load_ann_run
 from deepspike.core.atomic import atomic_write_json
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
+from deepspike.methods.ttfs_window import check_exact_alpha
 from deepspike.methods.window_measures import window_measures
 from deepspike.methods.window_network import WindowNetwork, calibrate_windows
 from deepspike.models.costs import count_macs
@@ -44,6 +46,7 @@ def convert_to_ttfs(
     """Convert the ReLU ``ann`` run in ``run_dir`` to a ``ttfs_window`` run in ``out_dir``; returns the summary."""
     if calib_samples < 1 or not margin > 0 or not alpha > 0:
         raise ConfigError(f"--calib-samples must be >= 1 and margin, alpha > 0; got {calib_samples}, {margin}, {alpha}")
+    check_exact_alpha(alpha, f"--alpha={alpha:g}")
     out_dir = Path(out_dir)
     config, parts, state = load_ann_run(run_dir, out_dir)
     if config.method.options.activation != "relu":
@@ -86,7 +89,8 @@ def _compare(ann: torch.nn.Module, snn: WindowNetwork, batches: list, log: Calla
         correct_snn += int((z_snn.argmax(1) == y).sum())
         agree += int((z_ann.argmax(1) == z_snn.argmax(1)).sum())
         scale = z_ann.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
-        deviation = max(deviation, float(((z_snn - z_ann).abs() / scale).max()))
+        batch_deviation = float(((z_snn - z_ann).abs() / scale).max())
+        deviation = math.inf if math.isnan(batch_deviation) else max(deviation, batch_deviation)  # max() drops NaN
         n += len(y)
     result = {"test_samples": n, "ann_test_accuracy": correct_ann / n, "snn_test_accuracy": correct_snn / n,
               "accuracy_drop_pp": 100.0 * (correct_ann - correct_snn) / n, "prediction_agreement": agree / n,

@@ -58,6 +58,15 @@ class TtfsWindowOptions:
         check_ranges(self, checks)
 
 
+def check_exact_alpha(alpha: float, setting: str) -> None:
+    """A one-line ``ConfigError`` unless ``alpha`` is 1: a neuron codes ``x = ReLU(a) / alpha``, so with the ANN's
+    weights unchanged the next layer's potential is ``W a / alpha + b`` instead of the ANN's ``W a + b`` (the bias
+    mis-scaled at every layer, the logits shrunk by alpha per layer). ``setting`` names it in the message."""
+    if alpha != 1.0:
+        raise ConfigError(f"{setting}: a ReLU ANN maps exactly onto TTFS neurons with alpha = 1 only (they code "
+                          f"ReLU(a) / alpha, which the ANN's weights do not undo); convert at alpha 1")
+
+
 def spike_surrogate(values: list[torch.Tensor], cap: float | None) -> torch.Tensor:
     """The spike-count surrogate of ``values`` (per layer ``[B, ...]``, each value relative to its window, in
     [0, 1]): without ``cap`` the mean over layers of each layer's mean value (L1); with ``cap`` the capped L1
@@ -93,6 +102,8 @@ class TtfsWindowMethod(Method):
         the ANN lacks, then come from calibration or the first batch); a ``ttfs_window`` run: everything."""
         state = source.state_dict()
         if method_name == "ann":
+            check_exact_alpha(self.options.alpha, f"method.alpha={self.options.alpha:g} with method.init_from an ann "
+                              "run")
             state = {f"body.{key}": value for key, value in state.items()}  # the ANN is the bare body
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)

@@ -121,11 +121,13 @@ def neuron_first_spike(times, weights, kernel="exp", theta=1.0, tau=1.0):
     times, weights = times[fin], weights[fin]
     order = np.argsort(times, kind="stable")
     times, weights = times[order], weights[order]
-    v, cur, t0 = 0.0, 0.0, -math.inf
+    v, cur, t0, arrived = 0.0, 0.0, -math.inf, 0.0
     k = 0
     while True:
         t1 = times[k] if k < len(times) else math.inf
         if t0 > -math.inf:
+            if t1 == math.inf and kernel == "exp" and arrived <= theta:  # V only tends to the summed weights: the
+                return math.inf  # exact criterion, not a rounded gap just under 1 that would give a late crossing
             t_cross = _crossing(v, cur, t0, t1, kernel, theta, tau)
             if t_cross is not None:
                 return t_cross
@@ -138,6 +140,7 @@ def neuron_first_spike(times, weights, kernel="exp", theta=1.0, tau=1.0):
         while k < len(times) and times[k] == t1:  # simultaneous inputs enter together
             w_sum += weights[k]
             k += 1
+        arrived += w_sum
         cur += w_sum / tau if kernel == "exp" else w_sum
         t0 = t1
 
@@ -204,6 +207,9 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
     if method not in ("event", "stepped"):
         raise unknown_choice("simulation method", method, ("event", "stepped"))
     t = _np(t_in)
+    if method == "stepped" and (t[np.isfinite(t)] < 0).any():
+        raise ConfigError("simulate: the stepped method needs input times >= 0 (its grid starts at 0); use "
+                          "method='event' for earlier spikes")
     if method == "stepped" and t_max is None:
         fin = t[np.isfinite(t)]
         t_max = (float(fin.max()) if fin.size else 0.0) + 20.0 * tau
