@@ -96,8 +96,30 @@ def test_cifar_corrupt_and_unsafe_pickles(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path)
 
 
-def write_svhn(path: Path, labels: list[int]) -> np.ndarray:
-    """X [32, 32, 3, N] uint8 (height, width, channel, sample), y [N, 1] with 10 meaning digit 0."""
+@pytest.mark.parametrize(("labels", "message"), [
+    (["a", "b"], "labels are not numbers"), ({1: 2}, "labels are not numbers"),
+    ([1.7, 2.9], "labels must be whole numbers 0 to 9, got values from 1.7 to 2.9"),
+    ([3, 10], "labels must be whole numbers 0 to 9")])
+def test_cifar_labels_that_are_no_class_indices_are_refused(tmp_path, labels, message):
+    """Strings crashed int(); floats were truncated (1.7 -> 1)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": cifar_rows(2, 0), b"labels": labels}, protocol=2))
+    with pytest.raises(DataCorruptError, match=f"^cifar10: .*data_batch_2: {message}"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def test_cifar_label_names_that_are_no_list_of_ten_names_are_refused(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": 5}, protocol=2))
+    with pytest.raises(DataCorruptError, match="batches.meta gives label_names int; expected a list of 10 names"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def write_svhn(path: Path, labels: list[float]) -> np.ndarray:
+    """X [32, 32, 3, N] uint8 (height, width, channel, sample), y [N, 1] float64 as the release stores it, with 10
+    meaning digit 0."""
     n = len(labels)
     X = np.zeros((32, 32, 3, n), np.uint8)
     for k in range(n):
@@ -105,7 +127,7 @@ def write_svhn(path: Path, labels: list[int]) -> np.ndarray:
         X[2, 5, 1, k] = 100 + k  # row 2, column 5, green
         X[31, 30, 2, k] = 200 + k  # row 31, column 30, blue
     path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, {"X": X, "y": np.array(labels, np.uint8).reshape(n, 1)})
+    scipy.io.savemat(path, {"X": X, "y": np.array(labels, np.float64).reshape(n, 1)})
     return X
 
 
@@ -131,3 +153,12 @@ def test_svhn_missing_and_corrupt(tmp_path):
     with pytest.raises(DataCorruptError, match="test_32x32.mat") as err:
         load_dataset("svhn", data_dir=tmp_path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, 11])
+def test_svhn_labels_outside_1_to_10_or_not_whole_are_refused(tmp_path, bad):
+    """0 and 1.5 were accepted (the check tested < 0, the cast truncated 1.5 to 1)."""
+    write_svhn(tmp_path / "train_32x32.mat", [1, bad])
+    write_svhn(tmp_path / "test_32x32.mat", [3])
+    with pytest.raises(DataCorruptError, match="train_32x32.mat: labels must be whole numbers 1 to 10"):
+        load_dataset("svhn", data_dir=tmp_path)

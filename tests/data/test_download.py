@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+from deepspike.core.atomic import FILE_MODE
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import Resource, cifar, download_file, extract_tar, fetch, load_dataset, mnist
 
@@ -53,6 +54,7 @@ def test_download_with_md5_and_sha256(server, tmp_path):
     out = download_file(url + "f.bin", tmp_path / "out" / "g.bin", "sha256:" + sha.upper())
     assert out.read_bytes() == payload
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f.bin", "g.bin"]  # no temp files left
+    assert out.stat().st_mode & 0o777 == FILE_MODE  # mkstemp's 0600 left a shared data folder unreadable to others
 
 
 def test_checksum_mismatch_leaves_nothing_and_keeps_old_file(server, tmp_path):

@@ -175,3 +175,21 @@ def test_corrupt_image_and_bad_options(tmp_path):
         load_dataset("imagefolder", data_dir=tmp_path / "missing")
     with pytest.raises(ConfigError, match="image size"):
         load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 0))
+
+
+def test_an_image_header_claiming_a_huge_size_is_corrupt_not_a_crash(tmp_path):
+    """A PNG of a few bytes whose header claims 20,000 x 20,000 pixels: PIL's DecompressionBombError (not an
+    OSError) escaped as a traceback."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    write_classes(tmp_path / "imgs", {"a": 2, "b": 2})
+    header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 2, 0, 0, 0)  # 8-bit RGB
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+           + chunk(b"IEND", b""))
+    (tmp_path / "imgs" / "a" / "bomb.png").write_bytes(png)
+    with pytest.raises(DataCorruptError, match="bomb.png"):
+        load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), in_memory=True, test_fraction=0.0)

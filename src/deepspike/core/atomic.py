@@ -34,6 +34,8 @@ from deepspike.core.errors import ConfigError, UserError, WriteError, os_reason
 TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask: written files get the usual 0o666 & ~umask, not mkstemp's 0o600
+FILE_MODE = 0o666 & ~_UMASK
+"""The mode a file written through a temporary file gets: what ``open`` would give it under the process umask."""
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -46,7 +48,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

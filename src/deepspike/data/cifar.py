@@ -24,7 +24,7 @@ from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, extract_tar, fetch
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.splits import DataSplits, make_splits, whole_labels
 from deepspike.data.tensor_dataset import TensorDataset
 
 FOLDER = "cifar-10-batches-py"
@@ -65,7 +65,7 @@ def read_batch(path: Path, label_key: bytes = b"labels") -> tuple[np.ndarray, np
     if b"data" not in batch or label_key not in batch:
         raise DataCorruptError(f"cifar10: {path} lacks keys b'data'/{label_key!r}; has {sorted(batch)}")
     data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    labels = whole_labels(batch[label_key], 0, 9, f"cifar10: {path}")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise DataCorruptError(f"cifar10: {path} has data {data.dtype}{list(data.shape)} and {len(labels)} "
                                "labels; expected uint8 [N, 3072] and N labels")
@@ -75,9 +75,7 @@ def read_batch(path: Path, label_key: bytes = b"labels") -> tuple[np.ndarray, np
 def _read_split(files: list[Path]) -> TensorDataset:
     parts = [read_batch(f) for f in files]
     images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataCorruptError(f"cifar10: labels outside 0..9 in {', '.join(map(str, files))}")
+    labels = np.concatenate([p[1] for p in parts])  # each batch's checked by read_batch
     x = torch.from_numpy(images).float().div_(255.0)
     return TensorDataset(x, torch.from_numpy(labels), "cifar10")
 
@@ -87,7 +85,12 @@ def _class_names(folder: Path) -> tuple[str, ...]:
     if not meta.is_file():
         return CLASSES
     names = load_pickle(meta).get(b"label_names")
-    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if names else CLASSES
+    if names is None:
+        return CLASSES
+    if not (isinstance(names, list) and len(names) == len(CLASSES) and all(isinstance(n, bytes | str) for n in names)):
+        raise DataCorruptError(f"cifar10: {meta} gives label_names {type(names).__name__}; expected a list of "
+                               f"{len(CLASSES)} names")
+    return tuple(n.decode(errors="replace") if isinstance(n, bytes) else n for n in names)
 
 
 @register_dataset("cifar10")

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepspike.core.atomic import FILE_MODE
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data.paths import one_line
 
@@ -72,6 +73,7 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str, timeout: flo
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, FILE_MODE)  # readable as any file the user writes (a shared data folder), not mkstemp's 0600
         h = hashlib.new(algo)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             for block in iter(lambda: response.read(CHUNK), b""):

@@ -77,7 +77,8 @@ def load_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.array(img, dtype=np.uint8)  # a writable copy
-    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable or truncated files
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's errors for unreadable or
+        # truncated files, and for a header claiming more pixels than PIL's limit (a decompression bomb)
         raise DataCorruptError(f"cannot decode image {path}: {one_line(e)}; remove or replace it") from e
     return arr[:, :, None] if grayscale else arr  # [H, W] -> [H, W, 1]
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.data.paths import one_line
 
 
 @dataclass
@@ -113,6 +114,21 @@ def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int
     return DataSplits(train=train, val=val, test=test, num_classes=num_classes,
                       input_shape=tuple(train.shape), mean=mean, std=std,
                       class_names=tuple(class_names), name=name)
+
+
+def whole_labels(values, low: int, high: int, source: str) -> np.ndarray:
+    """``values`` (a list or array read from a file) as int64 ``[N]`` after checking that they are numbers, whole
+    and in ``low .. high``; a one-line ``DataCorruptError`` starting with ``source`` otherwise (a cast first would
+    truncate 1.7 to 1 and crash on strings)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise DataCorruptError(f"{source}: labels are not numbers ({one_line(e)})") from e
+    if arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all() and arr.min() >= low
+                         and arr.max() <= high):
+        raise DataCorruptError(f"{source}: labels must be whole numbers {low} to {high}, got values from "
+                               f"{arr.min():g} to {arr.max():g}")
+    return arr.astype(np.int64)
 
 
 def check_labels(train, test, num_classes: int, name: str = "") -> None:

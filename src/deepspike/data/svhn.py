@@ -16,7 +16,7 @@ from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.splits import DataSplits, make_splits, whole_labels
 from deepspike.data.tensor_dataset import TensorDataset
 
 URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -34,12 +34,10 @@ def read_mat(path: Path) -> TensorDataset:
         raise DataCorruptError(f"svhn: cannot read {path} as a MATLAB file: {paths.one_line(e)}") from e
     if "X" not in mat or "y" not in mat:
         raise DataCorruptError(f"svhn: {path} lacks variables 'X' and 'y'")
-    images, labels = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
+    images, labels = np.asarray(mat["X"]), whole_labels(mat["y"], 1, 10, f"svhn: {path}")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[2] != 3 or images.shape[3] != len(labels):
         raise DataCorruptError(f"svhn: {path} has X {images.dtype}{list(images.shape)} and {len(labels)} "
                                "labels; expected uint8 [H, W, 3, N] and N labels")
-    if labels.size and (labels.min() < 0 or labels.max() > 10):
-        raise DataCorruptError(f"svhn: {path} has labels outside 1..10")
     labels[labels == 10] = 0
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(3, 2, 0, 1)))  # [H, W, C, N] -> [N, C, H, W]
     return TensorDataset(x.float().div_(255.0), torch.from_numpy(labels), "svhn")

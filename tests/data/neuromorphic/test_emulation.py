@@ -78,3 +78,13 @@ def test_new_labels_of_the_same_images_are_not_read_from_the_cache(tmp_path, mon
     monkeypatch.setattr(static_events, "load_dataset", lambda *a, **k: relabelled)
     second = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2)
     assert torch.equal(second.train.y, (first.train.y + 3) % 10) and torch.equal(second.train.x, first.train.x)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"substeps": 10**8}, "substeps must be an integer from 1 to 1024"), ({"substeps": 2.5}, "substeps must be"),
+    ({"threshold": "x"}, "threshold must be a finite number > 0"), ({"amplitude": float("nan")}, "amplitude must"),
+    ({"pad": -1}, "pad must be an integer from 0")])
+def test_emulation_options_of_the_wrong_kind_or_size_are_refused(tmp_path, options, message):
+    """substeps=1e8 asked the allocator for 3.2 GB per chunk; a string threshold crashed in a comparison."""
+    with pytest.raises(ConfigError, match=f"^emulation: {message}"):
+        load_dataset("digits_events", data_dir=tmp_path, **options)

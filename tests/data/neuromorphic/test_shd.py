@@ -282,3 +282,26 @@ def test_a_damaged_global_heap_is_refused_before_libhdf5_reads_it(tmp_path):
 def test_a_stride_wider_than_the_channels_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="shd has 700 channels: data.args.stride must be 1..700, got 701"):
         load_dataset("shd", data_dir=_write_shd(tmp_path), stride=701, cache=False)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timesteps": "abc"}, "timesteps must be an integer from 1 to 65536, got 'abc'"),
+    ({"timesteps": 2.5}, "timesteps must be an integer"), ({"stride": 2.5}, "stride must be an integer"),
+    ({"timesteps": 10**9}, "timesteps must be an integer from 1 to 65536"),
+    ({"time_window_ms": "x"}, "time_window_ms must be a finite number > 0 or null"),
+    ({"time_window_ms": float("inf")}, "time_window_ms must be a finite number > 0 or null"),
+    ({"binary": "yes"}, "binary must be true or false")])
+def test_frame_options_of_the_wrong_kind_or_size_are_refused_in_one_line(tmp_path, options, message):
+    """A string or float step count crashed numpy with a TypeError; a billion steps asked it for 1.27 TiB."""
+    folder = _write_shd(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        load_dataset("shd", data_dir=folder, cache=False, **options)
+
+
+def test_frames_larger_than_the_machine_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
+    from deepspike.data.neuromorphic import frames
+
+    folder = _write_shd(tmp_path)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
+    with pytest.raises(ConfigError, match=r"2 samples of 70,000 bytes of frames need 0.0 GiB, more than this"):
+        load_dataset("shd", data_dir=folder, cache=False, timesteps=100)

@@ -18,19 +18,44 @@ storage), or 1/0 with ``binary=True``.
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
 from deepspike.core.errors import ConfigError
+from deepspike.data.augment import MAX_SIZE
 
 
 def check_binning(timesteps: int, time_window: float | None, stride: int) -> None:
-    """Raise :class:`ConfigError` for ``timesteps < 1``, ``time_window <= 0`` or ``stride < 1``."""
-    if timesteps < 1:
-        raise ConfigError(f"event frames: timesteps must be >= 1, got {timesteps}")
-    if time_window is not None and not time_window > 0:
-        raise ConfigError(f"event frames: time window must be > 0 (or null for equal bins), got {time_window}")
-    if stride < 1:
-        raise ConfigError(f"event frames: stride must be an integer >= 1, got {stride}")
+    """Raise :class:`ConfigError` unless ``timesteps`` and ``stride`` are integers from 1 to ``MAX_SIZE`` and
+    ``time_window`` is a finite number > 0 or None (a string or a float step count crashed numpy; a billion steps
+    asked numpy for terabytes)."""
+    for name, value in (("timesteps", timesteps), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= MAX_SIZE:
+            raise ConfigError(f"event frames: {name} must be an integer from 1 to {MAX_SIZE}, got {value!r}")
+    if time_window is not None and (isinstance(time_window, bool) or not isinstance(time_window, int | float)
+                                    or not 0 < time_window < math.inf):
+        raise ConfigError(f"event frames: time window must be a finite number > 0 (or null for equal bins), got "
+                          f"{time_window!r}")
+
+
+def check_frame_memory(samples: int, frame_bytes: int, name: str) -> None:
+    """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each would take more than
+    this machine's memory, before numpy is asked for it."""
+    need, have = samples * frame_bytes, physical_memory()
+    if have and need > have:
+        raise ConfigError(f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames need {need / 2**30:.1f} "
+                          f"GiB, more than this machine's {have / 2**30:.1f} GiB; take fewer timesteps or a larger "
+                          "stride")
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (0 where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
-from deepspike.data.neuromorphic.frames import check_binning, events_to_frames, frames_to_counts
+from deepspike.data.neuromorphic.frames import check_binning, check_frame_memory, events_to_frames, frames_to_counts
 from deepspike.data.splits import DataSplits, make_splits, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -41,10 +42,14 @@ class FrameOptions:
     output: str = "frames"
 
     def __post_init__(self) -> None:
+        for key, value in (("time_window_ms", self.time_window_ms), ("denoise_ms", self.denoise_ms)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not 0 < value < math.inf):
+                raise ConfigError(f"data.args.{key} must be a finite number > 0 or null, got {value!r}")
+        if not isinstance(self.binary, bool):
+            raise ConfigError(f"data.args.binary must be true or false, got {self.binary!r}")
         window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
         check_binning(self.timesteps, window, self.stride)
-        if self.denoise_ms is not None and not self.denoise_ms > 0:
-            raise ConfigError(f"denoise_ms must be > 0 or null, got {self.denoise_ms}")
         if self.output not in OUTPUTS:
             raise ConfigError(f"bad value {self.output!r} for data.args.output; valid: {', '.join(OUTPUTS)}")
 
@@ -79,6 +84,7 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
             sensor_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``."""
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
+    check_frame_memory(len(samples), options.timesteps * 2 * h * w, "event frames")
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):

@@ -45,6 +45,7 @@ from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import make_events
+from deepspike.data.neuromorphic.frames import check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
@@ -179,6 +180,7 @@ def bin_release_file(path: Path, options: FrameOptions, num_classes: int) -> tup
         raise DataCorruptError(f"{path}: spikes/times of shape {list(times.shape)} but spikes/units of shape "
                                f"{list(units.shape)}; both must hold one list per recording")
     y = checked_labels(path, labels, len(times), num_classes)
+    check_frame_memory(len(times), options.timesteps * (CHANNELS // options.stride), f"{path}")
     x = np.zeros((len(times), options.timesteps, CHANNELS // options.stride), dtype=np.uint8)
     for i, (t, u) in enumerate(zip(times, units)):
         x[i] = recording_frames(path, i, t, u, options)

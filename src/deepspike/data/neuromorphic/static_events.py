@@ -8,11 +8,14 @@ SHA-1 of the source images and of their labels), so only the first run pays for 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import emulate_frames
+from deepspike.data.neuromorphic.frames import check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -22,15 +25,32 @@ def _digest(x: torch.Tensor) -> str:
     return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
 
 
+MAX_SUBSTEPS = 1024
+
+
+def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float) -> None:
+    """One-line :class:`ConfigError` unless ``substeps`` is an integer from 1 to ``MAX_SUBSTEPS``, ``pad`` one from 0
+    to ``MAX_SIZE``, ``threshold`` a finite number > 0 and ``amplitude`` a finite number >= 0."""
+    integers = (("substeps", substeps, 1, MAX_SUBSTEPS), ("pad", pad, 0, MAX_SIZE))
+    for key, value, low, high in integers:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"emulation: {key} must be an integer from {low} to {high}, got {value!r}")
+    for key, value, low_ok in (("threshold", threshold, False), ("amplitude", amplitude, True)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not (value >= 0 if low_ok else value > 0):
+            raise ConfigError(f"emulation: {key} must be a finite number {'>=' if low_ok else '>'} 0, got {value!r}")
+
+
 def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
                     substeps: int, threshold: float, pad: int, amplitude: float, stride: int, binary: bool,
                     output: str, cache: bool) -> DataSplits:
     """Load ``source``, emulate event frames for its train and test images, and split."""
     options = FrameOptions(timesteps=timesteps, stride=stride, binary=binary, output=output)
-    if pad < 0 or not amplitude >= 0:
-        raise ConfigError(f"emulation needs pad >= 0 and amplitude >= 0, got pad={pad}, amplitude={amplitude}")
+    check_emulation(substeps, threshold, pad, amplitude)
     static = load_dataset(source, data_dir=data_dir, download=download)
     name = f"{source}_events"
+    height, width = ((size + 2 * pad) // stride for size in static.input_shape[-2:])
+    check_frame_memory(len(static.train), timesteps * 2 * height * width, name)
     parts = []
     for split in (static.train, static.test):
         key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
