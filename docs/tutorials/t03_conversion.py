@@ -7,7 +7,8 @@ anything, too low and they saturate. Two recipes side by side:
 * ``max``: a ReLU ANN; each layer's threshold is its largest activation on calibration data;
 * ``qcfs``: an ANN trained with the quantization-clip-floor-shift activation (Bu et al., ICLR 2022; L levels,
   a trainable clipping threshold lambda per layer); the IF neurons take lambda as threshold, start at half of
-  it and reset by subtraction, and equal the ANN exactly at T = L on constant input.
+  it and reset by subtraction; one neuron on a constant input fires exactly the ANN's quantised value in T = L
+  steps, while deeper layers see spike trains, so the whole net only comes close to the ANN.
 
 ``ds.train`` writes a run directory; ``ds.convert`` writes a converted run with the accuracy at every power of
 two up to T. Runs in about half a minute on the 8x8 digits.

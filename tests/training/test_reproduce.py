@@ -36,3 +36,23 @@ def test_reproduce_compares_with_the_recorded_figure(tmp_path, capsys):
     assert main(["reproduce", str(plain), "--out", str(tmp_path / "plain")]) == 2
     assert "records no expected.test_accuracy" in capsys.readouterr().err
     assert not (tmp_path / "plain").exists()  # refused before anything trained
+
+
+def test_the_figure_cannot_be_moved_and_a_changed_recipe_is_no_reproduction(tmp_path, capsys):
+    """A sweep made a 21.8% run 'reproduce' an 88.8% figure with expected.tolerance=1.0 (exit 0)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("EXPECTED", "0.9"))
+    assert main(["reproduce", str(recipe), "expected.tolerance=1.0", "--out", str(tmp_path / "moved")]) == 2
+    err = capsys.readouterr().err
+    assert "expected.* cannot be overridden" in err and err.count("\n") == 1 and not (tmp_path / "moved").exists()
+    loose = RECIPE.replace("EXPECTED", "0.5").replace("tolerance: 0.02", "tolerance: 1.0")  # any accuracy is in
+    recipe.write_text(loose)
+    assert main(["reproduce", str(recipe), "train.epochs=1", "train.progress=false", "--out",
+                 str(tmp_path / "short")]) == 1
+    report = json.loads((tmp_path / "short" / "reproduce.json").read_text())
+    assert report["overrides"] == ["train.epochs=1", "train.progress=false"] and report["as_recorded"] is False
+    assert report["reproduced"] is False
+    recipe.write_text(loose.replace("tolerance: 1.0", "tolerance: 0.9"))  # the bar edited between two calls
+    assert main(["reproduce", str(recipe), "train.epochs=1", "train.progress=false", "--out",
+                 str(tmp_path / "short"), "--resume"]) == 2
+    assert "expected section differs from the one" in capsys.readouterr().err

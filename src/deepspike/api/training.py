@@ -53,9 +53,11 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
               ) -> dict[str, Any]:
     """Train the YAML ``recipe`` into ``out`` and compare its test accuracy with the recipe's ``expected``
     section (``training.reproduce``): ``{"expected_test_accuracy", "measured_test_accuracy", "difference_pp",
-    "reproduced", ...}``, also written to ``out/reproduce.json``."""
+    "as_recorded", "reproduced", ...}``, also written to ``out/reproduce.json``. ``reproduced`` needs the recipe as
+    recorded: overrides other than how the run runs (``train.progress``, ``data.data_dir``, ...) make it false, and
+    overrides of ``expected.*`` are refused (``ConfigError``)."""
     config = load_config(recipe, list(overrides))
-    return reproduce_run(config, out, recipe=str(recipe), resume=resume)
+    return reproduce_run(config, out, recipe=str(recipe), resume=resume, overrides=list(overrides))
 
 
 def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False, round_delays: bool = False
@@ -85,5 +87,8 @@ def zoo() -> list[dict[str, Any]]:
 
 def pretrained(name: str, device: str = "cpu") -> torch.nn.Module:
     """The shipped pretrained model ``name`` (``zoo()`` lists them) in eval mode: images ``[B, *input_shape]``
-    in [0, 1], preprocessed as its card's ``input`` says, to class scores (or spike times for TTFS nets)."""
+    in [0, 1], preprocessed as its card's ``input`` says, to ``[B, K]`` outputs: output spike times for the
+    ``ttfs`` and ``stdbp`` nets (the earliest, ``argmin``, is the decision; ``inf`` = no spike), class scores for the
+    others, ``ttfs_window`` included (``argmax``). A net with a Poisson encoder draws new spikes at each call; its
+    card's accuracy was measured with a fixed evaluation seed."""
     return load_pretrained(name, device)[2]

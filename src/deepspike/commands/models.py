@@ -1,4 +1,5 @@
-"""``deepspike models``: every registered model with its parameter and MAC counts."""
+"""``deepspike models``: every registered model with its weight and MAC counts (``models.costs``: the synaptic
+layers' weights and biases; batch-norm's scale and shift and neuron parameters are not counted)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import argparse
 from deepspike import api
 
 NAME = "models"
-HELP = "list registered models with their parameter counts"
+HELP = ("list registered models with their synaptic weight counts (conv/linear/attention weights and biases; "
+        "batch-norm and neuron parameters not counted) and MACs")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = api.model_table(args.classes)  # before the header: a bad --classes is the only line printed
-    print(f"{'model':<18} {'input':<12} {'params':>12} {'MACs':>15}  paper")
+    print(f"{'model':<18} {'input':<12} {'weights':>12} {'MACs':>15}  paper")
     for row in rows:
         shape = "x".join(map(str, row["input_shape"]))
         print(f"{row['name']:<18} {shape:<12} {row['parameters']:>12,} {row['macs']:>15,}  {row['paper']}")

@@ -45,7 +45,10 @@ def layer_costs(arch: Architecture) -> list[LayerCost]:
 
 
 def count_parameters(arch: Architecture) -> int:
-    """Total trainable weights of ``arch`` (from the spec; independent of the method)."""
+    """The weights and biases of ``arch``'s conv, linear and attention layers (from the spec; independent of the
+    method). Batch-norm's per-channel scale and shift are not in it (they depend on the method's ``norm``), nor a
+    neuron's own parameters (PLIF's time constants, PSN's weights): a built model's ``sum(p.numel())`` counts those
+    (a run's summary reports it as ``trainable_parameters``)."""
     return sum(c.params for c in layer_costs(arch))
 
 
