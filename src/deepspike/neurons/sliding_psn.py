@@ -66,7 +66,9 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
             seen = x
         else:  # the carried inputs first: [P + T, B, ...], one rectangular matmul
             seen = torch.cat([past.to(x.dtype), x])
-            h = self.band_matrix(t, past.shape[0]).to(x.dtype) @ seen.reshape(seen.shape[0], math.prod(x.shape[1:]))
+            # one step (streaming, a recurrent layer's loop): its band row is the last P + 1 weights, no index build
+            band = self.weight[self.order - seen.shape[0]:][None] if t == 1 else self.band_matrix(t, past.shape[0])
+            h = band.to(x.dtype) @ seen.reshape(seen.shape[0], math.prod(x.shape[1:]))
             s = self.spike_fn(h.view(x.shape) - self.bias.to(x.dtype))
         if self.carry is not None and self.order > 1:  # a copy: a view would keep all the steps alive
             self.keep(seen[-(self.order - 1):].clone())
