@@ -16,7 +16,7 @@ from torch import nn
 
 import deepspike as ds
 from deepspike.cli import main
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.deploy import conformance
 from deepspike.deploy.families import reference_spikes
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
@@ -188,6 +188,24 @@ def test_delays_that_are_not_whole_steps_are_refused_in_one_line():
         from_nir(_graph(DT, into="lif"))
     assert GraphSimulator.rate_coded(_graph(DT, into="lif")).run({"input": x})["output"][:, 0, 0].tolist() == [
         0, 1, 0, 0]  # the simulator runs a Delay node anywhere
+
+
+def test_a_delay_longer_than_any_buffer_we_keep_is_refused_by_both_readers():
+    """1e4 s at dt = 1e-3 is 1e7 steps: the simulator's delay buffer was allocated (a sweep's 1e8 asked for 6.4 GB)."""
+    for make in (lambda g: from_nir(g), lambda g: GraphSimulator.rate_coded(g)):
+        with pytest.raises(ConfigError, match=r"a delay of 1e\+07 steps of dt = 0.001 s; this reader runs delays of "
+                                              r"at most 1023 steps$"):
+            make(_graph(1e4))
+    with pytest.raises(ConfigError, match="at most 1023 steps"):
+        from_nir(_graph(1024 * DT))
+
+
+def test_the_simulator_checks_shapes_before_running():
+    """A Linear taking 5 features after a 4-value input reached torch's matmul on the first step."""
+    graph = _graph(DT)
+    graph.nodes["linear"] = nir.Linear(weight=np.ones((2, 5), np.float32))
+    with pytest.raises(DataCorruptError, match=r"^NIR simulation: node 'linear': weight \[2, 5\] does not take"):
+        GraphSimulator.rate_coded(graph)
 
 
 def test_a_synapse_on_two_delays_is_refused_on_import():

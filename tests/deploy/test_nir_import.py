@@ -55,6 +55,13 @@ def test_an_li_node_runs_as_its_euler_step():
     torch.testing.assert_close(trace[:, 0], torch.tensor([[1.0, 0.0], [0.99, 0.0], [0.9801, 1.0]]))
 
 
+def test_an_li_node_with_a_leak_potential_is_refused():
+    """``v_leak = 1`` drives the membrane to 1 without input; it was dropped and the trace stayed at 0."""
+    ones = np.ones(2, dtype=np.float32)
+    with pytest.raises(ConfigError, match=r"only v_leak = 0 is supported \(an LI node\)"):
+        from_nir(_integrator_graph(nir.LI(tau=ones * 1e-2, r=ones * 100, v_leak=ones)))
+
+
 def test_an_i_node_sums_its_input():
     """I ``dv/dt = R I`` with R = 1e4, dt = 1e-4: each step adds ``dt R x = x``; by hand the running sum
     [1, 0], [1, 0], [1, 1]."""

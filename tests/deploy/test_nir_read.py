@@ -113,3 +113,15 @@ def test_datasets_needing_a_filter_plugin_are_not_read(tmp_path):
         f.create_dataset("node/nodes/fc/weight", data=np.ones((3, 128)), chunks=(3, 128), compression=32123,
                          allow_unknown_filter=True)
     _refused(path, f"{path}: node/nodes/fc/weight needs HDF5 filter plugin(s) [32123], which are not loaded")
+
+
+def test_a_dataset_declared_far_larger_than_the_file_is_not_read(tmp_path):
+    """A 9 GB weight declared in chunks never written (a 37 KB file): numpy was asked for all of it."""
+    path = write(tiny_graph(), tmp_path / "m.nir")
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/fc/weight"]
+        f.create_dataset("node/nodes/fc/weight", shape=(3, 400_000_000), dtype="f8", chunks=(1, 1_000_000))
+    size = path.stat().st_size
+    assert size < 100_000
+    _refused(path, f"{path}: node/nodes/fc/weight declares 9,600,000,000 bytes, more than 64 times what the file "
+                   "holds; it is not read")

@@ -52,3 +52,24 @@ def test_a_residual_blocks_own_neuron_of_the_users_is_refused():
     block.act = _HalvingLIF(decay=0.5, threshold=0.5)
     with pytest.raises(ConfigError, match="_HalvingLIF overrides forward"):
         to_nir(model, (1, 8, 8))
+
+
+def test_a_branching_graph_whose_node_names_hold_dots_imports(tmp_path):
+    """NIR names such as "fc.0" (and every inlined subgraph's "block.lif") crashed torch's ModuleDict with a
+    KeyError; the same graph with the dots renamed gives the same spikes."""
+    import numpy as np
+
+    weight = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+
+    def graph(a: str, b: str):
+        nodes = {"in": nir.Input(np.array([4])), a: nir.Affine(weight, np.zeros(3, np.float32)),
+                 b: nir.Affine(-weight / 2, np.ones(3, np.float32) / 4),
+                 "n": nir.IF(r=np.ones(3, np.float32), v_threshold=np.ones(3, np.float32)),
+                 "out": nir.Output(np.array([3]))}
+        edges = [("in", a), ("in", b), (a, "n"), (b, "n"), ("n", "out")]
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1.0}, type_check=False)  # IF: r = 1 / dt
+
+    x = torch.rand(6, 2, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        dotted, plain = from_nir(graph("fc.0", "skip.1"))(x), from_nir(graph("fc0", "skip1"))(x)
+    assert dotted.sum() > 0 and torch.equal(dotted, plain)

@@ -50,6 +50,12 @@ BROKEN = {  # name: (nodes replaced or added, edges added, the message after "NI
                       "node 'extra': no edge leads to it (only Input nodes may lack one)"),
     "input_shape": ({"input": nir.Input(input_type={"input": np.array([0, 8])})}, [],
                     "node 'input': shape [0, 8] is not a list of sizes of at least 1"),
+    "after_cubalif": ({"spk": nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
+                                          v_threshold=np.ones(3), v_reset=np.zeros(3), w_in=np.ones(3)),
+                       "output": nir.Output(output_type={"output": np.array([4])})}, [],  # nothing was checked after
+                      "node 'output': shape [4] does not hold the [3] values node 'spk' gives"),  # a CubaLIF
+    "feedback_broadcast": ({"rec": nir.Linear(weight=np.ones((1, 3)))}, [("spk", "rec"), ("rec", "spk")],
+                           "node 'spk': the [1] values fed back from 'rec' do not match the [3] it receives"),
 }
 
 

@@ -51,11 +51,14 @@ def delay_branches(nir, layer: DelayedLinear, dt: float) -> list[tuple[object | 
 
 def delay_steps(delay, dt: float, where: str) -> np.ndarray:
     """A ``Delay`` node's ``delay`` (seconds, any shape) as whole steps of ``dt`` (int64, same shape); a one-line
-    ``ConfigError`` (``where``: the reader and node) for a negative or non-finite delay or one that is not a whole
-    multiple of ``dt`` (within :data:`STEP_TOLERANCE` steps)."""
+    ``ConfigError`` (``where``: the reader and node) for a negative or non-finite delay, one of ``MAX_DELAY`` steps or
+    more, or one that is not a whole multiple of ``dt`` (within :data:`STEP_TOLERANCE` steps)."""
     steps = np.asarray(delay, dtype=np.float64) / dt
     if not np.isfinite(steps).all() or (steps < -STEP_TOLERANCE).any():
         raise ConfigError(f"{where}: delays must be finite and >= 0 seconds")
+    if steps.size and steps.max() >= MAX_DELAY - 0.5:  # a buffer of that many steps per value would be allocated
+        raise ConfigError(f"{where}: a delay of {float(steps.max()):.4g} steps of dt = {dt:g} s; this reader runs "
+                          f"delays of at most {MAX_DELAY - 1} steps")
     whole = np.round(steps)
     if (np.abs(steps - whole) > STEP_TOLERANCE).any():
         bad = float(np.asarray(delay, dtype=np.float64).ravel()[np.argmax(np.abs(steps - whole).ravel())])
@@ -151,9 +154,6 @@ def _merge(nir, graph, group: list, dt: float, where: str):
         weight, taken = weight + w, taken | (w != 0)
         if isinstance(node, nir.Affine):
             bias = np.asarray(node.bias, dtype=np.float32) + (0 if bias is None else bias)
-    if steps.max() >= MAX_DELAY:
-        raise ConfigError(f"{where}: the delayed layer at node {group[0][0]!r} has a delay of {int(steps.max())} "
-                          f"steps; a DelayedLinear holds at most {MAX_DELAY - 1}")
     node = nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias)
     return group[0][0], node, steps
 

@@ -89,7 +89,10 @@ class GraphBody(nn.Module):
 
     def __init__(self, stages: dict[str, nn.Module], order: list[str], preds: dict[str, list[str]]) -> None:
         super().__init__()
-        self.stages = nn.ModuleDict(stages)
+        # keyed by the node's place in ``order``: NIR names may hold "." (an inlined subgraph's "block.lif"),
+        # which torch refuses in a module's name
+        self.stage_keys = {name: str(order.index(name)) for name in stages}
+        self.stages = nn.ModuleDict({self.stage_keys[name]: module for name, module in stages.items()})
         self.order, self.preds = order, preds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +100,8 @@ class GraphBody(nn.Module):
         for name in self.order[1:]:
             inputs = [outs[p] for p in self.preds[name]]
             total = inputs[0] if len(inputs) == 1 else torch.stack(torch.broadcast_tensors(*inputs)).sum(0)
-            outs[name] = self.stages[name](total) if name in self.stages else total
+            key = self.stage_keys.get(name)
+            outs[name] = self.stages[key](total) if key is not None else total
         return outs[self.order[-1]]
 
 
@@ -228,6 +232,8 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
     if isinstance(node, nir.I):
         return [Scale(torch.tensor(_uniform("r", node.r) * dt)), Integrator(1.0)]
     if isinstance(node, nir.LI):
+        if not np.allclose(np.asarray(node.v_leak), 0.0):  # tau dv/dt = v_leak - v + R I: a drift we do not run
+            raise ConfigError("NIR import: only v_leak = 0 is supported (an LI node)")
         tau = _uniform("tau", node.tau)
         return [Scale(torch.tensor(_uniform("r", node.r) * dt / tau)), Integrator(1.0 - dt / tau)]
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "

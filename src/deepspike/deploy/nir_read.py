@@ -25,6 +25,10 @@ from deepspike.deploy.nir_fields import check_fields, shown
 MAX_DEPTH = 16
 """The deepest group nesting read (a graph is 4 deep; each subgraph adds 2)."""
 
+EXPANSION = 64
+"""The most bytes the datasets of a file may declare, in multiples of the file's size (plus 1 MiB): stored as
+they are, they fit the file; deflated real weights shrink by far less than this."""
+
 FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
 """The HDF5 filters built into libhdf5 and h5py; a dataset needing another would make HDF5 load a plugin."""
 
@@ -47,9 +51,16 @@ def _text(value):
     return value
 
 
-def _dataset(h5py, ds, file: str, at: str):
+def _dataset(h5py, ds, file: str, at: str, budget: list[int]):
     """The value of dataset ``ds``: numbers or text stored in the file itself and decoded by built-in filters
-    (:data:`FILTERS`), else ``DataCorruptError``."""
+    (:data:`FILTERS`), within what is left of the file's read ``budget`` (bytes, :data:`EXPANSION` times the
+    file's size: a dataset declared larger than its stored chunks, or deflated from zeros, would make numpy allocate
+    gigabytes for a file of kilobytes), else ``DataCorruptError``."""
+    declared = ds.size * ds.dtype.itemsize
+    if declared > budget[0]:
+        raise DataCorruptError(f"{file}: {at} declares {declared:,} bytes, more than {EXPANSION} times what the file "
+                               f"holds; it is not read")
+    budget[0] -= declared
     if ds.is_virtual or ds.external:
         raise DataCorruptError(f"{file}: {at} points at data outside the file, which is not read")
     plist = ds.id.get_create_plist()
@@ -62,7 +73,7 @@ def _dataset(h5py, ds, file: str, at: str):
     return _text(ds[()])
 
 
-def _group(h5py, group, file: str, at: str, depth: int) -> dict:
+def _group(h5py, group, file: str, at: str, depth: int, budget: list[int]) -> dict:
     """Group ``group`` as nested dicts of values, as the nir package's reader builds it."""
     if depth > MAX_DEPTH:
         raise DataCorruptError(f"{file}: {at} is nested deeper than {MAX_DEPTH} groups")
@@ -73,9 +84,9 @@ def _group(h5py, group, file: str, at: str, depth: int) -> dict:
             raise DataCorruptError(f"{file}: {here} is a link, which is not followed")
         item = group[key]
         if isinstance(item, h5py.Group):
-            out[key] = _group(h5py, item, file, here, depth + 1)
+            out[key] = _group(h5py, item, file, here, depth + 1, budget)
         elif isinstance(item, h5py.Dataset):
-            out[key] = _dataset(h5py, item, file, here)
+            out[key] = _dataset(h5py, item, file, here, budget)
         else:
             raise DataCorruptError(f"{file}: {here} is neither a group nor a dataset")
     return out
@@ -94,7 +105,7 @@ def _load(file: str) -> dict:
         with h5py.File(file, "r") as f:
             if not isinstance(f.get("node", getlink=True), h5py.HardLink) or not isinstance(f["node"], h5py.Group):
                 raise DataCorruptError(f"{file} is not a NIR file (no 'node' group)")
-            return _group(h5py, f["node"], file, "node", 1)
+            return _group(h5py, f["node"], file, "node", 1, [EXPANSION * os.path.getsize(file) + (1 << 20)])
     except DataCorruptError:
         raise
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:  # h5py on damaged bytes, names, types

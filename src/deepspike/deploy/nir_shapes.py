@@ -7,9 +7,9 @@ before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Co
 broadcasts, a neuron layer (or a Delay) has one parameter or one per value, a node fed by several sums shapes
 that broadcast, and the Output declares as many values as reach it; every node but the Input is fed by an edge. A
 feedback edge (one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's
-shape must sum with what its target receives. Node types the importer does not map give an unknown shape, and
-nothing after them is checked (the importer refuses them by name). Field-level soundness (ranks, NaN) is
-:mod:`nir_fields`' job and runs first.
+shape must equal what its target receives (a recurrent layer feeds back one value per neuron). Node types the
+importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by name).
+Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from deepspike.deploy.graph_order import feedback_edges, predecessors, topologic
 from deepspike.deploy.nir_fields import pair, shown, whole_numbers
 
 Shape = tuple[int, ...]
-NEURONS = ("IF", "LIF", "LI", "I")
+NEURONS = ("IF", "LIF", "CubaLIF", "LI", "I")
+NEURON_FIELDS = ("r", "tau", "tau_syn", "tau_mem", "w_in", "v_threshold", "v_leak", "v_reset")
 
 
 def _dims(shape: Shape) -> str:
@@ -134,7 +135,7 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
     if isinstance(node, nir.Delay):
         return _same(where, name, node, given, src, ("delay",))
     if type(node).__name__ in NEURONS:
-        keys = [k for k in ("r", "tau", "v_threshold", "v_leak", "v_reset") if getattr(node, k, None) is not None]
+        keys = [k for k in NEURON_FIELDS if getattr(node, k, None) is not None]
         return _same(where, name, node, given, src, tuple(keys))
     if isinstance(node, nir.Output):
         return _declared(where, name, node, given, src)
@@ -158,5 +159,8 @@ def check_shapes(nir, graph, where: str) -> None:
         given = _joined(where, name, preds[name], shapes)
         src = f"node {preds[name][0]!r}" if len(preds[name]) == 1 else f"the sum of {preds[name]}"
         shapes[name] = None if given is None else _output(nir, where, name, node, given, src)
-    for src, dst in feedback:  # a fed-back value joins the sum of what its target receives
-        _joined(where, dst, [*preds[dst], src], shapes)
+    for src, dst in feedback:  # a fed-back value joins what its target receives: the same shape, not a broadcast
+        back, received = shapes.get(src), _joined(where, dst, preds[dst], shapes)
+        if back is not None and received is not None and back != received:
+            raise _fail(where, dst, f"the {_dims(back)} values fed back from {src!r} do not match the "
+                                    f"{_dims(received)} it receives")

@@ -84,7 +84,9 @@ from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, firing_rules, state_quant_of
 from deepspike.deploy.nir_delays import DelayLine, delay_steps
+from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_import import _pair, _plain, graph_dt
+from deepspike.deploy.nir_shapes import check_shapes
 
 SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, IF, LIF, "
              "I, LI, CubaLIF")
@@ -284,6 +286,8 @@ class GraphSimulator:
         self.integration = _choice("integration", integration, INTEGRATIONS)
         self.signals = _choice("signals", signals, SIGNALS)
         graph = inline_subgraphs(self.nir, graph)  # nested subgraphs (e.g. snnTorch's RLeaky) as flat nodes
+        check_nodes(graph, "NIR simulation")  # broken fields and nodes that do not fit: one line, before any step
+        check_shapes(self.nir, graph, "NIR simulation")
         cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
         if cuba and (integration, signals) not in (("exact", "areas"), ("euler", "currents")):
             raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "
