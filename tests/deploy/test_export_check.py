@@ -21,6 +21,18 @@ def test_export_needs_nir_or_check(tiny_run, capsys):
     assert err == "deepspike: error: export needs --nir PATH, --check or --target\n"
 
 
+@pytest.mark.parametrize("dt", ["inf", "1e-320", "0"])
+@pytest.mark.parametrize("mode", [["--nir", "OUT"], ["--check", "--steps", "5"]])
+def test_a_dt_that_is_no_float32_time_step_is_refused(tiny_run, capsys, tmp_path, dt, mode):
+    """--dt inf wrote IF r = 0 (exit 0), 1e-320 a LIF tau of 0; with --check each tool reported it as its error."""
+    capsys.readouterr()
+    args = [a.replace("OUT", str(tmp_path / "x.nir")) for a in mode]
+    assert main(["export", str(tiny_run), *args, "--dt", dt]) == 2
+    err = capsys.readouterr().err
+    assert "dt must be a finite number of seconds > 0 (a normal float32)" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.nir").exists()
+
+
 def test_check_without_any_tool_says_so_in_one_line(tiny_run, capsys, monkeypatch):
     monkeypatch.setattr(conformance, "installed", lambda: [])
     capsys.readouterr()

@@ -28,6 +28,7 @@ AFFINE = {"type": "Affine", "weight": np.ones((3, 4)), "bias": np.zeros(3)}
     ({**AFFINE, "weight": np.full((3, 4), np.nan)}, "weight holds NaN or inf"),
     ({**AFFINE, "bias": np.array([0.0, np.inf, 0.0])}, "bias holds NaN or inf"),
     ({**AFFINE, "weight": np.array(["1", "2"], dtype=object)}, "weight is not numeric (dtype object)"),
+    ({**AFFINE, "weight": np.full((3, 4), 1e300)}, "weight holds values beyond float32's range (|x| > 3.4e+38)"),
     ({**CONV, "stride": np.array([0, 1])}, "stride [0, 1] must be at least 1"),
     ({**CONV, "dilation": np.array([1.5])}, "dilation must be one or two whole numbers, got [1.5]"),
     ({**CONV, "padding": np.array([-1, 0])}, "padding [-1, 0] must be at least 0"),

@@ -168,6 +168,14 @@ def test_cubalif_parameters_follow_the_nir_equations():
     assert np.abs(v_nir / v_ideal - 1).max() > 1e-4  # the leak is there (large = 1e3), and bounded
 
 
+def test_a_window_of_thousands_of_membrane_time_constants_is_refused_in_one_line():
+    """export --t-window 1e6 --large 2: math.exp overflowed (an OverflowError traceback, exit 1)."""
+    with pytest.raises(ConfigError, match=r"t_window / tau_mem = 5e\+05 makes exp\(\) overflow"):
+        ttfs_neuron_node("exp", 1.0, 1.0, (2,), drive=1.0, large=2.0, t_window=1e6)
+    with pytest.raises(ConfigError, match="makes exp\\(\\) overflow"):
+        leak_factor("relpsp", 1.0, 2.0, 1e300)
+
+
 def test_neurons_fire_once_only_thanks_to_v_reset():
     model = _net("relpsp", conv=False)
     graph = to_nir_ttfs(model, (1, 4, 4), t_window=20.0)

@@ -20,7 +20,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import reference_spikes
-from deepspike.deploy.nir_export import DEFAULT_DT, to_nir
+from deepspike.deploy.nir_export import DEFAULT_DT, check_dt, to_nir
 from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
@@ -75,6 +75,7 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
     the rounded net (a run without delays is a one-line ``ConfigError``)."""
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
+    check_dt(dt)  # before the tools: each would report the refusal as its own error
     _, parts, _ = load_run(run_dir, device="cpu")
     if round_delays:  # check_tool rounds its copy
         check_delays_to_round(run_dir, parts.model)

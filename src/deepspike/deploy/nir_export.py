@@ -110,6 +110,14 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     return mods, info
 
 
+def check_dt(dt: float) -> None:
+    """A one-line ``ConfigError`` unless ``dt`` (seconds per step) is finite, > 0 and a normal float32 (the graph's
+    time constants ``dt / (1 - k)`` are float32: ``inf`` wrote every IF's ``r`` as 0, 1e-320 every LIF's ``tau`` as
+    0, files our own reader then refused)."""
+    if not (isinstance(dt, int | float) and np.finfo(np.float32).tiny <= dt <= np.finfo(np.float32).max):
+        raise ConfigError(f"dt must be a finite number of seconds > 0 (a normal float32), got {dt}")
+
+
 class _Integrator(nn.Module):
     """Marker for a non-spiking output integrator ``v_t = decay v_{t-1} + x_t``."""
 
@@ -289,8 +297,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     exported as it is.
     """
     nir = require_nir()
-    if not dt > 0:
-        raise ConfigError(f"dt must be > 0 seconds, got {dt}")
+    check_dt(dt)
     refuse_attention(model)  # before the batch-norm folding's own refusal (TEBN)
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)

@@ -50,6 +50,9 @@ def _numeric_fields(fields: Mapping):
         yield key, np.asarray(value)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def non_finite_field(fields: Mapping) -> str | None:
     """The name of the first numeric field holding NaN or inf, else None (used on import and on export)."""
     return next((key for key, arr in _numeric_fields(fields)
@@ -57,13 +60,18 @@ def non_finite_field(fields: Mapping) -> str | None:
 
 
 def _numbers(where: str, name: str, fields: Mapping) -> None:
-    """Every numeric field holds numbers (not text or references), all finite."""
+    """Every numeric field holds numbers (not text or references), all finite and within float32's range (the
+    imported net runs in float32)."""
     for key, arr in _numeric_fields(fields):
         if arr.dtype.kind not in "biuf":
             raise _fail(where, name, f"{key} is not numeric (dtype {arr.dtype})")
     key = non_finite_field(fields)
     if key is not None:
         raise _fail(where, name, f"{key} holds NaN or inf")
+    big = next((k for k, arr in _numeric_fields(fields) if arr.size and arr.dtype.kind == "f"
+                and np.abs(arr).max() > FLOAT32_MAX), None)
+    if big is not None:  # finite in the file, inf in the float32 net
+        raise _fail(where, name, f"{big} holds values beyond float32's range (|x| > {FLOAT32_MAX:.3g})")
 
 
 def whole_numbers(value) -> tuple[int, ...] | None:

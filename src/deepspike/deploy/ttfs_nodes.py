@@ -38,6 +38,7 @@ from deepspike.deploy.deps import require_nir
 
 DEFAULT_LARGE = 1e6  # tau_mem (and ReL-PSP's tau_syn) = DEFAULT_LARGE * tau
 DEFAULT_T_WINDOW = 100.0  # model time units in which "fire once" is guaranteed
+MAX_EXPONENT = 700.0  # exp(700) ~ 1e304: below float64's largest value with room for the factors around it
 
 
 def time_constants(kernel: str, tau: float, large: float) -> tuple[float, float]:
@@ -53,7 +54,16 @@ def leak_factor(kernel: str, tau: float, large: float, t_end: float) -> float:
     ``kappa = exp(t_end / tau_mem)`` (exp) or ``exp(2 t_end / tau_mem)`` (relpsp; see module docstring).
     """
     _, tau_mem = time_constants(kernel, tau, large)
-    return math.exp((1.0 if kernel == "exp" else 2.0) * t_end / tau_mem)
+    return _growth((1.0 if kernel == "exp" else 2.0) * t_end / tau_mem)
+
+
+def _growth(exponent: float) -> float:
+    """``exp(exponent)``, or a one-line ``ConfigError`` where it is past float64 (a window of thousands of membrane
+    time constants: an OverflowError traceback before)."""
+    if exponent > MAX_EXPONENT:
+        raise ConfigError(f"NIR TTFS export: t_window / tau_mem = {exponent:.4g} makes exp() overflow; take a smaller "
+                          f"--t-window or a larger --large (tau_mem = large * tau)")
+    return math.exp(exponent)
 
 
 def reset_potential(kernel: str, theta: float, tau: float, drive: float, large: float, t_window: float) -> float:
@@ -65,7 +75,7 @@ def reset_potential(kernel: str, theta: float, tau: float, drive: float, large: 
         raise ConfigError(f"NIR TTFS export: t_window = {t_window} must be finite and > 0")
     _, tau_mem = time_constants(kernel, tau, large)
     gain = drive if kernel == "exp" else drive * t_window
-    return -2.0 * (theta + gain) * math.exp(t_window / tau_mem)
+    return -2.0 * (theta + gain) * _growth(t_window / tau_mem)
 
 
 def ttfs_neuron_node(kernel: str, theta: float, tau: float, shape: tuple[int, ...], drive: float,
