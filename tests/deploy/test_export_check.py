@@ -33,6 +33,21 @@ def test_a_dt_that_is_no_float32_time_step_is_refused(tiny_run, capsys, tmp_path
     assert not (tmp_path / "x.nir").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--target", "speck", "--dt", "-7"], "--dt and --round-delays apply to --nir PATH and --check"),
+    (["--target", "speck", "--steps", "-3"], "--steps counts the steps of --check's sample input"),
+    (["--nir", "OUT", "--steps", "0"], "--steps counts the steps of --check's sample input"),
+    (["--check", "--fold-thresholds"], "--fold-thresholds shape the NIR file written with --nir PATH"),
+    (["--target", "speck", "--fold-thresholds"], "--fold-thresholds shape the NIR file")])
+def test_an_option_of_a_part_not_asked_for_is_refused(tiny_run, capsys, tmp_path, args, message):
+    """Each of these exited 0 with the option ignored."""
+    capsys.readouterr()
+    args = [a.replace("OUT", str(tmp_path / "x.nir")) for a in args]
+    assert main(["export", str(tiny_run), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "x.nir").exists()
+
+
 def test_check_without_any_tool_says_so_in_one_line(tiny_run, capsys, monkeypatch):
     monkeypatch.setattr(conformance, "installed", lambda: [])
     capsys.readouterr()

@@ -106,27 +106,42 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
     return list(runs)
 
 
-def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int = 1000,
+def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int | None = None,
            target: str | None = None, limit: int | None = None, **options: Any) -> dict[str, Any]:
     """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``,
     ``round_delays`` (rate-coded nets; ``round_delays``: a net with learnable synaptic delays as the rounded net,
     each delay a whole step, as hardware runs it), ``large``, ``t_window`` (TTFS nets). Returns what was written.
     ``check``: also run the exported graph in every installed third-party NIR tool for ``steps`` steps and compare
-    its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's). ``target``
-    (``speck``, ``xylo``): the chip fit report (``result["target"]``; xylo: accuracy before/after quantisation on
-    ``limit`` test samples, default all)."""
+    its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's; ``steps``
+    default 1000). ``target`` (``speck``, ``xylo``): the chip fit report (``result["target"]``; xylo: accuracy
+    before/after quantisation on ``limit`` test samples, default all). An option given for a part not asked for (it
+    would be ignored) is a one-line ``ConfigError``."""
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
-    if limit is not None and target != "xylo":
-        raise ConfigError("--limit counts the test samples of --target xylo's accuracy; give it with --target xylo")
+    _refuse_options_without_their_part(path, check, steps, target, limit, options)
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
     summary = export_run(run_dir, path, **options) if path is not None else {}
     if report is not None:
         summary["target"] = report
     if check:
-        summary["check"] = check_run(run_dir, steps, options.get("dt", DEFAULT_DT),
+        summary["check"] = check_run(run_dir, 1000 if steps is None else steps, options.get("dt", DEFAULT_DT),
                                      round_delays=bool(options.get("round_delays", False)))
     return summary
+
+
+def _refuse_options_without_their_part(path, check: bool, steps, target, limit, options: dict) -> None:
+    """A one-line ``ConfigError`` for an export option whose part (``--nir``, ``--check``, ``--target xylo``) was not
+    asked for: ``--target speck --dt -7 --steps -3`` exited 0, every option ignored."""
+    if limit is not None and target != "xylo":
+        raise ConfigError("--limit counts the test samples of --target xylo's accuracy; give it with --target xylo")
+    if steps is not None and not check:
+        raise ConfigError("--steps counts the steps of --check's sample input; give it with --check")
+    file_only = [f"--{key.replace('_', '-')}" for key in ("fold_thresholds", "large", "t_window")
+                 if options.get(key) not in (None, False)]
+    if path is None and file_only:
+        raise ConfigError(f"{', '.join(file_only)} shape the NIR file written with --nir PATH; give --nir")
+    if path is None and not check and (options.get("dt") is not None or options.get("round_delays")):
+        raise ConfigError("--dt and --round-delays apply to --nir PATH and --check; give one of them")
 
 
 def spike_activity(run_dir: str | Path) -> Activity:

@@ -85,6 +85,9 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity | nn.Flatten):
             shape = tuple(m(torch.zeros(1, *shape)).shape[1:]) if isinstance(m, nn.Flatten) else shape
         elif isinstance(m, nn.Conv2d | nn.Linear):
+            if weighted is not None:  # two synaptic layers in a row: the first one was overwritten, unseen
+                raise ConfigError(f"speck: {what} follows another conv/linear layer with no neurons between; a Speck "
+                                  "layer is one conv/linear feeding IF neurons")
             weighted = _scaled_copy(m, scale)
             weighted_in, scale = grid, 1.0
             shape = tuple(m(torch.zeros(1, *shape)).shape[1:])
@@ -95,6 +98,9 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             if m.params.decay != 1.0:
                 raise ConfigError(f"speck: {what} is leaky (decay {m.params.decay}); Speck's neurons are IAF "
                                   "(no leak): train with IF neurons or convert an ANN")
+            if m.params.reset not in ("zero", "subtract"):
+                raise ConfigError(f"speck: {what} has reset {m.params.reset!r}; Speck's neurons reset to zero or "
+                                  "by subtraction")
             layers.append({"conv": weighted, "threshold": float(m.params.threshold), "reset": m.params.reset,
                            "pool": 1, "in_shape": weighted_in})
             weighted = None
