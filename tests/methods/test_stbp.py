@@ -67,6 +67,18 @@ def test_vote_group_widens_the_classifier():
         get_method("stbp", {"vote_group": 0})
 
 
+def test_the_counted_parameters_are_those_of_the_widened_classifier(tmp_path):
+    """summary.json's ``parameters`` counted the unwidened spec (1,184 where the net has 2,624 weights)."""
+    from deepspike.config import load_config
+    from deepspike.training.trainer import Trainer
+
+    cfg = load_config(None, ["method.name=stbp", "method.timesteps=2", "method.vote_group=10", "model.name=mlp",
+                             "model.args.hidden=[16]", "data.name=digits", "train.epochs=1", "train.progress=false",
+                             "train.max_steps_per_epoch=1"])
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert summary["parameters"] == summary["trainable_parameters"] == 64 * 16 + 16 * 100
+
+
 def test_training_and_inference_T_are_independent():
     model = get_method("stbp", {"timesteps": 3, "eval_timesteps": 5}).build(
         create_architecture("scnn_digits", width=0.25))

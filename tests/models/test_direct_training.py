@@ -106,5 +106,6 @@ def test_ms_resnet_batch_norms_start_as_its_codes_and_each_unit_as_the_identity(
 def test_ms_resnet_refuses_bad_blocks_in_one_line(blocks):
     from deepspike.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="ms_resnet18: blocks must list 4 whole numbers"):
+    with pytest.raises(ConfigError, match="ms_resnet18: blocks must list 4 whole numbers|ms_resnet18': bad value "
+                                          ".* for model.args.blocks: expected a non-empty list of whole numbers"):
         create_architecture("ms_resnet18", blocks=blocks)

@@ -5,7 +5,7 @@ import pytest
 
 import deepspike as ds
 from deepspike.core.errors import ConfigError
-from deepspike.models import registry
+from deepspike.models import create_architecture, registry
 from deepspike.models.spec import Flatten, Linear
 
 
@@ -39,3 +39,37 @@ def test_a_factory_that_returns_no_layers_is_one_line(fresh_registry):
     with pytest.raises(ConfigError, match="'returns_none': its factory returned NoneType, not a non-empty tuple"):
         ds.create_architecture("returns_none")
     assert len(ds.create_architecture("returns_layers").layers) == 2
+
+
+@pytest.mark.parametrize(("name", "args", "message"), [
+    ("vgg", {"blocks": [[-5]]}, "for model.args.blocks: expected a non-empty list of lists of whole numbers"),
+    ("vgg", {"blocks": [[32.9]]}, "model.args.blocks"), ("vgg", {"blocks": [["32"]]}, "model.args.blocks"),
+    ("vgg", {"blocks": [32, 64]}, "list of lists"), ("vgg", {"hidden": [-1]}, "model.args.hidden"),
+    ("vgg", {"batch_norm": "no"}, "model.args.batch_norm: expected true or false"),
+    ("vgg", {"dropout": "x"}, "model.args.dropout: expected a finite number"),
+    ("resnet", {"stem": "16"}, "model.args.stem: expected a whole number from 1 to 65536"),
+    ("resnet", {"blocks": [1.5, 1, 1]}, "model.args.blocks"), ("sew_resnet", {"stages": []}, "non-empty list"),
+    ("ms_resnet18", {"stem_kernel": 0}, "model.args.stem_kernel"), ("ms_resnet18", {"first_stride": 0}, "first_"),
+    ("ms_resnet18", {"bn_init": "no"}, "model.args.bn_init: expected true or false"),
+    ("spikformer", {"depth": 3_000_000}, "model.args.depth: expected a whole number from 1 to 65536")])
+def test_model_arguments_of_the_wrong_kind_or_size_are_refused_before_the_factory_runs(name, args, message):
+    """A sweep found these rounded (32.9 -> 32), clamped (-5 -> 1 channel), taken as true ("no"), crashing with
+    tracebacks, or building for minutes (depth 3,000,000)."""
+    with pytest.raises(ConfigError, match=f"^model '{name}': bad value .*{message}"):
+        create_architecture(name, **args)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"width": float("inf")}, "model width must be a finite number > 0"), ({"width": True}, "model width"),
+    ({"num_classes": 2.5}, "num_classes must be a whole number, got 2.5"),
+    ({"input_shape": (1, 0, 8)}, "input shape must be whole numbers from 1"),
+    ({"input_shape": (1, -8, 8)}, "input shape")])
+def test_the_python_api_checks_width_classes_and_input_shape(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_architecture("mlp", **kwargs)
+
+
+def test_googlenet_refuses_maps_its_global_pool_would_not_cover():
+    """(3, 224, 320) left a 7 x 10 map that Pool(7) cut to 7 x 7 columns; (3, 32, 64) pooled nothing."""
+    with pytest.raises(ConfigError, match="zhou2021_googlenet needs square maps before the global pool, got 7x10"):
+        create_architecture("zhou2021_googlenet", input_shape=(3, 224, 320), width=0.25)

@@ -44,6 +44,21 @@ def test_bad_specs_are_rejected():
         Architecture("x", (Flatten(), Linear(5, act=False)), (1, 2, 2), 10)
 
 
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Conv(4, 0), "kernel_size must be a whole number >= 1, got 0"),
+    (lambda: Conv(4, -1), "kernel_size"), (lambda: Conv(4, 3, stride=0), "stride must be a whole number >= 1"),
+    (lambda: Conv(4, 3, padding=-1), "padding must be a whole number >= 0"),
+    (lambda: Conv(4.5, 3), "out_channels must be a whole number >= 1, got 4.5"), (lambda: Conv("4", 3), "'4'"),
+    (lambda: Linear(0), "out_features must be a whole number >= 1, got 0"), (lambda: Linear(3.5), "3.5"),
+    (lambda: Pool("avg", "2"), "kernel_size must be a whole number"), (lambda: Pool("avg", 2.5), "2.5"),
+    (lambda: Pool("max", 2, stride=0), "stride"),
+    (lambda: Concat(()), "needs at least one branch")])
+def test_layer_fields_that_are_no_sizes_are_refused_when_the_spec_is_made(make, message):
+    """A sweep found these building empty layers, dividing by zero, or crashing in torch with a traceback."""
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
 def test_lenet_costs_by_hand():
     arch = create_architecture("lenet", num_classes=10)
     costs = {c.name: c for c in layer_costs(arch)}

@@ -96,7 +96,7 @@ def analyze_run(
         "model": config.model.name,
         "dataset": config.data.name,
         "samples": sum(len(y) for _, y in batches),
-        "parameters": count_parameters(parts.arch),
+        "parameters": count_parameters(parts.method.built_architecture(parts.arch)),
         "checkpoint_sha256": checkpoint_sha256,
         "run_path": str(Path(run_dir).resolve()),
     }

@@ -33,6 +33,11 @@ class Method(ABC):
     def build(self, arch: Architecture) -> nn.Module:
         """The network for ``arch``: ``[B, C, H, W]`` images -> outputs scored by ``loss``/``predict``."""
 
+    def built_architecture(self, arch: Architecture) -> Architecture:
+        """The architecture ``build`` makes a network of: ``arch`` itself, unless the method reshapes it (stbp's
+        voting widens the classifier); what the parameter counts and the memory check count."""
+        return arch
+
     @abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar training loss of ``output`` for integer class ``target`` ``[B]``."""

@@ -226,7 +226,7 @@ class StbpMethod(Method):
         num_classes = arch.num_classes
         check_norm_fits(o.norm, arch)
         check_delays_fit(arch, o.timesteps)
-        arch = voting_architecture(arch, o.vote_group)
+        arch = self.built_architecture(arch)
         # NeuNorm sits on every conv layer's spikes except the last map layer's (which feeds the FC part).
         normed = _count_map_activations(arch) - 1 if o.neunorm else 0
         seen = [0]
@@ -261,6 +261,10 @@ class StbpMethod(Method):
         if o.stdp_layers:
             network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
         return network
+
+    def built_architecture(self, arch: Architecture) -> Architecture:
+        """``arch`` with its classifier widened to ``K * vote_group`` outputs (``voting_architecture``)."""
+        return voting_architecture(arch, self.options.vote_group)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return stbp_loss(self.options, output, target)

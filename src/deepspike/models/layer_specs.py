@@ -33,6 +33,14 @@ from typing import Union
 from deepspike.core.errors import ConfigError, check_pool_padding
 
 
+def check_whole(spec, name: str, low: int) -> None:
+    """A one-line ``ConfigError`` unless field ``name`` of layer ``spec`` is a whole number >= ``low`` (a float or
+    text channel count crashed torch; 0 channels built an empty layer; a kernel of 0 divided by zero)."""
+    value = getattr(spec, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{spec}: {name} must be a whole number >= {low}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Conv:
     """2-D convolution, bias-free by default (the papers' nets are bias-free or use bias spikes).
@@ -51,6 +59,8 @@ class Conv:
     norm_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        for name, low in (("out_channels", 1), ("kernel_size", 1), ("stride", 1), ("padding", 0)):
+            check_whole(self, name, low)
         value = self.norm_scale
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
             raise ConfigError(f"{self}: norm_scale must be a finite number >= 0")
@@ -79,6 +89,7 @@ class Linear:
     delays: int = 0
 
     def __post_init__(self) -> None:
+        check_whole(self, "out_features", 1)
         if self.recurrent and (not self.act or self.norm):
             raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
         if isinstance(self.delays, bool) or not isinstance(self.delays, int) or not 0 <= self.delays <= 1024:
@@ -110,8 +121,9 @@ class Pool:
     def __post_init__(self) -> None:
         if self.kind not in ("avg", "max"):
             raise ConfigError(f"unknown pool kind {self.kind!r}; valid: avg, max")
-        if self.kernel_size < 1 or (self.stride is not None and self.stride < 1):
-            raise ConfigError(f"{self}: kernel_size and stride must be >= 1")
+        check_whole(self, "kernel_size", 1)
+        if self.stride is not None:
+            check_whole(self, "stride", 1)
         check_pool_padding(self.padding, self.kernel_size, str(self))
 
     @property
@@ -215,6 +227,10 @@ class Concat:
     """Parallel branches on one input, outputs concatenated on the channel axis (inception block)."""
 
     branches: tuple[tuple[Layer, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.branches:  # (a branch of no layers passes its input on)
+            raise ConfigError(f"{self}: an inception block needs at least one branch")
 
 
 Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Attention, Activation, Residual, Concat]  # noqa: UP007 (runtime alias)

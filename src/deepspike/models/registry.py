@@ -9,6 +9,7 @@ training method, which builds its own kind of network (ANN, rate-coded SNN, TTFS
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,11 +70,16 @@ def create_architecture(
 ) -> Architecture:
     """Resolve ``name`` to an ``Architecture`` for the given classes, input shape and width."""
     entry = get_model_entry(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise ConfigError(f"num_classes must be a whole number, got {num_classes!r}")
     if num_classes < 2:
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
-    if width <= 0:
-        raise ConfigError(f"model width must be > 0, got {width}")
+    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < math.inf:
+        raise ConfigError(f"model width must be a finite number > 0, got {width!r}")
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
+    if not shape or not all(_whole(size, 1) for size in shape):
+        raise ConfigError(f"model {name!r}: input shape must be whole numbers from 1 to {MAX_SIZE_ARG}, got "
+                          f"{list(shape)}")
     _check_kwargs(entry, kwargs)
     layers = entry.factory(num_classes=num_classes, input_shape=shape, width=width, **kwargs)
     if not isinstance(layers, tuple | list) or not layers:
@@ -87,10 +93,64 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+MAX_SIZE_ARG = 65536
+"""The largest whole number a model argument takes (a channel count, a depth): beyond any net that trains here."""
+MAY_BE_ZERO = ("pools", "depths")
+"""Model arguments whose whole numbers may be 0 (no pool, a stage of no blocks)."""
+MAY_BE_EMPTY = ("hidden",)
+"""List model arguments that may be empty (no hidden layer)."""
+
+
 def _check_kwargs(entry: ModelEntry, kwargs: dict) -> None:
     params = inspect.signature(entry.factory).parameters
     allowed = [p for p in params if p not in ("num_classes", "input_shape", "width")]
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in allowed:
             valid = ", ".join(allowed) or "none"
             raise ConfigError(f"model {entry.name!r} has no argument {key!r}; valid: {valid}")
+        problem = _kind_problem(key, value, params[key].default)
+        if problem:
+            raise ConfigError(f"model {entry.name!r}: bad value {value!r} for model.args.{key}: expected {problem}")
+
+
+def _kind_problem(key: str, value, default) -> str | None:
+    """What ``value`` should be, judged by the factory's ``default`` for it (a bool, a whole number, a number, text,
+    or a list of whole numbers nested as deep as the default); None when it fits or the default says nothing."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        low = 0 if key in MAY_BE_ZERO else 1
+        return None if _whole(value, low) else f"a whole number from {low} to {MAX_SIZE_ARG}"
+    if isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else "a finite number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "text"
+    if isinstance(default, tuple | list):
+        depth = _list_depth(default)
+        empty_ok = key in MAY_BE_EMPTY
+        low = 0 if key in MAY_BE_ZERO else 1
+        return None if _whole_lists(value, depth, empty_ok, low) else (
+            f"a {'' if empty_ok else 'non-empty '}list{' of lists' * (depth - 1)} of whole numbers from {low} to "
+            f"{MAX_SIZE_ARG}")
+    return None
+
+
+def _whole(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_SIZE_ARG
+
+
+def _list_depth(default) -> int:
+    """How deep a default's lists nest around its whole numbers: 1 for ``(1, 2)``, 2 for ``((32, 32), (64,))``."""
+    depth = 0
+    while isinstance(default, tuple | list) and default:
+        depth, default = depth + 1, default[0]
+    return max(depth, 1)
+
+
+def _whole_lists(value, depth: int, empty_ok: bool, low: int) -> bool:
+    if not isinstance(value, tuple | list) or (not value and not empty_ok):
+        return False
+    if depth == 1:
+        return all(_whole(v, low) for v in value)
+    return all(_whole_lists(v, depth - 1, False, low) for v in value)

@@ -100,7 +100,10 @@ def zhou2021_googlenet(num_classes, input_shape, width, global_pool: str = "avg"
                            Conv(scaled(64, width), 1), Conv(scaled(192, width), 3, padding=1), _googlenet_pool()]
     for name in ("3a", "3b", "MP", "4a", "4b", "4c", "4d", "4e", "MP", "5a", "5b"):
         layers.append(_googlenet_pool() if name == "MP" else inception(*INCEPTION[name], width))
-    h = sequence_shape(tuple(layers), tuple(input_shape))[1]
+    _, h, w = sequence_shape(tuple(layers), tuple(input_shape))
+    if h != w:  # Pool(h) over an h x w map would drop columns (or pool none of a 1 x 2 map)
+        raise ConfigError(f"zhou2021_googlenet needs square maps before the global pool, got {h}x{w} (input "
+                          f"{list(input_shape)})")
     if h > 1:
         layers.append(Pool(global_pool, h))  # global pooling over the last h x h map
     return (*layers, Flatten(), *((Dropout(dropout),) if dropout else ()), Linear(num_classes, act=False))

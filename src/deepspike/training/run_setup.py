@@ -49,7 +49,8 @@ def build_run(config: RunConfig, device: torch.device, data: DataSplits | None =
         raise ConfigError(f"data {config.data.name!r} holds {steps} steps per sample ({list(data.input_shape)} each), "
                           f"which {reader} does not read: train it with stbp and method.encoder frames, delta or "
                           f"population")
-    check_parameters_fit(count_parameters(arch), device, f"model {arch.name} at width {config.model.width:g}")
+    check_parameters_fit(count_parameters(method.built_architecture(arch)), device,
+                         f"model {arch.name} at width {config.model.width:g}")
     return RunParts(method, arch, method.build(arch).to(device), data)
 
 

@@ -141,7 +141,8 @@ class Trainer:
         if not record:  # resumed a finished run: report from the log
             logged = self.run.metrics.read()
             record = logged[-1] if logged else {}
-        summary = run_summary(cfg, record, progress, setup.parts.arch, setup.parts.model, self.device,
+        built = setup.parts.method.built_architecture(setup.parts.arch)  # the classifier stbp's voting widened
+        summary = run_summary(cfg, record, progress, built, setup.parts.model, self.device,
                               ctx.world_size)
         if ctx.is_main:
             self.run.write_summary(summary)
