@@ -74,6 +74,28 @@ def test_round_trip_reproduces_output_spikes(tmp_path, fold):
     assert net.metadata["decode"] == "vote" and net.metadata["num_classes"] == 10
 
 
+def test_a_spikebp_net_round_trips_with_its_strict_firing(tmp_path):
+    """lee2020's leak-corrected LIF had no NIR mapping though the exporter's docstring listed spikebp: it is a LIF
+    firing at v > threshold with reset to zero."""
+    torch.manual_seed(2)
+    arch = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8), width=1.0)
+    model = get_method("spikebp", {"timesteps": 6}).build(arch).eval()
+    graph = to_nir(model, (1, 8, 8))
+    assert {n.metadata["fires"] for n in graph.nodes.values() if isinstance(n, nir.LIF | nir.IF)} == {
+        "v > threshold"}
+    write_nir(graph, tmp_path / "spikebp.nir")
+    x = _spikes(4, (6, 5, 1, 8, 8))
+    with torch.no_grad():
+        currents = model.body(x)  # [T, B, K]: the output layer's currents; the readout integrates them (an LI node)
+        theirs = from_nir(tmp_path / "spikebp.nir")(x)
+    trace, v = [], torch.zeros_like(currents[0])
+    for current in currents:  # v_t = leak v_{t-1} + x_t, by hand
+        v = model.readout.leak * v + current
+        trace.append(v)
+    assert currents.abs().sum() > 0
+    torch.testing.assert_close(theirs, torch.stack(trace))
+
+
 def test_if_subtract_and_spiking_pool_round_trip(tmp_path):
     # hand-built rate net: conv -> IF(subtract) -> lee2020 spiking pool (IF, fires at > 0.75) -> linear -> IF
     torch.manual_seed(3)

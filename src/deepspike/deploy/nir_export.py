@@ -3,7 +3,8 @@
 A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
 (``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``;
 ``CubaLIF`` for the current-based LIF of ``method.neuron=synaptic``; :mod:`neurons`)]* -> output. Dropout is the
-identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` + ``IF``. A residual block
+identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` + ``IF`` and its leak-corrected LIF
+(``spikebp``) a ``LIF`` that fires strictly above threshold (metadata ``fires``). A residual block
 ``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
 junction's neurons, which NIR sums (an identity shortcut is a direct edge; SEW junctions, which combine spikes, have
 no NIR node). A recurrent layer (``layers.recurrent``) adds its weight ``V`` on a cycle ``neuron -> rec -> neuron``
@@ -57,6 +58,7 @@ from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.training.reload import check_delays_to_round, load_run
 from deepspike.training.runs import check_not_run_file
@@ -209,6 +211,9 @@ class _RateGraph:
             self.neuron(m.params)
         elif isinstance(m, SynapticLIF):
             self.neuron(m.fixed, syn_decay=m.syn_decay)
+        elif isinstance(m, LeakCorrectedLIF):  # spikebp: a LIF firing strictly above threshold, reset to zero (its
+            # leak-corrected derivative is for training only)
+            self.neuron(NeuronParams(decay=float(m.leak), threshold=float(m.threshold), reset="zero"), strict=True)
         elif isinstance(m, SpikingAvgPool):
             k, s, pad = _pair(m.kernel_size), _pair(m.stride), _pair(getattr(m, "padding", 0))
             self.add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
