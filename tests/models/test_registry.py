@@ -73,3 +73,15 @@ def test_googlenet_refuses_maps_its_global_pool_would_not_cover():
     """(3, 224, 320) left a 7 x 10 map that Pool(7) cut to 7 x 7 columns; (3, 32, 64) pooled nothing."""
     with pytest.raises(ConfigError, match="zhou2021_googlenet needs square maps before the global pool, got 7x10"):
         create_architecture("zhou2021_googlenet", input_shape=(3, 224, 320), width=0.25)
+
+
+def test_a_registered_models_own_default_of_zero_is_taken(fresh_registry):
+    """The whole-number check took 1 as the least value for every argument but a fixed list of names."""
+
+    @ds.register_model("test_zero_default", (4,))
+    def factory(num_classes, input_shape, width, extra_layers: int = 0):
+        return (*(Linear(4) for _ in range(extra_layers)), Linear(num_classes, act=False))
+
+    assert create_architecture("test_zero_default", extra_layers=0).layers[-1].out_features == 10
+    with pytest.raises(ConfigError, match="bad value -1 for model.args.extra_layers: expected a whole number from 0"):
+        create_architecture("test_zero_default", extra_layers=-1)

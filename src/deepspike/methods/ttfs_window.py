@@ -99,11 +99,11 @@ class TtfsWindowMethod(Method):
 
     def init_from_run(self, model: nn.Module, method_name: str, source: nn.Module) -> None:
         """An ``ann`` run (ReLU): its parameters and batch-norm statistics, module for module (the windows, which
-        the ANN lacks, then come from calibration or the first batch); a ``ttfs_window`` run: everything."""
+        the ANN lacks, then come from calibration or the first batch; the start is the ANN's exact image only at
+        ``alpha`` 1, see ``check_exact_alpha``, and training goes on from it at any alpha); a ``ttfs_window`` run:
+        everything."""
         state = source.state_dict()
         if method_name == "ann":
-            check_exact_alpha(self.options.alpha, f"method.alpha={self.options.alpha:g} with method.init_from an ann "
-                              "run")
             state = {f"body.{key}": value for key, value in state.items()}  # the ANN is the bare body
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)

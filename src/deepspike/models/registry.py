@@ -119,7 +119,7 @@ def _kind_problem(key: str, value, default) -> str | None:
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "true or false"
     if isinstance(default, int):
-        low = 0 if key in MAY_BE_ZERO else 1
+        low = min(default, 0 if key in MAY_BE_ZERO else 1)  # a factory's own default is always taken
         return None if _whole(value, low) else f"a whole number from {low} to {MAX_SIZE_ARG}"
     if isinstance(default, float):
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -137,7 +137,7 @@ def _kind_problem(key: str, value, default) -> str | None:
 
 
 def _whole(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_SIZE_ARG
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= max(MAX_SIZE_ARG, low)
 
 
 def _list_depth(default) -> int:
