@@ -41,12 +41,12 @@ def _run(seq, x):
     return y.detach(), x.grad, {n: p.grad.clone() for n, p in seq.named_parameters()}
 
 
-def _close_to_scale(a, b, tol=3e-5):
+def _close_to_scale(a, b, tol=3e-5, floor=1e-6):
     """Equal up to float32 summation order, measured against the gradient's scale (batch-norm's backward subtracts
     per-channel sums; a bias before it has a gradient of 0 up to rounding; a per-layer decay's gradient is a sum of
     thousands of terms of both signs). The float64 tests of ``test_batchnorm_neuron_onepass.py`` check the formulas
     to 1e-9."""
-    torch.testing.assert_close(a, b, rtol=0, atol=max(tol * float(b.abs().max()), 1e-6))
+    torch.testing.assert_close(a, b, rtol=0, atol=max(tol * float(b.abs().max()), floor))
 
 
 @pytest.mark.parametrize("norm", ["bn", "tdbn"])
@@ -111,8 +111,9 @@ def test_features_batch_norm_1d():
     assert "_BatchNormNeuronBackward" in node_names(fused(x.requires_grad_()))
     torch.testing.assert_close(y1, y2)
     torch.testing.assert_close(gx1, gx2, rtol=1e-4, atol=1e-6)
-    for name in gp1:
-        _close_to_scale(gp1[name], gp2[name])
+    for name in gp1:  # the Linear's bias sits before the batch-norm: its gradient is 0 up to the rounding of sums of
+        # 24 float32 terms, which torch's two-thread kernels here leave at 1.4e-6 (1e-7 on one thread)
+        _close_to_scale(gp1[name], gp2[name], floor=1e-5 if name == "0.module.bias" else 1e-6)
 
 
 def test_fused_only_with_a_gradient_in_training_mode_and_nothing_watching():
