@@ -83,5 +83,7 @@ def test_refusals():
         MaskedPSN(4, 5)
     with pytest.raises(ConfigError, match="order k in 1..timesteps"):
         MaskedPSN(4, 0)
+    with pytest.raises(ConfigError, match="k=2.5"):
+        MaskedPSN(4, 2.5)
     with pytest.raises(ConfigError, match="needs all its 4 time steps at once, got 2"):
         MaskedPSN(4, 2)(torch.rand(2, 3))

@@ -127,8 +127,10 @@ def test_a_repeated_input_step_gives_the_full_input_results():
 
 
 def test_refusals_and_empty_input():
-    with pytest.raises(ConfigError, match="order k >= 1, got 0"):
+    with pytest.raises(ConfigError, match="order k >= 1 \\(a whole number\\), got 0"):
         SlidingPSN(0)
+    with pytest.raises(ConfigError, match="got 2.5"):
+        SlidingPSN(2.5)
     with pytest.raises(ConfigError):
         SlidingPSN(2)(torch.ones(3, 2, dtype=torch.long))
     assert SlidingPSN(2)(torch.zeros(0, 2, 3)).shape == (0, 2, 3)

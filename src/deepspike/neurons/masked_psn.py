@@ -51,7 +51,8 @@ class MaskedPSN(ReportsSpikes, nn.Module):
     def __init__(self, timesteps: int, order: int, decay: float = 0.5, threshold: float = 1.0,
                  surrogate: str = "rectangular", surrogate_args: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        if timesteps < 1 or not 1 <= order <= timesteps:
+        whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (timesteps, order))
+        if not whole or timesteps < 1 or not 1 <= order <= timesteps:
             raise ConfigError(f"MaskedPSN needs timesteps >= 1 and an order k in 1..timesteps, got timesteps="
                               f"{timesteps}, k={order}")
         self.timesteps, self.order = timesteps, order

@@ -42,8 +42,8 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
     def __init__(self, order: int, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "rectangular",
                  surrogate_args: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        if order < 1:
-            raise ConfigError(f"SlidingPSN needs an order k >= 1, got {order}")
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise ConfigError(f"SlidingPSN needs an order k >= 1 (a whole number), got {order!r}")
         self.order = order
         self.weight = nn.Parameter(decay ** torch.arange(order - 1, -1, -1, dtype=torch.float64).float())  # [k]
         self.bias = nn.Parameter(torch.tensor(float(threshold)))  # the threshold b
