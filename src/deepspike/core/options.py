@@ -80,6 +80,11 @@ def _check_containers(schema: type, values: Any, path: list[str], where: str) ->
             _check_containers(tp, value, [*path, name], where)
 
 
+def is_whole(value: Any, low: int, high: float = math.inf) -> bool:
+    """``value`` is a Python int (not a bool, not a float) in ``low .. high``: a count, a size, an order."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def check_numbers(value: Any, where: str) -> None:
     """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
     ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""

@@ -48,6 +48,7 @@ from typing import Any
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.core.registration import factory_registrar, made_module
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
@@ -115,8 +116,7 @@ def _check_psn_options(o: Any) -> None:
     """One-line ``ConfigError`` for ``psn_order`` out of range, or an option the PSN family cannot take (module
     docstring)."""
     most = o.timesteps if o.neuron == "masked_psn" else None
-    if isinstance(o.psn_order, bool) or not isinstance(o.psn_order, int) or o.psn_order < 1 \
-            or (most is not None and o.psn_order > most):
+    if not is_whole(o.psn_order, 1, math.inf if most is None else most):
         raise ConfigError(f"bad value {o.psn_order!r} for method.psn_order: expected an integer >= 1"
                           + (f" and <= method.timesteps={most} (masked_psn)" if most is not None else ""))
     if o.neuron not in PSN_FAMILY:

@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Union
 
 from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.core.options import is_whole
 
 
 def check_whole(spec, name: str, low: int) -> None:
     """A one-line ``ConfigError`` unless field ``name`` of layer ``spec`` is a whole number >= ``low`` (a float or
     text channel count crashed torch; 0 channels built an empty layer; a kernel of 0 divided by zero)."""
     value = getattr(spec, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_whole(value, low):
         raise ConfigError(f"{spec}: {name} must be a whole number >= {low}, got {value!r}")
 
 

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole, unknown_choice
 from deepspike.core.registration import check_registration
 from deepspike.models.spec import Architecture, Layer, Shape
 
@@ -70,7 +71,7 @@ def create_architecture(
 ) -> Architecture:
     """Resolve ``name`` to an ``Architecture`` for the given classes, input shape and width."""
     entry = get_model_entry(name)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+    if not is_whole(num_classes, -math.inf):
         raise ConfigError(f"num_classes must be a whole number, got {num_classes!r}")
     if num_classes < 2:
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
@@ -137,7 +138,7 @@ def _kind_problem(key: str, value, default) -> str | None:
 
 
 def _whole(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= max(MAX_SIZE_ARG, low)
+    return is_whole(value, low, max(MAX_SIZE_ARG, low))
 
 
 def _list_depth(default) -> int:

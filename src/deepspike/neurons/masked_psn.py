@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
-from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import lif_response_matrix, psn_spikes
+from deepspike.neurons.psn import check_whole_sequence, lif_response_matrix, psn_spikes
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -51,8 +51,7 @@ class MaskedPSN(ReportsSpikes, nn.Module):
     def __init__(self, timesteps: int, order: int, decay: float = 0.5, threshold: float = 1.0,
                  surrogate: str = "rectangular", surrogate_args: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (timesteps, order))
-        if not whole or timesteps < 1 or not 1 <= order <= timesteps:
+        if not (is_whole(timesteps, 1) and is_whole(order, 1, timesteps)):
             raise ConfigError(f"MaskedPSN needs timesteps >= 1 and an order k in 1..timesteps, got timesteps="
                               f"{timesteps}, k={order}")
         self.timesteps, self.order = timesteps, order
@@ -72,10 +71,7 @@ class MaskedPSN(ReportsSpikes, nn.Module):
         return self.weight * (lam * self.band + (1.0 - lam))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_currents(x)
-        if x.shape[0] != self.timesteps:
-            raise ConfigError(f"the masked PSN neuron needs all its {self.timesteps} time steps at once, got "
-                              f"{x.shape[0]} (eval_timesteps, streaming and online temporal-grad modes cannot run it)")
+        check_whole_sequence(x, self.timesteps, "the masked PSN neuron")
         return self.reported(psn_spikes(x, self.masked_weight(), self.bias, self.spike_fn))
 
     def extra_repr(self) -> str:

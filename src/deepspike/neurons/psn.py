@@ -46,6 +46,15 @@ def psn_spikes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, spike_
     return spike_fn(h - bias.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 1))))
 
 
+def check_whole_sequence(x: torch.Tensor, timesteps: int, who: str) -> None:
+    """``check_currents`` and a one-line ``ConfigError`` unless ``x [T, B, ...]`` holds all ``timesteps`` steps of a
+    neuron (``who``) whose weights span the whole sequence."""
+    check_currents(x)
+    if x.shape[0] != timesteps:
+        raise ConfigError(f"{who} needs all its {timesteps} time steps at once, got {x.shape[0]} (eval_timesteps, "
+                          f"streaming and online temporal-grad modes cannot run it)")
+
+
 class PSN(ReportsSpikes, nn.Module):
     """Parallel spiking neuron layer (module docstring); ``x [T, B, ...] -> s [T, B, ...]`` with T = ``timesteps``."""
 
@@ -63,10 +72,7 @@ class PSN(ReportsSpikes, nn.Module):
         self.spike_fn = get_surrogate(surrogate, **dict(surrogate_args or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_currents(x)
-        if x.shape[0] != self.timesteps:
-            raise ConfigError(f"the PSN neuron needs all its {self.timesteps} time steps at once, got {x.shape[0]} "
-                              f"(eval_timesteps, streaming and online temporal-grad modes cannot run it)")
+        check_whole_sequence(x, self.timesteps, "the PSN neuron")
         return self.reported(psn_spikes(x, self.weight, self.bias, self.spike_fn))
 
     def extra_repr(self) -> str:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
@@ -42,7 +43,7 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
     def __init__(self, order: int, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "rectangular",
                  surrogate_args: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        if not is_whole(order, 1):
             raise ConfigError(f"SlidingPSN needs an order k >= 1 (a whole number), got {order!r}")
         self.order = order
         self.weight = nn.Parameter(decay ** torch.arange(order - 1, -1, -1, dtype=torch.float64).float())  # [k]

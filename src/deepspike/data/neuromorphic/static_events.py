@@ -13,6 +13,7 @@ import math
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import emulate_frames
 from deepspike.data.neuromorphic.frames import check_frame_memory
@@ -33,7 +34,7 @@ def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float)
     to ``MAX_SIZE``, ``threshold`` a finite number > 0 and ``amplitude`` a finite number >= 0."""
     integers = (("substeps", substeps, 1, MAX_SUBSTEPS), ("pad", pad, 0, MAX_SIZE))
     for key, value, low, high in integers:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if not is_whole(value, low, high):
             raise ConfigError(f"emulation: {key} must be an integer from {low} to {high}, got {value!r}")
     for key, value, low_ok in (("threshold", threshold, False), ("amplitude", amplitude, True)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
