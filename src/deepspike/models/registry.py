@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_whole, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import is_whole
 from deepspike.core.registration import check_registration
 from deepspike.models.spec import Architecture, Layer, Shape
 
