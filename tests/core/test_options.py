@@ -6,7 +6,7 @@ import math
 import pytest
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import check_numbers, shown_value, to_dataclass
+from deepspike.core.options import check_numbers, is_finite, is_whole, shown_value, to_dataclass
 
 
 @dataclasses.dataclass
@@ -92,3 +92,21 @@ def test_a_bool_option_takes_only_true_or_false(value):
 def test_true_false_and_mixed_types_pass():
     assert to_dataclass(Switches, {"on": True}, "sec").on is True
     assert to_dataclass(Switches, {"on": False, "mode": "default"}, "sec").mode == "default"
+
+
+@pytest.mark.parametrize("value, low, high, expected", [
+    (3, 1, math.inf, True), (1, 1, 1, True), (0, 1, math.inf, False), (5, 1, 4, False),
+    (True, 0, math.inf, False), (2.0, 1, math.inf, False), ("3", 1, math.inf, False), (None, 0, math.inf, False),
+    (10**30, 0, math.inf, True),
+])
+def test_is_whole_takes_ints_in_range_only(value, low, high, expected):
+    assert is_whole(value, low, high) is expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, True), (-2.5, True), (10**400, True), (1e308, True),
+    (math.inf, False), (-math.inf, False), (math.nan, False), (True, False), (False, False), ("1", False),
+    (None, False),
+])
+def test_is_finite_takes_real_numbers_and_never_raises(value, expected):
+    assert is_finite(value) is expected

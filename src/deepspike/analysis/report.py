@@ -20,6 +20,7 @@ from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
@@ -112,7 +113,7 @@ def _check_neuron_counts(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded when the raster's or the traces' neuron count is not an integer
     >= 0 (checked for every net, also those that draw neither)."""
     for flag, n in (("raster", o.raster), ("traces", o.traces)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        if n is not None and not is_whole(n, 0):
             raise ConfigError(f"--{flag} must be an integer >= 0 (neurons per layer; 0 = none), got {n!r}")
 
 

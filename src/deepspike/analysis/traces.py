@@ -36,6 +36,7 @@ from torch import nn
 
 from deepspike.analysis.raster import evenly_spaced, spike_events
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.neurons.carry import CarriesState, temporal_carry
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
@@ -44,7 +45,7 @@ def record_traces(model: nn.Module, x: torch.Tensor, max_neurons: int = 4, seed:
     """The membrane traces of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (module docstring)."""
     if x.shape[0] != 1:
         raise ConfigError(f"membrane traces are of one sample: x must be [1, ...], got {tuple(x.shape)}")
-    if isinstance(max_neurons, bool) or not isinstance(max_neurons, int) or max_neurons < 1:
+    if not is_whole(max_neurons, 1):
         raise ConfigError(f"--traces must be >= 1 neurons per layer (0 turns the traces off), got {max_neurons!r}")
     neurons = {name: m for name, m in model.named_modules() if getattr(m, "is_spiking_neuron", False)}
     runs: dict[str, list[list[torch.Tensor]]] = {name: [[], []] for name in neurons}  # inputs, outputs per call

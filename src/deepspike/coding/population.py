@@ -23,11 +23,10 @@ Layout: a feature axis of ``F`` values becomes ``F * P`` values, feature-major (
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 
 MAX_POPULATION = 1024
 """The most neurons per value."""
@@ -38,10 +37,9 @@ BOHTE_WIDTH = 1.0 / 1.5
 def check_population(size: object, low: object, high: object, width: object) -> None:
     """One-line ``ConfigError`` unless ``size`` is an integer in ``[2, MAX_POPULATION]``, ``low < high`` finite
     numbers and ``width`` a finite number > 0."""
-    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= MAX_POPULATION:
+    if not is_whole(size, 2, MAX_POPULATION):
         raise ConfigError(f"population_size must be an integer from 2 to {MAX_POPULATION}, got {size!r}")
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                  for v in (low, high, width))
+    numbers = all(is_finite(v) for v in (low, high, width))
     if not numbers or not low < high or not width > 0:
         raise ConfigError(f"population_low < population_high and population_width > 0 must be finite numbers, got "
                           f"{low!r}, {high!r}, {width!r}")

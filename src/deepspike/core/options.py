@@ -85,6 +85,14 @@ def is_whole(value: Any, low: int, high: float = math.inf) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def is_finite(value: Any) -> bool:
+    """``value`` is a Python int (any size; not a bool) or a finite float: a rate, a scale, a decay before its range
+    check. (``math.isfinite`` alone raises OverflowError on an int beyond float range.)"""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def check_numbers(value: Any, where: str) -> None:
     """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
     ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 
 MAX_DELAY = 1024
 """The largest ``D`` (steps) a layer accepts."""
@@ -68,7 +69,7 @@ class DelayedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False) -> None:
         super().__init__()
-        if isinstance(max_delay, bool) or not isinstance(max_delay, int) or not 1 <= max_delay <= MAX_DELAY:
+        if not is_whole(max_delay, 1, MAX_DELAY):
             raise ConfigError(f"max_delay must be an integer from 1 to {MAX_DELAY} (steps), got {max_delay!r}")
         self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
         self.weight = nn.Parameter(torch.empty(out_features, in_features))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.models.registry import scaled
 from deepspike.models.spec import Dropout, Flatten, Layer, Linear, Pool, sequence_shape
 
@@ -13,7 +14,7 @@ def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, .
     """``hidden`` (a recipe's ``model.args.hidden``) as layer sizes: a list of whole numbers >= 1 (and not empty
     when ``at_least_one``); anything else is a one-line ``ConfigError`` naming ``model``."""
     sizes = list(hidden) if isinstance(hidden, Sequence) and not isinstance(hidden, str) else None
-    if sizes is None or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in sizes) or (
+    if sizes is None or not all(is_whole(h, 1) for h in sizes) or (
             at_least_one and not sizes):
         what = "a non-empty list" if at_least_one else "a list"
         raise ConfigError(f"{model} hidden sizes must be {what} of whole numbers >= 1, e.g. [128], got {hidden!r}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from deepspike.core.errors import ConfigError, check_pool_padding
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_finite, is_whole
 
 
 def check_whole(spec, name: str, low: int) -> None:
@@ -63,7 +63,7 @@ class Conv:
         for name, low in (("out_channels", 1), ("kernel_size", 1), ("stride", 1), ("padding", 0)):
             check_whole(self, name, low)
         value = self.norm_scale
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        if not is_finite(value) or value < 0:
             raise ConfigError(f"{self}: norm_scale must be a finite number >= 0")
 
 
@@ -93,7 +93,7 @@ class Linear:
         check_whole(self, "out_features", 1)
         if self.recurrent and (not self.act or self.norm):
             raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
-        if isinstance(self.delays, bool) or not isinstance(self.delays, int) or not 0 <= self.delays <= 1024:
+        if not is_whole(self.delays, 0, 1024):
             raise ConfigError(f"{self}: delays must be a whole number of steps from 0 to 1024 (0 or 1: none)")
         if self.delayed and self.recurrent:
             raise ConfigError(f"{self}: a layer is either recurrent or delayed, not both")
@@ -144,7 +144,7 @@ class Dropout:
     p: float
 
     def __post_init__(self) -> None:
-        if isinstance(self.p, bool) or not isinstance(self.p, int | float) or not 0.0 <= self.p < 1.0:
+        if not is_finite(self.p) or not 0.0 <= self.p < 1.0:
             raise ConfigError(f"dropout probability must be a number in [0, 1), got {self.p!r}")
 
 
@@ -188,7 +188,7 @@ class Attention:
     mixing: str = "ssa"
 
     def __post_init__(self) -> None:
-        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+        if not is_whole(self.heads, 1):
             raise ConfigError(f"{self}: heads must be a whole number >= 1")
         if self.mixing not in MIXINGS:
             raise ConfigError(f"{self}: unknown attention mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
@@ -196,7 +196,7 @@ class Attention:
             raise ConfigError(f"{self}: scale is SSA's product's; {self.mixing} masks and adds, it has none to set")
         for key in ("scale", "attention_threshold"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            if not is_finite(value) or value <= 0:
                 raise ConfigError(f"{self}: {key} must be a finite number > 0")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_finite, is_whole
 from deepspike.core.registration import check_registration
 from deepspike.models.spec import Architecture, Layer, Shape
 
@@ -38,7 +38,7 @@ def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Ca
     if not isinstance(name, str) or not name:
         raise TypeError(f"register_model: the name must be a non-empty string, got {name!r}")
     if not isinstance(default_input_shape, tuple | list) or not default_input_shape or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in default_input_shape):
+            is_whole(n, 1) for n in default_input_shape):
         raise TypeError(f"register_model: default_input_shape must be positive ints, e.g. (1, 28, 28), got "
                         f"{default_input_shape!r}")
 
@@ -75,7 +75,7 @@ def create_architecture(
         raise ConfigError(f"num_classes must be a whole number, got {num_classes!r}")
     if num_classes < 2:
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < math.inf:
+    if not is_finite(width) or width <= 0:
         raise ConfigError(f"model width must be a finite number > 0, got {width!r}")
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
     if not shape or not all(_whole(size, 1) for size in shape):
@@ -123,8 +123,7 @@ def _kind_problem(key: str, value, default) -> str | None:
         low = min(default, 0 if key in MAY_BE_ZERO else 1)  # a factory's own default is always taken
         return None if _whole(value, low) else f"a whole number from {low} to {MAX_SIZE_ARG}"
     if isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        return None if ok else "a finite number"
+        return None if is_finite(value) else "a finite number"
     if isinstance(default, str):
         return None if isinstance(value, str) else "text"
     if isinstance(default, tuple | list):

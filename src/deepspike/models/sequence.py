@@ -9,6 +9,7 @@ SHD) or learnable synaptic delays (``Linear(delays=D)``, ``dsnn``: Hammouamri et
 from __future__ import annotations
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.models.blocks import hidden_sizes
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Dropout, Flatten, Layer, Linear
@@ -37,7 +38,7 @@ def dsnn(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = 
     hidden...-classes, each synapse delayed by 0 to ``delays - 1`` steps (the paper's SHD setting: 700 channels
     pooled by 5 into 140, 10 ms steps, two hidden layers of 256, delays up to 250 ms = 25 steps, dropout 0.4,
     batch-norm). ``delays=1`` is the same net without delays, for an ablation."""
-    if isinstance(delays, bool) or not isinstance(delays, int) or not 1 <= delays <= 1024:
+    if not is_whole(delays, 1, 1024):
         raise ConfigError(f"dsnn delays must be a whole number of steps from 1 to 1024, got {delays!r}")
     if not isinstance(batch_norm, bool):
         raise ConfigError(f"dsnn batch_norm must be true or false, got {batch_norm!r}")

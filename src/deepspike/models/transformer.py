@@ -37,7 +37,10 @@ gives some of them one, which the batch-norm's shift makes redundant).
 
 from __future__ import annotations
 
+import math
+
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 from deepspike.models.blocks import global_pool_classifier
 from deepspike.models.layer_specs import Activation, Attention, Conv, Layer, Pool, Residual
 from deepspike.models.registry import register_model, scaled
@@ -47,10 +50,10 @@ def _check_sizes(model: str, dim, depth, heads, mlp_ratio, pools=0) -> None:
     """One-line ``ConfigError`` (naming ``model``) unless dim, depth, heads and pools are whole numbers (dim >= 8,
     heads >= 1, depth >= 0, pools 0 to 4) and mlp_ratio a finite number > 0."""
     for key, value, low in (("dim", dim, 8), ("depth", depth, 0), ("heads", heads, 1), ("pools", pools, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (key == "pools" and value > 4):
+        if not is_whole(value, low, 4 if key == "pools" else math.inf):
             valid = "0 to 4" if key == "pools" else f">= {low}"
             raise ConfigError(f"{model}: model.args.{key} must be a whole number {valid}, got {value!r}")
-    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, int | float) or not 0 < mlp_ratio < float("inf"):
+    if not is_finite(mlp_ratio) or mlp_ratio <= 0:
         raise ConfigError(f"{model}: model.args.mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
 
 
@@ -102,7 +105,7 @@ def _three(model: str, key: str, values) -> tuple[int, int, int]:
     """``values`` as three whole numbers >= 1 (one per stage; ``depths`` may hold 0), or a one-line ``ConfigError``."""
     low = 0 if key == "depths" else 1
     if isinstance(values, str) or not hasattr(values, "__len__") or len(values) != 3 or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+            not is_whole(v, low) for v in values):
         raise ConfigError(f"{model}: model.args.{key} must be three whole numbers >= {low}, got {values!r}")
     return tuple(values)
 

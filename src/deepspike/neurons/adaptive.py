@@ -24,12 +24,11 @@ in one line.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
@@ -51,7 +50,7 @@ def adaptive_step(
 
 def is_adaptation(rho: object, beta: object) -> bool:
     """Whether ``(adapt_decay, adapt_scale)`` are valid: ``rho`` a number in [0, 1], ``beta`` a finite number >= 0."""
-    numbers = all(isinstance(z, float | int) and not isinstance(z, bool) and math.isfinite(z) for z in (rho, beta))
+    numbers = all(is_finite(z) for z in (rho, beta))
     return numbers and 0.0 <= rho <= 1.0 and beta >= 0.0
 
 

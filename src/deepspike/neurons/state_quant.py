@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 
 MAX_STATE_BITS = 16
 
@@ -41,11 +42,11 @@ class StateQuant:
     high: float = 0.2
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= MAX_STATE_BITS:
+        if not is_whole(self.bits, 1, MAX_STATE_BITS):
             raise ConfigError(f"state_bits must be an integer from 1 to {MAX_STATE_BITS}, got {self.bits!r}")
         for name in ("low", "high"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+            if not is_finite(value) or value < 0:
                 raise ConfigError(f"state_{name} must be a finite number >= 0, got {value!r}")
         object.__setattr__(self, "low", float(self.low))
         object.__setattr__(self, "high", float(self.high))

@@ -23,12 +23,11 @@ mistakes it for one.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
@@ -38,8 +37,7 @@ from deepspike.neurons.params import NeuronParams
 
 def is_syn_decay(value: object) -> bool:
     """Whether ``value`` is a valid synaptic decay ``alpha``: a finite number in [0, 1] (``1 - dt/tau_syn``)."""
-    return isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value) and \
-        0.0 <= value <= 1.0
+    return is_finite(value) and 0.0 <= value <= 1.0
 
 
 class _SynapticCurrent(torch.autograd.Function):

@@ -35,7 +35,7 @@ from deepspike.core.atomic import (
     strict_json,
 )
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, os_reason
-from deepspike.core.options import shown_value
+from deepspike.core.options import is_whole, shown_value
 from deepspike.training.checkpoint_format import checkpoint_bytes, read_checkpoint_file
 
 CONFIG_NAME = "config.yaml"
@@ -111,7 +111,7 @@ def _epoch_record(line: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"not an epoch record (a JSON {type(record).__name__}, not an object)")
     epoch = record.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+    if not is_whole(epoch, 1):
         raise ValueError(f"not an epoch record (epoch {epoch!r}, expected a whole number >= 1)")
     return record
 

@@ -18,12 +18,12 @@ storage), or 1/0 with ``binary=True``.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.data.augment import MAX_SIZE
 
 
@@ -34,8 +34,7 @@ def check_binning(timesteps: int, time_window: float | None, stride: int) -> Non
     for name, value in (("timesteps", timesteps), ("stride", stride)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= MAX_SIZE:
             raise ConfigError(f"event frames: {name} must be an integer from 1 to {MAX_SIZE}, got {value!r}")
-    if time_window is not None and (isinstance(time_window, bool) or not isinstance(time_window, int | float)
-                                    or not 0 < time_window < math.inf):
+    if time_window is not None and (not is_finite(time_window) or time_window <= 0):
         raise ConfigError(f"event frames: time window must be a finite number > 0 (or null for equal bins), got "
                           f"{time_window!r}")
 

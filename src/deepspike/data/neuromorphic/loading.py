@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
@@ -43,8 +43,7 @@ class FrameOptions:
 
     def __post_init__(self) -> None:
         for key, value in (("time_window_ms", self.time_window_ms), ("denoise_ms", self.denoise_ms)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not 0 < value < math.inf):
+            if value is not None and (not is_finite(value) or value <= 0):
                 raise ConfigError(f"data.args.{key} must be a finite number > 0 or null, got {value!r}")
         if not isinstance(self.binary, bool):
             raise ConfigError(f"data.args.binary must be true or false, got {self.binary!r}")

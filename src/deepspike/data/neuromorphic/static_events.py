@@ -8,12 +8,11 @@ SHA-1 of the source images and of their labels), so only the first run pays for 
 from __future__ import annotations
 
 import hashlib
-import math
 
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import emulate_frames
 from deepspike.data.neuromorphic.frames import check_frame_memory
@@ -37,8 +36,7 @@ def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float)
         if not is_whole(value, low, high):
             raise ConfigError(f"emulation: {key} must be an integer from {low} to {high}, got {value!r}")
     for key, value, low_ok in (("threshold", threshold, False), ("amplitude", amplitude, True)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or not (value >= 0 if low_ok else value > 0):
+        if not is_finite(value) or not (value >= 0 if low_ok else value > 0):
             raise ConfigError(f"emulation: {key} must be a finite number {'>=' if low_ok else '>'} 0, got {value!r}")
 
 
