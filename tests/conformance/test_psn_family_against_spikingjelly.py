@@ -5,7 +5,8 @@ spikes and the same gradients of the input, the weights and the thresholds, with
 
 SpikingJelly adds a bias where we subtract a threshold (``bias = -b``), so its bias gradient is minus ours. Its sliding
 neuron runs whole sequences as a Toeplitz matmul built row by row, and step by step from a queue of the last k inputs;
-ours builds the matrix by indexing and carries the last k - 1 inputs between calls (``temporal_carry``).
+ours builds the matrix by indexing and carries the last k - 1 inputs between calls (``temporal_carry``), as our trained
+masked neuron does (with its step count) where SpikingJelly's keeps a queue and a step counter.
 """
 
 import pytest
@@ -60,6 +61,28 @@ def test_masked_psn_matches_spikingjelly(masking, dtype):
         theirs.weight.copy_(ours.weight)
         theirs.bias.copy_(-ours.bias.view(T, 1))
     _assert_same(ours, theirs, dtype)
+
+
+def test_trained_masked_psn_step_by_step_matches_spikingjelly_single_step_mode():
+    """lambda = 1: ours one step per call inside ``temporal_carry``, theirs in single-step mode (its queue and step
+    counter); the same spikes at every step."""
+    neuron, surrogate = _spikingjelly()
+    torch.manual_seed(6)
+    ours = MaskedPSN(T, 3, threshold=0.2, surrogate="arctan").double()
+    with torch.no_grad():
+        ours.weight.add_(0.3 * torch.randn(T, T, dtype=torch.float64))
+        ours.masking.fill_(1.0)
+    theirs = neuron.MaskedPSN(k=3, T=T, lambda_init=1.0, surrogate_function=surrogate.ATan(alpha=2.0),
+                              step_mode="s").double()
+    with torch.no_grad():
+        theirs.weight.copy_(ours.weight)
+        theirs.bias.copy_(-ours.bias.view(T, 1))
+    x = torch.randn(T, B, N, dtype=torch.float64)
+    with torch.no_grad(), temporal_carry(ours):
+        mine = torch.cat([ours(x[t:t + 1]) for t in range(T)])
+    with torch.no_grad():
+        theirs_steps = torch.stack([theirs(x[t]) for t in range(T)])
+    assert torch.equal(mine, theirs_steps) and 0 < mine.sum() < mine.numel()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -10,6 +10,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model
 from deepspike.neurons import LIF, PSN, LearnableLIF, NeuronParams
 from deepspike.neurons.carry import read_state, temporal_carry, write_state
+from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.sliding_psn import SlidingPSN
 
 T, B, N, M = 7, 3, 5, 6
@@ -173,6 +174,9 @@ def test_a_sliding_psn_steps_with_its_carried_inputs():
 def test_a_neuron_that_cannot_step_is_refused():
     with pytest.raises(ConfigError, match="PSN cannot do"):
         RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), PSN(T, M), M)
+    with pytest.raises(ConfigError, match=r"MaskedPSN cannot do \(the masked PSN runs in pieces only once its masking "
+                                          r"lambda is 1 .*, and it is 0\); use method.neuron lif, plif, sliding_psn"):
+        RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), MaskedPSN(T, 2), M)
 
 
 def test_stbp_builds_it_from_the_spec_and_other_methods_refuse():

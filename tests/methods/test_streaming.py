@@ -45,6 +45,25 @@ def test_event_frame_stream_equals_multistep():
     assert stream.steps == 9
 
 
+def test_a_trained_masked_psn_net_streams_its_whole_call_and_a_fresh_one_is_refused():
+    """lambda = 1 (after the last epoch): the stream's scores equal ``net(x)``; lambda < 1: refused, as the step
+    count past the neuron's T."""
+    net = _net("direct", neuron="masked_psn", psn_order=3, threshold=0.2)
+    with pytest.raises(ConfigError, match="^streaming: the masked PSN runs in pieces only once its masking lambda"):
+        Stream(net)
+    for m in net.modules():
+        if hasattr(m, "begin_epoch"):
+            m.begin_epoch(4, 5)
+    x = torch.rand(5, 2, 8, 8, generator=torch.Generator().manual_seed(3))
+    stream = Stream(net)
+    for _ in range(9):
+        stream.step(x)
+    with torch.no_grad():
+        assert torch.equal(stream.scores(), net(x, timesteps=9))
+    with pytest.raises(ConfigError, match="runs 9 time steps: 9 have run and 1 more were asked"):
+        stream.step(x)
+
+
 def test_stream_refuses_what_it_cannot_run():
     ann = get_method("ann", {}).build(create_architecture("mlp", hidden=[8]))
     with pytest.raises(ConfigError, match="rate-coded"):

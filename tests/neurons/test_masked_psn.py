@@ -1,10 +1,12 @@
 """``MaskedPSN``: the band mask and the masking schedule by hand, spikes against an explicit loop over the band,
-the unmasked start equal to ``PSN``, gradients against autograd of the plain formula on both paths, refusals."""
+the unmasked start equal to ``PSN``, gradients against autograd of the plain formula on both paths, calls in pieces
+after training against one call, refusals."""
 
 import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.masked_psn import MaskedPSN, band_mask, masking_at
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.surrogate import get_surrogate
@@ -87,3 +89,68 @@ def test_refusals():
         MaskedPSN(4, 2.5)
     with pytest.raises(ConfigError, match="needs all its 4 time steps at once, got 2"):
         MaskedPSN(4, 2)(torch.rand(2, 3))
+
+
+def _trained(timesteps=7, order=3):
+    """A masked PSN at lambda = 1 with random weights (above the band too, which the mask must drop), float64."""
+    torch.manual_seed(3)
+    m = MaskedPSN(timesteps, order, threshold=0.2, surrogate="arctan").double()
+    with torch.no_grad():
+        m.weight.copy_(torch.randn(timesteps, timesteps, dtype=torch.float64))
+    m.begin_epoch(0, 1)
+    return m
+
+
+def _spikes_and_grads(m, x, upstream, pieces, detach=False):
+    """Spikes of ``m`` on ``x`` cut into ``pieces`` (step counts; None: one plain call) and the gradients of
+    ``sum(spikes * upstream)`` for the input, the weights and the thresholds."""
+    m.zero_grad()
+    x = x.detach().clone().requires_grad_()
+    if pieces is None:
+        s = m(x)
+    else:
+        with temporal_carry(m, detach=detach):
+            bounds = torch.tensor([0, *pieces]).cumsum(0).tolist()
+            s = torch.cat([m(x[a:b]) for a, b in zip(bounds, bounds[1:])])
+    (s * upstream).sum().backward()
+    return s.detach(), x.grad, m.weight.grad.clone(), m.bias.grad.clone()
+
+
+@pytest.mark.parametrize("order", [1, 3, 7])
+@pytest.mark.parametrize("pieces", [[1] * 7, [2, 1, 4], [7]])
+def test_a_trained_neuron_in_pieces_equals_one_call(order, pieces):
+    m = _trained(order=order)
+    x, upstream = torch.randn(7, 2, 5, dtype=torch.float64), torch.randn(7, 2, 5, dtype=torch.float64)
+    whole = _spikes_and_grads(m, x, upstream, None)
+    parts = _spikes_and_grads(m, x, upstream, pieces)
+    assert torch.equal(parts[0], whole[0]) and 0 < whole[0].sum() < whole[0].numel()
+    for mine, reference in zip(parts[1:], whole[1:]):
+        torch.testing.assert_close(mine, reference)
+
+
+def test_one_step_at_a_time_equals_the_band_loop_with_a_detached_carry():
+    """SLTT/OTTT's detached carry: the step count is kept (not detached), the spikes are the band loop's."""
+    m = _trained(timesteps=5, order=2)
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    w = m.weight.detach()
+    h = torch.stack([sum(w[t, j] * x[j] for j in range(max(0, t - 1), t + 1)) for t in range(5)])
+    with torch.no_grad(), temporal_carry(m, detach=True):
+        steps = torch.cat([m(x[t:t + 1]) for t in range(5)])
+    assert torch.equal(steps, (h - 0.2 >= 0).double())
+
+
+def test_pieces_are_refused_before_the_band_alone_and_past_the_neurons_steps():
+    m = MaskedPSN(6, 2)
+    m.begin_epoch(1, 3)  # lambda = 0.5
+    assert m.pieces_refusal() == ("the masked PSN runs in pieces only once its masking lambda is 1 (the band alone, "
+                                  "after the last training epoch), and it is 0.5")
+    with temporal_carry(m), pytest.raises(ConfigError, match="only once its masking lambda is 1"):
+        m(torch.rand(1, 3))
+    m.begin_epoch(2, 3)
+    assert m.pieces_refusal() is None
+    with temporal_carry(m):
+        m(torch.rand(4, 3))
+        with pytest.raises(ConfigError, match="^the masked PSN neuron runs 6 time steps: 4 have run and 3 more were"):
+            m(torch.rand(3, 3))
+    with pytest.raises(ConfigError, match="needs all its 6 time steps at once, got 4"):
+        m(torch.rand(4, 3))  # outside a carry block: one call on all T steps, as before

@@ -49,10 +49,12 @@ class RecurrentSpiking(CarriesState, nn.Module):
 
     def __init__(self, feedforward: nn.Module, neuron: nn.Module, features: int, bias: bool = False) -> None:
         super().__init__()
-        if not isinstance(neuron, CarriesState):
+        refusal = neuron.pieces_refusal() if hasattr(neuron, "pieces_refusal") else None  # the masked PSN's
+        if not isinstance(neuron, CarriesState) or refusal is not None:
+            why = refusal or "it does not carry its state from step to step"
             raise ConfigError(f"a recurrent layer steps its neuron one time step at a time, which "
-                              f"{type(neuron).__name__} cannot do (it does not carry its state from step to step); "
-                              "use method.neuron lif, plif, synaptic or alif")
+                              f"{type(neuron).__name__} cannot do ({why}); use method.neuron lif, plif, sliding_psn, "
+                              "synaptic or alif")
         self.feedforward = feedforward
         self.recurrent = TimeDistributed(nn.Linear(features, features, bias=bias))
         self.neuron = neuron

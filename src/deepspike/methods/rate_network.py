@@ -108,7 +108,8 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     """``ConfigError`` unless ``net`` is a ``RateNetwork`` whose spiking neurons all carry their state from one
     call to the next (``neurons.carry``) and none of whose layers needs the whole sequence (``whole_sequence``,
     ``layers.delays``): what running time in pieces needs (``who``: checkpointed BPTT, SLTT,
-    OTTT, streaming; ``advice`` ends the message)."""
+    OTTT, streaming; ``advice`` ends the message), and no module says why it cannot now (``pieces_refusal()``, a
+    reason or None: the masked PSN before its masking reached 1)."""
     if not isinstance(net, RateNetwork):
         raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp); got "
                           f"{type(net).__name__}{advice}")
@@ -120,6 +121,9 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     if whole is not None:
         raise ConfigError(f"{who}: the layer {type(whole).__name__} needs the whole sequence at once (synaptic "
                           f"delays reach back over earlier steps){advice}")
+    reason = next(filter(None, (m.pieces_refusal() for m in net.modules() if hasattr(m, "pieces_refusal"))), None)
+    if reason is not None:
+        raise ConfigError(f"{who}: {reason}{advice}")
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -53,7 +54,7 @@ class CarriesState:
             return
         if self.carry.detach and state is not None:
             parts = state if isinstance(state, tuple) else (state,)
-            parts = tuple(None if s is None else s.detach() for s in parts)
+            parts = tuple(s.detach() if isinstance(s, torch.Tensor) else s for s in parts)  # a step count stays
             state = parts if isinstance(state, tuple) else parts[0]
         self.state = state
 

@@ -13,8 +13,14 @@ included) to 1 (each step sees only its own and the k - 1 inputs before it) over
 when there is one epoch), so the last epoch trains, and the trained net runs, with the band alone. ``W`` starts as
 the no-reset LIF's response matrix (``psn.lif_response_matrix``, as ``PSN``) and ``b`` at ``threshold``.
 
-Like ``PSN`` it needs all T steps at once (``fixed_timesteps``; ``ConfigError`` for another step count) and does
-not run step by step; ``SlidingPSN`` shares one set of ``k`` weights over time and runs at any T and in streaming.
+While ``lambda < 1`` it needs, like ``PSN``, all T steps in one call (``ConfigError`` for another step count). Once
+``lambda = 1`` (a trained net) each step reads only its band, so it also runs in pieces (``neurons.carry``): inside
+``temporal_carry`` a call on steps ``t0 .. t0 + S - 1`` starts from the last ``k - 1`` inputs before it and the
+step count ``t0`` (the state ``(inputs [<= k - 1, B, ...], t0)``), giving the spikes of one call on all steps, as long
+as ``t0 + S <= T``: streaming (``methods.streaming``) and calls one step at a time, as the paper's masked PSN after
+training. Training in pieces (checkpointed BPTT, SLTT, OTTT) starts at ``lambda = 0`` and is refused
+(``pieces_refusal``). It never runs past its own T (``fixed_timesteps``). ``SlidingPSN`` shares one set of ``k``
+weights over time and runs at any T.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
-from deepspike.neurons.psn import check_whole_sequence, lif_response_matrix, psn_spikes
+from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.psn import carried_psn_spikes, check_whole_sequence, lif_response_matrix, psn_spikes
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -42,7 +50,7 @@ def masking_at(epoch: int, epochs: int) -> float:
     return 1.0 if epochs <= 1 else min(epoch / (epochs - 1), 1.0)
 
 
-class MaskedPSN(ReportsSpikes, nn.Module):
+class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
     """Masked parallel spiking neuron (module docstring); ``x [T, B, ...] -> s [T, B, ...]``, T = ``timesteps``."""
 
     is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
@@ -70,9 +78,38 @@ class MaskedPSN(ReportsSpikes, nn.Module):
         lam = self.masking.to(self.weight.dtype)
         return self.weight * (lam * self.band + (1.0 - lam))
 
+    def pieces_refusal(self) -> str | None:
+        """Why this neuron cannot run its steps in pieces now (``lambda < 1``: later inputs still reach each step),
+        else None (``methods.rate_network.check_runs_in_pieces`` asks)."""
+        if float(self.masking) == 1.0:
+            return None
+        return (f"the masked PSN runs in pieces only once its masking lambda is 1 (the band alone, after the last "
+                f"training epoch), and it is {float(self.masking):g}")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_whole_sequence(x, self.timesteps, "the masked PSN neuron")
-        return self.reported(psn_spikes(x, self.masked_weight(), self.bias, self.spike_fn))
+        if self.carry is None:
+            check_whole_sequence(x, self.timesteps, "the masked PSN neuron")
+            return self.reported(psn_spikes(x, self.masked_weight(), self.bias, self.spike_fn))
+        return self.reported(self._forward_in_pieces(x))
+
+    def _forward_in_pieces(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps ``t0 .. t0 + S - 1`` of ``x [S, B, ...]`` from the carried inputs and ``t0`` (module docstring)."""
+        check_currents(x)
+        reason = self.pieces_refusal()
+        if reason is not None:
+            raise ConfigError(reason)
+        past, start = self.carried() or (None, 0)
+        steps = x.shape[0]
+        if start + steps > self.timesteps:
+            raise ConfigError(f"the masked PSN neuron runs {self.timesteps} time steps: {start} have run and "
+                              f"{steps} more were asked")
+        seen = x if past is None else torch.cat([past.to(x.dtype), x])  # [P + S, B, ...]
+        first = start - (seen.shape[0] - steps)  # the step of seen[0]
+        rows = self.masked_weight()[start:start + steps, first:start + steps]  # [S, P + S]
+        s = carried_psn_spikes(seen, rows, self.bias[start:start + steps], steps, self.spike_fn)
+        kept = seen[-(self.order - 1):].clone() if self.order > 1 else None  # a copy: a view keeps all steps alive
+        self.keep((kept, start + steps))
+        return s
 
     def extra_repr(self) -> str:
         return (f"timesteps={self.timesteps}, order={self.order}, masking={float(self.masking):g}, "

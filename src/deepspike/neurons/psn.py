@@ -46,6 +46,16 @@ def psn_spikes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, spike_
     return spike_fn(h - bias.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 1))))
 
 
+def carried_psn_spikes(seen: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor, steps: int,
+                       spike_fn: Surrogate) -> torch.Tensor:
+    """A call of ``steps`` steps after ``P`` carried inputs: ``seen [P + S, B, ...]`` (carried inputs first),
+    ``rows [S, P + S]`` of the weight matrix, thresholds ``bias`` ``[S]`` or a scalar -> spikes
+    ``S = H(rows @ seen - b)`` ``[S, B, ...]`` (one rectangular matmul; the sliding and the masked PSN in pieces)."""
+    shape = (steps, *seen.shape[1:])
+    h = rows.to(seen.dtype) @ seen.reshape(seen.shape[0], math.prod(shape[1:]))  # [S, B*...]
+    return spike_fn(h.view(shape) - bias.to(seen.dtype).reshape(-1, *([1] * (len(shape) - 1))))
+
+
 def check_whole_sequence(x: torch.Tensor, timesteps: int, who: str) -> None:
     """``check_currents`` and a one-line ``ConfigError`` unless ``x [T, B, ...]`` holds all ``timesteps`` steps of a
     neuron (``who``) whose weights span the whole sequence."""

@@ -20,7 +20,6 @@ call on all steps: streaming, checkpointed BPTT, the online temporal-grad modes 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -31,7 +30,7 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import psn_spikes
+from deepspike.neurons.psn import carried_psn_spikes, psn_spikes
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -69,8 +68,7 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
             seen = torch.cat([past.to(x.dtype), x])
             # one step (streaming, a recurrent layer's loop): its band row is the last P + 1 weights, no index build
             band = self.weight[self.order - seen.shape[0]:][None] if t == 1 else self.band_matrix(t, past.shape[0])
-            h = band.to(x.dtype) @ seen.reshape(seen.shape[0], math.prod(x.shape[1:]))
-            s = self.spike_fn(h.view(x.shape) - self.bias.to(x.dtype))
+            s = carried_psn_spikes(seen, band, self.bias, t, self.spike_fn)
         if self.carry is not None and self.order > 1:  # a copy: a view would keep all the steps alive
             self.keep(seen[-(self.order - 1):].clone())
         return self.reported(s)
