@@ -28,6 +28,16 @@ def test_spikes_are_bernoulli_draws_of_the_responses():
     assert torch.allclose(spikes.mean(0)[0], r, atol=0.015)  # binomial sd <= 0.0036 at T = 20,000
 
 
+def test_spikes_of_bfloat16_sequences_fire_at_their_responses():
+    torch.manual_seed(0)
+    seq = torch.full((2000, 500, 1), 0.5, dtype=torch.bfloat16)  # [B, T', F]: responses r = exp(-4.5 d^2)
+    spikes = PopulationEncoder(3, width=1 / 3, spikes=True)(seq, 500)  # [T, B, 3]; r = (0.0111, 1, 0.0111)
+    r = population_code(seq[:1, 0], 3, width=1 / 3, dim=1)[0].double()  # as stored in bfloat16
+    assert spikes.dtype == torch.bfloat16 and r[0] == pytest.approx(0.0111, abs=1e-4)
+    rate = spikes.double().mean(dim=(0, 1))
+    assert ((rate - r).abs() <= 5 * torch.sqrt(r * (1 - r) / 1e6)).all()  # rounded bfloat16 uniforms: 0.0130
+
+
 def test_sequences_and_frames_are_coded_step_by_step():
     seq = torch.rand(2, 9, 3)  # [B, T', F]
     out = PopulationEncoder(3)(seq, 6)

@@ -39,15 +39,20 @@ def check_intensities(x: torch.Tensor, what: str, hint: str = "") -> None:
 
 
 def _uniform(x: torch.Tensor, T: int, generator: GeneratorLike) -> torch.Tensor:
+    """``U_t ~ Uniform(0, 1)`` ``[T, B, ...]`` in float32 at least: torch draws a bfloat16 or float16 uniform on a
+    grid of 2^-8 / 2^-11, rounded, so ``P(U < x)`` would miss ``x`` (a bfloat16 ``x = 0.001`` fired at 0.0029 per
+    step). A float32 ``U`` compares exactly with the half-precision ``x`` (promoted), up to 2^-24."""
     gen = as_generator(generator, x.device)
-    return torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=x.dtype)  # [T, B, ...]
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    return torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=dtype)  # [T, B, ...]
 
 
 def rate_poisson(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> torch.Tensor:
     """Bernoulli (discrete Poisson) spike trains: ``s_t = 1[U_t < x]``, ``U_t ~ Uniform(0, 1)`` i.i.d.
 
     x: intensities ``[B, ...]`` in [0, 1] (``ConfigError`` otherwise, NaN included); returns ``[T, B, ...]`` of 0/1 in
-    ``x``'s dtype, so ``P(s_t = 1) = x`` and ``E[mean_t s_t] = x``. ``generator``: a generator, a seed, or
+    ``x``'s dtype, so ``P(s_t = 1) = x`` and ``E[mean_t s_t] = x`` (``U`` drawn in float32 for a half-precision
+    ``x``: ``_uniform``). ``generator``: a generator, a seed, or
     None for torch's global RNG.
     """
     T = check_steps(T)

@@ -60,7 +60,7 @@ class PopulationEncoder(nn.Module):
         if is_sequence(x):
             r = population_code(first_steps(x, timesteps, "population"), self.size, self.low, self.high,
                                 self.width, dim=2)  # [T, B, F P] / [T, B, C P, H, W]
-            return (torch.rand_like(r) < r).to(r.dtype) if self.spikes else r
+            return rate_poisson(r, 1)[0] if self.spikes else r  # one Bernoulli draw per step: [1, T, ...] -> [T, ...]
         r = population_code(x, self.size, self.low, self.high, self.width, dim=1)  # [B, F P] / [B, C P, H, W]
         return rate_poisson(r, timesteps) if self.spikes else direct(r, timesteps)
 
