@@ -125,6 +125,12 @@ def test_ttfs_validation(kw, message):
         ttfs_latency(torch.tensor([1.5]))
 
 
+@pytest.mark.parametrize("dt", [0.0, -1.0, math.nan, math.inf])
+def test_latency_spike_train_refuses_a_step_that_is_not_finite_and_positive(dt):
+    with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
+        latency_spike_train(torch.tensor([0.5]), T=4, dt=dt)  # dt = inf put every finite time at step 0
+
+
 def test_latency_spike_train_by_hand():
     # dt = 1, T = 5: 0 -> step 0; 1.5 -> 1; 2.0 -> 2; inf -> none; 4.99 -> 4; 5.0 = T*dt -> outside, none.
     times = torch.tensor([[0.0, 1.5, 2.0, math.inf, 4.99, 5.0]])
@@ -137,6 +143,16 @@ def test_latency_spike_train_by_hand():
     # dt = 0.5: 1.5 -> step 3, 2.0 -> step 4, 4.99 -> step 9 >= T -> none
     s = latency_spike_train(times, T=5, dt=0.5)
     assert s[:, 0, :].argmax(0).tolist()[:3] == [0, 3, 4] and s[:, 0, 3:].sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_latency_spike_train_of_half_precision_times_fires_once_at_floor(dtype):
+    # bfloat16 step numbers 257, 259, ... rounded onto their neighbours: t = 256 spiked at steps 256 and 257
+    times = torch.tensor([3.0, 256.0, 300.0, 2048.0, 2050.0, math.inf], dtype=dtype)
+    s = latency_spike_train(times, T=2100)
+    assert s.dtype == dtype
+    assert s.sum(0).tolist() == [1, 1, 1, 1, 1, 0]
+    assert s[:, :5].argmax(0).tolist() == [int(t) for t in times[:5].tolist()]  # step floor(t), as stored
 
 
 def test_latency_round_trip():

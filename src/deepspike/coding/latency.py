@@ -70,15 +70,17 @@ def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.T
     """Time-stepped version of spike times: ``s[n] = 1`` at step ``n = floor(t / dt)``, else 0.
 
     times: ``[B, ...]`` (>= 0, not NaN; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
-    after ``T * dt`` falls outside the window and gives no spike.
+    after ``T * dt`` falls outside the window and gives no spike. The step numbers are counted in float32 at least
+    (bfloat16 holds whole numbers exactly only up to 256, float16 up to 2048: one time would match several steps).
     """
     T = check_steps(T)
-    if not (dt > 0):
-        raise ConfigError(f"time step dt={dt} must be > 0")
+    if not (0 < dt < math.inf):
+        raise ConfigError(f"time step dt={dt} must be a finite number > 0")
     if times.numel() and not times.min() >= 0:  # (a NaN minimum fails too)
         raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
-    finite = torch.isfinite(times)
-    step = torch.where(finite, torch.floor(times / dt), torch.full_like(times, -1.0))
-    steps = torch.arange(T, device=times.device, dtype=times.dtype)
+    counted = times.to(torch.promote_types(times.dtype, torch.float32))
+    finite = torch.isfinite(counted)
+    step = torch.where(finite, torch.floor(counted / dt), torch.full_like(counted, -1.0))
+    steps = torch.arange(T, device=times.device, dtype=counted.dtype)
     steps = steps.view(T, *([1] * times.dim()))  # [T] -> [T, 1, ...]
     return (steps == step.unsqueeze(0)).to(times.dtype)  # [T, 1, ...] vs [1, B, ...] -> [T, B, ...]
