@@ -57,6 +57,19 @@ def test_bad_options():
         DeltaEncoder(0.1, mode="sigma")
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_series_are_refused_in_one_line(dtype):
+    # uint8 frames 5 -> 3 made d = 254, an ON spike for a fall; int64 gave right signs but no fractional reference
+    x = torch.tensor([[5], [3], [3], [9]]).to(dtype)
+    for mode in ("step", "level"):
+        with pytest.raises(ConfigError, match=rf"^delta_modulation needs a floating-point tensor; got {dtype}$"):
+            delta_modulation(x, 1.0, mode=mode)
+    with pytest.raises(ConfigError, match="^delta_modulation needs a floating-point tensor"):
+        DeltaEncoder(1.0)(x.view(1, 4, 1), 4)  # [B, T', F]
+    assert delta_modulation(x.float(), 1.0).flatten().tolist() == ([1, -1, 0, 1] if dtype != torch.bool else
+                                                                    [1, 0, 0, 0])
+
+
 def test_encoder_takes_the_first_steps_of_sequences_and_frames():
     enc = DeltaEncoder(0.1, mode="level")
     seq = torch.rand(2, 6, 5)  # [B, T', F]

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import torch
 
+from deepspike.coding.rate import check_floating
 from deepspike.core.errors import ConfigError
 
 DELTA_MODES = ("step", "level")
 
 
 def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True, mode: str = "step") -> torch.Tensor:
-    """ON/OFF spikes of ``x [T, B, ...]`` (module docstring): ``[T, B, ...]`` in ``{-1, 0, 1}``, ``x``'s dtype."""
+    """ON/OFF spikes of ``x [T, B, ...]`` (module docstring): ``[T, B, ...]`` in ``{-1, 0, 1}``, ``x``'s dtype.
+
+    ``x`` must be floating-point (``ConfigError`` otherwise): an unsigned difference wraps around (a fall from 5 to 3
+    in uint8 is +254, an ON spike) and an integer dtype holds no -1 or a fractional threshold's reference."""
+    check_floating(x, "delta_modulation")
     if mode not in DELTA_MODES:
         raise ConfigError(f"bad delta mode {mode!r}; valid: {', '.join(DELTA_MODES)}")
     if not threshold > 0:
