@@ -35,6 +35,25 @@ def test_whole_step_delays_at_the_final_width_shift_each_synapse():
     assert torch.allclose(layer(x), ref, atol=1e-6)
 
 
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-6), (torch.bfloat16, 0.05)])
+def test_an_input_of_another_dtype_runs_in_it_with_the_bias(dtype, tol):
+    # the kernel was cast to the input's dtype but the bias was not: conv1d raised "Input type (double) and bias
+    # type (float) should be the same"
+    layer = _layer(bias=True).round_delays_()
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    x = torch.rand(7, 1, 4, dtype=torch.float64)  # [T, B = 1, N]
+    d, w, b = layer.discrete_delays(), layer.weight.detach().double(), layer.bias.detach().double()
+    ref = b.expand(7, 1, 3).clone()
+    for t in range(7):
+        for m in range(3):
+            for n in range(4):
+                if t - d[m, n] >= 0:
+                    ref[t, :, m] += w[m, n] * x[t - d[m, n], :, n]
+    y = layer(x.to(dtype))
+    assert y.dtype == dtype and torch.allclose(y.double(), ref, atol=tol, rtol=tol)
+
+
 def test_rounded_delays_deliver_each_spike_once_at_the_rounded_step():
     layer = _layer(seed=3)
     layer.sigma.fill_(0.23)

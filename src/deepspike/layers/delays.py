@@ -107,7 +107,8 @@ class DelayedLinear(nn.Module):
         t = x.shape[0]
         series = F.pad(x.permute(1, 2, 0), (self.max_delay - 1, 0))  # [B, N, D - 1 + T]: zeros before step 0
         # conv1d correlates: out[t] = sum_j W[j] series[t + j] = sum_k W[D-1-k] x[t - k], so the kernel is flipped
-        y = F.conv1d(series, self.kernel().flip(-1).to(x.dtype), self.bias)  # [B, M, T]
+        bias = None if self.bias is None else self.bias.to(x.dtype)  # the kernel's dtype: conv1d takes one
+        y = F.conv1d(series, self.kernel().flip(-1).to(x.dtype), bias)  # [B, M, T]
         return y[..., :t].permute(2, 0, 1).contiguous()  # [T, B, M]
 
     @torch.no_grad()
