@@ -26,6 +26,32 @@ def test_straight_through_gradients_by_hand():
     assert threshold.grad.item() == pytest.approx(-0.05 + 1.0)
 
 
+def _bu_reference(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
+    """Bu et al.'s code: ``x / lambda`` clipped to [0, 1], then ``floor(u L + 1/2) / L`` (straight through), times
+    lambda."""
+    z = (x / threshold).clamp(0.0, 1.0) * levels + 0.5
+    return (z + (torch.floor(z) - z).detach()) / levels * threshold
+
+
+def test_gradients_equal_the_papers_code_up_to_half_a_step_outside_the_range():
+    # lambda = 2, L = 4 (steps of 0.5): x in [-0.25, 0) and (2, 2.25) had d/dx = 1 and d/dlambda = 0.1 / -0.1 where
+    # the docstring and the paper's code give d/dx = 0 and d/dlambda = 0 below, 1 above
+    x = torch.tensor([-3.0, -0.25, -0.2, -0.01, 0.0, 0.1, 0.3, 1.0, 1.9, 2.0, 2.01, 2.2, 2.24, 5.0],
+                     dtype=torch.float64)
+    grads = []
+    for f in (qcfs, _bu_reference):
+        xs, lam = x.clone().requires_grad_(), torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+        y = f(xs, lam, 4)
+        per_x = torch.autograd.grad(y.sum(), xs, retain_graph=True)[0]
+        per_lam = torch.stack([torch.autograd.grad(y[i], lam, retain_graph=True)[0] for i in range(len(x))])
+        grads.append((y.detach(), per_x, per_lam))
+    (y, dx, dlam), (y_ref, dx_ref, dlam_ref) = grads
+    assert torch.equal(y, y_ref) and torch.equal(dx, dx_ref)
+    assert torch.allclose(dlam, dlam_ref, atol=1e-12)
+    assert dx[1:4].tolist() == [0.0] * 3 and dlam[1:4].tolist() == [0.0] * 3  # below: 0, 0
+    assert dx[10:13].tolist() == [0.0] * 3 and dlam[10:13].tolist() == [1.0] * 3  # above: 0, 1
+
+
 def test_if_neuron_with_half_threshold_start_and_subtraction_matches_at_t_equals_l():
     """An IF neuron (threshold lambda, v0 = lambda / 2, reset by subtraction) on a constant input for T = L steps
     fires floor(x L / lambda + 1/2) times, clipped to [0, L]: its rate times lambda is QCFS(x)."""

@@ -22,10 +22,16 @@ from deepspike.core.errors import ConfigError
 
 
 def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
-    """``threshold * clip(floor(x L / threshold + 1/2) / L, 0, 1)`` with a straight-through floor (module doc)."""
+    """``threshold * clip(floor(x L / threshold + 1/2) / L, 0, 1)`` with a straight-through floor (module doc).
+
+    The gradient flows where ``0 <= x <= threshold`` (Bu et al.'s code clips ``x / lambda`` to [0, 1] before the
+    floor); outside, the output is the constant step 0 or ``L`` (``d/dx = 0``; ``d/dlambda`` 0 below, 1 above). A clip
+    of the floored steps instead would let ``x`` within half a step outside the range through."""
     z = x * (levels / threshold) + 0.5
-    steps = z + (torch.floor(z) - z).detach()  # floor forward, identity backward
-    return steps.clamp(0.0, levels) * (threshold / levels)
+    inside = (x >= 0) & (x <= threshold)  # the clip range
+    through = z + (torch.floor(z) - z).detach()  # floor forward, identity backward; in [0, L] inside
+    steps = torch.where(inside, through, torch.floor(z).clamp(0.0, levels).detach())
+    return steps * (threshold / levels)
 
 
 class QCFS(nn.Module):
