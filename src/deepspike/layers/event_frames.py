@@ -7,12 +7,16 @@ import torch
 from torch import nn
 
 from deepspike.coding.delta import delta_modulation
+from deepspike.coding.rate import check_steps
 from deepspike.core.errors import ConfigError
 
 
 def first_steps(x: torch.Tensor, timesteps: int, encoder: str) -> torch.Tensor:
     """The first ``timesteps`` steps of sample-first frames ``[B, T', C, H, W]`` or sequences ``[B, T', F]``,
-    time-first ``[T, B, ...]``; ``ConfigError`` naming ``encoder`` for another shape or ``T > T'``."""
+    time-first ``[T, B, ...]``; ``ConfigError`` naming ``encoder`` for another shape or ``T > T'``, and for a ``T``
+    that is no integer >= 1 (``coding.rate.check_steps``, as the static encoders: ``x[:, :-2]`` would be all but the
+    last two frames)."""
+    timesteps = check_steps(timesteps)
     if x.dim() not in (3, 5):
         raise ConfigError(f"encoder {encoder!r} needs event frames [B, T, C, H, W] or sequences [B, T, F]; got "
                           f"shape {tuple(x.shape)}")
