@@ -73,6 +73,20 @@ def test_every_coding_and_the_module_refuse_the_same_alphas(coding, alpha):
         TTFSInput(coding, alpha=alpha)
 
 
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"alpha": "1"}, r"^TTFS coding alpha='1' must be a finite number > 0$"),
+    ({"alpha": True}, r"^TTFS coding alpha=True must be a finite number > 0$"),
+    ({"alpha": 10**400}, r"^TTFS coding alpha=1000.* must be a finite number > 0$"),
+    ({"alpha": 1e39}, r"^TTFS coding alpha=1e\+39 must be a finite number > 0$"),
+    ({"jitter": "0.1"}, r"^TTFS input jitter sigma='0.1' must be a finite number >= 0$"),
+])
+def test_alpha_and_jitter_that_are_no_float32_numbers_are_refused_in_one_line(kw, message):
+    # a string raised TypeError from the comparison, True was taken as 1, 10**400 raised OverflowError in float(),
+    # 1e39 made every float32 spike time inf ("no spike")
+    with pytest.raises(ConfigError, match=message):
+        TTFSInput(**kw)
+
+
 @pytest.mark.parametrize("jitter", [-0.1, float("inf"), float("nan")])
 def test_the_jitter_must_be_finite_and_non_negative(jitter):
     with pytest.raises(ConfigError, match="jitter sigma=.* must be a finite number >= 0"):

@@ -1,6 +1,8 @@
 """QCFS (Bu et al. 2022) against hand-computed values, its straight-through gradients, the IF neuron it stands
 for, and the ``ann`` method option."""
 
+import re
+
 import pytest
 import torch
 
@@ -74,6 +76,15 @@ def test_ann_method_builds_qcfs_and_refuses_bad_options():
             get_method("ann", bad)
     with pytest.raises(ConfigError):
         QCFS(levels=0)
+
+
+@pytest.mark.parametrize("kw", [{"levels": True}, {"levels": 2.0}, {"threshold": "8"}, {"threshold": 10**400},
+                                {"threshold": 1e39}, {"threshold": True}, {"threshold": float("nan")}])
+def test_bad_constructor_arguments_give_one_line_config_errors(kw):
+    # levels=True was taken as 1 level, threshold "8" raised TypeError, 10**400 OverflowError, 1e39 a float32 inf
+    name = next(iter(kw))
+    with pytest.raises(ConfigError, match=rf"^QCFS {name} must be .*, got {re.escape(repr(kw[name]))}$"):
+        QCFS(**kw)
 
 
 def test_quantisation_taken_out_is_clip_by_hand():

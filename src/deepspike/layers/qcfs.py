@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.coding.latency import FLOAT32_MAX
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 
 
 def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
@@ -43,9 +45,9 @@ class QCFS(nn.Module):
 
     def __init__(self, levels: int = 8, threshold: float = 8.0) -> None:
         super().__init__()
-        if not (isinstance(levels, int) and levels >= 1):
+        if not is_whole(levels, 1):
             raise ConfigError(f"QCFS levels must be an integer >= 1, got {levels!r}")
-        if not (threshold > 0 and threshold < float("inf")):
+        if not (is_finite(threshold) and 0 < threshold <= FLOAT32_MAX):  # the float32 parameter must hold it
             raise ConfigError(f"QCFS threshold must be finite and > 0, got {threshold!r}")
         self.levels = levels
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))
