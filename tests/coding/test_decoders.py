@@ -74,3 +74,10 @@ def test_first_spike_class_refuses_nan_or_negative_infinite_times(bad):
         first_spike_class(torch.tensor([[1.0, bad, 3.0]]))
     with pytest.raises(ConfigError, match="no output neuron"):
         first_spike_class(torch.zeros(2, 0))
+
+
+@pytest.mark.parametrize("dt", [0.0, -1.0, math.nan, math.inf])
+def test_first_spike_time_refuses_a_step_that_is_not_finite_and_positive(dt):
+    # dt = -1 gave negative times, nan NaN times, inf made a neuron that fired at step 1 look silent (+inf)
+    with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
+        first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from deepspike.coding.latency import check_time_step
 from deepspike.core.errors import ConfigError
 
 
@@ -46,8 +47,9 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     """Time of each neuron's first spike, ``dt * min{n : s_n != 0}``; ``+inf`` where it never fires.
 
     s: ``[T, B, ...]`` -> ``[B, ...]`` (float dtype of ``s``, or float32 for integer/bool input). Inverse of
-    ``latency_spike_train`` up to the ``floor(t/dt)`` quantisation.
+    ``latency_spike_train`` up to the ``floor(t/dt)`` quantisation. ``dt``: a finite number > 0 (``ConfigError``).
     """
+    check_time_step(dt)
     fired = s != 0  # [T, B, ...]
     first = fired.to(torch.uint8).argmax(dim=0)  # index of the first maximum = first spike (0 if none)
     dtype = s.dtype if s.dtype.is_floating_point else torch.float32

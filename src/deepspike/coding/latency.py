@@ -75,6 +75,12 @@ def ttfs_latency(
     return t
 
 
+def check_time_step(dt: float) -> None:
+    """``ConfigError`` unless the time step ``dt`` between steps ``n`` and ``n + 1`` is a finite number > 0."""
+    if not (0 < dt < math.inf):
+        raise ConfigError(f"time step dt={dt} must be a finite number > 0")
+
+
 def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.Tensor:
     """Time-stepped version of spike times: ``s[n] = 1`` at step ``n = floor(t / dt)``, else 0.
 
@@ -83,8 +89,7 @@ def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.T
     (bfloat16 holds whole numbers exactly only up to 256, float16 up to 2048: one time would match several steps).
     """
     T = check_steps(T)
-    if not (0 < dt < math.inf):
-        raise ConfigError(f"time step dt={dt} must be a finite number > 0")
+    check_time_step(dt)
     if times.numel() and not times.min() >= 0:  # (a NaN minimum fails too)
         raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
     counted = times.to(torch.promote_types(times.dtype, torch.float32))
