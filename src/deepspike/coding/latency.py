@@ -9,9 +9,7 @@ import torch
 from deepspike.coding.rate import check_intensities, check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import is_finite
-
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+from deepspike.core.options import FLOAT32_MAX, is_finite
 
 TTFS_MODES = ("1-p", "p")
 

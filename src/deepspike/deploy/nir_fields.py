@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from deepspike.core.errors import DataCorruptError, check_pool_padding
+from deepspike.core.options import FLOAT32_MAX
 
 WEIGHT_LAYOUT = {"Linear": "[out, in]", "Affine": "[out, in]", "Conv1d": "[out, in, k]",
                  "Conv2d": "[out, in, kh, kw]"}
@@ -50,7 +51,6 @@ def _numeric_fields(fields: Mapping):
         yield key, np.asarray(value)
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def non_finite_field(fields: Mapping) -> str | None:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.coding.latency import FLOAT32_MAX
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole
+from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole
 
 
 def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 RESETS = ("zero", "subtract", "none")
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)

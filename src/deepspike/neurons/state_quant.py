@@ -24,12 +24,10 @@ from dataclasses import dataclass
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole
+from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole
 
 MAX_STATE_BITS = 16
 
-
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 @dataclass(frozen=True)
