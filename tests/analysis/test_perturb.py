@@ -9,6 +9,7 @@ from torch import nn
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise, jitter_times
 from deepspike.core.errors import ConfigError
 from deepspike.neurons import IF
+from deepspike.neurons.chunked_if import ChunkedIF
 
 
 @pytest.mark.parametrize("snr", [30.0, 10.0])
@@ -76,3 +77,37 @@ def test_spike_jitter_hooks_every_ttfs_layer():
     e1, e2 = torch.randn(1, 2, generator=g), torch.randn(1, 2, generator=g)
     assert out[0, 0] == pytest.approx(1.5 + 0.2 * e1[0, 0].item() + 1 + 0.2 * e2[0, 0].item())
     assert math.isinf(out[0, 1])
+
+
+class ThresholdValuedNet(nn.Module):
+    """A converted net's neurons with ``spike_value: threshold``: each spike carries its channel's threshold."""
+
+    def __init__(self):
+        super().__init__()
+        self.neuron = ChunkedIF(threshold=0.5, weighted=True)
+        self.neuron.set_channel_thresholds([0.5, 0.25])
+
+    def forward(self, x):
+        return self.neuron(x)
+
+
+def test_spike_deletion_drops_threshold_valued_spikes():
+    net = ThresholdValuedNet()
+    x = torch.full((4, 1000, 2), 0.6)  # [T, B, C]: above both thresholds, every neuron fires at every step
+    full = net(x)
+    assert set(full[..., 0].unique().tolist()) == {0.5} and set(full[..., 1].unique().tolist()) == {0.25}
+    with SpikeDeletion(net, 1.0):
+        assert net(x).abs().sum() == 0  # was: left as they were, {0.5, 0.25} taken for analog values
+    with SpikeDeletion(net, 0.3, torch.Generator().manual_seed(0)):
+        out = net(x)
+    kept = (out != 0).float().mean()
+    assert float(kept) == pytest.approx(0.7, abs=0.01)
+    assert torch.equal(out[out != 0].unique(), torch.tensor([0.25, 0.5]))  # a kept spike keeps its value
+
+
+def test_spike_deletion_leaves_analog_encoder_output():
+    net = RateNet()
+    net.encoder = nn.Identity()  # direct input: pixel values, not spikes
+    x = torch.tensor([[0.3, 0.7]])
+    with SpikeDeletion(net, 1.0):
+        assert torch.equal(net.encoder(x), x)

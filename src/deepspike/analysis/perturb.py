@@ -3,7 +3,9 @@
 - Weight noise (zhou2021 Fig. 3): per synaptic layer, ``w' = w + n``, ``n ~ N(0, sigma^2)`` with
   ``sigma^2 = mean(w^2) / 10^(SNR/10)``, so ``10 log10(mean(w^2) / E[n^2]) = SNR`` dB.
 - Spike deletion (rate nets): every spike of the input and of every spiking layer is dropped with
-  probability ``p``: ``s' = s * m``, ``m ~ Bernoulli(1 - p)``.
+  probability ``p``: ``s' = s * m``, ``m ~ Bernoulli(1 - p)``; a spike of any value (binary, signed,
+  threshold-valued ``th_c`` as converted nets with ``spike_value: threshold`` emit) is one event. The encoder's
+  output is spikes only when every entry is 0 or +-1 (analog direct input is left as it is).
 - Spike-time jitter (TTFS nets): every finite spike time of the input and of every TTFS neuron layer
   becomes ``t' = t + sigma * e`` (absolute) or ``t (1 + sigma * e)`` (relative, zhou2021's "jitter %"),
   ``e ~ N(0, 1)``; ``+inf`` (no spike) stays ``+inf``. Times are not clamped (closed-form output times
@@ -36,7 +38,8 @@ def add_weight_noise(model: nn.Module, snr_db: float, generator: torch.Generator
 
 
 class _OutputHooks:
-    """Base: a context manager hooking ``targets(model)`` and replacing their outputs by ``perturb``."""
+    """Base: a context manager hooking ``targets(model)`` and replacing each one's output by
+    ``perturb(output, module)``."""
 
     def __init__(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
         self.model, self.generator, self._handles = model, generator, []
@@ -44,12 +47,12 @@ class _OutputHooks:
     def targets(self) -> list[nn.Module]:
         raise NotImplementedError
 
-    def perturb(self, x: torch.Tensor) -> torch.Tensor:
+    def perturb(self, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
     def __enter__(self):
         def hook(module, args, output):
-            return self.perturb(output)
+            return self.perturb(output, module)
 
         self._handles = [m.register_forward_hook(hook) for m in self.targets()]
         return self
@@ -77,8 +80,11 @@ class SpikeDeletion(_OutputHooks):
         spiking = [m for m in self.model.modules() if getattr(type(m), "is_spiking_neuron", False)]
         return self._encoder() + spiking
 
-    def perturb(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(((x == 0) | (x.abs() == 1)).all()):
+    def perturb(self, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+        """``x * m``, ``m ~ Bernoulli(1 - p)`` of ``x``'s shape; a spiking layer's output is spikes whatever their
+        value, the encoder's only when binary or signed (else analog input: returned as it is)."""
+        encoder = not getattr(type(module), "is_spiking_neuron", False)
+        if encoder and not bool(((x == 0) | (x.abs() == 1)).all()):
             return x  # analog input (direct encoding): nothing to delete
         keep = torch.rand(x.shape, generator=self.generator).to(x.device) >= self.p
         return x * keep.to(x.dtype)
@@ -98,7 +104,7 @@ class SpikeJitter(_OutputHooks):
     def targets(self) -> list[nn.Module]:
         return self._encoder() + [m for m in self.model.modules() if is_ttfs_neuron_layer(m)]
 
-    def perturb(self, t: torch.Tensor) -> torch.Tensor:
+    def perturb(self, t: torch.Tensor, module: nn.Module) -> torch.Tensor:
         return jitter_times(t, self.sigma, self.relative, self.generator)
 
 
