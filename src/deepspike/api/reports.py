@@ -19,6 +19,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_ba
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
@@ -89,10 +90,15 @@ def timestep_sweep(
 
     Returns ``(by_inference, by_training)``: one row per run and ``eval_steps`` entry, then one row per run at its
     own evaluation T (sorted by training T); each row ``{run, train_T, inference_T, accuracy, samples}``."""
-    if max_samples is not None and not max_samples >= 1:
-        raise ConfigError(f"--max-samples must be >= 1, got {max_samples}")
+    if max_samples is not None and not is_whole(max_samples, 1):
+        raise ConfigError(f"--max-samples must be >= 1, got {max_samples!r}"
+                          + ("" if isinstance(max_samples, int) and not isinstance(max_samples, bool) else
+                             " (a whole number of samples)"))
     if eval_steps is not None and (not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str)):
         raise ConfigError(f"eval_steps must be a list of time steps, e.g. [1, 4, 16], got {eval_steps!r}")
+    bad = [t for t in eval_steps or () if not is_whole(t, 1)]
+    if bad:  # T = 0 was evaluated at the run's own T and written down as T = 0
+        raise ConfigError(f"eval_steps must be integers >= 1, e.g. [1, 4, 16], got {bad[0]!r}")
     return _timestep_sweep(_run_list(run_dirs), eval_steps, check_output_dir(out, "--out"), split, max_samples)
 
 
