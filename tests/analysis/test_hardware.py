@@ -117,3 +117,11 @@ def test_a_neuronless_conv_before_a_pool_reaches_the_pooled_neurons():
     fired = Architecture("b", (Conv(8, 3, padding=1, norm=True), Pool("max", 3, 2, 1), *tail), (2, 4, 4), 3)
     assert map_to_mesh(lone)["layers"][0]["neurons"] == 32
     assert map_to_mesh(fired)["layers"][0]["neurons"] == 128
+
+
+@pytest.mark.parametrize("capacity", [{"pe_neurons": 2.5}, {"pe_weights": float("inf")}, {"pe_neurons": True},
+                                      {"pe_weights": 0}])
+def test_pe_capacities_must_be_whole_numbers(capacity):
+    """N = 2.5 gave ceil(1000 / 2.5) = 400 PEs of two and a half neurons, and W = inf priced no weight."""
+    with pytest.raises(ConfigError, match="PE capacities must be integers >= 1"):
+        pes_for_layer(1000, 300_000, **capacity)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.models.costs import LayerCost, layer_costs
 from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.models.spec import Architecture, Conv, Pool
@@ -38,9 +39,10 @@ POOL_TYPES = ("AvgPool2d", "LeanAvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d")  
 
 
 def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights: int = 65_536) -> int:
-    """``C = max(ceil(n / N), ceil(w / W))``."""
-    if pe_neurons < 1 or pe_weights < 1:
-        raise ConfigError(f"PE capacities must be >= 1, got N={pe_neurons}, W={pe_weights}")
+    """``C = max(ceil(n / N), ceil(w / W))``; ``N`` and ``W`` must be integers >= 1 (a PE holds whole neurons and
+    weights: N = 2.5 was taken, and W = inf mapped every layer's weights onto no PE)."""
+    if not (is_whole(pe_neurons, 1) and is_whole(pe_weights, 1)):
+        raise ConfigError(f"PE capacities must be integers >= 1, got N={pe_neurons!r}, W={pe_weights!r}")
     return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
 
 
