@@ -144,3 +144,12 @@ def test_a_pipe_or_line_break_in_a_name_keeps_the_table_whole():
     line = markdown_table([row]).splitlines()[-1]
     assert line.startswith("| runs/x\\|y | stbp note | - |")
     assert line.replace("\\|", "").count("|") == len(COLUMNS) + 1
+
+
+@pytest.mark.parametrize("limit", ["-5", "-1"])
+def test_compare_refuses_a_negative_limit_also_when_every_run_has_its_analysis(run, capsys, limit):
+    """--limit only counts for a run analysed now; with every analysis present -5 was accepted and ignored."""
+    assert main(["compare", str(run), "--limit", limit]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"deepspike: error: --limit must be an integer >= 1 (test samples), got {limit}\n"

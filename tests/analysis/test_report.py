@@ -3,6 +3,7 @@
 import argparse
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -343,3 +344,16 @@ def test_analyze_refuses_a_sweep_of_a_coding_the_net_lacks(runs, tmp_path, capsy
     assert main([*args, *options]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"limit": True}, "--limit must be an integer >= 1 (test samples), got True"),  # analysed one sample
+    ({"limit": 2.5}, "--limit must be an integer >= 1 (test samples), got 2.5"),  # a TypeError slicing the batches
+    ({"limit": 0}, "--limit must be an integer >= 1 (test samples), got 0"),
+    ({"noise_repeats": 0}, "noise_repeats must be an integer >= 1 (noise draws per SNR), got 0"),  # ZeroDivisionError
+    ({"noise_repeats": 2.5}, "noise_repeats must be an integer >= 1 (noise draws per SNR), got 2.5"),  # TypeError
+])
+def test_analysis_counts_of_the_wrong_type_or_size_are_refused_before_loading(tmp_path, options, message):
+    """Checked before the run is read (tmp_path holds none)."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        analyze_run(tmp_path, None, AnalysisOptions(**options))

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepspike.analysis.report import AnalysisOptions, analyze_run
+from deepspike.analysis.report import AnalysisOptions, analyze_run, check_limit
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.options import INT64_MAX, shown_key, shown_value
 from deepspike.data.paths import one_line
@@ -224,5 +224,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def compare_runs(runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000) -> list[dict]:
-    """Rows for ``runs`` in the given order."""
+    """Rows for ``runs`` in the given order; ``limit`` (test samples of a run analysed now) is checked first, also
+    when every run has its analysis."""
+    check_limit(limit)
     return [comparison_row(load_or_analyze(r, limit), preset) for r in runs]

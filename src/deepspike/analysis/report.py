@@ -63,8 +63,7 @@ class AnalysisOptions:
 
 def load_test_batches(run_dir: str | Path, limit: int | None):
     """``(config, parts, batches)``: the run reloaded and its first ``limit`` test samples as a list."""
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    check_limit(limit)
     config, parts, _ = load_run(run_dir)
     device = next(parts.model.parameters()).device
     batches, n = [], 0
@@ -78,6 +77,13 @@ def load_test_batches(run_dir: str | Path, limit: int | None):
     return config, parts, batches
 
 
+def check_limit(limit: int | None) -> None:
+    """A one-line ``ConfigError`` unless ``limit`` (test samples) is None (all) or an integer >= 1: ``True`` analysed
+    one sample and 2.5 died in a TypeError slicing the batches."""
+    if limit is not None and not is_whole(limit, 1):
+        raise ConfigError(f"--limit must be an integer >= 1 (test samples), got {limit!r}")
+
+
 def analyze_run(
     run_dir: str | Path, out_dir: str | Path | None = None, options: AnalysisOptions | None = None
 ) -> dict[str, Any]:
@@ -88,7 +94,7 @@ def analyze_run(
     (``RunDir.checkpoint_digest``) and the run's absolute ``run_path``, by which ``compare`` tells an analysis of
     the run's current weights from one the run has since trained past."""
     o = options or AnalysisOptions()
-    _check_neuron_counts(o)
+    _check_counts(o)
     checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
     result: dict[str, Any] = {
@@ -109,9 +115,13 @@ def analyze_run(
     return result
 
 
-def _check_neuron_counts(o: AnalysisOptions) -> None:
-    """``ConfigError`` before anything is loaded when the raster's or the traces' neuron count is not an integer
+def _check_counts(o: AnalysisOptions) -> None:
+    """``ConfigError`` before anything is loaded when the test samples (``limit``) or the noise draws per SNR
+    (``noise_repeats``) are not None / an integer >= 1, or the raster's or the traces' neuron count is not an integer
     >= 0 (checked for every net, also those that draw neither)."""
+    check_limit(o.limit)
+    if not is_whole(o.noise_repeats, 1):  # 0 divided by zero in the mean over the draws
+        raise ConfigError(f"noise_repeats must be an integer >= 1 (noise draws per SNR), got {o.noise_repeats!r}")
     for flag, n in (("raster", o.raster), ("traces", o.traces)):
         if n is not None and not is_whole(n, 0):
             raise ConfigError(f"--{flag} must be an integer >= 0 (neurons per layer; 0 = none), got {n!r}")
