@@ -357,3 +357,30 @@ def test_analysis_counts_of_the_wrong_type_or_size_are_refused_before_loading(tm
     """Checked before the run is read (tmp_path holds none)."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         analyze_run(tmp_path, None, AnalysisOptions(**options))
+
+
+@pytest.mark.parametrize("qat, message", [
+    ("8,1", "quantization bits must be an integer >= 2, got 1"),
+    ("8,8", "QAT stages must differ (each writes OUT/qat/bits<k>), got (8, 8)"),
+    ("8,4", "qat/bits4 already holds a run; pick another output directory"),
+])
+def test_analyze_refuses_bad_qat_stages_before_any_work(runs, tmp_path, capsys, qat, message):
+    """They were found on reaching the stage, after the whole analysis and the stages before it: --qat 8,1 and
+    --qat 8,8 wrote analysis.json and trained and wrote qat/bits8, then exited 2."""
+    out = tmp_path / "a"
+    (out / "qat" / "bits4").mkdir(parents=True)
+    (out / "qat" / "bits4" / "checkpoint.pt").write_bytes(b"a stage trained before")
+    args = ["analyze", str(runs / "stbp"), "--limit", "20", "--bits", "", "--snr", "", "--no-timesteps",
+            "--out", str(out), "--qat", qat]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in out.rglob("*")) == ["bits4", "checkpoint.pt", "qat"]  # nothing written
+
+
+@pytest.mark.parametrize("stages, epochs, lr", [((8, 1), 1, None), ((4, 4), 1, None), ((8,), 1.5, None),
+                                                ((8,), True, None), ((8,), 1, 0.0), ((8,), 1, math.nan)])
+def test_qat_arguments_are_checked_before_the_run_is_read(tmp_path, stages, epochs, lr):
+    """tmp_path holds no run: each mistake is named before load_run (epochs=1.5 was a TypeError in range())."""
+    with pytest.raises(ConfigError, match="bits must be an integer|stages must differ|epochs >= 1|learning rate"):
+        quantization_aware_retrain(tmp_path, tmp_path / "qat", stages=stages, epochs=epochs, lr=lr)

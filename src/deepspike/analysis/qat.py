@@ -18,6 +18,7 @@ from typing import Any
 
 from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 from deepspike.layers.stdp import StdpLearner
 from deepspike.training.evaluate import evaluate
 from deepspike.training.loop import train_epoch
@@ -41,8 +42,7 @@ def quantization_aware_retrain(
 
     lr: learning rate of the retraining (default: the run's ``optim.lr``).
     """
-    if epochs < 1 or not stages:
-        raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs}, stages={stages}")
+    check_qat(out_dir, stages, epochs, lr)
     config, parts, _ = load_run(run_dir)
     if config.method.name == "converted":
         raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
@@ -62,8 +62,6 @@ def quantization_aware_retrain(
     results = []
     for bits in stages:
         stage = RunDir(out_dir / f"bits{bits}")
-        if stage.has_checkpoint():
-            raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
         add_fake_quantization(model, bits, per_channel)
         train_accuracy = _retrain(cfg, model, method, train_batches)
         test = evaluate(model, method, test_batches, precision=autocast_dtype(cfg.train.precision))
@@ -82,6 +80,26 @@ def quantization_aware_retrain(
         results.append(summary)
     remove_fake_quantization(model, bake=False)
     return results
+
+
+def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: float | None = None) -> None:
+    """A one-line ``ConfigError`` before anything is loaded or trained: ``epochs`` not an integer >= 1, no stage, a
+    stage's bits not an integer >= 2 or given twice, ``lr`` not a finite number > 0, or a stage folder
+    ``out_dir/bits<k>`` that already holds a run. (Each was found only on reaching its stage, after the analysis and
+    the stages before it had been run and written: ``--qat 8,1`` and ``--qat 8,8`` trained and wrote ``bits8``.)"""
+    if not is_whole(epochs, 1) or not stages:
+        raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs!r}, stages={stages!r}")
+    for bits in stages:
+        if not is_whole(bits, 2):
+            raise ConfigError(f"quantization bits must be an integer >= 2, got {bits!r}")
+    if len(set(stages)) < len(stages):
+        raise ConfigError(f"QAT stages must differ (each writes OUT/qat/bits<k>), got {tuple(stages)}")
+    if lr is not None and not (is_finite(lr) and lr > 0):
+        raise ConfigError(f"QAT learning rate must be a finite number > 0, got {lr!r}")
+    for bits in stages:
+        stage = RunDir(Path(out_dir) / f"bits{bits}")
+        if stage.has_checkpoint():
+            raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
 
 
 def _retrain(cfg, model, method, train_batches) -> float:

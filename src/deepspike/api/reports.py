@@ -14,7 +14,7 @@ from typing import Any
 
 from deepspike.analysis.activity import Activity, measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
-from deepspike.analysis.qat import quantization_aware_retrain
+from deepspike.analysis.qat import check_qat, quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
@@ -46,6 +46,8 @@ def analyze(
     for preset in presets:
         register_energy_preset(preset)
     out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
+    if qat_bits:  # before the analysis: a bad stage was found only after it and the stages before it
+        check_qat(out / "qat", qat_bits, qat_epochs)
     result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:
         per_channel = options.per_channel if options is not None else False
