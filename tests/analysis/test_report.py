@@ -15,6 +15,7 @@ from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.quantize import quantization_levels
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import sweep as timestep_rows
+from deepspike.api.reports import spike_activity
 from deepspike.cli import main
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
@@ -301,6 +302,9 @@ def test_a_bf16_run_is_scored_by_eval_and_analyze_as_training_scored_it(tmp_path
     with torch.autocast("cpu", dtype=torch.bfloat16):  # a caller's own autocast reaches the model through evaluate
         _, parts, batches = load_test_batches(tmp_path / "run", None)
         assert evaluate(parts.model, parts.method, batches)["accuracy"] == summary["test_accuracy"]
+        as_trained = measure_activity(parts.model, batches)
+    assert spike_activity(tmp_path / "run") == as_trained  # the API's activity too (it ran in float32)
+    assert measure_activity(parts.model, batches) != as_trained  # (float32 spikes differ: the check can fail)
 
 
 def test_qat_retrains_with_the_runs_own_step_settings(runs, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
+from deepspike.training.runtime import autocast, autocast_dtype
 
 
 def analyze(
@@ -153,9 +154,11 @@ def _refuse_options_without_their_part(path, check: bool, steps, target, limit, 
 
 
 def spike_activity(run_dir: str | Path) -> Activity:
-    """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on its test split."""
-    _, parts, batches = load_test_batches(run_dir, None)
-    return measure_activity(parts.model, batches)
+    """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on its test split, run as
+    it was trained and scored (a ``train.precision=bf16`` run under bfloat16 autocast, as ``analyze`` runs it)."""
+    config, parts, batches = load_test_batches(run_dir, None)
+    with autocast(next(parts.model.parameters()).device, autocast_dtype(config.train.precision)):
+        return measure_activity(parts.model, batches)
 
 
 __all__ = ["AnalysisOptions", "analyze", "compare", "export", "spike_activity", "timestep_sweep"]
