@@ -112,6 +112,20 @@ def test_a_good_analysis_json_gives_its_row(run, analysis, capsys):
     assert row["accuracy (%)"] == 100 * analysis["accuracy"] and row["latency"] == "T=3"
 
 
+def test_a_preset_of_ones_own_stored_in_the_analysis_prices_the_energy_column(run, analysis, tmp_path, capsys):
+    """``analyze --add-preset mine:...`` stores the energies at ``mine``; a later ``compare --preset mine`` (another
+    process: the preset is not registered there) shows them. It was refused as an unknown preset."""
+    mine = with_entry(analysis, ("energy", "mine"), {"snn_pj": 12_345.0, "ann_pj": 99_999.0})
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(mine))
+    assert main(["compare", str(file), "--preset", "mine"]) == 0
+    assert "| 12.35 |" in capsys.readouterr().out  # 12,345 pJ = 12.35 nJ, the SNN's
+    assert main(["compare", str(file), "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "energy preset 'nope' is neither built in (" in err
+    assert f"nor in the analysis of {analysis['run']} (analyze --add-preset nope:" in err
+
+
 def test_an_analysis_of_an_earlier_checkpoint_is_not_shown(tmp_path, capsys, monkeypatch):
     """A run resumed to more epochs after ``analyze``: compare analyses its current weights afresh instead of
     showing the old analysis.json; that file given directly is a one-line error."""

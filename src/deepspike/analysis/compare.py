@@ -17,7 +17,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, check_limit
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.options import INT64_MAX, shown_key, shown_value
 from deepspike.data.paths import one_line
-from deepspike.models.energy import get_energy_preset
+from deepspike.models.energy import BUILT_IN_PRESETS, PRESETS
 from deepspike.training.runs import RunDir
 
 COLUMNS = (
@@ -182,8 +182,14 @@ def _json_name(value: Any) -> str:
 
 
 def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, Any]:
-    """One table row from an analysis dict; the energy is the SNN's (ANN's for ANN runs) at ``preset``."""
-    get_energy_preset(preset)
+    """One table row from an analysis dict; the energy is the SNN's (ANN's for ANN runs) at ``preset``: one the
+    analysis holds (a preset of one's own, given to ``analyze --add-preset``, is stored with the energies it priced)
+    or a known one (built in or registered in this process; none stored: no energy), else a one-line
+    ``ConfigError``."""
+    if preset not in a["energy"] and preset not in PRESETS:
+        raise ConfigError(f"energy preset {preset!r} is neither built in ({', '.join(sorted(BUILT_IN_PRESETS))}) "
+                          f"nor in the analysis of {a['run']} (analyze --add-preset {preset}:mac=PJ,ac=PJ,spike=PJ "
+                          "stores one)")
     act, ops, lat = a.get("activity"), a["operations"], a.get("latency")
     energy = a["energy"].get(preset, {})
     pj = energy.get("snn_pj") if act else energy.get("ann_pj")
