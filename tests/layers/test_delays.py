@@ -54,6 +54,18 @@ def test_an_input_of_another_dtype_runs_in_it_with_the_bias(dtype, tol):
     assert y.dtype == dtype and torch.allclose(y.double(), ref, atol=tol, rtol=tol)
 
 
+def test_a_bfloat16_layer_delivers_a_long_delay_at_its_one_step():
+    """bfloat16 holds whole numbers only to even ones above 256: the steps 299, 300 and 301 of a bfloat16 arange were
+    all 300, and a one-hot kernel at 300 spread the weight over three steps (a third each)."""
+    layer = DelayedLinear(1, 1, 600).to(torch.bfloat16)
+    with torch.no_grad():
+        layer.position.fill_(300.0)  # a bfloat16 number
+        layer.weight.fill_(1.0)
+    layer.sigma.fill_(1e-3)
+    kernel = layer.kernel()[0, 0]
+    assert torch.nonzero(kernel).flatten().tolist() == [300] and kernel[300] == 1.0
+
+
 def test_rounded_delays_deliver_each_spike_once_at_the_rounded_step():
     layer = _layer(seed=3)
     layer.sigma.fill_(0.23)

@@ -91,11 +91,14 @@ class DelayedLinear(nn.Module):
         self.sigma.fill_(max(sigma, SIGMA_END))
 
     def kernel(self) -> torch.Tensor:
-        """``K [M, N, D]``: each weight spread over the delays ``k = 0 .. D - 1`` by the normalised Gaussian."""
-        k = torch.arange(self.max_delay, dtype=self.weight.dtype, device=self.weight.device)
-        p = self.position.clamp(0, self.max_delay - 1)[..., None]  # [M, N, 1]
-        g = torch.exp(-((k - p) ** 2) / (2 * self.sigma.to(self.weight.dtype) ** 2))  # [M, N, D]
-        return self.weight[..., None] * g / g.sum(-1, keepdim=True)
+        """``K [M, N, D]``: each weight spread over the delays ``k = 0 .. D - 1`` by the normalised Gaussian; computed
+        in float32 at least (bfloat16 holds the steps above 256 only to even numbers: delays there would land on
+        neighbouring steps)."""
+        dtype = torch.promote_types(self.weight.dtype, torch.float32)
+        k = torch.arange(self.max_delay, dtype=dtype, device=self.weight.device)
+        p = self.position.to(dtype).clamp(0, self.max_delay - 1)[..., None]  # [M, N, 1]
+        g = torch.exp(-((k - p) ** 2) / (2 * self.sigma.to(dtype) ** 2))  # [M, N, D]
+        return self.weight.to(dtype)[..., None] * g / g.sum(-1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_features:
