@@ -39,8 +39,9 @@ def test_spike_count_and_mean_membrane():
 def test_final_membrane_rate():
     # V(T) / (th * T): 6 / (0.5 * 4) = 3; -2 / 2 = -1
     assert final_membrane_rate(torch.tensor([[6.0, -2.0]]), T=4, threshold=0.5).tolist() == [[3.0, -1.0]]
-    with pytest.raises(ConfigError, match="T >= 1 and threshold > 0"):
-        final_membrane_rate(torch.zeros(1, 2), T=0)
+    for T, threshold in ((0, 1.0), (True, 1.0), (2.0, 1.0), (4, float("nan")), (4, "1")):  # True and 2.0 passed
+        with pytest.raises(ConfigError, match="needs a whole T >= 1 and a finite threshold > 0"):
+            final_membrane_rate(torch.zeros(1, 2), T=T, threshold=threshold)
 
 
 def test_vote_groups_are_contiguous():
@@ -50,6 +51,8 @@ def test_vote_groups_are_contiguous():
     torch.testing.assert_close(out, torch.tensor([[2.0, 2.0], [0.0, 0.6]]))
     with pytest.raises(ConfigError, match="6 output neurons cannot be split into 4"):
         vote(rates, num_classes=4)
+    with pytest.raises(ConfigError, match="cannot be split into 2.0 equal"):  # a TypeError in reshape before
+        vote(rates, num_classes=2.0)
 
 
 def test_first_spike_time_and_class():

@@ -46,6 +46,13 @@ def test_neunorm_output_and_gradients_by_hand():
     assert o.grad.flatten().tolist() == pytest.approx([0.625, 0.625, 0.75, 0.75])
 
 
+def test_no_steps_give_no_steps():
+    """T = 0 (a stream before its first step): an empty trace and output, not a crash in ``torch.stack([])``."""
+    o = torch.rand(0, 2, 3, 4, 4)
+    assert auxiliary_trace(o, 0.5).shape == (0, 2, 1, 4, 4)
+    assert NeuNorm((3, 4, 4))(o).shape == o.shape
+
+
 def test_neunorm_starts_as_identity():
     o = (torch.rand(3, 2, 4, 5, 5) > 0.5).float()
     assert torch.equal(NeuNorm((4, 5, 5))(o), o)  # U = 0 at initialisation

@@ -55,6 +55,9 @@ def test_max_membrane_readout_has_no_per_step_scores_and_checks_its_decay():
         MaxMembraneReadout().steps(torch.zeros(2, 1, 3))
     with pytest.raises(ConfigError, match="expected in \\[0, 1\\]"):
         MaxMembraneReadout(1.5)
+    for decay in (1.5, -0.1, float("nan"), "1"):  # taken unchecked before
+        with pytest.raises(ConfigError, match="MembraneReadout decay must be a number in \\[0, 1\\], got"):
+            MembraneReadout(decay)
     x = torch.tensor([3.0, -1.0, 2.0]).view(3, 1, 1)
     assert MaxMembraneReadout(0.0)(x).item() == 3.0  # decay 0: the largest current
     assert MaxMembraneReadout(1.0)(x).item() == 4.0  # decay 1: the largest running sum (3, 2, 4)

@@ -8,6 +8,7 @@ import torch
 
 from deepspike.coding.latency import check_time_step
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 
 
 def spike_count(s: torch.Tensor) -> torch.Tensor:
@@ -22,10 +23,9 @@ def mean_membrane(v: torch.Tensor) -> torch.Tensor:
 
 def final_membrane_rate(v_T: torch.Tensor, T: int, threshold: float = 1.0) -> torch.Tensor:
     """lee2020's output ``V(T) / (threshold * T)``: final membrane ``[B, K]`` -> ``[B, K]``."""
-    if T < 1 or not (threshold > 0):
-        raise ConfigError(
-            f"final_membrane_rate needs T >= 1 and threshold > 0; got T={T}, threshold={threshold}"
-        )
+    if not is_whole(T, 1) or not (is_finite(threshold) and threshold > 0):
+        raise ConfigError(f"final_membrane_rate needs a whole T >= 1 and a finite threshold > 0; got T={T!r}, "
+                          f"threshold={threshold!r}")
     return v_T / (threshold * T)
 
 
@@ -35,7 +35,7 @@ def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
     rates ``[B, K*G]`` -> ``[B, K]``; class ``k`` owns the contiguous neurons ``k*G .. (k+1)*G - 1``.
     """
     width = rates.shape[-1]
-    if num_classes < 1 or width % num_classes:
+    if not is_whole(num_classes, 1) or width % num_classes:
         raise ConfigError(
             f"vote: {width} output neurons cannot be split into {num_classes} equal class groups"
         )

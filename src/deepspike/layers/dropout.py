@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.neurons.carry import CarriesState
 
 
@@ -18,8 +20,8 @@ class TimeFixedDropout(CarriesState, nn.Module):
 
     def __init__(self, p: float) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout p must be in [0, 1), got {p}")
+        if not (is_finite(p) and 0.0 <= p < 1.0):
+            raise ConfigError(f"dropout p must be a number in [0, 1), got {p!r}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ def auxiliary_trace(o: torch.Tensor, decay: float, x0: torch.Tensor | None = Non
     for m_t in m.unbind(0):
         x = (1.0 - decay) * m_t if x is None else decay * x + (1.0 - decay) * m_t
         out.append(x)
-    return torch.stack(out)  # T x [B, 1, H, W] -> [T, B, 1, H, W]
+    return torch.stack(out) if out else m  # T x [B, 1, H, W] -> [T, B, 1, H, W] (T = 0: empty)
 
 
 class NeuNorm(CarriesState, nn.Module):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.neurons.synaptic import synaptic_current
 
 
@@ -37,6 +38,8 @@ class MembraneReadout(nn.Module):
 
     def __init__(self, decay: float = 1.0) -> None:
         super().__init__()
+        if not (is_finite(decay) and 0.0 <= decay <= 1.0):
+            raise ConfigError(f"MembraneReadout decay must be a number in [0, 1], got {decay!r}")
         self.decay = decay
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:
