@@ -1,6 +1,14 @@
-"""The console line of a finished epoch."""
+"""The console line of a finished epoch; the learning rate an epoch's record logs."""
 
+import json
+import math
+
+import pytest
+
+from deepspike.config import load_config
 from deepspike.training.epoch import epoch_line
+from deepspike.training.trainer import Trainer
+from tiny_run import TINY
 
 
 def test_epoch_line_format():
@@ -15,3 +23,21 @@ def test_epoch_line_format():
     assert epoch_line(record, 10) == "epoch 3/10  train_loss 0.4123  train_acc 0.8571  test_acc 0.8628  (41.2 s)"
     record["val_accuracy"] = 0.9
     assert "  val_acc 0.9000  test_acc" in epoch_line(record, 10)
+
+
+def _logged_lrs(tmp_path, *overrides):
+    cfg = load_config(None, [*TINY, "train.epochs=3", "train.max_steps_per_epoch=2", "optim.lr=1", *overrides])
+    Trainer(cfg, tmp_path).fit()
+    return [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_an_epochs_logged_lr_is_the_one_its_last_step_took_not_the_next_epochs(tmp_path):
+    """Step schedule, gamma 0.1 every epoch: epoch 1 trains at lr 1 throughout (the log said 0.1, epoch 2's)."""
+    assert _logged_lrs(tmp_path / "step", "schedule.name=step", "schedule.step_size=1",
+                       "schedule.gamma=0.1") == pytest.approx([1.0, 0.1, 0.01])
+    # cosine over 3 epochs of 2 steps, 1 epoch of warm-up: the last step of epoch k is at e = k - 1/2, where the
+    # warm-up factor (e + 1/2) / 1 has reached 1, so the factor is (1 + cos(pi e / 3)) / 2 (the log ended at 0)
+    by_hand = [(1 + math.cos(math.pi * e / 3)) / 2 for e in (0.5, 1.5, 2.5)]
+    assert by_hand == pytest.approx([0.9330127, 0.5, 0.0669873])
+    logged = _logged_lrs(tmp_path / "cosine", "schedule.name=cosine", "schedule.warmup_epochs=1")
+    assert logged == pytest.approx(by_hand)

@@ -1,11 +1,11 @@
 """One epoch of the Trainer: train on the epoch's shuffled batches, then score the model.
 
 The epoch's record (one ``metrics.jsonl`` line), in this key order: ``epoch`` (1-based), ``train_loss``,
-``train_accuracy``, ``lr``; with a weight average ``test_accuracy_raw`` (the raw weights' test accuracy);
-with a validation split ``val_accuracy``, ``val_loss``; then ``test_accuracy``, ``test_loss``,
-``epoch_seconds`` (training and evaluation), ``train_seconds`` (training passes of all epochs so far) and
-the method's measures. Validation, test and measures score the weight average when there is one.
-A non-finite loss or weights stop the epoch before it is scored (``TrainingDiverged``).
+``train_accuracy``, ``lr`` (the learning rate of the epoch's last optimizer step, not the next epoch's first); with
+a weight average ``test_accuracy_raw`` (the raw weights' test accuracy); with a validation split ``val_accuracy``,
+``val_loss``; then ``test_accuracy``, ``test_loss``, ``epoch_seconds`` (training and evaluation), ``train_seconds``
+(training passes of all epochs so far) and the method's measures. Validation, test and measures score the weight
+average when there is one. A non-finite loss or weights stop the epoch before it is scored (``TrainingDiverged``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run_epoch(
     train_stats = _train(setup, config, ctx, epoch)
     check_finite_weights(setup.parts.model, epoch)
     progress.train_seconds += time.perf_counter() - t0
-    record = {"epoch": epoch + 1, **train_stats, "lr": setup.optimizer.param_groups[0]["lr"]}
+    record = {"epoch": epoch + 1, **train_stats}
     record.update(_score(setup, record, progress, t0))
     progress.epochs_done = epoch + 1
     return record

@@ -52,7 +52,9 @@ def train_epoch(
     temporal_grad: str = "bptt",
     sltt_steps: int | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` for one pass over ``batches``; returns ``train_loss`` and ``train_accuracy``.
+    """Train ``model`` for one pass over ``batches``; returns ``train_loss``, ``train_accuracy`` and ``lr``, the
+    learning rate (of the first parameter group) the pass's last optimizer step took (the schedule's next one when
+    no step ran).
 
     model: what runs the batches (possibly a DistributedDataParallel wrapper); net: the bare network the
     method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
@@ -68,6 +70,7 @@ def train_epoch(
     global_sizes = [len(c) for c in batches.global_batches()] if world_size > 1 else None
     loss_sum, correct, n = 0.0, 0.0, 0.0
     tally = SpikeTally()
+    lr = optimizer.param_groups[0]["lr"]
     bar = tqdm(batches, desc=progress, leave=False, dynamic_ncols=True, disable=None if progress else True)
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
@@ -77,7 +80,7 @@ def train_epoch(
         with counting_spikes(net, tally) if not bar.disable else nullcontext():
             out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad,
                                   sltt_steps)
-        _update(model, net, method, optimizer, scheduler, grad_clip, ema)
+        lr = _update(model, net, method, optimizer, scheduler, grad_clip, ema)
         with torch.no_grad():
             loss_value = float(loss)
             check_finite_loss(loss_value, epoch, step)
@@ -88,13 +91,14 @@ def train_epoch(
             _show(bar, loss_sum, correct, n, tally)
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
-    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1), "lr": lr}
 
 
 def _update(model: nn.Module, net: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler,
-            grad_clip: float | None, ema: WeightAverage | None) -> None:
+            grad_clip: float | None, ema: WeightAverage | None) -> float:
     """After the backward pass: the method's hook, gradient clipping, the optimizer and schedule steps and the
-    weight average."""
+    weight average; returns the learning rate the step took (first parameter group), before the schedule moves on."""
+    lr = optimizer.param_groups[0]["lr"]
     method.after_backward(net)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -102,6 +106,7 @@ def _update(model: nn.Module, net: nn.Module, method: Method, optimizer: torch.o
     scheduler.step()
     if ema is not None:
         ema.update(net)
+    return lr
 
 
 def _show(bar, loss_sum: float, correct: float, n: float, tally: SpikeTally) -> None:
