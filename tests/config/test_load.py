@@ -90,6 +90,8 @@ OUT_OF_RANGE = [
     (["optim.betas=[2,3]"], "bad value [2.0, 3.0] for optim.betas: expected a list of two numbers in [0, 1)"),
     (["optim.betas=[0.9, 1]"], "for optim.betas: expected a list of two numbers in [0, 1)"),
     (["optim.momentum=1.5"], "bad value 1.5 for optim.momentum: expected in [0, 1)"),
+    (["optim.name=sgd", "optim.nesterov=true", "optim.momentum=0"],
+     "bad value True for optim.nesterov: expected false with optim.momentum=0 (Nesterov momentum needs a momentum"),
     (["optim.weight_decay=-1"], "bad value -1.0 for optim.weight_decay: expected >= 0"),
     (["train.seed=99999999999999999999"], "bad value 99999999999999999999 for train.seed: expected in [0, 2**63 - 1]"),
     (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),

@@ -100,7 +100,7 @@ CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precisio
 @dataclass
 class OptimConfig:
     """``name``: sgd, adam or adamw; ``lr`` (> 0); ``weight_decay`` (>= 0); ``momentum`` (sgd, in [0, 1)) and
-    ``nesterov`` (sgd); ``betas`` (adam and adamw: two numbers in [0, 1))."""
+    ``nesterov`` (sgd, with a momentum > 0); ``betas`` (adam and adamw: two numbers in [0, 1))."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -114,6 +114,8 @@ class OptimConfig:
         _check(self.lr > 0, "optim.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
         _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
+        _check(not (self.name == "sgd" and self.nesterov and self.momentum == 0), "optim.nesterov", self.nesterov,
+               "false with optim.momentum=0 (Nesterov momentum needs a momentum > 0)")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas,
                "a list of two numbers in [0, 1)")
 
