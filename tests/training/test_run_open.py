@@ -316,3 +316,25 @@ def test_an_stdp_run_may_train_on_for_more_epochs(tmp_path):
     Trainer(load_config(None, [*stdp, "train.epochs=1"]), tmp_path / "run").fit()
     Trainer(load_config(None, [*stdp, "train.epochs=2"]), tmp_path / "run", resume=True).fit()
     assert [r["epoch"] for r in RunDir(tmp_path / "run").metrics.read()] == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "folder"])
+def test_a_checkpoint_that_cannot_be_read_is_refused_not_trained_again_from_epoch_0(tmp_path, capsys, kind):
+    """checkpoint.pt a link to storage not mounted (or a folder): the resume took the run for one killed before its
+    first checkpoint, dropped the 2 logged epochs and trained from epoch 0 (over the link; at a folder it failed to
+    write after the log had lost them)."""
+    run = tmp_path / "R"
+    assert main(["train", *QUICK, "train.epochs=2", "--out", str(run)]) == 0
+    checkpoint = run / "checkpoint.pt"
+    checkpoint.unlink()
+    if kind == "folder":
+        checkpoint.mkdir()
+    else:
+        checkpoint.symlink_to(tmp_path / "unmounted" / "checkpoint.pt")
+    before = (run / "metrics.jsonl").read_text()
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=3"])
+    assert line == f"deepspike: error: {checkpoint} is not a readable file (a folder, or a link to nothing?)"
+    assert (run / "metrics.jsonl").read_text() == before and len(before.splitlines()) == 2
+    assert os.path.lexists(checkpoint) and not checkpoint.is_file()
+    assert _one_line_error(capsys, ["eval", str(run)]) == line
+    assert "already holds a run" in _one_line_error(capsys, ["train", *QUICK, "--out", str(run)])

@@ -127,6 +127,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     one-line errors when missing, unreadable or corrupt."""
     path = Path(path)
     if not path.is_file():
+        if os.path.lexists(path):  # a folder, or a link to nothing (storage not mounted)
+            raise DataNotFoundError(f"{path} is not a readable file (a folder, or a link to nothing?)")
         raise DataNotFoundError(f"no checkpoint at {path}")
     return read_checkpoint_file(path, map_location)
 
@@ -184,7 +186,9 @@ class RunDir:
             path.unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
-        return self.checkpoint_path.is_file()
+        """Whether ``checkpoint.pt`` is there in any form: also a folder or a link to nothing, which reading refuses
+        (a resume must not take such a run for one that never checkpointed and train it again from epoch 0)."""
+        return os.path.lexists(self.checkpoint_path)
 
     def read_config(self) -> RunConfig:
         return load_saved_config(self.require().config_path)
