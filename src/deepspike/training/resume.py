@@ -3,12 +3,19 @@
 The weights, optimizer and scheduler state, the weight average and this rank's random generators come back
 as they were after the checkpointed epoch, so the next epoch continues bit-for-bit (on the CPU). A run
 checkpointed by more ranks than are resuming it hands each rank its own generators; extra ranks take rank 0's.
+
+The optimizer's per-parameter state must be what a step of the run's optimizer keeps (``optimizer_state_problem``:
+the slots of a step on a stand-in parameter, each the parameter's shape or one number) and the schedule must have
+one base rate per parameter group: a state that does not fit (a file made by hand, or an old one without checksum)
+is a one-line ``DataCorruptError`` before anything trains, not a traceback at the first step.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data.paths import one_line
@@ -32,6 +39,9 @@ def restore_training(
     except (KeyError, TypeError, ValueError) as e:
         raise DataCorruptError(f"{checkpoint_path}: its optimizer or schedule state does not fit the run's "
                                f"config.yaml ({one_line(e)})") from None
+    problem = optimizer_state_problem(setup.optimizer) or _schedule_problem(setup.scheduler, setup.optimizer)
+    if problem is not None:
+        raise DataCorruptError(f"{checkpoint_path}: its optimizer or schedule state does not fit the run ({problem})")
     if setup.ema is not None:
         if "ema" not in state:
             raise ConfigError(f"{checkpoint_path} has no weight average; resume without train.ema_decay")
@@ -43,3 +53,63 @@ def restore_training(
     set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
     epoch = payload_entry(state, "epoch", checkpoint_path)
     return TrainingProgress(epoch, state.get("train_seconds", 0.0), state.get("best_val", float("-inf")))
+
+
+def optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str | None:
+    """What first differs between the loaded per-parameter state of ``optimizer`` and what one step of it keeps, or
+    None. Expected: for each parameter either no state (not stepped yet) or exactly the slots a step of the same
+    optimizer and group settings gives a stand-in parameter of shape ``[2]``: a slot of the stand-in's shape must have
+    the parameter's shape, a scalar slot (Adam's ``step``) one value, a None slot stays None."""
+    for g, group in enumerate(optimizer.param_groups):
+        slots = _slots_of_a_step(type(optimizer), group)
+        for i, param in enumerate(group["params"]):
+            state = optimizer.state.get(param)
+            if not state:
+                continue
+            where = f"parameter {i} of group {g}"
+            if set(state) != set(slots):
+                return f"{where} has the slots {sorted(state)}, a step keeps {sorted(slots)}"
+            for name, kind in slots.items():
+                problem = _slot_problem(state[name], kind, param)
+                if problem is not None:
+                    return f"{where}'s {name} {problem}"
+    return None
+
+
+def _slot_problem(value: Any, kind: str | None, param: torch.Tensor) -> str | None:
+    """Why a loaded slot ``value`` is not of ``kind`` (``_slots_of_a_step``) for parameter ``param``, or None."""
+    shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+    if kind is None:
+        return None if value is None else f"is {shape}, where a step keeps None"
+    if kind == "per element":
+        fits = isinstance(value, torch.Tensor) and value.shape == param.shape
+        return None if fits else f"is {shape}, the parameter {list(param.shape)}"
+    fits = isinstance(value, int | float) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+    return None if fits else f"is {shape}, not one number"
+
+
+def _slots_of_a_step(cls: type, group: dict[str, Any]) -> dict[str, str | None]:
+    """The state slots one step of optimizer ``cls`` with ``group``'s settings keeps for a parameter: "per element",
+    "scalar" or None (a slot it keeps as None)."""
+    stand_in = torch.zeros(2, requires_grad=True)
+    probe = cls([{**group, "params": [stand_in]}])
+    stand_in.grad = torch.zeros(2)
+    probe.step()
+    kinds = {}
+    for name, value in probe.state[stand_in].items():
+        if value is None:
+            kinds[name] = None
+        else:
+            per_element = isinstance(value, torch.Tensor) and value.shape == stand_in.shape
+            kinds[name] = "per element" if per_element else "scalar"
+    return kinds
+
+
+def _schedule_problem(scheduler, optimizer: torch.optim.Optimizer) -> str | None:
+    """Whether the loaded schedule has one base rate (and one last rate) per parameter group of ``optimizer``."""
+    groups = len(optimizer.param_groups)
+    for name in ("base_lrs", "_last_lr"):
+        rates = getattr(scheduler, name, None)
+        if rates is not None and len(rates) != groups:
+            return f"the schedule's {name} has {len(rates)} rates for {groups} parameter group(s)"
+    return None
