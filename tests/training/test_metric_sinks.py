@@ -8,7 +8,9 @@ import pytest
 
 from deepspike.cli import main
 from deepspike.config import load_config
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, TrainingDiverged
+from deepspike.training import trainer as trainer_module
+from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
 
@@ -49,3 +51,39 @@ def test_a_sink_that_cannot_open_leaves_nothing_behind(tmp_path, monkeypatch, ca
     assert capsys.readouterr().err.splitlines()[-1].startswith("deepspike: error: train.log=tensorboard needs")
     assert not (tmp_path / "run").exists()
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(tmp_path, monkeypatch):
+    """Killed after epoch 2's log line and CSV row but before its checkpoint: the resume drops the line from the log,
+    and the CSV kept the row until the next epoch ended, so a resumed run stopped in that epoch (diverged, killed) left
+    a table with an epoch the log does not have. A resume that adds csv to a finished run now writes the table too."""
+    cfg = load_config(None, [*TINY, "train.log=[csv]"])
+    run = tmp_path / "run"
+    write_checkpoint = RunDir.write_checkpoint
+
+    def killed_at_epoch_2(self, payload):
+        if payload["epoch"] == 2:
+            raise StopAfterFirstEpoch
+        write_checkpoint(self, payload)
+
+    monkeypatch.setattr(RunDir, "write_checkpoint", killed_at_epoch_2)
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, run).fit()
+    monkeypatch.setattr(RunDir, "write_checkpoint", write_checkpoint)
+    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 2
+
+    def diverges(*args):
+        raise TrainingDiverged("training diverged at epoch 2, step 1")
+
+    monkeypatch.setattr(trainer_module, "run_epoch", diverges)
+    with pytest.raises(TrainingDiverged):
+        Trainer(cfg, run, resume=True).fit()
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in log] == [1] and [int(r["epoch"]) for r in rows] == [1]
+
+    monkeypatch.undo()
+    finished = tmp_path / "finished"
+    Trainer(load_config(None, TINY), finished).fit()
+    Trainer(load_config(None, [*TINY, "train.log=[csv]"]), finished, resume=True).fit()
+    assert [int(r["epoch"]) for r in csv.DictReader((finished / "metrics.csv").open())] == [1, 2]

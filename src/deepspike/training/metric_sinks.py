@@ -1,8 +1,9 @@
 """Where a run's epoch records go besides ``metrics.jsonl`` (``train.log``): a CSV table and TensorBoard.
 
 * ``csv``: ``RUN/metrics.csv``, one row per epoch, the columns in the order keys first appear; rewritten
-  atomically from ``metrics.jsonl`` after every epoch, so it always says what the log says (a resumed run's
-  dropped epochs included). A missing value (a key an epoch does not have, or a non-finite number) is empty.
+  atomically from ``metrics.jsonl`` when a resumed run opens and after every epoch, so it always says what the log
+  says (a resumed run's dropped epochs are gone before its first epoch trains, and a resume that adds the csv sink to
+  a finished run writes the table). A missing value (a key an epoch does not have, or a non-finite number) is empty.
 * ``tensorboard``: scalars under ``RUN/tensorboard`` (``torch.utils.tensorboard``; the ``tensorboard`` extra),
   one per numeric key, tagged ``train/``, ``val/``, ``test/`` or ``measures/`` by key, at step = epoch. A
   resumed run purges the events past its checkpoint, as the JSON log drops those lines.
@@ -28,11 +29,15 @@ def _tag(key: str) -> str:
 
 
 class MetricSinks:
-    """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch."""
+    """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch. ``logged``: the
+    records of ``metrics.jsonl`` as the run opens (a resumed run's), written to the CSV table at once."""
 
-    def __init__(self, run_dir: Path, sinks: tuple[str, ...], epochs_done: int) -> None:
+    def __init__(self, run_dir: Path, sinks: tuple[str, ...], epochs_done: int,
+                 logged: list[dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.csv = "csv" in sinks
+        if self.csv and logged:
+            atomic_write_csv(self.run_dir / CSV_NAME, logged)
         self.board = None
         if "tensorboard" in sinks:
             try:
