@@ -40,6 +40,18 @@ def test_a_huge_t_is_refused_before_the_model_runs():
     assert evaluate(model, Method(), batches, timesteps=100)["samples"] == 256 and model.calls == [100]
 
 
+@pytest.mark.parametrize("timesteps", [0, -3, 2.0, True])
+def test_a_t_that_is_no_whole_number_of_steps_is_refused(timesteps):
+    """T = 0 ran the net at its own T (``if timesteps:``), and the sweep wrote that score down as T = 0's."""
+    model = Recorder()
+    batches = [(torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.int64))]
+    with pytest.raises(ConfigError, match=f"^evaluation time steps must be an integer >= 1, got {timesteps!r}$"):
+        evaluate(model, Method(), batches, timesteps=timesteps)
+    assert model.calls == []
+    evaluate(model, Method(), batches)
+    assert model.calls == [None]  # no T given: the net's own
+
+
 def test_the_bound_is_the_devices_memory():
     x = torch.zeros(4, 3, 2, 2)  # 192 bytes per step
     memory = device_memory_bytes(x.device)

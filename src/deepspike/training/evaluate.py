@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.methods.base import Method
 from deepspike.training.runtime import autocast, check_steps_fit
 
@@ -59,17 +61,20 @@ def evaluate(
     ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks; ``timesteps`` overrides T of a
     time-stepped network (``model(x, timesteps=T)``), refused before anything is allocated when one batch's
     input over T steps cannot fit in memory (``check_timesteps_fit``); ``precision`` an autocast dtype
-    (None: float32).
+    (None: float32). A ``timesteps`` that is not None must be an integer >= 1 (a ``ConfigError``: 0 ran the net at
+    its own T, and a caller wrote that score down as T = 0's).
     """
+    if timesteps is not None and not is_whole(timesteps, 1):
+        raise ConfigError(f"evaluation time steps must be an integer >= 1, got {timesteps!r}")
     correct, loss_sum, n = 0.0, 0.0, 0.0
     with eval_pass(model, seed):
         for x, y in batches:
             if len(y) == 0:
                 continue
-            if timesteps:  # an encoder that widens the input (population coding) widens the [T, B, ...] input
+            if timesteps is not None:  # an encoder that widens the input (population coding) widens [T, B, ...]
                 check_timesteps_fit(x, timesteps, getattr(getattr(model, "encoder", None), "widening", 1))
             with autocast(x.device, precision):
-                out = model(x, timesteps=timesteps) if timesteps else model(x)
+                out = model(x) if timesteps is None else model(x, timesteps=timesteps)
                 loss = method.loss(out, y)
             loss_sum += float(loss) * len(y)
             correct += int((method.predict(out) == y).sum())
