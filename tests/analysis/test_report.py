@@ -327,6 +327,21 @@ def test_qat_retrains_with_the_runs_own_step_settings(runs, tmp_path, monkeypatc
     assert stage.train.temporal_grad == "sltt" and stage.train.ema_decay is None
 
 
+def test_qat_spreads_its_schedule_over_the_steps_an_epoch_takes(tmp_path, monkeypatch):
+    """A linear schedule to 0 over one epoch of ``train.max_steps_per_epoch=2`` steps: the second (last) step takes
+    half the rate, ``lr (1 - 1/2)``. It was spread over all 23 training batches of digits, so the last of the two
+    steps took ``lr (1 - 1/23)`` (0.0191), and the decay never ran its course."""
+    rates = []
+    original = qat_module.train_epoch
+    monkeypatch.setattr(qat_module, "train_epoch", lambda *a, **k: rates.append(original(*a, **k)["lr"]) or {
+        "train_accuracy": 0.0})
+    source = tmp_path / "ann"
+    Trainer(load_config(None, RUNS["ann"] + COMMON + ["train.max_steps_per_epoch=2", "schedule.name=linear",
+                                                       "schedule.min_factor=0"]), source).fit()
+    quantization_aware_retrain(source, tmp_path / "qat", stages=(8,), epochs=1)
+    assert rates == [pytest.approx(0.02 * 0.5)]
+
+
 def test_a_psn_run_is_analysed_without_the_sweep_over_time_steps(tmp_path):
     """PSN's [T, T] weights run at their own T only: the default analysis left the sweep in and failed on it."""
     run = tmp_path / "psn"

@@ -28,6 +28,7 @@ from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import autocast_dtype, seed_everything
 from deepspike.training.temporal_grad import prepare_temporal_grad
+from deepspike.training.training_setup import steps_per_epoch
 
 
 def quantization_aware_retrain(
@@ -106,7 +107,7 @@ def _retrain(cfg, model, method, train_batches) -> float:
     """``cfg.train.epochs`` epochs of the Trainer's own step with a fresh optimizer and schedule; returns the
     last epoch's training accuracy."""
     optimizer = make_optimizer(cfg.optim, model.parameters())
-    scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, len(train_batches))
+    scheduler = make_scheduler(cfg.schedule, optimizer, cfg.train.epochs, steps_per_epoch(cfg, train_batches))
     for epoch in range(cfg.train.epochs):
         train_batches.set_epoch(epoch)
         t = cfg.train
