@@ -8,7 +8,10 @@ import sys
 import pytest
 import torch
 
+from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.training.distributed import DistContext, init_distributed
 from deepspike.training.run_lock import RunLock
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
@@ -94,3 +97,30 @@ def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
            "another --out"
     assert proc.returncode != 0 and proc.stderr.count(line) == 2, proc.stderr[-4000:]
     assert not (run / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "two"}, "environment variable WORLD_SIZE is 'two': a launcher (torchrun) sets it to an integer >= 1"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE is '0'"),
+    ({"WORLD_SIZE": "2"}, "environment variable RANK is not set: a launcher (torchrun) sets it to an integer 0 .. 1"),
+    ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK is '5': a launcher (torchrun) sets it to an integer 0 .. 1"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "x"}, "LOCAL_RANK is 'x'"),
+])
+def test_launcher_variables_that_are_no_rank_are_one_line_errors(monkeypatch, capsys, tmp_path, env, message):
+    """A hand-set or half-set launcher environment was a ValueError or KeyError traceback (exit 1)."""
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        init_distributed()
+    assert main(["train", "--out", str(tmp_path / "run"), "method.name=ann", "data.name=digits", "model.name=mlp"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_one_process_needs_no_launcher(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert init_distributed() == DistContext()
+    monkeypatch.setenv("WORLD_SIZE", " 1 ")
+    assert init_distributed() == DistContext()

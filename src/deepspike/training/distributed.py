@@ -21,6 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from deepspike.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -37,12 +39,27 @@ class DistContext:
         return self.rank == 0
 
 
+def _launcher_number(name: str, default: str | None, low: int, high: int | None = None) -> int:
+    """The integer in environment variable ``name`` (``default`` when unset; None: required) in ``low .. high``, or
+    a one-line ``ConfigError`` naming it (a hand-set ``WORLD_SIZE=two`` or a missing ``RANK`` was a traceback)."""
+    text = os.environ.get(name, default)
+    value = int(text.strip()) if text is not None and text.strip().lstrip("-").isdigit() else None
+    if value is None or value < low or (high is not None and value > high):
+        span = f"{low} .. {high}" if high is not None else f">= {low}"
+        found = "is not set" if text is None else f"is {text!r}"
+        raise ConfigError(f"environment variable {name} {found}: a launcher (torchrun) sets it to an integer {span}")
+    return value
+
+
 def init_distributed() -> DistContext:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context.
+    ``WORLD_SIZE``, ``RANK`` (``0 .. WORLD_SIZE - 1``, required with more than one process) and ``LOCAL_RANK``
+    must be integers (``_launcher_number``)."""
+    world_size = _launcher_number("WORLD_SIZE", "1", 1)
     if world_size <= 1:
         return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    ctx = DistContext(_launcher_number("RANK", None, 0, world_size - 1), world_size,
+                      _launcher_number("LOCAL_RANK", "0", 0))
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
