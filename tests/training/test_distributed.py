@@ -100,7 +100,7 @@ def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"WORLD_SIZE": "two"}, "environment variable WORLD_SIZE is 'two': a launcher (torchrun) sets it to an integer >= 1"),
+    ({"WORLD_SIZE": "two"}, "variable WORLD_SIZE is 'two': a launcher (torchrun) sets it to an integer >= 1"),
     ({"WORLD_SIZE": "0"}, "WORLD_SIZE is '0'"),
     ({"WORLD_SIZE": "2"}, "environment variable RANK is not set: a launcher (torchrun) sets it to an integer 0 .. 1"),
     ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK is '5': a launcher (torchrun) sets it to an integer 0 .. 1"),
