@@ -46,13 +46,15 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.compare([]), "no runs given"),
     (lambda tmp: ds.timestep_sweep("runs/x", [1], tmp / "o"), "runs must be a list of run folders"),
     (lambda tmp: ds.timestep_sweep(["runs/x"], 2, tmp / "o"), "eval_steps must be a list of time steps"),
-    (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=0),
-     "--max-samples must be >= 1, got 0$"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=0), "--max-samples must be >= 1"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [0, 4], tmp / "o"), r"distinct whole numbers >= 1.*got \[0, 4\]"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [2, 2], tmp / "o"), r"distinct whole numbers >= 1.*got \[2, 2\]"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], ["a"], tmp / "o"), r"distinct whole numbers >= 1.*got \['a'\]"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [], tmp / "o"), r"distinct whole numbers >= 1.*got \[\]"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples="3"), "--max-samples must be >= 1, got '3'"),
+    (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", split="tset"), "unknown split 'tset'; valid: test, tr"),
     (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=2.5),
-     r"--max-samples must be >= 1, got 2\.5 \(a whole number of samples\)"),  # once a TypeError slicing the batches
-    (lambda tmp: ds.timestep_sweep(["runs/x"], [0, 3], tmp / "o"),
-     "eval_steps must be integers >= 1, e.g. \\[1, 4, 16\\], got 0"),  # once T = 0 scored at the run's own T
-    (lambda tmp: ds.timestep_sweep(["runs/x"], [2, "4"], tmp / "o"), "eval_steps must be integers >= 1"),
+     r"--max-samples must be >= 1, got 2\.5$"),  # once a TypeError slicing the batches
     (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),
     (lambda tmp: ds.load_run(tmp, device="tpu"), "bad device 'tpu': expected auto, cpu, cuda or cuda:N"),
     (lambda tmp: ds.pretrained("stbp_fmnist", device=0), "bad device 0"),

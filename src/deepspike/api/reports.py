@@ -18,7 +18,7 @@ from deepspike.analysis.qat import check_qat, quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_whole
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
@@ -26,6 +26,7 @@ from deepspike.deploy.targets import target_report
 from deepspike.models.energy import parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
 from deepspike.training.runtime import autocast, autocast_dtype
+from deepspike.training.training_setup import SPLITS
 
 
 def analyze(
@@ -86,23 +87,29 @@ def timestep_sweep(
     run_dirs: Sequence[str | Path], eval_steps: Sequence[int] | None, out: str | Path, split: str = "test",
     max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Accuracy of rate-coded runs against inference T (``eval_steps``; None: 1, 2, 4, ..., 100, cut at the steps
-    the samples hold for event-frame and sequence data) and training T, also written as CSV files
+    """Accuracy of rate-coded runs against inference T (``eval_steps``: distinct whole numbers >= 1; None: 1, 2, 4,
+    ..., 100, cut at the steps the samples hold for event-frame and sequence data) and training T on ``split``
+    (``train``, ``val``, ``test``), over the first ``max_samples`` samples (None: all), also written as CSV files
     and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose input alone cannot fit in memory
     is refused before anything is allocated.
 
     Returns ``(by_inference, by_training)``: one row per run and ``eval_steps`` entry, then one row per run at its
     own evaluation T (sorted by training T); each row ``{run, train_T, inference_T, accuracy, samples}``."""
     if max_samples is not None and not is_whole(max_samples, 1):
-        raise ConfigError(f"--max-samples must be >= 1, got {max_samples!r}"
-                          + ("" if isinstance(max_samples, int) and not isinstance(max_samples, bool) else
-                             " (a whole number of samples)"))
-    if eval_steps is not None and (not isinstance(eval_steps, Sequence) or isinstance(eval_steps, str)):
-        raise ConfigError(f"eval_steps must be a list of time steps, e.g. [1, 4, 16], got {eval_steps!r}")
-    bad = [t for t in eval_steps or () if not is_whole(t, 1)]
-    if bad:  # T = 0 was evaluated at the run's own T and written down as T = 0
-        raise ConfigError(f"eval_steps must be integers >= 1, e.g. [1, 4, 16], got {bad[0]!r}")
+        raise ConfigError(f"--max-samples must be >= 1, got {max_samples!r}")
+    if split not in SPLITS:
+        raise unknown_choice("split", split, SPLITS)
+    if eval_steps is not None and not _distinct_steps(eval_steps):
+        raise ConfigError(f"eval_steps must be a list of time steps (distinct whole numbers >= 1), e.g. [1, 4, 16], "
+                          f"got {eval_steps!r}")
     return _timestep_sweep(_run_list(run_dirs), eval_steps, check_output_dir(out, "--out"), split, max_samples)
+
+
+def _distinct_steps(steps: object) -> bool:
+    """``steps`` is a non-empty list or tuple of distinct whole numbers >= 1 (a string, a bare number, 0, 2.5 or a
+    step given twice is not: T = 0 scored the empty-time net's guess as an accuracy)."""
+    return (isinstance(steps, Sequence) and not isinstance(steps, str) and len(steps) > 0
+            and all(is_whole(t, 1) for t in steps) and len(set(steps)) == len(steps))
 
 
 def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
