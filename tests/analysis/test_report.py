@@ -20,6 +20,7 @@ from deepspike.cli import main
 from deepspike.commands import analyze as analyze_cmd
 from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
+from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
@@ -395,6 +396,17 @@ def test_analyze_refuses_bad_qat_stages_before_any_work(runs, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert sorted(p.name for p in out.rglob("*")) == ["bits4", "checkpoint.pt", "qat"]  # nothing written
+
+
+def test_analyze_refuses_qat_of_a_converted_run_before_any_work(runs, tmp_path, capsys):
+    """It was refused after the whole analysis had been written (analysis.json, report, plots)."""
+    converted = tmp_path / "converted"
+    convert_run(runs / "ann", converted, norm="max", timesteps=4, calib_samples=16, limit=10, log=lambda s: None)
+    out = tmp_path / "a"
+    assert main(["analyze", str(converted), "--limit", "10", "--no-timesteps", "--out", str(out), "--qat", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "a converted run has no trainable SNN" in err and err.count("\n") == 1
+    assert not out.exists() or not any(out.rglob("*"))
 
 
 @pytest.mark.parametrize("stages, epochs, lr", [((8, 1), 1, None), ((4, 4), 1, None), ((8,), 1.5, None),

@@ -43,10 +43,8 @@ def quantization_aware_retrain(
 
     lr: learning rate of the retraining (default: the run's ``optim.lr``).
     """
-    check_qat(out_dir, stages, epochs, lr)
+    check_qat(out_dir, stages, epochs, lr, run_dir)
     config, parts, _ = load_run(run_dir)
-    if config.method.name == "converted":
-        raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
     cfg = replace(
         config,
         train=replace(config.train, epochs=epochs, progress=False, ema_decay=None),  # no weight average kept
@@ -83,11 +81,13 @@ def quantization_aware_retrain(
     return results
 
 
-def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: float | None = None) -> None:
+def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: float | None = None,
+              run_dir: str | Path | None = None) -> None:
     """A one-line ``ConfigError`` before anything is loaded or trained: ``epochs`` not an integer >= 1, no stage, a
-    stage's bits not an integer >= 2 or given twice, ``lr`` not a finite number > 0, or a stage folder
-    ``out_dir/bits<k>`` that already holds a run. (Each was found only on reaching its stage, after the analysis and
-    the stages before it had been run and written: ``--qat 8,1`` and ``--qat 8,8`` trained and wrote ``bits8``.)"""
+    stage's bits not an integer >= 2 or given twice, ``lr`` not a finite number > 0, a stage folder
+    ``out_dir/bits<k>`` that already holds a run, or (``run_dir`` given; its ``config.yaml`` is read) a converted
+    run. (Each was found only on reaching its stage, after the analysis and the stages before it had been run and
+    written: ``--qat 8,1`` and ``--qat 8,8`` trained and wrote ``bits8``.)"""
     if not is_whole(epochs, 1) or not stages:
         raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs!r}, stages={stages!r}")
     for bits in stages:
@@ -101,6 +101,8 @@ def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: flo
         stage = RunDir(Path(out_dir) / f"bits{bits}")
         if stage.has_checkpoint():
             raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
+    if run_dir is not None and RunDir(run_dir).read_config().method.name == "converted":
+        raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
 
 
 def _retrain(cfg, model, method, train_batches) -> float:

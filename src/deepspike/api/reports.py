@@ -49,7 +49,7 @@ def analyze(
         register_energy_preset(preset)
     out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
     if qat_bits:  # before the analysis: a bad stage was found only after it and the stages before it
-        check_qat(out / "qat", qat_bits, qat_epochs)
+        check_qat(out / "qat", qat_bits, qat_epochs, run_dir=run_dir)
     result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:
         per_channel = options.per_channel if options is not None else False
