@@ -55,6 +55,16 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", split="tset"), "unknown split 'tset'; valid: test, tr"),
     (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=2.5),
      r"--max-samples must be >= 1, got 2\.5$"),  # once a TypeError slicing the batches
+    (lambda tmp: ds.convert(tmp, tmp / "c", limit=0), "--limit must be >= 1, got 0"),  # once 0 images as 0%
+    (lambda tmp: ds.convert(tmp, tmp / "c", seed=-1), r"--seed must be in \[0, 2\*\*63 - 1\] \(as train.seed\)"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", timesteps="64"), "--timesteps must be >= 1, got '64'"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", calib_samples=0), "--calib-samples must be >= 1, got 0"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", calib_timesteps=2.5), "--calib-timesteps must be >= 1, got 2.5"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", norm=3), "norm must be a name or a list of names of spike, max"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", margin=2.0), "unknown conversion option 'margin'; valid: calib_samples"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"), "--margin must be a finite number, got 'x'"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), "--limit must be >= 1, got 0"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", timesteps=4), "unknown conversion option 'timesteps'; valid: al"),
     (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),
     (lambda tmp: ds.load_run(tmp, device="tpu"), "bad device 'tpu': expected auto, cpu, cuda or cuda:N"),
     (lambda tmp: ds.pretrained("stbp_fmnist", device=0), "bad device 0"),

@@ -227,6 +227,15 @@ def test_convert_refuses_a_seed_that_train_seed_would_refuse(tmp_path, capsys, s
     assert not (tmp_path / "c").exists()
 
 
+def test_convert_refuses_more_threads_than_the_machine_has(tmp_path, capsys):
+    """--threads 100000 ended in a segmentation fault (exit 139) as the threads' stacks ran out; now one line."""
+    cpus = os.cpu_count() or 1
+    assert main(["convert", str(tmp_path / "no_run"), "--threads", str(cpus + 1), "--out", str(tmp_path / "c")]) == 2
+    expected = f"deepspike: error: --threads must be in 1 .. {cpus} (this machine's CPUs), got {cpus + 1}\n"
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "c").exists()
+
+
 def test_models_with_a_bad_class_count_prints_only_the_error(capsys):
     assert main(["models", "--classes", "0"]) == 2
     out, err = capsys.readouterr()

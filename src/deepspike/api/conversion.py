@@ -7,10 +7,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from deepspike.config.schema import SEED_MAX
 from deepspike.conversion.calibration import NORM_CHOICES as CONVERSION_NORMS  # noqa: F401 (re-exported)
 from deepspike.conversion.comparison import convert_norms
 from deepspike.conversion.pipeline import convert_run
 from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
+
+RATE_OPTIONS = ("calib_samples", "calib_timesteps", "percentile", "reset", "readout", "residual", "encoding",
+                "initial_membrane", "spike_value", "signed", "limit", "seed")
+TTFS_OPTIONS = ("calib_samples", "margin", "alpha", "limit")
 
 
 def convert(
@@ -27,8 +34,12 @@ def convert(
     Several norms (a list, or names joined by commas) convert into ``out/<norm>`` each and add one comparison
     table (``conversion.comparison``); the result is then ``{"norms": [...], "rows": [...]}``. ``options``:
     ``calib_samples``, ``calib_timesteps``, ``percentile``, ``reset``, ``readout``, ``residual``, ``encoding``,
-    ``initial_membrane``, ``spike_value``, ``limit``, ``seed`` (see ``deepspike convert --help``)."""
-    norms = norm.split(",") if isinstance(norm, str) else list(norm)
+    ``initial_membrane``, ``spike_value``, ``signed``, ``limit``, ``seed`` (see ``deepspike convert --help``); a
+    count that is not a whole number >= 1, a seed outside [0, 2**63 - 1] or another option is a ``ConfigError``."""
+    norms = norm.split(",") if isinstance(norm, str) else list(norm) if isinstance(norm, list | tuple) else [norm]
+    if not all(isinstance(n, str) for n in norms):
+        raise ConfigError(f"norm must be a name or a list of names of {', '.join(CONVERSION_NORMS)}, got {norm!r}")
+    check_options(dict(options, timesteps=timesteps), RATE_OPTIONS + ("timesteps",))
     name = "_".join(norms)
     out = out if out is not None else Path(run_dir) / f"converted_{name}"
     log = log or (lambda s: None)
@@ -44,5 +55,23 @@ def convert_to_ttfs(
     windowed ReL-PSP neurons) in ``out`` (default ``RUN_DIR/converted_ttfs``); returns its summary
     (``ann_test_accuracy``, ``snn_test_accuracy``, ``spikes_per_neuron``, latency, synaptic operations).
     ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``)."""
+    check_options(options, TTFS_OPTIONS)
     out = out if out is not None else Path(run_dir) / "converted_ttfs"
     return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)
+
+
+def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
+    """A one-line ``ConfigError`` for a conversion option that is not one of ``valid``, a count (``timesteps``,
+    ``calib_samples``, ``calib_timesteps``, ``limit``) that is not a whole number >= 1 (``limit=0`` scored 0 test
+    images as 0% accuracy), a ``seed`` outside ``train.seed``'s range or a ``margin``/``alpha`` that is no number."""
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown conversion option {unknown[0]!r}; valid: {', '.join(sorted(valid))}")
+    for key in ("timesteps", "calib_samples", "calib_timesteps", "limit"):
+        if options.get(key) is not None and not is_whole(options[key], 1):
+            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {options[key]!r}")
+    if options.get("seed") is not None and not is_whole(options["seed"], 0, SEED_MAX):
+        raise ConfigError(f"--seed must be in [0, 2**63 - 1] (as train.seed), got {options['seed']!r}")
+    for key in ("margin", "alpha"):
+        if options.get(key) is not None and not is_finite(options[key]):
+            raise ConfigError(f"--{key} must be a finite number, got {options[key]!r}")

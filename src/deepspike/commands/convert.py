@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
 from deepspike import api
-from deepspike.config.schema import SEED_MAX
 from deepspike.core.atomic import strict_json
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 
 NAME = "convert"
 HELP = "convert a trained ANN run to an IF spiking net (QCFS, channel-, max-, percentile- or SPIKE-NORM) or, with " \
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "takes back an early one (Li, Ma and Furber 2022; needs reset by subtraction)" + auto)
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, help="seed of the calibration spike trains (0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (1 is much faster on a busy machine)")
+    p.add_argument("--threads", type=int, help="torch CPU threads, at most the machine's CPUs (1 is much faster on a "
+                   "busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -92,16 +94,10 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _resolve_defaults(args)
-    for key in ("timesteps", "calib_samples", "calib_timesteps"):
-        if getattr(args, key) < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
-    if not 0 <= args.seed <= SEED_MAX:
-        raise ConfigError(f"--seed must be in [0, 2**63 - 1] (as train.seed), got {args.seed}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        cpus = os.cpu_count() or 1
+        if not is_whole(args.threads, 1, cpus):  # 100,000 threads: a segmentation fault as their stacks ran out
+            raise ConfigError(f"--threads must be in 1 .. {cpus} (this machine's CPUs), got {args.threads}")
         torch.set_num_threads(args.threads)
     log = None if args.quiet else (lambda s: print(s, flush=True))
     if args.to == "ttfs":
