@@ -65,6 +65,10 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"), "--margin must be a finite number, got 'x'"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), "--limit must be >= 1, got 0"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", timesteps=4), "unknown conversion option 'timesteps'; valid: al"),
+    (lambda tmp: ds.train(ds.load_config(None, ["data.name=digits"]), tmp / "t", ["train.epochs=1"]),
+     "overrides apply to a recipe file"),  # once trained for the default epochs, the override silently dropped
+    (lambda tmp: ds.train(5, tmp / "t"), "a recipe is a path to a YAML file .or None for the defaults., got int 5"),
+    (lambda tmp: ds.reproduce(3, tmp / "r"), "a recipe is a path to a YAML file"),
     (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),
     (lambda tmp: ds.load_run(tmp, device="tpu"), "bad device 'tpu': expected auto, cpu, cuda or cuda:N"),
     (lambda tmp: ds.pretrained("stbp_fmnist", device=0), "bad device 0"),

@@ -75,6 +75,28 @@ def test_missing_and_unparsable_files(tmp_path):
         load_config(scalar)
 
 
+def test_a_folder_given_as_recipe_is_named_a_folder(tmp_path):
+    """Once 'config file not found: DIR' of a folder that exists."""
+    with pytest.raises(ConfigError, match=r"is a folder, not a recipe file \(YAML\)$"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(("path", "overrides", "message"), [
+    (5, None, "a recipe is a path to a YAML file (or None for the defaults), got int 5"),  # once a TypeError
+    (None, "train.epochs=3", "overrides must be a list of key=value strings, e.g. ['train.epochs=3'], got "
+                             "'train.epochs=3'"),  # once read letter by letter: "bad override 't'"
+    (None, ["train.epochs=3", 4], "overrides must be a list of key=value strings"),
+])
+def test_arguments_of_the_wrong_type_are_one_line(path, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_overrides_may_be_a_tuple():
+    assert load_config(None, ("train.epochs=3",)).train.epochs == 3
+
+
 def test_parse_overrides_types():
     cfg = parse_overrides(["a.b=3", "a.c=0.5", "d=[1,2]", "e=null"])
     assert cfg.a.b == 3 and cfg.a.c == 0.5 and list(cfg.d) == [1, 2] and cfg.e is None

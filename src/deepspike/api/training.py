@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from deepspike.config import RunConfig, load_config
-from deepspike.core.errors import unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.training.pretrained import check_pretrained, load_pretrained, zoo_card, zoo_table
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
@@ -33,17 +33,20 @@ def train(
     overrides: Sequence[str] = (),
     resume: bool = False,
 ) -> dict[str, Any] | None:
-    """Train ``recipe`` (a YAML path, a loaded ``RunConfig`` or None for the defaults) with ``key=value``
-    ``overrides`` into run directory ``out``, which may hold no run files; ``resume`` continues the run there
-    exactly, with the run's config except for ``train.epochs`` and how it runs (``training.run_open``: other
-    changes are refused in one line; without a recipe it continues with the run's ``config.yaml``). A
-    non-finite loss raises ``TrainingDiverged``. Returns the summary
-    (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
+    """Train ``recipe`` (a YAML path, a loaded ``RunConfig`` or None for the defaults) with a list of ``key=value``
+    ``overrides`` (none with a ``RunConfig``, which is trained as it is: ``ConfigError``) into run directory
+    ``out``, which may hold no run files; ``resume`` continues the run there exactly, with the run's config except
+    for ``train.epochs`` and how it runs (``training.run_open``: other changes are refused in one line; without a
+    recipe it continues with the run's ``config.yaml``). A non-finite loss raises ``TrainingDiverged``. Returns the
+    summary (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
     rank calls this; the process group is left together before returning, and only the main rank (0) gets
     the summary (the others get None)."""
-    if not isinstance(recipe, RunConfig) and recipe is None and resume:
+    if isinstance(recipe, RunConfig) and overrides:
+        raise ConfigError("overrides apply to a recipe file: load_config(path, overrides), or pass the path; "
+                          "a loaded RunConfig is trained as it is")
+    if recipe is None and resume:
         recipe = resume_recipe(RunDir(out))
-    config = recipe if isinstance(recipe, RunConfig) else load_config(recipe, list(overrides))
+    config = recipe if isinstance(recipe, RunConfig) else load_config(recipe, overrides)
     trainer = Trainer(config, out, resume=resume)
     summary = trainer.fit()  # leaves the process group; an exception ends this rank, torchrun stops the others
     return summary if trainer.dist.is_main else None
@@ -56,7 +59,7 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
     "as_recorded", "reproduced", ...}``, also written to ``out/reproduce.json``. ``reproduced`` needs the recipe as
     recorded: overrides other than how the run runs (``train.progress``, ``data.data_dir``, ...) make it false, and
     overrides of ``expected.*`` are refused (``ConfigError``)."""
-    config = load_config(recipe, list(overrides))
+    config = load_config(recipe, overrides)
     return reproduce_run(config, out, recipe=str(recipe), resume=resume, overrides=list(overrides))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +31,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     option with its default filled in). Any problem is a one-line ``ConfigError`` (``DataNotFoundError``
     for a missing file).
     """
+    _check_arguments(path, overrides)
     raw = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
     try:
         raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
@@ -37,6 +39,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"cannot apply the overrides: {str(e).splitlines()[0]}") from None
     _check_sections(raw)
     return _run_config(raw)
+
+
+def _check_arguments(path: object, overrides: object) -> None:
+    """A one-line ``ConfigError`` when ``path`` is not a path (``load_config(5)`` was a TypeError) or ``overrides``
+    is not a list of ``key=value`` strings (a bare string was read letter by letter: "bad override 't'")."""
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"a recipe is a path to a YAML file (or None for the defaults), got "
+                          f"{type(path).__name__} {shown_value(path)}")
+    listed = isinstance(overrides, list | tuple) and all(isinstance(o, str) for o in overrides)
+    if overrides is not None and not listed:
+        raise ConfigError(f"overrides must be a list of key=value strings, e.g. ['train.epochs=3'], got "
+                          f"{shown_value(overrides)}")
 
 
 def _run_config(raw: DictConfig) -> RunConfig:

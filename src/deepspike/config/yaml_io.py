@@ -45,6 +45,8 @@ _FLOAT = re.compile(
 def read_yaml_file(path: Path) -> Any:
     """The YAML document in file ``path`` as plain Python data (None when empty); one-line errors."""
     name = shown_key(str(path))
+    if path.is_dir():  # once "config file not found: runs", of a folder that is there
+        raise ConfigError(f"{name} is a folder, not a recipe file (YAML)")
     if not path.is_file():
         raise DataNotFoundError(f"config file not found: {name}")
     try:
