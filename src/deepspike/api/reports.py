@@ -41,6 +41,9 @@ def analyze(
     and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``;
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
     (``out/qat/bits<k>``)."""
+    if options is not None and not isinstance(options, AnalysisOptions):
+        raise ConfigError(f"options must be an AnalysisOptions, e.g. ds.AnalysisOptions(limit=200), got "
+                          f"{type(options).__name__}")
     presets = [parse_energy_preset(text) for text in energy_presets]
     names = [p.name for p in presets]
     if len(set(names)) < len(names):
@@ -122,6 +125,9 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
     return list(runs)
 
 
+EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window")
+
+
 def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int | None = None,
            target: str | None = None, limit: int | None = None, **options: Any) -> dict[str, Any]:
     """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``,
@@ -131,7 +137,10 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's; ``steps``
     default 1000). ``target`` (``speck``, ``xylo``): the chip fit report (``result["target"]``; xylo: accuracy
     before/after quantisation on ``limit`` test samples, default all). An option given for a part not asked for (it
-    would be ignored) is a one-line ``ConfigError``."""
+    would be ignored) or any other option is a one-line ``ConfigError``."""
+    unknown = sorted(set(options) - set(EXPORT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
     _refuse_options_without_their_part(path, check, steps, target, limit, options)
