@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.conversion.outputs import plot_accuracy_curves
-from deepspike.conversion.pipeline import convert_run
+from deepspike.conversion.pipeline import check_conversion, convert_run
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir
 from deepspike.core.errors import ConfigError
 
@@ -35,6 +35,8 @@ def convert_norms(
     check_output_dir(out_dir, "--out")
     if (out_dir / "comparison.json").exists():
         raise ConfigError(f"{out_dir} already holds a comparison; pick another --out")
+    for norm in norms:  # all first: a later norm refused once left the earlier ones converted, blocking a retry
+        check_conversion(run_dir, out_dir / norm, norm, timesteps, **options)
     summaries = {}
     for norm in norms:
         log(f"== {norm}")

@@ -42,6 +42,10 @@ from deepspike.training.run_setup import RunParts, make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import autocast_dtype
 
+# convert_run's options that are ConvertedOptions fields (None: the norm's default, ``neuron_defaults``)
+CHOSEN_KEYS = ("reset", "readout", "encoding", "initial_membrane", "spike_value", "signed", "residual", "percentile",
+               "calib_samples", "calib_timesteps")
+
 
 @dataclass
 class Calibrated:
@@ -90,10 +94,9 @@ def convert_run(
     config, parts, state = _load_ann_run(run_dir, out_dir, norm)
     device = next(parts.model.parameters()).device
     chosen = dict(reset=reset, readout=readout, encoding=encoding, initial_membrane=initial_membrane,
-                  spike_value=spike_value, signed=signed)
-    neuron = {**neuron_defaults(norm, has_biases(parts.arch)), **{k: v for k, v in chosen.items() if v is not None}}
-    settings = dict(timesteps=timesteps, norm=norm, residual=residual, percentile=percentile,
-                    calib_samples=calib_samples, calib_timesteps=calib_timesteps, **neuron)
+                  spike_value=spike_value, signed=signed, residual=residual, percentile=percentile,
+                  calib_samples=calib_samples, calib_timesteps=calib_timesteps)  # CHOSEN_KEYS
+    settings = conversion_settings(norm, timesteps, has_biases(parts.arch), chosen)
     calibrated = _calibrate(config, parts, device, settings, seed, log)
     method_section = {"name": "converted", **dataclasses.asdict(calibrated.options)}
     write_thresholds(out_dir, calibrated.options, calibrated.names, calibrated.roles)
@@ -110,6 +113,26 @@ def convert_run(
     save_converted_run(out_dir, config, method_section, calibrated.snn, state.get("epoch", 0), str(run_dir))
     RunDir(out_dir).write_summary(summary)
     return summary
+
+
+def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[str, Any]) -> dict[str, Any]:
+    """The ``ConvertedOptions`` fields (but the thresholds and input scale) of converting with ``norm``: the
+    ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``)."""
+    neuron = {**neuron_defaults(norm, biases), **{k: v for k, v in chosen.items() if v is not None}}
+    return dict(timesteps=timesteps, norm=norm, **neuron)
+
+
+def check_conversion(run_dir: str | Path, out_dir: str | Path, norm: str, timesteps: int, **chosen: Any) -> None:
+    """What ``convert_run`` refuses before its calibration, read from the run's ``config.yaml`` alone (no weights,
+    no data): an unknown norm, an ``out_dir`` that holds a run, a run of another method, ``qcfs`` of a ReLU ANN,
+    neuron settings ``ConvertedOptions`` refuses. ``convert_norms`` asks it of every norm before converting one."""
+    if norm not in NORM_CHOICES:
+        raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
+    check_output_dir(out_dir, "--out")
+    if RunDir(out_dir).has_checkpoint():
+        raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
+    _check_ann_config(run_dir, RunDir(run_dir).read_config(), norm)
+    ConvertedOptions(**conversion_settings(norm, timesteps, False, {k: chosen.get(k) for k in CHOSEN_KEYS}))
 
 
 def neuron_defaults(norm: str, biases: bool) -> dict[str, Any]:
@@ -141,18 +164,24 @@ def load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunPart
     if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
     config, parts, state = load_run(run_dir, device="cpu")
-    if config.method.name != "ann":
-        raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
+    _check_ann_config(run_dir, config, None)
     return config, parts, state
 
 
 def _load_ann_run(run_dir: str | Path, out_dir: Path, norm: str) -> tuple[RunConfig, RunParts, dict]:
     """``load_ann_run``; also refuses ``--norm qcfs`` for an ANN without QCFS activations."""
     config, parts, state = load_ann_run(run_dir, out_dir)
+    _check_ann_config(run_dir, config, norm)
+    return config, parts, state
+
+
+def _check_ann_config(run_dir: str | Path, config: RunConfig, norm: str | None) -> None:
+    """A one-line ``ConfigError`` for a run that is not an ``ann`` run, or, for ``norm`` qcfs, not a QCFS ANN."""
+    if config.method.name != "ann":
+        raise ConfigError(f"{run_dir} is a {config.method.name!r} run; convert needs a trained 'ann' run")
     if norm == "qcfs" and config.method.options.activation != "qcfs":
         raise ConfigError(f"--norm qcfs needs an ANN trained with method.activation=qcfs; {run_dir} is a "
                           f"{config.method.options.activation!r} ANN (use --norm channel, max, percentile or spike)")
-    return config, parts, state
 
 
 def _calibrate(

@@ -1,0 +1,50 @@
+"""``conversion.comparison.convert_norms``: every norm is checked before the first is converted, so a refused
+norm leaves nothing behind and the same --out takes the corrected list."""
+
+import pytest
+
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.conversion.comparison import convert_norms
+from deepspike.core.errors import ConfigError
+from deepspike.training.trainer import Trainer
+
+QUIET = {"log": lambda s: None}
+
+
+@pytest.fixture(scope="module")
+def relu_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("relu") / "run"
+    Trainer(load_config(None, ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "data.name=digits",
+                               "train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false"]), run).fit()
+    return run
+
+
+@pytest.mark.parametrize(("norms", "options", "message"), [
+    (["spike", "qcfs"], {}, "--norm qcfs needs an ANN trained with method.activation=qcfs"),
+    (["max", "channel"], {"reset": "zero"}, "method.signed needs method.reset=subtract"),  # channel's signed default
+    (["max", "percentile"], {"percentile": 0.0}, r"method.percentile must be in \(0, 100\], got 0.0"),
+])
+def test_a_refused_later_norm_converts_none_of_the_earlier(relu_run, tmp_path, norms, options, message):
+    """Before, the first norm was calibrated, simulated and written to OUT/<norm>, then the second refused; a retry
+    with the list corrected was refused in turn ('OUT/spike already holds a run')."""
+    with pytest.raises(ConfigError, match=message):
+        convert_norms(relu_run, tmp_path / "cmp", norms, 4, calib_timesteps=4, limit=10, **options, **QUIET)
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_a_norm_folder_that_holds_a_run_is_refused_before_any_is_converted(relu_run, tmp_path):
+    (tmp_path / "cmp" / "max").mkdir(parents=True)
+    (tmp_path / "cmp" / "max" / "checkpoint.pt").write_bytes(b"an earlier conversion")
+    with pytest.raises(ConfigError, match=r"cmp/max already holds a run"):
+        convert_norms(relu_run, tmp_path / "cmp", ["spike", "max"], 4, calib_timesteps=4, limit=10, **QUIET)
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == ["max"]
+
+
+def test_the_corrected_list_then_converts_into_the_same_out(relu_run, tmp_path, capsys):
+    out = str(tmp_path / "cmp")
+    common = ["--timesteps", "4", "--calib-timesteps", "4", "--limit", "10", "--quiet", "--out", out]
+    assert main(["convert", str(relu_run), "--norm", "spike,qcfs", *common]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["convert", str(relu_run), "--norm", "spike,max", *common]) == 0
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir() if p.is_dir()) == ["max", "spike"]
