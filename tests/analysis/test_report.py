@@ -328,6 +328,14 @@ def test_qat_retrains_with_the_runs_own_step_settings(runs, tmp_path, monkeypatc
     assert stage.train.temporal_grad == "sltt" and stage.train.ema_decay is None
 
 
+def test_spike_activity_counts_a_rate_coded_run_and_refuses_an_ann(runs):
+    """An ann run gave an empty Activity (0 spikes per sample) without a word."""
+    activity = spike_activity(runs / "stbp")
+    assert activity.layers and activity.spikes_per_sample > 0
+    with pytest.raises(ConfigError, match="its ann net has no rate-coded spiking layer to count spikes of$"):
+        spike_activity(runs / "ann")
+
+
 def test_qat_spreads_its_schedule_over_the_steps_an_epoch_takes(tmp_path, monkeypatch):
     """A linear schedule to 0 over one epoch of ``train.max_steps_per_epoch=2`` steps: the second (last) step takes
     half the rate, ``lr (1 - 1/2)``. It was spread over all 23 training batches of digits, so the last of the two

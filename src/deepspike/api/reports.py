@@ -171,10 +171,14 @@ def _refuse_options_without_their_part(path, check: bool, steps, target, limit, 
 
 def spike_activity(run_dir: str | Path) -> Activity:
     """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on its test split, run as
-    it was trained and scored (a ``train.precision=bf16`` run under bfloat16 autocast, as ``analyze`` runs it)."""
+    it was trained and scored (a ``train.precision=bf16`` run under bfloat16 autocast, as ``analyze`` runs it). A run
+    whose net has no rate-coded spiking layer (an ``ann`` or TTFS run) is a one-line ``ConfigError``."""
     config, parts, batches = load_test_batches(run_dir, None)
     with autocast(next(parts.model.parameters()).device, autocast_dtype(config.train.precision)):
-        return measure_activity(parts.model, batches)
+        activity = measure_activity(parts.model, batches)
+    if not activity.layers:
+        raise ConfigError(f"{run_dir}: its {config.method.name} net has no rate-coded spiking layer to count spikes of")
+    return activity
 
 
 __all__ = ["AnalysisOptions", "analyze", "compare", "export", "spike_activity", "timestep_sweep"]
