@@ -85,3 +85,36 @@ def test_a_registered_models_own_default_of_zero_is_taken(fresh_registry):
     assert create_architecture("test_zero_default", extra_layers=0).layers[-1].out_features == 10
     with pytest.raises(ConfigError, match="bad value -1 for model.args.extra_layers: expected a whole number from 0"):
         create_architecture("test_zero_default", extra_layers=-1)
+
+
+def test_a_factory_that_cannot_build_its_default_net_is_refused_when_registered(fresh_registry):
+    """A factory with an option without a default registered, then ``deepspike models`` / ``ds.model_table()`` failed
+    for every model (TypeError: factory() missing 1 required positional argument: 'hidden'), as did a recipe that
+    left it out of model.args."""
+    with pytest.raises(TypeError, match="register_model\\('test_needs_hidden'\\): the factory must take .* give every "
+                                        "other argument a default .*'hidden'"):
+        @ds.register_model("test_needs_hidden", (4,))
+        def needs_hidden(num_classes, input_shape, width, hidden):
+            return (Linear(hidden), Linear(num_classes, act=False))
+    with pytest.raises(TypeError, match="the factory must take num_classes, input_shape and width"):
+        @ds.register_model("test_no_width", (4,))
+        def no_width(num_classes, input_shape):
+            return (Linear(num_classes, act=False),)
+    assert "test_needs_hidden" not in {row["name"] for row in ds.model_table()}
+
+
+def test_a_factory_with_options_as_docs_architecture_writes_it_takes_any_option(fresh_registry):
+    """docs/architecture.md: a model is ``factory(num_classes, input_shape, width, **options)``; every option given
+    to one was refused ("has no argument 'hidden'; valid: options"). Its named arguments are still checked, and the
+    arguments set by the recipe's other keys are still no model.args."""
+
+    @ds.register_model("test_any_options", (4,))
+    def factory(num_classes, input_shape, width, depth: int = 1, **options):
+        return (*(Linear(options.get("hidden", 2)) for _ in range(depth)), Linear(num_classes, act=False))
+
+    arch = create_architecture("test_any_options", hidden=3, depth=2)
+    assert [layer.out_features for layer in arch.layers] == [3, 3, 10]
+    with pytest.raises(ConfigError, match="bad value 0 for model.args.depth"):
+        create_architecture("test_any_options", depth=0)
+    with pytest.raises(ConfigError, match="has no argument 'width'; valid: depth$"):
+        registry._check_kwargs(registry.get_model_entry("test_any_options"), {"width": 2.0})

@@ -33,8 +33,10 @@ _MODELS: dict[str, ModelEntry] = {}
 
 def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Callable:
     """Decorator registering ``factory(num_classes, input_shape, width, **kwargs) -> tuple[Layer, ...]``.
-    ``TypeError`` for a name that is not a string or a shape that is not positive ints: a bad entry would break
-    every later ``list_models``; ``ConfigError`` for a name another factory has (``core.registration``)."""
+    ``TypeError`` for a name that is not a string, a shape that is not positive ints, or a factory that cannot be
+    called with ``num_classes``, ``input_shape`` and ``width`` alone (an option without a default): a bad entry would
+    break every later ``list_models`` / ``model_table``; ``ConfigError`` for a name another factory has
+    (``core.registration``)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register_model: the name must be a non-empty string, got {name!r}")
     if not isinstance(default_input_shape, tuple | list) or not default_input_shape or not all(
@@ -43,6 +45,7 @@ def register_model(name: str, default_input_shape: Shape, paper: str = "") -> Ca
                         f"{default_input_shape!r}")
 
     def wrap(factory: Callable[..., tuple[Layer, ...]]) -> Callable[..., tuple[Layer, ...]]:
+        _check_signature(name, factory)
         check_registration("model", name, _MODELS[name].factory if name in _MODELS else None, factory)
         doc = (factory.__doc__ or "").strip().splitlines()
         _MODELS[name] = ModelEntry(name, factory, tuple(default_input_shape), paper, doc[0] if doc else "")
@@ -102,14 +105,34 @@ MAY_BE_EMPTY = ("hidden",)
 """List model arguments that may be empty (no hidden layer)."""
 
 
+CORE_ARGS = ("num_classes", "input_shape", "width")
+"""The arguments every factory takes from the recipe's other keys, never from ``model.args``."""
+
+
+def _check_signature(name: str, factory: Callable) -> None:
+    """``TypeError`` unless ``factory(num_classes=..., input_shape=..., width=...)`` binds: every other argument has a
+    default (``deepspike models`` builds each model so; a recipe sets only what it changes)."""
+    try:
+        inspect.signature(factory).bind(**dict.fromkeys(CORE_ARGS))
+    except TypeError as e:
+        raise TypeError(f"register_model({name!r}): the factory must take num_classes, input_shape and width and "
+                        f"give every other argument a default ({e})") from None
+    except ValueError:  # no signature to read (a builtin): it is called as it is
+        pass
+
+
 def _check_kwargs(entry: ModelEntry, kwargs: dict) -> None:
+    """``kwargs`` (``model.args``) against the factory's signature: each a named argument of the right kind (a factory
+    with ``**options`` also takes any other key, unchecked)."""
     params = inspect.signature(entry.factory).parameters
-    allowed = [p for p in params if p not in ("num_classes", "input_shape", "width")]
+    named = {k: p for k, p in params.items()
+             if k not in CORE_ARGS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     for key, value in kwargs.items():
-        if key not in allowed:
-            valid = ", ".join(allowed) or "none"
+        if key not in named and (key in CORE_ARGS or not takes_any):
+            valid = ", ".join(named) or "none"
             raise ConfigError(f"model {entry.name!r} has no argument {key!r}; valid: {valid}")
-        problem = _kind_problem(key, value, params[key].default)
+        problem = _kind_problem(key, value, named[key].default) if key in named else None
         if problem:
             raise ConfigError(f"model {entry.name!r}: bad value {value!r} for model.args.{key}: expected {problem}")
 
