@@ -117,3 +117,16 @@ def test_every_registered_model_resolves():
     for entry in list_models():
         arch = create_architecture(entry.name, num_classes=10)
         assert count_parameters(arch) > 0
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Residual(Conv(4, 3, padding=1)), "Residual: body must be a tuple of layer specs, got Conv"),
+    (lambda: Residual((Conv(4, 3, padding=1),), shortcut=None), "Residual: shortcut must be a tuple"),
+    (lambda: Concat(((Conv(2, 1)), (Conv(3, 1)))), "Concat: branch 0 must be a tuple of layer specs, got Conv"),
+    (lambda: Concat(Conv(2, 1)), "Concat: branches must be a tuple")])
+def test_a_block_given_a_layer_where_its_branch_tuple_belongs_is_refused_when_made(make, message):
+    """``Residual((Conv(...)))`` (a one-layer tuple without its comma) was accepted and every walk of the spec then
+    failed with TypeError: 'Conv' object is not iterable."""
+    with pytest.raises(ConfigError, match=message):
+        make()
+    assert output_shape(Residual([Conv(4, 3, padding=1)]), (4, 6, 6)) == (4, 6, 6)  # a list is a sequence too

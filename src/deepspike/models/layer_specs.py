@@ -42,6 +42,14 @@ def check_whole(spec, name: str, low: int) -> None:
         raise ConfigError(f"{spec}: {name} must be a whole number >= {low}, got {value!r}")
 
 
+def check_layers(block, name: str, layers) -> None:
+    """A one-line ``ConfigError`` unless ``layers`` (a block's branch ``name``) is a tuple or list: ``Residual((Conv(8,
+    3)))``, the comma forgotten, passed the layer itself, which the walk then failed to iterate (TypeError)."""
+    if not isinstance(layers, tuple | list):
+        raise ConfigError(f"{type(block).__name__}: {name} must be a tuple of layer specs, got {layers!r} (a one-layer "
+                          "tuple needs its comma: (layer,))")
+
+
 @dataclass(frozen=True)
 class Conv:
     """2-D convolution, bias-free by default (the papers' nets are bias-free or use bias spikes).
@@ -219,6 +227,8 @@ class Residual:
     connect: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("body", "shortcut"):
+            check_layers(self, name, getattr(self, name))
         if self.connect is not None and self.connect not in CONNECTS:
             raise ConfigError(f"unknown connect function {self.connect!r}; valid: {', '.join(CONNECTS)}")
 
@@ -230,8 +240,11 @@ class Concat:
     branches: tuple[tuple[Layer, ...], ...]
 
     def __post_init__(self) -> None:
+        check_layers(self, "branches", self.branches)
         if not self.branches:  # (a branch of no layers passes its input on)
             raise ConfigError(f"{self}: an inception block needs at least one branch")
+        for j, branch in enumerate(self.branches):
+            check_layers(self, f"branch {j}", branch)
 
 
 Layer = Union[Conv, Linear, Pool, Flatten, Dropout, Attention, Activation, Residual, Concat]  # noqa: UP007 (runtime alias)
