@@ -76,6 +76,21 @@ def test_bad_options_raise_config_errors(options):
         get_method("ttfs", options)
 
 
+@pytest.mark.parametrize("method", ["ttfs", "stdbp"])
+@pytest.mark.parametrize("key, value", [("t_silent", 1e39), ("t_silent", -1e39), ("init_scale", 1e300)])
+def test_times_and_scales_past_float32_are_refused_at_load(method, key, value):
+    # the times and weights are float32: t_silent 1e39 failed in the first loss ("value cannot be converted to type
+    # float without overflow"), init_scale 1e300 when the weights were drawn ("to is out of bounds for float"), each a
+    # traceback with exit 1
+    with pytest.raises(ConfigError, match=f"method.{key}"):
+        get_method(method, {key: value})
+
+
+def test_the_largest_float32_time_and_scale_still_train():
+    m = get_method("ttfs", {"t_silent": 3.4e38, "init_scale": 3.4e38})
+    assert m.loss(torch.tensor([[1.0, math.inf]]), torch.tensor([1])).isfinite()
+
+
 def test_model_state_dict_round_trip_and_deepcopy():
     import copy
 

@@ -29,7 +29,7 @@ from torch import nn
 from deepspike.coding.decoders import first_spike_class
 from deepspike.coding.ttfs_input import CODINGS, TTFSInput
 from deepspike.core.errors import unknown_choice
-from deepspike.core.options import check_ranges
+from deepspike.core.options import FLOAT32_MAX, check_ranges
 from deepspike.layers.neuron_kinds import ttfs_neuron_layers
 from deepspike.methods.base import Method
 from deepspike.methods.registry import register_method
@@ -58,7 +58,8 @@ class TtfsOptions:
     Frobenius norm of each weight gradient (null = off). bias: bias input spike at t = 0.
     init_scale: weights ~ U(0, init_scale / fan_in). init_from: an ``ann`` run directory of the same
     model whose weights initialise the network (zhang2021). batchnorm: time-domain BN after conv layers.
-    t_silent: time a silent output counts as in the loss. measures: compute ``epoch_measures``;
+    t_silent: time a silent output counts as in the loss. init_scale and t_silent are float32 numbers (at most
+    ``FLOAT32_MAX`` in size: the weights and times are float32). measures: compute ``epoch_measures``;
     measure_batches: at most this many batches for them (null = all). backend: ``auto``, ``numba``, ``torch``.
     """
 
@@ -95,7 +96,8 @@ class TtfsOptions:
             (self.alpha > 0, "alpha", "> 0"), (self.jitter >= 0, "jitter", ">= 0"),
             (self.weight_sum_cost >= 0, "weight_sum_cost", ">= 0"), (self.l2 >= 0, "l2", ">= 0"),
             (self.grad_clip_rows is None or self.grad_clip_rows > 0, "grad_clip_rows", "> 0 or null"),
-            (self.init_scale > 0, "init_scale", "> 0"),
+            (0 < self.init_scale <= FLOAT32_MAX, "init_scale", f"> 0 and at most float32's {FLOAT32_MAX:.4g}"),
+            (abs(self.t_silent) <= FLOAT32_MAX, "t_silent", f"a time of float32's range (|t| <= {FLOAT32_MAX:.4g})"),
             (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"),
         )
         check_ranges(self, checks)

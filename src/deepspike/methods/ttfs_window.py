@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import check_ranges
+from deepspike.core.options import FLOAT32_MAX, check_ranges
 from deepspike.methods.base import Method
 from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.registry import register_method
@@ -51,7 +51,10 @@ class TtfsWindowOptions:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
-        checks = ((self.alpha > 0, "alpha", "> 0"), (self.margin > 0, "margin", "> 0"),
+        tiny = torch.finfo(torch.float32).tiny  # the values and windows are float32: x / alpha stays finite
+        checks = ((tiny <= self.alpha <= FLOAT32_MAX, "alpha", f"a number in float32's range ({tiny:.4g} to "
+                   f"{FLOAT32_MAX:.4g})"),
+                  (0 < self.margin <= FLOAT32_MAX, "margin", f"> 0 and at most {FLOAT32_MAX:.4g}"),
                   (self.latency_cost >= 0, "latency_cost", ">= 0"), (self.spike_cost >= 0, "spike_cost", ">= 0"),
                   (self.spike_cost_cap is None or 0 < self.spike_cost_cap <= 1, "spike_cost_cap", "in (0, 1] or null"),
                   (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
