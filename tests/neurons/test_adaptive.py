@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.carry import temporal_carry
@@ -71,7 +72,8 @@ def test_a_run_in_pieces_carries_membrane_and_adaptation():
     torch.testing.assert_close(torch.autograd.grad(pieces.sum(), x)[0], torch.autograd.grad(whole.sum(), x)[0])
 
 
-@pytest.mark.parametrize(("rho", "beta"), [(1.5, 0.2), (0.9, -0.1), (float("nan"), 0.2), (0.9, float("inf"))])
+@pytest.mark.parametrize(("rho", "beta"), [(1.5, 0.2), (0.9, -0.1), (float("nan"), 0.2), (0.9, float("inf")),
+                                         (0.9, 1e39)])
 def test_bad_adaptation_settings_are_one_line(rho, beta):
     with pytest.raises(ConfigError, match="^adapt_decay=.* must be a number in \\[0, 1\\] and adapt_scale="):
         AdaptiveLIF(NeuronParams(), adapt_decay=rho, adapt_scale=beta)
@@ -88,3 +90,13 @@ def test_low_precision_input_keeps_a_float32_state(dtype):
     assert ours.dtype == dtype
     assert torch.equal(ours.float(), AdaptiveLIF(params, adapt_decay=0.9, adapt_scale=0.3)(x.float()))
     assert torch.equal(AdaptiveLIF(params, adapt_scale=0.0)(x), LIF(0.8, 0.9, "subtract")(x.clone()))
+
+
+def test_the_largest_float32_adaptation_silences_a_neuron_after_one_spike():
+    # beta = FLOAT32_MAX: the first spike lifts the threshold to inf, so the neuron never fires again; a neuron that
+    # never fired keeps its threshold th (beta * 0 = 0). beta = 1e39, accepted before, was inf in float32: inf * 0
+    # made every threshold NaN and every spike NaN from the second step on (measured), so it is refused
+    x = torch.tensor([[[1.0, 0.1]]] * 4)  # [T=4, B=1, 2]: one neuron driven hard, one silent
+    s = AdaptiveLIF(NeuronParams(decay=1.0, threshold=1.0, reset="subtract"), adapt_decay=0.5,
+                    adapt_scale=FLOAT32_MAX)(x)
+    assert s[:, 0].tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]

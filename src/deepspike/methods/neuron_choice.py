@@ -19,7 +19,7 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
-* ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta >= 0`` of ``alif``;
+* ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta`` in [0, FLOAT32_MAX] of ``alif``;
 * ``detach_reset``: the spike inside the reset is a constant in the backward pass (``neurons.dynamics``; SpikingJelly's
   ``detach_reset``, on in Spikformer); every neuron with a reset (not the PSN family);
 * ``state_bits`` (null or 1 to 16), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
@@ -48,7 +48,7 @@ from typing import Any
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_whole
+from deepspike.core.options import FLOAT32_MAX, is_whole
 from deepspike.core.registration import factory_registrar, made_module
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
@@ -100,8 +100,8 @@ def check_neuron_options(o: Any) -> None:
     if not is_syn_decay(o.syn_decay):
         raise ConfigError(f"bad value {o.syn_decay!r} for method.syn_decay: expected a number in [0, 1]")
     if not is_adaptation(o.adapt_decay, o.adapt_scale):
-        raise ConfigError(f"bad value for method.adapt_decay/adapt_scale: expected a number in [0, 1] and a finite "
-                          f"number >= 0, got {o.adapt_decay!r}/{o.adapt_scale!r}")
+        raise ConfigError(f"bad value for method.adapt_decay/adapt_scale: expected a number in [0, 1] and a number "
+                          f"in [0, {FLOAT32_MAX:.4g}], got {o.adapt_decay!r}/{o.adapt_scale!r}")
     if o.neuron in ("synaptic", "alif") and (o.learn_threshold or o.neuron_params != "layer"):
         raise ConfigError(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
                           "method.neuron_params=channel are for lif and plif")

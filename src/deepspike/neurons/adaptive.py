@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite
+from deepspike.core.options import FLOAT32_MAX, is_finite
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
@@ -49,9 +49,11 @@ def adaptive_step(
 
 
 def is_adaptation(rho: object, beta: object) -> bool:
-    """Whether ``(adapt_decay, adapt_scale)`` are valid: ``rho`` a number in [0, 1], ``beta`` a finite number >= 0."""
+    """Whether ``(adapt_decay, adapt_scale)`` are valid: ``rho`` a number in [0, 1], ``beta`` a number in
+    ``[0, FLOAT32_MAX]`` (the threshold is float32: a larger ``beta`` is inf there, and ``inf * a`` is NaN where the
+    trace ``a`` is 0)."""
     numbers = all(is_finite(z) for z in (rho, beta))
-    return numbers and 0.0 <= rho <= 1.0 and beta >= 0.0
+    return numbers and 0.0 <= rho <= 1.0 and 0.0 <= beta <= FLOAT32_MAX
 
 
 class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
@@ -64,7 +66,7 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
         super().__init__()
         if not is_adaptation(adapt_decay, adapt_scale):
             raise ConfigError(f"adapt_decay={adapt_decay!r} must be a number in [0, 1] and adapt_scale="
-                              f"{adapt_scale!r} a finite number >= 0")
+                              f"{adapt_scale!r} a number in [0, {FLOAT32_MAX:.4g}]")
         if not params.leak_grad:
             raise ConfigError("an adaptive LIF needs leak_grad=True (its gradient runs through the leak)")
         refuse_state_quant(params.state_quant, "an adaptive LIF")
