@@ -1,10 +1,11 @@
 """The reference loop of LIF/PLIF with tensor (learnable) decay and threshold (``neurons.learnable_dynamics``),
 against trajectories worked out by hand."""
 
+import pytest
 import torch
 
 from deepspike.neurons import NeuronParams
-from deepspike.neurons.learnable_dynamics import learnable_multistep_reference
+from deepspike.neurons.learnable_dynamics import learnable_multistep, learnable_multistep_reference
 
 
 def test_plif_subtract_golden_per_channel_thresholds():
@@ -21,3 +22,21 @@ def test_plif_subtract_golden_per_channel_thresholds():
     assert s[:, 0, 0].tolist() == [0, 1, 1, 0, 0]
     assert s[:, 0, 1].tolist() == [0, 1, 1, 0, 0]
     assert v_t.flatten().tolist() == [0.640625, 1.28125]  # 41/64 and 2 * 41/64
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_the_loop_on_low_precision_input_keeps_a_float32_state_and_the_input_dtype(per_channel):
+    """fused=False (DEEPSPIKE_FUSED=0, a registered surrogate) on bfloat16 currents (a layer under autocast) with
+    float32 parameters: the spikes of the float32 loop on the same values, returned as bfloat16, as the kernels give.
+    Before, a per-layer decay (shape ()) ran the membrane in bfloat16 (273 of 262,144 spikes differed from the float32
+    loop here) and a per-channel one ([C, 1]) promoted it to float32 and returned float32 spikes."""
+    torch.manual_seed(0)
+    x = (torch.rand(64, 16, 4, 64) * 0.9).bfloat16()  # [T, B, C, F]
+    shape = (4, 1) if per_channel else ()
+    decay, threshold = torch.full(shape, 2 / 3), torch.full(shape, 0.3)  # float32, as nn.Parameters under autocast
+    params = NeuronParams(reset="none")
+    s, v = learnable_multistep(x, decay, threshold, params, decay_input=True, fused=False)
+    s32, v32 = learnable_multistep_reference(x.float(), decay, threshold, params, decay_input=True)
+    assert s.dtype == v.dtype == torch.bfloat16
+    assert torch.equal(s.float(), s32) and 0 < s32.mean() < 1
+    assert torch.equal(v, v32.bfloat16())

@@ -63,23 +63,27 @@ def learnable_multistep(
     """The update of the module docstring over ``x [T, B, ...]``; returns ``(s [T, B, ...], v_T [B, ...])``.
 
     decay, threshold: tensors broadcasting against one step (``()`` or ``[C, 1, ..., 1]``). fused: None runs the
-    fused kernels (``neurons.fused_learnable``) when ``learnable_fused_supported`` (a bfloat16 / float16 ``x``: on a
-    float32 copy, spikes and ``v_T`` rounded back to ``x``'s dtype), else the reference loop; False forces the loop;
-    True forces the kernels (``ConfigError`` if they cannot run these inputs).
+    fused kernels (``neurons.fused_learnable``) when ``learnable_fused_supported``, else the reference loop; False
+    forces the loop; True forces the kernels (``ConfigError`` if they cannot run these inputs). A bfloat16 / float16
+    ``x`` runs either on a float32 copy (with float32 ``decay``, ``threshold`` and ``v0``): the spikes are the float32
+    update's on the same values, spikes and ``v_T`` rounded back to ``x``'s dtype.
     """
     check_currents(x)
     check_initial_state(v0, x)
+    low = x.dtype in LOW_PRECISION  # the state in float32, at the cost of a float32 copy of x
+    wide, v0_wide = (x.float(), None if v0 is None else v0.float()) if low else (x, v0)
     if fused is not False and x.shape[0] > 0:
         if learnable_fused_supported(x, params, v0):
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)
-        if x.dtype in LOW_PRECISION:  # the state in float32, at the cost of a float32 copy of x
-            wide, v0_wide = x.float(), None if v0 is None else v0.float()
-            if learnable_fused_supported(wide, params, v0_wide):
-                s, v = fused_learnable_multistep(wide, v0_wide, decay.float(), threshold.float(), params, decay_input)
-                return s.to(x.dtype), v.to(x.dtype)
+        if low and learnable_fused_supported(wide, params, v0_wide):
+            s, v = fused_learnable_multistep(wide, v0_wide, decay.float(), threshold.float(), params, decay_input)
+            return s.to(x.dtype), v.to(x.dtype)
         if fused:
             raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64, or bfloat16/float16 "
                               f"run in float32) or triton (float32), "
                               f"{ENV_FUSED} not 0 and a surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on "
                               f"{x.device}, surrogate {params.spike_fn.name!r}")
-    return learnable_multistep_reference(x, decay, threshold, params, v0, decay_input)
+    if not low:
+        return learnable_multistep_reference(x, decay, threshold, params, v0, decay_input)
+    s, v = learnable_multistep_reference(wide, decay.float(), threshold.float(), params, v0_wide, decay_input)
+    return s.to(x.dtype), v.to(x.dtype)
