@@ -154,3 +154,14 @@ def test_pieces_are_refused_before_the_band_alone_and_past_the_neurons_steps():
             m(torch.rand(3, 3))
     with pytest.raises(ConfigError, match="needs all its 6 time steps at once, got 4"):
         m(torch.rand(4, 3))  # outside a carry block: one call on all T steps, as before
+
+
+def test_carried_inputs_of_another_batch_are_one_line():
+    # was a RuntimeError from torch.cat ("Sizes of tensors must match except in dimension 0")
+    m = MaskedPSN(6, 2)
+    m.begin_epoch(0, 1)  # lambda = 1: runs in pieces
+    with temporal_carry(m):
+        m(torch.rand(2, 2, 4))
+        with pytest.raises(ConfigError, match=r"^carried inputs \(2, 4\) per step do not match one step of the input "
+                                              r"\(3, 4\)"):
+            m(torch.rand(1, 3, 4))

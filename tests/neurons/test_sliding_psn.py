@@ -134,3 +134,14 @@ def test_refusals_and_empty_input():
     with pytest.raises(ConfigError):
         SlidingPSN(2)(torch.ones(3, 2, dtype=torch.long))
     assert SlidingPSN(2)(torch.zeros(0, 2, 3)).shape == (0, 2, 3)
+
+
+@pytest.mark.parametrize("second", [(1, 3, 4), (1, 2, 5), (1, 2, 4, 1)])
+def test_carried_inputs_of_another_shape_are_one_line(second):
+    # as every neuron's carried state (neurons.dynamics.check_initial_state): a stream fed a batch of another size was
+    # a RuntimeError from torch.cat ("Sizes of tensors must match except in dimension 0")
+    m = SlidingPSN(3)
+    with temporal_carry(m):
+        m(torch.rand(2, 2, 4))
+        with pytest.raises(ConfigError, match=r"^carried inputs \(2, 4\) per step do not match one step of the input"):
+            m(torch.rand(*second))

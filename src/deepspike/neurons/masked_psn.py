@@ -35,7 +35,13 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import carried_psn_spikes, check_whole_sequence, lif_response_matrix, psn_spikes
+from deepspike.neurons.psn import (
+    after_carried,
+    carried_psn_spikes,
+    check_whole_sequence,
+    lif_response_matrix,
+    psn_spikes,
+)
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -103,7 +109,7 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
         if start + steps > self.timesteps:
             raise ConfigError(f"the masked PSN neuron runs {self.timesteps} time steps: {start} have run and "
                               f"{steps} more were asked")
-        seen = x if past is None else torch.cat([past.to(x.dtype), x])  # [P + S, B, ...]
+        seen = after_carried(past, x)  # [P + S, B, ...]
         first = start - (seen.shape[0] - steps)  # the step of seen[0]
         rows = self.masked_weight()[start:start + steps, first:start + steps]  # [S, P + S]
         s = carried_psn_spikes(seen, rows, self.bias[start:start + steps], steps, self.spike_fn)

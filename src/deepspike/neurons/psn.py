@@ -56,6 +56,18 @@ def carried_psn_spikes(seen: torch.Tensor, rows: torch.Tensor, bias: torch.Tenso
     return spike_fn(h.view(shape) - bias.to(seen.dtype).reshape(-1, *([1] * (len(shape) - 1))))
 
 
+def after_carried(past: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """The carried inputs ``past [P, B, ...]`` (None: none) then the call's ``x [S, B, ...]``: ``[P + S, B, ...]`` in
+    ``x``'s dtype; a one-line ``ConfigError`` when ``past``'s steps are not of ``x``'s step shape (carried from a call
+    on another batch, as ``neurons.dynamics.check_initial_state`` refuses a carried membrane)."""
+    if past is None:
+        return x
+    if past.shape[1:] != x.shape[1:]:
+        raise ConfigError(f"carried inputs {tuple(past.shape[1:])} per step do not match one step of the input "
+                          f"{tuple(x.shape[1:])}")
+    return torch.cat([past.to(x.dtype), x])
+
+
 def check_whole_sequence(x: torch.Tensor, timesteps: int, who: str) -> None:
     """``check_currents`` and a one-line ``ConfigError`` unless ``x [T, B, ...]`` holds all ``timesteps`` steps of a
     neuron (``who``) whose weights span the whole sequence."""

@@ -30,7 +30,7 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import carried_psn_spikes, psn_spikes
+from deepspike.neurons.psn import after_carried, carried_psn_spikes, psn_spikes
 from deepspike.neurons.surrogate import get_surrogate
 
 
@@ -65,7 +65,7 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
             s = psn_spikes(x, self.band_matrix(t), self.bias.expand(t), self.spike_fn)
             seen = x
         else:  # the carried inputs first: [P + T, B, ...], one rectangular matmul
-            seen = torch.cat([past.to(x.dtype), x])
+            seen = after_carried(past, x)
             # one step (streaming, a recurrent layer's loop): its band row is the last P + 1 weights, no index build
             band = self.weight[self.order - seen.shape[0]:][None] if t == 1 else self.band_matrix(t, past.shape[0])
             s = carried_psn_spikes(seen, band, self.bias, t, self.spike_fn)
