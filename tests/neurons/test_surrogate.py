@@ -150,6 +150,8 @@ def test_unknown_name_and_bad_params():
     for bad in (1e39, 1e-46, True):  # infinite or zero in the float32 kernels; a boolean is not a number here
         with pytest.raises(ConfigError, match=re.escape(f"alpha={bad!r} must be a number > 0 within float32")):
             get_surrogate("sigmoid", alpha=bad)
+    with pytest.raises(ConfigError, match=re.escape("alpha=(an integer of 1329 bits) must be a number > 0 within")):
+        get_surrogate("sigmoid", alpha=10**400)  # float() of it raised OverflowError, a traceback
 
 
 def test_repr_and_equality():

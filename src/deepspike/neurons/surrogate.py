@@ -49,6 +49,7 @@ from collections.abc import Callable
 import torch
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import shown_value
 from deepspike.core.registration import factory_registrar
 
 Derivative = Callable[..., torch.Tensor]
@@ -123,8 +124,8 @@ def _checked_params(name: str, params: dict[str, float]) -> dict[str, float]:
             if isinstance(value, bool):
                 raise TypeError
             merged[key] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"surrogate {name!r} parameter {key}={value!r} must be {wanted}") from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+            raise ConfigError(f"surrogate {name!r} parameter {key}={shown_value(value)} must be {wanted}") from None
     for key, value in merged.items():
         if not _FLOAT32.tiny <= value <= _FLOAT32.max:
             raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be {wanted}")
