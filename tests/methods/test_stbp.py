@@ -135,3 +135,11 @@ def test_delays_a_net_could_never_deliver_are_refused():
                                           r"method.timesteps=8 steps would deliver after its end: give delays <= 8$"):
         get_method("stbp", {"timesteps": 8, "encoder": "frames"}).build(arch)
     get_method("stbp", {"timesteps": 9, "encoder": "frames"}).build(arch)  # the longest delay, 8 steps, arrives
+
+
+@pytest.mark.parametrize("method", ["stbp", "spikebp"])
+def test_an_init_kappa_past_float32_is_refused_at_load(method):
+    # kappa 1e300 passed '> 0': N(0, kappa / fan_in) drew infinite float32 weights and the first loss was NaN
+    with pytest.raises(ConfigError, match="^bad value 1e.300 for method.init_kappa: expected > 0 and at most"):
+        get_method(method, {"init_kappa": 1e300})
+    assert get_method(method, {"init_kappa": 3.4e38}).options.init_kappa == 3.4e38

@@ -23,6 +23,7 @@ from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -65,8 +66,9 @@ class SpikeBpOptions:
         for key in ("threshold", "pool_threshold"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0")
-        if self.init_kappa is not None and not self.init_kappa > 0:
-            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 or null")
+        if self.init_kappa is not None and not 0 < self.init_kappa <= FLOAT32_MAX:  # w ~ N(0, kappa / n) in float32
+            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 and at most "
+                              f"{FLOAT32_MAX:.4g}, or null")
 
 
 def is_residual(arch: Architecture) -> bool:
