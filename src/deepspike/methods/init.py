@@ -7,7 +7,17 @@ import math
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.fan_out import WEIGHTED_LAYERS
+
+
+def check_init_kappa(kappa: float | None) -> None:
+    """A one-line ``ConfigError`` unless ``method.init_kappa`` is None (torch's own initialisation) or in
+    ``(0, FLOAT32_MAX]`` (``w ~ N(0, kappa / fan_in)`` is drawn in float32: 1e300 drew infinite weights)."""
+    if kappa is not None and not 0 < kappa <= FLOAT32_MAX:
+        raise ConfigError(f"bad value {kappa!r} for method.init_kappa: expected > 0 and at most {FLOAT32_MAX:.4g}, "
+                          "or null")
 
 
 def init_weights(module: nn.Module, kappa: float) -> None:

@@ -23,14 +23,13 @@ from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body, default_pool
-from deepspike.methods.init import init_weights
+from deepspike.methods.init import check_init_kappa, init_weights
 from deepspike.methods.losses import classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
@@ -66,9 +65,7 @@ class SpikeBpOptions:
         for key in ("threshold", "pool_threshold"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0")
-        if self.init_kappa is not None and not 0 < self.init_kappa <= FLOAT32_MAX:  # w ~ N(0, kappa / n) in float32
-            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 and at most "
-                              f"{FLOAT32_MAX:.4g}, or null")
+        check_init_kappa(self.init_kappa)
 
 
 def is_residual(arch: Architecture) -> bool:

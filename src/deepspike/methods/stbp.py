@@ -47,7 +47,6 @@ from deepspike.coding.delta import DELTA_MODES
 from deepspike.coding.encoder import ENCODERS
 from deepspike.coding.population import BOHTE_WIDTH, check_population
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
@@ -62,7 +61,7 @@ from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.encoder_choice import encoder_names, make_encoder
-from deepspike.methods.init import init_weights
+from deepspike.methods.init import check_init_kappa, init_weights
 from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
@@ -156,9 +155,7 @@ class StbpOptions:
             raise ConfigError(f"bad value {self.vote_group!r} for method.vote_group: expected >= 1")
         if self.vote_group > 1 and self.readout != "rate":
             raise ConfigError("method.vote_group > 1 needs method.readout: rate (voting counts spikes)")
-        if self.init_kappa is not None and not 0 < self.init_kappa <= FLOAT32_MAX:  # w ~ N(0, kappa / n) in float32
-            raise ConfigError(f"bad value {self.init_kappa!r} for method.init_kappa: expected > 0 and at most "
-                              f"{FLOAT32_MAX:.4g}, or null")
+        check_init_kappa(self.init_kappa)
         if not 0.0 <= self.neunorm_decay < 1.0:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
         check_training_choices(self)
