@@ -65,6 +65,9 @@ def test_gradients_equal_autograd_of_the_plain_formula(path):
 def test_refuses_other_step_counts():
     with pytest.raises(ConfigError, match="needs all its 4 time steps"):
         PSN(4)(torch.rand(1, 2, 3))
+    for timesteps in (0, 2.5, True, "4"):  # 2.5 and "4" were TypeError tracebacks from torch.full, True one step
+        with pytest.raises(ConfigError, match="^PSN timesteps=.* must be a whole number >= 1$"):
+            PSN(timesteps)
 
 
 @pytest.mark.parametrize("surrogate", BUILT_IN)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
@@ -86,8 +87,8 @@ class PSN(ReportsSpikes, nn.Module):
     def __init__(self, timesteps: int, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "rectangular",
                  surrogate_args: Mapping[str, float] | None = None) -> None:
         super().__init__()
-        if timesteps < 1:
-            raise ConfigError(f"PSN timesteps={timesteps} must be >= 1")
+        if not is_whole(timesteps, 1):
+            raise ConfigError(f"PSN timesteps={timesteps!r} must be a whole number >= 1")
         self.timesteps = timesteps
         self.weight = nn.Parameter(lif_response_matrix(timesteps, decay))  # [T, T]
         self.bias = nn.Parameter(torch.full((timesteps,), float(threshold)))  # [T] thresholds
