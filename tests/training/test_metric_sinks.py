@@ -87,3 +87,29 @@ def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(tmp_pa
     Trainer(load_config(None, TINY), finished).fit()
     Trainer(load_config(None, [*TINY, "train.log=[csv]"]), finished, resume=True).fit()
     assert [int(r["epoch"]) for r in csv.DictReader((finished / "metrics.csv").open())] == [1, 2]
+
+
+def test_a_restarted_run_drops_the_csv_row_of_the_epoch_it_trains_again(tmp_path, monkeypatch):
+    """Killed after epoch 1's log line and CSV row but before the first checkpoint: the resume restarts from epoch 0
+    and empties the log; the table must lose its row too (it kept it while the fix of resumed runs skipped a log
+    with no epoch left)."""
+    cfg = load_config(None, [*TINY, "train.log=[csv]"])
+    run = tmp_path / "run"
+
+    def killed_at_epoch_1(self, payload):
+        raise StopAfterFirstEpoch
+
+    monkeypatch.setattr(RunDir, "write_checkpoint", killed_at_epoch_1)
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, run).fit()
+    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1
+    monkeypatch.undo()
+
+    def diverges(*args):
+        raise TrainingDiverged("training diverged at epoch 1, step 1")
+
+    monkeypatch.setattr(trainer_module, "run_epoch", diverges)
+    with pytest.raises(TrainingDiverged):
+        Trainer(cfg, run, resume=True).fit()
+    assert (run / "metrics.jsonl").read_text() == ""
+    assert list(csv.DictReader((run / "metrics.csv").open())) == []

@@ -30,13 +30,14 @@ def _tag(key: str) -> str:
 
 class MetricSinks:
     """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch. ``logged``: the
-    records of ``metrics.jsonl`` as the run opens (a resumed run's), written to the CSV table at once."""
+    records of ``metrics.jsonl`` as a resumed run opens (none for a run restarted from epoch 0; None for a new run,
+    whose folder may hold a file of that name), written to the CSV table at once."""
 
     def __init__(self, run_dir: Path, sinks: tuple[str, ...], epochs_done: int,
                  logged: list[dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.csv = "csv" in sinks
-        if self.csv and logged:
+        if self.csv and logged is not None:  # a resumed run's, a restarted one's (no epoch kept) included
             atomic_write_csv(self.run_dir / CSV_NAME, logged)
         self.board = None
         if "tensorboard" in sinks:

@@ -129,8 +129,8 @@ class Trainer:
         self.sinks, record = None, {}
         try:
             if ctx.is_main:  # a sink that cannot open (tensorboard not installed) is refused as in the first epoch
-                self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done,
-                                         self.run.metrics.read())
+                logged = None if self.mode == NEW else self.run.metrics.read()  # a restart's: none, kept
+                self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done, logged)
             for epoch in range(progress.epochs_done, cfg.train.epochs):
                 record = run_epoch(setup, cfg, ctx, epoch, progress)
                 self._end_epoch(setup, record, progress)
