@@ -43,7 +43,10 @@ def _launcher_number(name: str, default: str | None, low: int, high: int | None 
     """The integer in environment variable ``name`` (``default`` when unset; None: required) in ``low .. high``, or
     a one-line ``ConfigError`` naming it (a hand-set ``WORLD_SIZE=two`` or a missing ``RANK`` was a traceback)."""
     text = os.environ.get(name, default)
-    value = int(text.strip()) if text is not None and text.strip().lstrip("-").isdigit() else None
+    try:
+        value = None if text is None else int(text)
+    except ValueError:  # "two", "--2", "²"
+        value = None
     if value is None or value < low or (high is not None and value > high):
         span = f"{low} .. {high}" if high is not None else f">= {low}"
         found = "is not set" if text is None else f"is {text!r}"
