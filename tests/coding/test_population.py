@@ -56,6 +56,8 @@ def test_images_and_feature_vectors_widen_feature_major():
     ((4, 0.0, float("nan"), 1.0), "must be finite numbers, got 0.0, nan, 1.0$"),
     ((4, 0.0, 1.0, 0.0), "must be finite numbers, got 0.0, 1.0, 0.0$"),
     ((4, 0.0, 1.0, "1"), "must be finite numbers, got 0.0, 1.0, '1'$"),
+    ((4, 0, 10**400, 1.0), "must be finite numbers, got 0, 1000"),  # an OverflowError from torch.linspace
+    ((4, 0.0, 1.0, 1e39), "must be finite numbers, got 0.0, 1.0, 1e[+]?39$"),  # beyond float32
 ])
 def test_bad_settings_are_refused_in_one_line(args, message):
     with pytest.raises(ConfigError, match=message):
