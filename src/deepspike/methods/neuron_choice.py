@@ -35,8 +35,9 @@ output shape of the layer before, ``(C, H, W)`` or ``(F,)``), which returns a mo
 (``docs/architecture.md``: what else such a neuron should carry).
 
 ``psn`` and ``masked_psn`` need the whole sequence at once: they are refused with ``eval_timesteps`` different from
-``timesteps`` here, and by ``training.temporal_grad`` (they carry no state across calls) for checkpoint/sltt/ottt and
-by streaming at run time. ``sliding_psn`` carries its last ``k - 1`` inputs and runs in all of them.
+``timesteps`` here, and by ``training.temporal_grad`` for checkpoint/sltt/ottt and by streaming at run time (``psn``
+carries no state across calls; ``masked_psn`` runs in pieces only once its masking reached 1, after training, so a
+trained one streams). ``sliding_psn`` carries its last ``k - 1`` inputs and runs in all of them.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class TtfsWindowOptions:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"bad value {self.loss!r} for method.loss; valid: {', '.join(LOSSES)}")
-        tiny = torch.finfo(torch.float32).tiny  # the values and windows are float32: x / alpha stays finite
+        tiny = torch.finfo(torch.float32).tiny  # a normal float32 alpha: a subnormal one flushed to 0 (0 / 0 = NaN)
         checks = ((tiny <= self.alpha <= FLOAT32_MAX, "alpha", f"a number in float32's range ({tiny:.4g} to "
                    f"{FLOAT32_MAX:.4g})"),
                   (0 < self.margin <= FLOAT32_MAX, "margin", f"> 0 and at most {FLOAT32_MAX:.4g}"),

@@ -29,7 +29,6 @@ from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole
 MAX_STATE_BITS = 16
 
 
-
 @dataclass(frozen=True)
 class StateQuant:
     """``bits`` (1 to 16) levels exponent; ``low``, ``high`` (>= 0): how far the range reaches below ``-th`` and
