@@ -55,15 +55,20 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", split="tset"), "unknown split 'tset'; valid: test, tr"),
     (lambda tmp: ds.timestep_sweep(["runs/x"], [1], tmp / "o", max_samples=2.5),
      r"--max-samples must be >= 1, got 2\.5$"),  # once a TypeError slicing the batches
-    (lambda tmp: ds.convert(tmp, tmp / "c", limit=0), "--limit must be >= 1, got 0"),  # once 0 images as 0%
+    (lambda tmp: ds.convert(tmp, tmp / "c", limit=0),
+     r"^limit \(--limit\) must be a whole number >= 1, got 0$"),  # once 0 images as 0%
     (lambda tmp: ds.convert(tmp, tmp / "c", seed=-1), r"--seed must be in \[0, 2\*\*63 - 1\] \(as train.seed\)"),
-    (lambda tmp: ds.convert(tmp, tmp / "c", timesteps="64"), "--timesteps must be >= 1, got '64'"),
-    (lambda tmp: ds.convert(tmp, tmp / "c", calib_samples=0), "--calib-samples must be >= 1, got 0"),
-    (lambda tmp: ds.convert(tmp, tmp / "c", calib_timesteps=2.5), "--calib-timesteps must be >= 1, got 2.5"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", timesteps="64"),
+     r"timesteps \(--timesteps\) must be a whole number >= 1, got '64'"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", calib_samples=0),
+     r"calib_samples \(--calib-samples\) must be a whole number >= 1, got 0"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", calib_timesteps=2.5),
+     r"calib_timesteps \(--calib-timesteps\) must be a whole number >= 1, got 2.5"),  # the fault: not whole
     (lambda tmp: ds.convert(tmp, tmp / "c", norm=3), "norm must be a name or a list of names of spike, max"),
     (lambda tmp: ds.convert(tmp, tmp / "c", margin=2.0), "unknown conversion option 'margin'; valid: calib_samples"),
-    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"), "--margin must be a finite number, got 'x'"),
-    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), "--limit must be >= 1, got 0"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"),
+     r"margin \(--margin\) must be a finite number, got 'x'"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), r"limit \(--limit\) must be a whole"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", timesteps=4), "unknown conversion option 'timesteps'; valid: al"),
     (lambda tmp: ds.train(ds.load_config(None, ["data.name=digits"]), tmp / "t", ["train.epochs=1"]),
      "overrides apply to a recipe file"),  # once trained for the default epochs, the override silently dropped

@@ -69,9 +69,9 @@ def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown conversion option {unknown[0]!r}; valid: {', '.join(sorted(valid))}")
     for key in ("timesteps", "calib_samples", "calib_timesteps", "limit"):
         if options.get(key) is not None and not is_whole(options[key], 1):
-            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {options[key]!r}")
+            raise ConfigError(f"{key} (--{key.replace('_', '-')}) must be a whole number >= 1, got {options[key]!r}")
     if options.get("seed") is not None and not is_whole(options["seed"], 0, SEED_MAX):
         raise ConfigError(f"--seed must be in [0, 2**63 - 1] (as train.seed), got {options['seed']!r}")
     for key in ("margin", "alpha"):
         if options.get(key) is not None and not is_finite(options[key]):
-            raise ConfigError(f"--{key} must be a finite number, got {options[key]!r}")
+            raise ConfigError(f"{key} (--{key}) must be a finite number, got {options[key]!r}")
