@@ -4,9 +4,18 @@ import dataclasses
 import math
 
 import pytest
+import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import check_numbers, is_finite, is_whole, shown_value, to_dataclass
+from deepspike.core.options import (
+    FLOAT32_MAX,
+    check_numbers,
+    is_finite,
+    is_float32,
+    is_whole,
+    shown_value,
+    to_dataclass,
+)
 
 
 @dataclasses.dataclass
@@ -110,3 +119,12 @@ def test_is_whole_takes_ints_in_range_only(value, low, high, expected):
 ])
 def test_is_finite_takes_real_numbers_and_never_raises(value, expected):
     assert is_finite(value) is expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, True), (-2.5, True), (FLOAT32_MAX, True), (-FLOAT32_MAX, True), (1e39, False), (-1e39, False),
+    (10**400, False), (math.inf, False), (math.nan, False), (True, False), ("1", False),
+])
+def test_is_float32_takes_the_numbers_a_float32_tensor_holds(value, expected):
+    assert is_float32(value) is expected
+    assert torch.isfinite(torch.tensor(float(value), dtype=torch.float32)) if expected else True

@@ -9,26 +9,20 @@ import torch
 from deepspike.coding.rate import check_intensities, check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import FLOAT32_MAX, is_finite
+from deepspike.core.options import is_float32
 
 TTFS_MODES = ("1-p", "p")
 
 
-def _number(value: object) -> bool:
-    """``value`` is an int or float (not a bool) that float32 holds: ``core.options.is_finite`` and at most
-    ``FLOAT32_MAX`` in size (the times are float32 for float32 intensities; a larger int overflowed ``float()``)."""
-    return is_finite(value) and abs(value) <= FLOAT32_MAX
-
-
 def check_alpha(alpha: float, what: str) -> None:
     """``ConfigError`` unless the latency scale ``alpha`` (time of the latest input spike) is a finite number > 0."""
-    if not (_number(alpha) and alpha > 0):
+    if not (is_float32(alpha) and alpha > 0):  # the times are float32 for float32 intensities
         raise ConfigError(f"{what} alpha={alpha!r} must be a finite number > 0")
 
 
 def check_jitter(sigma: float, what: str) -> None:
     """``ConfigError`` unless the spike-time jitter ``sigma`` (standard deviation) is a finite number >= 0."""
-    if not (_number(sigma) and sigma >= 0):
+    if not (is_float32(sigma) and sigma >= 0):
         raise ConfigError(f"{what} jitter sigma={sigma!r} must be a finite number >= 0")
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole
+from deepspike.core.options import is_float32, is_whole
 
 MAX_POPULATION = 1024
 """The most neurons per value."""
@@ -40,7 +40,7 @@ def check_population(size: object, low: object, high: object, width: object) -> 
     ``torch.linspace``; the responses are float32)."""
     if not is_whole(size, 2, MAX_POPULATION):
         raise ConfigError(f"population_size must be an integer from 2 to {MAX_POPULATION}, got {size!r}")
-    numbers = all(is_finite(v) and abs(v) <= FLOAT32_MAX for v in (low, high, width))
+    numbers = all(is_float32(v) for v in (low, high, width))
     if not numbers or not low < high or not width > 0:
         raise ConfigError(f"population_low < population_high and population_width > 0 must be finite numbers, got "
                           f"{low!r}, {high!r}, {width!r}")

@@ -94,6 +94,12 @@ def is_finite(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
+def is_float32(value: Any) -> bool:
+    """``value`` is ``is_finite`` and at most ``FLOAT32_MAX`` in size: a number a float32 tensor holds (a larger one
+    is inf there, and an int beyond float range overflows ``float()``)."""
+    return is_finite(value) and abs(value) <= FLOAT32_MAX
+
+
 def check_numbers(value: Any, where: str) -> None:
     """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
     ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole
+from deepspike.core.options import is_float32, is_whole
 
 
 def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
@@ -46,7 +46,7 @@ class QCFS(nn.Module):
         super().__init__()
         if not is_whole(levels, 1):
             raise ConfigError(f"QCFS levels must be an integer >= 1, got {levels!r}")
-        if not (is_finite(threshold) and 0 < threshold <= FLOAT32_MAX):  # the float32 parameter must hold it
+        if not (is_float32(threshold) and threshold > 0):  # the float32 parameter must hold it
             raise ConfigError(f"QCFS threshold must be finite and > 0, got {threshold!r}")
         self.levels = levels
         self.threshold = nn.Parameter(torch.tensor(float(threshold)))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite, shown_value
+from deepspike.core.options import FLOAT32_MAX, is_float32, shown_value
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
@@ -90,7 +90,7 @@ class ConvertedOptions:
         if not 0.0 <= self.initial_membrane < 1.0:
             raise ConfigError(f"method.initial_membrane must be in [0, 1), got {self.initial_membrane}")
         flat = [t for entry in self.thresholds for t in (entry if isinstance(entry, list) else [entry])]
-        bad = [t for t in flat if not (is_finite(t) and 0 < t <= FLOAT32_MAX)]  # float32 thresholds; no booleans
+        bad = [t for t in flat if not (is_float32(t) and t > 0)]  # float32 thresholds; no booleans
         if bad or any(isinstance(entry, list) and not entry for entry in self.thresholds):
             raise ConfigError(f"method.thresholds must be numbers > 0 and at most float32's {FLOAT32_MAX:.4g} (or "
                               f"non-empty lists of them), got {shown_value(bad[0]) if bad else []}")

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite
+from deepspike.core.options import FLOAT32_MAX, is_float32
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
@@ -52,8 +52,7 @@ def is_adaptation(rho: object, beta: object) -> bool:
     """Whether ``(adapt_decay, adapt_scale)`` are valid: ``rho`` a number in [0, 1], ``beta`` a number in
     ``[0, FLOAT32_MAX]`` (the threshold is float32: a larger ``beta`` is inf there, and ``inf * a`` is NaN where the
     trace ``a`` is 0)."""
-    numbers = all(is_finite(z) for z in (rho, beta))
-    return numbers and 0.0 <= rho <= 1.0 and 0.0 <= beta <= FLOAT32_MAX
+    return all(is_float32(z) for z in (rho, beta)) and 0.0 <= rho <= 1.0 and beta >= 0.0
 
 
 class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
