@@ -88,8 +88,7 @@ def convert_run(
     (``neuron_defaults``). The test split (first ``limit`` images if given) is run for ``timesteps`` steps;
     accuracy is recorded along the way. Returns the summary dict.
     """
-    if norm not in NORM_CHOICES:
-        raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
+    _check_norm(norm)
     out_dir = Path(out_dir)
     config, parts, state = _load_ann_run(run_dir, out_dir, norm)
     device = next(parts.model.parameters()).device
@@ -126,11 +125,8 @@ def check_conversion(run_dir: str | Path, out_dir: str | Path, norm: str, timest
     """What ``convert_run`` refuses before its calibration, read from the run's ``config.yaml`` alone (no weights,
     no data): an unknown norm, an ``out_dir`` that holds a run, a run of another method, ``qcfs`` of a ReLU ANN,
     neuron settings ``ConvertedOptions`` refuses. ``convert_norms`` asks it of every norm before converting one."""
-    if norm not in NORM_CHOICES:
-        raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
-    check_output_dir(out_dir, "--out")
-    if RunDir(out_dir).has_checkpoint():
-        raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
+    _check_norm(norm)
+    _check_free_out_dir(out_dir)
     _check_ann_config(run_dir, RunDir(run_dir).read_config(), norm)
     ConvertedOptions(**conversion_settings(norm, timesteps, False, {k: chosen.get(k) for k in CHOSEN_KEYS}))
 
@@ -160,9 +156,7 @@ def has_biases(arch: Architecture) -> bool:
 def load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
     """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used and a
     run of another method."""
-    check_output_dir(out_dir, "--out")
-    if RunDir(out_dir).has_checkpoint():
-        raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
+    _check_free_out_dir(out_dir)
     config, parts, state = load_run(run_dir, device="cpu")
     _check_ann_config(run_dir, config, None)
     return config, parts, state
@@ -173,6 +167,19 @@ def _load_ann_run(run_dir: str | Path, out_dir: Path, norm: str) -> tuple[RunCon
     config, parts, state = load_ann_run(run_dir, out_dir)
     _check_ann_config(run_dir, config, norm)
     return config, parts, state
+
+
+def _check_norm(norm: str) -> None:
+    """A one-line ``ConfigError`` for a norm that is not one of ``NORM_CHOICES``."""
+    if norm not in NORM_CHOICES:
+        raise ConfigError(f"unknown norm {norm!r}; valid: {', '.join(NORM_CHOICES)}")
+
+
+def _check_free_out_dir(out_dir: str | Path) -> None:
+    """A one-line ``ConfigError`` for an output folder that is no folder to write into or already holds a run."""
+    check_output_dir(out_dir, "--out")
+    if RunDir(out_dir).has_checkpoint():
+        raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
 
 
 def _check_ann_config(run_dir: str | Path, config: RunConfig, norm: str | None) -> None:
