@@ -26,6 +26,7 @@ from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
+from wta_run import trained_wta_run
 
 COMMON = [
     "model.name=mlp",
@@ -423,3 +424,14 @@ def test_qat_arguments_are_checked_before_the_run_is_read(tmp_path, stages, epoc
     """tmp_path holds no run: each mistake is named before load_run (epochs=1.5 was a TypeError in range())."""
     with pytest.raises(ConfigError, match="bits must be an integer|stages must differ|epochs >= 1|learning rate"):
         quantization_aware_retrain(tmp_path, tmp_path / "qat", stages=stages, epochs=epochs, lr=lr)
+
+
+def test_analyze_refuses_a_net_that_learns_without_gradients(tmp_path, capsys):
+    """A wta_stdp run has no parameters or neuron modules: every sweep would have reported the unchanged accuracy
+    (2-bit weights 'as good as' 32-bit ones); it is one line and nothing is written."""
+    run = trained_wta_run(tmp_path / "wta", "train.epochs=1")
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "method wta_stdp runs one simulation kernel" in err[0]
+    assert not (tmp_path / "out").exists()

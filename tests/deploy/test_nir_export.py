@@ -335,3 +335,9 @@ def test_readout_without_leak_exported_as_i_with_r_one_over_dt():
     g = to_nir(RateNetwork(InputEncoder("direct"), body, MembraneReadout(), timesteps=3).eval(), (4,), dt=1e-4)
     assert isinstance(g.nodes["3_i"], nir.I)
     np.testing.assert_allclose(g.nodes["3_i"].r, [1e4, 1e4], rtol=1e-6)
+
+
+def test_a_diehl_cook_net_is_refused_with_what_nir_lacks():
+    net = get_method("wta_stdp").build(create_architecture("diehl_cook", 10, (1, 8, 8), neurons=5))
+    with pytest.raises(ConfigError, match="conductance-based synapses, adaptive thresholds and a label vote"):
+        to_nir(net, (1, 8, 8))

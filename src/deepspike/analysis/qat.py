@@ -26,7 +26,7 @@ from deepspike.training.optim import make_optimizer, make_scheduler
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import autocast_dtype, seed_everything
+from deepspike.training.runtime import autocast_dtype, model_device, seed_everything
 from deepspike.training.temporal_grad import prepare_temporal_grad
 from deepspike.training.training_setup import steps_per_epoch
 
@@ -55,7 +55,7 @@ def quantization_aware_retrain(
         learner.learning = False  # retrained by the loss alone: STDP layers keep their weights (quantized)
     out_dir = Path(out_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
-    model, method, device = parts.model, parts.method, next(parts.model.parameters()).device
+    model, method, device = parts.model, parts.method, model_device(parts.model)
     train_batches = make_batches(cfg, parts.data, "train", device)
     test_batches = make_batches(cfg, parts.data, "test", device)
     results = []

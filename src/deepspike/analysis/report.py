@@ -27,7 +27,7 @@ from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import autocast, autocast_dtype
+from deepspike.training.runtime import autocast, autocast_dtype, model_device
 
 DEFAULT_DELETIONS = (0.0, 0.1, 0.2, 0.3, 0.5)
 DEFAULT_JITTERS = (0.0, 0.01, 0.02, 0.05, 0.1)
@@ -65,7 +65,7 @@ def load_test_batches(run_dir: str | Path, limit: int | None):
     """``(config, parts, batches)``: the run reloaded and its first ``limit`` test samples as a list."""
     check_limit(limit)
     config, parts, _ = load_run(run_dir)
-    device = next(parts.model.parameters()).device
+    device = model_device(parts.model)
     batches, n = [], 0
     for x, y in make_batches(config, parts.data, "test", device):
         if limit is not None and n + len(y) > limit:
@@ -97,6 +97,9 @@ def analyze_run(
     _check_counts(o)
     checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
+    if parts.method.learns_locally:
+        raise ConfigError(f"analyze measures nets of layers and neurons trained by gradients; method "
+                          f"{config.method.name} runs one simulation kernel (its accuracy: deepspike eval)")
     result: dict[str, Any] = {
         "run": str(run_dir),
         "method": config.method.name,
@@ -107,7 +110,7 @@ def analyze_run(
         "checkpoint_sha256": checkpoint_sha256,
         "run_path": str(Path(run_dir).resolve()),
     }
-    device = next(parts.model.parameters()).device
+    device = model_device(parts.model)
     with autocast(device, autocast_dtype(config.train.precision)):
         histograms = _measure(parts, batches, o, result)
     if out_dir is not None:

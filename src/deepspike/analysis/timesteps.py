@@ -23,7 +23,7 @@ from deepspike.layers.population_encoder import PopulationEncoder, is_sequence
 from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import make_batches
-from deepspike.training.runtime import autocast_dtype
+from deepspike.training.runtime import autocast_dtype, model_device
 
 FIELDS = ("run", "train_T", "inference_T", "accuracy", "samples")
 DEFAULT_EVAL_STEPS = (1, 2, 4, 8, 16, 32, 64, 100)
@@ -70,7 +70,7 @@ def sweep(
         model = parts.model
         if not takes_timesteps(model):
             raise ConfigError(f"run {run_dir} (method {config.method.name!r}) is not a time-stepped rate network")
-        batches = make_batches(config, parts.data, split, next(model.parameters()).device, training=False)
+        batches = make_batches(config, parts.data, split, model_device(model), training=False)
         if batches is None:
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)

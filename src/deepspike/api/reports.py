@@ -25,7 +25,7 @@ from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
-from deepspike.training.runtime import autocast, autocast_dtype
+from deepspike.training.runtime import autocast, autocast_dtype, model_device
 from deepspike.training.training_setup import SPLITS
 
 
@@ -174,7 +174,7 @@ def spike_activity(run_dir: str | Path) -> Activity:
     it was trained and scored (a ``train.precision=bf16`` run under bfloat16 autocast, as ``analyze`` runs it). A run
     whose net has no rate-coded spiking layer (an ``ann`` or TTFS run) is a one-line ``ConfigError``."""
     config, parts, batches = load_test_batches(run_dir, None)
-    with autocast(next(parts.model.parameters()).device, autocast_dtype(config.train.precision)):
+    with autocast(model_device(parts.model), autocast_dtype(config.train.precision)):
         activity = measure_activity(parts.model, batches)
     if not activity.layers:
         raise ConfigError(f"{run_dir}: its {config.method.name} net has no rate-coded spiking layer to count spikes of")

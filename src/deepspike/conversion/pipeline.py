@@ -40,7 +40,7 @@ from deepspike.training.evaluate import evaluate, limit_samples
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import RunParts, make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import autocast_dtype
+from deepspike.training.runtime import autocast_dtype, model_device
 
 # convert_run's options that are ConvertedOptions fields (None: the norm's default, ``neuron_defaults``)
 CHOSEN_KEYS = ("reset", "readout", "encoding", "initial_membrane", "spike_value", "signed", "residual", "percentile",
@@ -91,7 +91,7 @@ def convert_run(
     _check_norm(norm)
     out_dir = Path(out_dir)
     config, parts, state = _load_ann_run(run_dir, out_dir, norm)
-    device = next(parts.model.parameters()).device
+    device = model_device(parts.model)
     chosen = dict(reset=reset, readout=readout, encoding=encoding, initial_membrane=initial_membrane,
                   spike_value=spike_value, signed=signed, residual=residual, percentile=percentile,
                   calib_samples=calib_samples, calib_timesteps=calib_timesteps)  # CHOSEN_KEYS

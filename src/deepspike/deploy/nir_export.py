@@ -56,6 +56,7 @@ from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAttention, SpikingSelfAttention
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
@@ -80,6 +81,9 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     body = getattr(model, "body", None)
     if is_ttfs_model(model):
         raise ConfigError("to_nir exports rate-coded networks; this is a TTFS network: use to_nir_ttfs")
+    if isinstance(model, CompetitiveStdpLayer):
+        raise ConfigError("NIR export: a wta_stdp net (Diehl & Cook) has conductance-based synapses, adaptive "
+                          "thresholds and a label vote, which no NIR node expresses; it runs in deepspike only")
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
                           "a net of your own as RateNetwork(encoder, body, readout, timesteps)")

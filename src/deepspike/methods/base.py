@@ -25,6 +25,7 @@ class Method(ABC):
     description: ClassVar[str] = ""
     init_sources: ClassVar[tuple[str, ...]] = ("ann",)  # methods whose runs ``method.init_from`` may name
     made_by: ClassVar[str] = ""  # a method whose nets are not trained: the command that makes them
+    learns_locally: ClassVar[bool] = False  # learns without gradients: the trainer calls ``learn``, no optimizer step
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -72,6 +73,15 @@ class Method(ABC):
 
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """A regulariser added to every training loss (e.g. zhou2021's weight-sum cost); None for none."""
+        return None
+
+    def learn(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A method that ``learns_locally``: learn from the training batch ``x``, ``y [B]`` (a local rule, no
+        gradient, no optimizer) and return its outputs, scored by ``loss``/``predict`` for the epoch's record."""
+        raise NotImplementedError(f"method {self.name!r} learns by gradients")
+
+    def end_training_pass(self, model: nn.Module) -> None:
+        """Called after each epoch's training batches, before it is scored (a local learner labels its neurons)."""
         return None
 
     def after_backward(self, model: nn.Module) -> None:

@@ -54,3 +54,10 @@ def stbp_mnist(num_classes, input_shape, width):
         Linear(scaled(128, width)),
         Linear(num_classes, act=False),
     )
+
+
+@register_model("diehl_cook", default_input_shape=(1, 28, 28), paper="Diehl & Cook 2015")
+def diehl_cook(num_classes, input_shape, width, neurons: int = 400):
+    """Diehl & Cook's competitive net as method wta_stdp builds it: the ``neurons`` excitatory neurons (each with
+    its inhibitory partner) and the vote of their labels, Flatten-neurons-classes."""
+    return (Flatten(), Linear(scaled(neurons, width)), Linear(num_classes, act=False))

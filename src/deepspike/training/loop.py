@@ -53,8 +53,9 @@ def train_epoch(
     sltt_steps: int | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss``, ``train_accuracy`` and ``lr``, the
-    learning rate (of the first parameter group) the pass's last optimizer step took (the schedule's next one when
-    no step ran).
+    rate (first parameter group) of the pass's last optimizer step (the schedule's next one when no step ran). A
+    method that ``learns_locally`` gets each batch through ``method.learn`` (no backward, no step, no ``lr``).
+    ``method.end_training_pass`` follows the batches.
 
     model: what runs the batches (possibly a DistributedDataParallel wrapper); net: the bare network the
     method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
@@ -65,33 +66,51 @@ def train_epoch(
     not finite (``TrainingDiverged``, see ``training.divergence``); temporal_grad, sltt_steps: how the gradient
     goes through time (``training.temporal_grad``; the online modes run the batch step by step).
     """
-    net = model if net is None else net
-    model.train()
+    net, _ = (model if net is None else net), model.train()
     global_sizes = [len(c) for c in batches.global_batches()] if world_size > 1 else None
-    loss_sum, correct, n = 0.0, 0.0, 0.0
-    tally = SpikeTally()
-    lr = optimizer.param_groups[0]["lr"]
+    totals = [0.0, 0.0, 0.0]  # loss sum, correct, samples
+    tally, lr = SpikeTally(), optimizer.param_groups[0]["lr"]
     bar = tqdm(batches, desc=progress, leave=False, dynamic_ncols=True, disable=None if progress else True)
     for step, (x, y) in enumerate(bar):
         if max_steps is not None and step >= max_steps:
             break
-        scale = len(y) * world_size / global_sizes[step] if global_sizes else 1.0
-        optimizer.zero_grad(set_to_none=True)
-        with counting_spikes(net, tally) if not bar.disable else nullcontext():
-            out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad,
-                                  sltt_steps)
-        lr = _update(model, net, method, optimizer, scheduler, grad_clip, ema)
-        with torch.no_grad():
-            loss_value = float(loss)
-            check_finite_loss(loss_value, epoch, step)
-            loss_sum += loss_value * len(y)
-            correct += correct_predictions(method.predict(out), y)
-            n += len(y)
+        if method.learns_locally:  # a local rule, no gradient (checked at setup: one process, no weight average)
+            out, loss = _learn_locally(method, net, x, y)
+        else:
+            scale = len(y) * world_size / global_sizes[step] if global_sizes else 1.0
+            optimizer.zero_grad(set_to_none=True)
+            with counting_spikes(net, tally) if not bar.disable else nullcontext():
+                out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad,
+                                      sltt_steps)
+            lr = _update(model, net, method, optimizer, scheduler, grad_clip, ema)
+        _add_batch(totals, method, out, loss, y, epoch, step)
         if not bar.disable:
-            _show(bar, loss_sum, correct, n, tally)
+            _show(bar, *totals, tally)
+    method.end_training_pass(net)
+    loss_sum, correct, n = totals
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
-    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1), "lr": lr}
+    stats = {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
+    return stats if method.learns_locally else {**stats, "lr": lr}
+
+
+def _learn_locally(method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                              torch.Tensor]:
+    """``(out, loss)`` of a batch a method that ``learns_locally`` learns from (``method.learn``, no gradient)."""
+    with torch.no_grad():
+        out = method.learn(net, x, y)
+        return out, method.loss(out, y)
+
+
+def _add_batch(totals: list[float], method: Method, out: torch.Tensor, loss: torch.Tensor, y: torch.Tensor,
+               epoch: int | None, step: int) -> None:
+    """Add the batch's loss sum, correct predictions and samples to ``totals``; a non-finite loss stops training."""
+    with torch.no_grad():
+        loss_value = float(loss)
+        check_finite_loss(loss_value, epoch, step)
+        totals[0] += loss_value * len(y)
+        totals[1] += correct_predictions(method.predict(out), y)
+        totals[2] += len(y)
 
 
 def _update(model: nn.Module, net: nn.Module, method: Method, optimizer: torch.optim.Optimizer, scheduler,

@@ -37,6 +37,12 @@ def make_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> to
     return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
 
+def idle_optimizer(cfg: OptimConfig) -> torch.optim.Optimizer:
+    """An optimizer over no parameters (its step moves nothing) for a method that learns without gradients
+    (``Method.learns_locally``): the schedule and the checkpoint keep their one shape for every method."""
+    return torch.optim.SGD([{"params": []}], lr=cfg.lr)
+
+
 def schedule_factor(cfg: ScheduleConfig, epoch: float, total_epochs: int, steps_per_epoch: int) -> float:
     """Learning-rate factor at fractional ``epoch`` (see the module docstring)."""
     if cfg.name == "step":

@@ -12,7 +12,7 @@ from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import autocast_dtype, resolve_device
+from deepspike.training.runtime import autocast_dtype, model_device, resolve_device
 from deepspike.training.weights import load_weights, payload_entry
 
 
@@ -66,7 +66,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", unquantised: bool = F
     if round_delays:
         check_delays_to_round(run_dir, parts.model)
         round_all_delays_(parts.model)
-    batches = make_batches(config, parts.data, split, next(parts.model.parameters()).device, training=False)
+    batches = make_batches(config, parts.data, split, model_device(parts.model), training=False)
     if batches is None:
         raise DataNotFoundError(f"run {run_dir} has no {split!r} split (set data.val_fraction > 0 for val)")
     result = evaluate(parts.model, parts.method, batches, precision=autocast_dtype(config.train.precision))

@@ -26,6 +26,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` lives: its first parameter's device, else its first buffer's (a net that learns without
+    gradients keeps its weights in buffers), else the CPU."""
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def device_memory_bytes(device: torch.device) -> int:
     """Total memory of ``device``: the GPU's, or the machine's physical memory for the CPU."""
     if device.type == "cuda":

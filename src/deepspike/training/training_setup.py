@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from deepspike.config.schema import RunConfig
+from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator
 from deepspike.methods.registry import method_from_options
 from deepspike.training.compiled import compiled_model
 from deepspike.training.distributed import DistContext, all_reduce_sums, wrap_data_parallel
 from deepspike.training.ema import WeightAverage
-from deepspike.training.optim import make_optimizer, make_scheduler
+from deepspike.training.optim import idle_optimizer, make_optimizer, make_scheduler
 from deepspike.training.reload import build_new_run
 from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
 from deepspike.training.runtime import autocast_dtype, check_steps_fit, seed_everything
@@ -70,18 +71,36 @@ def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], de
                         f"one batch's [T, B, ...] input ({batch} samples of shape {list(input_shape)})", "training ")
 
 
+def check_local_learning(config: RunConfig, world_size: int) -> None:
+    """A one-line ``ConfigError`` for settings a method that learns without gradients (``Method.learns_locally``:
+    sample by sample, in order) cannot honour: several processes, a weight average, ``torch.compile``, a temporal
+    gradient mode."""
+    t, name = config.train, config.method.name
+    refusals = ((world_size > 1, f"runs in one process (torchrun started {world_size})"),
+                (t.ema_decay is not None, "keeps no weight average (train.ema_decay must be null)"),
+                (t.compile is not False, "is not compiled (train.compile must be false)"),
+                (t.temporal_grad != "bptt", "takes no gradient (train.temporal_grad must be bptt)"))
+    for refused, why in refusals:
+        if refused:
+            raise ConfigError(f"method {name} learns sample by sample without gradients, so it {why}")
+
+
 def build_training(config: RunConfig, ctx: DistContext, device: torch.device, resume: bool) -> TrainingSetup:
     """Build the run of ``config`` on ``device`` (module docstring). ``resume``: the checkpoint will supply
     the weights, so a ``method.init_from`` ANN run is not read."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
+    method = method_from_options(config.method.name, config.method.options)
+    if method.learns_locally:
+        check_local_learning(config, ctx.world_size)
     data = load_data(config)
-    seen = method_from_options(config.method.name, config.method.options).input_shape(tuple(data.input_shape))
+    seen = method.input_shape(tuple(data.input_shape))
     check_training_steps_fit(config, seen, device, ctx.world_size)  # the input as the net sees it (population: wider)
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
     batches = {split: make_batches(config, data, split, device, ctx.rank, ctx.world_size) for split in SPLITS}
-    optimizer = make_optimizer(config.optim, parts.model.parameters())
+    optimizer = idle_optimizer(config.optim) if method.learns_locally else make_optimizer(config.optim,
+                                                                                          parts.model.parameters())
     epochs, steps = config.train.epochs, steps_per_epoch(config, batches["train"])
     scheduler = make_scheduler(config.schedule, optimizer, epochs, steps)
     if config.train.channels_last:

@@ -30,29 +30,9 @@ import math
 
 import numpy as np
 
-from deepspike.core.numba_cache import track_imported_sources
-
-try:
-    from numba import njit, prange
-
-    HAVE_NUMBA = True
-except ImportError:  # numba is the optional "fast" extra
-    HAVE_NUMBA = False
+from deepspike.core.jit import HAVE_NUMBA, njit, prange  # noqa: F401 (HAVE_NUMBA: re-exported to the backends)
 
 RESCALE_AT = 30.0  # move the exp reference when (t - ref)/tau exceeds this
-
-
-def _identity_decorator(*args, **kwargs):
-    if args and callable(args[0]):
-        return args[0]
-    return lambda f: f
-
-
-if not HAVE_NUMBA:
-    njit = _identity_decorator
-    prange = range
-else:  # numba caches go stale with any imported deepspike module (core.numba_cache); sort_numba imports this first
-    track_imported_sources()
 
 
 # fast-math without nnan/ninf: the kernels rely on inf (no spike, frozen outputs) and NaN comparisons

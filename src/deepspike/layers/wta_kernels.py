@@ -1,0 +1,201 @@
+"""The competitive STDP network of Diehl & Cook (2015), one presentation: loops compiled by numba (``core.jit``).
+
+One presentation simulates ``S`` steps of ``dt`` ms of a layer of ``N`` excitatory neurons driven by ``I`` Poisson
+inputs, each excitatory neuron ``j`` paired with an inhibitory neuron ``j`` that, when it fires, inhibits every
+excitatory neuron but ``j`` (lateral inhibition: a soft winner-take-all). Neurons are conductance-based leaky
+integrate-and-fire; potentials in mV, times in ms, conductances in units of the leak conductance. Every state
+starts at rest (``v = v_rest``, conductances and traces 0); the threshold offsets ``theta`` and the weights carry
+over from presentation to presentation. Per step, in this order:
+
+1. Integrate (forward Euler for the membrane, exact decay for the linear rest), a neuron in its refractory period
+   held at its reset potential:
+
+       v  <- v + dt / tau_v * ((v_rest - v) + g_e (E_e - v) + g_i (E_i - v))
+       g_e <- g_e exp(-dt / tau_ge),  g_i <- g_i exp(-dt / tau_gi)
+       x_pre <- x_pre exp(-dt / tau_pre),  x_post1 <- ..., x_post2 <- ...  (learning only)
+       theta <- theta exp(-dt / tau_theta)                                  (learning only)
+
+2. Fire: an excitatory neuron not refractory fires when ``v > v_thresh + theta - theta_offset`` (the adaptive
+   threshold: ``theta += theta_plus`` at each spike while learning); an inhibitory one when ``v > v_thresh``. A
+   neuron that fires is reset and refractory for the next ``refractory / dt`` steps (held at reset, no spike).
+3. Deliver this step's spikes to the conductances (they act from the next step on): input ``i`` adds ``W[i, :]``
+   to the excitatory ``g_e``; excitatory ``j`` adds ``w_ei`` to inhibitory ``j``'s ``g_e``; inhibitory ``j`` adds
+   ``w_ie`` to the excitatory ``g_i`` of every neuron but ``j``.
+4. Learn (input -> excitatory weights only, Diehl & Cook's rule with a presynaptic and two postsynaptic traces,
+   traces set to 1 at a spike; inputs first, then excitatory spikes):
+
+       input i fires:        x_pre[i] = 1;   W[i, :] <- max(W[i, :] - nu_pre x_post1, 0)
+       excitatory j fires:   W[:, j] <- min(W[:, j] + nu_post x_pre x_post2[j], w_max)   (x_post2 before the spike)
+                             x_post1[j] = 1, x_post2[j] = 1
+
+Shapes: ``W [I, N]`` float64 (updated in place while learning), ``theta [N]`` float64 (in place while learning),
+``spikes [S, I]`` uint8 input raster, ``counts [N]`` int64 excitatory spikes of the presentation. Batched
+evaluation (``present_batch``) runs samples ``[B, S, I]`` in parallel with learning off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from deepspike.core.jit import njit, prange
+
+
+class WtaConstants(NamedTuple):
+    """The network's constants as the kernels take them (ms, mV, leak-conductance units); ``layers.wta_stdp`` fills
+    them from ``WtaParams``."""
+
+    dt: float
+    exc_tau: float
+    exc_rest: float
+    exc_reset: float
+    exc_thresh: float
+    exc_e_exc: float
+    exc_e_inh: float
+    exc_refractory_steps: float
+    inh_tau: float
+    inh_rest: float
+    inh_reset: float
+    inh_thresh: float
+    inh_e_exc: float
+    inh_refractory_steps: float
+    tau_ge: float
+    tau_gi: float
+    w_ei: float
+    w_ie: float
+    theta_plus: float
+    theta_offset: float
+    tau_theta: float
+    tau_pre: float
+    tau_post1: float
+    tau_post2: float
+    nu_pre: float
+    nu_post: float
+    w_max: float
+
+
+_FLAGS = dict(cache=True, error_model="numpy")
+
+
+@njit(**_FLAGS)
+def _integrate(v, ge, gi, refractory, tau, rest, reset, e_exc, e_inh, decay_ge, decay_gi, dt):
+    """Step 1 for one population (``[N]`` arrays, in place): Euler membrane step (held at ``reset`` while
+    ``refractory > 0``), exact conductance decay."""
+    for j in range(v.shape[0]):
+        if refractory[j] > 0:
+            v[j] = reset
+        else:
+            v[j] += dt / tau * ((rest - v[j]) + ge[j] * (e_exc - v[j]) + gi[j] * (e_inh - v[j]))
+        ge[j] *= decay_ge
+        gi[j] *= decay_gi
+
+
+@njit(**_FLAGS)
+def _learn_from_inputs(w, row_spikes, x_pre, x_post1, nu_pre):
+    """Step 4, inputs: ``x_pre[i] = 1`` and depression ``W[i, :] -= nu_pre x_post1`` (floored at 0) per input spike."""
+    for i in range(row_spikes.shape[0]):
+        if row_spikes[i]:
+            x_pre[i] = 1.0
+            for j in range(w.shape[1]):
+                value = w[i, j] - nu_pre * x_post1[j]
+                w[i, j] = value if value > 0.0 else 0.0
+
+
+@njit(**_FLAGS)
+def _learn_from_spike(w, j, x_pre, x_post1, x_post2, nu_post, w_max):
+    """Step 4, excitatory neuron ``j`` fired: potentiation ``W[:, j] += nu_post x_pre x_post2[j]`` (capped at
+    ``w_max``, with ``x_post2`` before the spike), then both postsynaptic traces of ``j`` set to 1."""
+    gain = nu_post * x_post2[j]
+    for i in range(w.shape[0]):
+        value = w[i, j] + gain * x_pre[i]
+        w[i, j] = value if value < w_max else w_max
+    x_post1[j] = 1.0
+    x_post2[j] = 1.0
+
+
+@njit(**_FLAGS)
+def _deliver(w, row_spikes, exc_fired, inh_fired, exc_ge, exc_gi, inh_ge, w_ei, w_ie):
+    """Step 3: this step's spikes into the conductances (inputs -> excitatory g_e, excitatory j -> inhibitory j,
+    inhibitory j -> the excitatory g_i of all but j)."""
+    n = exc_ge.shape[0]
+    for i in range(row_spikes.shape[0]):
+        if row_spikes[i]:
+            for j in range(n):
+                exc_ge[j] += w[i, j]
+    inhibition = 0.0
+    for j in range(n):
+        if exc_fired[j]:
+            inh_ge[j] += w_ei
+        if inh_fired[j]:
+            inhibition += w_ie
+    for j in range(n):
+        exc_gi[j] += inhibition - (w_ie if inh_fired[j] else 0.0)
+
+
+@njit(**_FLAGS)
+def present(w, theta, spikes, learn, c):
+    """One presentation of the raster ``spikes [S, I]`` (module docstring); returns ``counts [N]`` int64. With
+    ``learn`` the weights ``w [I, N]`` and thresholds ``theta [N]`` change in place."""
+    n_in, n = w.shape
+    exc_v, inh_v = np.full(n, c.exc_rest), np.full(n, c.inh_rest)
+    exc_ge, exc_gi, inh_ge, inh_gi = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    exc_ref, inh_ref = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    exc_fired, inh_fired = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    x_pre, x_post1, x_post2 = np.zeros(n_in), np.zeros(n), np.zeros(n)
+    counts = np.zeros(n, np.int64)
+    decay_ge, decay_gi = math.exp(-c.dt / c.tau_ge), math.exp(-c.dt / c.tau_gi)
+    decay_pre, decay_post1 = math.exp(-c.dt / c.tau_pre), math.exp(-c.dt / c.tau_post1)
+    decay_post2, decay_theta = math.exp(-c.dt / c.tau_post2), math.exp(-c.dt / c.tau_theta)
+    exc_hold, inh_hold = int(c.exc_refractory_steps), int(c.inh_refractory_steps)
+    for t in range(spikes.shape[0]):
+        _integrate(exc_v, exc_ge, exc_gi, exc_ref, c.exc_tau, c.exc_rest, c.exc_reset, c.exc_e_exc, c.exc_e_inh,
+                   decay_ge, decay_gi, c.dt)
+        _integrate(inh_v, inh_ge, inh_gi, inh_ref, c.inh_tau, c.inh_rest, c.inh_reset, c.inh_e_exc, 0.0,
+                   decay_ge, decay_gi, c.dt)
+        if learn:
+            x_pre *= decay_pre
+            x_post1 *= decay_post1
+            x_post2 *= decay_post2
+            theta *= decay_theta
+        for j in range(n):  # a refractory neuron counts its step down instead of firing
+            exc_fired[j] = exc_ref[j] == 0 and exc_v[j] > c.exc_thresh + theta[j] - c.theta_offset
+            inh_fired[j] = inh_ref[j] == 0 and inh_v[j] > c.inh_thresh
+            exc_ref[j] -= exc_ref[j] > 0
+            inh_ref[j] -= inh_ref[j] > 0
+            if exc_fired[j]:
+                exc_v[j], exc_ref[j] = c.exc_reset, exc_hold
+                counts[j] += 1
+                if learn:
+                    theta[j] += c.theta_plus
+            if inh_fired[j]:
+                inh_v[j], inh_ref[j] = c.inh_reset, inh_hold
+        _deliver(w, spikes[t], exc_fired, inh_fired, exc_ge, exc_gi, inh_ge, c.w_ei, c.w_ie)
+        if learn:
+            _learn_from_inputs(w, spikes[t], x_pre, x_post1, c.nu_pre)
+            for j in range(n):
+                if exc_fired[j]:
+                    _learn_from_spike(w, j, x_pre, x_post1, x_post2, c.nu_post, c.w_max)
+    return counts
+
+
+@njit(parallel=True, **_FLAGS)
+def present_batch(w, theta, spikes, c):
+    """``present`` of every sample of ``spikes [B, S, I]`` with learning off, in parallel: ``counts [B, N]``."""
+    counts = np.zeros((spikes.shape[0], w.shape[1]), np.int64)
+    for b in prange(spikes.shape[0]):
+        counts[b] = present(w, theta, spikes[b], False, c)
+    return counts
+
+
+@njit(**_FLAGS)
+def normalise_columns(w, total):
+    """Scale every column of ``w [I, N]`` in place to sum to ``total`` (a column summing to 0 is left)."""
+    for j in range(w.shape[1]):
+        s = 0.0
+        for i in range(w.shape[0]):
+            s += w[i, j]
+        if s > 0.0:
+            for i in range(w.shape[0]):
+                w[i, j] *= total / s

@@ -1,0 +1,184 @@
+"""Diehl & Cook (2015)'s unsupervised network: Poisson inputs, competitive STDP, adaptive thresholds, label voting.
+
+``CompetitiveStdpLayer(inputs, neurons, classes, constants, presentation)`` holds the input -> excitatory weights
+``W [I, N]`` and the threshold offsets ``theta [N]`` (float64 buffers: nothing here takes gradients), the label of
+each excitatory neuron and the responses the labels are drawn from. The simulation of one presentation is
+``layers.wta_kernels``' (its docstring has the equations).
+
+Presenting a sample ``x`` (intensities in [0, 1], flattened to ``[I]``): every input fires as a Poisson process of
+rate ``x_i * rate`` Hz, ``rate = rate_max`` (Diehl & Cook: 63.75 Hz), for ``S = present_ms / dt`` steps (per step
+with probability ``x_i * rate * dt / 1000``), drawn from torch's global generator (seeded and checkpointed by the
+trainer). When the excitatory layer fires fewer than ``min_spikes`` times, the sample is shown again with ``rate +
+rate_step`` (Diehl & Cook: +32 Hz at full intensity), at most ``max_presentations`` times in all; its response is
+the last presentation's spike counts ``[N]``.
+
+Learning (``learn``), sample by sample in the batch's order: the columns of ``W`` are scaled to sum to
+``weight_sum`` (Diehl & Cook: 78 over 784 inputs), the sample is presented with STDP and threshold adaptation on,
+and after each presentation ``theta`` decays over the rest period, ``theta *= exp(-rest_ms / tau_theta)``: the
+paper's 150 ms of rest between samples, during which every other state returns close to rest, is taken as a full
+return to rest (the next presentation starts from it). Labels come in blocks of ``label_window`` samples (Diehl &
+Cook: 10,000): each response is added to its class's sum ``[K, N]``; when a block is full, every neuron takes the
+class of its highest mean response over the block (``-1``: it never fired in it) and the next block starts. At the
+end of an epoch (``assign_labels``) a block not yet full is labelled together with the block before it, so the
+labels always come from at least the last ``label_window`` samples once that many were learned.
+
+Scoring (``forward``, learning off, samples presented in parallel on torch's thread count): the score of class
+``k`` is the mean count of the neurons labelled ``k`` (0 for a class no neuron has), ``[B, K]``; the prediction is
+its argmax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.threads import run_numba_kernel
+from deepspike.layers import wta_kernels
+from deepspike.layers.wta_kernels import WtaConstants
+
+EVAL_CHUNK = 16  # samples whose rasters are drawn at once when scoring ([16, S, I] floats)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How samples are shown: ``steps`` of ``dt`` ms; Poisson rate ``rate_max`` Hz at intensity 1, raised by
+    ``rate_step`` Hz per repeat while fewer than ``min_spikes`` spikes answer, at most ``max_presentations`` shows;
+    ``rest_ms`` of rest after each show (``theta`` decays over it); columns of ``W`` sum to ``weight_sum``; labels
+    in blocks of ``label_window`` samples."""
+
+    steps: int
+    rest_ms: float
+    rate_max: float
+    rate_step: float
+    min_spikes: int
+    max_presentations: int
+    weight_sum: float
+    label_window: int
+
+
+class CompetitiveStdpLayer(nn.Module):
+    """The network (module docstring): ``[B, C, H, W]`` (or ``[B, I]``) intensities -> class scores ``[B, K]``."""
+
+    def __init__(self, inputs: int, neurons: int, classes: int, constants: WtaConstants, presentation: Presentation,
+                 init_scale: float, theta_init: float) -> None:
+        super().__init__()
+        self.inputs, self.neurons, self.classes = inputs, neurons, classes
+        self.constants, self.presentation = constants, presentation
+        weight = (torch.rand(inputs, neurons, dtype=torch.float64) + 0.01) * init_scale  # Diehl & Cook's start
+        self.register_buffer("weight", weight)
+        self.register_buffer("theta", torch.full((neurons,), float(theta_init), dtype=torch.float64))
+        self.register_buffer("assignments", torch.full((neurons,), -1, dtype=torch.int64))
+        self.register_buffer("block_sums", torch.zeros(2, classes, neurons, dtype=torch.float64))  # [previous, this]
+        self.register_buffer("block_samples", torch.zeros(2, classes, dtype=torch.int64))
+        self.register_buffer("learned", torch.zeros((), dtype=torch.int64))
+
+    def extra_repr(self) -> str:
+        return f"inputs={self.inputs}, neurons={self.neurons}, classes={self.classes}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``[B, K]`` of the responses with learning off."""
+        return self.class_scores(self.responses(x))
+
+    def responses(self, x: torch.Tensor) -> torch.Tensor:
+        """Excitatory spike counts ``[B, N]`` (int64) of samples ``x``, learning off, in parallel."""
+        intensity = self._intensities(x)
+        w, theta = self._kernel_arrays()
+        counts = [self._scored_chunk(w, theta, intensity[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+        return torch.from_numpy(np.concatenate(counts)) if counts else torch.zeros(0, self.neurons, dtype=torch.int64)
+
+    def _scored_chunk(self, w: np.ndarray, theta: np.ndarray, intensity: torch.Tensor) -> np.ndarray:
+        """Counts ``[b, N]`` of a chunk of samples (``intensity [b, I]``), repeats included."""
+        p = self.presentation
+        counts = run_numba_kernel(wta_kernels.present_batch, w, theta, self._rasters(intensity, 0), self.constants)
+        for show in range(1, p.max_presentations):
+            weak = np.flatnonzero(counts.sum(1) < p.min_spikes)
+            if not len(weak):
+                break
+            counts[weak] = run_numba_kernel(wta_kernels.present_batch, w, theta, self._rasters(intensity[weak], show),
+                                            self.constants)
+        return counts
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Learn from the samples ``x`` with labels ``y [B]`` one after the other (module docstring); returns their
+        class scores ``[B, K]`` under the labels each sample met."""
+        intensity, labels = self._intensities(x), [int(v) for v in y]
+        w, theta = self._kernel_arrays()
+        scores = []
+        for sample, label in zip(intensity, labels, strict=True):
+            counts = torch.from_numpy(self._learn_one(w, theta, sample))
+            scores.append(self.class_scores(counts[None])[0])
+            self._remember(counts, label)
+        return torch.stack(scores) if scores else torch.zeros(0, self.classes)
+
+    def _learn_one(self, w: np.ndarray, theta: np.ndarray, intensity: torch.Tensor) -> np.ndarray:
+        """Normalise ``W``'s columns, then present ``intensity [I]`` with learning on until enough spikes answer."""
+        p, c = self.presentation, self.constants
+        wta_kernels.normalise_columns(w, p.weight_sum)
+        rest_decay = math.exp(-p.rest_ms / c.tau_theta)
+        for show in range(p.max_presentations):
+            counts = wta_kernels.present(w, theta, self._rasters(intensity[None], show)[0], True, c)
+            theta *= rest_decay
+            if counts.sum() >= p.min_spikes:
+                break
+        return counts
+
+    def _remember(self, counts: torch.Tensor, label: int) -> None:
+        """Add ``counts [N]`` to the block's sums of class ``label``; label the neurons when the block is full."""
+        self.block_sums[1, label] += counts.to(torch.float64)
+        self.block_samples[1, label] += 1
+        self.learned += 1
+        if int(self.learned) % self.presentation.label_window == 0:
+            self._label_from(self.block_sums[1], self.block_samples[1])
+            self.block_sums[0], self.block_samples[0] = self.block_sums[1], self.block_samples[1]
+            self.block_sums[1], self.block_samples[1] = 0.0, 0
+
+    def assign_labels(self) -> None:
+        """Label the neurons from the block being filled together with the one before it (module docstring);
+        nothing to do right after a full block (labelled then) or before any sample."""
+        if int(self.block_samples[1].sum()):
+            self._label_from(self.block_sums.sum(0), self.block_samples.sum(0))
+
+    def _label_from(self, sums: torch.Tensor, samples: torch.Tensor) -> None:
+        """Every neuron takes the class of its highest mean response ``sums [K, N] / samples [K]`` (ties: the lower
+        class; -1 where it never fired)."""
+        best, cls = (sums / samples.clamp(min=1)[:, None]).max(dim=0)
+        self.assignments.copy_(torch.where(best > 0, cls, torch.full_like(cls, -1)))
+
+    def class_scores(self, counts: torch.Tensor) -> torch.Tensor:
+        """``[B, K]`` float32: per class, the mean count (of ``counts [B, N]``) over the neurons labelled with it."""
+        votes = torch.zeros(self.classes, self.neurons, dtype=torch.float32)
+        labelled = self.assignments >= 0
+        votes[self.assignments[labelled], labelled.nonzero().flatten()] = 1.0
+        per_class = votes.sum(1).clamp(min=1.0)
+        return counts.to(torch.float32) @ votes.T / per_class
+
+    def _intensities(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as ``[B, I]`` float64 intensities; a one-line error off the CPU, for another input size or for
+        intensities outside [0, 1]."""
+        if self.weight.device.type != "cpu":
+            raise ConfigError("method wta_stdp runs on the CPU (its simulation is a numba loop): use train.device=cpu")
+        flat = x.detach().reshape(len(x), -1).to(torch.float64)
+        if flat.shape[1] != self.inputs:
+            raise ConfigError(f"wta_stdp: a sample has {flat.shape[1]} inputs, the network {self.inputs}")
+        if len(flat) and not (flat.min() >= 0 and flat.max() <= 1):
+            raise ConfigError("wta_stdp reads intensities in [0, 1] as Poisson rates: got values from "
+                              f"{float(flat.min()):g} to {float(flat.max()):g} (data.normalize must be false)")
+        return flat
+
+    def _rasters(self, intensity: torch.Tensor, show: int) -> np.ndarray:
+        """Poisson rasters ``[b, S, I]`` uint8 of ``intensity [b, I]`` at show ``show`` (0-based): a spike per step
+        with probability ``intensity * (rate_max + show * rate_step) * dt / 1000`` (torch's global generator)."""
+        p = self.presentation
+        rate = p.rate_max + show * p.rate_step
+        probability = (intensity * (rate * self.constants.dt / 1000.0)).clamp(max=1.0).to(torch.float32)
+        draws = torch.rand(len(intensity), p.steps, self.inputs)
+        return (draws < probability[:, None, :]).numpy().view(np.uint8)
+
+    def _kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``W`` and ``theta`` as numpy arrays sharing the buffers' memory (the kernels update them in place)."""
+        return self.weight.numpy(), self.theta.numpy()

@@ -1,0 +1,80 @@
+"""Method wta_stdp (Diehl & Cook 2015): options, the architecture it reads, the vote error, and whole runs."""
+
+import json
+
+import pytest
+import torch
+
+import deepspike as ds
+from deepspike.config.load import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.methods.registry import method_from_options, method_options
+from deepspike.methods.wta_stdp import WtaStdpOptions, population_sizes, wta_constants
+from deepspike.models.registry import create_architecture
+from deepspike.training.trainer import Trainer
+from tiny_run import full_and_resumed_weights
+from wta_run import SMALL, trained_wta_run
+
+
+def test_the_defaults_are_diehl_and_cooks():
+    c = wta_constants(WtaStdpOptions())
+    assert (c.dt, c.exc_tau, c.exc_thresh, c.theta_offset, c.w_ei, c.w_ie) == (0.5, 100.0, -52.0, 20.0, 10.4, 17.0)
+    assert (c.exc_refractory_steps, c.inh_refractory_steps) == (10.0, 4.0)  # 5 ms and 2 ms at 0.5 ms steps
+    assert (c.nu_pre, c.nu_post, c.tau_post2, c.tau_theta) == (1e-4, 1e-2, 40.0, 1e7)
+
+
+@pytest.mark.parametrize("values, key", [({"dt": 0.3}, "present_ms"), ({"exc_tau": -1.0}, "exc_tau"),
+                                         ({"nu_post": float("nan")}, "nu_post"), ({"max_presentations": 0},
+                                                                                 "max_presentations"),
+                                         ({"label_window": 0}, "label_window"), ({"weight_sum": 0.0}, "weight_sum"),
+                                         ({"exc_refractory": 5.2}, "exc_refractory"), ({"dt": 20.0}, "dt"),
+                                         ({"present_ms": 1e9}, "present_ms")])
+def test_options_that_make_no_network_are_one_line_errors(values, key):
+    with pytest.raises(ConfigError, match=key):
+        method_options("wta_stdp", values)
+
+
+@pytest.mark.parametrize("model, args", [("scnn_digits", {}), ("mlp", {"hidden": [20, 20]})])
+def test_only_one_excitatory_layer_and_the_vote_are_accepted(model, args):
+    arch = create_architecture(model, 10, (1, 8, 8), **args)
+    with pytest.raises(ConfigError, match="needs the model Flatten, Linear"):
+        population_sizes(arch)
+
+
+def test_an_mlp_with_one_hidden_size_is_the_same_network():
+    assert population_sizes(create_architecture("mlp", 10, (1, 8, 8), hidden=[30])) == (64, 30, 10)
+    net = method_from_options("wta_stdp", method_options("wta_stdp", {})).build(
+        create_architecture("diehl_cook", 10, (1, 28, 28), neurons=50))
+    assert net.presentation.weight_sum == pytest.approx(78.0) and net.presentation.steps == 700
+
+
+def test_the_vote_error_by_hand():
+    method = method_from_options("wta_stdp", method_options("wta_stdp", {}))
+    scores = torch.tensor([[3.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    loss = method.loss(scores, torch.tensor([0, 1, 1]))
+    assert float(loss) == pytest.approx(((1 - 0.75) + 1.0 + 0.5) / 3)
+
+
+def test_a_run_learns_digits_without_gradients(tmp_path):
+    trained_wta_run(tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.5  # chance: 0.1
+    assert summary["trainable_parameters"] == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and all("lr" not in r for r in records)
+    evaluated = ds.evaluate(tmp_path / "run")
+    assert evaluated["test_accuracy"] > 0.5
+
+
+def test_a_resumed_run_ends_where_the_uncut_one_does(tmp_path):
+    full, cut = full_and_resumed_weights(load_config(None, SMALL), tmp_path)
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
+
+
+@pytest.mark.parametrize("override, words", [("train.ema_decay=0.9", "weight average"),
+                                             ("train.compile=true", "not compiled"),
+                                             ("train.temporal_grad=sltt", "takes no gradient")])
+def test_settings_it_cannot_honour_are_refused_before_training(tmp_path, override, words):
+    with pytest.raises(ConfigError, match=words):
+        Trainer(load_config(None, [*SMALL, override]), tmp_path / "run").fit()
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
