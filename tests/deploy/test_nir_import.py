@@ -62,6 +62,25 @@ def test_an_li_node_with_a_leak_potential_is_refused():
         from_nir(_integrator_graph(nir.LI(tau=ones * 1e-2, r=ones * 100, v_leak=ones)))
 
 
+@pytest.mark.parametrize("tau", [0.0, -1e-4, 0.5e-4])
+def test_an_li_node_faster_than_the_step_is_refused_on_import(tau):
+    """``tau < dt`` has no forward Euler step in [0, 1): ``tau = 0`` was a ZeroDivisionError traceback, ``tau =
+    dt / 2`` and ``-dt`` a net that from_nir built and that failed on its first input ("readout decay=-1.0")."""
+    ones = np.ones(2, dtype=np.float32)
+    with pytest.raises(ConfigError, match=r"^NIR import: an LI node's tau = .* must be at least dt = 0.0001"):
+        from_nir(_integrator_graph(nir.LI(tau=ones * tau, r=ones, v_leak=ones * 0)))
+
+
+def test_an_li_node_with_tau_equal_to_dt_passes_its_input_through():
+    """``tau = dt``: decay ``1 - dt/tau = 0``, gain ``R dt / tau = R``, so ``v_t = R x_t`` (R = 2); by hand the trace
+    [2, 0], [0, 0], [0, 2] (it was refused when run: "readout decay=0.0 is outside (0, 1]")."""
+    ones = np.ones(2, dtype=np.float64)
+    net = from_nir(_integrator_graph(nir.LI(tau=ones * 1e-4, r=ones * 2, v_leak=ones * 0)))
+    with torch.no_grad():
+        trace = net(E0_AT_0_E1_AT_2)
+    torch.testing.assert_close(trace[:, 0], torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]]))
+
+
 def test_an_i_node_sums_its_input():
     """I ``dv/dt = R I`` with R = 1e4, dt = 1e-4: each step adds ``dt R x = x``; by hand the running sum
     [1, 0], [1, 0], [1, 1]."""

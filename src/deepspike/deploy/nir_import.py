@@ -56,14 +56,15 @@ class Scale(nn.Module):
 
 
 class Integrator(nn.Module):
-    """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``."""
+    """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``;
+    ``decay`` in [0, 1] (0: an LI node with ``tau = dt``, whose trace is its input, ``v_t = x_t``)."""
 
     def __init__(self, decay: float) -> None:
         super().__init__()
         self.decay = decay
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return membrane_readout(x, self.decay)
+        return x.clone() if self.decay == 0.0 else membrane_readout(x, self.decay)
 
 
 class NirNetwork(nn.Module):
@@ -235,6 +236,9 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         if not np.allclose(np.asarray(node.v_leak), 0.0):  # tau dv/dt = v_leak - v + R I: a drift we do not run
             raise ConfigError("NIR import: only v_leak = 0 is supported (an LI node)")
         tau = _uniform("tau", node.tau)
+        if not tau >= dt:  # forward Euler's 1 - dt/tau: < 0 (an alternating trace) or, at tau = 0, a division by 0
+            raise ConfigError(f"NIR import: an LI node's tau = {tau} must be at least dt = {dt} (decay 1 - dt/tau in "
+                              "[0, 1))")
         return [Scale(torch.tensor(_uniform("r", node.r) * dt / tau)), Integrator(1.0 - dt / tau)]
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
                       "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, CubaLIF, LI, I)")
