@@ -111,3 +111,23 @@ def test_spike_deletion_leaves_analog_encoder_output():
     x = torch.tensor([[0.3, 0.7]])
     with SpikeDeletion(net, 1.0):
         assert torch.equal(net.encoder(x), x)
+
+
+def test_weight_noise_at_a_huge_snr_is_no_noise_not_an_overflow():
+    """10.0 ** (4000 / 10) was an OverflowError traceback (``deepspike analyze --snr 4000``); sigma =
+    rms(w) 10^(-SNR/20) = rms(w) 1e-200 is no noise in float32."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(30, 20))
+    noisy = add_weight_noise(net, 4000.0, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy[0].weight, net[0].weight)
+
+
+def test_weight_noise_past_float32_is_refused_in_one_line():
+    """SNR -1000 dB: sigma = rms(w) 1e50 is past float32's range; the weights were silently infinite."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(30, 20))
+    with pytest.raises(ConfigError, match=r"^weight noise at SNR -1000.0 dB \(--snr\) overflows float32 in layer "
+                                          r"'0' \(sigma .*\); give a larger SNR$"):
+        add_weight_noise(net, -1000.0, torch.Generator().manual_seed(1))
+    noisy = add_weight_noise(net, -300.0, torch.Generator().manual_seed(1))  # sigma = rms 1e15: finite
+    assert torch.isfinite(noisy[0].weight).all()

@@ -27,13 +27,23 @@ from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer
 
 @torch.no_grad()
 def add_weight_noise(model: nn.Module, snr_db: float, generator: torch.Generator | None = None) -> nn.Module:
-    """A copy of ``model`` with Gaussian noise at ``snr_db`` added to every synaptic weight (module doc)."""
+    """A copy of ``model`` with Gaussian noise at ``snr_db`` added to every synaptic weight (module doc).
+
+    ``sigma = rms(w) 10^(-SNR/20)`` is worked out in float64, so a large SNR is (almost) no noise (4000 dB was an
+    OverflowError in ``10.0 ** 400``); noise that makes a weight infinite in float32 (an SNR far below 0 dB, e.g.
+    -1000, silently gave infinite weights) is a one-line ``ConfigError``."""
     model = copy.deepcopy(model)
-    for _, m in weighted_modules(model):
+    for name, m in weighted_modules(model):
         w = m.weight
-        sigma = (w.pow(2).mean() / 10.0 ** (snr_db / 10.0)).sqrt()
+        power = w.detach().double().pow(2).mean()  # mean(w^2)
+        ratio = torch.tensor(10.0, dtype=torch.float64).pow(-snr_db / 20.0)  # 10^(-SNR/20); inf, never an error
+        sigma = float(power.sqrt() * ratio) if power > 0 else 0.0
         noise = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
-        w.add_(sigma * noise)
+        noisy = w + sigma * noise
+        if bool(torch.isinf(noisy).any()):
+            raise ConfigError(f"weight noise at SNR {snr_db} dB (--snr) overflows float32 in layer {name!r} (sigma "
+                              f"{sigma:.3g} against an rms weight of {float(power.sqrt()):.3g}); give a larger SNR")
+        w.copy_(noisy)
     return model
 
 
