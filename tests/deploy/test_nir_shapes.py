@@ -54,6 +54,15 @@ BROKEN = {  # name: (nodes replaced or added, edges added, the message after "NI
                                           v_threshold=np.ones(3), v_reset=np.zeros(3), w_in=np.ones(3)),
                        "output": nir.Output(output_type={"output": np.array([4])})}, [],  # nothing was checked after
                       "node 'output': shape [4] does not hold the [3] values node 'spk' gives"),  # a CubaLIF
+    "after_output": ({"tail": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2))}, [("output", "tail")],
+                     # from_nir returned the tail's [2] values in place of the Output's [3]
+                     "node 'output': an Output node ends the graph, but it feeds 'tail'"),
+    "after_output_branch": ({"tail": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)), "side": _ifs(3)},
+                            [("fc", "side"), ("side", "output"), ("output", "tail")],  # was a KeyError when run
+                            "node 'output': an Output node ends the graph, but it feeds 'tail'"),
+    "into_input": ({"back": nir.Affine(weight=np.ones((64, 3)), bias=np.zeros(64))}, [("spk", "back"),
+                                                                                        ("back", "input")],
+                   "node 'input': an Input node is fed by the caller, but 'back' feeds it"),
     "feedback_broadcast": ({"rec": nir.Linear(weight=np.ones((1, 3)))}, [("spk", "rec"), ("rec", "spk")],
                            "node 'spk': the [1] values fed back from 'rec' do not match the [3] it receives"),
 }

@@ -5,10 +5,11 @@ shape that deepspike's importer (:mod:`nir_import`) produces, checking that each
 before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Conv2d takes ``[C, H, W]`` with
 ``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
 broadcasts, a neuron layer (or a Delay) has one parameter or one per value, a node fed by several sums shapes
-that broadcast, and the Output declares as many values as reach it; every node but the Input is fed by an edge. A
-feedback edge (one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's
-shape must equal what its target receives (a recurrent layer feeds back one value per neuron). Node types the
-importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by name).
+that broadcast, and the Output declares as many values as reach it; every node but the Input is fed by an edge, no
+edge enters an Input node and none leaves an Output node. A feedback edge (one that closes a cycle,
+``graph_order.feedback_edges``) is left out of the walk, then its source's shape must equal what its target receives
+(a recurrent layer feeds back one value per neuron). Node types the importer does not map give an unknown shape, and
+nothing after them is checked (the importer refuses them by name).
 Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 """
 
@@ -142,10 +143,21 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
     return None
 
 
+def _check_ends(nir, graph, where: str) -> None:
+    """No edge leaves an Output node (what reaches it is the graph's output; a node after it made from_nir return
+    that node's values, or fail with a KeyError) and none enters an Input node (the caller feeds it)."""
+    for src, dst in graph.edges:
+        if isinstance(graph.nodes[src], nir.Output):
+            raise _fail(where, src, f"an Output node ends the graph, but it feeds {dst!r}")
+        if isinstance(graph.nodes[dst], nir.Input):
+            raise _fail(where, dst, f"an Input node is fed by the caller, but {src!r} feeds it")
+
+
 def check_shapes(nir, graph, where: str) -> None:
     """``DataCorruptError`` ``"<where>: node '<name>': <what does not fit>"`` at the first node (in topological
     order) that does not take the shape the nodes before it give; see the module docstring for what is checked."""
     feedback = feedback_edges(graph)  # also refuses an edge that names a missing node
+    _check_ends(nir, graph, where)
     order = topological_order(graph, skip=feedback)
     preds = predecessors(graph, skip=feedback)
     shapes: dict[str, Shape | None] = {}
