@@ -130,6 +130,22 @@ def test_integration_schemes_against_the_closed_forms_for_a_held_current():
     np.testing.assert_allclose(euler, 6 * (1 - 0.75 ** k), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("dt", "metadata", "origin"), [
+    (None, {"dt": "soon"}, "the graph's metadata"),  # was a bare ValueError from float('soon')
+    ("soon", {}, "the dt argument"),  # was a TypeError from math.isfinite
+    (-1.0, {}, "the dt argument"),
+])
+def test_a_step_that_is_not_a_positive_number_is_one_line(dt, metadata, origin):
+    graph = _one_if({})
+    graph.metadata = metadata
+    message = rf"^NIR simulation: dt = .* is not a positive number of seconds \({origin}\)$"
+    with pytest.raises(ConfigError, match=message):
+        GraphSimulator.rate_coded(graph, dt=dt)
+    if dt is not None:
+        with pytest.raises(ConfigError, match=message):
+            GraphSimulator(graph, dt)
+
+
 def test_bad_choices_and_cuba_outside_its_scheme_are_one_line_errors():
     graph = _one_if({})
     with pytest.raises(ConfigError, match=r"^NIR simulation: integration must be 'exact' or 'euler', got 'rk4'$"):

@@ -72,8 +72,6 @@ the inputs that spiked.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -85,7 +83,7 @@ from deepspike.deploy.graph_order import feedback_edges, predecessors, topologic
 from deepspike.deploy.neurons import _uniform, firing_rules, state_quant_of
 from deepspike.deploy.nir_delays import DelayLine, delay_steps
 from deepspike.deploy.nir_fields import check_nodes
-from deepspike.deploy.nir_import import _pair, _plain, graph_dt
+from deepspike.deploy.nir_import import _pair, _plain, _step
 from deepspike.deploy.nir_shapes import check_shapes
 
 SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, IF, LIF, "
@@ -281,8 +279,7 @@ class GraphSimulator:
 
     def __init__(self, graph, dt: float, integration: str = "exact", signals: str = "areas") -> None:
         self.nir = require_nir()
-        if not (math.isfinite(dt) and dt > 0):
-            raise ConfigError(f"NIR simulation: dt must be finite and > 0, got {dt}")
+        dt = _step(dt, graph, {}, "NIR simulation")  # a positive finite number, else one line
         self.integration = _choice("integration", integration, INTEGRATIONS)
         self.signals = _choice("signals", signals, SIGNALS)
         graph = inline_subgraphs(self.nir, graph)  # nested subgraphs (e.g. snnTorch's RLeaky) as flat nodes
@@ -314,7 +311,7 @@ class GraphSimulator:
         """The simulator of a deepspike rate-coded graph (``to_nir``): ``integration="euler"``,
         ``signals="currents"``, ``dt`` = the argument, else the graph's (``nir_import.graph_dt``). Fed the
         net's encoded input ``[T, B, *input_shape]`` its output spikes are ``from_nir(graph)``'s."""
-        return cls(graph, graph_dt(graph, _plain(graph.metadata)) if dt is None else dt, "euler", "currents")
+        return cls(graph, _step(dt, graph, _plain(graph.metadata), "NIR simulation"), "euler", "currents")
 
     def reset(self) -> None:
         """Forget every neuron's state (V, I, pending spikes), the values fed back and the delay buffers."""
