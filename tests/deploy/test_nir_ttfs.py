@@ -145,6 +145,18 @@ def test_single_neuron_golden_time():
     assert float(ttfs_graph_times(graph, t_in, 0.1, 2.0)) == pytest.approx(0.7, abs=1e-12)
 
 
+@pytest.mark.parametrize(("t_end", "chunk_steps", "message"), [
+    (-1.0, None, r"t_end = -1.0 must be a finite number >= 0"),  # simulated no step and returned None
+    (math.nan, None, r"t_end = nan must be a finite number >= 0"),  # a ValueError from floor(nan)
+    (2.0, -3, r"chunk_steps = -3 must be a whole number >= 1"),  # an empty range(0, n, -3): None
+])
+def test_a_replay_that_would_simulate_nothing_is_refused(t_end, chunk_steps, message):
+    lin = TTFSLinear(1, 1, bias=True).double()
+    graph = to_nir_ttfs(nn.Sequential(lin), (1,))
+    with pytest.raises(ConfigError, match=rf"^TTFS replay: {message}"):
+        ttfs_graph_times(graph, torch.tensor([[math.inf]], dtype=torch.float64), 0.1, t_end, chunk_steps)
+
+
 def test_cubalif_parameters_follow_the_nir_equations():
     # exp: tau = 2, theta = 1.5, large = 1e3 -> tau_syn = 2, tau_mem = 2000, w_in = 2, r = 2000 / 2 = 1000
     node = ttfs_neuron_node("exp", 1.5, 2.0, (3,), drive=3.0, large=1e3, t_window=100.0)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 from deepspike.deploy.nir_sim import GraphSimulator
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
@@ -39,12 +40,17 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     """First output spike times ``[B, *out]`` (float64, +inf = none by ``t_end``) of a TTFS NIR graph.
 
     t_in: ``[B, *input_shape]`` input spike times (>= 0, +inf = silent). dt: step (model time units).
-    t_end: last simulated time; must not exceed the graph's ``t_window`` (the fire-once guarantee).
+    t_end: last simulated time, a finite number >= 0; must not exceed the graph's ``t_window`` (the fire-once
+    guarantee). chunk_steps: steps per chunk (a whole number >= 1), else as many as fit ``MAX_CHUNK_ELEMENTS``.
     Stops early once every output neuron has spiked.
     """
     meta = _meta(graph)
     if meta.get("format") != "ttfs":
         raise ConfigError("TTFS replay needs a graph written by to_nir_ttfs (metadata format: ttfs)")
+    if not (is_finite(t_end) and t_end >= 0):  # t_end < 0 simulated no step and returned None; NaN a ValueError
+        raise ConfigError(f"TTFS replay: t_end = {t_end!r} must be a finite number >= 0")
+    if chunk_steps is not None and not is_whole(chunk_steps, 1):
+        raise ConfigError(f"TTFS replay: chunk_steps = {chunk_steps!r} must be a whole number >= 1 (or None)")
     window = float(meta.get("t_window", math.inf))
     if t_end > window:
         raise ConfigError(f"TTFS replay: t_end = {t_end} exceeds the graph's t_window = {window} (fire-once bound)")
@@ -62,7 +68,7 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     shapes = {k: tuple(int(s) for s in np.asarray(graph.nodes[k].input_type["input"]).ravel()) for k in sim.inputs}
     sizes = [np.size(n.v_threshold) for n in graph.nodes.values() if hasattr(n, "v_threshold")]
     widest = max(sizes + [int(np.prod(s)) for s in shapes.values()])  # the widest neuron layer or input
-    chunk = chunk_steps or max(1, MAX_CHUNK_ELEMENTS // max(1, bsz * widest))
+    chunk = chunk_steps if chunk_steps is not None else max(1, MAX_CHUNK_ELEMENTS // max(1, bsz * widest))
     first = None
     for k0 in range(0, n_steps, chunk):
         tc = min(chunk, n_steps - k0)
