@@ -8,6 +8,7 @@ from deepspike.layers.activity_records import SynapseRecord, is_spike_valued
 from deepspike.layers.fan_out import fan_out_map
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
+from deepspike.neurons.chunked_if import ChunkedIF
 
 
 def test_negative_spikes_are_events_that_cost_accumulates():
@@ -79,3 +80,21 @@ def test_one_direct_input_sample_at_a_time_is_still_analog():
     first, *rest = recorder.synapses.values()
     assert first.macs > 0 and first.acs == 0 and first.analog
     assert rest and all(r.macs == 0 and not r.analog for r in rest)
+
+
+def test_threshold_valued_spikes_count_one_spike_each():
+    """A converted net's IF layer with ``spike_value: threshold`` (``ChunkedIF(weighted=True)``, threshold 2.5, reset
+    by subtraction) fed 3.0 per step for T = 4 steps: h = 3, 3.5, 4, 4.5 reaches 2.5 at every step, so by hand each
+    of the 2 x 3 neurons spikes 4 times, 24 spikes, rate 1 (spikes per neuron per step), 6 at each step, however
+    large the spikes' value (2.5). The record summed |s| and gave 60 spikes at a rate of 2.5."""
+    net = nn.Sequential(ChunkedIF(2.5, "subtract", 0.0, weighted=True))
+    with ActivityRecorder(net, codings=("rate",), operations=False) as recorder:
+        s = net(torch.full((4, 2, 3), 3.0))  # [T, B, N]
+    assert torch.equal(s, torch.full((4, 2, 3), 2.5))  # every step a spike carrying its threshold
+    record = recorder.layers["0"]
+    assert (record.spikes, record.neuron_steps, record.step_counts) == (24, 24, [6, 6, 6, 6])
+    signed = nn.Sequential(ChunkedIF(2.5, "subtract", 0.5, weighted=True, signed=True))
+    with ActivityRecorder(signed, codings=("rate",), operations=False) as recorder:  # v_0 = 1.25
+        s = signed(torch.tensor([3.0, -5.0, 0.0, 0.0]).reshape(4, 1, 1))  # h = 4.25 (+1), -3.25 (-1), -0.75, -0.75
+    assert s.flatten().tolist() == [2.5, -2.5, 0.0, 0.0]
+    assert (recorder.layers["0"].spikes, recorder.layers["0"].step_counts) == (2, [1, 1, 0, 0])

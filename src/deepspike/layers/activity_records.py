@@ -1,7 +1,8 @@
 """What the activity recorder (``layers.activity_recorder``) keeps per neuron layer and per synaptic layer.
 
 Neuron layer, summed over the recorded samples: rate-coded spikes ``s [T, B, ...]`` add
-``spikes = sum |s|``, ``neuron_steps = numel(s)`` and the spikes of every step (``step_counts[t0 + t]``,
+``spikes = sum 1[s != 0]`` (a spike of any value is one spike: binary, signed, or carrying its threshold ``th_c``),
+``neuron_steps = numel(s)`` and the spikes of every step (``step_counts[t0 + t]``,
 ``t0`` = the steps of the layer's earlier chunks in the same network pass); TTFS times ``t [B, ...]`` add
 ``spikes = #finite(t)``, ``neuron_steps = numel(t)`` and a sample of the finite times. Inputs ``x`` (the
 current a neuron layer receives) keep their largest value and, when asked, every positive value.
@@ -75,7 +76,7 @@ class NeuronRecord:
         if t0 == 0:
             self.samples += s.shape[1]
         self.steps = t0 + s.shape[0]
-        per_step = torch.linalg.vector_norm(s.flatten(1), 1, dim=1).tolist()  # [T]: sum |s_t|
+        per_step = s.flatten(1).ne(0).sum(1).tolist()  # [T]: sum 1[s_t != 0], one per spike whatever its value
         self.spikes += sum(per_step)
         self.neuron_steps += s.numel()
         if len(self.step_counts) < self.steps:
