@@ -66,17 +66,29 @@ def predecessors(graph, skip: Collection[Edge] = ()) -> dict[str, list[str]]:
 
 def topological_order(graph, skip: Collection[Edge] = ()) -> list[str]:
     """Node names so that every edge but those in ``skip`` goes forward; ``ConfigError`` on a cycle left (a graph
-    with feedback: pass ``skip=feedback_edges(graph)``) or an unknown node."""
+    with feedback: pass ``skip=feedback_edges(graph)``) or an unknown node.
+
+    The order is by level (a node without predecessors is level 0, any other one more than its highest
+    predecessor), then by the node's place in ``graph.nodes``. Levels come from one pass over the edges (Kahn's
+    algorithm): linear in nodes and edges, where taking the ready nodes in rounds was quadratic (4,000 chained
+    nodes took 8 s)."""
     preds = predecessors(graph, skip)
-    order: list[str] = []
-    done: set[str] = set()
-    pending = list(graph.nodes)
-    while pending:
-        ready = [n for n in pending if all(p in done for p in preds[n])]
-        if not ready:
-            raise ConfigError("NIR graph: it has a cycle, which this reader does not take (from_nir and "
-                              "GraphSimulator read recurrent graphs)")
-        order += ready
-        done.update(ready)
-        pending = [n for n in pending if n not in done]
-    return order
+    succs: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for node, sources in preds.items():
+        for src in sources:
+            succs[src].append(node)
+    waiting = {k: len(sources) for k, sources in preds.items()}
+    level = dict.fromkeys(graph.nodes, 0)
+    ready = [k for k, n in waiting.items() if n == 0]
+    while ready:
+        node = ready.pop()
+        for nxt in succs[node]:
+            level[nxt] = max(level[nxt], level[node] + 1)
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.append(nxt)
+    if any(waiting.values()):
+        raise ConfigError("NIR graph: it has a cycle, which this reader does not take (from_nir and "
+                          "GraphSimulator read recurrent graphs)")
+    place = {k: i for i, k in enumerate(graph.nodes)}
+    return sorted(graph.nodes, key=lambda k: (level[k], place[k]))

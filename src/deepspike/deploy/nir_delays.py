@@ -110,8 +110,11 @@ def fold_delays(nir, graph, dt: float, where: str):
     weights are summed into the node named after the first branch, each synapse with its branch's delay; a synapse
     with weight on two delays, a ``Delay`` node outside this pattern or delays beyond ``MAX_DELAY - 1`` steps are
     one-line ``ConfigError``s."""
-    ins = {k: [s for s, d in graph.edges if d == k] for k in graph.nodes}
-    outs = {k: [d for s, d in graph.edges if s == k] for k in graph.nodes}
+    ins: dict[str, list[str]] = {k: [] for k in graph.nodes}  # one pass over the edges (not one per node)
+    outs: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for src, dst in graph.edges:
+        outs[src].append(dst)
+        ins[dst].append(src)
     branches = [b for b in (_branch(nir, graph, k, ins, outs) for k in graph.nodes) if b is not None]
     layers: dict[tuple[str, str], list] = {}
     for source, name, target, delay in branches:
