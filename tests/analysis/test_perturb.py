@@ -8,6 +8,7 @@ from torch import nn
 
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise, jitter_times
 from deepspike.core.errors import ConfigError
+from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.neurons import IF
 from deepspike.neurons.chunked_if import ChunkedIF
 
@@ -111,6 +112,33 @@ def test_spike_deletion_leaves_analog_encoder_output():
     x = torch.tensor([[0.3, 0.7]])
     with SpikeDeletion(net, 1.0):
         assert torch.equal(net.encoder(x), x)
+
+
+class WeightedPoissonNet(nn.Module):
+    """A converted net's input with ``--encoding poisson --spike-value threshold``: signed Poisson spikes that carry
+    the input scale (2.5 here, the largest calibration pixel), ``[T, B, ...]`` values in {-2.5, 0, 2.5}."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = SignedPoissonEncoder(2.5, weighted=True)
+
+    def forward(self, x):
+        return self.encoder(x, 8, torch.Generator().manual_seed(0))
+
+
+def test_spike_deletion_drops_weighted_input_spikes():
+    """Every spike of the input is dropped with probability p: +-2.5 spikes were taken for analog input (only 0 and
+    +-1 counted as spikes) and all 100% kept at p = 1."""
+    net = WeightedPoissonNet()
+    x = torch.linspace(-2.5, 2.5, 2000).reshape(1000, 2)
+    full = net(x)
+    assert set(full.unique().tolist()) == {-2.5, 0.0, 2.5} and (full != 0).sum() > 5000
+    with SpikeDeletion(net, 1.0):
+        assert net(x).abs().sum() == 0
+    with SpikeDeletion(net, 0.3, torch.Generator().manual_seed(1)):
+        out = net(x)
+    assert float((out != 0).sum() / (full != 0).sum()) == pytest.approx(0.7, abs=0.02)
+    assert torch.equal(out[out != 0], full[out != 0])  # a kept spike keeps its value and sign
 
 
 def test_weight_noise_at_a_huge_snr_is_no_noise_not_an_overflow():

@@ -5,7 +5,8 @@
 - Spike deletion (rate nets): every spike of the input and of every spiking layer is dropped with
   probability ``p``: ``s' = s * m``, ``m ~ Bernoulli(1 - p)``; a spike of any value (binary, signed,
   threshold-valued ``th_c`` as converted nets with ``spike_value: threshold`` emit) is one event. The encoder's
-  output is spikes only when every entry is 0 or +-1 (analog direct input is left as it is).
+  output is spikes only when every entry is 0 or +-m, one magnitude ``m = max |x|`` (binary, signed, or a converted
+  net's weighted Poisson spikes ``+-input_scale``); analog direct input is left as it is.
 - Spike-time jitter (TTFS nets): every finite spike time of the input and of every TTFS neuron layer
   becomes ``t' = t + sigma * e`` (absolute) or ``t (1 + sigma * e)`` (relative, zhou2021's "jitter %"),
   ``e ~ N(0, 1)``; ``+inf`` (no spike) stays ``+inf``. Times are not clamped (closed-form output times
@@ -92,9 +93,10 @@ class SpikeDeletion(_OutputHooks):
 
     def perturb(self, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
         """``x * m``, ``m ~ Bernoulli(1 - p)`` of ``x``'s shape; a spiking layer's output is spikes whatever their
-        value, the encoder's only when binary or signed (else analog input: returned as it is)."""
+        value, the encoder's only when every entry is 0 or +-max|x| (else analog input: returned as it is; a
+        weighted Poisson encoder's +-input_scale spikes were taken for analog and never deleted)."""
         encoder = not getattr(type(module), "is_spiking_neuron", False)
-        if encoder and not bool(((x == 0) | (x.abs() == 1)).all()):
+        if encoder and x.numel() and not bool(((x == 0) | (x.abs() == x.abs().amax())).all()):
             return x  # analog input (direct encoding): nothing to delete
         keep = torch.rand(x.shape, generator=self.generator).to(x.device) >= self.p
         return x * keep.to(x.dtype)
