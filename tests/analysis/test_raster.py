@@ -3,6 +3,8 @@ monitor counts for that layer (an independent path: ``NetworkMonitor``'s per-ste
 shows evenly spaced active neurons and only their own spikes; recording leaves the scores unchanged; ``analyze``
 draws it for rate-coded nets only."""
 
+import re
+
 import pytest
 import torch
 
@@ -59,6 +61,16 @@ def test_recording_leaves_the_scores_unchanged_and_one_sample_is_asked(net_and_s
     assert torch.equal(net(x), before)
     with pytest.raises(ConfigError, match=r"^a raster is of one sample: x must be \[1, \.\.\.\], got \(2, 1, 8, 8\)$"):
         record_raster(net, torch.rand(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize("count", [0, 2.5, True, "3", None])
+def test_the_neurons_shown_must_be_a_whole_number_of_at_least_one(net_and_sample, count):
+    """ds.record_raster(net, x, 2.5), True or "3" were TypeError tracebacks (torch.linspace's steps, "<" on a
+    string), and True would have shown one neuron; now one line, as record_traces says it."""
+    net, x = net_and_sample
+    with pytest.raises(ConfigError, match=rf"^--raster must be >= 1 neurons per layer \(0 turns the raster off\), "
+                                          rf"got {re.escape(repr(count))}$"):
+        record_raster(net, x, max_neurons=count)
 
 
 def test_analyze_draws_the_raster_of_a_rate_coded_run(tmp_path):

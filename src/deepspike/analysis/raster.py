@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
@@ -28,8 +29,8 @@ def record_raster(model: nn.Module, x: torch.Tensor, max_neurons: int = 32, seed
     """The raster of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (module docstring)."""
     if x.shape[0] != 1:
         raise ConfigError(f"a raster is of one sample: x must be [1, ...], got {tuple(x.shape)}")
-    if max_neurons < 1:
-        raise ConfigError(f"--raster must be >= 1 neurons per layer (0 turns the raster off), got {max_neurons}")
+    if not is_whole(max_neurons, 1):  # 2.5, True and "3" were TypeError tracebacks from torch.linspace or "<"
+        raise ConfigError(f"--raster must be >= 1 neurons per layer (0 turns the raster off), got {max_neurons!r}")
     outputs: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(_keep(name, outputs)) for name, m in model.named_modules()
              if getattr(m, "is_spiking_neuron", False)]
