@@ -109,6 +109,23 @@ def test_analyze_reads_the_spikes_of_a_converted_run(converted):
     assert activity["acs_per_sample"] == pytest.approx(summary["synaptic_ops"]) and activity["macs_per_sample"] == 0
 
 
+def test_analyze_has_no_jitter_sweep_for_a_windowed_ttfs_net(converted, tmp_path, capsys):
+    """A windowed TTFS net's layers pass on the values their spikes code: the jitter sweep hooked only the input
+    layer and moved its values as if they were times (x (1 + sigma e); the hidden layers' spikes never moved), and
+    reported that as spike-time jitter. Now there is no jitter sweep for it, and --jitter is one line, exit 2."""
+    from deepspike.analysis.report import AnalysisOptions, analyze_run
+
+    out, _ = converted
+    options = AnalysisOptions(limit=50, bits=(), snrs=(), deletions=None, jitters=None, timesteps=False, plots=False)
+    result = analyze_run(out, None, options)
+    assert "jitter" not in result["sweeps"] and result["activity"]["layers"][0]["coding"] == "ttfs"
+    args = ["analyze", str(out), "--limit", "20", "--bits", "", "--snr", "", "--out", str(tmp_path / "a")]
+    assert main([*args, "--jitter", "0.1"]) == 2
+    assert capsys.readouterr().err == ("deepspike: error: --jitter moves the spike times of closed-form TTFS layers; a "
+                                       "windowed TTFS net (ttfs_window, convert --to ttfs) passes on the values its "
+                                       "spikes code: leave it out\n")
+
+
 def test_fine_tuning_can_start_from_the_ann_itself(ann_run, tmp_path):
     """``method.init_from`` an ANN run: its parameters load module for module, the windows come from the first
     batch; a network of another shape is refused in one line."""

@@ -198,7 +198,8 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
 
 def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) -> dict[str, list[dict]]:
     """Accuracy against time steps (time-stepped nets), weight bits, weight-noise SNR, spike deletion (rate
-    coding) and spike-time jitter (TTFS coding), as ``o`` asks."""
+    coding) and spike-time jitter (closed-form TTFS layers, ``sweeps.has_spike_times``; none for a windowed TTFS
+    net, whose ``--jitter`` is a one-line ``ConfigError``), as ``o`` asks."""
     sw: dict[str, Any] = {}
     if o.timesteps and sweeps.runs_at_any_timesteps(model):  # not a PSN net: it runs at its own T only
         sw["timesteps"] = sweeps.sweep_timesteps(model, method, batches, sweeps.timestep_points(model.eval_timesteps))
@@ -209,10 +210,14 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
     coding = {layer["coding"] for layer in activity["layers"]}
     _refuse_unused({"deletion": o.deletions}, "rate" in coding, "rate-coded spikes")
     _refuse_unused({"jitter": o.jitters}, "ttfs" in coding, "TTFS spike times")
+    times = sweeps.has_spike_times(model)  # not a windowed TTFS net: its jitter sweep moved its input values only
+    if o.jitters and not times:
+        raise ConfigError("--jitter moves the spike times of closed-form TTFS layers; a windowed TTFS net "
+                          "(ttfs_window, convert --to ttfs) passes on the values its spikes code: leave it out")
     deletions, jitters = _or(o.deletions, DEFAULT_DELETIONS), _or(o.jitters, DEFAULT_JITTERS)
     if "rate" in coding and deletions:
         sw["deletion"] = sweeps.sweep_deletion(model, method, batches, deletions)
-    if "ttfs" in coding and jitters:
+    if times and jitters:
         sw["jitter"] = sweeps.sweep_jitter(model, method, batches, jitters)
     return sw
 

@@ -15,6 +15,7 @@ from torch import nn
 from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise
 from deepspike.analysis.quantize import quantize_model
+from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer
 from deepspike.methods.base import Method
 from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
 
@@ -30,6 +31,13 @@ def runs_at_any_timesteps(model: nn.Module) -> bool:
     """``takes_timesteps`` and no module of a fixed step count (class attribute ``fixed_timesteps``: PSN's ``[T, T]``
     weights run at their own T only), so that accuracy can be swept over T."""
     return takes_timesteps(model) and not any(getattr(type(m), "fixed_timesteps", False) for m in model.modules())
+
+
+def has_spike_times(model: nn.Module) -> bool:
+    """Whether ``model`` has closed-form TTFS neuron layers (``is_ttfs_neuron_layer``), whose outputs are the spike
+    times ``[B, ...]`` that ``SpikeJitter`` moves. A windowed TTFS net's layers (``ttfs.window_layers``:
+    ``ttfs_window``, ``convert --to ttfs``) pass on the values their spikes code, not times: nothing to move."""
+    return any(is_ttfs_neuron_layer(m) for m in model.modules())
 
 
 def accuracy(

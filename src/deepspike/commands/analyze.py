@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jitter",
         type=_numbers(float),
-        help="relative spike-time jitter (TTFS nets; default 0,0.01,0.02,0.05,0.1)",
+        help="relative spike-time jitter (closed-form TTFS nets, not windowed ones; default 0,0.01,0.02,0.05,0.1)",
     )
     p.add_argument("--no-timesteps", action="store_true", help="skip the accuracy-vs-time-steps sweep")
     p.add_argument("--raster", type=int, metavar="N",
