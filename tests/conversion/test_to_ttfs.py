@@ -68,6 +68,16 @@ def test_an_alpha_other_than_one_is_refused_for_a_conversion(ann_run, tmp_path, 
     assert not (tmp_path / "c").exists()
 
 
+def test_a_margin_whose_windows_leave_float32_is_refused(ann_run, tmp_path, capsys):
+    """--margin 1e38 passed the option check (at most float32's largest) but its windows overflowed float32: a
+    RuntimeError traceback; --margin 1e-320 gave windows of 0 and exit 0 (SNN accuracy 0.10, the ANN's 0.90)."""
+    for margin in ("1e38", "1e-320"):
+        assert main(["convert", str(ann_run[0]), "--to", "ttfs", "--margin", margin, "--out", str(tmp_path / "c"),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "positive range" in err and err.count("\n") == 1 and not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("to, options, names", [
     ("ttfs", ["--timesteps", "5", "--norm", "max", "--reset", "zero"], "--norm, --timesteps, --reset"),
     ("rate", ["--margin", "2"], "--margin"),

@@ -43,8 +43,16 @@ class WindowedLayer(ReportsSpikes, nn.Module):
         return not math.isnan(float(self.window))
 
     def calibrate(self, margin: float = 1.0) -> None:
-        """``T = margin * (largest value seen while calibrating)`` (1 when nothing was positive)."""
-        self.window.fill_(margin * self.observed_max if self.observed_max > 0 else 1.0)
+        """``T = margin * (largest value seen while calibrating)`` (1 when nothing was positive); ``ConfigError``
+        when that product is not a positive normal number of the window's dtype (it overflowed to a traceback, or
+        rounded to a zero window that codes every value as 0)."""
+        window = margin * self.observed_max if self.observed_max > 0 else 1.0
+        info = torch.finfo(self.window.dtype)
+        if not info.tiny <= window <= info.max:
+            raise ConfigError(f"{type(self).__name__}: window = margin {margin:g} x largest value "
+                              f"{self.observed_max:.4g} = {window:.4g} is outside {self.window.dtype}'s positive range "
+                              f"({info.tiny:.4g} to {info.max:.4g}); choose a margin that keeps it inside")
+        self.window.fill_(window)
         self.calibrating, self.observed_max = False, 0.0
 
     def _observe(self, values: torch.Tensor) -> None:

@@ -1,0 +1,39 @@
+"""Modules of a windowed TTFS network: the window calibration and its range."""
+
+import re
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.ttfs.window_layers import WindowInput, WindowNeurons
+
+
+def _calibrated(module, values, margin):
+    module.calibrating = True
+    module(values)
+    module.calibrate(margin)
+    return float(module.window)
+
+
+def test_calibration_sets_margin_times_the_largest_value():
+    assert _calibrated(WindowNeurons(alpha=2.0), torch.tensor([[-1.0, 3.0, 5.0]]), 1.5) == 1.5 * 5.0 / 2.0
+    assert _calibrated(WindowInput(), torch.tensor([[-4.0, 1.0]]), 1.0) == 4.0  # |x|: both halves
+    assert _calibrated(WindowNeurons(), torch.tensor([[-1.0, 0.0]]), 3.0) == 1.0  # nothing positive: 1
+
+
+@pytest.mark.parametrize("margin, found", [(1e38, "3.79e+38"), (1e-320, "e-320"), (1e-40, "3.79e-40")])
+def test_a_window_outside_float32s_range_is_refused(margin, found):
+    """margin 1e38 (a valid method.margin / --margin) times a largest value 3.79 overflowed float32: a RuntimeError
+    traceback from fill_; margin 1e-320 gave windows of 0 (every neuron saturated, SNN accuracy 0.10 against the
+    ANN's 0.90 in a conversion, exit 0); 1e-40 a subnormal window."""
+    module = WindowNeurons()
+    message = f"window = margin .* = [^ ]*{re.escape(found)}[^ ]* is outside torch.float32's positive range"
+    with pytest.raises(ConfigError, match=message):
+        _calibrated(module, torch.tensor([[3.79, 1.0]]), margin)
+    assert not module.calibrated  # left as it was
+
+
+def test_the_range_is_that_of_the_windows_dtype():
+    module = WindowNeurons().double()
+    assert _calibrated(module, torch.tensor([[3.79]], dtype=torch.float64), 1e38) == pytest.approx(3.79e38)
