@@ -28,6 +28,28 @@ def test_training_output_matches_hand_computation():
     np.testing.assert_allclose(bn.running_var.numpy(), [0.9 * 1 + 0.1 * 1.0])
 
 
+def test_running_statistics_skip_channels_without_spikes():
+    """Channel 0 silent in every batch, channel 1 with one spike (z = 4), channel 2 with z = {1, 3}. Before, the
+    silent channel's running mean and variance were pulled towards 0 (0.0052 each after 50 batches, from 1), so
+    in evaluation a spike in it was scaled by 1 / sqrt(0.0052 + eps) = 14 instead of about 1; the single spike
+    pulled the variance towards 0 as well. nn.BatchNorm1d on channel 2's two values is the reference there."""
+    t = torch.full((2, 3), math.inf)
+    t[0, 1] = math.log(4.0)
+    t[:, 2] = torch.tensor([0.0, math.log(3.0)])
+    bn = TTFSBatchNorm(3)
+    reference = torch.nn.BatchNorm1d(1)
+    with torch.no_grad():
+        reference.running_mean.fill_(1.0)
+    for _ in range(50):
+        out = bn(t)
+        reference(torch.exp(t[:, 2:]))
+    assert bn.running_mean[0] == 1.0 and bn.running_var[0] == 1.0  # no data: unchanged
+    assert bn.running_mean[1] == pytest.approx(4.0 - 3.0 * 0.9**50) and bn.running_var[1] == 1.0
+    assert bn.running_mean[2] == pytest.approx(float(reference.running_mean[0]))
+    assert bn.running_var[2] == pytest.approx(float(reference.running_var[0]))
+    assert torch.isinf(out[:, 0]).all()  # silent stays silent
+
+
 def test_output_is_clamped_at_t_min():
     bn = TTFSBatchNorm(1, eps=0.0).eval()
     with torch.no_grad():

@@ -14,8 +14,9 @@ channel with ``c <= 0`` folds into an inhibitory bias (``sign = -1``): still ``z
 Conventions here: statistics use only the spiking entries (silent inputs, +inf, stay silent); ``z'`` is
 clamped at ``exp(t_min/tau)`` (default ``t_min = 0``: nothing fires before the input window opens), so
 ``t' = tau log max(a z + c, exp(t_min/tau))``. In training ``mu, sigma^2`` are the batch's (biased variance
-for the output, unbiased for the running estimate, as ``nn.BatchNorm2d``); in evaluation the running
-estimates. ``fold()`` returns a ``TTFSDelayBias`` that gives identical evaluation outputs.
+for the output, unbiased for the running estimate, as ``nn.BatchNorm2d``; a channel without spiking entries in
+a batch leaves its running mean, one with fewer than two its running variance, as they were); in evaluation the
+running estimates. ``fold()`` returns a ``TTFSDelayBias`` that gives identical evaluation outputs.
 """
 
 from __future__ import annotations
@@ -72,18 +73,25 @@ class TTFSBatchNorm(nn.Module):
         if self.training:
             dims = [0, *range(2, t_in.dim())]  # all but the channel axis
             spiking = (~silent).to(z.dtype)
-            n = spiking.sum(dims).clamp_min(1.0)  # [C]
+            count = spiking.sum(dims)  # [C] spiking entries per channel
+            n = count.clamp_min(1.0)
             mean = (z * spiking).sum(dims) / n
             var = (((z - _channel_view(z, mean)) ** 2) * spiking).sum(dims) / n
-            with torch.no_grad():
-                unbiased = var * n / (n - 1).clamp_min(1.0)
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(unbiased.detach(), self.momentum)
+            self._update_running(mean.detach(), var.detach(), count)
         else:
             mean, var = self.running_mean, self.running_var
         a, c = self.scale_offset(mean, var)
         z_out = _channel_view(z, a) * z + _channel_view(z, c)
         return _to_time(z_out, silent, self.tau, self.t_min)
+
+    @torch.no_grad()
+    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
+        """Move the running estimates ``momentum`` of the way to the batch's ``mean`` and unbiased variance
+        ``var n / (n - 1)`` (all [C]), per channel only where the batch has statistics: a mean from ``n >= 1``
+        spiking entries, a variance from ``n >= 2`` (a silent channel's batch mean and variance are no data)."""
+        unbiased = var * count / (count - 1).clamp_min(1.0)
+        for running, batch, least in ((self.running_mean, mean, 1), (self.running_var, unbiased, 2)):
+            running.copy_(torch.where(count >= least, running.lerp(batch, self.momentum), running))
 
     @torch.no_grad()
     def fold(self) -> TTFSDelayBias:
