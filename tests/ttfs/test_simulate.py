@@ -114,3 +114,35 @@ def test_stepped_simulation_refuses_inputs_before_its_grid():
     """A negative input time was silently dropped (it arrived at a grid step that never comes)."""
     with pytest.raises(ConfigError, match="stepped method needs input times >= 0"):
         simulate(np.array([[-0.5, 0.2]]), [Dense(np.array([[1.0, 1.0]]))], "relpsp", method="stepped")
+
+
+_IMAGE = np.random.default_rng(0).random((1, 1, 4, 4))
+_FLAT = _IMAGE.reshape(1, -1)
+
+
+@pytest.mark.parametrize("t, layers, options, message", [
+    # before: all outputs +inf (tau 0 or NaN), the earliest input (theta 0), +inf for a NaN or -inf input
+    (_FLAT, [Dense(np.ones((2, 16)))], {"tau": 0.0}, "time constant tau must be finite and > 0"),
+    (_FLAT, [Dense(np.ones((2, 16)))], {"tau": math.nan}, "time constant tau must be finite and > 0"),
+    (_FLAT, [Dense(np.ones((2, 16)))], {"theta": 0.0}, "threshold theta must be finite and > 0"),
+    (np.array([[math.nan, 1.0]]), [Dense(np.ones((2, 2)))], {}, "spike times contain NaN or -inf"),
+    (np.array([[-math.inf, 1.0]]), [Dense(np.ones((2, 2)))], {}, "spike times contain NaN or -inf"),
+    (_FLAT, [Dense(np.full((2, 16), math.nan))], {}, "Dense: weight or bias contains NaN or inf"),
+    # before: the bias's first two weights used for two outputs
+    (_FLAT, [Dense(np.ones((2, 16)), np.ones(3))], {}, "Dense: bias of shape \\(3,\\) for 2 output channels"),
+    # before: ZeroDivisionError, a result from padding -1, ValueError tracebacks
+    (_IMAGE, [Conv(np.ones((1, 1, 2, 2)), stride=0)], {}, "Conv: needs int stride >= 1"),
+    (_IMAGE, [Conv(np.ones((1, 1, 2, 2)), padding=-1)], {}, "Conv: needs int stride >= 1, padding >= 0"),
+    (_IMAGE, [Conv(np.ones((1, 1, 6, 6)))], {}, "a kernel within the padded input \\(4, 4\\)"),
+    (_FLAT, [Conv(np.ones((1, 1, 2, 2)))], {}, "Conv: needs inputs \\[B, C, H, W\\]"),
+    # before: ZeroDivisionError; stride 0 taken as the default; ValueError; ZeroDivisionError
+    (_IMAGE, [MaxPool(0)], {}, "MaxPool: kernel_size and stride must be >= 1"),
+    (_IMAGE, [MaxPool(2, 0)], {}, "MaxPool: kernel_size and stride must be >= 1"),
+    (_IMAGE, [MaxPool(5)], {}, "MaxPool: window \\(5, 5\\) larger than the padded input"),
+    (_IMAGE, [AvgPool(1)], {}, "AvgPool: the window needs at least 2 inputs"),
+    (_FLAT, [Dense(np.ones((2, 16)))], {"method": "stepped", "dt": 0.0}, "needs a finite dt > 0"),
+])
+def test_bad_arguments_are_one_line_config_errors(t, layers, options, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        simulate(t, layers, **options)
+    assert "\n" not in str(err.value)

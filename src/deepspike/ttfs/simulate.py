@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepspike.core.errors import ConfigError, check_pool_padding, unknown_choice
+from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.ttfs._validate import check_neuron_params, pool_window
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,14 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
         float64 array of the last layer's spike times (+inf = no spike), or the list of every layer's
         output when ``return_all``.
     """
-    if kernel not in ("exp", "relpsp"):
-        raise unknown_choice("TTFS kernel", kernel, ("exp", "relpsp"))
+    check_neuron_params(kernel, theta, tau)
     if method not in ("event", "stepped"):
         raise unknown_choice("simulation method", method, ("event", "stepped"))
     t = _np(t_in)
+    if np.isnan(t).any() or (t == -math.inf).any():
+        raise ConfigError("simulate: spike times contain NaN or -inf; use +inf for 'no spike'")
+    if method == "stepped" and not (math.isfinite(dt) and dt > 0 and (t_max is None or math.isfinite(t_max))):
+        raise ConfigError(f"simulate: the stepped method needs a finite dt > 0 and a finite t_max, got {dt}, {t_max}")
     if method == "stepped" and (t[np.isfinite(t)] < 0).any():
         raise ConfigError("simulate: the stepped method needs input times >= 0 (its grid starts at 0); use "
                           "method='event' for earlier spikes")
@@ -224,9 +228,9 @@ def _layer_matrix(layer, flat: np.ndarray, shape: tuple, theta: float):
     """``(matrix [n_out, n_in], bias [n_out], has_bias, windows, out_shape)`` of a synaptic or pooling layer
     on inputs of per-sample ``shape`` (``windows``: the pooling windows, None for Dense/Conv)."""
     windows = None
+    _check_layer(layer, shape)
     if isinstance(layer, (MaxPool, AvgPool)):
-        stride = layer.stride or layer.kernel_size
-        check_pool_padding(layer.padding, layer.kernel_size, f"simulate: {layer}")
+        stride = layer.kernel_size if layer.stride is None else layer.stride
         windows, out_shape = _pool_windows(layer.kernel_size, stride, layer.padding, shape)
     if isinstance(layer, MaxPool):
         return None, None, False, windows, out_shape
@@ -244,6 +248,38 @@ def _layer_matrix(layer, flat: np.ndarray, shape: tuple, theta: float):
             mat[row, idx] = theta / (n - 1)
         return mat, np.zeros(len(windows)), False, windows, out_shape
     raise ConfigError(f"simulate: unknown layer {layer!r}; valid: Dense, Conv, MaxPool, AvgPool")
+
+
+def _check_layer(layer, shape: tuple) -> None:
+    """``ConfigError`` unless ``layer`` fits inputs of per-sample ``shape``: ``[C, H, W]`` for Conv and the pools,
+    whose kernel size, stride and padding are ints with ``k, s >= 1``, ``p >= 0`` (pools: ``p <= k // 2``; AvgPool:
+    ``k >= 2``, its weights are ``theta/(k*k - 1)``) and a window that fits the padded input; a Dense or Conv weight
+    of rank 2 or 4 and a bias of one weight per output channel."""
+    where = f"simulate: {type(layer).__name__}"
+    if isinstance(layer, (Dense, Conv)):
+        weight, bias = _np(layer.weight), _np(layer.bias)
+        if weight.ndim != (2 if isinstance(layer, Dense) else 4):
+            raise ConfigError(f"{where}: weight of shape {weight.shape} has the wrong rank")
+        if bias is not None and bias.shape != weight.shape[:1]:
+            raise ConfigError(f"{where}: bias of shape {bias.shape} for {weight.shape[0]} output channels")
+        if not (np.isfinite(weight).all() and (bias is None or np.isfinite(bias).all())):
+            raise ConfigError(f"{where}: weight or bias contains NaN or inf")
+    if isinstance(layer, Dense):
+        return
+    if len(shape) != 3:
+        raise ConfigError(f"{where}: needs inputs [B, C, H, W], got per-sample shape {tuple(shape)}")
+    if isinstance(layer, Conv):
+        size = layer.weight.shape[2:]
+        if not (isinstance(layer.stride, int) and isinstance(layer.padding, int)) or layer.stride < 1 \
+                or layer.padding < 0 or any(k > n + 2 * layer.padding for k, n in zip(size, shape[1:])):
+            raise ConfigError(f"{where}: needs int stride >= 1, padding >= 0 and a kernel within the padded input "
+                              f"{tuple(shape[1:])}")
+        return
+    if not all(isinstance(v, int) for v in (layer.kernel_size, layer.padding, layer.stride or 0)):
+        raise ConfigError(f"{where}: kernel_size, stride and padding must be ints")
+    pool_window(np.empty((1, *shape)), layer.kernel_size, layer.stride, layer.padding, where)
+    if isinstance(layer, AvgPool) and layer.kernel_size < 2:
+        raise ConfigError(f"{where}: the window needs at least 2 inputs (weight theta/(N-1))")
 
 
 def _simulate_layer(t: np.ndarray, layer, kernel, theta, tau, method, dt, t_max) -> np.ndarray:
