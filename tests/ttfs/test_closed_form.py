@@ -8,6 +8,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.ttfs import backend_native, spike_times, spike_times_conv2d
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
+from deepspike.ttfs.pooling import avg_pool_times
 
 INF = math.inf
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
@@ -164,6 +165,19 @@ def test_user_errors():
         spike_times(t, w, backend="cuda")
     with pytest.raises(ConfigError, match="larger than"):
         spike_times_conv2d(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 3, 3))
+
+
+@pytest.mark.parametrize("chunk", [math.inf, math.nan, 0, -5, "100", 2.5])
+def test_a_chunk_bound_that_is_not_a_whole_number_is_refused(chunk):
+    """inf and NaN passed the old ``chunk_elements < 1`` check and raised OverflowError / ValueError tracebacks from
+    int(); a string a TypeError; 2.5 was silently truncated to 2; avg_pool_times with kernel exp ignored it."""
+    t, w = torch.rand(2, 3), torch.rand(4, 3)
+    with pytest.raises(ConfigError, match="spike_times: chunk_elements must be a whole number >= 1"):
+        spike_times(t, w, chunk_elements=chunk)
+    with pytest.raises(ConfigError, match="spike_times_conv2d: chunk_elements must be a whole number >= 1"):
+        spike_times_conv2d(t.reshape(1, 1, 2, 3), w.reshape(2, 1, 2, 3), chunk_elements=chunk)
+    with pytest.raises(ConfigError, match="avg_pool_times: chunk_elements must be a whole number >= 1"):
+        avg_pool_times(t.reshape(1, 1, 2, 3), 2, chunk_elements=chunk)
 
 
 def test_exp_log_domain_sums_equal_the_direct_sums(monkeypatch):

@@ -8,6 +8,7 @@ import torch
 
 from deepspike.coding.decoders import check_time_values
 from deepspike.core.errors import ConfigError, check_pool_padding, unknown_choice
+from deepspike.core.options import is_whole
 
 KERNELS = ("exp", "relpsp")
 BACKENDS = ("auto", "native", "numba", "triton", "torch")
@@ -53,6 +54,12 @@ def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, 
         raise ConfigError(
             f"{what}: weight {tuple(weight.shape)} does not match {fan_in} input channels/features"
         )
+
+
+def check_chunk(chunk_elements: int, what: str) -> None:
+    """Raise ``ConfigError`` unless ``chunk_elements`` (the torch backend's block bound) is a whole number >= 1."""
+    if not is_whole(chunk_elements, 1):
+        raise ConfigError(f"{what}: chunk_elements must be a whole number >= 1, got {chunk_elements!r}")
 
 
 def check_bias(bias: torch.Tensor | None, n_out: int, what: str) -> None:

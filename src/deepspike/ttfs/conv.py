@@ -55,8 +55,7 @@ def spike_times_conv2d(
         raise v.ConfigError(f"spike_times_conv2d: padding must be below {MAX_PADDING}, got {padding}")
     padded = tuple(n + 2 * p for n, p in zip(t_in.shape[2:], padding))
     stride = tuple(min(s, n) for s, n in zip(stride, padded))  # a stride past the padded input: the same one row
-    if chunk_elements < 1:
-        raise v.ConfigError(f"spike_times_conv2d: chunk_elements must be >= 1, got {chunk_elements}")
+    v.check_chunk(chunk_elements, "spike_times_conv2d")
     ho = out_size(t_in.shape[2], weight.shape[2], stride[0], padding[0])
     wo = out_size(t_in.shape[3], weight.shape[3], stride[1], padding[1])
     if ho < 1 or wo < 1:

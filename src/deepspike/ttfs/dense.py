@@ -51,8 +51,7 @@ def spike_times(
     v.check_times(t_in, 2, "spike_times", scan_values=False)
     v.check_weight(weight, "[M, N]", 2, t_in.shape[1], "spike_times")
     v.check_bias(bias, weight.shape[0], "spike_times")
-    if chunk_elements < 1:
-        raise v.ConfigError(f"spike_times: chunk_elements must be >= 1, got {chunk_elements}")
+    v.check_chunk(chunk_elements, "spike_times")
     t_img = t_in.reshape(t_in.shape[0], t_in.shape[1], 1, 1)  # [B, N] -> [B, N, 1, 1]
     w_img = weight.reshape(weight.shape[0], weight.shape[1], 1, 1)  # [M, N] -> [M, N, 1, 1]
     t_out = layer_times(t_img, w_img, bias, (1, 1), (0, 0), kernel, theta, tau, backend, chunk_elements,

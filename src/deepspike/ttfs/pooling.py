@@ -97,6 +97,7 @@ def avg_pool_times(
     v.check_neuron_params(kernel, theta, tau)
     v.check_backend(backend)
     v.check_times(t_in, 4, "avg_pool_times")
+    v.check_chunk(chunk_elements, "avg_pool_times")
     (kh, kw), s, p = v.pool_window(t_in, kernel_size, stride, padding, "avg_pool_times")
     n = kh * kw
     if n < 2:
