@@ -67,6 +67,7 @@ class SimResult:
 def simulate(stages: list[NeuronStage | RelayStage], input_times: torch.Tensor, input_window: float) -> SimResult:
     """Run ``stages`` on the input spike times ``[2, B, N_0]`` (positive and negative halves) in window
     ``[0, T_0]``; the last stage must be the output (``fires=False``)."""
+    _check_arguments(stages, input_times, input_window)
     times = [input_times[0], input_times[1]]
     windows = [(0.0, input_window), (0.0, input_window)]
     potentials = None
@@ -87,6 +88,28 @@ def simulate(stages: list[NeuronStage | RelayStage], input_times: torch.Tensor, 
     if potentials is None:
         raise ConfigError("simulate: the last stage must be the output stage (fires=False)")
     return SimResult(times, windows, potentials)
+
+
+def _check_arguments(stages: list[NeuronStage | RelayStage], input_times: torch.Tensor, input_window: float) -> None:
+    """``ConfigError`` unless the input window is a finite number > 0, the input times ``[2, B, N_0]`` hold no NaN
+    or -inf (+inf: no spike), and every neuron stage has a finite window and ramp ``alpha`` > 0, finite delays
+    >= 0 and finite weights and bias (a window of 0 gave NaN potentials, a NaN input time was taken as silent)."""
+    if not (math.isfinite(input_window) and input_window > 0):
+        raise ConfigError(f"simulate: the input window must be a finite number > 0, got {input_window!r}")
+    if input_times.dim() != 3 or input_times.shape[0] != 2:
+        raise ConfigError(f"simulate: input times must be [2, B, N] (both halves), got {list(input_times.shape)}")
+    if input_times.numel() and not bool(input_times.min() > -math.inf):
+        raise ConfigError("simulate: input spike times contain NaN or -inf; use +inf for 'no spike'")
+    for i, stage in enumerate(stages):
+        if isinstance(stage, RelayStage):
+            continue
+        numbers = (stage.window, stage.alpha, *(s.delay for s in stage.synapses))
+        if not (all(math.isfinite(x) for x in numbers) and stage.window > 0 and stage.alpha > 0
+                and all(s.delay >= 0 for s in stage.synapses)):
+            raise ConfigError(f"simulate: stage {i} needs a finite window and alpha > 0 and delays >= 0, got window "
+                              f"{stage.window!r}, alpha {stage.alpha!r}, delays {[s.delay for s in stage.synapses]}")
+        if not all(bool(torch.isfinite(x).all()) for x in (stage.bias, *(s.weight for s in stage.synapses))):
+            raise ConfigError(f"simulate: stage {i}'s weights or bias contain NaN or inf")
 
 
 def _potential_at(stage: NeuronStage, times: list[torch.Tensor], t_min: float, previous_window: float) -> torch.Tensor:
