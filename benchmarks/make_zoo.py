@@ -1,20 +1,26 @@
 """Make a pretrained-model entry of the package (``deepspike/pretrained/<name>/``) from a finished run.
 
-    python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN" [--timesteps T]
+    python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN"
+    python benchmarks/make_zoo.py --refresh-activity NAME
 
 Writes ``config.yaml`` (the run's), ``weights.pt`` (the weights only: the weight average where the run kept one;
 refused above ``MAX_WEIGHTS_BYTES``, 4 MiB) and ``card.json``: the full test split's accuracy (evaluated here, as
 ``deepspike eval`` does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000
-test samples, 45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
+test samples, 45 nm fp32; null for a method that learns without gradients, which ``analyze`` does not measure), the
+accuracy on the packaged sample of the first 200 Fashion-MNIST test images
 (``tests/fixtures/fashion_mnist_test_first200.npz``, which ``tests/training/test_pretrained.py`` re-checks), and
-the input preprocessing. ``training.pretrained`` documents the format.
+the input preprocessing. ``--refresh-activity NAME`` measures an existing entry's spikes and energy again from its
+shipped config and weights (after a change to how spikes are counted) and rewrites those two card fields only.
+``training.pretrained`` documents the format.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,7 @@ import torch
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
+from deepspike.methods.registry import method_from_options
 from deepspike.training.pretrained import (
     CARD_NAME,
     CONFIG_NAME,
@@ -31,18 +38,49 @@ from deepspike.training.pretrained import (
     accuracy_on,
 )
 from deepspike.training.reload import evaluate_run, load_run
-from deepspike.training.runs import save_checkpoint
+from deepspike.training.runs import RunDir, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "fixtures" / "fashion_mnist_test_first200.npz"
 
 
+def activity_fields(run: Path) -> dict:
+    """``spikes_per_sample`` and ``energy_ann_over_snn`` of the run in ``run`` (first 1,000 test samples, 45 nm fp32;
+    both null for a method that ``learns_locally``: ``analyze`` refuses it)."""
+    config = RunDir(run).read_config()
+    if method_from_options(config.method.name, config.method.options).learns_locally:
+        return {"spikes_per_sample": None, "energy_ann_over_snn": None}
+    analysis = analyze_run(run, None, AnalysisOptions(limit=1000, bits=(), snrs=(), deletions=(), jitters=(),
+                                                      timesteps=False, plots=False))
+    activity, energy = analysis["activity"] or {}, analysis["energy"].get("45nm_fp32", {})
+    return {"spikes_per_sample": activity.get("spikes_per_sample"), "energy_ann_over_snn": energy.get("ann_over_snn")}
+
+
+def refresh_activity(name: str) -> None:
+    """Measure entry ``name``'s spikes and energy again from its shipped config and weights (a run folder made of
+    them in a temporary directory) and rewrite those card fields."""
+    folder = ZOO_DIR / name
+    card = json.loads((folder / CARD_NAME).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(folder / CONFIG_NAME, Path(tmp) / "config.yaml")
+        shutil.copy(folder / WEIGHTS_NAME, Path(tmp) / "checkpoint.pt")
+        fields = activity_fields(Path(tmp))
+    print(f"{name}: {card['spikes_per_sample']} -> {fields['spikes_per_sample']} spikes per sample, "
+          f"{card['energy_ann_over_snn']} -> {fields['energy_ann_over_snn']} ANN/SNN energy")
+    atomic_write_json(folder / CARD_NAME, {**card, **fields})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("name")
-    ap.add_argument("--made-from", required=True, help="the command that trained the run")
+    ap.add_argument("--refresh-activity", metavar="NAME", help="re-measure an entry's spikes and energy")
+    ap.add_argument("run", nargs="?")
+    ap.add_argument("name", nargs="?")
+    ap.add_argument("--made-from", help="the command that trained the run")
     args = ap.parse_args()
+    if args.refresh_activity:
+        return refresh_activity(args.refresh_activity)
+    if not (args.run and args.name and args.made_from):
+        ap.error("RUN, NAME and --made-from are needed (or --refresh-activity NAME)")
     run, folder = Path(args.run), ZOO_DIR / args.name
     config, parts, _ = load_run(run)
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,10 +91,6 @@ def main() -> None:
     atomic_write_text(folder / CONFIG_NAME, (run / "config.yaml").read_text())
     data = parts.data
     normalize = {"mean": list(data.mean), "std": list(data.std)} if config.data.normalize else None
-    analysis = analyze_run(run, None, AnalysisOptions(limit=1000, bits=(), snrs=(), deletions=(), jitters=(),
-                                                      timesteps=False, plots=False))
-    activity = analysis["activity"] or {}
-    energy = analysis["energy"].get("45nm_fp32", {})
     card = {
         "name": args.name,
         "method": config.method.name,
@@ -67,8 +101,7 @@ def main() -> None:
         "input": {"range": [0.0, 1.0], "normalize": normalize},
         "timesteps": getattr(parts.model, "eval_timesteps", None) or getattr(config.method.options, "timesteps", None),
         "test_accuracy": evaluate_run(run)["test_accuracy"],
-        "spikes_per_sample": activity.get("spikes_per_sample"),
-        "energy_ann_over_snn": energy.get("ann_over_snn"),
+        **activity_fields(run),
         "made_from": args.made_from,
     }
     atomic_write_json(folder / CARD_NAME, card)
