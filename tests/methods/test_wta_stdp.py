@@ -12,6 +12,7 @@ from deepspike.methods.registry import method_from_options, method_options
 from deepspike.methods.wta_stdp import WtaStdpOptions, population_sizes, wta_constants
 from deepspike.models.registry import create_architecture
 from deepspike.training.trainer import Trainer
+from deepspike.training.training_setup import check_local_learning
 from tiny_run import full_and_resumed_weights
 from wta_run import SMALL, trained_wta_run
 
@@ -78,3 +79,9 @@ def test_settings_it_cannot_honour_are_refused_before_training(tmp_path, overrid
     with pytest.raises(ConfigError, match=words):
         Trainer(load_config(None, [*SMALL, override]), tmp_path / "run").fit()
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_several_processes_are_refused():
+    with pytest.raises(ConfigError, match="runs in one process \\(torchrun started 2\\)"):
+        check_local_learning(load_config(None, SMALL), world_size=2)
+    check_local_learning(load_config(None, SMALL), world_size=1)
