@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from deepspike.analysis import qat as qat_module
+from deepspike.analysis import report as report_module
 from deepspike.analysis.activity import measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.qat import quantization_aware_retrain
@@ -208,15 +209,33 @@ def test_compare_methods_script_updates_only_its_block(runs, tmp_path, capsys):
     assert results.read_text() == first  # regenerating replaces the block in place
 
 
-def test_analysis_json_is_strict(runs, tmp_path):
-    """issue 19, item 9: a NaN in the analysis (here a NaN noise level through the library) is written as null;
-    analysis.json parses with a reader that refuses NaN/Infinity."""
-    options = AnalysisOptions(limit=50, bits=(), snrs=(math.nan,), deletions=(), jitters=(), timesteps=False,
+def test_analysis_json_is_strict(runs, tmp_path, monkeypatch):
+    """issue 19, item 9: a NaN in the analysis (here an accuracy the weight-noise sweep returns as NaN) is written
+    as null; analysis.json parses with a reader that refuses NaN/Infinity."""
+    def nan_sweep(*args, **kwargs):
+        return [{"snr_db": 20.0, "accuracy": math.nan}]
+
+    monkeypatch.setattr(report_module.sweeps, "sweep_snr", nan_sweep)
+    options = AnalysisOptions(limit=50, bits=(), snrs=(20.0,), deletions=(), jitters=(), timesteps=False,
                               plots=False)
     analyze_run(runs / "stbp", tmp_path, options)
     text = (tmp_path / "analysis.json").read_text()
     parsed = json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
-    assert parsed["sweeps"]["snr"][0]["snr_db"] is None
+    assert parsed["sweeps"]["snr"][0]["accuracy"] is None
+
+
+@pytest.mark.parametrize("points, words", [({"snrs": (math.nan,)}, "bad snrs sweep point nan"),
+                                           ({"snrs": ("40",)}, "bad snrs sweep point '40'"),
+                                           ({"snrs": 40}, "snrs must be a list"),
+                                           ({"bits": (8, 1)}, "bad bits sweep point 1"),
+                                           ({"bits": (2.5,)}, "bad bits sweep point 2.5"),
+                                           ({"deletions": (1.5,)}, "bad deletions sweep point 1.5"),
+                                           ({"jitters": (-0.1,)}, "bad jitters sweep point -0.1")])
+def test_sweep_points_no_sweep_can_run_are_refused_before_loading(tmp_path, points, words):
+    """Through the library (the command line checks its flags itself): refused before the run is even read, so a
+    folder that holds no run does not matter."""
+    with pytest.raises(ConfigError, match=words):
+        analyze_run(tmp_path / "no-run", None, AnalysisOptions(**points))
 
 
 @pytest.mark.parametrize("flag", ["--snr", "--deletion", "--jitter"])

@@ -20,7 +20,7 @@ from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_finite, is_whole
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
@@ -128,6 +128,25 @@ def _check_counts(o: AnalysisOptions) -> None:
     for flag, n in (("raster", o.raster), ("traces", o.traces)):
         if n is not None and not is_whole(n, 0):
             raise ConfigError(f"--{flag} must be an integer >= 0 (neurons per layer; 0 = none), got {n!r}")
+    _check_sweep_points(o)
+
+
+def _check_sweep_points(o: AnalysisOptions) -> None:
+    """``ConfigError`` before anything is loaded for sweep points no sweep can run: bits not whole numbers >= 2,
+    SNRs not finite, deletion probabilities outside [0, 1], jitters not finite and >= 0, or points not given as a
+    list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run)."""
+    checks = (("bits", o.bits, lambda v: is_whole(v, 2), "whole numbers >= 2"),
+              ("snrs", o.snrs, is_finite, "finite numbers (dB)"),
+              ("deletions", o.deletions, lambda v: is_finite(v) and 0 <= v <= 1, "probabilities in [0, 1]"),
+              ("jitters", o.jitters, lambda v: is_finite(v) and v >= 0, "finite numbers >= 0"))
+    for name, points, ok, expected in checks:
+        if points is None:
+            continue
+        if not isinstance(points, tuple | list):
+            raise ConfigError(f"{name} must be a list of sweep points ({expected}), got {points!r}")
+        bad = [v for v in points if not ok(v)]
+        if bad:
+            raise ConfigError(f"bad {name} sweep point {bad[0]!r}: expected {expected}")
 
 
 def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -> list[dict]:
