@@ -14,7 +14,7 @@ def _layer(inputs=4, neurons=3, classes=2, steps=50, window=6, **presentation) -
     p = dict(steps=steps, rest_ms=150.0, rate_max=63.75, rate_step=31.875, min_spikes=5, max_presentations=3,
              weight_sum=1.0, label_window=window)
     return CompetitiveStdpLayer(inputs, neurons, classes, wta_constants(WtaStdpOptions()),
-                                Presentation(**{**p, **presentation}), 0.3, 20.0)
+                                Presentation(**{**p, **presentation}), 0.3, 20.0, 20)
 
 
 def test_weights_start_as_diehl_and_cook_drew_them():
@@ -25,6 +25,9 @@ def test_weights_start_as_diehl_and_cook_drew_them():
     assert float(w.min()) >= 0.3 * 0.01 and float(w.max()) < 0.3 * 1.01
     assert float(w.mean()) == pytest.approx(0.3 * 0.51, rel=0.01)
     assert layer.theta.tolist() == [20.0] * 40 and layer.assignments.tolist() == [-1] * 40
+    d = layer.delays
+    assert d.dtype == torch.uint8 and int(d.min()) == 0 and int(d.max()) == 19  # 0-10 ms in 0.5 ms steps
+    assert float(d.double().mean()) == pytest.approx(9.5, abs=0.1)
 
 
 def test_rasters_fire_at_the_rate_of_each_show():
@@ -41,10 +44,12 @@ def test_rasters_fire_at_the_rate_of_each_show():
 
 
 def test_a_weak_answer_is_shown_again_louder_up_to_the_limit(monkeypatch):
-    shows = []
+    shows, sums = [], []
 
-    def silent(w, theta, spikes, learn, c):
+    def silent(w, theta, delays, spikes, learn, c):
         shows.append(spikes.mean())
+        sums.append(w.sum(0).copy())
+        w *= 2.0  # what learning might do: the next show must start normalised again
         return np.zeros(w.shape[1], np.int64)
 
     monkeypatch.setattr(wta_kernels, "present", silent)
@@ -54,6 +59,7 @@ def test_a_weak_answer_is_shown_again_louder_up_to_the_limit(monkeypatch):
     layer.learn(torch.ones(1, 200), torch.tensor([1]))
     assert len(shows) == 3 and shows[0] < shows[1] < shows[2]
     np.testing.assert_allclose(shows, [(63.75 + k * 31.875) * 0.5e-3 for k in range(3)], rtol=0.05)
+    np.testing.assert_allclose(np.stack(sums), 1.0)  # W's columns normalised before every show, repeats included
     # theta decays over the rest after each of the three shows (the kernel, stubbed, changed nothing)
     np.testing.assert_allclose(layer.theta, theta * np.exp(-150.0 / 1e7) ** 3, rtol=1e-15)
 
@@ -61,7 +67,7 @@ def test_a_weak_answer_is_shown_again_louder_up_to_the_limit(monkeypatch):
 def test_learning_normalises_the_columns_before_each_sample(monkeypatch):
     sums = []
 
-    def record(w, theta, spikes, learn, c):
+    def record(w, theta, delays, spikes, learn, c):
         sums.append(w.sum(0).copy())
         return np.full(w.shape[1], 5, np.int64)
 
@@ -137,8 +143,8 @@ def test_scoring_in_parallel_equals_one_sample_at_a_time():
     torch.manual_seed(3)
     rasters = layer._rasters(x.double(), 0)
     for b in range(3):
-        one = wta_kernels.present(layer.weight.numpy().copy(), layer.theta.numpy().copy(), rasters[b], False,
-                                  layer.constants)
+        one = wta_kernels.present(layer.weight.numpy().copy(), layer.theta.numpy().copy(), layer.delays.numpy(),
+                                  rasters[b], False, layer.constants)
         assert batch[b].tolist() == one.tolist()
 
 
@@ -148,3 +154,14 @@ def test_scoring_in_parallel_equals_one_sample_at_a_time():
 def test_inputs_it_cannot_read_are_one_line_errors(x, message):
     with pytest.raises(ConfigError, match=message):
         _layer()(x)
+
+
+def test_labels_by_responses_to_a_pass_over_batches(monkeypatch):
+    """The paper's labelling: mean responses per class over every batch given, learning off; neuron 0 answers class
+    1 (mean 4 against 1), neuron 1 class 0 (2 against 0), neuron 2 never: -1."""
+    layer = _layer()
+    answers = iter([torch.tensor([[1, 2, 0], [4, 0, 0]]), torch.tensor([[1, 2, 0]])])
+    monkeypatch.setattr(layer, "responses", lambda x: next(answers))
+    layer.label_by_responses([(torch.zeros(2, 4), torch.tensor([0, 1])), (torch.zeros(1, 4), torch.tensor([0]))])
+    assert layer.assignments.tolist() == [1, 0, -1]
+    assert int(layer.learned) == 0 and layer.block_samples.sum() == 0  # nothing learned, no block touched

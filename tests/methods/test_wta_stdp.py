@@ -8,7 +8,8 @@ import torch
 import deepspike as ds
 from deepspike.config.load import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.methods.registry import method_from_options, method_options
+from deepspike.methods import wta_stdp as wta_method
+from deepspike.methods.registry import get_method, method_from_options, method_options
 from deepspike.methods.wta_stdp import WtaStdpOptions, population_sizes, wta_constants
 from deepspike.models.registry import create_architecture
 from deepspike.training.trainer import Trainer
@@ -29,7 +30,9 @@ def test_the_defaults_are_diehl_and_cooks():
                                                                                  "max_presentations"),
                                          ({"label_window": 0}, "label_window"), ({"weight_sum": 0.0}, "weight_sum"),
                                          ({"exc_refractory": 5.2}, "exc_refractory"), ({"dt": 20.0}, "dt"),
-                                         ({"present_ms": 1e9}, "present_ms")])
+                                         ({"present_ms": 1e9}, "present_ms"),
+                                         ({"tau_ge": 0.4}, "at most tau_ge"), ({"delay_max": 0.7}, "delay_max"),
+                                         ({"delay_max": 200.0}, "delay_max")])
 def test_options_that_make_no_network_are_one_line_errors(values, key):
     with pytest.raises(ConfigError, match=key):
         method_options("wta_stdp", values)
@@ -57,14 +60,14 @@ def test_the_vote_error_by_hand():
 
 
 def test_a_run_learns_digits_without_gradients(tmp_path):
-    trained_wta_run(tmp_path / "run")
+    trained_wta_run(tmp_path / "run", "train.epochs=1")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["test_accuracy"] > 0.5  # chance: 0.1
+    assert summary["test_accuracy"] > 0.4  # chance: 0.1 (these fast settings, not the paper's, suit one epoch)
     assert summary["trainable_parameters"] == 0
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2] and all("lr" not in r for r in records)
+    assert [r["epoch"] for r in records] == [1] and all("lr" not in r for r in records)
     evaluated = ds.evaluate(tmp_path / "run")
-    assert evaluated["test_accuracy"] > 0.5
+    assert evaluated["test_accuracy"] == summary["test_accuracy"]  # scoring is seeded: the same draws
 
 
 def test_a_resumed_run_ends_where_the_uncut_one_does(tmp_path):
@@ -74,7 +77,8 @@ def test_a_resumed_run_ends_where_the_uncut_one_does(tmp_path):
 
 @pytest.mark.parametrize("override, words", [("train.ema_decay=0.9", "weight average"),
                                              ("train.compile=true", "not compiled"),
-                                             ("train.temporal_grad=sltt", "takes no gradient")])
+                                             ("train.temporal_grad=sltt", "takes no gradient"),
+                                             ("train.precision=bf16", "runs no autocast")])
 def test_settings_it_cannot_honour_are_refused_before_training(tmp_path, override, words):
     with pytest.raises(ConfigError, match=words):
         Trainer(load_config(None, [*SMALL, override]), tmp_path / "run").fit()
@@ -85,3 +89,17 @@ def test_several_processes_are_refused():
     with pytest.raises(ConfigError, match="runs in one process \\(torchrun started 2\\)"):
         check_local_learning(load_config(None, SMALL), world_size=2)
     check_local_learning(load_config(None, SMALL), world_size=1)
+
+
+def test_without_numba_it_is_refused_not_run_for_days(monkeypatch):
+    monkeypatch.setattr(wta_method, "HAVE_NUMBA", False)
+    with pytest.raises(ConfigError, match="deepspike\\[fast\\]"):
+        get_method("wta_stdp").build(create_architecture("diehl_cook", 10, (1, 8, 8), neurons=5))
+
+
+def test_the_net_stays_on_the_cpu_and_answers_on_the_input_device():
+    net = get_method("wta_stdp", {"present_ms": 20.0}).build(create_architecture("diehl_cook", 10, (1, 8, 8),
+                                                                                 neurons=5))
+    assert net.to(torch.float16).to("meta") is net and net.weight.device.type == "cpu"
+    assert net.weight.dtype == torch.float64
+    assert net(torch.rand(3, 1, 8, 8)).shape == (3, 10)

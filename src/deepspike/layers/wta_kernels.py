@@ -7,30 +7,42 @@ integrate-and-fire; potentials in mV, times in ms, conductances in units of the 
 starts at rest (``v = v_rest``, conductances and traces 0); the threshold offsets ``theta`` and the weights carry
 over from presentation to presentation. Per step, in this order:
 
-1. Integrate (forward Euler for the membrane, exact decay for the linear rest), a neuron in its refractory period
-   held at its reset potential:
+1. Integrate, a neuron in its refractory period held at its reset potential. With the step's conductances held,
+   ``tau_v dv/dt = (v_rest - v) + g_e (E_e - v) + g_i (E_i - v)`` is linear in ``v`` and relaxes to ``v_inf`` at the
+   rate ``(1 + g_e + g_i) / tau_v`` (exponential Euler: stable for any conductance, where forward Euler overshoots
+   once ``dt (1 + g_e + g_i) / tau_v > 2``, as a burst of inhibition does, and sends potentials to thousands of mV):
 
-       v  <- v + dt / tau_v * ((v_rest - v) + g_e (E_e - v) + g_i (E_i - v))
-       g_e <- g_e exp(-dt / tau_ge),  g_i <- g_i exp(-dt / tau_gi)
+       v_inf = (v_rest + g_e E_e + g_i E_i) / (1 + g_e + g_i)
+       v  <- v_inf + (v - v_inf) exp(-dt (1 + g_e + g_i) / tau_v)
+
+   The conductances decay by forward Euler steps, as the authors' simulator (Brian 1) integrates them: a spike of
+   weight w then adds ``sum_k w (1 - dt/tau)^k dt = w tau`` of conductance-time, the continuous model's charge (exact
+   exponentials at dt = 0.5 ms would give ``w dt / (1 - exp(-dt/tau)) = 1.27 w tau`` for tau = 1 ms); the traces and
+   ``theta`` decay exactly (``theta``'s ``dt / tau_theta`` is 5e-8):
+
+       g_e <- g_e (1 - dt / tau_ge),  g_i <- g_i (1 - dt / tau_gi)
        x_pre <- x_pre exp(-dt / tau_pre),  x_post1 <- ..., x_post2 <- ...  (learning only)
        theta <- theta exp(-dt / tau_theta)                                  (learning only)
 
 2. Fire: an excitatory neuron not refractory fires when ``v > v_thresh + theta - theta_offset`` (the adaptive
    threshold: ``theta += theta_plus`` at each spike while learning); an inhibitory one when ``v > v_thresh``. A
    neuron that fires is reset and refractory for the next ``refractory / dt`` steps (held at reset, no spike).
-3. Deliver this step's spikes to the conductances (they act from the next step on): input ``i`` adds ``W[i, :]``
-   to the excitatory ``g_e``; excitatory ``j`` adds ``w_ei`` to inhibitory ``j``'s ``g_e``; inhibitory ``j`` adds
-   ``w_ie`` to the excitatory ``g_i`` of every neuron but ``j``.
+3. Deliver this step's spikes to the conductances: input ``i`` adds ``W[i, j]`` to excitatory ``j``'s ``g_e``
+   after its synaptic delay of ``D[i, j]`` steps (it acts from step ``t + 1 + D[i, j]`` on; Diehl & Cook draw the
+   delays uniformly from 0-10 ms, which keeps neurons with the same input from firing in lockstep); excitatory ``j``
+   adds ``w_ei`` to inhibitory ``j``'s ``g_e`` and inhibitory ``j`` adds ``w_ie`` to the excitatory ``g_i`` of every
+   neuron but ``j``, both from the next step on.
 4. Learn (input -> excitatory weights only, Diehl & Cook's rule with a presynaptic and two postsynaptic traces,
-   traces set to 1 at a spike; inputs first, then excitatory spikes):
+   traces set to 1 at a spike; inputs first, then excitatory spikes; an input's trace and depression at the step it
+   fires, not after its delays):
 
-       input i fires:        x_pre[i] = 1;   W[i, :] <- max(W[i, :] - nu_pre x_post1, 0)
+       input i fires:        x_pre[i] = 1;   W[i, :] <- clip(W[i, :] - nu_pre x_post1, 0, w_max)
        excitatory j fires:   W[:, j] <- min(W[:, j] + nu_post x_pre x_post2[j], w_max)   (x_post2 before the spike)
                              x_post1[j] = 1, x_post2[j] = 1
 
 Shapes: ``W [I, N]`` float64 (updated in place while learning), ``theta [N]`` float64 (in place while learning),
-``spikes [S, I]`` uint8 input raster, ``counts [N]`` int64 excitatory spikes of the presentation. Batched
-evaluation (``present_batch``) runs samples ``[B, S, I]`` in parallel with learning off.
+``D [I, N]`` uint8 delays in steps, ``spikes [S, I]`` uint8 input raster, ``counts [N]`` int64 excitatory spikes of
+the presentation. Batched evaluation (``present_batch``) runs samples ``[B, S, I]`` in parallel with learning off.
 """
 
 from __future__ import annotations
@@ -81,26 +93,29 @@ _FLAGS = dict(cache=True, error_model="numpy")
 
 @njit(**_FLAGS)
 def _integrate(v, ge, gi, refractory, tau, rest, reset, e_exc, e_inh, decay_ge, decay_gi, dt):
-    """Step 1 for one population (``[N]`` arrays, in place): Euler membrane step (held at ``reset`` while
-    ``refractory > 0``), exact conductance decay."""
+    """Step 1 for one population (``[N]`` arrays, in place): exponential-Euler membrane step (held at ``reset`` while
+    ``refractory > 0``), Euler conductance decay (``decay_g = 1 - dt / tau_g``)."""
     for j in range(v.shape[0]):
         if refractory[j] > 0:
             v[j] = reset
         else:
-            v[j] += dt / tau * ((rest - v[j]) + ge[j] * (e_exc - v[j]) + gi[j] * (e_inh - v[j]))
+            total = 1.0 + ge[j] + gi[j]
+            v_inf = (rest + ge[j] * e_exc + gi[j] * e_inh) / total
+            v[j] = v_inf + (v[j] - v_inf) * math.exp(-dt * total / tau)
         ge[j] *= decay_ge
         gi[j] *= decay_gi
 
 
 @njit(**_FLAGS)
-def _learn_from_inputs(w, row_spikes, x_pre, x_post1, nu_pre):
-    """Step 4, inputs: ``x_pre[i] = 1`` and depression ``W[i, :] -= nu_pre x_post1`` (floored at 0) per input spike."""
+def _learn_from_inputs(w, row_spikes, x_pre, x_post1, nu_pre, w_max):
+    """Step 4, inputs: ``x_pre[i] = 1`` and depression ``W[i, :] -= nu_pre x_post1`` per input spike, clipped to
+    ``[0, w_max]`` (normalisation may have scaled a weight past ``w_max``; Brian's STDP clips after every update)."""
     for i in range(row_spikes.shape[0]):
         if row_spikes[i]:
             x_pre[i] = 1.0
             for j in range(w.shape[1]):
                 value = w[i, j] - nu_pre * x_post1[j]
-                w[i, j] = value if value > 0.0 else 0.0
+                w[i, j] = min(max(value, 0.0), w_max)
 
 
 @njit(**_FLAGS)
@@ -116,14 +131,19 @@ def _learn_from_spike(w, j, x_pre, x_post1, x_post2, nu_post, w_max):
 
 
 @njit(**_FLAGS)
-def _deliver(w, row_spikes, exc_fired, inh_fired, exc_ge, exc_gi, inh_ge, w_ei, w_ie):
-    """Step 3: this step's spikes into the conductances (inputs -> excitatory g_e, excitatory j -> inhibitory j,
-    inhibitory j -> the excitatory g_i of all but j)."""
-    n = exc_ge.shape[0]
+def _deliver(w, delays, t, row_spikes, exc_fired, inh_fired, exc_ge, arriving, exc_gi, inh_ge, w_ei, w_ie):
+    """Step 3: this step's spikes into the conductances (inputs -> excitatory g_e through the ring ``arriving
+    [R, N]`` of delayed increments, slot ``(t + D) % R``; excitatory j -> inhibitory j; inhibitory j -> the excitatory
+    g_i of all but j); then slot ``t % R`` arrives in ``g_e`` and is cleared."""
+    n, ring = exc_ge.shape[0], arriving.shape[0]
     for i in range(row_spikes.shape[0]):
         if row_spikes[i]:
             for j in range(n):
-                exc_ge[j] += w[i, j]
+                arriving[(t + delays[i, j]) % ring, j] += w[i, j]
+    now = t % ring
+    for j in range(n):
+        exc_ge[j] += arriving[now, j]
+        arriving[now, j] = 0.0
     inhibition = 0.0
     for j in range(n):
         if exc_fired[j]:
@@ -135,17 +155,18 @@ def _deliver(w, row_spikes, exc_fired, inh_fired, exc_ge, exc_gi, inh_ge, w_ei, 
 
 
 @njit(**_FLAGS)
-def present(w, theta, spikes, learn, c):
+def present(w, theta, delays, spikes, learn, c):
     """One presentation of the raster ``spikes [S, I]`` (module docstring); returns ``counts [N]`` int64. With
     ``learn`` the weights ``w [I, N]`` and thresholds ``theta [N]`` change in place."""
     n_in, n = w.shape
+    arriving = np.zeros((int(delays.max()) + 1 if delays.size else 1, n))
     exc_v, inh_v = np.full(n, c.exc_rest), np.full(n, c.inh_rest)
     exc_ge, exc_gi, inh_ge, inh_gi = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     exc_ref, inh_ref = np.zeros(n, np.int64), np.zeros(n, np.int64)
     exc_fired, inh_fired = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
     x_pre, x_post1, x_post2 = np.zeros(n_in), np.zeros(n), np.zeros(n)
     counts = np.zeros(n, np.int64)
-    decay_ge, decay_gi = math.exp(-c.dt / c.tau_ge), math.exp(-c.dt / c.tau_gi)
+    decay_ge, decay_gi = 1.0 - c.dt / c.tau_ge, 1.0 - c.dt / c.tau_gi  # Euler, as Brian 1 (module docstring)
     decay_pre, decay_post1 = math.exp(-c.dt / c.tau_pre), math.exp(-c.dt / c.tau_post1)
     decay_post2, decay_theta = math.exp(-c.dt / c.tau_post2), math.exp(-c.dt / c.tau_theta)
     exc_hold, inh_hold = int(c.exc_refractory_steps), int(c.inh_refractory_steps)
@@ -171,9 +192,9 @@ def present(w, theta, spikes, learn, c):
                     theta[j] += c.theta_plus
             if inh_fired[j]:
                 inh_v[j], inh_ref[j] = c.inh_reset, inh_hold
-        _deliver(w, spikes[t], exc_fired, inh_fired, exc_ge, exc_gi, inh_ge, c.w_ei, c.w_ie)
+        _deliver(w, delays, t, spikes[t], exc_fired, inh_fired, exc_ge, arriving, exc_gi, inh_ge, c.w_ei, c.w_ie)
         if learn:
-            _learn_from_inputs(w, spikes[t], x_pre, x_post1, c.nu_pre)
+            _learn_from_inputs(w, spikes[t], x_pre, x_post1, c.nu_pre, c.w_max)
             for j in range(n):
                 if exc_fired[j]:
                     _learn_from_spike(w, j, x_pre, x_post1, x_post2, c.nu_post, c.w_max)
@@ -181,11 +202,11 @@ def present(w, theta, spikes, learn, c):
 
 
 @njit(parallel=True, **_FLAGS)
-def present_batch(w, theta, spikes, c):
+def present_batch(w, theta, delays, spikes, c):
     """``present`` of every sample of ``spikes [B, S, I]`` with learning off, in parallel: ``counts [B, N]``."""
     counts = np.zeros((spikes.shape[0], w.shape[1]), np.int64)
     for b in prange(spikes.shape[0]):
-        counts[b] = present(w, theta, spikes[b], False, c)
+        counts[b] = present(w, theta, delays, spikes[b], False, c)
     return counts
 
 

@@ -1,9 +1,10 @@
 """Diehl & Cook (2015)'s unsupervised network: Poisson inputs, competitive STDP, adaptive thresholds, label voting.
 
-``CompetitiveStdpLayer(inputs, neurons, classes, constants, presentation)`` holds the input -> excitatory weights
-``W [I, N]`` and the threshold offsets ``theta [N]`` (float64 buffers: nothing here takes gradients), the label of
-each excitatory neuron and the responses the labels are drawn from. The simulation of one presentation is
-``layers.wta_kernels``' (its docstring has the equations).
+``CompetitiveStdpLayer(inputs, neurons, classes, constants, presentation, init_scale, theta_init, delay_steps)``
+holds the input -> excitatory weights ``W [I, N]`` and the threshold offsets ``theta [N]`` (float64 buffers: nothing
+here takes gradients), the fixed synaptic delays ``D [I, N]`` (uint8 steps, uniform over ``0 .. delay_steps - 1``:
+Diehl & Cook's 0-10 ms), the label of each excitatory neuron and the responses the labels are drawn from. The
+simulation of one presentation is ``layers.wta_kernels``' (its docstring has the equations).
 
 Presenting a sample ``x`` (intensities in [0, 1], flattened to ``[I]``): every input fires as a Poisson process of
 rate ``x_i * rate`` Hz, ``rate = rate_max`` (Diehl & Cook: 63.75 Hz), for ``S = present_ms / dt`` steps (per step
@@ -41,7 +42,8 @@ from deepspike.core.threads import run_numba_kernel
 from deepspike.layers import wta_kernels
 from deepspike.layers.wta_kernels import WtaConstants
 
-EVAL_CHUNK = 16  # samples whose rasters are drawn at once when scoring ([16, S, I] floats)
+EVAL_CHUNK = 16  # samples whose rasters are drawn at once when scoring ([16, S, I] floats) ...
+RASTER_BYTES = 2**28  # ... at most 256 MiB of them (one sample at least)
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,14 @@ class CompetitiveStdpLayer(nn.Module):
     """The network (module docstring): ``[B, C, H, W]`` (or ``[B, I]``) intensities -> class scores ``[B, K]``."""
 
     def __init__(self, inputs: int, neurons: int, classes: int, constants: WtaConstants, presentation: Presentation,
-                 init_scale: float, theta_init: float) -> None:
+                 init_scale: float, theta_init: float, delay_steps: int) -> None:
         super().__init__()
         self.inputs, self.neurons, self.classes = inputs, neurons, classes
         self.constants, self.presentation = constants, presentation
         weight = (torch.rand(inputs, neurons, dtype=torch.float64) + 0.01) * init_scale  # Diehl & Cook's start
         self.register_buffer("weight", weight)
+        delays = (torch.rand(inputs, neurons, dtype=torch.float64) * delay_steps).floor()  # uniform 0 .. steps - 1
+        self.register_buffer("delays", delays.to(torch.uint8))
         self.register_buffer("theta", torch.full((neurons,), float(theta_init), dtype=torch.float64))
         self.register_buffer("assignments", torch.full((neurons,), -1, dtype=torch.int64))
         self.register_buffer("block_sums", torch.zeros(2, classes, neurons, dtype=torch.float64))  # [previous, this]
@@ -81,47 +85,61 @@ class CompetitiveStdpLayer(nn.Module):
         return f"inputs={self.inputs}, neurons={self.neurons}, classes={self.classes}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``[B, K]`` of the responses with learning off."""
-        return self.class_scores(self.responses(x))
+        """Class scores ``[B, K]`` of the responses with learning off (on ``x``'s device)."""
+        return self.class_scores(self.responses(x)).to(x.device)
+
+    def _apply(self, fn, recurse=True):
+        """The buffers stay float64 on the CPU whatever ``.to()``/``.cuda()``/``.half()`` asks: the simulation is a
+        CPU loop over numpy views of them (inputs are moved to the CPU, scores back to the input's device)."""
+        return self
+
+    def _chunk_size(self) -> int:
+        """Samples whose rasters are drawn at once when scoring: up to ``EVAL_CHUNK``, within ``RASTER_BYTES``."""
+        per_sample = self.presentation.steps * self.inputs * 5  # float32 draws and the uint8 raster
+        return max(1, min(EVAL_CHUNK, RASTER_BYTES // per_sample))
 
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         """Excitatory spike counts ``[B, N]`` (int64) of samples ``x``, learning off, in parallel."""
         intensity = self._intensities(x)
-        w, theta = self._kernel_arrays()
-        counts = [self._scored_chunk(w, theta, intensity[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+        w, theta, delays = self._kernel_arrays()
+        size = self._chunk_size()
+        counts = [self._scored_chunk(w, theta, delays, intensity[i:i + size]) for i in range(0, len(x), size)]
         return torch.from_numpy(np.concatenate(counts)) if counts else torch.zeros(0, self.neurons, dtype=torch.int64)
 
-    def _scored_chunk(self, w: np.ndarray, theta: np.ndarray, intensity: torch.Tensor) -> np.ndarray:
+    def _scored_chunk(self, w: np.ndarray, theta: np.ndarray, delays: np.ndarray,
+                      intensity: torch.Tensor) -> np.ndarray:
         """Counts ``[b, N]`` of a chunk of samples (``intensity [b, I]``), repeats included."""
         p = self.presentation
-        counts = run_numba_kernel(wta_kernels.present_batch, w, theta, self._rasters(intensity, 0), self.constants)
+        counts = run_numba_kernel(wta_kernels.present_batch, w, theta, delays, self._rasters(intensity, 0),
+                                  self.constants)
         for show in range(1, p.max_presentations):
             weak = np.flatnonzero(counts.sum(1) < p.min_spikes)
             if not len(weak):
                 break
-            counts[weak] = run_numba_kernel(wta_kernels.present_batch, w, theta, self._rasters(intensity[weak], show),
-                                            self.constants)
+            rasters = self._rasters(intensity[weak], show)
+            counts[weak] = run_numba_kernel(wta_kernels.present_batch, w, theta, delays, rasters, self.constants)
         return counts
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Learn from the samples ``x`` with labels ``y [B]`` one after the other (module docstring); returns their
         class scores ``[B, K]`` under the labels each sample met."""
         intensity, labels = self._intensities(x), [int(v) for v in y]
-        w, theta = self._kernel_arrays()
+        w, theta, delays = self._kernel_arrays()
         scores = []
         for sample, label in zip(intensity, labels, strict=True):
-            counts = torch.from_numpy(self._learn_one(w, theta, sample))
+            counts = torch.from_numpy(self._learn_one(w, theta, delays, sample))
             scores.append(self.class_scores(counts[None])[0])
             self._remember(counts, label)
-        return torch.stack(scores) if scores else torch.zeros(0, self.classes)
+        return (torch.stack(scores) if scores else torch.zeros(0, self.classes)).to(x.device)
 
-    def _learn_one(self, w: np.ndarray, theta: np.ndarray, intensity: torch.Tensor) -> np.ndarray:
-        """Normalise ``W``'s columns, then present ``intensity [I]`` with learning on until enough spikes answer."""
+    def _learn_one(self, w: np.ndarray, theta: np.ndarray, delays: np.ndarray, intensity: torch.Tensor) -> np.ndarray:
+        """Present ``intensity [I]`` with learning on until enough spikes answer, ``W``'s columns normalised before
+        each show (as the authors' code does, repeats included)."""
         p, c = self.presentation, self.constants
-        wta_kernels.normalise_columns(w, p.weight_sum)
         rest_decay = math.exp(-p.rest_ms / c.tau_theta)
         for show in range(p.max_presentations):
-            counts = wta_kernels.present(w, theta, self._rasters(intensity[None], show)[0], True, c)
+            wta_kernels.normalise_columns(w, p.weight_sum)
+            counts = wta_kernels.present(w, theta, delays, self._rasters(intensity[None], show)[0], True, c)
             theta *= rest_decay
             if counts.sum() >= p.min_spikes:
                 break
@@ -136,6 +154,19 @@ class CompetitiveStdpLayer(nn.Module):
             self._label_from(self.block_sums[1], self.block_samples[1])
             self.block_sums[0], self.block_samples[0] = self.block_sums[1], self.block_samples[1]
             self.block_sums[1], self.block_samples[1] = 0.0, 0
+
+    def label_by_responses(self, batches) -> None:
+        """Label every neuron by its mean responses, learning off, to the samples of ``batches`` (``(x, y)`` pairs):
+        the paper's labelling, one presentation of the training set with thresholds fixed."""
+        sums = torch.zeros(self.classes, self.neurons, dtype=torch.float64)
+        samples = torch.zeros(self.classes, dtype=torch.int64)
+        with torch.no_grad():
+            for x, y in batches:
+                y = y.cpu()
+                sums.index_add_(0, y, self.responses(x).to(torch.float64))
+                samples += torch.bincount(y, minlength=self.classes)
+        if int(samples.sum()):
+            self._label_from(sums, samples)
 
     def assign_labels(self) -> None:
         """Label the neurons from the block being filled together with the one before it (module docstring);
@@ -158,11 +189,9 @@ class CompetitiveStdpLayer(nn.Module):
         return counts.to(torch.float32) @ votes.T / per_class
 
     def _intensities(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` as ``[B, I]`` float64 intensities; a one-line error off the CPU, for another input size or for
+        """``x`` as ``[B, I]`` float64 intensities on the CPU; a one-line error for another input size or for
         intensities outside [0, 1]."""
-        if self.weight.device.type != "cpu":
-            raise ConfigError("method wta_stdp runs on the CPU (its simulation is a numba loop): use train.device=cpu")
-        flat = x.detach().reshape(len(x), -1).to(torch.float64)
+        flat = x.detach().reshape(len(x), -1).to("cpu", torch.float64)
         if flat.shape[1] != self.inputs:
             raise ConfigError(f"wta_stdp: a sample has {flat.shape[1]} inputs, the network {self.inputs}")
         if len(flat) and not (flat.min() >= 0 and flat.max() <= 1):
@@ -179,6 +208,7 @@ class CompetitiveStdpLayer(nn.Module):
         draws = torch.rand(len(intensity), p.steps, self.inputs)
         return (draws < probability[:, None, :]).numpy().view(np.uint8)
 
-    def _kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``W`` and ``theta`` as numpy arrays sharing the buffers' memory (the kernels update them in place)."""
-        return self.weight.numpy(), self.theta.numpy()
+    def _kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``W``, ``theta`` and ``D`` as numpy arrays sharing the buffers' memory (the kernels update the first two
+        in place)."""
+        return self.weight.numpy(), self.theta.numpy(), self.delays.numpy()

@@ -80,8 +80,9 @@ class Method(ABC):
         gradient, no optimizer) and return its outputs, scored by ``loss``/``predict`` for the epoch's record."""
         raise NotImplementedError(f"method {self.name!r} learns by gradients")
 
-    def end_training_pass(self, model: nn.Module) -> None:
-        """Called after each epoch's training batches, before it is scored (a local learner labels its neurons)."""
+    def end_training_pass(self, model: nn.Module, batches) -> None:
+        """Called after each epoch's training batches, before it is scored, with those batches (iterable again as
+        ``(x, y)``: a local learner may label its neurons by its responses to them)."""
         return None
 
     def after_backward(self, model: nn.Module) -> None:

@@ -22,7 +22,11 @@ fixed weights ``w_ei`` (excitatory -> its inhibitory partner) and ``w_ie`` (inhi
 neurons); the adaptive threshold ``theta_init``, ``theta_plus``, ``theta_offset``, ``tau_theta``; STDP ``tau_pre``,
 ``tau_post1``, ``tau_post2``, ``nu_pre``, ``nu_post``, ``w_max``; ``weight_sum`` (each neuron's input weights sum,
 null: 78 per 784 inputs, scaled to the input size); ``init_scale`` (weights start at ``(U[0, 1) + 0.01) *
-init_scale``); ``label_window`` (labels from the last N samples learned).
+init_scale``); ``delay_max`` (input synapses delay by whole steps drawn uniformly from ``[0, delay_max)`` ms; 0:
+none); ``labels``: ``pass`` (after each epoch, every neuron takes the class it answers most in one presentation of
+the training set with learning off and thresholds fixed: the paper's procedure) or ``blocks`` (the labels the authors'
+code keeps while learning, from blocks of ``label_window`` samples; no extra pass); ``label_window`` (the blocks,
+which also label the neurons during an epoch, for its running train accuracy).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.jit import HAVE_NUMBA
 from deepspike.core.options import check_ranges, is_finite, is_whole
 from deepspike.layers.wta_kernels import WtaConstants
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation
@@ -46,8 +51,9 @@ PERIODS = ("present_ms", "rest_ms", "exc_tau", "exc_refractory", "inh_tau", "inh
            "tau_theta", "tau_pre", "tau_post1", "tau_post2")
 POTENTIALS = ("exc_rest", "exc_reset", "exc_thresh", "exc_e_exc", "exc_e_inh", "inh_rest", "inh_reset", "inh_thresh",
               "inh_e_exc", "theta_init", "theta_offset")
-NONNEGATIVE = ("rate_step", "w_ei", "w_ie", "theta_plus", "nu_pre", "nu_post")
+NONNEGATIVE = ("rate_step", "w_ei", "w_ie", "theta_plus", "nu_pre", "nu_post", "delay_max")
 POSITIVE = ("dt", "rate_max", "w_max", "init_scale")
+LABELINGS = ("pass", "blocks")  # how neurons get their labels after an epoch (WtaStdpMethod.end_training_pass)
 
 
 @dataclass
@@ -88,6 +94,8 @@ class WtaStdpOptions:
     w_max: float = 1.0
     weight_sum: float | None = None
     init_scale: float = 0.3
+    delay_max: float = 10.0
+    labels: str = "pass"
     label_window: int = 10000
 
     def __post_init__(self) -> None:
@@ -97,18 +105,22 @@ class WtaStdpOptions:
                         for k in POSITIVE + PERIODS)
         checks += tuple((is_finite(getattr(self, k)) and abs(getattr(self, k)) <= 1e6, k, "a finite number of mV")
                         for k in POTENTIALS)
-        checks += ((self.weight_sum is None or 0 < self.weight_sum < math.inf, "weight_sum", "> 0 or null"),
+        checks += ((self.labels in LABELINGS, "labels", " or ".join(LABELINGS)),
+                   (self.weight_sum is None or 0 < self.weight_sum < math.inf, "weight_sum", "> 0 or null"),
                    (is_whole(self.min_spikes, 0), "min_spikes", "a whole number >= 0"),
                    (is_whole(self.max_presentations, 1, 1000), "max_presentations", "a whole number from 1 to 1000"),
                    (is_whole(self.label_window, 1, 10**7), "label_window", "a whole number from 1 to 10**7"))
         check_ranges(self, checks)
-        for key in ("present_ms", "exc_refractory", "inh_refractory"):
+        for key in ("present_ms", "exc_refractory", "inh_refractory", "delay_max"):
             check_ranges(self, ((_steps(getattr(self, key), self.dt) is not None, key,
                                  f"a whole number of dt = {self.dt:g} ms steps"),))
-        if _steps(self.present_ms, self.dt) > 10**6:
-            raise ConfigError(f"bad value {self.present_ms!r} for method.present_ms: at most 10**6 steps of dt")
-        if self.exc_tau <= self.dt or self.inh_tau <= self.dt:
-            raise ConfigError(f"method.dt ({self.dt:g} ms) must be below exc_tau and inh_tau (forward Euler steps)")
+        if _steps(self.delay_max, self.dt) > 256:
+            raise ConfigError(f"bad value {self.delay_max!r} for method.delay_max: at most 256 steps of dt")
+        if _steps(self.present_ms, self.dt) > 10**5:
+            raise ConfigError(f"bad value {self.present_ms!r} for method.present_ms: at most 10**5 steps of dt")
+        if self.dt > min(self.tau_ge, self.tau_gi):
+            raise ConfigError(f"method.dt ({self.dt:g} ms) must be at most tau_ge and tau_gi (conductances decay by "
+                              "forward Euler steps, 1 - dt / tau)")
 
 
 def _steps(period: float, dt: float) -> int | None:
@@ -147,6 +159,9 @@ class WtaStdpMethod(Method):
     learns_locally = True
 
     def build(self, arch: Architecture) -> nn.Module:
+        if not HAVE_NUMBA:
+            raise ConfigError("method wta_stdp simulates its network in numba loops, about 600x slower in plain Python "
+                              "(a Fashion-MNIST epoch: days): pip install 'deepspike[fast]'")
         o = self.options
         inputs, neurons, classes = population_sizes(arch)
         presentation = Presentation(
@@ -154,15 +169,19 @@ class WtaStdpMethod(Method):
             min_spikes=o.min_spikes, max_presentations=o.max_presentations, label_window=o.label_window,
             weight_sum=o.weight_sum if o.weight_sum is not None else WEIGHT_SUM_PER_INPUT * inputs)
         return CompetitiveStdpLayer(inputs, neurons, classes, wta_constants(o), presentation, o.init_scale,
-                                    o.theta_init)
+                                    o.theta_init, _steps(o.delay_max, o.dt))
 
     def learn(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Learn from one training batch (``CompetitiveStdpLayer.learn``); returns its class scores ``[B, K]``."""
         return model.learn(x, y)
 
-    def end_training_pass(self, model: nn.Module) -> None:
-        """Label the neurons from the window after each epoch's learning (``assign_labels``)."""
-        model.assign_labels()
+    def end_training_pass(self, model: nn.Module, batches) -> None:
+        """Label the neurons after each epoch: by their responses to one more presentation of the training batches
+        with learning off (``labels: pass``, the paper's procedure), or from the blocks (``labels: blocks``)."""
+        if self.options.labels == "pass":
+            model.label_by_responses(batches)
+        else:
+            model.assign_labels()
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The vote error: the share of the class scores ``output [B, K]`` not on the target, ``1 - s_y / sum_k s_k``

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from itertools import islice
 
 import torch
 from torch import nn
@@ -55,7 +56,7 @@ def train_epoch(
     """Train ``model`` for one pass over ``batches``; returns ``train_loss``, ``train_accuracy`` and ``lr``, the
     rate (first parameter group) of the pass's last optimizer step (the schedule's next one when no step ran). A
     method that ``learns_locally`` gets each batch through ``method.learn`` (no backward, no step, no ``lr``).
-    ``method.end_training_pass`` follows the batches.
+    ``method.end_training_pass(net, batches)`` follows them (the same batches, ``max_steps`` of them at most).
 
     model: what runs the batches (possibly a DistributedDataParallel wrapper); net: the bare network the
     method hooks see (default ``model``); max_steps: stop after this many batches; reduce: sums
@@ -86,7 +87,7 @@ def train_epoch(
         _add_batch(totals, method, out, loss, y, epoch, step)
         if not bar.disable:
             _show(bar, *totals, tally)
-    method.end_training_pass(net)
+    method.end_training_pass(net, batches if max_steps is None else islice(batches, max_steps))
     loss_sum, correct, n = totals
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])

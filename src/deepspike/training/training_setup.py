@@ -74,12 +74,13 @@ def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], de
 def check_local_learning(config: RunConfig, world_size: int) -> None:
     """A one-line ``ConfigError`` for settings a method that learns without gradients (``Method.learns_locally``:
     sample by sample, in order) cannot honour: several processes, a weight average, ``torch.compile``, a temporal
-    gradient mode."""
+    gradient mode, bf16 autocast."""
     t, name = config.train, config.method.name
     refusals = ((world_size > 1, f"runs in one process (torchrun started {world_size})"),
                 (t.ema_decay is not None, "keeps no weight average (train.ema_decay must be null)"),
                 (t.compile is not False, "is not compiled (train.compile must be false)"),
-                (t.temporal_grad != "bptt", "takes no gradient (train.temporal_grad must be bptt)"))
+                (t.temporal_grad != "bptt", "takes no gradient (train.temporal_grad must be bptt)"),
+                (t.precision != "fp32", "runs no autocast (train.precision must be fp32)"))
     for refused, why in refusals:
         if refused:
             raise ConfigError(f"method {name} learns sample by sample without gradients, so it {why}")
