@@ -99,14 +99,15 @@ class WtaStdpOptions:
     label_window: int = 10000
 
     def __post_init__(self) -> None:
+        if self.labels not in LABELINGS:
+            raise ConfigError(f"bad value {self.labels!r} for method.labels; valid: {', '.join(LABELINGS)}")
         checks = tuple((is_finite(getattr(self, k)) and getattr(self, k) >= 0, k, "a finite number >= 0")
                        for k in NONNEGATIVE)
         checks += tuple((is_finite(getattr(self, k)) and getattr(self, k) > 0, k, "a finite number > 0")
                         for k in POSITIVE + PERIODS)
         checks += tuple((is_finite(getattr(self, k)) and abs(getattr(self, k)) <= 1e6, k, "a finite number of mV")
                         for k in POTENTIALS)
-        checks += ((self.labels in LABELINGS, "labels", " or ".join(LABELINGS)),
-                   (self.weight_sum is None or 0 < self.weight_sum < math.inf, "weight_sum", "> 0 or null"),
+        checks += ((self.weight_sum is None or 0 < self.weight_sum < math.inf, "weight_sum", "> 0 or null"),
                    (is_whole(self.min_spikes, 0), "min_spikes", "a whole number >= 0"),
                    (is_whole(self.max_presentations, 1, 1000), "max_presentations", "a whole number from 1 to 1000"),
                    (is_whole(self.label_window, 1, 10**7), "label_window", "a whole number from 1 to 10**7"))
