@@ -133,14 +133,15 @@ def _learn_from_spike(w, j, x_pre, x_post1, x_post2, nu_post, w_max):
 @njit(**_FLAGS)
 def _deliver(w, delays, t, row_spikes, exc_fired, inh_fired, exc_ge, arriving, exc_gi, inh_ge, w_ei, w_ie):
     """Step 3: this step's spikes into the conductances (inputs -> excitatory g_e through the ring ``arriving
-    [R, N]`` of delayed increments, slot ``(t + D) % R``; excitatory j -> inhibitory j; inhibitory j -> the excitatory
-    g_i of all but j); then slot ``t % R`` arrives in ``g_e`` and is cleared."""
-    n, ring = exc_ge.shape[0], arriving.shape[0]
+    [R, N]`` of delayed increments, R a power of two, slot ``(t + D) & (R - 1)``: a mask, not a division, in the
+    innermost loop; excitatory j -> inhibitory j; inhibitory j -> the excitatory g_i of all but j); then slot
+    ``t & (R - 1)`` arrives in ``g_e`` and is cleared."""
+    n, mask = exc_ge.shape[0], arriving.shape[0] - 1
     for i in range(row_spikes.shape[0]):
         if row_spikes[i]:
             for j in range(n):
-                arriving[(t + delays[i, j]) % ring, j] += w[i, j]
-    now = t % ring
+                arriving[(t + delays[i, j]) & mask, j] += w[i, j]
+    now = t & mask
     for j in range(n):
         exc_ge[j] += arriving[now, j]
         arriving[now, j] = 0.0
@@ -159,7 +160,10 @@ def present(w, theta, delays, spikes, learn, c):
     """One presentation of the raster ``spikes [S, I]`` (module docstring); returns ``counts [N]`` int64. With
     ``learn`` the weights ``w [I, N]`` and thresholds ``theta [N]`` change in place."""
     n_in, n = w.shape
-    arriving = np.zeros((int(delays.max()) + 1 if delays.size else 1, n))
+    ring = 1
+    while ring <= (delays.max() if delays.size else 0):  # a power of two above the longest delay
+        ring *= 2
+    arriving = np.zeros((ring, n))
     exc_v, inh_v = np.full(n, c.exc_rest), np.full(n, c.inh_rest)
     exc_ge, exc_gi, inh_ge, inh_gi = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     exc_ref, inh_ref = np.zeros(n, np.int64), np.zeros(n, np.int64)
