@@ -45,7 +45,8 @@ def ttfs_loss(name: str, t: torch.Tensor, target: torch.Tensor, tau: float = 1.0
 
     zhou_paper: ``mean_b [t_c/tau + logsumexp_{i != c}(-t_i/tau)]``;
     zhou_code: ``cross_entropy(-exp(min(t/tau, 80)), c)``; ce: ``cross_entropy(-t, c)``.
-    ``t_silent``: time given to silent outputs (default ``tau ln 1e5``, the code's no-spike z = 1e5).
+    ``t_silent``: time given to silent outputs (default ``ln 1e5`` whatever ``tau``: the code's no-spike z = 1e5
+    at tau = 1).
     """
     if name not in TTFS_LOSSES:
         raise unknown_choice("TTFS loss", name, TTFS_LOSSES)
