@@ -341,3 +341,18 @@ def test_a_diehl_cook_net_is_refused_with_what_nir_lacks():
     net = get_method("wta_stdp").build(create_architecture("diehl_cook", 10, (1, 8, 8), neurons=5))
     with pytest.raises(ConfigError, match="conductance-based synapses, adaptive thresholds and a label vote"):
         to_nir(net, (1, 8, 8))
+
+
+def test_a_readout_without_memory_round_trips_at_the_default_step():
+    """Decay 0 (v_t = x_t) is LI with tau = dt: written as the nearest float32 it fell below dt = 1e-4
+    (9.9999997e-05) and from_nir refused deepspike's own file; the time constant is now rounded up."""
+    torch.manual_seed(0)
+    body = nn.Sequential(TimeDistributed(nn.Linear(4, 3)), IF(), TimeDistributed(nn.Linear(3, 2)))
+    model = RateNetwork(InputEncoder("direct"), body, MembraneReadout(decay=0.0), timesteps=3).eval()
+    g = to_nir(model, (4,), dt=1e-4)
+    tau = g.nodes["3_li"].tau
+    below = np.nextafter(tau, np.float32(0)).astype(np.float64)
+    assert tau.dtype == np.float32 and (tau.astype(np.float64) >= 1e-4).all() and (below < 1e-4).all()  # the least
+    x = torch.rand(3, 5, 4) * 3  # [T, B, 4]
+    with torch.no_grad():
+        torch.testing.assert_close(from_nir(g)(x), model.body(x))  # the trace is the step's input

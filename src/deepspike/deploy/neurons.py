@@ -39,7 +39,7 @@ def neuron_node(params: NeuronParams, shape: tuple[int, ...], dt: float, thresho
             "decay": params.decay, "dt": float(dt), **state_metadata(params)}
     if params.decay == 1.0:
         return nir.IF(r=ones / dt, v_threshold=ones * th, v_reset=0 * ones, metadata=meta)
-    tau = dt / (1.0 - params.decay)
+    tau = float32_time_constant(dt, params.decay)
     return nir.LIF(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones, v_threshold=ones * th,
                    v_reset=0 * ones, metadata=meta)
 
@@ -61,11 +61,22 @@ def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...]
                           "no finite CubaLIF time constant (both must be < 1)")
     th = params.threshold if threshold is None else threshold
     ones = np.ones(shape, dtype=np.float32)
-    tau_syn, tau_mem = dt / (1.0 - syn_decay), dt / (1.0 - params.decay)
+    tau_syn, tau_mem = float32_time_constant(dt, syn_decay), float32_time_constant(dt, params.decay)
     meta = {"reset": params.reset, "fires": "v >= threshold", "decay": params.decay, "syn_decay": float(syn_decay),
             "dt": float(dt), **state_metadata(params)}
     return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * (tau_mem / dt), v_leak=0 * ones,
                        v_threshold=ones * th, v_reset=0 * ones, w_in=ones * (tau_syn / dt), metadata=meta)
+
+
+def float32_time_constant(dt: float, decay: float) -> np.float32:
+    """``tau = dt / (1 - decay)`` as the float32 a NIR file holds, rounded up, never below ``dt / (1 - decay)``:
+    rounding to the nearest float32 could put it below ``dt`` (decay 0 at dt = 1e-4 wrote 9.9999997e-05), which NIR
+    import refuses (its decay ``1 - dt / tau`` would be negative), so our own file did not load."""
+    tau = dt / (1.0 - decay)
+    tau32 = np.float32(tau)
+    if float(tau32) < tau:  # float(): NumPy 2 would compare in float32, where the two are equal
+        tau32 = np.nextafter(tau32, np.float32(np.inf))
+    return tau32
 
 
 def state_metadata(params: NeuronParams) -> dict:

@@ -40,7 +40,7 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
-from deepspike.deploy.neurons import neuron_node, synaptic_node
+from deepspike.deploy.neurons import float32_time_constant, neuron_node, synaptic_node
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
@@ -340,7 +340,7 @@ def _integrator_node(nir, decay: float, shape: tuple, dt: float):
     ones = np.ones(shape, dtype=np.float32)
     if decay == 1.0:
         return nir.I(r=ones / dt)
-    tau = dt / (1.0 - decay)
+    tau = float32_time_constant(dt, decay)
     return nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones)
 
 
