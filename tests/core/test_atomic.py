@@ -82,3 +82,18 @@ def test_a_folder_that_cannot_be_synced(tmp_path, monkeypatch, error, refused):
     else:
         atomic_write_text(tmp_path / "a.txt", "new")
     assert (tmp_path / "a.txt").read_text() == "new"
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    """A file made private stays private when rewritten (the temporary file had taken 0o666 less the umask, so a
+    0o600 metrics file became readable to others); a new file gets 0o666 less the umask."""
+    private = tmp_path / "private.json"
+    atomic_write_text(private, "{}")
+    os.chmod(private, 0o600)
+    atomic_write_text(private, '{"a": 1}')
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_text() == '{"a": 1}'
+    fresh = tmp_path / "fresh.json"
+    atomic_write_text(fresh, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,13 +43,16 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary binary file next to ``path``, then atomically replace ``path``.
 
     An ``OSError`` on the way (no space, no permission) becomes a ``WriteError`` naming ``path``; the
-    temporary file is removed and ``path`` is unchanged. After the rename the folder is synced (``sync_folder``)."""
+    temporary file is removed and ``path`` is unchanged. After the rename the folder is synced (``sync_folder``). A
+    file that is replaced keeps its permission bits (one made private stays private); a new one gets ``FILE_MODE``
+    (0o666 less the umask)."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _kept_mode(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -62,6 +66,15 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
                              "unchanged)") from e
         raise
     sync_folder(path.parent)
+
+
+def _kept_mode(path: Path) -> int:
+    """The permission bits the new ``path`` gets: those of the regular file it replaces, else ``FILE_MODE``."""
+    try:
+        st = path.stat()
+    except OSError:
+        return FILE_MODE
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else FILE_MODE
 
 
 UNSYNCABLE = (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR)
