@@ -17,11 +17,12 @@ Learning (``learn``), sample by sample in the batch's order: the columns of ``W`
 ``weight_sum`` (Diehl & Cook: 78 over 784 inputs), the sample is presented with STDP and threshold adaptation on,
 and after each presentation ``theta`` decays over the rest period, ``theta *= exp(-rest_ms / tau_theta)``: the
 paper's 150 ms of rest between samples, during which every other state returns close to rest, is taken as a full
-return to rest (the next presentation starts from it). Labels come in blocks of ``label_window`` samples (Diehl &
-Cook: 10,000): each response is added to its class's sum ``[K, N]``; when a block is full, every neuron takes the
-class of its highest mean response over the block (``-1``: it never fired in it) and the next block starts. At the
-end of an epoch (``assign_labels``) a block not yet full is labelled together with the block before it, so the
-labels always come from at least the last ``label_window`` samples once that many were learned.
+return to rest (the next presentation starts from it). While learning, labels come in blocks of ``label_window``
+samples (the authors' code: 10,000): each response is added to its class's sum ``[K, N]``; when a block is full,
+every neuron takes the class of its highest mean response over the block (``-1``: it never fired in it) and the next
+block starts; ``assign_labels`` labels a block not yet full together with the block before it. The paper's labels
+are ``label_by_responses(batches)``: the mean responses, learning off, to one more presentation of the training
+set.
 
 Scoring (``forward``, learning off, samples presented in parallel on torch's thread count): the score of class
 ``k`` is the mean count of the neurons labelled ``k`` (0 for a class no neuron has), ``[B, K]``; the prediction is
