@@ -71,7 +71,9 @@ def test_a_run_learns_digits_without_gradients(tmp_path):
 
 
 def test_a_resumed_run_ends_where_the_uncut_one_does(tmp_path):
-    full, cut = full_and_resumed_weights(load_config(None, SMALL), tmp_path)
+    """Three batches an epoch (learning, the labelling pass and the blocks' state all cross the cut)."""
+    full, cut = full_and_resumed_weights(load_config(None, [*SMALL, "train.max_steps_per_epoch=3",
+                                                            "method.label_window=250"]), tmp_path)
     assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
 
 
