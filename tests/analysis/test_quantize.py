@@ -14,6 +14,8 @@ from deepspike.analysis.quantize import (
     remove_fake_quantization,
 )
 from deepspike.core.errors import ConfigError
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation
+from deepspike.methods.wta_stdp import WtaStdpOptions, wta_constants
 
 W = torch.tensor([-1.0, -0.4, 0.1, 0.26, 0.75])
 
@@ -100,3 +102,20 @@ def test_quantized_forward_full_precision_backward():
     plain = _net()
     plain.load_state_dict(quantized_state_dict(net))
     assert torch.equal(plain(x), net(x))
+
+
+def test_a_competitive_layers_weights_are_quantised_per_neuron_column():
+    """W [inputs, neurons] of the wta_stdp layer, a float64 buffer; 3 bits, q = 3. Per channel a channel is a neuron
+    (a column): column 0 s = 0.1 -> 0.1, 0.2, 0.3 as they are; column 1 s = 1/3: w/s = 3, 1.5, 0.75 -> 3, 2, 1.
+    Per layer s = 1/3: column 0 w/s = 0.3, 0.6, 0.9 -> 0, 1, 1. The original is left as it was."""
+    layer = CompetitiveStdpLayer(3, 2, 2, wta_constants(WtaStdpOptions()), Presentation(10, 150.0, 63.75, 32.0, 5, 3,
+                                 1.0, 10), 0.3, 20.0, 1)
+    w = torch.tensor([[0.1, 1.0], [0.2, 0.5], [0.3, 0.25]], dtype=torch.float64)
+    layer.weight.copy_(w)
+    per_neuron = quantize_model(layer, 3, per_channel=True).weight
+    assert per_neuron.dtype == torch.float64
+    assert torch.allclose(per_neuron, torch.tensor([[0.1, 1.0], [0.2, 2 / 3], [0.3, 1 / 3]], dtype=torch.float64))
+    per_layer = quantize_model(layer, 3).weight
+    assert torch.allclose(per_layer, torch.tensor([[0.0, 1.0], [1 / 3, 2 / 3], [1 / 3, 1 / 3]], dtype=torch.float64))
+    assert torch.equal(layer.weight, w)
+    assert quantization_levels(quantize_model(layer, 2)) == {"": 2}  # {0, s}: the weights are not negative

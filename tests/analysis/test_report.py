@@ -445,12 +445,47 @@ def test_qat_arguments_are_checked_before_the_run_is_read(tmp_path, stages, epoc
         quantization_aware_retrain(tmp_path, tmp_path / "qat", stages=stages, epochs=epochs, lr=lr)
 
 
-def test_analyze_refuses_a_net_that_learns_without_gradients(tmp_path, capsys):
-    """A wta_stdp run has no parameters or neuron modules: every sweep would have reported the unchanged accuracy
-    (2-bit weights 'as good as' 32-bit ones); it is one line and nothing is written."""
-    run = trained_wta_run(tmp_path / "wta", "train.epochs=1")
+@pytest.fixture(scope="module")
+def wta_run(tmp_path_factory):
+    return trained_wta_run(tmp_path_factory.mktemp("wta") / "run", "train.epochs=1")
+
+
+def test_analyze_prices_a_net_that_simulates_itself(wta_run, tmp_path):
+    """A wta_stdp run (Diehl & Cook): accuracy as deepspike eval scores it, the spikes and synaptic events its layer
+    counted, energies from them, and the weight sweeps on its weight buffer (no parameters, no neuron modules)."""
+    out = tmp_path / "out"
+    assert main(["analyze", str(wta_run), "--out", str(out), "--limit", "60", "--bits", "32,2", "--snr", "10"]) == 0
+    a = json.loads((out / "analysis.json").read_text())
+    config, parts, batches = load_test_batches(wta_run, 60)
+    assert a["accuracy"] == evaluate(parts.model, parts.method, batches)["accuracy"]
+    act = a["activity"]
+    assert [layer["name"] for layer in act["layers"]] == ["excitatory", "inhibitory"]
+    n = config.model.args["neurons"]
+    exc, inh = (layer["spikes_per_sample"] for layer in act["layers"])
+    assert act["acs_per_sample"] == pytest.approx(act["input_spikes_per_sample"] * n + exc + inh * (n - 1))
+    assert a["latency"] == {"kind": "timesteps", "value": act["timesteps"]} and act["timesteps"] >= 200
+    preset = a["energy_presets"]["45nm_fp32"]
+    assert a["energy"]["45nm_fp32"]["snn_pj"] == pytest.approx(act["acs_per_sample"] * preset["ac_pj"]
+                                                               + (exc + inh) * preset["spike_pj"])
+    bits = {row["bits"]: row["accuracy"] for row in a["sweeps"]["bits"]}
+    assert bits[32] == a["accuracy"] and a["accuracy_4bit"] is None
+    assert [r["snr_db"] for r in a["sweeps"]["snr"]] == [10]
+    assert a["raster"] == [] and a["traces"] == []
+    assert (out / "activity.png").exists() and not (out / "spike_times.png").exists()
+
+
+@pytest.mark.parametrize("flags, message", [(["--deletion", "0.1"], "--deletion reads spikes of neuron modules"),
+                                            (["--raster", "4"], "--raster reads spikes of neuron modules"),
+                                            (["--qat", "4"], "learns without gradients")])
+def test_analyze_refuses_what_a_wta_net_does_not_have(wta_run, tmp_path, capsys, flags, message):
     capsys.readouterr()
-    assert main(["analyze", str(run), "--out", str(tmp_path / "out")]) == 2
+    assert main(["analyze", str(wta_run), "--out", str(tmp_path / "out"), "--limit", "20", *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "method wta_stdp runs one simulation kernel" in err[0]
-    assert not (tmp_path / "out").exists()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out" / "analysis.json").exists()
+
+
+def test_compare_lists_a_wta_run(wta_run):
+    row, = compare_runs([wta_run], limit=20)
+    assert row["method"] == "wta_stdp" and row["latency"].startswith("T=")
+    assert row["synops/inf"] > row["spikes/inf"] > 0 and row["energy (nJ)"] > 0

@@ -32,15 +32,15 @@ def _relax(v, rest, channels, tau, dt):
 
 
 def dense_reference(w, theta, delays, spikes, learn, c):
-    """The same network written as whole-population numpy steps (no shared code with the kernel): returns counts,
-    and the final weights and thresholds (copies)."""
+    """The same network written as whole-population numpy steps (no shared code with the kernel): returns the
+    spike counts ``[2, N]`` (excitatory, inhibitory), and the final weights and thresholds (copies)."""
     w, theta = w.copy(), theta.copy()
     n_in, n = w.shape
     v_e, v_i = np.full(n, c.exc_rest), np.full(n, c.inh_rest)
     ge_e, gi_e, ge_i = np.zeros(n), np.zeros(n), np.zeros(n)
     ref_e, ref_i = np.zeros(n, int), np.zeros(n, int)
     pre, post1, post2 = np.zeros(n_in), np.zeros(n), np.zeros(n)
-    counts = np.zeros(n, int)
+    counts = np.zeros((2, n), int)
     others = 1.0 - np.eye(n)  # inhibitory j -> every excitatory neuron but j
     arrivals = np.zeros((len(spikes) + 256, n))  # arrivals[t]: input conductance that reaches g_e at the end of t
     columns = np.broadcast_to(np.arange(n), (n_in, n))
@@ -58,7 +58,7 @@ def dense_reference(w, theta, delays, spikes, learn, c):
         ref_e, ref_i = np.where(free_e, 0, ref_e - 1), np.where(free_i, 0, ref_i - 1)
         v_e, ref_e = np.where(fire_e, c.exc_reset, v_e), np.where(fire_e, int(c.exc_refractory_steps), ref_e)
         v_i, ref_i = np.where(fire_i, c.inh_reset, v_i), np.where(fire_i, int(c.inh_refractory_steps), ref_i)
-        counts += fire_e
+        counts += np.stack([fire_e, fire_i])
         np.add.at(arrivals, (t + delays[row].astype(int), columns[row]), w[row])
         ge_e = ge_e + arrivals[t]
         ge_i = ge_i + c.w_ei * fire_e
@@ -90,7 +90,7 @@ def test_presentation_matches_the_dense_reference(seed, delay_steps, learn):
     expected_counts, expected_w, expected_theta = dense_reference(w, theta, delays, spikes, learn, c)
     w_kernel, theta_kernel = w.copy(), theta.copy()
     counts = present(w_kernel, theta_kernel, delays, spikes, learn, c)
-    assert counts.sum() > 10  # the case exercises firing, inhibition and refractoriness
+    assert counts[0].sum() > 10 and counts[1].sum() > 5  # the case exercises firing, inhibition and refractoriness
     np.testing.assert_array_equal(counts, expected_counts)
     np.testing.assert_allclose(w_kernel, expected_w, rtol=0, atol=1e-12)
     np.testing.assert_allclose(theta_kernel, expected_theta, rtol=0, atol=1e-12)
@@ -106,7 +106,10 @@ def test_two_steps_by_hand():
     c = constants(exc_refractory_steps=0.0, w_ie=0.0)
     w, theta = np.array([[0.5]]), np.array([-1000.0])
     counts = present(w, theta, NO_DELAY, np.array([[1], [0]], np.uint8), True, c)
-    assert counts.tolist() == [2]
+    # the inhibitory partner gets g_e = w_ei = 10.4 from step 1 on: v = v_inf + (-60 - v_inf) exp(-0.5 * 11.4 / 10)
+    # with v_inf = -60 / 11.4 is -36.2 mV > -40 at step 1: one spike, then refractory
+    assert -60 / 11.4 + (-60 + 60 / 11.4) * math.exp(-0.5 * 11.4 / 10) == pytest.approx(-36.22, abs=0.01)
+    assert counts.tolist() == [[2], [1]]
     d_theta = math.exp(-0.5 / 1e7)
     assert w[0, 0] == pytest.approx(0.5 + 0.01 * math.exp(-0.5 / 20) * math.exp(-0.5 / 40), abs=1e-15)
     assert theta[0] == pytest.approx(((-1000.0 * d_theta) + 0.05) * d_theta + 0.05, abs=1e-9)
@@ -123,7 +126,7 @@ def test_one_input_spike_by_hand():
     for thresh, delay, expected in ((v - 1e-6, 0, 1), (v + 1e-6, 0, 0), (v - 1e-6, 1, 0)):
         c = constants(exc_thresh=thresh, theta_offset=0.0, w_ei=0.0)
         counts = present(np.array([[0.5]]), np.array([0.0]), np.array([[delay]], np.uint8), spikes, False, c)
-        assert counts.tolist() == [expected]
+        assert counts[0].tolist() == [expected]
 
 
 def test_strong_inhibition_keeps_potentials_bounded():
@@ -133,7 +136,7 @@ def test_strong_inhibition_keeps_potentials_bounded():
     n = 400
     c = constants(theta_offset=0.0, exc_thresh=-95.0, exc_refractory_steps=0.0)
     counts = present(np.zeros((1, n)), np.zeros(n), np.zeros((1, n), np.uint8), np.zeros((30, 1), np.uint8), False,
-                     c)
+                     c)[0]
     assert counts.min() >= 1 and counts.max() <= 3
 
 
@@ -142,8 +145,8 @@ def test_lateral_inhibition_silences_the_losers():
     fire."""
     w = np.array([[0.9, 0.6]] * 8)
     spikes = (np.random.default_rng(0).random((600, 8)) < 0.1).astype(np.uint8)
-    free = present(w.copy(), np.zeros(2), NO_DELAYS_8x2, spikes, False, constants(theta_offset=0.0, w_ie=0.0))
-    inhibited = present(w.copy(), np.zeros(2), NO_DELAYS_8x2, spikes, False, constants(theta_offset=0.0, w_ie=50.0))
+    free = present(w.copy(), np.zeros(2), NO_DELAYS_8x2, spikes, False, constants(theta_offset=0.0, w_ie=0.0))[0]
+    inhibited = present(w.copy(), np.zeros(2), NO_DELAYS_8x2, spikes, False, constants(theta_offset=0.0, w_ie=50.0))[0]
     assert free.min() > 0
     assert inhibited[0] > 0 and inhibited[1] <= 0.1 * inhibited[0] < free[1]
 
@@ -171,7 +174,7 @@ def _peak_depolarisation(c, steps=200):
         mid = (low + high) / 2
         fired = present(np.ones((1, 1)), np.zeros(1), NO_DELAY, np.eye(steps, 1, dtype=np.uint8), False,
                         c._replace(exc_thresh=mid, theta_offset=0.0, w_ei=0.0))
-        low, high = (mid, high) if fired[0] else (low, mid)
+        low, high = (mid, high) if fired[0, 0] else (low, mid)
     return low - c.exc_rest
 
 

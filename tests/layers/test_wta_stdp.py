@@ -6,7 +6,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers import wta_kernels
-from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation, PresentationTally
 from deepspike.methods.wta_stdp import WtaStdpOptions, wta_constants
 
 
@@ -50,7 +50,7 @@ def test_a_weak_answer_is_shown_again_louder_up_to_the_limit(monkeypatch):
         shows.append(spikes.mean())
         sums.append(w.sum(0).copy())
         w *= 2.0  # what learning might do: the next show must start normalised again
-        return np.zeros(w.shape[1], np.int64)
+        return np.zeros((2, w.shape[1]), np.int64)
 
     monkeypatch.setattr(wta_kernels, "present", silent)
     torch.manual_seed(0)
@@ -69,7 +69,7 @@ def test_learning_normalises_the_columns_before_each_sample(monkeypatch):
 
     def record(w, theta, delays, spikes, learn, c):
         sums.append(w.sum(0).copy())
-        return np.full(w.shape[1], 5, np.int64)
+        return np.full((2, w.shape[1]), 5, np.int64)
 
     monkeypatch.setattr(wta_kernels, "present", record)
     layer = _layer(weight_sum=2.5)
@@ -145,7 +145,7 @@ def test_scoring_in_parallel_equals_one_sample_at_a_time():
     for b in range(3):
         one = wta_kernels.present(layer.weight.numpy().copy(), layer.theta.numpy().copy(), layer.delays.numpy(),
                                   rasters[b], False, layer.constants)
-        assert batch[b].tolist() == one.tolist()
+        assert batch[b].tolist() == one[0].tolist()
 
 
 @pytest.mark.parametrize("x, message", [(torch.full((1, 4), 1.5), "in \\[0, 1\\]"),
@@ -165,3 +165,42 @@ def test_labels_by_responses_to_a_pass_over_batches(monkeypatch):
     layer.label_by_responses([(torch.zeros(2, 4), torch.tensor([0, 1])), (torch.zeros(1, 4), torch.tensor([0]))])
     assert layer.assignments.tolist() == [1, 0, -1]
     assert int(layer.learned) == 0 and layer.block_samples.sum() == 0  # nothing learned, no block touched
+
+
+def test_the_tally_counts_every_show_and_the_last_responses(monkeypatch):
+    """Three samples, at most three shows, 5 spikes needed: sample 0 answers at once (6), sample 1 at its second show
+    (2, then 5), sample 2 never (0, 1, 3). The tally holds all six shows' spikes and the last shows' active
+    neurons; the responses are the last shows'."""
+    exc = {0: [[6, 0, 0], [2, 0, 0], [0, 0, 0]], 1: [[3, 2, 0], [1, 0, 0]], 2: [[1, 1, 1]]}
+    inh = {0: [[1, 0, 0], [0, 2, 0], [0, 0, 0]], 1: [[1, 1, 1], [0, 0, 4]], 2: [[2, 0, 0]]}
+    rasters = []
+
+    def stub(w, theta, delays, spikes, c):
+        show = len(rasters)
+        rasters.append(spikes.copy())
+        return np.stack([np.array(exc[show]), np.array(inh[show])], axis=1).astype(np.int64)
+
+    monkeypatch.setattr(wta_kernels, "present_batch", stub)
+    torch.manual_seed(0)
+    layer, tally = _layer(inputs=6, neurons=3, steps=40), PresentationTally()
+    counts = layer.responses(torch.rand(3, 6), tally)
+    assert [len(r) for r in rasters] == [3, 2, 1]
+    assert counts.tolist() == [[6, 0, 0], [3, 2, 0], [1, 1, 1]]
+    assert (tally.samples, tally.shows) == (3, 6)
+    assert tally.input_spikes == sum(int(r.sum()) for r in rasters) > 0
+    assert (tally.excitatory_spikes, tally.inhibitory_spikes) == (6 + 2 + 0 + 5 + 1 + 3, 1 + 2 + 0 + 3 + 4 + 2)
+    # last shows: sample 0 (6,0,0 / 1,0,0), sample 1 (3,2,0 / 1,1,1), sample 2 (1,1,1 / 2,0,0)
+    assert (tally.active_excitatory, tally.active_inhibitory) == (1 + 2 + 3, 1 + 3 + 1)
+
+
+def test_a_tally_leaves_the_responses_and_their_draws_alone():
+    torch.manual_seed(1)
+    layer = _layer(inputs=16, neurons=5, steps=200)
+    layer.weight.mul_(4.0)
+    x = torch.rand(20, 16)  # more samples than one chunk of EVAL_CHUNK
+    torch.manual_seed(3)
+    plain = layer.responses(x)
+    torch.manual_seed(3)
+    tally = PresentationTally()
+    assert torch.equal(layer.responses(x, tally), plain)
+    assert tally.samples == 20 and tally.excitatory_spikes >= int(plain.sum())

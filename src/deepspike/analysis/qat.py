@@ -20,6 +20,7 @@ from deepspike.analysis.quantize import add_fake_quantization, quantized_state_d
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.layers.stdp import StdpLearner
+from deepspike.methods.registry import learns_locally
 from deepspike.training.evaluate import evaluate
 from deepspike.training.loop import train_epoch
 from deepspike.training.optim import make_optimizer, make_scheduler
@@ -86,8 +87,9 @@ def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: flo
     """A one-line ``ConfigError`` before anything is loaded or trained: ``epochs`` not an integer >= 1, no stage, a
     stage's bits not an integer >= 2 or given twice, ``lr`` not a finite number > 0, a stage folder
     ``out_dir/bits<k>`` that already holds a run, or (``run_dir`` given; its ``config.yaml`` is read) a converted
-    run. (Each was found only on reaching its stage, after the analysis and the stages before it had been run and
-    written: ``--qat 8,1`` and ``--qat 8,8`` trained and wrote ``bits8``.)"""
+    run or one of a method that learns without gradients (``wta_stdp``). (Each was found only on reaching its
+    stage, after the analysis and the stages before it had been run and written: ``--qat 8,1`` and ``--qat 8,8``
+    trained and wrote ``bits8``.)"""
     if not is_whole(epochs, 1) or not stages:
         raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs!r}, stages={stages!r}")
     for bits in stages:
@@ -101,8 +103,12 @@ def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: flo
         stage = RunDir(Path(out_dir) / f"bits{bits}")
         if stage.has_checkpoint():
             raise ConfigError(f"{stage.path} already holds a run; pick another output directory")
-    if run_dir is not None and RunDir(run_dir).read_config().method.name == "converted":
+    method = RunDir(run_dir).read_config().method.name if run_dir is not None else None
+    if method == "converted":
         raise ConfigError("a converted run has no trainable SNN; retrain its source ANN run, then convert it")
+    if method is not None and learns_locally(method):
+        raise ConfigError(f"method {method} learns without gradients, so quantization-aware training has nothing to "
+                          "train; analyze --bits measures its accuracy at fewer weight bits")
 
 
 def _retrain(cfg, model, method, train_batches) -> float:

@@ -18,6 +18,7 @@ from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.fan_out import WEIGHTED_LAYERS
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 
 FULL_PRECISION = 32
 
@@ -48,13 +49,13 @@ def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> to
 
 def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every layer with synaptic weights: ``Conv2d``, ``Linear``, ``DelayedLinear`` (its
-    weights; the delays stay), TTFS layers with
-    a ``weight`` parameter of 2 or 4 dimensions."""
+    weights; the delays stay), TTFS layers with a ``weight`` parameter of 2 or 4 dimensions, and the competitive
+    STDP layer (``W [inputs, neurons]``, a buffer: it learns without gradients)."""
     out = []
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
         ttfs = getattr(type(m), "is_ttfs_layer", False)
-        if isinstance(m, WEIGHTED_LAYERS) or (
+        if isinstance(m, WEIGHTED_LAYERS + (CompetitiveStdpLayer,)) or (
             ttfs and isinstance(w, nn.Parameter) and w.dim() in (2, 4)
         ):
             out.append((name, m))
@@ -63,11 +64,14 @@ def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 @torch.no_grad()
 def quantize_model(model: nn.Module, bits: int, per_channel: bool = False) -> nn.Module:
-    """A copy of ``model`` with every synaptic weight replaced by ``quantize_weight`` (post-training)."""
+    """A copy of ``model`` with every synaptic weight replaced by ``quantize_weight`` (post-training); per channel,
+    a channel is an output neuron (axis 0, or ``weight_output_axis`` where a layer's class names another:
+    ``CompetitiveStdpLayer``'s ``W [inputs, neurons]``)."""
     _check_bits(bits)
     model = copy.deepcopy(model)
     for _, m in weighted_modules(model):
-        m.weight.copy_(quantize_weight(m.weight, bits, per_channel))
+        axis = getattr(type(m), "weight_output_axis", 0)
+        m.weight.copy_(quantize_weight(m.weight.movedim(axis, 0), bits, per_channel).movedim(0, axis))
     return model
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepspike.analysis import plots, sweeps
+from deepspike.analysis.competitive import competitive_activity, competitive_layer
 from deepspike.analysis.hardware import map_to_mesh
 from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
@@ -97,9 +98,6 @@ def analyze_run(
     _check_counts(o)
     checkpoint_sha256 = RunDir(run_dir).checkpoint_digest()  # read first: what the analysis measures
     config, parts, batches = load_test_batches(run_dir, o.limit)
-    if parts.method.learns_locally:
-        raise ConfigError(f"analyze measures nets of layers and neurons trained by gradients; method "
-                          f"{config.method.name} runs one simulation kernel (its accuracy: deepspike eval)")
     result: dict[str, Any] = {
         "run": str(run_dir),
         "method": config.method.name,
@@ -110,9 +108,12 @@ def analyze_run(
         "checkpoint_sha256": checkpoint_sha256,
         "run_path": str(Path(run_dir).resolve()),
     }
-    device = model_device(parts.model)
-    with autocast(device, autocast_dtype(config.train.precision)):
-        histograms = _measure(parts, batches, o, result)
+    competitive = competitive_layer(parts.model)
+    if competitive is not None:  # a net that simulates itself in one kernel (wta_stdp): it counts its own spikes
+        histograms = _measure_competitive(parts, competitive, batches, o, result)
+    else:
+        with autocast(model_device(parts.model), autocast_dtype(config.train.precision)):
+            histograms = _measure(parts, batches, o, result)
     if out_dir is not None:
         write_report(result, histograms, Path(out_dir), o.plots)
     return result
@@ -159,14 +160,32 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     histograms = activity.pop("histograms")
     result.update(cost_sections(parts.arch, activity if activity["layers"] else None, o))
     result["histograms"] = [_compact(h) for h in histograms]
-    result["sweeps"] = accuracy_sweeps(model, method, batches, activity, o)
-    result["accuracy_4bit"] = next((r["accuracy"] for r in result["sweeps"].get("bits", []) if r["bits"] == 4), None)
+    _add_sweeps(result, accuracy_sweeps(model, method, batches, activity, o))
     rate_coded = bool(sweeps.takes_timesteps(model) and activity["layers"])
     _refuse_unused({"raster": o.raster, "traces": o.traces}, rate_coded, "rate-coded spikes")
     raster, traces = _or(o.raster, DEFAULT_RASTER), _or(o.traces, DEFAULT_TRACES)
     result["raster"] = record_raster(model, batches[0][0][:1], raster) if rate_coded and raster else []
     result["traces"] = record_traces(model, batches[0][0][:1], traces) if rate_coded and traces else []
     return histograms
+
+
+def _measure_competitive(parts, layer, batches: list, o: AnalysisOptions, result: dict[str, Any]) -> list[dict]:
+    """``_measure`` of a competitive STDP net (``analysis.competitive``: its spikes and synaptic events counted by
+    the layer, every show included): accuracy, costs and the weight sweeps (bits, SNR); no histograms, raster or
+    traces (no neuron module passes its spikes on), so those options and spike deletion/jitter are refused."""
+    _refuse_unused({"deletion": o.deletions, "jitter": o.jitters, "raster": o.raster, "traces": o.traces}, False,
+                   "spikes of neuron modules (a wta_stdp net simulates itself in one kernel)")
+    result["accuracy"] = sweeps.accuracy(parts.model, parts.method, batches)
+    result.update(cost_sections(parts.arch, competitive_activity(layer, batches), o))
+    result["histograms"], result["raster"], result["traces"] = [], [], []
+    _add_sweeps(result, weight_sweeps(parts.model, parts.method, batches, o))
+    return []
+
+
+def _add_sweeps(result: dict[str, Any], sweep_rows: dict[str, list[dict]]) -> None:
+    """``result["sweeps"]`` and the accuracy at 4 weight bits (``accuracy_4bit``, None without that point)."""
+    result["sweeps"] = sweep_rows
+    result["accuracy_4bit"] = next((r["accuracy"] for r in sweep_rows.get("bits", []) if r["bits"] == 4), None)
 
 
 def _check_neurons_seen(model, activity: dict[str, Any]) -> None:
@@ -222,10 +241,7 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
     sw: dict[str, Any] = {}
     if o.timesteps and sweeps.runs_at_any_timesteps(model):  # not a PSN net: it runs at its own T only
         sw["timesteps"] = sweeps.sweep_timesteps(model, method, batches, sweeps.timestep_points(model.eval_timesteps))
-    if o.bits:
-        sw["bits"] = sweeps.sweep_bits(model, method, batches, o.bits, o.per_channel)
-    if o.snrs:
-        sw["snr"] = sweeps.sweep_snr(model, method, batches, o.snrs, o.noise_repeats)
+    sw.update(weight_sweeps(model, method, batches, o))
     coding = {layer["coding"] for layer in activity["layers"]}
     _refuse_unused({"deletion": o.deletions}, "rate" in coding, "rate-coded spikes")
     _refuse_unused({"jitter": o.jitters}, "ttfs" in coding, "TTFS spike times")
@@ -238,6 +254,16 @@ def accuracy_sweeps(model, method, batches, activity: dict, o: AnalysisOptions) 
         sw["deletion"] = sweeps.sweep_deletion(model, method, batches, deletions)
     if times and jitters:
         sw["jitter"] = sweeps.sweep_jitter(model, method, batches, jitters)
+    return sw
+
+
+def weight_sweeps(model, method, batches, o: AnalysisOptions) -> dict[str, list[dict]]:
+    """Accuracy against post-training weight bits and additive weight-noise SNR, as ``o`` asks (empty: skipped)."""
+    sw: dict[str, list[dict]] = {}
+    if o.bits:
+        sw["bits"] = sweeps.sweep_bits(model, method, batches, o.bits, o.per_channel)
+    if o.snrs:
+        sw["snr"] = sweeps.sweep_snr(model, method, batches, o.snrs, o.noise_repeats)
     return sw
 
 
@@ -291,6 +317,7 @@ def _write_plots(result: dict, histograms: list[dict], out_dir: Path) -> list[tu
     act = result["activity"]
     if act:
         figures.append(("Spike activity per layer", plots.plot_activity(act["layers"], out_dir / "activity.png")))
+    if histograms:  # none where the net counts its own spikes (analysis.competitive)
         times = plots.plot_spike_times(histograms, out_dir / "spike_times.png", act["decision_time_mean"])
         figures.append(("Spike times / spikes per step per layer", times))
     if result["raster"]:

@@ -41,8 +41,9 @@ over from presentation to presentation. Per step, in this order:
                              x_post1[j] = 1, x_post2[j] = 1
 
 Shapes: ``W [I, N]`` float64 (updated in place while learning), ``theta [N]`` float64 (in place while learning),
-``D [I, N]`` uint8 delays in steps, ``spikes [S, I]`` uint8 input raster, ``counts [N]`` int64 excitatory spikes of
-the presentation. Batched evaluation (``present_batch``) runs samples ``[B, S, I]`` in parallel with learning off.
+``D [I, N]`` uint8 delays in steps, ``spikes [S, I]`` uint8 input raster, ``counts [2, N]`` int64 spikes of the
+presentation (row 0: excitatory neuron ``j``, row 1: its inhibitory partner). Batched evaluation (``present_batch``)
+runs samples ``[B, S, I]`` in parallel with learning off.
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ def _deliver(w, delays, t, row_spikes, exc_fired, inh_fired, exc_ge, arriving, e
 
 @njit(**_FLAGS)
 def present(w, theta, delays, spikes, learn, c):
-    """One presentation of the raster ``spikes [S, I]`` (module docstring); returns ``counts [N]`` int64. With
-    ``learn`` the weights ``w [I, N]`` and thresholds ``theta [N]`` change in place."""
+    """One presentation of the raster ``spikes [S, I]`` (module docstring); returns ``counts [2, N]`` int64
+    (excitatory, inhibitory). With ``learn`` the weights ``w [I, N]`` and thresholds ``theta [N]`` change in place."""
     n_in, n = w.shape
     ring = 1
     while ring <= (delays.max() if delays.size else 0):  # a power of two above the longest delay
@@ -169,7 +170,7 @@ def present(w, theta, delays, spikes, learn, c):
     exc_ref, inh_ref = np.zeros(n, np.int64), np.zeros(n, np.int64)
     exc_fired, inh_fired = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
     x_pre, x_post1, x_post2 = np.zeros(n_in), np.zeros(n), np.zeros(n)
-    counts = np.zeros(n, np.int64)
+    counts = np.zeros((2, n), np.int64)
     decay_ge, decay_gi = 1.0 - c.dt / c.tau_ge, 1.0 - c.dt / c.tau_gi  # Euler, as Brian 1 (module docstring)
     decay_pre, decay_post1 = math.exp(-c.dt / c.tau_pre), math.exp(-c.dt / c.tau_post1)
     decay_post2, decay_theta = math.exp(-c.dt / c.tau_post2), math.exp(-c.dt / c.tau_theta)
@@ -191,11 +192,12 @@ def present(w, theta, delays, spikes, learn, c):
             inh_ref[j] -= inh_ref[j] > 0
             if exc_fired[j]:
                 exc_v[j], exc_ref[j] = c.exc_reset, exc_hold
-                counts[j] += 1
+                counts[0, j] += 1
                 if learn:
                     theta[j] += c.theta_plus
             if inh_fired[j]:
                 inh_v[j], inh_ref[j] = c.inh_reset, inh_hold
+                counts[1, j] += 1
         _deliver(w, delays, t, spikes[t], exc_fired, inh_fired, exc_ge, arriving, exc_gi, inh_ge, c.w_ei, c.w_ie)
         if learn:
             _learn_from_inputs(w, spikes[t], x_pre, x_post1, c.nu_pre, c.w_max)
@@ -207,8 +209,8 @@ def present(w, theta, delays, spikes, learn, c):
 
 @njit(parallel=True, **_FLAGS)
 def present_batch(w, theta, delays, spikes, c):
-    """``present`` of every sample of ``spikes [B, S, I]`` with learning off, in parallel: ``counts [B, N]``."""
-    counts = np.zeros((spikes.shape[0], w.shape[1]), np.int64)
+    """``present`` of every sample of ``spikes [B, S, I]`` with learning off, in parallel: ``counts [B, 2, N]``."""
+    counts = np.zeros((spikes.shape[0], 2, w.shape[1]), np.int64)
     for b in prange(spikes.shape[0]):
         counts[b] = present(w, theta, delays, spikes[b], False, c)
     return counts

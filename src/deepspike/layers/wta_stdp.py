@@ -26,7 +26,8 @@ set.
 
 Scoring (``forward``, learning off, samples presented in parallel on torch's thread count): the score of class
 ``k`` is the mean count of the neurons labelled ``k`` (0 for a class no neuron has), ``[B, K]``; the prediction is
-its argmax.
+its argmax. ``responses(x, tally)`` also adds what the scoring cost to a ``PresentationTally`` (every show counted,
+repeats included).
 """
 
 from __future__ import annotations
@@ -64,8 +65,38 @@ class Presentation:
     label_window: int
 
 
+@dataclass
+class PresentationTally:
+    """Totals over the samples scored with it (``CompetitiveStdpLayer.responses``): ``samples``, ``shows`` (repeats
+    included), and over every show the input spikes, the excitatory and the inhibitory spikes; ``active_*``: the
+    neurons that fired in a sample's response (its last show), summed over the samples."""
+
+    samples: int = 0
+    shows: int = 0
+    input_spikes: int = 0
+    excitatory_spikes: int = 0
+    inhibitory_spikes: int = 0
+    active_excitatory: int = 0
+    active_inhibitory: int = 0
+
+    def add_shows(self, rasters: np.ndarray, counts: np.ndarray) -> None:
+        """One show of ``b`` samples: ``rasters [b, S, I]`` uint8, their spike counts ``counts [b, 2, N]``."""
+        self.shows += len(rasters)
+        self.input_spikes += int(rasters.sum(dtype=np.int64))
+        self.excitatory_spikes += int(counts[:, 0].sum())
+        self.inhibitory_spikes += int(counts[:, 1].sum())
+
+    def add_responses(self, counts: np.ndarray) -> None:
+        """The responses ``counts [b, 2, N]`` (last shows) of ``b`` samples."""
+        self.samples += len(counts)
+        self.active_excitatory += int((counts[:, 0] > 0).sum())
+        self.active_inhibitory += int((counts[:, 1] > 0).sum())
+
+
 class CompetitiveStdpLayer(nn.Module):
     """The network (module docstring): ``[B, C, H, W]`` (or ``[B, I]``) intensities -> class scores ``[B, K]``."""
+
+    weight_output_axis = 1  # W [inputs, neurons]: a neuron's weights are a column (per-channel quantisation)
 
     def __init__(self, inputs: int, neurons: int, classes: int, constants: WtaConstants, presentation: Presentation,
                  init_scale: float, theta_init: float, delay_steps: int) -> None:
@@ -99,27 +130,33 @@ class CompetitiveStdpLayer(nn.Module):
         per_sample = self.presentation.steps * self.inputs * 5  # float32 draws and the uint8 raster
         return max(1, min(EVAL_CHUNK, RASTER_BYTES // per_sample))
 
-    def responses(self, x: torch.Tensor) -> torch.Tensor:
-        """Excitatory spike counts ``[B, N]`` (int64) of samples ``x``, learning off, in parallel."""
+    def responses(self, x: torch.Tensor, tally: PresentationTally | None = None) -> torch.Tensor:
+        """Excitatory spike counts ``[B, N]`` (int64) of samples ``x``, learning off, in parallel; what they cost is
+        added to ``tally`` when one is given."""
         intensity = self._intensities(x)
         w, theta, delays = self._kernel_arrays()
         size = self._chunk_size()
-        counts = [self._scored_chunk(w, theta, delays, intensity[i:i + size]) for i in range(0, len(x), size)]
+        counts = [self._scored_chunk(w, theta, delays, intensity[i:i + size], tally) for i in range(0, len(x), size)]
         return torch.from_numpy(np.concatenate(counts)) if counts else torch.zeros(0, self.neurons, dtype=torch.int64)
 
-    def _scored_chunk(self, w: np.ndarray, theta: np.ndarray, delays: np.ndarray,
-                      intensity: torch.Tensor) -> np.ndarray:
-        """Counts ``[b, N]`` of a chunk of samples (``intensity [b, I]``), repeats included."""
+    def _scored_chunk(self, w: np.ndarray, theta: np.ndarray, delays: np.ndarray, intensity: torch.Tensor,
+                      tally: PresentationTally | None) -> np.ndarray:
+        """Excitatory counts ``[b, N]`` of a chunk of samples (``intensity [b, I]``): each sample shown until it
+        answers (module docstring), every show added to ``tally``."""
         p = self.presentation
-        counts = run_numba_kernel(wta_kernels.present_batch, w, theta, delays, self._rasters(intensity, 0),
-                                  self.constants)
-        for show in range(1, p.max_presentations):
-            weak = np.flatnonzero(counts.sum(1) < p.min_spikes)
-            if not len(weak):
-                break
+        counts = np.zeros((len(intensity), 2, self.neurons), np.int64)
+        weak = np.arange(len(intensity))
+        for show in range(p.max_presentations):
             rasters = self._rasters(intensity[weak], show)
             counts[weak] = run_numba_kernel(wta_kernels.present_batch, w, theta, delays, rasters, self.constants)
-        return counts
+            if tally is not None:
+                tally.add_shows(rasters, counts[weak])
+            weak = weak[counts[weak, 0].sum(1) < p.min_spikes]
+            if not len(weak):
+                break
+        if tally is not None:
+            tally.add_responses(counts)
+        return counts[:, 0]
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Learn from the samples ``x`` with labels ``y [B]`` one after the other (module docstring); returns their
@@ -140,7 +177,7 @@ class CompetitiveStdpLayer(nn.Module):
         rest_decay = math.exp(-p.rest_ms / c.tau_theta)
         for show in range(p.max_presentations):
             wta_kernels.normalise_columns(w, p.weight_sum)
-            counts = wta_kernels.present(w, theta, delays, self._rasters(intensity[None], show)[0], True, c)
+            counts = wta_kernels.present(w, theta, delays, self._rasters(intensity[None], show)[0], True, c)[0]
             theta *= rest_decay
             if counts.sum() >= p.min_spikes:
                 break

@@ -43,6 +43,11 @@ def check_trainable(name: str) -> None:
                           "convert it)")
 
 
+def learns_locally(name: str) -> bool:
+    """Whether method ``name`` learns without gradients (``Method.learns_locally``: nothing for an optimizer)."""
+    return _method_class(name).learns_locally
+
+
 def method_options(name: str, values: dict | None = None) -> Any:
     """``values`` checked against method ``name``'s ``Options`` dataclass, defaults filled in."""
     return to_dataclass(_method_class(name).Options, values or {}, "method")

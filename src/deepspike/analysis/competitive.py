@@ -1,0 +1,76 @@
+"""What a competitive STDP net (Diehl & Cook 2015, method ``wta_stdp``) costs per inference, as ``analyze`` reports.
+
+The net simulates itself (``layers.wta_stdp``, one numba loop per sample), so no neuron module passes spikes that a
+``NetworkMonitor`` could hook: the layer counts them (``PresentationTally``), every show of a sample included (a
+weak answer is shown again louder, and hardware would run that show too). From the tally, per test sample:
+
+- spikes: the input's Poisson spikes ``s_in``, the excitatory ``s_e`` and the inhibitory ``s_i`` spikes;
+- synaptic operations, all accumulates (a spike adds its weight to a conductance): each input spike reaches all
+  ``N`` excitatory neurons, each excitatory spike its one inhibitory partner, each inhibitory spike the other
+  ``N - 1`` excitatory neurons: ``ACs = N s_in + s_e + (N - 1) s_i``;
+- latency: the simulated steps, ``S`` per show times the shows (the rest between samples is not simulated);
+- sparsity: the fraction of the ``2 N`` neurons that fired in a sample's response.
+
+The conductance and membrane updates of every neuron at every step are not priced, as for every other neuron
+(``analyze`` prices synaptic events and spikes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer, PresentationTally
+from deepspike.training.evaluate import EVAL_SEED, eval_pass
+
+
+def competitive_layer(model: nn.Module) -> CompetitiveStdpLayer | None:
+    """The ``CompetitiveStdpLayer`` of ``model`` (itself or a submodule), None if it has none."""
+    return next((m for m in model.modules() if isinstance(m, CompetitiveStdpLayer)), None)
+
+
+def competitive_activity(layer: CompetitiveStdpLayer, batches: list, seed: int = EVAL_SEED) -> dict[str, Any]:
+    """The activity summary (the keys of ``NetworkMonitor.summary()``) of ``layer`` scoring ``batches`` (``(x, y)``
+    pairs) on the seeded stream the accuracy is measured on (``eval_pass``): the same Poisson draws."""
+    tally = PresentationTally()
+    with eval_pass(layer, seed):
+        for x, _ in batches:
+            layer.responses(x, tally)
+    return activity_summary(layer, tally)
+
+
+def activity_summary(layer: CompetitiveStdpLayer, tally: PresentationTally) -> dict[str, Any]:
+    """Per-sample spikes, synaptic operations (module docstring), latency in steps and per-population rows."""
+    n, samples, steps = layer.neurons, max(1, tally.samples), layer.presentation.steps
+    neuron_steps = max(1, tally.shows * steps * n)
+    populations = (("excitatory", tally.excitatory_spikes, tally.active_excitatory),
+                   ("inhibitory", tally.inhibitory_spikes, tally.active_inhibitory))
+    layers = [{"name": name, "coding": "rate", "neurons": n, "spikes_per_sample": spikes / samples,
+               "rate": spikes / neuron_steps, "sparsity": active / (n * samples)}
+              for name, spikes, active in populations]
+    fan_out = (("input -> excitatory", tally.input_spikes, n),
+               ("excitatory -> inhibitory", tally.excitatory_spikes, 1),
+               ("inhibitory -> excitatory", tally.inhibitory_spikes, n - 1))
+    synapses = [{"name": name, "type": type(layer).__name__, "events_per_sample": events / samples,
+                 "acs_per_sample": events * targets / samples, "macs_per_sample": 0.0}
+                for name, events, targets in fan_out]
+    neuron_spikes = (tally.excitatory_spikes + tally.inhibitory_spikes) / samples
+    acs = sum(s["acs_per_sample"] for s in synapses)
+    return {
+        "samples": tally.samples,
+        "timesteps": steps * tally.shows / samples,
+        "shows_per_sample": tally.shows / samples,
+        "input_spikes_per_sample": tally.input_spikes / samples,
+        "analog_input": False,
+        "neuron_spikes_per_sample": neuron_spikes,
+        "spikes_per_sample": neuron_spikes + tally.input_spikes / samples,
+        "sparsity": (tally.active_excitatory + tally.active_inhibitory) / (2 * n * samples),
+        "acs_per_sample": acs,
+        "macs_per_sample": 0.0,
+        "synops_per_sample": acs,
+        "decision_time_mean": None,
+        "undecided_fraction": None,
+        "layers": layers,
+        "synapses": synapses,
+    }

@@ -1,0 +1,60 @@
+"""What a competitive STDP net costs: the summary by hand, and the tally against the kernel run sample by sample."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.analysis.competitive import activity_summary, competitive_activity, competitive_layer
+from deepspike.layers import wta_kernels
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation, PresentationTally
+from deepspike.methods.wta_stdp import WtaStdpOptions, wta_constants
+from deepspike.training.evaluate import EVAL_SEED
+
+
+def _layer(neurons=5, steps=50, max_presentations=3) -> CompetitiveStdpLayer:
+    p = Presentation(steps=steps, rest_ms=150.0, rate_max=300.0, rate_step=150.0, min_spikes=5,
+                     max_presentations=max_presentations, weight_sum=1.0, label_window=100)
+    return CompetitiveStdpLayer(16, neurons, 2, wta_constants(WtaStdpOptions()), p, 0.3, 20.0, 20)
+
+
+def test_the_summary_by_hand():
+    """N = 5, S = 50; 2 samples, 3 shows, 100 input, 10 excitatory and 6 inhibitory spikes: ACs = (100 * 5 + 10 * 1
+    + 6 * 4) / 2 = 267 per sample, latency 50 * 3 / 2 = 75 steps, sparsity (4 + 3) / (2 * 5 * 2) = 0.35, excitatory
+    rate 10 / (3 * 50 * 5) spikes per neuron and step."""
+    tally = PresentationTally(samples=2, shows=3, input_spikes=100, excitatory_spikes=10, inhibitory_spikes=6,
+                              active_excitatory=4, active_inhibitory=3)
+    s = activity_summary(_layer(), tally)
+    assert s["acs_per_sample"] == s["synops_per_sample"] == 267.0 and s["macs_per_sample"] == 0.0
+    assert s["timesteps"] == 75.0 and s["shows_per_sample"] == 1.5
+    assert s["input_spikes_per_sample"] == 50.0 and s["neuron_spikes_per_sample"] == 8.0
+    assert s["spikes_per_sample"] == 58.0 and s["sparsity"] == pytest.approx(0.35)
+    exc, inh = s["layers"]
+    assert (exc["name"], exc["spikes_per_sample"], exc["sparsity"]) == ("excitatory", 5.0, 0.4)
+    assert exc["rate"] == pytest.approx(10 / 750) and inh["rate"] == pytest.approx(6 / 750)
+    assert [syn["acs_per_sample"] for syn in s["synapses"]] == [250.0, 5.0, 12.0]
+
+
+def test_the_tally_agrees_with_the_kernel_sample_by_sample():
+    """One show per sample: the spikes the analysis counts are those of ``present`` run on each sample's raster,
+    drawn on the evaluation's seeded stream (the same draws as the accuracy's)."""
+    torch.manual_seed(0)
+    layer = _layer(max_presentations=1)
+    layer.weight.mul_(6.0)
+    x = torch.rand(6, 16)
+    s = competitive_activity(layer, [(x[:4], None), (x[4:], None)])
+    torch.manual_seed(EVAL_SEED)
+    rasters = np.concatenate([layer._rasters(x[:4].double(), 0), layer._rasters(x[4:].double(), 0)])
+    w, theta, delays = (a.copy() for a in layer._kernel_arrays())
+    counts = np.stack([wta_kernels.present(w, theta, delays, r, False, layer.constants) for r in rasters])
+    assert counts[:, 0].sum() > 6 and counts[:, 1].sum() > 0  # the case fires both populations
+    assert s["input_spikes_per_sample"] == rasters.sum() / 6
+    assert s["layers"][0]["spikes_per_sample"] == counts[:, 0].sum() / 6
+    assert s["layers"][1]["spikes_per_sample"] == counts[:, 1].sum() / 6
+    assert s["sparsity"] == (counts > 0).sum() / (2 * 5 * 6)
+
+
+def test_the_layer_is_found_in_a_model():
+    layer = _layer()
+    assert competitive_layer(layer) is layer
+    assert competitive_layer(torch.nn.Sequential(torch.nn.Flatten(), layer)) is layer
+    assert competitive_layer(torch.nn.Linear(2, 2)) is None
