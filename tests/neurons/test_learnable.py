@@ -79,3 +79,25 @@ def test_channel_mismatch_and_leak_grad_refused():
         LearnableLIF(NeuronParams(), channels=3)(torch.rand(2, 1, 4))
     with pytest.raises(ConfigError, match="leak_grad"):
         LearnableLIF(NeuronParams(decay=0.5, leak_grad=False))
+
+
+def test_a_bfloat16_run_in_pieces_keeps_the_float32_membrane_of_one_call():
+    """PLIF on bfloat16 currents computes in float32; run one step at a time inside ``temporal_carry`` it fires as one
+    call on all the steps, with the same input gradient, because the kept membrane is that float32 state. Before, the
+    kept ``v_T`` was rounded to bfloat16 at every call: 44 of the 4,000 steps' spikes differed here (of 120 spikes)."""
+    g = torch.Generator().manual_seed(4)
+    x = (torch.rand(100, 4, 10, generator=g) + 0.6).bfloat16()  # tau 50: 25 to 70 steps to the threshold
+    m = LearnableLIF(NeuronParams(threshold=0.5, surrogate="sigmoid"), tau_init=50.0)
+    whole_x = x.clone().requires_grad_()
+    whole = m(whole_x)
+    weights = torch.randn(whole.shape, generator=g)
+    (whole.float() * weights).sum().backward()
+    parts_x = x.clone().requires_grad_()
+    with temporal_carry(m):
+        parts = torch.cat([m(parts_x[t:t + 1]) for t in range(x.shape[0])])
+        kept = m.state.dtype
+    (parts.float() * weights).sum().backward()
+    assert 0 < whole.float().sum() < whole.numel()
+    assert parts.dtype == torch.bfloat16 and torch.equal(parts, whole)
+    assert torch.equal(parts_x.grad, whole_x.grad)
+    assert kept == torch.float32

@@ -127,3 +127,26 @@ def test_a_carried_current_of_another_batch_is_one_line():
                                                                   r"not match one step of the input \(3, 4\)$"):
         neuron(torch.rand(2, 2, 4))
         neuron(torch.rand(2, 3, 4))
+
+
+def test_a_bfloat16_run_in_pieces_keeps_the_float32_current_and_membrane_of_one_call():
+    """One call on bfloat16 keeps the synaptic current's running sum and the membrane in float32 from step to step;
+    run a step at a time inside ``temporal_carry`` the neuron now carries both in float32, so it fires as one call
+    and gets the same input gradient. Before, both were kept rounded to bfloat16: 74 of the 4,000 steps' spikes
+    differed here (of 163 spikes)."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(100, 4, 10, generator=g) * 0.006 + 0.003).bfloat16()
+    neuron = SynapticLIF(NeuronParams(decay=0.99, threshold=1.0, surrogate="sigmoid"), syn_decay=0.9)
+    whole_x = x.clone().requires_grad_()
+    whole = neuron(whole_x)
+    weights = torch.randn(whole.shape, generator=g)
+    (whole.float() * weights).sum().backward()
+    parts_x = x.clone().requires_grad_()
+    with temporal_carry(neuron):
+        parts = torch.cat([neuron(parts_x[t:t + 1]) for t in range(x.shape[0])])
+        kept = [state.dtype for state in neuron.state]
+    (parts.float() * weights).sum().backward()
+    assert 0 < whole.float().sum() < whole.numel()
+    assert parts.dtype == torch.bfloat16 and torch.equal(parts, whole)
+    assert torch.equal(parts_x.grad, whole_x.grad)
+    assert kept == [torch.float32, torch.float32]

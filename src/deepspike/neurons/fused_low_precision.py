@@ -190,6 +190,17 @@ def _state_dtype(x: torch.Tensor, v0: torch.Tensor | None) -> torch.dtype:
     return x.dtype if v0 is None else torch.promote_types(x.dtype, v0.dtype)
 
 
+def carried_start(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None) -> torch.Tensor | None:
+    """The initial membrane of a call whose ``v_T`` a module keeps for its next call (``neurons.carry``): ``v0``, or,
+    for the first call (``v0`` None) of a bfloat16 / float16 ``x`` that these kernels run (``low_precision_supported``),
+    float32 zeros ``[B, ...]``. ``v_T`` then comes back in float32 (``_state_dtype``), and the next call starts from
+    the float32 state one call on all the steps keeps, not from its rounding to ``x``'s dtype (which changed the spikes
+    of a net streamed a step at a time)."""
+    if v0 is not None or not torch.is_tensor(x) or x.dim() < 2 or not low_precision_supported(x, params):
+        return v0
+    return torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
+
+
 def _may_overwrite(x: torch.Tensor) -> bool:
     """Whether ``inplace`` may write over ``x``: not a leaf (the user's own tensor) nor a view of one."""
     return not x.is_leaf and (x._base is None or not x._base.is_leaf)

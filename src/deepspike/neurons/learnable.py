@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.learnable_dynamics import learnable_multistep
@@ -99,9 +100,18 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         """The threshold of ``step [1, B, ...]``: ``()`` or ``[C, 1, ..., 1]`` (per channel)."""
         return self.decay_and_threshold(step)[1]
 
+    def _start(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The initial membrane: the carried one; for the first call of a carrying block on a bfloat16 / float16 ``x``,
+        float32 zeros, so that the kept ``v_T`` is the float32 state one call on all the steps keeps
+        (``learnable_multistep`` returns ``v_T`` in ``v0``'s float32), not its rounding to ``x``'s dtype."""
+        v0 = self.carried()
+        if v0 is None and self.carry is not None and x.dtype in LOW_PRECISION and x.dim() >= 2:
+            return torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
+        return v0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, th = self.decay_and_threshold(x)
-        s, v = learnable_multistep(x, k, th, self.fixed, v0=self.carried(), decay_input=self.decay_input)
+        s, v = learnable_multistep(x, k, th, self.fixed, v0=self._start(x), decay_input=self.decay_input)
         self.keep(v)
         return self.reported(s)
 

@@ -26,6 +26,7 @@ from deepspike.neurons.dynamics import check_currents, check_initial_state, rese
 from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
 from deepspike.neurons.fused import FUSED_SURROGATES
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
+from deepspike.neurons.fused_low_precision import _state_dtype
 from deepspike.neurons.params import NeuronParams
 
 
@@ -66,7 +67,8 @@ def learnable_multistep(
     fused kernels (``neurons.fused_learnable``) when ``learnable_fused_supported``, else the reference loop; False
     forces the loop; True forces the kernels (``ConfigError`` if they cannot run these inputs). A bfloat16 / float16
     ``x`` runs either on a float32 copy (with float32 ``decay``, ``threshold`` and ``v0``): the spikes are the float32
-    update's on the same values, spikes and ``v_T`` rounded back to ``x``'s dtype.
+    update's on the same values, spikes rounded back to ``x``'s dtype and ``v_T`` to ``x``'s dtype promoted with
+    ``v0``'s (as ``neuron_multistep``: a float32 ``v0`` gives a float32 ``v_T``, the state a carrying neuron keeps).
     """
     check_currents(x)
     check_initial_state(v0, x)
@@ -77,7 +79,7 @@ def learnable_multistep(
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)
         if low and learnable_fused_supported(wide, params, v0_wide):
             s, v = fused_learnable_multistep(wide, v0_wide, decay.float(), threshold.float(), params, decay_input)
-            return s.to(x.dtype), v.to(x.dtype)
+            return s.to(x.dtype), v.to(_state_dtype(x, v0))
         if fused:
             raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64, or bfloat16/float16 "
                               f"run in float32) or triton (float32), "
@@ -86,4 +88,4 @@ def learnable_multistep(
     if not low:
         return learnable_multistep_reference(x, decay, threshold, params, v0, decay_input)
     s, v = learnable_multistep_reference(wide, decay.float(), threshold.float(), params, v0_wide, decay_input)
-    return s.to(x.dtype), v.to(x.dtype)
+    return s.to(x.dtype), v.to(_state_dtype(x, v0))

@@ -17,13 +17,15 @@ from torch import nn
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import StateQuant
 
 
 class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
     """A layer of neurons with ``params``; every call starts from ``v_0 = 0`` (no ``reset_net()`` needed), or
-    inside ``neurons.carry.temporal_carry`` from the membrane its previous call ended with.
+    inside ``neurons.carry.temporal_carry`` from the membrane its previous call ended with (float32 where the
+    bfloat16 / float16 kernels run: ``fused_low_precision.carried_start``).
 
     forward: ``x [T, B, ...] -> s [T, B, ...]`` via ``neuron_multistep``. ``params`` may be replaced
     (e.g. ``dataclasses.replace(m.params, threshold=...)`` during threshold balancing). ``inplace=True``
@@ -39,7 +41,8 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
         self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, v = neuron_multistep(x, self.params, v0=self.carried(), inplace=self.inplace)
+        v0 = self.carried() if self.carry is None else carried_start(x, self.params, self.carried())
+        s, v = neuron_multistep(x, self.params, v0=v0, inplace=self.inplace)
         self.keep(v)
         return self.reported(s)
 

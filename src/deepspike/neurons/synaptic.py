@@ -15,10 +15,11 @@ linear scan whose backward is the reverse scan ``g_t = dL/di_t + alpha g_{t+1}``
 membrane is then the plain LIF of ``neuron_multistep`` on ``i`` (fused kernels where they run, writing the spikes
 over ``i``, which is a fresh tensor). Memory: the current ``[T, B, ...]`` beyond what the LIF needs.
 
-Inside ``neurons.carry.temporal_carry`` both ``v`` and ``i`` are carried (``CarriesState``); the neuron reports its
-spike count to an active tally (``ReportsSpikes``). It has no ``params`` attribute (the LIF's settings are kept as
-``fixed``), so nothing that maps ``SpikingNeuron``-like modules to a plain LIF (OTTT's traces, hardware mappings)
-mistakes it for one.
+Inside ``neurons.carry.temporal_carry`` both ``v`` and ``i`` are carried (``CarriesState``; in float32 on bfloat16 /
+float16 input, as one call keeps them from step to step, so a run in pieces gives one call's spikes); the neuron
+reports its spike count to an active tally (``ReportsSpikes``). It has no ``params`` attribute (the LIF's settings
+are kept as ``fixed``), so nothing that maps ``SpikingNeuron``-like modules to a plain LIF (OTTT's traces, hardware
+mappings) mistakes it for one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, check_initial_state, neuron_multistep
+from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.params import NeuronParams
 
 
@@ -117,10 +119,15 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_currents(x)
         v0, i0 = self.carried() or (None, None)
-        current = synaptic_current(x, self.syn_decay, i0)
+        # carried on bfloat16 / float16: the current in float32, so that the kept i_T is the scan's float32 running
+        # value (one call keeps it from step to step), and the LIF's float32 membrane (``carried_start``)
+        wide = self.carry is not None and x.dtype in LOW_PRECISION
+        current = synaptic_current(x.float() if wide else x, self.syn_decay, i0)
         i_end = None
         if self.carry is not None:  # copied: the LIF below writes its spikes over ``current``
             i_end = current[-1].clone() if current.shape[0] else i0
+            current = current.to(x.dtype)  # the LIF's input rounded as one call rounds it (a no-op unless wide)
+            v0 = carried_start(current, self.fixed, v0)
         s, v = neuron_multistep(current, self.fixed, v0=v0, inplace=True)
         self.keep((v, i_end))
         return self.reported(s)
