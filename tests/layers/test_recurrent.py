@@ -173,7 +173,7 @@ def test_a_sliding_psn_steps_with_its_carried_inputs():
 
 def test_a_neuron_that_cannot_step_is_refused():
     with pytest.raises(ConfigError, match="PSN cannot do"):
-        RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), PSN(T, M), M)
+        RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), PSN(T), M)
     with pytest.raises(ConfigError, match=r"MaskedPSN cannot do \(the masked PSN runs in pieces only once its masking "
                                           r"lambda is 1 .*, and it is 0\); use method.neuron lif, plif, sliding_psn"):
         RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), MaskedPSN(T, 2), M)

@@ -6,8 +6,10 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.dynamics import neuron_multistep
+from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.psn import PSN, lif_response_matrix
+from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.surrogate import BUILT_IN, get_surrogate
 
 
@@ -118,3 +120,31 @@ def test_float32_input_inside_bfloat16_autocast_runs_in_float32(repeated, monkey
     assert results[0][0].dtype == torch.float32
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
+
+
+PSN_FAMILY = {"psn": lambda **kw: PSN(4, **kw), "masked_psn": lambda **kw: MaskedPSN(4, 2, **kw),
+              "sliding_psn": lambda **kw: SlidingPSN(3, **kw)}
+BAD_STARTS = [({"decay": float("nan")}, "decay=nan"), ({"decay": float("inf")}, "decay=inf"), ({"decay": 5}, "decay=5"),
+              ({"decay": -0.5}, "decay=-0.5"), ({"threshold": float("nan")}, "threshold=nan"),
+              ({"threshold": float("inf")}, "threshold=inf"), ({"threshold": -1.0}, "threshold=-1"),
+              ({"threshold": 0.0}, "threshold=0")]
+
+
+@pytest.mark.parametrize("neuron", PSN_FAMILY)
+@pytest.mark.parametrize(("bad", "shown"), BAD_STARTS)
+def test_a_nonsense_starting_decay_or_threshold_is_one_line(neuron, bad, shown):
+    """The PSN family starts from a no-reset LIF, whose decay must lie in (0, 1] and threshold be a finite number > 0
+    (as ``method.decay`` / ``method.threshold`` are checked). Before, the constructors took anything: decay NaN made
+    every weight below the diagonal NaN (every spike NaN), decay 5 a weight of 125 on the input three steps back,
+    threshold inf a neuron that never fires."""
+    with pytest.raises(ConfigError, match=shown) as caught:
+        PSN_FAMILY[neuron](**bad)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("neuron", PSN_FAMILY)
+def test_an_integer_start_gives_float_parameters(neuron):
+    """``decay=1, threshold=2`` (ints) start as the float IF: weights of 1 on and below the diagonal, thresholds 2."""
+    m = PSN_FAMILY[neuron](decay=1, threshold=2)
+    assert m.weight.dtype == m.bias.dtype == torch.float32
+    assert torch.all(m.bias == 2.0) and torch.all(m.weight[m.weight != 0] == 1.0)

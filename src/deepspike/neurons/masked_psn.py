@@ -41,8 +41,8 @@ from deepspike.neurons.psn import (
     check_whole_sequence,
     lif_response_matrix,
     psn_spikes,
+    psn_start,
 )
-from deepspike.neurons.surrogate import get_surrogate
 
 
 def band_mask(timesteps: int, order: int) -> torch.Tensor:
@@ -69,11 +69,12 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
             raise ConfigError(f"MaskedPSN needs timesteps >= 1 and an order k in 1..timesteps, got timesteps="
                               f"{timesteps}, k={order}")
         self.timesteps, self.order = timesteps, order
-        self.weight = nn.Parameter(lif_response_matrix(timesteps, decay))  # [T, T]
-        self.bias = nn.Parameter(torch.full((timesteps,), float(threshold)))  # [T] thresholds
+        start = psn_start(decay, threshold, surrogate, surrogate_args)
+        self.weight = nn.Parameter(lif_response_matrix(timesteps, start.decay))  # [T, T]
+        self.bias = nn.Parameter(torch.full((timesteps,), start.threshold))  # [T] thresholds
         self.register_buffer("band", band_mask(timesteps, order))  # [T, T] M_k
         self.register_buffer("masking", torch.tensor(0.0))  # lambda: 0 unmasked .. 1 band only
-        self.spike_fn = get_surrogate(surrogate, **dict(surrogate_args or {}))
+        self.spike_fn = start.spike_fn
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Set ``lambda`` for 0-based ``epoch`` of ``epochs`` (``masking_at``)."""

@@ -26,7 +26,8 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
-from deepspike.neurons.surrogate import Surrogate, get_surrogate
+from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.surrogate import Surrogate
 
 
 def lif_response_matrix(timesteps: int, decay: float) -> torch.Tensor:
@@ -69,6 +70,15 @@ def after_carried(past: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([past.to(x.dtype), x])
 
 
+def psn_start(decay: float, threshold: float, surrogate: str,
+              surrogate_args: Mapping[str, float] | None) -> NeuronParams:
+    """The no-reset LIF a PSN-family neuron starts from, checked as every LIF's settings are (``NeuronParams``): a
+    one-line ``ConfigError`` for a ``decay`` outside (0, 1], a ``threshold`` that is not a finite number > 0 (NaN, inf
+    or -1 would start every weight or threshold at nonsense), or a bad surrogate; its ``spike_fn`` is the neuron's."""
+    args = dict(surrogate_args or {})
+    return NeuronParams(decay=decay, threshold=threshold, surrogate=surrogate, surrogate_args=args)
+
+
 def check_whole_sequence(x: torch.Tensor, timesteps: int, who: str) -> None:
     """``check_currents`` and a one-line ``ConfigError`` unless ``x [T, B, ...]`` holds all ``timesteps`` steps of a
     neuron (``who``) whose weights span the whole sequence."""
@@ -90,9 +100,10 @@ class PSN(ReportsSpikes, nn.Module):
         if not is_whole(timesteps, 1):
             raise ConfigError(f"PSN timesteps={timesteps!r} must be a whole number >= 1")
         self.timesteps = timesteps
-        self.weight = nn.Parameter(lif_response_matrix(timesteps, decay))  # [T, T]
-        self.bias = nn.Parameter(torch.full((timesteps,), float(threshold)))  # [T] thresholds
-        self.spike_fn = get_surrogate(surrogate, **dict(surrogate_args or {}))
+        start = psn_start(decay, threshold, surrogate, surrogate_args)
+        self.weight = nn.Parameter(lif_response_matrix(timesteps, start.decay))  # [T, T]
+        self.bias = nn.Parameter(torch.full((timesteps,), start.threshold))  # [T] thresholds
+        self.spike_fn = start.spike_fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_whole_sequence(x, self.timesteps, "the PSN neuron")

@@ -30,8 +30,7 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import after_carried, carried_psn_spikes, psn_spikes
-from deepspike.neurons.surrogate import get_surrogate
+from deepspike.neurons.psn import after_carried, carried_psn_spikes, psn_spikes, psn_start
 
 
 class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
@@ -45,9 +44,10 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
         if not is_whole(order, 1):
             raise ConfigError(f"SlidingPSN needs an order k >= 1 (a whole number), got {order!r}")
         self.order = order
-        self.weight = nn.Parameter(decay ** torch.arange(order - 1, -1, -1, dtype=torch.float64).float())  # [k]
-        self.bias = nn.Parameter(torch.tensor(float(threshold)))  # the threshold b
-        self.spike_fn = get_surrogate(surrogate, **dict(surrogate_args or {}))
+        start = psn_start(decay, threshold, surrogate, surrogate_args)
+        self.weight = nn.Parameter(start.decay ** torch.arange(order - 1, -1, -1, dtype=torch.float64).float())  # [k]
+        self.bias = nn.Parameter(torch.tensor(start.threshold))  # the threshold b
+        self.spike_fn = start.spike_fn
 
     def band_matrix(self, steps: int, past: int = 0) -> torch.Tensor:
         """``[steps, past + steps]``: row t weighs input column j (``past`` carried steps first, then the call's) by
