@@ -28,7 +28,6 @@ import torch
 
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
-from deepspike.methods.registry import method_from_options
 from deepspike.training.pretrained import (
     CARD_NAME,
     CONFIG_NAME,
@@ -38,18 +37,15 @@ from deepspike.training.pretrained import (
     accuracy_on,
 )
 from deepspike.training.reload import evaluate_run, load_run
-from deepspike.training.runs import RunDir, save_checkpoint
+from deepspike.training.runs import save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "fixtures" / "fashion_mnist_test_first200.npz"
 
 
 def activity_fields(run: Path) -> dict:
-    """``spikes_per_sample`` and ``energy_ann_over_snn`` of the run in ``run`` (first 1,000 test samples, 45 nm fp32;
-    both null for a method that ``learns_locally``: ``analyze`` refuses it)."""
-    config = RunDir(run).read_config()
-    if method_from_options(config.method.name, config.method.options).learns_locally:
-        return {"spikes_per_sample": None, "energy_ann_over_snn": None}
+    """``spikes_per_sample`` and ``energy_ann_over_snn`` of the run in ``run`` (first 1,000 test samples, 45 nm
+    fp32)."""
     analysis = analyze_run(run, None, AnalysisOptions(limit=1000, bits=(), snrs=(), deletions=(), jitters=(),
                                                       timesteps=False, plots=False))
     activity, energy = analysis["activity"] or {}, analysis["energy"].get("45nm_fp32", {})
