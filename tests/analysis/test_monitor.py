@@ -7,6 +7,7 @@ from torch import nn
 from deepspike.analysis.activity import measure_activity
 from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons import IF, LIF
 from fake_ttfs import FakeTTFS
 
 
@@ -133,3 +134,37 @@ def test_ttfs_counts_by_hand():
     assert sorted(h["0"]["times"]) == pytest.approx([0.5, 0.7]) and h["1"]["times"] == pytest.approx(
         [1.2, 0.9]
     )
+
+
+class Repeated(nn.Module):
+    """``x [B, ...]`` repeated over ``timesteps`` steps into ``body``."""
+
+    def __init__(self, body, timesteps):
+        super().__init__()
+        self.body, self.timesteps = body, timesteps
+
+    def forward(self, x):
+        return self.body(x.expand(self.timesteps, *x.shape))
+
+
+class MyNeuron(nn.Module):
+    """A neuron of one's own that does not say what its update costs."""
+
+    is_spiking_neuron = True
+
+    def forward(self, x):
+        return (x > 0).float()
+
+
+def test_neuron_updates_are_priced_per_neuron_and_step():
+    """T = 3, batch 2: a LIF of 4 neurons (1 MAC + 1 AC per neuron and step) and an IF of 5 (2 ACs): per sample
+    3 * 4 = 12 MACs and 3 * (4 + 2 * 5) = 42 ACs; a neuron without ``update_ops`` is named as not priced."""
+    torch.manual_seed(0)
+    net = Repeated(nn.Sequential(TimeDistributed(nn.Linear(3, 4)), LIF(decay=0.5), TimeDistributed(nn.Linear(4, 5)),
+                                 IF(), TimeDistributed(nn.Linear(5, 2)), MyNeuron()), timesteps=3)
+    with NetworkMonitor(net) as mon:
+        net(torch.rand(2, 3))
+    s = mon.summary()
+    assert s["samples"] == 2 and s["timesteps"] == 3
+    assert s["update_macs_per_sample"] == 12 and s["update_acs_per_sample"] == 42
+    assert s["unpriced_update_layers"] == ["body.5"]

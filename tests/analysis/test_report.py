@@ -464,6 +464,9 @@ def test_analyze_prices_a_net_that_simulates_itself(wta_run, tmp_path):
     exc, inh = (layer["spikes_per_sample"] for layer in act["layers"])
     assert act["acs_per_sample"] == pytest.approx(act["input_spikes_per_sample"] * n + exc + inh * (n - 1))
     assert a["latency"] == {"kind": "timesteps", "value": act["timesteps"]} and act["timesteps"] >= 200
+    # the neurons' own updates: (5, 5) per excitatory and (3, 3) per inhibitory neuron and simulated step
+    assert act["update_macs_per_sample"] == act["update_acs_per_sample"] == pytest.approx(8 * n * act["timesteps"])
+    assert "neuron state updates per inference: MACs" in (out / "report.md").read_text()
     preset = a["energy_presets"]["45nm_fp32"]
     assert a["energy"]["45nm_fp32"]["snn_pj"] == pytest.approx(act["acs_per_sample"] * preset["ac_pj"]
                                                                + (exc + inh) * preset["spike_pj"])
@@ -488,4 +491,4 @@ def test_analyze_refuses_what_a_wta_net_does_not_have(wta_run, tmp_path, capsys,
 def test_compare_lists_a_wta_run(wta_run):
     row, = compare_runs([wta_run], limit=20)
     assert row["method"] == "wta_stdp" and row["latency"].startswith("T=")
-    assert row["synops/inf"] > row["spikes/inf"] > 0 and row["energy (nJ)"] > 0
+    assert row["synops/inf"] > row["spikes/inf"] > 0 and row["+ updates (nJ)"] > row["energy (nJ)"] > 0

@@ -34,7 +34,21 @@ def test_energy_by_hand():
         "snn_pj"
     ] == pytest.approx(100)
     assert table["45nm_int32"]["ann_over_snn"] == pytest.approx(64)
-    assert table["cao2015"] == {"ann_pj": None, "snn_pj": pytest.approx(2250), "ann_over_snn": None}
+    assert table["cao2015"] == {"ann_pj": None, "snn_pj": pytest.approx(2250), "ann_over_snn": None,
+                                "snn_with_updates_pj": None, "ann_over_snn_with_updates": None}
+
+
+def test_neuron_updates_add_their_macs_and_acs_by_hand():
+    """1,000 ACs and 50 spikes of synapses, 300 MACs and 400 ACs of neuron updates; 45 nm int32 (MAC 3.2, AC 0.1 pJ):
+    SNN 100 pJ, with the updates 100 + 960 + 40 = 1,100 pJ, ANN 6,400 pJ; a spike-only preset's spike holds its
+    neuron: 2,250 pJ both ways."""
+    snn = {"macs_per_sample": 0.0, "acs_per_sample": 1000.0, "neuron_spikes_per_sample": 50.0,
+           "update_macs_per_sample": 300.0, "update_acs_per_sample": 400.0}
+    table = energy_table(2000, snn)
+    assert table["45nm_int32"]["snn_pj"] == pytest.approx(100)
+    assert table["45nm_int32"]["snn_with_updates_pj"] == pytest.approx(1100)
+    assert table["45nm_int32"]["ann_over_snn_with_updates"] == pytest.approx(6400 / 1100)
+    assert table["cao2015"]["snn_with_updates_pj"] == pytest.approx(2250)
 
 
 def test_user_presets():

@@ -1,5 +1,9 @@
 """One table across runs and methods: accuracy, latency, spikes, synaptic ops, energy, 4-bit accuracy.
 
+The energy is the synaptic operations' and the spikes' (``energy (nJ)``); ``+ updates (nJ)`` adds every neuron's own
+state update at every step (``neurons.update_cost``; an ANN row repeats its energy: its activations are not priced,
+one comparison per neuron and inference).
+
 Each run's numbers come from its ``analysis.json`` (``deepspike analyze``) when one exists under
 ``RUN/analysis/`` (or is given directly) and measured the run's current checkpoint, otherwise from a fresh
 ``analyze_run`` without the long sweeps.
@@ -30,6 +34,7 @@ COLUMNS = (
     "synops/inf",
     "ANN MACs/inf",
     "energy (nJ)",
+    "+ updates (nJ)",
     "acc @4 bit (%)",
 )
 
@@ -58,6 +63,7 @@ ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
     (("energy", "*"), (dict,), True),  # a preset without an entry has no energy
     (("energy", "*", "snn_pj"), _NUMBER_OR_NULL, True),
     (("energy", "*", "ann_pj"), _NUMBER_OR_NULL, True),
+    (("energy", "*", "snn_with_updates_pj"), _NUMBER_OR_NULL, True),  # not in analyses before session 34
 )
 _JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list",
                bool: "a boolean", type(None): "null"}
@@ -193,6 +199,7 @@ def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, An
     act, ops, lat = a.get("activity"), a["operations"], a.get("latency")
     energy = a["energy"].get(preset, {})
     pj = energy.get("snn_pj") if act else energy.get("ann_pj")
+    with_updates = energy.get("snn_with_updates_pj") if act else pj
     latency = None
     if lat:
         latency = f"T={lat['value']}" if lat["kind"] == "timesteps" else f"t={lat['value']:.3g}"
@@ -206,6 +213,7 @@ def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, An
         "synops/inf": ops["snn_synops_per_sample"] if act else ops["ann_macs_per_sample"],
         "ANN MACs/inf": ops["ann_macs_per_sample"],
         "energy (nJ)": pj / 1000 if pj is not None else None,
+        "+ updates (nJ)": with_updates / 1000 if with_updates is not None else None,
         "acc @4 bit (%)": 100 * a["accuracy_4bit"] if a.get("accuracy_4bit") is not None else None,
     }
 

@@ -9,10 +9,9 @@ weak answer is shown again louder, and hardware would run that show too). From t
   ``N`` excitatory neurons, each excitatory spike its one inhibitory partner, each inhibitory spike the other
   ``N - 1`` excitatory neurons: ``ACs = N s_in + s_e + (N - 1) s_i``;
 - latency: the simulated steps, ``S`` per show times the shows (the rest between samples is not simulated);
-- sparsity: the fraction of the ``2 N`` neurons that fired in a sample's response.
-
-The conductance and membrane updates of every neuron at every step are not priced, as for every other neuron
-(``analyze`` prices synaptic events and spikes).
+- sparsity: the fraction of the ``2 N`` neurons that fired in a sample's response;
+- the neurons' own updates at every simulated step: ``CompetitiveStdpLayer.update_ops`` (conductance-based neurons,
+  (5 MACs, 5 ACs) excitatory and (3, 3) inhibitory per step), times ``N`` and the steps.
 """
 
 from __future__ import annotations
@@ -41,7 +40,8 @@ def competitive_activity(layer: CompetitiveStdpLayer, batches: list, seed: int =
 
 
 def activity_summary(layer: CompetitiveStdpLayer, tally: PresentationTally) -> dict[str, Any]:
-    """Per-sample spikes, synaptic operations (module docstring), latency in steps and per-population rows."""
+    """Per-sample spikes, synaptic operations and neuron updates (module docstring), latency in steps and
+    per-population rows."""
     n, samples, steps = layer.neurons, max(1, tally.samples), layer.presentation.steps
     neuron_steps = max(1, tally.shows * steps * n)
     populations = (("excitatory", tally.excitatory_spikes, tally.active_excitatory),
@@ -57,6 +57,8 @@ def activity_summary(layer: CompetitiveStdpLayer, tally: PresentationTally) -> d
                 for name, events, targets in fan_out]
     neuron_spikes = (tally.excitatory_spikes + tally.inhibitory_spikes) / samples
     acs = sum(s["acs_per_sample"] for s in synapses)
+    steps_per_neuron = tally.shows * steps / samples  # simulated steps per sample
+    (exc_macs, exc_acs), (inh_macs, inh_acs) = layer.update_ops()
     return {
         "samples": tally.samples,
         "timesteps": steps * tally.shows / samples,
@@ -69,6 +71,9 @@ def activity_summary(layer: CompetitiveStdpLayer, tally: PresentationTally) -> d
         "acs_per_sample": acs,
         "macs_per_sample": 0.0,
         "synops_per_sample": acs,
+        "update_macs_per_sample": (exc_macs + inh_macs) * n * steps_per_neuron,
+        "update_acs_per_sample": (exc_acs + inh_acs) * n * steps_per_neuron,
+        "unpriced_update_layers": [],
         "decision_time_mean": None,
         "undecided_fraction": None,
         "layers": layers,

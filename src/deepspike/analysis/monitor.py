@@ -56,7 +56,8 @@ class NetworkMonitor(ActivityRecorder):
         ]
 
     def summary(self) -> dict:
-        """Per-sample totals and per-layer dicts (JSON-ready)."""
+        """Per-sample totals and per-layer dicts (JSON-ready); ``update_*_per_sample``: the neurons' own state
+        updates (``neurons.update_cost``), leaving out the layers named in ``unpriced_update_layers``."""
         n = max(1, self.samples)
         layers = self.layers.values()
         neurons = sum(layer.neurons for layer in layers)
@@ -76,6 +77,9 @@ class NetworkMonitor(ActivityRecorder):
             "acs_per_sample": acs,
             "macs_per_sample": macs,
             "synops_per_sample": acs + macs,
+            "update_macs_per_sample": sum(layer.update_macs for layer in layers) / n,
+            "update_acs_per_sample": sum(layer.update_acs for layer in layers) / n,
+            "unpriced_update_layers": [layer.name for layer in layers if layer.neurons and layer.unpriced],
             "decision_time_mean": sum(self.decision_times) / decided if decided else None,
             "undecided_fraction": self.undecided / n if self.decision_times or self.undecided else None,
             "layers": [layer_summary(layer, self.samples) for layer in layers if layer.neurons],

@@ -374,8 +374,19 @@ def _summary_lines(result: dict) -> list[str]:
         f"- SNN synaptic ops per inference: {_fmt(ops['snn_synops_per_sample'], ',.0f')} "
         f"(ACs {_fmt(ops['snn_acs_per_sample'], ',.0f')}, MACs {_fmt(ops['snn_macs_per_sample'], ',.0f')}); "
         f"SNN / ANN = {_fmt(ops['snn_over_ann'])}",
+        *_update_lines(act),
         "",
     ]
+
+
+def _update_lines(act: dict | None) -> list[str]:
+    """The neurons' own state updates per inference (``neurons.update_cost``), and the layers left unpriced."""
+    if not act or act.get("update_macs_per_sample") is None:
+        return []
+    unpriced = act.get("unpriced_update_layers") or []
+    return [f"- neuron state updates per inference: MACs {act['update_macs_per_sample']:,.0f}, "
+            f"ACs {act['update_acs_per_sample']:,.0f} (not in the synaptic ops"
+            + (f"; not priced: {', '.join(unpriced)})" if unpriced else ")")]
 
 
 def _trace_lines(traces: list[dict]) -> list[str]:
@@ -428,14 +439,16 @@ def _energy_lines(result: dict) -> list[str]:
     lines = [
         "## Energy per inference",
         "",
-        "| preset | ANN (nJ) | SNN (nJ) | ANN / SNN | source |",
-        "|---|---:|---:|---:|---|",
+        "SNN: synaptic operations and spikes; + updates: also every neuron's own state update at every step.",
+        "",
+        "| preset | ANN (nJ) | SNN (nJ) | ANN / SNN | SNN + updates (nJ) | ANN / (SNN + updates) | source |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, e in result["energy"].items():
-        nj = [None if v is None else v / 1000 for v in (e["ann_pj"], e["snn_pj"])]
+        nj = [None if v is None else v / 1000 for v in (e["ann_pj"], e["snn_pj"], e.get("snn_with_updates_pj"))]
         lines.append(
-            f"| {name} | {_fmt(nj[0])} | {_fmt(nj[1])} | {_fmt(e['ann_over_snn'])} "
-            f"| {result['energy_presets'][name]['source']} |"
+            f"| {name} | {_fmt(nj[0])} | {_fmt(nj[1])} | {_fmt(e['ann_over_snn'])} | {_fmt(nj[2])} "
+            f"| {_fmt(e.get('ann_over_snn_with_updates'))} | {result['energy_presets'][name]['source']} |"
         )
     return lines
 

@@ -18,6 +18,9 @@ signed spikes ``{-1, 0, 1}``, and threshold-valued spikes ``{-th_c, 0, th_c}`` (
 synapse. A value that varies from event to event is analog: the average of spikes over a pooling window (``{0, 1/4,
 1/2, ...}`` after a 2x2 average pool of spikes), the pixels of direct input; each event then multiplies the weight by
 the value. TTFS spike times and the values of windowed TTFS nets (each non-zero value is one spike) are ACs.
+A rate-coded neuron's own state update at every step is priced apart, from its ``update_ops()`` (``(MACs, ACs)`` per
+neuron and step, ``neurons.update_cost``) times its neuron steps; a TTFS layer's, and that of a neuron without
+``update_ops``, is not priced (``unpriced``).
 """
 
 from __future__ import annotations
@@ -69,10 +72,19 @@ class NeuronRecord:
     last_times: torch.Tensor | None = None  # ttfs: output times [B, ...] of the latest pass (when kept)
     input_peak: float = -math.inf  # largest input value
     input_values: list[torch.Tensor] = field(default_factory=list)  # positive inputs (when kept)
+    update_macs: float = 0.0  # rate: the neurons' own state updates (neurons.update_cost), all samples
+    update_acs: float = 0.0
+    unpriced: bool = False  # a neuron of the layer does not say what its update costs (no ``update_ops``)
 
-    def add_spikes(self, s: torch.Tensor, t0: int) -> torch.Tensor:
-        """Add spikes ``s [T, B, ...]`` starting at step ``t0`` of the pass; returns fired ``[B, ...]``."""
+    def add_spikes(self, s: torch.Tensor, t0: int, update_ops: tuple[int, int] | None = None) -> torch.Tensor:
+        """Add spikes ``s [T, B, ...]`` starting at step ``t0`` of the pass, and ``update_ops`` (MACs, ACs; None:
+        not priced) per neuron and step for each of them; returns fired ``[B, ...]``."""
         self.neurons = s[0, 0].numel()
+        if update_ops is None:
+            self.unpriced = True
+        else:
+            self.update_macs += update_ops[0] * s.numel()
+            self.update_acs += update_ops[1] * s.numel()
         if t0 == 0:
             self.samples += s.shape[1]
         self.steps = t0 + s.shape[0]
@@ -88,6 +100,7 @@ class NeuronRecord:
     def add_times(self, t: torch.Tensor, keep_last: bool) -> torch.Tensor:
         """Add spike times ``t [B, ...]`` (``+inf`` = no spike); returns fired ``[B, ...]``."""
         finite = torch.isfinite(t)
+        self.unpriced = True  # a TTFS neuron's update (its spike time from its inputs) is not priced
         self.neurons = t[0].numel()
         self.samples += t.shape[0]
         self.spikes += float(finite.sum())

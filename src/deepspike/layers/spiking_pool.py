@@ -9,6 +9,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError, check_pool_padding
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.spikebp_lif import DERIVATIVES, leak_corrected_lif
+from deepspike.neurons.update_cost import membrane_ops
 
 
 class SpikingAvgPool(ReportsSpikes, nn.Module):
@@ -46,6 +47,11 @@ class SpikingAvgPool(ReportsSpikes, nn.Module):
         s = leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
                                derivative=self.derivative, grad_scale=1.0)
         return self.reported(s)
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per pooling neuron and step (``neurons.update_cost``): ``h_t = v_{t-1} + p_t`` and the
+        threshold test (the pool's ``1/k^2`` average of spikes is counted as its synapses)."""
+        return membrane_ops(1.0)
 
     def extra_repr(self) -> str:
         pad = f", padding={self.padding}" if self.padding else ""

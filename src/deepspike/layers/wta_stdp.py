@@ -116,6 +116,14 @@ class CompetitiveStdpLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"inputs={self.inputs}, neurons={self.neurons}, classes={self.classes}"
 
+    def update_ops(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(MACs, ACs) per neuron and step of an excitatory and of an inhibitory neuron (``neurons.update_cost``'s
+        rule), counted in the forward-Euler form a digital chip would step (the kernel's exponential Euler costs an
+        exponential more): ``v += (dt / tau) [(E_rest - v) + g_e (E_e - v) + g_i (E_i - v)]`` is 3 ACs and 3 MACs,
+        the decays of ``g_e`` and ``g_i`` 2 MACs, ``v > v_th + theta`` 2 ACs: (5, 5); the inhibitory neuron, without
+        ``g_i`` and ``theta``: (3, 3)."""
+        return (5, 5), (3, 3)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``[B, K]`` of the responses with learning off (on ``x``'s device)."""
         return self.class_scores(self.responses(x)).to(x.device)

@@ -111,15 +111,23 @@ def energy_table(ann_macs: float, snn: dict | None) -> dict[str, dict[str, float
     dense MACs per sample; snn: a ``NetworkMonitor.summary()`` or any dict with ``macs_per_sample``,
     ``acs_per_sample`` (split by ``layers.activity_records``' rule) and ``neuron_spikes_per_sample`` (None for an
     ANN run; ``deepspike convert`` passes its per-T counts). A spike-only preset has no ANN price (None).
+    Where ``snn`` also counts the neurons' own state updates (``update_macs_per_sample``, ``update_acs_per_sample``:
+    ``neurons.update_cost``), ``snn_with_updates_pj = snn_pj + update_macs e_mac + update_acs e_ac`` and its ratio
+    ``ann_over_snn_with_updates``; a spike-only preset's price of a spike already holds the neuron's circuit.
     """
     table = {}
     for name, p in PRESETS.items():
         ann = ann_macs * p.mac_pj if p.mac_pj > 0 else None
-        snn_e = None
+        snn_e = with_updates = None
         if snn is not None:
-            snn_e = energy_pj(
-                p, snn["macs_per_sample"], snn["acs_per_sample"], snn["neuron_spikes_per_sample"]
-            )
-        ratio = ann / snn_e if ann is not None and snn_e else None
-        table[name] = {"ann_pj": ann, "snn_pj": snn_e, "ann_over_snn": ratio}
+            snn_e = energy_pj(p, snn["macs_per_sample"], snn["acs_per_sample"], snn["neuron_spikes_per_sample"])
+        if snn_e is not None and snn.get("update_macs_per_sample") is not None:
+            with_updates = snn_e + energy_pj(p, snn["update_macs_per_sample"], snn["update_acs_per_sample"])
+        table[name] = {"ann_pj": ann, "snn_pj": snn_e, "ann_over_snn": _ratio(ann, snn_e),
+                       "snn_with_updates_pj": with_updates, "ann_over_snn_with_updates": _ratio(ann, with_updates)}
     return table
+
+
+def _ratio(ann: float | None, snn: float | None) -> float | None:
+    """``ann / snn`` where both are known and ``snn`` is not 0."""
+    return ann / snn if ann is not None and snn else None

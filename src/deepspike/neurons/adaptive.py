@@ -35,6 +35,7 @@ from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import refuse_state_quant
+from deepspike.neurons.update_cost import membrane_ops, plus
 
 
 def adaptive_step(
@@ -93,6 +94,11 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
     def threshold_at(self, step: torch.Tensor, state: tuple | None) -> float | torch.Tensor:
         """``theta_t = th + beta a_{t-1}`` from the carried ``(v_{t-1}, a_{t-1})`` (``th`` at the first step)."""
         return self.fixed.threshold if state is None else self.fixed.threshold + self.adapt_scale * state[1]
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the LIF's membrane and threshold test, plus
+        ``theta_t = th + beta a_{t-1}`` and ``a_t = rho a_{t-1} + s_t`` (a MAC each)."""
+        return plus(membrane_ops(self.fixed.decay), (2, 0))
 
     def extra_repr(self) -> str:
         p = self.fixed

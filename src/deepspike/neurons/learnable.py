@@ -29,6 +29,7 @@ from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.learnable_dynamics import learnable_multistep
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import refuse_state_quant
+from deepspike.neurons.update_cost import membrane_ops
 
 
 def tau_to_weight(tau: float) -> float:
@@ -114,6 +115,11 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         s, v = learnable_multistep(x, k, th, self.fixed, v0=self._start(x), decay_input=self.decay_input)
         self.keep(v)
         return self.reported(s)
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``h_t = k v_{t-1} + c x_t`` is two products
+        with a learned decay (PLIF: ``c = 1/tau``), the fixed LIF's ``k v + x`` without; and the threshold test."""
+        return (2, 1) if self.w is not None else membrane_ops(self.fixed.decay)
 
     def extra_repr(self) -> str:
         p = self.fixed

@@ -118,6 +118,11 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
         self.keep((kept, start + steps))
         return s
 
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the ``order`` taps the trained mask keeps
+        (``lambda = 1``, as it is evaluated), and the threshold test."""
+        return (self.order, 1)
+
     def extra_repr(self) -> str:
         return (f"timesteps={self.timesteps}, order={self.order}, masking={float(self.masking):g}, "
                 f"surrogate={self.spike_fn!r}")

@@ -20,6 +20,7 @@ from deepspike.neurons.dynamics import neuron_multistep
 from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import StateQuant
+from deepspike.neurons.update_cost import membrane_ops
 
 
 class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
@@ -45,6 +46,10 @@ class SpikingNeuron(CarriesState, ReportsSpikes, nn.Module):
         s, v = neuron_multistep(x, self.params, v0=v0, inplace=self.inplace)
         self.keep(v)
         return self.reported(s)
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``h_t = k v_{t-1} + x_t``, ``h_t >= th``."""
+        return membrane_ops(self.params.decay)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -109,5 +109,10 @@ class PSN(ReportsSpikes, nn.Module):
         check_whole_sequence(x, self.timesteps, "the PSN neuron")
         return self.reported(psn_spikes(x, self.weight, self.bias, self.spike_fn))
 
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``H[t] = sum_k W[t, k] X[k]`` over all ``T``
+        steps of the trained ``[T, T]`` matrix, and the test against ``b[t]``."""
+        return (self.timesteps, 1)
+
     def extra_repr(self) -> str:
         return f"timesteps={self.timesteps}, surrogate={self.spike_fn!r}"

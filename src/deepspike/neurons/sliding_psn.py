@@ -73,5 +73,10 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
             self.keep(seen[-(self.order - 1):].clone())
         return self.reported(s)
 
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``H[t] = sum_i w[i] x[t - k + 1 + i]`` over
+        the ``order`` taps, and the threshold test."""
+        return (self.order, 1)
+
     def extra_repr(self) -> str:
         return f"order={self.order}, surrogate={self.spike_fn!r}"

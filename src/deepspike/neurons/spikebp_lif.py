@@ -52,6 +52,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
+from deepspike.neurons.update_cost import membrane_ops
 
 DERIVATIVES = ("code", "rate")
 
@@ -194,6 +195,11 @@ class LeakCorrectedLIF(ReportsSpikes, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
         return self.reported(s)
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``h_t = leak v_{t-1} + x_t``, ``h_t >
+        V_th``."""
+        return membrane_ops(self.leak)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak:g}, threshold={self.threshold:g}, correction={self.correction}, "

@@ -35,6 +35,7 @@ from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, check_initial_state, neuron_multistep
 from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, plus
 
 
 def is_syn_decay(value: object) -> bool:
@@ -139,6 +140,11 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
     def threshold_at(self, step: torch.Tensor, state: tuple | None) -> float:
         """The membrane's fixed threshold."""
         return self.fixed.threshold
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``i_t = alpha i_{t-1} + x_t``, then the LIF's
+        ``h_t = k v_{t-1} + i_t`` and threshold test."""
+        return plus(kept_sum_ops(self.syn_decay), membrane_ops(self.fixed.decay))
 
     def extra_repr(self) -> str:
         p = self.fixed

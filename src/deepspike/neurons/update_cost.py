@@ -1,0 +1,35 @@
+"""What a neuron's own state update costs per time step, as ``deepspike analyze`` prices it.
+
+The synaptic operations (a spike adding its weights to the currents it reaches) are counted by the activity recorder
+from the actual events; the arithmetic inside each neuron runs at every step whether it spikes or not. Every rate-coded
+neuron class answers ``update_ops() -> (MACs, ACs)``, per neuron and time step, counted from its own equation:
+
+- a product accumulated into a sum (``k v + x``, ``sum_k W[t, k] X[k]``) is a MAC per product;
+- an addition or subtraction on its own, and the test against the threshold, are an AC each;
+- a decay of 1 is no product (``v + x``: an AC), a decay of 0 no term (nothing is kept);
+- the reset (a select, or one subtraction on a spike) and the surrogate gradient (training only) are left out.
+
+So ``h_t = k v_{t-1} + x_t`` with ``s_t = H(h_t - th)`` costs (1 MAC, 1 AC) with a leak, (0, 2) for an IF neuron.
+"""
+
+from __future__ import annotations
+
+Ops = tuple[int, int]  # (MACs, ACs) per neuron and time step
+
+
+def kept_sum_ops(decay: float) -> Ops:
+    """``y_t = k y_{t-1} + x_t``: (1, 0) for ``0 < k`` with ``k != 1``, (0, 1) for ``k = 1`` (an addition), (0, 0) for
+    ``k = 0`` (``y_t = x_t``)."""
+    if decay == 0.0:
+        return (0, 0)
+    return (0, 1) if decay == 1.0 else (1, 0)
+
+
+def membrane_ops(decay: float) -> Ops:
+    """``h_t = k v_{t-1} + x_t`` and the threshold test ``h_t >= th``: ``kept_sum_ops(k)`` plus one AC."""
+    return plus(kept_sum_ops(decay), (0, 1))
+
+
+def plus(*ops: Ops) -> Ops:
+    """The sum of several ``(MACs, ACs)``."""
+    return (sum(o[0] for o in ops), sum(o[1] for o in ops))

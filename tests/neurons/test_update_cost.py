@@ -1,0 +1,45 @@
+"""What each neuron's own state update costs per step, against its equation counted by hand."""
+
+import pytest
+
+from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.neurons import IF, LIF, NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.masked_psn import MaskedPSN
+from deepspike.neurons.psn import PSN
+from deepspike.neurons.sliding_psn import SlidingPSN
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
+from deepspike.neurons.synaptic import SynapticLIF
+from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, plus
+
+
+def test_the_counting_rule_by_hand():
+    assert kept_sum_ops(0.9) == (1, 0)  # k y + x: one product accumulated
+    assert kept_sum_ops(1.0) == (0, 1)  # y + x: an addition
+    assert kept_sum_ops(0.0) == (0, 0)  # y = x: nothing kept
+    assert membrane_ops(0.5) == (1, 1) and membrane_ops(1.0) == (0, 2)  # and the threshold test, an AC
+    assert plus((1, 2), (3, 4), (0, 1)) == (4, 7)
+
+
+LEAKY = NeuronParams(decay=0.5)
+
+
+@pytest.mark.parametrize("neuron, expected", [
+    (LIF(decay=0.5), (1, 1)),                                  # h = k v + x; h >= th
+    (IF(), (0, 2)),                                            # h = v + x; h >= th
+    (ChunkedIF(), (0, 2)),                                     # sengupta2019's IF
+    (LearnableLIF(LEAKY), (2, 1)),                             # PLIF: h = k v + c x, two products
+    (LearnableLIF(LEAKY, learn_decay=False), (1, 1)),          # a fixed decay: c = 1
+    (AdaptiveLIF(LEAKY), (3, 1)),                              # + theta = th + beta a, a = rho a + s
+    (SynapticLIF(LEAKY, syn_decay=0.8), (2, 1)),               # i = alpha i + x, then the LIF
+    (SynapticLIF(LEAKY, syn_decay=0.0), (1, 1)),               # alpha = 0: i = x, the plain LIF
+    (PSN(6), (6, 1)),                                          # H[t] = sum over the 6 steps of W[t, k] X[k]
+    (MaskedPSN(6, order=3), (3, 1)),                           # the 3 taps the mask keeps
+    (SlidingPSN(order=4), (4, 1)),                             # 4 shared taps
+    (LeakCorrectedLIF(leak=0.99), (1, 1)),                     # lee2020's h = leak v + x
+    (SpikingAvgPool(2), (0, 2)),                               # the pooling neuron: h = v + p, no leak
+])
+def test_each_neuron_counts_its_own_equation(neuron, expected):
+    assert neuron.update_ops() == expected
