@@ -115,6 +115,8 @@ OUT_OF_RANGE = [
     (["optim.name=sgd", "optim.nesterov=true", "optim.momentum=0"],
      "bad value True for optim.nesterov: expected false with optim.momentum=0 (Nesterov momentum needs a momentum"),
     (["optim.weight_decay=-1"], "bad value -1.0 for optim.weight_decay: expected >= 0"),
+    (["optim.lr=1e300"], "bad value 1e+300 for optim.lr: expected at most float32's 3.403e+38"),
+    (["optim.weight_decay=1e39"], "bad value 1e+39 for optim.weight_decay: expected at most float32's 3.403e+38"),
     (["train.seed=99999999999999999999"], "bad value 99999999999999999999 for train.seed: expected in [0, 2**63 - 1]"),
     (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),
     (["data.args.seed=5"], "data.args.seed is not a data set option: set train.seed instead"),

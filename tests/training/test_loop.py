@@ -1,14 +1,17 @@
-"""``training.loop``: a training batch that leaves a batch-norm one value per channel is a one-line error that says
-what to change, instead of torch's ValueError (a traceback through the command line)."""
+"""``training.loop``: a training batch that leaves a batch-norm one value per channel, and an optimizer step past
+float32's range, are one-line errors that say what to change, instead of torch's ValueError or RuntimeError (a
+traceback through the command line)."""
 
 import pytest
 import torch
 
+from deepspike.config import ScheduleConfig
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models.layer_specs import Flatten, Linear
 from deepspike.models.spec import Architecture
 from deepspike.training.loop import train_epoch
+from deepspike.training.optim import make_scheduler
 
 
 def test_a_last_batch_of_one_sample_at_one_step_is_a_one_line_error():
@@ -24,3 +27,38 @@ def test_a_last_batch_of_one_sample_at_one_step_is_a_one_line_error():
                                           r"channel") as e:
         train_epoch(net, method, optimizer, scheduler, batches)
     assert "\n" not in str(e.value) and "train.batch_size" in str(e.value)
+
+
+def _mlp_and_batches():
+    arch = Architecture("mlp", (Flatten(), Linear(6), Linear(3, act=False)), (1, 2, 2), 3)
+    method = get_method("stbp", {"timesteps": 2, "loss": "ce", "threshold": 0.1})
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(4, 1, 2, 2, generator=g), torch.tensor([0, 1, 2, 0])) for _ in range(3)]
+    return method, method.build(arch), batches
+
+
+@pytest.mark.parametrize("optimizer, rate, decay", [
+    (torch.optim.Adam, 1e38, 0.0),  # within float32, but Adam's first step is lr / (1 - 0.9) = 1e39
+    (torch.optim.SGD, 1e-3, 1e39),  # the weight decay
+    (torch.optim.AdamW, 1e38, 0.01),
+])
+def test_an_optimizer_step_past_float32_is_a_one_line_error(optimizer, rate, decay):
+    method, net, batches = _mlp_and_batches()
+    opt = optimizer(net.parameters(), lr=rate, weight_decay=decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    with pytest.raises(ConfigError, match=r"^the optimizer step at learning rate .* overflows float32, whose largest "
+                                          r"number is 3.403e\+38: lower optim.lr") as e:
+        train_epoch(net, method, opt, scheduler, batches)
+    assert "\n" not in str(e.value)
+
+
+def test_a_schedule_that_grows_past_float_range_is_a_one_line_error():
+    """schedule.gamma = 1e200 every epoch: the factor is 1e200 at the second epoch (the rate 1e197 overflowed torch's
+    float32 step) and inf at the third (Python's ``1e200 ** 2`` raised OverflowError)."""
+    method, net, batches = _mlp_and_batches()
+    for lr, message in ((1e-3, "learning rate 1e\\+197"), (1e-300, "learning rate inf")):  # 1e-300: 1e-100, then inf
+        opt = torch.optim.SGD(net.parameters(), lr=lr)
+        scheduler = make_scheduler(ScheduleConfig(name="step", gamma=1e200, step_size=1), opt, 5, len(batches))
+        with pytest.raises(ConfigError, match=message):
+            for _ in range(3):
+                train_epoch(net, method, opt, scheduler, batches)

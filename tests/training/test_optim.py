@@ -28,6 +28,15 @@ def test_schedule_factors_by_hand():
     assert schedule_factor(warm, 3, 10, 4) == 1
 
 
+@pytest.mark.parametrize("name", ["step", "multistep"])
+def test_a_factor_past_float_range_is_infinite_not_an_overflow_error(name):
+    """gamma ** k past float range: Python's ``1e200 ** 2`` raised OverflowError (a traceback out of the scheduler's
+    step); the factor is inf, which the training loop refuses in one line."""
+    schedule = ScheduleConfig(name=name, gamma=1e200, step_size=1, milestones=[1, 2])
+    assert schedule_factor(schedule, 1, 10, 1) == 1e200
+    assert schedule_factor(schedule, 2, 10, 1) == float("inf")
+
+
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
 def test_delay_positions_learn_in_their_own_group_and_follow_the_schedule(name):
     layer = DelayedLinear(3, 2, 4)

@@ -15,12 +15,13 @@ integers beyond 64 bits (``core.options.check_numbers``) are rejected with a one
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import shown_value
+from deepspike.core.options import FLOAT32_MAX, shown_value
 from deepspike.data.augment import Augment
 
 # Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
@@ -113,6 +114,9 @@ class OptimConfig:
         _choice(self.name, "optim.name")
         _check(self.lr > 0, "optim.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
+        for key in ("lr", "weight_decay"):  # the optimizer's float32 step refuses a larger one (inf: check_numbers)
+            value = getattr(self, key)
+            _check(not FLOAT32_MAX < value < math.inf, f"optim.{key}", value, f"at most float32's {FLOAT32_MAX:.4g}")
         _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
         _check(not (self.name == "sgd" and self.nesterov and self.momentum == 0), "optim.nesterov", self.nesterov,
                "false with optim.momentum=0 (Nesterov momentum needs a momentum > 0)")

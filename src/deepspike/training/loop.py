@@ -12,6 +12,7 @@ weight-average update; a non-finite loss stops training (``TrainingDiverged``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from itertools import islice
@@ -21,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.core.spike_tally import SpikeTally, counting_spikes
 from deepspike.data.mixing import correct as correct_predictions
 from deepspike.data.mixing import mixed_loss
@@ -122,11 +124,33 @@ def _update(model: nn.Module, net: nn.Module, method: Method, optimizer: torch.o
     method.after_backward(net)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    _optimizer_step(optimizer)
     scheduler.step()
     if ema is not None:
         ema.update(net)
     return lr
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``; a one-line ``ConfigError`` instead when a number the step multiplies by is past float32's
+    range: an infinite learning rate (a schedule's ``gamma ** k``, ``training.optim``), or one torch refuses with its
+    RuntimeError "value cannot be converted to type float without overflow": the learning rate (``optim.lr`` times the
+    schedule's factor, a delay group's ``lr_scale``; Adam's step ``lr / (1 - beta1^k)`` is 10 lr at its first step with
+    beta1 = 0.9) or the weight decay."""
+    overflow = not all(math.isfinite(g["lr"]) for g in optimizer.param_groups)
+    try:
+        if not overflow:
+            optimizer.step()
+    except RuntimeError as e:
+        if "without overflow" not in str(e):
+            raise
+        overflow = True
+    if overflow:
+        rates = ", ".join(f"{g['lr']:.4g}" for g in optimizer.param_groups)
+        decays = ", ".join(f"{g.get('weight_decay', 0.0):.4g}" for g in optimizer.param_groups)
+        raise ConfigError(f"the optimizer step at learning rate {rates} (weight decay {decays}) overflows float32, "
+                          f"whose largest number is {FLOAT32_MAX:.4g}: lower optim.lr, optim.weight_decay or "
+                          "schedule.gamma")
 
 
 def _show(bar, loss_sum: float, correct: float, n: float, tally: SpikeTally) -> None:

@@ -46,9 +46,9 @@ def idle_optimizer(cfg: OptimConfig) -> torch.optim.Optimizer:
 def schedule_factor(cfg: ScheduleConfig, epoch: float, total_epochs: int, steps_per_epoch: int) -> float:
     """Learning-rate factor at fractional ``epoch`` (see the module docstring)."""
     if cfg.name == "step":
-        factor = cfg.gamma ** math.floor(epoch / cfg.step_size)
+        factor = _power(cfg.gamma, math.floor(epoch / cfg.step_size))
     elif cfg.name == "multistep":
-        factor = cfg.gamma ** bisect_right(sorted(cfg.milestones), epoch)
+        factor = _power(cfg.gamma, bisect_right(sorted(cfg.milestones), epoch))
     elif cfg.name == "cosine":
         factor = cfg.min_factor + (1 - cfg.min_factor) * (1 + math.cos(math.pi * epoch / total_epochs)) / 2
     elif cfg.name == "linear":
@@ -58,6 +58,15 @@ def schedule_factor(cfg: ScheduleConfig, epoch: float, total_epochs: int, steps_
     if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
         factor *= min(1.0, (epoch + 1.0 / steps_per_epoch) / cfg.warmup_epochs)
     return factor
+
+
+def _power(gamma: float, times: int) -> float:
+    """``gamma ** times``, ``inf`` where it is past float range (a ``gamma > 1`` raised often: Python's ``**`` raises
+    ``OverflowError`` there; an infinite rate then stops the run in one line, ``training.loop``)."""
+    try:
+        return gamma**times
+    except OverflowError:
+        return math.inf
 
 
 def make_scheduler(
