@@ -86,6 +86,17 @@ def test_times_and_scales_past_float32_are_refused_at_load(method, key, value):
         get_method(method, {key: value})
 
 
+@pytest.mark.parametrize("method", ["ttfs", "stdbp"])
+@pytest.mark.parametrize("key", ["theta", "tau", "weight_sum_cost", "l2"])
+def test_neuron_constants_and_costs_past_float32_are_refused_at_load(method, key):
+    # float32 arithmetic: stdbp theta 1e308 failed in the first forward pass ("value cannot be converted to type float
+    # without overflow", a traceback), ttfs theta 1e39 gave an infinite loss, tau 1e39 ran as tau = inf, and costs of
+    # 1e39 made the loss inf or NaN, which the run reported as a divergence ("lower optim.lr")
+    with pytest.raises(ConfigError, match=rf"^bad value 1e\+39 for method.{key}: expected .*at most float32's"):
+        get_method(method, {key: 1e39})
+    get_method(method, {key: 3.4e38})
+
+
 def test_the_largest_float32_time_and_scale_still_train():
     m = get_method("ttfs", {"t_silent": 3.4e38, "init_scale": 3.4e38})
     assert m.loss(torch.tensor([[1.0, math.inf]]), torch.tensor([1])).isfinite()

@@ -40,9 +40,11 @@ def test_bad_cap_is_a_config_error(cap):
         TtfsWindowOptions(spike_cost_cap=cap)
 
 
-@pytest.mark.parametrize("key, value", [("alpha", 1e-40), ("alpha", 1e39), ("margin", 1e39)])
+@pytest.mark.parametrize("key, value", [("alpha", 1e-40), ("alpha", 1e39), ("margin", 1e39), ("latency_cost", 1e39),
+                                        ("spike_cost", 1e39)])
 def test_slopes_and_margins_past_float32_are_refused(key, value):
     # float32 windows: margin 1e39 failed at the first batch with a traceback ("value cannot be converted to type float
-    # without overflow"), a subnormal alpha made every coded value x / alpha infinite and the loss NaN
+    # without overflow"), a subnormal alpha made every coded value x / alpha infinite and the loss NaN, costs of 1e39
+    # (inf in float32) made the training loss infinite
     with pytest.raises(ConfigError, match=f"method.{key}"):
         TtfsWindowOptions(**{key: value})

@@ -58,9 +58,10 @@ class TtfsOptions:
     Frobenius norm of each weight gradient (null = off). bias: bias input spike at t = 0.
     init_scale: weights ~ U(0, init_scale / fan_in). init_from: an ``ann`` run directory of the same
     model whose weights initialise the network (zhang2021). batchnorm: time-domain BN after conv layers.
-    t_silent: time a silent output counts as in the loss. init_scale and t_silent are float32 numbers (at most
-    ``FLOAT32_MAX`` in size: the weights and times are float32). measures: compute ``epoch_measures``;
-    measure_batches: at most this many batches for them (null = all). backend: ``auto``, ``numba``, ``torch``.
+    t_silent: time a silent output counts as in the loss. theta, tau, weight_sum_cost, l2, init_scale and t_silent are
+    float32 numbers (at most ``FLOAT32_MAX`` in size: the weights, times and losses are float32). measures: compute
+    ``epoch_measures``; measure_batches: at most this many batches for them (null = all). backend: ``auto``,
+    ``numba``, ``torch``.
     """
 
     kernel: str = "exp"
@@ -92,9 +93,12 @@ class TtfsOptions:
                                    (self.backend, BACKENDS, "TTFS backend")):
             if value not in valid:
                 raise unknown_choice(kind, value, valid)
+        most = f"at most float32's {FLOAT32_MAX:.4g}"
         checks = (
+            (self.theta <= FLOAT32_MAX, "theta", most), (self.tau <= FLOAT32_MAX, "tau", most),
             (self.alpha > 0, "alpha", "> 0"), (self.jitter >= 0, "jitter", ">= 0"),
-            (self.weight_sum_cost >= 0, "weight_sum_cost", ">= 0"), (self.l2 >= 0, "l2", ">= 0"),
+            (0 <= self.weight_sum_cost <= FLOAT32_MAX, "weight_sum_cost", f">= 0 and {most}"),
+            (0 <= self.l2 <= FLOAT32_MAX, "l2", f">= 0 and {most}"),
             (self.grad_clip_rows is None or self.grad_clip_rows > 0, "grad_clip_rows", "> 0 or null"),
             (0 < self.init_scale <= FLOAT32_MAX, "init_scale", f"> 0 and at most float32's {FLOAT32_MAX:.4g}"),
             (abs(self.t_silent) <= FLOAT32_MAX, "t_silent", f"a time of float32's range (|t| <= {FLOAT32_MAX:.4g})"),

@@ -55,7 +55,8 @@ class TtfsWindowOptions:
         checks = ((tiny <= self.alpha <= FLOAT32_MAX, "alpha", f"a number in float32's range ({tiny:.4g} to "
                    f"{FLOAT32_MAX:.4g})"),
                   (0 < self.margin <= FLOAT32_MAX, "margin", f"> 0 and at most {FLOAT32_MAX:.4g}"),
-                  (self.latency_cost >= 0, "latency_cost", ">= 0"), (self.spike_cost >= 0, "spike_cost", ">= 0"),
+                  (0 <= self.latency_cost <= FLOAT32_MAX, "latency_cost", f">= 0 and at most {FLOAT32_MAX:.4g}"),
+                  (0 <= self.spike_cost <= FLOAT32_MAX, "spike_cost", f">= 0 and at most {FLOAT32_MAX:.4g}"),
                   (self.spike_cost_cap is None or 0 < self.spike_cost_cap <= 1, "spike_cost_cap", "in (0, 1] or null"),
                   (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
         check_ranges(self, checks)
