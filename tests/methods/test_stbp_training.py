@@ -144,10 +144,24 @@ def test_tebn_refuses_the_online_modes_in_one_line():
     ({"count_incorrect_rate": -0.1}, "method.count_incorrect_rate"),
     ({"rate_reg": "l3"}, "valid: none, l1, l2, band$"),
     ({"rate_reg": "band", "rate_reg_low": 0.3, "rate_reg_high": 0.2}, "low <= high"),
+    # float32 losses: a weight of 1e39 made the training loss inf (reported as a divergence, "lower optim.lr")
+    ({"rate_reg": "l1", "rate_reg_weight": 1e39}, r"^bad value 1e\+39 for method.rate_reg_weight: expected >= 0 and "
+                                                  "at most float32's 3.403e\\+38$"),
+    # TET's MSE term (o_t - phi)^2: phi 1e39 was a RuntimeError traceback ("value cannot be converted to type float
+    # without overflow")
+    ({"loss": "tet", "tet_lambda": 0.5, "tet_phi": 1e39}, r"^bad value 1e\+39 for method.tet_phi: expected a float32 "
+                                                          r"number \(at most 3.403e\+38 in size\)$"),
+    ({"loss": "tet", "tet_lambda": 0.5, "tet_phi": -1e300}, "method.tet_phi"),
 ])
 def test_readout_loss_and_rate_reg_options_are_checked_in_one_line(options, match):
     with pytest.raises(ConfigError, match=match):
         get_method("stbp", options)
+
+
+def test_float32_extremes_of_tet_phi_and_rate_reg_weight_are_accepted():
+    method = get_method("stbp", {"loss": "tet", "tet_phi": -3.4e38, "rate_reg": "l2", "rate_reg_weight": 3.4e38})
+    options = method.options
+    assert (options.tet_phi, options.rate_reg_weight) == (-3.4e38, 3.4e38)
 
 
 def test_the_recipe_reference_lists_the_new_choices():

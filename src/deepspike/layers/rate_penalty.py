@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.neuron_kinds import is_spiking_neuron
 from deepspike.layers.owned_hooks import add_owned_hook, remove_owned_hooks
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -43,8 +44,9 @@ def check_rate_reg(kind: str, weight: float, low: float, high: float) -> None:
     """One-line ``ConfigError`` for a bad ``method.rate_reg`` and its ``rate_reg_weight/low/high``."""
     if kind not in RATE_REGS:
         raise ConfigError(f"bad value {kind!r} for method.rate_reg; valid: {', '.join(RATE_REGS)}")
-    if not weight >= 0:
-        raise ConfigError(f"bad value {weight!r} for method.rate_reg_weight: expected >= 0")
+    if not 0 <= weight <= FLOAT32_MAX:  # the penalty is float32: a larger weight made the loss inf
+        raise ConfigError(f"bad value {weight!r} for method.rate_reg_weight: expected >= 0 and at most float32's "
+                          f"{FLOAT32_MAX:.4g}")
     if not 0.0 <= low <= high <= 1.0:
         raise ConfigError(f"bad values for method.rate_reg_low/rate_reg_high: expected 0 <= low <= high <= 1, got "
                           f"{low!r}/{high!r}")

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX
 from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
 from deepspike.layers.stdp_rule import StdpRule
 from deepspike.layers.temporal_batchnorm import (
@@ -64,7 +65,7 @@ NORMS = ("none", "bn", "tdbn", "tebn")
 
 
 def check_training_choices(o: Any) -> None:
-    """One-line ``ConfigError`` for a bad ``norm``, ``tdbn_alpha``, ``tet_lambda``, loss / readout pair,
+    """One-line ``ConfigError`` for a bad ``norm``, ``tdbn_alpha``, ``tet_lambda``, ``tet_phi``, loss / readout pair,
     ``readout_decay``, ``count_*_rate`` or ``rate_reg*`` of options ``o``."""
     if o.norm not in NORMS:
         raise ConfigError(f"bad value {o.norm!r} for method.norm; valid: {', '.join(NORMS)}")
@@ -72,6 +73,9 @@ def check_training_choices(o: Any) -> None:
         raise ConfigError(f"bad value {o.tdbn_alpha!r} for method.tdbn_alpha: expected > 0")
     if not 0.0 <= o.tet_lambda <= 1.0:
         raise ConfigError(f"bad value {o.tet_lambda!r} for method.tet_lambda: expected in [0, 1]")
+    if not abs(o.tet_phi) <= FLOAT32_MAX:  # TET's (o_t - phi)^2 is float32: 1e39 was torch's RuntimeError
+        raise ConfigError(f"bad value {o.tet_phi!r} for method.tet_phi: expected a float32 number (at most "
+                          f"{FLOAT32_MAX:.4g} in size)")
     if o.norm == "tebn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError("method.norm=tebn has one scale per training step: eval_timesteps must equal timesteps")
     if not 0.0 <= o.readout_decay <= 1.0:
