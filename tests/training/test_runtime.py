@@ -89,6 +89,9 @@ def test_steps_and_parameters_that_cannot_fit_are_refused_before_anything_is_all
 
 @pytest.mark.parametrize(("override", "message"), [
     ("method.timesteps=100000000", "training T=100000000 needs at least"),
+    # eval_timesteps was not checked: the run trained its first epoch, then its first scoring pass was the
+    # allocator's RuntimeError (a traceback, exit 1)
+    ("method.eval_timesteps=10000000000", "inference T=10000000000 needs at least"),
     ("model.width=1e30", "model mlp at width 1e+30 has 592,000,000,000,000,011,771,697,904,484,352 parameters"),
 ])
 def test_a_run_too_large_for_memory_is_one_line_and_writes_nothing(tmp_path, capsys, override, message):
@@ -104,8 +107,26 @@ def test_the_training_memory_bound_counts_a_ranks_part_of_the_batch(monkeypatch)
     """train.batch_size is the global batch: under 4 ranks each holds 16 of 64 samples. 64 x 1 x 8 x 8 float32 x T=10
     is 163,840 bytes, a quarter of it 40,960."""
     monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 100_000)
-    config = load_config(None, ["method.name=stbp", "method.timesteps=10", "train.batch_size=64"])
+    config = load_config(None, ["method.name=stbp", "method.timesteps=10", "train.batch_size=64",
+                                "train.eval_batch_size=64"])  # the evaluation batch, checked too, as large
     cpu = torch.device("cpu")
     with pytest.raises(ConfigError, match="training T=10 needs at least"):
         check_training_steps_fit(config, (1, 8, 8), cpu)
     check_training_steps_fit(config, (1, 8, 8), cpu, world_size=4)
+
+
+def test_the_evaluation_memory_bound_takes_eval_timesteps_and_the_eval_batch(monkeypatch):
+    """256 x 1 x 8 x 8 float32 x T=2 is 131,072 bytes: over 100,000 (the training batch, 64 x 256 x 1 bytes, fits)."""
+    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 100_000)
+    cpu = torch.device("cpu")
+    config = load_config(None, ["method.name=stbp", "method.timesteps=1", "method.eval_timesteps=2"])
+    with pytest.raises(ConfigError, match=r"^inference T=2 needs at least 0 GiB for one evaluation batch's \[T, B, "
+                                          r"\.\.\.\] input \(256 samples of shape \[1, 8, 8\]\)"):
+        check_training_steps_fit(config, (1, 8, 8), cpu)
+    check_training_steps_fit(config, (1, 8, 8), cpu, world_size=2)
+    smaller = load_config(None, ["method.name=stbp", "method.timesteps=1", "method.eval_timesteps=2",
+                                 "train.eval_batch_size=128"])
+    check_training_steps_fit(smaller, (1, 8, 8), cpu)
+    same = load_config(None, ["method.name=stbp", "method.timesteps=2"])  # eval_timesteps null: timesteps
+    with pytest.raises(ConfigError, match="^inference T=2"):
+        check_training_steps_fit(same, (1, 8, 8), cpu)

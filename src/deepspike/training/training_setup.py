@@ -62,13 +62,21 @@ def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
 def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], device: torch.device,
                              world_size: int = 1) -> None:
     """A one-line ``ConfigError`` when a rank's part of a training batch (``train.batch_size`` is the global batch,
-    split over ``world_size`` ranks), over the method's ``timesteps`` steps, would alone exceed ``device``'s memory
-    (``runtime.check_steps_fit``)."""
-    timesteps = getattr(config.method.options, "timesteps", None)
-    batch = -(-config.train.batch_size // world_size)  # the largest rank part
-    if timesteps:
-        check_steps_fit(4 * batch * math.prod(input_shape), timesteps, device,
-                        f"one batch's [T, B, ...] input ({batch} samples of shape {list(input_shape)})", "training ")
+    split over ``world_size`` ranks), over the method's ``timesteps`` steps, or of an evaluation batch
+    (``train.eval_batch_size``) over its ``eval_timesteps`` (default: ``timesteps``), would alone exceed ``device``'s
+    memory (``runtime.check_steps_fit``): refused before the first epoch, not after it, where the first scoring pass
+    failed in the allocator."""
+    options = config.method.options
+    timesteps = getattr(options, "timesteps", None)
+    passes = ((timesteps, config.train.batch_size, "training ", ""),
+              (getattr(options, "eval_timesteps", None) or timesteps, config.train.eval_batch_size, "inference ",
+               "evaluation "))
+    for steps, size, which, kind in passes:
+        batch = -(-size // world_size)  # the largest rank part
+        if steps:
+            check_steps_fit(4 * batch * math.prod(input_shape), steps, device,
+                            f"one {kind}batch's [T, B, ...] input ({batch} samples of shape {list(input_shape)})",
+                            which)
 
 
 def check_local_learning(config: RunConfig, world_size: int) -> None:
