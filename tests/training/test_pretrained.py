@@ -44,7 +44,7 @@ def test_zoo_command_lists_every_entry(capsys):
         ds.pretrained("no_such_model")
 
 
-@pytest.mark.parametrize("tolerance", [-1.0, math.nan, math.inf, 2.0])
+@pytest.mark.parametrize("tolerance", [-1.0, math.nan, math.inf, 2.0, True, False, "0.1"])
 def test_check_pretrained_refuses_a_meaningless_tolerance(tolerance):
     """Checked before any data is read: -1 or NaN reported a mismatch of equal accuracies, inf matched anything."""
     with pytest.raises(ConfigError, match="tolerance must be a fraction in"):

@@ -24,6 +24,7 @@ from torch import nn
 
 from deepspike.config.load import load_config
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
@@ -90,7 +91,7 @@ def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
     """Re-measure entry ``name`` on its data set's full test split (the data must be where its recipe looks)
     and compare with the card: ``{"name", "recorded", "measured", "samples", "matches"}``, ``matches`` when they
     differ by at most ``tolerance`` (a fraction in [0, 1])."""
-    if not (isinstance(tolerance, int | float) and 0 <= tolerance <= 1):
+    if not (is_finite(tolerance) and 0 <= tolerance <= 1):  # is_finite: a number, not a bool (True passed as 1)
         raise ConfigError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
     card = zoo_card(name)
     config, method, model = load_pretrained(name)
