@@ -7,13 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.methods.init import init_weights
 from deepspike.models import create_architecture
-from deepspike.neurons.spikebp_lif import leak_corrected_derivative, leak_corrected_lif, leak_filter
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF, leak_corrected_derivative, leak_corrected_lif, leak_filter
 
 
 def seq(values):
@@ -187,3 +188,19 @@ def test_low_precision_input_keeps_a_float32_membrane(dtype):
     assert 0 < s.float().mean() < 1
     slow = torch.full((600, 1), 2.0 ** -9, dtype=torch.bfloat16)
     assert leak_corrected_lif(slow, leak=1.0, threshold=0.999).float().sum() == 1
+
+
+@pytest.mark.parametrize("leak, threshold, bad", [
+    (0.9, 0, "threshold"), (0.9, -1.0, "threshold"), (0.9, math.inf, "threshold"), (0.9, math.nan, "threshold"),
+    (0.9, 1e39, "threshold"), (0.9, "1", "threshold"), (0.9, True, "threshold"),
+    (0.0, 1.0, "leak"), (1.5, 1.0, "leak"), (math.nan, 1.0, "leak"), ("0.9", 1.0, "leak"),
+])
+def test_bad_leak_or_threshold_is_a_one_line_config_error_for_the_function_and_the_module(leak, threshold, bad):
+    """The bare function checks as the module does: threshold=0 was a ZeroDivisionError in ``1 / threshold``,
+    inf / nan / 1e39 (inf in float32) a neuron that never fires, a string leak a TypeError."""
+    x = torch.rand(4, 2, 3)
+    with pytest.raises(ConfigError, match=f"spikebp {bad}=") as caught:
+        leak_corrected_lif(x, leak=leak, threshold=threshold)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match=f"spikebp {bad}="):
+        LeakCorrectedLIF(leak, threshold)

@@ -47,6 +47,7 @@ from torch import nn
 
 from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import is_finite, is_float32
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
@@ -55,6 +56,16 @@ from deepspike.neurons.fused import kernel_ready
 from deepspike.neurons.update_cost import membrane_ops
 
 DERIVATIVES = ("code", "rate")
+
+
+def check_spikebp_neuron(leak: float, threshold: float, where: str = "spikebp") -> None:
+    """``ConfigError`` unless ``leak`` is a number in (0, 1] and ``threshold`` a finite number > 0 that a float32
+    membrane compares with (``where`` names the neuron in the message): ``LeakCorrectedLIF``, ``leak_corrected_lif``
+    and the pooling neuron (``layers.spiking_pool``) share it."""
+    if not (is_finite(leak) and 0.0 < leak <= 1.0):
+        raise ConfigError(f"{where} leak={leak!r} must be a number in (0, 1]; leak = exp(-1/tau_m)")
+    if not (is_float32(threshold) and threshold > 0):
+        raise ConfigError(f"{where} threshold={threshold!r} must be a finite number > 0")
 
 
 def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +177,7 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
     """
     if derivative not in DERIVATIVES:
         raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
+    check_spikebp_neuron(leak, threshold)
     check_currents(x)
     scale = 1.0 / threshold if grad_scale is None else grad_scale
     return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
@@ -184,10 +196,7 @@ class LeakCorrectedLIF(ReportsSpikes, nn.Module):
     def __init__(self, leak: float = 0.99, threshold: float = 1.0, correction: bool = True,
                  derivative: str = "code") -> None:
         super().__init__()
-        if not 0.0 < leak <= 1.0:
-            raise ConfigError(f"spikebp leak={leak} is outside (0, 1]; leak = exp(-1/tau_m)")
-        if not threshold > 0:
-            raise ConfigError(f"spikebp threshold={threshold} must be > 0")
+        check_spikebp_neuron(leak, threshold)
         if derivative not in DERIVATIVES:
             raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
         self.leak, self.threshold, self.correction, self.derivative = leak, threshold, correction, derivative
