@@ -1,7 +1,11 @@
 """lee2020's spiking average pooling (``layers.spiking_pool``) against spike trains worked out by hand."""
 
+import math
+
+import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.spiking_pool import SpikingAvgPool
 
 
@@ -18,3 +22,22 @@ def test_pooling_neuron_keeps_its_membrane_without_leak():
     out = pool(x)
     assert out.shape == (100, 1, 1, 1, 1)
     assert out.flatten().nonzero().flatten().tolist() == [99]
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"kernel_size": 0}, "kernel_size"), ({"kernel_size": 2.0}, "kernel_size"), ({"kernel_size": True}, "kernel_size"),
+    ({"stride": -1}, "stride"), ({"stride": 0}, "stride"), ({"stride": 2.5}, "stride"),
+    ({"padding": 0.5, "kernel_size": 2}, "padding"), ({"threshold": math.inf}, "threshold"),
+    ({"threshold": math.nan}, "threshold"), ({"threshold": 0}, "threshold"),
+])
+def test_bad_window_or_threshold_is_refused_at_construction_in_one_line(kwargs, name):
+    """Checked when built, not in ``F.avg_pool2d`` (a RuntimeError / TypeError at the first forward): stride=0
+    had silently become the kernel size, threshold=inf a pooling neuron that never fires."""
+    with pytest.raises(ConfigError, match=f"SpikingAvgPool {name}=") as caught:
+        SpikingAvgPool(**kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_explicit_stride_and_padding_still_build_and_pool():
+    out = SpikingAvgPool(3, stride=2, threshold=0.3, padding=1)(torch.ones(2, 1, 1, 5, 5))
+    assert out.shape == (2, 1, 1, 3, 3)

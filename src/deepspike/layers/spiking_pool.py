@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
-from deepspike.neurons.spikebp_lif import DERIVATIVES, leak_corrected_lif
+from deepspike.neurons.spikebp_lif import DERIVATIVES, check_spikebp_neuron, leak_corrected_lif
 from deepspike.neurons.update_cost import membrane_ops
 
 
@@ -32,12 +33,16 @@ class SpikingAvgPool(ReportsSpikes, nn.Module):
     def __init__(self, kernel_size: int = 2, stride: int | None = None, threshold: float = 0.75,
                  derivative: str = "code", padding: int = 0) -> None:
         super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("stride", kernel_size if stride is None else stride)):
+            if not is_whole(value, 1):
+                raise ConfigError(f"SpikingAvgPool {name}={value!r} must be a whole number >= 1")
+        if not is_whole(padding, 0):
+            raise ConfigError(f"SpikingAvgPool padding={padding!r} must be a whole number >= 0")
         check_pool_padding(padding, kernel_size, "SpikingAvgPool")
-        if not threshold > 0:
-            raise ConfigError(f"pooling threshold={threshold} must be > 0")
+        check_spikebp_neuron(1.0, threshold, "SpikingAvgPool")
         if derivative not in DERIVATIVES:
             raise ConfigError(f"unknown derivative {derivative!r}; valid: {', '.join(DERIVATIVES)}")
-        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.threshold, self.derivative, self.padding = threshold, derivative, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
