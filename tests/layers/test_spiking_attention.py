@@ -112,3 +112,15 @@ def test_the_fused_float32_block_gives_the_float64_reference_spikes_and_gradient
     out32, out64 = fused(x32), reference(x64)
     assert torch.equal(out32.double(), out64) and 0.05 < out64.mean() < 0.95
     assert_float32_gradients_match_float64(fused, reference, out32, out64, x32, x64)
+
+
+@pytest.mark.parametrize("heads, scale, bad", [
+    (0, 0.5, "heads"), (2.5, 0.5, "heads"), (True, 0.5, "heads"), ("2", 0.5, "heads"),
+    (2, float("nan"), "scale"), (2, -1.0, "scale"), (2, 0, "scale"), (2, "0.5", "scale"),
+])
+def test_bad_heads_or_scale_is_refused_at_construction_in_one_line(heads, scale, bad):
+    """heads=0 was a ZeroDivisionError at the first forward, heads=2.5 / True silently 2 / 1 heads, a nan, negative
+    or zero scale silently NaN, negated or zero attention."""
+    with pytest.raises(ConfigError, match=f"AttentionProduct {bad}=") as caught:
+        AttentionProduct(heads, scale)
+    assert "\n" not in str(caught.value)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from autograd_graph import assert_float32_gradients_match_float64
+from deepspike.core.errors import ConfigError
 from deepspike.layers.spiking_attention import QKAttention, QuerySum
 from deepspike.methods import get_method
 from deepspike.models.layer_specs import Attention, Flatten, Linear, Pool, Residual
@@ -63,3 +64,15 @@ def test_the_fused_float32_block_gives_the_float64_reference_spikes_and_gradient
     out32, out64 = fused(x32), reference(x64)
     torch.testing.assert_close(out32.double(), out64, rtol=1e-5, atol=1e-5)
     assert_float32_gradients_match_float64(fused, reference, out32, out64, x32, x64)
+
+
+@pytest.mark.parametrize("heads, over, match", [
+    (2, "foo", "unknown QuerySum over 'foo'; valid: channels, tokens"), (2, "token", "unknown QuerySum over"),
+    (0, "channels", "QuerySum heads=0"), (2.5, "channels", "QuerySum heads=2.5"), (False, "tokens", "QuerySum heads"),
+])
+def test_bad_heads_or_sum_is_refused_at_construction_in_one_line(heads, over, match):
+    """over="foo" was silently summed per head as "channels", heads=0 a ZeroDivisionError at the first forward,
+    heads=2.5 silently 2 heads."""
+    with pytest.raises(ConfigError, match=match) as caught:
+        QuerySum(heads, over)
+    assert "\n" not in str(caught.value)

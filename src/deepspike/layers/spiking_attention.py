@@ -32,7 +32,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import is_finite, is_whole
 from deepspike.layers.activity_records import is_spike_valued
+
+QUERY_SUMS = ("channels", "tokens")
+
+
+def check_heads(heads: int, where: str) -> None:
+    """``ConfigError`` unless ``heads`` is a whole number >= 1 (``where`` names the layer)."""
+    if not is_whole(heads, 1):
+        raise ConfigError(f"{where} heads={heads!r} must be a whole number >= 1")
 
 
 class AttentionProduct(nn.Module):
@@ -40,7 +50,10 @@ class AttentionProduct(nn.Module):
 
     def __init__(self, heads: int, scale: float) -> None:
         super().__init__()
-        self.heads, self.scale = int(heads), float(scale)
+        check_heads(heads, "AttentionProduct")
+        if not (is_finite(scale) and scale > 0):
+            raise ConfigError(f"AttentionProduct scale={scale!r} must be a finite number > 0")
+        self.heads, self.scale = heads, float(scale)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W] -> [T, B, heads, d, L]`` (a view of a contiguous map)."""
@@ -123,7 +136,10 @@ class QuerySum(nn.Module):
 
     def __init__(self, heads: int, over: str) -> None:
         super().__init__()
-        self.heads, self.over = int(heads), over
+        check_heads(heads, "QuerySum")
+        if over not in QUERY_SUMS:
+            raise unknown_choice("QuerySum over", over, QUERY_SUMS)
+        self.heads, self.over = heads, over
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         if self.over == "tokens":
