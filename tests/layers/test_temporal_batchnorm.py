@@ -1,6 +1,7 @@
 """tdBN and TEBN (``layers.temporal_batchnorm``) against hand-computed statistics over T, B, H, W."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -75,3 +76,25 @@ def test_tdbn_on_a_time_invariant_input_runs_once_with_the_same_result():
     repeated = x[0].unsqueeze(0).expand(3, *x.shape[1:])  # stride 0 in T: direct encoding's input
     assert torch.allclose(once(repeated), full(repeated.contiguous()), atol=1e-6)
     assert torch.allclose(once.module.running_var, full.module.running_var)
+
+
+@pytest.mark.parametrize("timesteps", [0, -1, 2.5, True, "4"])
+def test_tebn_refuses_a_step_count_that_is_no_whole_number_at_least_one(timesteps):
+    """timesteps=0 built a TEBN with no scale at all, 2.5 / True / -1 failed in torch.ones with a TypeError or
+    RuntimeError."""
+    with pytest.raises(ConfigError, match="TEBN timesteps=") as caught:
+        TemporalEffectiveBatchNorm((2, 1, 2), timesteps)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("threshold, alpha, match", [
+    (math.nan, 1.0, "tdBN threshold=nan"), (math.inf, 1.0, "tdBN threshold=inf"), (0, 1.0, "tdBN threshold=0"),
+    (-1.0, 1.0, "tdBN threshold=-1.0"), ("1", 1.0, "tdBN threshold='1'"), (1.0, math.nan, "tdBN alpha=nan"),
+    (1.0, 0.0, "tdBN alpha=0.0"), (1e20, 1e20, "beyond float32's range"),
+])
+def test_tdbn_refuses_a_scale_that_is_not_a_finite_positive_float32(threshold, alpha, match):
+    """threshold=nan / inf, or a product beyond float32, silently made every batch-norm weight NaN or inf, 0 or a
+    negative value a zero or negated one; a string threshold was a TypeError."""
+    with pytest.raises(ConfigError, match=re.escape(match)) as caught:
+        threshold_dependent_batch_norm((2,), threshold, alpha)
+    assert "\n" not in str(caught.value)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_float32, is_whole
 from deepspike.layers.time_distributed import TimeDistributed
 
 
@@ -47,7 +48,13 @@ class _Scaled(nn.Module):
 
 
 def threshold_dependent_batch_norm(shape: tuple[int, ...], threshold: float, alpha: float = 1.0) -> nn.Module:
-    """tdBN for a per-sample ``shape``: a batch-norm with ``gamma = lambda alpha V_th`` (module docstring)."""
+    """tdBN for a per-sample ``shape``: a batch-norm with ``gamma = lambda alpha V_th`` (module docstring).
+    ``threshold`` and ``alpha``: finite numbers > 0 whose product a float32 weight holds, else ``ConfigError``."""
+    for name, value in (("threshold", threshold), ("alpha", alpha)):
+        if not (is_float32(value) and value > 0):
+            raise ConfigError(f"tdBN {name}={value!r} must be a finite number > 0")
+    if not is_float32(alpha * threshold):
+        raise ConfigError(f"tdBN scale alpha * threshold = {alpha * threshold:g} is beyond float32's range")
     bn = batch_norm(shape)
     parametrize.register_parametrization(bn, "weight", _Scaled(alpha * threshold))
     return bn
@@ -58,6 +65,8 @@ class TemporalEffectiveBatchNorm(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], timesteps: int) -> None:
         super().__init__()
+        if not is_whole(timesteps, 1):
+            raise ConfigError(f"TEBN timesteps={timesteps!r} must be a whole number >= 1 (one scale per step)")
         self.norm = TimeDistributed(batch_norm(shape))
         self.step_scale = nn.Parameter(torch.ones(timesteps))
 
