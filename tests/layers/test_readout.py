@@ -53,7 +53,7 @@ def test_max_membrane_readout_with_ce_is_snntorchs_ce_max_membrane_loss():
 def test_max_membrane_readout_has_no_per_step_scores_and_checks_its_decay():
     with pytest.raises(ConfigError, match="not a mean over steps"):
         MaxMembraneReadout().steps(torch.zeros(2, 1, 3))
-    with pytest.raises(ConfigError, match="expected in \\[0, 1\\]"):
+    with pytest.raises(ConfigError, match="MaxMembraneReadout decay must be a number in \\[0, 1\\], got 1.5"):
         MaxMembraneReadout(1.5)
     for decay in (1.5, -0.1, float("nan"), "1"):  # taken unchecked before
         with pytest.raises(ConfigError, match="MembraneReadout decay must be a number in \\[0, 1\\], got"):
@@ -61,3 +61,12 @@ def test_max_membrane_readout_has_no_per_step_scores_and_checks_its_decay():
     x = torch.tensor([3.0, -1.0, 2.0]).view(3, 1, 1)
     assert MaxMembraneReadout(0.0)(x).item() == 3.0  # decay 0: the largest current
     assert MaxMembraneReadout(1.0)(x).item() == 4.0  # decay 1: the largest running sum (3, 2, 4)
+
+
+@pytest.mark.parametrize("decay", [True, False, "0.5", float("nan"), float("inf"), -0.1])
+def test_max_membrane_readout_checks_its_decay_as_the_membrane_readout(decay):
+    """decay=True / False was taken as 1 / 0 and "0.5" raised TypeError ('<=' between float and str); now the same
+    check as ``MembraneReadout``'s (a number in [0, 1], not a bool), one line."""
+    with pytest.raises(ConfigError, match="MaxMembraneReadout decay must be a number in \\[0, 1\\], got") as caught:
+        MaxMembraneReadout(decay)
+    assert "\n" not in str(caught.value)

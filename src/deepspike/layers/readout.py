@@ -14,6 +14,12 @@ from deepspike.core.options import is_finite
 from deepspike.neurons.synaptic import synaptic_current
 
 
+def check_readout_decay(decay: float, where: str) -> None:
+    """``ConfigError`` unless ``decay`` is a number (not a bool) in [0, 1]; ``where`` names the readout."""
+    if not (is_finite(decay) and 0.0 <= decay <= 1.0):
+        raise ConfigError(f"{where} decay must be a number in [0, 1], got {decay!r}")
+
+
 class SpikeRateReadout(nn.Module):
     """Spiking output neurons; score = firing rate ``(1/T) sum_t s_t`` (wu2019's output, in [0, 1])."""
 
@@ -38,8 +44,7 @@ class MembraneReadout(nn.Module):
 
     def __init__(self, decay: float = 1.0) -> None:
         super().__init__()
-        if not (is_finite(decay) and 0.0 <= decay <= 1.0):
-            raise ConfigError(f"MembraneReadout decay must be a number in [0, 1], got {decay!r}")
+        check_readout_decay(decay, "MembraneReadout")
         self.decay = decay
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +80,7 @@ class MaxMembraneReadout(nn.Module):
 
     def __init__(self, decay: float = 0.9) -> None:
         super().__init__()
-        if not 0.0 <= decay <= 1.0:
-            raise ConfigError(f"bad value {decay!r} for the max-membrane readout's decay: expected in [0, 1]")
+        check_readout_decay(decay, "MaxMembraneReadout")
         self.decay = decay
 
     def membrane(self, x: torch.Tensor) -> torch.Tensor:
