@@ -101,3 +101,18 @@ def test_a_bfloat16_run_in_pieces_keeps_the_float32_membrane_of_one_call():
     assert parts.dtype == torch.bfloat16 and torch.equal(parts, whole)
     assert torch.equal(parts_x.grad, whole_x.grad)
     assert kept == torch.float32
+
+
+@pytest.mark.parametrize("channels", [2.5, True, "3", 0, -1])
+def test_channels_that_are_no_whole_number_at_least_one_are_one_line_config_errors(channels):
+    """channels=2.5 / True raised TypeError in torch.full, "3" a TypeError ('<' between str and int)."""
+    with pytest.raises(ConfigError, match="channels=.* must be a whole number >= 1") as caught:
+        LearnableLIF(NeuronParams(), channels=channels)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("tau_init", ["3", math.nan])
+def test_tau_init_that_is_no_number_is_a_one_line_config_error(tau_init):
+    """tau_init="3" raised TypeError ('>' between str and float)."""
+    with pytest.raises(ConfigError, match="tau_init="):
+        LearnableLIF(NeuronParams(), tau_init=tau_init)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite, is_whole
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
@@ -34,7 +35,7 @@ from deepspike.neurons.update_cost import membrane_ops
 
 def tau_to_weight(tau: float) -> float:
     """The ``w`` with ``sigmoid(w) = 1/tau`` (``tau > 1``): ``w = -log(tau - 1)``."""
-    if not (tau > 1.0) or math.isinf(tau):
+    if not (is_finite(tau) and tau > 1.0):
         raise ConfigError(f"tau_init={tau} must be a finite number > 1 (1/tau = sigmoid(w) lies in (0, 1))")
     return -math.log(tau - 1.0)
 
@@ -55,8 +56,8 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         super().__init__()
         if not params.leak_grad:
             raise ConfigError("a learnable neuron needs leak_grad=True (its decay's gradient runs through the leak)")
-        if channels is not None and channels < 1:
-            raise ConfigError(f"channels={channels} must be >= 1 (or None for one value per layer)")
+        if channels is not None and not is_whole(channels, 1):
+            raise ConfigError(f"channels={channels!r} must be a whole number >= 1 (or None for one value per layer)")
         refuse_state_quant(params.state_quant, "a learnable neuron")
         self.fixed = params
         shape = () if channels is None else (channels,)
