@@ -163,3 +163,16 @@ def test_checks_and_counting():
     assert is_synaptic_layer(layer) and torch.equal(fan_out_map(layer, (2, 4)), torch.full((2, 4), 3.0))
     assert "max_delay=5" in repr(layer) and math.isclose(float(layer.sigma), 2.0)
     assert type(layer.position).lr_scale == 100.0
+
+
+@pytest.mark.parametrize("in_features, out_features, bad", [
+    (0, 3, "in_features"), (2.5, 3, "in_features"), (True, 3, "in_features"), (-1, 3, "in_features"),
+    (3, 0, "out_features"), (3, "2", "out_features"),
+])
+def test_feature_counts_that_are_no_whole_number_at_least_one_are_refused_at_construction(in_features, out_features,
+                                                                                          bad):
+    """in_features=0 / True were built (a layer of no or one input), out_features=0 and -1 failed at the first forward
+    or in torch.empty with a RuntimeError, 2.5 a TypeError."""
+    with pytest.raises(ConfigError, match=f"DelayedLinear {bad}=.* must be a whole number >= 1") as caught:
+        DelayedLinear(in_features, out_features, 4)
+    assert "\n" not in str(caught.value)

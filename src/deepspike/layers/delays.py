@@ -69,6 +69,9 @@ class DelayedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False) -> None:
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not is_whole(value, 1):
+                raise ConfigError(f"DelayedLinear {name}={value!r} must be a whole number >= 1")
         if not is_whole(max_delay, 1, MAX_DELAY):
             raise ConfigError(f"max_delay must be an integer from 1 to {MAX_DELAY} (steps), got {max_delay!r}")
         self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
