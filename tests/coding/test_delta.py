@@ -1,6 +1,8 @@
 """Delta modulation against snnTorch's ``spikegen.delta`` and hand-worked level crossings; the encoder module's
 shape handling and option errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -79,3 +81,19 @@ def test_encoder_takes_the_first_steps_of_sequences_and_frames():
         enc(torch.rand(2, 3, 4, 4), 2)
     with pytest.raises(ConfigError, match="asked for T=7 steps but the samples hold 6"):
         enc(seq, 7)
+
+
+@pytest.mark.parametrize("threshold", [math.inf, math.nan, True, "0.1", -0.5])
+def test_a_threshold_that_is_no_finite_positive_number_is_refused_in_one_line(threshold):
+    """threshold=inf built a DeltaEncoder that never spikes and True one of threshold 1, both silently; "0.1" raised
+    TypeError ('>' between str and int)."""
+    with pytest.raises(ConfigError, match="delta threshold must be > 0 and finite, got") as caught:
+        DeltaEncoder(threshold)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("off_spikes", ["no", 2, None])
+def test_off_spikes_that_is_no_bool_is_refused(off_spikes):
+    """off_spikes="no" was silently read as true (``bool("no")``)."""
+    with pytest.raises(ConfigError, match="delta off_spikes must be true or false"):
+        DeltaEncoder(0.1, off_spikes=off_spikes)

@@ -19,6 +19,7 @@ import torch
 
 from deepspike.coding.rate import check_floating
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 
 DELTA_MODES = ("step", "level")
 
@@ -31,8 +32,10 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
     check_floating(x, "delta_modulation")
     if mode not in DELTA_MODES:
         raise ConfigError(f"bad delta mode {mode!r}; valid: {', '.join(DELTA_MODES)}")
-    if not threshold > 0:
-        raise ConfigError(f"delta threshold must be > 0, got {threshold}")
+    if not (is_finite(threshold) and threshold > 0):
+        raise ConfigError(f"delta threshold must be > 0 and finite, got {threshold!r}")
+    if not isinstance(off_spikes, bool):
+        raise ConfigError(f"delta off_spikes must be true or false, got {off_spikes!r}")
     if mode == "step":
         d = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))  # [T, B, ...]
         up, down = d >= threshold, d <= -threshold
