@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d
 
 CASES = [
@@ -90,3 +91,22 @@ def test_no_grad_and_3d_inputs_fall_back_to_torch():
     with torch.no_grad():
         assert torch.equal(pool(x.unsqueeze(0)), nn.AvgPool2d(2)(x.unsqueeze(0)))
     assert isinstance(pool, nn.AvgPool2d)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((0,), {}, "kernel_size=0"), ((True,), {}, "kernel_size=True"), ((2, -1), {}, "stride=-1"),
+    ((2, 2.5), {}, "stride=2.5"), ((2, 2, 3), {}, "padding 3 must be in"), (((2, 0),), {}, r"kernel_size=\(2, 0\)"),
+    ((2,), {"divisor_override": 0}, "divisor_override=0"),
+])
+def test_a_bad_window_is_refused_when_built_in_one_line(args, kwargs, match):
+    """kernel_size=0 was a ZeroDivisionError at the first forward, stride=-1 and padding=3 a RuntimeError in
+    ATen, stride=2.5 a TypeError; now a ConfigError naming the argument when the layer is built."""
+    with pytest.raises(ConfigError, match=f"LeanAvgPool2d.*{match}") as caught:
+        LeanAvgPool2d(*args, **kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_pairs_and_the_default_stride_still_build():
+    x = torch.rand(2, 3, 4, 4)
+    assert LeanAvgPool2d((2, 3), 1, (1, 1))(x).shape == (2, 3, 5, 4)
+    assert LeanAvgPool2d(2, padding=1)(x).shape == (2, 3, 3, 3)

@@ -30,6 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepspike.core.errors import ConfigError, check_pool_padding
+from deepspike.core.options import is_whole
+
 
 def _tiles(x: torch.Tensor, kernel, stride, padding, divisor_override) -> bool:
     """True when the windows tile ``x`` [N, C, H, W] exactly (so ``ceil_mode`` cannot matter) and ``x`` is
@@ -132,7 +135,20 @@ def pool_window(pool: nn.AvgPool2d) -> tuple[list[int], list[int], list[int]]:
 
 
 class LeanAvgPool2d(nn.AvgPool2d):
-    """``nn.AvgPool2d`` that does not save its input for backward (module docstring); 4-D inputs."""
+    """``nn.AvgPool2d`` that does not save its input for backward (module docstring); 4-D inputs. Its window is
+    checked when built (``nn.AvgPool2d`` fails at the first forward): kernel_size and stride whole numbers >= 1,
+    padding in ``[0, kernel_size // 2]``, each an int or an (h, w) pair, divisor_override None or >= 1."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, low in (("kernel_size", 1), ("stride", 1), ("padding", 0)):
+            value = getattr(self, name)
+            pair = tuple(value) if isinstance(value, tuple | list) else (value,)
+            if not (len(pair) in (1, 2) and all(is_whole(v, low) for v in pair)):
+                raise ConfigError(f"LeanAvgPool2d {name}={value!r} must be a whole number >= {low} or an (h, w) pair")
+        check_pool_padding(self.padding, self.kernel_size, "LeanAvgPool2d")
+        if self.divisor_override is not None and not is_whole(self.divisor_override, 1):
+            raise ConfigError(f"LeanAvgPool2d divisor_override={self.divisor_override!r} must be None or >= 1")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
