@@ -48,3 +48,13 @@ def test_the_corrected_list_then_converts_into_the_same_out(relu_run, tmp_path, 
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["convert", str(relu_run), "--norm", "spike,max", *common]) == 0
     assert sorted(p.name for p in (tmp_path / "cmp").iterdir() if p.is_dir()) == ["max", "spike"]
+
+
+def test_the_comparison_tables_give_the_energy_with_the_neurons_updates(relu_run, tmp_path):
+    """The third table is the SNN energy with every IF neuron's two ACs per step added: never below the second."""
+    result = convert_norms(relu_run, tmp_path / "cmp", ["max", "spike"], timesteps=4, calib_timesteps=4, limit=10,
+                           **QUIET)
+    assert "SNN with the neurons' own updates / ANN energy per image (45nm_fp32)" in result["table"]
+    rows = result["rows"]
+    assert len(rows) == 2 * 3  # two norms at T = 1, 2, 4
+    assert all(r["energy_with_updates_snn_over_ann"] > r["energy_snn_over_ann"] for r in rows)

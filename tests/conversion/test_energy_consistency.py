@@ -51,3 +51,11 @@ def test_convert_and_analyze_give_the_same_energy(ann_run, norm):
         analyze_ratio = 1.0 / analysis["energy"][preset]["ann_over_snn"]
         assert summary["energy_ratio_by_timesteps"][preset][str(T)] == pytest.approx(analyze_ratio, rel=rel)
         assert row[preset]["snn_pj"] == pytest.approx(analysis["energy"][preset]["snn_pj"], rel=rel)
+        with_updates = analysis["energy"][preset]["snn_with_updates_pj"]
+        assert row[preset]["snn_with_updates_pj"] == pytest.approx(with_updates, rel=rel)
+        assert summary["energy_ratio_with_updates_by_timesteps"][preset][str(T)] == pytest.approx(
+            1.0 / analysis["energy"][preset]["ann_over_snn_with_updates"], rel=rel)
+    # the converted IF neurons' own updates, h = v + x and the threshold test: 2 ACs per neuron and step, no MAC
+    neurons = sum(layer["neurons"] for layer in analysis["activity"]["layers"])
+    assert row["update_acs"] == analysis["activity"]["update_acs_per_sample"] == 2 * neurons * T
+    assert row["update_macs"] == analysis["activity"]["update_macs_per_sample"] == 0

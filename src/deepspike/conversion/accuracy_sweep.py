@@ -40,7 +40,8 @@ class AccuracySweep:
     ``spikes`` and ``neurons`` per neuron layer, ``accumulates`` (synaptic operations, ACs + MACs) per synaptic layer
     (after all T steps); ``accumulates_at[i]`` and ``macs_at[i]`` (the MACs among them: all of a layer's operations
     when the recorder priced the layer as analog, ``SynapseRecord.add_inputs``, else none) per synaptic layer and
-    ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps."""
+    ``spikes_at[i]`` (all neuron layers) after ``marks[i]`` steps; ``update_ops_per_step``: the neurons' own state
+    updates (MACs, ACs) per sample and time step (``neurons.update_cost``; every neuron updates at every step)."""
 
     marks: list[int]
     accuracy: list[float]
@@ -52,6 +53,7 @@ class AccuracySweep:
     accumulates_at: list[dict[str, float]]
     spikes_at: list[float]
     macs_at: list[dict[str, float]]
+    update_ops_per_step: tuple[float, float] = (0.0, 0.0)
 
 
 def sweep_accuracy(
@@ -96,7 +98,16 @@ def sweep_accuracy(
         [_per_sample(layer_ops, recorder, n) for layer_ops in ops_at],
         [spikes / n for spikes in spikes_at],
         [_per_sample(layer_macs, recorder, n) for layer_macs in macs_at],
+        _update_ops_per_step(recorder, n * timesteps),
     )
+
+
+def _update_ops_per_step(recorder: ActivityRecorder, sample_steps: int) -> tuple[float, float]:
+    """(MACs, ACs) of the neurons' own updates per sample and step, from the recorder's totals over
+    ``sample_steps`` = samples x T."""
+    layers = recorder.layers.values()
+    return (sum(layer.update_macs for layer in layers) / max(1, sample_steps),
+            sum(layer.update_acs for layer in layers) / max(1, sample_steps))
 
 
 def _per_sample(ops: dict[str, float], recorder: ActivityRecorder, samples: int) -> dict[str, float]:

@@ -51,20 +51,24 @@ def convert_norms(
 
 
 def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per norm and T: ANN and SNN accuracy, accuracy drop (pp) and SNN / ANN energy."""
+    """One row per norm and T: ANN and SNN accuracy, accuracy drop (pp) and SNN / ANN energy, without and with the
+    neurons' own updates."""
     rows = []
     for norm, s in summaries.items():
         energy = s["energy_ratio_by_timesteps"].get(ENERGY_PRESET, {})
+        with_updates = s.get("energy_ratio_with_updates_by_timesteps", {}).get(ENERGY_PRESET, {})
         for t, accuracy in s["accuracy_by_timesteps"].items():
             rows.append({
                 "norm": norm, "timesteps": int(t), "ann_accuracy": s["ann_test_accuracy"], "snn_accuracy": accuracy,
                 "drop_pp": 100.0 * (s["ann_test_accuracy"] - accuracy), "energy_snn_over_ann": energy.get(t),
+                "energy_with_updates_snn_over_ann": with_updates.get(t),
             })
     return rows
 
 
 def comparison_markdown(summaries: dict[str, dict[str, Any]]) -> str:
-    """Two markdown tables, norms by T: SNN accuracy (%) with the ANN's, and SNN / ANN energy."""
+    """Three markdown tables, norms by T: SNN accuracy (%) with the ANN's, SNN / ANN energy, and the same with the
+    neurons' own updates."""
     steps = list(next(iter(summaries.values()))["accuracy_by_timesteps"])
     head = "| norm | ANN | " + " | ".join(f"T={t}" for t in steps) + " |\n|---|---|" + "---|" * len(steps) + "\n"
     accuracy = "".join(
@@ -72,12 +76,20 @@ def comparison_markdown(summaries: dict[str, dict[str, Any]]) -> str:
         + " | ".join(f"{100 * s['accuracy_by_timesteps'][t]:.2f}" for t in steps) + " |\n"
         for n, s in summaries.items()
     )
-    energy = ""
-    for n, s in summaries.items():
-        ratios = s["energy_ratio_by_timesteps"].get(ENERGY_PRESET, {})
-        energy += f"| {n} | 1 | " + " | ".join(_ratio(ratios.get(t)) for t in steps) + " |\n"
+    energy = _ratio_rows(summaries, steps, "energy_ratio_by_timesteps")
+    with_updates = _ratio_rows(summaries, steps, "energy_ratio_with_updates_by_timesteps")
     return (f"Test accuracy (%) against time steps T\n\n{head}{accuracy}\n"
-            f"SNN / ANN energy per image ({ENERGY_PRESET})\n\n{head}{energy}")
+            f"SNN / ANN energy per image ({ENERGY_PRESET})\n\n{head}{energy}\n"
+            f"SNN with the neurons' own updates / ANN energy per image ({ENERGY_PRESET})\n\n{head}{with_updates}")
+
+
+def _ratio_rows(summaries: dict[str, dict[str, Any]], steps: list[str], key: str) -> str:
+    """One table row per norm: the energy ratio ``key`` of its summary at each of ``steps``."""
+    rows = ""
+    for n, s in summaries.items():
+        ratios = s.get(key, {}).get(ENERGY_PRESET, {})
+        rows += f"| {n} | 1 | " + " | ".join(_ratio(ratios.get(t)) for t in steps) + " |\n"
+    return rows
 
 
 def _ratio(value: float | None) -> str:
@@ -85,7 +97,8 @@ def _ratio(value: float | None) -> str:
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    keys = ["norm", "timesteps", "ann_accuracy", "snn_accuracy", "drop_pp", "energy_snn_over_ann"]
+    keys = ["norm", "timesteps", "ann_accuracy", "snn_accuracy", "drop_pp", "energy_snn_over_ann",
+            "energy_with_updates_snn_over_ann"]
     lines = [",".join(keys)] + [",".join("" if r[k] is None else str(r[k]) for k in keys) for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -230,7 +230,8 @@ def _summary(
     source_run: str, calibrated: Calibrated, sweep: AccuracySweep, ann: tuple[float, float], ops: dict[str, Any]
 ) -> dict[str, Any]:
     """``summary.json``: the settings, accuracies (``ann`` = ANN accuracy and seconds), the accuracy and the
-    SNN / ANN energy (per MAC/AC preset) at every power of two up to T and at T, operations / ANN MACs,
+    SNN / ANN energy (per MAC/AC preset; without and with the neurons' own updates) at every power of two up to T
+    and at T, operations / ANN MACs,
     thresholds and the seconds each step took."""
     o = calibrated.options
     ann_accuracy, ann_seconds = ann
@@ -258,16 +259,20 @@ def _summary(
         "best_snn_accuracy": max(sweep.accuracy),
         "best_at_timesteps": sweep.marks[int(np.argmax(sweep.accuracy))],
         "accuracy_by_timesteps": {str(t): a for t, a in zip(sweep.marks, sweep.accuracy, strict=True) if t in table},
-        "energy_ratio_by_timesteps": {
-            preset: {str(row["timesteps"]): row[preset]["snn_over_ann"] for row in rows}
-            for preset in (k for k, v in rows[0].items() if isinstance(v, dict))
-        },
+        "energy_ratio_by_timesteps": _energy_ratios(rows, "snn_over_ann"),
+        "energy_ratio_with_updates_by_timesteps": _energy_ratios(rows, "snn_with_updates_over_ann"),
         "ac_to_mac_ratio": ops["ratio"],
         "thresholds": list(o.thresholds),
         "calibration_seconds": round(calibrated.seconds, 2),
         "ann_eval_seconds": round(ann_seconds, 2),
         "snn_eval_seconds": round(sweep.seconds, 2),
     }
+
+
+def _energy_ratios(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float | None]]:
+    """Per MAC/AC preset, ``key`` (an SNN / ANN energy ratio) of each reported T's row."""
+    return {preset: {str(row["timesteps"]): row[preset][key] for row in rows}
+            for preset in (k for k, v in rows[0].items() if isinstance(v, dict))}
 
 
 def _plain(threshold: Any) -> float | list[float]:
