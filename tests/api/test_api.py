@@ -64,6 +64,11 @@ def test_catalog_lists_what_the_registries_hold():
      r"calib_samples \(--calib-samples\) must be a whole number >= 1, got 0"),
     (lambda tmp: ds.convert(tmp, tmp / "c", calib_timesteps=2.5),
      r"calib_timesteps \(--calib-timesteps\) must be a whole number >= 1, got 2.5"),  # the fault: not whole
+    (lambda tmp: ds.convert(tmp, tmp / "c", timesteps=10**11),  # once ran on without end
+     r"^timesteps \(--timesteps\) must be at most 100,000 steps, got 100000000000$"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", calib_timesteps=100_001),
+     r"^calib_timesteps \(--calib-timesteps\) must be at most 100,000 steps, got 100001$"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", timesteps=10**400), r"must be at most 100,000 steps, got \(an integer of"),
     (lambda tmp: ds.convert(tmp, tmp / "c", norm=3), "norm must be a name or a list of names of spike, max"),
     (lambda tmp: ds.convert(tmp, tmp / "c", margin=2.0), "unknown conversion option 'margin'; valid: calib_samples"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"),

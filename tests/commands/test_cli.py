@@ -240,3 +240,11 @@ def test_models_with_a_bad_class_count_prints_only_the_error(capsys):
     assert main(["models", "--classes", "0"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "deepspike: error: num_classes must be >= 2, got 0\n"
+
+
+def test_convert_refuses_more_time_steps_than_its_cap(tmp_path, capsys):
+    """--timesteps 100000000000 was accepted and simulated on without end; now refused before the run is read."""
+    assert main(["convert", str(tmp_path / "no_run"), "--timesteps", str(10**11), "--out", str(tmp_path / "c")]) == 2
+    expected = "deepspike: error: timesteps (--timesteps) must be at most 100,000 steps, got 100000000000\n"
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "c").exists()

@@ -13,11 +13,15 @@ from deepspike.conversion.comparison import convert_norms
 from deepspike.conversion.pipeline import convert_run
 from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole
+from deepspike.core.options import is_finite, is_whole, shown_value
 
 RATE_OPTIONS = ("calib_samples", "calib_timesteps", "percentile", "reset", "readout", "residual", "encoding",
                 "initial_membrane", "spike_value", "signed", "limit", "seed")
 TTFS_OPTIONS = ("calib_samples", "margin", "alpha", "limit")
+MAX_STEPS = 100_000
+"""The most time steps a conversion simulates (``timesteps``; ``calib_timesteps`` per layer): 40 times the
+paper's 2500 (Sengupta et al. 2019). The simulation runs in chunks, so no memory check stops a larger T; 10**11
+steps ran on without end."""
 
 
 def convert(
@@ -35,7 +39,8 @@ def convert(
     table (``conversion.comparison``); the result is then ``{"norms": [...], "rows": [...]}``. ``options``:
     ``calib_samples``, ``calib_timesteps``, ``percentile``, ``reset``, ``readout``, ``residual``, ``encoding``,
     ``initial_membrane``, ``spike_value``, ``signed``, ``limit``, ``seed`` (see ``deepspike convert --help``); a
-    count that is not a whole number >= 1, a seed outside [0, 2**63 - 1] or another option is a ``ConfigError``."""
+    count that is not a whole number >= 1, ``timesteps`` or ``calib_timesteps`` above ``MAX_STEPS``, a seed outside
+    [0, 2**63 - 1] or another option is a ``ConfigError``."""
     norms = norm.split(",") if isinstance(norm, str) else list(norm) if isinstance(norm, list | tuple) else [norm]
     if not all(isinstance(n, str) for n in norms):
         raise ConfigError(f"norm must be a name or a list of names of {', '.join(CONVERSION_NORMS)}, got {norm!r}")
@@ -63,13 +68,18 @@ def convert_to_ttfs(
 def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
     """A one-line ``ConfigError`` for a conversion option that is not one of ``valid``, a count (``timesteps``,
     ``calib_samples``, ``calib_timesteps``, ``limit``) that is not a whole number >= 1 (``limit=0`` scored 0 test
-    images as 0% accuracy), a ``seed`` outside ``train.seed``'s range or a ``margin``/``alpha`` that is no number."""
+    images as 0% accuracy), step counts above ``MAX_STEPS``, a ``seed`` outside ``train.seed``'s range or a
+    ``margin``/``alpha`` that is no number."""
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(f"unknown conversion option {unknown[0]!r}; valid: {', '.join(sorted(valid))}")
     for key in ("timesteps", "calib_samples", "calib_timesteps", "limit"):
         if options.get(key) is not None and not is_whole(options[key], 1):
             raise ConfigError(f"{key} (--{key.replace('_', '-')}) must be a whole number >= 1, got {options[key]!r}")
+    for key in ("timesteps", "calib_timesteps"):
+        if options.get(key) is not None and options[key] > MAX_STEPS:
+            raise ConfigError(f"{key} (--{key.replace('_', '-')}) must be at most {MAX_STEPS:,} steps, got "
+                              f"{shown_value(options[key])}")
     if options.get("seed") is not None and not is_whole(options["seed"], 0, SEED_MAX):
         raise ConfigError(f"--seed must be in [0, 2**63 - 1] (as train.seed), got {options['seed']!r}")
     for key in ("margin", "alpha"):

@@ -41,10 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_norms,
         help=NORM_HELP,
     )
-    p.add_argument("--timesteps", type=int, help="simulated time steps T (default 2500)")
+    most = f"at most {api.conversion.MAX_STEPS:,}"
+    p.add_argument("--timesteps", type=int, help=f"simulated time steps T (default 2500, {most})")
     p.add_argument("--out", help="output run directory (default RUN_DIR/converted_<norm>)")
     p.add_argument("--calib-samples", type=int, help="training images for calibration (rate 256, ttfs 2048)")
-    p.add_argument("--calib-timesteps", type=int, help="SPIKE-NORM steps per layer (2500)")
+    p.add_argument("--calib-timesteps", type=int, help=f"SPIKE-NORM steps per layer (2500, {most})")
     p.add_argument("--percentile", type=float, help="percentile for --norm percentile (99.99)")
     auto = " (default: follows --norm)"
     p.add_argument("--reset", choices=["zero", "subtract"], help="IF reset" + auto)
