@@ -248,3 +248,11 @@ def test_convert_refuses_more_time_steps_than_its_cap(tmp_path, capsys):
     expected = "deepspike: error: timesteps (--timesteps) must be at most 100,000 steps, got 100000000000\n"
     assert capsys.readouterr().err == expected
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("classes", [str(10**11), "65537"])
+def test_models_refuses_a_class_count_beyond_the_largest_model_argument(capsys, classes):
+    """--classes 100000000000 once listed nets of 4 * 10**13 weights; the most is models.registry.MAX_SIZE_ARG."""
+    assert main(["models", "--classes", classes]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"deepspike: error: num_classes must be at most 65536, got {classes}\n"

@@ -13,7 +13,8 @@ HELP = ("list registered models with their synaptic weight counts (conv/linear/a
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classes", type=int, default=10, help="number of classes to size the head (default 10)")
+    p.add_argument("--classes", type=int, default=10, help="number of classes to size the head (default 10, "
+                   f"2 to {api.catalog.MAX_SIZE_ARG})")
 
 
 def run(args: argparse.Namespace) -> int:
