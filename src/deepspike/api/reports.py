@@ -144,6 +144,8 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     if path is None and not check and target is None:
         raise ConfigError("export needs --nir PATH, --check or --target")
     _refuse_options_without_their_part(path, check, steps, target, limit, options)
+    if path is not None:
+        check_replaces_only_a_nir_file(path)
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
     summary = export_run(run_dir, path, **options) if path is not None else {}
     if report is not None:
@@ -152,6 +154,23 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
         summary["check"] = check_run(run_dir, 1000 if steps is None else steps, options.get("dt", DEFAULT_DT),
                                      round_delays=bool(options.get("round_delays", False)))
     return summary
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of an HDF5 file, which a NIR file is
+
+
+def check_replaces_only_a_nir_file(path: str | Path) -> None:
+    """A one-line ``ConfigError`` when ``--nir PATH`` would write over an existing file that is not an HDF5 (NIR)
+    file: ``--nir RUN/analysis/analysis.json`` replaced the analysis with the graph. An earlier NIR file or an empty
+    file may be replaced; a run's own files, folders and devices are refused first (``check_not_run_file``,
+    ``check_output_file``)."""
+    target = check_output_file(path, "--nir")
+    check_not_run_file(target, "--nir")
+    if target.is_file() and target.stat().st_size > 0:
+        with target.open("rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise ConfigError(f"--nir {path} exists and is not a NIR file; writing there would replace it: "
+                                  "choose another path")
 
 
 def _refuse_options_without_their_part(path, check: bool, steps, target, limit, options: dict) -> None:

@@ -1,0 +1,31 @@
+"""api.reports: the output checks of ``export`` (made before any run is read, so no run is trained here)."""
+
+import pytest
+
+import deepspike as ds
+from deepspike.cli import main
+
+
+@pytest.mark.parametrize("name, content", [
+    ("analysis.json", b'{"accuracy": 0.9}'), ("report.md", b"# report\n"), ("thresholds.json", b"[1.0]"),
+    ("notes.nir", b"not HDF5 after all"),
+])
+def test_export_refuses_to_write_over_a_file_that_is_not_nir(tmp_path, capsys, name, content):
+    """``export RUN --nir RUN/analysis/analysis.json`` wrote the HDF5 graph over the analysis (exit 0)."""
+    target = tmp_path / name
+    target.write_bytes(content)
+    assert main(["export", str(tmp_path), "--nir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"deepspike: error: --nir {target} exists and is not a NIR file; writing there would replace it: "
+                   "choose another path\n")
+    assert target.read_bytes() == content
+
+
+@pytest.mark.parametrize("content", [b"\x89HDF\r\n\x1a\n" + b"\0" * 24, b""])
+def test_export_may_replace_an_earlier_nir_file_or_an_empty_one(tmp_path, content):
+    """Past the output check, the missing run is the error: the file itself was accepted."""
+    target = tmp_path / "model.nir"
+    target.write_bytes(content)
+    with pytest.raises(ds.DataNotFoundError, match="is not a run directory"):
+        ds.export(tmp_path / "no_run", target)
+    assert target.read_bytes() == content
