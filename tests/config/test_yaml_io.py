@@ -1,5 +1,6 @@
 """Bounded YAML reading: bombs, recursion, binary files and Python tags are one-line ConfigErrors, fast."""
 
+import os
 import time
 
 import pytest
@@ -101,3 +102,16 @@ def test_plain_yaml_still_reads_as_before():
     assert value["a"] == value["b"] == {"x": 1, "y": [0.001, float("inf"), "2020-01-01", 16, True, None]}
     assert value["c"]["x"] == 2 and value["c"]["y"] == value["a"]["y"]
     assert parse_yaml("x: " + "[" * (MAX_YAML_DEPTH - 2) + "]" * (MAX_YAML_DEPTH - 2), "t")["x"] is not None
+
+
+def test_a_device_or_pipe_as_recipe_is_refused_as_not_a_regular_file(tmp_path, capsys):
+    """``train /dev/null`` said "config file not found: /dev/null" of a path that is there; a pipe likewise."""
+    pipe = tmp_path / "recipe.fifo"
+    os.mkfifo(pipe)  # never opened: the refusal comes first (opening it would wait for a writer)
+    for path in ("/dev/null", str(pipe)):
+        with pytest.raises(ConfigError, match=f"^{path} is not a regular file .a device, pipe or socket.; give a "):
+            load_config(path)
+        assert main(["train", path, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"deepspike: error: {path} is not a regular file") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -43,10 +43,13 @@ _FLOAT = re.compile(
 
 
 def read_yaml_file(path: Path) -> Any:
-    """The YAML document in file ``path`` as plain Python data (None when empty); one-line errors."""
+    """The YAML document in regular file ``path`` as plain Python data (None when empty); one-line errors (a folder,
+    a device or a pipe is refused, a missing file is a ``DataNotFoundError``)."""
     name = shown_key(str(path))
     if path.is_dir():  # once "config file not found: runs", of a folder that is there
         raise ConfigError(f"{name} is a folder, not a recipe file (YAML)")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: once "config file not found"
+        raise ConfigError(f"{name} is not a regular file (a device, pipe or socket); give a recipe file (YAML)")
     if not path.is_file():
         raise DataNotFoundError(f"config file not found: {name}")
     try:
