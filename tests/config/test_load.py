@@ -226,3 +226,24 @@ def test_a_run_config_whose_section_is_not_a_mapping_is_one_line(tmp_path, text)
     path.write_text(text)
     with pytest.raises(ConfigError, match="for section method: expected a mapping of its keys"):
         load_saved_config(path)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("data: {data_dir: off}\n", "data.data_dir"),  # once the folder "False"
+    ("expected: {measured_by: yes}\n", "expected.measured_by"),  # once recorded as "True"
+    ("method: {name: stbp, surrogate: on}\n", "method.surrogate"),
+])
+def test_an_unquoted_yes_no_on_off_in_a_text_key_is_refused_not_stored_as_true(tmp_path, capsys, text, key):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    assert main(["train", str(recipe), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepspike: error: bad value ") and f" for {key}: expected a string (" in err
+    assert "quote the text" in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_quoted_yes_or_off_in_a_text_key_keeps_its_text(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {data_dir: 'off'}\nexpected: {measured_by: \"yes\"}\n")
+    config = load_config(recipe)
+    assert (config.data.data_dir, config.expected.measured_by) == ("off", "yes")

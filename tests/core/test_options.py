@@ -103,6 +103,28 @@ def test_true_false_and_mixed_types_pass():
     assert to_dataclass(Switches, {"on": False, "mode": "default"}, "sec").mode == "default"
 
 
+@dataclasses.dataclass
+class Words:
+    name: str = "x"
+    folder: str | None = None
+    mode: bool | str = False
+
+
+@pytest.mark.parametrize("key", ["name", "folder"])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_text_option_refuses_a_boolean_instead_of_storing_true_as_text(key, value):
+    """YAML 1.1 reads an unquoted yes/no/on/off as a boolean; OmegaConf then stored the text "True"/"False"."""
+    expected = (rf"^bad value {str(value).lower()} for sec.{key}: expected a string \(YAML reads an unquoted yes, no, "
+                r"on, off, true or false as a boolean: quote the text\)$")
+    with pytest.raises(ConfigError, match=expected):
+        to_dataclass(Words, {key: value}, "sec")
+
+
+def test_text_options_keep_their_text_and_a_bool_or_text_option_takes_a_bool():
+    words = to_dataclass(Words, {"name": "yes", "folder": "off", "mode": True}, "sec")
+    assert (words.name, words.folder, words.mode) == ("yes", "off", True)
+
+
 @pytest.mark.parametrize("value, low, high, expected", [
     (3, 1, math.inf, True), (1, 1, 1, True), (0, 1, math.inf, False), (5, 1, 4, False),
     (True, 0, math.inf, False), (2.0, 1, math.inf, False), ("3", 1, math.inf, False), (None, 0, math.inf, False),

@@ -58,9 +58,11 @@ def to_dataclass(schema: type[T], values: Any, where: str) -> T:
 
 def _check_containers(schema: type, values: Any, path: list[str], where: str) -> None:
     """``ConfigError`` for a list or scalar where ``schema`` has a mapping (a nested dataclass or a dict), or a
-    mapping or scalar where it has a list: OmegaConf's errors for these name no key; and for anything but true or
-    false where it has a ``bool`` (OmegaConf turns 2, "on" or "1" into true). Unknown keys, None and ``${...}``
-    interpolations are left to OmegaConf."""
+    mapping or scalar where it has a list: OmegaConf's errors for these name no key; for anything but true or
+    false where it has a ``bool`` (OmegaConf turns 2, "on" or "1" into true); and for a boolean where it has only
+    text (``str``, ``str | None``): YAML 1.1 reads an unquoted ``yes``/``no``/``on``/``off`` as one, and OmegaConf
+    stored it as the text "True" or "False" (``data.data_dir: off`` was the folder ``False``). Unknown keys, None
+    and ``${...}`` interpolations are left to OmegaConf."""
     if not isinstance(values, dict):
         return
     fields = {f.name: f for f in dataclasses.fields(schema)}
@@ -77,8 +79,18 @@ def _check_containers(schema: type, values: Any, path: list[str], where: str) ->
         if tp in (bool, "bool") and not isinstance(value, bool):  # OmegaConf would read 2, "on" or "1" as true
             key = shown_key(_dotted(where, [*path, name]))
             raise ConfigError(f"bad value {shown_value(value)} for {key}: expected true or false")
+        if isinstance(value, bool) and _holds_text(tp):  # OmegaConf would store the text "True" for yes or on
+            key = shown_key(_dotted(where, [*path, name]))
+            raise ConfigError(f"bad value {str(value).lower()} for {key}: expected a string (YAML reads an unquoted "
+                              "yes, no, on, off, true or false as a boolean: quote the text)")
         if nested:
             _check_containers(tp, value, [*path, name], where)
+
+
+def _holds_text(tp: Any) -> bool:
+    """The annotation ``tp`` (a type or its postponed text) is ``str``, optionally ``| None``."""
+    text = tp if isinstance(tp, str) else _type_name(tp)
+    return {part.strip() for part in text.split("|")} - {"None", "NoneType"} == {"str"}
 
 
 def is_whole(value: Any, low: int, high: float = math.inf) -> bool:
