@@ -1,9 +1,12 @@
-"""api.reports: the output checks of ``export`` (made before any run is read, so no run is trained here)."""
+"""api.reports: the output checks of ``export`` (made before any run is read) and ``analyze``'s own energy presets;
+no run is trained here."""
 
 import pytest
 
 import deepspike as ds
+from deepspike.api import reports
 from deepspike.cli import main
+from deepspike.models.energy import PRESETS, energy_table
 
 
 @pytest.mark.parametrize("name, content", [
@@ -29,3 +32,24 @@ def test_export_may_replace_an_earlier_nir_file_or_an_empty_one(tmp_path, conten
     with pytest.raises(ds.DataNotFoundError, match="is not a run directory"):
         ds.export(tmp_path / "no_run", target)
     assert target.read_bytes() == content
+
+
+def test_an_energy_preset_given_to_analyze_prices_that_call_only(tmp_path, monkeypatch):
+    """A preset of one ``analyze(energy_presets=...)`` call stayed registered: the next call's energy table (and
+    every later analysis in the process) priced it too. Also after a call that fails, the registry is as before."""
+    tables = []
+
+    def fake_analysis(run_dir, out, options):
+        tables.append(energy_table(100.0, None))  # the energy table analyze_run writes, from models.energy.PRESETS
+        if len(tables) == 3:
+            raise ds.ConfigError("failed midway")
+        return {}
+
+    monkeypatch.setattr(reports, "analyze_run", fake_analysis)
+    before = dict(PRESETS)
+    ds.analyze(tmp_path, tmp_path / "a1", energy_presets=("mine:mac=2",))
+    ds.analyze(tmp_path, tmp_path / "a2")
+    with pytest.raises(ds.ConfigError, match="failed midway"):
+        ds.analyze(tmp_path, tmp_path / "a3", energy_presets=("other:ac=1",))
+    assert tables[0]["mine"]["ann_pj"] == 200.0 and "mine" not in tables[1]
+    assert "other" in tables[2] and dict(PRESETS) == before

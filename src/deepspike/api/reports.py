@@ -8,7 +8,8 @@ file, a folder without write permission, a run's own files: one-line errors), an
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from deepspike.core.options import is_whole
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
-from deepspike.models.energy import parse_energy_preset, register_energy_preset
+from deepspike.models.energy import PRESETS, EnergyPreset, parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
 from deepspike.training.runtime import autocast, autocast_dtype, model_device
 from deepspike.training.training_setup import SPLITS
@@ -38,7 +39,8 @@ def analyze(
     energy_presets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Write ``analysis.json``, ``report.md`` and plots for a run into ``out`` (default ``RUN_DIR/analysis``)
-    and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``;
+    and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``, priced in this
+    analysis only (registered for this call, not for the process);
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
     (``out/qat/bits<k>``)."""
     if options is not None and not isinstance(options, AnalysisOptions):
@@ -48,17 +50,30 @@ def analyze(
     names = [p.name for p in presets]
     if len(set(names)) < len(names):
         raise ConfigError(f"energy presets given twice: {sorted({n for n in names if names.count(n) > 1})}")
-    for preset in presets:
-        register_energy_preset(preset)
     out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
     if qat_bits:  # before the analysis: a bad stage was found only after it and the stages before it
         check_qat(out / "qat", qat_bits, qat_epochs, run_dir=run_dir)
-    result = analyze_run(run_dir, out, options or AnalysisOptions())
+    with _registered_for_this_call(presets):
+        result = analyze_run(run_dir, out, options or AnalysisOptions())
     if qat_bits:
         per_channel = options.per_channel if options is not None else False
         result["qat"] = quantization_aware_retrain(run_dir, out / "qat", qat_bits, qat_epochs, per_channel)
         atomic_write_json(out / "qat.json", result["qat"])
     return result
+
+
+@contextmanager
+def _registered_for_this_call(presets: list[EnergyPreset]) -> Iterator[None]:
+    """``presets`` in ``models.energy.PRESETS`` inside the block only: afterwards, also after an error, the registry
+    is as it was (a preset of one ``analyze`` call stayed registered and was priced by every later analysis)."""
+    saved = dict(PRESETS)
+    try:
+        for preset in presets:
+            register_energy_preset(preset)
+        yield
+    finally:
+        PRESETS.clear()
+        PRESETS.update(saved)
 
 
 def compare(
