@@ -53,3 +53,11 @@ def test_an_energy_preset_given_to_analyze_prices_that_call_only(tmp_path, monke
         ds.analyze(tmp_path, tmp_path / "a3", energy_presets=("other:ac=1",))
     assert tables[0]["mine"]["ann_pj"] == 200.0 and "mine" not in tables[1]
     assert "other" in tables[2] and dict(PRESETS) == before
+
+
+@pytest.mark.parametrize("steps", [10**11, 10_001, 0, 2.5, "5"])
+def test_export_check_refuses_steps_outside_its_range_before_reading_the_run(tmp_path, steps):
+    """``export --check --steps 100000000000`` ended in a traceback (torch could not allocate 51 TB of sample
+    input); ``steps="5"`` from Python was a TypeError."""
+    with pytest.raises(ds.ConfigError, match=r"^--steps must be a whole number from 1 to 10,000, got "):
+        ds.export(tmp_path / "no_run", check=True, steps=steps)

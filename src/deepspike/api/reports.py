@@ -20,7 +20,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_ba
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_whole, shown_value
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.targets import target_report
@@ -141,6 +141,9 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
 
 
 EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window")
+MAX_CHECK_STEPS = 10_000
+"""The most steps of ``export --check``'s sample input, ``[steps, 2, *input_shape]`` float32 spikes run through every
+tool (2.6 GB for a 2x128x128 event camera's frames): 10**11 steps tried to allocate 51 TB and ended in a traceback."""
 
 
 def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int | None = None,
@@ -150,9 +153,9 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     each delay a whole step, as hardware runs it), ``large``, ``t_window`` (TTFS nets). Returns what was written.
     ``check``: also run the exported graph in every installed third-party NIR tool for ``steps`` steps and compare
     its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's; ``steps``
-    default 1000). ``target`` (``speck``, ``xylo``): the chip fit report (``result["target"]``; xylo: accuracy
-    before/after quantisation on ``limit`` test samples, default all). An option given for a part not asked for (it
-    would be ignored) or any other option is a one-line ``ConfigError``."""
+    default 1000, at most ``MAX_CHECK_STEPS``). ``target`` (``speck``, ``xylo``): the chip fit report
+    (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all). An
+    option given for a part not asked for (it would be ignored) or any other option is a one-line ``ConfigError``."""
     unknown = sorted(set(options) - set(EXPORT_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
@@ -195,6 +198,8 @@ def _refuse_options_without_their_part(path, check: bool, steps, target, limit, 
         raise ConfigError("--limit counts the test samples of --target xylo's accuracy; give it with --target xylo")
     if steps is not None and not check:
         raise ConfigError("--steps counts the steps of --check's sample input; give it with --check")
+    if steps is not None and not is_whole(steps, 1, MAX_CHECK_STEPS):
+        raise ConfigError(f"--steps must be a whole number from 1 to {MAX_CHECK_STEPS:,}, got {shown_value(steps)}")
     file_only = [f"--{key.replace('_', '-')}" for key in ("fold_thresholds", "large", "t_window")
                  if options.get(key) not in (None, False)]
     if path is None and file_only:

@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true",
                    help="rate-coded nets: run the graph in every installed NIR tool (snnTorch, Norse, Sinabs, "
                         "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and compare output spikes")
-    p.add_argument("--steps", type=int, default=None, help="--check: time steps of the sample input (default 1000)")
+    p.add_argument("--steps", type=int, default=None, help="--check: time steps of the sample input (default "
+                   f"1000, at most {api.reports.MAX_CHECK_STEPS:,})")
     p.add_argument("--target", choices=("speck", "xylo"),
                    help="check the net against a chip offline: speck (Sinabs' DYNAP-CNN mapping: IF conv nets; "
                         "per-layer cores and memory) or xylo (Rockpool's mapper: dense LIF nets, recurrent hidden "
