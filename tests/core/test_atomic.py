@@ -97,3 +97,17 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_output_folder_that_is_a_dangling_link_is_named_so(tmp_path, capsys):
+    """``train --out LINK`` (a link to a folder that is gone) said "File exists: LINK" from its mkdir."""
+    from deepspike.cli import main
+
+    link = tmp_path / "runs"
+    link.symlink_to(tmp_path / "gone")
+    expected = f"--out {link} is a symbolic link to {tmp_path / 'gone'}, which does not exist; create that folder"
+    with pytest.raises(ConfigError, match=f"^{expected}"):
+        check_output_dir(link, "--out")
+    assert main(["train", "train.epochs=1", "--out", str(link)]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: {expected} or pick another\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"] and link.is_symlink()

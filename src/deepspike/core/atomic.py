@@ -164,9 +164,12 @@ def atomic_write_json(path: Path, value: Any, indent: int = 2, default: Callable
 
 def check_output_dir(path: str | os.PathLike, label: str) -> Path:
     """``path`` as a Path, or a one-line error when it cannot be a folder we write into: an existing file (or
-    device, such as /dev/null), a path under a file, or no write permission where it would be created.
-    ``label`` names the path in the message (e.g. ``--out``). Creates nothing."""
+    device, such as /dev/null), a dangling symbolic link, a path under a file, or no write permission where it would
+    be created. ``label`` names the path in the message (e.g. ``--out``). Creates nothing."""
     path = _named(path, label, "folder")
+    if path.is_symlink() and not path.exists():  # once "File exists: PATH" from the mkdir of a command
+        raise ConfigError(f"{label} {path} is a symbolic link to {os.readlink(path)}, which does not exist; create "
+                          "that folder or pick another")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{label} {path} is not a folder (it is an existing file); pick a folder")
     _check_can_write_in(path, label, path)
