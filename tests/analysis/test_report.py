@@ -490,5 +490,5 @@ def test_analyze_refuses_what_a_wta_net_does_not_have(wta_run, tmp_path, capsys,
 
 def test_compare_lists_a_wta_run(wta_run):
     row, = compare_runs([wta_run], limit=20)
-    assert row["method"] == "wta_stdp" and row["latency"].startswith("T=")
+    assert row["method"] == "wta_stdp" and re.fullmatch(r"T=\d+(\.\d{1,3})?", row["latency"])  # mean steps, 6 digits
     assert row["synops/inf"] > row["spikes/inf"] > 0 and row["+ updates (nJ)"] > row["energy (nJ)"] > 0

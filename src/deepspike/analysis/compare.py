@@ -202,7 +202,7 @@ def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, An
     with_updates = energy.get("snn_with_updates_pj") if act else pj
     latency = None
     if lat:
-        latency = f"T={lat['value']}" if lat["kind"] == "timesteps" else f"t={lat['value']:.3g}"
+        latency = f"T={lat['value']:.6g}" if lat["kind"] == "timesteps" else f"t={lat['value']:.3g}"  # T: mean steps
     return {
         "run": a["run"],
         "method": a["method"],
