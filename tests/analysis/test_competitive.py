@@ -58,3 +58,37 @@ def test_the_layer_is_found_in_a_model():
     assert competitive_layer(layer) is layer
     assert competitive_layer(torch.nn.Sequential(torch.nn.Flatten(), layer)) is layer
     assert competitive_layer(torch.nn.Linear(2, 2)) is None
+
+
+def _replayed(layer, chunks):
+    """Per sample: input, excitatory and inhibitory spikes and shows, replaying the scoring by hand: each chunk's
+    rasters drawn show by show for the samples still weak (fewer than 5 excitatory spikes), each raster run alone
+    through ``present``."""
+    torch.manual_seed(EVAL_SEED)
+    w, theta, delays = (a.copy() for a in layer._kernel_arrays())
+    totals = np.zeros(4)
+    for x in chunks:
+        weak = list(range(len(x)))
+        for show in range(layer.presentation.max_presentations):
+            rasters = layer._rasters(x[weak].double(), show)
+            counts = [wta_kernels.present(w, theta, delays, r, False, layer.constants) for r in rasters]
+            totals += [rasters.sum(), sum(c[0].sum() for c in counts), sum(c[1].sum() for c in counts), len(weak)]
+            weak = [i for i, c in zip(weak, counts, strict=True) if c[0].sum() < layer.presentation.min_spikes]
+            if not weak:
+                break
+    return totals / sum(len(x) for x in chunks)
+
+
+@pytest.mark.parametrize("scale", [3.0, 7.0])
+def test_repeated_shows_are_counted_as_a_replay_by_hand_counts_them(scale):
+    torch.manual_seed(0)
+    layer = _layer(max_presentations=3)
+    layer.weight.mul_(scale)
+    x = torch.rand(20, 16)
+    s = competitive_activity(layer, [(x[:12], None), (x[12:], None)])
+    inputs, exc, inh, shows = _replayed(layer, [x[:12], x[12:]])
+    assert shows > 1.2  # weak answers were shown again
+    assert s["input_spikes_per_sample"] == pytest.approx(inputs, rel=1e-12)
+    assert s["layers"][0]["spikes_per_sample"] == pytest.approx(exc, rel=1e-12)
+    assert s["layers"][1]["spikes_per_sample"] == pytest.approx(inh, rel=1e-12)
+    assert s["shows_per_sample"] == pytest.approx(shows) and s["timesteps"] == pytest.approx(50 * shows)

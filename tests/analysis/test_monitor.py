@@ -158,13 +158,16 @@ class MyNeuron(nn.Module):
 
 def test_neuron_updates_are_priced_per_neuron_and_step():
     """T = 3, batch 2: a LIF of 4 neurons (1 MAC + 1 AC per neuron and step) and an IF of 5 (2 ACs): per sample
-    3 * 4 = 12 MACs and 3 * (4 + 2 * 5) = 42 ACs; a neuron without ``update_ops`` is named as not priced."""
+    3 * 4 = 12 MACs and 3 * (4 + 2 * 5) = 42 ACs. With a neuron that does not say what its update costs, the totals
+    are None (a part would read as the whole) and the layer is named."""
     torch.manual_seed(0)
-    net = Repeated(nn.Sequential(TimeDistributed(nn.Linear(3, 4)), LIF(decay=0.5), TimeDistributed(nn.Linear(4, 5)),
-                                 IF(), TimeDistributed(nn.Linear(5, 2)), MyNeuron()), timesteps=3)
-    with NetworkMonitor(net) as mon:
-        net(torch.rand(2, 3))
-    s = mon.summary()
-    assert s["samples"] == 2 and s["timesteps"] == 3
-    assert s["update_macs_per_sample"] == 12 and s["update_acs_per_sample"] == 42
-    assert s["unpriced_update_layers"] == ["body.5"]
+    layers = [TimeDistributed(nn.Linear(3, 4)), LIF(decay=0.5), TimeDistributed(nn.Linear(4, 5)), IF()]
+    for extra, expected, unpriced in (([], (12, 42), []),
+                                      ([TimeDistributed(nn.Linear(5, 2)), MyNeuron()], (None, None), ["body.5"])):
+        net = Repeated(nn.Sequential(*layers, *extra), timesteps=3)
+        with NetworkMonitor(net) as mon:
+            net(torch.rand(2, 3))
+        s = mon.summary()
+        assert s["samples"] == 2 and s["timesteps"] == 3
+        assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == expected
+        assert s["unpriced_update_layers"] == unpriced

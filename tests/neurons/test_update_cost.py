@@ -33,13 +33,20 @@ LEAKY = NeuronParams(decay=0.5)
     (LearnableLIF(LEAKY), (2, 1)),                             # PLIF: h = k v + c x, two products
     (LearnableLIF(LEAKY, learn_decay=False), (1, 1)),          # a fixed decay: c = 1
     (AdaptiveLIF(LEAKY), (3, 1)),                              # + theta = th + beta a, a = rho a + s
+    (AdaptiveLIF(LEAKY, adapt_decay=1.0, adapt_scale=0.0), (1, 2)),  # beta = 0: no term; rho = 1: a + s, an AC
     (SynapticLIF(LEAKY, syn_decay=0.8), (2, 1)),               # i = alpha i + x, then the LIF
     (SynapticLIF(LEAKY, syn_decay=0.0), (1, 1)),               # alpha = 0: i = x, the plain LIF
     (PSN(6), (6, 1)),                                          # H[t] = sum over the 6 steps of W[t, k] X[k]
-    (MaskedPSN(6, order=3), (3, 1)),                           # the 3 taps the mask keeps
+    (MaskedPSN(6, order=3), (6, 1)),                           # lambda = 0: the mask lets all 6 steps through
     (SlidingPSN(order=4), (4, 1)),                             # 4 shared taps
     (LeakCorrectedLIF(leak=0.99), (1, 1)),                     # lee2020's h = leak v + x
     (SpikingAvgPool(2), (0, 2)),                               # the pooling neuron: h = v + p, no leak
 ])
 def test_each_neuron_counts_its_own_equation(neuron, expected):
     assert neuron.update_ops() == expected
+
+
+def test_a_masked_psn_costs_its_band_once_trained():
+    neuron = MaskedPSN(6, order=3)
+    neuron.begin_epoch(4, 5)  # the last of 5 epochs: lambda = 1, the band of 3 taps alone
+    assert float(neuron.masking) == 1.0 and neuron.update_ops() == (3, 1)

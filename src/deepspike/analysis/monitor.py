@@ -10,7 +10,7 @@ rate nets, neurons x samples for TTFS) and ``sparsity`` = the fraction of (neuro
 from __future__ import annotations
 
 from deepspike.layers.activity_recorder import ActivityRecorder
-from deepspike.layers.activity_records import NeuronRecord, SynapseRecord
+from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, update_totals
 
 
 def layer_summary(layer: NeuronRecord, samples: int) -> dict:
@@ -56,8 +56,7 @@ class NetworkMonitor(ActivityRecorder):
         ]
 
     def summary(self) -> dict:
-        """Per-sample totals and per-layer dicts (JSON-ready); ``update_*_per_sample``: the neurons' own state
-        updates (``neurons.update_cost``), leaving out the layers named in ``unpriced_update_layers``."""
+        """Per-sample totals and per-layer dicts (JSON-ready), with ``update_totals``."""
         n = max(1, self.samples)
         layers = self.layers.values()
         neurons = sum(layer.neurons for layer in layers)
@@ -77,9 +76,7 @@ class NetworkMonitor(ActivityRecorder):
             "acs_per_sample": acs,
             "macs_per_sample": macs,
             "synops_per_sample": acs + macs,
-            "update_macs_per_sample": sum(layer.update_macs for layer in layers) / n,
-            "update_acs_per_sample": sum(layer.update_acs for layer in layers) / n,
-            "unpriced_update_layers": [layer.name for layer in layers if layer.neurons and layer.unpriced],
+            **update_totals(layers, n),
             "decision_time_mean": sum(self.decision_times) / decided if decided else None,
             "undecided_fraction": self.undecided / n if self.decision_times or self.undecided else None,
             "layers": [layer_summary(layer, self.samples) for layer in layers if layer.neurons],

@@ -380,13 +380,15 @@ def _summary_lines(result: dict) -> list[str]:
 
 
 def _update_lines(act: dict | None) -> list[str]:
-    """The neurons' own state updates per inference (``neurons.update_cost``), and the layers left unpriced."""
-    if not act or act.get("update_macs_per_sample") is None:
+    """The neurons' own state updates per inference (``neurons.update_cost``), or the layers that leave them
+    unpriced."""
+    if not act or "unpriced_update_layers" not in act:  # an analysis of before session 34
         return []
-    unpriced = act.get("unpriced_update_layers") or []
+    if act["unpriced_update_layers"]:
+        return [f"- neuron state updates: not priced (layers {', '.join(act['unpriced_update_layers'])}: TTFS, or a "
+                "neuron without update_ops), so there is no SNN + updates energy"]
     return [f"- neuron state updates per inference: MACs {act['update_macs_per_sample']:,.0f}, "
-            f"ACs {act['update_acs_per_sample']:,.0f} (not in the synaptic ops"
-            + (f"; not priced: {', '.join(unpriced)})" if unpriced else ")")]
+            f"ACs {act['update_acs_per_sample']:,.0f} (not in the synaptic ops)"]
 
 
 def _trace_lines(traces: list[dict]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.activity_records import update_totals
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.converted_network import ConvertedNetwork
 from deepspike.training.evaluate import eval_pass
@@ -53,7 +54,7 @@ class AccuracySweep:
     accumulates_at: list[dict[str, float]]
     spikes_at: list[float]
     macs_at: list[dict[str, float]]
-    update_ops_per_step: tuple[float, float] = (0.0, 0.0)
+    update_ops_per_step: tuple[float, float] | None = (0.0, 0.0)
 
 
 def sweep_accuracy(
@@ -102,12 +103,14 @@ def sweep_accuracy(
     )
 
 
-def _update_ops_per_step(recorder: ActivityRecorder, sample_steps: int) -> tuple[float, float]:
+def _update_ops_per_step(recorder: ActivityRecorder, sample_steps: int) -> tuple[float, float] | None:
     """(MACs, ACs) of the neurons' own updates per sample and step, from the recorder's totals over
-    ``sample_steps`` = samples x T."""
-    layers = recorder.layers.values()
-    return (sum(layer.update_macs for layer in layers) / max(1, sample_steps),
-            sum(layer.update_acs for layer in layers) / max(1, sample_steps))
+    ``sample_steps`` = samples x T (``layers.activity_records.update_totals``: None when a layer is not
+    priced)."""
+    totals = update_totals(recorder.layers.values(), sample_steps)
+    if totals["unpriced_update_layers"]:
+        return None
+    return totals["update_macs_per_sample"], totals["update_acs_per_sample"]
 
 
 def _per_sample(ops: dict[str, float], recorder: ActivityRecorder, samples: int) -> dict[str, float]:

@@ -115,15 +115,16 @@ def operations(arch: Architecture, sweep: AccuracySweep, direct_input: bool) -> 
 
 def _energy_row(
     t: int, ops: dict[str, float], layer_macs: dict[str, float], spikes: float, ann_macs: float,
-    update_ops_per_step: tuple[float, float] = (0.0, 0.0),
+    update_ops_per_step: tuple[float, float] | None = (0.0, 0.0),
 ) -> dict[str, Any]:
     """One T: SNN ACs and MACs per sample (``ops`` per layer, ``layer_macs`` the MACs among them), spikes, the
-    neurons' own updates over the ``t`` steps (``update_ops_per_step`` times ``t``), and per MAC/AC preset SNN and
+    neurons' own updates over the ``t`` steps (``update_ops_per_step`` times ``t``; None: not priced), and per MAC/AC
+    preset SNN and
     ANN pJ and SNN / ANN, without and with the updates, from ``models.energy.energy_table`` (as ``deepspike
     analyze``)."""
     snn_macs = sum(layer_macs.values())
     acs = sum(ops.values()) - snn_macs
-    update_macs, update_acs = (t * v for v in update_ops_per_step)
+    update_macs, update_acs = (None, None) if update_ops_per_step is None else (t * v for v in update_ops_per_step)
     row: dict[str, Any] = {"timesteps": t, "snn_acs": acs, "snn_macs": snn_macs, "spikes": spikes,
                            "update_macs": update_macs, "update_acs": update_acs}
     snn = {"macs_per_sample": snn_macs, "acs_per_sample": acs, "neuron_spikes_per_sample": spikes,
@@ -133,7 +134,7 @@ def _energy_row(
             snn_pj, ann_pj, with_updates = energy["snn_pj"], energy["ann_pj"], energy["snn_with_updates_pj"]
             row[name] = {"snn_pj": snn_pj, "ann_pj": ann_pj, "snn_over_ann": snn_pj / ann_pj if ann_pj else None,
                          "snn_with_updates_pj": with_updates,
-                         "snn_with_updates_over_ann": with_updates / ann_pj if ann_pj else None}
+                         "snn_with_updates_over_ann": with_updates / ann_pj if ann_pj and with_updates else None}
     return row
 
 

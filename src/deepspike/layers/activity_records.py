@@ -26,6 +26,7 @@ neuron and step, ``neurons.update_cost``) times its neuron steps; a TTFS layer's
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -118,6 +119,20 @@ class NeuronRecord:
         if keep_values:
             values = x.detach().flatten().float().cpu()
             self.input_values.append(values[values > 0])
+
+
+def update_totals(layers: Iterable[NeuronRecord], samples: int) -> dict:
+    """The neurons' own state updates per sample (``neurons.update_cost``): ``update_macs_per_sample`` and
+    ``update_acs_per_sample``, None when a layer that spiked is not priced (a TTFS layer, a neuron without
+    ``update_ops``: a partial total would read as the whole), and ``unpriced_update_layers`` naming those layers."""
+    layers = list(layers)
+    unpriced = [layer.name for layer in layers if layer.neurons and layer.unpriced]
+    n = max(1, samples)
+    return {
+        "update_macs_per_sample": None if unpriced else sum(layer.update_macs for layer in layers) / n,
+        "update_acs_per_sample": None if unpriced else sum(layer.update_acs for layer in layers) / n,
+        "unpriced_update_layers": unpriced,
+    }
 
 
 @dataclass

@@ -35,7 +35,7 @@ from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import refuse_state_quant
-from deepspike.neurons.update_cost import membrane_ops, plus
+from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, plus
 
 
 def adaptive_step(
@@ -97,8 +97,9 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
 
     def update_ops(self) -> tuple[int, int]:
         """(MACs, ACs) per neuron and step (``neurons.update_cost``): the LIF's membrane and threshold test, plus
-        ``theta_t = th + beta a_{t-1}`` and ``a_t = rho a_{t-1} + s_t`` (a MAC each)."""
-        return plus(membrane_ops(self.fixed.decay), (2, 0))
+        ``theta_t = th + beta a_{t-1}`` (a MAC; nothing for ``beta = 0``) and ``a_t = rho a_{t-1} + s_t``
+        (``kept_sum_ops(rho)``)."""
+        return plus(membrane_ops(self.fixed.decay), (1 if self.adapt_scale else 0, 0), kept_sum_ops(self.adapt_decay))
 
     def extra_repr(self) -> str:
         p = self.fixed

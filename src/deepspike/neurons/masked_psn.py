@@ -119,9 +119,10 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
         return s
 
     def update_ops(self) -> tuple[int, int]:
-        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the ``order`` taps the trained mask keeps
-        (``lambda = 1``, as it is evaluated), and the threshold test."""
-        return (self.order, 1)
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the ``order`` taps the mask keeps once
+        ``lambda = 1`` (the trained net), all ``T`` before (the mask lets every input through), and the threshold
+        test."""
+        return (self.order if float(self.masking) == 1.0 else self.timesteps, 1)
 
     def extra_repr(self) -> str:
         return (f"timesteps={self.timesteps}, order={self.order}, masking={float(self.masking):g}, "
