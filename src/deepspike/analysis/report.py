@@ -1,9 +1,11 @@
 """``analyze_run``: what the analysis knows about one run, as ``analysis.json``, a Markdown report, PNGs.
 
 Sections: accuracy; activity (spikes per inference incl. input spikes, per-layer rates and sparsity,
-latency: time steps T or TTFS decision time); operations (ANN MACs from the spec; SNN ACs/MACs counted from
-the actual spikes x fan-out; ratio); energy per preset; hardware mapping; and sweeps (accuracy vs time steps,
-post-training quantization bits, weight-noise SNR, spike deletion or jitter).
+latency: time steps T or TTFS decision time; the neurons' own state updates, ``neurons.update_cost``); operations
+(ANN MACs from the spec; SNN ACs/MACs counted from the actual spikes x fan-out; ratio); energy per preset, without
+and with the neurons' updates; hardware mapping; and sweeps (accuracy vs time steps, post-training quantization
+bits, weight-noise SNR, spike deletion or jitter). A competitive STDP net (``wta_stdp``) counts its own spikes
+(``analysis.competitive``) and gets the weight sweeps only.
 """
 
 from __future__ import annotations
