@@ -69,7 +69,8 @@ def train_epoch(
     not finite (``TrainingDiverged``, see ``training.divergence``); temporal_grad, sltt_steps: how the gradient
     goes through time (``training.temporal_grad``; the online modes run the batch step by step).
     """
-    net, _ = (model if net is None else net), model.train()
+    model.train()
+    net = model if net is None else net
     global_sizes = [len(c) for c in batches.global_batches()] if world_size > 1 else None
     totals = [0.0, 0.0, 0.0]  # loss sum, correct, samples
     tally, lr = SpikeTally(), optimizer.param_groups[0]["lr"]
@@ -90,11 +91,17 @@ def train_epoch(
         if not bar.disable:
             _show(bar, *totals, tally)
     method.end_training_pass(net, batches if max_steps is None else islice(batches, max_steps))
+    stats = _epoch_stats(totals, reduce)
+    return stats if method.learns_locally else {**stats, "lr": lr}
+
+
+def _epoch_stats(totals: list[float], reduce: Callable[[list[float]], list[float]] | None) -> dict[str, float]:
+    """``train_loss`` and ``train_accuracy`` of the pass from ``totals`` ``[loss sum, correct, samples]``, summed
+    over ranks by ``reduce`` when given."""
     loss_sum, correct, n = totals
     if reduce is not None:
         correct, loss_sum, n = reduce([correct, loss_sum, n])
-    stats = {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
-    return stats if method.learns_locally else {**stats, "lr": lr}
+    return {"train_loss": loss_sum / max(n, 1), "train_accuracy": correct / max(n, 1)}
 
 
 def _learn_locally(method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
