@@ -148,3 +148,12 @@ def test_an_integer_start_gives_float_parameters(neuron):
     m = PSN_FAMILY[neuron](decay=1, threshold=2)
     assert m.weight.dtype == m.bias.dtype == torch.float32
     assert torch.all(m.bias == 2.0) and torch.all(m.weight[m.weight != 0] == 1.0)
+
+
+@pytest.mark.parametrize("build", [lambda t: PSN(t), lambda t: MaskedPSN(t, 2)])
+def test_a_psn_whose_t_by_t_weights_cannot_be_built_is_one_line(build):
+    """T = 2,000,000 asked torch for a 16 TB [T, T] weight (an allocator traceback when the net was built)."""
+    with pytest.raises(ConfigError, match=r"timesteps=2000000 is above 16,384: its \[T, T\] weights would take "
+                                          r"14,901.2 GiB per layer"):
+        build(2_000_000)
+    assert build(16).weight.shape == (16, 16)

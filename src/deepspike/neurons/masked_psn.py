@@ -38,6 +38,7 @@ from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.psn import (
     after_carried,
     carried_psn_spikes,
+    check_psn_steps,
     check_whole_sequence,
     lif_response_matrix,
     psn_spikes,
@@ -68,6 +69,7 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
         if not (is_whole(timesteps, 1) and is_whole(order, 1, timesteps)):
             raise ConfigError(f"MaskedPSN needs timesteps >= 1 and an order k in 1..timesteps, got timesteps="
                               f"{timesteps}, k={order}")
+        check_psn_steps(timesteps, "MaskedPSN")
         self.timesteps, self.order = timesteps, order
         start = psn_start(decay, threshold, surrogate, surrogate_args)
         self.weight = nn.Parameter(lif_response_matrix(timesteps, start.decay))  # [T, T]

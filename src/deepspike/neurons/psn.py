@@ -88,6 +88,18 @@ def check_whole_sequence(x: torch.Tensor, timesteps: int, who: str) -> None:
                           f"streaming and online temporal-grad modes cannot run it)")
 
 
+MAX_PSN_STEPS = 16_384  # a [T, T] float32 weight of 1 GiB per layer (T = 2,000,000 asked for 16 TB at build)
+
+
+def check_psn_steps(timesteps: int, who: str) -> None:
+    """A one-line ``ConfigError`` when the ``[T, T]`` weight of a PSN of ``timesteps`` steps would be larger than
+    ``MAX_PSN_STEPS`` squared (the sliding PSN keeps ``order`` weights at any T)."""
+    if is_whole(timesteps, MAX_PSN_STEPS + 1):
+        raise ConfigError(f"{who} timesteps={timesteps} is above {MAX_PSN_STEPS:,}: its [T, T] weights would take "
+                          f"{4 * timesteps ** 2 / 2 ** 30:,.1f} GiB per layer (neuron sliding_psn keeps psn_order "
+                          "weights at any T)")
+
+
 class PSN(ReportsSpikes, nn.Module):
     """Parallel spiking neuron layer (module docstring); ``x [T, B, ...] -> s [T, B, ...]`` with T = ``timesteps``."""
 
@@ -99,6 +111,7 @@ class PSN(ReportsSpikes, nn.Module):
         super().__init__()
         if not is_whole(timesteps, 1):
             raise ConfigError(f"PSN timesteps={timesteps!r} must be a whole number >= 1")
+        check_psn_steps(timesteps, "PSN")
         self.timesteps = timesteps
         start = psn_start(decay, threshold, surrogate, surrogate_args)
         self.weight = nn.Parameter(lif_response_matrix(timesteps, start.decay))  # [T, T]
