@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.analysis.competitive import activity_summary, competitive_activity, competitive_layer
+from deepspike.analysis.competitive import activity_summary, competitive_activity, competitive_layer, competitive_mesh
 from deepspike.layers import wta_kernels
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation, PresentationTally
 from deepspike.methods.wta_stdp import WtaStdpOptions, wta_constants
+from deepspike.models.energy import get_energy_preset
 from deepspike.training.evaluate import EVAL_SEED
 
 
@@ -92,3 +93,19 @@ def test_repeated_shows_are_counted_as_a_replay_by_hand_counts_them(scale):
     assert s["layers"][0]["spikes_per_sample"] == pytest.approx(exc, rel=1e-12)
     assert s["layers"][1]["spikes_per_sample"] == pytest.approx(inh, rel=1e-12)
     assert s["shows_per_sample"] == pytest.approx(shows) and s["timesteps"] == pytest.approx(50 * shows)
+
+
+def test_the_mesh_maps_both_populations_by_hand():
+    """N = 5 neurons, I = 16 inputs, PEs of 4 neurons and 30 weights. Excitatory: 16 * 5 input and 5 * 4 inhibitory
+    synapses, C = max(ceil(5 / 4), ceil(100 / 30)) = 4, reached by 50 input + 3 inhibitory spikes: 212 packets;
+    inhibitory: 5 synapses, C = max(2, 1) = 2, reached by 5 excitatory spikes: 10 packets. 6 PEs, a 3 x 3 grid."""
+    tally = PresentationTally(samples=2, shows=3, input_spikes=100, excitatory_spikes=10, inhibitory_spikes=6,
+                              active_excitatory=4, active_inhibitory=3)
+    layer = _layer()
+    activity = activity_summary(layer, tally)
+    mesh = competitive_mesh(layer, activity, pe_neurons=4, pe_weights=30, preset=get_energy_preset("45nm_fp32"))
+    exc, inh = mesh["layers"]
+    assert (exc["weights"], exc["pes"], exc["packets_per_sample"]) == (100, 4, 212.0)
+    assert (inh["weights"], inh["pes"], inh["packets_per_sample"]) == (5, 2, 10.0)
+    assert (mesh["total_pes"], mesh["grid_side"], mesh["packets_per_sample"]) == (6, 3, 222.0)
+    assert mesh["energy_pj"] == pytest.approx(267.0 * 0.9)  # 267 ACs per sample at 0.9 pJ, no spike price

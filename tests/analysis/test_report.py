@@ -474,6 +474,7 @@ def test_analyze_prices_a_net_that_simulates_itself(wta_run, tmp_path):
     assert bits[32] == a["accuracy"] and a["accuracy_4bit"] is None
     assert [r["snr_db"] for r in a["sweeps"]["snr"]] == [10]
     assert a["raster"] == [] and a["traces"] == []
+    assert [p["name"] for p in a["hardware"]["layers"]] == ["excitatory", "inhibitory"]  # not the vote
     assert (out / "activity.png").exists() and not (out / "spike_times.png").exists()
 
 

@@ -12,15 +12,23 @@ weak answer is shown again louder, and hardware would run that show too). From t
 - sparsity: the fraction of the ``2 N`` neurons that fired in a sample's response;
 - the neurons' own updates at every simulated step: ``CompetitiveStdpLayer.update_ops`` (conductance-based neurons,
   (5 MACs, 5 ACs) excitatory and (3, 3) inhibitory per step), times ``N`` and the steps.
+
+On the processing-element mesh (``analysis.hardware``'s rule, ``C = max(ceil(n / N_pe), ceil(w / W_pe))``) the net is
+two populations: the ``N`` excitatory neurons with their ``I N`` input weights and the ``N (N - 1)`` inhibitory
+synapses onto them (input and inhibitory spikes reach them), and the ``N`` inhibitory neurons with one synapse each
+(excitatory spikes reach them); routed packets ``sum spikes_in C`` as for every net.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
 
+from deepspike.analysis.hardware import pes_for_layer
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer, PresentationTally
+from deepspike.models.energy import EnergyPreset, energy_pj
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
@@ -79,3 +87,25 @@ def activity_summary(layer: CompetitiveStdpLayer, tally: PresentationTally) -> d
         "layers": layers,
         "synapses": synapses,
     }
+
+
+def competitive_mesh(layer: CompetitiveStdpLayer, activity: dict[str, Any], pe_neurons: int, pe_weights: int,
+                     preset: EnergyPreset) -> dict[str, Any]:
+    """The mesh mapping of the two populations (module docstring), in ``analysis.hardware.map_to_mesh``'s shape."""
+    n, inputs = layer.neurons, layer.inputs
+    exc, inh = activity["layers"]
+    populations = (("excitatory", inputs + n, n, inputs * n + n * (n - 1),
+                    activity["input_spikes_per_sample"] + inh["spikes_per_sample"]),
+                   ("inhibitory", n, n, n, exc["spikes_per_sample"]))
+    layers = []
+    for name, fan_in, neurons, weights, spikes_in in populations:
+        pes = pes_for_layer(neurons, weights, pe_neurons, pe_weights)
+        layers.append({"name": name, "kind": "population", "inputs": fan_in, "neurons": neurons, "weights": weights,
+                       "pes": pes, "grid_side": math.ceil(math.sqrt(pes)), "spikes_in_per_sample": spikes_in,
+                       "packets_per_sample": spikes_in * pes})
+    total = sum(p["pes"] for p in layers)
+    return {"pe_neurons": pe_neurons, "pe_weights": pe_weights, "layers": layers, "total_pes": total,
+            "grid_side": math.ceil(math.sqrt(total)),
+            "packets_per_sample": sum(p["packets_per_sample"] for p in layers), "energy_preset": preset.name,
+            "energy_pj": energy_pj(preset, activity["macs_per_sample"], activity["acs_per_sample"],
+                                   activity["neuron_spikes_per_sample"])}

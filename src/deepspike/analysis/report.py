@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from deepspike.analysis import plots, sweeps
-from deepspike.analysis.competitive import competitive_activity, competitive_layer
+from deepspike.analysis.competitive import competitive_activity, competitive_layer, competitive_mesh
 from deepspike.analysis.hardware import map_to_mesh
 from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
@@ -178,7 +178,9 @@ def _measure_competitive(parts, layer, batches: list, o: AnalysisOptions, result
     _refuse_unused({"deletion": o.deletions, "jitter": o.jitters, "raster": o.raster, "traces": o.traces}, False,
                    "spikes of neuron modules (a wta_stdp net simulates itself in one kernel)")
     result["accuracy"] = sweeps.accuracy(parts.model, parts.method, batches)
-    result.update(cost_sections(parts.arch, competitive_activity(layer, batches), o))
+    activity = competitive_activity(layer, batches)
+    result.update(cost_sections(parts.arch, activity, o))
+    result["hardware"] = competitive_mesh(layer, activity, o.pe_neurons, o.pe_weights, get_energy_preset(o.preset))
     result["histograms"], result["raster"], result["traces"] = [], [], []
     _add_sweeps(result, weight_sweeps(parts.model, parts.method, batches, o))
     return []
