@@ -6,8 +6,7 @@
 Writes ``config.yaml`` (the run's), ``weights.pt`` (the weights only: the weight average where the run kept one;
 refused above ``MAX_WEIGHTS_BYTES``, 4 MiB) and ``card.json``: the full test split's accuracy (evaluated here, as
 ``deepspike eval`` does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000
-test samples, 45 nm fp32; null for a method that learns without gradients, which ``analyze`` does not measure), the
-accuracy on the packaged sample of the first 200 Fashion-MNIST test images
+test samples, 45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
 (``tests/fixtures/fashion_mnist_test_first200.npz``, which ``tests/training/test_pretrained.py`` re-checks), and
 the input preprocessing. ``--refresh-activity NAME`` measures an existing entry's spikes and energy again from its
 shipped config and weights (after a change to how spikes are counted) and rewrites those two card fields only.
