@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from deepspike.layers.wta_kernels import WtaConstants, normalise_columns, present, present_batch
+from deepspike.layers.wta_kernels import WtaConstants, normalise_columns, poisson_rasters, present, present_batch
 
 PAPER = dict(dt=0.5, exc_tau=100.0, exc_rest=-65.0, exc_reset=-65.0, exc_thresh=-52.0, exc_e_exc=0.0,
              exc_e_inh=-100.0, exc_refractory_steps=10.0, inh_tau=10.0, inh_rest=-60.0, inh_reset=-45.0,
@@ -187,3 +187,34 @@ def test_one_spike_depolarises_as_the_continuous_model():
     continuous = solution.y[0].max() - c.exc_rest
     assert continuous == pytest.approx(0.618, abs=0.001)
     assert _peak_depolarisation(c) == pytest.approx(continuous, rel=0.02)
+
+
+def _seeds(*values):
+    return np.array(values, np.uint64)
+
+
+def test_rasters_spike_at_each_probability_with_geometric_gaps():
+    """p = 0.05, 0.3 and 0.7 over 200,000 steps: the rate of each within 4 standard deviations of p, and the gaps
+    between spikes geometric: P(G = 1) = p, P(G = 2) = (1 - p) p, P(G = 3) = (1 - p)^2 p (within 0.005)."""
+    p = np.array([[0.05, 0.3, 0.7]])
+    steps = 200_000
+    raster = poisson_rasters(p, steps, _seeds(12345))[0]
+    rate = raster.mean(0)
+    np.testing.assert_array_less(np.abs(rate - p[0]), 4 * np.sqrt(p[0] * (1 - p[0]) / steps))
+    for i, q in enumerate(p[0]):
+        gaps = np.diff(np.flatnonzero(raster[:, i]))
+        for g in (1, 2, 3):
+            assert (gaps == g).mean() == pytest.approx((1 - q) ** (g - 1) * q, abs=0.005)
+
+
+def test_rasters_are_their_seeds_and_the_inputs_are_independent():
+    p = np.full((2, 40), 0.2)
+    a, b = poisson_rasters(p, 5000, _seeds(7, 8)), poisson_rasters(p, 5000, _seeds(7, 9))
+    assert np.array_equal(a[0], b[0]) and not np.array_equal(a[1], b[1])  # a sample's raster is its seed's
+    corr = np.corrcoef(a[0].T.astype(float))[np.triu_indices(40, 1)]  # two inputs of one stream: uncorrelated
+    assert np.abs(corr).max() < 0.07
+
+
+def test_rasters_of_probability_zero_and_one():
+    raster = poisson_rasters(np.array([[0.0, 1.0, 1.5]]), 50, _seeds(1))[0]
+    assert raster[:, 0].sum() == 0 and raster[:, 1].all() and raster[:, 2].all()

@@ -44,6 +44,12 @@ Shapes: ``W [I, N]`` float64 (updated in place while learning), ``theta [N]`` fl
 ``D [I, N]`` uint8 delays in steps, ``spikes [S, I]`` uint8 input raster, ``counts [2, N]`` int64 spikes of the
 presentation (row 0: excitatory neuron ``j``, row 1: its inhibitory partner). Batched evaluation (``present_batch``)
 runs samples ``[B, S, I]`` in parallel with learning off.
+
+The input rasters (``poisson_rasters``): input ``i`` of a sample spikes at each step with probability ``p_i``,
+independently, which is the same as drawing the gaps between its spikes from the geometric law
+``P(G = g) = (1 - p_i)^(g - 1) p_i``, ``G = floor(ln U / ln(1 - p_i)) + 1`` for ``U`` uniform in (0, 1]: one draw per
+spike instead of one per step and input (a Fashion-MNIST show at 63.75 Hz: about 4,000 draws, not 548,800). Each
+sample has its own stream (splitmix64 from a seed the caller draws), so the rasters do not depend on the threads.
 """
 
 from __future__ import annotations
@@ -214,6 +220,43 @@ def present_batch(w, theta, delays, spikes, c):
     for b in prange(spikes.shape[0]):
         counts[b] = present(w, theta, delays, spikes[b], False, c)
     return counts
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+@njit(**_FLAGS)
+def _uniform(state):
+    """One splitmix64 step: ``(next state, u)``, ``u = (z >> 11 + 1) 2^-53`` uniform in (0, 1] (``state`` uint64)."""
+    state = state + _GOLDEN
+    z = (state ^ (state >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return state, (float(z >> _S11) + 1.0) * 2.0 ** -53
+
+
+@njit(parallel=True, **_FLAGS)
+def poisson_rasters(probability, steps, seeds):
+    """Rasters ``[B, S, I]`` uint8 (``S = steps``) of spike probabilities per step ``probability [B, I]`` (float64 in
+    [0, 1]), sample ``b`` drawn from the stream of ``seeds[b]`` (uint64) by geometric gaps (module docstring)."""
+    batch, n = probability.shape
+    out = np.zeros((batch, steps, n), np.uint8)
+    for b in prange(batch):
+        state = seeds[b]
+        for i in range(n):
+            p = probability[b, i]
+            if p >= 1.0:
+                out[b, :, i] = 1
+            elif p > 0.0:
+                log_q, t = math.log1p(-p), -1
+                while True:
+                    state, u = _uniform(state)
+                    t += 1 + int(math.log(u) / log_q)
+                    if t >= steps:
+                        break
+                    out[b, t, i] = 1
+    return out
 
 
 @njit(**_FLAGS)

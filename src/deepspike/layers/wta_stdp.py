@@ -8,10 +8,10 @@ simulation of one presentation is ``layers.wta_kernels``' (its docstring has the
 
 Presenting a sample ``x`` (intensities in [0, 1], flattened to ``[I]``): every input fires as a Poisson process of
 rate ``x_i * rate`` Hz, ``rate = rate_max`` (Diehl & Cook: 63.75 Hz), for ``S = present_ms / dt`` steps (per step
-with probability ``x_i * rate * dt / 1000``), drawn from torch's global generator (seeded and checkpointed by the
-trainer). When the excitatory layer fires fewer than ``min_spikes`` times, the sample is shown again with ``rate +
-rate_step`` (Diehl & Cook: +32 Hz at full intensity), at most ``max_presentations`` times in all; its response is
-the last presentation's spike counts ``[N]``.
+with probability ``x_i * rate * dt / 1000``), drawn by ``wta_kernels.poisson_rasters`` from one seed per sample that
+torch's global generator gives (seeded and checkpointed by the trainer). When the excitatory layer fires fewer than
+``min_spikes`` times, the sample is shown again with ``rate + rate_step`` (Diehl & Cook: +32 Hz at full intensity),
+at most ``max_presentations`` times in all; its response is the last presentation's spike counts ``[N]``.
 
 Learning (``learn``), sample by sample in the batch's order: the columns of ``W`` are scaled to sum to
 ``weight_sum`` (Diehl & Cook: 78 over 784 inputs), the sample is presented with STDP and threshold adaptation on,
@@ -44,7 +44,7 @@ from deepspike.core.threads import run_numba_kernel
 from deepspike.layers import wta_kernels
 from deepspike.layers.wta_kernels import WtaConstants
 
-EVAL_CHUNK = 16  # samples whose rasters are drawn at once when scoring ([16, S, I] floats) ...
+EVAL_CHUNK = 16  # samples whose rasters are drawn at once when scoring ([16, S, I] uint8) ...
 RASTER_BYTES = 2**28  # ... at most 256 MiB of them (one sample at least)
 
 
@@ -135,7 +135,7 @@ class CompetitiveStdpLayer(nn.Module):
 
     def _chunk_size(self) -> int:
         """Samples whose rasters are drawn at once when scoring: up to ``EVAL_CHUNK``, within ``RASTER_BYTES``."""
-        per_sample = self.presentation.steps * self.inputs * 5  # float32 draws and the uint8 raster
+        per_sample = self.presentation.steps * self.inputs  # the uint8 raster
         return max(1, min(EVAL_CHUNK, RASTER_BYTES // per_sample))
 
     def responses(self, x: torch.Tensor, tally: PresentationTally | None = None) -> torch.Tensor:
@@ -247,12 +247,13 @@ class CompetitiveStdpLayer(nn.Module):
 
     def _rasters(self, intensity: torch.Tensor, show: int) -> np.ndarray:
         """Poisson rasters ``[b, S, I]`` uint8 of ``intensity [b, I]`` at show ``show`` (0-based): a spike per step
-        with probability ``intensity * (rate_max + show * rate_step) * dt / 1000`` (torch's global generator)."""
+        with probability ``intensity * (rate_max + show * rate_step) * dt / 1000`` (``wta_kernels.poisson_rasters``,
+        one seed per sample from torch's global generator)."""
         p = self.presentation
         rate = p.rate_max + show * p.rate_step
-        probability = (intensity * (rate * self.constants.dt / 1000.0)).clamp(max=1.0).to(torch.float32)
-        draws = torch.rand(len(intensity), p.steps, self.inputs)
-        return (draws < probability[:, None, :]).numpy().view(np.uint8)
+        probability = (intensity * (rate * self.constants.dt / 1000.0)).clamp(max=1.0).to(torch.float64)
+        seeds = torch.randint(0, 2**63 - 1, (len(intensity),), dtype=torch.int64).numpy().view(np.uint64)
+        return run_numba_kernel(wta_kernels.poisson_rasters, probability.numpy(), p.steps, seeds)
 
     def _kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``W``, ``theta`` and ``D`` as numpy arrays sharing the buffers' memory (the kernels update the first two
