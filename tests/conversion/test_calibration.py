@@ -6,7 +6,10 @@ import torch
 from conversion.residual_chain import residual_chain
 from deepspike.conversion import neuron_roles
 from deepspike.conversion.calibration import balance_thresholds
+from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
+from deepspike.methods.weight_transfer import copy_ann_weights
+from deepspike.models.spec import Architecture, Flatten, Linear
 
 
 def test_threshold_valued_spikes_balance_the_residual_stage_even_under_the_unity_rule():
@@ -19,3 +22,33 @@ def test_threshold_valued_spikes_balance_the_residual_stage_even_under_the_unity
     thresholds = balance_thresholds(snn, ann, torch.ones(1, 1, 1, 1), neuron_roles(arch), ConvertedOptions(**options),
                                     seed=0, log=lambda s: None)
     assert thresholds == pytest.approx([2.0, 6.0, 8.0, 4.0])
+
+
+def _two_layer(options: dict):
+    """``(ann, snn, arch)``: two pixels -> 3 hidden ReLUs -> 2 outputs, bias-free, weights by hand."""
+    arch = Architecture("two", (Flatten(), Linear(3), Linear(2, act=False)), (1, 1, 2), 2)
+    ann = get_method("ann").build(arch).eval()
+    with torch.no_grad():
+        ann[1].weight.copy_(torch.tensor([[1.0, 0.5], [0.2, 1.0], [-1.0, 0.3]]))
+        ann[3].weight.copy_(torch.tensor([[1.0, -0.5, 0.2], [0.3, 0.4, 1.0]]))
+    snn = get_method("converted", options).build(arch)
+    copy_ann_weights(ann, snn)
+    return ann, snn.eval(), arch
+
+
+@pytest.mark.parametrize(("encoding", "first"), [("poisson", 3.1 / 3.0), ("direct", 3.1)])
+def test_max_norm_with_unit_spikes_scales_the_first_threshold_by_the_input_the_encoder_sends(encoding, first):
+    """Images [2, 1], [0.5, 3], [1, 1] (c = 3): hidden ReLUs [2.5, 1.4, 0], [2, 3.1, 0.4], [1.5, 1.2, 0] (lambda_1 =
+    3.1), outputs [1.8, 1.31], [0.53, 2.24], [0.9, 0.93] (lambda_out = 2.24). Poisson input sends |x| / c, so
+    th_1 = lambda_1 / c; direct input sends x itself, so th_1 = lambda_1. Either way th_out = lambda_out / lambda_1 and
+    at large T the output rates are the ANN's outputs / lambda_out. Before, direct input also got lambda_1 / c: its
+    hidden layer fired nearly every step and the first image's scores came out [0.69, 0.97] for [0.80, 0.58]."""
+    options = {"timesteps": 4000, "norm": "max", "encoding": encoding, "spike_value": "one", "reset": "subtract",
+               "input_scale": 3.0}
+    ann, snn, arch = _two_layer(options)
+    x = torch.tensor([[2.0, 1.0], [0.5, 3.0], [1.0, 1.0]]).reshape(3, 1, 1, 2)
+    thresholds = balance_thresholds(snn, ann, x, neuron_roles(arch), ConvertedOptions(**options), seed=0,
+                                    log=lambda s: None)
+    assert thresholds == pytest.approx([first, 2.24 / 3.1])
+    with torch.no_grad():
+        assert torch.allclose(snn(x), ann(x) / 2.24, atol=0.02)

@@ -5,7 +5,8 @@ layer, ``calib_timesteps`` steps per layer), ``max`` (the largest ANN activation
 ``percentile`` (its ``percentile``-th percentile, Rueckauer 2017), ``channel`` (the largest activation per
 channel) and ``qcfs`` (the trained clipping thresholds ``lambda`` of a QCFS ANN, Bu et al. 2022; the output
 layer, which has none, gets max-norm). Peaks become thresholds with unscaled weights
-(``model_based_thresholds``).
+(``model_based_thresholds``), starting from the scale of what the encoder sends: ``input_scale`` ``c`` for Poisson
+input (rate ``|x| / c``), 1 for direct input (the image ``x`` itself).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def balance_thresholds(
 ) -> list[float]:
     """Set and return the thresholds of ``snn`` (build order, output last) found on images ``x_cal``.
 
-    ``options``: ``norm``, ``residual``, ``percentile``, ``calib_timesteps`` and ``input_scale`` apply;
-    ``seed`` seeds SPIKE-NORM's input spike trains.
+    ``options``: ``norm``, ``residual``, ``percentile``, ``calib_timesteps``, ``encoding`` and ``input_scale`` (Poisson
+    input only: direct input sends the image in the ANN's units, scale 1) apply; ``seed`` seeds SPIKE-NORM's input
+    spike trains.
     """
     o = options
     residual = o.residual if o.spike_value == "one" else "balanced"  # ANN units: every layer its own
@@ -75,6 +77,7 @@ def balance_thresholds(
             raise ConfigError(f"--norm qcfs needs a QCFS activation at each of the {len(found) - 1} neuron layers "
                               f"(train with method.activation=qcfs); the ANN has {len(lambdas)}")
         found = [*lambdas, found[-1]]
-    thresholds = model_based_thresholds(found, roles, o.input_scale, residual, o.spike_value)
+    input_scale = o.input_scale if o.encoding == "poisson" else 1.0  # direct input: x itself, not |x| / c
+    thresholds = model_based_thresholds(found, roles, input_scale, residual, o.spike_value)
     set_thresholds(snn, thresholds)
     return thresholds
