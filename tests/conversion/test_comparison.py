@@ -24,6 +24,7 @@ def relu_run(tmp_path_factory):
     (["spike", "qcfs"], {}, "--norm qcfs needs an ANN trained with method.activation=qcfs"),
     (["max", "channel"], {"reset": "zero"}, "method.signed needs method.reset=subtract"),  # channel's signed default
     (["max", "percentile"], {"percentile": 0.0}, r"method.percentile must be in \(0, 100\], got 0.0"),
+    (["max", "channel"], {"spike_value": "one"}, r"per-channel thresholds need spikes that carry their threshold"),
 ])
 def test_a_refused_later_norm_converts_none_of_the_earlier(relu_run, tmp_path, norms, options, message):
     """Before, the first norm was calibrated, simulated and written to OUT/<norm>, then the second refused; a retry

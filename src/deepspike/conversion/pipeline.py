@@ -116,8 +116,13 @@ def convert_run(
 
 def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[str, Any]) -> dict[str, Any]:
     """The ``ConvertedOptions`` fields (but the thresholds and input scale) of converting with ``norm``: the
-    ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``)."""
+    ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``). A
+    one-line ``ConfigError`` for 0/1 spikes with ``channel``'s per-channel thresholds (``check_conversion`` asks it
+    of every norm before converting one)."""
     neuron = {**neuron_defaults(norm, biases), **{k: v for k, v in chosen.items() if v is not None}}
+    if norm == "channel" and neuron["spike_value"] == "one":
+        raise ConfigError("--norm channel: per-channel thresholds need spikes that carry their threshold "
+                          "(spike_value threshold)")
     return dict(timesteps=timesteps, norm=norm, **neuron)
 
 
