@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.conversion import pipeline
 from deepspike.conversion.accuracy_sweep import checkpoints_for
@@ -144,3 +145,27 @@ def test_a_bf16_ann_converts_and_every_command_scores_both_nets_alike(tmp_path, 
     assert converted["ann_test_accuracy"] == summary["test_accuracy"] and precisions == [torch.bfloat16]
     assert load_config(tmp_path / "snn" / "config.yaml").train.precision == "fp32"
     assert evaluate_run(tmp_path / "snn")["test_accuracy"] == converted["snn_test_accuracy"]
+
+
+@pytest.mark.parametrize("norm", ["spike", "max", "percentile", "qcfs"])
+def test_unit_spikes_are_refused_for_an_ann_with_biases(norm):
+    """0/1 spikes rescale a layer's input by 1 / lambda of the layer before it but not its bias. Measured on a 2-3-2
+    net with biases, max-norm, reset by subtraction, T = 4000: 0/1 spikes scored the second image [1.00, 1.00] for
+    the ANN's [0.65, 0.95] / lambda_out (prediction lost), threshold-valued spikes [1.99, 2.88] for [1.98, 2.89]."""
+    with pytest.raises(ConfigError, match=r"biases .*--spike-value threshold"):
+        pipeline.conversion_settings(norm, 8, True, {"spike_value": "one"})
+    assert pipeline.conversion_settings(norm, 8, False, {"spike_value": "one"})["spike_value"] == "one"
+    assert pipeline.conversion_settings(norm, 8, True, {"spike_value": None})["spike_value"] == "threshold"
+
+
+def test_cli_refuses_unit_spikes_for_a_batch_norm_ann_in_one_line(tmp_path, capsys):
+    run = tmp_path / "bn"
+    Trainer(load_config(None, ["method.name=ann", "model.name=vgg", "model.args.blocks=[[4]]", "model.args.hidden=[]",
+                               "data.name=digits", "train.epochs=1", "train.max_steps_per_epoch=1",
+                               "train.progress=false"]), run).fit()
+    capsys.readouterr()  # the training's lines
+    out = tmp_path / "snn"
+    args = ["convert", str(run), "--norm", "max", "--timesteps", "4", "--limit", "5", "--quiet", "--out", str(out)]
+    assert main([*args, "--spike-value", "one"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
+    assert main(args) == 0

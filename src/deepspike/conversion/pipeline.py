@@ -118,8 +118,12 @@ def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[st
     """The ``ConvertedOptions`` fields (but the thresholds and input scale) of converting with ``norm``: the
     ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``). A
     one-line ``ConfigError`` for 0/1 spikes with ``channel``'s per-channel thresholds (``check_conversion`` asks it
-    of every norm before converting one)."""
+    of every norm before converting one) or with ``biases``: a layer fed 0/1 spikes gets ``W a / lambda`` where the
+    ANN has ``(W a + b) / lambda``, and the weights and biases stay unscaled."""
     neuron = {**neuron_defaults(norm, biases), **{k: v for k, v in chosen.items() if v is not None}}
+    if biases and neuron["spike_value"] == "one":
+        raise ConfigError("--spike-value one cannot carry the ANN's biases (or folded batch-norms): 0/1 spikes rescale "
+                          "each layer's input by 1 / lambda but not its bias; use --spike-value threshold")
     if norm == "channel" and neuron["spike_value"] == "one":
         raise ConfigError("--norm channel: per-channel thresholds need spikes that carry their threshold "
                           "(spike_value threshold)")
