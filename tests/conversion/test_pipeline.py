@@ -169,3 +169,17 @@ def test_cli_refuses_unit_spikes_for_a_batch_norm_ann_in_one_line(tmp_path, caps
     assert main([*args, "--spike-value", "one"]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
     assert main(args) == 0
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"percentile": "abc"}, r"bad value 'abc' for method.percentile"),  # was a TypeError traceback
+    ({"signed": "no", "reset": "subtract"}, r"bad value 'no' for method.signed"),  # was taken as signed=True
+    ({"initial_membrane": "half"}, r"bad value 'half' for method.initial_membrane"),  # was a TypeError traceback
+])
+def test_convert_checks_the_types_of_its_neuron_options(ann_run, tmp_path, option, message):
+    run_dir, _ = ann_run
+    with pytest.raises(ConfigError, match=message):
+        convert_run(run_dir, tmp_path / "snn", norm="max", timesteps=4, limit=5, log=lambda s: None, **option)
+    with pytest.raises(ConfigError, match=message):
+        pipeline.check_conversion(run_dir, tmp_path / "snn", "max", 4, **option)
+    assert not (tmp_path / "snn").exists()

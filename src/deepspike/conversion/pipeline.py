@@ -34,6 +34,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.methods.converted_network import ConvertedNetwork
+from deepspike.methods.registry import method_options
 from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models.spec import Architecture
 from deepspike.training.evaluate import evaluate, limit_samples
@@ -137,7 +138,13 @@ def check_conversion(run_dir: str | Path, out_dir: str | Path, norm: str, timest
     _check_norm(norm)
     _check_free_out_dir(out_dir)
     _check_ann_config(run_dir, RunDir(run_dir).read_config(), norm)
-    ConvertedOptions(**conversion_settings(norm, timesteps, False, {k: chosen.get(k) for k in CHOSEN_KEYS}))
+    converted_options(conversion_settings(norm, timesteps, False, {k: chosen.get(k) for k in CHOSEN_KEYS}))
+
+
+def converted_options(settings: dict[str, Any]) -> ConvertedOptions:
+    """``settings`` (``conversion_settings``) as ``ConvertedOptions`` checked like a recipe's ``method`` section
+    (``methods.registry.method_options``): a value of the wrong type is a one-line ``ConfigError``."""
+    return method_options("converted", settings)
 
 
 def neuron_defaults(norm: str, biases: bool) -> dict[str, Any]:
@@ -206,10 +213,11 @@ def _calibrate(
     """Build the SNN from the ANN and balance its thresholds on training images (the input scale ``c`` is
     their largest ``|x|``)."""
     start = time.perf_counter()
-    x_cal = calibration_batch(config, parts.data, settings["calib_samples"], device)
+    options = converted_options(settings)
+    x_cal = calibration_batch(config, parts.data, options.calib_samples, device)
     input_scale = float(x_cal.abs().max()) or 1.0
     roles = neuron_roles(parts.arch)
-    options = ConvertedOptions(input_scale=input_scale, **settings)
+    options = dataclasses.replace(options, input_scale=input_scale)
     snn = _build_snn(parts, options, device)
     log(f"calibrating {options.norm}-norm on {len(x_cal)} training images (input scale {input_scale:.4g})")
     thresholds = balance_thresholds(snn, parts.model, x_cal, roles, options, seed, log)
