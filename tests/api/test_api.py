@@ -70,6 +70,8 @@ def test_catalog_lists_what_the_registries_hold():
      r"^calib_timesteps \(--calib-timesteps\) must be at most 100,000 steps, got 100001$"),
     (lambda tmp: ds.convert(tmp, tmp / "c", timesteps=10**400), r"must be at most 100,000 steps, got \(an integer of"),
     (lambda tmp: ds.convert(tmp, tmp / "c", norm=3), "norm must be a name or a list of names of spike, max"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", norm=[]),  # once an IndexError
+     r"norm must be a name or a list of names of spike, max, .*got \[\]"),
     (lambda tmp: ds.convert(tmp, tmp / "c", margin=2.0), "unknown conversion option 'margin'; valid: calib_samples"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"),
      r"margin \(--margin\) must be a finite number, got 'x'"),

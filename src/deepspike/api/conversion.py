@@ -38,11 +38,11 @@ def convert(
     Several norms (a list, or names joined by commas) convert into ``out/<norm>`` each and add one comparison
     table (``conversion.comparison``); the result is then ``{"norms": [...], "rows": [...]}``. ``options``:
     ``calib_samples``, ``calib_timesteps``, ``percentile``, ``reset``, ``readout``, ``residual``, ``encoding``,
-    ``initial_membrane``, ``spike_value``, ``signed``, ``limit``, ``seed`` (see ``deepspike convert --help``); a
-    count that is not a whole number >= 1, ``timesteps`` or ``calib_timesteps`` above ``MAX_STEPS``, a seed outside
-    [0, 2**63 - 1] or another option is a ``ConfigError``."""
+    ``initial_membrane``, ``spike_value``, ``signed``, ``limit``, ``seed`` (see ``deepspike convert --help``); no
+    norm, a count that is not a whole number >= 1, ``timesteps`` or ``calib_timesteps`` above ``MAX_STEPS``, a seed
+    outside [0, 2**63 - 1] or another option is a ``ConfigError``."""
     norms = norm.split(",") if isinstance(norm, str) else list(norm) if isinstance(norm, list | tuple) else [norm]
-    if not all(isinstance(n, str) for n in norms):
+    if not norms or not all(isinstance(n, str) for n in norms):
         raise ConfigError(f"norm must be a name or a list of names of {', '.join(CONVERSION_NORMS)}, got {norm!r}")
     check_options(dict(options, timesteps=timesteps), RATE_OPTIONS + ("timesteps",))
     name = "_".join(norms)
