@@ -12,7 +12,7 @@ from deepspike.conversion import pipeline
 from deepspike.conversion.accuracy_sweep import checkpoints_for
 from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
-from deepspike.training.reload import evaluate_run
+from deepspike.training.reload import evaluate_run, load_run
 from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
 
@@ -183,3 +183,14 @@ def test_convert_checks_the_types_of_its_neuron_options(ann_run, tmp_path, optio
     with pytest.raises(ConfigError, match=message):
         pipeline.check_conversion(run_dir, tmp_path / "snn", "max", 4, **option)
     assert not (tmp_path / "snn").exists()
+
+
+def test_a_run_records_the_calibration_images_it_used_not_the_ones_asked_for(ann_run, tmp_path):
+    """Asked for more calibration images than the training split holds, the conversion uses them all; config.yaml
+    recorded the number asked for (1,000,000) beside a summary that gave the number used."""
+    run_dir, _ = ann_run
+    out = tmp_path / "snn"
+    summary = convert_run(run_dir, out, norm="max", timesteps=2, calib_samples=10**6, limit=5, log=lambda s: None)
+    train_images = len(load_run(run_dir, device="cpu")[1].data.train)
+    assert summary["calib_samples"] == train_images < 10**6
+    assert load_config(out / "config.yaml").method.options.calib_samples == train_images

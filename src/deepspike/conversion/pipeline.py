@@ -211,13 +211,14 @@ def _calibrate(
     config: RunConfig, parts: RunParts, device: torch.device, settings: dict, seed: int, log: Callable[[str], None]
 ) -> Calibrated:
     """Build the SNN from the ANN and balance its thresholds on training images (the input scale ``c`` is
-    their largest ``|x|``)."""
+    their largest ``|x|``); the options record how many images that was (all of the split when it holds fewer than
+    ``calib_samples``)."""
     start = time.perf_counter()
     options = converted_options(settings)
     x_cal = calibration_batch(config, parts.data, options.calib_samples, device)
     input_scale = float(x_cal.abs().max()) or 1.0
     roles = neuron_roles(parts.arch)
-    options = dataclasses.replace(options, input_scale=input_scale)
+    options = dataclasses.replace(options, input_scale=input_scale, calib_samples=len(x_cal))  # fewer if no more
     snn = _build_snn(parts, options, device)
     log(f"calibrating {options.norm}-norm on {len(x_cal)} training images (input scale {input_scale:.4g})")
     thresholds = balance_thresholds(snn, parts.model, x_cal, roles, options, seed, log)
