@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.layers.sew import SewBlock
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
@@ -22,6 +23,12 @@ def test_vgg11_pools_while_the_map_allows():
     pools28 = [x for x in create_architecture("vgg11", input_shape=(1, 28, 28)).layers if isinstance(x, Pool)]
     assert (len(pools32), len(pools28)) == (5, 4)  # 32 -> 1 and 28 -> 14 -> 7 -> 3 -> 1
     assert sum(isinstance(x, Conv) for x in create_architecture("vgg11").layers) == 8
+
+
+def test_vgg11_refuses_a_flat_input_in_one_line():
+    """A sequence's (F,) samples crashed with ValueError: min() arg is an empty sequence (a traceback)."""
+    with pytest.raises(ConfigError, match=r"^Conv needs an image input \(C, H, W\), got shape \(140,\)$"):
+        create_architecture("vgg11", input_shape=(140,))
 
 
 def test_sew_resnet18_units_and_shortcuts():

@@ -88,7 +88,7 @@ def vgg11(num_classes, input_shape, width, batch_norm: bool = True, pool: str = 
     if pool not in POOLS:
         raise unknown_choice("pool", pool, POOLS)
     layers: list[Layer] = []
-    size = min(input_shape[1:])
+    size = min(input_shape[1:], default=0)  # a flat input: no pools, and the first conv refuses it in one line
     for group in VGG11:
         layers += [bn_conv(scaled(c, width), 3, 1, batch_norm) for c in group]
         if size >= 2:
