@@ -61,12 +61,17 @@ def test_model_arguments_of_the_wrong_kind_or_size_are_refused_before_the_factor
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"width": float("inf")}, "model width must be a finite number > 0"), ({"width": True}, "model width"),
+    ({"width": 1e308}, "^model width must be a finite number > 0 and at most 65536, got 1e[+]308$"),
+    ({"width": 65537}, "at most 65536"),
     ({"num_classes": 2.5}, "num_classes must be a whole number, got 2.5"),
     ({"input_shape": (1, 0, 8)}, "input shape must be whole numbers from 1"),
     ({"input_shape": (1, -8, 8)}, "input shape")])
 def test_the_python_api_checks_width_classes_and_input_shape(kwargs, message):
+    """A width of 1e308 (finite) crashed every factory with OverflowError: cannot convert float infinity to integer
+    (``scaled``: 400 * 1e308 is inf), also from a recipe's model.width."""
     with pytest.raises(ConfigError, match=message):
         create_architecture("mlp", **kwargs)
+    assert create_architecture("mlp", width=65536).layers[1].out_features == 400 * 65536  # the largest width is taken
 
 
 def test_googlenet_refuses_maps_its_global_pool_would_not_cover():

@@ -72,14 +72,15 @@ def create_architecture(
     width: float = 1.0,
     **kwargs,
 ) -> Architecture:
-    """Resolve ``name`` to an ``Architecture`` for the given classes, input shape and width."""
+    """Resolve ``name`` to an ``Architecture`` for the given classes, input shape and width (a channel multiplier
+    in ``(0, MAX_SIZE_ARG]``)."""
     entry = get_model_entry(name)
     if not is_whole(num_classes, -math.inf):
         raise ConfigError(f"num_classes must be a whole number, got {num_classes!r}")
     if num_classes < 2:
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
-    if not is_finite(width) or width <= 0:
-        raise ConfigError(f"model width must be a finite number > 0, got {width!r}")
+    if not is_finite(width) or not 0 < width <= MAX_SIZE_ARG:  # 1e308 channels per channel overflowed round()
+        raise ConfigError(f"model width must be a finite number > 0 and at most {MAX_SIZE_ARG}, got {width!r}")
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
     if not shape or not all(_whole(size, 1) for size in shape):
         raise ConfigError(f"model {name!r}: input shape must be whole numbers from 1 to {MAX_SIZE_ARG}, got "
