@@ -49,6 +49,16 @@ def test_bad_sizes_are_refused_in_one_line(args):
         Attention(0)
 
 
+@pytest.mark.parametrize(("name", "heads"), [("spikformer", 4), ("sdt", 4), ("qkformer", [1, 2, 4])])
+def test_an_mlp_ratio_beyond_any_net_is_refused_in_one_line(name, heads):
+    """mlp_ratio 1e308 (finite) made ``int(dim * mlp_ratio)`` of inf: OverflowError: cannot convert float infinity to
+    integer, a traceback from a recipe's model.args.mlp_ratio."""
+    with pytest.raises(ConfigError, match=f"^{name}: model.args.mlp_ratio must be a finite number > 0 and at most "
+                                          "65536, got 1e[+]308$"):
+        create_architecture(name, 10, (3, 32, 32), 1.0, dim=64, heads=heads, mlp_ratio=1e308)
+    assert create_architecture(name, 10, (3, 32, 32), 1.0, dim=64, heads=heads, mlp_ratio=65536)  # the bound: taken
+
+
 def test_sequences_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="image-shaped input"):
         create_architecture("spikformer", 10, (700,), 1.0)

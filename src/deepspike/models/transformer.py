@@ -43,18 +43,19 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.models.blocks import global_pool_classifier
 from deepspike.models.layer_specs import Activation, Attention, Conv, Layer, Pool, Residual
-from deepspike.models.registry import register_model, scaled
+from deepspike.models.registry import MAX_SIZE_ARG, register_model, scaled
 
 
 def _check_sizes(model: str, dim, depth, heads, mlp_ratio, pools=0) -> None:
     """One-line ``ConfigError`` (naming ``model``) unless dim, depth, heads and pools are whole numbers (dim >= 8,
-    heads >= 1, depth >= 0, pools 0 to 4) and mlp_ratio a finite number > 0."""
+    heads >= 1, depth >= 0, pools 0 to 4) and mlp_ratio a number in (0, MAX_SIZE_ARG] (1e308 x dim overflowed)."""
     for key, value, low in (("dim", dim, 8), ("depth", depth, 0), ("heads", heads, 1), ("pools", pools, 0)):
         if not is_whole(value, low, 4 if key == "pools" else math.inf):
             valid = "0 to 4" if key == "pools" else f">= {low}"
             raise ConfigError(f"{model}: model.args.{key} must be a whole number {valid}, got {value!r}")
-    if not is_finite(mlp_ratio) or mlp_ratio <= 0:
-        raise ConfigError(f"{model}: model.args.mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+    if not is_finite(mlp_ratio) or not 0 < mlp_ratio <= MAX_SIZE_ARG:
+        raise ConfigError(f"{model}: model.args.mlp_ratio must be a finite number > 0 and at most {MAX_SIZE_ARG}, "
+                          f"got {mlp_ratio!r}")
 
 
 def _square_image(model: str, input_shape) -> None:
