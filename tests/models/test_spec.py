@@ -52,9 +52,13 @@ def test_bad_specs_are_rejected():
     (lambda: Linear(0), "out_features must be a whole number >= 1, got 0"), (lambda: Linear(3.5), "3.5"),
     (lambda: Pool("avg", "2"), "kernel_size must be a whole number"), (lambda: Pool("avg", 2.5), "2.5"),
     (lambda: Pool("max", 2, stride=0), "stride"),
+    (lambda: Pool("avg", 4, 2, padding=1.5), "padding must be a whole number >= 0, got 1.5"),
+    (lambda: Pool("avg", 4, 2, padding=True), "padding must be a whole number >= 0, got True"),
+    (lambda: Pool("max", 3, padding="1"), "padding must be a whole number >= 0, got '1'"),
     (lambda: Concat(()), "needs at least one branch")])
 def test_layer_fields_that_are_no_sizes_are_refused_when_the_spec_is_made(make, message):
-    """A sweep found these building empty layers, dividing by zero, or crashing in torch with a traceback."""
+    """A sweep found these building empty layers, dividing by zero, or crashing in torch with a traceback; a pool's
+    padding of 1.5 crashed ``count_macs`` (TypeError), True was taken as 1 and "1" failed with TypeError."""
     with pytest.raises(ConfigError, match=message):
         make()
 

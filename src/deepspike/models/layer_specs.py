@@ -133,6 +133,7 @@ class Pool:
         check_whole(self, "kernel_size", 1)
         if self.stride is not None:
             check_whole(self, "stride", 1)
+        check_whole(self, "padding", 0)  # 1.5 crashed the cost count (TypeError), True was taken as 1
         check_pool_padding(self.padding, self.kernel_size, str(self))
 
     @property
