@@ -65,10 +65,14 @@ def test_model_arguments_of_the_wrong_kind_or_size_are_refused_before_the_factor
     ({"width": 65537}, "at most 65536"),
     ({"num_classes": 2.5}, "num_classes must be a whole number, got 2.5"),
     ({"input_shape": (1, 0, 8)}, "input shape must be whole numbers from 1"),
-    ({"input_shape": (1, -8, 8)}, "input shape")])
+    ({"input_shape": (1, -8, 8)}, "input shape"),
+    ({"input_shape": 784}, "^model 'mlp': input shape must be whole numbers from 1 to 65536, got 784$"),
+    ({"input_shape": "1x28x28"}, "input shape must be whole numbers from 1 to 65536, got '1x28x28'$"),
+    ({"input_shape": {"C": 1}}, "got {'C': 1}$")])
 def test_the_python_api_checks_width_classes_and_input_shape(kwargs, message):
     """A width of 1e308 (finite) crashed every factory with OverflowError: cannot convert float infinity to integer
-    (``scaled``: 400 * 1e308 is inf), also from a recipe's model.width."""
+    (``scaled``: 400 * 1e308 is inf), also from a recipe's model.width; an input shape of 784 where (784,) was meant
+    crashed with TypeError: 'int' object is not iterable, a text or a mapping was read as its letters or keys."""
     with pytest.raises(ConfigError, match=message):
         create_architecture("mlp", **kwargs)
     assert create_architecture("mlp", width=65536).layers[1].out_features == 400 * 65536  # the largest width is taken

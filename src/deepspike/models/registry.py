@@ -81,10 +81,11 @@ def create_architecture(
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
     if not is_finite(width) or not 0 < width <= MAX_SIZE_ARG:  # 1e308 channels per channel overflowed round()
         raise ConfigError(f"model width must be a finite number > 0 and at most {MAX_SIZE_ARG}, got {width!r}")
-    shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
-    if not shape or not all(_whole(size, 1) for size in shape):
+    shape = entry.default_input_shape if input_shape is None else input_shape
+    if not isinstance(shape, tuple | list) or not shape or not all(_whole(size, 1) for size in shape):
         raise ConfigError(f"model {name!r}: input shape must be whole numbers from 1 to {MAX_SIZE_ARG}, got "
-                          f"{list(shape)}")
+                          f"{list(shape) if isinstance(shape, tuple | list) else shape!r}")  # 784: (784,) meant
+    shape = tuple(shape)
     _check_kwargs(entry, kwargs)
     layers = entry.factory(num_classes=num_classes, input_shape=shape, width=width, **kwargs)
     if not isinstance(layers, tuple | list) or not layers:
