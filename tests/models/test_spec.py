@@ -55,10 +55,15 @@ def test_bad_specs_are_rejected():
     (lambda: Pool("avg", 4, 2, padding=1.5), "padding must be a whole number >= 0, got 1.5"),
     (lambda: Pool("avg", 4, 2, padding=True), "padding must be a whole number >= 0, got True"),
     (lambda: Pool("max", 3, padding="1"), "padding must be a whole number >= 0, got '1'"),
-    (lambda: Concat(()), "needs at least one branch")])
+    (lambda: Concat(()), "needs at least one branch"),
+    (lambda: Conv(8, 3, bias="no"), "bias must be True or False, got 'no'"), (lambda: Conv(8, 3, act=None), "act"),
+    (lambda: Conv(8, 3, norm=1), "norm must be True or False, got 1"),
+    (lambda: Linear(16, recurrent=1), "recurrent must be True or False, got 1"),
+    (lambda: Linear(16, act="false"), "act must be True or False, got 'false'"), (lambda: Linear(4, bias=0), "bias")])
 def test_layer_fields_that_are_no_sizes_are_refused_when_the_spec_is_made(make, message):
     """A sweep found these building empty layers, dividing by zero, or crashing in torch with a traceback; a pool's
-    padding of 1.5 crashed ``count_macs`` (TypeError), True was taken as 1 and "1" failed with TypeError."""
+    padding of 1.5 crashed ``count_macs`` (TypeError), True was taken as 1 and "1" failed with TypeError; a flag of
+    text or a number was read as its truth: ``Conv(8, 3, bias="no")`` was a biased conv of 8 more weights."""
     with pytest.raises(ConfigError, match=message):
         make()
 

@@ -42,6 +42,15 @@ def check_whole(spec, name: str, low: int) -> None:
         raise ConfigError(f"{spec}: {name} must be a whole number >= {low}, got {value!r}")
 
 
+def check_flags(spec, *names: str) -> None:
+    """A one-line ``ConfigError`` unless each field in ``names`` of layer ``spec`` is True or False: ``Conv(8, 3,
+    bias="no")`` built a biased conv (any non-empty text is true), ``Linear(16, recurrent=1)`` a recurrent layer."""
+    for name in names:
+        value = getattr(spec, name)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{spec}: {name} must be True or False, got {value!r}")
+
+
 def check_layers(block, name: str, layers) -> None:
     """A one-line ``ConfigError`` unless ``layers`` (a block's branch ``name``) is a tuple or list: ``Residual((Conv(8,
     3)))``, the comma forgotten, passed the layer itself, which the walk then failed to iterate (TypeError)."""
@@ -70,6 +79,7 @@ class Conv:
     def __post_init__(self) -> None:
         for name, low in (("out_channels", 1), ("kernel_size", 1), ("stride", 1), ("padding", 0)):
             check_whole(self, name, low)
+        check_flags(self, "act", "bias", "norm")
         value = self.norm_scale
         if not is_finite(value) or value < 0:
             raise ConfigError(f"{self}: norm_scale must be a finite number >= 0")
@@ -99,6 +109,7 @@ class Linear:
 
     def __post_init__(self) -> None:
         check_whole(self, "out_features", 1)
+        check_flags(self, "act", "bias", "norm", "recurrent")
         if self.recurrent and (not self.act or self.norm):
             raise ConfigError(f"{self}: a recurrent layer needs act=True (its spikes feed back) and norm=False")
         if not is_whole(self.delays, 0, 1024):
