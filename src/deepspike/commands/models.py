@@ -1,5 +1,6 @@
 """``deepspike models``: every registered model with its weight and MAC counts (``models.costs``: the synaptic
-layers' weights and biases; batch-norm's scale and shift and neuron parameters are not counted)."""
+layers' weights and biases, and the learnable delays of delayed synapses; batch-norm's scale and shift and neuron
+parameters are not counted)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import argparse
 from deepspike import api
 
 NAME = "models"
-HELP = ("list registered models with their synaptic weight counts (conv/linear/attention weights and biases; "
-        "batch-norm and neuron parameters not counted) and MACs")
+HELP = ("list registered models with their synaptic weight counts (conv/linear/attention weights and biases, synaptic "
+        "delays; batch-norm and neuron parameters not counted) and MACs")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,8 +5,9 @@ For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`
 ``N -> M``: ``params = MACs = N M``; a recurrent one (``Linear.recurrent``) adds its ``M x M`` feedback weight:
 ``params = (N + M) M``, ``fan_in = N + M``, and ``(N + M) M`` MACs per time step (an RNN has no one-pass ANN
 inference; its MACs here are those of one step, and ``analyze`` compares an SNN with recurrent layers against
-an RNN of its shape over the T steps, T times these). Average pooling counts one accumulate per real input of each
-window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
+an RNN of its shape over the T steps, T times these); a delayed one (``Linear.delays``) has ``N M`` MACs per step
+and ``2 N M`` parameters: each synapse's weight and its learnable delay. Average pooling counts one accumulate per real
+input of each window (it is a fixed-weight layer on hardware): ``k^2`` per output value without padding, fewer at the
 borders of a padded pool (padding is no input); max pooling, flatten and dropout cost nothing. Spiking self-attention
 (``Attention``) on ``L`` tokens of ``C`` channels in heads of ``d``: its four ``C x C`` projections,
 ``params = 4 C^2``, ``fan_in = C``, and ``MACs = 4 C^2 L`` plus, for SSA (kind ``attention``), ``2 C d L`` for the
@@ -45,10 +46,10 @@ def layer_costs(arch: Architecture) -> list[LayerCost]:
 
 
 def count_parameters(arch: Architecture) -> int:
-    """The weights and biases of ``arch``'s conv, linear and attention layers (from the spec; independent of the
-    method). Batch-norm's per-channel scale and shift are not in it (they depend on the method's ``norm``), nor a
-    neuron's own parameters (PLIF's time constants, PSN's weights): a built model's ``sum(p.numel())`` counts those
-    (a run's summary reports it as ``trainable_parameters``)."""
+    """The weights and biases of ``arch``'s conv, linear and attention layers, and the delays of its delayed synapses
+    (from the spec; independent of the method). Batch-norm's per-channel scale and shift are not in it (they depend on
+    the method's ``norm``), nor a neuron's own parameters (PLIF's time constants, PSN's weights): a built model's
+    ``sum(p.numel())`` counts those (a run's summary reports it as ``trainable_parameters``)."""
     return sum(c.params for c in layer_costs(arch))
 
 
