@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from deepspike.methods.registry import get_method
 from deepspike.models import create_architecture, get_model_entry
+from deepspike.models.registry import check_input_shape
 from deepspike.models.spec import Shape
 
 
@@ -22,5 +23,5 @@ def create_model(
     parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
     """
     chosen = get_method(method, method_options)
-    shape = get_model_entry(name).default_input_shape if input_shape is None else tuple(input_shape)
+    shape = get_model_entry(name).default_input_shape if input_shape is None else check_input_shape(name, input_shape)
     return chosen.build(create_architecture(name, num_classes, chosen.input_shape(shape), width, **(model_args or {})))

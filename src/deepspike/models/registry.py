@@ -81,17 +81,22 @@ def create_architecture(
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
     if not is_finite(width) or not 0 < width <= MAX_SIZE_ARG:  # 1e308 channels per channel overflowed round()
         raise ConfigError(f"model width must be a finite number > 0 and at most {MAX_SIZE_ARG}, got {width!r}")
-    shape = entry.default_input_shape if input_shape is None else input_shape
-    if not isinstance(shape, tuple | list) or not shape or not all(_whole(size, 1) for size in shape):
-        raise ConfigError(f"model {name!r}: input shape must be whole numbers from 1 to {MAX_SIZE_ARG}, got "
-                          f"{list(shape) if isinstance(shape, tuple | list) else shape!r}")  # 784: (784,) meant
-    shape = tuple(shape)
+    shape = check_input_shape(name, entry.default_input_shape if input_shape is None else input_shape)
     _check_kwargs(entry, kwargs)
     layers = entry.factory(num_classes=num_classes, input_shape=shape, width=width, **kwargs)
     if not isinstance(layers, tuple | list) or not layers:
         raise ConfigError(f"model {name!r}: its factory returned {type(layers).__name__}, not a non-empty tuple of "
                           "layer specs (deepspike.models.spec)")
     return Architecture(name, tuple(layers), shape, num_classes)
+
+
+def check_input_shape(name: str, shape) -> tuple[int, ...]:
+    """``shape`` as a tuple, or a one-line ``ConfigError`` for model ``name`` unless it is a non-empty list or tuple
+    of whole numbers from 1 to ``MAX_SIZE_ARG`` (784 meant as ``(784,)`` was a TypeError)."""
+    if not isinstance(shape, tuple | list) or not shape or not all(_whole(size, 1) for size in shape):
+        raise ConfigError(f"model {name!r}: input shape must be whole numbers from 1 to {MAX_SIZE_ARG}, got "
+                          f"{list(shape) if isinstance(shape, tuple | list) else shape!r}")
+    return tuple(shape)
 
 
 def scaled(channels: int, width: float) -> int:

@@ -1,0 +1,19 @@
+"""``create_model``: a registered architecture built as a method's network, its input shape checked first."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.methods.create import create_model
+
+
+@pytest.mark.parametrize("shape", [784, "784", (), (0, 8)])
+def test_an_input_shape_that_is_no_list_of_sizes_is_one_line(shape):
+    """784 where (784,) was meant was a TypeError from tuple(784) (before the architecture's own check)."""
+    with pytest.raises(ConfigError, match="^model 'mlp': input shape must be whole numbers from 1 to"):
+        create_model("mlp", method="stbp", input_shape=shape)
+
+
+def test_a_list_input_shape_builds_the_net():
+    net = create_model("mlp", method="ann", input_shape=[64], model_args={"hidden": [8]})
+    assert net(torch.rand(2, 64)).shape == (2, 10)
