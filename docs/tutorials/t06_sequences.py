@@ -6,9 +6,9 @@ digit. A recurrent layer (``model.name=rsnn``; in a spec, ``Linear(M, recurrent=
 the step before back through a weight ``V``: ``I_t = W x_t + V s_{t-1}``. The same net without that feedback
 (``model.args.recurrent=false``) only has its neurons' membranes to remember with. Both train for a few epochs from
 the same seed. A third way to remember: learnable synaptic delays (``model.name=dsnn``; ``Linear(M, delays=D)``), where
-every synapse learns when a row's spikes arrive, ``I_t = sum_n w_mn x_{t - d_mn}`` (no feedback, no NIR mapping). Then
-the recurrent run is exported to NIR, where ``V`` sits on a cycle ``lif -> rec -> lif``, and read back: the file alone
-gives the trained net's spikes.
+every synapse learns when a row's spikes arrive, ``I_t = sum_n w_mn x_{t - d_mn}`` (no feedback; NIR export only with
+each delay rounded to a whole step, ``export --round-delays``). Then the recurrent run is exported to NIR, where ``V``
+sits on a cycle ``lif -> rec -> lif``, and read back: the file alone gives the trained net's spikes.
 """
 
 import tempfile
