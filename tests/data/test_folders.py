@@ -193,3 +193,31 @@ def test_an_image_header_claiming_a_huge_size_is_corrupt_not_a_crash(tmp_path):
     (tmp_path / "imgs" / "a" / "bomb.png").write_bytes(png)
     with pytest.raises(DataCorruptError, match="bomb.png"):
         load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), in_memory=True, test_fraction=0.0)
+
+
+@pytest.mark.parametrize("options", [
+    {"size": True}, {"size": 10**6}, {"size": 2.5}, {"grayscale": "false"}, {"classes": 5}, {"classes": []},
+    {"test_fraction": "0.2"}, {"train_per_class": -1}, {"train_per_class": 2.5}, {"train_per_class": True},
+    {"split_seed": "x"}, {"split_seed": 1.5}, {"in_memory": "no"}, {"memory_limit_gb": "x"},
+    {"stats_samples": 0, "in_memory": False}, {"stats_samples": -1, "in_memory": False},
+])
+def test_hostile_folder_options_are_one_config_error_line(tmp_path, options):
+    """Before: a string fraction, seed or memory limit, a float count or size=True crashed (TypeError, ValueError),
+    size=10**6 asked numpy for 27 TiB, and train_per_class=-1 (all but one image per class), grayscale="false"
+    (grey) and stats_samples=0 (NaN mean and std) were taken."""
+    write_classes(tmp_path / "imgs", {"a": 3, "b": 3})
+    for name in ("imagefolder", "caltech"):
+        root = tmp_path / "imgs" if name == "imagefolder" else tmp_path / "cal"
+        if name == "caltech":
+            write_classes(root / "101_ObjectCategories", {"Faces_easy": 3, "Motorbikes": 3})
+        kwargs = {"size": (4, 6), "train_per_class": 2, **options}
+        with pytest.raises(ConfigError) as err:
+            load_dataset(name, data_dir=root, **kwargs)
+        assert "\n" not in str(err.value) and ("size" in options or next(iter(options)) in str(err.value))
+
+
+def test_one_class_name_is_one_class_not_its_letters(tmp_path):
+    """imagefolder's ``classes: cat`` iterated the letters c, a, t (no such folders); now it is the one class."""
+    write_classes(tmp_path / "imgs", {"cat": 3, "dog": 3})
+    data = load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), classes="cat", train_per_class=2)
+    assert data.class_names == ("cat",) and len(data.train) == 2 and len(data.test) == 1

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import paths
-from deepspike.data.image_folder import class_folders, decoded_bytes, read_image_folder, sampled_stats
+from deepspike.data.image_folder import (
+    check_loading_options,
+    check_split_options,
+    class_folders,
+    decoded_bytes,
+    read_image_folder,
+    sampled_stats,
+)
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 
@@ -21,6 +28,7 @@ def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_l
     """Load both splits into memory (asked for, or when they fit ``memory_limit_gb``) or keep them
     streaming, then split off validation data; streamed data gets its statistics from a sample.
     ``empty_test_ok``: the user asked for no test images (``test_fraction=0``)."""
+    check_loading_options(train.grayscale, in_memory, memory_limit_gb, stats_samples)
     if in_memory is None:
         in_memory = decoded_bytes(train) + decoded_bytes(test) <= memory_limit_gb * GiB
     if in_memory:
@@ -78,10 +86,7 @@ def load_caltech(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downlo
     testing. ``classes="all"`` takes every category except ``BACKGROUND_Google``; ``train_per_class=None``
     splits by ``test_fraction`` instead. Caltech cannot be downloaded automatically (the archive needs a
     browser); ``download`` is ignored."""
-    if classes == "all" or classes is None:
-        wanted = None
-    else:
-        wanted = [classes] if isinstance(classes, str) else list(classes)
+    wanted = None if classes == "all" else check_split_options(classes, test_fraction, train_per_class, split_seed)
     root = find_caltech(data_dir, wanted)
     if wanted is None:
         wanted = [c for c in class_folders(root) if c != CALTECH_BACKGROUND]

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.core.options import INT64_MAX, is_finite, is_whole
+from deepspike.data.augment import MAX_SIZE
 from deepspike.data.paths import one_line
 from deepspike.data.splits import channel_stats, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
@@ -30,11 +32,43 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".t
 
 
 def as_size(size) -> tuple[int, int]:
-    """``(H, W)`` from an int (square) or a pair."""
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
-        raise ConfigError(f"image size must be a positive int or [height, width], got {size!r}")
+    """``(H, W)`` from an integer (square) or a pair of integers, each from 1 to ``MAX_SIZE``."""
+    hw = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, list | tuple) else ()
+    if len(hw) != 2 or not all(is_whole(v, 1, MAX_SIZE) for v in hw):
+        raise ConfigError(f"image size must be an integer from 1 to {MAX_SIZE} or [height, width] of two, "
+                          f"got {size!r}")
     return hw  # type: ignore[return-value]
+
+
+def check_split_options(classes, test_fraction, train_per_class, split_seed) -> list[str] | None:
+    """The options of :func:`read_image_folder` that pick and split the images, checked: ``classes`` (None, one
+    name or a list of names; returned as a list), ``test_fraction`` in [0, 1), ``train_per_class`` (None or an
+    integer >= 1) and ``split_seed`` (an integer from 0 to 2**63 - 1); a one-line ``ConfigError`` otherwise (a
+    string fraction or seed crashed, ``train_per_class=-1`` trained on all but one image of each class)."""
+    names = [classes] if isinstance(classes, str) else classes
+    if names is not None and not (isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names)):
+        raise ConfigError(f"data.args.classes must be a class folder name or a list of them, got {classes!r}")
+    if not (is_finite(test_fraction) and 0 <= test_fraction < 1):
+        raise ConfigError(f"data.args.test_fraction must be a number in [0, 1), got {test_fraction!r}")
+    if train_per_class is not None and not is_whole(train_per_class, 1):
+        raise ConfigError(f"data.args.train_per_class must be an integer >= 1 or null, got {train_per_class!r}")
+    if not is_whole(split_seed, 0, INT64_MAX):
+        raise ConfigError(f"data.args.split_seed must be an integer from 0 to 2**63 - 1, got {split_seed!r}")
+    return None if names is None else list(names)
+
+
+def check_loading_options(grayscale, in_memory, memory_limit_gb, stats_samples) -> None:
+    """A one-line ``ConfigError`` unless ``grayscale`` is true or false, ``in_memory`` true, false or null,
+    ``memory_limit_gb`` a number >= 0 and ``stats_samples`` an integer >= 1 (the string "false" read as true, and
+    ``stats_samples=0`` made the channel statistics NaN)."""
+    for key, value, ok in (("grayscale", grayscale, isinstance(grayscale, bool)),
+                           ("in_memory", in_memory, in_memory is None or isinstance(in_memory, bool)),
+                           ("memory_limit_gb", memory_limit_gb, is_finite(memory_limit_gb) and memory_limit_gb >= 0),
+                           ("stats_samples", stats_samples, is_whole(stats_samples, 1))):
+        if not ok:
+            rule = {"grayscale": "true or false", "in_memory": "true, false or null",
+                    "memory_limit_gb": "a number >= 0", "stats_samples": "an integer >= 1"}[key]
+            raise ConfigError(f"data.args.{key} must be {rule}, got {value!r}")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -166,6 +200,7 @@ def read_image_folder(root: Path, dataset: str, size, grayscale: bool, classes, 
                       train_per_class: int | None, split_seed: int):
     """``(train, test, class_names)`` as streaming data sets for either layout of ``root``."""
     size = as_size(size)
+    classes = check_split_options(classes, test_fraction, train_per_class, split_seed)
     split_dirs = [root / "train", next((root / s for s in ("val", "test") if (root / s).is_dir()), None)]
     if split_dirs[0].is_dir() and split_dirs[1] is not None:
         train_folders = select_classes(class_folders(split_dirs[0]), classes, split_dirs[0], dataset)
