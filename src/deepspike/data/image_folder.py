@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
-from deepspike.core.options import INT64_MAX, is_finite, is_whole
+from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.paths import one_line
-from deepspike.data.splits import channel_stats, mix_seed, split_indices
+from deepspike.data.splits import channel_stats, check_split_seed, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
@@ -52,8 +52,7 @@ def check_split_options(classes, test_fraction, train_per_class, split_seed) -> 
         raise ConfigError(f"data.args.test_fraction must be a number in [0, 1), got {test_fraction!r}")
     if train_per_class is not None and not is_whole(train_per_class, 1):
         raise ConfigError(f"data.args.train_per_class must be an integer >= 1 or null, got {train_per_class!r}")
-    if not is_whole(split_seed, 0, INT64_MAX):
-        raise ConfigError(f"data.args.split_seed must be an integer from 0 to 2**63 - 1, got {split_seed!r}")
+    check_split_seed(split_seed)
     return None if names is None else list(names)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.options import INT64_MAX, is_whole
 from deepspike.data.paths import one_line
 
 
@@ -44,6 +45,13 @@ def mix_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers, e.g. ``(seed, epoch, rank, batch)`` (numpy SeedSequence)."""
     state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 ^ int(state[1])
+
+
+def check_split_seed(split_seed: object) -> None:
+    """A one-line ``ConfigError`` unless ``data.args.split_seed`` (the seed of a fixed train/test split) is an integer
+    from 0 to 2**63 - 1, as ``train.seed`` is (a string crashed in :func:`mix_seed`, 1.5 was taken as 1)."""
+    if not is_whole(split_seed, 0, INT64_MAX):
+        raise ConfigError(f"data.args.split_seed must be an integer from 0 to 2**63 - 1, got {split_seed!r}")
 
 
 def split_indices(labels: torch.Tensor, fraction: float, seed: int,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepspike.core.errors import DataNotFoundError
+from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import load_dataset
 from deepspike.data.neuromorphic import write_nmnist_bin
 from deepspike.data.neuromorphic.formats import make_events
@@ -58,3 +58,16 @@ def test_a_missing_release_is_one_line(tmp_path):
         load_dataset("ncaltech101", data_dir=tmp_path / "nothing")
     with pytest.raises(DataNotFoundError, match="^ncaltech101 cannot be downloaded by deepspike"):
         load_dataset("ncaltech101", data_dir=tmp_path, download=True)
+
+
+@pytest.mark.parametrize("options", [{"split_seed": "x"}, {"split_seed": 1.5}, {"split_seed": -1},
+                                     {"cache": "no"}, {"cache": 1}])
+def test_a_bad_split_seed_or_cache_is_one_config_error_line(tmp_path, monkeypatch, options):
+    """Before: split_seed "x" crashed in mix_seed (ValueError) after every recording was binned, 1.5 was taken as 1,
+    and cache "no" was read as true (the frames were written to the cache)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DEEPSPIKE_DATA", raising=False)
+    _write_release(tmp_path, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match=f"^data.args.{next(iter(options))} must be") as err:
+        load_dataset("ncaltech101", data_dir=tmp_path, timesteps=2, **options)
+    assert "\n" not in str(err.value) and not (tmp_path / "event_frames").exists()

@@ -18,7 +18,7 @@ from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import read_aedat2
 from deepspike.data.neuromorphic.loading import FrameOptions, bin_all, held_out_splits, load_cached
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits
+from deepspike.data.splits import DataSplits, check_split_seed
 
 SENSOR = (128, 128)
 SUBDIRS = ("CIFAR10DVS", "CIFAR10-DVS", "cifar10_dvs")
@@ -44,6 +44,7 @@ def load_cifar10_dvs(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
                      split_seed: int = 0, cache: bool = True) -> DataSplits:
     """CIFAR10-DVS as frames ``x [N, T, 2, 128 // stride, 128 // stride]``, ``y`` in 0..9, split 9:1."""
     options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
+    check_split_seed(split_seed)
     recordings = list_recordings(data_dir)
     key = {"files": files_fingerprint([f for f, _ in recordings]), **options.key()}
     x, y = load_cached("cifar10_dvs", data_dir, cache, key,

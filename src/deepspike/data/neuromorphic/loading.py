@@ -94,7 +94,10 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
 
 
 def load_cached(name: str, data_dir, use_cache: bool, key: dict, build) -> tuple[np.ndarray, np.ndarray]:
-    """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False)."""
+    """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False);
+    ``data.args.cache`` must be true or false (``ConfigError``: the string "no" was read as true)."""
+    if not isinstance(use_cache, bool):
+        raise ConfigError(f"data.args.cache must be true or false, got {use_cache!r}")
     return cached_arrays(cache_dir(data_dir) if use_cache else None, {"dataset": name, **key}, build)
 
 

@@ -22,7 +22,7 @@ from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import read_nmnist_bin
 from deepspike.data.neuromorphic.loading import FrameOptions, bin_all, held_out_splits, load_cached
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits
+from deepspike.data.splits import DataSplits, check_split_seed
 
 SENSOR = (180, 240)
 SUBDIRS = ("Caltech101", "NCALTECH101", "N-Caltech101", "ncaltech101")
@@ -56,6 +56,7 @@ def load_ncaltech101(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
     if download:
         raise DataNotFoundError(f"ncaltech101 cannot be downloaded by deepspike: {HOW_TO_GET}")
     options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
+    check_split_seed(split_seed)
     recordings, categories = list_recordings(data_dir)
     key = {"files": files_fingerprint([f for f, _ in recordings]), **options.key()}
     x, y = load_cached("ncaltech101", data_dir, cache, key,
