@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,7 @@ class FrameOptions:
                 raise ConfigError(f"data.args.{key} must be a finite number > 0 or null, got {value!r}")
         if not isinstance(self.binary, bool):
             raise ConfigError(f"data.args.binary must be true or false, got {self.binary!r}")
-        window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
-        check_binning(self.timesteps, window, self.stride)
+        check_binning(self.timesteps, self.window_us, self.stride)
         if self.output not in OUTPUTS:
             raise ConfigError(f"bad value {self.output!r} for data.args.output; valid: {', '.join(OUTPUTS)}")
 
@@ -58,13 +58,24 @@ class FrameOptions:
         if self.denoise_ms is not None and len(events):
             tonic = require_tonic()
             events = tonic.functional.denoise_numpy(events, filter_time=self.denoise_ms * 1000.0)
-        window = None if self.time_window_ms is None else self.time_window_ms * 1000.0
-        return events_to_frames(events, sensor_hw, self.timesteps, window, self.stride, self.binary, t0)
+        return events_to_frames(events, sensor_hw, self.timesteps, self.window_us, self.stride, self.binary, t0)
+
+    @property
+    def window_us(self) -> float | None:
+        """The bin length in microseconds: the float nearest to 1000 times the decimal ``time_window_ms`` (its
+        shortest ``repr``). ``time_window_ms * 1000.0`` is off by one rounding for some (16.1 ms gave
+        16100.000000000002 us, so an event 16100 us after the origin fell into bin 0 instead of bin 1)."""
+        ms = self.time_window_ms
+        if ms is None:
+            return None
+        return float((Decimal(ms) if isinstance(ms, int) else Decimal(repr(float(ms)))) * 1000)
 
     def key(self) -> dict:
         """The options as a JSON-able dict (part of the cache key)."""
         d = asdict(self)
         d.pop("output")  # counts are derived from the cached frames
+        if self.window_us is not None and self.window_us != self.time_window_ms * 1000.0:
+            d["window_us"] = self.window_us  # frames cached with the misrounded window are not reused
         return d
 
 

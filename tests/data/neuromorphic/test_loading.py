@@ -1,0 +1,44 @@
+"""``FrameOptions``: the bin length in microseconds and the cache key."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from deepspike.core.errors import ConfigError
+from deepspike.data.neuromorphic import FrameOptions
+from deepspike.data.neuromorphic.formats import make_events
+
+
+@pytest.mark.parametrize("ms", [2.01, 16.1, 32.2, 64.1, 8.19, 5.0, 0.7, 25])
+def test_events_on_and_just_before_bin_edges_fall_into_the_exact_bins(ms):
+    """Events at the origin, on every bin edge ``j * window`` and 1 us before it, binned against exact rational
+    arithmetic ``k = floor(t / (1000 * ms))`` with ``ms`` the decimal written. Before: ``ms * 1000.0`` made 16.1 ms
+    16100.000000000002 us, so the event at 16100 us landed in bin 0 (two events there, none in bin 3)."""
+    T = 4
+    window = Fraction(str(ms)) * 1000
+    edges = [math.floor(j * window) for j in range(1, T + 1)]
+    t = np.array(sorted({0, *edges, *(e - 1 for e in edges)}), dtype=np.int64)
+    events = make_events(np.zeros(len(t), np.int64), np.zeros(len(t), np.int64), t, np.ones(len(t), np.int64))
+    frames = FrameOptions(timesteps=T, time_window_ms=ms).frames(events, (1, 1), t0=0)  # [T, 2, 1, 1]
+    expected = np.zeros(T, np.int64)
+    for k in (math.floor(Fraction(int(v)) / window) for v in t):
+        if k < T:
+            expected[k] += 1
+    assert frames[:, 1, 0, 0].tolist() == expected.tolist()
+
+
+def test_the_cache_key_changes_only_where_the_window_was_misrounded():
+    """Frames cached with 16.1 * 1000.0 us windows must not be reused; those of exact windows (5 ms) still are."""
+    assert "window_us" not in FrameOptions(time_window_ms=5.0).key()
+    assert "window_us" not in FrameOptions(time_window_ms=None).key()
+    assert FrameOptions(time_window_ms=16.1).key()["window_us"] == 16100.0
+
+
+def test_a_window_too_long_for_a_float_is_one_config_error_line():
+    """Before: an int of 10**400 ms raised OverflowError (int too large to convert to float)."""
+    with pytest.raises(ConfigError, match="time window"):
+        FrameOptions(time_window_ms=10**400)
