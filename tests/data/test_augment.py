@@ -114,3 +114,11 @@ def test_normalize_frame_sequences_per_step_channel():
     torch.testing.assert_close(normalize(rows, mean, std), (rows - mean) / std)
     with pytest.raises(ConfigError, match="normalize: 4 channels but mean/std of length 3/3"):
         normalize(rows, (0.0,) * 3, (1.0,) * 3)
+
+
+@pytest.mark.parametrize("name", ["crop_padding", "roll", "cutout", "channel_shift", "time_mask", "channel_mask"])
+def test_a_fractional_size_is_one_config_error_line(name):
+    """Before: ``Augment(crop_padding=2.5)`` (or a dict with it) was accepted, and the first batch crashed in
+    ``torch.randint`` (TypeError, a multi-line list of signatures); ``cutout=2.5`` zeroed a 2 x 2 square."""
+    with pytest.raises(ConfigError, match=f"^augment.{name} must be an integer from 0 to 65536, got 2.5$"):
+        as_augment({name: 2.5})

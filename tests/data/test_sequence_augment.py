@@ -55,9 +55,9 @@ def test_masks_zero_one_band_of_at_most_the_width(axis):
 def test_sequence_ops_refuse_pictures_and_check_their_settings():
     with pytest.raises(ConfigError, match=r"data.augment.time_mask needs sequences \[B, T, F\], got a batch of shape"):
         sa.random_time_mask(torch.zeros(2, 3, 4, 4), 2, _gen())
-    with pytest.raises(ConfigError, match="augment.channel_mask must be from 0 to 65536, got -1"):
+    with pytest.raises(ConfigError, match="augment.channel_mask must be an integer from 0 to 65536, got -1"):
         Augment(channel_mask=-1)
-    with pytest.raises(ConfigError, match="augment.channel_shift must be from 0 to 65536"):
+    with pytest.raises(ConfigError, match="augment.channel_shift must be an integer from 0 to 65536"):
         Augment(channel_shift=2**63 - 1)
     assert not Augment(time_mask=2).is_identity and Augment(time_mask=2).on_sequences
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.data import frame_augment, mixing, sequence_augment
 
 
@@ -111,7 +112,7 @@ class Augment:
             value, flag = getattr(self, f.name), f.name in ("hflip", "one_of")
             if isinstance(value, bool) != flag or not isinstance(value, int | float):
                 raise ConfigError(f"augment.{f.name} must be {'true or false' if flag else 'a number'}, got {value!r}")
-        sizes = [(name, 0 <= getattr(self, name) <= MAX_SIZE, f"from 0 to {MAX_SIZE}")
+        sizes = [(name, is_whole(getattr(self, name), 0, MAX_SIZE), f"an integer from 0 to {MAX_SIZE}")
                  for name in ("crop_padding", "roll", "cutout", "channel_shift", "time_mask", "channel_mask")]
         for name, ok, rule in (*sizes,
                                ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
