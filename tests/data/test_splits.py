@@ -8,7 +8,7 @@ import torch
 
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError, DataCorruptError
-from deepspike.data import TensorDataset, load_dataset, make_splits, mnist
+from deepspike.data import BatchIterator, TensorDataset, load_dataset, make_splits, mix_seed, mnist, split_indices
 from fakedata import write_idx
 
 
@@ -103,3 +103,17 @@ def test_labels_that_are_not_whole_numbers_are_named_so():
     with pytest.raises(DataCorruptError, match="^mine: the training labels are not all whole numbers"):
         make_splits(_FloatLabels([0.0, float("nan")]), good, val_fraction=0.0, seed=0, num_classes=2,
                     class_names="ab", name="mine", stats=lambda d: ((0.0,), (1.0,)))
+
+
+def test_seeds_that_differ_above_32_bits_give_other_splits_and_orders():
+    """``train.seed`` takes 0 .. 2**63 - 1, but ``mix_seed`` kept only the low 32 bits of each part: seeds 0 and
+    2**32 gave the same validation split, batch order and augmentation draws. Parts below 2**32 keep their old
+    seeds (the reference: numpy's SeedSequence of the parts as they are)."""
+    state = np.random.SeedSequence([7, 3]).generate_state(2, dtype=np.uint32)
+    assert mix_seed(7, 3) == int(state[0]) << 31 ^ int(state[1])
+    assert len({mix_seed(s, 3) for s in (0, 2**32, 2**33, 2**63 - 1)}) == 4
+    labels = torch.arange(200) % 2
+    assert not torch.equal(split_indices(labels, 0.5, 0)[1], split_indices(labels, 0.5, 2**32)[1])
+    data = TensorDataset(torch.zeros(64, 1, 1, 1), torch.zeros(64, dtype=torch.int64))
+    orders = [BatchIterator(data, 8, seed=s).indices() for s in (0, 2**32)]
+    assert not torch.equal(*orders)

@@ -42,8 +42,15 @@ class DataSplits:
 
 
 def mix_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers, e.g. ``(seed, epoch, rank, batch)`` (numpy SeedSequence)."""
-    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, dtype=np.uint32)
+    """A well-mixed 63-bit seed from integers, e.g. ``(seed, epoch, rank, batch)`` (numpy SeedSequence).
+
+    Each part counts modulo 2**64: its low 32-bit words first, then, only where some part is 2**32 or more, all
+    the high words (so the seeds of parts below 2**32 are those of earlier versions, and seeds 0 and 2**32 no
+    longer give the same data order and validation split)."""
+    words = [int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]
+    high = [w >> 32 for w in words]
+    entropy = [w & 0xFFFFFFFF for w in words] + (high if any(high) else [])
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 ^ int(state[1])
 
 
