@@ -67,3 +67,11 @@ def test_bad_settings_are_refused_in_one_line(args, message):
 def test_integer_input_is_refused():
     with pytest.raises(ConfigError, match=r"^population coding needs analog \(floating-point\) input, got torch.int64"):
         population_code(torch.arange(3), 4)
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 4), 2), ((3, 4), -3), ((3, 4), 1.0), ((), -1)])
+def test_a_dim_that_is_no_axis_is_refused(shape, dim):
+    """Before: ``dim % x.dim()`` took dim=2 (or -3) of a ``[3, 4]`` batch as axis 0 and widened the batch to
+    ``[6, 4]`` without a word; a 0-d input raised ZeroDivisionError."""
+    with pytest.raises(ConfigError, match="is no axis of an input of shape"):
+        population_code(torch.rand(shape), 2, dim=dim)

@@ -58,6 +58,8 @@ def population_code(x: torch.Tensor, size: int, low: float = 0.0, high: float = 
     check_population(size, low, high, width)
     if not x.is_floating_point():
         raise ConfigError(f"population coding needs analog (floating-point) input, got {x.dtype}")
+    if not is_whole(dim, -x.dim(), x.dim() - 1):  # dim % x.dim() wrapped dim=2 of [B, F] round to the batch axis
+        raise ConfigError(f"population coding: dim={dim!r} is no axis of an input of shape {list(x.shape)}")
     dim = dim % x.dim()
     centres = population_centres(size, low, high).to(x.device, x.dtype)
     centres = centres.view(size, *([1] * (x.dim() - dim - 1)))  # [P, 1, ...]: broadcasts after axis dim
