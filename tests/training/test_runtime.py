@@ -92,11 +92,13 @@ def test_steps_and_parameters_that_cannot_fit_are_refused_before_anything_is_all
     # eval_timesteps was not checked: the run trained its first epoch, then its first scoring pass was the
     # allocator's RuntimeError (a traceback, exit 1)
     ("method.eval_timesteps=10000000000", "inference T=10000000000 needs at least"),
-    ("model.width=1e30", "model mlp at width 1e+30 has 592,000,000,000,000,011,771,697,904,484,352 parameters"),
+    # the largest width and hidden size each allowed (65,536; 1e30 is refused as a width now): 74 x 2^32 weights
+    ("model.args.hidden=[65536] model.width=65536", "model mlp at width 65536 has 317,827,579,904 parameters"),
 ])
 def test_a_run_too_large_for_memory_is_one_line_and_writes_nothing(tmp_path, capsys, override, message):
     run = tmp_path / "R"
-    argv = ["train", "method.name=stbp", "model.name=mlp", "model.args.hidden=[8]", override, "--out", str(run)]
+    argv = ["train", "method.name=stbp", "model.name=mlp", "model.args.hidden=[8]", *override.split(), "--out",
+            str(run)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"deepspike: error: {message}") and err.count("\n") == 1
