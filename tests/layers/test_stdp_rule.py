@@ -126,6 +126,17 @@ def test_soft_bounds_scale_by_the_distance_to_the_bound():
     assert w.item() == 1.0
 
 
+@pytest.mark.parametrize("bounds, expected", [("hard", [1.0, 1.0]), ("soft", [1.0, -1.0])])
+def test_rates_at_float32_s_limit_step_to_a_bound_not_to_nan(bounds, expected):
+    """rate 3e38 times a correlation of 4 overflowed float32: inf - inf made the weight NaN (the run then reported a
+    divergence). The step is taken in float64, so the weight stops at the bound its sign points to: hard, 3e38 (4 - 2)
+    > 0 for both; soft, at w = 0.5 the depression 3e38 * 1.5 * 2 outweighs the potentiation 3e38 * 0.5 * 4."""
+    rule = StdpRule(rate_plus=3e38, rate_minus=3e38, bounds=bounds, w_min=-1.0, w_max=1.0)
+    w = torch.tensor([0.0, 0.5])
+    apply_stdp(w, torch.tensor([4.0, 4.0]), torch.tensor([2.0, 2.0]), 1, rule)
+    assert w.dtype == torch.float32 and w.tolist() == expected
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(decay_pre=1.0), "stdp_decay_pre"),
     (dict(decay_post=-0.1), "stdp_decay_post"),

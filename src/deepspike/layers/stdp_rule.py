@@ -123,8 +123,10 @@ def stdp_correlations(pre: torch.Tensor, post: torch.Tensor, synapse: nn.Module,
 def apply_stdp(weight: torch.Tensor, potentiation: torch.Tensor, depression: torch.Tensor, count: float,
                rule: StdpRule) -> None:
     """``W += dW`` in place (module docstring) for the sums ``LTP``, ``LTD`` over ``count = B P`` samples and
-    positions, clipped to the bounds."""
-    w = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    positions, clipped to the bounds. The step is taken in float64: a rate near float32's limit times a sum overflowed
+    float32, and ``inf - inf`` made the weight NaN."""
+    w = weight.to(torch.float64)
+    potentiation, depression = potentiation.to(torch.float64), depression.to(torch.float64)
     if rule.bounds == "soft":
         step = rule.rate_plus * (rule.w_max - w) * potentiation - rule.rate_minus * (w - rule.w_min) * depression
     else:
