@@ -7,11 +7,11 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.neurons import LIF, NeuronParams, neuron_multistep
-from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.fused_low_precision import low_precision_supported
 
 pytest.importorskip("numba")
 import deepspike.neurons.fused_low_precision as low_precision  # noqa: E402
+from stepped_run import whole_and_stepped
 
 DTYPES = (torch.bfloat16, torch.float16)
 PARAMS = {
@@ -222,17 +222,8 @@ def test_a_neuron_streamed_a_step_at_a_time_keeps_the_float32_membrane_of_one_ca
     ``test_float32_state_integrates_what_a_bfloat16_state_loses``)."""
     g = torch.Generator().manual_seed(3)
     x = (torch.rand(100, 4, 10, generator=g) * 0.04 + 0.02).to(dtype)  # 30 to 70 steps to the threshold
-    neuron = LIF(decay=0.99, threshold=1.0, surrogate="sigmoid")
-    whole_x = x.clone().requires_grad_()
-    whole = neuron(whole_x)
-    weights = torch.randn(whole.shape, generator=g)
-    (whole.float() * weights).sum().backward()
-    parts_x = x.clone().requires_grad_()
-    with temporal_carry(neuron):
-        parts = torch.cat([neuron(parts_x[t:t + 1]) for t in range(x.shape[0])])
-        kept = neuron.state.dtype
-    (parts.float() * weights).sum().backward()
-    assert 0 < whole.float().sum() < whole.numel()
-    assert parts.dtype == dtype and torch.equal(parts, whole)
-    assert torch.equal(parts_x.grad, whole_x.grad)
-    assert kept == torch.float32
+    run = whole_and_stepped(LIF(decay=0.99, threshold=1.0, surrogate="sigmoid"), x, g)
+    assert 0 < run.whole.float().sum() < run.whole.numel()
+    assert run.parts.dtype == dtype and torch.equal(run.parts, run.whole)
+    assert torch.equal(run.parts_grad, run.whole_grad)
+    assert run.kept.dtype == torch.float32

@@ -11,6 +11,7 @@ from deepspike.core.spike_tally import SpikeTally, counting_spikes
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
+from stepped_run import whole_and_stepped
 
 
 def test_tau_init_and_parameters():
@@ -87,20 +88,11 @@ def test_a_bfloat16_run_in_pieces_keeps_the_float32_membrane_of_one_call():
     kept ``v_T`` was rounded to bfloat16 at every call: 44 of the 4,000 steps' spikes differed here (of 120 spikes)."""
     g = torch.Generator().manual_seed(4)
     x = (torch.rand(100, 4, 10, generator=g) + 0.6).bfloat16()  # tau 50: 25 to 70 steps to the threshold
-    m = LearnableLIF(NeuronParams(threshold=0.5, surrogate="sigmoid"), tau_init=50.0)
-    whole_x = x.clone().requires_grad_()
-    whole = m(whole_x)
-    weights = torch.randn(whole.shape, generator=g)
-    (whole.float() * weights).sum().backward()
-    parts_x = x.clone().requires_grad_()
-    with temporal_carry(m):
-        parts = torch.cat([m(parts_x[t:t + 1]) for t in range(x.shape[0])])
-        kept = m.state.dtype
-    (parts.float() * weights).sum().backward()
-    assert 0 < whole.float().sum() < whole.numel()
-    assert parts.dtype == torch.bfloat16 and torch.equal(parts, whole)
-    assert torch.equal(parts_x.grad, whole_x.grad)
-    assert kept == torch.float32
+    run = whole_and_stepped(LearnableLIF(NeuronParams(threshold=0.5, surrogate="sigmoid"), tau_init=50.0), x, g)
+    assert 0 < run.whole.float().sum() < run.whole.numel()
+    assert run.parts.dtype == torch.bfloat16 and torch.equal(run.parts, run.whole)
+    assert torch.equal(run.parts_grad, run.whole_grad)
+    assert run.kept.dtype == torch.float32
 
 
 @pytest.mark.parametrize("channels", [2.5, True, "3", 0, -1])

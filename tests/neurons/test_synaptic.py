@@ -9,6 +9,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.synaptic import SynapticLIF, synaptic_current
+from stepped_run import whole_and_stepped
 
 
 def _reference(x, alpha, k, th, reset):
@@ -137,16 +138,8 @@ def test_a_bfloat16_run_in_pieces_keeps_the_float32_current_and_membrane_of_one_
     g = torch.Generator().manual_seed(5)
     x = (torch.rand(100, 4, 10, generator=g) * 0.006 + 0.003).bfloat16()
     neuron = SynapticLIF(NeuronParams(decay=0.99, threshold=1.0, surrogate="sigmoid"), syn_decay=0.9)
-    whole_x = x.clone().requires_grad_()
-    whole = neuron(whole_x)
-    weights = torch.randn(whole.shape, generator=g)
-    (whole.float() * weights).sum().backward()
-    parts_x = x.clone().requires_grad_()
-    with temporal_carry(neuron):
-        parts = torch.cat([neuron(parts_x[t:t + 1]) for t in range(x.shape[0])])
-        kept = [state.dtype for state in neuron.state]
-    (parts.float() * weights).sum().backward()
-    assert 0 < whole.float().sum() < whole.numel()
-    assert parts.dtype == torch.bfloat16 and torch.equal(parts, whole)
-    assert torch.equal(parts_x.grad, whole_x.grad)
-    assert kept == [torch.float32, torch.float32]
+    run = whole_and_stepped(neuron, x, g)
+    assert 0 < run.whole.float().sum() < run.whole.numel()
+    assert run.parts.dtype == torch.bfloat16 and torch.equal(run.parts, run.whole)
+    assert torch.equal(run.parts_grad, run.whole_grad)
+    assert [state.dtype for state in run.kept] == [torch.float32, torch.float32]
