@@ -26,9 +26,9 @@ from typing import Any
 
 from torch import nn
 
-from deepspike.analysis.hardware import pes_for_layer
+from deepspike.analysis.hardware import mesh_summary, pes_for_layer
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer, PresentationTally
-from deepspike.models.energy import EnergyPreset, energy_pj
+from deepspike.models.energy import EnergyPreset
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
@@ -103,9 +103,5 @@ def competitive_mesh(layer: CompetitiveStdpLayer, activity: dict[str, Any], pe_n
         layers.append({"name": name, "kind": "population", "inputs": fan_in, "neurons": neurons, "weights": weights,
                        "pes": pes, "grid_side": math.ceil(math.sqrt(pes)), "spikes_in_per_sample": spikes_in,
                        "packets_per_sample": spikes_in * pes})
-    total = sum(p["pes"] for p in layers)
-    return {"pe_neurons": pe_neurons, "pe_weights": pe_weights, "layers": layers, "total_pes": total,
-            "grid_side": math.ceil(math.sqrt(total)),
-            "packets_per_sample": sum(p["packets_per_sample"] for p in layers), "energy_preset": preset.name,
-            "energy_pj": energy_pj(preset, activity["macs_per_sample"], activity["acs_per_sample"],
-                                   activity["neuron_spikes_per_sample"])}
+    packets = sum(p["packets_per_sample"] for p in layers)
+    return mesh_summary(layers, packets, pe_neurons, pe_weights, preset, activity)

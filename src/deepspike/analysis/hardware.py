@@ -110,6 +110,13 @@ def map_to_mesh(
         layer["spikes_in_per_sample"] = spikes_in
         layer["packets_per_sample"] = spikes_in * layer["pes"]
         packets += layer["packets_per_sample"]
+    return mesh_summary(layers, packets, pe_neurons, pe_weights, preset, activity)
+
+
+def mesh_summary(layers: list[dict], packets: float | None, pe_neurons: int, pe_weights: int,
+                 preset: EnergyPreset | None, activity: dict | None) -> dict:
+    """The mapping of mapped ``layers`` (each with its ``pes``): the PEs in all, the square grid's side, the routed
+    ``packets`` per inference and, with a ``preset`` and an ``activity``, the energy per inference it prices."""
     total = sum(layer["pes"] for layer in layers)
     out = {
         "pe_neurons": pe_neurons,
