@@ -14,7 +14,7 @@ $(VENV)/.base: pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(PIP_INSTALL) -e ".[dev,fast,nir,neuromorphic]"
+	$(PIP_INSTALL) -e ".[dev,fast,nir,onnx,neuromorphic]"
 	touch $@
 
 setup: $(VENV)/.base
@@ -54,7 +54,7 @@ NIR_VENV ?= .nir-venv
 NIR_PIP := $(NIR_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt
 $(NIR_VENV)/.ok: pyproject.toml constraints.txt tests/conformance/requirements.txt tests/conformance/requirements-tools.txt
 	test -x $(NIR_VENV)/bin/python || $(PYTHON) -m venv $(NIR_VENV)
-	$(NIR_PIP) -e ".[nir]" -r tests/conformance/requirements.txt
+	$(NIR_PIP) -e ".[nir,onnx]" -r tests/conformance/requirements.txt
 	$(NIR_PIP) --no-deps -r tests/conformance/requirements-tools.txt
 	touch $@
 

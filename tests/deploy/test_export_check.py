@@ -18,7 +18,7 @@ def test_export_needs_nir_or_check(tiny_run, capsys):
     capsys.readouterr()
     assert main(["export", str(tiny_run)]) == 2
     err = capsys.readouterr().err
-    assert err == "deepspike: error: export needs --nir PATH, --check or --target\n"
+    assert err == "deepspike: error: export needs --nir PATH, --onnx PATH, --check or --target\n"
 
 
 @pytest.mark.parametrize("dt", ["inf", "1e-320", "0"])
@@ -34,7 +34,7 @@ def test_a_dt_that_is_no_float32_time_step_is_refused(tiny_run, capsys, tmp_path
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--target", "speck", "--dt", "-7"], "--dt and --round-delays apply to --nir PATH and --check"),
+    (["--target", "speck", "--dt", "-7"], "--dt and --round-delays apply to --nir PATH, --onnx PATH and --check"),
     (["--target", "speck", "--steps", "-3"], "--steps counts the steps of --check's sample input"),
     (["--nir", "OUT", "--steps", "0"], "--steps counts the steps of --check's sample input"),
     (["--check", "--fold-thresholds"], "--fold-thresholds shape the NIR file written with --nir PATH"),

@@ -23,6 +23,8 @@ from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_whole, shown_value
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
+from deepspike.deploy.onnx_export import FORMS as ONNX_FORMS
+from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_run_onnx
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import PRESETS, EnergyPreset, parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
@@ -140,14 +142,15 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
     return list(runs)
 
 
-EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window")
+EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window", "onnx_form")
 MAX_CHECK_STEPS = 10_000
 """The most steps of ``export --check``'s sample input, ``[steps, 2, *input_shape]`` float32 spikes run through every
 tool (2.6 GB for a 2x128x128 event camera's frames): 10**11 steps tried to allocate 51 TB and ended in a traceback."""
 
 
 def export(run_dir: str | Path, path: str | Path | None = None, check: bool = False, steps: int | None = None,
-           target: str | None = None, limit: int | None = None, **options: Any) -> dict[str, Any]:
+           target: str | None = None, limit: int | None = None, onnx: str | Path | None = None,
+           **options: Any) -> dict[str, Any]:
     """Write the run's checkpoint as a NIR graph (HDF5) at ``path``; ``options``: ``dt``, ``fold_thresholds``,
     ``round_delays`` (rate-coded nets; ``round_delays``: a net with learnable synaptic delays as the rounded net,
     each delay a whole step, as hardware runs it), ``large``, ``t_window`` (TTFS nets). Returns what was written.
@@ -155,17 +158,26 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's; ``steps``
     default 1000, at most ``MAX_CHECK_STEPS``). ``target`` (``speck``, ``xylo``): the chip fit report
     (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all). An
-    option given for a part not asked for (it would be ignored) or any other option is a one-line ``ConfigError``."""
+    option given for a part not asked for (it would be ignored) or any other option is a one-line ``ConfigError``.
+    ``onnx``: also write the rate-coded net as an ONNX model there (``deploy.onnx_files.export_run_onnx``; option
+    ``onnx_form``: "step", the default, or "sequence"), checked by onnxruntime where it is installed
+    (``result["onnx"]``)."""
     unknown = sorted(set(options) - set(EXPORT_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
-    if path is None and not check and target is None:
-        raise ConfigError("export needs --nir PATH, --check or --target")
-    _refuse_options_without_their_part(path, check, steps, target, limit, options)
+    if path is None and not check and target is None and onnx is None:
+        raise ConfigError("export needs --nir PATH, --onnx PATH, --check or --target")
+    onnx_form = options.pop("onnx_form", None)
+    _refuse_options_without_their_part(path, check, steps, target, limit, options, onnx, onnx_form)
     if path is not None:
         check_replaces_only_a_nir_file(path)
+    if onnx is not None:
+        check_replaces_only_an_onnx_file(onnx)
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
     summary = export_run(run_dir, path, **options) if path is not None else {}
+    if onnx is not None:
+        onnx_options = {k: v for k, v in options.items() if k in ("dt", "fold_thresholds", "round_delays")}
+        summary["onnx"] = export_run_onnx(run_dir, onnx, form=onnx_form or "step", **onnx_options)
     if report is not None:
         summary["target"] = report
     if check:
@@ -191,9 +203,16 @@ def check_replaces_only_a_nir_file(path: str | Path) -> None:
                                   "choose another path")
 
 
-def _refuse_options_without_their_part(path, check: bool, steps, target, limit, options: dict) -> None:
-    """A one-line ``ConfigError`` for an export option whose part (``--nir``, ``--check``, ``--target xylo``) was not
-    asked for: ``--target speck --dt -7 --steps -3`` exited 0, every option ignored."""
+def _refuse_options_without_their_part(path, check: bool, steps, target, limit, options: dict, onnx=None,
+                                       onnx_form=None) -> None:
+    """A one-line ``ConfigError`` for an export option whose part (``--nir``, ``--onnx``, ``--check``, ``--target
+    xylo``) was not asked for: ``--target speck --dt -7 --steps -3`` exited 0, every option ignored."""
+    if onnx_form is not None and onnx is None:
+        raise ConfigError("--onnx-form shapes the ONNX file written with --onnx PATH; give --onnx")
+    if onnx_form is not None and onnx_form not in ONNX_FORMS:
+        raise unknown_choice("--onnx-form", onnx_form, ONNX_FORMS)
+    if onnx is not None and path is not None and Path(onnx).resolve() == Path(path).resolve():
+        raise ConfigError(f"--nir and --onnx name the same file {path}: give each its own")
     if limit is not None and target != "xylo":
         raise ConfigError("--limit counts the test samples of --target xylo's accuracy; give it with --target xylo")
     if steps is not None and not check:
@@ -202,10 +221,10 @@ def _refuse_options_without_their_part(path, check: bool, steps, target, limit, 
         raise ConfigError(f"--steps must be a whole number from 1 to {MAX_CHECK_STEPS:,}, got {shown_value(steps)}")
     file_only = [f"--{key.replace('_', '-')}" for key in ("fold_thresholds", "large", "t_window")
                  if options.get(key) not in (None, False)]
-    if path is None and file_only:
+    if path is None and file_only and (onnx is None or file_only != ["--fold-thresholds"]):
         raise ConfigError(f"{', '.join(file_only)} shape the NIR file written with --nir PATH; give --nir")
-    if path is None and not check and (options.get("dt") is not None or options.get("round_delays")):
-        raise ConfigError("--dt and --round-delays apply to --nir PATH and --check; give one of them")
+    if path is None and onnx is None and not check and (options.get("dt") is not None or options.get("round_delays")):
+        raise ConfigError("--dt and --round-delays apply to --nir PATH, --onnx PATH and --check; give one of them")
 
 
 def spike_activity(run_dir: str | Path) -> Activity:

@@ -1,5 +1,7 @@
 """``deepspike export RUN_DIR --nir model.nir``: write a trained run (rate-coded or TTFS) as a NIR graph;
-``--check``: run the exported graph in each installed third-party NIR tool and compare its output spikes."""
+``--onnx model.onnx``: a rate-coded run as an ONNX model (one time step, or the whole sequence), run back by
+onnxruntime; ``--check``: run the exported graph in each installed third-party NIR tool and compare its output
+spikes."""
 
 from __future__ import annotations
 
@@ -10,12 +12,19 @@ from deepspike.core.atomic import strict_json
 
 NAME = "export"
 HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; TTFS nets: Linear/Conv2d + "
-        "fire-once CubaLIF with bias-spike inputs; needs deepspike[nir])")
+        "fire-once CubaLIF with bias-spike inputs; needs deepspike[nir]) or, rate-coded nets, to ONNX (needs "
+        "deepspike[nir,onnx])")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     p.add_argument("--nir", metavar="PATH", help="output file (HDF5), e.g. model.nir")
+    p.add_argument("--onnx", metavar="PATH",
+                   help="rate-coded nets: also write an ONNX model (opset 17) that any ONNX runtime runs; checked "
+                        "by onnxruntime against the net on sample spikes where it is installed")
+    p.add_argument("--onnx-form", choices=("step", "sequence"), default=None,
+                   help="--onnx: 'step' (default): one time step, the neurons' states as inputs and outputs, for "
+                        "streaming; 'sequence': [T, B, ...] in, [T, B, ...] out, states from zero (an ONNX Scan)")
     p.add_argument("--check", action="store_true",
                    help="rate-coded nets: run the graph in every installed NIR tool (snnTorch, Norse, Sinabs, "
                         "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and compare output spikes")
@@ -53,11 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     given = {"dt": args.dt, "large": args.large, "t_window": args.t_window}  # absent: the kind's defaults
+    given["onnx_form"] = args.onnx_form
     summary = api.export(args.run_dir, args.nir, check=args.check, steps=args.steps, target=args.target,
-                         limit=args.limit, fold_thresholds=args.fold_thresholds, round_delays=args.round_delays,
-                         **{k: v for k, v in given.items() if v is not None})
+                         limit=args.limit, onnx=args.onnx, fold_thresholds=args.fold_thresholds,
+                         round_delays=args.round_delays, **{k: v for k, v in given.items() if v is not None})
     check = summary.get("check", {})
-    if not check.get("tools") and "message" in check and args.nir is None and args.target is None:
+    if not check.get("tools") and "message" in check and args.nir is None and args.target is None and not args.onnx:
         print(check["message"])  # --check alone with no tool installed: one line
         return 0
     print(strict_json(summary, indent=2, default=str))

@@ -421,6 +421,33 @@ def _refuse_unused(run_dir, kind: str, given: dict) -> None:
         raise ConfigError(f"{', '.join(unused)} does not apply to {run_dir}, a {kind} net")
 
 
+def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_thresholds: bool = False,
+              large: float | None = None, t_window: float | None = None, round_delays: bool = False) -> tuple:
+    """``(graph, kind)``: a trained run's checkpoint as a NIR graph and the kind of net ("rate-coded", "TTFS",
+    "windowed TTFS"); the options as :func:`export_run` reads them (an ANN run or an option its kind does not
+    use is a one-line ``ConfigError``)."""
+    config, parts, _ = load_run(run_dir, device="cpu")
+    if config.method.name == "ann":
+        raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
+                          "--to rate or ttfs) and export the converted run")
+    shape = tuple(parts.arch.input_shape)
+    info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
+    if round_delays:
+        check_delays_to_round(run_dir, parts.model)
+    kind = "windowed TTFS" if is_window_model(parts.model) else "TTFS" if is_ttfs_model(parts.model) else "rate-coded"
+    _refuse_unused(run_dir, kind, {"dt": dt, "fold_thresholds": fold_thresholds or None, "large": large,
+                                   "t_window": t_window})
+    large = DEFAULT_LARGE if large is None else large
+    if kind == "windowed TTFS":
+        return to_nir_window(parts.model, shape, large=large, metadata=info), kind
+    if kind == "TTFS":
+        t_window = DEFAULT_T_WINDOW if t_window is None else t_window
+        return to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info), kind
+    graph = to_nir(parts.model, shape, dt=DEFAULT_DT if dt is None else dt, fold_thresholds=fold_thresholds,
+                   metadata=info, round_delays=round_delays)
+    return graph, kind
+
+
 def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float | None = None,
                fold_thresholds: bool = False, large: float | None = None,
                t_window: float | None = None, round_delays: bool = False) -> dict:
@@ -436,26 +463,7 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float | 
     """
     check_output_file(path, "--nir")
     check_not_run_file(path, "--nir")
-    config, parts, _ = load_run(run_dir, device="cpu")
-    if config.method.name == "ann":
-        raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
-                          "--to rate or ttfs) and export the converted run")
-    shape = tuple(parts.arch.input_shape)
-    info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
-    if round_delays:
-        check_delays_to_round(run_dir, parts.model)
-    kind = "windowed TTFS" if is_window_model(parts.model) else "TTFS" if is_ttfs_model(parts.model) else "rate-coded"
-    _refuse_unused(run_dir, kind, {"dt": dt, "fold_thresholds": fold_thresholds or None, "large": large,
-                                   "t_window": t_window})
-    large = DEFAULT_LARGE if large is None else large
-    if kind == "windowed TTFS":
-        graph = to_nir_window(parts.model, shape, large=large, metadata=info)
-    elif kind == "TTFS":
-        t_window = DEFAULT_T_WINDOW if t_window is None else t_window
-        graph = to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info)
-    else:
-        graph = to_nir(parts.model, shape, dt=DEFAULT_DT if dt is None else dt, fold_thresholds=fold_thresholds,
-                       metadata=info, round_delays=round_delays)
+    graph, _ = run_graph(run_dir, dt, fold_thresholds, large, t_window, round_delays)
     write_nir(graph, path)
     return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
             "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}

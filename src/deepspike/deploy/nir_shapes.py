@@ -135,6 +135,8 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
         return _same(where, name, node, given, src, ("scale",))
     if isinstance(node, nir.Delay):
         return _same(where, name, node, given, src, ("delay",))
+    if isinstance(node, nir.Threshold):  # GraphSimulator's and the ONNX export's, not the importer's
+        return _same(where, name, node, given, src, ("threshold",))
     if type(node).__name__ in NEURONS:
         keys = [k for k in NEURON_FIELDS if getattr(node, k, None) is not None]
         return _same(where, name, node, given, src, tuple(keys))
@@ -153,9 +155,10 @@ def _check_ends(nir, graph, where: str) -> None:
             raise _fail(where, dst, f"an Input node is fed by the caller, but {src!r} feeds it")
 
 
-def check_shapes(nir, graph, where: str) -> None:
+def check_shapes(nir, graph, where: str) -> dict[str, Shape | None]:
     """``DataCorruptError`` ``"<where>: node '<name>': <what does not fit>"`` at the first node (in topological
-    order) that does not take the shape the nodes before it give; see the module docstring for what is checked."""
+    order) that does not take the shape the nodes before it give; see the module docstring for what is checked.
+    Returns the per-sample shape each node gives (None after a node type the importer does not map)."""
     feedback = feedback_edges(graph)  # also refuses an edge that names a missing node
     _check_ends(nir, graph, where)
     order = topological_order(graph, skip=feedback)
@@ -176,3 +179,4 @@ def check_shapes(nir, graph, where: str) -> None:
         if back is not None and received is not None and back != received:
             raise _fail(where, dst, f"the {_dims(back)} values fed back from {src!r} do not match the "
                                     f"{_dims(received)} it receives")
+    return shapes

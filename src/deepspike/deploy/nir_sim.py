@@ -284,7 +284,7 @@ class GraphSimulator:
         self.signals = _choice("signals", signals, SIGNALS)
         graph = inline_subgraphs(self.nir, graph)  # nested subgraphs (e.g. snnTorch's RLeaky) as flat nodes
         check_nodes(graph, "NIR simulation")  # broken fields and nodes that do not fit: one line, before any step
-        check_shapes(self.nir, graph, "NIR simulation")
+        self.shapes = check_shapes(self.nir, graph, "NIR simulation")  # per-sample shape of each node
         cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
         if cuba and (integration, signals) not in (("exact", "areas"), ("euler", "currents")):
             raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "

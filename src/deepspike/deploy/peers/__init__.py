@@ -5,15 +5,25 @@ Each tool is one module with ``NAME``, ``MODULE`` (the package to import), ``loa
 graph, output spikes per step) and, where the tool writes NIR, ``produce(family)`` -> ``(graph, run)``: a net
 built with the tool's own layers, exported by the tool, and the tool's own forward pass. The tools are never
 dependencies of deepspike: :func:`installed` lists those importable here (``make test-nir`` installs all).
+``onnxruntime`` is the one consumer that is not a NIR tool: it runs deepspike's own ONNX export of the graph
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-from deepspike.deploy.peers import norse_tool, rockpool_tool, sinabs_tool, snntorch_tool, spikingjelly_tool, spyx_tool
+from deepspike.deploy.peers import (
+    norse_tool,
+    onnxruntime_tool,
+    rockpool_tool,
+    sinabs_tool,
+    snntorch_tool,
+    spikingjelly_tool,
+    spyx_tool,
+)
 
-TOOLS = {m.NAME: m for m in (snntorch_tool, norse_tool, sinabs_tool, rockpool_tool, spikingjelly_tool, spyx_tool)}
+TOOLS = {m.NAME: m for m in (snntorch_tool, norse_tool, sinabs_tool, rockpool_tool, spikingjelly_tool, spyx_tool,
+                             onnxruntime_tool)}
 
 
 def installed() -> list[str]:

@@ -1,0 +1,93 @@
+"""``deepspike export RUN --onnx PATH``: a trained rate-coded run as an ONNX file, checked by running it.
+
+``export_run_onnx`` writes the run's graph (:func:`~deepspike.deploy.nir_export.run_graph`, the same graph
+``--nir`` writes, with ``dt``, ``fold_thresholds`` and ``round_delays``) as ONNX (:func:`nir_to_onnx`, ``form``
+"step" or "sequence"), atomically. Where onnxruntime is installed it then reads the written file back and runs it
+on ``VERIFY_STEPS`` steps of sample input spikes (two samples), and compares its output spikes with the run's own
+net (``conformance.compare``: ``result["verified"]``). TTFS runs (continuous time, one spike per neuron) are
+refused in one line. ``check_replaces_only_an_onnx_file``: ``PATH`` may replace an earlier ONNX model, never
+another file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from deepspike.core.atomic import check_output_file
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.conformance import compare, sample_spikes
+from deepspike.deploy.families import reference_spikes
+from deepspike.deploy.nir_export import run_graph
+from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
+from deepspike.deploy.onnx_ops import OPSET, require_onnx
+from deepspike.deploy.onnx_run import onnx_session, run_onnx
+from deepspike.layers.delays import round_all_delays_
+from deepspike.training.reload import load_run
+from deepspike.training.runs import check_not_run_file
+
+VERIFY_STEPS = 100
+
+
+def check_replaces_only_an_onnx_file(path: str | os.PathLike) -> Path:
+    """A one-line ``ConfigError`` when ``--onnx PATH`` would write over an existing non-empty file that is not an
+    ONNX model (one with at least one node); a run's own files, folders and devices are refused first."""
+    target = check_output_file(path, "--onnx")
+    check_not_run_file(target, "--onnx")
+    if target.is_file() and target.stat().st_size > 0:
+        onnx = require_onnx()
+        try:
+            is_model = len(onnx.load_model_from_string(target.read_bytes()).graph.node) > 0
+        except Exception:  # noqa: BLE001 - protobuf's decode errors: not a model
+            is_model = False
+        if not is_model:
+            raise ConfigError(f"--onnx {path} exists and is not an ONNX model; writing there would replace it: "
+                              "choose another path")
+    return target
+
+
+def _summary(model, path: Path, form: str) -> dict:
+    def shapes(values) -> dict:
+        return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+    graph = model.graph
+    if form == "sequence":
+        return {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size,
+                "inputs": shapes(graph.input), "outputs": shapes(graph.output)}
+    data_in = [v for v in graph.input if not v.name.startswith("state.")]
+    data_out = [v for v in graph.output if not v.name.startswith("next.")]
+    return {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size,
+            "inputs": shapes(data_in), "outputs": shapes(data_out),
+            "states": shapes([v for v in graph.input if v.name.startswith("state.")])}
+
+
+def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: str = "step",
+                    dt: float | None = None, fold_thresholds: bool = False, round_delays: bool = False) -> dict:
+    """Write the rate-coded run ``run_dir`` as an ONNX model at ``path`` (module docstring); returns the summary:
+    the file, its form, opset and size, its inputs, outputs and states with their shapes, and ``verified``."""
+    target = check_replaces_only_an_onnx_file(path)
+    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays)
+    if kind != "rate-coded":
+        raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; {run_dir} is a {kind} net "
+                          "(export it with --nir)")
+    model = nir_to_onnx(graph, form=form)
+    write_onnx(model, target)
+    summary = _summary(model, target, form)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        summary["verified"] = _verify(run_dir, target, round_delays)
+    return summary
+
+
+def _verify(run_dir, path: Path, round_delays: bool) -> dict:
+    """The written file run by onnxruntime against the run's own net on sample spikes (``VERIFY_STEPS`` steps)."""
+    _, parts, _ = load_run(run_dir, device="cpu")
+    model = parts.model
+    if round_delays:
+        round_all_delays_(model)
+    x = sample_spikes(tuple(parts.arch.input_shape), VERIFY_STEPS)
+    try:
+        ours = reference_spikes(model, x)
+    except ConfigError as e:  # a net whose output is a membrane, not spikes
+        return {"skipped": str(e)}
+    return {"steps": VERIFY_STEPS, **compare(ours, run_onnx(onnx_session(path), x))}

@@ -1,0 +1,141 @@
+"""The nodes with state of one ONNX time step: neurons and delay lines, each state an input and an output.
+
+A node's state enters the step graph as ``state.<node>.<var>`` and leaves it as ``next.<node>.<var>``; the
+caller feeds each step the states the step before returned (zeros at the start). The arithmetic is
+:mod:`~deepspike.deploy.nir_sim`'s, read from the simulator's own node objects, operation for operation, so a
+float64 graph reproduces :class:`~deepspike.deploy.nir_sim.GraphSimulator` bit for bit. With
+``leak(v) = v_leak + (v - v_leak) decay`` (``v decay`` when ``v_leak = 0``)::
+
+    IF, LIF, I, LI, "currents":  h = leak(v) + x gain,  z = fire(h),  v' = reset(h)
+    IF, LIF, I, LI, "areas":     h = v + x gain,        z = fire(h),  v' = leak(reset(h))
+    CubaLIF, "euler":            i' = i i_decay + x i_gain,  h = leak(v) + i' v_from_i,  z = fire(h),  v' = reset(h)
+    CubaLIF, "exact" ("areas"):  z = due,  i1 = i + a i_gain,  h = leak(v) + i1 v_from_i,  i' = i1 i_decay,
+                                 due' = fire(h),  v' = reset(h)
+    Delay (k_e whole steps, K = max k):  full = [history, x] ([B, K + 1, *shape]),
+                                 y[b, e] = full[b, K - k_e, e],  history' = full[:, 1:]
+
+``fire(h) = h > v_threshold`` (``>=`` where the node's metadata says so), a spike is 1.0; ``reset``: "zero"
+``v_reset`` where it fired, "subtract" ``h - z v_threshold``, "none" ``h``. I and LI output ``h`` itself. A membrane
+quantised in the node's metadata (``state_bits``) is refused in one line: its nearest-level rounding is not written
+in ONNX here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_delays import DelayLine
+from deepspike.deploy.nir_sim import _Cuba, _CubaEuler, _Leaky, _Neuron
+from deepspike.deploy.onnx_ops import GraphBuilder
+
+
+@dataclass(frozen=True)
+class State:
+    """One state tensor of a node: ``source`` (graph input), ``target`` (graph output), per-sample ``shape``."""
+
+    source: str
+    target: str
+    shape: tuple[int, ...]
+
+
+class StepStates:
+    """The states of one step graph, in the order they were declared."""
+
+    def __init__(self, b: GraphBuilder) -> None:
+        self.b = b
+        self.states: list[State] = []
+
+    def declare(self, node: str, var: str, shape: tuple[int, ...]) -> str:
+        """A new state input ``state.<node>.<var>`` of per-sample ``shape``; returns its name."""
+        source = self.b.name(f"state.{node}.{var}")
+        self.states.append(State(source, f"next.{node}.{var}", tuple(shape)))
+        return source
+
+    def close(self, source: str, value: str) -> None:
+        """The step's new value of state ``source``: an Identity named as the state's output."""
+        state = next(s for s in self.states if s.source == source)
+        self.b.nodes.append(self.b.onnx.helper.make_node("Identity", [value], [self.b.name(state.target)]))
+
+
+def _array(value, shape: tuple[int, ...]) -> np.ndarray:
+    """A neuron parameter (a number, or one value per neuron in any layout) as an array broadcasting on ``shape``."""
+    a = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
+    return a.reshape(shape) if a.size == int(np.prod(shape)) and a.size > 1 else a.reshape(()) if a.size == 1 else a
+
+
+def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str, shape: tuple[int, ...]) -> str:
+    if n.decay is None:
+        return v
+    decay = _array(n.decay, shape)
+    if isinstance(n.v_leak, float) and n.v_leak == 0.0:
+        return b.scaled(v, decay, f"{name}.leak")
+    v_leak = b.const(f"{name}.v_leak", _array(n.v_leak, shape))
+    return b.op("Add", [b.scaled(b.op("Sub", [v, v_leak]), decay, f"{name}.leak"), v_leak])
+
+
+def _fire(b: GraphBuilder, n: _Neuron, h: str, name: str, shape: tuple[int, ...]) -> tuple[str, str]:
+    """``(z, v)``: the spikes ``fire(h)`` as 0/1 and the membrane after the reset."""
+    if n.state_quant is not None:
+        raise ConfigError(f"ONNX export: node {name!r} has a quantised membrane ({n.state_quant.describe()}); its "
+                          "nearest-level rounding is not written in ONNX: export the net trained without state_bits")
+    v_th = b.const(f"{name}.v_threshold", _array(n.v_th, shape))
+    fired = b.op("Greater" if n.compare is torch.gt else "GreaterOrEqual", [h, v_th], f"{name}.fired")
+    z = b.as_float(fired, f"{name}.spikes")
+    if n.reset_mode == "subtract":
+        return z, b.op("Sub", [h, b.op("Mul", [z, v_th])], f"{name}.reset")
+    if n.reset_mode == "zero":
+        return z, b.op("Where", [fired, b.const(f"{name}.v_reset", _array(n.v_reset, shape)), h], f"{name}.reset")
+    return z, h
+
+
+def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str, shape: tuple[int, ...]) -> str:
+    """IF / LIF / I / LI (module docstring): spikes ``[B, *shape]``, or ``h`` for I and LI."""
+    v = states.declare(name, "v", shape)
+    if n.leak_first:
+        v = _leak(b, n, v, name, shape)
+    h = b.op("Add", [v, b.scaled(x, _array(n.gain, shape), f"{name}.input")], f"{name}.h")
+    out, v_next = (h, h) if n.v_th is None else _fire(b, n, h, name, shape)
+    states.close(f"state.{name}.v", v_next if n.leak_first else _leak(b, n, v_next, name, shape))
+    return out
+
+
+def cuba_step(b: GraphBuilder, states: StepStates, n: _Cuba | _CubaEuler, name: str, x: str,
+              shape: tuple[int, ...]) -> str:
+    """CubaLIF, forward Euler on held currents or exact on impulses (module docstring): spikes ``[B, *shape]``."""
+    v, i = states.declare(name, "v", shape), states.declare(name, "i", shape)
+    exact = isinstance(n, _Cuba)
+    due = states.declare(name, "due", shape) if exact else None
+    i_in = b.scaled(x, _array(n.i_gain, shape), f"{name}.i_in")
+    i_now = b.op("Add", [i if exact else b.scaled(i, _array(n.i_decay, shape), f"{name}.i_leak"), i_in], f"{name}.i")
+    h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, _array(n.v_from_i, shape), f"{name}.v_in")],
+             f"{name}.h")
+    z, v_next = _fire(b, n, h, name, shape)
+    states.close(f"state.{name}.v", v_next)
+    states.close(f"state.{name}.i", b.scaled(i_now, _array(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
+    if due is None:
+        return z
+    states.close(due, z)
+    return b.op("Identity", [due], f"{name}.spikes")
+
+
+def delay_step(b: GraphBuilder, states: StepStates, line: DelayLine, name: str, x: str,
+               shape: tuple[int, ...]) -> str:
+    """A Delay node (module docstring): ``x`` of ``k_e`` steps before, per element (zeros before the first)."""
+    if line.depth == 0:
+        return x
+    k = line.depth
+    history = states.declare(name, "history", (k, *shape))
+    full = b.op("Concat", [history, b.op("Unsqueeze", [x, b.const(f"{name}.axis", [1], np.int64)])], f"{name}.full",
+                axis=1)
+    steps = np.broadcast_to(line.steps.numpy(), shape)
+    pick = (np.arange(k + 1).reshape(-1, *[1] * len(shape)) == (k - steps)[None]).astype(np.float64)
+    y = b.op("ReduceSum", [b.op("Mul", [full, b.const(f"{name}.pick", pick)]),
+                           b.const(f"{name}.axes", [1], np.int64)], name, keepdims=0)
+    tail = b.op("Slice", [full, *(b.const(f"{name}.{key}", [v], np.int64) for key, v in
+                                  (("start", 1), ("end", k + 1), ("slice_axis", 1)))], f"{name}.tail")
+    states.close(history, tail)
+    return y

@@ -1,0 +1,84 @@
+"""``deepspike export RUN --onnx PATH`` (``deploy.onnx_files``): a trained run as an ONNX file that onnxruntime runs
+with the run's own spikes, and the refusals of the command line (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import deepspike as ds
+from deepspike.cli import main
+from deepspike.deploy import onnx_files
+from deepspike.deploy.conformance import sample_spikes
+from deepspike.deploy.families import reference_spikes
+from deepspike.training.reload import load_run
+
+nir = pytest.importorskip("nir")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
+
+
+@pytest.mark.parametrize("form", ["step", "sequence"])
+def test_written_file_gives_the_runs_spikes(tiny_run, tmp_path, form):
+    path = tmp_path / f"{form}.onnx"
+    summary = onnx_files.export_run_onnx(tiny_run, path, form=form)
+    assert summary["verified"]["equal"] and summary["verified"]["steps"] == onnx_files.VERIFY_STEPS
+    assert summary["form"] == form and summary["opset"] == 17 and summary["bytes"] == path.stat().st_size
+    lead = ["steps", "batch"] if form == "sequence" else ["batch"]
+    assert summary["inputs"] == {"input": [*lead, 1, 8, 8]} and summary["outputs"] == {"output": [*lead, 10]}
+    assert ("states" in summary) == (form == "step")
+    _, parts, _ = load_run(tiny_run, device="cpu")
+    x = sample_spikes((1, 8, 8), 60, batch=3, rate=0.5, seed=11)  # other input than the check's
+    ours = reference_spikes(parts.model, x)
+    assert ours.sum() > 0 and torch.equal(run_onnx(onnx_session(path), x), ours)
+
+
+def test_command_line_writes_the_file_with_dt_and_folded_thresholds(tiny_run, tmp_path, capsys):
+    path = tmp_path / "net.onnx"
+    assert main(["export", str(tiny_run), "--onnx", str(path), "--onnx-form", "sequence", "--dt", "0.001",
+                 "--fold-thresholds"]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert summary["onnx"] == str(path) and summary["verified"]["equal"]
+    assert "dt=0.001 s" in onnx.load(str(path)).doc_string
+
+
+def test_an_earlier_onnx_file_may_be_replaced(tiny_run, tmp_path):
+    path = tmp_path / "net.onnx"
+    onnx_files.export_run_onnx(tiny_run, path, form="sequence")
+    assert onnx_files.export_run_onnx(tiny_run, path, form="step")["form"] == "step"
+    assert onnx.load(str(path)).graph.name == "deepspike_step"
+
+
+def _refused(capsys, args: list[str]) -> str:
+    assert main(["export", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err
+
+
+def test_onnx_refusals_are_one_line_and_write_nothing(tiny_run, tmp_path, capsys):
+    run = str(tiny_run)
+    analysis = tmp_path / "analysis.json"
+    analysis.write_text('{"accuracy": 0.9}')
+    assert "exists and is not an ONNX model" in _refused(capsys, [run, "--onnx", str(analysis)])
+    assert analysis.read_text() == '{"accuracy": 0.9}'
+    assert "--onnx-form shapes the ONNX file" in _refused(capsys, [run, "--nir", str(tmp_path / "a.nir"),
+                                                                   "--onnx-form", "step"])
+    same = str(tmp_path / "same")
+    assert "name the same file" in _refused(capsys, [run, "--nir", same, "--onnx", same])
+    assert "--large shape the NIR file" in _refused(capsys, [run, "--onnx", str(tmp_path / "b.onnx"),
+                                                             "--large", "10"])
+    with pytest.raises(SystemExit, match="2"):  # argparse's choices
+        main(["export", run, "--onnx", str(tmp_path / "c.onnx"), "--onnx-form", "loop"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis.json"]
+
+
+def test_a_ttfs_net_is_refused_for_onnx(tiny_run, tmp_path, monkeypatch):
+    graph, _ = onnx_files.run_graph(tiny_run)
+    monkeypatch.setattr(onnx_files, "run_graph", lambda *a, **k: (graph, "TTFS"))
+    with pytest.raises(ds.ConfigError, match="--onnx writes rate-coded nets stepped in discrete time; .* TTFS net"):
+        onnx_files.export_run_onnx(tiny_run, tmp_path / "t.onnx")
+    assert not (tmp_path / "t.onnx").exists()
