@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from deepspike.ttfs import spike_times, spike_times_conv2d
 
 
-def _time(fn, repeats):
+def fastest_time(fn, repeats):
+    """The fastest of ``repeats`` timed calls of ``fn`` (seconds), after one warm-up call."""
     fn()  # warm-up (numba compile / cache load, allocator)
     best = float("inf")
     for _ in range(repeats):
@@ -45,17 +46,17 @@ def main() -> None:
     x = torch.rand(128, 784, requires_grad=True)
     w = (torch.rand(1000, 784) * 8 / 784).requires_grad_()
     b = torch.zeros(1000, requires_grad=True)
-    ann = _time(_step(lambda: F.relu(F.linear(x, w, b)), [x, w, b]), args.repeats)
+    ann = fastest_time(_step(lambda: F.relu(F.linear(x, w, b)), [x, w, b]), args.repeats)
     print(f"dense  ANN linear+relu          {ann * 1e3:8.1f} ms")
     for kernel in ("exp", "relpsp"):
         out = lambda k=kernel: spike_times(x, w, b, kernel=k, backend=args.backend).clamp(max=50)  # noqa: E731
-        snn = _time(_step(out, [x, w, b]), args.repeats)
+        snn = fastest_time(_step(out, [x, w, b]), args.repeats)
         print(f"dense  TTFS {kernel:6s}              {snn * 1e3:8.1f} ms  ratio {snn / ann:5.2f}")
 
     xi = torch.rand(32, 64, 32, 32, requires_grad=True)
     wc = (torch.rand(64, 64, 3, 3) * 8 / 576).requires_grad_()
     bc = torch.zeros(64, requires_grad=True)
-    ann = _time(_step(lambda: F.relu(F.conv2d(xi, wc, bc, padding=1)), [xi, wc, bc]), args.repeats)
+    ann = fastest_time(_step(lambda: F.relu(F.conv2d(xi, wc, bc, padding=1)), [xi, wc, bc]), args.repeats)
     print(f"conv   ANN conv2d+relu          {ann * 1e3:8.1f} ms")
     for kernel in ("exp", "relpsp"):
 
@@ -63,7 +64,7 @@ def main() -> None:
             t = spike_times_conv2d(xi, wc, bc, padding=1, kernel=k, backend=args.backend)
             return t.clamp(max=50)
 
-        snn = _time(_step(out, [xi, wc, bc]), args.repeats)
+        snn = fastest_time(_step(out, [xi, wc, bc]), args.repeats)
         print(f"conv   TTFS {kernel:6s}              {snn * 1e3:8.1f} ms  ratio {snn / ann:5.2f}")
 
 

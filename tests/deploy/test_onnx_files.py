@@ -7,17 +7,22 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
 import deepspike as ds
 from deepspike.cli import main
 from deepspike.deploy import onnx_files
 from deepspike.deploy.conformance import sample_spikes
-from deepspike.deploy.families import reference_spikes
+from deepspike.deploy.families import build, reference_spikes, sample_input
+from deepspike.layers.readout import MembraneReadout
+from deepspike.methods.rate_network import RateNetwork
 from deepspike.training.reload import load_run
 
 nir = pytest.importorskip("nir")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+from deepspike.deploy import nir_to_onnx, to_nir  # noqa: E402
+from deepspike.deploy.nir_export import graph_outputs  # noqa: E402
 from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
 
 
@@ -82,3 +87,21 @@ def test_a_ttfs_net_is_refused_for_onnx(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(ds.ConfigError, match="--onnx writes rate-coded nets stepped in discrete time; .* TTFS net"):
         onnx_files.export_run_onnx(tiny_run, tmp_path / "t.onnx")
     assert not (tmp_path / "t.onnx").exists()
+
+
+def test_a_membrane_readouts_graph_output_is_the_integrators_trajectory():
+    """``graph_outputs`` (what ``--onnx`` verifies against) for a leaky membrane readout: ``v_t = 0.8 v_{t-1} + o_t``
+    of the body's outputs, by a plain loop here, and the ONNX model of the exported graph gives the same values."""
+    net = build("dense")
+    net = RateNetwork(nn.Identity(), net.body, MembraneReadout(0.8), timesteps=1).eval()
+    x = sample_input("dense", 30, batch=2)
+    values, spiking = graph_outputs(net, x)
+    with torch.no_grad():
+        o = net.body(x)
+    v, expected = torch.zeros_like(o[0]), []
+    for t in range(30):
+        v = 0.8 * v + o[t]
+        expected.append(v)
+    assert not spiking and torch.equal(values, torch.stack(expected))
+    theirs = run_onnx(onnx_session(nir_to_onnx(to_nir(net, (64,)))), x)
+    torch.testing.assert_close(theirs, values, rtol=1e-5, atol=1e-5)

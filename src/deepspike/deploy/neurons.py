@@ -68,6 +68,42 @@ def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...]
                        v_threshold=ones * th, v_reset=0 * ones, w_in=ones * (tau_syn / dt), metadata=meta)
 
 
+def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, reset: str, shape: tuple[int, ...],
+                   dt: float):
+    """The NIR node of a trained ``neurons.learnable.LearnableLIF`` of ``shape`` neurons, ``h_t = k v_{t-1} + c x_t``
+    (PLIF: ``c = 1 - k``; a learnt threshold alone: ``c = 1``), its ``decay`` k, ``gain`` c and ``threshold`` one
+    value per layer (``()``) or per channel (``[C]``, the first axis of ``shape``), spread to one per neuron::
+
+        tau = dt / (1 - k)  (float32, rounded up),   r = c tau / dt  (so that r dt / tau = c),   v_threshold = th
+
+    (forward Euler over ``dt``, as ``neuron_node``); ``k = 1`` everywhere (no leak) is an ``IF`` with ``r = c /
+    dt``. A decay of 1 in some channels only has no finite tau: a one-line ``ConfigError``."""
+    nir = require_nir()
+
+    def spread(values: np.ndarray) -> np.ndarray:  # () or [C] -> shape
+        values = np.asarray(values, dtype=np.float64)
+        return np.broadcast_to(values.reshape(values.shape + (1,) * (len(shape) - values.ndim)), shape).copy()
+
+    k, c, th = spread(decay), spread(gain), spread(threshold).astype(np.float32)
+    meta = {"reset": reset, "fires": "v >= threshold", "decay": np.asarray(decay, np.float64).tolist(),
+            "dt": float(dt)}
+    if (k == 1.0).all():
+        return nir.IF(r=(c / dt).astype(np.float32), v_threshold=th, v_reset=0 * th, metadata=meta)
+    if (k >= 1.0).any() or not np.isfinite(k).all():
+        raise ConfigError(f"NIR export: a learnable neuron's decay must lie below 1 in every channel (a finite time "
+                          f"constant), got {np.asarray(decay).ravel()[:8].tolist()}")
+    tau = float32_time_constants(dt, k)
+    return nir.LIF(tau=tau, r=(c * tau.astype(np.float64) / dt).astype(np.float32), v_leak=0 * th, v_threshold=th,
+                   v_reset=0 * th, metadata=meta)
+
+
+def float32_time_constants(dt: float, decay: np.ndarray) -> np.ndarray:
+    """:func:`float32_time_constant` of every decay in an array (float32, each rounded up)."""
+    tau = dt / (1.0 - np.asarray(decay, dtype=np.float64))
+    tau32 = tau.astype(np.float32)
+    return np.where(tau32.astype(np.float64) < tau, np.nextafter(tau32, np.float32(np.inf)), tau32)
+
+
 def float32_time_constant(dt: float, decay: float) -> np.float32:
     """``tau = dt / (1 - decay)`` as the float32 a NIR file holds, rounded up, never below ``dt / (1 - decay)``:
     rounding to the nearest float32 could put it below ``dt`` (decay 0 at dt = 1e-4 wrote 9.9999997e-05), which NIR

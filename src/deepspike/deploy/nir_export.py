@@ -2,7 +2,9 @@
 
 A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
 (``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``;
-``CubaLIF`` for the current-based LIF of ``method.neuron=synaptic``; :mod:`neurons`)]* -> output. Dropout is the
+``CubaLIF`` for the current-based LIF of ``method.neuron=synaptic``; a trained PLIF / learnt-threshold layer,
+``LearnableLIF``, a ``LIF`` whose tau, r and threshold hold its learnt values per neuron, ``neurons.learnable_node``;
+:mod:`neurons`)]* -> output. Dropout is the
 identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` + ``IF`` and its leak-corrected LIF
 (``spikebp``) a ``LIF`` that fires strictly above threshold (metadata ``fires``). A residual block
 ``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
@@ -40,7 +42,7 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
-from deepspike.deploy.neurons import float32_time_constant, neuron_node, synaptic_node
+from deepspike.deploy.neurons import float32_time_constant, learnable_node, neuron_node, synaptic_node
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
@@ -57,6 +59,7 @@ from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAtten
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
@@ -132,6 +135,22 @@ class _Integrator(nn.Module):
         self.decay = decay
 
 
+def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``(values [T, B, K], spiking)``: what the Output node of ``to_nir(model)`` carries for the encoded input ``x
+    [T, B, *input_shape]``, computed by the net itself: the output neurons' spikes (``spiking``), or for a membrane
+    readout the integrator's membrane ``v_t = decay v_{t-1} + o_t`` of the body's outputs ``o_t`` at every step."""
+    mods, _ = chain_modules(model)
+    with torch.no_grad():
+        out = model.body(x)
+        if not isinstance(mods[-1], _Integrator):
+            return mods[-1](out), True
+        v, trace = torch.zeros_like(out[0]), torch.empty_like(out)
+        for t in range(out.shape[0]):
+            v = v * mods[-1].decay + out[t]
+            trace[t] = v
+        return trace, False
+
+
 def _encoder_name(model: nn.Module) -> str:
     enc = getattr(model, "encoder", None)
     kind = getattr(enc, "kind", None)
@@ -185,20 +204,42 @@ class _RateGraph:
         """The neuron node after the pending weighted nodes (folding the threshold into them if asked): ``IF`` /
         ``LIF`` (``neuron_node``), or ``CubaLIF`` for a current-based neuron with ``syn_decay`` (``synaptic_node``;
         scaling its input scales its current, so folding is the same)."""
-        threshold = None
-        if self.fold and self.pending:
-            names = self.pending[-1] if isinstance(self.pending[-1], tuple) else (self.pending[-1],)
-            for last in (self.nodes[name] for name in names):
-                last.weight = last.weight / params.threshold
-                if getattr(last, "bias", None) is not None:
-                    last.bias = last.bias / params.threshold
-            threshold = 1.0
+        threshold = self._fold(params.threshold)
         self.resets.add(params.reset)
         if syn_decay is not None:
             self.add("cubalif", synaptic_node(params, syn_decay, self.shape, self.dt, threshold))
         else:
             self.add("if" if params.decay == 1.0 else "lif", neuron_node(params, self.shape, self.dt, threshold,
                                                                          strict))
+        self.pending.clear()
+
+    def _fold(self, threshold: float) -> float | None:
+        """With ``fold_thresholds``: the pending weighted nodes divided by ``threshold``, which becomes 1.0; else
+        None (the neuron keeps its own)."""
+        if not (self.fold and self.pending):
+            return None
+        names = self.pending[-1] if isinstance(self.pending[-1], tuple) else (self.pending[-1],)
+        for last in (self.nodes[name] for name in names):
+            last.weight = last.weight / threshold
+            if getattr(last, "bias", None) is not None:
+                last.bias = last.bias / threshold
+        return 1.0
+
+    def learnable(self, m: LearnableLIF) -> None:
+        """A trained PLIF / learnt-threshold layer: its decay, input gain and threshold (``learnable_node``);
+        folding needs one threshold for the layer."""
+        with torch.no_grad():
+            k = m.decay().float()
+            gain = 1.0 - k if m.decay_input else torch.ones_like(k)
+            th = (m.threshold if m.threshold is not None else torch.tensor(m.fixed.threshold)).float()
+        if self.fold and self.pending:
+            if th.numel() > 1 and not bool((th == th.reshape(-1)[0]).all()):
+                raise ConfigError("--fold-thresholds divides a layer's weights by its one threshold; this net learnt "
+                                  "one per channel: export it without folding")
+            th = torch.tensor(self._fold(float(th.reshape(-1)[0])))
+        self.resets.add(m.fixed.reset)
+        node = learnable_node(k.numpy(), gain.numpy(), th.numpy(), m.fixed.reset, self.shape, self.dt)
+        self.add("if" if isinstance(node, self.nir.IF) else "lif", node)
         self.pending.clear()
 
     def module(self, m: nn.Module) -> None:
@@ -215,6 +256,8 @@ class _RateGraph:
             self.neuron(m.params)
         elif isinstance(m, SynapticLIF):
             self.neuron(m.fixed, syn_decay=m.syn_decay)
+        elif isinstance(m, LearnableLIF):
+            self.learnable(m)
         elif isinstance(m, LeakCorrectedLIF):  # spikebp: a LIF firing strictly above threshold, reset to zero (its
             # leak-corrected derivative is for training only)
             self.neuron(NeuronParams(decay=float(m.leak), threshold=float(m.threshold), reset="zero"), strict=True)
@@ -361,7 +404,7 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         raise ConfigError("NIR export: NIR has no max pooling; use avg pooling (model spec Pool kind 'avg')")
     if not isinstance(m, STATELESS):
         raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
-                          "AvgPool2d, Flatten, Dropout, IF/LIF/synaptic neurons)")
+                          "AvgPool2d, Flatten, Dropout, IF/LIF/PLIF/synaptic neurons)")
     out = tuple(m(torch.zeros(1, *shape)).shape[1:])
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):

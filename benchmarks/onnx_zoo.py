@@ -1,0 +1,137 @@
+"""The pretrained rate-coded zoo nets exported to ONNX and run by onnxruntime: same spikes, same answers, time.
+
+For each entry: the shipped net (``training.pretrained.load_pretrained``), its graph (``deploy.to_nir``) written as
+an ONNX "sequence" model (``deploy.nir_to_onnx``, float32) and opened in onnxruntime (CPU). The first ``--samples``
+Fashion-MNIST test images, preprocessed as the card says, are encoded ONCE by the net's own encoder (a Poisson
+encoder with the evaluation seed) and the same input ``[T, B, ...]`` goes to both: deepspike's output neurons
+or, for a membrane readout, its integrator's membrane (``deploy.nir_export.graph_outputs``) and the ONNX model.
+Reported: output entries that differ (a membrane: the largest difference), the class by output spike count (summed
+per class group for a vote readout; a membrane: by its last value; argmax, ties to the lower class) of both, its
+accuracy, deepspike's own accuracy with its readout on the same encoded input, and the time of each for the whole
+input in batches of ``--batch`` (fastest of ``--repeats`` runs after a warm-up, ``--threads`` threads each;
+onnxruntime's intra-op threads set to the same number).
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/onnx_zoo.py --out benchmarks/results/session35/onnx_zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import onnxruntime
+import torch
+from bench_ttfs_layers import fastest_time
+
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import ConfigError
+from deepspike.deploy import nir_to_onnx, to_nir
+from deepspike.deploy.conformance import compare
+from deepspike.deploy.nir_export import chain_modules, graph_outputs
+from deepspike.layers.voting import vote
+from deepspike.training.evaluate import EVAL_SEED
+from deepspike.training.pretrained import load_pretrained, zoo_card
+from deepspike.training.run_setup import load_data, make_batches
+
+NAMES = ("stbp_fmnist", "spikebp_fmnist", "converted_qcfs_vgg_fmnist", "stbp_fmnist_vgg_tet_plif")
+
+
+def _test_images(config, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = make_batches(config, load_data(config), "test", torch.device("cpu"), training=False)
+    xs, ys, n = [], [], 0
+    for x, y in batches:
+        xs.append(x)
+        ys.append(y)
+        n += len(y)
+        if n >= samples:
+            break
+    return torch.cat(xs)[:samples], torch.cat(ys)[:samples]
+
+
+def measure(name: str, samples: int, batch: int, repeats: int, threads: int) -> dict:
+    config, _, model = load_pretrained(name)
+    card = zoo_card(name)
+    images, labels = _test_images(config, samples)
+    torch.manual_seed(EVAL_SEED)
+    with torch.no_grad():
+        x = model.encoder(images, model.eval_timesteps)  # [T, N, ...], drawn once for both
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        onnx_model = nir_to_onnx(to_nir(model, tuple(card["input_shape"])), form="sequence")
+    except ConfigError as e:  # a net NIR cannot say: recorded, not measured
+        return {"name": name, "refused": str(e)}
+    session = onnxruntime.InferenceSession(onnx_model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    chunks = [x[:, i:i + batch].contiguous() for i in range(0, x.shape[1], batch)]
+
+    def ours():
+        return torch.cat([graph_outputs(model, c)[0] for c in chunks], dim=1)
+
+    def theirs():
+        return torch.cat([torch.from_numpy(session.run(None, {"input": c.numpy()})[0]) for c in chunks], dim=1)
+
+    a, b = ours(), theirs()
+    spiking = graph_outputs(model, chunks[0][:, :1])[1]
+    with torch.no_grad():
+        readout = torch.cat([model.readout(model.body(c)) for c in chunks])
+    info = chain_modules(model)[1]
+
+    def scores(out):  # per class: spike counts (summed per class group for a vote readout) or the last membrane
+        if not spiking:
+            return out[-1]
+        return vote(out.sum(0), info["num_classes"]) if info["decode"] == "vote" else out.sum(0)
+
+    pred_a, pred_b = scores(a).argmax(1), scores(b).argmax(1)
+    agreement = compare(a, b) if spiking else {"max_abs_difference": float((a - b).abs().max()),
+                                               "max_abs_value": float(a.abs().max())}
+    return {"name": name, "timesteps": int(x.shape[0]), "samples": samples, "entries": a.numel(), "spiking": spiking,
+            "decode": info["decode"], **agreement,
+            "same_class": float((pred_a == pred_b).float().mean()),
+            "accuracy_by_count_deepspike": float((pred_a == labels).float().mean()),
+            "accuracy_by_count_onnx": float((pred_b == labels).float().mean()),
+            "accuracy_readout_deepspike": float((readout.argmax(1) == labels).float().mean()),
+            "deepspike_s": fastest_time(ours, repeats), "onnxruntime_s": fastest_time(theirs, repeats),
+            "onnx_bytes": onnx_model.ByteSize()}
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| net | T | differing output entries (membrane: largest difference) | same class | "
+             "accuracy by count (deepspike / ONNX) | deepspike's readout | deepspike time | onnxruntime time |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "refused" in r:
+            lines.append(f"| {r['name']} | not exported: {r['refused']} |||||||")
+            continue
+        agree = (f"{r['differing']:,} of {r['entries']:,}" if r["spiking"] else
+                 f"{r['max_abs_difference']:.2g} (values up to {r['max_abs_value']:.3g})")
+        lines.append(f"| {r['name']} | {r['timesteps']} | {agree} | {r['same_class']:.2%} | "
+                     f"{r['accuracy_by_count_deepspike']:.2%} / "
+                     f"{r['accuracy_by_count_onnx']:.2%} | {r['accuracy_readout_deepspike']:.2%} | "
+                     f"{r['deepspike_s'] * 1e3:,.0f} ms | {r['onnxruntime_s'] * 1e3:,.0f} ms |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--names", default=",".join(NAMES))
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [measure(n, args.samples, args.batch, args.repeats, args.threads) for n in args.names.split(",")]
+    header = (f"ONNX export of the zoo nets, {args.samples} Fashion-MNIST test images, batch {args.batch}, "
+              f"{args.threads} threads, fastest of {args.repeats}; {platform.processor() or platform.machine()}, "
+              f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
+    atomic_write_text(args.out.with_suffix(".md"), markdown(rows, header))
+    print(markdown(rows, header))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Trained learnable neurons (PLIF's decay, a learnt threshold; ``neurons.learnable.LearnableLIF``) in NIR.
+
+The node (``deploy.neurons.learnable_node``) by hand: tau = dt / (1 - k), r = c tau / dt, per channel spread over
+the layer's neurons. The exported graph run by ``GraphSimulator.rate_coded`` and by the ONNX export gives the net's
+own spikes, 400 steps: a per-layer PLIF (also read back by ``from_nir`` as a LIF with input scale c, and with
+folded thresholds), and per-channel PLIF with learnt thresholds in a conv net (``from_nir``, which runs one value per
+layer, refuses it in one line). Refusals: folding per-channel thresholds, a decay of 1 in some channels only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.families import _drawn, sample_input
+from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.neurons.learnable import LearnableLIF
+from deepspike.neurons.params import NeuronParams
+
+nir = pytest.importorskip("nir")
+from deepspike.deploy import GraphSimulator, from_nir, to_nir  # noqa: E402
+from deepspike.deploy.neurons import learnable_node  # noqa: E402
+
+DT = 1e-4
+
+
+def _net(per_channel: bool, reset: str = "subtract") -> RateNetwork:
+    torch.manual_seed(3)
+    params = NeuronParams(decay=0.9, threshold=1.0, reset=reset)
+    if per_channel:
+        first = LearnableLIF(params, channels=4, learn_threshold=True)
+        with torch.no_grad():
+            first.w.copy_(torch.tensor([-2.0, -0.5, 0.3, 1.5]))  # tau from 1.2 to 8.4
+            first.threshold.copy_(torch.tensor([0.6, 0.8, 1.0, 1.3]))
+        layers = [TimeDistributed(_drawn(nn.Conv2d(1, 4, 3, padding=1))), first, TimeDistributed(nn.Flatten()),
+                  TimeDistributed(_drawn(nn.Linear(256, 10)))]
+    else:
+        first = LearnableLIF(params, tau_init=3.0)
+        layers = [TimeDistributed(_drawn(nn.Linear(64, 32))), first, TimeDistributed(_drawn(nn.Linear(32, 10)))]
+    readout = SpikeRateReadout(LearnableLIF(params, tau_init=1.7))
+    with torch.no_grad():  # PLIF scales its input by 1/tau: stronger weights, so that every layer fires
+        weighted = [m.module for m in layers if isinstance(getattr(m, "module", None), nn.Linear | nn.Conv2d)]
+        weighted[0].weight.mul_(6.0)
+        weighted[1].weight.mul_(1.5)
+    return RateNetwork(nn.Identity(), nn.Sequential(*layers), readout, timesteps=1).eval()
+
+
+def _own_spikes(net: RateNetwork, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net.readout.neuron(net.body(x))
+
+
+def test_node_by_hand():
+    node = learnable_node(np.array([0.5, 0.75], np.float32), np.array([0.5, 0.25], np.float32),
+                          np.array([1.0, 2.0], np.float32), "zero", (2, 1, 3), 1e-3)
+    assert isinstance(node, nir.LIF) and node.tau.shape == (2, 1, 3)
+    np.testing.assert_allclose(node.tau[:, 0, 0], [2e-3, 4e-3], rtol=1e-7)  # dt / (1 - k)
+    np.testing.assert_allclose(node.r[:, 0, 0], [1.0, 1.0], rtol=1e-6)  # c tau / dt
+    np.testing.assert_array_equal(node.v_threshold[:, 0, 0], [1.0, 2.0])
+    no_leak = learnable_node(np.float32(1.0), np.float32(1.0), np.array([0.5, 0.7], np.float32), "zero", (2,), 1e-3)
+    assert isinstance(no_leak, nir.IF) and no_leak.r.tolist() == [1000.0, 1000.0]
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_per_layer_plif_runs_the_same_in_the_simulator_and_from_nir(fold):
+    net = _net(per_channel=False)
+    x = sample_input("dense", 400, batch=3)
+    graph = to_nir(net, (64,), dt=DT, fold_thresholds=fold)
+    ours = _own_spikes(net, x)
+    assert 0.1 * ours.numel() < ours.sum() < 0.9 * ours.numel()  # neither silent nor saturated
+    assert torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
+    with torch.no_grad():
+        assert torch.equal(from_nir(graph)(x), ours)
+
+
+def test_per_channel_plif_with_learnt_thresholds_runs_the_same_in_the_simulator_and_onnx():
+    net = _net(per_channel=True)
+    x = sample_input("conv", 400, batch=3)
+    graph = to_nir(net, (1, 8, 8), dt=DT)
+    ours = _own_spikes(net, x)
+    assert 0.1 * ours.numel() < ours.sum() < 0.9 * ours.numel()  # neither silent nor saturated
+    assert torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
+    pytest.importorskip("onnxruntime")
+    from deepspike.deploy import nir_to_onnx, onnx_session, run_onnx
+
+    assert torch.equal(run_onnx(onnx_session(nir_to_onnx(graph)), x), ours)
+    with pytest.raises(ConfigError, match="must be the same for every neuron of a layer"):
+        from_nir(graph)
+
+
+def test_refusals():
+    with pytest.raises(ConfigError, match="learnt one per channel: export it without folding"):
+        to_nir(_net(per_channel=True), (1, 8, 8), fold_thresholds=True)
+    with pytest.raises(ConfigError, match="decay must lie below 1 in every channel"):
+        learnable_node(np.array([0.5, 1.0]), np.ones(2), np.ones(2), "zero", (2,), 1e-3)
