@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.ttfs.batchnorm import TTFSBatchNorm, TTFSDelayBias, fold_batchnorm
 from deepspike.ttfs.simulate import neuron_first_spike
 
@@ -116,3 +117,21 @@ def test_gradients_reach_gamma_and_beta():
     bn(t).sum().backward()
     assert bn.gamma.grad is not None and bn.beta.grad.abs().sum() > 0
     assert torch.isfinite(t.grad).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(tau=0.0), "tau must be a finite number > 0"),  # was a ZeroDivisionError traceback
+    (dict(tau=math.nan), "tau must be a finite number > 0"),  # were NaN times
+    (dict(tau=-1.0), "tau must be a finite number > 0"),
+    (dict(eps=-1.0), "eps must be a finite number >= 0"),  # sqrt(var - 1): NaN times
+    (dict(momentum=math.nan), "momentum must be in"),  # NaN running statistics
+    (dict(momentum=2.0), "momentum must be in"),
+    (dict(t_min=math.inf), "t_min must be a finite number"),
+])
+def test_nonsense_settings_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        TTFSBatchNorm(2, **kwargs)
+    folded = {k: v for k, v in kwargs.items() if k in ("tau", "t_min")}
+    if folded:
+        with pytest.raises(ConfigError, match=message):
+            TTFSDelayBias(torch.zeros(2), torch.zeros(2), torch.ones(2), **folded)

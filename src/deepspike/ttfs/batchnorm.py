@@ -26,6 +26,9 @@ import math
 import torch
 from torch import nn
 
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
+
 
 def _z(t: torch.Tensor, tau: float) -> torch.Tensor:
     """``exp(t/tau)`` on spiking entries, 0 on silent ones (they are masked everywhere)."""
@@ -36,6 +39,17 @@ def _to_time(z: torch.Tensor, silent: torch.Tensor, tau: float, t_min: float) ->
     """``t = tau log max(z, exp(t_min/tau))``; silent entries stay +inf."""
     t = tau * torch.log(torch.clamp_min(z, math.exp(t_min / tau)))
     return torch.where(silent, torch.full_like(t, math.inf), t)
+
+
+def _check_settings(where: str, tau: float, t_min: float, eps: float = 0.0, momentum: float = 0.0) -> None:
+    """``ConfigError`` unless ``tau`` is a finite number > 0, ``t_min`` finite, ``eps`` finite and >= 0 and
+    ``momentum`` in [0, 1] (a tau of 0 divided by zero, a NaN one or a negative eps gave NaN times)."""
+    for ok, name, value, expected in ((is_finite(tau) and tau > 0, "tau", tau, "a finite number > 0"),
+                                      (is_finite(t_min), "t_min", t_min, "a finite number"),
+                                      (is_finite(eps) and eps >= 0, "eps", eps, "a finite number >= 0"),
+                                      (is_finite(momentum) and 0 <= momentum <= 1, "momentum", momentum, "in [0, 1]")):
+        if not ok:
+            raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
 def _channel_view(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -56,6 +70,7 @@ class TTFSBatchNorm(nn.Module):
     def __init__(self, channels: int, tau: float = 1.0, eps: float = 1e-5, momentum: float = 0.1,
                  t_min: float = 0.0):
         super().__init__()
+        _check_settings("TTFSBatchNorm", tau, t_min, eps, momentum)
         self.tau, self.eps, self.momentum, self.t_min = float(tau), float(eps), float(momentum), float(t_min)
         self.gamma = nn.Parameter(torch.ones(channels))
         self.beta = nn.Parameter(torch.ones(channels))
@@ -116,6 +131,7 @@ class TTFSDelayBias(nn.Module):
     def __init__(self, delay: torch.Tensor, bias_time: torch.Tensor, sign: torch.Tensor, tau: float = 1.0,
                  t_min: float = 0.0):
         super().__init__()
+        _check_settings("TTFSDelayBias", tau, t_min)
         self.tau, self.t_min = float(tau), float(t_min)
         self.register_buffer("delay", delay.clone())
         self.register_buffer("bias_time", bias_time.clone())
