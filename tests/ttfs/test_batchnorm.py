@@ -1,6 +1,7 @@
 """Time-domain batch-norm (zhou2021 eq. 6): the formula, running statistics, folding for inference."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -135,3 +136,37 @@ def test_nonsense_settings_are_refused(kwargs, message):
     if folded:
         with pytest.raises(ConfigError, match=message):
             TTFSDelayBias(torch.zeros(2), torch.zeros(2), torch.ones(2), **folded)
+
+
+@pytest.mark.parametrize("bad", [math.nan, -math.inf])
+def test_nan_and_minus_inf_times_are_refused(bad):
+    """Before, a NaN time fired at t_min = 0 and a -inf time came out silent (+inf), with the batch's statistics
+    taken from the rest; ``deepspike.ttfs`` promises a ConfigError in every module for both."""
+    t = torch.tensor([[0.5], [1.0], [bad]])
+    bn = TTFSBatchNorm(1)
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        bn(t)
+    assert bn.running_mean[0] == 1.0 and bn.running_var[0] == 1.0
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        TTFSDelayBias(torch.zeros(1), torch.zeros(1), torch.ones(1))(t)
+
+
+def test_a_spike_beyond_the_z_domains_range_is_refused_not_miscomputed():
+    """z = exp(t/tau) at t/tau = 50: z^2 overflows float32, so the variance was inf, a = gamma/sqrt(inf) = 0 and every
+    spike of the channel came out at tau log beta = 0 (float64, where nothing overflows, gives 0, 0, 0, 0.0503), and
+    the running variance became inf for good; at t/tau = 90 z itself overflows and evaluation made the spike silent."""
+    t = torch.tensor([[0.5], [1.0], [2.0], [2.5]])
+    exact = TTFSBatchNorm(1, tau=0.05).double()(t.double()).detach()
+    assert exact[3, 0] == pytest.approx(0.05 * math.log(1.0 + math.sqrt(3.0)), rel=1e-6)  # z' = a (z - mu) + 1
+    bn = TTFSBatchNorm(1, tau=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the message is all that is printed (no warning of a scalar with a graph)
+        with pytest.raises(ConfigError, match="t/tau = 50 overflows"):
+            bn(t.requires_grad_())
+    assert bn.running_mean[0] == 1.0 and bn.running_var[0] == 1.0  # no overflow reached the running statistics
+    bn.eval()
+    late = torch.tensor([[0.5], [4.5]])
+    with pytest.raises(ConfigError, match="t/tau = 90 overflows"):
+        bn(late)
+    with pytest.raises(ConfigError, match="t/tau = 90 overflows"):
+        bn.fold()(late)

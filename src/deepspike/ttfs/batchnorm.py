@@ -17,6 +17,8 @@ clamped at ``exp(t_min/tau)`` (default ``t_min = 0``: nothing fires before the i
 for the output, unbiased for the running estimate, as ``nn.BatchNorm2d``; a channel without spiking entries in
 a batch leaves its running mean, one with fewer than two its running variance, as they were); in evaluation the
 running estimates. ``fold()`` returns a ``TTFSDelayBias`` that gives identical evaluation outputs.
+A NaN or -inf input time, and a spike too late for the z domain (``exp(t/tau)``, in training its square, beyond
+the dtype: ``t/tau`` above about 44 in float32 training, 88 in evaluation), raise ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import math
 import torch
 from torch import nn
 
+from deepspike.coding.decoders import check_time_values
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
 
@@ -50,6 +53,20 @@ def _check_settings(where: str, tau: float, t_min: float, eps: float = 0.0, mome
                                       (is_finite(momentum) and 0 <= momentum <= 1, "momentum", momentum, "in [0, 1]")):
         if not ok:
             raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
+
+
+def _check_range(z_out: torch.Tensor, t_in: torch.Tensor, silent: torch.Tensor, tau: float, where: str,
+                 var: torch.Tensor | None = None) -> None:
+    """``ConfigError`` when ``z' = a z + c`` [B, C, ...] is NaN or inf at a spiking entry or the variance ``var`` [C]
+    of ``z`` is not finite: ``exp(t/tau)``, or in training ``(z - mu)^2 ~ exp(2 t/tau)``, overflowed the dtype,
+    which turned a channel's times into NaN or all into ``tau log beta`` (``a = gamma / sqrt(inf) = 0``) in
+    training, and the late spike into no spike in evaluation."""
+    finite = torch.where(silent, torch.zeros_like(z_out), z_out).isfinite().all()
+    if bool(finite if var is None else finite & var.isfinite().all()):
+        return
+    late = float(torch.where(silent, torch.full_like(t_in, -math.inf), t_in.detach()).max()) / tau
+    raise ConfigError(f"{where}: a spike at t/tau = {late:.4g} overflows the z = exp(t/tau) batch statistics in "
+                      f"{t_in.dtype}; use a larger tau (or float64 times)")
 
 
 def _channel_view(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -83,6 +100,7 @@ class TTFSBatchNorm(nn.Module):
         return a, self.beta - a * mean
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
+        check_time_values(t_in, "TTFSBatchNorm")
         silent = torch.isinf(t_in)
         z = _z(t_in, self.tau)
         if self.training:
@@ -92,11 +110,13 @@ class TTFSBatchNorm(nn.Module):
             n = count.clamp_min(1.0)
             mean = (z * spiking).sum(dims) / n
             var = (((z - _channel_view(z, mean)) ** 2) * spiking).sum(dims) / n
-            self._update_running(mean.detach(), var.detach(), count)
         else:
             mean, var = self.running_mean, self.running_var
         a, c = self.scale_offset(mean, var)
         z_out = _channel_view(z, a) * z + _channel_view(z, c)
+        _check_range(z_out, t_in, silent, self.tau, "TTFSBatchNorm", var)  # before the running stats take it
+        if self.training:
+            self._update_running(mean.detach(), var.detach(), count)
         return _to_time(z_out, silent, self.tau, self.t_min)
 
     @torch.no_grad()
@@ -138,10 +158,12 @@ class TTFSDelayBias(nn.Module):
         self.register_buffer("sign", sign.clone())
 
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
+        check_time_values(t_in, "TTFSDelayBias")
         silent = torch.isinf(t_in)
         t_delayed = torch.where(silent, torch.zeros_like(t_in), t_in + _channel_view(t_in, self.delay))
         bias = _channel_view(t_in, self.sign * torch.exp(self.bias_time / self.tau))
         z_out = torch.exp(t_delayed / self.tau) + bias
+        _check_range(z_out, t_in, silent, self.tau, "TTFSDelayBias")
         return _to_time(z_out, silent, self.tau, self.t_min)
 
 
