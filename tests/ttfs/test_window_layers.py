@@ -1,12 +1,13 @@
 """Modules of a windowed TTFS network: the window calibration and its range."""
 
+import math
 import re
 
 import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.ttfs.window_layers import WindowInput, WindowNeurons
+from deepspike.ttfs.window_layers import WindowInput, WindowNeurons, WindowReadout
 
 
 def _calibrated(module, values, margin):
@@ -37,3 +38,22 @@ def test_a_window_outside_float32s_range_is_refused(margin, found):
 def test_the_range_is_that_of_the_windows_dtype():
     module = WindowNeurons().double()
     assert _calibrated(module, torch.tensor([[3.79]], dtype=torch.float64), 1e38) == pytest.approx(3.79e38)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(window=-1.0), "window must be a finite number > 0"),  # coded every positive value as -1
+    (dict(window=0.0), "window must be a finite number > 0"),  # coded every value as 0
+    (dict(window=math.inf), "window must be a finite number > 0"),  # nothing clipped, spikes at t = inf
+    (dict(alpha=0.0), "alpha must be a finite number > 0"),  # a / 0: every positive value saturated
+    (dict(alpha=math.nan), "alpha must be a finite number > 0"),  # NaN values
+    (dict(alpha=-2.0), "alpha must be a finite number > 0"),
+])
+def test_nonsense_windows_and_ramps_are_refused(kwargs, message):
+    """Before, WindowNeurons(window=-1) turned potentials [0.5, 2] into the values [-1, -1], alpha=0 into [1, 1]
+    (window 1) and alpha=nan into NaN, all silently."""
+    for cls in (WindowNeurons, WindowReadout):
+        with pytest.raises(ConfigError, match=message):
+            cls(**kwargs)
+    if "window" in kwargs:
+        with pytest.raises(ConfigError, match=message):
+            WindowInput(**kwargs)

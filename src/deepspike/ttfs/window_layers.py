@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.ttfs.window import decode_offsets, encode_values, window_offsets
 
@@ -30,6 +31,9 @@ class WindowedLayer(ReportsSpikes, nn.Module):
 
     def __init__(self, window: float | None = None) -> None:
         super().__init__()
+        if window is not None and not (is_finite(window) and window > 0):
+            raise ConfigError(f"{type(self).__name__}: window must be a finite number > 0 (or None: calibrated "
+                              f"later), got {window!r}")
         self.register_buffer("window", torch.tensor(math.nan if window is None else float(window)))
         self.calibrating = False
         self.observed_max = 0.0
@@ -109,6 +113,8 @@ class RampedLayer(WindowedLayer):
 
     def __init__(self, window: float | None = None, alpha: float = 1.0) -> None:
         super().__init__(window)
+        if not (is_finite(alpha) and alpha > 0):
+            raise ConfigError(f"{type(self).__name__}: the ramp alpha must be a finite number > 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.keep_values = False
         self.last_values: torch.Tensor | None = None
