@@ -130,3 +130,18 @@ def test_silent_input_stays_silent_through_padding():
     out = layer(t)
     # exp kernel: one input of weight 1 never reaches theta = 1 (V -> 1 only as t -> inf)
     assert torch.isinf(out).all()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: TTFSLinear(3, 3, init_scale=math.nan), "init_scale must be a finite number > 0"),
+    (lambda: TTFSLinear(3, 3, init_scale=-1.0), "init_scale must be a finite number > 0"),
+    (lambda: TTFSConv2d(1, 2, 3, init_scale=math.inf), "init_scale must be a finite number > 0"),
+    (lambda: TTFSLinear(-1, 3), r"sizes must be whole numbers >= 1, got \(3, -1\)"),
+    (lambda: TTFSLinear(3.5, 3), "sizes must be whole numbers >= 1"),
+    (lambda: TTFSConv2d(1, 2, 0), "sizes must be whole numbers >= 1"),
+])
+def test_nonsense_layer_sizes_and_init_scales_are_refused(make, message):
+    """Before: RuntimeError tracebacks from torch.empty / uniform_ ('to is out of bounds for float', 'negative
+    dimension'), a TypeError for a size of 3.5, and a conv with kernel 0 that failed only at its first forward."""
+    with pytest.raises(ConfigError, match=message):
+        make()

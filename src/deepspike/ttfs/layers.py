@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from deepspike.core.options import is_float32, is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.ttfs import _validate as v
 from deepspike.ttfs.conv import spike_times_conv2d
@@ -44,6 +45,10 @@ class _TTFSNeurons(ReportsSpikes, nn.Module):
     def _setup(self, weight_shape, n_out, bias, kernel, theta, tau, backend, init_scale):
         v.check_neuron_params(kernel, theta, tau)
         v.check_backend(backend)
+        if not all(is_whole(n, 1) for n in weight_shape):
+            raise v.ConfigError(f"{type(self).__name__}: sizes must be whole numbers >= 1, got {weight_shape}")
+        if not (is_float32(init_scale) and init_scale > 0):
+            raise v.ConfigError(f"{type(self).__name__}: init_scale must be a finite number > 0, got {init_scale!r}")
         self.kernel, self.theta, self.tau, self.backend = kernel, float(theta), float(tau), backend
         self.weight = nn.Parameter(torch.empty(weight_shape))
         self.bias = nn.Parameter(torch.empty(n_out)) if bias else None
