@@ -34,3 +34,14 @@ def test_measures_accumulate_over_batches():
     r = acc.result()
     assert r["latency"] == 2.5 and r["dead_fraction"] == 0.0  # each hidden neuron spiked once
     assert r["hidden_before_decision"] == pytest.approx(0.5)
+
+
+def test_measures_of_times_off_the_default_device():
+    """The accumulator was made on the default device and the counts added from the times' device: with CUDA times
+    (or a default device other than theirs, as here) the sum raised 'Expected all tensors to be on the same device'."""
+    acc = TTFSMeasures(["h", "out"])
+    hidden = torch.tensor([[0.5, 1.0, 3.0, INF], [2.0, INF, INF, INF]])
+    output = torch.tensor([[2.0, 1.5], [INF, INF]])
+    with torch.device("meta"):
+        acc.add([hidden], output)
+    assert acc.result()["hidden_before_decision"] == pytest.approx((2 / 4 + 1 / 4) / 2)

@@ -100,3 +100,13 @@ def test_avg_pool_refuses_an_unknown_backend_with_either_kernel():
     for kernel in ("exp", "relpsp"):
         with pytest.raises(ConfigError, match="unknown TTFS backend 'zzz'"):
             avg_pool_times(torch.rand(1, 1, 4, 4), 2, kernel=kernel, backend="zzz")
+
+
+def test_avg_pool_relpsp_weights_follow_the_times_device():
+    """The fixed weights theta/(N-1) were made on the default device, not the times': CUDA times failed in the
+    solver with a device mismatch (here: a default device other than the times', whose weights could not even
+    be scanned)."""
+    t = torch.tensor([[[[0.0, 0.0], [0.0, 10.0]]]], dtype=torch.float64)
+    with torch.device("meta"):
+        out = avg_pool_times(t, 2, kernel="relpsp", backend="torch")
+    assert out.device.type == "cpu" and out.item() == pytest.approx(1.0, rel=1e-12)

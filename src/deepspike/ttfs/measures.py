@@ -43,7 +43,7 @@ class TTFSMeasures:
         self.latency_sum += float(decision[has_spike].sum())
         self.latency_n += int(has_spike.sum())
         self.samples += b
-        before_count = torch.zeros(b, dtype=torch.float64)
+        before_count = torch.zeros(b, dtype=torch.float64, device="cpu")  # whatever the default device
         hidden_n = 0
         for i, t in enumerate(layers):
             flat = t.detach().reshape(b, -1)  # [B, ...] -> [B, neurons]
@@ -52,7 +52,7 @@ class TTFSMeasures:
             ever = fired.any(0)
             self.ever[i] = ever if self.ever[i] is None else (self.ever[i] | ever)
             if i < len(hidden):
-                before_count += (flat < decision.unsqueeze(1)).double().sum(1)
+                before_count += (flat < decision.unsqueeze(1)).sum(1).cpu()  # counts [B] from the times' device
                 hidden_n += flat.shape[1]
         if hidden_n:
             self.before += float((before_count / hidden_n).sum())

@@ -112,7 +112,7 @@ def avg_pool_times(
         ho, wo = (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1
         return out.reshape(b, c, ho, wo)  # [B*C, L] -> [B, C, H', W']
     t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
-    weight = torch.full((1, 1, kh, kw), theta / (n - 1), dtype=t_in.dtype)
+    weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1))  # on the times' device and dtype
     out = spike_times_conv2d(
         t_flat, weight, None, s, p, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
     )
