@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepspike.core.errors import DataNotFoundError
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 
 ENV_VAR = "DEEPSPIKE_DATA"
 
@@ -94,6 +94,16 @@ def not_found(dataset: str, what: str, places: Sequence[Path], how_to_get: str) 
     looked = ", ".join(str(p) for p in places)
     return DataNotFoundError(f"{dataset}: data not found: need {what}; looked in: {looked}; "
                              f"to get it: {how_to_get}")
+
+
+def check_regular_file(path: str | os.PathLike) -> None:
+    """A one-line :class:`DataCorruptError` unless ``path`` is a regular file, a link to one included: a folder,
+    a named pipe (reading it waits forever), a device (``/dev/zero`` read as an empty recording) or a broken link
+    where a data file is listed."""
+    path = Path(path)
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "a pipe or device" if path.exists() else "missing (a broken link?)"
+        raise DataCorruptError(f"{path} is {kind}, not a data file; remove it or put the file there")
 
 
 def one_line(error: object) -> str:

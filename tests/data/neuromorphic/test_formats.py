@@ -222,3 +222,46 @@ def test_dvs_gesture_files_read_as_tonic_reads_them_and_bad_ones_refused(tmp_pat
     path.rename(path.with_name("x.npy"))
     with pytest.raises(DataCorruptError, match="x.npy: a DVS Gesture recording is named by its label"):
         load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2, cache=False)
+
+
+def _not_a_file(path, kind):
+    """Put ``kind`` where a recording file is listed: a broken link, a named pipe (reading it waited forever), a link
+    to ``/dev/zero`` (tonic read it as an empty recording), a folder."""
+    import os
+
+    path.unlink(missing_ok=True)
+    if kind == "broken link":
+        os.symlink(path.parent / "gone", path)
+    elif kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.symlink("/dev/zero", path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["broken link", "pipe", "device", "folder"])
+def test_a_listed_recording_that_is_no_regular_file_is_one_error_line(tmp_path, kind):
+    """Before: a broken link crashed in the cache key's stat (FileNotFoundError), a pipe hung the run, /dev/zero was
+    an empty recording, a folder's size was checked as a file's; now each is a one-line DataCorruptError naming it,
+    from the loaders and from the readers."""
+    from deepspike.data.neuromorphic.formats import read_gesture_npy
+
+    _write_nmnist_tree(tmp_path, per_class=1)
+    bad = tmp_path / "NMNIST" / "Train" / "3" / "00000.bin"
+    _not_a_file(bad, kind)
+    for read in (read_nmnist_bin, read_aedat2, read_gesture_npy):
+        with pytest.raises(DataCorruptError, match="00000.bin is .*not a data file") as e:
+            read(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(DataCorruptError, match="00000.bin is .*not a data file"):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
+    rng = np.random.default_rng(5)
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        folder = tmp_path / "DVSGesture" / split / "user01_led"
+        folder.mkdir(parents=True)
+        write_gesture_npy(folder / "2.npy", _random_events(rng, 20, 128, 300_000))
+    _not_a_file(folder / "2.npy", kind)
+    with pytest.raises(DataCorruptError, match="2.npy is .*not a data file"):
+        load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2)

@@ -28,9 +28,12 @@ def cache_dir(data_dir) -> Path:
 
 def files_fingerprint(files: Sequence[Path]) -> str:
     """SHA-1 over the sorted ``(name, size, modification time)`` of ``files``: changes when files are added,
-    removed, resized or rewritten (HDF5 rewrites a small change in place, at the same size)."""
+    removed, resized or rewritten (HDF5 rewrites a small change in place, at the same size). A listed path that is
+    no regular file (a broken link, a folder, a pipe, a device) is a one-line ``DataCorruptError``, before anything
+    is read (``paths.check_regular_file``)."""
     h = hashlib.sha1()
     for f in sorted(files):
+        paths.check_regular_file(f)
         st = f.stat()
         h.update(f"{f.as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()

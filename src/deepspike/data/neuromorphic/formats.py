@@ -25,7 +25,7 @@ import numpy as np
 
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.optional import require_package
-from deepspike.data.paths import one_line
+from deepspike.data.paths import check_regular_file, one_line
 
 EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 NMNIST_MAX_T = (1 << 23) - 1
@@ -68,6 +68,7 @@ def write_nmnist_bin(path: str | os.PathLike, events: np.ndarray) -> None:
 def read_nmnist_bin(path: str | os.PathLike) -> np.ndarray:
     """Read an N-MNIST ``.bin`` file with tonic's reader."""
     tonic = require_tonic()
+    check_regular_file(path)
     size = os.path.getsize(path)
     if size % 5:
         raise DataCorruptError(f"{path}: N-MNIST .bin size {size} is not a multiple of 5 bytes")
@@ -90,6 +91,7 @@ def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:
 def read_aedat2(path: str | os.PathLike) -> np.ndarray:
     """Read a DVS128 AEDAT 2.0 file (tonic's header parser and AER reader; address bits decoded here)."""
     tonic = require_tonic()
+    check_regular_file(path)
     try:
         version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
         if not 2 <= version < 3:
@@ -110,7 +112,8 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
 def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
     """Read one DVS Gesture ``.npy`` (module docstring: columns x, y, p, t in ms) as events with ``t`` in us; a file
     that does not load as a plain ``[n, 4]`` array of finite numbers, with 0 <= x, y <= 127, p in {0, 1} and t >= 0,
-    is a one-line :class:`DataCorruptError` (never unpickled)."""
+    is a one-line :class:`DataCorruptError` (never unpickled), as is a path that is no regular file."""
+    check_regular_file(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
