@@ -3,8 +3,8 @@
 On disk (the official release, as tonic extracts it): ``<folder>/Train/<digit>/<id>.bin`` and
 ``<folder>/Test/<digit>/<id>.bin`` (60,000 / 10,000 files, 5-byte events, see :mod:`formats`). The folder
 is ``data_dir`` itself or ``NMNIST``/``N-MNIST``/``nmnist`` under ``data_dir`` and each data root. The digit
-folders' files are listed in name order and read by ``formats.read_nmnist_bin`` (tonic's event reader, the file size
-checked first); frames are cached.
+folders' files are listed in name order and read by ``formats.read_nmnist_bin`` (tonic's reading of the records, the
+file size checked first); frames are cached.
 """
 
 from __future__ import annotations
