@@ -107,3 +107,19 @@ def test_data_splits_fields():
     s = make_splits(ds, ds, val_fraction=0.0, seed=0, num_classes=3, class_names=["a", "b", "c"])
     assert isinstance(s, DataSplits) and s.input_shape == (3, 2, 2) and s.class_names == ("a", "b", "c")
     assert len(s.mean) == 3 and len(s.std) == 3
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"val_fraction": "0.2"}, r"val_fraction must be in \[0, 1\), got '0.2'"),
+    ({"val_fraction": True}, r"val_fraction must be in \[0, 1\), got True"),
+    ({"val_fraction": 0.2, "seed": "1"}, r"seed must be an integer from 0 to 2\*\*63 - 1, got '1'"),
+    ({"seed": 1.5}, r"seed must be an integer from 0 to 2\*\*63 - 1, got 1.5"),
+    ({"seed": -1}, r"seed must be an integer from 0 to 2\*\*63 - 1, got -1"),
+    ({"download": "no"}, "download must be true or false, got 'no'"),
+])
+def test_common_arguments_of_the_wrong_kind_are_one_config_error_line(arguments, message):
+    """Before: val_fraction="0.2" raised TypeError in a comparison, seed="1" ValueError in mix_seed (and any seed was
+    taken unused without a val part), download="no" was true and downloaded; True was a fraction of 1."""
+    with pytest.raises(ConfigError, match=message) as e:
+        load_dataset("digits", **arguments)
+    assert "\n" not in str(e.value)

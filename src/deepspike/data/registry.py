@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import INT64_MAX, is_finite, is_whole
 from deepspike.core.registration import check_registration
 from deepspike.data.splits import DataSplits
 
@@ -42,6 +43,18 @@ def _check_loader(name: str, fn: Loader) -> None:
                         f"{getattr(fn, '__name__', repr(fn))} lacks {', '.join(missing)}")
 
 
+def check_common(val_fraction: object, seed: object, download: object) -> None:
+    """A one-line ``ConfigError`` unless ``val_fraction`` is a number in [0, 1), ``seed`` an integer from 0 to
+    2**63 - 1 (as ``train.seed``) and ``download`` true or false: a string fraction crashed in a comparison
+    (TypeError), a string seed in ``mix_seed`` (ValueError) or was never used, and ``download="no"`` downloaded."""
+    if not (is_finite(val_fraction) and 0.0 <= val_fraction < 1.0):
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if not is_whole(seed, 0, INT64_MAX):
+        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    if not isinstance(download, bool):
+        raise ConfigError(f"download must be true or false, got {download!r}")
+
+
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`, sorted."""
     return sorted(_LOADERS)
@@ -58,8 +71,7 @@ def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int 
     """
     if name not in _LOADERS:
         raise unknown_choice("dataset", name, _LOADERS)
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_common(val_fraction, seed, download)
     fn = _LOADERS[name]
     options = [p for p in inspect.signature(fn).parameters if p not in _COMMON]
     unknown = sorted(set(kwargs) - set(options))
