@@ -190,6 +190,14 @@ def test_nmnist_first_saccade_matches_tonic_and_a_cut_file_or_stray_folder_is_no
         load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
 
 
+@pytest.mark.parametrize("value", ["false", "no", 0, 1, None])
+def test_nmnist_first_saccade_only_must_be_true_or_false(tmp_path, value):
+    """Before: any value was read by its truth, so first_saccade_only="false" kept only the first 100 ms."""
+    _write_nmnist_tree(tmp_path, per_class=1)
+    with pytest.raises(ConfigError, match=f"data.args.first_saccade_only must be true or false, got {value!r}"):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, first_saccade_only=value, cache=False)
+
+
 def test_nmnist_missing_folder_is_one_line_error(tmp_path):
     with pytest.raises(DataNotFoundError, match="nmnist: data not found") as e:
         load_dataset("nmnist", data_dir=tmp_path / "nothing")

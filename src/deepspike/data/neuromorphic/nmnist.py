@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import read_nmnist_bin
@@ -61,6 +62,8 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
     (the files sit behind a web page): see the error message for where to get them.
     """
     options = FrameOptions(timesteps, time_window_ms, stride, binary, denoise_ms, output)
+    if not isinstance(first_saccade_only, bool):  # the string "false" was true: only the first saccade was kept
+        raise ConfigError(f"data.args.first_saccade_only must be true or false, got {first_saccade_only!r}")
     folder = find_split_folders("nmnist", data_dir, SUBDIRS, ("Train", "Test"), HOW_TO_GET)
     parts = []
     for split in ("Train", "Test"):
