@@ -180,3 +180,41 @@ def test_real_fashion_mnist_files(monkeypatch):
     assert torch.bincount(data.test.y).tolist() == [1000] * 10
     assert data.train.x.min() >= 0.0 and data.train.x.max() <= 1.0
     assert data.mean[0] == pytest.approx(0.286, abs=0.01)  # the well-known Fashion-MNIST mean
+
+
+def test_a_gz_that_inflates_far_past_its_header_is_refused_without_inflating_it(tmp_path):
+    """A 190 KB .gz whose header announces 4 bytes but that inflates to 200 MB: before, the whole 200 MB were
+    decompressed into memory before the length check; now at most the announced bytes plus one are read."""
+    import tracemalloc
+
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(bytes([0, 0, 0x08, 1]) + struct.pack(">I", 4))
+        for _ in range(200):
+            f.write(bytes(1 << 20))
+    assert os.path.getsize(path) < 300_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataCorruptError, match=r"says shape \(4,\) \(4 bytes of data\) but the file holds more"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+
+
+def test_a_gz_header_announcing_more_than_deflate_can_hold_is_refused_before_reading(tmp_path):
+    """deflate packs at most about 1032:1, so a 40-byte .gz announcing 10**6 x 10**3 bytes is corrupt whatever
+    follows; the same bytes raw, or a .gz that holds what it announces, still read."""
+    header = bytes([0, 0, 0x08, 2]) + struct.pack(">2I", 10**6, 10**3)
+    path = tmp_path / "liar-idx2-ubyte.gz"
+    path.write_bytes(gzip.compress(header))
+    with pytest.raises(DataCorruptError, match=r"\(1000000000 bytes of data\), more than a gzip file of \d+ bytes"):
+        read_idx(path)
+    zeros = np.zeros((1000, 1000), np.uint8)  # 1 MB of zeros, about 1 KB compressed: inside deflate's ratio
+    write_idx(tmp_path / "zeros-idx2-ubyte", zeros, gz=True)
+    np.testing.assert_array_equal(read_idx(tmp_path / "zeros-idx2-ubyte.gz", ndim=2), zeros)
+    for cut in (b"", header[:3], header[:6]):  # empty, cut magic, cut shape
+        path.write_bytes(gzip.compress(cut))
+        with pytest.raises(DataCorruptError, match="not an IDX file|header truncated"):
+            read_idx(path)

@@ -22,35 +22,62 @@ from deepspike.data.paths import one_line
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_DIMS = 32
+"""The most dimensions an IDX header may give (numpy's arrays take 64; image sets use 1 to 3)."""
+DEFLATE_MAX_RATIO = 1032
+"""Deflate's largest compression ratio (about 1032:1): a ``.gz`` of ``S`` bytes holds at most ``1032 S`` bytes."""
+
+
+def idx_layout(head: bytes, source: str = "<bytes>") -> tuple[np.dtype, tuple[int, ...], int, int]:
+    """``(dtype, shape, header bytes, data bytes)`` of the IDX header at the start of ``head``; a one-line
+    :class:`DataCorruptError` for wrong magic bytes, more than ``MAX_IDX_DIMS`` dimensions or a cut header."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+        raise DataCorruptError(f"{source} is not an IDX file (magic bytes {head[:4].hex() or 'missing'})")
+    ndim = head[3]
+    if ndim > MAX_IDX_DIMS:
+        raise DataCorruptError(f"{source}: IDX header gives {ndim} dimensions (at most {MAX_IDX_DIMS} are read)")
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise DataCorruptError(f"{source}: IDX header truncated")
+    shape = struct.unpack(f">{ndim}I", head[4:header])
+    dtype = np.dtype(IDX_TYPES[head[2]])
+    return dtype, shape, header, math.prod(shape) * dtype.itemsize  # Python integers: a huge shape cannot wrap to 0
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """The file's bytes, decompressed when the name ends with ``.gz``."""
+    """The file's bytes; for a name ending in ``.gz`` the decompressed IDX header and at most one byte more than the
+    data it announces (:func:`read_gz_idx`)."""
     path = Path(path)
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
+            return read_gz_idx(path)
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
         raise DataCorruptError(f"cannot read {path}: {one_line(e)}") from e
 
 
-MAX_IDX_DIMS = 32
-"""The most dimensions an IDX header may give (numpy's arrays take 64; image sets use 1 to 3)."""
+def read_gz_idx(path: Path) -> bytes:
+    """Decompress the IDX header of a ``.gz``, then at most the data it announces plus one byte (enough to tell that
+    there is more): a small file that inflates to gigabytes is refused after reading what its header says, and a
+    header announcing more than deflate can put in the file's size (``DEFLATE_MAX_RATIO``) before any data is
+    read. Each a one-line :class:`DataCorruptError`; :func:`parse_idx` checks the rest."""
+    with gzip.open(path, "rb") as f:
+        head = f.read(4)
+        head += f.read(4 * head[3]) if len(head) == 4 else b""
+        _, shape, _, expected = idx_layout(head, str(path))
+        if expected > DEFLATE_MAX_RATIO * os.path.getsize(path):
+            raise DataCorruptError(f"{path}: IDX header says shape {shape} ({expected} bytes of data), more than a "
+                                   f"gzip file of {os.path.getsize(path)} bytes can hold; it is corrupt")
+        data = f.read(expected + 1)
+    if len(data) > expected:
+        raise DataCorruptError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file holds "
+                               "more; it is corrupt")
+    return head + data
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Decode IDX bytes into an array of the stored type and shape (native byte order)."""
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
-        raise DataCorruptError(f"{source} is not an IDX file (magic bytes {data[:4].hex() or 'missing'})")
-    ndim = data[3]
-    if ndim > MAX_IDX_DIMS:
-        raise DataCorruptError(f"{source}: IDX header gives {ndim} dimensions (at most {MAX_IDX_DIMS} are read)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataCorruptError(f"{source}: IDX header truncated")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(IDX_TYPES[data[2]])
-    expected = math.prod(shape) * dtype.itemsize  # Python integers: a huge header cannot wrap around to 0
+    dtype, shape, header, expected = idx_layout(data, source)
     if len(data) - header != expected:
         raise DataCorruptError(f"{source}: IDX header says shape {shape} ({expected} bytes of data) but the "
                                f"file holds {len(data) - header}; it is truncated or corrupt")
