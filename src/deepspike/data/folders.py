@@ -49,7 +49,7 @@ def load_image_folder(data_dir=None, val_fraction: float = 0.0, seed: int = 0, d
     estimated from ``stats_samples`` training images. There is nothing to download."""
     if not data_dir:
         raise ConfigError("imagefolder needs data_dir (recipe: data.data_dir=PATH): the image folder")
-    root = Path(data_dir).expanduser()
+    root = paths.expand(data_dir)
     if not root.is_dir():
         raise DataNotFoundError(f"imagefolder: folder {root} does not exist; point data_dir at a folder of "
                                 "<class>/<image> or train/<class>/<image> + val/<class>/<image> files")

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepspike.core.errors import DataCorruptError, DataNotFoundError
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 
 ENV_VAR = "DEEPSPIKE_DATA"
 
@@ -29,11 +29,20 @@ def cache_root() -> Path:
 
 def search_roots(data_dir: str | os.PathLike | None) -> list[Path]:
     """The shared roots in search order: ``data_dir``, each ``$DEEPSPIKE_DATA`` entry, the cache root."""
-    roots = [Path(data_dir).expanduser()] if data_dir else []
+    roots = [expand(data_dir)] if data_dir else []
     env = os.environ.get(ENV_VAR, "")
-    roots += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    roots += [expand(p, f"${ENV_VAR} entry") for p in env.split(os.pathsep) if p]
     roots.append(cache_root())
     return roots
+
+
+def expand(path: str | os.PathLike, what: str = "data.data_dir") -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded to that home folder; a one-line ``ConfigError`` where
+    there is none (``~nosuchuser/data``: pathlib's RuntimeError was a traceback)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as e:
+        raise ConfigError(f"{what} {str(path)!r}: cannot expand its '~' ({one_line(e)})") from e
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None, subdirs: Sequence[str],
@@ -43,7 +52,7 @@ def candidate_dirs(data_dir: str | os.PathLike | None, subdirs: Sequence[str],
     ``data_dir`` itself, then ``root/sub`` for each root of :func:`search_roots` and each of ``subdirs``,
     then ``extra`` (system folders, tried as they are).
     """
-    dirs = [Path(data_dir).expanduser()] if data_dir else []
+    dirs = [expand(data_dir)] if data_dir else []
     dirs += [root / sub for root in search_roots(data_dir) for sub in subdirs]
     dirs += [Path(p) for p in extra]
     unique: list[Path] = []
