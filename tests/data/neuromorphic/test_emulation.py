@@ -88,3 +88,12 @@ def test_emulation_options_of_the_wrong_kind_or_size_are_refused(tmp_path, optio
     """substeps=1e8 asked the allocator for 3.2 GB per chunk; a string threshold crashed in a comparison."""
     with pytest.raises(ConfigError, match=f"^emulation: {message}"):
         load_dataset("digits_events", data_dir=tmp_path, **options)
+
+
+def test_a_stride_larger_than_the_emulated_sensor_is_refused(tmp_path):
+    """digits with pad 3 make a 14 x 14 sensor: stride 15 gave frames [N, T, 2, 0, 0] without a word; 14 is 1 x 1."""
+    with pytest.raises(ConfigError, match=r"stride=15 is larger than the 14 x 14 sensor \(frames of 0 pixels\); "
+                                          "at most 14"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, stride=15, cache=False)
+    assert load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, stride=14,
+                        cache=False).input_shape == (2, 1, 1)

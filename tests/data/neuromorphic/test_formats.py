@@ -20,6 +20,7 @@ from deepspike.data.neuromorphic import (
 )
 from deepspike.data.neuromorphic.cifar10dvs import CLASSES as CIFAR_CLASSES
 from deepspike.data.neuromorphic.formats import make_events
+from fakedata import write_dataset
 
 pytest.importorskip("tonic")
 
@@ -196,6 +197,16 @@ def test_nmnist_first_saccade_only_must_be_true_or_false(tmp_path, value):
     _write_nmnist_tree(tmp_path, per_class=1)
     with pytest.raises(ConfigError, match=f"data.args.first_saccade_only must be true or false, got {value!r}"):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=2, first_saccade_only=value, cache=False)
+
+
+@pytest.mark.parametrize(("name", "stride", "sensor"), [("nmnist", 35, "34 x 34"), ("dvs_gesture", 129, "128 x 128"),
+                                                      ("cifar10_dvs", 200, "128 x 128")])
+def test_a_stride_larger_than_the_sensor_is_refused(tmp_path, name, stride, sensor):
+    """Before: frames of [N, T, 2, 0, 0] (every event dropped) were built, cached and returned without a word."""
+    write_dataset(name, tmp_path)
+    with pytest.raises(ConfigError, match=f"stride={stride} is larger than the {sensor} sensor") as e:
+        load_dataset(name, data_dir=tmp_path, timesteps=2, stride=stride)
+    assert "\n" not in str(e.value) and not (tmp_path / "event_frames").exists()
 
 
 def test_nmnist_missing_folder_is_one_line_error(tmp_path):

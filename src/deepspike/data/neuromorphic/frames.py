@@ -39,6 +39,14 @@ def check_binning(timesteps: int, time_window: float | None, stride: int) -> Non
                           f"{time_window!r}")
 
 
+def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
+    """A one-line :class:`ConfigError` unless ``stride`` is at most the sensor's shorter side: a larger one gave frames
+    of ``H // stride = 0`` rows or columns, every event dropped."""
+    if stride > min(sensor_hw):
+        raise ConfigError(f"event frames: data.args.stride={stride} is larger than the {sensor_hw[0]} x {sensor_hw[1]} "
+                          f"sensor (frames of 0 pixels); at most {min(sensor_hw)}")
+
+
 def check_frame_memory(samples: int, frame_bytes: int, name: str) -> None:
     """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each would take more than
     this machine's memory, before numpy is asked for it."""

@@ -15,7 +15,13 @@ from deepspike.core.options import is_finite
 from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
-from deepspike.data.neuromorphic.frames import check_binning, check_frame_memory, events_to_frames, frames_to_counts
+from deepspike.data.neuromorphic.frames import (
+    check_binning,
+    check_frame_memory,
+    check_stride,
+    events_to_frames,
+    frames_to_counts,
+)
 from deepspike.data.splits import DataSplits, make_splits, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -92,7 +98,9 @@ def local_tonic(cls: type, folder: Path, **kwargs):
 
 def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions,
             sensor_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``."""
+    """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``; a stride larger than the sensor is a
+    ``ConfigError`` before any is read (:func:`check_stride`)."""
+    check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     check_frame_memory(len(samples), options.timesteps * 2 * h * w, "event frames")
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)

@@ -15,7 +15,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import emulate_frames
-from deepspike.data.neuromorphic.frames import check_frame_memory
+from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -48,7 +48,9 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     check_emulation(substeps, threshold, pad, amplitude)
     static = load_dataset(source, data_dir=data_dir, download=download)
     name = f"{source}_events"
-    height, width = ((size + 2 * pad) // stride for size in static.input_shape[-2:])
+    sensor = tuple(size + 2 * pad for size in static.input_shape[-2:])
+    check_stride(stride, sensor)
+    height, width = (size // stride for size in sensor)
     check_frame_memory(len(static.train), timesteps * 2 * height * width, name)
     parts = []
     for split in (static.train, static.test):
