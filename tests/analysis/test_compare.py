@@ -2,6 +2,7 @@
 that is not UTF-8 JSON, not an object, or lacks a field or has one of another type is a one-line error, exit 2."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -167,3 +168,27 @@ def test_compare_refuses_a_negative_limit_also_when_every_run_has_its_analysis(r
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"deepspike: error: --limit must be an integer >= 1 (test samples), got {limit}\n"
+
+
+@pytest.mark.parametrize(("path", "value", "problem"), [
+    (("accuracy",), math.nan, "not JSON: NaN is not a JSON number"),
+    (("latency", "value"), math.inf, "not JSON: Infinity is not a JSON number"),
+    (("energy", "*", "snn_pj"), -math.inf, "not JSON: -Infinity is not a JSON number"),
+    (("accuracy",), -5, "'accuracy' is -5, not a fraction in [0, 1]"),
+    (("accuracy",), 1e308, "'accuracy' is 1e+308, not a fraction in [0, 1]"),
+    (("accuracy_4bit",), 1.5, "'accuracy_4bit' is 1.5, not a fraction in [0, 1]"),
+])
+def test_a_non_finite_number_or_an_accuracy_outside_0_to_1_is_one_line(analysis, tmp_path, capsys, path, value,
+                                                                        problem):
+    """``analyze`` writes strict JSON (non-finite as null) and accuracies in [0, 1]: a file with NaN or Infinity (which
+    Python's reader takes) or an accuracy of -5 gave a row of ``nan``, ``T=inf`` or ``-500`` cells and exit 0."""
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(_set(analysis, path, value)))
+    assert _compare_error(capsys, file) == f"deepspike: error: {file} is not an analysis file ({problem})\n"
+
+
+def test_accuracies_of_0_and_1_give_a_row(analysis, tmp_path):
+    file = tmp_path / "analysis.json"
+    file.write_text(json.dumps(_set(_set(analysis, ("accuracy",), 0), ("accuracy_4bit",), 1.0)))
+    row = comparison_row(read_analysis(file), PRESET)
+    assert row["accuracy (%)"] == 0 and row["acc @4 bit (%)"] == 100

@@ -7,8 +7,8 @@ one comparison per neuron and inference).
 Each run's numbers come from its ``analysis.json`` (``deepspike analyze``) when one exists under
 ``RUN/analysis/`` (or is given directly) and measured the run's current checkpoint, otherwise from a fresh
 ``analyze_run`` without the long sweeps.
-A file that is not UTF-8 JSON, or lacks a field of a row (``ROW_FIELDS``: key and type), is a one-line
-``DataCorruptError`` naming it.
+A file that is not UTF-8 strict JSON (NaN and Infinity are not JSON numbers), lacks a field of a row (``ROW_FIELDS``:
+key and type) or holds an accuracy outside [0, 1] is a one-line ``DataCorruptError`` naming it.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
     (("energy", "*", "ann_pj"), _NUMBER_OR_NULL, True),
     (("energy", "*", "snn_with_updates_pj"), _NUMBER_OR_NULL, True),  # not in analyses before session 34
 )
+ACCURACY_FIELDS = ("accuracy", "accuracy_4bit")
+"""Fractions of the test samples classified right, in [0, 1] (an accuracy of -5 was shown as -500 %)."""
 _JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list",
                bool: "a boolean", type(None): "null"}
 
@@ -125,7 +127,7 @@ def read_analysis(path: Path) -> dict[str, Any]:
     ``DataCorruptError`` ("PATH is not an analysis file (why)") when it does not."""
     data = path.read_bytes()
     try:
-        analysis = json.loads(data.decode("utf-8"))
+        analysis = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as e:
         problem = f"not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start}"
     except (ValueError, RecursionError) as e:  # JSONDecodeError; an int of too many digits; nesting too deep
@@ -137,15 +139,25 @@ def read_analysis(path: Path) -> dict[str, Any]:
     return analysis
 
 
+def _refuse_constant(constant: str) -> None:
+    """``json.loads``' ``parse_constant``: NaN, Infinity and -Infinity are not JSON (``analyze`` writes non-finite
+    numbers as null), so a file holding one is refused (it was read, and its row showed ``nan`` and ``inf`` cells)."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def analysis_problem(analysis: Any) -> str | None:
     """What keeps ``analysis`` from giving a table row: its first field of ``ROW_FIELDS`` that is missing or of
-    another type; None when it has them all."""
+    another type, or an accuracy (``ACCURACY_FIELDS``) that is not a fraction in [0, 1]; None when it has them all."""
     if not isinstance(analysis, dict):
         return f"it holds {_json_name(analysis)}, not an object"
     for path, types, optional in ROW_FIELDS:
         problem = _field_problem(analysis, path, types, optional, ())
         if problem is not None:
             return problem
+    for key in ACCURACY_FIELDS:  # types checked above: a number (or null where allowed)
+        value = analysis.get(key)
+        if value is not None and not 0 <= value <= 1:
+            return f"{shown_value(key)} is {shown_value(value)}, not a fraction in [0, 1]"
     return None
 
 
