@@ -61,3 +61,28 @@ def test_export_check_refuses_steps_outside_its_range_before_reading_the_run(tmp
     input); ``steps="5"`` from Python was a TypeError."""
     with pytest.raises(ds.ConfigError, match=r"^--steps must be a whole number from 1 to 10,000, got "):
         ds.export(tmp_path / "no_run", check=True, steps=steps)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--qat-epochs", "5"], "--qat-epochs counts the epochs of each --qat stage; give it with --qat, e.g. --qat 8,4"),
+    (["--qat-epochs", "0"], "--qat-epochs counts the epochs of each --qat stage; give it with --qat, e.g. --qat 8,4"),
+    (["--per-channel", "--bits", ""], "--per-channel quantizes the weights of the --bits sweep and the --qat stages; "
+                                      "give --bits or --qat"),
+])
+def test_analyze_refuses_an_option_of_a_part_not_asked_for(tmp_path, capsys, monkeypatch, args, message):
+    """``analyze RUN --qat-epochs 5`` without ``--qat`` (and ``--per-channel`` with an empty ``--bits`` and no
+    ``--qat``) exited 0 after the whole analysis, the option ignored; refused before the run is read now."""
+    monkeypatch.setattr(reports, "analyze_run", lambda *a: pytest.fail("the run was analysed"))
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "a"), *args]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: {message}\n"
+
+
+def test_analyze_takes_qat_epochs_and_per_channel_with_their_part(tmp_path, monkeypatch):
+    """``qat_epochs`` reaches the QAT stages (default 1); ``per_channel`` goes with ``--qat`` alone."""
+    calls = []
+    monkeypatch.setattr(reports, "analyze_run", lambda *a: {})
+    monkeypatch.setattr(reports, "check_qat", lambda *a, **k: None)
+    monkeypatch.setattr(reports, "quantization_aware_retrain", lambda *a: calls.append(a[2:]) or [])
+    ds.analyze(tmp_path, tmp_path / "a", ds.AnalysisOptions(bits=(), per_channel=True), qat_bits=(8,), qat_epochs=3)
+    ds.analyze(tmp_path, tmp_path / "b", qat_bits=(4,))
+    assert calls == [((8,), 3, True), ((4,), 1, False)]

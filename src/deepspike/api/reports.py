@@ -37,17 +37,25 @@ def analyze(
     out: str | Path | None = None,
     options: AnalysisOptions | None = None,
     qat_bits: tuple[int, ...] = (),
-    qat_epochs: int = 1,
+    qat_epochs: int | None = None,
     energy_presets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Write ``analysis.json``, ``report.md`` and plots for a run into ``out`` (default ``RUN_DIR/analysis``)
     and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``, priced in this
     analysis only (registered for this call, not for the process);
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
-    (``out/qat/bits<k>``)."""
+    (``out/qat/bits<k>``), ``qat_epochs`` epochs each (None: 1). ``qat_epochs`` without ``qat_bits``, and
+    ``options.per_channel`` with neither ``options.bits`` nor ``qat_bits``, are one-line ``ConfigError``s (they
+    would be ignored)."""
     if options is not None and not isinstance(options, AnalysisOptions):
         raise ConfigError(f"options must be an AnalysisOptions, e.g. ds.AnalysisOptions(limit=200), got "
                           f"{type(options).__name__}")
+    if qat_epochs is not None and not qat_bits:
+        raise ConfigError("--qat-epochs counts the epochs of each --qat stage; give it with --qat, e.g. --qat 8,4")
+    if options is not None and options.per_channel and not options.bits and not qat_bits:
+        raise ConfigError("--per-channel quantizes the weights of the --bits sweep and the --qat stages; give --bits "
+                          "or --qat")
+    qat_epochs = 1 if qat_epochs is None else qat_epochs
     presets = [parse_energy_preset(text) for text in energy_presets]
     names = [p.name for p in presets]
     if len(set(names)) < len(names):

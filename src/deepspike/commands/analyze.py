@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=(),
         help="also retrain with quantization, staged, e.g. 8,4,2 (writes OUT/qat/bits<k>)",
     )
-    p.add_argument("--qat-epochs", type=int, default=1, help="epochs per QAT stage")
+    p.add_argument("--qat-epochs", type=int, default=None, help="epochs per QAT stage (default 1; with --qat)")
 
 
 def run(args: argparse.Namespace) -> int:
