@@ -400,6 +400,10 @@ def test_analyze_refuses_a_sweep_of_a_coding_the_net_lacks(runs, tmp_path, capsy
     ({"limit": 0}, "--limit must be an integer >= 1 (test samples), got 0"),
     ({"noise_repeats": 0}, "noise_repeats must be an integer >= 1 (noise draws per SNR), got 0"),  # ZeroDivisionError
     ({"noise_repeats": 2.5}, "noise_repeats must be an integer >= 1 (noise draws per SNR), got 2.5"),  # TypeError
+    # these two were refused only after the accuracy and the activity had been measured
+    ({"pe_neurons": 0}, "PE capacities must be integers >= 1, got N=0, W=65536"),
+    ({"pe_weights": 2.5}, "PE capacities must be integers >= 1, got N=256, W=2.5"),
+    ({"preset": "nope"}, "unknown energy preset 'nope'"),
 ])
 def test_analysis_counts_of_the_wrong_type_or_size_are_refused_before_loading(tmp_path, options, message):
     """Checked before the run is read (tmp_path holds none)."""

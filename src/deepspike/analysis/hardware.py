@@ -41,9 +41,14 @@ POOL_TYPES = ("AvgPool2d", "LeanAvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d")  
 def pes_for_layer(neurons: int, weights: int, pe_neurons: int = 256, pe_weights: int = 65_536) -> int:
     """``C = max(ceil(n / N), ceil(w / W))``; ``N`` and ``W`` must be integers >= 1 (a PE holds whole neurons and
     weights: N = 2.5 was taken, and W = inf mapped every layer's weights onto no PE)."""
+    check_pe_capacities(pe_neurons, pe_weights)
+    return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
+
+
+def check_pe_capacities(pe_neurons: int, pe_weights: int) -> None:
+    """A one-line ``ConfigError`` unless the PE capacities ``N`` and ``W`` are integers >= 1."""
     if not (is_whole(pe_neurons, 1) and is_whole(pe_weights, 1)):
         raise ConfigError(f"PE capacities must be integers >= 1, got N={pe_neurons!r}, W={pe_weights!r}")
-    return max(math.ceil(neurons / pe_neurons), math.ceil(weights / pe_weights))
 
 
 def _pooled_currents(visits: list) -> dict[str, int]:

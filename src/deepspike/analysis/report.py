@@ -18,7 +18,7 @@ import numpy as np
 
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.competitive import competitive_activity, competitive_layer, competitive_mesh
-from deepspike.analysis.hardware import map_to_mesh
+from deepspike.analysis.hardware import check_pe_capacities, map_to_mesh
 from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
@@ -123,9 +123,12 @@ def analyze_run(
 
 def _check_counts(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded when the test samples (``limit``) or the noise draws per SNR
-    (``noise_repeats``) are not None / an integer >= 1, or the raster's or the traces' neuron count is not an integer
-    >= 0 (checked for every net, also those that draw neither)."""
+    (``noise_repeats``) are not None / an integer >= 1, the raster's or the traces' neuron count is not an integer
+    >= 0 (checked for every net, also those that draw neither), the PE capacities are not integers >= 1 or the energy
+    preset is unknown (those two were found only after the accuracy and the activity had been measured)."""
     check_limit(o.limit)
+    check_pe_capacities(o.pe_neurons, o.pe_weights)
+    get_energy_preset(o.preset)
     if not is_whole(o.noise_repeats, 1):  # 0 divided by zero in the mean over the draws
         raise ConfigError(f"noise_repeats must be an integer >= 1 (noise draws per SNR), got {o.noise_repeats!r}")
     for flag, n in (("raster", o.raster), ("traces", o.traces)):
