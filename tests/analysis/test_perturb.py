@@ -8,6 +8,8 @@ from torch import nn
 
 from deepspike.analysis.perturb import SpikeDeletion, SpikeJitter, add_weight_noise, jitter_times
 from deepspike.core.errors import ConfigError
+from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.event_frames import FrameEncoder
 from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.neurons import IF
 from deepspike.neurons.chunked_if import ChunkedIF
@@ -159,3 +161,46 @@ def test_weight_noise_past_float32_is_refused_in_one_line():
         add_weight_noise(net, -1000.0, torch.Generator().manual_seed(1))
     noisy = add_weight_noise(net, -300.0, torch.Generator().manual_seed(1))  # sigma = rms 1e15: finite
     assert torch.isfinite(noisy[0].weight).all()
+
+
+class FrameNet(nn.Module):
+    """Event-camera input: frames of event counts ``[B, T', C, H, W]`` -> ``[T, B, C, H, W]`` (``FrameEncoder``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = FrameEncoder()
+
+    def forward(self, x):
+        return self.encoder(x, x.shape[1])
+
+
+def test_spike_deletion_drops_each_event_of_count_frames():
+    """A count of k is k input events (the activity recorder counts them so); each is dropped with probability p:
+    k' ~ Binomial(k, 1 - p), mean k (1 - p) and variance k p (1 - p) per entry. Frames with counts above 1 were taken
+    for analog input, and no event was deleted even at p = 1."""
+    net = FrameNet()
+    x = torch.randint(0, 4, (400, 5, 2, 4, 4), generator=torch.Generator().manual_seed(3)).float()
+    full = net(x)
+    with ActivityRecorder(net) as recorder:
+        net(x)
+    assert recorder.input_spikes == float(x.sum())  # the events the sweep deletes
+    with SpikeDeletion(net, 1.0):
+        assert net(x).sum() == 0
+    with SpikeDeletion(net, 0.0):
+        assert torch.equal(net(x), full)
+    p = 0.3
+    with SpikeDeletion(net, p, torch.Generator().manual_seed(0)):
+        out = net(x)
+    assert torch.equal(out, out.round()) and bool(((out >= 0) & (out <= full)).all())
+    for k in (1, 2, 3):
+        kept = out[full == k].double()  # thousands of entries of count k each
+        assert float(kept.mean()) == pytest.approx(k * (1 - p), rel=0.03)
+        assert float(kept.var()) == pytest.approx(k * p * (1 - p), rel=0.1)
+
+
+def test_spike_deletion_leaves_frames_that_are_not_counts():
+    """Normalised frames (not whole numbers >= 0) are analog input, as the activity recorder prices them."""
+    net = FrameNet()
+    x = torch.rand(4, 3, 2, 4, 4) - 0.5
+    with SpikeDeletion(net, 1.0):
+        assert torch.equal(net(x), FrameNet()(x))

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_spike_valued
+from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_event_counts, is_spike_valued
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
 from deepspike.layers.neuron_kinds import neuron_coding
@@ -167,7 +167,7 @@ class ActivityRecorder:
         if is_spike_valued(x):
             self.input_spikes += float((x != 0).sum())
         elif isinstance(module, FrameEncoder):  # event counts [T, B, ...]: a count of k is k input events; the
-            if bool((x >= 0).all()) and torch.equal(x, x.round()):  # layer they reach is priced in MACs, as for
+            if is_event_counts(x):  # layer they reach is priced in MACs, as for
                 self.input_spikes += float(x.sum())  # any input that is not one spike per entry
             self.analog_input = self._pass.analog_encoder = True
         elif torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim()):

@@ -56,6 +56,12 @@ def is_spike_valued(x: torch.Tensor) -> bool:
     return torch.equal(x, torch.sign(x) * magnitude)
 
 
+def is_event_counts(x: torch.Tensor) -> bool:
+    """True when every entry of ``x`` is a whole number >= 0: event frames of counts (``FrameEncoder``), where a count
+    of ``k`` is ``k`` input events."""
+    return bool((x >= 0).all()) and torch.equal(x, x.round())
+
+
 @dataclass
 class NeuronRecord:
     """Activity of one neuron layer (``coding``: "rate", "ttfs" or "analog"), summed over samples."""
