@@ -89,3 +89,24 @@ def test_steps_past_what_the_samples_hold_are_refused_naming_the_run_before_any_
     captured = capsys.readouterr()
     assert captured.err == f"deepspike: error: run {run}: --eval-T 7 asks for more steps than its samples hold (6)\n"
     assert captured.out == ""
+
+
+def test_a_psn_run_is_swept_at_its_own_steps_only(tmp_path, capsys):
+    """PSN's [T, T] weights run at their own T only: without --eval-T the default list failed at T = 1 ("the PSN
+    neuron needs all its 3 time steps at once, got 1"), exit 2 with nothing written; now its one point is its own T,
+    the accuracy ``deepspike eval`` gives, and other steps are refused naming the run."""
+    from deepspike.cli import main
+
+    run = tmp_path / "psn"
+    Trainer(load_config(None, ["method.name=stbp", "method.timesteps=3", "method.neuron=psn", "method.encoder=direct",
+                               "model.name=mlp", "model.args.hidden=[16]", "train.epochs=1",
+                               "train.max_steps_per_epoch=2", "train.progress=false"]), run).fit()
+    capsys.readouterr()
+    assert main(["timesteps", str(run), "--out", str(tmp_path / "s")]) == 0
+    with open(tmp_path / "s" / "accuracy_vs_inference_T.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["train_T"], row["inference_T"]) == ("3", "3")
+    assert float(row["accuracy"]) == pytest.approx(evaluate_run(run)["test_accuracy"])
+    assert main(["timesteps", str(run), "--eval-T", "1,3", "--out", str(tmp_path / "t")]) == 2
+    assert capsys.readouterr().err == (f"deepspike: error: run {run}: its net (PSN) runs at its own T=3 only, not at "
+                                       "--eval-T 1,3; give --eval-T 3 or leave --eval-T out\n")

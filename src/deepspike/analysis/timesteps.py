@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from deepspike.analysis.sweeps import takes_timesteps
+from deepspike.analysis.sweeps import runs_at_any_timesteps, takes_timesteps
 from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.core.plotting import pyplot, save_figure
@@ -50,6 +50,24 @@ def default_eval_steps(held: int | None) -> list[int]:
     return sorted({t for t in DEFAULT_EVAL_STEPS if t <= held} | {held})
 
 
+def inference_steps(run_dir: str | Path, model, batches, eval_steps: Sequence[int] | None) -> list[int]:
+    """The inference T at which ``model`` is scored: ``eval_steps``, or None: ``default_eval_steps`` of the steps its
+    samples hold, and for a net of fixed T (PSN's ``[T, T]`` weights, ``sweeps.runs_at_any_timesteps`` False) its own
+    ``eval_timesteps`` only (the default list failed at T = 1). ``eval_steps`` past the steps the samples hold, or
+    other than a fixed-T net's own, is a one-line ``ConfigError`` naming the run."""
+    held = steps_held(model, batches)
+    if eval_steps is not None and held is not None and max(eval_steps) > held:
+        raise ConfigError(f"run {run_dir}: --eval-T {max(eval_steps)} asks for more steps than its samples hold "
+                          f"({held})")
+    if runs_at_any_timesteps(model):
+        return list(eval_steps) if eval_steps is not None else default_eval_steps(held)
+    own = model.eval_timesteps
+    if eval_steps is not None and list(eval_steps) != [own]:
+        raise ConfigError(f"run {run_dir}: its net (PSN) runs at its own T={own} only, not at --eval-T "
+                          f"{','.join(map(str, eval_steps))}; give --eval-T {own} or leave --eval-T out")
+    return [own]
+
+
 def accuracy_at(model, method, batches, timesteps: int, max_samples: int | None = None,
                 precision: torch.dtype | None = None) -> tuple[float, int]:
     """Fraction of correct predictions of ``model(x, timesteps=T)`` over the first ``max_samples`` samples;
@@ -75,11 +93,7 @@ def sweep(
             raise DataNotFoundError(f"run {run_dir} has no {split!r} split")
         row = dict(run=str(run_dir), train_T=model.timesteps)
         precision = autocast_dtype(config.train.precision)
-        held = steps_held(model, batches)
-        if eval_steps is not None and held is not None and max(eval_steps) > held:
-            raise ConfigError(f"run {run_dir}: --eval-T {max(eval_steps)} asks for more steps than its samples hold "
-                              f"({held})")
-        for steps in eval_steps if eval_steps is not None else default_eval_steps(held):
+        for steps in inference_steps(run_dir, model, batches, eval_steps):
             acc, n = accuracy_at(model, parts.method, batches, steps, max_samples, precision)
             by_inference.append(dict(row, inference_T=steps, accuracy=acc, samples=n))
         acc, n = accuracy_at(model, parts.method, batches, model.eval_timesteps, max_samples, precision)

@@ -116,7 +116,8 @@ def timestep_sweep(
     max_samples: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Accuracy of rate-coded runs against inference T (``eval_steps``: distinct whole numbers >= 1; None: 1, 2, 4,
-    ..., 100, cut at the steps the samples hold for event-frame and sequence data) and training T on ``split``
+    ..., 100, cut at the steps the samples hold for event-frame and sequence data, a fixed-T (PSN) net's own T
+    only) and training T on ``split``
     (``train``, ``val``, ``test``), over the first ``max_samples`` samples (None: all), also written as CSV files
     and plots into folder ``out`` (``deepspike.analysis.timesteps``). A T whose input alone cannot fit in memory
     is refused before anything is allocated.

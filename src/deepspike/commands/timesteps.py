@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--eval-T",
         default=None,
         help="comma-separated inference time steps (default: 1,2,4,8,16,32,64,100; for event frames and sequences "
-        "those up to the steps a sample holds, and that number)",
+        "those up to the steps a sample holds, and that number; for a net of fixed T (PSN) its own T)",
     )
     p.add_argument("--out", required=True, help="directory for the CSV files and plots")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
