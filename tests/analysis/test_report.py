@@ -306,6 +306,24 @@ def test_an_analysis_killed_while_plotting_leaves_no_analysis_json(runs, tmp_pat
     assert not (tmp_path / "analysis.json").exists()
 
 
+def test_a_new_analysis_leaves_no_figure_of_an_earlier_one_it_does_not_draw(runs, tmp_path):
+    """Analysed again into the same folder without the bits and deletion sweeps and the raster, the earlier
+    bits.png, deletion.png and raster.png stayed beside the new analysis.json (which has none of them); without plots
+    every earlier PNG stayed. A file that is not one of the analysis' figures is left alone."""
+    full = AnalysisOptions(limit=20, bits=(32, 4), snrs=(), deletions=(0.0, 0.5), timesteps=False, traces=0)
+    analyze_run(runs / "stbp", tmp_path, full)
+    (tmp_path / "notes.png").write_bytes(b"mine")
+    drawn = {"activity.png", "spike_times.png", "raster.png", "bits.png", "deletion.png", "notes.png"}
+    assert {p.name for p in tmp_path.glob("*.png")} == drawn
+    fewer = AnalysisOptions(limit=20, bits=(), snrs=(), deletions=(), timesteps=False, raster=0, traces=0)
+    analyze_run(runs / "stbp", tmp_path, fewer)
+    assert {p.name for p in tmp_path.glob("*.png")} == {"activity.png", "spike_times.png", "notes.png"}
+    assert re.findall(r"\]\((\w+\.png)\)", (tmp_path / "report.md").read_text()) == ["activity.png",
+                                                                                      "spike_times.png"]
+    analyze_run(runs / "stbp", tmp_path, AnalysisOptions(**{**vars(fewer), "plots": False}))
+    assert [p.name for p in tmp_path.glob("*.png")] == ["notes.png"]
+
+
 def test_a_bf16_run_is_scored_by_eval_and_analyze_as_training_scored_it(tmp_path):
     """train.precision=bf16 trains and scores under bfloat16 autocast; eval, analyze, timesteps and a QAT stage
     reload the run and must run it the same way, else they score another model (float32 eval: 0.7194 against the

@@ -304,16 +304,23 @@ SWEEP_PLOTS = {
     "jitter": ("jitter", "relative spike-time jitter", "Spike-time jitter", False, False),
 }
 """Sweep name -> (column, x label, title, log x axis, inverted x axis) of its plot."""
+FIGURE_FILES = ("activity.png", "spike_times.png", "raster.png", "traces.png", *(f"{k}.png" for k in SWEEP_PLOTS))
+"""Every PNG an analysis may draw (``_write_plots``)."""
 
 
 def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots: bool = True) -> None:
     """Write the PNGs, ``report.md`` and, last, ``analysis.json`` into ``out_dir``.
 
     ``analysis.json`` is what ``deepspike compare`` reads as a finished analysis, so an older one is removed
-    first and the new one written only after everything else: a killed analysis leaves none behind."""
+    first and the new one written only after everything else: a killed analysis leaves none behind. A figure of an
+    earlier analysis that this one does not draw (``FIGURE_FILES``: a sweep or raster left out now, or no plots) is
+    removed, so every PNG in ``out_dir`` is of the analysis beside it (an old ``bits.png`` stayed beside a new
+    analysis without that sweep)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_file(out_dir / "analysis.json")
     figures = _write_plots(result, histograms, out_dir) if make_plots else []
+    for name in sorted(set(FIGURE_FILES) - {path.name for _, path in figures}):
+        remove_file(out_dir / name)
     atomic_write_text(out_dir / "report.md", markdown_report(result, figures))
     atomic_write_json(out_dir / "analysis.json", result, indent=2, default=str)  # strict: non-finite -> null
 
