@@ -1,5 +1,7 @@
 """Energy presets, against hand-computed numbers."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -54,6 +56,7 @@ def test_neuron_updates_add_their_macs_and_acs_by_hand():
 def test_user_presets():
     p = parse_energy_preset("mychip:ac=0.05,spike=2")
     assert (p.name, p.mac_pj, p.ac_pj, p.spike_pj) == ("mychip", 0.0, 0.05, 2.0)
+    assert parse_energy_preset(" 28nm_int8-v1.2+:mac=0.2").name == "28nm_int8-v1.2+"
     register_energy_preset(EnergyPreset("tmp_test_chip", ac_pj=1.0, source="test"))
     assert get_energy_preset("tmp_test_chip").ac_pj == 1.0
     del PRESETS["tmp_test_chip"]
@@ -64,8 +67,12 @@ def test_user_presets():
                          ("x:mac=1e400", "mac_pj must be a finite number >= 0, got inf"),
                          ("x:spike=nan", "spike_pj must be a finite number >= 0, got nan"),
                          ("x:ac=1,ac=2", "ac given twice"),
-                         ("45nm_fp32:mac=1,ac=1", "'45nm_fp32' is a built-in preset")):
-        with pytest.raises(ConfigError, match=message):
+                         ("45nm_fp32:mac=1,ac=1", "'45nm_fp32' is a built-in preset"),
+                         # a report.md table cell: a pipe or a line break split the energy row
+                         ("a|b:mac=1", "name 'a|b'; use letters, digits"),
+                         ("a\nb:mac=1", "name 'a\\nb'; use letters, digits"),
+                         ("my chip:ac=1", "name 'my chip'; use letters, digits")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
             parse_energy_preset(bad)
     with pytest.raises(ConfigError, match="unknown energy preset"):
         get_energy_preset("nope")

@@ -12,6 +12,7 @@ prices only what its source reports; the rest is 0.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from deepspike.core.errors import ConfigError, unknown_choice
@@ -77,12 +78,20 @@ def get_energy_preset(name: str) -> EnergyPreset:
     return PRESETS[name]
 
 
+PRESET_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+"""What a preset of one's own may be named: it is a table cell of ``report.md`` and a key of ``analysis.json``."""
+
+
 def parse_energy_preset(text: str) -> EnergyPreset:
     """``"name:mac=4.6,ac=0.9,spike=0"`` -> a preset (a user's own numbers; missing keys are 0). A key given twice,
-    a built-in preset's name and a value that is not a finite number >= 0 are one-line errors."""
+    a built-in preset's name, a name of other characters than ``PRESET_NAME``'s (a ``|`` or a line break split the
+    report's energy table row) and a value that is not a finite number >= 0 are one-line errors."""
     name, _, body = text.partition(":")
     if name.strip() in BUILT_IN_PRESETS:
         raise ConfigError(f"bad energy preset {text!r}: {name.strip()!r} is a built-in preset; give yours another name")
+    if name.strip() and not PRESET_NAME.fullmatch(name.strip()):
+        raise ConfigError(f"bad energy preset {text!r}: name {name.strip()!r}; use letters, digits, '_', '.', '+' "
+                          "and '-', e.g. mychip")
     values: dict[str, float] = {}
     for item in filter(None, body.split(",")):
         key, _, value = item.partition("=")
