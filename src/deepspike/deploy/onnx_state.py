@@ -16,8 +16,9 @@ float64 graph reproduces :class:`~deepspike.deploy.nir_sim.GraphSimulator` bit f
 
 ``fire(h) = h > v_threshold`` (``>=`` where the node's metadata says so), a spike is 1.0; ``reset``: "zero"
 ``v_reset`` where it fired, "subtract" ``h - z v_threshold``, "none" ``h``. I and LI output ``h`` itself. A membrane
-quantised in the node's metadata (``state_bits``) is refused in one line: its nearest-level rounding is not written
-in ONNX here.
+quantised in the node's metadata (``state_bits``; ``neurons.state_quant``) is put on its nearest level before the
+test, as ``StateQuant`` computes it: in float32, NaN kept, clamped to the levels' range, the pair of levels around
+``h`` found from ``floor((h - l_0) / step)`` in float64, the nearer one taken (a tie goes to the lower).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_delays import DelayLine
 from deepspike.deploy.nir_sim import _Cuba, _CubaEuler, _Leaky, _Neuron
 from deepspike.deploy.onnx_ops import GraphBuilder
@@ -80,8 +80,7 @@ def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str, shape: tuple[int, ...]
 def _fire(b: GraphBuilder, n: _Neuron, h: str, name: str, shape: tuple[int, ...]) -> tuple[str, str]:
     """``(z, v)``: the spikes ``fire(h)`` as 0/1 and the membrane after the reset."""
     if n.state_quant is not None:
-        raise ConfigError(f"ONNX export: node {name!r} has a quantised membrane ({n.state_quant.describe()}); its "
-                          "nearest-level rounding is not written in ONNX: export the net trained without state_bits")
+        h = _nearest_level(b, n, h, name)
     v_th = b.const(f"{name}.v_threshold", _array(n.v_th, shape))
     fired = b.op("Greater" if n.compare is torch.gt else "GreaterOrEqual", [h, v_th], f"{name}.fired")
     z = b.as_float(fired, f"{name}.spikes")
@@ -90,6 +89,31 @@ def _fire(b: GraphBuilder, n: _Neuron, h: str, name: str, shape: tuple[int, ...]
     if n.reset_mode == "zero":
         return z, b.op("Where", [fired, b.const(f"{name}.v_reset", _array(n.v_reset, shape)), h], f"{name}.reset")
     return z, h
+
+
+def _nearest_level(b: GraphBuilder, n: _Neuron, h: str, name: str) -> str:
+    """``h`` on the nearest level of the node's quantised membrane (module docstring), in ``h``'s dtype."""
+    helper = b.onnx.helper
+    f32, f64, i64 = (helper.np_dtype_to_tensor_dtype(np.dtype(t)) for t in ("float32", "float64", "int64"))
+    levels = n.state_quant.levels(n.quant_threshold).numpy()  # [L] float32, ascending
+    last = len(levels) - 1
+    nan = b.op("IsNaN", [h], f"{name}.nan")
+    h32 = b.op("Cast", [b.op("Where", [nan, b.const(f"{name}.zero", 0.0), h])], f"{name}.h32", to=f32)
+    h32 = b.op("Clip", [h32, b.const(f"{name}.low", levels[0], np.float32),
+                        b.const(f"{name}.high", levels[last], np.float32)], f"{name}.clamped")
+    step = (float(levels[last]) - float(levels[0])) / last
+    position = b.op("Div", [b.op("Sub", [b.op("Cast", [h32], to=f64), b.const(f"{name}.l0", float(levels[0]),
+                                                                                np.float64)]),
+                            b.const(f"{name}.step", step, np.float64)], f"{name}.position")
+    below = b.op("Cast", [b.op("Clip", [b.op("Floor", [position]), b.const(f"{name}.first", 0.0, np.float64),
+                                        b.const(f"{name}.last", last - 1.0, np.float64)])], f"{name}.below", to=i64)
+    table = b.const(f"{name}.levels", levels, np.float32)
+    lower = b.op("Gather", [table, below], f"{name}.lower")
+    upper = b.op("Gather", [table, b.op("Add", [below, b.const(f"{name}.one", 1, np.int64)])], f"{name}.upper")
+    up = b.op("Less", [b.op("Abs", [b.op("Sub", [upper, h32])]), b.op("Abs", [b.op("Sub", [h32, lower])])])
+    nearest = b.op("Cast", [b.op("Where", [up, upper, lower])], f"{name}.level",
+                   to=helper.np_dtype_to_tensor_dtype(b.dtype))
+    return b.op("Where", [nan, h, nearest], f"{name}.quantised")
 
 
 def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str, shape: tuple[int, ...]) -> str:
