@@ -1,4 +1,4 @@
-"""Tutorial 5: exporting to NIR and running the graph elsewhere.
+"""Tutorial 5: exporting to NIR and ONNX and running the graph elsewhere.
 
 NIR (the Neuromorphic Intermediate Representation) is the file format that neuromorphic simulators and chips
 read. ``ds.export(run, "model.nir")`` writes a trained rate-coded run as a graph of ``Conv2d``/``Affine``
@@ -6,16 +6,20 @@ synapses and ``LIF``/``IF`` neurons, with what the graph means stored beside it 
 mode, the input coding and the readout, in the graph's metadata). Any NIR consumer can then run it; here the
 graph is read back twice: with the ``nir`` package itself (what a chip's toolchain sees) and with deepspike's
 own importer, which builds a network from the file alone and must give the trained network's output spikes
-exactly.
+exactly. Then the same graph goes to ONNX (``ds.export(run, onnx="model.onnx")``), the format every ordinary
+inference runtime reads: the "step" form is one time step with the neurons' membranes as inputs and outputs, the
+loop an embedded device or a live event camera runs, and onnxruntime stepping it gives the same spikes again.
 
 Data: the 8x8 digits; an ``stbp`` conv net with Poisson input, trained for a few epochs. It needs the ``nir``
-extra (``make setup-dev``, or ``pip install 'deepspike[nir]'``).
+and ``onnx`` extras (``make setup-dev``, or ``pip install 'deepspike[nir,onnx]'``).
 """
 
 import tempfile
 from pathlib import Path
 
 import nir
+import numpy as np
+import onnxruntime
 import torch
 
 import deepspike as ds
@@ -49,3 +53,19 @@ print(f"output spikes: {int(ours.sum())} from the trained net, {int(theirs.sum()
 agree = (ours.sum(0).argmax(1) == parts.data.test.y[:64]).float().mean().item()
 print(f"accuracy of the exported graph on 64 test digits: {agree:.2f}")
 assert torch.equal(ours, theirs)
+
+# The same net as ONNX, one time step per call: the caller keeps the membranes (state.* in, next.* out).
+summary = ds.export(work / "run", onnx=work / "model.onnx", dt=1e-3)["onnx"]
+print("ONNX inputs:", summary["inputs"], "states:", list(summary["states"]), "verified:", summary["verified"]["equal"])
+session = onnxruntime.InferenceSession(str(work / "model.onnx"), providers=["CPUExecutionProvider"])
+states = {name: np.zeros((64, *shape[1:]), np.float32) for name, shape in summary["states"].items()}
+outputs = [o.name for o in session.get_outputs()]
+stepped = []
+for t in range(spikes_in.shape[0]):  # what a device loop does with each new input frame
+    result = dict(zip(outputs, session.run(None, {"input": spikes_in[t].numpy(), **states})))
+    stepped.append(result["output"])
+    states = {name: result["next." + name[len("state."):]] for name in states}
+stepped = torch.from_numpy(np.stack(stepped))
+print(f"onnxruntime, stepped: {int(stepped.sum())} output spikes; identical to the trained net: "
+      f"{torch.equal(stepped, ours)}")
+assert torch.equal(stepped, ours)
