@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import tempfile
 from pathlib import Path
 
 from deepspike import api
@@ -33,18 +34,47 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_demo(out: str | Path, overrides: list[str]) -> dict:
-    """Train the demo recipe into ``out`` (replacing an earlier demo there) and print its results. ``out``
-    must be new, empty or an earlier demo run (marked by ``.demo``): no other folder is written into."""
+    """Train the demo recipe into ``out`` and print its results. ``out`` must be new, empty or an earlier demo run
+    (marked by ``.demo``): no other folder is written into. An earlier demo is replaced only once the new one has
+    trained and been measured: the new one trains in a hidden folder beside it, so a refused override (a model
+    argument, a data set that is not there) or an interrupted run leaves the earlier demo as it was."""
     out = check_output_dir(out, "--out")
     config = load_config(DEMO_RECIPE, overrides)
-    if (out / DEMO_MARKER).is_file():
-        shutil.rmtree(out)  # an earlier demo run: the demo always starts fresh (other runs are never touched)
-    elif out.is_dir() and any(out.iterdir()):
+    earlier = (out / DEMO_MARKER).is_file()
+    place = out.resolve() if earlier else out  # through a symbolic link: the earlier demo is replaced where it is
+    if not earlier and out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no earlier demo; pick another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).touch()
-    summary = api.train(config, out)
-    activity = api.spike_activity(out)
+    folder = Path(tempfile.mkdtemp(prefix=f".{place.name}.new-demo-", dir=place.parent)) if earlier else out
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / DEMO_MARKER).touch()
+        summary = api.train(config, folder)
+        activity = api.spike_activity(folder)
+        if earlier:
+            _replace(place, folder)
+    finally:
+        if earlier and folder.exists():
+            shutil.rmtree(folder)  # the new demo failed: the earlier one stays
+    _report(summary, activity, config, out)
+    return summary
+
+
+def _replace(out: Path, new: Path) -> None:
+    """Put the finished demo ``new`` in place of the earlier demo ``out`` (both in the same folder)."""
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-demo-", dir=out.parent))
+    held = old / out.name
+    out.rename(held)
+    try:
+        new.rename(out)
+    except OSError:
+        held.rename(out)  # the earlier demo back in place
+        raise
+    finally:
+        shutil.rmtree(old)
+
+
+def _report(summary: dict, activity, config, out: Path) -> None:
+    """Print the demo's accuracy, time steps and spikes."""
     print(f"\ndeepspike demo: {summary['method']} / {summary['model']} on {summary['dataset']}")
     print(
         f"  test accuracy       {summary['test_accuracy']:.4f}   ({summary['epochs']} epochs, "
@@ -55,4 +85,3 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
     print(f"  firing rate         {activity.mean_rate:.4f} spikes per neuron per step")
     print("  per layer:          " + ", ".join(f"{layer.name} {layer.rate:.3f}" for layer in activity.layers))
     print(f"  outputs in          {out}/ (config.yaml, metrics.jsonl, checkpoint.pt, summary.json)")
-    return summary

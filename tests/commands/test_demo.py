@@ -1,0 +1,39 @@
+"""``deepspike demo``: an earlier demo is replaced only by a demo that finished."""
+
+from deepspike.cli import main
+
+QUICK = ["train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=false"]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_refused_demo_keeps_the_earlier_demo(tmp_path, capsys):
+    """A bad override found once training sets up (a model argument, a data set that is not there) deleted the
+    earlier demo before it was refused: ``--out`` was left holding only ``.demo``. Now the earlier demo stays, byte
+    for byte, and nothing else is left beside it."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *QUICK]) == 0
+    before = _files(out)
+    assert "checkpoint.pt" in before and "summary.json" in before
+    for bad in ("model.args.foo=1", "model.name=vgg16", "method.name=ann"):
+        capsys.readouterr()
+        assert main(["demo", "--out", str(out), *QUICK, bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("deepspike: error: ") and err.count("\n") == 1, bad
+        assert _files(out) == before, bad
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], bad
+    assert main(["demo", "--out", str(out), *QUICK, "train.seed=1"]) == 0  # a demo that finishes replaces it
+    assert "seed: 1" in (out / "config.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_an_earlier_demo_behind_a_link_is_replaced_where_it_is(tmp_path):
+    """``--out`` a symbolic link to an earlier demo: the new demo goes to the link's folder and the link stays."""
+    real, link = tmp_path / "real", tmp_path / "link"
+    assert main(["demo", "--out", str(real), *QUICK]) == 0
+    link.symlink_to(real, target_is_directory=True)
+    assert main(["demo", "--out", str(link), *QUICK, "train.seed=2"]) == 0
+    assert link.is_symlink() and "seed: 2" in (real / "config.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
