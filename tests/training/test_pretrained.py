@@ -1,7 +1,9 @@
 """The shipped pretrained models: each loads without data, is at most ``MAX_WEIGHTS_BYTES``, and scores exactly its
 card's accuracy on the packaged sample of 200 Fashion-MNIST test images; ``deepspike zoo`` lists them."""
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,11 @@ import torch
 
 import deepspike as ds
 from deepspike.cli import main
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.training import pretrained
+from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.pretrained import MAX_WEIGHTS_BYTES, WEIGHTS_NAME, ZOO_DIR, accuracy_on, zoo_names
+from deepspike.training.runs import save_checkpoint
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "fashion_mnist_test_first200.npz"
 NAMES = zoo_names()
@@ -49,3 +54,67 @@ def test_check_pretrained_refuses_a_meaningless_tolerance(tolerance):
     """Checked before any data is read: -1 or NaN reported a mismatch of equal accuracies, inf matched anything."""
     with pytest.raises(ConfigError, match="tolerance must be a fraction in"):
         ds.check_pretrained(NAMES[0], tolerance=tolerance)
+
+
+def _entry_copy(tmp_path, monkeypatch, name="stbp_fmnist"):
+    """A zoo holding a copy of entry ``name`` only, in ``tmp_path``; returns the copy's folder."""
+    zoo = tmp_path / "zoo"
+    shutil.copytree(ZOO_DIR / name, zoo / name)
+    monkeypatch.setattr(pretrained, "ZOO_DIR", zoo)
+    return zoo / name
+
+
+def _edited(card: dict, **changes) -> str:
+    return json.dumps({k: v for k, v in {**card, **changes}.items() if v is not DROP})
+
+
+DROP = object()
+CARD = json.loads((ZOO_DIR / "stbp_fmnist" / "card.json").read_text())
+NORM = {"range": [0.0, 1.0], "normalize": {"mean": [0.3, 0.3], "std": [0.35, 0.35]}}  # two channels for one
+TAMPERED_CARDS = {
+    "not JSON": "{not json",
+    "a list": "[1, 2]",
+    "NaN accuracy": _edited(CARD).replace('"test_accuracy": 0.8881', '"test_accuracy": NaN'),
+    "no num_classes": _edited(CARD, num_classes=DROP),
+    "num_classes as text": _edited(CARD, num_classes="10"),
+    "empty input_shape": _edited(CARD, input_shape=[]),
+    "accuracy as text": _edited(CARD, test_accuracy="x"),
+    "accuracy above 1": _edited(CARD, test_accuracy=1.5),
+    "zero time steps": _edited(CARD, timesteps=0),
+    "negative spikes": _edited(CARD, spikes_per_sample=-1),
+    "another entry's name": _edited(CARD, name="ttfs_fmnist"),
+    "no input": _edited(CARD, input=DROP),
+    "normalize of another channel count": _edited(CARD, input=NORM),
+    "a std of 0": _edited(CARD, input={"range": [0, 1], "normalize": {"mean": [0.3], "std": [0.0]}}),
+}
+
+
+@pytest.mark.parametrize("text", TAMPERED_CARDS.values(), ids=TAMPERED_CARDS.keys())
+def test_a_tampered_card_is_one_line(text, tmp_path, monkeypatch, capsys):
+    """A card that is not JSON, not an object, or has a field not of its form was a traceback (JSONDecodeError,
+    KeyError, TypeError, a format error in the listing) or listed as it was; now ``deepspike zoo`` and
+    ``ds.pretrained`` refuse it in one line (exit 2)."""
+    folder = _entry_copy(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(text)
+    assert main(["zoo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"deepspike: error: zoo card {folder / 'card.json'} ") and err.count("\n") == 1
+    with pytest.raises(DataCorruptError, match="zoo card"):
+        ds.pretrained("stbp_fmnist")
+
+
+def test_a_card_of_another_config_or_weights_with_nan_are_refused(tmp_path, monkeypatch):
+    """The card's method, model and data set are those of the config.yaml that builds the net (a card saying
+    ``ann`` was listed as an ANN while an SNN was loaded); weights holding NaN under a valid checksum loaded and
+    scored 10% (training never writes non-finite weights)."""
+    folder = _entry_copy(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(_edited(CARD, method="ann"))
+    with pytest.raises(DataCorruptError, match="gives method 'ann', its config.yaml 'stbp'"):
+        ds.pretrained("stbp_fmnist")
+    (folder / "card.json").write_text(_edited(CARD))
+    weights = read_checkpoint_file(folder / WEIGHTS_NAME)["model"]
+    key = next(iter(weights))
+    weights[key].view(-1)[0] = math.nan
+    save_checkpoint(folder / WEIGHTS_NAME, {"model": weights})  # a checksum of the NaN weights
+    with pytest.raises(DataCorruptError, match=f"its {key} holds inf or nan"):
+        ds.pretrained("stbp_fmnist")

@@ -33,10 +33,16 @@ def check_finite_loss(loss: float, epoch: int | None, step: int) -> None:
 def check_finite_weights(model: nn.Module, epoch: int) -> None:
     """``TrainingDiverged`` when a floating-point parameter or buffer of ``model`` holds inf or nan after
     epoch ``epoch`` (0-based), naming the first such tensor."""
-    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point() and v.numel()}
+    bad = nonfinite_tensor(model.state_dict())
+    if bad is not None:
+        raise TrainingDiverged(f"training diverged in {_where(epoch, None)}: {bad} holds inf or nan; {ADVICE}")
+
+
+def nonfinite_tensor(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state`` (a state dict) that holds inf or nan, None when
+    every one is finite; one synchronisation for all tensors."""
+    tensors = {k: v for k, v in state.items() if v.is_floating_point() and v.numel()}
     if not tensors:
-        return
+        return None
     finite = torch.stack([torch.isfinite(v).all() for v in tensors.values()]).tolist()  # one sync
-    bad = [name for name, ok in zip(tensors, finite) if not ok]
-    if bad:
-        raise TrainingDiverged(f"training diverged in {_where(epoch, None)}: {bad[0]} holds inf or nan; {ADVICE}")
+    return next((name for name, ok in zip(tensors, finite, strict=True) if not ok), None)

@@ -23,9 +23,12 @@ import torch
 from torch import nn
 
 from deepspike.config.load import load_config
-from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite
+from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.data.paths import one_line
+from deepspike.models.registry import MAX_SIZE_ARG
 from deepspike.training.checkpoint_format import read_checkpoint_file
+from deepspike.training.divergence import nonfinite_tensor
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
 from deepspike.training.runtime import autocast_dtype, resolve_device
@@ -42,15 +45,78 @@ def zoo_names() -> list[str]:
 
 
 def zoo_card(name: str) -> dict[str, Any]:
-    """The card of entry ``name`` (module docstring); a one-line ``ConfigError`` for an unknown name."""
+    """The card of entry ``name`` (module docstring); a one-line ``ConfigError`` for an unknown name, a one-line
+    ``DataCorruptError`` for a card that is not strict JSON or has a field not of its form (``card_problem``)."""
     if name not in zoo_names():
         raise ConfigError(f"no pretrained model {name!r}; valid: {', '.join(zoo_names()) or 'none shipped'}")
-    return json.loads((ZOO_DIR / name / CARD_NAME).read_text())
+    path = ZOO_DIR / name / CARD_NAME
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is no number of a card (cards are strict JSON)")
+
+    try:
+        card = json.loads(path.read_bytes(), parse_constant=refuse)
+    except (UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise DataCorruptError(f"zoo card {path} is not strict JSON: {one_line(e)}") from None
+    problem = card_problem(card, name)
+    if problem is not None:
+        raise DataCorruptError(f"zoo card {path} is corrupt: {problem}")
+    return card
+
+
+CARD_TEXT = ("method", "model", "dataset", "made_from")
+CARD_FIELDS = {  # field: (whether a value fits, what it must be); "sample_accuracy" may be missing (make_zoo adds it)
+    "num_classes": (lambda v: is_whole(v, 2, MAX_SIZE_ARG), f"a whole number from 2 to {MAX_SIZE_ARG}"),
+    "input_shape": (lambda v: isinstance(v, list) and bool(v) and all(is_whole(n, 1, MAX_SIZE_ARG) for n in v),
+                    f"a non-empty list of whole numbers from 1 to {MAX_SIZE_ARG}"),
+    "timesteps": (lambda v: v is None or is_whole(v, 1), "null or a whole number >= 1"),
+    "test_accuracy": (lambda v: is_finite(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "sample_accuracy": (lambda v: is_finite(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "spikes_per_sample": (lambda v: v is None or (is_finite(v) and v >= 0), "null or a finite number >= 0"),
+    "energy_ann_over_snn": (lambda v: v is None or (is_finite(v) and v > 0), "null or a finite number > 0"),
+}
+
+
+def card_problem(card: Any, name: str) -> str | None:
+    """What is wrong with ``card``, the card of entry ``name`` (module docstring), said in a few words; None when
+    every field the package reads is of its form: ``name`` the entry's, ``method``, ``model``, ``dataset`` and
+    ``made_from`` text, ``input`` an object whose ``normalize`` is null or per-channel ``mean`` and ``std`` (> 0),
+    one of each per channel of ``input_shape``, and the numbers of ``CARD_FIELDS``."""
+    if not isinstance(card, dict):
+        return f"it holds a JSON {type(card).__name__}, not an object"
+    if card.get("name") != name:
+        return f"its name {shown_value(card.get('name'))} is not its entry's, {name!r}"
+    for key in (*CARD_TEXT, *CARD_FIELDS):
+        if key not in card and key != "sample_accuracy":
+            return f"it has no {key!r}"
+        fits, expected = CARD_FIELDS.get(key, (lambda v: isinstance(v, str), "text"))
+        if key in card and not fits(card[key]):
+            return f"{key} is {shown_value(card[key])}, expected {expected}"
+    if not _input_fits(card.get("input"), card["input_shape"][0]):
+        return (f"input is {shown_value(card.get('input'))}, expected an object whose normalize is null or "
+                f"{{\"mean\": [...], \"std\": [...]}} of {card['input_shape'][0]} finite numbers each, std > 0")
+    return None
 
 
 def zoo_table() -> list[dict[str, Any]]:
     """Every entry's card."""
     return [zoo_card(name) for name in zoo_names()]
+
+
+def _input_fits(value: Any, channels: int) -> bool:
+    """``value`` is a card's ``input``: an object whose ``normalize`` is null or holds ``mean`` and ``std`` lists of
+    ``channels`` finite numbers each, every std > 0 (``preprocess`` divides by them)."""
+    if not isinstance(value, dict) or "normalize" not in value:
+        return False
+    norm = value["normalize"]
+    if norm is None:
+        return True
+    if not isinstance(norm, dict):
+        return False
+    mean, std = norm.get("mean"), norm.get("std")
+    if not all(isinstance(v, list) and len(v) == channels and all(is_finite(x) for x in v) for v in (mean, std)):
+        return False
+    return all(x > 0 for x in std)
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any, Any, nn.Module]:
@@ -62,9 +128,22 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
     config = load_config(folder / CONFIG_NAME, [])
     method, arch = method_and_architecture(config, card["num_classes"], tuple(card["input_shape"]))
     model = method.build(arch).to(device)
+    _check_card_config(card, config, folder)
     payload = read_checkpoint_file(folder / WEIGHTS_NAME, map_location=device)
     load_weights(model, payload.get("model"), folder / WEIGHTS_NAME)
+    bad = nonfinite_tensor(model.state_dict())
+    if bad is not None:  # training stops at non-finite weights (``divergence``): no run gives such a file
+        raise DataCorruptError(f"{folder / WEIGHTS_NAME} is corrupt: its {bad} holds inf or nan")
     return config, method, model.eval()
+
+
+def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:
+    """A one-line ``DataCorruptError`` unless the card's method, model and data set are those of the entry's
+    ``config.yaml`` (which builds the network): ``deepspike zoo`` shows the card's."""
+    for key, value in (("method", config.method.name), ("model", config.model.name), ("dataset", config.data.name)):
+        if card[key] != value:
+            raise DataCorruptError(f"zoo entry {folder}: its {CARD_NAME} gives {key} {card[key]!r}, its {CONFIG_NAME} "
+                                   f"{value!r}; they do not belong together")
 
 
 def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
