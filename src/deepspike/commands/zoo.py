@@ -20,11 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = args.names or [card["name"] for card in api.zoo()]
+    cards = [api.zoo_card(name) for name in names]  # every name and card checked before any entry is evaluated
     if args.check:
         rows = [api.check_pretrained(name) for name in names]
         print(strict_json(rows, indent=2))
         return 0 if all(r["matches"] for r in rows) else 1
-    cards = [api.zoo_card(name) for name in names]
     if args.json:
         print(strict_json(cards, indent=2))
         return 0
