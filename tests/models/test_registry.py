@@ -6,7 +6,7 @@ import pytest
 import deepspike as ds
 from deepspike.core.errors import ConfigError
 from deepspike.models import create_architecture, registry
-from deepspike.models.spec import Flatten, Linear
+from deepspike.models.spec import Flatten, Linear, Pool
 
 
 @pytest.fixture
@@ -127,3 +127,22 @@ def test_a_factory_with_options_as_docs_architecture_writes_it_takes_any_option(
         create_architecture("test_any_options", depth=0)
     with pytest.raises(ConfigError, match="has no argument 'width'; valid: depth$"):
         registry._check_kwargs(registry.get_model_entry("test_any_options"), {"width": 2.0})
+
+
+@pytest.mark.parametrize("pooling", ["0011", "1111", "0101", "true"])
+def test_a_text_argument_given_as_digits_says_to_quote_it(pooling):
+    """sdt's documented ``pooling: "0011"`` typed as ``model.args.pooling=0011`` reached the factory as the number 9
+    (YAML) and was refused as "bad value 9 ...: expected text", naming a value never typed; the message now says
+    how to quote it, and the quoted override it gives builds the net."""
+    from deepspike.config import load_config
+
+    def build(item):
+        config = load_config(None, ["model.name=sdt", item])
+        return create_architecture("sdt", 10, (3, 32, 32), 1 / 16, **config.model.args)
+
+    with pytest.raises(ConfigError, match="""expected text; YAML reads unquoted digits as a number .* """
+                                          """model.args.pooling="'0011'" on the command line$"""):
+        build(f"model.args.pooling={pooling}")
+    if pooling != "true":  # the stem's pools, then the token mean
+        assert sum(isinstance(layer, Pool) for layer in build(f"model.args.pooling='{pooling}'").layers) == (
+            pooling.count("1") + 1)

@@ -155,6 +155,9 @@ def _kind_problem(key: str, value, default) -> str | None:
     if isinstance(default, float):
         return None if is_finite(value) else "a finite number"
     if isinstance(default, str):
+        if isinstance(value, bool | int | float):  # "pooling=0011" reaches a factory as the number 9
+            return (f"text; YAML reads unquoted digits as a number and true/false as a flag: quote it, {key}: "
+                    f"\"{default}\" in a recipe, model.args.{key}=\"'{default}'\" on the command line")
         return None if isinstance(value, str) else "text"
     if isinstance(default, tuple | list):
         depth = _list_depth(default)
