@@ -3,9 +3,12 @@
 import re
 
 import pytest
+import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
+from deepspike.models import create_architecture
+from deepspike.neurons.chunked_if import ChunkedIF
 
 
 @pytest.mark.parametrize("thresholds, shown", [([True, 1.0], "True"), ([1.0, [0.5, False]], "False"),
@@ -20,3 +23,33 @@ def test_thresholds_that_are_no_float32_number_above_zero_are_refused_at_load(th
 def test_the_largest_float32_threshold_and_per_channel_lists_are_taken():
     o = get_method("converted", {"thresholds": [3.4e38, [0.5, 2], 1]}).options
     assert o.thresholds == [3.4e38, [0.5, 2], 1]
+
+
+@pytest.mark.parametrize("connect", ["and", "iand"])
+def test_sew_product_junctions_are_refused_in_one_line(connect):
+    """A SEW ``and`` junction multiplies the branches: the ANN computes ``a s`` of their activations, the SNN the
+    product of their spike trains, whose rate is not the product of the rates. Before, it converted silently: a
+    digits SEW-and ResNet (channel norm) agreed with its ANN's predictions on 72% of 32 test images at T = 4096,
+    logits off by 1.1 (of 8.3); the same net with ``add`` agreed on all of them, off by 0.0014."""
+    arch = create_architecture("resnet", num_classes=3, input_shape=(1, 4, 4), stem=2, stages=[2], blocks=[1],
+                               connect=connect)
+    message = rf"^model 'resnet' joins residual branches with SEW '{connect}'.*connect=add"
+    with pytest.raises(ConfigError, match=message):
+        get_method("converted", {}).build(arch)
+
+
+def test_a_product_of_two_spike_trains_does_not_rate_code_the_product_but_a_sum_does():
+    """Why ``and`` is refused and ``add`` is not, by hand: an IF neuron (threshold 1) on a constant 0.5 fires every
+    second step, rate 1/2; the same train on both branches gives an ``and`` rate 1/2, not 1/4, and an ``add`` rate
+    1 = 1/2 + 1/2."""
+    train = ChunkedIF(1.0)(torch.full((8, 1, 1), 0.5))  # [T, B, F]
+    assert train.flatten().tolist() == [0.0, 1.0] * 4
+    assert float((train * train).mean()) == 0.5 != float(train.mean()) ** 2
+    assert float((train + train).mean()) == 2 * float(train.mean())
+
+
+def test_sew_add_junctions_convert():
+    arch = create_architecture("resnet", num_classes=3, input_shape=(1, 4, 4), stem=2, stages=[2], blocks=[1],
+                               connect="add")
+    snn = get_method("converted", {"timesteps": 4}).build(arch)
+    assert snn(torch.zeros(2, 1, 4, 4)).shape == (2, 3)

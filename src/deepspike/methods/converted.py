@@ -28,7 +28,7 @@ from deepspike.methods.converted_network import READOUTS, ConvertedNetwork, Dire
 from deepspike.methods.registry import register_method
 from deepspike.models.costs import layer_costs
 from deepspike.models.fold import fold_batch_norms
-from deepspike.models.spec import Architecture, Pool
+from deepspike.models.spec import Architecture, Pool, Residual
 from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 NORMS = ("none", "max", "percentile", "spike", "channel", "qcfs")
@@ -106,14 +106,10 @@ class ConvertedMethod(Method):
     )
 
     def build(self, arch: Architecture) -> ConvertedNetwork:
-        """The SNN of ``arch`` with its batch-norms folded (``models.fold``); max pooling is refused: the
-        largest of several spike trains is not the train of the largest rate (no exact IF equivalent)."""
+        """The SNN of ``arch`` with its batch-norms folded (``models.fold``); layers without an IF equivalent are
+        refused (``check_convertible``)."""
         o = self.options
-        if any(isinstance(v.layer, Pool) and v.layer.kind == "max" for v in arch.visits()):
-            raise ConfigError(
-                f"model {arch.name!r} has max pooling, which does not convert to IF neurons exactly; "
-                "train the ANN with average pooling (e.g. model.args.pool=avg)"
-            )
+        check_convertible(arch)
         weighted = o.spike_value == "threshold"
         neuron = lambda shape=None: ChunkedIF(1.0, o.reset, o.initial_membrane, weighted, o.signed)  # noqa: E731
         rules = BuildRules(activation=neuron, wrap=TimeDistributed, dropout=lambda p: nn.Identity(), channel_dim=2)
@@ -137,6 +133,26 @@ class ConvertedMethod(Method):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the scores (rates) ``[B, K]``; reported by ``deepspike eval``, not trained on."""
         return F.cross_entropy(output, target)
+
+
+def check_convertible(arch: Architecture) -> None:
+    """A one-line ``ConfigError`` for a layer of ``arch`` whose ANN function rates cannot carry: max pooling (the
+    largest of several spike trains is not the train of the largest rate) and a SEW junction ``and`` (``a s``) or
+    ``iand`` (``(1 - a) s``): the rate of a product of two spike trains is not the product of their rates (two IF
+    trains of rate 1/2 in step give 1/2, not 1/4), and ``1 - a`` needs 0/1 spikes. A SEW ``add`` junction is linear
+    in the rates and converts."""
+    if any(isinstance(v.layer, Pool) and v.layer.kind == "max" for v in arch.visits()):
+        raise ConfigError(
+            f"model {arch.name!r} has max pooling, which does not convert to IF neurons exactly; "
+            "train the ANN with average pooling (e.g. model.args.pool=avg)"
+        )
+    products = sorted({v.layer.connect for v in arch.visits() if isinstance(v.layer, Residual)} - {None, "add"})
+    if products:
+        raise ConfigError(
+            f"model {arch.name!r} joins residual branches with SEW {products[0]!r}, a product of spike trains that "
+            "does not convert to IF neurons (the rate of a product is not the product of the rates); train the ANN "
+            "with connect=add (e.g. model.args.connect=add) or plain residual units"
+        )
 
 
 def set_thresholds(net: nn.Module, thresholds: list[Any]) -> None:
