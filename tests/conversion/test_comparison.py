@@ -6,6 +6,7 @@ import pytest
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.conversion.comparison import convert_norms
+from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.training.trainer import Trainer
 
@@ -59,3 +60,27 @@ def test_the_comparison_tables_give_the_energy_with_the_neurons_updates(relu_run
     rows = result["rows"]
     assert len(rows) == 2 * 3  # two norms at T = 1, 2, 4
     assert all(r["energy_with_updates_snn_over_ann"] > r["energy_snn_over_ann"] for r in rows)
+
+
+def test_a_comparison_into_a_converted_run_is_refused_and_keeps_its_figure(relu_run, tmp_path):
+    """Before, ``--norm max,spike --out`` a converted run wrote OUT/max, OUT/spike and the comparison's files beside
+    the run's own, and its accuracy_vs_timesteps.png replaced the run's figure."""
+    out = tmp_path / "snn"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"a converted run")
+    (out / "accuracy_vs_timesteps.png").write_bytes(b"the run's figure")
+    with pytest.raises(ConfigError, match=r"^\S+snn holds a run \(its checkpoint.pt\); pick another --out"):
+        convert_norms(relu_run, out, ["max", "spike"], 4, calib_timesteps=4, limit=10, **QUIET)
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy_vs_timesteps.png", "checkpoint.pt"]
+    assert (out / "accuracy_vs_timesteps.png").read_bytes() == b"the run's figure"
+
+
+def test_a_conversion_into_a_comparison_is_refused_and_keeps_its_figure(relu_run, tmp_path):
+    """Before, ``convert --norm max --out`` a comparison's folder converted into it and its accuracy_vs_timesteps.png
+    replaced the comparison's figure."""
+    out = tmp_path / "cmp"
+    convert_norms(relu_run, out, ["max", "spike"], 4, calib_timesteps=4, limit=10, **QUIET)
+    figure = (out / "accuracy_vs_timesteps.png").read_bytes()
+    with pytest.raises(ConfigError, match=r"^\S+cmp holds a comparison of norms \(its comparison.json\)"):
+        convert_run(relu_run, out, norm="max", timesteps=4, limit=10, **QUIET)
+    assert (out / "accuracy_vs_timesteps.png").read_bytes() == figure and not (out / "checkpoint.pt").exists()

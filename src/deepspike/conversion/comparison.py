@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deepspike.conversion.outputs import plot_accuracy_curves
+from deepspike.conversion.outputs import COMPARISON, plot_accuracy_curves
 from deepspike.conversion.pipeline import check_conversion, convert_run
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir
 from deepspike.core.errors import ConfigError
+from deepspike.training.runs import RunDir
 
 ENERGY_PRESET = "45nm_fp32"  # the table's energy column (every MAC/AC preset is in comparison.json)
 
@@ -33,8 +34,10 @@ def convert_norms(
         raise ConfigError(f"--norm lists each norm once, got {','.join(norms)}")
     out_dir = Path(out_dir)
     check_output_dir(out_dir, "--out")
-    if (out_dir / "comparison.json").exists():
+    if (out_dir / COMPARISON).exists():
         raise ConfigError(f"{out_dir} already holds a comparison; pick another --out")
+    if RunDir(out_dir).has_checkpoint():  # its accuracy_vs_timesteps.png would be the comparison's
+        raise ConfigError(f"{out_dir} holds a run (its checkpoint.pt); pick another --out for the comparison")
     for norm in norms:  # all first: a later norm refused once left the earlier ones converted, blocking a retry
         check_conversion(run_dir, out_dir / norm, norm, timesteps, **options)
     summaries = {}
@@ -42,7 +45,7 @@ def convert_norms(
         log(f"== {norm}")
         summaries[norm] = convert_run(run_dir, out_dir / norm, norm=norm, timesteps=timesteps, log=log, **options)
     rows = comparison_rows(summaries)
-    atomic_write_json(out_dir / "comparison.json", {n: _without_thresholds(s) for n, s in summaries.items()})
+    atomic_write_json(out_dir / COMPARISON, {n: _without_thresholds(s) for n, s in summaries.items()})
     atomic_write_text(out_dir / "comparison.csv", _csv(rows))
     table = comparison_markdown(summaries)
     atomic_write_text(out_dir / "comparison.md", table)

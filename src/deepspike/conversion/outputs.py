@@ -26,6 +26,10 @@ from deepspike.models.energy import PRESETS, energy_table
 from deepspike.models.spec import Architecture
 from deepspike.training.runs import RunDir
 
+COMPARISON = "comparison.json"
+"""What ``conversion.comparison`` writes first in its ``--out`` (with ``accuracy_vs_timesteps.png``, a converted run's
+figure name): a folder that holds it is no place for a converted run, nor a converted run's for a comparison."""
+
 
 def save_converted_run(
     out_dir: Path, config: RunConfig, method_section: dict, snn: nn.Module, epoch: int, source_run: str

@@ -21,6 +21,7 @@ from deepspike.config.schema import RunConfig
 from deepspike.conversion.accuracy_sweep import AccuracySweep, sweep_accuracy, table_timesteps
 from deepspike.conversion.calibration import NORM_CHOICES, balance_thresholds, calibration_batch
 from deepspike.conversion.outputs import (
+    COMPARISON,
     operations,
     plot_sweep,
     save_converted_run,
@@ -192,10 +193,13 @@ def _check_norm(norm: str) -> None:
 
 
 def _check_free_out_dir(out_dir: str | Path) -> None:
-    """A one-line ``ConfigError`` for an output folder that is no folder to write into or already holds a run."""
+    """A one-line ``ConfigError`` for an output folder that is no folder to write into or already holds a run or a
+    comparison of norms (whose ``accuracy_vs_timesteps.png`` the run's would replace)."""
     check_output_dir(out_dir, "--out")
     if RunDir(out_dir).has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
+    if (Path(out_dir) / COMPARISON).exists():
+        raise ConfigError(f"{out_dir} holds a comparison of norms (its {COMPARISON}); pick another --out")
 
 
 def _check_ann_config(run_dir: str | Path, config: RunConfig, norm: str | None) -> None:
