@@ -194,3 +194,26 @@ def test_a_run_records_the_calibration_images_it_used_not_the_ones_asked_for(ann
     train_images = len(load_run(run_dir, device="cpu")[1].data.train)
     assert summary["calib_samples"] == train_images < 10**6
     assert load_config(out / "config.yaml").method.options.calib_samples == train_images
+
+
+@pytest.mark.parametrize("norm", ["spike", "max", "percentile", "channel", "qcfs"])
+def test_threshold_valued_spikes_record_the_residual_rule_they_follow(norm):
+    """Spikes that carry their threshold balance every layer (``balance_thresholds``), whatever ``residual`` says;
+    before, summary.json, thresholds.json and config.yaml recorded the asked-for ``unity`` beside residual-stage
+    thresholds of 3.7, 5.2, 4.6, 12.0 (a BN ResNet, max norm), where unity means 1."""
+    settings = pipeline.conversion_settings(norm, 8, True, {"residual": "unity", "spike_value": None})
+    assert (settings["spike_value"], settings["residual"]) == ("threshold", "balanced")
+    if norm != "channel":  # which needs threshold-valued spikes
+        unit_spikes = pipeline.conversion_settings(norm, 8, False, {"residual": "unity", "spike_value": "one"})
+        assert unit_spikes["residual"] == "unity"
+
+
+def test_a_resnet_with_threshold_valued_spikes_balances_and_records_its_residual_stage(ann_run, tmp_path):
+    run_dir, _ = ann_run
+    out = tmp_path / "snn"
+    summary = convert_run(run_dir, out, norm="channel", timesteps=2, calib_samples=16, limit=5, log=lambda s: None)
+    record = json.loads((out / "thresholds.json").read_text())
+    assert summary["residual"] == record["residual"] == load_config(out / "config.yaml").method.options.residual
+    assert summary["residual"] == "balanced"
+    stage = [layer["threshold"] for layer in record["layers"] if layer["role"] in ("stem", "residual", "junction")]
+    assert stage and all(t != [1.0] * len(t) for t in stage)  # balanced per channel, not the unity rule's 1

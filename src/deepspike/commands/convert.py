@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--residual",
         choices=["unity", "balanced"],
-        help="residual-stage thresholds: 1 (paper, the default) or balanced like plain layers",
+        help="residual-stage thresholds with 0/1 spikes: 1 (paper, the default) or balanced like plain layers "
+        "(spikes that carry their threshold balance every layer)",
     )
     p.add_argument("--signed", action=argparse.BooleanOptionalAction, help="signed IF neurons: a negative spike "
                    "takes back an early one (Li, Ma and Furber 2022; needs reset by subtraction)" + auto)

@@ -121,8 +121,12 @@ def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[st
     ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``). A
     one-line ``ConfigError`` for 0/1 spikes with ``channel``'s per-channel thresholds (``check_conversion`` asks it
     of every norm before converting one) or with ``biases``: a layer fed 0/1 spikes gets ``W a / lambda`` where the
-    ANN has ``(W a + b) / lambda``, and the weights and biases stay unscaled."""
+    ANN has ``(W a + b) / lambda``, and the weights and biases stay unscaled. Spikes that carry their threshold are
+    in the ANN's units, so every layer is balanced: ``residual`` is then recorded as ``balanced``, the rule applied
+    (``balance_thresholds``)."""
     neuron = {**neuron_defaults(norm, biases), **{k: v for k, v in chosen.items() if v is not None}}
+    if neuron["spike_value"] == "threshold":
+        neuron["residual"] = "balanced"
     if biases and neuron["spike_value"] == "one":
         raise ConfigError("--spike-value one cannot carry the ANN's biases (or folded batch-norms): 0/1 spikes rescale "
                           "each layer's input by 1 / lambda but not its bias; use --spike-value threshold")
