@@ -84,3 +84,12 @@ def test_a_conversion_into_a_comparison_is_refused_and_keeps_its_figure(relu_run
     with pytest.raises(ConfigError, match=r"^\S+cmp holds a comparison of norms \(its comparison.json\)"):
         convert_run(relu_run, out, norm="max", timesteps=4, limit=10, **QUIET)
     assert (out / "accuracy_vs_timesteps.png").read_bytes() == figure and not (out / "checkpoint.pt").exists()
+
+
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(relu_run, tmp_path, monkeypatch):
+    """``Path("")`` is ``.``: a comparison with ``--out ''`` wrote max/, spike/ and comparison.* into the current
+    folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="^--out is empty; give the name of a folder$"):
+        convert_norms(relu_run, "", ["max", "spike"], 4, calib_timesteps=4, limit=10, **QUIET)
+    assert list(tmp_path.iterdir()) == []

@@ -217,3 +217,17 @@ def test_a_resnet_with_threshold_valued_spikes_balances_and_records_its_residual
     assert summary["residual"] == "balanced"
     stage = [layer["threshold"] for layer in record["layers"] if layer["role"] in ("stem", "residual", "junction")]
     assert stage and all(t != [1.0] * len(t) for t in stage)  # balanced per channel, not the unity rule's 1
+
+
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(ann_run, tmp_path, monkeypatch, capsys):
+    """``Path("")`` is ``.``: ``convert RUN --out ''`` (an unset shell variable) converted into the current folder and
+    replaced the recipe config.yaml there with the converted run's."""
+    run_dir, _ = ann_run
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("# my recipe\n")
+    with pytest.raises(ConfigError, match="^--out is empty; give the name of a folder$"):
+        convert_run(run_dir, "", norm="max", timesteps=2, calib_samples=16, limit=5, log=lambda s: None)
+    assert main(["convert", str(run_dir), "--out", "", "--norm", "max", "--timesteps", "2", "--limit", "5"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+    assert (tmp_path / "config.yaml").read_text() == "# my recipe\n"

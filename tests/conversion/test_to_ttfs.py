@@ -184,3 +184,14 @@ def test_non_finite_scores_are_not_reported_as_no_deviation():
     batches = [(torch.zeros(2, 4), torch.tensor([0, 1]))]
     result = _compare(Scores(1.0), Scores(float("nan")), batches, lambda line: None)
     assert result["max_relative_score_deviation"] == float("inf")
+
+
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(ann_run, tmp_path, monkeypatch):
+    """``Path("")`` is ``.``: ``convert RUN --to ttfs --out ''`` converted into the current folder and replaced the
+    recipe config.yaml there with the TTFS run's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("# my recipe\n")
+    with pytest.raises(ConfigError, match="^--out is empty; give the name of a folder$"):
+        convert_to_ttfs(ann_run[0], "", calib_samples=16, limit=5, log=lambda s: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+    assert (tmp_path / "config.yaml").read_text() == "# my recipe\n"

@@ -32,8 +32,7 @@ def convert_norms(
     Returns the norms, the table's rows and its markdown (``table``)."""
     if len(set(norms)) != len(norms) or not norms:
         raise ConfigError(f"--norm lists each norm once, got {','.join(norms)}")
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir, "--out")
+    out_dir = check_output_dir(out_dir, "--out")  # not Path() first: it reads an empty name as the current folder
     if (out_dir / COMPARISON).exists():
         raise ConfigError(f"{out_dir} already holds a comparison; pick another --out")
     if RunDir(out_dir).has_checkpoint():  # its accuracy_vs_timesteps.png would be the comparison's

@@ -91,7 +91,7 @@ def convert_run(
     accuracy is recorded along the way. Returns the summary dict.
     """
     _check_norm(norm)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, "--out")  # not Path(): it reads an empty name as the current folder
     config, parts, state = _load_ann_run(run_dir, out_dir, norm)
     device = model_device(parts.model)
     chosen = dict(reset=reset, readout=readout, encoding=encoding, initial_membrane=initial_membrane,

@@ -22,7 +22,7 @@ import torch
 from deepspike.conversion.calibration import calibration_batch
 from deepspike.conversion.outputs import save_converted_run
 from deepspike.conversion.pipeline import load_ann_run
-from deepspike.core.atomic import atomic_write_json
+from deepspike.core.atomic import atomic_write_json, check_output_dir
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.ttfs_window import check_exact_alpha
@@ -47,7 +47,7 @@ def convert_to_ttfs(
     if calib_samples < 1 or not margin > 0 or not alpha > 0:
         raise ConfigError(f"--calib-samples must be >= 1 and margin, alpha > 0; got {calib_samples}, {margin}, {alpha}")
     check_exact_alpha(alpha, f"--alpha={alpha:g}")
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, "--out")  # not Path(): it reads an empty name as the current folder
     config, parts, state = load_ann_run(run_dir, out_dir)
     if config.method.options.activation != "relu":
         raise ConfigError(f"--to ttfs maps ReLU activations exactly; {run_dir} is a "
