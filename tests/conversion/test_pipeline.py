@@ -231,3 +231,22 @@ def test_an_empty_out_is_refused_not_read_as_the_current_folder(ann_run, tmp_pat
     assert capsys.readouterr().err.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
     assert (tmp_path / "config.yaml").read_text() == "# my recipe\n"
+
+
+@pytest.mark.parametrize("files", [["config.yaml"], ["summary.json"], ["config.yaml", "metrics.jsonl"]])
+def test_an_out_that_holds_a_runs_files_is_refused_and_keeps_them(ann_run, tmp_path, capsys, files):
+    """Only a checkpoint.pt was refused: a folder with a recipe config.yaml, a summary.json or a training that has not
+    checkpointed yet (config.yaml, metrics.jsonl) had them replaced by the converted run's (``train --out`` refuses
+    such a folder)."""
+    run_dir, _ = ann_run
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in files:
+        (out / name).write_text(f"# {name}\n")
+    message = rf"^\S+out holds {', '.join(files)}, which the converted run would overwrite"
+    with pytest.raises(ConfigError, match=message):
+        convert_run(run_dir, out, norm="max", timesteps=2, calib_samples=16, limit=5, log=lambda s: None)
+    assert main(["convert", str(run_dir), "--out", str(out), "--to", "ttfs", "--limit", "5", "--quiet"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert all((out / name).read_text() == f"# {name}\n" for name in files)

@@ -197,11 +197,17 @@ def _check_norm(norm: str) -> None:
 
 
 def _check_free_out_dir(out_dir: str | Path) -> None:
-    """A one-line ``ConfigError`` for an output folder that is no folder to write into or already holds a run or a
-    comparison of norms (whose ``accuracy_vs_timesteps.png`` the run's would replace)."""
+    """A one-line ``ConfigError`` for an output folder that is no folder to write into, already holds a run, a run's
+    file that the converted run would overwrite (``config.yaml``, ``summary.json``, ...: a recipe, a training that
+    has not checkpointed yet) or a comparison of norms (whose ``accuracy_vs_timesteps.png`` the run's would replace).
+    A conversion killed before it saves the run (``save_converted_run``) wrote none, so the same ``--out`` takes it."""
     check_output_dir(out_dir, "--out")
-    if RunDir(out_dir).has_checkpoint():
+    run = RunDir(out_dir)
+    if run.has_checkpoint():
         raise ConfigError(f"{out_dir} already holds a run (its checkpoint.pt); pick another --out")
+    if run.run_files():
+        raise ConfigError(f"{out_dir} holds {', '.join(run.run_files())}, which the converted run would overwrite; "
+                          "pick another --out")
     if (Path(out_dir) / COMPARISON).exists():
         raise ConfigError(f"{out_dir} holds a comparison of norms (its {COMPARISON}); pick another --out")
 
