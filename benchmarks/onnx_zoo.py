@@ -7,9 +7,10 @@ encoder with the evaluation seed) and the same input ``[T, B, ...]`` goes to bot
 or, for a membrane readout, its integrator's membrane (``deploy.nir_export.graph_outputs``) and the ONNX model.
 Reported: output entries that differ (a membrane: the largest difference), the class by output spike count (summed
 per class group for a vote readout; a membrane: by its last value; argmax, ties to the lower class) of both, its
-accuracy, deepspike's own accuracy with its readout on the same encoded input, and the time of each for the whole
+accuracy, deepspike's own accuracy with its readout on the same encoded input, the time of each for the whole
 input in batches of ``--batch`` (fastest of ``--repeats`` runs after a warm-up, ``--threads`` threads each;
-onnxruntime's intra-op threads set to the same number).
+onnxruntime's intra-op threads set to the same number), and the time of one streamed step of one sample: deepspike's
+``Stream.step`` (which encodes the step itself) against the ONNX "step" model fed the encoded step and its states.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/onnx_zoo.py --out benchmarks/results/session35/onnx_zoo
 """
@@ -21,6 +22,7 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
 import torch
 from bench_ttfs_layers import fastest_time
@@ -31,6 +33,7 @@ from deepspike.deploy import nir_to_onnx, to_nir
 from deepspike.deploy.conformance import compare
 from deepspike.deploy.nir_export import chain_modules, graph_outputs
 from deepspike.layers.voting import vote
+from deepspike.methods.streaming import Stream
 from deepspike.training.evaluate import EVAL_SEED
 from deepspike.training.pretrained import load_pretrained, zoo_card
 from deepspike.training.run_setup import load_data, make_batches
@@ -87,8 +90,11 @@ def measure(name: str, samples: int, batch: int, repeats: int, threads: int) -> 
     pred_a, pred_b = scores(a).argmax(1), scores(b).argmax(1)
     agreement = compare(a, b) if spiking else {"max_abs_difference": float((a - b).abs().max()),
                                                "max_abs_value": float(a.abs().max())}
+    step_ours, step_theirs = _streaming_step(model, to_nir(model, tuple(card["input_shape"])), images[:1], x[:, :1],
+                                             repeats, threads)
     return {"name": name, "timesteps": int(x.shape[0]), "samples": samples, "entries": a.numel(), "spiking": spiking,
-            "decode": info["decode"], **agreement,
+            "decode": info["decode"], **agreement, "stream_step_deepspike_s": step_ours,
+            "stream_step_onnxruntime_s": step_theirs,
             "same_class": float((pred_a == pred_b).float().mean()),
             "accuracy_by_count_deepspike": float((pred_a == labels).float().mean()),
             "accuracy_by_count_onnx": float((pred_b == labels).float().mean()),
@@ -97,20 +103,55 @@ def measure(name: str, samples: int, batch: int, repeats: int, threads: int) -> 
             "onnx_bytes": onnx_model.ByteSize()}
 
 
+def _streaming_step(model, graph, image: torch.Tensor, encoded: torch.Tensor, repeats: int,
+                    threads: int) -> tuple[float | None, float]:
+    """Seconds per time step of one sample streamed through T steps: ``ds.Stream(model).step(image)`` (encodes the
+    step itself) and the ONNX "step" model fed the encoded step and its states (fastest of ``repeats``)."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(nir_to_onnx(graph, form="step").SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    steps = encoded.shape[0]
+
+    def ours():
+        stream = Stream(model)
+        for _ in range(steps):
+            stream.step(image)
+
+    def theirs():
+        feeds = {i.name: np.zeros((1, *i.shape[1:]), np.float32) for i in session.get_inputs()[1:]}
+        for t in range(steps):
+            result = dict(zip(names, session.run(None, {"input": encoded[t].numpy(), **feeds})))
+            feeds = {k: result["next." + k[len("state."):]] for k in feeds}
+
+    try:
+        Stream(model)
+    except ConfigError:  # a neuron that cannot carry its state step by step: deepspike cannot stream this net
+        return None, fastest_time(theirs, repeats) / steps
+    return fastest_time(ours, repeats) / steps, fastest_time(theirs, repeats) / steps
+
+
+def _us(seconds: float | None) -> str:
+    return "cannot stream" if seconds is None else f"{seconds * 1e6:,.0f} us"
+
+
 def markdown(rows: list[dict], header: str) -> str:
     lines = [header, "", "| net | T | differing output entries (membrane: largest difference) | same class | "
-             "accuracy by count (deepspike / ONNX) | deepspike's readout | deepspike time | onnxruntime time |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "accuracy by count (deepspike / ONNX) | deepspike's readout | deepspike time | onnxruntime time | "
+             "one streamed step, batch 1 (deepspike Stream / onnxruntime step model) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "refused" in r:
-            lines.append(f"| {r['name']} | not exported: {r['refused']} |||||||")
+            lines.append(f"| {r['name']} | not exported: {r['refused']} ||||||||")
             continue
         agree = (f"{r['differing']:,} of {r['entries']:,}" if r["spiking"] else
                  f"{r['max_abs_difference']:.2g} (values up to {r['max_abs_value']:.3g})")
         lines.append(f"| {r['name']} | {r['timesteps']} | {agree} | {r['same_class']:.2%} | "
                      f"{r['accuracy_by_count_deepspike']:.2%} / "
                      f"{r['accuracy_by_count_onnx']:.2%} | {r['accuracy_readout_deepspike']:.2%} | "
-                     f"{r['deepspike_s'] * 1e3:,.0f} ms | {r['onnxruntime_s'] * 1e3:,.0f} ms |")
+                     f"{r['deepspike_s'] * 1e3:,.0f} ms | {r['onnxruntime_s'] * 1e3:,.0f} ms | "
+                     f"{_us(r['stream_step_deepspike_s'])} / {_us(r['stream_step_onnxruntime_s'])} |")
     return "\n".join(lines) + "\n"
 
 
