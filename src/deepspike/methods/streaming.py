@@ -27,7 +27,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.population_encoder import PopulationEncoder
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
-from deepspike.neurons.carry import read_state, temporal_carry, write_state
+from deepspike.neurons.carry import carrying, stateful_modules
 
 
 class Stream:
@@ -43,6 +43,7 @@ class Stream:
             raise ConfigError(f"streaming feeds one step at a time through a rate or population encoder or as event "
                               f"frames; the encoder {type(net.encoder).__name__} is none of them")
         self.net = net
+        self.carriers = stateful_modules(net.body)  # found once: the net's layers are fixed while it streams
         self.reset()
 
     def reset(self) -> None:
@@ -58,15 +59,13 @@ class Stream:
     @torch.no_grad()
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
-        net = self.net.eval()
+        net = self.net.eval() if self.net.training else self.net  # eval() walks every module: only when needed
         coded = isinstance(net.encoder, InputEncoder | PopulationEncoder)
         encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
         # (an event frame [B, C, H, W] is step t of the FrameEncoder's [T, B, C, H, W])
-        with temporal_carry(net.body):
-            if self.states is not None:
-                write_state(net.body, self.states)
+        with carrying(self.carriers, self.states):
             out = net.body(encoded)  # [1, B, K]
-            self.states = read_state(net.body)
+            self.states = [m.state for m in self.carriers]
         self.outputs.append(out)
         return out[0]
 

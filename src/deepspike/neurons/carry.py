@@ -71,14 +71,22 @@ def stateful_modules(model: nn.Module) -> list[CarriesState]:
     return [m for m in model.modules() if isinstance(m, CarriesState)]
 
 
-@contextmanager
-def temporal_carry(model: nn.Module, detach: bool = False, trace_decay: float | None = None) -> Iterator[None]:
+def temporal_carry(model: nn.Module, detach: bool = False, trace_decay: float | None = None):
     """In the block every ``CarriesState`` module of ``model`` starts afresh, then keeps its state between
     calls (module docstring); afterwards the states are dropped."""
-    carry = Carry(detach, trace_decay)
-    modules = stateful_modules(model)
-    for m in modules:
-        m.carry, m.state = carry, None
+    return carrying(stateful_modules(model), None, Carry(detach, trace_decay))
+
+
+@contextmanager
+def carrying(modules: list[CarriesState], states: list[Any] | None = None, carry: Carry = Carry()) -> Iterator[None]:
+    """``temporal_carry`` on a list of stateful modules found once (``stateful_modules``), each starting from its
+    entry of ``states`` (``read_state``'s order; None: afresh): a caller that runs many short blocks on the same
+    net (streaming, one step per block) walks the module tree once instead of in every block."""
+    starts = [None] * len(modules) if states is None else states
+    if len(starts) != len(modules):
+        raise ValueError(f"{len(starts)} states for {len(modules)} stateful modules")
+    for m, s in zip(modules, starts, strict=True):
+        m.carry, m.state = carry, s
     try:
         yield
     finally:
