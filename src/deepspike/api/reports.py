@@ -25,6 +25,7 @@ from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.onnx_export import FORMS as ONNX_FORMS
 from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_run_onnx
+from deepspike.deploy.onnx_from_nir import export_nir_file_onnx
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import PRESETS, EnergyPreset, parse_energy_preset, register_energy_preset
 from deepspike.training.runs import RunDir, check_not_run_file
@@ -151,7 +152,7 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
     return list(runs)
 
 
-EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window", "onnx_form")
+EXPORT_OPTIONS = ("dt", "fold_thresholds", "round_delays", "large", "t_window", "onnx_form", "onnx_reading")
 MAX_CHECK_STEPS = 10_000
 """The most steps of ``export --check``'s sample input, ``[steps, 2, *input_shape]`` float32 spikes run through every
 tool (2.6 GB for a 2x128x128 event camera's frames): 10**11 steps tried to allocate 51 TB and ended in a traceback."""
@@ -170,10 +171,16 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     option given for a part not asked for (it would be ignored) or any other option is a one-line ``ConfigError``.
     ``onnx``: also write the rate-coded net as an ONNX model there (``deploy.onnx_files.export_run_onnx``; option
     ``onnx_form``: "step", the default, or "sequence"), checked by onnxruntime where it is installed
-    (``result["onnx"]``)."""
+    (``result["onnx"]``). ``run_dir`` may also be a NIR file (any tool's): then only ``onnx`` is written, with
+    ``dt``, ``onnx_form`` and ``onnx_reading`` ("rate" or "exact"; ``deploy.onnx_from_nir``)."""
     unknown = sorted(set(options) - set(EXPORT_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
+    if Path(run_dir).is_file():
+        return _export_nir_file(run_dir, path, check, steps, target, limit, onnx, options)
+    if options.pop("onnx_reading", None) is not None:
+        raise ConfigError("--onnx-reading says how to read a NIR file given in place of a run; a run's net is read "
+                          "as it was trained")
     if path is None and not check and target is None and onnx is None:
         raise ConfigError("export needs --nir PATH, --onnx PATH, --check or --target")
     onnx_form = options.pop("onnx_form", None)
@@ -193,6 +200,19 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
         summary["check"] = check_run(run_dir, 1000 if steps is None else steps, options.get("dt", DEFAULT_DT),
                                      round_delays=bool(options.get("round_delays", False)))
     return summary
+
+
+def _export_nir_file(source, path, check: bool, steps, target, limit, onnx, options: dict) -> dict[str, Any]:
+    """``export MODEL.nir --onnx PATH``: a NIR file as ONNX; anything but ``--onnx`` and its options is refused."""
+    given = [name for name, value in (("--nir", path), ("--check", check or None), ("--steps", steps),
+                                      ("--target", target), ("--limit", limit)) if value is not None]
+    given += [f"--{k.replace('_', '-')}" for k, v in options.items()
+              if v not in (None, False) and k not in ("dt", "onnx_form", "onnx_reading")]
+    if given or onnx is None:
+        raise ConfigError(f"{source} is a file: export converts a NIR file with --onnx PATH only (its options "
+                          f"--dt, --onnx-form, --onnx-reading){'; not ' + ', '.join(given) if given else ''}")
+    form, reading = options.get("onnx_form") or "step", options.get("onnx_reading") or "rate"
+    return {"onnx": export_nir_file_onnx(source, onnx, form=form, dt=options.get("dt"), reading=reading)}
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of an HDF5 file, which a NIR file is

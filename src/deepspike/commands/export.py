@@ -17,7 +17,7 @@ HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/L
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder, or a NIR file (any tool's) to write as ONNX with --onnx")
     p.add_argument("--nir", metavar="PATH", help="output file (HDF5), e.g. model.nir")
     p.add_argument("--onnx", metavar="PATH",
                    help="rate-coded nets: also write an ONNX model (opset 17) that any ONNX runtime runs; checked "
@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx-form", choices=("step", "sequence"), default=None,
                    help="--onnx: 'step' (default): one time step, the neurons' states as inputs and outputs, for "
                         "streaming; 'sequence': [T, B, ...] in, [T, B, ...] out, states from zero (an ONNX Scan)")
+    p.add_argument("--onnx-reading", choices=("rate", "exact"), default=None,
+                   help="a NIR file given in place of RUN_DIR (any tool's): 'rate' (default): forward Euler, inputs "
+                        "held over each step (from_nir's reading, discrete-time nets); 'exact': inputs as areas, the "
+                        "equations solved over dt (NIR's continuous time)")
     p.add_argument("--check", action="store_true",
                    help="rate-coded nets: run the graph in every installed NIR tool (snnTorch, Norse, Sinabs, "
                         "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and compare output spikes")
@@ -62,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     given = {"dt": args.dt, "large": args.large, "t_window": args.t_window}  # absent: the kind's defaults
-    given["onnx_form"] = args.onnx_form
+    given["onnx_form"], given["onnx_reading"] = args.onnx_form, args.onnx_reading
     summary = api.export(args.run_dir, args.nir, check=args.check, steps=args.steps, target=args.target,
                          limit=args.limit, onnx=args.onnx, fold_thresholds=args.fold_thresholds,
                          round_delays=args.round_delays, **{k: v for k, v in given.items() if v is not None})

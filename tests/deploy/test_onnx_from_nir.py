@@ -1,0 +1,70 @@
+"""``deepspike export MODEL.nir --onnx PATH`` (``deploy.onnx_from_nir``): a NIR file that no run produced, written as
+ONNX under either reading and checked against GraphSimulator reading it the same way; the refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.cli import main
+from deepspike.deploy.conformance import sample_spikes
+
+nir = pytest.importorskip("nir")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from deepspike.deploy import GraphSimulator  # noqa: E402
+from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
+from deploy.nir_files import DT, tiny_graph, write  # noqa: E402
+
+READINGS = {"rate": ("euler", "currents"), "exact": ("exact", "areas")}
+
+
+@pytest.mark.parametrize("reading", ["rate", "exact"])
+def test_a_nir_file_becomes_an_onnx_model_that_reads_it_as_asked(tmp_path, capsys, reading):
+    source = write(tiny_graph(), tmp_path / "tiny.nir")
+    path = tmp_path / "tiny.onnx"
+    assert main(["export", str(source), "--onnx", str(path), "--onnx-reading", reading]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert summary["reading"] == reading and summary["form"] == "step" and summary["verified"]["equal"]
+    x = sample_spikes((1, 8, 8), 60, batch=3, rate=0.4, seed=5)
+    expected = GraphSimulator(tiny_graph(), DT, *READINGS[reading]).run({"input": x.double()})["output"].float()
+    assert expected.sum() > 0 and torch.equal(run_onnx(onnx_session(path), x), expected)
+
+
+def test_the_files_dt_can_be_replaced(tmp_path, capsys):
+    source = write(tiny_graph(), tmp_path / "tiny.nir")
+    assert main(["export", str(source), "--onnx", str(tmp_path / "a.onnx"), "--dt", "0.002",
+                 "--onnx-form", "sequence"]) == 0
+    assert json.loads(capsys.readouterr().out)["onnx"]["verified"]["equal"]
+    assert "dt=0.002 s" in onnx.load(str(tmp_path / "a.onnx")).doc_string
+
+
+def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys):
+    source = write(tiny_graph(), tmp_path / "tiny.nir")
+    not_nir = tmp_path / "notes.txt"
+    not_nir.write_text("hello")
+    cases = [([str(source), "--onnx", str(tmp_path / "a.onnx"), "--check"], "not --check"),
+             ([str(source), "--nir", str(tmp_path / "b.nir")], "with --onnx PATH only"),
+             ([str(source), "--onnx", str(tmp_path / "c.onnx"), "--fold-thresholds"], "not --fold-thresholds"),
+             ([str(not_nir), "--onnx", str(tmp_path / "d.onnx")], str(not_nir))]
+    for args, message in cases:
+        assert main(["export", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tiny.nir"]
+
+
+def test_a_graph_with_two_inputs_is_written_and_its_check_says_why_it_was_skipped(tmp_path, capsys):
+    ones = np.ones(3, dtype=np.float32)
+    nodes = {"a": nir.Input(input_type={"input": np.array([3])}), "b": nir.Input(input_type={"input": np.array([3])}),
+             "if": nir.IF(r=ones / DT, v_threshold=ones, v_reset=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("a", "if"), ("b", "if"), ("if", "output")], metadata={"dt": DT},
+                         type_check=False)
+    source = write(graph, tmp_path / "two.nir")
+    assert main(["export", str(source), "--onnx", str(tmp_path / "two.onnx")]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert "2 Input nodes" in summary["verified"]["skipped"] and set(summary["inputs"]) == {"a", "b"}
