@@ -70,3 +70,37 @@ def test_ttfs_graph_default_is_the_named_exact_scheme_and_cuba_refuses_the_other
         with pytest.raises(ConfigError, match=r"^NIR simulation: CubaLIF node '\w+' is simulated with "
                                               r"integration='exact' and signals='areas', or 'euler' and 'currents'"):
             GraphSimulator(graph, 0.02, *scheme)
+
+
+def _one_cuba(tau_syn: float, tau_mem: float, v_threshold: float) -> nir.NIRGraph:
+    one = np.ones(1)
+    node = nir.CubaLIF(tau_syn=tau_syn * one, tau_mem=tau_mem * one, r=one, v_leak=0 * one,
+                       v_threshold=v_threshold * one, v_reset=0 * one, w_in=one)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1])}), "cuba": node,
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "cuba"), ("cuba", "output")], type_check=False)
+
+
+def _cuba_impulse_response(t: float, tau_syn: float, tau_mem: float) -> float:
+    """V(t) after an impulse of area 1 at t = 0 (w_in = r = 1, no threshold reached): I(t) = e^{-t/tau_syn} /
+    tau_syn, V(t) = (e^{-t/tau_syn} - e^{-t/tau_mem}) / (tau_syn - tau_mem), t e^{-t/tau} / tau^2 for equal ones."""
+    if tau_syn == tau_mem:
+        return t * math.exp(-t / tau_mem) / tau_mem**2
+    return (math.exp(-t / tau_syn) - math.exp(-t / tau_mem)) / (tau_syn - tau_mem)
+
+
+@pytest.mark.parametrize(("tau_syn", "tau_mem"), [(1.0, 1.0), (1.0, 1e-3), (1e-3, 1.0), (0.5, 2.0)])
+def test_exact_cubalif_membrane_by_hand_even_for_steps_far_beyond_a_time_constant(tau_syn, tau_mem):
+    """The membrane at the end of steps 0, 1, 2 (t = 1, 2, 3 with dt = 1) after an impulse at step 0 is the closed
+    form's, also where dt / tau = 1000 made the step's coefficient inf * 0 = NaN (no spike, ever); a threshold just
+    below V(dt) fires at step 1 (the crossing at the end of step 0), one just above it does not then."""
+    x = torch.zeros(3, 1, 1, dtype=torch.float64)
+    x[0] = 1.0
+    sim = GraphSimulator(_one_cuba(tau_syn, tau_mem, 1e9), 1.0)
+    for k in range(3):
+        assert sim.run({"input": x[k:k + 1]})["output"].sum() == 0
+        membrane = float(sim.neurons["cuba"].state[0])  # V at the end of step k, t = (k + 1) dt
+        assert membrane == pytest.approx(_cuba_impulse_response(k + 1.0, tau_syn, tau_mem), rel=1e-12)
+    v1 = _cuba_impulse_response(1.0, tau_syn, tau_mem)
+    for th, fired in ((v1 * (1 - 1e-9), 1.0), (v1 * (1 + 1e-9), 0.0)):
+        assert GraphSimulator(_one_cuba(tau_syn, tau_mem, th), 1.0).run({"input": x})["output"][1].item() == fired

@@ -48,10 +48,11 @@ TTFS graphs; other pairs are refused) the step's input area ``a[k]`` enters as a
 tau_syn``; then the EXACT solution over ``dt``:
 ``I(dt) = I e^{-dt/tau_syn}``,
 ``V(dt) = v_leak + (V - v_leak) e^{-dt/tau_mem} + (r/tau_mem) I phi``,
-``phi = int_0^dt e^{-(dt-u)/tau_mem} e^{-u/tau_syn} du = e^{-dt/tau_mem} dt expm1(x)/x``,
-``x = dt (1/tau_mem - 1/tau_syn)`` (stable for ``tau_syn = tau_mem``). If V passes the threshold (rule above) at
-the end of the step the neuron spikes at ``(k+1) dt`` (output ``z[k+1] = 1``) and resets: a crossing inside
-``(k dt, (k+1) dt]`` is reported up to one ``dt`` late.
+``phi = int_0^dt e^{-(dt-u)/tau_mem} e^{-u/tau_syn} du = dt e^{-dt/tau_slow} (1 - e^{-|x|})/|x|``,
+``x = dt (1/tau_mem - 1/tau_syn)``, ``tau_slow = max(tau_syn, tau_mem)`` (``e^{-dt/tau_mem} dt expm1(x)/x`` written
+without overflow: no ``inf * 0`` for ``dt`` hundreds of times a time constant; the fraction is 1 for ``x = 0``).
+If V passes the threshold (rule above) at the end of the step the neuron spikes at ``(k+1) dt`` (output ``z[k+1] =
+1``) and resets: a crossing inside ``(k dt, (k+1) dt]`` is reported up to one ``dt`` late.
 
 Which to use: ``GraphSimulator(graph, dt)`` ("exact", "areas") for continuous-time graphs such as the TTFS
 exports; ``GraphSimulator.rate_coded(graph)`` ("euler", "currents", the file's ``dt``) for deepspike's rate-coded
@@ -205,11 +206,11 @@ class _Cuba(_Neuron):
     def __init__(self, nir, node, dt: float) -> None:
         super().__init__(node, True)
         ts, tm = _t(node.tau_syn), _t(node.tau_mem)
-        x = dt * (1.0 / tm - 1.0 / ts)
-        ratio = torch.where(x == 0, torch.ones_like(x), torch.expm1(x) / torch.where(x == 0, 1.0, x))
+        x = (dt * (1.0 / tm - 1.0 / ts)).abs()
+        ratio = torch.where(x == 0, torch.ones_like(x), -torch.expm1(-x) / torch.where(x == 0, 1.0, x))  # in (0, 1]
         self.i_gain, self.i_decay = _param(_t(node.w_in) / ts), _param(torch.exp(-dt / ts))
         self.decay, self.v_leak = _param(torch.exp(-dt / tm)), _param(node.v_leak)
-        self.v_from_i = _param(_t(node.r) / tm * torch.exp(-dt / tm) * dt * ratio)
+        self.v_from_i = _param(_t(node.r) / tm * torch.exp(-dt / torch.maximum(ts, tm)) * dt * ratio)
 
     def run(self, a: torch.Tensor) -> torch.Tensor:
         """Input areas ``[Tc, B, ...]`` -> output spikes ``[Tc, B, ...]`` (continuing the state)."""
