@@ -162,3 +162,39 @@ def test_bad_choices_and_cuba_outside_its_scheme_are_one_line_errors():
     with pytest.raises(ConfigError, match=r"forward Euler needs dt <= tau"):
         GraphSimulator(g, 2.0, integration="euler")
     assert math.isclose(GraphSimulator.rate_coded(g, dt=0.5).dt, 0.5)
+
+
+def _linear_if() -> nir.NIRGraph:
+    """Input [3] -> Linear [2, 3] -> IF (r = 1/dt, dt = 0.5) -> Output."""
+    one = np.ones(2, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
+             "w": nir.Linear(weight=np.ones((2, 3), dtype=np.float32)),
+             "if": nir.IF(r=one / 0.5, v_threshold=one, v_reset=0 * one),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "w"), ("w", "if"), ("if", "output")], metadata={"dt": 0.5},
+                        type_check=False)
+
+
+@pytest.mark.parametrize(("x", "message"), [
+    (torch.zeros(5, 2, 4), r"Input node 'input' takes a tensor \[Tc, B, 3\], got \(5, 2, 4\)"),  # zeros out, before
+    (torch.ones(5, 2, 4), r"Input node 'input' takes a tensor \[Tc, B, 3\], got \(5, 2, 4\)"),  # an IndexError
+    (torch.ones(5, 3), r"Input node 'input' takes a tensor \[Tc, B, 3\], got \(5, 3\)"),  # a ValueError
+    (np.ones((5, 2, 3)), r"Input node 'input' takes a tensor \[Tc, B, 3\], got ndarray"),  # an AttributeError
+    (torch.ones(0, 2, 3), r"the inputs' \[Tc, B\] must be one and the same with Tc >= 1, got \[\(0, 2\)\]"),
+])
+def test_inputs_of_the_wrong_shape_are_one_line_errors(x, message):
+    sim = GraphSimulator.rate_coded(_linear_if())
+    with pytest.raises(ConfigError, match=rf"^NIR simulation: {message}$"):
+        sim.run({"input": x})
+
+
+def test_a_chunk_of_another_batch_size_needs_a_reset_first():
+    """The states kept between chunks are per sample: a second chunk of another B is refused until ``reset()``
+    (before, a RuntimeError from inside torch), and after it the run is that of a fresh simulator."""
+    sim = GraphSimulator.rate_coded(_linear_if())
+    sim.run({"input": torch.ones(2, 3, 3)})
+    with pytest.raises(ConfigError, match=r"the states kept since reset\(\) are for B = 3$"):
+        sim.run({"input": torch.ones(2, 1, 3)})
+    sim.reset()
+    x = torch.tensor([0.2, 0.1, 0.4]).repeat(4, 1, 1)  # h = v + 0.7 per step: spikes at steps 1 and 3
+    assert sim.run({"input": x})["output"][:, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0]

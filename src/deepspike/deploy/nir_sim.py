@@ -318,6 +318,7 @@ class GraphSimulator:
         """Forget every neuron's state (V, I, pending spikes), the values fed back and the delay buffers."""
         nir = self.nir
         self.fed_back: dict[str, torch.Tensor] = {}  # a feedback edge's source -> its value of the step before
+        self._batch: int | None = None  # the batch size of the states, set by the first run
         self.neurons: dict[str, _Neuron | DelayLine] = {}  # the nodes with state: neurons and delay lines
         for k, v in self.graph.nodes.items():
             if isinstance(v, nir.Delay):
@@ -331,14 +332,34 @@ class GraphSimulator:
     def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Advance all nodes by ``Tc`` steps; inputs ``[Tc, B, *shape]`` per Input node (areas or currents per
         step, ``signals``)."""
-        missing = sorted(set(self.inputs) - set(inputs))
-        if missing:
-            raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
+        self._check_inputs(inputs)
         if not self.feedback:
             return self._run_steps(inputs)
         steps = [self._run_steps({k: v[t:t + 1] for k, v in inputs.items()})  # a cycle: one step at a time
                  for t in range(next(iter(inputs.values())).shape[0])]
         return {k: torch.cat([step[k] for step in steps]) for k in self.outputs}
+
+    def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """A one-line ``ConfigError`` unless every Input node gets a tensor ``[Tc, B, *its shape]``, all with the same
+        ``Tc >= 1`` and ``B``, the ``B`` of the states kept since ``reset()`` (a wrong shape ran on: all-zero input of
+        any width gave zeros, spikes gave an IndexError from inside torch)."""
+        missing = sorted(set(self.inputs) - set(inputs))
+        if missing:
+            raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
+        sizes = set()
+        for name in self.inputs:
+            x, shape = inputs[name], tuple(self.shapes[name])
+            if not isinstance(x, torch.Tensor) or x.dim() < 2 or tuple(x.shape[2:]) != shape:
+                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ConfigError(f"NIR simulation: Input node {name!r} takes a tensor [Tc, B, "
+                                  f"{', '.join(map(str, shape))}], got {got}")
+            sizes.add(tuple(x.shape[:2]))
+        steps, batch = min(sizes) if sizes else (1, self._batch)
+        if len(sizes) > 1 or steps < 1 or self._batch not in (None, batch):
+            kept = "" if self._batch is None else f"; the states kept since reset() are for B = {self._batch}"
+            raise ConfigError(f"NIR simulation: the inputs' [Tc, B] must be one and the same with Tc >= 1, got "
+                              f"{sorted(sizes)}{kept}")
+        self._batch = batch
 
     def _run_steps(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every node on ``inputs [Tc, B, ...]`` in order; a feedback edge (then ``Tc = 1``) adds its source's value
