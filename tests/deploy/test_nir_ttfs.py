@@ -157,6 +157,22 @@ def test_a_replay_that_would_simulate_nothing_is_refused(t_end, chunk_steps, mes
         ttfs_graph_times(graph, torch.tensor([[math.inf]], dtype=torch.float64), 0.1, t_end, chunk_steps)
 
 
+@pytest.mark.parametrize(("t_in", "metadata", "message"), [
+    (torch.zeros(2, 5), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got \(2, 5\)"),  # RuntimeError
+    (torch.zeros(4), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got \(4,\)"),  # RuntimeError
+    (np.zeros((2, 4)), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got ndarray"),  # TypeError
+    (torch.zeros(2, 4), {"bias_inputs": "bias_1,bias_9"},  # a KeyError
+     r"the metadata's spike_input / bias_inputs name \['bias_9'\], which are not Input nodes"),
+    (torch.zeros(2, 4), {"t_window": "soon"}, r"the graph's t_window = 'soon' is not a number"),  # a ValueError
+    (torch.zeros(2, 4), {"t_window": math.nan}, r"the graph's t_window = nan is not a number"),  # ran past the bound
+])
+def test_replay_inputs_and_metadata_that_do_not_fit_the_graph_are_one_line_errors(t_in, metadata, message):
+    graph = to_nir_ttfs(nn.Sequential(TTFSLinear(4, 3, bias=True).double()), (4,))
+    graph.metadata.update(metadata)
+    with pytest.raises(ConfigError, match=rf"^TTFS replay: {message}"):
+        ttfs_graph_times(graph, t_in, 0.1, 2.0)
+
+
 def test_cubalif_parameters_follow_the_nir_equations():
     # exp: tau = 2, theta = 1.5, large = 1e3 -> tau_syn = 2, tau_mem = 2000, w_in = 2, r = 2000 / 2 = 1000
     node = ttfs_neuron_node("exp", 1.5, 2.0, (3,), drive=3.0, large=1e3, t_window=100.0)

@@ -35,6 +35,41 @@ def input_steps(t_in: torch.Tensor, dt: float) -> torch.Tensor:
     return torch.where(finite, steps, torch.full_like(steps, -1)).long()
 
 
+def _window(meta: dict) -> float:
+    """The graph's ``t_window`` (``+inf`` when absent); a one-line ``ConfigError`` when it is not a number (text
+    was a ValueError; NaN let any ``t_end`` through the fire-once bound)."""
+    try:
+        window = float(meta.get("t_window", math.inf))
+    except (TypeError, ValueError):
+        window = math.nan
+    if math.isnan(window):
+        raise ConfigError(f"TTFS replay: the graph's t_window = {meta.get('t_window')!r} is not a number")
+    return window
+
+
+def _inputs(meta: dict, sim: GraphSimulator, t_in) -> tuple[str, list[str]]:
+    """``(spike input, bias inputs)`` named by the metadata, each an Input node of the graph and no other Input
+    left unfed, and ``t_in`` a tensor ``[B, *spike input's shape]``; else a one-line ``ConfigError`` (a name that
+    is no Input was a KeyError, a ``t_in`` of another shape a RuntimeError from a reshape)."""
+    spike_in = str(meta.get("spike_input", "input"))
+    bias = [s for s in str(meta.get("bias_inputs", "")).split(",") if s]
+    strangers = sorted({spike_in, *bias} - set(sim.inputs))
+    if strangers:
+        raise ConfigError(f"TTFS replay: the metadata's spike_input / bias_inputs name {strangers}, which are not "
+                          f"Input nodes (the graph's are {sim.inputs})")
+    unknown = sorted(set(sim.inputs) - {spike_in, *bias})
+    if unknown:
+        raise ConfigError(f"TTFS replay: Input node(s) {unknown} are neither the spike input nor bias inputs")
+    if len(sim.outputs) != 1:
+        raise ConfigError(f"TTFS replay needs one Output node, found {len(sim.outputs)}")
+    shape = tuple(sim.shapes[spike_in])
+    if not isinstance(t_in, torch.Tensor) or t_in.dim() < 1 or tuple(t_in.shape[1:]) != shape:
+        got = tuple(t_in.shape) if isinstance(t_in, torch.Tensor) else type(t_in).__name__
+        raise ConfigError(f"TTFS replay: t_in must be a tensor [B, {', '.join(map(str, shape))}] of input spike "
+                          f"times, got {got}")
+    return spike_in, bias
+
+
 def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_steps: int | None = None
                      ) -> torch.Tensor:
     """First output spike times ``[B, *out]`` (float64, +inf = none by ``t_end``) of a TTFS NIR graph.
@@ -51,17 +86,11 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
         raise ConfigError(f"TTFS replay: t_end = {t_end!r} must be a finite number >= 0")
     if chunk_steps is not None and not is_whole(chunk_steps, 1):
         raise ConfigError(f"TTFS replay: chunk_steps = {chunk_steps!r} must be a whole number >= 1 (or None)")
-    window = float(meta.get("t_window", math.inf))
+    window = _window(meta)
     if t_end > window:
         raise ConfigError(f"TTFS replay: t_end = {t_end} exceeds the graph's t_window = {window} (fire-once bound)")
     sim = GraphSimulator(graph, dt, integration="exact", signals="areas")  # Dirac spikes, CubaLIF solved exactly
-    spike_in = str(meta.get("spike_input", "input"))
-    bias = [s for s in str(meta.get("bias_inputs", "")).split(",") if s]
-    unknown = sorted(set(sim.inputs) - {spike_in, *bias})
-    if unknown:
-        raise ConfigError(f"TTFS replay: Input node(s) {unknown} are neither the spike input nor bias inputs")
-    if len(sim.outputs) != 1:
-        raise ConfigError(f"TTFS replay needs one Output node, found {len(sim.outputs)}")
+    spike_in, bias = _inputs(meta, sim, t_in)
     bsz = t_in.shape[0]
     steps = input_steps(t_in, dt).reshape(bsz, -1)  # [B, ...] -> [B, N]
     n_steps = int(math.floor(t_end / dt + 1e-9)) + 1
