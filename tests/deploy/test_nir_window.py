@@ -10,7 +10,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_window import to_nir_window
 from deepspike.deploy.nir_window_replay import replay_window_graph
 from deepspike.methods import get_method
-from deepspike.methods.window_network import recording
+from deepspike.methods.window_network import calibrate_windows, recording
 
 nir = pytest.importorskip("nir")
 
@@ -20,6 +20,21 @@ from tests.methods.test_window_network import NETS, _converted  # noqa: E402 (ra
 @pytest.mark.parametrize("net", sorted(NETS))
 def test_exported_graph_replays_the_same_spikes(net, tmp_path):
     ann, snn, x, shape = _converted(*NETS[net])
+    _replays_the_closed_form(snn, x, shape, tmp_path)
+
+
+def test_a_dilated_conv_replays_with_its_dilation(tmp_path):
+    """The first conv dilated by 2 (padding 2 keeps its 8x8 maps): the graph's Conv2d says dilation (2, 2), and the
+    replay reads it (before, it ran the conv undilated: maps of another size, a RuntimeError in the simulator)."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    conv = next(m for m in snn.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.dilation, conv.padding = (2, 2), (2, 2)
+    calibrate_windows(snn, [x])
+    _replays_the_closed_form(snn.eval(), x, shape, tmp_path)
+
+
+def _replays_the_closed_form(snn, x, shape, tmp_path):
+    """The graph of ``snn``, written and read back, replays its output potentials and every layer's spike times."""
     graph = to_nir_window(snn, shape)
     nir.write(tmp_path / "net.nir", graph)
     result, names = replay_window_graph(nir.read(tmp_path / "net.nir"), x)

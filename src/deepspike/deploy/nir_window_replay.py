@@ -19,6 +19,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.graph_order import topological_order
+from deepspike.deploy.nir_fields import pair
 from deepspike.methods.window_graph import affine_map
 from deepspike.ttfs.window_sim import NeuronStage, RelayStage, SimResult, Synapses, simulate
 
@@ -43,8 +44,8 @@ class _Node(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.node
         if self.kind == "Conv2d":
-            return F.conv2d(x, _tensor(n.weight), None, tuple(np.atleast_1d(n.stride)) * (2 // np.size(n.stride)),
-                            tuple(np.atleast_1d(n.padding)) * (2 // np.size(n.padding)), 1, int(n.groups))
+            return F.conv2d(x, _tensor(n.weight), None, pair(n.stride), pair(n.padding), pair(n.dilation),
+                            int(n.groups))
         if self.kind == "Linear":
             return x @ _tensor(n.weight).T
         if self.kind == "AvgPool2d":
