@@ -104,3 +104,30 @@ def test_exact_cubalif_membrane_by_hand_even_for_steps_far_beyond_a_time_constan
     v1 = _cuba_impulse_response(1.0, tau_syn, tau_mem)
     for th, fired in ((v1 * (1 - 1e-9), 1.0), (v1 * (1 + 1e-9), 0.0)):
         assert GraphSimulator(_one_cuba(tau_syn, tau_mem, th), 1.0).run({"input": x})["output"][1].item() == fired
+
+
+def test_per_element_parameters_in_a_flat_layout_act_on_their_own_elements():
+    """A [2, 2] layer whose LIF parameters, Delay and Threshold are written flat ([4], as nir_shapes accepts: one value
+    per element in any layout) runs as a numpy loop over the 4 elements in row-major order (before, a RuntimeError:
+    [4] broadcast against the [B, 2, 2] state)."""
+    dt, steps = 0.5, 8
+    tau, th = np.array([0.5, 1.0, 2.0, 4.0]), np.array([0.3, 0.5, 0.7, 0.9])
+    delay_steps, cut = np.array([0, 1, 2, 3]), np.array([0.1, 0.2, 0.3, 0.4])
+    lif = nir.LIF(tau=tau, r=np.ones(4), v_leak=np.zeros(4), v_threshold=th, v_reset=np.zeros(4))
+    nodes = {"input": nir.Input(input_type={"input": np.array([2, 2])}), "lif": lif,
+             "delay": nir.Delay(delay=delay_steps * dt), "output": nir.Output(output_type={"output": np.array([2, 2])}),
+             "raw": nir.Input(input_type={"input": np.array([2, 2])}), "cut": nir.Threshold(threshold=cut),
+             "above": nir.Output(output_type={"output": np.array([2, 2])})}
+    edges = [("input", "lif"), ("lif", "delay"), ("delay", "output"), ("raw", "cut"), ("cut", "above")]
+    x = torch.rand(steps, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3
+    out = GraphSimulator(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt).run({"input": x, "raw": x})
+    a, v, fired = x.reshape(steps, 4).numpy(), np.zeros(4), []
+    for k in range(steps):  # "areas": jump by r a / tau, test, reset to 0, leak over the step
+        h = v + a[k] / tau
+        fired.append(h > th)
+        v = np.where(h > th, 0.0, h) * np.exp(-dt / tau)
+    fired = np.array(fired, dtype=float)
+    delayed = np.stack([np.r_[np.zeros(d), fired[:steps - d, i]] for i, d in enumerate(delay_steps)], axis=1)
+    assert fired.sum() > 4
+    np.testing.assert_array_equal(out["output"].reshape(steps, 4).numpy(), delayed)
+    np.testing.assert_array_equal(out["above"].reshape(steps, 4).numpy(), (a > cut).astype(float))
