@@ -95,3 +95,15 @@ def test_sound_graphs_pass_and_run():
     for graph in (tiny_graph(), g):
         with torch.no_grad():
             assert from_nir(graph)(torch.ones(4, 2, 1, 8, 8)).shape == (4, 2, 3)
+
+
+def test_an_edge_to_a_missing_node_names_the_file(tmp_path):
+    """An ``edges`` dataset naming a node the file does not hold: one line that names the file (before, graph_order's
+    ``NIR graph: edge ...`` without it), and the same line for a graph object with ``NIR import``."""
+    g = tiny_graph()
+    g.edges.append(("fc", "ghost"))
+    path = write(g, tmp_path / "m.nir")
+    for source, where in ((path, str(path)), (g, "NIR import")):
+        with pytest.raises(DataCorruptError) as e:
+            from_nir(source)
+        assert str(e.value) == f"{where}: edge 'fc' -> 'ghost' names a missing node"

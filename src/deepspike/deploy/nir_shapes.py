@@ -5,11 +5,11 @@ shape that deepspike's importer (:mod:`nir_import`) produces, checking that each
 before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Conv2d takes ``[C, H, W]`` with
 ``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
 broadcasts, a neuron layer (or a Delay) has one parameter or one per value, a node fed by several sums shapes
-that broadcast, and the Output declares as many values as reach it; every node but the Input is fed by an edge, no
-edge enters an Input node and none leaves an Output node. A feedback edge (one that closes a cycle,
-``graph_order.feedback_edges``) is left out of the walk, then its source's shape must equal what its target receives
-(a recurrent layer feeds back one value per neuron). Node types the importer does not map give an unknown shape, and
-nothing after them is checked (the importer refuses them by name).
+that broadcast, and the Output declares as many values as reach it; every edge joins two nodes of the graph, every
+node but the Input is fed by an edge, no edge enters an Input node and none leaves an Output node. A feedback edge
+(one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's shape must equal
+what its target receives (a recurrent layer feeds back one value per neuron). Node types the importer does not map
+give an unknown shape, and nothing after them is checked (the importer refuses them by name).
 Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 """
 
@@ -159,7 +159,10 @@ def check_shapes(nir, graph, where: str) -> dict[str, Shape | None]:
     """``DataCorruptError`` ``"<where>: node '<name>': <what does not fit>"`` at the first node (in topological
     order) that does not take the shape the nodes before it give; see the module docstring for what is checked.
     Returns the per-sample shape each node gives (None after a node type the importer does not map)."""
-    feedback = feedback_edges(graph)  # also refuses an edge that names a missing node
+    missing = next(((src, dst) for src, dst in graph.edges if src not in graph.nodes or dst not in graph.nodes), None)
+    if missing is not None:  # graph_order's refusal did not name the file
+        raise DataCorruptError(f"{where}: edge {missing[0]!r} -> {missing[1]!r} names a missing node")
+    feedback = feedback_edges(graph)
     _check_ends(nir, graph, where)
     order = topological_order(graph, skip=feedback)
     preds = predecessors(graph, skip=feedback)
