@@ -293,7 +293,8 @@ class GraphSimulator:
 
     ``GraphSimulator(graph, dt, integration="exact", signals="areas")``: ``integration`` ("exact" | "euler") is
     how IF/LIF/I/LI nodes step, ``signals`` ("areas" | "currents") what an entry of an input, edge or output is;
-    a bad value, or a ``CubaLIF`` node with other than ("exact", "areas"), is a one-line ``ConfigError``.
+    a bad value, or a ``CubaLIF`` node with other than ("exact", "areas") or ("euler", "currents"), is a one-line
+    ``ConfigError``.
     ``GraphSimulator.rate_coded(graph)`` reads a deepspike rate-coded file as ``from_nir`` does.
     ``run({input_name: [Tc, B, *shape]})`` -> ``{output_name: [Tc, B, *shape]}`` for the next ``Tc`` steps;
     ``reset()`` clears every neuron (call it before a new batch).
