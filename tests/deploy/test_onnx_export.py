@@ -160,6 +160,45 @@ def test_feedback_before_the_first_step_is_the_recurrent_bias():
     np.testing.assert_allclose(result["next.lif.v"], np.full((1, 6), 0.3), rtol=1e-6)
 
 
+def _stepped(model, x: torch.Tensor) -> torch.Tensor:
+    """A one-input, one-output step model run by onnx's reference evaluator over ``x [T, B, ...]``: the states (the
+    inputs after the data, the outputs after the data, in the same order) start at zeros and are fed back by
+    position, not by name."""
+    run = ReferenceEvaluator(model)
+    states = [np.zeros((x.shape[1], *(d.dim_value for d in v.type.tensor_type.shape.dim[1:])), x.numpy().dtype)
+              for v in model.graph.input[1:]]
+    outs = []
+    for t in range(x.shape[0]):
+        out, *states = run.run(None, {model.graph.input[0].name: x[t].numpy(),
+                                      **{v.name: s for v, s in zip(model.graph.input[1:], states)}})
+        outs.append(out)
+    return torch.from_numpy(np.stack(outs))
+
+
+@pytest.mark.parametrize("names", [("state.lif.v", "output"), ("input", "next.lif.v"), ("state.lif.v", "next.lif.v")])
+def test_nodes_named_like_a_state_leave_the_states_their_own_names(names):
+    """An Input named ``state.lif.v`` made the LIF's state ``state.lif.v_1`` but looked up ``state.lif.v``
+    (StopIteration); an Output named ``next.lif.v`` was declared twice as a graph output, once for the state.
+    Now each state's pair is ``state.lif.v_1`` / ``next.lif.v_1`` and the model computes the simulator's spikes."""
+    rng = np.random.default_rng(9)
+    nodes = {names[0]: nir.Input(input_type={"input": np.array([5])}), "affine": nir.Affine(weight=_f(rng, 3, 5),
+                                                                                           bias=_f(rng, 3)),
+             "lif": nir.LIF(tau=np.full(3, 2e-3), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.full(3, 0.5),
+                            v_reset=np.zeros(3)),
+             names[1]: nir.Output(output_type={"output": np.array([3])})}
+    edges = [(names[0], "affine"), ("affine", "lif"), ("lif", names[1])]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": DT}, type_check=False)
+    x = (torch.rand((25, 2, 5), generator=torch.Generator().manual_seed(9)) < 0.5).double()
+    expected = GraphSimulator(graph, DT, "euler", "currents").run({names[0]: x})[names[1]]
+    step = nir_to_onnx(graph, form="step", dtype="float64")
+    assert [v.name for v in step.graph.input] == [names[0], "state.lif.v_1"]
+    assert [v.name for v in step.graph.output] == [names[1], "next.lif.v_1"]
+    assert 0 < expected.sum() < expected.numel()
+    assert torch.equal(_stepped(step, x), expected)
+    sequence = nir_to_onnx(graph, form="sequence", dtype="float64")
+    assert torch.equal(torch.from_numpy(ReferenceEvaluator(sequence).run(None, {names[0]: x.numpy()})[0]), expected)
+
+
 def test_threshold_node_by_hand():
     graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
                                 "thr": nir.Threshold(threshold=np.array([0.5, 1.0, -0.25], np.float32)),

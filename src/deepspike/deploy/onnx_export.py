@@ -7,8 +7,9 @@ operators of opset 17 (:mod:`onnx_ops` for the stateless nodes, :mod:`onnx_state
 
 * ``form="step"``: one time step. Inputs: each NIR Input node's ``[B, *shape]`` (its name) and every state
   ``state.<node>.<var>`` ``[B, *shape]``; outputs: each NIR Output node's ``[B, *shape]`` and the states after the
-  step, ``next.<node>.<var>``. Start every state at zeros and feed each step the ``next.*`` values of the step
-  before: the loop of an embedded runtime or a live event camera.
+  step, ``next.<node>.<var>`` (both ``..._k`` where an Input or Output node is named so). Start every state at
+  zeros and feed each step the ``next.*`` values of the step before: the loop of an embedded runtime or a live
+  event camera.
 * ``form="sequence"``: a whole sequence in one call: the step inside an ONNX ``Scan`` over the first axis. Inputs
   ``[T, B, *shape]``, outputs ``[T, B, *shape]``; every state starts at zeros.
 

@@ -59,6 +59,10 @@ class GraphBuilder:
         self._used.add(name)
         return name
 
+    def free(self, *names: str) -> bool:
+        """Whether none of ``names`` is taken yet."""
+        return not any(n in self._used for n in names)
+
     def reserve(self, other: GraphBuilder) -> None:
         """Keep the names ``other`` gave out of this builder's (a loop body and the graph around it)."""
         self._used.update(other._used)

@@ -1,9 +1,10 @@
 """The nodes with state of one ONNX time step: neurons and delay lines, each state an input and an output.
 
-A node's state enters the step graph as ``state.<node>.<var>`` and leaves it as ``next.<node>.<var>``; the
-caller feeds each step the states the step before returned (zeros at the start). The arithmetic is
-:mod:`~deepspike.deploy.nir_sim`'s, read from the simulator's own node objects, operation for operation, so a
-float64 graph reproduces :class:`~deepspike.deploy.nir_sim.GraphSimulator` bit for bit. With
+A node's state enters the step graph as ``state.<node>.<var>`` and leaves it as ``next.<node>.<var>`` (both
+``..._k`` where a node of the graph is named so); the caller feeds each step the states the step before
+returned (zeros at the start). The arithmetic is :mod:`~deepspike.deploy.nir_sim`'s, read from the simulator's
+own node objects, operation for operation, so a float64 graph reproduces
+:class:`~deepspike.deploy.nir_sim.GraphSimulator` bit for bit. With
 ``leak(v) = v_leak + (v - v_leak) decay`` (``v decay`` when ``v_leak = 0``)::
 
     IF, LIF, I, LI, "currents":  h = leak(v) + x gain,  z = fire(h),  v' = reset(h)
@@ -50,15 +51,20 @@ class StepStates:
         self.states: list[State] = []
 
     def declare(self, node: str, var: str, shape: tuple[int, ...]) -> str:
-        """A new state input ``state.<node>.<var>`` of per-sample ``shape``; returns its name."""
-        source = self.b.name(f"state.{node}.{var}")
-        self.states.append(State(source, f"next.{node}.{var}", tuple(shape)))
+        """A new state of per-sample ``shape``: input ``state.<node>.<var>``, output ``next.<node>.<var>`` (both
+        with the suffix ``_k`` where either name is taken, e.g. by a node named ``state.<node>.<var>``, so that the
+        pair still differs only in its prefix); returns the input's name."""
+        base, k = f"{node}.{var}", 1
+        while not self.b.free(f"state.{base}", f"next.{base}"):
+            base, k = f"{node}.{var}_{k}", k + 1
+        source, target = self.b.name(f"state.{base}"), self.b.name(f"next.{base}")
+        self.states.append(State(source, target, tuple(shape)))
         return source
 
     def close(self, source: str, value: str) -> None:
         """The step's new value of state ``source``: an Identity named as the state's output."""
         state = next(s for s in self.states if s.source == source)
-        self.b.nodes.append(self.b.onnx.helper.make_node("Identity", [value], [self.b.name(state.target)]))
+        self.b.nodes.append(self.b.onnx.helper.make_node("Identity", [value], [state.target]))
 
 
 def _array(value, shape: tuple[int, ...]) -> np.ndarray:
@@ -118,12 +124,12 @@ def _nearest_level(b: GraphBuilder, n: _Neuron, h: str, name: str) -> str:
 
 def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str, shape: tuple[int, ...]) -> str:
     """IF / LIF / I / LI (module docstring): spikes ``[B, *shape]``, or ``h`` for I and LI."""
-    v = states.declare(name, "v", shape)
+    v = v_state = states.declare(name, "v", shape)
     if n.leak_first:
         v = _leak(b, n, v, name, shape)
     h = b.op("Add", [v, b.scaled(x, _array(n.gain, shape), f"{name}.input")], f"{name}.h")
     out, v_next = (h, h) if n.v_th is None else _fire(b, n, h, name, shape)
-    states.close(f"state.{name}.v", v_next if n.leak_first else _leak(b, n, v_next, name, shape))
+    states.close(v_state, v_next if n.leak_first else _leak(b, n, v_next, name, shape))
     return out
 
 
@@ -138,8 +144,8 @@ def cuba_step(b: GraphBuilder, states: StepStates, n: _Cuba | _CubaEuler, name: 
     h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, _array(n.v_from_i, shape), f"{name}.v_in")],
              f"{name}.h")
     z, v_next = _fire(b, n, h, name, shape)
-    states.close(f"state.{name}.v", v_next)
-    states.close(f"state.{name}.i", b.scaled(i_now, _array(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
+    states.close(v, v_next)
+    states.close(i, b.scaled(i_now, _array(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
     if due is None:
         return z
     states.close(due, z)
