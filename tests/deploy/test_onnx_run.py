@@ -1,0 +1,81 @@
+"""Running ONNX models in onnxruntime (``deploy.onnx_run.run_onnx``): what it feeds and what it refuses.
+
+* A step model's states are the inputs ``state.X`` with an output ``next.X``, not every input after the first: an
+  Output node named ``next.lif.v`` (its state then ``state.lif.v_1``) runs with GraphSimulator's spikes.
+* Refused in one line: a model with two data inputs (the second was fed zeros as if it were a state), input of
+  another shape than the model's, no time step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+
+nir = pytest.importorskip("nir")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from deepspike.deploy import GraphSimulator  # noqa: E402
+from deepspike.deploy.onnx_export import nir_to_onnx  # noqa: E402
+from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
+
+DT = 1e-3
+
+
+def _lif(n: int):
+    return nir.LIF(tau=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                   v_reset=np.zeros(n))
+
+
+def _graph(output: str = "output", second_input: bool = False) -> nir.NIRGraph:
+    """input [4] -> linear [3] -> lif -> ``output``; with ``second_input`` an Input ``b`` [2] -> linear joins."""
+    rng = np.random.default_rng(2)
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "w": nir.Linear(weight=rng.normal(size=(3, 4)).astype(np.float32)), "lif": _lif(3),
+             output: nir.Output(output_type={"output": np.array([3])})}
+    edges = [("input", "w"), ("w", "lif"), ("lif", output)]
+    if second_input:
+        nodes |= {"b": nir.Input(input_type={"input": np.array([2])}),
+                  "wb": nir.Linear(weight=rng.normal(size=(3, 2)).astype(np.float32))}
+        edges += [("b", "wb"), ("wb", "lif")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": DT}, type_check=False)
+
+
+def _spikes(seed: int, *shape: int) -> torch.Tensor:
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+
+
+def test_an_output_named_like_a_state_is_not_fed_back_as_one():
+    graph = _graph(output="next.lif.v")
+    x = _spikes(0, 30, 2, 4)
+    expected = GraphSimulator.rate_coded(graph).run({"input": x})["next.lif.v"].float()
+    step = onnx_session(nir_to_onnx(graph))
+    assert [o.name for o in step.get_outputs()] == ["next.lif.v", "next.lif.v_1"]
+    assert 0 < expected.sum() < expected.numel()
+    assert torch.equal(run_onnx(step, x), expected)
+
+
+def _refused(session, x: torch.Tensor) -> str:
+    with pytest.raises(ConfigError) as e:
+        run_onnx(session, x)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("form", ["step", "sequence"])
+def test_a_model_with_two_data_inputs_is_refused(form):
+    """Before, the step model's second data input ``b`` was fed zeros as a state and the output returned as if that
+    were the model's answer; the sequence model failed in onnxruntime with a traceback."""
+    session = onnx_session(nir_to_onnx(_graph(second_input=True), form=form))
+    assert "this model has 2: ['input', 'b']" in _refused(session, _spikes(1, 10, 2, 4))
+
+
+@pytest.mark.parametrize("form", ["step", "sequence"])
+def test_input_of_another_shape_or_without_steps_is_refused(form):
+    session = onnx_session(nir_to_onnx(_graph(), form=form))
+    assert "x must be [T, B, 4] with T and B at least 1" in _refused(session, torch.zeros(10, 2, 5))
+    assert "got [10, 4]" in _refused(session, torch.zeros(10, 4))
+    assert "got [0, 2, 4]" in _refused(session, torch.zeros(0, 2, 4))
+    assert run_onnx(session, torch.zeros(1, 1, 4)).shape == (1, 1, 3)  # one step of one sample runs
