@@ -219,6 +219,22 @@ def test_written_file_reads_back_and_runs_the_same(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]  # no temporary file left
 
 
+def test_a_model_past_the_2_gib_of_a_file_is_refused_before_protobuf_holds_it(monkeypatch):
+    """A 23,200 x 23,200 float32 Linear (2.0 GiB) ended in protobuf's "EncodeError: Failed to serialize proto" inside
+    nir_to_onnx (write_onnx's own size check came too late). The constants are now counted as they are made: with the
+    limit put at 1 MiB + 60 kB, a 100 x 100 weight passes in float32 (40 kB) and is refused in float64 (80 kB)."""
+    from deepspike.deploy import onnx_export
+
+    monkeypatch.setattr(onnx_export, "MAX_PROTOBUF_BYTES", 2**20 + 60_000)  # GRAPH_BYTES: 1 MiB
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([100])}),
+                                "w": nir.Linear(weight=np.ones((100, 100), np.float32)),
+                                "output": nir.Output(output_type={"output": np.array([100])})},
+                         edges=[("input", "w"), ("w", "output")], metadata={"dt": DT}, type_check=False)
+    assert nir_to_onnx(graph).graph.initializer[0].dims == [100, 100]
+    for form in ("step", "sequence"):
+        assert "GiB, past the 2 GiB an ONNX file holds" in _refusal(graph, form=form, dtype="float64")
+
+
 def test_quantised_membranes_in_float64_give_the_simulators_spikes():
     graph = _every_node_graph()
     graph.nodes["output"] = nir.Output(output_type={"output": np.array([3, 3, 3])})

@@ -19,7 +19,8 @@ start of the step: before the first step that is the source's output for a zero 
 
 The graph is float32 unless ``dtype="float64"`` (which reproduces the float64 simulator bit for bit; tested);
 a float32 model differs from deepspike's float32 net only where a membrane lies within float rounding of a
-threshold (``deploy.conformance`` counts such spikes). Unsupported nodes and graphs are one-line errors.
+threshold (``deploy.conformance`` counts such spikes). Unsupported nodes and graphs are one-line errors, and so
+is a net whose constants do not fit the 2 GiB of one ONNX file.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ FORMS = ("step", "sequence")
 DTYPES = ("float32", "float64")
 MAX_PROTOBUF_BYTES = 2**31 - 1
 """A single ONNX file (protobuf) holds at most 2 GiB; a larger net is a one-line error."""
+GRAPH_BYTES = 2**20
+"""Room left in those 2 GiB for the graph around its constants (names, nodes, shapes: kilobytes)."""
+
+
+def _check_size(nbytes: int) -> None:
+    """A one-line ``ConfigError`` for a model of ``nbytes`` past protobuf's 2 GiB (``MAX_PROTOBUF_BYTES``)."""
+    if nbytes > MAX_PROTOBUF_BYTES:
+        raise ConfigError(f"ONNX export: the model takes {nbytes / 2**30:.2f} GiB, past the 2 GiB an ONNX file holds")
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
@@ -136,6 +145,7 @@ def _step_model(sim: GraphSimulator, b: GraphBuilder, prefix: str = "", states_f
     state_out = [value_info(b, s.target, ("batch", *s.shape)) for s in states]
     inputs, outputs = (state_in + data_in, state_out + data_out) if states_first else (data_in + state_in,
                                                                                        data_out + state_out)
+    _check_size(b.constant_bytes + GRAPH_BYTES)  # before protobuf holds them: past 2 GiB it fails (EncodeError)
     graph = b.onnx.helper.make_graph(b.nodes, "deepspike_step", inputs, outputs, b.initializers)
     return graph, states
 
@@ -191,9 +201,7 @@ def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", sign
 def write_onnx(model, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` atomically (``core.atomic``); a model past protobuf's 2 GiB is a one-line
     ``ConfigError``."""
-    size = model.ByteSize()
-    if size > MAX_PROTOBUF_BYTES:
-        raise ConfigError(f"ONNX export: the model takes {size / 2**30:.1f} GiB, past the 2 GiB an ONNX file holds")
+    _check_size(model.ByteSize())
     path = Path(path)
     encoded = io.BytesIO(model.SerializeToString())
     atomic_write(path, lambda f: f.write(encoded.getvalue()))

@@ -49,6 +49,7 @@ class GraphBuilder:
         self.dtype = np.dtype(dtype)
         self.nodes: list = []
         self.initializers: list = []
+        self.constant_bytes = 0  # the initializers' data, counted before protobuf has to hold it
         self._used: set[str] = set()
 
     def name(self, hint: str) -> str:
@@ -71,6 +72,7 @@ class GraphBuilder:
         """An initializer ``array`` (the builder's dtype unless ``dtype``) named after ``hint``."""
         name = self.name(hint)
         value = np.asarray(array, dtype=self.dtype if dtype is None else dtype)
+        self.constant_bytes += value.nbytes
         self.initializers.append(self.onnx.numpy_helper.from_array(value, name))
         return name
 
