@@ -89,6 +89,17 @@ def test_a_ttfs_net_is_refused_for_onnx(tiny_run, tmp_path, monkeypatch):
     assert not (tmp_path / "t.onnx").exists()
 
 
+def test_a_ttfs_run_given_nir_and_onnx_writes_neither(tiny_run, tmp_path, monkeypatch, capsys):
+    """``export TTFS_RUN --nir a.nir --onnx b.onnx`` wrote a.nir, then refused b.onnx (exit 2 with a file written);
+    the ONNX part, which refuses TTFS nets, now runs first."""
+    graph, _ = onnx_files.run_graph(tiny_run)
+    monkeypatch.setattr(onnx_files, "run_graph", lambda *a, **k: (graph, "TTFS"))
+    nir_path, onnx_path = tmp_path / "a.nir", tmp_path / "b.onnx"
+    assert "is a TTFS net (export it with --nir)" in _refused(capsys, [str(tiny_run), "--nir", str(nir_path),
+                                                                       "--onnx", str(onnx_path)])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_membrane_readouts_graph_output_is_the_integrators_trajectory():
     """``graph_outputs`` (what ``--onnx`` verifies against) for a leaky membrane readout: ``v_t = 0.8 v_{t-1} + o_t``
     of the body's outputs, by a plain loop here, and the ONNX model of the exported graph gives the same values."""

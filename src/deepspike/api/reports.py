@@ -190,10 +190,13 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     if onnx is not None:
         check_replaces_only_an_onnx_file(onnx)
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
-    summary = export_run(run_dir, path, **options) if path is not None else {}
+    onnx_summary = None  # before the NIR file: it refuses TTFS nets, which --nir takes
     if onnx is not None:
         onnx_options = {k: v for k, v in options.items() if k in ("dt", "fold_thresholds", "round_delays")}
-        summary["onnx"] = export_run_onnx(run_dir, onnx, form=onnx_form or "step", **onnx_options)
+        onnx_summary = export_run_onnx(run_dir, onnx, form=onnx_form or "step", **onnx_options)
+    summary = export_run(run_dir, path, **options) if path is not None else {}
+    if onnx_summary is not None:
+        summary["onnx"] = onnx_summary
     if report is not None:
         summary["target"] = report
     if check:
