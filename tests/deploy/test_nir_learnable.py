@@ -93,6 +93,23 @@ def test_per_channel_plif_with_learnt_thresholds_runs_the_same_in_the_simulator_
         from_nir(graph)
 
 
+@pytest.mark.parametrize("threshold", [-0.3, 0.0])
+def test_folding_a_learnt_threshold_that_is_not_positive_is_refused(threshold):
+    """h / th >= 1 <=> h >= th only for th > 0. A per-layer threshold learnt down to -0.3 was folded anyway: the
+    graph's output gave 0 spikes where the net gives 2714 (of 3000) on this input; 0 divided the weights by zero
+    (inf, refused later by the reader as "weight holds NaN or inf"). Unfolded, the graph gives the net's spikes."""
+    net = _net(per_channel=False)
+    with torch.no_grad():
+        net.body[1].threshold = nn.Parameter(torch.tensor(threshold))
+    with pytest.raises(ConfigError, match=f"which must be > 0; this net learnt {threshold:g}: export it without "
+                                          "folding"):
+        to_nir(net, (64,), dt=DT, fold_thresholds=True)
+    x = sample_input("dense", 100, batch=3)
+    graph = to_nir(net, (64,), dt=DT)
+    ours = _own_spikes(net, x)
+    assert ours.sum() > 0 and torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
+
+
 def test_refusals():
     with pytest.raises(ConfigError, match="learnt one per channel: export it without folding"):
         to_nir(_net(per_channel=True), (1, 8, 8), fold_thresholds=True)

@@ -227,7 +227,7 @@ class _RateGraph:
 
     def learnable(self, m: LearnableLIF) -> None:
         """A trained PLIF / learnt-threshold layer: its decay, input gain and threshold (``learnable_node``);
-        folding needs one threshold for the layer."""
+        folding needs one threshold for the layer, and a positive one (a learnt threshold is not kept > 0)."""
         with torch.no_grad():
             k = m.decay().float()
             gain = 1.0 - k if m.decay_input else torch.ones_like(k)
@@ -236,6 +236,9 @@ class _RateGraph:
             if th.numel() > 1 and not bool((th == th.reshape(-1)[0]).all()):
                 raise ConfigError("--fold-thresholds divides a layer's weights by its one threshold; this net learnt "
                                   "one per channel: export it without folding")
+            if not float(th.reshape(-1)[0]) > 0:  # h / th >= 1 <=> h >= th needs th > 0
+                raise ConfigError(f"--fold-thresholds divides a layer's weights by its threshold, which must be > 0; "
+                                  f"this net learnt {float(th.reshape(-1)[0]):g}: export it without folding")
             th = torch.tensor(self._fold(float(th.reshape(-1)[0])))
         self.resets.add(m.fixed.reset)
         node = learnable_node(k.numpy(), gain.numpy(), th.numpy(), m.fixed.reset, self.shape, self.dt)
