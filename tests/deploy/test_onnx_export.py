@@ -208,6 +208,29 @@ def test_threshold_node_by_hand():
     assert run_onnx(onnx_session(nir_to_onnx(graph)), x).tolist() == [[[1.0, 0.0, 0.0]], [[0.0, 1.0, 1.0]]]
 
 
+def test_one_delay_and_threshold_per_value_in_a_flat_layout_by_a_plain_loop():
+    """A Delay and a Threshold on a [2, 3, 3] layer given one value per element as a flat [18] (check_shapes accepts
+    "one per value"): nir_to_onnx ended in numpy's broadcast ValueError for the Delay, and the Threshold's model failed
+    in the runtime. Now both are read in row-major order, as the neurons' parameters are: y[t, b, e] = x[t - k_e, b,
+    e] > th_e (x = 0 before the first step) by a plain loop."""
+    steps, th = np.arange(18) % 4, np.linspace(-0.5, 1.5, 18)
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2, 3, 3])}),
+                                "delay": nir.Delay(delay=steps * DT), "thr": nir.Threshold(threshold=th),
+                                "output": nir.Output(output_type={"output": np.array([2, 3, 3])})},
+                         edges=[("input", "delay"), ("delay", "thr"), ("thr", "output")], metadata={"dt": DT},
+                         type_check=False)
+    x = torch.rand((9, 2, 2, 3, 3), generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 0.5
+    expected, flat = torch.zeros(9, 2, 18, dtype=torch.float64), x.reshape(9, 2, 18)
+    for t in range(9):
+        for e in range(18):  # zeros before the first step
+            delayed = flat[t - steps[e], :, e] if t >= steps[e] else torch.zeros(2, dtype=torch.float64)
+            expected[t, :, e] = (delayed > th[e]).double()
+    expected = expected.reshape(9, 2, 2, 3, 3)
+    assert 0 < expected.sum() < expected.numel()
+    assert torch.equal(_reference(nir_to_onnx(graph, form="sequence", dtype="float64"), x), expected)
+    assert torch.equal(_stepped(nir_to_onnx(graph, dtype="float64"), x), expected)
+
+
 def test_written_file_reads_back_and_runs_the_same(tmp_path):
     graph = _recurrent_graph()
     model = nir_to_onnx(graph, form="sequence")

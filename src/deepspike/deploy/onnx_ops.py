@@ -20,6 +20,7 @@ float64 simulator).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.optional import require_package
@@ -91,6 +92,13 @@ class GraphBuilder:
         return self.op("Cast", [flags], hint, to=self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype))
 
 
+def per_value(value, shape: tuple[int, ...]) -> np.ndarray:
+    """A node parameter (a number, or one value per element of a ``shape`` layer in any layout, e.g. ``[C*H*W]``
+    for ``[C, H, W]``) as an array broadcasting on ``shape``: the values in their row-major order."""
+    a = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
+    return a.reshape(shape) if a.size == int(np.prod(shape)) and a.size > 1 else a.reshape(()) if a.size == 1 else a
+
+
 def _linear(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
     y = b.op("MatMul", [x, b.const(f"{name}.weight_t", np.asarray(node.weight, dtype=np.float64).T)], name)
     if hasattr(node, "bias"):
@@ -134,7 +142,7 @@ def stateless(b: GraphBuilder, name: str, node, x: str, shape: tuple[int, ...], 
     if kind == "Scale":
         return b.scaled(x, np.asarray(node.scale, dtype=np.float64), name)
     if kind == "Threshold":
-        over = b.op("Greater", [x, b.const(f"{name}.threshold", np.asarray(node.threshold, dtype=np.float64))])
+        over = b.op("Greater", [x, b.const(f"{name}.threshold", per_value(node.threshold, shape))])
         return b.as_float(over, name)
     check_supported(name, node)
     raise ConfigError(f"ONNX export: node {name!r} of type {kind} has state")  # the caller writes those

@@ -31,7 +31,7 @@ import torch
 
 from deepspike.deploy.nir_delays import DelayLine
 from deepspike.deploy.nir_sim import _Cuba, _CubaEuler, _Leaky, _Neuron
-from deepspike.deploy.onnx_ops import GraphBuilder
+from deepspike.deploy.onnx_ops import GraphBuilder, per_value
 
 
 @dataclass(frozen=True)
@@ -67,19 +67,13 @@ class StepStates:
         self.b.nodes.append(self.b.onnx.helper.make_node("Identity", [value], [state.target]))
 
 
-def _array(value, shape: tuple[int, ...]) -> np.ndarray:
-    """A neuron parameter (a number, or one value per neuron in any layout) as an array broadcasting on ``shape``."""
-    a = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
-    return a.reshape(shape) if a.size == int(np.prod(shape)) and a.size > 1 else a.reshape(()) if a.size == 1 else a
-
-
 def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str, shape: tuple[int, ...]) -> str:
     if n.decay is None:
         return v
-    decay = _array(n.decay, shape)
+    decay = per_value(n.decay, shape)
     if isinstance(n.v_leak, float) and n.v_leak == 0.0:
         return b.scaled(v, decay, f"{name}.leak")
-    v_leak = b.const(f"{name}.v_leak", _array(n.v_leak, shape))
+    v_leak = b.const(f"{name}.v_leak", per_value(n.v_leak, shape))
     return b.op("Add", [b.scaled(b.op("Sub", [v, v_leak]), decay, f"{name}.leak"), v_leak])
 
 
@@ -87,13 +81,13 @@ def _fire(b: GraphBuilder, n: _Neuron, h: str, name: str, shape: tuple[int, ...]
     """``(z, v)``: the spikes ``fire(h)`` as 0/1 and the membrane after the reset."""
     if n.state_quant is not None:
         h = _nearest_level(b, n, h, name)
-    v_th = b.const(f"{name}.v_threshold", _array(n.v_th, shape))
+    v_th = b.const(f"{name}.v_threshold", per_value(n.v_th, shape))
     fired = b.op("Greater" if n.compare is torch.gt else "GreaterOrEqual", [h, v_th], f"{name}.fired")
     z = b.as_float(fired, f"{name}.spikes")
     if n.reset_mode == "subtract":
         return z, b.op("Sub", [h, b.op("Mul", [z, v_th])], f"{name}.reset")
     if n.reset_mode == "zero":
-        return z, b.op("Where", [fired, b.const(f"{name}.v_reset", _array(n.v_reset, shape)), h], f"{name}.reset")
+        return z, b.op("Where", [fired, b.const(f"{name}.v_reset", per_value(n.v_reset, shape)), h], f"{name}.reset")
     return z, h
 
 
@@ -127,7 +121,7 @@ def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str
     v = v_state = states.declare(name, "v", shape)
     if n.leak_first:
         v = _leak(b, n, v, name, shape)
-    h = b.op("Add", [v, b.scaled(x, _array(n.gain, shape), f"{name}.input")], f"{name}.h")
+    h = b.op("Add", [v, b.scaled(x, per_value(n.gain, shape), f"{name}.input")], f"{name}.h")
     out, v_next = (h, h) if n.v_th is None else _fire(b, n, h, name, shape)
     states.close(v_state, v_next if n.leak_first else _leak(b, n, v_next, name, shape))
     return out
@@ -139,13 +133,13 @@ def cuba_step(b: GraphBuilder, states: StepStates, n: _Cuba | _CubaEuler, name: 
     v, i = states.declare(name, "v", shape), states.declare(name, "i", shape)
     exact = isinstance(n, _Cuba)
     due = states.declare(name, "due", shape) if exact else None
-    i_in = b.scaled(x, _array(n.i_gain, shape), f"{name}.i_in")
-    i_now = b.op("Add", [i if exact else b.scaled(i, _array(n.i_decay, shape), f"{name}.i_leak"), i_in], f"{name}.i")
-    h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, _array(n.v_from_i, shape), f"{name}.v_in")],
+    i_in = b.scaled(x, per_value(n.i_gain, shape), f"{name}.i_in")
+    i_now = b.op("Add", [i if exact else b.scaled(i, per_value(n.i_decay, shape), f"{name}.i_leak"), i_in], f"{name}.i")
+    h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, per_value(n.v_from_i, shape), f"{name}.v_in")],
              f"{name}.h")
     z, v_next = _fire(b, n, h, name, shape)
     states.close(v, v_next)
-    states.close(i, b.scaled(i_now, _array(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
+    states.close(i, b.scaled(i_now, per_value(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
     if due is None:
         return z
     states.close(due, z)
@@ -161,7 +155,7 @@ def delay_step(b: GraphBuilder, states: StepStates, line: DelayLine, name: str, 
     history = states.declare(name, "history", (k, *shape))
     full = b.op("Concat", [history, b.op("Unsqueeze", [x, b.const(f"{name}.axis", [1], np.int64)])], f"{name}.full",
                 axis=1)
-    steps = np.broadcast_to(line.steps.numpy(), shape)
+    steps = np.broadcast_to(per_value(line.steps, shape), shape)
     pick = (np.arange(k + 1).reshape(-1, *[1] * len(shape)) == (k - steps)[None]).astype(np.float64)
     y = b.op("ReduceSum", [b.op("Mul", [full, b.const(f"{name}.pick", pick)]),
                            b.const(f"{name}.axes", [1], np.int64)], name, keepdims=0)
