@@ -17,7 +17,8 @@ A recurrent layer's feedback edge (``graph_order.feedback_edges``; its source a 
 source's input of the step before as a state (``state.<source>.input``), and the source is applied to it at the
 start of the step: before the first step that is the source's output for a zero input, as the simulator has it.
 
-The graph is float32 unless ``dtype="float64"`` (which reproduces the float64 simulator bit for bit; tested);
+The graph is float32 unless ``dtype="float64"``, which reproduces the float64 simulator's spikes (tested; a
+convolution or sum pool sums in another order, so real values after one differ by about 1e-15);
 a float32 model differs from deepspike's float32 net only where a membrane lies within float rounding of a
 threshold (``deploy.conformance`` counts such spikes). Unsupported nodes and graphs are one-line errors, and so
 is a net whose constants do not fit the 2 GiB of one ONNX file.

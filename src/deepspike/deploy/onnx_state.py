@@ -3,8 +3,8 @@
 A node's state enters the step graph as ``state.<node>.<var>`` and leaves it as ``next.<node>.<var>`` (both
 ``..._k`` where a node of the graph is named so); the caller feeds each step the states the step before
 returned (zeros at the start). The arithmetic is :mod:`~deepspike.deploy.nir_sim`'s, read from the simulator's
-own node objects, operation for operation, so a float64 graph reproduces
-:class:`~deepspike.deploy.nir_sim.GraphSimulator` bit for bit. With
+own node objects, operation for operation, so a float64 graph reproduces the state updates of
+:class:`~deepspike.deploy.nir_sim.GraphSimulator` bit for bit (given the same inputs). With
 ``leak(v) = v_leak + (v - v_leak) decay`` (``v decay`` when ``v_leak = 0``)::
 
     IF, LIF, I, LI, "currents":  h = leak(v) + x gain,  z = fire(h),  v' = reset(h)
