@@ -79,12 +79,8 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
     (forward Euler over ``dt``, as ``neuron_node``); ``k = 1`` everywhere (no leak) is an ``IF`` with ``r = c /
     dt``. A decay of 1 in some channels only has no finite tau: a one-line ``ConfigError``."""
     nir = require_nir()
-
-    def spread(values: np.ndarray) -> np.ndarray:  # () or [C] -> shape
-        values = np.asarray(values, dtype=np.float64)
-        return np.broadcast_to(values.reshape(values.shape + (1,) * (len(shape) - values.ndim)), shape).copy()
-
-    k, c, th = spread(decay), spread(gain), spread(threshold).astype(np.float32)
+    k, c = spread_per_channel(decay, shape), spread_per_channel(gain, shape)
+    th = spread_per_channel(threshold, shape).astype(np.float32)
     meta = {"reset": reset, "fires": "v >= threshold", "decay": np.asarray(decay, np.float64).tolist(),
             "dt": float(dt)}
     if (k == 1.0).all():
@@ -95,6 +91,43 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
     tau = float32_time_constants(dt, k)
     return nir.LIF(tau=tau, r=(c * tau.astype(np.float64) / dt).astype(np.float32), v_leak=0 * th, v_threshold=th,
                    v_reset=0 * th, metadata=meta)
+
+
+def spread_per_channel(values, shape: tuple[int, ...]) -> np.ndarray:
+    """One value per layer (``()``) or per channel (``[C]``, the first axis of ``shape``) as one per neuron
+    ``shape`` (float64)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.broadcast_to(values.reshape(values.shape + (1,) * (len(shape) - values.ndim)), shape).copy()
+
+
+def converted_if_node(threshold, reset: str, initial: float, weighted: bool, signed: bool, shape: tuple[int, ...],
+                      dt: float):
+    """The ``IF`` node of a low-latency converted neuron (``neurons.chunked_if.ChunkedIF``: Bu et al. 2022's start
+    membrane ``v_0 = initial th``, threshold-valued spikes, signed spikes, per-channel thresholds): ``r = 1/dt``
+    (``x_t`` per step), ``v_threshold`` its threshold per neuron (``threshold``: one value or one per channel), and
+    what NIR cannot say in deepspike's own metadata keys ``initial``, ``weighted`` and ``signed``
+    (``low_latency_rules``), which GraphSimulator and the ONNX export read and other NIR tools do not."""
+    nir = require_nir()
+    th = spread_per_channel(threshold, shape).astype(np.float32)
+    meta = {"reset": reset, "fires": "v >= threshold", "decay": 1.0, "dt": float(dt), "initial": float(initial),
+            "weighted": bool(weighted), "signed": bool(signed)}
+    return nir.IF(r=np.full(shape, 1.0 / dt, dtype=np.float32), v_threshold=th, v_reset=0 * th, metadata=meta)
+
+
+def low_latency_rules(node) -> tuple[float, bool, bool]:
+    """``(initial, weighted, signed)`` of a spiking node from deepspike's metadata (``converted_if_node``; ``(0,
+    False, False)`` when absent): the membrane starts at ``initial * v_threshold``, a spike carries the neuron's
+    threshold, and a neuron whose membrane is below 0 while its net spike count is positive fires -1 (reset by
+    subtraction: ``v += v_threshold``). Values of another kind are a one-line ``ConfigError``."""
+    meta = getattr(node, "metadata", None) or {}
+    initial, weighted, signed = (meta.get(k, d) for k, d in (("initial", 0.0), ("weighted", False), ("signed", False)))
+    flags_ok = all(isinstance(f, bool | np.bool_) for f in (weighted, signed))
+    if not (flags_ok and isinstance(initial, int | float | np.floating) and 0.0 <= float(initial) < 1.0):
+        raise ConfigError(f"NIR: a neuron's metadata initial={initial!r}, weighted={weighted!r}, signed={signed!r}: "
+                          "expected a fraction in [0, 1) and two true/false flags")
+    if signed and firing_rules(node)[0] != "subtract":
+        raise ConfigError("NIR: a neuron with signed spikes must reset by subtraction (metadata reset='subtract')")
+    return float(initial), bool(weighted), bool(signed)
 
 
 def float32_time_constants(dt: float, decay: np.ndarray) -> np.ndarray:

@@ -42,7 +42,13 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
-from deepspike.deploy.neurons import float32_time_constant, learnable_node, neuron_node, synaptic_node
+from deepspike.deploy.neurons import (
+    converted_if_node,
+    float32_time_constant,
+    learnable_node,
+    neuron_node,
+    synaptic_node,
+)
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
@@ -59,6 +65,7 @@ from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAtten
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
+from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -187,8 +194,9 @@ class _RateGraph:
     layer (for ``fold_thresholds``; a delayed layer's branches as one tuple)."""
 
     def __init__(self, nir, shape: tuple[int, ...], dt: float, fold_thresholds: bool, coding: dict,
-                 round_delays: bool = False) -> None:
+                 round_delays: bool = False, low_latency: bool = False) -> None:
         self.nir, self.shape, self.dt, self.fold, self.round_delays = nir, shape, dt, fold_thresholds, round_delays
+        self.low_latency = low_latency
         self.nodes: dict = {"input": nir.Input(input_type={"input": np.array(shape)}, metadata=coding)}
         self.edges: list[tuple[str, str]] = []
         self.last, self.joins, self.pending, self.resets, self.delayed_layers = "input", [], [], set(), 0
@@ -225,6 +233,17 @@ class _RateGraph:
                 last.bias = last.bias / threshold
         return 1.0
 
+    def converted(self, m: ChunkedIF) -> None:
+        """A low-latency converted neuron (start membrane, threshold-valued or signed spikes, per-channel thresholds)
+        as an ``IF`` with deepspike's metadata (``converted_if_node``); its thresholds are not folded."""
+        if self.fold:
+            raise ConfigError("--fold-thresholds: a low-latency converted net (threshold-valued spikes, per-channel "
+                              "thresholds or a start membrane) keeps its thresholds; export it without folding")
+        th = m.channel_thresholds.numpy() if m.channel_thresholds is not None else m.params.threshold
+        self.resets.add(m.params.reset)
+        self.add("if", converted_if_node(th, m.params.reset, m.initial, m.weighted, m.signed, self.shape, self.dt))
+        self.pending.clear()
+
     def learnable(self, m: LearnableLIF) -> None:
         """A trained PLIF / learnt-threshold layer: its decay, input gain and threshold (``learnable_node``);
         folding needs one threshold for the layer, and a positive one (a learnt threshold is not kept > 0)."""
@@ -254,6 +273,8 @@ class _RateGraph:
             self.recurrent(m)
         elif isinstance(m, DelayedLinear):
             self.delayed(m)
+        elif isinstance(m, ChunkedIF) and not m.plain and self.low_latency:
+            self.converted(m)
         elif isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)
@@ -342,14 +363,16 @@ class _RateGraph:
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
-           metadata: dict | None = None, round_delays: bool = False):
+           metadata: dict | None = None, round_delays: bool = False, low_latency: bool = False):
     """The ``nir.NIRGraph`` of a rate-coded network (module docstring).
 
     input_shape: one time step of the input without batch, e.g. ``(C, H, W)``. dt: seconds per step.
     round_delays: export layers with learnable synaptic delays as the rounded net (``DelayedLinear.round_delays_``:
     each synapse delivers once, ``d = discrete_delays()`` steps late), the graph's metadata saying
     ``delays_rounded: True``; without it such a net is a one-line ``ConfigError``. A net without delays is
-    exported as it is.
+    exported as it is. low_latency: a converted net's low-latency neurons (start membrane, threshold-valued or
+    signed spikes, per-channel thresholds) as ``IF`` nodes with deepspike's metadata (``neurons.converted_if_node``),
+    which GraphSimulator and the ONNX export run and other NIR tools do not; without it they are refused.
     """
     nir = require_nir()
     check_dt(dt)
@@ -357,7 +380,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
     shape = tuple(int(s) for s in input_shape)
     coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}
-    graph = _RateGraph(nir, shape, dt, fold_thresholds, coding, round_delays)
+    graph = _RateGraph(nir, shape, dt, fold_thresholds, coding, round_delays, low_latency)
     with torch.no_grad():
         for m in mods:
             graph.module(m)
@@ -375,8 +398,8 @@ def _check_plain(neuron: nn.Module) -> None:
     exported IF node would not mean."""
     if not getattr(neuron, "plain", True):
         raise ConfigError(
-            "NIR export takes converted nets with 0/1 spikes, one threshold per layer and v_0 = 0; "
-            "this one uses threshold-valued spikes, per-channel thresholds or a start membrane"
+            "NIR export takes converted nets with 0/1 spikes, one threshold per layer and v_0 = 0; this one uses "
+            "threshold-valued spikes, per-channel thresholds or a start membrane (export --onnx writes it)"
         )
 
 
@@ -468,10 +491,11 @@ def _refuse_unused(run_dir, kind: str, given: dict) -> None:
 
 
 def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_thresholds: bool = False,
-              large: float | None = None, t_window: float | None = None, round_delays: bool = False) -> tuple:
+              large: float | None = None, t_window: float | None = None, round_delays: bool = False,
+              low_latency: bool = False) -> tuple:
     """``(graph, kind)``: a trained run's checkpoint as a NIR graph and the kind of net ("rate-coded", "TTFS",
     "windowed TTFS"); the options as :func:`export_run` reads them (an ANN run or an option its kind does not
-    use is a one-line ``ConfigError``)."""
+    use is a one-line ``ConfigError``); ``low_latency`` as :func:`to_nir` reads it."""
     config, parts, _ = load_run(run_dir, device="cpu")
     if config.method.name == "ann":
         raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
@@ -490,7 +514,7 @@ def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_threshol
         t_window = DEFAULT_T_WINDOW if t_window is None else t_window
         return to_nir_ttfs(parts.model, shape, large=large, t_window=t_window, metadata=info), kind
     graph = to_nir(parts.model, shape, dt=DEFAULT_DT if dt is None else dt, fold_thresholds=fold_thresholds,
-                   metadata=info, round_delays=round_delays)
+                   metadata=info, round_delays=round_delays, low_latency=low_latency)
     return graph, kind
 
 

@@ -37,7 +37,9 @@ arrives at ``k dt`` and V, which only impulses raise, is tested right after it, 
 ``fires: "v >= threshold"``. ``reset`` from the metadata: "zero" (default, NIR's) ``v_reset``, "subtract"
 ``h - v_threshold``, "none" ``h``. The metadata is read by ``deploy.neurons.firing_rules``, as ``from_nir`` reads it;
 a quantised membrane's ``state_bits`` / ``state_low`` / ``state_high`` (``deploy.neurons.state_quant_of``) put ``h``
-on its level before the test.
+on its level before the test. A low-latency converted neuron's ``initial`` / ``weighted`` / ``signed`` (IF and LIF
+nodes; ``deploy.neurons.low_latency_rules``) start ``v`` at ``initial v_threshold``, send ``z v_threshold`` and fire
+``z = -1`` where ``h < 0`` while the net spike count is positive (reset by subtraction with ``z``).
 deepspike's neuron (``h_t = k v_{t-1} + x_t``, spike when ``h_t >= th``, then reset; ``deploy.neurons``) is
 "euler" with "currents" for its file's ``tau = dt / (1 - k)``, ``r = tau / dt`` (decay k, gain 1), step for step.
 
@@ -84,7 +86,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
-from deepspike.deploy.neurons import _uniform, firing_rules, state_quant_of
+from deepspike.deploy.neurons import _uniform, firing_rules, low_latency_rules, state_quant_of
 from deepspike.deploy.nir_delays import DelayLine, delay_steps
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_import import _pair, _plain, _step
@@ -138,6 +140,8 @@ class _Neuron:
         self.state_quant = state_quant_of(node) if spiking else None  # a quantised membrane (metadata)
         if self.state_quant is not None:
             self.quant_threshold = _uniform("v_threshold", node.v_threshold)
+        self.initial, self.weighted, self.signed = low_latency_rules(node) if spiking else (0.0, False, False)
+        self.count: torch.Tensor | None = None  # signed spikes: the net spike count so far
         self.decay: float | torch.Tensor | None = None
         self.v_leak: float | torch.Tensor = 0.0
         self.state: tuple | None = None
@@ -164,6 +168,38 @@ class _Neuron:
         elif self.reset_mode == "zero":
             torch.where(fire, self.v_reset, v, out=v)
 
+    def _fire_valued(self, v: torch.Tensor) -> torch.Tensor:
+        """A low-latency converted neuron's step (``deploy.neurons.low_latency_rules``), ``v`` reset in place: the
+        spikes ``z`` = 1 where ``v`` passes the threshold and, signed, -1 where ``v < 0`` while the net count is
+        positive (the count then moves by ``z``); ``v -= z v_th`` (or ``v_reset`` where ``z != 0``); returned as
+        ``z v_th`` (weighted) or ``z``."""
+        if self.state_quant is not None:
+            v.copy_(self.state_quant(v, self.quant_threshold))
+        z = self.compare(v, self.v_th).to(v.dtype)
+        if self.signed:
+            z.sub_(((v < 0) & (self.count > 0)).to(v.dtype))
+            self.count.add_(z)
+        if self.reset_mode == "subtract":
+            v.sub_(z * self.v_th)
+        elif self.reset_mode == "zero":
+            torch.where(z != 0, torch.as_tensor(self.v_reset, dtype=v.dtype), v, out=v)
+        return z * self.v_th if self.weighted else z
+
+    def refuse_low_latency(self) -> None:
+        """A one-line ``ConfigError`` for the low-latency metadata on a node that does not run it (CubaLIF)."""
+        if self.initial or self.weighted or self.signed:
+            raise ConfigError("NIR simulation: the metadata initial / weighted / signed (low-latency converted "
+                              "neurons) are read on IF and LIF nodes only, not on CubaLIF")
+
+    def _start(self, like: torch.Tensor) -> torch.Tensor:
+        """The membrane before the first step: 0, or ``initial * v_th`` (low-latency converted neurons)."""
+        v = torch.zeros_like(like)
+        if self.initial:
+            v.add_(self.v_th * self.initial)
+        if self.signed:
+            self.count = torch.zeros_like(like)
+        return v
+
 
 class _Leaky(_Neuron):
     """IF / LIF / I / LI: ``h = leak(v) + gain x[k]``, test, reset (module docstring: ``integration``, ``signals``)."""
@@ -185,7 +221,7 @@ class _Leaky(_Neuron):
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs ``[Tc, B, ...]`` -> output spikes (IF/LIF) or membrane ``h`` (I/LI) ``[Tc, B, ...]``."""
-        v = self.state if self.state is not None else torch.zeros_like(x[0])
+        v = self.state if self.state is not None else self._start(x[0])
         out = torch.empty_like(x)
         fire = torch.empty(x.shape[1:], dtype=torch.bool)
         for k in range(x.shape[0]):
@@ -194,6 +230,8 @@ class _Leaky(_Neuron):
             v.add_(x[k] * self.gain)
             if self.v_th is None:
                 out[k].copy_(v)
+            elif self.weighted or self.signed:
+                out[k].copy_(self._fire_valued(v))
             else:
                 self._fire(v, fire)
                 out[k].copy_(fire)
@@ -208,6 +246,7 @@ class _Cuba(_Neuron):
 
     def __init__(self, nir, node, dt: float) -> None:
         super().__init__(node, True)
+        self.refuse_low_latency()
         ts, tm = _t(node.tau_syn), _t(node.tau_mem)
         x = (dt * (1.0 / tm - 1.0 / ts)).abs()
         ratio = torch.where(x == 0, torch.ones_like(x), -torch.expm1(-x) / torch.where(x == 0, 1.0, x))  # in (0, 1]
@@ -242,6 +281,7 @@ class _CubaEuler(_Neuron):
 
     def __init__(self, nir, node, dt: float) -> None:
         super().__init__(node, True)
+        self.refuse_low_latency()
         ts, tm = _t(node.tau_syn), _t(node.tau_mem)
         self.i_decay, self.i_gain = _param(_euler_decay(ts, dt, "tau_syn")), _param(_t(node.w_in) * dt / ts)
         self.decay, self.v_leak = _param(_euler_decay(tm, dt, "tau_mem")), _param(node.v_leak)

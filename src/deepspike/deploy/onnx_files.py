@@ -70,7 +70,7 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
     """Write the rate-coded run ``run_dir`` as an ONNX model at ``path`` (module docstring); returns the summary:
     the file, its form, opset and size, its inputs, outputs and states with their shapes, and ``verified``."""
     target = check_replaces_only_an_onnx_file(path)
-    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays)
+    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays, low_latency=True)
     if kind != "rate-coded":
         raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; {run_dir} is a {kind} net "
                           "(export it with --nir)")

@@ -16,10 +16,14 @@ own node objects, operation for operation, so a float64 graph reproduces the sta
                                  y[b, e] = full[b, K - k_e, e],  history' = full[:, 1:]
 
 ``fire(h) = h > v_threshold`` (``>=`` where the node's metadata says so), a spike is 1.0; ``reset``: "zero"
-``v_reset`` where it fired, "subtract" ``h - z v_threshold``, "none" ``h``. I and LI output ``h`` itself. A membrane
-quantised in the node's metadata (``state_bits``; ``neurons.state_quant``) is put on its nearest level before the
-test, as ``StateQuant`` computes it: in float32, NaN kept, clamped to the levels' range, the pair of levels around
-``h`` found from ``floor((h - l_0) / step)`` in float64, the nearer one taken (a tie goes to the lower).
+``v_reset`` where it fired, "subtract" ``h - z v_threshold``, "none" ``h``. A low-latency converted neuron
+(metadata ``initial``, ``weighted``, ``signed``; ``deploy.neurons.low_latency_rules``) starts at ``v_0 = initial
+v_threshold`` through a state ``started`` (``v + v_0 (1 - started)``, so its states too start at zero), fires -1
+where ``h < 0`` while its net count (a state) is positive, and outputs ``z v_threshold`` when weighted. I and LI
+output ``h`` itself. A membrane quantised in the node's metadata (``state_bits``; ``neurons.state_quant``) is put on
+its nearest level before the test, as ``StateQuant`` computes it: in float32, NaN kept, clamped to the levels'
+range, the pair of levels around ``h`` found from ``floor((h - l_0) / step)`` in float64, the nearer one taken (a
+tie goes to the lower).
 """
 
 from __future__ import annotations
@@ -77,18 +81,38 @@ def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str, shape: tuple[int, ...]
     return b.op("Add", [b.scaled(b.op("Sub", [v, v_leak]), decay, f"{name}.leak"), v_leak])
 
 
-def _fire(b: GraphBuilder, n: _Neuron, h: str, name: str, shape: tuple[int, ...]) -> tuple[str, str]:
-    """``(z, v)``: the spikes ``fire(h)`` as 0/1 and the membrane after the reset."""
+def _fire(b: GraphBuilder, states: StepStates, n: _Neuron, h: str, name: str,
+          shape: tuple[int, ...]) -> tuple[str, str]:
+    """``(out, v)``: the spikes ``fire(h)`` (0/1; signed: -1 too, with the net count a state; weighted: times the
+    threshold) and the membrane after the reset."""
     if n.state_quant is not None:
         h = _nearest_level(b, n, h, name)
     v_th = b.const(f"{name}.v_threshold", per_value(n.v_th, shape))
     fired = b.op("Greater" if n.compare is torch.gt else "GreaterOrEqual", [h, v_th], f"{name}.fired")
     z = b.as_float(fired, f"{name}.spikes")
+    if n.signed:  # -1 where h < 0 while the net count is positive; the count moves by the spike
+        count, zero = states.declare(name, "count", shape), b.const(f"{name}.zero", 0.0)
+        negative = b.op("And", [b.op("Less", [h, zero]), b.op("Greater", [count, zero])], f"{name}.negative")
+        z = b.op("Sub", [z, b.as_float(negative, f"{name}.negative_spikes")], f"{name}.signed_spikes")
+        states.close(count, b.op("Add", [count, z], f"{name}.count"))
+    out = b.op("Mul", [z, v_th], f"{name}.weighted") if n.weighted else z
     if n.reset_mode == "subtract":
-        return z, b.op("Sub", [h, b.op("Mul", [z, v_th])], f"{name}.reset")
+        return out, b.op("Sub", [h, b.op("Mul", [z, v_th])], f"{name}.reset")
     if n.reset_mode == "zero":
-        return z, b.op("Where", [fired, b.const(f"{name}.v_reset", per_value(n.v_reset, shape)), h], f"{name}.reset")
-    return z, h
+        return out, b.op("Where", [fired, b.const(f"{name}.v_reset", per_value(n.v_reset, shape)), h],
+                         f"{name}.reset")
+    return out, h
+
+
+def _started(b: GraphBuilder, states: StepStates, n: _Neuron, v: str, name: str, shape: tuple[int, ...]) -> str:
+    """``v + v_0 (1 - started)``: the membrane with its start value ``v_0 = initial v_th`` at the first step only
+    (a state ``started``, 0 before the first step and 1 after it, keeps every state's start at zero)."""
+    started = states.declare(name, "started", (1,) * len(shape))
+    states.close(started, b.op("Add", [b.op("Mul", [started, b.const(f"{name}.none", 0.0)]),
+                                       b.const(f"{name}.one", 1.0)], f"{name}.started"))
+    first = b.op("Sub", [b.const(f"{name}.one", 1.0), started], f"{name}.first")
+    v0 = b.const(f"{name}.v_initial", per_value(n.v_th, shape) * n.initial)
+    return b.op("Add", [v, b.op("Mul", [v0, first])], f"{name}.v_start")
 
 
 def _nearest_level(b: GraphBuilder, n: _Neuron, h: str, name: str) -> str:
@@ -119,10 +143,12 @@ def _nearest_level(b: GraphBuilder, n: _Neuron, h: str, name: str) -> str:
 def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str, shape: tuple[int, ...]) -> str:
     """IF / LIF / I / LI (module docstring): spikes ``[B, *shape]``, or ``h`` for I and LI."""
     v = v_state = states.declare(name, "v", shape)
+    if n.initial:
+        v = _started(b, states, n, v, name, shape)
     if n.leak_first:
         v = _leak(b, n, v, name, shape)
     h = b.op("Add", [v, b.scaled(x, per_value(n.gain, shape), f"{name}.input")], f"{name}.h")
-    out, v_next = (h, h) if n.v_th is None else _fire(b, n, h, name, shape)
+    out, v_next = (h, h) if n.v_th is None else _fire(b, states, n, h, name, shape)
     states.close(v_state, v_next if n.leak_first else _leak(b, n, v_next, name, shape))
     return out
 
@@ -137,7 +163,7 @@ def cuba_step(b: GraphBuilder, states: StepStates, n: _Cuba | _CubaEuler, name: 
     i_now = b.op("Add", [i if exact else b.scaled(i, per_value(n.i_decay, shape), f"{name}.i_leak"), i_in], f"{name}.i")
     h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, per_value(n.v_from_i, shape), f"{name}.v_in")],
              f"{name}.h")
-    z, v_next = _fire(b, n, h, name, shape)
+    z, v_next = _fire(b, states, n, h, name, shape)
     states.close(v, v_next)
     states.close(i, b.scaled(i_now, per_value(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
     if due is None:
