@@ -4,7 +4,9 @@ with the run's own spikes, and the refusals of the command line (one line, exit 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,8 +18,10 @@ from deepspike.deploy.conformance import sample_spikes
 from deepspike.deploy.families import build, reference_spikes, sample_input
 from deepspike.layers.readout import MembraneReadout
 from deepspike.methods.rate_network import RateNetwork
+from deepspike.training.pretrained import preprocess
 from deepspike.training.reload import load_run
 
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "fashion_mnist_test_first200.npz"
 nir = pytest.importorskip("nir")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -116,3 +120,29 @@ def test_a_membrane_readouts_graph_output_is_the_integrators_trajectory():
     assert not spiking and torch.equal(values, torch.stack(expected))
     theirs = run_onnx(onnx_session(nir_to_onnx(to_nir(net, (64,)))), x)
     torch.testing.assert_close(theirs, values, rtol=1e-5, atol=1e-5)
+
+
+def test_the_converted_zoo_net_as_onnx_scores_its_cards_sample_accuracy(tmp_path, capsys):
+    """``deepspike zoo converted_qcfs_vgg_fmnist --onnx``: the QCFS VGG (T = 64, thresholds per channel, v_0 = th/2,
+    threshold-valued signed spikes), run by onnxruntime alone on the packaged 200 test images (direct input:
+    the standardised image at every step), classifies them as its card says (argmax of the readout's membrane)."""
+    path = tmp_path / "qcfs.onnx"
+    assert main(["zoo", "converted_qcfs_vgg_fmnist", "--onnx", str(path), "--onnx-form", "sequence"]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert summary["verified"]["max_abs_difference"] == 0.0 and summary["preprocess"]["normalize"]
+    card = ds.zoo_card("converted_qcfs_vgg_fmnist")
+    sample = np.load(SAMPLE, allow_pickle=False)
+    images = preprocess(card, torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0)
+    x = images.unsqueeze(0).expand(card["timesteps"], *images.shape).contiguous()
+    membrane = run_onnx(onnx_session(path), x)  # [T, 200, 10]
+    accuracy = (membrane[-1].argmax(1) == torch.tensor(sample["labels"])).float().mean().item()
+    assert accuracy == pytest.approx(card["sample_accuracy"], abs=1e-6)  # 188 of 200 (float32 mean)
+
+
+def test_zoo_onnx_refusals(tmp_path, capsys):
+    assert main(["zoo", "ttfs_fmnist", "--onnx", str(tmp_path / "t.onnx")]) == 2
+    assert "the zoo entry ttfs_fmnist is a ttfs net" in capsys.readouterr().err
+    assert main(["zoo", "stbp_fmnist", "spikebp_fmnist", "--onnx", str(tmp_path / "t.onnx")]) == 2
+    assert "name exactly one (got 2)" in capsys.readouterr().err
+    assert main(["zoo", "stbp_fmnist", "--onnx-form", "step"]) == 2
+    assert not list(tmp_path.iterdir())

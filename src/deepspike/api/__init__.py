@@ -18,7 +18,15 @@ from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.api.catalog import dataset_names, method_table, model_table
 from deepspike.api.conversion import CONVERSION_NORMS, convert, convert_to_ttfs
-from deepspike.api.reports import AnalysisOptions, analyze, compare, export, spike_activity, timestep_sweep
+from deepspike.api.reports import (
+    AnalysisOptions,
+    analyze,
+    compare,
+    export,
+    export_pretrained,
+    spike_activity,
+    timestep_sweep,
+)
 from deepspike.api.training import (
     check_pretrained,
     evaluate,
@@ -75,6 +83,7 @@ __all__ = [
     "TTFSAvgPool2d",
     "TTFSConv2d",
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
+    "export_pretrained",
     "pretrained", "check_pretrained", "LearnableLIF", "PSN", "MaskedPSN", "SlidingPSN", "SynapticLIF", "AdaptiveLIF",
     "record_raster",
     "record_traces", "plot_raster", "plot_traces",

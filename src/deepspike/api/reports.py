@@ -24,7 +24,7 @@ from deepspike.core.options import is_whole, shown_value
 from deepspike.deploy import DEFAULT_DT, export_run
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.onnx_export import FORMS as ONNX_FORMS
-from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_run_onnx
+from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_pretrained_onnx, export_run_onnx
 from deepspike.deploy.onnx_from_nir import export_nir_file_onnx
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import PRESETS, EnergyPreset, parse_energy_preset, register_energy_preset
@@ -176,7 +176,7 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     unknown = sorted(set(options) - set(EXPORT_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
-    if Path(run_dir).is_file():
+    if RunDir(run_dir).path.is_file():  # RunDir: a run folder (or file) must be a path, in one line
         return _export_nir_file(run_dir, path, check, steps, target, limit, onnx, options)
     if options.pop("onnx_reading", None) is not None:
         raise ConfigError("--onnx-reading says how to read a NIR file given in place of a run; a run's net is read "
@@ -216,6 +216,15 @@ def _export_nir_file(source, path, check: bool, steps, target, limit, onnx, opti
                           f"--dt, --onnx-form, --onnx-reading){'; not ' + ', '.join(given) if given else ''}")
     form, reading = options.get("onnx_form") or "step", options.get("onnx_reading") or "rate"
     return {"onnx": export_nir_file_onnx(source, onnx, form=form, dt=options.get("dt"), reading=reading)}
+
+
+def export_pretrained(name: str, onnx: str | Path, onnx_form: str | None = None) -> dict[str, Any]:
+    """The shipped pretrained entry ``name`` (``zoo()``) as an ONNX model at ``onnx`` (``onnx_form``: "step", the
+    default, or "sequence"; ``deploy.onnx_files.export_pretrained_onnx``): what ``deepspike zoo NAME --onnx PATH``
+    prints, ``{"onnx": summary}``."""
+    if onnx_form is not None and onnx_form not in ONNX_FORMS:
+        raise unknown_choice("--onnx-form", onnx_form, ONNX_FORMS)
+    return {"onnx": export_pretrained_onnx(name, onnx, form=onnx_form or "step")}
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of an HDF5 file, which a NIR file is
@@ -271,4 +280,4 @@ def spike_activity(run_dir: str | Path) -> Activity:
     return activity
 
 
-__all__ = ["AnalysisOptions", "analyze", "compare", "export", "spike_activity", "timestep_sweep"]
+__all__ = ["AnalysisOptions", "analyze", "compare", "export", "export_pretrained", "spike_activity", "timestep_sweep"]

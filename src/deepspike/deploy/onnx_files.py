@@ -6,8 +6,9 @@
 on ``VERIFY_STEPS`` steps of sample input spikes (two samples), and compares its output with the run's own net
 (``nir_export.graph_outputs``; ``result["verified"]``): spikes entry by entry (``conformance.compare``), a membrane
 readout's trajectory by its largest difference. TTFS runs (continuous time, one spike per neuron) are
-refused in one line. ``check_replaces_only_an_onnx_file``: ``PATH`` may replace an earlier ONNX model, never
-another file.
+refused in one line. ``export_pretrained_onnx`` does the same for a shipped pretrained entry (``deepspike zoo NAME
+--onnx PATH``). ``check_replaces_only_an_onnx_file``: ``PATH`` may replace an earlier ONNX model, never another
+file.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ import torch
 from deepspike.core.atomic import check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.conformance import compare, sample_spikes
-from deepspike.deploy.nir_export import graph_outputs, run_graph
+from deepspike.deploy.nir_export import graph_outputs, run_graph, to_nir
+from deepspike.deploy.nir_ttfs import is_ttfs_model
+from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
 from deepspike.deploy.onnx_ops import OPSET, require_onnx
 from deepspike.deploy.onnx_run import onnx_session, run_onnx
 from deepspike.layers.delays import round_all_delays_
+from deepspike.layers.wta_stdp import CompetitiveStdpLayer
+from deepspike.training.pretrained import load_pretrained, zoo_card
 from deepspike.training.reload import load_run
 from deepspike.training.runs import check_not_run_file
 
@@ -78,18 +83,37 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
     write_onnx(model, target)
     summary = model_summary(model, target, form)
     if importlib.util.find_spec("onnxruntime") is not None:
-        summary["verified"] = _verify(run_dir, target, round_delays)
+        _, parts, _ = load_run(run_dir, device="cpu")
+        if round_delays:
+            round_all_delays_(parts.model)
+        summary["verified"] = verify_against(parts.model, tuple(parts.arch.input_shape), target)
     return summary
 
 
-def _verify(run_dir, path: Path, round_delays: bool) -> dict:
-    """The written file run by onnxruntime against the run's own net on sample spikes (``VERIFY_STEPS`` steps)."""
-    _, parts, _ = load_run(run_dir, device="cpu")
-    model = parts.model
-    if round_delays:
-        round_all_delays_(model)
-    x = sample_spikes(tuple(parts.arch.input_shape), VERIFY_STEPS)
-    ours, spiking = graph_outputs(model, x)
+def export_pretrained_onnx(name: str, path: str | os.PathLike, form: str = "step") -> dict:
+    """The shipped pretrained entry ``name`` (``deepspike zoo``; a rate-coded one) as an ONNX model at ``path``,
+    verified like a run's; the summary also gives the card's ``input`` (how images are preprocessed before the
+    net's encoder, whose output ``[B, *input_shape]`` per step the model takes)."""
+    target = check_replaces_only_an_onnx_file(path)
+    card = zoo_card(name)
+    _, _, net = load_pretrained(name)
+    if isinstance(net, CompetitiveStdpLayer) or is_ttfs_model(net) or is_window_model(net):
+        raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; the zoo entry {name} is a "
+                          f"{card['method']} net")
+    graph = to_nir(net, tuple(card["input_shape"]), low_latency=True, metadata={"zoo": name})
+    model = nir_to_onnx(graph, form=form)
+    write_onnx(model, target)
+    summary = {**model_summary(model, target, form), "zoo": name, "preprocess": card["input"]}
+    if importlib.util.find_spec("onnxruntime") is not None:
+        summary["verified"] = verify_against(net, tuple(card["input_shape"]), target)
+    return summary
+
+
+def verify_against(net, input_shape: tuple[int, ...], path: Path) -> dict:
+    """The written file run by onnxruntime against ``net`` itself on sample spikes (``VERIFY_STEPS`` steps, two
+    samples): what the graph's Output carries (``nir_export.graph_outputs``), compared by :func:`agreement`."""
+    x = sample_spikes(input_shape, VERIFY_STEPS)
+    ours, spiking = graph_outputs(net, x)
     return {"steps": VERIFY_STEPS, **agreement(ours, run_onnx(onnx_session(path), x), spiking)}
 
 
