@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run folder, or a NIR file (any tool's) to write as ONNX with --onnx")
     p.add_argument("--nir", metavar="PATH", help="output file (HDF5), e.g. model.nir")
     p.add_argument("--onnx", metavar="PATH",
-                   help="rate-coded nets: also write an ONNX model (opset 17) that any ONNX runtime runs; checked "
-                        "by onnxruntime against the net on sample spikes where it is installed")
+                   help="write an ONNX model (opset 17) that any ONNX runtime runs, of a rate-coded run (alone or "
+                        "with --nir) or of the NIR file given in place of RUN_DIR; checked by onnxruntime against the "
+                        "net (a NIR file: GraphSimulator) on sample spikes where it is installed")
     p.add_argument("--onnx-form", choices=("step", "sequence"), default=None,
                    help="--onnx: 'step' (default): one time step, the neurons' states as inputs and outputs, for "
                         "streaming; 'sequence': [T, B, ...] in, [T, B, ...] out, states from zero (an ONNX Scan)")
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "layers too; int8 quantisation and its accuracy cost)")
     p.add_argument("--limit", type=int, default=None, help="--target xylo: test samples for the accuracy (default all)")
     p.add_argument(
-        "--dt", type=float, help="rate-coded nets: seconds per time step written to NIR (default 1e-4)"
+        "--dt", type=float, help="rate-coded nets: seconds per time step written to NIR and ONNX (default 1e-4); a "
+        "NIR file given in place of RUN_DIR: the step it is read with (default the file's own, else 1e-4)"
     )
     p.add_argument(
         "--fold-thresholds",
