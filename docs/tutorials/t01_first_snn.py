@@ -4,8 +4,8 @@ A spiking layer is an ordinary ``nn.Module`` on time-first tensors ``[T, B, ...]
 time loop in one fused kernel and keeps no state between calls (nothing to reset). Stateless layers (linear,
 convolution, pooling) go inside ``ds.TimeDistributed``, which runs them once on the ``[T*B, ...]`` batch. The
 input is encoded into T steps (``ds.direct`` feeds the image at every step; ``ds.rate_poisson`` draws spikes),
-and the output spikes are averaged over T into class scores. Gradients flow through the spikes by a surrogate
-derivative, so any torch optimiser trains the net.
+and the output layer's currents (no neuron after it) are averaged over T into class scores. Gradients flow through
+the hidden spikes by a surrogate derivative, so any torch optimiser trains the net.
 
 Data: scikit-learn's 8x8 digits (always available). Runs in a few seconds.
 """
