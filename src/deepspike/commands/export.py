@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "equations solved over dt (NIR's continuous time)")
     p.add_argument("--check", action="store_true",
                    help="rate-coded nets: run the graph in every installed NIR tool (snnTorch, Norse, Sinabs, "
-                        "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and compare output spikes")
+                        "Rockpool, SpikingJelly, Spyx; `make test-nir` installs them) and, as ONNX, in onnxruntime, "
+                        "and compare output spikes")
     p.add_argument("--steps", type=int, default=None, help="--check: time steps of the sample input (default "
                    f"1000, at most {api.reports.MAX_CHECK_STEPS:,})")
     p.add_argument("--target", choices=("speck", "xylo"),
