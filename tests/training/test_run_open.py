@@ -14,7 +14,7 @@ import pytest
 
 from deepspike.cli import main
 from deepspike.config import load_config
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, WriteError
 from deepspike.training.run_open import RESUMABLE_KEYS, changed_keys
 from deepspike.training.runs import RUN_FILES, RunDir, load_checkpoint
 from deepspike.training.trainer import Trainer
@@ -51,6 +51,43 @@ def test_any_run_file_in_out_is_refused(tmp_path, capsys, name):
     (tmp_path / name).write_bytes(b"the user's")
     _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path)])
     assert _snapshot(tmp_path) == {name: b"the user's"}
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "reproduce.json"])
+def test_a_users_file_of_a_name_a_run_writes_or_removes_is_refused_and_kept(tmp_path, capsys, name):
+    """A new run overwrote the user's metrics.csv (train.log=[csv]) and deleted the user's reproduce.json (a run that
+    trains removes the report of a finished one) in an --out that held neither a run file nor a started run."""
+    (tmp_path / name).write_bytes(b"the user's")
+    err = _one_line_error(capsys, ["train", *QUICK, "train.log=[csv]", "--out", str(tmp_path)])
+    assert f"holds {name}, which a run would overwrite" in err
+    assert _snapshot(tmp_path) == {name: b"the user's"}
+
+
+def test_a_users_tensorboard_folder_is_not_written_into(tmp_path, capsys):
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "events.mine").write_bytes(b"the user's")
+    err = _one_line_error(capsys, ["train", *QUICK, "--out", str(tmp_path)])
+    assert "holds tensorboard, which a run would overwrite" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["tensorboard"]
+    assert _snapshot(tmp_path / "tensorboard") == {"events.mine": b"the user's"}
+
+
+def test_a_new_run_refused_in_its_first_epoch_takes_back_its_csv_and_tensorboard_events(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """The first checkpoint cannot be written (a full disk) after the epoch's CSV row and TensorBoard events were:
+    the new run takes back all it wrote in a folder that was there (its metrics.csv and tensorboard/ stayed)."""
+    pytest.importorskip("tensorboard")
+    (tmp_path / "mine.txt").write_text("the user's")
+
+    def full_disk(self, payload):
+        raise WriteError(f"cannot write {self.checkpoint_path}: No space left on device")
+
+    monkeypatch.setattr(RunDir, "write_checkpoint", full_disk)
+    err = _one_line_error(capsys, ["train", *QUICK, "train.log=[csv,tensorboard]", "--out", str(tmp_path)])
+    assert "No space left on device" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+    monkeypatch.undo()
+    assert main(["train", *QUICK, "train.log=[csv]", "--out", str(tmp_path)]) == 0
 
 
 def test_an_empty_or_unrelated_folder_is_fine(tmp_path):

@@ -15,8 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML recipe (defaults when omitted)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
     p.add_argument("--out", required=True,
-                   help="run directory (config, metrics, checkpoint, summary); must not hold those files "
-                        "unless --resume")
+                   help="run directory (config, metrics, checkpoint, summary; metrics.csv, tensorboard/ and "
+                        "reproduce.json too); must not hold those files unless --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (overrides other than train.epochs and "
                         "how it runs, e.g. train.progress, data.num_workers, are refused)")

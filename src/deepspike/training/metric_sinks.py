@@ -16,9 +16,7 @@ from typing import Any
 
 from deepspike.core.atomic import atomic_write_csv
 from deepspike.core.errors import ConfigError
-from deepspike.training.runs import CSV_NAME
-
-TENSORBOARD_DIR = "tensorboard"
+from deepspike.training.runs import CSV_NAME, TENSORBOARD_DIR
 
 
 def _tag(key: str) -> str:

@@ -1,10 +1,11 @@
 """How the Trainer opens its run directory: a new run, a restart, or a resume; never over others' files.
 
-Without ``resume`` the directory must hold none of the run files (``config.yaml``, ``metrics.jsonl``,
-``checkpoint.pt``, ``summary.json``): neither an earlier run nor a user's own files of those names are
-overwritten. With ``resume`` it must be a run: with a checkpoint, training continues after the checkpoint's
-epoch ("continue"); without one, but marked as started by deepspike (the process was killed before its first
-epoch finished), training starts again at epoch 0 ("restart"), which ends exactly as an uninterrupted run.
+Without ``resume`` the directory must hold none of the files a run writes (``config.yaml``, ``metrics.jsonl``,
+``checkpoint.pt``, ``summary.json``, ``metrics.csv``, ``tensorboard/``, ``reproduce.json``): neither an earlier run
+nor a user's own files of those names are overwritten (or removed). With ``resume`` it must be a run: with a
+checkpoint, training continues after the checkpoint's epoch ("continue"); without one, but marked as started by
+deepspike (the process was killed before its first epoch finished), training starts again at epoch 0 ("restart"),
+which ends exactly as an uninterrupted run.
 
 On resume the config must be the run's ``config.yaml`` except for ``RESUMABLE_KEYS``: how many epochs
 (``train.epochs``), how progress is shown, where the data lives and is read with how many workers, and the
@@ -97,8 +98,9 @@ def check_resumed_epochs(run: RunDir, config: RunConfig, epochs_done: int) -> No
 
 
 def _check_free(run: RunDir) -> None:
-    """A one-line error unless ``run`` holds none of the run files."""
-    present = run.run_files()
+    """A one-line error unless ``run`` holds none of the files a run writes (``runs.OUTPUT_NAMES``: the run files,
+    the sinks' CSV table and TensorBoard folder, ``reproduce``'s report, which a run that trains removes)."""
+    present = run.output_files()
     if not present:
         return
     if run.has_checkpoint():

@@ -5,6 +5,7 @@
     RUN/checkpoint.pt   a torch payload (weights, optimizer, RNG states: ``training.checkpoint``), written atomically
     RUN/summary.json    the final numbers of the run
     RUN/.deepspike-run  written when training starts: the folder is a run even before its first checkpoint
+    RUN/metrics.csv, RUN/tensorboard/, RUN/reproduce.json   the ``train.log`` sinks' outputs and ``reproduce``'s report
 
 Every file is replaced atomically (``core.atomic``), the metrics log too: appending a line rewrites the
 file, so a kill never leaves a torn line (a torn last line left by older versions is dropped on reading).
@@ -50,6 +51,10 @@ REPORT_NAME = "reproduce.json"
 WRITTEN_FILES = (*RUN_FILES, STARTED_NAME, CSV_NAME, REPORT_NAME)
 """Every file a run writes atomically into its folder (the ``train.log=csv`` table and ``reproduce``'s report
 included): the names whose temporary files a killed write leaves are cleared on the next start."""
+TENSORBOARD_DIR = "tensorboard"
+OUTPUT_NAMES = (*RUN_FILES, CSV_NAME, TENSORBOARD_DIR, REPORT_NAME)
+"""Every name a run writes (or, for ``reproduce.json``, removes when it trains) but its marks: a new run is not
+started in a folder holding one of them (``run_open``), as it would overwrite or remove what is there."""
 
 __all__ = ["MetricsLog", "RunDir", "check_not_run_file", "load_checkpoint", "save_checkpoint", "strict_json"]
 
@@ -160,6 +165,10 @@ class RunDir:
         """The names of the run files (config, metrics, checkpoint, summary) present in ``path``."""
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
+    def output_files(self) -> list[str]:
+        """The names of ``OUTPUT_NAMES`` present in ``path`` (also as a link to nothing)."""
+        return [name for name in OUTPUT_NAMES if os.path.lexists(self.path / name)]
+
     def remove_stale_temps(self) -> None:
         """Delete the temporary files of atomic writes that a killed process left behind."""
         remove_stale_temps(self.path, WRITTEN_FILES)
@@ -178,12 +187,14 @@ class RunDir:
 
     def discard_unfinished(self, created: bool) -> None:
         """Take back a new run that finished no epoch: the folder where the run ``created`` it, else the files it
-        wrote (``config.yaml``, the metrics log, which holds no epoch yet, the started mark and the lock file)."""
+        wrote (``config.yaml``, the metrics log, which holds no epoch yet, its CSV table and TensorBoard events, the
+        started mark and the lock file; a new run starts only where none of them was, ``run_open``)."""
         if created:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for path in (self.config_path, self.metrics.path, self.path / STARTED_NAME, self.path / LOCK_NAME):
-            path.unlink(missing_ok=True)
+        shutil.rmtree(self.path / TENSORBOARD_DIR, ignore_errors=True)
+        for name in (CONFIG_NAME, METRICS_NAME, CSV_NAME, STARTED_NAME, LOCK_NAME):
+            (self.path / name).unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
         """Whether ``checkpoint.pt`` is there in any form: also a folder or a link to nothing, which reading refuses
