@@ -105,10 +105,18 @@ def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
     ({"WORLD_SIZE": "2"}, "environment variable RANK is not set: a launcher (torchrun) sets it to an integer 0 .. 1"),
     ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK is '5': a launcher (torchrun) sets it to an integer 0 .. 1"),
     ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "x"}, "LOCAL_RANK is 'x'"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "environment variable MASTER_ADDR is not set: a launcher (torchrun) sets it"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": " "}, "MASTER_ADDR is empty"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "localhost"},
+     "environment variable MASTER_PORT is not set: a launcher (torchrun) sets it to an integer 1 .. 65535"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "localhost", "MASTER_PORT": "http"}, "MASTER_PORT is 'http'"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "localhost", "MASTER_PORT": "99999"}, "MASTER_PORT is '99999'"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "localhost", "MASTER_PORT": "0"}, "MASTER_PORT is '0'"),
 ])
 def test_launcher_variables_that_are_no_rank_are_one_line_errors(monkeypatch, capsys, tmp_path, env, message):
-    """A hand-set or half-set launcher environment was a ValueError or KeyError traceback (exit 1)."""
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    """A hand-set or half-set launcher environment was a ValueError or KeyError traceback (exit 1); so was one
+    without the rendezvous address (MASTER_ADDR, MASTER_PORT: torch's ValueError from init_process_group)."""
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -54,16 +54,28 @@ def _launcher_number(name: str, default: str | None, low: int, high: int | None 
     return value
 
 
+def _check_rendezvous() -> None:
+    """A one-line ``ConfigError`` unless ``MASTER_ADDR`` (a host name) and ``MASTER_PORT`` (an integer 1 .. 65535),
+    where rank 0 meets the others, are set, as torchrun sets them: without them ``init_process_group`` raised a
+    ValueError traceback."""
+    if not os.environ.get("MASTER_ADDR", "").strip():
+        found = "is not set" if "MASTER_ADDR" not in os.environ else "is empty"
+        raise ConfigError(f"environment variable MASTER_ADDR {found}: a launcher (torchrun) sets it to the host of "
+                          "rank 0")
+    _launcher_number("MASTER_PORT", None, 1, 65535)
+
+
 def init_distributed() -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context.
     ``WORLD_SIZE``, ``RANK`` (``0 .. WORLD_SIZE - 1``, required with more than one process) and ``LOCAL_RANK``
-    must be integers (``_launcher_number``)."""
+    must be integers (``_launcher_number``), ``MASTER_ADDR`` and ``MASTER_PORT`` set (``_check_rendezvous``)."""
     world_size = _launcher_number("WORLD_SIZE", "1", 1)
     if world_size <= 1:
         return DistContext()
     ctx = DistContext(_launcher_number("RANK", None, 0, world_size - 1), world_size,
                       _launcher_number("LOCAL_RANK", "0", 0))
     if not dist.is_initialized():
+        _check_rendezvous()
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(ctx.local_rank)
