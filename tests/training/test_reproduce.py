@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from deepspike.cli import main
+from deepspike.training import reproduce as reproduce_module
+from deepspike.training.distributed import DistContext
 
 RECIPE = """
 method: {name: ann}
@@ -56,3 +60,27 @@ def test_the_figure_cannot_be_moved_and_a_changed_recipe_is_no_reproduction(tmp_
     assert main(["reproduce", str(recipe), "train.epochs=1", "train.progress=false", "--out",
                  str(tmp_path / "short"), "--resume"]) == 2
     assert "expected section differs from the one" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_0_writes_and_prints_the_report(tmp_path, capsys, monkeypatch, rank):
+    """Under torchrun every rank ran reproduce to its end: each wrote RUN/reproduce.json (on a node of its own, into
+    a run folder it made there) and printed the report, where only rank 0 writes a run's files."""
+
+    class RankTrainer:  # the Trainer of one rank of two, its training done
+        def __init__(self, config, out, resume=False):
+            self.dist = DistContext(rank, 2)
+
+        def fit(self):
+            return {"test_accuracy": 0.5}
+
+    monkeypatch.setattr(reproduce_module, "Trainer", RankTrainer)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("EXPECTED", "0.5"))
+    assert main(["reproduce", str(recipe), "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    if rank == 0:
+        assert json.loads(printed)["reproduced"] is True
+        assert json.loads((tmp_path / "run" / "reproduce.json").read_text())["measured_test_accuracy"] == 0.5
+    else:
+        assert printed == "" and not (tmp_path / "run").exists()

@@ -53,12 +53,13 @@ def train(
 
 
 def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = (), resume: bool = False
-              ) -> dict[str, Any]:
+              ) -> dict[str, Any] | None:
     """Train the YAML ``recipe`` into ``out`` and compare its test accuracy with the recipe's ``expected``
     section (``training.reproduce``): ``{"expected_test_accuracy", "measured_test_accuracy", "difference_pp",
     "as_recorded", "reproduced", ...}``, also written to ``out/reproduce.json``. ``reproduced`` needs the recipe as
     recorded: overrides other than how the run runs (``train.progress``, ``data.data_dir``, ...) make it false, and
-    overrides of ``expected.*`` are refused (``ConfigError``)."""
+    overrides of ``expected.*`` are refused (``ConfigError``). Under ``torchrun`` only the main rank (0) writes and
+    gets the report (the others get None)."""
     config = load_config(recipe, overrides)
     return reproduce_run(config, out, recipe=str(recipe), resume=resume, overrides=list(overrides))
 

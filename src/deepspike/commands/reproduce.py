@@ -20,8 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status 0 when the figure is reproduced within its tolerance, 1 when not."""
+    """Exit status 0 when the figure is reproduced within its tolerance, 1 when not (under ``torchrun``: rank 0's
+    status; the other ranks print nothing and exit 0)."""
     config, overrides = split_config_arg(args.config, args.overrides)
     report = api.reproduce(config, args.out, overrides, resume=args.resume)
+    if report is None:
+        return 0
     print(strict_json(report, indent=2))
     return 0 if report["reproduced"] else 1

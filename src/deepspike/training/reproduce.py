@@ -32,9 +32,10 @@ INCIDENTAL_KEYS = ("train.progress", "train.log", "train.device", "data.num_work
 
 
 def reproduce(config: RunConfig, out: str | Path, recipe: str = "", resume: bool = False,
-              overrides: Sequence[str] = ()) -> dict[str, Any]:
+              overrides: Sequence[str] = ()) -> dict[str, Any] | None:
     """Train ``config`` (``recipe`` with ``overrides`` applied) into ``out`` and compare (module docstring); returns
-    the report."""
+    the report. Under ``torchrun`` every rank trains, and only rank 0 writes the report and gets it (the others:
+    None), as only it writes the run's files."""
     expected = config.expected
     if expected.test_accuracy is None:
         raise ConfigError(f"recipe {recipe or '(defaults)'} records no expected.test_accuracy to reproduce")
@@ -43,7 +44,10 @@ def reproduce(config: RunConfig, out: str | Path, recipe: str = "", resume: bool
         raise ConfigError("reproduce compares with the figure the recipe records: expected.* cannot be overridden")
     if resume:
         _check_same_expected(Path(out), expected)
-    summary = Trainer(config, out, resume=resume).fit()
+    trainer = Trainer(config, out, resume=resume)
+    summary = trainer.fit()
+    if not trainer.dist.is_main:
+        return None
     measured = summary["test_accuracy"]
     as_recorded = all(key in INCIDENTAL_KEYS for key in keys)
     report = {
