@@ -5,6 +5,7 @@ import io
 import os
 import pickle
 import random
+import re
 import struct
 import warnings
 
@@ -274,6 +275,28 @@ def test_a_non_dict_file_and_an_unencodable_value_are_one_line_errors(tmp_path):
         checkpoint_bytes({"x": object()})
     with pytest.raises(ValueError, match="reserved"):
         checkpoint_bytes({CHECKSUM_KEY: "0"})
+
+
+@pytest.mark.parametrize("tenths", range(10))
+def test_a_checkpoint_cut_off_anywhere_says_so_in_one_line(tmp_path, capsys, tenths):
+    """A checkpoint.pt cut at every tenth of its length (a copy that stopped): torch's words were "EOFError" for an
+    empty file and "[Errno 22] Invalid argument" (an OS error on the path, one would think) from a fifth on."""
+    save_checkpoint(tmp_path / "whole.pt", {"model": {"w": torch.arange(5000.0)}, "epoch": 1})
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) * tenths // 10])
+    problem = "it is empty (0 bytes)" if tenths == 0 else "it is cut off (a zip archive without its end"
+    with pytest.raises(DataCorruptError, match=re.escape(f"cannot read checkpoint {tmp_path / 'cut.pt'}: {problem}")):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+@pytest.mark.parametrize("content", [b"hello", b"Xxv\xbbX@\x9f\xbf__\x91\xc9", b"\x80\x02}q\x00."])
+def test_a_file_that_is_no_torch_archive_is_named_so(tmp_path, content):
+    """Torch's words were "101" (the KeyError of a character code of "hello"), "'utf-8' codec can't decode byte 0x9f
+    in position 1" and, for a pickle, "Invalid magic number; corrupt file?"."""
+    (tmp_path / "c.pt").write_bytes(content)
+    line = f"cannot read checkpoint {tmp_path / 'c.pt'}: it is not a torch checkpoint (torch.save writes a zip archive)"
+    with pytest.raises(DataCorruptError, match=f"^{re.escape(line)}$"):
+        load_checkpoint(tmp_path / "c.pt")
 
 
 def test_digest_is_canonical_and_sees_every_change():

@@ -35,6 +35,7 @@ import io
 import pickle
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def read_checkpoint_file(path: Path, map_location: str | torch.device = "cpu") -
             warnings.simplefilter("ignore")  # torch's notes on the file (its pickle protocol): the error says it
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise DataCorruptError(f"cannot read checkpoint {path}: {_load_problem(e)}") from None
+        raise DataCorruptError(f"cannot read checkpoint {path}: {_load_problem(e, path)}") from None
     if not isinstance(payload, dict):
         raise DataCorruptError(f"cannot read checkpoint {path}: it holds a {type(payload).__name__}, not a dict")
     stored = payload.pop(CHECKSUM_KEY, None)
@@ -138,10 +139,12 @@ def _frame(h: Any, tag: str, data: Any) -> None:
     h.update(data)
 
 
-def _load_problem(e: Exception) -> str:
-    """One line saying why ``torch.load`` refused a file, without torch's advice to load it with
+def _load_problem(e: Exception, path: Path) -> str:
+    """One line saying why ``torch.load`` refused the file ``path``, without torch's advice to load it with
     ``weights_only=False`` (which would run the code in it). Torch wraps its weights-only unpickler's own error
-    (``__context__``) in many lines of that advice; older versions put it after "WeightsUnpickler error:"."""
+    (``__context__``) in many lines of that advice; older versions put it after "WeightsUnpickler error:". A file
+    that is no whole zip archive is named so (``_not_an_archive``): torch's words for it were "EOFError",
+    "[Errno 22] Invalid argument" or a character code such as "101"."""
     if isinstance(e, pickle.UnpicklingError):
         raw = e.__context__ if isinstance(e.__context__, pickle.UnpicklingError) else e
         text = str(raw).split("WeightsUnpickler error:")[-1]
@@ -152,7 +155,24 @@ def _load_problem(e: Exception) -> str:
                 "(checkpoints are never unpickled as code)"
             )
         return f"it holds something other than tensors and plain values ({_shown(_first_line(text) or 'unreadable')})"
-    return _shown(_first_line(str(e)) or type(e).__name__)
+    return _not_an_archive(path) or _shown(_first_line(str(e)) or type(e).__name__)
+
+
+def _not_an_archive(path: Path) -> str | None:
+    """Why ``path`` is not the zip archive ``torch.save`` writes (empty, cut off before the archive's closing
+    directory, or something else), None when it is one (or cannot be read again)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if zipfile.is_zipfile(path):
+            return None
+    except OSError:
+        return None
+    if not head:
+        return "it is empty (0 bytes)"
+    if head == b"PK\x03\x04":
+        return "it is cut off (a zip archive without its end: a copy or write that stopped part-way?)"
+    return "it is not a torch checkpoint (torch.save writes a zip archive)"
 
 
 def _shown(text: str, width: int = 200) -> str:
