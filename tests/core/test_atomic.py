@@ -3,6 +3,7 @@ written (tests/training/test_fault_injection.py, tests/training/test_runs.py).""
 
 import errno
 import os
+import re
 import stat
 
 import pytest
@@ -110,4 +111,22 @@ def test_an_output_folder_that_is_a_dangling_link_is_named_so(tmp_path, capsys):
         check_output_dir(link, "--out")
     assert main(["train", "train.epochs=1", "--out", str(link)]) == 2
     assert capsys.readouterr().err == f"deepspike: error: {expected} or pick another\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"] and link.is_symlink()
+
+
+def test_an_output_path_under_a_dangling_link_is_named_so_before_any_work(tmp_path, capsys):
+    """``train --out LINK/run`` (LINK a link to a folder that is gone) loaded the data set and then stopped with
+    "File exists: LINK" from the run folder's mkdir; an output file under it (a report) failed the same way after
+    the work, in its atomic write."""
+    from deepspike.cli import main
+
+    link = tmp_path / "runs"
+    link.symlink_to(tmp_path / "gone")
+    expected = f"--out {link / 'r1'}: {link} is a symbolic link to {tmp_path / 'gone'}, which does not exist; create"
+    for check, out in ((check_output_dir, link / "r1"), (check_output_dir, link / "r1" / "deeper"),
+                       (check_output_file, link / "r1" / "report.md")):
+        with pytest.raises(ConfigError, match=f"^--out {re.escape(str(out))}: {re.escape(str(link))} is a symbolic"):
+            check(out, "--out")
+    assert main(["train", "train.epochs=1", "--out", str(link / "r1")]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: {expected} that folder or pick another\n"
     assert [p.name for p in tmp_path.iterdir()] == ["runs"] and link.is_symlink()

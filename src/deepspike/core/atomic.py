@@ -167,9 +167,6 @@ def check_output_dir(path: str | os.PathLike, label: str) -> Path:
     device, such as /dev/null), a dangling symbolic link, a path under a file, or no write permission where it would
     be created. ``label`` names the path in the message (e.g. ``--out``). Creates nothing."""
     path = _named(path, label, "folder")
-    if path.is_symlink() and not path.exists():  # once "File exists: PATH" from the mkdir of a command
-        raise ConfigError(f"{label} {path} is a symbolic link to {os.readlink(path)}, which does not exist; create "
-                          "that folder or pick another")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{label} {path} is not a folder (it is an existing file); pick a folder")
     _check_can_write_in(path, label, path)
@@ -200,7 +197,15 @@ def _named(path: str | os.PathLike, label: str, kind: str) -> Path:
 
 
 def _check_can_write_in(folder: Path, label: str, path: Path) -> None:
-    """The nearest existing one of ``folder`` and its parents must be a folder we may write into."""
+    """The nearest existing one of ``folder`` and its parents must be a folder we may write into, and none of those
+    before it a symbolic link to nothing (the ``mkdir`` of a write said "File exists: LINK" there)."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            break
+        if p.is_symlink():
+            where = f"{label} {path} is" if p == path else f"{label} {path}: {p} is"
+            raise ConfigError(f"{where} a symbolic link to {os.readlink(p)}, which does not exist; create that "
+                              "folder or pick another")
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(f"{label} {path}: {existing} is a file, not a folder")
