@@ -20,7 +20,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
-from deepspike.neurons.chunked_if import chunked_neurons
+from deepspike.neurons.chunked_if import ChunkedIF, chunked_neurons
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import GraphSimulator, to_nir  # noqa: E402
@@ -103,3 +103,21 @@ def test_refusals():
     graph.nodes["if"].metadata.update(initial=0.5, signed=True, reset="zero")
     with pytest.raises(ConfigError, match="must reset by subtraction"):
         GraphSimulator.rate_coded(graph)
+
+
+def test_a_converted_neuron_without_reset_runs_as_the_graph_says():
+    # ChunkedIF(reset="none"): v_t = h_t, as for every neuron. Its inference loop subtracted the threshold after each
+    # spike (0, 1, 0, 1 for a constant 0.6 from 0, where neuron_multistep gives 0, 1, 1, 1), so the IF node written
+    # for it (metadata reset "none") and the ONNX model disagreed with the neuron they were written from
+    th = torch.tensor([0.5, 0.8, 1.0, 1.3])
+    neuron = ChunkedIF(1.0, "none", initial=0.5, weighted=True)
+    neuron.set_channel_thresholds(th)
+    x = torch.rand(12, 3, 4, generator=torch.Generator().manual_seed(7)) * 1.2 - 0.3
+    with torch.no_grad():
+        ours = neuron(x)
+    node = converted_if_node(th.numpy(), "none", 0.5, True, False, (4,), DT)
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}), "if": node,
+                                "output": nir.Output(output_type={"output": np.array([4])})},
+                         edges=[("input", "if"), ("if", "output")], metadata={"dt": DT}, type_check=False)
+    sim = GraphSimulator.rate_coded(graph).run({"input": x.double()})["output"].float()
+    assert (ours != 0).sum() > 12 and torch.equal(sim, ours)

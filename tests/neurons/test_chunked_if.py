@@ -15,7 +15,7 @@ def _currents(seed=0, shape=(40, 3, 7)):
     return torch.randint(-4, 9, shape, generator=g).float() / 8
 
 
-@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
 def test_inference_loop_equals_neuron_multistep(reset):
     x = _currents()
     neuron = ChunkedIF(1.0, reset)

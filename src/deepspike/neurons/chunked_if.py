@@ -6,7 +6,8 @@ post-reset membrane ``v`` (and, signed, its net spike count) between chunks; out
 like every other neuron module, so no ``reset_net()`` is ever needed by the user.
 
 Dynamics (sengupta2019 eq. 2, no leak): ``h_t = v_{t-1} + x_t``, ``s_t = 1[h_t >= th]``, then
-``v_t = 0`` (reset "zero", the paper) or ``v_t = h_t - th`` (reset "subtract") where ``s_t = 1``. Input checks,
+``v_t = 0`` (reset "zero", the paper) or ``v_t = h_t - th`` (reset "subtract") where ``s_t = 1``, or ``v_t = h_t``
+(reset "none", as for every neuron). Input checks,
 empty inputs and NaN (propagated to the spikes) as for every neuron: ``deepspike.neurons.dynamics``.
 
 Low-latency conversion (Bu et al., ICLR 2022) adds three settings, all for inference (no gradients):
@@ -111,7 +112,8 @@ class ChunkedIF(IF):
         """The same update as ``neuron_multistep`` in place, for inference: ``[T, B, ...]`` -> spikes, ``v_T``
         and (signed) the net spike count. Only in-place ops on ``v`` and the spikes, no temporaries (faster on
         CPU than a bool mask and ``masked_fill_``)."""
-        th, zero = self.step_threshold(x[0] if len(x) else x.new_zeros(x.shape[1:])), self.params.reset == "zero"
+        th = self.step_threshold(x[0] if len(x) else x.new_zeros(x.shape[1:]))
+        zero, keep = self.params.reset == "zero", self.params.reset == "none"
         if v0 is None:
             v = x.new_zeros(x.shape[1:])
             if self.initial:
@@ -130,6 +132,8 @@ class ChunkedIF(IF):
                 count.add_(s)
             if zero:
                 v.addcmul_(v, s, value=-1.0)  # v_t = h_t (1 - s_t)
+            elif keep:
+                pass  # reset "none": v_t = h_t
             elif per_channel:
                 v.addcmul_(s, th, value=-1.0)  # v_t = h_t - th[c] s_t
             else:
