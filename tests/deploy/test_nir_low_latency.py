@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepspike.cli import main
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
@@ -121,3 +122,25 @@ def test_a_converted_neuron_without_reset_runs_as_the_graph_says():
                          edges=[("input", "if"), ("if", "output")], metadata={"dt": DT}, type_check=False)
     sim = GraphSimulator.rate_coded(graph).run({"input": x.double()})["output"].float()
     assert (ours != 0).sum() > 12 and torch.equal(sim, ours)
+
+
+@pytest.mark.parametrize("meta", [{"initial": np.linspace(0.0, 0.9, 40)}, {"weighted": np.ones((3, 3), bool)},
+                                  {"initial": "0.5"}, {"signed": np.int64(1)}, {"initial": True}])
+def test_bad_low_latency_metadata_in_a_file_is_one_line(tmp_path, capsys, meta):
+    # numpy printed a long or 2-D array over several lines inside the message
+    graph = _one_neuron_graph(initial=0.5, weighted=True, signed=True)
+    graph.nodes["if"].metadata.update(meta)
+    source = tmp_path / "bad.nir"
+    nir.write(str(source), graph)
+    assert main(["export", str(source), "--onnx", str(tmp_path / "bad.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected a fraction in [0, 1) and two true/false flags" in err
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_a_whole_number_start_of_zero_read_from_a_file_is_a_fraction():
+    # a file written by hand with initial 0 (an integer: np.int64 read back) was refused as not 'a fraction in [0, 1)'
+    graph = _one_neuron_graph(initial=0.5, signed=True)
+    graph.nodes["if"].metadata["initial"] = np.int64(0)
+    assert low_latency_rules(graph.nodes["if"]) == (0.0, False, True)
+    assert _run(graph, [0.6, 0.5, -0.9]) == [0.0, 1.0, -1.0]  # h = 0.6, 1.1 fires (v 0.1), -0.8 < 0 after a spike

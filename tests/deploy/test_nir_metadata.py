@@ -117,3 +117,13 @@ def test_a_population_coded_net_says_so_with_its_settings_and_its_wider_input(tm
     assert float(meta["population_low"]) == -1.0 and float(meta["population_high"]) == 1.0
     assert float(meta["population_width"]) == 0.5 and int(meta["population_spikes"]) == 1
     assert list(g.nodes["input"].input_type["input"]) == [20]
+
+
+def test_membrane_quantisation_metadata_holding_a_big_array_is_still_one_line():
+    # the message showed the dict of values, and numpy prints a [3, 3] array over three lines
+    g = to_nir(build("dense", "LIF", "zero"), (64,))
+    lif = next(n for n in g.nodes.values() if isinstance(n, nir.LIF))
+    lif.metadata.update(state_bits=np.ones((3, 3)), state_low=np.linspace(0, 1, 40))
+    with pytest.raises(ConfigError) as error:
+        from_nir(g)
+    assert "\n" not in str(error.value) and "state_bits=an array of shape (3, 3)" in str(error.value)

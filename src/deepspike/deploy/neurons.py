@@ -21,6 +21,7 @@ import numpy as np
 
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.deploy.deps import require_nir
+from deepspike.deploy.nir_fields import shown
 from deepspike.neurons.params import RESETS, NeuronParams
 from deepspike.neurons.state_quant import StateQuant
 
@@ -122,9 +123,10 @@ def low_latency_rules(node) -> tuple[float, bool, bool]:
     meta = getattr(node, "metadata", None) or {}
     initial, weighted, signed = (meta.get(k, d) for k, d in (("initial", 0.0), ("weighted", False), ("signed", False)))
     flags_ok = all(isinstance(f, bool | np.bool_) for f in (weighted, signed))
-    if not (flags_ok and isinstance(initial, int | float | np.floating) and 0.0 <= float(initial) < 1.0):
-        raise ConfigError(f"NIR: a neuron's metadata initial={initial!r}, weighted={weighted!r}, signed={signed!r}: "
-                          "expected a fraction in [0, 1) and two true/false flags")
+    number = isinstance(initial, int | float | np.integer | np.floating) and not isinstance(initial, bool)
+    if not (flags_ok and number and 0.0 <= float(initial) < 1.0):
+        raise ConfigError(f"NIR: a neuron's metadata initial={shown(initial)}, weighted={shown(weighted)}, "
+                          f"signed={shown(signed)}: expected a fraction in [0, 1) and two true/false flags")
     if signed and firing_rules(node)[0] != "subtract":
         raise ConfigError("NIR: a neuron with signed spikes must reset by subtraction (metadata reset='subtract')")
     return float(initial), bool(weighted), bool(signed)
@@ -194,8 +196,8 @@ def state_quant_of(node) -> StateQuant | None:
             raise ValueError
         return StateQuant(int(bits), low, high)
     except (TypeError, ValueError, ConfigError):
-        shown = {k: meta.get(k) for k in ("state_bits", "state_low", "state_high")}
-        raise ConfigError(f"NIR import: bad membrane quantisation in a node's metadata {shown}: expected state_bits "
+        given = ", ".join(f"{k}={shown(meta.get(k))}" for k in ("state_bits", "state_low", "state_high"))
+        raise ConfigError(f"NIR import: bad membrane quantisation in a node's metadata ({given}): expected state_bits "
                           f"a whole number from 1 to 16, state_low and state_high numbers >= 0") from None
 
 
