@@ -130,6 +130,7 @@ def test_the_converted_zoo_net_as_onnx_scores_its_cards_sample_accuracy(tmp_path
     assert main(["zoo", "converted_qcfs_vgg_fmnist", "--onnx", str(path), "--onnx-form", "sequence"]) == 0
     summary = json.loads(capsys.readouterr().out)["onnx"]
     assert summary["verified"]["max_abs_difference"] == 0.0 and summary["preprocess"]["normalize"]
+    assert summary["encoding"] == {"encoder": "direct", "timesteps": 64, "decode": "membrane"}
     card = ds.zoo_card("converted_qcfs_vgg_fmnist")
     sample = np.load(SAMPLE, allow_pickle=False)
     images = preprocess(card, torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0)
@@ -146,3 +147,14 @@ def test_zoo_onnx_refusals(tmp_path, capsys):
     assert "name exactly one (got 2)" in capsys.readouterr().err
     assert main(["zoo", "stbp_fmnist", "--onnx-form", "step"]) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_a_zoo_entrys_summary_says_which_encoder_feeds_the_model(tmp_path, capsys):
+    """The model takes the encoder's output, not the image: spikebp_fmnist's is bipolar spikes ``sign(x) 1[|x| > U_t]``
+    over T = 8 steps. The summary said only how images are standardised (``preprocess``), so a user fed the image
+    itself as for a direct-coded net; it now names the encoder, T and the decoding."""
+    assert main(["zoo", "spikebp_fmnist", "--onnx", str(tmp_path / "s.onnx")]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert summary["encoding"] == {"encoder": "bipolar", "timesteps": 8, "decode": "membrane"}
+    assert summary["preprocess"] == ds.zoo_card("spikebp_fmnist")["input"]
+

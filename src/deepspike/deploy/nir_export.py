@@ -164,7 +164,7 @@ def _encoder_name(model: nn.Module) -> str:
     if kind:
         return str(kind)
     name = type(enc).__name__
-    return {"FrameEncoder": "frames", "SignedPoissonEncoder": "bipolar"}.get(name, name)
+    return {"FrameEncoder": "frames", "SignedPoissonEncoder": "bipolar", "DirectEncoder": "direct"}.get(name, name)
 
 
 def encoder_options(model: nn.Module) -> dict:

@@ -22,7 +22,7 @@ import torch
 from deepspike.core.atomic import check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.conformance import compare, sample_spikes
-from deepspike.deploy.nir_export import graph_outputs, run_graph, to_nir
+from deepspike.deploy.nir_export import encoder_options, graph_outputs, run_graph, to_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
@@ -35,6 +35,9 @@ from deepspike.training.reload import load_run
 from deepspike.training.runs import check_not_run_file
 
 VERIFY_STEPS = 100
+CODING_KEYS = ("encoder", "timesteps", "decode", "num_classes")
+"""What a zoo entry's summary carries from its graph's metadata (``nir_export.chain_modules``): how to feed and read
+the model."""
 
 
 def check_replaces_only_an_onnx_file(path: str | os.PathLike) -> Path:
@@ -92,8 +95,10 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
 
 def export_pretrained_onnx(name: str, path: str | os.PathLike, form: str = "step") -> dict:
     """The shipped pretrained entry ``name`` (``deepspike zoo``; a rate-coded one) as an ONNX model at ``path``,
-    verified like a run's; the summary also gives the card's ``input`` (how images are preprocessed before the
-    net's encoder, whose output ``[B, *input_shape]`` per step the model takes)."""
+    verified like a run's. The model takes the net's encoder's output ``[B, *input_shape]`` per step, so the summary
+    also gives the card's ``input`` as ``preprocess`` (how images are standardised before the encoder) and
+    ``encoding``: the ``encoder`` (``direct``: the image itself at every step; ``bipolar``, ``poisson``: spikes drawn
+    from it), its options, the ``timesteps`` T and how the output is decoded (``decode``)."""
     target = check_replaces_only_an_onnx_file(path)
     card = zoo_card(name)
     _, _, net = load_pretrained(name)
@@ -103,7 +108,9 @@ def export_pretrained_onnx(name: str, path: str | os.PathLike, form: str = "step
     graph = to_nir(net, tuple(card["input_shape"]), low_latency=True, metadata={"zoo": name})
     model = nir_to_onnx(graph, form=form)
     write_onnx(model, target)
-    summary = {**model_summary(model, target, form), "zoo": name, "preprocess": card["input"]}
+    coding = {key: graph.metadata[key] for key in CODING_KEYS if key in graph.metadata}
+    summary = {**model_summary(model, target, form), "zoo": name, "preprocess": card["input"],
+               "encoding": {**coding, **encoder_options(net)}}
     if importlib.util.find_spec("onnxruntime") is not None:
         summary["verified"] = verify_against(net, tuple(card["input_shape"]), target)
     return summary
