@@ -158,3 +158,11 @@ def test_a_zoo_entrys_summary_says_which_encoder_feeds_the_model(tmp_path, capsy
     assert summary["encoding"] == {"encoder": "bipolar", "timesteps": 8, "decode": "membrane"}
     assert summary["preprocess"] == ds.zoo_card("spikebp_fmnist")["input"]
 
+
+def test_the_ann_zoo_entry_is_refused_as_an_ann(tmp_path, capsys):
+    # before: "NIR export supports rate-coded networks (with .body); got Sequential: wrap a net of your own as
+    # RateNetwork(...)", advice for a net of one's own, not for a shipped ANN
+    assert main(["zoo", "ann_qcfs_vgg_fmnist", "--onnx", str(tmp_path / "a.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the zoo entry ann_qcfs_vgg_fmnist is an ANN" in err
+    assert not list(tmp_path.iterdir())

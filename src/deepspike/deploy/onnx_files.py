@@ -101,6 +101,9 @@ def export_pretrained_onnx(name: str, path: str | os.PathLike, form: str = "step
     from it), its options, the ``timesteps`` T and how the output is decoded (``decode``)."""
     target = check_replaces_only_an_onnx_file(path)
     card = zoo_card(name)
+    if card["method"] == "ann":
+        raise ConfigError(f"--onnx writes spiking nets stepped in discrete time; the zoo entry {name} is an ANN (no "
+                          "spikes, no time steps): export a spiking entry, e.g. one converted from it (deepspike zoo)")
     _, _, net = load_pretrained(name)
     if isinstance(net, CompetitiveStdpLayer) or is_ttfs_model(net) or is_window_model(net):
         raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; the zoo entry {name} is a "
