@@ -356,3 +356,10 @@ def test_a_readout_without_memory_round_trips_at_the_default_step():
     x = torch.rand(3, 5, 4) * 3  # [T, B, 4]
     with torch.no_grad():
         torch.testing.assert_close(from_nir(g)(x), model.body(x))  # the trace is the step's input
+
+
+def test_a_dt_of_true_is_refused():
+    # check_dt took True for the int 1 (dt = 1 s)
+    model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
+    with pytest.raises(ConfigError, match=r"^dt must be a finite number of seconds > 0 \(a normal float32\), got True"):
+        to_nir(model.eval(), (4,), dt=True)

@@ -21,6 +21,16 @@ def test_a_bad_dt_argument_is_refused(dt):
     assert str(e.value) == f"NIR import: dt = {dt} is not a positive number of seconds (the dt argument)"
 
 
+@pytest.mark.parametrize(("dt", "shown"), [(True, "True"), ("0.1", "'0.1'"), ([1e-4], "[0.0001]"),
+                                          (10**400, "(an integer of 1329 bits)")],
+                         ids=["bool", "text", "list", "huge int"])
+def test_a_dt_argument_that_is_not_a_number_is_refused_as_given(dt, shown):
+    # before: True ran with dt = 1 s and '0.1' with 0.1 s, [1e-4] was reported as 'dt = nan', 10**400 an OverflowError
+    with pytest.raises(ConfigError) as e:
+        from_nir(tiny_graph(), dt=dt)
+    assert str(e.value) == f"NIR import: dt = {shown} is not a positive number of seconds (the dt argument)"
+
+
 def test_a_bad_dt_in_the_file_is_refused(tmp_path):
     path = replace(write(tiny_graph(), tmp_path / "m.nir"), "metadata/dt", np.array(b"soon"))
     with pytest.raises(ConfigError) as e:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+import deepspike as ds
 from deepspike.cli import main
+from deepspike.core.errors import ConfigError
 from deepspike.deploy.conformance import sample_spikes
 
 nir = pytest.importorskip("nir")
@@ -68,3 +70,11 @@ def test_a_graph_with_two_inputs_is_written_and_its_check_says_why_it_was_skippe
     assert main(["export", str(source), "--onnx", str(tmp_path / "two.onnx")]) == 0
     summary = json.loads(capsys.readouterr().out)["onnx"]
     assert "2 Input nodes" in summary["verified"]["skipped"] and set(summary["inputs"]) == {"a", "b"}
+
+
+def test_a_dt_of_true_for_a_nir_file_is_refused(tmp_path):
+    # ds.export(file, onnx=..., dt=True) wrote a model stepping 1 s (bool is an int); a run's export (check_dt) too
+    source = write(tiny_graph(), tmp_path / "tiny.nir")
+    with pytest.raises(ConfigError, match=r"^ONNX export: dt = True is not a positive number of seconds"):
+        ds.export(source, onnx=tmp_path / "a.onnx", dt=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.nir"]

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
@@ -262,14 +263,18 @@ def graph_dt(graph, meta: dict) -> float:
 
 
 def _step(dt: float | None, graph, meta: dict, where: str) -> float:
-    """The step in seconds: ``dt``, else :func:`graph_dt`; ``ConfigError`` unless a positive finite number."""
+    """The step in seconds: ``dt``, else :func:`graph_dt`; ``ConfigError`` unless a positive finite number (an
+    argument that is a bool or text is not one: ``dt=True`` ran with 1 s, ``dt="0.1"`` with 0.1 s)."""
     try:
+        if isinstance(dt, bool | str | bytes):
+            raise TypeError
         step = float(dt if dt is not None else graph_dt(graph, meta))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         step = math.nan
     if not (math.isfinite(step) and step > 0):
         origin = "the dt argument" if dt is not None else "the graph's metadata"
-        raise ConfigError(f"{where}: dt = {step} is not a positive number of seconds ({origin})")
+        raise ConfigError(f"{where}: dt = {shown_value(dt) if dt is not None else step} is not a positive number of "
+                          f"seconds ({origin})")
     return step
 
 
