@@ -13,6 +13,8 @@ from torch import nn
 
 import deepspike as ds
 from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.conversion.pipeline import convert_run
 from deepspike.deploy import onnx_files
 from deepspike.deploy.conformance import sample_spikes
 from deepspike.deploy.families import build, reference_spikes, sample_input
@@ -20,6 +22,7 @@ from deepspike.layers.readout import MembraneReadout
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.training.pretrained import preprocess
 from deepspike.training.reload import load_run
+from deepspike.training.trainer import Trainer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "fashion_mnist_test_first200.npz"
 nir = pytest.importorskip("nir")
@@ -166,3 +169,21 @@ def test_the_ann_zoo_entry_is_refused_as_an_ann(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the zoo entry ann_qcfs_vgg_fmnist is an ANN" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_low_latency_converted_run_given_nir_and_onnx_writes_neither(tmp_path, capsys):
+    """``export QCFS_SNN --nir a.nir --onnx b.onnx``: --nir refuses a low-latency converted net (v_0 = th/2,
+    threshold-valued spikes), --onnx writes it. The ONNX part ran first, so b.onnx was on disk when the NIR part
+    refused (exit 2 with a file written); the NIR graph is now built before either file is written."""
+    recipe = ["method.name=ann", "method.activation=qcfs", "method.levels=4", "method.qcfs_threshold=1.0",
+              "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "train.epochs=1", "train.progress=false"]
+    Trainer(load_config(None, recipe), tmp_path / "ann").fit()
+    convert_run(tmp_path / "ann", tmp_path / "snn", norm="qcfs", timesteps=4, log=lambda s: None)
+    capsys.readouterr()
+    out = tmp_path / "out"
+    out.mkdir()
+    assert "(export --onnx writes it)" in _refused(capsys, [str(tmp_path / "snn"), "--nir", str(out / "a.nir"),
+                                                            "--onnx", str(out / "b.onnx")])
+    assert list(out.iterdir()) == []
+    assert main(["export", str(tmp_path / "snn"), "--onnx", str(out / "b.onnx")]) == 0  # --onnx alone writes it
+    assert json.loads(capsys.readouterr().out)["onnx"]["verified"]["max_abs_difference"] == 0.0

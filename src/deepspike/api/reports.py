@@ -21,8 +21,9 @@ from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_whole, shown_value
-from deepspike.deploy import DEFAULT_DT, export_run
+from deepspike.deploy import DEFAULT_DT
 from deepspike.deploy.conformance import check_run
+from deepspike.deploy.nir_export import run_graph, write_graph
 from deepspike.deploy.onnx_export import FORMS as ONNX_FORMS
 from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_pretrained_onnx, export_run_onnx
 from deepspike.deploy.onnx_from_nir import export_nir_file_onnx
@@ -190,11 +191,12 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     if onnx is not None:
         check_replaces_only_an_onnx_file(onnx)
     report = target_report(run_dir, target, limit) if target is not None else None  # first: it may be refused
-    onnx_summary = None  # before the NIR file: it refuses TTFS nets, which --nir takes
+    graph = run_graph(run_dir, **options)[0] if path is not None else None  # built before either file is written:
+    onnx_summary = None  # --nir refuses low-latency converted nets, --onnx TTFS nets; neither leaves the other's file
     if onnx is not None:
         onnx_options = {k: v for k, v in options.items() if k in ("dt", "fold_thresholds", "round_delays")}
         onnx_summary = export_run_onnx(run_dir, onnx, form=onnx_form or "step", **onnx_options)
-    summary = export_run(run_dir, path, **options) if path is not None else {}
+    summary = write_graph(graph, path) if path is not None else {}
     if onnx_summary is not None:
         summary["onnx"] = onnx_summary
     if report is not None:

@@ -535,6 +535,12 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, dt: float | 
     check_output_file(path, "--nir")
     check_not_run_file(path, "--nir")
     graph, _ = run_graph(run_dir, dt, fold_thresholds, large, t_window, round_delays)
+    return write_graph(graph, path)
+
+
+def write_graph(graph, path: str | os.PathLike) -> dict:
+    """Write ``graph`` (``run_graph``'s) to the NIR file ``path`` (checked by the caller); returns
+    :func:`export_run`'s summary: the path, the nodes as ``name:Type`` and the graph's metadata."""
     write_nir(graph, path)
     return {"nir": str(path), "nodes": [f"{k}:{type(v).__name__}" for k, v in graph.nodes.items()],
             "metadata": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in graph.metadata.items()}}
