@@ -78,3 +78,14 @@ def test_a_dt_of_true_for_a_nir_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"^ONNX export: dt = True is not a positive number of seconds"):
         ds.export(source, onnx=tmp_path / "a.onnx", dt=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.nir"]
+
+
+def test_deepspikes_own_ttfs_graph_is_refused(tmp_path, capsys):
+    """A TTFS graph (fire-once neurons, bias-spike inputs) was written with the default 'rate' reading and not
+    checked (its bias inputs made the check skip it); it is refused in one line."""
+    graph = tiny_graph()
+    graph.metadata = {**graph.metadata, "format": "ttfs"}
+    source = write(graph, tmp_path / "ttfs.nir")
+    assert main(["export", str(source), "--onnx", str(tmp_path / "t.onnx")]) == 2
+    assert "is deepspike's ttfs graph" in capsys.readouterr().err
+    assert not (tmp_path / "t.onnx").exists()

@@ -40,6 +40,10 @@ def export_nir_file_onnx(nir_path: str | os.PathLike, path: str | os.PathLike, f
         raise ConfigError(f"--onnx-reading must be one of {', '.join(READINGS)}, got {reading!r}")
     target = check_replaces_only_an_onnx_file(path)
     graph = read_nir(nir_path)
+    form_written = str(_plain(graph.metadata).get("format"))
+    if form_written in ("ttfs", "ttfs_window"):  # fire-once neurons fed bias spikes: not a time-stepped net
+        raise ConfigError(f"{nir_path} is deepspike's {form_written} graph (single spikes in continuous time, bias "
+                          "inputs); --onnx writes time-stepped nets: replay it with deploy.ttfs_graph_times")
     integration, signals = READINGS[reading]
     dt = _step(dt, graph, _plain(graph.metadata), "ONNX export")  # the file's, else 1e-4 s
     model = nir_to_onnx(graph, dt=dt, integration=integration, signals=signals, form=form)
