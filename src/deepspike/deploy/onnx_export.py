@@ -92,8 +92,7 @@ class _StepGraph:
         preds = self.sim.preds[name]
         if not preds:
             raise ConfigError(f"ONNX export: node {name!r} has no incoming edge")
-        shape = tuple(int(s) for s in np.broadcast_shapes(*(self._shape(p) for p in preds)))
-        return _joined(self.b, [self.values[p] for p in preds], f"{name}.in"), shape
+        return _joined(self.b, [self.values[p] for p in preds], f"{name}.in"), self._received_shape(name)
 
     def _node(self, name: str) -> None:
         sim, b = self.sim, self.b
@@ -114,6 +113,7 @@ class _StepGraph:
         self.values[name] = self._apply(name, node, x, shape)
 
     def _received_shape(self, name: str) -> tuple[int, ...]:
+        """The per-sample shape of the sum of node ``name``'s inputs."""
         return tuple(int(s) for s in np.broadcast_shapes(*(self._shape(p) for p in self.sim.preds[name])))
 
     def _apply(self, name: str, node, x: str, shape: tuple[int, ...]) -> str:
