@@ -29,3 +29,14 @@ def test_encoders_the_chips_inputs_cannot_carry_are_named(options, what):
         assert note == (f"its input encoder ({options['encoder']}) gives {what}"
                         + (" (delta_off_spikes; 2F unsigned channels would carry them)" if "ON/OFF" in what else "")
                         + ", not the unsigned event counts the chip's inputs take")
+
+
+@pytest.mark.parametrize("encoding, what", [("direct", "analog values"), ("poisson", "signed spikes")])
+def test_a_converted_nets_encoders_are_named_too(encoding, what):
+    """A converted net's direct encoder (the image every step) had no ``kind``, so the chip reports said nothing
+    of its analog input; its signed Poisson encoder gives -a, 0, a."""
+    arch = create_architecture("mlp", num_classes=2, input_shape=(4,), hidden=[3])
+    net = get_method("converted", {"timesteps": 4, "encoding": encoding}).build(arch)
+    kind = "direct" if encoding == "direct" else "bipolar"
+    assert chip_input_note(net) == (f"its input encoder ({kind}) gives {what}, not the unsigned event counts the "
+                                    "chip's inputs take")

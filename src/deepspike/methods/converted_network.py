@@ -39,6 +39,8 @@ class SignedPoissonEncoder(nn.Module):
     The spike value ``a`` is 1 (sengupta2019) or ``scale`` (``weighted``: the expected input equals ``x``).
     """
 
+    kind = "bipolar"  # the encoder's name in exported graphs and the chip reports' input notes
+
     def __init__(self, scale: float = 1.0, weighted: bool = False) -> None:
         super().__init__()
         if not scale > 0:
@@ -58,6 +60,8 @@ class SignedPoissonEncoder(nn.Module):
 class DirectEncoder(nn.Module):
     """Direct (analog) input: ``x [B, ...] -> [T, B, ...]``, the image itself at every step; the first layer's
     neurons turn it into spikes (Rueckauer 2017; Bu et al. 2022). ``generator`` is unused."""
+
+    kind = "direct"  # the encoder's name in exported graphs and the chip reports' input notes
 
     def forward(
         self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
