@@ -160,12 +160,29 @@ class OwnNeuron(nn.Module):
 
 @pytest.mark.parametrize("neuron, reason", [
     (PSN(timesteps=4), "PSN does not carry its state from step to step"),
-    (LeakCorrectedLIF(), "LeakCorrectedLIF does not carry its state from step to step"),
     (OwnNeuron(), "OwnNeuron does not carry its state from step to step"),
 ])
 def test_neurons_that_cannot_be_replayed_are_skipped_with_the_reason(neuron, reason):
     traces = record_traces(TimeFirst(neuron, LIF(threshold=0.5)), torch.rand(1, 4, 3), max_neurons=2)
     assert traces[0] == {"layer": "neurons.0", "skipped": reason} and "skipped" not in traces[1]
+
+
+def test_lee2020s_neuron_is_traced_with_the_membrane_of_a_plain_loop():
+    """spikebp's leak-corrected LIF carries its membrane step by step now, so its traces are recorded (it was
+    skipped): ``h_t = 0.9 v_{t-1} + x_t``, a spike where ``h_t > 0.5``, then ``v_t = 0``, by a loop here."""
+    x = torch.rand(1, 6, 3, generator=torch.Generator().manual_seed(3))  # one sample: [B=1, T=6, N=3]
+    traces = record_traces(TimeFirst(LeakCorrectedLIF(leak=0.9, threshold=0.5), LIF(threshold=0.5)), x,
+                           max_neurons=3)
+    v, expected = torch.zeros(3), []
+    for x_t in x[0]:
+        h = 0.9 * v + x_t
+        v = torch.where(h > 0.5, torch.zeros(3), h)
+        expected.append(v)
+    record = traces[0]
+    assert "skipped" not in record and record["threshold"][0] == [0.5, 0.5, 0.5]
+    shown = record["shown"]
+    torch.testing.assert_close(torch.tensor(record["membrane"]), torch.stack(expected)[:, shown])
+    assert any(record["fired"])
 
 
 def test_recording_leaves_the_scores_and_the_model_unchanged():

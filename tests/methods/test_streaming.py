@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.methods.streaming import Stream
 from deepspike.models import create_architecture
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 
 
 def _net(encoder, **options):
@@ -116,3 +119,35 @@ def test_one_sample_stream_equals_multistep_to_rounding():
         stream.step(x)
     with torch.no_grad():
         torch.testing.assert_close(stream.scores(), net(x, timesteps=9), rtol=1e-6, atol=1e-6)
+
+
+def test_a_spikebp_net_streams_with_the_spikes_of_its_whole_window():
+    """lee2020's neurons (the leak-corrected LIF and the spiking pool) could not carry their membrane, so a spikebp
+    net could not stream; now every spiking layer's spikes, step by step, are those of one call on all the steps
+    (the linear layers' currents to float rounding: one step's rows are summed in another order), and training in
+    pieces, which their whole-window derivative cannot do, is refused in one line."""
+    torch.manual_seed(0)
+    arch = create_architecture("lenet", num_classes=10, input_shape=(1, 28, 28))
+    net = get_method("spikebp", {"timesteps": 8, "threshold": 0.3}).build(arch).eval()
+    x = (torch.rand(8, 2, 1, 28, 28, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    kinds = (LeakCorrectedLIF, SpikingAvgPool)
+    with torch.no_grad():
+        whole, h = [], x
+        for layer in net.body:
+            h = layer(h)
+            whole.append(h)
+        with temporal_carry(net.body):
+            stepped = [[] for _ in net.body]
+            for t in range(8):
+                h = x[t:t + 1]
+                for i, layer in enumerate(net.body):
+                    h = layer(h)
+                    stepped[i].append(h)
+    spiking = [i for i, layer in enumerate(net.body) if isinstance(layer, kinds)]
+    assert len(spiking) >= 3 and all(whole[i].sum() > 0 for i in spiking)
+    for i in spiking:
+        assert torch.equal(torch.cat(stepped[i]), whole[i])
+    torch.testing.assert_close(torch.cat(stepped[-1]), whole[-1], rtol=1e-5, atol=1e-5)
+    assert Stream(net).step(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with temporal_carry(net.body), pytest.raises(ConfigError, match="runs in pieces only without gradients"):
+        net.body(x.requires_grad_())

@@ -204,7 +204,8 @@ def test_refusals_are_one_line():
         prepare_temporal_grad(ann, "sltt", None, "ann")
     assert "\n" not in str(e.value)
     spikebp = get_method("spikebp", {}).build(create_architecture("mlp", hidden=[8]))
-    with pytest.raises(ConfigError, match="cannot carry its state"):
+    with pytest.raises(ConfigError, match="leak-corrected derivative is taken from each neuron's spikes over the "
+                                          "window: use train.temporal_grad=bptt"):
         prepare_temporal_grad(spikebp, "sltt", None, "spikebp")
     for bad in (["train.temporal_grad=online"], ["train.time_segment=4"], ["train.temporal_grad=ottt",
                                                                             "train.sltt_steps=2"],

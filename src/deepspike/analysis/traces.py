@@ -12,7 +12,7 @@ its charge met at that step (the adaptive threshold ``th + beta a_{t-1}`` of an 
 per-channel thresholds), keeping those of the shown neurons. Their replayed spikes must equal the ones the network
 produced; a layer where they do not (a layer whose bfloat16 state rounds differently step by step, e.g. a synaptic
 LIF's current), or whose neuron does not carry its state from call to
-call (PSN, lee2020's ``LeakCorrectedLIF``) or lacks ``membrane`` / ``threshold_at`` (a neuron of one's own), is
+call (PSN) or lacks ``membrane`` / ``threshold_at`` (a neuron of one's own), is
 listed with the reason instead of a trace.
 
 Shown neurons, per layer: ``ceil(max_neurons / 2)`` of those that fired and the rest of those that stayed silent,

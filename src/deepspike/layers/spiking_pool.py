@@ -9,11 +9,16 @@ from torch import nn
 from deepspike.core.errors import ConfigError, check_pool_padding
 from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
-from deepspike.neurons.spikebp_lif import DERIVATIVES, check_spikebp_neuron, leak_corrected_lif
+from deepspike.neurons.spikebp_lif import (
+    DERIVATIVES,
+    RunsInPiecesForInference,
+    check_spikebp_neuron,
+    leak_corrected_lif,
+)
 from deepspike.neurons.update_cost import membrane_ops
 
 
-class SpikingAvgPool(ReportsSpikes, nn.Module):
+class SpikingAvgPool(RunsInPiecesForInference, ReportsSpikes, nn.Module):
     """Average-pool the spikes, integrate them in a non-leaky membrane, fire above ``threshold``, hard reset.
 
     ``p_t = avgpool_k(s_t)`` (weights ``1/k^2``, 0.25 for 2x2), then ``h_t = v_{t-1} + p_t``,
@@ -49,6 +54,8 @@ class SpikingAvgPool(ReportsSpikes, nn.Module):
         t, b = x.shape[:2]
         pooled = F.avg_pool2d(x.flatten(0, 1), self.kernel_size, self.stride, self.padding)  # [T*B, C, H', W']
         pooled = pooled.unflatten(0, (t, b))  # [T, B, C, H', W']
+        if self.carry is not None:  # streaming (RunsInPiecesForInference)
+            return self.reported(self.spikes_in_pieces(pooled, 1.0, self.threshold))
         s = leak_corrected_lif(pooled, leak=1.0, threshold=self.threshold, correction=False,
                                derivative=self.derivative, grad_scale=1.0)
         return self.reported(s)

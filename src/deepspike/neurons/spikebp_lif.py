@@ -51,6 +51,7 @@ from deepspike.core.options import is_finite, is_float32
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
+from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
 from deepspike.neurons.update_cost import membrane_ops
@@ -102,7 +103,13 @@ def _kernels():
 def _forward_reference(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The time loop in torch: ``x [T, B, ...] -> (spikes as x.dtype, NaN for a NaN membrane; spikes as
     uint8)``."""
-    v = x.new_zeros(x.shape[1:])
+    spikes, mask, _ = _steps(x, leak, threshold, x.new_zeros(x.shape[1:]))
+    return spikes, mask
+
+
+def _steps(x: torch.Tensor, leak: float, threshold: float,
+           v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_forward_reference`` from the membrane ``v [B, ...]``: ``(spikes, spikes as uint8, v_T)``."""
     spikes = torch.empty_like(x)
     mask = torch.empty(x.shape, dtype=torch.uint8, device=x.device)  # [T, B, ...]
     for t in range(x.shape[0]):
@@ -111,7 +118,36 @@ def _forward_reference(x: torch.Tensor, leak: float, threshold: float) -> tuple[
         mask[t] = fired
         torch.where(torch.isnan(h), h, fired, out=spikes[t])
         v = h.masked_fill(fired, 0.0)
-    return spikes, mask
+    return spikes, mask, v
+
+
+class RunsInPiecesForInference(CarriesState):
+    """lee2020's neurons inside ``neurons.carry.temporal_carry``: each call continues from the membrane the call
+    before ended with (``h_t = leak v_{t-1} + x_t``, the same loop), so a net of them streams one step at a time
+    (``methods.streaming``). Only without gradients: their derivative is taken from each neuron's spikes over the
+    whole window (``trains_on_whole_sequences``, which ``train.temporal_grad`` other than bptt refuses)."""
+
+    trains_on_whole_sequences = "lee2020's leak-corrected derivative is taken from each neuron's spikes over the window"
+
+    def membrane(self, state: torch.Tensor) -> torch.Tensor:
+        """The carried membrane ``v_t`` (after the reset), ``[B, ...]`` (``analysis.traces`` reads it)."""
+        return state
+
+    def threshold_at(self, step: torch.Tensor, state: torch.Tensor | None) -> float:
+        """The threshold the charge ``h_t`` is tested against (strictly: a spike when ``h_t > threshold``)."""
+        return float(self.threshold)
+
+    def spikes_in_pieces(self, x: torch.Tensor, leak: float, threshold: float) -> torch.Tensor:
+        """Spikes ``[T, B, ...]`` of currents ``x [T, B, ...]`` from the carried membrane (zeros at the start)."""
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise ConfigError(f"{type(self).__name__} runs in pieces only without gradients (streaming): "
+                              f"{self.trains_on_whole_sequences}")
+        check_currents(x)
+        wide = x.float() if x.dtype in LOW_PRECISION else x  # a float32 membrane, as in the whole-window call
+        v0 = self.carried()
+        spikes, _, v = _steps(wide, leak, threshold, wide.new_zeros(wide.shape[1:]) if v0 is None else v0)
+        self.keep(v)
+        return spikes.to(x.dtype)
 
 
 def _forward_kernel(x: torch.Tensor, leak: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,7 +219,7 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
     return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
 
 
-class LeakCorrectedLIF(ReportsSpikes, nn.Module):
+class LeakCorrectedLIF(RunsInPiecesForInference, ReportsSpikes, nn.Module):
     """Hidden-layer neuron of ``spikebp`` (lee2020): currents ``x [T, B, ...] -> spikes s [T, B, ...]``.
 
     Forward ``h_t = leak v_{t-1} + x_t``, ``s_t = 1[h_t > threshold]``, ``v_t = h_t (1 - s_t)``; backward the
@@ -202,6 +238,8 @@ class LeakCorrectedLIF(ReportsSpikes, nn.Module):
         self.leak, self.threshold, self.correction, self.derivative = leak, threshold, correction, derivative
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.carry is not None:  # streaming (RunsInPiecesForInference)
+            return self.reported(self.spikes_in_pieces(x, self.leak, self.threshold))
         s = leak_corrected_lif(x, self.leak, self.threshold, self.correction, self.derivative)
         return self.reported(s)
 

@@ -49,10 +49,11 @@ __all__ = ["ONLINE", "TEMPORAL_GRADS", "online_step", "prepare_temporal_grad", "
 
 def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str) -> None:
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise; a net whose
-    ``trains_on_whole_sequences`` gives a reason, e.g. STDP layers, trains with bptt only) and set it up."""
+    ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
+    neurons, trains with bptt only) and set it up."""
     if mode == "bptt":
         return
-    reason = getattr(net, "trains_on_whole_sequences", None)
+    reason = next(filter(None, (getattr(m, "trains_on_whole_sequences", None) for m in net.modules())), None)
     if reason:
         raise ConfigError(f"train.temporal_grad={mode} runs time in pieces, but {reason}: use "
                           "train.temporal_grad=bptt")
