@@ -92,11 +92,12 @@ class GraphBuilder:
         return self.op("Cast", [flags], hint, to=self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype))
 
 
-def per_value(value, shape: tuple[int, ...]) -> np.ndarray:
-    """A node parameter (a number, or one value per element of a ``shape`` layer in any layout, e.g. ``[C*H*W]``
-    for ``[C, H, W]``) as an array broadcasting on ``shape``: the values in their row-major order."""
+def per_value(value) -> np.ndarray:
+    """A node parameter of ``GraphSimulator`` (a number, or values that broadcast on the layer's shape: the
+    simulator has already laid one value per element out in that shape, ``nir_sim._shaped``) as an array, a single
+    value as a scalar."""
     a = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
-    return a.reshape(shape) if a.size == int(np.prod(shape)) and a.size > 1 else a.reshape(()) if a.size == 1 else a
+    return a.reshape(()) if a.size == 1 else a
 
 
 def _linear(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
@@ -142,7 +143,7 @@ def stateless(b: GraphBuilder, name: str, node, x: str, shape: tuple[int, ...], 
     if kind == "Scale":
         return b.scaled(x, np.asarray(node.scale, dtype=np.float64), name)
     if kind == "Threshold":
-        over = b.op("Greater", [x, b.const(f"{name}.threshold", per_value(node.threshold, shape))])
+        over = b.op("Greater", [x, b.const(f"{name}.threshold", per_value(node.threshold))])
         return b.as_float(over, name)
     check_supported(name, node)
     raise ConfigError(f"ONNX export: node {name!r} of type {kind} has state")  # the caller writes those

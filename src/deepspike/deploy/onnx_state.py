@@ -71,13 +71,14 @@ class StepStates:
         self.b.nodes.append(self.b.onnx.helper.make_node("Identity", [value], [state.target]))
 
 
-def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str, shape: tuple[int, ...]) -> str:
+def _leak(b: GraphBuilder, n: _Neuron, v: str, name: str) -> str:
+    """``v_leak + (v - v_leak) decay`` (``v decay`` when ``v_leak = 0``; ``v`` itself for IF and I)."""
     if n.decay is None:
         return v
-    decay = per_value(n.decay, shape)
+    decay = per_value(n.decay)
     if isinstance(n.v_leak, float) and n.v_leak == 0.0:
         return b.scaled(v, decay, f"{name}.leak")
-    v_leak = b.const(f"{name}.v_leak", per_value(n.v_leak, shape))
+    v_leak = b.const(f"{name}.v_leak", per_value(n.v_leak))
     return b.op("Add", [b.scaled(b.op("Sub", [v, v_leak]), decay, f"{name}.leak"), v_leak])
 
 
@@ -87,7 +88,7 @@ def _fire(b: GraphBuilder, states: StepStates, n: _Neuron, h: str, name: str,
     threshold) and the membrane after the reset."""
     if n.state_quant is not None:
         h = _nearest_level(b, n, h, name)
-    v_th = b.const(f"{name}.v_threshold", per_value(n.v_th, shape))
+    v_th = b.const(f"{name}.v_threshold", per_value(n.v_th))
     fired = b.op("Greater" if n.compare is torch.gt else "GreaterOrEqual", [h, v_th], f"{name}.fired")
     z = b.as_float(fired, f"{name}.spikes")
     if n.signed:  # -1 where h < 0 while the net count is positive; the count moves by the spike
@@ -99,7 +100,7 @@ def _fire(b: GraphBuilder, states: StepStates, n: _Neuron, h: str, name: str,
     if n.reset_mode == "subtract":
         return out, b.op("Sub", [h, b.op("Mul", [z, v_th])], f"{name}.reset")
     if n.reset_mode == "zero":
-        return out, b.op("Where", [fired, b.const(f"{name}.v_reset", per_value(n.v_reset, shape)), h],
+        return out, b.op("Where", [fired, b.const(f"{name}.v_reset", per_value(n.v_reset)), h],
                          f"{name}.reset")
     return out, h
 
@@ -111,7 +112,7 @@ def _started(b: GraphBuilder, states: StepStates, n: _Neuron, v: str, name: str,
     states.close(started, b.op("Add", [b.op("Mul", [started, b.const(f"{name}.none", 0.0)]),
                                        b.const(f"{name}.one", 1.0)], f"{name}.started"))
     first = b.op("Sub", [b.const(f"{name}.one", 1.0), started], f"{name}.first")
-    v0 = b.const(f"{name}.v_initial", per_value(n.v_th, shape) * n.initial)
+    v0 = b.const(f"{name}.v_initial", per_value(n.v_th) * n.initial)
     return b.op("Add", [v, b.op("Mul", [v0, first])], f"{name}.v_start")
 
 
@@ -146,10 +147,10 @@ def leaky_step(b: GraphBuilder, states: StepStates, n: _Leaky, name: str, x: str
     if n.initial:
         v = _started(b, states, n, v, name, shape)
     if n.leak_first:
-        v = _leak(b, n, v, name, shape)
-    h = b.op("Add", [v, b.scaled(x, per_value(n.gain, shape), f"{name}.input")], f"{name}.h")
+        v = _leak(b, n, v, name)
+    h = b.op("Add", [v, b.scaled(x, per_value(n.gain), f"{name}.input")], f"{name}.h")
     out, v_next = (h, h) if n.v_th is None else _fire(b, states, n, h, name, shape)
-    states.close(v_state, v_next if n.leak_first else _leak(b, n, v_next, name, shape))
+    states.close(v_state, v_next if n.leak_first else _leak(b, n, v_next, name))
     return out
 
 
@@ -159,13 +160,13 @@ def cuba_step(b: GraphBuilder, states: StepStates, n: _Cuba | _CubaEuler, name: 
     v, i = states.declare(name, "v", shape), states.declare(name, "i", shape)
     exact = isinstance(n, _Cuba)
     due = states.declare(name, "due", shape) if exact else None
-    i_in = b.scaled(x, per_value(n.i_gain, shape), f"{name}.i_in")
-    i_now = b.op("Add", [i if exact else b.scaled(i, per_value(n.i_decay, shape), f"{name}.i_leak"), i_in], f"{name}.i")
-    h = b.op("Add", [_leak(b, n, v, name, shape), b.scaled(i_now, per_value(n.v_from_i, shape), f"{name}.v_in")],
+    i_in = b.scaled(x, per_value(n.i_gain), f"{name}.i_in")
+    i_now = b.op("Add", [i if exact else b.scaled(i, per_value(n.i_decay), f"{name}.i_leak"), i_in], f"{name}.i")
+    h = b.op("Add", [_leak(b, n, v, name), b.scaled(i_now, per_value(n.v_from_i), f"{name}.v_in")],
              f"{name}.h")
     z, v_next = _fire(b, states, n, h, name, shape)
     states.close(v, v_next)
-    states.close(i, b.scaled(i_now, per_value(n.i_decay, shape), f"{name}.i_leak") if exact else i_now)
+    states.close(i, b.scaled(i_now, per_value(n.i_decay), f"{name}.i_leak") if exact else i_now)
     if due is None:
         return z
     states.close(due, z)
@@ -181,7 +182,7 @@ def delay_step(b: GraphBuilder, states: StepStates, line: DelayLine, name: str, 
     history = states.declare(name, "history", (k, *shape))
     full = b.op("Concat", [history, b.op("Unsqueeze", [x, b.const(f"{name}.axis", [1], np.int64)])], f"{name}.full",
                 axis=1)
-    steps = np.broadcast_to(per_value(line.steps, shape), shape)
+    steps = np.broadcast_to(per_value(line.steps), shape)
     pick = (np.arange(k + 1).reshape(-1, *[1] * len(shape)) == (k - steps)[None]).astype(np.float64)
     y = b.op("ReduceSum", [b.op("Mul", [full, b.const(f"{name}.pick", pick)]),
                            b.const(f"{name}.axes", [1], np.int64)], name, keepdims=0)
