@@ -493,11 +493,12 @@ def _refuse_unused(run_dir, kind: str, given: dict) -> None:
 
 def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_thresholds: bool = False,
               large: float | None = None, t_window: float | None = None, round_delays: bool = False,
-              low_latency: bool = False) -> tuple:
+              low_latency: bool = False, loaded: tuple | None = None) -> tuple:
     """``(graph, kind)``: a trained run's checkpoint as a NIR graph and the kind of net ("rate-coded", "TTFS",
     "windowed TTFS"); the options as :func:`export_run` reads them (an ANN run or an option its kind does not
-    use is a one-line ``ConfigError``); ``low_latency`` as :func:`to_nir` reads it."""
-    config, parts, _ = load_run(run_dir, device="cpu")
+    use is a one-line ``ConfigError``); ``low_latency`` as :func:`to_nir` reads it. ``loaded``: the run's
+    ``(config, parts)`` when the caller has read it already (``load_run``), else it is read here."""
+    config, parts = load_run(run_dir, device="cpu")[:2] if loaded is None else loaded
     if config.method.name == "ann":
         raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
                           "--to rate or ttfs) and export the converted run")

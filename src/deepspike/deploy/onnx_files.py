@@ -63,13 +63,11 @@ def model_summary(model, path: Path, form: str) -> dict:
         return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
 
     graph = model.graph
+    summary = {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size}
     if form == "sequence":
-        return {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size,
-                "inputs": shapes(graph.input), "outputs": shapes(graph.output)}
-    data_in = [v for v in graph.input if not v.name.startswith("state.")]
-    data_out = [v for v in graph.output if not v.name.startswith("next.")]
-    return {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size,
-            "inputs": shapes(data_in), "outputs": shapes(data_out),
+        return {**summary, "inputs": shapes(graph.input), "outputs": shapes(graph.output)}
+    return {**summary, "inputs": shapes([v for v in graph.input if not v.name.startswith("state.")]),
+            "outputs": shapes([v for v in graph.output if not v.name.startswith("next.")]),
             "states": shapes([v for v in graph.input if v.name.startswith("state.")])}
 
 
@@ -78,7 +76,9 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
     """Write the rate-coded run ``run_dir`` as an ONNX model at ``path`` (module docstring); returns the summary:
     the file, its form, opset and size, its inputs, outputs and states with their shapes, and ``verified``."""
     target = check_replaces_only_an_onnx_file(path)
-    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays, low_latency=True)
+    config, parts, _ = load_run(run_dir, device="cpu")  # read once: the graph and the check use the same net
+    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays, low_latency=True,
+                            loaded=(config, parts))
     if kind != "rate-coded":
         raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; {run_dir} is a {kind} net "
                           "(export it with --nir)")
@@ -86,8 +86,7 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
     write_onnx(model, target)
     summary = model_summary(model, target, form)
     if importlib.util.find_spec("onnxruntime") is not None:
-        _, parts, _ = load_run(run_dir, device="cpu")
-        if round_delays:
+        if round_delays:  # to_nir rounded a copy
             round_all_delays_(parts.model)
         summary["verified"] = verify_against(parts.model, tuple(parts.arch.input_shape), target)
     return summary
