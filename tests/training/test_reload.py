@@ -8,8 +8,9 @@ import torch
 from deepspike.api import load_run
 from deepspike.cli import main
 from deepspike.config import load_config
-from deepspike.training.checkpoint_format import CHECKSUM_KEY
+from deepspike.training.checkpoint_format import CHECKSUM_KEY, read_checkpoint_file
 from deepspike.training.reload import evaluate_run
+from deepspike.training.runs import save_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY
 
@@ -42,3 +43,18 @@ def test_scoring_the_training_split_neither_augments_nor_mixes(tmp_path):
     with torch.no_grad():
         predicted = parts.method.predict(parts.model.eval()(parts.data.train.x))
     assert result["train_accuracy"] == pytest.approx(float((predicted == parts.data.train.y).float().mean()))
+
+
+def test_a_checkpoint_with_nan_weights_under_a_valid_checksum_is_corrupt(tmp_path, capsys):
+    """Training stops before it saves non-finite weights, so such a file was edited; ``eval`` loaded it and
+    scored it (the arg-max of NaN outputs) instead of saying so."""
+    run = tmp_path / "run"
+    Trainer(load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=2"]), run).fit()
+    state = read_checkpoint_file(run / "checkpoint.pt")
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key].view(-1)[-1] = float("inf")
+    save_checkpoint(run / "checkpoint.pt", state)  # a checksum of the edited weights
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    assert capsys.readouterr().err == (f"deepspike: error: {run / 'checkpoint.pt'} is corrupt: its {key} holds inf "
+                                       "or nan\n")

@@ -2,18 +2,20 @@
 
 Both raise ``TrainingDiverged`` (a ``UserError``: the CLI prints one line and exits 2) naming the epoch and
 step, before the epoch is logged or checkpointed, so the run keeps its last good checkpoint and writes no
-summary. Cost: the loss is checked on the Python float the loop computes for its running mean anyway (no
-extra device synchronisation); the weights once per epoch, with one synchronisation for all tensors.
+summary; a checkpoint read back with such weights is therefore corrupt (``check_loaded_weights_finite``). Cost:
+the loss is checked on the Python float the loop computes for its running mean anyway (no extra device
+synchronisation); the weights once per epoch, with one synchronisation for all tensors.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from deepspike.core.errors import TrainingDiverged
+from deepspike.core.errors import DataCorruptError, TrainingDiverged
 
 ADVICE = "nothing of this epoch was logged or checkpointed; lower optim.lr or set train.grad_clip"
 
@@ -36,6 +38,14 @@ def check_finite_weights(model: nn.Module, epoch: int) -> None:
     bad = nonfinite_tensor(model.state_dict())
     if bad is not None:
         raise TrainingDiverged(f"training diverged in {_where(epoch, None)}: {bad} holds inf or nan; {ADVICE}")
+
+
+def check_loaded_weights_finite(model: nn.Module, path: Path) -> None:
+    """``DataCorruptError`` when ``model``, just loaded from ``path``, holds inf or nan: training stops at
+    non-finite weights (``check_finite_weights``) before it saves them, so no run or export writes such a file."""
+    bad = nonfinite_tensor(model.state_dict())
+    if bad is not None:
+        raise DataCorruptError(f"{path} is corrupt: its {bad} holds inf or nan")
 
 
 def nonfinite_tensor(state: dict[str, torch.Tensor]) -> str | None:

@@ -28,7 +28,7 @@ from deepspike.core.options import is_finite, is_whole, shown_value
 from deepspike.data.paths import one_line
 from deepspike.models.registry import MAX_SIZE_ARG
 from deepspike.training.checkpoint_format import read_checkpoint_file
-from deepspike.training.divergence import nonfinite_tensor
+from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
 from deepspike.training.runtime import autocast_dtype, resolve_device
@@ -131,9 +131,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
     _check_card_config(card, config, folder)
     payload = read_checkpoint_file(folder / WEIGHTS_NAME, map_location=device)
     load_weights(model, payload.get("model"), folder / WEIGHTS_NAME)
-    bad = nonfinite_tensor(model.state_dict())
-    if bad is not None:  # training stops at non-finite weights (``divergence``): no run gives such a file
-        raise DataCorruptError(f"{folder / WEIGHTS_NAME} is corrupt: its {bad} holds inf or nan")
+    check_loaded_weights_finite(model, folder / WEIGHTS_NAME)
     return config, method, model.eval()
 
 

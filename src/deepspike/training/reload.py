@@ -9,6 +9,7 @@ from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
+from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
@@ -27,6 +28,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
     parts = build_run(config, dev)
     weights = state["ema"]["average"] if "ema" in state else payload_entry(state, "model", run.checkpoint_path)
     load_weights(parts.model, weights, run.checkpoint_path)
+    check_loaded_weights_finite(parts.model, run.checkpoint_path)
     parts.model.eval()
     return config, parts, state
 
