@@ -41,6 +41,7 @@ from deepspike.deploy import (  # noqa: E402
     to_nir,
     to_nir_ttfs,
     ttfs_graph_times,
+    ttfs_replay,  # noqa: E402
     write_nir,
 )
 from deepspike.deploy.ttfs_nodes import leak_factor, reset_potential, ttfs_neuron_node  # noqa: E402
@@ -155,6 +156,20 @@ def test_a_replay_that_would_simulate_nothing_is_refused(t_end, chunk_steps, mes
     graph = to_nir_ttfs(nn.Sequential(lin), (1,))
     with pytest.raises(ConfigError, match=rf"^TTFS replay: {message}"):
         ttfs_graph_times(graph, torch.tensor([[math.inf]], dtype=torch.float64), 0.1, t_end, chunk_steps)
+
+
+def test_a_replay_of_more_grid_steps_than_the_cap_is_refused_before_it_runs(monkeypatch):
+    """dt = 1e-12 over t_end = 2 is 2e12 steps: it ran for hours instead of asking for a larger dt."""
+    lin = TTFSLinear(1, 1, bias=True).double()
+    graph = to_nir_ttfs(nn.Sequential(lin), (1,))
+    t_in = torch.tensor([[math.inf]], dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"^TTFS replay: t_end / dt = 2.0 / 1e-12 is 2,000,000,000,000 steps, above "
+                                          r"1,000,000; use a larger dt$"):
+        ttfs_graph_times(graph, t_in, 1e-12, 2.0)
+    monkeypatch.setattr(ttfs_replay, "MAX_REPLAY_STEPS", 20)  # t_end / dt = 20 steps after step 0: at the cap
+    assert ttfs_graph_times(graph, t_in, 0.1, 2.0).shape == (1, 1)
+    with pytest.raises(ConfigError, match=r"is 21 steps, above 20;"):
+        ttfs_graph_times(graph, t_in, 0.1, 2.1)
 
 
 @pytest.mark.parametrize(("t_in", "metadata", "message"), [

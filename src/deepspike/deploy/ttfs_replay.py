@@ -19,6 +19,7 @@ from deepspike.core.options import is_finite, is_whole
 from deepspike.deploy.nir_sim import GraphSimulator
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
+MAX_REPLAY_STEPS = 1_000_000  # t_end / dt, the grid steps of one replay after step 0 (a tiny dt ran for hours)
 
 
 def _meta(graph) -> dict:
@@ -76,8 +77,8 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
 
     t_in: ``[B, *input_shape]`` input spike times (>= 0, +inf = silent). dt: step (model time units).
     t_end: last simulated time, a finite number >= 0; must not exceed the graph's ``t_window`` (the fire-once
-    guarantee). chunk_steps: steps per chunk (a whole number >= 1), else as many as fit ``MAX_CHUNK_ELEMENTS``.
-    Stops early once every output neuron has spiked.
+    guarantee); t_end / dt at most ``MAX_REPLAY_STEPS``. chunk_steps: steps per chunk (a whole number >= 1), else
+    as many as fit ``MAX_CHUNK_ELEMENTS``. Stops early once every output neuron has spiked.
     """
     meta = _meta(graph)
     if meta.get("format") != "ttfs":
@@ -94,6 +95,9 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     bsz = t_in.shape[0]
     steps = input_steps(t_in, dt).reshape(bsz, -1)  # [B, ...] -> [B, N]
     n_steps = int(math.floor(t_end / dt + 1e-9)) + 1
+    if n_steps - 1 > MAX_REPLAY_STEPS:
+        raise ConfigError(f"TTFS replay: t_end / dt = {t_end} / {dt} is {n_steps - 1:,} steps, above "
+                          f"{MAX_REPLAY_STEPS:,}; use a larger dt")
     shapes = {k: tuple(int(s) for s in np.asarray(graph.nodes[k].input_type["input"]).ravel()) for k in sim.inputs}
     sizes = [np.size(n.v_threshold) for n in graph.nodes.values() if hasattr(n, "v_threshold")]
     widest = max(sizes + [int(np.prod(s)) for s in shapes.values()])  # the widest neuron layer or input
