@@ -4,12 +4,12 @@ Runs (``train``, ``evaluate``, ``load_run``, ``reproduce``), conversion (``conve
 (``analyze``, ``compare``, ``timestep_sweep``, ``export``), models and methods (``create_model``,
 ``create_architecture``, ``model_table``, ``method_table``, ``dataset_names``), and the building blocks for one's
 own training loop: the rate neurons (``IF``, ``LIF``, ``LeakCorrectedLIF``, ``LearnableLIF`` (PLIF), ``PSN``,
-``MaskedPSN``, ``SlidingPSN``, ``SynapticLIF``, ``AdaptiveLIF``; time-first ``[T, B, ...]`` tensors),
-input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS layers (``TTFSLinear``,
-``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]`` with ``+inf`` = no
-spike), ``Stream``: a rate-coded network run one time step at a time on live input, spike rasters and membrane
-traces of one's own net on one sample (``record_raster``, ``record_traces``, ``plot_raster``, ``plot_traces``), and the
-shipped pretrained models (``zoo``, ``pretrained``).
+``MaskedPSN``, ``SlidingPSN``, ``SynapticLIF``, ``AdaptiveLIF``, ``HeterogeneousLIF`` (fixed per-neuron constants);
+time-first ``[T, B, ...]`` tensors), input encoders and decoders, ``TimeDistributed``, and the closed-form TTFS
+layers (``TTFSLinear``, ``TTFSConv2d``, pooling, ``TTFSInput``, ``ttfs_loss``; spike-time tensors ``[B, ...]``
+with ``+inf`` = no spike), ``Stream``: a rate-coded network run one time step at a time on live input, spike
+rasters and membrane traces of one's own net on one sample (``record_raster``, ``record_traces``,
+``plot_raster``, ``plot_traces``), and the shipped pretrained models (``zoo``, ``pretrained``).
 The command-line tool (``deepspike.commands``) calls only this API, ``config`` and ``core``.
 """
 
@@ -57,6 +57,7 @@ from deepspike.methods.streaming import Stream
 from deepspike.models import Architecture, create_architecture, register_model
 from deepspike.neurons import IF, LIF, NeuronParams, get_surrogate
 from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.psn import PSN
@@ -85,6 +86,7 @@ __all__ = [
     "TTFSDropout", "TTFSInput", "TTFSLinear", "TTFSMaxPool2d", "UserError", "WriteError", "zoo", "zoo_card",
     "export_pretrained",
     "pretrained", "check_pretrained", "LearnableLIF", "PSN", "MaskedPSN", "SlidingPSN", "SynapticLIF", "AdaptiveLIF",
+    "HeterogeneousLIF",
     "record_raster",
     "record_traces", "plot_raster", "plot_traces",
 ]

@@ -2,10 +2,10 @@
 
 Supported nodes (a chain from ``Input`` to ``Output``): ``Affine``, ``Linear``, ``Conv2d``, ``AvgPool2d``,
 ``SumPool2d``, ``Flatten``, ``Scale``, ``IF``, ``LIF``, ``CubaLIF`` (read under forward Euler: -> our neurons,
-:mod:`neurons`), ``LI``/``I`` (a
-non-spiking output integrator whose membrane trace is the output). Stateless layers run on ``[T*B, ...]``
-(``TimeDistributed``), neurons over T. A recurrent layer, a neuron node and a ``Linear``/``Affine`` node on a cycle
-(``neuron -> rec -> neuron``, read as one step of delay: ``graph_order.feedback_edges``), becomes
+:mod:`neurons`; constants that differ from neuron to neuron -> ``HeterogeneousLIF``, :mod:`nir_per_neuron`),
+``LI``/``I`` (a non-spiking output integrator whose membrane trace is the output). Stateless layers run on
+``[T*B, ...]`` (``TimeDistributed``), neurons over T. A recurrent layer, a neuron node and a ``Linear``/``Affine``
+node on a cycle (``neuron -> rec -> neuron``, read as one step of delay: ``graph_order.feedback_edges``), becomes
 :class:`~deepspike.layers.recurrent.RecurrentSpiking`; a layer written as a nested subgraph (snnTorch's ``RLeaky``,
 Spyx's recurrent layers) is inlined first (``graph_flatten``). A layer with synaptic delays, written as branches
 ``source -> Delay(k dt) -> Linear -> target`` (one per delay, the ``k = 0`` one without a ``Delay``; ``to_nir(...,
@@ -36,6 +36,7 @@ from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_fields import pair as _pair
+from deepspike.deploy.nir_per_neuron import per_neuron_layer, varies
 from deepspike.deploy.nir_read import read_nir
 from deepspike.deploy.nir_shapes import check_shapes
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -223,6 +224,10 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         return [TimeDistributed(nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end))]
     if isinstance(node, nir.Scale):
         return [Scale(_t(node.scale))]
+    if isinstance(node, nir.IF | nir.LIF | nir.CubaLIF) and varies(node):
+        neuron, per_neuron_scale = per_neuron_layer(node, dt)
+        unit = np.allclose(per_neuron_scale, 1.0, rtol=1e-5)
+        return [*([] if unit else [Scale(torch.as_tensor(per_neuron_scale))]), neuron]
     if isinstance(node, nir.IF | nir.LIF):
         params, scale = node_params(node, dt)
         mods: list[nn.Module] = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]

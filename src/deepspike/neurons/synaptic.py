@@ -81,7 +81,7 @@ def _scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool = Fa
     return out
 
 
-def _recorded_scan(x: torch.Tensor, start: torch.Tensor, alpha: float, reverse: bool) -> torch.Tensor:
+def _recorded_scan(x: torch.Tensor, start: torch.Tensor, alpha: float | torch.Tensor, reverse: bool) -> torch.Tensor:
     """``_scan`` in out-of-place steps that autograd records (float32 running value on low precision)."""
     low = x.dtype in LOW_PRECISION
     running, values = start.float() if low else start, []
@@ -101,6 +101,14 @@ def synaptic_current(x: torch.Tensor, alpha: float, i0: torch.Tensor | None = No
     if i0 is None:
         i0 = x.new_zeros(x.shape[1:])
     return _SynapticCurrent.apply(x, i0, float(alpha))
+
+
+def per_neuron_current(x: torch.Tensor, alpha: torch.Tensor, i0: torch.Tensor | None = None) -> torch.Tensor:
+    """``synaptic_current`` with ``alpha`` a tensor broadcasting against one step ``[B, ...]`` (one synaptic decay per
+    neuron or channel, each in [0, 1]: the caller checks them): ``i_t = alpha * i_{t-1} + x_t`` in out-of-place steps
+    that autograd records (differentiable in ``x`` and ``i0``) -> ``[T, B, ...]``."""
+    check_initial_state(i0, x, "synaptic current")
+    return _recorded_scan(x, x.new_zeros(x.shape[1:]) if i0 is None else i0, alpha, reverse=False)
 
 
 class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):

@@ -1,0 +1,112 @@
+"""``HeterogeneousLIF``: a layer of IF / LIF / current-based LIF neurons each with its own fixed constants.
+
+``x [T, B, *shape] -> s [T, B, *shape]``, ``i_0 = v_0 = 0``, every constant a tensor broadcasting against one step
+``[B, *shape]`` (one value per neuron, per channel or per layer)::
+
+    i_t = alpha i_{t-1} + x_t                   only with ``syn_decay`` alpha (NIR's CubaLIF), else i_t = x_t
+    h_t = k v_{t-1} + i_t,   s_t = H(h_t - th),   v_t = reset(h_t, s_t)
+
+This is what a NIR file written by a tool that trains each neuron's time constant (Rockpool, a per-neuron PLIF) or
+threshold holds: ``k = 1 - dt/tau`` (``tau_mem``), ``alpha = 1 - dt/tau_syn`` and ``th`` differ from neuron to
+neuron, which ``SpikingNeuron`` / ``SynapticLIF`` (one value per layer) cannot run. The membrane update is
+``learnable_dynamics.learnable_multistep`` with the constants as tensors (fused kernels where they run, its reference
+loop otherwise: same spikes); the current is ``synaptic.per_neuron_current``. Gradients (surrogate ``params``) reach
+the input, not the constants, which are buffers.
+
+Inside ``neurons.carry.temporal_carry`` ``v`` and ``i`` are carried (``CarriesState``: a stream gives one call's
+spikes); the spike count goes to an active tally (``ReportsSpikes``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.core.spike_tally import ReportsSpikes
+from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.learnable_dynamics import learnable_multistep
+from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.state_quant import refuse_state_quant
+from deepspike.neurons.synaptic import per_neuron_current
+from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, plus
+
+
+def _checked(name: str, value: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``value`` as a float32 tensor, a one-line ``ConfigError`` unless every entry is finite and in [low, high]."""
+    t = torch.as_tensor(value, dtype=torch.float32)
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()) or not bool(((t >= low) & (t <= high)).all()):
+        raise ConfigError(f"HeterogeneousLIF: {name} must be finite and in [{low:g}, {high:g}] for every neuron, got "
+                          f"values from {float(t.min()) if t.numel() else 'none'} to "
+                          f"{float(t.max()) if t.numel() else 'none'}")
+    return t
+
+
+def _uniform_decay(k: torch.Tensor) -> float:
+    """The one decay of ``k`` (1 or 0 everywhere), else a value standing for "a product per step"."""
+    for value in (1.0, 0.0):
+        if bool((k == value).all()):
+            return value
+    return 0.5
+
+
+class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
+    """IF / LIF / current-based LIF layer with fixed per-neuron constants (module docstring).
+
+    params: reset, surrogate and ``detach_reset`` (its ``decay`` and ``threshold`` are not used; no quantised
+    membrane). decay: ``k`` in [0, 1]; threshold: ``th`` (finite); syn_decay: ``alpha`` in [0, 1] or None (no
+    synaptic current). Each broadcasts against one step ``[B, *shape]``.
+    """
+
+    is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
+
+    def __init__(self, params: NeuronParams, decay: torch.Tensor, threshold: torch.Tensor,
+                 syn_decay: torch.Tensor | None = None) -> None:
+        super().__init__()
+        refuse_state_quant(params.state_quant, "a neuron with per-neuron constants")
+        self.fixed = params
+        self.register_buffer("decay", _checked("decay", decay, 0.0, 1.0))
+        self.register_buffer("threshold", _checked("threshold", threshold, -float("inf"), float("inf")))
+        alpha = None if syn_decay is None else _checked("syn_decay", syn_decay, 0.0, 1.0)
+        self.register_buffer("syn_decay", alpha)
+        try:
+            torch.broadcast_shapes(*(t.shape for t in (self.decay, self.threshold, alpha) if t is not None))
+        except RuntimeError:
+            raise ConfigError(f"HeterogeneousLIF: decay {tuple(self.decay.shape)}, threshold "
+                              f"{tuple(self.threshold.shape)} and syn_decay "
+                              f"{None if alpha is None else tuple(alpha.shape)} do not broadcast together") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_currents(x)
+        v0, i0 = self.carried() or (None, None)
+        try:
+            torch.broadcast_shapes(x.shape[1:], self.decay.shape, self.threshold.shape)
+        except RuntimeError:
+            raise ConfigError(f"HeterogeneousLIF: constants of shape {tuple(self.decay.shape)} do not fit input "
+                              f"{tuple(x.shape)} ([T, B, *neurons])") from None
+        k, th = self.decay.to(x.dtype), self.threshold.to(x.dtype)
+        current = x if self.syn_decay is None else per_neuron_current(x, self.syn_decay.to(x.dtype), i0)
+        i_end = None if self.syn_decay is None else (current[-1] if current.shape[0] else i0)
+        s, v = learnable_multistep(current, k, th, self.fixed, v0=v0, decay_input=False)
+        self.keep((v, i_end))
+        return self.reported(s)
+
+    def membrane(self, state: tuple) -> torch.Tensor:
+        """``v_t`` of the carried ``(v, i)``."""
+        return state[0]
+
+    def threshold_at(self, step: torch.Tensor, state: tuple | None) -> torch.Tensor:
+        """The per-neuron thresholds."""
+        return self.threshold
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the current's kept sum (with a synaptic decay),
+        then ``h_t = k v_{t-1} + i_t`` and the threshold test; a decay of 1 or 0 everywhere costs as in ``LIF``."""
+        ops = membrane_ops(_uniform_decay(self.decay))
+        return ops if self.syn_decay is None else plus(kept_sum_ops(_uniform_decay(self.syn_decay)), ops)
+
+    def extra_repr(self) -> str:
+        syn = "" if self.syn_decay is None else f"syn_decay {tuple(self.syn_decay.shape)}, "
+        return (f"{syn}decay {tuple(self.decay.shape)}, threshold {tuple(self.threshold.shape)}, "
+                f"reset={self.fixed.reset!r}, surrogate={self.fixed.spike_fn!r}")

@@ -1,0 +1,117 @@
+"""NIR spiking nodes whose constants differ per neuron: ``from_nir`` runs them as ``GraphSimulator`` and a plain
+loop written here do; bad constants are one-line errors."""
+
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.deploy import GraphSimulator, from_nir  # noqa: E402
+from deepspike.neurons.heterogeneous import HeterogeneousLIF  # noqa: E402
+
+DT = 1e-3
+N_IN, N = 6, 5
+
+
+def _weights():
+    g = np.random.default_rng(0)
+    return g.normal(0.6, 0.5, size=(N, N_IN)).astype(np.float32), g.uniform(0.0, 0.1, size=N).astype(np.float32)
+
+
+def _graph(neuron) -> nir.NIRGraph:
+    w, b = _weights()
+    nodes = {"input": nir.Input(input_type={"input": np.array([N_IN])}), "fc": nir.Affine(weight=w, bias=b),
+             "spk": neuron, "output": nir.Output(output_type={"output": np.array([N])})}
+    chain = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])), metadata={"dt": DT}, type_check=False)
+
+
+def _lif(tau=None, r=None, threshold=None, **metadata):
+    tau = np.array([2e-3, 4e-3, 8e-3, 16e-3, 1.5e-3], np.float32) if tau is None else tau
+    r = np.array([1.0, 2.0, 3.0, 4.0, 1.5], np.float32) if r is None else r
+    threshold = np.array([0.5, 1.0, 1.5, 2.0, 0.8], np.float32) if threshold is None else threshold
+    return nir.LIF(tau=tau, r=r, v_leak=np.zeros(N, np.float32), v_threshold=threshold,
+                   v_reset=np.zeros(N, np.float32), metadata=metadata)
+
+
+def _cuba():
+    return nir.CubaLIF(tau_syn=np.array([1e-3, 2e-3, 5e-3, 3e-3, 10e-3], np.float32),
+                       tau_mem=np.array([2e-3, 4e-3, 8e-3, 16e-3, 1.5e-3], np.float32),
+                       r=np.array([1.0, 2.0, 3.0, 4.0, 1.5], np.float32), w_in=np.array([1.0, 0.5, 2.0, 1.0, 1.0],
+                                                                                        np.float32),
+                       v_leak=np.zeros(N, np.float32), v_threshold=np.array([0.5, 1.0, 1.5, 2.0, 0.8], np.float32),
+                       v_reset=np.zeros(N, np.float32), metadata={"reset": "zero"})
+
+
+def _plain_loop(x: torch.Tensor, node) -> torch.Tensor:
+    """Forward Euler of the node's equations over DT, one neuron array at a time, fire at v > v_threshold (NIR) or
+    v >= v_threshold (metadata), reset to zero."""
+    w, b = (torch.as_tensor(a, dtype=torch.float64) for a in _weights())
+    f = {k: torch.as_tensor(np.asarray(getattr(node, k)), dtype=torch.float64)
+         for k in ("tau", "tau_mem", "tau_syn", "r", "w_in", "v_threshold") if getattr(node, k, None) is not None}
+    strict = (node.metadata or {}).get("fires") != "v >= threshold"
+    v = torch.zeros(x.shape[1], N, dtype=torch.float64)
+    i = torch.zeros_like(v)
+    out = []
+    for x_t in x.double():
+        current = x_t @ w.T + b
+        if "tau_syn" in f:
+            i = i + DT / f["tau_syn"] * (-i + f["w_in"] * current)
+            v = v + DT / f["tau_mem"] * (-v + f["r"] * i)
+        else:
+            v = v + DT / f["tau"] * (-v + f["r"] * current)
+        s = (v > f["v_threshold"]) if strict else (v >= f["v_threshold"])
+        v = torch.where(s, 0.0, v)
+        out.append(s.double())
+    return torch.stack(out)
+
+
+def _input(steps=300, batch=3):
+    return (torch.rand(steps, batch, N_IN, generator=torch.Generator().manual_seed(7)) < 0.3).float()
+
+
+@pytest.mark.parametrize("node", [_lif(), _lif(fires="v >= threshold"), _cuba()], ids=["lif", "lif_ge", "cuba"])
+def test_per_neuron_constants_run_as_the_simulator_and_a_plain_loop(node):
+    graph = _graph(node)
+    x = _input()
+    with torch.no_grad():
+        net = from_nir(graph)
+        ours = net(x)
+    assert any(isinstance(m, HeterogeneousLIF) for m in net.modules())
+    loop = _plain_loop(x, node).float()
+    simulated = GraphSimulator.rate_coded(graph).run({"input": x})["output"].float()
+    assert 0.05 * ours.numel() < ours.sum() < 0.95 * ours.numel()  # neither silent nor saturated
+    assert (ours.sum(dim=(0, 1)) > 0).all()  # every neuron fires: each constant is exercised
+    assert torch.equal(ours, simulated)
+    assert (ours != loop).float().mean() < 0.01  # float32 against float64 rounding near the threshold
+
+
+def test_an_if_node_with_per_neuron_gain_and_threshold():
+    ones = np.ones(N, np.float32)
+    node = nir.IF(r=np.array([500.0, 1000.0, 1500.0, 2000.0, 800.0], np.float32),
+                  v_threshold=np.array([0.5, 1.0, 1.5, 2.0, 0.8], np.float32), v_reset=0 * ones)
+    graph = _graph(node)
+    x = _input()
+    with torch.no_grad():
+        ours = from_nir(graph)(x)
+    assert ours.sum() > 0.05 * ours.numel()
+    assert torch.equal(ours, GraphSimulator.rate_coded(graph).run({"input": x})["output"].float())
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    (_lif(tau=np.array([2e-3, 5e-4, 2e-3, 2e-3, 2e-3], np.float32)),
+     r"tau must be > dt = 0.001 for every neuron \(decay 1 - dt/tau in \[0, 1\)\), got values down to 0.0005"),
+    (_lif(state_bits=4, state_low=0.0, state_high=0.2), "a quantised membrane"),
+])
+def test_per_neuron_constants_that_cannot_be_run_are_one_line_errors(node, message):
+    with pytest.raises(ConfigError, match=rf"^NIR import: {message}"):
+        from_nir(_graph(node))
+
+
+def test_a_per_neuron_lif_with_a_leak_potential_is_refused():
+    node = _lif()
+    node.v_leak = np.array([0.0, 0.1, 0.0, 0.0, 0.0], np.float32)
+    with pytest.raises(ConfigError, match=r"^NIR import: only v_leak = 0 and v_reset = 0 are supported"):
+        from_nir(_graph(node))

@@ -1,0 +1,94 @@
+"""``HeterogeneousLIF`` against a plain loop written here, and against the one-value-per-layer neurons."""
+
+import pytest
+import torch
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
+from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.synaptic import SynapticLIF
+
+
+def plain_loop(x, decay, threshold, alpha, reset, spike_fn):
+    """i_t = alpha i + x_t; h = k v + i; s = spike_fn(h - th); v = h (1 - s) | h - th s | h, one step at a time."""
+    i = torch.zeros_like(x[0])
+    v = torch.zeros_like(x[0])
+    out = []
+    for x_t in x:
+        i = (alpha * i if alpha is not None else 0.0) + x_t
+        h = decay * v + i
+        s = spike_fn(h - threshold)
+        v = {"zero": h * (1 - s), "subtract": h - threshold * s, "none": h}[reset]
+        out.append(s)
+    return torch.stack(out)
+
+
+def _constants(shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    decay = 0.5 + 0.5 * torch.rand(shape, generator=g)  # 0.5 .. 1, one per neuron
+    decay.view(-1)[0] = 1.0  # an IF neuron among the LIFs
+    threshold = 0.5 + torch.rand(shape, generator=g)
+    alpha = torch.rand(shape, generator=g)
+    return decay, threshold, alpha
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+@pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
+def test_spikes_and_input_gradient_equal_a_plain_loop(synaptic, reset):
+    shape = (3, 2, 5)
+    decay, threshold, alpha = _constants(shape)
+    params = NeuronParams(reset=reset)
+    neuron = HeterogeneousLIF(params, decay, threshold, alpha if synaptic else None)
+    x = (torch.rand(20, 4, *shape, generator=torch.Generator().manual_seed(1)) * 0.8).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    s = neuron(x)
+    ref = plain_loop(x_ref, decay, threshold, alpha if synaptic else None, reset, params.spike_fn)
+    assert 0.05 * s.numel() < s.sum() < 0.95 * s.numel()  # neither silent nor saturated
+    assert torch.equal(s, ref)
+    weights = torch.randn(s.shape, generator=torch.Generator().manual_seed(2))
+    (s * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_the_same_constant_everywhere_is_the_one_value_per_layer_neurons():
+    x = torch.rand(30, 3, 7, generator=torch.Generator().manual_seed(4))
+    params = NeuronParams(decay=0.8, threshold=0.7, reset="subtract")
+    same = torch.full((7,), 0.8), torch.full((7,), 0.7)
+    with torch.no_grad():
+        assert torch.equal(HeterogeneousLIF(params, *same)(x), SpikingNeuron(params)(x))
+        synaptic = HeterogeneousLIF(params, *same, torch.full((7,), 0.6))(x)
+        assert torch.equal(synaptic, SynapticLIF(params, syn_decay=0.6)(x))
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+def test_a_run_in_pieces_equals_one_call(synaptic):
+    decay, threshold, alpha = _constants((6,), seed=5)
+    neuron = HeterogeneousLIF(NeuronParams(reset="zero"), decay, threshold, alpha if synaptic else None)
+    x = torch.rand(12, 2, 6, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        whole = neuron(x)
+        with temporal_carry(neuron):
+            pieces = torch.cat([neuron(x[:5]), neuron(x[5:])])
+    assert torch.equal(pieces, whole)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"decay": torch.tensor([0.5, 1.5])}, r"decay must be finite and in \[0, 1\] for every neuron"),
+    ({"decay": torch.tensor([0.5, float("nan")])}, r"decay must be finite"),
+    ({"threshold": torch.tensor([1.0, float("inf")])}, r"threshold must be finite"),
+    ({"syn_decay": torch.tensor([-0.1, 0.5])}, r"syn_decay must be finite and in \[0, 1\]"),
+    ({"threshold": torch.ones(3)}, r"decay \(2,\), threshold \(3,\) and syn_decay None do not broadcast together"),
+])
+def test_bad_constants_are_one_line_errors(kwargs, message):
+    given = {"decay": torch.tensor([0.5, 0.9]), "threshold": torch.ones(2), "syn_decay": None, **kwargs}
+    with pytest.raises(ConfigError, match=rf"^HeterogeneousLIF: {message}"):
+        HeterogeneousLIF(NeuronParams(), **given)
+
+
+def test_an_input_the_constants_do_not_fit_is_a_one_line_error():
+    neuron = HeterogeneousLIF(NeuronParams(), torch.full((4,), 0.9), torch.ones(4))
+    with pytest.raises(ConfigError, match=r"constants of shape \(4,\) do not fit input \(3, 2, 5\)"):
+        neuron(torch.zeros(3, 2, 5))
