@@ -2,13 +2,15 @@
 operation count against a brute-force count, and the block as stbp builds it (SpikingJelly's own SSA is the
 reference in ``tests/conformance/test_attention_against_spikingjelly.py``)."""
 
+import itertools
+
 import pytest
 import torch
 
 from autograd_graph import assert_float32_gradients_match_float64
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
-from deepspike.layers.spiking_attention import AttentionProduct, SpikingSelfAttention
+from deepspike.layers.spiking_attention import AttentionProduct, QuerySum, SpikingSelfAttention, TokenSum
 from deepspike.methods import get_method
 from deepspike.models.layer_specs import Attention, Flatten, Linear, Pool
 from deepspike.models.spec import Architecture
@@ -123,4 +125,54 @@ def test_bad_heads_or_scale_is_refused_at_construction_in_one_line(heads, scale,
     or zero scale silently NaN, negated or zero attention."""
     with pytest.raises(ConfigError, match=f"AttentionProduct {bad}=") as caught:
         AttentionProduct(heads, scale)
+    assert "\n" not in str(caught.value)
+
+
+def _loop_attention(q, k, v, heads, scale):
+    """``y[l, j] = scale sum_m (sum_i q[l, i] k[m, i]) v[m, j]`` per step, sample and head, token by token: the
+    paper's ``(Q K^T) V`` written as plain sums over channel-major ``[T, B, C, H, W]`` maps."""
+    t, b, c, h, w = q.shape
+    d, tokens = c // heads, h * w
+    qf, kf, vf = (x.reshape(t, b, c, tokens) for x in (q, k, v))
+    rows = []
+    for s, n, head, j, l in itertools.product(range(t), range(b), range(heads), range(d), range(tokens)):
+        chans = range(head * d, (head + 1) * d)
+        score = [sum(qf[s, n, i, l] * kf[s, n, i, m] for i in chans) for m in range(tokens)]
+        rows.append(scale * sum(score[m] * vf[s, n, head * d + j, m] for m in range(tokens)))
+    y = torch.stack(rows).reshape(t, b, heads, d, tokens)
+    return y.reshape(t, b, c, h, w)
+
+
+@pytest.mark.parametrize("t, b, c, h, w, heads", [(1, 1, 9, 1, 3, 3), (2, 3, 6, 3, 1, 1), (3, 1, 5, 2, 2, 5)])
+def test_the_product_and_its_gradients_equal_a_plain_loop_on_odd_and_strided_maps(t, b, c, h, w, heads):
+    """T = 1, batch 1, odd head widths and token counts, and maps that are not contiguous (the projections may give
+    channels-last or permuted views): values and the gradients of q, k and v equal the loop's."""
+    maps = [(torch.rand(t, b, w, h, c, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) < 0.5)
+            .to(torch.float64).permute(0, 1, 4, 3, 2).requires_grad_(True) for seed in (1, 2, 3)]
+    assert not maps[0].is_contiguous()
+    out = AttentionProduct(heads, 0.125)(*maps)
+    want = _loop_attention(*maps, heads, 0.125)
+    torch.testing.assert_close(out, want)
+    weights = torch.rand(out.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    got = torch.autograd.grad((out * weights).sum(), maps)
+    expected = torch.autograd.grad((want * weights).sum(), maps)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: AttentionProduct(3, 0.125)(x, x, x), "3 heads do not divide the map's 8 channels"),
+    (lambda x: AttentionProduct(2, 0.125)(x, x, x[:, :, :4]), "maps of one shape"),
+    (lambda x: AttentionProduct(2, 0.125)(x[0], x[0], x[0]), r"\[T, B, C, H, W\] maps"),
+    (lambda x: TokenSum()(x, x[..., :1, :1]), "maps of one shape"),
+    (lambda x: QuerySum(3, "channels")(x), "3 heads do not divide"),
+    (lambda x: QuerySum(2, "channels").mask(x, torch.ones(2, 1, 2, 1, 1)), "not the sums' shape"),
+    (lambda x: QuerySum(2, "tokens").mask(x, torch.ones(2, 1, 8, 2, 2)), "not the sums' shape"),
+])
+def test_maps_of_another_rank_shape_or_channel_count_are_refused_in_one_line(call, message):
+    """Heads not dividing the channels, a 4-D map or q, k, v of other shapes were reshape errors with a traceback;
+    a key or value map of another shape in ``TokenSum`` and attention spikes of another shape in ``QuerySum.mask``
+    broadcast silently into nonsense."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        call(torch.rand(2, 1, 8, 2, 2))
     assert "\n" not in str(caught.value)

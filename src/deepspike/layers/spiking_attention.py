@@ -45,6 +45,17 @@ def check_heads(heads: int, where: str) -> None:
         raise ConfigError(f"{where} heads={heads!r} must be a whole number >= 1")
 
 
+def check_maps(where: str, heads: int, *maps: torch.Tensor) -> None:
+    """``ConfigError`` in one line unless the ``maps`` are ``[T, B, C, H, W]`` tensors of one shape whose ``C`` the
+    ``heads`` divide (``where`` names the layer): a map of another rank or channel count was a reshape error, and
+    ``TokenSum`` / ``QuerySum.mask`` broadcast a map of another shape silently."""
+    shapes = [tuple(m.shape) for m in maps]
+    if any(len(shape) != 5 for shape in shapes) or len(set(shapes)) != 1:
+        raise ConfigError(f"{where} needs [T, B, C, H, W] maps of one shape, got {', '.join(map(str, shapes))}")
+    if shapes[0][2] % heads:
+        raise ConfigError(f"{where}: {heads} heads do not divide the map's {shapes[0][2]} channels")
+
+
 class AttentionProduct(nn.Module):
     """``(q, k, v) -> scale * Q_h (K_h^T V_h)`` for every head (module docstring); all ``[T, B, C, H, W]``."""
 
@@ -61,6 +72,7 @@ class AttentionProduct(nn.Module):
         return x.reshape(t, b, self.heads, c // self.heads, h * w)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        check_maps("AttentionProduct", self.heads, q, k, v)
         qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
         mixed = vh @ kh.transpose(-2, -1)  # [.., d, d]: entry (j, i) = sum_l v_jl k_il = (K^T V)_ij
         return (mixed @ qh * self.scale).reshape(q.shape)  # y_jl = sum_i (K^T V)_ij q_il = (Q K^T V)_lj
@@ -99,6 +111,7 @@ class TokenSum(nn.Module):
     """SDSA's column sum ``(k, v) -> sum_l k_l * v_l``: two ``[T, B, C, H, W]`` maps -> ``[T, B, C, 1, 1]``."""
 
     def forward(self, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        check_maps("TokenSum", 1, k, v)
         return (k * v).sum(dim=(3, 4), keepdim=True)
 
     def synaptic_operations(self, k: torch.Tensor, v: torch.Tensor) -> tuple[float, float, bool]:
@@ -142,6 +155,7 @@ class QuerySum(nn.Module):
         self.heads, self.over = heads, over
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
+        check_maps("QuerySum", self.heads, q)
         if self.over == "tokens":
             return q.sum(dim=(3, 4), keepdim=True)
         t, b, c, h, w = q.shape
@@ -150,9 +164,14 @@ class QuerySum(nn.Module):
     def mask(self, k: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         """``k [T, B, C, H, W]`` times the attention neurons' spikes (of ``forward``'s shape), each head's or
         channel's spike on its keys."""
+        check_maps("QuerySum", self.heads, k)
+        t, b, c, h, w = k.shape
+        sums = (t, b, c, 1, 1) if self.over == "tokens" else (t, b, self.heads, h, w)
+        if attention.shape != sums:
+            raise ConfigError(f"QuerySum.mask: the attention spikes {tuple(attention.shape)} are not the sums' "
+                              f"shape {sums} for keys {tuple(k.shape)}")
         if self.over == "tokens":
             return k * attention
-        t, b, c, h, w = k.shape
         return (k.reshape(t, b, self.heads, c // self.heads, h, w) * attention.unsqueeze(3)).reshape(k.shape)
 
     def synaptic_operations(self, q: torch.Tensor) -> tuple[float, float, bool]:
