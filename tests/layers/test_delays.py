@@ -176,3 +176,26 @@ def test_feature_counts_that_are_no_whole_number_at_least_one_are_refused_at_con
     with pytest.raises(ConfigError, match=f"DelayedLinear {bad}=.* must be a whole number >= 1") as caught:
         DelayedLinear(in_features, out_features, 4)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_or_boolean_spikes_are_refused_in_one_line(dtype):
+    """An int64 or int32 spike train gave all-zero outputs: the kernel was cast to the input's dtype, truncating every
+    weight (|w| < 1) to 0; a bool one was a NotImplementedError from conv1d."""
+    with pytest.raises(ConfigError, match=f"floating-point input .* got {dtype}") as caught:
+        _layer()(torch.ones(3, 2, 4, dtype=dtype))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_no_steps_give_an_empty_output_and_the_first_steps_are_unchanged(bias):
+    """T = 0 was a conv1d RuntimeError (the padded sequence is shorter than the kernel of D = 5 delays); a neuron or a
+    recurrent layer gives ``[0, B, M]`` there. The padding for it leaves any other T's output alone: T = 1 is step 0
+    of a longer input, ``bias + w[:, n]`` weighed by the kernel's tap at delay 0."""
+    layer = _layer(bias=bias)
+    x = torch.rand(6, 2, 4, requires_grad=True)
+    assert layer(x[:0]).shape == (0, 2, 3)
+    one = layer(x[:1])
+    want = x[0] @ layer.kernel()[..., 0].T + (layer.bias if bias else 0.0)
+    torch.testing.assert_close(one[0], want)
+    torch.testing.assert_close(layer(x)[:1], one)

@@ -107,11 +107,15 @@ class DelayedLinear(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.in_features:
             raise ConfigError(f"DelayedLinear({self.in_features}, {self.out_features}) needs [T, B, "
                               f"{self.in_features}] sequences; got shape {tuple(x.shape)}")
+        if not x.is_floating_point():  # the kernel would be cast to it: an integer kernel truncates its weights to 0
+            raise ConfigError(f"DelayedLinear needs floating-point input (float16, bfloat16, float32 or float64), got "
+                              f"{x.dtype}")
         if self.training:  # an update may have moved positions past an end: back onto it (they keep learning)
             with torch.no_grad():
                 self.position.clamp_(0, self.max_delay - 1)
         t = x.shape[0]
-        series = F.pad(x.permute(1, 2, 0), (self.max_delay - 1, 0))  # [B, N, D - 1 + T]: zeros before step 0
+        # [B, N, D - 1 + T]: zeros before step 0 (and one after when T = 0, for conv1d's window of D; cut off below)
+        series = F.pad(x.permute(1, 2, 0), (self.max_delay - 1, int(t == 0)))
         # conv1d correlates: out[t] = sum_j W[j] series[t + j] = sum_k W[D-1-k] x[t - k], so the kernel is flipped
         bias = None if self.bias is None else self.bias.to(x.dtype)  # the kernel's dtype: conv1d takes one
         y = F.conv1d(series, self.kernel().flip(-1).to(x.dtype), bias)  # [B, M, T]
