@@ -109,6 +109,8 @@ def test_sliding_psn_runs_at_any_step_count_online_and_streaming():
     ({"neuron": "masked_psn", "timesteps": 4, "psn_order": 5},
      "^bad value 5 for method.psn_order: expected an integer >= 1 and <= method.timesteps=4 \\(masked_psn\\)$"),
     ({"neuron": "sliding_psn", "psn_order": 0}, "^bad value 0 for method.psn_order: expected an integer >= 1$"),
+    ({"neuron": "sliding_psn", "psn_order": 10**12},
+     "^bad value 1000000000000 for method.psn_order: expected at most 16,384 \\(sliding_psn: the longest window"),
     ({"psn_order": True}, "^bad value True for method.psn_order"),
     ({"neuron": "sliding_psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
     ({"neuron": "psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),

@@ -145,3 +145,13 @@ def test_carried_inputs_of_another_shape_are_one_line(second):
         m(torch.rand(2, 2, 4))
         with pytest.raises(ConfigError, match=r"^carried inputs \(2, 4\) per step do not match one step of the input"):
             m(torch.rand(*second))
+
+
+@pytest.mark.parametrize("order", [16_385, 10**12])
+def test_an_order_beyond_the_longest_psn_window_is_one_line(order):
+    """k = 10**12 asked torch for 8 TB of weights: an allocator traceback when the net was built (from a recipe's
+    method.psn_order too); 16,384 steps, the largest PSN's T, still builds."""
+    with pytest.raises(ConfigError, match=f"order k={order} is above 16,384") as caught:
+        SlidingPSN(order)
+    assert "\n" not in str(caught.value)
+    assert SlidingPSN(16_384).weight.shape == (16_384,)

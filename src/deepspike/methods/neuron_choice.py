@@ -14,7 +14,8 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   ``neurons.adaptive``);
 * ``learn_threshold``: train the firing threshold of ``lif``/``plif`` neurons (initialised at ``threshold``;
   the PSN family always trains its thresholds);
-* ``psn_order``: ``k >= 1``, the inputs a ``masked_psn`` (``k <= timesteps``) or ``sliding_psn`` step reads;
+* ``psn_order``: ``k >= 1``, the inputs a ``masked_psn`` (``k <= timesteps``) or ``sliding_psn`` (``k <= 16,384``, the
+  longest window a PSN reads: ``neurons.psn.MAX_PSN_STEPS``) step reads;
 * ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
   layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
@@ -55,7 +56,7 @@ from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.masked_psn import MaskedPSN
-from deepspike.neurons.psn import PSN
+from deepspike.neurons.psn import MAX_PSN_STEPS, PSN
 from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
@@ -120,6 +121,9 @@ def _check_psn_options(o: Any) -> None:
     if not is_whole(o.psn_order, 1, math.inf if most is None else most):
         raise ConfigError(f"bad value {o.psn_order!r} for method.psn_order: expected an integer >= 1"
                           + (f" and <= method.timesteps={most} (masked_psn)" if most is not None else ""))
+    if o.neuron == "sliding_psn" and o.psn_order > MAX_PSN_STEPS:
+        raise ConfigError(f"bad value {o.psn_order!r} for method.psn_order: expected at most {MAX_PSN_STEPS:,} "
+                          "(sliding_psn: the longest window a PSN reads)")
     if o.neuron not in PSN_FAMILY:
         return
     if o.detach_reset:

@@ -30,7 +30,7 @@ from deepspike.core.options import is_whole
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
-from deepspike.neurons.psn import after_carried, carried_psn_spikes, psn_spikes, psn_start
+from deepspike.neurons.psn import MAX_PSN_STEPS, after_carried, carried_psn_spikes, psn_spikes, psn_start
 
 
 class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
@@ -43,6 +43,9 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
         super().__init__()
         if not is_whole(order, 1):
             raise ConfigError(f"SlidingPSN needs an order k >= 1 (a whole number), got {order!r}")
+        if order > MAX_PSN_STEPS:  # k = 10**12 asked torch for 8 TB of weights (an allocator traceback)
+            raise ConfigError(f"SlidingPSN order k={order} is above {MAX_PSN_STEPS:,}, the longest window a PSN reads "
+                              "(its k weights, and the k - 1 inputs per neuron it carries from call to call)")
         self.order = order
         start = psn_start(decay, threshold, surrogate, surrogate_args)
         self.weight = nn.Parameter(start.decay ** torch.arange(order - 1, -1, -1, dtype=torch.float64).float())  # [k]
