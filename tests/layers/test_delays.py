@@ -199,3 +199,21 @@ def test_no_steps_give_an_empty_output_and_the_first_steps_are_unchanged(bias):
     want = x[0] @ layer.kernel()[..., 0].T + (layer.bias if bias else 0.0)
     torch.testing.assert_close(one[0], want)
     torch.testing.assert_close(layer(x)[:1], one)
+
+
+def test_two_training_calls_before_one_backward_give_the_sum_of_their_gradients():
+    """The training-mode clamp of the positions wrote them in place at every call, even when none was out of range,
+    and the first call's graph had saved them: backward through two calls (two views of a batch, a layer used twice)
+    was a RuntimeError ("modified by an inplace operation"). Now each gradient is the sum of the two calls' own."""
+    layer = _layer().train()
+    x1, x2 = torch.rand(6, 2, 4), torch.rand(6, 2, 4)
+    (layer(x1).sum() + 2 * layer(x2).sum()).backward()
+    both = [layer.weight.grad.clone(), layer.position.grad.clone()]
+    alone = []
+    for x, k in ((x1, 1.0), (x2, 2.0)):
+        layer.zero_grad()
+        (k * layer(x).sum()).backward()
+        alone.append([layer.weight.grad.clone(), layer.position.grad.clone()])
+    for got, first, second in zip(both, *alone, strict=True):
+        torch.testing.assert_close(got, first + second)
+    assert both[1].abs().sum() > 0

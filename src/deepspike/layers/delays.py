@@ -99,7 +99,9 @@ class DelayedLinear(nn.Module):
         neighbouring steps)."""
         dtype = torch.promote_types(self.weight.dtype, torch.float32)
         k = torch.arange(self.max_delay, dtype=dtype, device=self.weight.device)
-        p = self.position.to(dtype).clamp(0, self.max_delay - 1)[..., None]  # [M, N, 1]
+        # a copy: the clamp saves its input for backward, and forward's in-place clamp_ of the positions while
+        # training would otherwise void the graph of an earlier call not yet backpropagated
+        p = self.position.to(dtype, copy=True).clamp(0, self.max_delay - 1)[..., None]  # [M, N, 1]
         g = torch.exp(-((k - p) ** 2) / (2 * self.sigma.to(dtype) ** 2))  # [M, N, D]
         return self.weight.to(dtype)[..., None] * g / g.sum(-1, keepdim=True)
 
