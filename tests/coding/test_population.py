@@ -75,3 +75,22 @@ def test_a_dim_that_is_no_axis_is_refused(shape, dim):
     ``[6, 4]`` without a word; a 0-d input raised ZeroDivisionError."""
     with pytest.raises(ConfigError, match="is no axis of an input of shape"):
         population_code(torch.rand(shape), 2, dim=dim)
+
+
+@pytest.mark.parametrize("low, high, width", [
+    (0.0, 1.0, 1e-30),  # sigma^2 = 1e-60 was 0 in float32: 0 / 0 = NaN on the centres
+    (-1e38, 3e38, BOHTE_WIDTH),  # (x - c)^2 and 2 sigma^2 both overflowed: inf / inf = NaN everywhere
+    (-3e38, 3e38, 1e38),  # sigma = 3e76 beyond float32: a field so wide that r = 1
+    (0.0, 1.0, 1e-300),  # sigma rounds to 0 in float32
+])
+def test_extreme_accepted_settings_give_the_float64_responses_not_nan(low, high, width):
+    """Before: these settings passed ``check_population`` and gave NaN responses (float32 and float16 input)."""
+    values = [0.0, 0.3, 0.5, 1.0]
+    centres = [low + i * (high - low) / 2 for i in range(3)]
+    sigma = width * (high - low) / 2
+    expected = [math.exp(-0.5 * min(abs(v - c) / sigma, 1e100) ** 2)  # a plain float64 loop (z capped: exp = 0)
+                for v in values for c in centres]
+    for dtype, tol in ((torch.float32, 1e-6), (torch.float16, 1e-3)):
+        r = population_code(torch.tensor(values, dtype=dtype), 3, low=low, high=high, width=width)
+        assert r.dtype == dtype and not r.isnan().any()
+        torch.testing.assert_close(r.double(), torch.tensor(expected, dtype=torch.float64), rtol=tol, atol=tol)

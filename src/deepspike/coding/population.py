@@ -61,8 +61,11 @@ def population_code(x: torch.Tensor, size: int, low: float = 0.0, high: float = 
     if not is_whole(dim, -x.dim(), x.dim() - 1):  # dim % x.dim() wrapped dim=2 of [B, F] round to the batch axis
         raise ConfigError(f"population coding: dim={dim!r} is no axis of an input of shape {list(x.shape)}")
     dim = dim % x.dim()
-    centres = population_centres(size, low, high).to(x.device, x.dtype)
+    dtype = torch.promote_types(x.dtype, torch.float32)  # float16 holds no centre beyond 65504
+    centres = population_centres(size, low, high).to(x.device, dtype)
     centres = centres.view(size, *([1] * (x.dim() - dim - 1)))  # [P, 1, ...]: broadcasts after axis dim
-    sigma = width * (high - low) / (size - 1)
-    r = torch.exp(-((x.unsqueeze(dim + 1) - centres) ** 2) / (2.0 * sigma * sigma))  # [..., F, P, ...]
-    return r.flatten(dim, dim + 1)
+    # sigma at least the smallest normal number (a width of 1e-300 was 0: 0 / 0 = NaN); one beyond the dtype's range
+    sigma = max(width * (high - low) / (size - 1), torch.finfo(dtype).tiny)  # acts as inf: z = 0, r = 1
+    # r = exp(-z^2 / 2) with z = (x - c) / sigma: (x - c)^2 / (2 sigma^2) overflowed to inf / inf = NaN for wide ranges
+    z = (x.unsqueeze(dim + 1).to(dtype) - centres) / sigma  # [..., F, P, ...]
+    return torch.exp(-0.5 * z * z).flatten(dim, dim + 1).to(x.dtype)
