@@ -97,3 +97,24 @@ def test_off_spikes_that_is_no_bool_is_refused(off_spikes):
     """off_spikes="no" was silently read as true (``bool("no")``)."""
     with pytest.raises(ConfigError, match="delta off_spikes must be true or false"):
         DeltaEncoder(0.1, off_spikes=off_spikes)
+
+
+def test_level_rule_reference_stays_theta_times_the_spike_count_over_long_series():
+    """The documented bound ``|x_t - r_t| < theta`` for the reference a decoder rebuilds, ``r_t = theta sum s``
+    (float64 here), on a float32 drift up to x = 200. Before: the encoder summed rounded ``r + theta`` steps, which
+    drifted from ``theta n_t``: 1.029 thresholds apart after 4000 steps (1.22 at x = 1000)."""
+    torch.manual_seed(0)
+    theta = 0.1
+    x = (torch.rand(4000, 16) * theta).cumsum(0)  # [T, B]: up to one threshold per step, so no lag builds up
+    s = delta_modulation(x, theta, mode="level")
+    rebuilt = theta * s.double().cumsum(0)
+    assert float((x.double() - rebuilt).abs().max()) < theta * (1 + 1e-3)  # float32's own spacing at 200: 1.5e-5
+
+
+def test_empty_series_and_a_0d_tensor():
+    """An empty series is silent under both rules (the level rule raised IndexError); a 0-d tensor has no time axis
+    (IndexError before)."""
+    for mode in ("step", "level"):
+        assert delta_modulation(torch.empty(0, 3), 0.1, mode=mode).shape == (0, 3)
+        with pytest.raises(ConfigError, match=r"^delta_modulation needs a time-first series \[T, ...\]; got a 0-d"):
+            delta_modulation(torch.tensor(1.0), 0.1, mode=mode)

@@ -30,6 +30,8 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
     ``x`` must be floating-point (``ConfigError`` otherwise): an unsigned difference wraps around (a fall from 5 to 3
     in uint8 is +254, an ON spike) and an integer dtype holds no -1 or a fractional threshold's reference."""
     check_floating(x, "delta_modulation")
+    if x.dim() == 0:
+        raise ConfigError("delta_modulation needs a time-first series [T, ...]; got a 0-d tensor")
     if mode not in DELTA_MODES:
         raise ConfigError(f"bad delta mode {mode!r}; valid: {', '.join(DELTA_MODES)}")
     if not (is_finite(threshold) and threshold > 0):
@@ -46,11 +48,14 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
 
 
 def _level_crossings(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The level rule's up and down crossings ``[T, B, ...]`` (bool), stepping the reference through T."""
-    ref = torch.zeros_like(x[0])
+    """The level rule's up and down crossings ``[T, B, ...]`` (bool), stepping the reference through T.
+
+    The reference is kept as ``r_t = theta n_t`` with ``n_t`` the net count of ON spikes ``[B, ...]`` (whole numbers,
+    float32 at least): a running sum of rounded ``r + theta`` drifted from ``theta n_t``, what a decoder rebuilds."""
+    count = x.new_zeros(x.shape[1:], dtype=torch.promote_types(x.dtype, torch.float32))  # n_0 = 0
     up, down = torch.empty_like(x, dtype=torch.bool), torch.empty_like(x, dtype=torch.bool)
     for t in range(x.shape[0]):
-        d = x[t] - ref
+        d = x[t] - threshold * count
         up[t], down[t] = d >= threshold, d <= -threshold
-        ref = ref + threshold * (up[t].to(x.dtype) - down[t].to(x.dtype))
+        count = count + up[t].to(count.dtype) - down[t].to(count.dtype)
     return up, down
