@@ -182,3 +182,24 @@ def test_encoders_refuse_what_is_not_a_floating_point_tensor(x, encoder):
     """Once torch's NotImplementedError ("check_uniform_bounds" not implemented for 'Long') or a TypeError."""
     with pytest.raises(ConfigError, match=f"{encoder} needs a floating-point tensor"):
         getattr(coding, encoder)(x, 4)
+
+
+@pytest.mark.parametrize("dtype, T", [(torch.float32, 200), (torch.float64, 200), (torch.float16, 200),
+                                      (torch.bfloat16, 150)])  # bfloat16 holds 16.2 and 16.3 as one 16.25
+@pytest.mark.parametrize("dt", [0.1, 0.3, 0.7, 1e-3, 0.01, 1 / 3, 1.0])
+def test_spike_trains_survive_first_spike_time_and_back(dt, dtype, T):
+    """``first_spike_time`` is the inverse of ``latency_spike_train``: neuron ``b`` firing once at step ``b`` comes
+    back at step ``b``. Before: ``floor(t / dt)`` put 3 * 0.1 (0.30000000000000004 / 0.1 = 2.9999999999999996, and
+    alike) one step early: 10 of 200 neurons in float64 at dt = 0.1, 8 in float32 at dt = 0.3, 81 in float16."""
+    s = torch.eye(T, dtype=dtype)  # [T, B = T]
+    assert torch.equal(latency_spike_train(first_spike_time(s, dt), T, dt), s)
+
+
+def test_latency_spike_train_of_times_on_and_off_the_step_edges():
+    # dt = 0.1 in float64: 3 * 0.1 = 0.30000000000000004 starts step 3; the float just below it, 0.3 (exactly
+    # 0.29999999999999998890 < 3 * 0.1000000000000000055511), still belongs to step 2, as does 0.2999999999999999
+    times = torch.tensor([0.1 * 3, 0.3, 0.2999999999999999, 0.1 * 4], dtype=torch.float64)
+    assert latency_spike_train(times, T=5, dt=0.1).argmax(0).tolist() == [3, 2, 2, 4]
+    # whole-number int64 times are floored alike: 2 / 0.7 = 2.86 -> step 2, 3 / 0.7 = 4.29 -> step 4; 3 / 0.5 = 6 = T
+    assert latency_spike_train(torch.tensor([2, 3]), T=6, dt=0.7).argmax(0).tolist() == [2, 4]
+    assert latency_spike_train(torch.tensor([2, 3]), T=6, dt=0.5).sum(0).tolist() == [1, 0]

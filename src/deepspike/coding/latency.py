@@ -73,8 +73,17 @@ def check_time_step(dt: float) -> None:
         raise ConfigError(f"time step dt={dt} must be a finite number > 0")
 
 
+def _edge(n: torch.Tensor, dt: float, dtype: torch.dtype) -> torch.Tensor:
+    """The start ``n dt`` of step ``n`` (``n`` float ``[B, ...]``) rounded to ``dtype``, then in ``n``'s dtype."""
+    return (n * dt).to(dtype).to(n.dtype)
+
+
 def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.Tensor:
     """Time-stepped version of spike times: ``s[n] = 1`` at step ``n = floor(t / dt)``, else 0.
+
+    The step edges are the times ``n dt`` as ``first_spike_time`` gives them, rounded to ``times``' dtype: step ``n``
+    holds ``n dt <= t < (n + 1) dt`` there (where two edges round to one time, the lower step takes it), so
+    ``latency_spike_train(first_spike_time(s, dt), T, dt)`` gives ``s`` back for a single spike per neuron.
 
     times: ``[B, ...]`` (>= 0, not NaN; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
     after ``T * dt`` falls outside the window and gives no spike. The step numbers are counted in float32 at least
@@ -86,7 +95,11 @@ def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.T
         raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
     counted = times.to(torch.promote_types(times.dtype, torch.float32))
     finite = torch.isfinite(counted)
-    step = torch.where(finite, torch.floor(counted / dt), torch.full_like(counted, -1.0))
+    rounded = times.dtype if times.is_floating_point() else counted.dtype
+    step = torch.floor(counted / dt)  # one off where t / dt rounds below a whole number: (3 * 0.1) / 0.1 = 2.99..
+    low, high = _edge(step, dt, rounded), _edge(step + 1, dt, rounded)
+    step = step + ((high <= counted) & (high > low)).to(step.dtype) - (low > counted).to(step.dtype)
+    step = torch.where(finite, step, torch.full_like(counted, -1.0))
     steps = torch.arange(T, device=times.device, dtype=counted.dtype)
     steps = steps.view(T, *([1] * times.dim()))  # [T] -> [T, 1, ...]
     return (steps == step.unsqueeze(0)).to(times.dtype)  # [T, 1, ...] vs [1, B, ...] -> [T, B, ...]
