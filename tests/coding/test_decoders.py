@@ -13,6 +13,7 @@ from deepspike.coding import (
     spike_count,
     vote,
 )
+from deepspike.coding.latency import latency_spike_train
 from deepspike.core.errors import ConfigError
 
 INF = math.inf
@@ -84,3 +85,13 @@ def test_first_spike_time_refuses_a_step_that_is_not_finite_and_positive(dt):
     # dt = -1 gave negative times, nan NaN times, inf made a neuron that fired at step 1 look silent (+inf)
     with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
         first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)
+
+
+@pytest.mark.parametrize("dt", [True, "0.5", None, [1.0]])
+def test_a_step_that_is_no_number_is_refused_in_one_line(dt):
+    """Before: dt=True passed as a step of 1 in both functions; "0.5", None or a list raised TypeError from
+    ``0 < dt``."""
+    with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
+        first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)
+    with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
+        latency_spike_train(torch.tensor([0.5]), T=4, dt=dt)

@@ -9,7 +9,7 @@ import torch
 from deepspike.coding.rate import check_intensities, check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import is_float32
+from deepspike.core.options import is_finite, is_float32
 
 TTFS_MODES = ("1-p", "p")
 
@@ -69,7 +69,7 @@ def ttfs_latency(
 
 def check_time_step(dt: float) -> None:
     """``ConfigError`` unless the time step ``dt`` between steps ``n`` and ``n + 1`` is a finite number > 0."""
-    if not (0 < dt < math.inf):
+    if not (is_finite(dt) and dt > 0):  # dt=True passed as a step of 1, dt="0.5" raised TypeError
         raise ConfigError(f"time step dt={dt} must be a finite number > 0")
 
 
