@@ -3,8 +3,8 @@
 The node (``deploy.neurons.learnable_node``) by hand: tau = dt / (1 - k), r = c tau / dt, per channel spread over
 the layer's neurons. The exported graph run by ``GraphSimulator.rate_coded`` and by the ONNX export gives the net's
 own spikes, 400 steps: a per-layer PLIF (also read back by ``from_nir`` as a LIF with input scale c, and with
-folded thresholds), and per-channel PLIF with learnt thresholds in a conv net (``from_nir``, which runs one value per
-layer, refuses it in one line). Refusals: folding per-channel thresholds, a decay of 1 in some channels only.
+folded thresholds), and per-channel and per-neuron PLIF with learnt thresholds in a conv net (read back by
+``from_nir`` as a ``HeterogeneousLIF``). Refusals: folding per-channel thresholds, a decay of 1 in some channels only.
 """
 
 from __future__ import annotations
@@ -86,6 +86,31 @@ def test_per_channel_plif_with_learnt_thresholds_runs_the_same_in_the_simulator_
     assert 0.1 * ours.numel() < ours.sum() < 0.9 * ours.numel()  # neither silent nor saturated
     assert torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
     with torch.no_grad():  # per-channel constants: a HeterogeneousLIF (refused as "not the same for every neuron")
+        assert torch.equal(from_nir(graph)(x), ours)
+    pytest.importorskip("onnxruntime")
+    from deepspike.deploy import nir_to_onnx, onnx_session, run_onnx
+
+    assert torch.equal(run_onnx(onnx_session(nir_to_onnx(graph)), x), ours)
+
+
+def test_per_neuron_plif_runs_the_same_in_the_simulator_from_nir_and_onnx():
+    """``LearnableLIF(neurons=(4, 8, 8))``: each of the 256 neurons its own learnt tau and threshold, written as they
+    are and read back by ``from_nir`` as a ``HeterogeneousLIF``."""
+    net = _net(per_channel=True)
+    params = net.body[1].fixed
+    per_neuron = LearnableLIF(params, neurons=(4, 8, 8), learn_threshold=True)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        per_neuron.w.copy_(torch.empty(4, 8, 8).uniform_(-2.0, 1.5, generator=g))  # tau from 1.2 to 8.4
+        per_neuron.threshold.copy_(torch.empty(4, 8, 8).uniform_(0.6, 1.3, generator=g))
+    net.body[1] = per_neuron
+    x = sample_input("conv", 400, batch=3)
+    graph = to_nir(net, (1, 8, 8), dt=DT)
+    assert graph.nodes["1_lif"].tau.shape == (4, 8, 8) and len(np.unique(graph.nodes["1_lif"].tau)) > 200
+    ours = _own_spikes(net, x)
+    assert 0.1 * ours.numel() < ours.sum() < 0.9 * ours.numel()  # neither silent nor saturated
+    assert torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
+    with torch.no_grad():
         assert torch.equal(from_nir(graph)(x), ours)
     pytest.importorskip("onnxruntime")
     from deepspike.deploy import nir_to_onnx, onnx_session, run_onnx

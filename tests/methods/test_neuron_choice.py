@@ -38,7 +38,7 @@ def test_default_is_the_plain_lif():
     assert all(m.inplace for m in _neurons(net, LIF)[:-1])  # body neurons reuse their input (as before)
 
 
-@pytest.mark.parametrize(("per", "learn_threshold"), [("layer", False), ("channel", True)])
+@pytest.mark.parametrize(("per", "learn_threshold"), [("layer", False), ("channel", True), ("neuron", True)])
 def test_plif_parameters_are_trained_and_saved(per, learn_threshold):
     net = _net(neuron="plif", neuron_params=per, learn_threshold=learn_threshold, tau_init=3.0)
     neurons = _neurons(net, LearnableLIF)
@@ -51,6 +51,7 @@ def test_plif_parameters_are_trained_and_saved(per, learn_threshold):
         assert learn_threshold == (m.threshold is not None and id(m.threshold) in params)
     conv_neuron = neurons[0]
     assert per == "layer" or conv_neuron.w.shape[0] > 1  # one tau per channel of the first conv layer
+    assert (conv_neuron.w.dim() == 3) == (per == "neuron")  # [C, H, W]: one tau per neuron
     x = torch.rand(4, 1, 8, 8)
     copy = _net(neuron="plif", neuron_params=per, learn_threshold=learn_threshold)
     with torch.no_grad():
@@ -114,6 +115,7 @@ def test_sliding_psn_runs_at_any_step_count_online_and_streaming():
     ({"psn_order": True}, "^bad value True for method.psn_order"),
     ({"neuron": "sliding_psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
     ({"neuron": "psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
+    ({"neuron": "psn", "neuron_params": "neuron"}, "^method.neuron_params=neuron is for lif and plif"),
     ({"neuron": "sliding_psn", "detach_reset": True}, "^method.detach_reset acts on a reset, and method.neuron=sli")])
 def test_psn_family_options_are_refused_in_one_line(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -131,7 +133,7 @@ def test_masked_psn_resume_is_exact_and_ends_fully_masked(tmp_path):
         assert torch.equal(value, cut[key]), key
 
 
-@pytest.mark.parametrize(("key", "value"), [("neuron", "izhikevich"), ("neuron_params", "neuron"), ("tau_init", 1.0),
+@pytest.mark.parametrize(("key", "value"), [("neuron", "izhikevich"), ("neuron_params", "synapse"), ("tau_init", 1.0),
                                             ("tau_init", "x"), ("learn_threshold", "yes")])
 def test_bad_options_are_one_line_config_errors(key, value):
     with pytest.raises(ConfigError, match=f"method.{key}") as err:
@@ -150,10 +152,11 @@ def test_neuron_parameters_are_refused_when_the_recipe_loads(override, message):
     assert "\n" not in str(err.value)
 
 
-def test_plif_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("per", ["channel", "neuron"])
+def test_plif_resume_is_exact(tmp_path, per):
     """A PLIF + learnable-threshold run cut after epoch 1 and resumed ends bit for bit where the uncut run ends."""
     cfg = load_config(None, [*TINY, "method.neuron=plif", "method.learn_threshold=true",
-                             "method.neuron_params=channel"])
+                             f"method.neuron_params={per}"])
     full, cut = full_and_resumed_weights(cfg, tmp_path)
     assert any(k.endswith(".w") for k in full) and any(k.endswith(".threshold") for k in full)
     for key, value in full.items():
@@ -244,7 +247,7 @@ def test_synaptic_and_alif_build_every_neuron_and_run_in_pieces(neuron, kind, op
     prepare_temporal_grad(net, "sltt", None, "stbp")
     with pytest.raises(ConfigError, match="ottt needs one neuron decay"):
         prepare_temporal_grad(_net(neuron=neuron), "ottt", None, "stbp")
-    for bad in ({"learn_threshold": True}, {"neuron_params": "channel"}):
+    for bad in ({"learn_threshold": True}, {"neuron_params": "channel"}, {"neuron_params": "neuron"}):
         with pytest.raises(ConfigError, match=f"^method.neuron={neuron} has fixed per-layer settings"):
             StbpOptions(neuron=neuron, **bad)
     with pytest.raises(ConfigError, match="^bad value 1.5 for method.syn_decay"):

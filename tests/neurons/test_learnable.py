@@ -108,3 +108,60 @@ def test_tau_init_that_is_no_number_is_a_one_line_config_error(tau_init):
     """tau_init="3" raised TypeError ('>' between str and float)."""
     with pytest.raises(ConfigError, match="tau_init="):
         LearnableLIF(NeuronParams(), tau_init=tau_init)
+
+
+def _plif_loop(x, w, th, reset, spike_fn):
+    """PLIF by hand, one step at a time: h = v + (x - v) sigmoid(w), s = spike_fn(h - th), reset."""
+    v = torch.zeros_like(x[0])
+    out = []
+    for x_t in x:
+        h = v + (x_t - v) * torch.sigmoid(w)
+        s = spike_fn(h - th)
+        v = h * (1 - s) if reset == "zero" else h - th * s
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("neurons", [(3, 4, 5), (7,)])
+def test_one_time_constant_and_threshold_per_neuron_equal_a_plain_loop_with_their_gradients(neurons):
+    """``neurons=shape``: each neuron its own tau and threshold; spikes and the gradients of every neuron's w and
+    threshold (and of the input) equal autograd through a hand-written loop."""
+    params = NeuronParams(threshold=0.5, reset="subtract")
+    m = LearnableLIF(params, neurons=neurons, learn_threshold=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        m.w.copy_(torch.randn(neurons, generator=g))
+        m.threshold.add_(0.3 * torch.rand(neurons, generator=g))
+    assert m.w.shape == neurons and m.threshold.shape == neurons
+    x = (2 * torch.rand(12, 2, *neurons, generator=g)).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = m.w.detach().clone().requires_grad_()
+    th_ref = m.threshold.detach().clone().requires_grad_()
+    s = m(x)
+    ref = _plif_loop(x_ref, w_ref, th_ref, "subtract", params.spike_fn)
+    assert torch.equal(s, ref) and 0.05 * s.numel() < s.sum() < 0.95 * s.numel()
+    weights = torch.randn(s.shape, generator=g)
+    (s * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(m.w.grad, w_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(m.threshold.grad, th_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    assert m.w.grad.abs().amin() >= 0 and (m.w.grad != 0).float().mean() > 0.5  # each neuron its own gradient
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"neurons": (4, 0)}, r"neurons=\(4, 0\) must be one sample's shape"),
+    ({"neurons": (4,), "channels": 4}, r"neurons=\(4,\) must be one sample's shape, whole numbers >= 1 \(and no "
+                                       r"channels\)"),
+    ({"neurons": 4}, r"neurons=4 must be one sample's shape"),
+])
+def test_bad_per_neuron_shapes_are_one_line_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=rf"^{message}"):
+        LearnableLIF(NeuronParams(), **kwargs)
+
+
+def test_a_per_neuron_layer_given_another_shape_is_a_one_line_error():
+    m = LearnableLIF(NeuronParams(), neurons=(4, 2))
+    with pytest.raises(ConfigError, match=r"per-neuron neuron of shape \(4, 2\) got input \(3, 1, 4, 3\) "
+                                          r"\(expected \[T, B, 4, 2\]\)"):
+        m(torch.zeros(3, 1, 4, 3))

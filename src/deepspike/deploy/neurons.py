@@ -73,7 +73,8 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
                    dt: float):
     """The NIR node of a trained ``neurons.learnable.LearnableLIF`` of ``shape`` neurons, ``h_t = k v_{t-1} + c x_t``
     (PLIF: ``c = 1 - k``; a learnt threshold alone: ``c = 1``), its ``decay`` k, ``gain`` c and ``threshold`` one
-    value per layer (``()``) or per channel (``[C]``, the first axis of ``shape``), spread to one per neuron::
+    value per layer (``()``), per channel (``[C]``, the first axis of ``shape``) or per neuron (``shape``), spread to
+    one per neuron::
 
         tau = dt / (1 - k)  (float32, rounded up),   r = c tau / dt  (so that r dt / tau = c),   v_threshold = th
 
@@ -95,8 +96,8 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
 
 
 def spread_per_channel(values, shape: tuple[int, ...]) -> np.ndarray:
-    """One value per layer (``()``) or per channel (``[C]``, the first axis of ``shape``) as one per neuron
-    ``shape`` (float64)."""
+    """One value per layer (``()``), per channel (``[C]``, the first axis of ``shape``) or per neuron (``shape``)
+    as one per neuron ``shape`` (float64)."""
     values = np.asarray(values, dtype=np.float64)
     return np.broadcast_to(values.reshape(values.shape + (1,) * (len(shape) - values.ndim)), shape).copy()
 

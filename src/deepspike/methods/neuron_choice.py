@@ -16,8 +16,9 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   the PSN family always trains its thresholds);
 * ``psn_order``: ``k >= 1``, the inputs a ``masked_psn`` (``k <= timesteps``) or ``sliding_psn`` (``k <= 16,384``, the
   longest window a PSN reads: ``neurons.psn.MAX_PSN_STEPS``) step reads;
-* ``neuron_params``: ``layer`` (one ``tau``/threshold per layer) or ``channel`` (one per channel of a conv
-  layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's);
+* ``neuron_params``: ``layer`` (one ``tau``/threshold per layer), ``channel`` (one per channel of a conv
+  layer's ``[T, B, C, H, W]`` output, one per feature of a linear layer's) or ``neuron`` (one per neuron,
+  ``[C, H, W]`` / ``[F]``: heterogeneous time constants, Perez-Nieves et al. 2021);
 * ``tau_init``: the initial ``tau`` (> 1) of ``plif`` (the PLIF paper's 2.0);
 * ``syn_decay``: the synaptic current's decay ``alpha`` in [0, 1] of ``synaptic`` (``1 - dt/tau_syn``);
 * ``adapt_decay``, ``adapt_scale``: ``rho`` in [0, 1] and ``beta`` in [0, FLOAT32_MAX] of ``alif``;
@@ -27,8 +28,8 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
   gradient; the reference loop runs it, not the fused kernels).
 
-``learn_threshold`` and ``neuron_params: channel`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif`` they are
-refused in one line, and so is ``neuron_params: channel`` with the PSN family (one set of weights per layer).
+``learn_threshold`` and ``neuron_params: channel | neuron`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif``
+they are refused in one line, and so are they with the PSN family (one set of weights per layer).
 
 A neuron of one's own joins them with ``register_neuron(name)``: ``method.neuron=name`` then builds every hidden
 neuron layer of an ``stbp`` net with ``factory(options, shape)`` (the method's options dataclass and one sample's
@@ -63,7 +64,7 @@ from deepspike.neurons.synaptic import SynapticLIF, is_syn_decay
 
 NEURONS = ("lif", "plif", "psn", "masked_psn", "sliding_psn", "synaptic", "alif")
 """The built-in neurons."""
-NEURON_PARAMS = ("layer", "channel")
+NEURON_PARAMS = ("layer", "channel", "neuron")
 PSN_FAMILY = ("psn", "masked_psn", "sliding_psn")
 WHOLE_SEQUENCE = ("psn", "masked_psn")
 """The PSN-family neurons that need all T steps in one call."""
@@ -106,7 +107,7 @@ def check_neuron_options(o: Any) -> None:
                           f"in [0, {FLOAT32_MAX:.4g}], got {o.adapt_decay!r}/{o.adapt_scale!r}")
     if o.neuron in ("synaptic", "alif") and (o.learn_threshold or o.neuron_params != "layer"):
         raise ConfigError(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
-                          "method.neuron_params=channel are for lif and plif")
+                          "method.neuron_params=channel|neuron are for lif and plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
@@ -176,8 +177,9 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
                    surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset, inplace=inplace,
                    state_quant=params.state_quant)
     channels = shape[0] if o.neuron_params == "channel" and shape else None
+    neurons = tuple(shape) if o.neuron_params == "neuron" and shape else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
-                        learn_threshold=o.learn_threshold)
+                        learn_threshold=o.learn_threshold, neurons=neurons)
 
 
 def _psn_neuron(o: Any) -> nn.Module:

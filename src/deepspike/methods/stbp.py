@@ -26,7 +26,8 @@ through space and time (autograd through the neuron's loop over T).
   ``tet_lambda``, ``tet_phi``) and ``norm: none | bn | tdbn | tebn`` (``tdbn_alpha``): the kind of the
   model's batch-norm layers.
 - Neuron (``neuron: lif | plif | psn | masked_psn | sliding_psn | synaptic | alif``, ``learn_threshold``,
-  ``neuron_params: layer | channel``, ``tau_init``, ``psn_order``, ``syn_decay``, ``adapt_decay``, ``adapt_scale``):
+  ``neuron_params: layer | channel | neuron``, ``tau_init``, ``psn_order``, ``syn_decay``, ``adapt_decay``,
+  ``adapt_scale``):
   the fixed LIF above (default), PLIF's learnable time constant, the parallel spiking neurons (whole, masked,
   sliding), the current-based LIF or the adaptive-threshold LIF; or a neuron of one's own registered with
   ``register_neuron`` (``methods.neuron_choice``).
@@ -111,7 +112,7 @@ class StbpOptions:
     neuron: str = "lif"  # lif | plif | psn | masked_psn | sliding_psn | synaptic | alif | one registered
     learn_threshold: bool = False
     detach_reset: bool = False  # the spike in the reset is a constant in backward (SpikingJelly's; Spikformer: true)
-    neuron_params: str = "layer"  # layer | channel
+    neuron_params: str = "layer"  # layer | channel | neuron
     tau_init: float = 2.0
     syn_decay: float = 0.5  # synaptic: the current's decay alpha = 1 - dt/tau_syn
     adapt_decay: float = 0.9  # alif: the adaptation trace's decay rho

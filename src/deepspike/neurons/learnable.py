@@ -9,7 +9,9 @@
   that ``tau = tau_init``; a fixed decay keeps our LIF convention ``c = 1`` with ``k = params.decay``;
 * learnable threshold: ``th`` an ``nn.Parameter`` initialised to ``params.threshold``;
 * granularity: ``channels=None`` gives one value per layer (shape ``()``), ``channels=C`` one per channel of
-  ``x [T, B, C, ...]`` (shape ``[C]``, used as ``[C, 1, ..., 1]``).
+  ``x [T, B, C, ...]`` (shape ``[C]``, used as ``[C, 1, ..., 1]``), ``neurons=(C, H, W)`` (or ``(F,)``) one per neuron
+  of ``x [T, B, *neurons]`` (each neuron's own time constant: Perez-Nieves et al., Nat. Commun. 12:5791, 2021, train
+  per-neuron membrane time constants and find them more robust than one per layer).
 
 Like ``SpikingNeuron`` it keeps no state between calls except inside ``neurons.carry.temporal_carry`` (it
 ``CarriesState``: its membrane), and reports its spike count to an active tally (``ReportsSpikes``).
@@ -46,21 +48,26 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
     params (kept as ``fixed``: not ``params``, which would tell ``training.temporal_grad``'s OTTT traces a decay that
     is not the learnt one): reset, surrogate, ``detach_reset`` and the decay/threshold of whatever is not learnt
     (``leak_grad=False`` is refused: a learnt decay needs its gradient). channels: None (per layer) or C
-    (per channel). learn_decay, tau_init: PLIF and its initial ``tau``; learn_threshold: train ``th``.
+    (per channel); neurons: one sample's shape ``(C, H, W)`` / ``(F,)`` for one value per neuron (not with
+    ``channels``). learn_decay, tau_init: PLIF and its initial ``tau``; learn_threshold: train ``th``.
     """
 
     is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
 
     def __init__(self, params: NeuronParams, channels: int | None = None, learn_decay: bool = True,
-                 tau_init: float = 2.0, learn_threshold: bool = False) -> None:
+                 tau_init: float = 2.0, learn_threshold: bool = False, neurons: tuple[int, ...] | None = None) -> None:
         super().__init__()
         if not params.leak_grad:
             raise ConfigError("a learnable neuron needs leak_grad=True (its decay's gradient runs through the leak)")
         if channels is not None and not is_whole(channels, 1):
             raise ConfigError(f"channels={channels!r} must be a whole number >= 1 (or None for one value per layer)")
+        if neurons is not None and (channels is not None or not isinstance(neurons, tuple | list) or not neurons
+                                    or not all(is_whole(n, 1) for n in neurons)):
+            raise ConfigError(f"neurons={neurons!r} must be one sample's shape, whole numbers >= 1 (and no channels)")
         refuse_state_quant(params.state_quant, "a learnable neuron")
         self.fixed = params
-        shape = () if channels is None else (channels,)
+        self.neurons = None if neurons is None else tuple(int(n) for n in neurons)
+        shape = self.neurons or (() if channels is None else (channels,))
         w = torch.full(shape, tau_to_weight(tau_init)) if learn_decay else None
         self.w = None if w is None else nn.Parameter(w)
         th = torch.full(shape, params.threshold) if learn_threshold else None
@@ -68,8 +75,13 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         self.channels = channels
 
     def _shaped(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``p`` (a fixed value ``()`` or a parameter) as ``()`` or ``[C, 1, ..., 1]``, broadcasting against one
-        step of ``x [T, B, C, ...]``."""
+        """``p`` (a fixed value ``()`` or a parameter) as ``()``, ``[C, 1, ..., 1]`` or ``[*neurons]``, broadcasting
+        against one step of ``x [T, B, C, ...]``."""
+        if self.neurons is not None:
+            if tuple(x.shape[2:]) != self.neurons:
+                raise ConfigError(f"per-neuron neuron of shape {self.neurons} got input {tuple(x.shape)} "
+                                  f"(expected [T, B, {', '.join(map(str, self.neurons))}])")
+            return p
         if self.channels is None:
             return p
         if x.dim() < 3 or x.shape[2] != self.channels:
@@ -126,5 +138,6 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
         p = self.fixed
         decay = "tau=learnt" if self.w is not None else f"decay={p.decay:g}"
         th = "threshold=learnt" if self.threshold is not None else f"threshold={p.threshold:g}"
-        per = "layer" if self.channels is None else f"channel ({self.channels})"
+        per = ("layer" if self.channels is None else f"channel ({self.channels})") if self.neurons is None else \
+            f"neuron {self.neurons}"
         return f"{decay}, {th}, per {per}, reset={p.reset!r}, surrogate={p.spike_fn!r}"
