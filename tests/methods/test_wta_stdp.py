@@ -12,6 +12,7 @@ from deepspike.methods import wta_stdp as wta_method
 from deepspike.methods.registry import get_method, method_from_options, method_options
 from deepspike.methods.wta_stdp import WtaStdpOptions, population_sizes, wta_constants
 from deepspike.models.registry import create_architecture
+from deepspike.training.evaluate import evaluate
 from deepspike.training.trainer import Trainer
 from deepspike.training.training_setup import check_local_learning
 from tiny_run import full_and_resumed_weights
@@ -57,6 +58,17 @@ def test_the_vote_error_by_hand():
     scores = torch.tensor([[3.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
     loss = method.loss(scores, torch.tensor([0, 1, 1]))
     assert float(loss) == pytest.approx(((1 - 0.75) + 1.0 + 0.5) / 3)
+
+
+def test_a_sample_no_labelled_neuron_answers_has_no_decision():
+    """All-zero scores were argmax'd to class 0: such samples of class 0 counted as right while the vote error called
+    them wholly wrong (a run cut before any block was labelled: train_loss 1.0, train_acc 0.09)."""
+    method = method_from_options("wta_stdp", method_options("wta_stdp", {}))
+    scores = torch.tensor([[0.0, 0.0, 0.0], [0.0, 2.0, 2.0], [1.0, 0.0, 3.0]])
+    assert method.predict(scores).tolist() == [-1, 1, 2]  # ties: the lower class
+    net = method.build(create_architecture("diehl_cook", 3, (1, 2, 2), neurons=4))  # no neuron labelled yet
+    x, y = torch.rand(6, 1, 2, 2), torch.zeros(6, dtype=torch.long)
+    assert evaluate(net, method, [(x, y)])["accuracy"] == 0.0  # was 1.0: every sample "predicted" class 0
 
 
 def test_a_run_learns_digits_without_gradients(tmp_path):

@@ -26,8 +26,8 @@ set.
 
 Scoring (``forward``, learning off, samples presented in parallel on torch's thread count): the score of class
 ``k`` is the mean count of the neurons labelled ``k`` (0 for a class no neuron has), ``[B, K]``; the prediction is
-its argmax. ``responses(x, tally)`` also adds what the scoring cost to a ``PresentationTally`` (every show counted,
-repeats included).
+its argmax, none where every score is 0 (``WtaStdpMethod.predict``). ``responses(x, tally)`` also adds what the
+scoring cost to a ``PresentationTally`` (every show counted, repeats included).
 """
 
 from __future__ import annotations

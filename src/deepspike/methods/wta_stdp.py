@@ -184,6 +184,11 @@ class WtaStdpMethod(Method):
         else:
             model.assign_labels()
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The class of the largest score of ``output [B, K]`` (ties: the lower class); -1, no decision, where no
+        labelled neuron answered (every score 0), as the vote error counts it (1): not class 0."""
+        return torch.where(output.sum(dim=1) > 0, output.argmax(dim=1), -1)
+
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The vote error: the share of the class scores ``output [B, K]`` not on the target, ``1 - s_y / sum_k s_k``
         (1 where no labelled neuron answered), averaged over the batch; nothing is trained by it."""
