@@ -40,6 +40,16 @@ def test_bad_cap_is_a_config_error(cap):
         TtfsWindowOptions(spike_cost_cap=cap)
 
 
+@pytest.mark.parametrize("cap", [1e-320, 1e-39])
+def test_a_cap_float32_cannot_hold_is_refused_not_a_nan_loss(cap):
+    # x / cap runs in float32, where 1e-320 is 0: 0 / 0 made the surrogate NaN and training stopped as "diverged"
+    # (lower optim.lr); 1e-39 is subnormal there, and the gradient 1 / cap past float32's largest number
+    assert torch.isnan(spike_surrogate(_values(), 1e-320))
+    with pytest.raises(ConfigError, match="method.spike_cost_cap"):
+        TtfsWindowOptions(spike_cost_cap=cap)
+    assert TtfsWindowOptions(spike_cost_cap=torch.finfo(torch.float32).tiny).spike_cost_cap > 0
+
+
 @pytest.mark.parametrize("key, value", [("alpha", 1e-40), ("alpha", 1e39), ("margin", 1e39), ("latency_cost", 1e39),
                                         ("spike_cost", 1e39)])
 def test_slopes_and_margins_past_float32_are_refused(key, value):

@@ -13,10 +13,10 @@ folded) or a ``ttfs_window`` run, e.g. a conversion (weights and windows); ``los
 output potentials; ``latency_cost``: weight of ``mean_b relu(T_out - max_k z_bk / alpha) / T_out``, the
 first output spike's offset in its window (rewards early decisions); ``spike_cost``: weight of the mean coded
 value per neuron relative to its window (an L1 surrogate of the spike count: values at 0 are silent neurons);
-``spike_cost_cap``: when set (``c`` in (0, 1]), ``spike_cost`` weighs the capped-L1 surrogate of the spikes per
-neuron instead, ``sum_j min(x_j / (c T_j), 1) / N`` over all ``N`` hidden neurons (it equals the fraction that
-fires as ``c -> 0``): only neurons coding less than ``c`` of their window are pushed to silence, the strongly
-active ones are left alone.
+``spike_cost_cap``: when set (``c`` in (0, 1], at least float32's smallest normal number), ``spike_cost`` weighs
+the capped-L1 surrogate of the spikes per neuron instead, ``sum_j min(x_j / (c T_j), 1) / N`` over all ``N`` hidden
+neurons (it equals the fraction that fires as ``c -> 0``): only neurons coding less than ``c`` of their window are
+pushed to silence, the strongly active ones are left alone.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class TtfsWindowOptions:
                   (0 < self.margin <= FLOAT32_MAX, "margin", f"> 0 and at most {FLOAT32_MAX:.4g}"),
                   (0 <= self.latency_cost <= FLOAT32_MAX, "latency_cost", f">= 0 and at most {FLOAT32_MAX:.4g}"),
                   (0 <= self.spike_cost <= FLOAT32_MAX, "spike_cost", f">= 0 and at most {FLOAT32_MAX:.4g}"),
-                  (self.spike_cost_cap is None or 0 < self.spike_cost_cap <= 1, "spike_cost_cap", "in (0, 1] or null"),
+                  (self.spike_cost_cap is None or tiny <= self.spike_cost_cap <= 1, "spike_cost_cap",
+                   f"in [{tiny:.4g}, 1] (x / cap in float32: a subnormal cap is 0 there) or null"),
                   (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
         check_ranges(self, checks)
 
