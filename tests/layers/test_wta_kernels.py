@@ -218,3 +218,13 @@ def test_rasters_are_their_seeds_and_the_inputs_are_independent():
 def test_rasters_of_probability_zero_and_one():
     raster = poisson_rasters(np.array([[0.0, 1.0, 1.5]]), 50, _seeds(1))[0]
     assert raster[:, 0].sum() == 0 and raster[:, 1].all() and raster[:, 2].all()
+
+
+def test_rasters_of_vanishing_probabilities_stay_silent_and_leave_the_others_alone():
+    """p below ~1e-19 makes the gap ``ln U / ln(1 - p)`` pass int64: ``int()`` wrapped it to a negative step and the
+    kernel wrote spikes outside the raster ('corrupted size vs. prev_size', a bus error: ``method.rate_max=1e-20``
+    killed a run). Expected spikes here: 3 x 2,000 x 1e-19, i.e. none; the input of p = 0.3 between them keeps its
+    rate (600 of 2,000 steps, within 4 standard deviations: 82)."""
+    raster = poisson_rasters(np.array([[1e-19, 0.3, 1e-100, 5e-324]]), 2000, _seeds(3))[0]
+    assert raster[:, [0, 2, 3]].sum() == 0
+    assert abs(int(raster[:, 1].sum()) - 600) < 4 * math.sqrt(2000 * 0.3 * 0.7)

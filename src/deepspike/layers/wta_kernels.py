@@ -252,9 +252,10 @@ def poisson_rasters(probability, steps, seeds):
                 log_q, t = math.log1p(-p), -1
                 while True:
                     state, u = _uniform(state)
-                    t += 1 + int(math.log(u) / log_q)
-                    if t >= steps:
+                    skipped = math.log(u) / log_q  # G - 1 before the floor; compared as a float, since for a tiny p
+                    if skipped >= steps - 1 - t:  # it passes int64 (int() wrapped to a negative step: stray writes)
                         break
+                    t += 1 + int(skipped)
                     out[b, t, i] = 1
     return out
 
