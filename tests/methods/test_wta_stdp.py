@@ -53,6 +53,21 @@ def test_an_mlp_with_one_hidden_size_is_the_same_network():
     assert net.presentation.weight_sum == pytest.approx(78.0) and net.presentation.steps == 700
 
 
+@pytest.mark.parametrize("values", [{"w_max": 0.05}, {"weight_sum": 64.5}, {"weight_sum": 1e308}])
+def test_a_column_sum_the_inputs_cannot_reach_under_w_max_is_refused(values, tmp_path):
+    """64 inputs of at most w_max each sum to at most 64 w_max (the default sum: 78 / 784 x 64 = 6.37): w_max 0.05
+    trained silently with weights up to 0.226 and the columns never at their sum (test accuracy 0.17 against 0.61)."""
+    arch = create_architecture("diehl_cook", 10, (1, 8, 8), neurons=5)
+    with pytest.raises(ConfigError, match="method.weight_sum: the 64 input weights of a neuron cannot sum to"):
+        method_from_options("wta_stdp", method_options("wta_stdp", values)).build(arch)
+    overrides = [f"method.{key}={value}" for key, value in values.items()]
+    with pytest.raises(ConfigError, match="lower weight_sum or raise w_max"):
+        Trainer(load_config(None, [*SMALL, *overrides]), tmp_path / "run").fit()
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    edge = {"weight_sum": 64.0} if "weight_sum" in values else {"w_max": 78 / 784 + 1e-12}  # just inside
+    assert method_from_options("wta_stdp", method_options("wta_stdp", edge)).build(arch).presentation.weight_sum > 6
+
+
 def test_the_vote_error_by_hand():
     method = method_from_options("wta_stdp", method_options("wta_stdp", {}))
     scores = torch.tensor([[3.0, 1.0], [0.0, 0.0], [1.0, 1.0]])

@@ -21,12 +21,12 @@ of a sample that drew too few spikes); excitatory ``exc_tau``, ``exc_rest``, ``e
 fixed weights ``w_ei`` (excitatory -> its inhibitory partner) and ``w_ie`` (inhibitory -> the other excitatory
 neurons); the adaptive threshold ``theta_init``, ``theta_plus``, ``theta_offset``, ``tau_theta``; STDP ``tau_pre``,
 ``tau_post1``, ``tau_post2``, ``nu_pre``, ``nu_post``, ``w_max``; ``weight_sum`` (each neuron's input weights sum,
-null: 78 per 784 inputs, scaled to the input size); ``init_scale`` (weights start at ``(U[0, 1) + 0.01) *
-init_scale``); ``delay_max`` (input synapses delay by whole steps drawn uniformly from ``[0, delay_max)`` ms; 0:
-none); ``labels``: ``pass`` (after each epoch, every neuron takes the class it answers most in one presentation of
-the training set with learning off and thresholds fixed: the paper's procedure) or ``blocks`` (the labels the authors'
-code keeps while learning, from blocks of ``label_window`` samples; no extra pass); ``label_window`` (the blocks,
-which also label the neurons during an epoch, for its running train accuracy).
+null: 78 per 784 inputs, scaled to the input size; at most ``inputs * w_max``); ``init_scale`` (weights start at
+``(U[0, 1) + 0.01) * init_scale``); ``delay_max`` (input synapses delay by whole steps drawn uniformly from
+``[0, delay_max)`` ms; 0: none); ``labels``: ``pass`` (after each epoch, every neuron takes the class it answers most
+in one presentation of the training set with learning off and thresholds fixed: the paper's procedure) or ``blocks``
+(the labels the authors' code keeps while learning, from blocks of ``label_window`` samples; no extra pass);
+``label_window`` (the blocks, which also label the neurons during an epoch, for its running train accuracy).
 """
 
 from __future__ import annotations
@@ -137,6 +137,18 @@ def wta_constants(o: WtaStdpOptions) -> WtaConstants:
                         inh_refractory_steps=float(_steps(o.inh_refractory, o.dt)))
 
 
+def column_sum(o: WtaStdpOptions, inputs: int) -> float:
+    """What the ``inputs`` weights into a neuron are scaled to sum to: ``weight_sum``, or 78 per 784 inputs; a one-line
+    error when ``inputs * w_max`` cannot reach it (every weight would start past ``w_max`` and be clipped at its first
+    update, so the columns never keep their sum)."""
+    total = o.weight_sum if o.weight_sum is not None else WEIGHT_SUM_PER_INPUT * inputs
+    if total > inputs * o.w_max:
+        raise ConfigError(f"method.weight_sum: the {inputs} input weights of a neuron cannot sum to {total:.4g} when "
+                          f"each is at most method.w_max = {o.w_max:g} (their sum is at most {inputs * o.w_max:.4g}); "
+                          "lower weight_sum or raise w_max")
+    return total
+
+
 def population_sizes(arch: Architecture) -> tuple[int, int, int]:
     """``(inputs, neurons, classes)`` of an architecture ``[Flatten], Linear(N), Linear(K, act=False)``; a one-line
     error for any other."""
@@ -168,7 +180,7 @@ class WtaStdpMethod(Method):
         presentation = Presentation(
             steps=_steps(o.present_ms, o.dt), rest_ms=o.rest_ms, rate_max=o.rate_max, rate_step=o.rate_step,
             min_spikes=o.min_spikes, max_presentations=o.max_presentations, label_window=o.label_window,
-            weight_sum=o.weight_sum if o.weight_sum is not None else WEIGHT_SUM_PER_INPUT * inputs)
+            weight_sum=column_sum(o, inputs))
         return CompetitiveStdpLayer(inputs, neurons, classes, wta_constants(o), presentation, o.init_scale,
                                     o.theta_init, _steps(o.delay_max, o.dt))
 
