@@ -198,3 +198,13 @@ def test_a_chunk_of_another_batch_size_needs_a_reset_first():
     sim.reset()
     x = torch.tensor([0.2, 0.1, 0.4]).repeat(4, 1, 1)  # h = v + 0.7 per step: spikes at steps 1 and 3
     assert sim.run({"input": x})["output"][:, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_data_for_a_name_that_is_no_input_node_is_a_one_line_error():
+    """A misspelt input name beside the right one was ignored (the run went on, the extra tensor unused); now it is
+    refused, naming it and the graph's inputs."""
+    sim = GraphSimulator.rate_coded(_linear_if())
+    with pytest.raises(ConfigError, match=r"^NIR simulation: data for \['inptu'\], which are not Input nodes; "
+                                          r"inputs are \['input'\]$"):
+        sim.run({"input": torch.ones(2, 1, 3), "inptu": torch.ones(2, 1, 3)})
+    assert sim.run({"input": torch.ones(2, 1, 3)})["output"].shape == (2, 1, 2)

@@ -404,12 +404,16 @@ class GraphSimulator:
         return {k: torch.cat([step[k] for step in steps]) for k in self.outputs}
 
     def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """A one-line ``ConfigError`` unless every Input node gets a tensor ``[Tc, B, *its shape]``, all with the same
-        ``Tc >= 1`` and ``B``, the ``B`` of the states kept since ``reset()`` (a wrong shape ran on: all-zero input of
-        any width gave zeros, spikes gave an IndexError from inside torch)."""
-        missing = sorted(set(self.inputs) - set(inputs))
+        """A one-line ``ConfigError`` unless every Input node, and nothing else, gets a tensor ``[Tc, B, *its
+        shape]``, all with the same ``Tc >= 1`` and ``B``, the ``B`` of the states kept since ``reset()`` (a wrong
+        shape ran on: all-zero input of any width gave zeros, spikes gave an IndexError from inside torch; a name
+        that is no Input node was ignored)."""
+        missing, unknown = sorted(set(self.inputs) - set(inputs)), sorted(map(str, set(inputs) - set(self.inputs)))
         if missing:
             raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
+        if unknown:  # a misspelt name was ignored (the net ran without it)
+            raise ConfigError(f"NIR simulation: data for {unknown}, which are not Input nodes; inputs are "
+                              f"{self.inputs}")
         sizes = set()
         for name in self.inputs:
             x, shape = inputs[name], tuple(self.shapes[name])
