@@ -10,9 +10,9 @@ import torch
 from deepspike.core.errors import DataCorruptError
 
 nir = pytest.importorskip("nir")
-from deepspike.deploy import from_nir  # noqa: E402
+from deepspike.deploy import GraphSimulator, from_nir  # noqa: E402
 from deepspike.deploy.nir_shapes import check_shapes  # noqa: E402
-from deploy.nir_files import replace, tiny_graph, write  # noqa: E402
+from deploy.nir_files import DT, replace, tiny_graph, write  # noqa: E402
 
 
 def _pool(kernel: int):
@@ -107,3 +107,31 @@ def test_an_edge_to_a_missing_node_names_the_file(tmp_path):
         with pytest.raises(DataCorruptError) as e:
             from_nir(source)
         assert str(e.value) == f"{where}: edge 'fc' -> 'ghost' names a missing node"
+
+
+def test_a_graph_whose_end_is_no_output_node_is_refused(tmp_path):
+    """NIR's graph outputs are its Output nodes (the nir package appends one to every other leaf when it type-checks).
+    A chain ending at ``spk`` without its Output imported as if ``spk`` were the output, and GraphSimulator returned
+    no output at all (``{}``); a dead-end branch was computed and dropped. Each is now one line naming the node, for
+    a graph object, a file and the simulator."""
+    chain = tiny_graph()
+    del chain.nodes["output"]
+    chain.edges.remove(("spk", "output"))
+    branch = tiny_graph()
+    branch.nodes["side"] = nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2))
+    branch.edges.append(("fc", "side"))
+    path = write(chain, tmp_path / "m.nir")
+    cases = ((chain, "NIR import", "spk"), (path, str(path), "spk"), (branch, "NIR import", "side"))
+    for source, where, leaf in cases:
+        with pytest.raises(DataCorruptError) as e:
+            from_nir(source)
+        assert str(e.value) == (f"{where}: node {leaf!r}: it feeds no node and is not an Output node (a graph's "
+                                "outputs are its Output nodes)")
+    with pytest.raises(DataCorruptError, match=r"^NIR simulation: node 'spk': it feeds no node and is not an Output"):
+        GraphSimulator(chain, DT)
+    loop = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+                               "lif": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)),
+                               "rec": nir.Linear(weight=np.eye(3))},
+                        edges=[("input", "lif"), ("lif", "rec"), ("rec", "lif")], type_check=False)
+    with pytest.raises(DataCorruptError, match=r"^NIR import: the graph has no Output node \(a graph's outputs are "):
+        from_nir(loop)

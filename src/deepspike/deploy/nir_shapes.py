@@ -6,10 +6,11 @@ before it give: a Linear/Affine weight ``[out, in]`` takes ``in`` features, a Co
 ``C`` its weight's input channels and a kernel that fits, a pool's window fits, a Flatten's dims exist, a Scale
 broadcasts, a neuron layer (or a Delay) has one parameter or one per value, a node fed by several sums shapes
 that broadcast, and the Output declares as many values as reach it; every edge joins two nodes of the graph, every
-node but the Input is fed by an edge, no edge enters an Input node and none leaves an Output node. A feedback edge
-(one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's shape must equal
-what its target receives (a recurrent layer feeds back one value per neuron). Node types the importer does not map
-give an unknown shape, and nothing after them is checked (the importer refuses them by name).
+node but the Input is fed by an edge, no edge enters an Input node and none leaves an Output node, and every node
+that feeds none is an Output node (NIR's graph outputs are its Output nodes; the graph has at least one). A
+feedback edge (one that closes a cycle, ``graph_order.feedback_edges``) is left out of the walk, then its source's
+shape must equal what its target receives (a recurrent layer feeds back one value per neuron). Node types the
+importer does not map give an unknown shape, and nothing after them is checked (the importer refuses them by name).
 Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 """
 
@@ -147,12 +148,22 @@ def _output(nir, where: str, name: str, node, given: Shape, src: str) -> Shape |
 
 def _check_ends(nir, graph, where: str) -> None:
     """No edge leaves an Output node (what reaches it is the graph's output; a node after it made from_nir return
-    that node's values, or fail with a KeyError) and none enters an Input node (the caller feeds it)."""
+    that node's values, or fail with a KeyError), none enters an Input node (the caller feeds it), and every node
+    that feeds no other is an Output node: NIR's graph outputs are its Output nodes (the nir package, type-checking,
+    appends one to each such leaf); before, a chain without one imported as if its last node were the output and
+    simulated to no output at all."""
     for src, dst in graph.edges:
         if isinstance(graph.nodes[src], nir.Output):
             raise _fail(where, src, f"an Output node ends the graph, but it feeds {dst!r}")
         if isinstance(graph.nodes[dst], nir.Input):
             raise _fail(where, dst, f"an Input node is fed by the caller, but {src!r} feeds it")
+    sources = {src for src, _ in graph.edges}
+    leaf = next((k for k, v in graph.nodes.items() if k not in sources and not isinstance(v, nir.Output)), None)
+    if leaf is not None:
+        raise _fail(where, leaf, "it feeds no node and is not an Output node (a graph's outputs are its Output "
+                                 "nodes)")
+    if not any(isinstance(v, nir.Output) for v in graph.nodes.values()):
+        raise DataCorruptError(f"{where}: the graph has no Output node (a graph's outputs are its Output nodes)")
 
 
 def check_shapes(nir, graph, where: str) -> dict[str, Shape | None]:
