@@ -56,3 +56,18 @@ def test_first_mismatch_and_load_weights():
     state["0.bias"] += 1
     load_weights(net, state, "c.pt")
     assert torch.equal(net[0].bias, state["0.bias"])
+
+
+def test_first_mismatch_names_a_tensor_of_another_dtype():
+    """A tensor of the right shape and another dtype was loaded, cast in silence: an int64 weight, and a float
+    count in a uint8 buffer that wrapped (300.7 -> 44); now the first such key is named with both dtypes."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    net.register_buffer("count", torch.zeros(2, dtype=torch.uint8))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    assert first_mismatch(net.state_dict(), state) is None
+    assert first_mismatch(net.state_dict(), {**state, "0.weight": torch.ones(2, 3, dtype=torch.int64)}) == (
+        "0.weight has dtype torch.int64 in the checkpoint, torch.float32 in the model")
+    with pytest.raises(DataCorruptError, match=r"c.pt does not fit .*: count has dtype torch.float32 in the "
+                                               r"checkpoint, torch.uint8 in the model"):
+        load_weights(net, {**state, "count": torch.tensor([300.7, 1.0])}, "c.pt")
+    assert net.count.tolist() == [0, 0]

@@ -34,8 +34,9 @@ def load_weights(model: nn.Module, weights: Any, source: Path) -> None:
 
 
 def first_mismatch(expected: dict[str, torch.Tensor], weights: Any) -> str | None:
-    """None when ``weights`` has exactly ``expected``'s keys with tensors of the same shapes, else what differs
-    first (in the model's key order, then the checkpoint's extra keys)."""
+    """None when ``weights`` has exactly ``expected``'s keys with tensors of the same shapes and dtypes, else what
+    differs first (in the model's key order, then the checkpoint's extra keys). ``load_state_dict`` would cast a
+    tensor of another dtype in silence (an int64 weight, a float in a uint8 buffer wrapping modulo 256)."""
     if not isinstance(weights, dict):
         return f"the weights are a {type(weights).__name__}, not a state dict"
     for key, value in expected.items():
@@ -45,5 +46,7 @@ def first_mismatch(expected: dict[str, torch.Tensor], weights: Any) -> str | Non
         if not isinstance(got, torch.Tensor) or got.shape != value.shape:
             shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             return f"{key} has shape {shape} in the checkpoint, {list(value.shape)} in the model"
+        if got.dtype != value.dtype:
+            return f"{key} has dtype {got.dtype} in the checkpoint, {value.dtype} in the model"
     extra = next((key for key in weights if key not in expected), None)
     return None if extra is None else f"{extra} is in the checkpoint but not in the model"
