@@ -38,3 +38,50 @@ def test_neurons_without_reset_are_refused():
     net = _net(TimeDistributed(nn.Linear(8, 6)), IF(reset="none"), TimeDistributed(nn.Linear(6, 3)))
     with pytest.raises(ConfigError, match=r"has reset 'none'; Speck's neurons reset to zero or by subtraction"):
         speck_layers(net, (8,))
+
+
+def _conv_net(conv: nn.Module, in_shape: tuple[int, ...], *after: nn.Module) -> tuple[RateNetwork, tuple[int, ...]]:
+    """``conv -> IF -> *after -> flatten -> linear(3) -> IF`` on ``in_shape``, its linear sized to what reaches it."""
+    features = nn.Sequential(conv, *after)(torch.zeros(1, *in_shape)).numel()
+    return _net(TimeDistributed(conv), IF(), *(TimeDistributed(m) for m in after), TimeDistributed(nn.Flatten()),
+                TimeDistributed(nn.Linear(features, 3))), in_shape
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    (lambda: _conv_net(nn.Conv2d(1, 4, 3, stride=3), (1, 8, 8)), r"stride \(3, 3\) \(each 1, 2, 4, 8\)"),
+    (lambda: _conv_net(nn.Conv2d(1, 2, (3, 5)), (1, 8, 8)), r"kernel 3 x 5"),  # was a ValueError
+    (lambda: _conv_net(nn.Conv2d(1, 2, 17), (1, 20, 20)), r"kernel 17 x 17 \(square, at most 16 x 16\)"),
+    (lambda: _conv_net(nn.Conv2d(1, 2, 3, padding=9), (1, 8, 8)), r"padding \(9, 9\) of mode 'zeros' \(0 to 7 per"),
+    (lambda: _conv_net(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), (1, 8, 8)), r"of mode 'reflect'"),
+    (lambda: _conv_net(nn.Conv2d(1, 4, 3, dilation=2), (1, 8, 8)), r"dilation \(2, 2\), groups 1 \(Speck has neither"),
+    (lambda: _conv_net(nn.Conv2d(2, 4, 3, groups=2), (2, 8, 8)), r"dilation \(1, 1\), groups 2 \(Speck has neither"),
+    (lambda: _conv_net(nn.Conv2d(1, 1, 3, padding=1), (1, 256, 256), nn.AvgPool2d(4)),
+     r"input map 256 x 256 \(at most 128 x 128\)"),
+    (lambda: (_net(TimeDistributed(nn.Flatten()), TimeDistributed(nn.Linear(40, 4)), IF(),
+                   TimeDistributed(nn.Linear(4, 3))), (1, 8, 5)), r"kernel 8 x 5"),  # a linear layer on an H x W map
+])
+def test_layers_beyond_a_cores_settings_are_refused_in_one_line(case, message):
+    """Speck's published core settings (samna's Speck 2b page): square kernels up to 16 x 16, stride 1/2/4/8, padding
+    0..7, no dilation or groups, maps up to 128 x 128. Before, each of these nets was reported to fit (the rectangular
+    kernels raised Sinabs' ValueError)."""
+    net, shape = case()
+    with pytest.raises(ConfigError, match=rf"^speck: layer \d \((Conv2d|Linear)\).* does not fit a Speck core: .*"
+                                          rf"{message}") as e:
+        speck_layers(net, shape)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("pools", [(nn.AvgPool2d(3),), (nn.AvgPool2d(2), nn.AvgPool2d(4))])
+def test_pooling_other_than_1_2_or_4_is_refused(pools):
+    """Speck sum-pools 1:1, 1:2 or 1:4; a 3 x 3 pool, or 2 then 4 (8 in all), was reported to fit."""
+    net, shape = _conv_net(nn.Conv2d(1, 4, 3, padding=1), (1, 24, 24), *pools)
+    with pytest.raises(ConfigError, match=r"^speck: layer \d \(AvgPool2d\): Speck sum-pools by 1, 2, 4, this layer's "
+                                          r"pooling is (3|8)$"):
+        speck_layers(net, shape)
+
+
+def test_layers_within_a_cores_settings_map():
+    net, shape = _conv_net(nn.Conv2d(2, 4, 16, stride=8, padding=(7, 4)), (2, 128, 128), nn.AvgPool2d(2),
+                           nn.AvgPool2d(2))
+    first, second = speck_layers(net, shape)
+    assert first["pool"] == 4 and first["in_shape"] == (2, 128, 128) and second["conv"].weight.shape[0] == 3

@@ -10,7 +10,10 @@ whose memories hold them. The cores' memories are Speck's (per core 0-8, in word
 kernel 16K,16K,16K,32K,32K,64K,64K,16K,16K; neurons 64K,64K,64K,32K,32K,16K,16K,16K,16K; bias 1K each.
 
 What cannot map (a one-line :class:`ConfigError`): leaky neurons (Speck's are IAF), lee2020's pooling
-neurons, a membrane readout, a layer type without a Speck equivalent. Average pooling is mapped as sum
+neurons, a membrane readout, a layer type without a Speck equivalent, and a layer beyond a core's settings
+(SynSense's Speck figures: a square kernel of at most 16 x 16 (Sinabs' configuration writes one size), stride 1, 2,
+4 or 8 and padding 0 to 7 per axis, no dilation, groups or other padding mode, input maps of at most 128 x 128,
+sum pooling 1, 2 or 4; a linear layer is a conv whose kernel is its input map). Average pooling is mapped as sum
 pooling with the next layer's weights divided by ``k_h k_w`` (the same net).
 
 The ``samna`` package (only Sinabs' configuration writer and hardware I/O use it) is not on PyPI (its PyPI
@@ -41,6 +44,8 @@ KERNEL_MEMORY = [16, 16, 16, 32, 32, 64, 64, 16, 16]  # Ki words per core
 NEURON_MEMORY = [64, 64, 64, 32, 32, 16, 16, 16, 16]
 BIAS_MEMORY = 1024
 CORES = len(KERNEL_MEMORY)
+MAX_KERNEL, STRIDES, MAX_PADDING, MAX_INPUT, POOLS = 16, (1, 2, 4, 8), 7, 128, (1, 2, 4)
+"""A core's settings (module docstring): kernel side, strides, padding, input map side, sum-pooling sizes."""
 
 
 def sinabs_dynapcnn() -> tuple[types.ModuleType, types.ModuleType]:
@@ -88,6 +93,7 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             if weighted is not None:  # two synaptic layers in a row: the first one was overwritten, unseen
                 raise ConfigError(f"speck: {what} follows another conv/linear layer with no neurons between; a Speck "
                                   "layer is one conv/linear feeding IF neurons")
+            _check_core_settings(m, grid, what)
             weighted = _scaled_copy(m, scale)
             weighted_in, scale = grid, 1.0
             shape = tuple(m(torch.zeros(1, *shape)).shape[1:])
@@ -107,6 +113,9 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         elif isinstance(m, nn.AvgPool2d) and layers and weighted is None:
             k = _square(m, what)
             layers[-1]["pool"] *= k
+            if layers[-1]["pool"] not in POOLS:
+                raise ConfigError(f"speck: {what}: Speck sum-pools by {', '.join(map(str, POOLS))}, this layer's "
+                                  f"pooling is {layers[-1]['pool']}")
             scale /= k * k
             shape = grid = tuple(m(torch.zeros(1, *shape)).shape[1:])
         elif isinstance(m, SpikingAvgPool | _Integrator):
@@ -114,6 +123,29 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         else:
             raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")
     return layers
+
+
+def _check_core_settings(m: nn.Module, grid: tuple[int, ...], what: str) -> None:
+    """A one-line ``ConfigError`` unless conv/linear layer ``m`` on input map ``grid`` ``(C, H, W)`` fits a core's
+    settings (:data:`MAX_KERNEL` ... :data:`MAX_INPUT`; a linear layer is a conv with an ``H x W`` kernel)."""
+    if isinstance(m, nn.Linear):
+        kernel, stride, padding, dilation, groups, mode = tuple(grid[1:]), (1, 1), (0, 0), (1, 1), 1, "zeros"
+    else:
+        kernel, stride, padding, dilation, groups, mode = (m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                                                           m.padding_mode)
+    problems = []
+    if max(grid[1:]) > MAX_INPUT:
+        problems.append(f"input map {grid[1]} x {grid[2]} (at most {MAX_INPUT} x {MAX_INPUT})")
+    if kernel[0] != kernel[1] or kernel[0] > MAX_KERNEL:
+        problems.append(f"kernel {kernel[0]} x {kernel[1]} (square, at most {MAX_KERNEL} x {MAX_KERNEL})")
+    if any(v not in STRIDES for v in stride):
+        problems.append(f"stride {tuple(stride)} (each {', '.join(map(str, STRIDES))})")
+    if isinstance(padding, str) or any(not 0 <= v <= MAX_PADDING for v in padding) or mode != "zeros":
+        problems.append(f"padding {padding!r} of mode {mode!r} (0 to {MAX_PADDING} per axis, of zeros)")
+    if tuple(dilation) != (1, 1) or groups != 1:
+        problems.append(f"dilation {tuple(dilation)}, groups {groups} (Speck has neither)")
+    if problems:
+        raise ConfigError(f"speck: {what} does not fit a Speck core: {'; '.join(problems)}")
 
 
 def _square(pool: nn.AvgPool2d, what: str) -> int:
