@@ -8,13 +8,19 @@ import pytest
 import torch
 
 nir = pytest.importorskip("nir")
+from deepspike.coding import rate_bipolar  # noqa: E402
+from deepspike.coding.encoder import InputEncoder  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import from_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.families import build, reference_spikes, sample_input  # noqa: E402
 from deepspike.deploy.nir_sim import GraphSimulator  # noqa: E402
+from deepspike.layers.readout import SpikeRateReadout  # noqa: E402
+from deepspike.layers.time_distributed import TimeDistributed  # noqa: E402
 from deepspike.methods import get_method  # noqa: E402
+from deepspike.methods.converted_network import SignedPoissonEncoder  # noqa: E402
+from deepspike.methods.rate_network import RateNetwork  # noqa: E402
 from deepspike.models import create_architecture  # noqa: E402
-from deepspike.neurons.modules import SpikingNeuron  # noqa: E402
+from deepspike.neurons.modules import IF, SpikingNeuron  # noqa: E402
 from deepspike.neurons.state_quant import StateQuant  # noqa: E402
 
 
@@ -127,3 +133,24 @@ def test_membrane_quantisation_metadata_holding_a_big_array_is_still_one_line():
     with pytest.raises(ConfigError) as error:
         from_nir(g)
     assert "\n" not in str(error.value) and "state_bits=an array of shape (3, 3)" in str(error.value)
+
+
+@pytest.mark.parametrize(("encoder", "scale", "value"), [
+    (InputEncoder("bipolar"), 1.0, 1.0),
+    (SignedPoissonEncoder(2.5), 2.5, 1.0),
+    (SignedPoissonEncoder(2.5, weighted=True), 2.5, 2.5),
+])
+def test_a_bipolar_coded_net_says_its_input_scale_and_spike_value(tmp_path, encoder, scale, value):
+    """A converted net's bipolar encoder draws ``s_t = a sign(x) 1[U_t < |x| / c]``; the graph said only ``coding:
+    bipolar`` (the three encoders here wrote the same metadata), so a reader could not redo the input. Now the Input
+    node and the graph carry ``bipolar_scale`` c and ``bipolar_value`` a, and ``rate_bipolar(x / c) * a`` with the
+    same draws is the encoder's own output."""
+    net = RateNetwork(encoder, torch.nn.Sequential(TimeDistributed(torch.nn.Linear(4, 3))), SpikeRateReadout(IF()), 5)
+    g = nir.read(str(write_nir(to_nir(net.eval(), (4,)), tmp_path / "b.nir")))
+    for meta in (_plain(g.nodes["input"].metadata), _plain(g.metadata)):
+        assert float(meta["bipolar_scale"]) == scale and float(meta["bipolar_value"]) == value
+    x = torch.tensor([[-3.0, -0.5, 0.2, 1.7]])
+    torch.manual_seed(1)
+    ours = encoder(x, 200)
+    torch.manual_seed(1)
+    assert torch.equal(ours, rate_bipolar(x / scale, 200) * value)

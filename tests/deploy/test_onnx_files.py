@@ -158,7 +158,8 @@ def test_a_zoo_entrys_summary_says_which_encoder_feeds_the_model(tmp_path, capsy
     itself as for a direct-coded net; it now names the encoder, T and the decoding."""
     assert main(["zoo", "spikebp_fmnist", "--onnx", str(tmp_path / "s.onnx")]) == 0
     summary = json.loads(capsys.readouterr().out)["onnx"]
-    assert summary["encoding"] == {"encoder": "bipolar", "timesteps": 8, "decode": "membrane"}
+    assert summary["encoding"] == {"encoder": "bipolar", "timesteps": 8, "decode": "membrane", "bipolar_scale": 1.0,
+                                   "bipolar_value": 1.0}  # s_t = 1 sign(x) 1[U_t < |x| / 1]
     assert summary["preprocess"] == ds.zoo_card("spikebp_fmnist")["input"]
 
 

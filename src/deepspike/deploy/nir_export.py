@@ -18,8 +18,8 @@ integrator readout is ``LI`` (leak < 1) or ``I``).
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
 decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
 ``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
-``Input`` node carries ``coding`` (the encoder), ``dt`` and ``timesteps``; each neuron node ``reset``, ``fires``,
-``dt`` and ``decay``.
+``Input`` node carries ``coding`` (the encoder, with its settings: ``encoder_options``), ``dt`` and ``timesteps``;
+each neuron node ``reset``, ``fires``, ``dt`` and ``decay``.
 
 ``fold_thresholds=True`` divides the last weighted layer before each neuron layer (weights and bias) by
 its threshold and sets the threshold to 1 (one threshold per chip): ``h/th >= 1 <=> h >= th`` and both
@@ -172,10 +172,15 @@ def encoder_options(model: nn.Module) -> dict:
     """What a consumer needs to redo the input coding besides its name: a delta encoder's ``delta_threshold``,
     ``delta_mode`` and ``delta_off_spikes`` (``layers.event_frames.DeltaEncoder``); a population encoder's
     ``population_size``, ``population_low``, ``population_high``, ``population_width`` and ``population_spikes``
-    (``layers.population_encoder``: the graph's input is the coded, ``size`` times wider one); nothing for the
-    others."""
+    (``layers.population_encoder``: the graph's input is the coded, ``size`` times wider one); a bipolar encoder's
+    ``bipolar_scale`` ``c`` and ``bipolar_value`` ``a`` (``s_t = a sign(x) 1[U_t < min(|x| / c, 1)]``: 1 and 1 for
+    ``coding.encoder.InputEncoder``, a converted net's ``input_scale`` and 1 or ``c`` for its
+    ``SignedPoissonEncoder``); nothing for the others."""
     enc = getattr(model, "encoder", None)
     kind = getattr(enc, "kind", None)
+    if kind == "bipolar":
+        scale = float(getattr(enc, "scale", 1.0))
+        return {"bipolar_scale": scale, "bipolar_value": scale if getattr(enc, "weighted", False) else 1.0}
     if kind == "population":
         return {"population_size": int(enc.size), "population_low": float(enc.low), "population_high": float(enc.high),
                 "population_width": float(enc.width), "population_spikes": int(enc.spikes)}
