@@ -271,3 +271,17 @@ def test_xylo_refuses_a_recurrent_output_layer_in_one_line():
                        LIFTorch(3, has_rec=True)).as_graph()
     with pytest.raises(ValueError, match="output_neurons_cannot_be_recurrent"):
         rockpool_xylo_mapper().mapper(graph)
+
+
+@pytest.mark.parametrize(("net", "why"), [
+    (lambda: _dense([16, 8]), r"at_least_two_neuron_layers_needed triggered an error: At least two layers of neurons "
+                              r"are required"),
+    (lambda: _dense([16, 24, 8], neuron=lambda: LIF(decay=1e-9)), r"has one or more time constants <= `dt`"),
+])
+def test_xylo_mapper_refusals_say_why_in_one_line(net, why):
+    """Rockpool puts a design rule's reason on a second line, and its neuron conversion's in the exception's cause;
+    the report kept the first line only ('... triggered an error:', 'Error replacing output neuron module ...')."""
+    require("rockpool", "--target xylo")
+    with pytest.raises(ConfigError, match=rf"^xylo: Rockpool's mapper refused the net: .*{why}") as e:
+        xylo_report(net())
+    assert "\n" not in str(e.value)

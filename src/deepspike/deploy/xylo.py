@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
 from deepspike.deploy.nir_export import _Integrator, chain_modules
 from deepspike.layers.dropout import TimeFixedDropout
@@ -165,10 +166,19 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
                          dash_dtype="float", max_hidden_neurons=max(MAX_HIDDEN, resources["hidden"]),
                          max_output_neurons=max(MAX_OUTPUTS, resources["outputs"]))
     except Exception as e:  # noqa: BLE001 - Rockpool's design-rule errors are the report
-        raise ConfigError(f"xylo: Rockpool's mapper refused the net: {str(e).splitlines()[0]}") from e
+        raise ConfigError(f"xylo: Rockpool's mapper refused the net: {_mapper_reason(e)}") from e
     spec.pop("mapped_graph", None)
     return {"resources": resources, "over": over, "float": spec, "quantised": channel_quantize(**spec),
             "pairs": [(lin, neuron) for lin, neuron, _ in layers]}
+
+
+def _mapper_reason(error: BaseException) -> str:
+    """Rockpool's refusal on one line: its text (a design rule's name, then on the next line what the rule says)
+    and what caused it (``Error replacing ... module`` wraps the neuron conversion's reason)."""
+    texts = [one_line(error)]
+    if error.__cause__ is not None:
+        texts.append(one_line(error.__cause__))
+    return " ".join(texts)
 
 
 def _int_matrix(a) -> np.ndarray:
