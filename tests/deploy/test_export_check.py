@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
 from deepspike.cli import main
-from deepspike.deploy import conformance
+from deepspike.deploy import conformance, peers
 from deepspike.deploy.families import build
 from deepspike.deploy.peers.known_issues import known_issue
 
@@ -81,3 +82,21 @@ def test_a_differing_tool_result_carries_the_known_cause(tiny_run, capsys, monke
     assert tools["sinabs"]["known_issue"] == known_issue("sinabs", "dense", "LIF", "zero")  # the mlp's LIF
     assert tools["sinabs"]["known_issue"].startswith("Sinabs' importer reads NIR LIF tau")
     assert "known_issue" not in tools["norse"]
+
+
+def test_a_tool_without_package_metadata_whose_import_fails_is_reported_not_a_traceback(tiny_run, capsys,
+                                                                                       monkeypatch):
+    """A tool importable from a source checkout has no distribution metadata: ``version`` raised
+    PackageNotFoundError and ``export --check`` ended in a traceback; now its version is "unknown" and its failure
+    to load is that tool's reported error (exit 0, the other tools' results kept)."""
+    def load(graph, dt, steps, batch):
+        raise ImportError("libghost.so: cannot open shared object file")
+
+    ghost = types.SimpleNamespace(NAME="ghost", MODULE="json", DIST="ghost-nir-tool-not-installed", load=load)
+    monkeypatch.setitem(peers.TOOLS, "ghost", ghost)
+    monkeypatch.setattr(conformance, "installed", lambda: ["ghost"])
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--check", "--steps", "5"]) == 0
+    result = json.loads(capsys.readouterr().out)["check"]["tools"]["ghost"]
+    assert result == {"version": "unknown", "equal": False,
+                      "error": "ImportError: libghost.so: cannot open shared object file"}

@@ -32,10 +32,16 @@ def installed() -> list[str]:
 
 
 def version(name: str) -> str:
-    """The installed version of tool ``name`` (its distribution's metadata)."""
+    """The installed version of tool ``name`` (its distribution's metadata), or ``"unknown"`` for a package that
+    imports without any (a source checkout on PYTHONPATH: ``export --check`` and the conformance matrix stopped on
+    ``PackageNotFoundError`` with a traceback)."""
+    from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
 
-    return dist_version(TOOLS[name].DIST)
+    try:
+        return dist_version(TOOLS[name].DIST)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 __all__ = ["TOOLS", "installed", "version"]
