@@ -100,7 +100,18 @@ def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"WORLD_SIZE": "two"}, "variable WORLD_SIZE is 'two': a launcher (torchrun) sets it to an integer >= 1"),
+    ({"WORLD_SIZE": "two"}, "variable WORLD_SIZE is 'two': a launcher (torchrun) sets it to an integer 1 .. "
+                            "2147483647"),
+    ({"WORLD_SIZE": "3000000000", "RANK": "0"}, "WORLD_SIZE is '3000000000'"),  # torch's TCPStore: a TypeError
+    ({"WORLD_SIZE": "1_0", "RANK": "0"}, "WORLD_SIZE is '1_0'"),  # int() reads 10
+    ({"WORLD_SIZE": "1e11"}, "WORLD_SIZE is '1e11'"),
+    ({"WORLD_SIZE": ""}, "WORLD_SIZE is ''"),
+    ({"WORLD_SIZE": "2", "RANK": "\u0661"}, "RANK is '\u0661'"),  # an Arabic-Indic 1, which int() reads as 1
+    ({"WORLD_SIZE": "2", "RANK": "nan"}, "RANK is 'nan'"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "-1"}, "LOCAL_RANK is '-1': a launcher (torchrun) sets it to an "
+                                                          "integer 0 .. 1"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "100000000000"}, "LOCAL_RANK is '100000000000'"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "2"}, "LOCAL_RANK is '2'"),
     ({"WORLD_SIZE": "0"}, "WORLD_SIZE is '0'"),
     ({"WORLD_SIZE": "2"}, "environment variable RANK is not set: a launcher (torchrun) sets it to an integer 0 .. 1"),
     ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK is '5': a launcher (torchrun) sets it to an integer 0 .. 1"),
@@ -122,6 +133,25 @@ def test_launcher_variables_that_are_no_rank_are_one_line_errors(monkeypatch, ca
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         init_distributed()
+    assert main(["train", "--out", str(tmp_path / "run"), "method.name=ann", "data.name=digits", "model.name=mlp"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("local_rank", ["1", "7"])
+def test_local_rank_without_its_cuda_device_is_a_one_line_error(monkeypatch, capsys, tmp_path, local_rank):
+    """Under NCCL each rank takes CUDA device LOCAL_RANK; one the machine lacks went to torch.cuda.set_device, a
+    CUDA "invalid device ordinal" traceback. Now a one-line error before any device is chosen (CUDA faked here)."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: chosen.append(kwargs))
+    env = {"WORLD_SIZE": "8", "RANK": "1", "LOCAL_RANK": local_rank, "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"LOCAL_RANK is {local_rank} but this machine has 1 CUDA device"):
+        init_distributed()
+    assert chosen == []
     assert main(["train", "--out", str(tmp_path / "run"), "method.name=ann", "data.name=digits", "model.name=mlp"]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "run").exists()
 

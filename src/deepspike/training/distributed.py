@@ -39,18 +39,25 @@ class DistContext:
         return self.rank == 0
 
 
-def _launcher_number(name: str, default: str | None, low: int, high: int | None = None) -> int:
+MAX_WORLD_SIZE = 2**31 - 1
+"""The most processes torch.distributed counts (a C ``int``: a larger ``WORLD_SIZE`` was a TypeError traceback
+from its TCPStore)."""
+
+
+def _launcher_number(name: str, default: str | None, low: int, high: int) -> int:
     """The integer in environment variable ``name`` (``default`` when unset; None: required) in ``low .. high``, or
-    a one-line ``ConfigError`` naming it (a hand-set ``WORLD_SIZE=two`` or a missing ``RANK`` was a traceback)."""
+    a one-line ``ConfigError`` naming it (a hand-set ``WORLD_SIZE=two`` or a missing ``RANK`` was a traceback).
+    Only ASCII digits (with a sign, and spaces around) are read: ``int`` would also take ``1_0`` or Arabic digits."""
     text = os.environ.get(name, default)
+    digits = None if text is None else text.strip()
     try:
-        value = None if text is None else int(text)
-    except ValueError:  # "two", "--2", "²"
+        value = int(digits) if digits and digits.isascii() and digits.lstrip("+-").isdigit() else None
+    except ValueError:  # "+-2"
         value = None
-    if value is None or value < low or (high is not None and value > high):
-        span = f"{low} .. {high}" if high is not None else f">= {low}"
+    if value is None or not low <= value <= high:
         found = "is not set" if text is None else f"is {text!r}"
-        raise ConfigError(f"environment variable {name} {found}: a launcher (torchrun) sets it to an integer {span}")
+        raise ConfigError(f"environment variable {name} {found}: a launcher (torchrun) sets it to an integer "
+                          f"{low} .. {high}")
     return value
 
 
@@ -69,18 +76,29 @@ def init_distributed() -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context.
     ``WORLD_SIZE``, ``RANK`` (``0 .. WORLD_SIZE - 1``, required with more than one process) and ``LOCAL_RANK``
     must be integers (``_launcher_number``), ``MASTER_ADDR`` and ``MASTER_PORT`` set (``_check_rendezvous``)."""
-    world_size = _launcher_number("WORLD_SIZE", "1", 1)
+    world_size = _launcher_number("WORLD_SIZE", "1", 1, MAX_WORLD_SIZE)
     if world_size <= 1:
         return DistContext()
     ctx = DistContext(_launcher_number("RANK", None, 0, world_size - 1), world_size,
-                      _launcher_number("LOCAL_RANK", "0", 0))
+                      _launcher_number("LOCAL_RANK", "0", 0, world_size - 1))  # a node runs at most all ranks
     if not dist.is_initialized():
         _check_rendezvous()
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
+            _check_local_device(ctx.local_rank)
             torch.cuda.set_device(ctx.local_rank)
         dist.init_process_group(backend=backend)
     return ctx
+
+
+def _check_local_device(local_rank: int) -> None:
+    """A one-line ``ConfigError`` unless CUDA device ``local_rank`` (the device rank ``LOCAL_RANK`` of a node uses)
+    exists: ``torch.cuda.set_device`` of a missing one was a CUDA "invalid device ordinal" traceback."""
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise ConfigError(f"environment variable LOCAL_RANK is {local_rank} but this machine has {count} CUDA "
+                          f"device(s), 0 .. {count - 1}: start at most {count} processes on it "
+                          "(torchrun --nproc_per_node)")
 
 
 _WRAPPERS: list[DistributedDataParallel] = []
