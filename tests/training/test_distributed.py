@@ -156,6 +156,24 @@ def test_local_rank_without_its_cuda_device_is_a_one_line_error(monkeypatch, cap
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("device, backend, chosen", [("cpu", "gloo", []), ("auto", "nccl", [1]), ("cuda", "nccl", [1])])
+def test_the_trainers_device_picks_the_backend(monkeypatch, tmp_path, device, backend, chosen):
+    """train.device=cpu on a machine with a GPU joined an NCCL group, which takes CUDA tensors only: DDP's first
+    broadcast of the CPU weights could not run. The recipe's device picks the backend now (CUDA faked: 2
+    devices)."""
+    joined, devices = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: joined.append(kwargs["backend"]))
+    env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    trainer = Trainer(load_config(None, [*RECIPE, f"train.device={device}"]), tmp_path / "run")
+    assert joined == [backend] and devices == chosen
+    assert trainer.dist == DistContext(1, 2, 1) and trainer.device.type == ("cpu" if device == "cpu" else "cuda")
+
+
 def test_one_process_needs_no_launcher(monkeypatch):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)

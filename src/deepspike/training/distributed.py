@@ -72,10 +72,12 @@ def _check_rendezvous() -> None:
     _launcher_number("MASTER_PORT", None, 1, 65535)
 
 
-def init_distributed() -> DistContext:
+def init_distributed(cuda: bool | None = None) -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); else a 1-process context.
     ``WORLD_SIZE``, ``RANK`` (``0 .. WORLD_SIZE - 1``, required with more than one process) and ``LOCAL_RANK``
-    must be integers (``_launcher_number``), ``MASTER_ADDR`` and ``MASTER_PORT`` set (``_check_rendezvous``)."""
+    must be integers (``_launcher_number``), ``MASTER_ADDR`` and ``MASTER_PORT`` set (``_check_rendezvous``).
+    ``cuda``: whether the ranks train on CUDA devices (NCCL) or the CPU (gloo: NCCL holds no CPU tensor, so
+    ``train.device=cpu`` on a machine with a GPU must not get it); None: on CUDA when there is one."""
     world_size = _launcher_number("WORLD_SIZE", "1", 1, MAX_WORLD_SIZE)
     if world_size <= 1:
         return DistContext()
@@ -83,7 +85,7 @@ def init_distributed() -> DistContext:
                       _launcher_number("LOCAL_RANK", "0", 0, world_size - 1))  # a node runs at most all ranks
     if not dist.is_initialized():
         _check_rendezvous()
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if (torch.cuda.is_available() if cuda is None else cuda) else "gloo"
         if backend == "nccl":
             _check_local_device(ctx.local_rank)
             torch.cuda.set_device(ctx.local_rank)

@@ -82,8 +82,8 @@ class Trainer:
         self.created_folder = False
         self.lock: RunLock | None = None
         self.callbacks = callbacks
-        self.dist = dist_context if dist_context is not None else init_distributed()
         device = resolve_device(config.train.device)
+        self.dist = dist_context if dist_context is not None else init_distributed(device.type == "cuda")
         if device.type == "cuda" and self.dist.enabled:
             device = torch.device("cuda", self.dist.local_rank)
         self.device = device
