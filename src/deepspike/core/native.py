@@ -9,6 +9,12 @@ which is part of the name), then without either. A library built with ``-fopenmp
 to the OpenMP runtime torch already loaded (same soname ``libgomp.so.1``), so its parallel regions run on
 torch's worker threads instead of competing with them (an idle OpenMP worker spins for milliseconds).
 
+A library is code this process runs, so it is loaded only from a trusted place: the ``native`` folder and the
+library must belong to this user (or root) and be writable by no one else (``_untrusted``; both are made
+``0755``). A cache folder another user could write into (a shared ``DEEPSPIKE_CACHE``, one left ``0777``) is not
+used at all, not even for a fresh build, which they could swap before it is loaded; ``load`` says why. A library
+that fails the test in a trusted folder is built again over it.
+
 Nothing here is required: without a compiler, or with ``DEEPSPIKE_NATIVE=0``, ``load`` returns None and
 ``unavailable_reason(source)`` says why in one line; callers fall back to their numba or torch paths.
 """
@@ -20,6 +26,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -59,10 +66,13 @@ def _compile(source: Path, cc: str, flags: list[str]) -> tuple[Path | None, str]
     parts = (source.read_text(), cc, _compiler_version(cc), " ".join(flags), _cpu_identity())
     key = hashlib.sha256(b"\0".join(s.encode() for s in parts)).hexdigest()[:20]
     out = cache_dir() / f"{source.stem}-{key}.so"
-    if out.exists():
-        return out, ""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        distrust = _untrusted(out.parent)
+        if distrust:
+            return None, distrust
+        if out.exists() and not _untrusted(out):
+            return out, ""
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
     except OSError as e:
@@ -72,6 +82,7 @@ def _compile(source: Path, cc: str, flags: list[str]) -> tuple[Path | None, str]
         if res.returncode != 0:
             lines = (res.stderr or res.stdout).strip().splitlines()
             return None, f"{cc} failed on {source.name}: {lines[0] if lines else 'exit ' + str(res.returncode)}"
+        os.chmod(tmp, 0o755)  # as the linker made it but under any umask: no one else may write it (``_untrusted``)
         os.replace(tmp, out)
         return out, ""
     except (OSError, subprocess.SubprocessError) as e:
@@ -79,6 +90,18 @@ def _compile(source: Path, cc: str, flags: list[str]) -> tuple[Path | None, str]
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _untrusted(path: Path) -> str:
+    """Why ``path`` (the cache folder, or a library in it) may hold code someone else put there: it belongs to
+    another user than this one and root, or group or others may write it; "" when neither."""
+    st = path.stat()  # through a link: what would be loaded
+    if hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
+        return f"{path} belongs to another user (uid {st.st_uid}): not loaded; set DEEPSPIKE_CACHE to a folder of yours"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}): not loaded; "
+                "chmod go-w it or set DEEPSPIKE_CACHE to a folder of yours")
+    return ""
 
 
 def load(source: Path) -> ctypes.CDLL | None:

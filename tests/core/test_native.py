@@ -1,0 +1,94 @@
+"""core.native: compiled libraries are loaded only from a cache folder no one else may write."""
+
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from deepspike.core import native
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+
+GOOD = "int answer(void) { return 42; }\n"
+PLANTED = "int answer(void) { return 666; }\n"
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    """An empty cache under ``tmp_path``, nothing loaded yet in this process; the C source ``good.c``."""
+    monkeypatch.setenv("DEEPSPIKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "cc")
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setattr(native, "_reasons", {})
+    source = tmp_path / "good.c"
+    source.write_text(GOOD)
+    return source
+
+
+def _plant(library, tmp_path):
+    """Replace the cached ``library`` by one that answers 666, as another user could."""
+    planted = tmp_path / "planted.c"
+    planted.write_text(PLANTED)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(planted)], check=True)
+
+
+def _built(source):
+    assert native.load(source).answer() == 42
+    (library,) = native.cache_dir().glob("good-*.so")
+    native._loaded.clear()  # as a later process
+    return library
+
+
+def test_a_library_planted_in_a_cache_others_may_write_is_not_loaded(cache, tmp_path):
+    """A cache folder left writable by everyone (a shared DEEPSPIKE_CACHE): the library found under the expected
+    name was loaded, whoever put it there (here it answered 666). Now it is refused, with the reason."""
+    library = _built(cache)
+    native.cache_dir().chmod(0o777)
+    _plant(library, tmp_path)
+    assert native.load(cache) is None
+    reason = native.unavailable_reason(cache)
+    assert f"{native.cache_dir()} is writable by other users (mode 777): not loaded" in reason and "\n" not in reason
+    library.unlink()  # not even a fresh build goes there: another user could swap it before it is loaded
+    assert native.load(cache) is None and not library.exists()
+
+
+def test_a_library_others_may_write_is_built_again(cache, tmp_path):
+    """A library in a trusted folder that others may write (or that belongs to another user, next test) was loaded
+    as found; it is built again over now."""
+    library = _built(cache)
+    _plant(library, tmp_path)
+    library.chmod(0o757)
+    assert native.load(cache).answer() == 42
+    assert stat.S_IMODE(library.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_library_of_another_user_is_built_again(cache, tmp_path):
+    library = _built(cache)
+    _plant(library, tmp_path)
+    os.chown(library, 12345, 12345)
+    assert native.load(cache).answer() == 42
+    assert library.stat().st_uid == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_cache_folder_of_another_user_is_not_used(cache, tmp_path):
+    library = _built(cache)
+    _plant(library, tmp_path)
+    os.chown(native.cache_dir(), 12345, 12345)
+    assert native.load(cache) is None
+    assert f"{native.cache_dir()} belongs to another user (uid 12345)" in native.unavailable_reason(cache)
+
+
+def test_a_cache_built_under_a_permissive_umask_is_trusted_again(cache):
+    """Under umask 0 the folder and the library would be made writable by everyone (and then refused by the next
+    process): both are made 0755 whatever the umask."""
+    old = os.umask(0)
+    try:
+        library = _built(cache)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(native.cache_dir().stat().st_mode) == 0o755 and stat.S_IMODE(library.stat().st_mode) == 0o755
+    assert native.load(cache).answer() == 42 and native.unavailable_reason(cache) == ""
