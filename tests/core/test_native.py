@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from deepspike.core import native
+from deepspike.core.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 
@@ -92,3 +93,15 @@ def test_a_cache_built_under_a_permissive_umask_is_trusted_again(cache):
         os.umask(old)
     assert stat.S_IMODE(native.cache_dir().stat().st_mode) == 0o755 and stat.S_IMODE(library.stat().st_mode) == 0o755
     assert native.load(cache).answer() == 42 and native.unavailable_reason(cache) == ""
+
+
+@pytest.mark.parametrize("value", ["false", "off", " 0", "", "2"])
+def test_a_native_switch_that_is_neither_0_nor_1_is_a_one_line_error(cache, monkeypatch, value):
+    """DEEPSPIKE_NATIVE was off only when exactly "0": "false", "off" or " 0" silently left the C kernels on (and
+    compiled them). Now a value that is not 0 or 1 is refused."""
+    monkeypatch.setenv("DEEPSPIKE_NATIVE", value)
+    with pytest.raises(ConfigError, match=rf"^DEEPSPIKE_NATIVE must be one of 0, 1, got {value!r}$"):
+        native.load(cache)
+    assert not native.cache_dir().exists()
+    monkeypatch.setenv("DEEPSPIKE_NATIVE", "0")
+    assert native.load(cache) is None and native.unavailable_reason(cache) == "disabled by DEEPSPIKE_NATIVE=0"

@@ -17,6 +17,7 @@ that fails the test in a trusted folder is built again over it.
 
 Nothing here is required: without a compiler, or with ``DEEPSPIKE_NATIVE=0``, ``load`` returns None and
 ``unavailable_reason(source)`` says why in one line; callers fall back to their numba or torch paths.
+``DEEPSPIKE_NATIVE`` is ``0`` or ``1`` (the default); any other value is a one-line ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
+
+from deepspike.core.env import env_choice
 
 _BASE_FLAGS = ["-O3", "-std=gnu11", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared"]
 _FLAG_SETS = (["-march=native", "-fopenmp"], ["-fopenmp"], ["-march=native"], [])
@@ -110,7 +113,7 @@ def load(source: Path) -> ctypes.CDLL | None:
     if source in _loaded:
         return _loaded[source]
     lib, reason = None, ""
-    if os.environ.get("DEEPSPIKE_NATIVE", "1") == "0":
+    if env_choice("DEEPSPIKE_NATIVE", "1", ("0", "1")) == "0":
         reason = "disabled by DEEPSPIKE_NATIVE=0"
     else:
         cc = os.environ.get("CC") or "cc"
