@@ -132,3 +132,21 @@ def test_the_evaluation_memory_bound_takes_eval_timesteps_and_the_eval_batch(mon
     same = load_config(None, ["method.name=stbp", "method.timesteps=2"])  # eval_timesteps null: timesteps
     with pytest.raises(ConfigError, match="^inference T=2"):
         check_training_steps_fit(same, (1, 8, 8), cpu)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("cuda:2", "train.device=cuda:2 but this machine has 2 CUDA device(s), cuda:0 .. cuda:1"),
+    ("cuda:99999999999999999999", "train.device=cuda:99999999999999999999 but this machine has 2 CUDA"),
+    ("cuda:\u00b2", "bad device 'cuda:\u00b2': expected auto, cpu, cuda or cuda:N"),  # str.isdigit() takes a "²"
+    ("cuda:\u0663", "bad device"),  # an Arabic-Indic 3
+])
+def test_a_cuda_device_the_machine_lacks_is_a_one_line_error(monkeypatch, name, message):
+    """train.device=cuda:N was checked only for CUDA being there: a device index past the last device, or digits
+    torch does not read, went on to torch.device or the first tensor moved there, a RuntimeError traceback (CUDA
+    faked here: 2 devices)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=f"^{message.replace('(', '[(]').replace(')', '[)]')}"):
+        runtime.resolve_device(name)
+    assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert runtime.resolve_device("cuda") == torch.device("cuda")

@@ -13,16 +13,20 @@ from deepspike.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present else CPU; ``cpu``; ``cuda``/``cuda:N`` must exist. Anything else (another
-    type, ``tpu``) is a one-line ``ConfigError``."""
-    valid = isinstance(name, str) and (name in ("auto", "cpu", "cuda") or (name.startswith("cuda:")
-                                                                           and name[5:].isdigit()))
+    """``auto`` -> CUDA when present else CPU; ``cpu``; ``cuda``/``cuda:N`` must exist (``N`` in ASCII digits, below
+    ``torch.cuda.device_count()``). Anything else (another type, ``tpu``) is a one-line ``ConfigError``."""
+    index = name[5:] if isinstance(name, str) and name.startswith("cuda:") else None
+    valid = name in ("auto", "cpu", "cuda") or (index is not None and index.isascii() and index.isdigit())
     if not valid:
         raise ConfigError(f"bad device {name!r}: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
+    if index is not None and int(index) >= torch.cuda.device_count():  # torch's "invalid device ordinal" later
+        count = torch.cuda.device_count()
+        raise ConfigError(f"train.device={name} but this machine has {count} CUDA device(s), cuda:0 .. "
+                          f"cuda:{count - 1}")
     return torch.device(name)
 
 
