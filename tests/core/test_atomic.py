@@ -8,7 +8,15 @@ import stat
 
 import pytest
 
-from deepspike.core.atomic import atomic_write_csv, atomic_write_text, check_output_dir, check_output_file
+from deepspike.core.atomic import (
+    TEMP_SUFFIX,
+    atomic_write_csv,
+    atomic_write_text,
+    check_output_dir,
+    check_output_file,
+    remove_stale_temps,
+    temp_prefix,
+)
 from deepspike.core.errors import ConfigError, WriteError
 from deepspike.core.plotting import pyplot, save_figure
 
@@ -130,3 +138,19 @@ def test_an_output_path_under_a_dangling_link_is_named_so_before_any_work(tmp_pa
     assert main(["train", "train.epochs=1", "--out", str(link / "r1")]) == 2
     assert capsys.readouterr().err == f"deepspike: error: {expected} that folder or pick another\n"
     assert [p.name for p in tmp_path.iterdir()] == ["runs"] and link.is_symlink()
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".json", "\u00e9" * 126 + ".js", "b" * 241 + ".csv"])
+def test_a_long_name_the_file_system_allows_is_written(tmp_path, name):
+    """A name of up to 255 bytes is allowed, but the temporary file's name adds 14 characters: a name of more than
+    241 bytes (here 255, in ASCII and in two-byte UTF-8) was a WriteError "File name too long". The temporary name
+    holds the first 241 bytes now; a temporary file a killed write left is still found and removed."""
+    path = tmp_path / name
+    path.write_text("old")  # the name itself is allowed
+    atomic_write_text(path, "new")
+    assert path.read_text() == "new" and sorted(tmp_path.iterdir()) == [path]
+    stale = tmp_path / f"{temp_prefix(name)}k1ll3d00{TEMP_SUFFIX}"
+    stale.write_text("torn")
+    assert len(os.fsencode(stale.name)) <= 255
+    remove_stale_temps(tmp_path, (name,))
+    assert sorted(tmp_path.iterdir()) == [path]

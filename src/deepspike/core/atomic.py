@@ -33,6 +33,9 @@ import numpy as np
 from deepspike.core.errors import ConfigError, UserError, WriteError, os_reason
 
 TEMP_SUFFIX = ".tmp"
+NAME_ROOM = 255 - len(".") - len(".XXXXXXXX") - len(TEMP_SUFFIX)
+"""Bytes of a file's name its temporary file's name holds: most file systems allow 255 bytes in a name, and the
+temporary name adds a dot, mkstemp's dot and 8 random characters, and ``TEMP_SUFFIX``."""
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask: written files get the usual 0o666 & ~umask, not mkstemp's 0o600
 FILE_MODE = 0o666 & ~_UMASK
@@ -51,7 +54,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = _kept_mode(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -66,6 +69,15 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
                              "unchanged)") from e
         raise
     sync_folder(path.parent)
+
+
+def temp_prefix(name: str) -> str:
+    """``.NAME.``, the start of the name of a temporary file that will become ``name``; ``NAME`` is ``name`` cut to
+    ``NAME_ROOM`` bytes, so that the temporary file of a long name that is allowed (up to 255 bytes) is allowed too
+    (its longer name was a "File name too long" WriteError)."""
+    while len(os.fsencode(name)) > NAME_ROOM:
+        name = name[:-1]
+    return f".{name}."
 
 
 def _kept_mode(path: Path) -> int:
@@ -125,7 +137,7 @@ def _csv_cell(value: Any) -> Any:
 def remove_stale_temps(folder: Path, names: tuple[str, ...]) -> None:
     """Delete temporary files that a killed ``atomic_write`` of one of ``names`` in ``folder`` left behind."""
     for name in names:
-        for tmp in Path(folder).glob(f".{name}.*{TEMP_SUFFIX}"):
+        for tmp in Path(folder).glob(f"{temp_prefix(name)}*{TEMP_SUFFIX}"):
             remove_file(tmp)
 
 
