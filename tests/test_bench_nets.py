@@ -42,3 +42,30 @@ def test_plif_nets_learn_a_decay_per_layer():
 def test_unknown_net_is_refused():
     with pytest.raises(ValueError, match="unknown benchmark net"):
         nets.build("ann", "resnet50", 2)
+
+
+def _trained_once(model: torch.nn.Module, weights: list[torch.Tensor] | None, x: torch.Tensor, y: torch.Tensor):
+    """``(weights, scores, weight gradients)`` of one cross-entropy backward of ``model``, its layer weights first set
+    to ``weights`` where given (``nets.layout`` order)."""
+    params = [p for p in model.parameters() if p.dim() > 0 or p.numel() != 1]
+    with torch.no_grad():
+        for p, w in zip(params, weights or [], strict=False):
+            p.copy_(w)
+    out = model(x)
+    torch.nn.functional.cross_entropy(out, y).backward()
+    return [p.detach().clone() for p in params], out.detach(), [p.grad for p in params]
+
+
+@pytest.mark.parametrize("peer", list(PEER_MODULES))
+def test_peer_runs_deepspikes_neuron_with_an_undetached_reset(peer):
+    """LeNet (no batch-norm) with deepspike's weights: the peer's scores and every weight gradient equal deepspike's.
+    snnTorch's default ``reset_delay=True`` detaches the reset and changed the gradients by up to 33% here."""
+    pytest.importorskip(PEER_MODULES[peer])
+    torch.manual_seed(1)
+    x, y = 2 * torch.rand(4, *nets.NETS["lenet"]), torch.randint(0, 10, (4,))
+    weights, ref, ref_grads = _trained_once(nets.build("deepspike", "lenet", 4), None, x, y)
+    _, out, grads = _trained_once(nets.build(peer, "lenet", 4), weights, x, y)
+    torch.testing.assert_close(out, ref)
+    assert ref.abs().sum() > 0
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())

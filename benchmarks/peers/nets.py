@@ -30,6 +30,11 @@ every parameter's shape in order: the same list in every framework (``tests/test
 
 ``build(framework, net, timesteps)`` returns ``model(x [B, C, H, W]) -> scores [B, 10]``; peers reset their
 neuron state at the start of each forward (snnTorch ``utils.reset``, SpikingJelly ``functional.reset_net``).
+snnTorch runs its layers one step at a time, so its batch-norms (``vgg``, ``vgg11``, ``sew_resnet18``) normalise each
+step's ``[B, ...]`` on its own and update their running statistics T times a forward, where deepspike's and
+SpikingJelly's normalise ``[T*B, ...]`` once: the same layers, outputs that differ from the first batch-norm after a
+neuron on. Nets without batch-norm (``lenet``) give every framework the same outputs and gradients
+(``tests/test_bench_nets.py``).
 """
 
 from __future__ import annotations
@@ -191,7 +196,10 @@ class _DeepSpike(nn.Module):
 
 
 class _SnnTorch(nn.Module):
-    """snnTorch idiom: ``snn.Leaky(init_hidden=True)`` in an ``nn.Sequential``, a Python loop over T."""
+    """snnTorch idiom: ``snn.Leaky(init_hidden=True)`` in an ``nn.Sequential``, a Python loop over T.
+    ``reset_delay=False``: the reset is applied in the step that fires, through the spike, so it is not detached;
+    snnTorch's default (``True``) resets from the previous step's membrane through a detached copy of its spike,
+    the same forward values but the gradient of a detached reset."""
 
     def __init__(self, net: str, timesteps: int) -> None:
         super().__init__()
@@ -203,7 +211,7 @@ class _SnnTorch(nn.Module):
 
         def neuron():
             return snn.Leaky(beta=DECAY, threshold=THRESHOLD, spike_grad=grad, init_hidden=True, reset_mechanism="zero",
-                             learn_beta=plif)
+                             reset_delay=False, learn_beta=plif)
 
         self.body = nn.Sequential(*_layers(base, neuron))
         self.timesteps = timesteps
