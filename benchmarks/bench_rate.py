@@ -249,7 +249,10 @@ def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> di
         "--precision",
         args.precision,
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.case_timeout)
+    except subprocess.TimeoutExpired:  # one row says so; the cases measured before and after are kept
+        return {"framework": framework, "net": net, "T": t, "error": f"timeout after {args.case_timeout:g} s"}
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
