@@ -41,6 +41,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from cli_checks import names, output_file, seconds, whole, write_result  # noqa: E402
+
 DEFAULT_PEER_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 PEERS = ("snntorch", "spikingjelly")
 TUNED_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
@@ -267,6 +270,25 @@ def _fmt(value: float, spec: str = ".1f") -> str:
 METRICS = ("train_ms", "infer_ms", "peak_train_mb", "faults_per_step")
 
 
+def configs(text: str) -> list[tuple[str, int]]:
+    """An argparse ``type``: ``--configs`` (``net:T`` pairs of ``peers/nets.py`` nets and ``PRESETS`` names, comma
+    separated) as ``[(net, T), ...]``; anything else is argparse's error."""
+    sys.path.insert(0, str(HERE / "peers"))
+    import nets
+
+    pairs = []
+    for item in ",".join(PRESETS.get(c, c) for c in text.split(",")).split(","):
+        net, _, t = item.partition(":")
+        try:
+            pairs.append((net, whole(1)(t)))
+        except argparse.ArgumentTypeError:
+            net = ""
+        if net not in nets.NETS:
+            raise argparse.ArgumentTypeError(f"{item!r} is not NET:T with T a whole number from 1 (nets: "
+                                             f"{', '.join(nets.NETS)}; presets: {', '.join(PRESETS)})")
+    return pairs
+
+
 def median_rows(rows: list[dict]) -> list[dict]:
     """Per (net, T, framework) one row holding each metric's median over its runs (``rounds`` = how many);
     ANN rows stay as they are (the table averages them). Errors are kept when a case never succeeded."""
@@ -327,23 +349,25 @@ def markdown(rows: list[dict], header: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # framework:net:T, run in this process
-    ap.add_argument("--configs", default="default", help=f"net:T,... to measure, or a preset ({', '.join(PRESETS)})")
-    ap.add_argument("--frameworks", default="ann,deepspike,snntorch,spikingjelly")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
+    ap.add_argument("--configs", type=configs, default="default",
+                    help=f"net:T,... to measure, or a preset ({', '.join(PRESETS)})")
+    ap.add_argument("--frameworks", type=names(("ann", "deepspike", *PEERS)), default="ann,deepspike,snntorch,"
+                    "spikingjelly")
+    ap.add_argument("--batch", type=whole(1), default=32)
+    ap.add_argument("--warmup", type=whole(0), default=3)
+    ap.add_argument("--steps", type=whole(1), default=10)
+    ap.add_argument("--threads", type=whole(0), default=0, help="torch threads per case (0: torch's default)")
     ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
     ap.add_argument("--memory-format", choices=("contiguous", "channels_last"), default="contiguous",
                     help="layout of the conv weights and the input batch, for every framework")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: every framework's forward and loss under CPU bfloat16 autocast")
     ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
-    ap.add_argument("--case-timeout", type=float, default=1800.0)
-    ap.add_argument("--rounds", type=int, default=1,
+    ap.add_argument("--case-timeout", type=seconds, default=1800.0)
+    ap.add_argument("--rounds", type=whole(1), default=1,
                     help="repeat every config's whole case order this many times; report per-framework medians")
-    ap.add_argument("--json", help="write all rows here")
-    ap.add_argument("--markdown", help="write the tables here (also printed)")
+    ap.add_argument("--json", type=output_file, help="write all rows here")
+    ap.add_argument("--markdown", type=output_file, help="write the tables here (also printed)")
     args = ap.parse_args()
 
     if args.case:
@@ -352,7 +376,7 @@ def main() -> None:
                                   args.memory_format, args.precision)))
         return
 
-    frameworks = [f for f in args.frameworks.split(",") if f]
+    frameworks = args.frameworks
     peer_python = args.peer_python if Path(args.peer_python).exists() else None
     own_python = peer_python or sys.executable  # one interpreter for every case when the bench venv exists
     env = dict(os.environ)
@@ -360,15 +384,13 @@ def main() -> None:
         env.update(TUNED_MALLOC)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
     rows = []
-    configs = ",".join(PRESETS.get(c, c) for c in args.configs.split(","))
-    for cfg in configs.split(","):
-        net, t = cfg.split(":")
+    for net, t in args.configs:
         order = ["ann"] + [f for f in frameworks if f != "ann"] + (["ann"] if "ann" in frameworks else [])
-        for fw in order * max(1, args.rounds):
+        for fw in order * args.rounds:
             if fw in PEERS and peer_python is None:
-                rows.append({"framework": fw, "net": net, "T": int(t), "error": "no bench venv (peers/setup.sh)"})
+                rows.append({"framework": fw, "net": net, "T": t, "error": "no bench venv (peers/setup.sh)"})
                 continue
-            row = _spawn(own_python, args, fw, net, int(t), env)
+            row = _spawn(own_python, args, fw, net, t, env)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     load = os.getloadavg()
@@ -390,9 +412,9 @@ def main() -> None:
     text = markdown(median_rows(rows), header)
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        write_result(ap, args.markdown, text + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        write_result(ap, args.json, json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

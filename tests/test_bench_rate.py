@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import bench_rate  # noqa: E402
@@ -22,3 +24,33 @@ def test_a_case_past_its_timeout_is_an_error_row_not_the_end_of_the_run():
     measured before it; now it is one row saying so."""
     row = bench_rate._spawn(sys.executable, _case_args(case_timeout=0.01), "ann", "lenet", 1, {})
     assert row == {"framework": "ann", "net": "lenet", "T": 1, "error": "timeout after 0.01 s"}
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--configs", "lenet", "argument --configs: 'lenet' is not NET:T"),
+    ("--configs", "lenet:0", "argument --configs: 'lenet:0' is not NET:T"),
+    ("--configs", "resnet50:4", "argument --configs: 'resnet50:4' is not NET:T"),
+    ("--frameworks", "ann,snntroch", "argument --frameworks: unknown 'snntroch'; valid: ann, deepspike"),
+    ("--steps", "0", "argument --steps: must be a whole number from 1, got '0'"),
+    ("--batch", "-2", "argument --batch: must be a whole number from 1, got '-2'"),
+    ("--rounds", "0", "argument --rounds: must be a whole number from 1, got '0'"),
+    ("--case-timeout", "inf", "argument --case-timeout: must be a finite number of seconds above 0"),
+    ("--json", ".", "argument --json: the path . is a folder"),
+])
+def test_a_bad_option_is_one_error_line_with_status_2_before_any_case_runs(option, value, message, monkeypatch,
+                                                                          capsys):
+    """These were a traceback (``--configs lenet``), a table of error rows after the run (an unknown net or
+    framework, ``--steps 0``, ``--batch -2``), silently one round (``--rounds 0``) or a write that failed after
+    the measuring (``--json .``)."""
+    monkeypatch.setattr(sys, "argv", ["bench_rate.py", option, value, "--peer-python", "/nonexistent"])
+    monkeypatch.setattr(bench_rate, "_spawn", lambda *a: pytest.fail("a case ran"))
+    with pytest.raises(SystemExit) as stop:
+        bench_rate.main()
+    assert stop.value.code == 2
+    out = capsys.readouterr()
+    assert message in out.err.splitlines()[-1] and not out.out
+
+
+def test_configs_expand_presets_into_net_and_timesteps():
+    assert bench_rate.configs("lenet:3,deep") == [("lenet", 3), ("vgg11", 4), ("vgg11", 8), ("sew_resnet18", 4),
+                                                  ("sew_resnet18", 8)]
