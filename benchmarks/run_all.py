@@ -40,6 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_rate import DEFAULT_PEER_PYTHON  # noqa: E402 (the benchmark venv's python)
+from cli_checks import names, output_file, write_result  # noqa: E402
 
 SECTIONS = ("rate", "rate_cl", "tensors", "memory_t", "ttfs", "ttfsnet", "rate_deep", "rate_plif", "rate_deep_bf16",
             "on", "on_bf16", "ttfs_peer")
@@ -65,12 +66,12 @@ def _run(cmd: list[str]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--out", type=output_file, default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-setup", action="store_true")
-    ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument("--only", type=names(SECTIONS), default=",".join(SECTIONS))
     args = ap.parse_args()
-    parts = args.only.split(",")
+    parts = args.only
     uses_peers = {"rate", "rate_cl", "tensors", "memory_t", "rate_deep", "rate_plif", "rate_deep_bf16", "on", "on_bf16",
                   "ttfs_peer"}
     if uses_peers & set(parts) and not args.no_setup:
@@ -107,7 +108,7 @@ def main() -> None:
         table = _run([sys.executable, str(HERE / "bench_ttfs_net.py")])
         text = replace_section(text, "ttfsnet", "## TTFS network step and layer memory vs ANN\n\n```\n" + table + "```")
     text = _speed_two(text, parts, args.quick)
-    out.write_text(text)
+    write_result(ap, out, text)  # atomically: the results file is whole, old or new, whatever happens
     print(f"wrote {out}", file=sys.stderr)
 
 
