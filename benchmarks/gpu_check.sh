@@ -6,7 +6,7 @@
 #   2. our Triton LIF against SpikingJelly 2.0's Triton / native-CUDA / torch LIF, fp16 and fp32,
 #      [T, B, N] = [32, 64, 65536], forward + backward (benchmarks/gpu/lif_vs_sj.py). SpikingJelly 2.0 has no
 #      CuPy backend any more; its native CUDA kernels exist only in a source build (SJ_BUILD_NATIVE_CUDA=1), so
-#      with the PyPI wheel that row shows why it could not run
+#      with the PyPI wheel that row shows why it could not run; a failed deepspike row fails the section
 #   3. the Open Neuromorphic benchmark at 16,384 neurons (benchmarks/bench_on.py)
 #   4. a TTFS conv layer on CUDA (Triton) against the CPU backends (benchmarks/gpu/ttfs_conv.py)
 # Each section has its own time limit (SECTION_LIMITS below: 535 s, ~9 minutes in all); a section that fails
@@ -142,8 +142,11 @@ else skip "1. CUDA kernel tests against the CPU references" "pytest is not insta
 # 2. LIF against SpikingJelly
 LIF=("$PY" benchmarks/gpu/lif_vs_sj.py --device "$DEVICE")
 if [ $DRY -eq 1 ]; then  # deepspike through its Triton kernels (interpreted; the reference loop without triton)
+  LIF_CASES=deepspike
+  if has spikingjelly; then LIF_CASES+=",spikingjelly-triton"
+  else SECTION_NOTE="spikingjelly is not installed here: left out of the dry run."; fi
   LIF=(env DEEPSPIKE_FUSED_BACKEND=triton "${LIF[@]}" --T 4 --batch 2 --neurons 256 --steps 1 --warmup 1
-       --dtypes fp32 --cases deepspike,spikingjelly-triton)
+       --dtypes fp32 --cases "$LIF_CASES")
 fi
 section "2. LIF layer: deepspike against SpikingJelly" "${SECTION_LIMITS[2]}" "${LIF[@]}"
 

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("0. Machine", "1. CUDA kernel tests against the CPU references", "2. LIF layer: deepspike against "
             "SpikingJelly", "3. Open Neuromorphic benchmark", "4. TTFS conv layer: CUDA (Triton) against the CPU "
@@ -30,3 +33,16 @@ def test_dry_run_writes_every_section(tmp_path):
     assert re.search(r"^\| 1\. [^|]*\| ok: [^|]*\d+ (passed|skipped)", md, re.M)  # pytest's counts in the summary
     assert f"torch {__import__('torch').__version__}" in md  # the machine section read the versions
     assert "| deepspike | fp32 |" in md  # the LIF table has deepspike's row
+    # every LIF case the dry run starts can run here (a peer that is not installed is left out and said so)
+    assert re.search(r"^\| 2\. [^|]*\| ok: 0 of \d+ cases failed \|", md, re.M), md[:2000]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA, where deepspike's case fails")
+def test_lif_check_fails_when_deepspikes_case_fails():
+    """``gpu/lif_vs_sj.py`` exited 0 even when deepspike's own row failed, so section 2 read 'ok' and the GPU check
+    passed with our kernel broken; now such a run exits 1 (a SpikingJelly row may fail: it is the reference)."""
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "lif_vs_sj.py"), "--device", "cuda",
+                          "--cases", "deepspike", "--dtypes", "fp32", "--T", "2", "--batch", "1", "--neurons", "4",
+                          "--steps", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "1 of 1 cases failed: deepspike fp32"

@@ -7,7 +7,8 @@ The same neuron in both: ``h_t = 0.5 v_{t-1} + x_t`` (deepspike ``decay=0.5``; S
 (float32 for SpikingJelly: its registered kernels need a float32 state). Measured per step: ``s = lif(x)``,
 ``s.backward(g)`` with ``x ~ U[0, 1)`` and ``g ~ N(0, 1)`` fixed, the median over ``--steps`` timed steps after
 ``--warmup``, each step ended by a device synchronisation. The firing rate ``mean(s)`` is printed per row: equal
-rates on the same input say both ran the same neuron.
+rates on the same input say both ran the same neuron. The exit status is 1 when a deepspike case failed, else 0 (a
+SpikingJelly case that cannot run here is a row saying why).
 
 SpikingJelly 2.0 picks its CUDA implementation from ``SJ_LIF_CUDA_IMPLEMENTATION`` (``cuda``: its native C++
 kernels, present only in a source build with ``SJ_BUILD_NATIVE_CUDA=1``; ``triton``; ``torch``), read when
@@ -154,6 +155,8 @@ def main() -> None:
             print(table_row(rows[-1]), flush=True)
     failed = [f"{r['case']} {r['dtype']}" for r in rows if "error" in r]
     print(f"{len(failed)} of {len(rows)} cases failed" + (f": {', '.join(failed)}" if failed else ""))
+    if any(r["case"] == "deepspike" and "error" in r for r in rows):
+        sys.exit(1)  # our own kernel failed: the check fails (a SpikingJelly row may fail: not built, not installed)
 
 
 if __name__ == "__main__":
