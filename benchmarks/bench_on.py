@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE / "peers"))
 
 import bench_rate  # noqa: E402
 from bench_rate import DEFAULT_PEER_PYTHON, _cpu, _fmt, _median_ms, _reset_peak, _status_kb, _versions  # noqa: E402
+from cli_checks import names, output_file, seconds, whole, write_result  # noqa: E402
 
 FRAMEWORKS = ("deepspike", "snntorch", "spikingjelly", "norse", "norse_compile", "spyx")
 MODULES = {"deepspike": "deepspike", "snntorch": "snntorch", "spikingjelly": "spikingjelly", "norse": "norse",
@@ -239,10 +240,19 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(out)
 
 
+def python_for(text: str) -> tuple[str, str]:
+    """An argparse ``type``: ``--python-for FRAMEWORK=PATH`` as ``(framework, path)``, the path an executable file."""
+    framework, _, path = text.partition("=")
+    if framework not in FRAMEWORKS or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not FRAMEWORK=PATH with FRAMEWORK one of {', '.join(FRAMEWORKS)}"
+                                         " and PATH an executable file")
+    return framework, path
+
+
 def _pythons(args) -> dict[str, str]:
     """The interpreter of every framework: ``--python-for`` entries, else the bench venv, else this one."""
     default = str(DEFAULT_PEER_PYTHON) if DEFAULT_PEER_PYTHON.exists() else sys.executable
-    chosen = dict(item.split("=", 1) for item in args.python_for)
+    chosen = dict(args.python_for)
     return {fw: chosen.get(fw, default) for fw in FRAMEWORKS}
 
 
@@ -268,29 +278,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # one framework, run in this process
     ap.add_argument("--phase", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
-    ap.add_argument("--neurons", type=int, default=4096)
-    ap.add_argument("--timesteps", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    ap.add_argument("--neurons", type=whole(1), default=4096)
+    ap.add_argument("--timesteps", type=whole(1), default=500)
+    ap.add_argument("--batch", type=whole(1), default=16)
+    ap.add_argument("--frameworks", type=names(FRAMEWORKS), default=",".join(FRAMEWORKS))
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
-    ap.add_argument("--python-for", action="append", default=[], metavar="FRAMEWORK=PATH",
+    ap.add_argument("--steps", type=whole(1), default=5)
+    ap.add_argument("--warmup", type=whole(0), default=1)
+    ap.add_argument("--threads", type=whole(0), default=0, help="torch threads per case (0: torch's default)")
+    ap.add_argument("--python-for", action="append", type=python_for, default=[], metavar="FRAMEWORK=PATH",
                     help="interpreter for one framework (repeatable)")
-    ap.add_argument("--case-timeout", type=float, default=3600.0)
-    ap.add_argument("--json", help="write the rows here")
-    ap.add_argument("--markdown", nargs="?", const="-", help="print the markdown table (and write it to FILE)")
+    ap.add_argument("--case-timeout", type=seconds, default=3600.0)
+    ap.add_argument("--json", type=output_file, help="write the rows here")
+    ap.add_argument("--markdown", nargs="?", const="-", type=output_file,
+                    help="print the markdown table (and write it to FILE)")
     args = ap.parse_args()
 
     if args.case:
         print(json.dumps(run_case(args.case, args)))
         return
-    frameworks = [f for f in args.frameworks.split(",") if f]
-    unknown = set(frameworks) - set(FRAMEWORKS)
-    if unknown:
-        ap.error(f"unknown frameworks {sorted(unknown)}; valid: {', '.join(FRAMEWORKS)}")
+    frameworks = args.frameworks
     pythons = _pythons(args)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent / "src"), env.get("PYTHONPATH")) if p)
@@ -305,12 +313,12 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        write_result(ap, args.json, json.dumps(rows, indent=1) + "\n")
     text = markdown(rows, _header(args, pythons, frameworks, rows))
     if args.markdown:
         print(text)
         if args.markdown != "-":
-            Path(args.markdown).write_text(text + "\n")
+            write_result(ap, args.markdown, text + "\n")
 
 
 if __name__ == "__main__":
