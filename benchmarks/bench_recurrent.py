@@ -9,7 +9,9 @@ input current (deepspike ``readout: membrane``); cross-entropy loss. Input: Bern
   neuron the T-step loop with its feedback matmul is one autograd node, ``neurons.recurrent_scan``; before session 28
   the layer called its neuron once per step under autograd).
 - snnTorch: ``nn.Linear`` + ``RLeaky(all_to_all=True, reset_mechanism="zero", reset_delay=False)`` (the same
-  neuron, tests/layers/test_recurrent.py) + ``nn.Linear``, stepped in a Python loop as its tutorials do.
+  neuron, tests/layers/test_recurrent.py; its feedback ``nn.Linear`` without the bias it comes with, as ours) +
+  ``nn.Linear``, stepped in a Python loop as its tutorials do (tests/test_bench_recurrent.py: the same scores and
+  gradients as deepspike's net).
 - Norse (only where importable): ``LIFRecurrent`` (its own neuron model: current-based, dt-scaled; not the same
   dynamics, timed for reference).
 
@@ -48,26 +50,34 @@ def _deepspike():
     net = create_model("rsnn", method="stbp", num_classes=K, input_shape=(F,), model_args={"hidden": [H]},
                        timesteps=T, encoder="frames", readout="membrane", loss="ce", decay=DECAY,
                        threshold=THRESHOLD, reset="zero", surrogate="arctan").train()
-    return lambda x: net(x)  # [B, T, F] -> [B, K]
+    return net  # [B, T, F] -> [B, K]
+
+
+class _SnnTorchNet(nn.Module):
+    """snnTorch's net: ``fc_in``, ``RLeaky`` stepped over T, ``fc_out`` on every step's spikes, mean over T. The
+    RLeaky's feedback ``nn.Linear`` has its bias removed: deepspike's has none (every layer here is bias-free)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc_in, self.fc_out = nn.Linear(F, H, bias=False), nn.Linear(H, K, bias=False)
+        self.lif = snn.RLeaky(beta=DECAY, threshold=THRESHOLD, linear_features=H, all_to_all=True,
+                              reset_mechanism="zero", reset_delay=False)
+        self.lif.recurrent.register_parameter("bias", None)
+
+    def forward(self, x):
+        spk, mem = self.lif.reset_mem()
+        currents = self.fc_in(x)  # [B, T, H], all steps at once (as deepspike does)
+        out = []
+        for t in range(T):
+            spk, mem = self.lif(currents[:, t], spk, mem)
+            out.append(self.fc_out(spk))
+        return torch.stack(out).mean(dim=0)
 
 
 def _snntorch():
-    import snntorch as snn
-
-    fc_in, fc_out = nn.Linear(F, H, bias=False), nn.Linear(H, K, bias=False)
-    lif = snn.RLeaky(beta=DECAY, threshold=THRESHOLD, linear_features=H, all_to_all=True, reset_mechanism="zero",
-                     reset_delay=False)
-
-    def run(x):
-        spk, mem = lif.reset_mem()
-        currents = fc_in(x)  # [B, T, H], all steps at once (as deepspike does)
-        out = []
-        for t in range(T):
-            spk, mem = lif(currents[:, t], spk, mem)
-            out.append(fc_out(spk))
-        return torch.stack(out).mean(dim=0)
-
-    return run
+    return _SnnTorchNet()
 
 
 def _norse():
