@@ -57,6 +57,7 @@ from bench_rate import (  # noqa: E402 (the shared helpers of the rate benchmark
     _versions,
     command_line,
 )
+from cli_checks import names, output_file, seconds, whole, write_result  # noqa: E402
 
 FRAMEWORKS = ("ttfs", "stdbp", "exact_snn")
 # deepspike's options and Adam lr per method: the Fashion-MNIST ttfs recipe and the 784-800-10 stdbp recipe.
@@ -205,7 +206,10 @@ def _spawn(python: str, args, part: str, framework: str, env: dict) -> dict:
            "--warmup", str(args.warmup), "--steps", str(args.steps), "--epochs", str(args.epochs),
            "--train-limit", str(args.train_limit), "--test-limit", str(args.test_limit),
            "--threads", str(args.threads)]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env, timeout=args.case_timeout)
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env, timeout=args.case_timeout)
+    except subprocess.TimeoutExpired:  # one row says so; the cases before and after are kept
+        return {"part": part, "framework": framework, "error": f"timeout after {args.case_timeout:g} s"}
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         return {"part": part, "framework": framework, "error": f"exit {res.returncode}, no result"}
@@ -266,19 +270,19 @@ def _header(args, python: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # part:framework, run in this process
-    ap.add_argument("--part", default="timing,accuracy")
-    ap.add_argument("--frameworks", default="ttfs,exact_snn", help=f"of {','.join(FRAMEWORKS)}")
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--train-limit", type=int, default=0, help="first N training images (0: all 60,000)")
-    ap.add_argument("--test-limit", type=int, default=0, help="first N test images (0: all 10,000)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per case (0: torch's default)")
+    ap.add_argument("--part", type=names(("timing", "accuracy")), default="timing,accuracy")
+    ap.add_argument("--frameworks", type=names(FRAMEWORKS), default="ttfs,exact_snn", help=f"of {','.join(FRAMEWORKS)}")
+    ap.add_argument("--batch", type=whole(1), default=128)
+    ap.add_argument("--warmup", type=whole(0), default=1)
+    ap.add_argument("--steps", type=whole(1), default=5)
+    ap.add_argument("--epochs", type=whole(1), default=1)
+    ap.add_argument("--train-limit", type=whole(0), default=0, help="first N training images (0: all 60,000)")
+    ap.add_argument("--test-limit", type=whole(0), default=0, help="first N test images (0: all 10,000)")
+    ap.add_argument("--threads", type=whole(0), default=1, help="torch threads per case (0: torch's default)")
     ap.add_argument("--peer-python", default=str(DEFAULT_PEER_PYTHON))
-    ap.add_argument("--case-timeout", type=float, default=86400.0)
-    ap.add_argument("--json", help="write all rows here")
-    ap.add_argument("--markdown", help="write the tables here (also printed)")
+    ap.add_argument("--case-timeout", type=seconds, default=86400.0)
+    ap.add_argument("--json", type=output_file, help="write all rows here")
+    ap.add_argument("--markdown", type=output_file, help="write the tables here (also printed)")
     args = ap.parse_args()
     if args.case:
         part, fw = args.case.split(":")
@@ -290,16 +294,16 @@ def main() -> None:
     env = dict(os.environ, **TUNED_MALLOC)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
     rows = []
-    for part in args.part.split(","):
-        for fw in args.frameworks.split(","):
+    for part in args.part:
+        for fw in args.frameworks:
             rows.append(_spawn(python, args, part, fw, env))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-            if args.json:  # after every case: a long accuracy run keeps what it has
-                Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+            if args.json:  # after every case, atomically: a long accuracy run keeps what it has, even if killed
+                write_result(ap, args.json, json.dumps(rows, indent=1) + "\n")
     text = markdown(rows, _header(args, python))
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        write_result(ap, args.markdown, text + "\n")
 
 
 if __name__ == "__main__":
