@@ -1,6 +1,6 @@
 """Make a pretrained-model entry of the package (``deepspike/pretrained/<name>/``) from a finished run.
 
-    python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN"
+    python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN" [--replace]
     python benchmarks/make_zoo.py --refresh-activity NAME
 
 Writes ``config.yaml`` (the run's), ``weights.pt`` (the weights only: the weight average where the run kept one;
@@ -8,9 +8,11 @@ refused above ``MAX_WEIGHTS_BYTES``, 4 MiB) and ``card.json``: the full test spl
 ``deepspike eval`` does), spikes per sample and the ANN/SNN energy ratio (``deepspike analyze`` on the first 1,000
 test samples, 45 nm fp32), the accuracy on the packaged sample of the first 200 Fashion-MNIST test images
 (``tests/fixtures/fashion_mnist_test_first200.npz``, which ``tests/training/test_pretrained.py`` re-checks), and
-the input preprocessing. ``--refresh-activity NAME`` measures an existing entry's spikes and energy again from its
-shipped config and weights (after a change to how spikes are counted) and rewrites those two card fields only.
-``training.pretrained`` documents the format.
+the input preprocessing. The entry is written into a staging folder and put in place only when complete: a
+failure (weights over the limit, a run that does not load) leaves the zoo as it was, and an existing entry is
+replaced only with ``--replace`` (it is restored if the new one fails). ``--refresh-activity NAME`` measures an
+existing entry's spikes and energy again from its shipped config and weights (after a change to how spikes are
+counted) and rewrites those two card fields only. ``training.pretrained`` documents the format.
 """
 
 from __future__ import annotations
@@ -65,28 +67,11 @@ def refresh_activity(name: str) -> None:
     atomic_write_json(folder / CARD_NAME, {**card, **fields})
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--refresh-activity", metavar="NAME", help="re-measure an entry's spikes and energy")
-    ap.add_argument("run", nargs="?")
-    ap.add_argument("name", nargs="?")
-    ap.add_argument("--made-from", help="the command that trained the run")
-    args = ap.parse_args()
-    if args.refresh_activity:
-        return refresh_activity(args.refresh_activity)
-    if not (args.run and args.name and args.made_from):
-        ap.error("RUN, NAME and --made-from are needed (or --refresh-activity NAME)")
-    run, folder = Path(args.run), ZOO_DIR / args.name
-    config, parts, _ = load_run(run)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / WEIGHTS_NAME, {"model": parts.model.state_dict()})
-    if (folder / WEIGHTS_NAME).stat().st_size > MAX_WEIGHTS_BYTES:
-        shutil.rmtree(folder)
-        sys.exit(f"{args.run}: weights above {MAX_WEIGHTS_BYTES} bytes; not shipped")
-    atomic_write_text(folder / CONFIG_NAME, (run / "config.yaml").read_text())
+def _card(args: argparse.Namespace, run: Path, config, parts) -> dict:
+    """The card of the entry made from ``run`` (all but the sample accuracy, which needs the entry in place)."""
     data = parts.data
     normalize = {"mean": list(data.mean), "std": list(data.std)} if config.data.normalize else None
-    card = {
+    return {
         "name": args.name,
         "method": config.method.name,
         "model": config.model.name,
@@ -99,12 +84,68 @@ def main() -> None:
         **activity_fields(run),
         "made_from": args.made_from,
     }
-    atomic_write_json(folder / CARD_NAME, card)
-    sample = np.load(SAMPLE, allow_pickle=False)
-    images = torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0
-    card["sample_accuracy"] = accuracy_on(args.name, images, torch.tensor(sample["labels"], dtype=torch.long))
-    atomic_write_json(folder / CARD_NAME, card)
-    print(card)
+
+
+def _staged(args: argparse.Namespace, run: Path) -> Path:
+    """A staging folder beside the zoo holding the new entry's weights, config and card (no sample accuracy yet);
+    ``SystemExit`` (nothing left behind) for weights above ``MAX_WEIGHTS_BYTES``."""
+    config, parts, _ = load_run(run)
+    stage = Path(tempfile.mkdtemp(prefix=f".{args.name}.", dir=ZOO_DIR.parent))
+    try:
+        save_checkpoint(stage / WEIGHTS_NAME, {"model": parts.model.state_dict()})
+        if (stage / WEIGHTS_NAME).stat().st_size > MAX_WEIGHTS_BYTES:
+            sys.exit(f"{run}: weights above {MAX_WEIGHTS_BYTES} bytes; not shipped")
+        atomic_write_text(stage / CONFIG_NAME, (run / "config.yaml").read_text())
+        atomic_write_json(stage / CARD_NAME, _card(args, run, config, parts))
+    except BaseException:
+        shutil.rmtree(stage)
+        raise
+    return stage
+
+
+def _put_in_place(stage: Path, folder: Path) -> dict:
+    """Move ``stage`` to ``folder`` (the old entry, if any, set aside first), measure the sample accuracy there and
+    write the final card; on any failure the new entry is removed and the old one restored."""
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=ZOO_DIR.parent)) / folder.name
+    had_old = folder.exists()
+    if had_old:
+        folder.rename(old)
+    try:
+        stage.rename(folder)
+        card = json.loads((folder / CARD_NAME).read_text())
+        sample = np.load(SAMPLE, allow_pickle=False)
+        images = torch.tensor(sample["images"], dtype=torch.float32).unsqueeze(1) / 255.0
+        card["sample_accuracy"] = accuracy_on(folder.name, images, torch.tensor(sample["labels"], dtype=torch.long))
+        atomic_write_json(folder / CARD_NAME, card)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        if had_old:
+            old.rename(folder)
+        shutil.rmtree(old.parent, ignore_errors=True)
+        raise
+    shutil.rmtree(old.parent)
+    return card
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--refresh-activity", metavar="NAME", help="re-measure an entry's spikes and energy")
+    ap.add_argument("run", nargs="?")
+    ap.add_argument("name", nargs="?")
+    ap.add_argument("--made-from", help="the command that trained the run")
+    ap.add_argument("--replace", action="store_true", help="replace an existing entry of that name")
+    args = ap.parse_args()
+    if args.refresh_activity:
+        return refresh_activity(args.refresh_activity)
+    if not (args.run and args.name and args.made_from):
+        ap.error("RUN, NAME and --made-from are needed (or --refresh-activity NAME)")
+    if not args.name.isidentifier():  # a folder name in the package: no path separators, dots or spaces
+        ap.error(f"NAME must be a Python identifier (letters, digits, _), got {args.name!r}")
+    folder = ZOO_DIR / args.name
+    if folder.exists() and not args.replace:
+        ap.error(f"entry {args.name!r} exists ({folder}); pass --replace to replace it")
+    print(_put_in_place(_staged(args, Path(args.run)), folder))
 
 
 if __name__ == "__main__":
