@@ -92,3 +92,33 @@ def test_an_input_the_constants_do_not_fit_is_a_one_line_error():
     neuron = HeterogeneousLIF(NeuronParams(), torch.full((4,), 0.9), torch.ones(4))
     with pytest.raises(ConfigError, match=r"constants of shape \(4,\) do not fit input \(3, 2, 5\)"):
         neuron(torch.zeros(3, 2, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_input_runs_the_float32_constants_as_the_one_value_per_layer_neurons(dtype):
+    # decay 0.9 and threshold 0.7 are not bfloat16 / float16 numbers: rounding them to the input's dtype changed
+    # 6 of these 1,920 spikes (either dtype) against SpikingNeuron, whose float constants stay exact
+    x = torch.rand(30, 8, 8, generator=torch.Generator().manual_seed(4)).to(dtype)
+    params = NeuronParams(decay=0.9, threshold=0.7, reset="subtract")
+    same = torch.full((8,), 0.9), torch.full((8,), 0.7)
+    with torch.no_grad():
+        plain = HeterogeneousLIF(params, *same)(x)
+        assert 0.05 * plain.numel() < plain.float().sum() < 0.95 * plain.numel()
+        assert torch.equal(plain, SpikingNeuron(params)(x))
+        synaptic = HeterogeneousLIF(params, *same, torch.full((8,), 0.6))(x)
+        assert torch.equal(synaptic, SynapticLIF(params, syn_decay=0.6)(x))
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_low_precision_run_one_step_at_a_time_equals_one_call(dtype, synaptic):
+    # carried v and i were rounded to the input's dtype between calls (one call keeps them in float32)
+    decay, threshold, alpha = _constants((64,), seed=5)
+    neuron = HeterogeneousLIF(NeuronParams(reset="subtract"), decay, threshold, alpha if synaptic else None)
+    x = torch.rand(30, 8, 64, generator=torch.Generator().manual_seed(4)).to(dtype)
+    with torch.no_grad():
+        whole = neuron(x)
+        with temporal_carry(neuron):
+            pieces = torch.cat([neuron(x[t:t + 1]) for t in range(x.shape[0])])
+    assert 0.05 * whole.numel() < whole.float().sum() < 0.95 * whole.numel()
+    assert torch.equal(pieces, whole)

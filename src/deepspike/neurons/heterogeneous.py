@@ -13,8 +13,10 @@ neuron, which ``SpikingNeuron`` / ``SynapticLIF`` (one value per layer) cannot r
 loop otherwise: same spikes); the current is ``synaptic.per_neuron_current``. Gradients (surrogate ``params``) reach
 the input, not the constants, which are buffers.
 
-Inside ``neurons.carry.temporal_carry`` ``v`` and ``i`` are carried (``CarriesState``: a stream gives one call's
-spikes); the spike count goes to an active tally (``ReportsSpikes``).
+On bfloat16 / float16 input the update runs in float32 with the float32 constants (spikes rounded back). Inside
+``neurons.carry.temporal_carry`` ``v`` and ``i`` are carried (``CarriesState``; in float32 on bfloat16 / float16
+input, as one call keeps them from step to step: a stream gives one call's spikes); the spike count goes to an
+active tally (``ReportsSpikes``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
@@ -85,9 +88,19 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
         except RuntimeError:
             raise ConfigError(f"HeterogeneousLIF: constants of shape {tuple(self.decay.shape)} do not fit input "
                               f"{tuple(x.shape)} ([T, B, *neurons])") from None
-        k, th = self.decay.to(x.dtype), self.threshold.to(x.dtype)
-        current = x if self.syn_decay is None else per_neuron_current(x, self.syn_decay.to(x.dtype), i0)
-        i_end = None if self.syn_decay is None else (current[-1] if current.shape[0] else i0)
+        # bfloat16 / float16: float32 constants and state (the update runs in float32, as SpikingNeuron's and
+        # SynapticLIF's with their float constants); carried, v and i stay float32 between calls (one call's spikes)
+        low = x.dtype in LOW_PRECISION
+        wide = torch.float32 if low else x.dtype
+        k, th = self.decay.to(wide), self.threshold.to(wide)
+        carried_low = low and self.carry is not None
+        current, i_end = x, None
+        if self.syn_decay is not None:
+            full = per_neuron_current(x.float() if carried_low else x, self.syn_decay.to(wide), i0)
+            i_end = full[-1] if full.shape[0] else i0
+            current = full.to(x.dtype)  # rounded once, as one call rounds it (a no-op unless carried_low)
+        if carried_low and v0 is None:
+            v0 = torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
         s, v = learnable_multistep(current, k, th, self.fixed, v0=v0, decay_input=False)
         self.keep((v, i_end))
         return self.reported(s)
