@@ -122,3 +122,16 @@ def test_a_low_precision_run_one_step_at_a_time_equals_one_call(dtype, synaptic)
             pieces = torch.cat([neuron(x[t:t + 1]) for t in range(x.shape[0])])
     assert 0.05 * whole.numel() < whole.float().sum() < 0.95 * whole.numel()
     assert torch.equal(pieces, whole)
+
+
+@pytest.mark.parametrize(("constants", "x_shape", "shown"), [
+    # a synaptic decay the check left out: 'RuntimeError: The size of tensor a (5) must match ... (4)'
+    ((torch.tensor(0.9), torch.tensor(1.0), torch.full((5,), 0.5)), (3, 2, 4), r"\(5,\)"),
+    # constants with more axes than a step: an expand RuntimeError, or (synaptic) spikes [3, 2, 3, 5] for x [3, 3, 5]
+    ((torch.full((2, 1, 5), 0.9), torch.tensor(1.0), None), (3, 3, 5), r"\(2, 1, 5\)"),
+    ((torch.full((2, 1, 5), 0.9), torch.tensor(1.0), torch.full((2, 1, 5), 0.5)), (3, 3, 5), r"\(2, 1, 5\)"),
+])
+def test_constants_that_would_broadcast_past_the_input_are_one_line_errors(constants, x_shape, shown):
+    neuron = HeterogeneousLIF(NeuronParams(), *constants)
+    with pytest.raises(ConfigError, match=rf"^HeterogeneousLIF: constants of shape {shown} do not fit input"):
+        neuron(torch.rand(x_shape))

@@ -83,11 +83,7 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_currents(x)
         v0, i0 = self.carried() or (None, None)
-        try:
-            torch.broadcast_shapes(x.shape[1:], self.decay.shape, self.threshold.shape)
-        except RuntimeError:
-            raise ConfigError(f"HeterogeneousLIF: constants of shape {tuple(self.decay.shape)} do not fit input "
-                              f"{tuple(x.shape)} ([T, B, *neurons])") from None
+        self._check_fits(x)
         # bfloat16 / float16: float32 constants and state (the update runs in float32, as SpikingNeuron's and
         # SynapticLIF's with their float constants); carried, v and i stay float32 between calls (one call's spikes)
         low = x.dtype in LOW_PRECISION
@@ -104,6 +100,19 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
         s, v = learnable_multistep(current, k, th, self.fixed, v0=v0, decay_input=False)
         self.keep((v, i_end))
         return self.reported(s)
+
+    def _check_fits(self, x: torch.Tensor) -> None:
+        """A one-line ``ConfigError`` unless every constant broadcasts to one step ``[B, *neurons]`` of ``x`` itself
+        (one with more axes or a size where the step has 1 gave a RuntimeError or an output larger than ``x``)."""
+        constants = (self.decay, self.threshold, self.syn_decay)
+        shape = torch.broadcast_shapes(*(t.shape for t in constants if t is not None))
+        try:
+            fits = torch.broadcast_shapes(x.shape[1:], shape) == x.shape[1:]
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ConfigError(f"HeterogeneousLIF: constants of shape {tuple(shape)} do not fit input {tuple(x.shape)} "
+                              f"([T, B, *neurons])")
 
     def membrane(self, state: tuple) -> torch.Tensor:
         """``v_t`` of the carried ``(v, i)``."""
