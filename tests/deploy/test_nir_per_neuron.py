@@ -115,3 +115,43 @@ def test_a_per_neuron_lif_with_a_leak_potential_is_refused():
     node.v_leak = np.array([0.0, 0.1, 0.0, 0.0, 0.0], np.float32)
     with pytest.raises(ConfigError, match=r"^NIR import: only v_leak = 0 and v_reset = 0 are supported"):
         from_nir(_graph(node))
+
+
+def _conv_graph(layout) -> nir.NIRGraph:
+    """Input [2, 4, 4] -> Conv2d (3 channels) -> LIF [3, 4, 4] with per-neuron constants written as ``layout(a)``."""
+    g = np.random.default_rng(3)
+    shape = (3, 4, 4)
+    lif = nir.LIF(tau=layout(g.uniform(1.5e-3, 2e-2, shape).astype(np.float32)),
+                  r=layout(g.uniform(1.0, 4.0, shape).astype(np.float32)), v_leak=layout(np.zeros(shape, np.float32)),
+                  v_threshold=layout(g.uniform(0.5, 2.0, shape).astype(np.float32)),
+                  v_reset=layout(np.zeros(shape, np.float32)))
+    conv = nir.Conv2d(input_shape=(4, 4), weight=g.normal(0.3, 0.5, (3, 2, 3, 3)).astype(np.float32), stride=1,
+                      padding=1, dilation=1, groups=1, bias=g.uniform(0.0, 0.1, 3).astype(np.float32))
+    nodes = {"input": nir.Input(input_type={"input": np.array([2, 4, 4])}), "conv": conv, "spk": lif,
+             "output": nir.Output(output_type={"output": np.array(shape)})}
+    chain = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])), metadata={"dt": DT}, type_check=False)
+
+
+def _column_lif() -> nir.LIF:
+    """``_lif``'s neurons with every constant written as a column ``[N, 1]``."""
+    lif = _lif()
+    return nir.LIF(**{k: np.asarray(getattr(lif, k)).reshape(N, 1) for k in ("tau", "r", "v_leak", "v_threshold",
+                                                                              "v_reset")})
+
+
+@pytest.mark.parametrize(("graph", "x"), [
+    # [N, 1] constants for N neurons: a RuntimeError at batch 3, spikes [T, 5, 5] at batch 1 and batch N
+    (_graph(_column_lif()), _input(batch=3)),
+    (_graph(_column_lif()), _input(batch=1)),
+    (_graph(_column_lif()), _input(batch=N)),
+    # a conv layer's [3, 4, 4] neurons written flat, [48]: 'RuntimeError: The size of tensor a (4) must match ... (48)'
+    (_conv_graph(np.ravel), (torch.rand(200, 2, 2, 4, 4, generator=torch.Generator().manual_seed(8)) < 0.3).float()),
+], ids=["column_batch3", "column_batch1", "column_batch_n", "conv_flat"])
+def test_per_neuron_constants_in_another_layout_run_as_the_simulator(graph, x):
+    with torch.no_grad():
+        ours = from_nir(graph)(x)
+    simulated = GraphSimulator.rate_coded(graph).run({"input": x})["output"].float()
+    assert 0.05 * simulated.numel() < simulated.sum() < 0.95 * simulated.numel()
+    assert ours.shape == simulated.shape
+    assert torch.equal(ours, simulated)

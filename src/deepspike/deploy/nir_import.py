@@ -38,7 +38,7 @@ from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_per_neuron import per_neuron_layer, varies
 from deepspike.deploy.nir_read import read_nir
-from deepspike.deploy.nir_shapes import check_shapes
+from deepspike.deploy.nir_shapes import check_shapes, shaped_graph
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
@@ -299,7 +299,7 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     meta = _plain(graph.metadata)
     graph = inline_subgraphs(nir, graph)
     check_nodes(graph, where)
-    check_shapes(nir, graph, where)
+    graph = shaped_graph(nir, graph, check_shapes(nir, graph, where))  # [N, 1] / [C*H*W] constants as [N] / [C, H, W]
     step = _step(dt, graph, meta, where)
     graph, recurrent = _fold_recurrences(nir, graph)
     graph, delays = fold_delays(nir, graph, step, where)

@@ -16,6 +16,7 @@ Field-level soundness (ranks, NaN) is :mod:`nir_fields`' job and runs first.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -194,3 +195,29 @@ def check_shapes(nir, graph, where: str) -> dict[str, Shape | None]:
             raise _fail(where, dst, f"the {_dims(back)} values fed back from {src!r} do not match the "
                                     f"{_dims(received)} it receives")
     return shapes
+
+
+def _shaped_node(node, shape: tuple[int, ...] | None):
+    """``node``, or a shallow copy whose per-element parameters (a neuron's, a Delay's ``delay``, a Threshold's
+    ``threshold``) that hold one value per element of ``shape`` in another layout (a flat ``[C*H*W]`` for ``[C, H,
+    W]`` values, ``[N, 1]`` for ``[N]``) are reshaped to ``shape``: ``nir_shapes`` accepts any layout of
+    ``prod(shape)`` values, which broadcast against the ``[B, *shape]`` state to a RuntimeError."""
+    if shape is None or type(node).__name__ not in (*NEURONS, "Delay", "Threshold"):
+        return node
+    fields = {k: getattr(node, k, None) for k in (*NEURON_FIELDS, "delay", "threshold")}
+    fix = {k: np.reshape(v, shape) for k, v in fields.items()
+           if v is not None and np.size(v) == math.prod(shape) > 1 and np.shape(v) != tuple(shape)}
+    if not fix:
+        return node
+    node = copy.copy(node)
+    for k, v in fix.items():
+        setattr(node, k, v)
+    return node
+
+
+def shaped_graph(nir, graph, shapes: dict[str, Shape | None]):
+    """``graph`` with every node's per-element parameters laid out as its shape (``check_shapes``' ``shapes``;
+    ``_shaped_node``), so that GraphSimulator and ``from_nir`` read a ``[C*H*W]`` or ``[N, 1]`` layout as the same
+    neurons."""
+    return nir.NIRGraph(nodes={k: _shaped_node(v, shapes.get(k)) for k, v in graph.nodes.items()}, edges=graph.edges,
+                        metadata=graph.metadata, type_check=False)

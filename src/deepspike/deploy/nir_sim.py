@@ -75,9 +75,6 @@ the inputs that spiked.
 
 from __future__ import annotations
 
-import copy
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -90,7 +87,7 @@ from deepspike.deploy.neurons import _uniform, firing_rules, low_latency_rules, 
 from deepspike.deploy.nir_delays import DelayLine, delay_steps
 from deepspike.deploy.nir_fields import check_nodes
 from deepspike.deploy.nir_import import _pair, _plain, _step
-from deepspike.deploy.nir_shapes import NEURON_FIELDS, NEURONS, check_shapes
+from deepspike.deploy.nir_shapes import check_shapes, shaped_graph
 
 SUPPORTED = ("Input, Output, Linear, Affine, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, IF, LIF, "
              "I, LI, CubaLIF")
@@ -304,24 +301,6 @@ class _CubaEuler(_Neuron):
         return out
 
 
-def _shaped(node, shape: tuple[int, ...] | None):
-    """``node``, or a shallow copy whose per-element parameters (a neuron's, a Delay's ``delay``, a Threshold's
-    ``threshold``) that hold one value per element of ``shape`` in another layout (a flat ``[C*H*W]`` for ``[C, H,
-    W]`` values, ``[N, 1]`` for ``[N]``) are reshaped to ``shape``: ``nir_shapes`` accepts any layout of
-    ``prod(shape)`` values, which broadcast against the ``[B, *shape]`` state to a RuntimeError."""
-    if shape is None or type(node).__name__ not in (*NEURONS, "Delay", "Threshold"):
-        return node
-    fields = {k: getattr(node, k, None) for k in (*NEURON_FIELDS, "delay", "threshold")}
-    fix = {k: np.reshape(v, shape) for k, v in fields.items()
-           if v is not None and np.size(v) == math.prod(shape) > 1 and np.shape(v) != tuple(shape)}
-    if not fix:
-        return node
-    node = copy.copy(node)
-    for k, v in fix.items():
-        setattr(node, k, v)
-    return node
-
-
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise ConfigError(f"NIR simulation: {name} must be {' or '.join(map(repr, valid))}, got {value!r}")
@@ -348,8 +327,7 @@ class GraphSimulator:
         graph = inline_subgraphs(self.nir, graph)  # nested subgraphs (e.g. snnTorch's RLeaky) as flat nodes
         check_nodes(graph, "NIR simulation")  # broken fields and nodes that do not fit: one line, before any step
         self.shapes = check_shapes(self.nir, graph, "NIR simulation")  # per-sample shape of each node
-        graph = self.nir.NIRGraph(nodes={k: _shaped(v, self.shapes[k]) for k, v in graph.nodes.items()},
-                                  edges=graph.edges, metadata=graph.metadata, type_check=False)
+        graph = shaped_graph(self.nir, graph, self.shapes)  # per-element parameters laid out as each node's shape
         cuba = [k for k, v in graph.nodes.items() if isinstance(v, self.nir.CubaLIF)]
         if cuba and (integration, signals) not in (("exact", "areas"), ("euler", "currents")):
             raise ConfigError(f"NIR simulation: CubaLIF node {cuba[0]!r} is simulated with integration='exact' and "

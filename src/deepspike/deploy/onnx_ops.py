@@ -94,8 +94,8 @@ class GraphBuilder:
 
 def per_value(value) -> np.ndarray:
     """A node parameter of ``GraphSimulator`` (a number, or values that broadcast on the layer's shape: the
-    simulator has already laid one value per element out in that shape, ``nir_sim._shaped``) as an array, a single
-    value as a scalar."""
+    simulator has already laid one value per element out in that shape, ``nir_shapes.shaped_graph``) as an array, a
+    single value as a scalar."""
     a = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
     return a.reshape(()) if a.size == 1 else a
 
