@@ -155,3 +155,34 @@ def test_per_neuron_constants_in_another_layout_run_as_the_simulator(graph, x):
     assert 0.05 * simulated.numel() < simulated.sum() < 0.95 * simulated.numel()
     assert ours.shape == simulated.shape
     assert torch.equal(ours, simulated)
+
+
+def _recurrent_graph(neuron, rec) -> nir.NIRGraph:
+    """``_graph``'s chain with a recurrent weight node ``rec`` closing a cycle on the neuron node."""
+    graph = _graph(neuron)
+    graph.nodes["rec"] = rec
+    graph.edges.extend([("spk", "rec"), ("rec", "spk")])
+    return graph
+
+
+_REC = np.random.default_rng(1).normal(0.0, 0.4, size=(N, N)).astype(np.float32)
+
+
+@pytest.mark.parametrize("neuron", [_lif(), _cuba(), _lif(tau=np.full(N, 4e-3, np.float32), r=np.full(N, 2.0,
+                                                                                                      np.float32))],
+                         ids=["lif", "cuba", "threshold_only"])
+@pytest.mark.parametrize("rec", [nir.Linear(weight=_REC), nir.Affine(weight=_REC, bias=np.linspace(-0.2, 0.2, N,
+                                                                                                  dtype=np.float32))],
+                         ids=["linear", "affine"])
+def test_a_recurrent_layer_with_per_neuron_constants_runs_as_the_simulator(neuron, rec):
+    # before: 'ValueError: only one element tensors can be converted to Python scalars' (the per-neuron input scale
+    # folded into the recurrent weight as one number)
+    graph = _recurrent_graph(neuron, rec)
+    x = _input(steps=120)
+    with torch.no_grad():
+        ours = from_nir(graph)(x)
+        without = from_nir(_graph(neuron))(x)
+    simulated = GraphSimulator.rate_coded(graph).run({"input": x})["output"].float()
+    assert 0.05 * simulated.numel() < simulated.sum() < 0.95 * simulated.numel()
+    assert not torch.equal(simulated, without)  # the feedback changes the spikes
+    assert torch.equal(ours, simulated)

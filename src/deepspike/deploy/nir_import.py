@@ -133,13 +133,14 @@ def _fold_recurrences(nir, graph):
 
 def _recurrent_layer(nir, node, weight, dt: float) -> RecurrentSpiking:
     """A neuron node with its recurrent weight node: ``s_t = neuron(scale (x_t + V s_{t-1} + b))``; the neuron's
-    input scale (``r``, ``w_in``) also scales what is fed back, so it is folded into ``V`` and ``b``."""
+    input scale (``r``, ``w_in``) also scales what is fed back, so it is folded into ``V`` and ``b``: row ``i`` of
+    ``V`` and ``b_i`` times neuron ``i``'s scale (one per layer, or one per neuron: ``nir_per_neuron``)."""
     *scales, neuron = _module(nir, node, dt)
-    scale = float(scales[0].scale) if scales else 1.0
+    scale = scales[0].scale.reshape(-1) if scales else torch.ones(1)  # [1] or [M]
     w = _t(weight.weight)
     layer = RecurrentSpiking(nn.Sequential(*scales), neuron, w.shape[0], bias=isinstance(weight, nir.Affine))
     with torch.no_grad():
-        layer.recurrent.module.weight.copy_(w * scale)
+        layer.recurrent.module.weight.copy_(w * scale.unsqueeze(1))
         if isinstance(weight, nir.Affine):
             layer.recurrent.module.bias.copy_(_t(weight.bias) * scale)
     return layer
