@@ -138,5 +138,11 @@ def test_folding_a_learnt_threshold_that_is_not_positive_is_refused(threshold):
 def test_refusals():
     with pytest.raises(ConfigError, match="learnt one per channel: export it without folding"):
         to_nir(_net(per_channel=True), (1, 8, 8), fold_thresholds=True)
+    per_neuron = _net(per_channel=True)  # the message said 'one per channel' for one threshold per neuron too
+    per_neuron.body[1] = LearnableLIF(per_neuron.body[1].fixed, neurons=(4, 8, 8), learn_threshold=True)
+    with torch.no_grad():
+        per_neuron.body[1].threshold[0, 0, 0] = 0.5
+    with pytest.raises(ConfigError, match="learnt one per neuron: export it without folding"):
+        to_nir(per_neuron, (1, 8, 8), fold_thresholds=True)
     with pytest.raises(ConfigError, match="decay must lie below 1 in every channel"):
         learnable_node(np.array([0.5, 1.0]), np.ones(2), np.ones(2), "zero", (2,), 1e-3)

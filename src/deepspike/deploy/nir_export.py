@@ -260,7 +260,7 @@ class _RateGraph:
         if self.fold and self.pending:
             if th.numel() > 1 and not bool((th == th.reshape(-1)[0]).all()):
                 raise ConfigError("--fold-thresholds divides a layer's weights by its one threshold; this net learnt "
-                                  "one per channel: export it without folding")
+                                  f"one per {'channel' if m.neurons is None else 'neuron'}: export it without folding")
             if not float(th.reshape(-1)[0]) > 0:  # h / th >= 1 <=> h >= th needs th > 0
                 raise ConfigError(f"--fold-thresholds divides a layer's weights by its threshold, which must be > 0; "
                                   f"this net learnt {float(th.reshape(-1)[0]):g}: export it without folding")
