@@ -4,9 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from sklearn.preprocessing import StandardScaler
 
 from deepspike.core.errors import ConfigError
-from deepspike.data import Augment, as_augment, normalize, random_crop, random_hflip, shift_crop
+from deepspike.data import Augment, as_augment, channel_stats, normalize, random_crop, random_hflip, shift_crop
 
 X = torch.arange(1.0, 10.0).view(1, 1, 3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
@@ -114,6 +115,27 @@ def test_normalize_frame_sequences_per_step_channel():
     torch.testing.assert_close(normalize(rows, mean, std), (rows - mean) / std)
     with pytest.raises(ConfigError, match="normalize: 4 channels but mean/std of length 3/3"):
         normalize(rows, (0.0,) * 3, (1.0,) * 3)
+
+
+def test_a_channel_constant_in_the_training_split_is_only_centred_as_sklearns_standard_scaler_does():
+    """std 0 (e.g. an image column or SHD channel that never changes in the training split): scale 1, not 1e12."""
+    train = torch.rand(50, 3, 1, 1).double()
+    train[:, 1] = 0.25  # constant channel
+    scaler = StandardScaler().fit(train.flatten(1).numpy())  # [N, C]
+    mean, std = channel_stats(train)
+    assert std[1] == 0.0
+    test = torch.rand(7, 3, 1, 1).double()
+    expected = torch.from_numpy(scaler.transform(test.flatten(1).numpy())).view(7, 3, 1, 1)
+    torch.testing.assert_close(normalize(test, mean, std), expected)
+    assert normalize(test, mean, std)[:, 1].abs().max() < 1  # was ~7e11: (x - 0.25) / 1e-12
+
+
+@pytest.mark.parametrize("mean, std", [((0.5,), (float("nan"),)), ((0.5,), (-1.0,)), ((float("inf"),), (1.0,)),
+                                       ((float("nan"),), (1.0,)), (torch.tensor([0.0]), torch.tensor([-2.0]))])
+def test_normalize_refuses_non_finite_statistics_and_negative_std_in_one_line(mean, std):
+    """A NaN std gave NaN inputs; a negative one was silently clamped to 1e-12."""
+    with pytest.raises(ConfigError, match=r"^normalize: channel 0 has mean .* the std a finite number >= 0$"):
+        normalize(torch.ones(2, 1, 2, 2), mean, std)
 
 
 @pytest.mark.parametrize("name", ["crop_padding", "roll", "cutout", "channel_shift", "time_mask", "channel_mask"])

@@ -67,7 +67,8 @@ class DataConfig:
     """``name``: a registered data set (``deepspike datasets``); ``data_dir``: where its files are searched first
     (then ``$DEEPSPIKE_DATA``, ``~/.cache/deepspike``; ``data.paths``); ``val_fraction``: the share of the
     training split held out for validation, in [0, 1); ``download``: fetch missing files, checksum-verified;
-    ``normalize``: standardise inputs by the training split's per-channel mean and std; ``num_workers``:
+    ``normalize``: standardise inputs by the training split's per-channel mean and std (a channel with std 0 there
+    is only centred); ``num_workers``:
     data-loader processes (>= 0); ``augment``: random crops, flips, rolls, rotations, shears, cutouts and event
     drops of the training inputs (``data.augment.*``); ``args``: the data set's own options."""
 

@@ -57,20 +57,36 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
 
 def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor,
               std: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """Per-channel standardisation ``(x[:, c] - mean[c]) / std[c]``; ``x [B, C, H, W]``, mean/std ``[C]``.
+    """Per-channel standardisation ``(x[:, c] - mean[c]) / scale[c]``; ``x [B, C, H, W]``, mean/std ``[C]``.
 
+    ``scale[c] = std[c]``, or 1 where ``std[c] == 0`` (a channel constant in the training split is only centred,
+    as scikit-learn's ``StandardScaler`` does: dividing by ~0 made any other value ~1e12). A non-finite mean or
+    std, or a negative std, is a one-line ``ConfigError`` (it gave NaN, or was silently clamped).
     Frame sequences ``x [B, T, C, H, W]`` and ``[B, T, F]`` (event data sets, SHD, image rows) are standardised
     per channel C (per feature F) of each step, the axis 2 that their statistics (``frame_stats``) are taken over.
     """
     axis = 2 if x.dim() in (3, 5) else 1
     shape = [1] * x.dim()
     shape[axis] = -1
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)  # [1, C, 1, 1] / [1, 1, C, 1, 1] / [1, 1, F]
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    m = torch.as_tensor(mean, dtype=x.dtype).view(shape)  # [1, C, 1, 1] / [1, 1, C, 1, 1] / [1, 1, F]
+    s = torch.as_tensor(std, dtype=x.dtype).view(shape)
     if m.shape[axis] != x.shape[axis] or s.shape[axis] != x.shape[axis]:
         raise ConfigError(f"normalize: {x.shape[axis]} channels but mean/std of length "
                           f"{m.shape[axis]}/{s.shape[axis]}")
-    return (x - m) / s.clamp_min(1e-12)
+    _check_stats(m, s)  # before the move to x's device: lists are checked on the CPU, with no device sync
+    m, s = m.to(x.device), s.to(x.device)
+    return (x - m) / torch.where(s == 0, torch.ones_like(s), s)
+
+
+def _check_stats(mean: torch.Tensor, std: torch.Tensor) -> None:
+    """A one-line ``ConfigError`` naming the first channel whose mean is not finite or whose std is not a finite
+    number >= 0."""
+    m, s = (t.detach().flatten().to("cpu", torch.float64) for t in (mean, std))
+    bad = ~torch.isfinite(m) | ~torch.isfinite(s) | (s < 0)  # [C]; NaN < 0 is False, isfinite catches it
+    if bool(bad.any()):
+        c = int(bad.nonzero()[0])
+        raise ConfigError(f"normalize: channel {c} has mean {float(m[c])} and std {float(s[c])}; the mean must be "
+                          f"finite and the std a finite number >= 0")
 
 
 MAX_SIZE = 65536
