@@ -56,6 +56,13 @@ def test_vote_groups_are_contiguous():
         vote(rates, num_classes=2.0)
 
 
+@pytest.mark.parametrize("num_classes", [1, 2])
+def test_vote_refuses_rates_of_no_output_neuron(num_classes):
+    """0 neurons split into groups of G = 0: every class scored the mean of an empty group, NaN."""
+    with pytest.raises(ConfigError, match=f"^vote: 0 output neurons cannot be split into {num_classes} equal"):
+        vote(torch.zeros(3, 0), num_classes)
+
+
 def test_first_spike_time_and_class():
     t = first_spike_time(S, dt=0.5)
     assert t.tolist() == [[0.5, 0.0, INF], [INF, 1.0, 1.0]]

@@ -32,10 +32,11 @@ def final_membrane_rate(v_T: torch.Tensor, T: int, threshold: float = 1.0) -> to
 def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
     """wu2019's voting layer: class ``k`` scores the mean of its group of ``G`` output neurons.
 
-    rates ``[B, K*G]`` -> ``[B, K]``; class ``k`` owns the contiguous neurons ``k*G .. (k+1)*G - 1``.
+    rates ``[B, K*G]`` -> ``[B, K]``; class ``k`` owns the contiguous neurons ``k*G .. (k+1)*G - 1``, ``G >= 1``
+    (no output neuron at all, ``G = 0``, is a ``ConfigError``: each class scored the mean of nothing, NaN).
     """
     width = rates.shape[-1]
-    if not is_whole(num_classes, 1) or width % num_classes:
+    if not is_whole(num_classes, 1) or width % num_classes or width == 0:
         raise ConfigError(
             f"vote: {width} output neurons cannot be split into {num_classes} equal class groups"
         )
