@@ -72,6 +72,22 @@ def test_settings_are_checked():
     assert not Augment(cutmix=1.0).is_identity and Augment().mix(torch.zeros(1), torch.zeros(1), _gen())[1].dim() == 1
 
 
+@pytest.mark.parametrize("mix", [mx.mixup, mx.cutmix])
+@pytest.mark.parametrize("alpha", [0, 0.0, -1.0, float("nan"), float("inf"), 101.0, True, "1"])
+def test_an_alpha_outside_0_to_100_called_directly_is_one_config_error_line(mix, alpha):
+    """alpha 0 or less raised numpy's 'ValueError: a <= 0'; NaN or inf mixed by lam = NaN."""
+    x, y = torch.rand(4, 1, 4, 4), torch.arange(4)
+    with pytest.raises(ConfigError, match=r"^mixing: Beta's alpha must be a number in \(0, 100\], got "):
+        mix(x, y, alpha, _gen())
+
+
+def test_mix_batch_with_neither_mixup_nor_cutmix_on_is_one_config_error_line():
+    with pytest.raises(ConfigError, match="^mix_batch: neither MixUp nor CutMix is on"):
+        mx.mix_batch(torch.rand(4, 1, 4, 4), torch.arange(4), 0.0, 0.0, _gen())
+    _, labels = mx.mix_batch(torch.rand(4, 1, 4, 4), torch.arange(4), 0.0, 0.5, _gen())  # one on: CutMix
+    assert 0.0 <= labels.lam <= 1.0
+
+
 @pytest.mark.parametrize("extra", [["data.augment.mixup=0.4"], ["data.augment.cutmix=1.0", "data.augment.mixup=0.2"],
                                    ["data.augment.cutmix=1.0", "train.temporal_grad=sltt"]])
 def test_a_mixed_run_trains_and_resumes_exactly(tmp_path, extra):

@@ -91,6 +91,7 @@ def _check_stats(mean: torch.Tensor, std: torch.Tensor) -> None:
 
 MAX_SIZE = 65536
 """The largest pixel / step / channel count an augmentation option takes (beyond any picture or sequence)."""
+ALPHA_RULE = f"in [0, {mixing.MAX_ALPHA}] (Beta's alpha; 0: off)"
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ class Augment:
                                ("rotate", 0 <= self.rotate <= 180, "in [0, 180]"),
                                ("shear", 0 <= self.shear < 90, "in [0, 90)"),
                                ("drop_event", 0 <= self.drop_event < 1, "in [0, 1)"),
-                               ("mixup", 0 <= self.mixup <= 100, "in [0, 100] (Beta's alpha; 0: off)"),
-                               ("cutmix", 0 <= self.cutmix <= 100, "in [0, 100] (Beta's alpha; 0: off)")):
+                               ("mixup", 0 <= self.mixup <= mixing.MAX_ALPHA, ALPHA_RULE),
+                               ("cutmix", 0 <= self.cutmix <= mixing.MAX_ALPHA, ALPHA_RULE)):
             if not ok:
                 raise ConfigError(f"augment.{name} must be {rule}, got {getattr(self, name)}")
         if self.one_of and not self.geometric:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,15 @@ def correct(predicted: torch.Tensor, y) -> float:
     return float((predicted == y).sum())
 
 
+MAX_ALPHA = 100
+"""The largest Beta alpha taken (as ``augment.mixup`` / ``augment.cutmix``)."""
+
+
 def _share(alpha: float, generator: torch.Generator) -> float:
-    """``lam ~ Beta(alpha, alpha)``, drawn from ``generator`` (through a numpy generator it seeds)."""
+    """``lam ~ Beta(alpha, alpha)``, drawn from ``generator`` (through a numpy generator it seeds). ``alpha``: a
+    number in (0, 100], else a one-line ``ConfigError`` (0 or less raised numpy's ValueError, NaN gave lam NaN)."""
+    if not (is_finite(alpha) and 0 < alpha <= MAX_ALPHA):
+        raise ConfigError(f"mixing: Beta's alpha must be a number in (0, {MAX_ALPHA}], got {alpha!r}")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
@@ -96,7 +104,9 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gene
 def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup_alpha: float, cutmix_alpha: float,
               generator: torch.Generator) -> tuple[torch.Tensor, MixedLabels]:
     """MixUp or CutMix, whichever has an ``alpha > 0``; with both, one of the two per batch, each with probability
-    1/2 (timm's switch)."""
+    1/2 (timm's switch). Neither on is a one-line ``ConfigError`` (``Augment.mix`` returns the batch unchanged)."""
+    if not (cutmix_alpha > 0 or mixup_alpha > 0):
+        raise ConfigError(f"mix_batch: neither MixUp nor CutMix is on (alphas {mixup_alpha!r} and {cutmix_alpha!r})")
     use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or bool(torch.rand(1, generator=generator) < 0.5))
     if use_cutmix:
         return cutmix(x, y, cutmix_alpha, generator)
