@@ -64,6 +64,20 @@ def test_a_validation_split_must_hold_samples():
     assert len(splits.train) == len(splits.val) == 2
 
 
+@pytest.mark.parametrize("fraction, counts, label", [(0.6, (10, 1, 3), 1), (0.75, (10, 4, 2), 2),
+                                                     (0.95, (30, 20, 5), 2)])
+def test_a_split_that_would_hold_out_a_whole_class_is_one_config_error_line(fraction, counts, label):
+    """Before, the one sample of class 1 at val_fraction 0.6 went to validation: trained on classes 0 and 2 only."""
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    ds = TensorDataset(torch.zeros(len(labels), 1, 2, 2), labels)
+    match = (rf"^split fraction {fraction} holds out all {counts[label]} sample\(s\) of class {label}, leaving none "
+             "of it for training; lower the fraction$")
+    with pytest.raises(ConfigError, match=match):
+        make_splits(ds, ds, val_fraction=fraction, seed=0, num_classes=3, class_names="abc")
+    splits = make_splits(ds, ds, val_fraction=0.5, seed=0, num_classes=3, class_names="abc")  # round(0.5) = 0
+    assert sorted(set(splits.train.y.tolist())) == [0, 1, 2]
+
+
 def test_an_empty_test_split_asked_for_is_allowed():
     ds = TensorDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 2, 3]))
     empty = TensorDataset(torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.int64))

@@ -67,7 +67,8 @@ def split_indices(labels: torch.Tensor, fraction: float, seed: int,
 
     ``labels`` int64 ``[N]``. Stratified: from each class ``c`` with ``n_c`` samples,
     ``round(fraction * n_c)`` go to ``held_out``; otherwise ``round(fraction * N)`` overall.
-    Which ones depends only on ``seed``.
+    Which ones depends only on ``seed``. Stratified, a class all of whose samples would be held out (e.g. one sample
+    and a fraction above 0.5) is a one-line ``ConfigError``: ``keep`` (the training side) would lack the class.
     """
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"split fraction {fraction} must be in [0, 1)")
@@ -81,7 +82,11 @@ def split_indices(labels: torch.Tensor, fraction: float, seed: int,
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
         perm = members[torch.randperm(len(members), generator=g)]
-        held.append(perm[: round(fraction * len(members))])
+        take = round(fraction * len(members))
+        if take == len(members):
+            raise ConfigError(f"split fraction {fraction} holds out all {take} sample(s) of class {c}, leaving none "
+                              "of it for training; lower the fraction")
+        held.append(perm[:take])
     held_idx = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.int64)
     mask = torch.ones(n, dtype=torch.bool)
     mask[held_idx] = False
