@@ -113,6 +113,24 @@ def test_normalize_and_device():
     assert x.device == torch.device("cpu") and y.device == torch.device("cpu")
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"batch_size": 2.5}, "batch_size must be an integer >= 1, got 2.5"),  # was a batch of 2
+    ({"batch_size": "3"}, "batch_size must be an integer >= 1, got '3'"),  # was a TypeError
+    ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),  # was a batch of 1
+    ({"seed": 1.7}, "seed must be an integer from 0 to 2\\*\\*63 - 1, got 1.7"),  # was seed 1
+    ({"seed": -1}, "seed must be an integer from 0 to 2\\*\\*63 - 1, got -1"),  # was seed 2**64 - 1
+    ({"seed": "a"}, "seed must be an integer from 0 to 2\\*\\*63 - 1, got 'a'"),  # was a ValueError
+    ({"shuffle": "no"}, "shuffle must be true or false, got 'no'"),  # shuffled
+    ({"drop_last": 1}, "drop_last must be true or false, got 1"),
+    ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+    ({"world_size": 2.5}, "need integers 0 <= rank < world_size, got rank=0, world_size=2.5"),  # a TypeError
+    ({"rank": 0.0, "world_size": 2}, "need integers 0 <= rank < world_size, got rank=0.0, world_size=2"),
+])
+def test_arguments_of_the_wrong_kind_are_one_config_error_line(kw, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        BatchIterator(dataset(10), **{"batch_size": 4, **kw})
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="batch_size"):
         BatchIterator(dataset(), 0)

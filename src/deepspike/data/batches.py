@@ -7,10 +7,24 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import INT64_MAX, is_whole
 from deepspike.data.augment import Augment, as_augment
 from deepspike.data.augment import normalize as normalize_batch
 from deepspike.data.mixing import MixedLabels
 from deepspike.data.splits import mix_seed
+
+
+def _check_arguments(batch_size: object, seed: object, shuffle: object, drop_last: object, num_workers: object) -> None:
+    """A one-line ``ConfigError`` unless ``batch_size`` is an integer >= 1, ``seed`` one from 0 to 2**63 - 1 (as
+    ``train.seed``), ``num_workers`` one >= 0 and ``shuffle`` / ``drop_last`` true or false: 2.5 was taken as a batch
+    of 2, seed 1.7 as 1 and -1 as 2**64 - 1, ``shuffle="no"`` shuffled, and a text batch size was a TypeError."""
+    for name, value, ok, rule in (("batch_size", batch_size, is_whole(batch_size, 1), "an integer >= 1"),
+                                  ("seed", seed, is_whole(seed, 0, INT64_MAX), "an integer from 0 to 2**63 - 1"),
+                                  ("num_workers", num_workers, is_whole(num_workers, 0), "an integer >= 0"),
+                                  ("shuffle", shuffle, isinstance(shuffle, bool), "true or false"),
+                                  ("drop_last", drop_last, isinstance(drop_last, bool), "true or false")):
+        if not ok:
+            raise ConfigError(f"{name} must be {rule}, got {value!r}")
 
 
 class BatchIterator:
@@ -46,10 +60,9 @@ class BatchIterator:
         world_size: int = 1,
         num_workers: int = 0,
     ):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ConfigError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        _check_arguments(batch_size, seed, shuffle, drop_last, num_workers)
+        if not (is_whole(world_size, 1) and is_whole(rank, 0, world_size - 1)):
+            raise ConfigError(f"need integers 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
         if 0 < len(dataset) < world_size:
             raise ConfigError(f"{len(dataset)} samples cannot be sharded over world_size={world_size} ranks")
         self.dataset = dataset
