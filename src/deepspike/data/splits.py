@@ -10,6 +10,7 @@ import torch
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.options import INT64_MAX, is_whole
 from deepspike.data.paths import one_line
+from deepspike.data.tensor_dataset import check_whole_labels
 
 
 @dataclass
@@ -158,9 +159,7 @@ def check_labels(train, test, num_classes: int, name: str = "") -> None:
         y = getattr(dataset, "y", None)
         if not isinstance(y, torch.Tensor) or len(y) == 0:
             continue
-        if y.is_floating_point() and not (torch.isfinite(y).all() and torch.equal(y, y.round())):
-            raise DataCorruptError(f"{name or 'data'}: the {split} labels are not all whole numbers (class indices "
-                                   f"0 to {num_classes - 1})")
+        check_whole_labels(y, f"{name or 'data'}: the {split} labels")
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= num_classes:
             raise DataCorruptError(f"{name or 'data'}: the {split} labels run from {low} to {high}; with "

@@ -7,6 +7,13 @@ import torch
 from deepspike.core.errors import DataCorruptError
 
 
+def check_whole_labels(y: torch.Tensor, what: str) -> None:
+    """A one-line ``DataCorruptError`` starting with ``what`` when floating-point labels ``y [N]`` are not all finite
+    whole numbers (a cast to int64 truncated 1.7 to 1 and turned NaN into -2**63)."""
+    if y.is_floating_point() and not (torch.isfinite(y).all() and torch.equal(y, y.round())):
+        raise DataCorruptError(f"{what} are not all whole numbers (class indices)")
+
+
 class TensorDataset:
     """Images ``x`` float32 ``[N, C, H, W]`` in [0, 1] and labels ``y`` int64 ``[N]``.
 
@@ -21,6 +28,7 @@ class TensorDataset:
             raise DataCorruptError(f"{name}: images must be [N, C, H, W], got shape {tuple(x.shape)}")
         if y.dim() != 1 or len(y) != len(x):
             raise DataCorruptError(f"{name}: {len(x)} images but labels of shape {tuple(y.shape)}")
+        check_whole_labels(y, f"{name}: the labels")
         self.x = x.to(torch.float32)
         self.y = y.to(torch.int64)
 
