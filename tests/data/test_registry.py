@@ -28,6 +28,13 @@ def test_list_and_unknown_names():
         load_dataset("digits", val_fraction=1.0)
 
 
+@pytest.mark.parametrize("name", [["digits"], {"digits": 1}, None, 3])
+def test_a_name_that_is_no_text_is_an_unknown_dataset_in_one_line(name):
+    """A list or dict name raised 'TypeError: unhashable type'."""
+    with pytest.raises(ConfigError, match=r"^unknown dataset .*; valid: .*digits"):
+        load_dataset(name)
+
+
 def test_register_custom_dataset():
     @register_dataset("test_tiny")
     def tiny(data_dir=None, val_fraction=0.0, seed=0, download=False, n=4):

@@ -69,7 +69,7 @@ def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int 
     data set's own options (e.g. ``size=64`` for image folders). Unknown names or options raise
     :class:`ConfigError`.
     """
-    if name not in _LOADERS:
+    if not isinstance(name, str) or name not in _LOADERS:  # a list or dict name was a TypeError (unhashable)
         raise unknown_choice("dataset", name, _LOADERS)
     check_common(val_fraction, seed, download)
     fn = _LOADERS[name]
