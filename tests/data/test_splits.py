@@ -8,7 +8,17 @@ import torch
 
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError, DataCorruptError
-from deepspike.data import BatchIterator, TensorDataset, load_dataset, make_splits, mix_seed, mnist, split_indices
+from deepspike.data import (
+    BatchIterator,
+    TensorDataset,
+    channel_stats,
+    load_dataset,
+    make_splits,
+    mix_seed,
+    mnist,
+    normalize,
+    split_indices,
+)
 from fakedata import write_idx
 
 
@@ -131,3 +141,18 @@ def test_seeds_that_differ_above_32_bits_give_other_splits_and_orders():
     data = TensorDataset(torch.zeros(64, 1, 1, 1), torch.zeros(64, dtype=torch.int64))
     orders = [BatchIterator(data, 8, seed=s).indices() for s in (0, 2**32)]
     assert not torch.equal(*orders)
+
+
+@pytest.mark.parametrize("value, n", [(0.33008623123168945, 10909), (0.9005606174468994, 22146)])
+def test_a_constant_channel_has_std_exactly_0_and_is_only_centred(value, n):
+    """E[x^2] - mean^2 over chunks left round-off: std 3.7e-9 and 1.5e-8 for these constant channels, so normalize
+    scaled a test value 0.1 away from the constant by ~1e7 instead of centring it."""
+    x = torch.rand(n, 2, 3, 3, generator=torch.Generator().manual_seed(n))
+    x[:, 1] = value
+    mean, std = channel_stats(x, chunk=1000)
+    reference = x.double().transpose(0, 1).reshape(2, -1)  # [C, N * H * W]
+    torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), reference.mean(dim=1))
+    torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), reference.std(dim=1, unbiased=False))
+    assert std[1] == 0.0 and mean[1] == float(torch.tensor(value))
+    out = normalize(torch.full((1, 2, 1, 1), value + 0.1), mean, std)
+    assert abs(float(out[0, 1]) - 0.1) < 1e-6

@@ -95,21 +95,35 @@ def split_indices(labels: torch.Tensor, fraction: float, seed: int,
 
 
 def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) standard deviation of images ``x [N, C, H, W]``.
+    """Per-channel mean and (population) standard deviation of images ``x [N, C, H, W]``, over N, H, W
+    (:func:`axis_stats` along axis 1)."""
+    return axis_stats(x, 1, chunk)
 
-    ``mean_c = E[x[:, c]]``, ``std_c = sqrt(E[x[:, c]^2] - mean_c^2)``, over N, H, W; accumulated in
-    float64 over chunks of ``chunk`` images, so no full-size copy is made.
+
+def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and population standard deviation of ``x`` per entry ``c`` of dim ``axis``, over every other dim.
+
+    With ``K_c`` the largest value of channel ``c`` in the first sample (a shift) and ``d = x[..., c, ...] - K_c``:
+    ``mean_c = K_c + E[d]``, ``std_c = sqrt(E[d^2] - E[d]^2)``, accumulated in float64 over chunks of ``chunk``
+    samples, so no full-size copy is made. The shift makes a constant channel's std exactly 0 (unshifted,
+    ``E[x^2] - mean^2`` left round-off up to ~1e-8 there, which ``normalize`` then divided by). Returns ``([C],
+    [C])`` tuples; an empty ``x`` gives means and stds of 0.
     """
-    s1 = torch.zeros(x.shape[1], dtype=torch.float64)
-    s2 = torch.zeros(x.shape[1], dtype=torch.float64)
+    c = x.shape[axis]
+    dims = tuple(d for d in range(x.dim()) if d != axis)
+    view = [1] * x.dim()
+    view[axis] = c
+    shift = x[:1].double().amax(dim=dims) if x.numel() else torch.zeros(c, dtype=torch.float64)  # [C]
+    s1 = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
     for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].double()  # [chunk, C, H, W]
-        s1 += part.sum(dim=(0, 2, 3))
-        s2 += part.square().sum(dim=(0, 2, 3))
-    count = x.shape[0] * x.shape[2] * x.shape[3]
+        part = x[start:start + chunk].double() - shift.view(view)  # [chunk, ...]
+        s1 += part.sum(dim=dims)
+        s2 += part.square().sum(dim=dims)
+    count = max(1, x.numel() // max(1, c))
     mean = s1 / count
     std = (s2 / count - mean.square()).clamp_min(0).sqrt()
-    return tuple(mean.tolist()), tuple(std.tolist())
+    return tuple((shift + mean).tolist()), tuple(std.tolist())
 
 
 def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int,

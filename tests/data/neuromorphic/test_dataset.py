@@ -43,3 +43,12 @@ def test_frame_stats_per_channel_of_camera_frames():
     per_channel = x.double().permute(2, 0, 1, 3, 4).reshape(2, -1)  # [C, N * T * H * W]
     torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), per_channel.mean(dim=1))
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), per_channel.std(dim=1, unbiased=False))
+
+
+def test_frame_stats_of_a_constant_float_feature_are_exactly_that_value_and_0():
+    """Unshifted float64 sums over chunks gave this constant feature a std of ~1e-8 (normalize divided by it)."""
+    x = torch.rand(13639, 1, 3, generator=torch.Generator().manual_seed(0))  # [N, T, F]
+    x[:, :, 2] = 0.7576315999031067
+    mean, std = frame_stats(EventFrameDataset(x, torch.zeros(len(x))), chunk=1000)
+    assert std[2] == 0.0 and mean[2] == float(x[0, 0, 2])
+    torch.testing.assert_close(torch.tensor(std[:2], dtype=torch.float64), x[:, 0, :2].double().std(0, unbiased=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.errors import DataCorruptError
+from deepspike.data.splits import axis_stats
 
 
 class EventFrameDataset:
@@ -59,17 +60,6 @@ class EventFrameDataset:
 
 def frame_stats(dataset: EventFrameDataset, chunk: int = 2048) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std of the frames ``x [N, T, C, H, W]`` per channel C (over N, T, H, W), or of ``x [N, T, F]`` per
-    feature F (over N, T): per entry of dim 2, over every other dim (float64 sums over chunks of samples)."""
-    x = dataset.x
-    c = x.shape[2]
-    dims = tuple(d for d in range(x.dim()) if d != 2)  # (0, 1, 3, 4) or (0, 1)
-    s1 = torch.zeros(c, dtype=torch.float64)
-    s2 = torch.zeros(c, dtype=torch.float64)
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].double()  # [chunk, T, C, H, W] or [chunk, T, F]
-        s1 += part.sum(dim=dims)
-        s2 += part.square().sum(dim=dims)
-    count = max(1, x.numel() // max(1, c))
-    mean = s1 / count
-    std = (s2 / count - mean.square()).clamp_min(0).sqrt()
-    return tuple(mean.tolist()), tuple(std.tolist())
+    feature F (over N, T): per entry of dim 2, over every other dim (:func:`deepspike.data.splits.axis_stats`:
+    float64 sums over chunks of samples, a constant channel's std exactly 0)."""
+    return axis_stats(dataset.x, 2, chunk)
