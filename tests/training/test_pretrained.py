@@ -15,7 +15,7 @@ from deepspike.cli import main
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training import pretrained
 from deepspike.training.checkpoint_format import read_checkpoint_file
-from deepspike.training.pretrained import MAX_WEIGHTS_BYTES, WEIGHTS_NAME, ZOO_DIR, accuracy_on, zoo_names
+from deepspike.training.pretrained import MAX_WEIGHTS_BYTES, WEIGHTS_NAME, ZOO_DIR, accuracy_on, preprocess, zoo_names
 from deepspike.training.runs import save_checkpoint
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "fashion_mnist_test_first200.npz"
@@ -85,7 +85,7 @@ TAMPERED_CARDS = {
     "another entry's name": _edited(CARD, name="ttfs_fmnist"),
     "no input": _edited(CARD, input=DROP),
     "normalize of another channel count": _edited(CARD, input=NORM),
-    "a std of 0": _edited(CARD, input={"range": [0, 1], "normalize": {"mean": [0.3], "std": [0.0]}}),
+    "a negative std": _edited(CARD, input={"range": [0, 1], "normalize": {"mean": [0.3], "std": [-0.1]}}),
 }
 
 
@@ -118,3 +118,12 @@ def test_a_card_of_another_config_or_weights_with_nan_are_refused(tmp_path, monk
     save_checkpoint(folder / WEIGHTS_NAME, {"model": weights})  # a checksum of the NaN weights
     with pytest.raises(DataCorruptError, match=f"its {key} holds inf or nan"):
         ds.pretrained("stbp_fmnist")
+
+
+def test_a_card_of_a_channel_constant_in_training_centres_it_as_training_did():
+    """std 0 (a channel constant in the training split): ``normalize`` only centres it (scale 1), so a card saying
+    so is valid and ``preprocess`` gives what training gave; it was refused as tampered, and divided by 0."""
+    card = {"input": {"range": [0, 1], "normalize": {"mean": [0.5, 0.2], "std": [0.0, 0.25]}}}
+    images = torch.tensor([[[[0.75]], [[0.7]]]])  # [1, 2, 1, 1]
+    assert pretrained._input_fits(card["input"], 2)
+    torch.testing.assert_close(preprocess(card, images), torch.tensor([[[[0.25]], [[2.0]]]]))

@@ -25,6 +25,7 @@ from torch import nn
 from deepspike.config.load import load_config
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.data.augment import normalize
 from deepspike.data.paths import one_line
 from deepspike.models.registry import MAX_SIZE_ARG
 from deepspike.training.checkpoint_format import read_checkpoint_file
@@ -105,7 +106,8 @@ def zoo_table() -> list[dict[str, Any]]:
 
 def _input_fits(value: Any, channels: int) -> bool:
     """``value`` is a card's ``input``: an object whose ``normalize`` is null or holds ``mean`` and ``std`` lists of
-    ``channels`` finite numbers each, every std > 0 (``preprocess`` divides by them)."""
+    ``channels`` finite numbers each, every std >= 0 (``preprocess`` standardises with them as training did,
+    ``data.augment.normalize``: a std of 0, a channel constant in the training split, is only centred)."""
     if not isinstance(value, dict) or "normalize" not in value:
         return False
     norm = value["normalize"]
@@ -116,7 +118,7 @@ def _input_fits(value: Any, channels: int) -> bool:
     mean, std = norm.get("mean"), norm.get("std")
     if not all(isinstance(v, list) and len(v) == channels and all(is_finite(x) for x in v) for v in (mean, std)):
         return False
-    return all(x > 0 for x in std)
+    return all(x >= 0 for x in std)
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any, Any, nn.Module]:
@@ -146,13 +148,10 @@ def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:
 
 def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
     """Images ``[B, *input_shape]`` in [0, 1] as the entry expects them: standardised with the training split's
-    per-channel mean and standard deviation when its recipe did (``card["input"]["normalize"]``)."""
+    per-channel mean and standard deviation when its recipe did (``card["input"]["normalize"]``), as training did
+    (``data.augment.normalize``)."""
     norm = card["input"].get("normalize")
-    if not norm:
-        return images
-    mean = torch.tensor(norm["mean"], dtype=images.dtype).reshape(1, -1, 1, 1)
-    std = torch.tensor(norm["std"], dtype=images.dtype).reshape(1, -1, 1, 1)
-    return (images - mean) / std
+    return normalize(images, norm["mean"], norm["std"]) if norm else images
 
 
 def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
