@@ -23,6 +23,7 @@ from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_whole, shown_value
 from deepspike.deploy import DEFAULT_DT
 from deepspike.deploy.conformance import check_run
+from deepspike.deploy.nir_eval import evaluate_nir as _evaluate_nir
 from deepspike.deploy.nir_export import run_graph, write_graph
 from deepspike.deploy.onnx_export import FORMS as ONNX_FORMS
 from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export_pretrained_onnx, export_run_onnx
@@ -268,6 +269,17 @@ def _refuse_options_without_their_part(path, check: bool, steps, target, limit, 
         raise ConfigError(f"{', '.join(file_only)} shape the NIR file written with --nir PATH; give --nir")
     if path is None and onnx is None and not check and (options.get("dt") is not None or options.get("round_delays")):
         raise ConfigError("--dt and --round-delays apply to --nir PATH, --onnx PATH and --check; give one of them")
+
+
+def evaluate_nir(path: str | Path, data: str, split: str = "test", timesteps: int | None = None,
+                 encoder: str | None = None, dt: float | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Score the rate-coded NIR file ``path`` (deepspike's or another tool's) on ``split`` of data set ``data``:
+    ``{"accuracy", "samples", "timesteps", "coding", "decode", "nir"}`` (``deploy.nir_eval``). ``timesteps`` and
+    ``encoder`` (the input coding) override the file's metadata and are needed where it has none; ``dt`` as
+    ``deploy.from_nir``; ``limit``: the first samples only."""
+    if split not in SPLITS:
+        raise unknown_choice("split", split, SPLITS)
+    return _evaluate_nir(path, data, split=split, timesteps=timesteps, coding=encoder, dt=dt, limit=limit)
 
 
 def spike_activity(run_dir: str | Path) -> Activity:

@@ -1,0 +1,111 @@
+"""Score a rate-coded NIR file on a data set: ``deepspike eval MODEL.nir --data NAME``.
+
+The file alone says how its input is made when deepspike wrote it (graph metadata ``encoder``, ``timesteps``, the
+coding's options, ``input_mean`` / ``input_std`` when the run standardised its data, and ``decode``); a file from
+another tool says none of it, so ``coding`` and ``timesteps`` are then given by the caller and the images go in
+as the data set gives them (in [0, 1]). Each batch ``x [B, *sample]`` is coded to ``[T, B, ...]`` by the encoder a
+run would build (``methods.encoder_choice.make_encoder``; a converted net's signed Poisson input with its scale),
+run through ``from_nir``'s network and decoded as the graph's ``decode`` says::
+
+    rate      class = argmax_k sum_t s_t[k]                      (output spikes [T, B, K])
+    membrane  class = argmax_k v_T[k]                            (the LI / I output's membrane trace [T, B, K])
+    vote      class = argmax_c sum_t sum_{k in group c} s_t[k]   (K = G * num_classes neurons, G per class)
+
+in an ``eval_pass`` with the evaluation seed, so a deepspike run and its exported file draw the same Poisson input
+and score the same (tested).
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
+from deepspike.data.augment import normalize
+from deepspike.deploy.nir_import import from_nir
+from deepspike.methods.converted_network import SignedPoissonEncoder
+from deepspike.methods.encoder_choice import encoder_names, make_encoder
+from deepspike.training.evaluate import eval_pass, limit_samples
+from deepspike.training.run_setup import load_data, make_batches
+
+DECODES = ("rate", "membrane", "vote")
+CODING_OPTIONS = ("delta_threshold", "delta_mode", "delta_off_spikes", "population_size", "population_low",
+                  "population_high", "population_width", "population_spikes")
+
+
+def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
+    """The encoder of a graph's metadata (``encoder``, or an Input node's ``coding``, and its options), or of
+    ``coding`` when given; a one-line ``ConfigError`` when neither names one that deepspike builds."""
+    name = coding if coding is not None else meta.get("coding", meta.get("encoder"))
+    if name is None:
+        raise ConfigError("the NIR file does not say how its input is coded (no metadata 'encoder'): pass --encoder")
+    if name not in encoder_names():
+        raise ConfigError(f"input coding {name!r} is not one deepspike builds; valid: {', '.join(encoder_names())}")
+    scale, value = float(meta.get("bipolar_scale", 1.0)), float(meta.get("bipolar_value", 1.0))
+    if name == "bipolar" and (scale, value) != (1.0, 1.0):
+        return SignedPoissonEncoder(scale, weighted=value == scale)
+    return make_encoder(SimpleNamespace(encoder=name, **{k: meta[k] for k in CODING_OPTIONS if k in meta}))
+
+
+def decided_class(out: torch.Tensor, decode: str, num_classes: int | None = None) -> torch.Tensor:
+    """The class ``[B]`` of the graph's output ``out [T, B, K]`` under ``decode`` (module docstring)."""
+    if decode == "membrane":
+        return out[-1].argmax(dim=1)
+    counts = out.sum(dim=0)  # [B, K]
+    if decode == "vote":
+        if not (num_classes and counts.shape[1] % num_classes == 0):
+            raise ConfigError(f"decode 'vote' needs num_classes dividing the {counts.shape[1]} output neurons, "
+                              f"got {num_classes!r}")
+        counts = counts.reshape(counts.shape[0], num_classes, -1).sum(dim=2)
+    return counts.argmax(dim=1)
+
+
+def _steps(meta: dict[str, Any], timesteps: int | None) -> int:
+    steps = timesteps if timesteps is not None else meta.get("timesteps") or None
+    if steps is None:
+        raise ConfigError("the NIR file does not say how many time steps it runs (no metadata 'timesteps'): pass "
+                          "--timesteps")
+    if not is_whole(steps, 1, 1_000_000):
+        raise ConfigError(f"--timesteps must be a whole number from 1 to 1,000,000, got {steps!r}")
+    return int(steps)
+
+
+def _test_batches(dataset: str, split: str, meta: dict[str, Any]):
+    """The batches of ``split`` of ``dataset`` as a run with the default recipe reads them, standardised with the
+    graph's ``input_mean`` / ``input_std`` when it has them."""
+    config = load_config(None, [f"data.name={dataset}"])
+    batches = make_batches(config, load_data(config), split, torch.device("cpu"), training=False)
+    if batches is None:
+        raise ConfigError(f"data set {dataset!r} has no {split} split")
+    stats = meta.get("input_mean"), meta.get("input_std")
+    for x, y in batches:
+        yield (x if stats[0] is None else normalize(x, stats[0], stats[1])), y
+
+
+def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", timesteps: int | None = None,
+                 coding: str | None = None, dt: float | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Accuracy of the rate-coded NIR file ``source`` on ``split`` of ``dataset`` (module docstring):
+    ``{"accuracy", "samples", "timesteps", "coding", "decode", "nir"}``. ``timesteps`` and ``coding`` override the
+    file's; ``dt`` as ``from_nir``; ``limit``: the first samples only."""
+    net = from_nir(source, dt)
+    meta = net.metadata
+    encoder, steps = nir_encoder(meta, coding), _steps(meta, timesteps)
+    decode = str(meta.get("decode", "rate"))
+    if decode not in DECODES:
+        raise ConfigError(f"the NIR file's decode {decode!r} is not one of {', '.join(DECODES)}")
+    if limit is not None and not is_whole(limit, 1):
+        raise ConfigError(f"--limit must be a whole number >= 1, got {limit!r}")
+    correct = n = 0
+    with eval_pass(encoder):
+        for x, y in limit_samples(_test_batches(dataset, split, meta), limit):
+            out = net(encoder(x, steps))
+            correct += int((decided_class(out, decode, meta.get("num_classes")) == y).sum())
+            n += len(y)
+    return {"accuracy": correct / n if n else None, "samples": n, "timesteps": steps,
+            "coding": coding or meta.get("coding", meta.get("encoder")), "decode": decode, "nir": os.fspath(source)}

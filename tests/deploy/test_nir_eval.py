@@ -1,0 +1,86 @@
+"""``deepspike eval MODEL.nir --data NAME``: a run and the NIR file exported from it score the same; a file that
+does not say its coding or time steps asks for them; options of the other kind are refused."""
+
+import json
+
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+from deepspike.cli import main  # noqa: E402
+from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.deploy.nir_eval import decided_class  # noqa: E402
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def run_and_file(tmp_path_factory):
+    """A standardised digits run with signed Poisson input (30 hidden LIF neurons, T = 6) and its NIR export."""
+    folder = tmp_path_factory.mktemp("nir_eval")
+    run = folder / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=6", "method.encoder=bipolar", "model.name=mlp",
+                 "model.args.hidden=[30]", "data.normalize=true", "train.epochs=3", "train.progress=false",
+                 "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(folder / "model.nir")]) == 0
+    return run, folder / "model.nir"
+
+
+def test_a_run_and_its_exported_file_score_the_same(run_and_file, capsys):
+    run, path = run_and_file
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(path), "--data", "digits"]) == 0
+    theirs = _json(capsys)
+    assert 0.2 < ours["test_accuracy"] < 1.0  # trained, not perfect: the comparison can fail
+    assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
+    assert (theirs["coding"], theirs["timesteps"], theirs["decode"]) == ("bipolar", 6, "rate")
+    graph = nir.read(str(path))
+    assert len(graph.metadata["input_mean"]) == 1  # the run's standardisation travels with the file
+    assert main(["eval", str(path), "--data", "digits", "--timesteps", "1", "--limit", "100"]) == 0
+    short = _json(capsys)
+    assert short["samples"] == 100 and short["timesteps"] == 1 and short["accuracy"] != theirs["accuracy"]
+
+
+def test_a_file_that_does_not_say_its_coding_asks_for_it(run_and_file, tmp_path, capsys):
+    _, path = run_and_file
+    graph = nir.read(str(path))
+    graph.metadata = {"dt": graph.metadata["dt"]}  # as another tool writes it
+    bare = tmp_path / "bare.nir"
+    nir.write(str(bare), graph)
+    capsys.readouterr()
+    assert main(["eval", str(bare), "--data", "digits"]) == 2
+    assert "does not say how its input is coded (no metadata 'encoder'): pass --encoder" in capsys.readouterr().err
+    assert main(["eval", str(bare), "--data", "digits", "--encoder", "direct"]) == 2
+    assert "pass --timesteps" in capsys.readouterr().err
+    assert main(["eval", str(bare), "--data", "digits", "--encoder", "direct", "--timesteps", "4"]) == 0
+    assert _json(capsys)["samples"] == 360
+
+
+@pytest.mark.parametrize(("target", "options", "message"), [
+    ("run", ["--data", "digits"], "--data: for a NIR file given in place of RUN_DIR, not a run directory"),
+    ("file", ["--round-delays"], "--round-delays: for a run directory, not a NIR file"),
+    ("file", [], "is a file: to score a NIR file, name the data set with --data"),
+    ("file", ["--data", "digits", "--encoder", "morse"], "input coding 'morse' is not one deepspike builds"),
+    ("file", ["--data", "digits", "--timesteps", "0"], "--timesteps must be a whole number from 1 to 1,000,000"),
+])
+def test_options_of_the_other_kind_and_bad_values_are_one_line(run_and_file, capsys, target, options, message):
+    run, path = run_and_file
+    capsys.readouterr()
+    assert main(["eval", str(run if target == "run" else path), *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_decisions_by_hand():
+    spikes = torch.tensor([[[1.0, 0, 1, 0, 0, 1]], [[0, 0, 1, 1, 0, 1]]])  # [T=2, B=1, K=6]
+    assert decided_class(spikes, "rate").tolist() == [2]  # counts 1 0 2 1 0 2: the first of the largest
+    assert decided_class(spikes, "vote", num_classes=3).tolist() == [1]  # contiguous groups (1 0) (2 1) (0 2): 1 3 2
+    trace = torch.tensor([[[0.5, 0.1]], [[0.2, 0.4]]])
+    assert decided_class(trace, "membrane").tolist() == [1]  # the last step's membrane
+    with pytest.raises(ConfigError, match="decode 'vote' needs num_classes dividing the 6 output neurons"):
+        decided_class(spikes, "vote", num_classes=4)
