@@ -317,7 +317,7 @@ def main() -> None:
     text = markdown(rows, _header(args, pythons, frameworks, rows))
     if args.markdown:
         print(text)
-        if args.markdown != "-":
+        if str(args.markdown) != "-":  # argparse runs the type on const too: "-" comes back as Path("-")
             write_result(ap, args.markdown, text + "\n")
 
 

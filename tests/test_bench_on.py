@@ -43,3 +43,14 @@ def test_python_for_names_the_interpreter_of_one_framework(monkeypatch):
                                                                                                 "error": "x"})
     bench_on.main()
     assert ("norse", sys.executable) in rows and len(rows) == len(bench_on.FRAMEWORKS)
+
+
+def test_markdown_without_a_file_prints_the_table_and_writes_no_file(monkeypatch, tmp_path, capsys):
+    """``--markdown`` alone (as gpu_check.sh and run_all.py call it): argparse runs the path check on the const "-",
+    which came back as Path("-"), so the table was also written to a file named "-" in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench_on.py", "--markdown", "--frameworks", "deepspike"])
+    monkeypatch.setattr(bench_on, "_spawn", lambda python, fw, *a: {"framework": fw, "error": "x"})
+    bench_on.main()
+    assert "Open Neuromorphic benchmark" in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())
