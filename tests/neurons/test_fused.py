@@ -7,7 +7,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.neurons import LIF, NeuronParams, list_surrogates, neuron_multistep
-from deepspike.neurons.fused import FUSED_SURROGATES, fused_supported
+from deepspike.neurons.fused import FUSED_SURROGATES, fused_available, fused_supported, switched_on
 from deepspike.neurons.surrogate import BUILT_IN
 
 pytest.importorskip("numba")
@@ -296,3 +296,23 @@ def test_relayout_of_a_gradient_stays_on_its_device():
     g = torch.ones((), device="meta").expand(3, 4, 5)  # stride 0 everywhere
     out = _with_strides(g, (20, 5, 1))
     assert out.device.type == "meta" and out.stride() == (20, 5, 1) and out.dtype == g.dtype
+
+
+@pytest.mark.parametrize(("name", "value"), [("DEEPSPIKE_FUSED", "of"), ("DEEPSPIKE_FUSED", "2"),
+                                             ("DEEPSPIKE_FUSED_BACKEND", "tritonn"), ("DEEPSPIKE_FUSED_BACKEND", "")])
+def test_a_misspelt_fused_switch_is_a_one_line_error_not_a_silent_default(name, value, monkeypatch):
+    """``DEEPSPIKE_FUSED=of`` left the kernels on and ``DEEPSPIKE_FUSED_BACKEND=tritonn`` ran numba, both silently;
+    now each is a one-line ConfigError naming the valid values."""
+    monkeypatch.setenv(name, value)
+    x = torch.rand(3, 2, 4)
+    with pytest.raises(ConfigError, match=rf"^{name} must be one of .*, got {value!r}$"):
+        LIF()(x)
+
+
+@pytest.mark.parametrize(("value", "on"), [("0", False), ("off", False), ("no", False), ("false", False),
+                                           ("1", True), ("on", True), ("yes", True), ("true", True)])
+def test_fused_switch_words(value, on, monkeypatch):
+    monkeypatch.setenv("DEEPSPIKE_FUSED", value)
+    monkeypatch.setenv("DEEPSPIKE_FUSED_BACKEND", "numba")
+    assert switched_on() is on
+    assert fused_supported(torch.rand(3, 2, 4), NeuronParams(decay=0.5)) is (on and fused_available())

@@ -21,21 +21,23 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
 ``neuron_multistep`` dispatches here automatically when ``fused_supported`` says yes: float32 tensors,
 on the CPU with numba importable (``fused_kernels``) or on CUDA with triton importable (``fused_triton``:
 the same update without ``pool``), a surrogate the kernels know, and the switch not off. Switch it off
-with the environment variable ``DEEPSPIKE_FUSED=0`` (read at each call) or ``neuron_multistep(...,
-fused=False)``. ``DEEPSPIKE_FUSED_BACKEND=triton`` runs the Triton kernels on CPU tensors too (with
-``TRITON_INTERPRET=1``: how they are tested without a GPU). Double backward through the fused path raises
-an error (``once_differentiable``); use ``fused=False``.
+with the environment variable ``DEEPSPIKE_FUSED=0`` (read at each call; ``0``/``false``/``off``/``no`` switch
+off, ``1``/``true``/``on``/``yes`` or unset leave on, anything else is a one-line ``ConfigError``) or
+``neuron_multistep(..., fused=False)``. ``DEEPSPIKE_FUSED_BACKEND=triton`` runs the Triton kernels on CPU tensors
+too (with ``TRITON_INTERPRET=1``: how they are tested without a GPU); ``auto`` (the default) and ``numba`` run
+numba on CPU tensors and Triton on CUDA tensors; any other value is a one-line ``ConfigError``.
+Double backward through the fused path raises an error (``once_differentiable``); use ``fused=False``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.env import env_choice
 from deepspike.core.first_order import first_order_backward
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.fused_constants import RESET_CODES, SURROGATE_CODES, surrogate_constants
@@ -45,6 +47,8 @@ _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imp
 
 ENV_SWITCH = "DEEPSPIKE_FUSED"
 ENV_BACKEND = "DEEPSPIKE_FUSED_BACKEND"
+SWITCH_OFF, SWITCH_ON = ("0", "false", "off", "no"), ("1", "true", "on", "yes")
+BACKENDS = ("auto", "numba", "triton")
 FUSED_SURROGATES = tuple(SURROGATE_CODES)
 
 
@@ -72,8 +76,9 @@ def _kernels():
 
 def switched_on() -> bool:
     """False when the environment variable ``DEEPSPIKE_FUSED`` is ``0``/``false``/``off``/``no`` (read at each call):
-    every fused path then runs its reference loop."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
+    every fused path then runs its reference loop; True when unset or ``1``/``true``/``on``/``yes``; a one-line
+    ``ConfigError`` for anything else (a typo such as ``of`` left the kernels on)."""
+    return env_choice(ENV_SWITCH, "1", SWITCH_ON + SWITCH_OFF) in SWITCH_ON
 
 
 def fused_available() -> bool:
@@ -90,8 +95,9 @@ def _triton_kernels():
 
 def uses_triton(x: torch.Tensor) -> bool:
     """Whether the fused update of ``x`` runs the Triton kernels: CUDA tensors, or any tensor when
-    ``DEEPSPIKE_FUSED_BACKEND=triton`` (module docstring)."""
-    return x.device.type == "cuda" or os.environ.get(ENV_BACKEND, "").strip().lower() == "triton"
+    ``DEEPSPIKE_FUSED_BACKEND=triton`` (module docstring; ``auto``, the default, or ``numba`` otherwise, anything
+    else a one-line ``ConfigError``: ``tritonn`` ran numba with nothing said)."""
+    return env_choice(ENV_BACKEND, "auto", BACKENDS) == "triton" or x.device.type == "cuda"
 
 
 def kernel_ready(x: torch.Tensor) -> bool:
