@@ -105,3 +105,16 @@ def test_a_native_switch_that_is_neither_0_nor_1_is_a_one_line_error(cache, monk
     assert not native.cache_dir().exists()
     monkeypatch.setenv("DEEPSPIKE_NATIVE", "0")
     assert native.load(cache) is None and native.unavailable_reason(cache) == "disabled by DEEPSPIKE_NATIVE=0"
+
+
+def test_a_tilde_in_the_cache_variable_is_the_home_folder(monkeypatch, tmp_path):
+    """``DEEPSPIKE_CACHE='~/x'`` is ``$HOME/x`` as in a shell (it made a folder literally named ``~`` in the
+    working folder); ``~nosuchuser/x`` is a one-line ConfigError."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEEPSPIKE_CACHE", "~/x")
+    assert native.cache_dir() == tmp_path / "home" / "x" / "native"
+    monkeypatch.setenv("DEEPSPIKE_CACHE", "~nosuchuser_deepspike/x")
+    with pytest.raises(ConfigError, match=r"^DEEPSPIKE_CACHE '~nosuchuser_deepspike/x': cannot expand its '~' \("):
+        native.cache_dir()
+    monkeypatch.delenv("DEEPSPIKE_CACHE")
+    assert native.cache_dir() == tmp_path / "home" / ".cache" / "deepspike" / "native"

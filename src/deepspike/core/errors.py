@@ -37,6 +37,11 @@ class TrainingDiverged(UserError, FloatingPointError):
     """Training produced a non-finite loss or non-finite weights; the run keeps its last finished epoch."""
 
 
+def one_line(error: object) -> str:
+    """A library's error text squeezed onto one line (our messages must stay one line)."""
+    return " ".join(str(error).split())
+
+
 def os_reason(error: OSError) -> str:
     """The operating system's words for ``error`` ("No space left on device"), else the error's own text."""
     return os.strerror(error.errno) if error.errno else str(error)

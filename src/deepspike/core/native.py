@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 from deepspike.core.env import env_choice
+from deepspike.core.paths import expand
 
 _BASE_FLAGS = ["-O3", "-std=gnu11", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared"]
 _FLAG_SETS = (["-march=native", "-fopenmp"], ["-fopenmp"], ["-march=native"], [])
@@ -41,9 +42,11 @@ _reasons: dict[Path, str] = {}
 
 
 def cache_dir() -> Path:
-    """Folder of the compiled libraries (``$DEEPSPIKE_CACHE/native`` or ``~/.cache/deepspike/native``)."""
-    root = os.environ.get("DEEPSPIKE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "deepspike")
-    return Path(root) / "native"
+    """Folder of the compiled libraries (``$DEEPSPIKE_CACHE/native`` or ``~/.cache/deepspike/native``); a leading
+    ``~`` or ``~user`` in ``DEEPSPIKE_CACHE`` is that home folder (``core.paths.expand``: a one-line ``ConfigError``
+    for an unknown user), as in a shell."""
+    root = os.environ.get("DEEPSPIKE_CACHE")
+    return (expand(root, "DEEPSPIKE_CACHE") if root else Path.home() / ".cache" / "deepspike") / "native"
 
 
 def _cpu_identity() -> str:

@@ -17,7 +17,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.core.errors import DataCorruptError, DataNotFoundError, one_line  # noqa: F401 - one_line: re-exported
+from deepspike.core.paths import expand
 
 ENV_VAR = "DEEPSPIKE_DATA"
 
@@ -34,15 +35,6 @@ def search_roots(data_dir: str | os.PathLike | None) -> list[Path]:
     roots += [expand(p, f"${ENV_VAR} entry") for p in env.split(os.pathsep) if p]
     roots.append(cache_root())
     return roots
-
-
-def expand(path: str | os.PathLike, what: str = "data.data_dir") -> Path:
-    """``path`` with a leading ``~`` or ``~user`` expanded to that home folder; a one-line ``ConfigError`` where
-    there is none (``~nosuchuser/data``: pathlib's RuntimeError was a traceback)."""
-    try:
-        return Path(path).expanduser()
-    except RuntimeError as e:
-        raise ConfigError(f"{what} {str(path)!r}: cannot expand its '~' ({one_line(e)})") from e
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None, subdirs: Sequence[str],
@@ -113,8 +105,3 @@ def check_regular_file(path: str | os.PathLike) -> None:
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "a pipe or device" if path.exists() else "missing (a broken link?)"
         raise DataCorruptError(f"{path} is {kind}, not a data file; remove it or put the file there")
-
-
-def one_line(error: object) -> str:
-    """A library's error text squeezed onto one line (our messages must stay one line)."""
-    return " ".join(str(error).split())
