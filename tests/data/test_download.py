@@ -155,3 +155,16 @@ def test_extract_tar_refuses_escaping_members(tmp_path):
     (tmp_path / "b.tar.gz").write_bytes(b"not a tar")
     with pytest.raises(DataCorruptError, match="cannot extract"):
         extract_tar(tmp_path / "b.tar.gz", tmp_path / "out")
+
+
+@pytest.mark.parametrize("length", [242, 250, 255])
+def test_a_long_file_name_that_is_allowed_downloads(server, tmp_path, length):
+    """A file name of 242 to 255 bytes is legal, but its temporary ``.NAME.XXXXXXXX.part`` was not: the download
+    failed with "File name too long"; the temporary name is now cut as ``core.atomic``'s is."""
+    url, www, _ = server
+    name = "d" * (length - 4) + ".bin"
+    payload = b"long name\n"
+    (www / name).write_bytes(payload)
+    out = download_file(url + name, tmp_path / "out" / name, "sha256:" + hashlib.sha256(payload).hexdigest())
+    assert out.read_bytes() == payload
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [name]

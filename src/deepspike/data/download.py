@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepspike.core.atomic import FILE_MODE
+from deepspike.core.atomic import FILE_MODE, TEMP_SUFFIX, temp_prefix
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data.paths import one_line
 
@@ -70,7 +70,7 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str, timeout: flo
     algo, expected = _split_checksum(checksum)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=TEMP_SUFFIX, dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, FILE_MODE)  # readable as any file the user writes (a shared data folder), not mkstemp's 0600
