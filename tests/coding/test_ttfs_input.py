@@ -91,3 +91,13 @@ def test_alpha_and_jitter_that_are_no_float32_numbers_are_refused_in_one_line(kw
 def test_the_jitter_must_be_finite_and_non_negative(jitter):
     with pytest.raises(ConfigError, match="jitter sigma=.* must be a finite number >= 0"):
         TTFSInput(jitter=jitter)
+
+
+@pytest.mark.parametrize("coding", ["1-p", "p", "255"])
+def test_an_alpha_that_is_zero_or_subnormal_in_float32_is_refused(coding):
+    """alpha=1e-300 made every float32 time 0 (1e-40 subnormal) with nothing said."""
+    for alpha in (1e-300, 1e-40):
+        with pytest.raises(ConfigError, match=rf"^TTFS coding alpha={alpha!r} is below float32's smallest normal"):
+            TTFSInput(coding, alpha=alpha)
+        with pytest.raises(ConfigError, match="below float32's smallest normal"):
+            encode_times(torch.tensor([0.5, 1.0]), coding=coding, alpha=alpha)

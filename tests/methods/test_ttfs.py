@@ -116,3 +116,13 @@ def test_model_state_dict_round_trip_and_deepcopy():
     other = get_method("ttfs", {}).build(arch).eval()
     other.load_state_dict(model.state_dict())
     torch.testing.assert_close(other(x), model(x))
+
+
+@pytest.mark.parametrize("method", ["ttfs", "stdbp"])
+@pytest.mark.parametrize("alpha", [1e-300, 1e-40])
+def test_an_alpha_below_float32s_smallest_normal_is_refused_at_load(method, alpha):
+    """``method.alpha=1e-300`` is 0 in float32: every input time became 0 and the run trained silently at chance
+    (10%); now below float32's smallest normal number (as ``ttfs_window``'s alpha) it is a one-line ConfigError."""
+    with pytest.raises(ConfigError, match=rf"^bad value {alpha!r} for method.alpha: expected in \[1.175e-38, "):
+        get_method(method, {"alpha": alpha})
+    assert get_method(method, {"alpha": 1.2e-38}).options.alpha == 1.2e-38

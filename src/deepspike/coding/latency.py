@@ -12,12 +12,19 @@ from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_finite, is_float32
 
 TTFS_MODES = ("1-p", "p")
+ALPHA_LOW = torch.finfo(torch.float32).tiny
+"""The smallest latency scale ``alpha``: float32's smallest normal number (a smaller one is 0 or subnormal in float32,
+so every input time ``alpha (1 - p)`` is 0 or nearly: ``alpha=1e-300`` trained silently at chance)."""
 
 
 def check_alpha(alpha: float, what: str) -> None:
-    """``ConfigError`` unless the latency scale ``alpha`` (time of the latest input spike) is a finite number > 0."""
+    """``ConfigError`` unless the latency scale ``alpha`` (time of the latest input spike) is a finite number > 0 of
+    float32's range, at least ``ALPHA_LOW`` (float32's smallest normal number)."""
     if not (is_float32(alpha) and alpha > 0):  # the times are float32 for float32 intensities
         raise ConfigError(f"{what} alpha={alpha!r} must be a finite number > 0")
+    if alpha < ALPHA_LOW:
+        raise ConfigError(f"{what} alpha={alpha!r} is below float32's smallest normal number {ALPHA_LOW:.4g}: every "
+                          "input time alpha * (1 - p) would be 0 or subnormal in float32")
 
 
 def check_jitter(sigma: float, what: str) -> None:

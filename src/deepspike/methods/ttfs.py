@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from deepspike.coding.decoders import first_spike_class
+from deepspike.coding.latency import ALPHA_LOW
 from deepspike.coding.ttfs_input import CODINGS, TTFSInput
 from deepspike.core.errors import unknown_choice
 from deepspike.core.options import FLOAT32_MAX, check_ranges
@@ -96,7 +97,9 @@ class TtfsOptions:
         most = f"at most float32's {FLOAT32_MAX:.4g}"
         checks = (
             (self.theta <= FLOAT32_MAX, "theta", most), (self.tau <= FLOAT32_MAX, "tau", most),
-            (self.alpha > 0, "alpha", "> 0"), (self.jitter >= 0, "jitter", ">= 0"),
+            (ALPHA_LOW <= self.alpha <= FLOAT32_MAX, "alpha", f"in [{ALPHA_LOW:.4g}, {FLOAT32_MAX:.4g}] (float32's "
+             "normal numbers: a smaller alpha makes every input time 0 or subnormal)"),
+            (self.jitter >= 0, "jitter", ">= 0"),
             (0 <= self.weight_sum_cost <= FLOAT32_MAX, "weight_sum_cost", f">= 0 and {most}"),
             (0 <= self.l2 <= FLOAT32_MAX, "l2", f">= 0 and {most}"),
             (self.grad_clip_rows is None or self.grad_clip_rows > 0, "grad_clip_rows", "> 0 or null"),
