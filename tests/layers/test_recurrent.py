@@ -351,3 +351,23 @@ def test_double_backward_through_the_scan_is_refused_and_rate_probes_keep_it(mon
 def test_no_steps_give_empty_spikes():
     layer = _scanned_layer()
     assert layer(torch.zeros(0, B, N)).shape == (0, B, M)
+
+
+@pytest.mark.parametrize("features", [0, -1, 2.5, True, "6"])
+def test_a_feature_count_that_is_no_whole_number_is_refused(features):
+    """features=0 was taken (a [0, 0] feedback, then 'mat1 and mat2 shapes cannot be multiplied'); 2.5 or True
+    raised a TypeError from nn.Linear."""
+    with pytest.raises(ConfigError, match=rf"^a recurrent layer's features must be a whole number >= 1, got "
+                                          rf"{features!r}$".replace("(", r"\(")):
+        RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), LIF(), features)
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_features_that_differ_from_the_feedforward_output_are_a_one_line_error(switch, monkeypatch):
+    """A feed-forward layer of M = 6 outputs with features=5 ended in torch's 'mat1 and mat2 shapes cannot be
+    multiplied' (both the scan and the step loop)."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", switch)
+    layer = RecurrentSpiking(TimeDistributed(torch.nn.Linear(N, M)), LIF(), M - 1)
+    with pytest.raises(ConfigError, match=r"^a recurrent layer of 5 features got currents \[7, 3, 6\] from its "
+                                          r"feed-forward layer: their last size must be that$"):
+        layer(_inputs())

@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn.modules import module as module_hooks
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.layers.spike_storage import mark_spikes
 from deepspike.layers.spiking_sequential import fusable_neuron, hooked
 from deepspike.layers.time_distributed import TimeDistributed
@@ -45,6 +46,8 @@ class RecurrentSpiking(CarriesState, nn.Module):
     neuron: a multistep spiking neuron on ``[T, B, M]`` that ``CarriesState``, not in-place (its one-step input
     may be a view of the feed-forward output). features: ``M``. bias: the feedback ``V s_{t-1} + b`` has a bias
     (NIR files whose recurrent weight is an ``Affine``; it also acts at step 0, where ``s_{-1} = 0``).
+    A ``features`` that is no whole number >= 1, or (at the call) that is not the feed-forward output's last size
+    ``M``, is a one-line ``ConfigError``.
     """
 
     def __init__(self, feedforward: nn.Module, neuron: nn.Module, features: int, bias: bool = False) -> None:
@@ -55,12 +58,17 @@ class RecurrentSpiking(CarriesState, nn.Module):
             raise ConfigError(f"a recurrent layer steps its neuron one time step at a time, which "
                               f"{type(neuron).__name__} cannot do ({why}); use method.neuron lif, plif, sliding_psn, "
                               "synaptic or alif")
+        if not is_whole(features, 1):  # 0 made a [0, 0] feedback, 2.5 or True a TypeError in nn.Linear
+            raise ConfigError(f"a recurrent layer's features must be a whole number >= 1, got {features!r}")
         self.feedforward = feedforward
         self.recurrent = TimeDistributed(nn.Linear(features, features, bias=bias))
         self.neuron = neuron
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         currents = self.feedforward(x)  # [T, B, M]
+        if currents.shape[-1:] != (self.recurrent.module.in_features,):  # was 'mat1 and mat2 shapes cannot be ...'
+            raise ConfigError(f"a recurrent layer of {self.recurrent.module.in_features} features got currents "
+                              f"{list(currents.shape)} from its feed-forward layer: their last size must be that")
         if self._scans(currents):
             return self._scan(currents)
         previous = self.carried()  # s_{t-1} [1, B, M] of the previous call, or None
