@@ -57,6 +57,15 @@ def test_check_without_any_tool_says_so_in_one_line(tiny_run, capsys, monkeypatc
     assert out.count("\n") == 1 and out.startswith("no NIR tool installed") and "make test-nir" in out
 
 
+def test_the_no_tool_message_lists_every_tool_installed_counts(tiny_run, capsys, monkeypatch):
+    """The message listed six tools and left out onnxruntime, which ``peers.installed`` counts."""
+    monkeypatch.setattr(conformance, "installed", lambda: [])
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--check", "--steps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime" in peers.TOOLS and out.startswith(f"no NIR tool installed ({', '.join(peers.TOOLS)});")
+
+
 def test_check_with_snntorch_reports_the_same_spikes(tiny_run, capsys, monkeypatch, tmp_path):
     pytest.importorskip("snntorch")
     monkeypatch.setattr(conformance, "installed", lambda: ["snntorch"])

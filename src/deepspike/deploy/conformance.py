@@ -84,8 +84,8 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
                           "graph replays with deepspike.deploy.nir_window_replay.replay_window_graph)")
     tools = installed()
     if not tools:
-        return {"tools": {}, "message": "no NIR tool installed (snntorch, norse, sinabs, rockpool, spikingjelly, "
-                                        "spyx); `make test-nir` installs them into .nir-venv"}
+        return {"tools": {}, "message": f"no NIR tool installed ({', '.join(TOOLS)}); `make test-nir` installs them "
+                                        "into .nir-venv"}
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
     kind = issue_kind(parts.model)
     results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt, round_delays)} for t in tools}
