@@ -180,3 +180,25 @@ def test_one_process_needs_no_launcher(monkeypatch):
     assert init_distributed() == DistContext()
     monkeypatch.setenv("WORLD_SIZE", " 1 ")
     assert init_distributed() == DistContext()
+
+
+@pytest.mark.timeout(300)
+def test_ttfs_window_two_processes_take_one_process_windows_and_an_empty_rank_part(tmp_path):
+    """ttfs_window takes its windows from the first training batch: each rank took them from its own half (the
+    readout's differed by 2e-3, a hidden one by 1e-2 from one process), and the ranks trained the first step with
+    different windows. Now the largest value is all-reduced, so two processes end with one process's windows and
+    weights. 145 training digits in batches of 48 leave a last batch of one sample, so rank 1 trains on an empty
+    part in every epoch's last step (no hang, nothing changed by it)."""
+    recipe = ["method.name=ttfs_window", "model.name=scnn_digits", "data.name=digits", "data.val_fraction=0.9",
+              "train.epochs=2", "train.batch_size=48", "train.progress=false"]
+    Trainer(load_config(None, recipe), tmp_path / "one").fit()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "deepspike",
+           "train", *recipe, "--out", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["model"]
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
+    assert len([key for key in one if key.endswith("window")]) >= 3
+    for key, value in one.items():
+        torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)

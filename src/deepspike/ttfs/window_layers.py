@@ -8,7 +8,9 @@ check (``ttfs.window_sim``).
 
 Window lengths are buffers, ``NaN`` until calibrated: ``calibrating()`` runs the net unclipped and records
 each layer's largest potential; ``calibrate(margin)`` sets ``T = margin * max``. A module still uncalibrated
-when it first runs in training takes its window from that batch (a data-dependent initialisation).
+when it first runs in training takes its window from that batch (a data-dependent initialisation); under data
+parallelism (``torch.distributed`` initialised) from the whole global batch, the largest value of every rank's part
+(one all-reduce), so that every rank takes the window one process would.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.ttfs.window import decode_offsets, encode_values, window_offsets
+
+
+def largest_over_ranks(value: float, device: torch.device) -> float:
+    """``value``; under ``torch.distributed`` the largest of every rank's ``value`` (each rank must call it: a
+    window taken from the first training batch, whose ranks each see a part, or none of it)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    largest = torch.tensor(value, dtype=torch.float64, device=device)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+    return float(largest)
 
 
 class WindowedLayer(ReportsSpikes, nn.Module):
@@ -69,6 +82,7 @@ class WindowedLayer(ReportsSpikes, nn.Module):
         if not self.training:
             raise ConfigError(f"{type(self).__name__}: window not calibrated; calibrate the network first")
         self._observe(values)
+        self.observed_max = largest_over_ranks(self.observed_max, values.device)
         self.calibrate(self.margin)
 
     def _keep(self, offsets: torch.Tensor) -> None:
