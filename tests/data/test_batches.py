@@ -86,6 +86,33 @@ def test_sharded_augmentation_equals_single_process():
         assert torch.equal(torch.cat([halves[0][b], halves[1][b]]), x)
 
 
+class Streamed(torch.utils.data.Dataset):
+    """``dataset(n)``'s samples one by one (no ``x`` tensor): batches go through a DataLoader."""
+
+    def __init__(self, n: int) -> None:
+        self.inner = dataset(n)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        return self.inner.x[i], int(self.inner.y[i])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_rank_whose_part_of_the_last_batch_is_empty_gets_an_empty_batch(streamed):
+    """9 samples in batches of 4 over 2 ranks: the last global batch holds 1 sample, so rank 1's part is empty. In
+    memory it was an empty batch; streamed, the DataLoader's collation of no samples raised IndexError on rank 1
+    (a traceback at the end of every epoch's last step under torchrun). Both now give ``[0, 2, 3, 3]`` / ``[0]``."""
+    ds = Streamed(9) if streamed else dataset(9)
+    aug = SimpleNamespace(crop_padding=1, hflip=True)
+    parts = [list(BatchIterator(ds, 4, seed=1, augment=aug, rank=r, world_size=2)) for r in (0, 1)]
+    assert [len(y) for _, y in parts[0]] == [2, 2, 1] and [len(y) for _, y in parts[1]] == [2, 2, 0]
+    x, y = parts[1][-1]
+    assert x.shape == (0, 2, 3, 3) and x.dtype == torch.float32 and y.shape == (0,) and y.dtype == torch.int64
+    assert sorted(v for p in parts for _, y in p for v in y.tolist()) == list(range(9))
+
+
 def test_augmentation_is_seeded_by_seed_epoch_and_batch():
     ds = TensorDataset(torch.rand(32, 3, 6, 6) + 0.1, torch.arange(32))
     aug = SimpleNamespace(crop_padding=2, hflip=True)  # what the recipe's AugmentConfig looks like

@@ -121,11 +121,19 @@ class BatchIterator:
             return
         loader = torch.utils.data.DataLoader(
             self.dataset,
-            batch_sampler=[c.tolist() for c in chunks],
+            batch_sampler=[c.tolist() for c in chunks if len(c)],
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
         )
-        yield from loader
+        loaded = iter(loader)
+        for idx in chunks:  # a rank's empty part of a last batch smaller than world_size: an empty batch, as in memory
+            yield next(loaded) if len(idx) else self._empty_batch()
+
+    def _empty_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x [0, ...], y [0])`` shaped as the data set's samples (its first sample, collated, cut to none): the
+        DataLoader's collation of an empty batch raised ``IndexError``."""
+        x, y = torch.utils.data.default_collate([self.dataset[0]])
+        return x[:0], y[:0]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.device.type == "cuda"
@@ -136,7 +144,7 @@ class BatchIterator:
         for b, (x, y) in enumerate(self._raw(chunks)):
             x = x.to(self.device, torch.float32, non_blocking=non_blocking)
             y = y.to(self.device, torch.int64, non_blocking=non_blocking)
-            if self.augment is not None:
+            if self.augment is not None and len(x):  # (a rank's empty part of a streamed batch: nothing to draw)
                 rank = 0 if in_memory else self.rank
                 g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, rank, b, 0xA06))
                 x = self.augment(x, g)
