@@ -34,6 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
 sys.path.insert(0, str(HERE))
+from cli_checks import names, positive, whole, wholes  # noqa: E402
+
 MB = 2**20
 MODES = ("bptt", "checkpoint", "sltt", "ottt")
 CASES = tuple(f"deepspike-{m}" for m in MODES) + ("snntorch", "spikingjelly")
@@ -148,10 +150,11 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", help=argparse.SUPPRESS)  # case:T, measured in this process
-    ap.add_argument("--timesteps", default="4,16,64,256")
-    ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--max-gb", type=float, default=12.0, help="skip a case whose extrapolated peak exceeds this")
+    ap.add_argument("--timesteps", type=wholes(1), default="4,16,64,256")
+    ap.add_argument("--cases", type=names(CASES), default=",".join(CASES))
+    ap.add_argument("--steps", type=whole(1), default=3)
+    ap.add_argument("--max-gb", type=positive("GB"), default=12.0,
+                    help="skip a case whose extrapolated peak exceeds this")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if args.case:
@@ -159,8 +162,8 @@ def main() -> None:
         print(json.dumps(measure(case, int(t), args.steps)))
         return
     rows: list[dict] = []
-    for case in args.cases.split(","):
-        for t in map(int, args.timesteps.split(",")):
+    for case in args.cases:
+        for t in args.timesteps:
             done = [r for r in rows if r["case"] == case and "skipped" not in r]
             guess = done[-1]["peak_rss_mb"] * t / done[-1]["T"] if done and case in ("deepspike-bptt", "snntorch",
                                                                                           "spikingjelly") else 0

@@ -35,15 +35,38 @@ def whole(low: int, high: float = math.inf) -> Callable[[str], int]:
     return parse
 
 
-def seconds(text: str) -> float:
-    """An argparse ``type``: a finite number of seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (is_finite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text!r}")
-    return value
+def wholes(low: int, high: float = math.inf) -> Callable[[str], list[int]]:
+    """An argparse ``type``: a comma-separated, non-empty list of whole numbers in ``low .. high`` (``whole``)."""
+    one = whole(low, high)
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [one(item) for item in text.split(",")]
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{str(e).split(', got ')[0]} (or a list of them, comma separated), "
+                                             f"got {text!r}") from None
+        return values
+
+    return parse
+
+
+def positive(unit: str) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of ``unit`` above 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (is_finite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number of {unit} above 0, got {text!r}")
+        return value
+
+    return parse
+
+
+seconds = positive("seconds")
+"""An argparse ``type``: a finite number of seconds above 0."""
 
 
 def output_file(text: str) -> Path:

@@ -59,3 +59,17 @@ def test_output_file_refuses_a_folder_before_the_run(tmp_path):
     with pytest.raises(argparse.ArgumentTypeError, match="is a folder"):
         cli_checks.output_file(str(tmp_path))
     assert cli_checks.output_file(str(tmp_path / "new.json")) == tmp_path / "new.json"
+
+
+def test_wholes_reads_a_comma_separated_list_and_refuses_any_bad_item():
+    assert cli_checks.wholes(1)("4,16, 64") == [4, 16, 64]
+    for text in ("4,0", "abc", "", "4,,8"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be a whole number from 1 .or a list of them"):
+            cli_checks.wholes(1)(text)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "lots"])
+def test_positive_refuses_what_is_not_a_finite_number_above_0(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"must be a finite number of GB above 0, got '{text}'"):
+        cli_checks.positive("GB")(text)
+    assert cli_checks.positive("GB")("0.5") == 0.5
