@@ -14,8 +14,9 @@ the peers run BPTT in their own idioms (snnTorch: a Python loop over T; SpikingJ
 Columns: peak tensors = the largest total of live tensor bytes during one training step (torch.profiler's
 allocation events, after two untimed steps; everything alive before the step, weights and the batch, is not
 counted; deterministic, measured after the timed steps); peak RSS = the process's peak resident memory over
-the training steps above the RSS before them (after one batch-1 step that loads every library; allocator
-caching included); step = median wall time of ``--steps`` training steps after one untimed step. A case whose
+the training steps above the RSS before them (after one batch-1 step that loads every library, and after the
+weights and the batch are built, which are not counted either; allocator caching included); step = median wall time
+of ``--steps`` training steps after one untimed step. A case whose
 extrapolated peak (from the largest T measured for it, linear in T) exceeds ``--max-gb`` is not run and says so.
 
 Run: ``.bench-venv/bin/python benchmarks/bench_memory_t.py [--timesteps 4,16,64,256] [--steps 3] [--markdown]``.
@@ -112,9 +113,9 @@ def measure(case: str, timesteps: int, steps: int) -> dict:
     from bench_rate import _reset_peak, _status_kb
 
     _train_step(case, timesteps, batch=1)()  # libraries and kernels loaded before the RSS baseline
+    step = _train_step(case, timesteps)  # the weights and the batch, not counted (module docstring)
     peak_ok = _reset_peak()
     start_kb = _status_kb("VmRSS")
-    step = _train_step(case, timesteps)
     step()  # untimed
     times = []
     for _ in range(steps):

@@ -35,3 +35,23 @@ def test_a_bad_option_is_one_error_line_with_status_2_before_any_case_runs(optio
     assert stop.value.code == 2
     out = capsys.readouterr()
     assert message in out.err.splitlines()[-1] and not out.out
+
+
+def test_peak_rss_baseline_is_taken_after_the_weights_and_the_batch_are_built(monkeypatch):
+    """The docstring's peak RSS is over the training steps above the RSS before them, weights and batch not
+    counted (as for peak tensors); the baseline was read before the batch-32 model and batch were built."""
+    import bench_rate
+
+    events = []
+
+    def train_step(case, timesteps, batch=32):
+        events.append(f"build batch {batch}")
+        return lambda: events.append("step")
+
+    monkeypatch.setattr(bench_memory_t, "_train_step", train_step)
+    monkeypatch.setattr(bench_memory_t, "_peak_tensor_mb", lambda step: 1.0)
+    monkeypatch.setattr(bench_rate, "_reset_peak", lambda: events.append("reset peak") or True)
+    monkeypatch.setattr(bench_rate, "_status_kb", lambda key: events.append(key) or 1024)
+    row = bench_memory_t.measure("deepspike-bptt", 2, 1)
+    assert events == ["build batch 1", "step", "build batch 32", "reset peak", "VmRSS", "step", "step", "VmHWM"]
+    assert row["peak_rss_mb"] == 0
