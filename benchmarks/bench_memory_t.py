@@ -16,8 +16,9 @@ allocation events, after two untimed steps; everything alive before the step, we
 counted; deterministic, measured after the timed steps); peak RSS = the process's peak resident memory over
 the training steps above the RSS before them (after one batch-1 step that loads every library, and after the
 weights and the batch are built, which are not counted either; allocator caching included); step = median wall time
-of ``--steps`` training steps after one untimed step. A case whose
-extrapolated peak (from the largest T measured for it, linear in T) exceeds ``--max-gb`` is not run and says so.
+of ``--steps`` training steps after one untimed step. A case whose extrapolated peak RSS (from the largest T measured
+for it: ``GROWTH``, linear in T for BPTT and the peers, as sqrt(T) for checkpointing, flat for SLTT and OTTT, as
+the tables show) exceeds ``--max-gb`` is not run and says so.
 
 Run: ``.bench-venv/bin/python benchmarks/bench_memory_t.py [--timesteps 4,16,64,256] [--steps 3] [--markdown]``.
 """
@@ -40,6 +41,9 @@ from cli_checks import names, positive, whole, wholes  # noqa: E402
 MB = 2**20
 MODES = ("bptt", "checkpoint", "sltt", "ottt")
 CASES = tuple(f"deepspike-{m}" for m in MODES) + ("snntorch", "spikingjelly")
+GROWTH = {"deepspike-checkpoint": (0.5, "as sqrt(T)"), "deepspike-sltt": (0.0, "flat in T"),
+          "deepspike-ottt": (0.0, "flat in T")}
+"""A case's peak memory against T: ``(p, words)``, the peak grows as ``T ** p``; any other case: linear in T."""
 
 
 def _deepspike_net(timesteps: int, mode: str):
@@ -165,20 +169,24 @@ def main() -> None:
     rows: list[dict] = []
     for case in args.cases:
         for t in args.timesteps:
-            done = [r for r in rows if r["case"] == case and "skipped" not in r]
-            guess = done[-1]["peak_rss_mb"] * t / done[-1]["T"] if done and case in ("deepspike-bptt", "snntorch",
-                                                                                          "spikingjelly") else 0
-            if guess > args.max_gb * 1024:
-                rows.append({"case": case, "T": t, "skipped": f"about {guess / 1024:.0f} GB (linear in T)"})
-                continue
-            out = subprocess.run([sys.executable, __file__, "--case", f"{case}:{t}", "--steps", str(args.steps)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                rows.append({"case": case, "T": t, "skipped": out.stderr.strip().splitlines()[-1][:80]})
-            else:
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows.append(_row(case, t, args.steps, args.max_gb, rows))
             print(rows[-1], file=sys.stderr, flush=True)
     print(markdown(rows) if args.markdown else "\n".join(map(str, rows)))
+
+
+def _row(case: str, t: int, steps: int, max_gb: float, rows: list[dict]) -> dict:
+    """``case`` at ``t`` measured in a fresh process, or a row saying why not: its peak extrapolated from the
+    largest T measured for it (``GROWTH``) is over ``max_gb``, or the process failed (its last stderr line)."""
+    done = max((r for r in rows if r["case"] == case and "skipped" not in r), key=lambda r: r["T"], default=None)
+    power, words = GROWTH.get(case, (1.0, "linear in T"))
+    guess = done["peak_rss_mb"] * (t / done["T"]) ** power if done else 0
+    if guess > max_gb * 1024:
+        return {"case": case, "T": t, "skipped": f"about {guess / 1024:.0f} GB ({words})"}
+    out = subprocess.run([sys.executable, __file__, "--case", f"{case}:{t}", "--steps", str(steps)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"case": case, "T": t, "skipped": out.stderr.strip().splitlines()[-1][:80]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

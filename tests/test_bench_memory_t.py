@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -55,3 +56,31 @@ def test_peak_rss_baseline_is_taken_after_the_weights_and_the_batch_are_built(mo
     row = bench_memory_t.measure("deepspike-bptt", 2, 1)
     assert events == ["build batch 1", "step", "build batch 32", "reset peak", "VmRSS", "step", "step", "VmHWM"]
     assert row["peak_rss_mb"] == 0
+
+
+def _fake_children(monkeypatch, peak_mb: float, calls: list):
+    def run(cmd, **kwargs):
+        case, t = cmd[cmd.index("--case") + 1].split(":")
+        calls.append((case, int(t)))
+        row = {"case": case, "T": int(t), "peak_tensors_mb": 1.0, "peak_rss_mb": peak_mb, "step_s": 0.1}
+        return bench_memory_t.subprocess.CompletedProcess(cmd, 0, json.dumps(row) + "\n", "")
+
+    monkeypatch.setattr(bench_memory_t.subprocess, "run", run)
+
+
+@pytest.mark.parametrize(("case", "max_gb", "runs", "skip"), [
+    ("deepspike-bptt", 7.0, [4], "about 8 GB (linear in T)"),
+    ("deepspike-checkpoint", 3.0, [4], "about 4 GB (as sqrt(T))"),
+    ("deepspike-checkpoint", 5.0, [4, 16], None),
+    ("deepspike-ottt", 1.5, [4], "about 2 GB (flat in T)"),
+    ("deepspike-sltt", 2.5, [4, 16], None),
+])
+def test_max_gb_skips_any_case_whose_extrapolated_peak_is_over_it(case, max_gb, runs, skip, monkeypatch, capsys):
+    """``--max-gb`` skipped only BPTT and the peers (linear extrapolation), though the docstring says any case; a
+    checkpointed case (peak as sqrt(T)) or an online one (flat) over the limit ran anyway."""
+    calls = []
+    _fake_children(monkeypatch, 2048.0, calls)
+    _main(monkeypatch, "--cases", case, "--timesteps", "4,16", "--max-gb", str(max_gb))
+    assert calls == [(case, t) for t in runs]
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert (f"'skipped': '{skip}'" in last) if skip else "'peak_rss_mb': 2048.0" in last
