@@ -39,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bench_rate import _reset_peak, _status_kb, command_line  # noqa: E402
+from bench_rate import _reset_peak, _status_kb, child_error, command_line  # noqa: E402
 
 NETS = {  # name: (recipe or None, overrides, the data's input_shape, one sample's shape, batch)
     "scnn_digits": (None, ["method.name=stbp", "method.timesteps=8", "model.name=scnn_digits"], (1, 8, 8), (1, 8, 8),
@@ -99,8 +99,7 @@ def child(net: str, mode: str, warmup: int, steps: int) -> dict:
         cmd = [sys.executable, __file__, "--case", f"{net}:{mode}", "--warmup", str(warmup), "--steps", str(steps)]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()
-        return {"net": net, "mode": mode, "error": tail[-1] if tail else f"exit {done.returncode}"}
+        return {"net": net, "mode": mode, "error": child_error(done)}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

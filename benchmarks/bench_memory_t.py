@@ -177,6 +177,8 @@ def main() -> None:
 def _row(case: str, t: int, steps: int, max_gb: float, rows: list[dict]) -> dict:
     """``case`` at ``t`` measured in a fresh process, or a row saying why not: its peak extrapolated from the
     largest T measured for it (``GROWTH``) is over ``max_gb``, or the process failed (its last stderr line)."""
+    from bench_rate import child_error
+
     done = max((r for r in rows if r["case"] == case and "skipped" not in r), key=lambda r: r["T"], default=None)
     power, words = GROWTH.get(case, (1.0, "linear in T"))
     guess = done["peak_rss_mb"] * (t / done["T"]) ** power if done else 0
@@ -185,7 +187,7 @@ def _row(case: str, t: int, steps: int, max_gb: float, rows: list[dict]) -> dict
     out = subprocess.run([sys.executable, __file__, "--case", f"{case}:{t}", "--steps", str(steps)],
                          capture_output=True, text=True)
     if out.returncode != 0:
-        return {"case": case, "T": t, "skipped": out.stderr.strip().splitlines()[-1][:80]}
+        return {"case": case, "T": t, "skipped": child_error(out)[:80]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

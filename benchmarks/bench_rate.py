@@ -233,6 +233,16 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def child_error(done: subprocess.CompletedProcess) -> str:
+    """What a failed child process says: its last stderr line, else how it ended (a child the kernel's OOM killer
+    ends writes nothing: ``killed by signal 9``)."""
+    tail = done.stderr.strip().splitlines()
+    if tail:
+        return tail[-1]
+    code = done.returncode
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}, no output"
+
+
 def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> dict:
     cmd = [
         python,
@@ -258,8 +268,7 @@ def _spawn(python: str, args, framework: str, net: str, t: int, env: dict) -> di
         return {"framework": framework, "net": net, "T": t, "error": f"timeout after {args.case_timeout:g} s"}
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
-        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"framework": framework, "net": net, "T": t, "error": tail}
+        return {"framework": framework, "net": net, "T": t, "error": child_error(res)}
     return json.loads(lines[-1])
 
 

@@ -27,7 +27,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
-from bench_rate import PRESETS  # noqa: E402
+from bench_rate import PRESETS, child_error  # noqa: E402
 from nets import FRAMEWORKS, NETS, build  # noqa: E402
 
 MB = 2**20
@@ -97,7 +97,7 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--case", f"{fw}:{net}:{t}"], capture_output=True,
                                  text=True)
             if out.returncode != 0:
-                print(f"{net} T={t} {fw}: failed ({out.stderr.strip().splitlines()[-1]})", file=sys.stderr)
+                print(f"{net} T={t} {fw}: failed ({child_error(out)})", file=sys.stderr)
                 continue
             saved, peak = map(float, out.stdout.split()[-2:])
             rows.append((net, t, fw, saved, peak))

@@ -84,3 +84,12 @@ def test_max_gb_skips_any_case_whose_extrapolated_peak_is_over_it(case, max_gb, 
     assert calls == [(case, t) for t in runs]
     last = capsys.readouterr().out.splitlines()[-1]
     assert (f"'skipped': '{skip}'" in last) if skip else "'peak_rss_mb': 2048.0" in last
+
+
+def test_a_child_killed_without_a_word_is_a_row_not_a_traceback(monkeypatch, capsys):
+    """A case the kernel's OOM killer ends writes no stderr; ``stderr.splitlines()[-1]`` was an IndexError that
+    lost every row measured before it."""
+    monkeypatch.setattr(bench_memory_t.subprocess, "run",
+                        lambda cmd, **k: bench_memory_t.subprocess.CompletedProcess(cmd, -9, "", ""))
+    _main(monkeypatch, "--cases", "deepspike-bptt", "--timesteps", "4")
+    assert "'skipped': 'killed by signal 9'" in capsys.readouterr().out

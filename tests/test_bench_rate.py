@@ -54,3 +54,15 @@ def test_a_bad_option_is_one_error_line_with_status_2_before_any_case_runs(optio
 def test_configs_expand_presets_into_net_and_timesteps():
     assert bench_rate.configs("lenet:3,deep") == [("lenet", 3), ("vgg11", 4), ("vgg11", 8), ("sew_resnet18", 4),
                                                   ("sew_resnet18", 8)]
+
+
+@pytest.mark.parametrize(("code", "stderr", "said"), [
+    (1, "x\nValueError: bad\n", "ValueError: bad"),
+    (-9, "", "killed by signal 9"),
+    (3, "  \n", "exit status 3, no output"),
+])
+def test_child_error_says_how_a_child_that_wrote_nothing_ended(code, stderr, said):
+    """A child the OOM killer ends writes no stderr: its error was 'no output' here and an IndexError traceback in
+    bench_memory_t.py and tensor_memory.py."""
+    done = bench_rate.subprocess.CompletedProcess([], code, "", stderr)
+    assert bench_rate.child_error(done) == said
