@@ -27,7 +27,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "peers"))
-from bench_rate import PRESETS, child_error  # noqa: E402
+from bench_rate import PRESETS, child_error, configs  # noqa: E402
 from nets import FRAMEWORKS, NETS, build  # noqa: E402
 
 MB = 2**20
@@ -83,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", help="framework:net:T, measured in this process (internal)")
     ap.add_argument("--markdown", action="store_true", help="print one Markdown table")
-    ap.add_argument("--cases", default="default", help=f"net:T,... or a preset ({', '.join(PRESETS)})")
+    ap.add_argument("--cases", type=configs, default="default", help=f"net:T,... or a preset ({', '.join(PRESETS)})")
     args = ap.parse_args()
     if args.case:
         fw, net, t = args.case.split(":")
@@ -91,8 +91,7 @@ def main() -> None:
         print(f"{saved:.1f} {peak:.1f}")
         return
     rows = []
-    cases = [c.split(":") for c in ",".join(PRESETS.get(c, c) for c in args.cases.split(",")).split(",")]
-    for net, t in ((n, int(t)) for n, t in cases):
+    for net, t in args.cases:
         for fw in FRAMEWORKS:
             out = subprocess.run([sys.executable, __file__, "--case", f"{fw}:{net}:{t}"], capture_output=True,
                                  text=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import tensor_memory  # noqa: E402
 
@@ -29,3 +31,21 @@ def test_a_child_killed_without_a_word_is_reported_and_the_run_goes_on(monkeypat
     assert calls == [f"{fw}:lenet:2" for fw in tensor_memory.FRAMEWORKS]
     assert "lenet T=2 snntorch: failed (killed by signal 9)" in out.err
     assert out.out.count("saved     1.5 MB, peak in a step     2.5 MB") == len(tensor_memory.FRAMEWORKS) - 1
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("lenet", "argument --cases: 'lenet' is not NET:T"),
+    ("lenet:0", "argument --cases: 'lenet:0' is not NET:T"),
+    ("lenet:x", "argument --cases: 'lenet:x' is not NET:T"),
+    ("resnet50:4", "argument --cases: 'resnet50:4' is not NET:T"),
+    ("dep", "argument --cases: 'dep' is not NET:T"),
+])
+def test_a_bad_case_list_is_one_error_line_with_status_2_before_any_case_runs(value, message, monkeypatch, capsys):
+    """``--cases lenet`` or ``lenet:x`` (or a misspelt preset) was a ValueError traceback; an unknown net or T = 0
+    ran every framework into a failure line."""
+    monkeypatch.setattr(tensor_memory.subprocess, "run", lambda *a, **k: pytest.fail("a case ran"))
+    with pytest.raises(SystemExit) as stop:
+        _main(monkeypatch, "--cases", value)
+    assert stop.value.code == 2
+    out = capsys.readouterr()
+    assert message in out.err.splitlines()[-1] and not out.out
