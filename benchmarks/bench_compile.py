@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from bench_rate import _reset_peak, _status_kb, child_error, command_line  # noqa: E402
+from cli_checks import names, whole  # noqa: E402
 
 NETS = {  # name: (recipe or None, overrides, the data's input_shape, one sample's shape, batch)
     "scnn_digits": (None, ["method.name=stbp", "method.timesteps=8", "model.name=scnn_digits"], (1, 8, 8), (1, 8, 8),
@@ -133,19 +134,19 @@ def table(results: list[dict]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", default=",".join(NETS))
-    ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--nets", type=names(tuple(NETS)), default=",".join(NETS))
+    ap.add_argument("--modes", type=names(MODES), default=",".join(MODES))
+    ap.add_argument("--steps", type=whole(1), default=20)
+    ap.add_argument("--warmup", type=whole(0), default=3)
     ap.add_argument("--case", help=argparse.SUPPRESS)  # net:mode, in the child process
     a = ap.parse_args()
     if a.case:
         net, mode = a.case.split(":")
         print(json.dumps(run_case(net, mode, a.warmup, a.steps)))
         return
-    modes = [m for m in a.modes.split(",") if m != "eager"]
+    modes = [m for m in a.modes if m != "eager"]
     results = []
-    for net in a.nets.split(","):
+    for net in a.nets:
         for mode in ["eager", *modes, "eager"]:
             results.append(child(net, mode, a.warmup, a.steps))
             print(f"# {net} {mode}: {results[-1]}", file=sys.stderr, flush=True)
