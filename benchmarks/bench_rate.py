@@ -97,8 +97,8 @@ def step_bench_args(description: str, memory_child, models: tuple[str, ...] = ()
     where given) of a one-step benchmark script; in a memory child process runs ``memory_child(NAME)`` (which prints
     its ``print_child_peak``) and returns None."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=whole(1), default=10)
+    parser.add_argument("--warmup", type=whole(0), default=2)
     if models:
         parser.add_argument("--model", choices=models, default=models[0])
     parser.add_argument("--memory-child")

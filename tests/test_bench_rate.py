@@ -66,3 +66,26 @@ def test_child_error_says_how_a_child_that_wrote_nothing_ended(code, stderr, sai
     bench_memory_t.py and tensor_memory.py."""
     done = bench_rate.subprocess.CompletedProcess([], code, "", stderr)
     assert bench_rate.child_error(done) == said
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--steps", "0", "argument --steps: must be a whole number from 1, got '0'"),
+    ("--steps", "2.5", "argument --steps: must be a whole number from 1, got '2.5'"),
+    ("--warmup", "-1", "argument --warmup: must be a whole number from 0, got '-1'"),
+])
+def test_one_step_benchmarks_refuse_a_bad_step_count_in_one_line_with_status_2(option, value, message, monkeypatch,
+                                                                              capsys):
+    """``step_bench_args`` (bench_delays, bench_recurrent, bench_transformer): ``--steps 0`` built the nets and ended
+    in a StatisticsError traceback (median of no steps), ``--steps 2.5`` in argparse's 'invalid int value', and
+    ``--warmup -1`` was taken as no warm-up."""
+    monkeypatch.setattr(sys, "argv", ["bench_delays.py", option, value])
+    with pytest.raises(SystemExit) as stop:
+        bench_rate.step_bench_args("d", lambda name: pytest.fail("a child ran"))
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_one_step_benchmarks_take_good_step_counts(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_transformer.py", "--steps", "3", "--warmup", "0", "--model", "b"])
+    args = bench_rate.step_bench_args("d", lambda name: pytest.fail("a child ran"), ("a", "b"))
+    assert (args.steps, args.warmup, args.model) == (3, 0, "b")
