@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -22,6 +24,9 @@ from deepspike.models import create_architecture
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.psn import PSN
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import whole  # noqa: E402
 
 NEURON_SHAPE = (8, 32, 64, 16, 16)
 NET_OPTIONS = {
@@ -94,7 +99,7 @@ def _table(title: str, medians: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=whole(1), default=15)
     parser.add_argument("--only", choices=("neuron", "train"), default=None)
     args = parser.parse_args()
     if args.only in (None, "neuron"):

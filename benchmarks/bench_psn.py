@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
@@ -28,6 +30,9 @@ from spikingjelly.activation_based import functional, neuron, surrogate
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.sliding_psn import SlidingPSN
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import whole  # noqa: E402
 
 IMAGE, SEQUENCE = (8, 32, 64, 16, 16), (100, 32, 256)
 
@@ -90,7 +95,7 @@ CASES = [  # (name, neuron kind, shape, k, ours, theirs)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=whole(1), default=7)
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "

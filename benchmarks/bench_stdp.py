@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,9 @@ from spikingjelly.activation_based.functional import learning
 from torch import nn
 
 from deepspike.layers.stdp_rule import StdpRule, apply_stdp, stdp_correlations
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import whole  # noqa: E402
 
 RULE = StdpRule(decay_pre=0.5, decay_post=0.5, rate_plus=1e-3, rate_minus=1e-3, bounds="soft", w_min=-1.0,
                 w_max=1.0)
@@ -69,7 +74,7 @@ def _seconds(fn, *args) -> tuple[float, torch.Tensor]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=whole(1), default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +23,9 @@ from torch import nn
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons import LIF
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import whole  # noqa: E402
 
 SHAPE = (4, 16, 64, 32, 32)
 SURROGATES = {"rectangular": {}, "sigmoid": {"alpha": 4.0}, "fast_sigmoid": {}, "arctan": {"alpha": 2.0},
@@ -47,7 +52,7 @@ def _seconds(layer: nn.Module, x0: torch.Tensor) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=whole(1), default=15)
     args = parser.parse_args()
     x0 = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(0))
     layers = {name: _layers(name, options) for name, options in SURROGATES.items()}
