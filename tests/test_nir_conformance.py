@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
 
 from benchmark_loader import full_disk, load_benchmark
+from deepspike.deploy.peers import TOOLS
 
 
 @pytest.fixture
@@ -22,6 +24,18 @@ def conformance(monkeypatch, tmp_path):
     monkeypatch.setattr(module, "OUT", tmp_path)
     monkeypatch.setattr(sys, "argv", ["conformance.py", "--steps", "3"])
     return module
+
+
+def test_the_matrix_names_the_tools_that_are_not_installed(conformance, tmp_path):
+    """A tool that is not installed had no column and conformance.json did not say it was missing: a reader
+    could not tell 'not tested' from 'left out'."""
+    conformance.main()
+    missing = [t for t in TOOLS if t != "snntorch"]
+    saved = json.loads((tmp_path / "conformance.json").read_text())
+    assert saved["missing"] == missing and {r["tool"] for r in saved["rows"]} == {"snntorch"}
+    table = (tmp_path / "conformance.md").read_text()
+    assert table.startswith("| net | snntorch 9.9 |")
+    assert table.endswith(f"Not installed here, so not in the matrix: {', '.join(missing)}.\n")
 
 
 def test_a_write_that_fails_keeps_the_old_file_and_is_one_error_line(conformance, tmp_path, monkeypatch, capsys):
