@@ -6,12 +6,14 @@ Each model is built for Fashion-MNIST inputs ``(1, 28, 28)`` (digits ``(1, 8, 8)
 ``vgg`` and ``resnet`` without batch-norm (``batch_norm=False``), which stbp cannot build.
 
     make .nir-venv/.ok && OMP_NUM_THREADS=1 .nir-venv/bin/python benchmarks/nir/chip_fit_table.py
-writes benchmarks/results/nir/chip_fit_table.md.
+writes benchmarks/results/nir/chip_fit_table.md (atomically).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from deepspike.deploy.speck import speck_report
 from deepspike.deploy.xylo import xylo_report
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_checks import write_result  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "nir"
 MODELS = ["mlp", "scnn_digits", "lenet", "stbp_mnist", "zhang2021_conv", "zhou2021_mnist", "vgg", "resnet",
@@ -46,6 +51,8 @@ def _cell(fn) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     rows = ["| model | Speck (IF) | Xylo (LIF) |", "|---|---|---|"]
@@ -54,8 +61,7 @@ def main() -> None:
         xylo = _cell(lambda name=name: xylo_report(_build(name, 0.5)[0]))
         rows.append(f"| {name} | {speck} | {xylo} |")
         print(rows[-1], flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "chip_fit_table.md").write_text("\n".join(rows) + "\n")
+    write_result(parser, OUT / "chip_fit_table.md", "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

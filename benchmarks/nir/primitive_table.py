@@ -10,16 +10,17 @@ Export: deepspike's by running its exporters (``to_nir`` on the conformance fami
 source for the node types it constructs (``nir.X(``), since building every layer of every tool is not done here.
 
     make .nir-venv/.ok && OMP_NUM_THREADS=1 .nir-venv/bin/python benchmarks/nir/primitive_table.py
-writes benchmarks/results/nir/primitive_table.md and primitive_table.json.
+writes benchmarks/results/nir/primitive_table.md and primitive_table.json (atomically).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
-import json
 import logging
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -28,12 +29,16 @@ import torch
 from torch import nn
 
 from deepspike.coding.ttfs_input import TTFSInput
+from deepspike.core.atomic import strict_json
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, to_nir_ttfs
 from deepspike.deploy.families import FAMILIES, build, input_shape
 from deepspike.deploy.peers import TOOLS, installed, version
 from deepspike.layers.readout import MembraneReadout
 from deepspike.methods.ttfs_network import TTFSNetwork
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_checks import write_result  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "nir"
 PRIMITIVES = ["Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "Threshold",
@@ -134,7 +139,8 @@ def peer_exports(tool: str) -> set[str]:
 def main() -> None:
     import nir
 
-
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     imports = import_table(nir)
@@ -156,10 +162,9 @@ def main() -> None:
     rows.append("| **count (export, import)** | " + " | ".join(
         [str(counts["deepspike"][0]), str(counts["deepspike"][1])] + [f"{counts[t][0]}, {counts[t][1]}"
                                                                        for t in installed()]) + " |")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "primitive_table.json").write_text(json.dumps({"import": imports, "export": exports, "counts": counts,
-                                                          "tools": tools}, indent=1) + "\n")
-    (OUT / "primitive_table.md").write_text("\n".join(rows) + "\n")
+    write_result(parser, OUT / "primitive_table.json", strict_json({"import": imports, "export": exports,
+                                                                    "counts": counts, "tools": tools}, indent=1) + "\n")
+    write_result(parser, OUT / "primitive_table.md", "\n".join(rows) + "\n")
     print("\n".join(rows))
 
 
