@@ -6,7 +6,8 @@ Finds every run directory (a ``config.yaml`` + ``checkpoint.pt``) under ``--runs
 ``--dataset``, converted runs included; with ``--analyze`` runs the full ``deepspike analyze`` on each
 (writing ``RUN/analysis/``), otherwise reuses ``RUN/analysis/analysis.json`` where present; prints the
 Markdown table (``deepspike compare``'s) and, with ``--write``, replaces the block between
-``<!-- compare_methods:begin -->`` and ``<!-- compare_methods:end -->`` in that file (appended if absent).
+``<!-- compare_methods:begin -->`` and ``<!-- compare_methods:end -->`` in that file (appended if absent), written
+atomically (a failed write leaves the file as it was).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from pathlib import Path
 from deepspike.analysis.compare import comparison_row, load_or_analyze, markdown_table
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.config import load_config
+from deepspike.core.atomic import atomic_write_text
+from deepspike.core.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import output_file, whole  # noqa: E402
 
 BEGIN, END = "<!-- compare_methods:begin -->", "<!-- compare_methods:end -->"
 ORDER = ("ann", "converted", "stbp", "spikebp", "ttfs", "stdbp")
@@ -39,14 +45,15 @@ def find_runs(root: Path, dataset: str) -> list[Path]:
 
 
 def write_block(path: Path, text: str) -> None:
-    """Put ``text`` between the markers of ``path`` (other content untouched)."""
+    """Put ``text`` between the markers of ``path`` (other content untouched); atomically (``WriteError`` if the
+    write fails, ``path`` unchanged)."""
     block = f"{BEGIN}\n{text}{END}"
     old = path.read_text() if path.exists() else ""
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
     new = (
         pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + block + "\n"
     )
-    path.write_text(new.lstrip("\n"))
+    atomic_write_text(path, new.lstrip("\n"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--analyze", action="store_true", help="run the full analysis of every run first")
-    p.add_argument("--limit", type=int, default=0, help="test samples per run (0 = the whole test set)")
+    p.add_argument("--limit", type=whole(0), default=0, help="test samples per run (0 = the whole test set)")
     p.add_argument("--preset", default="45nm_fp32", help="energy preset of the energy column")
-    p.add_argument("--write", help="Markdown file to update (e.g. benchmarks/RESULTS.md)")
+    p.add_argument("--write", type=output_file, help="Markdown file to update (e.g. benchmarks/RESULTS.md)")
     args = p.parse_args(argv)
     runs = [Path(r) for r in args.runs] or find_runs(Path(args.runs_dir), args.dataset)
     if not runs:
@@ -81,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table, end="")
     if args.write:
-        write_block(Path(args.write), table + note)
+        try:
+            write_block(args.write, table + note)
+        except UserError as e:
+            print(f"{p.prog}: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 
