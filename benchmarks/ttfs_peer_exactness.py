@@ -15,10 +15,14 @@ benchmarks/ttfs_peer_exactness.py [--grids 2001,201,41,11] [--markdown out.md]``
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 from exact_snn import ExactTTFSLinear, _u_at, latency_encode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_checks import output_file, wholes, write_result  # noqa: E402
 
 
 def time_error(layer, t_in: torch.Tensor) -> tuple[int, int, torch.Tensor]:
@@ -42,15 +46,16 @@ def time_error(layer, t_in: torch.Tensor) -> tuple[int, int, torch.Tensor]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grids", default="2001,201,41,11", help="grid_pts values (2001 = the library's default)")
-    ap.add_argument("--markdown", help="write the table here (also printed)")
+    ap.add_argument("--grids", type=wholes(3), default="2001,201,41,11",
+                    help="grid_pts values, at least 3 as exact-snn-nn requires (2001 = the library's default)")
+    ap.add_argument("--markdown", type=output_file, help="write the table here (also printed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     x = latency_encode(torch.rand(784, 16), t_max=40.0)
     rows = ["| case | grid points (spacing) | dtype | fired | bracketed | median abs(t_lib - t_root) "
             "| max abs(t_lib - t_root) |", "|---|---|---|---|---|---|---|"]
-    for grid in (int(g) for g in args.grids.split(",")):
+    for grid in args.grids:
         one = ExactTTFSLinear(1, 1, grid_pts=grid, dtype=torch.float64)
         with torch.no_grad():
             one.weight.copy_(torch.tensor([[1.0005, 0.0]], dtype=torch.float64))
@@ -66,7 +71,7 @@ def main() -> None:
     text = "\n".join(rows)
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        write_result(ap, args.markdown, text + "\n")
 
 
 if __name__ == "__main__":

@@ -11,18 +11,21 @@ import types
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-STUBS = ("spikingjelly", "spikingjelly.activation_based", "spikingjelly.activation_based.functional")
+STUBS = {"spikingjelly": ("spikingjelly", "spikingjelly.activation_based", "spikingjelly.activation_based.functional"),
+         "exact_snn": ("exact_snn",)}
+"""The peers a script may import at its top (bench venv only), and the modules that stand in for each."""
 
 
 def load_benchmark(name: str, monkeypatch) -> types.ModuleType:
-    """``benchmarks/NAME.py`` as a fresh module (not in ``sys.modules``); where SpikingJelly is not installed, its
-    modules are empty stand-ins for the test's duration (enough for the script's imports, not for measuring)."""
+    """``benchmarks/NAME.py`` as a fresh module (not in ``sys.modules``); where a peer of ``STUBS`` is not installed,
+    its modules are empty stand-ins for the test's duration (enough for the script's imports, not for measuring)."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    if importlib.util.find_spec("spikingjelly") is None:
-        for stub in STUBS:
-            module = types.ModuleType(stub)
-            module.functional = module.neuron = module.surrogate = module.learning = None
-            monkeypatch.setitem(sys.modules, stub, module)
+    for peer, stubs in STUBS.items():
+        if importlib.util.find_spec(peer) is None:
+            for stub in stubs:
+                module = types.ModuleType(stub)
+                module.__getattr__ = lambda name: None  # any name the script imports from it
+                monkeypatch.setitem(sys.modules, stub, module)
     spec = importlib.util.spec_from_file_location(f"{name.replace('/', '_')}_under_test", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
