@@ -3,18 +3,20 @@ plif, psn) of stbp.
 
 Every row trains ``configs/stbp_fmnist_ablation.yaml`` (one epoch of 400 steps, T = 4) with its overrides,
 then counts spikes per test image (``deepspike.api.spike_activity``, all 10,000 test images), and prints
-a Markdown row: test accuracy, spikes per inference, training step time (train seconds / steps).
+a Markdown row: test accuracy, spikes per inference, training step time (train seconds / steps), also written
+(atomically, strict JSON) to ``OUT_DIR/ROW/ablation_row.json``. ROW names are checked before any row trains.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/issue22_ablation.py OUT_DIR [ROW ...]
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import argparse
 from pathlib import Path
 
 from deepspike import api
+from deepspike.core.atomic import atomic_write_json
+from deepspike.core.errors import UserError
 
 RECIPE = "configs/stbp_fmnist_ablation.yaml"
 STEPS = 400
@@ -38,12 +40,25 @@ def run_row(out: Path, name: str) -> str:
     loss, norm, neuron = (name.split("-") + ["lif"])[:3]
     step_ms = 1000 * summary["train_seconds"] / STEPS
     row = f"| {loss} | {norm} | {neuron} | {100 * summary['test_accuracy']:.2f} | {spikes:,.0f} | {step_ms:.0f} |"
-    (run / "ablation_row.json").write_text(json.dumps({"row": row, **summary, "spikes": spikes}))
+    atomic_write_json(run / "ablation_row.json", {"row": row, **summary, "spikes": spikes}, indent=None)
     return row
 
 
-if __name__ == "__main__":
-    out_dir, names = Path(sys.argv[1]), sys.argv[2:] or list(ROWS)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("rows", nargs="*", metavar="ROW", help=f"rows to run (default: all): {', '.join(ROWS)}")
+    args = parser.parse_args()
+    unknown = [name for name in args.rows if name not in ROWS]
+    if unknown:
+        parser.error(f"unknown row {', '.join(map(repr, unknown))}; valid: {', '.join(ROWS)}")
     print("| loss | norm | neuron | test acc. (%) | spikes / image | step (ms) |\n|---|---|---|---|---|---|")
-    for row_name in names:
-        print(run_row(out_dir, row_name), flush=True)
+    for row_name in args.rows or list(ROWS):
+        try:
+            print(run_row(args.out_dir, row_name), flush=True)
+        except UserError as e:
+            parser.exit(2, f"{parser.prog}: error: {e}\n")
+
+
+if __name__ == "__main__":
+    main()
