@@ -15,7 +15,9 @@
 #
 #   bash benchmarks/gpu_check.sh [--out FILE] [--python PY] [--wheels DIR] [--dry-run]
 #
-# --out: default $OUT/gpu_check.md where $OUT is set (the device tool), else benchmarks/results/gpu/gpu_check.md.
+# --out: default $OUT/gpu_check.md where $OUT is set (the device tool), else benchmarks/results/gpu/gpu_check.md;
+#   checked before any section runs, and written atomically (a temporary file renamed over it: a failed write
+#   leaves the old report). A bad argument is one error line and exit status 2.
 # --wheels: the folder of wheels from benchmarks/gpu_wheels.sh (default .gpu-wheels), installed with --no-index
 #   --no-deps into a --target folder on PYTHONPATH, so the machine's own CUDA torch, Triton, CuPy and JAX are used.
 # --dry-run: tiny sizes, CPU tensors (CUDA hidden), Triton in its interpreter (TRITON_INTERPRET=1); what is not
@@ -33,13 +35,16 @@ DRY=0
 PY="python3"
 WHEELS="$ROOT/.gpu-wheels"
 MD=""
+USAGE="usage: bash benchmarks/gpu_check.sh [--out FILE] [--python PY] [--wheels DIR] [--dry-run]"
+error() { echo "gpu_check.sh: error: $1 ($USAGE)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
-    --out) MD="$2"; shift ;;
-    --python) PY="$2"; shift ;;
-    --wheels) WHEELS="$2"; shift ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    --out|--python|--wheels)
+      [ $# -ge 2 ] && [ -n "$2" ] || error "$1 needs a value"
+      case "$1" in --out) MD="$2" ;; --python) PY="$2" ;; --wheels) WHEELS="$2" ;; esac
+      shift ;;
+    *) error "unknown argument: $1" ;;
   esac
   shift
 done
@@ -47,7 +52,8 @@ if [ -z "$MD" ]; then
   if [ -n "${OUT:-}" ]; then MD="$OUT/gpu_check.md"; else MD="$ROOT/benchmarks/results/gpu/gpu_check.md"; fi
 fi
 case "$MD" in /*) ;; *) MD="$PWD/$MD" ;; esac
-mkdir -p "$(dirname "$MD")"
+[ -d "$MD" ] && error "--out $MD is a folder; give the name of a file to write"
+mkdir -p "$(dirname "$MD")" 2>/dev/null && [ -w "$(dirname "$MD")" ] || error "--out $MD: cannot write in its folder"
 cd "$ROOT" || exit 2
 # seconds per section: machine, tests, LIF, Open Neuromorphic, TTFS conv (535 s, + ~15 s wheel install).
 # The dry run's are generous for a loaded CPU; it takes about half a minute on an idle one.
@@ -175,7 +181,9 @@ TTFS_TITLE="4. TTFS conv layer: CUDA (Triton) against the CPU backends"
 if has triton; then section "$TTFS_TITLE" "${SECTION_LIMITS[4]}" "${TTFS[@]}"
 else skip "$TTFS_TITLE" "triton is not installed"; fi
 
-{
+# the report: written to a temporary file beside $MD, then renamed over it (a reader sees the old or the new one)
+TMP_MD="$(mktemp --suffix=.tmp "$(dirname "$MD")/.$(basename "$MD").XXXXXXXX")" || error "cannot write $MD"
+if ! {
   printf '# deepspike GPU check%s\n\n' "$([ $DRY -eq 1 ] && echo ' (dry run: tiny sizes, CPU, Triton interpreter)')"
   printf 'Written by `benchmarks/gpu_check.sh%s` on %s.\n\nSetup: %s\n\n' "$([ $DRY -eq 1 ] && echo ' --dry-run')" \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$SETUP"
@@ -183,7 +191,12 @@ else skip "$TTFS_TITLE" "triton is not installed"; fi
   printf '%s\n' "${SUMMARY[@]}"
   echo
   cat "$BODY"
-} > "$MD"
+} > "$TMP_MD" || ! mv -f "$TMP_MD" "$MD"; then
+  rm -f "$TMP_MD"
+  rm -rf "$WORK"
+  echo "gpu_check.sh: error: cannot write $MD (the previous report, if any, is unchanged)" >&2
+  exit 2
+fi
 rm -rf "$WORK"
 echo "report: $MD"
 exit $FAILED

@@ -46,3 +46,37 @@ def test_lif_check_fails_when_deepspikes_case_fails():
                           "--steps", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr
     assert res.stdout.strip().splitlines()[-1] == "1 of 1 cases failed: deepspike fp32"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--out"], "--out needs a value"),
+    (["--dry-run", "--python"], "--python needs a value"),
+    (["--out", ""], "--out needs a value"),
+    (["--wheel", "x"], "unknown argument: --wheel"),
+    (["--out", "."], "is a folder; give the name of a file to write"),
+])
+def test_a_bad_argument_is_one_error_line_with_status_2_before_any_section_runs(args, message, tmp_path):
+    """``--out`` with no value stopped on 'line 39: $2: unbound variable' with exit status 1; ``--out .`` ran every
+    section (minutes of a lent GPU) and then could not write the report."""
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), *args], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert res.returncode == 2 and not res.stdout
+    assert res.stderr.startswith("gpu_check.sh: error: ") and res.stderr.count("\n") == 1
+    assert message in res.stderr and "usage: bash benchmarks/gpu_check.sh [--out FILE]" in res.stderr
+
+
+def test_a_report_write_that_fails_leaves_the_old_report(tmp_path):
+    """The report was written with ``> "$MD"``, which truncates first: with writes failing past 1 KiB (ulimit -f 1,
+    SIGXFSZ ignored: a full disk) the old report was replaced by the first 1,024 bytes of the new one and the
+    script said 'report: ...' (exit status 1). Now it goes to a temporary file renamed over the report: the old one
+    stays and the error is one line, exit status 2. (``--python false``: every section fails at once.)"""
+    report = tmp_path / "gpu_check.md"
+    report.write_text("old report\n" * 300)
+    script = f"trap '' XFSZ; ulimit -f 1; exec bash {ROOT / 'benchmarks' / 'gpu_check.sh'} --dry-run --python false " \
+             f"--out {report}"
+    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
+    assert report.read_text() == "old report\n" * 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.md"]
+    assert res.stderr.splitlines()[-1] == f"gpu_check.sh: error: cannot write {report} (the previous report, if " \
+                                          "any, is unchanged)"
