@@ -183,6 +183,7 @@ else skip "$TTFS_TITLE" "triton is not installed"; fi
 
 # the report: written to a temporary file beside $MD, then renamed over it (a reader sees the old or the new one)
 TMP_MD="$(mktemp --suffix=.tmp "$(dirname "$MD")/.$(basename "$MD").XXXXXXXX")" || error "cannot write $MD"
+chmod "$(printf '%o' $((0666 & ~0$(umask))))" "$TMP_MD"  # mktemp's 0600 would make the report private
 if ! {
   printf '# deepspike GPU check%s\n\n' "$([ $DRY -eq 1 ] && echo ' (dry run: tiny sizes, CPU, Triton interpreter)')"
   printf 'Written by `benchmarks/gpu_check.sh%s` on %s.\n\nSetup: %s\n\n' "$([ $DRY -eq 1 ] && echo ' --dry-run')" \

@@ -2,6 +2,7 @@
 runs here and writes every section of the GPU report, so the script that only a lent GPU runs in full cannot rot
 unnoticed. A section that fails or times out fails this test; one whose tools are missing must say it skipped."""
 
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,9 @@ def test_dry_run_writes_every_section(tmp_path):
     res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--python", sys.executable,
                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual mode, not the temporary file's 0600
     md = out.read_text()
     assert md.startswith("# deepspike GPU check (dry run")
     for title in SECTIONS:
