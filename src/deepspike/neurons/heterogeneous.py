@@ -13,7 +13,9 @@ neuron, which ``SpikingNeuron`` / ``SynapticLIF`` (one value per layer) cannot r
 loop otherwise: same spikes); the current is ``synaptic.per_neuron_current``. Gradients (surrogate ``params``) reach
 the input, not the constants, which are buffers.
 
-On bfloat16 / float16 input the update runs in float32 with the float32 constants (spikes rounded back). Inside
+On bfloat16 / float16 input the update runs in float32 with the float32 constants (spikes rounded back); the
+constants stay float32 whatever dtype ``.to()`` / ``.half()`` / ``.bfloat16()`` asks of the module (they move to its
+device only), as ``SpikingNeuron``'s float constants do in a ``model.to(torch.bfloat16)`` net. Inside
 ``neurons.carry.temporal_carry`` ``v`` and ``i`` are carried (``CarriesState``; in float32 on bfloat16 / float16
 input, as one call keeps them from step to step: a stream gives one call's spikes); the spike count goes to an
 active tally (``ReportsSpikes``).
@@ -79,6 +81,15 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
             raise ConfigError(f"HeterogeneousLIF: decay {tuple(self.decay.shape)}, threshold "
                               f"{tuple(self.threshold.shape)} and syn_decay "
                               f"{None if alpha is None else tuple(alpha.shape)} do not broadcast together") from None
+
+    def _apply(self, fn, recurse=True):
+        """``fn`` (``.to()``, ``.cuda()``, ``.half()`` ...) moves the constants to its device but keeps them float32
+        (module docstring): rounded to bfloat16, decay 0.9 ran as 0.8984 and threshold 0.3 as 0.3008."""
+        kept = {name: b for name, b in self._buffers.items() if b is not None}
+        super()._apply(fn, recurse)
+        for name, b in kept.items():
+            self._buffers[name] = b.to(self._buffers[name].device)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_currents(x)
