@@ -2,6 +2,8 @@
 channel with their parameters in ``model.parameters()`` and the checkpoint, the PSN family; one-line refusals; exact
 resume."""
 
+import re
+
 import pytest
 import torch
 
@@ -280,3 +282,17 @@ def test_state_bits_quantise_the_lif_and_synaptic_membranes(neuron):
 def test_state_bits_refusals(options, message):  # state_low / state_high are checked without state_bits too
     with pytest.raises(ConfigError, match=message):
         StbpOptions(**options)
+
+
+@pytest.mark.parametrize("per", ["channel", "neuron"])
+@pytest.mark.parametrize("shape", [None, ()])
+@pytest.mark.parametrize("neuron", ["plif", "lif"])
+def test_a_per_channel_or_per_neuron_layer_without_its_shape_is_a_one_line_error(per, shape, neuron):
+    # before: make_neuron without the layer's shape built one tau / threshold for the whole layer, silently
+    options = StbpOptions(neuron=neuron, neuron_params=per, learn_threshold=True)
+    with pytest.raises(ConfigError, match=rf"^method.neuron_params={per} needs the shape of the layer the neuron "
+                                          rf"follows .*; got {re.escape(repr(shape))}$"):
+        neuron_choice.make_neuron(options, shape)
+    built = neuron_choice.make_neuron(options, (3, 2, 2))
+    assert built.threshold.shape == ((3,) if per == "channel" else (3, 2, 2))
+    assert neuron_choice.make_neuron(StbpOptions(neuron=neuron, learn_threshold=True)).threshold.shape == ()

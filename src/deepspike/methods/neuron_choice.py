@@ -159,8 +159,9 @@ def state_quant_of(o: Any) -> StateQuant | None:
 
 def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = False) -> nn.Module:
     """The neuron layer ``o`` asks for; ``shape``: one sample's output of the layer it follows, ``(C, H, W)`` or
-    ``(F,)`` (its first entry sizes the per-channel parameters); ``inplace``: for the plain LIF (whose fused kernel
-    may reuse a fresh input's memory)."""
+    ``(F,)`` (its first entry sizes the per-channel parameters; a one-line ``ConfigError`` when a learnable neuron
+    per channel or per neuron is asked for without it); ``inplace``: for the plain LIF (whose fused kernel may reuse
+    a fresh input's memory)."""
     if o.neuron in _OWN:
         return made_module("neuron", o.neuron, _OWN[o.neuron](o, shape))
     if o.neuron in PSN_FAMILY:
@@ -176,8 +177,11 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
         return LIF(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                    surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset, inplace=inplace,
                    state_quant=params.state_quant)
-    channels = shape[0] if o.neuron_params == "channel" and shape else None
-    neurons = tuple(shape) if o.neuron_params == "neuron" and shape else None
+    if o.neuron_params != "layer" and not shape:  # else one value per layer, silently
+        raise ConfigError(f"method.neuron_params={o.neuron_params} needs the shape of the layer the neuron follows "
+                          f"(one sample's output, (C, H, W) or (F,)); got {shape!r}")
+    channels = shape[0] if o.neuron_params == "channel" else None
+    neurons = tuple(shape) if o.neuron_params == "neuron" else None
     return LearnableLIF(params, channels, learn_decay=o.neuron == "plif", tau_init=float(o.tau_init),
                         learn_threshold=o.learn_threshold, neurons=neurons)
 
