@@ -1,11 +1,13 @@
 """What each neuron's own state update costs per step, against its equation counted by hand."""
 
 import pytest
+import torch
 
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons import IF, LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.masked_psn import MaskedPSN
 from deepspike.neurons.psn import PSN
@@ -50,3 +52,22 @@ def test_a_masked_psn_costs_its_band_once_trained():
     neuron = MaskedPSN(6, order=3)
     neuron.begin_epoch(4, 5)  # the last of 5 epochs: lambda = 1, the band of 3 taps alone
     assert float(neuron.masking) == 1.0 and neuron.update_ops() == (3, 1)
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+def test_per_neuron_constants_price_each_neuron_by_its_own_decays(synaptic):
+    """The mean over the neurons of what the one-value-per-layer neuron of each neuron's constants costs: an IF neuron
+    (k = 1) or one with alpha = 0 among leaky ones is priced as itself. Before, any mix priced a product for every
+    neuron: (1, 1) instead of (0.75, 1.25) here, (2, 1) instead of (1.25, 1.5) with the synaptic decays."""
+    decay = torch.tensor([1.0, 0.5, 0.8, 0.9])
+    alpha = torch.tensor([0.0, 0.3, 1.0, 0.3]) if synaptic else None
+    neuron = HeterogeneousLIF(NeuronParams(), decay, torch.ones(4), alpha)
+    each = [SynapticLIF(NeuronParams(decay=float(k)), syn_decay=float(a)) if synaptic else
+            LIF(decay=float(k)) for k, a in zip(decay, alpha if synaptic else decay, strict=True)]
+    expected = tuple(sum(m.update_ops()[i] for m in each) / 4 for i in (0, 1))
+    assert expected == ((1.25, 1.5) if synaptic else (0.75, 1.25))  # counted by hand
+    assert neuron.update_ops() == expected
+    per_channel = HeterogeneousLIF(NeuronParams(), decay.reshape(4, 1), torch.ones(1), None)  # [4, 1] of [4, 3]
+    assert per_channel.update_ops() == (0.75, 1.25)
+    for k, ops in ((0.5, (1, 1)), (1.0, (0, 2)), (0.0, (0, 1))):  # one decay everywhere: as LIF / IF
+        assert HeterogeneousLIF(NeuronParams(), torch.full((3,), k), torch.ones(3)).update_ops() == ops

@@ -48,12 +48,15 @@ def _checked(name: str, value: torch.Tensor, low: float, high: float) -> torch.T
     return t
 
 
-def _uniform_decay(k: torch.Tensor) -> float:
-    """The one decay of ``k`` (1 or 0 everywhere), else a value standing for "a product per step"."""
-    for value in (1.0, 0.0):
-        if bool((k == value).all()):
-            return value
-    return 0.5
+def _kept_sum_per_neuron(k: torch.Tensor) -> tuple[float, float]:
+    """``update_cost.kept_sum_ops`` of each neuron's own decay in ``k`` (0: no term, 1: an addition, else a product),
+    averaged over the neurons: times the layer's neurons and steps, the layer's total (``k`` broadcasts against the
+    layer, every entry standing for as many neurons)."""
+    n = k.numel()
+    counts = {value: int((k == value).sum()) for value in (0.0, 1.0)}
+    counts[0.5] = n - counts[0.0] - counts[1.0]  # 0.5: any decay that is a product
+    macs, acs = plus(*((c * m, c * a) for value, c in counts.items() for m, a in (kept_sum_ops(value),)))
+    return macs / n, acs / n
 
 
 class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
@@ -133,11 +136,12 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
         """The per-neuron thresholds."""
         return self.threshold
 
-    def update_ops(self) -> tuple[int, int]:
-        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the current's kept sum (with a synaptic decay),
-        then ``h_t = k v_{t-1} + i_t`` and the threshold test; a decay of 1 or 0 everywhere costs as in ``LIF``."""
-        ops = membrane_ops(_uniform_decay(self.decay))
-        return ops if self.syn_decay is None else plus(kept_sum_ops(_uniform_decay(self.syn_decay)), ops)
+    def update_ops(self) -> tuple[float, float]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``), averaged over the neurons: the current's kept sum
+        (with a synaptic decay), then ``h_t = k v_{t-1} + i_t`` and the threshold test, each neuron priced by its own
+        decays (one of 1 is an addition, one of 0 no term): a decay of 1 or 0 everywhere costs as in ``LIF``."""
+        ops = plus(_kept_sum_per_neuron(self.decay), membrane_ops(0.0))  # membrane_ops(0): the threshold test alone
+        return ops if self.syn_decay is None else plus(_kept_sum_per_neuron(self.syn_decay), ops)
 
     def extra_repr(self) -> str:
         syn = "" if self.syn_decay is None else f"syn_decay {tuple(self.syn_decay.shape)}, "
