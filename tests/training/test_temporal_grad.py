@@ -18,7 +18,8 @@ from deepspike.layers.trace_gradient import trace_gradient_step
 from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
-from deepspike.neurons import LIF
+from deepspike.neurons import LIF, NeuronParams
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad, trace_decay
 from deepspike.training.trainer import Trainer
@@ -159,6 +160,43 @@ def test_online_gradients_equal_the_hand_derived_ones(mode):
     o = [s @ lin2.weight.T + lin2.bias for s in ss]
     torch.testing.assert_close(out, torch.stack(o).mean(0).detach())  # the reported output: mean of the o_t
     torch.testing.assert_close(loss, torch.stack([F.cross_entropy(ot, y) for ot in o]).mean().detach())
+
+
+@pytest.mark.parametrize("mode", ["sltt", "ottt"])
+def test_a_learnt_threshold_with_a_fixed_decay_trains_online_with_the_hand_derived_gradients(mode):
+    """``LearnableLIF`` learning one threshold per neuron, its decay fixed (``method.neuron=lif learn_threshold=true``):
+    OTTT's traces use that decay. Before, OTTT refused it saying the net had no neuron with a fixed decay."""
+    decay, threshold = 0.5, 0.4
+    net, lin1, lin2 = _two_layer(decay, threshold, frames=True)
+    neuron = LearnableLIF(NeuronParams(decay=decay, threshold=threshold, surrogate="rectangular",
+                                       surrogate_args={"a": 1.0}), learn_decay=False, learn_threshold=True,
+                          neurons=(3,))
+    net.body[2] = neuron
+    assert trace_decay(net) == decay
+    frames = (torch.rand(6, 3, 1, 1, 4, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    inputs = list(frames.flatten(2).transpose(0, 1))
+    with torch.no_grad():
+        hs, ss = _forward_by_hand(inputs, lin1, decay, threshold)
+    pre_in, pre_hidden = (inputs, ss) if mode == "sltt" else (_traces(inputs, decay), _traces(ss, decay))
+    expected = _hand_gradients(inputs, pre_in, pre_hidden, hs, ss, lin2, y, threshold)
+    # dL/dth_i = -sum_t sum_b (W2^T g_t)_bi 1[|h_t - th| < 1/2]: the spatial path (the carried membrane is detached)
+    expected["th"] = -expected["b1"]
+    net.zero_grad()
+    online_step(net, net, _CE(), frames, y, mode)
+    got = {"w1": lin1.weight.grad, "b1": lin1.bias.grad, "w2": lin2.weight.grad, "b2": lin2.bias.grad,
+           "th": neuron.threshold.grad}
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_ottt_refuses_a_net_whose_neurons_do_not_all_have_a_fixed_decay():
+    # before: the PLIF layer was left out and the traces silently took the LIF's decay 0.5
+    net, _, _ = _two_layer(0.5, 0.4)
+    net.body.append(LearnableLIF(NeuronParams(decay=0.5)))
+    with pytest.raises(ConfigError, match=r"^train.temporal_grad=ottt needs one neuron decay for the traces; the "
+                                          r"net's LearnableLIF has no fixed first-order decay \(params.decay\)$"):
+        prepare_temporal_grad(net, "ottt", None, "stbp")
 
 
 def test_sltt_k_backpropagates_only_k_steps():

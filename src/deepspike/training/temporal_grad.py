@@ -11,7 +11,8 @@
   backpropagates at K time steps drawn at random per batch (SLTT-K) and runs the others forward only.
 * ``ottt`` (Xiao et al., "Online training through time for spiking neural networks", NeurIPS 2022): SLTT's
   spatial-only step, with every synaptic layer's weight gradient taken from its presynaptic trace
-  ``a_t = lambda a_{t-1} + x_t`` instead of its input (``layers.trace_gradient``); lambda is the neurons' leak.
+  ``a_t = lambda a_{t-1} + x_t`` instead of its input (``layers.trace_gradient``); lambda is the neurons' leak,
+  the one fixed decay they all share (LIF neurons, learnt thresholds included; a net with any other neuron is refused).
 
 Both online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
 for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
@@ -41,6 +42,7 @@ from deepspike.data.mixing import mixed_loss
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.carry import temporal_carry
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.training.runtime import autocast
 
 ONLINE = ("sltt", "ottt")
@@ -65,10 +67,24 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
         trace_decay(net)  # refuse mixed leaks now, not at the first batch
 
 
+def _fixed_decay(neuron: nn.Module) -> float | None:
+    """The one fixed first-order decay of a spiking neuron: its ``params.decay``, or that of a ``LearnableLIF`` that
+    learns its threshold only (``h_t = k v_{t-1} + x_t`` with the fixed ``k``); None for any other."""
+    if hasattr(neuron, "params"):
+        return neuron.params.decay
+    return neuron.fixed.decay if isinstance(neuron, LearnableLIF) and not neuron.decay_input else None
+
+
 def trace_decay(net: nn.Module) -> float:
-    """The leak lambda of the presynaptic traces: the one decay all the net's spiking neurons share."""
-    neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False) and hasattr(m, "params")]
-    decays = {m.params.decay for m in neurons}
+    """The leak lambda of the presynaptic traces: the one decay all the net's spiking neurons share (a one-line
+    ``ConfigError`` when one of them has none: the traces would be another neuron's)."""
+    neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False)]
+    decays = {_fixed_decay(m) for m in neurons}
+    other = next((m for m in neurons if _fixed_decay(m) is None), None)
+    if other is not None and decays != {None}:
+        raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net's "
+                          f"{type(other).__name__} has no fixed first-order decay (params.decay)")
+    decays.discard(None)
     if not decays:
         raise ConfigError("train.temporal_grad=ottt needs one neuron decay for the traces; the net has no neuron "
                           "with one fixed first-order decay (params.decay): a learnt one (plif), a synaptic one (a "
