@@ -120,6 +120,15 @@ def test_a_card_of_another_config_or_weights_with_nan_are_refused(tmp_path, monk
         ds.pretrained("stbp_fmnist")
 
 
+def test_a_negative_std_is_refused_naming_the_range_a_card_may_hold(tmp_path, monkeypatch, capsys):
+    """A std of 0 is a valid card (next test), so the refusal of a negative one says ``std >= 0``; it said ``std > 0``,
+    which a card of std 0 would then seem to break."""
+    folder = _entry_copy(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(TAMPERED_CARDS["a negative std"])
+    assert main(["zoo"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("of 1 finite numbers each, std >= 0")
+
+
 def test_a_card_of_a_channel_constant_in_training_centres_it_as_training_did():
     """std 0 (a channel constant in the training split): ``normalize`` only centres it (scale 1), so a card saying
     so is valid and ``preprocess`` gives what training gave; it was refused as tampered, and divided by 0."""

@@ -81,7 +81,7 @@ CARD_FIELDS = {  # field: (whether a value fits, what it must be); "sample_accur
 def card_problem(card: Any, name: str) -> str | None:
     """What is wrong with ``card``, the card of entry ``name`` (module docstring), said in a few words; None when
     every field the package reads is of its form: ``name`` the entry's, ``method``, ``model``, ``dataset`` and
-    ``made_from`` text, ``input`` an object whose ``normalize`` is null or per-channel ``mean`` and ``std`` (> 0),
+    ``made_from`` text, ``input`` an object whose ``normalize`` is null or per-channel ``mean`` and ``std`` (>= 0),
     one of each per channel of ``input_shape``, and the numbers of ``CARD_FIELDS``."""
     if not isinstance(card, dict):
         return f"it holds a JSON {type(card).__name__}, not an object"
@@ -95,7 +95,7 @@ def card_problem(card: Any, name: str) -> str | None:
             return f"{key} is {shown_value(card[key])}, expected {expected}"
     if not _input_fits(card.get("input"), card["input_shape"][0]):
         return (f"input is {shown_value(card.get('input'))}, expected an object whose normalize is null or "
-                f"{{\"mean\": [...], \"std\": [...]}} of {card['input_shape'][0]} finite numbers each, std > 0")
+                f"{{\"mean\": [...], \"std\": [...]}} of {card['input_shape'][0]} finite numbers each, std >= 0")
     return None
 
 
