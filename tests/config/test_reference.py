@@ -57,11 +57,17 @@ def test_section_docs_name_their_keys():
             assert all(f"``{k.key.rsplit('.', 1)[1]}``" in doc for k in keys), section
 
 
+# Options whose non-default values need another option set: per-channel / per-neuron constants need a neuron that
+# learns some (the fixed default lif learns none, and refuses them).
+COMPANIONS = {"method.neuron_params": ["method.neuron=plif"]}
+
+
 def test_every_string_option_of_a_method_lists_the_values_it_takes():
     for method, keys in method_keys().items():
         for k in keys:
             assert bool(k.choices) == (k.type == "str"), k.key
             assert k.default in k.choices or not k.choices
             for value in k.choices:
-                config = load_config(None, [f"method.name={method}", f"{k.key}={json.dumps(value)}"])
+                companions = COMPANIONS.get(k.key, [])
+                config = load_config(None, [f"method.name={method}", *companions, f"{k.key}={json.dumps(value)}"])
                 assert getattr(config.method.options, k.key.split(".")[1]) == value

@@ -118,7 +118,10 @@ def test_sliding_psn_runs_at_any_step_count_online_and_streaming():
     ({"neuron": "sliding_psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
     ({"neuron": "psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
     ({"neuron": "psn", "neuron_params": "neuron"}, "^method.neuron_params=neuron is for lif and plif"),
-    ({"neuron": "sliding_psn", "detach_reset": True}, "^method.detach_reset acts on a reset, and method.neuron=sli")])
+    ({"neuron": "sliding_psn", "detach_reset": True}, "^method.detach_reset acts on a reset, and method.neuron=sli"),
+    ({"neuron": "lif", "neuron_params": "channel"},  # accepted, and a plain LIF built: nothing per channel
+     "^method.neuron_params=channel gives each channel its own learnt constants; the fixed lif learns none"),
+    ({"neuron": "lif", "neuron_params": "neuron"}, "^method.neuron_params=neuron gives each neuron its own learnt")])
 def test_psn_family_options_are_refused_in_one_line(options, message):
     with pytest.raises(ConfigError, match=message):
         StbpOptions(**options)

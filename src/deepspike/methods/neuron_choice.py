@@ -108,6 +108,9 @@ def check_neuron_options(o: Any) -> None:
     if o.neuron in ("synaptic", "alif") and (o.learn_threshold or o.neuron_params != "layer"):
         raise ConfigError(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
                           "method.neuron_params=channel|neuron are for lif and plif")
+    if o.neuron == "lif" and not o.learn_threshold and o.neuron_params != "layer":  # nothing learnt to spread
+        raise ConfigError(f"method.neuron_params={o.neuron_params} gives each {o.neuron_params} its own learnt "
+                          "constants; the fixed lif learns none: set method.learn_threshold=true or method.neuron=plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
