@@ -14,6 +14,7 @@ from deepspike.methods.window_network import calibrate_windows, recording
 
 nir = pytest.importorskip("nir")
 
+from tests.methods.test_window_graph import pool_first_net  # noqa: E402
 from tests.methods.test_window_network import NETS, _converted  # noqa: E402 (random converted nets)
 
 
@@ -65,3 +66,9 @@ def test_an_uncalibrated_net_is_refused():
     snn = get_method("ttfs_window", {}).build(create_architecture("zhang2021_fc400", input_shape=(1, 2, 2), width=0.01))
     with pytest.raises(ConfigError, match="not calibrated"):
         to_nir_window(snn, (1, 2, 2))
+
+
+def test_max_pooling_of_the_signed_input_is_refused_in_the_export():
+    """The export walks the net as the simulator does: a max pool on the signed input relayed only its positive half."""
+    with pytest.raises(ConfigError, match="max pooling of the signed input"):
+        to_nir_window(pool_first_net(), (1, 4, 4))

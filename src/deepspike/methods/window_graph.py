@@ -30,13 +30,15 @@ LINEAR = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.BatchNo
 @dataclass
 class Source:
     """A population (``population``: whatever the walk's subclass names it by), its per-sample shape, the end of
-    its window, the linear modules applied to its spikes since, and the delay of that path."""
+    its window, the linear modules applied to its spikes since, the delay of that path, and whether it codes
+    signed values (``signed``: the input, two halves; a neuron layer's values are ``>= 0``)."""
 
     population: Any
     shape: tuple[int, ...]
     t_max: float
     chain: list[nn.Module] = field(default_factory=list)
     delay: float = 0.0
+    signed: bool = False
 
 
 class WindowWalk:
@@ -52,7 +54,7 @@ class WindowWalk:
 
     def run(self, net: WindowNetwork, input_population: Any, input_shape: tuple[int, ...]) -> Source:
         """Walk ``net`` (eval mode, windows calibrated) from the input population; returns the readout's source."""
-        start = Source(input_population, tuple(input_shape), float(net.encoder.window))
+        start = Source(input_population, tuple(input_shape), float(net.encoder.window), signed=True)
         cur = self.sequence(net.body, start)
         shape = shape_after(cur.chain, cur.shape)
         name = self.neurons(net.readout, [cur], shape, fires=False)
@@ -67,13 +69,16 @@ class WindowWalk:
         if isinstance(m, nn.Sequential):
             return self.sequence(m, cur)
         if isinstance(m, LINEAR):
-            return Source(cur.population, cur.shape, cur.t_max, [*cur.chain, m])
+            return Source(cur.population, cur.shape, cur.t_max, [*cur.chain, m], signed=cur.signed)
         if isinstance(m, WindowNeurons):
             shape = shape_after(cur.chain, cur.shape)
             return Source(self.neurons(m, [cur], shape, True), shape, cur.t_max + float(m.window))
         if isinstance(m, nn.MaxPool2d):
             if cur.chain:
                 raise ConfigError("max pooling after a linear layer has no single-spike relay; pool after a neuron")
+            if cur.signed:  # the earliest spike of the positive half is max(x, 0), not max(x)
+                raise ConfigError("max pooling of the signed input has no single-spike relay (its negative half "
+                                  "would be lost); pool after a neuron layer")
             shape = shape_after([m], cur.shape)
             return Source(self.relay(m, cur, shape), shape, cur.t_max)
         if isinstance(m, ResidualBlock):
@@ -84,7 +89,7 @@ class WindowWalk:
         if cur.chain:
             raise ConfigError("a residual block must start at a population of spikes")
         body = self.sequence(block.body, cur)
-        shortcut = self.sequence(block.shortcut, Source(cur.population, cur.shape, cur.t_max))
+        shortcut = self.sequence(block.shortcut, Source(cur.population, cur.shape, cur.t_max, signed=cur.signed))
         shortcut.delay = body.t_max - cur.t_max
         shape = shape_after(body.chain, body.shape)
         name = self.neurons(block.act, [body, shortcut], shape, True)
