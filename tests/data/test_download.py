@@ -4,7 +4,9 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
+import stat
 import struct
 import tarfile
 import threading
@@ -168,3 +170,25 @@ def test_a_long_file_name_that_is_allowed_downloads(server, tmp_path, length):
     out = download_file(url + name, tmp_path / "out" / name, "sha256:" + hashlib.sha256(payload).hexdigest())
     assert out.read_bytes() == payload
     assert [p.name for p in (tmp_path / "out").iterdir()] == [name]
+
+
+def test_the_download_is_synced_before_and_after_its_rename(server, tmp_path, monkeypatch):
+    """As every atomic write (core.atomic): the file's bytes, then the rename, then the folder; before, neither was
+    synced, so a power cut after the rename could leave an empty or partial file under the verified name."""
+    url, www, _ = server
+    (www / "f.bin").write_bytes(b"abc")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    download_file(url + "f.bin", tmp_path / "f.bin", "md5:" + hashlib.md5(b"abc").hexdigest())
+    assert events == ["file", "rename", "folder"] and (tmp_path / "f.bin").read_bytes() == b"abc"

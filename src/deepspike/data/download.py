@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepspike.core.atomic import FILE_MODE, TEMP_SUFFIX, temp_prefix
+from deepspike.core.atomic import FILE_MODE, TEMP_SUFFIX, sync_folder, temp_prefix
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data.paths import one_line
 
@@ -63,9 +63,10 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str, timeout: flo
     """Download ``url`` to ``dest`` atomically and verify its checksum (``"md5:<hex>"``/``"sha256:<hex>"``).
 
     The bytes go to a temporary file in ``dest``'s folder and are hashed on the way; on a match the file
-    is renamed to ``dest`` (``os.replace``, atomic on one file system). On a mismatch the temporary file is
-    removed and :class:`DataCorruptError` is raised; a network failure raises :class:`DataNotFoundError`.
-    An existing ``dest`` is replaced only by a verified download.
+    is fsynced and renamed to ``dest`` (``os.replace``, atomic on one file system), and the folder is synced
+    (``core.atomic.sync_folder``), so that a power cut leaves the old file or the whole new one. On a mismatch
+    the temporary file is removed and :class:`DataCorruptError` is raised; a network failure raises
+    :class:`DataNotFoundError`. An existing ``dest`` is replaced only by a verified download.
     """
     algo, expected = _split_checksum(checksum)
     dest = Path(dest)
@@ -79,6 +80,8 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str, timeout: flo
             for block in iter(lambda: response.read(CHUNK), b""):
                 h.update(block)
                 out.write(block)
+            out.flush()
+            os.fsync(out.fileno())  # the bytes reach the disk before the rename does
         actual = h.hexdigest()
         if actual != expected:
             raise DataCorruptError(f"checksum mismatch downloading {url}: {algo} is {actual}, "
@@ -89,6 +92,7 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str, timeout: flo
                                 f"the file by hand into {dest.parent}") from e
     finally:
         tmp.unlink(missing_ok=True)
+    sync_folder(dest.parent)  # the rename survives a power cut
     return dest
 
 
