@@ -122,6 +122,21 @@ def test_xylo_reports_what_exceeds_the_chip_and_refuses_conv_nets():
         xylo_report(build("conv", "LIF"))
 
 
+@pytest.mark.parametrize("scaled, layers", [((0, 1), "layers 1, 2"), ((1,), "layer 2")])
+def test_xylo_does_not_fit_a_net_whose_weights_all_round_to_0(scaled, layers):
+    """Weights x 1e-30 (threshold 1): channel_quantize scales them so the threshold fits int16 and they round to 0,
+    so the chip's net ignores its input; the report said fits: true (weights_int8_range [0, 0] the only hint)."""
+    require("rockpool", "--target xylo")
+    model = _dense([16, 24, 8])
+    with torch.no_grad():
+        for lin, _ in (dense_layers(model)[k] for k in scaled):
+            lin.weight.mul_(1e-30)
+    report = xylo_report(model)
+    assert not report["fits"] and report["reason"] == (
+        f"the weights of {layers} all round to 0 on the chip (int8 weights scaled with an int16 threshold): the "
+        "chip's net ignores its input")
+
+
 def test_export_target_commands_on_a_trained_run(tiny_run, capsys):
     require("rockpool", "--target xylo")
     require("sinabs", "--target speck")

@@ -213,6 +213,15 @@ def _write_layer(lin: nn.Linear, rec: nn.Linear | None, w: np.ndarray, v: np.nda
             b.copy_(torch.as_tensor(bias / s if k == 0 else np.zeros_like(s), dtype=b.dtype))
 
 
+def zeroed_layers(mapped: dict) -> list[int]:
+    """The layers (1-based) whose feed-forward weights are not all 0 but all round to 0 on the chip
+    (``channel_quantize`` scales a neuron's weights so its largest is 127, then less where the threshold would pass
+    int16's 32767: weights far below the threshold round to 0); the chip's net after such a layer ignores its input."""
+    sizes = [lin.out_features for lin, _ in mapped["pairs"]]
+    return [k + 1 for k, (lin, _) in enumerate(mapped["pairs"])
+            if bool(lin.weight.detach().ne(0).any()) and not np.any(_block(mapped["quantised"], sizes, k)[0])]
+
+
 def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn.Module:
     """A copy of ``model`` whose dense layers (feed-forward and feedback weights) and neurons hold what Xylo would
     (module docstring; a trained ``state_quant`` is dropped for the chip's integer membrane); ``dynamics=False``
@@ -237,7 +246,8 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
 
 
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
-    """Fit report: resources against Xylo's limits, the quantised parameters' ranges, and (``accuracy``:
+    """Fit report: resources against Xylo's limits (``fits`` false too when a layer's weights all round to 0,
+    :func:`zeroed_layers`), the quantised parameters' ranges, and (``accuracy``:
     a function model -> test accuracy) the accuracy before and after quantisation."""
     mapped = xylo_spec(model)
     q = mapped["quantised"]
@@ -246,8 +256,13 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
               "limits": {"inputs": MAX_INPUTS, "hidden": MAX_HIDDEN, "outputs": MAX_OUTPUTS},
               "weights_int8_range": [int(min(np.min(q[k]) for k in weights)), int(max(np.max(q[k]) for k in weights))],
               "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
-    if mapped["over"]:
-        report["reason"] = "; ".join(mapped["over"])
+    zeroed, reasons = zeroed_layers(mapped), list(mapped["over"])
+    if zeroed:  # the chip net ignores its input: not a deployment of this net
+        report["fits"] = False
+        reasons.append(f"the weights of layer{'s' * (len(zeroed) > 1)} {', '.join(map(str, zeroed))} all round to 0 "
+                       "on the chip (int8 weights scaled with an int16 threshold): the chip's net ignores its input")
+    if reasons:
+        report["reason"] = "; ".join(reasons)
     notes = [n for n in (chip_input_note(model), chip_membrane_note(model)) if n]
     if notes:
         report["note"] = "; ".join(notes)
