@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from benchmark_loader import full_disk, load_benchmark
+from deepspike.deploy.peers import TOOLS
 
 
 @pytest.fixture
@@ -29,6 +30,20 @@ def test_the_tables_are_written(primitive_table, tmp_path):
     primitive_table.main()
     assert json.loads((tmp_path / "primitive_table.json").read_text())["counts"] == {"deepspike": [16, 16]}
     assert (tmp_path / "primitive_table.md").read_text().splitlines()[-1] == "| **count (export, import)** | 16 | 16 |"
+
+
+def test_the_json_names_the_tools_that_are_not_installed(primitive_table, tmp_path, monkeypatch):
+    """As conformance.json: a tool not installed has no column, and the JSON did not say it was missing (a reader
+    could not tell 'not tested' from 'left out')."""
+    monkeypatch.setattr(primitive_table, "installed", lambda: ["snntorch"])
+    monkeypatch.setattr(primitive_table, "version", lambda tool: "9.9")
+    monkeypatch.setattr(primitive_table, "import_table", lambda nir: {
+        t: {p: "yes" for p in primitive_table.PRIMITIVES} for t in ("deepspike from_nir", "deepspike GraphSimulator",
+                                                                      "snntorch")})
+    monkeypatch.setattr(primitive_table, "peer_exports", lambda tool: set())
+    primitive_table.main()
+    saved = json.loads((tmp_path / "primitive_table.json").read_text())
+    assert saved["tools"] == ["deepspike", "snntorch"] and saved["missing"] == [t for t in TOOLS if t != "snntorch"]
 
 
 def test_a_write_that_fails_keeps_the_old_files_and_is_one_error_line(primitive_table, tmp_path, monkeypatch,

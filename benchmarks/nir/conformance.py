@@ -20,7 +20,7 @@ from pathlib import Path
 from deepspike.core.atomic import strict_json
 from deepspike.deploy.conformance import check_tool
 from deepspike.deploy.families import FAMILIES, NEURONS, RESETS, build, sample_input
-from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.deploy.peers import installed, not_installed, version
 from deepspike.deploy.peers.known_issues import known_issue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,7 +45,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     tools = installed()
-    missing = [t for t in TOOLS if t not in tools]
+    missing = not_installed(tools)
     rows = []
     for tool, (fam, neu, rst) in itertools.product(tools, itertools.product(FAMILIES, NEURONS, RESETS)):
         r = check_tool(tool, build(fam, neu, rst), sample_input(fam, args.steps, args.batch),

@@ -10,7 +10,8 @@ Export: deepspike's by running its exporters (``to_nir`` on the conformance fami
 source for the node types it constructs (``nir.X(``), since building every layer of every tool is not done here.
 
     make .nir-venv/.ok && OMP_NUM_THREADS=1 .nir-venv/bin/python benchmarks/nir/primitive_table.py
-writes benchmarks/results/nir/primitive_table.md and primitive_table.json (atomically).
+writes benchmarks/results/nir/primitive_table.md and primitive_table.json (atomically); the JSON names the tools of
+``deepspike.deploy.peers.TOOLS`` not installed here (``missing``), which have no column.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from deepspike.coding.ttfs_input import TTFSInput
 from deepspike.core.atomic import strict_json
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, to_nir_ttfs
 from deepspike.deploy.families import FAMILIES, build, input_shape
-from deepspike.deploy.peers import TOOLS, installed, version
+from deepspike.deploy.peers import TOOLS, installed, not_installed, version
 from deepspike.layers.readout import MembraneReadout
 from deepspike.methods.ttfs_network import TTFSNetwork
 from deepspike.ttfs.layers import TTFSAvgPool2d, TTFSConv2d, TTFSLinear, TTFSMaxPool2d
@@ -162,8 +163,8 @@ def main() -> None:
     rows.append("| **count (export, import)** | " + " | ".join(
         [str(counts["deepspike"][0]), str(counts["deepspike"][1])] + [f"{counts[t][0]}, {counts[t][1]}"
                                                                        for t in installed()]) + " |")
-    write_result(parser, OUT / "primitive_table.json", strict_json({"import": imports, "export": exports,
-                                                                    "counts": counts, "tools": tools}, indent=1) + "\n")
+    saved = {"import": imports, "export": exports, "counts": counts, "tools": tools, "missing": not_installed(tools)}
+    write_result(parser, OUT / "primitive_table.json", strict_json(saved, indent=1) + "\n")
     write_result(parser, OUT / "primitive_table.md", "\n".join(rows) + "\n")
     print("\n".join(rows))
 

@@ -31,6 +31,12 @@ def installed() -> list[str]:
     return [name for name, tool in TOOLS.items() if importlib.util.find_spec(tool.MODULE) is not None]
 
 
+def not_installed(present: list[str]) -> list[str]:
+    """The tools of ``TOOLS`` (in its order) that are not in ``present`` (``installed()``): those a report has no
+    rows for, named so that 'not tested' reads apart from 'left out'."""
+    return [name for name in TOOLS if name not in present]
+
+
 def version(name: str) -> str:
     """The installed version of tool ``name`` (its distribution's metadata), or ``"unknown"`` for a package that
     imports without any (a source checkout on PYTHONPATH: ``export --check`` and the conformance matrix stopped on
