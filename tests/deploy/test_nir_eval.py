@@ -10,7 +10,7 @@ nir = pytest.importorskip("nir")
 
 from deepspike.cli import main  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
-from deepspike.deploy.nir_eval import decided_class  # noqa: E402
+from deepspike.deploy.nir_eval import decided_class, nir_encoder  # noqa: E402
 
 
 def _json(capsys) -> dict:
@@ -84,3 +84,31 @@ def test_decisions_by_hand():
     assert decided_class(trace, "membrane").tolist() == [1]  # the last step's membrane
     with pytest.raises(ConfigError, match="decode 'vote' needs num_classes dividing the 6 output neurons"):
         decided_class(spikes, "vote", num_classes=4)
+
+
+def test_a_delta_coded_sequence_run_and_its_exported_file_score_the_same(tmp_path, capsys):
+    """to_nir writes delta_off_spikes as 1 or 0; the reader refused its own file ('delta off_spikes must be true or
+    false, got 1')."""
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=4", "method.encoder=delta", "model.name=rsnn",
+                 "data.name=digits_rows", "train.epochs=1", "train.progress=false", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits_rows"]) == 0
+    theirs = _json(capsys)
+    assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
+    assert theirs["coding"] == "delta"
+
+
+def test_coding_options_a_file_does_not_state_are_the_methods_defaults():
+    """--encoder delta or population on another tool's file (no coding options) raised AttributeError."""
+    delta = nir_encoder({}, "delta")
+    assert (delta.threshold, delta.off_spikes, delta.mode) == (0.1, True, "step")
+    population = nir_encoder({"dt": 1e-4}, "population")
+    assert (population.size, population.low, population.high, population.spikes) == (8, 0.0, 1.0, False)
+    written = nir_encoder({"encoder": "delta", "delta_threshold": 0.3, "delta_off_spikes": 0, "delta_mode": "level"})
+    assert (written.threshold, written.off_spikes, written.mode) == (0.3, False, "level")
+    with pytest.raises(ConfigError, match="delta off_spikes must be true or false, got 2"):
+        nir_encoder({"encoder": "delta", "delta_off_spikes": 2})

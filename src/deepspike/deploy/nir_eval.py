@@ -31,17 +31,22 @@ from deepspike.data.augment import normalize
 from deepspike.deploy.nir_import import from_nir
 from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.methods.encoder_choice import encoder_names, make_encoder
+from deepspike.methods.stbp import StbpOptions
 from deepspike.training.evaluate import eval_pass, limit_samples
 from deepspike.training.run_setup import load_data, make_batches
 
 DECODES = ("rate", "membrane", "vote")
 CODING_OPTIONS = ("delta_threshold", "delta_mode", "delta_off_spikes", "population_size", "population_low",
                   "population_high", "population_width", "population_spikes")
+SWITCHES = ("delta_off_spikes", "population_spikes")
+"""The coding options that are true or false, which ``to_nir`` writes as 1 or 0."""
 
 
 def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
     """The encoder of a graph's metadata (``encoder``, or an Input node's ``coding``, and its options), or of
-    ``coding`` when given; a one-line ``ConfigError`` when neither names one that deepspike builds."""
+    ``coding`` when given; a one-line ``ConfigError`` when neither names one that deepspike builds. An option the
+    file does not state (another tool's file, ``--encoder delta``) is ``method.encoder``'s default
+    (``methods.stbp.StbpOptions``); a switch written as 1 or 0 is true or false."""
     name = coding if coding is not None else meta.get("coding", meta.get("encoder"))
     if name is None:
         raise ConfigError("the NIR file does not say how its input is coded (no metadata 'encoder'): pass --encoder")
@@ -50,7 +55,10 @@ def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
     scale, value = float(meta.get("bipolar_scale", 1.0)), float(meta.get("bipolar_value", 1.0))
     if name == "bipolar" and (scale, value) != (1.0, 1.0):
         return SignedPoissonEncoder(scale, weighted=value == scale)
-    return make_encoder(SimpleNamespace(encoder=name, **{k: meta[k] for k in CODING_OPTIONS if k in meta}))
+    defaults = StbpOptions()
+    options = {k: meta.get(k, getattr(defaults, k)) for k in CODING_OPTIONS}
+    options.update({k: bool(options[k]) for k in SWITCHES if is_whole(options[k], 0, 1)})
+    return make_encoder(SimpleNamespace(encoder=name, **options))
 
 
 def decided_class(out: torch.Tensor, decode: str, num_classes: int | None = None) -> torch.Tensor:
