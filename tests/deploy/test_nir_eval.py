@@ -10,7 +10,8 @@ nir = pytest.importorskip("nir")
 
 from deepspike.cli import main  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
-from deepspike.deploy.nir_eval import decided_class, nir_encoder  # noqa: E402
+from deepspike.deploy.nir_eval import check_outputs, decided_class, nir_encoder  # noqa: E402
+from deploy.nir_files import tiny_graph, write  # noqa: E402
 
 
 def _json(capsys) -> dict:
@@ -112,3 +113,22 @@ def test_coding_options_a_file_does_not_state_are_the_methods_defaults():
     assert (written.threshold, written.off_spikes, written.mode) == (0.3, False, "level")
     with pytest.raises(ConfigError, match="delta off_spikes must be true or false, got 2"):
         nir_encoder({"encoder": "delta", "delta_off_spikes": 2})
+
+
+def test_a_file_whose_outputs_are_not_the_data_sets_classes_is_refused(tmp_path, capsys):
+    """tiny_graph's 3 output neurons on the 10 digits were scored as if they were classes 0-2 (exit 0)."""
+    path = write(tiny_graph(), tmp_path / "tiny.nir")
+    assert main(["eval", str(path), "--data", "digits", "--encoder", "poisson", "--timesteps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "the NIR file has output neurons for 3 classes, but the data set has 10" in err and err.count("\n") == 1
+
+
+def test_output_checks_by_hand():
+    check_outputs(torch.zeros(2, 1, 10), "rate", 10)
+    check_outputs(torch.zeros(2, 1, 30), "vote", 10, num_classes=10)
+    with pytest.raises(ConfigError, match=r"output must be \[T, B, K\] \(one value per class\), got \(2, 1, 2, 5\)"):
+        check_outputs(torch.zeros(2, 1, 2, 5), "rate", 10)
+    with pytest.raises(ConfigError, match="the NIR file votes for 5 classes, but the data set has 10"):
+        check_outputs(torch.zeros(2, 1, 30), "vote", 10, num_classes=5)
+    with pytest.raises(ConfigError, match="has output neurons for 12 classes, but the data set has 10"):
+        check_outputs(torch.zeros(2, 1, 12), "membrane", 10)

@@ -84,16 +84,30 @@ def _steps(meta: dict[str, Any], timesteps: int | None) -> int:
     return int(steps)
 
 
-def _test_batches(dataset: str, split: str, meta: dict[str, Any]):
-    """The batches of ``split`` of ``dataset`` as a run with the default recipe reads them, standardised with the
-    graph's ``input_mean`` / ``input_std`` when it has them."""
+def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, Any]:
+    """``(classes, batches)``: the number of classes of ``dataset`` and the batches of its ``split`` as a run with
+    the default recipe reads them, standardised with the graph's ``input_mean`` / ``input_std`` when it has them."""
     config = load_config(None, [f"data.name={dataset}"])
-    batches = make_batches(config, load_data(config), split, torch.device("cpu"), training=False)
+    data = load_data(config)
+    batches = make_batches(config, data, split, torch.device("cpu"), training=False)
     if batches is None:
         raise ConfigError(f"data set {dataset!r} has no {split} split")
     stats = meta.get("input_mean"), meta.get("input_std")
-    for x, y in batches:
-        yield (x if stats[0] is None else normalize(x, stats[0], stats[1])), y
+    return int(data.num_classes), ((x if stats[0] is None else normalize(x, stats[0], stats[1]), y)
+                                   for x, y in batches)
+
+
+def check_outputs(out: torch.Tensor, decode: str, classes: int, num_classes: Any = None) -> None:
+    """A one-line ``ConfigError`` unless the graph's output ``out`` is ``[T, B, K]`` with one neuron per class of
+    the data set (``K = classes``), or for ``decode`` vote a file whose ``num_classes`` is the data set's (``K = G *
+    classes``, checked by :func:`decided_class`): a net of another class count would be scored as if its neurons
+    were the data set's classes."""
+    if out.dim() != 3:
+        raise ConfigError(f"the NIR file's output must be [T, B, K] (one value per class), got {tuple(out.shape)}")
+    have = num_classes if decode == "vote" else out.shape[2]
+    if have != classes and have is not None:  # a vote file without num_classes: decided_class says so
+        what = "votes for" if decode == "vote" else "has output neurons for"
+        raise ConfigError(f"the NIR file {what} {have!r} classes, but the data set has {classes}")
 
 
 def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", timesteps: int | None = None,
@@ -110,9 +124,11 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
     if limit is not None and not is_whole(limit, 1):
         raise ConfigError(f"--limit must be a whole number >= 1, got {limit!r}")
     correct = n = 0
+    classes, batches = _test_batches(dataset, split, meta)
     with eval_pass(encoder):
-        for x, y in limit_samples(_test_batches(dataset, split, meta), limit):
+        for x, y in limit_samples(batches, limit):
             out = net(encoder(x, steps))
+            check_outputs(out, decode, classes, meta.get("num_classes"))
             correct += int((decided_class(out, decode, meta.get("num_classes")) == y).sum())
             n += len(y)
     return {"accuracy": correct / n if n else None, "samples": n, "timesteps": steps,
