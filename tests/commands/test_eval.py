@@ -82,3 +82,12 @@ def test_round_delays_on_a_net_without_delays_is_refused_in_one_line(runs, capsy
                                  "no Linear(delays=D) layer)\n")
     with pytest.raises(ds.ConfigError, match="has no synaptic delays to round"):
         ds.evaluate(runs / "plain", round_delays=True)
+
+
+def test_a_nir_file_that_does_not_exist_is_named_as_missing(tmp_path, capsys):
+    """A mistyped MODEL.nir with --data was told '--data: for a NIR file given in place of RUN_DIR, not a run
+    directory', as if the path were a run directory."""
+    missing = tmp_path / "modle.nir"
+    assert main(["eval", str(missing), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: no such NIR file or run directory" in err and err.count("\n") == 1

@@ -44,6 +44,8 @@ RUN_ONLY = ("unquantised", "round_delays")
 def run(args: argparse.Namespace) -> int:
     nir_file = os.path.isfile(args.run_dir)
     wrong = [k for k in (RUN_ONLY if nir_file else NIR_ONLY) if getattr(args, k) not in (None, False)]
+    if wrong and not os.path.exists(args.run_dir):  # not a run directory either: say that, not which options
+        raise ConfigError(f"{args.run_dir}: no such NIR file or run directory")
     if wrong:
         names = ", ".join("--" + k.replace("_", "-") for k in wrong)
         raise ConfigError(f"{names}: for {'a run directory' if nir_file else 'a NIR file given in place of RUN_DIR'}"
