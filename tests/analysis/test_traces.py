@@ -13,6 +13,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.analysis.traces import record_traces, shown_neurons
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_import import from_nir
 from deepspike.methods import create_model, get_method
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF
@@ -216,3 +217,21 @@ def test_analyze_draws_and_tables_the_traces_and_refuses_bad_counts(tmp_path):
     for bad in (-1, 2.5, True):
         with pytest.raises(ConfigError, match=r"^--traces must be an integer >= 0"):
             analyze_run(run, None, AnalysisOptions(**quick, traces=bad))
+
+
+def test_an_imported_nir_net_is_traced_on_one_coded_sample(tmp_path):
+    """An imported net takes its input coded, [T, B, ...]: record_traces and record_raster refused its one sample
+    [T, 1, ...] with 'x must be [1, ...]' (and took [1, B, ...], one step of a batch)."""
+    pytest.importorskip("nir")
+    from deploy.nir_files import tiny_graph, write
+
+    net = from_nir(write(tiny_graph(), tmp_path / "tiny.nir"))
+    x = (torch.rand(6, 1, 1, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    traces = record_traces(net, x)
+    raster = record_raster(net, x)
+    assert [t["layer"] for t in traces] == [r["layer"] for r in raster] and len(traces) == 2
+    assert all(t["timesteps"] == 6 and "skipped" not in t for t in traces)
+    with pytest.raises(ConfigError, match=r"membrane traces are of one sample: x must be \[T, 1, \.\.\.\], got \(1, 2"):
+        record_traces(net, x[:1].expand(1, 2, 1, 8, 8).contiguous())
+    with pytest.raises(ConfigError, match=r"a raster is of one sample: x must be \[T, 1, \.\.\.\], got \(6,\)"):
+        record_raster(net, torch.zeros(6))

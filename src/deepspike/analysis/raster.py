@@ -25,10 +25,18 @@ from deepspike.core.options import is_whole
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
+def check_one_sample(model: nn.Module, x: torch.Tensor, what: str) -> None:
+    """A one-line ``ConfigError`` unless ``x`` is one sample: ``[1, ...]``, or ``[T, 1, ...]`` for a net that takes
+    its input already coded in time (class attribute ``takes_coded_input``: an imported NIR net)."""
+    axis = 1 if getattr(type(model), "takes_coded_input", False) else 0
+    if x.dim() <= axis or x.shape[axis] != 1:
+        raise ConfigError(f"{what} of one sample: x must be {'[T, 1, ...]' if axis else '[1, ...]'}, got "
+                          f"{tuple(x.shape)}")
+
+
 def record_raster(model: nn.Module, x: torch.Tensor, max_neurons: int = 32, seed: int = EVAL_SEED) -> list[dict]:
     """The raster of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (module docstring)."""
-    if x.shape[0] != 1:
-        raise ConfigError(f"a raster is of one sample: x must be [1, ...], got {tuple(x.shape)}")
+    check_one_sample(model, x, "a raster is")
     if not is_whole(max_neurons, 1):  # 2.5, True and "3" were TypeError tracebacks from torch.linspace or "<"
         raise ConfigError(f"--raster must be >= 1 neurons per layer (0 turns the raster off), got {max_neurons!r}")
     outputs: dict[str, torch.Tensor] = {}

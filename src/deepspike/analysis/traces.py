@@ -34,7 +34,7 @@ import math
 import torch
 from torch import nn
 
-from deepspike.analysis.raster import evenly_spaced, spike_events
+from deepspike.analysis.raster import check_one_sample, evenly_spaced, spike_events
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
 from deepspike.neurons.carry import CarriesState, temporal_carry
@@ -42,9 +42,9 @@ from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
 def record_traces(model: nn.Module, x: torch.Tensor, max_neurons: int = 4, seed: int = EVAL_SEED) -> list[dict]:
-    """The membrane traces of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (module docstring)."""
-    if x.shape[0] != 1:
-        raise ConfigError(f"membrane traces are of one sample: x must be [1, ...], got {tuple(x.shape)}")
+    """The membrane traces of every spiking layer of ``model`` for the one sample ``x [1, ...]`` (``[T, 1, ...]`` for
+    an imported NIR net, which takes its input coded; module docstring)."""
+    check_one_sample(model, x, "membrane traces are")
     if not is_whole(max_neurons, 1):
         raise ConfigError(f"--traces must be >= 1 neurons per layer (0 turns the traces off), got {max_neurons!r}")
     neurons = {name: m for name, m in model.named_modules() if getattr(m, "is_spiking_neuron", False)}

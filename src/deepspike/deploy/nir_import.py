@@ -73,6 +73,8 @@ class NirNetwork(nn.Module):
     """An imported NIR chain: ``forward(x [T, B, *input_shape]) -> [T, B, *output_shape]`` (output spikes,
     or the integrator's membrane trace). ``metadata`` is the graph's metadata (dt, coding, decoding)."""
 
+    takes_coded_input = True  # x is [T, B, ...]: one sample for analysis.raster / traces is [T, 1, ...]
+
     def __init__(self, body: nn.Module, metadata: dict, input_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.body = body
