@@ -16,6 +16,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import _drawn, sample_input
+from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.rate_network import RateNetwork
@@ -116,6 +117,24 @@ def test_per_neuron_plif_runs_the_same_in_the_simulator_from_nir_and_onnx():
     from deepspike.deploy import nir_to_onnx, onnx_session, run_onnx
 
     assert torch.equal(run_onnx(onnx_session(nir_to_onnx(graph)), x), ours)
+
+
+@pytest.mark.parametrize(("per_channel", "shape", "hidden"), [(False, (64,), 32), (True, (1, 8, 8), 256)])
+def test_an_imported_plif_net_is_priced_as_the_net(per_channel, shape, hidden):
+    """PLIF's ``h_t = k v_{t-1} + c x_t`` costs (2 MACs, 1 AC) per neuron and step (``LearnableLIF.update_ops``). Its
+    import is ``Scale(c)`` then a neuron with decay k; the recorder priced only the neuron: (1 MAC, 1 AC), 2100 of
+    4200 update MACs here for the dense net. By hand: 2 MACs and 1 AC for each of the (hidden + 10) x T x B neuron
+    steps, in the net and in its import."""
+    net = _net(per_channel=per_channel)
+    x = sample_input("dense" if not per_channel else "conv", 25, batch=2)
+    neuron_steps = (hidden + 10) * 25 * 2
+    own, imported = nn.Sequential(net.body, net.readout.neuron), from_nir(to_nir(net, shape, dt=DT))
+    for model in (own, imported):
+        with torch.no_grad(), ActivityRecorder(model, operations=False) as recorder:
+            model(x)
+        layers = recorder.layers.values()
+        assert sum(r.update_macs for r in layers) == 2 * neuron_steps
+        assert sum(r.update_acs for r in layers) == neuron_steps
 
 
 @pytest.mark.parametrize("threshold", [-0.3, 0.0])

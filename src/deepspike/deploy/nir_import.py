@@ -197,6 +197,17 @@ def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32))
 
 
+def _gained(scale: torch.Tensor, neuron: nn.Module) -> list[nn.Module]:
+    """``[neuron]`` when every input gain in ``scale`` (a scalar or one per neuron) is 1 (relative 1e-5), else
+    ``[Scale(scale), neuron]``: ``neuron(c x_t)``. The gain is one product per neuron and step, priced with the
+    neuron's update (``neuron.input_gain_ops = (1, 0)``, ``neurons.update_cost.neuron_update_ops``) as PLIF's
+    ``h_t = k v_{t-1} + c x_t`` prices it (2 MACs, 1 AC): its import is not one MAC cheaper than the net."""
+    if np.allclose(scale.numpy(), 1.0, rtol=1e-5):
+        return [neuron]
+    neuron.input_gain_ops = (1, 0)
+    return [Scale(scale), neuron]
+
+
 def _module(nir, node, dt: float) -> list[nn.Module]:
     """The modules for one node (empty for Input/Output)."""
     if isinstance(node, nir.Input | nir.Output):
@@ -229,16 +240,13 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         return [Scale(_t(node.scale))]
     if isinstance(node, nir.IF | nir.LIF | nir.CubaLIF) and varies(node):
         neuron, per_neuron_scale = per_neuron_layer(node, dt)
-        unit = np.allclose(per_neuron_scale, 1.0, rtol=1e-5)
-        return [*([] if unit else [Scale(torch.as_tensor(per_neuron_scale))]), neuron]
+        return _gained(torch.as_tensor(per_neuron_scale), neuron)
     if isinstance(node, nir.IF | nir.LIF):
         params, scale = node_params(node, dt)
-        mods: list[nn.Module] = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]
-        return [*mods, SpikingNeuron(params)]
+        return _gained(torch.tensor(scale), SpikingNeuron(params))
     if isinstance(node, nir.CubaLIF):
         params, syn_decay, scale = synaptic_params(node, dt)
-        mods = [] if np.isclose(scale, 1.0, rtol=1e-5) else [Scale(torch.tensor(scale))]
-        return [*mods, SynapticLIF(params, syn_decay)]
+        return _gained(torch.tensor(scale), SynapticLIF(params, syn_decay))
     if isinstance(node, nir.I):
         return [Scale(torch.tensor(_uniform("r", node.r) * dt)), Integrator(1.0)]
     if isinstance(node, nir.LI):

@@ -33,6 +33,7 @@ from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_ev
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
 from deepspike.layers.neuron_kinds import neuron_coding
+from deepspike.neurons.update_cost import neuron_update_ops
 
 CODINGS = ("rate", "ttfs", "analog")
 INPUT_RECORDS = ("peak", "values")
@@ -185,8 +186,7 @@ class ActivityRecorder:
     def _rate(self, name: str):
         def hook(module, args, output) -> None:
             t0 = self._pass.steps.get(name, 0)
-            update_ops = module.update_ops() if hasattr(module, "update_ops") else None
-            fired = self.layers[name].add_spikes(_first(output), t0, update_ops)
+            fired = self.layers[name].add_spikes(_first(output), t0, neuron_update_ops(module))
             self._pass.steps[name] = self.layers[name].steps
             seen = self._pass.fired.get(name)
             self._pass.fired[name] = fired if seen is None else fired | seen

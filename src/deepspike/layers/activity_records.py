@@ -19,7 +19,8 @@ synapse. A value that varies from event to event is analog: the average of spike
 1/2, ...}`` after a 2x2 average pool of spikes), the pixels of direct input; each event then multiplies the weight by
 the value. TTFS spike times and the values of windowed TTFS nets (each non-zero value is one spike) are ACs.
 A rate-coded neuron's own state update at every step is priced apart, from its ``update_ops()`` (``(MACs, ACs)`` per
-neuron and step, ``neurons.update_cost``) times its neuron steps; a TTFS layer's, and that of a neuron without
+neuron and step, ``neurons.update_cost``; with ``input_gain_ops``, the product ``c x_t`` of an input gain run just
+before it: ``neuron_update_ops``) times its neuron steps; a TTFS layer's, and that of a neuron without
 ``update_ops``, is not priced (``unpriced``).
 """
 

@@ -10,6 +10,9 @@ neuron class answers ``update_ops() -> (MACs, ACs)``, per neuron and time step, 
 - the reset (a select, or one subtraction on a spike) and the surrogate gradient (training only) are left out.
 
 So ``h_t = k v_{t-1} + x_t`` with ``s_t = H(h_t - th)`` costs (1 MAC, 1 AC) with a leak, (0, 2) for an IF neuron.
+A neuron whose input gain ``c x_t`` runs in a module of its own just before it (an imported NIR node's ``r dt / tau``,
+``deploy.nir_import``) says so with ``input_gain_ops = (1, 0)``: one product per neuron and step, which PLIF's
+``h_t = k v_{t-1} + c x_t`` counts in its own ``update_ops``; ``neuron_update_ops`` adds the two.
 """
 
 from __future__ import annotations
@@ -33,3 +36,11 @@ def membrane_ops(decay: float) -> Ops:
 def plus(*ops: Ops) -> Ops:
     """The sum of several ``(MACs, ACs)``."""
     return (sum(o[0] for o in ops), sum(o[1] for o in ops))
+
+
+def neuron_update_ops(module) -> tuple[float, float] | None:
+    """What a rate-coded neuron ``module`` costs per neuron and step: ``update_ops()`` plus its ``input_gain_ops``
+    (module docstring; (0, 0) when absent), None when it has no ``update_ops`` (not priced)."""
+    if not hasattr(module, "update_ops"):
+        return None
+    return plus(module.update_ops(), getattr(module, "input_gain_ops", (0, 0)))
