@@ -72,3 +72,19 @@ def test_max_pooling_of_the_signed_input_is_refused_in_the_export():
     """The export walks the net as the simulator does: a max pool on the signed input relayed only its positive half."""
     with pytest.raises(ConfigError, match="max pooling of the signed input"):
         to_nir_window(pool_first_net(), (1, 4, 4))
+
+
+@pytest.mark.parametrize("net", ["dense", "residual_bn"])
+def test_from_nir_refuses_a_windowed_ttfs_graph_naming_its_replay(net, tmp_path):
+    """``from_nir`` runs rate-coded graphs; a ``ttfs_window`` graph was refused as "needs exactly one Input node, found
+    6" (its bias and ramp inputs), the residual one for its Delay node, neither saying why. Now its metadata format is
+    read first, from the file as from the graph."""
+    from deepspike.deploy import from_nir
+
+    _, snn, _, shape = _converted(*NETS[net])
+    graph = to_nir_window(snn, shape)
+    nir.write(tmp_path / "net.nir", graph)
+    for source in (graph, tmp_path / "net.nir"):
+        with pytest.raises(ConfigError, match=r"a TTFS graph \(metadata format 'ttfs_window'\), which from_nir does "
+                                              r"not run .*nir_window_replay\.replay_window_graph$"):
+            from_nir(source)

@@ -181,10 +181,7 @@ def _chain(graph) -> list[str] | None:
             return None
         nxt[src] = dst
     if len(inputs) != 1:
-        hint = ""
-        if str(_plain(graph.metadata).get("format")) == "ttfs":
-            hint = " (a TTFS graph with bias-spike inputs: run it with deepspike.deploy.ttfs_graph_times)"
-        raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}{hint}")
+        raise ConfigError(f"NIR import needs exactly one Input node, found {len(inputs)}")
     order = [inputs[0]]
     while order[-1] in nxt:  # no cycle is left here: from_nir folded every recurrent layer or refused the graph
         order.append(nxt[order[-1]])
@@ -266,6 +263,20 @@ def _plain(meta) -> dict:
             for k, v in (meta or {}).items()}
 
 
+TTFS_REPLAYS = {"ttfs": "deepspike.deploy.ttfs_graph_times",
+                "ttfs_window": "deepspike.deploy.nir_window_replay.replay_window_graph"}
+
+
+def check_not_ttfs(meta: dict, where: str) -> None:
+    """A one-line ``ConfigError`` for a TTFS graph (metadata ``format`` ``ttfs`` or ``ttfs_window``: ``to_nir_ttfs``,
+    ``to_nir_window``), whose continuous-time fire-once neurons and bias/ramp spike inputs ``from_nir`` does not run
+    (it was refused later as "needs exactly one Input node, found 12"); it names the replay that does."""
+    fmt = str(meta.get("format"))
+    if fmt in TTFS_REPLAYS:
+        raise ConfigError(f"{where}: a TTFS graph (metadata format {fmt!r}), which from_nir does not run (it runs "
+                          f"rate-coded graphs): replay it with {TTFS_REPLAYS[fmt]}")
+
+
 def graph_dt(graph, meta: dict) -> float:
     """The step of a graph (seconds): the graph's ``metadata["dt"]``, else the first node's ``metadata["dt"]``
     (Input first, then the neurons), else :data:`DEFAULT_DT` = 1e-4 (snnTorch's and SpikingJelly's default)."""
@@ -308,6 +319,7 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     graph = read_nir(source) if from_file else source
     where = os.fspath(source) if from_file else "NIR import"
     meta = _plain(graph.metadata)
+    check_not_ttfs(meta, where)
     graph = inline_subgraphs(nir, graph)
     check_nodes(graph, where)
     graph = shaped_graph(nir, graph, check_shapes(nir, graph, where))  # [N, 1] / [C*H*W] constants as [N] / [C, H, W]
