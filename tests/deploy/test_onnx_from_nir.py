@@ -80,12 +80,16 @@ def test_a_dt_of_true_for_a_nir_file_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.nir"]
 
 
-def test_deepspikes_own_ttfs_graph_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(("fmt", "replay"), [("ttfs", "deepspike.deploy.ttfs_graph_times"),
+                                             ("ttfs_window", "deepspike.deploy.nir_window_replay.replay_window_graph")])
+def test_deepspikes_own_ttfs_graph_is_refused(tmp_path, capsys, fmt, replay):
     """A TTFS graph (fire-once neurons, bias-spike inputs) was written with the default 'rate' reading and not
-    checked (its bias inputs made the check skip it); it is refused in one line."""
+    checked (its bias inputs made the check skip it); it is refused in one line, naming the replay of its format (a
+    ttfs_window file was sent to ttfs_graph_times, which refuses it: 'needs a graph written by to_nir_ttfs')."""
     graph = tiny_graph()
-    graph.metadata = {**graph.metadata, "format": "ttfs"}
+    graph.metadata = {**graph.metadata, "format": fmt}
     source = write(graph, tmp_path / "ttfs.nir")
     assert main(["export", str(source), "--onnx", str(tmp_path / "t.onnx")]) == 2
-    assert "is deepspike's ttfs graph" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"is deepspike's {fmt} graph" in err and err.strip().endswith(f"replay it with {replay}")
     assert not (tmp_path / "t.onnx").exists()
