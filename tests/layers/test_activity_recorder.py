@@ -21,10 +21,13 @@ from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.thresholds import peak_input
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.models.spec import Architecture, Flatten, Linear
+from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.params import NeuronParams
 from fake_ttfs import FakeTTFS
 
 INF = math.inf
@@ -129,3 +132,31 @@ def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events,
     assert recorder.input_spikes == events and recorder.analog_input is analog
     first = recorder.synapses["body.0.feedforward.module"]
     assert (first.macs > 0) is analog and (first.acs > 0) is (not analog)
+
+
+class _CodedInputNet(nn.Module):
+    """A net taking its input already coded in time, as an imported NIR net (``takes_coded_input``): x [T, B, 2]."""
+
+    takes_coded_input = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        linear = nn.Linear(2, 3, bias=False)
+        nn.init.ones_(linear.weight)
+        self.body = nn.Sequential(TimeDistributed(linear), SpikingNeuron(NeuronParams(decay=1.0, threshold=1.0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_a_net_taking_coded_input_counts_its_samples_on_axis_one():
+    """x [T=6, B=2, 2] of ones: each of the 3 IF neurons receives 2 >= 1 and fires at every step, 18 spikes per
+    sample, 36 ACs per sample (12 input events x fan-out 3; no encoder, so no input spikes). The recorder counted
+    T = 6 samples (axis 0): every per-sample figure of an imported NIR net was divided by T instead of B (6 spikes
+    per sample here)."""
+    model = _CodedInputNet()
+    with torch.no_grad(), NetworkMonitor(model) as monitor:
+        model(torch.ones(6, 2, 2))
+    s = monitor.summary()
+    assert (s["samples"], s["timesteps"], s["neuron_spikes_per_sample"]) == (2, 6, 18)
+    assert (s["input_spikes_per_sample"], s["acs_per_sample"]) == (0, 36)

@@ -22,13 +22,14 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
+from deepspike.layers.activity_recorder import sample_axis
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
 def check_one_sample(model: nn.Module, x: torch.Tensor, what: str) -> None:
     """A one-line ``ConfigError`` unless ``x`` is one sample: ``[1, ...]``, or ``[T, 1, ...]`` for a net that takes
     its input already coded in time (class attribute ``takes_coded_input``: an imported NIR net)."""
-    axis = 1 if getattr(type(model), "takes_coded_input", False) else 0
+    axis = sample_axis(model)
     if x.dim() <= axis or x.shape[axis] != 1:
         raise ConfigError(f"{what} of one sample: x must be {'[T, 1, ...]' if axis else '[1, ...]'}, got "
                           f"{tuple(x.shape)}")

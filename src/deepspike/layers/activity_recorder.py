@@ -1,7 +1,8 @@
 """One activity recorder for every spiking network: spikes, spike times, inputs and synaptic operations.
 
 Forward hooks only read tensors, so the network's outputs are unchanged. A *network pass* is one call of
-``model`` (its forward pre-hook starts it, its forward hook ends it) or one ``network_pass`` block for
+``model`` over ``x [B, ...]`` (``[T, B, ...]`` for a net with ``takes_coded_input``; its forward pre-hook starts it,
+its forward hook ends it) or one ``network_pass`` block for
 networks driven by another method (``ConvertedNetwork.trace``); a network that runs time in chunks calls
 its neuron layers several times in one pass. What is hooked (``layers.neuron_kinds``, ``layers.fan_out``):
 
@@ -43,6 +44,12 @@ def _counts_own_operations(module: nn.Module) -> bool:
     """Whether ``module`` counts its synaptic operations itself: ``synaptic_operations(*inputs) -> (events,
     operations, analog)`` (``layers.spiking_attention.AttentionProduct``, whose inputs are multiplied together)."""
     return callable(getattr(module, "synaptic_operations", None))
+
+
+def sample_axis(model: nn.Module) -> int:
+    """The axis of ``model``'s input ``x`` that holds the samples: 0 (``x [B, ...]``), 1 for a net that takes its input
+    already coded in time (class attribute ``takes_coded_input``: an imported NIR net, ``x [T, B, ...]``)."""
+    return 1 if getattr(type(model), "takes_coded_input", False) else 0
 
 
 def _first(output) -> torch.Tensor:
@@ -139,7 +146,7 @@ class ActivityRecorder:
         self._finish_pass()
 
     def _begin(self, module, args) -> None:
-        self._start_pass(int(args[0].shape[0]))
+        self._start_pass(int(args[0].shape[sample_axis(module)]))
 
     def _end(self, module, args, output) -> None:
         self._finish_pass()
