@@ -18,6 +18,7 @@ from deepspike.neurons import IF, LIF, PSN, LearnableLIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.neurons.fused import fused_multistep
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 from deepspike.neurons.synaptic import SynapticLIF
 
@@ -69,6 +70,12 @@ NEURONS = {
     "ChunkedIF": (lambda: ChunkedIF(1.0), (6, 3, 20)),
     "SynapticLIF": (lambda: SynapticLIF(NeuronParams(decay=0.7, threshold=0.5), syn_decay=0.6), (6, 3, 20)),
     "AdaptiveLIF": (lambda: AdaptiveLIF(NeuronParams(decay=0.7, threshold=0.5, reset="subtract")), (6, 3, 20)),
+    # per-neuron constants (an imported NIR layer): decays 0..0.95, thresholds 0.5..1.45, currents 0.05..1
+    "HeterogeneousLIF": (lambda: HeterogeneousLIF(NeuronParams(reset="subtract"), torch.linspace(0.0, 0.95, 20),
+                                                  torch.linspace(0.5, 1.45, 20)), (6, 3, 20)),
+    "HeterogeneousLIF-synaptic": (lambda: HeterogeneousLIF(NeuronParams(), torch.linspace(0.0, 0.95, 20),
+                                                           torch.linspace(0.5, 1.45, 20),
+                                                           torch.linspace(0.05, 1.0, 20)), (6, 3, 20)),
 }
 
 
@@ -78,7 +85,7 @@ def test_compiled_neuron_matches_eager(name):
     _check(make, _currents(*shape))
 
 
-@pytest.mark.parametrize("name", ["LIF", "PLIF"])
+@pytest.mark.parametrize("name", ["LIF", "PLIF", "HeterogeneousLIF", "HeterogeneousLIF-synaptic"])
 def test_fused_neurons_compile_in_one_graph(name):
     """The custom ops keep the whole neuron in one graph: ``fullgraph=True`` and no graph break."""
     make, shape = NEURONS[name]
