@@ -272,3 +272,12 @@ def test_a_nan_current_makes_that_neurons_spikes_nan_from_then_on(reset, fused, 
     s, v = neuron_multistep(bad.requires_grad_(grad), p, fused=fused)
     _assert_nan_from(s.detach(), s_clean, (2, 0, 1))
     assert torch.isnan(v[0, 1]) and not torch.isnan(v[1]).any()
+
+
+@pytest.mark.parametrize("value", ["0", "false", "off", "no"])
+def test_a_forced_kernel_refused_by_the_switch_names_every_off_value(monkeypatch, value):
+    """``DEEPSPIKE_FUSED=false`` switches the kernels off as ``0`` does; the refusal said they need 'DEEPSPIKE_FUSED
+    not 0', which a user who set ``false`` meets. It now names every value that switches them off."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", value)
+    with pytest.raises(ConfigError, match="DEEPSPIKE_FUSED not 0/false/off/no, CPU float32"):
+        neuron_multistep(torch.rand(3, 2, 4), NeuronParams(decay=0.5), fused=True)

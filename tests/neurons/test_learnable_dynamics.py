@@ -4,6 +4,7 @@ against trajectories worked out by hand."""
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.neurons import NeuronParams
 from deepspike.neurons.learnable_dynamics import learnable_multistep, learnable_multistep_reference
 
@@ -40,3 +41,10 @@ def test_the_loop_on_low_precision_input_keeps_a_float32_state_and_the_input_dty
     assert s.dtype == v.dtype == torch.bfloat16
     assert torch.equal(s.float(), s32) and 0 < s32.mean() < 1
     assert torch.equal(v, v32.bfloat16())
+
+
+def test_a_forced_kernel_refused_by_the_switch_names_every_off_value(monkeypatch):
+    """``DEEPSPIKE_FUSED=off`` switches the kernels off as ``0`` does; the refusal said 'DEEPSPIKE_FUSED not 0'."""
+    monkeypatch.setenv("DEEPSPIKE_FUSED", "off")
+    with pytest.raises(ConfigError, match="DEEPSPIKE_FUSED not 0/false/off/no and a surrogate"):
+        learnable_multistep(torch.randn(2, 3), torch.tensor(0.5), torch.tensor(1.0), NeuronParams(), fused=True)

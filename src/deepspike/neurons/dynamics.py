@@ -40,8 +40,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
-from deepspike.neurons.fused import FUSED_SURROGATES, fused_multistep, fused_supported
+from deepspike.neurons.fused import FUSED_SURROGATES, ON_CONDITION, fused_multistep, fused_supported
 from deepspike.neurons.fused_low_precision import low_precision_multistep, low_precision_supported
 from deepspike.neurons.params import NeuronParams
 
@@ -141,8 +140,8 @@ def neuron_multistep(
     trace ``h_t = k v_{t-1} + x_t``.
 
     fused: None (default) runs the fused kernel (``neurons.fused``: one numba call over T, saves only
-    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not 0), on bfloat16 /
-    float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
+    ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not ``0``/``false``/``off``/``no``),
+    on bfloat16 / float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
     (``neurons.fused_low_precision``; not with ``return_membrane``), else the reference loop over T;
     False forces the reference loop; True forces the kernel (``ConfigError`` if it cannot run these inputs).
     Both give the same spikes; membranes and gradients agree to float32 rounding (on bfloat16 / float16: the
@@ -165,7 +164,7 @@ def neuron_multistep(
             return low_precision_multistep(x, params, v0, inplace)
         if fused:
             raise ConfigError(
-                f"fused neuron update needs numba (extra 'fast'), {ENV_FUSED} not 0, CPU float32 tensors (or "
+                f"fused neuron update needs numba (extra 'fast'), {ON_CONDITION}, CPU float32 tensors (or "
                 f"bfloat16 / float16 without the membrane trace), float membranes (no state_quant) and a "
                 f"surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on {x.device}, surrogate "
                 f"{params.spike_fn.name!r}"

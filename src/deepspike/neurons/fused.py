@@ -48,6 +48,7 @@ _KERNELS: list = []  # [module] once imported, [None] when numba is missing (imp
 ENV_SWITCH = "DEEPSPIKE_FUSED"
 ENV_BACKEND = "DEEPSPIKE_FUSED_BACKEND"
 SWITCH_OFF, SWITCH_ON = ("0", "false", "off", "no"), ("1", "true", "on", "yes")
+ON_CONDITION = f"{ENV_SWITCH} not {'/'.join(SWITCH_OFF)}"  # the condition, as refusals of a forced kernel state it
 BACKENDS = ("auto", "numba", "triton")
 FUSED_SURROGATES = tuple(SURROGATE_CODES)
 

@@ -8,9 +8,9 @@ channels-last steps are not copied; the matmul mixes time steps only, so any per
 ``dL/dx`` get that layout too.
     backward:  H = W X again,  G_H = G_S sg(H - b),  G_X = W^T G_H,  G_W = G_H X^T,  G_b = -sum_n G_H
 
-Used on CPU float32 tensors when numba is importable, ``DEEPSPIKE_FUSED`` is not 0 and the surrogate is one the
-kernels know (``psn_fused_supported``); the values equal the plain torch formula (spikes bit for bit for the same
-``H``; gradients to float rounding).
+Used on CPU float32 tensors when numba is importable, ``DEEPSPIKE_FUSED`` is not ``0``/``false``/``off``/``no``
+and the surrogate is one the kernels know (``psn_fused_supported``); the values equal the plain torch formula (spikes
+bit for bit for the same ``H``; gradients to float rounding).
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.dynamics import check_currents, check_initial_state, reset_membrane
-from deepspike.neurons.fused import ENV_SWITCH as ENV_FUSED
-from deepspike.neurons.fused import FUSED_SURROGATES
+from deepspike.neurons.fused import FUSED_SURROGATES, ON_CONDITION
 from deepspike.neurons.fused_learnable import fused_learnable_multistep, learnable_fused_supported
 from deepspike.neurons.fused_low_precision import _state_dtype
 from deepspike.neurons.params import NeuronParams
@@ -83,7 +82,7 @@ def learnable_multistep(
         if fused:
             raise ConfigError(f"fused learnable neuron update needs numba (CPU float32/float64, or bfloat16/float16 "
                               f"run in float32) or triton (float32), "
-                              f"{ENV_FUSED} not 0 and a surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on "
+                              f"{ON_CONDITION} and a surrogate in {sorted(FUSED_SURROGATES)}; got {x.dtype} on "
                               f"{x.device}, surrogate {params.spike_fn.name!r}")
     if not low:
         return learnable_multistep_reference(x, decay, threshold, params, v0, decay_input)

@@ -31,9 +31,9 @@ since ``f'(t) = -(1/tau_m) f(t) = ln(leak) f(t)`` and ``gamma = count``. A neuro
 With ``leak = 1`` and ``leak_correction=False``, ``a' = grad_scale`` for every neuron that fired: this is
 the spiking average-pooling neuron (``layers.spiking_pool``).
 
-On CPU float32 with numba (and ``DEEPSPIKE_FUSED`` not 0) the time loops run in one compiled call each
-(``layers.spikebp_kernels``), with the same spikes and gradients as the torch loops here; backward keeps
-the spikes as uint8. Input checks, empty inputs and NaN as for every neuron (``deepspike.neurons.dynamics``):
+On CPU float32 with numba (and ``DEEPSPIKE_FUSED`` not ``0``/``false``/``off``/``no``) the time loops run in one
+compiled call each (``layers.spikebp_kernels``), with the same spikes and gradients as the torch loops here; backward
+keeps the spikes as uint8. Input checks, empty inputs and NaN as for every neuron (``deepspike.neurons.dynamics``):
 a NaN current gives NaN spikes from that step on (the saved uint8 spikes hold 0 there).
 """
 
