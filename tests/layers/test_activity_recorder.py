@@ -25,9 +25,11 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.weight_transfer import copy_ann_weights
+from deepspike.methods.window_network import WindowNetwork, calibrate_windows
 from deepspike.models.spec import Architecture, Flatten, Linear
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
+from deepspike.ttfs.window_layers import WindowInput, WindowNeurons, WindowReadout
 from fake_ttfs import FakeTTFS
 
 INF = math.inf
@@ -160,3 +162,26 @@ def test_a_net_taking_coded_input_counts_its_samples_on_axis_one():
     s = monitor.summary()
     assert (s["samples"], s["timesteps"], s["neuron_spikes_per_sample"]) == (2, 6, 18)
     assert (s["input_spikes_per_sample"], s["acs_per_sample"]) == (0, 36)
+
+
+def test_a_windowed_nets_average_pool_folds_into_the_next_layers_synapses():
+    """A windowed TTFS net has no neuron at an average pool (``methods.window_network``: the pool is part of the next
+    layer's synapses), so each spike entering the pool reaches the next layer's outputs itself. Hand count: the 4
+    hidden neurons of a 2x2 map all fire (weight 1, every pixel 1), the 2x2 pool has one window and the linear layer
+    3 outputs: 4 spikes x 3 = 12 ACs, none at the pool. Before, the pooled value counted as one spike: 4 pool ACs +
+    1 x 3 = 7, and the routed spikes into the linear layer were 1."""
+    body = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), WindowNeurons(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(1, 3, bias=False))
+    net = WindowNetwork(WindowInput(), body, WindowReadout()).double()
+    with torch.no_grad():
+        body[0].weight.fill_(1.0)
+        body[4].weight.fill_(1.0)
+    x = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    calibrate_windows(net, [x])
+    with torch.no_grad(), NetworkMonitor(net.eval()) as monitor:
+        net(x)
+    rows = {s["name"]: s for s in monitor.summary()["synapses"]}
+    assert monitor.layers["body.1"].spikes == 4
+    assert (rows["body.2"]["events_per_sample"], rows["body.2"]["acs_per_sample"]) == (4, 0)
+    assert (rows["body.4"]["events_per_sample"], rows["body.4"]["acs_per_sample"]) == (4, 12)
+    assert rows["body.4"]["macs_per_sample"] == 0

@@ -11,7 +11,9 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   layer of a pass is the output layer, whose earliest spike per sample is the decision time), ANN ReLUs
   (inputs only). ``inputs="peak"`` / ``"values"`` also keeps each layer's largest input / positive inputs.
 - Synaptic layers (``operations=True``), in ``synapses`` (name -> ``SynapseRecord``): events and ACs/MACs; a module
-  with ``synaptic_operations`` (an attention product of two spike maps) counts its own.
+  with ``synaptic_operations`` (an attention product of two spike maps) counts its own. In a windowed TTFS net an
+  average pool has no neurons and folds into the next synaptic layer, which prices the pool's input spikes through
+  it (``_fold_pool``).
 - The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; event frames of counts
   (``FrameEncoder``, whole numbers >= 0) give their sum as input events and are priced as analog input; TTFS
   encoders give times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of
@@ -32,7 +34,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_event_counts, is_spike_valued
 from deepspike.layers.event_frames import FrameEncoder
-from deepspike.layers.fan_out import fan_out_map, is_synaptic_layer
+from deepspike.layers.fan_out import POOLS, fan_out_map, is_synaptic_layer, pooled_fan_out
 from deepspike.layers.neuron_kinds import neuron_coding
 from deepspike.neurons.update_cost import neuron_update_ops
 
@@ -74,6 +76,7 @@ class _Pass:
     encoder_seen: bool = False
     analog_encoder: bool = False  # the encoder's output (what the first synaptic layer receives) is analog
     synapse_seen: bool = False
+    pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
 
 
 class ActivityRecorder:
@@ -111,7 +114,8 @@ class ActivityRecorder:
         self.layers = {name: NeuronRecord(name, neuron_coding(m)) for name, m in self._neurons.items()}
         self._synaptic = {n: m for n, m in model.named_modules()
                           if operations and (is_synaptic_layer(m) or _counts_own_operations(m))}
-        # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike: its synapses add
+        # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike (after an average pool: the
+        # spikes entering it, ``_fold_pool``): its synapses add
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
@@ -206,6 +210,7 @@ class ActivityRecorder:
             if self._pass.last_ttfs is None and not self._pass.encoder_seen:
                 self.input_spikes += float(torch.isfinite(args[0].detach()).sum())
             self._pass.fired[name] = self.layers[name].add_times(t, self.keep_last_times)
+            self._pass.pooled = None  # a pool before these neurons pooled their currents, not spikes
             self._pass.last_ttfs = t
 
         return hook
@@ -222,6 +227,8 @@ class ActivityRecorder:
                 fan = fan_out_map(module, key[1])
                 self._fan[key] = None if fan is None else fan.to(x.device, torch.int64)
             first, self._pass.synapse_seen = not self._pass.synapse_seen, True
+            if self._value_spikes and self._fold_pool(name, module, x, self._fan[key]):
+                return
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
                 # the pass's first synaptic layer receives the encoder's output: analog whatever its values look like
@@ -229,3 +236,26 @@ class ActivityRecorder:
                                                analog=first and self._pass.analog_encoder)
 
         return hook
+
+    def _fold_pool(self, name: str, module: nn.Module, x: torch.Tensor, fan: torch.Tensor | None) -> bool:
+        """In a windowed TTFS net an average pool has no neurons: it is part of the next synaptic layer's synapses
+        (``methods.window_network``). The pool's input spikes ``x [N, C, H, W]`` are its events (no operations of its
+        own) and are kept until a neuron layer fires (a pool of currents folds into the layer before it); the next
+        synaptic layer of the pass prices them, ``ops = sum_j 1[x_j != 0] F'_j`` with
+        ``F'`` its fan-out through the pool (``fan_out.pooled_fan_out``), as its events in ACs (each is one spike),
+        instead of its input's non-zero averages. True when ``module`` was priced here."""
+        pending, self._pass.pooled = self._pass.pooled, None
+        if isinstance(module, POOLS):
+            per_input = (x != 0).sum(dim=0, dtype=torch.int32).long()  # [C, H, W]
+            self.synapses[name].add_operations(int(per_input.sum()), 0, False)
+            self._pass.pooled = (module, per_input)
+            return True
+        if pending is None:
+            return False
+        pool, per_input = pending
+        if fan is None:
+            return False
+        folded = pooled_fan_out(pool, tuple(per_input.shape), fan).to(per_input.device, torch.int64)
+        events, ops = torch.stack([per_input.sum(), (per_input * folded).sum()]).tolist()
+        self.synapses[name].add_operations(events, ops, False)
+        return True

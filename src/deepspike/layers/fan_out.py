@@ -75,20 +75,37 @@ feeds output m at every step alike): what is initialised, quantised and folded w
 def is_synaptic_layer(module: nn.Module) -> bool:
     """Conv, linear (delayed ones too) and average-pool layers (every method's, see the module docstring), and
     TTFS layers with a ``weight``."""
-    return isinstance(module, (*WEIGHTED_LAYERS, *_POOLS)) or _ttfs_weight(module) is not None
+    return isinstance(module, (*WEIGHTED_LAYERS, *POOLS)) or _ttfs_weight(module) is not None
 
 
-_POOLS = (nn.AvgPool2d, SpikingAvgPool, TTFSAvgPool2d)
+POOLS = (nn.AvgPool2d, SpikingAvgPool, TTFSAvgPool2d)
+"""Every method's average pools (module docstring)."""
 
 
 def _pool_fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor:
     """Fan-out of an average pool's inputs: ``[C, H, W]`` for ``in_shape = (C, H, W)``, or ``[B, C, H, W]`` (the
     same map for every sample) for ``SpikingAvgPool``'s time-major input, whose shape less its first axis is
     ``(B, C, H, W)``."""
-    stride = module.stride if module.stride is not None else module.kernel_size
-    chw = tuple(in_shape[-3:])
-    fan = conv_fan_out(chw, chw[0], module.kernel_size, stride, module.padding, groups=chw[0])  # [C, H, W]
-    return fan.expand(in_shape)
+    return pooled_fan_out(module, in_shape, None)
+
+
+def pooled_fan_out(pool: nn.Module, in_shape: tuple[int, ...], next_fan: torch.Tensor | None) -> torch.Tensor:
+    """Fan-out ``[*in_shape]`` of an average pool's inputs ``(..., C, H, W)`` through the pool and, where the pool has
+    no neurons of its own and folds into the next synaptic layer (a windowed TTFS net, ``methods.window_network``),
+    that layer: ``F'_j = sum_{windows w covering j} F_next(w)``, ``next_fan`` the next layer's fan-out of the pool's
+    outputs ``[C, H', W']`` in any layout of that many entries (a flattened ``[C H' W']`` before a linear layer);
+    None: 1 per window (the pool's own fan-out, the windows covering ``j``). Padding is no input. Each input of a pool
+    with stride >= kernel (every built net's) lies in one window, so a spike there reaches ``F_next`` of its window,
+    as the folded synapses ``W A`` (``A`` the pool) do."""
+    stride = pool.stride if pool.stride is not None else pool.kernel_size
+    c, h, w = in_shape[-3:]
+    x = torch.zeros((1, c, h, w), requires_grad=True)
+    ones = torch.ones(c, 1, *_pair(pool.kernel_size))  # a depthwise all-ones kernel: the window sums
+    with torch.enable_grad():
+        y = F.conv2d(x, ones, None, _pair(stride), _pair(pool.padding), 1, c)  # [1, C, H', W']
+        weights = torch.ones_like(y) if next_fan is None else next_fan.to(y.dtype).reshape(y.shape)
+        (grad,) = torch.autograd.grad((y * weights).sum(), x)
+    return grad[0].round().expand(in_shape)
 
 
 def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -105,7 +122,7 @@ def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | 
             module.dilation,
             module.groups,
         )
-    if isinstance(module, _POOLS):
+    if isinstance(module, POOLS):
         return _pool_fan_out(module, in_shape)
     weight = _ttfs_weight(module)
     if weight is not None and weight.dim() == 2:
