@@ -29,6 +29,7 @@ from deepspike.methods.window_network import WindowNetwork, calibrate_windows
 from deepspike.models.spec import Architecture, Flatten, Linear
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
+from deepspike.ttfs.layers import TTFSAvgPool2d
 from deepspike.ttfs.window_layers import WindowInput, WindowNeurons, WindowReadout
 from fake_ttfs import FakeTTFS
 
@@ -185,3 +186,26 @@ def test_a_windowed_nets_average_pool_folds_into_the_next_layers_synapses():
     assert (rows["body.2"]["events_per_sample"], rows["body.2"]["acs_per_sample"]) == (4, 0)
     assert (rows["body.4"]["events_per_sample"], rows["body.4"]["acs_per_sample"]) == (4, 12)
     assert rows["body.4"]["macs_per_sample"] == 0
+
+
+def test_a_ttfs_average_pools_neurons_are_counted_as_spiking_neurons():
+    """zhou2021's average pool is a TTFS neuron per window (``TTFSAvgPool2d``), as spikebp's pool has its own IF neuron
+    (``SpikingAvgPool``, counted): its spikes are neuron spikes. Hand count: input times [2, 1, 2, 4] -> 2x2 pool
+    windows; sample 0 has every input finite (2 pool spikes), sample 1 one silent input in the left window (1 pool
+    spike; a silent input silences its window). The output layer fires 1 + 0. Before, the monitor counted the output
+    layer's spike only (neuron spikes 0.5 per sample, not 2)."""
+    t_in = torch.tensor([[[[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]],
+                         [[[INF, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]]])
+    pool = TTFSAvgPool2d(2)
+    model = nn.Sequential(pool, nn.Flatten(), FakeTTFS(2, torch.tensor([[0.9], [INF]])))
+    pooled = pool(t_in)
+    assert torch.isfinite(pooled).sum() == 3  # the plain count the monitor must give
+    with torch.no_grad(), NetworkMonitor(model) as monitor:
+        model(t_in)
+    s = monitor.summary()
+    assert [(d["name"], d["coding"], d["spikes_per_sample"]) for d in s["layers"]] == [("0", "ttfs", 1.5),
+                                                                                      ("2", "ttfs", 0.5)]
+    assert s["neuron_spikes_per_sample"] == 2 and s["input_spikes_per_sample"] == 7.5
+    assert s["decision_time_mean"] == pytest.approx(0.9)
+    assert set(collect_measures(model, [(t_in, None)])) == {"latency", "no_output_spike", "spiking_fraction",
+                                                             "spiking_fraction/2"}  # TTFS measures: unchanged

@@ -39,7 +39,11 @@ def synapse_summary(synapse: SynapseRecord, samples: int) -> dict:
 
 
 class NetworkMonitor(ActivityRecorder):
-    """Context manager recording the activity of ``model``; then ``summary()`` and ``histograms()``."""
+    """Context manager recording the activity of ``model``; then ``summary()`` and ``histograms()``. A TTFS average
+    pool's neurons (one per window, zhou2021) are a layer of their own, as a spikebp pool's IF neurons are."""
+
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **{"pool_neurons": True, **options})
 
     def histograms(self) -> list[dict]:
         """Per spiking layer: ``step_counts`` (rate: spikes per sample at each step) or ``times`` (TTFS)."""

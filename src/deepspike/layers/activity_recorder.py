@@ -35,7 +35,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_event_counts, is_spike_valued
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import POOLS, fan_out_map, is_synaptic_layer, pooled_fan_out
-from deepspike.layers.neuron_kinds import neuron_coding
+from deepspike.layers.neuron_kinds import is_ttfs_pool_neurons, neuron_coding
 from deepspike.neurons.update_cost import neuron_update_ops
 
 CODINGS = ("rate", "ttfs", "analog")
@@ -84,7 +84,10 @@ class ActivityRecorder:
 
     codings: neuron layers to hook ("rate", "ttfs", "analog"); outputs: record their spikes/times;
     inputs: None, "peak" or "values" (their inputs); operations: record synaptic layers; only: names of the
-    neuron layers to hook (None = all); keep_last_times: keep each TTFS layer's times of the latest pass.
+    neuron layers to hook (None = all); keep_last_times: keep each TTFS layer's times of the latest pass;
+    pool_neurons: also record a TTFS average pool's neurons (``is_ttfs_pool_neurons``, one per window) as a "ttfs"
+    layer, as a spikebp pool's IF neurons are (what ``deepspike analyze`` counts and prices; the TTFS measures'
+    hidden layers are the neuron layers only).
     Totals: ``samples``, ``steps`` (time steps of the latest pass), ``input_spikes``, ``analog_input``,
     ``decision_times`` and ``undecided`` (TTFS samples without an output spike).
     """
@@ -99,6 +102,7 @@ class ActivityRecorder:
         operations: bool = True,
         only: Collection[str] | None = None,
         keep_last_times: bool = False,
+        pool_neurons: bool = False,
     ) -> None:
         if not set(codings) <= set(CODINGS) or inputs not in (None, *INPUT_RECORDS):
             raise ConfigError(f"bad recorder choice: codings {list(codings)}, inputs {inputs!r}")
@@ -106,12 +110,12 @@ class ActivityRecorder:
         self.samples, self.steps, self.input_spikes, self.analog_input = 0, 0, 0.0, False
         self.decision_times: list[float] = []
         self.undecided = 0
-        self._neurons = {
-            name: m
-            for name, m in model.named_modules()
-            if neuron_coding(m) in codings and (only is None or name in only)
-        }
-        self.layers = {name: NeuronRecord(name, neuron_coding(m)) for name, m in self._neurons.items()}
+        pools = pool_neurons and "ttfs" in codings
+        coding = {name: "ttfs" if pools and is_ttfs_pool_neurons(m) else neuron_coding(m)
+                  for name, m in model.named_modules()}
+        self._neurons = {name: m for name, m in model.named_modules()
+                         if coding[name] in codings and (only is None or name in only)}
+        self.layers = {name: NeuronRecord(name, coding[name]) for name in self._neurons}
         self._synaptic = {n: m for n, m in model.named_modules()
                           if operations and (is_synaptic_layer(m) or _counts_own_operations(m))}
         # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike (after an average pool: the
