@@ -22,7 +22,7 @@ from deepspike.conversion.thresholds import peak_input
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.layers.time_distributed import TimeDistributed
-from deepspike.methods import get_method
+from deepspike.methods import create_model, get_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_network import WindowNetwork, calibrate_windows
@@ -125,8 +125,6 @@ def test_recorder_options():
 def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events, analog):
     """A sequence batch ``[B, T, F]`` through the frames encoder is not TTFS input (whose same-rank, non-negative
     times count one spike per finite entry): counts add up to events, and only spikes price the layer in ACs."""
-    from deepspike.methods import create_model
-
     net = create_model("rsnn", method="stbp", num_classes=2, input_shape=(3,), model_args={"hidden": [4]},
                        timesteps=2, encoder="frames").eval()
     recorder = ActivityRecorder(net, codings=("rate",), operations=True)
@@ -209,3 +207,19 @@ def test_a_ttfs_average_pools_neurons_are_counted_as_spiking_neurons():
     assert s["decision_time_mean"] == pytest.approx(0.9)
     assert set(collect_measures(model, [(t_in, None)])) == {"latency", "no_output_spike", "spiking_fraction",
                                                              "spiking_fraction/2"}  # TTFS measures: unchanged
+
+
+def test_analog_population_coding_of_a_sequence_is_analog_input_not_spike_times():
+    """Population coding without spikes (``population_spikes`` false) turns a sequence ``[B, T, F]`` into Gaussian
+    receptive-field values ``[T, B, F P]`` in (0, 1]: analog input, as the layer receiving it is priced (MACs). Its
+    output has the input's rank and no negative value, which the recorder took for a TTFS encoder's times ``[B, ...]``:
+    every finite value (2 steps x 3 features x 8 neurons = 48) was an input spike and ``analog_input`` False."""
+    net = create_model("rsnn", method="stbp", num_classes=2, input_shape=(3,), model_args={"hidden": [4]},
+                       timesteps=2, encoder="population").eval()
+    frames = torch.tensor([[[0.1, 0.5, 0.9], [0.3, 0.0, 0.7]]])  # [B=1, T=2, F=3]
+    with torch.no_grad(), NetworkMonitor(net) as monitor:
+        net(frames)
+    s = monitor.summary()
+    assert (s["input_spikes_per_sample"], s["analog_input"]) == (0.0, True)
+    first = monitor.synapses["body.0.feedforward.module"]
+    assert first.events == 48 and first.acs == 0 and first.macs == 48 * 4

@@ -16,7 +16,8 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   it (``_fold_pool``).
 - The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; event frames of counts
   (``FrameEncoder``, whole numbers >= 0) give their sum as input events and are priced as analog input; TTFS
-  encoders give times ``[B, ...]`` (finite = spike); other outputs are analog input, and the first synaptic layer of
+  encoders give times ``[B, ...]`` (finite = spike; never those of a time-stepped net, ``eval_timesteps``, whose
+  encoder gives steps ``[T, B, ...]``); other outputs are analog input, and the first synaptic layer of
   the pass, which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T
   steps looks like spikes of one size. Without an encoder, the finite inputs
   of the first TTFS layer of a pass are the input spikes.
@@ -120,6 +121,7 @@ class ActivityRecorder:
                           if operations and (is_synaptic_layer(m) or _counts_own_operations(m))}
         # in windowed TTFS nets every non-zero value a synaptic layer receives is one spike (after an average pool: the
         # spikes entering it, ``_fold_pool``): its synapses add
+        self._time_stepped = hasattr(model, "eval_timesteps")  # a rate net (sweeps.takes_timesteps): no TTFS input
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
@@ -186,8 +188,9 @@ class ActivityRecorder:
             if is_event_counts(x):  # layer they reach is priced in MACs, as for
                 self.input_spikes += float(x.sum())  # any input that is not one spike per entry
             self.analog_input = self._pass.analog_encoder = True
-        elif torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim()):
-            # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes
+        elif not self._time_stepped and (torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim())):
+            # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes; a time-stepped
+            # net's encoder gives steps [T, B, ...], of the same rank for a sequence [B, T, F] (population values)
             self.input_spikes += float(torch.isfinite(x).sum())
         else:
             self.analog_input = self._pass.analog_encoder = True
