@@ -223,3 +223,22 @@ def test_analog_population_coding_of_a_sequence_is_analog_input_not_spike_times(
     assert (s["input_spikes_per_sample"], s["analog_input"]) == (0.0, True)
     first = monitor.synapses["body.0.feedforward.module"]
     assert first.events == 48 and first.acs == 0 and first.macs == 48 * 4
+
+
+@pytest.mark.parametrize(("method", "options", "readout_ops"), [
+    ("stbp", {"readout": "membrane"}, (0, 1)),  # V_T = sum_t x_t: an addition per output and step
+    ("stbp", {"readout": "max_membrane", "readout_decay": 0.9}, (1, 1)),  # V_t = 0.9 V_{t-1} + x_t, and the max
+    ("spikebp", {}, (1, 0)),  # lee2020's integrator, V_t = 0.99 V_{t-1} + x_t
+])
+def test_a_non_spiking_output_integrators_updates_are_priced(method, options, readout_ops):
+    """The output neurons of a membrane readout integrate at every step as a rate readout's LIF neurons do (priced,
+    (1, 1) each); their updates were left out of the neurons' updates (SNN + updates). Hand count, 2 samples, T = 3:
+    4 hidden neurons of (1, 1) -> 2 x 3 x 4 = 24 MACs and 24 ACs, plus 2 x 3 x 3 outputs x the readout's ops."""
+    net = create_model("mlp", method=method, num_classes=3, input_shape=(1, 2, 2), model_args={"hidden": [4]},
+                       timesteps=3, **options).eval()
+    with torch.no_grad(), NetworkMonitor(net) as monitor:
+        net(torch.rand(2, 1, 2, 2))
+    s = monitor.summary()
+    hidden = 3 * 4  # per sample: T x hidden neurons, (1, 1) each
+    assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == (hidden + 9 * readout_ops[0],
+                                                                         hidden + 9 * readout_ops[1])

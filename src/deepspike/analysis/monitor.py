@@ -80,7 +80,7 @@ class NetworkMonitor(ActivityRecorder):
             "acs_per_sample": acs,
             "macs_per_sample": macs,
             "synops_per_sample": acs + macs,
-            **update_totals(layers, n),
+            **update_totals(layers, n, tuple(self.readout_updates)),
             "decision_time_mean": sum(self.decision_times) / decided if decided else None,
             "undecided_fraction": self.undecided / n if self.decision_times or self.undecided else None,
             "layers": [layer_summary(layer, self.samples) for layer in layers if layer.neurons],

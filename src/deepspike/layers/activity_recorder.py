@@ -124,6 +124,8 @@ class ActivityRecorder:
         self._time_stepped = hasattr(model, "eval_timesteps")  # a rate net (sweeps.takes_timesteps): no TTFS input
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
+        self._readouts = [m for m in model.modules() if outputs and getattr(type(m), "is_integrator_readout", False)]
+        self.readout_updates = [0.0, 0.0]  # (MACs, ACs) of non-spiking output integrators, all samples
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
         self._handles: list = []
         self._pass = _Pass()
@@ -140,6 +142,7 @@ class ActivityRecorder:
             if self.outputs and coding != "analog":
                 hooks.append(m.register_forward_hook(self._rate(name) if coding == "rate" else self._ttfs(name)))
         hooks += [m.register_forward_hook(self._synapse(name)) for name, m in self._synaptic.items()]
+        hooks += [m.register_forward_hook(self._readout) for m in self._readouts]
         self._handles = hooks
         return self
 
@@ -194,6 +197,13 @@ class ActivityRecorder:
             self.input_spikes += float(torch.isfinite(x).sum())
         else:
             self.analog_input = self._pass.analog_encoder = True
+
+    def _readout(self, module, args, output) -> None:
+        """A non-spiking output integrator (``is_integrator_readout``) on currents ``[T, B, K]``: its ``update_ops``
+        per output neuron and step, as a spiking neuron's are counted (``NeuronRecord.add_spikes``)."""
+        macs, acs = module.update_ops()
+        self.readout_updates[0] += macs * args[0].numel()
+        self.readout_updates[1] += acs * args[0].numel()
 
     def _input(self, name: str):
         def hook(module, args) -> None:

@@ -129,16 +129,18 @@ class NeuronRecord:
             self.input_values.append(values[values > 0])
 
 
-def update_totals(layers: Iterable[NeuronRecord], samples: int) -> dict:
+def update_totals(layers: Iterable[NeuronRecord], samples: int, readouts: tuple[float, float] = (0.0, 0.0)) -> dict:
     """The neurons' own state updates per sample (``neurons.update_cost``): ``update_macs_per_sample`` and
     ``update_acs_per_sample``, None when a layer that spiked is not priced (a TTFS layer, a neuron without
-    ``update_ops``: a partial total would read as the whole), and ``unpriced_update_layers`` naming those layers."""
+    ``update_ops``: a partial total would read as the whole), and ``unpriced_update_layers`` naming those layers.
+    ``readouts``: the (MACs, ACs) of non-spiking output integrators (``ActivityRecorder.readout_updates``), all
+    samples."""
     layers = list(layers)
     unpriced = [layer.name for layer in layers if layer.neurons and layer.unpriced]
     n = max(1, samples)
     return {
-        "update_macs_per_sample": None if unpriced else sum(layer.update_macs for layer in layers) / n,
-        "update_acs_per_sample": None if unpriced else sum(layer.update_acs for layer in layers) / n,
+        "update_macs_per_sample": None if unpriced else (sum(layer.update_macs for layer in layers) + readouts[0]) / n,
+        "update_acs_per_sample": None if unpriced else (sum(layer.update_acs for layer in layers) + readouts[1]) / n,
         "unpriced_update_layers": unpriced,
     }
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.neurons.update_cost import kept_sum_ops
 
 
 class _IntegratorOutput(torch.autograd.Function):
@@ -29,6 +30,8 @@ class LeakyIntegratorReadout(nn.Module):
     ``d output / d x_t = 1/T`` for every step. x: currents ``[T, B, K]`` -> scores ``[B, K]``.
     """
 
+    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
     def __init__(self, leak: float = 0.99) -> None:
         super().__init__()
         if not 0.0 < leak <= 1.0:
@@ -37,6 +40,10 @@ class LeakyIntegratorReadout(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _IntegratorOutput.apply(x, float(self.leak))
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step (``neurons.update_cost``): ``V_t = leak V_{t-1} + x_t``."""
+        return kept_sum_ops(self.leak)
 
     def extra_repr(self) -> str:
         return f"leak={self.leak:g}"

@@ -12,6 +12,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
 from deepspike.neurons.synaptic import synaptic_current
+from deepspike.neurons.update_cost import kept_sum_ops, plus
 
 
 def check_readout_decay(decay: float, where: str) -> None:
@@ -42,10 +43,17 @@ class MembraneReadout(nn.Module):
     is ``1/T``.
     """
 
+    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
     def __init__(self, decay: float = 1.0) -> None:
         super().__init__()
         check_readout_decay(decay, "MembraneReadout")
         self.decay = decay
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step (``neurons.update_cost``): ``V_t = decay V_{t-1} + x_t``, an
+        addition with decay 1 (the final ``/ T`` is once per inference and left out)."""
+        return kept_sum_ops(self.decay)
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:
         """``o_t = x_t`` ``[T, B, K]``, the output current of each step (decay 1: their mean is ``forward``)."""
@@ -78,10 +86,17 @@ class MaxMembraneReadout(nn.Module):
     step's output current, as for the membrane readout.
     """
 
+    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
     def __init__(self, decay: float = 0.9) -> None:
         super().__init__()
         check_readout_decay(decay, "MaxMembraneReadout")
         self.decay = decay
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step (``neurons.update_cost``): ``V_t = decay V_{t-1} + x_t`` and the
+        comparison with the running maximum."""
+        return plus(kept_sum_ops(self.decay), (0, 1))
 
     def membrane(self, x: torch.Tensor) -> torch.Tensor:
         """The membrane trace ``V [T, B, K]`` of currents ``x [T, B, K]``."""
