@@ -19,6 +19,7 @@ from deepspike.core.atomic import (
 )
 from deepspike.core.errors import ConfigError, WriteError
 from deepspike.core.plotting import pyplot, save_figure
+from sync_events import sync_events
 
 
 @pytest.mark.parametrize("name", ["", "  "])
@@ -31,19 +32,7 @@ def test_an_empty_output_name_is_refused_not_read_as_the_current_folder(name):
 
 def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
     """After a power cut POSIX keeps a rename only once its folder is synced: the file, then the folder."""
-    synced = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    def replace(src, dst):
-        synced.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    synced = sync_events(monkeypatch)
     atomic_write_text(tmp_path / "a.txt", "x")
     assert synced == ["file", "rename", "folder"] and (tmp_path / "a.txt").read_text() == "x"
 

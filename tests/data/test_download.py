@@ -4,9 +4,7 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import pickle
-import stat
 import struct
 import tarfile
 import threading
@@ -18,6 +16,7 @@ import pytest
 from deepspike.core.atomic import FILE_MODE
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.data import Resource, cifar, download_file, extract_tar, fetch, load_dataset, mnist
+from sync_events import sync_events
 
 
 @pytest.fixture(autouse=True)
@@ -177,18 +176,6 @@ def test_the_download_is_synced_before_and_after_its_rename(server, tmp_path, mo
     synced, so a power cut after the rename could leave an empty or partial file under the verified name."""
     url, www, _ = server
     (www / "f.bin").write_bytes(b"abc")
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        events.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    def replace(src, dst):
-        events.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = sync_events(monkeypatch)
     download_file(url + "f.bin", tmp_path / "f.bin", "md5:" + hashlib.md5(b"abc").hexdigest())
     assert events == ["file", "rename", "folder"] and (tmp_path / "f.bin").read_bytes() == b"abc"
