@@ -3,9 +3,6 @@
 modes in one line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +14,7 @@ from deepspike.config import load_config
 from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, full_and_resumed_weights
+from torchrun import one_and_two_processes
 
 # Poisson input, dropout and augmentation: the random draws of a compiled run must be eager's (fallback_random).
 QUICK = [*TINY, "train.max_steps_per_epoch=3"]
@@ -99,13 +97,6 @@ def test_two_compiled_processes_match_one(tmp_path):
     recipe = ["method.name=stbp", "method.timesteps=2", "method.encoder=direct", "model.name=mlp",
               "model.args.hidden=[32]", "data.name=digits", "optim.name=sgd", "optim.lr=0.1", "train.epochs=1",
               "train.batch_size=50", "train.max_steps_per_epoch=3", "train.progress=false", "train.compile=true"]
-    Trainer(load_config(None, recipe), tmp_path / "one").fit()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "deepspike",
-           "train", *recipe, "--out", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=280)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["model"]
-    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
+    one, two = (c["model"] for c in one_and_two_processes(recipe, tmp_path, timeout=280))
     for key, value in one.items():
         torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)

@@ -1,9 +1,6 @@
 """Data-parallel training: 2 gloo processes under torchrun end with the weights of 1 process."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,8 +10,8 @@ from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.training.distributed import DistContext, init_distributed
 from deepspike.training.run_lock import RunLock
-from deepspike.training.runs import load_checkpoint
 from deepspike.training.trainer import Trainer
+from torchrun import one_and_two_processes, torchrun_train
 
 # Deterministic model (direct input, no dropout); augmentation on, so the sharded data path is exercised, with
 # MixUp / CutMix mixing the global batch and its labels before the ranks split them.
@@ -46,27 +43,7 @@ def test_two_processes_match_one(tmp_path, extra):
     """DDP's own gradient averaging (bptt; checkpoint runs the same autograd path), the online modes' average
     after the last step (ottt; sltt shares its code) and the STDP step on the sums of both ranks (layers.stdp)."""
     recipe = [*RECIPE, *extra]
-    Trainer(load_config(None, recipe), tmp_path / "one").fit()
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "deepspike",
-        "train",
-        *recipe,
-        "--out",
-        str(tmp_path / "two"),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=540)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-
-    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
-    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    one, two = one_and_two_processes(recipe, tmp_path, timeout=540)
     assert two["world_size"] == 2 and len(two["rng_per_rank"]) == 2
     for key, value in one["model"].items():
         torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
@@ -86,11 +63,8 @@ def test_every_rank_stops_with_rank_0s_refusal(tmp_path):
     run = tmp_path / "two"
     run.mkdir()
     held = RunLock(run)  # another trainer of the same folder
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "deepspike",
-           "train", *RECIPE, "--out", str(run)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+        proc = torchrun_train(RECIPE, run, timeout=240)
     finally:
         held.release()
     line = f"deepspike: error: {run} is being trained by another deepspike process; wait for it to end or pick " \
@@ -191,14 +165,7 @@ def test_ttfs_window_two_processes_take_one_process_windows_and_an_empty_rank_pa
     part in every epoch's last step (no hang, nothing changed by it)."""
     recipe = ["method.name=ttfs_window", "model.name=scnn_digits", "data.name=digits", "data.val_fraction=0.9",
               "train.epochs=2", "train.batch_size=48", "train.progress=false"]
-    Trainer(load_config(None, recipe), tmp_path / "one").fit()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "deepspike",
-           "train", *recipe, "--out", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["model"]
-    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
+    one, two = (c["model"] for c in one_and_two_processes(recipe, tmp_path, timeout=240))
     assert len([key for key in one if key.endswith("window")]) >= 3
     for key, value in one.items():
         torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)
