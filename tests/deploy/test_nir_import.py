@@ -10,7 +10,9 @@ import torch
 from deepspike.core.errors import ConfigError
 
 nir = pytest.importorskip("nir")
-from deepspike.deploy import from_nir  # noqa: E402
+from deepspike.analysis.monitor import NetworkMonitor  # noqa: E402
+from deepspike.deploy import from_nir, to_nir  # noqa: E402
+from deepspike.methods import create_model  # noqa: E402
 from deploy.nir_files import replace, tiny_graph, write  # noqa: E402
 
 
@@ -98,3 +100,21 @@ def test_an_i_node_sums_its_input():
     with torch.no_grad():
         trace = net(E0_AT_0_E1_AT_2)
     torch.testing.assert_close(trace[:, 0], torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
+
+
+def test_an_imported_membrane_readout_is_priced_as_the_nets():
+    """A membrane readout's output neurons integrate at every step, (0 MACs, 1 AC) each (``V_T = sum_t x_t``); its
+    import is an ``Integrator`` whose updates the activity recorder left out (78 update ACs per sample for the net,
+    48 for its import). By hand, per sample: T = 3 steps of 16 hidden LIF neurons at (1, 1) and 10 outputs at
+    (0, 1)."""
+    net = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 4, 4), model_args={"hidden": [16]},
+                       timesteps=3, encoder="direct", readout="membrane").eval()
+    x = torch.rand(2, 1, 4, 4)
+    imported = from_nir(to_nir(net, (1, 4, 4)))
+    with torch.no_grad(), NetworkMonitor(net) as own:
+        net(x)
+    with torch.no_grad(), NetworkMonitor(imported) as theirs:
+        imported(x.unsqueeze(0).expand(3, -1, -1, -1, -1))  # direct coding: the image at every step, [T, B, ...]
+    hand = (3 * 16, 3 * 16 + 3 * 10)
+    for s in (own.summary(), theirs.summary()):
+        assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == hand

@@ -44,6 +44,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.synaptic import SynapticLIF
+from deepspike.neurons.update_cost import kept_sum_ops
 
 
 class Scale(nn.Module):
@@ -61,9 +62,16 @@ class Integrator(nn.Module):
     """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``;
     ``decay`` in [0, 1] (0: an LI node with ``tau = dt``, whose trace is its input, ``v_t = x_t``)."""
 
+    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
     def __init__(self, decay: float) -> None:
         super().__init__()
         self.decay = decay
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step (``neurons.update_cost``), as the readout it stands for:
+        ``v_t = decay v_{t-1} + x_t``."""
+        return kept_sum_ops(self.decay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clone() if self.decay == 0.0 else membrane_readout(x, self.decay)
