@@ -202,9 +202,16 @@ def state_quant_of(node) -> StateQuant | None:
                           f"a whole number from 1 to 16, state_low and state_high numbers >= 0") from None
 
 
+def same_for_every_neuron(value, equal_nan: bool = False) -> bool:
+    """Whether a node constant holds one value (its entries equal to the first within relative 1e-6; NaN equal to
+    NaN with ``equal_nan``); an empty one does not."""
+    flat = np.asarray(value, dtype=np.float64).ravel()
+    return flat.size > 0 and bool(np.allclose(flat, flat[0], rtol=1e-6, atol=0.0, equal_nan=equal_nan))
+
+
 def _uniform(name: str, value: np.ndarray) -> float:
     flat = np.asarray(value, dtype=np.float64).ravel()
-    if flat.size == 0 or not np.allclose(flat, flat[0], rtol=1e-6, atol=0.0):
+    if not same_for_every_neuron(flat):
         raise ConfigError(f"NIR import: {name} must be the same for every neuron of a layer")
     if not math.isfinite(flat[0]):
         raise ConfigError(f"NIR import: {name} = {flat[0]} is not finite")

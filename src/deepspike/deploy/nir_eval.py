@@ -42,12 +42,17 @@ SWITCHES = ("delta_off_spikes", "population_spikes")
 """The coding options that are true or false, which ``to_nir`` writes as 1 or 0."""
 
 
+def coding_name(meta: dict[str, Any], coding: str | None = None) -> str | None:
+    """``coding`` when given, else the graph's input coding (metadata ``coding``, else ``encoder``), else None."""
+    return coding if coding is not None else meta.get("coding", meta.get("encoder"))
+
+
 def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
     """The encoder of a graph's metadata (``encoder``, or an Input node's ``coding``, and its options), or of
     ``coding`` when given; a one-line ``ConfigError`` when neither names one that deepspike builds. An option the
     file does not state (another tool's file, ``--encoder delta``) is ``method.encoder``'s default
     (``methods.stbp.StbpOptions``); a switch written as 1 or 0 is true or false."""
-    name = coding if coding is not None else meta.get("coding", meta.get("encoder"))
+    name = coding_name(meta, coding)
     if name is None:
         raise ConfigError("the NIR file does not say how its input is coded (no metadata 'encoder'): pass --encoder")
     if name not in encoder_names():
@@ -132,4 +137,4 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
             correct += int((decided_class(out, decode, meta.get("num_classes")) == y).sum())
             n += len(y)
     return {"accuracy": correct / n if n else None, "samples": n, "timesteps": steps,
-            "coding": coding or meta.get("coding", meta.get("encoder")), "decode": decode, "nir": os.fspath(source)}
+            "coding": coding_name(meta, coding), "decode": decode, "nir": os.fspath(source)}

@@ -19,7 +19,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.neurons import firing_rules, state_quant_of
+from deepspike.deploy.neurons import firing_rules, same_for_every_neuron, state_quant_of
 from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.params import NeuronParams
 
@@ -27,14 +27,10 @@ CONSTANTS = ("tau", "tau_mem", "tau_syn", "r", "w_in", "v_threshold")  # the fie
 
 
 def varies(node) -> bool:
-    """Whether any constant of a spiking node differs between its neurons (relative 1e-6, as ``_uniform``)."""
-    for name in CONSTANTS:
-        if getattr(node, name, None) is None:
-            continue
-        flat = np.asarray(getattr(node, name), dtype=np.float64).ravel()
-        if flat.size > 1 and not np.allclose(flat, flat[0], rtol=1e-6, atol=0.0, equal_nan=True):
-            return True
-    return False
+    """Whether any constant of a spiking node differs between its neurons (``same_for_every_neuron``, the rule
+    ``node_params`` reads one value per layer by)."""
+    values = [getattr(node, name) for name in CONSTANTS if getattr(node, name, None) is not None]
+    return any(np.size(v) > 1 and not same_for_every_neuron(v, equal_nan=True) for v in values)
 
 
 def _field(node, name: str) -> np.ndarray:
