@@ -272,7 +272,10 @@ class ActivityRecorder:
         pool, per_input = pending
         if fan is None:
             return False
-        folded = pooled_fan_out(pool, tuple(per_input.shape), fan).to(per_input.device, torch.int64)
+        key = (f"{name} through its pool", tuple(per_input.shape))  # the same every pass: worked out once
+        if key not in self._fan:
+            self._fan[key] = pooled_fan_out(pool, key[1], fan).to(per_input.device, torch.int64)
+        folded = self._fan[key]
         events, ops = torch.stack([per_input.sum(), (per_input * folded).sum()]).tolist()
         self.synapses[name].add_operations(events, ops, False)
         return True
