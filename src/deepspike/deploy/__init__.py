@@ -1,6 +1,7 @@
 """Export: NIR (Neuromorphic Intermediate Representation) export and import (extra ``deepspike[nir]``).
 
-``to_nir(model, input_shape, dt, fold_thresholds)`` -> ``nir.NIRGraph`` of a rate-coded net;
+``to_nir(model, input_shape, dt, fold_thresholds)`` -> ``nir.NIRGraph`` of a rate-coded net (or of a net read by
+``from_nir`` and maybe trained since: its own input shape and dt by default);
 ``to_nir_ttfs(model, input_shape, large, t_window)`` -> the continuous-time graph of a TTFS net (``ttfs``,
 ``stdbp``); ``write_nir(graph, path)``; ``export_run(run_dir, path)`` (the ``deepspike export`` command);
 ``from_nir(path | graph)`` -> :class:`NirNetwork` running rate-coded ``[T, B, ...]`` inputs with deepspike's
@@ -15,7 +16,8 @@ them.
 """
 
 from deepspike.deploy.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir
-from deepspike.deploy.nir_import import NirNetwork, from_nir, read_nir
+from deepspike.deploy.nir_import import from_nir, read_nir
+from deepspike.deploy.nir_modules import NirNetwork
 from deepspike.deploy.nir_sim import GraphSimulator
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx

@@ -56,17 +56,31 @@ def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...]
 
     ``alpha`` or ``k`` equal to 1 (no leak) has no finite time constant: a one-line ``ConfigError``. The metadata
     holds ``reset``, ``fires``, ``decay``, ``syn_decay`` and ``dt``, as for ``neuron_node``."""
-    nir = require_nir()
     if params.decay == 1.0 or syn_decay == 1.0:
         raise ConfigError(f"NIR export: a synaptic neuron with decay {params.decay:g} and syn_decay {syn_decay:g} has "
                           "no finite CubaLIF time constant (both must be < 1)")
     th = params.threshold if threshold is None else threshold
-    ones = np.ones(shape, dtype=np.float32)
-    tau_syn, tau_mem = float32_time_constant(dt, syn_decay), float32_time_constant(dt, params.decay)
     meta = {"reset": params.reset, "fires": "v >= threshold", "decay": params.decay, "syn_decay": float(syn_decay),
             "dt": float(dt), **state_metadata(params)}
-    return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * (tau_mem / dt), v_leak=0 * ones,
-                       v_threshold=ones * th, v_reset=0 * ones, w_in=ones * (tau_syn / dt), metadata=meta)
+    return cuba_node(*(np.full(shape, value, dtype=np.float64) for value in (params.decay, syn_decay, th)), dt, meta)
+
+
+def cuba_node(decay: np.ndarray, syn_decay: np.ndarray, threshold: np.ndarray, dt: float, metadata: dict):
+    """The NIR ``CubaLIF`` of current-based LIF neurons with decay ``k``, synaptic decay ``alpha`` and threshold
+    ``th``, each an array of one value per neuron (the layer's shape), under forward Euler over ``dt``
+    (``synaptic_node``): ``tau_syn = dt / (1 - alpha)``, ``w_in = tau_syn / dt``, ``tau_mem = dt / (1 - k)``, ``r =
+    tau_mem / dt`` (float32 time constants rounded up, ``float32_time_constants``). A neuron whose ``k`` or
+    ``alpha`` is 1 (no leak) has no finite time constant: a one-line ``ConfigError``."""
+    nir = require_nir()
+    k, alpha = np.asarray(decay, dtype=np.float64), np.asarray(syn_decay, dtype=np.float64)
+    if not (np.isfinite(k).all() and np.isfinite(alpha).all() and (k < 1.0).all() and (alpha < 1.0).all()):
+        raise ConfigError("NIR export: a synaptic neuron's decay and syn_decay must be below 1 for every neuron (a "
+                          f"finite CubaLIF time constant), got decay up to {k.max():g} and syn_decay up to "
+                          f"{alpha.max():g}")
+    th = np.asarray(threshold, dtype=np.float32)
+    tau_syn, tau_mem = float32_time_constants(dt, alpha), float32_time_constants(dt, k)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=0 * th, v_threshold=th,
+                       v_reset=0 * th, w_in=tau_syn / dt, metadata=metadata)
 
 
 def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, reset: str, shape: tuple[int, ...],

@@ -15,6 +15,10 @@ only with ``round_delays=True``, as the rounded net (each delay a whole step, as
 ``Delay(k dt) -> Linear(W * (d == k))`` per distinct delay ``k``, all entering the next node (:mod:`nir_delays`);
 the graph's metadata then says ``delays_rounded: True``. The readout's neurons end the chain (a non-spiking
 integrator readout is ``LI`` (leak < 1) or ``I``).
+A net read by ``from_nir`` (:mod:`nir_modules`; maybe trained since) is written back node for node: per-neuron
+constants (``HeterogeneousLIF``) as per-neuron ``IF`` / ``LIF`` / ``CubaLIF``, an input gain as ``Scale``, a sum pool
+as ``SumPool2d``, a branching body as its graph; the metadata it was read with that is not about the graph (input
+coding, ``timesteps``, ``decode``, standardisation) is kept.
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
 decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
 ``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
@@ -45,6 +49,7 @@ from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import (
     converted_if_node,
+    cuba_node,
     float32_time_constant,
     learnable_node,
     neuron_node,
@@ -52,6 +57,7 @@ from deepspike.deploy.neurons import (
 )
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
+from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, Scale
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
@@ -67,6 +73,7 @@ from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -95,6 +102,8 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     if isinstance(model, CompetitiveStdpLayer):
         raise ConfigError("NIR export: a wta_stdp net (Diehl & Cook) has conductance-based synapses, adaptive "
                           "thresholds and a label vote, which no NIR node expresses; it runs in deepspike only")
+    if isinstance(model, NirNetwork):
+        return imported_chain(model)
     if body is None:
         raise ConfigError(f"NIR export supports rate-coded networks (with .body); got {type(model).__name__}: wrap "
                           "a net of your own as RateNetwork(encoder, body, readout, timesteps)")
@@ -108,7 +117,7 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         check_own_forward(readout)
     if isinstance(output, SpikingNeuron):
         if readout == "membrane":
-            mods.append(_Integrator(1.0))
+            mods.append(Integrator(1.0))
             info["decode"] = "membrane"
         else:
             mods.append(output)
@@ -120,11 +129,23 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         mods.append(readout.neuron)
         info["decode"] = "rate"
     elif isinstance(readout, MembraneReadout | LeakyIntegratorReadout):
-        mods.append(_Integrator(float(getattr(readout, "decay", getattr(readout, "leak", 1.0)))))
+        mods.append(Integrator(float(getattr(readout, "decay", getattr(readout, "leak", 1.0)))))
         info["decode"] = "membrane"
     else:
         raise ConfigError(f"NIR export: unsupported readout {type(readout).__name__}")
     return mods, info
+
+
+GRAPH_KEYS = ("producer", "format", "dt", "fires", "reset", "thresholds_folded", "delays_rounded")
+"""Graph metadata that ``to_nir`` works out from the net it writes; an imported net's other metadata is kept."""
+
+
+def imported_chain(model: NirNetwork) -> tuple[list[nn.Module], dict]:
+    """``chain_modules`` of a net read by ``from_nir`` (and maybe trained since): the body's modules (a branching
+    body, ``GraphBody``, as itself: ``_RateGraph.graph_body`` walks it), and the graph metadata it was read with
+    that describes its use rather than its graph (coding, ``timesteps``, ``decode``, ``input_mean``, ...)."""
+    mods = [model.body] if isinstance(model.body, GraphBody) else leaf_modules(model.body)
+    return mods, {k: v for k, v in model.metadata.items() if k not in GRAPH_KEYS}
 
 
 def check_dt(dt: float) -> None:
@@ -135,14 +156,6 @@ def check_dt(dt: float) -> None:
         raise ConfigError(f"dt must be a finite number of seconds > 0 (a normal float32), got {dt}")
 
 
-class _Integrator(nn.Module):
-    """Marker for a non-spiking output integrator ``v_t = decay v_{t-1} + x_t``."""
-
-    def __init__(self, decay: float) -> None:
-        super().__init__()
-        self.decay = decay
-
-
 def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(values [T, B, K], spiking)``: what the Output node of ``to_nir(model)`` carries for the encoded input ``x
     [T, B, *input_shape]``, computed by the net itself: the output neurons' spikes (``spiking``), or for a membrane
@@ -150,7 +163,7 @@ def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool
     mods, _ = chain_modules(model)
     with torch.no_grad():
         out = model.body(x)
-        if not isinstance(mods[-1], _Integrator):
+        if not isinstance(mods[-1], Integrator):
             return mods[-1](out), True
         v, trace = torch.zeros_like(out[0]), torch.empty_like(out)
         for t in range(out.shape[0]):
@@ -257,18 +270,53 @@ class _RateGraph:
             k = m.decay().float()
             gain = 1.0 - k if m.decay_input else torch.ones_like(k)
             th = (m.threshold if m.threshold is not None else torch.tensor(m.fixed.threshold)).float()
-        if self.fold and self.pending:
-            if th.numel() > 1 and not bool((th == th.reshape(-1)[0]).all()):
-                raise ConfigError("--fold-thresholds divides a layer's weights by its one threshold; this net learnt "
-                                  f"one per {'channel' if m.neurons is None else 'neuron'}: export it without folding")
-            if not float(th.reshape(-1)[0]) > 0:  # h / th >= 1 <=> h >= th needs th > 0
-                raise ConfigError(f"--fold-thresholds divides a layer's weights by its threshold, which must be > 0; "
-                                  f"this net learnt {float(th.reshape(-1)[0]):g}: export it without folding")
-            th = torch.tensor(self._fold(float(th.reshape(-1)[0])))
+        th = self._folded(th, f"learnt one per {'channel' if m.neurons is None else 'neuron'}", "this net learnt")
         self.resets.add(m.fixed.reset)
         node = learnable_node(k.numpy(), gain.numpy(), th.numpy(), m.fixed.reset, self.shape, self.dt)
         self.add("if" if isinstance(node, self.nir.IF) else "lif", node)
         self.pending.clear()
+
+    def _folded(self, th: torch.Tensor, varies: str, has: str) -> torch.Tensor:
+        """The thresholds ``th`` (one per layer, channel or neuron) as the node writes them: with ``fold_thresholds``
+        and weights before the neuron, 1.0 after dividing those weights by the layer's one threshold (``_fold``),
+        which must then be one value and > 0 (``varies``, ``has``: the messages' words for this net's thresholds)."""
+        if not (self.fold and self.pending):
+            return th
+        first = float(th.reshape(-1)[0])
+        if th.numel() > 1 and not bool((th == first).all()):
+            raise ConfigError(f"--fold-thresholds divides a layer's weights by its one threshold; this net {varies}: "
+                              "export it without folding")
+        if not first > 0:  # h / th >= 1 <=> h >= th needs th > 0
+            raise ConfigError(f"--fold-thresholds divides a layer's weights by its threshold, which must be > 0; "
+                              f"{has} {first:g}: export it without folding")
+        return torch.tensor(self._fold(first))
+
+    def heterogeneous(self, m: HeterogeneousLIF) -> None:
+        """An imported layer whose neurons each have their own fixed constants (``neurons.heterogeneous``): a
+        per-neuron ``IF`` / ``LIF`` (``learnable_node`` with input gain 1) or ``CubaLIF`` (``cuba_node``), the
+        constants broadcast to the layer's shape as the neuron broadcasts them."""
+        k, th, alpha = (None if t is None else np.broadcast_to(to_numpy(t), self.shape).astype(np.float64)
+                        for t in (m.decay, m.threshold, m.syn_decay))
+        th = self._folded(torch.as_tensor(th), "has one per neuron", "this layer has").numpy()
+        self.resets.add(m.fixed.reset)
+        meta = {"reset": m.fixed.reset, "fires": "v >= threshold", "dt": float(self.dt)}
+        if alpha is not None:
+            self.add("cubalif", cuba_node(k, alpha, np.broadcast_to(th, self.shape), self.dt, meta))
+        else:
+            node = learnable_node(k, np.ones_like(k), np.broadcast_to(th, self.shape), m.fixed.reset, self.shape,
+                                  self.dt)
+            self.add("if" if isinstance(node, self.nir.IF) else "lif", node)
+        self.pending.clear()
+
+    def scale(self, m: Scale) -> None:
+        """An elementwise gain (an imported ``Scale`` node, or a neuron node's input scale): a ``Scale`` node of one
+        value per neuron."""
+        try:
+            gain = np.broadcast_to(to_numpy(m.scale), self.shape).copy()
+        except ValueError:
+            raise ConfigError(f"NIR export: a Scale of shape {tuple(m.scale.shape)} does not fit the layer's "
+                              f"{list(self.shape)} values") from None
+        self.add("scale", self.nir.Scale(scale=gain))
 
     def module(self, m: nn.Module) -> None:
         nir = self.nir
@@ -286,6 +334,12 @@ class _RateGraph:
             self.neuron(m.params)
         elif isinstance(m, SynapticLIF):
             self.neuron(m.fixed, syn_decay=m.syn_decay)
+        elif isinstance(m, HeterogeneousLIF):
+            self.heterogeneous(m)
+        elif isinstance(m, Scale):
+            self.scale(m)
+        elif isinstance(m, GraphBody):
+            self.graph_body(m)
         elif isinstance(m, LearnableLIF):
             self.learnable(m)
         elif isinstance(m, LeakCorrectedLIF):  # spikebp: a LIF firing strictly above threshold, reset to zero (its
@@ -296,12 +350,32 @@ class _RateGraph:
             self.add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=pad))  # padding: silent inputs
             self.shape = tuple(_pool_shape(m.kernel_size, m.stride, self.shape, pad))
             self.neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
-        elif isinstance(m, _Integrator):
+        elif isinstance(m, Integrator):
             self.add("i" if m.decay == 1.0 else "li", _integrator_node(nir, m.decay, self.shape, self.dt))
         elif isinstance(m, ResidualBlock):
             self.residual(m)
         else:
             self.shape = _add_stateless(nir, m, self.shape, self.add, self.pending)
+
+    def graph_body(self, body: GraphBody) -> None:
+        """An imported branching graph (``nir_modules.GraphBody``): each node's modules in its topological order,
+        fed by the nodes that end its predecessors (NIR sums a node's inputs, as the body does); the Output node
+        hands its predecessors' ends on to the graph's Output."""
+        if self.fold:
+            raise ConfigError("NIR export: fold_thresholds would have to rescale every branch of a branching graph; "
+                              "export it without folding")
+        ends = {body.order[0]: ([self.last, *self.joins], self.shape)}
+        for name in body.order[1:]:
+            sources = [node for p in body.preds[name] for node in ends[p][0]]
+            shapes = {ends[p][1] for p in body.preds[name]}
+            if len(shapes) != 1:
+                raise ConfigError(f"NIR export: node {name!r} sums inputs of shapes {sorted(shapes)}; a NIR node sums "
+                                  "inputs of one shape")
+            key = body.stage_keys.get(name)
+            self.last, self.joins, self.shape = sources[0], sources[1:], shapes.pop()
+            for m in leaf_modules(body.stages[key]) if key is not None else ():
+                self.module(m)
+            ends[name] = ([self.last, *self.joins], self.shape)
 
     def recurrent(self, layer: RecurrentSpiking) -> None:
         """``s_t = neuron(W x_t + V s_{t-1})``: the feed-forward nodes, the neuron node, and ``V`` as a ``Linear``
@@ -368,11 +442,14 @@ class _RateGraph:
         self.edges.append((shortcut_end, self.last))
 
 
-def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_DT, fold_thresholds: bool = False,
-           metadata: dict | None = None, round_delays: bool = False, low_latency: bool = False):
-    """The ``nir.NIRGraph`` of a rate-coded network (module docstring).
+def to_nir(model: nn.Module, input_shape: tuple[int, ...] | None = None, dt: float | None = None,
+           fold_thresholds: bool = False, metadata: dict | None = None, round_delays: bool = False,
+           low_latency: bool = False):
+    """The ``nir.NIRGraph`` of a rate-coded network (module docstring), or of a net read by ``from_nir`` (and maybe
+    trained since: its weights as they are now, its neurons' constants, the metadata it was read with).
 
-    input_shape: one time step of the input without batch, e.g. ``(C, H, W)``. dt: seconds per step.
+    input_shape: one time step of the input without batch, e.g. ``(C, H, W)`` (an imported net's own by default).
+    dt: seconds per step (default: an imported net's own, else :data:`DEFAULT_DT`).
     round_delays: export layers with learnable synaptic delays as the rounded net (``DelayedLinear.round_delays_``:
     each synapse delivers once, ``d = discrete_delays()`` steps late), the graph's metadata saying
     ``delays_rounded: True``; without it such a net is a one-line ``ConfigError``. A net without delays is
@@ -381,11 +458,15 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
     which GraphSimulator and the ONNX export run and other NIR tools do not; without it they are refused.
     """
     nir = require_nir()
+    imported = isinstance(model, NirNetwork)
+    dt = dt if dt is not None else float(model.metadata["dt"]) if imported else DEFAULT_DT
     check_dt(dt)
+    if input_shape is None and not imported:
+        raise ConfigError("to_nir needs the input_shape of one time step, e.g. (1, 28, 28)")
     refuse_attention(model)  # before the batch-norm folding's own refusal (TEBN)
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
-    shape = tuple(int(s) for s in input_shape)
-    coding = {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}
+    shape = tuple(int(s) for s in (model.input_shape if input_shape is None else input_shape))
+    coding = _input_coding(model, info, dt)
     graph = _RateGraph(nir, shape, dt, fold_thresholds, coding, round_delays, low_latency)
     with torch.no_grad():
         for m in mods:
@@ -397,6 +478,15 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = DEFAULT_D
             **({"delays_rounded": True} if graph.delayed_layers else {})}
     meta.update(metadata or {})
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
+
+
+def _input_coding(model: nn.Module, info: dict, dt: float) -> dict:
+    """The ``Input`` node's metadata: the input coding (``coding``, with ``encoder_options``), ``dt`` and
+    ``timesteps``; of an imported net, what its metadata says of them."""
+    if isinstance(model, NirNetwork):
+        known = {"coding": info.get("coding", info.get("encoder")), "timesteps": info.get("timesteps")}
+        return {"dt": float(dt), **{k: v for k, v in known.items() if v is not None}}
+    return {"coding": info["encoder"], "dt": float(dt), "timesteps": info["timesteps"], **encoder_options(model)}
 
 
 def _check_plain(neuron: nn.Module) -> None:
@@ -450,6 +540,9 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         node = nir.Linear(weight=to_numpy(m.weight)) if m.bias is None else nir.Affine(weight=to_numpy(m.weight),
                                                                                   bias=to_numpy(m.bias))
         pending.append(add("linear" if m.bias is None else "affine", node))
+    elif isinstance(m, nn.AvgPool2d) and m.divisor_override == 1 and not m.ceil_mode:  # an imported SumPool2d
+        add("sumpool", nir.SumPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride),
+                                     padding=_pair(m.padding)))
     elif isinstance(m, nn.AvgPool2d):
         if m.ceil_mode or not m.count_include_pad or m.divisor_override:
             raise ConfigError("NIR export: AvgPool2d must use floor mode and the plain k x k divisor")

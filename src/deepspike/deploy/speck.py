@@ -35,7 +35,8 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
-from deepspike.deploy.nir_export import _Integrator, chain_modules
+from deepspike.deploy.nir_export import chain_modules
+from deepspike.deploy.nir_modules import Integrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons.modules import SpikingNeuron
@@ -74,7 +75,7 @@ def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
     on Speck with that layer spiking (its IF neurons; decode by spike counts, no membrane readout)."""
     mods, info = chain_modules(model)
     output = getattr(model, "output", None)
-    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], _Integrator):
+    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], Integrator):
         return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"
     return mods, None
 
@@ -118,7 +119,7 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
                                   f"pooling is {layers[-1]['pool']}")
             scale /= k * k
             shape = grid = tuple(m(torch.zeros(1, *shape)).shape[1:])
-        elif isinstance(m, SpikingAvgPool | _Integrator):
+        elif isinstance(m, SpikingAvgPool | Integrator):
             raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
         else:
             raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")

@@ -44,7 +44,8 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
-from deepspike.deploy.nir_export import _Integrator, chain_modules
+from deepspike.deploy.nir_export import chain_modules
+from deepspike.deploy.nir_modules import Integrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
@@ -92,7 +93,7 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
             linear = None
         elif isinstance(m, RecurrentSpiking) and linear is None:
             layers.append(_recurrent_layer(m, i))
-        elif isinstance(m, _Integrator):
+        elif isinstance(m, Integrator):
             raise ConfigError("xylo: a membrane readout cannot map: Xylo's outputs are spiking neurons")
         else:
             raise ConfigError(f"xylo: layer {i} ({type(m).__name__}) cannot map: Xylo runs dense nets "

@@ -1,0 +1,86 @@
+"""The modules an imported NIR graph is made of, besides deepspike's layers and neurons (``nir_import.from_nir``
+builds them; ``nir_export.to_nir`` writes them back): ``NirNetwork`` (the imported net, ``[T, B, *input_shape] ->
+[T, B, ...]``), ``GraphBody`` (a branching graph's nodes in topological order), ``Scale`` (an elementwise gain:
+NIR's ``Scale`` node, or a neuron node's input scale ``r``, ``w_in``) and ``Integrator`` (a non-spiking output:
+NIR's ``LI`` / ``I``; also the marker ``to_nir`` and the chip checks walk a run's membrane readout as).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.neurons.dynamics import membrane_readout
+from deepspike.neurons.update_cost import kept_sum_ops
+
+
+class Scale(nn.Module):
+    """``y = scale * x`` (elementwise, ``scale`` broadcast over the leading ``[T, B]`` axes)."""
+
+    def __init__(self, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class Integrator(nn.Module):
+    """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``;
+    ``decay`` in [0, 1] (0: an LI node with ``tau = dt``, whose trace is its input, ``v_t = x_t``)."""
+
+    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step (``neurons.update_cost``), as the readout it stands for:
+        ``v_t = decay v_{t-1} + x_t``."""
+        return kept_sum_ops(self.decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone() if self.decay == 0.0 else membrane_readout(x, self.decay)
+
+
+class NirNetwork(nn.Module):
+    """An imported NIR chain: ``forward(x [T, B, *input_shape]) -> [T, B, *output_shape]`` (output spikes,
+    or the integrator's membrane trace). ``metadata`` is the graph's metadata (dt, coding, decoding)."""
+
+    takes_coded_input = True  # x is [T, B, ...]: one sample for analysis.raster / traces is [T, 1, ...]
+
+    def __init__(self, body: nn.Module, metadata: dict, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.body = body
+        self.metadata = metadata
+        self.input_shape = input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
+            raise ConfigError(f"NIR network input must be [T, B, {', '.join(map(str, self.input_shape))}], "
+                              f"got {tuple(x.shape)}")
+        return self.body(x)
+
+
+class GraphBody(nn.Module):
+    """A branching graph (e.g. residual blocks): each node's modules run, in topological order, on the sum of its
+    predecessors' outputs ``[T, B, ...]`` (NIR sums a node's inputs); returns what reaches the Output node."""
+
+    def __init__(self, stages: dict[str, nn.Module], order: list[str], preds: dict[str, list[str]]) -> None:
+        super().__init__()
+        # keyed by the node's place in ``order``: NIR names may hold "." (an inlined subgraph's "block.lif"),
+        # which torch refuses in a module's name
+        self.stage_keys = {name: str(order.index(name)) for name in stages}
+        self.stages = nn.ModuleDict({self.stage_keys[name]: module for name, module in stages.items()})
+        self.order, self.preds = order, preds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = {self.order[0]: x}
+        for name in self.order[1:]:
+            inputs = [outs[p] for p in self.preds[name]]
+            total = inputs[0] if len(inputs) == 1 else torch.stack(torch.broadcast_tensors(*inputs)).sum(0)
+            key = self.stage_keys.get(name)
+            outs[name] = self.stages[key](total) if key is not None else total
+        return outs[self.order[-1]]

@@ -1,0 +1,176 @@
+"""Nets read by ``from_nir`` written back by ``to_nir``: the new file runs as the imported net does, in ``from_nir``
+and in ``GraphSimulator`` (the independent reference), for every kind of node the importer builds, after training
+the imported net too; its metadata keeps how the input is coded and the output decoded."""
+
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+from tests.deploy.nir_files import tiny_graph  # noqa: E402
+
+from deepspike.api import evaluate_nir, export  # noqa: E402
+from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
+
+DT = 1e-3
+N_IN, N = 6, 5
+_RNG = np.random.default_rng(11)
+_W = _RNG.normal(0.6, 0.5, size=(N, N_IN)).astype(np.float32)
+_B = _RNG.uniform(0.0, 0.1, size=N).astype(np.float32)
+
+
+def _chain(*named_nodes, in_shape=(N_IN,), out_shape=(N,), edges=None) -> nir.NIRGraph:
+    nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)}), **dict(named_nodes),
+             "output": nir.Output(output_type={"output": np.array(out_shape)})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=edges or list(zip(names, names[1:])), metadata={"dt": DT},
+                        type_check=False)
+
+
+def _per_neuron_lif(fires: str = "v >= threshold") -> nir.LIF:
+    return nir.LIF(tau=np.array([2e-3, 4e-3, 8e-3, 16e-3, 1.5e-3], np.float32),
+                   r=np.array([1.0, 2.0, 3.0, 4.0, 1.5], np.float32), v_leak=np.zeros(N, np.float32),
+                   v_threshold=np.array([0.5, 1.0, 1.5, 2.0, 0.8], np.float32), v_reset=np.zeros(N, np.float32),
+                   metadata={"fires": fires})
+
+
+def _per_neuron_cuba() -> nir.CubaLIF:
+    return nir.CubaLIF(tau_syn=np.array([1e-3, 2e-3, 5e-3, 3e-3, 10e-3], np.float32),
+                       tau_mem=np.array([2e-3, 4e-3, 8e-3, 16e-3, 1.5e-3], np.float32),
+                       r=np.array([1.0, 2.0, 3.0, 4.0, 1.5], np.float32),
+                       w_in=np.array([1.0, 0.5, 2.0, 1.0, 1.0], np.float32), v_leak=np.zeros(N, np.float32),
+                       v_threshold=np.array([0.5, 1.0, 1.5, 2.0, 0.8], np.float32), v_reset=np.zeros(N, np.float32),
+                       metadata={"reset": "subtract"})
+
+
+def _uniform_lif(r: float = 2.5, reset: str = "zero") -> nir.LIF:
+    ones = np.ones(N, np.float32)
+    return nir.LIF(tau=ones * 5e-3, r=ones * r, v_leak=0 * ones, v_threshold=ones * 0.7, v_reset=0 * ones,
+                   metadata={"reset": reset})
+
+
+def _recurrent() -> nir.NIRGraph:
+    graph = _chain(("fc", nir.Affine(weight=_W, bias=_B)), ("spk", _per_neuron_lif()))
+    graph.nodes["rec"] = nir.Linear(weight=_RNG.normal(0.0, 0.4, size=(N, N)).astype(np.float32))
+    graph.edges.extend([("spk", "rec"), ("rec", "spk")])
+    return graph
+
+
+def _branching() -> nir.NIRGraph:
+    """input -> fc1 -> lif1 -> fc2 -> lif2 -> output, with a skip lif1 -> lif2 (NIR sums lif2's inputs)."""
+    nodes = (("fc1", nir.Affine(weight=_W, bias=_B)), ("lif1", _uniform_lif(r=1.0, reset="subtract")),
+             ("fc2", nir.Linear(weight=_RNG.normal(0.2, 0.4, size=(N, N)).astype(np.float32))),
+             ("lif2", _per_neuron_lif()))
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif1", "lif2"),
+             ("lif2", "output")]
+    return _chain(*nodes, edges=edges)
+
+
+def _pooled_conv() -> nir.NIRGraph:
+    """Conv2d -> a standalone Scale node -> IF -> SumPool2d -> Flatten -> Affine -> LI readout with a gain."""
+    conv = nir.Conv2d(input_shape=(4, 4), weight=_RNG.normal(0.3, 0.5, (3, 2, 3, 3)).astype(np.float32), stride=1,
+                      padding=1, dilation=1, groups=1, bias=np.zeros(3, np.float32))
+    ones = np.ones((3, 4, 4), np.float32)
+    nodes = (("conv", conv), ("scale", nir.Scale(scale=_RNG.uniform(0.5, 2.0, (3, 4, 4)).astype(np.float32))),
+             ("if", nir.IF(r=ones / DT, v_threshold=ones, v_reset=0 * ones)),
+             ("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))),
+             ("flat", nir.Flatten(input_type={"input": np.array([3, 2, 2])}, start_dim=0, end_dim=-1)),
+             ("fc", nir.Affine(weight=_RNG.normal(0.0, 0.5, (4, 12)).astype(np.float32), bias=np.zeros(4, np.float32))),
+             ("li", nir.LI(tau=np.full(4, 4e-3, np.float32), r=np.full(4, 3.0, np.float32),
+                           v_leak=np.zeros(4, np.float32))))
+    return _chain(*nodes, in_shape=(2, 4, 4), out_shape=(4,))
+
+
+GRAPHS = {
+    "conv_if": tiny_graph,
+    "per_neuron_lif": lambda: _chain(("fc", nir.Affine(weight=_W, bias=_B)), ("spk", _per_neuron_lif("v > th"))),
+    "per_neuron_cuba": lambda: _chain(("fc", nir.Affine(weight=_W, bias=_B)), ("spk", _per_neuron_cuba())),
+    "lif_with_gain": lambda: _chain(("fc", nir.Linear(weight=_W)), ("spk", _uniform_lif())),
+    "recurrent": _recurrent,
+    "branching": _branching,
+    "pooled_conv_li": _pooled_conv,
+}
+
+
+def _spikes_in(net, steps: int = 150, batch: int = 3, seed: int = 5) -> torch.Tensor:
+    return (torch.rand(steps, batch, *net.input_shape, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_an_imported_net_written_back_runs_as_before(name, tmp_path):
+    net = from_nir(GRAPHS[name]())
+    x = _spikes_in(net)
+    with torch.no_grad():
+        before = net(x)
+        path = write_nir(to_nir(net), tmp_path / "again.nir")
+        again = from_nir(path)
+        after = again(x)
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
+    if name == "pooled_conv_li":  # a membrane trace: its decay read back from a float32 tau (1 - dt/tau), and the
+        # simulator's in float64
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(simulated, before, rtol=1e-5, atol=1e-5)
+    else:
+        assert 0.02 * before.numel() < before.sum() < 0.98 * before.numel()
+        assert torch.equal(after, before)
+        assert torch.equal(simulated, before)
+    assert again.metadata["dt"] == pytest.approx(DT if name != "conv_if" else net.metadata["dt"])
+
+
+def test_an_imported_net_trained_in_torch_is_written_with_its_trained_weights(tmp_path):
+    # the use it is for: read another tool's file, fine-tune it here (surrogate gradients through the imported
+    # neurons), hand it back
+    net = from_nir(GRAPHS["per_neuron_lif"]())
+    x = _spikes_in(net, steps=40, batch=8)
+    target = torch.tensor([2.0, 10.0, 4.0, 0.0, 6.0])
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    with torch.no_grad():
+        first = float(((net(x).sum(0) - target) ** 2).mean())
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = ((net(x).sum(0) - target) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        tuned = net(x)
+    assert float(((tuned.sum(0) - target) ** 2).mean()) < 0.5 * first
+    graph = to_nir(net)
+    assert not np.allclose(graph.nodes["0_affine"].weight, _W)
+    assert np.array_equal(graph.nodes["0_affine"].weight, net.body[0].module.weight.detach().numpy())
+    path = write_nir(graph, tmp_path / "tuned.nir")
+    with torch.no_grad():
+        assert torch.equal(from_nir(path)(x), tuned)
+    assert torch.equal(GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float(), tuned)
+
+
+def test_a_deepspike_file_read_and_written_back_scores_as_the_original(tiny_run, tmp_path):
+    first = tmp_path / "run.nir"
+    export(tiny_run, first)
+    again = write_nir(to_nir(from_nir(first)), tmp_path / "again.nir")
+    before, after = nir.read(str(first)).metadata, nir.read(str(again)).metadata
+    for key in ("encoder", "timesteps", "decode", "dataset"):
+        assert after[key] == before[key]
+    assert evaluate_nir(again, "digits", limit=60) == {**evaluate_nir(first, "digits", limit=60), "nir": str(again)}
+
+
+def test_folding_the_thresholds_of_per_neuron_and_branching_imports_is_one_line():
+    with pytest.raises(ConfigError, match="this net has one per neuron: export it without folding"):
+        to_nir(from_nir(GRAPHS["per_neuron_lif"]()), fold_thresholds=True)
+    with pytest.raises(ConfigError, match="every branch of a branching graph; export it without folding"):
+        to_nir(from_nir(GRAPHS["branching"]()), fold_thresholds=True)
+
+
+def test_folding_the_one_threshold_of_an_imported_layer_keeps_its_spikes():
+    net = from_nir(GRAPHS["lif_with_gain"]())
+    x = _spikes_in(net)
+    graph = to_nir(net, fold_thresholds=True)
+    assert all(float(np.max(node.v_threshold)) == 1.0 for node in graph.nodes.values() if hasattr(node, "v_threshold"))
+    with torch.no_grad():
+        assert torch.equal(from_nir(graph)(x), net(x))
+
+
+def test_a_net_that_is_not_imported_still_needs_its_input_shape():
+    with pytest.raises(ConfigError, match="to_nir needs the input_shape of one time step"):
+        to_nir(torch.nn.Sequential())
