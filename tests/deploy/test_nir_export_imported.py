@@ -8,11 +8,10 @@ import torch
 
 nir = pytest.importorskip("nir")
 
-from tests.deploy.nir_files import tiny_graph  # noqa: E402
-
 from deepspike.api import evaluate_nir, export  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
+from deploy.nir_files import tiny_graph  # noqa: E402
 
 DT = 1e-3
 N_IN, N = 6, 5

@@ -118,3 +118,35 @@ def test_an_imported_membrane_readout_is_priced_as_the_nets():
     hand = (3 * 16, 3 * 16 + 3 * 10)
     for s in (own.summary(), theirs.summary()):
         assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == hand
+
+
+def _scaled_graph(scale: bool, readout) -> nir.NIRGraph:
+    """input [4] -> Affine -> (a NIR Scale node) -> IF [3] -> Affine -> ``readout`` (LI / I) [2], dt = 1e-4."""
+    g = np.random.default_rng(2)
+    ones = np.ones(3, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "fc": nir.Affine(weight=g.normal(0.5, 0.5, (3, 4)).astype(np.float32), bias=np.zeros(3, np.float32)),
+             **({"scale": nir.Scale(scale=np.array([0.5, 2.0, 1.5], np.float32))} if scale else {}),
+             "if": nir.IF(r=ones * 1e4, v_threshold=ones, v_reset=0 * ones),
+             "out": nir.Affine(weight=g.normal(0.0, 0.5, (2, 3)).astype(np.float32), bias=np.zeros(2, np.float32)),
+             "v": readout, "output": nir.Output(output_type={"output": np.array([2])})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": 1e-4}, type_check=False)
+
+
+@pytest.mark.parametrize(("scale", "readout", "hand"), [
+    # T = 5 steps per sample: 3 IF neurons at (0 MACs, 2 ACs) each; I with r dt = 1 at (0, 1) per output
+    (False, nir.I(r=np.full(2, 1e4, np.float32)), (0, 5 * 3 * 2 + 5 * 2)),
+    # a NIR Scale node: one product per value and step, 5 * 3 MACs (before: left out of the count)
+    (True, nir.I(r=np.full(2, 1e4, np.float32)), (5 * 3, 5 * 3 * 2 + 5 * 2)),
+    # an LI with an input gain r dt / tau = 2 (tau = 1e-3, r = 20): its decay and its gain, (2, 0) per output
+    (True, nir.LI(tau=np.full(2, 1e-3, np.float32), r=np.full(2, 20.0, np.float32), v_leak=np.zeros(2, np.float32)),
+     (5 * 3 + 5 * 2 * 2, 5 * 3 * 2)),
+], ids=["i", "scale_node_i", "scale_node_gained_li"])
+def test_an_imported_scale_node_and_a_readouts_gain_are_priced(scale, readout, hand):
+    net = from_nir(_scaled_graph(scale, readout))
+    x = (torch.rand(5, 2, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with torch.no_grad(), NetworkMonitor(net) as monitor:
+        net(x)
+    s = monitor.summary()
+    assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == hand

@@ -130,15 +130,16 @@ def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32))
 
 
-def _gained(scale: torch.Tensor, neuron: nn.Module) -> list[nn.Module]:
-    """``[neuron]`` when every input gain in ``scale`` (a scalar or one per neuron) is 1 (relative 1e-5), else
-    ``[Scale(scale), neuron]``: ``neuron(c x_t)``. The gain is one product per neuron and step, priced with the
-    neuron's update (``neuron.input_gain_ops = (1, 0)``, ``neurons.update_cost.neuron_update_ops``) as PLIF's
-    ``h_t = k v_{t-1} + c x_t`` prices it (2 MACs, 1 AC): its import is not one MAC cheaper than the net."""
+def _gained(scale: torch.Tensor, module: nn.Module) -> list[nn.Module]:
+    """``[module]`` when every input gain in ``scale`` (a scalar or one per neuron) is 1 (relative 1e-5), else
+    ``[Scale(scale), module]``: ``module(c x_t)``, for a neuron or an output integrator. The gain is one product per
+    neuron and step, priced with the module's update (``module.input_gain_ops = (1, 0)``,
+    ``neurons.update_cost.neuron_update_ops``) as PLIF's ``h_t = k v_{t-1} + c x_t`` prices it (2 MACs, 1 AC): its
+    import is not one MAC cheaper than the net."""
     if np.allclose(scale.numpy(), 1.0, rtol=1e-5):
-        return [neuron]
-    neuron.input_gain_ops = (1, 0)
-    return [Scale(scale), neuron]
+        return [module]
+    module.input_gain_ops = (1, 0)
+    return [Scale(scale, priced=False), module]
 
 
 def _module(nir, node, dt: float) -> list[nn.Module]:
@@ -181,7 +182,7 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         params, syn_decay, scale = synaptic_params(node, dt)
         return _gained(torch.tensor(scale), SynapticLIF(params, syn_decay))
     if isinstance(node, nir.I):
-        return [Scale(torch.tensor(_uniform("r", node.r) * dt)), Integrator(1.0)]
+        return _gained(torch.tensor(_uniform("r", node.r) * dt), Integrator(1.0))
     if isinstance(node, nir.LI):
         if not np.allclose(np.asarray(node.v_leak), 0.0):  # tau dv/dt = v_leak - v + R I: a drift we do not run
             raise ConfigError("NIR import: only v_leak = 0 is supported (an LI node)")
@@ -189,7 +190,7 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         if not tau >= dt:  # forward Euler's 1 - dt/tau: < 0 (an alternating trace) or, at tau = 0, a division by 0
             raise ConfigError(f"NIR import: an LI node's tau = {tau} must be at least dt = {dt} (decay 1 - dt/tau in "
                               "[0, 1))")
-        return [Scale(torch.tensor(_uniform("r", node.r) * dt / tau)), Integrator(1.0 - dt / tau)]
+        return _gained(torch.tensor(_uniform("r", node.r) * dt / tau), Integrator(1.0 - dt / tau))
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
                       "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, CubaLIF, LI, I)")
 

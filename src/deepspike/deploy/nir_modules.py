@@ -16,11 +16,20 @@ from deepspike.neurons.update_cost import kept_sum_ops
 
 
 class Scale(nn.Module):
-    """``y = scale * x`` (elementwise, ``scale`` broadcast over the leading ``[T, B]`` axes)."""
+    """``y = scale * x`` (elementwise, ``scale`` broadcast over the leading ``[T, B]`` axes).
 
-    def __init__(self, scale: torch.Tensor) -> None:
+    ``priced``: the activity recorder counts its products, one MAC per value and step (``update_ops``; a NIR
+    ``Scale`` node); False for a neuron's or an integrator's input gain, which that module's own price counts
+    (``input_gain_ops``, ``neurons.update_cost``)."""
+
+    def __init__(self, scale: torch.Tensor, priced: bool = True) -> None:
         super().__init__()
         self.register_buffer("scale", scale)
+        self.prices_own_updates = priced  # layers.activity_recorder
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per value and step: one product."""
+        return 1, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale
@@ -30,7 +39,7 @@ class Integrator(nn.Module):
     """Non-spiking output layer: membrane trace ``v_t = decay v_{t-1} + x_t``, ``[T, B, K] -> [T, B, K]``;
     ``decay`` in [0, 1] (0: an LI node with ``tau = dt``, whose trace is its input, ``v_t = x_t``)."""
 
-    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
 
     def __init__(self, decay: float) -> None:
         super().__init__()

@@ -124,7 +124,7 @@ class ActivityRecorder:
         self._time_stepped = hasattr(model, "eval_timesteps")  # a rate net (sweeps.takes_timesteps): no TTFS input
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
-        self._readouts = [m for m in model.modules() if outputs and getattr(type(m), "is_integrator_readout", False)]
+        self._readouts = [m for m in model.modules() if outputs and getattr(m, "prices_own_updates", False)]
         self.readout_updates = [0.0, 0.0]  # (MACs, ACs) of non-spiking output integrators, all samples
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
         self._handles: list = []
@@ -199,9 +199,10 @@ class ActivityRecorder:
             self.analog_input = self._pass.analog_encoder = True
 
     def _readout(self, module, args, output) -> None:
-        """A non-spiking output integrator (``is_integrator_readout``) on currents ``[T, B, K]``: its ``update_ops``
-        per output neuron and step, as a spiking neuron's are counted (``NeuronRecord.add_spikes``)."""
-        macs, acs = module.update_ops()
+        """A module that ``prices_own_updates`` (a non-spiking output integrator, an imported NIR ``Scale``) on values
+        ``[T, B, ...]``: its ``update_ops`` (with its ``input_gain_ops``: ``neuron_update_ops``) per value and step,
+        as a spiking neuron's are counted (``NeuronRecord.add_spikes``)."""
+        macs, acs = neuron_update_ops(module)
         self.readout_updates[0] += macs * args[0].numel()
         self.readout_updates[1] += acs * args[0].numel()
 

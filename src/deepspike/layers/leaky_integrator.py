@@ -30,7 +30,7 @@ class LeakyIntegratorReadout(nn.Module):
     ``d output / d x_t = 1/T`` for every step. x: currents ``[T, B, K]`` -> scores ``[B, K]``.
     """
 
-    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
 
     def __init__(self, leak: float = 0.99) -> None:
         super().__init__()

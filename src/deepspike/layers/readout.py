@@ -43,7 +43,7 @@ class MembraneReadout(nn.Module):
     is ``1/T``.
     """
 
-    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
 
     def __init__(self, decay: float = 1.0) -> None:
         super().__init__()
@@ -86,7 +86,7 @@ class MaxMembraneReadout(nn.Module):
     step's output current, as for the membrane readout.
     """
 
-    is_integrator_readout = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
 
     def __init__(self, decay: float = 0.9) -> None:
         super().__init__()
