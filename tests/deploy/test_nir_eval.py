@@ -132,3 +132,21 @@ def test_output_checks_by_hand():
         check_outputs(torch.zeros(2, 1, 30), "vote", 10, num_classes=5)
     with pytest.raises(ConfigError, match="has output neurons for 12 classes, but the data set has 10"):
         check_outputs(torch.zeros(2, 1, 12), "membrane", 10)
+
+
+def test_the_val_split_of_a_file_is_its_runs_validation_split(tmp_path, capsys):
+    """The export records the run's val_fraction and split seed; before, ``--split val`` on its file read the default
+    recipe's (none: 'data set 'digits' has no val split')."""
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=4", "model.name=mlp", "model.args.hidden=[20]",
+                 "data.val_fraction=0.25", "train.seed=3", "train.epochs=2", "train.progress=false",
+                 "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "val"]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits", "--split", "val"]) == 0
+    theirs = _json(capsys)
+    assert 0.1 < ours["val_accuracy"] < 1.0
+    assert theirs["samples"] == ours["samples"] == 359  # a quarter of the 1,437 training images
+    assert theirs["accuracy"] == ours["val_accuracy"]

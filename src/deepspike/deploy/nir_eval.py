@@ -1,7 +1,8 @@
 """Score a rate-coded NIR file on a data set: ``deepspike eval MODEL.nir --data NAME``.
 
 The file alone says how its input is made when deepspike wrote it (graph metadata ``encoder``, ``timesteps``, the
-coding's options, ``input_mean`` / ``input_std`` when the run standardised its data, and ``decode``); a file from
+coding's options, ``input_mean`` / ``input_std`` when the run standardised its data, ``val_fraction`` and
+``split_seed`` when it held out a validation split (``split="val"`` is that split), and ``decode``); a file from
 another tool says none of it, so ``coding`` and ``timesteps`` are then given by the caller and the images go in
 as the data set gives them (in [0, 1]). Each batch ``x [B, *sample]`` is coded to ``[T, B, ...]`` by the encoder a
 run would build (``methods.encoder_choice.make_encoder``; a converted net's signed Poisson input with its scale),
@@ -91,8 +92,13 @@ def _steps(meta: dict[str, Any], timesteps: int | None) -> int:
 
 def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, Any]:
     """``(classes, batches)``: the number of classes of ``dataset`` and the batches of its ``split`` as a run with
-    the default recipe reads them, standardised with the graph's ``input_mean`` / ``input_std`` when it has them."""
-    config = load_config(None, [f"data.name={dataset}"])
+    the default recipe reads them, standardised with the graph's ``input_mean`` / ``input_std`` when it has them;
+    on the data set the file's run used, with that run's ``val_fraction`` and split seed when it held out a
+    validation split (the ``val`` split it saw)."""
+    overrides = [f"data.name={dataset}"]
+    if meta.get("dataset") == dataset and "val_fraction" in meta:
+        overrides += [f"data.val_fraction={meta['val_fraction']!r}", f"train.seed={meta.get('split_seed', 0)!r}"]
+    config = load_config(None, overrides)
     data = load_data(config)
     batches = make_batches(config, data, split, torch.device("cpu"), training=False)
     if batches is None:

@@ -604,6 +604,8 @@ def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_threshol
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
     if config.data.normalize:  # the input a reader must standardise the data with (deploy.nir_eval)
         info.update(input_mean=[float(m) for m in parts.data.mean], input_std=[float(s) for s in parts.data.std])
+    if config.data.val_fraction:  # the run's validation split, which deploy.nir_eval --split val scores
+        info.update(val_fraction=float(config.data.val_fraction), split_seed=int(config.train.seed))
     if round_delays:
         check_delays_to_round(run_dir, parts.model)
     kind = "windowed TTFS" if is_window_model(parts.model) else "TTFS" if is_ttfs_model(parts.model) else "rate-coded"
