@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.training.reload import evaluate_run, load_run
 from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
+from fakedata import write_image_tree
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +252,21 @@ def test_an_out_that_holds_a_runs_files_is_refused_and_keeps_them(ann_run, tmp_p
     assert capsys.readouterr().err.count("\n") == 1
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     assert all((out / name).read_text() == f"# {name}\n" for name in files)
+
+
+@pytest.mark.parametrize("to", ["rate", "ttfs"])
+def test_an_ann_without_test_images_is_refused_in_one_line_and_nothing_is_written(tmp_path, capsys, to):
+    """A run trained with data.args.test_fraction=0 converted to a rate net reporting 0.0 SNN accuracy and 0.0
+    SNN / ANN energy on 0 test images (ANN accuracy null); to a TTFS net it ended in a ZeroDivisionError."""
+    write_image_tree(tmp_path / "imgs", ["a", "b"], 6, (8, 8), np.random.default_rng(0), ".png")
+    config = load_config(None, ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "data.name=imagefolder",
+                                f"data.data_dir={tmp_path / 'imgs'}", "data.args.size=8", "data.args.grayscale=true",
+                                "data.args.test_fraction=0", "train.epochs=1", "train.progress=false"])
+    Trainer(config, tmp_path / "ann").fit()
+    capsys.readouterr()
+    out = tmp_path / "snn"
+    options = ["--timesteps", "4"] if to == "rate" else []
+    assert main(["convert", str(tmp_path / "ann"), "--to", to, "--out", str(out), "--quiet", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no test images" in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists()

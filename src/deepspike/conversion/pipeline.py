@@ -175,11 +175,15 @@ def has_biases(arch: Architecture) -> bool:
 
 
 def load_ann_run(run_dir: str | Path, out_dir: Path) -> tuple[RunConfig, RunParts, dict]:
-    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used and a
-    run of another method."""
+    """The trained ``ann`` run's config, parts and checkpoint state; refuses an ``out_dir`` already used, a run of
+    another method and a run whose data has no test images (``data.args.test_fraction=0``): the rate conversion
+    reported 0.0 SNN accuracy and 0.0 SNN / ANN energy on those 0 images, the TTFS one a ``ZeroDivisionError``."""
     _check_free_out_dir(out_dir)
     config, parts, state = load_run(run_dir, device="cpu")
     _check_ann_config(run_dir, config, None)
+    if parts.data.test is None or len(parts.data.test) == 0:
+        raise ConfigError(f"{run_dir} has no test images (its data split holds none, e.g. data.args.test_fraction=0): "
+                          "a conversion scores the converted net on them; train the ANN on data with a test split")
     return config, parts, state
 
 
