@@ -6,6 +6,8 @@ import torch
 from conversion.residual_chain import residual_chain
 from deepspike.conversion import neuron_roles
 from deepspike.conversion.calibration import balance_thresholds
+from deepspike.core.errors import ConfigError
+from deepspike.layers.qcfs import QCFS
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.methods.weight_transfer import copy_ann_weights
@@ -52,3 +54,21 @@ def test_max_norm_with_unit_spikes_scales_the_first_threshold_by_the_input_the_e
     assert thresholds == pytest.approx([first, 2.24 / 3.1])
     with torch.no_grad():
         assert torch.allclose(snn(x), ann(x) / 2.24, atol=0.02)
+
+
+def test_qcfs_norm_refuses_a_trained_threshold_at_or_below_zero():
+    """A QCFS lambda trained to -0.5 makes the layer output lambda clip(floor(x L / lambda + 1/2) / L, 0, 1) <= 0
+    (e.g. -0.5 for x = -1 at L = 4), which no IF neuron reproduces; --norm qcfs took it for a silent layer and set
+    threshold 1.0 in its place (a net unrelated to the ANN)."""
+    options = {"timesteps": 4, "norm": "qcfs", "encoding": "direct", "spike_value": "threshold", "reset": "subtract",
+               "initial_membrane": 0.5, "readout": "membrane", "signed": True}
+    arch = Architecture("two", (Flatten(), Linear(3), Linear(2, act=False)), (1, 1, 2), 2)
+    ann = get_method("ann", {"activation": "qcfs", "levels": 4}).build(arch).eval()
+    qcfs_layer = next(m for m in ann.modules() if isinstance(m, QCFS))
+    with torch.no_grad():
+        qcfs_layer.threshold.fill_(-0.5)
+        assert qcfs_layer(torch.tensor([-1.0])).item() == pytest.approx(-0.5)  # by hand: floor(8 + 0.5) = 8 -> 4
+    snn = get_method("converted", options).build(arch).eval()
+    x = torch.tensor([[2.0, 1.0], [0.5, 3.0]]).reshape(2, 1, 1, 2)
+    with pytest.raises(ConfigError, match=r"QCFS layer 1 has a trained threshold lambda = -0.5 <= 0"):
+        balance_thresholds(snn, ann, x, neuron_roles(arch), ConvertedOptions(**options), seed=0, log=lambda s: None)

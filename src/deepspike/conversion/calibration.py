@@ -76,6 +76,10 @@ def balance_thresholds(
         if len(lambdas) != len(found) - 1:
             raise ConfigError(f"--norm qcfs needs a QCFS activation at each of the {len(found) - 1} neuron layers "
                               f"(train with method.activation=qcfs); the ANN has {len(lambdas)}")
+        if min(lambdas) <= 0:  # lambda <= 0 gives QCFS(x) = lambda * ... <= 0, which no IF neuron fires
+            raise ConfigError(f"--norm qcfs: QCFS layer {lambdas.index(min(lambdas)) + 1} has a trained threshold "
+                              f"lambda = {min(lambdas):.4g} <= 0, whose outputs are <= 0 (no spike rate); retrain "
+                              "the ANN (e.g. a lower optim.lr) or convert with --norm channel, max or percentile")
         found = [*lambdas, found[-1]]
     input_scale = o.input_scale if o.encoding == "poisson" else 1.0  # direct input: x itself, not |x| / c
     thresholds = model_based_thresholds(found, roles, input_scale, residual, o.spike_value)
