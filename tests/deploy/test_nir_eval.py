@@ -150,3 +150,22 @@ def test_the_val_split_of_a_file_is_its_runs_validation_split(tmp_path, capsys):
     assert 0.1 < ours["val_accuracy"] < 1.0
     assert theirs["samples"] == ours["samples"] == 359  # a quarter of the 1,437 training images
     assert theirs["accuracy"] == ours["val_accuracy"]
+
+
+def test_a_vote_file_that_does_not_say_its_classes_votes_for_the_data_sets(tmp_path, capsys):
+    """Before: 'decode 'vote' needs num_classes dividing the 30 output neurons, got None' for a file whose metadata
+    says decode vote without num_classes; now it groups its 30 neurons into the data set's 10 classes, as the run."""
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=4", "method.vote_group=3", "model.name=mlp",
+                 "model.args.hidden=[20]", "train.epochs=2", "train.progress=false", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
+    graph = nir.read(str(tmp_path / "model.nir"))
+    assert graph.metadata.pop("num_classes") == 10
+    write(graph, tmp_path / "unsaid.nir")
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(tmp_path / "unsaid.nir"), "--data", "digits"]) == 0
+    theirs = _json(capsys)
+    assert 0.1 < ours["test_accuracy"] < 1.0
+    assert theirs["accuracy"] == ours["test_accuracy"] and theirs["decode"] == "vote"

@@ -10,7 +10,9 @@ run through ``from_nir``'s network and decoded as the graph's ``decode`` says::
 
     rate      class = argmax_k sum_t s_t[k]                      (output spikes [T, B, K])
     membrane  class = argmax_k v_T[k]                            (the LI / I output's membrane trace [T, B, K])
-    vote      class = argmax_c sum_t sum_{k in group c} s_t[k]   (K = G * num_classes neurons, G per class)
+    vote      class = argmax_c sum_t sum_{k in group c} s_t[k]   (K = G * num_classes neurons, G per class;
+                                                                  num_classes: the data set's when the file
+                                                                  does not say)
 
 in an ``eval_pass`` with the evaluation seed, so a deepspike run and its exported file draw the same Poisson input
 and score the same (tested).
@@ -136,11 +138,12 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
         raise ConfigError(f"--limit must be a whole number >= 1, got {limit!r}")
     correct = n = 0
     classes, batches = _test_batches(dataset, split, meta)
+    votes_for = meta.get("num_classes", classes)  # a vote file that does not say: the data set's classes
     with eval_pass(encoder):
         for x, y in limit_samples(batches, limit):
             out = net(encoder(x, steps))
-            check_outputs(out, decode, classes, meta.get("num_classes"))
-            correct += int((decided_class(out, decode, meta.get("num_classes")) == y).sum())
+            check_outputs(out, decode, classes, votes_for)
+            correct += int((decided_class(out, decode, votes_for) == y).sum())
             n += len(y)
     return {"accuracy": correct / n if n else None, "samples": n, "timesteps": steps,
             "coding": coding_name(meta, coding), "decode": decode, "nir": os.fspath(source)}
