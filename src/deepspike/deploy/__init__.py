@@ -17,12 +17,16 @@ them.
 
 from deepspike.deploy.nir_export import DEFAULT_DT, check_finite, export_run, to_nir, write_nir
 from deepspike.deploy.nir_import import from_nir, read_nir
+from deepspike.deploy.nir_init import start_from_nir
 from deepspike.deploy.nir_modules import NirNetwork
 from deepspike.deploy.nir_sim import GraphSimulator
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
 from deepspike.deploy.onnx_run import onnx_session, run_onnx
 from deepspike.deploy.ttfs_replay import ttfs_graph_times
+from deepspike.training.init_files import register_init_file
+
+register_init_file(".nir", start_from_nir)  # method.init_from: FILE.nir (deploy.nir_init)
 
 __all__ = ["DEFAULT_DT", "GraphSimulator", "NirNetwork", "check_finite", "export_run", "from_nir",
            "is_ttfs_model", "nir_to_onnx", "onnx_session", "read_nir", "run_onnx", "to_nir", "to_nir_ttfs",

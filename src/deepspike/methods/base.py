@@ -24,6 +24,7 @@ class Method(ABC):
     Options: ClassVar[type]
     description: ClassVar[str] = ""
     init_sources: ClassVar[tuple[str, ...]] = ("ann",)  # methods whose runs ``method.init_from`` may name
+    init_files: ClassVar[tuple[str, ...]] = ()  # file suffixes ``method.init_from`` may name (training.init_files)
     made_by: ClassVar[str] = ""  # a method whose nets are not trained: the command that makes them
     learns_locally: ClassVar[bool] = False  # learns without gradients: the trainer calls ``learn``, no optimizer step
 

@@ -33,7 +33,9 @@ through space and time (autograd through the neuron's loop over T).
   ``register_neuron`` (``methods.neuron_choice``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
-  leaves deep layers silent at the start.
+  leaves deep layers silent at the start. ``init_from: FILE.nir`` starts the run from another tool's (or an
+  exported) net: the recipe builds the same layers and neurons and the file's weights are copied in
+  (``deploy.nir_init``; a layer or neuron constant that differs is a one-line error naming the recipe key).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class StbpOptions:
     stdp_w_min: float = -1.0
     stdp_w_max: float = 1.0
     stdp_epochs: int | None = None  # learn by STDP in the first N epochs only (null: all)
+    init_from: str | None = None  # a NIR file whose net (the same layers and neurons) the run starts from
 
     def __post_init__(self) -> None:
         if self.timesteps < 1 or (self.eval_timesteps is not None and self.eval_timesteps < 1):
@@ -161,6 +164,9 @@ class StbpOptions:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
         check_training_choices(self)
         check_neuron_options(self)
+        if self.init_from is not None and not str(self.init_from).lower().endswith(".nir"):
+            raise ConfigError(f"bad value {self.init_from!r} for method.init_from: expected a NIR file (.nir) whose "
+                              "net the run starts from")
 
 
 def check_delays_fit(arch: Architecture, timesteps: int) -> None:
@@ -201,6 +207,8 @@ class StbpMethod(Method):
     name = "stbp"
     Options = StbpOptions
     description = "wu2019 STBP: iterative LIF, rectangular surrogate, BPTT; NeuNorm, encoding layer, voting"
+    init_sources = ()  # no runs: a NIR file (method.init_from, deploy.nir_init)
+    init_files = (".nir",)
 
     def neuron(self, inplace: bool = False, shape: tuple[int, ...] | None = None) -> nn.Module:
         """The neuron layer (``method.neuron``, ``methods.neuron_choice``) after a layer whose one-sample output

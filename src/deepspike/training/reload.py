@@ -11,6 +11,7 @@ from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
+from deepspike.training.init_files import init_file_reader
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import autocast_dtype, model_device, resolve_device
@@ -35,11 +36,22 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
 
 def build_new_run(config, device, data=None) -> RunParts:
     """``build_run`` for a run that starts training: a ``method.init_from`` run (an ANN, or another run the
-    method names in ``init_sources``) is read here and its network handed to the method (``init_from_run``).
+    method names in ``init_sources``) is read here and its network handed to the method (``init_from_run``); a
+    ``method.init_from`` file of a suffix the method lists in ``init_files`` (``.nir``) is read by its registered
+    reader (``training.init_files``), which copies its weights into the built net.
     Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more."""
     parts = build_run(config, device, data)
     init_from = getattr(parts.method.options, "init_from", None)
-    if init_from:
+    reader = init_file_reader(init_from) if init_from else None
+    if reader is not None:
+        suffix = Path(init_from).suffix.lower()
+        if suffix not in parts.method.init_files:
+            raise ConfigError(f"method.init_from: method {parts.method.name!r} does not start from a {suffix} file")
+        reader(Path(init_from), parts.model)
+    elif init_from:
+        if not parts.method.init_sources:
+            raise ConfigError(f"method.init_from: method {parts.method.name!r} starts from a "
+                              f"{' or '.join(parts.method.init_files)} file, not from a run ({init_from})")
         source, source_parts, _ = load_run(init_from, device="cpu")
         if source.method.name not in parts.method.init_sources:
             raise ConfigError(f"method.init_from: {init_from} is a {source.method.name!r} run; method "

@@ -1,0 +1,187 @@
+"""Start a run from a NIR file (``method.init_from: FILE.nir``): another tool's trained net, trained further here.
+
+The recipe builds the net (``method stbp``: its model, neuron and readout); :func:`start_from_nir` reads the file
+(``from_nir``) and copies its weights into that net, layer for layer in execution order (``chain_modules`` of
+both: the recipe's net as ``to_nir`` walks it, the file's as it was imported). Each pair must be the same layer:
+
+    Linear / Affine <-> Linear          weight [out, in] equal in shape; the file's bias (0 for a Linear node) goes
+                                        to the net's (a net without a bias takes only a file bias of 0)
+    Conv2d <-> Conv2d                   weight shape, stride, padding, dilation and groups equal; bias as above
+    AvgPool2d, SumPool2d, Flatten       kernel, stride, padding and divisor equal; flattening the whole sample
+    IF / LIF node <-> LIF / IF neurons  decay ``k = 1 - dt/tau``, threshold and reset equal (relative 1e-5: tau
+                                        is float32 in the file), else a one-line error naming the recipe keys
+    CubaLIF <-> synaptic neurons        as above and the current's decay
+    LI / I <-> a membrane readout       the integrator's decay
+    recurrent layer <-> rsnn layer      its feed-forward and recurrent weights, its neurons as above
+
+A neuron node's input gain ``c`` (NIR's ``r``, ``w_in``; the imported ``Scale`` before it) is folded into the weights
+before it, ``neuron(c (W x + b)) = neuron((c W) x + c b)``, when ``c`` is one value per output channel (per neuron
+of a ``Linear``); a gain on a pooled or recurrent input, or one that varies within a channel, is a one-line error.
+The net is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.model_walk import leaf_modules
+from deepspike.deploy.nir_export import chain_modules, imported_chain
+from deepspike.deploy.nir_fields import pair
+from deepspike.deploy.nir_import import from_nir
+from deepspike.deploy.nir_modules import Integrator, NirNetwork, Scale
+from deepspike.layers.dropout import TimeFixedDropout
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
+from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.synaptic import SynapticLIF
+
+WEIGHTED = (nn.Linear, nn.Conv2d)
+SKIPPED = (nn.Dropout, TimeFixedDropout, nn.Identity)
+RTOL = 1e-5  # a decay read back from a float32 tau
+
+
+def start_from_nir(path: str | Path, model: nn.Module) -> None:
+    """Copy the weights of the NIR file ``path``'s net into ``model`` (module docstring); a one-line ``ConfigError``
+    naming the layer when the two nets differ."""
+    source = from_nir(path)
+    ours = [m for m in chain_modules(model)[0] if not isinstance(m, SKIPPED)]
+    theirs = _folded_gains(imported_chain(source)[0] if isinstance(source, NirNetwork) else [])
+    if len(ours) != len(theirs):
+        raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
+                          f"{len(ours)} ({_names(ours)})")
+    with torch.no_grad():
+        for i, (mine, (its, gain)) in enumerate(zip(ours, theirs)):
+            _copy(mine, its, gain, f"method.init_from: {path}: layer {i} ({type(its).__name__})")
+
+
+def _names(mods: list) -> str:
+    return " -> ".join(type(m[0] if isinstance(m, tuple) else m).__name__ for m in mods)
+
+
+def _folded_gains(mods: list[nn.Module]) -> list[tuple[nn.Module, torch.Tensor | None]]:
+    """The imported modules, each weighted layer paired with the gain of a ``Scale`` that follows it directly (None:
+    no gain); a ``Scale`` anywhere else is a one-line error."""
+    out: list[tuple[nn.Module, torch.Tensor | None]] = []
+    for m in mods:
+        if isinstance(m, Scale):
+            if not out or not isinstance(out[-1][0], WEIGHTED) or out[-1][1] is not None:
+                raise ConfigError("method.init_from: the NIR file scales values that do not come straight from a "
+                                  "weighted layer (a Scale node, or a neuron's input gain r after a pool or a "
+                                  "recurrent layer), which the recipe's net cannot hold")
+            out[-1] = (out[-1][0], m.scale.detach().float())
+        elif isinstance(m, RecurrentSpiking) and any(isinstance(x, Scale) for x in leaf_modules(m.feedforward)):
+            raise ConfigError("method.init_from: a recurrent layer of the NIR file has an input gain, which the "
+                              "recipe's net cannot hold")
+        else:
+            out.append((m, None))
+    return out
+
+
+def _copy(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str) -> None:
+    """One pair of layers (module docstring): the file's weights into ``mine``, or a one-line ``ConfigError``."""
+    if isinstance(its, WEIGHTED) and isinstance(mine, type(its)):
+        _copy_weighted(mine, its, gain, where)
+    elif isinstance(its, RecurrentSpiking) and isinstance(mine, RecurrentSpiking):
+        _copy_recurrent(mine, its, where)
+    elif isinstance(its, SpikingNeuron | SynapticLIF | HeterogeneousLIF) and isinstance(mine, SpikingNeuron
+                                                                                         | SynapticLIF):
+        _check_neuron(mine, its, where)
+    elif isinstance(its, Integrator) and isinstance(mine, Integrator):
+        if not np.isclose(mine.decay, its.decay, rtol=RTOL):
+            raise ConfigError(f"{where}: the file's readout decays by {its.decay:.6g} per step, the recipe's by "
+                              f"{mine.decay:.6g}")
+    elif isinstance(its, nn.AvgPool2d) and isinstance(mine, nn.AvgPool2d):
+        keys = ("kernel_size", "stride", "padding")
+        if any(pair(getattr(mine, k)) != pair(getattr(its, k)) for k in keys) or (
+                mine.divisor_override != its.divisor_override):
+            raise ConfigError(f"{where}: " + ", ".join(f"{k} {getattr(its, k)} vs {getattr(mine, k)}" for k in keys)
+                              + " (the file's vs the recipe's), or a sum pool against an average pool")
+    elif not (isinstance(its, nn.Flatten) and isinstance(mine, nn.Flatten)
+              and (its.start_dim, its.end_dim) == (mine.start_dim, mine.end_dim)):
+        raise ConfigError(f"{where}: the recipe's net has {type(mine).__name__} here")
+
+
+def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str) -> None:
+    """``W' = c W``, ``b' = c b`` (``c``: the gain, one per output channel) into ``mine``, same shape and geometry."""
+    if mine.weight.shape != its.weight.shape:
+        raise ConfigError(f"{where}: weight {list(its.weight.shape)} in the file, {list(mine.weight.shape)} in the "
+                          "recipe's net")
+    if isinstance(its, nn.Conv2d):
+        geometry = ("stride", "padding", "dilation", "groups")
+        if any(getattr(mine, k) != getattr(its, k) for k in geometry):
+            raise ConfigError(f"{where}: " + ", ".join(f"{k} {getattr(its, k)} vs {getattr(mine, k)}"
+                                                       for k in geometry) + " (the file's vs the recipe's)")
+    c = _channel_gain(gain, mine.weight.shape[0], where)
+    bias = its.bias.detach() if its.bias is not None else torch.zeros(mine.weight.shape[0])
+    if mine.bias is None and bool((bias != 0).any()):
+        raise ConfigError(f"{where}: the file's layer has a bias, the recipe's net has none")
+    mine.weight.copy_(its.weight.detach() * c.reshape(-1, *([1] * (its.weight.dim() - 1))))
+    if mine.bias is not None:
+        mine.bias.copy_(bias * c)
+
+
+def _channel_gain(gain: torch.Tensor | None, channels: int, where: str) -> torch.Tensor:
+    """The gain as one value per output channel ``[channels]``; a gain that varies within a channel is an error."""
+    if gain is None:
+        return torch.ones(channels)
+    g = gain.reshape(gain.shape + (1,) * max(0, 1 - gain.dim()))
+    per_channel = g.reshape(g.shape[0], -1) if g.dim() > 1 and g.shape[0] == channels else g.reshape(-1, 1)
+    if per_channel.shape[0] == 1:
+        per_channel = per_channel.expand(channels, per_channel.shape[1])
+    if per_channel.shape[0] != channels or not bool((per_channel == per_channel[:, :1]).all()):
+        raise ConfigError(f"{where}: the file's neurons have an input gain that varies within a channel "
+                          f"({list(gain.shape)}), which the layer's weights cannot hold")
+    return per_channel[:, 0]
+
+
+def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
+    ours, theirs = leaf_modules(mine.feedforward), leaf_modules(its.feedforward)
+    if len(ours) != len(theirs):
+        raise ConfigError(f"{where}: the recurrent layers differ ({_names(theirs)} vs {_names(ours)})")
+    for a, b in zip(ours, theirs):
+        _copy(a, b, None, where)
+    _copy_weighted(mine.recurrent.module, its.recurrent.module, None, f"{where} recurrent weight")
+    _check_neuron(mine.neuron, its.neuron, where)
+
+
+def _check_neuron(mine: nn.Module, its: nn.Module, where: str) -> None:
+    """The same neuron: decay, threshold and reset (and a synaptic current's decay), else the recipe keys to set."""
+    want, have = _constants(its, where), _constants(mine, where)
+    wrong = [k for k in want if not _same(want[k], have.get(k))]
+    if wrong:
+        keys = " ".join(f"method.{k}={want[k]:.6g}" if isinstance(want[k], float) else f"method.{k}={want[k]}"
+                        for k in wrong)
+        raise ConfigError(f"{where}: the file's neurons have {_shown(want)}, the recipe's {_shown(have)}: set {keys}")
+
+
+def _constants(neuron: nn.Module, where: str) -> dict:
+    """``decay``, ``threshold``, ``reset`` (and ``syn_decay``, None without a synaptic current) of a neuron layer;
+    an imported layer with per-neuron constants (``HeterogeneousLIF``, e.g. for a per-neuron input gain) when each
+    is one value for the layer, else a one-line ``ConfigError``."""
+    if isinstance(neuron, HeterogeneousLIF):
+        values = {k: getattr(neuron, k) for k in ("decay", "threshold", "syn_decay")}
+        if any(v is not None and not bool((v == v.reshape(-1)[0]).all()) for v in values.values()):
+            raise ConfigError(f"{where}: the file's neurons each have their own time constants or thresholds; the "
+                              "recipe's net has one set per layer")
+        one = {k: None if v is None else float(v.reshape(-1)[0]) for k, v in values.items()}
+        return {"decay": one["decay"], "threshold": one["threshold"], "reset": neuron.fixed.reset,
+                "syn_decay": one["syn_decay"]}
+    params = neuron.fixed if isinstance(neuron, SynapticLIF) else neuron.params
+    syn = neuron.syn_decay if isinstance(neuron, SynapticLIF) else None
+    return {"decay": params.decay, "threshold": params.threshold, "reset": params.reset,
+            "syn_decay": None if syn is None else float(syn)}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):  # a decay read back from a float32 tau
+        return bool(np.isclose(a, b, rtol=RTOL, atol=0.0))
+    return a == b
+
+
+def _shown(values: dict) -> str:
+    return ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items() if v is not None)

@@ -1,0 +1,135 @@
+"""``method.init_from: FILE.nir``: a run starts from a NIR file's net. The recipe's net with the file's weights runs
+as the file's net does (``from_nir``, and ``GraphSimulator``: the independent reference); a neuron input gain is folded
+into the weights; what the recipe's net cannot hold is a one-line error; the run resumes exactly without the file."""
+
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+from deepspike.cli import main  # noqa: E402
+from deepspike.config import load_config  # noqa: E402
+from deepspike.core.errors import ConfigError  # noqa: E402
+from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy.nir_init import start_from_nir  # noqa: E402
+from deepspike.methods import create_model  # noqa: E402
+from deepspike.training.reload import build_new_run  # noqa: E402
+from tiny_run import full_and_resumed_weights  # noqa: E402
+
+DT = 1e-3
+NEURON = {"decay": 0.8, "threshold": 0.7, "reset": "subtract"}
+RECIPE = [f"method.{k}={v}" for k, v in NEURON.items()]
+
+
+def _net(name: str = "mlp", **options):
+    args = {"model_args": {"hidden": [12]}} if name == "mlp" else {}
+    return create_model(name, method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        **{**NEURON, **options}, **args).eval()
+
+
+def _file(tmp_path, net, name="model.nir"):
+    for p in net.parameters():  # not the recipe's start: random weights of the file's own
+        torch.nn.init.normal_(p, 0.05, 0.4, generator=torch.Generator().manual_seed(p.numel()))
+    return write_nir(to_nir(net, (1, 8, 8)), tmp_path / name)
+
+
+def _coded(steps=5, batch=4):
+    return (torch.rand(steps, batch, 1, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.4).float()
+
+
+@pytest.mark.parametrize("name", ["mlp", "scnn_digits"])
+def test_the_recipes_net_with_the_files_weights_runs_as_the_file(name, tmp_path):
+    path = _file(tmp_path, _net(name))
+    ours = _net(name)
+    start_from_nir(path, ours)
+    x = _coded()
+    with torch.no_grad():
+        spikes = ours.body(x)
+        spikes = ours.readout.neuron(spikes)
+        theirs = from_nir(path)(x)
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    assert torch.equal(spikes, theirs) and torch.equal(spikes, simulated)
+
+
+def _gained_graph(gain) -> nir.NIRGraph:
+    """Another tool's MLP 64-12-10 with LIF nodes (k = 0.8, threshold 0.7, reset by subtraction in the metadata)
+    whose r gives each neuron the input gain ``gain`` (``r dt / tau``), Linear nodes without bias."""
+    g = np.random.default_rng(4)
+    tau = np.float32(DT / 0.2)
+
+    def lif(n, c):
+        ones = np.ones(n, np.float32)
+        return nir.LIF(tau=ones * tau, r=np.broadcast_to(np.float32(c) * tau / DT, (n,)).astype(np.float32),
+                       v_leak=0 * ones, v_threshold=ones * 0.7, v_reset=0 * ones,
+                       metadata={"reset": "subtract", "fires": "v >= threshold"})
+
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+             "flat": nir.Flatten(input_type={"input": np.array([1, 8, 8])}, start_dim=0, end_dim=-1),
+             "fc1": nir.Linear(weight=g.normal(0.1, 0.3, (12, 64)).astype(np.float32)), "lif1": lif(12, gain),
+             "fc2": nir.Linear(weight=g.normal(0.1, 0.5, (10, 12)).astype(np.float32)), "lif2": lif(10, 1.0),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT}, type_check=False)
+
+
+def test_another_tools_input_gain_is_folded_into_the_weights(tmp_path):
+    # a gain of 2 (a power of two: c W x is (c W) x exactly, so the spikes can be compared exactly)
+    path = write_nir(_gained_graph(2.0), tmp_path / "gained.nir")
+    ours = _net()
+    start_from_nir(path, ours)
+    x = _coded()
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    assert torch.equal(spikes, simulated)
+    fc1 = nir.read(str(path)).nodes["fc1"].weight
+    torch.testing.assert_close(ours.body[1].module.weight, torch.as_tensor(fc1) * 2.0)  # r dt / tau in float32
+
+
+@pytest.mark.parametrize(("recipe", "message"), [
+    ({"decay": 0.5}, "layer 2 (SpikingNeuron): the file's neurons have decay 0.8, threshold 0.7, reset subtract, the "
+                     "recipe's decay 0.5, threshold 0.7, reset subtract: set method.decay=0.8"),
+    ({"reset": "zero"}, "set method.reset=subtract"),
+])
+def test_neurons_that_differ_name_the_recipe_keys_to_set(tmp_path, recipe, message):
+    path = _file(tmp_path, _net())
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        start_from_nir(path, _net(**recipe))
+
+
+def test_layers_that_differ_are_one_line(tmp_path):
+    path = _file(tmp_path, _net())
+    with pytest.raises(ConfigError, match=r"layer 1 \(Linear\): weight \[12, 64\] in the file, \[20, 64\]"):
+        start_from_nir(path, create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                                          model_args={"hidden": [20]}, **NEURON))
+    with pytest.raises(ConfigError, match="has 5 layers .* the recipe's net 11"):
+        start_from_nir(path, _net("scnn_digits"))
+    varying = np.linspace(1.0, 2.0, 12).astype(np.float32)  # one gain per hidden neuron: folds into fc1's rows
+    start_from_nir(write_nir(_gained_graph(varying), tmp_path / "per_neuron_gain.nir"), _net())
+
+
+def test_a_run_starts_from_the_file_resumes_exactly_and_is_read_without_it(tmp_path, capsys):
+    path = _file(tmp_path, _net())
+    recipe = ["method.name=stbp", "method.timesteps=5", "model.name=mlp", "model.args.hidden=[12]", *RECIPE,
+              f"method.init_from={path}", "train.epochs=2", "train.progress=false", "train.batch_size=64"]
+    config = load_config(None, recipe)
+    start = build_new_run(config, torch.device("cpu")).model.eval()
+    x = _coded()
+    with torch.no_grad():
+        assert torch.equal(start.readout.neuron(start.body(x)), from_nir(path)(x))
+    full, resumed = full_and_resumed_weights(config, tmp_path)
+    assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full)
+    path.unlink()  # a run is read from its checkpoint: the file it started from may be gone
+    assert main(["eval", str(tmp_path / "full")]) == 0
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("runs/a", "bad value 'runs/a' for method.init_from: expected a NIR file (.nir)"),
+])
+def test_init_from_that_is_not_a_nir_file_is_one_line(value, message, capsys):
+    assert main(["train", "method.name=stbp", f"method.init_from={value}", "train.epochs=1", "--out", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
