@@ -226,3 +226,16 @@ def test_exp_rows_spanning_hundreds_of_tau(dtype, span):
         assert torch.equal(torch.isfinite(out), torch.isfinite(ref)), backend
         fin = torch.isfinite(ref)
         torch.testing.assert_close(out[fin], ref[fin], rtol=1e-5, atol=1e-3, msg=backend)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba", "native"])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64, torch.bool])
+def test_a_bias_that_is_not_a_real_floating_tensor_is_refused(backend, dtype):
+    """The weights had to be floating but the bias did not: a complex bias raised NotImplementedError ("ge_cpu" not
+    implemented for 'ComplexFloat') on the torch backend and lost its imaginary part silently on numba and native;
+    integer and boolean biases were taken as numbers. All are refused now, on every backend, as the weights are."""
+    t, w = torch.rand(2, 3), torch.rand(4, 3)
+    with pytest.raises(ConfigError, match="spike_times: bias must be a floating tensor"):
+        spike_times(t, w, torch.ones(4, dtype=dtype), backend=backend)
+    with pytest.raises(ConfigError, match="spike_times_conv2d: bias must be a floating tensor"):
+        spike_times_conv2d(t.reshape(2, 3, 1, 1), w.reshape(4, 3, 1, 1), torch.ones(4, dtype=dtype), backend=backend)

@@ -63,12 +63,14 @@ def check_chunk(chunk_elements: int, what: str) -> None:
 
 
 def check_bias(bias: torch.Tensor | None, n_out: int, what: str) -> None:
-    """A bias (weight of an extra input spike at t = 0) must be a vector of length ``n_out`` (its values:
-    ``check_values``)."""
+    """A bias (weight of an extra input spike at t = 0) must be a real floating vector of length ``n_out``, like the
+    weights (its values: ``check_values``)."""
     if bias is None:
         return
     if not torch.is_tensor(bias) or bias.shape != (n_out,):
         raise ConfigError(f"{what}: bias must have shape ({n_out},), got {tuple(getattr(bias, 'shape', ()))}")
+    if not bias.is_floating_point():
+        raise ConfigError(f"{what}: bias must be a floating tensor like the weights, got {bias.dtype}")
 
 
 def check_values(t_in: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, what: str) -> None:
