@@ -45,3 +45,18 @@ def test_measures_of_times_off_the_default_device():
     with torch.device("meta"):
         acc.add([hidden], output)
     assert acc.result()["hidden_before_decision"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+
+
+@pytest.mark.parametrize("empty_batches", [0, 2])
+def test_measures_of_no_sample_are_nan_not_zero(empty_batches):
+    """With no batch (or only empty ones) the per-layer spiking fractions and hidden_before_decision came out 0.0
+    ("no neuron spiked") though the docstring promises NaN where nothing was seen, and an empty batch raised a
+    RuntimeError in add() (reshape of 0 elements to [0, -1]); now every fraction over samples is NaN."""
+    acc = TTFSMeasures(["h", "out"])
+    for _ in range(empty_batches):
+        acc.add([torch.empty(0, 4)], torch.empty(0, 2))
+    r = acc.result()
+    for key in ("latency", "no_output_spike", "spiking_fraction/h", "spiking_fraction/out", "spiking_fraction",
+                "hidden_before_decision", "dead_fraction"):
+        assert math.isnan(r[key]), (key, r[key])
+    assert "dead_fraction/h" not in r

@@ -46,7 +46,7 @@ class TTFSMeasures:
         before_count = torch.zeros(b, dtype=torch.float64, device="cpu")  # whatever the default device
         hidden_n = 0
         for i, t in enumerate(layers):
-            flat = t.detach().reshape(b, -1)  # [B, ...] -> [B, neurons]
+            flat = t.detach().flatten(1)  # [B, ...] -> [B, neurons] (reshape(b, -1) failed on an empty batch)
             fired = torch.isfinite(flat)
             self.spiking[i] += float(fired.double().mean(1).sum())
             ever = fired.any(0)
@@ -59,10 +59,10 @@ class TTFSMeasures:
 
     def result(self) -> dict[str, float]:
         """Flat dict of the measures (see the module doc); NaN where nothing was seen."""
-        n = max(self.samples, 1)
+        n = self.samples or math.nan  # no sample seen: every fraction over samples is NaN, not 0
         out: dict[str, float] = {
             "latency": self.latency_sum / self.latency_n if self.latency_n else math.nan,
-            "no_output_spike": 1.0 - self.latency_n / n if self.samples else math.nan,
+            "no_output_spike": 1.0 - self.latency_n / n,
         }
         total_fired = 0.0
         total_neurons = 0
@@ -75,7 +75,7 @@ class TTFSMeasures:
         hidden = list(zip(self.names[:-1], self.ever[:-1]))
         dead_total, hidden_total = 0, 0
         for name, ever in hidden:
-            if ever is None:
+            if ever is None or not self.samples:  # only empty batches: no neuron was seen silent
                 continue
             dead = int((~ever).sum())
             out[f"dead_fraction/{name}"] = dead / ever.numel()
