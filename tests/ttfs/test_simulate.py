@@ -146,3 +146,22 @@ def test_bad_arguments_are_one_line_config_errors(t, layers, options, message):
     with pytest.raises(ConfigError, match=message) as err:
         simulate(t, layers, **options)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("method", ["event", "stepped"])
+def test_an_avg_pool_window_missing_one_input_never_fires_whatever_the_rounding_of_theta_over_n_minus_1(method):
+    """theta = 0.7, N = 9: eight weights 0.7/8 summed to 0.7 + 1.1e-16 > theta, so the event simulation's exact
+    test (arrived <= theta) failed and the window with one silent input fired at t = 36.7 (avg_pool_times and the
+    exact neuron: never). The simulator now integrates the pool with weights 1 against threshold N - 1."""
+    assert sum([0.7 / 8] * 8) > 0.7  # the rounding that made the window fire
+    t = np.zeros((1, 1, 3, 3))
+    t[0, 0, 0, 0] = np.inf
+    sim = simulate(t, [AvgPool(3, 1, 1)], "exp", 0.7, 1.0, method=method, t_max=60.0)
+    assert np.isinf(sim).all()
+    assert_same_spikes(avg_pool_times(torch.tensor(t), 3, 1, 1, kernel="exp", theta=0.7), sim)
+    t[0, 0, 0, 0] = 0.5  # every input: the window fires at tau log(sum_i e^{t_i/tau}) = log(8 + e^0.5)
+    sim = simulate(t, [AvgPool(3, 1, 1)], "exp", 0.7, 1.0)
+    assert sim[0, 0, 1, 1] == pytest.approx(math.log(8 + math.exp(0.5)), rel=1e-12)
+    for kernel in ("exp", "relpsp"):
+        assert_same_spikes(avg_pool_times(torch.tensor(t), 3, 1, 1, kernel=kernel, theta=0.7),
+                           simulate(t, [AvgPool(3, 1, 1)], kernel, 0.7, 1.0), rtol=1e-9)

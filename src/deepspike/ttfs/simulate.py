@@ -224,9 +224,10 @@ def simulate(t_in, layers, kernel="exp", theta=1.0, tau=1.0, method="event", dt=
     return outs if return_all else t
 
 
-def _layer_matrix(layer, flat: np.ndarray, shape: tuple, theta: float):
+def _layer_matrix(layer, flat: np.ndarray, shape: tuple):
     """``(matrix [n_out, n_in], bias [n_out], has_bias, windows, out_shape)`` of a synaptic or pooling layer
-    on inputs of per-sample ``shape`` (``windows``: the pooling windows, None for Dense/Conv)."""
+    on inputs of per-sample ``shape`` (``windows``: the pooling windows, None for Dense/Conv). AvgPool's weights
+    ``theta/(N-1)`` come scaled by ``(N-1)/theta``, as 1 (see ``_simulate_layer``)."""
     windows = None
     _check_layer(layer, shape)
     if isinstance(layer, (MaxPool, AvgPool)):
@@ -242,10 +243,9 @@ def _layer_matrix(layer, flat: np.ndarray, shape: tuple, theta: float):
         mat, bias, out_shape = _conv_matrix(_np(layer.weight), _np(layer.bias), layer.stride, layer.padding, shape)
         return mat, bias, layer.bias is not None, None, out_shape
     if isinstance(layer, AvgPool):
-        n = layer.kernel_size**2
         mat = np.zeros((len(windows), flat.shape[1]))
         for row, idx in windows:
-            mat[row, idx] = theta / (n - 1)
+            mat[row, idx] = 1.0
         return mat, np.zeros(len(windows)), False, windows, out_shape
     raise ConfigError(f"simulate: unknown layer {layer!r}; valid: Dense, Conv, MaxPool, AvgPool")
 
@@ -286,7 +286,12 @@ def _simulate_layer(t: np.ndarray, layer, kernel, theta, tau, method, dt, t_max)
     """Spike times ``[B, ...]`` of one layer's outputs for input times ``t`` ``[B, ...]``."""
     bsz, shape = t.shape[0], t.shape[1:]
     flat = t.reshape(bsz, -1)  # [B, ...] -> [B, n_in]
-    mat, bias, has_bias, windows, out_shape = _layer_matrix(layer, flat, shape, theta)
+    mat, bias, has_bias, windows, out_shape = _layer_matrix(layer, flat, shape)
+    # AvgPool: weights theta/(N-1) against theta are weights 1 against N - 1 (V scaled by (N-1)/theta, same times);
+    # whole-number sums are exact, so N - 1 inputs reach exactly the threshold (exp: never fire), where N - 1 rounded
+    # theta/(N-1) could sum above theta and fire ~40 tau late
+    if isinstance(layer, AvgPool):
+        theta = layer.kernel_size**2 - 1.0
     if isinstance(layer, MaxPool):
         out = np.stack([flat[:, idx].min(1) for _, idx in windows], 1)  # windows are in output order
         return out.reshape((bsz,) + out_shape)
