@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import export_run, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy.nir_export import check_dt  # noqa: E402
 
 
 def _stbp_net(seed: int = 1, **options) -> nn.Module:
@@ -363,3 +365,12 @@ def test_a_dt_of_true_is_refused():
     model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
     with pytest.raises(ConfigError, match=r"^dt must be a finite number of seconds > 0 \(a normal float32\), got True"):
         to_nir(model.eval(), (4,), dt=True)
+
+
+@pytest.mark.parametrize("dt", [1e308, -1e308])
+def test_a_dt_past_float32_is_refused_in_one_line_without_a_warning(dt):
+    # 1e308 printed numpy's "RuntimeWarning: overflow encountered in cast" (two more lines) before the error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConfigError, match=r"^dt must be a finite number of seconds > 0"):
+            check_dt(dt)

@@ -152,7 +152,8 @@ def check_dt(dt: float) -> None:
     """A one-line ``ConfigError`` unless ``dt`` (seconds per step) is finite, > 0 and a normal float32 (the graph's
     time constants ``dt / (1 - k)`` are float32: ``inf`` wrote every IF's ``r`` as 0, 1e-320 every LIF's ``tau`` as
     0, files our own reader then refused)."""
-    if not (is_finite(dt) and np.finfo(np.float32).tiny <= dt <= np.finfo(np.float32).max):  # not a bool
+    f32 = np.finfo(np.float32)  # bounds as Python floats: a float32 bound cast 1e308 to float32 (a RuntimeWarning)
+    if not (is_finite(dt) and float(f32.tiny) <= dt <= float(f32.max)):  # not a bool
         raise ConfigError(f"dt must be a finite number of seconds > 0 (a normal float32), got {dt}")
 
 
