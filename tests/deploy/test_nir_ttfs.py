@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -217,6 +218,17 @@ def test_a_window_of_thousands_of_membrane_time_constants_is_refused_in_one_line
         ttfs_neuron_node("exp", 1.0, 1.0, (2,), drive=1.0, large=2.0, t_window=1e6)
     with pytest.raises(ConfigError, match="makes exp\\(\\) overflow"):
         leak_factor("relpsp", 1.0, 2.0, 1e300)
+
+
+@pytest.mark.parametrize(("large", "t_window", "field"), [(1e300, 100.0, "tau_mem"), (1 + 1e-12, 100.0, "v_reset")])
+def test_constants_past_float32_are_refused_in_one_line_naming_the_options(large, t_window, field):
+    """--large 1e300 (tau_mem) or 1 + 1e-12 (v_reset = -4 e^100) printed numpy's overflow warning, and the writer
+    then refused the infinite field without naming --large."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConfigError, match=rf"^NIR TTFS export: {field} = .* is past float32's largest value .*"
+                                              r"take a smaller --large or --t-window$"):
+            ttfs_neuron_node("exp", 1.0, 1.0, (2,), drive=1.0, large=large, t_window=t_window)
 
 
 def test_neurons_fire_once_only_thanks_to_v_reset():

@@ -39,6 +39,7 @@ from deepspike.deploy.deps import require_nir
 DEFAULT_LARGE = 1e6  # tau_mem (and ReL-PSP's tau_syn) = DEFAULT_LARGE * tau
 DEFAULT_T_WINDOW = 100.0  # model time units in which "fire once" is guaranteed
 MAX_EXPONENT = 700.0  # exp(700) ~ 1e304: below float64's largest value with room for the factors around it
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the file's fields are float32
 
 
 def time_constants(kernel: str, tau: float, large: float) -> tuple[float, float]:
@@ -78,6 +79,15 @@ def reset_potential(kernel: str, theta: float, tau: float, drive: float, large: 
     return -2.0 * (theta + gain) * _growth(t_window / tau_mem)
 
 
+def _check_float32(values: dict[str, float]) -> None:
+    """A one-line ``ConfigError`` where a neuron constant is past float32's largest value (``--large 1e300`` wrote
+    ``tau_mem = inf`` after numpy's overflow warning, and the writer then named only the non-finite field)."""
+    for name, value in values.items():
+        if not abs(value) <= FLOAT32_MAX:
+            raise ConfigError(f"NIR TTFS export: {name} = {value:.4g} is past float32's largest value (the file's "
+                              "dtype); take a smaller --large or --t-window")
+
+
 def ttfs_neuron_node(kernel: str, theta: float, tau: float, shape: tuple[int, ...], drive: float,
                      large: float = DEFAULT_LARGE, t_window: float = DEFAULT_T_WINDOW, role: str = "neurons"):
     """The ``nir.CubaLIF`` of a layer of fire-once TTFS neurons of ``shape`` (parameters: module docstring)."""
@@ -86,6 +96,7 @@ def ttfs_neuron_node(kernel: str, theta: float, tau: float, shape: tuple[int, ..
     ones = np.ones(shape, dtype=np.float32)
     r = tau_mem / tau if kernel == "exp" else tau_mem
     v_reset = reset_potential(kernel, theta, tau, drive, large, t_window)
+    _check_float32({"tau_syn": tau_syn, "tau_mem": tau_mem, "r": r, "v_reset": v_reset})
     meta = {"kernel": kernel, "tau": float(tau), "theta": float(theta), "fire_once": True, "role": role,
             "t_window": float(t_window)}
     return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * r, v_leak=0 * ones,
