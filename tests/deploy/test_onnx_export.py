@@ -199,6 +199,14 @@ def test_nodes_named_like_a_state_leave_the_states_their_own_names(names):
     assert torch.equal(torch.from_numpy(ReferenceEvaluator(sequence).run(None, {names[0]: x.numpy()})[0]), expected)
 
 
+def test_the_models_metadata_is_the_graphs_with_the_dt_it_was_written_with():
+    graph = _every_node_graph()
+    graph.metadata.update(encoder=b"poisson", timesteps=np.int64(7), input_mean=np.array([0.25, 0.5]))
+    props = {p.key: p.value for p in nir_to_onnx(graph, dt=DT / 2).metadata_props}
+    assert props == {"dt": "0.0005", "encoder": "poisson", "timesteps": "7", "input_mean": "[0.25, 0.5]"}
+    assert {p.key: p.value for p in nir_to_onnx(graph).metadata_props}["dt"] == "0.001"  # the graph's own
+
+
 def test_threshold_node_by_hand():
     graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
                                 "thr": nir.Threshold(threshold=np.array([0.5, 1.0, -0.25], np.float32)),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 import deepspike as ds
@@ -55,6 +56,21 @@ def test_command_line_writes_the_file_with_dt_and_folded_thresholds(tiny_run, tm
     summary = json.loads(capsys.readouterr().out)["onnx"]
     assert summary["onnx"] == str(path) and summary["verified"]["equal"]
     assert "dt=0.001 s" in onnx.load(str(path)).doc_string
+
+
+def test_the_file_says_how_the_run_fed_and_read_its_net(tiny_run, tmp_path, capsys):
+    """The ONNX file said nothing of the encoder, timesteps, decoding or dt (its metadata_props were empty), where
+    the NIR file of the same run carries them: a consumer could not feed it as the run did."""
+    onnx_path, nir_path = tmp_path / "net.onnx", tmp_path / "net.nir"
+    assert main(["export", str(tiny_run), "--onnx", str(onnx_path), "--nir", str(nir_path), "--dt", "0.0002"]) == 0
+    capsys.readouterr()
+    props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    meta = nir.read(str(nir_path)).metadata
+    method = yaml.safe_load((tiny_run / "config.yaml").read_text())["method"]
+    assert props["encoder"] == meta["encoder"] == method["encoder"] == "direct"
+    assert json.loads(props["timesteps"]) == int(meta["timesteps"]) == method["timesteps"] == 2
+    assert props["decode"] == meta["decode"] == "rate" and props["method"] == "stbp"
+    assert json.loads(props["dt"]) == float(meta["dt"]) == 0.0002
 
 
 def test_an_earlier_onnx_file_may_be_replaced(tiny_run, tmp_path):

@@ -20,7 +20,9 @@ start of the step: before the first step that is the source's output for a zero 
 The graph is float32 unless ``dtype="float64"``, which reproduces the float64 simulator's spikes (tested; a
 convolution or sum pool sums in another order, so real values after one differ by about 1e-15);
 a float32 model differs from deepspike's float32 net only where a membrane lies within float rounding of a
-threshold (``deploy.conformance`` counts such spikes). Unsupported nodes and graphs are one-line errors, and so
+threshold (``deploy.conformance`` counts such spikes). The model's ``metadata_props`` carry the graph's metadata
+(``metadata_props``: the input coding, ``timesteps``, ``decode``, ``input_mean``/``input_std``) and the ``dt`` it
+was written with. Unsupported nodes and graphs are one-line errors, and so
 is a net whose constants do not fit the 2 GiB of one ONNX file.
 """
 
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepspike.core.atomic import atomic_write
+from deepspike.core.atomic import atomic_write, strict_json
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.nir_delays import DelayLine
@@ -174,6 +176,16 @@ def _sequence_model(sim: GraphSimulator, dtype: str):
     return b.onnx.helper.make_graph(b.nodes, "deepspike_sequence", inputs, outputs, b.initializers)
 
 
+def metadata_props(graph, dt: float) -> dict[str, str]:
+    """The graph's metadata as the ONNX model's ``metadata_props`` (text only): a text value as it is, any other as
+    JSON (arrays as lists), and ``dt`` the step the model was written with; so the file says, as the NIR file does,
+    how its input is coded (``encoder`` and its options), over how many ``timesteps``, how the output is decoded
+    (``decode``) and how images are standardised first (``input_mean``, ``input_std``)."""
+    meta = {str(k): v.tolist() if isinstance(v, np.ndarray) else v for k, v in _plain(graph.metadata).items()}
+    meta["dt"] = float(dt)
+    return {k: v if isinstance(v, str) else strict_json(v, default=str) for k, v in meta.items()}
+
+
 def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", signals: str = "currents",
                 form: str = "step", dtype: str = "float32"):
     """The ONNX model (``onnx.ModelProto``, checked) of NIR ``graph`` (module docstring). ``dt``: seconds per
@@ -195,6 +207,7 @@ def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", sign
                                      producer_name="deepspike", ir_version=IR_VERSION)
     model.doc_string = (f"deepspike: NIR graph as ONNX, form={form}, dt={sim.dt:g} s, integration={integration}, "
                         f"signals={signals}; states start at zeros")
+    b_onnx.helper.set_model_props(model, metadata_props(graph, sim.dt))
     b_onnx.checker.check_model(model)
     return model
 
