@@ -4,7 +4,8 @@ Tools write some layers as a subgraph node: snnTorch's ``RLeaky`` and Spyx's rec
 ``input -> lif <-> w_rec``, ``lif -> output``. Inlined, subgraph ``k``'s inner node ``n`` becomes ``k.n``; an edge into
 ``k`` (or into ``k.<its Input>``) goes to every node its inner Input feeds, an edge out of ``k`` (or out of
 ``k.<its Output>``) leaves from every node feeding its inner Output; the inner Input and Output nodes disappear.
-Subgraphs nested in subgraphs are inlined first. The graph's own metadata is kept; a subgraph's is dropped (its
+Subgraphs nested in subgraphs are inlined first; an inlined name ``k.n`` that already names a node of the
+graph is a one-line ``ConfigError``. The graph's own metadata is kept; a subgraph's is dropped (its
 nodes keep theirs).
 """
 
@@ -41,5 +42,9 @@ def _inline(nir, key: str, sub, nodes: dict, edges: list[Edge]) -> tuple[dict, l
         targets = entry if dst in (key, f"{key}.{ins[0]}") else [dst]
         outer += [(s, d) for s in sources for d in targets]
     kept = {k: v for k, v in nodes.items() if k != key}
+    taken = sorted(set(kept) & {f"{key}.{k}" for k in sub.nodes if k not in (ins[0], outs[0])})
+    if taken:  # the outer node was silently replaced by the inner one, its edges turned into a loop
+        raise ConfigError(f"NIR import: subgraph {key!r}'s node {taken[0].split('.', 1)[1]!r} would be inlined as "
+                          f"{taken[0]!r}, which already names a node of the graph")
     kept.update({f"{key}.{k}": v for k, v in sub.nodes.items() if k not in (ins[0], outs[0])})
     return kept, outer + inner
