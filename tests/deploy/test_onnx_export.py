@@ -329,3 +329,12 @@ def test_refusals_are_one_line():
     assert "dt = -0.001 is not a positive number" in _refusal(_recurrent_graph(), dt=-1e-3)
     assert "forward Euler needs dt <= tau" in _refusal(_recurrent_graph(), dt=1.0)
     assert "single" in _refusal(nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_a_conv_padded_by_a_word_is_refused_by_name(padding):
+    # the refusal said "the shape of node 'conv' is not known", not what was wrong with it
+    graph = _every_node_graph()
+    graph.nodes["conv"].padding = padding
+    assert _refusal(graph) == (f"ONNX export: node 'conv': string padding {padding!r} is not supported (give it as "
+                               "whole numbers)")

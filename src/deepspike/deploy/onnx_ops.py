@@ -108,8 +108,6 @@ def _linear(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
 
 
 def _conv(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
-    if isinstance(node.padding, str):
-        raise ConfigError(f"ONNX export: node {name!r}: string padding {node.padding!r} is not supported")
     weight = np.asarray(node.weight, dtype=np.float64)
     bias = np.asarray(node.bias, dtype=np.float64) * bias_scale * np.ones(weight.shape[0])
     p = pair(node.padding)
@@ -154,11 +152,16 @@ SUPPORTED = ("Input", "Output", "Linear", "Affine", "Conv2d", "SumPool2d", "AvgP
 
 
 def check_supported(name: str, node) -> None:
-    """A one-line ``ConfigError`` for a node type the exporter does not write."""
+    """A one-line ``ConfigError`` for a node type the exporter does not write, or a ``Conv2d`` with padding given
+    as a word ("same", "valid"; checked here, before the node's shape is needed: the error said only that the shape
+    of the node was not known)."""
     kind = type(node).__name__
     if kind not in SUPPORTED:
         raise ConfigError(f"ONNX export: node {name!r} of type {kind} is not supported (supported: "
                           f"{', '.join(SUPPORTED)})")
+    if kind == "Conv2d" and isinstance(node.padding, str | bytes):
+        raise ConfigError(f"ONNX export: node {name!r}: string padding {node.padding!r} is not supported (give "
+                          "it as whole numbers)")
 
 
 def value_info(b: GraphBuilder, name: str, shape: tuple[int | str, ...]):
