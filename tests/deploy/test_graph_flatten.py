@@ -43,3 +43,18 @@ def test_an_inlined_name_that_names_a_node_already_is_refused():
     with pytest.raises(ConfigError, match=r"^NIR import: subgraph 'r''s node 'lin' would be inlined as 'r.lin', "
                                           r"which already names a node of the graph$"):
         inline_subgraphs(nir, _outer("r.lin"))
+
+
+@pytest.mark.parametrize(("inner_lin", "expected"), [(False, 10.0), (True, 30.0)])
+def test_a_subgraph_that_passes_its_input_straight_on_is_inlined(inner_lin, expected):
+    # an inner edge input -> output left an edge to the removed 'r.output': "edge 'input' -> 'r.output' names a
+    # missing node"; now the subgraph is the identity (10 x 1 = 10), or with its doubling branch 10 (2 + 1) = 30
+    sub = _doubling()
+    sub.edges = [("input", "output"), *(sub.edges if inner_lin else [])]
+    if not inner_lin:
+        del sub.nodes["lin"]
+    graph = _outer("scale")
+    graph.nodes["r"] = sub
+    flat = inline_subgraphs(nir, graph)
+    y = GraphSimulator(flat, 1e-4, "euler", "currents").run({"input": torch.ones(1, 1, 3, dtype=torch.float64)})
+    assert torch.equal(y["output"], torch.full((1, 1, 3), expected, dtype=torch.float64))

@@ -3,7 +3,8 @@
 Tools write some layers as a subgraph node: snnTorch's ``RLeaky`` and Spyx's recurrent layers are a ``NIRGraph`` of
 ``input -> lif <-> w_rec``, ``lif -> output``. Inlined, subgraph ``k``'s inner node ``n`` becomes ``k.n``; an edge into
 ``k`` (or into ``k.<its Input>``) goes to every node its inner Input feeds, an edge out of ``k`` (or out of
-``k.<its Output>``) leaves from every node feeding its inner Output; the inner Input and Output nodes disappear.
+``k.<its Output>``) leaves from every node feeding its inner Output (and, where the inner Input feeds the inner
+Output directly, from every node feeding ``k``); the inner Input and Output nodes disappear.
 Subgraphs nested in subgraphs are inlined first; an inlined name ``k.n`` that already names a node of the
 graph is a one-line ``ConfigError``. The graph's own metadata is kept; a subgraph's is dropped (its
 nodes keep theirs).
@@ -33,9 +34,11 @@ def _inline(nir, key: str, sub, nodes: dict, edges: list[Edge]) -> tuple[dict, l
     if len(ins) != 1 or len(outs) != 1:
         raise ConfigError(f"NIR import: subgraph {key!r} needs one Input and one Output node to be inlined, found "
                           f"{len(ins)} and {len(outs)}")
-    entry = [f"{key}.{d}" for s, d in sub.edges if s == ins[0]]  # what the subgraph's input feeds
-    exit_ = [f"{key}.{s}" for s, d in sub.edges if d == outs[0]]  # what feeds the subgraph's output
+    entry = [f"{key}.{d}" for s, d in sub.edges if s == ins[0] and d != outs[0]]  # what the subgraph's input feeds
+    exit_ = [f"{key}.{s}" for s, d in sub.edges if d == outs[0] and s != ins[0]]  # what feeds the subgraph's output
     inner = [(f"{key}.{s}", f"{key}.{d}") for s, d in sub.edges if s != ins[0] and d != outs[0]]
+    if (ins[0], outs[0]) in sub.edges:  # the input passed straight on: what feeds the subgraph feeds its output too
+        exit_ += [src for src, dst in edges if dst in (key, f"{key}.{ins[0]}")]
     outer: list[Edge] = []
     for src, dst in edges:
         sources = exit_ if src in (key, f"{key}.{outs[0]}") else [src]
