@@ -2,19 +2,22 @@
 before anything trains. Such a file passes the checksum when made by hand (or has none, from an older version); it
 used to load, then fail at the first optimizer or schedule step with a traceback (exit 1)."""
 
+import json
 import shutil
 
 import pytest
 import torch
 
 from deepspike.cli import main
-from deepspike.config import OptimConfig
+from deepspike.config import OptimConfig, load_config
 from deepspike.layers.delays import DelayedLinear
 from deepspike.training.checkpoint_format import CHECKSUM_KEY
 from deepspike.training.optim import make_optimizer
 from deepspike.training.resume import optimizer_state_problem
-from deepspike.training.runs import save_checkpoint
+from deepspike.training.runs import load_checkpoint, save_checkpoint
+from deepspike.training.trainer import Trainer
 from nested_edit import with_entry
+from tiny_run import full_and_resumed_weights
 
 QUICK = ["method.name=ann", "model.name=mlp", "model.args.hidden=[8]", "train.epochs=1", "train.batch_size=64",
          "train.max_steps_per_epoch=2", "train.progress=false", "optim.name=adam"]
@@ -70,3 +73,50 @@ def test_the_state_a_step_leaves_fits(settings):
     restored = make_optimizer(OptimConfig(**settings, lr=0.01), layer.parameters())
     restored.load_state_dict(optimizer.state_dict())
     assert optimizer_state_problem(restored) is None
+
+
+RESUMED = ["data.name=digits", "train.epochs=2", "train.batch_size=64", "train.progress=false",
+           "train.max_steps_per_epoch=3", "model.name=mlp", "model.args.hidden=[12]"]
+EXACT_RESUMES = {  # method and option combinations whose state crosses the cut, each not resumed in another test
+    "sgd_nesterov_decay_clip_step_warmup": ["method.name=ann", "optim.name=sgd", "optim.nesterov=true",
+                                            "optim.weight_decay=0.01", "train.grad_clip=0.5", "schedule.name=step",
+                                            "schedule.step_size=1", "schedule.warmup_epochs=1.5"],
+    "adamw_linear_warmup_ema": ["method.name=ann", "optim.name=adamw", "optim.weight_decay=0.05",
+                                "schedule.name=linear", "schedule.warmup_epochs=0.5", "train.ema_decay=0.9"],
+    "spikebp": ["method.name=spikebp", "method.timesteps=3", "optim.name=sgd"],
+    "stdbp": ["method.name=stdbp"],
+    "ttfs": ["method.name=ttfs"],
+    "ttfs_window": ["method.name=ttfs_window"],
+    "stbp_bf16_ema_val_multistep_normalize": ["method.name=stbp", "method.timesteps=2", "train.precision=bf16",
+                                              "train.ema_decay=0.5", "data.val_fraction=0.2", "data.normalize=true",
+                                              "schedule.name=multistep", "schedule.milestones=[1]",
+                                              "data.augment.rotate=10", "data.augment.cutout=2"],
+}
+
+
+@pytest.mark.parametrize("name", EXACT_RESUMES)
+def test_a_run_cut_after_its_first_epoch_resumes_to_the_uncut_runs_weights(name, tmp_path):
+    full, cut = full_and_resumed_weights(load_config(None, [*RESUMED, *EXACT_RESUMES[name]]), tmp_path)
+    assert full.keys() == cut.keys()
+    assert [k for k in full if not torch.equal(full[k], cut[k])] == []
+    averages = [load_checkpoint(tmp_path / run / "checkpoint.pt").get("ema") for run in ("full", "cut")]
+    assert (averages[0] is None) == ("train.ema_decay" not in " ".join(EXACT_RESUMES[name]))
+    if averages[0] is not None:  # the weight average too, and its update count
+        assert averages[0]["updates"] == averages[1]["updates"] == 6
+        assert all(torch.equal(v, averages[1]["average"][k]) for k, v in averages[0]["average"].items())
+
+
+def test_epochs_added_on_resume_and_other_workers_end_where_a_run_of_that_many_epochs_does(tmp_path):
+    """A step schedule does not depend on ``train.epochs``, so a 1-epoch run resumed to 2 epochs (with another
+    ``data.num_workers``, which may change on resume) trains what a 2-epoch run trains, weights and log alike."""
+    recipe = [*RESUMED, "method.name=stbp", "method.timesteps=2", "model.args.dropout=0.3", "schedule.name=step",
+              "schedule.step_size=1", "data.augment.crop_padding=1"]
+    Trainer(load_config(None, recipe), tmp_path / "full").fit()
+    Trainer(load_config(None, [*recipe, "train.epochs=1"]), tmp_path / "cut").fit()
+    Trainer(load_config(None, [*recipe, "data.num_workers=2"]), tmp_path / "cut", resume=True).fit()
+    full, cut = (load_checkpoint(tmp_path / run / "checkpoint.pt")["model"] for run in ("full", "cut"))
+    assert [k for k in full if not torch.equal(full[k], cut[k])] == []
+    timing = ("epoch_seconds", "train_seconds")
+    logs = [[{k: v for k, v in json.loads(line).items() if k not in timing}
+             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
+    assert logs[0] == logs[1] and [r["epoch"] for r in logs[1]] == [1, 2]
