@@ -247,3 +247,18 @@ def test_a_quoted_yes_or_off_in_a_text_key_keeps_its_text(tmp_path):
     recipe.write_text("data: {data_dir: 'off'}\nexpected: {measured_by: \"yes\"}\n")
     config = load_config(recipe)
     assert (config.data.data_dir, config.expected.measured_by) == ("off", "yes")
+
+
+@pytest.mark.parametrize("text", ["${name}", "runs/${train.seed}/x", "\\${name}", "a\\\\${oc.env:HOME}", "$ {x}", "${"])
+def test_a_saved_config_reads_back_text_holding_an_interpolation_as_that_text(tmp_path, text):
+    """A recipe's escaped ``\\${...}`` is the literal text ``${...}``; a run's config.yaml wrote it unescaped, so
+    reading the run (resume, eval) resolved it: ``${name}`` in data.data_dir came back as the data set's name, and
+    ``${train.seed}`` was "Interpolation key 'train.seed' not found" (exit 2)."""
+    config = load_config(None, ["method.name=ann"])
+    config.data.data_dir = text
+    config.expected.measured_by = text
+    config.model.args = {"note": [text]}
+    save_config(config, tmp_path / "config.yaml")
+    back = load_saved_config(tmp_path / "config.yaml")
+    assert (back.data.data_dir, back.expected.measured_by, back.model.args) == (text, text, {"note": [text]})
+    assert back == config

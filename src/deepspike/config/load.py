@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -113,9 +114,27 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write the fully resolved config as YAML (atomically); the method section flat (``MethodConfig.as_dict``)."""
+    """Write the fully resolved config as YAML (atomically); the method section flat (``MethodConfig.as_dict``). Its
+    text values are written as OmegaConf reads them back (``escape_interpolations``): a literal ``${...}`` stays
+    text instead of becoming an interpolation when the run is read again."""
     sections = {**dataclasses.asdict(config), "method": config.method.as_dict()}
-    atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(sections)))
+    atomic_write_text(Path(path), OmegaConf.to_yaml(OmegaConf.create(escape_interpolations(sections))))
+
+
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def escape_interpolations(value: object) -> object:
+    """``value`` (plain data: dicts, lists, text, numbers) with every ``${`` in its text escaped as OmegaConf reads
+    it: ``k`` backslashes before it become ``2k + 1`` (``\\${`` is the literal ``${``, a doubled backslash one
+    backslash), so that loading gives back the text itself; a resolved config holds no interpolation left."""
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {key: escape_interpolations(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_interpolations(item) for item in value]
+    return value
 
 
 def _read_yaml(path: Path) -> DictConfig:
