@@ -150,3 +150,24 @@ def test_a_cuda_device_the_machine_lacks_is_a_one_line_error(monkeypatch, name, 
         runtime.resolve_device(name)
     assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
     assert runtime.resolve_device("cuda") == torch.device("cuda")
+
+
+def test_a_batch_size_beyond_its_split_is_bounded_by_the_split(monkeypatch, tmp_path):
+    """A batch holds at most its whole split: digits' 1,437 training and 360 test samples at T=8 are 2.9 MB and 0.7
+    MB of input. ``train.batch_size`` or ``train.eval_batch_size`` = 1e9 (one batch of the whole split) was refused
+    as 'training T=8 needs at least 1,907 GiB ... (1000000000 samples ...)' on a machine it fits (exit 2)."""
+    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 4_000_000)
+    cpu = torch.device("cpu")
+    huge = ["method.name=stbp", "method.timesteps=8", "train.batch_size=1000000000",
+            "train.eval_batch_size=1000000000"]
+    config = load_config(None, huge)
+    check_training_steps_fit(config, (1, 8, 8), cpu, samples=(1437, 360))  # 1437 x 256 B x 8 = 2.9 MB: fits
+    with pytest.raises(ConfigError, match=r"^training T=8 needs at least .* \(2874 samples of shape"):
+        check_training_steps_fit(config, (1, 8, 8), cpu, samples=(1437 * 2, 360))
+    with pytest.raises(ConfigError, match=r"^inference T=8 needs at least .* \(2000 samples of shape"):
+        check_training_steps_fit(config, (1, 8, 8), cpu, samples=(1437, 2000))
+    with pytest.raises(ConfigError, match=r"\(1000000000 samples of shape"):  # sizes not known: the batch as set
+        check_training_steps_fit(config, (1, 8, 8), cpu)
+    summary = Trainer(load_config(None, [*huge, "model.name=mlp", "model.args.hidden=[8]", "data.name=digits",
+                                         "train.epochs=1", "train.progress=false"]), tmp_path / "run").fit()
+    assert summary["epochs"] == 1  # trained in one batch of the whole training split

@@ -60,18 +60,20 @@ def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
 
 
 def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], device: torch.device,
-                             world_size: int = 1) -> None:
+                             world_size: int = 1, samples: tuple[int | None, int | None] = (None, None)) -> None:
     """A one-line ``ConfigError`` when a rank's part of a training batch (``train.batch_size`` is the global batch,
     split over ``world_size`` ranks), over the method's ``timesteps`` steps, or of an evaluation batch
     (``train.eval_batch_size``) over its ``eval_timesteps`` (default: ``timesteps``), would alone exceed ``device``'s
     memory (``runtime.check_steps_fit``): refused before the first epoch, not after it, where the first scoring pass
-    failed in the allocator."""
+    failed in the allocator. ``samples``: the training split's size and the largest scored split's (None: not known);
+    no batch holds more samples than its split, so a batch size beyond it is bounded by the split."""
     options = config.method.options
     timesteps = getattr(options, "timesteps", None)
-    passes = ((timesteps, config.train.batch_size, "training ", ""),
-              (getattr(options, "eval_timesteps", None) or timesteps, config.train.eval_batch_size, "inference ",
-               "evaluation "))
-    for steps, size, which, kind in passes:
+    passes = ((timesteps, config.train.batch_size, samples[0], "training ", ""),
+              (getattr(options, "eval_timesteps", None) or timesteps, config.train.eval_batch_size, samples[1],
+               "inference ", "evaluation "))
+    for steps, size, split, which, kind in passes:
+        size = size if split is None else min(size, max(split, 1))  # a batch is at most the whole split
         batch = -(-size // world_size)  # the largest rank part
         if steps:
             check_steps_fit(4 * batch * math.prod(input_shape), steps, device,
@@ -103,7 +105,9 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
         check_local_learning(config, ctx.world_size)
     data = load_data(config)
     seen = method.input_shape(tuple(data.input_shape))
-    check_training_steps_fit(config, seen, device, ctx.world_size)  # the input as the net sees it (population: wider)
+    scored = max(len(split) for split in (data.val, data.test) if split is not None)
+    # the input as the net sees it (population coding: wider), in batches no larger than their split
+    check_training_steps_fit(config, seen, device, ctx.world_size, (len(data.train), scored))
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
