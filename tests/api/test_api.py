@@ -73,6 +73,11 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.convert(tmp, tmp / "c", norm=[]),  # once an IndexError
      r"norm must be a name or a list of names of spike, max, .*got \[\]"),
     (lambda tmp: ds.convert(tmp, tmp / "c", margin=2.0), "unknown conversion option 'margin'; valid: calib_samples"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", norm="max", percentile=50),  # once converted with the max, 50 ignored
+     r"^--norm max does not use --percentile \(--norm percentile\)$"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", norm=["channel", "max"], seed=3, calib_timesteps=9),
+     r"^--norm channel,max does not use --calib-timesteps \(--norm spike\), --seed \(--norm spike\)$"),
+    (lambda tmp: ds.convert(tmp, tmp / "c", percentile=99.9), "--norm spike does not use --percentile"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"),
      r"margin \(--margin\) must be a finite number, got 'x'"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), r"limit \(--limit\) must be a whole"),
@@ -91,6 +96,17 @@ def test_mistaken_arguments_are_one_line_config_errors(tmp_path, call, message):
     """Checked before any run is read (tmp_path holds none)."""
     with pytest.raises(ds.ConfigError, match=message):
         call(tmp_path)
+
+
+@pytest.mark.parametrize("options", [
+    {"norm": "max", "percentile": None, "seed": None, "calib_timesteps": None},
+    {"norm": "spike,percentile", "percentile": 99.0, "seed": 1, "calib_timesteps": 9},
+])
+def test_convert_accepts_the_options_its_norms_read_up_to_loading_the_run(tmp_path, options):
+    """None leaves a norm's option at its default; an option read by one of several norms is used: both get as far as
+    the (missing) run."""
+    with pytest.raises(ds.DataNotFoundError, match="run"):
+        ds.convert(tmp_path / "run", tmp_path / "c", **options)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA refusal needs a machine without CUDA")

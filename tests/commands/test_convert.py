@@ -25,3 +25,12 @@ def test_an_option_of_one_of_several_norms_is_accepted_up_to_loading_the_run(tmp
                  "--out", str(tmp_path / "c"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "does not use" not in err and "run" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("norm", ["max", "percentile", "channel,qcfs"])
+def test_the_options_of_one_norm_left_out_are_not_filled_in_as_given(tmp_path, capsys, norm):
+    """``api.convert`` checks the norms' options (``api.conversion.NORM_ONLY``): the command passes them only when
+    given, so ``--norm max`` alone is not refused for the default ``--percentile``/``--seed`` it did not give."""
+    assert main(["convert", str(tmp_path / "run"), "--norm", norm, "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "does not use" not in err and "run" in err and err.count("\n") == 1

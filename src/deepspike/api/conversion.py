@@ -18,6 +18,9 @@ from deepspike.core.options import is_finite, is_whole, shown_value
 RATE_OPTIONS = ("calib_samples", "calib_timesteps", "percentile", "reset", "readout", "residual", "encoding",
                 "initial_membrane", "spike_value", "signed", "limit", "seed")
 TTFS_OPTIONS = ("calib_samples", "margin", "alpha", "limit")
+NORM_ONLY = {"percentile": "percentile", "calib_timesteps": "spike", "seed": "spike"}
+"""Options one norm alone reads (option -> norm): given (not None) without that norm among the chosen ones, they
+would be ignored, so ``convert`` refuses them (the CLI relies on this check)."""
 MAX_STEPS = 100_000
 """The most time steps a conversion simulates (``timesteps``; ``calib_timesteps`` per layer): 40 times the
 paper's 2500 (Sengupta et al. 2019). The simulation runs in chunks, so no memory check stops a larger T; 10**11
@@ -40,11 +43,15 @@ def convert(
     ``calib_samples``, ``calib_timesteps``, ``percentile``, ``reset``, ``readout``, ``residual``, ``encoding``,
     ``initial_membrane``, ``spike_value``, ``signed``, ``limit``, ``seed`` (see ``deepspike convert --help``); no
     norm, a count that is not a whole number >= 1, ``timesteps`` or ``calib_timesteps`` above ``MAX_STEPS``, a seed
-    outside [0, 2**63 - 1] or another option is a ``ConfigError``."""
+    outside [0, 2**63 - 1], an option no chosen norm reads (``NORM_ONLY``: ``percentile`` without ``percentile``,
+    ``calib_timesteps`` or ``seed`` without ``spike``) or another option is a ``ConfigError``; None leaves an option
+    at its default."""
     norms = norm.split(",") if isinstance(norm, str) else list(norm) if isinstance(norm, list | tuple) else [norm]
     if not norms or not all(isinstance(n, str) for n in norms):
         raise ConfigError(f"norm must be a name or a list of names of {', '.join(CONVERSION_NORMS)}, got {norm!r}")
     check_options(dict(options, timesteps=timesteps), RATE_OPTIONS + ("timesteps",))
+    check_norm_options(norms, options)
+    options = {key: value for key, value in options.items() if not (key in NORM_ONLY and value is None)}
     name = "_".join(norms)
     out = out if out is not None else Path(run_dir) / f"converted_{name}"
     log = log or (lambda s: None)
@@ -63,6 +70,15 @@ def convert_to_ttfs(
     check_options(options, TTFS_OPTIONS)
     out = out if out is not None else Path(run_dir) / "converted_ttfs"
     return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)
+
+
+def check_norm_options(norms: Sequence[str], options: dict[str, Any]) -> None:
+    """A one-line ``ConfigError`` for an option of ``NORM_ONLY`` given (not None) while none of ``norms`` reads it:
+    ``norm="max", percentile=50`` converted with the largest activation, the percentile ignored."""
+    unread = [key for key, reader in NORM_ONLY.items() if options.get(key) is not None and reader not in norms]
+    if unread:
+        names = ", ".join(f"--{key.replace('_', '-')} (--norm {NORM_ONLY[key]})" for key in unread)
+        raise ConfigError(f"--norm {','.join(norms)} does not use {names}")
 
 
 def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:

@@ -74,15 +74,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 RATE_ONLY = ("norm", "timesteps", "calib_timesteps", "percentile", "reset", "readout", "encoding", "initial_membrane",
              "spike_value", "residual", "signed", "seed")
 TTFS_ONLY = ("margin", "alpha")
-# Options one norm reads: given without that norm among --norm's, they would be ignored, so they are refused.
-NORM_ONLY = {"percentile": "percentile", "calib_timesteps": "spike", "seed": "spike"}
-DEFAULTS = {"margin": 1.0, "alpha": 1.0, "timesteps": 2500, "calib_timesteps": 2500, "percentile": 99.99,
-            "residual": "unity", "seed": 0}
+# Options one norm reads (percentile, calib_timesteps, seed) stay None unless given: api.convert refuses them
+# without their norm (api.conversion.NORM_ONLY) and fills their defaults.
+DEFAULTS = {"margin": 1.0, "alpha": 1.0, "timesteps": 2500, "residual": "unity"}
 
 
 def _resolve_defaults(args: argparse.Namespace) -> None:
-    """A one-line ``ConfigError`` for an option of the other kind of conversion or of a norm not among ``--norm``'s;
-    then the defaults of the rest."""
+    """A one-line ``ConfigError`` for an option of the other kind of conversion; then the defaults of the rest (but
+    the options of one norm, which ``api.convert`` checks against ``--norm`` and fills)."""
     wrong = [key for key in (RATE_ONLY if args.to == "ttfs" else TTFS_ONLY) if getattr(args, key) is not None]
     if wrong:
         names = ", ".join("--" + key.replace("_", "-") for key in wrong)
@@ -90,10 +89,6 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
         raise ConfigError(f"--to {args.to} does not use {names} (options of --to {other})")
     if args.norm is None:
         args.norm = ["spike"]
-    unread = [key for key, norm in NORM_ONLY.items() if getattr(args, key) is not None and norm not in args.norm]
-    if args.to != "ttfs" and unread:
-        names = ", ".join(f"--{key.replace('_', '-')} (--norm {NORM_ONLY[key]})" for key in unread)
-        raise ConfigError(f"--norm {','.join(args.norm)} does not use {names}")
     for key, value in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
