@@ -1,16 +1,18 @@
 """Threshold balancing of a converted network (``conversion.calibration``) on a hand-made residual chain."""
 
+import numpy as np
 import pytest
 import torch
 
 from conversion.residual_chain import residual_chain
-from deepspike.conversion import neuron_roles
+from deepspike.conversion import calibration, neuron_roles
 from deepspike.conversion.calibration import balance_thresholds
 from deepspike.core.errors import ConfigError
 from deepspike.layers.qcfs import QCFS
 from deepspike.methods import get_method
 from deepspike.methods.converted import ConvertedOptions
 from deepspike.methods.weight_transfer import copy_ann_weights
+from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Flatten, Linear
 
 
@@ -72,3 +74,46 @@ def test_qcfs_norm_refuses_a_trained_threshold_at_or_below_zero():
     x = torch.tensor([[2.0, 1.0], [0.5, 3.0]]).reshape(2, 1, 1, 2)
     with pytest.raises(ConfigError, match=r"QCFS layer 1 has a trained threshold lambda = -0.5 <= 0"):
         balance_thresholds(snn, ann, x, neuron_roles(arch), ConvertedOptions(**options), seed=0, log=lambda s: None)
+
+
+def _by_hand_peaks(ann: torch.nn.Sequential, x: torch.Tensor, norm: str, percentile: float) -> list:
+    """Reference: the ANN's layers one by one on all of ``x`` at once; per ReLU (and the output) the largest value
+    >= 0, its largest per channel, or numpy's percentile of its positive values."""
+    outputs, y = [], x
+    with torch.no_grad():
+        for layer in ann:
+            y = layer(y)
+            if isinstance(layer, torch.nn.ReLU):
+                outputs.append(y)
+    outputs.append(y)
+    if norm == "percentile":
+        return [float(np.percentile(o[o > 0].numpy(), percentile)) for o in outputs]
+    if norm == "channel":
+        return [o.transpose(0, 1).reshape(o.shape[1], -1).amax(dim=1).clamp(min=0).tolist() for o in outputs]
+    return [max(float(o.max()), 0.0) for o in outputs]
+
+
+@pytest.mark.parametrize("norm", ["max", "percentile", "channel"])
+def test_calibration_runs_the_ann_in_batches_with_the_thresholds_of_one_pass(norm, monkeypatch):
+    """600 images: the ANN sees batches of 256, 256 and 88 (before: one pass of 600, holding every layer's activations
+    of all images at once), and the thresholds (spikes that carry their threshold: th = the peak) equal those of one
+    pass over all 600 images, and the by-hand peaks (numpy's percentile for ``percentile``), bit for bit."""
+    arch = create_architecture("sengupta_vgg_small", num_classes=10, input_shape=(1, 8, 8), blocks=[[4], [4]],
+                               hidden=[8])
+    torch.manual_seed(0)
+    ann = get_method("ann").build(arch).eval()
+    options = {"timesteps": 4, "norm": norm, "spike_value": "threshold", "percentile": 97.5}
+    x = torch.randn(600, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    sizes = []
+    ann.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+
+    def thresholds() -> list:
+        snn = get_method("converted", options).build(arch)
+        return balance_thresholds(snn, ann, x, neuron_roles(arch), ConvertedOptions(**options), seed=0,
+                                  log=lambda s: None)
+
+    batched = thresholds()
+    assert sizes == [256, 256, 88]
+    monkeypatch.setattr(calibration, "CALIB_BATCH", len(x))
+    assert thresholds() == batched and sizes[3:] == [600]
+    assert batched == _by_hand_peaks(ann, x, norm, 97.5) and all(batched)

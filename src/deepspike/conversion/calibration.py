@@ -26,6 +26,10 @@ from deepspike.methods.converted_network import ConvertedNetwork
 from deepspike.training.run_setup import make_batches
 
 NORM_CHOICES = ("spike", "max", "percentile", "channel", "qcfs")
+CALIB_BATCH = 256
+"""Calibration images per forward pass of the ANN (``balance_thresholds``' peaks, the TTFS windows): the peaks are
+those of one pass over all images (a max of maxima; the percentile keeps every positive value), while only this
+many images' activations are held at once (one pass over 10,000 images held all of them)."""
 
 
 def calibration_batch(config: RunConfig, data: DataSplits, samples: int, device: torch.device) -> torch.Tensor:
@@ -50,7 +54,8 @@ def balance_thresholds(
     seed: int,
     log: Callable[[str], None],
 ) -> list[float]:
-    """Set and return the thresholds of ``snn`` (build order, output last) found on images ``x_cal``.
+    """Set and return the thresholds of ``snn`` (build order, output last) found on images ``x_cal`` ``[N, C, H, W]``
+(the ANN's peaks in batches of ``CALIB_BATCH`` images).
 
     ``options``: ``norm``, ``residual``, ``percentile``, ``calib_timesteps``, ``encoding`` and ``input_scale`` (Poisson
     input only: direct input sends the image in the ANN's units, scale 1) apply; ``seed`` seeds SPIKE-NORM's input
@@ -69,7 +74,8 @@ def balance_thresholds(
             progress=lambda i, th: log(f"  layer {i + 1}/{len(roles)} ({roles[i]}): th = {th:.4g}"),
         )
     peaks = ActivationPeaks(o.percentile if o.norm == "percentile" else None, per_channel=o.norm == "channel")
-    peaks.update(ann, x_cal)
+    for x in x_cal.split(CALIB_BATCH):
+        peaks.update(ann, x)
     found = peaks.peaks()
     if o.norm == "qcfs":
         lambdas = qcfs_thresholds(ann)

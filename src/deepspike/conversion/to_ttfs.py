@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from deepspike.conversion.calibration import calibration_batch
+from deepspike.conversion.calibration import CALIB_BATCH, calibration_batch
 from deepspike.conversion.outputs import save_converted_run
 from deepspike.conversion.pipeline import load_ann_run
 from deepspike.core.atomic import atomic_write_json, check_output_dir
@@ -58,7 +58,7 @@ def convert_to_ttfs(
     snn = method.build(parts.arch)
     method.init_from_run(snn, "ann", parts.model)
     x_cal = calibration_batch(config, parts.data, calib_samples, torch.device("cpu"))
-    windows = calibrate_windows(snn, x_cal.split(256), margin)
+    windows = calibrate_windows(snn, x_cal.split(CALIB_BATCH), margin)
     log(f"windows from {len(x_cal)} training images: input {windows[0]:.4g}, hidden "
         f"{', '.join(f'{w:.4g}' for w in windows[1:-1])}, output {windows[-1]:.4g}")
     calib_seconds = time.perf_counter() - start
