@@ -117,7 +117,8 @@ def spike_norm(
 
     For ``l = 1..L`` (output last): ``th_l = max_t max(W_l * input_l(t))`` with layers ``< l`` already
     balanced (``peak_input``); residual-stage layers under ``residual="unity"`` get 1.0. A layer that
-    never receives positive input keeps 1.0. ``progress(l, th_l)`` is called after each layer.
+    never receives positive input keeps 1.0. ``progress(l, th_l)`` is called after each layer. The net runs in eval
+    mode and gets its train/eval mode back afterwards, also when an error stops the calibration.
     """
     neurons = chunked_neurons(net)
     if len(neurons) != len(roles):
@@ -125,15 +126,17 @@ def spike_norm(
     was_training = net.training
     net.eval()
     thresholds = []
-    for i, (neuron, role) in enumerate(zip(neurons, roles, strict=True)):
-        if residual == "unity" and role in RESIDUAL_ROLES:
-            th = 1.0
-        else:
-            peak = peak_input(net, i, x, timesteps, seed)
-            th = peak if peak > 0 else 1.0
-        neuron.with_threshold(th)
-        thresholds.append(th)
-        if progress is not None:
-            progress(i, th)
-    net.train(was_training)
+    try:
+        for i, (neuron, role) in enumerate(zip(neurons, roles, strict=True)):
+            if residual == "unity" and role in RESIDUAL_ROLES:
+                th = 1.0
+            else:
+                peak = peak_input(net, i, x, timesteps, seed)
+                th = peak if peak > 0 else 1.0
+            neuron.with_threshold(th)
+            thresholds.append(th)
+            if progress is not None:
+                progress(i, th)
+    finally:  # an error (or Ctrl-C) on the way leaves the net in the mode it came in
+        net.train(was_training)
     return thresholds
