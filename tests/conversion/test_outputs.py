@@ -1,9 +1,13 @@
-"""What ``convert_run`` writes (``conversion.outputs``): the per-T energy rows of ``operations.json`` by hand."""
+"""What ``convert_run`` writes (``conversion.outputs``): the per-T energy rows of ``operations.json`` by hand and
+``thresholds.json``'s input scale."""
+
+import json
 
 import pytest
 
 from deepspike.conversion.accuracy_sweep import AccuracySweep
-from deepspike.conversion.outputs import operations
+from deepspike.conversion.outputs import operations, write_thresholds
+from deepspike.methods.converted import ConvertedOptions
 from deepspike.models.spec import Architecture, Flatten, Linear
 
 # Flatten -> Linear(3) -> Linear(2) on a (1, 1, 4) input, bias-free: ANN MACs 4 * 3 + 3 * 2 = 18 per sample.
@@ -63,3 +67,16 @@ def test_energy_rows_price_what_the_recorder_found_not_the_layer_position():
     assert [d["macs_per_sample"] for d in ops["layers"]] == [0.0, 6.0]
     direct = operations(ARCH, _sweep(False), direct_input=True)["by_timesteps"][-1]
     assert (direct["snn_acs"], direct["snn_macs"]) == (22.0, 0.0)
+
+
+@pytest.mark.parametrize(("encoding", "recorded"), [("poisson", 2.5), ("direct", 1.0)])
+def test_thresholds_json_records_the_input_scale_the_thresholds_were_balanced_against(tmp_path, encoding, recorded):
+    """Calibration images with max|x| = 2.5 (``input_scale``): Poisson input sends |x| / 2.5, so the first threshold
+    is lambda_1 / 2.5 and 2.5 is recorded; direct input sends x itself, the thresholds are balanced against 1 and 1 is
+    recorded (before: 2.5, which the direct run never used)."""
+    options = ConvertedOptions(timesteps=4, norm="max", encoding=encoding, input_scale=2.5, thresholds=[1.2, 0.7])
+    write_thresholds(tmp_path, options, ["a", "b"], ["plain", "output"])
+    record = json.loads((tmp_path / "thresholds.json").read_text())
+    assert record["input_scale"] == recorded
+    assert record["layers"] == [{"name": "a", "role": "plain", "threshold": 1.2},
+                                {"name": "b", "role": "output", "threshold": 0.7}]

@@ -45,6 +45,12 @@ def calibration_batch(config: RunConfig, data: DataSplits, samples: int, device:
     return torch.cat(xs)[:samples]
 
 
+def sent_scale(options: ConvertedOptions) -> float:
+    """The scale of what the encoder sends, which the first threshold is balanced against: ``input_scale`` ``c``
+    for Poisson input (rate ``|x| / c``), 1 for direct input (the image ``x`` itself, in the ANN's units)."""
+    return options.input_scale if options.encoding == "poisson" else 1.0
+
+
 def balance_thresholds(
     snn: ConvertedNetwork,
     ann: nn.Module,
@@ -58,8 +64,8 @@ def balance_thresholds(
 (the ANN's peaks in batches of ``CALIB_BATCH`` images).
 
     ``options``: ``norm``, ``residual``, ``percentile``, ``calib_timesteps``, ``encoding`` and ``input_scale`` (Poisson
-    input only: direct input sends the image in the ANN's units, scale 1) apply; ``seed`` seeds SPIKE-NORM's input
-    spike trains.
+    input only: direct input sends the image in the ANN's units, scale 1; ``sent_scale``) apply; ``seed`` seeds
+    SPIKE-NORM's input spike trains.
     """
     o = options
     residual = o.residual if o.spike_value == "one" else "balanced"  # ANN units: every layer its own
@@ -87,7 +93,6 @@ def balance_thresholds(
                               f"lambda = {min(lambdas):.4g} <= 0, whose outputs are <= 0 (no spike rate); retrain "
                               "the ANN (e.g. a lower optim.lr) or convert with --norm channel, max or percentile")
         found = [*lambdas, found[-1]]
-    input_scale = o.input_scale if o.encoding == "poisson" else 1.0  # direct input: x itself, not |x| / c
-    thresholds = model_based_thresholds(found, roles, input_scale, residual, o.spike_value)
+    thresholds = model_based_thresholds(found, roles, sent_scale(o), residual, o.spike_value)
     set_thresholds(snn, thresholds)
     return thresholds

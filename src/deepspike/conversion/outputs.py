@@ -18,6 +18,7 @@ from torch import nn
 from deepspike.config.load import resolve_method_section
 from deepspike.config.schema import RunConfig
 from deepspike.conversion.accuracy_sweep import AccuracySweep
+from deepspike.conversion.calibration import sent_scale
 from deepspike.core.atomic import atomic_write_json, atomic_write_text
 from deepspike.core.plotting import pyplot, save_figure
 from deepspike.methods.converted import ConvertedOptions
@@ -48,14 +49,16 @@ def save_converted_run(
 
 
 def write_thresholds(out_dir: Path, options: ConvertedOptions, names: list[str], roles: list[str]) -> None:
-    """``thresholds.json``: the norm, residual rule and input scale, and one row per neuron layer."""
+    """``thresholds.json``: the norm, residual rule and the input scale the thresholds were balanced against
+    (``sent_scale``: ``c`` for Poisson input, 1 for direct input; before, direct input recorded ``c = max|x|``,
+    which it never used), and one row per neuron layer."""
     rows = zip(names, roles, options.thresholds, strict=True)
     atomic_write_json(
         out_dir / "thresholds.json",
         {
             "norm": options.norm,
             "residual": options.residual,
-            "input_scale": options.input_scale,
+            "input_scale": sent_scale(options),
             "layers": [{"name": n, "role": r, "threshold": t} for n, r, t in rows],
         },
     )
