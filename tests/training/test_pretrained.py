@@ -136,3 +136,21 @@ def test_a_card_of_a_channel_constant_in_training_centres_it_as_training_did():
     images = torch.tensor([[[[0.75]], [[0.7]]]])  # [1, 2, 1, 1]
     assert pretrained._input_fits(card["input"], 2)
     torch.testing.assert_close(preprocess(card, images), torch.tensor([[[[0.25]], [[2.0]]]]))
+
+
+def test_a_card_that_standardises_input_its_recipe_did_not_is_refused(tmp_path, monkeypatch):
+    """The card's ``input.normalize`` says how ``preprocess`` feeds the net; make_zoo writes it only where the recipe's
+    ``data.normalize`` was true. A card of stbp_fmnist (trained on raw [0, 1] pixels) claiming a mean and std loaded,
+    and ``accuracy_on`` standardised the sample: 0.21 on the 200 images whose card accuracy is 0.915 (the recipe's
+    raw input, as ``check_pretrained`` feeds it); the reverse (normalize null for a normalising recipe) also loaded.
+    Now both are refused in one line."""
+    folder = _entry_copy(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(_edited(CARD, input={"range": [0, 1],
+                                                         "normalize": {"mean": [0.286], "std": [0.353]}}))
+    with pytest.raises(DataCorruptError, match=r"gives input.normalize \{.*data.normalize False; they do not belong"):
+        ds.pretrained("stbp_fmnist")
+    vgg = json.loads((ZOO_DIR / "stbp_fmnist_vgg_tet_plif" / "card.json").read_text())
+    folder = _entry_copy(tmp_path, monkeypatch, "stbp_fmnist_vgg_tet_plif")
+    (folder / "card.json").write_text(_edited(vgg, input={"range": [0, 1], "normalize": None}))
+    with pytest.raises(DataCorruptError, match="gives input.normalize None, its config.yaml data.normalize True"):
+        ds.pretrained("stbp_fmnist_vgg_tet_plif")

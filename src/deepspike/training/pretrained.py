@@ -139,11 +139,17 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
 
 def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:
     """A one-line ``DataCorruptError`` unless the card's method, model and data set are those of the entry's
-    ``config.yaml`` (which builds the network): ``deepspike zoo`` shows the card's."""
+    ``config.yaml`` (which builds the network): ``deepspike zoo`` shows the card's; and the card standardises the
+    input (``input.normalize`` not null) exactly when the recipe's ``data.normalize`` did, as ``make_zoo`` writes it:
+    ``preprocess`` follows the card, ``check_pretrained`` the recipe."""
     for key, value in (("method", config.method.name), ("model", config.model.name), ("dataset", config.data.name)):
         if card[key] != value:
             raise DataCorruptError(f"zoo entry {folder}: its {CARD_NAME} gives {key} {card[key]!r}, its {CONFIG_NAME} "
                                    f"{value!r}; they do not belong together")
+    if (card["input"]["normalize"] is not None) != bool(config.data.normalize):
+        raise DataCorruptError(f"zoo entry {folder}: its {CARD_NAME} gives input.normalize "
+                               f"{shown_value(card['input']['normalize'])}, its {CONFIG_NAME} data.normalize "
+                               f"{config.data.normalize}; they do not belong together")
 
 
 def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
