@@ -154,3 +154,16 @@ def test_a_card_that_standardises_input_its_recipe_did_not_is_refused(tmp_path, 
     (folder / "card.json").write_text(_edited(vgg, input={"range": [0, 1], "normalize": None}))
     with pytest.raises(DataCorruptError, match="gives input.normalize None, its config.yaml data.normalize True"):
         ds.pretrained("stbp_fmnist_vgg_tet_plif")
+
+
+@pytest.mark.parametrize(("name", "timesteps"), [("stbp_fmnist", 8), ("stbp_fmnist", None), ("ttfs_fmnist", 4)])
+def test_a_card_giving_other_time_steps_than_its_net_runs_is_refused(name, timesteps, tmp_path, monkeypatch):
+    """The card's ``timesteps`` (listed by ``deepspike zoo``) are the steps the net runs for at inference: stbp_fmnist
+    runs 4, ttfs_fmnist has none. A card saying 8 (or null) for stbp_fmnist, or 4 for the TTFS net, loaded as it was;
+    now it is refused in one line."""
+    folder = _entry_copy(tmp_path, monkeypatch, name)
+    card = json.loads((ZOO_DIR / name / "card.json").read_text())
+    (folder / "card.json").write_text(_edited(card, timesteps=timesteps))
+    with pytest.raises(DataCorruptError, match=f"gives timesteps {timesteps!r}, the net its config.yaml builds runs "
+                                               f"for {card['timesteps']!r}; they do not belong together"):
+        ds.pretrained(name)

@@ -131,6 +131,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
     method, arch = method_and_architecture(config, card["num_classes"], tuple(card["input_shape"]))
     model = method.build(arch).to(device)
     _check_card_config(card, config, folder)
+    _check_card_timesteps(card, config, model, folder)
     payload = read_checkpoint_file(folder / WEIGHTS_NAME, map_location=device)
     load_weights(model, payload.get("model"), folder / WEIGHTS_NAME)
     check_loaded_weights_finite(model, folder / WEIGHTS_NAME)
@@ -150,6 +151,16 @@ def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:
         raise DataCorruptError(f"zoo entry {folder}: its {CARD_NAME} gives input.normalize "
                                f"{shown_value(card['input']['normalize'])}, its {CONFIG_NAME} data.normalize "
                                f"{config.data.normalize}; they do not belong together")
+
+
+def _check_card_timesteps(card: dict[str, Any], config: Any, model: nn.Module, folder: Path) -> None:
+    """A one-line ``DataCorruptError`` unless the card's ``timesteps`` are the steps the loaded net runs for at
+    inference, as ``make_zoo`` writes them: the net's ``eval_timesteps``, else the recipe's ``method.timesteps``
+    (null for a method without steps); ``deepspike zoo`` lists the card's."""
+    steps = getattr(model, "eval_timesteps", None) or getattr(config.method.options, "timesteps", None)
+    if card["timesteps"] != steps:
+        raise DataCorruptError(f"zoo entry {folder}: its {CARD_NAME} gives timesteps {card['timesteps']!r}, the net "
+                               f"its {CONFIG_NAME} builds runs for {steps!r}; they do not belong together")
 
 
 def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
