@@ -167,3 +167,17 @@ def test_a_card_giving_other_time_steps_than_its_net_runs_is_refused(name, times
     with pytest.raises(DataCorruptError, match=f"gives timesteps {timesteps!r}, the net its config.yaml builds runs "
                                                f"for {card['timesteps']!r}; they do not belong together"):
         ds.pretrained(name)
+
+
+@pytest.mark.parametrize(("images", "labels", "message"), [
+    (torch.rand(10, 28, 28), torch.zeros(10, dtype=torch.long), r"takes images \[N, 1, 28, 28\], got \[10, 28, 28\]"),
+    (torch.rand(10, 1, 32, 32), torch.zeros(10, dtype=torch.long), r"got \[10, 1, 32, 32\]"),
+    (torch.rand(10, 1, 28, 28), torch.zeros(7, dtype=torch.long), r"one per image, \[10\], got \[7\]"),
+    (torch.rand(10, 1, 28, 28), torch.zeros(12, dtype=torch.long), r"one per image, \[10\], got \[12\]"),
+    (torch.rand(10, 1, 28, 28), [0] * 10, r"one per image, \[10\], got list"),
+])
+def test_accuracy_on_images_or_labels_of_another_shape_is_one_line(images, labels, message):
+    """Images without the channel axis or of another size were a RuntimeError deep in a convolution or matmul;
+    7 or 12 labels for 10 images a broadcasting RuntimeError (after a UserWarning from the loss)."""
+    with pytest.raises(ConfigError, match=message):
+        accuracy_on("stbp_fmnist", images, labels)

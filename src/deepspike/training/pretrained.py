@@ -173,9 +173,17 @@ def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
 
 def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     """Test accuracy of entry ``name`` on ``images [N, *input_shape]`` in [0, 1] with ``labels [N]``, evaluated
-    as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders)."""
+    as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders). Images of another shape than the
+    card's ``input_shape``, or labels not one per image, are a one-line ``ConfigError``."""
+    card = zoo_card(name)
+    if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != tuple(card["input_shape"]):
+        raise ConfigError(f"pretrained {name!r} takes images [N, {', '.join(map(str, card['input_shape']))}], got "
+                          f"{list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(images),):
+        raise ConfigError(f"pretrained {name!r}: labels must be one per image, [{len(images)}], got "
+                          f"{list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
     config, method, model = load_pretrained(name)
-    x = preprocess(zoo_card(name), images)
+    x = preprocess(card, images)
     batches = [(x[i:i + batch], labels[i:i + batch]) for i in range(0, len(labels), batch)]
     return evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))["accuracy"]
 
