@@ -181,3 +181,17 @@ def test_accuracy_on_images_or_labels_of_another_shape_is_one_line(images, label
     7 or 12 labels for 10 images a broadcasting RuntimeError (after a UserWarning from the loss)."""
     with pytest.raises(ConfigError, match=message):
         accuracy_on("stbp_fmnist", images, labels)
+
+
+def test_check_pretrained_refuses_a_card_of_another_input_shape_than_its_data(tmp_path, monkeypatch):
+    """stbp_fmnist's net pools 29x29 images to the same 7x7 map as 28x28 ones, so a card saying [1, 29, 29] loaded
+    and ``zoo --check`` reported it matching on the 28x28 test split; now the check compares the card's shape and
+    classes with the data set's and refuses it in one line (before any batch is made)."""
+    folder = _entry_copy(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(_edited(CARD, input_shape=[1, 29, 29]))
+    ds.pretrained("stbp_fmnist")  # the weights fit either shape
+    fake = type("Splits", (), {"input_shape": (1, 28, 28), "num_classes": 10})()
+    monkeypatch.setattr(pretrained, "load_data", lambda config: fake)
+    with pytest.raises(DataCorruptError, match=r"gives input_shape \[1, 29, 29\], its data set 'fashion_mnist' has "
+                                               r"\[1, 28, 28\]"):
+        ds.check_pretrained("stbp_fmnist")

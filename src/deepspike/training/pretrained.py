@@ -191,12 +191,17 @@ def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: in
 def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
     """Re-measure entry ``name`` on its data set's full test split (the data must be where its recipe looks)
     and compare with the card: ``{"name", "recorded", "measured", "samples", "matches"}``, ``matches`` when they
-    differ by at most ``tolerance`` (a fraction in [0, 1])."""
+    differ by at most ``tolerance`` (a fraction in [0, 1]). A card whose ``input_shape`` or ``num_classes`` is not
+    the data set's is a one-line ``DataCorruptError``."""
     if not (is_finite(tolerance) and 0 <= tolerance <= 1):  # is_finite: a number, not a bool (True passed as 1)
         raise ConfigError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
     card = zoo_card(name)
     config, method, model = load_pretrained(name)
     data = load_data(config)
+    for key, value in (("input_shape", list(data.input_shape)), ("num_classes", data.num_classes)):
+        if card[key] != value:  # a global pool took 29x29 images as well as its 28x28 ones
+            raise DataCorruptError(f"zoo entry {ZOO_DIR / name}: its {CARD_NAME} gives {key} {card[key]!r}, its data "
+                                   f"set {config.data.name!r} has {value!r}")
     batches = make_batches(config, data, "test", torch.device("cpu"))
     result = evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))
     measured = result["accuracy"]
