@@ -28,7 +28,7 @@ from deepspike.training.run_setup import make_batches
 NORM_CHOICES = ("spike", "max", "percentile", "channel", "qcfs")
 CALIB_BATCH = 256
 """Calibration images per forward pass of the ANN (``balance_thresholds``' peaks, the TTFS windows): the peaks are
-those of one pass over all images (a max of maxima; the percentile keeps every positive value), while only this
+those of one pass over all images (a max of maxima; the percentile keeps the largest values it reads), while only this
 many images' activations are held at once (one pass over 10,000 images held all of them)."""
 
 
@@ -79,7 +79,8 @@ def balance_thresholds(
             seed,
             progress=lambda i, th: log(f"  layer {i + 1}/{len(roles)} ({roles[i]}): th = {th:.4g}"),
         )
-    peaks = ActivationPeaks(o.percentile if o.norm == "percentile" else None, per_channel=o.norm == "channel")
+    peaks = ActivationPeaks(o.percentile if o.norm == "percentile" else None, per_channel=o.norm == "channel",
+                            samples=len(x_cal))
     for x in x_cal.split(CALIB_BATCH):
         peaks.update(ann, x)
     found = peaks.peaks()
