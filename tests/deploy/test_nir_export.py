@@ -23,7 +23,7 @@ from deepspike.neurons import IF
 from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
-from deepspike.deploy import export_run, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy import export_run, from_nir, read_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.nir_export import check_dt  # noqa: E402
 
 
@@ -374,3 +374,25 @@ def test_a_dt_past_float32_is_refused_in_one_line_without_a_warning(dt):
         warnings.simplefilter("error")
         with pytest.raises(ConfigError, match=r"^dt must be a finite number of seconds > 0"):
             check_dt(dt)
+
+
+def test_a_graph_holding_zero_dimensional_arrays_is_written_and_reads_back_the_same(tmp_path):
+    """Norse's export holds a LIF's v_reset as a 0-d array, which nir.write could not store (h5py: 'Scalar datasets
+    don't support chunk/filter options', a traceback from write_nir); it is written as a scalar, read back as one."""
+    ones = np.ones(3, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "fc": nir.Affine(weight=np.array([[1.0, 0.5], [0.2, 0.9], [0.7, 0.7]], np.float32), bias=0 * ones),
+             "lif": nir.LIF(tau=np.array(2e-3), r=np.array(1.0), v_leak=np.array(0.0), v_threshold=np.array(0.8),
+                            v_reset=np.array(0.0)),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    # scalar constants for a layer of 3 neurons, the types saying so (as Norse's traced graph does)
+    nodes["lif"].input_type, nodes["lif"].output_type = {"input": np.array([3])}, {"output": np.array([3])}
+    names = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": 1e-3}, type_check=False)
+    path = write_nir(graph, tmp_path / "scalars.nir")
+    back = read_nir(path).nodes["lif"]
+    assert [float(np.asarray(getattr(back, k))) for k in ("tau", "v_threshold", "v_reset")] == [2e-3, 0.8, 0.0]
+    assert np.ndim(graph.nodes["lif"].v_reset) == 0  # the caller's graph is left alone
+    x = (torch.rand(30, 2, 2, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with torch.no_grad():
+        assert torch.equal(from_nir(path)(x), from_nir(graph)(x))

@@ -572,9 +572,30 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
     check_finite(graph)
     path = Path(path)
     encoded = io.BytesIO()
-    nir.write(encoded, graph)
+    nir.write(encoded, _without_scalar_arrays(nir, graph))
     atomic_write(path, lambda f: f.write(encoded.getvalue()))
     return path
+
+
+def _without_scalar_arrays(nir, graph):
+    """``graph`` with every 0-d array field of its nodes (subgraphs included) as a numpy scalar, which ``nir.write``
+    stores as a scalar dataset and reads back as it reads a float: it cannot store a 0-d array (h5py: "Scalar datasets
+    don't support chunk/filter options"), which Norse's export writes (a LIF's ``v_reset``, beside 0-d tensors for
+    its other constants). Nodes are copied, ``graph`` is left alone."""
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            nodes[name] = _without_scalar_arrays(nir, node)
+            continue
+        scalars = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray) and v.ndim == 0}
+        if scalars:
+            node = copy.copy(node)
+            for key, value in scalars.items():
+                object.__setattr__(node, key, value[()])
+        nodes[name] = node
+    out = copy.copy(graph)
+    object.__setattr__(out, "nodes", nodes)
+    return out
 
 
 # The export options each kind of net reads (export_run); another one given would be ignored.
