@@ -110,6 +110,16 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
                                    for x, y in batches)
 
 
+def flat_when_flat(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Samples ``x [B, *sample]`` as ``[B, N]`` for a graph whose input is flat, ``[N]`` with ``N`` the values of a
+    sample (another tool's MLP on images: snnTorch, Norse, SpikingJelly and Sinabs nets take ``[64]`` for an 8 x 8
+    image, flattened row by row as ``torch.flatten`` does); else ``x`` as it is (a shape that does not fit is the
+    net's one-line error)."""
+    if len(input_shape) == 1 and x.dim() > 2 and x[0].numel() == input_shape[0]:
+        return x.flatten(1)
+    return x
+
+
 def check_outputs(out: torch.Tensor, decode: str, classes: int, num_classes: Any = None) -> None:
     """A one-line ``ConfigError`` unless the graph's output ``out`` is ``[T, B, K]`` with one neuron per class of
     the data set (``K = classes``), or for ``decode`` vote a file whose ``num_classes`` is the data set's (``K = G *
@@ -141,7 +151,7 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
     votes_for = meta.get("num_classes", classes)  # a vote file that does not say: the data set's classes
     with eval_pass(encoder):
         for x, y in limit_samples(batches, limit):
-            out = net(encoder(x, steps))
+            out = net(encoder(flat_when_flat(x, net.input_shape), steps))
             check_outputs(out, decode, classes, votes_for)
             correct += int((decided_class(out, decode, votes_for) == y).sum())
             n += len(y)
