@@ -133,3 +133,35 @@ def test_init_from_that_is_not_a_nir_file_is_one_line(value, message, capsys):
     assert main(["train", "method.name=stbp", f"method.init_from={value}", "train.epochs=1", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_file_whose_input_is_flat_starts_an_mlp_with_biases(tmp_path):
+    """Another tool's MLP takes [64] (no Flatten node) and has biases; before: 'has 4 layers ... the recipe's net 5'
+    (the recipe's Flatten unmatched), and the bias refused for want of model.args.bias."""
+    g = np.random.default_rng(6)
+    ones = np.ones(12, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc1": nir.Affine(weight=g.normal(0.1, 0.3, (12, 64)).astype(np.float32),
+                               bias=g.normal(0.0, 0.1, 12).astype(np.float32)),
+             "lif1": nir.LIF(tau=ones * np.float32(DT / 0.2), r=ones * np.float32(1 / 0.2), v_leak=0 * ones,
+                             v_threshold=ones * 0.7, v_reset=0 * ones, metadata={"reset": "subtract"}),
+             "fc2": nir.Affine(weight=g.normal(0.1, 0.5, (10, 12)).astype(np.float32),
+                               bias=g.normal(0.0, 0.1, 10).astype(np.float32)),
+             "lif2": nir.LIF(tau=ones[:10] * np.float32(DT / 0.2), r=ones[:10] * np.float32(1 / 0.2),
+                             v_leak=0 * ones[:10], v_threshold=ones[:10] * 0.7, v_reset=0 * ones[:10],
+                             metadata={"reset": "subtract"}),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    path = write_nir(nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT},
+                                  type_check=False), tmp_path / "flat.nir")
+    ours = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        model_args={"hidden": [12], "bias": True}, **NEURON).eval()
+    start_from_nir(path, ours)
+    x = _coded()
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    torch.testing.assert_close(spikes, simulated, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="the file's layer has a bias, the recipe's net has none"):
+        start_from_nir(path, _net())

@@ -17,7 +17,8 @@ both: the recipe's net as ``to_nir`` walks it, the file's as it was imported). E
 A neuron node's input gain ``c`` (NIR's ``r``, ``w_in``; the imported ``Scale`` before it) is folded into the weights
 before it, ``neuron(c (W x + b)) = neuron((c W) x + c b)``, when ``c`` is one value per output channel (per neuron
 of a ``Linear``); a gain on a pooled or recurrent input, or one that varies within a channel, is a one-line error.
-The net is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
+A file whose input is flat (``[N]``: another tool's MLP) pairs with the recipe's net after its ``Flatten``. The net
+is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     source = from_nir(path)
     ours = [m for m in chain_modules(model)[0] if not isinstance(m, SKIPPED)]
     theirs = _folded_gains(imported_chain(source)[0] if isinstance(source, NirNetwork) else [])
+    if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and theirs and not isinstance(
+            theirs[0][0], nn.Flatten):  # a file whose input is flat already (another tool's MLP): its first layer
+        ours = ours[1:]  # takes what the recipe's Flatten hands on (the weight shapes check the count)
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")

@@ -21,15 +21,17 @@ def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, .
     return tuple(sizes)
 
 
-def classifier_head(num_classes: int, hidden: Sequence[int], width: float, dropout: float = 0.0) -> list[Layer]:
+def classifier_head(num_classes: int, hidden: Sequence[int], width: float, dropout: float = 0.0,
+                    bias: bool = False) -> list[Layer]:
     """``Flatten``, then per hidden size ``Linear(scaled(h, width))`` (+ ``Dropout`` when ``dropout`` > 0),
-    then the ``num_classes`` output layer (``act=False``: the method decides the readout)."""
+    then the ``num_classes`` output layer (``act=False``: the method decides the readout); every ``Linear`` with a
+    bias when ``bias``."""
     layers: list[Layer] = [Flatten()]
     for h in hidden:
-        layers.append(Linear(scaled(int(h), width)))
+        layers.append(Linear(scaled(int(h), width), bias=bias))
         if dropout:
             layers.append(Dropout(dropout))
-    layers.append(Linear(num_classes, act=False))
+    layers.append(Linear(num_classes, act=False, bias=bias))
     return layers
 
 
