@@ -165,3 +165,42 @@ def test_a_file_whose_input_is_flat_starts_an_mlp_with_biases(tmp_path):
     torch.testing.assert_close(spikes, simulated, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="the file's layer has a bias, the recipe's net has none"):
         start_from_nir(path, _net())
+
+
+def _per_layer_and_per_neuron_graph() -> nir.NIRGraph:
+    """A 64-12-10 MLP whose hidden LIF neurons each have their own tau and threshold and whose output layer has
+    another decay than the hidden one (k = 1 - dt/tau)."""
+    g = np.random.default_rng(8)
+    tau = (DT / g.uniform(0.1, 0.5, 12)).astype(np.float32)  # k from 0.5 to 0.9, per neuron
+    ones = np.ones(12, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc1": nir.Affine(weight=g.normal(0.1, 0.3, (12, 64)).astype(np.float32), bias=0 * ones),
+             "lif1": nir.LIF(tau=tau, r=tau / DT, v_leak=0 * ones, v_threshold=g.uniform(0.5, 1.0, 12).astype(
+                 np.float32), v_reset=0 * ones, metadata={"reset": "subtract", "fires": "v >= threshold"}),
+             "fc2": nir.Affine(weight=g.normal(0.1, 0.5, (10, 12)).astype(np.float32), bias=0 * ones[:10]),
+             "lif2": nir.LIF(tau=ones[:10] * np.float32(DT / 0.4), r=ones[:10] * np.float32(1 / 0.4),
+                             v_leak=0 * ones[:10], v_threshold=ones[:10] * 0.7, v_reset=0 * ones[:10],
+                             metadata={"reset": "subtract", "fires": "v >= threshold"}),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT}, type_check=False)
+
+
+def test_a_plif_recipe_takes_decays_and_thresholds_that_differ_by_layer_and_neuron(tmp_path):
+    path = write_nir(_per_layer_and_per_neuron_graph(), tmp_path / "varied.nir")
+    options = dict(neuron="plif", neuron_params="neuron", learn_threshold=True, reset="subtract")
+    ours = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        model_args={"hidden": [12], "bias": True}, **options).eval()
+    start_from_nir(path, ours)
+    x = _coded(steps=40, batch=6)
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    # PLIF's k = 1 - sigmoid(w) and its input scale 1 - k, undone in the weights, are the file's to float32 rounding
+    assert float((spikes == simulated).float().mean()) > 0.995
+    with pytest.raises(ConfigError, match="the file's decay differs within a layer: set method.neuron_params=channel "
+                                          "or neuron"):
+        start_from_nir(path, create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                                          model_args={"hidden": [12], "bias": True}, neuron="plif",
+                                          reset="subtract"))

@@ -12,6 +12,9 @@ both: the recipe's net as ``to_nir`` walks it, the file's as it was imported). E
                                         is float32 in the file), else a one-line error naming the recipe keys
     CubaLIF <-> synaptic neurons        as above and the current's decay
     LI / I <-> a membrane readout       the integrator's decay
+    IF / LIF <-> PLIF, learnt threshold the file's decays and thresholds, which may differ between layers, channels or
+                                        neurons, become the learnt ones (``method.neuron=plif``, ``learn_threshold``,
+                                        ``neuron_params``), PLIF's input scale ``1 - k`` undone in the weights
     recurrent layer <-> rsnn layer      its feed-forward and recurrent weights, its neurons as above
 
 A neuron node's input gain ``c`` (NIR's ``r``, ``w_in``; the imported ``Scale`` before it) is folded into the weights
@@ -38,6 +41,7 @@ from deepspike.deploy.nir_modules import Integrator, NirNetwork, Scale
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.neurons.heterogeneous import HeterogeneousLIF
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.synaptic import SynapticLIF
 
@@ -59,8 +63,14 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")
     with torch.no_grad():
+        previous = None
         for i, (mine, (its, gain)) in enumerate(zip(ours, theirs)):
-            _copy(mine, its, gain, f"method.init_from: {path}: layer {i} ({type(its).__name__})")
+            where = f"method.init_from: {path}: layer {i} ({type(its).__name__})"
+            if isinstance(mine, LearnableLIF):
+                _start_learnable(mine, its, previous, where)
+            else:
+                _copy(mine, its, gain, where)
+            previous = mine
 
 
 def _names(mods: list) -> str:
@@ -144,6 +154,9 @@ def _channel_gain(gain: torch.Tensor | None, channels: int, where: str) -> torch
 
 
 def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
+    if isinstance(mine.neuron, LearnableLIF):
+        raise ConfigError(f"{where}: a recurrent layer of learnable (PLIF) neurons does not start from a file; use "
+                          "method.neuron=lif with the file's decay and threshold")
     ours, theirs = leaf_modules(mine.feedforward), leaf_modules(its.feedforward)
     if len(ours) != len(theirs):
         raise ConfigError(f"{where}: the recurrent layers differ ({_names(theirs)} vs {_names(ours)})")
@@ -179,6 +192,73 @@ def _constants(neuron: nn.Module, where: str) -> dict:
     syn = neuron.syn_decay if isinstance(neuron, SynapticLIF) else None
     return {"decay": params.decay, "threshold": params.threshold, "reset": params.reset,
             "syn_decay": None if syn is None else float(syn)}
+
+
+def _start_learnable(mine: LearnableLIF, its: nn.Module, previous: nn.Module | None, where: str) -> None:
+    """A recipe's PLIF / learnt-threshold layer (``method.neuron=plif``, ``learn_threshold``, ``neuron_params``)
+    started from the file's neurons, whose constants may differ between layers, channels or neurons: its learnt
+    decay ``k = 1 - sigmoid(w)`` (``w = log((1 - k) / k)``) and threshold take the file's at the layer's
+    granularity; a learnt decay scales the input by ``1 - k``, which the weights straight before it undo
+    (``W / (1 - k)`` per output channel). What is not learnt must equal the file's."""
+    k, th, reset = _neuron_tensors(its, where)
+    if reset != mine.fixed.reset:
+        raise ConfigError(f"{where}: the file's neurons reset by {reset!r}, the recipe's by {mine.fixed.reset!r}: set "
+                          f"method.reset={reset}")
+    if mine.w is not None:
+        k = _granular(k, mine, "decay", where)
+        if not bool(((k > 0) & (k < 1)).all()):
+            raise ConfigError(f"{where}: a learnt decay lies in (0, 1), the file's neurons have {float(k.min()):.6g} "
+                              f"to {float(k.max()):.6g}")
+        mine.w.copy_(torch.log((1 - k) / k))
+        if not isinstance(previous, WEIGHTED):
+            raise ConfigError(f"{where}: a PLIF layer scales its input by 1 - k, which only a weighted layer straight "
+                              "before it can undo")
+        c = _channel_gain(1 - k, previous.weight.shape[0], where)
+        previous.weight.div_(c.reshape(-1, *([1] * (previous.weight.dim() - 1))))
+        if previous.bias is not None:
+            previous.bias.div_(c)
+    elif not bool(torch.isclose(k, torch.tensor(mine.fixed.decay), rtol=RTOL, atol=0.0).all()):
+        raise ConfigError(f"{where}: the file's neurons have decays {float(k.min()):.6g} to {float(k.max()):.6g}, the "
+                          f"recipe's {mine.fixed.decay:.6g} (method.decay; method.neuron=plif learns one per "
+                          "method.neuron_params)")
+    if mine.threshold is not None:
+        mine.threshold.copy_(_granular(th, mine, "threshold", where))
+    elif not bool(torch.isclose(th, torch.tensor(mine.fixed.threshold), rtol=RTOL, atol=0.0).all()):
+        raise ConfigError(f"{where}: the file's thresholds are {float(th.min()):.6g} to {float(th.max()):.6g}, the "
+                          f"recipe's {mine.fixed.threshold:.6g} (method.threshold; method.learn_threshold=true learns "
+                          "them)")
+
+
+def _neuron_tensors(its: nn.Module, where: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(k, th, reset)`` of the file's neuron layer without a synaptic current (one per layer ``()``, or broadcasting
+    against its neurons)."""
+    if isinstance(its, SpikingNeuron):
+        return torch.tensor(its.params.decay), torch.tensor(its.params.threshold), its.params.reset
+    if isinstance(its, HeterogeneousLIF) and its.syn_decay is None:
+        return its.decay.clone(), its.threshold.clone(), its.fixed.reset
+    raise ConfigError(f"{where}: a learnable (PLIF) layer of the recipe takes the file's IF/LIF neurons, not "
+                      f"{type(its).__name__}")
+
+
+def _granular(values: torch.Tensor, mine: LearnableLIF, what: str, where: str) -> torch.Tensor:
+    """``values`` as the learnable layer's parameter: one per layer ``()``, per channel ``[C]`` or per neuron
+    (``mine.neurons``); a one-line ``ConfigError`` when they differ within what shares one value."""
+    if mine.neurons is not None:
+        try:
+            return torch.broadcast_to(values, mine.neurons).clone()
+        except RuntimeError:
+            raise ConfigError(f"{where}: the file's {what} {list(values.shape)} does not fit the layer's neurons "
+                              f"{list(mine.neurons)}") from None
+    flat = values.reshape(-1)
+    if bool((flat == flat[0]).all()):
+        return flat[0].expand(mine.channels).clone() if mine.channels else flat[0].clone()
+    if mine.channels and values.dim() and values.shape[0] == mine.channels:
+        rows = values.reshape(mine.channels, -1)
+        if bool((rows == rows[:, :1]).all()):
+            return rows[:, 0].clone()
+    finer = "neuron" if mine.channels else "channel or neuron"
+    raise ConfigError(f"{where}: the file's {what} differs within a {'channel' if mine.channels else 'layer'}: set "
+                      f"method.neuron_params={finer}")
 
 
 def _same(a, b) -> bool:
