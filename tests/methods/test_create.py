@@ -17,3 +17,11 @@ def test_an_input_shape_that_is_no_list_of_sizes_is_one_line(shape):
 def test_a_list_input_shape_builds_the_net():
     net = create_model("mlp", method="ann", input_shape=[64], model_args={"hidden": [8]})
     assert net(torch.rand(2, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("key, value", [("width", 2.0), ("num_classes", 3), ("input_shape", (64,))])
+def test_a_core_argument_in_model_args_is_one_line(key, value):
+    """``model_args={"width": 2}`` beside the width of its own was a TypeError ('got multiple values for keyword
+    argument 'width'') before the registry's refusal was reached."""
+    with pytest.raises(ConfigError, match=f"^model_args.{key} is not a model option: "):
+        create_model("mlp", method="ann", model_args={key: value})

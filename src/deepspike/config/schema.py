@@ -23,6 +23,7 @@ from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, shown_value
 from deepspike.data.augment import Augment
+from deepspike.models.registry import refuse_core_args
 
 # Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
 # ``data.args`` holds the data set's own options only.
@@ -43,6 +44,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.width > 0, "model.width", self.width, "> 0")
+        refuse_core_args(self.args)
 
 
 @dataclass(frozen=True)

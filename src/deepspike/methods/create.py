@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deepspike.methods.registry import get_method
 from deepspike.models import create_architecture, get_model_entry
-from deepspike.models.registry import check_input_shape
+from deepspike.models.registry import check_input_shape, refuse_core_args
 from deepspike.models.spec import Shape
 
 
@@ -22,6 +22,7 @@ def create_model(
     ``model_args`` go to the architecture factory, ``method_options`` to the method (time steps, neuron
     parameters, ...). Returns the method's ``nn.Module``: images ``[B, C, H, W]`` -> method outputs.
     """
+    refuse_core_args(model_args or {}, "model_args")
     chosen = get_method(method, method_options)
     shape = get_model_entry(name).default_input_shape if input_shape is None else check_input_shape(name, input_shape)
     return chosen.build(create_architecture(name, num_classes, chosen.input_shape(shape), width, **(model_args or {})))

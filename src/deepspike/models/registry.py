@@ -114,6 +114,17 @@ MAY_BE_EMPTY = ("hidden",)
 
 CORE_ARGS = ("num_classes", "input_shape", "width")
 """The arguments every factory takes from the recipe's other keys, never from ``model.args``."""
+CORE_ARG_SOURCES = {"num_classes": "the data set sets it", "input_shape": "the data set sets it",
+                    "width": "set model.width instead"}
+"""Where each of ``CORE_ARGS`` comes from, for the refusal of one given in ``model.args``."""
+
+
+def refuse_core_args(args, where: str = "model.args") -> None:
+    """A one-line ``ConfigError`` when ``args`` (``model.args``) holds one of ``CORE_ARGS``: passed on beside the
+    recipe's own value, it was a TypeError ('got multiple values for keyword argument')."""
+    clash = sorted(set(args) & set(CORE_ARGS))
+    if clash:
+        raise ConfigError(f"{where}.{clash[0]} is not a model option: {CORE_ARG_SOURCES[clash[0]]}")
 
 
 def _check_signature(name: str, factory: Callable) -> None:
