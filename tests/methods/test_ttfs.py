@@ -126,3 +126,11 @@ def test_an_alpha_below_float32s_smallest_normal_is_refused_at_load(method, alph
     with pytest.raises(ConfigError, match=rf"^bad value {alpha!r} for method.alpha: expected in \[1.175e-38, "):
         get_method(method, {"alpha": alpha})
     assert get_method(method, {"alpha": 1.2e-38}).options.alpha == 1.2e-38
+
+@pytest.mark.parametrize("method", ["ttfs", "stdbp", "ttfs_window"])
+@pytest.mark.parametrize("init_from", ["", "  "])
+def test_an_empty_init_from_is_refused_not_taken_as_no_run(method, init_from):
+    """``method.init_from=`` (empty text) trained from scratch in silence, as if no run had been named."""
+    with pytest.raises(ConfigError, match=r"^bad value '\s*' for method.init_from: expected a run directory to start "
+                                          r"from, or null \(empty text named no run and started from scratch\)$"):
+        get_method(method, {"init_from": init_from})

@@ -16,6 +16,9 @@ from torch import nn
 
 from deepspike.models.spec import Architecture
 
+INIT_FROM_EXPECTED = "a run directory to start from, or null (empty text named no run and started from scratch)"
+"""What ``method.init_from`` of a method that starts from runs expects (its refusal of empty text)."""
+
 
 class Method(ABC):
     """Base class; subclasses set ``name``, ``Options`` (a dataclass) and implement ``build``/``loss``."""

@@ -32,7 +32,7 @@ from deepspike.coding.ttfs_input import CODINGS, TTFSInput
 from deepspike.core.errors import unknown_choice
 from deepspike.core.options import FLOAT32_MAX, check_ranges
 from deepspike.layers.neuron_kinds import ttfs_neuron_layers
-from deepspike.methods.base import Method
+from deepspike.methods.base import INIT_FROM_EXPECTED, Method
 from deepspike.methods.registry import register_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_network, init_from_ann
@@ -106,6 +106,7 @@ class TtfsOptions:
             (0 < self.init_scale <= FLOAT32_MAX, "init_scale", f"> 0 and at most float32's {FLOAT32_MAX:.4g}"),
             (abs(self.t_silent) <= FLOAT32_MAX, "t_silent", f"a time of float32's range (|t| <= {FLOAT32_MAX:.4g})"),
             (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"),
+            (self.init_from is None or self.init_from.strip() != "", "init_from", INIT_FROM_EXPECTED),
         )
         check_ranges(self, checks)
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, check_ranges
-from deepspike.methods.base import Method
+from deepspike.methods.base import INIT_FROM_EXPECTED, Method
 from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.registry import register_method
 from deepspike.methods.window_measures import window_measures
@@ -59,7 +59,8 @@ class TtfsWindowOptions:
                   (0 <= self.spike_cost <= FLOAT32_MAX, "spike_cost", f">= 0 and at most {FLOAT32_MAX:.4g}"),
                   (self.spike_cost_cap is None or tiny <= self.spike_cost_cap <= 1, "spike_cost_cap",
                    f"in [{tiny:.4g}, 1] (x / cap in float32: a subnormal cap is 0 there) or null"),
-                  (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"))
+                  (self.measure_batches is None or self.measure_batches >= 1, "measure_batches", ">= 1 or null"),
+                  (self.init_from is None or self.init_from.strip() != "", "init_from", INIT_FROM_EXPECTED))
         check_ranges(self, checks)
 
 
