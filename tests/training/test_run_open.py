@@ -15,7 +15,7 @@ import pytest
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError, WriteError
-from deepspike.training.run_open import RESUMABLE_KEYS, changed_keys
+from deepspike.training.run_open import RESUMABLE_KEYS, changed_keys, config_digest
 from deepspike.training.runs import RUN_FILES, RunDir, load_checkpoint
 from deepspike.training.trainer import Trainer
 
@@ -344,6 +344,32 @@ def test_resume_refuses_a_config_yaml_edited_since_the_checkpoint(tmp_path, caps
     checkpoint = load_checkpoint(other / "checkpoint.pt")
     assert len(checkpoint["config_sha256"]) == 64
     assert main(["train", "--out", str(other), "--resume", "train.epochs=2", "train.progress=false"]) == 0
+
+
+@pytest.mark.parametrize("saved, given", [
+    ("optim.weight_decay=-0.0", "optim.weight_decay=0.0"),
+    ("data.args.size=1", "data.args.size=1.0"),
+    ("data.args.size=1", "data.args.size=true"),
+    ("optim.weight_decay=0.0", "optim.weight_decay=0"),
+])
+def test_changed_keys_tells_values_apart_as_the_checkpoints_config_digest_does(saved, given):
+    """changed_keys compared with ==, the digest hashed JSON: -0.0 and 0.0 (1 and 1.0, 1 and true) passed the first
+    and failed the second, so the resume was refused as 'edited since, or the checkpoint copied from another run'."""
+    a, b = load_config(None, [*QUICK, saved]), load_config(None, [*QUICK, given])
+    assert (changed_keys(a, b) == []) == (config_digest(a) == config_digest(b))
+
+
+def test_a_resume_changing_zeros_sign_names_the_key(tmp_path, capsys):
+    """Measured: a run trained with optim.weight_decay=-0.0, resumed with 0.0, was refused as a checkpoint 'trained
+    with another config than config.yaml (edited since, or ... copied from another run)'."""
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "optim.weight_decay=-0.0", "--out", str(run)]) == 0
+    before = _snapshot(run)
+    line = _one_line_error(capsys, ["train", *QUICK, "optim.weight_decay=0.0", "train.epochs=2", "--out", str(run),
+                                    "--resume"])
+    assert line.startswith("deepspike: error: --resume cannot change optim.weight_decay (the run was trained with")
+    assert _snapshot(run) == before
+    assert main(["train", *QUICK, "optim.weight_decay=-0.0", "train.epochs=2", "--out", str(run), "--resume"]) == 0
 
 
 def test_an_stdp_run_may_train_on_for_more_epochs(tmp_path):

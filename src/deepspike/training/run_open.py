@@ -134,7 +134,14 @@ def config_digest(config: RunConfig) -> str:
     as ``config_sha256``, so that a resume finds a ``config.yaml`` edited since, or a checkpoint copied from another
     run (``check_checkpoint_config``)."""
     flat = {k: v for k, v in _flat(_sections(config)).items() if k not in RESUMABLE_KEYS}
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=repr).encode()).hexdigest()
+    return hashlib.sha256(_encoded(flat).encode()).hexdigest()
+
+
+def _encoded(value: Any) -> str:
+    """``value`` as ``config_digest`` hashes it (sorted JSON): two values are the same config value when their
+    encodings are equal (``changed_keys`` compares by it, so that the two agree: ``-0.0`` is not ``0.0``, nor ``1``
+    ``1.0`` or ``True`` in ``model.args``)."""
+    return json.dumps(value, sort_keys=True, default=repr)
 
 
 def check_checkpoint_config(run: RunDir, config: RunConfig, state: dict[str, Any]) -> None:
@@ -148,12 +155,12 @@ def check_checkpoint_config(run: RunDir, config: RunConfig, state: dict[str, Any
 
 
 def changed_keys(a: RunConfig, b: RunConfig) -> list[str]:
-    """Dotted keys (``optim.lr``, ``model.args.hidden``) whose values differ between ``a`` and ``b``."""
+    """Dotted keys (``optim.lr``, ``model.args.hidden``) whose values differ between ``a`` and ``b``, as
+    ``config_digest`` tells values apart (``_encoded``): a key it would hash differently is named here, not found
+    later as a checkpoint "trained with another config"."""
     flat_a, flat_b = _flat(_sections(a)), _flat(_sections(b))
-    return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k, _MISSING) != flat_b.get(k, _MISSING))
-
-
-_MISSING = object()
+    return sorted(k for k in flat_a.keys() | flat_b.keys()
+                  if k not in flat_a or k not in flat_b or _encoded(flat_a[k]) != _encoded(flat_b[k]))
 
 
 def _sections(config: RunConfig) -> dict[str, Any]:
