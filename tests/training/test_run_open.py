@@ -289,6 +289,22 @@ def test_a_checkpoint_past_its_metrics_log_is_refused(tmp_path, capsys):
                          "files do not belong together")
 
 
+@pytest.mark.parametrize("epochs", [[1, 1], [2, 1], [1, 1, 2]])
+def test_a_metrics_log_repeating_or_reordering_epochs_is_refused_on_resume(tmp_path, capsys, epochs):
+    """A log [1, 1] under a checkpoint at epoch 2 passed (two lines for two epochs, counted, not told apart) and the
+    resumed run logged [1, 1, 3]; nothing is written now."""
+    run = tmp_path / "R"
+    assert main(["train", *QUICK, "train.epochs=2", "--out", str(run)]) == 0
+    line = (run / "metrics.jsonl").read_text().splitlines()[0]
+    (run / "metrics.jsonl").write_text("".join(line.replace('"epoch": 1', f'"epoch": {e}') + "\n" for e in epochs))
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == epochs
+    before = _snapshot(run)
+    line = _one_line_error(capsys, ["train", "--out", str(run), "--resume", "train.epochs=3"])
+    assert line.endswith(f"{run / 'metrics.jsonl'} logs epochs {epochs} up to the checkpoint's epoch 2, not each of "
+                         "1 to 2 once in order: the log is damaged")
+    assert _snapshot(run) == before
+
+
 def test_an_emptied_run_config_is_refused_by_eval_and_resume(tmp_path, capsys):
     run = tmp_path / "R"
     assert main(["train", *QUICK, "--out", str(run)]) == 0

@@ -24,6 +24,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.options import shown_value
 from deepspike.training.epoch import epoch_scheduled
 from deepspike.training.runs import RunDir
 
@@ -87,11 +88,15 @@ def check_epoch_schedules(saved: RunConfig, config: RunConfig, model) -> None:
 def check_resumed_epochs(run: RunDir, config: RunConfig, epochs_done: int) -> None:
     """A one-line error, before anything is written, when the checkpoint's ``epochs_done`` is past what the run's
     metrics log holds (the log gets each epoch before its checkpoint: the files do not belong together) or past
-    ``train.epochs`` (a run cannot be trained back to fewer epochs)."""
-    logged = len(run.metrics.read())
-    if epochs_done > logged:
+    ``train.epochs`` (a run cannot be trained back to fewer epochs), or when the lines the resume keeps (epochs up
+    to ``epochs_done``) are not each epoch 1 .. ``epochs_done`` once, in order (a repeated epoch was kept)."""
+    kept = [record["epoch"] for record in run.metrics.read() if record["epoch"] <= epochs_done]
+    if epochs_done > len(kept):
         raise DataCorruptError(f"{run.checkpoint_path} is at epoch {epochs_done} but {run.metrics.path} logs "
-                               f"{logged} epochs: the run's files do not belong together")
+                               f"{len(kept)} epochs: the run's files do not belong together")
+    if kept != list(range(1, epochs_done + 1)):
+        raise DataCorruptError(f"{run.metrics.path} logs epochs {shown_value(kept)} up to the checkpoint's epoch "
+                               f"{epochs_done}, not each of 1 to {epochs_done} once in order: the log is damaged")
     if epochs_done > config.train.epochs:
         raise ConfigError(f"--resume with train.epochs={config.train.epochs}: {run.path} has trained {epochs_done} "
                           f"epochs already; give train.epochs >= {epochs_done}, or train a new run")
