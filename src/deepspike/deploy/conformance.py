@@ -36,14 +36,16 @@ from deepspike.training.reload import check_delays_to_round, load_run
 
 
 def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
-    """The difference between two spike tensors of the same shape ``[T, B, ...]`` (module docstring)."""
+    """The difference between two spike tensors of the same shape ``[T, B, ...]`` (module docstring); the spike
+    counts are the non-zero entries (spike events), whatever value a spike carries (a converted net's carry its
+    threshold)."""
     if tuple(ours.shape) != tuple(theirs.shape):
         return {"equal": False, "error": f"output shape {tuple(theirs.shape)} != {tuple(ours.shape)}"}
     diff = ours.float() != theirs.float()
     steps = diff.flatten(1).any(dim=1).nonzero()
     return {"equal": not bool(diff.any()), "differing": int(diff.sum()), "fraction": float(diff.float().mean()),
-            "first_step": int(steps[0]) if len(steps) else None, "spikes_ours": int(ours.sum()),
-            "spikes_theirs": int(theirs.float().sum())}
+            "first_step": int(steps[0]) if len(steps) else None, "spikes_ours": int(ours.count_nonzero()),
+            "spikes_theirs": int(theirs.count_nonzero())}
 
 
 def check_tool(tool: str, model, x: torch.Tensor, dt: float = DEFAULT_DT, round_delays: bool = False) -> dict:
