@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -202,8 +204,11 @@ def test_nodes_named_like_a_state_leave_the_states_their_own_names(names):
 def test_the_models_metadata_is_the_graphs_with_the_dt_it_was_written_with():
     graph = _every_node_graph()
     graph.metadata.update(encoder=b"poisson", timesteps=np.int64(7), input_mean=np.array([0.25, 0.5]))
-    props = {p.key: p.value for p in nir_to_onnx(graph, dt=DT / 2).metadata_props}
+    model = nir_to_onnx(graph, dt=DT / 2)
+    props = {p.key: p.value for p in model.metadata_props}
+    states = json.loads(props.pop("deepspike.states"))  # which inputs are states, each with its output
     assert props == {"dt": "0.0005", "encoder": "poisson", "timesteps": "7", "input_mean": "[0.25, 0.5]"}
+    assert states == {v.name: "next." + v.name[len("state."):] for v in model.graph.input[1:]} != {}
     assert {p.key: p.value for p in nir_to_onnx(graph).metadata_props}["dt"] == "0.001"  # the graph's own
 
 

@@ -72,6 +72,23 @@ def test_a_graph_with_two_inputs_is_written_and_its_check_says_why_it_was_skippe
     assert "2 Input nodes" in summary["verified"]["skipped"] and set(summary["inputs"]) == {"a", "b"}
 
 
+def test_a_graph_whose_input_and_output_are_named_like_a_state_pair_exports_and_verifies(tmp_path, capsys):
+    """Input ``state.x`` and Output ``next.x``: the file was written, then the command exited 2 ('this model has 0'
+    data inputs) and the summary listed the data input as a state."""
+    ones = np.ones(3, dtype=np.float32)
+    nodes = {"state.x": nir.Input(input_type={"input": np.array([3])}),
+             "if": nir.IF(r=ones / DT, v_threshold=ones, v_reset=0 * ones),
+             "next.x": nir.Output(output_type={"output": np.array([3])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("state.x", "if"), ("if", "next.x")], metadata={"dt": DT},
+                         type_check=False)
+    source = write(graph, tmp_path / "named.nir")
+    assert main(["export", str(source), "--onnx", str(tmp_path / "named.onnx")]) == 0
+    summary = json.loads(capsys.readouterr().out)["onnx"]
+    assert summary["inputs"] == {"state.x": ["batch", 3]} and summary["outputs"] == {"next.x": ["batch", 3]}
+    assert summary["states"] == {"state.if.v": ["batch", 3]}
+    assert summary["verified"]["equal"] and summary["verified"]["spikes_ours"] > 0
+
+
 def test_a_dt_of_true_for_a_nir_file_is_refused(tmp_path):
     # ds.export(file, onnx=..., dt=True) wrote a model stepping 1 s (bool is an int); a run's export (check_dt) too
     source = write(tiny_graph(), tmp_path / "tiny.nir")

@@ -29,13 +29,13 @@ def _lif(n: int):
                    v_reset=np.zeros(n))
 
 
-def _graph(output: str = "output", second_input: bool = False) -> nir.NIRGraph:
-    """input [4] -> linear [3] -> lif -> ``output``; with ``second_input`` an Input ``b`` [2] -> linear joins."""
+def _graph(output: str = "output", second_input: bool = False, source: str = "input") -> nir.NIRGraph:
+    """``source`` [4] -> linear [3] -> lif -> ``output``; with ``second_input`` an Input ``b`` [2] -> linear joins."""
     rng = np.random.default_rng(2)
-    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+    nodes = {source: nir.Input(input_type={"input": np.array([4])}),
              "w": nir.Linear(weight=rng.normal(size=(3, 4)).astype(np.float32)), "lif": _lif(3),
              output: nir.Output(output_type={"output": np.array([3])})}
-    edges = [("input", "w"), ("w", "lif"), ("lif", output)]
+    edges = [(source, "w"), ("w", "lif"), ("lif", output)]
     if second_input:
         nodes |= {"b": nir.Input(input_type={"input": np.array([2])}),
                   "wb": nir.Linear(weight=rng.normal(size=(3, 2)).astype(np.float32))}
@@ -55,6 +55,38 @@ def test_an_output_named_like_a_state_is_not_fed_back_as_one():
     assert [o.name for o in step.get_outputs()] == ["next.lif.v", "next.lif.v_1"]
     assert 0 < expected.sum() < expected.numel()
     assert torch.equal(run_onnx(step, x), expected)
+
+
+@pytest.mark.parametrize("form", ["step", "sequence"])
+def test_an_input_and_output_named_like_a_state_pair_are_data_not_a_state(form):
+    """An Input ``state.x`` with an Output ``next.x`` was taken for a state by its names: run_onnx refused the model
+    as having no data input (and ``export FILE.nir --onnx`` exited 2 after writing it). The model's metadata now
+    says which inputs are states."""
+    graph = _graph(output="next.x", source="state.x")
+    x = _spikes(3, 30, 2, 4)
+    expected = GraphSimulator.rate_coded(graph).run({"state.x": x})["next.x"].float()
+    model = nir_to_onnx(graph, form=form)
+    states = {"step": '{"state.lif.v": "next.lif.v"}', "sequence": "{}"}[form]
+    assert {p.key: p.value for p in model.metadata_props}["deepspike.states"] == states
+    assert 0 < expected.sum() < expected.numel()
+    assert torch.equal(run_onnx(onnx_session(model), x), expected)
+
+
+@pytest.mark.parametrize("states", ["[1]", '{"state.lif.v": "nowhere"}', "not json"])
+def test_a_states_key_not_naming_the_models_inputs_and_outputs_is_refused(states):
+    model = nir_to_onnx(_graph())
+    next(p for p in model.metadata_props if p.key == "deepspike.states").value = states
+    assert "the model's metadata 'deepspike.states' is not an object of its input and output names" in _refused(
+        onnx_session(model), _spikes(4, 5, 2, 4))
+
+
+def test_a_model_without_the_states_key_takes_its_states_by_name():
+    """Files written before the key: the inputs ``state.X`` with an output ``next.X`` are its states."""
+    graph = _graph()
+    model = nir_to_onnx(graph)
+    del model.metadata_props[:]
+    x = _spikes(5, 20, 2, 4)
+    assert torch.equal(run_onnx(onnx_session(model), x), GraphSimulator.rate_coded(graph).run({"input": x})["output"])
 
 
 def _refused(session, x: torch.Tensor) -> str:

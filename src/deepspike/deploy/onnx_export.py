@@ -21,9 +21,10 @@ The graph is float32 unless ``dtype="float64"``, which reproduces the float64 si
 convolution or sum pool sums in another order, so real values after one differ by about 1e-15);
 a float32 model differs from deepspike's float32 net only where a membrane lies within float rounding of a
 threshold (``deploy.conformance`` counts such spikes). The model's ``metadata_props`` carry the graph's metadata
-(``metadata_props``: the input coding, ``timesteps``, ``decode``, ``input_mean``/``input_std``) and the ``dt`` it
-was written with. Unsupported nodes and graphs are one-line errors, and so
-is a net whose constants do not fit the 2 GiB of one ONNX file.
+(``metadata_props``: the input coding, ``timesteps``, ``decode``, ``input_mean``/``input_std``), the ``dt`` it
+was written with and which inputs are states (``onnx_run.STATES_KEY``: an Input node may be named ``state.X``).
+Unsupported nodes and graphs are one-line errors, and so is a net whose constants do not fit the 2 GiB of one ONNX
+file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from deepspike.deploy.nir_delays import DelayLine
 from deepspike.deploy.nir_import import _plain, _step
 from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky
 from deepspike.deploy.onnx_ops import IR_VERSION, OPSET, GraphBuilder, check_supported, stateless, value_info
+from deepspike.deploy.onnx_run import STATES_KEY
 from deepspike.deploy.onnx_state import StepStates, cuba_step, delay_step, leaky_step
 
 FORMS = ("step", "sequence")
@@ -198,8 +200,9 @@ def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", sign
     if isinstance(graph, nir.NIRNode) and not isinstance(graph, nir.NIRGraph):
         raise ConfigError(f"ONNX export: expected a NIR graph, got a single {type(graph).__name__} node")
     sim = _simulator(graph, dt, integration, signals)
+    states = []
     if form == "step":
-        onnx_graph, _ = _step_model(sim, GraphBuilder(np.dtype(dtype)))
+        onnx_graph, states = _step_model(sim, GraphBuilder(np.dtype(dtype)))
     else:
         onnx_graph = _sequence_model(sim, dtype)
     b_onnx = GraphBuilder(np.dtype(dtype)).onnx
@@ -207,7 +210,8 @@ def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", sign
                                      producer_name="deepspike", ir_version=IR_VERSION)
     model.doc_string = (f"deepspike: NIR graph as ONNX, form={form}, dt={sim.dt:g} s, integration={integration}, "
                         f"signals={signals}; states start at zeros")
-    b_onnx.helper.set_model_props(model, metadata_props(graph, sim.dt))
+    pairs = strict_json({s.source: s.target for s in states})  # which inputs are states: not read from their names
+    b_onnx.helper.set_model_props(model, {**metadata_props(graph, sim.dt), STATES_KEY: pairs})
     b_onnx.checker.check_model(model)
     return model
 

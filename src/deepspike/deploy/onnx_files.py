@@ -27,7 +27,7 @@ from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
 from deepspike.deploy.onnx_ops import OPSET, require_onnx
-from deepspike.deploy.onnx_run import onnx_session, run_onnx
+from deepspike.deploy.onnx_run import onnx_session, run_onnx, state_pairs
 from deepspike.layers.delays import round_all_delays_
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 from deepspike.training.pretrained import load_pretrained, zoo_card
@@ -66,9 +66,11 @@ def model_summary(model, path: Path, form: str) -> dict:
     summary = {"onnx": str(path), "form": form, "opset": OPSET, "bytes": path.stat().st_size}
     if form == "sequence":
         return {**summary, "inputs": shapes(graph.input), "outputs": shapes(graph.output)}
-    return {**summary, "inputs": shapes([v for v in graph.input if not v.name.startswith("state.")]),
-            "outputs": shapes([v for v in graph.output if not v.name.startswith("next.")]),
-            "states": shapes([v for v in graph.input if v.name.startswith("state.")])}
+    states = state_pairs({p.key: p.value for p in model.metadata_props}, [v.name for v in graph.input],
+                         [v.name for v in graph.output])
+    return {**summary, "inputs": shapes([v for v in graph.input if v.name not in states]),
+            "outputs": shapes([v for v in graph.output if v.name not in states.values()]),
+            "states": shapes([v for v in graph.input if v.name in states])}
 
 
 def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: str = "step",

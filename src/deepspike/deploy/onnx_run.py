@@ -3,12 +3,15 @@
 ``onnx_session(model)`` opens a model (a ``ModelProto``, its bytes or a file) on the CPU; ``run_onnx(session, x)``
 runs it on ``x [T, B, *shape]`` and returns the first output ``[T, B, *out_shape]``: a "sequence" model (its
 input's first axis named "steps") in one call, a "step" model one step at a time, every state starting at zeros and
-each step fed the ``next.*`` states of the step before (the states: the inputs ``state.X`` with an output
-``next.X``; the one other input takes ``x``). Needs onnxruntime (``deepspike[onnx]``).
+each step fed the ``next.*`` states of the step before (the states: those the model's ``metadata_props`` key
+``STATES_KEY`` lists, as ``nir_to_onnx`` writes it, so that a data input named ``state.X`` is not taken for one;
+in a model without that key, the inputs ``state.X`` with an output ``next.X``; the one other input takes ``x``).
+Needs onnxruntime (``deepspike[onnx]``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -18,6 +21,9 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.optional import require_package
 
 STATE_IN, STATE_OUT = "state.", "next."
+STATES_KEY = "deepspike.states"
+"""The ``metadata_props`` key of a model's states: a JSON object of each state input's name and its output's (``{}``
+for a sequence model, whose states stay inside its loop)."""
 
 
 def onnx_session(model):
@@ -33,17 +39,35 @@ def onnx_session(model):
         raise ConfigError(f"onnxruntime cannot open the model: {str(e).splitlines()[0][:200]}") from None
 
 
+def state_pairs(meta: dict[str, str], inputs: list[str], outputs: list[str]) -> dict[str, str]:
+    """``{state input: its output}`` of a model with ``metadata_props`` ``meta`` and these input and output names: as
+    its ``STATES_KEY`` lists them, or (a model without the key) each input ``state.X`` with an output ``next.X``. A
+    key that is not such an object of the model's names is a one-line ``ConfigError``."""
+    text = meta.get(STATES_KEY)
+    if text is None:
+        return {i: STATE_OUT + i[len(STATE_IN):] for i in inputs
+                if i.startswith(STATE_IN) and STATE_OUT + i[len(STATE_IN):] in outputs}
+    try:
+        pairs = json.loads(text)
+    except ValueError:
+        pairs = None
+    if not isinstance(pairs, dict) or not all(k in inputs and v in outputs for k, v in pairs.items()):
+        raise ConfigError(f"the model's metadata {STATES_KEY!r} is not an object of its input and output names: "
+                          f"{text[:200]!r}")
+    return pairs
+
+
 def _data_and_states(session) -> tuple:
-    """``(data input, data output name, state input names)`` of a model: a state is an input ``state.X`` with an
-    output ``next.X``; a model with other than one data input is a one-line ``ConfigError``."""
+    """``(data input, data output name, {state input: state output})`` of a model (``state_pairs``); a model with
+    other than one data input is a one-line ``ConfigError``."""
     outputs = [o.name for o in session.get_outputs()]
-    states = [i.name for i in session.get_inputs()
-              if i.name.startswith(STATE_IN) and STATE_OUT + i.name[len(STATE_IN):] in outputs]
+    meta = session.get_modelmeta().custom_metadata_map
+    states = state_pairs(meta, [i.name for i in session.get_inputs()], outputs)
     data = [i for i in session.get_inputs() if i.name not in states]
     if len(data) != 1:
         raise ConfigError(f"run_onnx feeds x to a model's one data input; this model has {len(data)}: "
                           f"{[i.name for i in data]} (run it with onnxruntime's session.run)")
-    nexts = {STATE_OUT + k[len(STATE_IN):] for k in states}
+    nexts = set(states.values())
     return data[0], next(o for o in outputs if o not in nexts), states
 
 
@@ -64,7 +88,7 @@ def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run([out], {first.name: data})[0])
     shapes = {i.name: i.shape[1:] for i in session.get_inputs()}
     feeds = {k: np.zeros((data.shape[1], *shapes[k]), dtype=dtype) for k in states}
-    names = [out, *(STATE_OUT + k[len(STATE_IN):] for k in states)]
+    names = [out, *states.values()]
     outs = []
     for t in range(data.shape[0]):
         result = session.run(names, {**feeds, first.name: data[t]})
