@@ -52,3 +52,18 @@ def replace(path: Path, key: str, value) -> Path:
         if value is not None:
             f[f"node/{key}"] = value
     return path
+
+
+def word_padded_conv(padding: str, kernel=(3, 5), dilation=(1, 1), stride=(1, 1), seed: int = 0):
+    """``(graph, weight, bias)``: input [1, 6, 7] -> Conv2d (2 channels, ``kernel``, padding the word ``padding``)
+    -> output, the output's shape as torch's ``F.conv2d(padding=padding)`` gives it (odd spans, stride 1)."""
+    rng = np.random.default_rng(seed)
+    weight, bias = rng.normal(size=(2, 1, *kernel)), rng.normal(size=2)
+    size = [6, 7] if padding == "same" else [6 - dilation[0] * (kernel[0] - 1), 7 - dilation[1] * (kernel[1] - 1)]
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 6, 7])}),
+             "conv": nir.Conv2d(input_shape=(6, 7), weight=weight, bias=bias, stride=stride, padding=padding,
+                                dilation=dilation, groups=1),
+             "output": nir.Output(output_type={"output": np.array([2, *size])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "conv"), ("conv", "output")], metadata={"dt": DT},
+                         type_check=False)
+    return graph, weight, bias

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepspike.core.errors import ConfigError, DataCorruptError
-from deepspike.deploy.nir_fields import check_fields, pair, shown, whole_numbers
+from deepspike.deploy.nir_fields import check_fields, conv_padding, pair, shown, whole_numbers
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import from_nir  # noqa: E402
@@ -85,3 +85,24 @@ def test_a_graph_object_gets_the_same_checks():
     with pytest.raises(DataCorruptError) as e:
         from_nir(g)
     assert str(e.value) == "NIR import: node 'fc': weight holds NaN or inf"
+
+
+@pytest.mark.parametrize("padding, kernel, dilation, expected", [
+    ("valid", (3, 5), (1, 1), (0, 0)), ("same", (3, 5), (1, 1), (1, 2)), (b"same", (3, 3), (2, 1), (2, 1)),
+    ("same", (2, 3), (2, 1), (1, 1)), (np.array([1, 2]), (2, 2), (1, 1), (1, 2))])
+def test_a_conv_padding_word_becomes_whole_numbers(padding, kernel, dilation, expected):
+    """NIR's "same" (torch's): p = d (k - 1) / 2 per axis, by hand; "valid": 0."""
+    assert conv_padding(padding, kernel, (1, 1), dilation, "m.nir", "c") == expected
+
+
+@pytest.mark.parametrize("padding, kernel, stride, message", [
+    ("same", (2, 3), (1, 1), "padding 'same' of a 2x3 kernel at dilation [1, 1] pads one side one more than the "
+                             "other"),
+    ("same", (3, 3), (2, 1), "padding 'same' at stride [2, 1]: it keeps the input's size at stride 1 only"),
+    ("full", (3, 3), (1, 1), "padding 'full' is neither whole numbers nor 'same' or 'valid'")])
+def test_a_conv_padding_word_without_a_whole_symmetric_padding_is_refused_saying_why(padding, kernel, stride,
+                                                                                     message):
+    with pytest.raises(DataCorruptError) as e:
+        check_fields("m.nir", "c", "Conv2d", {**CONV, "weight": np.ones((2, 1, *kernel)), "padding": padding,
+                                             "stride": np.array(stride)})
+    assert str(e.value).startswith(f"m.nir: node 'c': {message}") and "\n" not in str(e.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
 
@@ -13,7 +14,7 @@ nir = pytest.importorskip("nir")
 from deepspike.analysis.monitor import NetworkMonitor  # noqa: E402
 from deepspike.deploy import from_nir, to_nir  # noqa: E402
 from deepspike.methods import create_model  # noqa: E402
-from deploy.nir_files import replace, tiny_graph, write  # noqa: E402
+from deploy.nir_files import replace, tiny_graph, word_padded_conv, write  # noqa: E402
 
 
 @pytest.mark.parametrize("dt", [0.0, -1e-3, float("nan"), float("inf")])
@@ -150,3 +151,17 @@ def test_an_imported_scale_node_and_a_readouts_gain_are_priced(scale, readout, h
         net(x)
     s = monitor.summary()
     assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == hand
+
+
+@pytest.mark.parametrize("padding, kernel, dilation", [("same", (3, 5), (1, 1)), ("same", (3, 3), (2, 1)),
+                                                       ("valid", (3, 5), (1, 1))])
+def test_a_conv_padded_by_a_word_imports_as_torchs_own_padding(tmp_path, padding, kernel, dilation):
+    """NIR allows padding "same" / "valid" (torch's meaning); the import refused it ('string padding ... is not
+    supported'). Read from a file, the net equals torch's ``F.conv2d(padding=word)``."""
+    graph, weight, bias = word_padded_conv(padding, kernel, dilation)
+    net = from_nir(write(graph, tmp_path / "conv.nir"))
+    x = torch.rand(3, 2, 1, 6, 7, generator=torch.Generator().manual_seed(1))
+    expected = F.conv2d(x.flatten(0, 1), torch.tensor(weight, dtype=torch.float32),
+                        torch.tensor(bias, dtype=torch.float32), padding=padding, dilation=dilation)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x).flatten(0, 1), expected)

@@ -15,14 +15,16 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 from deepspike.training.reload import load_run
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import GraphSimulator, export_run, from_nir, to_nir, write_nir  # noqa: E402
+from deploy.nir_files import word_padded_conv  # noqa: E402
 
 
 def _spikes(seed: int, shape) -> torch.Tensor:
@@ -208,3 +210,23 @@ def test_data_for_a_name_that_is_no_input_node_is_a_one_line_error():
                                           r"inputs are \['input'\]$"):
         sim.run({"input": torch.ones(2, 1, 3), "inptu": torch.ones(2, 1, 3)})
     assert sim.run({"input": torch.ones(2, 1, 3)})["output"].shape == (2, 1, 2)
+
+
+@pytest.mark.parametrize("padding, kernel, dilation", [("same", (3, 5), (1, 1)), ("same", (3, 3), (2, 1)),
+                                                       ("valid", (3, 5), (1, 1))])
+def test_a_conv_padded_by_a_word_simulates_as_torchs_own_padding(padding, kernel, dilation):
+    """GraphSimulator refused padding "same" / "valid" ('string padding ... is not supported'); float64, it now
+    gives torch's ``F.conv2d(padding=word)`` exactly."""
+    graph, weight, bias = word_padded_conv(padding, kernel, dilation)
+    x = torch.rand(3, 2, 1, 6, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = F.conv2d(x.flatten(0, 1), torch.tensor(weight), torch.tensor(bias), padding=padding, dilation=dilation)
+    got = GraphSimulator.rate_coded(graph).run({"input": x})["output"]
+    assert torch.equal(got.flatten(0, 1), expected)
+
+
+@pytest.mark.parametrize("kernel, stride", [((2, 3), (1, 1)), ((3, 3), (2, 2))])
+def test_a_same_padding_that_is_not_whole_and_symmetric_is_refused_in_one_line(kernel, stride):
+    graph, _, _ = word_padded_conv("same", kernel, stride=stride)
+    with pytest.raises(DataCorruptError, match="^NIR simulation: node 'conv': padding 'same' (of a 2x3 kernel|at "
+                                               "stride \\[2, 2\\])"):
+        GraphSimulator.rate_coded(graph)

@@ -21,8 +21,9 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.deploy.families import build, reference_spikes, sample_input
 from deepspike.neurons.modules import LIF
 from deepspike.neurons.state_quant import StateQuant
@@ -35,6 +36,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 from deepspike.deploy import GraphSimulator, to_nir  # noqa: E402
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx  # noqa: E402
 from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
+from deploy.nir_files import word_padded_conv  # noqa: E402
 
 DT = 1e-3
 
@@ -337,9 +339,23 @@ def test_refusals_are_one_line():
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_a_conv_padded_by_a_word_is_refused_by_name(padding):
+def test_a_conv_padded_by_a_word_is_written_as_torchs_own_padding(padding):
+    """Word padding was refused ('string padding ... is not supported'; before that, 'the shape of node 'conv' is
+    not known'). NIR allows it with torch's meaning: the model gives torch's ``F.conv2d(padding=word)``."""
+    graph, weight, bias = word_padded_conv(padding)
+    x = torch.rand(3, 2, 1, 6, 7, generator=torch.Generator().manual_seed(3))
+    expected = F.conv2d(x.flatten(0, 1), torch.tensor(weight, dtype=torch.float32),
+                        torch.tensor(bias, dtype=torch.float32), padding=padding)
+    got = run_onnx(onnx_session(nir_to_onnx(graph)), x)
+    torch.testing.assert_close(got.flatten(0, 1), expected)
+
+
+def test_a_same_padding_of_an_even_kernel_is_refused_by_name():
     # the refusal said "the shape of node 'conv' is not known", not what was wrong with it
     graph = _every_node_graph()
-    graph.nodes["conv"].padding = padding
-    assert _refusal(graph) == (f"ONNX export: node 'conv': string padding {padding!r} is not supported (give it as "
-                               "whole numbers)")
+    graph.nodes["conv"].padding = "same"
+    graph.nodes["conv"].weight = graph.nodes["conv"].weight[:, :, :2]
+    with pytest.raises(DataCorruptError) as e:
+        nir_to_onnx(graph)
+    assert "node 'conv': padding 'same' of a 2x3 kernel at dilation [1, 1] pads one side one more than the other" in (
+        str(e.value)) and "\n" not in str(e.value)

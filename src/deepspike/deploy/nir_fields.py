@@ -31,6 +31,35 @@ def pair(value) -> tuple[int, int]:
     return (int(arr[0]), int(arr[0])) if arr.size == 1 else (int(arr[0]), int(arr[1]))
 
 
+def conv_padding(padding, kernel, stride, dilation, where: str, name: str) -> tuple[int, int]:
+    """A Conv2d's zero padding ``(ph, pw)`` (each added on both sides of its axis) as whole numbers, read from NIR's
+    field: numbers as they are, or a word with PyTorch's meaning, which NIR follows: "valid" = 0; "same" = an output
+    as large as the input, ``p = d (k - 1) / 2`` per axis for kernel ``k`` at dilation ``d``, where that padding is
+    whole and the same on both sides: stride 1 and ``d (k - 1)`` even (an even kernel pads one side one more). Any
+    other is a one-line ``DataCorruptError`` saying why."""
+    word = padding.decode(errors="replace") if isinstance(padding, bytes) else padding
+    if not isinstance(word, str):
+        return pair(padding)
+    if word == "valid":
+        return (0, 0)
+    if word != "same":
+        raise _fail(where, name, f"padding {word[:40]!r} is neither whole numbers nor 'same' or 'valid'")
+    if tuple(stride) != (1, 1):
+        raise _fail(where, name, f"padding 'same' at stride {list(stride)}: it keeps the input's size at stride 1 "
+                                 "only (as in PyTorch)")
+    span = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    if span[0] % 2 or span[1] % 2:
+        raise _fail(where, name, f"padding 'same' of a {kernel[0]}x{kernel[1]} kernel at dilation {list(dilation)} "
+                                 "pads one side one more than the other, which one padding for both sides cannot "
+                                 "give; give the padding as whole numbers")
+    return (span[0] // 2, span[1] // 2)
+
+
+def node_padding(node, where: str, name: str) -> tuple[int, int]:
+    """``conv_padding`` of NIR ``Conv2d`` ``node`` (weight ``[out, in, kh, kw]``)."""
+    return conv_padding(node.padding, np.shape(node.weight)[2:], pair(node.stride), pair(node.dilation), where, name)
+
+
 def shown(value) -> str:
     """``value`` for a one-line message: a short list, or the shape of a long array."""
     arr = np.asarray(value) if not isinstance(value, str | bytes) else None
@@ -120,7 +149,10 @@ def _conv(where: str, name: str, fields: Mapping) -> None:
     """Stride and dilation at least 1, padding (unless a word) at least 0, groups dividing the outputs."""
     _sizes(where, name, fields, "stride", 1)
     _sizes(where, name, fields, "dilation", 1)
-    if not isinstance(fields.get("padding"), str | bytes):
+    if isinstance(fields.get("padding"), str | bytes):
+        conv_padding(fields["padding"], np.shape(fields.get("weight"))[2:], _sizes(where, name, fields, "stride", 1),
+                     _sizes(where, name, fields, "dilation", 1), where, name)
+    else:
         _sizes(where, name, fields, "padding", 0)
     groups = _whole(fields.get("groups"))
     if groups is None or groups < 1:

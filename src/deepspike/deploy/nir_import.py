@@ -34,7 +34,7 @@ from deepspike.deploy.graph_order import feedback_edges, predecessors, topologic
 from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
 from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
-from deepspike.deploy.nir_fields import check_nodes
+from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, Scale
 from deepspike.deploy.nir_per_neuron import per_neuron_layer, varies
@@ -91,7 +91,7 @@ def _node_modules(nir, graph, name: str, dt: float, recurrent: dict, delays: dic
         return [_recurrent_layer(nir, graph.nodes[name], recurrent[name], dt)]
     if name in delays:
         return [delayed_layer(graph.nodes[name], delays[name])]
-    return _module(nir, graph.nodes[name], dt)
+    return _module(nir, graph.nodes[name], dt, name)
 
 
 def _graph_body(nir, graph, dt: float, recurrent: dict, delays: dict) -> tuple[GraphBody, str]:
@@ -142,7 +142,7 @@ def _gained(scale: torch.Tensor, module: nn.Module) -> list[nn.Module]:
     return [Scale(scale, priced=False), module]
 
 
-def _module(nir, node, dt: float) -> list[nn.Module]:
+def _module(nir, node, dt: float, name: str = "") -> list[nn.Module]:
     """The modules for one node (empty for Input/Output)."""
     if isinstance(node, nir.Input | nir.Output):
         return []
@@ -155,10 +155,8 @@ def _module(nir, node, dt: float) -> list[nn.Module]:
         return [TimeDistributed(lin)]
     if isinstance(node, nir.Conv2d):
         w = _t(node.weight)
-        if isinstance(node.padding, str):
-            raise ConfigError(f"NIR import: string padding {node.padding!r} is not supported")
         conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]), _pair(node.stride),
-                         _pair(node.padding), _pair(node.dilation), int(node.groups), bias=True)
+                         node_padding(node, "NIR import", name), _pair(node.dilation), int(node.groups), bias=True)
         conv.weight.data.copy_(w)
         conv.bias.data.copy_(_t(node.bias))
         return [TimeDistributed(conv)]

@@ -23,7 +23,7 @@ import numpy as np
 
 from deepspike.core.errors import DataCorruptError
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
-from deepspike.deploy.nir_fields import pair, shown, whole_numbers
+from deepspike.deploy.nir_fields import node_padding, pair, shown, whole_numbers
 
 Shape = tuple[int, ...]
 NEURONS = ("IF", "LIF", "CubaLIF", "LI", "I")
@@ -84,11 +84,9 @@ def _window(where: str, name: str, given: Shape, src: str, kind: str, channels: 
 
 
 def _conv(where: str, name: str, node, given: Shape, src: str) -> Shape | None:
-    if isinstance(node.padding, str):
-        return None  # the importer refuses string padding by name
     w = np.shape(node.weight)
     hw = _window(where, name, given, src, "Conv2d", w[1] * int(node.groups), (w[2], w[3]), pair(node.stride),
-                 pair(node.padding), pair(node.dilation))
+                 node_padding(node, where, name), pair(node.dilation))
     return (w[0], *hw)
 
 

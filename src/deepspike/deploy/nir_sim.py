@@ -85,7 +85,7 @@ from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, firing_rules, low_latency_rules, state_quant_of
 from deepspike.deploy.nir_delays import DelayLine, delay_steps
-from deepspike.deploy.nir_fields import check_nodes
+from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_import import _pair, _plain, _step
 from deepspike.deploy.nir_shapes import check_shapes, shaped_graph
 
@@ -450,10 +450,8 @@ class GraphSimulator:
             if isinstance(node, nir.Affine):
                 y = y + _t(node.bias) * self.bias_scale
         elif isinstance(node, nir.Conv2d):
-            if isinstance(node.padding, str):
-                raise ConfigError(f"NIR simulation: string padding {node.padding!r} is not supported")
             y = F.conv2d(flat, _t(node.weight), _t(node.bias) * self.bias_scale, _pair(node.stride),
-                         _pair(node.padding), _pair(node.dilation), int(node.groups))
+                         node_padding(node, "NIR simulation", name), _pair(node.dilation), int(node.groups))
         elif isinstance(node, nir.SumPool2d | nir.AvgPool2d):
             k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
             y = F.avg_pool2d(flat, k, s, p, divisor_override=None if isinstance(node, nir.AvgPool2d) else 1)

@@ -24,7 +24,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.optional import require_package
-from deepspike.deploy.nir_fields import pair
+from deepspike.deploy.nir_fields import node_padding, pair
 
 OPSET = 17
 """ONNX operator set of the graphs written (ONNX 1.12, 2022): every operator used here exists there, and every
@@ -110,7 +110,7 @@ def _linear(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
 def _conv(b: GraphBuilder, name: str, node, x: str, bias_scale: float) -> str:
     weight = np.asarray(node.weight, dtype=np.float64)
     bias = np.asarray(node.bias, dtype=np.float64) * bias_scale * np.ones(weight.shape[0])
-    p = pair(node.padding)
+    p = node_padding(node, "ONNX export", name)
     return b.op("Conv", [x, b.const(f"{name}.weight", weight), b.const(f"{name}.bias", bias)], name,
                 pads=[p[0], p[1], p[0], p[1]], strides=list(pair(node.stride)), dilations=list(pair(node.dilation)),
                 group=int(node.groups), kernel_shape=list(weight.shape[2:]))
@@ -152,16 +152,16 @@ SUPPORTED = ("Input", "Output", "Linear", "Affine", "Conv2d", "SumPool2d", "AvgP
 
 
 def check_supported(name: str, node) -> None:
-    """A one-line ``ConfigError`` for a node type the exporter does not write, or a ``Conv2d`` with padding given
-    as a word ("same", "valid"; checked here, before the node's shape is needed: the error said only that the shape
-    of the node was not known)."""
+    """A one-line ``ConfigError`` for a node type the exporter does not write, or a one-line ``DataCorruptError`` for
+    a ``Conv2d`` whose padding word ("same", "valid") gives no whole, symmetric padding (``nir_fields.conv_padding``;
+    checked here, before the node's shape is needed: the error said only that the shape of the node was not
+    known)."""
     kind = type(node).__name__
     if kind not in SUPPORTED:
         raise ConfigError(f"ONNX export: node {name!r} of type {kind} is not supported (supported: "
                           f"{', '.join(SUPPORTED)})")
-    if kind == "Conv2d" and isinstance(node.padding, str | bytes):
-        raise ConfigError(f"ONNX export: node {name!r}: string padding {node.padding!r} is not supported (give "
-                          "it as whole numbers)")
+    if kind == "Conv2d":
+        node_padding(node, "ONNX export", name)
 
 
 def value_info(b: GraphBuilder, name: str, shape: tuple[int | str, ...]):
