@@ -147,11 +147,10 @@ def _weight(where: str, name: str, kind: str, fields: Mapping) -> None:
 
 def _conv(where: str, name: str, fields: Mapping) -> None:
     """Stride and dilation at least 1, padding (unless a word) at least 0, groups dividing the outputs."""
-    _sizes(where, name, fields, "stride", 1)
-    _sizes(where, name, fields, "dilation", 1)
+    stride = _sizes(where, name, fields, "stride", 1)
+    dilation = _sizes(where, name, fields, "dilation", 1)
     if isinstance(fields.get("padding"), str | bytes):
-        conv_padding(fields["padding"], np.shape(fields.get("weight"))[2:], _sizes(where, name, fields, "stride", 1),
-                     _sizes(where, name, fields, "dilation", 1), where, name)
+        conv_padding(fields["padding"], np.shape(fields.get("weight"))[2:], stride, dilation, where, name)
     else:
         _sizes(where, name, fields, "padding", 0)
     groups = _whole(fields.get("groups"))
