@@ -114,8 +114,9 @@ MAY_BE_EMPTY = ("hidden",)
 
 CORE_ARGS = ("num_classes", "input_shape", "width")
 """The arguments every factory takes from the recipe's other keys, never from ``model.args``."""
-CORE_ARG_SOURCES = {"num_classes": "the data set sets it", "input_shape": "the data set sets it",
-                    "width": "set model.width instead"}
+CORE_ARG_SOURCES = {"num_classes": "the data set sets it (create_model's num_classes)",
+                    "input_shape": "the data set sets it (create_model's input_shape)",
+                    "width": "set model.width instead (create_model's width)"}
 """Where each of ``CORE_ARGS`` comes from, for the refusal of one given in ``model.args``."""
 
 
