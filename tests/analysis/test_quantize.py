@@ -119,3 +119,16 @@ def test_a_competitive_layers_weights_are_quantised_per_neuron_column():
     assert torch.allclose(per_layer, torch.tensor([[0.0, 1.0], [1 / 3, 2 / 3], [1 / 3, 1 / 3]], dtype=torch.float64))
     assert torch.equal(layer.weight, w)
     assert quantization_levels(quantize_model(layer, 2)) == {"": 2}  # {0, s}: the weights are not negative
+
+
+@pytest.mark.parametrize("bits", [65, 99999999999999999999, True])
+def test_bits_beyond_64_or_not_an_integer_are_refused(bits):
+    """``--bits 99999999999999999999`` ran the sweep at full precision and died in a TypeError drawing its plot."""
+    with pytest.raises(ConfigError, match="quantization bits must be"):
+        quantize_weight(W, bits)
+    with pytest.raises(ConfigError, match="quantization bits must be"):
+        add_fake_quantization(nn.Linear(2, 2), bits)
+
+
+def test_sixty_four_bits_is_full_precision():
+    assert torch.equal(quantize_weight(W, 64), W)

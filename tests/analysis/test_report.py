@@ -229,6 +229,7 @@ def test_analysis_json_is_strict(runs, tmp_path, monkeypatch):
                                            ({"snrs": 40}, "snrs must be a list"),
                                            ({"bits": (8, 1)}, "bad bits sweep point 1"),
                                            ({"bits": (2.5,)}, "bad bits sweep point 2.5"),
+                                           ({"bits": (8, 65)}, "bad bits sweep point 65"),
                                            ({"deletions": (1.5,)}, "bad deletions sweep point 1.5"),
                                            ({"jitters": (-0.1,)}, "bad jitters sweep point -0.1")])
 def test_sweep_points_no_sweep_can_run_are_refused_before_loading(tmp_path, points, words):
@@ -398,6 +399,17 @@ def test_a_psn_run_is_analysed_without_the_sweep_over_time_steps(tmp_path):
     assert "timesteps" not in result["sweeps"] and result["accuracy"] is not None
 
 
+def test_analyze_refuses_bits_beyond_64_in_one_line(runs, tmp_path, capsys):
+    """``--bits 99999999999999999999`` ran the sweep (at full precision) and died in a TypeError traceback drawing
+    bits.png on a log scale (exit 1)."""
+    out = tmp_path / "a"
+    assert main(["analyze", str(runs / "stbp"), "--limit", "20", "--bits", "8,99999999999999999999", "--snr", "",
+                 "--no-timesteps", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad bits sweep point 99999999999999999999: expected whole numbers from 2 to 64" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
 @pytest.mark.parametrize("run, options, message", [
     ("stbp", ["--jitter", "0.1"], "--jitter reads TTFS spike times, which this net has none of"),
     ("ann", ["--deletion", "0.1"], "--deletion reads rate-coded spikes, which this net has none of"),
@@ -431,6 +443,8 @@ def test_analysis_counts_of_the_wrong_type_or_size_are_refused_before_loading(tm
 
 @pytest.mark.parametrize("qat, message", [
     ("8,1", "quantization bits must be an integer >= 2, got 1"),
+    ("8,99999999999999999999", "quantization bits must be at most 64 (32 and more: full precision), got "
+                               "99999999999999999999"),
     ("8,8", "QAT stages must differ (each writes OUT/qat/bits<k>), got (8, 8)"),
     ("8,4", "qat/bits4 already holds a run; pick another output directory"),
 ])

@@ -16,7 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from deepspike.analysis.quantize import add_fake_quantization, quantized_state_dict, remove_fake_quantization
+from deepspike.analysis.quantize import (
+    add_fake_quantization,
+    check_bits,
+    quantized_state_dict,
+    remove_fake_quantization,
+)
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.layers.stdp import StdpLearner
@@ -85,7 +90,7 @@ def quantization_aware_retrain(
 def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: float | None = None,
               run_dir: str | Path | None = None) -> None:
     """A one-line ``ConfigError`` before anything is loaded or trained: ``epochs`` not an integer >= 1, no stage, a
-    stage's bits not an integer >= 2 or given twice, ``lr`` not a finite number > 0, a stage folder
+    stage's bits not an integer from 2 to 64 or given twice, ``lr`` not a finite number > 0, a stage folder
     ``out_dir/bits<k>`` that already holds a run, or (``run_dir`` given; its ``config.yaml`` is read) a converted
     run or one of a method that learns without gradients (``wta_stdp``). (Each was found only on reaching its
     stage, after the analysis and the stages before it had been run and written: ``--qat 8,1`` and ``--qat 8,8``
@@ -93,8 +98,7 @@ def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: flo
     if not is_whole(epochs, 1) or not stages:
         raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs!r}, stages={stages!r}")
     for bits in stages:
-        if not is_whole(bits, 2):
-            raise ConfigError(f"quantization bits must be an integer >= 2, got {bits!r}")
+        check_bits(bits)
     if len(set(stages)) < len(stages):
         raise ConfigError(f"QAT stages must differ (each writes OUT/qat/bits<k>), got {tuple(stages)}")
     if lr is not None and not (is_finite(lr) and lr > 0):

@@ -5,7 +5,8 @@ channel: the max over each ``w[o]``), a weight becomes ``Q(w) = s * clamp(round(
 ``2q + 1`` values ``{-q s, ..., -s, 0, s, ..., q s}`` (2 bits: ``{-s, 0, s}``; 8 bits: 255 values). The
 ops are torch's ``fake_quantize_per_tensor_affine`` / ``fake_quantize_per_channel_affine``, whose
 gradient is the straight-through estimator (1 inside the clamp range), so a parametrized model trains with
-quantized forward and full-precision backward (zhou2021 B.4). ``bits >= 32`` means full precision.
+quantized forward and full-precision backward (zhou2021 B.4). ``bits >= 32`` means full precision; bits
+run from 2 to ``MAX_BITS`` = 64 (no weight format holds more).
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.layers.fan_out import WEIGHTED_LAYERS
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 
 FULL_PRECISION = 32
+MAX_BITS = 64
 
 
-def _check_bits(bits: int) -> None:
-    if not isinstance(bits, int) or bits < 2:
+def check_bits(bits: int) -> None:
+    """A one-line ``ConfigError`` unless ``bits`` is an integer from 2 to ``MAX_BITS`` (``--bits 99999999999999999999``
+    ran every sweep at full precision and died in a TypeError drawing its log-scaled plot)."""
+    if not is_whole(bits, 2):
         raise ConfigError(f"quantization bits must be an integer >= 2, got {bits!r}")
+    if bits > MAX_BITS:
+        raise ConfigError(f"quantization bits must be at most {MAX_BITS} ({FULL_PRECISION} and more: full precision), "
+                          f"got {bits!r}")
 
 
 def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:
@@ -34,7 +42,7 @@ def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> to
     w: any shape, channel axis 0 (``[O, C, kh, kw]`` or ``[M, N]``); returns the same shape. The scale is
     detached: gradients flow to ``w`` straight through. ``bits >= 32`` returns ``w`` unchanged.
     """
-    _check_bits(bits)
+    check_bits(bits)
     if bits >= FULL_PRECISION:
         return w
     q = 2 ** (bits - 1) - 1
@@ -67,7 +75,7 @@ def quantize_model(model: nn.Module, bits: int, per_channel: bool = False) -> nn
     """A copy of ``model`` with every synaptic weight replaced by ``quantize_weight`` (post-training); per channel,
     a channel is an output neuron (axis 0, or ``weight_output_axis`` where a layer's class names another:
     ``CompetitiveStdpLayer``'s ``W [inputs, neurons]``)."""
-    _check_bits(bits)
+    check_bits(bits)
     model = copy.deepcopy(model)
     for _, m in weighted_modules(model):
         axis = getattr(type(m), "weight_output_axis", 0)
@@ -80,7 +88,7 @@ class FakeQuantize(nn.Module):
 
     def __init__(self, bits: int, per_channel: bool = False) -> None:
         super().__init__()
-        _check_bits(bits)
+        check_bits(bits)
         self.bits, self.per_channel = bits, per_channel
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:

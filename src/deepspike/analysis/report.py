@@ -19,6 +19,7 @@ import numpy as np
 from deepspike.analysis import plots, sweeps
 from deepspike.analysis.competitive import competitive_activity, competitive_layer, competitive_mesh
 from deepspike.analysis.hardware import check_pe_capacities, map_to_mesh
+from deepspike.analysis.quantize import MAX_BITS
 from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
@@ -138,10 +139,10 @@ def _check_counts(o: AnalysisOptions) -> None:
 
 
 def _check_sweep_points(o: AnalysisOptions) -> None:
-    """``ConfigError`` before anything is loaded for sweep points no sweep can run: bits not whole numbers >= 2,
+    """``ConfigError`` before anything is loaded for sweep points no sweep can run: bits not whole numbers from 2 to 64,
     SNRs not finite, deletion probabilities outside [0, 1], jitters not finite and >= 0, or points not given as a
     list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run)."""
-    checks = (("bits", o.bits, lambda v: is_whole(v, 2), "whole numbers >= 2"),
+    checks = (("bits", o.bits, lambda v: is_whole(v, 2, MAX_BITS), f"whole numbers from 2 to {MAX_BITS}"),
               ("snrs", o.snrs, is_finite, "finite numbers (dB)"),
               ("deletions", o.deletions, lambda v: is_finite(v) and 0 <= v <= 1, "probabilities in [0, 1]"),
               ("jitters", o.jitters, lambda v: is_finite(v) and v >= 0, "finite numbers >= 0"))
