@@ -6,7 +6,10 @@ from torch import nn
 
 from deepspike.analysis.activity import measure_activity
 from deepspike.analysis.monitor import NetworkMonitor
+from deepspike.coding.encoder import InputEncoder
+from deepspike.layers.readout import MembraneReadout
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons import IF, LIF
 from fake_ttfs import FakeTTFS
 
@@ -171,3 +174,17 @@ def test_neuron_updates_are_priced_per_neuron_and_step():
         assert s["samples"] == 2 and s["timesteps"] == 3
         assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == expected
         assert s["unpriced_update_layers"] == unpriced
+
+
+def test_a_membrane_readout_is_priced_with_the_neuron_updates():
+    """README said the output layer's membrane readout is not priced; it is (``prices_own_updates``). T = 3: an IF
+    of 4 neurons (2 ACs per neuron and step) and a decay-1 membrane readout of 2 outputs (``V_t = V_{t-1} + x_t``: 1
+    AC per output and step): per sample 3 * (2 * 4 + 2) = 30 ACs, no MACs; with decay 0.5 the readout's 6 updates
+    are MACs (``decay V + x``)."""
+    for decay, expected in ((1.0, (0, 30)), (0.5, (6, 24))):
+        body = nn.Sequential(TimeDistributed(nn.Linear(3, 4)), IF(), TimeDistributed(nn.Linear(4, 2)))
+        net = RateNetwork(InputEncoder("direct"), body, MembraneReadout(decay=decay), timesteps=3).eval()
+        with NetworkMonitor(net) as mon:
+            net(torch.rand(2, 3))
+        s = mon.summary()
+        assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == expected
