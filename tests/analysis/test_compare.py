@@ -192,3 +192,18 @@ def test_accuracies_of_0_and_1_give_a_row(analysis, tmp_path):
     file.write_text(json.dumps(_set(_set(analysis, ("accuracy",), 0), ("accuracy_4bit",), 1.0)))
     row = comparison_row(read_analysis(file), PRESET)
     assert row["accuracy (%)"] == 0 and row["acc @4 bit (%)"] == 100
+
+
+def test_each_row_shows_the_test_samples_its_accuracy_is_over(run, tmp_path, capsys):
+    """The stored analysis (``analyze --limit 50``) is read as it is whatever ``compare --limit`` says, while a run
+    without one is analysed now on ``--limit`` samples: the two accuracies were over 50 and 100 samples and the table
+    did not say so. Each row now shows its count (an analysis without the field: '-')."""
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("analysis"))
+    assert main(["compare", str(run), str(fresh), "--limit", "100"]) == 0
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    column = header.split(" | ").index("samples")
+    assert [row.split(" | ")[column] for row in rows] == ["50", "100"]
+    analysis = json.loads((run / "analysis" / "analysis.json").read_text())
+    del analysis["samples"]
+    assert comparison_row(analysis, PRESET)["samples"] is None

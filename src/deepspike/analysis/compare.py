@@ -1,4 +1,9 @@
-"""One table across runs and methods: accuracy, latency, spikes, synaptic ops, energy, 4-bit accuracy.
+"""One table across runs and methods: accuracy (and the test samples it is over), latency, spikes, synaptic ops,
+energy, 4-bit accuracy.
+
+``samples`` shows how many test samples each row was measured on: a run's stored analysis keeps its own count
+(``analyze --limit``), whatever ``compare --limit`` asks of the runs analysed now, so two rows' accuracies may be
+over different samples (they looked alike).
 
 The energy is the synaptic operations' and the spikes' (``energy (nJ)``); ``+ updates (nJ)`` adds every neuron's own
 state update at every step (``neurons.update_cost``; an ANN row repeats its energy: its activations are not priced,
@@ -29,6 +34,7 @@ COLUMNS = (
     "method",
     "model",
     "accuracy (%)",
+    "samples",
     "latency",
     "spikes/inf",
     "synops/inf",
@@ -48,6 +54,7 @@ ROW_FIELDS: tuple[tuple[tuple[str, ...], tuple[type, ...], bool], ...] = (
     (("method",), (str,), False),
     (("model",), (str,), False),
     (("accuracy",), _NUMBER, False),
+    (("samples",), (int,), True),  # the test samples the accuracy is over (a row of another count says so)
     (("accuracy_4bit",), _NUMBER_OR_NULL, True),
     (("checkpoint_sha256",), (str, type(None)), True),
     (("run_path",), (str,), True),
@@ -220,6 +227,7 @@ def comparison_row(a: dict[str, Any], preset: str = "45nm_fp32") -> dict[str, An
         "method": a["method"],
         "model": a["model"],
         "accuracy (%)": 100 * a["accuracy"],
+        "samples": a.get("samples"),
         "latency": latency,
         "spikes/inf": act["spikes_per_sample"] if act else None,
         "synops/inf": ops["snn_synops_per_sample"] if act else ops["ann_macs_per_sample"],
