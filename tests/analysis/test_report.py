@@ -7,14 +7,16 @@ import re
 
 import pytest
 import torch
+from torch import nn
 
 from deepspike.analysis import qat as qat_module
 from deepspike.analysis import report as report_module
 from deepspike.analysis.activity import measure_activity
-from deepspike.analysis.compare import compare_runs, markdown_table
+from deepspike.analysis.compare import compare_runs, comparison_row, markdown_table
+from deepspike.analysis.monitor import NetworkMonitor
 from deepspike.analysis.qat import quantization_aware_retrain
 from deepspike.analysis.quantize import quantization_levels
-from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
+from deepspike.analysis.report import AnalysisOptions, analyze_run, cost_sections, load_test_batches, markdown_report
 from deepspike.analysis.timesteps import sweep as timestep_rows
 from deepspike.api.reports import spike_activity
 from deepspike.cli import main
@@ -23,10 +25,12 @@ from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
 from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
+from deepspike.models.registry import create_architecture
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
+from fake_ttfs import FakeTTFS
 from wta_run import trained_wta_run
 
 COMMON = [
@@ -529,3 +533,21 @@ def test_compare_lists_a_wta_run(wta_run):
     row, = compare_runs([wta_run], limit=20)
     assert row["method"] == "wta_stdp" and re.fullmatch(r"T=\d+(\.\d{1,3})?", row["latency"])  # mean steps, 6 digits
     assert row["synops/inf"] > row["spikes/inf"] > 0 and row["+ updates (nJ)"] > row["energy (nJ)"] > 0
+
+
+def test_a_ttfs_net_whose_outputs_never_spiked_has_no_latency():
+    """A TTFS net has no time steps (T = 0): when no sample's output spiked there is no decision time, and the
+    latency read 'timesteps = 0' (compare: 'T=0'). It is None now and the report says why; with one decided sample
+    it is that sample's first output spike."""
+    inf = float("inf")
+    arch = create_architecture("mlp", num_classes=2, input_shape=(4,), hidden=[3])
+    for out_times, latency in ((torch.tensor([[inf, inf]]), None),
+                               (torch.tensor([[1.5, 0.9]]), {"kind": "decision_time", "value": 0.9})):
+        model = nn.Sequential(FakeTTFS(4, torch.tensor([[0.5, inf, 0.7]])), FakeTTFS(3, out_times))
+        with NetworkMonitor(model) as mon:
+            model(torch.tensor([[0.1, inf, 0.3, inf]]))
+        result = {"run": "r", "method": "ttfs", "model": "mlp", "dataset": "d", "samples": 1, "parameters": 0,
+                  "accuracy": 0.5, "sweeps": {}, **cost_sections(arch, mon.summary(), AnalysisOptions())}
+        assert result["latency"] == (None if latency is None else pytest.approx(latency))
+        assert ("- latency: none (no sample had an output spike" in markdown_report(result)) == (latency is None)
+        assert comparison_row(result)["latency"] == (None if latency is None else "t=0.9")

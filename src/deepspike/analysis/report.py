@@ -211,15 +211,16 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
     The ANN reference is one pass of the spec's layers (``count_macs``), except for a net with recurrent or delayed
     layers (``Linear(recurrent=True)``, ``Linear(delays=D)``), which has no one-pass ANN: its reference is the
     net of the same shape (an RNN, a net with delayed synapses) run over the analysis' T steps, ``T * count_macs``
-    (``operations["ann_reference"]``: ``rnn_over_T``)."""
+    (``operations["ann_reference"]``: ``rnn_over_T``). ``latency`` is the TTFS decision time (mean first output spike
+    of the samples that had one), else the time steps T; None for a TTFS net whose outputs never spiked."""
     ann_macs = count_macs(arch)
     temporal = any(getattr(v.layer, "recurrent", False) or getattr(v.layer, "delayed", False) for v in arch.visits())
     if temporal and activity is not None:
         ann_macs *= int(activity["timesteps"])
-    latency = None
+    latency = None  # also for a TTFS net no sample of which had an output spike: no decision time (it read T = 0)
     if activity is not None and activity["decision_time_mean"] is not None:
         latency = {"kind": "decision_time", "value": activity["decision_time_mean"]}
-    elif activity is not None:
+    elif activity is not None and activity.get("undecided_fraction") is None:
         latency = {"kind": "timesteps", "value": activity["timesteps"]}
     snn = activity or {}
     snn_ops = snn.get("synops_per_sample")
@@ -377,6 +378,8 @@ def _summary_lines(result: dict) -> list[str]:
     ]
     if result["latency"]:
         lines.append(f"- latency: {result['latency']['kind']} = {_fmt(result['latency']['value'])}")
+    elif act and act.get("undecided_fraction"):
+        lines.append("- latency: none (no sample had an output spike: no decision time)")
     if act:
         lines += [
             f"- spikes per inference: {act['spikes_per_sample']:,.1f} "
