@@ -403,6 +403,17 @@ def test_a_psn_run_is_analysed_without_the_sweep_over_time_steps(tmp_path):
     assert "timesteps" not in result["sweeps"] and result["accuracy"] is not None
 
 
+def test_analyze_refuses_a_preset_whose_energy_is_beyond_the_float_range(runs, tmp_path, capsys):
+    """``--add-preset big:mac=1e308,ac=1e308`` wrote report.md energy cells 'inf' and 'nan' and null energies in
+    analysis.json, exit 0; it is a one-line error, exit 2, and no analysis is written."""
+    out = tmp_path / "a"
+    assert main(["analyze", str(runs / "stbp"), "--limit", "20", "--bits", "", "--snr", "", "--no-timesteps",
+                 "--out", str(out), "--add-preset", "big:mac=1e308,ac=1e308"]) == 2
+    err = capsys.readouterr().err
+    assert "energy preset 'big' prices an inference beyond the float range (inf pJ)" in err and err.count("\n") == 1
+    assert not (out / "analysis.json").exists()
+
+
 def test_analyze_refuses_bits_beyond_64_in_one_line(runs, tmp_path, capsys):
     """``--bits 99999999999999999999`` ran the sweep (at full precision) and died in a TypeError traceback drawing
     bits.png on a log scale (exit 1)."""

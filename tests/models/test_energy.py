@@ -97,3 +97,22 @@ def test_energy_of_a_pooled_threshold_spike_net_by_hand():
     assert table["45nm_fp32"]["snn_pj"] == pytest.approx(34.8) and table["45nm_fp32"]["ann_pj"] == pytest.approx(64.4)
     assert table["45nm_int32"]["snn_pj"] == pytest.approx(20.0) and table["45nm_int32"]["ann_pj"] == pytest.approx(44.8)
     assert table["45nm_fp32"]["ann_over_snn"] == pytest.approx(64.4 / 34.8)
+
+
+def test_prices_that_make_an_energy_infinite_are_refused():
+    """Each price is finite, but 1e308 pJ times 2,000 MACs is not: the report showed 'inf' and 'nan' cells and
+    analysis.json null energies, in silence."""
+    big = EnergyPreset("tmp_big_chip", mac_pj=1e308, ac_pj=1e308, spike_pj=1e308, source="test")
+    snn = {"macs_per_sample": 0.0, "acs_per_sample": 1000.0, "neuron_spikes_per_sample": 50.0}
+    message = "energy preset 'tmp_big_chip' prices an inference beyond the float range (inf pJ)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        energy_pj(big, acs=1000)
+    register_energy_preset(big)
+    try:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            energy_table(2000, None)  # the ANN's 2,000 MACs
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            energy_table(0, snn)
+    finally:
+        del PRESETS["tmp_big_chip"]
+    assert energy_pj(EnergyPreset("x", mac_pj=1e300), macs=2000) == pytest.approx(2e303)  # large but finite

@@ -109,8 +109,18 @@ def parse_energy_preset(text: str) -> EnergyPreset:
 
 
 def energy_pj(preset: EnergyPreset, macs: float = 0.0, acs: float = 0.0, spikes: float = 0.0) -> float:
-    """``E = macs * e_mac + acs * e_ac + spikes * e_spike`` in pJ."""
-    return macs * preset.mac_pj + acs * preset.ac_pj + spikes * preset.spike_pj
+    """``E = macs * e_mac + acs * e_ac + spikes * e_spike`` in pJ (``finite_energy``: a one-line error beyond the
+    float range)."""
+    return finite_energy(preset, macs * preset.mac_pj + acs * preset.ac_pj + spikes * preset.spike_pj)
+
+
+def finite_energy(preset: EnergyPreset, pj: float) -> float:
+    """``pj``, or a one-line ``ConfigError`` where a preset's prices (each finite, but as large as 1e308 pJ) made it
+    infinite: ``--add-preset big:mac=1e308`` gave report.md cells 'inf' and 'nan' and null energies in silence."""
+    if not math.isfinite(pj):
+        raise ConfigError(f"energy preset {preset.name!r} prices an inference beyond the float range ({pj} pJ); give "
+                          "prices in pJ per operation, e.g. mac=4.6,ac=0.9")
+    return pj
 
 
 def energy_table(ann_macs: float, snn: dict | None) -> dict[str, dict[str, float | None]]:
@@ -126,12 +136,13 @@ def energy_table(ann_macs: float, snn: dict | None) -> dict[str, dict[str, float
     """
     table = {}
     for name, p in PRESETS.items():
-        ann = ann_macs * p.mac_pj if p.mac_pj > 0 else None
+        ann = finite_energy(p, ann_macs * p.mac_pj) if p.mac_pj > 0 else None
         snn_e = with_updates = None
         if snn is not None:
             snn_e = energy_pj(p, snn["macs_per_sample"], snn["acs_per_sample"], snn["neuron_spikes_per_sample"])
         if snn_e is not None and snn.get("update_macs_per_sample") is not None:
-            with_updates = snn_e + energy_pj(p, snn["update_macs_per_sample"], snn["update_acs_per_sample"])
+            with_updates = finite_energy(p, snn_e + energy_pj(p, snn["update_macs_per_sample"],
+                                                               snn["update_acs_per_sample"]))
         table[name] = {"ann_pj": ann, "snn_pj": snn_e, "ann_over_snn": _ratio(ann, snn_e),
                        "snn_with_updates_pj": with_updates, "ann_over_snn_with_updates": _ratio(ann, with_updates)}
     return table
