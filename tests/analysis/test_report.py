@@ -562,3 +562,20 @@ def test_a_ttfs_net_whose_outputs_never_spiked_has_no_latency():
         assert result["latency"] == (None if latency is None else pytest.approx(latency))
         assert ("- latency: none (no sample had an output spike" in markdown_report(result)) == (latency is None)
         assert comparison_row(result)["latency"] == (None if latency is None else "t=0.9")
+
+
+def test_the_report_says_how_many_samples_the_decision_time_leaves_out():
+    """The TTFS decision time is the mean first output spike of the samples that had one; report.md gave it alone, so
+    a net whose outputs were silent on 3 of 4 samples read as deciding at t=0.9. It now says 75.0% had none."""
+    inf = float("inf")
+    arch = create_architecture("mlp", num_classes=2, input_shape=(4,), hidden=[3])
+    hidden = torch.tensor([[0.5, inf, 0.7]] * 4)
+    for out_times, note in ((torch.tensor([[1.5, 0.9], [inf, inf], [inf, inf], [inf, inf]]),
+                             "- latency: decision_time = 0.9 (over the decided samples; 75.0% had no output spike)"),
+                            (torch.tensor([[1.5, 0.9]] * 4), "- latency: decision_time = 0.9\n")):
+        model = nn.Sequential(FakeTTFS(4, hidden), FakeTTFS(3, out_times))
+        with NetworkMonitor(model) as mon:
+            model(torch.tensor([[0.1, inf, 0.3, inf]] * 4))
+        result = {"run": "r", "method": "ttfs", "model": "mlp", "dataset": "d", "samples": 4, "parameters": 0,
+                  "accuracy": 0.5, "sweeps": {}, **cost_sections(arch, mon.summary(), AnalysisOptions())}
+        assert note in markdown_report(result)

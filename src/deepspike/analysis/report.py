@@ -377,7 +377,8 @@ def _summary_lines(result: dict) -> list[str]:
         f"- accuracy: **{100 * result['accuracy']:.2f}%**",
     ]
     if result["latency"]:
-        lines.append(f"- latency: {result['latency']['kind']} = {_fmt(result['latency']['value'])}")
+        lines.append(f"- latency: {result['latency']['kind']} = {_fmt(result['latency']['value'])}"
+                     + _undecided_note(result["latency"], act))
     elif act and act.get("undecided_fraction"):
         lines.append("- latency: none (no sample had an output spike: no decision time)")
     if act:
@@ -395,6 +396,15 @@ def _summary_lines(result: dict) -> list[str]:
         *_update_lines(act),
         "",
     ]
+
+
+def _undecided_note(latency: dict, act: dict | None) -> str:
+    """Where some samples' outputs never spiked, how many: the decision time is the mean over the others only (90 %
+    undecided samples read as a short latency)."""
+    undecided = (act or {}).get("undecided_fraction")
+    if latency["kind"] != "decision_time" or not undecided:
+        return ""
+    return f" (over the decided samples; {100 * undecided:.1f}% had no output spike)"
 
 
 def _update_lines(act: dict | None) -> list[str]:
