@@ -40,6 +40,26 @@ def test_pretrained_model_scores_its_card_on_the_sample(name):
     assert not model.training
 
 
+@pytest.mark.parametrize("batch", [0, -1, 2.5, True, "8"])
+def test_accuracy_on_refuses_a_batch_that_is_no_whole_number_from_1(batch):
+    """0 was a ValueError (range() arg 3 must not be zero), -1 gave an accuracy of nan, 2.5 a TypeError, True
+    scored one image at a time."""
+    images, labels = torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ConfigError, match="^batch must be a whole number >= 1, got "):
+        accuracy_on(NAMES[0], images, labels, batch=batch)
+
+
+@pytest.mark.parametrize("count, labelled, message", [
+    (0, 0, r"accuracy_on needs at least one image, got \[0, 1, 28, 28\]$"),
+    (4, 2, r"labels must be one per image, \[4\], got \[2\]$"),
+    (2, 4, r"labels must be one per image, \[2\], got \[4\]$"),
+])
+def test_accuracy_on_refuses_no_images_or_labels_not_one_per_image(count, labelled, message):
+    """No image gave an accuracy of nan; 4 images with 2 labels a ValueError from the loss."""
+    with pytest.raises(ConfigError, match=message):
+        accuracy_on(NAMES[0], torch.rand(count, 1, 28, 28), torch.zeros(labelled, dtype=torch.long))
+
+
 def test_zoo_command_lists_every_entry(capsys):
     assert main(["zoo"]) == 0
     out = capsys.readouterr().out

@@ -173,12 +173,17 @@ def preprocess(card: dict[str, Any], images: torch.Tensor) -> torch.Tensor:
 
 def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     """Test accuracy of entry ``name`` on ``images [N, *input_shape]`` in [0, 1] with ``labels [N]``, evaluated
-    as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders). Images of another shape than the
-    card's ``input_shape``, or labels not one per image, are a one-line ``ConfigError``."""
+    as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders), ``batch`` (a whole number >= 1)
+    images at a time. Images of another shape than the card's ``input_shape``, no images, labels not one per image
+    or a bad ``batch`` are a one-line ``ConfigError``."""
+    if not is_whole(batch, 1):  # 0 was a ValueError from range(), -1 an accuracy of nan, 2.5 a TypeError
+        raise ConfigError(f"batch must be a whole number >= 1, got {batch!r}")
     card = zoo_card(name)
     if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != tuple(card["input_shape"]):
         raise ConfigError(f"pretrained {name!r} takes images [N, {', '.join(map(str, card['input_shape']))}], got "
                           f"{list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if len(images) == 0:  # no image scored nan
+        raise ConfigError(f"accuracy_on needs at least one image, got {list(images.shape)}")
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(images),):
         raise ConfigError(f"pretrained {name!r}: labels must be one per image, [{len(images)}], got "
                           f"{list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
