@@ -12,16 +12,15 @@ both: the recipe's net as ``to_nir`` walks it, the file's as it was imported). E
                                         is float32 in the file), else a one-line error naming the recipe keys
     CubaLIF <-> synaptic neurons        as above and the current's decay
     LI / I <-> a membrane readout       the integrator's decay
-    IF / LIF <-> PLIF, learnt threshold the file's decays and thresholds, which may differ between layers, channels or
-                                        neurons, become the learnt ones (``method.neuron=plif``, ``learn_threshold``,
-                                        ``neuron_params``), PLIF's input scale ``1 - k`` undone in the weights
-    recurrent layer <-> rsnn layer      its feed-forward and recurrent weights, its neurons as above
+    recurrent layer <-> rsnn layer      its recurrent weight ``V`` and its neurons as above; its feed-forward layers
+                                        are pairs of their own before it (the file's ``Linear`` node before the
+                                        neuron, the recipe's layer's ``feedforward``)
 
 A neuron node's input gain ``c`` (NIR's ``r``, ``w_in``; the imported ``Scale`` before it) is folded into the weights
 before it, ``neuron(c (W x + b)) = neuron((c W) x + c b)``, when ``c`` is one value per output channel (per neuron
-of a ``Linear``); a gain on a pooled or recurrent input, or one that varies within a channel, is a one-line error.
-A file whose input is flat (``[N]``: another tool's MLP) pairs with the recipe's net after its ``Flatten``. The net
-is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
+of a ``Linear``; a recurrent neuron's gain is in the imported ``V`` already); a gain on a pooled input, or one that
+varies within a channel, is a one-line error.
+The net is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
 """
 
 from __future__ import annotations
@@ -54,11 +53,8 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     """Copy the weights of the NIR file ``path``'s net into ``model`` (module docstring); a one-line ``ConfigError``
     naming the layer when the two nets differ."""
     source = from_nir(path)
-    ours = [m for m in chain_modules(model)[0] if not isinstance(m, SKIPPED)]
-    theirs = _folded_gains(imported_chain(source)[0] if isinstance(source, NirNetwork) else [])
-    if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and theirs and not isinstance(
-            theirs[0][0], nn.Flatten):  # a file whose input is flat already (another tool's MLP): its first layer
-        ours = ours[1:]  # takes what the recipe's Flatten hands on (the weight shapes check the count)
+    ours = [m for m in _unrolled(chain_modules(model)[0]) if not isinstance(m, SKIPPED)]
+    theirs = _folded_gains(_unrolled(imported_chain(source)[0]) if isinstance(source, NirNetwork) else [])
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")
@@ -77,6 +73,12 @@ def _names(mods: list) -> str:
     return " -> ".join(type(m[0] if isinstance(m, tuple) else m).__name__ for m in mods)
 
 
+def _unrolled(mods: list[nn.Module]) -> list[nn.Module]:
+    """The modules with each recurrent layer's feed-forward modules before it: the file's recurrent layer holds
+    only the neuron's input gain (its ``Linear`` node comes before it), the recipe's its feed-forward layer."""
+    return [x for m in mods for x in ([*leaf_modules(m.feedforward), m] if isinstance(m, RecurrentSpiking) else [m])]
+
+
 def _folded_gains(mods: list[nn.Module]) -> list[tuple[nn.Module, torch.Tensor | None]]:
     """The imported modules, each weighted layer paired with the gain of a ``Scale`` that follows it directly (None:
     no gain); a ``Scale`` anywhere else is a one-line error."""
@@ -85,12 +87,9 @@ def _folded_gains(mods: list[nn.Module]) -> list[tuple[nn.Module, torch.Tensor |
         if isinstance(m, Scale):
             if not out or not isinstance(out[-1][0], WEIGHTED) or out[-1][1] is not None:
                 raise ConfigError("method.init_from: the NIR file scales values that do not come straight from a "
-                                  "weighted layer (a Scale node, or a neuron's input gain r after a pool or a "
-                                  "recurrent layer), which the recipe's net cannot hold")
+                                  "weighted layer (a Scale node, or a neuron's input gain r after a pool), which the "
+                                  "recipe's net cannot hold")
             out[-1] = (out[-1][0], m.scale.detach().float())
-        elif isinstance(m, RecurrentSpiking) and any(isinstance(x, Scale) for x in leaf_modules(m.feedforward)):
-            raise ConfigError("method.init_from: a recurrent layer of the NIR file has an input gain, which the "
-                              "recipe's net cannot hold")
         else:
             out.append((m, None))
     return out
@@ -154,14 +153,8 @@ def _channel_gain(gain: torch.Tensor | None, channels: int, where: str) -> torch
 
 
 def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
-    if isinstance(mine.neuron, LearnableLIF):
-        raise ConfigError(f"{where}: a recurrent layer of learnable (PLIF) neurons does not start from a file; use "
-                          "method.neuron=lif with the file's decay and threshold")
-    ours, theirs = leaf_modules(mine.feedforward), leaf_modules(its.feedforward)
-    if len(ours) != len(theirs):
-        raise ConfigError(f"{where}: the recurrent layers differ ({_names(theirs)} vs {_names(ours)})")
-    for a, b in zip(ours, theirs):
-        _copy(a, b, None, where)
+    """The recurrent weight ``V`` (the file's with its neurons' input gain folded in, ``nir_import``) and the
+    neurons; the feed-forward layers were pairs of their own (``_unrolled``)."""
     _copy_weighted(mine.recurrent.module, its.recurrent.module, None, f"{where} recurrent weight")
     _check_neuron(mine.neuron, its.neuron, where)
 
