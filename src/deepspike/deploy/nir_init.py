@@ -7,7 +7,9 @@ both: the recipe's net as ``to_nir`` walks it, the file's as it was imported). E
     Linear / Affine <-> Linear          weight [out, in] equal in shape; the file's bias (0 for a Linear node) goes
                                         to the net's (a net without a bias takes only a file bias of 0)
     Conv2d <-> Conv2d                   weight shape, stride, padding, dilation and groups equal; bias as above
-    AvgPool2d, SumPool2d, Flatten       kernel, stride, padding and divisor equal; flattening the whole sample
+    AvgPool2d, SumPool2d, Flatten       kernel, stride, padding and divisor equal; flattening the whole sample (a
+                                        file whose input is one flat vector, e.g. snnTorch's MLP, has no Flatten
+                                        before its first layer: the recipe's first Flatten then makes that vector)
     IF / LIF node <-> LIF / IF neurons  decay ``k = 1 - dt/tau``, threshold and reset equal (relative 1e-5: tau
                                         is float32 in the file), else a one-line error naming the recipe keys
     CubaLIF <-> synaptic neurons        as above and the current's decay
@@ -55,6 +57,9 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     source = from_nir(path)
     ours = [m for m in _unrolled(chain_modules(model)[0]) if not isinstance(m, SKIPPED)]
     theirs = _folded_gains(_unrolled(imported_chain(source)[0]) if isinstance(source, NirNetwork) else [])
+    if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and not (
+            theirs and isinstance(theirs[0][0], nn.Flatten)):
+        ours = ours[1:]  # the file takes flat samples (snnTorch's, Norse's MLPs): what the recipe's Flatten makes
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")
