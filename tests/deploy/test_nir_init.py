@@ -177,3 +177,16 @@ def test_a_file_taking_flat_samples_starts_the_recipes_mlp_whose_flatten_makes_t
     simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
     assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
     assert torch.equal(spikes, simulated)
+
+
+@pytest.mark.parametrize(("file", "recipe", "keys"), [
+    ({"neuron": "synaptic", "syn_decay": 0.5}, {}, "set method.neuron=synaptic method.syn_decay=0.5"),
+    ({}, {"neuron": "synaptic", "syn_decay": 0.5}, "set method.neuron=lif"),
+])
+def test_a_synaptic_current_in_one_net_only_names_the_neuron_key_to_set(tmp_path, file, recipe, keys):
+    path = _file(tmp_path, _net(**file))
+    with pytest.raises(ConfigError) as error:
+        start_from_nir(path, _net(**recipe))
+    assert str(error.value).endswith(keys)
+    fixed = dict(arg.split("=") for arg in keys.removeprefix("set ").replace("method.", "").split())
+    start_from_nir(path, _net(**{**recipe, **fixed}))  # the keys named are the ones that make the nets match

@@ -169,9 +169,21 @@ def _check_neuron(mine: nn.Module, its: nn.Module, where: str) -> None:
     want, have = _constants(its, where), _constants(mine, where)
     wrong = [k for k in want if not _same(want[k], have.get(k))]
     if wrong:
-        keys = " ".join(f"method.{k}={want[k]:.6g}" if isinstance(want[k], float) else f"method.{k}={want[k]}"
-                        for k in wrong)
-        raise ConfigError(f"{where}: the file's neurons have {_shown(want)}, the recipe's {_shown(have)}: set {keys}")
+        raise ConfigError(f"{where}: the file's neurons have {_shown(want)}, the recipe's {_shown(have)}: set "
+                          f"{_keys(want, have, wrong)}")
+
+
+def _keys(want: dict, have: dict, wrong: list[str]) -> str:
+    """The recipe keys that give the file's neuron constants ``want`` (``wrong``: those the recipe's ``have`` lacks):
+    a synaptic current where the recipe has none needs ``method.neuron=synaptic`` too, none where it has one
+    ``method.neuron=lif`` (no ``syn_decay``)."""
+    if want["syn_decay"] is None and have["syn_decay"] is not None:
+        wrong = ["neuron", *(k for k in wrong if k != "syn_decay")]
+    elif want["syn_decay"] is not None and have["syn_decay"] is None:
+        wrong = ["neuron", *wrong]
+    values = {**want, "neuron": "lif" if want["syn_decay"] is None else "synaptic"}
+    return " ".join(f"method.{k}={values[k]:.6g}" if isinstance(values[k], float) else f"method.{k}={values[k]}"
+                    for k in wrong)
 
 
 def _constants(neuron: nn.Module, where: str) -> dict:
