@@ -190,3 +190,18 @@ def test_a_synaptic_current_in_one_net_only_names_the_neuron_key_to_set(tmp_path
     assert str(error.value).endswith(keys)
     fixed = dict(arg.split("=") for arg in keys.removeprefix("set ").replace("method.", "").split())
     start_from_nir(path, _net(**{**recipe, **fixed}))  # the keys named are the ones that make the nets match
+
+
+@pytest.mark.parametrize(("file", "recipe", "keys"), [
+    ({}, {"readout": "membrane"}, "set method.readout=rate"),
+    ({"readout": "membrane"}, {}, "set method.readout=membrane"),
+    ({}, {"neuron": "plif"}, "set method.neuron=lif"),
+    ({}, {"neuron": "alif"}, "set method.neuron=lif"),
+])
+def test_a_readout_or_neuron_of_another_kind_names_the_key_that_builds_the_files(tmp_path, file, recipe, keys):
+    path = _file(tmp_path, _net(**file))
+    with pytest.raises(ConfigError) as error:
+        start_from_nir(path, _net(**recipe))
+    assert str(error.value).endswith(keys) and "\n" not in str(error.value)
+    key, value = keys.removeprefix("set method.").split("=")
+    start_from_nir(path, _net(**{**recipe, key: value}))  # the key named makes the nets match

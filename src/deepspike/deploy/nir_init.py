@@ -121,7 +121,22 @@ def _copy(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str
                               + " (the file's vs the recipe's), or a sum pool against an average pool")
     elif not (isinstance(its, nn.Flatten) and isinstance(mine, nn.Flatten)
               and (its.start_dim, its.end_dim) == (mine.start_dim, mine.end_dim)):
-        raise ConfigError(f"{where}: the recipe's net has {type(mine).__name__} here")
+        raise ConfigError(f"{where}: the recipe's net has {type(mine).__name__} here{_kind_hint(mine, its)}")
+
+
+def _kind_hint(mine: nn.Module, its: nn.Module) -> str:
+    """The recipe key that builds the file's kind of layer ``its`` where the recipe's net has ``mine``: its output
+    integrator (``method.readout=membrane``), its spiking output (``method.readout=rate``), its LIF / CubaLIF
+    neurons (``method.neuron=lif`` / ``synaptic``); "" when no key does."""
+    neurons = SpikingNeuron | SynapticLIF | HeterogeneousLIF
+    if isinstance(its, Integrator):
+        return "" if isinstance(mine, WEIGHTED) else ": set method.readout=membrane"
+    if not isinstance(its, neurons) or isinstance(mine, (*WEIGHTED, nn.AvgPool2d, nn.Flatten)):
+        return ""
+    if isinstance(mine, Integrator):
+        return ": set method.readout=rate"
+    synaptic = isinstance(its, SynapticLIF) or getattr(its, "syn_decay", None) is not None
+    return f": set method.neuron={'synaptic' if synaptic else 'lif'}"
 
 
 def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str) -> None:
