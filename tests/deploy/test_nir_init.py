@@ -205,3 +205,10 @@ def test_a_readout_or_neuron_of_another_kind_names_the_key_that_builds_the_files
     assert str(error.value).endswith(keys) and "\n" not in str(error.value)
     key, value = keys.removeprefix("set method.").split("=")
     start_from_nir(path, _net(**{**recipe, key: value}))  # the key named makes the nets match
+
+
+def test_a_recipe_net_no_nir_file_holds_is_refused_as_the_init_file_not_as_an_export(tmp_path):
+    path = _file(tmp_path, _net(readout="membrane"))
+    with pytest.raises(ConfigError, match=r"^method.init_from: the recipe's net is not one a NIR file holds "
+                                          r"\(unsupported readout MaxMembraneReadout\)$"):
+        start_from_nir(path, _net(readout="max_membrane"))

@@ -55,7 +55,12 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     """Copy the weights of the NIR file ``path``'s net into ``model`` (module docstring); a one-line ``ConfigError``
     naming the layer when the two nets differ."""
     source = from_nir(path)
-    ours = [m for m in _unrolled(chain_modules(model)[0]) if not isinstance(m, SKIPPED)]
+    try:
+        chain = chain_modules(model)[0]
+    except ConfigError as e:  # was "NIR export: unsupported readout MaxMembraneReadout" from a train command
+        raise ConfigError(f"method.init_from: the recipe's net is not one a NIR file holds "
+                          f"({str(e).removeprefix('NIR export: ')})") from None
+    ours = [m for m in _unrolled(chain) if not isinstance(m, SKIPPED)]
     theirs = _folded_gains(_unrolled(imported_chain(source)[0]) if isinstance(source, NirNetwork) else [])
     if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and not (
             theirs and isinstance(theirs[0][0], nn.Flatten)):
