@@ -29,7 +29,7 @@ from torch import nn
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_whole
+from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import normalize
 from deepspike.deploy.nir_import import from_nir
 from deepspike.methods.converted_network import SignedPoissonEncoder
@@ -99,7 +99,7 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     validation split (the ``val`` split it saw)."""
     overrides = [f"data.name={dataset}"]
     if meta.get("dataset") == dataset and "val_fraction" in meta:
-        overrides += [f"data.val_fraction={meta['val_fraction']!r}", f"train.seed={meta.get('split_seed', 0)!r}"]
+        overrides += _split_overrides(meta)
     config = load_config(None, overrides)
     data = load_data(config)
     batches = make_batches(config, data, split, torch.device("cpu"), training=False)
@@ -110,14 +110,16 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
                                    for x, y in batches)
 
 
-def flat_when_flat(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """Samples ``x [B, *sample]`` as ``[B, N]`` for a graph whose input is flat, ``[N]`` with ``N`` the values of a
-    sample (another tool's MLP on images: snnTorch, Norse, SpikingJelly and Sinabs nets take ``[64]`` for an 8 x 8
-    image, flattened row by row as ``torch.flatten`` does); else ``x`` as it is (a shape that does not fit is the
-    net's one-line error)."""
-    if len(input_shape) == 1 and x.dim() > 2 and x[0].numel() == input_shape[0]:
-        return x.flatten(1)
-    return x
+def _split_overrides(meta: dict[str, Any]) -> list[str]:
+    """The recipe keys of the file's validation split: its metadata ``val_fraction`` (a number in [0, 1)) and
+    ``split_seed`` (a whole number in [0, 2**63 - 1]; default 0), else a one-line ``ConfigError`` naming the field
+    (numbers only: a text such as ``${oc.env:HOME}`` was resolved by the recipe loader and echoed back)."""
+    fraction, seed = meta["val_fraction"], meta.get("split_seed", 0)
+    if not (is_finite(fraction) and 0 <= fraction < 1):
+        raise ConfigError(f"the NIR file's metadata val_fraction must be a number in [0, 1), got {fraction!r}")
+    if not is_whole(seed, 0, 2**63 - 1):
+        raise ConfigError(f"the NIR file's metadata split_seed must be a whole number in [0, 2**63 - 1], got {seed!r}")
+    return [f"data.val_fraction={float(fraction)!r}", f"train.seed={int(seed)}"]
 
 
 def check_outputs(out: torch.Tensor, decode: str, classes: int, num_classes: Any = None) -> None:
