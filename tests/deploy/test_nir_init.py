@@ -13,7 +13,11 @@ from deepspike.config import load_config  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.nir_init import start_from_nir  # noqa: E402
+from deepspike.layers.readout import SpikeRateReadout  # noqa: E402
+from deepspike.layers.time_distributed import TimeDistributed  # noqa: E402
 from deepspike.methods import create_model  # noqa: E402
+from deepspike.methods.rate_network import RateNetwork  # noqa: E402
+from deepspike.neurons.modules import LIF  # noqa: E402
 from deepspike.training.reload import build_new_run  # noqa: E402
 from tiny_run import full_and_resumed_weights  # noqa: E402
 
@@ -212,3 +216,37 @@ def test_a_recipe_net_no_nir_file_holds_is_refused_as_the_init_file_not_as_an_ex
     with pytest.raises(ConfigError, match=r"^method.init_from: the recipe's net is not one a NIR file holds "
                                           r"\(unsupported readout MaxMembraneReadout\)$"):
         start_from_nir(path, _net(readout="max_membrane"))
+
+
+def _scaled_conv_graph(shape: tuple[int, ...]) -> tuple[nir.NIRGraph, object]:
+    """A conv net 1x4x4 -> Conv2d(4 channels) -> LIF -> Flatten -> Linear -> LIF, written by to_nir, with a NIR Scale
+    node of ``shape`` (values 1, 2, ...) between the conv and its LIF; and a maker of the recipe's net."""
+    def make():
+        torch.manual_seed(0)
+        conv = TimeDistributed(torch.nn.Conv2d(1, 4, 3, padding=1, bias=False))
+        body = torch.nn.Sequential(conv, LIF(decay=0.8, threshold=0.5), TimeDistributed(torch.nn.Flatten()),
+                                   TimeDistributed(torch.nn.Linear(64, 10, bias=False)))
+        return RateNetwork(torch.nn.Identity(), body, SpikeRateReadout(LIF(decay=0.8, threshold=0.5)), 5).eval()
+
+    graph = to_nir(make(), (1, 4, 4))
+    graph.nodes["scale"] = nir.Scale(scale=np.arange(1, 1 + np.prod(shape), dtype=np.float32).reshape(shape))
+    graph.edges = [e for e in graph.edges if e != ("0_conv", "1_lif")] + [("0_conv", "scale"), ("scale", "1_lif")]
+    return graph, make
+
+
+def test_a_conv_gain_per_channel_is_folded_and_one_per_column_is_refused(tmp_path):
+    # a Scale of [4] multiplies a [4, 4, 4] conv output along its last axis (the columns): before, its 4 values were
+    # taken as the 4 channels' gains and folded into the conv's weights, a net that spiked otherwise than the file's
+    graph, make = _scaled_conv_graph((4, 1, 1))
+    path = write_nir(graph, tmp_path / "per_channel.nir")
+    ours = make()
+    start_from_nir(path, ours)
+    x = (torch.rand(6, 3, 1, 4, 4, generator=torch.Generator().manual_seed(3)) < 0.4).float()
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+        theirs = from_nir(path)(x)  # the Scale node as a module (GraphSimulator's type check refuses [4, 1, 1])
+    assert spikes.sum() > 0 and torch.equal(spikes, theirs)
+    graph, make = _scaled_conv_graph((4,))
+    with pytest.raises(ConfigError, match=r"layer 0 \(Conv2d\): the file's neurons have an input gain that varies "
+                                          r"within a channel \(\[4\]\)"):
+        start_from_nir(write_nir(graph, tmp_path / "per_column.nir"), make())

@@ -154,7 +154,7 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
         if any(getattr(mine, k) != getattr(its, k) for k in geometry):
             raise ConfigError(f"{where}: " + ", ".join(f"{k} {getattr(its, k)} vs {getattr(mine, k)}"
                                                        for k in geometry) + " (the file's vs the recipe's)")
-    c = _channel_gain(gain, mine.weight.shape[0], where)
+    c = _channel_gain(gain, mine.weight.shape[0], its.weight.dim() - 1, where)
     bias = its.bias.detach() if its.bias is not None else torch.zeros(mine.weight.shape[0])
     if mine.bias is None and bool((bias != 0).any()):
         raise ConfigError(f"{where}: the file's layer has a bias, the recipe's net has none")
@@ -163,15 +163,21 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
         mine.bias.copy_(bias * c)
 
 
-def _channel_gain(gain: torch.Tensor | None, channels: int, where: str) -> torch.Tensor:
-    """The gain as one value per output channel ``[channels]``; a gain that varies within a channel is an error."""
+def _channel_gain(gain: torch.Tensor | None, channels: int, rank: int, where: str) -> torch.Tensor:
+    """The gain as one value per output channel ``[channels]``; a gain that varies within a channel is an error.
+    ``rank``: the layer's output dimensions per sample (1: ``[N]`` of a Linear, 3: ``[C, H, W]`` of a conv); the gain
+    multiplies that output as torch broadcasts, aligned on the right (a ``[W]`` gain of a conv scales its columns)."""
     if gain is None:
         return torch.ones(channels)
-    g = gain.reshape(gain.shape + (1,) * max(0, 1 - gain.dim()))
-    per_channel = g.reshape(g.shape[0], -1) if g.dim() > 1 and g.shape[0] == channels else g.reshape(-1, 1)
-    if per_channel.shape[0] == 1:
-        per_channel = per_channel.expand(channels, per_channel.shape[1])
-    if per_channel.shape[0] != channels or not bool((per_channel == per_channel[:, :1]).all()):
+    if gain.dim() > rank:
+        raise ConfigError(f"{where}: the file's input gain {list(gain.shape)} has more dimensions than the layer's "
+                          f"output ({rank})")
+    g = gain.reshape((1,) * (rank - gain.dim()) + tuple(gain.shape))
+    if g.shape[0] not in (1, channels):
+        raise ConfigError(f"{where}: the file's input gain {list(gain.shape)} does not fit the layer's {channels} "
+                          "channels")
+    per_channel = g.expand(channels, *g.shape[1:]).reshape(channels, -1)
+    if not bool((per_channel == per_channel[:, :1]).all()):
         raise ConfigError(f"{where}: the file's neurons have an input gain that varies within a channel "
                           f"({list(gain.shape)}), which the layer's weights cannot hold")
     return per_channel[:, 0]
