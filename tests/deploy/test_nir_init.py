@@ -250,3 +250,22 @@ def test_a_conv_gain_per_channel_is_folded_and_one_per_column_is_refused(tmp_pat
     with pytest.raises(ConfigError, match=r"layer 0 \(Conv2d\): the file's neurons have an input gain that varies "
                                           r"within a channel \(\[4\]\)"):
         start_from_nir(write_nir(graph, tmp_path / "per_column.nir"), make())
+
+
+@pytest.mark.parametrize(("file", "recipe", "keys"), [
+    ({"vote_group": 3}, {}, "decodes by a vote of 3 output neurons per class: set method.vote_group=3"),
+    ({}, {"vote_group": 3}, "has one output neuron per class: set method.vote_group=1"),
+])
+def test_a_vote_in_one_net_only_names_the_vote_group_to_set(tmp_path, file, recipe, keys):
+    # before: 'layer 3 (Linear): weight [30, 12] in the file, [10, 12] in the recipe's net', no key named
+    path = _file(tmp_path, _net(**file))
+    with pytest.raises(ConfigError) as error:
+        start_from_nir(path, _net(**recipe))
+    assert str(error.value).endswith(keys)
+    start_from_nir(path, _net(**{**recipe, "vote_group": int(keys[-1])}))
+
+
+def test_a_file_that_does_not_say_how_it_decodes_starts_a_voting_recipe(tmp_path):
+    graph = to_nir(_file_weights(_net(vote_group=3)), (1, 8, 8))
+    del graph.metadata["decode"], graph.metadata["num_classes"]  # another tool's file: 30 output neurons, no word
+    start_from_nir(write_nir(graph, tmp_path / "unsaid.nir"), _net(vote_group=3))

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole
 from deepspike.deploy.model_walk import leaf_modules
 from deepspike.deploy.nir_export import chain_modules, imported_chain
 from deepspike.deploy.nir_fields import pair
@@ -56,7 +57,7 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     naming the layer when the two nets differ."""
     source = from_nir(path)
     try:
-        chain = chain_modules(model)[0]
+        chain, info = chain_modules(model)
     except ConfigError as e:  # was "NIR export: unsupported readout MaxMembraneReadout" from a train command
         raise ConfigError(f"method.init_from: the recipe's net is not one a NIR file holds "
                           f"({str(e).removeprefix('NIR export: ')})") from None
@@ -65,6 +66,7 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
     if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and not (
             theirs and isinstance(theirs[0][0], nn.Flatten)):
         ours = ours[1:]  # the file takes flat samples (snnTorch's, Norse's MLPs): what the recipe's Flatten makes
+    _check_vote(source.metadata, info, theirs, path)
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")
@@ -77,6 +79,22 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
             else:
                 _copy(mine, its, gain, where)
             previous = mine
+
+
+def _check_vote(meta: dict, info: dict, theirs: list, path) -> None:
+    """A one-line ``ConfigError`` naming ``method.vote_group`` when the file decodes by a vote (metadata ``decode``
+    vote with ``num_classes``: ``G = K / num_classes`` of its ``K`` output neurons per class) and the recipe's net
+    does not, or the other way round (a file that does not say how it decodes, another tool's, may be read either
+    way)."""
+    votes, voted = meta.get("decode") == "vote", info.get("decode") == "vote"
+    if votes == voted or "decode" not in meta:
+        return
+    outputs = next((m.weight.shape[0] for m, _ in reversed(theirs) if isinstance(m, WEIGHTED)), None)
+    classes = meta.get("num_classes")
+    group = outputs // classes if votes and is_whole(classes, 1) and outputs and outputs % classes == 0 else "G"
+    raise ConfigError(f"method.init_from: {path} " + (f"decodes by a vote of {group} output neurons per class: set "
+                      f"method.vote_group={group}" if votes else "has one output neuron per class: set "
+                      "method.vote_group=1"))
 
 
 def _names(mods: list) -> str:
