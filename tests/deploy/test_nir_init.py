@@ -61,8 +61,9 @@ def test_the_recipes_net_with_the_files_weights_runs_as_the_file(name, tmp_path)
     assert torch.equal(spikes, theirs) and torch.equal(spikes, simulated)
 
 
-def _gained_graph(gain, flat: bool = False) -> nir.NIRGraph:
-    """Another tool's MLP 64-12-10 (``flat``: taking samples of 64 values, without a Flatten node) with LIF nodes
+def _gained_graph(gain, flat: tuple[int, ...] | None = None) -> nir.NIRGraph:
+    """Another tool's MLP 64-12-10 (``flat``: taking samples of that shape, [64] or [1, 64], without a Flatten node)
+    with LIF nodes
     (k = 0.8, threshold 0.7, reset by subtraction in the metadata) whose r gives each neuron the input gain ``gain``
     (``r dt / tau``), Linear nodes without bias."""
     g = np.random.default_rng(4)
@@ -81,7 +82,7 @@ def _gained_graph(gain, flat: bool = False) -> nir.NIRGraph:
              "output": nir.Output(output_type={"output": np.array([10])})}
     if flat:
         del nodes["flat"]
-        nodes["input"] = nir.Input(input_type={"input": np.array([64])})
+        nodes["input"] = nir.Input(input_type={"input": np.array(flat)})
     names = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT}, type_check=False)
 
@@ -170,17 +171,22 @@ def test_a_recurrent_files_net_starts_an_rsnn_run_and_runs_as_the_file(tmp_path,
     assert torch.equal(spikes, simulated) and torch.equal(spikes, from_nir(path)(x))
 
 
-def test_a_file_taking_flat_samples_starts_the_recipes_mlp_whose_flatten_makes_them(tmp_path):
-    # snnTorch's and Norse's MLPs take [T, B, 64] with no Flatten node; the recipe's mlp flattens [1, 8, 8] first
-    path = write_nir(_gained_graph(1.0, flat=True), tmp_path / "flat.nir")
+@pytest.mark.parametrize("flat", [(64,), (1, 64)])
+def test_a_file_taking_flat_samples_starts_the_recipes_mlp_whose_flatten_makes_them(tmp_path, flat):
+    # snnTorch's and Norse's MLPs take [T, B, 64], Rockpool's [T, B, 1, 64], with no Flatten node; the recipe's mlp
+    # flattens [1, 8, 8] first
+    path = write_nir(_gained_graph(1.0, flat=flat), tmp_path / "flat.nir")
     ours = _net()
     start_from_nir(path, ours)
     x = _coded()
     with torch.no_grad():
         spikes = ours.readout.neuron(ours.body(x))
-    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+        theirs = from_nir(path)(x.reshape(*x.shape[:2], *flat))
     assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
-    assert torch.equal(spikes, simulated)
+    assert torch.equal(spikes, theirs.reshape(spikes.shape))
+    if flat == (64,):
+        simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+        assert torch.equal(spikes, simulated)
 
 
 @pytest.mark.parametrize(("file", "recipe", "keys"), [

@@ -27,6 +27,7 @@ The net is the file's net when every pair matches: tested against the file's spi
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,9 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
                           f"({str(e).removeprefix('NIR export: ')})") from None
     ours = [m for m in _unrolled(chain) if not isinstance(m, SKIPPED)]
     theirs = _folded_gains(_unrolled(imported_chain(source)[0]) if isinstance(source, NirNetwork) else [])
-    if ours and isinstance(ours[0], nn.Flatten) and len(source.input_shape) == 1 and not (
+    if ours and isinstance(ours[0], nn.Flatten) and math.prod(source.input_shape[:-1]) == 1 and not (
             theirs and isinstance(theirs[0][0], nn.Flatten)):
-        ours = ours[1:]  # the file takes flat samples (snnTorch's, Norse's MLPs): what the recipe's Flatten makes
+        ours = ours[1:]  # flat samples ([64]: snnTorch, Norse; [1, 64]: Rockpool), what the recipe's Flatten makes
     _check_vote(source.metadata, info, theirs, path)
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
