@@ -20,8 +20,9 @@ constants (``HeterogeneousLIF``) as per-neuron ``IF`` / ``LIF`` / ``CubaLIF``, a
 as ``SumPool2d``, a branching body as its graph; the metadata it was read with that is not about the graph (input
 coding, ``timesteps``, ``decode``, standardisation) is kept.
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
-decoded (``decode``: ``rate``, ``vote`` with ``vote_group``, ``membrane``), the reset mode, that neurons fire at
-``v >= threshold``, and whether thresholds were folded. Node metadata says the same where a tool reads nodes only: the
+decoded (``decode``: ``rate``, ``vote`` with ``num_classes``, each class voted for by ``K / num_classes`` of the
+``K`` output neurons, ``membrane``), the reset mode, that neurons fire at ``v >= threshold``, and whether thresholds
+were folded. Node metadata says the same where a tool reads nodes only: the
 ``Input`` node carries ``coding`` (the encoder, with its settings: ``encoder_options``), ``dt`` and ``timesteps``;
 each neuron node ``reset``, ``fires``, ``dt`` and ``decay``.
 
