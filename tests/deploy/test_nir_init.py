@@ -275,3 +275,42 @@ def test_a_file_that_does_not_say_how_it_decodes_starts_a_voting_recipe(tmp_path
     graph = to_nir(_file_weights(_net(vote_group=3)), (1, 8, 8))
     del graph.metadata["decode"], graph.metadata["num_classes"]  # another tool's file: 30 output neurons, no word
     start_from_nir(write_nir(graph, tmp_path / "unsaid.nir"), _net(vote_group=3))
+
+
+def _snntorch_like_graph() -> nir.NIRGraph:
+    """snnTorch's export of Linear(64, 32) -> Leaky(beta 0.9, reset zero) -> Linear(32, 10) -> Leaky: Affine nodes
+    (torch's nn.Linear has a bias), LIF nodes with tau = dt / (1 - beta), r = tau / dt, threshold 1, no metadata
+    (dt: from_nir's default 1e-4, snnTorch's)."""
+    g = np.random.default_rng(0)
+    tau = np.float32(1e-4 / (1 - 0.9))
+
+    def lif(n):
+        ones = np.ones(n, np.float32)
+        return nir.LIF(tau=ones * tau, r=ones * np.float32(tau / 1e-4), v_leak=0 * ones, v_threshold=ones,
+                       v_reset=0 * ones)
+
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "0": nir.Affine(weight=g.normal(0.05, 0.2, (32, 64)).astype(np.float32),
+                             bias=g.uniform(-0.05, 0.05, 32).astype(np.float32)), "1": lif(32),
+             "2": nir.Affine(weight=g.normal(0.1, 0.4, (10, 32)).astype(np.float32),
+                             bias=g.uniform(-0.05, 0.05, 10).astype(np.float32)), "3": lif(10),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={}, type_check=False)
+
+
+def test_an_snntorch_mlp_with_biases_starts_an_mlp_run_with_model_args_bias(tmp_path):
+    # before: no recipe could hold a biased layer ('the file's layer has a bias, the recipe's net has none', no key)
+    path = write_nir(_snntorch_like_graph(), tmp_path / "snntorch.nir")
+    recipe = ["method.name=stbp", "method.timesteps=5", "model.name=mlp", "model.args.hidden=[32]",
+              "method.decay=0.9", "method.threshold=1", "method.reset=zero", f"method.init_from={path}"]
+    with pytest.raises(ConfigError, match=r"the file's layer has a bias, the recipe's net has none \(an mlp takes "
+                                          r"model.args.bias=true\)$"):
+        build_new_run(load_config(None, recipe), torch.device("cpu"))
+    net = build_new_run(load_config(None, [*recipe, "model.args.bias=true"]), torch.device("cpu")).model.eval()
+    x = (torch.rand(8, 4, 1, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    with torch.no_grad():
+        spikes = net.readout.neuron(net.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    assert torch.equal(spikes, simulated)

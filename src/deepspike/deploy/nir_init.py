@@ -176,7 +176,8 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
     c = _channel_gain(gain, mine.weight.shape[0], its.weight.dim() - 1, where)
     bias = its.bias.detach() if its.bias is not None else torch.zeros(mine.weight.shape[0])
     if mine.bias is None and bool((bias != 0).any()):
-        raise ConfigError(f"{where}: the file's layer has a bias, the recipe's net has none")
+        raise ConfigError(f"{where}: the file's layer has a bias, the recipe's net has none (an mlp takes "
+                          "model.args.bias=true)")
     mine.weight.copy_(its.weight.detach() * c.reshape(-1, *([1] * (its.weight.dim() - 1))))
     if mine.bias is not None:
         mine.bias.copy_(bias * c)

@@ -24,7 +24,7 @@ def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, .
 def classifier_head(num_classes: int, hidden: Sequence[int], width: float, dropout: float = 0.0,
                     bias: bool = False) -> list[Layer]:
     """``Flatten``, then per hidden size ``Linear(scaled(h, width))`` (+ ``Dropout`` when ``dropout`` > 0),
-    then the ``num_classes`` output layer (``act=False``: the method decides the readout); every ``Linear`` with a
+    then the ``num_classes`` output layer (``act=False``: the method decides the readout); each ``Linear`` with a
     bias when ``bias``."""
     layers: list[Layer] = [Flatten()]
     for h in hidden:

@@ -24,8 +24,8 @@ def scnn_digits(num_classes, input_shape, width):
 @register_model("mlp", default_input_shape=(1, 28, 28), paper="zhang2021 (FC 784-h-10)")
 def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (400,), dropout: float = 0.0,
         bias: bool = False):
-    """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer); ``bias``: every layer
-    with a bias (as torch's ``nn.Linear`` and the nets of snnTorch and Norse; ``method.init_from`` a file of theirs)."""
+    """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer); ``bias``: each layer
+    with a bias, as torch's ``nn.Linear`` and so snnTorch's, Sinabs' and SpikingJelly's MLPs (``method.init_from``)."""
     return tuple(classifier_head(num_classes, hidden_sizes("mlp", hidden), width, dropout, bias))
 
 
