@@ -190,3 +190,25 @@ def test_a_files_split_metadata_that_is_not_a_number_is_refused_naming_the_field
     assert main(["eval", str(path), "--data", "digits", "--split", "val"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_file_whose_input_is_flat_reads_the_images_flattened(tmp_path, capsys):
+    """Another tool's MLP takes [64] for an 8 x 8 digit; before: 'NIR network input must be [T, B, 64], got (4, 256,
+    1, 8, 8)'. Scored here by hand: the spike counts of from_nir's net on the flattened images."""
+    train, test = load_dataset("digits").train, load_dataset("digits").test
+    templates = torch.stack([train.x[train.y == k].mean(0).flatten() for k in range(10)])  # [10, 64]
+    weight = (templates - templates.mean(0)).numpy().astype(np.float32)  # a nearest-template classifier, far
+    ones = np.ones(10, np.float32)  # above chance
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc": nir.Affine(weight=weight, bias=np.zeros(10, np.float32)),
+             "lif": nir.LIF(tau=ones * 1e-3, r=ones, v_leak=0 * ones, v_threshold=ones * 0.5, v_reset=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": 1e-4}, type_check=False)
+    path = write(graph, tmp_path / "flat.nir")
+    assert main(["eval", str(path), "--data", "digits", "--encoder", "direct", "--timesteps", "4"]) == 0
+    ours = _json(capsys)
+    with torch.no_grad():
+        counts = from_nir(graph)(test.x.flatten(1).expand(4, -1, -1)).sum(0)
+    assert ours["samples"] == 360 and ours["accuracy"] == int((counts.argmax(1) == test.y).sum()) / 360
+    assert ours["accuracy"] > 0.5

@@ -205,7 +205,6 @@ def test_a_synaptic_current_in_one_net_only_names_the_neuron_key_to_set(tmp_path
 @pytest.mark.parametrize(("file", "recipe", "keys"), [
     ({}, {"readout": "membrane"}, "set method.readout=rate"),
     ({"readout": "membrane"}, {}, "set method.readout=membrane"),
-    ({}, {"neuron": "plif"}, "set method.neuron=lif"),
     ({}, {"neuron": "alif"}, "set method.neuron=lif"),
 ])
 def test_a_readout_or_neuron_of_another_kind_names_the_key_that_builds_the_files(tmp_path, file, recipe, keys):
@@ -314,3 +313,101 @@ def test_an_snntorch_mlp_with_biases_starts_an_mlp_run_with_model_args_bias(tmp_
     simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
     assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
     assert torch.equal(spikes, simulated)
+
+
+def test_a_file_whose_input_is_flat_starts_an_mlp_with_biases(tmp_path):
+    """Another tool's MLP takes [64] (no Flatten node) and has biases; before: 'has 4 layers ... the recipe's net 5'
+    (the recipe's Flatten unmatched), and the bias refused for want of model.args.bias."""
+    g = np.random.default_rng(6)
+    ones = np.ones(12, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc1": nir.Affine(weight=g.normal(0.1, 0.3, (12, 64)).astype(np.float32),
+                               bias=g.normal(0.0, 0.1, 12).astype(np.float32)),
+             "lif1": nir.LIF(tau=ones * np.float32(DT / 0.2), r=ones * np.float32(1 / 0.2), v_leak=0 * ones,
+                             v_threshold=ones * 0.7, v_reset=0 * ones, metadata={"reset": "subtract"}),
+             "fc2": nir.Affine(weight=g.normal(0.1, 0.5, (10, 12)).astype(np.float32),
+                               bias=g.normal(0.0, 0.1, 10).astype(np.float32)),
+             "lif2": nir.LIF(tau=ones[:10] * np.float32(DT / 0.2), r=ones[:10] * np.float32(1 / 0.2),
+                             v_leak=0 * ones[:10], v_threshold=ones[:10] * 0.7, v_reset=0 * ones[:10],
+                             metadata={"reset": "subtract"}),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    path = write_nir(nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT},
+                                  type_check=False), tmp_path / "flat.nir")
+    ours = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        model_args={"hidden": [12], "bias": True}, **NEURON).eval()
+    start_from_nir(path, ours)
+    x = _coded()
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    torch.testing.assert_close(spikes, simulated, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="the file's layer has a bias, the recipe's net has none"):
+        start_from_nir(path, _net())
+
+
+def _per_layer_and_per_neuron_graph() -> nir.NIRGraph:
+    """A 64-12-10 MLP whose hidden LIF neurons each have their own tau and threshold and whose output layer has
+    another decay than the hidden one (k = 1 - dt/tau)."""
+    g = np.random.default_rng(8)
+    tau = (DT / g.uniform(0.1, 0.5, 12)).astype(np.float32)  # k from 0.5 to 0.9, per neuron
+    ones = np.ones(12, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc1": nir.Affine(weight=g.normal(0.1, 0.3, (12, 64)).astype(np.float32), bias=0 * ones),
+             "lif1": nir.LIF(tau=tau, r=tau / DT, v_leak=0 * ones, v_threshold=g.uniform(0.5, 1.0, 12).astype(
+                 np.float32), v_reset=0 * ones, metadata={"reset": "subtract", "fires": "v >= threshold"}),
+             "fc2": nir.Affine(weight=g.normal(0.1, 0.5, (10, 12)).astype(np.float32), bias=0 * ones[:10]),
+             "lif2": nir.LIF(tau=ones[:10] * np.float32(DT / 0.4), r=ones[:10] * np.float32(1 / 0.4),
+                             v_leak=0 * ones[:10], v_threshold=ones[:10] * 0.7, v_reset=0 * ones[:10],
+                             metadata={"reset": "subtract", "fires": "v >= threshold"}),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT}, type_check=False)
+
+
+def test_a_plif_recipe_takes_decays_and_thresholds_that_differ_by_layer_and_neuron(tmp_path):
+    path = write_nir(_per_layer_and_per_neuron_graph(), tmp_path / "varied.nir")
+    options = dict(neuron="plif", neuron_params="neuron", learn_threshold=True, reset="subtract")
+    ours = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        model_args={"hidden": [12], "bias": True}, **options).eval()
+    start_from_nir(path, ours)
+    x = _coded(steps=40, batch=6)
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x.flatten(2)})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    # PLIF's k = 1 - sigmoid(w) and its input scale 1 - k, undone in the weights, are the file's to float32 rounding
+    assert float((spikes == simulated).float().mean()) > 0.995
+    with pytest.raises(ConfigError, match="the file's decay differs within a layer: set method.neuron_params=channel "
+                                          "or neuron"):
+        start_from_nir(path, create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                                          model_args={"hidden": [12], "bias": True}, neuron="plif",
+                                          reset="subtract"))
+
+
+def test_a_per_channel_plif_conv_net_starts_from_its_own_export(tmp_path):
+    """A per-channel PLIF conv net with learnt thresholds, exported (per-neuron LIF nodes whose constants vary by
+    channel) and started again in a per-channel PLIF recipe: its decays and thresholds per channel, the input scale
+    1 - k undone per output channel of each conv, gives the file's spikes (GraphSimulator)."""
+    options = dict(neuron="plif", neuron_params="channel", learn_threshold=True, reset="subtract")
+    source = create_model("scnn_digits", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                          **options).eval()
+    with torch.no_grad():
+        for name, p in source.named_parameters():
+            if name.endswith(".w"):  # tau from 1.5 to 5 per channel
+                p.copy_(torch.log(1 / torch.linspace(0.2, 0.66, p.numel()) - 1).reshape(p.shape))
+            elif name.endswith("threshold"):
+                p.copy_(torch.linspace(0.4, 0.9, p.numel()).reshape(p.shape))
+            else:
+                torch.nn.init.normal_(p, 0.05, 0.4, generator=torch.Generator().manual_seed(p.numel()))
+    path = write_nir(to_nir(source, (1, 8, 8)), tmp_path / "plif.nir")
+    ours = create_model("scnn_digits", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        **options).eval()
+    start_from_nir(path, ours)
+    x = _coded(steps=20)
+    with torch.no_grad():
+        spikes = ours.readout.neuron(ours.body(x))
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
+    assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
+    assert float((spikes == simulated).float().mean()) > 0.995

@@ -122,6 +122,16 @@ def _split_overrides(meta: dict[str, Any]) -> list[str]:
     return [f"data.val_fraction={float(fraction)!r}", f"train.seed={int(seed)}"]
 
 
+def flat_when_flat(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Samples ``x [B, *sample]`` as ``[B, N]`` for a graph whose input is flat, ``[N]`` with ``N`` the values of a
+    sample (another tool's MLP on images: snnTorch, Norse, SpikingJelly and Sinabs nets take ``[64]`` for an 8 x 8
+    image, flattened row by row as ``torch.flatten`` does); else ``x`` as it is (a shape that does not fit is the
+    net's one-line error)."""
+    if len(input_shape) == 1 and x.dim() > 2 and x[0].numel() == input_shape[0]:
+        return x.flatten(1)
+    return x
+
+
 def check_outputs(out: torch.Tensor, decode: str, classes: int, num_classes: Any = None) -> None:
     """A one-line ``ConfigError`` unless the graph's output ``out`` is ``[T, B, K]`` with one neuron per class of
     the data set (``K = classes``), or for ``decode`` vote a file whose ``num_classes`` is the data set's (``K = G *

@@ -206,6 +206,9 @@ def _channel_gain(gain: torch.Tensor | None, channels: int, rank: int, where: st
 def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
     """The recurrent weight ``V`` (the file's with its neurons' input gain folded in, ``nir_import``) and the
     neurons; the feed-forward layers were pairs of their own (``_unrolled``)."""
+    if isinstance(mine.neuron, LearnableLIF):
+        raise ConfigError(f"{where}: a recurrent layer of learnable (PLIF) neurons does not start from a file; use "
+                          "method.neuron=lif with the file's decay and threshold")
     _copy_weighted(mine.recurrent.module, its.recurrent.module, None, f"{where} recurrent weight")
     _check_neuron(mine.neuron, its.neuron, where)
 
@@ -269,7 +272,9 @@ def _start_learnable(mine: LearnableLIF, its: nn.Module, previous: nn.Module | N
         if not isinstance(previous, WEIGHTED):
             raise ConfigError(f"{where}: a PLIF layer scales its input by 1 - k, which only a weighted layer straight "
                               "before it can undo")
-        c = _channel_gain(1 - k, previous.weight.shape[0], where)
+        rank = previous.weight.dim() - 1  # the layer's output dimensions: 1 (Linear) or 3 (conv)
+        c = 1 - (k.reshape(-1, *([1] * (rank - 1))) if mine.channels else k)  # per channel: [C, 1, 1] on a conv
+        c = _channel_gain(c, previous.weight.shape[0], rank, where)
         previous.weight.div_(c.reshape(-1, *([1] * (previous.weight.dim() - 1))))
         if previous.bias is not None:
             previous.bias.div_(c)
