@@ -411,3 +411,21 @@ def test_a_per_channel_plif_conv_net_starts_from_its_own_export(tmp_path):
     simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
     assert 0.02 * spikes.numel() < spikes.sum() < 0.98 * spikes.numel()
     assert float((spikes == simulated).float().mean()) > 0.995
+
+
+def test_a_file_that_says_how_its_net_read_its_input_needs_a_recipe_that_reads_it_so(tmp_path):
+    """A deepspike file records its input coding and standardisation; a recipe coding its input otherwise, or
+    feeding raw images to a net trained on standardised ones, started silently from it before."""
+    poisson = _file(tmp_path, _net(encoder="poisson"), "poisson.nir")
+    with pytest.raises(ConfigError, match="net read poisson input, the recipe's net direct input: set "
+                                          "method.encoder=poisson$"):
+        start_from_nir(poisson, _net())
+    start_from_nir(poisson, _net(encoder="poisson"))
+    net = _net()
+    graph = to_nir(net, (1, 8, 8), metadata={"input_mean": [0.3], "input_std": [0.4]})
+    standardised = write_nir(graph, tmp_path / "standardised.nir")
+    recipe = ["method.name=stbp", "method.timesteps=5", "model.name=mlp", "model.args.hidden=[12]", *RECIPE,
+              f"method.init_from={standardised}"]
+    with pytest.raises(ConfigError, match="read standardised images .* set data.normalize=true$"):
+        build_new_run(load_config(None, recipe), torch.device("cpu"))
+    build_new_run(load_config(None, [*recipe, "data.normalize=true"]), torch.device("cpu"))

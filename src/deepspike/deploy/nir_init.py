@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,15 +54,17 @@ SKIPPED = (nn.Dropout, TimeFixedDropout, nn.Identity)
 RTOL = 1e-5  # a decay read back from a float32 tau
 
 
-def start_from_nir(path: str | Path, model: nn.Module) -> None:
+def start_from_nir(path: str | Path, model: nn.Module, config: Any = None) -> None:
     """Copy the weights of the NIR file ``path``'s net into ``model`` (module docstring); a one-line ``ConfigError``
-    naming the layer when the two nets differ."""
+    naming the layer when the two nets differ, or when the file says its net read its input otherwise than the
+    recipe (``config``, the run's: :func:`_check_input`)."""
     source = from_nir(path)
     try:
         chain, info = chain_modules(model)
     except ConfigError as e:  # was "NIR export: unsupported readout MaxMembraneReadout" from a train command
         raise ConfigError(f"method.init_from: the recipe's net is not one a NIR file holds "
                           f"({str(e).removeprefix('NIR export: ')})") from None
+    _check_input(source.metadata, info, config, path)
     ours = [m for m in _unrolled(chain) if not isinstance(m, SKIPPED)]
     theirs = _folded_gains(_unrolled(imported_chain(source)[0]) if isinstance(source, NirNetwork) else [])
     if ours and isinstance(ours[0], nn.Flatten) and math.prod(source.input_shape[:-1]) == 1 and not (
@@ -80,6 +83,20 @@ def start_from_nir(path: str | Path, model: nn.Module) -> None:
             else:
                 _copy(mine, its, gain, where)
             previous = mine
+
+
+def _check_input(meta: dict, info: dict, config: Any, path) -> None:
+    """A one-line ``ConfigError`` when the file says how its net read its input (deepspike's exports: metadata
+    ``encoder``, ``input_mean``) and the recipe's net reads it otherwise: another input coding (``info``, the net's
+    own, against ``method.encoder``), or raw images for a net trained on standardised ones (``data.normalize``).
+    Another tool's file says neither; the recipe decides."""
+    coding = meta.get("encoder", meta.get("coding"))
+    if coding is not None and info.get("encoder") is not None and str(coding) != str(info["encoder"]):
+        raise ConfigError(f"method.init_from: {path}'s net read {coding} input, the recipe's net "
+                          f"{info['encoder']} input: set method.encoder={coding}")
+    if meta.get("input_mean") is not None and config is not None and not config.data.normalize:
+        raise ConfigError(f"method.init_from: {path}'s net read standardised images (metadata input_mean), the "
+                          "recipe's raw ones: set data.normalize=true")
 
 
 def _check_vote(meta: dict, info: dict, theirs: list, path) -> None:

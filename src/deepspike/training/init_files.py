@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-FileReader = Callable[[Path, nn.Module], None]
-"""``reader(path, model)``: copies the file's weights into the built net ``model``, or raises a one-line error."""
+FileReader = Callable[[Path, nn.Module, Any], None]
+"""``reader(path, model, config)``: copies the file's weights into the built net ``model`` of the run whose recipe is
+``config``, or raises a one-line error."""
 
 _READERS: dict[str, FileReader] = {}
 

@@ -47,7 +47,7 @@ def build_new_run(config, device, data=None) -> RunParts:
         suffix = Path(init_from).suffix.lower()
         if suffix not in parts.method.init_files:
             raise ConfigError(f"method.init_from: method {parts.method.name!r} does not start from a {suffix} file")
-        reader(Path(init_from), parts.model)
+        reader(Path(init_from), parts.model, config)
     elif init_from:
         if not parts.method.init_sources:
             raise ConfigError(f"method.init_from: method {parts.method.name!r} starts from a "
