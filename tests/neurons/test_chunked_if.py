@@ -41,3 +41,33 @@ def test_a_nan_current_gives_nan_spikes_in_every_later_chunk(grad):
     clean[5, 1, 2] = 0.0
     with torch.no_grad():
         assert torch.equal(s[:, 0], neuron(clean)[:, 0])  # the other sample is untouched
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_a_low_precision_input_integrates_in_float32_as_neuron_multistep_does(dtype, reset):
+    # 0.0011 per step: in bfloat16, 0.5 + 0.0011 rounds back to 0.5, so a bfloat16 membrane stalls below threshold
+    x = (torch.full((2000, 2, 3), 0.0011) + torch.linspace(0, 1e-3, 6).view(2, 3)).to(dtype)
+    neuron = ChunkedIF(1.0, reset)
+    with torch.no_grad():
+        fast, v_fast, _ = neuron._fast(x, None)
+    v, expected = torch.zeros(2, 3), []  # plain loop in float32 on the same (rounded) currents
+    for x_t in x.float():
+        h = v + x_t
+        s = (h >= 1.0).float()
+        v = h * (1 - s) if reset == "zero" else h - s
+        expected.append(s)
+    assert fast.dtype == dtype and v_fast.dtype == torch.float32
+    assert torch.equal(fast.float(), torch.stack(expected)) and fast.float().sum() >= 12
+    torch.testing.assert_close(v_fast, v, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_low_precision_stream_gives_one_calls_spikes(grad):
+    x = (torch.rand(60, 2, 5, generator=torch.Generator().manual_seed(3)) * 0.1).bfloat16()
+    neuron = ChunkedIF(1.0, "subtract")
+    with torch.set_grad_enabled(grad):
+        whole = neuron(x)
+        with temporal_carry(neuron):
+            parts = torch.cat([neuron(x[i:i + 1]) for i in range(60)])
+    assert torch.equal(parts, whole) and whole.float().sum() > 5

@@ -34,8 +34,10 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons import IF, neuron_multistep
 from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.surrogate import heaviside
 
 
@@ -79,8 +81,9 @@ class ChunkedIF(IF):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v0, count = self.carried() or (None, None)  # carried: v and (signed) the net spike count
         check_currents(x)
-        if torch.is_grad_enabled() and self.plain:
-            spikes, v = neuron_multistep(x, self.params, v0=v0)
+        if torch.is_grad_enabled() and self.plain:  # a carried bfloat16 / float16 state stays float32
+            start = v0 if self.carry is None else carried_start(x, self.params, v0)
+            spikes, v = neuron_multistep(x, self.params, v0=start)
         else:
             with torch.no_grad():
                 spikes, v, count = self._fast(x, v0, count)
@@ -111,7 +114,12 @@ class ChunkedIF(IF):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The same update as ``neuron_multistep`` in place, for inference: ``[T, B, ...]`` -> spikes, ``v_T``
         and (signed) the net spike count. Only in-place ops on ``v`` and the spikes, no temporaries (faster on
-        CPU than a bool mask and ``masked_fill_``)."""
+        CPU than a bool mask and ``masked_fill_``). A bfloat16 / float16 ``x`` runs on a float32 copy, as
+        ``neuron_multistep`` runs it: the state ``v`` (and count) float32, the spikes rounded back to ``x``'s dtype
+        (in bfloat16, ``0.5 + 0.0011`` rounds back to ``0.5``: a membrane summed in it stalled below threshold)."""
+        if x.dtype in LOW_PRECISION:
+            spikes, v, count = self._fast(x.float(), None if v0 is None else v0.float(), count0)
+            return spikes.to(x.dtype), v, count
         th = self.step_threshold(x[0] if len(x) else x.new_zeros(x.shape[1:]))
         zero, keep = self.params.reset == "zero", self.params.reset == "none"
         if v0 is None:
