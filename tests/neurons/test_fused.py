@@ -126,6 +126,27 @@ def test_inplace_neuron_on_channels_last_steps():
     torch.testing.assert_close(x_in.grad, ref_x.grad, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("view", [False, True])
+def test_an_inplace_neuron_leaves_a_leaf_input_requiring_grad_as_it_is(view):
+    # nn.ReLU(inplace=True) refuses a leaf that requires grad; the fused kernel wrote the membrane h over it
+    torch.manual_seed(7)
+    leaf = torch.randn(5, 2, 3, 4).requires_grad_()  # the caller's own tensor (or a parameter)
+    before = leaf.detach().clone()
+    x = leaf[1:] if view else leaf  # a view of a leaf: dense steps, which the kernel would write over
+    lif, ref = LIF(decay=0.6, threshold=0.4, inplace=True), LIF(decay=0.6, threshold=0.4)
+    g = torch.randn(x.shape)
+    s = lif(x)
+    assert torch.equal(leaf.detach(), before)
+    (s * g).sum().backward()
+    assert torch.equal(leaf.detach(), before)
+    ref_leaf = before.clone().requires_grad_()
+    ref_x = ref_leaf[1:] if view else ref_leaf
+    s_ref, _ = neuron_multistep(ref_x, ref.params, fused=False)
+    (s_ref * g).sum().backward()
+    assert torch.equal(s, s_ref) and 0 < s.mean() < 1
+    torch.testing.assert_close(leaf.grad, ref_leaf.grad, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("with_v0", [False, True])
 def test_time_invariant_input_gradient_summed_in_the_kernel(with_v0):
     """A direct-encoded (stride-0) input hands its [B, ...] step to the kernel, which sums dL/dx_t over t:

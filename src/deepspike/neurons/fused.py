@@ -15,6 +15,9 @@ every reset mode, ``detach_reset``, ``leak_grad`` and surrogate, but
   in backward, ``dL/dx`` over the saved ``h``: one ``[T, B, ...]`` buffer less at the forward peak and
   one less at the backward peak. ``x`` holds ``h`` afterwards (autograd's version counter catches any
   other user that saved ``x``); such a graph can be backpropagated once (``retain_graph`` re-use raises).
+  A leaf ``x`` (the caller's own tensor requiring grad, a parameter) or a view of one is not written over while a
+  gradient is recorded (``may_overwrite``: autograd forbids it, and it is the caller's data): the call runs out of
+  place.
   Without a gradient (inference) ``inplace`` writes the spikes themselves over ``x`` (nothing else is kept):
   the neuron then adds no ``[T, B, ...]`` buffer at all.
 
@@ -324,6 +327,13 @@ def needs_autograd(x: torch.Tensor, v0: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and (x.requires_grad or (v0 is not None and v0.requires_grad))
 
 
+def may_overwrite(x: torch.Tensor) -> bool:
+    """Whether an ``inplace`` neuron that records a gradient may write over ``x``: not a leaf (the user's own
+    tensor, an ``nn.Parameter``) nor a view of one, which autograd forbids in-place ops on (``nn.ReLU(inplace=True)``
+    raises there); such an ``x`` is left as it is and the neuron runs out of place."""
+    return not x.is_leaf and (x._base is None or not x._base.is_leaf)
+
+
 def refuse_second_backward(ctx) -> None:
     """Raise when the backward of an inplace neuron, whose first backward wrote over its saved tensor, runs again."""
     if ctx.consumed:
@@ -452,6 +462,7 @@ def fused_multistep(
     if torch.compiler.is_compiling():  # Dynamo cannot trace the numba kernels: the custom op (``fused_ops``)
         return _compiled_multistep(x, params, v0, return_membrane, pool)
     if needs_autograd(x, v0):
+        inplace = inplace and may_overwrite(x)  # a leaf requiring grad (or a view of one) is never written over
         base = _repeated_step(x)
         if base is not None:  # the gradient reaches the [B, ...] step directly, summed over T in the kernel
             s, v, h = _FusedMultistep.apply(base, v0, params, inplace, return_membrane, x.shape[0], pool)

@@ -45,6 +45,7 @@ from deepspike.neurons.fused import (
     _triton_kernels,
     fused_available,
     fused_multistep,
+    may_overwrite,
     needs_autograd,
     refuse_second_backward,
     switched_on,
@@ -201,11 +202,6 @@ def carried_start(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None
     return torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
 
 
-def _may_overwrite(x: torch.Tensor) -> bool:
-    """Whether ``inplace`` may write over ``x``: not a leaf (the user's own tensor) nor a view of one."""
-    return not x.is_leaf and (x._base is None or not x._base.is_leaf)
-
-
 def _time_invariant_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Tensor | None):
     """A time-invariant ``x`` (a stride-0 view of one ``[B, ...]`` step, e.g. a direct-encoded first layer): that step
     converted to float32 and run by ``neurons.fused`` (which reads it at every step and sums its gradient over T in
@@ -231,6 +227,6 @@ def low_precision_multistep(x: torch.Tensor, params: NeuronParams, v0: torch.Ten
     if not _dense_steps(x):
         x = x.contiguous()  # one copy, as neurons.fused makes
     if needs_autograd(x, v0):
-        return _LowPrecisionMultistep.apply(x, v0, params, inplace and _may_overwrite(x))
+        return _LowPrecisionMultistep.apply(x, v0, params, inplace and may_overwrite(x))
     s, v = _forward(x, v0, params, s_over_x=inplace)
     return s, v.to(_state_dtype(x, v0))
