@@ -140,6 +140,24 @@ def test_leak_grad_false_keeps_forward_exact():
     assert all(torch.equal(u, w) for u, w in zip(a, b))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_membrane_readout_on_low_precision_keeps_a_float32_running_sum(dtype):
+    # 0.999 v + 0.0011 summed in bfloat16 stalled at v = 0.5 (float32: v_T = 0.950)
+    x = (torch.full((2000, 2, 3), 0.0011) + torch.linspace(0, 1e-3, 6).view(2, 3)).to(dtype).requires_grad_()
+    v, expected = None, []  # plain float32 loop on the same (rounded) currents
+    for x_t in x.detach().float():
+        v = x_t if v is None else 0.999 * v + x_t
+        expected.append(v)
+    expected = torch.stack(expected)
+    out = membrane_readout(x, 0.999)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected.to(dtype).float(), rtol=0, atol=0)
+    out[-1].float().sum().backward()  # dv_T/dx_t = 0.999^(T-1-t), rounded once to dtype
+    weights = 0.999 ** torch.arange(1999, -1, -1, dtype=torch.float64)
+    torch.testing.assert_close(x.grad.float(), weights.view(-1, 1, 1).expand(2000, 2, 3).to(dtype).float(),
+                               rtol=1e-2, atol=1e-3)
+
+
 def test_membrane_readout_by_hand():
     # decay 0.5: v = 1, 0.5*1 + 2 = 2.5, 0.5*2.5 - 1 = 0.25; decay 1: cumulative sums 1, 3, 2.
     x = torch.tensor([1.0, 2.0, -1.0]).view(3, 1, 1)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.fused import FUSED_SURROGATES, ON_CONDITION, fused_multistep, fused_supported
 from deepspike.neurons.fused_low_precision import low_precision_multistep, low_precision_supported
 from deepspike.neurons.params import NeuronParams
@@ -186,7 +187,9 @@ def membrane_readout(x: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
     """Non-spiking integrator trace ``v_t = decay * v_{t-1} + x_t``, ``v_0 = 0`` (lee2020's output layer).
 
     x: ``[T, B, ...]`` -> v: ``[T, B, ...]``. lee2020 scores ``v_T / T`` (``final_membrane_rate``); with
-    ``decay = 1``, ``v_t`` is the cumulative sum of the inputs.
+    ``decay = 1``, ``v_t`` is the cumulative sum of the inputs. On bfloat16 / float16 ``x`` the running ``v`` is
+    float32 and each ``v_t`` is rounded once to ``x``'s dtype (as torch's cumulative sum accumulates, and as the
+    neurons keep their state): summed in bfloat16, ``0.999 v + 0.0011`` stalled at ``v = 0.5``.
     """
     if not (0.0 < decay <= 1.0):
         raise ConfigError(f"readout decay={decay} is outside (0, 1]")
@@ -194,8 +197,10 @@ def membrane_readout(x: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
         raise ConfigError("membrane_readout needs a time-first tensor [T, B, ...]; got a scalar")
     if decay == 1.0 or x.shape[0] == 0:  # (T = 0: the cumulative sum of nothing is the empty trace)
         return torch.cumsum(x, dim=0)
+    low = x.dtype in LOW_PRECISION
     out, v = [], None
     for x_t in x.unbind(0):
+        x_t = x_t.float() if low else x_t
         v = x_t if v is None else decay * v + x_t
-        out.append(v)
+        out.append(v.to(x.dtype))
     return torch.stack(out)  # T x [B, ...] -> [T, B, ...]
