@@ -142,6 +142,11 @@ def test_tebn_refuses_the_online_modes_in_one_line():
     ({"loss": "tet", "readout": "max_membrane"}, "no per-step scores"),
     ({"readout_decay": 1.5}, "method.readout_decay"),
     ({"count_incorrect_rate": -0.1}, "method.count_incorrect_rate"),
+    # the prediction is the largest rate: a label asked to fire less than the others (0.2 vs 0.8) trained a digits
+    # mlp to 5.6% test accuracy, below chance; equal rates make the loss ignore the label
+    ({"loss": "mse_count", "count_correct_rate": 0.2, "count_incorrect_rate": 0.8},
+     r"^bad values for method.count_correct_rate/count_incorrect_rate: expected incorrect < correct .*got 0.2/0.8$"),
+    ({"count_correct_rate": 0.5, "count_incorrect_rate": 0.5}, "expected incorrect < correct"),
     ({"rate_reg": "l3"}, "valid: none, l1, l2, band$"),
     ({"rate_reg": "band", "rate_reg_low": 0.3, "rate_reg_high": 0.2}, "low <= high"),
     # float32 losses: a weight of 1e39 made the training loss inf (reported as a divergence, "lower optim.lr")

@@ -66,7 +66,7 @@ NORMS = ("none", "bn", "tdbn", "tebn")
 
 def check_training_choices(o: Any) -> None:
     """One-line ``ConfigError`` for a bad ``norm``, ``tdbn_alpha``, ``tet_lambda``, ``tet_phi``, loss / readout pair,
-    ``readout_decay``, ``count_*_rate`` or ``rate_reg*`` of options ``o``."""
+    ``readout_decay``, ``count_*_rate`` (each in [0, 1], incorrect < correct) or ``rate_reg*`` of options ``o``."""
     if o.norm not in NORMS:
         raise ConfigError(f"bad value {o.norm!r} for method.norm; valid: {', '.join(NORMS)}")
     if not o.tdbn_alpha > 0:
@@ -88,6 +88,10 @@ def check_training_choices(o: Any) -> None:
     for key in ("count_correct_rate", "count_incorrect_rate"):
         if not 0.0 <= getattr(o, key) <= 1.0:
             raise ConfigError(f"bad value {getattr(o, key)!r} for method.{key}: expected in [0, 1]")
+    if not o.count_incorrect_rate < o.count_correct_rate:  # predict takes the largest rate: the label's must be it
+        raise ConfigError(f"bad values for method.count_correct_rate/count_incorrect_rate: expected incorrect < "
+                          f"correct (the label's output must fire most), got {o.count_correct_rate!r}/"
+                          f"{o.count_incorrect_rate!r}")
     check_rate_reg(o.rate_reg, o.rate_reg_weight, o.rate_reg_low, o.rate_reg_high)
     stdp_rule(o)
     if o.stdp_epochs is not None and o.stdp_epochs < 1:
