@@ -14,6 +14,7 @@ from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.losses import tet_loss
+from deepspike.methods.stbp_training import TET_PHI_MAX
 from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Flatten, Linear
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
@@ -157,6 +158,10 @@ def test_tebn_refuses_the_online_modes_in_one_line():
     ({"loss": "tet", "tet_lambda": 0.5, "tet_phi": 1e39}, r"^bad value 1e\+39 for method.tet_phi: expected a float32 "
                                                           r"number \(at most 3.403e\+38 in size\)$"),
     ({"loss": "tet", "tet_lambda": 0.5, "tet_phi": -1e300}, "method.tet_phi"),
+    # phi = 1e20 squares to 1e40, inf in float32: the run stopped at its first batch with 'training diverged ...
+    # the loss is inf ... lower optim.lr or set train.grad_clip', naming neither key
+    ({"loss": "tet", "tet_lambda": 0.5, "tet_phi": 1e20},
+     r"^bad value 1e\+20 for method.tet_phi with method.tet_lambda=0.5: expected at most 2.815e\+14 in size \(TET's"),
 ])
 def test_readout_loss_and_rate_reg_options_are_checked_in_one_line(options, match):
     with pytest.raises(ConfigError, match=match):
@@ -167,6 +172,17 @@ def test_float32_extremes_of_tet_phi_and_rate_reg_weight_are_accepted():
     method = get_method("stbp", {"loss": "tet", "tet_phi": -3.4e38, "rate_reg": "l2", "rate_reg_weight": 3.4e38})
     options = method.options
     assert (options.tet_phi, options.rate_reg_weight) == (-3.4e38, 3.4e38)
+
+
+def test_the_largest_tet_phi_keeps_tets_loss_and_gradients_finite():
+    """At the bound, with outputs of its size and the opposite sign, the MSE's sum of ``(o_t - phi)^2`` fits float32
+    (measured: 24 values at phi = 9.2e18 summed to inf)."""
+    method = get_method("stbp", {"loss": "tet", "tet_lambda": 1.0, "tet_phi": -TET_PHI_MAX})
+    outputs = torch.full((2, 3, 4), TET_PHI_MAX, requires_grad=True)  # [T, B, K]
+    loss = method.loss(outputs, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert math.isfinite(float(loss)) and torch.isfinite(outputs.grad).all()
+    assert float(loss) == pytest.approx((2 * TET_PHI_MAX) ** 2, rel=1e-6)  # MSE of (o - phi)^2 = (2 phi_max)^2
 
 
 def test_the_recipe_reference_lists_the_new_choices():

@@ -39,6 +39,7 @@ model that has them (the same model without, e.g. ``model.args.batch_norm=false`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,8 @@ from deepspike.models.spec import Architecture
 STBP_LOSSES = (*LOSSES, "tet", "mse_count")
 PER_STEP_LOSSES = ("tet", "mse_count")  # the network hands them the per-step scores [T, B, K] in training
 NORMS = ("none", "bn", "tdbn", "tebn")
+# ~2.8e14: the MSE's sum of (o_t - phi)^2 over up to 2^30 values (T*B*K), outputs up to phi's size, stays finite
+TET_PHI_MAX = math.sqrt(FLOAT32_MAX / 2**30) / 2
 
 
 def check_training_choices(o: Any) -> None:
@@ -76,6 +79,9 @@ def check_training_choices(o: Any) -> None:
     if not abs(o.tet_phi) <= FLOAT32_MAX:  # TET's (o_t - phi)^2 is float32: 1e39 was torch's RuntimeError
         raise ConfigError(f"bad value {o.tet_phi!r} for method.tet_phi: expected a float32 number (at most "
                           f"{FLOAT32_MAX:.4g} in size)")
+    if o.tet_lambda > 0 and not abs(o.tet_phi) <= TET_PHI_MAX:  # a larger (o_t - phi)^2 is inf in float32
+        raise ConfigError(f"bad value {o.tet_phi!r} for method.tet_phi with method.tet_lambda={o.tet_lambda!r}: "
+                          f"expected at most {TET_PHI_MAX:.4g} in size (TET's (o_t - phi)^2 must fit float32)")
     if o.norm == "tebn" and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError("method.norm=tebn has one scale per training step: eval_timesteps must equal timesteps")
     if not 0.0 <= o.readout_decay <= 1.0:
