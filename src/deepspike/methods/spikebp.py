@@ -23,6 +23,7 @@ from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX, is_float32
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -62,9 +63,10 @@ class SpikeBpOptions:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
         if not 0.0 < self.leak <= 1.0:
             raise ConfigError(f"bad value {self.leak!r} for method.leak: expected in (0, 1] (exp(-1/tau_m))")
-        for key in ("threshold", "pool_threshold"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0")
+        for key in ("threshold", "pool_threshold"):  # compared with a float32 membrane: beyond 3.4e38 it is inf
+            if not (is_float32(getattr(self, key)) and getattr(self, key) > 0):
+                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0 and at most "
+                                  f"float32's {FLOAT32_MAX:.4g}")
         check_init_kappa(self.init_kappa)
 
 
