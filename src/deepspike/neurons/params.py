@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import torch
+
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import FLOAT32_MAX
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 RESETS = ("zero", "subtract", "none")
+THRESHOLD_LOW = torch.finfo(torch.float32).tiny  # 1.18e-38: 1e-320 was 0 in float32, and a zero input fired
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ class NeuronParams:
                               f"{self.surrogate_args!r}")
         if not (0.0 < self.decay <= 1.0):
             raise ConfigError(f"neuron decay={self.decay} is outside (0, 1]; 1.0 is IF, 0 < decay < 1 is LIF")
-        if not (0.0 < self.threshold <= FLOAT32_MAX):  # the kernels compare float32 membranes with it
-            raise ConfigError(f"neuron threshold={self.threshold} must be a finite number > 0 (at most float32's "
-                              f"{FLOAT32_MAX:.4g})")
+        if not (THRESHOLD_LOW <= self.threshold <= FLOAT32_MAX):  # the kernels compare float32 membranes with it
+            raise ConfigError(f"neuron threshold={self.threshold} must be a finite number > 0 (at least float32's "
+                              f"smallest normal {THRESHOLD_LOW:.4g}, at most float32's {FLOAT32_MAX:.4g})")
         if self.reset not in RESETS:
             raise unknown_choice("reset", self.reset, RESETS)
         args = dict(self.surrogate_args or {})  # a private copy (a plain dict so params deep-copy/pickle)
