@@ -74,8 +74,9 @@ def check_training_choices(o: Any) -> None:
         raise ConfigError(f"bad value {o.norm!r} for method.norm; valid: {', '.join(NORMS)}")
     if not o.tdbn_alpha > 0:
         raise ConfigError(f"bad value {o.tdbn_alpha!r} for method.tdbn_alpha: expected > 0")
-    if not 0.0 <= o.tet_lambda <= 1.0:
-        raise ConfigError(f"bad value {o.tet_lambda!r} for method.tet_lambda: expected in [0, 1]")
+    if not 0.0 <= o.tet_lambda < 1.0:  # 1 weights the cross-entropy by 1 - lambda = 0: the label would not count
+        raise ConfigError(f"bad value {o.tet_lambda!r} for method.tet_lambda: expected in [0, 1) (at 1 the loss is "
+                          "the MSE to tet_phi alone and ignores the label)")
     if not abs(o.tet_phi) <= FLOAT32_MAX:  # TET's (o_t - phi)^2 is float32: 1e39 was torch's RuntimeError
         raise ConfigError(f"bad value {o.tet_phi!r} for method.tet_phi: expected a float32 number (at most "
                           f"{FLOAT32_MAX:.4g} in size)")
