@@ -20,12 +20,13 @@ def test_defaults_are_lee2020_constants():
 
 
 @pytest.mark.parametrize("key", ["threshold", "pool_threshold"])
-@pytest.mark.parametrize("value", [1e39, 0.0, -1.0])
+@pytest.mark.parametrize("value", [1e39, 0.0, -1.0, 1e-39, 1e-320])
 def test_thresholds_beyond_float32_or_not_positive_are_refused_by_the_options_in_one_line(key, value):
     """A float32 membrane reads 1e39 as inf: the options took it and only the build refused it, 'spikebp
     threshold=1e+39 must be a finite number > 0' (no method key; 1e39 is finite), and a pool threshold of a net
     without pooling was taken silently."""
-    expected = rf"^bad value {re.escape(repr(value))} for method.{key}: expected > 0 and at most float32's 3.403e\+38$"
+    expected = (rf"^bad value {re.escape(repr(value))} for method.{key}: expected > 0, from float32's smallest normal "
+                r"1.175e-38 to its largest 3.403e\+38$")
     with pytest.raises(ConfigError, match=expected):
         get_method("spikebp", {key: value})
 

@@ -204,3 +204,14 @@ def test_bad_leak_or_threshold_is_a_one_line_config_error_for_the_function_and_t
     assert "\n" not in str(caught.value)
     with pytest.raises(ConfigError, match=f"spikebp {bad}="):
         LeakCorrectedLIF(leak, threshold)
+
+
+def test_a_threshold_below_float32s_smallest_normal_is_refused_by_the_neuron_and_the_pool():
+    """The backward divides by the threshold: method.threshold=1e-39 (or 1e-320) was taken and the first batches gave
+    NaN losses, reported as 'training diverged ... lower optim.lr or set train.grad_clip'."""
+    with pytest.raises(ConfigError, match=r"^spikebp threshold=1e-39 must be a finite number > 0 \(at least float32's "
+                                          r"smallest normal 1.175e-38\)$"):
+        LeakCorrectedLIF(0.99, 1e-39)
+    with pytest.raises(ConfigError, match=r"^SpikingAvgPool threshold=1e-39 must be"):
+        SpikingAvgPool(2, 2, 1e-39)
+    assert LeakCorrectedLIF(0.99, float(torch.finfo(torch.float32).tiny)).threshold > 0

@@ -35,6 +35,7 @@ from deepspike.methods.losses import classification_loss
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture, Pool, Residual
+from deepspike.neurons.params import THRESHOLD_LOW
 from deepspike.neurons.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
 
 SPIKEBP_LOSSES = ("sse", "mse", "ce")
@@ -63,10 +64,10 @@ class SpikeBpOptions:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
         if not 0.0 < self.leak <= 1.0:
             raise ConfigError(f"bad value {self.leak!r} for method.leak: expected in (0, 1] (exp(-1/tau_m))")
-        for key in ("threshold", "pool_threshold"):  # compared with a float32 membrane: beyond 3.4e38 it is inf
-            if not (is_float32(getattr(self, key)) and getattr(self, key) > 0):
-                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0 and at most "
-                                  f"float32's {FLOAT32_MAX:.4g}")
+        for key in ("threshold", "pool_threshold"):  # a float32 membrane: beyond 3.4e38 inf, below 1.2e-38 NaN grads
+            if not (is_float32(getattr(self, key)) and getattr(self, key) >= THRESHOLD_LOW):
+                raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0, from float32's "
+                                  f"smallest normal {THRESHOLD_LOW:.4g} to its largest {FLOAT32_MAX:.4g}")
         check_init_kappa(self.init_kappa)
 
 

@@ -54,19 +54,22 @@ from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused import kernel_ready
+from deepspike.neurons.params import THRESHOLD_LOW
 from deepspike.neurons.update_cost import membrane_ops
 
 DERIVATIVES = ("code", "rate")
 
 
 def check_spikebp_neuron(leak: float, threshold: float, where: str = "spikebp") -> None:
-    """``ConfigError`` unless ``leak`` is a number in (0, 1] and ``threshold`` a finite number > 0 that a float32
-    membrane compares with (``where`` names the neuron in the message): ``LeakCorrectedLIF``, ``leak_corrected_lif``
-    and the pooling neuron (``layers.spiking_pool``) share it."""
+    """``ConfigError`` unless ``leak`` is a number in (0, 1] and ``threshold`` a number from float32's smallest normal
+    to its largest (``neurons.params.THRESHOLD_LOW``, ``FLOAT32_MAX``) that a float32 membrane compares with
+    (``where`` names the neuron in the message): ``LeakCorrectedLIF``, ``leak_corrected_lif`` and the pooling neuron
+    (``layers.spiking_pool``) share it."""
     if not (is_finite(leak) and 0.0 < leak <= 1.0):
         raise ConfigError(f"{where} leak={leak!r} must be a number in (0, 1]; leak = exp(-1/tau_m)")
-    if not (is_float32(threshold) and threshold > 0):
-        raise ConfigError(f"{where} threshold={threshold!r} must be a finite number > 0")
+    if not (is_float32(threshold) and threshold >= THRESHOLD_LOW):  # the backward divides by it: 1e-39 made NaNs
+        raise ConfigError(f"{where} threshold={threshold!r} must be a finite number > 0 (at least float32's smallest "
+                          f"normal {THRESHOLD_LOW:.4g})")
 
 
 def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.Tensor]:
