@@ -91,6 +91,8 @@ def test_tebn_refuses_a_step_count_that_is_no_whole_number_at_least_one(timestep
     (math.nan, 1.0, "tdBN threshold=nan"), (math.inf, 1.0, "tdBN threshold=inf"), (0, 1.0, "tdBN threshold=0"),
     (-1.0, 1.0, "tdBN threshold=-1.0"), ("1", 1.0, "tdBN threshold='1'"), (1.0, math.nan, "tdBN alpha=nan"),
     (1.0, 0.0, "tdBN alpha=0.0"), (1e20, 1e20, "beyond float32's range"),
+    # 1e-320 * 0.5 is 0 in float32: every normed layer's output was 0 (a vgg's scores all 0.0)
+    (0.5, 1e-320, "tdBN scale alpha * threshold = 4.99994e-321 is below float32's smallest normal 1.175e-38"),
 ])
 def test_tdbn_refuses_a_scale_that_is_not_a_finite_positive_float32(threshold, alpha, match):
     """threshold=nan / inf, or a product beyond float32, silently made every batch-norm weight NaN or inf, 0 or a

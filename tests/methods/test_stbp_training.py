@@ -149,6 +149,10 @@ def test_tebn_refuses_the_online_modes_in_one_line():
      r"^bad values for method.count_correct_rate/count_incorrect_rate: expected incorrect < correct .*got 0.2/0.8$"),
     ({"count_correct_rate": 0.5, "count_incorrect_rate": 0.5}, "expected incorrect < correct"),
     ({"rate_reg": "l3"}, "valid: none, l1, l2, band$"),
+    # tdBN's scale alpha V_th: 1e39 passed the options and failed the build ('tdBN alpha=1e+39 must be a finite
+    # number > 0', no key); 1e-320 made the scale 0 in float32 and the normed layers silent
+    ({"norm": "tdbn", "tdbn_alpha": 1e39}, r"^bad value 1e\+39 for method.tdbn_alpha: tdBN alpha=1e\+39 must be"),
+    ({"norm": "tdbn", "tdbn_alpha": 1e-320}, r"^bad value 1e-320 for method.tdbn_alpha: tdBN scale .* below float32's"),
     ({"rate_reg": "band", "rate_reg_low": 0.3, "rate_reg_high": 0.2}, "low <= high"),
     # float32 losses: a weight of 1e39 made the training loss inf (reported as a divergence, "lower optim.lr")
     ({"rate_reg": "l1", "rate_reg_weight": 1e39}, r"^bad value 1e\+39 for method.rate_reg_weight: expected >= 0 and "

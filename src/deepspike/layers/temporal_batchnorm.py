@@ -27,6 +27,8 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_float32, is_whole
 from deepspike.layers.time_distributed import TimeDistributed
 
+FLOAT32_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32, 1.18e-38
+
 
 def batch_norm(shape: tuple[int, ...]) -> nn.Module:
     """``nn.BatchNorm2d`` for a ``(C, H, W)`` output, ``nn.BatchNorm1d`` for ``(F,)``."""
@@ -47,14 +49,24 @@ class _Scaled(nn.Module):
         return f"scale={self.scale}"
 
 
-def threshold_dependent_batch_norm(shape: tuple[int, ...], threshold: float, alpha: float = 1.0) -> nn.Module:
-    """tdBN for a per-sample ``shape``: a batch-norm with ``gamma = lambda alpha V_th`` (module docstring).
-    ``threshold`` and ``alpha``: finite numbers > 0 whose product a float32 weight holds, else ``ConfigError``."""
+def check_tdbn_scale(threshold: float, alpha: float) -> None:
+    """``ConfigError`` unless ``threshold`` and ``alpha`` are finite numbers > 0 whose product ``alpha V_th`` (tdBN's
+    scale of gamma) a float32 weight holds as a normal number: beyond 3.4e38 it is inf, below 1.18e-38 (``alpha =
+    1e-320``) 0 or subnormal, which silenced every normed layer."""
     for name, value in (("threshold", threshold), ("alpha", alpha)):
         if not (is_float32(value) and value > 0):
             raise ConfigError(f"tdBN {name}={value!r} must be a finite number > 0")
     if not is_float32(alpha * threshold):
         raise ConfigError(f"tdBN scale alpha * threshold = {alpha * threshold:g} is beyond float32's range")
+    if alpha * threshold < FLOAT32_TINY:
+        raise ConfigError(f"tdBN scale alpha * threshold = {alpha * threshold:g} is below float32's smallest normal "
+                          f"{FLOAT32_TINY:.4g}")
+
+
+def threshold_dependent_batch_norm(shape: tuple[int, ...], threshold: float, alpha: float = 1.0) -> nn.Module:
+    """tdBN for a per-sample ``shape``: a batch-norm with ``gamma = lambda alpha V_th`` (module docstring).
+    ``threshold`` and ``alpha``: as ``check_tdbn_scale`` takes them, else ``ConfigError``."""
+    check_tdbn_scale(threshold, alpha)
     bn = batch_norm(shape)
     parametrize.register_parametrization(bn, "weight", _Scaled(alpha * threshold))
     return bn

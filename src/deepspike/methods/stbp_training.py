@@ -53,6 +53,7 @@ from deepspike.layers.stdp_rule import StdpRule
 from deepspike.layers.temporal_batchnorm import (
     TemporalEffectiveBatchNorm,
     batch_norm,
+    check_tdbn_scale,
     threshold_dependent_batch_norm,
 )
 from deepspike.layers.time_distributed import TimeDistributed
@@ -74,6 +75,11 @@ def check_training_choices(o: Any) -> None:
         raise ConfigError(f"bad value {o.norm!r} for method.norm; valid: {', '.join(NORMS)}")
     if not o.tdbn_alpha > 0:
         raise ConfigError(f"bad value {o.tdbn_alpha!r} for method.tdbn_alpha: expected > 0")
+    if o.norm == "tdbn":  # the options, not the build, refuse what the layers would (1e39 passed them)
+        try:
+            check_tdbn_scale(o.threshold, o.tdbn_alpha)
+        except ConfigError as error:
+            raise ConfigError(f"bad value {o.tdbn_alpha!r} for method.tdbn_alpha: {error}") from None
     if not 0.0 <= o.tet_lambda < 1.0:  # 1 weights the cross-entropy by 1 - lambda = 0: the label would not count
         raise ConfigError(f"bad value {o.tet_lambda!r} for method.tet_lambda: expected in [0, 1) (at 1 the loss is "
                           "the MSE to tet_phi alone and ignores the label)")
