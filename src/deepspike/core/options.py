@@ -21,6 +21,7 @@ from deepspike.core.errors import ConfigError
 T = TypeVar("T")
 INT64_MAX = 2**63 - 1
 FLOAT32_MAX = 3.4028234663852886e38  # float(torch.finfo(torch.float32).max): the largest finite float32
+FLOAT32_TINY = 1.1754943508222875e-38  # float(torch.finfo(torch.float32).tiny): the smallest normal float32
 
 
 def to_dataclass(schema: type[T], values: Any, where: str) -> T:

@@ -24,10 +24,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_float32, is_whole
+from deepspike.core.options import FLOAT32_TINY, is_float32, is_whole
 from deepspike.layers.time_distributed import TimeDistributed
-
-FLOAT32_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32, 1.18e-38
 
 
 def batch_norm(shape: tuple[int, ...]) -> nn.Module:

@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY
 from deepspike.layers.fan_out import WEIGHTED_LAYERS
-
-FLOAT32_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32, 1.18e-38
 
 
 def check_init_kappa(kappa: float | None) -> None:

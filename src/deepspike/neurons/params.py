@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import torch
-
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import FLOAT32_MAX
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.neurons.surrogate import Surrogate, get_surrogate
 
 RESETS = ("zero", "subtract", "none")
-THRESHOLD_LOW = torch.finfo(torch.float32).tiny  # 1.18e-38: 1e-320 was 0 in float32, and a zero input fired
+THRESHOLD_LOW = FLOAT32_TINY  # 1.18e-38: 1e-320 was 0 in float32, and a zero input fired
 
 
 @dataclass(frozen=True)
