@@ -34,6 +34,15 @@ def test_a_dt_argument_that_is_not_a_number_is_refused_as_given(dt, shown):
     assert str(e.value) == f"NIR import: dt = {shown} is not a positive number of seconds (the dt argument)"
 
 
+@pytest.mark.parametrize(("source", "shown"), [(["model.nir"], "['model.nir']"), (None, "None"), (5, "5"),
+                                              (b"model.nir", "b'model.nir'")], ids=["list", "None", "int", "bytes"])
+def test_a_source_that_is_neither_a_path_nor_a_graph_is_refused_in_one_line(source, shown):
+    # before: AttributeError "'list' object has no attribute 'metadata'" (also from ds.evaluate_nir([...], "digits"))
+    with pytest.raises(ConfigError) as e:
+        from_nir(source)
+    assert str(e.value) == f"from_nir takes a NIR file path or a nir.NIRGraph, got {shown}"
+
+
 def test_a_bad_dt_in_the_file_is_refused(tmp_path):
     path = replace(write(tiny_graph(), tmp_path / "m.nir"), "metadata/dt", np.array(b"soon"))
     with pytest.raises(ConfigError) as e:

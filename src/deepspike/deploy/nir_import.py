@@ -251,6 +251,8 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
     """
     nir = require_nir()
     from_file = isinstance(source, str | os.PathLike)
+    if not (from_file or isinstance(source, nir.NIRGraph)):  # a list or None ended in "has no attribute 'metadata'"
+        raise ConfigError(f"from_nir takes a NIR file path or a nir.NIRGraph, got {shown_value(source)}")
     graph = read_nir(source) if from_file else source
     where = os.fspath(source) if from_file else "NIR import"
     meta = _plain(graph.metadata)
