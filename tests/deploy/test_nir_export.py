@@ -367,6 +367,36 @@ def test_a_dt_of_true_is_refused():
         to_nir(model.eval(), (4,), dt=True)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("m.nir", (4,)), "to_nir takes a network (an nn.Module), got 'm.nir'"),
+    ((None, (4,)), "to_nir takes a network (an nn.Module), got None"),
+    ((True, 4), "to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. (1, 28, 28), got 4"),
+    ((True, (-1,)), "to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. (1, 28, 28), "
+                    "got (-1,)"),
+    ((True, (1.5, 4)), "to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. (1, 28, 28), "
+                       "got (1.5, 4)"),
+    ((True, "abc"), "to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. (1, 28, 28), "
+                    "got 'abc'"),
+    ((True, (3,)), "NIR export: layer Linear does not take an input of shape [3] (input_shape does not fit the net: "
+                   "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x400))"),
+], ids=["path", "None", "int shape", "negative", "fraction", "text", "wrong size"])
+def test_a_model_or_input_shape_to_nir_cannot_export_is_refused_in_one_line(args, message):
+    # before: AttributeError, TypeError "'int' object is not iterable", torch's RuntimeError, and (1.5, 4) was
+    # written as (1, 4)
+    model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
+    net, shape = args
+    with pytest.raises(ConfigError) as e:
+        to_nir(model.eval() if net is True else net, shape)
+    assert str(e.value) == message
+
+
+def test_metadata_that_is_not_a_dict_is_refused_and_numpy_sizes_are_taken():
+    model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
+    with pytest.raises(ConfigError, match=r"^to_nir's metadata must be a dict, got \[1\]$"):  # was a TypeError
+        to_nir(model.eval(), (4,), metadata=[1])
+    assert list(to_nir(model.eval(), (np.int64(4),)).nodes["input"].input_type["input"]) == [4]
+
+
 @pytest.mark.parametrize("dt", [1e308, -1e308])
 def test_a_dt_past_float32_is_refused_in_one_line_without_a_warning(dt):
     # 1e308 printed numpy's "RuntimeWarning: overflow encountered in cast" (two more lines) before the error

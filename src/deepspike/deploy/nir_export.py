@@ -45,7 +45,7 @@ from torch import nn
 
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite
+from deepspike.core.options import is_finite, is_whole, shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import (
@@ -460,14 +460,12 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | None = None, dt: flo
     which GraphSimulator and the ONNX export run and other NIR tools do not; without it they are refused.
     """
     nir = require_nir()
+    shape = _checked_arguments(model, input_shape, metadata)
     imported = isinstance(model, NirNetwork)
     dt = dt if dt is not None else float(model.metadata["dt"]) if imported else DEFAULT_DT
     check_dt(dt)
-    if input_shape is None and not imported:
-        raise ConfigError("to_nir needs the input_shape of one time step, e.g. (1, 28, 28)")
     refuse_attention(model)  # before the batch-norm folding's own refusal (TEBN)
     mods, info = chain_modules(fold_batch_norms_(copy.deepcopy(model)))  # BN, tdBN folded exactly; TEBN refused
-    shape = tuple(int(s) for s in (model.input_shape if input_shape is None else input_shape))
     coding = _input_coding(model, info, dt)
     graph = _RateGraph(nir, shape, dt, fold_thresholds, coding, round_delays, low_latency)
     with torch.no_grad():
@@ -480,6 +478,26 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | None = None, dt: flo
             **({"delays_rounded": True} if graph.delayed_layers else {})}
     meta.update(metadata or {})
     return nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
+
+
+def _checked_arguments(model: nn.Module, input_shape, metadata) -> tuple[int, ...]:
+    """The input shape ``to_nir`` builds the graph for (``input_shape``, else an imported net's own), or a one-line
+    ``ConfigError`` when ``model`` is not a network, ``input_shape`` is not sizes (whole numbers >= 1) or
+    ``metadata`` not a dict: a string model ended in AttributeError, a shape of 64 in TypeError, (-1, 8, 8) in
+    torch's RuntimeError, (1.5, 8, 8) was written as (1, 8, 8) and metadata [1] a TypeError."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"to_nir takes a network (an nn.Module), got {shown_value(model)}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ConfigError(f"to_nir's metadata must be a dict, got {shown_value(metadata)}")
+    if input_shape is None and not isinstance(model, NirNetwork):
+        raise ConfigError("to_nir needs the input_shape of one time step, e.g. (1, 28, 28)")
+    shape = model.input_shape if input_shape is None else input_shape
+    if isinstance(shape, tuple | list | torch.Size | np.ndarray):  # numpy sizes (an array's .shape) as ints
+        shape = tuple(n.item() if isinstance(n, np.integer) else n for n in shape)
+    if not (isinstance(shape, tuple) and shape and all(is_whole(n, 1, 2**31 - 1) for n in shape)):
+        raise ConfigError(f"to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. "
+                          f"(1, 28, 28), got {shown_value(shape)}")
+    return tuple(int(n) for n in shape)
 
 
 def _input_coding(model: nn.Module, info: dict, dt: float) -> dict:
@@ -529,7 +547,11 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
     if not isinstance(m, STATELESS):
         raise ConfigError(f"NIR export: layer {type(m).__name__} has no NIR mapping (supported: Conv2d, Linear, "
                           "AvgPool2d, Flatten, Dropout, IF/LIF/PLIF/synaptic neurons)")
-    out = tuple(m(torch.zeros(1, *shape)).shape[1:])
+    try:
+        out = tuple(m(torch.zeros(1, *shape)).shape[1:])
+    except RuntimeError as e:  # an input_shape the net does not take: torch's "mat1 and mat2 shapes cannot be ..."
+        raise ConfigError(f"NIR export: layer {type(m).__name__} does not take an input of shape {list(shape)} "
+                          f"(input_shape does not fit the net: {str(e).splitlines()[0]})") from None
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
             raise ConfigError("NIR export: only zero padding given as integers is supported")
