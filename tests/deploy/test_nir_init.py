@@ -171,6 +171,25 @@ def test_a_recurrent_files_net_starts_an_rsnn_run_and_runs_as_the_file(tmp_path,
     assert torch.equal(spikes, simulated) and torch.equal(spikes, from_nir(path)(x))
 
 
+def _image_rsnn():
+    return create_model("rsnn", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                        model_args={"hidden": [12]}, **NEURON).eval()
+
+
+@pytest.mark.parametrize(("file_net", "recipe_net", "message"), [
+    (_net, _image_rsnn, "layer 2 (SpikingNeuron): the recipe's net has RecurrentSpiking here: the file's layer has no "
+                       "recurrent weights"),
+    (_image_rsnn, _net, "layer 2 (RecurrentSpiking): the recipe's net has LIF here: the file's layer is recurrent "
+                       "(model.name=rsnn builds recurrent layers)"),
+], ids=["feed-forward file, rsnn recipe", "rsnn file, mlp recipe"])
+def test_a_recurrent_layer_in_one_net_only_names_the_model_not_a_neuron_key(tmp_path, file_net, recipe_net, message):
+    # before: an rsnn recipe against a feed-forward file was told "set method.neuron=lif", which it had already
+    path = write_nir(to_nir(file_net(), (1, 8, 8)), tmp_path / "model.nir")
+    with pytest.raises(ConfigError) as e:
+        start_from_nir(path, recipe_net())
+    assert str(e.value) == f"method.init_from: {path}: {message}"
+
+
 @pytest.mark.parametrize("flat", [(64,), (1, 64)])
 def test_a_file_taking_flat_samples_starts_the_recipes_mlp_whose_flatten_makes_them(tmp_path, flat):
     # snnTorch's and Norse's MLPs take [T, B, 64], Rockpool's [T, B, 1, 64], with no Flatten node; the recipe's mlp

@@ -168,8 +168,13 @@ def _copy(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str
 def _kind_hint(mine: nn.Module, its: nn.Module) -> str:
     """The recipe key that builds the file's kind of layer ``its`` where the recipe's net has ``mine``: its output
     integrator (``method.readout=membrane``), its spiking output (``method.readout=rate``), its LIF / CubaLIF
-    neurons (``method.neuron=lif`` / ``synaptic``); "" when no key does."""
+    neurons (``method.neuron=lif`` / ``synaptic``), a recurrent layer in one net only (the model, not
+    ``method.neuron``: an rsnn recipe against a feed-forward file was told "set method.neuron=lif", which it had);
+    "" when no key does."""
     neurons = SpikingNeuron | SynapticLIF | HeterogeneousLIF
+    if isinstance(mine, RecurrentSpiking) != isinstance(its, RecurrentSpiking):  # not a neuron key: the model's layer
+        return (": the file's layer is recurrent (model.name=rsnn builds recurrent layers)"
+                if isinstance(its, RecurrentSpiking) else ": the file's layer has no recurrent weights")
     if isinstance(its, Integrator):
         return "" if isinstance(mine, WEIGHTED) else ": set method.readout=membrane"
     if not isinstance(its, neurons) or isinstance(mine, (*WEIGHTED, nn.AvgPool2d, nn.Flatten)):
