@@ -192,6 +192,26 @@ def test_a_files_split_metadata_that_is_not_a_number_is_refused_naming_the_field
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"input_mean": "abc", "input_std": [1.0]}, "metadata input_mean must be a list of numbers, one per input "
+                                                "channel, given with input_std; got 'abc'"),
+    ({"input_mean": [0.5]}, "metadata input_std must be a list of numbers, one per input channel, given with "
+                            "input_mean; got None"),
+    ({"input_mean": [True], "input_std": [1.0]}, "metadata input_mean must be a list of numbers"),
+    ({"encoder": "bipolar", "bipolar_scale": "x"}, "metadata bipolar_scale and bipolar_value must be numbers, got "
+                                                   "'x' and 1.0"),
+], ids=["text mean", "mean without std", "boolean mean", "text scale"])
+def test_a_files_input_metadata_that_is_not_numbers_is_refused_naming_the_field(tmp_path, capsys, fields, message):
+    # before: torch's TypeError "new(): invalid data type 'str'", "must be real number, not NoneType", and
+    # float()'s ValueError "could not convert string to float: 'x'", each a traceback
+    graph = tiny_graph()
+    graph.metadata.update({"encoder": "direct", "timesteps": 4, **fields})
+    path = write(graph, tmp_path / "stats.nir")
+    assert main(["eval", str(path), "--data", "digits", "--limit", "4"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
 def test_a_file_whose_input_is_flat_reads_the_images_flattened(tmp_path, capsys):
     """Another tool's MLP takes [64] for an 8 x 8 digit; before: 'NIR network input must be [T, B, 64], got (4, 256,
     1, 8, 8)'. Scored here by hand: the spike counts of from_nir's net on the flattened images."""

@@ -24,12 +24,13 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole
+from deepspike.core.options import is_finite, is_whole, shown_value
 from deepspike.data.augment import normalize
 from deepspike.deploy.nir_import import from_nir
 from deepspike.methods.converted_network import SignedPoissonEncoder
@@ -60,7 +61,11 @@ def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
         raise ConfigError("the NIR file does not say how its input is coded (no metadata 'encoder'): pass --encoder")
     if name not in encoder_names():
         raise ConfigError(f"input coding {name!r} is not one deepspike builds; valid: {', '.join(encoder_names())}")
-    scale, value = float(meta.get("bipolar_scale", 1.0)), float(meta.get("bipolar_value", 1.0))
+    scale, value = meta.get("bipolar_scale", 1.0), meta.get("bipolar_value", 1.0)
+    if not (is_finite(scale) and is_finite(value)):  # a text ended in float()'s ValueError
+        raise ConfigError(f"the NIR file's metadata bipolar_scale and bipolar_value must be numbers, got "
+                          f"{shown_value(scale)} and {shown_value(value)}")
+    scale, value = float(scale), float(value)
     if name == "bipolar" and (scale, value) != (1.0, 1.0):
         return SignedPoissonEncoder(scale, weighted=value == scale)
     defaults = StbpOptions()
@@ -105,9 +110,26 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     batches = make_batches(config, data, split, torch.device("cpu"), training=False)
     if batches is None:
         raise ConfigError(f"data set {dataset!r} has no {split} split")
-    stats = meta.get("input_mean"), meta.get("input_std")
-    return int(data.num_classes), ((x if stats[0] is None else normalize(x, stats[0], stats[1]), y)
-                                   for x, y in batches)
+    stats = _input_stats(meta)
+    return int(data.num_classes), ((x if stats is None else normalize(x, *stats), y) for x, y in batches)
+
+
+def _input_stats(meta: dict[str, Any]) -> tuple[list[float], list[float]] | None:
+    """The graph's metadata ``(input_mean, input_std)`` as lists of floats, None when it has neither; a one-line
+    ``ConfigError`` when one is missing or either is not a list of numbers (a text ended in torch's TypeError
+    "new(): invalid data type 'str'", a mean without a std in "must be real number, not NoneType")."""
+    mean, std = meta.get("input_mean"), meta.get("input_std")
+    if mean is None and std is None:
+        return None
+    stats = []
+    for key, values in (("input_mean", mean), ("input_std", std)):
+        a = np.asarray(values) if isinstance(values, list | tuple | np.ndarray) else None
+        if a is None or a.ndim != 1 or a.size == 0 or a.dtype.kind not in "iuf":
+            raise ConfigError(f"the NIR file's metadata {key} must be a list of numbers, one per input channel, "
+                              f"given with {'input_std' if key == 'input_mean' else 'input_mean'}; got "
+                              f"{shown_value(values)}")
+        stats.append([float(v) for v in a])
+    return stats[0], stats[1]
 
 
 def _split_overrides(meta: dict[str, Any]) -> list[str]:
