@@ -212,6 +212,20 @@ def test_a_files_input_metadata_that_is_not_numbers_is_refused_naming_the_field(
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("steps", [10**11, -3, "5", 2.5])
+def test_a_files_bad_timesteps_are_named_as_the_files_not_as_an_option(tmp_path, capsys, steps):
+    # before: "--timesteps must be a whole number from 1 to 1,000,000, got -3" though no --timesteps was given
+    graph = tiny_graph()
+    graph.metadata.update({"encoder": "direct", "timesteps": steps})
+    path = write(graph, tmp_path / "steps.nir")
+    assert main(["eval", str(path), "--data", "digits", "--limit", "4"]) == 2
+    err = capsys.readouterr().err
+    assert (f"the NIR file's metadata timesteps must be a whole number from 1 to 1,000,000, got {steps!r}: pass "
+            "--timesteps") in err and err.count("\n") == 1
+    assert main(["eval", str(path), "--data", "digits", "--limit", "4", "--timesteps", "2"]) == 2
+    assert "has output neurons for 3 classes" in capsys.readouterr().err  # --timesteps 2 took the file's place
+
+
 def test_a_file_whose_input_is_flat_reads_the_images_flattened(tmp_path, capsys):
     """Another tool's MLP takes [64] for an 8 x 8 digit; before: 'NIR network input must be [T, B, 64], got (4, 256,
     1, 8, 8)'. Scored here by hand: the spike counts of from_nir's net on the flattened images."""

@@ -92,8 +92,10 @@ def _steps(meta: dict[str, Any], timesteps: int | None) -> int:
     if steps is None:
         raise ConfigError("the NIR file does not say how many time steps it runs (no metadata 'timesteps'): pass "
                           "--timesteps")
-    if not is_whole(steps, 1, 1_000_000):
-        raise ConfigError(f"--timesteps must be a whole number from 1 to 1,000,000, got {steps!r}")
+    if not is_whole(steps, 1, 1_000_000):  # a file's value was reported as "--timesteps", given or not
+        what = "--timesteps" if timesteps is not None else "the NIR file's metadata timesteps"
+        raise ConfigError(f"{what} must be a whole number from 1 to 1,000,000, got {shown_value(steps)}"
+                          + ("" if timesteps is not None else ": pass --timesteps"))
     return int(steps)
 
 
