@@ -397,6 +397,16 @@ def test_metadata_that_is_not_a_dict_is_refused_and_numpy_sizes_are_taken():
     assert list(to_nir(model.eval(), (np.int64(4),)).nodes["input"].input_type["input"]) == [4]
 
 
+def test_write_nir_refuses_what_is_not_a_graph_or_a_path_in_one_line(tmp_path):
+    # before: AttributeError "'str' object has no attribute 'nodes'" and Path()'s TypeError for a list
+    model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
+    with pytest.raises(ConfigError, match=r"^write_nir takes a nir.NIRGraph \(to_nir's\), got 'g.nir'$"):
+        write_nir("g.nir", tmp_path / "g.nir")
+    with pytest.raises(ConfigError, match=r"^write_nir's path must be a file path, got \['g.nir'\]$"):
+        write_nir(to_nir(model.eval(), (4,)), ["g.nir"])
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("dt", [1e308, -1e308])
 def test_a_dt_past_float32_is_refused_in_one_line_without_a_warning(dt):
     # 1e308 printed numpy's "RuntimeWarning: overflow encountered in cast" (two more lines) before the error

@@ -590,8 +590,13 @@ def check_finite(graph) -> None:
 def write_nir(graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` (HDF5, ``nir.write``) after checking that every value is finite; atomically
     (``core.atomic``: the file is the old one or the whole new one, and a write that fails is a one-line
-    ``WriteError``)."""
+    ``WriteError``). A ``graph`` that is not a ``nir.NIRGraph`` or a ``path`` that is not a path is a one-line
+    ``ConfigError``."""
     nir = require_nir()
+    if not isinstance(graph, nir.NIRGraph):  # a net or a path ended in "has no attribute 'nodes'"
+        raise ConfigError(f"write_nir takes a nir.NIRGraph (to_nir's), got {shown_value(graph)}")
+    if not isinstance(path, str | os.PathLike):  # a list ended in Path()'s TypeError
+        raise ConfigError(f"write_nir's path must be a file path, got {shown_value(path)}")
     check_finite(graph)
     path = Path(path)
     encoded = io.BytesIO()
