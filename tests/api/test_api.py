@@ -118,6 +118,7 @@ def test_a_pretrained_model_on_a_missing_gpu_is_one_line():
 @pytest.mark.parametrize("call", [
     lambda: ds.evaluate({}), lambda: ds.load_run(3), lambda: ds.analyze({}), lambda: ds.spike_activity(3),
     lambda: ds.convert({}, "x"), lambda: ds.export({}, "x.nir"), lambda: ds.train(None, {}),
+    lambda: ds.convert(None), lambda: ds.convert_to_ttfs(["run"]),  # without out: Path(None)'s TypeError, once
 ])
 def test_something_that_is_not_a_path_is_one_line(call):
     """Once Python's 'expected str, bytes or os.PathLike object' TypeError."""

@@ -14,6 +14,7 @@ from deepspike.conversion.pipeline import convert_run
 from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.training.runs import RunDir
 
 RATE_OPTIONS = ("calib_samples", "calib_timesteps", "percentile", "reset", "readout", "residual", "encoding",
                 "initial_membrane", "spike_value", "signed", "limit", "seed")
@@ -53,7 +54,7 @@ def convert(
     check_norm_options(norms, options)
     options = {key: value for key, value in options.items() if not (key in NORM_ONLY and value is None)}
     name = "_".join(norms)
-    out = out if out is not None else Path(run_dir) / f"converted_{name}"
+    out = out if out is not None else RunDir(run_dir).path / f"converted_{name}"  # RunDir: a path, in one line
     log = log or (lambda s: None)
     if len(norms) > 1:
         return convert_norms(run_dir, out, norms, timesteps, log=log, **options)
@@ -68,7 +69,7 @@ def convert_to_ttfs(
     (``ann_test_accuracy``, ``snn_test_accuracy``, ``spikes_per_neuron``, latency, synaptic operations).
     ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``)."""
     check_options(options, TTFS_OPTIONS)
-    out = out if out is not None else Path(run_dir) / "converted_ttfs"
+    out = out if out is not None else RunDir(run_dir).path / "converted_ttfs"  # RunDir: a path, in one line
     return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)
 
 
