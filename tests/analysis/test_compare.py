@@ -12,7 +12,7 @@ from deepspike.analysis.compare import COLUMNS, ROW_FIELDS, compare_runs, compar
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.cli import main
 from deepspike.config import load_config
-from deepspike.core.errors import DataCorruptError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.training.trainer import Trainer
 from nested_edit import with_entry
 from tiny_run import TINY
@@ -168,6 +168,13 @@ def test_compare_refuses_a_negative_limit_also_when_every_run_has_its_analysis(r
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"deepspike: error: --limit must be an integer >= 1 (test samples), got {limit}\n"
+
+
+@pytest.mark.parametrize("preset", [["45nm_fp32"], None, 5])
+def test_a_preset_that_is_not_a_name_is_refused_before_any_run_is_read(tmp_path, preset):
+    # before: ds.compare(runs, ["45nm_fp32"]) analysed every run, then ended in TypeError "unhashable type: 'list'"
+    with pytest.raises(ConfigError, match=r"^preset must be the name of an energy preset, e.g. '45nm_fp32', got "):
+        compare_runs([tmp_path / "no_run"], preset)
 
 
 @pytest.mark.parametrize(("path", "value", "problem"), [

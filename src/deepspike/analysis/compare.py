@@ -258,7 +258,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def compare_runs(runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000) -> list[dict]:
-    """Rows for ``runs`` in the given order; ``limit`` (test samples of a run analysed now) is checked first, also
-    when every run has its analysis."""
+    """Rows for ``runs`` in the given order; ``limit`` (test samples of a run analysed now) and that ``preset`` is a
+    name are checked first, also when every run has its analysis."""
     check_limit(limit)
+    if not isinstance(preset, str):  # a list ended in "unhashable type: 'list'", after every run was analysed
+        raise ConfigError(f"preset must be the name of an energy preset, e.g. '45nm_fp32', got {shown_value(preset)}")
     return [comparison_row(load_or_analyze(r, limit), preset) for r in runs]
