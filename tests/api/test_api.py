@@ -91,6 +91,10 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),
     (lambda tmp: ds.load_run(tmp, device="tpu"), "bad device 'tpu': expected auto, cpu, cuda or cuda:N"),
     (lambda tmp: ds.pretrained("stbp_fmnist", device=0), "bad device 0"),
+    (lambda tmp: ds.export(tmp, tmp / "m.nir", check="no"), r"^check must be True or False, got 'no'$"),  # once ran
+    (lambda tmp: ds.export(tmp, tmp / "m.nir", round_delays=1), r"^round_delays must be True or False, got 1$"),
+    (lambda tmp: ds.evaluate(tmp, unquantised="yes"), r"^unquantised must be True or False, got 'yes'$"),
+    (lambda tmp: ds.evaluate(tmp, round_delays=[True]), r"^round_delays must be True or False, got \[True\]$"),
 ])
 def test_mistaken_arguments_are_one_line_config_errors(tmp_path, call, message):
     """Checked before any run is read (tmp_path holds none)."""

@@ -20,7 +20,7 @@ from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_ba
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError, unknown_choice
-from deepspike.core.options import is_whole, shown_value
+from deepspike.core.options import check_switches, is_whole, shown_value
 from deepspike.deploy import DEFAULT_DT
 from deepspike.deploy.conformance import check_run
 from deepspike.deploy.nir_eval import evaluate_nir as _evaluate_nir
@@ -178,6 +178,8 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     unknown = sorted(set(options) - set(EXPORT_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown export option {unknown[0]!r}; valid: {', '.join(EXPORT_OPTIONS)}")
+    check_switches(check=check, fold_thresholds=options.get("fold_thresholds"),
+                   round_delays=options.get("round_delays"))
     if RunDir(run_dir).path.is_file():  # RunDir: a run folder (or file) must be a path, in one line
         return _export_nir_file(run_dir, path, check, steps, target, limit, onnx, options)
     if options.pop("onnx_reading", None) is not None:

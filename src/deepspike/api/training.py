@@ -14,6 +14,7 @@ import torch
 
 from deepspike.config import RunConfig, load_config
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.options import check_switches
 from deepspike.training.pretrained import check_pretrained, load_pretrained, zoo_card, zoo_table
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
@@ -73,6 +74,7 @@ def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False
     The checkpoint is never modified."""
     if split not in SPLITS:
         raise unknown_choice("split", split, SPLITS)
+    check_switches(unquantised=unquantised, round_delays=round_delays)
     return evaluate_run(run_dir, split=split, unquantised=unquantised, round_delays=round_delays)
 
 

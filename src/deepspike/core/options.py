@@ -113,6 +113,14 @@ def is_float32(value: Any) -> bool:
     return is_finite(value) and abs(value) <= FLOAT32_MAX
 
 
+def check_switches(**switches: Any) -> None:
+    """A one-line ``ConfigError`` naming the first of ``switches`` (an API function's on/off arguments) that is not
+    True, False or None: ``ds.export(run, path, check="no")`` ran the check, a text being true."""
+    for name, value in switches.items():
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {shown_value(value)}")
+
+
 def check_numbers(value: Any, where: str) -> None:
     """``ConfigError`` naming the first non-finite float or int beyond 64 bits (``|n| > 2**63 - 1``) in
     ``value``: a dataclass instance, dict, list or tuple, searched through; ``where`` prefixes key names."""
