@@ -11,6 +11,7 @@ nir = pytest.importorskip("nir")
 from deepspike.api import evaluate_nir, export  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.methods import create_model  # noqa: E402
 from deploy.nir_files import tiny_graph  # noqa: E402
 
 DT = 1e-3
@@ -173,3 +174,21 @@ def test_folding_the_one_threshold_of_an_imported_layer_keeps_its_spikes():
 def test_a_net_that_is_not_imported_still_needs_its_input_shape():
     with pytest.raises(ConfigError, match="to_nir needs the input_shape of one time step"):
         to_nir(torch.nn.Sequential())
+
+
+def test_an_imported_net_with_delay_nodes_is_written_back_without_round_delays(tmp_path):
+    # before: to_nir(from_nir(file)) of a file with Delay nodes was refused "layer DelayedLinear has learnable synaptic
+    # delays ... export with --round-delays", though from_nir builds each delay as a whole step (a one-hot kernel)
+    net = create_model("dsnn", method="stbp", num_classes=4, input_shape=(N_IN,), timesteps=8, decay=0.8,
+                       threshold=0.5, model_args={"hidden": [N], "delays": 3}).eval()
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, 0.0, 0.6, generator=torch.Generator().manual_seed(p.numel()))
+    imported = from_nir(to_nir(net, (N_IN,), dt=DT, round_delays=True))
+    path = write_nir(to_nir(imported), tmp_path / "again.nir")
+    x = _spikes_in(imported, steps=40)
+    with torch.no_grad():
+        before, after = imported(x), from_nir(path)(x)
+    simulated = GraphSimulator.rate_coded(nir.read(str(path))).run({"input": x})["output"].float()
+    assert 0.02 * before.numel() < before.sum() < 0.98 * before.numel()
+    assert torch.equal(after, before) and torch.equal(simulated, before)
+    assert any(isinstance(node, nir.Delay) for node in nir.read(str(path)).nodes.values())

@@ -64,7 +64,7 @@ from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
 from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.containers import ResidualBlock
-from deepspike.layers.delays import DelayedLinear
+from deepspike.layers.delays import ONE_HOT_SIGMA, DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
@@ -399,8 +399,10 @@ class _RateGraph:
     def delayed(self, layer: DelayedLinear) -> None:
         """A layer with synaptic delays rounded to whole steps, ``y[t] = b + sum_n w[m, n] x[t - d[m, n], n]``: one
         branch per distinct delay from the current node (``nir_delays.delay_branches``); the next node takes them
-        all (``joins``). Without ``round_delays`` a one-line ``ConfigError`` says how to export it."""
-        if not self.round_delays:
+        all (``joins``). A layer whose delays are whole steps already (one-hot kernel: ``round_delays_``, as
+        ``from_nir`` builds it) is written as it is; another one without ``round_delays`` is a one-line ``ConfigError``
+        saying how to export it (``to_nir(from_nir(file))`` of a file with Delay nodes was refused so)."""
+        if not (self.round_delays or _whole_steps(layer)):
             raise ConfigError("NIR export: layer DelayedLinear has learnable synaptic delays, which the trained layer "
                               "spreads over neighbouring steps (a narrow Gaussian); NIR can hold the rounded net (each "
                               "delay a whole step, as hardware runs it; `deepspike eval RUN --round-delays` scores "
@@ -442,6 +444,12 @@ class _RateGraph:
         self.pending.clear()
         self.module(block.act)
         self.edges.append((shortcut_end, self.last))
+
+
+def _whole_steps(layer: DelayedLinear) -> bool:
+    """Every synapse of ``layer`` delivers once, a whole number of steps late: its rounded net is itself."""
+    return bool(layer.sigma <= ONE_HOT_SIGMA) and torch.equal(layer.position.detach(),
+                                                              layer.discrete_delays().to(layer.position.dtype))
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...] | None = None, dt: float | None = None,
