@@ -226,6 +226,19 @@ def test_a_files_bad_timesteps_are_named_as_the_files_not_as_an_option(tmp_path,
     assert "has output neurons for 3 classes" in capsys.readouterr().err  # --timesteps 2 took the file's place
 
 
+def test_time_steps_whose_input_would_not_fit_in_memory_are_refused_before_it_is_drawn(tmp_path, capsys,
+                                                                                       monkeypatch):
+    # before: --timesteps 1000000 on digits drew a [10**6, 256, 1, 8, 8] Poisson input (65 GB) with no check
+    monkeypatch.setattr("deepspike.training.runtime.device_memory_bytes", lambda device: 2**30)
+    graph = tiny_graph()
+    graph.metadata.update({"encoder": "poisson", "timesteps": 4})
+    path = write(graph, tmp_path / "steps.nir")
+    assert main(["eval", str(path), "--data", "digits", "--timesteps", "1000000"]) == 2
+    err = capsys.readouterr().err
+    assert "inference T=1000000 needs at least 61 GiB for one batch's [T, B, ...] input" in err
+    assert err.count("\n") == 1
+
+
 def test_a_file_whose_input_is_flat_reads_the_images_flattened(tmp_path, capsys):
     """Another tool's MLP takes [64] for an 8 x 8 digit; before: 'NIR network input must be [T, B, 64], got (4, 256,
     1, 8, 8)'. Scored here by hand: the spike counts of from_nir's net on the flattened images."""

@@ -36,7 +36,7 @@ from deepspike.deploy.nir_import import from_nir
 from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.methods.encoder_choice import encoder_names, make_encoder
 from deepspike.methods.stbp import StbpOptions
-from deepspike.training.evaluate import eval_pass, limit_samples
+from deepspike.training.evaluate import check_timesteps_fit, eval_pass, limit_samples
 from deepspike.training.run_setup import load_data, make_batches
 
 DECODES = ("rate", "membrane", "vote")
@@ -187,6 +187,7 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
     votes_for = meta.get("num_classes", classes)  # a vote file that does not say: the data set's classes
     with eval_pass(encoder):
         for x, y in limit_samples(batches, limit):
+            check_timesteps_fit(x, steps, getattr(encoder, "widening", 1))  # before [T, B, ...] is drawn
             out = net(encoder(flat_when_flat(x, net.input_shape), steps))
             check_outputs(out, decode, classes, votes_for)
             correct += int((decided_class(out, decode, votes_for) == y).sum())
