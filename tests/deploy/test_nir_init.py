@@ -289,6 +289,20 @@ def test_a_vote_in_one_net_only_names_the_vote_group_to_set(tmp_path, file, reci
     start_from_nir(path, _net(**{**recipe, "vote_group": int(keys[-1])}))
 
 
+@pytest.mark.parametrize("num_classes", [None, True, 0, 7], ids=["unsaid", "boolean", "zero", "not dividing"])
+def test_a_vote_file_without_usable_num_classes_names_the_group_of_the_recipes_classes(tmp_path, num_classes):
+    # before: "decodes by a vote of G output neurons per class: set method.vote_group=G", a key value no recipe takes
+    graph = to_nir(_file_weights(_net(vote_group=3)), (1, 8, 8))
+    del graph.metadata["num_classes"]
+    if num_classes is not None:
+        graph.metadata["num_classes"] = num_classes
+    path = write_nir(graph, tmp_path / "vote.nir")
+    with pytest.raises(ConfigError) as error:
+        start_from_nir(path, _net())
+    assert str(error.value).endswith("decodes by a vote of 3 output neurons per class: set method.vote_group=3")
+    start_from_nir(path, _net(vote_group=3))
+
+
 def test_a_file_that_does_not_say_how_it_decodes_starts_a_voting_recipe(tmp_path):
     graph = to_nir(_file_weights(_net(vote_group=3)), (1, 8, 8))
     del graph.metadata["decode"], graph.metadata["num_classes"]  # another tool's file: 30 output neurons, no word

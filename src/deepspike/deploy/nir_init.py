@@ -70,7 +70,7 @@ def start_from_nir(path: str | Path, model: nn.Module, config: Any = None) -> No
     if ours and isinstance(ours[0], nn.Flatten) and math.prod(source.input_shape[:-1]) == 1 and not (
             theirs and isinstance(theirs[0][0], nn.Flatten)):
         ours = ours[1:]  # flat samples ([64]: snnTorch, Norse; [1, 64]: Rockpool), what the recipe's Flatten makes
-    _check_vote(source.metadata, info, theirs, path)
+    _check_vote(source.metadata, info, theirs, ours, path)
     if len(ours) != len(theirs):
         raise ConfigError(f"method.init_from: {path} has {len(theirs)} layers ({_names(theirs)}), the recipe's net "
                           f"{len(ours)} ({_names(ours)})")
@@ -99,20 +99,27 @@ def _check_input(meta: dict, info: dict, config: Any, path) -> None:
                           "recipe's raw ones: set data.normalize=true")
 
 
-def _check_vote(meta: dict, info: dict, theirs: list, path) -> None:
+def _check_vote(meta: dict, info: dict, theirs: list, ours: list, path) -> None:
     """A one-line ``ConfigError`` naming ``method.vote_group`` when the file decodes by a vote (metadata ``decode``
-    vote with ``num_classes``: ``G = K / num_classes`` of its ``K`` output neurons per class) and the recipe's net
-    does not, or the other way round (a file that does not say how it decodes, another tool's, may be read either
-    way)."""
+    vote with ``num_classes``: ``G = K / num_classes`` of its ``K`` output neurons per class; a file without a
+    ``num_classes`` that divides ``K``: the recipe's classes, its output neurons) and the recipe's net does not, or
+    the other way round (a file that does not say how it decodes, another tool's, may be read either way)."""
     votes, voted = meta.get("decode") == "vote", info.get("decode") == "vote"
     if votes == voted or "decode" not in meta:
         return
-    outputs = next((m.weight.shape[0] for m, _ in reversed(theirs) if isinstance(m, WEIGHTED)), None)
+    outputs = _outputs(m for m, _ in theirs)
     classes = meta.get("num_classes")
-    group = outputs // classes if votes and is_whole(classes, 1) and outputs and outputs % classes == 0 else "G"
+    if not (is_whole(classes, 1) and outputs and outputs % classes == 0):  # was "set method.vote_group=G"
+        classes = _outputs(ours)
+    group = outputs // classes if votes and outputs and classes and outputs % classes == 0 else "G"
     raise ConfigError(f"method.init_from: {path} " + (f"decodes by a vote of {group} output neurons per class: set "
                       f"method.vote_group={group}" if votes else "has one output neuron per class: set "
                       "method.vote_group=1"))
+
+
+def _outputs(mods) -> int | None:
+    """The output neurons of the last weighted layer of ``mods``; None without one."""
+    return next((m.weight.shape[0] for m in reversed(list(mods)) if isinstance(m, WEIGHTED)), None)
 
 
 def _names(mods: list) -> str:
