@@ -37,6 +37,14 @@ def test_a_missing_file_is_not_found(tmp_path):
     assert str(e.value) == f"NIR file not found: {tmp_path / 'none.nir'}"
 
 
+def test_a_folder_is_named_a_folder_not_a_missing_file(tmp_path):
+    # before: "NIR file not found: .../model.nir" for a folder of that name (from_nir, eval, method.init_from)
+    (tmp_path / "model.nir").mkdir()
+    with pytest.raises(DataNotFoundError) as e:
+        read_nir(tmp_path / "model.nir")
+    assert str(e.value) == f"{tmp_path / 'model.nir'} is a folder, not a NIR file: give the path of the .nir file"
+
+
 @pytest.mark.parametrize("content", [b"", np.random.default_rng(0).bytes(3000), b"nodes:\n  fc: {weight: [1, 2]}\n"],
                          ids=["empty", "random", "yaml"])
 def test_a_file_that_is_not_hdf5_is_not_a_nir_file(tmp_path, content):

@@ -167,6 +167,8 @@ def read_nir(path: str | os.PathLike):
     """The ``nir.NIRGraph`` in NIR file ``path``; :class:`DataNotFoundError` when it is missing,
     :class:`DataCorruptError` (one line naming the file and what is wrong) when it is not a sound NIR file."""
     nir = require_nir()
+    if os.path.isdir(path):  # was "NIR file not found", though it is there
+        raise DataNotFoundError(f"{path} is a folder, not a NIR file: give the path of the .nir file")
     if not os.path.isfile(path):
         raise DataNotFoundError(f"NIR file not found: {path}")
     file = os.fspath(path)
