@@ -256,3 +256,13 @@ def test_models_refuses_a_class_count_beyond_the_largest_model_argument(capsys, 
     assert main(["models", "--classes", classes]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == f"deepspike: error: num_classes must be at most 65536, got {classes}\n"
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["convert"], ["convert", "--to", "ttfs"]])
+def test_a_file_given_as_the_run_is_named_not_a_run_without_an_out_given(tmp_path, capsys, command):
+    # before: "--out model.nir/analysis: model.nir is a file, not a folder", an option the user never gave
+    model = tmp_path / "model.nir"
+    model.write_bytes(b"\x89HDF\r\n\x1a\n")
+    assert main([command[0], str(model), *command[1:]]) == 2
+    assert capsys.readouterr().err == f"deepspike: error: {model} is not a run directory (no config.yaml)\n"
+    assert sorted(tmp_path.iterdir()) == [model]

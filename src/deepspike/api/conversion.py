@@ -54,7 +54,7 @@ def convert(
     check_norm_options(norms, options)
     options = {key: value for key, value in options.items() if not (key in NORM_ONLY and value is None)}
     name = "_".join(norms)
-    out = out if out is not None else RunDir(run_dir).path / f"converted_{name}"  # RunDir: a path, in one line
+    out = out if out is not None else RunDir(run_dir).require().path / f"converted_{name}"  # in one line
     log = log or (lambda s: None)
     if len(norms) > 1:
         return convert_norms(run_dir, out, norms, timesteps, log=log, **options)
@@ -69,7 +69,7 @@ def convert_to_ttfs(
     (``ann_test_accuracy``, ``snn_test_accuracy``, ``spikes_per_neuron``, latency, synaptic operations).
     ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``)."""
     check_options(options, TTFS_OPTIONS)
-    out = out if out is not None else RunDir(run_dir).path / "converted_ttfs"  # RunDir: a path, in one line
+    out = out if out is not None else RunDir(run_dir).require().path / "converted_ttfs"  # in one line
     return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)
 
 

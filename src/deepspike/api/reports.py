@@ -63,7 +63,7 @@ def analyze(
     names = [p.name for p in presets]
     if len(set(names)) < len(names):
         raise ConfigError(f"energy presets given twice: {sorted({n for n in names if names.count(n) > 1})}")
-    out = check_output_dir(out if out is not None else RunDir(run_dir).path / "analysis", "--out")
+    out = check_output_dir(out if out is not None else RunDir(run_dir).require().path / "analysis", "--out")
     if qat_bits:  # before the analysis: a bad stage was found only after it and the stages before it
         check_qat(out / "qat", qat_bits, qat_epochs, run_dir=run_dir)
     with _registered_for_this_call(presets):
