@@ -259,3 +259,13 @@ def test_a_file_whose_input_is_flat_reads_the_images_flattened(tmp_path, capsys)
         counts = from_nir(graph)(test.x.flatten(1).expand(4, -1, -1)).sum(0)
     assert ours["samples"] == 360 and ours["accuracy"] == int((counts.argmax(1) == test.y).sum()) / 360
     assert ours["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("name", ["${oc.env:HOME}", "", "nope"])
+def test_a_data_set_name_is_checked_before_it_becomes_a_recipe_value(name, tmp_path, capsys):
+    """--data went into the recipe as an override, where '${oc.env:HOME}' was resolved and shown ('unknown dataset
+    '/root'') and '' read as 'bad value None for data.name'."""
+    path = write(tiny_graph(), tmp_path / "tiny.nir")
+    assert main(["eval", str(path), "--data", name, "--encoder", "poisson", "--timesteps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"deepspike: error: unknown dataset {name!r}; valid: ") and err.count("\n") == 1

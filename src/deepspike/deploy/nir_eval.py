@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from deepspike.config import load_config
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.data import list_datasets
 from deepspike.data.augment import normalize
 from deepspike.deploy.nir_import import from_nir
 from deepspike.methods.converted_network import SignedPoissonEncoder
@@ -104,6 +105,8 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     the default recipe reads them, standardised with the graph's ``input_mean`` / ``input_std`` when it has them;
     on the data set the file's run used, with that run's ``val_fraction`` and split seed when it held out a
     validation split (the ``val`` split it saw)."""
+    if dataset not in list_datasets():  # checked before it goes into an override, where '${oc.env:HOME}' was
+        raise unknown_choice("dataset", dataset, list_datasets())  # resolved and shown ("unknown dataset '/root'")
     overrides = [f"data.name={dataset}"]
     if meta.get("dataset") == dataset and "val_fraction" in meta:
         overrides += _split_overrides(meta)
