@@ -78,8 +78,7 @@ class ActivationPeaks:
         return most - math.floor(self.percentile / 100 * (most - 1))
 
     def peaks(self) -> list[float | list[float]]:
-        return [self._peak(values, count) for values, count in zip(self._records, self._positives or
-                                                                    [0] * len(self._records))]
+        return [self._peak(values, count) for values, count in zip(self._records, self._positives)]
 
     def _peak(self, values: list[torch.Tensor], positives: int) -> float | list[float]:
         if self.percentile is not None:

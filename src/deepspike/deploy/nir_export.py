@@ -167,6 +167,7 @@ def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool
         out = model.body(x)
         if not isinstance(mods[-1], Integrator):
             return mods[-1](out), True
+        # step by step, as the graph's LI / I node adds: Integrator's forward (a cumsum for decay 1) rounds otherwise
         v, trace = torch.zeros_like(out[0]), torch.empty_like(out)
         for t in range(out.shape[0]):
             v = v * mods[-1].decay + out[t]
