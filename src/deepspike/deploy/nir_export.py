@@ -45,7 +45,7 @@ from torch import nn
 
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import (
@@ -153,8 +153,8 @@ def check_dt(dt: float) -> None:
     """A one-line ``ConfigError`` unless ``dt`` (seconds per step) is finite, > 0 and a normal float32 (the graph's
     time constants ``dt / (1 - k)`` are float32: ``inf`` wrote every IF's ``r`` as 0, 1e-320 every LIF's ``tau`` as
     0, files our own reader then refused)."""
-    f32 = np.finfo(np.float32)  # bounds as Python floats: a float32 bound cast 1e308 to float32 (a RuntimeWarning)
-    if not (is_finite(dt) and float(f32.tiny) <= dt <= float(f32.max)):  # not a bool
+    # bounds as Python floats: a float32 bound cast 1e308 to float32 (a RuntimeWarning)
+    if not (is_finite(dt) and FLOAT32_TINY <= dt <= FLOAT32_MAX):  # not a bool
         raise ConfigError(f"dt must be a finite number of seconds > 0 (a normal float32), got {dt}")
 
 

@@ -34,12 +34,12 @@ import math
 import numpy as np
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import FLOAT32_MAX  # the file's fields are float32
 from deepspike.deploy.deps import require_nir
 
 DEFAULT_LARGE = 1e6  # tau_mem (and ReL-PSP's tau_syn) = DEFAULT_LARGE * tau
 DEFAULT_T_WINDOW = 100.0  # model time units in which "fire once" is guaranteed
 MAX_EXPONENT = 700.0  # exp(700) ~ 1e304: below float64's largest value with room for the factors around it
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # the file's fields are float32
 
 
 def time_constants(kernel: str, tau: float, large: float) -> tuple[float, float]:
