@@ -72,7 +72,7 @@ def test_collector_follows_train_calls_only():
     net.eval()
     net(x)
     assert all(not m._forward_hooks for m in probe.neurons)
-    with pytest.raises(ConfigError, match="sltt and ottt"):
+    with pytest.raises(ConfigError, match="sltt, ottt and eprop"):
         probe.take()
     net.train()
     with torch.no_grad():

@@ -225,7 +225,7 @@ def test_mse_count_trains_on_the_spikes_and_evaluates_on_their_rates():
     with torch.no_grad():
         assert float(method.loss(net(x), y)) == pytest.approx(float(train_loss), rel=1e-6)
     net.train()
-    with pytest.raises(ConfigError, match="sltt/ottt"):
+    with pytest.raises(ConfigError, match="sltt/ottt/eprop"):
         online_step(net, net, method, x, y, "sltt")
 
 
@@ -293,7 +293,7 @@ def test_rate_reg_is_the_same_with_the_fused_kernels_and_in_checkpointed_segment
     assert segmented == pytest.approx(penalty, rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, segmented_grads, strict=True))
     net.time_segment = None
-    with pytest.raises(ConfigError, match="sltt and ottt"):
+    with pytest.raises(ConfigError, match="sltt, ottt and eprop"):
         online_step(net, net, method, x, y, "sltt")
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cross_entropy_method import CrossEntropyMethod
 from deepspike.coding.encoder import InputEncoder
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
@@ -91,15 +92,6 @@ def _two_layer(decay=0.5, threshold=0.4, frames=False):
     return net.train(), lin1, lin2
 
 
-class _CE:
-    name = "ce"
-
-    def loss(self, out, y):
-        return F.cross_entropy(out, y)
-
-    def penalty(self, net):
-        return None
-
 
 def _forward_by_hand(inputs, lin1, decay, threshold):
     """Pre-reset membranes h_t and spikes s_t of the hidden LIF (reset to zero), step by step."""
@@ -153,7 +145,7 @@ def test_online_gradients_equal_the_hand_derived_ones(mode):
     pre_in, pre_hidden = (inputs, ss) if mode == "sltt" else (_traces(inputs, decay), _traces(ss, decay))
     expected = _hand_gradients(inputs, pre_in, pre_hidden, hs, ss, lin2, y, threshold)
     net.zero_grad()
-    out, loss = online_step(net, net, _CE(), x, y, mode)
+    out, loss = online_step(net, net, CrossEntropyMethod(), x, y, mode)
     got = {"w1": lin1.weight.grad, "b1": lin1.bias.grad, "w2": lin2.weight.grad, "b2": lin2.bias.grad}
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-7, msg=key)
@@ -183,7 +175,7 @@ def test_a_learnt_threshold_with_a_fixed_decay_trains_online_with_the_hand_deriv
     # dL/dth_i = -sum_t sum_b (W2^T g_t)_bi 1[|h_t - th| < 1/2]: the spatial path (the carried membrane is detached)
     expected["th"] = -expected["b1"]
     net.zero_grad()
-    online_step(net, net, _CE(), frames, y, mode)
+    online_step(net, net, CrossEntropyMethod(), frames, y, mode)
     got = {"w1": lin1.weight.grad, "b1": lin1.bias.grad, "w2": lin2.weight.grad, "b2": lin2.bias.grad,
            "th": neuron.threshold.grad}
     for key in expected:
@@ -214,7 +206,7 @@ def test_sltt_k_backpropagates_only_k_steps():
                           [hs[t] for t in pick], [ss[t] for t in pick], lin2, y, 0.4)  # 1/K = 1 weight
     net.zero_grad()
     torch.manual_seed(5)
-    online_step(net, net, _CE(), frames, y, "sltt", sltt_steps=1)
+    online_step(net, net, CrossEntropyMethod(), frames, y, "sltt", sltt_steps=1)
     torch.testing.assert_close(lin2.weight.grad, one["w2"], rtol=1e-5, atol=1e-7)
     assert not torch.allclose(lin2.weight.grad, full["w2"])
 

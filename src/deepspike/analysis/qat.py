@@ -56,7 +56,8 @@ def quantization_aware_retrain(
         train=replace(config.train, epochs=epochs, progress=False, ema_decay=None),  # no weight average kept
         optim=replace(config.optim, lr=lr if lr is not None else config.optim.lr),
     )
-    prepare_temporal_grad(parts.model, cfg.train.temporal_grad, cfg.train.time_segment, cfg.method.name)
+    t = cfg.train
+    prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, cfg.method.name, t.eprop_feedback, t.seed)
     for learner in (m for m in parts.model.modules() if isinstance(m, StdpLearner)):
         learner.learning = False  # retrained by the loss alone: STDP layers keep their weights (quantized)
     out_dir = Path(out_dir)

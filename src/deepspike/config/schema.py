@@ -93,12 +93,14 @@ class DataConfig:
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
-TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt")  # training.temporal_grad
+TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt", "eprop")  # training.temporal_grad
+EPROP_FEEDBACKS = ("symmetric", "random")  # training.eprop: how the output error reaches the hidden neurons
 LOG_SINKS = ("csv", "tensorboard")  # training.metric_sinks, besides metrics.jsonl
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # train.compile's modes of torch.compile
 CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precision": PRECISIONS,
-           "train.temporal_grad": TEMPORAL_GRADS, "train.log": LOG_SINKS}  # keys with a fixed set of values
+           "train.temporal_grad": TEMPORAL_GRADS, "train.log": LOG_SINKS,
+           "train.eprop_feedback": EPROP_FEEDBACKS}  # keys with a fixed set of values
 
 
 @dataclass
@@ -156,8 +158,9 @@ class ScheduleConfig:
 class TrainConfig:
     """``seed``: in [0, 2**63 - 1], what Python, torch (``manual_seed``) and NumPy's generators all take
     (the global NumPy generator gets ``seed % 2**32``). ``temporal_grad``: bptt, checkpoint (exact, segments of
-    ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps) or ottt
-    (``training.temporal_grad``); ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
+    ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps), ottt or eprop
+    (``eprop_feedback``: symmetric, the default, or random; ``training.temporal_grad``, ``training.eprop``);
+    ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
     (``training.metric_sinks``); ``compile``: false, true (torch.compile's default mode) or a mode (default,
     reduce-overhead, max-autotune): the training and scoring forward passes run through ``torch.compile``
     (``training.compiled``; checkpoints hold the plain module's weights)."""
@@ -177,6 +180,7 @@ class TrainConfig:
     temporal_grad: str = "bptt"
     time_segment: int | None = None
     sltt_steps: int | None = None
+    eprop_feedback: str | None = None
     log: list[str] = field(default_factory=list)
     compile: bool | str = False
 
@@ -204,6 +208,10 @@ class TrainConfig:
                ">= 1 or null (SLTT-K: backpropagate at K random steps; null: all)")
         _check(self.sltt_steps is None or self.temporal_grad == "sltt", "train.sltt_steps", self.sltt_steps,
                "null unless train.temporal_grad=sltt")
+        if self.eprop_feedback is not None:
+            _choice(self.eprop_feedback, "train.eprop_feedback")
+        _check(self.eprop_feedback is None or self.temporal_grad == "eprop", "train.eprop_feedback",
+               self.eprop_feedback, "null unless train.temporal_grad=eprop")
         _check(
             self.ema_decay is None or 0 < self.ema_decay < 1,
             "train.ema_decay",

@@ -21,8 +21,8 @@ own (``layers.spiking_sequential`` fuses only unhooked neurons with the batch-no
 them; the neuron's own fused kernel still runs), so training costs that fusion; evaluation keeps it.
 A neuron called several times in one call of the network (time in segments, ``train.temporal_grad=checkpoint``;
 a recurrent layer's one-step calls, ``layers.recurrent``) adds up its counts and steps (checkpoint's replays in
-backward find the collection closed); the online modes (sltt, ottt), which never call the network on all T steps,
-are refused by ``HiddenRates.take``.
+backward find the collection closed); the online modes (sltt, ottt, eprop), which never call the network on all T
+steps, are refused by ``HiddenRates.take``.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class HiddenRates:
         """The rates ``r^l = counts / T`` ``[B, N_l]`` of the hidden layers in the last training call, then empty."""
         if not self._ready:
             raise ConfigError("method.rate_reg needs the network called on all T steps of a batch in training "
-                              "(train.temporal_grad bptt or checkpoint; sltt and ottt run one step at a time)")
+                              "(train.temporal_grad bptt or checkpoint; sltt, ottt and eprop run one step at a time)")
         self._ready = False
         rates = [sum(counts) / steps for counts, steps in zip(self._counts, self._steps, strict=True) if steps]
         for counts in self._counts:

@@ -47,7 +47,7 @@ class TimeDistributed(CarriesState, nn.Module):
 
     Inside ``neurons.carry.temporal_carry(..., trace_decay=lambda)`` (OTTT) a linear or convolutional layer keeps
     the trace ``a_t = lambda a_{t-1} + x_t`` of its input and takes its weight gradient from it
-    (``layers.trace_gradient``); the output is unchanged.
+    (``layers.trace_gradient``; e-prop's bias traces and random feedback too); the output is unchanged.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -92,14 +92,22 @@ class TimeDistributed(CarriesState, nn.Module):
         return self.module(flat)
 
     def _with_trace(self, x: torch.Tensor, decay: float) -> torch.Tensor:
-        """Step by step: ``a_t = decay a_{t-1} + x_t`` (carried across calls), ``y_t = layer(x_t)`` with the weight
-        gradient from ``a_t``."""
-        trace, out = self.carried(), []
+        """Step by step: ``a_t = decay a_{t-1} + x_t`` and the bias's ``c_t = decay c_{t-1} + 1`` (carried across
+        calls as ``(a, c)``), ``y_t = layer(x_t)`` with the weight gradient from ``a_t``, the bias gradient scaled by
+        ``c_t`` when the block says so (e-prop) and the input gradient through the fixed ``feedback`` buffer when
+        there is one (``layers.random_feedback``)."""
+        trace, c = self.carried() or (None, 0.0)
+        feedback, out = self._buffers.get("feedback"), []
         for x_t in x.unbind(0):  # [B, ...]
             trace = x_t.detach() if trace is None else decay * trace + x_t.detach()
-            out.append(trace_gradient_step(self.module, x_t, trace))
-        self.keep(trace)
+            c = decay * c + 1.0
+            out.append(trace_gradient_step(self.module, x_t, trace, c if self.carry.bias_trace else 1.0, feedback))
+        self.keep((trace, c))
         return torch.stack(out)  # [T, B, ...]
+
+    def presynaptic_trace(self) -> tuple[torch.Tensor, float] | None:
+        """The carried ``(a_t [B, ...], c_t)`` of the last step run with traces (``_with_trace``), else None."""
+        return self.carried()
 
 
 def batch_strides(flat: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,14 @@ spatial-only gradient drops. One step of a layer, ``y = W x + b``:
 
 Shapes: ``x`` and ``a`` one step ``[B, in]`` (Linear) or ``[B, C, H, W]`` (Conv2d); ``y`` ``[B, out]`` or
 ``[B, C', H', W']``.
+
+Two options serve e-prop (``training.eprop``):
+
+* ``bias_trace`` ``c_t``: the bias is a synapse from a constant input 1, so its gradient is ``c_t sum g`` with
+  ``c_t = lambda c_{t-1} + 1`` (1, OTTT's bias gradient, by default);
+* ``feedback``: a fixed matrix ``B`` of the weight's shape through which the gradient reaches the input,
+  ``dL/dx = B^T g`` instead of ``W^T g`` (random feedback: Bellec et al. 2020's random e-prop, Lillicrap et al.
+  2016's feedback alignment).
 """
 
 from __future__ import annotations
@@ -30,14 +38,16 @@ def _conv_args(layer: nn.Conv2d) -> dict:
 
 
 class _TraceWeightGradient(torch.autograd.Function):
-    """``(x, trace, weight, bias, layer) -> layer(x)``; the weight gradient is taken from ``trace``."""
+    """``(x, trace, weight, bias, layer, bias_trace, feedback) -> layer(x)``; the weight gradient is taken from
+    ``trace``, the bias gradient scaled by ``bias_trace``, the input gradient through ``feedback`` (None: the
+    weight)."""
 
     @staticmethod
-    def forward(ctx, x, trace, weight, bias, layer):
-        ctx.layer = layer
+    def forward(ctx, x, trace, weight, bias, layer, bias_trace, feedback):
+        ctx.layer, ctx.bias_trace = layer, bias_trace
         ctx.input_shape = x.shape
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(trace, weight)
+        ctx.save_for_backward(trace, weight if feedback is None else feedback)
         if isinstance(layer, nn.Conv2d):
             return F.conv2d(x, weight, bias, **_conv_args(layer))
         return F.linear(x, weight, bias)
@@ -45,21 +55,27 @@ class _TraceWeightGradient(torch.autograd.Function):
     @staticmethod
     @first_order_backward("OTTT's trace weight gradient (layers.trace_gradient), which is not the forward's derivative")
     def backward(ctx, g):
-        trace, weight = ctx.saved_tensors
-        layer = ctx.layer
+        trace, backward_weight = ctx.saved_tensors  # the weight, or the fixed feedback matrix in its place
+        layer, weight_shape = ctx.layer, backward_weight.shape
         if isinstance(layer, nn.Conv2d):
             args = _conv_args(layer)
-            gx = torch.nn.grad.conv2d_input(ctx.input_shape, weight, g, **args) if ctx.needs_input_grad[0] else None
-            gw = torch.nn.grad.conv2d_weight(trace, weight.shape, g, **args) if ctx.needs_input_grad[2] else None
+            gx = torch.nn.grad.conv2d_input(ctx.input_shape, backward_weight, g, **args) if ctx.needs_input_grad[0] \
+                else None
+            gw = torch.nn.grad.conv2d_weight(trace, weight_shape, g, **args) if ctx.needs_input_grad[2] else None
             gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
         else:
-            gx = g @ weight if ctx.needs_input_grad[0] else None
+            gx = g @ backward_weight if ctx.needs_input_grad[0] else None
             gw = g.flatten(0, -2).T @ trace.flatten(0, -2) if ctx.needs_input_grad[2] else None
             gb = g.flatten(0, -2).sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return gx, None, gw, gb, None
+        if gb is not None and ctx.bias_trace != 1.0:
+            gb = gb * ctx.bias_trace
+        return gx, None, gw, gb, None, None, None
 
 
-def trace_gradient_step(layer: nn.Module, x: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
+def trace_gradient_step(layer: nn.Module, x: torch.Tensor, trace: torch.Tensor, bias_trace: float = 1.0,
+                        feedback: torch.Tensor | None = None) -> torch.Tensor:
     """``layer(x)`` for one step ``x [B, ...]`` whose weight gradient is taken from ``trace`` (same shape as
-    ``x``; module docstring). ``layer``: an ``nn.Linear`` or ``nn.Conv2d`` (``TRACE_LAYERS``)."""
-    return _TraceWeightGradient.apply(x, trace.detach(), layer.weight, layer.bias, layer)
+    ``x``), whose bias gradient is scaled by ``bias_trace`` and whose input gradient goes through ``feedback``
+    (the weight's shape; None: the weight) (module docstring). ``layer``: an ``nn.Linear`` or ``nn.Conv2d``
+    (``TRACE_LAYERS``)."""
+    return _TraceWeightGradient.apply(x, trace.detach(), layer.weight, layer.bias, layer, bias_trace, feedback)

@@ -8,8 +8,8 @@ Losses, on the readout's scores (``layers.readout``):
 * ``ce``: cross-entropy of the mean output;
 * ``tet``: TET (Deng et al., ICLR 2022), the mean over t of ``CE(o_t, y)`` plus ``tet_lambda`` times the MSE
   of every ``o_t`` to ``tet_phi`` (``methods.losses.tet_loss``). In training the network returns the per-step
-  scores ``[T, B, K]`` (``RateNetwork.per_step``); the online temporal-grad modes (sltt, ottt) hand each step's
-  ``[B, K]`` to the loss, which is then the same sum taken one step at a time. Evaluation scores the mean
+  scores ``[T, B, K]`` (``RateNetwork.per_step``); the online temporal-grad modes (sltt, ottt, eprop) hand each
+  step's ``[B, K]`` to the loss, which is then the same sum taken one step at a time. Evaluation scores the mean
   output (the reported test loss is TET of the mean, ``T = 1``);
 * ``mse_count``: snnTorch's spike-count MSE (``methods.losses.mse_count_loss``): the output spike count of
   class k should be ``T * count_correct_rate`` for the label and ``T * count_incorrect_rate`` for the others,
@@ -141,8 +141,8 @@ def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     if o.loss == "mse_count":
         if output.dim() == 2 and output.requires_grad:  # training hands over [T, B, K]: this is one online step
             raise ConfigError("method.loss=mse_count trains on the spike counts [T, B, K] of all T steps; got scores "
-                              "[B, K] with a gradient (train.temporal_grad sltt/ottt score one step at a time: use "
-                              "bptt or checkpoint; evaluate under torch.no_grad())")
+                              "[B, K] with a gradient (train.temporal_grad sltt/ottt/eprop score one step at a time: "
+                              "use bptt or checkpoint; evaluate under torch.no_grad())")
         return mse_count_loss(output, target, o.count_correct_rate, o.count_incorrect_rate,
                               o.eval_timesteps or o.timesteps)
     return classification_loss(o.loss, output, target)

@@ -43,10 +43,18 @@ def adaptive_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the module docstring: ``x [B, ...]``, ``v``, ``a`` (``[B, ...]`` or None for zeros) ->
     ``(s_t, v_t, a_t)``, each ``[B, ...]``."""
-    h = x if v is None else params.decay * v + x
-    theta = params.threshold if a is None else params.threshold + beta * a
+    h, theta = charge_and_threshold(x, v, a, params, beta)
     s = params.spike_fn(h - theta)
     return s, reset_membrane(h, s, theta, params), s if a is None else rho * a + s
+
+
+def charge_and_threshold(
+    x: torch.Tensor, v: torch.Tensor | None, a: torch.Tensor | None, params: NeuronParams, beta: float
+) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """``(h_t, theta_t)`` of one step: ``h_t = k v_{t-1} + x_t``, ``theta_t = th + beta a_{t-1}`` (``v``, ``a``
+    None: zeros); shapes ``[B, ...]``."""
+    h = x if v is None else params.decay * v + x
+    return h, params.threshold if a is None else params.threshold + beta * a
 
 
 def is_adaptation(rho: object, beta: object) -> bool:
@@ -86,6 +94,15 @@ class AdaptiveLIF(CarriesState, ReportsSpikes, nn.Module):
         self.keep((v, a))
         s = torch.stack(steps).to(x.dtype) if steps else x * 0
         return self.reported(s)
+
+    def slope(self, x: torch.Tensor, state: tuple | None) -> torch.Tensor:
+        """``psi_t = sigma'(h_t - theta_t)``, the surrogate derivative of the spike of the step with input ``x``
+        ``[..., B, ...]`` from the carried ``(v_{t-1}, a_{t-1})`` (None: rest), detached; float32 for a
+        low-precision ``x`` (the state's dtype). E-prop's eligibility traces read it (``training.eprop``)."""
+        v, a = state or (None, None)
+        x = x.detach().float() if x.dtype in LOW_PRECISION else x.detach()
+        h, theta = charge_and_threshold(x, v, a, self.fixed, self.adapt_scale)
+        return self.fixed.spike_fn.derivative(h - theta)
 
     def membrane(self, state: tuple) -> torch.Tensor:
         """``v_t`` of the carried ``(v, a)``."""

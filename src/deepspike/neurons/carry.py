@@ -13,6 +13,8 @@ Options of the block (``Carry``):
   * ``trace_decay``: synaptic layers (``layers.time_distributed``) keep the presynaptic trace
     ``a_t = lambda a_{t-1} + x_t`` of their input and take their weight gradient from it instead of from
     ``x_t`` (OTTT); None: no traces.
+  * ``bias_trace``: with traces, a layer's bias is a synapse from a constant input 1 whose gradient takes the
+    trace ``c_t = lambda c_{t-1} + 1`` (e-prop, ``training.eprop``); off: the bias gradient is the step's own.
 
 ``read_state`` / ``write_state`` save and restore every carried state (in module order), which is how a
 checkpointed segment is replayed in the backward pass from the state it started with.
@@ -35,6 +37,7 @@ class Carry:
 
     detach: bool = False
     trace_decay: float | None = None
+    bias_trace: bool = False
 
 
 class CarriesState:
@@ -71,10 +74,10 @@ def stateful_modules(model: nn.Module) -> list[CarriesState]:
     return [m for m in model.modules() if isinstance(m, CarriesState)]
 
 
-def temporal_carry(model: nn.Module, detach: bool = False, trace_decay: float | None = None):
+def temporal_carry(model: nn.Module, detach: bool = False, trace_decay: float | None = None, bias_trace: bool = False):
     """In the block every ``CarriesState`` module of ``model`` starts afresh, then keeps its state between
     calls (module docstring); afterwards the states are dropped."""
-    return carrying(stateful_modules(model), None, Carry(detach, trace_decay))
+    return carrying(stateful_modules(model), None, Carry(detach, trace_decay, bias_trace))
 
 
 @contextmanager

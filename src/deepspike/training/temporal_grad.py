@@ -1,4 +1,4 @@
-"""How the gradient goes through time (``train.temporal_grad``): BPTT, checkpointed BPTT, SLTT or OTTT.
+"""How the gradient goes through time (``train.temporal_grad``): BPTT, checkpointed BPTT, SLTT, OTTT or e-prop.
 
 * ``bptt``: backpropagation through all T steps (autograd through the fused neuron kernels); memory grows
   with T.
@@ -14,7 +14,14 @@
   ``a_t = lambda a_{t-1} + x_t`` instead of its input (``layers.trace_gradient``); lambda is the neurons' leak,
   the one fixed decay they all share (LIF neurons, learnt thresholds included; a net with any other neuron is refused).
 
-Both online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
+* ``eprop`` (Bellec et al., "A solution to the learning dilemma for recurrent networks of spiking neurons", Nat.
+  Commun. 2020): OTTT's step and traces, with a layer's bias taken as a synapse from a constant input (its own
+  trace), adaptive-threshold neurons (alif) admitted with their adaptation eligibility (``training.eprop``), and
+  ``train.eprop_feedback=random`` sending the error back through fixed random matrices instead of the weights
+  (``layers.random_feedback``). The learning signal of step t is that step's loss gradient through the spatial
+  path: e-prop with a memoryless readout (the paper's readout leaks with kappa and filters the traces by it).
+
+The online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
 for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
 readout: that step's output current), as both papers train; the reported training output is the mean of the
 ``o_t``. Memory holds one step's graph and the carried state whatever T is. Under data parallelism the
@@ -22,7 +29,7 @@ gradients are accumulated locally (``no_sync``) and averaged over the ranks once
 DistributedDataParallel's own averaging gives.
 
 Batch-norm in training mode normalises over the time steps a call sees: all T (bptt), one segment
-(checkpoint), one step (sltt, ottt; as in a framework that loops over time, e.g. snnTorch). The running
+(checkpoint), one step (sltt, ottt, eprop; as in a framework that loops over time, e.g. snnTorch). The running
 statistics move once per call.
 """
 
@@ -39,20 +46,26 @@ from torch.nn.parallel import DistributedDataParallel
 from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
 from deepspike.data.mixing import mixed_loss
+from deepspike.layers.random_feedback import attach_random_feedback
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
+from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.learnable import LearnableLIF
+from deepspike.training.eprop import adaptive_synapses, eprop_batch
 from deepspike.training.runtime import autocast
 
-ONLINE = ("sltt", "ottt")
-__all__ = ["ONLINE", "TEMPORAL_GRADS", "online_step", "prepare_temporal_grad", "trace_decay"]
+ONLINE = ("sltt", "ottt", "eprop")
+TRACED = ("ottt", "eprop")  # the online modes with presynaptic traces
+__all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "online_step", "prepare_temporal_grad", "trace_decay"]
 
 
-def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str) -> None:
+def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str,
+                          eprop_feedback: str | None = None, seed: int = 0) -> None:
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise; a net whose
     ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
-    neurons, trains with bptt only) and set it up."""
+    neurons, trains with bptt only) and set it up: checkpoint's segment of ``time_segment`` steps, e-prop's random
+    feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``)."""
     if mode == "bptt":
         return
     reason = next(filter(None, (getattr(m, "trains_on_whole_sequences", None) for m in net.modules())), None)
@@ -63,35 +76,41 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                          "train.temporal_grad=bptt")
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
-    elif mode == "ottt":
-        trace_decay(net)  # refuse mixed leaks now, not at the first batch
+    elif mode in TRACED:
+        trace_decay(net, mode)  # refuse mixed leaks now, not at the first batch
+    if mode == "eprop":
+        adaptive_synapses(net)  # refuse adaptive neurons whose eligibility is not kept
+        if eprop_feedback == "random":
+            attach_random_feedback(net, seed)
 
 
-def _fixed_decay(neuron: nn.Module) -> float | None:
-    """The one fixed first-order decay of a spiking neuron: its ``params.decay``, or that of a ``LearnableLIF`` that
-    learns its threshold only (``h_t = k v_{t-1} + x_t`` with the fixed ``k``); None for any other."""
+def _fixed_decay(neuron: nn.Module, mode: str) -> float | None:
+    """The one fixed first-order decay of a spiking neuron: its ``params.decay``, that of a ``LearnableLIF`` that
+    learns its threshold only (``h_t = k v_{t-1} + x_t`` with the fixed ``k``), or for e-prop that of an adaptive
+    LIF; None for any other."""
     if hasattr(neuron, "params"):
         return neuron.params.decay
+    if isinstance(neuron, AdaptiveLIF) and mode == "eprop":
+        return neuron.fixed.decay
     return neuron.fixed.decay if isinstance(neuron, LearnableLIF) and not neuron.decay_input else None
 
 
-def trace_decay(net: nn.Module) -> float:
-    """The leak lambda of the presynaptic traces: the one decay all the net's spiking neurons share (a one-line
-    ``ConfigError`` when one of them has none: the traces would be another neuron's)."""
+def trace_decay(net: nn.Module, mode: str = "ottt") -> float:
+    """The leak lambda of the presynaptic traces of ``mode`` (ottt, eprop): the one decay all the net's spiking
+    neurons share (a one-line ``ConfigError`` when one of them has none: the traces would be another neuron's)."""
     neurons = [m for m in net.modules() if getattr(m, "is_spiking_neuron", False)]
-    decays = {_fixed_decay(m) for m in neurons}
-    other = next((m for m in neurons if _fixed_decay(m) is None), None)
+    decays = {_fixed_decay(m, mode) for m in neurons}
+    other = next((m for m in neurons if _fixed_decay(m, mode) is None), None)
+    start = f"train.temporal_grad={mode} needs one neuron decay for the traces; the net"
     if other is not None and decays != {None}:
-        raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net's "
-                          f"{type(other).__name__} has no fixed first-order decay (params.decay)")
+        raise ConfigError(f"{start}'s {type(other).__name__} has no fixed first-order decay (params.decay)")
     decays.discard(None)
     if not decays:
-        raise ConfigError("train.temporal_grad=ottt needs one neuron decay for the traces; the net has no neuron "
-                          "with one fixed first-order decay (params.decay): a learnt one (plif), a synaptic one (a "
-                          "second decay), an adaptive one (alif) or neurons of its own")
+        adaptive = "" if mode == "eprop" else ", an adaptive one (alif)"
+        raise ConfigError(f"{start} has no neuron with one fixed first-order decay (params.decay): a learnt one "
+                          f"(plif), a synaptic one (a second decay){adaptive} or neurons of its own")
     if len(decays) != 1:
-        raise ConfigError(f"train.temporal_grad=ottt needs one neuron decay for the traces; the net has "
-                          f"{sorted(decays)}")
+        raise ConfigError(f"{start} has {sorted(decays)}")
     return decays.pop()
 
 
@@ -114,8 +133,10 @@ def online_step(
     chosen, weight = set(chosen), 1.0 / len(chosen)
     ddp = isinstance(model, DistributedDataParallel)
     loss, out_sum = torch.zeros((), device=x.device), None
-    decay = trace_decay(net) if mode == "ottt" else None
-    with model.no_sync() if ddp else nullcontext(), temporal_carry(net, detach=True, trace_decay=decay):
+    decay = trace_decay(net, mode) if mode in TRACED else None
+    carry = temporal_carry(net, detach=True, trace_decay=decay, bias_trace=mode == "eprop")
+    with (model.no_sync() if ddp else nullcontext(), carry,
+          eprop_batch(net) if mode == "eprop" else nullcontext()):
         for t, x_t in enumerate(net.step_inputs(x, steps)):
             with torch.set_grad_enabled(t in chosen), autocast(x.device, precision):
                 out_t = net.score_step(x_t)  # [B, K]

@@ -110,7 +110,8 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     check_training_steps_fit(config, seen, device, ctx.world_size, (len(data.train), scored))
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
-    prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name)
+    prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name, t.eprop_feedback,
+                          t.seed)
     batches = {split: make_batches(config, data, split, device, ctx.rank, ctx.world_size) for split in SPLITS}
     optimizer = idle_optimizer(config.optim) if method.learns_locally else make_optimizer(config.optim,
                                                                                           parts.model.parameters())

@@ -1,0 +1,194 @@
+"""E-prop's eligibility traces for the synapses onto adaptive-threshold neurons (``train.temporal_grad=eprop``).
+
+E-prop (Bellec et al., "A solution to the learning dilemma for recurrent networks of spiking neurons", Nat.
+Commun. 11:3625, 2020) trains online: the weight gradient of synapse ``i -> j`` is ``sum_t L_j^t e_ji^t``, the
+learning signal ``L_j^t = dE_t/ds_j^t`` of step t (through the readout, not through time) times the synapse's
+eligibility trace ``e_ji^t = ds_j^t/dW_ji`` taken through the neuron's own state only. The reset is not
+differentiated (as in the paper). In our neurons (``neurons.adaptive``: ``h_t = k v_{t-1} + x_t``,
+``theta_t = th + beta a_{t-1}``, ``a_t = rho a_{t-1} + s_t``; ``x_t = W p_t``, ``p_t`` the presynaptic values)::
+
+    eps_t  = k eps_{t-1} + p_t                          the presynaptic trace dh_t/dW (``layers.trace_gradient``)
+    e_t    = psi_t (eps_t - beta epsa_{t-1})            psi_t = sigma'(h_t - theta_t), the surrogate slope
+    epsa_t = rho epsa_{t-1} + e_t                       da_t/dW, one value per synapse and sample
+
+which is the paper's ALIF eligibility vector (its ``epsilon^a_{t+1} = psi_t epsilon^v_t + (rho - psi_t beta)
+epsilon^a_t``) in our step indexing. The step's backward, taken through the spatial path with the state carried
+detached (``training.temporal_grad``), gives the neuron's input gradient ``g_t = L_t psi_t``, so::
+
+    dE/dW = sum_t g_t^T eps_t  -  beta sum_t sum_b g_{t,b}^T epsa_{t-1,b}
+
+The first term is the trace gradient every synaptic layer takes in the online modes (the layers after the last
+spiking neuron, which feed the readout, take the step's own input: the readout of a step keeps no state, so
+their synapses' eligibility is their input); this module adds the
+second for the layers that feed an ``AdaptiveLIF`` directly (a ``TimeDistributed`` linear layer right before
+it, or a recurrent layer's feed-forward and feedback weights), on forward pre-hooks of the neuron: at step t it
+reads ``psi_t`` from the neuron (``AdaptiveLIF.slope``) and ``eps_t`` from the layers (their carried traces),
+hooks the correction onto the gradient arriving at the neuron's input, and folds ``(psi_t, eps_t)`` into
+``epsa`` in place at the next step, once this step's backward has read ``epsa_{t-1}``. A bias is a synapse
+from a constant input 1 (trace ``c_t``), so its ``epsa`` is the last column of the layer's. For a LIF neuron
+(``beta = 0``) nothing is added: e-prop is then the trace gradient alone.
+
+Memory: ``epsa`` holds ``B x M x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs), the
+same for every T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.layers.trace_gradient import TRACE_LAYERS
+from deepspike.neurons.adaptive import AdaptiveLIF
+
+
+def _linear(module: nn.Module) -> bool:
+    return isinstance(module, TimeDistributed) and type(module.module) is nn.Linear
+
+
+@dataclass
+class AdaptiveSynapses:
+    """The ``TimeDistributed`` linear layers feeding one adaptive neuron, and one batch's ``epsa`` per layer
+    (``[B, M, N + 1]`` with a bias, ``[B, M, N]`` without; None before the first step), the correction each
+    layer's ``[weight | bias]`` gradient has gathered (``[M, N (+ 1)]``), and the last step's ``(psi_t, eps_t)``
+    not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``)."""
+
+    neuron: AdaptiveLIF
+    layers: tuple[TimeDistributed, ...]
+    eligibility: list[torch.Tensor | None] = field(default_factory=list)
+    correction: list[torch.Tensor | None] = field(default_factory=list)
+    pending: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+
+    def __post_init__(self) -> None:
+        self.eligibility = [None] * len(self.layers)
+        self.correction = [None] * len(self.layers)
+
+    def before_step(self, module: nn.Module, args: tuple) -> None:
+        """Forward pre-hook of the neuron, called with one step ``x [1, B, M]`` (module docstring): fold the
+        previous step into ``epsa`` (its backward is done), hook this step's correction, keep this step's
+        ``(psi_t, eps_t)`` for the next."""
+        x = args[0]
+        if x.shape[0] != 1:
+            raise RuntimeError(f"e-prop steps an adaptive neuron one time step at a time, got {x.shape[0]} steps")
+        if any(m.module.out_features != x.shape[-1] for m in self.layers):
+            raise ConfigError(f"train.temporal_grad=eprop paired an adaptive neuron of {x.shape[-1]} inputs with a "
+                              "linear layer of another size: the net does not run its layers in the order it holds "
+                              "them; use train.temporal_grad=bptt")
+        if self.pending is not None:
+            self._advance(*self.pending)
+        if x.requires_grad and any(e is not None for e in self.eligibility):
+            x.register_hook(self._correct)
+        self.pending = (self.neuron.slope(x[0], self.neuron.carried()), [_presynaptic(m) for m in self.layers])
+
+    def _correct(self, g: torch.Tensor) -> None:
+        """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]``."""
+        for i, e in enumerate(self.eligibility):
+            if e is not None:
+                c = torch.einsum("bj,bji->ji", g[0].to(e.dtype), e) * -self.neuron.adapt_scale
+                self.correction[i] = c if self.correction[i] is None else self.correction[i] + c
+
+    def _advance(self, psi: torch.Tensor, presynaptic: list[torch.Tensor]) -> None:
+        """``epsa_t = (rho - beta psi_t) epsa_{t-1} + psi_t eps_t`` for each layer, in place (two passes)."""
+        rho, beta = self.neuron.adapt_decay, self.neuron.adapt_scale
+        for i, pre in enumerate(presynaptic):  # [B, N (+ 1)]
+            slope = psi.to(pre.dtype)[:, :, None]  # [B, M, 1]
+            e = self.eligibility[i]
+            if e is None:
+                self.eligibility[i] = slope * pre[:, None, :]
+            else:
+                e.mul_(rho - beta * slope).addcmul_(slope, pre[:, None, :])
+
+    def add_corrections(self) -> None:
+        """Add the gathered corrections to the layers' ``.grad`` (after the batch's last backward)."""
+        for layer, c in zip(self.layers, self.correction, strict=True):
+            if c is None:
+                continue
+            weight, bias = layer.module.weight, layer.module.bias
+            n = weight.shape[1]
+            _accumulate(weight, c[:, :n])
+            if bias is not None:
+                _accumulate(bias, c[:, n])
+
+
+def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
+    """The layer's trace ``eps_t [B, N]`` of this step, with the bias's ``c_t`` as a last column when it has a
+    bias, in the weight's dtype."""
+    carried = layer.presynaptic_trace()
+    if carried is None:
+        raise RuntimeError("e-prop reads a synaptic layer's presynaptic trace before the layer ran with traces")
+    trace, c = carried
+    weight = layer.module.weight
+    trace = trace.to(weight.dtype).flatten(1)
+    if layer.module.bias is None:
+        return trace
+    return torch.cat([trace, torch.full((len(trace), 1), c, dtype=weight.dtype, device=trace.device)], dim=1)
+
+
+def _accumulate(parameter: nn.Parameter, value: torch.Tensor) -> None:
+    value = value.to(parameter.dtype)
+    parameter.grad = value.clone() if parameter.grad is None else parameter.grad + value
+
+
+def adaptive_synapses(net: nn.Module) -> list[AdaptiveSynapses]:
+    """Every adaptive neuron of ``net`` with the linear layers that feed it (module docstring): a recurrent layer's
+    feed-forward and feedback weights, or the ``TimeDistributed`` linear layer that comes right before the neuron
+    in the net's layers in order (``_in_order``; a spike-rate readout's neuron included). A one-line
+    ``ConfigError`` for one fed otherwise (a convolution, a normalisation in between), whose eligibility per
+    synapse this module does not keep."""
+    found, before = [], None
+    for m in _in_order(net):
+        if isinstance(m, RecurrentSpiking) and isinstance(m.neuron, AdaptiveLIF) and _linear(m.feedforward):
+            found.append(AdaptiveSynapses(m.neuron, (m.feedforward, m.recurrent)))
+        elif isinstance(m, AdaptiveLIF) and _linear(before):
+            found.append(AdaptiveSynapses(m, (before,)))
+        before = m
+    paired = {id(s.neuron) for s in found}
+    if any(isinstance(m, AdaptiveLIF) and id(m) not in paired for m in net.modules()):
+        raise ConfigError("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by "
+                          "a linear layer (a fully connected or recurrent layer with no normalisation between); this "
+                          "net feeds one otherwise: use method.neuron=lif or train.temporal_grad=bptt")
+    return found
+
+
+def _in_order(module: nn.Module) -> Iterator[nn.Module]:
+    """The layers of ``module`` in registration order (the order a sequential net runs them): the leaves, with
+    a ``TimeDistributed`` wrapper or a recurrent layer standing for what it holds."""
+    children = list(module.children())
+    if not children or isinstance(module, (TimeDistributed, RecurrentSpiking)):
+        yield module
+        return
+    for child in children:
+        yield from _in_order(child)
+
+
+def readout_layers(net: nn.Module) -> list[TimeDistributed]:
+    """The linear and convolutional layers after the net's last spiking neuron (in ``net.modules()`` order):
+    they feed the readout, which keeps no state from step to step when a net runs online."""
+    modules = list(net.modules())
+    last = max((i for i, m in enumerate(modules) if getattr(m, "is_spiking_neuron", False)), default=-1)
+    return [m for m in modules[last + 1:] if isinstance(m, TimeDistributed) and isinstance(m.module, TRACE_LAYERS)]
+
+
+@contextmanager
+def eprop_batch(net: nn.Module) -> Iterator[None]:
+    """One batch of e-prop on ``net``, inside the batch's ``temporal_carry`` block (module docstring): the layers
+    that feed the readout take their weight gradient from the step's own input (trace decay 0: the readout of a
+    step has no memory), the adaptation eligibility's hooks are on, and leaving the block adds its corrections to
+    the gradients (not when the block raised)."""
+    for layer in readout_layers(net):
+        layer.carry = replace(layer.carry, trace_decay=0.0)
+    synapses = adaptive_synapses(net)
+    handles = [s.neuron.register_forward_pre_hook(s.before_step) for s in synapses]
+    try:
+        yield
+        for s in synapses:
+            s.add_corrections()
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,217 @@
+"""``train.temporal_grad=eprop``: gradients against an independent reference, random feedback, refusals, runs.
+
+The reference is Bellec et al.'s own check of e-prop (Nat. Commun. 2020, Methods): backpropagation through time
+of the same net, written here step by step in float64 with its own spike function, in which the spikes reach
+other neurons (the recurrent weights) and the reset with their gradient stopped, while each neuron's own state
+(membrane and adaptation) keeps it. Its gradient of ``(1/T) sum_t CE(o_t, y)`` is then exactly e-prop's, which
+the library computes forward in time with eligibility traces instead.
+"""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cross_entropy_method import CrossEntropyMethod
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import get_method
+from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
+from deepspike.neurons import NeuronParams
+from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.training.eprop import adaptive_synapses
+from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
+from tiny_run import TINY, full_and_resumed_weights
+
+SLOPE = 2.0  # fast_sigmoid's k: sigma'(x) = 1 / (1 + k |x|)^2
+
+
+class _Spike(torch.autograd.Function):
+    """H(x) with the fast-sigmoid pseudo-derivative, written apart from the library's surrogates."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (1 + SLOPE * x.abs()) ** 2
+
+
+
+def _net(recurrent, reset="subtract", decay=0.8, threshold=0.5, rho=0.9, beta=0.6, bias=True, timesteps=6):
+    """Frames [B, T, 5] -> (recurrent) Linear(5 -> 4) -> adaptive LIF -> Linear(4 -> 3) -> per-step readout."""
+    torch.manual_seed(5)
+    params = NeuronParams(decay=decay, threshold=threshold, reset=reset, surrogate="fast_sigmoid",
+                          surrogate_args={"k": SLOPE})
+    neuron = AdaptiveLIF(params, adapt_decay=rho, adapt_scale=beta)
+    ff, out = nn.Linear(5, 4, bias=bias), nn.Linear(4, 3)
+    ff.weight.data.uniform_(-0.3, 1.0)
+    if recurrent:
+        body = nn.Sequential(RecurrentSpiking(TimeDistributed(ff), neuron, 4), TimeDistributed(out))
+        body[0].recurrent.module.weight.data.uniform_(-0.6, 0.6)
+    else:
+        body = nn.Sequential(TimeDistributed(ff), neuron, TimeDistributed(out))
+    return RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=timesteps).double().train()
+
+
+def _layers(net):
+    first = net.body[0]
+    if isinstance(first, RecurrentSpiking):
+        return first.feedforward.module, first.recurrent.module, first.neuron, net.body[1].module
+    return first.module, None, net.body[1], net.body[2].module
+
+
+def _reference_gradients(net, frames, y, feedback=None):
+    """Bellec et al.'s stopped-gradient BPTT (module docstring), in float64; ``feedback``: a fixed matrix through
+    which the output error reaches the spikes instead of the readout weight (random e-prop)."""
+    ff, rec, neuron, out = _layers(net)
+    k, th, rho, beta = neuron.fixed.decay, neuron.fixed.threshold, neuron.adapt_decay, neuron.adapt_scale
+    params = [p for p in (ff.weight, ff.bias, out.weight, out.bias) if p is not None] + ([rec.weight] if rec else [])
+    copies = [p.detach().clone().requires_grad_() for p in params]
+    named = dict(zip(params, copies, strict=True))
+    v = a = None
+    s_prev = torch.zeros(len(y), 4, dtype=torch.float64)
+    loss = 0.0
+    steps = frames.shape[1]
+    for t in range(steps):
+        current = frames[:, t] @ named[ff.weight].T + (named[ff.bias] if ff.bias is not None else 0)
+        if rec is not None:
+            current = current + s_prev.detach() @ named[rec.weight].T  # stopped: another neuron's spike
+        h = current if v is None else k * v + current
+        theta = th if a is None else th + beta * a
+        s = _Spike.apply(h - theta)
+        reset = theta * s if neuron.fixed.reset == "subtract" else h * s
+        v = h - reset.detach()  # the reset is not differentiated
+        a = s if a is None else rho * a + s  # the own adaptation keeps its gradient
+        if feedback is None:
+            o = s @ named[out.weight].T + named[out.bias]
+        else:  # value W s, gradient to s through B
+            o = s.detach() @ named[out.weight].T + named[out.bias] + s @ feedback.T - (s @ feedback.T).detach()
+        loss = loss + F.cross_entropy(o, y) / steps
+        s_prev = s
+    loss.backward()
+    return {p: c.grad for p, c in named.items()}
+
+
+def _frames():
+    g = torch.Generator().manual_seed(11)
+    return torch.rand(7, 6, 5, generator=g, dtype=torch.float64) * 1.5, torch.tensor([0, 1, 2, 2, 1, 0, 1])
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("beta", [0.0, 0.6])
+def test_eprop_gradients_equal_the_stopped_gradient_bptt_of_bellec_et_al(recurrent, reset, beta):
+    net = _net(recurrent, reset=reset, beta=beta)
+    frames, y = _frames()
+    expected = _reference_gradients(net, frames, y)
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    spikes_seen = False
+    for p, g in expected.items():
+        assert g.abs().sum() > 0
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+        spikes_seen = True
+    assert spikes_seen
+
+
+def test_the_adaptation_eligibility_changes_the_gradient():
+    """Without the adaptation term (beta's path) the gradient of the weights onto the neuron would differ: the
+    reference with beta > 0 is not the beta = 0 gradient of the same spikes."""
+    net = _net(True, beta=0.6)
+    frames, y = _frames()
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    with_adaptation = net.body[0].feedforward.module.weight.grad.clone()
+    synapses = adaptive_synapses(net)
+    assert [len(s.layers) for s in synapses] == [2]  # feed-forward and feedback weights onto the one neuron
+    net.zero_grad()
+    synapses[0].neuron.adapt_scale = 0.0
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    assert not torch.allclose(with_adaptation, net.body[0].feedforward.module.weight.grad)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_random_feedback_sends_the_error_through_the_fixed_matrix(recurrent):
+    net = _net(recurrent)
+    prepare_temporal_grad(net, "eprop", None, "stbp", eprop_feedback="random", seed=3)
+    readout = net.body[-1]
+    b = readout.feedback
+    assert b.shape == readout.module.weight.shape and not torch.equal(b, readout.module.weight)
+    assert b.abs().max() <= 1 / 4 ** 0.5  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in 4
+    frames, y = _frames()
+    expected = _reference_gradients(net, frames, y, feedback=b)
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    for p, g in expected.items():
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+def test_random_feedback_matrices_depend_on_the_seed_only():
+    first, again, other = _net(True), _net(True), _net(True)
+    torch.manual_seed(123)  # the global generator plays no part
+    prepare_temporal_grad(first, "eprop", None, "stbp", eprop_feedback="random", seed=3)
+    prepare_temporal_grad(again, "eprop", None, "stbp", eprop_feedback="random", seed=3)
+    prepare_temporal_grad(other, "eprop", None, "stbp", eprop_feedback="random", seed=4)
+    assert torch.equal(first.body[-1].feedback, again.body[-1].feedback)
+    assert not torch.equal(first.body[-1].feedback, other.body[-1].feedback)
+    assert "feedback" not in "".join(first.state_dict())  # checkpoints and exports never see it
+
+
+def test_an_mlps_adaptive_hidden_and_output_neurons_are_each_paired_with_the_linear_layer_before_them():
+    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8), hidden=[32])
+    net = get_method("stbp", {"timesteps": 2, "encoder": "direct", "neuron": "alif"}).build(arch)
+    pairs = [(s.neuron, [m.module.weight.shape for m in s.layers]) for s in adaptive_synapses(net)]
+    assert [p[1] for p in pairs] == [[(32, 64)], [(10, 32)]]
+    assert pairs[1][0] is net.readout.neuron  # the spike-rate readout's own neurons
+
+
+def test_an_adaptive_neuron_after_a_convolution_is_refused_in_one_line():
+    params = NeuronParams(decay=0.8)
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 2, 3)), AdaptiveLIF(params), TimeDistributed(nn.Flatten()),
+                         TimeDistributed(nn.Linear(2, 3)))
+    net = RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=2)
+    with pytest.raises(ConfigError, match=r"^train.temporal_grad=eprop keeps the eligibility of adaptive neurons "
+                                          r"\(alif\) fed straight by a linear layer .*: use method.neuron=lif or "
+                                          r"train.temporal_grad=bptt$"):
+        prepare_temporal_grad(net, "eprop", None, "stbp")
+
+
+def test_ottt_still_refuses_adaptive_neurons():
+    with pytest.raises(ConfigError, match="^train.temporal_grad=ottt needs one neuron decay .* an adaptive one"):
+        prepare_temporal_grad(_net(True), "ottt", None, "stbp")
+
+
+@pytest.mark.parametrize("bad, says", [
+    (["train.temporal_grad=ottt", "train.eprop_feedback=random"], "null unless train.temporal_grad=eprop"),
+    (["train.temporal_grad=eprop", "train.eprop_feedback=backprop"], "valid: symmetric, random"),
+])
+def test_bad_feedback_settings_are_refused(bad, says):
+    with pytest.raises(ConfigError, match=says):
+        load_config(None, [*TINY, *bad])
+
+
+RSNN_ALIF = ["data.name=digits_rows", "data.augment.crop_padding=0", "model.name=rsnn", "model.args.hidden=[12]",
+             "method.encoder=frames", "method.timesteps=8", "method.neuron=alif", "method.adapt_scale=0.3",
+             "method.readout=membrane",
+             "train.temporal_grad=eprop"]
+
+
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_an_eprop_run_resumes_exactly_and_learns(tmp_path, feedback):
+    cfg = load_config(None, [*TINY, *RSNN_ALIF, f"train.eprop_feedback={feedback}"])
+    full, cut = full_and_resumed_weights(cfg, tmp_path)
+    for key, value in full.items():
+        assert torch.equal(value, cut[key]), key
+    loss = [json.loads(line)["train_loss"] for line in (tmp_path / "full" / "metrics.jsonl").open()]
+    assert loss[1] < loss[0]  # it learns
