@@ -204,3 +204,15 @@ def test_spike_deletion_leaves_frames_that_are_not_counts():
     x = torch.rand(4, 3, 2, 4, 4) - 0.5
     with SpikeDeletion(net, 1.0):
         assert torch.equal(net(x), FrameNet()(x))
+
+
+def test_jitter_times_refuses_a_sigma_that_moves_a_time_out_of_float32():
+    """A relative jitter of 1e30 on a time of 1e10 (itself jittered once already) overflows float32: before, the time
+    became -inf/+inf and the next TTFS layer blamed the data; now a ConfigError names --jitter."""
+    t = torch.tensor([1e10, -1e10, 1.0, float("inf")] * 50)
+    for relative in (True, False):
+        sigma = 1e30 if relative else 1e300
+        with pytest.raises(ConfigError, match=r"jitter sigma=1e\+\d+ \(--jitter\) moves a spike time out of"):
+            jitter_times(t, sigma, relative, torch.Generator().manual_seed(0))
+    big = jitter_times(t, 1e20, True, torch.Generator().manual_seed(0))  # 1e10 * 1e20 e stays within float32
+    assert torch.isfinite(big[:200:4]).all() and torch.isinf(big[3::4]).all()

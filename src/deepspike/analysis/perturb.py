@@ -133,9 +133,17 @@ class SpikeJitter(_OutputHooks):
 def jitter_times(
     t: torch.Tensor, sigma: float, relative: bool = False, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """``t' = t + sigma e`` or ``t (1 + sigma e)`` (relative) for finite ``t``, ``e ~ N(0, 1)``; inf stays."""
+    """``t' = t + sigma e`` or ``t (1 + sigma e)`` (relative) for finite ``t``, ``e ~ N(0, 1)``; inf stays.
+
+    A finite time moved out of ``t``'s float range is a one-line ``ConfigError`` naming ``--jitter``: the relative
+    jitter multiplies every layer's times again, so a huge sigma (1e16 on a two-layer net) gave a ``-inf`` time that
+    the next TTFS layer blamed on the data ("spike times contain NaN or -inf") and a ``+inf`` one read as no spike."""
     e = torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
     finite = torch.isfinite(t)
     base = torch.where(finite, t, torch.zeros_like(t))
     moved = base * (1.0 + sigma * e) if relative else base + sigma * e
+    if bool((finite & ~torch.isfinite(moved)).any()):
+        kind = "relative " if relative else ""
+        raise ConfigError(f"{kind}spike-time jitter sigma={sigma!r} (--jitter) moves a spike time out of {t.dtype}'s "
+                          f"range (|t| <= {torch.finfo(t.dtype).max:.4g}); give a smaller jitter")
     return torch.where(finite, moved, t)
