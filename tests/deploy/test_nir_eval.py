@@ -269,3 +269,44 @@ def test_a_data_set_name_is_checked_before_it_becomes_a_recipe_value(name, tmp_p
     assert main(["eval", str(path), "--data", name, "--encoder", "poisson", "--timesteps", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"deepspike: error: unknown dataset {name!r}; valid: ") and err.count("\n") == 1
+
+
+def test_an_event_run_and_its_exported_file_read_the_same_frames(tmp_path, capsys):
+    """The export records the run's data.args (less cache) as metadata data_args and eval reads the data set with them;
+    before, eval of a digits_events run with stride 2 and 4 frames read the default frames (stride 1, 8 frames):
+    'NIR network input must be [T, B, 2, 7, 7], got (4, 256, 2, 14, 14)'. data.augment is training-only: not written."""
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.encoder=frames", "method.timesteps=4", "model.name=mlp",
+                 "model.args.hidden=[16]", "data.name=digits_events", "data.args.stride=2", "data.args.timesteps=4",
+                 "data.args.threshold=0.3", "data.args.cache=true", "data.augment.roll=1", "train.epochs=2",
+                 "train.progress=false", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
+    meta = nir.read(str(tmp_path / "model.nir")).metadata
+    assert json.loads(meta["data_args"]) == {"stride": 2, "timesteps": 4, "threshold": 0.3}
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits_events"]) == 0
+    theirs = _json(capsys)
+    assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("not json", "metadata data_args must be JSON text of its run's data.args (an object of texts, finite numbers, "
+                 "true, false, null or lists of those), got 'not json'"),
+    ('{"threshold": NaN}', "metadata data_args must be JSON text"),
+    ('{"pad": 1e999}', "metadata data_args must be JSON text"),
+    ('{"stride": {"x": 1}}', "metadata data_args must be JSON text"),
+    ("[2]", "metadata data_args must be JSON text"),
+    (7, "metadata data_args must be JSON text"),
+    ('{"seed": 1}', "metadata data_args may not set seed (not a data set option)"),
+    ('{"stride": "x"}', "stride must be an integer from 1 to 65536, got 'x'"),
+    ('{"foo": 1}', "dataset 'digits_events' has no option(s) foo"),
+])
+def test_a_files_bad_data_args_are_one_line(tmp_path, capsys, text, message):
+    graph = tiny_graph()
+    graph.metadata.update({"dataset": "digits_events", "encoder": "frames", "timesteps": 4, "data_args": text})
+    path = write(graph, tmp_path / "args.nir")
+    assert main(["eval", str(path), "--data", "digits_events", "--limit", "10"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -2,7 +2,9 @@
 
 The file alone says how its input is made when deepspike wrote it (graph metadata ``encoder``, ``timesteps``, the
 coding's options, ``input_mean`` / ``input_std`` when the run standardised its data, ``val_fraction`` and
-``split_seed`` when it held out a validation split (``split="val"`` is that split), and ``decode``); a file from
+``split_seed`` when it held out a validation split (``split="val"`` is that split), ``data_args`` when it set the
+data set's own options (an event set's frames: ``timesteps``, ``stride``, ...; read only on the data set the run
+used), and ``decode``); a file from
 another tool says none of it, so ``coding`` and ``timesteps`` are then given by the caller and the images go in
 as the data set gives them (in [0, 1]). Each batch ``x [B, *sample]`` is coded to ``[T, B, ...]`` by the encoder a
 run would build (``methods.encoder_choice.make_encoder``; a converted net's signed Poisson input with its scale),
@@ -20,7 +22,9 @@ and score the same (tested).
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 from deepspike.config import load_config
+from deepspike.config.schema import SET_ELSEWHERE
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_finite, is_whole, shown_value
 from deepspike.data import list_datasets
@@ -41,6 +46,8 @@ from deepspike.training.evaluate import check_timesteps_fit, eval_pass, limit_sa
 from deepspike.training.run_setup import load_data, make_batches
 
 DECODES = ("rate", "membrane", "vote")
+DATA_ARGS_CHARS = 10_000
+"""The longest metadata ``data_args`` text read (a run's data set options take a few hundred characters)."""
 CODING_OPTIONS = ("delta_threshold", "delta_mode", "delta_off_spikes", "population_size", "population_low",
                   "population_high", "population_width", "population_spikes")
 SWITCHES = ("delta_off_spikes", "population_spikes")
@@ -108,15 +115,48 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     if dataset not in list_datasets():  # checked before it goes into an override, where '${oc.env:HOME}' was
         raise unknown_choice("dataset", dataset, list_datasets())  # resolved and shown ("unknown dataset '/root'")
     overrides = [f"data.name={dataset}"]
-    if meta.get("dataset") == dataset and "val_fraction" in meta:
+    same = meta.get("dataset") == dataset
+    if same and "val_fraction" in meta:
         overrides += _split_overrides(meta)
     config = load_config(None, overrides)
+    if same and "data_args" in meta:
+        config = replace(config, data=replace(config.data, args=_data_args(meta["data_args"])))
     data = load_data(config)
     batches = make_batches(config, data, split, torch.device("cpu"), training=False)
     if batches is None:
         raise ConfigError(f"data set {dataset!r} has no {split} split")
     stats = _input_stats(meta)
     return int(data.num_classes), ((x if stats is None else normalize(x, *stats), y) for x, y in batches)
+
+
+def _data_args(text: Any) -> dict[str, Any]:
+    """The file's metadata ``data_args`` (``nir_export.run_info``: JSON text of the run's ``data.args``, the data set's
+    own options such as an event set's ``timesteps`` and ``stride``) as a dict, else a one-line ``ConfigError``: it
+    must be a JSON object of at most ``DATA_ARGS_CHARS`` characters whose values are texts, finite numbers, true,
+    false, null or lists of those (the data set's loader then checks names and values as for ``data.args``)."""
+    args = None
+    if isinstance(text, str) and len(text) <= DATA_ARGS_CHARS:
+        try:
+            args = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            args = None
+    if not (isinstance(args, dict) and all(_plain(v) or isinstance(v, list) and all(map(_plain, v))
+                                           for v in args.values())):
+        raise ConfigError("the NIR file's metadata data_args must be JSON text of its run's data.args (an object of "
+                          f"texts, finite numbers, true, false, null or lists of those), got {shown_value(text)}")
+    clash = sorted(set(args) & set(SET_ELSEWHERE))
+    if clash:
+        raise ConfigError(f"the NIR file's metadata data_args may not set {clash[0]} (not a data set option)")
+    return args
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _plain(value: Any) -> bool:
+    """``value`` is a text, a finite number, true, false or null (a JSON number beyond float's range is inf)."""
+    return value is None or isinstance(value, str | bool) or is_finite(value)
 
 
 def _input_stats(meta: dict[str, Any]) -> tuple[list[float], list[float]] | None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 from pathlib import Path
 
@@ -648,6 +649,28 @@ def _refuse_unused(run_dir, kind: str, given: dict) -> None:
         raise ConfigError(f"{', '.join(unused)} does not apply to {run_dir}, a {kind} net")
 
 
+HOW_NOT_WHAT = ("cache", "in_memory", "memory_limit_gb")
+"""``data.args`` that change how a data set is read (a cache, what is held in memory), not what a net sees: not
+written to ``data_args``."""
+
+
+def run_info(config, parts) -> dict:
+    """The graph metadata of a run's data (read by ``deploy.nir_eval``): ``method``, ``model``, ``dataset``; the
+    standardisation (``input_mean`` / ``input_std``) when the run standardised its input; its validation split
+    (``val_fraction``, ``split_seed``) when it held one out; and ``data_args``, JSON text of its ``data.args`` less
+    ``HOW_NOT_WHAT``, when it set any (an event set's frames: ``timesteps``, ``stride``, ``threshold``, ...).
+    ``data.augment`` is not written: it acts on training inputs only."""
+    info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
+    if config.data.normalize:
+        info.update(input_mean=[float(m) for m in parts.data.mean], input_std=[float(s) for s in parts.data.std])
+    if config.data.val_fraction:
+        info.update(val_fraction=float(config.data.val_fraction), split_seed=int(config.train.seed))
+    args = {k: v for k, v in config.data.args.items() if k not in HOW_NOT_WHAT}
+    if args:
+        info["data_args"] = json.dumps(args, sort_keys=True, allow_nan=False)
+    return info
+
+
 def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_thresholds: bool = False,
               large: float | None = None, t_window: float | None = None, round_delays: bool = False,
               low_latency: bool = False, loaded: tuple | None = None) -> tuple:
@@ -659,12 +682,7 @@ def run_graph(run_dir: str | os.PathLike, dt: float | None = None, fold_threshol
     if config.method.name == "ann":
         raise ConfigError(f"{run_dir} is an ANN run: convert it to a spiking net first (deepspike convert {run_dir}, "
                           "--to rate or ttfs) and export the converted run")
-    shape = tuple(parts.arch.input_shape)
-    info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
-    if config.data.normalize:  # the input a reader must standardise the data with (deploy.nir_eval)
-        info.update(input_mean=[float(m) for m in parts.data.mean], input_std=[float(s) for s in parts.data.std])
-    if config.data.val_fraction:  # the run's validation split, which deploy.nir_eval --split val scores
-        info.update(val_fraction=float(config.data.val_fraction), split_seed=int(config.train.seed))
+    shape, info = tuple(parts.arch.input_shape), run_info(config, parts)
     if round_delays:
         check_delays_to_round(run_dir, parts.model)
     kind = "windowed TTFS" if is_window_model(parts.model) else "TTFS" if is_ttfs_model(parts.model) else "rate-coded"
