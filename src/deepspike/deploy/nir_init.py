@@ -22,7 +22,9 @@ A neuron node's input gain ``c`` (NIR's ``r``, ``w_in``; the imported ``Scale`` 
 before it, ``neuron(c (W x + b)) = neuron((c W) x + c b)``, when ``c`` is one value per output channel (per neuron
 of a ``Linear``; a recurrent neuron's gain is in the imported ``V`` already); a gain on a pooled input, or one that
 varies within a channel, is a one-line error.
-The net is the file's net when every pair matches: tested against the file's spikes in ``from_nir``.
+A recipe's learnable (PLIF / learnt-threshold) neurons take the file's constants at their own granularity
+(``deploy.nir_init_learnable``). The net is the file's net when every pair matches: tested against the file's
+spikes in ``from_nir``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from deepspike.deploy.model_walk import leaf_modules
 from deepspike.deploy.nir_export import chain_modules, imported_chain
 from deepspike.deploy.nir_fields import pair
 from deepspike.deploy.nir_import import from_nir
+from deepspike.deploy.nir_init_learnable import RTOL, WEIGHTED, channel_gain, start_learnable
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, Scale
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -49,9 +52,7 @@ from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.synaptic import SynapticLIF
 
-WEIGHTED = (nn.Linear, nn.Conv2d)
 SKIPPED = (nn.Dropout, TimeFixedDropout, nn.Identity)
-RTOL = 1e-5  # a decay read back from a float32 tau
 
 
 def start_from_nir(path: str | Path, model: nn.Module, config: Any = None) -> None:
@@ -79,7 +80,7 @@ def start_from_nir(path: str | Path, model: nn.Module, config: Any = None) -> No
         for i, (mine, (its, gain)) in enumerate(zip(ours, theirs)):
             where = f"method.init_from: {path}: layer {i} ({type(its).__name__})"
             if isinstance(mine, LearnableLIF):
-                _start_learnable(mine, its, previous, where)
+                start_learnable(mine, its, previous, where)
             else:
                 _copy(mine, its, gain, where)
             previous = mine
@@ -202,7 +203,7 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
         if any(getattr(mine, k) != getattr(its, k) for k in geometry):
             raise ConfigError(f"{where}: " + ", ".join(f"{k} {getattr(its, k)} vs {getattr(mine, k)}"
                                                        for k in geometry) + " (the file's vs the recipe's)")
-    c = _channel_gain(gain, mine.weight.shape[0], its.weight.dim() - 1, where)
+    c = channel_gain(gain, mine.weight.shape[0], its.weight.dim() - 1, where)
     bias = its.bias.detach() if its.bias is not None else torch.zeros(mine.weight.shape[0])
     if mine.bias is None and bool((bias != 0).any()):
         raise ConfigError(f"{where}: the file's layer has a bias, the recipe's net has none (an mlp takes "
@@ -210,26 +211,6 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
     mine.weight.copy_(its.weight.detach() * c.reshape(-1, *([1] * (its.weight.dim() - 1))))
     if mine.bias is not None:
         mine.bias.copy_(bias * c)
-
-
-def _channel_gain(gain: torch.Tensor | None, channels: int, rank: int, where: str) -> torch.Tensor:
-    """The gain as one value per output channel ``[channels]``; a gain that varies within a channel is an error.
-    ``rank``: the layer's output dimensions per sample (1: ``[N]`` of a Linear, 3: ``[C, H, W]`` of a conv); the gain
-    multiplies that output as torch broadcasts, aligned on the right (a ``[W]`` gain of a conv scales its columns)."""
-    if gain is None:
-        return torch.ones(channels)
-    if gain.dim() > rank:
-        raise ConfigError(f"{where}: the file's input gain {list(gain.shape)} has more dimensions than the layer's "
-                          f"output ({rank})")
-    g = gain.reshape((1,) * (rank - gain.dim()) + tuple(gain.shape))
-    if g.shape[0] not in (1, channels):
-        raise ConfigError(f"{where}: the file's input gain {list(gain.shape)} does not fit the layer's {channels} "
-                          "channels")
-    per_channel = g.expand(channels, *g.shape[1:]).reshape(channels, -1)
-    if not bool((per_channel == per_channel[:, :1]).all()):
-        raise ConfigError(f"{where}: the file's neurons have an input gain that varies within a channel "
-                          f"({list(gain.shape)}), which the layer's weights cannot hold")
-    return per_channel[:, 0]
 
 
 def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
@@ -280,75 +261,6 @@ def _constants(neuron: nn.Module, where: str) -> dict:
     syn = neuron.syn_decay if isinstance(neuron, SynapticLIF) else None
     return {"decay": params.decay, "threshold": params.threshold, "reset": params.reset,
             "syn_decay": None if syn is None else float(syn)}
-
-
-def _start_learnable(mine: LearnableLIF, its: nn.Module, previous: nn.Module | None, where: str) -> None:
-    """A recipe's PLIF / learnt-threshold layer (``method.neuron=plif``, ``learn_threshold``, ``neuron_params``)
-    started from the file's neurons, whose constants may differ between layers, channels or neurons: its learnt
-    decay ``k = 1 - sigmoid(w)`` (``w = log((1 - k) / k)``) and threshold take the file's at the layer's
-    granularity; a learnt decay scales the input by ``1 - k``, which the weights straight before it undo
-    (``W / (1 - k)`` per output channel). What is not learnt must equal the file's."""
-    k, th, reset = _neuron_tensors(its, where)
-    if reset != mine.fixed.reset:
-        raise ConfigError(f"{where}: the file's neurons reset by {reset!r}, the recipe's by {mine.fixed.reset!r}: set "
-                          f"method.reset={reset}")
-    if mine.w is not None:
-        k = _granular(k, mine, "decay", where)
-        if not bool(((k > 0) & (k < 1)).all()):
-            raise ConfigError(f"{where}: a learnt decay lies in (0, 1), the file's neurons have {float(k.min()):.6g} "
-                              f"to {float(k.max()):.6g}")
-        mine.w.copy_(torch.log((1 - k) / k))
-        if not isinstance(previous, WEIGHTED):
-            raise ConfigError(f"{where}: a PLIF layer scales its input by 1 - k, which only a weighted layer straight "
-                              "before it can undo")
-        rank = previous.weight.dim() - 1  # the layer's output dimensions: 1 (Linear) or 3 (conv)
-        c = 1 - (k.reshape(-1, *([1] * (rank - 1))) if mine.channels else k)  # per channel: [C, 1, 1] on a conv
-        c = _channel_gain(c, previous.weight.shape[0], rank, where)
-        previous.weight.div_(c.reshape(-1, *([1] * (previous.weight.dim() - 1))))
-        if previous.bias is not None:
-            previous.bias.div_(c)
-    elif not bool(torch.isclose(k, torch.tensor(mine.fixed.decay), rtol=RTOL, atol=0.0).all()):
-        raise ConfigError(f"{where}: the file's neurons have decays {float(k.min()):.6g} to {float(k.max()):.6g}, the "
-                          f"recipe's {mine.fixed.decay:.6g} (method.decay; method.neuron=plif learns one per "
-                          "method.neuron_params)")
-    if mine.threshold is not None:
-        mine.threshold.copy_(_granular(th, mine, "threshold", where))
-    elif not bool(torch.isclose(th, torch.tensor(mine.fixed.threshold), rtol=RTOL, atol=0.0).all()):
-        raise ConfigError(f"{where}: the file's thresholds are {float(th.min()):.6g} to {float(th.max()):.6g}, the "
-                          f"recipe's {mine.fixed.threshold:.6g} (method.threshold; method.learn_threshold=true learns "
-                          "them)")
-
-
-def _neuron_tensors(its: nn.Module, where: str) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """``(k, th, reset)`` of the file's neuron layer without a synaptic current (one per layer ``()``, or broadcasting
-    against its neurons)."""
-    if isinstance(its, SpikingNeuron):
-        return torch.tensor(its.params.decay), torch.tensor(its.params.threshold), its.params.reset
-    if isinstance(its, HeterogeneousLIF) and its.syn_decay is None:
-        return its.decay.clone(), its.threshold.clone(), its.fixed.reset
-    raise ConfigError(f"{where}: a learnable (PLIF) layer of the recipe takes the file's IF/LIF neurons, not "
-                      f"{type(its).__name__}")
-
-
-def _granular(values: torch.Tensor, mine: LearnableLIF, what: str, where: str) -> torch.Tensor:
-    """``values`` as the learnable layer's parameter: one per layer ``()``, per channel ``[C]`` or per neuron
-    (``mine.neurons``); a one-line ``ConfigError`` when they differ within what shares one value."""
-    if mine.neurons is not None:
-        try:
-            return torch.broadcast_to(values, mine.neurons).clone()
-        except RuntimeError:
-            raise ConfigError(f"{where}: the file's {what} {list(values.shape)} does not fit the layer's neurons "
-                              f"{list(mine.neurons)}") from None
-    flat = values.reshape(-1)
-    if bool((flat == flat[0]).all()):
-        return flat[0].expand(mine.channels).clone() if mine.channels else flat[0].clone()
-    if mine.channels and values.dim() and values.shape[0] == mine.channels:
-        rows = values.reshape(mine.channels, -1)
-        if bool((rows == rows[:, :1]).all()):
-            return rows[:, 0].clone()
-    finer = "neuron" if mine.channels else "channel or neuron"
-    raise ConfigError(f"{where}: the file's {what} differs within a {'channel' if mine.channels else 'layer'}: set "
-                      f"method.neuron_params={finer}")
 
 
 def _same(a, b) -> bool:
