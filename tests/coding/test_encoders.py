@@ -15,6 +15,7 @@ from deepspike.coding import (
     rate_poisson,
     ttfs_latency,
 )
+from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
 
 P = torch.tensor([[0.0, 0.1, 0.25, 0.5, 0.9, 1.0]], dtype=torch.float64)  # [B=1, 6]
@@ -203,3 +204,23 @@ def test_latency_spike_train_of_times_on_and_off_the_step_edges():
     # whole-number int64 times are floored alike: 2 / 0.7 = 2.86 -> step 2, 3 / 0.7 = 4.29 -> step 4; 3 / 0.5 = 6 = T
     assert latency_spike_train(torch.tensor([2, 3]), T=6, dt=0.7).argmax(0).tolist() == [2, 4]
     assert latency_spike_train(torch.tensor([2, 3]), T=6, dt=0.5).sum(0).tolist() == [1, 0]
+
+
+def test_bipolar_input_encoder_with_scale_two_is_lee2020s_mnist_poisson_generator():
+    """lee2020's MNIST code draws ``((|input| / 2) > rand) * sign(input)`` each step from the [0, 1] pixels; the
+    encoder with ``scale=2`` draws the same spikes from the same uniforms (before: no scale, twice the rate)."""
+    x = torch.tensor([[-1.0, -0.6, -0.1, 0.0, 0.3, 0.9, 1.0, 1.8]], dtype=torch.float64)
+    torch.manual_seed(7)
+    s = InputEncoder("bipolar", 2.0)(x, 50)
+    torch.manual_seed(7)
+    rand = torch.rand((50, *x.shape), dtype=torch.float64)
+    expected = ((x.abs() / 2) > rand).double() * torch.sign(x)  # the code's loop, all 50 steps at once
+    assert torch.equal(s, expected)
+    assert InputEncoder("bipolar").scale == 1.0 and "scale=2" in repr(InputEncoder("bipolar", 2.0))
+
+
+@pytest.mark.parametrize(("kind", "scale"), [("bipolar", 0.0), ("bipolar", -2.0), ("bipolar", float("nan")),
+                                             ("bipolar", 1e39), ("poisson", 2.0), ("direct", 0.5)])
+def test_an_input_scale_that_is_no_positive_float32_or_not_for_bipolar_is_a_one_line_config_error(kind, scale):
+    with pytest.raises(ConfigError, match=r"^bad value .* for encoder scale: [^\n]*$"):
+        InputEncoder(kind, scale)

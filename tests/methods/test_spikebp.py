@@ -1,12 +1,18 @@
 """Method ``spikebp`` (Lee et al. 2020): its options' defaults against the paper's constants."""
 
 import re
+from pathlib import Path
 
 import pytest
+import torch
 
+from deepspike.config.load import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.spikebp import SpikeBpOptions
+from deepspike.models.registry import create_architecture
+
+RECIPES = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_defaults_are_lee2020_constants():
@@ -33,3 +39,32 @@ def test_thresholds_beyond_float32_or_not_positive_are_refused_by_the_options_in
 
 def test_the_largest_float32_threshold_is_accepted():
     assert get_method("spikebp", {"threshold": 3.4e38, "pool_threshold": 3.4e38}).options.threshold == 3.4e38
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), 1e39, 1e-320])
+def test_an_input_scale_that_is_no_positive_float32_is_refused_by_the_options_in_one_line(value):
+    with pytest.raises(ConfigError, match=rf"^bad value {re.escape(repr(value))} for method.input_scale: [^\n]*$"):
+        get_method("spikebp", {"input_scale": value})
+
+
+def test_an_input_scale_with_an_encoder_that_does_not_scale_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"^bad value 2.0 for method.input_scale: only the bipolar encoder"):
+        get_method("spikebp", {"input_scale": 2.0, "encoder": "poisson"})
+
+
+def test_input_scale_divides_the_bipolar_input_of_the_built_network_as_lee2020s_mnist_code():
+    """``method.input_scale: 2`` builds the encoder of lee2020's MNIST code, spikes ``((|x| / 2) > rand) sign(x)``;
+    before, spikebp had no such option and its MNIST recipe fired the [0, 1] pixels at twice the code's rate."""
+    net = get_method("spikebp", {"input_scale": 2.0, "timesteps": 4}).build(create_architecture("lenet", 10))
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
+    torch.manual_seed(3)
+    s = net.encoder(x, 40)
+    torch.manual_seed(3)
+    expected = ((x.abs() / 2) > torch.rand((40, *x.shape), dtype=torch.float64)).double() * torch.sign(x)
+    assert torch.equal(s, expected)
+    assert 0.3 < float(s.mean() / x.mean()) < 0.7  # about half of P(spike) = x
+
+
+def test_the_mnist_lenet_recipe_halves_the_pixels_as_lee2020s_mnist_code():
+    method = load_config(RECIPES / "spikebp_mnist_lenet.yaml").method
+    assert method.options.input_scale == 2.0 and method.options.encoder == "bipolar"

@@ -1,6 +1,8 @@
 """Method ``spikebp`` (Lee et al. 2020): LIF with the leak-corrected approximate derivative.
 
-- Input: Poisson bipolar spikes ``sign(x) 1[|x| > U_t]`` of the (normalised) image (``encoder: bipolar``).
+- Input: Poisson bipolar spikes ``sign(x) 1[|x| / c > U_t]`` of the (normalised) image (``encoder: bipolar``),
+  ``c = input_scale``: 1 in lee2020's CIFAR-10 code (mean/std-normalised images), 2 in its MNIST code (the [0, 1]
+  pixels halved: ``Poisson_d_input = (|input| / 2) > rand``).
 - Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
   backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code).
 - Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset; padding
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepspike.coding.encoder import ENCODERS, InputEncoder
+from deepspike.coding.encoder import ENCODERS, InputEncoder, check_input_scale
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, is_float32
 from deepspike.layers.dropout import TimeFixedDropout
@@ -52,6 +54,7 @@ class SpikeBpOptions:
     derivative: str = "code"
     init_kappa: float | None = None
     encoder: str = "bipolar"
+    input_scale: float = 1.0  # bipolar: c of s_t = sign(x) 1[|x| / c > U_t] (lee2020's MNIST code: 2)
     loss: str = "sse"
 
     def __post_init__(self) -> None:
@@ -69,6 +72,7 @@ class SpikeBpOptions:
                 raise ConfigError(f"bad value {getattr(self, key)!r} for method.{key}: expected > 0, from float32's "
                                   f"smallest normal {THRESHOLD_LOW:.4g} to its largest {FLOAT32_MAX:.4g}")
         check_init_kappa(self.init_kappa)
+        check_input_scale(self.input_scale, self.encoder, "method.input_scale")
 
 
 def is_residual(arch: Architecture) -> bool:
@@ -96,7 +100,7 @@ class SpikeBpMethod(Method):
         body = build_body(arch, rules)
         kappa = o.init_kappa if o.init_kappa is not None else (1.0 if is_residual(arch) else 2.0)
         init_weights(body, kappa)
-        return RateNetwork(InputEncoder(o.encoder), body, LeakyIntegratorReadout(o.leak), o.timesteps,
+        return RateNetwork(InputEncoder(o.encoder, o.input_scale), body, LeakyIntegratorReadout(o.leak), o.timesteps,
                            o.eval_timesteps)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
