@@ -114,7 +114,7 @@ def test_width_scales_channels():
 def test_registry_errors():
     with pytest.raises(ConfigError, match="unknown model 'nope'; valid: .*lenet"):
         create_architecture("nope")
-    with pytest.raises(ConfigError, match="model 'lenet' has no argument 'depth'; valid: dropout"):
+    with pytest.raises(ConfigError, match="model 'lenet' has no argument 'depth'; valid: dropout, padding"):
         create_architecture("lenet", depth=3)
     with pytest.raises(ConfigError, match="num_classes must be >= 2"):
         create_architecture("lenet", num_classes=1)

@@ -30,12 +30,14 @@ def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (
 
 
 @register_model("lenet", default_input_shape=(1, 28, 28), paper="lee2020 Table 4")
-def lenet(num_classes, input_shape, width, dropout: float = 0.0):
-    """LeNet of lee2020: 20C5-AP2-50C5-AP2-200-classes."""
+def lenet(num_classes, input_shape, width, dropout: float = 0.0, padding: int = 0):
+    """LeNet of lee2020: 20C5-AP2-50C5-AP2-200-classes; ``padding`` p pads both 5x5 convolutions. lee2020's MNIST
+    code pads them by 2 (28-28-14-14-7 on MNIST: 50 * 7 * 7 = 2450 inputs to the FC layer); 0 (the default) is
+    the unpadded 28-24-12-8-4 (800)."""
     return (
-        Conv(scaled(20, width), 5),
+        Conv(scaled(20, width), 5, padding=padding),
         Pool("avg", 2),
-        Conv(scaled(50, width), 5),
+        Conv(scaled(50, width), 5, padding=padding),
         Pool("avg", 2),
         Flatten(),
         Linear(scaled(200, width)),
