@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from deepspike.core.errors import ConfigError
 from deepspike.layers.containers import ConcatBranches, ResidualBlock
@@ -157,7 +158,7 @@ class _ModuleFold(SpecFold[nn.Module]):
             with torch.no_grad():
                 for module in norm.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-                        module.weight.mul_(scale)
+                        _trained_weight(module).mul_(scale)
         return [norm]
 
     def block(self, visit: Visit, branches: list[list[nn.Module]]) -> list[nn.Module]:
@@ -189,3 +190,12 @@ class _ModuleFold(SpecFold[nn.Module]):
         if isinstance(layer, Flatten):
             return rules.wrap(nn.Flatten())
         return rules.dropout(layer.p)
+
+
+def _trained_weight(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """The parameter behind ``bn.weight``: itself, or under a parametrisation (tdBN's ``gamma = alpha V_th lambda``,
+    ``layers.temporal_batchnorm``) the trained ``lambda``, so that scaling it scales ``gamma`` (``bn.weight`` there is
+    a tensor computed on each read: scaling it in place changed nothing)."""
+    if parametrize.is_parametrized(bn, "weight"):
+        return bn.parametrizations.weight.original
+    return bn.weight
