@@ -1,8 +1,9 @@
 """Method ``spikebp`` (Lee et al. 2020): LIF with the leak-corrected approximate derivative.
 
 - Input: Poisson bipolar spikes ``sign(x) 1[|x| / c > U_t]`` of the (normalised) image (``encoder: bipolar``),
-  ``c = input_scale``: 1 in lee2020's CIFAR-10 code (mean/std-normalised images), 2 in its MNIST code (the [0, 1]
-  pixels halved: ``Poisson_d_input = (|input| / 2) > rand``).
+  ``c = input_scale``: 2 in lee2020's MNIST code (the [0, 1] pixels halved: ``Poisson_d_input = (|input| / 2) >
+  rand``); about 2.25 for its CIFAR-10 code on ``data.normalize`` images (it divides by std 0.557, 0.549, 0.5534,
+  not CIFAR-10's 0.247, 0.243, 0.262).
 - Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
   backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code).
 - Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset; padding
