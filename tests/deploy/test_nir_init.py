@@ -225,6 +225,7 @@ def test_a_synaptic_current_in_one_net_only_names_the_neuron_key_to_set(tmp_path
     ({}, {"readout": "membrane"}, "set method.readout=rate"),
     ({"readout": "membrane"}, {}, "set method.readout=membrane"),
     ({}, {"neuron": "alif"}, "set method.neuron=lif"),
+    ({"readout": "membrane", "membrane_decay": 0.9}, {"readout": "membrane"}, "set method.membrane_decay=0.9"),
 ])
 def test_a_readout_or_neuron_of_another_kind_names_the_key_that_builds_the_files(tmp_path, file, recipe, keys):
     path = _file(tmp_path, _net(**file))

@@ -142,6 +142,12 @@ def test_tebn_refuses_the_online_modes_in_one_line():
     ({"loss": "mse_count", "readout": "membrane"}, "needs method.readout: rate"),
     ({"loss": "tet", "readout": "max_membrane"}, "no per-step scores"),
     ({"readout_decay": 1.5}, "method.readout_decay"),
+    ({"readout": "membrane", "membrane_decay": float("nan")}, r"^bad value nan for method.membrane_decay: expected a "
+                                                               r"number in \[0, 1\]$"),
+    ({"readout": "membrane", "membrane_decay": 1.5}, "bad value 1.5 for method.membrane_decay"),
+    ({"readout": "rate", "membrane_decay": 0.9}, "^method.membrane_decay is the leak of the membrane readout: it needs "
+                                                 "method.readout: membrane, not rate$"),
+    ({"readout": "membrane", "loss": "tet", "membrane_decay": 0.9}, "^method.loss=tet scores every step, whose mean"),
     ({"count_incorrect_rate": -0.1}, "method.count_incorrect_rate"),
     # the prediction is the largest rate: a label asked to fire less than the others (0.2 vs 0.8) trained a digits
     # mlp to 5.6% test accuracy, below chance; equal rates make the loss ignore the label
@@ -365,3 +371,17 @@ def test_rate_reg_reads_the_spikes_of_recurrent_layers():
     assert float(penalty.detach()) == pytest.approx(expected, rel=1e-6) and expected > 0
     (loss + penalty).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_a_leaky_membrane_readout_scores_the_hand_integrated_membrane_over_t():
+    """``membrane_decay`` k < 1: ``V_t = k V_{t-1} + x_t``, score ``V_T / T``, against a plain loop."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(1, 4, 4), hidden=[6])
+    net = get_method("stbp", {"timesteps": 5, "readout": "membrane", "membrane_decay": 0.7, "loss": "ce",
+                              "encoder": "direct"}).build(arch).eval()
+    x = torch.rand(2, 1, 4, 4)
+    with torch.no_grad():
+        currents = net.body(net.encoder(x, 5))  # [T, B, K]
+        v = torch.zeros_like(currents[0])
+        for current in currents:
+            v = 0.7 * v + current
+        torch.testing.assert_close(net(x), v / 5)

@@ -161,7 +161,7 @@ def _copy(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str
     elif isinstance(its, Integrator) and isinstance(mine, Integrator):
         if not np.isclose(mine.decay, its.decay, rtol=RTOL):
             raise ConfigError(f"{where}: the file's readout decays by {its.decay:.6g} per step, the recipe's by "
-                              f"{mine.decay:.6g}")
+                              f"{mine.decay:.6g}: set method.membrane_decay={its.decay:.6g}")
     elif isinstance(its, nn.AvgPool2d) and isinstance(mine, nn.AvgPool2d):
         keys = ("kernel_size", "stride", "padding")
         if any(pair(getattr(mine, k)) != pair(getattr(its, k)) for k in keys) or (

@@ -15,6 +15,8 @@ through space and time (autograd through the neuron's loop over T).
 - Voting layer (``vote_group: G``): the classifier gets ``K * G`` spiking neurons; class k scores the mean
   firing rate of its group; the loss is MSE to the one-hot label (eq. 11). ``G = 1`` is the plain rate
   readout. ``readout: membrane`` and ``loss: ce`` are offered as alternatives.
+- ``readout: membrane`` integrates the classifier's currents, ``V_t = membrane_decay V_{t-1} + x_t``, and scores
+  ``V_T / T`` (``membrane_decay`` 1, the default: the mean current; below 1: a leaky LI readout, as NIR's LI).
 - Surrogate-gradient practice (SHD work, snnTorch, ``methods.stbp_training``): ``readout: max_membrane`` (a
   non-spiking leaky integrator ``V_t = readout_decay V_{t-1} + x_t``, score ``max_t V_t``; Cramer et al. 2020,
   Zenke & Vogels 2021), ``loss: mse_count`` (snnTorch's spike-count MSE: ``count_correct_rate``,
@@ -124,6 +126,7 @@ class StbpOptions:
     state_low: float = 0.0  # the levels reach th * state_low below -th
     state_high: float = 0.2  # ... and th * state_high above th (snnTorch's state_quant defaults)
     readout_decay: float = 0.9  # max_membrane: V_t = decay V_{t-1} + x_t (exp(-1 ms / 10 ms) ~ 0.905, SpyTorch)
+    membrane_decay: float = 1.0  # membrane: V_t = decay V_{t-1} + x_t, score V_T / T (1: the mean current)
     count_correct_rate: float = 1.0  # mse_count: wanted spikes per step of the label's output (snnTorch's default)
     count_incorrect_rate: float = 0.0  # mse_count: ... of the other outputs (snnTorch's default)
     rate_reg: str = "none"  # none | l1 | l2 | band: penalty on the hidden layers' firing rates (layers.rate_penalty)
@@ -255,7 +258,7 @@ class StbpMethod(Method):
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)
         if o.readout == "membrane":
-            readout: nn.Module = MembraneReadout()
+            readout: nn.Module = MembraneReadout(o.membrane_decay)
         elif o.readout == "max_membrane":
             readout = MaxMembraneReadout(o.readout_decay)
         elif o.vote_group > 1:

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX
+from deepspike.core.options import FLOAT32_MAX, is_finite
 from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
 from deepspike.layers.stdp_rule import StdpRule
 from deepspike.layers.temporal_batchnorm import (
@@ -93,6 +93,7 @@ def check_training_choices(o: Any) -> None:
         raise ConfigError("method.norm=tebn has one scale per training step: eval_timesteps must equal timesteps")
     if not 0.0 <= o.readout_decay <= 1.0:
         raise ConfigError(f"bad value {o.readout_decay!r} for method.readout_decay: expected in [0, 1]")
+    _check_membrane_decay(o)
     if o.loss == "mse_count" and o.readout != "rate":
         raise ConfigError(f"method.loss=mse_count counts output spikes: it needs method.readout: rate, not {o.readout}")
     if o.loss == "tet" and o.readout == "max_membrane":
@@ -109,6 +110,19 @@ def check_training_choices(o: Any) -> None:
     stdp_rule(o)
     if o.stdp_epochs is not None and o.stdp_epochs < 1:
         raise ConfigError(f"bad value {o.stdp_epochs!r} for method.stdp_epochs: expected >= 1 or null")
+
+
+def _check_membrane_decay(o) -> None:
+    """``membrane_decay`` of options ``o``: a number in [0, 1], below 1 only for ``readout: membrane`` and a loss
+    that scores the final membrane (TET's per-step scores average to the score only without a leak)."""
+    if not (is_finite(o.membrane_decay) and 0.0 <= o.membrane_decay <= 1.0):
+        raise ConfigError(f"bad value {o.membrane_decay!r} for method.membrane_decay: expected a number in [0, 1]")
+    if o.membrane_decay != 1.0 and o.readout != "membrane":
+        raise ConfigError(f"method.membrane_decay is the leak of the membrane readout: it needs method.readout: "
+                          f"membrane, not {o.readout}")
+    if o.membrane_decay != 1.0 and o.loss == "tet":
+        raise ConfigError("method.loss=tet scores every step, whose mean is the score only without a leak: use "
+                          "method.membrane_decay: 1")
 
 
 def stdp_rule(o: Any) -> StdpRule:
