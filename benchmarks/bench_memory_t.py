@@ -112,12 +112,14 @@ def _peak_tensor_mb(step) -> float:
     return peak / MB
 
 
-def measure(case: str, timesteps: int, steps: int) -> dict:
-    """One case in this process (module docstring)."""
+def measure(case: str, timesteps: int, steps: int, train_step=None) -> dict:
+    """One case in this process (module docstring); ``train_step(case, timesteps, batch)`` builds its step (default
+    this benchmark's VGG, ``_train_step``)."""
     from bench_rate import _reset_peak, _status_kb
 
-    _train_step(case, timesteps, batch=1)()  # libraries and kernels loaded before the RSS baseline
-    step = _train_step(case, timesteps)  # the weights and the batch, not counted (module docstring)
+    train_step = train_step or _train_step
+    train_step(case, timesteps, batch=1)()  # libraries and kernels loaded before the RSS baseline
+    step = train_step(case, timesteps)  # the weights and the batch, not counted (module docstring)
     peak_ok = _reset_peak()
     start_kb = _status_kb("VmRSS")
     step()  # untimed
@@ -153,10 +155,17 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run_cli(__doc__.splitlines()[0], CASES, "4,16,64,256")
+
+
+def run_cli(description: str, cases: tuple[str, ...], timesteps: str, train_step=None, growth: dict | None = None,
+            script: str = __file__) -> None:
+    """The command line of this benchmark, or of another that measures its own ``cases`` the same way (``script``
+    runs one ``--case CASE:T`` per process, built by ``train_step``; ``growth``: as ``GROWTH``)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--case", help=argparse.SUPPRESS)  # case:T, measured in this process
-    ap.add_argument("--timesteps", type=wholes(1), default="4,16,64,256")
-    ap.add_argument("--cases", type=names(CASES), default=",".join(CASES))
+    ap.add_argument("--timesteps", type=wholes(1), default=timesteps)
+    ap.add_argument("--cases", type=names(cases), default=",".join(cases))
     ap.add_argument("--steps", type=whole(1), default=3)
     ap.add_argument("--max-gb", type=positive("GB"), default=12.0,
                     help="skip a case whose extrapolated peak exceeds this")
@@ -164,27 +173,29 @@ def main() -> None:
     args = ap.parse_args()
     if args.case:
         case, t = args.case.split(":")
-        print(json.dumps(measure(case, int(t), args.steps)))
+        print(json.dumps(measure(case, int(t), args.steps, train_step)))
         return
     rows: list[dict] = []
     for case in args.cases:
         for t in args.timesteps:
-            rows.append(_row(case, t, args.steps, args.max_gb, rows))
+            rows.append(_row(case, t, args.steps, args.max_gb, rows, script, growth))
             print(rows[-1], file=sys.stderr, flush=True)
     print(markdown(rows) if args.markdown else "\n".join(map(str, rows)))
 
 
-def _row(case: str, t: int, steps: int, max_gb: float, rows: list[dict]) -> dict:
-    """``case`` at ``t`` measured in a fresh process, or a row saying why not: its peak extrapolated from the
-    largest T measured for it (``GROWTH``) is over ``max_gb``, or the process failed (its last stderr line)."""
+def _row(case: str, t: int, steps: int, max_gb: float, rows: list[dict], script: str = __file__,
+         growth: dict | None = None) -> dict:
+    """``case`` at ``t`` measured in a fresh process of ``script`` (``--case CASE:T``), or a row saying why not: its
+    peak extrapolated from the largest T measured for it (``growth``, default ``GROWTH``) is over ``max_gb``, or
+    the process failed (its last stderr line)."""
     from bench_rate import child_error
 
     done = max((r for r in rows if r["case"] == case and "skipped" not in r), key=lambda r: r["T"], default=None)
-    power, words = GROWTH.get(case, (1.0, "linear in T"))
+    power, words = (GROWTH if growth is None else growth).get(case, (1.0, "linear in T"))
     guess = done["peak_rss_mb"] * (t / done["T"]) ** power if done else 0
     if guess > max_gb * 1024:
         return {"case": case, "T": t, "skipped": f"about {guess / 1024:.0f} GB ({words})"}
-    out = subprocess.run([sys.executable, __file__, "--case", f"{case}:{t}", "--steps", str(steps)],
+    out = subprocess.run([sys.executable, script, "--case", f"{case}:{t}", "--steps", str(steps)],
                          capture_output=True, text=True)
     if out.returncode != 0:
         return {"case": case, "T": t, "skipped": child_error(out)[:80]}
