@@ -28,7 +28,7 @@ hooks the correction onto the gradient arriving at the neuron's input, and folds
 from a constant input 1 (trace ``c_t``), so its ``epsa`` is the last column of the layer's. For a LIF neuron
 (``beta = 0``) nothing is added: e-prop is then the trace gradient alone.
 
-Memory: ``epsa`` holds ``B x M x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs), the
+Memory: ``epsa`` holds ``M x B x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs), the
 same for every T.
 """
 
@@ -55,7 +55,7 @@ def _linear(module: nn.Module) -> bool:
 @dataclass
 class AdaptiveSynapses:
     """The ``TimeDistributed`` linear layers feeding one adaptive neuron, and one batch's ``epsa`` per layer
-    (``[B, M, N + 1]`` with a bias, ``[B, M, N]`` without; None before the first step), the correction each
+    (``[M, B, N + 1]`` with a bias, ``[M, B, N]`` without; None before the first step), the correction each
     layer's ``[weight | bias]`` gradient has gathered (``[M, N (+ 1)]``), and the last step's ``(psi_t, eps_t)``
     not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``)."""
 
@@ -87,22 +87,24 @@ class AdaptiveSynapses:
         self.pending = (self.neuron.slope(x[0], self.neuron.carried()), [_presynaptic(m) for m in self.layers])
 
     def _correct(self, g: torch.Tensor) -> None:
-        """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]``."""
+        """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]``: one batched product
+        over the neurons, ``[M, 1, B] @ [M, B, N (+ 1)]``."""
         for i, e in enumerate(self.eligibility):
             if e is not None:
-                c = torch.einsum("bj,bji->ji", g[0].to(e.dtype), e) * -self.neuron.adapt_scale
+                c = torch.bmm(g[0].T.to(e.dtype)[:, None, :], e)[:, 0] * -self.neuron.adapt_scale  # [M, N (+ 1)]
                 self.correction[i] = c if self.correction[i] is None else self.correction[i] + c
 
     def _advance(self, psi: torch.Tensor, presynaptic: list[torch.Tensor]) -> None:
-        """``epsa_t = (rho - beta psi_t) epsa_{t-1} + psi_t eps_t`` for each layer, in place (two passes)."""
+        """``epsa_t = (rho - beta psi_t) epsa_{t-1} + psi_t eps_t`` for each layer, in place (two passes), held
+        neuron-major ``[M, B, N (+ 1)]`` so that ``_correct`` reads it without a copy."""
         rho, beta = self.neuron.adapt_decay, self.neuron.adapt_scale
         for i, pre in enumerate(presynaptic):  # [B, N (+ 1)]
-            slope = psi.to(pre.dtype)[:, :, None]  # [B, M, 1]
+            slope = psi.T.to(pre.dtype)[:, :, None]  # [M, B, 1]
             e = self.eligibility[i]
             if e is None:
-                self.eligibility[i] = slope * pre[:, None, :]
+                self.eligibility[i] = slope * pre[None]
             else:
-                e.mul_(rho - beta * slope).addcmul_(slope, pre[:, None, :])
+                e.mul_(rho - beta * slope).addcmul_(slope, pre[None])
 
     def add_corrections(self) -> None:
         """Add the gathered corrections to the layers' ``.grad`` (after the batch's last backward)."""
