@@ -168,3 +168,26 @@ def test_a_spikebp_net_streams_with_the_spikes_of_its_whole_window():
     assert Stream(net).step(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     with temporal_carry(net.body), pytest.raises(ConfigError, match="runs in pieces only without gradients"):
         net.body(x.requires_grad_())
+
+
+@pytest.mark.parametrize("encoder", ["frames", "population"])
+def test_a_whole_sequence_given_as_one_step_is_refused_in_one_line(encoder):
+    """A recurrent sequence net took a whole sample ``[B, T, F]`` as one step and returned scores ``[B, T, K]``
+    (nonsense, no error); a population net coded its first step and dropped the rest. One step is ``[B, F]``."""
+    torch.manual_seed(0)
+    features = 6 * (3 if encoder == "population" else 1)
+    arch = create_architecture("rsnn", num_classes=3, input_shape=(features,), hidden=[10])
+    net = get_method("stbp", {"timesteps": 6, "threshold": 0.2, "encoder": encoder, "population_size": 3}).build(arch)
+    sequence = torch.rand(4, 6, 6, generator=torch.Generator().manual_seed(0))  # [B, T, F]
+    stream = Stream(net.eval())
+    with pytest.raises(ConfigError, match=r"^a stream step of a \w+ network is one step, \[B, F\] or \[B, C, H, W\]; "
+                                          r"got shape \(4, 6, 6\) \(a whole sample"):
+        stream.step(sequence)
+    with pytest.raises(ConfigError, match="^a stream step is a tensor"):
+        stream.step(sequence.tolist())
+    assert stream.steps == 0
+    for t in range(6):
+        stream.step(sequence[:, t])
+    with torch.no_grad():
+        assert stream.scores().shape == (4, 3)
+        torch.testing.assert_close(stream.scores(), net(sequence, timesteps=6), rtol=1e-6, atol=1e-6)

@@ -30,6 +30,10 @@ from deepspike.layers.population_encoder import PopulationEncoder
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.carry import carrying, stateful_modules
 
+STEP_DIMS = (2, 4)
+"""The axes of one step of an event-frame or population-coded network's input: ``[B, F]`` or ``[B, C, H, W]`` (its
+whole samples ``[B, T', F]`` / ``[B, T', C, H, W]`` have one more)."""
+
 
 class Stream:
     """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode.
@@ -60,6 +64,7 @@ class Stream:
     @torch.no_grad()
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
+        self._check_step(x)
         net = self.net.eval() if self.net.training else self.net  # eval() walks every module: only when needed
         coded = isinstance(net.encoder, InputEncoder | PopulationEncoder)
         encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
@@ -69,6 +74,16 @@ class Stream:
             self.states = [m.state for m in self.carriers]
         self.outputs.append(out)
         return out[0]
+
+    def _check_step(self, x: torch.Tensor) -> None:
+        """A one-line ``ConfigError`` unless ``x`` is a tensor that is one step (``STEP_DIMS`` axes where the encoder
+        is not a rate encoder: a whole sample ``[B, T', F]`` ran as one step, and a recurrent net's scores came out
+        ``[B, T', K]``)."""
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"a stream step is a tensor [B, ...], got {type(x).__name__}")
+        if not isinstance(self.net.encoder, InputEncoder) and x.dim() not in STEP_DIMS:
+            raise ConfigError(f"a stream step of a {type(self.net.encoder).__name__} network is one step, [B, F] or "
+                              f"[B, C, H, W]; got shape {tuple(x.shape)} (a whole sample [B, T, ...] goes to net(x))")
 
     @torch.no_grad()
     def scores(self) -> torch.Tensor:
