@@ -191,3 +191,21 @@ def test_a_whole_sequence_given_as_one_step_is_refused_in_one_line(encoder):
     with torch.no_grad():
         assert stream.scores().shape == (4, 3)
         torch.testing.assert_close(stream.scores(), net(sequence, timesteps=6), rtol=1e-6, atol=1e-6)
+
+
+def test_a_step_of_another_batch_size_mid_stream_is_refused_in_one_line_and_the_stream_goes_on():
+    """A conv net's stream of 3 samples given a step of 1 stopped in torch's broadcasting RuntimeError (a traceback;
+    with NeuNorm a neuron's error about its 'initial membrane')."""
+    net = _net("frames", neunorm=False)
+    frames = (torch.rand(3, 9, 2, 8, 8, generator=torch.Generator().manual_seed(4)) < 0.3).float()  # [B, T, ...]
+    stream = Stream(net)
+    stream.step(frames[:, 0])
+    for bad in (frames[:1, 1], torch.zeros(4, 2, 8, 8)):
+        with pytest.raises(ConfigError, match=r"^this stream runs 3 samples .*; a step of \d came: reset\(\) to start"):
+            stream.step(bad)
+    for t in range(1, 9):
+        stream.step(frames[:, t])
+    with torch.no_grad():
+        assert torch.equal(stream.scores(), net(frames, timesteps=9))
+    stream.reset()
+    assert stream.step(frames[:1, 0]).shape[0] == 1  # after a reset any batch size

@@ -78,12 +78,17 @@ class Stream:
     def _check_step(self, x: torch.Tensor) -> None:
         """A one-line ``ConfigError`` unless ``x`` is a tensor that is one step (``STEP_DIMS`` axes where the encoder
         is not a rate encoder: a whole sample ``[B, T', F]`` ran as one step, and a recurrent net's scores came out
-        ``[B, T', K]``)."""
+        ``[B, T', K]``) of as many samples as the steps before (another batch size was a broadcasting error of a
+        conv net's neurons, a traceback)."""
         if not isinstance(x, torch.Tensor):
             raise ConfigError(f"a stream step is a tensor [B, ...], got {type(x).__name__}")
         if not isinstance(self.net.encoder, InputEncoder) and x.dim() not in STEP_DIMS:
             raise ConfigError(f"a stream step of a {type(self.net.encoder).__name__} network is one step, [B, F] or "
                               f"[B, C, H, W]; got shape {tuple(x.shape)} (a whole sample [B, T, ...] goes to net(x))")
+        if self.outputs and x.shape[:1] != self.outputs[-1].shape[1:2]:
+            raise ConfigError(f"this stream runs {self.outputs[-1].shape[1]} samples (its state holds each one's "
+                              f"membranes); a step of {x.shape[0] if x.dim() else 0} came: reset() to start another "
+                              f"stream")
 
     @torch.no_grad()
     def scores(self) -> torch.Tensor:
