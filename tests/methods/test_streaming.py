@@ -209,3 +209,14 @@ def test_a_step_of_another_batch_size_mid_stream_is_refused_in_one_line_and_the_
         assert torch.equal(stream.scores(), net(frames, timesteps=9))
     stream.reset()
     assert stream.step(frames[:1, 0]).shape[0] == 1  # after a reset any batch size
+
+
+def test_a_tebn_net_is_refused_when_the_stream_is_made_not_at_its_first_step():
+    """TEBN has one scale per step of its T: ``Stream(net)`` was accepted and the first ``step`` stopped with TEBN's
+    advice for training ('use train.temporal_grad=bptt'), which says nothing to a stream."""
+    arch = create_architecture("vgg", num_classes=4, input_shape=(2, 8, 8), blocks=[[6], [8]], hidden=[12],
+                               batch_norm=True)
+    net = get_method("stbp", {"timesteps": 9, "norm": "tebn"}).build(arch).eval()
+    with pytest.raises(ConfigError, match=r"^streaming: TEBN \(method.norm=tebn\) scales each of its T = 9 steps by "
+                                          r"its own p_t and runs all of them in one call, not in pieces$"):
+        Stream(net)

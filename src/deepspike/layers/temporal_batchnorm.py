@@ -13,8 +13,8 @@ All three normalise with per-channel statistics over every time step, sample and
   ``TimeDistributed``) sees the effective scale.
 * ``tebn`` (Duan et al., NeurIPS 2022, temporal effective BN): ``y_t = p_t (gamma x_hat_t + beta)`` with one
   trained scale ``p_t`` per time step (``[T]``, starting at 1) on the shared statistics. It needs all T steps
-  in one call (not the online or segmented temporal-grad modes, not another T in evaluation) and cannot be
-  folded into one weight.
+  in one call (not the online or segmented temporal-grad modes, not streaming, not another T in evaluation: each
+  refused in one line) and cannot be folded into one weight.
 """
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ class TemporalEffectiveBatchNorm(nn.Module):
             raise ConfigError(f"TEBN timesteps={timesteps!r} must be a whole number >= 1 (one scale per step)")
         self.norm = TimeDistributed(batch_norm(shape))
         self.step_scale = nn.Parameter(torch.ones(timesteps))
+
+    def pieces_refusal(self) -> str:
+        """Why TEBN cannot run its steps in pieces (``methods.rate_network.check_runs_in_pieces`` asks: streaming,
+        the temporal-grad modes refuse it before anything runs): step ``t``'s scale is ``p[t]``, so a call must hold
+        all T steps."""
+        return (f"TEBN (method.norm=tebn) scales each of its T = {self.step_scale.shape[0]} steps by its own p_t and "
+                "runs all of them in one call, not in pieces")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = self.step_scale.shape[0]
