@@ -34,6 +34,33 @@ def test_csv_and_tensorboard_follow_the_log_through_a_resume(tmp_path):
     assert [p.value for p in points] == pytest.approx([r["test_accuracy"] for r in log])
 
 
+def test_a_resume_that_adds_tensorboard_writes_the_epochs_trained_before_it(tmp_path):
+    """The csv sink added at a resume gets the whole table; TensorBoard got only the epochs trained after the resume
+    (a run cut after epoch 1 and resumed with train.log=[tensorboard] showed step 2 alone; a finished run, none)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def steps_and_values(run):
+        events = EventAccumulator(str(run / "tensorboard"))
+        events.Reload()
+        return [(p.step, p.value) for p in events.Scalars("test/accuracy")]
+
+    def logged(run):
+        return [(r["epoch"], pytest.approx(r["test_accuracy"]))
+                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+    cut, finished = tmp_path / "cut", tmp_path / "finished"
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(load_config(None, TINY), cut, callbacks=(_stop_after_first_epoch,)).fit()
+    Trainer(load_config(None, [*TINY, "train.log=[tensorboard]"]), cut, resume=True).fit()
+    assert steps_and_values(cut) == logged(cut) and len(logged(cut)) == 2
+    Trainer(load_config(None, TINY), finished).fit()
+    Trainer(load_config(None, [*TINY, "train.log=[tensorboard]"]), finished, resume=True).fit()
+    assert steps_and_values(finished) == logged(finished) and len(logged(finished)) == 2
+    Trainer(load_config(None, [*TINY, "train.log=[tensorboard]"]), finished, resume=True).fit()  # no step twice
+    assert steps_and_values(finished) == logged(finished)
+
+
 def test_unknown_sink_is_refused():
     with pytest.raises(ConfigError, match="train.log"):
         load_config(None, ["train.log=[wandb]"])

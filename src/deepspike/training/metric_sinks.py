@@ -6,7 +6,9 @@
   a finished run writes the table). A missing value (a key an epoch does not have, or a non-finite number) is empty.
 * ``tensorboard``: scalars under ``RUN/tensorboard`` (``torch.utils.tensorboard``; the ``tensorboard`` extra),
   one per numeric key, tagged ``train/``, ``val/``, ``test/`` or ``measures/`` by key, at step = epoch. A
-  resumed run purges the events past its checkpoint, as the JSON log drops those lines.
+  resumed run purges every earlier event (a ``purge_step`` of 1, which readers apply to the files written before)
+  and writes the epochs of ``metrics.jsonl`` again, so the scalars say what the log says as the csv does: the events
+  past the checkpoint are gone, and a resume that adds the sink has the epochs trained before it too.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ def _tag(key: str) -> str:
 class MetricSinks:
     """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch. ``logged``: the
     records of ``metrics.jsonl`` as a resumed run opens (none for a run restarted from epoch 0; None for a new run,
-    whose folder may hold a file of that name), written to the CSV table at once."""
+    whose folder may hold a file of that name), written to the CSV table and to TensorBoard at once."""
 
-    def __init__(self, run_dir: Path, sinks: tuple[str, ...], epochs_done: int,
-                 logged: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, run_dir: Path, sinks: tuple[str, ...], logged: list[dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.csv = "csv" in sinks
         if self.csv and logged is not None:  # a resumed run's, a restarted one's (no epoch kept) included
@@ -44,17 +45,23 @@ class MetricSinks:
             except ImportError:
                 raise ConfigError("train.log=tensorboard needs the tensorboard package (pip install "
                                   "'deepspike[tensorboard]')") from None
-            self.board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=epochs_done + 1)
+            self.board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=None if logged is None else 1)
+            self._add(logged or [])
 
     def write(self, records: list[dict[str, Any]]) -> None:
         if self.csv:
             atomic_write_csv(self.run_dir / CSV_NAME, records)
-        if self.board is not None and records:
-            last = records[-1]
-            for key, value in last.items():
+        self._add(records[-1:])
+
+    def _add(self, records: list[dict[str, Any]]) -> None:
+        """Each record's numeric values as TensorBoard scalars at step = its epoch (module docstring)."""
+        if self.board is None or not records:
+            return
+        for record in records:
+            for key, value in record.items():
                 if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
-                    self.board.add_scalar(_tag(key), value, last["epoch"])
-            self.board.flush()
+                    self.board.add_scalar(_tag(key), value, record["epoch"])
+        self.board.flush()
 
     def close(self) -> None:
         if self.board is not None:

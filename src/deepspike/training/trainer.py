@@ -130,7 +130,7 @@ class Trainer:
         try:
             if ctx.is_main:  # a sink that cannot open (tensorboard not installed) is refused as in the first epoch
                 logged = None if self.mode == NEW else self.run.metrics.read()  # a restart's: none, kept
-                self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), progress.epochs_done, logged)
+                self.sinks = MetricSinks(self.out_dir, tuple(cfg.train.log), logged)
             for epoch in range(progress.epochs_done, cfg.train.epochs):
                 record = run_epoch(setup, cfg, ctx, epoch, progress)
                 self._end_epoch(setup, record, progress)
