@@ -220,3 +220,25 @@ def test_a_tebn_net_is_refused_when_the_stream_is_made_not_at_its_first_step():
     with pytest.raises(ConfigError, match=r"^streaming: TEBN \(method.norm=tebn\) scales each of its T = 9 steps by "
                                           r"its own p_t and runs all of them in one call, not in pieces$"):
         Stream(net)
+
+
+def test_a_stream_step_between_training_batches_leaves_every_module_in_its_own_mode():
+    """``step`` called ``net.eval()`` and left it so: a training loop that streamed a sample between its batches
+    trained on in eval mode (batch-norm statistics frozen, dropout off). Each module's mode is now restored, and the
+    stream still runs in eval mode (its scores are the eval net's)."""
+    arch = create_architecture("vgg", num_classes=4, input_shape=(2, 8, 8), blocks=[[6], [8]], hidden=[12],
+                               batch_norm=True)
+    torch.manual_seed(0)
+    net = get_method("stbp", {"timesteps": 5, "norm": "bn", "threshold": 0.3}).build(arch).train()
+    frozen = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    frozen.eval()  # a user's choice: one batch-norm kept in eval mode while the rest trains
+    modes = [m.training for m in net.modules()]
+    x = torch.rand(3, 2, 8, 8, generator=torch.Generator().manual_seed(5))
+    stream = Stream(net)
+    for _ in range(5):
+        stream.step(x)
+        assert [m.training for m in net.modules()] == modes
+    scores = stream.scores()
+    assert [m.training for m in net.modules()] == modes
+    with torch.no_grad():
+        assert torch.equal(scores, net.eval()(x, timesteps=5))

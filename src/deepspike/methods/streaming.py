@@ -21,7 +21,11 @@ the ``[t, B, K]`` outputs so far (K numbers per sample and step).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+from torch import nn
 
 from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
@@ -36,7 +40,8 @@ whole samples ``[B, T', F]`` / ``[B, T', C, H, W]`` have one more)."""
 
 
 class Stream:
-    """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode.
+    """Step-by-step inference of a ``RateNetwork`` (module docstring). Runs without gradients, in eval mode (a net
+    in training mode is put back in it after each call).
 
     ``step(x [B, C, H, W]) -> o_t [B, K]`` (the body's output of step t, from the state step t-1 left);
     ``scores() -> readout([o_1, ..., o_t]) [B, K]``, equal to ``net(x, timesteps=t)`` for deterministic input.
@@ -65,13 +70,14 @@ class Stream:
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
         self._check_step(x)
-        net = self.net.eval() if self.net.training else self.net  # eval() walks every module: only when needed
+        net = self.net
         coded = isinstance(net.encoder, InputEncoder | PopulationEncoder)
-        encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
-        # (an event frame [B, C, H, W] is step t of the FrameEncoder's [T, B, C, H, W])
-        with carrying(self.carriers, self.states):
-            out = net.body(encoded)  # [1, B, K]
-            self.states = [m.state for m in self.carriers]
+        with evaluating(net):
+            encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
+            # (an event frame [B, C, H, W] is step t of the FrameEncoder's [T, B, C, H, W])
+            with carrying(self.carriers, self.states):
+                out = net.body(encoded)  # [1, B, K]
+                self.states = [m.state for m in self.carriers]
         self.outputs.append(out)
         return out[0]
 
@@ -95,4 +101,22 @@ class Stream:
         """The readout of every step so far: class scores ``[B, K]`` (as ``net`` gives after that many steps)."""
         if not self.outputs:
             raise ConfigError("no step has run yet: call step(x) first")
-        return self.net.eval().readout(torch.cat(self.outputs))
+        with evaluating(self.net):
+            return self.net.readout(torch.cat(self.outputs))
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[None]:
+    """``net`` in eval mode in the block and each of its modules in its own mode again afterwards: a stream step
+    taken between a training loop's batches left the net in eval mode, and the loop trained on with dropout off and
+    frozen batch-norm statistics. A net already in eval mode is not walked (``eval()`` visits every module)."""
+    if not net.training:
+        yield
+        return
+    modes = [(m, m.training) for m in net.modules()]
+    net.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
