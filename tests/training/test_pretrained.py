@@ -215,3 +215,31 @@ def test_check_pretrained_refuses_a_card_of_another_input_shape_than_its_data(tm
     with pytest.raises(DataCorruptError, match=r"gives input_shape \[1, 29, 29\], its data set 'fashion_mnist' has "
                                                r"\[1, 28, 28\]"):
         ds.check_pretrained("stbp_fmnist")
+
+
+@pytest.mark.parametrize(("images", "labels", "message"), [
+    (torch.full((4, 1, 28, 28), float("nan")), torch.zeros(4, dtype=torch.long), r"takes images in \[0, 1\], got NaN$"),
+    (torch.full((4, 1, 28, 28), 200.0), torch.zeros(4, dtype=torch.long),
+     r"takes images in \[0, 1\], got values in \[200, 200\]$"),
+    (torch.full((4, 1, 28, 28), 200, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+     r"takes floating-point images in \[0, 1\], got torch.uint8 \(uint8 images: divide by 255\)$"),
+    (torch.rand(4, 1, 28, 28), torch.zeros(4),
+     r"labels must be class indices \(an integer tensor\), got torch.float32$"),
+    (torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 10, 2]), r"labels must be class indices in \[0, 10\), got values "
+                                                            r"in \[0, 10\]$"),
+    (torch.rand(4, 1, 28, 28), torch.tensor([0, -1, 2, 3]), r"got values in \[-1, 3\]$"),
+])
+def test_accuracy_on_refuses_images_or_labels_it_cannot_score_in_one_line(images, labels, message):
+    """NaN images scored an accuracy of 1.0 against labels 0 and images in [0, 255] were scored silently (0.0); uint8
+    images, float labels and a label of 10 were a RuntimeError of the first layer or the loss."""
+    with pytest.raises(ConfigError, match="^pretrained 'stbp_fmnist'.*" + message):
+        accuracy_on("stbp_fmnist", images, labels)
+
+
+def test_accuracy_on_takes_float64_images_and_int32_labels_as_the_float32_and_int64_ones():
+    """Both were a RuntimeError ('expected scalar type Double but found Float', one_hot of an int32 tensor)."""
+    sample = np.load(SAMPLE, allow_pickle=False)
+    images = torch.tensor(sample["images"][:50], dtype=torch.float64).unsqueeze(1) / 255.0
+    labels = torch.tensor(sample["labels"][:50], dtype=torch.long)
+    expected = accuracy_on("stbp_fmnist", images.float(), labels)
+    assert accuracy_on("stbp_fmnist", images, labels.int()) == expected > 0.5

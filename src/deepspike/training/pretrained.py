@@ -175,7 +175,8 @@ def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: in
     """Test accuracy of entry ``name`` on ``images [N, *input_shape]`` in [0, 1] with ``labels [N]``, evaluated
     as ``deepspike eval`` does (eval mode, the evaluation seed for random encoders), ``batch`` (a whole number >= 1)
     images at a time. Images of another shape than the card's ``input_shape``, no images, labels not one per image
-    or a bad ``batch`` are a one-line ``ConfigError``."""
+    or a bad ``batch`` are a one-line ``ConfigError``, and so are images or labels of values the net cannot score
+    (``_check_values``)."""
     if not is_whole(batch, 1):  # 0 was a ValueError from range(), -1 an accuracy of nan, 2.5 a TypeError
         raise ConfigError(f"batch must be a whole number >= 1, got {batch!r}")
     card = zoo_card(name)
@@ -187,10 +188,32 @@ def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: in
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(images),):
         raise ConfigError(f"pretrained {name!r}: labels must be one per image, [{len(images)}], got "
                           f"{list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
+    _check_values(name, card, images, labels)
     config, method, model = load_pretrained(name)
-    x = preprocess(card, images)
+    x = preprocess(card, images.float())
+    labels = labels.long()  # int32 or uint8 class indices: the losses take int64
     batches = [(x[i:i + batch], labels[i:i + batch]) for i in range(0, len(labels), batch)]
     return evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))["accuracy"]
+
+
+def _check_values(name: str, card: dict[str, Any], images: torch.Tensor, labels: torch.Tensor) -> None:
+    """A one-line ``ConfigError`` unless ``images`` are floating-point numbers in [0, 1] (NaN images scored an
+    accuracy of 1.0 against labels 0, images in [0, 255] were scored silently, uint8 or float64 images stopped in a
+    RuntimeError of the first layer) and ``labels`` are class indices: integers in [0, num_classes) (float labels
+    or a label of 99 were a RuntimeError or IndexError of the loss)."""
+    if not images.is_floating_point():
+        raise ConfigError(f"pretrained {name!r} takes floating-point images in [0, 1], got {images.dtype} (uint8 "
+                          "images: divide by 255)")
+    low, high = images.min().item(), images.max().item()
+    if not 0 <= low <= high <= 1:  # NaN fails every comparison
+        shown = "NaN" if images.isnan().any() else f"values in [{low:g}, {high:g}]"
+        raise ConfigError(f"pretrained {name!r} takes images in [0, 1], got {shown}")
+    classes = card["num_classes"]
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ConfigError(f"pretrained {name!r}: labels must be class indices (an integer tensor), got {labels.dtype}")
+    if labels.min().item() < 0 or labels.max().item() >= classes:
+        raise ConfigError(f"pretrained {name!r}: labels must be class indices in [0, {classes}), got values in "
+                          f"[{labels.min().item()}, {labels.max().item()}]")
 
 
 def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
