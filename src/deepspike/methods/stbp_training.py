@@ -132,10 +132,15 @@ def stdp_rule(o: Any) -> StdpRule:
 
 
 def check_norm_fits(norm: str, arch: Architecture) -> None:
-    """One-line ``ConfigError`` when ``arch`` has batch-norm layers and ``norm`` is none."""
+    """One-line ``ConfigError`` when ``arch`` has batch-norm layers and ``norm`` is none, or has none and ``norm``
+    names their kind (it would be ignored while the run's config records it)."""
     if norm == "none" and has_batch_norm(arch):
         raise ConfigError(f"model {arch.name!r} has batch-norm layers: choose method.norm: bn, tdbn or tebn, or "
                           "a model without them (model.args.batch_norm=false where the model has it)")
+    if norm != "none" and not has_batch_norm(arch):
+        raise ConfigError(f"method.norm={norm} sets the kind of the model's batch-norm layers, but model "
+                          f"{arch.name!r} has none: use method.norm: none, or a model with them "
+                          "(model.args.batch_norm=true where the model has it)")
 
 
 def norm_rule(o: Any) -> Callable[[tuple[int, ...]], nn.Module]:
