@@ -31,11 +31,12 @@ HOW_TO_GET = ("fetch ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz (tonic's DVS
 
 def list_recordings(split_folder: Path) -> list[tuple[Path, int]]:
     """``[(file, label), ...]``: every ``<user folder>/<label>.npy`` of ``split_folder``, folders and files in name
-    order; a file not named by a label 0 to 10 is a one-line :class:`DataCorruptError`."""
+    order; a file not named by a label 0 to 10 (in ASCII digits: ``².npy`` made ``int`` raise) is a one-line
+    :class:`DataCorruptError`."""
     recordings = []
     for user in sorted(d for d in split_folder.iterdir() if d.is_dir()):
         for f in sorted(user.glob("*.npy")):
-            if not (f.stem.isdigit() and int(f.stem) < len(CLASSES)):
+            if not (f.stem.isascii() and f.stem.isdigit() and int(f.stem) < len(CLASSES)):  # "²" is a digit to isdigit
                 raise DataCorruptError(f"{f}: a DVS Gesture recording is named by its label, 0 to {len(CLASSES) - 1}")
             recordings.append((f, int(f.stem)))
     return recordings
