@@ -97,3 +97,21 @@ def test_a_stride_larger_than_the_emulated_sensor_is_refused(tmp_path):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, stride=15, cache=False)
     assert load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, stride=14,
                         cache=False).input_shape == (2, 1, 1)
+
+
+def test_a_tiny_threshold_caps_the_counts_instead_of_wrapping_them():
+    """One bright pixel moved by whole pixels crosses ``floor((log 1.1 - log 0.1) / 5e-5) = 47,957`` thresholds per
+    move, more than int16 holds: the count wrapped to -17,579 ON events, and the frames (clipped to 255 only from
+    above) held 85 instead of 255. Now the counts are capped at 32,767 and the frames are exactly those of any
+    threshold that saturates them without overflowing (1e-3: 2,397 events per move)."""
+    img = torch.zeros(1, 3, 3)
+    img[0, 1, 1] = 1.0
+    on, off = change_events(img, samples=3, threshold=5e-5, pad=2, amplitude=2.0, eps=0.1)
+    assert int(on.min()) == 0 and int(off.min()) == 0
+    assert int(on.max()) == 32767 and int(off.max()) == 32767
+    assert (on > 0).equal(change_events(img, samples=3, threshold=0.5, pad=2, amplitude=2.0)[0] > 0)
+    for binary in (False, True):
+        tiny = emulate_frames(img, timesteps=3, substeps=1, threshold=5e-5, pad=2, amplitude=2.0, binary=binary)
+        coarse = emulate_frames(img, timesteps=3, substeps=1, threshold=1e-3, pad=2, amplitude=2.0, binary=binary)
+        assert int(coarse.max()) == (1 if binary else 255)
+        torch.testing.assert_close(tiny, coarse, rtol=0, atol=0)

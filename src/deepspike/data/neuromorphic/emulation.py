@@ -23,6 +23,9 @@ import torch.nn.functional as F  # noqa: N812
 from deepspike.core.errors import ConfigError
 from deepspike.data.neuromorphic.formats import make_events
 
+MAX_COUNT = torch.iinfo(torch.int16).max
+"""The most events one pixel emits at one sample (the counts are int16)."""
+
 
 def saccade_offsets(samples: int, amplitude: float = 7.0) -> torch.Tensor:
     """``[S + 1, 2]`` float64 ``(dx, dy)`` along the three saccades (module docstring), minus the path's
@@ -61,7 +64,8 @@ def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.
     """Event counts per sample: ``(on, off)``, each int16 ``[N, S, H + 2 pad, W + 2 pad]``.
 
     images ``[N, H, W]`` in [0, 1]. ``on[n, s-1, y, x]`` is the number of ON events of pixel ``(x, y)`` at
-    sample ``s`` = 1..S (module docstring).
+    sample ``s`` = 1..S (module docstring), capped at ``MAX_COUNT`` (a threshold below ~7e-5 crosses more often in
+    one sample; frames clip at 255 anyway). ``L_ref`` moves by the uncapped count.
     """
     if not threshold > 0:
         raise ConfigError(f"emulation contrast threshold must be > 0, got {threshold}")
@@ -76,8 +80,8 @@ def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.
         level = torch.log(shift_images(canvas, *offsets[s].tolist()) + eps)
         steps = torch.trunc((level - ref) / threshold)  # signed number of threshold crossings
         ref += steps * threshold
-        on[:, s - 1] = steps.clamp(min=0).to(torch.int16)
-        off[:, s - 1] = (-steps).clamp(min=0).to(torch.int16)
+        on[:, s - 1] = steps.clamp(0, MAX_COUNT).to(torch.int16)  # unclamped, a count past int16 wrapped negative
+        off[:, s - 1] = (-steps).clamp(0, MAX_COUNT).to(torch.int16)
     return on, off
 
 
