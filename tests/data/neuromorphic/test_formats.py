@@ -105,6 +105,26 @@ def test_aedat2_reads_jaer_polarity_drops_special_events_and_refuses_a_cut_file(
         read_aedat2(path)
 
 
+def test_aedat2_of_no_events_reads_as_no_events_and_one_stray_byte_as_a_cut_file(tmp_path):
+    """A header-only file (a recording without events, as ``write_aedat2`` writes it) was refused as "AEDAT 2.0 data
+    of 1 bytes is not whole 8-byte events (a cut file?)": tonic's header parser puts the data one byte early when the
+    file ends with its header. It now reads as no events (all-zero frames); a header and one byte more is the cut
+    file, and the error names the file once."""
+    path = tmp_path / "empty.aedat"
+    write_aedat2(path, make_events([], [], [], []))
+    assert path.read_bytes() == b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+    ev = read_aedat2(path)
+    assert len(ev) == 0 and ev.dtype.names == ("x", "y", "t", "p")
+    assert not events_to_frames(ev, (128, 128), 3).any()
+    path.write_bytes(path.read_bytes() + b"\x00")
+    with pytest.raises(DataCorruptError, match=r"empty\.aedat: AEDAT 2.0 data of 1 bytes is not whole") as info:
+        read_aedat2(path)
+    assert str(info.value).count(str(path)) == 1
+    one = (3 << 8 | 4 << 1 | 1).to_bytes(4, "big") + (77).to_bytes(4, "big")  # OFF event at (4, 3), t = 77 us
+    path.write_bytes(b"#!AER-DAT2.0\r\n#\r\n# Creation time: 1 2 3 4\r\n" + one)
+    ev = read_aedat2(path)
+    assert ev.tolist() == [(4, 3, 77, 0)]
+
 def test_events_to_frames_hand_computed():
     # window 5 ms: t=0 and 4999 -> bin 0, t=5000 -> bin 1, t=12000 -> bin 2 (dropped with T=2)
     ev = make_events([0, 1, 1, 3], [0, 0, 0, 2], [0, 4999, 5000, 12000], [1, 0, 0, 1])

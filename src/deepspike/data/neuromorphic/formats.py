@@ -110,18 +110,32 @@ def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:
     Path(path).write_bytes(header + pairs.tobytes())
 
 
+def aedat_data_start(path: str | os.PathLike) -> int:
+    """The byte offset of an AEDAT file's first event: just after its header lines, each starting with ``#``.
+    (tonic's header parser gives one byte less when the file ends with its header: a recording of no events read as
+    "1 byte of data, a cut file".)"""
+    with open(path, "rb") as f:
+        while f.peek(1)[:1] == b"#":
+            f.readline()
+        return f.tell()
+
+
 def read_aedat2(path: str | os.PathLike) -> np.ndarray:
-    """Read a DVS128 AEDAT 2.0 file (tonic's header parser and AER reader; address bits decoded here)."""
+    """Read a DVS128 AEDAT 2.0 file (tonic's version parser and AER reader, the data start of
+    :func:`aedat_data_start`; address bits decoded here); a header-only file holds no events."""
     tonic = require_tonic()
     check_regular_file(path)
     try:
-        version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
+        version, _, _ = tonic.io.read_aedat_header_from_file(str(path))
+        start = aedat_data_start(path)
         if not 2 <= version < 3:
             raise DataCorruptError(f"{path}: AEDAT version {version}; CIFAR10-DVS files are AEDAT 2.0")
         if (os.path.getsize(path) - start) % 8:
             raise DataCorruptError(f"{path}: AEDAT 2.0 data of {os.path.getsize(path) - start} bytes is not whole "
                                    f"8-byte events (a cut file?)")
         raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+    except DataCorruptError:
+        raise
     except (ValueError, IndexError, UnboundLocalError, AssertionError) as e:
         raise DataCorruptError(f"{path}: not an AEDAT 2.0 file ({one_line(e)})") from e
     addr = raw["address"].astype(np.int64)
