@@ -162,3 +162,21 @@ def test_svhn_labels_outside_1_to_10_or_not_whole_are_refused(tmp_path, bad):
     write_svhn(tmp_path / "test_32x32.mat", [3])
     with pytest.raises(DataCorruptError, match="train_32x32.mat: labels must be whole numbers 1 to 10"):
         load_dataset("svhn", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("data", "labels", "message"), [
+    ([[0] * 3072] * 4000, [0] * 4000, r"holds data as a list; expected a uint8 array \[N, 3072\]"),
+    (np.zeros((1, 3072), np.uint8), [[[1] * 3072] * 3000] * 3000, "labels must be a flat list of class indices"),
+    (np.zeros((1, 3072), np.uint8), [np.ones(10_000)] * 1000, "labels must be a flat list of class indices")])
+def test_cifar_pickles_that_repeat_one_object_are_refused_before_numpy_expands_them(tmp_path, data, labels, message):
+    """A pickle lists a repeated object by reference, a few bytes each: the data ``[row] * 4000`` (a 24 KB file) was
+    expanded to 98 MB of int64 before its dtype was refused (``[row] * 10**6``: 24 GB), and a 21 KB nest of label lists
+    asked numpy for 206 GiB (a MemoryError traceback). Both are refused in one line as they are, before any
+    ``np.asarray``."""
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    raw = pickle.dumps({b"data": data, b"labels": labels}, protocol=2)
+    assert len(raw) < 1_000_000
+    (folder / "data_batch_3").write_bytes(raw)
+    with pytest.raises(DataCorruptError, match=f"^cifar10: .*data_batch_3.*{message}"):
+        load_dataset("cifar10", data_dir=tmp_path)

@@ -59,12 +59,26 @@ def load_pickle(path: Path) -> dict:
     return obj
 
 
+def check_unshared(data, labels, path: Path) -> None:
+    """A one-line :class:`DataCorruptError` unless ``data`` is a numpy array and ``labels`` a flat list (or an array)
+    of numbers, as every CIFAR-10 batch holds them. A pickle may list one object many times for a few bytes each (its
+    memo): ``[row] * 10**6`` is a 6 MB file that numpy would expand to 24 GB of int64, and a 21 KB nest of lists of
+    labels asked numpy for 206 GiB (a MemoryError traceback). Arrays are stored whole, so they stay as large as the
+    file."""
+    if not isinstance(data, np.ndarray):
+        raise DataCorruptError(f"cifar10: {path} holds data as a {type(data).__name__}; expected a uint8 array "
+                               "[N, 3072]")
+    if isinstance(labels, list | tuple) and any(isinstance(v, list | tuple | dict | np.ndarray) for v in labels):
+        raise DataCorruptError(f"cifar10: {path}: labels must be a flat list of class indices, not a nested one")
+
+
 def read_batch(path: Path, label_key: bytes = b"labels") -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 ``[N, 3, 32, 32]`` and labels int64 ``[N]`` of one pickle batch."""
     batch = load_pickle(path)
     if b"data" not in batch or label_key not in batch:
         raise DataCorruptError(f"cifar10: {path} lacks keys b'data'/{label_key!r}; has {sorted(batch)}")
-    data = np.asarray(batch[b"data"])
+    check_unshared(batch[b"data"], batch[label_key], path)
+    data = batch[b"data"]
     labels = whole_labels(batch[label_key], 0, 9, f"cifar10: {path}")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise DataCorruptError(f"cifar10: {path} has data {data.dtype}{list(data.shape)} and {len(labels)} "
