@@ -101,11 +101,14 @@ def select_classes(found: dict[str, list[Path]], classes: Sequence[str] | None, 
 
 
 def load_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
-    """Decode one image to uint8 ``[H, W, C]`` (``C = 1`` or 3), bilinearly resized to ``size = (H, W)``."""
+    """Decode one image to uint8 ``[H, W, C]`` (``C = 1`` or 3), bilinearly resized to ``size = (H, W)``; 16-bit grey
+    images (Pillow's ``I;16`` modes: 16-bit PNG, TIFF) are scaled to 8 bits first, ``round(v / 257)``."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I;16"):  # Pillow's convert clips 16-bit grey at 255: all but black turned white
+                img = Image.fromarray(np.rint(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8), "L")
             img = img.convert("L" if grayscale else "RGB")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)

@@ -1,0 +1,35 @@
+"""Decoding of single image files (``data.image_folder.load_image``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepspike.data import load_dataset
+from deepspike.data.image_folder import load_image
+
+GREY16 = np.array([[0, 128, 129, 4000], [32896, 40000, 65407, 65535]], dtype=np.uint16)  # [2, 4]
+GREY8 = np.array([[0, 0, 1, 16], [128, 156, 255, 255]], dtype=np.uint8)  # round(v / 257), by hand
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_grey_image_is_scaled_to_8_bits_not_clipped(tmp_path, suffix):
+    """Pillow opens 16-bit grey PNG and TIFF files in mode ``I;16`` and its ``convert`` clips them at 255: every value
+    above 255 of 65535 came out white (4000 -> 255 instead of 16). Now ``round(v / 257)``, as 8 of 16 bits hold it."""
+    path = tmp_path / f"g{suffix}"
+    Image.fromarray(GREY16).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=True)[:, :, 0], GREY8)
+    np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=False), np.repeat(GREY8[:, :, None], 3, axis=2))
+
+
+def test_an_image_folder_of_16_bit_pngs_reads_their_grey_levels(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.fromarray(GREY16).save(tmp_path / c / f"{i}.png")
+    splits = load_dataset("imagefolder", data_dir=tmp_path, size=[2, 4], grayscale=True, train_per_class=1)
+    expected = GREY8 / 255.0
+    for x in (splits.train.x, splits.test.x):
+        np.testing.assert_allclose(x[:, 0].numpy(), np.broadcast_to(expected, (2, 2, 4)), rtol=0, atol=1e-7)
