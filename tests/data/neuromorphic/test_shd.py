@@ -305,3 +305,29 @@ def test_frames_larger_than_the_machine_are_refused_before_they_are_allocated(tm
     monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
     with pytest.raises(ConfigError, match=r"2 samples of 70,000 bytes of frames need 0.0 GiB, more than this"):
         load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
+
+
+def test_recordings_that_share_one_stored_spike_train_are_refused_before_they_fill_memory(tmp_path):
+    """Every ragged entry is a (length, heap address, index) reference: pointed at one stored train, 2,000 recordings
+    of a 0.37 MB file each read as its 20,000 spikes (320 MB of times; a 4 MB file: 32 GB). A real file stores each
+    recording's spikes, so they never take more bytes than the file: past that, one line naming the file."""
+    import struct
+
+    n, m = 2000, 20000
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    write_shd_h5(path, [(np.linspace(0, 0.9, m), np.zeros(m, int))] + [([0.5], [1])] * (n - 1), [0] * n)
+    with h5py.File(path, "r") as f:
+        offsets = [f[name].id.get_offset() for name in ("spikes/times", "spikes/units")]
+        assert [len(f[name][i]) for name in ("spikes/times", "spikes/units") for i in (0, 1)] == [m, 1, m, 1]
+    raw = bytearray(path.read_bytes())
+    for offset in offsets:  # contiguous storage: n references of 16 bytes (length, collection address, index)
+        assert struct.unpack("<I", raw[offset:offset + 4])[0] == m
+        raw[offset + 16:offset + 16 * n] = raw[offset:offset + 16] * (n - 1)
+    path.write_bytes(bytes(raw))
+    assert len(raw) < 400_000
+    with h5py.File(path, "r") as f:
+        assert len(f["spikes/times"][1]) == m  # h5py reads the shared train for every recording
+    with pytest.raises(DataCorruptError, match=r"shd_train.h5: spikes/times of recordings 0 to 255 takes "
+                                               r"[\d,]+ bytes so far in a file of [\d,]+: recordings share"):
+        load_dataset("shd", data_dir=folder, cache=False)
