@@ -331,3 +331,16 @@ def test_recordings_that_share_one_stored_spike_train_are_refused_before_they_fi
     with pytest.raises(DataCorruptError, match=r"shd_train.h5: spikes/times of recordings 0 to 255 takes "
                                                r"[\d,]+ bytes so far in a file of [\d,]+: recordings share"):
         load_dataset("shd", data_dir=folder, cache=False)
+
+
+def test_class_names_claiming_more_entries_than_classes_are_not_read(tmp_path):
+    """A few KB of chunked storage claiming 2^40 class names was read whole before its length was compared with the
+    classes: numpy was asked for 8 TiB (a MemoryError traceback). Now the names are read only when there are as many
+    as classes, else the classes are numbered, as for any other unusable ``extra/keys``."""
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    assert load_dataset("shd", data_dir=folder, cache=False).class_names[:2] == ("class0", "class1")
+    with h5py.File(path, "a") as f:
+        del f["extra/keys"]
+        f.create_dataset("extra/keys", shape=(1 << 40,), dtype="S8", chunks=(1024,))
+    assert load_dataset("shd", data_dir=folder, cache=False).class_names == tuple(str(c) for c in range(20))

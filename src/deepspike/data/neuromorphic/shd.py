@@ -215,11 +215,13 @@ def bin_release_file(path: Path, options: FrameOptions, num_classes: int) -> tup
 
 
 def class_names(path: Path, num_classes: int) -> list[str]:
-    """The ``extra/keys`` of ``path`` when it holds ``num_classes`` names, else ``"0"``, ``"1"``, ..."""
+    """The ``extra/keys`` of ``path`` when it holds ``num_classes`` names, else ``"0"``, ``"1"``, ... (a dataset of
+    another size is not read: one claiming 2^40 names asked numpy for 8 TiB, a MemoryError traceback)."""
     h5py = require_h5py()
     try:
         with _open_checked(h5py, path) as f:
-            keys = f["extra/keys"][()] if isinstance(f.get("extra/keys"), h5py.Dataset) else []
+            ds = f.get("extra/keys")
+            keys = ds[()] if isinstance(ds, h5py.Dataset) and ds.size == num_classes else []
         names = [k.decode() if isinstance(k, bytes) else str(k) for k in np.asarray(keys).ravel()]
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
         names = []
