@@ -21,11 +21,12 @@ def test_the_fingerprint_follows_names_sizes_and_rewrites(tmp_path):
     assert files_fingerprint([a]) != files_fingerprint([a, b])
 
 
-@pytest.mark.parametrize("damage", ["cut", "flipped byte", "labels of another length"])
+@pytest.mark.parametrize("damage", ["cut", "flipped byte", "labels of another length", "a shape past memory"])
 def test_a_damaged_entry_is_built_again(tmp_path, damage):
-    """A cut entry or one with a flipped byte (a bad zip or CRC) raised zipfile's BadZipFile through the run."""
-    x, y = np.arange(24, dtype=np.uint8).reshape(4, 6), np.array([0, 1, 2, 3])
-    builds = []
+    """A cut entry or one with a flipped byte (a bad zip or CRC) raised zipfile's BadZipFile through the run; a header
+    whose shape claims more than the machine has made numpy's allocation raise MemoryError through it."""
+    x, y = (np.arange(24_000) % 251).astype(np.uint8).reshape(4, 6000), np.array([0, 1, 2, 3])  # x: more than
+    builds = []  # zipfile's first read of 4 KB, so that its CRC check comes after numpy read the header
 
     def build():
         builds.append(1)
@@ -38,6 +39,11 @@ def test_a_damaged_entry_is_built_again(tmp_path, damage):
         raw = raw[: len(raw) // 2]
     elif damage == "flipped byte":
         raw[raw.index(b"\x05\x06\x07")] ^= 0xFF  # inside x's data
+    elif damage == "a shape past memory":  # x's header, the same length (its padding shortened): 2.4e16 bytes
+        at = raw.index(b"(4, 6000), }")
+        claim = b"(4000000000000, 6000), }"
+        assert raw[at + len(claim) - 1] == ord(" ")
+        raw[at:at + len(claim)] = claim
     else:
         np.savez(entry, x=x, y=y[:3])
         raw = bytearray(entry.read_bytes())
