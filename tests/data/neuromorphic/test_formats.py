@@ -297,6 +297,24 @@ def test_dvs_gesture_files_read_as_tonic_reads_them_and_bad_ones_refused(tmp_pat
         load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2, cache=False)
 
 
+@pytest.mark.parametrize(("old", "new", "raised"), [
+    (b"(3, 4), }", b"(1000000000000, 4), }", "MemoryError"), (b"(3, 4), }", b"(3, 4 , }", "tokenize.TokenError")])
+def test_a_gesture_npy_with_a_damaged_header_is_one_error_line(tmp_path, old, new, raised):
+    """A header (the same length, its padding shortened) whose shape claims 29 TiB made numpy's allocation raise
+    MemoryError, and one whose brackets do not close raised tokenize's TokenError: tracebacks, not the one-line
+    error of any other unreadable file."""
+    from deepspike.data.neuromorphic.formats import read_gesture_npy
+
+    path = tmp_path / "0.npy"
+    np.save(path, np.zeros((3, 4)))
+    raw = bytearray(path.read_bytes())
+    at = raw.index(old)
+    assert raw[at + len(old):at + len(new)].strip() == b""
+    raw[at:at + len(new)] = new
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataCorruptError, match=r"0\.npy: not a readable \.npy file \("):
+        read_gesture_npy(path)
+
 def _not_a_file(path, kind):
     """Put ``kind`` where a recording file is listed: a broken link, a named pipe (reading it waited forever), a link
     to ``/dev/zero`` (tonic read it as an empty recording), a folder."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from deepspike.core.atomic import atomic_write
 from deepspike.data import paths
+from deepspike.data.neuromorphic.formats import NPY_ERRORS
 
 
 def cache_dir(data_dir) -> Path:
@@ -60,12 +61,12 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
 
 
 def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(x, y)`` of a cache entry; None for one that does not read (cut, flipped bytes: a bad zip or CRC; a header
-    whose shape claims more than the machine has, which numpy tries to allocate before the CRC is checked) or whose
-    arrays do not belong together (no labels per sample)."""
+    """``(x, y)`` of a cache entry; None for one that does not read (cut, flipped bytes: a bad zip or CRC; a damaged
+    header, ``formats.NPY_ERRORS``, which numpy reads before the CRC is checked) or whose arrays do not belong together
+    (no labels per sample)."""
     try:
         with np.load(path) as f:
             x, y = f["x"], f["y"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, MemoryError):
+    except (*NPY_ERRORS, KeyError, zipfile.BadZipFile):
         return None
     return (x, y) if x.ndim >= 1 and y.ndim == 1 and len(x) == len(y) else None

@@ -20,6 +20,7 @@ numpy (the writers are used by the tests and by :mod:`emulation` to write N-MNIS
 from __future__ import annotations
 
 import os
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,9 @@ NMNIST_OVERFLOW_Y = 240
 NMNIST_OVERFLOW_US = 1 << 13
 AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
 MAX_GESTURE_MS = 1e12  # microseconds of later times would not fit int64
+NPY_ERRORS = (OSError, ValueError, EOFError, MemoryError, tokenize.TokenError)
+"""What ``np.load`` raises for a damaged ``.npy``: a header whose brackets do not close raised tokenize's TokenError,
+one whose shape claims more than the machine has MemoryError (numpy allocates the claim before reading)."""
 
 
 def require_tonic():
@@ -152,7 +156,7 @@ def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
     check_regular_file(path)
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
+    except NPY_ERRORS as e:
         raise DataCorruptError(f"{path}: not a readable .npy file ({one_line(e)})") from e
     if arr.ndim != 2 or arr.shape[1] != 4 or not (np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_):
         raise DataCorruptError(f"{path}: DVS Gesture events must be an [n, 4] numeric array (x, y, p, t), got shape "
