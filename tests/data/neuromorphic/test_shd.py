@@ -344,3 +344,16 @@ def test_class_names_claiming_more_entries_than_classes_are_not_read(tmp_path):
         del f["extra/keys"]
         f.create_dataset("extra/keys", shape=(1 << 40,), dtype="S8", chunks=(1024,))
     assert load_dataset("shd", data_dir=folder, cache=False).class_names == tuple(str(c) for c in range(20))
+
+
+def test_labels_of_a_huge_array_type_are_refused_before_they_are_read(tmp_path):
+    """Two labels, each an array of 10^8 uint16 (a 9 KB file of fill values), were read whole, 400 MB, before their
+    shape was refused; each entry's bytes now count against the file's size before anything is read."""
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    with h5py.File(path, "a") as f:
+        del f["labels"]
+        f.create_dataset("labels", shape=(2,), dtype=np.dtype(("u2", (10**8,))), chunks=(1,))
+    with pytest.raises(DataCorruptError, match=r"dataset labels of shape \[2\] in a file of [\d,]+ bytes "
+                                               r"\(200,000,000 bytes per entry\)"):
+        load_dataset("shd", data_dir=folder, cache=False)

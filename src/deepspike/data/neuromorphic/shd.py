@@ -103,7 +103,7 @@ def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             missing = [n for n in names if not isinstance(f.get(n), h5py.Dataset)]
             if missing:
                 raise DataCorruptError(f"{path}: not an SHD/SSC file: no dataset {', '.join(missing)}")
-            _check_claimed_sizes(path, {n: f[n].shape for n in names})
+            _check_claimed_sizes(path, {n: (f[n].shape, f[n].dtype.itemsize) for n in names})
             times, units = (read_ragged(path, f[n], n) for n in names[:2])
             labels = f["labels"][()]
     except DataCorruptError:
@@ -138,14 +138,16 @@ def read_ragged(path: Path, dataset, name: str) -> np.ndarray:
     return out
 
 
-def _check_claimed_sizes(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
-    """A one-line :class:`DataCorruptError` for a dataset that is not 1-D or claims more entries than the file has
-    bytes (HDF5 lets a few KB of chunked storage claim terabytes of fill values): checked before anything is read."""
+def _check_claimed_sizes(path: Path, shapes: dict[str, tuple[tuple[int, ...], int]]) -> None:
+    """A one-line :class:`DataCorruptError` for a dataset (``name: (shape, bytes per entry)``) that is not 1-D or
+    claims more bytes than the file has (HDF5 lets a few KB of chunked storage claim terabytes of fill values, in many
+    entries or in entries of a huge array type: 2 labels of 10^8 uint16 each, a 9 KB file, took 400 MB to refuse):
+    checked before anything is read. A stored entry takes at least its bytes (a ragged one: its 16-byte reference)."""
     size = os.path.getsize(path)
-    for name, shape in shapes.items():
-        if len(shape) != 1 or shape[0] > size:
-            raise DataCorruptError(f"{path}: dataset {name} of shape {list(shape)} in a file of {size:,} bytes; an "
-                                   "SHD/SSC file holds one entry per recording")
+    for name, (shape, itemsize) in shapes.items():
+        if len(shape) != 1 or shape[0] * itemsize > size:
+            raise DataCorruptError(f"{path}: dataset {name} of shape {list(shape)} in a file of {size:,} bytes "
+                                   f"({itemsize:,} bytes per entry); an SHD/SSC file holds one entry per recording")
 
 
 def checked_labels(path: Path, labels: np.ndarray, recordings: int, num_classes: int) -> np.ndarray:
