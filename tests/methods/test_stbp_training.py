@@ -385,3 +385,14 @@ def test_a_leaky_membrane_readout_scores_the_hand_integrated_membrane_over_t():
         for current in currents:
             v = 0.7 * v + current
         torch.testing.assert_close(net(x), v / 5)
+
+
+@pytest.mark.parametrize("norm", ["bn", "tdbn", "tebn"])
+def test_a_norm_for_a_model_without_batch_norm_is_refused_in_one_line(norm):
+    """Before, ``scnn_digits`` (no batch-norm layers) with ``method.norm=tebn`` built and trained without any
+    normalisation while the run's config recorded tebn."""
+    arch = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8))
+    with pytest.raises(ConfigError, match=rf"^method.norm={norm} sets the kind of the model's batch-norm layers, but "
+                                          r"model 'scnn_digits' has none: use method.norm: none"):
+        get_method("stbp", {"timesteps": 2, "norm": norm}).build(arch)
+    get_method("stbp", {"timesteps": 2}).build(arch)  # norm none, the default, builds it
