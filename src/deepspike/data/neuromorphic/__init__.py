@@ -2,7 +2,8 @@
 and sequences held the same way: SHD/SSC spikes, image rows.
 
 Loaders register with :func:`deepspike.data.load_dataset`: ``nmnist``, ``ncaltech101``, ``cifar10_dvs``, ``dvs_gesture``
-(real recordings, read through tonic: extra ``deepspike[neuromorphic]``), ``fashion_mnist_events``,
+(real recordings: CIFAR10-DVS's AEDAT files and ``denoise_ms`` through tonic, extra ``deepspike[neuromorphic]``;
+the others with numpy), ``fashion_mnist_events``,
 ``mnist_events``, ``digits_events`` (emulated, no extra needed). With ``output: frames`` (default) a split
 holds :class:`EventFrameDataset` ``x [N, T, 2, H, W]`` (uint8, cast to float32 per batch) and
 ``DataSplits.input_shape`` is the per-step ``(2, H, W)``: train with ``stbp`` and ``method.encoder: frames``
