@@ -2,10 +2,12 @@
 
 import json
 import math
+import time
 
 import pytest
 
 from deepspike.config import load_config
+from deepspike.methods.stbp import StbpMethod
 from deepspike.training.epoch import epoch_line
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY
@@ -41,3 +43,17 @@ def test_an_epochs_logged_lr_is_the_one_its_last_step_took_not_the_next_epochs(t
     assert by_hand == pytest.approx([0.9330127, 0.5, 0.0669873])
     logged = _logged_lrs(tmp_path / "cosine", "schedule.name=cosine", "schedule.warmup_epochs=1")
     assert logged == pytest.approx(by_hand)
+
+
+def test_epoch_seconds_count_the_methods_epoch_measures(tmp_path, monkeypatch):
+    """The docstring's "training and evaluation": a method's measures of the epoch (TTFS's spike-time statistics,
+    ...) ran after the clock was read, so their time was missing from epoch_seconds."""
+    def slow_measures(self, model, batches):
+        time.sleep(0.5)
+        return {}
+
+    monkeypatch.setattr(StbpMethod, "epoch_measures", slow_measures)
+    cfg = load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=1"])
+    Trainer(cfg, tmp_path).fit()
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert record["epoch_seconds"] >= 0.5

@@ -98,13 +98,14 @@ def _score(setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgr
             record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
             progress.best_val = max(progress.best_val, val["accuracy"])
         test = score(batches["test"])
+        measures = method.epoch_measures(model, batches["test"])  # part of the evaluation epoch_seconds counts
         record.update(
             test_accuracy=test["accuracy"],
             test_loss=test["loss"],
             epoch_seconds=time.perf_counter() - t0,
             train_seconds=progress.train_seconds,
         )
-        return method.epoch_measures(model, batches["test"])
+        return measures
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
