@@ -10,6 +10,7 @@ from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError, TrainingDiverged
 from deepspike.training import trainer as trainer_module
+from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.runs import RunDir
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch
@@ -140,3 +141,24 @@ def test_a_restarted_run_drops_the_csv_row_of_the_epoch_it_trains_again(tmp_path
         Trainer(cfg, run, resume=True).fit()
     assert (run / "metrics.jsonl").read_text() == ""
     assert list(csv.DictReader((run / "metrics.csv").open())) == []
+
+
+def test_a_resumed_run_that_fails_closes_its_sinks_and_keeps_its_folder(tmp_path, monkeypatch):
+    """The sinks were closed when a run ended well or a new one was discarded; a resumed run that failed (its folder
+    kept) left its TensorBoard writer open in the process."""
+    pytest.importorskip("tensorboard")
+    cfg = load_config(None, [*TINY, "train.log=[tensorboard]"])
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(cfg, tmp_path / "run", callbacks=(_stop_after_first_epoch,)).fit()
+    closed = []
+    close = MetricSinks.close
+    monkeypatch.setattr(MetricSinks, "close", lambda self: closed.append(self.board is not None) or close(self))
+
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged("the loss is nan")
+
+    monkeypatch.setattr(trainer_module, "run_epoch", diverge)
+    with pytest.raises(TrainingDiverged):
+        Trainer(cfg, tmp_path / "run", resume=True).fit()
+    assert closed == [True]  # the open writer, closed once
+    assert (tmp_path / "run" / "checkpoint.pt").exists()

@@ -64,5 +64,7 @@ class MetricSinks:
         self.board.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer (again: nothing)."""
         if self.board is not None:
             self.board.close()
+            self.board = None

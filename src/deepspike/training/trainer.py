@@ -137,8 +137,9 @@ class Trainer:
         except UserError:
             self._discard_if_unfinished()
             raise
-        if self.sinks is not None:
-            self.sinks.close()
+        finally:  # also when a resumed run fails (its folder stays): no log file is left open
+            if self.sinks is not None:
+                self.sinks.close()
         if not record:  # resumed a finished run: report from the log
             logged = self.run.metrics.read()
             record = logged[-1] if logged else {}
