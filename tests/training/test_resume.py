@@ -11,11 +11,15 @@ import torch
 from deepspike.cli import main
 from deepspike.config import OptimConfig, load_config
 from deepspike.layers.delays import DelayedLinear
+from deepspike.training import training_setup
+from deepspike.training.checkpoint import set_rng_state
 from deepspike.training.checkpoint_format import CHECKSUM_KEY
+from deepspike.training.distributed import DistContext
 from deepspike.training.optim import make_optimizer
-from deepspike.training.resume import optimizer_state_problem
+from deepspike.training.resume import optimizer_state_problem, restore_training
 from deepspike.training.runs import load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
+from deepspike.training.training_setup import build_training
 from nested_edit import with_entry
 from tiny_run import full_and_resumed_weights
 
@@ -120,3 +124,23 @@ def test_epochs_added_on_resume_and_other_workers_end_where_a_run_of_that_many_e
     logs = [[{k: v for k, v in json.loads(line).items() if k not in timing}
              for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
     assert logs[0] == logs[1] and [r["epoch"] for r in logs[1]] == [1, 2]
+
+
+def test_a_rank_the_checkpoint_holds_no_generators_for_draws_other_numbers_than_rank_0(adam_run, monkeypatch):
+    """A 1-process run resumed by 2 ranks: rank 1 took rank 0's generators, so both drew the same Poisson spikes and
+    dropout masks for different samples (the same 8 numbers here). Rank 0 takes its own; rank 1 keeps those seeded
+    ``train.seed + 1`` at setup, as a fresh rank 1 does."""
+    monkeypatch.setattr(training_setup, "wrap_data_parallel", lambda model, ctx, device: model)  # no process group
+    config = load_config(None, [*QUICK, "train.epochs=2"])
+    path = adam_run / "checkpoint.pt"
+    state = load_checkpoint(path)
+    draws = []
+    for ctx in (DistContext(0, 2, 0), DistContext(1, 2, 1)):
+        setup = build_training(config, ctx, torch.device("cpu"), resume=True)
+        restore_training(setup, state, ctx, path)
+        draws.append(torch.rand(8))
+    set_rng_state(state["rng_per_rank"][0])
+    assert torch.equal(draws[0], torch.rand(8))  # rank 0: the checkpoint's generators
+    build_training(config, DistContext(1, 2, 1), torch.device("cpu"), resume=True)
+    assert torch.equal(draws[1], torch.rand(8))  # rank 1: its own seeding's, not rank 0's
+    assert not torch.equal(draws[0], draws[1])

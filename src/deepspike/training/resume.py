@@ -2,7 +2,10 @@
 
 The weights, optimizer and scheduler state, the weight average and this rank's random generators come back
 as they were after the checkpointed epoch, so the next epoch continues bit-for-bit (on the CPU). A run
-checkpointed by more ranks than are resuming it hands each rank its own generators; extra ranks take rank 0's.
+checkpointed by more ranks than are resuming it hands each rank its own generators; a rank the checkpoint holds none
+for keeps those it was seeded with (``train.seed + rank``, ``training_setup``): had it taken rank 0's, the two would
+draw the same Poisson spikes and dropout masks for different samples. A resume on another number of ranks is
+therefore not bit-for-bit the uncut run where the net draws random numbers (the ranks' draws differ from the start).
 
 The optimizer's per-parameter state must be what a step of the run's optimizer keeps (``optimizer_state_problem``:
 the slots of a step on a stand-in parameter, each the parameter's shape or one number) and the schedule must have
@@ -50,7 +53,8 @@ def restore_training(
             raise DataCorruptError(f"{checkpoint_path}: its weight average does not fit the model ({mismatch})")
         setup.ema.load_state_dict(state["ema"])
     rngs = payload_entry(state, "rng_per_rank", checkpoint_path)
-    set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
+    if ctx.rank < len(rngs):
+        set_rng_state(rngs[ctx.rank])
     epoch = payload_entry(state, "epoch", checkpoint_path)
     return TrainingProgress(epoch, state.get("train_seconds", 0.0), state.get("best_val", float("-inf")))
 
