@@ -1,15 +1,21 @@
-"""The console line of a finished epoch; the learning rate an epoch's record logs."""
+"""The console line of a finished epoch; the learning rate an epoch's record logs; each rank's scoring stream."""
 
 import json
 import math
 import time
 
 import pytest
+import torch
 
 from deepspike.config import load_config
 from deepspike.methods.stbp import StbpMethod
-from deepspike.training.epoch import epoch_line
+from deepspike.training import training_setup
+from deepspike.training.distributed import DistContext
+from deepspike.training.epoch import epoch_line, run_epoch
+from deepspike.training.evaluate import EVAL_SEED
+from deepspike.training.progress import TrainingProgress
 from deepspike.training.trainer import Trainer
+from deepspike.training.training_setup import build_training
 from tiny_run import TINY
 
 
@@ -57,3 +63,25 @@ def test_epoch_seconds_count_the_methods_epoch_measures(tmp_path, monkeypatch):
     Trainer(cfg, tmp_path).fit()
     record = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert record["epoch_seconds"] >= 0.5
+def _scoring_streams(ctx, monkeypatch):
+    """The CPU generator's state at the start of every scoring forward pass of one epoch of ``TINY`` (Poisson input)
+    on rank ``ctx.rank`` of ``ctx.world_size`` (no process group: the wrapper and the sums over ranks left out)."""
+    monkeypatch.setattr(training_setup, "wrap_data_parallel", lambda model, ctx, device: model)
+    config = load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=1", "data.val_fraction=0"])
+    setup = build_training(config, ctx, torch.device("cpu"), resume=False)
+    setup.reduce = lambda values: values
+    states = []
+    setup.scorer.register_forward_pre_hook(lambda m, args: None if m.training else states.append(torch.get_rng_state()))
+    run_epoch(setup, config, ctx, 0, TrainingProgress())
+    return states
+
+
+def test_each_rank_scores_on_its_own_random_stream(monkeypatch):
+    """Every rank seeded its scoring with EVAL_SEED, so rank 1 drew exactly rank 0's Poisson spikes for other samples
+    (the same generator state before each test batch). Rank r now draws from EVAL_SEED + r; one process (rank 0)
+    draws what `deepspike eval` draws, as before."""
+    rank0, rank1 = (_scoring_streams(DistContext(rank, 2, rank), monkeypatch) for rank in (0, 1))
+    assert len(rank0) == len(rank1) >= 1
+    assert torch.equal(rank0[0], torch.manual_seed(EVAL_SEED).get_state())
+    assert torch.equal(rank1[0], torch.manual_seed(EVAL_SEED + 1).get_state())
+    assert not any(torch.equal(a, b) for a, b in zip(rank0, rank1, strict=True))

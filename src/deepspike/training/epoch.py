@@ -6,6 +6,8 @@ a weight average ``test_accuracy_raw`` (the raw weights' test accuracy); with a 
 ``val_loss``; then ``test_accuracy``, ``test_loss``, ``epoch_seconds`` (training and evaluation), ``train_seconds``
 (training passes of all epochs so far) and the method's measures. Validation, test and measures score the weight
 average when there is one. A non-finite loss or weights stop the epoch before it is scored (``TrainingDiverged``).
+Each rank scores its part of a split on the random stream ``EVAL_SEED + rank`` (``evaluate.eval_pass``): one process
+scores as ``deepspike eval`` does, and no two ranks draw the same Poisson spikes for different samples.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from deepspike.config.schema import RunConfig
 from deepspike.training.distributed import DistContext
 from deepspike.training.divergence import check_finite_weights
-from deepspike.training.evaluate import evaluate
+from deepspike.training.evaluate import EVAL_SEED, evaluate
 from deepspike.training.loop import train_epoch
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.training_setup import TrainingSetup
@@ -43,7 +45,7 @@ def run_epoch(
     check_finite_weights(setup.parts.model, epoch)
     progress.train_seconds += time.perf_counter() - t0
     record = {"epoch": epoch + 1, **train_stats}
-    record.update(_score(setup, record, progress, t0))
+    record.update(_score(setup, ctx, record, progress, t0))
     progress.epochs_done = epoch + 1
     return record
 
@@ -85,11 +87,13 @@ def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int
     )
 
 
-def _score(setup: TrainingSetup, record: dict[str, Any], progress: TrainingProgress, t0: float) -> dict[str, float]:
+def _score(setup: TrainingSetup, ctx: DistContext, record: dict[str, Any], progress: TrainingProgress,
+           t0: float) -> dict[str, float]:
     """Add the evaluation keys to ``record``; returns the method's measures (under DDP: on rank 0's part of
-    the test split)."""
+    the test split). Rank ``r`` draws from ``EVAL_SEED + r``: with one seed, every rank drew the same numbers."""
     model, method, batches, ema = setup.parts.model, setup.parts.method, setup.batches, setup.ema
-    score = partial(evaluate, setup.scorer, method, reduce=setup.reduce, precision=setup.precision)
+    score = partial(evaluate, setup.scorer, method, seed=EVAL_SEED + ctx.rank, reduce=setup.reduce,
+                    precision=setup.precision)
     if ema is not None:  # the raw weights' score, for comparison; the average is what is reported
         record.update(test_accuracy_raw=score(batches["test"])["accuracy"])
     with ema.swapped(model) if ema is not None else nullcontext():
