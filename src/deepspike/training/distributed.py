@@ -14,6 +14,7 @@ Evaluation sums (correct, loss, count) are all-reduced; only rank 0 writes files
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -129,6 +130,15 @@ def all_reduce_sums(values: list[float], ctx: DistContext, device: torch.device)
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
+
+
+def broadcast_from_rank0(tensors: Iterable[torch.Tensor], ctx: DistContext) -> None:
+    """Overwrite each of ``tensors`` (the same tensors in the same order on every rank) with rank 0's, in place;
+    nothing for one process."""
+    if not ctx.enabled:
+        return
+    for tensor in tensors:
+        dist.broadcast(tensor, src=0)
 
 
 def gather_objects(obj, ctx: DistContext) -> list:

@@ -6,7 +6,9 @@ a weight average ``test_accuracy_raw`` (the raw weights' test accuracy); with a 
 ``val_loss``; then ``test_accuracy``, ``test_loss``, ``epoch_seconds`` (training and evaluation), ``train_seconds``
 (training passes of all epochs so far) and the method's measures. Validation, test and measures score the weight
 average when there is one. A non-finite loss or weights stop the epoch before it is scored (``TrainingDiverged``).
-Each rank scores its part of a split on the random stream ``EVAL_SEED + rank`` (``evaluate.eval_pass``): one process
+Before scoring, every rank takes rank 0's buffers (batch-norm running statistics) and weight average
+(``share_rank0_state``), so each scores its part with the weights rank 0 checkpoints. Each rank scores its part of a
+split on the random stream ``EVAL_SEED + rank`` (``evaluate.eval_pass``): one process
 scores as ``deepspike eval`` does, and no two ranks draw the same Poisson spikes for different samples.
 """
 
@@ -18,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from deepspike.config.schema import RunConfig
-from deepspike.training.distributed import DistContext
+from deepspike.training.distributed import DistContext, broadcast_from_rank0
 from deepspike.training.divergence import check_finite_weights
 from deepspike.training.evaluate import EVAL_SEED, evaluate
 from deepspike.training.loop import train_epoch
@@ -42,12 +44,25 @@ def run_epoch(
     t0 = time.perf_counter()
     begin_epoch(setup.parts.model, epoch, config.train.epochs)
     train_stats = _train(setup, config, ctx, epoch)
+    share_rank0_state(setup, ctx)
     check_finite_weights(setup.parts.model, epoch)
     progress.train_seconds += time.perf_counter() - t0
     record = {"epoch": epoch + 1, **train_stats}
     record.update(_score(setup, ctx, record, progress, t0))
     progress.epochs_done = epoch + 1
     return record
+
+
+def share_rank0_state(setup: TrainingSetup, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers and weight average (nothing for one process). The parameters agree after
+    each step (the same averaged gradient), but each rank's batch-norms updated their running statistics from its own
+    part of the batch, which DistributedDataParallel overwrites with rank 0's only at the next training forward pass
+    (never in the online temporal-gradient modes): the other ranks scored their parts of the validation and test
+    splits with statistics of their own, not those of the checkpoint rank 0 writes. The weight average copies the
+    buffers (``training.ema``), so its copies are shared too."""
+    broadcast_from_rank0(setup.parts.model.buffers(), ctx)
+    if setup.ema is not None:
+        broadcast_from_rank0(setup.ema.average.values(), ctx)
 
 
 def begin_epoch(model, epoch: int, epochs: int) -> None:
