@@ -8,6 +8,10 @@ DistributedDataParallel's gradient average equals the gradient of the global bat
 
     (1/W) sum_r  d/dθ [ (1/n_r) sum_{i in r} l_i * n_r W / n ]  =  d/dθ (1/n) sum_i l_i
 
+for a loss that is a sum over samples: a batch-norm in training mode normalises over each rank's part (no statistics
+are gathered across ranks), and its running statistics are rank 0's, which DistributedDataParallel broadcasts before
+every forward pass (``broadcast_buffers``).
+
 Evaluation sums (correct, loss, count) are all-reduced; only rank 0 writes files and shows progress.
 """
 
