@@ -171,3 +171,16 @@ def test_a_batch_size_beyond_its_split_is_bounded_by_the_split(monkeypatch, tmp_
     summary = Trainer(load_config(None, [*huge, "model.name=mlp", "model.args.hidden=[8]", "data.name=digits",
                                          "train.epochs=1", "train.progress=false"]), tmp_path / "run").fit()
     assert summary["epochs"] == 1  # trained in one batch of the whole training split
+
+
+def test_a_run_without_deterministic_kernels_does_not_keep_an_earlier_runs_setting():
+    """seed_everything turned torch's deterministic algorithms on for train.deterministic=true and left them on for a
+    later run of the same process (the Python API) with train.deterministic=false."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        runtime.seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        runtime.seed_everything(0, deterministic=False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

@@ -66,12 +66,13 @@ def check_parameters_fit(parameters: int, device: torch.device, what: str) -> No
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch; with ``deterministic``, ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch; ask torch for deterministic kernels with ``deterministic``, for its fastest
+    ones without (a process-wide setting: an earlier run's ``deterministic`` is not kept)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the global state user code may draw from)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 
 
