@@ -242,6 +242,7 @@ def test_cuda_generators_are_saved_and_go_back_from_the_cpu(monkeypatch):
     cuda_states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
     restored = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_states)
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
     state = rng_state()
@@ -252,6 +253,27 @@ def test_cuda_generators_are_saved_and_go_back_from_the_cpu(monkeypatch):
     set_rng_state(state)
     assert torch.equal(torch.get_rng_state(), cpu_state)
     assert len(restored) == 2 and all(torch.equal(a, b) for a, b in zip(restored, cuda_states, strict=True))
+
+
+def test_a_checkpoint_of_a_machine_with_more_gpus_restores_the_generators_of_the_gpus_here(monkeypatch):
+    """A checkpoint holds the generator of every GPU its machine had; torch's setter looks each device up
+    (``torch.cuda.default_generators[i]``), so resuming a run of a 2-GPU machine on a 1-GPU one was an IndexError
+    traceback (faked here: no GPU on CI). Now the first device's state is restored and the missing one left out."""
+    cuda_states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+
+    def set_rng_state_all(states):  # torch's, on a machine with one GPU
+        for i, s in enumerate(states):
+            if i >= 1:
+                raise IndexError("tuple index out of range")
+            restored.append(s)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_rng_state_all)
+    state = dict(rng_state(), cuda=[_OnAGpu(s) for s in cuda_states])
+    set_rng_state(state)
+    assert len(restored) == 1 and torch.equal(restored[0], cuda_states[0])
 
 def test_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
     """A checkpoint of an older deepspike: no checksum, NumPy's RNG keys as an array."""

@@ -39,12 +39,13 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a snapshot taken by ``rng_state`` (NumPy's keys may also be an array, as older checkpoints
     hold them: ``np.random.set_state`` takes either). The torch states go back from the CPU, where torch's
-    setters take them: a checkpoint read with ``map_location`` a GPU holds them there."""
+    setters take them: a checkpoint read with ``map_location`` a GPU holds them there. CUDA devices this machine
+    lacks (a checkpoint of a machine with more GPUs) are left out: torch's setter raised an IndexError for them."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"][:torch.cuda.device_count()]])
 
 
 def training_checkpoint(
