@@ -17,6 +17,7 @@ from deepspike.training.progress import TrainingProgress
 from deepspike.training.trainer import Trainer
 from deepspike.training.training_setup import build_training
 from tiny_run import TINY
+from torchrun import one_and_two_processes
 
 
 def test_epoch_line_format():
@@ -85,3 +86,17 @@ def test_each_rank_scores_on_its_own_random_stream(monkeypatch):
     assert torch.equal(rank0[0], torch.manual_seed(EVAL_SEED).get_state())
     assert torch.equal(rank1[0], torch.manual_seed(EVAL_SEED + 1).get_state())
     assert not any(torch.equal(a, b) for a, b in zip(rank0, rank1, strict=True))
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_log_the_measures_of_the_whole_test_split(tmp_path):
+    """The method's measures were taken on rank 0's part of the test split only: a 2-rank ttfs_window run logged
+    dead_fraction 0.090 and an output spiking fraction 0.291 where one process logged 0.074 and 0.283. Now every rank
+    measures the whole split, and two processes log one process's measures."""
+    recipe = ["method.name=ttfs_window", "model.name=scnn_digits", "data.name=digits", "data.val_fraction=0.9",
+              "train.epochs=1", "train.batch_size=48", "train.progress=false"]
+    one_and_two_processes(recipe, tmp_path, timeout=240)
+    one, two = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("one", "two"))
+    measured = ("dead_fraction", "spiking_fraction/output", "latency", "synaptic_ops", "input_spikes")
+    assert all(key in one for key in measured)
+    assert {k: one[k] for k in measured} == pytest.approx({k: two[k] for k in measured}, rel=1e-6, abs=1e-9)
