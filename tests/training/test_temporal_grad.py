@@ -2,6 +2,9 @@
 hand, the refusals, and exact resume for every mode."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -267,3 +270,29 @@ def test_ottt_without_a_neuron_of_fixed_decay_says_so():
                                           r"fixed first-order decay \(params.decay\): a learnt one \(plif\), a "
                                           "synaptic one"):
         trace_decay(nn.Sequential(nn.Linear(2, 2)))
+
+
+_CHOOSE = """
+import sys, torch, torch.distributed as dist
+from deepspike.training.temporal_grad import chosen_steps
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method=f"file://{sys.argv[2]}", rank=rank, world_size=2)
+torch.manual_seed(100 + rank)  # the ranks' own generators differ (train.seed + rank)
+print(sorted(chosen_steps(20, 3, torch.device("cpu"), shared=True)))
+dist.destroy_process_group()
+"""
+
+
+def test_sltt_k_ranks_backpropagate_at_rank_0s_steps(tmp_path):
+    """Each rank drew SLTT-K's steps from its own generator, so the ranks backpropagated the global batch at different
+    steps (a 2-rank sltt_steps=1 run ended 1.3e-2 from one process, plain SLTT 1.5e-8); now rank 0's draw is shared."""
+    script = tmp_path / "choose.py"
+    script.write_text(_CHOOSE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(tmp_path / "store")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    steps = [out.strip() for out, _ in outs]
+    torch.manual_seed(100)
+    assert steps[0] == steps[1] == str(sorted(torch.randperm(20)[:3].tolist()))  # rank 0's own draw

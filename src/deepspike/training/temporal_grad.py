@@ -57,7 +57,8 @@ from deepspike.training.runtime import autocast
 
 ONLINE = ("sltt", "ottt", "eprop")
 TRACED = ("ottt", "eprop")  # the online modes with presynaptic traces
-__all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "online_step", "prepare_temporal_grad", "trace_decay"]
+__all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "chosen_steps", "online_step", "prepare_temporal_grad",
+           "trace_decay"]
 
 
 def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str,
@@ -129,9 +130,9 @@ def online_step(
     (module docstring); returns ``(mean output [B, K], loss)``, both detached. ``model``: the bare ``net``
     or its DDP wrapper; ``loss_scale``: the data-parallel scaling of the loss (``training.loop``)."""
     steps = net.timesteps
-    chosen = range(steps) if not sltt_steps else sorted(torch.randperm(steps)[:min(sltt_steps, steps)].tolist())
-    chosen, weight = set(chosen), 1.0 / len(chosen)
     ddp = isinstance(model, DistributedDataParallel)
+    chosen = chosen_steps(steps, sltt_steps, x.device, ddp)
+    weight = 1.0 / len(chosen)
     loss, out_sum = torch.zeros((), device=x.device), None
     decay = trace_decay(net, mode) if mode in TRACED else None
     carry = temporal_carry(net, detach=True, trace_decay=decay, bias_trace=mode == "eprop")
@@ -152,6 +153,20 @@ def online_step(
     if ddp:
         _average_gradients(net)
     return out_sum / steps, loss
+
+
+def chosen_steps(steps: int, k: int | None, device: torch.device, shared: bool) -> set[int]:
+    """The steps an online batch backpropagates at: all ``steps``, or SLTT-K's ``k`` drawn at random; ``shared``
+    (data parallelism): rank 0's draw on every rank, so that all ranks backpropagate the global batch at the same
+    steps as one process would (each drew its own from its own generator: a 2-rank ``sltt_steps=1`` run ended 1.3e-2
+    from one process)."""
+    if not k:
+        return set(range(steps))
+    picks = torch.randperm(steps)[:min(k, steps)]
+    if shared:
+        picks = picks.to(device)
+        dist.broadcast(picks, src=0)
+    return set(picks.tolist())
 
 
 def _average_gradients(net: nn.Module) -> None:
