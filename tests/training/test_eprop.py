@@ -215,3 +215,16 @@ def test_an_eprop_run_resumes_exactly_and_learns(tmp_path, feedback):
         assert torch.equal(value, cut[key]), key
     loss = [json.loads(line)["train_loss"] for line in (tmp_path / "full" / "metrics.jsonl").open()]
     assert loss[1] < loss[0]  # it learns
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_eprop_under_bf16_autocast_gives_the_float32_gradients_to_bfloat16s_rounding(recurrent):
+    net = _net(recurrent).float()
+    frames, y = _frames()
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames.float(), y, "eprop")
+    expected = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames.float(), y, "eprop", precision=torch.bfloat16)  # was a
+    for p, g in zip(net.parameters(), expected, strict=True):  # RuntimeError (BFloat16 != float) in backward
+        assert p.grad.dtype == torch.float32 and (p.grad - g).norm() < 0.05 * g.norm()

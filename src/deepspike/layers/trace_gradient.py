@@ -11,7 +11,8 @@ spatial-only gradient drops. One step of a layer, ``y = W x + b``:
               the convolution's input and weight gradients)
 
 Shapes: ``x`` and ``a`` one step ``[B, in]`` (Linear) or ``[B, C, H, W]`` (Conv2d); ``y`` ``[B, out]`` or
-``[B, C', H', W']``.
+``[B, C', H', W']``. Under autocast (``train.precision=bf16``) the forward runs in bfloat16 and the backward in
+``g``'s dtype (autograd casts the gradients to the parameters' and the input's dtypes).
 
 Two options serve e-prop (``training.eprop``):
 
@@ -57,6 +58,7 @@ class _TraceWeightGradient(torch.autograd.Function):
     def backward(ctx, g):
         trace, backward_weight = ctx.saved_tensors  # the weight, or the fixed feedback matrix in its place
         layer, weight_shape = ctx.layer, backward_weight.shape
+        trace, backward_weight = trace.to(g.dtype), backward_weight.to(g.dtype)  # bf16 autocast: g is bf16
         if isinstance(layer, nn.Conv2d):
             args = _conv_args(layer)
             gx = torch.nn.grad.conv2d_input(ctx.input_shape, backward_weight, g, **args) if ctx.needs_input_grad[0] \

@@ -1,0 +1,40 @@
+"""``layers.trace_gradient`` under bfloat16 autocast (``train.precision=bf16``): the step's backward runs in the
+incoming gradient's dtype, against the same layer's float32 trace gradient by hand."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons.carry import temporal_carry
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(6, 4), nn.Conv2d(2, 3, 3, padding=1)])
+def test_a_traced_layer_backpropagates_under_bf16_autocast(layer):
+    torch.manual_seed(0)
+    wrapper = TimeDistributed(layer)
+    shape = (3, 5, 6) if isinstance(layer, nn.Linear) else (3, 5, 2, 4, 4)  # [T, B, ...]
+    x = torch.rand(shape, requires_grad=True)
+    decay = 0.5
+    with temporal_carry(wrapper, detach=True, trace_decay=decay), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = wrapper(x)  # was: RuntimeError, expected m1 and m2 to have the same dtype (BFloat16 != float)
+    assert y.dtype == torch.bfloat16
+    g = torch.randn(y.shape)
+    (y.float() * g).sum().backward()
+    assert x.grad.dtype == torch.float32 and layer.weight.grad.dtype == torch.float32
+    trace = torch.stack([x[0], decay * x[0] + x[1], decay ** 2 * x[0] + decay * x[1] + x[2]]).detach()
+    twin = type(layer)(*_args(layer))
+    twin.load_state_dict(layer.state_dict())
+    reference = TimeDistributed(twin)  # float32: the same gradient, the weight's from the trace a_t
+    (reference(trace) * g).sum().backward()
+    weight_grad = twin.weight.grad.clone()
+    x_ref = x.detach().clone().requires_grad_()
+    (TimeDistributed(twin)(x_ref) * g).sum().backward()
+    for got, expected in ((layer.weight.grad, weight_grad), (x.grad, x_ref.grad)):
+        assert (got - expected).norm() < 0.02 * expected.norm()  # bfloat16's rounding, summed
+
+
+def _args(layer):
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    return layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding
