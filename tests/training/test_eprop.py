@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cross_entropy_method import CrossEntropyMethod
+from deepspike.analysis.quantize import add_fake_quantization, remove_fake_quantization
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
@@ -228,3 +229,21 @@ def test_eprop_under_bf16_autocast_gives_the_float32_gradients_to_bfloat16s_roun
     online_step(net, net, CrossEntropyMethod(), frames.float(), y, "eprop", precision=torch.bfloat16)  # was a
     for p, g in zip(net.parameters(), expected, strict=True):  # RuntimeError (BFloat16 != float) in backward
         assert p.grad.dtype == torch.float32 and (p.grad - g).norm() < 0.05 * g.norm()
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_eprop_trains_a_net_whose_weights_are_fake_quantized_as_analyze_qat_does(recurrent):
+    """QAT parametrizes the weights (``analysis.quantize``): the layers are then subclasses of ``nn.Linear`` whose
+    ``weight`` is computed; e-prop pairs them as before and its correction reaches the full-precision weight
+    straight through, as on a net with the quantized weights baked in."""
+    net, baked = add_fake_quantization(_net(recurrent), 4), _net(recurrent)  # the same weights
+    remove_fake_quantization(add_fake_quantization(baked, 4), bake=True)
+    frames, y = _frames()
+    baked.zero_grad()
+    online_step(baked, baked, CrossEntropyMethod(), frames, y, "eprop")
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")  # was: ConfigError, "this net feeds one otherwise"
+    full_precision = dict(net.named_parameters())
+    for name, p in baked.named_parameters():
+        name = name.replace(".weight", ".parametrizations.weight.original") if name.endswith("weight") else name
+        torch.testing.assert_close(full_precision[name].grad, p.grad, rtol=1e-10, atol=1e-12)

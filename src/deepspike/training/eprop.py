@@ -49,7 +49,9 @@ from deepspike.neurons.adaptive import AdaptiveLIF
 
 
 def _linear(module: nn.Module) -> bool:
-    return isinstance(module, TimeDistributed) and type(module.module) is nn.Linear
+    """A ``TimeDistributed`` linear layer (its weight parametrized too: ``analyze --qat``'s fake quantization
+    makes the layer a subclass of ``nn.Linear``)."""
+    return isinstance(module, TimeDistributed) and isinstance(module.module, nn.Linear)
 
 
 @dataclass
@@ -107,15 +109,18 @@ class AdaptiveSynapses:
                 e.mul_(rho - beta * slope).addcmul_(slope, pre[None])
 
     def add_corrections(self) -> None:
-        """Add the gathered corrections to the layers' ``.grad`` (after the batch's last backward)."""
+        """Backpropagate the gathered corrections from the layers' ``weight`` and ``bias`` (after the batch's last
+        backward): a parameter's ``.grad`` takes them, a parametrized weight's (fake quantization) passes them to
+        the parameter it is computed from, as the trace gradient of ``layers.trace_gradient`` does."""
         for layer, c in zip(self.layers, self.correction, strict=True):
             if c is None:
                 continue
             weight, bias = layer.module.weight, layer.module.bias
             n = weight.shape[1]
-            _accumulate(weight, c[:, :n])
-            if bias is not None:
-                _accumulate(bias, c[:, n])
+            pairs = [(weight, c[:, :n])] + ([(bias, c[:, n])] if bias is not None else [])
+            pairs = [(p, g) for p, g in pairs if p.requires_grad]
+            if pairs:
+                torch.autograd.backward([p for p, _ in pairs], [g.to(p.dtype) for p, g in pairs])
 
 
 def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
@@ -130,11 +135,6 @@ def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
     if layer.module.bias is None:
         return trace
     return torch.cat([trace, torch.full((len(trace), 1), c, dtype=weight.dtype, device=trace.device)], dim=1)
-
-
-def _accumulate(parameter: nn.Parameter, value: torch.Tensor) -> None:
-    value = value.to(parameter.dtype)
-    parameter.grad = value.clone() if parameter.grad is None else parameter.grad + value
 
 
 def adaptive_synapses(net: nn.Module) -> list[AdaptiveSynapses]:
