@@ -247,3 +247,28 @@ def test_eprop_trains_a_net_whose_weights_are_fake_quantized_as_analyze_qat_does
     for name, p in baked.named_parameters():
         name = name.replace(".weight", ".parametrizations.weight.original") if name.endswith("weight") else name
         torch.testing.assert_close(full_precision[name].grad, p.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_an_adaptive_neuron_fed_by_two_linear_layers_in_a_row_is_refused_in_one_line(recurrent):
+    """``Linear -> Linear -> alif``: the first layer's synapses reach the neuron through the second, so their
+    adaptation eligibility is not the second layer's; it was accepted and the first weight's gradient was 21% off
+    Bellec et al.'s reference."""
+    params = NeuronParams(decay=0.8)
+    first, neuron = TimeDistributed(nn.Linear(5, 4)), AdaptiveLIF(params)
+    hidden = RecurrentSpiking(TimeDistributed(nn.Linear(4, 4)), neuron, 4) if recurrent else nn.Sequential(
+        TimeDistributed(nn.Linear(4, 4)), neuron)
+    body = nn.Sequential(first, hidden, TimeDistributed(nn.Linear(4, 3)))
+    net = RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=2)
+    with pytest.raises(ConfigError, match=r"^train.temporal_grad=eprop keeps the eligibility of adaptive neurons "
+                                          r"\(alif\) fed straight by a linear layer .*reading spikes or the input\); "
+                                          r"this net feeds one otherwise: use method.neuron=lif or "
+                                          r"train.temporal_grad=bptt$"):
+        prepare_temporal_grad(net, "eprop", None, "stbp")
+
+
+def test_two_recurrent_adaptive_layers_in_a_row_are_each_paired():
+    arch = create_architecture("rsnn", num_classes=3, input_shape=(4,), hidden=[6, 5])
+    net = get_method("stbp", {"timesteps": 2, "encoder": "frames", "neuron": "alif", "readout": "membrane"}).build(arch)
+    assert [[m.module.weight.shape for m in s.layers] for s in adaptive_synapses(net)] == [
+        [(6, 4), (6, 6)], [(5, 6), (5, 5)]]

@@ -142,19 +142,24 @@ def adaptive_synapses(net: nn.Module) -> list[AdaptiveSynapses]:
     feed-forward and feedback weights, or the ``TimeDistributed`` linear layer that comes right before the neuron
     in the net's layers in order (``_in_order``; a spike-rate readout's neuron included). A one-line
     ``ConfigError`` for one fed otherwise (a convolution, a normalisation in between), whose eligibility per
-    synapse this module does not keep."""
-    found, before = [], None
+    synapse this module does not keep, and for a linear layer that reads another layer with parameters and no
+    spiking neuron between (``Linear -> Linear -> alif``): the first layer's adaptation eligibility would be
+    missing from its gradient."""
+    found, before, weighted = [], None, 0  # weighted: layers with parameters since the last spiking neuron
     for m in _in_order(net):
         if isinstance(m, RecurrentSpiking) and isinstance(m.neuron, AdaptiveLIF) and _linear(m.feedforward):
-            found.append(AdaptiveSynapses(m.neuron, (m.feedforward, m.recurrent)))
+            found.extend([AdaptiveSynapses(m.neuron, (m.feedforward, m.recurrent))] if weighted == 0 else [])
         elif isinstance(m, AdaptiveLIF) and _linear(before):
-            found.append(AdaptiveSynapses(m, (before,)))
+            found.extend([AdaptiveSynapses(m, (before,))] if weighted == 1 else [])
+        spiking = isinstance(m, RecurrentSpiking) or getattr(m, "is_spiking_neuron", False)
+        weighted = 0 if spiking else weighted + any(True for _ in m.parameters())
         before = m
     paired = {id(s.neuron) for s in found}
     if any(isinstance(m, AdaptiveLIF) and id(m) not in paired for m in net.modules()):
         raise ConfigError("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by "
-                          "a linear layer (a fully connected or recurrent layer with no normalisation between); this "
-                          "net feeds one otherwise: use method.neuron=lif or train.temporal_grad=bptt")
+                          "a linear layer (a fully connected or recurrent layer with no normalisation between, reading "
+                          "spikes or the input); this net feeds one otherwise: use method.neuron=lif or "
+                          "train.temporal_grad=bptt")
     return found
 
 
