@@ -272,3 +272,35 @@ def test_two_recurrent_adaptive_layers_in_a_row_are_each_paired():
     net = get_method("stbp", {"timesteps": 2, "encoder": "frames", "neuron": "alif", "readout": "membrane"}).build(arch)
     assert [[m.module.weight.shape for m in s.layers] for s in adaptive_synapses(net)] == [
         [(6, 4), (6, 6)], [(5, 6), (5, 5)]]
+
+
+def test_an_adaptive_neuron_per_position_after_a_position_wise_linear_layer_takes_its_eligibility_per_position():
+    """``[B, P, N] -> Linear(N, M) -> alif`` on each of P positions (weights shared): the eligibility is kept per
+    sample and position (it was a RuntimeError, tensor sizes 4 and 16), the gradient Bellec et al.'s reference's."""
+    torch.manual_seed(5)
+    params = NeuronParams(decay=0.8, threshold=0.5, reset="zero", surrogate="fast_sigmoid",
+                          surrogate_args={"k": SLOPE})
+    ff, out = nn.Linear(5, 4), nn.Linear(12, 3)  # frames [B, T, P=3, 1, N=5]
+    ff.weight.data.uniform_(-0.3, 1.0)
+    body = nn.Sequential(TimeDistributed(nn.Flatten(1, 2)), TimeDistributed(ff), AdaptiveLIF(params, 0.9, 0.6),
+                         TimeDistributed(nn.Flatten()), TimeDistributed(out))
+    net = RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=6).double().train()
+    y = _frames()[1]
+    frames = torch.rand(7, 6, 3, 1, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 1.5
+    named = {p: p.detach().clone().requires_grad_() for p in (ff.weight, ff.bias, out.weight, out.bias)}
+    v = a = None
+    loss = 0.0
+    for t in range(6):  # the stopped-gradient BPTT of the test above, each position a neuron of its own
+        h = frames[:, t, :, 0] @ named[ff.weight].T + named[ff.bias]  # [B, P, M]
+        h = h if v is None else 0.8 * v + h
+        theta = 0.5 if a is None else 0.5 + 0.6 * a
+        s = _Spike.apply(h - theta)
+        v, a = h - (h * s).detach(), s if a is None else 0.9 * a + s  # reset to zero, not differentiated
+        loss = loss + F.cross_entropy(s.flatten(1) @ named[out.weight].T + named[out.bias], y) / 6
+    loss.backward()
+    prepare_temporal_grad(net, "eprop", None, "stbp")
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    for p, copy in named.items():
+        assert copy.grad.abs().sum() > 0
+        torch.testing.assert_close(p.grad, copy.grad, rtol=1e-10, atol=1e-12)

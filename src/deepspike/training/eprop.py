@@ -28,8 +28,8 @@ hooks the correction onto the gradient arriving at the neuron's input, and folds
 from a constant input 1 (trace ``c_t``), so its ``epsa`` is the last column of the layer's. For a LIF neuron
 (``beta = 0``) nothing is added: e-prop is then the trace gradient alone.
 
-Memory: ``epsa`` holds ``M x B x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs), the
-same for every T.
+Memory: ``epsa`` holds ``M x B x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs; B times
+the P positions of a position-wise layer on ``[B, P, N]``), the same for every T.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def _linear(module: nn.Module) -> bool:
 @dataclass
 class AdaptiveSynapses:
     """The ``TimeDistributed`` linear layers feeding one adaptive neuron, and one batch's ``epsa`` per layer
-    (``[M, B, N + 1]`` with a bias, ``[M, B, N]`` without; None before the first step), the correction each
+    (``[M, B, N + 1]`` with a bias, ``[M, B, N]`` without, ``B`` the samples times the positions of a position-wise
+    layer on ``[B, P, N]``; None before the first step), the correction each
     layer's ``[weight | bias]`` gradient has gathered (``[M, N (+ 1)]``), and the last step's ``(psi_t, eps_t)``
     not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``)."""
 
@@ -86,14 +87,17 @@ class AdaptiveSynapses:
             self._advance(*self.pending)
         if x.requires_grad and any(e is not None for e in self.eligibility):
             x.register_hook(self._correct)
-        self.pending = (self.neuron.slope(x[0], self.neuron.carried()), [_presynaptic(m) for m in self.layers])
+        psi = self.neuron.slope(x[0], self.neuron.carried()).flatten(0, -2)  # [B (x positions), M]
+        self.pending = (psi, [_presynaptic(m) for m in self.layers])
 
     def _correct(self, g: torch.Tensor) -> None:
-        """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]``: one batched product
-        over the neurons, ``[M, 1, B] @ [M, B, N (+ 1)]``."""
+        """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]`` (``[1, B, P, M]``
+        position-wise, each position's neurons their own): one batched product over the neurons,
+        ``[M, 1, B] @ [M, B, N (+ 1)]``."""
         for i, e in enumerate(self.eligibility):
             if e is not None:
-                c = torch.bmm(g[0].T.to(e.dtype)[:, None, :], e)[:, 0] * -self.neuron.adapt_scale  # [M, N (+ 1)]
+                g_t = g[0].flatten(0, -2).T.to(e.dtype)[:, None, :]  # [M, 1, B (x positions)]
+                c = torch.bmm(g_t, e)[:, 0] * -self.neuron.adapt_scale  # [M, N (+ 1)]
                 self.correction[i] = c if self.correction[i] is None else self.correction[i] + c
 
     def _advance(self, psi: torch.Tensor, presynaptic: list[torch.Tensor]) -> None:
@@ -124,14 +128,14 @@ class AdaptiveSynapses:
 
 
 def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
-    """The layer's trace ``eps_t [B, N]`` of this step, with the bias's ``c_t`` as a last column when it has a
-    bias, in the weight's dtype."""
+    """The layer's trace ``eps_t [B, N]`` of this step (``[B * P, N]`` for a position-wise layer on ``[B, P, N]``),
+    with the bias's ``c_t`` as a last column when it has a bias, in the weight's dtype."""
     carried = layer.presynaptic_trace()
     if carried is None:
         raise RuntimeError("e-prop reads a synaptic layer's presynaptic trace before the layer ran with traces")
     trace, c = carried
     weight = layer.module.weight
-    trace = trace.to(weight.dtype).flatten(1)
+    trace = trace.to(weight.dtype).flatten(0, -2)
     if layer.module.bias is None:
         return trace
     return torch.cat([trace, torch.full((len(trace), 1), c, dtype=weight.dtype, device=trace.device)], dim=1)
