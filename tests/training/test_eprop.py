@@ -19,7 +19,7 @@ from deepspike.analysis.quantize import add_fake_quantization, remove_fake_quant
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
-from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
@@ -304,3 +304,55 @@ def test_an_adaptive_neuron_per_position_after_a_position_wise_linear_layer_take
     for p, copy in named.items():
         assert copy.grad.abs().sum() > 0
         torch.testing.assert_close(p.grad, copy.grad, rtol=1e-10, atol=1e-12)
+
+
+def _deep_net(spike_readout, reset):
+    """Frames [B, T, 5] -> Linear(5 -> 4) -> alif -> Linear(4 -> 4) -> alif -> Linear(4 -> 3) -> a membrane
+    readout, or a third alif whose spike rate is the readout."""
+    torch.manual_seed(5)
+    params = NeuronParams(decay=0.8, threshold=0.5, reset=reset, surrogate="fast_sigmoid", surrogate_args={"k": SLOPE})
+    layers = [nn.Linear(5, 4), nn.Linear(4, 4), nn.Linear(4, 3)]
+    for lin in layers[:2]:
+        lin.weight.data.uniform_(-0.3, 1.0)
+    body = nn.Sequential(TimeDistributed(layers[0]), AdaptiveLIF(params, 0.9, 0.6), TimeDistributed(layers[1]),
+                         AdaptiveLIF(params, 0.9, 0.6), TimeDistributed(layers[2]))
+    readout = SpikeRateReadout(AdaptiveLIF(params, 0.9, 0.6)) if spike_readout else MembraneReadout()
+    return RateNetwork(FrameEncoder(), body, readout, timesteps=6).double().train(), layers
+
+
+def _deep_reference(net, layers, frames, y, own):
+    """The stopped-gradient BPTT of ``_reference_gradients`` for a stack of alif layers: the spikes pass the
+    gradient on at their own step, only neuron ``own``'s state keeps it through time (the one its layer feeds)."""
+    neurons = [m for m in net.modules() if isinstance(m, AdaptiveLIF)]
+    named = {p: p.detach().clone().requires_grad_() for lin in layers for p in (lin.weight, lin.bias)}
+    state, loss = [(None, None)] * len(neurons), 0.0
+    for t in range(frames.shape[1]):
+        z = frames[:, t]
+        for i, lin in enumerate(layers):
+            z = z @ named[lin.weight].T + named[lin.bias]
+            if i < len(neurons):
+                v, a = (s if i == own or s is None else s.detach() for s in state[i])
+                h = z if v is None else 0.8 * v + z
+                theta = 0.5 if a is None else 0.5 + 0.6 * a
+                z = _Spike.apply(h - theta)
+                reset = theta * z if neurons[i].fixed.reset == "subtract" else h * z
+                state[i] = (h - reset.detach(), z if a is None else 0.9 * a + z)
+        loss = loss + F.cross_entropy(z, y) / frames.shape[1]
+    loss.backward()
+    return named[layers[own].weight].grad, named[layers[own].bias].grad
+
+
+@pytest.mark.parametrize("spike_readout", [False, True])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_two_adaptive_layers_and_an_adaptive_output_take_the_reference_gradients(spike_readout, reset):
+    """The lower layer's learning signal comes through the upper neurons at the same step (their slope), its
+    eligibility through its own neurons' state; a spike-rate readout's alif is paired with the output layer."""
+    net, layers = _deep_net(spike_readout, reset)
+    frames, y = _frames()
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    for own, lin in enumerate(layers):
+        weight, bias = _deep_reference(net, layers, frames, y, own)
+        assert weight.abs().sum() > 0
+        torch.testing.assert_close(lin.weight.grad, weight, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(lin.bias.grad, bias, rtol=1e-10, atol=1e-12)
