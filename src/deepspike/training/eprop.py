@@ -4,7 +4,8 @@ E-prop (Bellec et al., "A solution to the learning dilemma for recurrent network
 Commun. 11:3625, 2020) trains online: the weight gradient of synapse ``i -> j`` is ``sum_t L_j^t e_ji^t``, the
 learning signal ``L_j^t = dE_t/ds_j^t`` of step t (through the readout, not through time) times the synapse's
 eligibility trace ``e_ji^t = ds_j^t/dW_ji`` taken through the neuron's own state only. The reset is not
-differentiated (as in the paper). In our neurons (``neurons.adaptive``: ``h_t = k v_{t-1} + x_t``,
+differentiated (as in the paper, whose neurons reset by subtraction; a reset to zero then keeps the inputs from
+before it in the traces, as OTTT's does). In our neurons (``neurons.adaptive``: ``h_t = k v_{t-1} + x_t``,
 ``theta_t = th + beta a_{t-1}``, ``a_t = rho a_{t-1} + s_t``; ``x_t = W p_t``, ``p_t`` the presynaptic values)::
 
     eps_t  = k eps_{t-1} + p_t                          the presynaptic trace dh_t/dW (``layers.trace_gradient``)
