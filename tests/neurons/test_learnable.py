@@ -165,3 +165,19 @@ def test_a_per_neuron_layer_given_another_shape_is_a_one_line_error():
     with pytest.raises(ConfigError, match=r"per-neuron neuron of shape \(4, 2\) got input \(3, 1, 4, 3\) "
                                           r"\(expected \[T, B, 4, 2\]\)"):
         m(torch.zeros(3, 1, 4, 3))
+
+
+def test_a_float64_neuron_runs_its_fixed_decay_and_threshold_in_float64():
+    """The fixed decay was a float32 tensor: a float64 net ran k = 0.800000012 (and th = 0.600000024) where OTTT's
+    and e-prop's traces used 0.8. A plain float64 loop of the LIF (reset by subtraction) is the reference."""
+    params = NeuronParams(decay=0.8, threshold=0.6, reset="subtract")
+    m = LearnableLIF(params, learn_decay=False, learn_threshold=False).double()
+    x = torch.rand(40, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    v, membranes = torch.zeros(3, 5, dtype=torch.float64), []
+    for x_t in x:
+        h = 0.8 * v + x_t
+        v = h - 0.6 * (h >= 0.6).double()
+        membranes.append(v)
+    with temporal_carry(m):
+        m(x)
+        torch.testing.assert_close(m.state, membranes[-1], rtol=0, atol=1e-14)

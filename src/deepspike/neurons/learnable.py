@@ -89,16 +89,18 @@ class LearnableLIF(CarriesState, ReportsSpikes, nn.Module):
                               f"(expected [T, B, {self.channels}, ...])")
         return p if p.dim() == 0 else p.view(self.channels, *([1] * (x.dim() - 3)))
 
-    def decay(self) -> torch.Tensor:
-        """``k = 1 - sigmoid(w)`` (learnt) or the fixed ``params.decay``, as a tensor."""
-        return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.fixed.decay)
+    def decay(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``k = 1 - sigmoid(w)`` (learnt) or the fixed ``params.decay``, as a tensor (a fixed one in ``dtype``)."""
+        return 1.0 - torch.sigmoid(self.w) if self.w is not None else torch.tensor(self.fixed.decay, dtype=dtype)
 
     def decay_and_threshold(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(k, th)`` for ``x [T, B, ...]``, each ``()`` or ``[C, 1, ..., 1]`` (``learnable_multistep``'s form),
-        carrying the gradients to ``w`` and the threshold parameter."""
-        k = self._shaped(self.decay().to(x.device), x)
+        carrying the gradients to ``w`` and the threshold parameter. Fixed values are float64 for a float64 ``x``
+        (a float32 0.8 is 0.800000012), float32 otherwise (the state of a low-precision input is float32)."""
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        k = self._shaped(self.decay(dtype).to(x.device), x)
         th = self._shaped(self.threshold if self.threshold is not None else
-                          torch.tensor(self.fixed.threshold, device=x.device), x)
+                          torch.tensor(self.fixed.threshold, dtype=dtype, device=x.device), x)
         return k, th
 
     @property
