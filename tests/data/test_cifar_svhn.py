@@ -180,3 +180,27 @@ def test_cifar_pickles_that_repeat_one_object_are_refused_before_numpy_expands_t
     (folder / "data_batch_3").write_bytes(raw)
     with pytest.raises(DataCorruptError, match=f"^cifar10: .*data_batch_3.*{message}"):
         load_dataset("cifar10", data_dir=tmp_path)
+
+
+def test_svhn_reads_only_x_and_y_of_the_file(tmp_path, monkeypatch):
+    """Every variable of the .mat file was read (memory for data the loader never uses: a file may hold more than
+    X and y); now only X and y are."""
+    import scipy.io
+
+    write_svhn(tmp_path / "train_32x32.mat", [1, 2])
+    write_svhn(tmp_path / "test_32x32.mat", [3])
+    extra = scipy.io.loadmat(tmp_path / "train_32x32.mat")
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {**{k: v for k, v in extra.items() if not k.startswith("__")},
+                                                     "big": np.zeros((1000, 1000))})
+    held = []
+    loadmat = scipy.io.loadmat
+
+    def reading(path, **kw):
+        mat = loadmat(path, **kw)
+        held.append({k for k in mat if not k.startswith("__")})  # the variables read into memory
+        return mat
+
+    monkeypatch.setattr(scipy.io, "loadmat", reading)
+    data = load_dataset("svhn", data_dir=tmp_path)
+    assert data.train.y.tolist() == [1, 2]
+    assert held == [{"X", "y"}, {"X", "y"}]  # before: {"X", "y", "big"} for the train file

@@ -29,7 +29,7 @@ def read_mat(path: Path) -> TensorDataset:
     from scipy.io import loadmat
 
     try:
-        mat = loadmat(path)
+        mat = loadmat(path, variable_names=("X", "y"))  # another variable of the file is never read
     except Exception as e:  # scipy raises ValueError, TypeError, OSError... for a bad file
         raise DataCorruptError(f"svhn: cannot read {path} as a MATLAB file: {paths.one_line(e)}") from e
     if "X" not in mat or "y" not in mat:
