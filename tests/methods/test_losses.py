@@ -34,3 +34,13 @@ def test_mse_count_is_snntorchs_mse_count_loss(correct, incorrect):
     ours.backward()
     theirs.backward()
     assert torch.allclose(ours_s.grad, theirs_s.grad)
+
+
+def test_mse_count_counts_bfloat16_spikes_exactly_past_256_steps():
+    """Under bf16 autocast the spikes are bfloat16 and their sum over T was too: 301 spikes counted 300 (bfloat16
+    has 8 significant bits), so the loss of a net that fired every step was that of one firing 300 times."""
+    spikes = torch.ones(301, 1, 2, dtype=torch.bfloat16)
+    target = torch.tensor([0])
+    exact = mse_count_loss(spikes.float(), target, 1.0, 0.0)  # counts 301 and 301, wanted 301 and 0
+    assert exact.item() == pytest.approx(301 ** 2 / 2 / 301)
+    assert mse_count_loss(spikes, target, 1.0, 0.0).item() == pytest.approx(exact.item(), rel=1e-6)

@@ -54,7 +54,8 @@ def mse_count_loss(outputs: torch.Tensor, target: torch.Tensor, correct_rate: fl
     (``int(T * rate)``); here they are ``T * rate`` exactly (the same where that is a whole number).
     """
     if outputs.dim() == 3:
-        steps, counts = outputs.shape[0], outputs.sum(dim=0)  # [T, B, K] -> [B, K]
+        steps = outputs.shape[0]  # [T, B, K] -> counts [B, K], summed in float32 at least: bfloat16 (autocast)
+        counts = outputs.sum(dim=0, dtype=torch.promote_types(outputs.dtype, torch.float32))  # rounds from 256 on
     elif steps is None:
         raise ConfigError("mse_count needs the spikes [T, B, K] or the number of steps T of the rates [B, K]")
     else:
