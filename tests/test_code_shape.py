@@ -26,6 +26,7 @@ LAZY_KERNELS = {
     ("neurons/fused_learnable.py", "deepspike.neurons.fused_learnable_triton"),
     ("neurons/fused_psn.py", "deepspike.neurons.psn_kernels"),
     ("neurons/spikebp_lif.py", "deepspike.neurons.spikebp_kernels"),
+    ("training/eprop.py", "deepspike.training.eprop_kernels"),
 }
 
 
@@ -41,7 +42,8 @@ def _imported(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [a.name for a in node.names]
     if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-        package = node.module in ("deepspike.neurons", "deepspike.layers")  # "from package import kernel_module"
+        package = node.module in ("deepspike.neurons", "deepspike.layers", "deepspike.training")  # "from package
+        # import kernel_module"
         return [f"{node.module}.{a.name}" if package else node.module for a in node.names]
     return []
 

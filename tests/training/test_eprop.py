@@ -356,3 +356,26 @@ def test_two_adaptive_layers_and_an_adaptive_output_take_the_reference_gradients
         assert weight.abs().sum() > 0
         torch.testing.assert_close(lin.weight.grad, weight, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(lin.bias.grad, bias, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_the_one_pass_kernel_gives_the_torch_steps_gradients(recurrent, monkeypatch):
+    """``training.eprop_kernels`` (numba: correction and eligibility update in one pass) against the torch form
+    (``DEEPSPIKE_FUSED=0``), float32, with a bias column, and checked to have run."""
+    pytest.importorskip("numba")
+    from deepspike.training import eprop_kernels
+
+    runs = []
+    kernel = eprop_kernels.correct_and_advance
+    monkeypatch.setattr(eprop_kernels, "correct_and_advance", lambda *a: runs.append(1) or kernel(*a))
+    frames, y = _frames()
+    grads = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv("DEEPSPIKE_FUSED", switch)
+        net = _net(recurrent).float()
+        net.zero_grad()
+        online_step(net, net, CrossEntropyMethod(), frames.float(), y, "eprop")
+        grads[switch] = [p.grad.clone() for p in net.parameters()]
+    assert runs  # the kernel ran with the switch on
+    for fused, plain in zip(grads["1"], grads["0"], strict=True):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)

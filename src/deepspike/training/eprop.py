@@ -43,10 +43,12 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.threads import run_numba_kernel
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.trace_gradient import TRACE_LAYERS
 from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.fused import fused_available, load_once
 
 
 def _linear(module: nn.Module) -> bool:
@@ -94,22 +96,41 @@ class AdaptiveSynapses:
     def _correct(self, g: torch.Tensor) -> None:
         """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]`` (``[1, B, P, M]``
         position-wise, each position's neurons their own): one batched product over the neurons,
-        ``[M, 1, B] @ [M, B, N (+ 1)]``."""
+        ``[M, 1, B] @ [M, B, N (+ 1)]``; on the CPU with numba, fused with the step's ``_advance`` into one pass
+        over ``epsa`` (``training.eprop_kernels``)."""
+        if self._correct_and_advance(g[0].flatten(0, -2)):
+            return
         for i, e in enumerate(self.eligibility):
             if e is not None:
                 g_t = g[0].flatten(0, -2).T.to(e.dtype)[:, None, :]  # [M, 1, B (x positions)]
                 c = torch.bmm(g_t, e)[:, 0] * -self.neuron.adapt_scale  # [M, N (+ 1)]
                 self.correction[i] = c if self.correction[i] is None else self.correction[i] + c
 
+    def _correct_and_advance(self, g: torch.Tensor) -> bool:
+        """``_correct`` and the pending ``_advance`` of this step in one numba pass per layer, when every tensor is
+        a dense CPU float32 / float64 one of ``epsa``'s dtype and numba is on; returns whether it ran."""
+        if self.pending is None or not _kernel_runs(self.eligibility):
+            return False
+        psi, presynaptic = self.pending
+        kernels, dtype = load_once(_KERNELS, _load_kernels), self.eligibility[0].dtype
+        g, psi = g.detach().to(dtype).contiguous().numpy(), psi.to(dtype).contiguous().numpy()
+        for i, (e, pre) in enumerate(zip(self.eligibility, presynaptic, strict=True)):
+            if self.correction[i] is None:
+                self.correction[i] = e.new_zeros(e.shape[0], e.shape[2])
+            run_numba_kernel(kernels.correct_and_advance, e.numpy(), g, psi, pre.to(dtype).contiguous().numpy(),
+                             self.neuron.adapt_decay, self.neuron.adapt_scale, self.correction[i].numpy())
+        self.pending = None  # folded in: the next step starts from epsa_t
+        return True
+
     def _advance(self, psi: torch.Tensor, presynaptic: list[torch.Tensor]) -> None:
         """``epsa_t = (rho - beta psi_t) epsa_{t-1} + psi_t eps_t`` for each layer, in place (two passes), held
         neuron-major ``[M, B, N (+ 1)]`` so that ``_correct`` reads it without a copy."""
         rho, beta = self.neuron.adapt_decay, self.neuron.adapt_scale
         for i, pre in enumerate(presynaptic):  # [B, N (+ 1)]
-            slope = psi.T.to(pre.dtype)[:, :, None]  # [M, B, 1]
+            slope = psi.T.to(pre.dtype).contiguous()[:, :, None]  # [M, B, 1], neuron-major in memory
             e = self.eligibility[i]
             if e is None:
-                self.eligibility[i] = slope * pre[None]
+                self.eligibility[i] = slope * pre[None]  # contiguous [M, B, N (+ 1)], as slope is
             else:
                 e.mul_(rho - beta * slope).addcmul_(slope, pre[None])
 
@@ -126,6 +147,26 @@ class AdaptiveSynapses:
             pairs = [(p, g) for p, g in pairs if p.requires_grad]
             if pairs:
                 torch.autograd.backward([p for p, _ in pairs], [g.to(p.dtype) for p, g in pairs])
+
+
+_KERNELS: list = []  # [eprop_kernels] once imported, [None] without numba
+
+
+def _load_kernels():
+    from deepspike.training import eprop_kernels
+
+    return eprop_kernels
+
+
+def _kernel_runs(eligibility: list[torch.Tensor | None]) -> bool:
+    """Whether ``training.eprop_kernels`` takes these ``epsa``: all present, contiguous CPU float32 / float64 of
+    one dtype, the fused kernels switched on (``DEEPSPIKE_FUSED``) and numba importable."""
+    if any(e is None for e in eligibility):
+        return False
+    dtypes = {e.dtype for e in eligibility}
+    dense = all(e.device.type == "cpu" and e.is_contiguous() for e in eligibility)
+    return (dense and len(dtypes) == 1 and dtypes <= {torch.float32, torch.float64} and fused_available()
+            and load_once(_KERNELS, _load_kernels) is not None)
 
 
 def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
