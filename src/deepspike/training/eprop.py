@@ -20,14 +20,14 @@ detached (``training.temporal_grad``), gives the neuron's input gradient ``g_t =
 
 The first term is the trace gradient every synaptic layer takes in the online modes (the layers after the last
 spiking neuron, which feed the readout, take the step's own input: the readout of a step keeps no state, so
-their synapses' eligibility is their input); this module adds the
-second for the layers that feed an ``AdaptiveLIF`` directly (a ``TimeDistributed`` linear layer right before
-it, or a recurrent layer's feed-forward and feedback weights), on forward pre-hooks of the neuron: at step t it
-reads ``psi_t`` from the neuron (``AdaptiveLIF.slope``) and ``eps_t`` from the layers (their carried traces),
-hooks the correction onto the gradient arriving at the neuron's input, and folds ``(psi_t, eps_t)`` into
-``epsa`` in place at the next step, once this step's backward has read ``epsa_{t-1}``. A bias is a synapse
-from a constant input 1 (trace ``c_t``), so its ``epsa`` is the last column of the layer's. For a LIF neuron
-(``beta = 0``) nothing is added: e-prop is then the trace gradient alone.
+their synapses' eligibility is their input); this module adds the second for the layers that feed an
+``AdaptiveLIF`` directly (a ``TimeDistributed`` linear layer right before it, or a recurrent layer's feed-forward
+and feedback weights), on forward pre-hooks of the neuron: at step t it reads ``psi_t`` from the neuron
+(``AdaptiveLIF.slope``) and ``eps_t`` from the layers (their carried traces), hooks the correction onto the
+gradient arriving at the neuron's input, and folds ``(psi_t, eps_t)`` into ``epsa`` in place once the correction
+has read ``epsa_{t-1}``: in the same numba pass on the CPU (``training.eprop_kernels``), else at the next step. A
+bias is a synapse from a constant input 1 (trace ``c_t``), so its ``epsa`` is the last column of the layer's. For
+a LIF neuron (``beta = 0``) nothing is added: e-prop is then the trace gradient alone.
 
 Memory: ``epsa`` holds ``M x B x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs; B times
 the P positions of a position-wise layer on ``[B, P, N]``), the same for every T.
