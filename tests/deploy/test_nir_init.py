@@ -463,3 +463,35 @@ def test_a_file_that_says_how_its_net_read_its_input_needs_a_recipe_that_reads_i
     with pytest.raises(ConfigError, match="read standardised images .* set data.normalize=true$"):
         build_new_run(load_config(None, recipe), torch.device("cpu"))
     build_new_run(load_config(None, [*recipe, "data.normalize=true"]), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("changed, message", [
+    ({"bipolar_scale": 2.0}, r"coded its input with bipolar_scale 2, the recipe's net with 1 \(no method key sets "
+                             r"it\)$"),
+    ({"bipolar_value": 2.0, "bipolar_scale": 2.0}, r"bipolar_scale 2, the recipe's net with 1"),
+])
+def test_a_bipolar_file_read_at_another_input_scale_is_refused(tmp_path, changed, message):
+    """A file whose net read ``sign(x) 1[|x| / c > U_t]`` with c = 2 (a spikebp ``method.input_scale=2`` export, a
+    converted net's ``input_scale``) started an stbp recipe that reads c = 1 silently: twice the input rate."""
+    graph = to_nir(_net(encoder="bipolar"), (1, 8, 8))
+    graph.metadata.update(changed)
+    path = write_nir(graph, tmp_path / "scaled.nir")
+    with pytest.raises(ConfigError, match=message):
+        start_from_nir(path, _net(encoder="bipolar"))
+    plain = write_nir(to_nir(_net(encoder="bipolar"), (1, 8, 8)), tmp_path / "plain.nir")
+    start_from_nir(plain, _net(encoder="bipolar"))
+
+
+def test_a_population_or_delta_file_coded_with_other_settings_names_the_key_to_set(tmp_path):
+    """The population encoder's range and the delta encoder's threshold were not compared with the recipe's: a
+    file coded with population_high 2 started a recipe coding with 1 silently."""
+    net = _file_weights(_net(encoder="population", population_size=2, population_high=2.0))
+    path = write_nir(to_nir(net, (2, 8, 8)), tmp_path / "population.nir")
+    with pytest.raises(ConfigError, match=r"coded its input with population_high 2, the recipe's net with 1: set "
+                                          r"method.population_high=2$"):
+        start_from_nir(path, _net(encoder="population", population_size=2))
+    start_from_nir(path, _net(encoder="population", population_size=2, population_high=2.0))
+    delta = _file(tmp_path, _net(encoder="delta", delta_threshold=0.2), "delta.nir")
+    with pytest.raises(ConfigError, match=r"delta_threshold 0.2, the recipe's net with 0.1: set "
+                                          r"method.delta_threshold=0.2$"):
+        start_from_nir(delta, _net(encoder="delta", delta_threshold=0.1))

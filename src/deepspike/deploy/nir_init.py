@@ -53,6 +53,10 @@ from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.synaptic import SynapticLIF
 
 SKIPPED = (nn.Dropout, TimeFixedDropout, nn.Identity)
+METHOD_KEYS = ("delta_threshold", "delta_mode", "delta_off_spikes", "population_size", "population_low",
+               "population_high", "population_width", "population_spikes")
+"""The coding settings ``encoder_options`` writes that a recipe sets (``method.<key>``, ``methods.stbp``)."""
+CODING_KEYS = ("bipolar_scale", "bipolar_value", *METHOD_KEYS)
 
 
 def start_from_nir(path: str | Path, model: nn.Module, config: Any = None) -> None:
@@ -98,6 +102,41 @@ def _check_input(meta: dict, info: dict, config: Any, path) -> None:
     if meta.get("input_mean") is not None and config is not None and not config.data.normalize:
         raise ConfigError(f"method.init_from: {path}'s net read standardised images (metadata input_mean), the "
                           "recipe's raw ones: set data.normalize=true")
+    _check_coding_options(meta, info, path)
+
+
+def _check_coding_options(meta: dict, info: dict, path) -> None:
+    """A one-line ``ConfigError`` when the file states a setting of its input coding (``encoder_options``: a bipolar
+    encoder's scale ``c`` of ``sign(x) 1[|x| / c > U_t]`` and spike value, a population's range and width, a delta
+    threshold) that the recipe's net, coding its input the same way, sets otherwise: the net would read other spikes
+    (a spikebp ``method.input_scale=2`` file started an stbp recipe reading ``|x| / 1``, twice the rate)."""
+    for key in CODING_KEYS:
+        if key not in meta or key not in info:
+            continue
+        theirs, ours = _coding_value(meta[key]), _coding_value(info[key])
+        if _number(meta[key]) is not None and _number(info[key]) is not None:
+            same = bool(np.isclose(_number(meta[key]), _number(info[key]), rtol=RTOL))
+        else:
+            same = theirs == ours
+        if not same:
+            hint = f": set method.{key}={theirs}" if key in METHOD_KEYS else " (no method key sets it)"
+            raise ConfigError(f"method.init_from: {path}'s net coded its input with {key} {theirs}, the recipe's net "
+                              f"with {ours}{hint}")
+
+
+def _number(value: Any) -> float | None:
+    """``value`` (metadata: a Python or NumPy number, maybe a 0-d array) as a finite float; None for anything else."""
+    try:
+        number = float(np.asarray(value).item()) if np.asarray(value).ndim == 0 else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _coding_value(value: Any) -> str:
+    """A metadata value as a message shows it (a number with ``g``, anything else as text, at most 40 characters)."""
+    number = _number(value)
+    return f"{number:g}" if number is not None else str(value)[:40]
 
 
 def _check_vote(meta: dict, info: dict, theirs: list, ours: list, path) -> None:
