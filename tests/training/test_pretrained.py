@@ -243,3 +243,19 @@ def test_accuracy_on_takes_float64_images_and_int32_labels_as_the_float32_and_in
     labels = torch.tensor(sample["labels"][:50], dtype=torch.long)
     expected = accuracy_on("stbp_fmnist", images.float(), labels)
     assert accuracy_on("stbp_fmnist", images, labels.int()) == expected > 0.5
+
+
+def test_accuracy_on_reads_float8_images_and_unsigned_labels_torch_has_no_min_of():
+    """torch has no min/max of float8 or uint16/32/64 tensors: such images or labels were a NotImplementedError
+    traceback ('"min_all" not implemented for 'UInt32'') of the value check instead of a score or a one-line error."""
+    sample = np.load(SAMPLE, allow_pickle=False)
+    images = torch.tensor(sample["images"][:50], dtype=torch.float32).unsqueeze(1) / 255.0
+    labels = torch.tensor(sample["labels"][:50], dtype=torch.long)
+    coarse = images.to(torch.float8_e4m3fn)
+    expected = accuracy_on("stbp_fmnist", coarse.float(), labels)
+    assert accuracy_on("stbp_fmnist", coarse, labels.to(torch.uint32)) == expected > 0.5
+    assert accuracy_on("stbp_fmnist", images, labels.to(torch.uint16)) == accuracy_on("stbp_fmnist", images, labels)
+    with pytest.raises(ConfigError, match=r"labels must be class indices in \[0, 10\), got values in \[12, 12\]$"):
+        accuracy_on("stbp_fmnist", images, torch.full((50,), 12, dtype=torch.uint64))
+    with pytest.raises(ConfigError, match=r"takes images in \[0, 1\], got values in \[2, 2\]$"):
+        accuracy_on("stbp_fmnist", torch.full_like(images, 2.0).to(torch.float8_e5m2), labels)

@@ -188,32 +188,36 @@ def accuracy_on(name: str, images: torch.Tensor, labels: torch.Tensor, batch: in
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(images),):
         raise ConfigError(f"pretrained {name!r}: labels must be one per image, [{len(images)}], got "
                           f"{list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
-    _check_values(name, card, images, labels)
+    images, labels = _checked_values(name, card, images, labels)
     config, method, model = load_pretrained(name)
-    x = preprocess(card, images.float())
-    labels = labels.long()  # int32 or uint8 class indices: the losses take int64
+    x = preprocess(card, images)
     batches = [(x[i:i + batch], labels[i:i + batch]) for i in range(0, len(labels), batch)]
     return evaluate(model, method, batches, precision=autocast_dtype(config.train.precision))["accuracy"]
 
 
-def _check_values(name: str, card: dict[str, Any], images: torch.Tensor, labels: torch.Tensor) -> None:
-    """A one-line ``ConfigError`` unless ``images`` are floating-point numbers in [0, 1] (NaN images scored an
-    accuracy of 1.0 against labels 0, images in [0, 255] were scored silently, uint8 or float64 images stopped in a
-    RuntimeError of the first layer) and ``labels`` are class indices: integers in [0, num_classes) (float labels
-    or a label of 99 were a RuntimeError or IndexError of the loss)."""
+def _checked_values(name: str, card: dict[str, Any], images: torch.Tensor,
+                    labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images as float32, labels as int64)``; a one-line ``ConfigError`` unless ``images`` are floating-point
+    numbers in [0, 1] (NaN images scored an accuracy of 1.0 against labels 0, images in [0, 255] were scored silently,
+    uint8 or float64 images stopped in a RuntimeError of the first layer) and ``labels`` are class indices: integers
+    in [0, num_classes) (float labels or a label of 99 were a RuntimeError or IndexError of the loss). The values are
+    read after the casts: torch has no min or max of float8 or of uint16/32/64 (a NotImplementedError traceback)."""
     if not images.is_floating_point():
         raise ConfigError(f"pretrained {name!r} takes floating-point images in [0, 1], got {images.dtype} (uint8 "
                           "images: divide by 255)")
-    low, high = images.min().item(), images.max().item()
+    x = images.float()
+    low, high = x.min().item(), x.max().item()
     if not 0 <= low <= high <= 1:  # NaN fails every comparison
-        shown = "NaN" if images.isnan().any() else f"values in [{low:g}, {high:g}]"
+        shown = "NaN" if x.isnan().any() else f"values in [{low:g}, {high:g}]"
         raise ConfigError(f"pretrained {name!r} takes images in [0, 1], got {shown}")
     classes = card["num_classes"]
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ConfigError(f"pretrained {name!r}: labels must be class indices (an integer tensor), got {labels.dtype}")
-    if labels.min().item() < 0 or labels.max().item() >= classes:
+    y = labels.long()  # int32, uint8 or uint64 class indices: the losses take int64 (a uint64 past 2^63 goes negative)
+    if y.min().item() < 0 or y.max().item() >= classes:
         raise ConfigError(f"pretrained {name!r}: labels must be class indices in [0, {classes}), got values in "
-                          f"[{labels.min().item()}, {labels.max().item()}]")
+                          f"[{y.min().item()}, {y.max().item()}]")
+    return x, y
 
 
 def check_pretrained(name: str, tolerance: float = 0.001) -> dict[str, Any]:
