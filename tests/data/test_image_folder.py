@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepspike.core.errors import DataCorruptError
 from deepspike.data import load_dataset
 from deepspike.data.image_folder import load_image
 
@@ -33,3 +34,29 @@ def test_an_image_folder_of_16_bit_pngs_reads_their_grey_levels(tmp_path):
     expected = GREY8 / 255.0
     for x in (splits.train.x, splits.test.x):
         np.testing.assert_allclose(x[:, 0].numpy(), np.broadcast_to(expected, (2, 2, 4)), rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("values, dtype, message", [
+    ([[0, 4000], [32896, 65535]], np.int32, r"mode I \(32-bit integer grey\) holds values in \[0, 65535\]"),
+    ([[0, -4000], [32000, -32768]], np.int16, r"mode I \(32-bit integer grey\) holds values in \[-32768, 32000\]"),
+    ([[0, 0.25], [0.5, 1.0]], np.float32, r"mode F \(32-bit float grey\) holds values in \[0, 1\]"),
+])
+def test_a_32_bit_or_float_image_that_is_no_8_bit_grey_is_refused_not_clipped(tmp_path, values, dtype, message):
+    """Pillow opens 32-bit integer and int16 TIFFs in mode ``I`` and float ones in mode ``F``, and its ``convert``
+    clips to [0, 255] and rounds: an int32 image of 16-bit levels came out white above 255 (as ``I;16`` did before
+    its fix) and a float image in [0, 1] black (0.25 -> 0, 1.0 -> 1 of 255), silently. Now such an image is one line
+    naming the file; one whose values are whole grey levels in [0, 255] reads as they are."""
+    path = tmp_path / "g.tif"
+    Image.fromarray(np.array(values, dtype=dtype)).save(path)
+    tail = r"convert it to 8 bits \(or 16-bit unsigned grey\); remove or replace it$"
+    pattern = rf"^cannot decode image {path}: Pillow {message}, not 8-bit grey .*: {tail}"
+    with pytest.raises(DataCorruptError, match=pattern):
+        load_image(path, (2, 2), grayscale=True)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_a_32_bit_or_float_image_of_8_bit_levels_reads_them(tmp_path, dtype):
+    path = tmp_path / "g.tif"
+    Image.fromarray(GREY8.astype(dtype)).save(path)
+    np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=True)[:, :, 0], GREY8)
+    np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=False), np.repeat(GREY8[:, :, None], 3, axis=2))

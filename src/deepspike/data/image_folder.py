@@ -100,15 +100,36 @@ def select_classes(found: dict[str, list[Path]], classes: Sequence[str] | None, 
     return {c: found[c] for c in classes}
 
 
+WIDE_MODES = {"I": "32-bit integer", "F": "32-bit float"}
+"""Pillow's grey modes of no fixed range (int32 and int16 TIFFs open as ``I``, float ones as ``F``): its ``convert``
+clips them to [0, 255] and rounds, so ``load_image`` reads them only when they hold 8-bit grey levels."""
+
+
+def _grey_levels(values: np.ndarray, mode: str) -> np.ndarray:
+    """``values [H, W]`` of a ``WIDE_MODES`` image as uint8 when every one is a whole number in [0, 255], else a
+    ``ValueError`` (``load_image``'s one-line ``DataCorruptError`` naming the file): 16-bit levels in an int32 file
+    came out white above 255, a float image in [0, 1] black (0.25 -> 0), with no word."""
+    finite = np.isfinite(values)
+    if finite.all() and values.min() >= 0 and values.max() <= 255 and (np.rint(values) == values).all():
+        return values.astype(np.uint8)
+    shown = f"[{values[finite].min():g}, {values[finite].max():g}]" if finite.any() else "none finite"
+    raise ValueError(f"Pillow mode {mode} ({WIDE_MODES[mode]} grey) holds values in {shown}, not 8-bit grey levels "
+                     "(whole numbers in [0, 255]) that it could be read as: convert it to 8 bits (or 16-bit unsigned "
+                     "grey)")
+
+
 def load_image(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """Decode one image to uint8 ``[H, W, C]`` (``C = 1`` or 3), bilinearly resized to ``size = (H, W)``; 16-bit grey
-    images (Pillow's ``I;16`` modes: 16-bit PNG, TIFF) are scaled to 8 bits first, ``round(v / 257)``."""
+    images (Pillow's ``I;16`` modes: 16-bit PNG, TIFF) are scaled to 8 bits first, ``round(v / 257)``; 32-bit integer
+    or float grey (``WIDE_MODES``) is read only when it holds 8-bit levels (``_grey_levels``)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
             if img.mode.startswith("I;16"):  # Pillow's convert clips 16-bit grey at 255: all but black turned white
                 img = Image.fromarray(np.rint(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8), "L")
+            elif img.mode in WIDE_MODES:
+                img = Image.fromarray(_grey_levels(np.asarray(img), img.mode), "L")
             img = img.convert("L" if grayscale else "RGB")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
