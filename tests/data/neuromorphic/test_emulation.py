@@ -82,7 +82,7 @@ def test_new_labels_of_the_same_images_are_not_read_from_the_cache(tmp_path, mon
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"substeps": 10**8}, "substeps must be an integer from 1 to 1024"), ({"substeps": 2.5}, "substeps must be"),
-    ({"threshold": "x"}, "threshold must be a finite number > 0"), ({"amplitude": float("nan")}, "amplitude must"),
+    ({"threshold": "x"}, "threshold must be a finite number >= 1e-06"), ({"amplitude": float("nan")}, "amplitude must"),
     ({"pad": -1}, "pad must be an integer from 0")])
 def test_emulation_options_of_the_wrong_kind_or_size_are_refused(tmp_path, options, message):
     """substeps=1e8 asked the allocator for 3.2 GB per chunk; a string threshold crashed in a comparison."""
@@ -115,3 +115,18 @@ def test_a_tiny_threshold_caps_the_counts_instead_of_wrapping_them():
         coarse = emulate_frames(img, timesteps=3, substeps=1, threshold=1e-3, pad=2, amplitude=2.0, binary=binary)
         assert int(coarse.max()) == (1 if binary else 255)
         torch.testing.assert_close(tiny, coarse, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("threshold", [1e-7, 1e-40, 1e-300])
+def test_a_threshold_below_float32s_resolution_of_the_log_level_is_refused(tmp_path, threshold):
+    """The reference level moves by ``steps * threshold`` in float32, whose rounding (2.4e-7 at log 0.1) is then
+    counted as crossings: at 1e-7 pixels that did not change fired (6 more ON pixels than at 5e-5 on 3 random
+    10 x 10 images), below float32's smallest normal the level went inf and then NaN, and a bright square's ON
+    pixels fell from 85 to 25 (1e-300), all without a word. Now one line, in the data set's options and here."""
+    with pytest.raises(ConfigError, match=r"emulation: threshold must be a finite number >= 1e-06 \(float32 "):
+        change_events(torch.rand(1, 4, 4), samples=3, threshold=threshold)
+    with pytest.raises(ConfigError, match=r"^emulation: threshold must be a finite number >= 1e-06 \(float32 "):
+        load_dataset("digits_events", data_dir=tmp_path, threshold=threshold)
+    on, off = change_events(torch.rand(1, 4, 4), samples=3, threshold=1e-6)  # the smallest: 4 float32 steps of 0.1
+    assert int(on.min()) >= 0 and int(off.min()) >= 0
+

@@ -21,10 +21,15 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_finite
 from deepspike.data.neuromorphic.formats import make_events
 
 MAX_COUNT = torch.iinfo(torch.int16).max
 """The most events one pixel emits at one sample (the counts are int16)."""
+MIN_THRESHOLD = 1e-6
+"""The smallest contrast threshold: about 4 float32 steps of the log level at log 0.1 (2.4e-7 each). The reference
+level moves by ``steps * threshold`` in float32, so a threshold near that step counts its rounding as crossings:
+1e-7 fired pixels that had not changed, and one below float32's smallest normal made the level inf, then NaN."""
 
 
 def saccade_offsets(samples: int, amplitude: float = 7.0) -> torch.Tensor:
@@ -59,6 +64,13 @@ def shift_images(canvas: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     return my @ canvas @ mx.T
 
 
+def check_threshold(threshold: float) -> None:
+    """One-line ``ConfigError`` unless ``threshold`` is a finite number from ``MIN_THRESHOLD`` up."""
+    if not (is_finite(threshold) and threshold >= MIN_THRESHOLD):
+        raise ConfigError(f"emulation: threshold must be a finite number >= {MIN_THRESHOLD:g} (float32 rounding of the "
+                          f"log level, 2.4e-7, would count as events below it), got {threshold!r}")
+
+
 def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.2, pad: int = 3,
                   amplitude: float = 7.0, eps: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Event counts per sample: ``(on, off)``, each int16 ``[N, S, H + 2 pad, W + 2 pad]``.
@@ -67,8 +79,7 @@ def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.
     sample ``s`` = 1..S (module docstring), capped at ``MAX_COUNT`` (a threshold below ~7e-5 crosses more often in
     one sample; frames clip at 255 anyway). ``L_ref`` moves by the uncapped count.
     """
-    if not threshold > 0:
-        raise ConfigError(f"emulation contrast threshold must be > 0, got {threshold}")
+    check_threshold(threshold)
     if images.dim() != 3:
         raise ConfigError(f"emulation needs greyscale images [N, H, W], got shape {tuple(images.shape)}")
     canvas = F.pad(images.float(), (pad, pad, pad, pad))  # [N, H + 2p, W + 2p]

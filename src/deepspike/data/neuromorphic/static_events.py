@@ -14,7 +14,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
-from deepspike.data.neuromorphic.emulation import emulate_frames
+from deepspike.data.neuromorphic.emulation import check_threshold, emulate_frames
 from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
@@ -30,14 +30,15 @@ MAX_SUBSTEPS = 1024
 
 def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float) -> None:
     """One-line :class:`ConfigError` unless ``substeps`` is an integer from 1 to ``MAX_SUBSTEPS``, ``pad`` one from 0
-    to ``MAX_SIZE``, ``threshold`` a finite number > 0 and ``amplitude`` a finite number >= 0."""
+    to ``MAX_SIZE``, ``threshold`` a finite number from ``emulation.MIN_THRESHOLD`` up and ``amplitude`` a finite number
+    >= 0."""
     integers = (("substeps", substeps, 1, MAX_SUBSTEPS), ("pad", pad, 0, MAX_SIZE))
     for key, value, low, high in integers:
         if not is_whole(value, low, high):
             raise ConfigError(f"emulation: {key} must be an integer from {low} to {high}, got {value!r}")
-    for key, value, low_ok in (("threshold", threshold, False), ("amplitude", amplitude, True)):
-        if not is_finite(value) or not (value >= 0 if low_ok else value > 0):
-            raise ConfigError(f"emulation: {key} must be a finite number {'>=' if low_ok else '>'} 0, got {value!r}")
+    check_threshold(threshold)
+    if not (is_finite(amplitude) and amplitude >= 0):
+        raise ConfigError(f"emulation: amplitude must be a finite number >= 0, got {amplitude!r}")
 
 
 def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
