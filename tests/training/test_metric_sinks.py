@@ -162,3 +162,19 @@ def test_a_resumed_run_that_fails_closes_its_sinks_and_keeps_its_folder(tmp_path
         Trainer(cfg, tmp_path / "run", resume=True).fit()
     assert closed == [True]  # the open writer, closed once
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_logged_number_past_float_range_is_left_out_of_tensorboard_as_of_the_csv(tmp_path):
+    """A resume writes the log's earlier epochs to TensorBoard; the log is strict JSON, which holds a whole number
+    past float's range (10**400): add_scalar raised OverflowError ('int too large to convert to float'), a traceback
+    through the resume. It is now left out, as the csv leaves a non-finite number empty."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sinks = MetricSinks(tmp_path, ("tensorboard",), [{"epoch": 1, "test_accuracy": 10**400, "test_loss": 0.5},
+                                                    {"epoch": 2, "test_accuracy": 0.75, "test_loss": 0.25}])
+    sinks.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(p.step, p.value) for p in events.Scalars("test/accuracy")] == [(2, 0.75)]
+    assert [(p.step, p.value) for p in events.Scalars("test/loss")] == [(1, 0.5), (2, 0.25)]

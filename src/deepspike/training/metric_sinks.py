@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,19 @@ def _tag(key: str) -> str:
         if key.startswith(prefix + "_"):
             return f"{prefix}/{key[len(prefix) + 1:]}"
     return key if key in ("lr", "epoch_seconds") else f"measures/{key}"
+
+
+def _scalar(value: Any) -> float | None:
+    """``value`` as a TensorBoard scalar: a number (not a bool) within float's range, else None (left out, as the csv
+    leaves a non-finite number empty; the log's strict JSON holds whole numbers past it, e.g. 10**400, which
+    ``add_scalar`` refused with an OverflowError)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        scalar = float(value)
+    except OverflowError:
+        return None
+    return scalar if math.isfinite(scalar) else None
 
 
 class MetricSinks:
@@ -59,8 +73,9 @@ class MetricSinks:
             return
         for record in records:
             for key, value in record.items():
-                if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
-                    self.board.add_scalar(_tag(key), value, record["epoch"])
+                scalar = _scalar(value)
+                if key != "epoch" and scalar is not None:
+                    self.board.add_scalar(_tag(key), scalar, record["epoch"])
         self.board.flush()
 
     def close(self) -> None:
