@@ -296,3 +296,23 @@ def test_sltt_k_ranks_backpropagate_at_rank_0s_steps(tmp_path):
     steps = [out.strip() for out, _ in outs]
     torch.manual_seed(100)
     assert steps[0] == steps[1] == str(sorted(torch.randperm(20)[:3].tolist()))  # rank 0's own draw
+
+
+@pytest.mark.parametrize("mode", ["sltt", "ottt", "eprop"])
+def test_an_online_mode_refuses_a_leaky_membrane_readout(mode):
+    """The online modes train ``(1/T) sum_t loss(o_t)`` on each step's output alone, the score's loss only when the
+    score is the mean of the steps' outputs; a leaky membrane readout (method.membrane_decay, refused with TET for
+    this reason) trained silently as if there were no leak: a 1-epoch digits mlp under sltt logged the same
+    train_loss (1.7585) with membrane_decay 0.5 as with 1, and was scored with the leaky readout it had not trained.
+    Now one line; checkpointed BPTT (all T in the readout) trains it."""
+    options = {"timesteps": 4, "encoder": "direct", "loss": "ce", "readout": "membrane", "membrane_decay": 0.5}
+    net = get_method("stbp", options).build(create_architecture("mlp", hidden=[8], input_shape=(1, 8, 8)))
+    with pytest.raises(ConfigError, match=rf"^train.temporal_grad={mode} trains each step's output on its own.* the "
+                                          r"membrane readout leaks \(method.membrane_decay=0.5\).*: use "
+                                          r"train.temporal_grad=bptt or checkpoint$"):
+        prepare_temporal_grad(net, mode, None, "stbp")
+    prepare_temporal_grad(net, "checkpoint", None, "stbp")
+    options["membrane_decay"] = 1.0
+    prepare_temporal_grad(get_method("stbp", options).build(create_architecture("mlp", hidden=[8],
+                                                                                input_shape=(1, 8, 8))), mode, None,
+                          "stbp")

@@ -47,6 +47,7 @@ from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
 from deepspike.data.mixing import mixed_loss
 from deepspike.layers.random_feedback import attach_random_feedback
+from deepspike.layers.readout import MembraneReadout
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.adaptive import AdaptiveLIF
@@ -75,6 +76,8 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                           "train.temporal_grad=bptt")
     check_runs_in_pieces(net, f"train.temporal_grad={mode}", f" (method {method_name!r}): use "
                          "train.temporal_grad=bptt")
+    if mode in ONLINE:
+        _check_step_scores(net.readout, mode)
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode in TRACED:
@@ -83,6 +86,19 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
         adaptive_synapses(net)  # refuse adaptive neurons whose eligibility is not kept
         if eprop_feedback == "random":
             attach_random_feedback(net, seed)
+
+
+def _check_step_scores(readout: nn.Module, mode: str) -> None:
+    """One-line ``ConfigError`` for a leaky membrane readout (``method.membrane_decay`` below 1): the online modes
+    train ``(1/T) sum_t loss(o_t)`` (module docstring), the loss of the score only where the score is the steps' mean,
+    and ``V_T / T`` weights step t by ``decay^(T-t)`` (refused with TET for the same reason). Such a net trained as
+    if there were no leak and was scored with the leaky readout it had not trained. (The max-membrane readout scores
+    each step on its own here, as docs/methods/stbp.md says.)"""
+    if isinstance(readout, MembraneReadout) and readout.decay != 1.0:
+        raise ConfigError(f"train.temporal_grad={mode} trains each step's output on its own, (1/T) sum_t loss(o_t), "
+                          f"the score's loss only where the score is their mean, but the membrane readout leaks "
+                          f"(method.membrane_decay={readout.decay:g}): its score V_T / T weights step t by "
+                          "decay^(T-t): use train.temporal_grad=bptt or checkpoint")
 
 
 def _fixed_decay(neuron: nn.Module, mode: str) -> float | None:
