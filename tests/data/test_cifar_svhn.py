@@ -167,7 +167,11 @@ def test_svhn_labels_outside_1_to_10_or_not_whole_are_refused(tmp_path, bad):
 @pytest.mark.parametrize(("data", "labels", "message"), [
     ([[0] * 3072] * 4000, [0] * 4000, r"holds data as a list; expected a uint8 array \[N, 3072\]"),
     (np.zeros((1, 3072), np.uint8), [[[1] * 3072] * 3000] * 3000, "labels must be a flat list of class indices"),
-    (np.zeros((1, 3072), np.uint8), [np.ones(10_000)] * 1000, "labels must be a flat list of class indices")])
+    (np.zeros((1, 3072), np.uint8), [np.ones(10_000)] * 1000, "labels must be a flat list of class indices"),
+    # one 100 KB text listed 10**5 times (a 300 KB file): numpy parsed it 10**5 times (1.8 s per 2,000 repeats of
+    # 1 MB: a file of 10**6 took a quarter of an hour) before the labels were refused
+    (np.zeros((1, 3072), np.uint8), ["1" * 100_000] * 100_000, r"labels are not numbers \(a str among them"),
+    (np.zeros((1, 3072), np.uint8), [b"1" * 100_000] * 100_000, r"labels are not numbers \(a bytes among them")])
 def test_cifar_pickles_that_repeat_one_object_are_refused_before_numpy_expands_them(tmp_path, data, labels, message):
     """A pickle lists a repeated object by reference, a few bytes each: the data ``[row] * 4000`` (a 24 KB file) was
     expanded to 98 MB of int64 before its dtype was refused (``[row] * 10**6``: 24 GB), and a 21 KB nest of label lists

@@ -62,14 +62,19 @@ def load_pickle(path: Path) -> dict:
 def check_unshared(data, labels, path: Path) -> None:
     """A one-line :class:`DataCorruptError` unless ``data`` is a numpy array and ``labels`` a flat list (or an array)
     of numbers, as every CIFAR-10 batch holds them. A pickle may list one object many times for a few bytes each (its
-    memo): ``[row] * 10**6`` is a 6 MB file that numpy would expand to 24 GB of int64, and a 21 KB nest of lists of
-    labels asked numpy for 206 GiB (a MemoryError traceback). Arrays are stored whole, so they stay as large as the
-    file."""
+    memo): ``[row] * 10**6`` is a 6 MB file that numpy would expand to 24 GB of int64, a 21 KB nest of lists of
+    labels asked numpy for 206 GiB (a MemoryError traceback), and one long text label listed 10**5 times was parsed
+    10**5 times. Arrays are stored whole, so they stay as large as the file."""
     if not isinstance(data, np.ndarray):
         raise DataCorruptError(f"cifar10: {path} holds data as a {type(data).__name__}; expected a uint8 array "
                                "[N, 3072]")
     if isinstance(labels, list | tuple) and any(isinstance(v, list | tuple | dict | np.ndarray) for v in labels):
         raise DataCorruptError(f"cifar10: {path}: labels must be a flat list of class indices, not a nested one")
+    odd = next((v for v in labels if not isinstance(v, int | float | np.number)), None) if isinstance(
+        labels, list | tuple) else None
+    if odd is not None:  # a text listed 10**5 times was parsed by numpy 10**5 times (minutes for a small file)
+        raise DataCorruptError(f"cifar10: {path}: labels are not numbers (a {type(odd).__name__} among them; a flat "
+                               "list of class indices is expected)")
 
 
 def read_batch(path: Path, label_key: bytes = b"labels") -> tuple[np.ndarray, np.ndarray]:
