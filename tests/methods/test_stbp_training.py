@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import deepspike as ds
 from deepspike.config.reference import method_keys
 from deepspike.core.errors import ConfigError
 from deepspike.layers.rate_penalty import hidden_neurons, rate_penalty
@@ -388,11 +389,19 @@ def test_a_leaky_membrane_readout_scores_the_hand_integrated_membrane_over_t():
 
 
 @pytest.mark.parametrize("norm", ["bn", "tdbn", "tebn"])
-def test_a_norm_for_a_model_without_batch_norm_is_refused_in_one_line(norm):
+def test_a_norm_for_a_model_without_batch_norm_is_refused_for_a_new_run_and_an_old_run_still_loads(norm, tmp_path):
     """Before, ``scnn_digits`` (no batch-norm layers) with ``method.norm=tebn`` built and trained without any
-    normalisation while the run's config recorded tebn."""
+    normalisation while the run's config recorded tebn. A new run is refused; a run saved with it before still
+    builds (``build``), so that ``eval``, ``export`` and ``analyze`` read it."""
     arch = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8))
+    method = get_method("stbp", {"timesteps": 2, "norm": norm})
+    method.build(arch)  # what reading a saved run does
     with pytest.raises(ConfigError, match=rf"^method.norm={norm} sets the kind of the model's batch-norm layers, but "
                                           r"model 'scnn_digits' has none: use method.norm: none"):
-        get_method("stbp", {"timesteps": 2, "norm": norm}).build(arch)
-    get_method("stbp", {"timesteps": 2}).build(arch)  # norm none, the default, builds it
+        method.check_new_run(arch)
+    recipe = ["method.name=stbp", "method.timesteps=2", f"method.norm={norm}", "model.name=scnn_digits",
+              "data.name=digits", "train.epochs=1", "train.progress=false"]
+    with pytest.raises(ConfigError, match=rf"^method.norm={norm} sets the kind"):
+        ds.train(None, tmp_path / "run", recipe)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    get_method("stbp", {"timesteps": 2}).check_new_run(arch)  # norm none, the default, starts

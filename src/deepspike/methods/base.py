@@ -38,6 +38,12 @@ class Method(ABC):
     def build(self, arch: Architecture) -> nn.Module:
         """The network for ``arch``: ``[B, C, H, W]`` images -> outputs scored by ``loss``/``predict``."""
 
+    def check_new_run(self, arch: Architecture) -> None:
+        """A one-line ``ConfigError`` for settings a run may no longer start with though runs saved with them still
+        load (a refusal added after such runs were made); called when a run starts training, not when one is
+        read. Default: none."""
+        return None
+
     def built_architecture(self, arch: Architecture) -> Architecture:
         """The architecture ``build`` makes a network of: ``arch`` itself, unless the method reshapes it (stbp's
         voting widens the classifier); what the parameter counts and the memory check count."""

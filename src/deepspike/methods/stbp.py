@@ -74,6 +74,7 @@ from deepspike.methods.stbp_training import (
     PER_STEP_LOSSES,
     STBP_LOSSES,
     check_norm_fits,
+    check_norm_used,
     check_training_choices,
     norm_rule,
     rate_reg_penalty,
@@ -272,6 +273,10 @@ class StbpMethod(Method):
         if o.stdp_layers:
             network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
         return network
+
+    def check_new_run(self, arch: Architecture) -> None:
+        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``)."""
+        check_norm_used(self.options.norm, arch)
 
     def built_architecture(self, arch: Architecture) -> Architecture:
         """``arch`` with its classifier widened to ``K * vote_group`` outputs (``voting_architecture``)."""

@@ -132,11 +132,16 @@ def stdp_rule(o: Any) -> StdpRule:
 
 
 def check_norm_fits(norm: str, arch: Architecture) -> None:
-    """One-line ``ConfigError`` when ``arch`` has batch-norm layers and ``norm`` is none, or has none and ``norm``
-    names their kind (it would be ignored while the run's config records it)."""
+    """One-line ``ConfigError`` when ``arch`` has batch-norm layers and ``norm`` is none."""
     if norm == "none" and has_batch_norm(arch):
         raise ConfigError(f"model {arch.name!r} has batch-norm layers: choose method.norm: bn, tdbn or tebn, or "
                           "a model without them (model.args.batch_norm=false where the model has it)")
+
+
+def check_norm_used(norm: str, arch: Architecture) -> None:
+    """One-line ``ConfigError`` when ``norm`` names the kind of batch-norm layers ``arch`` does not have: it would be
+    ignored while the run's config records it. For new runs only (``Method.check_new_run``): runs saved with such a
+    setting before it was refused still load."""
     if norm != "none" and not has_batch_norm(arch):
         raise ConfigError(f"method.norm={norm} sets the kind of the model's batch-norm layers, but model "
                           f"{arch.name!r} has none: use method.norm: none, or a model with them "

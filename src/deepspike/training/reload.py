@@ -41,6 +41,7 @@ def build_new_run(config, device, data=None) -> RunParts:
     reader (``training.init_files``), which copies its weights into the built net.
     Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more."""
     parts = build_run(config, device, data)
+    parts.method.check_new_run(parts.arch)
     init_from = getattr(parts.method.options, "init_from", None)
     reader = init_file_reader(init_from) if init_from else None
     if reader is not None:
