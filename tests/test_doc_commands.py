@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepspike.cli import parse_arguments
+from deepspike.config.load import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").rglob("*.md")) if "generated" not in p.parts)]
@@ -35,3 +36,25 @@ def test_the_pages_hold_commands():
 def test_a_documented_command_parses(page, command):
     args = parse_arguments(shlex.split(command))
     assert callable(args.run)
+
+
+def _nir_scores(page: Path) -> list[tuple[str, str, str]]:
+    """(file, data set it is scored on, data set its run trained on) for each ``eval FILE.nir --data D`` of a page
+    whose file an earlier ``export RUN --nir FILE.nir`` of the page wrote from a run a ``train`` of the page made."""
+    trained, exported, found = {}, {}, []
+    for command in _commands(page):
+        args = parse_arguments(shlex.split(command))
+        if args.command == "train" and args.config and (ROOT / args.config).is_file():
+            trained[args.out] = load_config(ROOT / args.config, [o for o in args.overrides if "=" in o]).data.name
+        elif args.command == "export" and getattr(args, "nir", None) and args.run_dir in trained:
+            exported[args.nir] = trained[args.run_dir]
+        elif args.command == "eval" and args.data and args.run_dir in exported:
+            found.append((args.run_dir, args.data, exported[args.run_dir]))
+    return found
+
+
+def test_a_documented_nir_file_is_scored_on_its_runs_data():
+    """README's commands trained runs/a on the demo recipe (digits, 8x8) and scored its export with --data
+    fashion_mnist, which ends 'NIR network input must be [T, B, 1, 8, 8], got (4, 256, 1, 28, 28)'."""
+    scores = [s for page in PAGES for s in _nir_scores(page)]
+    assert scores and all(data == trained for _, data, trained in scores), scores
