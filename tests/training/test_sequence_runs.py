@@ -102,6 +102,8 @@ def test_a_delayed_run_learns_its_delays_resumes_exactly_and_is_analysed(shd_fol
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["train.temporal_grad=sltt"], "the layer DelayedLinear needs the whole sequence at once"),
+    (["train.temporal_grad=ottt"], "the layer DelayedLinear needs the whole sequence at once"),
+    (["train.temporal_grad=eprop"], "the layer DelayedLinear needs the whole sequence at once"),  # sequences.md
     (["train.temporal_grad=checkpoint", "train.time_segment=4"], "needs the whole sequence at once"),
 ])
 def test_what_cannot_run_delays_refuses_in_one_line(shd_folder, tmp_path, extra, message):
