@@ -272,6 +272,13 @@ def test_ottt_without_a_neuron_of_fixed_decay_says_so():
         trace_decay(nn.Sequential(nn.Linear(2, 2)))
 
 
+@pytest.mark.parametrize("neuron", ["plif", "synaptic"])
+def test_eprop_without_a_neuron_of_fixed_decay_is_one_line_as_temporal_grad_md_says(tmp_path, neuron):
+    cfg = load_config(None, [*TINY, "train.temporal_grad=eprop", f"method.neuron={neuron}"])
+    with pytest.raises(ConfigError, match="^train.temporal_grad=eprop needs one neuron decay"):
+        Trainer(cfg, tmp_path / "run").fit()
+
+
 _CHOOSE = """
 import sys, torch, torch.distributed as dist
 from deepspike.training.temporal_grad import chosen_steps
