@@ -10,7 +10,9 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.speck import speck_layers
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
 from deepspike.neurons.modules import IF
 
 
@@ -85,3 +87,12 @@ def test_layers_within_a_cores_settings_map():
                            nn.AvgPool2d(2))
     first, second = speck_layers(net, shape)
     assert first["pool"] == 4 and first["in_shape"] == (2, 128, 128) and second["conv"].weight.shape[0] == 3
+
+
+def test_a_spikebp_net_does_not_map_even_without_a_leak():
+    """README listed spikebp 'with decay=1' among the nets that map; spikebp has no decay option, and its neurons
+    (lee2020's LeakCorrectedLIF, pooling neurons, integrating output) have no Speck equivalent at any leak."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(8,), hidden=[6])
+    net = get_method("spikebp", {"timesteps": 2, "leak": 1.0}).build(arch).eval()
+    with pytest.raises(ConfigError, match=r"^speck: layer \d \(LeakCorrectedLIF\) has no Speck equivalent"):
+        speck_layers(net, (8,))
