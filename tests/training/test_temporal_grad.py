@@ -272,10 +272,12 @@ def test_ottt_without_a_neuron_of_fixed_decay_says_so():
         trace_decay(nn.Sequential(nn.Linear(2, 2)))
 
 
-@pytest.mark.parametrize("neuron", ["plif", "synaptic"])
-def test_eprop_without_a_neuron_of_fixed_decay_is_one_line_as_temporal_grad_md_says(tmp_path, neuron):
-    cfg = load_config(None, [*TINY, "train.temporal_grad=eprop", f"method.neuron={neuron}"])
-    with pytest.raises(ConfigError, match="^train.temporal_grad=eprop needs one neuron decay"):
+@pytest.mark.parametrize(("mode", "neuron"), [("eprop", "plif"), ("eprop", "synaptic"), ("eprop", "sliding_psn"),
+                                             ("ottt", "sliding_psn")])
+def test_a_trace_mode_without_a_neuron_of_fixed_decay_is_one_line_as_the_docs_say(tmp_path, mode, neuron):
+    """temporal-grad.md (e-prop's neurons) and stbp.md (sliding_psn: not under ottt or eprop)."""
+    cfg = load_config(None, [*TINY, f"train.temporal_grad={mode}", f"method.neuron={neuron}"])
+    with pytest.raises(ConfigError, match=f"^train.temporal_grad={mode} needs one neuron decay"):
         Trainer(cfg, tmp_path / "run").fit()
 
 
