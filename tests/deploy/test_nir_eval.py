@@ -310,3 +310,32 @@ def test_a_files_bad_data_args_are_one_line(tmp_path, capsys, text, message):
     assert main(["eval", str(path), "--data", "digits_events", "--limit", "10"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_poisson_run_scored_in_batches_of_its_own_size_and_its_file_score_the_same(tmp_path, capsys):
+    """A random encoder draws per batch, so the batches decide which sample gets which spikes: a bipolar run with
+    train.eval_batch_size=500 scored 0.1361 and its file, read in eval's default batches of 256, 0.1278. The export
+    now writes eval_batch_size when it is not the default, and eval reads the run's data set in such batches."""
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=4", "method.encoder=bipolar", "model.name=mlp",
+                 "model.args.hidden=[16]", "train.epochs=1", "train.max_steps_per_epoch=3", "train.eval_batch_size=500",
+                 "train.progress=false", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
+    assert nir.read(str(tmp_path / "model.nir")).metadata["eval_batch_size"] == 500
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits"]) == 0
+    theirs = _json(capsys)
+    assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
+
+
+@pytest.mark.parametrize("size", [0, 2.5, "x", 10**7])
+def test_a_files_bad_eval_batch_size_is_one_line(tmp_path, capsys, size):
+    graph = tiny_graph()
+    graph.metadata.update({"dataset": "digits", "encoder": "direct", "timesteps": 2, "eval_batch_size": size})
+    path = write(graph, tmp_path / "batch.nir")
+    assert main(["eval", str(path), "--data", "digits", "--limit", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "the NIR file's metadata eval_batch_size must be a whole number from 1 to 1,000,000" in err
+    assert err.count("\n") == 1

@@ -3,8 +3,9 @@
 The file alone says how its input is made when deepspike wrote it (graph metadata ``encoder``, ``timesteps``, the
 coding's options, ``input_mean`` / ``input_std`` when the run standardised its data, ``val_fraction`` and
 ``split_seed`` when it held out a validation split (``split="val"`` is that split), ``data_args`` when it set the
-data set's own options (an event set's frames: ``timesteps``, ``stride``, ...; read only on the data set the run
-used), and ``decode``); a file from
+data set's own options (an event set's frames: ``timesteps``, ``stride``, ...) and ``eval_batch_size`` when it
+scored in batches of another size than the default (a random encoder draws per batch) (these three read only on the
+data set the run used), and ``decode``); a file from
 another tool says none of it, so ``coding`` and ``timesteps`` are then given by the caller and the images go in
 as the data set gives them (in [0, 1]). Each batch ``x [B, *sample]`` is coded to ``[T, B, ...]`` by the encoder a
 run would build (``methods.encoder_choice.make_encoder``; a converted net's signed Poisson input with its scale),
@@ -118,6 +119,12 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     same = meta.get("dataset") == dataset
     if same and "val_fraction" in meta:
         overrides += _split_overrides(meta)
+    if same and "eval_batch_size" in meta:  # the run's batches: a random encoder draws per batch
+        size = meta["eval_batch_size"]
+        if not is_whole(size, 1, 1_000_000):
+            raise ConfigError(f"the NIR file's metadata eval_batch_size must be a whole number from 1 to 1,000,000, "
+                              f"got {shown_value(size)}")
+        overrides.append(f"train.eval_batch_size={int(size)}")
     config = load_config(None, overrides)
     if same and "data_args" in meta:
         config = replace(config, data=replace(config.data, args=_data_args(meta["data_args"])))

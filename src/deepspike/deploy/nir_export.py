@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspike.config.schema import TrainConfig
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
@@ -654,11 +655,17 @@ HOW_NOT_WHAT = ("cache", "in_memory", "memory_limit_gb")
 written to ``data_args``."""
 
 
+DEFAULT_EVAL_BATCH = TrainConfig().eval_batch_size
+"""``train.eval_batch_size`` unless a recipe sets it; a run that sets another is written as ``eval_batch_size``."""
+
+
 def run_info(config, parts) -> dict:
     """The graph metadata of a run's data (read by ``deploy.nir_eval``): ``method``, ``model``, ``dataset``; the
     standardisation (``input_mean`` / ``input_std``) when the run standardised its input; its validation split
     (``val_fraction``, ``split_seed``) when it held one out; and ``data_args``, JSON text of its ``data.args`` less
-    ``HOW_NOT_WHAT``, when it set any (an event set's frames: ``timesteps``, ``stride``, ``threshold``, ...).
+    ``HOW_NOT_WHAT``, when it set any (an event set's frames: ``timesteps``, ``stride``, ``threshold``, ...); and
+    ``eval_batch_size`` when it is not the default: a random encoder (Poisson, bipolar) draws its spikes per batch, so
+    the batches decide which sample gets which draws.
     ``data.augment`` is not written: it acts on training inputs only."""
     info = {"method": str(config.method.name), "model": str(config.model.name), "dataset": str(config.data.name)}
     if config.data.normalize:
@@ -668,6 +675,8 @@ def run_info(config, parts) -> dict:
     args = {k: v for k, v in config.data.args.items() if k not in HOW_NOT_WHAT}
     if args:
         info["data_args"] = json.dumps(args, sort_keys=True, allow_nan=False)
+    if config.train.eval_batch_size != DEFAULT_EVAL_BATCH:  # random input draws per batch: the batches decide them
+        info["eval_batch_size"] = int(config.train.eval_batch_size)
     return info
 
 
