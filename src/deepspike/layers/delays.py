@@ -28,7 +28,7 @@ does it to every delayed layer of a net (``deepspike eval RUN --round-delays``).
 Memory: the kernel ``[M, N, D]`` is built at every forward pass (with its Gaussian and gradient), so ``D`` is
 bounded by ``MAX_DELAY``.
 
-The layer needs the whole sequence at once: checkpointed BPTT, SLTT, OTTT and streaming refuse nets holding it
+The layer needs the whole sequence at once: checkpointed BPTT, SLTT, OTTT, e-prop and streaming refuse nets holding it
 (``whole_sequence``).
 """
 
