@@ -171,6 +171,22 @@ def test_a_recurrent_files_net_starts_an_rsnn_run_and_runs_as_the_file(tmp_path,
     assert torch.equal(spikes, simulated) and torch.equal(spikes, from_nir(path)(x))
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"neuron": "plif"}, "a recurrent layer of learnable (PLIF) neurons does not start from a file; use "
+                         "method.neuron=lif with the file's decay and threshold"),
+    ({"learn_threshold": True}, "a recurrent layer of neurons with a learnt threshold does not start from a file; "
+                                "set method.learn_threshold=false"),
+], ids=["plif", "lif with a learnt threshold"])
+def test_a_recurrent_layer_of_learnable_neurons_names_the_key_to_set(tmp_path, options, message):
+    # before: a method.neuron=lif recipe with method.learn_threshold=true was told to "use method.neuron=lif"
+    path = write_nir(to_nir(_file_weights(_rsnn()), (8,)), tmp_path / "rsnn.nir")
+    recipe = create_model("rsnn", method="stbp", num_classes=10, input_shape=(8,), timesteps=5,
+                          model_args={"hidden": [16]}, **{**NEURON, **options})
+    with pytest.raises(ConfigError) as e:
+        start_from_nir(path, recipe)
+    assert str(e.value) == f"method.init_from: {path}: layer 1 (RecurrentSpiking): {message}"
+
+
 def _image_rsnn():
     return create_model("rsnn", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
                         model_args={"hidden": [12]}, **NEURON).eval()

@@ -255,6 +255,9 @@ def _copy_weighted(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, w
 def _copy_recurrent(mine: RecurrentSpiking, its: RecurrentSpiking, where: str) -> None:
     """The recurrent weight ``V`` (the file's with its neurons' input gain folded in, ``nir_import``) and the
     neurons; the feed-forward layers were pairs of their own (``_unrolled``)."""
+    if isinstance(mine.neuron, LearnableLIF) and mine.neuron.w is None:  # a fixed decay: a learnt threshold only
+        raise ConfigError(f"{where}: a recurrent layer of neurons with a learnt threshold does not start from a file; "
+                          "set method.learn_threshold=false")
     if isinstance(mine.neuron, LearnableLIF):
         raise ConfigError(f"{where}: a recurrent layer of learnable (PLIF) neurons does not start from a file; use "
                           "method.neuron=lif with the file's decay and threshold")
