@@ -179,8 +179,8 @@ def test_ttfs_window_two_processes_take_one_process_windows_and_an_empty_rank_pa
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9"]])
-def test_every_rank_scores_with_the_batch_norm_statistics_rank_0_checkpoints(tmp_path, extra):
+@pytest.mark.parametrize("extra", [["train.ema_decay=0.9"]])  # the buffers and the weight average (without one:
+def test_every_rank_scores_with_the_batch_norm_statistics_rank_0_checkpoints(tmp_path, extra):  # the same path)
     """Each rank's batch-norm updated its running statistics from its own part of the last batch; rank 1 scored its
     half of the test split with those, not with rank 0's, which the checkpoint holds: the logged test loss was 4.7e-5
     from the checkpoint's (`deepspike eval`), with a weight average 4.4e-5. Now every rank takes rank 0's buffers
