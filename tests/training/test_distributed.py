@@ -196,6 +196,7 @@ def test_every_rank_scores_with_the_batch_norm_statistics_rank_0_checkpoints(tmp
     assert logged["test_loss"] == pytest.approx(scored["test_loss"], rel=0, abs=5e-6)
 
 
+@pytest.mark.slow  # torchrun processes: CI's 15 minutes (run with -m slow)
 @pytest.mark.timeout(300)
 def test_a_batch_norm_net_ends_near_not_at_one_process_as_the_readme_says(tmp_path):
     """The README said two processes end with one process's weights whenever the forward draws no random numbers; a
@@ -212,6 +213,7 @@ def test_a_batch_norm_net_ends_near_not_at_one_process_as_the_readme_says(tmp_pa
     assert "running statistics kept are those of process 0" in scaling
 
 
+@pytest.mark.slow  # torchrun processes: CI's 15 minutes (run with -m slow)
 @pytest.mark.timeout(400)
 def test_a_two_process_run_cut_after_epoch_1_resumes_to_the_uncut_run(tmp_path):
     """Two processes, cut after epoch 1 and resumed by two: the weights and every logged number but the times are

@@ -88,6 +88,7 @@ def test_each_rank_scores_on_its_own_random_stream(monkeypatch):
     assert not any(torch.equal(a, b) for a, b in zip(rank0, rank1, strict=True))
 
 
+@pytest.mark.slow  # torchrun processes: CI's 15 minutes (run with -m slow)
 @pytest.mark.timeout(300)
 def test_two_processes_log_the_measures_of_the_whole_test_split(tmp_path):
     """The method's measures were taken on rank 0's part of the test split only: a 2-rank ttfs_window run logged
