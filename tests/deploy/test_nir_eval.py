@@ -21,6 +21,15 @@ def _json(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _run_and_file(capsys, run, path, data: str, *options: str) -> tuple[dict, dict]:
+    """``deepspike eval RUN`` and ``deepspike eval FILE.nir --data DATA`` (each with ``options``): their summaries."""
+    capsys.readouterr()
+    assert main(["eval", str(run), *options]) == 0
+    ours = _json(capsys)
+    assert main(["eval", str(path), "--data", data, *options]) == 0
+    return ours, _json(capsys)
+
+
 @pytest.fixture(scope="module")
 def run_and_file(tmp_path_factory):
     """A standardised digits run with signed Poisson input (30 hidden LIF neurons, T = 6) and its NIR export."""
@@ -35,11 +44,7 @@ def run_and_file(tmp_path_factory):
 
 def test_a_run_and_its_exported_file_score_the_same(run_and_file, capsys):
     run, path = run_and_file
-    capsys.readouterr()
-    assert main(["eval", str(run)]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(path), "--data", "digits"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, path, "digits")
     assert 0.2 < ours["test_accuracy"] < 1.0  # trained, not perfect: the comparison can fail
     assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
     assert (theirs["coding"], theirs["timesteps"], theirs["decode"]) == ("bipolar", 6, "rate")
@@ -97,11 +102,7 @@ def test_a_delta_coded_sequence_run_and_its_exported_file_score_the_same(tmp_pat
     assert main(["train", "method.name=stbp", "method.timesteps=4", "method.encoder=delta", "model.name=rsnn",
                  "data.name=digits_rows", "train.epochs=1", "train.progress=false", "--out", str(run)]) == 0
     assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
-    capsys.readouterr()
-    assert main(["eval", str(run)]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits_rows"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, tmp_path / "model.nir", "digits_rows")
     assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
     assert theirs["coding"] == "delta"
 
@@ -145,11 +146,7 @@ def test_the_val_split_of_a_file_is_its_runs_validation_split(tmp_path, capsys):
                  "data.val_fraction=0.25", "train.seed=3", "train.epochs=2", "train.progress=false",
                  "--out", str(run)]) == 0
     assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
-    capsys.readouterr()
-    assert main(["eval", str(run), "--split", "val"]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits", "--split", "val"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, tmp_path / "model.nir", "digits", "--split", "val")
     assert 0.1 < ours["val_accuracy"] < 1.0
     assert theirs["samples"] == ours["samples"] == 359  # a quarter of the 1,437 training images
     assert theirs["accuracy"] == ours["val_accuracy"]
@@ -165,11 +162,7 @@ def test_a_vote_file_that_does_not_say_its_classes_votes_for_the_data_sets(tmp_p
     graph = nir.read(str(tmp_path / "model.nir"))
     assert graph.metadata.pop("num_classes") == 10
     write(graph, tmp_path / "unsaid.nir")
-    capsys.readouterr()
-    assert main(["eval", str(run)]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(tmp_path / "unsaid.nir"), "--data", "digits"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, tmp_path / "unsaid.nir", "digits")
     assert 0.1 < ours["test_accuracy"] < 1.0
     assert theirs["accuracy"] == ours["test_accuracy"] and theirs["decode"] == "vote"
 
@@ -283,11 +276,7 @@ def test_an_event_run_and_its_exported_file_read_the_same_frames(tmp_path, capsy
     assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
     meta = nir.read(str(tmp_path / "model.nir")).metadata
     assert json.loads(meta["data_args"]) == {"stride": 2, "timesteps": 4, "threshold": 0.3}
-    capsys.readouterr()
-    assert main(["eval", str(run)]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits_events"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, tmp_path / "model.nir", "digits_events")
     assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
 
 
@@ -322,11 +311,7 @@ def test_a_poisson_run_scored_in_batches_of_its_own_size_and_its_file_score_the_
                  "train.progress=false", "--out", str(run)]) == 0
     assert main(["export", str(run), "--nir", str(tmp_path / "model.nir")]) == 0
     assert nir.read(str(tmp_path / "model.nir")).metadata["eval_batch_size"] == 500
-    capsys.readouterr()
-    assert main(["eval", str(run)]) == 0
-    ours = _json(capsys)
-    assert main(["eval", str(tmp_path / "model.nir"), "--data", "digits"]) == 0
-    theirs = _json(capsys)
+    ours, theirs = _run_and_file(capsys, run, tmp_path / "model.nir", "digits")
     assert theirs["accuracy"] == ours["test_accuracy"] and theirs["samples"] == ours["samples"] == 360
 
 
