@@ -16,8 +16,8 @@ import torch
 from deepspike.cli import main
 from deepspike.config import load_config, save_config
 from deepspike.core.errors import DataCorruptError
-from deepspike.training.checkpoint import rng_state, set_rng_state
 from deepspike.training.checkpoint_format import CHECKSUM_KEY, checkpoint_bytes, payload_digest
+from deepspike.training.random_streams import rng_state, set_rng_state
 from deepspike.training.runs import load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
 

@@ -12,10 +12,10 @@ from deepspike.cli import main
 from deepspike.config import OptimConfig, load_config
 from deepspike.layers.delays import DelayedLinear
 from deepspike.training import training_setup
-from deepspike.training.checkpoint import set_rng_state
 from deepspike.training.checkpoint_format import CHECKSUM_KEY
 from deepspike.training.distributed import DistContext
 from deepspike.training.optim import make_optimizer
+from deepspike.training.random_streams import set_rng_state
 from deepspike.training.resume import optimizer_state_problem, restore_training
 from deepspike.training.runs import load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer

@@ -13,7 +13,7 @@ from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.atomic import atomic_write, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, WriteError
-from deepspike.training.checkpoint import rng_state, set_rng_state
+from deepspike.training.random_streams import rng_state, set_rng_state
 from deepspike.training.reload import load_run
 from deepspike.training.runs import (
     MetricsLog,

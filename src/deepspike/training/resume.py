@@ -22,9 +22,9 @@ import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data.paths import one_line
-from deepspike.training.checkpoint import set_rng_state
 from deepspike.training.distributed import DistContext
 from deepspike.training.progress import TrainingProgress
+from deepspike.training.random_streams import set_rng_state
 from deepspike.training.training_setup import TrainingSetup
 from deepspike.training.weights import first_mismatch, load_weights, payload_entry
 

@@ -32,12 +32,13 @@ from deepspike.config.schema import RunConfig
 from deepspike.core.atomic import check_output_dir
 from deepspike.core.errors import ConfigError, UserError
 from deepspike.methods import check_trainable
-from deepspike.training.checkpoint import rng_state, training_checkpoint
+from deepspike.training.checkpoint import training_checkpoint
 from deepspike.training.compiled import check_compile
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
 from deepspike.training.progress import TrainingProgress
+from deepspike.training.random_streams import rng_state
 from deepspike.training.resume import restore_training
 from deepspike.training.run_lock import RunLock
 from deepspike.training.run_open import (
