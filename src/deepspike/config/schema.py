@@ -163,7 +163,10 @@ class TrainConfig:
     ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
     (``training.metric_sinks``); ``compile``: false, true (torch.compile's default mode) or a mode (default,
     reduce-overhead, max-autotune): the training and scoring forward passes run through ``torch.compile``
-    (``training.compiled``; checkpoints hold the plain module's weights)."""
+    (``training.compiled``; checkpoints hold the plain module's weights). ``distill_from``: a run directory whose
+    net teaches this one (knowledge distillation, ``training.distill``): the loss becomes ``(1 - distill_weight)``
+    times the method's plus ``distill_weight`` times ``distill_temperature**2 KL(teacher || student)`` of the
+    class probabilities softened by ``distill_temperature``."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -183,6 +186,9 @@ class TrainConfig:
     eprop_feedback: str | None = None
     log: list[str] = field(default_factory=list)
     compile: bool | str = False
+    distill_from: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -221,8 +227,18 @@ class TrainConfig:
         if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
             raise ConfigError(f"bad value {shown_value(self.compile)} for train.compile; valid: false, true, "
                               f"{', '.join(COMPILE_MODES)}")
+        self._check_distillation()
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"bad value {self.device!r} for train.device: expected auto, cpu, cuda or cuda:N")
+
+    def _check_distillation(self) -> None:
+        """The three ``distill_*`` keys (class docstring): a teacher named by non-empty text, a weight in [0, 1] and a
+        temperature in [1e-3, 1e3] (logits divided by a smaller one leave float32's range)."""
+        _check(self.distill_from is None or str(self.distill_from).strip() != "", "train.distill_from",
+               self.distill_from, "a run directory whose net teaches this one, or null")
+        _check(0.0 <= self.distill_weight <= 1.0, "train.distill_weight", self.distill_weight, "in [0, 1]")
+        _check(1e-3 <= self.distill_temperature <= 1e3, "train.distill_temperature", self.distill_temperature,
+               "in [0.001, 1000]")
 
 
 @dataclass

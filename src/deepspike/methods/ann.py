@@ -90,3 +90,7 @@ class AnnMethod(Method):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)
+
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """The logits ``[B, K]`` themselves."""
+        return output

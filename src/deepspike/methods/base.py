@@ -57,6 +57,12 @@ class Method(ABC):
         """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
         return output.argmax(dim=1)
 
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor | None:
+        """The class scores ``[B, K]`` of ``output`` that a softmax turns into class probabilities (the logits of
+        knowledge distillation, ``training.distill``); None for a method whose outputs are no such scores (spike
+        times, votes). Default: None."""
+        return None
+
     @property
     def reads_sequences(self) -> bool:
         """Whether the network reads samples that hold a time axis (sequences ``[T', F]``, event frames

@@ -134,6 +134,10 @@ class ConvertedMethod(Method):
         """Cross-entropy of the scores (rates) ``[B, K]``; reported by ``deepspike eval``, not trained on."""
         return F.cross_entropy(output, target)
 
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """The output rates ``[B, K]`` (what ``loss`` takes as logits)."""
+        return output
+
 
 def check_convertible(arch: Architecture) -> None:
     """A one-line ``ConfigError`` for a layer of ``arch`` whose ANN function rates cannot carry: max pooling (the

@@ -109,3 +109,7 @@ class SpikeBpMethod(Method):
             onehot = F.one_hot(target, output.shape[1]).to(output.dtype)
             return 0.5 * (output - onehot).pow(2).sum(dim=1).mean()
         return classification_loss(self.options.loss, output, target)
+
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """The output layer's membrane ``V_T / T`` ``[B, K]`` (lee2020's readout; the loss's logits or targets)."""
+        return output

@@ -298,3 +298,8 @@ class StbpMethod(Method):
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first)."""
         return (output.mean(dim=0) if output.dim() == 3 else output).argmax(dim=1)
+
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """The readout's scores ``[B, K]`` the loss takes (rates, the membrane's ``V_T / T``); per-step scores
+        ``[T, B, K]`` (TET) averaged over T, as ``predict`` does."""
+        return output.mean(dim=0) if output.dim() == 3 else output

@@ -123,6 +123,10 @@ class TtfsWindowMethod(Method):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)
 
+    def class_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """The decoded output values ``[B, K]`` the loss takes as logits."""
+        return output
+
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """``latency_cost`` x the decision offset and ``spike_cost`` x the mean coded value (module docstring)."""
         o = self.options

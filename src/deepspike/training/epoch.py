@@ -101,6 +101,7 @@ def _train(setup: TrainingSetup, config: RunConfig, ctx: DistContext, epoch: int
         epoch=epoch,
         temporal_grad=config.train.temporal_grad,
         sltt_steps=config.train.sltt_steps,
+        distill=setup.distill,
     )
 
 

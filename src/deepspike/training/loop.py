@@ -27,6 +27,7 @@ from deepspike.core.spike_tally import SpikeTally, counting_spikes
 from deepspike.data.mixing import correct as correct_predictions
 from deepspike.data.mixing import mixed_loss
 from deepspike.methods.base import Method
+from deepspike.training.distill import Distillation
 from deepspike.training.divergence import check_finite_loss
 from deepspike.training.ema import WeightAverage
 from deepspike.training.runtime import autocast
@@ -54,6 +55,7 @@ def train_epoch(
     epoch: int | None = None,
     temporal_grad: str = "bptt",
     sltt_steps: int | None = None,
+    distill: Distillation | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for one pass over ``batches``; returns ``train_loss``, ``train_accuracy`` and ``lr``, the
     rate (first parameter group) of the pass's last optimizer step (the schedule's next one when no step ran). A
@@ -67,7 +69,8 @@ def train_epoch(
     channels_last: feed image batches in ``torch.channels_last`` memory format; ema: a weight average
     updated from ``net`` after every optimizer step; epoch: the 0-based epoch, named when a step's loss is
     not finite (``TrainingDiverged``, see ``training.divergence``); temporal_grad, sltt_steps: how the gradient
-    goes through time (``training.temporal_grad``; the online modes run the batch step by step).
+    goes through time (``training.temporal_grad``; the online modes run the batch step by step); distill: a
+    teacher whose soft targets blend into the loss (``training.distill``; not with the online modes).
     """
     model.train()
     net = model if net is None else net
@@ -85,7 +88,7 @@ def train_epoch(
             optimizer.zero_grad(set_to_none=True)
             with counting_spikes(net, tally) if not bar.disable else nullcontext():
                 out, loss = _backward(model, method, net, x, y, scale, precision, channels_last, temporal_grad,
-                                      sltt_steps)
+                                      sltt_steps, distill)
             lr = _update(model, net, method, optimizer, scheduler, grad_clip, ema)
         _add_batch(totals, method, out, loss, y, epoch, step)
         if not bar.disable:
@@ -171,14 +174,14 @@ def _show(bar, loss_sum: float, correct: float, n: float, tally: SpikeTally) -> 
 
 def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float,
               precision: torch.dtype | None, channels_last: bool, temporal_grad: str,
-              sltt_steps: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+              sltt_steps: int | None, distill: Distillation | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(out, loss)`` of the batch, with ``scale`` times the loss's gradient accumulated in ``.grad``: in one
     backward pass, or step by step (``training.temporal_grad``, online modes)."""
     if temporal_grad in ONLINE:
         x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
         return online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
     try:
-        out, loss = _forward(model, method, net, x, y, precision, channels_last)
+        out, loss = _forward(model, method, net, x, y, precision, channels_last, distill)
     except ValueError as e:  # torch's batch-norm on a batch of one value per channel: say what to change
         if ONE_VALUE_PER_CHANNEL not in str(e):
             raise
@@ -190,14 +193,18 @@ def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor,
 
 
 def _forward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             precision: torch.dtype | None, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+             precision: torch.dtype | None, channels_last: bool,
+             distill: Distillation | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(out, loss)`` of batch ``x [B, ...]``, ``y [B]``: ``loss = method.loss(out, y) + method.penalty(net)``
-    (0 for an empty batch), under autocast with ``precision``."""
+    (0 for an empty batch), the first term blended with a teacher's soft targets by ``distill``
+    (``training.distill``), under autocast with ``precision``."""
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, precision):
         out = model(x)
         loss = mixed_loss(method.loss, out, y) if len(y) else out.sum() * 0.0
+        if distill is not None and len(y):
+            loss = distill.blend(loss, method.class_scores(out), x)
         penalty = method.penalty(net)
         if penalty is not None:
             loss = loss + penalty

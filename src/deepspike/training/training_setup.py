@@ -22,13 +22,14 @@ from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator
 from deepspike.methods.registry import method_from_options
 from deepspike.training.compiled import compiled_model
+from deepspike.training.distill import Distillation, load_teacher
 from deepspike.training.distributed import DistContext, all_reduce_sums, wrap_data_parallel
 from deepspike.training.ema import WeightAverage
 from deepspike.training.optim import idle_optimizer, make_optimizer, make_scheduler
 from deepspike.training.reload import build_new_run
 from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
 from deepspike.training.runtime import autocast_dtype, check_steps_fit, seed_everything
-from deepspike.training.temporal_grad import prepare_temporal_grad
+from deepspike.training.temporal_grad import ONLINE, prepare_temporal_grad
 
 SPLITS = ("train", "val", "test")
 
@@ -39,7 +40,8 @@ class TrainingSetup:
     model, its compiled form, or a DDP wrapper of either); scorer: what runs the validation and test batches (the
     bare model or its compiled form, ``training.compiled``); batches: one iterator per split (None for an absent
     split); ema: the weight average (None without ``train.ema_decay``); precision: the autocast dtype (None:
-    float32); reduce: sums ``[correct, loss_sum, n]`` over the ranks."""
+    float32); reduce: sums ``[correct, loss_sum, n]`` over the ranks; distill: the teacher of ``train.distill_from``
+    (None without one)."""
 
     parts: RunParts
     model: nn.Module
@@ -50,6 +52,7 @@ class TrainingSetup:
     ema: WeightAverage | None
     precision: torch.dtype | None
     reduce: Callable[[list[float]], list[float]]
+    distill: Distillation | None = None
 
 
 def steps_per_epoch(config: RunConfig, train_batches: BatchIterator) -> int:
@@ -90,7 +93,9 @@ def check_local_learning(config: RunConfig, world_size: int) -> None:
                 (t.ema_decay is not None, "keeps no weight average (train.ema_decay must be null)"),
                 (t.compile is not False, "is not compiled (train.compile must be false)"),
                 (t.temporal_grad != "bptt", "takes no gradient (train.temporal_grad must be bptt)"),
-                (t.precision != "fp32", "runs no autocast (train.precision must be fp32)"))
+                (t.precision != "fp32", "runs no autocast (train.precision must be fp32)"),
+                (t.distill_from is not None, "has no loss a teacher could blend into (train.distill_from must be "
+                                             "null)"))
     for refused, why in refusals:
         if refused:
             raise ConfigError(f"method {name} learns sample by sample without gradients, so it {why}")
@@ -132,4 +137,15 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
         ema=WeightAverage(parts.model, decay) if decay is not None else None,
         precision=autocast_dtype(config.train.precision),
         reduce=partial(all_reduce_sums, ctx=ctx, device=device),
+        distill=_teacher(config, parts, device),
     )
+
+
+def _teacher(config: RunConfig, parts: RunParts, device: torch.device) -> Distillation | None:
+    """``training.distill.load_teacher``; a one-line ``ConfigError`` for a teacher with an online temporal-gradient
+    mode, whose per-step losses it does not blend into."""
+    if config.train.distill_from is not None and config.train.temporal_grad in ONLINE:
+        raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
+                          f"train.temporal_grad={config.train.temporal_grad} replaces by per-step losses; use bptt "
+                          "or checkpoint")
+    return load_teacher(config, parts, device)

@@ -1,0 +1,111 @@
+"""Knowledge distillation: a trained run's net teaches the net being trained (``train.distill_from``).
+
+Hinton, Vinyals and Dean, "Distilling the knowledge in a neural network" (2015): the student matches the teacher's
+class probabilities softened by a temperature tau as well as the labels. With student scores ``s`` and teacher
+scores ``t`` (``[B, K]``, ``Method.class_scores``; the teacher's computed without gradient, in eval mode)::
+
+    p = softmax(t / tau),   q = softmax(s / tau)
+    KD = tau^2 * (1/B) sum_b sum_k p_bk (log p_bk - log q_bk)            KL(p || q), averaged over the batch
+    loss = (1 - alpha) * task_loss + alpha * KD                           alpha = train.distill_weight
+
+The ``tau^2`` keeps the soft term's gradients, which scale as ``1 / tau^2``, comparable to the task's when tau
+changes (Hinton et al., section 2). A spiking student taught by an ANN of the same data is the usual use in the SNN
+literature (an ANN of the same or a larger architecture; e.g. Kushawaha et al. 2021, Xu et al. CVPR 2023); any run
+whose method has class scores can teach (an ANN, a rate-coded SNN).
+
+The teacher sees the batch the student sees (after augmentation and mixing); a mixed batch's task loss is mixed,
+the soft term needs no labels. Reading the teacher and running it leave the global random streams as they were (a
+stochastic teacher, Poisson input, draws on a fork of them), so ``distill_weight: 0`` trains exactly as no teacher
+does. ``train_loss`` in the metrics is the blended loss; validation and test losses are
+the method's alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepspike.config.schema import RunConfig
+from deepspike.core.errors import ConfigError, UserError, one_line
+from deepspike.methods.base import Method
+from deepspike.methods.registry import list_methods
+from deepspike.training.random_streams import rng_state, set_rng_state
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import RunParts
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``tau^2 KL(softmax(teacher / tau) || softmax(student / tau))``, averaged over the batch; ``student`` and
+    ``teacher`` ``[B, K]`` class scores (module docstring), computed in float32 (under bf16 autocast too)."""
+    log_q = F.log_softmax(student.float() / temperature, dim=1)
+    log_p = F.log_softmax(teacher.float() / temperature, dim=1)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * temperature**2
+
+
+@dataclass
+class Distillation:
+    """A teacher net with its method, and the blend of its soft targets with the task loss (module docstring)."""
+
+    teacher: nn.Module
+    teacher_method: Method
+    weight: float
+    temperature: float
+
+    def blend(self, task_loss: torch.Tensor, student_scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(1 - alpha) task_loss + alpha KD`` for the batch ``x [B, ...]`` whose student scores are
+        ``student_scores [B, K]``."""
+        with torch.no_grad(), torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            teacher_scores = self.teacher_method.class_scores(self.teacher(x))
+        soft = distillation_loss(student_scores, teacher_scores, self.temperature)
+        return (1.0 - self.weight) * task_loss + self.weight * soft
+
+
+def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> Distillation | None:
+    """The ``Distillation`` of ``config.train`` (None without ``train.distill_from``): the teacher run read as
+    ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen. A
+    one-line ``ConfigError`` when the student's or teacher's method has no class scores, or the teacher was trained
+    on other data (name, arguments, classes or sample shape)."""
+    t = config.train
+    if t.distill_from is None:
+        return None
+    if not has_class_scores(type(student.method)):
+        raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
+                          f"(it scores by spike times or votes); methods with class scores: {scored_methods()}")
+    before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
+    try:
+        source, parts, _ = load_run(t.distill_from, device=str(device))
+    except UserError as e:  # which key named the run that could not be read
+        raise ConfigError(f"train.distill_from: {one_line(e)}") from None
+    finally:
+        set_rng_state(before)
+    if not has_class_scores(type(parts.method)):
+        raise ConfigError(f"train.distill_from: {t.distill_from} is a {source.method.name!r} run, which has no class "
+                          f"scores to teach with; teachers: runs of {scored_methods()}")
+    _check_same_data(config, source, student, parts, t.distill_from)
+    parts.model.requires_grad_(False)
+    return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature)
+
+
+def has_class_scores(method_class: type[Method]) -> bool:
+    """Whether the methods of ``method_class`` give class scores (it overrides ``Method.class_scores``)."""
+    return method_class.class_scores is not Method.class_scores
+
+
+def scored_methods() -> str:
+    """The registered methods with class scores, e.g. "ann, converted, spikebp, stbp, ttfs_window"."""
+    return ", ".join(m.name for m in list_methods() if has_class_scores(m))
+
+
+def _check_same_data(config: RunConfig, source: RunConfig, student: RunParts, teacher: RunParts, path: str) -> None:
+    """A one-line ``ConfigError`` when the teacher's data differ from the student's: its dataset and data arguments,
+    its number of classes or one sample's shape."""
+    pairs = (("data.name", source.data.name, config.data.name), ("data.args", source.data.args, config.data.args),
+             ("classes", teacher.data.num_classes, student.data.num_classes),
+             ("sample shape", list(teacher.data.input_shape), list(student.data.input_shape)))
+    for what, theirs, ours in pairs:
+        if theirs != ours:
+            raise ConfigError(f"train.distill_from: the teacher {path} was trained on other data ({what} {theirs} "
+                              f"against this run's {ours}); a teacher must have read the same data")

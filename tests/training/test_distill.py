@@ -1,0 +1,147 @@
+"""Knowledge distillation (``train.distill_from``): the soft loss against a hand-computed reference, the blend inside
+a real training step, exact resume, and one-line refusals."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from deepspike.cli import main
+from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
+from deepspike.methods.registry import method_from_options, method_names
+from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
+from deepspike.training.reload import load_run
+from deepspike.training.runs import load_checkpoint
+from deepspike.training.trainer import Trainer
+from fakedata import write_dataset
+from tiny_run import TINY, full_and_resumed_weights
+
+TEACHER = ["method.name=ann", "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "train.epochs=1",
+           "train.batch_size=128", "train.progress=false", "optim.lr=0.01"]
+
+
+def _reference_kd(student: np.ndarray, teacher: np.ndarray, tau: float) -> float:
+    """``tau^2 / B sum_b sum_k p log(p / q)`` from the definitions, in float64 numpy."""
+    def softmax(z):
+        e = np.exp(z / tau - (z / tau).max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    p, q = softmax(teacher), softmax(student)
+    return float(tau**2 * (p * np.log(p / q)).sum(axis=1).mean())
+
+
+@pytest.mark.parametrize("tau", [1.0, 4.0, 0.5])
+def test_distillation_loss_is_tau_squared_kl_of_the_softened_probabilities(tau):
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 7, generator=g) * 3, torch.randn(5, 7, generator=g) * 3
+    got = float(distillation_loss(student, teacher, tau))
+    assert got == pytest.approx(_reference_kd(student.double().numpy(), teacher.double().numpy(), tau), rel=1e-5)
+    assert float(distillation_loss(teacher, teacher, tau)) == pytest.approx(0.0, abs=1e-6)  # matched: no loss
+
+
+def test_distillation_loss_hand_computed_two_classes():
+    # student scores (0, 0) -> q = (1/2, 1/2); teacher (ln 3, 0) at tau 1 -> p = (3/4, 1/4)
+    # KL = 3/4 ln(3/2) + 1/4 ln(1/2) = 0.130812...
+    got = float(distillation_loss(torch.zeros(1, 2), torch.tensor([[math.log(3.0), 0.0]]), 1.0))
+    assert got == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5), rel=1e-6)
+
+
+def test_the_methods_with_class_scores_and_what_stbp_scores():
+    assert scored_methods() == "ann, converted, spikebp, stbp, ttfs_window"
+    assert {"ttfs", "stdbp", "wta_stdp"} <= set(method_names())  # times and votes: no class scores
+    stbp = load_config(None, TINY)
+    method = method_from_options("stbp", stbp.method.options)
+    per_step = torch.arange(24.0).reshape(2, 3, 4)  # TET's [T, B, K]
+    assert torch.equal(method.class_scores(per_step), (per_step[0] + per_step[1]) / 2)
+    assert torch.equal(method.class_scores(per_step[0]), per_step[0])
+
+
+def _trained(folder, overrides):
+    Trainer(load_config(None, overrides), folder / "run").fit()
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    return _trained(tmp_path_factory.mktemp("teacher"), TEACHER)
+
+
+@pytest.fixture(scope="module")
+def poisson_teacher_run(tmp_path_factory):
+    """An stbp run with Poisson input: its forward passes draw random numbers."""
+    return _trained(tmp_path_factory.mktemp("poisson"), [*TINY, "train.epochs=1", "train.max_steps_per_epoch=2"])
+
+
+def _two_step_run(tmp_path, overrides):
+    config = load_config(None, [*TINY, "train.epochs=1", "train.max_steps_per_epoch=2", "method.encoder=direct",
+                                "data.augment.crop_padding=0", *overrides])
+    Trainer(config, tmp_path).fit()
+    (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    return record["train_loss"], load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+
+
+def test_weight_zero_trains_as_without_a_teacher_and_weight_one_on_the_soft_loss_alone(teacher_run,
+                                                                                        poisson_teacher_run, tmp_path):
+    plain, plain_weights = _two_step_run(tmp_path / "plain", [])
+    for teacher in (teacher_run, poisson_teacher_run):  # reading and running a teacher leave the streams alone
+        zero, zero_weights = _two_step_run(tmp_path / teacher.parent.name, [f"train.distill_from={teacher}",
+                                                                            "train.distill_weight=0"])
+        assert zero == plain and all(torch.equal(plain_weights[k], zero_weights[k]) for k in plain_weights)
+    soft, soft_weights = _two_step_run(tmp_path / "soft", [f"train.distill_from={teacher_run}",
+                                                          "train.distill_weight=1", "train.distill_temperature=2"])
+    assert soft != plain and any(not torch.equal(plain_weights[k], soft_weights[k]) for k in plain_weights)
+
+
+def test_the_blended_loss_of_a_batch_is_the_reference_blend(teacher_run):
+    _, student, _ = load_run(teacher_run)  # an ANN student of the teacher's own shape
+    config = load_config(None, [*TEACHER, f"train.distill_from={teacher_run}", "train.distill_weight=0.3",
+                                "train.distill_temperature=3"])
+    distill = load_teacher(config, student, torch.device("cpu"))
+    x = torch.randn(6, *student.data.input_shape, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(6) % 10
+    with torch.no_grad():
+        s = student.model(x) * 0.5  # another student: half the teacher's logits
+        t = distill.teacher(x)
+    task = torch.nn.functional.cross_entropy(s, y)
+    got = float(distill.blend(task, s, x))
+    want = 0.7 * float(task) + 0.3 * _reference_kd(s.double().numpy(), t.double().numpy(), 3.0)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_a_distilled_run_resumes_exactly(teacher_run, tmp_path):
+    config = load_config(None, [*TINY, f"train.distill_from={teacher_run}", "train.max_steps_per_epoch=3"])
+    full, resumed = full_and_resumed_weights(config, tmp_path)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.distill_weight=1.5"], r"^bad value 1.5 for train.distill_weight: expected in \[0, 1\]$"),
+    (["train.distill_weight=nan"], r"^bad value nan for train.distill_weight"),
+    (["train.distill_temperature=0"], r"^bad value 0.0 for train.distill_temperature: expected in \[0.001, 1000\]$"),
+    (["train.distill_from=' '"], r"^bad value ' ' for train.distill_from: expected a run directory"),
+])
+def test_bad_distillation_settings_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [*TINY, *overrides])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.distill_from={teacher}", "train.temporal_grad=sltt"],
+     "^train.distill_from: distillation blends into the loss of the whole batch, which train.temporal_grad=sltt"),
+    (["train.distill_from={teacher}", "data.name=mnist", "data.data_dir={mnist}", "data.val_fraction=0"],
+     r"^train.distill_from: the teacher .* was trained on other data \(data.name digits against this run's mnist\)"),
+    (["train.distill_from={missing}"], r"^train.distill_from: .*missing"),
+    (["train.distill_from={teacher}", "method.name=ttfs", "model.args.hidden=[8]"],
+     "^train.distill_from: method 'ttfs' has no class scores to distill into"),
+])
+def test_the_cli_refuses_an_unusable_teacher_in_one_line(teacher_run, tmp_path, capsys, overrides, message):
+    mnist = write_dataset("mnist", tmp_path / "data") if "data.name=mnist" in overrides else None
+    filled = [o.format(teacher=teacher_run, missing=tmp_path / "missing", mnist=mnist) for o in overrides]
+    tiny = [o for o in TINY if not o.startswith("method.") or "method.name=ttfs" not in filled]
+    assert main(["train", *tiny, *filled, "train.epochs=1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(message, err.removeprefix("deepspike: error: ")), err
