@@ -144,3 +144,19 @@ def test_a_whole_number_start_of_zero_read_from_a_file_is_a_fraction():
     graph.nodes["if"].metadata["initial"] = np.int64(0)
     assert low_latency_rules(graph.nodes["if"]) == (0.0, False, True)
     assert _run(graph, [0.6, 0.5, -0.9]) == [0.0, 1.0, -1.0]  # h = 0.6, 1.1 fires (v 0.1), -0.8 < 0 after a spike
+
+
+@pytest.mark.parametrize("rules", [{"initial": 0.5}, {"weighted": True}, {"signed": True}])
+def test_from_nir_refuses_a_low_latency_neuron_it_would_run_as_a_plain_one(tmp_path, rules):
+    # from_nir ignored the metadata and built a plain IF from v_0 = 0 with 0/1 spikes: for inputs 0.6, -0.9 the file
+    # (start th/2, signed) fires [1, -1] and the imported net gave [0, 0], silently (deepspike eval scored another net)
+    from deepspike.deploy import from_nir
+
+    graph = _one_neuron_graph(**rules)
+    with pytest.raises(ConfigError, match="node 'if' is a low-latency converted neuron .* GraphSimulator.rate_coded"):
+        from_nir(graph)
+    nir.write(str(tmp_path / "ll.nir"), graph)
+    with pytest.raises(ConfigError, match="low-latency"):
+        from_nir(tmp_path / "ll.nir")
+    plain = from_nir(_one_neuron_graph())  # no low-latency metadata: imported as before
+    assert plain(torch.tensor([0.6, 0.5]).reshape(2, 1, 1)).flatten().tolist() == [0.0, 1.0]

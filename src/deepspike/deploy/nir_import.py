@@ -31,7 +31,7 @@ from deepspike.core.options import shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
-from deepspike.deploy.neurons import _uniform, node_params, synaptic_params
+from deepspike.deploy.neurons import _uniform, low_latency_rules, node_params, synaptic_params
 from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes, node_padding
@@ -84,9 +84,22 @@ def _recurrent_layer(nir, node, weight, dt: float) -> RecurrentSpiking:
     return layer
 
 
+def refuse_low_latency(nir, node, name: str) -> None:
+    """A one-line ``ConfigError`` for a spiking node with deepspike's low-latency metadata (``initial``, ``weighted``,
+    ``signed``: ``to_nir(..., low_latency=True)``, ``neurons.low_latency_rules``), whose start membrane and
+    threshold-valued or signed spikes the modules built here do not run: it imported as a plain IF neuron, whose
+    0/1 spikes from ``v_0 = 0`` are not the file's."""
+    if isinstance(node, nir.IF | nir.LIF | nir.CubaLIF) and any(low_latency_rules(node)):
+        raise ConfigError(f"NIR import: node {name!r} is a low-latency converted neuron (metadata initial, weighted, "
+                          "signed: to_nir(..., low_latency=True)), which from_nir does not run; GraphSimulator."
+                          "rate_coded runs it, and `deepspike export FILE --onnx` writes it as ONNX")
+
+
 def _node_modules(nir, graph, name: str, dt: float, recurrent: dict, delays: dict) -> list[nn.Module]:
     """The modules of node ``name``: a recurrent layer when it has a recurrent weight, a ``DelayedLinear`` when it
-    is a folded delayed layer (``delays``: its delays in steps), else ``_module``."""
+    is a folded delayed layer (``delays``: its delays in steps), else ``_module``. A low-latency converted neuron
+    (``refuse_low_latency``) is a one-line ``ConfigError``."""
+    refuse_low_latency(nir, graph.nodes[name], name)
     if name in recurrent:
         return [_recurrent_layer(nir, graph.nodes[name], recurrent[name], dt)]
     if name in delays:
