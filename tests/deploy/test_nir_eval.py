@@ -324,3 +324,26 @@ def test_a_files_bad_eval_batch_size_is_one_line(tmp_path, capsys, size):
     err = capsys.readouterr().err
     assert "the NIR file's metadata eval_batch_size must be a whole number from 1 to 1,000,000" in err
     assert err.count("\n") == 1
+
+
+def _vote_graph(num_classes) -> nir.NIRGraph:
+    """input [64] -> Affine 64 -> 20 -> IF -> output, decoded by vote (direct input, 4 steps)."""
+    rng, ones = np.random.default_rng(0), np.ones(20, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc": nir.Affine(weight=rng.normal(size=(20, 64)).astype(np.float32), bias=0 * ones),
+             "if": nir.IF(r=ones / 1e-4, v_threshold=ones, v_reset=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([20])})}
+    meta = {"dt": 1e-4, "decode": "vote", "num_classes": num_classes, "encoder": "direct", "timesteps": 4}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")], metadata=meta,
+                        type_check=False)
+
+
+@pytest.mark.parametrize("value", [10.0, "10", 0])
+def test_a_vote_files_num_classes_that_is_not_a_whole_number_is_one_line(tmp_path, capsys, value):
+    # 10.0 read from a file ended in torch's TypeError "reshape(): argument 'shape' failed to unpack ... got float"
+    # (a traceback), the text "10" in "votes for '10' classes, but the data set has 10"
+    path = write(_vote_graph(value), tmp_path / "vote.nir")
+    assert main(["eval", str(path), "--data", "digits", "--limit", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"metadata num_classes must be a whole number >= 1, got {value!r}" in err
+    assert main(["eval", str(write(_vote_graph(10), tmp_path / "ten.nir")), "--data", "digits", "--limit", "8"]) == 0

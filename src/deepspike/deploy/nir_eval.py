@@ -219,6 +219,17 @@ def check_outputs(out: torch.Tensor, decode: str, classes: int, num_classes: Any
         raise ConfigError(f"the NIR file {what} {have!r} classes, but the data set has {classes}")
 
 
+def _votes_for(meta: dict[str, Any], classes: int) -> int:
+    """The classes a file's output neurons vote for: its metadata ``num_classes``, else (a vote file that does not
+    say) the data set's ``classes``; a one-line ``ConfigError`` unless a whole number >= 1 (10.0 from a file ended in
+    torch's TypeError "reshape(): argument 'shape' failed to unpack", the text "10" in "votes for '10' classes")."""
+    votes_for = meta.get("num_classes", classes)
+    if not is_whole(votes_for, 1):
+        raise ConfigError(f"the NIR file's metadata num_classes must be a whole number >= 1, got "
+                          f"{shown_value(votes_for)}")
+    return int(votes_for)
+
+
 def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", timesteps: int | None = None,
                  coding: str | None = None, dt: float | None = None, limit: int | None = None) -> dict[str, Any]:
     """Accuracy of the rate-coded NIR file ``source`` on ``split`` of ``dataset`` (module docstring):
@@ -234,7 +245,7 @@ def evaluate_nir(source: str | os.PathLike, dataset: str, split: str = "test", t
         raise ConfigError(f"--limit must be a whole number >= 1, got {limit!r}")
     correct = n = 0
     classes, batches = _test_batches(dataset, split, meta)
-    votes_for = meta.get("num_classes", classes)  # a vote file that does not say: the data set's classes
+    votes_for = _votes_for(meta, classes) if decode == "vote" else None
     with eval_pass(encoder):
         for x, y in limit_samples(batches, limit):
             check_timesteps_fit(x, steps, getattr(encoder, "widening", 1))  # before [T, B, ...] is drawn
