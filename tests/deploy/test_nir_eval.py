@@ -347,3 +347,17 @@ def test_a_vote_files_num_classes_that_is_not_a_whole_number_is_one_line(tmp_pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"metadata num_classes must be a whole number >= 1, got {value!r}" in err
     assert main(["eval", str(write(_vote_graph(10), tmp_path / "ten.nir")), "--data", "digits", "--limit", "8"]) == 0
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("encoder", np.array([b"direct", b"poisson"]), "input coding array(['direct', 'poisson'], dtype=object) is not"),
+    ("timesteps", np.array([4, 5]), "metadata timesteps must be a whole number from 1 to 1,000,000, got array([4, 5])"),
+    ("dataset", np.array([b"digits", b"mnist"]), None),  # not the data set named: read as another tool's file
+])
+def test_a_files_metadata_array_where_a_word_or_number_belongs_is_one_line(tmp_path, capsys, field, value, message):
+    # each ended in numpy's "ValueError: The truth value of an array with more than one element is ambiguous"
+    graph = _vote_graph(10)
+    graph.metadata[field] = value
+    rc = main(["eval", str(write(graph, tmp_path / "m.nir")), "--data", "digits", "--limit", "8"])
+    err = capsys.readouterr().err
+    assert (rc, err.count("\n")) == ((2, 1) if message else (0, 0)) and (message or "") in err

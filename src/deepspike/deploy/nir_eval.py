@@ -68,8 +68,9 @@ def nir_encoder(meta: dict[str, Any], coding: str | None = None) -> nn.Module:
     name = coding_name(meta, coding)
     if name is None:
         raise ConfigError("the NIR file does not say how its input is coded (no metadata 'encoder'): pass --encoder")
-    if name not in encoder_names():
-        raise ConfigError(f"input coding {name!r} is not one deepspike builds; valid: {', '.join(encoder_names())}")
+    if not isinstance(name, str) or name not in encoder_names():  # a file's array: "truth value ... is ambiguous"
+        raise ConfigError(f"input coding {shown_value(name)} is not one deepspike builds; valid: "
+                          f"{', '.join(encoder_names())}")
     scale, value = meta.get("bipolar_scale", 1.0), meta.get("bipolar_value", 1.0)
     if not (is_finite(scale) and is_finite(value)):  # a text ended in float()'s ValueError
         raise ConfigError(f"the NIR file's metadata bipolar_scale and bipolar_value must be numbers, got "
@@ -97,8 +98,8 @@ def decided_class(out: torch.Tensor, decode: str, num_classes: int | None = None
 
 
 def _steps(meta: dict[str, Any], timesteps: int | None) -> int:
-    steps = timesteps if timesteps is not None else meta.get("timesteps") or None
-    if steps is None:
+    steps = timesteps if timesteps is not None else meta.get("timesteps")
+    if steps is None or (timesteps is None and isinstance(steps, int | float) and steps == 0):  # 0: not known
         raise ConfigError("the NIR file does not say how many time steps it runs (no metadata 'timesteps'): pass "
                           "--timesteps")
     if not is_whole(steps, 1, 1_000_000):  # a file's value was reported as "--timesteps", given or not
@@ -116,7 +117,7 @@ def _test_batches(dataset: str, split: str, meta: dict[str, Any]) -> tuple[int, 
     if dataset not in list_datasets():  # checked before it goes into an override, where '${oc.env:HOME}' was
         raise unknown_choice("dataset", dataset, list_datasets())  # resolved and shown ("unknown dataset '/root'")
     overrides = [f"data.name={dataset}"]
-    same = meta.get("dataset") == dataset
+    same = isinstance(meta.get("dataset"), str) and meta["dataset"] == dataset  # not a file's array (ambiguous)
     if same and "val_fraction" in meta:
         overrides += _split_overrides(meta)
     if same and "eval_batch_size" in meta:  # the run's batches: a random encoder draws per batch
