@@ -511,3 +511,10 @@ def test_a_population_or_delta_file_coded_with_other_settings_names_the_key_to_s
     with pytest.raises(ConfigError, match=r"delta_threshold 0.2, the recipe's net with 0.1: set "
                                           r"method.delta_threshold=0.2$"):
         start_from_nir(delta, _net(encoder="delta", delta_threshold=0.1))
+
+
+def test_a_files_decode_that_is_not_a_word_says_nothing_of_a_vote(tmp_path):
+    # an array (a hand-written or damaged file) ended in numpy's "truth value of an array ... is ambiguous"
+    graph = to_nir(_file_weights(_net()), (1, 8, 8))
+    graph.metadata["decode"] = np.array([b"vote", b"rate"])
+    start_from_nir(write_nir(graph, tmp_path / "odd.nir"), _net())

@@ -145,7 +145,7 @@ def _check_vote(meta: dict, info: dict, theirs: list, ours: list, path) -> None:
     ``num_classes`` that divides ``K``: the recipe's classes, its output neurons) and the recipe's net does not, or
     the other way round (a file that does not say how it decodes, another tool's, may be read either way)."""
     votes, voted = meta.get("decode") == "vote", info.get("decode") == "vote"
-    if votes == voted or "decode" not in meta:
+    if not isinstance(meta.get("decode"), str) or votes == voted:  # a word that is not text (an array) says nothing
         return
     outputs = _outputs(m for m, _ in theirs)
     classes = meta.get("num_classes")
