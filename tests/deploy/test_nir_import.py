@@ -57,6 +57,18 @@ def test_the_graphs_dt_is_used(tmp_path):
         assert net(torch.ones(3, 2, 1, 8, 8)).shape == (3, 2, 3)
 
 
+def test_a_dt_argument_overrides_the_graphs():
+    # the module docstring said dt "comes from the graph's metadata (else the argument)"; the argument wins: LI with
+    # tau = 1e-2, R = 100 on the graph's dt 1e-4 decays by 0.99 and adds x, on dt = 1e-3 by 0.9 and adds 10 x
+    ones = np.ones(2, dtype=np.float32)
+    graph = _integrator_graph(nir.LI(tau=ones * 1e-2, r=ones * 100, v_leak=ones * 0))
+    x = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])  # [T=2, B=1, 2]
+    with torch.no_grad():
+        assert torch.allclose(from_nir(graph)(x)[:, 0, 0], torch.tensor([1.0, 0.99]))
+        assert torch.allclose(from_nir(graph, dt=1e-3)(x)[:, 0, 0], torch.tensor([10.0, 9.0]))
+    assert from_nir(graph, dt=1e-3).metadata["dt"] == 1e-3
+
+
 def _integrator_graph(node) -> nir.NIRGraph:
     """input [2] -> ``node`` (a NIR LI or I) -> output [2], dt = 1e-4."""
     nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "v": node,

@@ -10,8 +10,8 @@ node on a cycle (``neuron -> rec -> neuron``, read as one step of delay: ``graph
 Spyx's recurrent layers) is inlined first (``graph_flatten``). A layer with synaptic delays, written as branches
 ``source -> Delay(k dt) -> Linear -> target`` (one per delay, the ``k = 0`` one without a ``Delay``; ``to_nir(...,
 round_delays=True)``), becomes the rounded :class:`~deepspike.layers.delays.DelayedLinear` (``nir_delays.fold_delays``;
-delays that are not whole steps of ``dt`` and ``Delay`` nodes elsewhere are one-line errors). ``dt`` comes from the
-graph's metadata (else the argument).
+delays that are not whole steps of ``dt`` and ``Delay`` nodes elsewhere are one-line errors). ``dt`` is the argument,
+else the graph's metadata (``graph_dt``).
 Our own mapping is used for every node (nirtorch's default Affine mapping drops the bias). Nothing is built
 before the graph passes the checks of :mod:`nir_read` (the file), :mod:`nir_fields` (each node's fields) and
 :mod:`nir_shapes` (the nodes fit together): a broken graph is a one-line error, not a net that fails later.
