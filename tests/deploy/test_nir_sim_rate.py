@@ -148,6 +148,23 @@ def test_a_step_that_is_not_a_positive_number_is_one_line(dt, metadata, origin):
             GraphSimulator(graph, dt)
 
 
+@pytest.mark.parametrize("graph", ["model.nir", None])
+def test_a_graph_that_is_not_a_nir_graph_is_one_line(graph):
+    # a file's path ended in AttributeError "'str' object has no attribute 'nodes'" (GraphSimulator) / "... no
+    # attribute 'metadata'" (rate_coded, nir_to_onnx, ttfs_graph_times)
+    from deepspike.deploy import nir_to_onnx, ttfs_graph_times
+
+    runs = {"GraphSimulator": lambda: GraphSimulator(graph, 1e-3),
+            "GraphSimulator.rate_coded": lambda: GraphSimulator.rate_coded(graph),
+            "nir_to_onnx": lambda: nir_to_onnx(graph),
+            "ttfs_graph_times": lambda: ttfs_graph_times(graph, torch.zeros(1, 2), 1e-3, 1.0)}
+    for who, run in runs.items():
+        with pytest.raises(ConfigError) as error:
+            run()
+        assert str(error.value) == (f"{who} takes a nir.NIRGraph (a NIR file: read it with deepspike.deploy.read_nir),"
+                                    f" got {graph!r}")
+
+
 def test_bad_choices_and_cuba_outside_its_scheme_are_one_line_errors():
     graph = _one_if({})
     with pytest.raises(ConfigError, match=r"^NIR simulation: integration must be 'exact' or 'euler', got 'rk4'$"):

@@ -80,6 +80,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
@@ -301,6 +302,14 @@ class _CubaEuler(_Neuron):
         return out
 
 
+def check_graph(nir, graph, where: str) -> None:
+    """A one-line ``ConfigError`` unless ``graph`` is a ``nir.NIRGraph`` (a file's path ended in "'str' object has
+    no attribute 'nodes'", a single node in a KeyError); a NIR file is read with ``deploy.read_nir``."""
+    if not isinstance(graph, nir.NIRGraph):
+        raise ConfigError(f"{where} takes a nir.NIRGraph (a NIR file: read it with deepspike.deploy.read_nir), got "
+                          f"{shown_value(graph)}")
+
+
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
         raise ConfigError(f"NIR simulation: {name} must be {' or '.join(map(repr, valid))}, got {value!r}")
@@ -321,6 +330,7 @@ class GraphSimulator:
 
     def __init__(self, graph, dt: float, integration: str = "exact", signals: str = "areas") -> None:
         self.nir = require_nir()
+        check_graph(self.nir, graph, "GraphSimulator")
         dt = _step(dt, graph, {}, "NIR simulation")  # a positive finite number, else one line
         self.integration = _choice("integration", integration, INTEGRATIONS)
         self.signals = _choice("signals", signals, SIGNALS)
@@ -354,6 +364,7 @@ class GraphSimulator:
         """The simulator of a deepspike rate-coded graph (``to_nir``): ``integration="euler"``,
         ``signals="currents"``, ``dt`` = the argument, else the graph's (``nir_import.graph_dt``). Fed the
         net's encoded input ``[T, B, *input_shape]`` its output spikes are ``from_nir(graph)``'s."""
+        check_graph(require_nir(), graph, "GraphSimulator.rate_coded")
         return cls(graph, _step(dt, graph, _plain(graph.metadata), "NIR simulation"), "euler", "currents")
 
     def reset(self) -> None:

@@ -40,7 +40,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.nir_delays import DelayLine
 from deepspike.deploy.nir_import import _plain, _step
-from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky
+from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky, check_graph
 from deepspike.deploy.onnx_ops import IR_VERSION, OPSET, GraphBuilder, check_supported, stateless, value_info
 from deepspike.deploy.onnx_run import STATES_KEY
 from deepspike.deploy.onnx_state import StepStates, cuba_step, delay_step, leaky_step
@@ -199,6 +199,7 @@ def nir_to_onnx(graph, dt: float | None = None, integration: str = "euler", sign
     _choice("dtype", dtype, DTYPES)
     if isinstance(graph, nir.NIRNode) and not isinstance(graph, nir.NIRGraph):
         raise ConfigError(f"ONNX export: expected a NIR graph, got a single {type(graph).__name__} node")
+    check_graph(nir, graph, "nir_to_onnx")
     sim = _simulator(graph, dt, integration, signals)
     states = []
     if form == "step":

@@ -16,7 +16,8 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
-from deepspike.deploy.nir_sim import GraphSimulator
+from deepspike.deploy.deps import require_nir
+from deepspike.deploy.nir_sim import GraphSimulator, check_graph
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
 MAX_REPLAY_STEPS = 1_000_000  # t_end / dt, the grid steps of one replay after step 0 (a tiny dt ran for hours)
@@ -80,6 +81,7 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     guarantee); t_end / dt at most ``MAX_REPLAY_STEPS``. chunk_steps: steps per chunk (a whole number >= 1), else
     as many as fit ``MAX_CHUNK_ELEMENTS``. Stops early once every output neuron has spiked.
     """
+    check_graph(require_nir(), graph, "ttfs_graph_times")
     meta = _meta(graph)
     if meta.get("format") != "ttfs":
         raise ConfigError("TTFS replay needs a graph written by to_nir_ttfs (metadata format: ttfs)")
