@@ -407,6 +407,24 @@ def test_write_nir_refuses_what_is_not_a_graph_or_a_path_in_one_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("metadata", "where"), [
+    ({"note": None}, "the graph metadata 'note' = None"),
+    ({"run": {"tags": [1, "x"]}}, "the graph metadata 'run/tags' = [1, 'x']"),
+])
+def test_metadata_hdf5_cannot_store_is_one_line_naming_it(tmp_path, metadata, where):
+    # before: h5py's TypeError "One of data, shape or dtype must be specified" (None) or "No conversion path for
+    # dtype: dtype('<U21')" (numbers and text in one list) from inside nir.write, with no word of which value
+    model = get_method("stbp", {"timesteps": 2}).build(create_architecture("mlp", num_classes=3, input_shape=(4,)))
+    with pytest.raises(ConfigError) as error:
+        write_nir(to_nir(model.eval(), (4,), metadata=metadata), tmp_path / "g.nir")
+    assert str(error.value).startswith(f"write_nir: {where} cannot be stored in a NIR file (HDF5: ")
+    graph = to_nir(model.eval(), (4,))
+    graph.nodes["input"].metadata["x"] = None
+    with pytest.raises(ConfigError, match=r"^write_nir: node 'input' metadata 'x' = None cannot be stored"):
+        write_nir(graph, tmp_path / "g.nir")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("dt", [1e308, -1e308])
 def test_a_dt_past_float32_is_refused_in_one_line_without_a_warning(dt):
     # 1e308 printed numpy's "RuntimeWarning: overflow encountered in cast" (two more lines) before the error

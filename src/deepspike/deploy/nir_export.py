@@ -601,8 +601,8 @@ def check_finite(graph) -> None:
 def write_nir(graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` (HDF5, ``nir.write``) after checking that every value is finite; atomically
     (``core.atomic``: the file is the old one or the whole new one, and a write that fails is a one-line
-    ``WriteError``). A ``graph`` that is not a ``nir.NIRGraph`` or a ``path`` that is not a path is a one-line
-    ``ConfigError``."""
+    ``WriteError``). A ``graph`` that is not a ``nir.NIRGraph``, a ``path`` that is not a path or a metadata value
+    HDF5 cannot store (``_unstorable``: None, a list mixing numbers and text) is a one-line ``ConfigError``."""
     nir = require_nir()
     if not isinstance(graph, nir.NIRGraph):  # a net or a path ended in "has no attribute 'nodes'"
         raise ConfigError(f"write_nir takes a nir.NIRGraph (to_nir's), got {shown_value(graph)}")
@@ -611,9 +611,37 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
     check_finite(graph)
     path = Path(path)
     encoded = io.BytesIO()
-    nir.write(encoded, _without_scalar_arrays(nir, graph))
+    try:
+        nir.write(encoded, _without_scalar_arrays(nir, graph))
+    except (TypeError, ValueError) as e:  # h5py's "One of data, shape or dtype must be specified" for a None
+        raise ConfigError(f"write_nir: {_unstorable(graph) or 'a value'} cannot be stored in a NIR file (HDF5: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); metadata values are numbers, "
+                          "text, arrays or lists of one of them, and dicts of those") from None
     atomic_write(path, lambda f: f.write(encoded.getvalue()))
     return path
+
+
+def _unstorable(graph) -> str | None:
+    """``"the graph metadata 'key' = value"`` (or ``"node 'name' metadata ..."``) of the first metadata value that h5py
+    cannot store as ``nir.write`` stores it (text as a string, anything else as an array), else None."""
+    import h5py  # the nir package's own dependency
+
+    owners = [("the graph", graph.metadata), *((f"node {k!r}", getattr(v, "metadata", None))
+                                               for k, v in graph.nodes.items())]
+    with h5py.File(io.BytesIO(), "w") as f:
+        for owner, meta in owners:
+            stack = [(str(k), v) for k, v in (meta or {}).items()]
+            while stack:
+                key, value = stack.pop(0)
+                if isinstance(value, dict):
+                    stack += [(f"{key}/{k}", v) for k, v in value.items()]
+                    continue
+                try:
+                    f.create_dataset(f"v{len(f)}", data=value, dtype=h5py.string_dtype() if isinstance(value, str)
+                                     else None)
+                except (TypeError, ValueError):
+                    return f"{owner} metadata {key!r} = {shown_value(value)}"
+    return None
 
 
 def _without_scalar_arrays(nir, graph):
