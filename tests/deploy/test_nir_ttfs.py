@@ -189,6 +189,14 @@ def test_replay_inputs_and_metadata_that_do_not_fit_the_graph_are_one_line_error
         ttfs_graph_times(graph, t_in, 0.1, 2.0)
 
 
+def test_a_format_that_is_not_text_is_not_a_ttfs_graph():
+    # an array (a hand-written or damaged file) ended in numpy's "truth value of an array ... is ambiguous"
+    graph = to_nir_ttfs(nn.Sequential(TTFSLinear(4, 3, bias=True).double()), (4,))
+    graph.metadata["format"] = np.array(["ttfs", "ttfs"], dtype=object)
+    with pytest.raises(ConfigError, match=r"^TTFS replay needs a graph written by to_nir_ttfs \(metadata format: "):
+        ttfs_graph_times(graph, torch.zeros(2, 4), 0.1, 2.0)
+
+
 def test_cubalif_parameters_follow_the_nir_equations():
     # exp: tau = 2, theta = 1.5, large = 1e3 -> tau_syn = 2, tau_mem = 2000, w_in = 2, r = 2000 / 2 = 1000
     node = ttfs_neuron_node("exp", 1.5, 2.0, (3,), drive=3.0, large=1e3, t_window=100.0)

@@ -83,7 +83,7 @@ def ttfs_graph_times(graph, t_in: torch.Tensor, dt: float, t_end: float, chunk_s
     """
     check_graph(require_nir(), graph, "ttfs_graph_times")
     meta = _meta(graph)
-    if meta.get("format") != "ttfs":
+    if not (isinstance(meta.get("format"), str) and meta["format"] == "ttfs"):  # an array: "truth value ... ambiguous"
         raise ConfigError("TTFS replay needs a graph written by to_nir_ttfs (metadata format: ttfs)")
     if not (is_finite(t_end) and t_end >= 0):  # t_end < 0 simulated no step and returned None; NaN a ValueError
         raise ConfigError(f"TTFS replay: t_end = {t_end!r} must be a finite number >= 0")
