@@ -148,6 +148,24 @@ def test_a_step_that_is_not_a_positive_number_is_one_line(dt, metadata, origin):
             GraphSimulator(graph, dt)
 
 
+@pytest.mark.parametrize("rate", [0.5, 0.01])  # dense x @ W^T, and the sparse embedding_bag path (< 5% nonzero)
+def test_an_affine_node_on_values_of_several_axes_acts_on_the_last_as_from_nir(rate):
+    # nir_shapes and from_nir (nn.Linear) take an Affine [5, 4] on [2, 3, 4] values, giving [2, 3, 5]; GraphSimulator
+    # (and so `deepspike export FILE --onnx`'s check) ended in "ValueError: too many values to unpack (expected 2)"
+    rng, ones = np.random.default_rng(0), np.ones((2, 3, 5), dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2, 3, 4])}),
+             "fc": nir.Affine(weight=rng.normal(size=(5, 4)).astype(np.float32), bias=np.full(5, 0.3, np.float32)),
+             "if": nir.IF(r=ones * 1e3, v_threshold=ones, v_reset=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([2, 3, 5])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "if"), ("if", "output")],
+                         metadata={"dt": 1e-3}, type_check=False)
+    x = (torch.rand(6, 2, 2, 3, 4, generator=torch.Generator().manual_seed(1)) < rate).float()
+    with torch.no_grad():
+        ours = from_nir(graph)(x)
+    assert ours.shape == (6, 2, 2, 3, 5) and ours.any()
+    assert torch.equal(GraphSimulator.rate_coded(graph).run({"input": x})["output"].float(), ours)
+
+
 @pytest.mark.parametrize("graph", ["model.nir", None])
 def test_a_graph_that_is_not_a_nir_graph_is_one_line(graph):
     # a file's path ended in AttributeError "'str' object has no attribute 'nodes'" (GraphSimulator) / "... no

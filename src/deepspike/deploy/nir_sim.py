@@ -103,13 +103,16 @@ def _t(a) -> torch.Tensor:
 
 
 def _linear(x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
-    """``x [R, N] @ weight_t [N, M]``; when under 5% of x is nonzero (spike trains) only the weight rows of
-    the nonzero entries are summed: ``out[r] = sum_{n: x[r, n] != 0} x[r, n] weight_t[n]`` (embedding_bag)."""
+    """``x [R, ..., N] @ weight_t [N, M]`` -> ``[R, ..., M]`` (a Linear/Affine node acts on the last axis, as
+    ``nir_shapes`` and ``from_nir`` read it: on ``[C, H, W]`` values it was a ValueError here); when under 5% of x
+    is nonzero (spike trains) only the weight rows of the nonzero entries are summed: ``out[r] = sum_{n: x[r, n] !=
+    0} x[r, n] weight_t[n]`` (embedding_bag) over the rows of ``x`` as ``[R', N]``."""
+    lead, x = x.shape[:-1], x.reshape(-1, x.shape[-1])
     rows, cols = torch.nonzero(x, as_tuple=True)  # row-major order: each row's entries are contiguous
     if rows.numel() >= 0.05 * x.numel():
-        return x @ weight_t
-    offsets = torch.searchsorted(rows, torch.arange(x.shape[0]))  # [R] start of each row's entries
-    return F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=x[rows, cols])
+        return (x @ weight_t).reshape(*lead, -1)
+    offsets = torch.searchsorted(rows, torch.arange(x.shape[0]))  # [R'] start of each row's entries
+    return F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=x[rows, cols]).reshape(*lead, -1)
 
 
 def _param(a) -> float | torch.Tensor:
