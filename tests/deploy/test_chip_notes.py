@@ -40,3 +40,21 @@ def test_a_converted_nets_encoders_are_named_too(encoding, what):
     kind = "direct" if encoding == "direct" else "bipolar"
     assert chip_input_note(net) == (f"its input encoder ({kind}) gives {what}, not the unsigned event counts the "
                                     "chip's inputs take")
+
+
+@pytest.mark.parametrize("options", [{"initial_membrane": 0.5}, {"spike_value": "threshold"},
+                                     {"reset": "subtract", "signed": True}, {"thresholds": [[0.5, 0.7, 0.9], 1.0]}])
+def test_a_low_latency_converted_net_is_refused_by_the_chip_mappers(options):
+    # before: speck_layers / xylo_layers mapped each ChunkedIF as a plain IF layer of its layer threshold (v_0 = 0,
+    # 0/1 spikes), and the reports said the net fits: the chip would run another net (NIR export refuses it so)
+    from deepspike.core.errors import ConfigError
+    from deepspike.deploy.speck import speck_layers
+    from deepspike.deploy.xylo import xylo_layers
+
+    arch = create_architecture("mlp", num_classes=2, input_shape=(4,), hidden=[3])
+    net = get_method("converted", {"timesteps": 4, **options}).build(arch)
+    for mapper, chip in ((lambda: speck_layers(net, (4,)), "speck"), (lambda: xylo_layers(net), "xylo")):
+        with pytest.raises(ConfigError, match=rf"^{chip}: layer \d \(ChunkedIF\) is a low-latency converted neuron"):
+            mapper()
+    plain = get_method("converted", {"timesteps": 4}).build(arch)
+    assert len(speck_layers(plain, (4,))) == len(xylo_layers(plain)) == 2

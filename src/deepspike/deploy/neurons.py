@@ -188,6 +188,17 @@ def chip_input_note(model) -> str | None:
     return f"its input encoder ({kind}) gives {what}, not the unsigned event counts the chip's inputs take"
 
 
+def refuse_low_latency_on_chip(neuron, chip: str, what: str) -> None:
+    """A one-line ``ConfigError`` for a low-latency converted neuron (``neurons.chunked_if.ChunkedIF`` that is not
+    ``plain``: a start membrane ``v_0 = initial th``, threshold-valued or signed spikes, one threshold per channel),
+    which the chip's IF neurons (0/1 spikes from ``v_0 = 0``, one threshold per layer) do not run: the chip reports
+    mapped it as a plain IF layer of its layer threshold, and said it fits."""
+    if not getattr(neuron, "plain", True):
+        raise ConfigError(f"{chip}: {what} is a low-latency converted neuron (a start membrane, threshold-valued or "
+                          "signed spikes, or thresholds per channel), which the chip's IF neurons do not run; convert "
+                          "with method.initial_membrane=0, spike_value=one, signed=false and one threshold per layer")
+
+
 def chip_membrane_note(model) -> str | None:
     """For the chip reports (Speck, Xylo): a note when ``model`` was trained with a quantised membrane, which the
     chip's own integer membrane replaces; None otherwise."""

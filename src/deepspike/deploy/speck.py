@@ -9,8 +9,9 @@ integers (``discretize=True``); Sinabs' ``get_valid_mapping`` (max-flow) assigns
 whose memories hold them. The cores' memories are Speck's (per core 0-8, in words):
 kernel 16K,16K,16K,32K,32K,64K,64K,16K,16K; neurons 64K,64K,64K,32K,32K,16K,16K,16K,16K; bias 1K each.
 
-What cannot map (a one-line :class:`ConfigError`): leaky neurons (Speck's are IAF), lee2020's pooling
-neurons, a membrane readout, a layer type without a Speck equivalent, and a layer beyond a core's settings
+What cannot map (a one-line :class:`ConfigError`): leaky neurons (Speck's are IAF), low-latency converted
+neurons (``deploy.neurons.refuse_low_latency_on_chip``), lee2020's pooling neurons, a membrane readout, a layer
+type without a Speck equivalent, and a layer beyond a core's settings
 (SynSense's Speck figures: a square kernel of at most 16 x 16 (Sinabs' configuration writes one size), stride 1, 2,
 4 or 8 and padding 0 to 7 per axis, no dilation, groups or other padding mode, input maps of at most 128 x 128,
 sum pooling 1, 2 or 4; a linear layer is a conv whose kernel is its input map). Average pooling is mapped as sum
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
+from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
 from deepspike.deploy.nir_modules import Integrator
 from deepspike.layers.dropout import TimeFixedDropout
@@ -102,6 +103,7 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         elif isinstance(m, SpikingNeuron):
             if weighted is None:
                 raise ConfigError(f"speck: {what} has no conv or linear layer before it")
+            refuse_low_latency_on_chip(m, "speck", what)
             if m.params.decay != 1.0:
                 raise ConfigError(f"speck: {what} is leaky (decay {m.params.decay}); Speck's neurons are IAF "
                                   "(no leak): train with IF neurons or convert an ANN")

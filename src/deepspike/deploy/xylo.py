@@ -43,7 +43,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
-from deepspike.deploy.neurons import chip_input_note, chip_membrane_note
+from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
 from deepspike.deploy.nir_modules import Integrator
 from deepspike.layers.dropout import TimeFixedDropout
@@ -89,6 +89,7 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
         if isinstance(m, nn.Linear) and linear is None:
             linear = m
         elif isinstance(m, SpikingNeuron) and linear is not None:
+            refuse_low_latency_on_chip(m, "xylo", f"layer {i} ({type(m).__name__})")
             layers.append((linear, m, None))
             linear = None
         elif isinstance(m, RecurrentSpiking) and linear is None:
