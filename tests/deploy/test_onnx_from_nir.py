@@ -72,6 +72,22 @@ def test_a_graph_with_two_inputs_is_written_and_its_check_says_why_it_was_skippe
     assert "2 Input nodes" in summary["verified"]["skipped"] and set(summary["inputs"]) == {"a", "b"}
 
 
+def test_a_small_file_declaring_a_huge_input_is_written_and_its_check_skipped_not_allocated(tmp_path, capsys):
+    # a file of a few KB whose Input declares [1, 40000, 40000] made the check draw 100 steps of two samples: torch's
+    # "can't allocate memory: you tried to allocate 1280000000000 bytes" traceback (exit 1), after the ONNX file
+    one = np.ones(1, dtype=np.float32)
+    side = np.array([1, 40000, 40000])
+    nodes = {"input": nir.Input(input_type={"input": side}), "if": nir.IF(r=one / DT, v_threshold=one, v_reset=0 * one),
+             "output": nir.Output(output_type={"output": side})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "if"), ("if", "output")], metadata={"dt": DT},
+                         type_check=False)
+    source = write(graph, tmp_path / "huge.nir")
+    assert source.stat().st_size < 100_000
+    assert main(["export", str(source), "--onnx", str(tmp_path / "huge.onnx")]) == 0
+    skipped = json.loads(capsys.readouterr().out)["onnx"]["verified"]["skipped"]
+    assert skipped.startswith("the check would take 7,152.6 GiB") and (tmp_path / "huge.onnx").is_file()
+
+
 def test_a_graph_whose_input_and_output_are_named_like_a_state_pair_exports_and_verifies(tmp_path, capsys):
     """Input ``state.x`` and Output ``next.x``: the file was written, then the command exited 2 ('this model has 0'
     data inputs) and the summary listed the data input as a state."""

@@ -16,6 +16,7 @@ installed, runs the written file on ``VERIFY_STEPS`` steps of sample input spike
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 
 import torch
@@ -30,6 +31,10 @@ from deepspike.deploy.onnx_files import VERIFY_STEPS, agreement, check_replaces_
 from deepspike.deploy.onnx_run import onnx_session, run_onnx
 
 READINGS = {"rate": ("euler", "currents"), "exact": ("exact", "areas")}
+MAX_VERIFY_BYTES = 2**32
+"""The most memory the check may take: GraphSimulator's float64 values of every node over the ``VERIFY_STEPS``
+steps of its two samples (a file of a few KB whose Input declares [1, 40000, 40000] asked for 1.28 TB, a
+RuntimeError traceback after the ONNX file was written); a graph past it is written unchecked, and says so."""
 
 
 def export_nir_file_onnx(nir_path: str | os.PathLike, path: str | os.PathLike, form: str = "step",
@@ -60,6 +65,10 @@ def _verify(graph, path, dt: float, integration: str, signals: str) -> dict:
     sim = GraphSimulator(graph, dt, integration, signals)
     if len(sim.inputs) > 1:
         return {"skipped": f"the graph has {len(sim.inputs)} Input nodes; the check feeds one"}
+    needed = 8 * 2 * VERIFY_STEPS * sum(math.prod(shape) for shape in sim.shapes.values() if shape is not None)
+    if needed > MAX_VERIFY_BYTES:
+        return {"skipped": f"the check would take {needed / 2**30:,.1f} GiB (its nodes' values over {VERIFY_STEPS} "
+                           f"steps of two samples), more than {MAX_VERIFY_BYTES / 2**30:g} GiB"}
     x = sample_spikes(tuple(sim.shapes[sim.inputs[0]]), VERIFY_STEPS)
     ours = sim.run({sim.inputs[0]: x.to(torch.float64)})[sim.outputs[0]].float()
     spiking = bool(((ours == 0) | (ours == 1)).all())
