@@ -38,3 +38,35 @@ def _args(layer):
     if isinstance(layer, nn.Linear):
         return layer.in_features, layer.out_features
     return layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding
+
+
+@pytest.mark.parametrize("padding", [{"padding": 1, "padding_mode": "circular"}, {"padding": (1, 2),
+                                     "padding_mode": "reflect"}, {"padding": 1, "padding_mode": "replicate"},
+                                     {"padding": "same"}, {"padding": "same", "kernel_size": 4}, {"padding": "valid"},
+                                     {"padding": 1}])
+def test_a_traced_convolution_pads_as_the_layer_does(padding):
+    # trace decay 0: a_t = x_t, so the traced step is the layer itself; nn.Conv2d's own autograd is the reference.
+    # Before: padding modes other than zeros were computed with zero padding (outputs 1.2 off for circular and
+    # reflect), and padding "same" / "valid" gave a RuntimeError from convolution_backward.
+    torch.manual_seed(0)
+    kwargs = dict(padding)
+    layer = nn.Conv2d(2, 3, kwargs.pop("kernel_size", 3), **kwargs)
+    twin = nn.Conv2d(2, 3, layer.kernel_size, **kwargs)
+    twin.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 3, 2, 5, 6, requires_grad=True)  # [T, B, C, H, W]
+    y = _traced(layer, x)
+    x_ref = x.detach().clone().requires_grad_()
+    y_ref = TimeDistributed(twin)(x_ref)
+    torch.testing.assert_close(y, y_ref)
+    g = torch.randn(y.shape)
+    (y * g).sum().backward()
+    (y_ref * g).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(layer.weight.grad, twin.weight.grad)
+    torch.testing.assert_close(layer.bias.grad, twin.bias.grad)
+
+
+def _traced(layer, x):
+    wrapper = TimeDistributed(layer)
+    with temporal_carry(wrapper, detach=True, trace_decay=0.0):
+        return wrapper(x)

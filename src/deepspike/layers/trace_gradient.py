@@ -8,7 +8,8 @@ spatial-only gradient drops. One step of a layer, ``y = W x + b``:
 
     forward   y = layer(x)                   (the real input: the network computes what it always computes)
     backward  dL/dx = W^T g,  dL/dW = g a^T,  dL/db = sum g     (g = dL/dy; for a convolution, the same with
-              the convolution's input and weight gradients)
+              the convolution's input and weight gradients, through the layer's own padding: reflect, replicate
+              or circular, and ``"same"`` / ``"valid"``, are padded as ``nn.Conv2d`` pads, ``x`` and ``a`` alike)
 
 Shapes: ``x`` and ``a`` one step ``[B, in]`` (Linear) or ``[B, C, H, W]`` (Conv2d); ``y`` ``[B, out]`` or
 ``[B, C', H', W']``. Under autocast (``train.precision=bf16``) the forward runs in bfloat16 and the backward in
@@ -35,7 +36,30 @@ TRACE_LAYERS = (nn.Linear, nn.Conv2d)
 
 
 def _conv_args(layer: nn.Conv2d) -> dict:
-    return {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups}
+    """The convolution's arguments, its padding as numbers: 0 where ``_padded`` pads the input itself."""
+    padding = 0 if _own_padding(layer) else layer.padding
+    return {"stride": layer.stride, "padding": padding, "dilation": layer.dilation, "groups": layer.groups}
+
+
+def _own_padding(layer: nn.Conv2d) -> bool:
+    """Whether ``layer`` pads its input before convolving (as ``nn.Conv2d`` does itself): a ``padding_mode`` other
+    than zeros (reflect, replicate, circular), or padding given as ``"same"`` / ``"valid"``, whose sides may differ
+    (``"same"`` with an even kernel), which ``torch.nn.grad``'s convolution gradients cannot take."""
+    return layer.padding_mode != "zeros" or isinstance(layer.padding, str)
+
+
+def _padded(x: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
+    """``x`` ``[B, C, H, W]`` padded as ``layer`` pads it (``nn.Conv2d._conv_forward``), for ``_own_padding``."""
+    mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
+    return F.pad(x, layer._reversed_padding_repeated_twice, mode=mode)
+
+
+def _unpadded_grad(g_padded: torch.Tensor, shape: torch.Size, layer: nn.Conv2d) -> torch.Tensor:
+    """The gradient reaching ``x`` of ``shape`` through ``_padded`` (its adjoint, which depends on the shape only)."""
+    with torch.enable_grad():
+        stand_in = torch.zeros(shape, dtype=g_padded.dtype, device=g_padded.device, requires_grad=True)
+        (grad,) = torch.autograd.grad(_padded(stand_in, layer), stand_in, g_padded)
+    return grad
 
 
 class _TraceWeightGradient(torch.autograd.Function):
@@ -50,7 +74,7 @@ class _TraceWeightGradient(torch.autograd.Function):
         ctx.has_bias = bias is not None
         ctx.save_for_backward(trace, weight if feedback is None else feedback)
         if isinstance(layer, nn.Conv2d):
-            return F.conv2d(x, weight, bias, **_conv_args(layer))
+            return F.conv2d(_padded(x, layer) if _own_padding(layer) else x, weight, bias, **_conv_args(layer))
         return F.linear(x, weight, bias)
 
     @staticmethod
@@ -60,10 +84,7 @@ class _TraceWeightGradient(torch.autograd.Function):
         layer, weight_shape = ctx.layer, backward_weight.shape
         trace, backward_weight = trace.to(g.dtype), backward_weight.to(g.dtype)  # bf16 autocast: g is bf16
         if isinstance(layer, nn.Conv2d):
-            args = _conv_args(layer)
-            gx = torch.nn.grad.conv2d_input(ctx.input_shape, backward_weight, g, **args) if ctx.needs_input_grad[0] \
-                else None
-            gw = torch.nn.grad.conv2d_weight(trace, weight_shape, g, **args) if ctx.needs_input_grad[2] else None
+            gx, gw = _conv_grads(layer, ctx.input_shape, trace, backward_weight, weight_shape, g, ctx.needs_input_grad)
             gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
         else:
             gx = g @ backward_weight if ctx.needs_input_grad[0] else None
@@ -72,6 +93,22 @@ class _TraceWeightGradient(torch.autograd.Function):
         if gb is not None and ctx.bias_trace != 1.0:
             gb = gb * ctx.bias_trace
         return gx, None, gw, gb, None, None, None
+
+
+def _conv_grads(layer: nn.Conv2d, input_shape: torch.Size, trace: torch.Tensor, backward_weight: torch.Tensor,
+                weight_shape: torch.Size, g: torch.Tensor, needed) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(dL/dx, dL/dW)`` of a traced convolution (module docstring): the transposed convolution of ``g`` with
+    ``backward_weight``, and the weight gradient of ``g`` on the trace; through the layer's own padding
+    (``_own_padding``) where it pads the input itself."""
+    args, own = _conv_args(layer), _own_padding(layer)
+    gx = gw = None
+    if needed[0]:
+        shape = _padded(torch.empty(input_shape, device="meta"), layer).shape if own else input_shape
+        gx = torch.nn.grad.conv2d_input(shape, backward_weight, g, **args)
+        gx = _unpadded_grad(gx, input_shape, layer) if own else gx
+    if needed[2]:
+        gw = torch.nn.grad.conv2d_weight(_padded(trace, layer) if own else trace, weight_shape, g, **args)
+    return gx, gw
 
 
 def trace_gradient_step(layer: nn.Module, x: torch.Tensor, trace: torch.Tensor, bias_trace: float = 1.0,
