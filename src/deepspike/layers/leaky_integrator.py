@@ -6,16 +6,15 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.layers.readout import leaky_mean
 from deepspike.neurons.update_cost import kept_sum_ops
 
 
 class _IntegratorOutput(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, leak: float) -> torch.Tensor:
-        t = x.shape[0]
-        powers = leak ** torch.arange(t - 1, -1, -1, dtype=torch.float64)  # [T]: leak^(T-1) .. leak^0
-        ctx.steps = t
-        return torch.tensordot(powers.to(x.device, x.dtype), x, dims=([0], [0])) / t  # [B, K]
+        ctx.steps = x.shape[0]
+        return leaky_mean(x, leak)  # [B, K]; in float32 for a bfloat16 x (train.precision=bf16), rounded once
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

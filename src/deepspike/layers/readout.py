@@ -22,6 +22,16 @@ def check_readout_decay(decay: float, where: str) -> None:
         raise ConfigError(f"{where} decay must be a number in [0, 1], got {decay!r}")
 
 
+def leaky_mean(x: torch.Tensor, decay: float) -> torch.Tensor:
+    """``V_T / T`` with ``V_T = sum_t decay^(T-t) x_t`` (t = 1..T): ``x [T, B, ...] -> [B, ...]``. A bfloat16 / float16
+    ``x`` is weighted and summed in float32 and the result rounded once to its dtype (``MembraneReadout.forward``)."""
+    t = x.shape[0]
+    wide = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
+    powers = decay ** torch.arange(t - 1, -1, -1, dtype=wide, device=x.device)  # [T]
+    # (a product and a sum, not tensordot: autocast would run a matrix product in bfloat16 again)
+    return ((powers.view(t, *[1] * (x.dim() - 1)) * x.to(wide)).sum(dim=0) / t).to(x.dtype)
+
+
 class SpikeRateReadout(nn.Module):
     """Spiking output neurons; score = firing rate ``(1/T) sum_t s_t`` (wu2019's output, in [0, 1])."""
 
@@ -66,13 +76,9 @@ class MembraneReadout(nn.Module):
         """``x [T, B, K] -> V_T / T [B, K]``. A bfloat16/float16 ``x`` (train.precision=bf16) is weighted and summed in
         float32 and the score rounded once to its dtype, as ``neurons.dynamics.membrane_readout`` keeps its running
         membrane: in bfloat16 the decay 0.9 was 0.8984375 and the sum of 32 steps 1e-2 off on scores of 0.9."""
-        t = x.shape[0]
         if self.decay == 1.0:
             return x.mean(dim=0)
-        wide = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
-        powers = self.decay ** torch.arange(t - 1, -1, -1, dtype=wide, device=x.device)  # [T]
-        # (a product and a sum, not tensordot: autocast would run a matrix product in bfloat16 again)
-        return ((powers.view(t, *[1] * (x.dim() - 1)) * x.to(wide)).sum(dim=0) / t).to(x.dtype)
+        return leaky_mean(x, self.decay)
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}"
