@@ -234,3 +234,15 @@ def test_snntorch_triangular_is_not_a_tent():
     x = torch.tensor([-3.0, -0.2, 0.1, 2.0])
     assert _snntorch_grad(snn_surrogate.triangular(threshold=1.0), x).tolist() == [1.0, 1.0, -1.0, -1.0]
     assert _grad_at(get_surrogate("triangular", a=1.0), x.tolist()) == pytest.approx([0.0, 0.8, 0.9, 0.0])
+
+
+def test_an_arctan_alpha_whose_constant_overflows_float32_is_refused():
+    """arctan's ``pi/2 alpha`` was inf in float32 for alpha above 2.17e38 (accepted: within float32's range), so
+    ``h(0)`` was NaN in the torch loop and the fused kernels alike; now refused in one line, the largest alpha kept
+    finite."""
+    largest = float(torch.finfo(torch.float32).max) / (math.pi / 2)
+    message = "surrogate 'arctan' parameter alpha=3e+38 must be at most 2.166e+38"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        get_surrogate("arctan", alpha=3e38)
+    assert math.isfinite(get_surrogate("arctan", alpha=largest).derivative(torch.zeros(1)).item())
+    assert get_surrogate("erf", alpha=3e38).params["alpha"] == 3e38  # others' constants stay finite

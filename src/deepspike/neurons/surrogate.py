@@ -112,11 +112,16 @@ _OWN_DEFAULTS: dict[str, dict[str, float]] = {}  # and their default parameters
 
 
 _FLOAT32 = torch.finfo(torch.float32)
+# (name, parameter) -> the largest value whose constants stay finite in float32: arctan's ``pi/2 alpha`` (the fused
+# kernels' p2, torch's scalar) was inf above float32's largest / (pi/2), and ``h(0) = (alpha/2) / (1 + (inf 0)^2)``
+# NaN: a NaN gradient wherever the membrane met the threshold exactly
+_HIGHEST = {("arctan", "alpha"): float(_FLOAT32.max) / (math.pi / 2)}
 
 
 def _checked_params(name: str, params: dict[str, float]) -> dict[str, float]:
     """``params`` as floats; ``ConfigError`` unless each is a number > 0 that float32 holds as a normal number (the
-    kernels compute in float32: 1e39 would be infinite there, 1e-46 zero); ``true`` is not a number here."""
+    kernels compute in float32: 1e39 would be infinite there, 1e-46 zero), and at most ``_HIGHEST`` where the
+    surrogate scales it (arctan's alpha: 2.17e38); ``true`` is not a number here."""
     merged = {}
     wanted = f"a number > 0 within float32's range ({_FLOAT32.tiny:.3g} to {_FLOAT32.max:.3g})"
     for key, value in params.items():
@@ -129,6 +134,10 @@ def _checked_params(name: str, params: dict[str, float]) -> dict[str, float]:
     for key, value in merged.items():
         if not _FLOAT32.tiny <= value <= _FLOAT32.max:
             raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be {wanted}")
+        highest = _HIGHEST.get((name, key))
+        if highest is not None and value > highest:
+            raise ConfigError(f"surrogate {name!r} parameter {key}={value} must be at most {highest:.4g}, so that "
+                              f"its constants stay finite in float32")
     return merged
 
 
