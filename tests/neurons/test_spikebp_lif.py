@@ -46,6 +46,21 @@ def test_leak_corrected_derivative_on_known_spike_train():
     assert leak_corrected_derivative(seq([0, 0, 0]), 0.9).item() == 0.0  # silent neuron: no gradient
 
 
+@pytest.mark.parametrize("leak", [0.99, 0.5])
+def test_the_leak_filter_is_float32_under_bf16_autocast(leak):
+    """``LF = sum_t leak^(T-t) s_t`` was a tensordot, which autocast (train.precision=bf16) ran in bfloat16: LF rounded
+    and ``a'`` up to 2.7e-4 off; now float32 there too, against a float64 sum of the same spikes."""
+    s = (torch.rand(100, 16, 50, generator=torch.Generator().manual_seed(0)) < 0.3).to(torch.uint8)
+    powers = leak ** torch.arange(99, -1, -1, dtype=torch.float64)
+    expected = (powers.view(100, 1, 1) * s.double()).sum(dim=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lf, _ = leak_filter(s, leak)
+        derivative = leak_corrected_derivative(s, leak)
+    torch.testing.assert_close(lf.double(), expected, rtol=1e-6, atol=1e-6)
+    assert lf.dtype == torch.float32
+    torch.testing.assert_close(derivative, leak_corrected_derivative(s, leak), rtol=0, atol=0)
+
+
 def test_code_derivative_flows_through_firing_steps_only():
     # forward of the first test: s = [0, 0, 1, 1, 0]; leak 0.5: LF = 0.5^2 + 0.5^1 = 0.75, count 2,
     # NG = 1 + ln(0.5) * 0.375 = 0.7400699. Upstream grads g = [1..5]: steps 1-2 inherit step 3's

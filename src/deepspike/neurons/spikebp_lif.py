@@ -75,11 +75,13 @@ def check_spikebp_neuron(leak: float, threshold: float, where: str = "spikebp") 
 def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(LF, count)``: ``LF = sum_t leak^(T-t) s_t`` (t = 1..T) and ``count = sum_t s_t``.
 
-    spikes ``[T, B, ...]`` -> two tensors ``[B, ...]``. The last step has weight ``leak^0 = 1``.
+    spikes ``[T, B, ...]`` -> two tensors ``[B, ...]`` (float32). The last step has weight ``leak^0 = 1``. Outside
+    autocast: under train.precision=bf16 the product ran in bfloat16 (powers and LF rounded, ``a'`` up to 2.7e-4 off).
     """
     t = spikes.shape[0]
     powers = leak ** torch.arange(t - 1, -1, -1, dtype=torch.float64)  # [T]: leak^(T-1) .. leak^0
-    lf = torch.tensordot(powers.to(spikes.device, torch.float32), spikes.float(), dims=([0], [0]))
+    with torch.autocast(spikes.device.type, enabled=False):
+        lf = torch.tensordot(powers.to(spikes.device, torch.float32), spikes.float(), dims=([0], [0]))
     return lf, spikes.float().sum(dim=0)
 
 
