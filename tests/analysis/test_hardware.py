@@ -125,3 +125,16 @@ def test_pe_capacities_must_be_whole_numbers(capacity):
     """N = 2.5 gave ceil(1000 / 2.5) = 400 PEs of two and a half neurons, and W = inf priced no weight."""
     with pytest.raises(ConfigError, match="PE capacities must be integers >= 1"):
         pes_for_layer(1000, 300_000, **capacity)
+
+
+def test_a_recurrent_layer_routes_its_input_and_its_own_fed_back_spikes():
+    """A recurrent linear layer keeps two synaptic records (feed-forward, then feedback); by hand: 300 recurrent
+    neurons (ceil 300/256 = 2 PEs) with 100 * 300 + 300 * 300 = 120,000 weights (ceil /65,536 = 2): 2 PEs, each
+    reached by the 30 input and the 12 fed-back spikes: 84 packets; the output layer's 5 input spikes, 1 PE: 5.
+    Its two records were taken for a mismatch and every recurrent net had no packets (None)."""
+    arch = Architecture("r", (Flatten(), Linear(300, recurrent=True), Linear(10, act=False)), (1, 10, 10), 10)
+    activity = {"synapses": _records(("Linear", 30.0), ("Linear", 12.0), ("Linear", 5.0))}
+    hw = map_to_mesh(arch, activity)
+    assert [(d["weights"], d["pes"]) for d in hw["layers"]] == [(120_000, 2), (3_000, 1)]
+    assert [d["spikes_in_per_sample"] for d in hw["layers"]] == [42.0, 5.0]
+    assert hw["packets_per_sample"] == 42 * 2 + 5 * 1

@@ -17,9 +17,11 @@ its output projection feeds the membrane shortcut, no neuron). QKFormer's Q-K at
 ``n = 3 C L + heads L``) or per channel (``qk_channel``: ``3 C L + C``). Its input spikes are the block's input, the
 spikes the mixing reads (SSA's product: query, key and value; SDSA's column sum: key and value; Q-K attention's sums:
 the queries) and the spikes the output projection reads (the synaptic records ``analyze`` keeps for it, in that
-order: five, four without V). A convolution without a neuron after it (``act=False``: membrane-shortcut nets,
-QKFormer's patch embeddings) is priced with the neurons its currents reach: one per output, or, where a pool follows
-it directly, one per pooled output.
+order: five, four without V). A recurrent linear layer (``Linear(recurrent=True)``, its ``w`` the feed-forward and the
+``M x M`` feedback weights) has two synaptic records, feed-forward then feedback: the layer's input spikes and its
+neurons' own spikes of the step before, both routed to its PEs. A convolution without a neuron after it (``act=False``:
+membrane-shortcut nets, QKFormer's patch embeddings) is priced with the neurons its currents reach: one per output,
+or, where a pool follows it directly, one per pooled output.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ def _pooled_currents(visits: list) -> dict[str, int]:
     return {v.path: math.prod(after.output_shape) for v, after in zip(visits, visits[1:])
             if isinstance(v.layer, Conv) and not v.layer.act and isinstance(after.layer, Pool)
             and after.nesting == v.nesting}
+
+
+def _records(kind: str, layer) -> tuple[int, tuple[int, ...]]:
+    """How many synaptic records ``analyze`` keeps for a mapped layer of ``kind`` (its spec ``layer``) and which of
+    them hold its input spikes: a recurrent linear layer's feed-forward and feedback records (its neurons' own spikes
+    of the step before reach its PEs too), else ``RECORDS_PER_KIND`` and ``INPUT_RECORDS``."""
+    if kind == "linear" and getattr(layer, "recurrent", False):
+        return 2, (0, 1)
+    return RECORDS_PER_KIND[kind], INPUT_RECORDS[kind]
 
 
 def _neurons(cost: LayerCost, specs: dict, pooled: dict[str, int]) -> int:
@@ -105,13 +116,14 @@ def map_to_mesh(
             }
         )
     synapses = [s for s in (activity or {}).get("synapses", []) if s["type"] not in POOL_TYPES]
-    matched = activity is not None and len(synapses) == sum(RECORDS_PER_KIND[layer["kind"]] for layer in layers)
+    kept = [_records(layer["kind"], specs[layer["name"]]) for layer in layers]
+    matched = activity is not None and len(synapses) == sum(count for count, _ in kept)
     packets = 0.0 if matched else None
     first = 0
-    for layer in layers if matched else []:
-        records = synapses[first:first + RECORDS_PER_KIND[layer["kind"]]]
-        first += len(records)
-        spikes_in = sum(records[i]["events_per_sample"] for i in INPUT_RECORDS[layer["kind"]])
+    for layer, (count, inputs) in zip(layers, kept, strict=True) if matched else []:
+        records = synapses[first:first + count]
+        first += count
+        spikes_in = sum(records[i]["events_per_sample"] for i in inputs)
         layer["spikes_in_per_sample"] = spikes_in
         layer["packets_per_sample"] = spikes_in * layer["pes"]
         packets += layer["packets_per_sample"]
