@@ -13,6 +13,7 @@ from deepspike.layers.event_frames import FrameEncoder
 from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.neurons import IF
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.ttfs.layers import TTFSAvgPool2d
 
 
 @pytest.mark.parametrize("snr", [30.0, 10.0])
@@ -80,6 +81,20 @@ def test_spike_jitter_hooks_every_ttfs_layer():
     e1, e2 = torch.randn(1, 2, generator=g), torch.randn(1, 2, generator=g)
     assert out[0, 0] == pytest.approx(1.5 + 0.2 * e1[0, 0].item() + 1 + 0.2 * e2[0, 0].item())
     assert math.isinf(out[0, 1])
+
+
+def test_spike_jitter_moves_the_spikes_of_an_average_pools_neurons():
+    """zhou2021's average pool is a neuron per window that fires its own spike (a layer of analyze's), so its spike
+    is jittered as a TTFS neuron layer's: by hand, the window's time tau log sum exp(t_i / tau) = log(e^0 + e^0.5 +
+    e^1 + e^1.5) plus 0.2 e. Before, the pool's neurons were left out and kept their unjittered time."""
+    net = nn.Sequential(TTFSAvgPool2d(2))
+    t = torch.tensor([[[[0.0, 0.5], [1.0, 1.5]]]])  # [B, C, H, W]: one window
+    window = math.log(sum(math.exp(v) for v in (0.0, 0.5, 1.0, 1.5)))
+    assert net(t).item() == pytest.approx(window)
+    with SpikeJitter(net, 0.2, generator=torch.Generator().manual_seed(3)):
+        out = net(t)
+    e = torch.randn(1, 1, 1, 1, generator=torch.Generator().manual_seed(3)).item()
+    assert out.item() == pytest.approx(window + 0.2 * e) and abs(e) > 0.1
 
 
 class ThresholdValuedNet(nn.Module):

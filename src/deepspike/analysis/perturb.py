@@ -9,10 +9,11 @@
   net's weighted Poisson spikes ``+-input_scale``); event frames of counts (``FrameEncoder``, whole numbers >= 0, a
   count of ``k`` being ``k`` input events as the activity recorder counts them) lose each event alike:
   ``k' ~ Binomial(k, 1 - p)``; analog direct input is left as it is.
-- Spike-time jitter (TTFS nets): every finite spike time of the input and of every TTFS neuron layer
-  becomes ``t' = t + sigma * e`` (absolute) or ``t (1 + sigma * e)`` (relative, zhou2021's "jitter %"),
-  ``e ~ N(0, 1)``; ``+inf`` (no spike) stays ``+inf``. Times are not clamped (closed-form output times
-  may be negative).
+- Spike-time jitter (TTFS nets): every finite spike time of the input, of every TTFS neuron layer and of every
+  average pool's neurons (zhou2021: one neuron per window, firing its own spike, a layer of ``analyze``'s) becomes
+  ``t' = t + sigma * e`` (absolute) or ``t (1 + sigma * e)`` (relative, zhou2021's "jitter %"), ``e ~ N(0, 1)``;
+  ``+inf`` (no spike) stays ``+inf``. Times are not clamped (closed-form output times may be negative). A max pool
+  relays the earliest input spike, already jittered: it is left as it is.
 Deletion and jitter are forward hooks that replace the module outputs while the context is active.
 """
 
@@ -27,7 +28,7 @@ from deepspike.analysis.quantize import weighted_modules
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_records import is_event_counts
 from deepspike.layers.event_frames import FrameEncoder
-from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer
+from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer, is_ttfs_pool_neurons
 
 
 @torch.no_grad()
@@ -113,7 +114,8 @@ class SpikeDeletion(_OutputHooks):
 
 
 class SpikeJitter(_OutputHooks):
-    """Jitter every finite spike time of the input (encoder) and of every TTFS neuron layer by ``sigma``."""
+    """Jitter every finite spike time of the input (encoder), of every TTFS neuron layer and of every TTFS average
+    pool's neurons (``is_ttfs_pool_neurons``) by ``sigma``."""
 
     def __init__(
         self, model: nn.Module, sigma: float, relative: bool = False, generator: torch.Generator | None = None
@@ -124,7 +126,8 @@ class SpikeJitter(_OutputHooks):
         self.sigma, self.relative = sigma, relative
 
     def targets(self) -> list[nn.Module]:
-        return self._encoder() + [m for m in self.model.modules() if is_ttfs_neuron_layer(m)]
+        fire = [m for m in self.model.modules() if is_ttfs_neuron_layer(m) or is_ttfs_pool_neurons(m)]
+        return self._encoder() + fire
 
     def perturb(self, t: torch.Tensor, module: nn.Module) -> torch.Tensor:
         return jitter_times(t, self.sigma, self.relative, self.generator)
