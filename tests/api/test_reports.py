@@ -1,6 +1,8 @@
 """api.reports: the output checks of ``export`` (made before any run is read) and ``analyze``'s own energy presets;
 no run is trained here."""
 
+import re
+
 import pytest
 
 import deepspike as ds
@@ -75,6 +77,18 @@ def test_analyze_refuses_an_option_of_a_part_not_asked_for(tmp_path, capsys, mon
     monkeypatch.setattr(reports, "analyze_run", lambda *a: pytest.fail("the run was analysed"))
     assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "a"), *args]) == 2
     assert capsys.readouterr().err == f"deepspike: error: {message}\n"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"energy_presets": "chip:mac=1"}, "energy_presets must be a list of NAME:mac=PJ,ac=PJ,spike=PJ"),
+    ({"qat_bits": 8}, "QAT stages must be a list of bit widths, e.g. (8, 4, 2), got 8"),
+])
+def test_analyze_refuses_a_bare_string_or_number_where_a_list_is_wanted(tmp_path, monkeypatch, kwargs, message):
+    """One preset given as a string was read letter by letter ("bad energy preset 'c'"), one QAT stage as a number
+    was a TypeError ('int' object is not iterable); both are named before the run is read (tmp_path holds none)."""
+    monkeypatch.setattr(reports, "analyze_run", lambda *a: pytest.fail("the run was analysed"))
+    with pytest.raises(ds.ConfigError, match=re.escape(message)):
+        ds.analyze(tmp_path, tmp_path / "a", **kwargs)
 
 
 def test_analyze_takes_qat_epochs_and_per_channel_with_their_part(tmp_path, monkeypatch):

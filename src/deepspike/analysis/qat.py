@@ -95,7 +95,9 @@ def check_qat(out_dir: str | Path, stages: tuple[int, ...], epochs: int, lr: flo
     ``out_dir/bits<k>`` that already holds a run, or (``run_dir`` given; its ``config.yaml`` is read) a converted
     run or one of a method that learns without gradients (``wta_stdp``). (Each was found only on reaching its
     stage, after the analysis and the stages before it had been run and written: ``--qat 8,1`` and ``--qat 8,8``
-    trained and wrote ``bits8``.)"""
+    trained and wrote ``bits8``; ``stages=8``, a bare number, was a TypeError.)"""
+    if not isinstance(stages, tuple | list):
+        raise ConfigError(f"QAT stages must be a list of bit widths, e.g. (8, 4, 2), got {stages!r}")
     if not is_whole(epochs, 1) or not stages:
         raise ConfigError(f"QAT needs epochs >= 1 and at least one stage, got epochs={epochs!r}, stages={stages!r}")
     for bits in stages:

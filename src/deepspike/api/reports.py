@@ -47,7 +47,8 @@ def analyze(
     and return the analysis. ``energy_presets``: extra presets as ``name:mac=PJ,ac=PJ,spike=PJ``, priced in this
     analysis only (registered for this call, not for the process);
     ``qat_bits``: also retrain with quantisation-aware training, staged through these bit widths
-    (``out/qat/bits<k>``), ``qat_epochs`` epochs each (None: 1). ``qat_epochs`` without ``qat_bits``, and
+    (``out/qat/bits<k>``), ``qat_epochs`` epochs each (None: 1). A bare string or number where a list is wanted is a
+    one-line ``ConfigError``. ``qat_epochs`` without ``qat_bits``, and
     ``options.per_channel`` with neither ``options.bits`` nor ``qat_bits``, are one-line ``ConfigError``s (they
     would be ignored)."""
     if options is not None and not isinstance(options, AnalysisOptions):
@@ -59,6 +60,9 @@ def analyze(
         raise ConfigError("--per-channel quantizes the weights of the --bits sweep and the --qat stages; give --bits "
                           "or --qat")
     qat_epochs = 1 if qat_epochs is None else qat_epochs
+    if not isinstance(energy_presets, tuple | list):  # one string was read letter by letter: "bad energy preset 'c'"
+        raise ConfigError(f"energy_presets must be a list of NAME:mac=PJ,ac=PJ,spike=PJ, e.g. ['chip:mac=1,ac=0.1'], "
+                          f"got {shown_value(energy_presets)}")
     presets = [parse_energy_preset(text) for text in energy_presets]
     names = [p.name for p in presets]
     if len(set(names)) < len(names):
