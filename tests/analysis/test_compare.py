@@ -63,6 +63,16 @@ def test_a_run_whose_analysis_json_is_binary_is_one_line(run, tmp_path, capsys):
                                              "analysis file (not UTF-8 text: byte 0xf8 at offset 0)\n")
 
 
+def test_a_run_folders_row_is_named_by_the_folder_given(run, tmp_path, capsys):
+    """A copy of a run (the same checkpoint, so its copied analysis is current) showed the original's name, two rows
+    alike; a run folder's row is now named as given, as a run analysed now is. An analysis folder keeps the name."""
+    copy_ = tmp_path / "copy"
+    shutil.copytree(run, copy_)
+    assert main(["compare", str(run), str(copy_), str(copy_ / "analysis")]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {run}", f"| {copy_}", f"| {run}"]
+
+
 def _set(analysis, path, value):
     """``with_entry`` with ``*`` in ``path`` standing for the preset's key."""
     return with_entry(analysis, [PRESET if key == "*" else key for key in path], value)

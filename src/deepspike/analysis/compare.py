@@ -11,7 +11,8 @@ one comparison per neuron and inference).
 
 Each run's numbers come from its ``analysis.json`` (``deepspike analyze``) when one exists under
 ``RUN/analysis/`` (or is given directly) and measured the run's current checkpoint, otherwise from a fresh
-``analyze_run`` without the long sweeps.
+``analyze_run`` without the long sweeps. A run folder's row is named by the folder as given, as a run analysed now
+is (its stored analysis keeps the path ``analyze`` was given, from another folder or before the run was copied).
 A file that is not UTF-8 strict JSON (NaN and Infinity are not JSON numbers), lacks a field of a row (``ROW_FIELDS``:
 key and type) or holds an accuracy outside [0, 1] is a one-line ``DataCorruptError`` naming it.
 """
@@ -81,8 +82,9 @@ _JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an ob
 def load_or_analyze(run: str | Path, limit: int | None = 1000) -> dict[str, Any]:
     """The analysis of ``run``: ``run`` itself if it is an ``analysis.json``, else ``run/analysis/analysis.json``
     or ``run/analysis.json`` while it measured the run's current checkpoint (``checkpoint_sha256``), else one
-    computed now. An ``analysis.json`` given directly whose run has trained on since is a one-line
-    ``ConfigError``: its numbers are of weights the run no longer has."""
+    computed now; for a run folder ``run``, ``"run"`` is ``run`` as given (a copy of a run showed the original's
+    name, a run analysed from another folder that folder's relative path). An ``analysis.json`` given directly whose
+    run has trained on since is a one-line ``ConfigError``: its numbers are of weights the run no longer has."""
     run = Path(run)
     if run.is_file() and run.suffix == ".json":
         analysis = read_analysis(run)
@@ -93,7 +95,7 @@ def load_or_analyze(run: str | Path, limit: int | None = 1000) -> dict[str, Any]
         if candidate.is_file():
             analysis = read_analysis(candidate)
             if not _is_stale(analysis, run, *_recorded_runs(analysis)):
-                return analysis
+                return {**analysis, "run": str(run)} if RunDir(run).is_run_dir() else analysis
             if not RunDir(run).is_run_dir():  # an analysis folder (analyze --out) of a run that trained on
                 raise _stale_error(candidate, analysis)
     options = AnalysisOptions(
