@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 import re
+import weakref
 
 import pytest
 import torch
@@ -27,6 +28,7 @@ from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
 from deepspike.models.registry import create_architecture
 from deepspike.neurons.modules import SpikingNeuron
+from deepspike.training import run_setup
 from deepspike.training.evaluate import EVAL_SEED, eval_pass, evaluate
 from deepspike.training.reload import evaluate_run
 from deepspike.training.trainer import Trainer
@@ -377,6 +379,23 @@ def test_spike_activity_counts_a_rate_coded_run_and_refuses_an_ann(runs):
     assert activity.layers and activity.spikes_per_sample > 0
     with pytest.raises(ConfigError, match="its ann net has no rate-coded spiking layer to count spikes of$"):
         spike_activity(runs / "ann")
+
+
+def test_spike_activity_runs_the_test_split_one_batch_at_a_time(runs, monkeypatch):
+    """It gathered the whole test split on the net's device before running it (all 36 batches of 10 digits alive at
+    once: an ImageNet-sized split whole on the GPU); now the batch being run and the one before it at most."""
+    refs, most = [], [0]
+    original = run_setup.BatchIterator
+
+    def small_batches(*args, **kwargs):
+        for x, y in original(*args, **{**kwargs, "batch_size": 10}):
+            refs.append(weakref.ref(x))
+            most[0] = max(most[0], sum(ref() is not None for ref in refs))
+            yield x, y
+
+    monkeypatch.setattr(run_setup, "BatchIterator", small_batches)
+    activity = spike_activity(runs / "stbp")
+    assert len(refs) == 36 and activity.layers[0].samples == 360 and most[0] <= 2
 
 
 def test_qat_spreads_its_schedule_over_the_steps_an_epoch_takes(tmp_path, monkeypatch):

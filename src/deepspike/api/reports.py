@@ -16,7 +16,7 @@ from typing import Any
 from deepspike.analysis.activity import Activity, measure_activity
 from deepspike.analysis.compare import compare_runs, markdown_table
 from deepspike.analysis.qat import check_qat, quantization_aware_retrain
-from deepspike.analysis.report import AnalysisOptions, analyze_run, load_test_batches
+from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from deepspike.core.errors import ConfigError, unknown_choice
@@ -30,6 +30,8 @@ from deepspike.deploy.onnx_files import check_replaces_only_an_onnx_file, export
 from deepspike.deploy.onnx_from_nir import export_nir_file_onnx
 from deepspike.deploy.targets import target_report
 from deepspike.models.energy import PRESETS, EnergyPreset, parse_energy_preset, register_energy_preset
+from deepspike.training.reload import load_run
+from deepspike.training.run_setup import make_batches
 from deepspike.training.runs import RunDir, check_not_run_file
 from deepspike.training.runtime import autocast, autocast_dtype, model_device
 from deepspike.training.training_setup import SPLITS
@@ -291,10 +293,12 @@ def evaluate_nir(path: str | Path, data: str, split: str = "test", timesteps: in
 def spike_activity(run_dir: str | Path) -> Activity:
     """Spikes per sample, firing rate and per-layer rates of a rate-coded run's checkpoint on its test split, run as
     it was trained and scored (a ``train.precision=bf16`` run under bfloat16 autocast, as ``analyze`` runs it). A run
-    whose net has no rate-coded spiking layer (an ``ann`` or TTFS run) is a one-line ``ConfigError``."""
-    config, parts, batches = load_test_batches(run_dir, None)
-    with autocast(model_device(parts.model), autocast_dtype(config.train.precision)):
-        activity = measure_activity(parts.model, batches)
+    whose net has no rate-coded spiking layer (an ``ann`` or TTFS run) is a one-line ``ConfigError``. The test split is
+    run one batch at a time (it was first gathered whole on the net's device: all of an ImageNet-sized split)."""
+    config, parts, _ = load_run(run_dir)
+    device = model_device(parts.model)
+    with autocast(device, autocast_dtype(config.train.precision)):
+        activity = measure_activity(parts.model, make_batches(config, parts.data, "test", device, training=False))
     if not activity.layers:
         raise ConfigError(f"{run_dir}: its {config.method.name} net has no rate-coded spiking layer to count spikes of")
     return activity
