@@ -5,6 +5,7 @@ import json
 import math
 import re
 import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,6 +27,7 @@ from deepspike.commands import compare as compare_cmd
 from deepspike.config import load_config
 from deepspike.conversion.pipeline import convert_run
 from deepspike.core.errors import ConfigError
+from deepspike.methods import get_method
 from deepspike.models.registry import create_architecture
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.training import run_setup
@@ -379,6 +381,22 @@ def test_spike_activity_counts_a_rate_coded_run_and_refuses_an_ann(runs):
     assert activity.layers and activity.spikes_per_sample > 0
     with pytest.raises(ConfigError, match="its ann net has no rate-coded spiking layer to count spikes of$"):
         spike_activity(runs / "ann")
+
+
+def test_the_mesh_maps_the_voting_classifier_the_method_built():
+    """stbp's voting layer (vote_group G = 3) widens the K = 10 classifier to 30 neurons of 5 x 30 = 150 weights (the
+    net's parameters: 64 x 5 + 150 = 470); the mesh mapped the spec's 10 neurons of 50 weights. The ANN reference
+    stays the spec's: 64 x 5 + 5 x 10 = 370 MACs."""
+    method = get_method("stbp", {"timesteps": 2, "vote_group": 3, "encoder": "poisson"})
+    arch = create_architecture("mlp", 10, (1, 8, 8), hidden=[5])
+    parts = SimpleNamespace(model=method.build(arch).eval(), method=method, arch=arch)
+    assert sum(p.numel() for p in parts.model.parameters()) == 470
+    result = {}
+    batches = [(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))]
+    options = AnalysisOptions(bits=(), snrs=(), deletions=(), timesteps=False, plots=False, raster=0, traces=0)
+    report_module._measure(parts, batches, options, result)
+    assert [(d["neurons"], d["weights"]) for d in result["hardware"]["layers"]] == [(5, 320), (30, 150)]
+    assert result["operations"]["ann_macs_per_sample"] == 370
 
 
 def test_spike_activity_runs_the_test_split_one_batch_at_a_time(runs, monkeypatch):

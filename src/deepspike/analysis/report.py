@@ -164,7 +164,8 @@ def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -
     activity = sweeps.monitor_run(model, batches)
     _check_neurons_seen(model, activity)
     histograms = activity.pop("histograms")
-    result.update(cost_sections(parts.arch, activity if activity["layers"] else None, o))
+    result.update(cost_sections(parts.arch, activity if activity["layers"] else None, o,
+                                method.built_architecture(parts.arch)))
     result["histograms"] = [_compact(h) for h in histograms]
     _add_sweeps(result, accuracy_sweeps(model, method, batches, activity, o))
     rate_coded = bool(sweeps.takes_timesteps(model) and activity["layers"])
@@ -204,9 +205,13 @@ def _check_neurons_seen(model, activity: dict[str, Any]) -> None:
                           "ANN's costs; give a neuron of your own the class attribute is_spiking_neuron = True")
 
 
-def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, Any]:
+def cost_sections(arch, activity: dict | None, o: AnalysisOptions, built=None) -> dict[str, Any]:
     """``activity`` (None for a net without spiking layers), ``latency``, ``operations`` (ANN MACs against the
     SNN's synaptic operations), ``energy`` per preset and the ``hardware`` mesh mapping of one analysis.
+
+    ``built``: the architecture the method built the net of (``Method.built_architecture``; None: ``arch``), which
+    the mesh maps: stbp's voting classifier of ``K G`` neurons was mapped as the spec's ``K``, its weights a
+    ``G``-th of theirs. The ANN reference is the spec's (``arch``).
 
     The ANN reference is one pass of the spec's layers (``count_macs``), except for a net with recurrent or delayed
     layers (``Linear(recurrent=True)``, ``Linear(delays=D)``), which has no one-pass ANN: its reference is the
@@ -239,7 +244,7 @@ def cost_sections(arch, activity: dict | None, o: AnalysisOptions) -> dict[str, 
         "operations": operations,
         "energy": energy_table(ann_macs, activity),
         "energy_presets": {k: vars(p) for k, p in PRESETS.items()},
-        "hardware": map_to_mesh(arch, activity, o.pe_neurons, o.pe_weights, preset if activity else None),
+        "hardware": map_to_mesh(built or arch, activity, o.pe_neurons, o.pe_weights, preset if activity else None),
     }
 
 
