@@ -8,6 +8,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
+from deepspike.models.costs import count_parameters
 
 TTFS_MODELS = sorted(e.name for e in list_models() if e.name.startswith(("zhou2021_", "zhang2021_")))
 SMALL_INPUT = {"zhou2021_googlenet": (3, 32, 32)}
@@ -30,6 +31,20 @@ def test_paper_shapes():
     arch = create_architecture("zhang2021_conv")
     model = get_method("stdbp", {}).build(arch)
     assert model.neuron_layers()[2].weight.shape == (128, 800)
+
+
+@pytest.mark.parametrize(("method", "options", "biases"), [("ttfs", {}, 32 + 16 + 10), ("stdbp", {}, 58),
+                                                         ("ttfs", {"bias": False}, 0)])
+def test_the_built_architecture_holds_the_bias_spikes_weights(method, options, biases):
+    """A TTFS layer has a bias spike's weight per neuron or channel (``method.bias``, on by default) whatever the
+    spec's ``bias``: zhou2021_mnist's 21,440 weights and 32 + 16 + 10 biases. The architecture the parameter count and
+    analyze's mesh read left them out (21,440); it holds what the net holds now, a Concat net's (googlenet) too."""
+    m = get_method(method, options)
+    arch = create_architecture("zhou2021_mnist")
+    assert count_parameters(m.built_architecture(arch)) == 21_440 + biases
+    assert sum(p.numel() for p in m.build(arch).parameters()) == 21_440 + biases
+    arch = create_architecture("zhou2021_googlenet", num_classes=4, input_shape=(3, 32, 32), width=0.05)
+    assert count_parameters(m.built_architecture(arch)) == sum(p.numel() for p in m.build(arch).parameters())
 
 
 @pytest.mark.parametrize("name", TTFS_MODELS)
