@@ -216,3 +216,17 @@ def test_a_fired_output_is_not_fired_again_when_the_reference_moves(backend):
     assert out[0, 0].item() == pytest.approx(math.log(6.0), abs=1e-5)
     assert out[0, 1].item() == pytest.approx(spike_times(t, w, backend="torch")[0, 1].item(), rel=1e-6)
     assert 61.0 < out[0, 1].item() < math.inf
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_threshold_that_is_zero_in_the_times_dtype_is_refused(backend):
+    """theta = 1e-300 is 0 in float32: the numba and native kernels then found V = 0 >= theta before the first input
+    and fired every neuron at it (t = 1 below, whose first weight is negative). float32 times now refuse it in one
+    line; float64 times keep it: the crossing of V = 0 by hand, ``e^t = -e^1 + 2 e^2``, t = 1 + log(2e - 1)."""
+    t, w = torch.tensor([[1.0, 2.0]]), torch.tensor([[-1.0, 2.0]])
+    with pytest.raises(ConfigError, match=r"spike_times: threshold theta = 1e-300 is 0 in torch.float32"):
+        spike_times(t, w, theta=1e-300, backend=backend)
+    if backend != "native":
+        out = spike_times(t.double(), w.double(), theta=1e-300, backend=backend)
+        assert out.item() == pytest.approx(1 + math.log(2 * math.e - 1), rel=1e-12)
+    assert spike_times(t, w, theta=1e-45, backend=backend).item() == pytest.approx(1 + math.log(2 * math.e - 1))
