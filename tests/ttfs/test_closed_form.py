@@ -239,3 +239,14 @@ def test_a_bias_that_is_not_a_real_floating_tensor_is_refused(backend, dtype):
         spike_times(t, w, torch.ones(4, dtype=dtype), backend=backend)
     with pytest.raises(ConfigError, match="spike_times_conv2d: bias must be a floating tensor"):
         spike_times_conv2d(t.reshape(2, 3, 1, 1), w.reshape(4, 3, 1, 1), torch.ones(4, dtype=dtype), backend=backend)
+
+
+@pytest.mark.parametrize("weight", [[[1.0, 2.0, 3.0]], None, 2.0])
+def test_a_weight_that_is_not_a_tensor_is_refused_in_one_line(weight):
+    """A list, None or a number as the weights raised AttributeError ('list' object has no attribute 'shape') from
+    the message of the very check that refused them."""
+    with pytest.raises(ConfigError, match=f"spike_times: weight must be a floating tensor .M, N., got "
+                                          f"{type(weight).__name__}"):
+        spike_times(torch.rand(2, 3), weight)
+    with pytest.raises(ConfigError, match="spike_times_conv2d: weight must be a floating tensor"):
+        spike_times_conv2d(torch.rand(1, 3, 2, 2), weight)

@@ -46,7 +46,8 @@ def check_weight(weight: torch.Tensor, shape_hint: str, ndim: int, fan_in: int, 
     """Weights must be floating, of rank ``ndim``, not empty, with ``fan_in`` matching the input (their values:
     ``check_values``)."""
     if not torch.is_tensor(weight) or not weight.is_floating_point() or weight.dim() != ndim:
-        raise ConfigError(f"{what}: weight must be a floating tensor {shape_hint}, got {tuple(weight.shape)}")
+        got = f"{weight.dtype} {tuple(weight.shape)}" if torch.is_tensor(weight) else type(weight).__name__
+        raise ConfigError(f"{what}: weight must be a floating tensor {shape_hint}, got {got}")
     if weight.numel() == 0:
         raise ConfigError(f"{what}: weight {tuple(weight.shape)} is empty; a layer needs at least one input "
                           "and one output neuron")
