@@ -9,6 +9,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.ttfs import backend_native, spike_times, spike_times_conv2d
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 from deepspike.ttfs.pooling import avg_pool_times
+from deepspike.ttfs.simulate import neuron_first_spike
 
 INF = math.inf
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
@@ -250,3 +251,31 @@ def test_a_weight_that_is_not_a_tensor_is_refused_in_one_line(weight):
         spike_times(torch.rand(2, 3), weight)
     with pytest.raises(ConfigError, match="spike_times_conv2d: weight must be a floating tensor"):
         spike_times_conv2d(torch.rand(1, 3, 2, 2), weight)
+
+
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("scale, span", [(1e20, 70.0), (1e37, 30.0), (2e38, 20.0)])
+def test_huge_weights_and_theta_give_the_times_of_the_scaled_down_neuron(kernel, scale, span):
+    """Weights and theta both ``scale`` times larger fire at the same times (V = theta <=> V/s = theta/s), here from the
+    event simulator on the unscaled neuron. In float32 the solvers' sums ``sum w exp((t - ref)/tau)`` and ``sum w``
+    overflowed: every backend gave wrong times (e.g. 78.6 for a spike at 92.5, inf for one at 49.4), relpsp at 2e38
+    inf or NaN; the weights, bias and theta are now scaled down by a power of two first. The weight gradient is
+    ``1/scale`` of the unscaled neuron's."""
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(6, 5, generator=g, dtype=torch.float64) * span
+    w = torch.rand(4, 5, generator=g, dtype=torch.float64) * 0.9
+    b = torch.rand(4, generator=g, dtype=torch.float64) * 0.2
+    ref = torch.tensor([[neuron_first_spike(torch.cat([t[r], torch.zeros(1, dtype=torch.float64)]).numpy(),
+                                            torch.cat([w[j], b[j:j + 1]]).numpy(), kernel, 1.0, 1.0)
+                         for j in range(4)] for r in range(6)])
+    assert torch.isfinite(ref).sum() > 12
+    w64 = w.clone().requires_grad_()
+    spike_times(t, w64, b, kernel, 1.0, 1.0, "torch").nan_to_num(posinf=0.0).sum().backward()
+    for backend in ["torch"] + (["numba"] if HAVE_NUMBA else []) + (["native"] if backend_native.library() else []):
+        wb = (w * scale).float().requires_grad_()
+        out = spike_times(t.float(), wb, (b * scale).float(), kernel, scale, 1.0, backend)
+        assert torch.equal(torch.isinf(out), torch.isinf(ref)), backend
+        torch.testing.assert_close(out[torch.isfinite(ref)].double(), ref[torch.isfinite(ref)], rtol=1e-5, atol=1e-4)
+        out.nan_to_num(posinf=0.0).sum().backward()
+        atol = 1e-3 * float(w64.grad.abs().max())
+        torch.testing.assert_close(wb.grad.double() * scale, w64.grad, rtol=1e-3, atol=atol)

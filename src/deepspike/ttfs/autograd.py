@@ -12,6 +12,7 @@ the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -58,6 +59,24 @@ def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
     return backend
 
 
+def weight_shift(weight: torch.Tensor, bias: torch.Tensor | None, theta: float, dtype: torch.dtype) -> int:
+    """The ``k`` for which a layer's weights, bias and theta are multiplied by ``2^-k`` before it is solved: 0 unless a
+    neuron's weights can sum past ``2^12`` in absolute value (``max |w| x fan_in``), else the exponent of the next
+    power of two of that bound, at most ``log2(theta / tiny)`` (theta stays a normal number of ``dtype``).
+
+    ``V = theta <=> V 2^-k = theta 2^-k`` and each PSP is linear in its weight, so the spike times are the same, and
+    in binary floating point exactly so; the solvers' sums ``sum_C w exp((t - ref)/tau)`` (exp: up to ``e^80`` in the
+    torch solver, ``e^30`` in the compiled kernels) and ``sum_C w (t - ref)`` (relpsp) then stay inside the dtype,
+    where weights of ``1e20`` with ``theta = 1e20`` overflowed them into wrong times and NaN."""
+    largest = float(weight.detach().abs().amax())
+    if bias is not None and bias.numel():
+        largest = max(largest, float(bias.detach().abs().amax()))
+    bound = largest * (weight[0].numel() + (bias is not None))
+    if not (math.isfinite(bound) and bound > 2.0**12):  # NaN or inf weights: the value scans refuse them
+        return 0
+    return max(0, min(math.ceil(math.log2(bound)), math.floor(math.log2(theta) - math.log2(torch.finfo(dtype).tiny))))
+
+
 def layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend, chunk_elements, what):
     """First spike times ``[B, O, H', W']`` of a conv TTFS layer for validated arguments (``[B, C, H, W]`` times,
     ``[O, C, kh, kw]`` weights): the backend resolved (``resolve_backend``), the values scanned where the native
@@ -72,6 +91,10 @@ def layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend
     if not bool(torch.tensor(theta, dtype=t_in.dtype, device="cpu") > 0):  # the kernels then fired where V = 0
         raise ConfigError(f"{what}: threshold theta = {theta!r} is 0 in {t_in.dtype}, the dtype the times are "
                           f"computed in; use theta >= {torch.finfo(t_in.dtype).tiny:.4g} or float64 times")
+    shift = weight_shift(weight, bias, theta, t_in.dtype)
+    if shift:  # exact (a power of two), and the gradients flow through the product
+        factor = 2.0**-shift  # 2^-k, not a division by 2^k: that is inf in float32 for k >= 128
+        weight, bias, theta = weight * factor, None if bias is None else bias * factor, theta * factor
     impl = resolve_backend(backend, t_in)
     if impl != "native":  # the native kernels scan the times and parameters themselves
         check_values(t_in, weight, bias, what)
