@@ -4,6 +4,7 @@ times are refused with one ConfigError on every backend and layer (the scan the 
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -230,3 +231,13 @@ def test_a_threshold_that_is_zero_in_the_times_dtype_is_refused(backend):
         out = spike_times(t.double(), w.double(), theta=1e-300, backend=backend)
         assert out.item() == pytest.approx(1 + math.log(2 * math.e - 1), rel=1e-12)
     assert spike_times(t, w, theta=1e-45, backend=backend).item() == pytest.approx(1 + math.log(2 * math.e - 1))
+
+
+def test_a_threshold_given_as_a_tensor_or_numpy_number_is_taken_as_its_value(recwarn):
+    """A 0-d tensor theta was copied by torch.tensor() in the check of its float32 value (a UserWarning on every
+    layer call); it is read as a float first, like a numpy number."""
+    t, w = torch.tensor([[1.0, 2.0]]), torch.tensor([[-1.0, 2.0]])
+    expected = spike_times(t, w, theta=0.5)
+    for theta in (torch.tensor(0.5), np.float32(0.5)):
+        assert torch.equal(spike_times(t, w, theta=theta), expected)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

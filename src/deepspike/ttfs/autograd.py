@@ -88,6 +88,7 @@ def layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend
     if dtype in LOW_PRECISION or weight.dtype in LOW_PRECISION:
         weight = weight.to(t_in.dtype)
         bias = None if bias is None else bias.to(t_in.dtype)
+    theta = float(theta)  # (a 0-d tensor or numpy number too)
     if not bool(torch.tensor(theta, dtype=t_in.dtype, device="cpu") > 0):  # the kernels then fired where V = 0
         raise ConfigError(f"{what}: threshold theta = {theta!r} is 0 in {t_in.dtype}, the dtype the times are "
                           f"computed in; use theta >= {torch.finfo(t_in.dtype).tiny:.4g} or float64 times")
