@@ -110,3 +110,15 @@ def test_avg_pool_relpsp_weights_follow_the_times_device():
     with torch.device("meta"):
         out = avg_pool_times(t, 2, kernel="relpsp", backend="torch")
     assert out.device.type == "cpu" and out.item() == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_avg_pool_relpsp_of_half_times_is_the_float32_result_rounded(dtype):
+    """Half-precision times are computed in float32 (``deepspike.ttfs``), but the pooling weights theta/(N-1) were
+    made in the times' dtype: 1/3 in bfloat16 is 0.33398, so a 2x2 window fired at mean t + 0.7485 instead of
+    mean t + 0.75 (here up to one bfloat16 step, 0.25, from the float32 result rounded)."""
+    g = torch.Generator().manual_seed(0)
+    t = (torch.rand(2, 3, 8, 8, generator=g) * 5 + 50).to(dtype)
+    out = avg_pool_times(t, 2, kernel="relpsp")
+    assert out.dtype == dtype
+    assert torch.equal(out, avg_pool_times(t.float(), 2, kernel="relpsp").to(dtype))

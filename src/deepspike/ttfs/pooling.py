@@ -112,7 +112,9 @@ def avg_pool_times(
         ho, wo = (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1
         return out.reshape(b, c, ho, wo)  # [B*C, L] -> [B, C, H', W']
     t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
-    weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1))  # on the times' device and dtype
+    # on the times' device, in the dtype they are computed in (float16/bfloat16 in float32: theta/(N-1) rounded to
+    # bfloat16 moved every output by up to 0.2% of theta/sum w)
+    weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1), dtype=torch.promote_types(t_in.dtype, torch.float32))
     out = spike_times_conv2d(
         t_flat, weight, None, s, p, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
     )
