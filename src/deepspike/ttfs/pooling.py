@@ -103,18 +103,19 @@ def avg_pool_times(
     if n < 2:
         raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
     b, c, h, w = t_in.shape
+    work = torch.promote_types(t_in.dtype, torch.float32)  # float16/bfloat16 are computed in float32
     if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
-        padded = F.pad(t_in.reshape(b * c, 1, h, w), (p[1], p[1], p[0], p[0]), value=float("inf"))
+        padded = F.pad(t_in.reshape(b * c, 1, h, w).to(work), (p[1], p[1], p[0], p[0]), value=float("inf"))
         cols = F.unfold(padded, (kh, kw), stride=s)  # [B*C, 1, H+2p, W+2p] -> [B*C, N, L]
         silent = torch.isinf(cols).any(1)  # [B*C, L]
         lse = tau * torch.logsumexp(torch.where(torch.isinf(cols), torch.zeros_like(cols), cols) / tau, dim=1)
         out = torch.where(silent, torch.full_like(lse, float("inf")), lse)
         ho, wo = (h + 2 * p[0] - kh) // s[0] + 1, (w + 2 * p[1] - kw) // s[1] + 1
-        return out.reshape(b, c, ho, wo)  # [B*C, L] -> [B, C, H', W']
+        return out.reshape(b, c, ho, wo).to(t_in.dtype)  # [B*C, L] -> [B, C, H', W']
     t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
-    # on the times' device, in the dtype they are computed in (float16/bfloat16 in float32: theta/(N-1) rounded to
-    # bfloat16 moved every output by up to 0.2% of theta/sum w)
-    weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1), dtype=torch.promote_types(t_in.dtype, torch.float32))
+    # on the times' device, in the dtype they are computed in (theta/(N-1) rounded to bfloat16 moved every output by up
+    # to 0.2% of theta/sum w)
+    weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1), dtype=work)
     out = spike_times_conv2d(
         t_flat, weight, None, s, p, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
     )
