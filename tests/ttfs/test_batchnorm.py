@@ -1,5 +1,6 @@
 """Time-domain batch-norm (zhou2021 eq. 6): the formula, running statistics, folding for inference."""
 
+import copy
 import math
 import warnings
 
@@ -170,3 +171,23 @@ def test_a_spike_beyond_the_z_domains_range_is_refused_not_miscomputed():
         bn(late)
     with pytest.raises(ConfigError, match="t/tau = 90 overflows"):
         bn.fold()(late)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_times_are_computed_in_float32(dtype):
+    """As in every TTFS layer, float16/bfloat16 times are computed in float32 and come back in their own dtype: spikes
+    at t/tau 10 to 13 were refused in float16 training ("overflows the z = exp(t/tau) batch statistics", float32 takes
+    them up to ~44), bfloat16 training raised a RuntimeError from the running mean's lerp, and evaluation returned
+    float32 times. Training, evaluation and the folded form equal the float32 results rounded."""
+    g = torch.Generator().manual_seed(0)
+    t = (torch.rand(4, 3, 2, 2, generator=g) * 3 + 10).to(dtype)
+    bn = TTFSBatchNorm(3)
+    ref = copy.deepcopy(bn)
+    out = bn(t)
+    assert out.dtype == dtype and torch.equal(out, ref(t.float()).to(dtype))
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+    bn.eval()
+    folded = bn.fold()
+    for module in (bn, folded):
+        out = module(t)
+        assert out.dtype == dtype and torch.equal(out, module(t.float()).to(dtype))

@@ -23,6 +23,7 @@ the dtype: ``t/tau`` above about 44 in float32 training, 88 in evaluation), rais
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,6 +32,7 @@ from torch import nn
 from deepspike.coding.decoders import check_time_values
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
+from deepspike.core.precision import LOW_PRECISION
 
 
 def _z(t: torch.Tensor, tau: float) -> torch.Tensor:
@@ -69,6 +71,21 @@ def _check_range(z_out: torch.Tensor, t_in: torch.Tensor, silent: torch.Tensor, 
                       f"{t_in.dtype}; use a larger tau (or float64 times)")
 
 
+def _in_float32(forward):
+    """``forward(self, t_in)`` with float16/bfloat16 times computed in float32 and returned in their own dtype, as in
+    every TTFS layer (``deepspike.ttfs``): in half precision ``z = exp(t/tau)`` overflowed past ``t/tau ~ 11`` (a
+    refusal of float32-sized times) and a bfloat16 batch mean could not update the float32 running mean (a
+    RuntimeError from ``lerp``)."""
+
+    @functools.wraps(forward)
+    def wrapper(self, t_in: torch.Tensor) -> torch.Tensor:
+        if t_in.dtype in LOW_PRECISION:
+            return forward(self, t_in.float()).to(t_in.dtype)
+        return forward(self, t_in)
+
+    return wrapper
+
+
 def _channel_view(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Per-channel vector [C] shaped to broadcast over [B, C, ...]."""
     return values.reshape(1, -1, *([1] * (x.dim() - 2)))  # [C] -> [1, C, 1, ...]
@@ -99,6 +116,7 @@ class TTFSBatchNorm(nn.Module):
         a = self.gamma.abs() / torch.sqrt(var + self.eps)
         return a, self.beta - a * mean
 
+    @_in_float32
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
         check_time_values(t_in, "TTFSBatchNorm")
         silent = torch.isinf(t_in)
@@ -157,6 +175,7 @@ class TTFSDelayBias(nn.Module):
         self.register_buffer("bias_time", bias_time.clone())
         self.register_buffer("sign", sign.clone())
 
+    @_in_float32
     def forward(self, t_in: torch.Tensor) -> torch.Tensor:
         check_time_values(t_in, "TTFSDelayBias")
         silent = torch.isinf(t_in)
