@@ -38,7 +38,8 @@ class TTFSMeasures:
     def add(self, hidden: list[torch.Tensor], output: torch.Tensor) -> None:
         layers = [*hidden, output]
         b = output.shape[0]
-        decision = output.min(dim=1).values  # [B], +inf when no output spike
+        decision = output.detach().min(dim=1).values  # [B], +inf when no output spike
+        decision = decision.to(torch.promote_types(decision.dtype, torch.float32))  # half times: summed in float32
         has_spike = torch.isfinite(decision)
         self.latency_sum += float(decision[has_spike].sum())
         self.latency_n += int(has_spike.sum())
