@@ -138,3 +138,19 @@ def test_unknown_loss_is_a_config_error():
 def test_a_loss_of_bad_times_targets_or_tau_is_refused(name, t, target, tau, message):
     with pytest.raises(ConfigError, match=message):
         ttfs_loss(name, t, target, tau=tau)
+
+
+@pytest.mark.parametrize("name", ["zhou_code", "zhou_paper", "ce"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_the_losses_of_half_precision_times_are_computed_in_float32(name, dtype):
+    """zhou_code's ``exp(t/tau)`` of float16 times overflowed past t/tau ~ 11 (a silent output counts at ln 1e5 = 11.5):
+    the loss was inf (float32: 2.2e5); every loss is now the float32 loss of the same numbers, and its gradient the
+    float32 one in the times' dtype (zhou_code's, e^13 here, is past float16's range itself)."""
+    t = torch.tensor([[2.0, 12.0, math.inf], [15.0, 13.0, 1.0]]).to(dtype).requires_grad_()
+    ref = t.detach().float().requires_grad_()
+    y = torch.tensor([0, 1])
+    loss, ref_loss = ttfs_loss(name, t, y), ttfs_loss(name, ref, y)
+    assert loss.item() == ref_loss.item()
+    loss.backward()
+    ref_loss.backward()
+    assert t.grad.dtype == dtype and torch.equal(t.grad, ref.grad.to(dtype))
