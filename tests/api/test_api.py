@@ -113,6 +113,12 @@ def test_convert_accepts_the_options_its_norms_read_up_to_loading_the_run(tmp_pa
         ds.convert(tmp_path / "run", tmp_path / "c", **options)
 
 
+def test_convert_to_ttfs_reads_none_as_the_default_up_to_loading_the_run(tmp_path):
+    """As ``convert``: None leaves ``calib_samples``, ``margin``, ``alpha`` at their defaults (once a TypeError)."""
+    with pytest.raises(ds.DataNotFoundError, match="run"):
+        ds.convert_to_ttfs(tmp_path / "run", tmp_path / "c", calib_samples=None, margin=None, alpha=None, limit=None)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA refusal needs a machine without CUDA")
 def test_a_pretrained_model_on_a_missing_gpu_is_one_line():
     with pytest.raises(ds.ConfigError, match="no CUDA device is available"):

@@ -67,8 +67,10 @@ def convert_to_ttfs(
     """Map the ReLU ``ann`` run in ``run_dir`` exactly onto a single-spike TTFS network (method ``ttfs_window``,
     windowed ReL-PSP neurons) in ``out`` (default ``RUN_DIR/converted_ttfs``); returns its summary
     (``ann_test_accuracy``, ``snn_test_accuracy``, ``spikes_per_neuron``, latency, synaptic operations).
-    ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``)."""
+    ``options``: ``calib_samples``, ``margin``, ``alpha``, ``limit`` (see ``deepspike convert --help``); None leaves an
+    option at its default, as in ``convert`` (it once reached ``None < 1``, a ``TypeError``)."""
     check_options(options, TTFS_OPTIONS)
+    options = {key: value for key, value in options.items() if value is not None}
     out = out if out is not None else RunDir(run_dir).require().path / "converted_ttfs"  # in one line
     return _convert_to_ttfs(run_dir, out, log=log or (lambda s: None), **options)
 
