@@ -195,3 +195,26 @@ def test_an_empty_out_is_refused_not_read_as_the_current_folder(ann_run, tmp_pat
         convert_to_ttfs(ann_run[0], "", calib_samples=16, limit=5, log=lambda s: None)
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
     assert (tmp_path / "config.yaml").read_text() == "# my recipe\n"
+
+
+def test_a_net_without_hidden_layers_has_its_measures():
+    """A single-layer ReLU ANN (``mlp`` with ``hidden=[]``) has no hidden TTFS layer, so the measures hold no
+    ``hidden_before_decision``: its conversion ended in a ``KeyError`` after writing windows.json."""
+    from deepspike.conversion.to_ttfs import _measures
+    from deepspike.methods import get_method
+    from deepspike.methods.window_network import calibrate_windows
+    from deepspike.models import create_architecture
+    from deepspike.models.costs import count_macs
+
+    arch = create_architecture("mlp", num_classes=3, input_shape=(1, 2, 2), hidden=[])
+    torch.manual_seed(0)
+    ann = get_method("ann", {}).build(arch).eval()
+    method = get_method("ttfs_window", {"alpha": 1.0, "margin": 1.0})
+    snn = method.build(arch)
+    method.init_from_run(snn, "ann", ann)
+    x = torch.randn(8, 1, 2, 2)
+    calibrate_windows(snn, [x], 1.0)
+    result = _measures(snn, [(x, torch.zeros(8, dtype=torch.long))], count_macs(arch))
+    assert result["hidden_before_decision"] != result["hidden_before_decision"]  # NaN: no hidden neuron
+    assert list(result["spikes_per_neuron_by_layer"]) == ["output"]
+    assert result["synaptic_ops_over_ann_macs"] == result["synaptic_ops"] / 12  # 4 inputs x 3 outputs

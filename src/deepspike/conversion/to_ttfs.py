@@ -101,11 +101,13 @@ def _compare(ann: torch.nn.Module, snn: WindowNetwork, batches: list, log: Calla
 
 
 def _measures(snn: WindowNetwork, batches: list, ann_macs: int) -> dict[str, Any]:
-    """Spikes per neuron, input spikes, latency and synaptic operations on the test images; ``ops_over_ann_macs``."""
+    """Spikes per neuron, input spikes, latency and synaptic operations on the test images; ``ops_over_ann_macs``.
+    ``hidden_before_decision`` is NaN (null in the summary) for a net without hidden layers, which the measures leave
+    out (a single-layer ANN's conversion once ended in a ``KeyError``)."""
     measures = window_measures(snn, batches)
     keys = ("spikes_per_neuron", "input_spikes", "latency", "no_output_spike", "hidden_before_decision",
             "saturated_fraction", "synaptic_ops", "total_time")
-    result = {key: measures[key] for key in keys}
+    result = {key: measures.get(key, math.nan) for key in keys}
     result["spikes_per_neuron_by_layer"] = {k.split("/", 1)[1]: v for k, v in measures.items()
                                             if k.startswith("spiking_fraction/")}
     result["ann_macs"] = ann_macs
