@@ -23,7 +23,7 @@ def relu_run(tmp_path_factory):
 
 @pytest.mark.parametrize(("norms", "options", "message"), [
     (["spike", "qcfs"], {}, "--norm qcfs needs an ANN trained with method.activation=qcfs"),
-    (["max", "channel"], {"reset": "zero"}, "method.signed needs method.reset=subtract"),  # channel's signed default
+    (["max", "channel"], {"reset": "zero"}, "--norm channel converts with signed neurons, which need reset by sub"),
     (["max", "percentile"], {"percentile": 0.0}, r"method.percentile must be in \(0, 100\], got 0.0"),
     (["max", "channel"], {"spike_value": "one"}, r"per-channel thresholds need spikes that carry their threshold"),
 ])

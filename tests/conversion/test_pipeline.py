@@ -270,3 +270,17 @@ def test_an_ann_without_test_images_is_refused_in_one_line_and_nothing_is_writte
     err = capsys.readouterr().err.strip()
     assert "has no test images" in err and "\n" not in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("norm", "signed", "message"), [
+    ("channel", None, r"^--norm channel converts with signed neurons, which need reset by subtraction; "
+                      r"with --reset zero add --no-signed$"),
+    ("max", True, r"^--signed needs reset by subtraction \(--reset subtract\), got --reset zero$"),
+])
+def test_signed_neurons_with_reset_to_zero_are_refused_in_the_cli_words(norm, signed, message):
+    """``convert --norm channel --reset zero`` (signed neurons are channel's default) was refused with "method.signed
+    needs method.reset=subtract", naming an option the command never took."""
+    chosen = {**dict.fromkeys(pipeline.CHOSEN_KEYS), "reset": "zero", "signed": signed}
+    with pytest.raises(ConfigError, match=message):
+        pipeline.conversion_settings(norm, 8, False, chosen)
+    assert pipeline.conversion_settings(norm, 8, False, {**chosen, "signed": False})["reset"] == "zero"

@@ -119,7 +119,8 @@ def convert_run(
 def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[str, Any]) -> dict[str, Any]:
     """The ``ConvertedOptions`` fields (but the thresholds and input scale) of converting with ``norm``: the
     ``chosen`` options (reset, readout, ..., calib_timesteps; None = the norm's default, ``neuron_defaults``). A
-    one-line ``ConfigError`` for 0/1 spikes with ``channel``'s per-channel thresholds (``check_conversion`` asks it
+    one-line ``ConfigError`` in the CLI's words for signed neurons (chosen, or the norm's default) with reset to zero,
+    for 0/1 spikes with ``channel``'s per-channel thresholds (``check_conversion`` asks it
     of every norm before converting one) or with ``biases``: a layer fed 0/1 spikes gets ``W a / lambda`` where the
     ANN has ``(W a + b) / lambda``, and the weights and biases stay unscaled. Spikes that carry their threshold are
     in the ANN's units, so every layer is balanced: ``residual`` is then recorded as ``balanced``, the rule applied
@@ -130,6 +131,11 @@ def conversion_settings(norm: str, timesteps: int, biases: bool, chosen: dict[st
     if biases and neuron["spike_value"] == "one":
         raise ConfigError("--spike-value one cannot carry the ANN's biases (or folded batch-norms): 0/1 spikes rescale "
                           "each layer's input by 1 / lambda but not its bias; use --spike-value threshold")
+    if neuron["signed"] is True and neuron["reset"] == "zero":  # else ConvertedOptions' "method.signed needs ..."
+        if chosen.get("signed") is True:
+            raise ConfigError("--signed needs reset by subtraction (--reset subtract), got --reset zero")
+        raise ConfigError(f"--norm {norm} converts with signed neurons, which need reset by subtraction; with "
+                          "--reset zero add --no-signed")
     if norm == "channel" and neuron["spike_value"] == "one":
         raise ConfigError("--norm channel: per-channel thresholds need spikes that carry their threshold "
                           "(spike_value threshold)")
