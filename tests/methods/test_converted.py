@@ -25,6 +25,15 @@ def test_the_largest_float32_threshold_and_per_channel_lists_are_taken():
     assert o.thresholds == [3.4e38, [0.5, 2], 1]
 
 
+@pytest.mark.parametrize("steps", [{"timesteps": 10**11}, {"calib_timesteps": 100_001}])
+def test_more_steps_than_a_conversion_simulates_are_refused_at_load(steps):
+    """A converted run's config.yaml with ``method.timesteps: 100000000000`` (edited by hand) ran ``deepspike eval`` on
+    without end: only ``deepspike convert`` checked the bound."""
+    with pytest.raises(ConfigError, match=r"^method.timesteps and calib_timesteps must be at most 100,000 steps, got"):
+        get_method("converted", steps)
+    assert get_method("converted", {"timesteps": 100_000, "calib_timesteps": 100_000}).options.timesteps == 100_000
+
+
 @pytest.mark.parametrize("connect", ["and", "iand"])
 def test_sew_product_junctions_are_refused_in_one_line(connect):
     """A SEW ``and`` junction multiplies the branches: the ANN computes ``a s`` of their activations, the SNN the

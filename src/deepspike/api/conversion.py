@@ -14,6 +14,7 @@ from deepspike.conversion.pipeline import convert_run
 from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.methods.converted import MAX_STEPS
 from deepspike.training.runs import RunDir
 
 RATE_OPTIONS = ("calib_samples", "calib_timesteps", "percentile", "reset", "readout", "residual", "encoding",
@@ -22,10 +23,6 @@ TTFS_OPTIONS = ("calib_samples", "margin", "alpha", "limit")
 NORM_ONLY = {"percentile": "percentile", "calib_timesteps": "spike", "seed": "spike"}
 """Options one norm alone reads (option -> norm): given (not None) without that norm among the chosen ones, they
 would be ignored, so ``convert`` refuses them (the CLI relies on this check)."""
-MAX_STEPS = 100_000
-"""The most time steps a conversion simulates (``timesteps``; ``calib_timesteps`` per layer): 40 times the
-paper's 2500 (Sengupta et al. 2019). The simulation runs in chunks, so no memory check stops a larger T; 10**11
-steps ran on without end."""
 
 
 def convert(

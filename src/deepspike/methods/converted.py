@@ -36,6 +36,11 @@ RESETS = ("zero", "subtract")
 RESIDUAL_RULES = ("unity", "balanced")
 ENCODINGS = ("poisson", "direct")
 SPIKE_VALUES = ("one", "threshold")
+MAX_STEPS = 100_000
+"""The most time steps a converted net simulates (``timesteps``; ``calib_timesteps`` per layer): 40 times the
+paper's 2500 (Sengupta et al. 2019). The simulation runs in chunks, so no memory check stops a larger T; 10**11
+steps ran on without end (``deepspike convert`` checks it first, ``api.conversion``; a converted run's config.yaml
+edited by hand meets it here)."""
 
 
 @dataclass
@@ -78,6 +83,9 @@ class ConvertedOptions:
                 raise ConfigError(f"bad value {value!r} for method.{key}; valid: {', '.join(valid)}")
         if self.timesteps < 1 or self.calib_timesteps < 1 or self.calib_samples < 1:
             raise ConfigError("method.timesteps, calib_timesteps and calib_samples must be >= 1")
+        if max(self.timesteps, self.calib_timesteps) > MAX_STEPS:
+            raise ConfigError(f"method.timesteps and calib_timesteps must be at most {MAX_STEPS:,} steps, got "
+                              f"{shown_value(self.timesteps)} and {shown_value(self.calib_timesteps)}")
         if not self.input_scale > 0 or self.chunk_elements < 1:
             raise ConfigError(
                 f"method.input_scale must be > 0 and chunk_elements >= 1, got "
