@@ -34,6 +34,16 @@ def test_more_steps_than_a_conversion_simulates_are_refused_at_load(steps):
     assert get_method("converted", {"timesteps": 100_000, "calib_timesteps": 100_000}).options.timesteps == 100_000
 
 
+def test_a_per_channel_list_of_the_wrong_length_is_refused_when_the_net_is_built():
+    """Before, ``deepspike eval`` of a hand-edited converted run failed at its first step with "2 channel thresholds
+    for a step of shape (256, 4)", naming neither the layer nor method.thresholds."""
+    arch = create_architecture("vgg", num_classes=3, input_shape=(2, 4, 4), blocks=[[4]], hidden=[], pool="avg")
+    get_method("converted", {"thresholds": [[1.0] * 4, [1.0] * 3]}).build(arch)  # 4 conv channels, 3 classes
+    with pytest.raises(ConfigError, match=r"^method.thresholds\[0\] lists 2 channel thresholds, but neuron layer 1 "
+                                          r"\(output 4x4x4\) has 4 channels$"):
+        get_method("converted", {"thresholds": [[1.0, 2.0], 1.0]}).build(arch)
+
+
 @pytest.mark.parametrize("connect", ["and", "iand"])
 def test_sew_product_junctions_are_refused_in_one_line(connect):
     """A SEW ``and`` junction multiplies the branches: the ANN computes ``a s`` of their activations, the SNN the

@@ -135,6 +135,7 @@ class ConvertedMethod(Method):
             chunk_elements=o.chunk_elements,
         )
         if o.thresholds:
+            check_channel_counts(arch, o.thresholds)
             set_thresholds(net, o.thresholds)
         return net
 
@@ -165,6 +166,17 @@ def check_convertible(arch: Architecture) -> None:
             "does not convert to IF neurons (the rate of a product is not the product of the rates); train the ANN "
             "with connect=add (e.g. model.args.connect=add) or plain residual units"
         )
+
+
+def check_channel_counts(arch: Architecture, thresholds: list[Any]) -> None:
+    """A one-line ``ConfigError`` for a list of per-channel thresholds (``thresholds``: build order, output last)
+    whose length is not its neuron layer's channel count (axis 0 of the layer's per-sample output): a hand-edited
+    list once failed only at the first simulated step, in a message that named neither the layer nor the option."""
+    shapes = [v.output_shape for v in arch.visits() if v.activated] + [layer_costs(arch)[-1].output_shape]
+    for i, (th, shape) in enumerate(zip(thresholds, shapes)):
+        if isinstance(th, list) and len(th) != shape[0]:
+            raise ConfigError(f"method.thresholds[{i}] lists {len(th)} channel thresholds, but neuron layer {i + 1} "
+                              f"(output {'x'.join(map(str, shape))}) has {shape[0]} channels")
 
 
 def set_thresholds(net: nn.Module, thresholds: list[Any]) -> None:
