@@ -96,6 +96,15 @@ def test_cifar_corrupt_and_unsafe_pickles(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path)
 
 
+def test_cifar_batch_with_keys_of_mixed_types_is_refused_in_one_line(tmp_path):
+    """A dict of str and bytes keys without b"data" raised TypeError (sorting the keys for the message)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    (folder / "data_batch_2").write_bytes(pickle.dumps({"data": 1, b"x": 2, 3: 4}, protocol=2))
+    with pytest.raises(DataCorruptError, match=r"data_batch_2 lacks keys b'data'/b'labels'; has \['data', 3, b'x'\]"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
 @pytest.mark.parametrize(("labels", "message"), [
     (["a", "b"], "labels are not numbers"), ({1: 2}, "labels are not numbers"),
     ([1.7, 2.9], "labels must be whole numbers 0 to 9, got values from 1.7 to 2.9"),

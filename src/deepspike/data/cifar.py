@@ -81,7 +81,7 @@ def read_batch(path: Path, label_key: bytes = b"labels") -> tuple[np.ndarray, np
     """Images uint8 ``[N, 3, 32, 32]`` and labels int64 ``[N]`` of one pickle batch."""
     batch = load_pickle(path)
     if b"data" not in batch or label_key not in batch:
-        raise DataCorruptError(f"cifar10: {path} lacks keys b'data'/{label_key!r}; has {sorted(batch)}")
+        raise DataCorruptError(f"cifar10: {path} lacks keys b'data'/{label_key!r}; has {sorted(batch, key=repr)}")
     check_unshared(batch[b"data"], batch[label_key], path)
     data = batch[b"data"]
     labels = whole_labels(batch[label_key], 0, 9, f"cifar10: {path}")
