@@ -279,6 +279,24 @@ def test_a_damaged_global_heap_is_refused_before_libhdf5_reads_it(tmp_path):
         load_dataset("shd", data_dir=folder, cache=False)
 
 
+def test_a_damaged_variable_length_type_is_refused_before_h5py_reads_it(tmp_path):
+    """One flipped byte in the datatype message of spikes/times (its variable-length kind 0, a sequence, made 6)
+    crashed the process in h5py's read (a segmentation fault): refused in one line naming the file."""
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    data = bytearray(path.read_bytes())
+    # the message: 0x19 (version 1, class 9: variable-length), 3 class-bit bytes, size 16, base 0x11 (float)
+    at = data.find(b"\x19\x00\x00\x00\x10\x00\x00\x00\x11")
+    assert at != -1 and data.find(b"\x19\x00\x00\x00\x10\x00\x00\x00\x11", at + 1) == -1  # spikes/times' only
+    data[at + 1] = 0xF6  # kind 6, padding bits set
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as f:  # the damage is where the test means it to be
+        assert f["spikes/times"].id.get_type().encode()[3] & 0x0F == 6
+    with pytest.raises(DataCorruptError, match=r"shd_train.h5: dataset spikes/times has a damaged type \(variable-"
+                                               r"length of kind 6"):
+        load_dataset("shd", data_dir=folder, cache=False)
+
+
 def test_a_stride_wider_than_the_channels_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="shd has 700 channels: data.args.stride must be 1..700, got 701"):
         load_dataset("shd", data_dir=_write_shd(tmp_path), stride=701, cache=False)

@@ -104,6 +104,8 @@ def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if missing:
                 raise DataCorruptError(f"{path}: not an SHD/SSC file: no dataset {', '.join(missing)}")
             _check_claimed_sizes(path, {n: (f[n].shape, f[n].dtype.itemsize) for n in names})
+            for n in names[:2]:
+                check_sequence_type(h5py, path, n, f[n].id.get_type())
             times, units = (read_ragged(path, f[n], n) for n in names[:2])
             labels = f["labels"][()]
     except DataCorruptError:
@@ -111,6 +113,21 @@ def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
         raise DataCorruptError(f"{path}: not a readable SHD/SSC HDF5 file ({one_line(e)})") from e
     return np.asarray(times, dtype=object), np.asarray(units, dtype=object), np.asarray(labels)
+
+
+VLEN_SEQUENCE = 0
+"""The kind of a variable-length HDF5 type that holds ragged arrays (1 is text; libhdf5 defines no other)."""
+
+
+def check_sequence_type(h5py, path: Path, name: str, type_id) -> None:
+    """A one-line :class:`DataCorruptError` where the HDF5 type ``type_id`` of dataset ``name`` is variable-length but
+    not of the kind ``VLEN_SEQUENCE``: libhdf5 takes any kind its 4 bits hold, and h5py's read of a dataset of kind 6
+    (one flipped byte of a real file) crashed the process (a segmentation fault). The kind is the low 4 bits of the
+    datatype message's first class-bit byte, byte 3 of the type's serialisation (``H5Tencode``: the message id 3, a
+    version byte, then the message: class and version, three bytes of class bits)."""
+    if isinstance(type_id, h5py.h5t.TypeVlenID) and type_id.encode()[3] & 0x0F != VLEN_SEQUENCE:
+        raise DataCorruptError(f"{path}: dataset {name} has a damaged type (variable-length of kind "
+                               f"{type_id.encode()[3] & 0x0F}; an SHD/SSC file holds sequences of numbers, kind 0)")
 
 
 RAGGED_SLICE = 256
