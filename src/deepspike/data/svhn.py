@@ -15,6 +15,7 @@ import torch
 from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
+from deepspike.data.matfile import mat5_problem
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits, whole_labels
 from deepspike.data.tensor_dataset import TensorDataset
@@ -29,9 +30,12 @@ def read_mat(path: Path) -> TensorDataset:
     from scipy.io import loadmat
 
     try:
-        mat = loadmat(path, variable_names=("X", "y"))  # another variable of the file is never read
+        problem = mat5_problem(path, ("X", "y"))  # headers that crash scipy's reader (a segmentation fault)
+        mat = {} if problem else loadmat(path, variable_names=("X", "y"))  # no other variable of the file is read
     except Exception as e:  # scipy raises ValueError, TypeError, OSError... for a bad file
         raise DataCorruptError(f"svhn: cannot read {path} as a MATLAB file: {paths.one_line(e)}") from e
+    if problem:
+        raise DataCorruptError(f"svhn: {path}: {problem}; the file is damaged")
     if "X" not in mat or "y" not in mat:
         raise DataCorruptError(f"svhn: {path} lacks variables 'X' and 'y'")
     images, labels = np.asarray(mat["X"]), whole_labels(mat["y"], 1, 10, f"svhn: {path}")
