@@ -22,10 +22,12 @@ def test_the_fingerprint_follows_names_sizes_and_rewrites(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["cut", "flipped byte", "labels of another length", "a shape past memory",
-                                    "an unclosed header"])
+                                    "an unclosed header", "an unknown compression", "an encryption flag"])
 def test_a_damaged_entry_is_built_again(tmp_path, damage):
     """A cut entry or one with a flipped byte (a bad zip or CRC) raised zipfile's BadZipFile through the run; a header
-    whose shape claims more than the machine has made numpy's allocation raise MemoryError through it."""
+    whose shape claims more than the machine has made numpy's allocation raise MemoryError through it; a member's
+    compression method or encryption flag changed (a byte of its zip header) raised zipfile's NotImplementedError or
+    RuntimeError through it."""
     x, y = (np.arange(24_000) % 251).astype(np.uint8).reshape(4, 6000), np.array([0, 1, 2, 3])  # x: more than
     builds = []  # zipfile's first read of 4 KB, so that its CRC check comes after numpy read the header
 
@@ -48,6 +50,13 @@ def test_a_damaged_entry_is_built_again(tmp_path, damage):
     elif damage == "an unclosed header":  # tokenize's TokenError went through the run
         at = raw.index(b"(4, 6000), }")
         raw[at:at + 12] = b"(4, 6000 , }"
+    elif damage in ("an unknown compression", "an encryption flag"):  # x.npy's entry in the zip's central directory
+        at = raw.index(b"PK\x01\x02")
+        assert raw[at + 46:at + 51] == b"x.npy"
+        if damage == "an unknown compression":
+            raw[at + 10] = 99  # the method (0: stored)
+        else:
+            raw[at + 8] |= 1  # bit 0 of the flags: encrypted
     else:
         np.savez(entry, x=x, y=y[:3])
         raw = bytearray(entry.read_bytes())

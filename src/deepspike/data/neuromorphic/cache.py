@@ -62,11 +62,12 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
 
 def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``(x, y)`` of a cache entry; None for one that does not read (cut, flipped bytes: a bad zip or CRC; a damaged
-    header, ``formats.NPY_ERRORS``, which numpy reads before the CRC is checked) or whose arrays do not belong together
-    (no labels per sample)."""
+    header, ``formats.NPY_ERRORS``, which numpy reads before the CRC is checked; a member's compression method or
+    encryption flag changed in the zip's directory: zipfile's NotImplementedError, RuntimeError) or whose arrays do
+    not belong together (no labels per sample)."""
     try:
         with np.load(path) as f:
             x, y = f["x"], f["y"]
-    except (*NPY_ERRORS, KeyError, zipfile.BadZipFile):
+    except (*NPY_ERRORS, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
         return None
     return (x, y) if x.ndim >= 1 and y.ndim == 1 and len(x) == len(y) else None
