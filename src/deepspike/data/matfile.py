@@ -64,8 +64,8 @@ def mat5_problem(path: str | os.PathLike, names: tuple[str, ...]) -> str | None:
     with open(path, "rb") as f:
         head = f.read(128)
         order = {b"IM": "<", b"MI": ">"}.get(head[126:128])
-        if len(head) < 128 or order is None:
-            return None
+        if len(head) < 128 or order is None or struct.unpack_from(order + "H", head, 124)[0] != 0x0100:
+            return None  # no MATLAB 5 file (7.3 is HDF5 with version 0x0200): scipy says what it is
         end, at = os.fstat(f.fileno()).st_size, 128
         while at + 8 <= end:
             f.seek(at)
@@ -80,6 +80,8 @@ def mat5_problem(path: str | os.PathLike, names: tuple[str, ...]) -> str | None:
                 body, after = inflated[8:], at + 8 + size
             elif kind == MI_MATRIX:
                 body = f.read(min(size, HEAD))
+            else:  # scipy refuses any other element where a variable starts ("Expecting miMATRIX type")
+                return None
             if kind == MI_MATRIX and (problem := _variable_problem(body, order, names)):
                 return problem
             at = after
