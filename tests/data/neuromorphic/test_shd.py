@@ -297,6 +297,30 @@ def test_a_damaged_variable_length_type_is_refused_before_h5py_reads_it(tmp_path
         load_dataset("shd", data_dir=folder, cache=False)
 
 
+def test_spike_lists_of_another_type_are_refused_and_damaged_names_not_read(tmp_path):
+    """spikes/times as a plain array (not one list per recording) is refused by type before it is read; extra/keys
+    as variable-length text whose kind was changed to 6 (reading it crashed h5py: a segmentation fault) is not read,
+    the classes are numbered instead."""
+    folder = _write_shd(tmp_path)
+    path = folder / "SHD" / "shd_train.h5"
+    with h5py.File(path, "a") as f:
+        del f["extra/keys"]
+        f.create_dataset("extra/keys", data=np.array([f"k{c}" for c in range(20)], dtype=object),
+                         dtype=h5py.string_dtype())
+        assert shd.vlen_kind(f["extra/keys"].id.get_type()) == shd.VLEN_TEXT
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x19\x01\x01\x00")  # the keys' type: version 1, class 9 (variable-length), kind 1 (text)
+    assert at != -1
+    data[at + 1] = 0x06
+    path.write_bytes(bytes(data))
+    assert shd.class_names(path, 20) == [str(c) for c in range(20)]
+    with h5py.File(path, "a") as f:
+        del f["spikes/times"]
+        f.create_dataset("spikes/times", data=np.zeros(2, np.float32))
+    with pytest.raises(DataCorruptError, match=r"shd_train.h5: dataset spikes/times is no variable-length dataset"):
+        load_dataset("shd", data_dir=folder, cache=False)
+
+
 def test_a_stride_wider_than_the_channels_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="shd has 700 channels: data.args.stride must be 1..700, got 701"):
         load_dataset("shd", data_dir=_write_shd(tmp_path), stride=701, cache=False)

@@ -115,19 +115,31 @@ def read_release_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(times, dtype=object), np.asarray(units, dtype=object), np.asarray(labels)
 
 
-VLEN_SEQUENCE = 0
-"""The kind of a variable-length HDF5 type that holds ragged arrays (1 is text; libhdf5 defines no other)."""
+VLEN_CLASS, VLEN_SEQUENCE, VLEN_TEXT = 9, 0, 1
+"""The HDF5 type class of variable-length data, and its two kinds: sequences (ragged arrays) and text."""
+
+
+def vlen_kind(type_id) -> int | None:
+    """The kind of a variable-length HDF5 type (``VLEN_SEQUENCE``, ``VLEN_TEXT``; libhdf5 takes any value its 4 bits
+    hold, and h5py's read of a dataset of kind 6, one flipped byte of a real file, crashed the process: a segmentation
+    fault), None for a type of another class. Read from the type's serialisation (``H5Tencode``: the message id 3, a
+    version byte, then the datatype message: class and version, three bytes of class bits, the kind the low 4 bits of
+    the first)."""
+    encoded = type_id.encode()
+    return encoded[3] & 0x0F if encoded[2] & 0x0F == VLEN_CLASS else None
 
 
 def check_sequence_type(h5py, path: Path, name: str, type_id) -> None:
-    """A one-line :class:`DataCorruptError` where the HDF5 type ``type_id`` of dataset ``name`` is variable-length but
-    not of the kind ``VLEN_SEQUENCE``: libhdf5 takes any kind its 4 bits hold, and h5py's read of a dataset of kind 6
-    (one flipped byte of a real file) crashed the process (a segmentation fault). The kind is the low 4 bits of the
-    datatype message's first class-bit byte, byte 3 of the type's serialisation (``H5Tencode``: the message id 3, a
-    version byte, then the message: class and version, three bytes of class bits)."""
-    if isinstance(type_id, h5py.h5t.TypeVlenID) and type_id.encode()[3] & 0x0F != VLEN_SEQUENCE:
-        raise DataCorruptError(f"{path}: dataset {name} has a damaged type (variable-length of kind "
-                               f"{type_id.encode()[3] & 0x0F}; an SHD/SSC file holds sequences of numbers, kind 0)")
+    """A one-line :class:`DataCorruptError` unless the HDF5 type ``type_id`` of dataset ``name`` is the release's:
+    variable-length sequences (:func:`vlen_kind`) of integers or floats, checked before any is read."""
+    kind = vlen_kind(type_id)
+    if kind not in (None, VLEN_SEQUENCE):
+        raise DataCorruptError(f"{path}: dataset {name} has a damaged type (variable-length of kind {kind}; an "
+                               "SHD/SSC file holds sequences of numbers, kind 0)")
+    if kind is None or type_id.get_super().get_class() not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
+        what = "no variable-length dataset" if kind is None else "variable-length of other values than numbers"
+        raise DataCorruptError(f"{path}: dataset {name} is {what}; an SHD/SSC file holds one list of numbers per "
+                               "recording")
 
 
 RAGGED_SLICE = 256
@@ -235,12 +247,15 @@ def bin_release_file(path: Path, options: FrameOptions, num_classes: int) -> tup
 
 def class_names(path: Path, num_classes: int) -> list[str]:
     """The ``extra/keys`` of ``path`` when it holds ``num_classes`` names, else ``"0"``, ``"1"``, ... (a dataset of
-    another size is not read: one claiming 2^40 names asked numpy for 8 TiB, a MemoryError traceback)."""
+    another size is not read: one claiming 2^40 names asked numpy for 8 TiB, a MemoryError traceback; nor one of
+    another type than text, fixed or variable-length: a damaged variable-length kind crashed h5py's read)."""
     h5py = require_h5py()
     try:
         with _open_checked(h5py, path) as f:
             ds = f.get("extra/keys")
-            keys = ds[()] if isinstance(ds, h5py.Dataset) and ds.size == num_classes else []
+            kind = ds.id.get_type() if isinstance(ds, h5py.Dataset) else None
+            text = kind is not None and kind.get_class() == h5py.h5t.STRING and vlen_kind(kind) in (None, VLEN_TEXT)
+            keys = ds[()] if text and ds.size == num_classes else []
         names = [k.decode() if isinstance(k, bytes) else str(k) for k in np.asarray(keys).ravel()]
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError):
         names = []
