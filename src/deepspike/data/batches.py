@@ -40,10 +40,10 @@ class BatchIterator:
     index tensor per batch; streaming data sets go through a ``torch.utils.data.DataLoader`` with
     ``num_workers`` workers and the same order.
     Then per batch: move to ``device``, ``augment(x, generator)`` with a generator seeded by
-    ``mix_seed(seed, e, 0, batch)`` (with MixUp / CutMix on, ``augment.mix``: the labels become
+    ``mix_seed(seed, e, 0, batch, 0xA06)`` (with MixUp / CutMix on, ``augment.mix``: the labels become
     ``data.mixing.MixedLabels``), and ``(x - mean) / std`` when ``normalize=(mean, std)``. In-memory
     batches are augmented whole and then sliced, so every rank applies the single-process draws to its
-    part; streaming batches are sliced first and seeded with ``mix_seed(seed, e, rank, batch)``.
+    part; streaming batches are sliced first and seeded with ``mix_seed(seed, e, rank, batch, 0xA06)``.
     """
 
     def __init__(
