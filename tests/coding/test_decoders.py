@@ -78,6 +78,13 @@ def test_first_spike_time_int_and_bool_input():
     assert first_spike_time(S.long()).dtype == torch.float32
 
 
+def test_first_spike_time_of_no_steps_is_no_spike():
+    """A train of T = 0 steps raised IndexError (argmax over an empty dim); no step holds no spike."""
+    t = first_spike_time(torch.zeros(0, 2, 3, dtype=torch.float64), dt=0.5)
+    assert t.shape == (2, 3) and t.dtype == torch.float64 and torch.isposinf(t).all()
+    assert first_spike_time(torch.zeros(0, 4, dtype=torch.bool)).dtype == torch.float32
+
+
 @pytest.mark.parametrize("bad", [math.nan, -INF])
 def test_first_spike_class_refuses_nan_or_negative_infinite_times(bad):
     """argmin picked a NaN neuron as the class ([1, nan, 3] -> 1)."""

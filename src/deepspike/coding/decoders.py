@@ -49,11 +49,14 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
 
     s: ``[T, B, ...]`` -> ``[B, ...]`` (float dtype of ``s``, or float32 for integer/bool input). Inverse of
     ``latency_spike_train`` up to the ``floor(t/dt)`` quantisation. ``dt``: a finite number > 0 (``ConfigError``).
+    A train of no steps (``T = 0``) has no spike: all ``+inf``.
     """
     check_time_step(dt)
+    dtype = s.dtype if s.dtype.is_floating_point else torch.float32
+    if s.shape[0] == 0:  # argmax over no steps raised IndexError
+        return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
     fired = s != 0  # [T, B, ...]
     first = fired.to(torch.uint8).argmax(dim=0)  # index of the first maximum = first spike (0 if none)
-    dtype = s.dtype if s.dtype.is_floating_point else torch.float32
     t = first.to(dtype) * dt
     return torch.where(fired.any(dim=0), t, torch.full_like(t, math.inf))
 
