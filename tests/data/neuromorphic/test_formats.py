@@ -283,7 +283,9 @@ def test_dvs_gesture_files_read_as_tonic_reads_them_and_bad_ones_refused(tmp_pat
         np.testing.assert_array_equal(ours[f], theirs[f].astype(np.int64))
     good = path.read_bytes()
     bad = [(good[:-5], "not a readable .npy file"), (np.zeros((5, 3)), r"must be an \[n, 4\] numeric array"),
-           (np.array([[1.0, 2.0, 1.0, np.nan]]), "need finite")]
+           (np.array([[1.0, 2.0, 1.0, np.nan]]), "need finite"),
+           (np.array([[1 + 5j, 2, 1, 3]]), r"numeric array .* of complex128"),  # was read as x = 1 (imaginary dropped)
+           (np.array([[1, 2, 1, 3]], "m8[s]"), r"numeric array .* of timedelta64\[s\]")]
     for content, message in bad:
         if isinstance(content, bytes):
             path.write_bytes(content)

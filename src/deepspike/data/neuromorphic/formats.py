@@ -151,14 +151,15 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
 
 def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
     """Read one DVS Gesture ``.npy`` (module docstring: columns x, y, p, t in ms) as events with ``t`` in us; a file
-    that does not load as a plain ``[n, 4]`` array of finite numbers, with 0 <= x, y <= 127, p in {0, 1} and t >= 0,
-    is a one-line :class:`DataCorruptError` (never unpickled), as is a path that is no regular file."""
+    that does not load as a plain ``[n, 4]`` array of finite real numbers (integers or floats: complex values lost their
+    imaginary part in silence), with 0 <= x, y <= 127, p in {0, 1} and t >= 0, is a one-line :class:`DataCorruptError`
+    (never unpickled), as is a path that is no regular file."""
     check_regular_file(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except NPY_ERRORS as e:
         raise DataCorruptError(f"{path}: not a readable .npy file ({one_line(e)})") from e
-    if arr.ndim != 2 or arr.shape[1] != 4 or not (np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_):
+    if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf":  # complex and timedelta are numpy numbers
         raise DataCorruptError(f"{path}: DVS Gesture events must be an [n, 4] numeric array (x, y, p, t), got shape "
                                f"{list(arr.shape)} of {arr.dtype}")
     x, y, p, t = (arr[:, i].astype(np.float64) for i in range(4))
