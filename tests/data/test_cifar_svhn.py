@@ -107,6 +107,8 @@ def test_cifar_batch_with_keys_of_mixed_types_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize(("labels", "message"), [
     (["a", "b"], "labels are not numbers"), ({1: 2}, "labels are not numbers"),
+    (np.array([1 + 3j, 2]), r"labels are not numbers \(an array of complex128\)"),  # was read as [1, 2]
+    (np.array(["1", "2"]), r"labels are not numbers \(an array of <U1\)"),
     ([1.7, 2.9], "labels must be whole numbers 0 to 9, got values from 1.7 to 2.9"),
     ([3, 10], "labels must be whole numbers 0 to 9")])
 def test_cifar_labels_that_are_no_class_indices_are_refused(tmp_path, labels, message):

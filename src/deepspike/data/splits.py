@@ -154,9 +154,13 @@ def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int
 def whole_labels(values, low: int, high: int, source: str) -> np.ndarray:
     """``values`` (a list or array read from a file) as int64 ``[N]`` after checking that they are numbers, whole
     and in ``low .. high``; a one-line ``DataCorruptError`` starting with ``source`` otherwise (a cast first would
-    truncate 1.7 to 1 and crash on strings)."""
+    truncate 1.7 to 1 and crash on strings; an array of complex numbers lost its imaginary parts in silence, one of
+    texts such as "3" or of time spans was read as numbers)."""
     try:
-        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        raw = np.asarray(values)
+        if raw.dtype.kind in "cmMUSV":  # complex, time spans and dates, texts, raw bytes
+            raise TypeError(f"an array of {raw.dtype}")
+        arr = raw.astype(np.float64).reshape(-1)
     except (TypeError, ValueError) as e:
         raise DataCorruptError(f"{source}: labels are not numbers ({one_line(e)})") from e
     if arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all() and arr.min() >= low
