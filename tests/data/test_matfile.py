@@ -35,6 +35,9 @@ def test_real_numeric_variables_pass_plain_or_compressed_and_other_variables_are
                                                    "(classes 6 to 15)")
     (tmp_path / "e.mat").write_bytes(b"not a MATLAB file")
     assert mat5_problem(tmp_path / "e.mat", ("X",)) is None  # scipy says what it is not
+    for compress in (False, True):  # a name of 601 characters: the walk reads 504 bytes of each variable's header
+        long_name = _write(tmp_path / f"g{compress}.mat", compress, **{"X" + "a" * 600: np.zeros((2, 2), np.uint8)})
+        assert mat5_problem(long_name, ("X", "y")) == "a variable's header runs past 504 bytes"
     v73 = bytearray(complex_x.read_bytes())
     v73[124:126] = b"\x00\x02"  # version 0x0200: a 7.3 file (HDF5), which scipy refuses itself; not walked
     (tmp_path / "f.mat").write_bytes(bytes(v73))

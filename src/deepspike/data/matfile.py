@@ -46,8 +46,8 @@ def _variable_problem(body: bytes, order: str, names: tuple[str, ...]) -> str | 
         _, size, at, after = _tag(body, after, order)  # the name
         name = body[at:at + size].decode("ascii", errors="replace")
         real = _tag(body, after, order)[0]
-    except struct.error:  # cut short: scipy refuses it itself
-        return None
+    except struct.error:  # cut short by the file: scipy refuses it itself; by HEAD: a header no real file has
+        return None if len(body) < HEAD - 8 else f"a variable's header runs past {HEAD - 8} bytes"
     if name not in names:
         return None
     if flags & 0xFF not in NUMERIC_CLASSES or flags & COMPLEX:
