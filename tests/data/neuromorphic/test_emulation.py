@@ -90,6 +90,18 @@ def test_emulation_options_of_the_wrong_kind_or_size_are_refused(tmp_path, optio
         load_dataset("digits_events", data_dir=tmp_path, **options)
 
 
+def test_event_counts_larger_than_the_machine_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
+    """timesteps=1000, substeps=1024 on digits (1,437 training images, a 14 x 14 sensor) asked torch for 577 GB of
+    ON and OFF counts: a RuntimeError traceback (only the frames' memory was checked)."""
+    from deepspike.data.neuromorphic import static_events
+
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 64 * 2**30)  # a machine of 64 GiB
+    need = 1437 * 1000 * 1024 * 14 * 14 * 4 / 2**30
+    with pytest.raises(ConfigError, match=rf"^digits_events: emulating 1,024,000 position samples \(timesteps x "
+                                          rf"substeps\) on a 14 x 14 sensor needs {need:.1f} GiB of event counts"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=1000, substeps=1024, cache=False)
+
+
 def test_a_stride_larger_than_the_emulated_sensor_is_refused(tmp_path):
     """digits with pad 3 make a 14 x 14 sensor: stride 15 gave frames [N, T, 2, 0, 0] without a word; 14 is 1 x 1."""
     with pytest.raises(ConfigError, match=r"stride=15 is larger than the 14 x 14 sensor \(frames of 0 pixels\); "

@@ -119,9 +119,13 @@ def counts_to_frames(on: torch.Tensor, off: torch.Tensor, timesteps: int, stride
     return frames.clamp(max=255).to(torch.uint8)
 
 
+EMULATION_CHUNK = 2000
+"""Images emulated at a time by :func:`emulate_frames` (its ON and OFF counts are int16 ``[chunk, S, H, W]`` each)."""
+
+
 def emulate_frames(images: torch.Tensor, timesteps: int = 8, substeps: int = 4, threshold: float = 0.2,
                    pad: int = 3, amplitude: float = 7.0, eps: float = 0.1, stride: int = 1,
-                   binary: bool = False, chunk: int = 2000) -> torch.Tensor:
+                   binary: bool = False, chunk: int = EMULATION_CHUNK) -> torch.Tensor:
     """Event frames of static images: ``[N, 1, H, W]`` or ``[N, H, W]`` in [0, 1] ->
     uint8 ``[N, T, 2, (H + 2 pad) // stride, (W + 2 pad) // stride]``, with ``S = T * substeps`` samples,
     computed ``chunk`` images at a time."""

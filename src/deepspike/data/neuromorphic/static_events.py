@@ -14,8 +14,8 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
-from deepspike.data.neuromorphic.emulation import check_threshold, emulate_frames
-from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
+from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_threshold, emulate_frames
+from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride, physical_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -41,6 +41,18 @@ def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float)
         raise ConfigError(f"emulation: amplitude must be a finite number >= 0, got {amplitude!r}")
 
 
+def check_emulation_memory(images: int, samples: int, sensor: tuple[int, int], name: str) -> None:
+    """A one-line :class:`ConfigError` when the ON and OFF counts of one chunk of the emulation (int16 ``[min(images,
+    EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor) would take
+    more than this machine's memory: ``check_frame_memory`` sees only the frames, and ``timesteps=1000,
+    substeps=1024`` asked torch for 577 GB of counts (a RuntimeError traceback)."""
+    need, have = min(images, EMULATION_CHUNK) * samples * sensor[0] * sensor[1] * 4, physical_memory()
+    if have and need > have:
+        raise ConfigError(f"{name}: emulating {samples:,} position samples (timesteps x substeps) on a {sensor[0]} x "
+                          f"{sensor[1]} sensor needs {need / 2**30:.1f} GiB of event counts, more than this machine's "
+                          f"{have / 2**30:.1f} GiB; take fewer timesteps or substeps")
+
+
 def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
                     substeps: int, threshold: float, pad: int, amplitude: float, stride: int, binary: bool,
                     output: str, cache: bool) -> DataSplits:
@@ -53,6 +65,7 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     check_stride(stride, sensor)
     height, width = (size // stride for size in sensor)
     check_frame_memory(len(static.train), timesteps * 2 * height * width, name)
+    check_emulation_memory(len(static.train), timesteps * substeps, sensor, name)
     parts = []
     for split in (static.train, static.test):
         key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
