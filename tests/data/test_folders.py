@@ -128,6 +128,24 @@ def test_auto_streams_when_over_memory_limit(tmp_path):
     assert x.shape == (len(data.test), 3, 4, 6) and y.dtype == torch.int64
 
 
+@pytest.mark.parametrize("in_memory", [None, True])
+def test_images_decoded_past_the_machines_memory_are_refused_before_any_is_decoded(tmp_path, monkeypatch, in_memory):
+    """size=[65536, 65536] streamed, its statistics' sample asked numpy for 48 GiB (a MemoryError traceback); with
+    in_memory: true at 40000 x 40000 the process was killed for memory. On a machine of 1 GiB, 8192 x 8192 (768 MiB
+    an image as float32): the 4 training images of the statistics streamed (9 bytes a value: 6.75 GiB), or all 6 in
+    memory (4.5 GiB) and the training split's uint8 copy and float32 intermediate (3.75 GiB)."""
+    from deepspike.data import folders
+
+    monkeypatch.setattr(folders, "physical_memory", lambda: 2**30)
+    write_classes(tmp_path / "imgs", {"a": 3, "b": 3})
+    need = "6.8" if in_memory is None else "8.2"
+    with pytest.raises(ConfigError, match=rf"^imagefolder: decoding its 3 x 8192 x 8192 images needs {need} GiB, more "
+                                          r"than this machine's 1.0 GiB; set data.args.size smaller"):
+        load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=8192, in_memory=in_memory, test_fraction=0.34)
+    assert load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 6), in_memory=in_memory,
+                        test_fraction=0.34).input_shape == (3, 4, 6)
+
+
 def caltech(root: Path) -> dict[int, str]:
     return write_classes(root / "101_ObjectCategories",
                          {"BACKGROUND_Google": 2, "Faces_easy": 4, "Motorbikes": 5, "airplanes": 4})

@@ -14,6 +14,7 @@ from deepspike.data.image_folder import (
     read_image_folder,
     sampled_stats,
 )
+from deepspike.data.neuromorphic.frames import physical_memory
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 
@@ -31,11 +32,29 @@ def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_l
     check_loading_options(train.grayscale, in_memory, memory_limit_gb, stats_samples)
     if in_memory is None:
         in_memory = decoded_bytes(train) + decoded_bytes(test) <= memory_limit_gb * GiB
+    check_decode_memory(train, test, in_memory, stats_samples, name)
     if in_memory:
         train, test = train.load(), test.load()
     stats = None if in_memory else (lambda ds: sampled_stats(ds, stats_samples, seed))
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(names),
                        class_names=names, name=name, stats=stats, empty_test_ok=empty_test_ok)
+
+
+def check_decode_memory(train, test, in_memory: bool, stats_samples: int, name: str) -> None:
+    """A one-line ``ConfigError`` when decoding would take more than this machine's memory, before any image is decoded:
+    in memory, both splits as float32 (4 bytes a value) and one split's uint8 copy and float32 intermediate (5 more);
+    streamed, the ``stats_samples`` training images the statistics load (9 bytes a value). ``size=[65536, 65536]`` asked
+    numpy for 48 GiB (a MemoryError traceback), ``in_memory: true`` at 40000 x 40000 was killed for memory."""
+    per_image = decoded_bytes(train) // max(1, len(train))  # float32 bytes of one image
+    if in_memory:
+        need = decoded_bytes(train) + decoded_bytes(test) + 5 * max(len(train), len(test)) * per_image // 4
+    else:
+        need = 9 * min(stats_samples, len(train)) * per_image // 4
+    have = physical_memory()
+    if have and need > have:
+        raise ConfigError(f"{name}: decoding its {train.shape[0]} x {train.shape[1]} x {train.shape[2]} images needs "
+                          f"{need / GiB:.1f} GiB, more than this machine's {have / GiB:.1f} GiB; set data.args.size "
+                          f"smaller{', or data.args.in_memory: false' if in_memory else ''}")
 
 
 @register_dataset("imagefolder")
