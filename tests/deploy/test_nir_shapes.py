@@ -48,6 +48,9 @@ BROKEN = {  # name: (nodes replaced or added, edges added, the message after "NI
                "node 'output': shape [4] does not hold the [3] values node 'spk' gives"),
     "no_input_edge": ({"extra": _ifs(3)}, [("extra", "spk"), ("extra", "output")],
                       "node 'extra': no edge leads to it (only Input nodes may lack one)"),
+    "unreached_cycle": ({"a": _ifs(3), "b": _ifs(3)}, [("a", "b"), ("b", "a"), ("b", "output")],
+                        # was "no edge leads to it", though 'b' -> 'a' does
+                        "node 'a': only the cycle closed by 'b' -> 'a' leads to it; no path from an Input node does"),
     "input_shape": ({"input": nir.Input(input_type={"input": np.array([0, 8])})}, [],
                     "node 'input': shape [0, 8] is not a list of sizes of at least 1"),
     "after_cubalif": ({"spk": nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),

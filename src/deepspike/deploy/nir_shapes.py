@@ -183,7 +183,9 @@ def check_shapes(nir, graph, where: str) -> dict[str, Shape | None]:
             shapes[name] = _input_shape(where, name, node)
             continue
         if not preds[name]:
-            raise _fail(where, name, "no edge leads to it (only Input nodes may lack one)")
+            back = next((src for src, dst in feedback if dst == name), None)
+            raise _fail(where, name, "no edge leads to it (only Input nodes may lack one)" if back is None else
+                        f"only the cycle closed by {back!r} -> {name!r} leads to it; no path from an Input node does")
         given = _joined(where, name, preds[name], shapes)
         src = f"node {preds[name][0]!r}" if len(preds[name]) == 1 else f"the sum of {preds[name]}"
         shapes[name] = None if given is None else _output(nir, where, name, node, given, src)
