@@ -88,3 +88,31 @@ def test_from_nir_refuses_a_windowed_ttfs_graph_naming_its_replay(net, tmp_path)
         with pytest.raises(ConfigError, match=r"a TTFS graph \(metadata format 'ttfs_window'\), which from_nir does "
                                               r"not run .*nir_window_replay\.replay_window_graph$"):
             from_nir(source)
+
+
+BROKEN_METADATA = {  # a hand-written graph's metadata: was a KeyError, AttributeError or ValueError traceback
+    "no_clock_inputs": (lambda g: g.metadata.pop("clock_inputs"),
+                        "the graph's metadata 'clock_inputs' is None, not text"),
+    "clock_inputs_number": (lambda g: g.metadata.update(clock_inputs=5),
+                            "the graph's metadata 'clock_inputs' is 5, not text"),
+    "clock_item": (lambda g: g.metadata.update(clock_inputs="bias_1:soon"),
+                   "the graph's metadata 'clock_inputs' item 'bias_1:soon' is not '<Input node>:<spike time>'"),
+    "no_inputs": (lambda g: g.metadata.pop("inputs"), "the graph's metadata 'inputs' is None, not text"),
+    "unknown_input": (lambda g: g.metadata.update(inputs="nope"),
+                      "the graph's metadata names 'nope' as an input, but the graph has no Input node of that name"),
+    "no_input_window": (lambda g: g.metadata.pop("input_window"),
+                        "the graph's metadata 'input_window' is None, not a finite number"),
+    "no_window_start": (lambda g: g.nodes["11_neurons"].metadata.pop("window_start"),
+                        "node 11_neurons's metadata 'window_start' is None, not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_METADATA))
+def test_broken_window_metadata_is_one_config_error(case):
+    _, snn, x, shape = _converted(*NETS["dense"])
+    graph = to_nir_window(snn, shape)
+    spoil, message = BROKEN_METADATA[case]
+    spoil(graph)
+    with pytest.raises(ConfigError) as e:
+        replay_window_graph(graph, x)
+    assert str(e.value) == f"ttfs_window replay: {message}"

@@ -29,6 +29,33 @@ def _meta(obj) -> dict:
             for k, v in (getattr(obj, "metadata", None) or {}).items()}
 
 
+def _field(meta: dict, key: str, where: str, number: bool = False):
+    """``meta[key]``, text or (``number``) a finite float; ``ConfigError`` naming ``where`` and the key if it is
+    missing or of another kind (a hand-written graph)."""
+    value = meta.get(key)
+    if number and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if not number and isinstance(value, str):
+        return value
+    kind = "a finite number" if number else "text"
+    raise ConfigError(f"ttfs_window replay: {where} metadata {key!r} is {value!r}, not {kind}")
+
+
+def _clocks(text: str) -> dict[str, float]:
+    """``"bias_1:3.5,ramp_1:0.0"`` -> ``{"bias_1": 3.5, "ramp_1": 0.0}``; ``ConfigError`` for another form."""
+    clocks = {}
+    for item in (i for i in text.split(",") if i):
+        name, _, time = item.rpartition(":")
+        try:
+            clocks[name] = float(time)
+        except ValueError:
+            clocks[name] = math.nan
+        if not name or not math.isfinite(clocks[name]):
+            raise ConfigError(f"ttfs_window replay: the graph's metadata 'clock_inputs' item {item!r} is not "
+                              "'<Input node>:<spike time>'")
+    return clocks
+
+
 def _tensor(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a), dtype=torch.float64)
 
@@ -69,11 +96,14 @@ class _Replay:
         self.incoming: dict[str, list[str]] = {}
         for src, dst in graph.edges:
             self.incoming.setdefault(dst, []).append(src)
-        pairs = (item.split(":") for item in self.meta["clock_inputs"].split(",") if item)
-        self.clocks = {name: float(time) for name, time in pairs}
-        self.inputs = self.meta["inputs"].split(",")
+        self.clocks = _clocks(_field(self.meta, "clock_inputs", "the graph's"))
+        self.inputs = _field(self.meta, "inputs", "the graph's").split(",")
+        bad = next((n for n in [*self.inputs, *self.clocks] if type(graph.nodes.get(n)).__name__ != "Input"), None)
+        if bad is not None:
+            raise ConfigError(f"ttfs_window replay: the graph's metadata names {bad!r} as an input, but the graph "
+                              "has no Input node of that name")
         self.index = {name: i for i, name in enumerate(self.inputs)}
-        self.shapes = {name: tuple(int(s) for s in graph.nodes[name].input_type["input"]) for name in self.inputs}
+        self.shapes = {name: self.graph_shape(name) for name in self.inputs}
         self.stages: list[NeuronStage | RelayStage] = []
 
     def is_population(self, name: str) -> bool:
@@ -100,7 +130,7 @@ class _Replay:
             if origin in self.clocks:
                 weights = affine_map(chain, self.graph_shape(origin))[0].sum(dim=1)  # every clock input spikes
                 if origin.startswith("bias"):
-                    bias = bias + weights * (float(meta["window_start"]) - self.clocks[origin])
+                    bias = bias + weights * (_field(meta, "window_start", f"node {name}'s", True) - self.clocks[origin])
                 else:
                     alpha = weights
                 continue
@@ -108,7 +138,8 @@ class _Replay:
         if alpha is None or not torch.allclose(alpha, alpha[0].expand_as(alpha)):
             raise ConfigError(f"ttfs_window replay: node {name} has no ramp input of one slope")
         fires = meta.get("role") != "output"
-        self.stages.append(NeuronStage(synapses, bias, float(meta["window"]), float(alpha[0]), fires))
+        window = _field(meta, "window", f"node {name}'s", True)
+        self.stages.append(NeuronStage(synapses, bias, window, float(alpha[0]), fires))
         self.add_population(name, shape)
 
     def relay(self, name: str) -> None:
@@ -149,7 +180,7 @@ def replay_window_graph(graph, x: torch.Tensor) -> tuple[SimResult, list[str]]:
     populations' node names (``result.times[i]`` is population ``names[i]``)."""
     replay = _Replay(graph)
     stages = replay.build()
-    window = float(replay.meta["input_window"])
+    window = _field(replay.meta, "input_window", "the graph's", True)
     x = x.to(torch.float64).reshape(x.shape[0], -1)
     halves = torch.stack([x.clamp(min=0), (-x).clamp(min=0)])  # [2, B, N]
     times = torch.where(halves > 0, window - halves.clamp(max=window), torch.full_like(halves, math.inf))
