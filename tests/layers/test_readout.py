@@ -92,3 +92,17 @@ def test_a_leaky_membrane_readout_of_bfloat16_currents_sums_in_float32(autocast)
     out.float().sum().backward()
     first = torch.tensor(decay ** (steps - 1) / steps, dtype=torch.float64)  # dV_T/T / dx_1
     torch.testing.assert_close(x.grad[0, 0, 0].double(), first, rtol=2**-8, atol=0)
+
+
+def test_readouts_of_no_steps_are_nan_and_of_integer_currents_are_float():
+    """T = 0: the max-membrane readout raised IndexError where the membrane readouts give NaN. Integer currents: it
+    raised a RuntimeError, the decay-1 membrane readout too, and the leaky one truncated 0.5 * 1 + 1 to 1."""
+    empty = torch.zeros(0, 2, 3)
+    for readout in (MembraneReadout(), MembraneReadout(0.5), MaxMembraneReadout(0.5)):
+        out = readout(empty)
+        assert out.shape == (2, 3) and out.isnan().all()
+    x = torch.tensor([[[1, -2]], [[1, 4]]])  # [T=2, B=1, K=2]
+    # by hand: V_1 = x_1, V_2 = 0.5 V_1 + x_2 -> [1, -2], [1.5, 3]; max [1.5, 3]; leaky mean V_2 / 2 = [0.75, 1.5]
+    torch.testing.assert_close(MaxMembraneReadout(0.5)(x), torch.tensor([[1.5, 3.0]]))
+    torch.testing.assert_close(MembraneReadout(0.5)(x), torch.tensor([[0.75, 1.5]]))
+    torch.testing.assert_close(MembraneReadout()(x), torch.tensor([[1.0, 1.0]]))

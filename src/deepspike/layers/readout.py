@@ -32,6 +32,11 @@ def leaky_mean(x: torch.Tensor, decay: float) -> torch.Tensor:
     return ((powers.view(t, *[1] * (x.dim() - 1)) * x.to(wide)).sum(dim=0) / t).to(x.dtype)
 
 
+def _floating(x: torch.Tensor) -> torch.Tensor:
+    """``x``, or an integer/bool ``x`` as the default float dtype (a membrane holds fractions: ``decay * V``)."""
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
 class SpikeRateReadout(nn.Module):
     """Spiking output neurons; score = firing rate ``(1/T) sum_t s_t`` (wu2019's output, in [0, 1])."""
 
@@ -76,6 +81,7 @@ class MembraneReadout(nn.Module):
         """``x [T, B, K] -> V_T / T [B, K]``. A bfloat16/float16 ``x`` (train.precision=bf16) is weighted and summed in
         float32 and the score rounded once to its dtype, as ``neurons.dynamics.membrane_readout`` keeps its running
         membrane: in bfloat16 the decay 0.9 was 0.8984375 and the sum of 32 steps 1e-2 off on scores of 0.9."""
+        x = _floating(x)
         if self.decay == 1.0:
             return x.mean(dim=0)
         return leaky_mean(x, self.decay)
@@ -115,6 +121,11 @@ class MaxMembraneReadout(nn.Module):
         return synaptic_current(x, self.decay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, B, K] -> max_t V_t [B, K]`` (NaN for T = 0, as the mean of the other readouts; an integer ``x`` is
+        read as the default float dtype)."""
+        x = _floating(x)
+        if x.shape[0] == 0:
+            return x.sum(dim=0) * torch.nan
         return self.membrane(x).max(dim=0).values  # [T, B, K] -> [B, K]; ties: the gradient goes to one step
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:
