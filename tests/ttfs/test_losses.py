@@ -154,3 +154,11 @@ def test_the_losses_of_half_precision_times_are_computed_in_float32(name, dtype)
     loss.backward()
     ref_loss.backward()
     assert t.grad.dtype == dtype and torch.equal(t.grad, ref.grad.to(dtype))
+
+
+def test_zhou_paper_with_one_class_is_refused():
+    """K = 1: the sum over the classes other than the target is empty and the loss was -inf."""
+    t, target = torch.tensor([[0.5], [1.0]]), torch.tensor([0, 0])
+    with pytest.raises(ConfigError, match="^ttfs_loss: zhou_paper needs at least 2 classes .* got K = 1$"):
+        ttfs_loss("zhou_paper", t, target)
+    assert ttfs_loss("ce", t, target).item() == 0.0  # one class: cross-entropy is 0, nothing to refuse

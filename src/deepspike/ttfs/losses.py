@@ -57,6 +57,9 @@ def ttfs_loss(name: str, t: torch.Tensor, target: torch.Tensor, tau: float = 1.0
     if name == "zhou_code":
         return F.cross_entropy(-torch.exp(torch.clamp(t / tau, max=80.0)), target)  # e^80 fits float32
     k = t.shape[1]
+    if k < 2:  # the sum over i != c would be empty: logsumexp = -inf, a loss of -inf
+        raise ConfigError("ttfs_loss: zhou_paper needs at least 2 classes (it sums over the classes other than the "
+                          "target), got K = 1")
     is_target = F.one_hot(target, k).bool()  # [B, K]
     others = torch.where(is_target, torch.full_like(t, -math.inf), -t / tau)  # drop the target from the sum
     t_c = t.gather(1, target.unsqueeze(1)).squeeze(1)  # [B]
