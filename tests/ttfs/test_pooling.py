@@ -137,3 +137,14 @@ def test_avg_pool_exp_of_half_times_is_the_float32_result_rounded(dtype, k):
     assert torch.equal(out, avg_pool_times(t.detach().float(), k, tau=0.7).to(dtype))
     out.float().sum().backward()
     assert t.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("theta", [1e-300, 1e300])
+def test_relpsp_avg_pool_theta_out_of_range_names_avg_pool_times(theta):
+    """float32 times: theta 1e-300 was refused under spike_times_conv2d's name, 1e300 overflowed (RuntimeError)."""
+    with pytest.raises(ConfigError) as e:
+        avg_pool_times(torch.rand(1, 1, 4, 4), 2, kernel="relpsp", theta=theta)
+    assert str(e.value).startswith(f"avg_pool_times: threshold theta = {theta!r} or its window weight theta/(N-1) "
+                                   "with N = 4 is not a positive finite number in torch.float32")
+    out = avg_pool_times(torch.rand(1, 1, 4, 4, dtype=torch.float64), 2, kernel="relpsp", theta=theta)
+    assert out.shape == (1, 1, 2, 2)  # float64 holds both

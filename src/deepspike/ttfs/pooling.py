@@ -115,6 +115,12 @@ def avg_pool_times(
     t_flat = t_in.reshape(b * c, 1, h, w)  # [B, C, H, W] -> [B*C, 1, H, W]: channels pool independently
     # on the times' device, in the dtype they are computed in (theta/(N-1) rounded to bfloat16 moved every output by up
     # to 0.2% of theta/sum w)
+    both = torch.tensor([theta, theta / (n - 1)], dtype=torch.float64, device="cpu").to(work)
+    if not bool(((both > 0) & torch.isfinite(both)).all()):  # else an overflow RuntimeError, or theta named 0 by the
+        finfo = torch.finfo(work)  # conv's check under spike_times_conv2d's name
+        raise ConfigError(f"avg_pool_times: threshold theta = {theta!r} or its window weight theta/(N-1) with N = {n} "
+                          f"is not a positive finite number in {work}, the dtype the times are computed in; use theta "
+                          f"in [{finfo.tiny * (n - 1):.4g}, {finfo.max:.4g}] or float64 times")
     weight = t_in.new_full((1, 1, kh, kw), theta / (n - 1), dtype=work)
     out = spike_times_conv2d(
         t_flat, weight, None, s, p, kernel, theta, tau, backend=backend, chunk_elements=chunk_elements
