@@ -142,3 +142,14 @@ def test_a_threshold_below_float32s_resolution_of_the_log_level_is_refused(tmp_p
     on, off = change_events(torch.rand(1, 4, 4), samples=3, threshold=1e-6)  # the smallest: 4 float32 steps of 0.1
     assert int(on.min()) >= 0 and int(off.min()) >= 0
 
+
+
+def test_too_few_position_samples_name_timesteps_and_substeps(tmp_path):
+    """timesteps=1, substeps=2: refused as "needs >= 3 position samples, got 2" without naming the keys that set it
+    (and only after the source was loaded)."""
+    message = r"^emulation needs timesteps x substeps >= 3 position samples \(one per saccade\), got 1 x 2 = 2$"
+    with pytest.raises(ConfigError, match=message):
+        load_dataset("digits_events", data_dir=tmp_path / "none", timesteps=1, substeps=2, cache=False)
+    with pytest.raises(ConfigError, match=message):
+        emulate_frames(torch.zeros(1, 4, 4), timesteps=1, substeps=2)
+    assert emulate_frames(torch.zeros(1, 4, 4), timesteps=1, substeps=3).shape == (1, 1, 2, 10, 10)

@@ -71,6 +71,13 @@ def check_threshold(threshold: float) -> None:
                           f"log level, 2.4e-7, would count as events below it), got {threshold!r}")
 
 
+def check_samples(timesteps: int, substeps: int) -> None:
+    """One-line ``ConfigError`` unless the ``timesteps x substeps`` position samples are >= 3 (one per saccade)."""
+    if timesteps * substeps < 3:
+        raise ConfigError(f"emulation needs timesteps x substeps >= 3 position samples (one per saccade), got "
+                          f"{timesteps} x {substeps} = {timesteps * substeps}")
+
+
 def change_events(images: torch.Tensor, samples: int = 32, threshold: float = 0.2, pad: int = 3,
                   amplitude: float = 7.0, eps: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Event counts per sample: ``(on, off)``, each int16 ``[N, S, H + 2 pad, W + 2 pad]``.
@@ -135,6 +142,7 @@ def emulate_frames(images: torch.Tensor, timesteps: int = 8, substeps: int = 4, 
         images = images[:, 0]  # [N, 1, H, W] -> [N, H, W]
     if substeps < 1:
         raise ConfigError(f"emulation substeps must be >= 1, got {substeps}")
+    check_samples(timesteps, substeps)
     parts = []
     for start in range(0, len(images), chunk):
         on, off = change_events(images[start:start + chunk], timesteps * substeps, threshold, pad, amplitude, eps)

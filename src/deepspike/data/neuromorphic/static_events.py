@@ -14,7 +14,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
-from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_threshold, emulate_frames
+from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_samples, check_threshold, emulate_frames
 from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride, physical_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
@@ -59,6 +59,7 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     """Load ``source``, emulate event frames for its train and test images, and split."""
     options = FrameOptions(timesteps=timesteps, stride=stride, binary=binary, output=output)
     check_emulation(substeps, threshold, pad, amplitude)
+    check_samples(timesteps, substeps)
     static = load_dataset(source, data_dir=data_dir, download=download)
     name = f"{source}_events"
     sensor = tuple(size + 2 * pad for size in static.input_shape[-2:])
