@@ -80,6 +80,9 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.convert(tmp, tmp / "c", percentile=99.9), "--norm spike does not use --percentile"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin="x"),
      r"margin \(--margin\) must be a finite number, got 'x'"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin=1e300),  # was "bad value 1e+300 for method.margin"
+     r"^margin \(--margin\) must be > 0 and at most 3\.403e\+38, got 1e\+300$"),
+    (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", margin=0.0), r"^margin \(--margin\) must be > 0 .*, got 0\.0$"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", limit=0), r"limit \(--limit\) must be a whole"),
     (lambda tmp: ds.convert_to_ttfs(tmp, tmp / "c", timesteps=4), "unknown conversion option 'timesteps'; valid: al"),
     (lambda tmp: ds.train(ds.load_config(None, ["data.name=digits"]), tmp / "t", ["train.epochs=1"]),

@@ -13,7 +13,7 @@ from deepspike.conversion.comparison import convert_norms
 from deepspike.conversion.pipeline import convert_run
 from deepspike.conversion.to_ttfs import convert_to_ttfs as _convert_to_ttfs
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole, shown_value
+from deepspike.core.options import FLOAT32_MAX, is_finite, is_whole, shown_value
 from deepspike.methods.converted import MAX_STEPS
 from deepspike.training.runs import RunDir
 
@@ -85,7 +85,7 @@ def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
     """A one-line ``ConfigError`` for a conversion option that is not one of ``valid``, a count (``timesteps``,
     ``calib_samples``, ``calib_timesteps``, ``limit``) that is not a whole number >= 1 (``limit=0`` scored 0 test
     images as 0% accuracy), step counts above ``MAX_STEPS``, a ``seed`` outside ``train.seed``'s range or a
-    ``margin``/``alpha`` that is no number."""
+    ``margin``/``alpha`` that is no number (or a margin not in (0, float32's largest])."""
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(f"unknown conversion option {unknown[0]!r}; valid: {', '.join(sorted(valid))}")
@@ -101,3 +101,6 @@ def check_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
     for key in ("margin", "alpha"):
         if options.get(key) is not None and not is_finite(options[key]):
             raise ConfigError(f"{key} (--{key}) must be a finite number, got {options[key]!r}")
+    margin = options.get("margin")  # (else refused later as method.margin, an option the user never wrote)
+    if margin is not None and not 0 < margin <= FLOAT32_MAX:
+        raise ConfigError(f"margin (--margin) must be > 0 and at most {FLOAT32_MAX:.4g}, got {shown_value(margin)}")
