@@ -75,3 +75,31 @@ def test_the_latency_of_half_precision_times_is_summed_in_float32(dtype):
     m = TTFSMeasures(["h", "out"])
     m.add([torch.full((1000, 20), 1.0, dtype=dtype)], out)
     assert m.result()["latency"] == pytest.approx(out.double().min(1).values.mean().item(), rel=1e-6)
+
+
+class _NoFloat64(torch.Tensor):
+    """Times on a device without float64 (Apple's MPS): an op that makes a float64 tensor there raises, ``cpu()``
+    leaves the device."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if func is torch.Tensor.cpu:
+            return out.as_subclass(torch.Tensor)
+        if isinstance(out, _NoFloat64) and out.dtype == torch.float64:
+            raise TypeError("float64 is not supported on this device")
+        return out
+
+
+def test_measures_of_times_on_a_device_without_float64():
+    """The spiking fractions were summed as ``fired.double()`` on the times' device, a TypeError on MPS; the counts
+    are whole numbers, divided on the CPU in float64: the same hand-counted fractions."""
+    inf = math.inf
+    hidden = torch.tensor([[0.5, inf, 2.0], [inf, inf, 0.1]]).as_subclass(_NoFloat64)  # 2/3 and 1/3 fire
+    output = torch.tensor([[1.0, inf], [inf, inf]]).as_subclass(_NoFloat64)  # 1/2 and 0 fire
+    m = TTFSMeasures(["h", "out"])
+    m.add([hidden], output)
+    r = m.result()
+    assert r["spiking_fraction/h"] == pytest.approx(0.5, abs=1e-15)  # (2/3 + 1/3) / 2
+    assert r["spiking_fraction/out"] == pytest.approx(0.25, abs=1e-15)  # (1/2 + 0) / 2
+    assert r["latency"] == 1.0 and r["no_output_spike"] == 0.5

@@ -49,7 +49,8 @@ class TTFSMeasures:
         for i, t in enumerate(layers):
             flat = t.detach().flatten(1)  # [B, ...] -> [B, neurons] (reshape(b, -1) failed on an empty batch)
             fired = torch.isfinite(flat)
-            self.spiking[i] += float(fired.double().mean(1).sum())
+            # exact integer counts on the times' device, divided in float64 on the CPU (MPS holds no float64)
+            self.spiking[i] += float((fired.sum(1).cpu().double() / flat.shape[1]).sum())
             ever = fired.any(0)
             self.ever[i] = ever if self.ever[i] is None else (self.ever[i] | ever)
             if i < len(hidden):
