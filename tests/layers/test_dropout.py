@@ -22,3 +22,15 @@ def test_a_probability_outside_0_to_1_is_one_config_error(p):
     """It was a ValueError (a TypeError for "0.5" and None), which the CLI does not turn into one line."""
     with pytest.raises(ConfigError, match="^dropout p must be a number in \\[0, 1\\), got"):
         TimeFixedDropout(p)
+
+
+def test_a_batch_of_another_size_inside_temporal_carry_is_one_config_error():
+    """The mask [1, 2, 3] kept for the block met a batch of 4: a RuntimeError of the broadcast product."""
+    from deepspike.neurons.carry import temporal_carry
+
+    drop = TimeFixedDropout(0.5).train()
+    with temporal_carry(drop):
+        drop(torch.ones(3, 2, 3))
+        with pytest.raises(ConfigError, match=r"^initial dropout mask shape \(2, 3\) does not match one step of the "
+                                              r"input \(4, 3\)$"):
+            drop(torch.ones(3, 4, 3))

@@ -111,3 +111,15 @@ def test_a_bfloat16_trace_runs_in_float32_and_rounds_once(decay):
     with temporal_carry(layer):
         pieces = torch.cat([layer(o[:5]), layer(o[5:6]), layer(o[6:])])
     assert torch.equal(pieces, whole)
+
+
+def test_a_batch_of_another_size_inside_temporal_carry_is_one_config_error():
+    """The trace [2, 1, 3, 3] carried from the last call met a batch of 4: a RuntimeError of ``decay x + m_t``."""
+    from deepspike.core.errors import ConfigError
+
+    layer = NeuNorm((2, 3, 3))
+    with temporal_carry(layer):
+        layer(torch.rand(2, 2, 2, 3, 3))
+        with pytest.raises(ConfigError, match=r"^initial NeuNorm trace shape \(2, 1, 3, 3\) does not match one step "
+                                              r"of the input \(4, 1, 3, 3\)$"):
+            layer(torch.rand(2, 4, 2, 3, 3))

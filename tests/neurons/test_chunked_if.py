@@ -71,3 +71,16 @@ def test_a_low_precision_stream_gives_one_calls_spikes(grad):
         with temporal_carry(neuron):
             parts = torch.cat([neuron(x[i:i + 1]) for i in range(60)])
     assert torch.equal(parts, whole) and whole.float().sum() > 5
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_batch_of_another_size_inside_temporal_carry_is_one_config_error(grad):
+    """The carried membrane [2, 3] met a batch of 4: a RuntimeError of the in-place add in the no-gradient loop."""
+    from deepspike.core.errors import ConfigError
+
+    neuron = ChunkedIF()
+    with temporal_carry(neuron), torch.set_grad_enabled(grad):
+        neuron(torch.rand(5, 2, 3))
+        with pytest.raises(ConfigError, match=r"^initial membrane shape \(2, 3\) does not match one step of the "
+                                              r"input \(4, 3\)$"):
+            neuron(torch.rand(5, 4, 3))

@@ -230,3 +230,15 @@ def test_a_threshold_below_float32s_smallest_normal_is_refused_by_the_neuron_and
     with pytest.raises(ConfigError, match=r"^SpikingAvgPool threshold=1e-39 must be"):
         SpikingAvgPool(2, 2, 1e-39)
     assert LeakCorrectedLIF(0.99, float(torch.finfo(torch.float32).tiny)).threshold > 0
+
+
+def test_a_batch_of_another_size_run_in_pieces_is_one_config_error():
+    """The carried membrane [2, 3] met a batch of 4 inside temporal_carry: a RuntimeError of ``x_t + leak v``."""
+    from deepspike.neurons.carry import temporal_carry
+
+    neuron = LeakCorrectedLIF()
+    with temporal_carry(neuron), torch.no_grad():
+        neuron(torch.rand(5, 2, 3))
+        with pytest.raises(ConfigError, match=r"^initial membrane shape \(2, 3\) does not match one step of the "
+                                              r"input \(4, 3\)$"):
+            neuron(torch.rand(5, 4, 3))

@@ -8,6 +8,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
 from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_initial_state
 
 
 class TimeFixedDropout(CarriesState, nn.Module):
@@ -31,6 +32,7 @@ class TimeFixedDropout(CarriesState, nn.Module):
         if keep is None:
             keep = torch.rand((1, *x.shape[1:]), device=x.device) >= self.p  # [1, B, ...]
             self.keep(keep)
+        check_initial_state(keep[0], x, "dropout mask")  # carried inside temporal_carry from a batch of another size
         return x * keep.to(x.dtype) / (1.0 - self.p)
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.carry import CarriesState
+from deepspike.neurons.dynamics import check_initial_state
 
 
 def auxiliary_trace(o: torch.Tensor, decay: float, x0: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,6 +65,7 @@ class NeuNorm(CarriesState, nn.Module):
         self.scale = nn.Parameter(torch.zeros(shape))  # U [F, H, W]
 
     def forward(self, o: torch.Tensor) -> torch.Tensor:
+        check_initial_state(self.carried(), o[:, :, :1], "NeuNorm trace")  # [B, 1, H, W], carried from a batch
         trace, last = _trace(o, self.decay, self.carried())  # [T, B, 1, H, W]; the running x_T (float32 on bf16)
         if len(trace):
             self.keep(last)

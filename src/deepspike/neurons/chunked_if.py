@@ -36,7 +36,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons import IF, neuron_multistep
-from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.dynamics import check_currents, check_initial_state
 from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.surrogate import heaviside
 
@@ -81,6 +81,7 @@ class ChunkedIF(IF):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v0, count = self.carried() or (None, None)  # carried: v and (signed) the net spike count
         check_currents(x)
+        check_initial_state(v0, x)  # a batch of another size inside temporal_carry (else a RuntimeError in _fast)
         if torch.is_grad_enabled() and self.plain:  # a carried bfloat16 / float16 state stays float32
             start = v0 if self.carry is None else carried_start(x, self.params, v0)
             spikes, v = neuron_multistep(x, self.params, v0=start)

@@ -52,7 +52,7 @@ from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.core.threads import run_numba_kernel
 from deepspike.neurons.carry import CarriesState
-from deepspike.neurons.dynamics import check_currents
+from deepspike.neurons.dynamics import check_currents, check_initial_state
 from deepspike.neurons.fused import kernel_ready
 from deepspike.neurons.params import THRESHOLD_LOW
 from deepspike.neurons.update_cost import membrane_ops
@@ -150,6 +150,7 @@ class RunsInPiecesForInference(CarriesState):
         check_currents(x)
         wide = x.float() if x.dtype in LOW_PRECISION else x  # a float32 membrane, as in the whole-window call
         v0 = self.carried()
+        check_initial_state(v0, wide)  # a batch of another size inside temporal_carry (else a RuntimeError)
         spikes, _, v = _steps(wide, leak, threshold, wide.new_zeros(wide.shape[1:]) if v0 is None else v0)
         self.keep(v)
         return spikes.to(x.dtype)
