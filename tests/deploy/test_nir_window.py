@@ -116,3 +116,21 @@ def test_broken_window_metadata_is_one_config_error(case):
     with pytest.raises(ConfigError) as e:
         replay_window_graph(graph, x)
     assert str(e.value) == f"ttfs_window replay: {message}"
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda g: g.edges.remove(("16_sumpool", "17_earliest")),  # was KeyError '17_earliest'
+     "node 17_earliest (an earliest_spike_pool IF node) needs exactly one incoming edge, got 0"),
+    (lambda g: g.edges.append(("15_neurons", "17_earliest")),  # was ValueError: too many values to unpack
+     "node 17_earliest (an earliest_spike_pool IF node) needs exactly one incoming edge, got 2"),
+    (lambda g: g.edges.remove(("15_neurons", "16_sumpool")),  # was KeyError '16_sumpool'
+     "node 16_sumpool (the SumPool2d before an earliest_spike_pool IF node) needs exactly one incoming edge, got 0"),
+])
+def test_broken_earliest_spike_pooling_is_one_config_error(spoil, message):
+    _, snn, x, shape = _converted(*NETS["conv_max_bn"])
+    graph = to_nir_window(snn, shape)
+    assert "17_earliest" in graph.nodes and ("15_neurons", "16_sumpool") in graph.edges  # the layout spoiled below
+    spoil(graph)
+    with pytest.raises(ConfigError) as e:
+        replay_window_graph(graph, x)
+    assert str(e.value) == f"ttfs_window replay: {message}"

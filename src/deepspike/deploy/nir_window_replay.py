@@ -143,9 +143,12 @@ class _Replay:
         self.add_population(name, shape)
 
     def relay(self, name: str) -> None:
-        (pool_name,) = self.incoming[name]
+        pool_name = self.only_input(name, "an earliest_spike_pool IF node")
         pool = self.graph.nodes[pool_name]
-        (source,) = self.incoming[pool_name]
+        source = self.only_input(pool_name, "the SumPool2d before an earliest_spike_pool IF node")
+        if type(pool).__name__ != "SumPool2d" or source not in self.index:
+            raise ConfigError(f"ttfs_window replay: node {name} (role earliest_spike_pool) needs a SumPool2d of one "
+                              f"population before it, got {type(pool).__name__} {pool_name} of {source}")
         shape = self.shapes[source]
         k, s, p = (tuple(int(v) for v in a) for a in (pool.kernel_size, pool.stride, pool.padding))
 
@@ -155,6 +158,14 @@ class _Replay:
 
         self.stages.append(RelayStage(self.index[source], earliest))
         self.add_population(name, tuple(np.shape(self.graph.nodes[name].v_threshold)))
+
+    def only_input(self, name: str, what: str) -> str:
+        """The one node an edge leads from into ``name``; ``ConfigError`` naming ``what`` it is for none or several."""
+        sources = self.incoming.get(name, [])
+        if len(sources) != 1:
+            raise ConfigError(f"ttfs_window replay: node {name} ({what}) needs exactly one incoming edge, got "
+                              f"{len(sources)}")
+        return sources[0]
 
     def add_population(self, name: str, shape: tuple[int, ...]) -> None:
         self.index[name] = len(self.stages) + 1
