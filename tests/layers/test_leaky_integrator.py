@@ -25,3 +25,9 @@ def test_a_bfloat16_readout_weights_and_sums_in_float32(autocast):
     torch.testing.assert_close(out.double(), expected, rtol=2**-8, atol=0)
     out.float().sum().backward()
     assert torch.equal(x.grad, torch.full_like(x, 1 / steps))
+
+
+def test_integer_currents_are_read_as_floats():
+    """By hand: V_2 = 0.5 * 1 + 1 = 1.5, score V_2 / T = 0.75 (integer currents gave 0, the sum truncated)."""
+    out = LeakyIntegratorReadout(leak=0.5)(torch.tensor([[[1]], [[1]]]))
+    assert out.dtype == torch.get_default_dtype() and out.item() == 0.75

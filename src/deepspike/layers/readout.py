@@ -24,7 +24,9 @@ def check_readout_decay(decay: float, where: str) -> None:
 
 def leaky_mean(x: torch.Tensor, decay: float) -> torch.Tensor:
     """``V_T / T`` with ``V_T = sum_t decay^(T-t) x_t`` (t = 1..T): ``x [T, B, ...] -> [B, ...]``. A bfloat16 / float16
-    ``x`` is weighted and summed in float32 and the result rounded once to its dtype (``MembraneReadout.forward``)."""
+    ``x`` is weighted and summed in float32 and the result rounded once to its dtype (``MembraneReadout.forward``); an
+    integer ``x`` is read as the default float dtype (it truncated ``(0.5 * 1 + 1) / 2`` to 0)."""
+    x = _floating(x)
     t = x.shape[0]
     wide = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
     powers = decay ** torch.arange(t - 1, -1, -1, dtype=wide, device=x.device)  # [T]
