@@ -133,6 +133,8 @@ def test_bad_distillation_settings_are_refused_in_one_line(overrides, message):
      "^train.distill_from: distillation blends into the loss of the whole batch, which train.temporal_grad=sltt"),
     (["train.distill_from={teacher}", "data.name=mnist", "data.data_dir={mnist}", "data.val_fraction=0"],
      r"^train.distill_from: the teacher .* was trained on other data \(data.name digits against this run's mnist\)"),
+    (["train.distill_from={teacher}", "data.normalize=true"],  # the teacher would see inputs it never read
+     r"^train.distill_from: the teacher .* \(data.normalize False against this run's True\)"),
     (["train.distill_from={missing}"], r"^train.distill_from: .*missing"),
     (["train.distill_from={teacher}", "method.name=ttfs", "model.args.hidden=[8]"],
      "^train.distill_from: method 'ttfs' has no class scores to distill into"),

@@ -101,8 +101,10 @@ def scored_methods() -> str:
 
 def _check_same_data(config: RunConfig, source: RunConfig, student: RunParts, teacher: RunParts, path: str) -> None:
     """A one-line ``ConfigError`` when the teacher's data differ from the student's: its dataset and data arguments,
-    its number of classes or one sample's shape."""
+    whether its input was normalised (the teacher runs on the student's batches), its number of classes or one
+    sample's shape."""
     pairs = (("data.name", source.data.name, config.data.name), ("data.args", source.data.args, config.data.args),
+             ("data.normalize", source.data.normalize, config.data.normalize),
              ("classes", teacher.data.num_classes, student.data.num_classes),
              ("sample shape", list(teacher.data.input_shape), list(student.data.input_shape)))
     for what, theirs, ours in pairs:
