@@ -147,3 +147,16 @@ def test_the_cli_refuses_an_unusable_teacher_in_one_line(teacher_run, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert re.search(message, err.removeprefix("deepspike: error: ")), err
+
+
+def test_a_teacher_whose_data_args_spell_out_a_default_is_the_same_data(tmp_path):
+    # digits_events' timesteps default to 8: {} and {timesteps: 8} read the same frames; a teacher of
+    # {timesteps: 4} read other ones
+    events = ["data.name=digits_events", "method.encoder=frames", "data.args.substeps=1"]
+    teacher = _trained(tmp_path / "teacher", [*TINY, *events, "train.epochs=1", "train.max_steps_per_epoch=1"])
+    student = [*TINY, *events, "train.epochs=1", f"train.distill_from={teacher}"]
+    parts = load_run(teacher)[1]
+    for spelt in ("data.args.timesteps=8", "data.args.threshold=0.2"):
+        assert load_teacher(load_config(None, [*student, spelt]), parts, torch.device("cpu")) is not None
+    with pytest.raises(ConfigError, match=r"\(data.args {'timesteps': 8} against this run's {'timesteps': 4}\)"):
+        load_teacher(load_config(None, [*student, "data.args.timesteps=4"]), parts, torch.device("cpu"))

@@ -20,7 +20,7 @@ from deepspike.data.download import Resource, download_file, extract_tar, fetch,
 from deepspike.data.idx import parse_idx, read_idx
 from deepspike.data.image_folder import ImageFileDataset
 from deepspike.data.mixing import MixedLabels, mixed_loss
-from deepspike.data.registry import list_datasets, load_dataset, register_dataset
+from deepspike.data.registry import dataset_options, list_datasets, load_dataset, register_dataset
 from deepspike.data.splits import DataSplits, channel_stats, make_splits, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -39,6 +39,7 @@ __all__ = [
     "extract_tar",
     "fetch",
     "file_digest",
+    "dataset_options",
     "list_datasets",
     "load_dataset",
     "make_splits",

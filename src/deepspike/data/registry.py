@@ -60,6 +60,17 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
+def dataset_options(name: str, args: dict) -> dict:
+    """``args`` of data set ``name`` with the defaults of the options it leaves out filled in (its loader's keyword
+    defaults): two runs read the same data when these agree, e.g. ``{}`` and ``{"timesteps": 8}`` for
+    ``digits_events``. ``args`` itself for an unknown name."""
+    if name not in _LOADERS:
+        return dict(args)
+    params = inspect.signature(_LOADERS[name]).parameters.values()
+    defaults = {p.name: p.default for p in params if p.name not in _COMMON and p.default is not inspect.Parameter.empty}
+    return {**defaults, **args}
+
+
 def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                  **kwargs) -> DataSplits:
     """Load data set ``name`` as :class:`DataSplits`.

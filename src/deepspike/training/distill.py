@@ -30,6 +30,7 @@ from torch import nn
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, UserError, one_line
+from deepspike.data import dataset_options
 from deepspike.methods.base import Method
 from deepspike.methods.registry import list_methods
 from deepspike.training.random_streams import rng_state, set_rng_state
@@ -100,10 +101,13 @@ def scored_methods() -> str:
 
 
 def _check_same_data(config: RunConfig, source: RunConfig, student: RunParts, teacher: RunParts, path: str) -> None:
-    """A one-line ``ConfigError`` when the teacher's data differ from the student's: its dataset and data arguments,
-    whether its input was normalised (the teacher runs on the student's batches), its number of classes or one
-    sample's shape."""
-    pairs = (("data.name", source.data.name, config.data.name), ("data.args", source.data.args, config.data.args),
+    """A one-line ``ConfigError`` when the teacher's data differ from the student's: its dataset and data arguments
+    (a default given or left out is the same), whether its input was normalised (the teacher runs on the student's
+    batches), its number of classes or one sample's shape."""
+    theirs_args, ours_args = (dataset_options(config.data.name, c.data.args) for c in (source, config))
+    differ = sorted(k for k in {*theirs_args, *ours_args} if theirs_args.get(k) != ours_args.get(k))
+    pairs = (("data.name", source.data.name, config.data.name),  # data.args with the data set's defaults filled in
+             ("data.args", {k: theirs_args.get(k) for k in differ}, {k: ours_args.get(k) for k in differ}),
              ("data.normalize", source.data.normalize, config.data.normalize),
              ("classes", teacher.data.num_classes, student.data.num_classes),
              ("sample shape", list(teacher.data.input_shape), list(student.data.input_shape)))
