@@ -137,7 +137,8 @@ def test_bad_distillation_settings_are_refused_in_one_line(overrides, message):
      r"^train.distill_from: the teacher .* \(data.normalize False against this run's True\)"),
     (["train.distill_from={missing}"], r"^train.distill_from: .*missing"),
     (["train.distill_from={teacher}", "method.name=ttfs", "model.args.hidden=[8]"],
-     "^train.distill_from: method 'ttfs' has no class scores to distill into"),
+     "^train.distill_from: method 'ttfs' has no class scores to distill into .*; methods with class scores that "
+     "train: ann, spikebp, stbp, ttfs_window$"),  # not converted, which is not trained
 ])
 def test_the_cli_refuses_an_unusable_teacher_in_one_line(teacher_run, tmp_path, capsys, overrides, message):
     mnist = write_dataset("mnist", tmp_path / "data") if "data.name=mnist" in overrides else None

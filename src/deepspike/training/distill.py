@@ -74,7 +74,8 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> 
         return None
     if not has_class_scores(type(student.method)):
         raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
-                          f"(it scores by spike times or votes); methods with class scores: {scored_methods()}")
+                          f"(it scores by spike times or votes); methods with class scores that train: "
+                          f"{scored_methods(trained=True)}")
     before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
     try:
         source, parts, _ = load_run(t.distill_from, device=str(device))
@@ -95,9 +96,10 @@ def has_class_scores(method_class: type[Method]) -> bool:
     return method_class.class_scores is not Method.class_scores
 
 
-def scored_methods() -> str:
-    """The registered methods with class scores, e.g. "ann, converted, spikebp, stbp, ttfs_window"."""
-    return ", ".join(m.name for m in list_methods() if has_class_scores(m))
+def scored_methods(trained: bool = False) -> str:
+    """The registered methods with class scores, e.g. "ann, converted, spikebp, stbp, ttfs_window"; ``trained``:
+    only those whose nets are trained (not made by another command, ``Method.made_by``: not ``converted``)."""
+    return ", ".join(m.name for m in list_methods() if has_class_scores(m) and not (trained and m.made_by))
 
 
 def _check_same_data(config: RunConfig, source: RunConfig, student: RunParts, teacher: RunParts, path: str) -> None:
