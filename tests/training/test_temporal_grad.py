@@ -325,3 +325,16 @@ def test_an_online_mode_refuses_a_leaky_membrane_readout(mode):
     prepare_temporal_grad(get_method("stbp", options).build(create_architecture("mlp", hidden=[8],
                                                                                 input_shape=(1, 8, 8))), mode, None,
                           "stbp")
+
+
+def test_online_mean_output_under_bfloat16_counts_every_step():
+    # The reported training output (1/T) sum_t o_t was summed in the step outputs' dtype: under bfloat16 autocast
+    # (8 significant bits) a sum of 1.0 per step stopped at 256 and one of 0.5 at 128, so T = 300 steps of constant
+    # outputs 1 and 0.5 came out 0.853 and 0.427 (train_accuracy counted from them). Reference: the constants.
+    linear = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0], [0.5]]))
+    net = RateNetwork(InputEncoder("direct"), TimeDistributed(linear), MembraneReadout(), timesteps=300)
+    out, _ = online_step(net, net, CrossEntropyMethod(), torch.ones(2, 1), torch.tensor([0, 1]), "sltt",
+                         precision=torch.bfloat16)
+    torch.testing.assert_close(out.float(), torch.tensor([[1.0, 0.5], [1.0, 0.5]]), rtol=0, atol=1e-6)

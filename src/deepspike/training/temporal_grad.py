@@ -143,8 +143,9 @@ def online_step(
     precision: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run batch ``x [B, ...]``, ``y [B]`` one step at a time and leave the accumulated gradient in ``.grad``
-    (module docstring); returns ``(mean output [B, K], loss)``, both detached. ``model``: the bare ``net``
-    or its DDP wrapper; ``loss_scale``: the data-parallel scaling of the loss (``training.loop``)."""
+    (module docstring); returns ``(mean output [B, K], loss)``, both detached, the mean in float32 at least.
+    ``model``: the bare ``net`` or its DDP wrapper; ``loss_scale``: the data-parallel scaling of the loss
+    (``training.loop``)."""
     steps = net.timesteps
     ddp = isinstance(model, DistributedDataParallel)
     chosen = chosen_steps(steps, sltt_steps, x.device, ddp)
@@ -161,7 +162,8 @@ def online_step(
             if t in chosen:
                 (loss_t * loss_scale).backward()
                 loss = loss + loss_t.detach()
-            out_sum = out_t.detach() if out_sum is None else out_sum + out_t.detach()
+            out_t = out_t.detach().to(torch.promote_types(out_t.dtype, torch.float32))  # bf16 sums of 1 stop at 256
+            out_sum = out_t if out_sum is None else out_sum + out_t
     penalty = method.penalty(net)
     if penalty is not None:
         (penalty * loss_scale).backward()
