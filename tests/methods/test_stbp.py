@@ -143,3 +143,14 @@ def test_an_init_kappa_past_float32_is_refused_at_load(method):
     with pytest.raises(ConfigError, match="^bad value 1e.300 for method.init_kappa: expected > 0 and at most"):
         get_method(method, {"init_kappa": 1e300})
     assert get_method(method, {"init_kappa": 3.4e38}).options.init_kappa == 3.4e38
+
+
+def test_per_step_bfloat16_spikes_are_averaged_without_ties():
+    # TET / mse_count hand the per-step spikes [T, B, K] (bfloat16 under autocast) to predict and class_scores; their
+    # mean over T was taken in bfloat16, where 167 and 168 spikes of T = 300 both are 0.55859375 and argmax chose
+    # class 0. Reference: the counts over T in float64.
+    counts = torch.tensor([167, 168, 100])
+    spikes = (torch.arange(300)[:, None, None] < counts).bfloat16()  # [T, 1, K]
+    method = get_method("stbp", {"loss": "tet"})
+    torch.testing.assert_close(method.class_scores(spikes).double(), counts.double()[None] / 300, rtol=0, atol=1e-7)
+    assert method.predict(spikes).tolist() == [1]

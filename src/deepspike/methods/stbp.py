@@ -296,10 +296,14 @@ class StbpMethod(Method):
             learner.apply()
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
-        """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first)."""
-        return (output.mean(dim=0) if output.dim() == 3 else output).argmax(dim=1)
+        """The largest score of the mean output (per-step scores ``[T, B, K]`` are averaged over T first,
+        ``class_scores``)."""
+        return self.class_scores(output).argmax(dim=1)
 
     def class_scores(self, output: torch.Tensor) -> torch.Tensor:
         """The readout's scores ``[B, K]`` the loss takes (rates, the membrane's ``V_T / T``); per-step scores
-        ``[T, B, K]`` (TET) averaged over T, as ``predict`` does."""
-        return output.mean(dim=0) if output.dim() == 3 else output
+        ``[T, B, K]`` (TET, mse_count) averaged over T in float32 at least (a bfloat16 mean merged neighbouring spike
+        counts into ties, as ``layers.readout.spike_rates`` says)."""
+        if output.dim() != 3:
+            return output
+        return output.mean(dim=0, dtype=torch.promote_types(output.dtype, torch.float32))
