@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,16 @@ def test_models_and_methods_list(capsys):
     neurons = "lif | plif | psn | masked_psn | sliding_psn | synaptic | alif"
     assert f"    neuron = 'lif'  ({neurons})\n" in out  # the valid values of a fixed set
     assert "triangular" in out.split("surrogate = 'rectangular'", 1)[1].splitlines()[0]
+
+
+def test_models_table_columns_line_up_for_long_names(capsys):
+    """Names longer than 18 characters (wu2019_middle_events, 20) once pushed their row one or more columns right."""
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(len(line.split()[0]) > 18 for line in lines[1:])  # the case the test is about is present
+    ends = {re.match(r"(\S+)( +)(\S+)( +)(\S+)( +)(\S+)", line).end(7) for line in lines}
+    starts = {re.match(r"(\S+) +", line).end() for line in lines}
+    assert len(ends) == 1 and len(starts) == 1, (ends, starts)
 
 
 def test_train_then_eval(tmp_path, capsys):

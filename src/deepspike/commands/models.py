@@ -20,8 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows = api.model_table(args.classes)  # before the header: a bad --classes is the only line printed
-    print(f"{'model':<18} {'input':<12} {'weights':>12} {'MACs':>15}  paper")
-    for row in rows:
-        shape = "x".join(map(str, row["input_shape"]))
-        print(f"{row['name']:<18} {shape:<12} {row['parameters']:>12,} {row['macs']:>15,}  {row['paper']}")
+    shapes = ["x".join(map(str, row["input_shape"])) for row in rows]
+    name_w = max([len("model")] + [len(row["name"]) for row in rows])  # a long name must not push its row right
+    shape_w = max([len("input")] + [len(s) for s in shapes])
+    print(f"{'model':<{name_w}} {'input':<{shape_w}} {'weights':>12} {'MACs':>15}  paper")
+    for row, shape in zip(rows, shapes):
+        print(f"{row['name']:<{name_w}} {shape:<{shape_w}} {row['parameters']:>12,} {row['macs']:>15,}  {row['paper']}")
     return 0
