@@ -37,3 +37,14 @@ def test_an_earlier_demo_behind_a_link_is_replaced_where_it_is(tmp_path):
     assert main(["demo", "--out", str(link), *QUICK, "train.seed=2"]) == 0
     assert link.is_symlink() and "seed: 2" in (real / "config.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_refused_first_demo_leaves_nothing_behind(tmp_path, capsys):
+    """A bad override found once training sets up (an unknown data set) left a new --out holding only ``.demo``
+    (and an empty folder given as --out holding it), though bad input writes nothing."""
+    new, empty = tmp_path / "new", tmp_path / "empty"
+    empty.mkdir()
+    for out in (new, empty):
+        assert main(["demo", "--out", str(out), *QUICK, "data.name=nope"]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())

@@ -15,7 +15,7 @@ from pathlib import Path
 from deepspike import api
 from deepspike.config import load_config
 from deepspike.core.atomic import check_output_dir
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UserError
 
 NAME = "demo"
 HELP = "train a small spiking conv net on digits (under a minute) and print its spikes"
@@ -37,7 +37,8 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
     """Train the demo recipe into ``out`` and print its results. ``out`` must be new, empty or an earlier demo run
     (marked by ``.demo``): no other folder is written into. An earlier demo is replaced only once the new one has
     trained and been measured: the new one trains in a hidden folder beside it, so a refused override (a model
-    argument, a data set that is not there) or an interrupted run leaves the earlier demo as it was."""
+    argument, a data set that is not there) or an interrupted run leaves the earlier demo as it was; a refused
+    first demo leaves ``out`` as it was (absent, or empty)."""
     out = check_output_dir(out, "--out")
     config = load_config(DEMO_RECIPE, overrides)
     earlier = (out / DEMO_MARKER).is_file()
@@ -45,6 +46,7 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
     if not earlier and out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no earlier demo; pick another --out")
     folder = Path(tempfile.mkdtemp(prefix=f".{place.name}.new-demo-", dir=place.parent)) if earlier else out
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / DEMO_MARKER).touch()
@@ -52,11 +54,27 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
         activity = api.spike_activity(folder)
         if earlier:
             _replace(place, folder)
+    except UserError:
+        if not earlier:  # a refused first demo leaves --out as it found it: absent, or empty
+            _undo_new_demo(folder, created)
+        raise
     finally:
         if earlier and folder.exists():
             shutil.rmtree(folder)  # the new demo failed: the earlier one stays
     _report(summary, activity, config, out)
     return summary
+
+
+def _undo_new_demo(folder: Path, created: bool) -> None:
+    """Take away what a refused demo wrote into ``folder``, new (``created``: the folder too) or empty before."""
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for item in folder.iterdir():
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
 
 
 def _replace(out: Path, new: Path) -> None:
