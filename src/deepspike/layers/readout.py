@@ -39,24 +39,25 @@ def _floating(x: torch.Tensor) -> torch.Tensor:
     return x if x.is_floating_point() else x.to(torch.get_default_dtype())
 
 
-def spike_rates(spikes: torch.Tensor) -> torch.Tensor:
-    """``(1/T) sum_t s_t``: spikes ``[T, B, K] -> [B, K]``, in float32 for bfloat16 / float16 spikes (autocast): a rate
-    ``c / T`` kept in bfloat16 (8 significant bits) merges neighbouring counts from ``T`` ~ 256 on (from ``T G`` ~ 256
-    on once voting averages ``G`` neurons: T = 30, G = 10 tied classes whose counts differ), which ``argmax`` then
-    breaks towards the lower class."""
-    return spikes.mean(dim=0, dtype=torch.float32 if spikes.dtype in LOW_PRECISION else None)
+def step_mean(x: torch.Tensor) -> torch.Tensor:
+    """``(1/T) sum_t x_t``: per-step values ``[T, B, K] -> [B, K]`` (spikes, whose mean is the firing rate, or TET's
+    per-step scores), in float32 at least, so float32 for bfloat16 / float16 steps (autocast): a rate ``c / T`` kept in
+    bfloat16 (8 significant bits) merges neighbouring counts from ``T`` ~ 256 on (from ``T G`` ~ 256 on once voting
+    averages ``G`` neurons: T = 30, G = 10 tied classes whose counts differ), which ``argmax`` then breaks towards the
+    lower class."""
+    return x.mean(dim=0, dtype=torch.promote_types(x.dtype, torch.float32))
 
 
 class SpikeRateReadout(nn.Module):
     """Spiking output neurons; score = firing rate ``(1/T) sum_t s_t`` (wu2019's output, in [0, 1]; float32 under
-    bfloat16 autocast, ``spike_rates``)."""
+    bfloat16 autocast, ``step_mean``)."""
 
     def __init__(self, neuron: nn.Module) -> None:
         super().__init__()
         self.neuron = neuron
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return spike_rates(self.neuron(x))  # [T, B, K] -> [B, K]
+        return step_mean(self.neuron(x))  # [T, B, K] -> [B, K]
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:
         """``o_t = s_t``, the output spikes ``[T, B, K]``."""

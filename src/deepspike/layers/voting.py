@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deepspike.coding.decoders import vote
-from deepspike.layers.readout import spike_rates
+from deepspike.layers.readout import step_mean
 
 
 class VotingReadout(nn.Module):
@@ -23,7 +23,7 @@ class VotingReadout(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rates = spike_rates(self.neuron(x))  # [T, B, K*G] -> [B, K*G] (float32 under bfloat16 autocast)
+        rates = step_mean(self.neuron(x))  # [T, B, K*G] -> [B, K*G] (float32 under bfloat16 autocast)
         return vote(rates, self.num_classes)  # [B, K*G] -> [B, K]
 
     def steps(self, x: torch.Tensor) -> torch.Tensor:

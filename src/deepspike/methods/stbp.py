@@ -57,7 +57,7 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.population_encoder import encoded_shape
 from deepspike.layers.rate_penalty import HiddenRates
-from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout, step_mean
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.stdp import StdpLearner
@@ -302,8 +302,6 @@ class StbpMethod(Method):
 
     def class_scores(self, output: torch.Tensor) -> torch.Tensor:
         """The readout's scores ``[B, K]`` the loss takes (rates, the membrane's ``V_T / T``); per-step scores
-        ``[T, B, K]`` (TET, mse_count) averaged over T in float32 at least (a bfloat16 mean merged neighbouring spike
-        counts into ties, as ``layers.readout.spike_rates`` says)."""
-        if output.dim() != 3:
-            return output
-        return output.mean(dim=0, dtype=torch.promote_types(output.dtype, torch.float32))
+        ``[T, B, K]`` (TET, mse_count) averaged over T in float32 at least (``layers.readout.step_mean``: a bfloat16
+        mean merged neighbouring spike counts into ties)."""
+        return step_mean(output) if output.dim() == 3 else output

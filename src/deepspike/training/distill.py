@@ -36,6 +36,7 @@ from deepspike.methods.registry import list_methods
 from deepspike.training.random_streams import rng_state, set_rng_state
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import RunParts
+from deepspike.training.temporal_grad import ONLINE
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,11 +68,15 @@ class Distillation:
 def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> Distillation | None:
     """The ``Distillation`` of ``config.train`` (None without ``train.distill_from``): the teacher run read as
     ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen. A
-    one-line ``ConfigError`` when the student's or teacher's method has no class scores, or the teacher was trained
-    on other data (name, arguments, classes or sample shape)."""
+    one-line ``ConfigError`` for an online temporal-gradient mode (its per-step losses have no whole-batch loss to
+    blend into), when the student's or teacher's method has no class scores, or the teacher was trained on other
+    data (name, arguments, classes or sample shape)."""
     t = config.train
     if t.distill_from is None:
         return None
+    if t.temporal_grad in ONLINE:
+        raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
+                          f"train.temporal_grad={t.temporal_grad} replaces by per-step losses; use bptt or checkpoint")
     if not has_class_scores(type(student.method)):
         raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
                           f"(it scores by spike times or votes); methods with class scores that train: "

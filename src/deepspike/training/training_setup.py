@@ -29,7 +29,7 @@ from deepspike.training.optim import idle_optimizer, make_optimizer, make_schedu
 from deepspike.training.reload import build_new_run
 from deepspike.training.run_setup import RunParts, build_run, load_data, make_batches
 from deepspike.training.runtime import autocast_dtype, check_steps_fit, seed_everything
-from deepspike.training.temporal_grad import ONLINE, prepare_temporal_grad
+from deepspike.training.temporal_grad import prepare_temporal_grad
 
 SPLITS = ("train", "val", "test")
 
@@ -137,15 +137,5 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
         ema=WeightAverage(parts.model, decay) if decay is not None else None,
         precision=autocast_dtype(config.train.precision),
         reduce=partial(all_reduce_sums, ctx=ctx, device=device),
-        distill=_teacher(config, parts, device),
+        distill=load_teacher(config, parts, device),
     )
-
-
-def _teacher(config: RunConfig, parts: RunParts, device: torch.device) -> Distillation | None:
-    """``training.distill.load_teacher``; a one-line ``ConfigError`` for a teacher with an online temporal-gradient
-    mode, whose per-step losses it does not blend into."""
-    if config.train.distill_from is not None and config.train.temporal_grad in ONLINE:
-        raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
-                          f"train.temporal_grad={config.train.temporal_grad} replaces by per-step losses; use bptt "
-                          "or checkpoint")
-    return load_teacher(config, parts, device)
