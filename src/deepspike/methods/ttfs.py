@@ -36,7 +36,7 @@ from deepspike.methods.base import INIT_FROM_EXPECTED, Method
 from deepspike.methods.registry import register_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_network, init_from_ann
-from deepspike.models.layer_specs import Concat, Conv, Linear
+from deepspike.models.fold import map_weighted
 from deepspike.models.spec import Architecture
 from deepspike.ttfs._validate import BACKENDS, KERNELS, check_neuron_params
 from deepspike.ttfs.losses import (
@@ -112,18 +112,6 @@ class TtfsOptions:
         check_ranges(self, checks)
 
 
-def _biased(layers: tuple, bias: bool) -> tuple:
-    """``layers`` with ``bias`` on every ``Conv`` and ``Linear``, inside ``Concat`` branches too."""
-    out = []
-    for layer in layers:
-        if isinstance(layer, Conv | Linear):
-            layer = replace(layer, bias=bias)
-        elif isinstance(layer, Concat):
-            layer = replace(layer, branches=tuple(_biased(branch, bias) for branch in layer.branches))
-        out.append(layer)
-    return tuple(out)
-
-
 @register_method
 class TtfsMethod(Method):
     """zhou2021: closed-form TTFS layers with the exponentially decaying synaptic kernel."""
@@ -141,7 +129,8 @@ class TtfsMethod(Method):
         """``arch`` with every conv and linear layer biased as ``method.bias`` says, as ``build`` makes them (the
         weight of a bias spike at t = 0 per neuron or channel, whatever the spec's ``bias``): the parameter count and
         ``analyze``'s mesh left the biases out (zhou2021_mnist: 21,440 where the net holds 21,498)."""
-        return Architecture(arch.name, _biased(arch.layers, self.options.bias), arch.input_shape, arch.num_classes)
+        biased = map_weighted(arch.layers, lambda layer: replace(layer, bias=self.options.bias))
+        return Architecture(arch.name, biased, arch.input_shape, arch.num_classes)
 
     def init_from_ann(self, model: nn.Module, ann_state: dict[str, torch.Tensor]) -> None:
         """Copy the weights of a same-shape trained ANN (``method.init_from``, loaded by ``train``)."""

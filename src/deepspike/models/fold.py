@@ -8,6 +8,7 @@ the folded spec has the same conv/linear layers in the same order, now with bias
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from deepspike.models.layer_specs import Attention, Concat, Conv, Layer, Linear, Residual
 from deepspike.models.spec import Architecture
@@ -15,7 +16,7 @@ from deepspike.models.spec import Architecture
 
 def fold_batch_norms(arch: Architecture) -> Architecture:
     """``arch`` with every ``Conv``/``Linear(norm=True)`` replaced by ``norm=False, bias=True`` (at any depth)."""
-    return dataclasses.replace(arch, layers=_fold(arch.layers))
+    return dataclasses.replace(arch, layers=map_weighted(arch.layers, _folded))
 
 
 def has_batch_norm(arch: Architecture) -> bool:
@@ -23,15 +24,21 @@ def has_batch_norm(arch: Architecture) -> bool:
     return any(getattr(visit.layer, "norm", False) or isinstance(visit.layer, Attention) for visit in arch.visits())
 
 
-def _fold(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
-    return tuple(_fold_layer(layer) for layer in layers)
+def _folded(layer: Conv | Linear) -> Conv | Linear:
+    return dataclasses.replace(layer, norm=False, bias=True) if layer.norm else layer
 
 
-def _fold_layer(layer: Layer) -> Layer:
-    if isinstance(layer, (Conv, Linear)) and layer.norm:
-        return dataclasses.replace(layer, norm=False, bias=True)
-    if isinstance(layer, Residual):
-        return dataclasses.replace(layer, body=_fold(layer.body), shortcut=_fold(layer.shortcut))
-    if isinstance(layer, Concat):
-        return Concat(tuple(_fold(branch) for branch in layer.branches))
-    return layer
+def map_weighted(layers: tuple[Layer, ...], change: Callable[[Conv | Linear], Layer]) -> tuple[Layer, ...]:
+    """``layers`` with every ``Conv`` and ``Linear`` replaced by ``change(layer)``, at any depth (inside ``Residual``
+    bodies and shortcuts and ``Concat`` branches); the other layers as they are."""
+    def one(layer: Layer) -> Layer:
+        if isinstance(layer, (Conv, Linear)):
+            return change(layer)
+        if isinstance(layer, Residual):
+            return dataclasses.replace(layer, body=map_weighted(layer.body, change),
+                                       shortcut=map_weighted(layer.shortcut, change))
+        if isinstance(layer, Concat):
+            return Concat(tuple(map_weighted(branch, change) for branch in layer.branches))
+        return layer
+
+    return tuple(one(layer) for layer in layers)
