@@ -19,8 +19,8 @@ def test_the_reset_table_reads_the_converted_runs(tmp_path):
     rows = (tmp_path / "conversion_reset_digits.md").read_text().splitlines()
     assert rows[0] == "| ANN | ANN accuracy | reset | T = 2 | T = 4 |" and len(rows) == 4
     for row, reset in zip(rows[2:], ("zero", "subtract")):
-        curve = {r["timesteps"]: float(r["accuracy"])
-                 for r in csv.DictReader(open(tmp_path / f"vgg_relu_max_{reset}" / "accuracy_vs_timesteps.csv"))}
+        lines = (tmp_path / f"vgg_relu_max_{reset}" / "accuracy_vs_timesteps.csv").read_text().splitlines()
+        curve = {r["timesteps"]: float(r["accuracy"]) for r in csv.DictReader(lines)}
         assert row.split(" | ")[2:] == [reset, f"{100 * curve['2']:.2f}%", f"{100 * curve['4']:.2f}% |"]
 
 
