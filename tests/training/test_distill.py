@@ -13,6 +13,7 @@ from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.methods.registry import method_from_options, method_names
+from deepspike.training import run_setup
 from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
 from deepspike.training.reload import load_run
 from deepspike.training.runs import load_checkpoint
@@ -161,3 +162,15 @@ def test_a_teacher_whose_data_args_spell_out_a_default_is_the_same_data(tmp_path
         assert load_teacher(load_config(None, [*student, spelt]), parts, torch.device("cpu")) is not None
     with pytest.raises(ConfigError, match=r"\(data.args {'timesteps': 8} against this run's {'timesteps': 4}\)"):
         load_teacher(load_config(None, [*student, "data.args.timesteps=4"]), parts, torch.device("cpu"))
+
+
+def test_the_teacher_is_built_for_the_students_data_without_reading_its_own(teacher_run, monkeypatch):
+    student = load_config(None, [*TEACHER, f"train.distill_from={teacher_run}"])
+    parts = load_run(teacher_run)[1]
+    want = load_run(teacher_run)[1].model.state_dict()
+
+    def no_second_read(config):
+        raise AssertionError("the teacher's data were read again")
+    monkeypatch.setattr(run_setup, "load_data", no_second_read)
+    distill = load_teacher(student, parts, torch.device("cpu"))
+    assert all(torch.equal(want[k], v) for k, v in distill.teacher.state_dict().items())

@@ -18,10 +18,15 @@ the soft term needs no labels. Reading the teacher and running it leave the glob
 stochastic teacher, Poisson input, draws on a fork of them), so ``distill_weight: 0`` trains exactly as no teacher
 does. ``train_loss`` in the metrics is the blended loss; validation and test losses are
 the method's alone.
+
+The teacher's net is built for the student's data (its own are not read again), after its ``config.yaml`` showed the
+same data (``_check_same_data``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +41,7 @@ from deepspike.methods.registry import list_methods
 from deepspike.training.random_streams import rng_state, set_rng_state
 from deepspike.training.reload import load_run
 from deepspike.training.run_setup import RunParts
+from deepspike.training.runs import RunDir
 from deepspike.training.temporal_grad import ONLINE
 
 
@@ -67,10 +73,11 @@ class Distillation:
 
 def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> Distillation | None:
     """The ``Distillation`` of ``config.train`` (None without ``train.distill_from``): the teacher run read as
-    ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen. A
-    one-line ``ConfigError`` for an online temporal-gradient mode (its per-step losses have no whole-batch loss to
-    blend into), when the student's or teacher's method has no class scores, or the teacher was trained on other
-    data (name, arguments, classes or sample shape)."""
+    ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen, its net
+    built for the student's data (``student.data``: not read a second time). A one-line ``ConfigError`` for an
+    online temporal-gradient mode (its per-step losses have no whole-batch loss to blend into), when the student's or
+    teacher's method has no class scores, or the teacher was trained on other data (name, arguments, normalisation:
+    ``_check_same_data``)."""
     t = config.train
     if t.distill_from is None:
         return None
@@ -81,17 +88,18 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> 
         raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
                           f"(it scores by spike times or votes); methods with class scores that train: "
                           f"{scored_methods(trained=True)}")
+    with _named_key():
+        source = RunDir(t.distill_from).read_config()
+    _check_same_data(config, source, t.distill_from)
     before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
     try:
-        source, parts, _ = load_run(t.distill_from, device=str(device))
-    except UserError as e:  # which key named the run that could not be read
-        raise ConfigError(f"train.distill_from: {one_line(e)}") from None
+        with _named_key():
+            _, parts, _ = load_run(t.distill_from, device=str(device), data=student.data)
     finally:
         set_rng_state(before)
     if not has_class_scores(type(parts.method)):
         raise ConfigError(f"train.distill_from: {t.distill_from} is a {source.method.name!r} run, which has no class "
                           f"scores to teach with; teachers: runs of {scored_methods()}")
-    _check_same_data(config, source, student, parts, t.distill_from)
     parts.model.requires_grad_(False)
     return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature)
 
@@ -107,17 +115,25 @@ def scored_methods(trained: bool = False) -> str:
     return ", ".join(m.name for m in list_methods() if has_class_scores(m) and not (trained and m.made_by))
 
 
-def _check_same_data(config: RunConfig, source: RunConfig, student: RunParts, teacher: RunParts, path: str) -> None:
-    """A one-line ``ConfigError`` when the teacher's data differ from the student's: its dataset and data arguments
-    (a default given or left out is the same), whether its input was normalised (the teacher runs on the student's
-    batches), its number of classes or one sample's shape."""
+@contextmanager
+def _named_key() -> Iterator[None]:
+    """A user error reading the teacher run becomes a ``ConfigError`` saying which key named it."""
+    try:
+        yield
+    except UserError as e:
+        raise ConfigError(f"train.distill_from: {one_line(e)}") from None
+
+
+def _check_same_data(config: RunConfig, source: RunConfig, path: str) -> None:
+    """A one-line ``ConfigError`` when the teacher's data (its config ``source``) differ from the student's: its
+    dataset and data arguments (a default given or left out is the same), or whether its input was normalised (the
+    teacher runs on the student's batches). Told from the configs alone: the teacher's net is built for the student's
+    data, and a teacher of other classes or sample shapes does not fit it (its weights are refused)."""
     theirs_args, ours_args = (dataset_options(config.data.name, c.data.args) for c in (source, config))
     differ = sorted(k for k in {*theirs_args, *ours_args} if theirs_args.get(k) != ours_args.get(k))
     pairs = (("data.name", source.data.name, config.data.name),  # data.args with the data set's defaults filled in
              ("data.args", {k: theirs_args.get(k) for k in differ}, {k: ours_args.get(k) for k in differ}),
-             ("data.normalize", source.data.normalize, config.data.normalize),
-             ("classes", teacher.data.num_classes, student.data.num_classes),
-             ("sample shape", list(teacher.data.input_shape), list(student.data.input_shape)))
+             ("data.normalize", source.data.normalize, config.data.normalize))
     for what, theirs, ours in pairs:
         if theirs != ours:
             raise ConfigError(f"train.distill_from: the teacher {path} was trained on other data ({what} {theirs} "

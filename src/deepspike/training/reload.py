@@ -7,6 +7,7 @@ from typing import Any
 
 from deepspike.config.schema import RunConfig
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.data import DataSplits
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.divergence import check_loaded_weights_finite
@@ -18,15 +19,17 @@ from deepspike.training.runtime import autocast_dtype, model_device, resolve_dev
 from deepspike.training.weights import load_weights, payload_entry
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts, dict]:
+def load_run(run_dir: str | Path, device: str = "auto", data: DataSplits | None = None
+             ) -> tuple[RunConfig, RunParts, dict]:
     """``(config, parts, checkpoint)`` of the run in ``run_dir`` with the checkpoint's weights loaded: the
     weight average when the run kept one (``train.ema_decay``; that is what its test accuracy measured), else
-    the raw weights."""
+    the raw weights. ``data``: the splits to build the net for instead of reading the run's own (a caller that
+    checked that they are the run's data: a teacher, ``training.distill``)."""
     dev = resolve_device(device)  # a bad device is refused before the run is read
     run = RunDir(run_dir)
     config = run.read_config()
     state = run.read_checkpoint(dev)
-    parts = build_run(config, dev)
+    parts = build_run(config, dev, data)
     weights = state["ema"]["average"] if "ema" in state else payload_entry(state, "model", run.checkpoint_path)
     load_weights(parts.model, weights, run.checkpoint_path)
     check_loaded_weights_finite(parts.model, run.checkpoint_path)
