@@ -4,6 +4,7 @@ a real training step, exact resume, and one-line refusals."""
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,10 @@ import torch
 
 from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.config.load import save_config
 from deepspike.core.errors import ConfigError
+from deepspike.data import load_dataset
+from deepspike.data.splits import split_indices
 from deepspike.methods.registry import method_from_options, method_names
 from deepspike.training import run_setup
 from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
@@ -21,7 +25,8 @@ from deepspike.training.trainer import Trainer
 from fakedata import write_dataset
 from tiny_run import TINY, full_and_resumed_weights
 
-TEACHER = ["method.name=ann", "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "train.epochs=1",
+TEACHER = ["method.name=ann", "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "data.val_fraction=0.1",
+           "train.epochs=1",
            "train.batch_size=128", "train.progress=false", "optim.lr=0.01"]
 
 
@@ -174,3 +179,32 @@ def test_the_teacher_is_built_for_the_students_data_without_reading_its_own(teac
     monkeypatch.setattr(run_setup, "load_data", no_second_read)
     distill = load_teacher(student, parts, torch.device("cpu"))
     assert all(torch.equal(want[k], v) for k, v in distill.teacher.state_dict().items())
+
+
+def _teacher_with_split(teacher_run, folder, val_fraction, seed):
+    """A copy of ``teacher_run`` whose config says it held out ``val_fraction`` drawn with ``train.seed`` ``seed``."""
+    shutil.copytree(teacher_run, folder)
+    saved = load_config(folder / "config.yaml", [f"data.val_fraction={val_fraction}", f"train.seed={seed}"])
+    save_config(saved, folder / "config.yaml")
+    return folder
+
+
+def test_a_teacher_that_trained_on_the_students_validation_samples_is_refused(teacher_run, tmp_path):
+    labels = load_dataset("digits").train.y  # the training split the validation part is drawn from
+    student_parts = load_run(teacher_run)[1]
+    cases = [((0.1, 0), 0.1, 0), ((0.1, 0), 0.2, 0), ((0.1, 0), 0.0, 0), ((0.1, 0), 0.05, 0), ((0.1, 0), 0.1, 1),
+             ((0.0, 5), 0.3, 1)]
+    for i, ((ours, our_seed), theirs, their_seed) in enumerate(cases):
+        # the reference: the samples each side holds out, drawn as the data sets draw them
+        validated = set(split_indices(labels, ours, our_seed)[1].tolist()) if ours else set()
+        taught_on = set(split_indices(labels, theirs, their_seed)[0].tolist()) if theirs else set(range(len(labels)))
+        teacher = _teacher_with_split(teacher_run, tmp_path / str(i), theirs, their_seed)
+        student = load_config(None, [*TEACHER, f"train.distill_from={teacher}", f"data.val_fraction={ours}",
+                                     f"train.seed={our_seed}"])
+        if validated & taught_on:
+            with pytest.raises(ConfigError, match=rf"^train.distill_from: the teacher {teacher} trained on samples "
+                                                  rf"this run validates on \(its data.val_fraction {theirs} with "
+                                                  rf"train.seed {their_seed}, against this run's {ours} "):
+                load_teacher(student, student_parts, torch.device("cpu"))
+        else:
+            assert load_teacher(student, student_parts, torch.device("cpu")) is not None, (ours, theirs)

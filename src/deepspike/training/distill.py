@@ -20,7 +20,8 @@ does. ``train_loss`` in the metrics is the blended loss; validation and test los
 the method's alone.
 
 The teacher's net is built for the student's data (its own are not read again), after its ``config.yaml`` showed the
-same data (``_check_same_data``).
+same data (``_check_same_data``) and a validation split holding out every sample the student validates on
+(``_check_split``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> 
     built for the student's data (``student.data``: not read a second time). A one-line ``ConfigError`` for an
     online temporal-gradient mode (its per-step losses have no whole-batch loss to blend into), when the student's or
     teacher's method has no class scores, or the teacher was trained on other data (name, arguments, normalisation:
-    ``_check_same_data``)."""
+    ``_check_same_data``) or on samples the student validates on (``_check_split``)."""
     t = config.train
     if t.distill_from is None:
         return None
@@ -91,6 +92,7 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> 
     with _named_key():
         source = RunDir(t.distill_from).read_config()
     _check_same_data(config, source, t.distill_from)
+    _check_split(config, source, t.distill_from)
     before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
     try:
         with _named_key():
@@ -138,3 +140,19 @@ def _check_same_data(config: RunConfig, source: RunConfig, path: str) -> None:
         if theirs != ours:
             raise ConfigError(f"train.distill_from: the teacher {path} was trained on other data ({what} {theirs} "
                               f"against this run's {ours}); a teacher must have read the same data")
+
+
+def _check_split(config: RunConfig, source: RunConfig, path: str) -> None:
+    """A one-line ``ConfigError`` when the teacher (config ``source``) trained on samples the student validates on.
+    The validation part is drawn by ``data.splits.split_indices`` from ``train.seed``: per class a fixed permutation
+    of the seed, of which the first ``round(val_fraction * n_c)`` are held out. With the same seed a teacher's held-out
+    part is therefore the student's or a superset of it when its ``data.val_fraction`` is at least the student's;
+    any other teacher (another seed, a smaller fraction, none held out) trained on some of the student's validation
+    samples. A student that holds none out (``data.val_fraction`` 0) accepts any teacher."""
+    ours, theirs = config.data.val_fraction, source.data.val_fraction
+    if ours == 0 or (theirs >= ours and source.train.seed == config.train.seed):
+        return
+    raise ConfigError(f"train.distill_from: the teacher {path} trained on samples this run validates on (its "
+                      f"data.val_fraction {theirs} with train.seed {source.train.seed}, against this run's {ours} with "
+                      f"train.seed {config.train.seed}); teach with a run of the same train.seed and a "
+                      f"data.val_fraction of at least {ours}, or set data.val_fraction=0")
