@@ -136,6 +136,8 @@ BAD_FIELDS = [  # (key path, value, start of the problem); ... removes the entry
     (("world_size",), 0, "world_size is 0, not an integer >= 1"),
     (("source_run",), 1, "source_run is 1, not a string"),
     (("quant_bits",), 0, "quant_bits is 0, not an integer >= 1"),
+    (("teacher",), {"run": 1}, "teacher is a dict, not {'run': str}"),
+    (("teacher",), "runs/t", "teacher is 'runs/t', not {'run': str}"),
 ]
 
 

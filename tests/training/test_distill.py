@@ -20,10 +20,10 @@ from deepspike.methods.registry import method_from_options, method_names
 from deepspike.training import run_setup
 from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
 from deepspike.training.reload import load_run
-from deepspike.training.runs import load_checkpoint
+from deepspike.training.runs import RunDir, load_checkpoint
 from deepspike.training.trainer import Trainer
 from fakedata import write_dataset
-from tiny_run import TINY, full_and_resumed_weights
+from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch, full_and_resumed_weights
 
 TEACHER = ["method.name=ann", "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "data.val_fraction=0.1",
            "train.epochs=1",
@@ -208,3 +208,33 @@ def test_a_teacher_that_trained_on_the_students_validation_samples_is_refused(te
                 load_teacher(student, student_parts, torch.device("cpu"))
         else:
             assert load_teacher(student, student_parts, torch.device("cpu")) is not None, (ours, theirs)
+
+
+def _cut_student(out, teacher, extra=()):
+    """A student of ``teacher`` (as typed) cut after its first epoch in ``out``."""
+    config = load_config(None, [*TINY, f"train.distill_from={teacher}", "train.max_steps_per_epoch=2", *extra])
+    with pytest.raises(StopAfterFirstEpoch):
+        Trainer(config, out, callbacks=(_stop_after_first_epoch,)).fit()
+    return config
+
+
+def test_a_resume_from_another_folder_finds_the_teacher_named_by_a_relative_path(teacher_run, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(teacher_run.parent)  # the teacher is "run" here
+    _cut_student(tmp_path / "cut", "run")
+    monkeypatch.chdir(tmp_path)  # where "run" is no run
+    assert main(["train", "--resume", "--out", str(tmp_path / "cut")]) == 0  # exactly: a_distilled_run_resumes_exactly
+    assert [r["epoch"] for r in RunDir(tmp_path / "cut").metrics.read()] == [1, 2]
+    assert load_config(tmp_path / "cut" / "config.yaml", []).train.distill_from == "run"  # as typed
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["teacher"] == {"run": str(teacher_run)}
+
+
+def test_a_resume_after_the_runs_moved_together_reads_the_teacher_as_typed(teacher_run, tmp_path, monkeypatch):
+    shutil.copytree(teacher_run, tmp_path / "old" / "teacher")
+    monkeypatch.chdir(tmp_path / "old")
+    _cut_student(tmp_path / "old" / "student", "teacher")
+    (tmp_path / "old").rename(tmp_path / "new")
+    monkeypatch.chdir(tmp_path / "new")
+    assert main(["train", "--resume", "--out", "student"]) == 0
+    assert load_checkpoint(tmp_path / "new" / "student" / "checkpoint.pt")["teacher"]["run"] == str(
+        tmp_path / "new" / "teacher")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepspike.training.distill import TEACHER_FIELD
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.training_setup import TrainingSetup
 
@@ -20,7 +21,7 @@ def training_checkpoint(
 ) -> dict[str, Any]:
     """The checkpoint payload after ``progress.epochs_done`` epochs; ``rng_per_rank``: every rank's
     ``rng_state()`` (rank order); ``config_sha256``: the run's config as ``run_open.config_digest`` gives it. ``ema``
-    only when the run keeps a weight average."""
+    only when the run keeps a weight average, ``teacher`` only when it is taught (``distill.TEACHER_FIELD``)."""
     payload = {
         "model": setup.parts.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -34,4 +35,6 @@ def training_checkpoint(
     }
     if setup.ema is not None:
         payload["ema"] = setup.ema.state_dict()
+    if setup.distill is not None:
+        payload[TEACHER_FIELD] = setup.distill.record
     return payload

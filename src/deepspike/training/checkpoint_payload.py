@@ -24,6 +24,7 @@ alone. ``training.checkpoint.training_checkpoint`` writes these fields:
     config_sha256  str: the config it was trained with, ``run_open.config_digest`` (training checkpoints since
                    session 30; a resume with another config.yaml is refused)
     quant_bits     int >= 1 (quantization-aware retraining stages)
+    teacher        {"run": str}: the teacher of a distilled run (``training.distill``)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def payload_problem(payload: dict[str, Any]) -> str | None:
         "source_run": _string,
         "config_sha256": _string,
         "quant_bits": lambda v: _integer(v, 1),
+        "teacher": _teacher,
     }
     for key, check in checks.items():
         problem = check(payload[key]) if key in payload else None
@@ -99,6 +101,11 @@ def _seconds(value: Any) -> str | None:
 
 def _string(value: Any) -> str | None:
     return None if isinstance(value, str) else f" is {_a(value)}, not a string"
+
+
+def _teacher(value: Any) -> str | None:
+    ok = isinstance(value, dict) and set(value) == {"run"} and all(isinstance(v, str) for v in value.values())
+    return None if ok else f" is {_a(value)}, not {{'run': str}}"
 
 
 def _numbers(value: Any) -> str | None:

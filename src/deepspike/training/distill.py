@@ -21,7 +21,8 @@ the method's alone.
 
 The teacher's net is built for the student's data (its own are not read again), after its ``config.yaml`` showed the
 same data (``_check_same_data``) and a validation split holding out every sample the student validates on
-(``_check_split``).
+(``_check_split``). Each student checkpoint records the teacher's absolute folder (``TEACHER_FIELD``): a resume
+finds the teacher from any working directory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +47,9 @@ from deepspike.training.run_setup import RunParts
 from deepspike.training.runs import RunDir
 from deepspike.training.temporal_grad import ONLINE
 
+TEACHER_FIELD = "teacher"
+"""The student's checkpoint field naming its teacher: ``{"run": the teacher's absolute folder}``. A resume reads the
+teacher from there."""
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """``tau^2 KL(softmax(teacher / tau) || softmax(student / tau))``, averaged over the batch; ``student`` and
@@ -62,6 +67,7 @@ class Distillation:
     teacher_method: Method
     weight: float
     temperature: float
+    record: dict[str, str] | None = None  # what the student's checkpoint keeps of its teacher (``TEACHER_FIELD``)
 
     def blend(self, task_loss: torch.Tensor, student_scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``(1 - alpha) task_loss + alpha KD`` for the batch ``x [B, ...]`` whose student scores are
@@ -72,16 +78,57 @@ class Distillation:
         return (1.0 - self.weight) * task_loss + self.weight * soft
 
 
-def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> Distillation | None:
+def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
+                 recorded: dict[str, str] | None = None) -> Distillation | None:
     """The ``Distillation`` of ``config.train`` (None without ``train.distill_from``): the teacher run read as
     ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen, its net
-    built for the student's data (``student.data``: not read a second time). A one-line ``ConfigError`` for an
-    online temporal-gradient mode (its per-step losses have no whole-batch loss to blend into), when the student's or
-    teacher's method has no class scores, or the teacher was trained on other data (name, arguments, normalisation:
-    ``_check_same_data``) or on samples the student validates on (``_check_split``)."""
+    built for the student's data (``student.data``: not read a second time). ``recorded``: the teacher the student's
+    checkpoint names (``TEACHER_FIELD``; a resume), found where it was (``teacher_folder``). A one-line
+    ``ConfigError`` for an online temporal-gradient mode (its per-step losses have no whole-batch loss to blend into),
+    when the student's or teacher's method has no class scores, or the teacher was trained on other data (name,
+    arguments, normalisation; ``_check_same_data``) or on samples the student validates on (``_check_split``)."""
     t = config.train
     if t.distill_from is None:
         return None
+    _check_student(config, student)
+    path = teacher_folder(t.distill_from, recorded)
+    with _named_key():
+        source = RunDir(path).read_config()
+    _check_same_data(config, source, path)
+    _check_split(config, source, path)
+    before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
+    try:
+        with _named_key():
+            _, parts, _ = load_run(path, device=str(device), data=student.data)
+    finally:
+        set_rng_state(before)
+    if not has_class_scores(type(parts.method)):
+        raise ConfigError(f"train.distill_from: {path} is a {source.method.name!r} run, which has no class "
+                          f"scores to teach with; teachers: runs of {scored_methods()}")
+    parts.model.requires_grad_(False)
+    return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature,
+                        {"run": str(path)})
+
+
+def teacher_folder(typed: str, recorded: dict[str, str] | None = None) -> Path:
+    """Where the teacher run is: ``typed`` (``train.distill_from`` as the config says it, relative to the working
+    directory) made absolute; on a resume (``recorded``: the student checkpoint's ``TEACHER_FIELD``) the absolute
+    folder the run read it from when it started, so that a resume from another working directory finds it, or
+    ``typed`` where that folder holds no run any more (the runs moved together). A one-line ``ConfigError`` when
+    neither holds one."""
+    if recorded is not None:
+        if RunDir(recorded["run"]).is_run_dir():
+            return Path(recorded["run"])
+        if not RunDir(typed).is_run_dir():
+            raise ConfigError(f"train.distill_from: the teacher run is neither at {recorded['run']}, where this run "
+                              f"read it, nor at {typed}: put it back to resume, or train a new run")
+    return Path(typed).absolute()
+
+
+def _check_student(config: RunConfig, student: RunParts) -> None:
+    """A one-line ``ConfigError`` when the student cannot be taught: an online temporal-gradient mode, or a method
+    without class scores."""
+    t = config.train
     if t.temporal_grad in ONLINE:
         raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
                           f"train.temporal_grad={t.temporal_grad} replaces by per-step losses; use bptt or checkpoint")
@@ -89,21 +136,15 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device) -> 
         raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
                           f"(it scores by spike times or votes); methods with class scores that train: "
                           f"{scored_methods(trained=True)}")
-    with _named_key():
-        source = RunDir(t.distill_from).read_config()
-    _check_same_data(config, source, t.distill_from)
-    _check_split(config, source, t.distill_from)
-    before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
+
+
+@contextmanager
+def _named_key() -> Iterator[None]:
+    """A user error reading the teacher run becomes a ``ConfigError`` saying which key named it."""
     try:
-        with _named_key():
-            _, parts, _ = load_run(t.distill_from, device=str(device), data=student.data)
-    finally:
-        set_rng_state(before)
-    if not has_class_scores(type(parts.method)):
-        raise ConfigError(f"train.distill_from: {t.distill_from} is a {source.method.name!r} run, which has no class "
-                          f"scores to teach with; teachers: runs of {scored_methods()}")
-    parts.model.requires_grad_(False)
-    return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature)
+        yield
+    except UserError as e:
+        raise ConfigError(f"train.distill_from: {one_line(e)}") from None
 
 
 def has_class_scores(method_class: type[Method]) -> bool:
@@ -117,16 +158,7 @@ def scored_methods(trained: bool = False) -> str:
     return ", ".join(m.name for m in list_methods() if has_class_scores(m) and not (trained and m.made_by))
 
 
-@contextmanager
-def _named_key() -> Iterator[None]:
-    """A user error reading the teacher run becomes a ``ConfigError`` saying which key named it."""
-    try:
-        yield
-    except UserError as e:
-        raise ConfigError(f"train.distill_from: {one_line(e)}") from None
-
-
-def _check_same_data(config: RunConfig, source: RunConfig, path: str) -> None:
+def _check_same_data(config: RunConfig, source: RunConfig, path: Path) -> None:
     """A one-line ``ConfigError`` when the teacher's data (its config ``source``) differ from the student's: its
     dataset and data arguments (a default given or left out is the same), or whether its input was normalised (the
     teacher runs on the student's batches). Told from the configs alone: the teacher's net is built for the student's
@@ -142,7 +174,7 @@ def _check_same_data(config: RunConfig, source: RunConfig, path: str) -> None:
                               f"against this run's {ours}); a teacher must have read the same data")
 
 
-def _check_split(config: RunConfig, source: RunConfig, path: str) -> None:
+def _check_split(config: RunConfig, source: RunConfig, path: Path) -> None:
     """A one-line ``ConfigError`` when the teacher (config ``source``) trained on samples the student validates on.
     The validation part is drawn by ``data.splits.split_indices`` from ``train.seed``: per class a fixed permutation
     of the seed, of which the first ``round(val_fraction * n_c)`` are held out. With the same seed a teacher's held-out

@@ -34,6 +34,7 @@ from deepspike.core.errors import ConfigError, UserError
 from deepspike.methods import check_trainable
 from deepspike.training.checkpoint import training_checkpoint
 from deepspike.training.compiled import check_compile
+from deepspike.training.distill import TEACHER_FIELD
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
@@ -81,6 +82,7 @@ class Trainer:
         self.resume = resume
         self.mode = open_mode(self.run, config, resume)  # every rank: rank 0 writes only after all ranks met in DDP
         self.created_folder = False
+        self.resumed: dict[str, Any] | None = None  # the checkpoint a resume continues, from fit to _open_run
         self.lock: RunLock | None = None
         self.callbacks = callbacks
         device = resolve_device(config.train.device)
@@ -90,8 +92,11 @@ class Trainer:
         self.device = device
 
     def fit(self) -> dict[str, Any]:
-        """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0)."""
-        setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE)
+        """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0). A resume
+        reads the checkpoint first: it names the teacher of a distilled run (``distill.TEACHER_FIELD``)."""
+        self.resumed = self.run.read_checkpoint(self.device) if self.mode == CONTINUE else None
+        teacher = None if self.resumed is None else self.resumed.get(TEACHER_FIELD)
+        setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE, teacher)
         self.parts = setup.parts
         self.lock = self._lock_run()
         try:
@@ -159,8 +164,8 @@ class Trainer:
         that trains on (both are written when the run ends). Returns where training continues."""
         ctx = self.dist
         progress = TrainingProgress()
+        state, self.resumed = self.resumed, None  # the checkpoint read by fit; not kept (on a GPU: the device's memory)
         if self.mode == CONTINUE:
-            state = self.run.read_checkpoint(self.device)
             progress = restore_training(setup, state, ctx, self.run.checkpoint_path)
             check_checkpoint_config(self.run, self.config, state)
             check_resumed_epochs(self.run, self.config, progress.epochs_done)

@@ -101,9 +101,11 @@ def check_local_learning(config: RunConfig, world_size: int) -> None:
             raise ConfigError(f"method {name} learns sample by sample without gradients, so it {why}")
 
 
-def build_training(config: RunConfig, ctx: DistContext, device: torch.device, resume: bool) -> TrainingSetup:
+def build_training(config: RunConfig, ctx: DistContext, device: torch.device, resume: bool,
+                   teacher: dict[str, str] | None = None) -> TrainingSetup:
     """Build the run of ``config`` on ``device`` (module docstring). ``resume``: the checkpoint will supply
-    the weights, so a ``method.init_from`` ANN run is not read."""
+    the weights, so a ``method.init_from`` ANN run is not read. ``teacher``: what the checkpoint resumed records of
+    the run's teacher (``distill.TEACHER_FIELD``; ``distill.load_teacher``)."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     method = method_from_options(config.method.name, config.method.options)
     if method.learns_locally:
@@ -137,5 +139,5 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
         ema=WeightAverage(parts.model, decay) if decay is not None else None,
         precision=autocast_dtype(config.train.precision),
         reduce=partial(all_reduce_sums, ctx=ctx, device=device),
-        distill=load_teacher(config, parts, device),
+        distill=load_teacher(config, parts, device, teacher),
     )
