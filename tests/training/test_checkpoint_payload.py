@@ -136,8 +136,8 @@ BAD_FIELDS = [  # (key path, value, start of the problem); ... removes the entry
     (("world_size",), 0, "world_size is 0, not an integer >= 1"),
     (("source_run",), 1, "source_run is 1, not a string"),
     (("quant_bits",), 0, "quant_bits is 0, not an integer >= 1"),
-    (("teacher",), {"run": 1}, "teacher is a dict, not {'run': str}"),
-    (("teacher",), "runs/t", "teacher is 'runs/t', not {'run': str}"),
+    (("teacher",), {"run": "/t", "checkpoint_sha256": 1}, "teacher is a dict, not {'run': str, 'checkpoint_sha256'"),
+    (("teacher",), {"run": "/t"}, "teacher is a dict, not {'run': str, 'checkpoint_sha256': str}"),
 ]
 
 

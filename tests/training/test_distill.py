@@ -17,10 +17,10 @@ from deepspike.core.errors import ConfigError
 from deepspike.data import load_dataset
 from deepspike.data.splits import split_indices
 from deepspike.methods.registry import method_from_options, method_names
-from deepspike.training import run_setup
+from deepspike.training import distill, run_setup
 from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
 from deepspike.training.reload import load_run
-from deepspike.training.runs import RunDir, load_checkpoint
+from deepspike.training.runs import RunDir, load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
 from fakedata import write_dataset
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch, full_and_resumed_weights
@@ -226,7 +226,8 @@ def test_a_resume_from_another_folder_finds_the_teacher_named_by_a_relative_path
     assert main(["train", "--resume", "--out", str(tmp_path / "cut")]) == 0  # exactly: a_distilled_run_resumes_exactly
     assert [r["epoch"] for r in RunDir(tmp_path / "cut").metrics.read()] == [1, 2]
     assert load_config(tmp_path / "cut" / "config.yaml", []).train.distill_from == "run"  # as typed
-    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["teacher"] == {"run": str(teacher_run)}
+    recorded = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["teacher"]
+    assert recorded == {"run": str(teacher_run), "checkpoint_sha256": RunDir(teacher_run).checkpoint_digest()}
 
 
 def test_a_resume_after_the_runs_moved_together_reads_the_teacher_as_typed(teacher_run, tmp_path, monkeypatch):
@@ -238,3 +239,36 @@ def test_a_resume_after_the_runs_moved_together_reads_the_teacher_as_typed(teach
     assert main(["train", "--resume", "--out", "student"]) == 0
     assert load_checkpoint(tmp_path / "new" / "student" / "checkpoint.pt")["teacher"]["run"] == str(
         tmp_path / "new" / "teacher")
+
+
+def test_a_resume_refuses_a_teacher_retrained_since_naming_both_digests(teacher_run, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_run, teacher)
+    _cut_student(tmp_path / "cut", teacher)
+    before = RunDir(teacher).checkpoint_digest()
+    state = load_checkpoint(teacher / "checkpoint.pt")
+    state["model"] = {k: v + 0.01 for k, v in state["model"].items()}  # retrained: other weights, same run
+    save_checkpoint(teacher / "checkpoint.pt", state)
+    after = RunDir(teacher).checkpoint_digest()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(tmp_path / "cut")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"sha256 {after[:12]}..., this run recorded {before[:12]}..." in err, err
+    assert err.startswith(f"deepspike: error: train.distill_from: the teacher {teacher} is not the one"), err
+
+
+def test_a_teacher_whose_checkpoint_is_replaced_while_it_is_read_is_refused(teacher_run, tmp_path, monkeypatch):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_run, teacher)
+    read = distill.load_run
+
+    def read_then_replace(*args, **kwargs):  # the teacher checkpoints its next epoch meanwhile
+        loaded = read(*args, **kwargs)
+        save_checkpoint(teacher / "checkpoint.pt", {**load_checkpoint(teacher / "checkpoint.pt"), "epoch": 2})
+        return loaded
+    monkeypatch.setattr(distill, "load_run", read_then_replace)
+    student = load_config(None, [*TEACHER, f"train.distill_from={teacher}"])
+    with pytest.raises(ConfigError, match=r"^train.distill_from: the teacher's .*checkpoint.pt changed while it was "
+                                          r"read \(is the teacher still training\?\)"):
+        load_teacher(student, load_run(teacher_run)[1], torch.device("cpu"))

@@ -24,7 +24,7 @@ alone. ``training.checkpoint.training_checkpoint`` writes these fields:
     config_sha256  str: the config it was trained with, ``run_open.config_digest`` (training checkpoints since
                    session 30; a resume with another config.yaml is refused)
     quant_bits     int >= 1 (quantization-aware retraining stages)
-    teacher        {"run": str}: the teacher of a distilled run (``training.distill``)
+    teacher        {"run": str, "checkpoint_sha256": str}: the teacher of a distilled run (``training.distill``)
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def _string(value: Any) -> str | None:
 
 
 def _teacher(value: Any) -> str | None:
-    ok = isinstance(value, dict) and set(value) == {"run"} and all(isinstance(v, str) for v in value.values())
-    return None if ok else f" is {_a(value)}, not {{'run': str}}"
+    ok = isinstance(value, dict) and set(value) == {"run", "checkpoint_sha256"} and all(
+        isinstance(v, str) for v in value.values())
+    return None if ok else f" is {_a(value)}, not {{'run': str, 'checkpoint_sha256': str}}"
 
 
 def _numbers(value: Any) -> str | None:

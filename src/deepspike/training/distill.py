@@ -21,8 +21,8 @@ the method's alone.
 
 The teacher's net is built for the student's data (its own are not read again), after its ``config.yaml`` showed the
 same data (``_check_same_data``) and a validation split holding out every sample the student validates on
-(``_check_split``). Each student checkpoint records the teacher's absolute folder (``TEACHER_FIELD``): a resume
-finds the teacher from any working directory.
+(``_check_split``). Each student checkpoint records the teacher's absolute folder and its checkpoint's SHA-256
+(``TEACHER_FIELD``): a resume finds the teacher from any working directory and refuses one retrained since.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ from deepspike.training.runs import RunDir
 from deepspike.training.temporal_grad import ONLINE
 
 TEACHER_FIELD = "teacher"
-"""The student's checkpoint field naming its teacher: ``{"run": the teacher's absolute folder}``. A resume reads the
-teacher from there."""
+"""The student's checkpoint field naming its teacher: ``{"run": the teacher's absolute folder, "checkpoint_sha256":
+the SHA-256 of its checkpoint.pt as read}``. A resume reads the teacher from there and refuses another one."""
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """``tau^2 KL(softmax(teacher / tau) || softmax(student / tau))``, averaged over the batch; ``student`` and
@@ -83,31 +83,38 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
     """The ``Distillation`` of ``config.train`` (None without ``train.distill_from``): the teacher run read as
     ``deepspike eval`` reads it (its weight average when it kept one), on ``device``, in eval mode, frozen, its net
     built for the student's data (``student.data``: not read a second time). ``recorded``: the teacher the student's
-    checkpoint names (``TEACHER_FIELD``; a resume), found where it was (``teacher_folder``). A one-line
-    ``ConfigError`` for an online temporal-gradient mode (its per-step losses have no whole-batch loss to blend into),
-    when the student's or teacher's method has no class scores, or the teacher was trained on other data (name,
-    arguments, normalisation; ``_check_same_data``) or on samples the student validates on (``_check_split``)."""
+    checkpoint names (``TEACHER_FIELD``; a resume), found where it was (``teacher_folder``) and refused when its
+    checkpoint is another one now. A one-line ``ConfigError`` for an online temporal-gradient mode (its per-step
+    losses have no whole-batch loss to blend into), when the student's or teacher's method has no class scores, the
+    teacher was trained on other data (name, arguments, normalisation; ``_check_same_data``) or on samples the
+    student validates on (``_check_split``), or its checkpoint changed while it was read."""
     t = config.train
     if t.distill_from is None:
         return None
     _check_student(config, student)
     path = teacher_folder(t.distill_from, recorded)
     with _named_key():
+        digest = RunDir(path).checkpoint_digest()
         source = RunDir(path).read_config()
+    _check_recorded_digest(path, digest, recorded)
     _check_same_data(config, source, path)
     _check_split(config, source, path)
     before = rng_state()  # building the teacher draws initial weights: the student's streams stay as they were
     try:
         with _named_key():
             _, parts, _ = load_run(path, device=str(device), data=student.data)
+            read = RunDir(path).checkpoint_digest()
     finally:
         set_rng_state(before)
+    if read != digest:
+        raise ConfigError(f"train.distill_from: the teacher's {RunDir(path).checkpoint_path} changed while it was "
+                          f"read (is the teacher still training?); start this run once the teacher has finished")
     if not has_class_scores(type(parts.method)):
         raise ConfigError(f"train.distill_from: {path} is a {source.method.name!r} run, which has no class "
                           f"scores to teach with; teachers: runs of {scored_methods()}")
     parts.model.requires_grad_(False)
     return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature,
-                        {"run": str(path)})
+                        {"run": str(path), "checkpoint_sha256": digest})
 
 
 def teacher_folder(typed: str, recorded: dict[str, str] | None = None) -> Path:
@@ -123,6 +130,17 @@ def teacher_folder(typed: str, recorded: dict[str, str] | None = None) -> Path:
             raise ConfigError(f"train.distill_from: the teacher run is neither at {recorded['run']}, where this run "
                               f"read it, nor at {typed}: put it back to resume, or train a new run")
     return Path(typed).absolute()
+
+
+def _check_recorded_digest(path: Path, digest: str | None, recorded: dict[str, str] | None) -> None:
+    """A one-line ``ConfigError`` when the teacher's checkpoint (SHA-256 ``digest``) is not the one the student's
+    checkpoint ``recorded``: a resume would continue with another teacher than the epochs trained so far had."""
+    if recorded is None or digest is None or digest == recorded["checkpoint_sha256"]:
+        return
+    was = recorded["checkpoint_sha256"]
+    raise ConfigError(f"train.distill_from: the teacher {path} is not the one this run was trained with (its "
+                      f"checkpoint.pt has sha256 {digest[:12]}..., this run recorded {was[:12]}...): it was retrained "
+                      f"or replaced since; put the teacher back or train a new run")
 
 
 def _check_student(config: RunConfig, student: RunParts) -> None:
