@@ -51,6 +51,7 @@ TEACHER_FIELD = "teacher"
 """The student's checkpoint field naming its teacher: ``{"run": the teacher's absolute folder, "checkpoint_sha256":
 the SHA-256 of its checkpoint.pt as read}``. A resume reads the teacher from there and refuses another one."""
 
+
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """``tau^2 KL(softmax(teacher / tau) || softmax(student / tau))``, averaged over the batch; ``student`` and
     ``teacher`` ``[B, K]`` class scores (module docstring), computed in float32 (under bf16 autocast too)."""
