@@ -272,3 +272,18 @@ def test_a_teacher_whose_checkpoint_is_replaced_while_it_is_read_is_refused(teac
     with pytest.raises(ConfigError, match=r"^train.distill_from: the teacher's .*checkpoint.pt changed while it was "
                                           r"read \(is the teacher still training\?\)"):
         load_teacher(student, load_run(teacher_run)[1], torch.device("cpu"))
+
+
+def test_a_resume_takes_the_teacher_as_typed_when_the_recorded_folder_holds_another_one(teacher_run, tmp_path,
+                                                                                       monkeypatch):
+    # the runs were copied to new/ and old/teacher retrained since: new/teacher is the one the student learnt from
+    shutil.copytree(teacher_run, tmp_path / "old" / "teacher")
+    monkeypatch.chdir(tmp_path / "old")
+    _cut_student(tmp_path / "old" / "student", "teacher")
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    state = load_checkpoint(tmp_path / "old" / "teacher" / "checkpoint.pt")
+    save_checkpoint(tmp_path / "old" / "teacher" / "checkpoint.pt", {**state, "epoch": 2})
+    monkeypatch.chdir(tmp_path / "new")
+    assert main(["train", "--resume", "--out", "student"]) == 0
+    assert load_checkpoint(tmp_path / "new" / "student" / "checkpoint.pt")["teacher"]["run"] == str(
+        tmp_path / "new" / "teacher")

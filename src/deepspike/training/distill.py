@@ -120,17 +120,20 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
 
 def teacher_folder(typed: str, recorded: dict[str, str] | None = None) -> Path:
     """Where the teacher run is: ``typed`` (``train.distill_from`` as the config says it, relative to the working
-    directory) made absolute; on a resume (``recorded``: the student checkpoint's ``TEACHER_FIELD``) the absolute
-    folder the run read it from when it started, so that a resume from another working directory finds it, or
-    ``typed`` where that folder holds no run any more (the runs moved together). A one-line ``ConfigError`` when
-    neither holds one."""
-    if recorded is not None:
-        if RunDir(recorded["run"]).is_run_dir():
-            return Path(recorded["run"])
-        if not RunDir(typed).is_run_dir():
-            raise ConfigError(f"train.distill_from: the teacher run is neither at {recorded['run']}, where this run "
-                              f"read it, nor at {typed}: put it back to resume, or train a new run")
-    return Path(typed).absolute()
+    directory) made absolute; on a resume (``recorded``: the student checkpoint's ``TEACHER_FIELD``) the first of the
+    absolute folder the run read it from when it started (so that a resume from another working directory finds it)
+    and ``typed`` (the runs moved together) that holds the recorded checkpoint, else the first that holds a run (its
+    checkpoint is then refused: ``_check_recorded_digest``). A one-line ``ConfigError`` when neither holds one."""
+    here = Path(typed).absolute()
+    if recorded is None:
+        return here
+    held = [p for p in dict.fromkeys((Path(recorded["run"]), here)) if RunDir(p).is_run_dir()]
+    if not held:
+        raise ConfigError(f"train.distill_from: the teacher run is neither at {recorded['run']}, where this run "
+                          f"read it, nor at {typed}: put it back to resume, or train a new run")
+    with _named_key():
+        same = [p for p in held if RunDir(p).checkpoint_digest() == recorded["checkpoint_sha256"]]
+    return (same or held)[0]
 
 
 def _check_recorded_digest(path: Path, digest: str | None, recorded: dict[str, str] | None) -> None:
