@@ -24,6 +24,7 @@ from deepspike.training.runs import RunDir, load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
 from fakedata import write_dataset
 from tiny_run import TINY, StopAfterFirstEpoch, _stop_after_first_epoch, full_and_resumed_weights
+from torchrun import one_and_two_processes
 
 TEACHER = ["method.name=ann", "model.name=mlp", "model.args.hidden=[16]", "data.name=digits", "data.val_fraction=0.1",
            "train.epochs=1",
@@ -287,3 +288,18 @@ def test_a_resume_takes_the_teacher_as_typed_when_the_recorded_folder_holds_anot
     assert main(["train", "--resume", "--out", "student"]) == 0
     assert load_checkpoint(tmp_path / "new" / "student" / "checkpoint.pt")["teacher"]["run"] == str(
         tmp_path / "new" / "teacher")
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_distil_as_one_does(teacher_run, tmp_path):
+    """Under torchrun each rank runs the teacher on its part of the global batch: the blended loss's gradients,
+    averaged by DDP, give one process's weights (the tolerance of tests/training/test_distributed.py)."""
+    recipe = ["method.name=stbp", "method.timesteps=2", "method.encoder=direct", "method.readout=membrane",
+              "method.loss=ce", "model.name=mlp", "model.args.hidden=[32]", "data.name=digits",
+              "data.augment.crop_padding=1", "data.val_fraction=0.1", "optim.name=sgd", "optim.lr=0.1",
+              "train.epochs=2", "train.batch_size=50", "train.progress=false", f"train.distill_from={teacher_run}",
+              "train.distill_weight=0.7", "train.distill_temperature=2"]
+    one, two = one_and_two_processes(recipe, tmp_path, timeout=240)
+    assert two["world_size"] == 2 and set(one["model"]) == set(two["model"])
+    for key, value in one["model"].items():
+        torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
