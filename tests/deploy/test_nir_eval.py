@@ -361,3 +361,40 @@ def test_a_files_metadata_array_where_a_word_or_number_belongs_is_one_line(tmp_p
     rc = main(["eval", str(write(graph, tmp_path / "m.nir")), "--data", "digits", "--limit", "8"])
     err = capsys.readouterr().err
     assert (rc, err.count("\n")) == ((2, 1) if message else (0, 0)) and (message or "") in err
+
+
+def _li_readout_file(path, metadata: dict):
+    """Another tool's digits net, input [64] -> Affine (class templates) -> IF (threshold 2) -> LI (decay 0.5) ->
+    output [10], written with ``metadata`` besides ``dt``."""
+    train = load_dataset("digits").train
+    templates = torch.stack([train.x[train.y == k].mean(0).flatten() for k in range(10)])  # [10, 64]
+    ones = np.ones(10, np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([64])}),
+             "fc": nir.Affine(weight=(templates - templates.mean(0)).numpy(), bias=0 * ones),
+             "if": nir.IF(r=ones * 1e4, v_threshold=ones * 2.0, v_reset=0 * ones),
+             "li": nir.LI(tau=ones * 2e-4, r=ones * 2, v_leak=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([10])})}
+    names = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": 1e-4, **metadata},
+                         type_check=False)
+    return write(graph, path), graph
+
+
+def test_a_file_with_a_leaky_integrator_readout_is_scored_by_its_membrane(tmp_path, capsys):
+    """An LI output does not spike: a file that does not say how it decodes was scored by the sum of its trace over
+    the steps (decode 'rate': 294 of 360 correct here) where its last membrane is the reading (292); a file's own
+    decode still wins. Scored here by hand on from_nir's trace of the flattened images."""
+    path, graph = _li_readout_file(tmp_path / "li.nir", {})
+    test = load_dataset("digits").test
+    with torch.no_grad():
+        trace = from_nir(graph)(test.x.flatten(1).expand(4, -1, -1))  # [T=4, 360, 10]
+    last, summed = [int((v.argmax(1) == test.y).sum()) / 360 for v in (trace[-1], trace.sum(0))]
+    assert last != summed  # the two readings differ on this net: the test can fail
+    options = ["--data", "digits", "--encoder", "direct", "--timesteps", "4"]
+    capsys.readouterr()
+    assert main(["eval", str(path), *options]) == 0
+    ours = _json(capsys)
+    assert (ours["decode"], ours["accuracy"]) == ("membrane", last)
+    said, _ = _li_readout_file(tmp_path / "said.nir", {"decode": "rate"})
+    assert main(["eval", str(said), *options]) == 0
+    assert (lambda s: (s["decode"], s["accuracy"]))(_json(capsys)) == ("rate", summed)

@@ -186,3 +186,22 @@ def test_a_conv_padded_by_a_word_imports_as_torchs_own_padding(tmp_path, padding
                         torch.tensor(bias, dtype=torch.float32), padding=padding, dilation=dilation)
     with torch.no_grad():
         torch.testing.assert_close(net(x).flatten(0, 1), expected)
+
+
+def test_a_non_spiking_readout_that_does_not_say_how_it_decodes_reads_its_membrane():
+    """Another tool's LI / I readout and no metadata ``decode``: the net's metadata says ``membrane`` (it said nothing,
+    and ``deepspike eval`` counted the trace as spikes); by hand, LI decay 0.5, gain 1: inputs [10, 0] then [-10, 3]
+    leave the trace [5 - 10, 3] = [-5, 3] (class 1) where its sum over the steps is [5, 3] (class 0). A file's own
+    decode, and a spiking readout, are left as they are."""
+    ones = np.ones(2, dtype=np.float32)
+    li = nir.LI(tau=ones * 2e-4, r=ones * 2, v_leak=ones * 0)
+    net = from_nir(_integrator_graph(li))
+    with torch.no_grad():
+        trace = net(torch.tensor([[[10.0, 0.0]], [[-10.0, 3.0]]]))
+    torch.testing.assert_close(trace[-1, 0], torch.tensor([-5.0, 3.0]))
+    assert net.metadata == {"dt": 1e-4, "decode": "membrane"}
+    assert from_nir(_integrator_graph(nir.I(r=ones))).metadata["decode"] == "membrane"
+    said = _integrator_graph(li)
+    said.metadata["decode"] = "rate"
+    assert from_nir(said).metadata["decode"] == "rate"
+    assert "decode" not in from_nir(tiny_graph()).metadata

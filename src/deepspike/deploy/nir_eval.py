@@ -9,7 +9,8 @@ data set the run used), and ``decode``); a file from
 another tool says none of it, so ``coding`` and ``timesteps`` are then given by the caller and the images go in
 as the data set gives them (in [0, 1]). Each batch ``x [B, *sample]`` is coded to ``[T, B, ...]`` by the encoder a
 run would build (``methods.encoder_choice.make_encoder``; a converted net's signed Poisson input with its scale),
-run through ``from_nir``'s network and decoded as the graph's ``decode`` says::
+run through ``from_nir``'s network and decoded as the graph's ``decode`` says (a file that does not say: ``membrane``
+for an ``LI`` / ``I`` readout, ``nir_import.readout_decode``, else ``rate``)::
 
     rate      class = argmax_k sum_t s_t[k]                      (output spikes [T, B, K])
     membrane  class = argmax_k v_T[k]                            (the LI / I output's membrane trace [T, B, K])

@@ -253,11 +253,24 @@ def _step(dt: float | None, graph, meta: dict, where: str) -> float:
     return step
 
 
+def readout_decode(nir, graph, meta: dict) -> dict:
+    """``meta`` with ``decode: membrane`` added when it has no ``decode`` and every node feeding the Output is an
+    ``LI`` / ``I`` (another tool's non-spiking readout: its membrane ``v_T`` is the only reading, where a count of
+    "spikes" summed the trace over the steps); a file's own ``decode`` wins."""
+    outputs = {k for k, v in graph.nodes.items() if isinstance(v, nir.Output)}
+    feeding = [graph.nodes[src] for src, dst in graph.edges if dst in outputs]
+    if "decode" in meta or not feeding or not all(isinstance(n, nir.LI | nir.I) for n in feeding):
+        return meta
+    return {**meta, "decode": "membrane"}
+
+
 def from_nir(source, dt: float | None = None) -> NirNetwork:
     """Build a :class:`NirNetwork` from a NIR file path or a ``nir.NIRGraph``.
 
     dt: seconds per step; default :func:`graph_dt` (graph metadata, node metadata, else 1e-4). The reset mode
-    of each neuron is its node's ``metadata["reset"]``, else ``zero`` (NIR's reset to ``v_reset``).
+    of each neuron is its node's ``metadata["reset"]``, else ``zero`` (NIR's reset to ``v_reset``). ``metadata``
+    is the graph's, with ``dt`` and, for an ``LI`` / ``I`` readout that says no ``decode``, ``decode: membrane``
+    (:func:`readout_decode`).
     A file that is missing, not NIR or damaged, a node with broken fields (a weight of the wrong rank, NaN) and
     nodes that do not fit together are each a one-line :class:`~deepspike.core.errors.UserError` naming the file
     (``"NIR import"`` for a graph object) and the node.
@@ -283,4 +296,4 @@ def from_nir(source, dt: float | None = None) -> NirNetwork:
         mods = [m for name in order for m in _node_modules(nir, graph, name, step, recurrent, delays)]
         body, input_name = nn.Sequential(*mods), order[0]
     shape = tuple(int(s) for s in np.asarray(graph.nodes[input_name].input_type["input"]).ravel())
-    return NirNetwork(body, {**meta, "dt": step}, shape)
+    return NirNetwork(body, {**readout_decode(nir, graph, meta), "dt": step}, shape)
