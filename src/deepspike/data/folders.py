@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepspike.core.errors import ConfigError, DataNotFoundError
+from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.data import paths
 from deepspike.data.image_folder import (
     check_loading_options,
@@ -14,14 +15,12 @@ from deepspike.data.image_folder import (
     read_image_folder,
     sampled_stats,
 )
-from deepspike.data.neuromorphic.frames import physical_memory
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 
 CALTECH_SUBDIRS = ("101_ObjectCategories", "caltech101/101_ObjectCategories",
                    "caltech-101/101_ObjectCategories", "Caltech101/101_ObjectCategories", "caltech101")
 CALTECH_BACKGROUND = "BACKGROUND_Google"
-GiB = 1 << 30
 
 
 def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_limit_gb, stats_samples,
@@ -50,11 +49,10 @@ def check_decode_memory(train, test, in_memory: bool, stats_samples: int, name: 
         need = decoded_bytes(train) + decoded_bytes(test) + 5 * max(len(train), len(test)) * per_image // 4
     else:
         need = 9 * min(stats_samples, len(train)) * per_image // 4
-    have = physical_memory()
-    if have and need > have:
-        raise ConfigError(f"{name}: decoding its {train.shape[0]} x {train.shape[1]} x {train.shape[2]} images needs "
-                          f"{need / GiB:.1f} GiB, more than this machine's {have / GiB:.1f} GiB; set data.args.size "
-                          f"smaller{', or data.args.in_memory: false' if in_memory else ''}")
+    check_fits_memory(need, physical_memory(), lambda need, have: (
+        f"{name}: decoding its {train.shape[0]} x {train.shape[1]} x {train.shape[2]} images needs {need} GiB, more "
+        f"than this machine's {have} GiB; set data.args.size smaller"
+        f"{', or data.args.in_memory: false' if in_memory else ''}"))
 
 
 @register_dataset("imagefolder")

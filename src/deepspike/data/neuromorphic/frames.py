@@ -18,11 +18,10 @@ storage), or 1/0 with ``binary=True``.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.memory import check_fits_memory, physical_memory
 from deepspike.core.options import is_finite
 from deepspike.data.augment import MAX_SIZE
 
@@ -50,19 +49,9 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
 def check_frame_memory(samples: int, frame_bytes: int, name: str) -> None:
     """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each would take more than
     this machine's memory, before numpy is asked for it."""
-    need, have = samples * frame_bytes, physical_memory()
-    if have and need > have:
-        raise ConfigError(f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames need {need / 2**30:.1f} "
-                          f"GiB, more than this machine's {have / 2**30:.1f} GiB; take fewer timesteps or a larger "
-                          "stride")
-
-
-def physical_memory() -> int:
-    """This machine's memory in bytes (0 where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 0
+    check_fits_memory(samples * frame_bytes, physical_memory(), lambda need, have: (
+        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames need {need} GiB, more than this machine's "
+        f"{have} GiB; take fewer timesteps or a larger stride"))
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,

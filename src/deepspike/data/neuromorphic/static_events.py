@@ -12,10 +12,11 @@ import hashlib
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.memory import check_fits_memory, physical_memory
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_samples, check_threshold, emulate_frames
-from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride, physical_memory
+from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -46,11 +47,11 @@ def check_emulation_memory(images: int, samples: int, sensor: tuple[int, int], n
     EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor) would take
     more than this machine's memory: ``check_frame_memory`` sees only the frames, and ``timesteps=1000,
     substeps=1024`` asked torch for 577 GB of counts (a RuntimeError traceback)."""
-    need, have = min(images, EMULATION_CHUNK) * samples * sensor[0] * sensor[1] * 4, physical_memory()
-    if have and need > have:
-        raise ConfigError(f"{name}: emulating {samples:,} position samples (timesteps x substeps) on a {sensor[0]} x "
-                          f"{sensor[1]} sensor needs {need / 2**30:.1f} GiB of event counts, more than this machine's "
-                          f"{have / 2**30:.1f} GiB; take fewer timesteps or substeps")
+    need = min(images, EMULATION_CHUNK) * samples * sensor[0] * sensor[1] * 4
+    check_fits_memory(need, physical_memory(), lambda need, have: (
+        f"{name}: emulating {samples:,} position samples (timesteps x substeps) on a {sensor[0]} x {sensor[1]} "
+        f"sensor needs {need} GiB of event counts, more than this machine's {have} GiB; take fewer timesteps or "
+        "substeps"))
 
 
 def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
