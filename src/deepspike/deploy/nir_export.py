@@ -48,7 +48,7 @@ from deepspike.config.schema import TrainConfig
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
-from deepspike.deploy.deps import require_nir
+from deepspike.deploy.deps import check_graph, require_nir
 from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
 from deepspike.deploy.neurons import (
     converted_if_node,
@@ -604,8 +604,7 @@ def write_nir(graph, path: str | os.PathLike) -> Path:
     ``WriteError``). A ``graph`` that is not a ``nir.NIRGraph``, a ``path`` that is not a path or a metadata value
     HDF5 cannot store (``_unstorable``: None, a list mixing numbers and text) is a one-line ``ConfigError``."""
     nir = require_nir()
-    if not isinstance(graph, nir.NIRGraph):  # a net or a path ended in "has no attribute 'nodes'"
-        raise ConfigError(f"write_nir takes a nir.NIRGraph (to_nir's), got {shown_value(graph)}")
+    check_graph(nir, graph, "write_nir", "to_nir's")  # a net or a path ended in "has no attribute 'nodes'"
     if not isinstance(path, str | os.PathLike):  # a list ended in Path()'s TypeError
         raise ConfigError(f"write_nir's path must be a file path, got {shown_value(path)}")
     check_finite(graph)

@@ -80,8 +80,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import shown_value
-from deepspike.deploy.deps import require_nir
+from deepspike.deploy.deps import check_graph, require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import _uniform, firing_rules, low_latency_rules, state_quant_of
@@ -303,14 +302,6 @@ class _CubaEuler(_Neuron):
             out[k].copy_(fire)
         self.state = (v, i)
         return out
-
-
-def check_graph(nir, graph, where: str) -> None:
-    """A one-line ``ConfigError`` unless ``graph`` is a ``nir.NIRGraph`` (a file's path ended in "'str' object has
-    no attribute 'nodes'", a single node in a KeyError); a NIR file is read with ``deploy.read_nir``."""
-    if not isinstance(graph, nir.NIRGraph):
-        raise ConfigError(f"{where} takes a nir.NIRGraph (a NIR file: read it with deepspike.deploy.read_nir), got "
-                          f"{shown_value(graph)}")
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:

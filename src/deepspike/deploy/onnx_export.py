@@ -37,10 +37,10 @@ import numpy as np
 
 from deepspike.core.atomic import atomic_write, strict_json
 from deepspike.core.errors import ConfigError
-from deepspike.deploy.deps import require_nir
+from deepspike.deploy.deps import check_graph, require_nir
 from deepspike.deploy.nir_delays import DelayLine
 from deepspike.deploy.nir_import import _plain, _step
-from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky, check_graph
+from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky
 from deepspike.deploy.onnx_ops import IR_VERSION, OPSET, GraphBuilder, check_supported, stateless, value_info
 from deepspike.deploy.onnx_run import STATES_KEY
 from deepspike.deploy.onnx_state import StepStates, cuba_step, delay_step, leaky_step

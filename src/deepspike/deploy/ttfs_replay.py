@@ -16,8 +16,8 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
-from deepspike.deploy.deps import require_nir
-from deepspike.deploy.nir_sim import GraphSimulator, check_graph
+from deepspike.deploy.deps import check_graph, require_nir
+from deepspike.deploy.nir_sim import GraphSimulator
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
 MAX_REPLAY_STEPS = 1_000_000  # t_end / dt, the grid steps of one replay after step 0 (a tiny dt ran for hours)
