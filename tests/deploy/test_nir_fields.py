@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepspike.core.errors import ConfigError, DataCorruptError
-from deepspike.deploy.nir_fields import check_fields, conv_padding, pair, shown, whole_numbers
+from deepspike.deploy.nir_fields import check_fields, conv_padding, pair, plain_metadata, shown, whole_numbers
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import from_nir  # noqa: E402
@@ -106,3 +106,13 @@ def test_a_conv_padding_word_without_a_whole_symmetric_padding_is_refused_saying
         check_fields("m.nir", "c", "Conv2d", {**CONV, "weight": np.ones((2, 1, *kernel)), "padding": padding,
                                              "stride": np.array(stride)})
     assert str(e.value).startswith(f"m.nir: node 'c': {message}") and "\n" not in str(e.value)
+
+
+def test_metadata_read_back_from_a_file_holds_python_values():
+    """``plain_metadata``, the one reading of a graph's or node's metadata that from_nir, GraphSimulator and the TTFS
+    replays share: HDF5 text as str, NumPy scalars as Python numbers, arrays as they are, None as {}."""
+    array = np.arange(3)
+    plain = plain_metadata({"decode": b"vote", "dt": np.float32(0.5), "n": np.int64(3), "a": array})
+    assert plain == {"decode": "vote", "dt": 0.5, "n": 3, "a": array}
+    assert type(plain["dt"]) is float and type(plain["n"]) is int and plain["a"] is array
+    assert plain_metadata(None) == {}

@@ -25,6 +25,13 @@ NOT_NUMBERS = ("type", "metadata", "input_type", "output_type", "nodes", "edges"
 """Fields that are not numeric parameters (names, shapes the nir package derives, a subgraph's contents)."""
 
 
+def plain_metadata(meta) -> dict:
+    """A graph's or node's ``metadata`` (None: empty) with HDF5 text (bytes) as ``str`` and NumPy scalars as Python
+    numbers, as a file read back holds them (arrays are left as they are)."""
+    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in (meta or {}).items()}
+
+
 def pair(value) -> tuple[int, int]:
     """``(h, w)`` of a NIR size field holding one number (both axes) or two."""
     arr = np.asarray(value).astype(int).ravel()

@@ -36,6 +36,7 @@ from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_fields import pair as _pair
+from deepspike.deploy.nir_fields import plain_metadata as _plain
 from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, Scale
 from deepspike.deploy.nir_per_neuron import per_neuron_layer, varies
 from deepspike.deploy.nir_read import read_nir
@@ -204,11 +205,6 @@ def _module(nir, node, dt: float, name: str = "") -> list[nn.Module]:
         return _gained(torch.tensor(_uniform("r", node.r) * dt / tau), Integrator(1.0 - dt / tau))
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
                       "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, CubaLIF, LI, I)")
-
-
-def _plain(meta) -> dict:
-    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in (meta or {}).items()}
 
 
 TTFS_REPLAYS = {"ttfs": "deepspike.deploy.ttfs_graph_times",

@@ -19,14 +19,13 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.graph_order import topological_order
-from deepspike.deploy.nir_fields import pair
+from deepspike.deploy.nir_fields import pair, plain_metadata
 from deepspike.methods.window_graph import affine_map
 from deepspike.ttfs.window_sim import NeuronStage, RelayStage, SimResult, Synapses, simulate
 
 
 def _meta(obj) -> dict:
-    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in (getattr(obj, "metadata", None) or {}).items()}
+    return plain_metadata(getattr(obj, "metadata", None))
 
 
 def _field(meta: dict, key: str, where: str, number: bool = False):

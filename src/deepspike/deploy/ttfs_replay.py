@@ -17,6 +17,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.deploy.deps import check_graph, require_nir
+from deepspike.deploy.nir_fields import plain_metadata
 from deepspike.deploy.nir_sim import GraphSimulator
 
 MAX_CHUNK_ELEMENTS = 2_000_000  # elements of the widest [Tc, B, ...] signal of one chunk
@@ -24,8 +25,7 @@ MAX_REPLAY_STEPS = 1_000_000  # t_end / dt, the grid steps of one replay after s
 
 
 def _meta(graph) -> dict:
-    return {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in (graph.metadata or {}).items()}
+    return plain_metadata(graph.metadata)
 
 
 def input_steps(t_in: torch.Tensor, dt: float) -> torch.Tensor:
