@@ -153,3 +153,14 @@ def test_too_few_position_samples_name_timesteps_and_substeps(tmp_path):
     with pytest.raises(ConfigError, match=message):
         emulate_frames(torch.zeros(1, 4, 4), timesteps=1, substeps=2)
     assert emulate_frames(torch.zeros(1, 4, 4), timesteps=1, substeps=3).shape == (1, 1, 2, 10, 10)
+
+
+def test_the_frames_of_both_splits_are_counted_before_they_are_emulated(tmp_path, monkeypatch):
+    """The train and test frames are both held (the test split is emulated beside the train one): digits' 1,437 +
+    360 samples of 8 x 2 x 14 x 14 = 3,136 bytes need 5,635,392 bytes; only the train split's 4,506,432 were
+    counted, so a machine of 5,000,000 bytes passed the check and emulated both."""
+    from deepspike.data.neuromorphic import frames
+
+    monkeypatch.setattr(frames, "physical_memory", lambda: 5_000_000)
+    with pytest.raises(ConfigError, match=r"^digits_events: 1,797 samples of 3,136 bytes of frames need 0.0 GiB"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=8, cache=False)

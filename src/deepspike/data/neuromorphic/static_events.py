@@ -66,7 +66,7 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     sensor = tuple(size + 2 * pad for size in static.input_shape[-2:])
     check_stride(stride, sensor)
     height, width = (size // stride for size in sensor)
-    check_frame_memory(len(static.train), timesteps * 2 * height * width, name)
+    check_frame_memory(len(static.train) + len(static.test), timesteps * 2 * height * width, name)  # both held
     check_emulation_memory(len(static.train), timesteps * substeps, sensor, name)
     parts = []
     for split in (static.train, static.test):
