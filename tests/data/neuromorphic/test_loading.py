@@ -42,3 +42,22 @@ def test_a_window_too_long_for_a_float_is_one_config_error_line():
     """Before: an int of 10**400 ms raised OverflowError (int too large to convert to float)."""
     with pytest.raises(ConfigError, match="time window"):
         FrameOptions(time_window_ms=10**400)
+
+
+def test_the_test_split_is_counted_beside_the_train_split_already_held(tmp_path, monkeypatch):
+    """N-MNIST's Train frames stay loaded while Test is binned: 4 + 4 recordings of 10 x 2 x 34 x 34 = 23,120 bytes
+    (and 8-byte labels) need 185,024 bytes. Each split was checked alone (92,480 bytes), so a machine of 92,580
+    bytes passed both checks and held both splits."""
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import frames
+    from fakedata import write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset("nmnist", tmp_path, n=4)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # one split fits, not two
+    with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 23,120 bytes of frames beside the 0.0 GiB of "
+                                          r"frames already held need 0.0 GiB, more than this machine's"):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 23_120 + 4 * 8)  # both splits and the train labels
+    splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
+    assert len(splits.train) + len(splits.test) == 8

@@ -399,3 +399,17 @@ def test_labels_of_a_huge_array_type_are_refused_before_they_are_read(tmp_path):
     with pytest.raises(DataCorruptError, match=r"dataset labels of shape \[2\] in a file of [\d,]+ bytes "
                                                r"\(200,000,000 bytes per entry\)"):
         load_dataset("shd", data_dir=folder, cache=False)
+
+
+def test_the_test_file_is_counted_beside_the_train_file_already_held(tmp_path, monkeypatch):
+    """shd_train.h5's frames stay loaded while shd_test.h5 is binned: 2 + 1 recordings of 100 x 700 = 70,000 bytes.
+    Each file was checked alone (140,000 and 70,000 bytes), so a machine of 140,100 bytes passed and held 210,000."""
+    from deepspike.data.neuromorphic import frames
+
+    folder = _write_shd(tmp_path)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 140_100)
+    with pytest.raises(ConfigError, match=r"shd_test.h5: 1 samples of 70,000 bytes of frames beside the 0.0 GiB of "
+                                          r"frames already held need 0.0 GiB"):
+        load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 210_016)  # the frames and the two train labels
+    assert len(load_dataset("shd", data_dir=folder, cache=False, timesteps=100).test) == 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.memory import check_fits_memory, physical_memory
+from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.core.options import is_finite
 from deepspike.data.augment import MAX_SIZE
 
@@ -46,12 +46,14 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
                           f"sensor (frames of 0 pixels); at most {min(sensor_hw)}")
 
 
-def check_frame_memory(samples: int, frame_bytes: int, name: str) -> None:
-    """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each would take more than
-    this machine's memory, before numpy is asked for it."""
-    check_fits_memory(samples * frame_bytes, physical_memory(), lambda need, have: (
-        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames need {need} GiB, more than this machine's "
-        f"{have} GiB; take fewer timesteps or a larger stride"))
+def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0) -> None:
+    """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each, beside the ``held``
+    bytes of frames already loaded (an earlier split), would take more than this machine's memory, before numpy is
+    asked for it."""
+    beside = f" beside the {held / GiB:.1f} GiB of frames already held" if held else ""
+    check_fits_memory(samples * frame_bytes + held, physical_memory(), lambda need, have: (
+        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames{beside} need {need} GiB, more than this "
+        f"machine's {have} GiB; take fewer timesteps or a larger stride"))
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,

@@ -97,12 +97,13 @@ def local_tonic(cls: type, folder: Path, **kwargs):
 
 
 def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions,
-            sensor_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            sensor_hw: tuple[int, int], held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
     """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``; a stride larger than the sensor is a
-    ``ConfigError`` before any is read (:func:`check_stride`)."""
+    ``ConfigError`` before any is read (:func:`check_stride`), and so are frames that would not fit in memory beside
+    the data sets ``held`` (the splits already loaded)."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
-    check_frame_memory(len(samples), options.timesteps * 2 * h * w, "event frames")
+    check_frame_memory(len(samples), options.timesteps * 2 * h * w, "event frames", held_bytes(held))
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
@@ -110,6 +111,11 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
         x[i] = options.frames(events, sensor_hw)
         y[i] = label
     return x, y
+
+
+def held_bytes(parts: Sequence) -> int:
+    """The bytes of the tensors ``x`` and ``y`` that the data sets ``parts`` hold."""
+    return sum(t.element_size() * t.nelement() for part in parts for t in (part.x, part.y))
 
 
 def load_cached(name: str, data_dir, use_cache: bool, key: dict, build) -> tuple[np.ndarray, np.ndarray]:

@@ -71,7 +71,7 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
         key = {"split": split.lower(), "files": files_fingerprint([f for f, _ in recordings]),
                "first_saccade_only": first_saccade_only, "listing": "sorted", **options.key()}
         x, y = load_cached("nmnist", data_dir, cache, key, lambda r=recordings: bin_all(
-            r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR))
+            r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts))
         parts.append(as_dataset(x, y, options, "nmnist"))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
                         class_names=[str(d) for d in range(10)], name="nmnist")

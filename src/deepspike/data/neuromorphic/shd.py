@@ -47,7 +47,7 @@ from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import make_events
 from deepspike.data.neuromorphic.frames import check_frame_memory
-from deepspike.data.neuromorphic.loading import FrameOptions, load_cached
+from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, make_splits
@@ -231,14 +231,16 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
     return frames[:, 1, 0, :]
 
 
-def bin_release_file(path: Path, options: FrameOptions, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``."""
+def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``; frames that would not fit in
+    memory beside the ``held`` bytes (the files already loaded) are a one-line ``ConfigError``."""
     times, units, labels = read_release_file(path)
     if times.ndim != 1 or units.ndim != 1 or len(times) != len(units):
         raise DataCorruptError(f"{path}: spikes/times of shape {list(times.shape)} but spikes/units of shape "
                                f"{list(units.shape)}; both must hold one list per recording")
     y = checked_labels(path, labels, len(times), num_classes)
-    check_frame_memory(len(times), options.timesteps * (CHANNELS // options.stride), f"{path}")
+    check_frame_memory(len(times), options.timesteps * (CHANNELS // options.stride), f"{path}", held)
     x = np.zeros((len(times), options.timesteps, CHANNELS // options.stride), dtype=np.uint8)
     for i, (t, u) in enumerate(zip(times, units)):
         x[i] = recording_frames(path, i, t, u, options)
@@ -280,7 +282,7 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     for path in files:
         key = {"split": path.name, "files": files_fingerprint([path]), **options.key()}
         x, y = load_cached(name, data_dir, cache, key,
-                           lambda path=path: bin_release_file(path, options, NUM_CLASSES[name]))
+                           lambda path=path: bin_release_file(path, options, NUM_CLASSES[name], held_bytes(parts)))
         parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
     return parts, class_names(files[0], NUM_CLASSES[name])
 
