@@ -211,13 +211,13 @@ TTFS_REPLAYS = {"ttfs": "deepspike.deploy.ttfs_graph_times",
                 "ttfs_window": "deepspike.deploy.nir_window_replay.replay_window_graph"}
 
 
-def check_not_ttfs(meta: dict, where: str) -> None:
+def check_not_ttfs(meta: dict, where: str, tool: str = "from_nir") -> None:
     """A one-line ``ConfigError`` for a TTFS graph (metadata ``format`` ``ttfs`` or ``ttfs_window``: ``to_nir_ttfs``,
-    ``to_nir_window``), whose continuous-time fire-once neurons and bias/ramp spike inputs ``from_nir`` does not run
-    (it was refused later as "needs exactly one Input node, found 12"); it names the replay that does."""
+    ``to_nir_window``), whose continuous-time fire-once neurons and bias/ramp spike inputs ``tool`` does not run
+    (``from_nir`` refused it later as "needs exactly one Input node, found 12"); it names the replay that does."""
     fmt = str(meta.get("format"))
     if fmt in TTFS_REPLAYS:
-        raise ConfigError(f"{where}: a TTFS graph (metadata format {fmt!r}), which from_nir does not run (it runs "
+        raise ConfigError(f"{where}: a TTFS graph (metadata format {fmt!r}), which {tool} does not run (it runs "
                           f"rate-coded graphs): replay it with {TTFS_REPLAYS[fmt]}")
 
 

@@ -23,7 +23,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.conformance import sample_spikes
-from deepspike.deploy.nir_import import TTFS_REPLAYS, _plain, _step
+from deepspike.deploy.nir_import import _plain, _step, check_not_ttfs
 from deepspike.deploy.nir_read import read_nir
 from deepspike.deploy.nir_sim import GraphSimulator
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx
@@ -45,10 +45,7 @@ def export_nir_file_onnx(nir_path: str | os.PathLike, path: str | os.PathLike, f
         raise ConfigError(f"--onnx-reading must be one of {', '.join(READINGS)}, got {reading!r}")
     target = check_replaces_only_an_onnx_file(path)
     graph = read_nir(nir_path)
-    form_written = str(_plain(graph.metadata).get("format"))
-    if form_written in TTFS_REPLAYS:  # fire-once neurons fed bias spikes: not a time-stepped net
-        raise ConfigError(f"{nir_path} is deepspike's {form_written} graph (single spikes in continuous time, bias "
-                          f"inputs); --onnx writes time-stepped nets: replay it with {TTFS_REPLAYS[form_written]}")
+    check_not_ttfs(_plain(graph.metadata), os.fspath(nir_path), "--onnx")  # fire-once neurons fed bias spikes
     integration, signals = READINGS[reading]
     dt = _step(dt, graph, _plain(graph.metadata), "ONNX export")  # the file's, else 1e-4 s
     model = nir_to_onnx(graph, dt=dt, integration=integration, signals=signals, form=form)
