@@ -36,7 +36,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 from deepspike.deploy import GraphSimulator, to_nir  # noqa: E402
 from deepspike.deploy.onnx_export import nir_to_onnx, write_onnx  # noqa: E402
 from deepspike.deploy.onnx_run import onnx_session, run_onnx  # noqa: E402
-from deploy.nir_files import word_padded_conv  # noqa: E402
+from deploy.nir_files import tiny_graph, word_padded_conv  # noqa: E402
 
 DT = 1e-3
 
@@ -209,7 +209,8 @@ def test_the_models_metadata_is_the_graphs_with_the_dt_it_was_written_with():
     model = nir_to_onnx(graph, dt=DT / 2)
     props = {p.key: p.value for p in model.metadata_props}
     states = json.loads(props.pop("deepspike.states"))  # which inputs are states, each with its output
-    assert props == {"dt": "0.0005", "encoder": "poisson", "timesteps": "7", "input_mean": "[0.25, 0.5]"}
+    assert props == {"dt": "0.0005", "encoder": "poisson", "timesteps": "7", "input_mean": "[0.25, 0.5]",
+                     "decode": "membrane"}  # its LI readout's, as from_nir reads it
     assert states == {v.name: "next." + v.name[len("state."):] for v in model.graph.input[1:]} != {}
     assert {p.key: p.value for p in nir_to_onnx(graph).metadata_props}["dt"] == "0.001"  # the graph's own
 
@@ -359,3 +360,21 @@ def test_a_same_padding_of_an_even_kernel_is_refused_by_name():
         nir_to_onnx(graph)
     assert "node 'conv': padding 'same' of a 2x3 kernel at dilation [1, 1] pads one side one more than the other" in (
         str(e.value)) and "\n" not in str(e.value)
+
+
+def test_another_tools_li_readout_says_it_decodes_by_its_membrane_as_from_nir_reads_it():
+    """An LI readout whose file says no ``decode``: ``from_nir`` reads its membrane (``decode: membrane``), but the
+    ONNX model's metadata said nothing, so its trace was left to be counted like spikes; a file's own decode wins."""
+    from deepspike.deploy import from_nir
+
+    ones = np.ones(2, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "li": nir.LI(tau=ones * 2e-4, r=ones * 2, v_leak=ones * 0),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "li"), ("li", "output")], metadata={"dt": 1e-4},
+                         type_check=False)
+    props = {p.key: p.value for p in nir_to_onnx(graph).metadata_props}
+    assert props["decode"] == from_nir(graph).metadata["decode"] == "membrane"
+    graph.metadata["decode"] = "rate"
+    assert {p.key: p.value for p in nir_to_onnx(graph).metadata_props}["decode"] == "rate"
+    assert "decode" not in {p.key for p in nir_to_onnx(tiny_graph()).metadata_props}  # a spiking readout

@@ -38,8 +38,9 @@ import numpy as np
 from deepspike.core.atomic import atomic_write, strict_json
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import check_graph, require_nir
+from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.nir_delays import DelayLine
-from deepspike.deploy.nir_import import _plain, _step
+from deepspike.deploy.nir_import import _plain, _step, readout_decode
 from deepspike.deploy.nir_sim import GraphSimulator, _Cuba, _CubaEuler, _Leaky
 from deepspike.deploy.onnx_ops import IR_VERSION, OPSET, GraphBuilder, check_supported, stateless, value_info
 from deepspike.deploy.onnx_run import STATES_KEY
@@ -182,8 +183,11 @@ def metadata_props(graph, dt: float) -> dict[str, str]:
     """The graph's metadata as the ONNX model's ``metadata_props`` (text only): a text value as it is, any other as
     JSON (arrays as lists), and ``dt`` the step the model was written with; so the file says, as the NIR file does,
     how its input is coded (``encoder`` and its options), over how many ``timesteps``, how the output is decoded
-    (``decode``) and how images are standardised first (``input_mean``, ``input_std``)."""
-    meta = {str(k): v.tolist() if isinstance(v, np.ndarray) else v for k, v in _plain(graph.metadata).items()}
+    (``decode``: for another tool's ``LI`` / ``I`` readout that says none, ``membrane``, as ``from_nir`` infers it:
+    ``nir_import.readout_decode``) and how images are standardised first (``input_mean``, ``input_std``)."""
+    nir = require_nir()
+    meta = readout_decode(nir, inline_subgraphs(nir, graph), _plain(graph.metadata))
+    meta = {str(k): v.tolist() if isinstance(v, np.ndarray) else v for k, v in meta.items()}
     meta["dt"] = float(dt)
     return {k: v if isinstance(v, str) else strict_json(v, default=str) for k, v in meta.items()}
 
