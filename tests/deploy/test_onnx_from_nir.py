@@ -127,3 +127,27 @@ def test_deepspikes_own_ttfs_graph_is_refused(tmp_path, capsys, fmt, replay):
     assert f"a TTFS graph (metadata format '{fmt}'), which --onnx does not run" in err
     assert err.strip().endswith(f"replay it with {replay}")
     assert not (tmp_path / "t.onnx").exists()
+
+
+def test_an_li_trace_that_happens_to_be_zeros_and_ones_is_checked_as_a_membrane(tmp_path, capsys):
+    """Forward Euler with tau = dt and r = 1 makes the LI trace its input, h[k] = x[k]: the sample spikes, all 0 or
+    1. Whether the output is spikes was read from its values, so this trace was compared as spikes (entry by entry,
+    exactly); it is read from the node feeding the Output, an LI: compared as a membrane by its largest difference.
+    A spiking readout, also through a Delay line, is still compared as spikes."""
+    from deepspike.deploy.onnx_from_nir import spiking_output
+
+    ones = np.ones(3)  # float64: tau = dt exactly, decay 1 - dt/tau = 0
+    nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
+             "li": nir.LI(tau=ones * DT, r=ones, v_leak=0 * ones),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "li"), ("li", "output")], metadata={"dt": DT}, type_check=False)
+    x = sample_spikes((3,), 10, seed=1)
+    assert torch.equal(GraphSimulator(graph, DT, "euler", "currents").run({"input": x.double()})["output"].float(), x)
+    assert main(["export", str(write(graph, tmp_path / "li.nir")), "--onnx", str(tmp_path / "li.onnx")]) == 0
+    verified = json.loads(capsys.readouterr().out)["onnx"]["verified"]
+    assert verified["membrane"] and verified["max_abs_difference"] == 0.0
+    assert spiking_output(GraphSimulator(tiny_graph(), DT))
+    delayed = tiny_graph()
+    delayed.nodes["late"] = nir.Delay(delay=np.full(3, 2 * DT))
+    delayed.edges = [e for e in delayed.edges if e[1] != "output"] + [("spk", "late"), ("late", "output")]
+    assert spiking_output(GraphSimulator(delayed, DT)) and not spiking_output(GraphSimulator(graph, DT))
