@@ -205,3 +205,25 @@ def test_a_non_spiking_readout_that_does_not_say_how_it_decodes_reads_its_membra
     said.metadata["decode"] = "rate"
     assert from_nir(said).metadata["decode"] == "rate"
     assert "decode" not in from_nir(tiny_graph()).metadata
+
+
+def test_an_li_or_i_readout_with_per_neuron_constants_imports_and_runs_as_graphsimulator():
+    """LI with tau = [2, 4] dt and r = [1, 3]: by hand (forward Euler, decay 1 - dt/tau = [0.5, 0.75], gain r dt/tau =
+    [0.5, 0.75]) inputs [2, 4], [0, 0], [2, 4] leave [1, 3], [0.5, 2.25], [1.25, 4.6875]; I with r = [1, 2] / dt sums
+    [x, 2x]. Both were refused ("tau must be the same for every neuron of a layer") though IF/LIF/CubaLIF with
+    per-neuron constants import and GraphSimulator runs them."""
+    from deepspike.deploy import GraphSimulator
+
+    dt = 1e-4
+    x = torch.tensor([[[2.0, 4.0]], [[0.0, 0.0]], [[2.0, 4.0]]])  # [T=3, B=1, 2]
+    li = _integrator_graph(nir.LI(tau=np.array([2, 4]) * dt, r=np.array([1.0, 3.0]), v_leak=np.zeros(2)))
+    i = _integrator_graph(nir.I(r=np.array([1.0, 2.0]) / dt))
+    expected = {"li": torch.tensor([[1.0, 3.0], [0.5, 2.25], [1.25, 4.6875]]),
+                "i": torch.tensor([[2.0, 8.0], [2.0, 8.0], [4.0, 16.0]])}
+    for name, graph in (("li", li), ("i", i)):
+        net = from_nir(graph)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x)[:, 0], expected[name])
+        simulated = GraphSimulator(graph, dt, "euler", "currents").run({"input": x.double()})["output"]
+        torch.testing.assert_close(simulated[:, 0].float(), expected[name])
+        assert net.metadata["decode"] == "membrane"

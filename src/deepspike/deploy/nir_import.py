@@ -31,14 +31,14 @@ from deepspike.core.options import shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
-from deepspike.deploy.neurons import _uniform, low_latency_rules, node_params, synaptic_params
+from deepspike.deploy.neurons import low_latency_rules, node_params, same_for_every_neuron, synaptic_params
 from deepspike.deploy.nir_delays import delayed_layer, fold_delays
 from deepspike.deploy.nir_export import DEFAULT_DT
 from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_fields import plain_metadata as _plain
-from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, Scale
-from deepspike.deploy.nir_per_neuron import per_neuron_layer, varies
+from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, PerNeuronIntegrator, Scale
+from deepspike.deploy.nir_per_neuron import _field, per_neuron_layer, varies
 from deepspike.deploy.nir_read import read_nir
 from deepspike.deploy.nir_shapes import check_shapes, shaped_graph
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -193,18 +193,36 @@ def _module(nir, node, dt: float, name: str = "") -> list[nn.Module]:
     if isinstance(node, nir.CubaLIF):
         params, syn_decay, scale = synaptic_params(node, dt)
         return _gained(torch.tensor(scale), SynapticLIF(params, syn_decay))
-    if isinstance(node, nir.I):
-        return _gained(torch.tensor(_uniform("r", node.r) * dt), Integrator(1.0))
-    if isinstance(node, nir.LI):
-        if not np.allclose(np.asarray(node.v_leak), 0.0):  # tau dv/dt = v_leak - v + R I: a drift we do not run
-            raise ConfigError("NIR import: only v_leak = 0 is supported (an LI node)")
-        tau = _uniform("tau", node.tau)
-        if not tau >= dt:  # forward Euler's 1 - dt/tau: < 0 (an alternating trace) or, at tau = 0, a division by 0
-            raise ConfigError(f"NIR import: an LI node's tau = {tau} must be at least dt = {dt} (decay 1 - dt/tau in "
-                              "[0, 1))")
-        return _gained(torch.tensor(_uniform("r", node.r) * dt / tau), Integrator(1.0 - dt / tau))
+    if isinstance(node, nir.I | nir.LI):
+        return _readout(nir, node, dt)
     raise ConfigError(f"NIR import: node type {type(node).__name__} is not supported (supported: Affine, Linear, "
                       "Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, IF, LIF, CubaLIF, LI, I)")
+
+
+def _readout(nir, node, dt: float) -> list[nn.Module]:
+    """An ``I`` / ``LI`` node (forward Euler): ``v_t = k v_{t-1} + g x_t`` with ``k = 1``, ``g = r dt`` (I) or ``k = 1 -
+    dt/tau``, ``g = r dt / tau`` (LI), ``r`` and ``tau`` one value per layer or per neuron (``PerNeuronIntegrator``,
+    as ``GraphSimulator`` runs them); ``v_leak`` must be 0 and every ``tau`` at least ``dt``."""
+    r = _field(node, "r")
+    if isinstance(node, nir.I):
+        return _gained(_gain(r * dt), Integrator(1.0))
+    if not np.allclose(np.asarray(node.v_leak), 0.0):  # tau dv/dt = v_leak - v + R I: a drift we do not run
+        raise ConfigError("NIR import: only v_leak = 0 is supported (an LI node)")
+    tau = _field(node, "tau")
+    if not (tau >= dt).all():  # forward Euler's 1 - dt/tau: < 0 (an alternating trace) or, at tau = 0, a division by 0
+        raise ConfigError(f"NIR import: an LI node's tau = {tau.min():g} must be at least dt = {dt} (decay 1 - dt/tau "
+                          "in [0, 1))")
+    gain, decay = _gain(r * dt / tau), 1.0 - dt / tau
+    if same_for_every_neuron(decay.ravel()):
+        return _gained(gain, Integrator(float(decay.ravel()[0])))
+    decay = np.broadcast_to(decay, np.broadcast_shapes(decay.shape, tuple(gain.shape)))
+    return _gained(gain, PerNeuronIntegrator(torch.as_tensor(np.array(decay, dtype=np.float32))))
+
+
+def _gain(values: np.ndarray) -> torch.Tensor:
+    """An input gain (float32) as one number when every neuron has the same, else one per neuron."""
+    flat = values.ravel()
+    return torch.tensor(float(flat[0])) if same_for_every_neuron(flat) else torch.from_numpy(values.astype(np.float32))
 
 
 TTFS_REPLAYS = {"ttfs": "deepspike.deploy.ttfs_graph_times",

@@ -2,7 +2,8 @@
 builds them; ``nir_export.to_nir`` writes them back): ``NirNetwork`` (the imported net, ``[T, B, *input_shape] ->
 [T, B, ...]``), ``GraphBody`` (a branching graph's nodes in topological order), ``Scale`` (an elementwise gain:
 NIR's ``Scale`` node, or a neuron node's input scale ``r``, ``w_in``) and ``Integrator`` (a non-spiking output:
-NIR's ``LI`` / ``I``; also the marker ``to_nir`` and the chip checks walk a run's membrane readout as).
+NIR's ``LI`` / ``I``; also the marker ``to_nir`` and the chip checks walk a run's membrane readout as;
+``PerNeuronIntegrator`` for an ``LI`` whose ``tau`` differs between neurons).
 """
 
 from __future__ import annotations
@@ -52,6 +53,31 @@ class Integrator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clone() if self.decay == 0.0 else membrane_readout(x, self.decay)
+
+
+class PerNeuronIntegrator(nn.Module):
+    """Non-spiking output layer whose neurons decay each at its own rate: ``v_t = decay * v_{t-1} + x_t``
+    (elementwise, ``decay`` of the neurons' shape, each in [0, 1]), ``[T, B, *shape] -> [T, B, *shape]``; an ``LI``
+    node whose ``tau`` differs between neurons (``nir_import``)."""
+
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
+    def __init__(self, decay: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("decay", decay)
+
+    def update_ops(self) -> tuple[float, float]:
+        """(MACs, ACs) per output neuron and step, the mean over the neurons of ``kept_sum_ops`` of each decay."""
+        ops = [kept_sum_ops(float(k)) for k in self.decay.flatten()]
+        return sum(o[0] for o in ops) / len(ops), sum(o[1] for o in ops) / len(ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        decay = self.decay.to(x.dtype)
+        v, out = torch.zeros_like(x[0]), torch.empty_like(x)
+        for t in range(x.shape[0]):
+            v = decay * v + x[t]
+            out[t] = v
+        return out
 
 
 class NirNetwork(nn.Module):
