@@ -227,3 +227,17 @@ def test_an_li_or_i_readout_with_per_neuron_constants_imports_and_runs_as_graphs
         simulated = GraphSimulator(graph, dt, "euler", "currents").run({"input": x.double()})["output"]
         torch.testing.assert_close(simulated[:, 0].float(), expected[name])
         assert net.metadata["decode"] == "membrane"
+
+
+def test_integer_and_boolean_input_is_cast_to_the_weights_float_dtype():
+    """Spike counts as uint8 / int64 and spikes as bool ended in torch's RuntimeError ("Input type (bool) and bias
+    type (float) should be the same"); they are the same input as its float32 values, also for a float64 net."""
+    net = from_nir(tiny_graph())
+    x = (torch.rand((6, 2, 1, 8, 8), generator=torch.Generator().manual_seed(3)) < 0.4)
+    with torch.no_grad():
+        expected = net(x.float())
+        assert 0 < expected.sum() < expected.numel()
+        for kind in (torch.bool, torch.uint8, torch.int64):
+            out = net(x.to(kind))
+            assert out.dtype == torch.float32 and torch.equal(out, expected)
+        assert net.double()(x).dtype == torch.float64

@@ -93,9 +93,14 @@ class NirNetwork(nn.Module):
         self.input_shape = input_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, B, *input_shape]``; integer or boolean input (spike counts, event frames) is cast to the float
+        dtype of the weights (it ended in torch's "Input type (long int) and bias type (float) should be the same")."""
         if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise ConfigError(f"NIR network input must be [T, B, {', '.join(map(str, self.input_shape))}], "
                               f"got {tuple(x.shape)}")
+        if not (x.is_floating_point() or x.is_complex()):
+            tensors = (*self.parameters(), *self.buffers())
+            x = x.to(next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype()))
         return self.body(x)
 
 
