@@ -34,6 +34,24 @@ def test_a_dt_argument_that_is_not_a_number_is_refused_as_given(dt, shown):
     assert str(e.value) == f"NIR import: dt = {shown} is not a positive number of seconds (the dt argument)"
 
 
+def test_a_boolean_dt_in_the_metadata_is_refused_as_the_argument_is(tmp_path):
+    """A file's graph metadata ``dt = True`` (or a node's, read when the graph says none) was read as 1 s and the net
+    ran 10,000 times too coarse; it is refused in one line, naming where it was read. ``dt=False`` is no fallback."""
+    graph = tiny_graph()
+    graph.metadata["dt"] = True
+    with pytest.raises(ConfigError) as e:
+        from_nir(write(graph, tmp_path / "bool_dt.nir"))
+    assert str(e.value) == (f"{tmp_path / 'bool_dt.nir'}: dt = True is not a positive number of seconds (the graph's "
+                            "metadata)")
+    del graph.metadata["dt"]
+    graph.nodes["input"].metadata = {"dt": np.bool_(False)}
+    with pytest.raises(ConfigError, match=r"^NIR import: dt = False is not a positive number of seconds \(the "
+                                          r"metadata of node 'input'\)$"):
+        from_nir(graph)
+    graph.nodes["input"].metadata = {"dt": np.float32(2e-3)}
+    assert from_nir(graph).metadata["dt"] == float(np.float32(2e-3))
+
+
 @pytest.mark.parametrize(("source", "shown"), [(["model.nir"], "['model.nir']"), (None, "None"), (5, "5"),
                                               (b"model.nir", "b'model.nir'")], ids=["list", "None", "int", "bytes"])
 def test_a_source_that_is_neither_a_path_nor_a_graph_is_refused_in_one_line(source, shown):

@@ -239,16 +239,23 @@ def check_not_ttfs(meta: dict, where: str, tool: str = "from_nir") -> None:
                           f"rate-coded graphs): replay it with {TTFS_REPLAYS[fmt]}")
 
 
-def graph_dt(graph, meta: dict) -> float:
+def graph_dt(graph, meta: dict, where: str = "NIR import") -> float:
     """The step of a graph (seconds): the graph's ``metadata["dt"]``, else the first node's ``metadata["dt"]``
-    (Input first, then the neurons), else :data:`DEFAULT_DT` = 1e-4 (snnTorch's and SpikingJelly's default)."""
+    (Input first, then the neurons), else :data:`DEFAULT_DT` = 1e-4 (snnTorch's and SpikingJelly's default); a
+    boolean there is a one-line ``ConfigError`` (``True`` was read as 1 s), as the ``dt`` argument's is."""
     if "dt" in meta:
-        return float(meta["dt"])
-    for node in sorted(graph.nodes.values(), key=lambda n: type(n).__name__ != "Input"):
+        return _metadata_dt(meta["dt"], "the graph's metadata", where)
+    for name, node in sorted(graph.nodes.items(), key=lambda kv: type(kv[1]).__name__ != "Input"):
         node_meta = _plain(getattr(node, "metadata", None))
         if "dt" in node_meta:
-            return float(node_meta["dt"])
+            return _metadata_dt(node_meta["dt"], f"the metadata of node {name!r}", where)
     return DEFAULT_DT
+
+
+def _metadata_dt(value, origin: str, where: str) -> float:
+    if np.asarray(value).dtype == np.bool_:
+        raise ConfigError(f"{where}: dt = {shown_value(value)} is not a positive number of seconds ({origin})")
+    return float(value)
 
 
 def _step(dt: float | None, graph, meta: dict, where: str) -> float:
@@ -257,7 +264,9 @@ def _step(dt: float | None, graph, meta: dict, where: str) -> float:
     try:
         if isinstance(dt, bool | str | bytes):
             raise TypeError
-        step = float(dt if dt is not None else graph_dt(graph, meta))
+        step = float(dt if dt is not None else graph_dt(graph, meta, where))
+    except ConfigError:  # a boolean in the metadata, said as such
+        raise
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         step = math.nan
     if not (math.isfinite(step) and step > 0):
