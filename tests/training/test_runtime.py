@@ -184,3 +184,19 @@ def test_a_run_without_deterministic_kernels_does_not_keep_an_earlier_runs_setti
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_a_machine_that_does_not_say_its_memory_refuses_nothing(monkeypatch):
+    """Where ``os.sysconf`` cannot say the memory (no SC_PHYS_PAGES, no sysconf at all on Windows), every check of
+    steps and parameters ended in its ValueError / AttributeError traceback; now, as ``core.memory.physical_memory``
+    says 0 (not known), the checks refuse nothing."""
+    import os
+
+    def unknown(name):
+        raise ValueError(f"unrecognized configuration name {name!r}")
+
+    monkeypatch.setattr(os, "sysconf", unknown)
+    cpu = torch.device("cpu")
+    assert runtime.device_memory_bytes(cpu) == 0
+    runtime.check_steps_fit(2**40, 2**20, cpu, "x")
+    runtime.check_parameters_fit(2**50, cpu, "model m")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from contextlib import nullcontext
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.memory import physical_memory
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,27 +40,28 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def device_memory_bytes(device: torch.device) -> int:
-    """Total memory of ``device``: the GPU's, or the machine's physical memory for the CPU."""
+    """Total memory of ``device``: the GPU's, or the machine's physical memory for the CPU (0 where the platform
+    does not say: ``core.memory.physical_memory``; the checks below then refuse nothing)."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return physical_memory()
 
 
 def check_steps_fit(per_step: int, timesteps: int, device: torch.device, what: str, which: str = "") -> None:
     """A one-line ``ConfigError`` when ``timesteps`` steps of ``per_step`` bytes (``what``, the tensor they make,
     for the message; ``which``: "inference ", "training ") alone exceed ``device``'s memory: the bound comes from
-    memory, not from a fixed T."""
+    memory, not from a fixed T (none where the memory is not known)."""
     need, have = timesteps * per_step, device_memory_bytes(device)
-    if need > have:
+    if have and need > have:
         raise ConfigError(f"{which}T={timesteps} needs at least {need / 2**30:,.0f} GiB for {what}; the {device.type} "
                           f"has {have / 2**30:,.0f} GiB: not even T={have // per_step + 1:,} fits")
 
 
 def check_parameters_fit(parameters: int, device: torch.device, what: str) -> None:
     """A one-line ``ConfigError`` when ``parameters`` float32 weights (``what``: the model, for the message) alone
-    exceed ``device``'s memory, before anything is allocated."""
+    exceed ``device``'s memory (when known), before anything is allocated."""
     need, have = 4 * parameters, device_memory_bytes(device)
-    if need > have:
+    if have and need > have:
         raise ConfigError(f"{what} has {parameters:,} parameters, {need / 2**30:,.0f} GiB in float32; the "
                           f"{device.type} has {have / 2**30:,.0f} GiB: lower model.width")
 
