@@ -252,6 +252,19 @@ def test_a_readout_or_neuron_of_another_kind_names_the_key_that_builds_the_files
     start_from_nir(path, _net(**{**recipe, key: value}))  # the key named makes the nets match
 
 
+def test_a_readout_with_a_decay_per_neuron_is_refused_saying_so(tmp_path):
+    """An LI readout whose tau differs per neuron (imported since from_nir reads it) was refused as "the recipe's
+    net has Integrator here", though the recipe had a membrane readout: now the message says what differs."""
+    graph = to_nir(_file_weights(_net(readout="membrane")), (1, 8, 8))
+    name = next(k for k, v in graph.nodes.items() if isinstance(v, nir.I))
+    dt = graph.metadata["dt"]
+    graph.nodes[name] = nir.LI(tau=np.array([2.0, 4.0] * 5) * dt, r=np.ones(10), v_leak=np.zeros(10))
+    path = write_nir(graph, tmp_path / "per_neuron.nir")
+    with pytest.raises(ConfigError, match=r"\(PerNeuronIntegrator\): the file's readout decays by 0.5 to 0.75 per "
+                                          r"step, a rate per neuron; a recipe's membrane readout decays by one rate"):
+        start_from_nir(path, _net(readout="membrane"))
+
+
 def test_a_recipe_net_no_nir_file_holds_is_refused_as_the_init_file_not_as_an_export(tmp_path):
     path = _file(tmp_path, _net(readout="membrane"))
     with pytest.raises(ConfigError, match=r"^method.init_from: the recipe's net is not one a NIR file holds "

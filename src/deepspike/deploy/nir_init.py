@@ -44,7 +44,7 @@ from deepspike.deploy.nir_export import chain_modules, imported_chain
 from deepspike.deploy.nir_fields import pair
 from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_init_learnable import RTOL, WEIGHTED, channel_gain, start_learnable
-from deepspike.deploy.nir_modules import Integrator, NirNetwork, Scale
+from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator, Scale
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.neurons.heterogeneous import HeterogeneousLIF
@@ -201,6 +201,10 @@ def _copy(mine: nn.Module, its: nn.Module, gain: torch.Tensor | None, where: str
         if not np.isclose(mine.decay, its.decay, rtol=RTOL):
             raise ConfigError(f"{where}: the file's readout decays by {its.decay:.6g} per step, the recipe's by "
                               f"{mine.decay:.6g}: set method.membrane_decay={its.decay:.6g}")
+    elif isinstance(its, PerNeuronIntegrator):  # "the recipe's net has Integrator here", though it had the kind
+        raise ConfigError(f"{where}: the file's readout decays by {float(its.decay.min()):.6g} to "
+                          f"{float(its.decay.max()):.6g} per step, a rate per neuron; a recipe's membrane readout "
+                          "decays by one rate (method.membrane_decay)")
     elif isinstance(its, nn.AvgPool2d) and isinstance(mine, nn.AvgPool2d):
         keys = ("kernel_size", "stride", "padding")
         if any(pair(getattr(mine, k)) != pair(getattr(its, k)) for k in keys) or (
