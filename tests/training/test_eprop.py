@@ -25,7 +25,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
-from deepspike.neurons import NeuronParams
+from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.training.eprop import adaptive_synapses
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
@@ -379,3 +379,98 @@ def test_the_one_pass_kernel_gives_the_torch_steps_gradients(recurrent, monkeypa
     assert runs  # the kernel ran with the switch on
     for fused, plain in zip(grads["1"], grads["0"], strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+def _leaky_net(recurrent, neuron, kappa, reset="subtract"):
+    """``_net`` with a LIF (``neuron="lif"``) or adaptive LIF and the leaky readout ``kappa`` set up."""
+    net = _net(recurrent, reset=reset)
+    if neuron == "lif":
+        lif = LIF(decay=0.8, threshold=0.5, reset=reset, surrogate="fast_sigmoid", surrogate_args={"k": SLOPE})
+        if recurrent:
+            net.body[0].neuron = lif.double()
+        else:
+            net.body[1] = lif.double()
+    prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=kappa)
+    return net
+
+
+def _leaky_reference(net, frames, y, kappa):
+    """``_reference_gradients`` with the readout leaking, ``y_t = kappa y_{t-1} + o_t``, the gradient through it
+    kept (exact BPTT through the readout); a LIF neuron is an adaptive one with ``beta = 0``."""
+    ff, rec, neuron, out = _layers(net)
+    fixed = neuron.params if isinstance(neuron, LIF) else neuron.fixed
+    k, th = fixed.decay, fixed.threshold
+    rho, beta = (0.0, 0.0) if isinstance(neuron, LIF) else (neuron.adapt_decay, neuron.adapt_scale)
+    named = {p: p.detach().clone().requires_grad_() for p in (ff.weight, ff.bias, out.weight, out.bias)}
+    if rec is not None:
+        named[rec.weight] = rec.weight.detach().clone().requires_grad_()
+    v = a = score = None
+    s_prev, loss = torch.zeros(len(y), 4, dtype=torch.float64), 0.0
+    for t in range(frames.shape[1]):
+        current = frames[:, t] @ named[ff.weight].T + named[ff.bias]
+        if rec is not None:
+            current = current + s_prev.detach() @ named[rec.weight].T
+        h = current if v is None else k * v + current
+        theta = th if a is None else th + beta * a
+        s = _Spike.apply(h - theta)
+        v = h - (theta * s if fixed.reset == "subtract" else h * s).detach()
+        a = s if a is None else rho * a + s
+        o = s @ named[out.weight].T + named[out.bias]
+        score = o if score is None else kappa * score + o
+        loss = loss + F.cross_entropy(score, y) / frames.shape[1]
+        s_prev = s
+    loss.backward()
+    return {p: c.grad for p, c in named.items()}
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("neuron", ["lif", "alif"])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_a_leaky_readout_filters_the_eligibility_to_the_gradient_through_the_readout(recurrent, neuron, reset):
+    """Bellec et al.'s readout ``y_t = kappa y_{t-1} + o_t`` with the traces low-pass filtered by kappa: the
+    gradients of the stopped-gradient BPTT through the leaky readout (for the layer without recurrence, the
+    exact BPTT gradient with the reset not differentiated), all weights; kappa = 0 is the memoryless one."""
+    frames, y = _frames()
+    grads = {}
+    for kappa in (0.0, 0.7):
+        net = _leaky_net(recurrent, neuron, kappa, reset)
+        expected = _leaky_reference(net, frames, y, kappa)
+        net.zero_grad()
+        online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+        for p, g in expected.items():
+            assert g.abs().sum() > 0
+            torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+        grads[kappa] = [p.grad.clone() for p in net.parameters()]
+    assert any((a - b).abs().max() > 1e-3 for a, b in zip(grads[0.0], grads[0.7], strict=True))
+
+
+class _SumMethod(CrossEntropyMethod):
+    def loss(self, out, y):
+        return out.sum()
+
+
+def test_a_leaky_readout_gives_the_hand_computed_gradients_of_two_steps():
+    """One input, one LIF neuron (k = 0.5, th = 1, reset by subtraction), readout ``o_t = u s_t``, loss
+    ``(y_1 + y_2) / 2`` with ``y_1 = o_1``, ``y_2 = kappa o_1 + o_2``, kappa = 0.5, inputs 1.5 then 0.4, w = 1.
+    h_1 = 1.5 (spike, psi_1 = 1 / (1 + 2 * 0.5)^2 = 1/4), v_1 = 0.5, h_2 = 0.25 + 0.4 = 0.65 (no spike,
+    psi_2 = 1 / (1 + 2 * 0.35)^2 = 1 / 2.89). dE/du = ((1 + kappa) s_1 + s_2) / 2 = 0.75;
+    dE/dw = (u / 2)((1 + kappa) e_1 + e_2), e_1 = psi_1 * 1.5, e_2 = psi_2 (0.5 * 1.5 + 0.4)."""
+    lif = LIF(decay=0.5, threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_args={"k": SLOPE})
+    ff, out = nn.Linear(1, 1, bias=False).double(), nn.Linear(1, 1, bias=False).double()
+    ff.weight.data.fill_(1.0)
+    out.weight.data.fill_(0.8)  # in float64 (0.8 rounded to float32 is 1.5e-8 off)
+    body = nn.Sequential(TimeDistributed(ff), lif, TimeDistributed(out))
+    net = RateNetwork(FrameEncoder(), body, MembraneReadout(), timesteps=2).double().train()
+    prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)
+    online_step(net, net, _SumMethod(), torch.tensor([[[1.5], [0.4]]], dtype=torch.float64), torch.tensor([0]),
+                "eprop")
+    e_1, e_2 = 0.25 * 1.5, (0.75 + 0.4) / 2.89
+    assert out.weight.grad.item() == pytest.approx(0.75, rel=1e-12)
+    assert ff.weight.grad.item() == pytest.approx(0.4 * (1.5 * e_1 + e_2), rel=1e-12)
+
+
+def test_a_leaky_readout_refuses_a_neuron_whose_eligibility_it_cannot_filter():
+    net = _net(False)
+    net.body[0] = TimeDistributed(nn.Sequential(nn.Linear(5, 4)))  # not a linear layer straight before the neuron
+    with pytest.raises(ConfigError, match="train.eprop_readout_decay filters"):
+        prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)

@@ -21,7 +21,7 @@ from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, shown_value
+from deepspike.core.options import FLOAT32_MAX, is_finite, shown_value
 from deepspike.data.augment import Augment
 from deepspike.models.registry import refuse_core_args
 
@@ -159,7 +159,9 @@ class TrainConfig:
     """``seed``: in [0, 2**63 - 1], what Python, torch (``manual_seed``) and NumPy's generators all take
     (the global NumPy generator gets ``seed % 2**32``). ``temporal_grad``: bptt, checkpoint (exact, segments of
     ``time_segment`` steps recomputed in backward), sltt (``sltt_steps``: K random steps), ottt or eprop
-    (``eprop_feedback``: symmetric, the default, or random; ``training.temporal_grad``, ``training.eprop``);
+    (``eprop_feedback``: symmetric, the default, or random; ``eprop_readout_decay``: the leak ``kappa`` in [0, 1) of
+    e-prop's readout ``y_t = kappa y_{t-1} + o_t``, null or 0 memoryless; ``training.temporal_grad``,
+    ``training.eprop``);
     ``log``: extra epoch logs besides ``metrics.jsonl``, csv and/or tensorboard
     (``training.metric_sinks``); ``compile``: false, true (torch.compile's default mode) or a mode (default,
     reduce-overhead, max-autotune): the training and scoring forward passes run through ``torch.compile``
@@ -184,6 +186,7 @@ class TrainConfig:
     time_segment: int | None = None
     sltt_steps: int | None = None
     eprop_feedback: str | None = None
+    eprop_readout_decay: float | None = None
     log: list[str] = field(default_factory=list)
     compile: bool | str = False
     distill_from: str | None = None
@@ -218,6 +221,11 @@ class TrainConfig:
             _choice(self.eprop_feedback, "train.eprop_feedback")
         _check(self.eprop_feedback is None or self.temporal_grad == "eprop", "train.eprop_feedback",
                self.eprop_feedback, "null unless train.temporal_grad=eprop")
+        kappa = self.eprop_readout_decay
+        _check(kappa is None or is_finite(kappa) and 0 <= kappa < 1, "train.eprop_readout_decay", kappa,
+               "a number in [0, 1) or null (the leak of e-prop's readout)")
+        _check(kappa is None or self.temporal_grad == "eprop", "train.eprop_readout_decay", kappa,
+               "null unless train.temporal_grad=eprop")
         _check(
             self.ema_decay is None or 0 < self.ema_decay < 1,
             "train.ema_decay",

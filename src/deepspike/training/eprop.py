@@ -43,12 +43,14 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.core.threads import run_numba_kernel
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.trace_gradient import TRACE_LAYERS
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.fused import fused_available, load_once
+from deepspike.neurons.params import NeuronParams
 
 
 def _linear(module: nn.Module) -> bool:
@@ -65,15 +67,18 @@ class AdaptiveSynapses:
     layer's ``[weight | bias]`` gradient has gathered (``[M, N (+ 1)]``), and the last step's ``(psi_t, eps_t)``
     not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``)."""
 
-    neuron: AdaptiveLIF
+    neuron: nn.Module
     layers: tuple[TimeDistributed, ...]
+    kappa: float = 0.0
     eligibility: list[torch.Tensor | None] = field(default_factory=list)
     correction: list[torch.Tensor | None] = field(default_factory=list)
     pending: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+    filtered: list[torch.Tensor | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.eligibility = [None] * len(self.layers)
         self.correction = [None] * len(self.layers)
+        self.filtered = [None] * len(self.layers)
 
     def before_step(self, module: nn.Module, args: tuple) -> None:
         """Forward pre-hook of the neuron, called with one step ``x [1, B, M]`` (module docstring): fold the
@@ -90,8 +95,22 @@ class AdaptiveSynapses:
             self._advance(*self.pending)
         if x.requires_grad and any(e is not None for e in self.eligibility):
             x.register_hook(self._correct)
-        psi = self.neuron.slope(x[0], self.neuron.carried()).flatten(0, -2)  # [B (x positions), M]
+        psi = _slope(self.neuron, x[0]).flatten(0, -2)  # [B (x positions), M]
         self.pending = (psi, [_presynaptic(m) for m in self.layers])
+
+    def after_step(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        """Forward hook of the neuron (``kappa > 0``): hook the leaky readout's term on the step's spikes."""
+        if self.kappa and out.requires_grad and any(e is not None for e in self.filtered):
+            out.register_hook(self._signal)
+
+    def _signal(self, s_grad: torch.Tensor) -> None:
+        """``kappa sum_b L_{t,b}^T ebar_{t-1,b}`` into each layer's correction, ``L_t = s_grad [1, B, M]`` the
+        learning signal at the step's spikes (module docstring, leaky readout)."""
+        for i, e in enumerate(self.filtered):
+            if e is not None:
+                signal = s_grad[0].flatten(0, -2).T.to(e.dtype)[:, None, :]  # [M, 1, B (x positions)]
+                c = torch.bmm(signal, e)[:, 0] * self.kappa  # [M, N (+ 1)]
+                self.correction[i] = c if self.correction[i] is None else self.correction[i] + c
 
     def _correct(self, g: torch.Tensor) -> None:
         """``-beta sum_b g_b^T epsa_{t-1,b}`` into each layer's correction; ``g [1, B, M]`` (``[1, B, P, M]``
@@ -109,7 +128,7 @@ class AdaptiveSynapses:
     def _correct_and_advance(self, g: torch.Tensor) -> bool:
         """``_correct`` and the pending ``_advance`` of this step in one numba pass per layer, when every tensor is
         a dense CPU float32 / float64 one of ``epsa``'s dtype and numba is on; returns whether it ran."""
-        if self.pending is None or not _kernel_runs(self.eligibility):
+        if self.pending is None or self.kappa or not _kernel_runs(self.eligibility):
             return False
         psi, presynaptic = self.pending
         kernels, dtype = load_once(_KERNELS, _load_kernels), self.eligibility[0].dtype
@@ -124,15 +143,28 @@ class AdaptiveSynapses:
 
     def _advance(self, psi: torch.Tensor, presynaptic: list[torch.Tensor]) -> None:
         """``epsa_t = (rho - beta psi_t) epsa_{t-1} + psi_t eps_t`` for each layer, in place (two passes), held
-        neuron-major ``[M, B, N (+ 1)]`` so that ``_correct`` reads it without a copy."""
-        rho, beta = self.neuron.adapt_decay, self.neuron.adapt_scale
+        neuron-major ``[M, B, N (+ 1)]`` so that ``_correct`` reads it without a copy; with ``kappa > 0`` first
+        ``ebar_t = kappa ebar_{t-1} + psi_t (eps_t - beta epsa_{t-1})`` (no ``epsa`` for a LIF neuron)."""
+        adaptive = isinstance(self.neuron, AdaptiveLIF)
+        rho, beta = (self.neuron.adapt_decay, self.neuron.adapt_scale) if adaptive else (0.0, 0.0)
         for i, pre in enumerate(presynaptic):  # [B, N (+ 1)]
             slope = psi.T.to(pre.dtype).contiguous()[:, :, None]  # [M, B, 1], neuron-major in memory
             e = self.eligibility[i]
+            if self.kappa:
+                self._filter(i, slope, pre, e, beta)
+            if not adaptive:
+                continue
             if e is None:
                 self.eligibility[i] = slope * pre[None]  # contiguous [M, B, N (+ 1)], as slope is
             else:
                 e.mul_(rho - beta * slope).addcmul_(slope, pre[None])
+
+    def _filter(self, i: int, slope: torch.Tensor, pre: torch.Tensor, e: torch.Tensor | None, beta: float) -> None:
+        """``ebar_t = kappa ebar_{t-1} + e_t`` of layer ``i``, ``e_t = psi_t (eps_t - beta epsa_{t-1})`` (``slope``
+        ``psi_t [M, B, 1]``, ``pre`` ``eps_t [B, N (+ 1)]``, ``e`` ``epsa_{t-1}`` or None), in place."""
+        step = slope * pre[None] if e is None else slope * (pre[None] - beta * e)  # [M, B, N (+ 1)]
+        f = self.filtered[i]
+        self.filtered[i] = step if f is None else f.mul_(self.kappa).add_(step)
 
     def add_corrections(self) -> None:
         """Backpropagate the gathered corrections from the layers' ``weight`` and ``bias`` (after the batch's last
@@ -169,6 +201,18 @@ def _kernel_runs(eligibility: list[torch.Tensor | None]) -> bool:
             and load_once(_KERNELS, _load_kernels) is not None)
 
 
+def _slope(neuron: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``psi_t = sigma'(h_t - theta_t)`` of the step with input ``x [B, ...]`` from the neuron's carried state,
+    detached: an adaptive LIF's own ``slope``, else (``params``: IF, LIF) ``h_t = k v_{t-1} + x_t``, ``theta_t = th``
+    (float32 for a low-precision ``x``)."""
+    if isinstance(neuron, AdaptiveLIF):
+        return neuron.slope(x, neuron.carried())
+    p, state = neuron.params, neuron.carried()
+    x = x.detach().float() if x.dtype in LOW_PRECISION else x.detach()
+    h = x if state is None else p.decay * neuron.membrane(state).detach() + x
+    return p.spike_fn.derivative(h - p.threshold)
+
+
 def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
     """The layer's trace ``eps_t [B, N]`` of this step (``[B * P, N]`` for a position-wise layer on ``[B, P, N]``),
     with the bias's ``c_t`` as a last column when it has a bias, in the weight's dtype."""
@@ -183,30 +227,50 @@ def _presynaptic(layer: TimeDistributed) -> torch.Tensor:
     return torch.cat([trace, torch.full((len(trace), 1), c, dtype=weight.dtype, device=trace.device)], dim=1)
 
 
-def adaptive_synapses(net: nn.Module) -> list[AdaptiveSynapses]:
-    """Every adaptive neuron of ``net`` with the linear layers that feed it (module docstring): a recurrent layer's
-    feed-forward and feedback weights, or the ``TimeDistributed`` linear layer that comes right before the neuron
-    in the net's layers in order (``_in_order``; a spike-rate readout's neuron included). A one-line
+def adaptive_synapses(net: nn.Module, kappa: float = 0.0) -> list[AdaptiveSynapses]:
+    """Every adaptive neuron of ``net`` (with a leaky readout, ``kappa > 0``: every spiking neuron, IF and LIF ones
+    included, whose eligibility the readout filters) with the linear layers that feed it (module docstring): a
+    recurrent layer's feed-forward and feedback weights, or the ``TimeDistributed`` linear layer that comes right
+    before the neuron in the net's layers in order (``_in_order``; a spike-rate readout's neuron included). A one-line
     ``ConfigError`` for one fed otherwise (a convolution, a normalisation in between), whose eligibility per
     synapse this module does not keep, and for a linear layer that reads another layer with parameters and no
     spiking neuron between (``Linear -> Linear -> alif``): the first layer's adaptation eligibility would be
     missing from its gradient."""
     found, before, weighted = [], None, 0  # weighted: layers with parameters since the last spiking neuron
     for m in _in_order(net):
-        if isinstance(m, RecurrentSpiking) and isinstance(m.neuron, AdaptiveLIF) and _linear(m.feedforward):
-            found.extend([AdaptiveSynapses(m.neuron, (m.feedforward, m.recurrent))] if weighted == 0 else [])
-        elif isinstance(m, AdaptiveLIF) and _linear(before):
-            found.extend([AdaptiveSynapses(m, (before,))] if weighted == 1 else [])
+        if isinstance(m, RecurrentSpiking) and _kept(m.neuron, kappa) and _linear(m.feedforward):
+            found.extend([AdaptiveSynapses(m.neuron, (m.feedforward, m.recurrent), kappa)] if weighted == 0 else [])
+        elif _kept(m, kappa) and _linear(before):
+            found.extend([AdaptiveSynapses(m, (before,), kappa)] if weighted == 1 else [])
         spiking = isinstance(m, RecurrentSpiking) or getattr(m, "is_spiking_neuron", False)
         weighted = 0 if spiking else weighted + any(True for _ in m.parameters())
         before = m
     paired = {id(s.neuron) for s in found}
-    if any(isinstance(m, AdaptiveLIF) and id(m) not in paired for m in net.modules()):
-        raise ConfigError("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by "
-                          "a linear layer (a fully connected or recurrent layer with no normalisation between, reading "
-                          "spikes or the input); this net feeds one otherwise: use method.neuron=lif or "
-                          "train.temporal_grad=bptt")
+    if any(_kept(m, kappa) and id(m) not in paired for m in net.modules()):
+        raise ConfigError(_UNPAIRED_LEAKY if kappa else _UNPAIRED)
+    if kappa and any(getattr(m, "is_spiking_neuron", False) and not _filterable(m) for m in net.modules()):
+        raise ConfigError(_UNPAIRED_LEAKY)
     return found
+
+
+_UNPAIRED = ("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by a linear "
+             "layer (a fully connected or recurrent layer with no normalisation between, reading spikes or the input); "
+             "this net feeds one otherwise: use method.neuron=lif or train.temporal_grad=bptt")
+_UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for if, lif and "
+                   "alif neurons fed straight by a linear layer (a fully connected or recurrent layer with no "
+                   "normalisation between, reading spikes or the input); this net has a neuron fed or made otherwise: "
+                   "use train.eprop_readout_decay=null or train.temporal_grad=bptt")
+
+
+def _filterable(neuron: nn.Module) -> bool:
+    """Whether e-prop reads the surrogate slope of ``neuron`` (``_slope``): an adaptive LIF, or an IF / LIF one."""
+    return isinstance(neuron, AdaptiveLIF) or isinstance(getattr(neuron, "params", None), NeuronParams)
+
+
+def _kept(module: nn.Module, kappa: float) -> bool:
+    """Whether e-prop keeps per-synapse eligibility for the neuron ``module``: an adaptive one always, with a leaky
+    readout every one it can (``_filterable``)."""
+    return isinstance(module, AdaptiveLIF) or bool(kappa) and _filterable(module)
 
 
 def _in_order(module: nn.Module) -> Iterator[nn.Module]:
@@ -229,15 +293,16 @@ def readout_layers(net: nn.Module) -> list[TimeDistributed]:
 
 
 @contextmanager
-def eprop_batch(net: nn.Module) -> Iterator[None]:
+def eprop_batch(net: nn.Module, kappa: float = 0.0) -> Iterator[None]:
     """One batch of e-prop on ``net``, inside the batch's ``temporal_carry`` block (module docstring): the layers
-    that feed the readout take their weight gradient from the step's own input (trace decay 0: the readout of a
-    step has no memory), the adaptation eligibility's hooks are on, and leaving the block adds its corrections to
-    the gradients (not when the block raised)."""
+    that feed the readout take their weight gradient from the trace of their input with the readout's leak
+    ``kappa`` (0: the step's own input, the readout of a step has no memory), the eligibility's hooks are on, and
+    leaving the block adds its corrections to the gradients (not when the block raised)."""
     for layer in readout_layers(net):
-        layer.carry = replace(layer.carry, trace_decay=0.0)
-    synapses = adaptive_synapses(net)
+        layer.carry = replace(layer.carry, trace_decay=kappa)
+    synapses = adaptive_synapses(net, kappa)
     handles = [s.neuron.register_forward_pre_hook(s.before_step) for s in synapses]
+    handles += [s.neuron.register_forward_hook(s.after_step) for s in synapses if kappa]
     try:
         yield
         for s in synapses:

@@ -19,7 +19,20 @@
   trace), adaptive-threshold neurons (alif) admitted with their adaptation eligibility (``training.eprop``), and
   ``train.eprop_feedback=random`` sending the error back through fixed random matrices instead of the weights
   (``layers.random_feedback``). The learning signal of step t is that step's loss gradient through the spatial
-  path: e-prop with a memoryless readout (the paper's readout leaks with kappa and filters the traces by it).
+  path. By default the readout is memoryless (``kappa = 0``: step t's loss scores ``o_t``);
+  ``train.eprop_readout_decay = kappa`` in (0, 1) gives the paper's leaky readout (its eq. 2 and the low-pass
+  filter ``F_kappa`` of its eligibility traces)::
+
+      y_t = kappa y_{t-1} + o_t   (y_0 = 0),      loss = (1/T) sum_t loss(y_t, y)
+      dE/dW_ji = sum_t L_j^t ebar_ji^t,            ebar_t = kappa ebar_{t-1} + e_t
+
+  ``o_t`` the step's readout ``W_out z_t + b`` (or the output spikes of a spike-rate readout), ``L_j^t`` the
+  gradient of step t's loss at neuron j's spikes through the spatial path and ``e_t`` the eligibility of
+  ``training.eprop`` (``psi_t eps_t`` for a LIF neuron). The layers that feed the readout take the trace of their
+  input with decay ``kappa`` (their exact gradient through ``y``), the others keep ``ebar`` per synapse and sample
+  (``training.eprop``; so every neuron must be fed straight by a linear layer). For a net whose one spiking layer
+  has no recurrence this is the exact gradient of the loss through the leaky readout (the reset not
+  differentiated). The reported output and the evaluation score stay the net's readout (the mean of the ``o_t``).
 
 The online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
 for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
@@ -63,11 +76,13 @@ __all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "chosen_steps", "online_step", 
 
 
 def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str,
-                          eprop_feedback: str | None = None, seed: int = 0) -> None:
+                          eprop_feedback: str | None = None, seed: int = 0,
+                          eprop_readout_decay: float | None = None) -> None:
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise; a net whose
     ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
     neurons, trains with bptt only) and set it up: checkpoint's segment of ``time_segment`` steps, e-prop's random
-    feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``)."""
+    feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``) and its readout leak ``kappa``
+    (``train.eprop_readout_decay``, kept as ``net.eprop_readout_decay``)."""
     if mode == "bptt":
         return
     reason = next(filter(None, (getattr(m, "trains_on_whole_sequences", None) for m in net.modules())), None)
@@ -83,7 +98,8 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     elif mode in TRACED:
         trace_decay(net, mode)  # refuse mixed leaks now, not at the first batch
     if mode == "eprop":
-        adaptive_synapses(net)  # refuse adaptive neurons whose eligibility is not kept
+        net.eprop_readout_decay = eprop_readout_decay or 0.0
+        adaptive_synapses(net, net.eprop_readout_decay)  # refuse neurons whose eligibility is not kept
         if eprop_feedback == "random":
             attach_random_feedback(net, seed)
 
@@ -152,13 +168,17 @@ def online_step(
     weight = 1.0 / len(chosen)
     loss, out_sum = torch.zeros((), device=x.device), None
     decay = trace_decay(net, mode) if mode in TRACED else None
+    kappa = getattr(net, "eprop_readout_decay", 0.0) if mode == "eprop" else 0.0
     carry = temporal_carry(net, detach=True, trace_decay=decay, bias_trace=mode == "eprop")
+    leaky = None  # y_{t-1} of the leaky readout (kappa > 0), detached
     with (model.no_sync() if ddp else nullcontext(), carry,
-          eprop_batch(net) if mode == "eprop" else nullcontext()):
+          eprop_batch(net, kappa) if mode == "eprop" else nullcontext()):
         for t, x_t in enumerate(net.step_inputs(x, steps)):
             with torch.set_grad_enabled(t in chosen), autocast(x.device, precision):
                 out_t = net.score_step(x_t)  # [B, K]
-                loss_t = mixed_loss(method.loss, out_t, y) * weight if len(y) else out_t.sum() * 0.0
+                scored = out_t if leaky is None else kappa * leaky + out_t
+                leaky = scored.detach() if kappa else None
+                loss_t = mixed_loss(method.loss, scored, y) * weight if len(y) else out_t.sum() * 0.0
             if t in chosen:
                 (loss_t * loss_scale).backward()
                 loss = loss + loss_t.detach()
