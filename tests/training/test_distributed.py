@@ -44,11 +44,13 @@ RECIPE = [
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("extra", [["train.temporal_grad=bptt"],
                                    ["train.temporal_grad=eprop", "method.neuron=alif", "train.eprop_feedback=random"],
+                                   ["train.temporal_grad=ottt"],
                                    ["method.stdp_layers=[0]", "method.stdp_rate_plus=0.01"]])
 def test_two_processes_match_one(tmp_path, extra):
     """DDP's own gradient averaging (bptt; checkpoint runs the same autograd path), the online modes' average
-    after the last step (e-prop with its adaptation eligibility and random feedback; sltt and ottt share its code)
-    and the STDP step on the sums of both ranks (layers.stdp)."""
+    after the last step (e-prop with its adaptation eligibility and random feedback; OTTT with its presynaptic
+    traces, each rank's taken over its own part of the batch; sltt shares their code) and the STDP step on the sums
+    of both ranks (layers.stdp)."""
     recipe = [*RECIPE, *extra]
     one, two = one_and_two_processes(recipe, tmp_path, timeout=540)
     assert two["world_size"] == 2 and len(two["rng_per_rank"]) == 2
