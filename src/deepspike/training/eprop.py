@@ -20,7 +20,9 @@ detached (``training.temporal_grad``), gives the neuron's input gradient ``g_t =
 
 The first term is the trace gradient every synaptic layer takes in the online modes (the layers after the last
 spiking neuron, which feed the readout, take the step's own input: the readout of a step keeps no state, so
-their synapses' eligibility is their input); this module adds the second for the layers that feed an
+their synapses' eligibility is their input; with the leaky readout of ``train.eprop_readout_decay = kappa``,
+``training.temporal_grad``, the trace of their input with decay kappa); this module adds the second for the layers
+that feed an
 ``AdaptiveLIF`` directly (a ``TimeDistributed`` linear layer right before it, or a recurrent layer's feed-forward
 and feedback weights), on forward pre-hooks of the neuron: at step t it reads ``psi_t`` from the neuron
 (``AdaptiveLIF.slope``) and ``eps_t`` from the layers (their carried traces), hooks the correction onto the
@@ -31,6 +33,12 @@ a LIF neuron (``beta = 0``) nothing is added: e-prop is then the trace gradient 
 
 Memory: ``epsa`` holds ``M x B x (N + 1)`` values per layer onto adaptive neurons (M neurons, N inputs; B times
 the P positions of a position-wise layer on ``[B, P, N]``), the same for every T.
+
+Leaky readout (``kappa > 0``): every synapse's eligibility ``e_t`` (``psi_t eps_t`` for an IF / LIF neuron, whose
+layer is then paired here too) is low-pass filtered, ``ebar_t = kappa ebar_{t-1} + e_t`` (``M x B x (N + 1)`` more
+values per layer), and the gradient is ``sum_t L_t^T ebar_t = sum_t g_t^T eps_t - beta (...) + kappa sum_t
+L_t^T ebar_{t-1}``: the last term is hooked on the gradient ``L_t`` arriving at the neuron's spikes (torch steps
+only; the numba pass is for ``kappa = 0``).
 """
 
 from __future__ import annotations
