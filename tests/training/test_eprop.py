@@ -27,6 +27,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.state_quant import StateQuant
 from deepspike.training.eprop import adaptive_synapses
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
 from tiny_run import TINY, full_and_resumed_weights
@@ -470,7 +471,14 @@ def test_a_leaky_readout_gives_the_hand_computed_gradients_of_two_steps():
 
 
 def test_a_leaky_readout_refuses_a_neuron_whose_eligibility_it_cannot_filter():
+    """A layer that is no linear one straight before the neuron, and a quantised membrane (``_slope`` would take
+    the surrogate at the unrounded ``h_t`` without the clipped straight-through gradient)."""
     net = _net(False)
     net.body[0] = TimeDistributed(nn.Sequential(nn.Linear(5, 4)))  # not a linear layer straight before the neuron
     with pytest.raises(ConfigError, match="train.eprop_readout_decay filters"):
+        prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)
+    net = _leaky_net(False, "lif", 0.0)
+    net.body[1] = LIF(decay=0.8, threshold=0.5, state_quant=StateQuant(bits=4))
+    prepare_temporal_grad(net, "eprop", None, "stbp")  # kappa = 0: the step's own backward takes the slope
+    with pytest.raises(ConfigError, match=r"float membranes.*method.state_bits"):
         prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)

@@ -264,15 +264,19 @@ def adaptive_synapses(net: nn.Module, kappa: float = 0.0) -> list[AdaptiveSynaps
 _UNPAIRED = ("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by a linear "
              "layer (a fully connected or recurrent layer with no normalisation between, reading spikes or the input); "
              "this net feeds one otherwise: use method.neuron=lif or train.temporal_grad=bptt")
-_UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for if, lif and "
-                   "alif neurons fed straight by a linear layer (a fully connected or recurrent layer with no "
-                   "normalisation between, reading spikes or the input); this net has a neuron fed or made otherwise: "
-                   "use train.eprop_readout_decay=null or train.temporal_grad=bptt")
+_UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for if, lif "
+                   "and alif neurons (float membranes) fed straight by a linear layer (a fully connected or recurrent "
+                   "layer with no normalisation between, reading spikes or the input); this net has a neuron fed or "
+                   "made otherwise (method.state_bits, plif, ...): use train.eprop_readout_decay=null or "
+                   "train.temporal_grad=bptt")
 
 
 def _filterable(neuron: nn.Module) -> bool:
-    """Whether e-prop reads the surrogate slope of ``neuron`` (``_slope``): an adaptive LIF, or an IF / LIF one."""
-    return isinstance(neuron, AdaptiveLIF) or isinstance(getattr(neuron, "params", None), NeuronParams)
+    """Whether e-prop reads the surrogate slope of ``neuron`` (``_slope``): an adaptive LIF, or an IF / LIF one with a
+    float membrane (a quantised one, ``neurons.state_quant``, fires on the rounded ``h_t`` and clips the gradient,
+    which ``_slope`` does not)."""
+    params = getattr(neuron, "params", None)
+    return isinstance(neuron, AdaptiveLIF) or isinstance(params, NeuronParams) and params.state_quant is None
 
 
 def _kept(module: nn.Module, kappa: float) -> bool:
