@@ -395,9 +395,10 @@ def _leaky_net(recurrent, neuron, kappa, reset="subtract"):
     return net
 
 
-def _leaky_reference(net, frames, y, kappa):
+def _leaky_reference(net, frames, y, kappa, feedback=None):
     """``_reference_gradients`` with the readout leaking, ``y_t = kappa y_{t-1} + o_t``, the gradient through it
-    kept (exact BPTT through the readout); a LIF neuron is an adaptive one with ``beta = 0``."""
+    kept (exact BPTT through the readout); a LIF neuron is an adaptive one with ``beta = 0``; ``feedback`` as
+    there."""
     ff, rec, neuron, out = _layers(net)
     fixed = neuron.params if isinstance(neuron, LIF) else neuron.fixed
     k, th = fixed.decay, fixed.threshold
@@ -417,6 +418,8 @@ def _leaky_reference(net, frames, y, kappa):
         v = h - (theta * s if fixed.reset == "subtract" else h * s).detach()
         a = s if a is None else rho * a + s
         o = s @ named[out.weight].T + named[out.bias]
+        if feedback is not None:  # value W s, gradient to s through B
+            o = s.detach() @ named[out.weight].T + named[out.bias] + s @ feedback.T - (s @ feedback.T).detach()
         score = o if score is None else kappa * score + o
         loss = loss + F.cross_entropy(score, y) / frames.shape[1]
         s_prev = s
@@ -443,6 +446,18 @@ def test_a_leaky_readout_filters_the_eligibility_to_the_gradient_through_the_rea
             torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
         grads[kappa] = [p.grad.clone() for p in net.parameters()]
     assert any((a - b).abs().max() > 1e-3 for a, b in zip(grads[0.0], grads[0.7], strict=True))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_a_leaky_readout_with_random_feedback_sends_the_filtered_error_through_the_fixed_matrix(recurrent):
+    net = _net(recurrent)
+    prepare_temporal_grad(net, "eprop", None, "stbp", eprop_feedback="random", seed=3, eprop_readout_decay=0.7)
+    frames, y = _frames()
+    expected = _leaky_reference(net, frames, y, 0.7, feedback=net.body[-1].feedback)
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, "eprop")
+    for p, g in expected.items():
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
 
 
 class _SumMethod(CrossEntropyMethod):
