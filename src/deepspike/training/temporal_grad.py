@@ -36,10 +36,10 @@
 
 The online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
 for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
-readout: that step's output current), as both papers train; the reported training output is the mean of the
-``o_t``. Memory holds one step's graph and the carried state whatever T is. Under data parallelism the
-gradients are accumulated locally (``no_sync``) and averaged over the ranks once per batch, which is what
-DistributedDataParallel's own averaging gives.
+readout: that step's output current), as both papers train (e-prop's leaky readout scores ``y_t`` instead, above);
+the reported training output is the mean of the ``o_t``. Memory holds one step's graph and the carried state
+whatever T is. Under data parallelism the gradients are accumulated locally (``no_sync``) and averaged over the
+ranks once per batch, which is what DistributedDataParallel's own averaging gives.
 
 Batch-norm in training mode normalises over the time steps a call sees: all T (bptt), one segment
 (checkpoint), one step (sltt, ottt, eprop; as in a framework that loops over time, e.g. snnTorch). The running
