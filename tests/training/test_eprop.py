@@ -497,3 +497,24 @@ def test_a_leaky_readout_refuses_a_neuron_whose_eligibility_it_cannot_filter():
     prepare_temporal_grad(net, "eprop", None, "stbp")  # kappa = 0: the step's own backward takes the slope
     with pytest.raises(ConfigError, match=r"float membranes.*method.state_bits"):
         prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)
+
+
+class _HeldOutOfOrder(nn.Module):
+    """Holds its neuron before the linear layer that feeds it (the order ``adaptive_synapses`` reads)."""
+
+    def __init__(self, neuron):
+        super().__init__()
+        self.neuron, self.fc = neuron, TimeDistributed(nn.Linear(4, 3))
+
+    def forward(self, x):
+        return self.neuron(self.fc(x))
+
+
+@pytest.mark.parametrize("neuron", ["lif", "alif"])
+def test_a_net_that_runs_its_layers_out_of_the_order_it_holds_them_is_refused_naming_the_neuron(neuron):
+    """The LIF neurons that the leaky readout pairs too were called adaptive in the refusal."""
+    net = _leaky_net(False, neuron, 0.5)
+    net.body = nn.Sequential(net.body[0], _HeldOutOfOrder(net.body[1]), TimeDistributed(nn.Linear(3, 3))).double()
+    kind = "an adaptive neuron" if neuron == "alif" else "a neuron"
+    with pytest.raises(ConfigError, match=f"^train.temporal_grad=eprop paired {kind} of 3 inputs with a linear layer"):
+        online_step(net, net, CrossEntropyMethod(), *_frames(), "eprop")

@@ -94,11 +94,12 @@ class AdaptiveSynapses:
         ``(psi_t, eps_t)`` for the next."""
         x = args[0]
         if x.shape[0] != 1:
-            raise RuntimeError(f"e-prop steps an adaptive neuron one time step at a time, got {x.shape[0]} steps")
+            raise RuntimeError(f"e-prop steps a neuron one time step at a time, got {x.shape[0]} steps")
         if any(m.module.out_features != x.shape[-1] for m in self.layers):
-            raise ConfigError(f"train.temporal_grad=eprop paired an adaptive neuron of {x.shape[-1]} inputs with a "
-                              "linear layer of another size: the net does not run its layers in the order it holds "
-                              "them; use train.temporal_grad=bptt")
+            kind = "an adaptive neuron" if isinstance(self.neuron, AdaptiveLIF) else "a neuron"
+            raise ConfigError(f"train.temporal_grad=eprop paired {kind} of {x.shape[-1]} inputs with a linear layer "
+                              "of another size: the net does not run its layers in the order it holds them; use "
+                              "train.temporal_grad=bptt")
         if self.pending is not None:
             self._advance(*self.pending)
         if x.requires_grad and any(e is not None for e in self.eligibility):
