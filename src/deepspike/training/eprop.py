@@ -73,7 +73,9 @@ class AdaptiveSynapses:
     (``[M, B, N + 1]`` with a bias, ``[M, B, N]`` without, ``B`` the samples times the positions of a position-wise
     layer on ``[B, P, N]``; None before the first step), the correction each
     layer's ``[weight | bias]`` gradient has gathered (``[M, N (+ 1)]``), and the last step's ``(psi_t, eps_t)``
-    not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``)."""
+    not yet folded into ``epsa`` (the step's backward still reads ``epsa_{t-1}``). With the readout's leak
+    ``kappa > 0`` the neuron may be an IF / LIF one too (no ``epsa`` then), and ``filtered`` holds each layer's
+    ``ebar`` (same shape; module docstring)."""
 
     neuron: nn.Module
     layers: tuple[TimeDistributed, ...]
