@@ -209,9 +209,10 @@ RSNN_ALIF = ["data.name=digits_rows", "data.augment.crop_padding=0", "model.name
              "train.temporal_grad=eprop"]
 
 
-@pytest.mark.parametrize("feedback", ["symmetric", "random"])
-def test_an_eprop_run_resumes_exactly_and_learns(tmp_path, feedback):
-    cfg = load_config(None, [*TINY, *RSNN_ALIF, f"train.eprop_feedback={feedback}"])
+@pytest.mark.parametrize(("feedback", "kappa"), [("symmetric", "null"), ("random", "null"), ("symmetric", "0.8")])
+def test_an_eprop_run_resumes_exactly_and_learns(tmp_path, feedback, kappa):
+    cfg = load_config(None, [*TINY, *RSNN_ALIF, f"train.eprop_feedback={feedback}",
+                             f"train.eprop_readout_decay={kappa}"])  # kappa: the leaky readout
     full, cut = full_and_resumed_weights(cfg, tmp_path)
     for key, value in full.items():
         assert torch.equal(value, cut[key]), key
