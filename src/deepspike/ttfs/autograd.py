@@ -3,7 +3,9 @@
 Forward returns the first spike times ``t_out`` [B, O, H', W']. Saved for backward: the inputs, the
 parameters, ``t_out`` and the slope ``D`` [B, O, H', W'] (the causal-set denominator). Backward recomputes
 the causal set as ``C = {i : t_i < t_out}`` (an input that arrives exactly at ``t_out`` adds nothing to
-``V(t_out)``) and evaluates the gradient formulas of ``deepspike.ttfs.gradients`` chunk-wise.
+``V(t_out)``; the torch, numba and native forwards keep ``t_out`` strictly after the last input they counted,
+so the sets agree where the float spike time would round onto that input) and evaluates the gradient formulas of
+``deepspike.ttfs.gradients`` chunk-wise.
 
 ``layer_times`` is what the layer functions call: it picks the backend, runs float16/bfloat16 times in float32
 (the compiled kernels take float32/float64, and the exp kernel's ``exp(t/tau)`` overflows float16 past

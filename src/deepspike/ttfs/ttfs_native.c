@@ -143,11 +143,24 @@ static inline double entry_time(const geom_t *g, const float *row, const int32_t
     return r == g->kh * g->kw * g->C ? 0.0 : row[base + row_off[r]];
 }
 
+/* The float spike time t moved to just after t_last, the time of the channel's last causal input, where it is not
+ * after it (and the next float after t_last is not past t_g, the input that revealed the crossing: ties):
+ * V(t_last) < theta (the channel did not fire before that input), so the spike is strictly later, but rounding can
+ * land the formula's value on t_last, where backward's causal mask t_i < t_out then dropped that input. */
+static inline float after_last(float t, float t_last, float tg) {
+    if (t <= t_last) {
+        const float up = nextafterf(t_last, INFINITY);
+        if (up <= tg) return up;
+    }
+    return t;
+}
+
 /* exp kernel: spike time and slope of one channel from the sums a, s it had when it fired (or after its last
  * input): t = ref + tau log(s/(a - theta)) clamped to the time t_g of the input (or the epoch start) that revealed
- * the crossing (+inf after the last input; t_g itself when the log is undefined), D = a - theta. (relpsp is formed
- * vectorised.) */
-static inline void exp_spike_time(const geom_t *g, float a, float s, double tg, double ref, float *t_o, float *sl) {
+ * the crossing (+inf after the last input; t_g itself when the log is undefined) and to after t_last (after_last),
+ * D = a - theta. (relpsp is formed vectorised.) */
+static inline void exp_spike_time(const geom_t *g, float a, float s, double tg, double ref, float t_last, float *t_o,
+                                  float *sl) {
     double t = tg;
     const double ratio = s / (a - g->theta);
     if (ratio > 0.0 && ratio < INFINITY) {
@@ -155,7 +168,13 @@ static inline void exp_spike_time(const geom_t *g, float a, float s, double tg, 
         t = tg < tf ? tg : tf;
     }
     *sl = (float)(a - g->theta);
-    *t_o = (float)t;
+    *t_o = after_last((float)t, t_last, (float)tg);
+}
+
+/* Time of list entry e - 1, the last input before entry e (-inf for e = 0). */
+static inline float prev_time(const geom_t *g, const entry_t *list, int e, const float *row, const int32_t *row_off,
+                              int base) {
+    return e > 0 ? (float)entry_time(g, row, row_off, list[e - 1].code, base) : -INFINITY;
 }
 
 /* Sweep one position's list for channels [o0, o0 + nreal) (NB vectors; NB, EXP constant after inlining).
@@ -166,10 +185,11 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
                                                         const float *row, const int32_t *row_off, int base,
                                                         const double *ep_ref, const float *ep_fac, int n_ep,
                                                         int nreal, float *t_o, float *sl) {
-    v8f a[MAX_NB], s[MAX_NB], fa[MAX_NB], fs[MAX_NB], ftg[MAX_NB], fep[MAX_NB];
+    v8f a[MAX_NB], s[MAX_NB], fa[MAX_NB], fs[MAX_NB], ftg[MAX_NB], fep[MAX_NB], flast[MAX_NB];
     for (int v = 0; v < NB; v++) {
         a[v] = s[v] = fa[v] = fs[v] = fep[v] = splat(0.0f);
         ftg[v] = splat(INFINITY);
+        flast[v] = splat(-INFINITY);
     }
     const v8f th = splat((float)g->theta), ninf = splat(-INFINITY);
     int ep = 0, fired = 0;
@@ -185,12 +205,14 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
                  * old epoch, clamped to ref_new: the check at its next input would no longer see it. (a > theta or
                  * s <= 0: with s > 0 and a <= theta V stays below theta, even where s f underflows.) */
                 const v8f f = splat(ep_fac[ep + 1]), tnew = splat((float)ep_ref[ep + 1]), epv = splat((float)ep);
+                const v8f last = splat(prev_time(g, list, e, row, row_off, base));
                 for (int v = 0; v < NB; v++) {
                     const v8f sf = s[v] * f;
                     const v8i m = (a[v] > ninf) & (a[v] - th >= sf) & ((a[v] > th) | (s[v] <= splat(0.0f)));
                     fa[v] = blend(m, a[v], fa[v]);
                     fs[v] = blend(m, s[v], fs[v]);
                     ftg[v] = blend(m, tnew, ftg[v]);
+                    flast[v] = blend(m, last, flast[v]);
                     fep[v] = blend(m, epv, fep[v]);
                     a[v] = blend(m, ninf, a[v]);
                     fired += __builtin_popcount((unsigned)mask_bits(m));
@@ -208,10 +230,12 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
         }
         if (__builtin_expect(mask_bits(any) != 0, 0)) {
             const v8f tg = splat((float)entry_time(g, row, row_off, code, base)), epv = splat((float)ep);
+            const v8f last = splat(prev_time(g, list, e, row, row_off, base));
             for (int v = 0; v < NB; v++) {
                 fa[v] = blend(m[v], a[v], fa[v]);
                 fs[v] = blend(m[v], s[v], fs[v]);
                 ftg[v] = blend(m[v], tg, ftg[v]);
+                flast[v] = blend(m[v], last, flast[v]);
                 if (EXP) fep[v] = blend(m[v], epv, fep[v]);
                 a[v] = blend(m[v], ninf, a[v]);
                 fired += __builtin_popcount((unsigned)mask_bits(m[v]));
@@ -225,6 +249,7 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
             s[v] += wv * xv;
         }
     }
+    const float t_end = prev_time(g, list, n, row, row_off, base); /* last input of a channel that never fired */
     if (!EXP) { /* relpsp: all channels at once, in double like the scalar form */
         float tb[8 * MAX_NB], db[8 * MAX_NB];
         const v4d ref = {ep_ref[0], ep_ref[0], ep_ref[0], ep_ref[0]};
@@ -245,15 +270,21 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
                 const v4f t4 = __builtin_convertvector((v4d)(((v4l)tg & earlier) | ((v4l)tf & ~earlier)), v4f);
                 memcpy(t8 + 4 * h, &t4, 16);
             }
-            st(tb + 8 * v, blend(ok, ld(t8), splat(INFINITY)));
+            const v8f t = blend(ok, ld(t8), splat(INFINITY)), last = blend(hit, flast[v], splat(t_end));
+            st(tb + 8 * v, t);
             st(db + 8 * v, (v8f)((v8i)A & ok));
+            if (__builtin_expect(mask_bits(t <= last) != 0, 0)) /* rare: see after_last */
+                for (int k = 8 * v; k < 8 * v + 8; k++)
+                    tb[k] = after_last(tb[k], ((const float *)&last)[k - 8 * v], ((const float *)&ftg[v])[k - 8 * v]);
         }
         memcpy(t_o, tb, sizeof(float) * (size_t)nreal);
         memcpy(sl, db, sizeof(float) * (size_t)nreal);
         return;
     }
     float ab[8 * MAX_NB], sb[8 * MAX_NB], fab[8 * MAX_NB], fsb[8 * MAX_NB], ftb[8 * MAX_NB], feb[8 * MAX_NB];
+    float flb[8 * MAX_NB];
     for (int v = 0; v < NB; v++) {
+        st(flb + 8 * v, flast[v]);
         st(ab + 8 * v, a[v]);
         st(sb + 8 * v, s[v]);
         st(fab + 8 * v, fa[v]);
@@ -263,9 +294,9 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
     }
     for (int o = 0; o < nreal; o++) {
         if (ftb[o] < INFINITY) /* fired at an input */
-            exp_spike_time(g, fab[o], fsb[o], ftb[o], ep_ref[(int)feb[o]], t_o + o, sl + o);
+            exp_spike_time(g, fab[o], fsb[o], ftb[o], ep_ref[(int)feb[o]], flb[o], t_o + o, sl + o);
         else if (ab[o] > g->theta) /* fires after its last input */
-            exp_spike_time(g, ab[o], sb[o], INFINITY, ep_ref[ep], t_o + o, sl + o);
+            exp_spike_time(g, ab[o], sb[o], INFINITY, ep_ref[ep], t_end, t_o + o, sl + o);
     }
 }
 
