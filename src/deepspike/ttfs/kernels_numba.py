@@ -102,22 +102,21 @@ def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, the
                     dd[k] = ak - theta
                     aa[k] = -np.inf
         else:  # branch-free, so it vectorises: in small layers several outputs of a run fire at one input
+            n_behind = 0
             for k in range(length):
                 ak = aa[k]
                 sk = ss[k]
                 fire = ak * x - sk >= thx
                 tt[k] = min(ref + (theta + sk) / ak, tg) if fire else tt[k]
+                behind = fire and tt[k] <= ll[k]  # its time, rounded to the dtype, not after its last input: rare
+                n_behind += 1 if behind else 0
                 dd[k] = ak if fire else dd[k]
-                aa[k] = np.nan if fire else ak  # marks the slots that fire now (NaN) for the loops below
-            early = 0
-            for k in range(length):  # their times, rounded to the dtype, not after their last input: rare
-                early += 1 if (aa[k] != aa[k] and tt[k] <= ll[k]) else 0
-            if early > 0:
+                aa[k] = (np.nan if behind else -np.inf) if fire else ak  # NaN: for the loop below
+            if n_behind > 0:
                 for k in range(length):
                     if aa[k] != aa[k]:
                         tt[k] = _after_last(tt[k], ll[k], tg, pinf)
-            for k in range(length):
-                aa[k] = -np.inf if aa[k] != aa[k] else aa[k]
+                        aa[k] = -np.inf
     if track:
         for k in range(length):  # vectorised add
             aa[k] += ww[k]
