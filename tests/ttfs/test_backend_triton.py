@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from triton_device import DEVICE, to_device
+from ttfs_rounding import last_input_rounding_case
 
 pytest.importorskip("triton")
 
@@ -100,3 +101,20 @@ def test_empty_batch_and_half_precision():
     ref = spike_times(t16.float(), w16.float(), backend=REFERENCE)
     assert got.dtype == torch.float16
     torch.testing.assert_close(got.cpu(), ref.half())
+
+
+@pytest.mark.parametrize("kernel", ["relpsp", "exp"])
+def test_a_spike_rounding_onto_its_last_input_is_kept_after_it(kernel):
+    """As the CPU backends (tests/ttfs/test_gradients.py): the float32 spike that rounds onto its last input t1 is
+    kept at the next float32, so the shared backward's mask t_i < t_out keeps input 1's gradient."""
+    times, weights = last_input_rounding_case(kernel)
+    t1 = torch.tensor(times[1])
+    t, w = (torch.tensor([v], requires_grad=True) for v in (times, weights))
+    ref = spike_times(t.detach(), w.detach(), kernel=kernel, backend="torch")
+    dt, dw = to_device(t.detach(), w.detach())
+    dt.requires_grad_()
+    dw.requires_grad_()
+    out = spike_times(dt, dw, kernel=kernel, backend="triton")
+    out.sum().backward()
+    assert out.item() == ref.item() == torch.nextafter(t1, torch.tensor(math.inf)).item()
+    assert dt.grad[0, 1] > 0.4

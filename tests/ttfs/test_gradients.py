@@ -7,6 +7,7 @@ import torch
 
 from deepspike.ttfs import backend_native, spike_times, spike_times_conv2d
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
+from ttfs_rounding import last_input_rounding_case
 
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
 
@@ -162,18 +163,6 @@ def test_numba_backend_leaves_torch_thread_count_alone():
         torch.set_num_threads(before)
 
 
-def _last_input_rounding_case(kernel):
-    """Two inputs (t = 0 and t1) whose exact float64 spike lies less than half a float32 ulp after t1, so the
-    formula's float32 value is t1: relpsp w0 t1 = 1 - 2^-24 < theta = 1 just before t1; exp w0 = 2 with t1 the
-    largest float32 below ln 2 whose float32 e^t1 is below 2 (V(t1) = 2 (1 - e^-t1) < 1)."""
-    if kernel == "relpsp":
-        return [0.0, 1.0], [1.0 - 2.0**-24, 1.0]
-    t1 = torch.tensor(math.log(2.0), dtype=torch.float32)
-    while float(torch.exp(t1.double()).float()) >= 2.0:
-        t1 = torch.nextafter(t1, torch.tensor(0.0))
-    return [0.0, float(t1)], [2.0, 10.0]
-
-
 NATIVE = ["native"] if backend_native.library() is not None else []
 
 
@@ -182,7 +171,7 @@ NATIVE = ["native"] if backend_native.library() is not None else []
 def test_a_spike_rounding_onto_its_last_input_keeps_that_inputs_gradient(kernel, backend):
     """The float32 spike time is kept strictly after its last causal input t1 (the next float32): it rounded onto t1,
     and backward's causal mask t_i < t_out then dropped input 1 (dt/dt1 = 0 for w1/D = 0.5 relpsp, 0.909 exp)."""
-    times, weights = _last_input_rounding_case(kernel)
+    times, weights = last_input_rounding_case(kernel)
     ref_t = torch.tensor([times], dtype=torch.float64, requires_grad=True)
     ref_w = torch.tensor([weights], dtype=torch.float32).double().requires_grad_()
     ref = spike_times(ref_t, ref_w, kernel=kernel, backend="torch")

@@ -28,15 +28,28 @@ BLOCK_O = 32  # output channels per program
 
 
 @jit
-def _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau):
+def _next_up(t):
+    """The next float of ``t``'s dtype above ``t`` (``torch.nextafter(t, inf)``; -inf gives the lowest finite float,
+    +-0 the smallest subnormal), by stepping the bit pattern: the lower end of a spike time after an input at ``t``
+    (``causal_set.after_last_input``)."""
+    if t.dtype == tl.float64:
+        bits = t.to(tl.int64, bitcast=True)
+        return tl.where(t > 0, bits + 1, tl.where(t < 0, bits - 1, 1)).to(tl.float64, bitcast=True)
+    bits = t.to(tl.int32, bitcast=True)
+    return tl.where(t > 0, bits + 1, tl.where(t < 0, bits - 1, 1)).to(tl.float32, bitcast=True)
+
+
+@jit
+def _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau, lo):
     """exp: before the reference moves from ``ref`` to ``tg`` (``s`` scaled by ``f = exp(-(tg - ref)/tau)``, which
     can underflow to 0), every channel whose ``V(tg) = a - s f`` reached theta fires in the old frame
-    (``kernels_numba._fire_by``). Returns ``(a, s f, t_out, slope)``."""
+    (``kernels_numba._fire_by``), at a time in ``[lo, tg]`` (``lo``: just after the last input). Returns
+    ``(a, s f, t_out, slope)``."""
     f = tl.exp(-(tg - ref) / tau)
     early = (a > -float("inf")) & (a - theta >= s * f) & ((a > theta) | (s <= 0.0))  # a = -inf: fired already
     ratio = s / (a - theta)
     ok = (ratio > 0.0) & (ratio < float("inf"))
-    t_early = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)
+    t_early = tl.where(ok, tl.minimum(tl.maximum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), lo), tg), tg)
     t_out = tl.where(early, t_early, t_out)
     slope = tl.where(early, a - theta, slope)
     return tl.where(early, -float("inf"), a), s * f, t_out, slope
@@ -58,13 +71,16 @@ def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols
     t_out = a + float("inf")
     slope = a
     ref = first
+    t_last = zero - float("inf")  # the last input added so far
     n = tl.load(nfin_ptr + r)
     for j in range(0, n):
         tg = tl.load(t_ptr + row + j)
         w = tl.load(wt_ptr + tl.load(col_ptr + row + j) * n_out + offs, mask=live, other=0.0)
+        # a spike revealed at tg lies in [nextafter(t_last), tg] (causal_set.after_last_input; no bound in a tie)
+        lo = tl.where(t_last < tg, _next_up(t_last), zero - float("inf"))
         if IS_EXP:
             if (tg - ref) / tau > rescale_at:
-                a, s, t_out, slope = _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau)
+                a, s, t_out, slope = _fire_before_rescale(a, s, t_out, slope, ref, tg, theta, tau, lo)
                 ref = tg
             x = tl.exp((tg - ref) / tau)
             thx = theta * x
@@ -75,24 +91,26 @@ def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols
         if IS_EXP:
             ratio = s / (a - theta)
             ok = (ratio > 0.0) & (ratio < float("inf"))
-            t_new = tl.where(ok, tl.minimum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), tg), tg)
+            t_new = tl.where(ok, tl.minimum(tl.maximum(ref + tau * tl.log(tl.where(ok, ratio, 1.0)), lo), tg), tg)
             d_new = a - theta
         else:
-            t_new = tl.minimum(ref + (theta + s) / tl.where(fire, a, 1.0), tg)  # only fired lanes matter
+            t_new = tl.minimum(tl.maximum(ref + (theta + s) / tl.where(fire, a, 1.0), lo), tg)  # fired lanes matter
             d_new = a
         t_out = tl.where(fire, t_new, t_out)
         slope = tl.where(fire, d_new, slope)
         a = tl.where(fire, -float("inf"), a) + w
         s = s + w * x
-    # a spike after the last input: exp needs a > theta, relpsp a > 0 (frozen channels have a = -inf)
+        t_last = tg
+    # a spike after the last input (strictly after it): exp needs a > theta, relpsp a > 0 (frozen: a = -inf)
+    lo = _next_up(t_last)
     if IS_EXP:
         ratio = s / (a - theta)
         after = (a > theta) & (ratio > 0.0) & (ratio < float("inf"))
-        t_out = tl.where(after, ref + tau * tl.log(tl.where(after, ratio, 1.0)), t_out)
+        t_out = tl.where(after, tl.maximum(ref + tau * tl.log(tl.where(after, ratio, 1.0)), lo), t_out)
         slope = tl.where(after, a - theta, slope)
     else:
         after = a > 0.0
-        t_out = tl.where(after, ref + (theta + s) / tl.where(after, a, 1.0), t_out)
+        t_out = tl.where(after, tl.maximum(ref + (theta + s) / tl.where(after, a, 1.0), lo), t_out)
         slope = tl.where(after, a, slope)
     tl.store(t_out_ptr + r * n_out + offs, t_out, mask=live)
     tl.store(slope_ptr + r * n_out + offs, slope, mask=live)
