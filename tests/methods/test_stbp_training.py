@@ -405,3 +405,78 @@ def test_a_norm_for_a_model_without_batch_norm_is_refused_for_a_new_run_and_an_o
         ds.train(None, tmp_path / "run", recipe)
     assert not (tmp_path / "run" / "config.yaml").exists()
     get_method("stbp", {"timesteps": 2}).check_new_run(arch)  # norm none, the default, starts
+
+
+@pytest.mark.parametrize("options, needs", [
+    ({"readout_decay": 0.5}, "method.readout=max_membrane"),
+    ({"tet_lambda": 0.1}, "method.loss=tet"),
+    ({"tet_phi": 2.0}, "method.loss=tet"),
+    ({"loss": "tet", "tet_phi": 2.0}, r"method.tet_lambda > 0"),  # lambda 0: TET's MSE term is off
+    ({"count_correct_rate": 0.8}, "method.loss=mse_count"),
+    ({"loss": "ce", "count_incorrect_rate": 0.1}, "method.loss=mse_count"),
+    ({"neunorm_decay": 0.5}, "method.neunorm=true"),
+    ({"tdbn_alpha": 2.0}, "method.norm=tdbn"),
+    ({"delta_threshold": 0.3}, "method.encoder=delta"),
+    ({"encoder": "poisson", "population_size": 4}, "method.encoder=population"),
+    ({"rate_reg_weight": 0.5}, "method.rate_reg=l1, l2 or band"),
+    ({"rate_reg": "l1", "rate_reg_high": 0.3}, "method.rate_reg=band"),
+    ({"stdp_rate_plus": 0.01}, "method.stdp_layers lists a layer"),
+    ({"tau_init": 4.0}, "method.neuron=plif"),
+    ({"neuron": "alif", "syn_decay": 0.9}, "method.neuron=synaptic"),
+    ({"adapt_scale": 0.5}, "method.neuron=alif"),
+    ({"psn_order": 2}, "method.neuron=masked_psn or sliding_psn"),
+    ({"state_high": 0.5}, "method.state_bits is set"),
+])
+def test_an_option_of_a_feature_that_is_off_is_refused_for_a_new_run_and_an_old_run_still_loads(options, needs):
+    """Before, each of these was ignored without a word (e.g. ``readout_decay`` with the rate readout: the same net,
+    ``test_readout_decay_has_no_effect_on_the_rate_readout``). A new run is refused in one line naming the key and the
+    setting it needs; a run saved with it before still builds, so ``eval``, ``export`` and ``analyze`` read it."""
+    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    key, value = next((k, v) for k, v in options.items() if k not in ("loss", "norm", "encoder", "rate_reg", "neuron"))
+    method = get_method("stbp", {"timesteps": 2, **options})
+    method.build(arch)  # what reading a saved run does
+    with pytest.raises(ConfigError, match=rf"^method.{key}={value!r} has no effect unless {needs}[^:]*: set that, or "
+                                          rf"leave method.{key} at its default "):
+        method.check_new_run(arch)
+
+
+@pytest.mark.parametrize("options", [
+    {"readout": "max_membrane", "readout_decay": 0.5},
+    {"loss": "tet", "tet_lambda": 0.1, "tet_phi": 2.0},
+    {"loss": "mse_count", "count_correct_rate": 0.8, "count_incorrect_rate": 0.1},
+    {"neunorm": True, "neunorm_decay": 0.5},
+    {"encoder": "delta", "delta_threshold": 0.3, "delta_mode": "level"},
+    {"rate_reg": "band", "rate_reg_weight": 0.5, "rate_reg_low": 0.01, "rate_reg_high": 0.3},
+    {"stdp_layers": [0], "stdp_rate_plus": 0.01, "stdp_epochs": 1},
+    {"neuron": "plif", "tau_init": 4.0},
+    {"neuron": "alif", "adapt_scale": 0.5},
+    {"neuron": "sliding_psn", "psn_order": 2},
+    {"state_bits": 4, "state_high": 0.5},
+])
+def test_an_option_of_a_feature_that_is_on_starts_a_run(options):
+    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    get_method("stbp", {"timesteps": 2, **options}).check_new_run(arch)
+
+
+def test_every_stbp_default_spelt_out_starts_a_run_and_a_train_call_is_refused_before_it_writes(tmp_path):
+    """A recipe or a run's config.yaml may spell every option at its default: those pass. ``ds.train`` refuses the
+    ignored option before the run directory gets a config."""
+    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    spelt = {key.key.removeprefix("method."): key.default for key in method_keys()["stbp"]}
+    get_method("stbp", spelt).check_new_run(arch)
+    recipe = ["method.timesteps=2", "method.readout_decay=0.5", "model.name=mlp", "data.name=digits",
+              "train.epochs=1", "train.progress=false"]
+    with pytest.raises(ConfigError, match=r"^method.readout_decay=0.5 has no effect unless method.readout=max_membr"):
+        ds.train(None, tmp_path / "run", recipe)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_readout_decay_has_no_effect_on_the_rate_readout():
+    """Why the refusal above: under ``readout: rate`` two values of ``readout_decay`` give the same net output."""
+    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    x = torch.rand(3, 1, 8, 8)
+    outputs = []
+    for decay in (0.9, 0.2):
+        torch.manual_seed(0)
+        outputs.append(get_method("stbp", {"timesteps": 3, "readout_decay": decay}).build(arch)(x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)

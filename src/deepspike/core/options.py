@@ -215,3 +215,19 @@ def check_ranges(options: Any, checks: tuple[tuple[bool, str, str], ...], sectio
     for ok, key, expected in checks:
         if not ok:
             raise ConfigError(f"bad value {getattr(options, key)!r} for {section}.{key}: expected {expected}")
+
+
+def check_unused(options: Any, uses: tuple[tuple[tuple[str, ...], bool, str], ...], section: str = "method") -> None:
+    """``ConfigError`` for the first key of ``uses`` (``(keys, in_use, needs)``: options that take effect only when
+    ``in_use``, which ``needs`` names, e.g. ``"method.loss=tet"``) set on dataclass ``options`` to a value other
+    than its default while not ``in_use``: the setting would be ignored without a word. A default spelt out (a
+    recipe or a run's config.yaml may spell every option) passes."""
+    fields = {f.name: f for f in dataclasses.fields(options)}
+    for keys, in_use, needs in uses:
+        for key in () if in_use else keys:
+            field = fields[key]
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            value = getattr(options, key)
+            if value != default:
+                raise ConfigError(f"{section}.{key}={shown_value(value)} has no effect unless {needs}: set that, or "
+                                  f"leave {section}.{key} at its default {shown_value(default)}")

@@ -75,6 +75,7 @@ from deepspike.methods.stbp_training import (
     STBP_LOSSES,
     check_norm_fits,
     check_norm_used,
+    check_options_used,
     check_training_choices,
     norm_rule,
     rate_reg_penalty,
@@ -275,8 +276,10 @@ class StbpMethod(Method):
         return network
 
     def check_new_run(self, arch: Architecture) -> None:
-        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``)."""
+        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``), or an option set for
+        a feature that is off (``check_options_used``: refused for new runs, so runs saved with one still load)."""
         check_norm_used(self.options.norm, arch)
+        check_options_used(self.options)
 
     def built_architecture(self, arch: Architecture) -> Architecture:
         """``arch`` with its classifier widened to ``K * vote_group`` outputs (``voting_architecture``)."""

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite
+from deepspike.core.options import FLOAT32_MAX, check_unused, is_finite
 from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
 from deepspike.layers.stdp_rule import StdpRule
 from deepspike.layers.temporal_batchnorm import (
@@ -57,7 +57,9 @@ from deepspike.layers.temporal_batchnorm import (
     threshold_dependent_batch_norm,
 )
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.encoder_choice import BUILT_IN as BUILT_IN_ENCODERS
 from deepspike.methods.losses import LOSSES, classification_loss, mse_count_loss, tet_loss
+from deepspike.methods.neuron_choice import NEURONS
 from deepspike.models.fold import has_batch_norm
 from deepspike.models.spec import Architecture
 
@@ -110,6 +112,40 @@ def check_training_choices(o: Any) -> None:
     stdp_rule(o)
     if o.stdp_epochs is not None and o.stdp_epochs < 1:
         raise ConfigError(f"bad value {o.stdp_epochs!r} for method.stdp_epochs: expected >= 1 or null")
+
+
+def check_options_used(o: Any) -> None:
+    """A one-line ``ConfigError`` for an option of stbp options ``o`` set away from its default while the feature it
+    belongs to is off (``core.options.check_unused``): ``readout_decay`` without ``readout: max_membrane``,
+    ``tet_*`` without ``loss: tet`` (``tet_phi`` also with ``tet_lambda: 0``), ``count_*`` without
+    ``loss: mse_count``, ``neunorm_decay`` without NeuNorm, ``tdbn_alpha`` without ``norm: tdbn``, ``delta_*`` /
+    ``population_*`` without their encoder, ``rate_reg_*`` without their regulariser, ``stdp_*`` without
+    ``stdp_layers``, a built-in neuron's own constants with another neuron and ``state_low/high`` without
+    ``state_bits``. An encoder or neuron of one's own is handed all the options, so it may read any of them."""
+    own_encoder, own_neuron = o.encoder not in BUILT_IN_ENCODERS, o.neuron not in NEURONS
+    stdp = tuple(f"stdp_{key}" for key in ("decay_pre", "decay_post", "rate_plus", "rate_minus", "bounds", "w_min",
+                                           "w_max", "epochs"))
+    check_unused(o, (
+        (("readout_decay",), o.readout == "max_membrane", "method.readout=max_membrane (its integrator's leak)"),
+        (("tet_lambda", "tet_phi"), o.loss == "tet", "method.loss=tet"),
+        (("tet_phi",), o.tet_lambda > 0, "method.tet_lambda > 0 (phi is the target of TET's MSE term)"),
+        (("count_correct_rate", "count_incorrect_rate"), o.loss == "mse_count", "method.loss=mse_count"),
+        (("neunorm_decay",), o.neunorm, "method.neunorm=true"),
+        (("tdbn_alpha",), o.norm == "tdbn", "method.norm=tdbn"),
+        (("delta_threshold", "delta_off_spikes", "delta_mode"), o.encoder == "delta" or own_encoder,
+         "method.encoder=delta"),
+        (("population_size", "population_low", "population_high", "population_width", "population_spikes"),
+         o.encoder == "population" or own_encoder, "method.encoder=population"),
+        (("rate_reg_weight",), o.rate_reg != "none", "method.rate_reg=l1, l2 or band"),
+        (("rate_reg_low", "rate_reg_high"), o.rate_reg == "band", "method.rate_reg=band"),
+        (stdp, bool(o.stdp_layers), "method.stdp_layers lists a layer"),
+        (("tau_init",), o.neuron == "plif" or own_neuron, "method.neuron=plif"),
+        (("syn_decay",), o.neuron == "synaptic" or own_neuron, "method.neuron=synaptic"),
+        (("adapt_decay", "adapt_scale"), o.neuron == "alif" or own_neuron, "method.neuron=alif"),
+        (("psn_order",), o.neuron in ("masked_psn", "sliding_psn") or own_neuron,
+         "method.neuron=masked_psn or sliding_psn"),
+        (("state_low", "state_high"), o.state_bits is not None, "method.state_bits is set"),
+    ))
 
 
 def _check_membrane_decay(o) -> None:
