@@ -149,3 +149,26 @@ def test_an_empty_init_from_is_refused_not_taken_as_no_run(method, init_from):
     with pytest.raises(ConfigError, match=r"^bad value '\s*' for method.init_from: expected a run directory to start "
                                           r"from, or null \(empty text named no run and started from scratch\)$"):
         get_method(method, {"init_from": init_from})
+
+
+@pytest.mark.parametrize("method, options, needs", [
+    ("ttfs", {"weight_sum_cost": 0.0, "l2": 0.0, "reg_reduction": "sum"}, "method.weight_sum_cost or method.l2 is "),
+    ("stdbp", {"reg_reduction": "sum"}, "method.weight_sum_cost or method.l2 is "),  # stdbp: both 0 by default
+    ("ttfs", {"measures": False, "measure_batches": 5}, "method.measures=true"),
+    ("ttfs_window", {"spike_cost_cap": 0.5}, "method.spike_cost is above 0"),
+    ("ttfs_window", {"measures": False, "measure_batches": 5}, "method.measures=true"),
+])
+def test_an_option_the_run_would_ignore_is_refused_for_a_new_run_and_an_old_run_still_loads(method, options, needs):
+    """Before, each was ignored without a word (no regulariser: ``penalty`` returns None before reading the reduction;
+    no measures: ``epoch_measures`` returns {}; no spike cost: the cap is never read)."""
+    arch = create_architecture("zhou2021_mnist", num_classes=10, input_shape=(1, 8, 8))
+    built = get_method(method, options)
+    built.build(arch)  # what reading a saved run does
+    key = next(k for k in options if k in ("reg_reduction", "measure_batches", "spike_cost_cap"))
+    with pytest.raises(ConfigError, match=rf"^method.{key}={options[key]!r} has no effect unless {needs}.*: set that, "
+                                          rf"or leave method.{key} at its default "):
+        built.check_new_run(arch)
+    get_method(method, {}).check_new_run(arch)  # the defaults, and with the feature on:
+    on = {"reg_reduction": {"weight_sum_cost": 1.0}, "measure_batches": {"measures": True}, "spike_cost_cap":
+          {"spike_cost": 0.1}}[key]
+    get_method(method, {**options, **on}).check_new_run(arch)

@@ -30,7 +30,7 @@ from deepspike.coding.decoders import first_spike_class
 from deepspike.coding.latency import ALPHA_LOW
 from deepspike.coding.ttfs_input import CODINGS, TTFSInput
 from deepspike.core.errors import unknown_choice
-from deepspike.core.options import FLOAT32_MAX, check_ranges
+from deepspike.core.options import FLOAT32_MAX, check_ranges, check_unused
 from deepspike.layers.neuron_kinds import ttfs_neuron_layers
 from deepspike.methods.base import INIT_FROM_EXPECTED, Method
 from deepspike.methods.registry import register_method
@@ -135,6 +135,14 @@ class TtfsMethod(Method):
     def init_from_ann(self, model: nn.Module, ann_state: dict[str, torch.Tensor]) -> None:
         """Copy the weights of a same-shape trained ANN (``method.init_from``, loaded by ``train``)."""
         init_from_ann(model, ann_state)
+
+    def check_new_run(self, arch: Architecture) -> None:
+        """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0) or
+        ``measure_batches`` with ``measures: false``: settings the run would ignore (``core.options.check_unused``)."""
+        o = self.options
+        check_unused(o, ((("reg_reduction",), o.weight_sum_cost != 0 or o.l2 != 0,
+                          "method.weight_sum_cost or method.l2 is above 0"),
+                         (("measure_batches",), o.measures, "method.measures=true")))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Output-time loss ``options.loss`` (``ttfs.losses.ttfs_loss``) of times ``[B, K]``."""

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, check_ranges
+from deepspike.core.options import FLOAT32_MAX, check_ranges, check_unused
 from deepspike.methods.base import INIT_FROM_EXPECTED, Method
 from deepspike.methods.losses import LOSSES, classification_loss
 from deepspike.methods.registry import register_method
@@ -119,6 +119,13 @@ class TtfsWindowMethod(Method):
         if unexpected or any(not (method_name == "ann" and key.endswith("window")) for key in missing):
             raise ConfigError(f"method.init_from: the {method_name} net does not map onto {self.name}: "
                               f"{', '.join(unexpected or missing)[:200]} (a ReLU ANN of the same model is needed)")
+
+    def check_new_run(self, arch: Architecture) -> None:
+        """``method.spike_cost_cap`` without a ``spike_cost`` or ``measure_batches`` with ``measures: false``: settings
+        the run would ignore (``core.options.check_unused``)."""
+        o = self.options
+        check_unused(o, ((("spike_cost_cap",), o.spike_cost > 0, "method.spike_cost is above 0"),
+                         (("measure_batches",), o.measures, "method.measures=true")))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)
