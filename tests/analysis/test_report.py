@@ -239,7 +239,12 @@ def test_analysis_json_is_strict(runs, tmp_path, monkeypatch):
                                            ({"bits": (2.5,)}, "bad bits sweep point 2.5"),
                                            ({"bits": (8, 65)}, "bad bits sweep point 65"),
                                            ({"deletions": (1.5,)}, "bad deletions sweep point 1.5"),
-                                           ({"jitters": (-0.1,)}, "bad jitters sweep point -0.1")])
+                                           ({"jitters": (-0.1,)}, "bad jitters sweep point -0.1"),
+                                           ({"bits": (8, 4, 4)}, r"^bits sweep point 4 is given twice in \(8, 4, 4\): "
+                                                                 "give each point once$"),
+                                           ({"snrs": (20, 20.0)}, "snrs sweep point 20.0 is given twice"),
+                                           ({"deletions": (0, 0.0)}, "deletions sweep point 0.0 is given twice"),
+                                           ({"jitters": [0.1, 0.1]}, "jitters sweep point 0.1 is given twice")])
 def test_sweep_points_no_sweep_can_run_are_refused_before_loading(tmp_path, points, words):
     """Through the library (the command line checks its flags itself): refused before the run is even read, so a
     folder that holds no run does not matter."""
@@ -449,6 +454,16 @@ def test_analyze_refuses_a_preset_whose_energy_is_beyond_the_float_range(runs, t
     err = capsys.readouterr().err
     assert "energy preset 'big' prices an inference beyond the float range (inf pJ)" in err and err.count("\n") == 1
     assert not (out / "analysis.json").exists()
+
+
+def test_analyze_refuses_a_repeated_sweep_point_in_one_line(runs, tmp_path, capsys):
+    """``--bits 4,4,8`` measured 4 bits twice (the same accuracy, a repeated row in report.md and analysis.json),
+    exit 0; ``--snr 20,20`` the same (its noise draws are seeded). Refused before the run is read, exit 2."""
+    out = tmp_path / "a"
+    assert main(["analyze", str(runs / "stbp"), "--bits", "4,4,8", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("deepspike: error: bits sweep point 4 is given twice in (4, 4, 8): give each "
+                                       "point once\n")
+    assert not out.exists()
 
 
 def test_analyze_refuses_bits_beyond_64_in_one_line(runs, tmp_path, capsys):

@@ -141,7 +141,8 @@ def _check_counts(o: AnalysisOptions) -> None:
 def _check_sweep_points(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded for sweep points no sweep can run: bits not whole numbers from 2 to 64,
     SNRs not finite, deletion probabilities outside [0, 1], jitters not finite and >= 0, or points not given as a
-    list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run)."""
+    list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run); a point given
+    twice (``--bits 4,4`` measured 4 bits twice, to the same figure: a repeated row in report.md and analysis.json)."""
     checks = (("bits", o.bits, lambda v: is_whole(v, 2, MAX_BITS), f"whole numbers from 2 to {MAX_BITS}"),
               ("snrs", o.snrs, is_finite, "finite numbers (dB)"),
               ("deletions", o.deletions, lambda v: is_finite(v) and 0 <= v <= 1, "probabilities in [0, 1]"),
@@ -154,6 +155,10 @@ def _check_sweep_points(o: AnalysisOptions) -> None:
         bad = [v for v in points if not ok(v)]
         if bad:
             raise ConfigError(f"bad {name} sweep point {bad[0]!r}: expected {expected}")
+        twice = [v for i, v in enumerate(points) if v in points[:i]]
+        if twice:  # measured again to the same figure (the noise draws are seeded): a repeated row in the report
+            raise ConfigError(f"{name} sweep point {twice[0]!r} is given twice in {tuple(points)}: give each point "
+                              "once")
 
 
 def _measure(parts, batches: list, o: AnalysisOptions, result: dict[str, Any]) -> list[dict]:
