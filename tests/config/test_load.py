@@ -134,8 +134,11 @@ OUT_OF_RANGE = [
     (["model.args.n=" + "9" * 300], "bad value (an integer of 997 bits) for model.args.n"),
     (["model.args.x=[]", "model.args.x.name=1"], "bad override 'model.args.x.name=1': invalid literal for int()"),
     (["model.args.x=[]", "model.args.x.5=1"], "bad override 'model.args.x.5=1': list index out of range"),
-    (["method.name='${train.seed}'"], "invalid method config: Interpolation key 'train.seed' not found"),
-    (["train.seed='${train.seed}'"], "invalid train config: Interpolation key 'train.seed' not found"),
+    (["method.name='${train.seed}'"], "the interpolation at method.name reads train.seed, which the recipe and its "
+                                      "overrides do not set (an interpolation reads the keys written there, not "
+                                      "defaults)"),
+    # was "Interpolation key 'train.seed' not found" of a key the override writes
+    (["train.seed='${train.seed}'"], "cannot resolve the interpolation at train.seed: Recursive interpolation "),
 ]
 
 
@@ -265,3 +268,32 @@ def test_a_saved_config_reads_back_text_holding_an_interpolation_as_that_text(tm
     back = load_saved_config(tmp_path / "config.yaml")
     assert (back.data.data_dir, back.expected.measured_by, back.model.args) == (text, text, {"note": [text]})
     assert back == config
+
+
+def test_an_interpolation_reads_a_key_of_another_section_or_one_beside_it(tmp_path, capsys):
+    """Each section but method used to be resolved alone: ``${method.timesteps}`` in train was "invalid train config:
+    Interpolation key 'method.timesteps' not found" though the recipe set it (exit 2), while the method section read
+    other sections. Now every section reads the whole recipe, a key by its full path or beside it (``${.key}``)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {timesteps: 4, eval_timesteps: '${train.epochs}'}\n"
+                      "train: {epochs: 3, batch_size: '${method.timesteps}', seed: '${.epochs}'}\n")
+    config = load_config(recipe)
+    assert (config.train.batch_size, config.train.seed, config.method.options.eval_timesteps) == (4, 3, 3)
+    assert load_config(recipe, ["method.timesteps=6"]).train.batch_size == 6  # resolved after the overrides
+    out = tmp_path / "out"
+    assert main(["train", str(recipe), "train.seed=${method.nope}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "deepspike: error: the interpolation at train.seed reads method.nope, which the recipe and its overrides do "
+        "not set (an interpolation reads the keys written there, not defaults): write that key, or read one by its "
+        "full path, e.g. ${train.epochs}, or beside it, e.g. ${.epochs}\n")
+    assert not out.exists()
+
+
+def test_a_literal_interpolation_in_the_method_section_is_that_text_and_a_saved_run_reads_it_back(tmp_path):
+    """The method section was resolved twice: an escaped ``\\${x}`` in method.init_from came out of the first
+    resolution as ``${x}`` and the second said "invalid method config: Interpolation key 'x' not found" (exit 2); a run
+    saved with such text (``save_config`` escapes it) could not be read."""
+    config = load_config(None, ["method.init_from=runs/\\${x}.nir"])
+    assert config.method.options.init_from == "runs/${x}.nir"
+    save_config(config, tmp_path / "config.yaml")
+    assert load_saved_config(tmp_path / "config.yaml") == config

@@ -55,10 +55,35 @@ def _check_arguments(path: object, overrides: object) -> None:
 
 
 def _run_config(raw: DictConfig) -> RunConfig:
-    """The ``RunConfig`` of sections ``raw`` (already checked by ``_check_sections``), each against its schema."""
-    sections = {name: to_dataclass(_section_schema(name), raw.get(name), name) for name in SECTIONS if name != "method"}
-    sections["method"] = resolve_method_section(raw.get("method") or {})
+    """The ``RunConfig`` of sections ``raw`` (already checked by ``_check_sections``), each against its schema, after
+    ``_resolved`` (interpolations across sections)."""
+    plain = _resolved(raw)
+    sections = {name: to_dataclass(_section_schema(name), plain.get(name), name) for name in SECTIONS
+                if name != "method"}
+    sections["method"] = resolve_method_section(plain.get("method") or {})
     return RunConfig(**sections)
+
+
+_ASKED = re.compile(r"Interpolation key '(.*)' not found")
+
+
+def _resolved(raw: DictConfig) -> dict:
+    r"""Recipe ``raw`` as plain data, every ``${...}`` resolved against the whole recipe, as OmegaConf reads it: a key
+    by its full path (``${train.epochs}``, in any section) or beside it (``${.epochs}``); each text escaped again
+    (``escape_interpolations``) so that the schemas read it as that text. (Each section used to be resolved alone:
+    ``${method.timesteps}`` in train was "not found" though the recipe set it, and a literal ``\${x}`` in the method
+    section was resolved twice.) A key the recipe and its overrides do not write (a default) is not there to read."""
+    try:
+        return escape_interpolations(OmegaConf.to_container(raw, resolve=True))  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        where = shown_key(str(getattr(e, "full_key", None) or "?"))
+        asked = _ASKED.match(str(e))
+        if asked is None:
+            raise ConfigError(f"cannot resolve the interpolation at {where}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"the interpolation at {where} reads {shown_key(asked.group(1))}, which the recipe and its "
+                          "overrides do not set (an interpolation reads the keys written there, not defaults): write "
+                          "that key, or read one by its full path, e.g. ${train.epochs}, or beside it, e.g. ${.epochs}"
+                          ) from None
 
 
 def load_saved_config(path: str | Path) -> RunConfig:
