@@ -58,3 +58,12 @@ def test_a_checkpoint_with_nan_weights_under_a_valid_checksum_is_corrupt(tmp_pat
     assert main(["eval", str(run)]) == 2
     assert capsys.readouterr().err == (f"deepspike: error: {run / 'checkpoint.pt'} is corrupt: its {key} holds inf "
                                        "or nan\n")
+
+
+def test_a_new_run_with_a_setting_it_would_ignore_is_refused_before_it_writes(tmp_path, capsys):
+    """``optim.momentum`` under adam trained as if it were not there (``config.schema.check_settings_used``)."""
+    out = tmp_path / "run"
+    assert main(["train", "optim.momentum=0.5", "model.name=mlp", "train.epochs=1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("deepspike: error: optim.momentum=0.5 has no effect unless optim.name=sgd: set "
+                                       "that, or leave optim.momentum at its default 0.9\n")
+    assert not (out / "config.yaml").exists()

@@ -21,7 +21,7 @@ from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_finite, shown_value
+from deepspike.core.options import FLOAT32_MAX, check_unused, is_finite, shown_value
 from deepspike.data.augment import Augment
 from deepspike.models.registry import refuse_core_args
 
@@ -276,6 +276,23 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     expected: ExpectedConfig = field(default_factory=ExpectedConfig)
+
+
+def check_settings_used(config: RunConfig) -> None:
+    """A one-line ``ConfigError`` for a key of ``optim``, ``schedule`` or ``train`` set away from its default while the
+    choice it belongs to is off (``core.options.check_unused``): ``momentum`` / ``nesterov`` without sgd, ``betas``
+    with sgd, ``step_size``, ``gamma``, ``milestones`` or ``min_factor`` under a schedule that reads none of them,
+    ``distill_weight`` / ``distill_temperature`` without ``distill_from``. For new runs only (``training.reload``):
+    runs saved with such a setting still load. Defaults spelt out pass."""
+    o, s, t = config.optim, config.schedule, config.train
+    check_unused(o, ((("momentum", "nesterov"), o.name == "sgd", "optim.name=sgd"),
+                     (("betas",), o.name != "sgd", "optim.name=adam or adamw")), "optim")
+    check_unused(s, ((("step_size",), s.name == "step", "schedule.name=step"),
+                     (("gamma",), s.name in ("step", "multistep"), "schedule.name=step or multistep"),
+                     (("milestones",), s.name == "multistep", "schedule.name=multistep"),
+                     (("min_factor",), s.name in ("cosine", "linear"), "schedule.name=cosine or linear")), "schedule")
+    check_unused(t, ((("distill_weight", "distill_temperature"), t.distill_from is not None,
+                      "train.distill_from names a teacher run"),), "train")
 
 
 def _check(ok: bool, key: str, value: object, expected: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deepspike.config.schema import RunConfig
+from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import DataSplits
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
@@ -42,7 +42,9 @@ def build_new_run(config, device, data=None) -> RunParts:
     method names in ``init_sources``) is read here and its network handed to the method (``init_from_run``); a
     ``method.init_from`` file of a suffix the method lists in ``init_files`` (``.nir``) is read by its registered
     reader (``training.init_files``), which copies its weights into the built net.
-    Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more."""
+    Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more. Settings
+    a run would ignore are refused first (``config.schema.check_settings_used``, ``Method.check_new_run``)."""
+    check_settings_used(config)
     parts = build_run(config, device, data)
     parts.method.check_new_run(parts.arch)
     init_from = getattr(parts.method.options, "init_from", None)

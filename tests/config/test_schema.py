@@ -1,0 +1,57 @@
+"""``config.schema.check_settings_used``: keys of optim, schedule and train that a run would ignore are refused for a
+new run; their defaults spelt out, and the same keys with their choice on, pass."""
+
+import dataclasses
+import re
+
+import pytest
+
+from deepspike.config import load_config
+from deepspike.config.schema import OptimConfig, ScheduleConfig, TrainConfig, check_settings_used
+from deepspike.core.errors import ConfigError
+
+
+@pytest.mark.parametrize("overrides, key, needs", [
+    (["optim.momentum=0.5"], "optim.momentum=0.5", "optim.name=sgd"),  # adam, the default, has no momentum
+    (["optim.name=adamw", "optim.nesterov=true"], "optim.nesterov=True", "optim.name=sgd"),
+    (["optim.name=sgd", "optim.betas=[0.8, 0.9]"], "optim.betas=[0.8, 0.9]", "optim.name=adam or adamw"),
+    (["schedule.name=cosine", "schedule.step_size=5"], "schedule.step_size=5", "schedule.name=step"),
+    (["schedule.gamma=0.5"], "schedule.gamma=0.5", "schedule.name=step or multistep"),  # none, the default
+    (["schedule.name=step", "schedule.milestones=[3]"], "schedule.milestones=[3]", "schedule.name=multistep"),
+    (["schedule.name=step", "schedule.min_factor=0.1"], "schedule.min_factor=0.1", "schedule.name=cosine or linear"),
+    (["train.distill_weight=0.7"], "train.distill_weight=0.7", "train.distill_from names a teacher run"),
+    (["train.distill_temperature=2"], "train.distill_temperature=2.0", "train.distill_from names a teacher run"),
+])
+def test_a_key_of_a_choice_that_is_off_is_refused_in_one_line(overrides, key, needs):
+    """Before, each was accepted and ignored: make_optimizer hands momentum/nesterov to SGD only and betas to Adam(W)
+    only; schedule_factor reads step_size under step, gamma under step/multistep, milestones under multistep,
+    min_factor under cosine/linear; the distillation's weight and temperature only with a teacher."""
+    config = load_config(None, overrides)  # loading (a saved run, too) accepts it
+    name = key.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} has no effect unless {needs}: set that, or leave {name} "
+                                          "at its default "):
+        check_settings_used(config)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["optim.name=sgd", "optim.momentum=0.5", "optim.nesterov=true"],
+    ["optim.name=adamw", "optim.betas=[0.8, 0.9]"],
+    ["schedule.name=step", "schedule.step_size=5", "schedule.gamma=0.5"],
+    ["schedule.name=multistep", "schedule.milestones=[3]", "schedule.gamma=0.5"],
+    ["schedule.name=linear", "schedule.min_factor=0.1", "schedule.warmup_epochs=1"],
+    ["schedule.warmup_epochs=1"],  # warmup works under every schedule, none included
+    ["train.distill_from=runs/teacher", "train.distill_weight=0.7", "train.distill_temperature=2"],
+])
+def test_the_same_keys_with_their_choice_on_pass(overrides):
+    check_settings_used(load_config(None, overrides))
+
+
+def test_every_default_spelt_out_passes():
+    spelt = [f"{section}.{f.name}={_yaml(f)}" for section, schema in (("optim", OptimConfig), ("schedule",
+             ScheduleConfig), ("train", TrainConfig)) for f in dataclasses.fields(schema)]
+    check_settings_used(load_config(None, spelt))
+
+
+def _yaml(field: dataclasses.Field) -> str:
+    value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
