@@ -124,6 +124,8 @@ OUT_OF_RANGE = [
     (["model.args.width=2"], "model.args.width is not a model option: set model.width instead"),
     (["model.args.num_classes=3"], "model.args.num_classes is not a model option: the data set sets it"),
     (["model.args.input_shape=[1, 8, 8]"], "model.args.input_shape is not a model option: the data set sets it"),
+    # was "TypeError: create_architecture() got multiple values for argument 'name'" (a traceback, exit 1)
+    (["model.args.name=x"], "model.args.name is not a model option: set model.name instead"),
     (["schedule.min_factor=-1"], "bad value -1.0 for schedule.min_factor: expected in [0, 1]"),
     (["schedule.min_factor=1.5"], "bad value 1.5 for schedule.min_factor: expected in [0, 1]"),
     (["schedule.milestones=[3, -1]"], "bad value [3, -1] for schedule.milestones: expected epochs >= 0"),

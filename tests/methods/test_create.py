@@ -19,7 +19,7 @@ def test_a_list_input_shape_builds_the_net():
     assert net(torch.rand(2, 64)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("key, value", [("width", 2.0), ("num_classes", 3), ("input_shape", (64,))])
+@pytest.mark.parametrize("key, value", [("width", 2.0), ("num_classes", 3), ("input_shape", (64,)), ("name", "x")])
 def test_a_core_argument_in_model_args_is_one_line(key, value):
     """``model_args={"width": 2}`` beside the width of its own was a TypeError ('got multiple values for keyword
     argument 'width'') before the registry's refusal was reached."""

@@ -116,14 +116,16 @@ CORE_ARGS = ("num_classes", "input_shape", "width")
 """The arguments every factory takes from the recipe's other keys, never from ``model.args``."""
 CORE_ARG_SOURCES = {"num_classes": "the data set sets it (create_model's num_classes)",
                     "input_shape": "the data set sets it (create_model's input_shape)",
-                    "width": "set model.width instead (create_model's width)"}
-"""Where each of ``CORE_ARGS`` comes from, for the refusal of one given in ``model.args``."""
+                    "width": "set model.width instead (create_model's width)",
+                    "name": "set model.name instead (create_model's name)"}
+"""Where each of ``CORE_ARGS`` and ``name`` (``create_architecture``'s own) comes from, for the refusal of one given
+in ``model.args``."""
 
 
 def refuse_core_args(args, where: str = "model.args") -> None:
-    """A one-line ``ConfigError`` when ``args`` (``model.args``) holds one of ``CORE_ARGS``: passed on beside the
-    recipe's own value, it was a TypeError ('got multiple values for keyword argument')."""
-    clash = sorted(set(args) & set(CORE_ARGS))
+    """A one-line ``ConfigError`` when ``args`` (``model.args``) holds one of ``CORE_ARGS`` or ``name``: passed on
+    beside the recipe's own value, it was a TypeError ('got multiple values for (keyword) argument')."""
+    clash = sorted(set(args) & set(CORE_ARG_SOURCES))
     if clash:
         raise ConfigError(f"{where}.{clash[0]} is not a model option: {CORE_ARG_SOURCES[clash[0]]}")
 
