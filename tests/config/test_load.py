@@ -121,6 +121,8 @@ OUT_OF_RANGE = [
     (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),
     (["data.args.seed=5"], "data.args.seed is not a data set option: set train.seed instead"),
     (["data.args.val_fraction=0.5"], "set data.val_fraction instead"),
+    # was "TypeError: load_dataset() got multiple values for argument 'name'" (a traceback, exit 1)
+    (["data.args.name=x"], "data.args.name is not a data set option: set data.name instead"),
     (["model.args.width=2"], "model.args.width is not a model option: set model.width instead"),
     (["model.args.num_classes=3"], "model.args.num_classes is not a model option: the data set sets it"),
     (["model.args.input_shape=[1, 8, 8]"], "model.args.input_shape is not a model option: the data set sets it"),
@@ -164,7 +166,7 @@ def test_range_limits_are_accepted():
 
 
 def test_data_args_set_elsewhere_are_the_loader_common_arguments():
-    common = set(inspect.signature(load_dataset).parameters) - {"name", "kwargs"}
+    common = set(inspect.signature(load_dataset).parameters) - {"kwargs"}  # name too: it was a TypeError
     assert set(SET_ELSEWHERE) == common
 
 

@@ -26,9 +26,9 @@ from deepspike.data.augment import Augment
 from deepspike.models.registry import refuse_core_args
 
 # Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
-# ``data.args`` holds the data set's own options only.
-SET_ELSEWHERE = {"data_dir": "data.data_dir", "val_fraction": "data.val_fraction", "seed": "train.seed",
-                 "download": "data.download"}
+# ``data.args`` holds the data set's own options only (data.args.name was a TypeError, "got multiple values").
+SET_ELSEWHERE = {"name": "data.name", "data_dir": "data.data_dir", "val_fraction": "data.val_fraction",
+                 "seed": "train.seed", "download": "data.download"}
 SEED_MAX = 2**63 - 1
 
 
