@@ -426,6 +426,7 @@ def test_a_norm_for_a_model_without_batch_norm_is_refused_for_a_new_run_and_an_o
     ({"adapt_scale": 0.5}, "method.neuron=alif"),
     ({"psn_order": 2}, "method.neuron=masked_psn or sliding_psn"),
     ({"state_high": 0.5}, "method.state_bits is set"),
+    ({"neuron": "psn", "reset": "subtract"}, r"method.neuron has a reset \(the PSN family has none\)"),
 ])
 def test_an_option_of_a_feature_that_is_off_is_refused_for_a_new_run_and_an_old_run_still_loads(options, needs):
     """Before, each of these was ignored without a word (e.g. ``readout_decay`` with the rate readout: the same net,
@@ -452,6 +453,7 @@ def test_an_option_of_a_feature_that_is_off_is_refused_for_a_new_run_and_an_old_
     {"neuron": "alif", "adapt_scale": 0.5},
     {"neuron": "sliding_psn", "psn_order": 2},
     {"state_bits": 4, "state_high": 0.5},
+    {"neuron": "alif", "reset": "subtract"},
 ])
 def test_an_option_of_a_feature_that_is_on_starts_a_run(options):
     arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))

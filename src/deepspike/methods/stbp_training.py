@@ -59,7 +59,7 @@ from deepspike.layers.temporal_batchnorm import (
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods.encoder_choice import BUILT_IN as BUILT_IN_ENCODERS
 from deepspike.methods.losses import LOSSES, classification_loss, mse_count_loss, tet_loss
-from deepspike.methods.neuron_choice import NEURONS
+from deepspike.methods.neuron_choice import NEURONS, PSN_FAMILY
 from deepspike.models.fold import has_batch_norm
 from deepspike.models.spec import Architecture
 
@@ -120,8 +120,9 @@ def check_options_used(o: Any) -> None:
     ``tet_*`` without ``loss: tet`` (``tet_phi`` also with ``tet_lambda: 0``), ``count_*`` without
     ``loss: mse_count``, ``neunorm_decay`` without NeuNorm, ``tdbn_alpha`` without ``norm: tdbn``, ``delta_*`` /
     ``population_*`` without their encoder, ``rate_reg_*`` without their regulariser, ``stdp_*`` without
-    ``stdp_layers``, a built-in neuron's own constants with another neuron and ``state_low/high`` without
-    ``state_bits``. An encoder or neuron of one's own is handed all the options, so it may read any of them."""
+    ``stdp_layers``, a built-in neuron's own constants with another neuron, ``state_low/high`` without
+    ``state_bits`` and ``reset`` with a PSN-family neuron. An encoder or neuron of one's own is handed all the
+    options, so it may read any of them."""
     own_encoder, own_neuron = o.encoder not in BUILT_IN_ENCODERS, o.neuron not in NEURONS
     stdp = tuple(f"stdp_{key}" for key in ("decay_pre", "decay_post", "rate_plus", "rate_minus", "bounds", "w_min",
                                            "w_max", "epochs"))
@@ -145,6 +146,7 @@ def check_options_used(o: Any) -> None:
         (("psn_order",), o.neuron in ("masked_psn", "sliding_psn") or own_neuron,
          "method.neuron=masked_psn or sliding_psn"),
         (("state_low", "state_high"), o.state_bits is not None, "method.state_bits is set"),
+        (("reset",), o.neuron not in PSN_FAMILY, "method.neuron has a reset (the PSN family has none)"),
     ))
 
 
