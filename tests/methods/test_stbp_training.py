@@ -9,6 +9,7 @@ import torch
 import deepspike as ds
 from deepspike.config.reference import method_keys
 from deepspike.core.errors import ConfigError
+from deepspike.layers.neunorm import NeuNorm
 from deepspike.layers.rate_penalty import hidden_neurons, rate_penalty
 from deepspike.layers.readout import MaxMembraneReadout
 from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
@@ -456,7 +457,8 @@ def test_an_option_of_a_feature_that_is_off_is_refused_for_a_new_run_and_an_old_
     {"neuron": "alif", "reset": "subtract"},
 ])
 def test_an_option_of_a_feature_that_is_on_starts_a_run(options):
-    arch = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    model = "scnn_digits" if options.get("neunorm") else "mlp"  # NeuNorm sits after a conv layer feeding another
+    arch = create_architecture(model, num_classes=10, input_shape=(1, 8, 8))
     get_method("stbp", {"timesteps": 2, **options}).check_new_run(arch)
 
 
@@ -482,3 +484,17 @@ def test_readout_decay_has_no_effect_on_the_rate_readout():
         torch.manual_seed(0)
         outputs.append(get_method("stbp", {"timesteps": 3, "readout_decay": decay}).build(arch)(x))
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+
+
+def test_neunorm_on_a_model_without_a_conv_layer_feeding_another_is_refused_for_a_new_run():
+    """``mlp`` with ``method.neunorm=true`` built no NeuNorm layer (it sits after a conv layer that feeds another) and
+    trained as without it, in silence; ``scnn_digits`` (two conv layers) gets one."""
+    mlp = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    method = get_method("stbp", {"timesteps": 2, "neunorm": True})
+    assert not any(isinstance(m, NeuNorm) for m in method.build(mlp).modules())  # what reading a saved run does
+    with pytest.raises(ConfigError, match=r"^method.neunorm=true normalises the spikes of a convolutional layer that "
+                                          r"feeds another, and model 'mlp' has none: set method.neunorm: false"):
+        method.check_new_run(mlp)
+    conv = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8))
+    assert any(isinstance(m, NeuNorm) for m in method.build(conv).modules())
+    method.check_new_run(conv)

@@ -276,10 +276,15 @@ class StbpMethod(Method):
         return network
 
     def check_new_run(self, arch: Architecture) -> None:
-        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``), or an option set for
-        a feature that is off (``check_options_used``: refused for new runs, so runs saved with one still load)."""
+        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``), an option set for a
+        feature that is off (``check_options_used``), or NeuNorm on a model where it would sit nowhere (fewer than two
+        convolutional layers): refused for new runs, so runs saved with one still load."""
         check_norm_used(self.options.norm, arch)
         check_options_used(self.options)
+        if self.options.neunorm and _count_map_activations(self.built_architecture(arch)) < 2:  # build's NeuNorm count
+            raise ConfigError(f"method.neunorm=true normalises the spikes of a convolutional layer that feeds another, "
+                              f"and model {arch.name!r} has none: set method.neunorm: false, or use a model with two "
+                              "or more convolutional layers")
 
     def built_architecture(self, arch: Architecture) -> Architecture:
         """``arch`` with its classifier widened to ``K * vote_group`` outputs (``voting_architecture``)."""
