@@ -1,0 +1,180 @@
+"""What README.md and docs/ name exists as named: recipe keys, ``deepspike.*`` / ``ds.*`` names, files of the
+repository, command-line options, the defaults the pages quote, and the lists of keys and files the guarantees
+promise. (``test_doc_commands.py`` parses the pages' shell commands; this covers the prose around them.)"""
+
+import argparse
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+from deepspike.cli import build_parser
+from deepspike.config.reference import method_keys, section_keys
+from deepspike.data.neuromorphic.shd import load_shd, load_ssc
+from deepspike.training.run_open import RESUMABLE_KEYS
+from deepspike.training.runs import OUTPUT_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").rglob("*.md")) if "generated" not in p.parts)]
+README = ROOT / "README.md"
+SECTIONS = "method|model|data|optim|schedule|train|expected"
+SECTION_KEY = re.compile(rf"(?<![\w./-])((?:{SECTIONS})\.[a-z_][a-z0-9_.]*[a-z0-9_])")
+FILE_SUFFIXES = ("nir", "onnx", "md", "yaml", "json")  # model.nir, data.md: files, not keys
+PYTHON_NAME = re.compile(r"(?<![\w.])(deepspike(?:\.\w+)+|ds\.\w+)")
+NOT_PYTHON_NAMES = {"deepspike.states"}  # the ONNX file's metadata key (docs/deployment.md)
+REPO_PATH = re.compile(r"(?<![\w./-])((?:configs|benchmarks|tests|src|docs)/[\w./-]*\w)(?:::(\w+))?")
+OPTION = re.compile(r"(?<![\w-])(--[A-Za-z][\w-]*)")
+OTHER_TOOLS = {"--made-from": "benchmarks/make_zoo.py", "--replace": "benchmarks/make_zoo.py",
+               "--dry-run": "benchmarks/gpu_check.sh", "--markdown": "benchmarks/bench_eprop.py"}
+DEFAULT = re.compile(r"`([a-z_]+)`[^`(]{0,30}\(default:? (-?[0-9][0-9.e-]*|true|false|null)[),;:\s]")
+
+
+def _prose(page: Path) -> list[tuple[int, str]]:
+    """(line number, line) of the page outside its fenced code blocks."""
+    lines, fenced = [], False
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        fenced = fenced != line.lstrip().startswith("```")
+        if not fenced and not line.lstrip().startswith("```"):
+            lines.append((number, line))
+    return lines
+
+
+def _all_lines(page: Path) -> list[tuple[int, str]]:
+    return list(enumerate(page.read_text().splitlines(), 1))
+
+
+def _recipe_defaults() -> dict[str, list]:
+    """``{key's last name: [its default in each section or method that has it]}``."""
+    found: dict[str, list] = {}
+    for keys in [*section_keys().values(), *method_keys().values()]:
+        for k in keys:
+            found.setdefault(k.key.rsplit(".", 1)[1], []).append(k.default)
+    return found
+
+
+def test_every_recipe_key_the_pages_name_exists():
+    known = {k.key for keys in [*section_keys().values(), *method_keys().values()] for k in keys}
+    known |= {"method.name", *section_keys(), "method"}
+    free = ("data.args.", "model.args.", "method.surrogate_args")  # the loader's / factory's own options
+    wrong = [f"{page.name}:{n}: {key}" for page in PAGES for n, line in _all_lines(page)
+             for key in SECTION_KEY.findall(line)
+             if key not in known and not key.startswith(free) and key.rsplit(".", 1)[1] not in FILE_SUFFIXES]
+    assert not wrong, wrong
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:n]))
+        except ImportError:
+            continue
+        for name in parts[n:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(dotted)
+
+
+def test_every_python_name_the_pages_give_resolves():
+    names = {(page.name, n, m) for page in PAGES for n, line in _all_lines(page) for m in PYTHON_NAME.findall(line)}
+    assert len(names) > 60
+    wrong = []
+    for page, n, name in sorted(names):
+        dotted = "deepspike." + name[3:] if name.startswith("ds.") else name
+        if dotted not in NOT_PYTHON_NAMES:
+            try:
+                _resolve(dotted)
+            except (ImportError, AttributeError) as error:
+                wrong.append(f"{page}:{n}: {name} ({error})")
+    assert not wrong, wrong
+
+
+def test_every_repository_file_the_pages_name_exists():
+    wrong = []
+    for page in PAGES:
+        for n, line in _all_lines(page):
+            for path, function in REPO_PATH.findall(line):
+                if "RECIPE" in path or "generated" in path:
+                    continue  # a placeholder; docs/generated is made by `make docs`
+                target = ROOT / path
+                if not target.exists() or (function and f"def {function}" not in target.read_text()):
+                    wrong.append(f"{page.name}:{n}: {path}{'::' + function if function else ''}")
+    assert not wrong, wrong
+
+
+def _cli_options() -> set[str]:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {s for sub in commands.choices.values() for a in sub._actions for s in a.option_strings}
+
+
+def test_every_option_the_pages_name_in_prose_exists():
+    """Shell blocks are parsed command by command in test_doc_commands; the prose names options too."""
+    options = _cli_options()
+    wrong = []
+    for page in PAGES:
+        for n, line in _prose(page):
+            for option in OPTION.findall(line):
+                tool = OTHER_TOOLS.get(option)
+                if option not in options and not (tool and option in (ROOT / tool).read_text()):
+                    wrong.append(f"{page.name}:{n}: {option}")
+    assert not wrong, wrong
+
+
+def test_the_defaults_the_pages_quote_are_the_codes():
+    defaults, compared, wrong = _recipe_defaults(), 0, []
+    for page in PAGES:
+        prose = "\n".join(line for _, line in _prose(page))  # a key and its default may be a line apart
+        for key, shown in DEFAULT.findall(prose):
+            if key not in defaults:
+                continue
+            value = {"true": True, "false": False, "null": None}.get(shown)
+            value = float(shown.rstrip(".")) if value is None and shown != "null" else value
+            compared += 1
+            if not any(d == value and type(d) is not bool or d is value for d in defaults[key]):
+                wrong.append(f"{page.name}: {key} (default {shown}); the code's: {defaults[key]}")
+    assert compared >= 10 and not wrong, (compared, wrong)
+
+
+def _table(page: Path, header: str) -> dict[str, str]:
+    """``{first cell: second cell}`` of the Markdown table under the header row that starts with ``header``."""
+    text = page.read_text()
+    rows = text[text.index(header):].split("\n\n")[0].splitlines()[2:]
+    return {row.split("|")[1].strip().strip("`"): row.split("|")[2].strip() for row in rows}
+
+
+def test_the_shd_options_table_gives_the_loaders_defaults():
+    table = _table(ROOT / "docs" / "data.md", "| `data.args` | default |")
+    for loader in (load_shd, load_ssc):
+        own = {name: p.default for name, p in inspect.signature(loader).parameters.items()
+               if name not in ("data_dir", "val_fraction", "seed", "download")}
+        assert set(table) == set(own)
+        for name, default in own.items():
+            shown = table[name].lower()
+            assert shown == str(default).lower() or float(shown) == default, (name, shown, default)
+
+
+def test_the_distillation_table_gives_the_recipe_defaults():
+    table = _table(ROOT / "docs" / "methods" / "distillation.md", "| key | default |")
+    listed = {k.key: k.default for k in section_keys()["train"] if k.key.startswith("train.distill_")}
+    assert set(table) == set(listed)
+    for key, default in listed.items():
+        assert table[key] == ("null" if default is None else str(default)), key
+
+
+def _readme_keys(after: str) -> set[str]:
+    text = README.read_text()
+    start = text.index(after)
+    return set(re.findall(r"`([a-z]+\.[a-z_.*]+)`", text[start:text.index("(others would be", start)]))
+
+
+def test_the_readme_lists_the_keys_a_resume_may_change():
+    expanded = {k for k in RESUMABLE_KEYS if not k.startswith("expected.")} | {"expected.*"}
+    assert _readme_keys("`--resume`\n  refuses overrides except") == expanded
+
+
+def test_the_readme_lists_the_files_a_new_run_refuses_to_write_over():
+    text = README.read_text()
+    start = text.index("`train --out DIR` refuses a folder holding")
+    listed = re.findall(r"`([\w.]+)`", text[start:text.index("unless it is a run", start)])
+    assert set(listed) == set(OUTPUT_NAMES)
