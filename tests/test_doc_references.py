@@ -178,3 +178,12 @@ def test_the_readme_lists_the_files_a_new_run_refuses_to_write_over():
     start = text.index("`train --out DIR` refuses a folder holding")
     listed = re.findall(r"`([\w.]+)`", text[start:text.index("unless it is a run", start)])
     assert set(listed) == set(OUTPUT_NAMES)
+
+
+def test_every_environment_variable_the_code_reads_is_documented():
+    """DEEPSPIKE_CACHE (where the native TTFS kernels are built) and DEEPSPIKE_FUSED_BACKEND were read by the code
+    and named on no page; a user met the first only in an error message."""
+    read = {name for path in (ROOT / "src").rglob("*.py") for name in re.findall(r'"(DEEPSPIKE_[A-Z_]+)"',
+                                                                                   path.read_text())}
+    pages = "".join(page.read_text() for page in PAGES)
+    assert len(read) >= 7 and not [name for name in sorted(read) if name not in pages]
