@@ -1,7 +1,9 @@
 """The command line's process start and exit: the allocator policy is checked; a torchrun worker leaves without the
 interpreter's teardown; an operating-system error on a path is one line."""
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import deepspike
-from deepspike.cli import main
+from deepspike.cli import build_parser, main
 
 SCRIPT = """
 import atexit
@@ -92,3 +94,24 @@ def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys, out, words):
     assert main([*QUICK_TRAIN, "--out", out(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepspike: error: " + words.format(tmp=tmp_path)) and err.count("\n") == 1
+
+
+def _arguments():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [(name, a) for name, sub in commands.choices.items() for a in sub._actions
+            if not isinstance(a, argparse._HelpAction)]
+
+
+def test_every_argument_has_a_help_text_that_names_its_default():
+    """``eval --split``, ``timesteps --split`` and the RUN_DIR of eval and analyze had no help; analyze's --bits
+    showed 32,8,4,2 as its example while it ran 32,8,6,4,3,2, and --snr, --preset, --pe-* did not say theirs."""
+    arguments = _arguments()
+    assert len(arguments) > 80
+    missing = [f"{name} {a.dest}" for name, a in arguments if not a.help]
+    assert not missing, missing
+    for name, a in arguments:
+        if a.option_strings and a.default not in (None, False) and not isinstance(a, argparse._StoreTrueAction):
+            shown = ",".join(map(str, a.default)) if isinstance(a.default, (tuple, list)) else str(a.default)
+            marked = re.search(rf"\b{re.escape(shown)}'?:? [^;]*\(default\)", a.help)  # "rate: ... (default)"
+            assert f"default {shown or 'none'}" in a.help or marked, (name, a.option_strings, a.default, a.help)

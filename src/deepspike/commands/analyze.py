@@ -28,15 +28,16 @@ def _check_finite(args: argparse.Namespace) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run directory (trained or converted)")
     p.add_argument("--out", help="report directory (default RUN_DIR/analysis)")
     p.add_argument("--limit", type=int, default=1000, help="test samples to use (default 1000; 0 = all)")
-    p.add_argument("--bits", type=_numbers(int), default=(32, 8, 6, 4, 3, 2), help="PTQ bits, e.g. 32,8,4,2")
+    p.add_argument("--bits", type=_numbers(int), default=(32, 8, 6, 4, 3, 2), help="PTQ bits (default 32,8,6,4,3,2)")
     p.add_argument(
         "--per-channel", action="store_true", help="quantize per output channel (default per layer)"
     )
     p.add_argument(
-        "--snr", type=_numbers(float), default=(40, 30, 24, 20, 15, 10), help="weight-noise SNRs (dB)"
+        "--snr", type=_numbers(float), default=(40, 30, 24, 20, 15, 10),
+        help="weight-noise SNRs in dB (default 40,30,24,20,15,10)",
     )
     p.add_argument(
         "--deletion",
@@ -55,21 +56,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traces", type=int, metavar="N",
                    help="neurons per spiking layer whose membrane is traced over time on the first test sample "
                         "(about half that fire and half silent, evenly spaced; rate-coded nets; default 4, 0 = none)")
-    p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping")
+    p.add_argument("--preset", default="45nm_fp32", help="energy preset of the hardware mapping (default 45nm_fp32)")
     p.add_argument(
         "--add-preset",
         action="append",
         default=[],
         metavar="NAME:mac=PJ,ac=PJ,spike=PJ",
-        help="add an energy preset of your own (repeatable)",
+        help="add an energy preset of your own (repeatable; default none)",
     )
-    p.add_argument("--pe-neurons", type=int, default=256, help="neurons per processing element (N)")
-    p.add_argument("--pe-weights", type=int, default=65_536, help="weights per processing element (W)")
+    p.add_argument("--pe-neurons", type=int, default=256, help="neurons per processing element (N, default 256)")
+    p.add_argument("--pe-weights", type=int, default=65_536, help="weights per processing element (W, default 65536)")
     p.add_argument(
         "--qat",
         type=_numbers(int),
         default=(),
-        help="also retrain with quantization, staged, e.g. 8,4,2 (writes OUT/qat/bits<k>)",
+        help="also retrain with quantization, staged, e.g. 8,4,2 (writes OUT/qat/bits<k>; default none)",
     )
     p.add_argument("--qat-epochs", type=int, default=None, help="epochs per QAT stage (default 1; with --qat)")
 

@@ -15,8 +15,10 @@ HELP = "reload a run's checkpoint and report its test accuracy, or score a NIR f
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("run_dir", help="a run directory, or a NIR file (any tool's) to score with --data")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="the split to score (default test; val: the part of train a run held out, "
+                        "data.val_fraction)")
     p.add_argument(
         "--unquantised",
         action="store_true",

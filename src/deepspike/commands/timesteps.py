@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "those up to the steps a sample holds, and that number; for a net of fixed T (PSN) its own T)",
     )
     p.add_argument("--out", required=True, help="directory for the CSV files and plots")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="the split to score (default test)")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate on the first N samples only")
 
 
