@@ -187,3 +187,17 @@ def test_every_environment_variable_the_code_reads_is_documented():
                                                                                    path.read_text())}
     pages = "".join(page.read_text() for page in PAGES)
     assert len(read) >= 7 and not [name for name in sorted(read) if name not in pages]
+
+
+def test_the_method_pages_energies_are_the_stored_comparisons():
+    """docs/methods/index.md quoted Diehl & Cook's net at 2,216 / 18,430 nJ, session 34's first measurement, after
+    RESULTS and benchmarks/results/session34/compare_costs.md had the re-measured 2,206 / 18,357 nJ."""
+    table = (ROOT / "benchmarks" / "results" / "session34" / "compare_costs.md").read_text()
+    rows = {row.split("|")[1].strip(): row.split("|") for row in table.splitlines()[2:]}
+    page = (ROOT / "docs" / "methods" / "index.md").read_text().replace("\n", " ")
+    psn = re.search(r"PSN row net costs ([\d.,]+) nJ by its synapses and ([\d.,]+) nJ with its updates", page)
+    wta = re.search(r"400-neuron net ([\d,]+) nJ and ([\d,]+) nJ", page)
+    for found, run in ((psn, "runs/s31_fmrows_psn_seed0"), (wta, "runs/wta_fmnist_400")):
+        stored = [float(rows[run][c].replace(",", "")) for c in (9, 10)]  # energy, + updates (nJ)
+        quoted = [float(v.replace(",", "")) for v in found.groups()]
+        assert quoted == [round(v) for v in stored], (run, quoted, stored)
