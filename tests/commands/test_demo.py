@@ -48,3 +48,11 @@ def test_a_refused_first_demo_leaves_nothing_behind(tmp_path, capsys):
         assert main(["demo", "--out", str(out), *QUICK, "data.name=nope"]) == 2
         assert capsys.readouterr().err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
+
+
+def test_the_report_says_epoch_for_one_epoch(tmp_path, capsys):
+    """A one-epoch demo printed "(1 epochs, ...)"; it now says "(1 epoch, ...)", and "epochs" for more."""
+    assert main(["demo", "--out", str(tmp_path / "one"), *QUICK]) == 0
+    assert "(1 epoch, " in capsys.readouterr().out
+    assert main(["demo", "--out", str(tmp_path / "two"), *QUICK, "train.epochs=2"]) == 0
+    assert "(2 epochs, " in capsys.readouterr().out

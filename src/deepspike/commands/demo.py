@@ -95,7 +95,8 @@ def _report(summary: dict, activity, config, out: Path) -> None:
     """Print the demo's accuracy, time steps and spikes."""
     print(f"\ndeepspike demo: {summary['method']} / {summary['model']} on {summary['dataset']}")
     print(
-        f"  test accuracy       {summary['test_accuracy']:.4f}   ({summary['epochs']} epochs, "
+        f"  test accuracy       {summary['test_accuracy']:.4f}   ({summary['epochs']} "
+        f"epoch{'' if summary['epochs'] == 1 else 's'}, "
         f"{summary['train_seconds']:.1f} s training)"
     )
     print(f"  time steps          {config.method.options.timesteps}")
