@@ -201,3 +201,21 @@ def test_the_method_pages_energies_are_the_stored_comparisons():
         stored = [float(rows[run][c].replace(",", "")) for c in (9, 10)]  # energy, + updates (nJ)
         quoted = [float(v.replace(",", "")) for v in found.groups()]
         assert quoted == [round(v) for v in stored], (run, quoted, stored)
+
+
+def _deepspike_steps(results: str, section: str) -> list[float]:
+    """deepspike's train step (ms) in each net's table of the generated RESULTS section ``section``."""
+    body = results.split(f"<!-- bench:{section}:start -->")[1].split(f"<!-- bench:{section}:end -->")[0]
+    return [float(row.split("|")[2]) for row in body.splitlines() if row.startswith("| deepspike |")]
+
+
+def test_the_readme_bf16_speedup_is_the_stored_tables():
+    """README quoted bfloat16 autocast steps 1.47-1.65x faster than float32 citing only "session 21's tables"; it
+    now names the tables, and the range is read from them (float32 step / bfloat16 step, four nets)."""
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    fp32, bf16 = _deepspike_steps(results, "rate_deep"), _deepspike_steps(results, "rate_deep_bf16")
+    assert len(fp32) == len(bf16) == 4
+    ratios = [a / b for a, b in zip(fp32, bf16)]
+    text = README.read_text().replace("\n", " ")
+    quoted = re.search(r"train\.precision=bf16` \(autocast\) the deep-net training steps ran ([\d.]+)-([\d.]+)x", text)
+    assert [float(v) for v in quoted.groups()] == [round(min(ratios), 2), round(max(ratios), 2)], ratios
