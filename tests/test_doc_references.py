@@ -25,7 +25,8 @@ NOT_PYTHON_NAMES = {"deepspike.states"}  # the ONNX file's metadata key (docs/de
 REPO_PATH = re.compile(r"(?<![\w./-])((?:configs|benchmarks|tests|src|docs)/[\w./-]*\w)(?:::(\w+))?")
 OPTION = re.compile(r"(?<![\w-])(--[A-Za-z][\w-]*)")
 OTHER_TOOLS = {"--made-from": "benchmarks/make_zoo.py", "--replace": "benchmarks/make_zoo.py",
-               "--dry-run": "benchmarks/gpu_check.sh", "--markdown": "benchmarks/bench_eprop.py"}
+               "--dry-run": "benchmarks/gpu_check.sh", "--markdown": "benchmarks/bench_eprop.py",
+               "--standalone": "tests/torchrun.py", "--nproc_per_node": "tests/torchrun.py"}  # torchrun's own
 DEFAULT = re.compile(r"`([a-z_]+)`[^`(]{0,30}\(default:? (-?[0-9][0-9.e-]*|true|false|null)[),;:\s]")
 
 
