@@ -246,3 +246,16 @@ def test_the_block_width_gain_is_the_stored_runs():
     text = (ROOT / "docs" / "performance.md").read_text().replace("\n", " ")
     quoted = re.search(r"kernels take (\d+)-(\d+)% less time per value", text).groups()
     assert [int(v) for v in quoted] == [min(saved), max(saved)], saved
+
+
+def test_the_channels_last_gain_names_the_net_measured():
+    """docs/performance.md gave session 14's channels-last gain (10%) to SEW-ResNet-18 PLIF; session 14 timed the
+    LIF net (`--case FRAMEWORK:sew_resnet18:4`, 1,484 -> 1,330 ms), session 16 the PLIF one (1,275 -> 1,198 ms)."""
+    row = next(line for line in (ROOT / "benchmarks" / "results" / "speed2" / "session14_scripts" / "README.md")
+               .read_text().splitlines() if "contiguous vs channels-last" in line)
+    assert ":sew_resnet18:4 " in row
+    before, after = re.search(r"deepspike ([\d,]+) / ([\d,]+) ms", row).groups()
+    text = (ROOT / "docs" / "performance.md").read_text().replace("\n", " ")
+    quoted = re.search(r"the LIF net's training step (\d+)% shorter in session 14's measurement, ([\d,]+) against "
+                       r"([\d,]+) ms", text).groups()
+    assert quoted == (str(round(100 * (1 - int(after.replace(",", "")) / int(before.replace(",", ""))))), after, before)
