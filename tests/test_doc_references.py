@@ -259,3 +259,22 @@ def test_the_channels_last_gain_names_the_net_measured():
     quoted = re.search(r"the LIF net's training step (\d+)% shorter in session 14's measurement, ([\d,]+) against "
                        r"([\d,]+) ms", text).groups()
     assert quoted == (str(round(100 * (1 - int(after.replace(",", "")) / int(before.replace(",", ""))))), after, before)
+
+
+def test_the_state_quant_figures_are_the_stored_table():
+    """docs/methods/stbp.md said snnTorch's estimator 'left digits at 35-37% where float membranes reach 97-99%':
+    35-37% is RESULTS' 8-bit column only (2-6 bits: 20.56-42.50%) and the float runs were 97.78-99.17%; the page now
+    quotes the table's ranges to one decimal."""
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+    def cells(row_start: str) -> list[list[float]]:
+        row = next(line for line in results.splitlines() if line.startswith(row_start))
+        return [[float(v) for v in c.split(" / ")] for c in row.split("|")[2:-1] if c.strip() != "(as left)"]
+
+    clipped, plain = cells("| clipped straight-through gradient"), cells("| plain straight-through gradient")
+    eight, fewer = plain[0], [v for col in plain[1:] for v in col]
+    stored = [f"{f(col):.1f}" for col in (eight, fewer, clipped[0]) for f in (min, max)]
+    text = (ROOT / "docs" / "methods" / "stbp.md").read_text().replace("\n", " ")
+    quoted = re.search(r"left digits at\s+([\d.]+)-([\d.]+)% with 8-bit membranes and ([\d.]+)-([\d.]+)% with 2-6 "
+                       r"bits, seeds 0-2, where float membranes reach\s+([\d.]+)-([\d.]+)%", text)
+    assert list(quoted.groups()) == stored, stored
