@@ -64,16 +64,14 @@ def test_every_recipe_key_the_pages_name_exists():
 
 
 def _resolve(dotted: str):
+    """The object ``dotted`` names, read attribute by attribute from its top module, importing a submodule only
+    where no attribute of that name exists: importing ``deepspike.pretrained`` (the zoo's folder) would bind the
+    folder over the function ``deepspike.pretrained`` for every later test of the process."""
     parts = dotted.split(".")
-    for n in range(len(parts), 0, -1):
-        try:
-            found = importlib.import_module(".".join(parts[:n]))
-        except ImportError:
-            continue
-        for name in parts[n:]:
-            found = getattr(found, name)
-        return found
-    raise ImportError(dotted)
+    found = importlib.import_module(parts[0])
+    for n, name in enumerate(parts[1:], start=2):
+        found = getattr(found, name) if hasattr(found, name) else importlib.import_module(".".join(parts[:n]))
+    return found
 
 
 def test_every_python_name_the_pages_give_resolves():
