@@ -9,7 +9,7 @@ import pytest
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
-from deepspike.training import run_lock
+from deepspike.training import run_lock, trainer
 from deepspike.training.run_lock import RunLock
 from deepspike.training.runs import LOCK_NAME, RunDir
 from deepspike.training.trainer import Trainer
@@ -70,6 +70,27 @@ def test_a_run_another_process_trained_meanwhile_is_refused_under_the_lock(tmp_p
     with pytest.raises(ConfigError, match=f"^{run} changed while this process started"):
         restart.fit()
     assert (run / "metrics.jsonl").read_text() == log
+    RunLock(run).release()  # and the refused trainer let the lock go
+
+
+def test_a_resume_whose_checkpoint_another_process_wrote_after_it_was_read_is_refused(tmp_path, monkeypatch):
+    """A resume reads the checkpoint before the lock (a distilled run's names its teacher): here another process
+    trains epoch 3 in between, so the epoch-2 state read is stale and would train epoch 3 again over it."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "schedule.name=none", "--out", str(run)]) == 0
+    late = Trainer(load_config(run / "config.yaml", ["train.epochs=4"]), run, resume=True)
+    build = trainer.build_training
+
+    def build_while_another_trains(*args, **kwargs):
+        monkeypatch.setattr(trainer, "build_training", build)  # the other process builds as usual
+        setup = build(*args, **kwargs)
+        assert main(["train", "--out", str(run), "--resume", "train.epochs=3"]) == 0
+        return setup
+
+    monkeypatch.setattr(trainer, "build_training", build_while_another_trains)
+    with pytest.raises(ConfigError, match=f"^{run} changed while this process started"):
+        late.fit()
+    assert [r["epoch"] for r in RunDir(run).metrics.read()] == [1, 2, 3]
     RunLock(run).release()  # and the refused trainer let the lock go
 
 

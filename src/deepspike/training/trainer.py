@@ -21,6 +21,7 @@ given a context), keeps the ranks in step after every epoch and leaves the group
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,7 @@ class Trainer:
         self.mode = open_mode(self.run, config, resume)  # every rank: rank 0 writes only after all ranks met in DDP
         self.created_folder = False
         self.resumed: dict[str, Any] | None = None  # the checkpoint a resume continues, from fit to _open_run
+        self.resumed_stamp: tuple[int, int, int] | None = None  # its file as read (checked again under the lock)
         self.lock: RunLock | None = None
         self.callbacks = callbacks
         device = resolve_device(config.train.device)
@@ -94,6 +96,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0). A resume
         reads the checkpoint first: it names the teacher of a distilled run (``distill.TEACHER_FIELD``)."""
+        self.resumed_stamp = _file_stamp(self.run.checkpoint_path) if self.mode == CONTINUE else None
         self.resumed = self.run.read_checkpoint(self.device) if self.mode == CONTINUE else None
         teacher = None if self.resumed is None else self.resumed.get(TEACHER_FIELD)
         setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE, teacher)
@@ -107,14 +110,16 @@ class Trainer:
 
     def _lock_run(self) -> RunLock | None:
         """Rank 0 makes the folder and takes its lock (``training.run_lock``), then checks again, under the lock,
-        what the folder holds: another process may have started the same run while this one loaded its data. Every
+        what the folder holds: another process may have started the same run, or written the checkpoint a resume
+        read before the lock (``fit``), while this one loaded its data. Every
         rank gets rank 0's refusal, so that all stop with its one line."""
         lock, refusal = None, None
         if self.dist.is_main:
             self.created_folder = self.run.create()
             try:
                 lock = RunLock(self.run.path)
-                if open_mode(self.run, self.config, self.resume) != self.mode:
+                if open_mode(self.run, self.config, self.resume) != self.mode or (
+                        self.mode == CONTINUE and _file_stamp(self.run.checkpoint_path) != self.resumed_stamp):
                     raise ConfigError(f"{self.run.path} changed while this process started (another process "
                                       "trained it); run the command again")
             except UserError as e:
@@ -201,3 +206,12 @@ class Trainer:
         barrier(self.dist)
         for callback in self.callbacks:
             callback(self, record)
+
+
+def _file_stamp(path: os.PathLike) -> tuple[int, int, int] | None:
+    """``(inode, size, mtime ns)`` of ``path`` (None when it is missing): an atomic rewrite changes the inode."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
