@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
 from deepspike.deploy.speck import speck_layers
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
@@ -95,4 +96,15 @@ def test_a_spikebp_net_does_not_map_even_without_a_leak():
     arch = create_architecture("mlp", num_classes=3, input_shape=(8,), hidden=[6])
     net = get_method("spikebp", {"timesteps": 2, "leak": 1.0}).build(arch).eval()
     with pytest.raises(ConfigError, match=r"^speck: layer \d \(LeakCorrectedLIF\) has no Speck equivalent"):
+        speck_layers(net, (8,))
+
+
+@pytest.mark.parametrize("readout", [Integrator(0.5), PerNeuronIntegrator(torch.tensor([0.5, 0.8, 0.9]))])
+def test_an_imported_membrane_readout_is_named_as_one(readout):
+    """An imported ``LI`` whose tau differs between neurons (``PerNeuronIntegrator``) got the generic "has no Speck
+    equivalent" line, where the shared-decay ``Integrator`` got the membrane-readout one."""
+    net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3)), readout),
+                     {}, (8,))
+    with pytest.raises(ConfigError, match=rf"^speck: layer 3 \({type(readout).__name__}\) cannot map: .*no membrane "
+                                          "readout$"):
         speck_layers(net, (8,))

@@ -37,7 +37,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
-from deepspike.deploy.nir_modules import Integrator
+from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons.modules import SpikingNeuron
@@ -121,7 +121,7 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
                                   f"pooling is {layers[-1]['pool']}")
             scale /= k * k
             shape = grid = tuple(m(torch.zeros(1, *shape)).shape[1:])
-        elif isinstance(m, SpikingAvgPool | Integrator):
+        elif isinstance(m, SpikingAvgPool | Integrator | PerNeuronIntegrator):
             raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
         else:
             raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")

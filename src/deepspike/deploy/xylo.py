@@ -45,7 +45,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
-from deepspike.deploy.nir_modules import Integrator
+from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
@@ -94,7 +94,7 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
             linear = None
         elif isinstance(m, RecurrentSpiking) and linear is None:
             layers.append(_recurrent_layer(m, i))
-        elif isinstance(m, Integrator):
+        elif isinstance(m, Integrator | PerNeuronIntegrator):  # an imported LI with a tau per neuron, too
             raise ConfigError("xylo: a membrane readout cannot map: Xylo's outputs are spiking neurons")
         else:
             raise ConfigError(f"xylo: layer {i} ({type(m).__name__}) cannot map: Xylo runs dense nets "

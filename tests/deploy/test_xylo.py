@@ -1,0 +1,29 @@
+"""``xylo_layers``: which nets map onto Xylo's dense layers, and the one-line refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from deepspike.core.errors import ConfigError
+from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
+from deepspike.deploy.xylo import xylo_layers
+from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.neurons.modules import IF
+
+
+@pytest.mark.parametrize("readout", [Integrator(0.5), PerNeuronIntegrator(torch.tensor([0.5, 0.8, 0.9]))])
+def test_an_imported_membrane_readout_is_named_as_one(readout):
+    """An imported ``LI`` whose tau differs between neurons (``PerNeuronIntegrator``) got the generic "Xylo runs
+    dense nets ... only" line, where the shared-decay ``Integrator`` got the membrane-readout one."""
+    net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3)), readout),
+                     {}, (8,))
+    with pytest.raises(ConfigError, match=r"^xylo: a membrane readout cannot map: Xylo's outputs are spiking neurons$"):
+        xylo_layers(net)
+
+
+def test_a_dense_net_maps_to_linear_neuron_pairs():
+    net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3)), IF()),
+                     {}, (8,))
+    assert [(lin.in_features, lin.out_features) for lin, _, _ in xylo_layers(net)] == [(8, 6), (6, 3)]
