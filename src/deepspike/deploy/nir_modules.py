@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.update_cost import kept_sum_ops
 
@@ -58,7 +59,9 @@ class Integrator(nn.Module):
 class PerNeuronIntegrator(nn.Module):
     """Non-spiking output layer whose neurons decay each at its own rate: ``v_t = decay * v_{t-1} + x_t``
     (elementwise, ``decay`` of the neurons' shape, each in [0, 1]), ``[T, B, *shape] -> [T, B, *shape]``; an ``LI``
-    node whose ``tau`` differs between neurons (``nir_import``)."""
+    node whose ``tau`` differs between neurons (``nir_import``). On bfloat16 / float16 ``x`` the running ``v`` and the
+    decays are float32 and each ``v_t`` is rounded once to ``x``'s dtype, as :func:`membrane_readout` does (summed in
+    bfloat16, ``0.999 v + 0.0011`` stalled at ``v = 0.5``, 1.04 in float64); ``.to(dtype)`` leaves ``decay``'s dtype."""
 
     prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
 
@@ -66,17 +69,26 @@ class PerNeuronIntegrator(nn.Module):
         super().__init__()
         self.register_buffer("decay", decay)
 
+    def _apply(self, fn, recurse=True):
+        """``fn`` (``.to()``, ``.cuda()``, ``.half()`` ...) moves ``decay`` to its device but keeps its dtype: rounded
+        to bfloat16 by a net-wide ``.to(torch.bfloat16)``, decay 0.999 ran as 1."""
+        decay = self.decay
+        super()._apply(fn, recurse)
+        self.decay = decay.to(self.decay.device)
+        return self
+
     def update_ops(self) -> tuple[float, float]:
         """(MACs, ACs) per output neuron and step, the mean over the neurons of ``kept_sum_ops`` of each decay."""
         ops = [kept_sum_ops(float(k)) for k in self.decay.flatten()]
         return sum(o[0] for o in ops) / len(ops), sum(o[1] for o in ops) / len(ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        decay = self.decay.to(x.dtype)
-        v, out = torch.zeros_like(x[0]), torch.empty_like(x)
+        dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
+        decay = self.decay.to(dtype)
+        v, out = torch.zeros_like(x[0], dtype=dtype), torch.empty_like(x)
         for t in range(x.shape[0]):
-            v = decay * v + x[t]
-            out[t] = v
+            v = decay * v + x[t].to(dtype)
+            out[t] = v  # (rounded to x's dtype)
         return out
 
 
