@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, one_line
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.neurons.dynamics import membrane_readout
 from deepspike.neurons.update_cost import kept_sum_ops
@@ -106,13 +106,22 @@ class NirNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [T, B, *input_shape]``; integer or boolean input (spike counts, event frames) is cast to the float
-        dtype of the weights (it ended in torch's "Input type (long int) and bias type (float) should be the same")."""
+        dtype of the weights (it ended in torch's "Input type (long int) and bias type (float) should be the same"),
+        and so is an array-like that is no tensor (a numpy array, nested lists: an AttributeError on ``.dim``);
+        one that does not convert (text, ragged lists) is a one-line ``ConfigError``."""
+        tensors = (*self.parameters(), *self.buffers())
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
+        if not isinstance(x, torch.Tensor):
+            try:
+                x = torch.as_tensor(x, dtype=dtype, device=next((t.device for t in tensors), None))
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise ConfigError(f"NIR network input must be a tensor or an array of numbers [T, B, ...], got "
+                                  f"{type(x).__name__} ({one_line(e)})") from None
         if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise ConfigError(f"NIR network input must be [T, B, {', '.join(map(str, self.input_shape))}], "
                               f"got {tuple(x.shape)}")
         if not (x.is_floating_point() or x.is_complex()):
-            tensors = (*self.parameters(), *self.buffers())
-            x = x.to(next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype()))
+            x = x.to(dtype)
         return self.body(x)
 
 
