@@ -61,11 +61,31 @@ def test_a_source_that_is_neither_a_path_nor_a_graph_is_refused_in_one_line(sour
     assert str(e.value) == f"from_nir takes a NIR file path or a nir.NIRGraph, got {shown}"
 
 
-def test_a_bad_dt_in_the_file_is_refused(tmp_path):
-    path = replace(write(tiny_graph(), tmp_path / "m.nir"), "metadata/dt", np.array(b"soon"))
+@pytest.mark.parametrize(("stored", "dt"), [("0.001", 1e-3), (np.array(b"2.5e-4"), 2.5e-4), (" .5 ", 0.5)])
+def test_a_dt_stored_as_the_text_of_a_number_is_read(tmp_path, stored, dt):
+    """HDF5 may hold an attribute as text (str or bytes): a plain decimal number is read, as the file's numbers are."""
+    assert from_nir(replace(write(tiny_graph(), tmp_path / "m.nir"), "metadata/dt", stored)).metadata["dt"] == dt
+
+
+@pytest.mark.parametrize(("stored", "shown"), [(np.array(b"soon"), "'soon'"), ("1_0e-3", "'1_0e-3'"), ("nan", "'nan'"),
+                                               ("0x1p-10", "'0x1p-10'"), ("-1e-3", "'-1e-3'"),
+                                               (np.array([1e-3]), "array([0.001])")])
+def test_a_bad_dt_in_the_file_is_refused_as_stored(tmp_path, stored, shown):
+    """float() read "1_0e-3" as 0.01 s (python's digit grouping); the others were reported as "dt = nan"."""
+    path = replace(write(tiny_graph(), tmp_path / "m.nir"), "metadata/dt", stored)
     with pytest.raises(ConfigError) as e:
         from_nir(path)
-    assert str(e.value) == f"{path}: dt = nan is not a positive number of seconds (the graph's metadata)"
+    assert str(e.value) == f"{path}: dt = {shown} is not a positive number of seconds (the graph's metadata)"
+
+
+def test_a_nodes_dt_that_is_no_number_is_refused_naming_the_node():
+    """A node's text "abc" was reported as "dt = nan ... (the graph's metadata)"."""
+    graph = tiny_graph()
+    del graph.metadata["dt"]
+    graph.nodes["input"].metadata = {"dt": "abc"}
+    with pytest.raises(ConfigError, match=r"^NIR import: dt = 'abc' is not a positive number of seconds \(the "
+                                          r"metadata of node 'input'\)$"):
+        from_nir(graph)
 
 
 def test_the_graphs_dt_is_used(tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import torch
@@ -252,10 +253,23 @@ def graph_dt(graph, meta: dict, where: str = "NIR import") -> float:
     return DEFAULT_DT
 
 
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # "0.001", "1e-4", ".5"; not "1_0", "nan", "0x1p-10"
+
+
 def _metadata_dt(value, origin: str, where: str) -> float:
-    if np.asarray(value).dtype == np.bool_:
+    """A file's ``dt`` (from ``origin``) in seconds: one real number, or a text (HDF5 may store an attribute as text,
+    str or bytes) that is one decimal number (:data:`DECIMAL`, spaces around it allowed); anything else, and a value
+    not finite and > 0, is a one-line ``ConfigError`` showing the value as stored (a boolean was read as 1 s, "1_0e-3"
+    as 0.01 s, and a text that was no number, or a node's, was reported as "dt = nan" in the graph's metadata)."""
+    arr, step = np.asarray(value), math.nan
+    if arr.ndim == 0 and arr.dtype.kind in "SU":
+        text = arr.item().decode("utf-8", "replace") if arr.dtype.kind == "S" else arr.item()
+        step = float(text) if DECIMAL.fullmatch(text.strip()) else math.nan
+    elif arr.ndim == 0 and arr.dtype.kind in "iuf":
+        step = float(arr)
+    if not (math.isfinite(step) and step > 0):
         raise ConfigError(f"{where}: dt = {shown_value(value)} is not a positive number of seconds ({origin})")
-    return float(value)
+    return step
 
 
 def _step(dt: float | None, graph, meta: dict, where: str) -> float:
