@@ -19,6 +19,7 @@ from deepspike.data import (
     normalize,
     split_indices,
 )
+from deepspike.data.splits import partition_rows
 from fakedata import write_idx
 
 
@@ -156,3 +157,18 @@ def test_a_constant_channel_has_std_exactly_0_and_is_only_centred(value, n):
     assert std[1] == 0.0 and mean[1] == float(torch.tensor(value))
     out = normalize(torch.full((1, 2, 1, 1), value + 0.1), mean, std)
     assert abs(float(out[0, 1]) - 0.1) < 1e-6
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_partition_rows_reorders_in_place_as_the_two_copies_would(chunk):
+    """``x[:n] == old x[first]`` and ``x[n:] == old x[second]`` (the copies that held twice the rows), in place."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (23, 3, 2), generator=g, dtype=torch.uint8)
+    held = torch.randperm(23, generator=g)[:7].sort().values
+    mask = torch.ones(23, dtype=torch.bool)
+    mask[held] = False
+    keep = torch.nonzero(mask).flatten()
+    expected = torch.cat([x[keep], x[held]])
+    pointer = x.data_ptr()
+    assert partition_rows(x, keep, held, chunk) == 16
+    assert torch.equal(x, expected) and x.data_ptr() == pointer

@@ -94,6 +94,32 @@ def split_indices(labels: torch.Tensor, fraction: float, seed: int,
     return torch.nonzero(mask).flatten(), held_idx
 
 
+def partition_rows(x: torch.Tensor, first: torch.Tensor, second: torch.Tensor, chunk: int = 1024) -> int:
+    """Reorder the rows (dim 0) of ``x`` in place: the old rows ``first``, then the old rows ``second``, each in
+    ascending order (``first``, ``second``: disjoint, ascending int64 indices that cover ``range(N)``, as
+    :func:`split_indices` gives them); returns ``len(first)``. Extra memory: a copy of the rows ``second`` and
+    ``chunk`` rows at a time (taking both parts as copies held twice the rows beside ``x``). Moving the rows of
+    ``first`` forward in ascending order never overwrites a row still to be moved (``first[k] >= k``)."""
+    tail = x[second]  # [len(second), ...] copy
+    n = len(first)
+    for start in range(0, n, chunk):
+        part = first[start:start + chunk]
+        x[start:start + len(part)] = x[part]
+    x[n:] = tail
+    return n
+
+
+def split_in_place(dataset, keep: torch.Tensor, held: torch.Tensor):
+    """``(rows keep, rows held)`` of a data set holding ``.x`` and ``.y`` (``EventFrameDataset``,
+    ``TensorDataset``), as views of its tensors after :func:`partition_rows` reordered them in place: the same
+    rows as ``(dataset.subset(keep), dataset.subset(held))`` without a copy of ``x``. For a data set that nothing
+    else holds: its rows are reordered."""
+    n = partition_rows(dataset.x, keep, held)
+    partition_rows(dataset.y, keep, held)
+    make, name = type(dataset), getattr(dataset, "name", "data")
+    return make(dataset.x[:n], dataset.y[:n], name), make(dataset.x[n:], dataset.y[n:], name)
+
+
 def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) standard deviation of images ``x [N, C, H, W]``, over N, H, W
     (:func:`axis_stats` along axis 1)."""
@@ -127,11 +153,13 @@ def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[flo
 
 
 def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int,
-                class_names, name: str = "", stats=None, empty_test_ok: bool = False) -> DataSplits:
+                class_names, name: str = "", stats=None, empty_test_ok: bool = False, split=None) -> DataSplits:
     """Take a stratified, seeded validation part out of ``train`` and compute the train statistics.
 
     ``stats(dataset) -> (mean, std)`` computes statistics of a data set without ``.x`` (streaming); the
-    default is :func:`channel_stats` on ``dataset.x``. An empty split (the test split may be empty only with
+    default is :func:`channel_stats` on ``dataset.x``. ``split(train, keep, held) -> (train, val)`` takes the
+    validation part; the default copies both (``subset``), :func:`split_in_place` reorders a data set that only
+    the loader holds, without the copy. An empty split (the test split may be empty only with
     ``empty_test_ok``: a loader asked for none), or test samples of another shape than the training samples,
     is a ``DataCorruptError`` here, at load time.
     """
@@ -140,7 +168,7 @@ def make_splits(train, test, *, val_fraction: float, seed: int, num_classes: int
     val = None
     if val_fraction > 0:
         keep, held = split_indices(train.y, val_fraction, seed)
-        train, val = train.subset(keep), train.subset(held)
+        train, val = split(train, keep, held) if split is not None else (train.subset(keep), train.subset(held))
         if len(val) == 0 or len(train) == 0:
             raise ConfigError(f"{name or 'data'}: val_fraction {val_fraction} of {len(keep) + len(held)} training "
                               f"samples leaves {len(train)} for training and {len(val)} for validation; "

@@ -63,4 +63,4 @@ def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
             r, lambda rec: (read_gesture_npy(rec[0]), rec[1]), options, SENSOR, parts))
         parts.append(as_dataset(x, y, options, "dvs_gesture"))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed, class_names=CLASSES,
-                        name="dvs_gesture")
+                        name="dvs_gesture", owned=True)

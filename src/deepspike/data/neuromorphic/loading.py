@@ -22,7 +22,7 @@ from deepspike.data.neuromorphic.frames import (
     events_to_frames,
     frames_to_counts,
 )
-from deepspike.data.splits import DataSplits, make_splits, split_indices
+from deepspike.data.splits import DataSplits, make_splits, partition_rows, split_in_place, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
 OUTPUTS = ("frames", "counts")
@@ -133,18 +133,29 @@ def as_dataset(x: np.ndarray, y: np.ndarray, options: FrameOptions, name: str):
     return EventFrameDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), name)
 
 
-def event_splits(train, test, *, val_fraction: float, seed: int, class_names, name: str) -> DataSplits:
-    """``make_splits`` with frame statistics for frame data sets (input_shape = per-step ``(C, H, W)`` or ``(F,)``)."""
+def event_splits(train, test, *, val_fraction: float, seed: int, class_names, name: str,
+                 owned: bool = False) -> DataSplits:
+    """``make_splits`` with frame statistics for frame data sets (input_shape = per-step ``(C, H, W)`` or ``(F,)``);
+    ``owned``: ``train`` holds frames the loader built or read and nothing else holds, so the validation part is
+    taken by reordering them in place (:func:`split_in_place`), not by copying both parts beside them."""
     stats = frame_stats if isinstance(train, EventFrameDataset) else None
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=len(class_names),
-                       class_names=class_names, name=name, stats=stats)
+                       class_names=class_names, name=name, stats=stats, split=split_in_place if owned else None)
 
 
 def held_out_splits(x: np.ndarray, y: np.ndarray, options: FrameOptions, *, test_fraction: float, split_seed: int,
                     val_fraction: float, seed: int, class_names, name: str) -> DataSplits:
     """Splits of a data set without an official test split: a FIXED seeded, stratified ``test_fraction`` of each
-    class (``split_seed``, not the run's ``seed``) is the test set; frames ``x [N, T, 2, H, W]``, labels ``y [N]``."""
-    train_idx, test_idx = split_indices(torch.from_numpy(y), test_fraction, split_seed)
-    train = as_dataset(x[train_idx.numpy()], y[train_idx.numpy()], options, name)
-    test = as_dataset(x[test_idx.numpy()], y[test_idx.numpy()], options, name)
-    return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=class_names, name=name)
+    class (``split_seed``, not the run's ``seed``) is the test set; frames ``x [N, T, 2, H, W]``, labels ``y [N]``
+    (reordered in place, train rows first: :func:`partition_rows`; the splits are views of ``x``, where copies of both
+    parts, and then of the validation split, beside ``x`` took twice the frames' memory that ``bin_all`` checked)."""
+    y = torch.from_numpy(y)
+    train_idx, test_idx = split_indices(y, test_fraction, split_seed)
+    if not x.flags.writeable:
+        x = x.copy()
+    n = partition_rows(torch.from_numpy(x), train_idx, test_idx)
+    partition_rows(y, train_idx, test_idx)
+    y = y.numpy()
+    train, test = as_dataset(x[:n], y[:n], options, name), as_dataset(x[n:], y[n:], options, name)
+    return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=class_names, name=name,
+                        owned=True)

@@ -74,4 +74,4 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
             r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts))
         parts.append(as_dataset(x, y, options, "nmnist"))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
-                        class_names=[str(d) for d in range(10)], name="nmnist")
+                        class_names=[str(d) for d in range(10)], name="nmnist", owned=True)

@@ -81,7 +81,7 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
         x, y = load_cached(name, data_dir, cache, key, build)
         parts.append(as_dataset(x, y, options, name))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
-                        class_names=static.class_names, name=name)
+                        class_names=static.class_names, name=name, owned=True)
 
 
 def _register(source: str, doc: str):
