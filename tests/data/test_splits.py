@@ -19,7 +19,8 @@ from deepspike.data import (
     normalize,
     split_indices,
 )
-from deepspike.data.splits import partition_rows
+from deepspike.data import splits as splits_module
+from deepspike.data.splits import axis_stats, partition_rows
 from fakedata import write_idx
 
 
@@ -172,3 +173,29 @@ def test_partition_rows_reorders_in_place_as_the_two_copies_would(chunk):
     pointer = x.data_ptr()
     assert partition_rows(x, keep, held, chunk) == 16
     assert torch.equal(x, expected) and x.data_ptr() == pointer
+
+
+def test_axis_stats_converts_at_most_a_bounded_number_of_values_at_a_time(monkeypatch):
+    """A chunk was ``chunk`` samples whatever their size: 2048 event frames of 16 x 2 x 128 x 128 made an 8 GiB float64
+    copy, and its shift and square beside it (2880 frames of 10 x 2 x 34 x 34, 64 MiB, raised the peak RSS by 727 MiB,
+    now 261). Now a chunk holds at most ``STATS_CHUNK_VALUES`` values, and the statistics stay those of the
+    float64 reference."""
+    monkeypatch.setattr(splits_module, "STATS_CHUNK_VALUES", 200, raising=False)
+    widest = []
+    for name in ("to", "double"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            out = _original(self, *args, **kwargs)
+            if out.dtype == torch.float64:
+                widest.append(out.numel())
+            return out
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    x = torch.randint(0, 255, (50, 3, 2, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    mean, std = axis_stats(x, 2, 2048)
+    monkeypatch.undo()
+    assert max(widest) <= 200
+    ref = x.double().transpose(0, 2).reshape(2, -1)
+    np.testing.assert_allclose(mean, ref.mean(1).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(std, ref.std(1, unbiased=False).numpy(), rtol=1e-12)

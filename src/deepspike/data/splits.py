@@ -126,16 +126,22 @@ def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...]
     return axis_stats(x, 1, chunk)
 
 
+STATS_CHUNK_VALUES = 2**24  # the most values of x one chunk of axis_stats converts to float64
+
+
 def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and population standard deviation of ``x`` per entry ``c`` of dim ``axis``, over every other dim.
 
     With ``K_c`` the largest value of channel ``c`` in the first sample (a shift) and ``d = x[..., c, ...] - K_c``:
     ``mean_c = K_c + E[d]``, ``std_c = sqrt(E[d^2] - E[d]^2)``, accumulated in float64 over chunks of ``chunk``
-    samples, so no full-size copy is made. The shift makes a constant channel's std exactly 0 (unshifted,
+    samples, fewer where those would hold more than :data:`STATS_CHUNK_VALUES` values (128 MiB in float64, shifted
+    and squared in place: 2048 event frames of 16 x 2 x 128 x 128 made an 8 GiB float64 chunk, its shift and its
+    square beside it), so no full-size copy is made. The shift makes a constant channel's std exactly 0 (unshifted,
     ``E[x^2] - mean^2`` left round-off up to ~1e-8 there, which ``normalize`` then divided by). Returns ``([C],
     [C])`` tuples; an empty ``x`` gives means and stds of 0.
     """
     c = x.shape[axis]
+    chunk = max(1, min(chunk, STATS_CHUNK_VALUES // max(1, x[:1].numel())))
     dims = tuple(d for d in range(x.dim()) if d != axis)
     view = [1] * x.dim()
     view[axis] = c
@@ -143,9 +149,10 @@ def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[flo
     s1 = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].double() - shift.view(view)  # [chunk, ...]
+        part = x[start:start + chunk].to(torch.float64, copy=True)  # [chunk, ...], the one float64 buffer
+        part -= shift.view(view)
         s1 += part.sum(dim=dims)
-        s2 += part.square().sum(dim=dims)
+        s2 += part.square_().sum(dim=dims)
     count = max(1, x.numel() // max(1, c))
     mean = s1 / count
     std = (s2 / count - mean.square()).clamp_min(0).sqrt()
