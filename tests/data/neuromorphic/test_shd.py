@@ -146,6 +146,12 @@ def test_shd_val_fraction_comes_from_train(tmp_path):
     s = load_dataset("shd", data_dir=folder, val_fraction=0.5, cache=False)
     assert len(s.train) == len(s.val) == 4 and sorted(s.val.y.tolist()) == [0, 0, 1, 1]
     assert s.val.shape == (700,) and s.val.timesteps == 100
+    # the validation part is taken in place (a view of the training frames, as read), no second copy of them
+    assert s.val.x.untyped_storage().data_ptr() == s.train.x.untyped_storage().data_ptr()
+    whole = load_dataset("shd", data_dir=folder, cache=False).train
+    for part in (s.train, s.val):
+        rows = [next(i for i in range(8) if torch.equal(whole.x[i], frames)) for frames in part.x]
+        assert rows == sorted(rows) and whole.y[rows].tolist() == part.y.tolist()
 
 
 def _remove(path, name):

@@ -50,7 +50,7 @@ from deepspike.data.neuromorphic.frames import check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.splits import DataSplits, make_splits, split_in_place
 
 CHANNELS = 700
 FILES = {"shd": ("shd_train.h5", "shd_test.h5"), "ssc": ("ssc_train.h5", "ssc_valid.h5", "ssc_test.h5")}
@@ -297,7 +297,7 @@ def load_shd(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: 
     options = FrameOptions(timesteps, time_window_ms, stride, binary, None, output)
     (train, test), names = release_splits("shd", data_dir, download, cache, options)
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=NUM_CLASSES["shd"],
-                       class_names=names, name="shd", stats=frame_stats)
+                       class_names=names, name="shd", stats=frame_stats, split=split_in_place)  # no copy of train
 
 
 @register_dataset("ssc")
