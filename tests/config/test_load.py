@@ -117,6 +117,12 @@ OUT_OF_RANGE = [
     (["optim.weight_decay=-1"], "bad value -1.0 for optim.weight_decay: expected >= 0"),
     (["optim.lr=1e300"], "bad value 1e+300 for optim.lr: expected at most float32's 3.403e+38"),
     (["optim.weight_decay=1e39"], "bad value 1e+39 for optim.weight_decay: expected at most float32's 3.403e+38"),
+    # were accepted: 0 or subnormal in float32, the step (or the clipped gradient) was 0 and nothing was learnt
+    (["optim.lr=1e-320"], "bad value 1e-320 for optim.lr: expected at least float32's smallest normal 1.175e-38"),
+    (["optim.lr=1e-39"], "bad value 1e-39 for optim.lr: expected at least float32's smallest normal 1.175e-38"),
+    (["optim.weight_decay=1e-320"], "for optim.weight_decay: expected 0 or at least float32's smallest normal"),
+    (["train.grad_clip=1e-320"], "bad value 1e-320 for train.grad_clip: expected at least float32's smallest normal"),
+    (["schedule.gamma=1e-320"], "bad value 1e-320 for schedule.gamma: expected at least float32's smallest normal"),
     (["train.seed=99999999999999999999"], "bad value 99999999999999999999 for train.seed: expected in [0, 2**63 - 1]"),
     (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),
     (["data.args.seed=5"], "data.args.seed is not a data set option: set train.seed instead"),

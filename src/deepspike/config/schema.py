@@ -21,7 +21,7 @@ from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, check_unused, is_finite, shown_value
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, check_unused, is_finite, shown_value
 from deepspike.data.augment import Augment
 from deepspike.models.registry import refuse_core_args
 
@@ -105,8 +105,9 @@ CHOICES = {"optim.name": OPTIMIZERS, "schedule.name": SCHEDULES, "train.precisio
 
 @dataclass
 class OptimConfig:
-    """``name``: sgd, adam or adamw; ``lr`` (> 0); ``weight_decay`` (>= 0); ``momentum`` (sgd, in [0, 1)) and
-    ``nesterov`` (sgd, with a momentum > 0); ``betas`` (adam and adamw: two numbers in [0, 1))."""
+    """``name``: sgd, adam or adamw; ``lr`` (at least float32's smallest normal 1.18e-38, else the float32 step is
+    0); ``weight_decay`` (0 or that); ``momentum`` (sgd, in [0, 1)) and ``nesterov`` (sgd, with a momentum > 0);
+    ``betas`` (adam and adamw: two numbers in [0, 1))."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -122,6 +123,9 @@ class OptimConfig:
         for key in ("lr", "weight_decay"):  # the optimizer's float32 step refuses a larger one (inf: check_numbers)
             value = getattr(self, key)
             _check(not FLOAT32_MAX < value < math.inf, f"optim.{key}", value, f"at most float32's {FLOAT32_MAX:.4g}")
+            # below float32's smallest normal the step's float32 factor is 0 or subnormal: nothing is learnt/decayed
+            _check(not 0 < value < FLOAT32_TINY, f"optim.{key}", value,
+                   f"{'' if key == 'lr' else '0 or '}at least float32's smallest normal {FLOAT32_TINY:.4g}")
         _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
         _check(not (self.name == "sgd" and self.nesterov and self.momentum == 0), "optim.nesterov", self.nesterov,
                "false with optim.momentum=0 (Nesterov momentum needs a momentum > 0)")
@@ -149,6 +153,8 @@ class ScheduleConfig:
         _choice(self.name, "schedule.name")
         _check(self.step_size >= 1, "schedule.step_size", self.step_size, ">= 1")
         _check(self.gamma > 0, "schedule.gamma", self.gamma, "> 0")
+        _check(self.gamma >= FLOAT32_TINY, "schedule.gamma", self.gamma,
+               f"at least float32's smallest normal {FLOAT32_TINY:.4g} (a smaller factor makes the learning rate 0)")
         _check(all(m >= 0 for m in self.milestones), "schedule.milestones", self.milestones, "epochs >= 0")
         _check(0 <= self.min_factor <= 1, "schedule.min_factor", self.min_factor, "in [0, 1]")
         _check(self.warmup_epochs >= 0, "schedule.warmup_epochs", self.warmup_epochs, ">= 0")
@@ -199,6 +205,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, ">= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
+        _check(self.grad_clip is None or self.grad_clip >= FLOAT32_TINY, "train.grad_clip", self.grad_clip,
+               f"at least float32's smallest normal {FLOAT32_TINY:.4g} or null (a smaller norm zeroes the gradients)")
         _check(
             self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
             "train.max_steps_per_epoch",
