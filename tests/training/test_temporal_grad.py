@@ -250,6 +250,23 @@ def test_refusals_are_one_line():
     assert net.time_segment == 3  # ceil(sqrt(7))
 
 
+@pytest.mark.parametrize("mode", ["sltt", "ottt", "eprop"])
+def test_a_spike_count_loss_is_refused_online_when_the_run_is_set_up(tmp_path, monkeypatch, mode):
+    # before: refused at the first batch's loss, after the data was batched and the run's folder made
+    def batched(*args, **kwargs):
+        raise AssertionError("the data was batched before the refusal")
+
+    monkeypatch.setattr("deepspike.training.training_setup.make_batches", batched)
+    cfg = load_config(None, [*TINY, "method.loss=mse_count", f"train.temporal_grad={mode}"])
+    with pytest.raises(ConfigError, match=r"^method.loss=mse_count trains on the spike counts \[T, B, K\] of all T "
+                                          rf"steps; train.temporal_grad={mode} scores one step at a time: use bptt "
+                                          r"or checkpoint$"):
+        Trainer(cfg, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+    net = _stbp_net(torch.float32, loss="mse_count")
+    prepare_temporal_grad(net, "checkpoint", None, "stbp")  # the whole window in segments: admitted
+
+
 @pytest.mark.parametrize("mode", [["train.temporal_grad=checkpoint", "train.time_segment=2"],
                                   ["train.temporal_grad=sltt", "train.sltt_steps=2"]])  # ottt: sltt's step loop
 def test_resume_is_exact_in_every_mode(tmp_path, mode):

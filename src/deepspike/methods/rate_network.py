@@ -36,6 +36,8 @@ class RateNetwork(nn.Module):
 
     ``per_step = True`` (a per-step loss, e.g. TET): in training the network returns the readout's per-step
     scores ``[T, B, K]`` (``readout.steps``) instead of their mean ``[B, K]``; evaluation still returns ``[B, K]``.
+    ``whole_window_loss``: None, or why the loss needs all T steps' scores at once (e.g. a spike count), which the
+    online temporal-gradient modes (one step at a time) refuse when the run is set up (``training.temporal_grad``).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RateNetwork(nn.Module):
         self.eval_timesteps = eval_timesteps or timesteps
         self.time_segment: int | None = None
         self.per_step = False
+        self.whole_window_loss: str | None = None
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         default = self.timesteps if self.training else self.eval_timesteps

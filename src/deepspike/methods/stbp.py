@@ -71,6 +71,7 @@ from deepspike.methods.neuron_choice import check_neuron_options, make_neuron
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.methods.stbp_training import (
+    MSE_COUNT_WINDOW,
     PER_STEP_LOSSES,
     STBP_LOSSES,
     check_norm_fits,
@@ -269,6 +270,7 @@ class StbpMethod(Method):
             readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
         network = RateNetwork(make_encoder(o), body, readout, o.timesteps, o.eval_timesteps)
         network.per_step = o.loss in PER_STEP_LOSSES
+        network.whole_window_loss = MSE_COUNT_WINDOW if o.loss == "mse_count" else None
         if o.rate_reg != "none":
             network.hidden_rates = HiddenRates.attach(network, body)
         if o.stdp_layers:

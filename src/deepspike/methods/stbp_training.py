@@ -64,6 +64,7 @@ from deepspike.models.fold import has_batch_norm
 from deepspike.models.spec import Architecture
 
 STBP_LOSSES = (*LOSSES, "tet", "mse_count")
+MSE_COUNT_WINDOW = "method.loss=mse_count trains on the spike counts [T, B, K] of all T steps"
 PER_STEP_LOSSES = ("tet", "mse_count")  # the network hands them the per-step scores [T, B, K] in training
 NORMS = ("none", "bn", "tdbn", "tebn")
 # ~2.8e14: the MSE's sum of (o_t - phi)^2 over up to 2^30 values (T*B*K), outputs up to phi's size, stays finite
@@ -202,9 +203,9 @@ def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
         return tet_loss(output, target, o.tet_lambda, o.tet_phi)
     if o.loss == "mse_count":
         if output.dim() == 2 and output.requires_grad:  # training hands over [T, B, K]: this is one online step
-            raise ConfigError("method.loss=mse_count trains on the spike counts [T, B, K] of all T steps; got scores "
-                              "[B, K] with a gradient (train.temporal_grad sltt/ottt/eprop score one step at a time: "
-                              "use bptt or checkpoint; evaluate under torch.no_grad())")
+            raise ConfigError(f"{MSE_COUNT_WINDOW}; got scores [B, K] with a gradient (train.temporal_grad "
+                              "sltt/ottt/eprop score one step at a time: use bptt or checkpoint; evaluate under "
+                              "torch.no_grad())")
         return mse_count_loss(output, target, o.count_correct_rate, o.count_incorrect_rate,
                               o.eval_timesteps or o.timesteps)
     return classification_loss(o.loss, output, target)

@@ -93,6 +93,9 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                          "train.temporal_grad=bptt")
     if mode in ONLINE:
         _check_step_scores(net.readout, mode)
+        if getattr(net, "whole_window_loss", None):  # refused here, not at the first batch
+            raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
+                              "bptt or checkpoint")
     if mode == "checkpoint":
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode in TRACED:
