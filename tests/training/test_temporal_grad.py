@@ -157,6 +157,36 @@ def test_online_gradients_equal_the_hand_derived_ones(mode):
     torch.testing.assert_close(loss, torch.stack([F.cross_entropy(ot, y) for ot in o]).mean().detach())
 
 
+@pytest.mark.parametrize("mode", ["ottt", "eprop"])
+def test_a_lif_without_leak_grad_keeps_the_leaky_traces_of_its_forward_decay(mode):
+    """``leak_grad=False`` (lee2020: ``dh_t/dv_{t-1} = 1`` in BPTT's temporal path) has no temporal path to change
+    online; the traces are the papers' presynaptic traces of the forward dynamics, decay k (Xiao et al. 2022
+    ``a_t = lambda a_{t-1} + s_t``; Bellec et al. 2020 ``eps_t = alpha eps_{t-1} + z_t``), not 1."""
+    decay, threshold = 0.5, 0.4
+    net, lin1, lin2 = _two_layer(decay, threshold, frames=True)
+    net.body[2] = LIF(decay=decay, threshold=threshold, surrogate="rectangular", surrogate_args={"a": 1.0},
+                      leak_grad=False)
+    assert trace_decay(net, mode) == decay
+    frames = (torch.rand(6, 3, 1, 1, 4, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    inputs = list(frames.flatten(2).transpose(0, 1))
+    with torch.no_grad():
+        hs, ss = _forward_by_hand(inputs, lin1, decay, threshold)
+    # e-prop: lin2 feeds the memoryless readout (its step's input); lin1's bias: a synapse from a constant 1
+    pre_hidden = _traces(ss, decay) if mode == "ottt" else ss
+    expected = _hand_gradients(inputs, _traces(inputs, decay), pre_hidden, hs, ss, lin2, y, threshold)
+    if mode == "eprop":
+        ones = _traces([torch.ones(6, 1)] * 3, decay)
+        expected["b1"] = _hand_gradients(inputs, ones, ss, hs, ss, lin2, y, threshold)["w1"][:, 0]
+    net.zero_grad()
+    online_step(net, net, CrossEntropyMethod(), frames, y, mode)
+    got = {"w1": lin1.weight.grad, "b1": lin1.bias.grad, "w2": lin2.weight.grad, "b2": lin2.bias.grad}
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-7, msg=key)
+    not_leaky = _hand_gradients(inputs, _traces(inputs, 1.0), pre_hidden, hs, ss, lin2, y, threshold)["w1"]
+    assert (not_leaky - got["w1"]).abs().max() > 1e-3  # a trace of decay 1 would give another gradient
+
+
 @pytest.mark.parametrize("mode", ["sltt", "ottt"])
 def test_a_learnt_threshold_with_a_fixed_decay_trains_online_with_the_hand_derived_gradients(mode):
     """``LearnableLIF`` learning one threshold per neuron, its decay fixed (``method.neuron=lif learn_threshold=true``):

@@ -29,7 +29,8 @@ class NeuronParams:
     detach_reset: treat the spike in the reset term as a constant in the backward pass.
     leak_grad: if False, the leak is applied in the forward pass only: the backward pass uses
         ``dh_t/dv_{t-1} = 1`` (IF-like) instead of ``k`` on the temporal path (lee2020: "leak only in
-        forward").
+        forward"). The online ``train.temporal_grad`` modes have no temporal path: there it changes nothing, and
+        OTTT's and e-prop's presynaptic traces keep the forward decay ``k`` (``training.temporal_grad``).
     state_quant: None (float membranes) or a ``StateQuant``: ``h_t`` rounded to ``2^bits`` levels before firing
         (``neurons.state_quant``); the fused kernels do not run it (the reference loop does).
 

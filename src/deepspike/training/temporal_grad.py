@@ -13,6 +13,11 @@
   spatial-only step, with every synaptic layer's weight gradient taken from its presynaptic trace
   ``a_t = lambda a_{t-1} + x_t`` instead of its input (``layers.trace_gradient``); lambda is the neurons' leak,
   the one fixed decay they all share (LIF neurons, learnt thresholds included; a net with any other neuron is refused).
+  The trace follows the forward dynamics: a LIF with ``leak_grad=False`` (lee2020's BPTT Jacobian
+  ``dh_t/dv_{t-1} = 1``, ``neurons.dynamics``) keeps the decay k here, as the papers' traces (OTTT's
+  ``a_t = lambda a_{t-1} + s_t``, e-prop's ``eps_t = alpha eps_{t-1} + z_t``) are those of the membrane's leak
+  whatever the backward pass does with it; so its online gradient differs from its BPTT gradient by more than the
+  dropped reset.
 
 * ``eprop`` (Bellec et al., "A solution to the learning dilemma for recurrent networks of spiking neurons", Nat.
   Commun. 2020): OTTT's step and traces, with a layer's bias taken as a synapse from a constant input (its own
@@ -121,7 +126,8 @@ def _check_step_scores(readout: nn.Module, mode: str) -> None:
 
 
 def _fixed_decay(neuron: nn.Module, mode: str) -> float | None:
-    """The one fixed first-order decay of a spiking neuron: its ``params.decay``, that of a ``LearnableLIF`` that
+    """The one fixed first-order decay of a spiking neuron: its ``params.decay`` (also with ``leak_grad=False``: the
+    forward leak, module docstring), that of a ``LearnableLIF`` that
     learns its threshold only (``h_t = k v_{t-1} + x_t`` with the fixed ``k``), or for e-prop that of an adaptive
     LIF; None for any other."""
     if hasattr(neuron, "params"):
