@@ -89,3 +89,18 @@ def test_the_resnet11_recipe_has_lee2020s_resnet11_code_values():
     assert config.optim.lr == pytest.approx(0.0025 * 2 * config.train.batch_size) and config.train.batch_size == 16
     assert config.optim.lr * config.optim.weight_decay == pytest.approx(0.0025 * 5e-4)
     assert dict(config.model.args) == {"dropout": 0.25}
+
+
+@pytest.mark.parametrize("name, args", [("mlp", {"hidden": [8]}),
+                                        ("vgg", {"blocks": [[4]], "hidden": [8], "pool": "max"})])
+def test_a_pool_threshold_of_a_model_without_average_pooling_is_refused_for_a_new_run(name, args):
+    """Before: ``method.pool_threshold=0.5`` on a model with no spiking pooling neuron (no pooling, or max pooling
+    of spikes) was taken without a word and changed nothing."""
+    arch = create_architecture(name, num_classes=3, input_shape=(1, 8, 8), **args)
+    with pytest.raises(ConfigError, match=rf"^method.pool_threshold=0.5 has no effect unless the model has average "
+                                          rf"pooling \(model '{name}' has none\): set that, or leave "
+                                          r"method.pool_threshold at its default 0.75$"):
+        get_method("spikebp", {"pool_threshold": 0.5}).check_new_run(arch)
+    get_method("spikebp", {"pool_threshold": 0.75}).check_new_run(arch)  # the default spelt out: a recipe may
+    pooled = create_architecture("vgg", num_classes=3, input_shape=(1, 8, 8), blocks=[[4]], hidden=[8], pool="avg")
+    get_method("spikebp", {"pool_threshold": 0.5}).check_new_run(pooled)

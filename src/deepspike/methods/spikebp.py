@@ -26,7 +26,7 @@ from torch import nn
 
 from deepspike.coding.encoder import ENCODERS, InputEncoder, check_input_scale
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, is_float32
+from deepspike.core.options import FLOAT32_MAX, check_unused, is_float32
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -76,6 +76,12 @@ class SpikeBpOptions:
         check_input_scale(self.input_scale, self.encoder, "method.input_scale")
 
 
+def has_avg_pool(arch: Architecture) -> bool:
+    """True when ``arch`` holds an average ``Pool`` anywhere: the spiking pooling neurons ``pool_threshold`` sets
+    (a max pool of spikes has no threshold)."""
+    return any(isinstance(visit.layer, Pool) and visit.layer.kind == "avg" for visit in arch.visits())
+
+
 def is_residual(arch: Architecture) -> bool:
     """True when ``arch`` holds a ``Residual`` block anywhere (lee2020 then uses kappa = 1)."""
     return arch.contains(Residual)
@@ -103,6 +109,12 @@ class SpikeBpMethod(Method):
         init_weights(body, kappa)
         return RateNetwork(InputEncoder(o.encoder, o.input_scale), body, LeakyIntegratorReadout(o.leak), o.timesteps,
                            o.eval_timesteps)
+
+    def check_new_run(self, arch: Architecture) -> None:
+        """``method.pool_threshold`` set (not its default) for a model without average pooling, where no spiking
+        pooling neuron reads it: refused for new runs (``core.options.check_unused``), so runs saved with one load."""
+        check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
+                                     f"the model has average pooling (model {arch.name!r} has none)"),))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.options.loss == "sse":
