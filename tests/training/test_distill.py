@@ -18,7 +18,7 @@ from deepspike.data import load_dataset
 from deepspike.data.splits import split_indices
 from deepspike.methods.registry import method_from_options, method_names
 from deepspike.training import distill, run_setup
-from deepspike.training.distill import distillation_loss, load_teacher, scored_methods
+from deepspike.training.distill import distillation_loss, load_teacher, near_uniform_warning, scored_methods
 from deepspike.training.reload import load_run
 from deepspike.training.runs import RunDir, load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
@@ -100,6 +100,31 @@ def test_weight_zero_trains_as_without_a_teacher_and_weight_one_on_the_soft_loss
     soft, soft_weights = _two_step_run(tmp_path / "soft", [f"train.distill_from={teacher_run}",
                                                           "train.distill_weight=1", "train.distill_temperature=2"])
     assert soft != plain and any(not torch.equal(plain_weights[k], soft_weights[k]) for k in plain_weights)
+
+
+@pytest.mark.parametrize("overrides, why", [
+    ([], "method.readout=rate: firing rates"),
+    (["method.readout=membrane", "method.loss=mse"], "method.loss=mse trains them towards one-hot targets"),
+    (["method.readout=membrane", "method.loss=ce"], None)])
+def test_a_student_whose_scores_stay_in_0_1_is_warned_once_at_the_start(teacher_run, tmp_path, capsys, overrides,
+                                                                          why):
+    """Before: no word; docs/methods/distillation.md measured such students' soft targets at a largest probability
+    of 0.12 (uniform: 0.1) at tau = 4. Scores spanning at most 1, divided by tau = 4: odds at most e^0.25 = 1.28."""
+    _two_step_run(tmp_path, [f"train.distill_from={teacher_run}", *overrides])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    if why is None:
+        assert lines == []
+        return
+    assert lines == [f"deepspike: warning: train.distill_from: the student's class scores stay in about [0, 1] "
+                     f"({why}), so softened by train.distill_temperature=4 no class is more than e^(1/tau) = 1.28 "
+                     f"times as probable as another: near-uniform probabilities that cannot follow the teacher's; "
+                     f"distill into scores trained with method.loss=ce (stbp: with method.readout=membrane) or lower "
+                     f"the temperature"]
+    for quiet in (["train.distill_weight=0"], ["train.distill_temperature=0.4"]):  # no soft term; odds e^2.5 = 12
+        assert near_uniform_warning(load_config(None, [*TINY, f"train.distill_from={teacher_run}", *overrides,
+                                                       *quiet])) is None
+    assert near_uniform_warning(load_config(None, [*TINY, f"train.distill_from={teacher_run}", *overrides,
+                                                   "train.distill_temperature=0.5"])) is not None  # e^2 = 7.4
 
 
 def test_the_blended_loss_of_a_batch_is_the_reference_blend(teacher_run):

@@ -10,6 +10,7 @@ weights the DDP wrapper broadcast.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +23,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator
 from deepspike.methods.registry import method_from_options
 from deepspike.training.compiled import compiled_model
-from deepspike.training.distill import Distillation, load_teacher
+from deepspike.training.distill import Distillation, load_teacher, near_uniform_warning
 from deepspike.training.distributed import DistContext, all_reduce_sums, wrap_data_parallel
 from deepspike.training.ema import WeightAverage
 from deepspike.training.optim import idle_optimizer, make_optimizer, make_scheduler
@@ -129,6 +130,9 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     scorer = compiled_model(parts.model, config.train.compile)
     model = wrap_data_parallel(scorer, ctx, device)
     decay = config.train.ema_decay
+    distill = load_teacher(config, parts, device, teacher)
+    if ctx.is_main and (warning := near_uniform_warning(config)):
+        print(f"deepspike: warning: {warning}", file=sys.stderr, flush=True)
     return TrainingSetup(
         parts=parts,
         model=model,
@@ -139,5 +143,5 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
         ema=WeightAverage(parts.model, decay) if decay is not None else None,
         precision=autocast_dtype(config.train.precision),
         reduce=partial(all_reduce_sums, ctx=ctx, device=device),
-        distill=load_teacher(config, parts, device, teacher),
+        distill=distill,
     )
