@@ -297,6 +297,19 @@ def test_a_spike_count_loss_is_refused_online_when_the_run_is_set_up(tmp_path, m
     prepare_temporal_grad(net, "checkpoint", None, "stbp")  # the whole window in segments: admitted
 
 
+def test_more_sltt_steps_than_time_steps_are_refused_in_one_line(tmp_path):
+    # before: chosen_steps clamped K to T without a word (train.sltt_steps=4 with T = 3 trained as plain SLTT)
+    net = _stbp_net(torch.float32)
+    with pytest.raises(ConfigError, match=r"^train.sltt_steps=8 is more than the 7 time steps SLTT-K draws from "
+                                          r"\(method.timesteps\): use at most 7, or null for all of them$"):
+        prepare_temporal_grad(net, "sltt", None, "stbp", sltt_steps=8)
+    prepare_temporal_grad(net, "sltt", None, "stbp", sltt_steps=7)
+    cfg = load_config(None, [*TINY, "train.temporal_grad=sltt", "train.sltt_steps=4"])
+    with pytest.raises(ConfigError, match="^train.sltt_steps=4 is more than the 3 time steps"):
+        Trainer(cfg, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("mode", [["train.temporal_grad=checkpoint", "train.time_segment=2"],
                                   ["train.temporal_grad=sltt", "train.sltt_steps=2"]])  # ottt: sltt's step loop
 def test_resume_is_exact_in_every_mode(tmp_path, mode):

@@ -58,7 +58,7 @@ def quantization_aware_retrain(
     )
     t = cfg.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, cfg.method.name, t.eprop_feedback, t.seed,
-                          t.eprop_readout_decay)
+                          t.eprop_readout_decay, t.sltt_steps)
     for learner in (m for m in parts.model.modules() if isinstance(m, StdpLearner)):
         learner.learning = False  # retrained by the loss alone: STDP layers keep their weights (quantized)
     out_dir = Path(out_dir)

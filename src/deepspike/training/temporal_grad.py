@@ -82,8 +82,9 @@ __all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "chosen_steps", "online_step", 
 
 def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, method_name: str,
                           eprop_feedback: str | None = None, seed: int = 0,
-                          eprop_readout_decay: float | None = None) -> None:
-    """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise; a net whose
+                          eprop_readout_decay: float | None = None, sltt_steps: int | None = None) -> None:
+    """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise: SLTT-K's ``sltt_steps`` more
+    than the net's time steps, which would be clamped to all of them without a word; a net whose
     ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
     neurons, trains with bptt only) and set it up: checkpoint's segment of ``time_segment`` steps, e-prop's random
     feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``) and its readout leak ``kappa``
@@ -98,6 +99,9 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                          "train.temporal_grad=bptt")
     if mode in ONLINE:
         _check_step_scores(net.readout, mode)
+        if sltt_steps is not None and sltt_steps > net.timesteps:
+            raise ConfigError(f"train.sltt_steps={sltt_steps} is more than the {net.timesteps} time steps SLTT-K draws "
+                              f"from (method.timesteps): use at most {net.timesteps}, or null for all of them")
         if getattr(net, "whole_window_loss", None):  # refused here, not at the first batch
             raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
                               "bptt or checkpoint")

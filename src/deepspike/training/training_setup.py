@@ -119,7 +119,7 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     parts = (build_run if resume else build_new_run)(config, device, data)
     t = config.train
     prepare_temporal_grad(parts.model, t.temporal_grad, t.time_segment, config.method.name, t.eprop_feedback,
-                          t.seed, t.eprop_readout_decay)
+                          t.seed, t.eprop_readout_decay, t.sltt_steps)
     batches = {split: make_batches(config, data, split, device, ctx.rank, ctx.world_size) for split in SPLITS}
     optimizer = idle_optimizer(config.optim) if method.learns_locally else make_optimizer(config.optim,
                                                                                           parts.model.parameters())
