@@ -297,13 +297,18 @@ def test_a_spike_count_loss_is_refused_online_when_the_run_is_set_up(tmp_path, m
     prepare_temporal_grad(net, "checkpoint", None, "stbp")  # the whole window in segments: admitted
 
 
-def test_more_sltt_steps_than_time_steps_are_refused_in_one_line(tmp_path):
-    # before: chosen_steps clamped K to T without a word (train.sltt_steps=4 with T = 3 trained as plain SLTT)
+def test_more_sltt_steps_or_a_longer_time_segment_than_time_steps_are_refused_in_one_line(tmp_path):
+    # before: chosen_steps clamped K to T without a word (train.sltt_steps=4 with T = 3 trained as plain SLTT), and
+    # a time segment longer than T ran the body in one piece, plain BPTT's memory
     net = _stbp_net(torch.float32)
     with pytest.raises(ConfigError, match=r"^train.sltt_steps=8 is more than the 7 time steps SLTT-K draws from "
                                           r"\(method.timesteps\): use at most 7, or null for all of them$"):
         prepare_temporal_grad(net, "sltt", None, "stbp", sltt_steps=8)
     prepare_temporal_grad(net, "sltt", None, "stbp", sltt_steps=7)
+    with pytest.raises(ConfigError, match=r"^train.time_segment=8 is more than the 7 time steps \(method.timesteps\) "
+                                          r"it splits: use at most 7, or null for ceil\(sqrt\(T\)\) = 3$"):
+        prepare_temporal_grad(net, "checkpoint", 8, "stbp")
+    prepare_temporal_grad(net, "checkpoint", 7, "stbp")
     cfg = load_config(None, [*TINY, "train.temporal_grad=sltt", "train.sltt_steps=4"])
     with pytest.raises(ConfigError, match="^train.sltt_steps=4 is more than the 3 time steps"):
         Trainer(cfg, tmp_path / "run").fit()

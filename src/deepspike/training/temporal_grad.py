@@ -84,7 +84,8 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                           eprop_feedback: str | None = None, seed: int = 0,
                           eprop_readout_decay: float | None = None, sltt_steps: int | None = None) -> None:
     """Check that ``net`` can train with ``mode`` (one-line ``ConfigError`` otherwise: SLTT-K's ``sltt_steps`` more
-    than the net's time steps, which would be clamped to all of them without a word; a net whose
+    than the net's time steps, which would be clamped to all of them without a word, or checkpoint's
+    ``time_segment`` more than them, one segment, BPTT's memory without a word; a net whose
     ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
     neurons, trains with bptt only) and set it up: checkpoint's segment of ``time_segment`` steps, e-prop's random
     feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``) and its readout leak ``kappa``
@@ -106,6 +107,10 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
             raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
                               "bptt or checkpoint")
     if mode == "checkpoint":
+        if time_segment is not None and time_segment > net.timesteps:  # one segment: plain BPTT's memory
+            raise ConfigError(f"train.time_segment={time_segment} is more than the {net.timesteps} time steps "
+                              f"(method.timesteps) it splits: use at most {net.timesteps}, or null for "
+                              f"ceil(sqrt(T)) = {math.ceil(math.sqrt(net.timesteps))}")
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode in TRACED:
         trace_decay(net, mode)  # refuse mixed leaks now, not at the first batch
