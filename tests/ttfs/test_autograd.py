@@ -241,3 +241,30 @@ def test_a_threshold_given_as_a_tensor_or_numpy_number_is_taken_as_its_value(rec
     for theta in (torch.tensor(0.5), np.float32(0.5)):
         assert torch.equal(spike_times(t, w, theta=theta), expected)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_the_zero_threshold_check_ends_where_float32_rounds_to_zero():
+    """The check compares theta in Python against half the smallest subnormal (2^-150 for float32): 2^-150 rounds
+    to 0 (ties to even) and is refused, the next double above it rounds to 2^-149 and is taken, as the float32
+    tensor comparison decided (torch.tensor(theta, float32) > 0, checked here for each)."""
+    t, w = torch.tensor([[1.0, 2.0]]), torch.tensor([[-1.0, 2.0]])
+    half = 2.0**-150
+    above = np.nextafter(half, 1.0)
+    assert not bool(torch.tensor(half, dtype=torch.float32) > 0) and bool(torch.tensor(above, dtype=torch.float32) > 0)
+    with pytest.raises(ConfigError, match="is 0 in torch.float32"):
+        spike_times(t, w, theta=half, backend="torch")
+    assert spike_times(t, w, theta=float(above), backend="torch").item() == pytest.approx(1 + math.log(2 * math.e - 1))
+    assert spike_times(t.double(), w.double(), theta=5e-324, backend="torch").item() == pytest.approx(
+        1 + math.log(2 * math.e - 1), rel=1e-12)
+
+
+def test_layer_times_breaks_a_torch_compile_graph_only_at_the_weight_shift():
+    """The theta check (a float32 tensor compared and read back) and weight_shift's host reads and tests each broke
+    Dynamo's graph capture: 4 breaks more per TTFS layer call than at 5b836f3. The check is a Python comparison
+    now and weight_shift runs eagerly behind one clean break (core.compile_support), so no break is in this file."""
+    t, w = torch.tensor([[1.0, 2.0]]), torch.tensor([[-1.0, 2.0]])
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(lambda x: spike_times(x, w, theta=0.5, backend="torch"))(t)
+    frames = [reason.user_stack[-1].filename for reason in explained.break_reasons if reason.user_stack]
+    assert not [f for f in frames if f.endswith("ttfs/autograd.py")], frames
+    torch._dynamo.reset()

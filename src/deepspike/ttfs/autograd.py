@@ -19,6 +19,7 @@ import os
 
 import torch
 
+from deepspike.core.compile_support import eager_under_compile
 from deepspike.core.errors import ConfigError
 from deepspike.core.first_order import first_order_backward
 from deepspike.core.precision import LOW_PRECISION
@@ -61,6 +62,7 @@ def resolve_backend(backend: str, t_in: torch.Tensor) -> str:
     return backend
 
 
+@eager_under_compile  # its host reads of the weights: one clean graph break, not one per read and test
 def weight_shift(weight: torch.Tensor, bias: torch.Tensor | None, theta: float, dtype: torch.dtype) -> int:
     """The ``k`` for which a layer's weights, bias and theta are multiplied by ``2^-k`` before it is solved: 0 unless a
     neuron's weights can sum past ``2^12`` in absolute value (``max |w| x fan_in``), else the exponent of the next
@@ -91,7 +93,10 @@ def layer_times(t_in, weight, bias, stride, padding, kernel, theta, tau, backend
         weight = weight.to(t_in.dtype)
         bias = None if bias is None else bias.to(t_in.dtype)
     theta = float(theta)  # (a 0-d tensor or numpy number too)
-    if not bool(torch.tensor(theta, dtype=t_in.dtype, device="cpu") > 0):  # the kernels then fired where V = 0
+    # theta rounds to 0 in the dtype at or below half its smallest subnormal (2^-150 for float32); a Python
+    # comparison, not a tensor's: that was a torch.compile graph break per layer call
+    finfo = torch.finfo(t_in.dtype)  # tiny x eps: the smallest subnormal
+    if not theta > finfo.tiny * finfo.eps / 2:  # the kernels then fired where V = 0
         raise ConfigError(f"{what}: threshold theta = {theta!r} is 0 in {t_in.dtype}, the dtype the times are "
                           f"computed in; use theta >= {torch.finfo(t_in.dtype).tiny:.4g} or float64 times")
     shift = weight_shift(weight, bias, theta, t_in.dtype)
