@@ -5,6 +5,7 @@ import math
 import torch
 
 from deepspike.ttfs.window import decode_offsets, encode_values, window_offsets
+from deepspike.ttfs.window_layers import WindowInput, WindowNeurons, WindowReadout
 from deepspike.ttfs.window_sim import NeuronStage, Synapses, simulate
 
 
@@ -35,3 +36,21 @@ def test_simulator_on_a_hand_made_neuron():
     assert result.windows[2] == (1.0, 4.0)
     # The output reads the hidden values at t = 4: 4 - 1.9 = 2.1 and 0 (silent).
     assert torch.allclose(result.potentials, torch.tensor([[2.1, 0.0]], dtype=torch.float64))
+
+
+def test_a_nan_potential_gives_a_nan_offset_and_value_not_no_spike():
+    """A NaN potential was taken as "no spike" (+inf, value 0) while the layers' values clip(a / alpha, 0, T) are
+    NaN: a NaN input was coded as 0 by WindowInput in silence. It now propagates, as through the ANN's ReLU."""
+    a = torch.tensor([math.nan, -1.0, 0.0, 0.5, 7.0], dtype=torch.float64)
+    tau = window_offsets(a, 3.0, alpha=2.0)
+    assert math.isnan(tau[0]) and tau[1:].tolist() == [math.inf, math.inf, 2.75, 0.0]
+    x = decode_offsets(tau, 3.0)
+    assert math.isnan(x[0]) and x[1:].tolist() == [0.0, 0.0, 0.25, 3.0]
+    assert math.isnan(encode_values(torch.tensor([math.nan]), 1.0).item())
+    values = torch.tensor([[math.nan, 0.5, -0.5]])
+    out = WindowInput(window=1.0).eval()(values)
+    assert math.isnan(out[0, 0]) and out[0, 1:].tolist() == [0.5, -0.5]  # before: 0.0 for the NaN
+    for layer in (WindowNeurons(window=1.0), WindowReadout(window=1.0)):
+        layer.eval().record = True
+        layer(values)
+        assert math.isnan(layer.last_offsets[0, 0]) and layer.last_offsets[0, 1:].tolist() == [0.5, math.inf]

@@ -35,7 +35,8 @@ import torch
 def window_offsets(potential: torch.Tensor, window: float | torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """Spike offsets ``tau`` in ``[0, T]`` of windowed ReL-PSP neurons with potentials ``a`` at the window start.
 
-    ``tau = T - clip(a / alpha, 0, T)`` where ``a > 0``, ``+inf`` where ``a <= 0`` (module docstring).
+    ``tau = T - clip(a / alpha, 0, T)`` where ``a > 0``, ``+inf`` where ``a <= 0`` (module docstring), NaN where
+    ``a`` is NaN (as the values ``clip(a / alpha, 0, T)`` the layers pass on; not taken for "no spike").
     Args:
         potential: ``a`` ``[B, ...]``, the membrane potential at ``t_min`` (the ANN's pre-activation).
         window: ``T`` (a float or a tensor broadcastable to ``potential``, e.g. per channel), ``> 0``.
@@ -44,13 +45,14 @@ def window_offsets(potential: torch.Tensor, window: float | torch.Tensor, alpha:
         ``[B, ...]`` offsets, differentiable: ``d tau / d a = -1 / alpha`` inside the window, 0 when clipped.
     """
     drive = torch.minimum(potential / alpha, torch.as_tensor(window, dtype=potential.dtype, device=potential.device))
-    return torch.where(potential > 0, window - drive, torch.full_like(potential, math.inf))
+    return torch.where(potential <= 0, torch.full_like(potential, math.inf), window - drive)  # NaN stays NaN
 
 
 def decode_offsets(offsets: torch.Tensor, window: float | torch.Tensor) -> torch.Tensor:
-    """The values the spikes code: ``x = T - tau`` for a spike, ``0`` for none (``[B, ...]``)."""
-    spiked = torch.isfinite(offsets)
-    return torch.where(spiked, window - torch.where(spiked, offsets, torch.zeros_like(offsets)), 0.0)
+    """The values the spikes code: ``x = T - tau`` for a spike, ``0`` for none (``tau = +inf``), NaN for a NaN
+    offset (``[B, ...]``)."""
+    silent = torch.isposinf(offsets)
+    return torch.where(silent, 0.0, window - torch.where(silent, torch.zeros_like(offsets), offsets))
 
 
 def encode_values(values: torch.Tensor, window: float) -> torch.Tensor:
