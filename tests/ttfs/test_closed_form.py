@@ -279,3 +279,34 @@ def test_huge_weights_and_theta_give_the_times_of_the_scaled_down_neuron(kernel,
         out.nan_to_num(posinf=0.0).sum().backward()
         atol = 1e-3 * float(w64.grad.abs().max())
         torch.testing.assert_close(wb.grad.double() * scale, w64.grad, rtol=1e-3, atol=atol)
+
+
+# A tie group whose first member, added, rounds a x - s past theta x although V(t_g) < theta: the numba and native
+# sweeps checked before each member and fired at t_g partway through the group (slope of part of it); the whole
+# group's weight is negative, so the neuron never fires (event simulator, and by hand: relpsp V(t) = w0 t - 2 (t - 1)
+# <= w0 < 1 for t >= 1; exp: V tends to a = w0 - 1 < 1 and falls after t_g, with V(t_g) = w0 (1 - e^-t_g) < 1).
+TIE_CASES = [
+    ("relpsp", torch.float32, [0.0, 1.0, 1.0], [1 - 2**-24, 1.0, -3.0]),
+    ("relpsp", torch.float64, [0.0, 1.0, 1.0], [1 - 2**-53, 1.0, -3.0]),
+    ("exp", torch.float32, [0.0, 2.9482553005218506, 2.9482553005218506],
+     [1.055332064628601, 2.7766075134277344, -3.7766075134277344]),
+    ("exp", torch.float32, [0.0, 1.90461003780365, 1.90461003780365],
+     [1.174923300743103, 1.87066650390625, -2.87066650390625]),
+]
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba", "native"])
+@pytest.mark.parametrize("kernel, dtype, times, weights", TIE_CASES)
+def test_a_tie_group_is_checked_whole_on_every_backend(backend, kernel, dtype, times, weights):
+    if (backend == "numba" and not HAVE_NUMBA) or (backend == "native" and (
+            backend_native.library() is None or dtype != torch.float32)):
+        pytest.skip("backend unavailable for this dtype")
+    t, w = torch.tensor([times], dtype=dtype), torch.tensor([weights], dtype=dtype)
+    assert neuron_first_spike(t[0].double().numpy(), w[0].double().numpy(), kernel) == INF
+    assert spike_times(t, w, kernel=kernel, backend=backend).item() == INF  # before: t_g on numba and native
+    # the same neuron as the middle position of a 1 x 3 convolution (padding 1): its neighbours see part of the group
+    conv = spike_times_conv2d(t.view(1, 1, 1, 3), w.view(1, 1, 1, 3), None, padding=(0, 1), kernel=kernel,
+                              backend=backend)
+    assert conv[0, 0, 0, 1].item() == INF
+    torch.testing.assert_close(conv, spike_times_conv2d(t.view(1, 1, 1, 3), w.view(1, 1, 1, 3), None, padding=(0, 1),
+                                                        kernel=kernel, backend="torch"), rtol=1e-6, atol=0)

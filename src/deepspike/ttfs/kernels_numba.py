@@ -3,8 +3,8 @@
 Images are channels-last: a sample's input times are one flat [H*W*C] row (index ``(iy*W + ix)*C + c``) and
 its outputs one [H'*W'*O] row. Forward (per sample, parallel over the batch): the sample's inputs are sorted
 ONCE (``sort_numba.argsort_rows``, shared by every output neuron and every receptive field), then swept in
-time order (simultaneous inputs one after the other: an input arriving at ``t_g`` adds nothing to
-``V(t_g)``, so checking before each of them equals checking before the whole tie group). Each output keeps
+time order (a tie group of simultaneous inputs is checked whole, then added whole: an input arriving at ``t_g``
+adds nothing to ``V(t_g)``, but checking before each of them saw the rounding of each addition). Each output keeps
 the running sums of its causal set, ``a = sum w`` and ``s = sum w x`` with ``x = exp((t - ref)/tau)`` (exp
 kernel, the z domain of zhou2021 relative to a moving reference ``ref``) or ``x = t - ref`` (relpsp). When an
 input arrives at time ``t_g``, every output it reaches first checks whether its membrane reached theta by
@@ -72,26 +72,45 @@ def _after_last(t, last, tg, pinf):
 
 
 @njit(inline="always", **_FLAGS)
-def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, tau, pinf, track):
+def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode):
     """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` with
     weights ``w[j0 .. j0+length]``: every slot whose membrane reached theta by ``tg``
     (``a x - s >= thx``) fires and is frozen (``a = -inf``, stays -inf), its time kept after the time ``lt`` of its
     last input (``_after_last``), then all add the input (and ``lt = tg`` if ``track``). Returns #fired.
-
-    Adding an input at ``tg`` leaves ``V(tg)`` unchanged, so inputs of a tie group can be checked and
-    added one after the other: the check equals the check before the whole group.
+    ``mode`` 0 does both, 1 only the check, 2 only the add: a tie group is checked whole before any member is added
+    (``V(tg)`` does not change when an input at ``tg`` is added, but its rounded value ``a x - s`` can, and a slot
+    then fired partway through the group, with a slope of part of it).
     """
     aa = a[i0 : i0 + length]  # slices: range-indexed loops over them vectorise
     ss = s[i0 : i0 + length]
     ll = lt[i0 : i0 + length]
     ww = w[j0 : j0 + length]
     cnt = 0
+    if mode != 2:
+        cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, x, thx, tg, ref, is_exp, theta,
+                    tau, pinf)
+    if mode == 1:
+        return cnt
+    if track:
+        for k in range(length):  # vectorised add
+            aa[k] += ww[k]
+            ss[k] += ww[k] * x
+            ll[k] = tg
+    else:
+        for k in range(length):
+            aa[k] += ww[k]
+            ss[k] += ww[k] * x
+    return cnt
+
+
+@njit(inline="always", **_FLAGS)
+def _fire(aa, ss, ll, tt, dd, length, x, thx, tg, ref, is_exp, theta, tau, pinf):
+    """The check of ``_fire_add`` on its slices (``tt, dd``: the slots' times and slopes). Returns #fired."""
+    cnt = 0
     for k in range(length):  # vectorised count; firing is rare
         if aa[k] * x - ss[k] >= thx:
             cnt += 1
     if cnt > 0:
-        tt = t_o[i0 : i0 + length]
-        dd = sl[i0 : i0 + length]
         if is_exp:
             for k in range(length):
                 ak = aa[k]
@@ -117,15 +136,6 @@ def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, the
                     if aa[k] != aa[k]:
                         tt[k] = _after_last(tt[k], ll[k], tg, pinf)
                         aa[k] = -np.inf
-    if track:
-        for k in range(length):  # vectorised add
-            aa[k] += ww[k]
-            ss[k] += ww[k] * x
-            ll[k] = tg
-    else:
-        for k in range(length):
-            aa[k] += ww[k]
-            ss[k] += ww[k] * x
     return cnt
 
 
@@ -147,6 +157,38 @@ def _fire_by(a, s, lt, t_o, sl, f, ref, tg, theta, tau, pinf):
             sl[i] = ai - theta
             a[i] = -np.inf
             cnt += 1
+    return cnt
+
+
+@njit(inline="always", **_FLAGS)
+def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s, lt, t_o, sl, w_r, x, thx, tg, ref,
+                    is_exp, theta, tau, pinf, track, mode):
+    """``_fire_add`` (its ``mode``) at every run of output slots that input ``idx`` (channels-last flat index) of
+    ``forward_kernel`` reaches, with those slots' weights. Returns #fired."""
+    cnt = 0
+    iy = idx // wc
+    ix = (idx - iy * wc) // n_c
+    c = idx - iy * wc - ix * n_c
+    for ky in range(kh):
+        ny = iy + ph - ky
+        if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+            continue
+        oy = ny // sh
+        row0 = (c * kh + ky) * kw
+        if sw == 1:  # ox = ix + pw - kw + 1 + kr for reversed kernel column kr
+            base = ix + pw - kw + 1
+            kr0 = max(0, -base)
+            kr1 = min(kw, n_wo - base)
+            if kr1 > kr0:
+                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
+                                 (kr1 - kr0) * n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
+        else:
+            for kx in range(kw):
+                nx = ix + pw - kx
+                if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
+                    continue
+                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r, (row0 + kw - 1 - kx) * n_o,
+                                 n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
     return cnt
 
 
@@ -194,6 +236,8 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
             else:
                 tg = flat[order[j]]
                 j_end = j + 1
+            while j_end < n_fin and flat[order[j_end]] == tg:  # the tie group [j, j_end) (and the bias at 0)
+                j_end += 1
             if is_exp:
                 if (tg - ref) / tau > RESCALE_AT:
                     f = _cast(buf, math.exp(-(tg - ref) / tau))
@@ -205,40 +249,18 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
             else:
                 x = _cast(buf, tg - ref)
                 thx = _cast(buf, theta)
-            if with_bias:
-                for pos in range(n_pos):
-                    remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, x, thx, tg, ref,
-                                           is_exp, theta, tau, pinf, track)
-                bias_pending = False
-            else:
-                idx = order[j]
-                iy = idx // wc
-                ix = (idx - iy * wc) // n_c
-                c = idx - iy * wc - ix * n_c
-                for ky in range(kh):
-                    ny = iy + ph - ky
-                    if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
-                        continue
-                    oy = ny // sh
-                    row0 = (c * kh + ky) * kw
-                    if sw == 1:  # ox = ix + pw - kw + 1 + kr for reversed kernel column kr
-                        base = ix + pw - kw + 1
-                        kr0 = max(0, -base)
-                        kr1 = min(kw, n_wo - base)
-                        if kr1 > kr0:
-                            remaining -= _fire_add(
-                                a, s, lt, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
-                                (kr1 - kr0) * n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
-                            )
-                    else:
-                        for kx in range(kw):
-                            nx = ix + pw - kx
-                            if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
-                                continue
-                            remaining -= _fire_add(
-                                a, s, lt, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r,
-                                (row0 + kw - 1 - kx) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
-                            )
+            single = j_end - j + (1 if with_bias else 0) == 1
+            for phase in range(1 if single else 2):  # a group: every member checked (1), then every one added (2)
+                mode = 0 if single else phase + 1
+                if with_bias:
+                    for pos in range(n_pos):
+                        remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, x, thx, tg, ref,
+                                               is_exp, theta, tau, pinf, track, mode)
+                for jj in range(j, j_end):
+                    remaining -= _input_fire_add(order[jj], wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
+                                                 lt, t_o, sl, w_r, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
+                                                 mode)
+            bias_pending = bias_pending and not with_bias
             j = j_end
         if remaining == 0:
             continue

@@ -7,8 +7,8 @@
  * Forward, per sample: the inputs, sorted once (ascending time, ties by index), are distributed into one list per
  * output position (entries in time order: x = t - ref (relpsp) or exp((t - ref)/tau) (exp), and the weight row);
  * the bias is one entry at t = 0 in every list. Then each position sweeps its list with the sums
- * a = sum w, s = sum w x of its causal set in registers: before adding an input at t_g, a channel whose membrane
- * reached theta by t_g (a x - s >= theta resp. theta x) fires at ref + (theta + s)/a resp. ref + tau log(s/(a-theta))
+ * a = sum w, s = sum w x of its causal set in registers: before adding an input at t_g (the first of its tie group:
+ * inputs at t_g are all added before the next check), a channel whose membrane reached theta by t_g (a x - s >= theta resp. theta x) fires at ref + (theta + s)/a resp. ref + tau log(s/(a-theta))
  * (clamped to t_g) and is frozen (a = -inf). After the last input, a > 0 resp. a > theta fires after it.
  * exp: whenever (t - ref)/tau would exceed RESCALE_AT the sample's reference moves to t (a new "epoch"); a position
  * crossing into a later epoch first fires (in the old epoch, clamped to ref_new) every channel whose membrane reached
@@ -224,10 +224,14 @@ static inline __attribute__((always_inline)) void sweep(const int NB, const int 
         }
         const v8f xv = splat(x);
         v8i m[MAX_NB], any = (v8i){0};
-        for (int v = 0; v < NB; v++) {
-            m[v] = a[v] * xv - s[v] >= thx;
-            any |= m[v];
-        }
+        /* A tie group (entries of equal x in one epoch: V is linear in x) is checked at its first entry only: adding
+         * an input at t_g leaves V(t_g) unchanged, but not its rounded value a x - s, and a channel then fired
+         * partway through the group, with the slope of part of it. */
+        if (e == 0 || x != list[e - 1].x || (code >> ROW_BITS) != (list[e - 1].code >> ROW_BITS))
+            for (int v = 0; v < NB; v++) {
+                m[v] = a[v] * xv - s[v] >= thx;
+                any |= m[v];
+            }
         if (__builtin_expect(mask_bits(any) != 0, 0)) {
             const v8f tg = splat((float)entry_time(g, row, row_off, code, base)), epv = splat((float)ep);
             const v8f last = splat(prev_time(g, list, e, row, row_off, base));
