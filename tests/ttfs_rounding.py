@@ -1,6 +1,8 @@
-"""``last_input_rounding_case(kernel)``: two inputs whose exact spike time rounds onto the second input's in float32
-(the TTFS backends keep it at the next float32 instead, ``causal_set.after_last_input``), shared by the CPU
-backends' and the Triton backend's tests."""
+"""Rounding cases of the TTFS backends, shared by the CPU backends' and the Triton backend's tests:
+``last_input_rounding_case(kernel)``, two inputs whose exact spike time rounds onto the second input's in float32
+(the backends keep it at the next float instead, ``causal_set.after_last_input``), and ``TIE_CASES``, neurons whose
+rounded membrane reaches theta partway through a group of equal input times though the whole group never fires
+them (the backends check a tie group only after all of it)."""
 
 import math
 
@@ -17,3 +19,15 @@ def last_input_rounding_case(kernel: str) -> tuple[list[float], list[float]]:
     while float(torch.exp(t1.double()).float()) >= 2.0:
         t1 = torch.nextafter(t1, torch.tensor(0.0))
     return [0.0, float(t1)], [2.0, 10.0]
+
+
+# (kernel, dtype, times, weights): no spike in the event-driven simulation (ttfs.simulate); checked per input of
+# the tie group, the rounded a x - s crossed theta at t_g.
+TIE_CASES = [
+    ("relpsp", torch.float32, [0.0, 1.0, 1.0], [1 - 2**-24, 1.0, -3.0]),
+    ("relpsp", torch.float64, [0.0, 1.0, 1.0], [1 - 2**-53, 1.0, -3.0]),
+    ("exp", torch.float32, [0.0, 2.9482553005218506, 2.9482553005218506],
+     [1.055332064628601, 2.7766075134277344, -3.7766075134277344]),
+    ("exp", torch.float32, [0.0, 1.90461003780365, 1.90461003780365],
+     [1.174923300743103, 1.87066650390625, -2.87066650390625]),
+]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from triton_device import DEVICE, to_device
-from ttfs_rounding import last_input_rounding_case
+from ttfs_rounding import TIE_CASES, last_input_rounding_case
 
 pytest.importorskip("triton")
 
@@ -118,3 +118,15 @@ def test_a_spike_rounding_onto_its_last_input_is_kept_after_it(kernel):
     out.sum().backward()
     assert out.item() == ref.item() == torch.nextafter(t1, torch.tensor(math.inf)).item()
     assert dt.grad[0, 1] > 0.4
+
+
+@pytest.mark.parametrize(("kernel", "dtype", "times", "weights"), TIE_CASES)
+def test_a_tie_group_is_checked_whole(kernel, dtype, times, weights):
+    """As the CPU backends (tests/ttfs/test_closed_form.py): a neuron is checked for a crossing only after the
+    whole group of equal input times, so a rounded crossing partway through a group fires nothing."""
+    t, w = torch.tensor([times], dtype=dtype), torch.tensor([weights], dtype=dtype)
+    assert spike_times(*to_device(t, w), kernel=kernel, backend="triton").item() == math.inf
+    conv = spike_times_conv2d(*to_device(t.view(1, 1, 1, 3), w.view(1, 1, 1, 3)), None, padding=(0, 1),
+                              kernel=kernel, backend="triton").cpu()
+    torch.testing.assert_close(conv, spike_times_conv2d(t.view(1, 1, 1, 3), w.view(1, 1, 1, 3), None, padding=(0, 1),
+                                                        kernel=kernel, backend="torch"), rtol=1e-6, atol=0)

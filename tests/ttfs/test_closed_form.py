@@ -285,14 +285,6 @@ def test_huge_weights_and_theta_give_the_times_of_the_scaled_down_neuron(kernel,
 # sweeps checked before each member and fired at t_g partway through the group (slope of part of it); the whole
 # group's weight is negative, so the neuron never fires (event simulator, and by hand: relpsp V(t) = w0 t - 2 (t - 1)
 # <= w0 < 1 for t >= 1; exp: V tends to a = w0 - 1 < 1 and falls after t_g, with V(t_g) = w0 (1 - e^-t_g) < 1).
-TIE_CASES = [
-    ("relpsp", torch.float32, [0.0, 1.0, 1.0], [1 - 2**-24, 1.0, -3.0]),
-    ("relpsp", torch.float64, [0.0, 1.0, 1.0], [1 - 2**-53, 1.0, -3.0]),
-    ("exp", torch.float32, [0.0, 2.9482553005218506, 2.9482553005218506],
-     [1.055332064628601, 2.7766075134277344, -3.7766075134277344]),
-    ("exp", torch.float32, [0.0, 1.90461003780365, 1.90461003780365],
-     [1.174923300743103, 1.87066650390625, -2.87066650390625]),
-]
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba", "native"])

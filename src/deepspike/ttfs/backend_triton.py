@@ -87,7 +87,8 @@ def _sweep_kernel(t_ptr, col_ptr, nfin_ptr, wt_ptr, t_out_ptr, slope_ptr, n_cols
         else:
             x = tg - ref
             thx = theta + zero
-        fire = a * x - s >= thx
+        # checked once per tie group, after all of it: at a later member of the group no crossing counts
+        fire = a * x - s >= tl.where(t_last < tg, thx, float("inf"))
         if IS_EXP:
             ratio = s / (a - theta)
             ok = (ratio > 0.0) & (ratio < float("inf"))
