@@ -10,6 +10,7 @@ from deepspike.ttfs import backend_native, spike_times, spike_times_conv2d
 from deepspike.ttfs.kernels_numba import HAVE_NUMBA
 from deepspike.ttfs.pooling import avg_pool_times
 from deepspike.ttfs.simulate import neuron_first_spike
+from ttfs_rounding import TIE_CASES
 
 INF = math.inf
 BACKENDS = ["torch"] + (["numba"] if HAVE_NUMBA else [])
