@@ -1,4 +1,4 @@
-"""Make a pretrained-model entry of the package (``deepspike/pretrained/<name>/``) from a finished run.
+"""Make a pretrained-model entry of the package (``deepspike/zoo_models/<name>/``) from a finished run.
 
     python benchmarks/make_zoo.py RUN NAME --made-from "the command that trained RUN" [--replace]
     python benchmarks/make_zoo.py --refresh-activity NAME

@@ -65,8 +65,8 @@ def test_every_recipe_key_the_pages_name_exists():
 
 def _resolve(dotted: str):
     """The object ``dotted`` names, read attribute by attribute from its top module, importing a submodule only
-    where no attribute of that name exists: importing ``deepspike.pretrained`` (the zoo's folder) would bind the
-    folder over the function ``deepspike.pretrained`` for every later test of the process."""
+    where no attribute of that name exists: importing a submodule that shares a name with a function (as the zoo's
+    folder ``deepspike/pretrained/`` did) would bind it over the function for every later test of the process."""
     parts = dotted.split(".")
     found = importlib.import_module(parts[0])
     for n, name in enumerate(parts[1:], start=2):

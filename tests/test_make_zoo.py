@@ -26,8 +26,8 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture
 def zoo(tmp_path, monkeypatch):
-    """An empty zoo in ``tmp_path/package/pretrained`` and a packaged sample of 20 digits (8x8, 0..255)."""
-    folder = tmp_path / "package" / "pretrained"
+    """An empty zoo in ``tmp_path/package/zoo_models`` and a packaged sample of 20 digits (8x8, 0..255)."""
+    folder = tmp_path / "package" / "zoo_models"
     folder.mkdir(parents=True)
     for module in (make_zoo, pretrained):
         monkeypatch.setattr(module, "ZOO_DIR", folder)
@@ -58,7 +58,7 @@ def test_an_entry_is_made_and_replaced_only_on_request(tiny_run, zoo, monkeypatc
     assert _files(entry) == before
     _make(monkeypatch, tiny_run, "tiny", "--made-from", "again", "--replace")
     assert pretrained.zoo_card("tiny")["made_from"] == "again"
-    assert sorted(p.name for p in zoo.parent.iterdir()) == ["pretrained"]  # no staging or old copy left
+    assert sorted(p.name for p in zoo.parent.iterdir()) == ["zoo_models"]  # no staging or old copy left
 
 
 @pytest.mark.parametrize("failure", ["weights", "sample"])
@@ -74,7 +74,7 @@ def test_a_replacement_that_fails_leaves_the_entry_as_it_was(tiny_run, zoo, monk
     with pytest.raises((SystemExit, FileNotFoundError)):
         _make(monkeypatch, tiny_run, "tiny", "--made-from", "again", "--replace")
     assert _files(zoo / "tiny") == before
-    assert sorted(p.name for p in zoo.parent.iterdir()) == ["pretrained"]
+    assert sorted(p.name for p in zoo.parent.iterdir()) == ["zoo_models"]
 
 
 def test_a_name_that_is_no_folder_name_is_refused(tiny_run, zoo, monkeypatch, capsys):

@@ -1,7 +1,10 @@
 """The public API: ``import deepspike as ds`` gives a version and every name in ``__all__``; a user's script trains,
 evaluates and reloads a run through it alone."""
 
+import importlib
+import pkgutil
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,20 @@ def test_every_exported_name_resolves():
     missing = [name for name in ds.__all__ if not hasattr(ds, name)]
     assert missing == []
     assert set(ds.api.__all__) == set(ds.__all__)
+
+
+def test_importing_every_submodule_leaves_every_exported_name_bound():
+    """The zoo's data folder was ``deepspike/pretrained/`` (a namespace package): ``import deepspike.pretrained``
+    bound it over the function ``ds.pretrained`` for the rest of the process, and ``ds.pretrained(name)`` then raised
+    "'module' object is not callable". No importable module may share a name with an exported object."""
+    before = {name: getattr(ds, name) for name in ds.__all__}
+    modules = [m.name for m in pkgutil.walk_packages(ds.__path__, "deepspike.") if m.name != "deepspike.__main__"]
+    folders = Path(ds.__file__).parent.iterdir()  # a data folder (no __init__.py) is importable but walks past
+    modules += [f"deepspike.{p.name}" for p in folders if p.is_dir() and p.name.isidentifier() and p.name[0] != "_"]
+    for name in modules:
+        importlib.import_module(name)
+    assert [name for name in ds.__all__ if getattr(ds, name) is not before[name]] == []
+    assert callable(ds.pretrained) and callable(ds.zoo)
 
 
 def test_train_evaluate_reload_round_trip(tmp_path):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 24: the QCFS VGG conversion's energy re-measured under the one pricing rule (convert = analyze), from the
-# shipped pretrained ANN (deepspike/pretrained/ann_qcfs_vgg_fmnist, made from configs/ann_fmnist_vgg_qcfs.yaml).
+# shipped pretrained ANN (deepspike/zoo_models/ann_qcfs_vgg_fmnist, made from configs/ann_fmnist_vgg_qcfs.yaml).
 # Usage: bash benchmarks/results/session24/qcfs_energy_remeasure.sh OUT_DIR   (needs dataset-fashion-mnist)
 set -euo pipefail
 OUT=${1:?OUT_DIR}

@@ -1,6 +1,6 @@
 """Session 24: re-measure the shipped pretrained entries' spikes and energy under the one pricing rule.
 
-For each entry of ``deepspike/pretrained`` a run folder is rebuilt from its ``config.yaml`` and ``weights.pt``
+For each entry of ``deepspike/zoo_models`` a run folder is rebuilt from its ``config.yaml`` and ``weights.pt``
 (checkpoint ``{"model": weights, "epoch": the recipe's epochs}``), analysed as ``benchmarks/make_zoo.py`` does
 (first 1,000 test images, 45 nm fp32) and compared with the card. ``--remake`` then reruns ``make_zoo.py`` on the
 entries whose figures changed (same weights, the card's own ``made_from``).

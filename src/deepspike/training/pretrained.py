@@ -1,6 +1,6 @@
 """Pretrained models shipped in the package (``deepspike zoo``, ``deepspike.pretrained(name)``).
 
-Each entry is a folder ``deepspike/pretrained/<name>/`` made from a finished run by ``benchmarks/make_zoo.py``:
+Each entry is a folder ``deepspike/zoo_models/<name>/`` made from a finished run by ``benchmarks/make_zoo.py``:
 
     config.yaml   the run's resolved recipe (what builds the network)
     weights.pt    the trained weights only (the weight average where the run kept one), in the checkpoint format
@@ -35,7 +35,7 @@ from deepspike.training.run_setup import load_data, make_batches, method_and_arc
 from deepspike.training.runtime import autocast_dtype, resolve_device
 from deepspike.training.weights import load_weights
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo_models"
 WEIGHTS_NAME, CARD_NAME, CONFIG_NAME = "weights.pt", "card.json", "config.yaml"
 MAX_WEIGHTS_BYTES = 4 * 2**20  # per entry: the package stays small (the 94% Fashion-MNIST VGG's weights are 3.4 MB)
 
