@@ -95,9 +95,11 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
         return None
     _check_student(config, student)
     path = teacher_folder(t.distill_from, recorded)
+    run = RunDir(path)
+    stamp = run.checkpoint_stamp()  # compared after the weights are read: the file hashed is the file loaded
     with _named_key():
-        digest = RunDir(path).checkpoint_digest()
-        source = RunDir(path).read_config()
+        digest = run.checkpoint_digest()
+        source = run.read_config()
     _check_recorded_digest(path, digest, recorded)
     _check_same_data(config, source, path)
     _check_split(config, source, path)
@@ -105,11 +107,10 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
     try:
         with _named_key():
             _, parts, _ = load_run(path, device=str(device), data=student.data)
-            read = RunDir(path).checkpoint_digest()
     finally:
         set_rng_state(before)
-    if read != digest:
-        raise ConfigError(f"train.distill_from: the teacher's {RunDir(path).checkpoint_path} changed while it was "
+    if run.checkpoint_stamp() != stamp:
+        raise ConfigError(f"train.distill_from: the teacher's {run.checkpoint_path} changed while it was "
                           f"read (is the teacher still training?); start this run once the teacher has finished")
     if not has_class_scores(type(parts.method)):
         raise ConfigError(f"train.distill_from: {path} is a {source.method.name!r} run, which has no class "

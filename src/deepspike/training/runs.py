@@ -210,6 +210,15 @@ class RunDir:
     def read_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         return load_checkpoint(self.checkpoint_path, map_location)
 
+    def checkpoint_stamp(self) -> tuple[int, int, int] | None:
+        """``(inode, size, mtime ns)`` of ``checkpoint.pt`` (None when there is none): equal stamps before and after a
+        read mean no process wrote it meanwhile (an atomic rewrite changes the inode), without hashing it again."""
+        try:
+            st = os.stat(self.checkpoint_path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def checkpoint_digest(self) -> str | None:
         """The SHA-256 (hex) of ``checkpoint.pt``'s bytes, None when there is none: what an analysis records of
         the weights it measured, so that a later reader can tell whether the run has trained on since."""

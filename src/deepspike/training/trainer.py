@@ -21,7 +21,6 @@ given a context), keeps the ranks in step after every epoch and leaves the group
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -96,7 +95,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the summary (also written to ``summary.json`` by rank 0). A resume
         reads the checkpoint first: it names the teacher of a distilled run (``distill.TEACHER_FIELD``)."""
-        self.resumed_stamp = _file_stamp(self.run.checkpoint_path) if self.mode == CONTINUE else None
+        self.resumed_stamp = self.run.checkpoint_stamp() if self.mode == CONTINUE else None
         self.resumed = self.run.read_checkpoint(self.device) if self.mode == CONTINUE else None
         teacher = None if self.resumed is None else self.resumed.get(TEACHER_FIELD)
         setup = build_training(self.config, self.dist, self.device, self.mode == CONTINUE, teacher)
@@ -119,7 +118,7 @@ class Trainer:
             try:
                 lock = RunLock(self.run.path)
                 if open_mode(self.run, self.config, self.resume) != self.mode or (
-                        self.mode == CONTINUE and _file_stamp(self.run.checkpoint_path) != self.resumed_stamp):
+                        self.mode == CONTINUE and self.run.checkpoint_stamp() != self.resumed_stamp):
                     raise ConfigError(f"{self.run.path} changed while this process started (another process "
                                       "trained it); run the command again")
             except UserError as e:
@@ -207,11 +206,3 @@ class Trainer:
         for callback in self.callbacks:
             callback(self, record)
 
-
-def _file_stamp(path: os.PathLike) -> tuple[int, int, int] | None:
-    """``(inode, size, mtime ns)`` of ``path`` (None when it is missing): an atomic rewrite changes the inode."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
