@@ -44,8 +44,20 @@ def psn_spikes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, spike_
     if psn_fused_supported(x, spike_fn):
         return fused_psn(x, weight, bias, spike_fn)
     flat = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # [T, B, ...] -> [T, B*...] (T = 0 too)
-    h = (weight.to(x.dtype) @ flat).view(x.shape)  # one matmul over all T
-    return spike_fn(h - bias.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 1))))
+    h = mixed_membrane(weight, flat).view(x.shape)  # one matmul over all T
+    return spike_fn(h - bias.to(h.dtype).view(x.shape[0], *([1] * (x.dim() - 1)))).to(x.dtype)
+
+
+def mixed_membrane(rows_weight: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``H = W X`` for ``W [S, P]`` and rows ``X [P, N]`` in float32 at least (float64 stays float64), autocast off:
+    a bfloat16 / float16 input (``model.to(torch.bfloat16)``, or any input under autocast) had its ``T x T`` mixing
+    rounded to that dtype (``H`` to 8 bits of mantissa before the threshold test: 198 of 204,800 spikes of a
+    32-step bfloat16 PSN flipped against a float64 reference). As the low-precision LIF (``fused_low_precision``)
+    keeps its state in float32: the input is read in float32 (a float32 copy of ``X``), the spikes are returned
+    in ``X``'s dtype (0 and 1 are exact) and ``dL/dx`` is the float32 gradient rounded once."""
+    dtype = torch.promote_types(inputs.dtype, torch.float32)
+    with torch.autocast(inputs.device.type, enabled=False):
+        return rows_weight.to(dtype) @ inputs.to(dtype)
 
 
 def carried_psn_spikes(seen: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor, steps: int,
@@ -54,8 +66,8 @@ def carried_psn_spikes(seen: torch.Tensor, rows: torch.Tensor, bias: torch.Tenso
     ``rows [S, P + S]`` of the weight matrix, thresholds ``bias`` ``[S]`` or a scalar -> spikes
     ``S = H(rows @ seen - b)`` ``[S, B, ...]`` (one rectangular matmul; the sliding and the masked PSN in pieces)."""
     shape = (steps, *seen.shape[1:])
-    h = rows.to(seen.dtype) @ seen.reshape(seen.shape[0], math.prod(shape[1:]))  # [S, B*...]
-    return spike_fn(h.view(shape) - bias.to(seen.dtype).reshape(-1, *([1] * (len(shape) - 1))))
+    h = mixed_membrane(rows, seen.reshape(seen.shape[0], math.prod(shape[1:])))  # [S, B*...], float32 at least
+    return spike_fn(h.view(shape) - bias.to(h.dtype).reshape(-1, *([1] * (len(shape) - 1)))).to(seen.dtype)
 
 
 def after_carried(past: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
