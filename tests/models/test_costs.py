@@ -1,13 +1,18 @@
 """``models.costs`` against torch's own counts: the MACs of every ``nn.Conv2d``/``nn.Linear`` call seen by a forward
-hook (output elements x kernel fan-in, + one per output for a bias) and ``sum(p.numel())`` of the built modules."""
+hook (the (output, real input) pairs, taps on a convolution's padding left out, + one per output for a bias) and
+``sum(p.numel())`` of the built modules."""
 
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from deepspike.layers.fan_out import conv_fan_out
 from deepspike.methods import create_model
 from deepspike.models import create_architecture
 from deepspike.models.costs import count_macs, count_parameters, layer_costs
+from deepspike.models.layer_specs import Conv, Flatten, Linear
+from deepspike.models.spec import Architecture
 
 
 def _torch_counts(model: nn.Module, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -15,9 +20,14 @@ def _torch_counts(model: nn.Module, shape: tuple[int, ...]) -> tuple[int, int]:
     macs = []
 
     def hook(module, inputs, out):
-        fan_in = module.in_features if isinstance(module, nn.Linear) else (
-            module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1])
-        macs.append(out.numel() * (fan_in + (module.bias is not None)))
+        bias = out.numel() * (module.bias is not None)
+        if isinstance(module, nn.Linear):
+            macs.append(out.numel() * module.in_features + bias)
+            return
+        real = torch.ones_like(inputs[0][:1, :1])  # one channel of ones: each output counts its in-bounds taps
+        pairs = F.conv2d(real, torch.ones(1, 1, *module.kernel_size), None, module.stride, module.padding,
+                         module.dilation).sum()
+        macs.append(int(pairs) * module.out_channels * module.in_channels // module.groups + bias)
 
     layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     handles = [m.register_forward_hook(hook) for m in layers]
@@ -69,3 +79,16 @@ def test_delayed_synapses_count_their_delays_as_parameters():
     assert [(c.params, c.macs) for c in layer_costs(arch)] == [(2 * 20 * 8, 20 * 8), (2 * 8 * 10, 8 * 10)]
     net = create_model("dsnn", "stbp", 10, (20,), model_args={"hidden": [8], "delays": 4}, timesteps=4)
     assert count_parameters(arch) == sum(p.numel() for p in net.parameters()) == 2 * (160 + 80)
+
+
+def test_a_padded_convolution_counts_only_its_real_inputs():
+    """By hand: a 3x3 kernel with padding 1 on a 1x3x3 map reaches 4 inputs at each corner output, 6 at each edge
+    and 9 at the centre: 4*4 + 4*6 + 9 = 49 (output, input) pairs; with stride 2 (outputs at the four corners)
+    4*4 = 16; a 1x1 kernel with padding 2 on a 1x2x2 map: 4 per output channel. Before, every tap counted, padding
+    too: 81, 36 and 36. The SNN's synaptic operations count the same
+    pairs (``layers.fan_out.conv_fan_out``: padding is no input)."""
+    for stride, pairs in ((1, 49), (2, 16)):
+        arch = Architecture("t", (Conv(1, 3, stride=stride, padding=1), Flatten(), Linear(2, act=False)), (1, 3, 3), 2)
+        assert layer_costs(arch)[0].macs == pairs == int(conv_fan_out((1, 3, 3), 1, (3, 3), stride, 1).sum())
+    wide = Architecture("t", (Conv(2, 1, padding=2), Flatten(), Linear(2, act=False)), (1, 2, 2), 2)
+    assert layer_costs(wide)[0].macs == 2 * 4  # 6x6 outputs of a 1x1 kernel, 32 of them on padding alone

@@ -1,7 +1,10 @@
 """Per-layer parameter and multiply-accumulate (MAC) counts, read off an architecture spec.
 
 For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`` and output map
-``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = params * H' W'`` per sample. A linear layer
+``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = C_out C_in R`` per sample, ``R`` the (output position, real
+input) pairs of one channel, ``k^2 H' W'`` without padding and fewer with it: a tap on padding multiplies a zero
+that is no input, as the SNN's synaptic operations (``layers.fan_out``: padding is no input) leave it out (a 3x3
+kernel with padding 1 on a 3x3 map: 25 MACs, not 81). A linear layer
 ``N -> M``: ``params = MACs = N M``; a recurrent one (``Linear.recurrent``) adds its ``M x M`` feedback weight:
 ``params = (N + M) M``, ``fan_in = N + M``, and ``(N + M) M`` MACs per time step (an RNN has no one-pass ANN
 inference; its MACs here are those of one step, and ``analyze`` compares an SNN with recurrent layers against
@@ -65,7 +68,8 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
         fan_in = shape[0] * layer.kernel_size**2
         positions = out[1] * out[2]
         params = out[0] * fan_in + (out[0] if layer.bias else 0)
-        macs = out[0] * positions * fan_in + (out[0] * positions if layer.bias else 0)
+        taps = _real_taps(layer, shape[1], out[1]) * _real_taps(layer, shape[2], out[2])  # padding is no input
+        macs = out[0] * shape[0] * taps + (out[0] * positions if layer.bias else 0)
         return LayerCost(visit.path, "conv", shape, out, params, macs, fan_in)
     if isinstance(layer, Linear):
         fan_in = shape[0] + (out[0] if layer.recurrent else 0)
@@ -84,11 +88,12 @@ def _layer_cost(visit: Visit) -> LayerCost | None:
     return None
 
 
-def _real_taps(pool: Pool, size: int, out_size: int) -> int:
-    """Along one axis: ``sum_o #{i in window o : 0 <= i < size}``, window o = ``[o s - p, o s - p + k)``.
+def _real_taps(layer: Pool | Conv, size: int, out_size: int) -> int:
+    """Along one axis: ``sum_o #{i in window o : 0 <= i < size}``, window o = ``[o s - p, o s - p + k)`` of a pool or
+    a convolution (a window wholly on a convolution's padding counts 0).
 
     The 2-D count of (window, real input) pairs is the product of the two axes' counts (the window is a
     product of intervals); without padding it is ``out_size * k``.
     """
-    k, s, p = pool.kernel_size, pool.step, pool.padding
-    return sum(min(o * s - p + k, size) - max(o * s - p, 0) for o in range(out_size))
+    k, s, p = layer.kernel_size, layer.step if isinstance(layer, Pool) else layer.stride, layer.padding
+    return sum(max(0, min(o * s - p + k, size) - max(o * s - p, 0)) for o in range(out_size))
