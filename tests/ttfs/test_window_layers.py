@@ -57,3 +57,33 @@ def test_nonsense_windows_and_ramps_are_refused(kwargs, message):
     if "window" in kwargs:
         with pytest.raises(ConfigError, match=message):
             WindowInput(**kwargs)
+
+
+def test_calibrated_window_layers_break_no_compile_graph():
+    """Each calibrated layer read its window back to Python in every forward (``calibrated``) and the neurons'
+    clip to a float bound read it again: 4 graph breaks per forward of a two-layer net (ttfs_window, session 40's
+    ``ttfs_graph_breaks.py`` after calibration), 0 now; the values are those of ``clip(a, 0, T)`` by hand."""
+    net = torch.nn.Sequential(WindowInput(window=2.0), torch.nn.Linear(3, 4), WindowNeurons(window=0.5),
+                              torch.nn.Linear(4, 2), WindowReadout(window=1.0))
+    x = torch.tensor([[0.3, -2.5, 1.0]])
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(net)(x)
+    torch._dynamo.reset()
+    assert explained.graph_break_count == 0, [r.reason[:120] for r in explained.break_reasons]
+    hidden = net[:2](x)
+    assert torch.equal(net[2](hidden), hidden.clamp(0.0, 0.5))  # clip(a, 0, T), both bounds kept
+
+
+def test_loading_an_uncalibrated_window_is_seen():
+    """``calibrated`` remembers a set window; loading a checkpoint whose window is NaN must make the layer
+    uncalibrated again (eval refuses it, training takes the window from the batch), as it did before."""
+    module = WindowNeurons(window=2.0)
+    assert module.calibrated
+    module.load_state_dict(WindowNeurons().state_dict())
+    assert not module.calibrated
+    with pytest.raises(ConfigError, match="window not calibrated"):
+        module.eval()(torch.tensor([[1.0]]))
+    module.train()(torch.tensor([[3.0, 1.0]]))
+    assert module.calibrated and float(module.window) == 3.0
+    module.load_state_dict(WindowNeurons(window=0.25).state_dict())
+    assert module.calibrated and float(module.window) == 0.25

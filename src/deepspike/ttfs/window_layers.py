@@ -48,6 +48,7 @@ class WindowedLayer(ReportsSpikes, nn.Module):
             raise ConfigError(f"{type(self).__name__}: window must be a finite number > 0 (or None: calibrated "
                               f"later), got {window!r}")
         self.register_buffer("window", torch.tensor(math.nan if window is None else float(window)))
+        self._known_calibrated = window is not None  # see ``calibrated``
         self.calibrating = False
         self.observed_max = 0.0
         self.record = False
@@ -57,7 +58,16 @@ class WindowedLayer(ReportsSpikes, nn.Module):
 
     @property
     def calibrated(self) -> bool:
-        return not math.isnan(float(self.window))
+        """Whether the window is set (not NaN). Once it is, that is remembered (``calibrate`` and a window given at
+        construction set it, ``load_state_dict`` reads the loaded window again), so that a forward does not read the
+        buffer back to Python on every call (one graph break per windowed layer under ``torch.compile``)."""
+        if not self._known_calibrated:
+            self._known_calibrated = not math.isnan(float(self.window))
+        return self._known_calibrated
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_calibrated = False  # the loaded window may be NaN (an uncalibrated net's checkpoint)
 
     def calibrate(self, margin: float = 1.0) -> None:
         """``T = margin * (largest value seen while calibrating)`` (1 when nothing was positive); ``ConfigError``
@@ -70,7 +80,7 @@ class WindowedLayer(ReportsSpikes, nn.Module):
                               f"{self.observed_max:.4g} = {window:.4g} is outside {self.window.dtype}'s positive range "
                               f"({info.tiny:.4g} to {info.max:.4g}); choose a margin that keeps it inside")
         self.window.fill_(window)
-        self.calibrating, self.observed_max = False, 0.0
+        self.calibrating, self.observed_max, self._known_calibrated = False, 0.0, True
 
     def _observe(self, values: torch.Tensor) -> None:
         if values.numel():
@@ -155,8 +165,9 @@ class WindowNeurons(RampedLayer):
         window = self.window.to(a.dtype)
         if self.record or self.tally is not None:
             self._keep(window_offsets(a.detach(), window, self.alpha))
-        # x = T - tau = clip(a / alpha, 0, T) (``ttfs.window``), computed directly: one fused op, same gradient
-        values = torch.clamp(a if self.alpha == 1.0 else a / self.alpha, min=0.0, max=window)
+        # x = T - tau = clip(a / alpha, 0, T) (``ttfs.window``), computed directly: one fused op, same gradient. Both
+        # bounds tensors: a float bound made torch read the window as a Python number (a graph break under compile)
+        values = torch.clamp(a if self.alpha == 1.0 else a / self.alpha, min=window.new_zeros(()), max=window)
         self.last_values = values if self.keep_values else None
         return values
 
