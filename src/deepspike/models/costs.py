@@ -4,7 +4,7 @@ For a convolution with ``C_in`` input and ``C_out`` output channels, kernel ``k`
 ``H' x W'``: ``params = C_out C_in k^2`` and ``MACs = C_out C_in R`` per sample, ``R`` the (output position, real
 input) pairs of one channel, ``k^2 H' W'`` without padding and fewer with it: a tap on padding multiplies a zero
 that is no input, as the SNN's synaptic operations (``layers.fan_out``: padding is no input) leave it out (a 3x3
-kernel with padding 1 on a 3x3 map: 25 MACs, not 81). A linear layer
+kernel with padding 1 on a 3x3 map: 7 x 7 = 49 MACs, not 81). A linear layer
 ``N -> M``: ``params = MACs = N M``; a recurrent one (``Linear.recurrent``) adds its ``M x M`` feedback weight:
 ``params = (N + M) M``, ``fan_in = N + M``, and ``(N + M) M`` MACs per time step (an RNN has no one-pass ANN
 inference; its MACs here are those of one step, and ``analyze`` compares an SNN with recurrent layers against
