@@ -127,6 +127,26 @@ def test_a_student_whose_scores_stay_in_0_1_is_warned_once_at_the_start(teacher_
                                                    "train.distill_temperature=0.5"])) is not None  # e^2 = 7.4
 
 
+def test_a_teacher_whose_scores_stay_in_0_1_is_warned_once_at_the_start(teacher_run, poisson_teacher_run, tmp_path,
+                                                                          capsys):
+    """Before: a student scored by membrane and ce, taught by a rate-readout teacher, trained without a word,
+    though the teacher's soft targets at tau = 4 are near uniform (odds at most e^0.25 = 1.28;
+    docs/methods/distillation.md)."""
+    student = ["method.readout=membrane", "method.loss=ce"]
+    for teacher, why in ((poisson_teacher_run, "method.readout=rate: firing rates"), (teacher_run, None)):
+        _two_step_run(tmp_path / teacher.parent.name, [f"train.distill_from={teacher}", *student])
+        lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+        assert lines == ([] if why is None else [
+            f"deepspike: warning: train.distill_from: the teacher's class scores stay in about [0, 1] ({why}), so "
+            f"softened by train.distill_temperature=4 no class is more than e^(1/tau) = 1.28 times as probable as "
+            f"another: near-uniform probabilities that pull the student towards uniform outputs; teach with scores "
+            f"trained with method.loss=ce (stbp: with method.readout=membrane) or lower the temperature"])
+    config = load_config(None, [*TINY, *student, f"train.distill_from={teacher_run}"])
+    mse_ann = load_config(None, [*TEACHER, "method.loss=mse"])  # an ANN trained towards one-hot targets
+    assert "(method.loss=mse trains them towards one-hot targets)" in near_uniform_warning(config, mse_ann)
+    assert near_uniform_warning(config, load_config(None, TEACHER)) is None
+
+
 def test_the_blended_loss_of_a_batch_is_the_reference_blend(teacher_run):
     _, student, _ = load_run(teacher_run)  # an ANN student of the teacher's own shape
     config = load_config(None, [*TEACHER, f"train.distill_from={teacher_run}", "train.distill_weight=0.3",

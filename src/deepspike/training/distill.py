@@ -70,6 +70,7 @@ class Distillation:
     weight: float
     temperature: float
     record: dict[str, str] | None = None  # what the student's checkpoint keeps of its teacher (``TEACHER_FIELD``)
+    source: RunConfig | None = None  # the teacher run's config (``near_uniform_warning``)
 
     def blend(self, task_loss: torch.Tensor, student_scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``(1 - alpha) task_loss + alpha KD`` for the batch ``x [B, ...]`` whose student scores are
@@ -117,29 +118,33 @@ def load_teacher(config: RunConfig, student: RunParts, device: torch.device,
                           f"scores to teach with; teachers: runs of {scored_methods()}")
     parts.model.requires_grad_(False)
     return Distillation(parts.model.eval(), parts.method, t.distill_weight, t.distill_temperature,
-                        {"run": str(path), "checkpoint_sha256": digest})
+                        {"run": str(path), "checkpoint_sha256": digest}, source)
 
 
 ONE_HOT_LOSSES = ("mse", "sse", "mse_count")  # method.loss values that train the scores towards one-hot targets
 NEAR_UNIFORM_ODDS = 10.0  # near_uniform_warning: below this largest probability ratio, softened scores say little
 
 
-def near_uniform_warning(config: RunConfig) -> str | None:
-    """The one-line warning for a student whose class scores stay in about [0, 1] (a spike-rate readout's firing
-    rates, or scores a ``method.loss`` of ``ONE_HOT_LOSSES`` trains towards one-hot targets), taught at a temperature
-    tau where ``e^(1/tau) < NEAR_UNIFORM_ODDS``: scores spanning at most 1 give softened probabilities of which none is
-    more than ``e^(1/tau)`` times another (tau = 4: 1.28), near uniform, which cannot follow the teacher's
-    (docs/methods/distillation.md). None otherwise, and without a soft term (``train.distill_weight`` 0)."""
-    t, o = config.train, config.method.options
+def near_uniform_warning(config: RunConfig, scored: RunConfig | None = None) -> str | None:
+    """The one-line warning for a student (``scored`` None) or teacher (``scored``: the teacher run's config) whose
+    class scores stay in about [0, 1] (a spike-rate readout's firing rates, or scores a ``method.loss`` of
+    ``ONE_HOT_LOSSES`` trains towards one-hot targets), taught at a temperature tau where
+    ``e^(1/tau) < NEAR_UNIFORM_ODDS``: scores spanning at most 1 give softened probabilities of which none is more
+    than ``e^(1/tau)`` times another (tau = 4: 1.28), near uniform: a student's cannot follow the teacher's, a
+    teacher's pull the student towards uniform outputs (docs/methods/distillation.md). None otherwise, and without a
+    soft term (``train.distill_weight`` 0)."""
+    t, o = config.train, (config if scored is None else scored).method.options
     loss = getattr(o, "loss", None)
     why = ("method.readout=rate: firing rates" if getattr(o, "readout", None) == "rate" else
            f"method.loss={loss} trains them towards one-hot targets" if loss in ONE_HOT_LOSSES else None)
     odds = math.exp(min(1.0 / t.distill_temperature, 700.0))
     if t.distill_from is None or t.distill_weight == 0 or why is None or odds >= NEAR_UNIFORM_ODDS:
         return None
-    return (f"train.distill_from: the student's class scores stay in about [0, 1] ({why}), so softened by "
+    whose, effect, remedy = (("student's", "cannot follow the teacher's", "distill into") if scored is None else
+                             ("teacher's", "pull the student towards uniform outputs", "teach with"))
+    return (f"train.distill_from: the {whose} class scores stay in about [0, 1] ({why}), so softened by "
             f"train.distill_temperature={t.distill_temperature:g} no class is more than e^(1/tau) = {odds:.3g} times "
-            f"as probable as another: near-uniform probabilities that cannot follow the teacher's; distill into "
+            f"as probable as another: near-uniform probabilities that {effect}; {remedy} "
             f"scores trained with method.loss=ce (stbp: with method.readout=membrane) or lower the temperature")
 
 

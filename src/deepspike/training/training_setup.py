@@ -131,8 +131,10 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     model = wrap_data_parallel(scorer, ctx, device)
     decay = config.train.ema_decay
     distill = load_teacher(config, parts, device, teacher)
-    if ctx.is_main and (warning := near_uniform_warning(config)):
-        print(f"deepspike: warning: {warning}", file=sys.stderr, flush=True)
+    warnings = (near_uniform_warning(config), distill and near_uniform_warning(config, distill.source))
+    for warning in warnings if ctx.is_main else ():
+        if warning:
+            print(f"deepspike: warning: {warning}", file=sys.stderr, flush=True)
     return TrainingSetup(
         parts=parts,
         model=model,
