@@ -46,6 +46,15 @@ def test_the_same_keys_with_their_choice_on_pass(overrides):
     check_settings_used(load_config(None, overrides))
 
 
+def test_a_log_sink_named_twice_is_refused_in_one_line():
+    """Before: train.log=[csv, csv] trained as [csv] (MetricSinks asks whether csv is named) without a word."""
+    config = load_config(None, ["train.log=[csv, tensorboard, csv]"])  # loading (a saved run, too) accepts it
+    with pytest.raises(ConfigError, match=r"^train.log=\['csv', 'tensorboard', 'csv'\] names csv twice: name each "
+                                          r"sink once \(valid: csv, tensorboard\)$"):
+        check_settings_used(config)
+    check_settings_used(load_config(None, ["train.log=[tensorboard, csv]"]))
+
+
 def test_every_default_spelt_out_passes():
     spelt = [f"{section}.{f.name}={_yaml(f)}" for section, schema in (("optim", OptimConfig), ("schedule",
              ScheduleConfig), ("train", TrainConfig)) for f in dataclasses.fields(schema)]

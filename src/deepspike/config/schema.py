@@ -290,9 +290,14 @@ def check_settings_used(config: RunConfig) -> None:
     """A one-line ``ConfigError`` for a key of ``optim``, ``schedule`` or ``train`` set away from its default while the
     choice it belongs to is off (``core.options.check_unused``): ``momentum`` / ``nesterov`` without sgd, ``betas``
     with sgd, ``step_size``, ``gamma``, ``milestones`` or ``min_factor`` under a schedule that reads none of them,
-    ``distill_weight`` / ``distill_temperature`` without ``distill_from``. For new runs only (``training.reload``):
-    runs saved with such a setting still load. Defaults spelt out pass."""
+    ``distill_weight`` / ``distill_temperature`` without ``distill_from``; a ``train.log`` sink named twice (each
+    writes once). For new runs only (``training.reload``): runs saved with such a setting still load. Defaults spelt
+    out pass."""
     o, s, t = config.optim, config.schedule, config.train
+    twice = [name for name in dict.fromkeys(t.log) if t.log.count(name) > 1]
+    if twice:
+        raise ConfigError(f"train.log={shown_value(t.log)} names {twice[0]} twice: name each sink once "
+                          f"(valid: {', '.join(LOG_SINKS)})")
     check_unused(o, ((("momentum", "nesterov"), o.name == "sgd", "optim.name=sgd"),
                      (("betas",), o.name != "sgd", "optim.name=adam or adamw")), "optim")
     check_unused(s, ((("step_size",), s.name == "step", "schedule.name=step"),
