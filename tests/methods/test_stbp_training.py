@@ -423,6 +423,8 @@ def test_a_norm_for_a_model_without_batch_norm_is_refused_for_a_new_run_and_an_o
     ({"rate_reg": "l1", "rate_reg_high": 0.3}, "method.rate_reg=band"),
     ({"stdp_rate_plus": 0.01}, "method.stdp_layers lists a layer"),
     ({"tau_init": 4.0}, "method.neuron=plif"),
+    ({"neuron": "plif", "decay": 0.5}, r"method.neuron is one with a fixed decay, not plif \(which learns its own, "
+                                       r"started from method.tau_init\)"),
     ({"neuron": "alif", "syn_decay": 0.9}, "method.neuron=synaptic"),
     ({"adapt_scale": 0.5}, "method.neuron=alif"),
     ({"psn_order": 2}, "method.neuron=masked_psn or sliding_psn"),
@@ -451,6 +453,8 @@ def test_an_option_of_a_feature_that_is_off_is_refused_for_a_new_run_and_an_old_
     {"rate_reg": "band", "rate_reg_weight": 0.5, "rate_reg_low": 0.01, "rate_reg_high": 0.3},
     {"stdp_layers": [0], "stdp_rate_plus": 0.01, "stdp_epochs": 1},
     {"neuron": "plif", "tau_init": 4.0},
+    {"neuron": "alif", "decay": 0.5},
+    {"neuron": "sliding_psn", "decay": 0.5},  # the PSN family starts from the no-reset LIF of method.decay
     {"neuron": "alif", "adapt_scale": 0.5},
     {"neuron": "sliding_psn", "psn_order": 2},
     {"state_bits": 4, "state_high": 0.5},

@@ -121,7 +121,8 @@ def check_options_used(o: Any) -> None:
     ``tet_*`` without ``loss: tet`` (``tet_phi`` also with ``tet_lambda: 0``), ``count_*`` without
     ``loss: mse_count``, ``neunorm_decay`` without NeuNorm, ``tdbn_alpha`` without ``norm: tdbn``, ``delta_*`` /
     ``population_*`` without their encoder, ``rate_reg_*`` without their regulariser, ``stdp_*`` without
-    ``stdp_layers``, a built-in neuron's own constants with another neuron, ``state_low/high`` without
+    ``stdp_layers``, a built-in neuron's own constants with another neuron, ``decay`` with ``plif`` (which learns
+    its decay from ``tau_init``), ``state_low/high`` without
     ``state_bits`` and ``reset`` with a PSN-family neuron. An encoder or neuron of one's own is handed all the
     options, so it may read any of them."""
     own_encoder, own_neuron = o.encoder not in BUILT_IN_ENCODERS, o.neuron not in NEURONS
@@ -142,6 +143,8 @@ def check_options_used(o: Any) -> None:
         (("rate_reg_low", "rate_reg_high"), o.rate_reg == "band", "method.rate_reg=band"),
         (stdp, bool(o.stdp_layers), "method.stdp_layers lists a layer"),
         (("tau_init",), o.neuron == "plif" or own_neuron, "method.neuron=plif"),
+        (("decay",), o.neuron != "plif", "method.neuron is one with a fixed decay, not plif (which learns its own, "
+                                         "started from method.tau_init)"),
         (("syn_decay",), o.neuron == "synaptic" or own_neuron, "method.neuron=synaptic"),
         (("adapt_decay", "adapt_scale"), o.neuron == "alif" or own_neuron, "method.neuron=alif"),
         (("psn_order",), o.neuron in ("masked_psn", "sliding_psn") or own_neuron,
