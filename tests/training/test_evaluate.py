@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.methods.registry import get_method
 from deepspike.training.evaluate import check_timesteps_fit, evaluate
 from deepspike.training.runtime import device_memory_bytes
 
@@ -25,6 +26,9 @@ class Recorder(torch.nn.Module):
 class Method:
     def loss(self, out, y):
         return out.sum() * 0.0
+
+    def loss_at(self, out, y, timesteps):
+        return self.loss(out, y)
 
     def predict(self, out):
         return out.argmax(1)
@@ -59,3 +63,20 @@ def test_the_bound_is_the_devices_memory():
     check_timesteps_fit(x, memory // 192)
     with pytest.raises(ConfigError, match=f"not even T={memory // 192 + 1:,} fits"):
         check_timesteps_fit(x, memory // 192 + 1)
+
+
+class FixedRates(torch.nn.Module):
+    """Rates ``[[0.5, 0.25]]`` at whatever T it is asked to run."""
+
+    def forward(self, x, timesteps=None):
+        return torch.tensor([[0.5, 0.25]]).expand(len(x), 2)
+
+
+def test_an_mse_count_loss_at_another_t_counts_over_that_t():
+    """mse_count at T' = 4 of a net trained at T = 8: counts r T' = (2, 1), targets (4, 0) for label 0, squared
+    errors (4, 1), mean 2.5, over T': 0.625. Before: 1.25, the counts and targets of T = 8 ((4, 2) against (8, 0):
+    mean 10, over 8), off by T / T' = 2."""
+    method = get_method("stbp", {"timesteps": 8, "loss": "mse_count"})
+    batches = [(torch.zeros(3, 1), torch.zeros(3, dtype=torch.long))]
+    assert evaluate(FixedRates(), method, batches, timesteps=4)["loss"] == pytest.approx(0.625, rel=1e-6)
+    assert evaluate(FixedRates(), method, batches)["loss"] == pytest.approx(1.25, rel=1e-6)  # its own T = 8

@@ -53,6 +53,11 @@ class Method(ABC):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar training loss of ``output`` for integer class ``target`` ``[B]``."""
 
+    def loss_at(self, output: torch.Tensor, target: torch.Tensor, timesteps: int | None) -> torch.Tensor:
+        """``loss`` of the scores ``output`` ``[B, K]`` a time-stepped net gave when run for ``timesteps`` steps
+        (None: its own T; ``training.evaluate``); default: ``loss``, which does not depend on T."""
+        return self.loss(output, target)
+
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """Predicted class ``[B]``; default: the largest score of ``output`` ``[B, K]``."""
         return output.argmax(dim=1)

@@ -295,6 +295,11 @@ class StbpMethod(Method):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return stbp_loss(self.options, output, target)
 
+    def loss_at(self, output: torch.Tensor, target: torch.Tensor, timesteps: int | None) -> torch.Tensor:
+        """``loss`` of rates ``[B, K]`` of a net run for ``timesteps`` steps: ``mse_count``'s counts and targets are
+        those of that T (``c = r T``, ``c* = T rate``), not of ``eval_timesteps``."""
+        return stbp_loss(self.options, output, target, timesteps)
+
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         """``method.rate_reg`` on the hidden firing rates of the last training call (None when off)."""
         return rate_reg_penalty(self.options, model)

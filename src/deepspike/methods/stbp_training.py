@@ -15,7 +15,8 @@ Losses, on the readout's scores (``layers.readout``):
   class k should be ``T * count_correct_rate`` for the label and ``T * count_incorrect_rate`` for the others,
   ``L = (1/(B K T)) sum_{b,k} (c[b, k] - c*[b, k])^2``. Only with ``readout: rate`` (with ``vote_group`` G, c is
   the group's mean count). In training the network returns the output spikes ``[T, B, K]`` (T from the shape);
-  in evaluation the rates ``[B, K]`` of ``eval_timesteps`` steps give ``c = r T``. The online modes, whose single
+  in evaluation the rates ``[B, K]`` of ``eval_timesteps`` steps (or of the T a scoring pass ran,
+  ``Method.loss_at``) give ``c = r T``. The online modes, whose single
   step has no count, are refused.
 
 Readouts (``method.readout``, ``layers.readout``): ``rate``, ``membrane`` and ``max_membrane`` (``readout_decay``:
@@ -199,9 +200,10 @@ def norm_rule(o: Any) -> Callable[[tuple[int, ...]], nn.Module]:
     return lambda shape: TimeDistributed(batch_norm(shape))
 
 
-def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor, steps: int | None = None) -> torch.Tensor:
     """The training loss of ``output`` (``[B, K]``, or ``[T, B, K]`` per-step scores for ``tet`` and
-    ``mse_count``; module docstring)."""
+    ``mse_count``; module docstring); ``steps``: the T the rates ``[B, K]`` were counted over (None: ``eval_timesteps``
+    or ``timesteps``)."""
     if o.loss == "tet":
         return tet_loss(output, target, o.tet_lambda, o.tet_phi)
     if o.loss == "mse_count":
@@ -210,7 +212,7 @@ def stbp_loss(o: Any, output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
                               "sltt/ottt/eprop score one step at a time: use bptt or checkpoint; evaluate under "
                               "torch.no_grad())")
         return mse_count_loss(output, target, o.count_correct_rate, o.count_incorrect_rate,
-                              o.eval_timesteps or o.timesteps)
+                              steps or o.eval_timesteps or o.timesteps)
     return classification_loss(o.loss, output, target)
 
 

@@ -59,8 +59,9 @@ def evaluate(
     """``{"accuracy": fraction correct, "loss": mean loss, "samples": N}`` over ``batches`` in an ``eval_pass``.
 
     ``reduce`` sums ``[correct, loss_sum, n]`` over data-parallel ranks; ``timesteps`` overrides T of a
-    time-stepped network (``model(x, timesteps=T)``), refused before anything is allocated when one batch's
-    input over T steps cannot fit in memory (``check_timesteps_fit``); ``precision`` an autocast dtype
+    time-stepped network (``model(x, timesteps=T)``; the loss is the method's at that T, ``Method.loss_at``),
+    refused before anything is allocated when one batch's input over T steps cannot fit in memory
+    (``check_timesteps_fit``); ``precision`` an autocast dtype
     (None: float32). A ``timesteps`` that is not None must be an integer >= 1 (a ``ConfigError``: 0 ran the net at
     its own T, and a caller wrote that score down as T = 0's).
     """
@@ -75,7 +76,7 @@ def evaluate(
                 check_timesteps_fit(x, timesteps, getattr(getattr(model, "encoder", None), "widening", 1))
             with autocast(x.device, precision):
                 out = model(x) if timesteps is None else model(x, timesteps=timesteps)
-                loss = method.loss(out, y)
+                loss = method.loss_at(out, y, timesteps)  # a loss of counts (mse_count) counts over this T
             loss_sum += float(loss) * len(y)
             correct += int((method.predict(out) == y).sum())
             n += len(y)
