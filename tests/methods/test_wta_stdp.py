@@ -107,6 +107,8 @@ def test_a_resumed_run_ends_where_the_uncut_one_does(tmp_path):
 @pytest.mark.parametrize("override, words", [("train.ema_decay=0.9", "weight average"),
                                              ("train.compile=true", "not compiled"),
                                              ("train.temporal_grad=sltt", "takes no gradient"),
+                                             ("train.grad_clip=1.0", r"has no gradient to clip \(train.grad_clip "
+                                                                     r"must be null\)"),  # before: ignored
                                              ("train.precision=bf16", "runs no autocast"),
                                              ("train.distill_from=teacher", "no loss a teacher could blend into")])
 def test_settings_it_cannot_honour_are_refused_before_training(tmp_path, override, words):

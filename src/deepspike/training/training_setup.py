@@ -88,12 +88,13 @@ def check_training_steps_fit(config: RunConfig, input_shape: tuple[int, ...], de
 def check_local_learning(config: RunConfig, world_size: int) -> None:
     """A one-line ``ConfigError`` for settings a method that learns without gradients (``Method.learns_locally``:
     sample by sample, in order) cannot honour: several processes, a weight average, ``torch.compile``, a temporal
-    gradient mode, bf16 autocast."""
+    gradient mode, a gradient clip, bf16 autocast."""
     t, name = config.train, config.method.name
     refusals = ((world_size > 1, f"runs in one process (torchrun started {world_size})"),
                 (t.ema_decay is not None, "keeps no weight average (train.ema_decay must be null)"),
                 (t.compile is not False, "is not compiled (train.compile must be false)"),
                 (t.temporal_grad != "bptt", "takes no gradient (train.temporal_grad must be bptt)"),
+                (t.grad_clip is not None, "has no gradient to clip (train.grad_clip must be null)"),
                 (t.precision != "fp32", "runs no autocast (train.precision must be fp32)"),
                 (t.distill_from is not None, "has no loss a teacher could blend into (train.distill_from must be "
                                              "null)"))
