@@ -55,6 +55,15 @@ def test_a_log_sink_named_twice_is_refused_in_one_line():
     check_settings_used(load_config(None, ["train.log=[tensorboard, csv]"]))
 
 
+def test_a_multistep_schedule_without_milestones_is_refused_in_one_line():
+    """Before: schedule.name=multistep with the default milestones [] trained at a constant rate (gamma ** 0) without a
+    word, gamma=0.1 included."""
+    config = load_config(None, ["schedule.name=multistep", "schedule.gamma=0.1"])  # loading accepts it
+    with pytest.raises(ConfigError, match=r"^schedule.name=multistep with no schedule.milestones never changes the "
+                                          r"learning rate: list the epochs"):
+        check_settings_used(config)
+
+
 def test_every_default_spelt_out_passes():
     spelt = [f"{section}.{f.name}={_yaml(f)}" for section, schema in (("optim", OptimConfig), ("schedule",
              ScheduleConfig), ("train", TrainConfig)) for f in dataclasses.fields(schema)]

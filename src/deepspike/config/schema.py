@@ -291,8 +291,8 @@ def check_settings_used(config: RunConfig) -> None:
     choice it belongs to is off (``core.options.check_unused``): ``momentum`` / ``nesterov`` without sgd, ``betas``
     with sgd, ``step_size``, ``gamma``, ``milestones`` or ``min_factor`` under a schedule that reads none of them,
     ``distill_weight`` / ``distill_temperature`` without ``distill_from``; a ``train.log`` sink named twice (each
-    writes once). For new runs only (``training.reload``): runs saved with such a setting still load. Defaults spelt
-    out pass."""
+    writes once); ``multistep`` without ``milestones`` (the rate never changes). For new runs only
+    (``training.reload``): runs saved with such a setting still load. Defaults spelt out pass."""
     o, s, t = config.optim, config.schedule, config.train
     twice = [name for name in dict.fromkeys(t.log) if t.log.count(name) > 1]
     if twice:
@@ -300,6 +300,9 @@ def check_settings_used(config: RunConfig) -> None:
                           f"(valid: {', '.join(LOG_SINKS)})")
     check_unused(o, ((("momentum", "nesterov"), o.name == "sgd", "optim.name=sgd"),
                      (("betas",), o.name != "sgd", "optim.name=adam or adamw")), "optim")
+    if s.name == "multistep" and not s.milestones:
+        raise ConfigError("schedule.name=multistep with no schedule.milestones never changes the learning rate: list "
+                          "the epochs at which it is multiplied by schedule.gamma, or use schedule.name=none")
     check_unused(s, ((("step_size",), s.name == "step", "schedule.name=step"),
                      (("gamma",), s.name in ("step", "multistep"), "schedule.name=step or multistep"),
                      (("milestones",), s.name == "multistep", "schedule.name=multistep"),
