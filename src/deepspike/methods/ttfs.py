@@ -37,7 +37,7 @@ from deepspike.methods.registry import register_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.ttfs_network import TTFSConfig, build_ttfs_network, init_from_ann
 from deepspike.models.fold import map_weighted
-from deepspike.models.spec import Architecture
+from deepspike.models.spec import Architecture, Conv
 from deepspike.ttfs._validate import BACKENDS, KERNELS, check_neuron_params
 from deepspike.ttfs.losses import (
     REDUCTIONS,
@@ -137,12 +137,15 @@ class TtfsMethod(Method):
         init_from_ann(model, ann_state)
 
     def check_new_run(self, arch: Architecture) -> None:
-        """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0) or
-        ``measure_batches`` with ``measures: false``: settings the run would ignore (``core.options.check_unused``)."""
+        """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0),
+        ``measure_batches`` with ``measures: false`` or ``batchnorm`` on a model without convolutional layers (it
+        normalises their outputs only): settings the run would ignore (``core.options.check_unused``)."""
         o = self.options
         check_unused(o, ((("reg_reduction",), o.weight_sum_cost != 0 or o.l2 != 0,
                           "method.weight_sum_cost or method.l2 is above 0"),
-                         (("measure_batches",), o.measures, "method.measures=true")))
+                         (("measure_batches",), o.measures, "method.measures=true"),
+                         (("batchnorm",), arch.contains(Conv),
+                          f"the model has convolutional layers (model {arch.name!r} has none)")))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Output-time loss ``options.loss`` (``ttfs.losses.ttfs_loss``) of times ``[B, K]``."""
