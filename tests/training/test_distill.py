@@ -145,6 +145,11 @@ def test_a_teacher_whose_scores_stay_in_0_1_is_warned_once_at_the_start(teacher_
     mse_ann = load_config(None, [*TEACHER, "method.loss=mse"])  # an ANN trained towards one-hot targets
     assert "(method.loss=mse trains them towards one-hot targets)" in near_uniform_warning(config, mse_ann)
     assert near_uniform_warning(config, load_config(None, TEACHER)) is None
+    converted = ["method.name=converted", "method.timesteps=8"]  # a converted net's rates of 0/1 output spikes
+    assert ("(method.readout=spike, spike_value=one: a converted net's 0/1 spike rates)" in
+            near_uniform_warning(config, load_config(None, converted)))
+    for scaled in (["method.spike_value=threshold"], ["method.readout=membrane"]):  # scores in ANN units
+        assert near_uniform_warning(config, load_config(None, [*converted, *scaled])) is None
 
 
 def test_the_blended_loss_of_a_batch_is_the_reference_blend(teacher_run):

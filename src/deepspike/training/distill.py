@@ -127,16 +127,18 @@ NEAR_UNIFORM_ODDS = 10.0  # near_uniform_warning: below this largest probability
 
 def near_uniform_warning(config: RunConfig, scored: RunConfig | None = None) -> str | None:
     """The one-line warning for a student (``scored`` None) or teacher (``scored``: the teacher run's config) whose
-    class scores stay in about [0, 1] (a spike-rate readout's firing rates, or scores a ``method.loss`` of
-    ``ONE_HOT_LOSSES`` trains towards one-hot targets), taught at a temperature tau where
-    ``e^(1/tau) < NEAR_UNIFORM_ODDS``: scores spanning at most 1 give softened probabilities of which none is more
-    than ``e^(1/tau)`` times another (tau = 4: 1.28), near uniform: a student's cannot follow the teacher's, a
-    teacher's pull the student towards uniform outputs (docs/methods/distillation.md). None otherwise, and without a
-    soft term (``train.distill_weight`` 0)."""
+    class scores stay in about [0, 1] (a spike-rate readout's firing rates, a converted teacher's rates of 0/1
+    spikes, or scores a ``method.loss`` of ``ONE_HOT_LOSSES`` trains towards one-hot targets), taught at a temperature
+    tau where ``e^(1/tau) < NEAR_UNIFORM_ODDS``: scores spanning at most 1 give softened probabilities of which none
+    is more than ``e^(1/tau)`` times another (tau = 4: 1.28), near uniform: a student's cannot follow the teacher's,
+    a teacher's pull the student towards uniform outputs (docs/methods/distillation.md). None otherwise, and without
+    a soft term (``train.distill_weight`` 0)."""
     t, o = config.train, (config if scored is None else scored).method.options
     loss = getattr(o, "loss", None)
-    why = ("method.readout=rate: firing rates" if getattr(o, "readout", None) == "rate" else
-           f"method.loss={loss} trains them towards one-hot targets" if loss in ONE_HOT_LOSSES else None)
+    readout, zero_one = getattr(o, "readout", None), getattr(o, "spike_value", None) == "one" and not o.signed
+    why = ("method.readout=rate: firing rates" if readout == "rate" else
+           "method.readout=spike, spike_value=one: a converted net's 0/1 spike rates" if readout == "spike" and zero_one
+           else f"method.loss={loss} trains them towards one-hot targets" if loss in ONE_HOT_LOSSES else None)
     odds = math.exp(min(1.0 / t.distill_temperature, 700.0))
     if t.distill_from is None or t.distill_weight == 0 or why is None or odds >= NEAR_UNIFORM_ODDS:
         return None
