@@ -160,8 +160,7 @@ def test_a_constant_channel_has_std_exactly_0_and_is_only_centred(value, n):
     assert abs(float(out[0, 1]) - 0.1) < 1e-6
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 1024])
-def test_partition_rows_reorders_in_place_as_the_two_copies_would(chunk):
+def test_partition_rows_reorders_in_place_as_the_two_copies_would():
     """``x[:n] == old x[first]`` and ``x[n:] == old x[second]`` (the copies that held twice the rows), in place."""
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (23, 3, 2), generator=g, dtype=torch.uint8)
@@ -171,8 +170,42 @@ def test_partition_rows_reorders_in_place_as_the_two_copies_would(chunk):
     keep = torch.nonzero(mask).flatten()
     expected = torch.cat([x[keep], x[held]])
     pointer = x.data_ptr()
-    assert partition_rows(x, keep, held, chunk) == 16
+    assert partition_rows(x, keep, held) == 16
     assert torch.equal(x, expected) and x.data_ptr() == pointer
+
+
+def _held_rows(n: int, held: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[held] = False
+    return torch.nonzero(mask).flatten(), held
+
+
+@pytest.mark.parametrize("case", ["random", "none held", "all held", "held first", "held last", "labels"])
+def test_partition_rows_copies_one_row_at_a_time(case, monkeypatch):
+    """partition_rows copied every row of ``second`` (a held-out test split: 0.1 of the frames) beside ``x``, which no
+    memory check counted, and moved the others 1024 rows at a time; here 100 of 300 rows of 8 values in one copy.
+    Now no copy holds more than one row, and the rows are those of the two copies, in place."""
+    g = torch.Generator().manual_seed(1)
+    held = {"none held": torch.zeros(0, dtype=torch.int64), "all held": torch.arange(300),
+            "held first": torch.arange(100), "held last": torch.arange(200, 300)}.get(case)
+    held = torch.randperm(300, generator=g)[:100].sort().values if held is None else held
+    first, second = _held_rows(300, held)
+    x = torch.randint(0, 255, (300,) if case == "labels" else (300, 2, 4), generator=g, dtype=torch.int64)
+    expected, pointer, row = torch.cat([x[first], x[second]]), x.data_ptr(), x[0].numel()
+    copies = []
+    original = torch.Tensor.__getitem__
+
+    def spy(self, index):
+        out = original(self, index)
+        if out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr() and self is x:
+            copies.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "__getitem__", spy)
+    n = partition_rows(x, first, second)
+    monkeypatch.undo()
+    assert n == len(first) and torch.equal(x, expected) and x.data_ptr() == pointer
+    assert max(copies, default=0) <= row
 
 
 def test_axis_stats_converts_at_most_a_bounded_number_of_values_at_a_time(monkeypatch):
