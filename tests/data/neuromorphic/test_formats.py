@@ -149,23 +149,38 @@ def test_frames_to_counts_scales_each_sample():
     assert counts[0, 1, 0, 0] == 1.0 and counts[0, 0, 1, 1] == 0.5 and counts[1].sum() == 0
 
 
+def _counts_and_peak(frames: np.ndarray) -> tuple[np.ndarray, int]:
+    """``frames_to_counts(frames)`` and the peak bytes numpy allocated for it (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return frames_to_counts(frames), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_frames_to_counts_takes_no_float_copy_of_the_frames():
     """The counts were summed from a float32 copy of every frame: 4 times the frames' bytes at once (11.56 MB of
     frames peaked at 46.7 MB), beyond the memory check, which counts the uint8 frames. Summed in float32 as it goes,
     the peak is about the counts' bytes; the counts are the same (whole numbers below 2^24, exact in float32)."""
-    import tracemalloc
-
     frames = np.random.default_rng(0).integers(0, 4, size=(50, 100, 2, 34, 34), dtype=np.uint8)
-    tracemalloc.start()
-    try:
-        counts = frames_to_counts(frames)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    counts, peak = _counts_and_peak(frames)
     assert peak < frames.nbytes / 4  # was 4 x frames.nbytes
     total = frames.astype(np.float64).sum(axis=1)
     expected = total / total.reshape(50, -1).max(axis=1)[:, None, None, None]  # float64, rounded once to float32:
     np.testing.assert_array_equal(counts, expected.astype(np.float32))  # float32's correctly rounded quotient
+
+
+def test_frames_to_counts_scales_the_images_in_place():
+    """The scaled images were a second float32 array beside the sums: 2 x the images' bytes at the peak (200 x 2 x 34 x
+    34 images of 1,849,600 bytes: 3.7 MB, uncounted by bin_all's check). Scaled in place, the peak is the images."""
+    frames = np.random.default_rng(1).integers(0, 4, size=(200, 2, 2, 34, 34), dtype=np.uint8)
+    counts, peak = _counts_and_peak(frames)
+    assert peak < 1.25 * counts.nbytes  # was 2 x counts.nbytes
+    total = frames.astype(np.float64).sum(axis=1)
+    expected = total / total.reshape(len(total), -1).max(axis=1)[:, None, None, None]
+    np.testing.assert_array_equal(counts, expected.astype(np.float32))
 
 
 def _write_nmnist_tree(root, per_class=2, seed=0):

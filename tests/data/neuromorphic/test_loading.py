@@ -67,6 +67,24 @@ def test_the_test_split_is_counted_beside_the_train_split_already_held(tmp_path,
     assert len(splits.train) + len(splits.test) == 8
 
 
+def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
+    """``output: counts`` makes float32 images (2 x 34 x 34 x 4 = 9,248 bytes a sample) beside the frames (23,120
+    bytes) before the frames are dropped; bin_all's check counted the frames only, so a machine with room for the
+    frames passed and then held 1.4 x them."""
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import frames
+    from fakedata import write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset("nmnist", tmp_path, n=4)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
+    with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images need "):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
+    monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 32_368 + 4 * 8)  # both splits' frames and images
+    splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
+    assert tuple(splits.train.x.shape[1:]) == (2, 34, 34)
+
+
 @pytest.mark.parametrize("output", ["frames", "counts"])
 def test_held_out_splits_are_the_rows_the_copies_were_without_copying_the_frames(output):
     """The test rows ``x[test_idx]`` and the train rows ``x[train_idx]`` were copied beside ``x``, and the validation

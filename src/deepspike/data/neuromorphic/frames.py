@@ -46,13 +46,13 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
                           f"sensor (frames of 0 pixels); at most {min(sensor_hw)}")
 
 
-def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0) -> None:
-    """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each, beside the ``held``
-    bytes of frames already loaded (an earlier split), would take more than this machine's memory, before numpy is
-    asked for it."""
+def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0, what: str = "frames") -> None:
+    """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each (``what`` they hold),
+    beside the ``held`` bytes of frames already loaded (an earlier split), would take more than this machine's
+    memory, before numpy is asked for it."""
     beside = f" beside the {held / GiB:.1f} GiB of frames already held" if held else ""
     check_fits_memory(samples * frame_bytes + held, physical_memory(), lambda need, have: (
-        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of frames{beside} need {need} GiB, more than this "
+        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside} need {need} GiB, more than this "
         f"machine's {have} GiB; take fewer timesteps or a larger stride"))
 
 
@@ -92,8 +92,11 @@ def frames_to_counts(frames: np.ndarray) -> np.ndarray:
 
     ``img[n] = sum_t frames[n, t] / max(1, max over (c, h, w) of that sum)`` (per-sample scaling), the
     static input for methods that take images (``spikebp``, conversion, ANN). Summed in float32 as it goes: a float32
-    copy of all the frames took 4 times the frames' bytes, past the memory check that counted them.
+    copy of all the frames took 4 times the frames' bytes, past the memory check that counted them; scaled in place
+    (a second array of the images took their bytes again). The images, ``8 H W`` bytes a sample, are counted by
+    ``bin_all``'s memory check beside the frames.
     """
     total = frames.sum(axis=1, dtype=np.float32)  # [N, T, 2, H, W] -> [N, 2, H, W], exact (sums < 2^24), no float copy
     peak = total.reshape(len(total), -1).max(axis=1, initial=0.0)  # [N]
-    return total / np.maximum(peak, 1.0)[:, None, None, None]
+    total /= np.maximum(peak, 1.0)[:, None, None, None]
+    return total

@@ -100,10 +100,13 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
             sensor_hw: tuple[int, int], held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
     """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``; a stride larger than the sensor is a
     ``ConfigError`` before any is read (:func:`check_stride`), and so are frames that would not fit in memory beside
-    the data sets ``held`` (the splits already loaded)."""
+    the data sets ``held`` (the splits already loaded), with their float32 count images (``8 H' W'`` bytes a
+    sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
-    check_frame_memory(len(samples), options.timesteps * 2 * h * w, "event frames", held_bytes(held))
+    counts = 2 * h * w * 4 if options.output == "counts" else 0
+    check_frame_memory(len(samples), options.timesteps * 2 * h * w + counts, "event frames", held_bytes(held),
+                       "frames and count images" if counts else "frames")
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
