@@ -70,8 +70,9 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
         recordings = list_recordings(folder, split)
         key = {"split": split.lower(), "files": files_fingerprint([f for f, _ in recordings]),
                "first_saccade_only": first_saccade_only, "listing": "sorted", **options.key()}
-        x, y = load_cached("nmnist", data_dir, cache, key, lambda r=recordings: bin_all(
+        arrays = load_cached("nmnist", data_dir, cache, key, lambda r=recordings: bin_all(
             r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts))
-        parts.append(as_dataset(x, y, options, "nmnist"))
+        parts.append(as_dataset(*arrays, options, "nmnist"))
+        del arrays  # output: counts: the frames go now, not while the next split is binned beside them (unchecked)
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
                         class_names=[str(d) for d in range(10)], name="nmnist", owned=True)
