@@ -164,6 +164,7 @@ def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[flo
         part -= shift.view(view)
         s1 += part.sum(dim=dims)
         s2 += part.square_().sum(dim=dims)
+        del part  # before the next chunk's buffer is made: both were alive at once (2 x 128 MiB)
     count = max(1, x.numel() // max(1, c))
     mean = s1 / count
     std = (s2 / count - mean.square()).clamp_min(0).sqrt()
