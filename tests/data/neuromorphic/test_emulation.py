@@ -164,3 +164,14 @@ def test_the_frames_of_both_splits_are_counted_before_they_are_emulated(tmp_path
     monkeypatch.setattr(frames, "physical_memory", lambda: 5_000_000)
     with pytest.raises(ConfigError, match=r"^digits_events: 1,797 samples of 3,136 bytes of frames need 0.0 GiB"):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=8, cache=False)
+
+
+def test_the_count_images_of_both_splits_are_counted_beside_their_frames(tmp_path, monkeypatch):
+    """``output: counts`` makes float32 images (2 x 14 x 14 x 4 = 1,568 bytes a sample) beside the frames (3,136):
+    digits' 1,797 samples need 8,453,088 bytes, but the check counted the frames' 5,635,392, so a machine of
+    6,000,000 bytes passed it."""
+    from deepspike.data.neuromorphic import frames
+
+    monkeypatch.setattr(frames, "physical_memory", lambda: 6_000_000)
+    with pytest.raises(ConfigError, match=r"^digits_events: 1,797 samples of 4,704 bytes of frames and count images "):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=8, cache=False, output="counts")

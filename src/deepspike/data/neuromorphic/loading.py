@@ -104,9 +104,8 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
     sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
-    counts = 2 * h * w * 4 if options.output == "counts" else 0
-    check_frame_memory(len(samples), options.timesteps * 2 * h * w + counts, "event frames", held_bytes(held),
-                       "frames and count images" if counts else "frames")
+    size, what = sample_bytes(options, h, w)
+    check_frame_memory(len(samples), size, "event frames", held_bytes(held), what)
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
@@ -114,6 +113,14 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
         x[i] = options.frames(events, sensor_hw)
         y[i] = label
     return x, y
+
+
+def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:
+    """``(bytes, what they hold)`` of one sample for :func:`check_frame_memory`: its ``[T, 2, h, w]`` uint8 frames,
+    and under ``output: counts`` its float32 ``[2, h, w]`` count image too (``8 h w`` bytes, made beside them)."""
+    if options.output == "counts":
+        return options.timesteps * 2 * h * w + 8 * h * w, "frames and count images"
+    return options.timesteps * 2 * h * w, "frames"
 
 
 def held_bytes(parts: Sequence) -> int:
