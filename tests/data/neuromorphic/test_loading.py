@@ -90,23 +90,22 @@ def test_a_splits_frames_are_dropped_before_the_next_split_is_binned_under_count
     """Under ``output: counts`` the train split keeps its count images only, but its frames stayed referenced by the
     loader's loop variable while the test split was binned: held beside it, and counted by no check (N-MNIST at 10
     steps: 1.4 GB of train frames). Now they are dropped once the images are made."""
-    import importlib
     import weakref
 
     from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import loading
     from fakedata import write_dataset
 
-    module = importlib.import_module(f"deepspike.data.neuromorphic.{name}")
     made, alive = [], []
 
-    def spy(*args, _bin_all=module.bin_all):
+    def spy(*args, _bin_all=loading.bin_all):
         alive.extend(ref() is not None for ref in made)
         x, y = _bin_all(*args)
         made.append(weakref.ref(x))
         return x, y
 
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(module, "bin_all", spy)
+    monkeypatch.setattr(loading, "bin_all", spy)
     write_dataset(name, tmp_path, n=4)
     load_dataset(name, data_dir=tmp_path, timesteps=4, cache=False, output="counts")
     assert len(made) == 2 and alive == [False]
@@ -134,3 +133,20 @@ def test_held_out_splits_are_the_rows_the_copies_were_without_copying_the_frames
         assert np.array_equal(dataset.x.numpy(), want) and np.array_equal(dataset.y.numpy(), y[rows.numpy()])
         if output == "frames":
             assert np.shares_memory(dataset.x.numpy(), x)
+
+
+@pytest.mark.parametrize("name", ["nmnist", "dvs_gesture", "cifar10_dvs"])
+def test_frames_read_from_the_cache_are_checked_as_binned_ones(name, tmp_path, monkeypatch):
+    """The memory check ran inside bin_all, which a cached entry skips: frames cached on a larger machine, or cached
+    as frames and read again under ``output: counts`` (the cache key leaves ``output`` out: the count images are
+    made beside them), were loaded unchecked. Now the check runs before the cache is read."""
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import frames
+    from fakedata import write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset(name, tmp_path, n=4)
+    load_dataset(name, data_dir=tmp_path, timesteps=2, cache=True)  # writes the cache
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
+    with pytest.raises(ConfigError, match=r"^event frames: \d+ samples of [\d,]+ bytes of frames .*more than this"):
+        load_dataset(name, data_dir=tmp_path, timesteps=2, cache=True)

@@ -98,14 +98,9 @@ def local_tonic(cls: type, folder: Path, **kwargs):
 
 def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions,
             sensor_hw: tuple[int, int], held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
-    """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``; a stride larger than the sensor is a
-    ``ConfigError`` before any is read (:func:`check_stride`), and so are frames that would not fit in memory beside
-    the data sets ``held`` (the splits already loaded), with their float32 count images (``8 H' W'`` bytes a
-    sample, made beside the frames) under ``output: counts``."""
-    check_stride(options.stride, sensor_hw)
-    h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
-    size, what = sample_bytes(options, h, w)
-    check_frame_memory(len(samples), size, "event frames", held_bytes(held), what)
+    """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``, after :func:`check_binned` (before any
+    is read)."""
+    h, w = check_binned(len(samples), options, sensor_hw, held)
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
@@ -113,6 +108,29 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
         x[i] = options.frames(events, sensor_hw)
         y[i] = label
     return x, y
+
+
+def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int],
+                 held: Sequence = ()) -> tuple[int, int]:
+    """The frame size ``(H', W')`` of ``samples`` binned recordings; a ``ConfigError`` for a stride larger than the
+    sensor (:func:`check_stride`) and for frames that would not fit in memory beside the data sets ``held`` (the
+    splits already loaded), with their float32 count images (``8 H' W'`` bytes a sample, made beside the frames)
+    under ``output: counts``."""
+    check_stride(options.stride, sensor_hw)
+    h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
+    size, what = sample_bytes(options, h, w)
+    check_frame_memory(samples, size, "event frames", held_bytes(held), what)
+    return h, w
+
+
+def load_binned(name: str, data_dir, use_cache: bool, key: dict, samples: Sequence,
+                read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions, sensor_hw: tuple[int, int],
+                held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bin_all` of ``samples`` through the cache (:func:`load_cached`), its checks (:func:`check_binned`) made
+    first either way: frames read from the cache were loaded unchecked (cached as frames, read again as count
+    images beside them; or a cache copied from a larger machine)."""
+    check_binned(len(samples), options, sensor_hw, held)
+    return load_cached(name, data_dir, use_cache, key, lambda: bin_all(samples, read, options, sensor_hw, held))
 
 
 def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:

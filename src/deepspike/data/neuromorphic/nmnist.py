@@ -17,7 +17,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import read_nmnist_bin
-from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, bin_all, event_splits, load_cached
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits
 
@@ -70,8 +70,8 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
         recordings = list_recordings(folder, split)
         key = {"split": split.lower(), "files": files_fingerprint([f for f, _ in recordings]),
                "first_saccade_only": first_saccade_only, "listing": "sorted", **options.key()}
-        arrays = load_cached("nmnist", data_dir, cache, key, lambda r=recordings: bin_all(
-            r, lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts))
+        arrays = load_binned("nmnist", data_dir, cache, key, recordings,
+                             lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts)
         parts.append(as_dataset(*arrays, options, "nmnist"))
         del arrays  # output: counts: the frames go now, not while the next split is binned beside them (unchecked)
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
