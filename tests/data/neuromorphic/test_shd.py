@@ -419,3 +419,17 @@ def test_the_test_file_is_counted_beside_the_train_file_already_held(tmp_path, m
         load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
     monkeypatch.setattr(frames, "physical_memory", lambda: 210_016)  # the frames and the two train labels
     assert len(load_dataset("shd", data_dir=folder, cache=False, timesteps=100).test) == 1
+
+
+def test_frames_read_from_the_cache_are_checked_as_binned_ones(tmp_path, monkeypatch):
+    """The memory check ran while a file was binned, which a cached entry skips: frames cached on a larger machine
+    were loaded unchecked. Now a cached entry's frame count is read from its header and checked before its arrays
+    (2 train recordings of 100 x 700 = 140,000 bytes)."""
+    from deepspike.data.neuromorphic import frames
+
+    folder = _write_shd(tmp_path)
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    load_dataset("shd", data_dir=folder, cache=True, timesteps=100)  # writes the cache
+    monkeypatch.setattr(frames, "physical_memory", lambda: 100_000)
+    with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames need 0.0 GiB"):
+        load_dataset("shd", data_dir=folder, cache=True, timesteps=100)

@@ -40,17 +40,21 @@ def files_fingerprint(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
+                  check: Callable[[tuple[int, ...]], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from the cache entry of ``key`` in ``folder``, else ``build()`` them and store them.
 
-    ``folder=None`` disables the cache.
+    ``folder=None`` disables the cache. ``check(shape of x)``, read from the entry's header, runs before a cached
+    entry's arrays are read (its memory check: ``build`` makes its own).
     """
     if folder is None:
         return build()
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(folder) / f"{key.get('dataset', 'events')}-{digest}.npz"
     if path.is_file():
+        shape = _stored_shape(path) if check is not None else None
+        if shape is not None:
+            check(shape)
         entry = _read_entry(path)
         if entry is not None:
             return entry
@@ -58,6 +62,18 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
     x, y = build()
     atomic_write(path, lambda out: np.savez(out, x=x, y=y))
     return x, y
+
+
+def _stored_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of a cache entry's ``x`` from its ``.npy`` header, nothing of the array read; None where the header
+    does not read (``_read_entry`` then finds the entry damaged)."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("x.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            return tuple(int(n) for n in read(f)[0])
+    except (*NPY_ERRORS, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
+        return None
 
 
 def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:

@@ -146,12 +146,13 @@ def held_bytes(parts: Sequence) -> int:
     return sum(t.element_size() * t.nelement() for part in parts for t in (part.x, part.y))
 
 
-def load_cached(name: str, data_dir, use_cache: bool, key: dict, build) -> tuple[np.ndarray, np.ndarray]:
-    """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False);
-    ``data.args.cache`` must be true or false (``ConfigError``: the string "no" was read as true)."""
+def load_cached(name: str, data_dir, use_cache: bool, key: dict, build, check=None) -> tuple[np.ndarray, np.ndarray]:
+    """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False; ``check``:
+    the memory check of a cached entry, given its frames' shape); ``data.args.cache`` must be true or false
+    (``ConfigError``: the string "no" was read as true)."""
     if not isinstance(use_cache, bool):
         raise ConfigError(f"data.args.cache must be true or false, got {use_cache!r}")
-    return cached_arrays(cache_dir(data_dir) if use_cache else None, {"dataset": name, **key}, build)
+    return cached_arrays(cache_dir(data_dir) if use_cache else None, {"dataset": name, **key}, build, check)
 
 
 def as_dataset(x: np.ndarray, y: np.ndarray, options: FrameOptions, name: str):

@@ -231,6 +231,11 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
     return frames[:, 1, 0, :]
 
 
+def check_release_memory(path: Path, samples: int, options: FrameOptions, held: int = 0) -> None:
+    """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the ``held`` bytes."""
+    check_frame_memory(samples, options.timesteps * (CHANNELS // options.stride), f"{path}", held)
+
+
 def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: int = 0
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``; frames that would not fit in
@@ -240,7 +245,7 @@ def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: 
         raise DataCorruptError(f"{path}: spikes/times of shape {list(times.shape)} but spikes/units of shape "
                                f"{list(units.shape)}; both must hold one list per recording")
     y = checked_labels(path, labels, len(times), num_classes)
-    check_frame_memory(len(times), options.timesteps * (CHANNELS // options.stride), f"{path}", held)
+    check_release_memory(path, len(times), options, held)
     x = np.zeros((len(times), options.timesteps, CHANNELS // options.stride), dtype=np.uint8)
     for i, (t, u) in enumerate(zip(times, units)):
         x[i] = recording_frames(path, i, t, u, options)
@@ -281,8 +286,10 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     parts = []
     for path in files:
         key = {"split": path.name, "files": files_fingerprint([path]), **options.key()}
+        held = held_bytes(parts)
         x, y = load_cached(name, data_dir, cache, key,
-                           lambda path=path: bin_release_file(path, options, NUM_CLASSES[name], held_bytes(parts)))
+                           lambda path=path, held=held: bin_release_file(path, options, NUM_CLASSES[name], held),
+                           lambda shape, path=path, held=held: check_release_memory(path, shape[0], options, held))
         parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
     return parts, class_names(files[0], NUM_CLASSES[name])
 
