@@ -16,7 +16,8 @@ only with ``round_delays=True``, as the rounded net (each delay a whole step, as
 the graph's metadata then says ``delays_rounded: True``. The readout's neurons end the chain (a non-spiking
 integrator readout is ``LI`` (leak < 1) or ``I``).
 A net read by ``from_nir`` (:mod:`nir_modules`; maybe trained since) is written back node for node: per-neuron
-constants (``HeterogeneousLIF``) as per-neuron ``IF`` / ``LIF`` / ``CubaLIF``, an input gain as ``Scale``, a sum pool
+constants (``HeterogeneousLIF``) as per-neuron ``IF`` / ``LIF`` / ``CubaLIF``, a readout decaying per neuron
+(``PerNeuronIntegrator``) as an ``LI`` of array ``tau``, an input gain as ``Scale``, a sum pool
 as ``SumPool2d``, a branching body as its graph; the metadata it was read with that is not about the graph (input
 coding, ``timesteps``, ``decode``, standardisation) is kept.
 Graph metadata records what NIR cannot say: ``dt``, the input coding (``encoder``), ``timesteps``, how outputs are
@@ -54,13 +55,14 @@ from deepspike.deploy.neurons import (
     converted_if_node,
     cuba_node,
     float32_time_constant,
+    float32_time_constants,
     learnable_node,
     neuron_node,
     synaptic_node,
 )
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
-from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, Scale
+from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, PerNeuronIntegrator, Scale
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
@@ -357,6 +359,8 @@ class _RateGraph:
             self.neuron(NeuronParams(decay=1.0, threshold=float(m.threshold), reset="zero"), strict=True)
         elif isinstance(m, Integrator):
             self.add("i" if m.decay == 1.0 else "li", _integrator_node(nir, m.decay, self.shape, self.dt))
+        elif isinstance(m, PerNeuronIntegrator):
+            self.add("li", per_neuron_integrator_node(nir, to_numpy(m.decay), self.shape, self.dt))
         elif isinstance(m, ResidualBlock):
             self.residual(m)
         else:
@@ -538,6 +542,47 @@ def _integrator_node(nir, decay: float, shape: tuple, dt: float):
         return nir.I(r=ones / dt)
     tau = float32_time_constant(dt, decay)
     return nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones)
+
+
+LONGEST_TAU_STEPS = 2.0**26
+"""``tau / dt`` written for a neuron of a ``PerNeuronIntegrator`` that does not decay (``k = 1``: a float32 decay read
+from an ``LI`` whose ``tau`` exceeds ~2^24 ``dt``): ``1 - 2^-26`` reads back as the float32 1."""
+
+
+def per_neuron_integrator_node(nir, decay: np.ndarray, shape: tuple, dt: float):
+    """An imported ``LI`` whose neurons decay each at its own rate (``nir_modules.PerNeuronIntegrator``, ``v_t = k
+    v_{t-1} + x_t``, ``k`` broadcast to the layer's ``shape``) as an ``LI`` with arrays ``tau``, ``r`` and ``v_leak``
+    (forward Euler over ``dt``, as ``from_nir`` reads it)::
+
+        tau = dt / (1 - k)  (float32: decay_reading_back),   r = tau / dt,   v_leak = 0
+
+    so that ``r dt / tau = 1`` (the input gain, if any, is the ``Scale`` node before it). A decay outside [0, 1] is a
+    one-line ``ConfigError``."""
+    k = np.broadcast_to(np.asarray(decay, dtype=np.float64), shape)
+    if not (np.isfinite(k).all() and (k >= 0.0).all() and (k <= 1.0).all()):
+        raise ConfigError(f"NIR export: an integrator's decays must lie in [0, 1], got {k.min():g} to {k.max():g}")
+    tau = decay_reading_back(dt, k)
+    return nir.LI(tau=tau, r=(tau.astype(np.float64) / dt).astype(np.float32), v_leak=np.zeros(shape, np.float32))
+
+
+def decay_reading_back(dt: float, decay: np.ndarray, ulps: int = 4) -> np.ndarray:
+    """A float32 ``tau >= dt`` per decay ``k`` (in [0, 1]) that ``from_nir`` reads back as the same float32 decay,
+    ``float32(1 - dt / tau) = float32(k)``: of the float32 values within ``ulps`` of ``dt / (1 - k)``, the nearest that
+    does, else (a ``k`` no float32 ``tau`` gives) ``float32_time_constants``'s; ``LONGEST_TAU_STEPS dt`` for ``k = 1``.
+    The rounded-up ``tau`` alone read back another decay for 3% of random ``tau`` in [dt, e^12 dt]."""
+    k = np.asarray(decay, dtype=np.float64)
+    wanted = k.astype(np.float32)
+    tau = np.where(k < 1.0, float32_time_constants(dt, np.where(k < 1.0, k, 0.0)),
+                   np.float32(dt * LONGEST_TAU_STEPS)).astype(np.float32)
+    found = np.zeros(k.shape, dtype=bool)
+    for step in sorted(range(-ulps, ulps + 1), key=abs):
+        candidate = tau
+        for _ in range(abs(step)):
+            candidate = np.nextafter(candidate, np.float32(np.inf if step > 0 else 0.0))
+        reads = (1.0 - dt / candidate.astype(np.float64)).astype(np.float32)
+        hit = ~found & (reads == wanted) & (candidate.astype(np.float64) >= dt)
+        tau, found = np.where(hit, candidate, tau), found | hit
+    return tau
 
 
 def _pool_shape(kernel, stride, shape, padding=(0, 0)):
