@@ -279,3 +279,24 @@ def test_integer_and_boolean_input_is_cast_to_the_weights_float_dtype():
             out = net(x.to(kind))
             assert out.dtype == torch.float32 and torch.equal(out, expected)
         assert net.double()(x).dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind", [torch.float64, torch.bfloat16, torch.float16])
+def test_float_input_of_another_dtype_is_cast_to_the_weights_dtype(kind):
+    """float64 (numpy's default, analog currents) and bfloat16 / float16 input ended in torch's "Input type (double)
+    and bias type (float) should be the same"; it runs as its values in float32 (float64 rounded once), and float32
+    input into a float64 net as float64."""
+    net = from_nir(tiny_graph())
+    x = torch.rand((6, 2, 1, 8, 8), generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2.0
+    with torch.no_grad():
+        expected = net(x.to(kind).float())
+        assert 0 < expected.sum() < expected.numel()
+        out = net(x.to(kind))
+        assert out.dtype == torch.float32 and torch.equal(out, expected)
+        assert torch.equal(net.double()(x.to(kind).float()), net(x.to(kind).double()))
+
+
+def test_complex_input_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"^NIR network input must be real numbers \[T, B, \.\.\.\], got a "
+                                          r"torch.complex64 tensor$"):
+        from_nir(tiny_graph())(torch.zeros((2, 1, 1, 8, 8), dtype=torch.complex64))

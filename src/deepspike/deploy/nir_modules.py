@@ -105,10 +105,11 @@ class NirNetwork(nn.Module):
         self.input_shape = input_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [T, B, *input_shape]``; integer or boolean input (spike counts, event frames) is cast to the float
-        dtype of the weights (it ended in torch's "Input type (long int) and bias type (float) should be the same"),
-        and so is an array-like that is no tensor (a numpy array, nested lists: an AttributeError on ``.dim``);
-        one that does not convert (text, ragged lists) is a one-line ``ConfigError``."""
+        """``x [T, B, *input_shape]``, cast to the float dtype of the weights (float32 as imported) when it has another
+        dtype: integer or boolean input (spike counts, event frames), float64 (rounded to float32), bfloat16 and
+        float16 (exact in float32) all ended in torch's "Input type (double) and bias type (float) should be the same";
+        so is an array-like that is no tensor (a numpy array, nested lists: an AttributeError on ``.dim``). One that
+        does not convert (text, ragged lists) and complex input are a one-line ``ConfigError``."""
         tensors = (*self.parameters(), *self.buffers())
         dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
         if not isinstance(x, torch.Tensor):
@@ -120,7 +121,9 @@ class NirNetwork(nn.Module):
         if x.dim() < 2 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise ConfigError(f"NIR network input must be [T, B, {', '.join(map(str, self.input_shape))}], "
                               f"got {tuple(x.shape)}")
-        if not (x.is_floating_point() or x.is_complex()):
+        if x.is_complex():
+            raise ConfigError(f"NIR network input must be real numbers [T, B, ...], got a {x.dtype} tensor")
+        if x.dtype != dtype:
             x = x.to(dtype)
         return self.body(x)
 
