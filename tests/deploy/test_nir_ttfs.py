@@ -283,6 +283,22 @@ def test_file_round_trip_is_finite_and_described(tmp_path):
     assert torch.equal(ttfs_graph_times(back, t_in, 0.01, 6.0), ttfs_graph_times(graph, t_in, 0.01, 6.0))
 
 
+def test_a_file_with_an_average_pooling_neuron_is_read_by_the_nir_package(tmp_path):
+    """The avg pool's conv was depthwise (groups = C, weight [C, 1, k, k]): NIR 1.0.8's own reader infers a Conv2d's
+    input channels as weight.shape[1] and refused the file ("Type inference error: type mismatch: ... -> avgconv.input:
+    [[1 2 2]]"); each channel now pools its own alone in a plain conv, spike times as the closed form's pool."""
+    model = _net("relpsp", conv=True)
+    graph = to_nir_ttfs(model, (1, 8, 8))
+    back = nir.read(str(write_nir(graph, tmp_path / "ttfs.nir")))  # type-checked
+    weight = back.nodes[next(k for k in back.nodes if k.endswith("avgconv"))].weight
+    pool = model.body[3]
+    expected = np.zeros((4, 4, 2, 2), np.float32)
+    expected[range(4), range(4)] = pool.theta / 3.0  # theta / (N - 1), channel i from channel i
+    assert np.array_equal(weight, expected)
+    t_in = _times((2, 1, 8, 8))
+    assert torch.equal(ttfs_graph_times(back, t_in, 0.01, 6.0), ttfs_graph_times(graph, t_in, 0.01, 6.0))
+
+
 def test_unsupported_layers_and_misuse_are_refused():
     bn = TTFSNetwork(TTFSInput(), nn.Sequential(TTFSConv2d(1, 2, 3), TTFSBatchNorm(2))).eval()
     with pytest.raises(ConfigError, match="batch-norm"):

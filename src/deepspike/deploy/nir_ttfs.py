@@ -11,7 +11,8 @@ The body of a :class:`~deepspike.methods.ttfs_network.TTFSNetwork` becomes a cha
   layers -> ``Linear`` of the bias column; ``[1, H', W']`` for conv layers -> 1x1 ``Conv2d`` of the bias
   weights), summed into that layer's ``CubaLIF`` (NIR sums the edges into a node);
 * ``TTFSMaxPool2d`` (earliest spike) -> ``SumPool2d`` -> fire-once ``IF`` with threshold 0.5 (exact);
-* ``TTFSAvgPool2d`` (zhou2021: a neuron with weights ``theta/(N-1)``) -> depthwise ``Conv2d`` -> ``CubaLIF``;
+* ``TTFSAvgPool2d`` (zhou2021: a neuron with weights ``theta/(N-1)``) -> ``Conv2d`` (each channel from its own,
+  ``groups=1``: NIR's type inference misreads grouped convs) -> ``CubaLIF``;
 * ``Flatten`` -> ``Flatten``; dropout and identities are left out (inference).
 
 Time-domain batch-norm is refused with a ``ConfigError``: its folded form (``TTFSDelayBias``) needs negative
@@ -136,8 +137,12 @@ def _add_pool(b: _Builder, m: TTFSMaxPool2d | TTFSAvgPool2d) -> None:
         b.chain("if", earliest_spike_node(out, k * k))
         return
     n = k * k
-    weight = np.full((c, 1, k, k), m.theta / (n - 1), dtype=np.float32)  # depthwise: channels pool alone
-    b.chain("avgconv", nir.Conv2d(input_shape=(h, w), weight=weight, stride=s, padding=p, dilation=1, groups=c,
+    # channels pool alone: weight[i, j] = theta/(N-1) for j = i, else 0. Not a depthwise conv (groups = C, weight
+    # [C, 1, k, k]): NIR 1.0.8 infers a Conv2d's input channels as weight.shape[1], ignoring groups, so nir.read
+    # refused our own file ("type mismatch: 14_cubalif.output: [[32 4 4]] -> 15_avgconv.input: [[1 4 4]]")
+    weight = np.zeros((c, c, k, k), dtype=np.float32)
+    weight[np.arange(c), np.arange(c)] = m.theta / (n - 1)
+    b.chain("avgconv", nir.Conv2d(input_shape=(h, w), weight=weight, stride=s, padding=p, dilation=1, groups=1,
                                   bias=np.zeros(c, dtype=np.float32)))
     b.shape = out
     b.neuron(m, out, n * m.theta / (n - 1), role="avg_pool")
