@@ -218,6 +218,8 @@ def _linear_if() -> nir.NIRGraph:
     (torch.ones(5, 3), r"Input node 'input' takes a tensor \[Tc, B, 3\], got \(5, 3\)"),  # a ValueError
     (np.ones((5, 2, 3)), r"Input node 'input' takes a tensor \[Tc, B, 3\], got ndarray"),  # an AttributeError
     (torch.ones(0, 2, 3), r"the inputs' \[Tc, B\] must be one and the same with Tc >= 1, got \[\(0, 2\)\]"),
+    (torch.ones(5, 2, 3, dtype=torch.complex64), r"Input node 'input' takes real numbers, got a torch.complex64 "
+                                                 r"tensor"),  # its imaginary part dropped
 ])
 def test_inputs_of_the_wrong_shape_are_one_line_errors(x, message):
     sim = GraphSimulator.rate_coded(_linear_if())

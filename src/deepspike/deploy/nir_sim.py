@@ -390,7 +390,7 @@ class GraphSimulator:
         """A one-line ``ConfigError`` unless every Input node, and nothing else, gets a tensor ``[Tc, B, *its
         shape]``, all with the same ``Tc >= 1`` and ``B``, the ``B`` of the states kept since ``reset()`` (a wrong
         shape ran on: all-zero input of any width gave zeros, spikes gave an IndexError from inside torch; a name
-        that is no Input node was ignored)."""
+        that is no Input node was ignored); a complex tensor is refused too (its imaginary part was dropped)."""
         missing, unknown = sorted(set(self.inputs) - set(inputs)), sorted(map(str, set(inputs) - set(self.inputs)))
         if missing:
             raise ConfigError(f"NIR simulation: no data for Input node(s) {missing}; inputs are {self.inputs}")
@@ -404,6 +404,8 @@ class GraphSimulator:
                 got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                 raise ConfigError(f"NIR simulation: Input node {name!r} takes a tensor [Tc, B, "
                                   f"{', '.join(map(str, shape))}], got {got}")
+            if x.is_complex():  # cast to float64, its imaginary part was dropped with a ComplexWarning
+                raise ConfigError(f"NIR simulation: Input node {name!r} takes real numbers, got a {x.dtype} tensor")
             sizes.add(tuple(x.shape[:2]))
         steps, batch = min(sizes) if sizes else (1, self._batch)
         if len(sizes) > 1 or steps < 1 or self._batch not in (None, batch):
