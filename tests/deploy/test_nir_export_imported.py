@@ -219,3 +219,31 @@ def test_an_imported_li_with_a_tau_per_neuron_is_written_back_as_read(tmp_path):
     assert np.array_equal(scale, net.body[1].scale.numpy())  # r dt / tau of the file, as read
     twice = next(n for n in to_nir(again).nodes.values() if isinstance(n, nir.LI))
     assert np.array_equal(twice.tau, node.tau) and np.array_equal(twice.r, node.r)
+
+
+@pytest.mark.parametrize("kind", ["lif", "cubalif"])
+def test_a_per_neuron_layer_is_written_back_with_the_decays_it_was_read_with(kind):
+    # before: the float32 taus, rounded up, read back another float32 decay for 13 of these 256 LIF neurons (41 of
+    # the CubaLIF's synaptic decays), and a neuron whose tau reads as decay 1 was refused on export
+    m = 256
+    rng = np.random.default_rng(3)
+    tau = (DT * np.exp(rng.uniform(0.01, 6.0, m))).astype(np.float32)
+    tau[0] = DT * 1e9  # float32 decay 1.0
+    zeros, th = np.zeros(m, np.float32), rng.uniform(0.3, 1.0, m).astype(np.float32)
+    r = rng.uniform(0.5, 3.0, m).astype(np.float32)
+    node = (nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=th, v_reset=zeros) if kind == "lif" else
+            nir.CubaLIF(tau_syn=(DT * np.exp(rng.uniform(0.0, 3.0, m))).astype(np.float32), tau_mem=tau, r=r,
+                        w_in=np.ones(m, np.float32), v_leak=zeros, v_threshold=th, v_reset=zeros))
+    net = from_nir(_chain(("fc", nir.Linear(weight=rng.normal(0.3, 0.5, (m, N_IN)).astype(np.float32))),
+                          ("spk", node), out_shape=(m,)))
+    again = from_nir(to_nir(net))
+    neurons = [next(x for x in n.body if hasattr(x, "syn_decay")) for n in (net, again)]
+    assert float(neurons[0].decay[0]) == 1.0
+    for name in ("decay", "threshold", "syn_decay"):
+        first, second = (getattr(neuron, name) for neuron in neurons)
+        assert (first is None and second is None) or torch.equal(first, second), name
+    x = _spikes_in(net, steps=200)
+    with torch.no_grad():
+        out = net(x)
+        assert 0.02 * out.numel() < out.sum() < 0.98 * out.numel()
+        assert torch.equal(again(x), out)

@@ -65,26 +65,30 @@ def synaptic_node(params: NeuronParams, syn_decay: float, shape: tuple[int, ...]
     return cuba_node(*(np.full(shape, value, dtype=np.float64) for value in (params.decay, syn_decay, th)), dt, meta)
 
 
-def cuba_node(decay: np.ndarray, syn_decay: np.ndarray, threshold: np.ndarray, dt: float, metadata: dict):
+def cuba_node(decay: np.ndarray, syn_decay: np.ndarray, threshold: np.ndarray, dt: float, metadata: dict,
+              exact: bool = False):
     """The NIR ``CubaLIF`` of current-based LIF neurons with decay ``k``, synaptic decay ``alpha`` and threshold
     ``th``, each an array of one value per neuron (the layer's shape), under forward Euler over ``dt``
     (``synaptic_node``): ``tau_syn = dt / (1 - alpha)``, ``w_in = tau_syn / dt``, ``tau_mem = dt / (1 - k)``, ``r =
-    tau_mem / dt`` (float32 time constants rounded up, ``float32_time_constants``). A neuron whose ``k`` or
-    ``alpha`` is 1 (no leak) has no finite time constant: a one-line ``ConfigError``."""
+    tau_mem / dt`` (float32 time constants rounded up, ``float32_time_constants``; with ``exact``, float32 decays
+    read back bit for bit, ``time_constants_reading_back``, for an imported layer). A neuron whose ``k`` or
+    ``alpha`` is 1 (no leak) has no finite time constant: a one-line ``ConfigError`` (unless ``exact``)."""
     nir = require_nir()
     k, alpha = np.asarray(decay, dtype=np.float64), np.asarray(syn_decay, dtype=np.float64)
-    if not (np.isfinite(k).all() and np.isfinite(alpha).all() and (k < 1.0).all() and (alpha < 1.0).all()):
+    below = (lambda a: (a <= 1.0).all()) if exact else (lambda a: (a < 1.0).all())
+    if not (np.isfinite(k).all() and np.isfinite(alpha).all() and below(k) and below(alpha)):
         raise ConfigError("NIR export: a synaptic neuron's decay and syn_decay must be below 1 for every neuron (a "
                           f"finite CubaLIF time constant), got decay up to {k.max():g} and syn_decay up to "
                           f"{alpha.max():g}")
     th = np.asarray(threshold, dtype=np.float32)
-    tau_syn, tau_mem = float32_time_constants(dt, alpha), float32_time_constants(dt, k)
+    taus = time_constants_reading_back if exact else float32_time_constants
+    tau_syn, tau_mem = taus(dt, alpha), taus(dt, k)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=0 * th, v_threshold=th,
                        v_reset=0 * th, w_in=tau_syn / dt, metadata=metadata)
 
 
 def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, reset: str, shape: tuple[int, ...],
-                   dt: float):
+                   dt: float, exact: bool = False):
     """The NIR node of a trained ``neurons.learnable.LearnableLIF`` of ``shape`` neurons, ``h_t = k v_{t-1} + c x_t``
     (PLIF: ``c = 1 - k``; a learnt threshold alone: ``c = 1``), its ``decay`` k, ``gain`` c and ``threshold`` one
     value per layer (``()``), per channel (``[C]``, the first axis of ``shape``) or per neuron (``shape``), spread to
@@ -93,7 +97,9 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
         tau = dt / (1 - k)  (float32, rounded up),   r = c tau / dt  (so that r dt / tau = c),   v_threshold = th
 
     (forward Euler over ``dt``, as ``neuron_node``); ``k = 1`` everywhere (no leak) is an ``IF`` with ``r = c /
-    dt``. A decay of 1 in some channels only has no finite tau: a one-line ``ConfigError``."""
+    dt``. A decay of 1 in some channels only has no finite tau: a one-line ``ConfigError``. ``exact`` (an imported
+    layer, ``HeterogeneousLIF``): each float32 ``tau`` reads back the float32 decay ``k`` bit for bit
+    (``time_constants_reading_back``; ``LONGEST_TAU_STEPS dt`` where ``k = 1``)."""
     nir = require_nir()
     k, c = spread_per_channel(decay, shape), spread_per_channel(gain, shape)
     th = spread_per_channel(threshold, shape).astype(np.float32)
@@ -101,10 +107,10 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
             "dt": float(dt)}
     if (k == 1.0).all():
         return nir.IF(r=(c / dt).astype(np.float32), v_threshold=th, v_reset=0 * th, metadata=meta)
-    if (k >= 1.0).any() or not np.isfinite(k).all():
+    if ((k > 1.0) if exact else (k >= 1.0)).any() or not np.isfinite(k).all():
         raise ConfigError(f"NIR export: a learnable neuron's decay must lie below 1 in every channel (a finite time "
                           f"constant), got {np.asarray(decay).ravel()[:8].tolist()}")
-    tau = float32_time_constants(dt, k)
+    tau = time_constants_reading_back(dt, k) if exact else float32_time_constants(dt, k)
     return nir.LIF(tau=tau, r=(c * tau.astype(np.float64) / dt).astype(np.float32), v_leak=0 * th, v_threshold=th,
                    v_reset=0 * th, metadata=meta)
 
@@ -152,6 +158,32 @@ def float32_time_constants(dt: float, decay: np.ndarray) -> np.ndarray:
     tau = dt / (1.0 - np.asarray(decay, dtype=np.float64))
     tau32 = tau.astype(np.float32)
     return np.where(tau32.astype(np.float64) < tau, np.nextafter(tau32, np.float32(np.inf)), tau32)
+
+
+LONGEST_TAU_STEPS = 2.0**26
+"""``tau / dt`` written by ``time_constants_reading_back`` for an imported neuron that does not decay (``k = 1``: the
+float32 decay read from a node whose ``tau`` exceeds ~2^24 ``dt``): ``1 - 2^-26`` reads back as the float32 1."""
+
+
+def time_constants_reading_back(dt: float, decay: np.ndarray, ulps: int = 4) -> np.ndarray:
+    """A float32 ``tau >= dt`` per decay ``k`` (in [0, 1]) that ``from_nir`` reads back as the same float32 decay,
+    ``float32(1 - dt / tau) = float32(k)``: of the float32 values within ``ulps`` of ``dt / (1 - k)``, the nearest that
+    does, else (a ``k`` no float32 ``tau`` gives) ``float32_time_constants``'s; ``LONGEST_TAU_STEPS dt`` for ``k = 1``.
+    ``float32_time_constants``' rounded-up ``tau`` read back another decay for 3% of random ``tau`` in [dt, e^12 dt]:
+    an imported net written back (``nir_export``) was not the net read."""
+    k = np.asarray(decay, dtype=np.float64)
+    wanted = k.astype(np.float32)
+    tau = np.where(k < 1.0, float32_time_constants(dt, np.where(k < 1.0, k, 0.0)),
+                   np.float32(dt * LONGEST_TAU_STEPS)).astype(np.float32)
+    found = np.zeros(k.shape, dtype=bool)
+    for step in sorted(range(-ulps, ulps + 1), key=abs):
+        candidate = tau
+        for _ in range(abs(step)):
+            candidate = np.nextafter(candidate, np.float32(np.inf if step > 0 else 0.0))
+        reads = (1.0 - dt / candidate.astype(np.float64)).astype(np.float32)
+        hit = ~found & (reads == wanted) & (candidate.astype(np.float64) >= dt)
+        tau, found = np.where(hit, candidate, tau), found | hit
+    return tau
 
 
 def float32_time_constant(dt: float, decay: float) -> np.float32:

@@ -55,10 +55,10 @@ from deepspike.deploy.neurons import (
     converted_if_node,
     cuba_node,
     float32_time_constant,
-    float32_time_constants,
     learnable_node,
     neuron_node,
     synaptic_node,
+    time_constants_reading_back,
 )
 from deepspike.deploy.nir_delays import delay_branches
 from deepspike.deploy.nir_fields import non_finite_field
@@ -301,17 +301,18 @@ class _RateGraph:
     def heterogeneous(self, m: HeterogeneousLIF) -> None:
         """An imported layer whose neurons each have their own fixed constants (``neurons.heterogeneous``): a
         per-neuron ``IF`` / ``LIF`` (``learnable_node`` with input gain 1) or ``CubaLIF`` (``cuba_node``), the
-        constants broadcast to the layer's shape as the neuron broadcasts them."""
+        constants broadcast to the layer's shape as the neuron broadcasts them, each float32 decay written so that it
+        reads back bit for bit (``exact``: rounded up, 13 of 256 random LIF taus read back another float32 decay)."""
         k, th, alpha = (None if t is None else np.broadcast_to(to_numpy(t), self.shape).astype(np.float64)
                         for t in (m.decay, m.threshold, m.syn_decay))
         th = self._folded(torch.as_tensor(th), "has one per neuron", "this layer has").numpy()
         self.resets.add(m.fixed.reset)
         meta = {"reset": m.fixed.reset, "fires": "v >= threshold", "dt": float(self.dt)}
         if alpha is not None:
-            self.add("cubalif", cuba_node(k, alpha, np.broadcast_to(th, self.shape), self.dt, meta))
+            self.add("cubalif", cuba_node(k, alpha, np.broadcast_to(th, self.shape), self.dt, meta, exact=True))
         else:
             node = learnable_node(k, np.ones_like(k), np.broadcast_to(th, self.shape), m.fixed.reset, self.shape,
-                                  self.dt)
+                                  self.dt, exact=True)
             self.add("if" if isinstance(node, self.nir.IF) else "lif", node)
         self.pending.clear()
 
@@ -544,45 +545,20 @@ def _integrator_node(nir, decay: float, shape: tuple, dt: float):
     return nir.LI(tau=ones * tau, r=ones * (tau / dt), v_leak=0 * ones)
 
 
-LONGEST_TAU_STEPS = 2.0**26
-"""``tau / dt`` written for a neuron of a ``PerNeuronIntegrator`` that does not decay (``k = 1``: a float32 decay read
-from an ``LI`` whose ``tau`` exceeds ~2^24 ``dt``): ``1 - 2^-26`` reads back as the float32 1."""
-
-
 def per_neuron_integrator_node(nir, decay: np.ndarray, shape: tuple, dt: float):
     """An imported ``LI`` whose neurons decay each at its own rate (``nir_modules.PerNeuronIntegrator``, ``v_t = k
     v_{t-1} + x_t``, ``k`` broadcast to the layer's ``shape``) as an ``LI`` with arrays ``tau``, ``r`` and ``v_leak``
     (forward Euler over ``dt``, as ``from_nir`` reads it)::
 
-        tau = dt / (1 - k)  (float32: decay_reading_back),   r = tau / dt,   v_leak = 0
+        tau = dt / (1 - k)  (float32: time_constants_reading_back),   r = tau / dt,   v_leak = 0
 
     so that ``r dt / tau = 1`` (the input gain, if any, is the ``Scale`` node before it). A decay outside [0, 1] is a
     one-line ``ConfigError``."""
     k = np.broadcast_to(np.asarray(decay, dtype=np.float64), shape)
     if not (np.isfinite(k).all() and (k >= 0.0).all() and (k <= 1.0).all()):
         raise ConfigError(f"NIR export: an integrator's decays must lie in [0, 1], got {k.min():g} to {k.max():g}")
-    tau = decay_reading_back(dt, k)
+    tau = time_constants_reading_back(dt, k)
     return nir.LI(tau=tau, r=(tau.astype(np.float64) / dt).astype(np.float32), v_leak=np.zeros(shape, np.float32))
-
-
-def decay_reading_back(dt: float, decay: np.ndarray, ulps: int = 4) -> np.ndarray:
-    """A float32 ``tau >= dt`` per decay ``k`` (in [0, 1]) that ``from_nir`` reads back as the same float32 decay,
-    ``float32(1 - dt / tau) = float32(k)``: of the float32 values within ``ulps`` of ``dt / (1 - k)``, the nearest that
-    does, else (a ``k`` no float32 ``tau`` gives) ``float32_time_constants``'s; ``LONGEST_TAU_STEPS dt`` for ``k = 1``.
-    The rounded-up ``tau`` alone read back another decay for 3% of random ``tau`` in [dt, e^12 dt]."""
-    k = np.asarray(decay, dtype=np.float64)
-    wanted = k.astype(np.float32)
-    tau = np.where(k < 1.0, float32_time_constants(dt, np.where(k < 1.0, k, 0.0)),
-                   np.float32(dt * LONGEST_TAU_STEPS)).astype(np.float32)
-    found = np.zeros(k.shape, dtype=bool)
-    for step in sorted(range(-ulps, ulps + 1), key=abs):
-        candidate = tau
-        for _ in range(abs(step)):
-            candidate = np.nextafter(candidate, np.float32(np.inf if step > 0 else 0.0))
-        reads = (1.0 - dt / candidate.astype(np.float64)).astype(np.float32)
-        hit = ~found & (reads == wanted) & (candidate.astype(np.float64) >= dt)
-        tau, found = np.where(hit, candidate, tau), found | hit
-    return tau
 
 
 def _pool_shape(kernel, stride, shape, padding=(0, 0)):
