@@ -11,6 +11,7 @@ from deepspike.cli import main
 from deepspike.deploy import conformance, peers
 from deepspike.deploy.families import build
 from deepspike.deploy.peers.known_issues import known_issue
+from deepspike.methods import create_model
 
 pytest.importorskip("nir")
 
@@ -80,6 +81,21 @@ def test_check_with_snntorch_reports_the_same_spikes(tiny_run, capsys, monkeypat
 @pytest.mark.parametrize("neuron, reset", [("LIF", "zero"), ("IF", "subtract")])
 def test_issue_kind_names_the_conformance_family_of_each_net(family, neuron, reset):
     assert conformance.issue_kind(build(family, neuron, reset)) == (family, neuron, reset)
+
+
+@pytest.mark.parametrize(("model", "options", "kind"), [
+    ("rsnn", {"neuron": "plif"}, ("recurrent", "LIF", "zero")),
+    ("mlp", {"neuron": "lif", "learn_threshold": True, "decay": 1.0, "reset": "subtract"}, ("dense", "IF", "subtract")),
+    ("mlp", {"neuron": "synaptic"}, ("dense", "", "")),
+])
+def test_issue_kind_reads_learnt_neurons_as_the_nodes_they_are_written_as(model, options, kind):
+    """A PLIF rsnn was ("recurrent", "", ""): snnTorch's differing spikes on it came without the known cause of its
+    recurrent wiring (LearnableLIF is no SpikingNeuron); a CubaLIF net still names no neuron kind."""
+    net = create_model(model, method="stbp", num_classes=4, input_shape=(6,), timesteps=4,
+                       model_args={"hidden": [5]}, **options)
+    assert conformance.issue_kind(net) == kind
+    if kind[0] == "recurrent":
+        assert known_issue("snntorch", *kind).startswith("snnTorch 1.0.0's importer rewires a recurrent layer")
 
 
 def test_a_differing_tool_result_carries_the_known_cause(tiny_run, capsys, monkeypatch):

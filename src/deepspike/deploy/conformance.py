@@ -31,7 +31,9 @@ from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.sew import SewBlock
+from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 from deepspike.training.reload import check_delays_to_round, load_run
 
 
@@ -101,15 +103,22 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
 def issue_kind(model: nn.Module) -> tuple[str, str, str]:
     """``(family, neuron, reset)`` of a net as ``peers.known_issues`` indexes differences: the family its most
     particular layer gives (delayed, recurrent, residual, pool, conv, dense, in that order), ``IF`` or ``LIF`` and the
-    reset of its first neuron."""
+    reset of its first neuron written as a NIR ``IF`` / ``LIF`` node: a plain one, a trained PLIF / learnt-threshold
+    neuron (``LearnableLIF``: ``IF`` where it does not leak) or spikebp's ``LeakCorrectedLIF`` (a PLIF rsnn was
+    ``("recurrent", "", "")``, so snnTorch's differing spikes came without the known cause); ``("", "")`` for other
+    neurons (``CubaLIF``)."""
     modules = list(model.modules())
     checks = (("delayed", DelayedLinear), ("recurrent", RecurrentSpiking), ("residual", ResidualBlock | SewBlock),
               ("pool", nn.AvgPool2d), ("conv", nn.Conv2d))
     family = next((name for name, kind in checks if any(isinstance(m, kind) for m in modules)), "dense")
-    neuron = next((m for m in modules if isinstance(m, SpikingNeuron)), None)
-    if neuron is None:
-        return family, "", ""
-    return family, "IF" if neuron.params.decay == 1.0 else "LIF", neuron.params.reset
+    neuron = next((m for m in modules if isinstance(m, SpikingNeuron | LearnableLIF | LeakCorrectedLIF)), None)
+    if isinstance(neuron, SpikingNeuron):
+        return family, "IF" if neuron.params.decay == 1.0 else "LIF", neuron.params.reset
+    if isinstance(neuron, LearnableLIF):
+        with torch.no_grad():
+            leaks = bool((neuron.decay() != 1.0).any())
+        return family, "LIF" if leaks else "IF", neuron.fixed.reset
+    return (family, "LIF", "zero") if neuron is not None else (family, "", "")
 
 
 def check_import(tool: str, x: torch.Tensor) -> dict:
