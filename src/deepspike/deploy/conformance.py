@@ -7,7 +7,8 @@ its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is re
 ``round_delays`` a net with learnable synaptic delays is rounded first (``layers.delays.round_all_delays_`` on a
 copy), and both the graph and deepspike's spikes are the rounded net's.
 ``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``), and
-adds to a tool's differing result the cause ``peers.known_issues`` knows for nets of its kind (``known_issue``).
+adds to a tool's differing result the cause ``peers.known_issues`` knows for nets of its kind (``known_issue``; for a
+net with a quantised membrane, ``QUANTISED``, when no rule names another).
 ``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
 """
 
@@ -20,12 +21,13 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import reference_spikes
+from deepspike.deploy.neurons import has_quantised_membrane
 from deepspike.deploy.nir_export import DEFAULT_DT, check_dt, to_nir
 from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.peers import TOOLS, installed, version
-from deepspike.deploy.peers.known_issues import known_issue
+from deepspike.deploy.peers.known_issues import FAITHFUL, QUANTISED, known_issue
 from deepspike.deploy.peers.producers import PRODUCERS
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
@@ -91,10 +93,11 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
         return {"tools": {}, "message": f"no NIR tool installed ({', '.join(TOOLS)}); `make test-nir` installs them "
                                         "into .nir-venv"}
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
-    kind = issue_kind(parts.model)
+    kind, quantised = issue_kind(parts.model), has_quantised_membrane(parts.model)
     results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt, round_delays)} for t in tools}
     for tool, result in results.items():
-        reason = known_issue(tool, *kind) if not result["equal"] else None
+        reason = None if result["equal"] else known_issue(tool, *kind) or (
+            QUANTISED if quantised and tool not in FAITHFUL else None)
         if reason:
             result["known_issue"] = reason
     return {"steps": steps, "dt": dt, "tools": results}

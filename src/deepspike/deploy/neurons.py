@@ -231,13 +231,18 @@ def refuse_low_latency_on_chip(neuron, chip: str, what: str) -> None:
                           "with method.initial_membrane=0, spike_value=one, signed=false and one threshold per layer")
 
 
+def has_quantised_membrane(model) -> bool:
+    """Whether a neuron of ``model`` quantises its membrane (``method.state_bits``: ``params`` or ``fixed`` with a
+    ``state_quant``)."""
+    return any(getattr(getattr(m, "params", None) or getattr(m, "fixed", None), "state_quant", None)
+               for m in model.modules())
+
+
 def chip_membrane_note(model) -> str | None:
     """For the chip reports (Speck, Xylo): a note when ``model`` was trained with a quantised membrane, which the
     chip's own integer membrane replaces; None otherwise."""
-    quantised = any(getattr(getattr(m, "params", None) or getattr(m, "fixed", None), "state_quant", None)
-                    for m in model.modules())
     return ("trained with a quantised membrane (method.state_bits); the chip keeps its own integer membrane, so that "
-            "quantisation is not carried" if quantised else None)
+            "quantisation is not carried" if has_quantised_membrane(model) else None)
 
 
 def state_quant_of(node) -> StateQuant | None:

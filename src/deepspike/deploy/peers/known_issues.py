@@ -14,6 +14,10 @@ NO_DELAY = ("the tool's importer has no NIR Delay mapping, so it cannot run a de
             "Sinabs 3.1.3: KeyError on the Delay node; Rockpool 3.1.0: NotImplementedError); deepspike's "
             "GraphSimulator and from_nir run them")
 
+QUANTISED = ("NIR has no quantised membrane: deepspike writes method.state_bits in the neuron nodes' metadata "
+             "(state_bits, state_low, state_high), which from_nir and the ONNX export read and the tool does not, so "
+             "it runs the net with a float membrane")
+
 _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     # (tool, family, neuron, reset); None matches anything. First match wins.
     (("spyx", "delayed", None, None), "Spyx 1.0.0's importer has no Delay mapping and follows only the first edge "
