@@ -134,3 +134,25 @@ def test_broken_earliest_spike_pooling_is_one_config_error(spoil, message):
     with pytest.raises(ConfigError) as e:
         replay_window_graph(graph, x)
     assert str(e.value) == f"ttfs_window replay: {message}"
+
+
+@pytest.mark.parametrize(("spoil", "message"), [
+    (lambda x: x.numpy(), r"got ndarray"),  # was AttributeError: 'numpy.ndarray' object has no attribute 'to'
+    (lambda x: x.to(torch.complex128), r"got \(64, 2, 8, 8\) torch.complex128"),  # ran on the real part
+    (lambda x: x.reshape(64, -1)[:, :10], r"got \(64, 10\) torch.float64"),  # ran: 10 of 128 inputs, rest silent
+])
+def test_replay_input_that_is_no_real_tensor_of_the_graphs_shape_is_one_line(spoil, message):
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    assert shape == (2, 8, 8)
+    graph = to_nir_window(snn, shape)
+    with pytest.raises(ConfigError, match=r"^ttfs_window replay: x must be a real tensor \[B, 2, 8, 8\] of input "
+                                          rf"values, {message}$"):
+        replay_window_graph(graph, spoil(x))
+
+
+def test_a_nan_replay_input_is_refused_not_read_as_no_spike():
+    """NaN failed both ``x > 0`` tests and became "no spike" on either half: the replay ran and gave potentials."""
+    _, snn, x, shape = _converted(*NETS["dense"])
+    x[0].view(-1)[0] = float("nan")
+    with pytest.raises(ConfigError, match=r"^ttfs_window replay: x holds NaN, which codes no input spike time$"):
+        replay_window_graph(to_nir_window(snn, shape), x)

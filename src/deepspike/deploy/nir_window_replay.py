@@ -184,6 +184,20 @@ class _Replay:
         return self.stages
 
 
+def _input_values(x, shape: tuple[int, ...]) -> torch.Tensor:
+    """``x`` as float64, or a one-line ``ConfigError`` unless it is a real tensor ``[B, *shape]`` without NaN (a numpy
+    array ended in an AttributeError, a complex tensor lost its imaginary part with a warning, and a NaN value was
+    read as no spike; 10 values of a sample ran as the first 10 of its 128 inputs, the others silent)."""
+    if not isinstance(x, torch.Tensor) or x.is_complex() or x.dim() < 1 or tuple(x.shape[1:]) != tuple(shape):
+        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"ttfs_window replay: x must be a real tensor [B, {', '.join(map(str, shape))}] of input "
+                          f"values, got {got}")
+    x = x.to(torch.float64)
+    if bool(torch.isnan(x).any()):
+        raise ConfigError("ttfs_window replay: x holds NaN, which codes no input spike time")
+    return x
+
+
 def replay_window_graph(graph, x: torch.Tensor) -> tuple[SimResult, list[str]]:
     """Simulate the ``ttfs_window`` graph on input values ``x`` ``[B, *input_shape]`` (coded as the metadata's
     ``input_code`` says); returns the spike times of every population with the output potentials, and the
@@ -191,7 +205,7 @@ def replay_window_graph(graph, x: torch.Tensor) -> tuple[SimResult, list[str]]:
     replay = _Replay(graph)
     stages = replay.build()
     window = _field(replay.meta, "input_window", "the graph's", True)
-    x = x.to(torch.float64).reshape(x.shape[0], -1)
+    x = _input_values(x, replay.shapes[replay.inputs[0]]).reshape(x.shape[0], -1)
     halves = torch.stack([x.clamp(min=0), (-x).clamp(min=0)])  # [2, B, N]
     times = torch.where(halves > 0, window - halves.clamp(max=window), torch.full_like(halves, math.inf))
     names = sorted(replay.index, key=replay.index.get)
