@@ -177,6 +177,8 @@ def test_a_replay_of_more_grid_steps_than_the_cap_is_refused_before_it_runs(monk
     (torch.zeros(2, 5), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got \(2, 5\)"),  # RuntimeError
     (torch.zeros(4), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got \(4,\)"),  # RuntimeError
     (np.zeros((2, 4)), {}, r"t_in must be a tensor \[B, 4\] of input spike times, got ndarray"),  # TypeError
+    (torch.zeros(2, 4, dtype=torch.complex64), {},  # NotImplementedError: "lt_cpu" not implemented for 'ComplexFloat'
+     r"t_in must be a tensor \[B, 4\] of input spike times, got \(2, 4\) torch.complex64"),
     (torch.zeros(2, 4), {"bias_inputs": "bias_1,bias_9"},  # a KeyError
      r"the metadata's spike_input / bias_inputs name \['bias_9'\], which are not Input nodes"),
     (torch.zeros(2, 4), {"t_window": "soon"}, r"the graph's t_window = 'soon' is not a number"),  # a ValueError

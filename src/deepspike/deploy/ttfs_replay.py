@@ -51,8 +51,9 @@ def _window(meta: dict) -> float:
 
 def _inputs(meta: dict, sim: GraphSimulator, t_in) -> tuple[str, list[str]]:
     """``(spike input, bias inputs)`` named by the metadata, each an Input node of the graph and no other Input
-    left unfed, and ``t_in`` a tensor ``[B, *spike input's shape]``; else a one-line ``ConfigError`` (a name that
-    is no Input was a KeyError, a ``t_in`` of another shape a RuntimeError from a reshape)."""
+    left unfed, and ``t_in`` a real tensor ``[B, *spike input's shape]``; else a one-line ``ConfigError`` (a name that
+    is no Input was a KeyError, a ``t_in`` of another shape a RuntimeError from a reshape, a complex one torch's
+    NotImplementedError "lt_cpu" not implemented for 'ComplexFloat')."""
     spike_in = str(meta.get("spike_input", "input"))
     bias = [s for s in str(meta.get("bias_inputs", "")).split(",") if s]
     strangers = sorted({spike_in, *bias} - set(sim.inputs))
@@ -65,8 +66,9 @@ def _inputs(meta: dict, sim: GraphSimulator, t_in) -> tuple[str, list[str]]:
     if len(sim.outputs) != 1:
         raise ConfigError(f"TTFS replay needs one Output node, found {len(sim.outputs)}")
     shape = tuple(sim.shapes[spike_in])
-    if not isinstance(t_in, torch.Tensor) or t_in.dim() < 1 or tuple(t_in.shape[1:]) != shape:
-        got = tuple(t_in.shape) if isinstance(t_in, torch.Tensor) else type(t_in).__name__
+    if not isinstance(t_in, torch.Tensor) or t_in.dim() < 1 or tuple(t_in.shape[1:]) != shape or t_in.is_complex():
+        got = (f"{tuple(t_in.shape)}{' ' + str(t_in.dtype) if t_in.is_complex() else ''}"
+               if isinstance(t_in, torch.Tensor) else type(t_in).__name__)
         raise ConfigError(f"TTFS replay: t_in must be a tensor [B, {', '.join(map(str, shape))}] of input spike "
                           f"times, got {got}")
     return spike_in, bias
