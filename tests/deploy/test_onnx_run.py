@@ -111,3 +111,18 @@ def test_input_of_another_shape_or_without_steps_is_refused(form):
     assert "got [10, 4]" in _refused(session, torch.zeros(10, 4))
     assert "got [0, 2, 4]" in _refused(session, torch.zeros(0, 2, 4))
     assert run_onnx(session, torch.zeros(1, 1, 4)).shape == (1, 1, 3)  # one step of one sample runs
+
+
+@pytest.mark.parametrize("form", ["step", "sequence"])
+def test_input_of_another_real_dtype_runs_and_no_real_tensor_is_refused(form):
+    """bfloat16 ended in numpy's TypeError "Got unsupported ScalarType BFloat16" (float16, float64, bool ran); a numpy
+    array in an AttributeError on ``.dim``; a complex tensor ran on its real part with a ComplexWarning."""
+    session = onnx_session(nir_to_onnx(_graph(), form=form))
+    x = _spikes(3, 12, 2, 4)
+    expected = run_onnx(session, x)
+    assert 0 < expected.sum() < expected.numel()
+    for kind in (torch.bfloat16, torch.float16, torch.float64, torch.bool):
+        assert torch.equal(run_onnx(session, x.to(kind)), expected), kind
+    assert _refused(session, x.numpy()) == "run_onnx: x must be a real torch tensor [T, B, ...], got ndarray"
+    assert _refused(session, x.to(torch.complex64)) == ("run_onnx: x must be a real torch tensor [T, B, ...], got a "
+                                                        "torch.complex64 tensor")

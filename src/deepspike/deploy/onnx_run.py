@@ -72,9 +72,14 @@ def _data_and_states(session) -> tuple:
 
 
 def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
-    """The model's first output for ``x [T, B, *shape]`` (module docstring), as a torch tensor; ``x`` of another
-    shape than the model's input (or with no step or no sample), or a model with several data inputs, is a one-line
+    """The model's first output for ``x [T, B, *shape]`` (module docstring), as a torch tensor; ``x`` of any real
+    dtype is cast to the model's input type (float32, or float64), bfloat16 included (it ended in numpy's "Got
+    unsupported ScalarType BFloat16"). ``x`` that is no real tensor (a numpy array, complex), of another shape than
+    the model's input (or with no step or no sample), or a model with several data inputs, is a one-line
     ``ConfigError``."""
+    if not isinstance(x, torch.Tensor) or x.is_complex():  # numpy: AttributeError; complex: imaginary part dropped
+        got = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"run_onnx: x must be a real torch tensor [T, B, ...], got {got}")
     first, out, states = _data_and_states(session)
     sequence = first.shape[0] == "steps"
     shape = first.shape[2:] if sequence else first.shape[1:]
@@ -83,7 +88,7 @@ def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"run_onnx: x must be [T, B, {', '.join(map(str, shape))}] with T and B at least 1 (input "
                           f"{first.name!r}), got {list(x.shape)}")
     dtype = np.float64 if first.type == "tensor(double)" else np.float32
-    data = x.detach().cpu().numpy().astype(dtype)
+    data = x.detach().cpu().to(torch.float64 if dtype is np.float64 else torch.float32).numpy()  # bfloat16: no numpy
     if sequence:
         return torch.from_numpy(session.run([out], {first.name: data})[0])
     shapes = {i.name: i.shape[1:] for i in session.get_inputs()}
