@@ -268,8 +268,16 @@ def test_a_readout_with_a_decay_per_neuron_is_refused_saying_so(tmp_path):
 def test_a_recipe_net_no_nir_file_holds_is_refused_as_the_init_file_not_as_an_export(tmp_path):
     path = _file(tmp_path, _net(readout="membrane"))
     with pytest.raises(ConfigError, match=r"^method.init_from: the recipe's net is not one a NIR file holds "
-                                          r"\(unsupported readout MaxMembraneReadout\)$"):
+                                          r"\(unsupported readout MaxMembraneReadout \(NIR has no max over time; "
+                                          r"the rate, vote and membrane readouts export: "
+                                          r"method.readout=rate\|membrane\)\)$"):
         start_from_nir(path, _net(readout="max_membrane"))
+
+
+def test_a_max_membrane_readout_is_refused_by_to_nir_saying_which_readouts_export():
+    with pytest.raises(ConfigError, match=r"^NIR export: unsupported readout MaxMembraneReadout \(NIR has no max "
+                                          r"over time; .*method.readout=rate\|membrane\)$"):
+        to_nir(_net(readout="max_membrane"), input_shape=(1, 8, 8))
 
 
 def _scaled_conv_graph(shape: tuple[int, ...]) -> tuple[nir.NIRGraph, object]:

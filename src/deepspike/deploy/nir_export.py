@@ -137,7 +137,8 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         mods.append(Integrator(float(getattr(readout, "decay", getattr(readout, "leak", 1.0)))))
         info["decode"] = "membrane"
     else:
-        raise ConfigError(f"NIR export: unsupported readout {type(readout).__name__}")
+        raise ConfigError(f"NIR export: unsupported readout {type(readout).__name__} (NIR has no max over time; "
+                          "the rate, vote and membrane readouts export: method.readout=rate|membrane)")
     return mods, info
 
 
