@@ -95,7 +95,21 @@ EXACT_RESUMES = {  # method and option combinations whose state crosses the cut,
                                               "train.ema_decay=0.5", "data.val_fraction=0.2", "data.normalize=true",
                                               "schedule.name=multistep", "schedule.milestones=[1]",
                                               "data.augment.rotate=10", "data.augment.cutout=2"],
+    "ann_qcfs_ema_val": ["method.name=ann", "method.activation=qcfs", "method.levels=4", "method.qcfs_threshold=1.0",
+                         "optim.lr=0.05", "train.ema_decay=0.5", "data.val_fraction=0.2"],  # conversion-aware
+    "spikebp_poisson_time_fixed_dropout": ["method.name=spikebp", "method.timesteps=3", "method.encoder=poisson",
+                                           "model.args.dropout=0.3"],
+    "stbp_ottt_bf16_ema": ["method.name=stbp", "method.timesteps=3", "train.temporal_grad=ottt",
+                           "train.precision=bf16", "train.ema_decay=0.9"],
+    "stbp_eprop_readout_decay_poisson_dropout": ["method.name=stbp", "method.timesteps=3", "method.encoder=poisson",
+                                                 "train.temporal_grad=eprop", "train.eprop_readout_decay=0.5",
+                                                 "model.args.dropout=0.3"],
+    "ttfs_bf16": ["method.name=ttfs", "train.precision=bf16"],
+    "ttfs_ema_val_cosine_clip": ["method.name=ttfs", "train.ema_decay=0.8", "data.val_fraction=0.2",
+                                 "schedule.name=cosine", "train.grad_clip=0.1"],  # val peaks in epoch 1
+    "ttfs_window_ema_val": ["method.name=ttfs_window", "train.ema_decay=0.7", "data.val_fraction=0.2"],
 }
+TIMING = ("epoch_seconds", "train_seconds")
 
 
 @pytest.mark.parametrize("name", EXACT_RESUMES)
@@ -108,6 +122,14 @@ def test_a_run_cut_after_its_first_epoch_resumes_to_the_uncut_runs_weights(name,
     if averages[0] is not None:  # the weight average too, and its update count
         assert averages[0]["updates"] == averages[1]["updates"] == 6
         assert all(torch.equal(v, averages[1]["average"][k]) for k, v in averages[0]["average"].items())
+    logs = [[{k: v for k, v in json.loads(line).items() if k not in TIMING}
+             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
+    assert logs[0] == logs[1] and [r["epoch"] for r in logs[1]] == [1, 2]  # no epoch lost or logged twice
+    summaries = [{k: v for k, v in json.loads((tmp_path / run / "summary.json").read_text()).items()
+                  if k not in TIMING} for run in ("full", "cut")]
+    assert summaries[0] == summaries[1]  # best_val_accuracy too: the best of epoch 1 survives the cut
+    if "val_accuracy" in logs[1][0]:
+        assert summaries[1]["best_val_accuracy"] == max(r["val_accuracy"] for r in logs[1])
 
 
 def test_epochs_added_on_resume_and_other_workers_end_where_a_run_of_that_many_epochs_does(tmp_path):
