@@ -8,6 +8,7 @@ import random
 import re
 import struct
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -309,6 +310,38 @@ def test_a_checkpoint_cut_off_anywhere_says_so_in_one_line(tmp_path, capsys, ten
     problem = "it is empty (0 bytes)" if tenths == 0 else "it is cut off (a zip archive without its end"
     with pytest.raises(DataCorruptError, match=re.escape(f"cannot read checkpoint {tmp_path / 'cut.pt'}: {problem}")):
         load_checkpoint(tmp_path / "cut.pt")
+
+
+def _pickle_start(data: bytes) -> int:
+    """Where ``data.pkl``'s bytes (the payload's structure) begin in the checkpoint ``data``."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+        return data.index(archive.read(name)[:64])
+
+
+DAMAGED_AT = {  # where one byte of a checkpoint is flipped -> the start of what is said after "it is damaged: "
+    "the_pickles_first_byte": (_pickle_start, r"archive/data\.pkl fails its CRC-32 check"),  # was "... (Unsupported
+    # operand 127)": as if the file held something other than tensors
+    "the_zip64_locators_disk_count": (lambda data: data.rindex(b"PK\x06\x07") + 16,
+                                      r"its zip archive does not read back \(zipfiles that span multiple disks are not "
+                                      r"supported;"),  # was zipfile.BadZipFile's traceback, exit 1
+    "the_central_directorys_offset": (lambda data: data.rindex(b"PK\x06\x06") + 55, r"(its zip archive does not "
+                                      r"read back|torch's zip reader failed)"),  # was "'PytorchStreamReader failed ...
+    # This is an internal miniz error. If you are seeing this error, there is a high likelihood ..." cut by repr
+}
+
+
+@pytest.mark.parametrize("where", DAMAGED_AT)
+def test_a_checkpoint_with_a_byte_flipped_in_its_archive_says_it_is_damaged_in_one_line(tmp_path, capsys, where):
+    position, says = DAMAGED_AT[where]
+    save_checkpoint(tmp_path / "whole.pt", {"model": {"w": torch.arange(500.0)}, "epoch": 1})
+    data = bytearray((tmp_path / "whole.pt").read_bytes())
+    data[position(bytes(data))] ^= 0xFF
+    (tmp_path / "c.pt").write_bytes(data)
+    line = re.escape(f"cannot read checkpoint {tmp_path / 'c.pt'}: it is damaged: ")
+    with pytest.raises(DataCorruptError, match=f"^{line}{says}.*a disk, copy or transfer fault\\?\\)$") as caught:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("content", [b"hello", b"Xxv\xbbX@\x9f\xbf__\x91\xc9", b"\x80\x02}q\x00."])

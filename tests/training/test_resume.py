@@ -166,3 +166,25 @@ def test_a_rank_the_checkpoint_holds_no_generators_for_draws_other_numbers_than_
     build_training(config, DistContext(1, 2, 1), torch.device("cpu"), resume=True)
     assert torch.equal(draws[1], torch.rand(8))  # rank 1: its own seeding's, not rank 0's
     assert not torch.equal(draws[0], draws[1])
+
+
+DAMAGES = {  # how a latest checkpoint.pt was damaged (a write or copy cut part-way, a flipped bit) -> what is said
+    "cut_to_half": (lambda data: data[: len(data) // 2], "it is cut off (a zip archive without its end"),
+    "emptied": (lambda data: b"", "it is empty (0 bytes)"),
+    "one_byte_flipped": (lambda data: data[:-200] + bytes([data[-200] ^ 0xFF]) + data[-199:], "it is damaged: "),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_changes_nothing(adam_run, tmp_path, capsys, damage):
+    """The CLI refuses it with exit 2 and one line naming the file; no file of the run is written or removed."""
+    run = tmp_path / "run"
+    shutil.copytree(adam_run, run)
+    cut, says = DAMAGES[damage]
+    (run / "checkpoint.pt").write_bytes(cut((run / "checkpoint.pt").read_bytes()))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["train", "--out", str(run), "--resume", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("deepspike: error: ") and "Traceback" not in err
+    assert str(run / "checkpoint.pt") in err and says in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

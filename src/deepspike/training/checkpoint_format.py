@@ -60,6 +60,8 @@ _LEGACY_NUMPY = [
 # Torch's advice, in its refusals, to load with weights_only=False, which would run the file's code: never shown.
 _TORCH_ADVICE = getattr(torch.serialization, "UNSAFE_MESSAGE", "")
 _ADVICE = re.compile(r"weights_only\W+(set to\W+)?false|weights only load failed", re.IGNORECASE)
+_MINIZ = re.compile(r"PytorchStreamReader failed ([^.\n]*)")  # torch's zip reader: "... failed reading zip archive: X."
+_CHANGED = "bytes changed after it was written: a disk, copy or transfer fault?"
 
 
 def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
@@ -144,7 +146,14 @@ def _load_problem(e: Exception, path: Path) -> str:
     ``weights_only=False`` (which would run the code in it). Torch wraps its weights-only unpickler's own error
     (``__context__``) in many lines of that advice; older versions put it after "WeightsUnpickler error:". A file
     that is no whole zip archive is named so (``_not_an_archive``): torch's words for it were "EOFError",
-    "[Errno 22] Invalid argument" or a character code such as "101"."""
+    "[Errno 22] Invalid argument" or a character code such as "101"; so is a zip archive damaged since it was written
+    (``_damaged_archive``), where torch's words were its zip reader's ("... This is an internal miniz error. If you
+    are seeing this error ..."), a decoder's ("'utf-8' codec can't decode byte 0x9e") or the unpickler's on the
+    damaged structure ("something other than tensors ... (Unsupported operand 127)"), and one byte of the archive's
+    end changed was a ``zipfile.BadZipFile`` traceback (exit 1)."""
+    damaged = _damaged_archive(path, e)
+    if damaged is not None:
+        return damaged
     if isinstance(e, pickle.UnpicklingError):
         raw = e.__context__ if isinstance(e.__context__, pickle.UnpicklingError) else e
         text = str(raw).split("WeightsUnpickler error:")[-1]
@@ -166,13 +175,32 @@ def _not_an_archive(path: Path) -> str | None:
             head = f.read(4)
         if zipfile.is_zipfile(path):
             return None
-    except OSError:
+    except (OSError, zipfile.BadZipFile):  # unreadable, or an archive's end damaged (``_damaged_archive`` says so)
         return None
     if not head:
         return "it is empty (0 bytes)"
     if head == b"PK\x03\x04":
         return "it is cut off (a zip archive without its end: a copy or write that stopped part-way?)"
     return "it is not a torch checkpoint (torch.save writes a zip archive)"
+
+
+def _damaged_archive(path: Path, error: Exception) -> str | None:
+    """Why the zip archive at ``path``, which torch refused with ``error``, does not read back as written; None when
+    it does, is no zip archive (``_not_an_archive``) or cannot be read: a structure ``zipfile`` cannot read, an
+    entry whose bytes fail the CRC-32 the archive records for it (``torch.save`` records one per entry; torch's
+    reader checks none), or a record torch's zip reader (miniz) refuses where ``zipfile`` does not look."""
+    try:
+        if not zipfile.is_zipfile(path):  # also where the file cannot be read
+            return None
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as e:  # zipfile's words on a damaged structure: BadZipFile, OSError (a seek before the start), ...
+        reason = _shown(_first_line(str(e)) or type(e).__name__)
+        return f"it is damaged: its zip archive does not read back ({reason}; {_CHANGED})"
+    if bad is not None:
+        return f"it is damaged: {_shown(bad)} fails its CRC-32 check ({_CHANGED})"
+    refused = _MINIZ.search(str(error))
+    return None if refused is None else f"it is damaged: torch's zip reader failed {_shown(refused[1])} ({_CHANGED})"
 
 
 def _shown(text: str, width: int = 200) -> str:
