@@ -20,6 +20,7 @@ from deepspike.training.resume import optimizer_state_problem, restore_training
 from deepspike.training.runs import load_checkpoint, save_checkpoint
 from deepspike.training.trainer import Trainer
 from deepspike.training.training_setup import build_training
+from fakedata import write_dataset
 from nested_edit import with_entry
 from tiny_run import full_and_resumed_weights
 
@@ -146,6 +147,24 @@ def test_epochs_added_on_resume_and_other_workers_end_where_a_run_of_that_many_e
     logs = [[{k: v for k, v in json.loads(line).items() if k not in timing}
              for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("full", "cut")]
     assert logs[0] == logs[1] and [r["epoch"] for r in logs[1]] == [1, 2]
+
+
+def test_a_streamed_run_resumed_with_data_loader_workers_ends_where_the_uncut_run_does(tmp_path):
+    """The test above resumes digits, which the batches take from memory (``data.num_workers`` is not used); files
+    read by a DataLoader are the case where workers run: a run cut after epoch 1 in the main process and resumed with
+    2 worker processes ends with the uncut run's weights and generators (Poisson input, dropout, crops, MixUp)."""
+    root = write_dataset("imagefolder", tmp_path / "data", n=10)
+    recipe = ["data.name=imagefolder", f"data.data_dir={root}", "data.args.size=8", "data.args.in_memory=false",
+              "train.epochs=2", "train.batch_size=8", "train.progress=false", "train.max_steps_per_epoch=3",
+              "model.name=mlp", "model.args.hidden=[12]", "model.args.dropout=0.3", "method.name=stbp",
+              "method.timesteps=2", "method.encoder=poisson", "data.augment.crop_padding=1", "data.augment.mixup=0.3"]
+    Trainer(load_config(None, recipe), tmp_path / "full").fit()
+    Trainer(load_config(None, [*recipe, "train.epochs=1"]), tmp_path / "cut").fit()
+    Trainer(load_config(None, [*recipe, "data.num_workers=2"]), tmp_path / "cut", resume=True).fit()
+    full, cut = (load_checkpoint(tmp_path / run / "checkpoint.pt") for run in ("full", "cut"))
+    assert [k for k in full["model"] if not torch.equal(full["model"][k], cut["model"][k])] == []
+    generators = [run["rng_per_rank"][0] for run in (full, cut)]
+    assert [k for k in ("python", "numpy", "torch") if str(generators[0][k]) != str(generators[1][k])] == []
 
 
 def test_a_rank_the_checkpoint_holds_no_generators_for_draws_other_numbers_than_rank_0(adam_run, monkeypatch):
