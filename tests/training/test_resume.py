@@ -43,6 +43,11 @@ DOES_NOT_FIT = [  # (where in the payload, value, the end of the one-line error)
     (("optimizer", "state", 0, "step"), torch.tensor([1.0, 2.0]), "parameter 0 of group 0's step is [2], not one "
                                                                   "number)"),
     (("scheduler", "base_lrs"), [0.1, 0.2, 0.3], "the schedule's base_lrs has 3 rates for 1 parameter group(s))"),
+    # these were tracebacks at the first step: ZeroDivisionError (Adam's bias correction), TypeError
+    (("optimizer", "state", 0, "step"), torch.tensor(-1.0), "parameter 0 of group 0's step is -1, not a count of steps "
+                                                            ">= 1)"),
+    (("optimizer", "param_groups", 0, "betas"), None, "group 0's betas is None, where the run's config gives "
+                                                      "(0.9, 0.999))"),
 ]
 
 

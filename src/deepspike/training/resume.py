@@ -8,8 +8,9 @@ draw the same Poisson spikes and dropout masks for different samples. A resume o
 therefore not bit-for-bit the uncut run where the net draws random numbers (the ranks' draws differ from the start).
 
 The optimizer's per-parameter state must be what a step of the run's optimizer keeps (``optimizer_state_problem``:
-the slots of a step on a stand-in parameter, each the parameter's shape or one number) and the schedule must have
-one base rate per parameter group: a state that does not fit (a file made by hand, or an old one without checksum)
+the slots of a step on a stand-in parameter, each the parameter's shape or one number, a step count >= 1), its groups'
+settings those the run's config gives (``CONFIG_SETTINGS``) and the schedule must have one base rate per parameter
+group: a state that does not fit (a file made by hand, or an old one without checksum)
 is a one-line ``DataCorruptError`` before anything trains, not a traceback at the first step.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.options import shown_value
 from deepspike.data.paths import one_line
 from deepspike.training.distributed import DistContext
 from deepspike.training.progress import TrainingProgress
@@ -36,13 +38,15 @@ def restore_training(
     progress to continue from. A checkpoint that does not fit the run is a one-line ``DataCorruptError``."""
     load_weights(setup.parts.model, payload_entry(state, "model", checkpoint_path), checkpoint_path)
     optimizer, scheduler = (payload_entry(state, key, checkpoint_path) for key in ("optimizer", "scheduler"))
+    settings = _group_settings(setup.optimizer)  # the run's config's, before the checkpoint's replace them
     try:
         setup.optimizer.load_state_dict(optimizer)
         setup.scheduler.load_state_dict(scheduler)
     except (KeyError, TypeError, ValueError) as e:
         raise DataCorruptError(f"{checkpoint_path}: its optimizer or schedule state does not fit the run's "
                                f"config.yaml ({one_line(e)})") from None
-    problem = optimizer_state_problem(setup.optimizer) or _schedule_problem(setup.scheduler, setup.optimizer)
+    problem = (_settings_problem(setup.optimizer, settings) or optimizer_state_problem(setup.optimizer)
+               or _schedule_problem(setup.scheduler, setup.optimizer))  # settings first: a step probes the slots
     if problem is not None:
         raise DataCorruptError(f"{checkpoint_path}: its optimizer or schedule state does not fit the run ({problem})")
     if setup.ema is not None:
@@ -74,14 +78,41 @@ def optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str | None:
             if set(state) != set(slots):
                 return f"{where} has the slots {sorted(state)}, a step keeps {sorted(slots)}"
             for name, kind in slots.items():
-                problem = _slot_problem(state[name], kind, param)
+                problem = _slot_problem(state[name], kind, param, name)
                 if problem is not None:
                     return f"{where}'s {name} {problem}"
     return None
 
 
-def _slot_problem(value: Any, kind: str | None, param: torch.Tensor) -> str | None:
-    """Why a loaded slot ``value`` is not of ``kind`` (``_slots_of_a_step``) for parameter ``param``, or None."""
+CONFIG_SETTINGS = ("momentum", "nesterov", "weight_decay", "betas")
+"""The parameter-group settings ``training.optim`` takes from the run's config (where the optimizer has them); the
+others are torch's defaults, which a checkpoint of another torch version may hold otherwise."""
+
+
+def _group_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Each parameter group's ``CONFIG_SETTINGS``: what a resumed optimizer must have as the run's config gives them
+    (its parameters and learning rates are the checkpoint's, the schedule's)."""
+    return [{k: v for k, v in group.items() if k in CONFIG_SETTINGS} for group in optimizer.param_groups]
+
+
+def _settings_problem(optimizer: torch.optim.Optimizer, expected: list[dict[str, Any]]) -> str | None:
+    """The first setting of a loaded parameter group that is not the one ``expected`` (``_group_settings`` of the
+    run's optimizer) holds, or None. A checkpoint's groups replace the run's when loaded: a file made by hand with betas
+    of None failed at the first step with a TypeError traceback."""
+    def plain(value: Any) -> Any:
+        return value.tolist() if isinstance(value, torch.Tensor) else list(value) if isinstance(value, tuple) else value
+
+    for g, (group, settings) in enumerate(zip(optimizer.param_groups, expected)):
+        for key, value in settings.items():
+            if key not in group or plain(group[key]) != plain(value):
+                loaded = shown_value(group[key]) if key in group else "missing"
+                return f"group {g}'s {key} is {loaded}, where the run's config gives {shown_value(value)}"
+    return None
+
+
+def _slot_problem(value: Any, kind: str | None, param: torch.Tensor, name: str = "") -> str | None:
+    """Why a loaded slot ``value`` (named ``name``) is not of ``kind`` (``_slots_of_a_step``) for parameter ``param``,
+    or None; a ``step`` slot must count one step at least."""
     shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
     if kind is None:
         return None if value is None else f"is {shape}, where a step keeps None"
@@ -89,7 +120,12 @@ def _slot_problem(value: Any, kind: str | None, param: torch.Tensor) -> str | No
         fits = isinstance(value, torch.Tensor) and value.shape == param.shape
         return None if fits else f"is {shape}, the parameter {list(param.shape)}"
     fits = isinstance(value, int | float) or (isinstance(value, torch.Tensor) and value.numel() == 1)
-    return None if fits else f"is {shape}, not one number"
+    if not fits:
+        return f"is {shape}, not one number"
+    number = float(value)
+    if name == "step" and not (number >= 1 and number.is_integer()):  # Adam's count: at 0 its bias correction was 1 / 0
+        return f"is {number:g}, not a count of steps >= 1"
+    return None
 
 
 def _slots_of_a_step(cls: type, group: dict[str, Any]) -> dict[str, str | None]:
