@@ -75,6 +75,15 @@ def test_a_run_in_pieces_equals_one_call(synaptic):
     assert torch.equal(pieces, whole)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_carried_state_does_not_keep_the_call_s_whole_current_alive(dtype):
+    neuron = HeterogeneousLIF(NeuronParams(), torch.full((6,), 0.5), torch.ones(6), torch.full((6,), 0.4))
+    with torch.no_grad(), temporal_carry(neuron):
+        neuron(torch.rand(50, 2, 6).to(dtype))
+        for state in neuron.state:  # (v, i): 2 x 6 float32 values each, not i's 50 steps (2,400 bytes before)
+            assert state.untyped_storage().nbytes() == state.numel() * state.element_size() == 48
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"decay": torch.tensor([0.5, 1.5])}, r"decay must be finite and in \[0, 1\] for every neuron"),
     ({"decay": torch.tensor([0.5, float("nan")])}, r"decay must be finite"),

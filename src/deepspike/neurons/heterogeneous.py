@@ -107,7 +107,7 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
         current, i_end = x, None
         if self.syn_decay is not None:
             full = per_neuron_current(x.float() if carried_low else x, self.syn_decay.to(wide), i0)
-            i_end = full[-1] if full.shape[0] else i0
+            i_end = full[-1].clone() if full.shape[0] else i0  # a copy: a view keeps all T steps' current alive
             current = full.to(x.dtype)  # rounded once, as one call rounds it (a no-op unless carried_low)
         if carried_low and v0 is None:
             v0 = torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
