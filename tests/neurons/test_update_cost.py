@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from torch import nn
 
+from deepspike.layers.activity_recorder import ActivityRecorder
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons import IF, LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.learnable import LearnableLIF
@@ -14,7 +17,7 @@ from deepspike.neurons.psn import PSN
 from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
 from deepspike.neurons.synaptic import SynapticLIF
-from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, plus
+from deepspike.neurons.update_cost import kept_sum_ops, membrane_ops, neuron_update_ops, plus, window_taps
 
 
 def test_the_counting_rule_by_hand():
@@ -40,7 +43,7 @@ LEAKY = NeuronParams(decay=0.5)
     (SynapticLIF(LEAKY, syn_decay=0.0), (1, 1)),               # alpha = 0: i = x, the plain LIF
     (PSN(6), (6, 1)),                                          # H[t] = sum over the 6 steps of W[t, k] X[k]
     (MaskedPSN(6, order=3), (6, 1)),                           # lambda = 0: the mask lets all 6 steps through
-    (SlidingPSN(order=4), (4, 1)),                             # 4 shared taps
+    (SlidingPSN(order=4), (4, 1)),                             # 4 shared taps (a full window)
     (LeakCorrectedLIF(leak=0.99), (1, 1)),                     # lee2020's h = leak v + x
     (SpikingAvgPool(2), (0, 2)),                               # the pooling neuron: h = v + p, no leak
 ])
@@ -51,7 +54,33 @@ def test_each_neuron_counts_its_own_equation(neuron, expected):
 def test_a_masked_psn_costs_its_band_once_trained():
     neuron = MaskedPSN(6, order=3)
     neuron.begin_epoch(4, 5)  # the last of 5 epochs: lambda = 1, the band of 3 taps alone
-    assert float(neuron.masking) == 1.0 and neuron.update_ops() == (3, 1)
+    # steps 0..5 read 1, 2, 3, 3, 3, 3 inputs (none before step 0): 15 / 6 per step, not 3 (18 / 6)
+    assert float(neuron.masking) == 1.0 and neuron.update_ops() == (2.5, 1)
+    assert neuron.update_ops(1, 2) == (2.5, 1) and neuron.update_ops(4, 2) == (3, 1)  # steps 1..2, steps 4..5
+
+
+def test_a_window_of_the_latest_inputs_has_fewer_at_the_first_steps():
+    """``min(t + 1, k)`` real inputs at step t, counted by hand: before, ``k`` at every step (and ``k > T`` more)."""
+    assert window_taps(3, 0, 4) == (1 + 2 + 3 + 3) / 4 and window_taps(3, 2, 3) == 3
+    assert window_taps(10, 0, 4) == (1 + 2 + 3 + 4) / 4 and window_taps(10, 4, 2) == (5 + 6) / 2
+    assert window_taps(1, 0, 5) == 1 and window_taps(4, 7, 0) == 0
+    sliding = SlidingPSN(order=3)
+    assert neuron_update_ops(sliding, 0, 4) == (2.25, 1) and neuron_update_ops(sliding) == (3, 1)
+    assert neuron_update_ops(LIF(decay=0.5), 0, 4) == (1, 1)  # a neuron whose cost is the same at every step
+
+
+@pytest.mark.parametrize("pieces", [[4], [2, 2], [1, 1, 1, 1]])
+def test_the_recorder_prices_a_sliding_psn_by_its_real_inputs(pieces):
+    """Order 3 over 4 steps, 2 samples x 5 neurons: (1 + 2 + 3 + 3) x 10 = 90 MACs, whole or in pieces (120 before)."""
+    neuron = SlidingPSN(order=3)
+    x = torch.rand(4, 2, 5, generator=torch.Generator().manual_seed(0))
+    net = nn.Sequential(neuron)  # the pass is the net's: its neuron runs the pieces (as a recurrent layer's loop)
+    recorder = ActivityRecorder(net, codings=("rate",), operations=False)
+    with torch.no_grad(), recorder, recorder.network_pass(2), temporal_carry(neuron):
+        for part in x.split(pieces):
+            neuron(part)
+    (record,) = recorder.layers.values()
+    assert (record.update_macs, record.update_acs) == (90, 40)
 
 
 @pytest.mark.parametrize("synaptic", [False, True])

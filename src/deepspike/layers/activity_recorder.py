@@ -215,7 +215,8 @@ class ActivityRecorder:
     def _rate(self, name: str):
         def hook(module, args, output) -> None:
             t0 = self._pass.steps.get(name, 0)
-            fired = self.layers[name].add_spikes(_first(output), t0, neuron_update_ops(module))
+            s = _first(output)
+            fired = self.layers[name].add_spikes(s, t0, neuron_update_ops(module, t0, s.shape[0]))
             self._pass.steps[name] = self.layers[name].steps
             seen = self._pass.fired.get(name)
             self._pass.fired[name] = fired if seen is None else fired | seen

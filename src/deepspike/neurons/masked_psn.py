@@ -44,6 +44,7 @@ from deepspike.neurons.psn import (
     psn_spikes,
     psn_start,
 )
+from deepspike.neurons.update_cost import window_taps
 
 
 def band_mask(timesteps: int, order: int) -> torch.Tensor:
@@ -120,11 +121,15 @@ class MaskedPSN(CarriesState, ReportsSpikes, nn.Module):
         self.keep((kept, start + steps))
         return s
 
-    def update_ops(self) -> tuple[int, int]:
-        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the ``order`` taps the mask keeps once
-        ``lambda = 1`` (the trained net), all ``T`` before (the mask lets every input through), and the threshold
-        test."""
-        return (self.order if float(self.masking) == 1.0 else self.timesteps, 1)
+    update_ops_by_step = True  # once trained, the first k - 1 steps read fewer inputs (neurons.update_cost)
+
+    def update_ops(self, t0: int = 0, steps: int | None = None) -> tuple[float, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): once ``lambda = 1`` (the trained net) the band's
+        ``min(t + 1, k)`` taps at step t (``window_taps``: the mean over steps ``t0 .. t0 + steps - 1``, all T without
+        ``steps``), all ``T`` before (the mask lets every input through), and the threshold test."""
+        if float(self.masking) != 1.0:
+            return (self.timesteps, 1)
+        return (window_taps(self.order, t0, self.timesteps if steps is None else steps), 1)
 
     def extra_repr(self) -> str:
         return (f"timesteps={self.timesteps}, order={self.order}, masking={float(self.masking):g}, "

@@ -31,6 +31,7 @@ from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.carry import CarriesState
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.psn import MAX_PSN_STEPS, after_carried, carried_psn_spikes, psn_spikes, psn_start
+from deepspike.neurons.update_cost import window_taps
 
 
 class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
@@ -76,10 +77,13 @@ class SlidingPSN(CarriesState, ReportsSpikes, nn.Module):
             self.keep(seen[-(self.order - 1):].clone())
         return self.reported(s)
 
-    def update_ops(self) -> tuple[int, int]:
+    update_ops_by_step = True  # the first k - 1 steps of a pass read fewer inputs (neurons.update_cost)
+
+    def update_ops(self, t0: int = 0, steps: int | None = None) -> tuple[float, int]:
         """(MACs, ACs) per neuron and step (``neurons.update_cost``): ``H[t] = sum_i w[i] x[t - k + 1 + i]`` over
-        the ``order`` taps, and the threshold test."""
-        return (self.order, 1)
+        its ``min(t + 1, k)`` real inputs (none before step 0), and the threshold test; the mean over steps
+        ``t0 .. t0 + steps - 1`` of a pass (``window_taps``), or ``k`` taps (a full window) without ``steps``."""
+        return (self.order if steps is None else window_taps(self.order, t0, steps), 1)
 
     def extra_repr(self) -> str:
         return f"order={self.order}, surrogate={self.spike_fn!r}"

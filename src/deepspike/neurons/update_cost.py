@@ -13,6 +13,11 @@ So ``h_t = k v_{t-1} + x_t`` with ``s_t = H(h_t - th)`` costs (1 MAC, 1 AC) with
 A neuron whose input gain ``c x_t`` runs in a module of its own just before it (an imported NIR node's ``r dt / tau``,
 ``deploy.nir_import``) says so with ``input_gain_ops = (1, 0)``: one product per neuron and step, which PLIF's
 ``h_t = k v_{t-1} + c x_t`` counts in its own ``update_ops``; ``neuron_update_ops`` adds the two.
+
+A neuron reading a window of its ``k`` latest inputs (``SlidingPSN``, a trained ``MaskedPSN``) has fewer at the first
+steps of a pass: step ``t`` has ``min(t + 1, k)`` real inputs, the ones before step 0 being no input (as padding in
+``models.costs``). Such a neuron says so with ``update_ops_by_step = True`` and answers ``update_ops(t0, steps)``, the
+mean over steps ``t0 .. t0 + steps - 1`` of the pass (``window_taps``), which the activity recorder asks for each call.
 """
 
 from __future__ import annotations
@@ -33,14 +38,28 @@ def membrane_ops(decay: float) -> Ops:
     return plus(kept_sum_ops(decay), (0, 1))
 
 
+def window_taps(order: int, t0: int, steps: int) -> float:
+    """The mean of ``min(t + 1, order)`` (the real inputs of a window of the ``order`` latest ones at step ``t``) over
+    steps ``t0 .. t0 + steps - 1``; 0 for no steps. E.g. order 3 over steps 0..3: (1 + 2 + 3 + 3) / 4 = 2.25."""
+    def total(n: int) -> int:  # sum of min(t + 1, order) over t < n
+        m = min(n, order)
+        return m * (m + 1) // 2 + (n - m) * order
+
+    return (total(t0 + steps) - total(t0)) / steps if steps > 0 else 0.0
+
+
 def plus(*ops: Ops) -> Ops:
     """The sum of several ``(MACs, ACs)``."""
     return (sum(o[0] for o in ops), sum(o[1] for o in ops))
 
 
-def neuron_update_ops(module) -> tuple[float, float] | None:
+def neuron_update_ops(module, t0: int = 0, steps: int | None = None) -> tuple[float, float] | None:
     """What a rate-coded neuron ``module`` costs per neuron and step: ``update_ops()`` plus its ``input_gain_ops``
-    (module docstring; (0, 0) when absent), None when it has no ``update_ops`` (not priced)."""
+    (module docstring; (0, 0) when absent), None when it has no ``update_ops`` (not priced). With ``steps``, the mean
+    over steps ``t0 .. t0 + steps - 1`` of a pass for a neuron whose cost depends on the step (``update_ops_by_step``).
+    """
     if not hasattr(module, "update_ops"):
         return None
-    return plus(module.update_ops(), getattr(module, "input_gain_ops", (0, 0)))
+    by_step = steps is not None and getattr(module, "update_ops_by_step", False)
+    own = module.update_ops(t0, steps) if by_step else module.update_ops()
+    return plus(own, getattr(module, "input_gain_ops", (0, 0)))
