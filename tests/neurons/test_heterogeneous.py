@@ -75,6 +75,16 @@ def test_a_run_in_pieces_equals_one_call(synaptic):
     assert torch.equal(pieces, whole)
 
 
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_thresholds_at_or_below_zero_run_and_fire_at_rest(reset):
+    """Learnt thresholds are not kept > 0 (a per-channel PLIF's read back from NIR): th <= 0 is accepted and, with no
+    input, h = 0 >= th fires at every step (th = -0.5, subtract reset: v = 0.5 after it, h = k v > th); th = 1 never."""
+    neuron = HeterogeneousLIF(NeuronParams(reset=reset), torch.full((3,), 0.5), torch.tensor([-0.5, 0.0, 1.0]))
+    with torch.no_grad():
+        s = neuron(torch.zeros(4, 2, 3))
+    assert torch.equal(s, torch.tensor([1.0, 1.0, 0.0]).expand(4, 2, 3))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_carried_state_does_not_keep_the_call_s_whole_current_alive(dtype):
     neuron = HeterogeneousLIF(NeuronParams(), torch.full((6,), 0.5), torch.ones(6), torch.full((6,), 0.4))

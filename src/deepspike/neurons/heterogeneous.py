@@ -63,8 +63,10 @@ class HeterogeneousLIF(CarriesState, ReportsSpikes, nn.Module):
     """IF / LIF / current-based LIF layer with fixed per-neuron constants (module docstring).
 
     params: reset, surrogate and ``detach_reset`` (its ``decay`` and ``threshold`` are not used; no quantised
-    membrane). decay: ``k`` in [0, 1]; threshold: ``th`` (finite); syn_decay: ``alpha`` in [0, 1] or None (no
-    synaptic current). Each broadcasts against one step ``[B, *shape]``.
+    membrane). decay: ``k`` in [0, 1]; threshold: ``th``, any finite value, 0 and below included (unlike
+    ``NeuronParams``'s ``> 0``): ``LearnableLIF``'s learnt thresholds are not kept > 0 and the NIR files written of them
+    (``deploy.nir_per_neuron``) must read back; a neuron with ``th <= 0`` fires at rest (``h = 0 >= th``) at every step.
+    syn_decay: ``alpha`` in [0, 1] or None (no synaptic current). Each broadcasts against one step ``[B, *shape]``.
     """
 
     is_spiking_neuron = True  # output [T, B, ...] is spikes (analysis.activity)
