@@ -39,7 +39,7 @@ from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_fields import plain_metadata as _plain
 from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, PerNeuronIntegrator, Scale
-from deepspike.deploy.nir_per_neuron import _field, per_neuron_layer, varies
+from deepspike.deploy.nir_per_neuron import _field, needs_per_neuron, per_neuron_layer
 from deepspike.deploy.nir_read import read_nir
 from deepspike.deploy.nir_shapes import check_shapes, shaped_graph
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -185,7 +185,7 @@ def _module(nir, node, dt: float, name: str = "") -> list[nn.Module]:
         return [TimeDistributed(nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end))]
     if isinstance(node, nir.Scale):
         return [Scale(_t(node.scale))]
-    if isinstance(node, nir.IF | nir.LIF | nir.CubaLIF) and varies(node):
+    if isinstance(node, nir.IF | nir.LIF | nir.CubaLIF) and needs_per_neuron(node):
         neuron, per_neuron_scale = per_neuron_layer(node, dt)
         return _gained(torch.as_tensor(per_neuron_scale), neuron)
     if isinstance(node, nir.IF | nir.LIF):

@@ -9,7 +9,9 @@ with one value per layer)::
 each an array of the node's neurons (tau > dt, tau_mem > dt and tau_syn >= dt for every neuron); ``v_leak`` and
 ``v_reset`` must be 0, reset and firing rule come from the metadata (``deploy.neurons.firing_rules``; a node firing at
 ``v > threshold`` gets the next float32 above each threshold). Such nodes come from tools that train each neuron's
-time constant (Rockpool) and from deepspike's per-channel PLIF / learnt thresholds (``deploy.neurons.learnable_node``).
+time constant (Rockpool) and from deepspike's per-channel PLIF / learnt thresholds (``deploy.neurons.learnable_node``);
+a node with one threshold at or below 0, which a learnt threshold may reach, is read here too
+(:func:`needs_per_neuron`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from deepspike.neurons.params import NeuronParams
 CONSTANTS = ("tau", "tau_mem", "tau_syn", "r", "w_in", "v_threshold")  # the fields that may differ per neuron
 
 
-def varies(node) -> bool:
-    """Whether any constant of a spiking node differs between its neurons (``same_for_every_neuron``, the rule
-    ``node_params`` reads one value per layer by)."""
+def needs_per_neuron(node) -> bool:
+    """Whether a spiking node must be read as a ``HeterogeneousLIF``: some constant differs between its neurons
+    (``same_for_every_neuron``, the rule ``node_params`` reads one value per layer by), or some threshold is at or
+    below 0, which the one-value ``NeuronParams`` refuses (a learnt threshold may end there: ``LearnableLIF`` does
+    not keep it above 0, and deepspike writes it as it is)."""
     values = [getattr(node, name) for name in CONSTANTS if getattr(node, name, None) is not None]
-    return any(np.size(v) > 1 and not same_for_every_neuron(v, equal_nan=True) for v in values)
+    if any(np.size(v) > 1 and not same_for_every_neuron(v, equal_nan=True) for v in values):
+        return True
+    threshold = np.asarray(getattr(node, "v_threshold", 1.0), dtype=np.float64)
+    return bool((threshold <= 0).any())
 
 
 def _field(node, name: str) -> np.ndarray:
