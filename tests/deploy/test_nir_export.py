@@ -23,7 +23,7 @@ from deepspike.neurons import IF
 from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
-from deepspike.deploy import export_run, from_nir, read_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy import GraphSimulator, export_run, from_nir, read_nir, to_nir, write_nir  # noqa: E402
 from deepspike.deploy.nir_export import check_dt  # noqa: E402
 
 
@@ -120,6 +120,31 @@ def test_if_subtract_and_spiking_pool_round_trip(tmp_path):
         pooled = nn.functional.avg_pool2d(model.body[1](model.body[0](x)).flatten(0, 1), 2)
         assert (pooled == 0.75).any() and ours.sum() > 0
 
+
+
+def test_a_grouped_conv_is_written_as_its_plain_conv_that_nir_reads(tmp_path):
+    """A conv in two groups (weight [6, 2, 3, 3]) was written with groups=2, and nir.read refused the file (NIR 1.0.8
+    takes a Conv2d's inputs as weight.shape[1]: "type mismatch: 1_if.output: [[4 6 6]] -> 2_conv.input: [[2 6 6]]");
+    now the block-diagonal plain conv [6, 4, 3, 3]: nir.read takes it, from_nir's and the float64 simulator's output
+    spikes are the net's."""
+    torch.manual_seed(3)
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(2, 4, 3, padding=1)), IF(threshold=0.5),
+                         TimeDistributed(nn.Conv2d(4, 6, 3, padding=1, groups=2)), IF(threshold=0.5),
+                         TimeDistributed(nn.Flatten()), TimeDistributed(nn.Linear(216, 3)))
+    for m in (body[0].module, body[2].module):
+        m.weight.data.abs_().mul_(3.0)
+    model = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF(threshold=0.2)), 6).eval()
+    path = write_nir(to_nir(model, (2, 6, 6)), tmp_path / "g.nir")
+    back = nir.read(str(path))  # type-checked
+    w = body[2].module.weight.detach().numpy()
+    assert back.nodes["2_conv"].weight.shape == (6, 4, 3, 3) and int(back.nodes["2_conv"].groups) == 1
+    assert np.array_equal(back.nodes["2_conv"].weight[:3, :2], w[:3]) and not back.nodes["2_conv"].weight[:3, 2:].any()
+    assert np.array_equal(back.nodes["2_conv"].weight[3:, 2:], w[3:]) and not back.nodes["2_conv"].weight[3:, :2].any()
+    x = _spikes(2, (6, 3, 2, 6, 6))
+    ours = _our_output(model, x)
+    with torch.no_grad():
+        assert torch.equal(from_nir(path)(x), ours) and ours.sum() > 0
+    assert torch.equal(GraphSimulator.rate_coded(back).run({"input": x})["output"].float(), ours)
 
 
 def test_padded_spiking_pool_round_trip(tmp_path):

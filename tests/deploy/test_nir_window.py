@@ -34,6 +34,23 @@ def test_a_dilated_conv_replays_with_its_dilation(tmp_path):
     _replays_the_closed_form(snn.eval(), x, shape, tmp_path)
 
 
+def test_a_grouped_conv_is_written_as_its_plain_conv_that_nir_reads(tmp_path):
+    """The second conv in two groups (weight [6, 2, 3, 3]): written with groups=2 before, nir.read refused the file
+    (NIR 1.0.8 takes a Conv2d's inputs as weight.shape[1]: "type mismatch: ... [[4 ...]] -> ..._conv.input: [[2
+    ..."); now the block-diagonal plain conv [6, 4, 3, 3], and the replay of the file read back is the closed form's."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    conv = [m for m in snn.modules() if isinstance(m, torch.nn.Conv2d)][1]
+    conv.groups, conv.weight = 2, torch.nn.Parameter(conv.weight.detach()[:, :2].clone())
+    calibrate_windows(snn, [x])
+    node = next(n for n in to_nir_window(snn.eval(), shape).nodes.values()
+                if isinstance(n, nir.Conv2d) and n.weight.shape[0] == 6 and n.weight.shape[2] == 3)
+    w = conv.weight.detach().float().numpy()
+    assert node.groups == 1 and node.weight.shape == (6, 4, 3, 3)
+    assert (node.weight[:3, :2] == w[:3]).all() and (node.weight[3:, 2:] == w[3:]).all()
+    assert not node.weight[:3, 2:].any() and not node.weight[3:, :2].any()
+    _replays_the_closed_form(snn, x, shape, tmp_path)
+
+
 def _replays_the_closed_form(snn, x, shape, tmp_path):
     """The graph of ``snn``, written and read back, replays its output potentials and every layer's spike times."""
     graph = to_nir_window(snn, shape)

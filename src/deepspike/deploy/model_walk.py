@@ -39,3 +39,19 @@ def leaf_modules(module: nn.Module) -> list[nn.Module]:
 def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
     """A float32 numpy copy of ``t`` (None stays None): what NIR nodes hold."""
     return None if t is None else t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def ungrouped_conv_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped conv's weight ``[C_out, C_in/G, kh, kw]`` as the plain (``groups=1``) conv's ``[C_out, C_in, kh,
+    kw]`` that computes the same: ``W'[o, g*C_in/G + j] = W[o, j]`` for output ``o`` of group ``g = o // (C_out/G)``,
+    zero elsewhere (block-diagonal). NIR 1.0.8's type inference takes a Conv2d's input channels as
+    ``weight.shape[1]``, ignoring ``groups``, so ``nir.read`` refuses a file with a grouped conv."""
+    if groups == 1:
+        return weight
+    c_out, c_in_g = weight.shape[:2]
+    dense = np.zeros((c_out, c_in_g * groups, *weight.shape[2:]), dtype=weight.dtype)
+    per_group = c_out // groups
+    for g in range(groups):
+        rows = slice(g * per_group, (g + 1) * per_group)
+        dense[rows, g * c_in_g:(g + 1) * c_in_g] = weight[rows]
+    return dense

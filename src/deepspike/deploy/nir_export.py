@@ -1,7 +1,8 @@
 """Rate-coded networks -> NIR graphs (``to_nir``) and files (``write_nir``, ``export_run``).
 
 A rate network (``stbp``, ``spikebp``, ``ann``-converted ``convert``) is a chain: input -> [weighted layer
-(``Conv2d``; ``Affine``, or ``Linear`` when bias-free) | ``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``;
+(``Conv2d``, a grouped one as its block-diagonal plain conv; ``Affine``, or ``Linear`` when bias-free) |
+``AvgPool2d`` | ``Flatten`` | neuron (``IF``/``LIF``;
 ``CubaLIF`` for the current-based LIF of ``method.neuron=synaptic``; a trained PLIF / learnt-threshold layer,
 ``LearnableLIF``, a ``LIF`` whose tau, r and threshold hold its learnt values per neuron, ``neurons.learnable_node``;
 :mod:`neurons`)]* -> output. Dropout is the
@@ -50,7 +51,7 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
 from deepspike.deploy.deps import check_graph, require_nir
-from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy
+from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy, ungrouped_conv_weight
 from deepspike.deploy.neurons import (
     converted_if_node,
     cuba_node,
@@ -589,9 +590,9 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
             raise ConfigError("NIR export: only zero padding given as integers is supported")
         bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
-        name = add("conv", nir.Conv2d(input_shape=shape[1:], weight=to_numpy(m.weight), stride=_pair(m.stride),
-                                      padding=_pair(m.padding), dilation=_pair(m.dilation), groups=m.groups,
-                                      bias=bias))
+        weight = ungrouped_conv_weight(to_numpy(m.weight), m.groups)  # nir.read misreads a grouped conv's inputs
+        name = add("conv", nir.Conv2d(input_shape=shape[1:], weight=weight, stride=_pair(m.stride),
+                                      padding=_pair(m.padding), dilation=_pair(m.dilation), groups=1, bias=bias))
         pending.append(name)
     elif isinstance(m, nn.Linear):
         node = nir.Linear(weight=to_numpy(m.weight)) if m.bias is None else nir.Affine(weight=to_numpy(m.weight),

@@ -4,8 +4,9 @@ Each population of spikes is a node: the two input halves (``input`` = positive 
 one Dirac each at offset ``T_0 - |x|``), every neuron layer (a ``CubaLIF``) and every max-pool relay (a
 ``SumPool2d`` -> fire-once ``IF`` with threshold 0.5: the earliest spike of each region passes). Between
 populations the synapses are the ANN's linear layers as NIR nodes: ``Conv2d``/``Linear`` (batch-norms folded,
-their bias moved to a bias input), ``AvgPool2d``, ``Flatten``; a residual shortcut reaches its junction through
-a ``Delay`` of the body's windows (identity shortcuts as a ``Scale`` of 1).
+their bias moved to a bias input; a grouped conv as its block-diagonal plain conv), ``AvgPool2d``, ``Flatten``; a
+residual shortcut reaches its junction through a ``Delay`` of the body's windows (identity shortcuts as a ``Scale``
+of 1).
 
 Neurons (``ttfs.window``): ReL-PSP ``CubaLIF`` (``tau_syn = tau_mem = large``, ``w_in = tau_syn``, ``r = tau_mem``:
 an input spike of weight w adds the current w), threshold ``alpha T_n``, fire once (``v_reset`` very negative).
@@ -25,7 +26,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.model_walk import to_numpy
+from deepspike.deploy.model_walk import to_numpy, ungrouped_conv_weight
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
 from deepspike.methods.window_graph import Source, WindowWalk, affine_map, shape_after
@@ -100,8 +101,9 @@ class _NirWalk(WindowWalk):
             rows = float(weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max())
             if isinstance(m, nn.Linear):
                 return self.add("linear", nir.Linear(weight=to_numpy(weight)), [last]), out_shape, rows
-            node = nir.Conv2d(input_shape=shape[1:], weight=to_numpy(weight), stride=m.stride, padding=m.padding,
-                              dilation=m.dilation, groups=m.groups, bias=np.zeros(weight.shape[0], dtype=np.float32))
+            node = nir.Conv2d(input_shape=shape[1:], weight=ungrouped_conv_weight(to_numpy(weight), m.groups),
+                              stride=m.stride, padding=m.padding, dilation=m.dilation, groups=1,
+                              bias=np.zeros(weight.shape[0], dtype=np.float32))  # nir.read misreads grouped convs
             return self.add("conv", node, [last]), out_shape, rows
         if norm is not None or isinstance(m, BATCH_NORMS):
             raise ConfigError("NIR export: a batch-norm must follow a conv or linear layer to fold into it")
