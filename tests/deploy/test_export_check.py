@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import types
 
 import pytest
+import torch
 
 from deepspike.cli import main
 from deepspike.deploy import conformance, peers
 from deepspike.deploy.families import build
-from deepspike.deploy.peers.known_issues import known_issue
+from deepspike.deploy.peers.known_issues import UNEVEN_NEURONS, known_issue
 from deepspike.methods import create_model
 
 pytest.importorskip("nir")
@@ -107,6 +109,43 @@ def test_a_differing_tool_result_carries_the_known_cause(tiny_run, capsys, monke
     assert tools["sinabs"]["known_issue"] == known_issue("sinabs", "dense", "LIF", "zero")  # the mlp's LIF
     assert tools["sinabs"]["known_issue"].startswith("Sinabs' importer reads NIR LIF tau")
     assert "known_issue" not in tools["norse"]
+
+
+def _uneven_mlp(options: dict, spread: bool = True):
+    torch.manual_seed(0)
+    net = create_model("mlp", method="stbp", num_classes=4, input_shape=(6,), timesteps=4, model_args={"hidden": [5]},
+                       neuron_params="channel", **options).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            for p in (getattr(m, "threshold", None), getattr(m, "w", None)):
+                if isinstance(p, torch.nn.Parameter) and spread:
+                    p.add_(torch.linspace(0.0, 0.3, p.numel()).reshape(p.shape))
+    return net
+
+
+@pytest.mark.parametrize("options", [{"neuron": "lif", "learn_threshold": True}, {"neuron": "plif"}])
+def test_snntorch_on_learnt_neurons_that_differ_within_a_layer_is_told_why(monkeypatch, options):
+    """snnTorch 1.0.0 failed 'AssertionError: v_threshold must be same for all neurons' on a net with a learnt threshold
+    per channel, and gave other spikes (2 of 80 entries) on a PLIF net with a decay per channel, both with no
+    known_issue; a per-channel net whose values are still equal (or another tool) gets no such cause."""
+    parts = types.SimpleNamespace(model=_uneven_mlp(options), arch=types.SimpleNamespace(input_shape=(6,)))
+    monkeypatch.setattr(conformance, "load_run", lambda run_dir, device: (None, parts, None))
+    monkeypatch.setattr(conformance, "installed", lambda: ["snntorch", "norse"])
+    monkeypatch.setattr(conformance, "version", lambda tool: "0")
+    error = {"equal": False, "error": "AssertionError: v_threshold must be same for all neurons"}
+    results = {"snntorch": error, "norse": {"equal": True, "differing": 0}}
+    monkeypatch.setattr(conformance, "check_tool", lambda tool, *args: dict(results[tool]))
+    tools = conformance.check_run("run", steps=5)["tools"]
+    assert tools["snntorch"]["known_issue"] == UNEVEN_NEURONS["snntorch"]
+    assert "'v_threshold must be same for all neurons'" in UNEVEN_NEURONS["snntorch"]
+    assert "known_issue" not in tools["norse"]
+    assert not conformance.has_uneven_neurons(_uneven_mlp(options, spread=False))
+    if importlib.util.find_spec("snntorch") is not None:  # the tool's own words, where it is installed
+        net = parts.model
+        result = conformance.check_tool("snntorch", net, conformance.sample_spikes((6,), 20))
+        assert not result["equal"]
+        if "learn_threshold" in options:
+            assert result["error"] == error["error"]
 
 
 def test_a_tool_without_package_metadata_whose_import_fails_is_reported_not_a_traceback(tiny_run, capsys,

@@ -8,7 +8,8 @@ its spikes with deepspike's on ``x [T, B, ...]``; an exception in the tool is re
 copy), and both the graph and deepspike's spikes are the rounded net's.
 ``check_run(run_dir, steps, dt)`` does it for a trained run with every installed tool (``export --check``), and
 adds to a tool's differing result the cause ``peers.known_issues`` knows for nets of its kind (``known_issue``; for a
-net with a quantised membrane, ``QUANTISED``, when no rule names another).
+net with a quantised membrane, ``QUANTISED``, when no rule names another; for learnt neurons that differ within a
+layer, ``UNEVEN_NEURONS``, before the rules).
 ``check_import(tool, x)``: the other direction, a tool's own exported net run by deepspike's ``from_nir``.
 """
 
@@ -27,7 +28,7 @@ from deepspike.deploy.nir_import import from_nir
 from deepspike.deploy.nir_ttfs import is_ttfs_model
 from deepspike.deploy.nir_window import is_window_model
 from deepspike.deploy.peers import TOOLS, installed, version
-from deepspike.deploy.peers.known_issues import FAITHFUL, QUANTISED, known_issue
+from deepspike.deploy.peers.known_issues import FAITHFUL, QUANTISED, UNEVEN_NEURONS, known_issue
 from deepspike.deploy.peers.producers import PRODUCERS
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
@@ -94,9 +95,10 @@ def check_run(run_dir, steps: int = 1000, dt: float = DEFAULT_DT, round_delays: 
                                         "into .nir-venv"}
     x = sample_spikes(tuple(parts.arch.input_shape), steps)
     kind, quantised = issue_kind(parts.model), has_quantised_membrane(parts.model)
+    uneven = has_uneven_neurons(parts.model)
     results = {t: {"version": version(t), **check_tool(t, parts.model, x, dt, round_delays)} for t in tools}
     for tool, result in results.items():
-        reason = None if result["equal"] else known_issue(tool, *kind) or (
+        reason = None if result["equal"] else (uneven and UNEVEN_NEURONS.get(tool)) or known_issue(tool, *kind) or (
             QUANTISED if quantised and tool not in FAITHFUL else None)
         if reason:
             result["known_issue"] = reason
@@ -122,6 +124,14 @@ def issue_kind(model: nn.Module) -> tuple[str, str, str]:
             leaks = bool((neuron.decay() != 1.0).any())
         return family, "LIF" if leaks else "IF", neuron.fixed.reset
     return (family, "LIF", "zero") if neuron is not None else (family, "", "")
+
+
+def has_uneven_neurons(model: nn.Module) -> bool:
+    """Whether a trained PLIF / learnt-threshold layer (``LearnableLIF``, per channel or per neuron) of ``model``
+    holds thresholds or decays that differ between its channels or neurons (``known_issues.UNEVEN_NEURONS``)."""
+    with torch.no_grad():
+        return any(bool((p != p.reshape(-1)[0]).any()) for m in model.modules() if isinstance(m, LearnableLIF)
+                   for p in (m.threshold, m.w) if p is not None and p.numel() > 1)
 
 
 def check_import(tool: str, x: torch.Tensor) -> dict:

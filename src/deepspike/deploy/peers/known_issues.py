@@ -1,7 +1,9 @@
 """Why a tool's simulation of a deepspike graph differs from deepspike's: its own bugs and limits, with links.
 
-``known_issue(tool, family, neuron, reset)`` -> one line (cause and link) or None. The measured size of each
-difference is in ``benchmarks/results/nir/conformance.json`` (``python benchmarks/nir/conformance.py``).
+``known_issue(tool, family, neuron, reset)`` -> one line (cause and link) or None; ``UNEVEN_NEURONS`` for nets
+whose learnt neurons differ within a layer, ``QUANTISED`` for a quantised membrane (``conformance.check_run``).
+The measured size of each difference is in ``benchmarks/results/nir/conformance.json``
+(``python benchmarks/nir/conformance.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ NO_DELAY = ("the tool's importer has no NIR Delay mapping, so it cannot run a de
 QUANTISED = ("NIR has no quantised membrane: deepspike writes method.state_bits in the neuron nodes' metadata "
              "(state_bits, state_low, state_high), which from_nir and the ONNX export read and the tool does not, so "
              "it runs the net with a float membrane")
+
+UNEVEN_NEURONS = {
+    "snntorch": "snnTorch 1.0.0's importer takes one threshold and one input gain per layer: a learnt threshold per "
+                "channel or per neuron (method.neuron_params=channel or neuron) fails its assertion 'v_threshold must "
+                "be same for all neurons', and a PLIF layer's input gains 1 - k per channel or per neuron all become "
+                "one neuron's (import_nir, hack_w_scale: v_threshold / np.unique(w_scale)[0], w_scale = r dt / tau)",
+}
+"""Per tool: why it differs on a net whose trained PLIF / learnt-threshold neurons (``LearnableLIF``) hold thresholds
+or decays that differ between the channels or neurons of a layer (``conformance.has_uneven_neurons``); it comes
+before the rules, whose causes such a net does not reach."""
 
 _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     # (tool, family, neuron, reset); None matches anything. First match wins.
