@@ -83,6 +83,21 @@ def _pooled_conv() -> nir.NIRGraph:
     return _chain(*nodes, in_shape=(2, 4, 4), out_shape=(4,))
 
 
+def _partial_flatten(start: int = 1, end: int = -1) -> nir.NIRGraph:
+    """Conv2d -> Flatten of part of the maps (``[3, 4, 4] -> [3, 16]`` for ``start_dim = 1``) -> IF -> Flatten ->
+    Affine -> LIF."""
+    conv = nir.Conv2d(input_shape=(4, 4), weight=_RNG.normal(0.3, 0.5, (3, 2, 3, 3)).astype(np.float32), stride=1,
+                      padding=1, dilation=1, groups=1, bias=np.zeros(3, np.float32))
+    ones = np.ones(torch.zeros(3, 4, 4).flatten(start, end).shape, np.float32)
+    nodes = (("conv", conv), ("rows", nir.Flatten(input_type={"input": np.array([3, 4, 4])}, start_dim=start,
+                                                  end_dim=end)),
+             ("if", nir.IF(r=ones / DT, v_threshold=ones, v_reset=0 * ones)),
+             ("flat", nir.Flatten(input_type={"input": np.array(ones.shape)}, start_dim=0, end_dim=-1)),
+             ("fc", nir.Affine(weight=_RNG.normal(0.1, 0.3, (N, 48)).astype(np.float32), bias=np.zeros(N, np.float32))),
+             ("spk", _uniform_lif()))
+    return _chain(*nodes, in_shape=(2, 4, 4), out_shape=(N,))
+
+
 GRAPHS = {
     "conv_if": tiny_graph,
     "per_neuron_lif": lambda: _chain(("fc", nir.Affine(weight=_W, bias=_B)), ("spk", _per_neuron_lif("v > th"))),
@@ -91,6 +106,7 @@ GRAPHS = {
     "recurrent": _recurrent,
     "branching": _branching,
     "pooled_conv_li": _pooled_conv,
+    "partial_flatten": _partial_flatten,
 }
 
 
@@ -117,6 +133,35 @@ def test_an_imported_net_written_back_runs_as_before(name, tmp_path):
         assert torch.equal(after, before)
         assert torch.equal(simulated, before)
     assert again.metadata["dt"] == pytest.approx(DT if name != "conv_if" else net.metadata["dt"])
+
+
+@pytest.mark.parametrize(("start", "end"), [(1, -1), (-2, 2), (0, 1)])
+def test_an_imported_flatten_of_part_of_the_sample_is_written_back_as_read(start, end, tmp_path):
+    """to_nir refused an imported Flatten with start_dim 1 ("only Flatten(start_dim=1) of the whole sample is
+    supported", torch's numbering, where the batch is dim 0); now each NIR Flatten reads back with the dims it was
+    read with (the file type-checked by nir.read) and runs as before (test_an_imported_net_written_back_runs_as_before
+    for (1, -1))."""
+    graph = _partial_flatten(start, end)
+    net = from_nir(graph)
+    path = write_nir(to_nir(net), tmp_path / "again.nir")
+    nodes = nir.read(str(path)).nodes.values()
+    flats = [(int(n.start_dim), int(n.end_dim)) for n in nodes if isinstance(n, nir.Flatten)]
+    assert flats == [(start, end), (0, -1)]
+    x = _spikes_in(net, steps=20)
+    with torch.no_grad():
+        assert torch.equal(from_nir(path)(x), net(x))
+
+
+def test_a_flatten_that_would_merge_the_batch_is_refused_in_one_line():
+    """Flatten(start_dim=0) merges the batch into the sample, NIR flattens one sample; Flatten(5) of a 3-D sample was
+    an IndexError traceback ("Dimension out of range")."""
+    for flatten, message in ((torch.nn.Flatten(0), r"Flatten\(start_dim=0, end_dim=-1\) would merge the batch"),
+                             (torch.nn.Flatten(5), "layer Flatten does not take an input of shape \\[3, 4, 4\\] .*"
+                                                   "Dimension out of range")):
+        net = from_nir(_partial_flatten())
+        net.body[1].module = flatten
+        with pytest.raises(ConfigError, match=message):
+            to_nir(net)
 
 
 def test_an_imported_net_trained_in_torch_is_written_with_its_trained_weights(tmp_path):

@@ -583,7 +583,8 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
                           "AvgPool2d, Flatten, Dropout, IF/LIF/PLIF/synaptic neurons)")
     try:
         out = tuple(m(torch.zeros(1, *shape)).shape[1:])
-    except RuntimeError as e:  # an input_shape the net does not take: torch's "mat1 and mat2 shapes cannot be ..."
+    except (RuntimeError, IndexError) as e:  # an input_shape the net does not take: "mat1 and mat2 shapes cannot
+        # be ...", a Flatten's "Dimension out of range"
         raise ConfigError(f"NIR export: layer {type(m).__name__} does not take an input of shape {list(shape)} "
                           f"(input_shape does not fit the net: {str(e).splitlines()[0]})") from None
     if isinstance(m, nn.Conv2d):
@@ -607,10 +608,19 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         add("avgpool", nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride),
                                      padding=_pair(m.padding)))
     elif isinstance(m, nn.Flatten):
-        if m.start_dim != 1 or m.end_dim != -1:
-            raise ConfigError("NIR export: only Flatten(start_dim=1) of the whole sample is supported")
-        add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
+        start, end = _sample_dims(m, len(shape))
+        add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=start, end_dim=end))
     return out
+
+
+def _sample_dims(m: nn.Flatten, rank: int) -> tuple[int, int]:
+    """A torch ``Flatten``'s dims over ``[B, *sample]`` as NIR's over the sample (``rank`` dims, no batch): ``d - 1``
+    for ``d >= 0``, a negative ``d`` (counted from the end) as it is (``from_nir`` reads them back the same); a
+    ``Flatten`` that would merge the batch into the sample is a ``ConfigError``."""
+    if min(d if d >= 0 else d + rank + 1 for d in (m.start_dim, m.end_dim)) < 1:
+        raise ConfigError(f"NIR export: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) would merge the batch "
+                          "into the sample; NIR flattens one sample's dims (start_dim >= 1 in torch's numbering)")
+    return tuple(d - 1 if d >= 0 else d for d in (m.start_dim, m.end_dim))
 
 
 def check_finite(graph) -> None:
