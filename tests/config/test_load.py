@@ -122,6 +122,8 @@ OUT_OF_RANGE = [
     (["optim.lr=1e-39"], "bad value 1e-39 for optim.lr: expected at least float32's smallest normal 1.175e-38"),
     (["optim.weight_decay=1e-320"], "for optim.weight_decay: expected 0 or at least float32's smallest normal"),
     (["train.grad_clip=1e-320"], "bad value 1e-320 for train.grad_clip: expected at least float32's smallest normal"),
+    # was accepted: float32 holds no such norm (the clip's max_norm became inf), so nothing was clipped
+    (["train.grad_clip=1e39"], "bad value 1e+39 for train.grad_clip: expected at most float32's 3.403e+38 or null"),
     (["schedule.gamma=1e-320"], "bad value 1e-320 for schedule.gamma: expected at least float32's smallest normal"),
     (["train.seed=99999999999999999999"], "bad value 99999999999999999999 for train.seed: expected in [0, 2**63 - 1]"),
     (["train.seed=-1"], "bad value -1 for train.seed: expected in [0, 2**63 - 1]"),

@@ -207,6 +207,8 @@ class TrainConfig:
         _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip, "> 0 or null")
         _check(self.grad_clip is None or self.grad_clip >= FLOAT32_TINY, "train.grad_clip", self.grad_clip,
                f"at least float32's smallest normal {FLOAT32_TINY:.4g} or null (a smaller norm zeroes the gradients)")
+        _check(self.grad_clip is None or not FLOAT32_MAX < self.grad_clip < math.inf, "train.grad_clip",
+               self.grad_clip, f"at most float32's {FLOAT32_MAX:.4g} or null (a larger norm clips nothing)")
         _check(
             self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
             "train.max_steps_per_epoch",
