@@ -81,10 +81,12 @@ def test_a_sink_that_cannot_open_leaves_nothing_behind(tmp_path, monkeypatch, ca
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 0
 
 
-def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(tmp_path, monkeypatch):
+@pytest.mark.parametrize("resumed_log", ["[csv]", "[]"])
+def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(resumed_log, tmp_path, monkeypatch):
     """Killed after epoch 2's log line and CSV row but before its checkpoint: the resume drops the line from the log,
     and the CSV kept the row until the next epoch ended, so a resumed run stopped in that epoch (diverged, killed) left
-    a table with an epoch the log does not have. A resume that adds csv to a finished run now writes the table too."""
+    a table with an epoch the log does not have; a resume without the csv sink kept the row for good. A resume that
+    adds csv to a finished run now writes the table too."""
     cfg = load_config(None, [*TINY, "train.log=[csv]"])
     run = tmp_path / "run"
     write_checkpoint = RunDir.write_checkpoint
@@ -105,12 +107,14 @@ def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(tmp_pa
 
     monkeypatch.setattr(trainer_module, "run_epoch", diverges)
     with pytest.raises(TrainingDiverged):
-        Trainer(cfg, run, resume=True).fit()
+        Trainer(load_config(None, [*TINY, f"train.log={resumed_log}"]), run, resume=True).fit()
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [r["epoch"] for r in log] == [1] and [int(r["epoch"]) for r in rows] == [1]
 
     monkeypatch.undo()
+    if resumed_log == "[]":
+        return
     finished = tmp_path / "finished"
     Trainer(load_config(None, TINY), finished).fit()
     Trainer(load_config(None, [*TINY, "train.log=[csv]"]), finished, resume=True).fit()

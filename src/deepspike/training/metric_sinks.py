@@ -3,7 +3,8 @@
 * ``csv``: ``RUN/metrics.csv``, one row per epoch, the columns in the order keys first appear; rewritten
   atomically from ``metrics.jsonl`` when a resumed run opens and after every epoch, so it always says what the log
   says (a resumed run's dropped epochs are gone before its first epoch trains, and a resume that adds the csv sink to
-  a finished run writes the table). A missing value (a key an epoch does not have, or a non-finite number) is empty.
+  a finished run writes the table). A resume without the sink cuts a table an earlier run wrote to the epochs of
+  the log (it is not written on). A missing value (a key an epoch does not have, or a non-finite number) is empty.
 * ``tensorboard``: scalars under ``RUN/tensorboard`` (``torch.utils.tensorboard``; the ``tensorboard`` extra),
   one per numeric key, tagged ``train/``, ``val/``, ``test/`` or ``measures/`` by key, at step = epoch. A
   resumed run purges every earlier event (a ``purge_step`` of 1, which readers apply to the files written before)
@@ -50,7 +51,9 @@ class MetricSinks:
     def __init__(self, run_dir: Path, sinks: tuple[str, ...], logged: list[dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.csv = "csv" in sinks
-        if self.csv and logged is not None:  # a resumed run's, a restarted one's (no epoch kept) included
+        # a resumed run's, a restarted one's (no epoch kept) included; also a table an earlier sink left while this
+        # resume writes none (it may hold the row of an epoch the log dropped)
+        if logged is not None and (self.csv or (self.run_dir / CSV_NAME).is_file()):
             atomic_write_csv(self.run_dir / CSV_NAME, logged)
         self.board = None
         if "tensorboard" in sinks:
