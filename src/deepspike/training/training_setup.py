@@ -1,6 +1,7 @@
 """Everything a training run builds before its first epoch, in one fixed order.
 
-seed (``train.seed + rank``) -> data -> method, architecture, model -> batch iterators of the train, val and
+seed (``train.seed + rank``) -> data (Python's ``random`` is put back as seeded after it, whatever a library imported
+at its first use drew) -> method, architecture, model -> batch iterators of the train, val and
 test splits (each rank its part) -> optimizer -> per-iteration schedule -> channels-last weights ->
 ``torch.compile`` (``train.compile``) -> DistributedDataParallel wrapper -> weight average. The order is part of
 the behaviour: model initialisation draws from the seeded generators, and the weight average starts from the
@@ -10,6 +11,7 @@ weights the DDP wrapper broadcast.
 from __future__ import annotations
 
 import math
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,7 +114,9 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     method = method_from_options(config.method.name, config.method.options)
     if method.learns_locally:
         check_local_learning(config, ctx.world_size)
-    data = load_data(config)
+    python_stream = random.getstate()  # as seeded: a library the data set imports at first use may draw from it
+    data = load_data(config)  # (sklearn.datasets imports rich.style, which takes 24 bits)
+    random.setstate(python_stream)  # so the stream does not depend on what this process imported before
     seen = method.input_shape(tuple(data.input_shape))
     scored = max(len(split) for split in (data.val, data.test) if split is not None)
     # the input as the net sees it (population coding: wider), in batches no larger than their split
