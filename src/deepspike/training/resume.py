@@ -21,9 +21,8 @@ from typing import Any
 
 import torch
 
-from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.errors import ConfigError, DataCorruptError, one_line
 from deepspike.core.options import shown_value
-from deepspike.data.paths import one_line
 from deepspike.training.distributed import DistContext
 from deepspike.training.progress import TrainingProgress
 from deepspike.training.random_streams import set_rng_state
@@ -66,10 +65,14 @@ def restore_training(
 def optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str | None:
     """What first differs between the loaded per-parameter state of ``optimizer`` and what one step of it keeps, or
     None. Expected: for each parameter either no state (not stepped yet) or exactly the slots a step of the same
-    optimizer and group settings gives a stand-in parameter of shape ``[2]``: a slot of the stand-in's shape must have
-    the parameter's shape, a scalar slot (Adam's ``step``) one value, a None slot stays None."""
+    optimizer and group settings gives a stand-in parameter of shape ``[2]`` on the group's device: a slot of the
+    stand-in's shape must have the parameter's shape, a scalar slot (Adam's ``step``) one value, a None slot stays None.
+    Group settings with which torch refuses to step there (a ``capturable`` of True on the CPU) are the problem too."""
     for g, group in enumerate(optimizer.param_groups):
-        slots = _slots_of_a_step(type(optimizer), group)
+        try:
+            slots = _slots_of_a_step(type(optimizer), group)
+        except (AssertionError, RuntimeError, TypeError, ValueError) as e:  # capturable=True on the CPU: an assertion
+            return f"group {g}'s settings fail a step of {type(optimizer).__name__} on this device ({one_line(e)})"
         for i, param in enumerate(group["params"]):
             state = optimizer.state.get(param)
             if not state:
@@ -131,9 +134,10 @@ def _slot_problem(value: Any, kind: str | None, param: torch.Tensor, name: str =
 def _slots_of_a_step(cls: type, group: dict[str, Any]) -> dict[str, str | None]:
     """The state slots one step of optimizer ``cls`` with ``group``'s settings keeps for a parameter: "per element",
     "scalar" or None (a slot it keeps as None)."""
-    stand_in = torch.zeros(2, requires_grad=True)
+    device = group["params"][0].device if group["params"] else None
+    stand_in = torch.zeros(2, device=device, requires_grad=True)
     probe = cls([{**group, "params": [stand_in]}])
-    stand_in.grad = torch.zeros(2)
+    stand_in.grad = torch.zeros(2, device=device)
     probe.step()
     kinds = {}
     for name, value in probe.state[stand_in].items():
