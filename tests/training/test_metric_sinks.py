@@ -81,14 +81,9 @@ def test_a_sink_that_cannot_open_leaves_nothing_behind(tmp_path, monkeypatch, ca
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 0
 
 
-@pytest.mark.parametrize("resumed_log", ["[csv]", "[]"])
-def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(resumed_log, tmp_path, monkeypatch):
-    """Killed after epoch 2's log line and CSV row but before its checkpoint: the resume drops the line from the log,
-    and the CSV kept the row until the next epoch ended, so a resumed run stopped in that epoch (diverged, killed) left
-    a table with an epoch the log does not have; a resume without the csv sink kept the row for good. A resume that
-    adds csv to a finished run now writes the table too."""
-    cfg = load_config(None, [*TINY, "train.log=[csv]"])
-    run = tmp_path / "run"
+def _cut_at_epoch_2_and_resumed_to_diverge(run, first_log, resumed_log, monkeypatch):
+    """Train ``run`` (TINY, ``train.log=first_log``) killed after epoch 2's log line and sinks but before its
+    checkpoint, then resume it with ``train.log=resumed_log`` to diverge in epoch 2: the log keeps epoch 1 only."""
     write_checkpoint = RunDir.write_checkpoint
 
     def killed_at_epoch_2(self, payload):
@@ -96,29 +91,48 @@ def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(resume
             raise StopAfterFirstEpoch
         write_checkpoint(self, payload)
 
-    monkeypatch.setattr(RunDir, "write_checkpoint", killed_at_epoch_2)
-    with pytest.raises(StopAfterFirstEpoch):
-        Trainer(cfg, run).fit()
-    monkeypatch.setattr(RunDir, "write_checkpoint", write_checkpoint)
-    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 2
-
     def diverges(*args):
         raise TrainingDiverged("training diverged at epoch 2, step 1")
 
-    monkeypatch.setattr(trainer_module, "run_epoch", diverges)
-    with pytest.raises(TrainingDiverged):
-        Trainer(load_config(None, [*TINY, f"train.log={resumed_log}"]), run, resume=True).fit()
-    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in log] == [1] and [int(r["epoch"]) for r in rows] == [1]
+    with monkeypatch.context() as patched:
+        patched.setattr(RunDir, "write_checkpoint", killed_at_epoch_2)
+        with pytest.raises(StopAfterFirstEpoch):
+            Trainer(load_config(None, [*TINY, f"train.log={first_log}"]), run).fit()
+    with monkeypatch.context() as patched:
+        patched.setattr(trainer_module, "run_epoch", diverges)
+        with pytest.raises(TrainingDiverged):
+            Trainer(load_config(None, [*TINY, f"train.log={resumed_log}"]), run, resume=True).fit()
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
 
-    monkeypatch.undo()
+
+@pytest.mark.parametrize("resumed_log", ["[csv]", "[]"])
+def test_the_csv_drops_a_resumed_runs_unfinished_epoch_before_training_on(resumed_log, tmp_path, monkeypatch):
+    """Killed after epoch 2's log line and CSV row but before its checkpoint: the resume drops the line from the log,
+    and the CSV kept the row until the next epoch ended, so a resumed run stopped in that epoch (diverged, killed) left
+    a table with an epoch the log does not have; a resume without the csv sink kept the row for good. A resume that
+    adds csv to a finished run now writes the table too."""
+    run = tmp_path / "run"
+    _cut_at_epoch_2_and_resumed_to_diverge(run, "[csv]", resumed_log, monkeypatch)
+    assert [int(r["epoch"]) for r in csv.DictReader((run / "metrics.csv").open())] == [1]
     if resumed_log == "[]":
         return
     finished = tmp_path / "finished"
     Trainer(load_config(None, TINY), finished).fit()
     Trainer(load_config(None, [*TINY, "train.log=[csv]"]), finished, resume=True).fit()
     assert [int(r["epoch"]) for r in csv.DictReader((finished / "metrics.csv").open())] == [1, 2]
+
+
+def test_a_resume_without_tensorboard_purges_the_events_of_the_epochs_the_log_dropped(tmp_path, monkeypatch):
+    """As the csv: a run resumed without the tensorboard sink kept the events of an epoch the log dropped (steps
+    [1, 2] for a log of epoch 1); they are now purged, the log's epochs written again, and nothing after."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    _cut_at_epoch_2_and_resumed_to_diverge(run, "[tensorboard]", "[]", monkeypatch)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [p.step for p in events.Scalars("test/accuracy")] == [1]
 
 
 def test_a_restarted_run_drops_the_csv_row_of_the_epoch_it_trains_again(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@
   one per numeric key, tagged ``train/``, ``val/``, ``test/`` or ``measures/`` by key, at step = epoch. A
   resumed run purges every earlier event (a ``purge_step`` of 1, which readers apply to the files written before)
   and writes the epochs of ``metrics.jsonl`` again, so the scalars say what the log says as the csv does: the events
-  past the checkpoint are gone, and a resume that adds the sink has the epochs trained before it too.
+  past the checkpoint are gone, and a resume that adds the sink has the epochs trained before it too. A resume without
+  the sink purges and writes again the events an earlier run left (where tensorboard is installed), as it cuts the
+  csv, and writes no epoch after.
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ def _scalar(value: Any) -> float | None:
     return scalar if math.isfinite(scalar) else None
 
 
+def _open_board(board_dir: Path, logged: list[dict[str, Any]] | None, required: bool) -> Any:
+    """A ``SummaryWriter`` in ``board_dir`` that purges the events of a resumed run (``logged`` not None) past its
+    first step; None where tensorboard is not installed and the sink is not ``required`` (an earlier run's events)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if not required:
+            return None
+        raise ConfigError("train.log=tensorboard needs the tensorboard package (pip install "
+                          "'deepspike[tensorboard]')") from None
+    return SummaryWriter(str(board_dir), purge_step=None if logged is None else 1)
+
+
 class MetricSinks:
     """The sinks ``train.log`` names, for the run in ``run_dir``; ``write(records)`` after each epoch. ``logged``: the
     records of ``metrics.jsonl`` as a resumed run opens (none for a run restarted from epoch 0; None for a new run,
@@ -56,14 +71,12 @@ class MetricSinks:
         if logged is not None and (self.csv or (self.run_dir / CSV_NAME).is_file()):
             atomic_write_csv(self.run_dir / CSV_NAME, logged)
         self.board = None
-        if "tensorboard" in sinks:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ConfigError("train.log=tensorboard needs the tensorboard package (pip install "
-                                  "'deepspike[tensorboard]')") from None
-            self.board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=None if logged is None else 1)
+        board_dir = self.run_dir / TENSORBOARD_DIR
+        if "tensorboard" in sinks or (logged is not None and board_dir.is_dir()):
+            self.board = _open_board(board_dir, logged, "tensorboard" in sinks)
             self._add(logged or [])
+            if "tensorboard" not in sinks:  # an earlier run's events, purged to the log's epochs, not written on
+                self.close()
 
     def write(self, records: list[dict[str, Any]]) -> None:
         if self.csv:
