@@ -228,7 +228,7 @@ def test_time_steps_whose_input_would_not_fit_in_memory_are_refused_before_it_is
     path = write(graph, tmp_path / "steps.nir")
     assert main(["eval", str(path), "--data", "digits", "--timesteps", "1000000"]) == 2
     err = capsys.readouterr().err
-    assert "inference T=1000000 needs at least 61 GiB for one batch's [T, B, ...] input" in err
+    assert "inference T=1000000 needs at least 61.0 GiB for one batch's [T, B, ...] input" in err
     assert err.count("\n") == 1
 
 

@@ -10,6 +10,7 @@ import torch
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
+from deepspike.core.memory import GiB
 from deepspike.training import runtime
 from deepspike.training.trainer import Trainer
 from deepspike.training.training_setup import check_training_steps_fit
@@ -75,16 +76,18 @@ def test_bad_precision_is_rejected():
 
 
 def test_steps_and_parameters_that_cannot_fit_are_refused_before_anything_is_allocated(monkeypatch):
-    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 1000)
+    """The refusals say both sizes in core.memory's one format (GiB with one decimal): they said whole GiB, so a need
+    of 1.4 GiB on a machine of 1 GiB read 'needs at least 1 GiB ...; the cpu has 1 GiB'."""
+    monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: GiB)
     cpu = torch.device("cpu")
-    runtime.check_steps_fit(100, 10, cpu, "x")  # 1,000 bytes: fits exactly
-    with pytest.raises(ConfigError, match=r"^training T=11 needs at least 0 GiB for x; the cpu has 0 GiB: not even "
-                                          r"T=11 fits$"):
-        runtime.check_steps_fit(100, 11, cpu, "x", "training ")
-    runtime.check_parameters_fit(250, cpu, "model m")
-    with pytest.raises(ConfigError, match=r"^model m has 251 parameters, 0 GiB in float32; the cpu has 0 GiB: lower "
-                                          r"model.width$"):
-        runtime.check_parameters_fit(251, cpu, "model m")
+    runtime.check_steps_fit(GiB // 8, 8, cpu, "x")  # exactly the memory: fits
+    with pytest.raises(ConfigError, match=r"^training T=11 needs at least 1.4 GiB for x; the cpu has 1.0 GiB: not "
+                                          r"even T=9 fits$"):
+        runtime.check_steps_fit(GiB // 8, 11, cpu, "x", "training ")
+    runtime.check_parameters_fit(GiB // 4, cpu, "model m")
+    with pytest.raises(ConfigError, match=r"^model m has 375,809,638 parameters, 1.4 GiB in float32; the cpu has "
+                                          r"1.0 GiB: lower model.width$"):
+        runtime.check_parameters_fit(7 * GiB // 20, cpu, "model m")
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -122,7 +125,7 @@ def test_the_evaluation_memory_bound_takes_eval_timesteps_and_the_eval_batch(mon
     monkeypatch.setattr(runtime, "device_memory_bytes", lambda device: 100_000)
     cpu = torch.device("cpu")
     config = load_config(None, ["method.name=stbp", "method.timesteps=1", "method.eval_timesteps=2"])
-    with pytest.raises(ConfigError, match=r"^inference T=2 needs at least 0 GiB for one evaluation batch's \[T, B, "
+    with pytest.raises(ConfigError, match=r"^inference T=2 needs at least 0.0 GiB for one evaluation batch's \[T, B, "
                                           r"\.\.\.\] input \(256 samples of shape \[1, 8, 8\]\)"):
         check_training_steps_fit(config, (1, 8, 8), cpu)
     check_training_steps_fit(config, (1, 8, 8), cpu, world_size=2)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.memory import physical_memory
+from deepspike.core.memory import check_fits_memory, physical_memory
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,19 +51,18 @@ def check_steps_fit(per_step: int, timesteps: int, device: torch.device, what: s
     """A one-line ``ConfigError`` when ``timesteps`` steps of ``per_step`` bytes (``what``, the tensor they make,
     for the message; ``which``: "inference ", "training ") alone exceed ``device``'s memory: the bound comes from
     memory, not from a fixed T (none where the memory is not known)."""
-    need, have = timesteps * per_step, device_memory_bytes(device)
-    if have and need > have:
-        raise ConfigError(f"{which}T={timesteps} needs at least {need / 2**30:,.0f} GiB for {what}; the {device.type} "
-                          f"has {have / 2**30:,.0f} GiB: not even T={have // per_step + 1:,} fits")
+    have = device_memory_bytes(device)
+    check_fits_memory(timesteps * per_step, have, lambda need, total: (
+        f"{which}T={timesteps} needs at least {need} GiB for {what}; the {device.type} has {total} GiB: not even "
+        f"T={have // per_step + 1:,} fits"))
 
 
 def check_parameters_fit(parameters: int, device: torch.device, what: str) -> None:
     """A one-line ``ConfigError`` when ``parameters`` float32 weights (``what``: the model, for the message) alone
     exceed ``device``'s memory (when known), before anything is allocated."""
-    need, have = 4 * parameters, device_memory_bytes(device)
-    if have and need > have:
-        raise ConfigError(f"{what} has {parameters:,} parameters, {need / 2**30:,.0f} GiB in float32; the "
-                          f"{device.type} has {have / 2**30:,.0f} GiB: lower model.width")
+    check_fits_memory(4 * parameters, device_memory_bytes(device), lambda need, have: (
+        f"{what} has {parameters:,} parameters, {need} GiB in float32; the {device.type} has {have} GiB: lower "
+        f"model.width"))
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
