@@ -125,6 +125,26 @@ def test_numba_equals_torch_conv(kernel, stride, padding):
     torch.testing.assert_close(a, n, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kernel", ["exp", "relpsp"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_numba_equals_torch_conv_with_tie_groups(kernel, dtype, stride):
+    """Times on 4 levels: tie groups of about 40 inputs whose receptive fields overlap, one of them with the bias at
+    0 (the numba sweep checks a group member only at the positions no earlier member of the group reached)."""
+    g = torch.Generator().manual_seed(2)
+    t = (torch.rand(4, 3, 8, 9, generator=g, dtype=dtype) * 4).floor() * 0.5
+    t[t > 1.4] = INF
+    w = torch.randn(6, 3, 3, 3, generator=g, dtype=dtype) * 0.4 + 0.1
+    bias = torch.randn(6, generator=g, dtype=dtype) * 0.5
+    a = spike_times_conv2d(t, w, bias, stride, 1, kernel=kernel, backend="torch")
+    n = spike_times_conv2d(t, w, bias, stride, 1, kernel=kernel, backend="numba")
+    assert 0.2 < torch.isfinite(a).double().mean() < 1.0
+    assert torch.equal(torch.isfinite(a), torch.isfinite(n))
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(a, n, rtol=tol, atol=tol)
+
+
 def test_conv_padding_is_no_spike():
     # 1x1 input, 3x3 kernel, padding 1: only the centre tap sees a spike; zero padding must NOT act as
     # spikes at t = 0 (those would fire the neuron at ln(9*1/(9-1)) with all-ones weights).

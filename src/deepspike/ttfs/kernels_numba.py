@@ -10,7 +10,7 @@ kernel, the z domain of zhou2021 relative to a moving reference ``ref``) or ``x 
 input arrives at time ``t_g``, every output it reaches first checks whether its membrane reached theta by
 ``t_g`` (``a x_g - s >= theta x_g`` resp. ``a x_g - s >= theta``: the end of its inter-input interval); if so
 it fires at ``ref + tau log(s/(a - theta))`` resp. ``ref + (theta + s)/a`` (kept strictly after the time of its
-last input, which each output records: ``_after_last``) and is frozen (``a = -inf``). Then
+last input, which each output position records: ``_after_last``) and is frozen (``a = -inf``). Then
 the inputs are added. After the last input, ``a > theta`` (exp) / ``a > 0`` (relpsp) means a spike after it.
 ``ref`` moves forward whenever ``x`` would exceed e^30, so the
 exp kernel never overflows. The inner loops run over the contiguous output-channel axis.
@@ -20,7 +20,7 @@ sample it forms the output coefficients ``c = dL/dt_out / D`` and their separabl
 input and every output it reaches, masks ``t_i < t_out`` and accumulates the dense formulas of
 ``deepspike.ttfs.gradients`` in a separable form (``e_i = z_i / Z_out``).
 
-Peak temporary memory: the sort order (B*C*H*W ints) and, per thread, 3 * O*H'*W' floats (forward); per
+Peak temporary memory: the sort order (B*C*H*W ints) and, per thread, 2 * O*H'*W' + H'*W' floats (forward); per
 thread a weight-sized gradient buffer and 2 * O*H'*W' floats (backward). Nothing of size
 B x O x positions x fan_in exists.
 """
@@ -72,88 +72,114 @@ def _after_last(t, last, tg, pinf):
 
 
 @njit(inline="always", **_FLAGS)
-def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode):
-    """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` with
-    weights ``w[j0 .. j0+length]``: every slot whose membrane reached theta by ``tg``
-    (``a x - s >= thx``) fires and is frozen (``a = -inf``, stays -inf), its time kept after the time ``lt`` of its
-    last input (``_after_last``), then all add the input (and ``lt = tg`` if ``track``). Returns #fired.
+def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode):
+    """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` (whole output
+    positions ``i0 // n_o ..``: an input reaches every channel of a position) with weights ``w[j0 .. j0+length]``:
+    every slot whose membrane reached theta by ``tg`` (``a x - s >= thx``) fires and is frozen (``a = -inf``, stays
+    -inf), its time kept after the time ``lt`` of its position's last input (``_after_last``), then all add the input
+    (and ``lt = tg`` if ``track``). Returns #fired.
     ``mode`` 0 does both, 1 only the check, 2 only the add: a tie group is checked whole before any member is added
     (``V(tg)`` does not change when an input at ``tg`` is added, but its rounded value ``a x - s`` can, and a slot
-    then fired partway through the group, with a slope of part of it).
+    then fired partway through the group, with a slope of part of it). ``mode`` 3 (a group member with ``track``)
+    does both in one pass, checking only the positions no earlier member reached (``lt != tg``): the same decisions,
+    from the same sums, as checking the whole group first.
     """
     aa = a[i0 : i0 + length]  # slices: range-indexed loops over them vectorise
     ss = s[i0 : i0 + length]
-    ll = lt[i0 : i0 + length]
     ww = w[j0 : j0 + length]
+    ll = lt[i0 // n_o : (i0 + length) // n_o]  # the run's positions
     cnt = 0
     if mode != 2:
-        cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, x, thx, tg, ref, is_exp, theta,
-                    tau, pinf)
+        cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, n_o, x, thx, tg, ref, is_exp,
+                    theta, tau, pinf, mode == 3)
     if mode == 1:
         return cnt
+    for k in range(length):  # vectorised add
+        aa[k] += ww[k]
+        ss[k] += ww[k] * x
     if track:
-        for k in range(length):  # vectorised add
-            aa[k] += ww[k]
-            ss[k] += ww[k] * x
-            ll[k] = tg
-    else:
-        for k in range(length):
-            aa[k] += ww[k]
-            ss[k] += ww[k] * x
+        for p in range(ll.shape[0]):
+            ll[p] = tg
     return cnt
 
 
 @njit(inline="always", **_FLAGS)
-def _fire(aa, ss, ll, tt, dd, length, x, thx, tg, ref, is_exp, theta, tau, pinf):
-    """The check of ``_fire_add`` on its slices (``tt, dd``: the slots' times and slopes). Returns #fired."""
+def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh):
+    """The check of ``_fire_add`` on its slices (``tt, dd``: the slots' times and slopes; ``ll``: the positions' last
+    input times; ``fresh``: only positions whose last input is not at ``tg``). Returns #fired."""
     cnt = 0
-    for k in range(length):  # vectorised count; firing is rare
-        if aa[k] * x - ss[k] >= thx:
-            cnt += 1
+    if fresh:
+        for p in range(ll.shape[0]):
+            if ll[p] != tg:
+                for k in range(p * n_o, p * n_o + n_o):
+                    if aa[k] * x - ss[k] >= thx:
+                        cnt += 1
+    else:
+        for k in range(length):  # vectorised count; firing is rare
+            if aa[k] * x - ss[k] >= thx:
+                cnt += 1
     if cnt > 0:
-        if is_exp:
-            for k in range(length):
-                ak = aa[k]
-                sk = ss[k]
-                if ak * x - sk >= thx:
-                    tt[k] = _exp_fire_time(ak, sk, ref, tg, theta, tau)
-                    tt[k] = _after_last(tt[k], ll[k], tg, pinf)
-                    dd[k] = ak - theta
-                    aa[k] = -np.inf
-        else:  # branch-free, so it vectorises: in small layers several outputs of a run fire at one input
-            n_behind = 0
-            for k in range(length):
-                ak = aa[k]
-                sk = ss[k]
-                fire = ak * x - sk >= thx
-                tt[k] = min(ref + (theta + sk) / ak, tg) if fire else tt[k]
-                behind = fire and tt[k] <= ll[k]  # its time, rounded to the dtype, not after its last input: rare
-                n_behind += 1 if behind else 0
-                dd[k] = ak if fire else dd[k]
-                aa[k] = (np.nan if behind else -np.inf) if fire else ak  # NaN: for the loop below
-            if n_behind > 0:
-                for k in range(length):
-                    if aa[k] != aa[k]:
-                        tt[k] = _after_last(tt[k], ll[k], tg, pinf)
-                        aa[k] = -np.inf
+        for p in range(ll.shape[0]):
+            if fresh and ll[p] == tg:
+                continue
+            if is_exp:
+                _fire_exp(aa, ss, tt, dd, p * n_o, n_o, ll[p], x, thx, tg, ref, theta, tau, pinf)
+            else:
+                _fire_relpsp(aa, ss, tt, dd, p * n_o, n_o, ll[p], x, thx, tg, ref, theta, pinf)
     return cnt
 
 
 @njit(inline="always", **_FLAGS)
-def _fire_by(a, s, lt, t_o, sl, f, ref, tg, theta, tau, pinf):
+def _fire_exp(aa, ss, tt, dd, k0, n_o, last, x, thx, tg, ref, theta, tau, pinf):
+    """exp kernel: the slots ``k0 .. k0+n_o`` (one position, last input at ``last``) whose membrane reached theta
+    by ``tg`` fire (``_fire``)."""
+    for k in range(k0, k0 + n_o):
+        ak = aa[k]
+        sk = ss[k]
+        if ak * x - sk >= thx:
+            tt[k] = _exp_fire_time(ak, sk, ref, tg, theta, tau)
+            tt[k] = _after_last(tt[k], last, tg, pinf)
+            dd[k] = ak - theta
+            aa[k] = -np.inf
+
+
+@njit(inline="always", **_FLAGS)
+def _fire_relpsp(aa, ss, tt, dd, k0, n_o, last, x, thx, tg, ref, theta, pinf):
+    """relpsp kernel: as ``_fire_exp``, branch-free so it vectorises (in small layers several outputs of a position
+    fire at one input)."""
+    n_behind = 0
+    for k in range(k0, k0 + n_o):
+        ak = aa[k]
+        sk = ss[k]
+        fire = ak * x - sk >= thx
+        tt[k] = min(ref + (theta + sk) / ak, tg) if fire else tt[k]
+        behind = fire and tt[k] <= last  # its time, rounded to the dtype, not after its last input: rare
+        n_behind += 1 if behind else 0
+        dd[k] = ak if fire else dd[k]
+        aa[k] = (np.nan if behind else -np.inf) if fire else ak  # NaN: for the loop below
+    if n_behind > 0:
+        for k in range(k0, k0 + n_o):
+            if aa[k] != aa[k]:
+                tt[k] = _after_last(tt[k], last, tg, pinf)
+                aa[k] = -np.inf
+
+
+@njit(inline="always", **_FLAGS)
+def _fire_by(a, s, lt, t_o, sl, n_o, f, ref, tg, theta, tau, pinf):
     """exp kernel, before the reference moves from ``ref`` to ``tg`` (``s`` is then scaled by
     ``f = exp(-(tg - ref)/tau)``, which can underflow to 0): every slot whose membrane reached theta by ``tg``,
     ``V(tg) = a - s f >= theta``, fires now, at ``ref + tau log(s/(a - theta))`` (clamped to ``tg``), as the
     check at its next input would have found with ``s`` intact. Checked at every slot: the ones no input reached
     since their crossing too. (``a > theta or s <= 0``: with ``s > 0`` and ``a <= theta`` V stays below theta, even
-    where ``s f`` underflows.) Times kept after the slot's last input ``lt`` (``_after_last``). Returns #fired."""
+    where ``s f`` underflows.) Times kept after the last input ``lt`` of the slot's position (``_after_last``).
+    Returns #fired."""
     cnt = 0
     for i in range(a.shape[0]):
         ai = a[i]
         si = s[i]
         if ai > -np.inf and ai - theta >= si * f and (ai > theta or si <= 0.0):  # a = -inf: fired already
             t_o[i] = _exp_fire_time(ai, si, ref, tg, theta, tau)
-            t_o[i] = _after_last(t_o[i], lt[i], tg, pinf)
+            t_o[i] = _after_last(t_o[i], lt[i // n_o], tg, pinf)
             sl[i] = ai - theta
             a[i] = -np.inf
             cnt += 1
@@ -181,14 +207,14 @@ def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
             kr1 = min(kw, n_wo - base)
             if kr1 > kr0:
                 cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
-                                 (kr1 - kr0) * n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
+                                 (kr1 - kr0) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
         else:
             for kx in range(kw):
                 nx = ix + pw - kx
                 if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
                     continue
                 cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r, (row0 + kw - 1 - kx) * n_o,
-                                 n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
+                                 n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
     return cnt
 
 
@@ -207,8 +233,8 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
     for b in prange(n_b):
         buf = np.empty(1, dtype=t_in.dtype)
         pinf = _cast(buf, np.inf)
-        track = buf.itemsize == 4  # float32: lt records each slot's last input time (float64: rounding onto it
-        # needs an error ~2^-29 times as rare as float32's, about 1 in 10^5 spikes; lt stays -inf, 15-35% faster)
+        track = buf.itemsize == 4  # float32: lt records each position's last input time (float64: rounding onto
+        # it needs an error ~2^-29 times as rare as float32's, about 1 in 10^5 spikes; lt stays -inf)
         flat = t_in[b]  # [H*W*C]
         order = order_in[b]
         n_fin = 0
@@ -221,7 +247,7 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
             continue
         a = np.zeros(n_pos * n_o, dtype=t_in.dtype)
         s = np.zeros(n_pos * n_o, dtype=t_in.dtype)
-        lt = np.full(n_pos * n_o, -np.inf, dtype=t_in.dtype)  # time of each slot's last input
+        lt = np.full(n_pos, -np.inf, dtype=t_in.dtype)  # time of each output position's last input
         t_o = t_out[b]
         sl = slope[b]
         remaining = n_pos * n_o
@@ -241,7 +267,7 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
             if is_exp:
                 if (tg - ref) / tau > RESCALE_AT:
                     f = _cast(buf, math.exp(-(tg - ref) / tau))
-                    remaining -= _fire_by(a, s, lt, t_o, sl, f, ref, tg, theta, tau, pinf)
+                    remaining -= _fire_by(a, s, lt, t_o, sl, n_o, f, ref, tg, theta, tau, pinf)
                     s *= f
                     ref = tg
                 x = _cast(buf, math.exp((tg - ref) / tau))
@@ -250,11 +276,12 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 x = _cast(buf, tg - ref)
                 thx = _cast(buf, theta)
             single = j_end - j + (1 if with_bias else 0) == 1
-            for phase in range(1 if single else 2):  # a group: every member checked (1), then every one added (2)
-                mode = 0 if single else phase + 1
+            # a group: every member checked (1), then every one added (2); with track in one pass (3)
+            for phase in range(1 if single or track else 2):
+                mode = 0 if single else (3 if track else phase + 1)
                 if with_bias:
                     for pos in range(n_pos):
-                        remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, x, thx, tg, ref,
+                        remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, n_o, x, thx, tg, ref,
                                                is_exp, theta, tau, pinf, track, mode)
                 for jj in range(j, j_end):
                     remaining -= _input_fire_add(order[jj], wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
@@ -270,11 +297,11 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 ratio = s[i] / (ai - theta)
                 if ratio > 0.0 and ratio < np.inf:
                     t_o[i] = ref + tau * math.log(ratio)
-                    t_o[i] = _after_last(t_o[i], lt[i], pinf, pinf)
+                    t_o[i] = _after_last(t_o[i], lt[i // n_o], pinf, pinf)
                     sl[i] = ai - theta
             elif (not is_exp) and ai > 0.0:
                 t_o[i] = ref + (theta + s[i]) / ai
-                t_o[i] = _after_last(t_o[i], lt[i], pinf, pinf)
+                t_o[i] = _after_last(t_o[i], lt[i // n_o], pinf, pinf)
                 sl[i] = ai
 
 
