@@ -91,7 +91,7 @@ def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, n_o, x, thx, tg, ref, is_exp
     cnt = 0
     if mode != 2:
         cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, n_o, x, thx, tg, ref, is_exp,
-                    theta, tau, pinf, mode == 3)
+                    theta, tau, pinf, mode == 3, track)
     if mode == 1:
         return cnt
     for k in range(length):  # vectorised add
@@ -104,9 +104,10 @@ def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, n_o, x, thx, tg, ref, is_exp
 
 
 @njit(inline="always", **_FLAGS)
-def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh):
+def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh, track):
     """The check of ``_fire_add`` on its slices (``tt, dd``: the slots' times and slopes; ``ll``: the positions' last
-    input times; ``fresh``: only positions whose last input is not at ``tg``). Returns #fired."""
+    input times; ``fresh``: only positions whose last input is not at ``tg``; ``track``: whether ``ll`` is kept).
+    Returns #fired."""
     cnt = 0
     if fresh:
         for p in range(ll.shape[0]):
@@ -118,7 +119,12 @@ def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, 
         for k in range(length):  # vectorised count; firing is rare
             if aa[k] * x - ss[k] >= thx:
                 cnt += 1
-    if cnt > 0:
+    if cnt > 0 and not track:  # no last-input times (all -inf): the run as one loop
+        if is_exp:
+            _fire_exp(aa, ss, tt, dd, 0, length, -pinf, x, thx, tg, ref, theta, tau, pinf)
+        else:
+            _fire_relpsp(aa, ss, tt, dd, 0, length, -pinf, x, thx, tg, ref, theta, pinf)
+    elif cnt > 0:
         for p in range(ll.shape[0]):
             if fresh and ll[p] == tg:
                 continue
@@ -131,8 +137,8 @@ def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, 
 
 @njit(inline="always", **_FLAGS)
 def _fire_exp(aa, ss, tt, dd, k0, n_o, last, x, thx, tg, ref, theta, tau, pinf):
-    """exp kernel: the slots ``k0 .. k0+n_o`` (one position, last input at ``last``) whose membrane reached theta
-    by ``tg`` fire (``_fire``)."""
+    """exp kernel: the slots ``k0 .. k0+n_o`` (one position, last input at ``last``; or a run of them with
+    ``last = -inf``) whose membrane reached theta by ``tg`` fire (``_fire``)."""
     for k in range(k0, k0 + n_o):
         ak = aa[k]
         sk = ss[k]
