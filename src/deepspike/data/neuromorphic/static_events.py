@@ -17,7 +17,14 @@ from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_samples, check_threshold, emulate_frames
 from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
-from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_cached, sample_bytes
+from deepspike.data.neuromorphic.loading import (
+    FrameOptions,
+    as_dataset,
+    event_splits,
+    held_bytes,
+    load_cached,
+    sample_bytes,
+)
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
 
@@ -67,7 +74,8 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     check_stride(stride, sensor)
     height, width = (size // stride for size in sensor)
     size, what = sample_bytes(options, height, width)
-    check_frame_memory(len(static.train) + len(static.test), size, name, what=what)  # both splits held
+    sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
+    check_frame_memory(len(static.train) + len(static.test), size, name, sources, what, "source images")  # all held
     check_emulation_memory(len(static.train), timesteps * substeps, sensor, name)
     parts = []
     for split in (static.train, static.test):
