@@ -203,32 +203,69 @@ def _held_rows(n: int, held: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nonzero(mask).flatten(), held
 
 
-@pytest.mark.parametrize("case", ["random", "none held", "all held", "held first", "held last", "labels"])
-def test_partition_rows_copies_one_row_at_a_time(case, monkeypatch):
+@pytest.mark.parametrize("path", ["cycles", "buffered"])
+@pytest.mark.parametrize("case", ["random", "none held", "all held", "held first", "held last", "labels", "bool"])
+def test_partition_rows_holds_a_bounded_copy(case, path, monkeypatch):
     """partition_rows copied every row of ``second`` (a held-out test split: 0.1 of the frames) beside ``x``, which no
     memory check counted, and moved the others 1024 rows at a time; here 100 of 300 rows of 8 values in one copy.
-    Now no copy holds more than one row, and the rows are those of the two copies, in place."""
+    The cycle walk (rows over PARTITION_ROW_BYTES) holds no more than one row; the buffered path (here a buffer of
+    100 rows and chunks of 7) no more than the rows ``second`` if they fit it, and one chunk; all held (300 rows,
+    more than the buffer) takes the cycle walk. The rows are those of the two copies, in place."""
     g = torch.Generator().manual_seed(1)
     held = {"none held": torch.zeros(0, dtype=torch.int64), "all held": torch.arange(300),
             "held first": torch.arange(100), "held last": torch.arange(200, 300)}.get(case)
     held = torch.randperm(300, generator=g)[:100].sort().values if held is None else held
     first, second = _held_rows(300, held)
     x = torch.randint(0, 255, (300,) if case == "labels" else (300, 2, 4), generator=g, dtype=torch.int64)
-    expected, pointer, row = torch.cat([x[first], x[second]]), x.data_ptr(), x[0].numel()
+    x = x > 127 if case == "bool" else x
+    expected, pointer, row = torch.cat([x[first], x[second]]), x.data_ptr(), x[0].nbytes
+    buffered = path == "buffered" and case != "all held"
+    monkeypatch.setattr(splits_module, "PARTITION_ROW_BYTES", row if path == "buffered" else row - 1)
+    monkeypatch.setattr(splits_module, "PARTITION_BUFFER_BYTES", 100 * row)
+    monkeypatch.setattr(splits_module, "PARTITION_CHUNK_BYTES", 7 * row)
     copies = []
-    original = torch.Tensor.__getitem__
+    getitem, index_select, new_empty = torch.Tensor.__getitem__, torch.index_select, torch.Tensor.new_empty
 
     def spy(self, index):
-        out = original(self, index)
+        out = getitem(self, index)
         if out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr() and self is x:
-            copies.append(out.numel())
+            copies.append(out.nbytes)
+        return out
+
+    def spy_select(*args, **kwargs):
+        out = index_select(*args, **kwargs)
+        copies.append(0 if "out" in kwargs else out.nbytes)
+        return out
+
+    def spy_empty(self, *args, **kwargs):
+        out = new_empty(self, *args, **kwargs)
+        copies.append(out.nbytes)
         return out
 
     monkeypatch.setattr(torch.Tensor, "__getitem__", spy)
+    monkeypatch.setattr(torch, "index_select", spy_select)
+    monkeypatch.setattr(torch.Tensor, "new_empty", spy_empty)
     n = partition_rows(x, first, second)
     monkeypatch.undo()
     assert n == len(first) and torch.equal(x, expected) and x.data_ptr() == pointer
-    assert max(copies, default=0) <= row
+    assert max(copies, default=0) <= (max(7, len(second)) * row if buffered else row)
+
+
+def test_partition_rows_moves_small_rows_without_a_python_step_each(monkeypatch):
+    """The cycle walk took one Python step a row: 60,000 labels (0.1 held) took 144 ms against 1 ms for a gather, and
+    60000 frames of 2 x 34 x 34 uint8 181 ms against 121 for the copies. Small rows now move through a buffer, a few
+    vectorized copies (process_time, one thread, best of 5: under 1 ms and 36 ms), in the order of the copies."""
+    labels = torch.randint(0, 10, (60000,), generator=torch.Generator().manual_seed(0))
+    keep, held = split_indices(labels, 0.1, 0)
+    x, expected = labels.clone(), torch.cat([labels[keep], labels[held]])
+    writes = []
+    setitem = torch.Tensor.__setitem__
+    monkeypatch.setattr(torch.Tensor, "__setitem__", lambda self, index, value: writes.append(1) or setitem(
+        self, index, value))
+    assert partition_rows(x, keep, held) == len(keep)
+    monkeypatch.undo()
+    assert torch.equal(x, expected) and len(writes) <= 2
+    assert partition_rows(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)) == 0
 
 
 def test_axis_stats_converts_at_most_a_bounded_number_of_values_at_a_time(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,19 +95,48 @@ def split_indices(labels: torch.Tensor, fraction: float, seed: int,
     return torch.nonzero(mask).flatten(), held_idx
 
 
+PARTITION_BUFFER_BYTES = 64 * 2**20  # the most bytes of rows ``second`` partition_rows copies out (its fast path)
+PARTITION_CHUNK_BYTES = 2**20  # the rows ``first`` it gathers at a time there (one buffer, reused)
+PARTITION_ROW_BYTES = 2**14  # larger rows take the cycle walk: one copy a row, its Python step small beside it
+
+
 def partition_rows(x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> int:
     """Reorder the rows (dim 0) of ``x`` in place: the old rows ``first``, then the old rows ``second``, each in
     ascending order (``first``, ``second``: disjoint, ascending int64 indices that cover ``range(N)``, as
-    :func:`split_indices` gives them); returns ``len(first)``. Extra memory: one row (taking both parts as copies held
-    twice the rows beside ``x``; a copy of the rows ``second``, a held-out test split's 0.1 of the frames, was
-    still held beside them, which no memory check counted).
+    :func:`split_indices` gives them); returns ``len(first)``. The new row ``j`` is the old row ``src[j]``
+    (``src = first ++ second``); the rows before ``second[0]`` stay where they are.
 
-    The new row ``j`` is the old row ``src[j]`` (``src = first ++ second``): the permutation is applied cycle by
-    cycle, each cycle's first row saved and every other row copied once onto the place it leaves (N row copies
-    at most, one Python step each)."""
-    src = torch.cat((first, second)).tolist()
+    Rows of at most :data:`PARTITION_ROW_BYTES` whose rows ``second`` take at most :data:`PARTITION_BUFFER_BYTES`:
+    the rows ``second`` are copied out, the rows ``first`` gathered down through one reused buffer of
+    :data:`PARTITION_CHUNK_BYTES` (``first[j] >= j``: a chunk reads only rows not yet written), and the copy written
+    after them. Otherwise the permutation is applied cycle by cycle (:func:`_partition_cycles`: one row held, one
+    Python step a row, which is what small rows pay for: 60,000 labels took 144 ms that way, now under 1 ms; large
+    rows move once, not twice). Extra memory: at most ``PARTITION_BUFFER_BYTES + PARTITION_CHUNK_BYTES`` (taking
+    both parts as copies held twice the rows beside ``x``, which no memory check counted)."""
+    row = math.prod(x.shape[1:]) * x.element_size()
+    if len(second) == 0:
+        return len(first)
+    if row > PARTITION_ROW_BYTES or len(second) * row > PARTITION_BUFFER_BYTES:
+        _partition_cycles(x, torch.cat((first, second)).tolist(), int(second[0]))
+        return len(first)
+    n, begin = len(first), int(second[0])
+    held = torch.index_select(x, 0, second)  # [len(second), ...]
+    step = max(1, min(n - begin, PARTITION_CHUNK_BYTES // max(1, row)))
+    buffer = x.new_empty((step, *x.shape[1:]))  # [step, ...] reused: a fresh gather was 3-6x slower
+    for start in range(begin, n, step):
+        part = buffer[:min(step, n - start)]
+        torch.index_select(x, 0, first[start:start + step], out=part)  # rows >= start: none written yet
+        x[start:start + len(part)].copy_(part)
+    x[n:] = held
+    return n
+
+
+def _partition_cycles(x: torch.Tensor, src: list[int], begin: int) -> None:
+    """``x[j] = old x[src[j]]`` in place, cycle by cycle from row ``begin`` (the rows before it stay): each cycle's
+    first row saved and every other row copied once onto the place it leaves (one row held beside ``x``)."""
     done = bytearray(len(src))
-    for start, k in enumerate(src):
+    for start in range(begin, len(src)):
+        k = src[start]
         if done[start] or k == start:
             continue
         saved = x[start].clone()  # [...] the one row held
@@ -117,7 +147,6 @@ def partition_rows(x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -
             j, k = k, src[k]
         x[j] = saved
         done[j] = 1
-    return len(first)
 
 
 def split_in_place(dataset, keep: torch.Tensor, held: torch.Tensor):
