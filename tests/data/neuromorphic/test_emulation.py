@@ -82,6 +82,22 @@ def test_counts_to_frames_makes_no_copy_of_the_counts(stride, binary, monkeypatc
     assert max(largest, default=0) <= 3 * 2 * 2 * 5 * 6 * 4  # at most the int32 frames, not the counts (4x them)
 
 
+def test_emulate_frames_fills_one_tensor_instead_of_joining_copies(monkeypatch):
+    """The frames of each chunk were kept in a list and joined by torch.cat: the split's frames twice at the end
+    (60,000 random 28 x 28 images, timesteps 8, substeps 1: peak RSS growth 2,503 MiB for 1,058 MiB of frames; now
+    1,567, the same frames). Now each chunk is written into the one output tensor; the frames equal those emulated
+    in one chunk, and no images give [0, T, 2, H', W'] (torch.cat of no chunks raised)."""
+    images = torch.rand(5, 6, 6, generator=torch.Generator().manual_seed(4))
+    whole = emulate_frames(images, timesteps=3, substeps=2, pad=2, stride=2, chunk=5)
+    joined = []
+    cat = torch.cat
+    monkeypatch.setattr(torch, "cat", lambda *a, **k: joined.append(1) or cat(*a, **k))
+    chunked = emulate_frames(images, timesteps=3, substeps=2, pad=2, stride=2, chunk=2)
+    monkeypatch.undo()
+    assert chunked.shape == (5, 3, 2, 5, 5) and torch.equal(chunked, whole) and not joined
+    assert emulate_frames(images[:0], timesteps=3, substeps=2, pad=2, stride=2).shape == (0, 3, 2, 5, 5)
+
+
 def test_digits_events_data_set_and_cache(tmp_path):
     s = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, val_fraction=0.1)
     assert s.input_shape == (2, 14, 14) and s.train.x.shape[1:] == (2, 2, 14, 14) and s.val is not None

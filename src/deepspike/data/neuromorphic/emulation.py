@@ -143,11 +143,13 @@ def emulate_frames(images: torch.Tensor, timesteps: int = 8, substeps: int = 4, 
     if substeps < 1:
         raise ConfigError(f"emulation substeps must be >= 1, got {substeps}")
     check_samples(timesteps, substeps)
-    parts = []
-    for start in range(0, len(images), chunk):
+    frames = None  # one tensor filled chunk by chunk: a list of chunks joined by torch.cat held the frames twice
+    for start in range(0, max(1, len(images)), chunk):  # one chunk, empty, for no images
         on, off = change_events(images[start:start + chunk], timesteps * substeps, threshold, pad, amplitude, eps)
-        parts.append(counts_to_frames(on, off, timesteps, stride, binary))
-    return torch.cat(parts)
+        part = counts_to_frames(on, off, timesteps, stride, binary)  # [<= chunk, T, 2, H', W']
+        frames = part.new_empty((len(images), *part.shape[1:])) if frames is None else frames
+        frames[start:start + len(part)] = part
+    return frames
 
 
 def emulate_events(image: torch.Tensor, samples: int = 32, threshold: float = 0.2, pad: int = 3,
