@@ -143,6 +143,23 @@ def test_event_counts_larger_than_the_machine_are_refused_before_they_are_alloca
         load_dataset("digits_events", data_dir=tmp_path, timesteps=1000, substeps=1024, cache=False)
 
 
+def test_the_event_counts_are_counted_beside_the_frames_and_source_images(tmp_path, monkeypatch):
+    """The counts check saw the ON and OFF counts of one chunk alone, though the frames of both splits, the source
+    images and the chunk's int32 frames are held beside them: digits (timesteps 8, substeps 4, a 14 x 14 sensor) has
+    1,437 x 196 pixels x 32 samples x 4 = 36,051,456 bytes of counts, 18,025,728 of int32 frames, 5,635,392 of
+    frames and 474,408 of source images and labels: 60,186,984 in all. A machine of 60,186,983 bytes passed."""
+    from deepspike.data.neuromorphic import frames, static_events
+
+    monkeypatch.setattr(frames, "physical_memory", lambda: 60_186_983)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 60_186_983)
+    with pytest.raises(ConfigError, match=r"^digits_events: emulating 32 position samples \(timesteps x substeps\) on "
+                                          r"a 14 x 14 sensor needs 0.0 GiB of event counts beside 0.0 GiB of frames "
+                                          r"and source images, 0.1 GiB in all, more than this machine's 0.1 GiB"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4, cache=False)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 60_186_984)
+    assert len(load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4, cache=False).test) == 360
+
+
 def test_a_stride_larger_than_the_emulated_sensor_is_refused(tmp_path):
     """digits with pad 3 make a 14 x 14 sensor: stride 15 gave frames [N, T, 2, 0, 0] without a word; 14 is 1 x 1."""
     with pytest.raises(ConfigError, match=r"stride=15 is larger than the 14 x 14 sensor \(frames of 0 pixels\); "

@@ -12,7 +12,7 @@ import hashlib
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.memory import check_fits_memory, physical_memory
+from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_samples, check_threshold, emulate_frames
@@ -49,16 +49,20 @@ def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float)
         raise ConfigError(f"emulation: amplitude must be a finite number >= 0, got {amplitude!r}")
 
 
-def check_emulation_memory(images: int, samples: int, sensor: tuple[int, int], name: str) -> None:
+def check_emulation_memory(images: int, samples: int, sensor: tuple[int, int], name: str, timesteps: int = 0,
+                           held: int = 0) -> None:
     """A one-line :class:`ConfigError` when the ON and OFF counts of one chunk of the emulation (int16 ``[min(images,
-    EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor) would take
-    more than this machine's memory: ``check_frame_memory`` sees only the frames, and ``timesteps=1000,
-    substeps=1024`` asked torch for 577 GB of counts (a RuntimeError traceback)."""
-    need = min(images, EMULATION_CHUNK) * samples * sensor[0] * sensor[1] * 4
-    check_fits_memory(need, physical_memory(), lambda need, have: (
+    EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor), its int32
+    frames ``[chunk, timesteps, 2, H, W]`` and the ``held`` bytes beside them (the frames of both splits and the
+    source images) would take more than this machine's memory: ``check_frame_memory`` sees only the frames, and
+    ``timesteps=1000, substeps=1024`` asked torch for 577 GB of counts (a RuntimeError traceback)."""
+    pixels = min(images, EMULATION_CHUNK) * sensor[0] * sensor[1]
+    counts = pixels * samples * 4
+    beside = held + pixels * timesteps * 2 * 4
+    check_fits_memory(counts + beside, physical_memory(), lambda need, have: (
         f"{name}: emulating {samples:,} position samples (timesteps x substeps) on a {sensor[0]} x {sensor[1]} "
-        f"sensor needs {need} GiB of event counts, more than this machine's {have} GiB; take fewer timesteps or "
-        "substeps"))
+        f"sensor needs {counts / GiB:.1f} GiB of event counts beside {beside / GiB:.1f} GiB of frames and source "
+        f"images, {need} GiB in all, more than this machine's {have} GiB; take fewer timesteps or substeps"))
 
 
 def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool, timesteps: int,
@@ -76,7 +80,9 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     size, what = sample_bytes(options, height, width)
     sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
     check_frame_memory(len(static.train) + len(static.test), size, name, sources, what, "source images")  # all held
-    check_emulation_memory(len(static.train), timesteps * substeps, sensor, name)
+    frames = (len(static.train) + len(static.test)) * size
+    check_emulation_memory(max(len(static.train), len(static.test)), timesteps * substeps, sensor, name, timesteps,
+                           sources + frames)
     parts = []
     for split in (static.train, static.test):
         key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
