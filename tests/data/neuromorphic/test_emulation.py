@@ -160,6 +160,19 @@ def test_the_event_counts_are_counted_beside_the_frames_and_source_images(tmp_pa
     assert len(load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4, cache=False).test) == 360
 
 
+def test_cached_event_frames_are_not_refused_for_counts_they_do_not_make(tmp_path, monkeypatch):
+    """The counts check ran before the cache was read: frames emulated once (digits, 36 MB of counts a chunk) were
+    refused on a machine too small for the counts, though a cache hit makes none. Now only an emulation checks."""
+    from deepspike.data.neuromorphic import static_events
+
+    first = load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 30_000_000)  # less than the counts of one chunk
+    with pytest.raises(ConfigError, match=r"^digits_events: emulating 40 position samples"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=5)  # not cached: emulated
+    again = load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4)
+    assert torch.equal(again.train.x, first.train.x) and torch.equal(again.test.x, first.test.x)
+
+
 def test_a_stride_larger_than_the_emulated_sensor_is_refused(tmp_path):
     """digits with pad 3 make a 14 x 14 sensor: stride 15 gave frames [N, T, 2, 0, 0] without a word; 14 is 1 x 1."""
     with pytest.raises(ConfigError, match=r"stride=15 is larger than the 14 x 14 sensor \(frames of 0 pixels\); "

@@ -80,15 +80,15 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     size, what = sample_bytes(options, height, width)
     sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
     check_frame_memory(len(static.train) + len(static.test), size, name, sources, what, "source images")  # all held
-    frames = (len(static.train) + len(static.test)) * size
-    check_emulation_memory(max(len(static.train), len(static.test)), timesteps * substeps, sensor, name, timesteps,
-                           sources + frames)
+    held = sources + (len(static.train) + len(static.test)) * size
     parts = []
     for split in (static.train, static.test):
         key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
                "pad": pad, "amplitude": amplitude, **options.key()}
 
-        def build(split=split):
+        def build(split=split):  # only here are the counts made: a cached entry needs none
+            check_emulation_memory(max(len(static.train), len(static.test)), timesteps * substeps, sensor, name,
+                                   timesteps, held)
             frames = emulate_frames(split.x, timesteps, substeps, threshold, pad, amplitude, stride=stride,
                                     binary=binary)
             return frames.numpy(), split.y.numpy()
