@@ -173,3 +173,31 @@ def test_a_nan_replay_input_is_refused_not_read_as_no_spike():
     x[0].view(-1)[0] = float("nan")
     with pytest.raises(ConfigError, match=r"^ttfs_window replay: x holds NaN, which codes no input spike time$"):
         replay_window_graph(to_nir_window(snn, shape), x)
+
+
+def test_a_partial_flatten_is_written_with_its_own_dims(tmp_path):
+    """Flatten(start_dim=2) then Flatten() on [6, 2, 2] maps: the first node was written as start_dim=0 (the whole
+    sample, [24]), so nir.read refused the file ("18_flatten.output: [[24]] -> 19_flatten.input: [[6 4]]"); now
+    start_dim=1 (NIR counts without the batch), read back and replayed as the closed form."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    flat = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.Flatten))
+    snn.body[flat] = torch.nn.Sequential(torch.nn.Flatten(start_dim=2), torch.nn.Flatten())
+    calibrate_windows(snn, [x])
+    nodes = [n for n in to_nir_window(snn.eval(), shape).nodes.values() if isinstance(n, nir.Flatten)]
+    assert [(n.start_dim, n.end_dim) for n in nodes] == [(1, -1), (0, -1)]
+    _replays_the_closed_form(snn, x, shape, tmp_path)
+
+
+def test_a_partial_flatten_feeding_a_linear_replays_on_its_last_dim():
+    """Flatten(start_dim=2) then Linear(4, 4) on the last dim: the replay flattened every Flatten node to [24] and
+    crashed ("mat1 and mat2 shapes cannot be multiplied (1x24 and 4x4)"); now its potentials are the closed form's."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    flat = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.Flatten))
+    torch.manual_seed(1)
+    snn.body[flat] = torch.nn.Sequential(torch.nn.Flatten(start_dim=2), torch.nn.Linear(4, 4).double(),
+                                         torch.nn.Flatten())
+    calibrate_windows(snn, [x])
+    result, _ = replay_window_graph(to_nir_window(snn.eval(), shape), x)
+    with torch.no_grad():
+        scores = snn(x)
+    torch.testing.assert_close(result.potentials, scores, rtol=1e-5, atol=1e-6 * float(scores.abs().max()))

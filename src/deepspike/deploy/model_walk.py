@@ -36,6 +36,16 @@ def leaf_modules(module: nn.Module) -> list[nn.Module]:
     return [module]
 
 
+def flatten_sample_dims(m: nn.Flatten, rank: int) -> tuple[int, int]:
+    """A torch ``Flatten``'s dims over ``[B, *sample]`` as NIR's over the sample (``rank`` dims, no batch): ``d - 1``
+    for ``d >= 0``, a negative ``d`` (counted from the end) as it is (``from_nir`` reads them back the same); a
+    ``Flatten`` that would merge the batch into the sample is a ``ConfigError``."""
+    if min(d if d >= 0 else d + rank + 1 for d in (m.start_dim, m.end_dim)) < 1:
+        raise ConfigError(f"NIR export: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) would merge the batch "
+                          "into the sample; NIR flattens one sample's dims (start_dim >= 1 in torch's numbering)")
+    return tuple(d - 1 if d >= 0 else d for d in (m.start_dim, m.end_dim))
+
+
 def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
     """A float32 numpy copy of ``t`` (None stays None): what NIR nodes hold."""
     return None if t is None else t.detach().cpu().to(torch.float32).numpy().copy()

@@ -51,7 +51,13 @@ from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
 from deepspike.deploy.deps import check_graph, require_nir
-from deepspike.deploy.model_walk import check_own_forward, leaf_modules, to_numpy, ungrouped_conv_weight
+from deepspike.deploy.model_walk import (
+    check_own_forward,
+    flatten_sample_dims,
+    leaf_modules,
+    to_numpy,
+    ungrouped_conv_weight,
+)
 from deepspike.deploy.neurons import (
     converted_if_node,
     cuba_node,
@@ -608,19 +614,9 @@ def _add_stateless(nir, m: nn.Module, shape: tuple, add, pending: list) -> tuple
         add("avgpool", nir.AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride),
                                      padding=_pair(m.padding)))
     elif isinstance(m, nn.Flatten):
-        start, end = _sample_dims(m, len(shape))
+        start, end = flatten_sample_dims(m, len(shape))
         add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=start, end_dim=end))
     return out
-
-
-def _sample_dims(m: nn.Flatten, rank: int) -> tuple[int, int]:
-    """A torch ``Flatten``'s dims over ``[B, *sample]`` as NIR's over the sample (``rank`` dims, no batch): ``d - 1``
-    for ``d >= 0``, a negative ``d`` (counted from the end) as it is (``from_nir`` reads them back the same); a
-    ``Flatten`` that would merge the batch into the sample is a ``ConfigError``."""
-    if min(d if d >= 0 else d + rank + 1 for d in (m.start_dim, m.end_dim)) < 1:
-        raise ConfigError(f"NIR export: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) would merge the batch "
-                          "into the sample; NIR flattens one sample's dims (start_dim >= 1 in torch's numbering)")
-    return tuple(d - 1 if d >= 0 else d for d in (m.start_dim, m.end_dim))
 
 
 def check_finite(graph) -> None:

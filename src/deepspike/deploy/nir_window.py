@@ -26,7 +26,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.model_walk import to_numpy, ungrouped_conv_weight
+from deepspike.deploy.model_walk import flatten_sample_dims, to_numpy, ungrouped_conv_weight
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
 from deepspike.methods.window_graph import Source, WindowWalk, affine_map, shape_after
@@ -112,7 +112,8 @@ class _NirWalk(WindowWalk):
                                  padding=np.array(_pair(m.padding)))
             return self.add("avgpool", node, [last]), out_shape, 1.0
         if isinstance(m, nn.Flatten):
-            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+            start, end = flatten_sample_dims(m, len(shape))
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=start, end_dim=end)
             return self.add("flatten", node, [last]), out_shape, 1.0
         return last, shape, 1.0  # dropout: the identity at inference
 

@@ -78,7 +78,7 @@ class _Node(nn.Module):
             return F.avg_pool2d(x, tuple(int(v) for v in n.kernel_size), tuple(int(v) for v in n.stride),
                                 tuple(int(v) for v in n.padding), count_include_pad=True)
         if self.kind == "Flatten":
-            return x.reshape(x.shape[0], -1)
+            return x.flatten(*(d + 1 if d >= 0 else d for d in (int(n.start_dim), int(n.end_dim))))
         if self.kind == "Scale":
             return x * _tensor(n.scale)
         if self.kind == "Delay":
