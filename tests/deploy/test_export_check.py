@@ -14,6 +14,8 @@ from deepspike.deploy import conformance, peers
 from deepspike.deploy.families import build
 from deepspike.deploy.peers.known_issues import UNEVEN_NEURONS, known_issue
 from deepspike.methods import create_model
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
+from deepspike.neurons.params import NeuronParams
 
 pytest.importorskip("nir")
 
@@ -185,3 +187,19 @@ def test_a_tool_differing_on_a_quantised_membrane_is_told_why(monkeypatch):
         model=create_model("mlp", method="stbp", num_classes=4, input_shape=(6,), timesteps=4,
                            model_args={"hidden": [5]}).eval(), arch=parts.arch), None))
     assert "known_issue" not in conformance.check_run("run", steps=5)["tools"]["snntorch"]  # a float membrane
+
+
+def test_imported_neurons_with_uneven_constants_are_uneven_too():
+    """A from_nir layer with a constant per neuron (``HeterogeneousLIF``) hits snnTorch's same assertion, but
+    has_uneven_neurons looked only at LearnableLIF: False for thresholds 1.0 / 1.2 or decays 0.9 / 0.8, so the
+    failure came with no known cause; now True, and False where the per-neuron values are all equal (or only the
+    synaptic decay differs: snnTorch takes that per neuron)."""
+    def net(decay, threshold, syn_decay=None):
+        layer = HeterogeneousLIF(NeuronParams(), torch.tensor(decay), torch.tensor(threshold),
+                                 None if syn_decay is None else torch.tensor(syn_decay))
+        return torch.nn.Sequential(torch.nn.Linear(3, 2), layer)
+
+    assert conformance.has_uneven_neurons(net([0.9, 0.9], [1.0, 1.2]))
+    assert conformance.has_uneven_neurons(net([0.9, 0.8], [1.0, 1.0]))
+    assert not conformance.has_uneven_neurons(net([0.9, 0.9], [1.0, 1.0]))
+    assert not conformance.has_uneven_neurons(net([0.9, 0.9], [1.0, 1.0], [0.5, 0.7]))

@@ -34,6 +34,7 @@ from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.sew import SewBlock
+from deepspike.neurons.heterogeneous import HeterogeneousLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF
@@ -127,11 +128,18 @@ def issue_kind(model: nn.Module) -> tuple[str, str, str]:
 
 
 def has_uneven_neurons(model: nn.Module) -> bool:
-    """Whether a trained PLIF / learnt-threshold layer (``LearnableLIF``, per channel or per neuron) of ``model``
-    holds thresholds or decays that differ between its channels or neurons (``known_issues.UNEVEN_NEURONS``)."""
+    """Whether a trained PLIF / learnt-threshold layer (``LearnableLIF``, per channel or per neuron) or a layer
+    imported with a constant per neuron (``HeterogeneousLIF``: its ``threshold`` and membrane ``decay``; snnTorch
+    takes a per-neuron synaptic decay) of ``model`` holds thresholds or decays that differ between its channels or
+    neurons (``known_issues.UNEVEN_NEURONS``)."""
+    def tensors(m: nn.Module) -> tuple:
+        if isinstance(m, LearnableLIF):
+            return m.threshold, m.w
+        return (m.threshold, m.decay) if isinstance(m, HeterogeneousLIF) else ()
+
     with torch.no_grad():
-        return any(bool((p != p.reshape(-1)[0]).any()) for m in model.modules() if isinstance(m, LearnableLIF)
-                   for p in (m.threshold, m.w) if p is not None and p.numel() > 1)
+        return any(bool((p != p.reshape(-1)[0]).any()) for m in model.modules() for p in tensors(m)
+                   if p is not None and p.numel() > 1)
 
 
 def check_import(tool: str, x: torch.Tensor) -> dict:

@@ -23,12 +23,14 @@ QUANTISED = ("NIR has no quantised membrane: deepspike writes method.state_bits 
 UNEVEN_NEURONS = {
     "snntorch": "snnTorch 1.0.0's importer takes one threshold and one input gain per layer: a learnt threshold per "
                 "channel or per neuron (method.neuron_params=channel or neuron) fails its assertion 'v_threshold must "
-                "be same for all neurons', and a PLIF layer's input gains 1 - k per channel or per neuron all become "
-                "one neuron's (import_nir, hack_w_scale: v_threshold / np.unique(w_scale)[0], w_scale = r dt / tau)",
+                "be same for all neurons' (so does a from_nir layer with a threshold per neuron), and a PLIF layer's "
+                "input gains 1 - k per channel or per neuron (a from_nir layer's tau_mem per neuron) all become one "
+                "neuron's (import_nir, hack_w_scale: v_threshold / np.unique(w_scale)[0], w_scale = r dt / tau)",
 }
-"""Per tool: why it differs on a net whose trained PLIF / learnt-threshold neurons (``LearnableLIF``) hold thresholds
-or decays that differ between the channels or neurons of a layer (``conformance.has_uneven_neurons``); it comes
-before the rules, whose causes such a net does not reach."""
+"""Per tool: why it differs on a net whose trained PLIF / learnt-threshold neurons (``LearnableLIF``) or neurons
+imported with constants per neuron (``HeterogeneousLIF``) hold thresholds or decays that differ between the channels
+or neurons of a layer (``conformance.has_uneven_neurons``); it comes before the rules, whose causes such a net does
+not reach."""
 
 _RULES: list[tuple[tuple[str, str | None, str | None, str | None], str]] = [
     # (tool, family, neuron, reset); None matches anything. First match wins.
