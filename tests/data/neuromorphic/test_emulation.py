@@ -7,6 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from deepspike.core.errors import ConfigError
 from deepspike.data import load_dataset
@@ -81,6 +83,44 @@ def test_counts_to_frames_makes_no_copy_of_the_counts(stride, binary, monkeypatc
     assert frames.dtype == torch.uint8 and np.array_equal(frames.numpy(), expected)
     assert max(largest, default=0) <= 3 * 2 * 2 * 5 * 6 * 4  # at most the int32 frames, not the counts (4x them)
 
+
+
+class _NewStorages(TorchDispatchMode):
+    """Every storage an op returns that is not one of ``known``'s (inputs, views of them), once (kept alive, so no
+    new one reuses its address); ``sizes``: their bytes."""
+
+    def __init__(self, *known: torch.Tensor) -> None:
+        super().__init__()
+        self.known, self.new = {t.untyped_storage().data_ptr() for t in known}, {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for st in (t.untyped_storage() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)):
+            if st.data_ptr() not in self.known:
+                self.new.setdefault(st.data_ptr(), st)
+        return out
+
+    @property
+    def sizes(self) -> list[int]:
+        return [st.nbytes() for st in self.new.values()]
+
+
+@pytest.mark.parametrize("stride, binary", [(1, True), (2, False), (3, False)])
+def test_counts_to_frames_makes_nothing_larger_than_its_frames(stride, binary):
+    """With stride > 1 the counts were binned into int32 frames of the full sensor, then pooled by a sum beside them
+    (int64) and clipped into a copy, none of it in check_emulation_memory's int32 frames of the chunk. On 3 x 16 x 5 x
+    6 counts, T = 4: stride 2 made tensors of 2,880 + 1,152 + 1,152 bytes for 144 bytes of frames, stride 1 binary
+    three int32 frames of 2,880 (clamp copies) for 720. Now each sample is pooled before it is added to the int32
+    sums of its one frame, which are clipped in place into the uint8 frames: no tensor larger than those frames; the
+    frames are the numpy reference's (test above; here, for stride 1, the plain sums)."""
+    g = torch.Generator().manual_seed(3)
+    on, off = (torch.randint(0, 90, (3, 16, 5, 6), generator=g, dtype=torch.int16) for _ in range(2))
+    with _NewStorages(on, off) as seen:
+        frames = counts_to_frames(on, off, 4, stride, binary)
+    assert max(seen.sizes) == frames.nbytes == 3 * 4 * 2 * (5 // stride) * (6 // stride)
+    if stride == 1:
+        expected = torch.stack([c.reshape(3, 4, 4, 5, 6).sum(2) for c in (off, on)], 2).clamp(max=1).to(torch.uint8)
+        assert torch.equal(frames, expected)
 
 def test_emulate_frames_fills_one_tensor_instead_of_joining_copies(monkeypatch):
     """The frames of each chunk were kept in a list and joined by torch.cat: the split's frames twice at the end

@@ -113,18 +113,25 @@ def counts_to_frames(on: torch.Tensor, off: torch.Tensor, timesteps: int, stride
     n, s, h, w = on.shape
     if timesteps < 1 or timesteps > s:
         raise ConfigError(f"emulation: timesteps must be in 1..{s} (the position samples), got {timesteps}")
-    frames = torch.zeros((n, timesteps, 2, h, w), dtype=torch.int32)
-    for sample in range(s):  # added one sample at a time: a stacked int32 copy of both was 3x the counts beside them
-        frames[:, sample * timesteps // s, 0] += off[:, sample]
-        frames[:, sample * timesteps // s, 1] += on[:, sample]
-    if stride > 1:
-        hs, ws = h // stride, w // stride
-        frames = frames[..., : hs * stride, : ws * stride].reshape(n, timesteps, 2, hs, stride, ws, stride)
-        frames = frames.sum(dim=(4, 6))  # [N, T, 2, H', W']
-    if binary:
-        frames = frames.clamp(max=1)
-    return frames.clamp(max=255).to(torch.uint8)
+    frames = torch.empty((n, timesteps, 2, h // stride, w // stride), dtype=torch.uint8)
+    for t in range(timesteps):  # int32 sums of one frame at a time, each sample pooled before it is added: no int32
+        total = torch.zeros((n, 2, *frames.shape[3:]), dtype=torch.int32)  # frames (of the full sensor) beside
+        for sample in range(-(-t * s // timesteps), -(-(t + 1) * s // timesteps)):  # the s with s * T // S == t
+            for channel, counts in enumerate((off, on)):
+                total[:, channel] += _pooled(counts[:, sample], stride)
+        frames[:, t] = total.clamp_(max=1 if binary else 255)
+    return frames
 
+
+def _pooled(counts: torch.Tensor, stride: int) -> torch.Tensor:
+    """``[N, H, W] -> [N, H // stride, W // stride]``: the sums of ``stride x stride`` blocks (int32; the rows and
+    columns past the last whole block dropped)."""
+    if stride == 1:
+        return counts
+    n, h, w = counts.shape
+    hs, ws = h // stride, w // stride
+    blocks = counts[:, : hs * stride, : ws * stride].reshape(n, hs, stride, ws, stride)
+    return blocks.sum(dim=(2, 4), dtype=torch.int32)
 
 EMULATION_CHUNK = 2000
 """Images emulated at a time by :func:`emulate_frames` (its ON and OFF counts are int16 ``[chunk, S, H, W]`` each)."""

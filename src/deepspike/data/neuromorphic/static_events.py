@@ -54,10 +54,12 @@ def check_emulation(substeps: int, threshold: float, pad: int, amplitude: float)
 def check_emulation_memory(images: int, samples: int, sensor: tuple[int, int], name: str, timesteps: int = 0,
                            held: int = 0) -> None:
     """A one-line :class:`ConfigError` when the ON and OFF counts of one chunk of the emulation (int16 ``[min(images,
-    EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor), its int32
-    frames ``[chunk, timesteps, 2, H, W]`` and the ``held`` bytes beside them (the frames of both splits and the
-    source images) would take more than this machine's memory: ``check_frame_memory`` sees only the frames, and
-    ``timesteps=1000, substeps=1024`` asked torch for 577 GB of counts (a RuntimeError traceback)."""
+    EMULATION_CHUNK), S, H, W]`` each, ``S = timesteps * substeps`` position samples on the full sensor), 4 bytes a
+    pixel of its frames ``[chunk, timesteps, 2, H, W]`` (``counts_to_frames`` holds less: the uint8 frames, pooled,
+    and one frame's int32 sums; 5 bytes a pixel at ``timesteps=1, stride=1``) and the ``held`` bytes beside them
+    (the frames of both splits and the source images) would take more than this machine's memory:
+    ``check_frame_memory`` sees only the frames, and ``timesteps=1000, substeps=1024`` asked torch for 577 GB of
+    counts (a RuntimeError traceback)."""
     pixels = min(images, EMULATION_CHUNK) * sensor[0] * sensor[1]
     counts = pixels * samples * 4
     beside = held + pixels * timesteps * 2 * 4
