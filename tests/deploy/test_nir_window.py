@@ -1,6 +1,7 @@
 """NIR export of windowed TTFS nets: written, read back and replayed spike by spike from the graph alone, the
 spikes and output potentials equal the closed form's (dense, conv + max pooling + batch-norm, residual)."""
 
+import copy
 import math
 
 import pytest
@@ -201,3 +202,25 @@ def test_a_partial_flatten_feeding_a_linear_replays_on_its_last_dim():
     with torch.no_grad():
         scores = snn(x)
     torch.testing.assert_close(result.potentials, scores, rtol=1e-5, atol=1e-6 * float(scores.abs().max()))
+
+
+def test_a_bias_the_clock_cannot_give_is_refused():
+    """The bias_<n> clock gives one bias per channel (its [C] Linear / 1x1 Conv2d), taken from the chain's offset at
+    each channel's first pixel. Neurons on [6, 4] rows (Flatten(start_dim=2) -> Linear(4, 4): a bias per column) and
+    a padded conv straight after a conv (the first conv's bias summed over fewer taps at the border) were written
+    with that one value: replayed output potentials off by 0.060 (of 0.155) and 0.0031 (of 0.129). Now refused."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    flat = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.Flatten))
+    neurons = copy.deepcopy(snn.body[flat + 2])
+    snn.body[flat] = torch.nn.Sequential(torch.nn.Flatten(start_dim=2), torch.nn.Linear(4, 4).double(), neurons,
+                                         torch.nn.Flatten())
+    snn.body[flat + 1] = torch.nn.Linear(24, 12).double()
+    calibrate_windows(snn, [x])
+    with pytest.raises(ConfigError, match=r"^NIR export \(ttfs_window\): a neuron layer on \[6, 4\] populations"):
+        to_nir_window(snn.eval(), shape)
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    conv = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.Conv2d) and i > 0)
+    snn.body[conv] = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1).double(), snn.body[conv])
+    calibrate_windows(snn, [x])
+    with pytest.raises(ConfigError, match=r"the bias reaching a neuron layer differs within a channel's map"):
+        to_nir_window(snn.eval(), shape)

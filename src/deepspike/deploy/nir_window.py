@@ -89,8 +89,8 @@ class _NirWalk(WindowWalk):
             last = self.add("delay", self.nir.Delay(delay=np.full(cur_shape, src.delay, dtype=np.float32)), [last])
         elif last == population:  # an identity path: NIR needs a node between two populations
             last = self.add("identity", self.nir.Scale(scale=np.ones(cur_shape, dtype=np.float32)), [last])
-        channel_bias = offset.reshape(shape[0], -1)[:, 0].double() if sign > 0 else torch.zeros(shape[0])
-        return last, channel_bias.double(), weight_sum
+        bias = _channel_bias(offset, shape) if sign > 0 else torch.zeros(shape[0], dtype=torch.float64)
+        return last, bias, weight_sum
 
     def layer(self, m: nn.Module, norm, last: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...], float]:
         """The NIR node of one linear module (its batch-norm ``norm`` folded in, its bias left out)."""
@@ -138,6 +138,20 @@ class _NirWalk(WindowWalk):
         node = nir.Conv2d(input_shape=shape[1:], weight=w.reshape(-1, 1, 1, 1), stride=1, padding=0, dilation=1,
                           groups=1, bias=np.zeros(len(w), dtype=np.float32))
         return self.add(f"{kind}_conv", node, [src])
+
+
+def _channel_bias(offset: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The chain's bias ``offset`` (flat, of a population of per-sample ``shape``) as one value per channel ``[M]``,
+    what the ``bias_<n>`` clock's ``Linear`` / 1x1 ``Conv2d`` can give; a ``ConfigError`` for another ``shape`` than
+    ``[N]`` or ``[C, H, W]`` or a bias that differs within a channel's map (a padded conv after a conv)."""
+    if len(shape) not in (1, 3):
+        raise ConfigError(f"NIR export (ttfs_window): a neuron layer on {list(shape)} populations has no NIR form "
+                          "here; its input must be flat [N] or maps [C, H, W] (flatten the whole sample)")
+    per_channel = offset.reshape(shape[0], -1).double()
+    if not torch.allclose(per_channel, per_channel[:, :1].expand_as(per_channel), rtol=1e-6, atol=1e-12):
+        raise ConfigError("NIR export (ttfs_window): the bias reaching a neuron layer differs within a channel's "
+                          "map; the exporter gives one bias per channel (put a neuron layer between two convs)")
+    return per_channel[:, 0]
 
 
 def _pair(v) -> tuple[int, int]:
