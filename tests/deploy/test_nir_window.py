@@ -224,3 +224,16 @@ def test_a_bias_the_clock_cannot_give_is_refused():
     calibrate_windows(snn, [x])
     with pytest.raises(ConfigError, match=r"the bias reaching a neuron layer differs within a channel's map"):
         to_nir_window(snn.eval(), shape)
+
+
+@pytest.mark.parametrize("options", [dict(divisor_override=3), dict(padding=1, count_include_pad=False),
+                                     dict(ceil_mode=True)])
+def test_an_average_pool_nir_cannot_say_is_refused(options):
+    """NIR's AvgPool2d divides by k x k, padding included, in floor mode: divisor_override=3 and a padded pool with
+    count_include_pad=False were written as a plain pool, replayed potentials off by 0.0034 (of 0.137) and 0.023
+    (of 0.156). Now refused in one line, as nir_export does."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    pool = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.AvgPool2d))
+    snn.body[pool] = torch.nn.AvgPool2d(2, 2, **{"padding": 0, **options})
+    with pytest.raises(ConfigError, match=r"^NIR export: AvgPool2d must use floor mode and the plain k x k divisor"):
+        to_nir_window(snn.eval(), shape)

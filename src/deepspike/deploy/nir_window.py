@@ -108,6 +108,9 @@ class _NirWalk(WindowWalk):
         if norm is not None or isinstance(m, BATCH_NORMS):
             raise ConfigError("NIR export: a batch-norm must follow a conv or linear layer to fold into it")
         if isinstance(m, nn.AvgPool2d):
+            if m.ceil_mode or m.divisor_override or (not m.count_include_pad and any(_pair(m.padding))):
+                raise ConfigError("NIR export: AvgPool2d must use floor mode and the plain k x k divisor (NIR's "
+                                  "AvgPool2d has no ceil_mode, divisor_override or count_include_pad=False)")
             node = nir.AvgPool2d(kernel_size=np.array(_pair(m.kernel_size)), stride=np.array(_pair(m.stride)),
                                  padding=np.array(_pair(m.padding)))
             return self.add("avgpool", node, [last]), out_shape, 1.0
