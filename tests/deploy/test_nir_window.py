@@ -237,3 +237,15 @@ def test_an_average_pool_nir_cannot_say_is_refused(options):
     snn.body[pool] = torch.nn.AvgPool2d(2, 2, **{"padding": 0, **options})
     with pytest.raises(ConfigError, match=r"^NIR export: AvgPool2d must use floor mode and the plain k x k divisor"):
         to_nir_window(snn.eval(), shape)
+
+
+@pytest.mark.parametrize("options", [dict(padding=1, dilation=2), dict(ceil_mode=True)])
+def test_a_max_pool_the_relay_cannot_say_is_refused(options):
+    """The max-pool relay (SumPool2d -> fire-once IF) was written with the pool's kernel, stride and padding only:
+    MaxPool2d(2, 2, padding=1, dilation=2) on 8 x 8 maps (4 x 4 out) became a 5 x 5 relay, and the replay ended in
+    "IndexError: index 100 is out of bounds for dimension 0 with size 65". Now refused in one line."""
+    _, snn, x, shape = _converted(*NETS["conv_max_bn"])
+    pool = next(i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.MaxPool2d))
+    snn.body[pool] = torch.nn.MaxPool2d(2, 2, **options)
+    with pytest.raises(ConfigError, match=r"^NIR export \(ttfs_window\): a max pooling with dilation or ceil_mode"):
+        to_nir_window(snn.eval(), shape)

@@ -121,6 +121,9 @@ class _NirWalk(WindowWalk):
         return last, shape, 1.0  # dropout: the identity at inference
 
     def relay(self, pool: nn.MaxPool2d, source: Source, shape: tuple[int, ...]) -> str:
+        if _pair(pool.dilation) != (1, 1) or pool.ceil_mode:
+            raise ConfigError("NIR export (ttfs_window): a max pooling with dilation or ceil_mode has no NIR relay "
+                              "(NIR's SumPool2d has neither); use dilation 1 in floor mode")
         k, s, p = (np.array(_pair(v)) for v in (pool.kernel_size, pool.stride, pool.padding))
         summed = self.add("sumpool", self.nir.SumPool2d(kernel_size=k, stride=s, padding=p), [source.population])
         name = self.add("earliest", earliest_spike_node(shape, int(np.prod(k))), [summed])
