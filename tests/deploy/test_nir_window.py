@@ -249,3 +249,16 @@ def test_a_max_pool_the_relay_cannot_say_is_refused(options):
     snn.body[pool] = torch.nn.MaxPool2d(2, 2, **options)
     with pytest.raises(ConfigError, match=r"^NIR export \(ttfs_window\): a max pooling with dilation or ceil_mode"):
         to_nir_window(snn.eval(), shape)
+
+
+@pytest.mark.parametrize("options", [dict(padding=1, padding_mode="circular"), dict(padding="same")])
+def test_a_conv_padding_nir_cannot_say_is_refused(options):
+    """NIR's Conv2d pads with zeros by whole numbers: a circular-padded conv was written as a zero-padded one (replayed
+    output potentials off by 0.011 of 0.135) and padding="same" was written as the word, on which the replay ended in
+    "ValueError: invalid literal for int() with base 10: np.str_('same')". Now refused in one line, as nir_export
+    does."""
+    _, snn, x, shape = _converted(*NETS["conv_avg"])
+    conv = [i for i, m in enumerate(snn.body) if isinstance(m, torch.nn.Conv2d)][1]
+    snn.body[conv] = torch.nn.Conv2d(4, 6, 3, **options).double()
+    with pytest.raises(ConfigError, match=r"^NIR export: only zero padding given as integers is supported$"):
+        to_nir_window(snn.eval(), shape)

@@ -96,6 +96,8 @@ class _NirWalk(WindowWalk):
         """The NIR node of one linear module (its batch-norm ``norm`` folded in, its bias left out)."""
         nir = self.nir
         out_shape = shape_after([m], shape)
+        if isinstance(m, nn.Conv2d) and (m.padding_mode != "zeros" or isinstance(m.padding, str)):
+            raise ConfigError("NIR export: only zero padding given as integers is supported")
         if isinstance(m, nn.Conv2d | nn.Linear):
             weight, _ = folded_affine(m.weight.detach(), m.bias, norm) if norm is not None else (m.weight, m.bias)
             rows = float(weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max())
