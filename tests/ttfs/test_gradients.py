@@ -186,3 +186,19 @@ def test_a_spike_rounding_onto_its_last_input_keeps_that_inputs_gradient(kernel,
     assert t.grad[0, 1] > 0.4
     torch.testing.assert_close(t.grad.double(), ref_t.grad, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(w.grad.double(), ref_w.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["relpsp", "exp"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_float64_spike_rounding_onto_its_last_input_keeps_that_inputs_gradient(kernel, backend):
+    """As in float32: the float64 spike time that rounds onto its last causal input t1 is kept at the next float64,
+    so input 1 keeps its gradient, by hand dt/dt1 = w1/a = 1/(2 - 2^-53) (relpsp), w1 z1 / sum w z = 20/22 (exp,
+    z1 = e^t1 = 2); numba's float64 forward kept no last-input times and gave t1 itself, dt/dt1 = 0."""
+    times, weights = last_input_rounding_case(kernel, torch.float64)
+    t = torch.tensor([times], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([weights], dtype=torch.float64, requires_grad=True)
+    out = spike_times(t, w, kernel=kernel, backend=backend)
+    out.sum().backward()
+    t1 = torch.tensor(times[1], dtype=torch.float64)
+    assert out.item() == torch.nextafter(t1, torch.tensor(math.inf, dtype=torch.float64)).item()
+    assert t.grad[0, 1].item() == pytest.approx(0.5 if kernel == "relpsp" else 10 / 11, rel=1e-12)

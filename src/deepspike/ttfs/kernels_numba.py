@@ -239,8 +239,9 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
     for b in prange(n_b):
         buf = np.empty(1, dtype=t_in.dtype)
         pinf = _cast(buf, np.inf)
-        track = buf.itemsize == 4  # float32: lt records each position's last input time (float64: rounding onto
-        # it needs an error ~2^-29 times as rare as float32's, about 1 in 10^5 spikes; lt stays -inf)
+        track = True  # lt records each position's last input time (float32 and float64: a float64 spike time
+        # rounds onto its last input too, and backward's causal mask then lost that input's gradient)
+        one_pass = buf.itemsize == 4  # float32: a tie group swept once (mode 3); float64: checked, then added
         flat = t_in[b]  # [H*W*C]
         order = order_in[b]
         n_fin = 0
@@ -283,8 +284,8 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 thx = _cast(buf, theta)
             single = j_end - j + (1 if with_bias else 0) == 1
             # a group: every member checked (1), then every one added (2); with track in one pass (3)
-            for phase in range(1 if single or track else 2):
-                mode = 0 if single else (3 if track else phase + 1)
+            for phase in range(1 if single or one_pass else 2):
+                mode = 0 if single else (3 if one_pass else phase + 1)
                 if with_bias:
                     for pos in range(n_pos):
                         remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, n_o, x, thx, tg, ref,
