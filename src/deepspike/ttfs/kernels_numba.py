@@ -241,7 +241,6 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
         pinf = _cast(buf, np.inf)
         track = True  # lt records each position's last input time (float32 and float64: a float64 spike time
         # rounds onto its last input too, and backward's causal mask then lost that input's gradient)
-        one_pass = buf.itemsize == 4  # float32: a tie group swept once (mode 3); float64: checked, then added
         flat = t_in[b]  # [H*W*C]
         order = order_in[b]
         n_fin = 0
@@ -283,17 +282,15 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 x = _cast(buf, tg - ref)
                 thx = _cast(buf, theta)
             single = j_end - j + (1 if with_bias else 0) == 1
-            # a group: every member checked (1), then every one added (2); with track in one pass (3)
-            for phase in range(1 if single or one_pass else 2):
-                mode = 0 if single else (3 if one_pass else phase + 1)
-                if with_bias:
-                    for pos in range(n_pos):
-                        remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, n_o, x, thx, tg, ref,
-                                               is_exp, theta, tau, pinf, track, mode)
-                for jj in range(j, j_end):
-                    remaining -= _input_fire_add(order[jj], wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
-                                                 lt, t_o, sl, w_r, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
-                                                 mode)
+            mode = 0 if single else 3  # a group in one pass: each member checks the positions none before reached
+            if with_bias:
+                for pos in range(n_pos):
+                    remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, n_o, x, thx, tg, ref,
+                                           is_exp, theta, tau, pinf, track, mode)
+            for jj in range(j, j_end):
+                remaining -= _input_fire_add(order[jj], wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
+                                             lt, t_o, sl, w_r, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
+                                             mode)
             bias_pending = bias_pending and not with_bias
             j = j_end
         if remaining == 0:
