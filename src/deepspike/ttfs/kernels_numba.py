@@ -72,41 +72,35 @@ def _after_last(t, last, tg, pinf):
 
 
 @njit(inline="always", **_FLAGS)
-def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode):
+def _fire_add(a, s, lt, t_o, sl, i0, w, j0, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh):
     """One input (group member) at time ``tg`` reaching the flat state slots ``i0 .. i0+length`` (whole output
     positions ``i0 // n_o ..``: an input reaches every channel of a position) with weights ``w[j0 .. j0+length]``:
     every slot whose membrane reached theta by ``tg`` (``a x - s >= thx``) fires and is frozen (``a = -inf``, stays
     -inf), its time kept after the time ``lt`` of its position's last input (``_after_last``), then all add the input
-    (and ``lt = tg`` if ``track``). Returns #fired.
-    ``mode`` 0 does both, 1 only the check, 2 only the add: a tie group is checked whole before any member is added
-    (``V(tg)`` does not change when an input at ``tg`` is added, but its rounded value ``a x - s`` can, and a slot
-    then fired partway through the group, with a slope of part of it). ``mode`` 3 (a group member with ``track``)
-    does both in one pass, checking only the positions no earlier member reached (``lt != tg``): the same decisions,
-    from the same sums, as checking the whole group first.
+    and ``lt = tg``. Returns #fired.
+    A tie group must be checked whole before any member is added (``V(tg)`` does not change when an input at ``tg`` is
+    added, but its rounded value ``a x - s`` can, and a slot then fired partway through the group, with a slope of
+    part of it): a group member (``fresh``) checks only the positions no earlier member reached (``lt != tg``), the
+    same decisions, from the same sums, as checking the whole group first.
     """
     aa = a[i0 : i0 + length]  # slices: range-indexed loops over them vectorise
     ss = s[i0 : i0 + length]
     ww = w[j0 : j0 + length]
     ll = lt[i0 // n_o : (i0 + length) // n_o]  # the run's positions
-    cnt = 0
-    if mode != 2:
-        cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, n_o, x, thx, tg, ref, is_exp,
-                    theta, tau, pinf, mode == 3, track)
-    if mode == 1:
-        return cnt
+    cnt = _fire(aa, ss, ll, t_o[i0 : i0 + length], sl[i0 : i0 + length], length, n_o, x, thx, tg, ref, is_exp,
+                theta, tau, pinf, fresh)
     for k in range(length):  # vectorised add
         aa[k] += ww[k]
         ss[k] += ww[k] * x
-    if track:
-        for p in range(ll.shape[0]):
-            ll[p] = tg
+    for p in range(ll.shape[0]):
+        ll[p] = tg
     return cnt
 
 
 @njit(inline="always", **_FLAGS)
-def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh, track):
+def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh):
     """The check of ``_fire_add`` on its slices (``tt, dd``: the slots' times and slopes; ``ll``: the positions' last
-    input times; ``fresh``: only positions whose last input is not at ``tg``; ``track``: whether ``ll`` is kept).
+    input times; ``fresh``: only positions whose last input is not at ``tg``).
     Returns #fired."""
     cnt = 0
     if fresh:
@@ -119,12 +113,7 @@ def _fire(aa, ss, ll, tt, dd, length, n_o, x, thx, tg, ref, is_exp, theta, tau, 
         for k in range(length):  # vectorised count; firing is rare
             if aa[k] * x - ss[k] >= thx:
                 cnt += 1
-    if cnt > 0 and not track:  # no last-input times (all -inf): the run as one loop
-        if is_exp:
-            _fire_exp(aa, ss, tt, dd, 0, length, -pinf, x, thx, tg, ref, theta, tau, pinf)
-        else:
-            _fire_relpsp(aa, ss, tt, dd, 0, length, -pinf, x, thx, tg, ref, theta, pinf)
-    elif cnt > 0:
+    if cnt > 0:
         for p in range(ll.shape[0]):
             if fresh and ll[p] == tg:
                 continue
@@ -194,8 +183,8 @@ def _fire_by(a, s, lt, t_o, sl, n_o, f, ref, tg, theta, tau, pinf):
 
 @njit(inline="always", **_FLAGS)
 def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s, lt, t_o, sl, w_r, x, thx, tg, ref,
-                    is_exp, theta, tau, pinf, track, mode):
-    """``_fire_add`` (its ``mode``) at every run of output slots that input ``idx`` (channels-last flat index) of
+                    is_exp, theta, tau, pinf, fresh):
+    """``_fire_add`` (its ``fresh``) at every run of output slots that input ``idx`` (channels-last flat index) of
     ``forward_kernel`` reaches, with those slots' weights. Returns #fired."""
     cnt = 0
     iy = idx // wc
@@ -213,14 +202,14 @@ def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
             kr1 = min(kw, n_wo - base)
             if kr1 > kr0:
                 cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
-                                 (kr1 - kr0) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
+                                 (kr1 - kr0) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
         else:
             for kx in range(kw):
                 nx = ix + pw - kx
                 if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
                     continue
                 cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r, (row0 + kw - 1 - kx) * n_o,
-                                 n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, track, mode)
+                                 n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
     return cnt
 
 
@@ -239,8 +228,6 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
     for b in prange(n_b):
         buf = np.empty(1, dtype=t_in.dtype)
         pinf = _cast(buf, np.inf)
-        track = True  # lt records each position's last input time (float32 and float64: a float64 spike time
-        # rounds onto its last input too, and backward's causal mask then lost that input's gradient)
         flat = t_in[b]  # [H*W*C]
         order = order_in[b]
         n_fin = 0
@@ -253,7 +240,8 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
             continue
         a = np.zeros(n_pos * n_o, dtype=t_in.dtype)
         s = np.zeros(n_pos * n_o, dtype=t_in.dtype)
-        lt = np.full(n_pos, -np.inf, dtype=t_in.dtype)  # time of each output position's last input
+        lt = np.full(n_pos, -np.inf, dtype=t_in.dtype)  # time of each output position's last input (float32 and
+        # float64: a spike time rounding onto it is kept after it: backward's causal mask keeps its gradient)
         t_o = t_out[b]
         sl = slope[b]
         remaining = n_pos * n_o
@@ -282,15 +270,14 @@ def forward_kernel(t_in, order_in, n_w, n_c, w_r, bias, use_bias, kh, kw, sh, sw
                 x = _cast(buf, tg - ref)
                 thx = _cast(buf, theta)
             single = j_end - j + (1 if with_bias else 0) == 1
-            mode = 0 if single else 3  # a group in one pass: each member checks the positions none before reached
+            fresh = not single  # a group in one pass: each member checks the positions none before reached
             if with_bias:
                 for pos in range(n_pos):
                     remaining -= _fire_add(a, s, lt, t_o, sl, pos * n_o, bias, 0, n_o, n_o, x, thx, tg, ref,
-                                           is_exp, theta, tau, pinf, track, mode)
+                                           is_exp, theta, tau, pinf, fresh)
             for jj in range(j, j_end):
                 remaining -= _input_fire_add(order[jj], wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
-                                             lt, t_o, sl, w_r, x, thx, tg, ref, is_exp, theta, tau, pinf, track,
-                                             mode)
+                                             lt, t_o, sl, w_r, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
             bias_pending = bias_pending and not with_bias
             j = j_end
         if remaining == 0:
