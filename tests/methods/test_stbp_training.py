@@ -20,6 +20,7 @@ from deepspike.methods.stbp_training import TET_PHI_MAX
 from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Flatten, Linear
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
+from option_effect import assert_refused_where_it_builds_nothing
 
 
 def test_tet_equals_the_per_step_mean_by_hand():
@@ -494,11 +495,8 @@ def test_neunorm_on_a_model_without_a_conv_layer_feeding_another_is_refused_for_
     """``mlp`` with ``method.neunorm=true`` built no NeuNorm layer (it sits after a conv layer that feeds another) and
     trained as without it, in silence; ``scnn_digits`` (two conv layers) gets one."""
     mlp = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
-    method = get_method("stbp", {"timesteps": 2, "neunorm": True})
-    assert not any(isinstance(m, NeuNorm) for m in method.build(mlp).modules())  # what reading a saved run does
-    with pytest.raises(ConfigError, match=r"^method.neunorm=true normalises the spikes of a convolutional layer that "
-                                          r"feeds another, and model 'mlp' has none: set method.neunorm: false"):
-        method.check_new_run(mlp)
     conv = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8))
-    assert any(isinstance(m, NeuNorm) for m in method.build(conv).modules())
-    method.check_new_run(conv)
+    assert_refused_where_it_builds_nothing(
+        get_method("stbp", {"timesteps": 2, "neunorm": True}), NeuNorm, mlp, conv,
+        r"^method.neunorm=true normalises the spikes of a convolutional layer that feeds another, and model 'mlp' "
+        r"has none: set method.neunorm: false")

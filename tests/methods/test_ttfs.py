@@ -10,6 +10,7 @@ from deepspike.methods import get_method
 from deepspike.models import create_architecture, list_models
 from deepspike.models.costs import count_parameters
 from deepspike.ttfs.batchnorm import TTFSBatchNorm
+from option_effect import assert_refused_where_it_builds_nothing
 
 TTFS_MODELS = sorted(e.name for e in list_models() if e.name.startswith(("zhou2021_", "zhang2021_")))
 SMALL_INPUT = {"zhou2021_googlenet": (3, 32, 32)}
@@ -179,11 +180,8 @@ def test_batchnorm_on_a_model_without_convolutions_is_refused_for_a_new_run():
     """The time-domain batch-norm sits after convolutional layers only (``ttfs_network._activation``). Before: on the
     fully connected zhang2021_fc340, method.batchnorm=true built the same net without a word (no TTFSBatchNorm)."""
     arch = create_architecture("zhang2021_fc340", num_classes=10, input_shape=(1, 8, 8))
-    built = get_method("ttfs", {"batchnorm": True})
-    assert not any(isinstance(m, TTFSBatchNorm) for m in built.build(arch).modules())  # what a saved run reads
-    with pytest.raises(ConfigError, match=r"^method.batchnorm=True has no effect unless the model has convolutional "
-                                          r"layers \(model 'zhang2021_fc340' has none\): set that, or leave"):
-        built.check_new_run(arch)
     conv = create_architecture("zhou2021_mnist", num_classes=10, input_shape=(1, 8, 8))
-    assert any(isinstance(m, TTFSBatchNorm) for m in built.build(conv).modules())
-    built.check_new_run(conv)
+    assert_refused_where_it_builds_nothing(
+        get_method("ttfs", {"batchnorm": True}), TTFSBatchNorm, arch, conv,
+        r"^method.batchnorm=True has no effect unless the model has convolutional layers \(model 'zhang2021_fc340' "
+        r"has none\): set that, or leave")
