@@ -52,10 +52,10 @@ def test_hostile_recipe_is_one_line_config_error(name, tmp_path):
     marker = tmp_path / "pwned"
     recipe = tmp_path / "r.yaml"
     recipe.write_text(text.replace("{marker}", str(marker)))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine must not fail it, a slow parse must
     with pytest.raises(ConfigError) as info:
         load_config(recipe)
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 3.0
     assert message in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
 

@@ -35,6 +35,6 @@ def test_a_long_chain_is_ordered_in_linear_time():
     took 8 s, 20,000 would take minutes: a hostile NIR file of many small nodes stalled the reader)."""
     names = [f"n{i}" for i in range(20_000)]
     graph = _graph(names[::-1], list(zip(names, names[1:])))  # listed last to first: the worst case for rounds
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine must not fail it
     order = topological_order(graph)
-    assert order == names and time.perf_counter() - start < 10.0
+    assert order == names and time.process_time() - start < 10.0
