@@ -150,3 +150,28 @@ def test_frames_read_from_the_cache_are_checked_as_binned_ones(name, tmp_path, m
     monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
     with pytest.raises(ConfigError, match=r"^event frames: \d+ samples of [\d,]+ bytes of frames .*more than this"):
         load_dataset(name, data_dir=tmp_path, timesteps=2, cache=True)
+
+
+@pytest.mark.parametrize("name", ["nmnist", "cifar10_dvs"])
+def test_the_memory_check_runs_once_a_split_binned_or_read_from_the_cache(name, tmp_path, monkeypatch):
+    """``load_binned`` checked the frames and then ``bin_all`` checked them again when they were binned (not read
+    from the cache): two checks of the same bytes a split. Now once a split: binned without the cache, binned into
+    it, read back from it. N-MNIST has two splits, CIFAR10-DVS one file set split after binning."""
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import loading
+    from fakedata import write_dataset
+
+    calls = []
+
+    def spy(*args, _check=loading.check_binned):
+        calls.append(args[0])  # the samples checked
+        return _check(*args)
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(loading, "check_binned", spy)
+    write_dataset(name, tmp_path, n=4)
+    splits = 2 if name == "nmnist" else 1
+    for cache in (False, True, True):  # binned, binned into the cache, read from it
+        calls.clear()
+        load_dataset(name, data_dir=tmp_path, timesteps=2, cache=cache)
+        assert len(calls) == splits

@@ -127,10 +127,12 @@ def load_binned(name: str, data_dir, use_cache: bool, key: dict, samples: Sequen
                 read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions, sensor_hw: tuple[int, int],
                 held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
     """:func:`bin_all` of ``samples`` through the cache (:func:`load_cached`), its checks (:func:`check_binned`) made
-    first either way: frames read from the cache were loaded unchecked (cached as frames, read again as count
-    images beside them; or a cache copied from a larger machine)."""
-    check_binned(len(samples), options, sensor_hw, held)
-    return load_cached(name, data_dir, use_cache, key, lambda: bin_all(samples, read, options, sensor_hw, held))
+    once, before anything is read, either way: by ``bin_all`` when the frames are binned, before the entry's arrays
+    are read when they come from the cache (frames read from the cache were loaded unchecked: cached as frames, read
+    again as count images beside them; or a cache copied from a larger machine). Made here as well as in ``bin_all``,
+    binned frames were checked twice."""
+    return load_cached(name, data_dir, use_cache, key, lambda: bin_all(samples, read, options, sensor_hw, held),
+                       lambda shape: check_binned(len(samples), options, sensor_hw, held))
 
 
 def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:
