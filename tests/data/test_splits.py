@@ -246,9 +246,11 @@ def test_partition_rows_holds_a_bounded_copy(case, path, monkeypatch):
     monkeypatch.setattr(torch, "index_select", spy_select)
     monkeypatch.setattr(torch.Tensor, "new_empty", spy_empty)
     n = partition_rows(x, first, second)
+    bound = splits_module.partition_bytes(row, len(x))  # what the memory checks count for it
     monkeypatch.undo()
     assert n == len(first) and torch.equal(x, expected) and x.data_ptr() == pointer
     assert max(copies, default=0) <= (max(7, len(second)) * row if buffered else row)
+    assert sum(copies) <= bound == (107 * row if path == "buffered" else row)
 
 
 def test_partition_rows_moves_small_rows_without_a_python_step_each(monkeypatch):

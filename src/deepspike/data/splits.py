@@ -100,6 +100,16 @@ PARTITION_CHUNK_BYTES = 2**20  # the rows ``first`` it gathers at a time there (
 PARTITION_ROW_BYTES = 2**14  # larger rows take the cycle walk: one copy a row, its Python step small beside it
 
 
+def partition_bytes(row: int, rows: int) -> int:
+    """The most bytes :func:`partition_rows` holds beside ``rows`` rows of ``row`` bytes (for the memory checks of the
+    data it splits): one row on the cycle walk (rows over :data:`PARTITION_ROW_BYTES`), else its copy of the rows
+    ``second`` (at most ``PARTITION_BUFFER_BYTES``) and its gather buffer (at most ``PARTITION_CHUNK_BYTES``, at most
+    the rows ``first`` after ``second[0]``): together at most the ``rows`` rows."""
+    if row > PARTITION_ROW_BYTES:
+        return row
+    return min(rows * row, PARTITION_BUFFER_BYTES + PARTITION_CHUNK_BYTES)
+
+
 def partition_rows(x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> int:
     """Reorder the rows (dim 0) of ``x`` in place: the old rows ``first``, then the old rows ``second``, each in
     ascending order (``first``, ``second``: disjoint, ascending int64 indices that cover ``range(N)``, as
@@ -112,7 +122,8 @@ def partition_rows(x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -
     after them. Otherwise the permutation is applied cycle by cycle (:func:`_partition_cycles`: one row held, one
     Python step a row, which is what small rows pay for: 60,000 labels took 144 ms that way, now under 1 ms; large
     rows move once, not twice). Extra memory: at most ``PARTITION_BUFFER_BYTES + PARTITION_CHUNK_BYTES`` (taking
-    both parts as copies held twice the rows beside ``x``, which no memory check counted)."""
+    both parts as copies held twice the rows beside ``x``, which no memory check counted; :func:`partition_bytes`
+    is what the event loaders' checks count for it)."""
     row = math.prod(x.shape[1:]) * x.element_size()
     if len(second) == 0:
         return len(first)

@@ -51,18 +51,20 @@ def test_a_window_too_long_for_a_float_is_one_config_error_line():
 def test_the_test_split_is_counted_beside_the_train_split_already_held(tmp_path, monkeypatch):
     """N-MNIST's Train frames stay loaded while Test is binned: 4 + 4 recordings of 10 x 2 x 34 x 34 = 23,120 bytes
     (and 8-byte labels) need 185,024 bytes. Each split was checked alone (92,480 bytes), so a machine of 92,580
-    bytes passed both checks and held both splits."""
+    bytes passed both checks and held both splits. Both checks also count the one row (23,120 bytes, over
+    splits.PARTITION_ROW_BYTES: the cycle walk) that splitting the frames holds."""
     from deepspike.data import load_dataset
     from deepspike.data.neuromorphic import frames
     from fakedata import write_dataset
 
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     write_dataset("nmnist", tmp_path, n=4)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # one split fits, not two
+    monkeypatch.setattr(frames, "physical_memory", lambda: 5 * 23_120 + 100)  # one split fits, not two
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 23,120 bytes of frames beside the 0.0 GiB of "
-                                          r"frames already held need 0.0 GiB, more than this machine's"):
+                                          r"frames already held and 23,120 bytes of buffers to split them need 0.0 "
+                                          r"GiB, more than this machine's"):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 23_120 + 4 * 8)  # both splits and the train labels
+    monkeypatch.setattr(frames, "physical_memory", lambda: 9 * 23_120 + 4 * 8)  # both splits, the train labels, a row
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
     assert len(splits.train) + len(splits.test) == 8
 
@@ -78,7 +80,8 @@ def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     write_dataset("nmnist", tmp_path, n=4)
     monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
-    with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images need "):
+    with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images and "
+                                          r"36,992 bytes of buffers to split them need "):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
     monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 32_368 + 4 * 8)  # both splits' frames and images
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
@@ -175,3 +178,23 @@ def test_the_memory_check_runs_once_a_split_binned_or_read_from_the_cache(name, 
         calls.clear()
         load_dataset(name, data_dir=tmp_path, timesteps=2, cache=cache)
         assert len(calls) == splits
+
+
+def test_the_buffers_of_the_validation_split_are_counted_beside_the_frames(tmp_path, monkeypatch):
+    """Rows of at most splits.PARTITION_ROW_BYTES are split through a copy of the held-out rows and a gather buffer
+    (up to 65 MiB), which no check counted. N-MNIST at 2 steps: rows of 2 x 2 x 34 x 34 = 4,624 bytes; the test
+    split's check sees its 20 samples (92,480 bytes) beside the train split's frames and labels (92,640) and the
+    buffers of splitting all 40 rows (184,960): 370,080 bytes. A machine of 370,079 bytes passed with 185,120."""
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import frames
+    from fakedata import write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset("nmnist", tmp_path, n=20)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 370_079)
+    with pytest.raises(ConfigError, match=r"^event frames: 20 samples of 4,624 bytes of frames beside the 0.0 GiB of "
+                                          r"frames already held and 184,960 bytes of buffers to split them need "):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False, val_fraction=0.5)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 370_080)
+    splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False, val_fraction=0.5)
+    assert len(splits.train) == len(splits.val) == 10

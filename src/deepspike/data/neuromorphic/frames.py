@@ -47,14 +47,16 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
 
 
 def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0, what: str = "frames",
-                       held_what: str = "frames") -> None:
+                       held_what: str = "frames", work: int = 0) -> None:
     """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each (``what`` they hold),
     beside the ``held`` bytes of ``held_what`` already loaded (an earlier split's frames, the source images of
-    emulated events), would take more than this machine's memory, before numpy is asked for it."""
+    emulated events) and the ``work`` bytes of the buffers that splitting them takes (``splits.partition_bytes``),
+    would take more than this machine's memory, before numpy is asked for it."""
     beside = f" beside the {held / GiB:.1f} GiB of {held_what} already held" if held else ""
-    check_fits_memory(samples * frame_bytes + held, physical_memory(), lambda need, have: (
-        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside} need {need} GiB, more than this "
-        f"machine's {have} GiB; take fewer timesteps or a larger stride"))
+    buffers = f" and {work:,} bytes of buffers to split them" if work else ""
+    check_fits_memory(samples * frame_bytes + held + work, physical_memory(), lambda need, have: (
+        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside}{buffers} need {need} GiB, more "
+        f"than this machine's {have} GiB; take fewer timesteps or a larger stride"))
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,

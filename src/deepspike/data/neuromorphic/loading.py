@@ -22,7 +22,14 @@ from deepspike.data.neuromorphic.frames import (
     events_to_frames,
     frames_to_counts,
 )
-from deepspike.data.splits import DataSplits, make_splits, partition_rows, split_in_place, split_indices
+from deepspike.data.splits import (
+    DataSplits,
+    make_splits,
+    partition_bytes,
+    partition_rows,
+    split_in_place,
+    split_indices,
+)
 from deepspike.data.tensor_dataset import TensorDataset
 
 OUTPUTS = ("frames", "counts")
@@ -114,12 +121,13 @@ def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int]
                  held: Sequence = ()) -> tuple[int, int]:
     """The frame size ``(H', W')`` of ``samples`` binned recordings; a ``ConfigError`` for a stride larger than the
     sensor (:func:`check_stride`) and for frames that would not fit in memory beside the data sets ``held`` (the
-    splits already loaded), with their float32 count images (``8 H' W'`` bytes a sample, made beside the frames)
-    under ``output: counts``."""
+    splits already loaded) and the buffers that splitting them takes (:func:`split_bytes`), with their float32 count
+    images (``8 H' W'`` bytes a sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     size, what = sample_bytes(options, h, w)
-    check_frame_memory(samples, size, "event frames", held_bytes(held), what)
+    work = split_bytes(options, h, w, samples + sum(len(part) for part in held))
+    check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work)
     return h, w
 
 
@@ -141,6 +149,14 @@ def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:
     if options.output == "counts":
         return options.timesteps * 2 * h * w + 8 * h * w, "frames and count images"
     return options.timesteps * 2 * h * w, "frames"
+
+
+def split_bytes(options: FrameOptions, h: int, w: int, samples: int) -> int:
+    """The most bytes splitting ``samples`` (all splits together) ``[T, 2, h, w]`` frames takes beside them
+    (``splits.partition_bytes`` of their rows: :func:`held_out_splits` reorders the frames, ``split_in_place`` the
+    frames or, under ``output: counts``, the ``8 h w``-byte count images; one after the other, never at once)."""
+    frames = partition_bytes(options.timesteps * 2 * h * w, samples)
+    return max(frames, partition_bytes(8 * h * w, samples)) if options.output == "counts" else frames
 
 
 def held_bytes(parts: Sequence) -> int:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ from deepspike.data.neuromorphic.frames import check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits, split_in_place
+from deepspike.data.splits import DataSplits, make_splits, partition_bytes, split_in_place
 
 CHANNELS = 700
 FILES = {"shd": ("shd_train.h5", "shd_test.h5"), "ssc": ("ssc_train.h5", "ssc_valid.h5", "ssc_test.h5")}
@@ -231,15 +232,19 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
     return frames[:, 1, 0, :]
 
 
-def check_release_memory(path: Path, samples: int, options: FrameOptions, held: int = 0) -> None:
-    """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the ``held`` bytes."""
-    check_frame_memory(samples, options.timesteps * (CHANNELS // options.stride), f"{path}", held)
+def check_release_memory(path: Path, samples: int, options: FrameOptions, held: Sequence = ()) -> None:
+    """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the data sets ``held`` (the files
+    already loaded) and the buffers that splitting them all takes (``splits.partition_bytes``: SHD's validation
+    split is taken in place; SSC's files, never split, are counted alike)."""
+    row = options.timesteps * (CHANNELS // options.stride)
+    rows = samples + sum(len(part) for part in held)
+    check_frame_memory(samples, row, f"{path}", held_bytes(held), work=partition_bytes(row, rows))
 
 
-def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: int = 0
+def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: Sequence = ()
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``; frames that would not fit in
-    memory beside the ``held`` bytes (the files already loaded) are a one-line ``ConfigError``."""
+    memory beside the data sets ``held`` (the files already loaded) are a one-line ``ConfigError``."""
     times, units, labels = read_release_file(path)
     if times.ndim != 1 or units.ndim != 1 or len(times) != len(units):
         raise DataCorruptError(f"{path}: spikes/times of shape {list(times.shape)} but spikes/units of shape "
@@ -286,7 +291,7 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     parts = []
     for path in files:
         key = {"split": path.name, "files": files_fingerprint([path]), **options.key()}
-        held = held_bytes(parts)
+        held = tuple(parts)
         x, y = load_cached(name, data_dir, cache, key,
                            lambda path=path, held=held: bin_release_file(path, options, NUM_CLASSES[name], held),
                            lambda shape, path=path, held=held: check_release_memory(path, shape[0], options, held))

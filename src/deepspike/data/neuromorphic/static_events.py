@@ -24,6 +24,7 @@ from deepspike.data.neuromorphic.loading import (
     held_bytes,
     load_cached,
     sample_bytes,
+    split_bytes,
 )
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -83,8 +84,10 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     height, width = (size // stride for size in sensor)
     size, what = sample_bytes(options, height, width)
     sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
-    check_frame_memory(len(static.train) + len(static.test), size, name, sources, what, "source images")  # all held
-    held = sources + (len(static.train) + len(static.test)) * size
+    samples = len(static.train) + len(static.test)  # all held
+    work = split_bytes(options, height, width, samples)
+    check_frame_memory(samples, size, name, sources, what, "source images", work)
+    held = sources + samples * size
     parts = []
     for split in (static.train, static.test):
         key = {"source": _digest(split.x), "labels": _digest(split.y), "substeps": substeps, "threshold": threshold,
