@@ -176,7 +176,8 @@ def test_partition_rows_reorders_in_place_as_the_two_copies_would():
 
 def test_axis_stats_holds_one_float64_chunk_at_a_time(monkeypatch):
     """The loop's next float64 chunk was made while the last one was still bound to its variable: two chunks alive at
-    once (2880 frames of 10 x 2 x 34 x 34: peak RSS growth 256 MiB, two of the 128 MiB chunks). Now one."""
+    once (2880 frames of 10 x 2 x 34 x 34: peak RSS growth 256 MiB, two of the 128 MiB chunks). Now one, of at most
+    stats_bytes (what the event loaders' memory checks count for it): 2 samples of 96 values, 1,536 bytes."""
     import weakref
 
     monkeypatch.setattr(splits_module, "STATS_CHUNK_VALUES", 200, raising=False)
@@ -188,13 +189,17 @@ def test_axis_stats_holds_one_float64_chunk_at_a_time(monkeypatch):
         if out.dtype == torch.float64 and out.numel() > 1:
             overlaps.append(sum(ref() is not None for ref in chunks))
             chunks.append(weakref.ref(out))
+            sizes.append(out.nbytes)
         return out
 
+    sizes = []
     monkeypatch.setattr(torch.Tensor, "to", spy)
     x = torch.randint(0, 255, (50, 3, 2, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     axis_stats(x, 2, 2048)
+    bound = splits_module.stats_bytes(96, 50, 2048)
     monkeypatch.undo()
     assert len(chunks) > 2 and max(overlaps) == 0
+    assert max(sizes) == bound == 1536
 
 
 def _held_rows(n: int, held: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

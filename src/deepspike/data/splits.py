@@ -171,13 +171,29 @@ def split_in_place(dataset, keep: torch.Tensor, held: torch.Tensor):
     return make(dataset.x[:n], dataset.y[:n], name), make(dataset.x[n:], dataset.y[n:], name)
 
 
-def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+IMAGE_STATS_CHUNK = 4096  # samples a chunk of channel_stats (fewer for large samples: stats_rows)
+
+
+def channel_stats(x: torch.Tensor, chunk: int = IMAGE_STATS_CHUNK) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) standard deviation of images ``x [N, C, H, W]``, over N, H, W
     (:func:`axis_stats` along axis 1)."""
     return axis_stats(x, 1, chunk)
 
 
 STATS_CHUNK_VALUES = 2**24  # the most values of x one chunk of axis_stats converts to float64
+
+
+def stats_rows(sample_values: int, chunk: int) -> int:
+    """The samples of ``sample_values`` values each that one chunk of :func:`axis_stats` takes: ``chunk``, fewer where
+    those would hold more than :data:`STATS_CHUNK_VALUES` values, at least one."""
+    return max(1, min(chunk, STATS_CHUNK_VALUES // max(1, sample_values)))
+
+
+def stats_bytes(sample_values: int, rows: int, chunk: int = IMAGE_STATS_CHUNK) -> int:
+    """The most bytes :func:`axis_stats` (``chunk``) holds beside ``rows`` samples of ``sample_values`` values each, for
+    the memory checks of the data it is taken of: its float64 chunk (at most the ``rows``; at least one sample, which
+    the float64 copy of the first sample that gives the shift, freed before the chunks, does not pass)."""
+    return 8 * sample_values * max(1, min(rows, stats_rows(sample_values, chunk)))
 
 
 def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -192,7 +208,7 @@ def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[flo
     [C])`` tuples; an empty ``x`` gives means and stds of 0.
     """
     c = x.shape[axis]
-    chunk = max(1, min(chunk, STATS_CHUNK_VALUES // max(1, x[:1].numel())))
+    chunk = stats_rows(x[:1].numel(), chunk)
     dims = tuple(d for d in range(x.dim()) if d != axis)
     view = [1] * x.dim()
     view[axis] = c

@@ -299,16 +299,16 @@ def test_the_frames_of_both_splits_are_counted_before_they_are_emulated(tmp_path
 def test_the_source_images_are_counted_beside_the_frames_emulated_from_them(tmp_path, monkeypatch):
     """The source images (and labels) stay loaded while their frames are emulated: digits' 1,797 float32 images of
     1 x 8 x 8 and int64 labels hold 474,408 bytes beside the 5,635,392 bytes of frames (timesteps 8), 6,109,800 in
-    all. Only the frames were counted, so a machine of 6,000,000 bytes passed the check. Splitting the frames (rows of
-    3,136 bytes, under splits.PARTITION_ROW_BYTES) holds up to all 5,635,392 bytes of them again: 11,745,192."""
+    all. Only the frames were counted, so a machine of 6,000,000 bytes passed the check. Splitting the frames and
+    taking their statistics hold up to a float64 chunk of all 1,797 (45,083,136 bytes) beside them: 51,192,936."""
     from deepspike.data.neuromorphic import frames
 
-    monkeypatch.setattr(frames, "physical_memory", lambda: 11_745_191)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 51_192_935)
     with pytest.raises(ConfigError, match=r"^digits_events: 1,797 samples of 3,136 bytes of frames beside the 0.0 GiB "
-                                          r"of source images already held and 5,635,392 bytes of buffers to split "
-                                          r"them need 0.0 GiB"):
+                                          r"of source images already held and 45,083,136 bytes of buffers to split "
+                                          r"them and take their statistics need 0.0 GiB"):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=8, cache=False)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 11_745_192)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 51_192_936)
     assert len(load_dataset("digits_events", data_dir=tmp_path, timesteps=8, cache=False).train) == 1437
 
 

@@ -51,20 +51,20 @@ def test_a_window_too_long_for_a_float_is_one_config_error_line():
 def test_the_test_split_is_counted_beside_the_train_split_already_held(tmp_path, monkeypatch):
     """N-MNIST's Train frames stay loaded while Test is binned: 4 + 4 recordings of 10 x 2 x 34 x 34 = 23,120 bytes
     (and 8-byte labels) need 185,024 bytes. Each split was checked alone (92,480 bytes), so a machine of 92,580
-    bytes passed both checks and held both splits. Both checks also count the one row (23,120 bytes, over
-    splits.PARTITION_ROW_BYTES: the cycle walk) that splitting the frames holds."""
+    bytes passed both checks and held both splits. Both checks also count the float64 chunk of the frame statistics
+    (all 4, then all 8 samples: 739,840 and 1,479,680 bytes), more than splitting them holds (one row)."""
     from deepspike.data import load_dataset
     from deepspike.data.neuromorphic import frames
     from fakedata import write_dataset
 
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     write_dataset("nmnist", tmp_path, n=4)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 5 * 23_120 + 100)  # one split fits, not two
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 739_840)  # one split fits, not two
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 23,120 bytes of frames beside the 0.0 GiB of "
-                                          r"frames already held and 23,120 bytes of buffers to split them need 0.0 "
-                                          r"GiB, more than this machine's"):
+                                          r"frames already held and 1,479,680 bytes of buffers to split them and take "
+                                          r"their statistics need 0.0 GiB, more than this machine's"):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 9 * 23_120 + 4 * 8)  # both splits, the train labels, a row
+    monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 23_120 + 4 * 8 + 1_479_680)  # + the train labels
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False)
     assert len(splits.train) + len(splits.test) == 8
 
@@ -81,9 +81,10 @@ def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
     write_dataset("nmnist", tmp_path, n=4)
     monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images and "
-                                          r"36,992 bytes of buffers to split them need "):
+                                          r"73,984 bytes of buffers to split them and take their statistics need "):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
-    monkeypatch.setattr(frames, "physical_memory", lambda: 8 * 32_368 + 4 * 8)  # both splits' frames and images
+    # the test split's frames and images, the train images and labels, the statistics' chunk of 8 float64 images
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 32_368 + 4 * 9_256 + 147_968)
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
     assert tuple(splits.train.x.shape[1:]) == (2, 34, 34)
 
@@ -180,21 +181,24 @@ def test_the_memory_check_runs_once_a_split_binned_or_read_from_the_cache(name, 
         assert len(calls) == splits
 
 
-def test_the_buffers_of_the_validation_split_are_counted_beside_the_frames(tmp_path, monkeypatch):
-    """Rows of at most splits.PARTITION_ROW_BYTES are split through a copy of the held-out rows and a gather buffer
-    (up to 65 MiB), which no check counted. N-MNIST at 2 steps: rows of 2 x 2 x 34 x 34 = 4,624 bytes; the test
-    split's check sees its 20 samples (92,480 bytes) beside the train split's frames and labels (92,640) and the
-    buffers of splitting all 40 rows (184,960): 370,080 bytes. A machine of 370,079 bytes passed with 185,120."""
+def test_the_buffers_of_the_validation_split_and_the_statistics_are_counted_beside_the_frames(tmp_path, monkeypatch):
+    """Splitting rows of at most splits.PARTITION_ROW_BYTES takes a copy of the held-out rows and a gather buffer (up
+    to 65 MiB), then the frame statistics a float64 chunk of up to 2048 samples (up to 128 MiB), which no check
+    counted. N-MNIST at 2 steps: rows of 2 x 2 x 34 x 34 = 4,624 bytes; the test split's check sees its 20 samples
+    (92,480 bytes) beside the train split's frames and labels (92,640) and the larger of the buffers of splitting all
+    40 rows (184,960) and of their statistics' chunk (40 x 4,624 float64: 1,479,680): 1,664,800 bytes. A machine of
+    1,664,799 bytes passed with 185,120."""
     from deepspike.data import load_dataset
     from deepspike.data.neuromorphic import frames
     from fakedata import write_dataset
 
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     write_dataset("nmnist", tmp_path, n=20)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 370_079)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1_664_799)
     with pytest.raises(ConfigError, match=r"^event frames: 20 samples of 4,624 bytes of frames beside the 0.0 GiB of "
-                                          r"frames already held and 184,960 bytes of buffers to split them need "):
+                                          r"frames already held and 1,479,680 bytes of buffers to split them and take "
+                                          r"their statistics need "):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False, val_fraction=0.5)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 370_080)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1_664_800)
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False, val_fraction=0.5)
     assert len(splits.train) == len(splits.val) == 10

@@ -58,7 +58,11 @@ class EventFrameDataset:
         return f"EventFrameDataset(n={len(self)}, T={self.timesteps}, shape={self.shape})"
 
 
-def frame_stats(dataset: EventFrameDataset, chunk: int = 2048) -> tuple[tuple[float, ...], tuple[float, ...]]:
+FRAME_STATS_CHUNK = 2048  # samples a chunk of frame_stats (fewer for large samples: splits.stats_rows)
+
+
+def frame_stats(dataset: EventFrameDataset,
+                chunk: int = FRAME_STATS_CHUNK) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std of the frames ``x [N, T, C, H, W]`` per channel C (over N, T, H, W), or of ``x [N, T, F]`` per
     feature F (over N, T): per entry of dim 2, over every other dim (:func:`deepspike.data.splits.axis_stats`:
     float64 sums over chunks of samples, a constant channel's std exactly 0)."""

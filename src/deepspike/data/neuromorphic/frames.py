@@ -50,10 +50,11 @@ def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0,
                        held_what: str = "frames", work: int = 0) -> None:
     """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each (``what`` they hold),
     beside the ``held`` bytes of ``held_what`` already loaded (an earlier split's frames, the source images of
-    emulated events) and the ``work`` bytes of the buffers that splitting them takes (``splits.partition_bytes``),
-    would take more than this machine's memory, before numpy is asked for it."""
+    emulated events) and the ``work`` bytes of the buffers that splitting them and their statistics take
+    (``splits.partition_bytes``, ``splits.stats_bytes``), would take more than this machine's memory, before numpy
+    is asked for it."""
     beside = f" beside the {held / GiB:.1f} GiB of {held_what} already held" if held else ""
-    buffers = f" and {work:,} bytes of buffers to split them" if work else ""
+    buffers = f" and {work:,} bytes of buffers to split them and take their statistics" if work else ""
     check_fits_memory(samples * frame_bytes + held + work, physical_memory(), lambda need, have: (
         f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside}{buffers} need {need} GiB, more "
         f"than this machine's {have} GiB; take fewer timesteps or a larger stride"))

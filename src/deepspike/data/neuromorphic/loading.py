@@ -13,7 +13,7 @@ import torch
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
 from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
-from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
+from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
 from deepspike.data.neuromorphic.frames import (
     check_binning,
@@ -23,12 +23,14 @@ from deepspike.data.neuromorphic.frames import (
     frames_to_counts,
 )
 from deepspike.data.splits import (
+    IMAGE_STATS_CHUNK,
     DataSplits,
     make_splits,
     partition_bytes,
     partition_rows,
     split_in_place,
     split_indices,
+    stats_bytes,
 )
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -121,12 +123,13 @@ def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int]
                  held: Sequence = ()) -> tuple[int, int]:
     """The frame size ``(H', W')`` of ``samples`` binned recordings; a ``ConfigError`` for a stride larger than the
     sensor (:func:`check_stride`) and for frames that would not fit in memory beside the data sets ``held`` (the
-    splits already loaded) and the buffers that splitting them takes (:func:`split_bytes`), with their float32 count
+    splits already loaded) and the buffers that splitting them and their statistics take (:func:`work_bytes`), with
+    their float32 count
     images (``8 H' W'`` bytes a sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     size, what = sample_bytes(options, h, w)
-    work = split_bytes(options, h, w, samples + sum(len(part) for part in held))
+    work = work_bytes(options, h, w, samples + sum(len(part) for part in held))
     check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work)
     return h, w
 
@@ -157,6 +160,18 @@ def split_bytes(options: FrameOptions, h: int, w: int, samples: int) -> int:
     frames or, under ``output: counts``, the ``8 h w``-byte count images; one after the other, never at once)."""
     frames = partition_bytes(options.timesteps * 2 * h * w, samples)
     return max(frames, partition_bytes(8 * h * w, samples)) if options.output == "counts" else frames
+
+
+def work_bytes(options: FrameOptions, h: int, w: int, samples: int) -> int:
+    """The most bytes the work on ``samples`` (all splits together) binned ``[T, 2, h, w]`` frames holds beside them
+    after they are loaded, one step after the other: splitting them (:func:`split_bytes`), then the float64 chunk of
+    their statistics (``splits.stats_bytes``: ``frame_stats`` of the frames, or ``channel_stats`` of the ``[2, h, w]``
+    count images under ``output: counts``; up to 128 MiB)."""
+    if options.output == "counts":
+        stats = stats_bytes(2 * h * w, samples, IMAGE_STATS_CHUNK)
+    else:
+        stats = stats_bytes(options.timesteps * 2 * h * w, samples, FRAME_STATS_CHUNK)
+    return max(split_bytes(options, h, w, samples), stats)
 
 
 def held_bytes(parts: Sequence) -> int:

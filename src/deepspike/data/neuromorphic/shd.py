@@ -45,13 +45,13 @@ from deepspike.core.hdf5_heaps import damaged_global_heap
 from deepspike.core.optional import require_package
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.dataset import EventFrameDataset, frame_stats
+from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import make_events
 from deepspike.data.neuromorphic.frames import check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits, partition_bytes, split_in_place
+from deepspike.data.splits import DataSplits, make_splits, partition_bytes, split_in_place, stats_bytes
 
 CHANNELS = 700
 FILES = {"shd": ("shd_train.h5", "shd_test.h5"), "ssc": ("ssc_train.h5", "ssc_valid.h5", "ssc_test.h5")}
@@ -235,10 +235,12 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
 def check_release_memory(path: Path, samples: int, options: FrameOptions, held: Sequence = ()) -> None:
     """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the data sets ``held`` (the files
     already loaded) and the buffers that splitting them all takes (``splits.partition_bytes``: SHD's validation
-    split is taken in place; SSC's files, never split, are counted alike)."""
+    split is taken in place; SSC's files, never split, are counted alike) or, after that, their statistics
+    (``splits.stats_bytes`` of ``frame_stats``)."""
     row = options.timesteps * (CHANNELS // options.stride)
     rows = samples + sum(len(part) for part in held)
-    check_frame_memory(samples, row, f"{path}", held_bytes(held), work=partition_bytes(row, rows))
+    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK))
+    check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work)
 
 
 def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: Sequence = ()

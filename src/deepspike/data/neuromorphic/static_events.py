@@ -24,7 +24,7 @@ from deepspike.data.neuromorphic.loading import (
     held_bytes,
     load_cached,
     sample_bytes,
-    split_bytes,
+    work_bytes,
 )
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
@@ -85,7 +85,7 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
     size, what = sample_bytes(options, height, width)
     sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
     samples = len(static.train) + len(static.test)  # all held
-    work = split_bytes(options, height, width, samples)
+    work = work_bytes(options, height, width, samples)
     check_frame_memory(samples, size, name, sources, what, "source images", work)
     held = sources + samples * size
     parts = []
