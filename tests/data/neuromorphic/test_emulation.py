@@ -204,19 +204,37 @@ def test_event_counts_larger_than_the_machine_are_refused_before_they_are_alloca
 
 def test_the_event_counts_are_counted_beside_the_frames_and_source_images(tmp_path, monkeypatch):
     """The counts check saw the ON and OFF counts of one chunk alone, though the frames of both splits, the source
-    images and the chunk's int32 frames are held beside them: digits (timesteps 8, substeps 4, a 14 x 14 sensor) has
-    1,437 x 196 pixels x 32 samples x 4 = 36,051,456 bytes of counts, 18,025,728 of int32 frames, 5,635,392 of
-    frames and 474,408 of source images and labels: 60,186,984 in all. A machine of 60,186,983 bytes passed."""
+    images and the chunk's working arrays are held beside them: digits (timesteps 8, substeps 4, a 14 x 14 sensor) has
+    1,437 x 196 = 281,652 pixels x 32 samples x 4 = 36,051,456 bytes of counts, (2 x 8 + 16 + 2) x 281,652 =
+    9,576,168 of counts_to_frames' arrays (more than change_events' 24 x 281,652), 5,635,392 of frames and 474,408
+    of source images and labels: 51,737,424 in all. A machine of 51,737,423 bytes passed."""
     from deepspike.data.neuromorphic import frames, static_events
 
-    monkeypatch.setattr(frames, "physical_memory", lambda: 60_186_983)
-    monkeypatch.setattr(static_events, "physical_memory", lambda: 60_186_983)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 51_737_423)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 51_737_423)
     with pytest.raises(ConfigError, match=r"^digits_events: emulating 32 position samples \(timesteps x substeps\) on "
-                                          r"a 14 x 14 sensor needs 0.0 GiB of event counts beside 0.0 GiB of frames "
-                                          r"and source images, 0.1 GiB in all, more than this machine's 0.1 GiB"):
+                                          r"a 14 x 14 sensor needs 0.0 GiB of event counts beside 0.0 GiB of working "
+                                          r"arrays, frames and source images, 0.0 GiB in all, more than this "):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4, cache=False)
-    monkeypatch.setattr(static_events, "physical_memory", lambda: 60_186_984)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 51_737_424)
     assert len(load_dataset("digits_events", data_dir=tmp_path, timesteps=8, substeps=4, cache=False).test) == 360
+
+
+def test_the_working_arrays_of_one_step_emulation_are_counted(tmp_path, monkeypatch):
+    """change_events holds six float32 [chunk, H, W] arrays beside the counts (24 bytes a sensor pixel), more than the
+    check's 4 bytes a frame pixel (8 T a sensor pixel) at timesteps 1 or 2: 2000 random 28 x 28 images, timesteps 1,
+    substeps 4 took 88.1 MiB at their peak, the check counted 57.3 (session42/event_memory_checks emulation).
+    Digits at timesteps 1, substeps 4: 281,652 pixels x 4 samples x 4 = 4,506,432 bytes of counts, 24 x 281,652 =
+    6,759,648 of working arrays (counts_to_frames': 20 x 281,652), 704,424 of frames and 474,408 of source images
+    and labels: 12,444,912; the check counted 7,938,480 (2,253,216 for the frames' work)."""
+    from deepspike.data.neuromorphic import static_events
+
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 12_444_911)
+    with pytest.raises(ConfigError, match=r"^digits_events: emulating 4 position samples .* beside 0.0 GiB of working "
+                                          r"arrays, frames and source images"):
+        load_dataset("digits_events", data_dir=tmp_path, timesteps=1, substeps=4, cache=False)
+    monkeypatch.setattr(static_events, "physical_memory", lambda: 12_444_912)
+    assert load_dataset("digits_events", data_dir=tmp_path, timesteps=1, substeps=4, cache=False).train.timesteps == 1
 
 
 def test_cached_event_frames_are_not_refused_for_counts_they_do_not_make(tmp_path, monkeypatch):
