@@ -125,6 +125,16 @@ def test_aedat2_of_no_events_reads_as_no_events_and_one_stray_byte_as_a_cut_file
     ev = read_aedat2(path)
     assert ev.tolist() == [(4, 3, 77, 0)]
 
+def test_an_empty_aedat_file_is_one_line_naming_it(tmp_path):
+    """An empty .aedat (a copy cut at 0 bytes) raised tonic's OSError "[Errno 22] Invalid argument" (its header
+    parser seeks one byte back from the start), which named no file; the CLI printed that line alone."""
+    path = tmp_path / "cifar10_cat_3.aedat"
+    path.write_bytes(b"")
+    with pytest.raises(DataCorruptError, match=r"^\S*cifar10_cat_3\.aedat: an empty file, not AEDAT 2\.0 \(a "
+                                               r"CIFAR10-DVS recording starts with its #!AER-DAT2\.0 header\)$"):
+        read_aedat2(path)
+
+
 def test_events_to_frames_hand_computed():
     # window 5 ms: t=0 and 4999 -> bin 0, t=5000 -> bin 1, t=12000 -> bin 2 (dropped with T=2)
     ev = make_events([0, 1, 1, 3], [0, 0, 0, 2], [0, 4999, 5000, 12000], [1, 0, 0, 1])

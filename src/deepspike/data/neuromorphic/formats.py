@@ -126,9 +126,14 @@ def aedat_data_start(path: str | os.PathLike) -> int:
 
 def read_aedat2(path: str | os.PathLike) -> np.ndarray:
     """Read a DVS128 AEDAT 2.0 file (tonic's version parser and AER reader, the data start of
-    :func:`aedat_data_start`; address bits decoded here); a header-only file holds no events."""
+    :func:`aedat_data_start`; address bits decoded here); a header-only file holds no events. An empty file (no
+    header: tonic's parser seeks before its start, an OSError "[Errno 22] Invalid argument" that named no file) or
+    one the system cannot read is a one-line :class:`DataCorruptError` naming it."""
     tonic = require_tonic()
     check_regular_file(path)
+    if os.path.getsize(path) == 0:
+        raise DataCorruptError(f"{path}: an empty file, not AEDAT 2.0 (a CIFAR10-DVS recording starts with its "
+                               f"#!AER-DAT2.0 header)")
     try:
         version, _, _ = tonic.io.read_aedat_header_from_file(str(path))
         start = aedat_data_start(path)
@@ -142,6 +147,8 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
         raise
     except (ValueError, IndexError, UnboundLocalError, AssertionError) as e:
         raise DataCorruptError(f"{path}: not an AEDAT 2.0 file ({one_line(e)})") from e
+    except OSError as e:
+        raise DataCorruptError(f"{path}: cannot read ({one_line(e)})") from e
     addr = raw["address"].astype(np.int64)
     pixel = (addr & 0x8000) == 0  # bit 15: a special event
     addr = addr[pixel]
