@@ -19,7 +19,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
-from deepspike.neurons import IF
+from deepspike.neurons import IF, LIF
 from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
@@ -383,6 +383,34 @@ def test_a_readout_without_memory_round_trips_at_the_default_step():
     x = torch.rand(3, 5, 4) * 3  # [T, B, 4]
     with torch.no_grad():
         torch.testing.assert_close(from_nir(g)(x), model.body(x))  # the trace is the step's input
+
+
+@pytest.mark.parametrize("dt", [1e-4, 1e-3, 1.0])
+def test_a_layer_tau_reads_back_the_float32_decay_the_net_runs(dt):
+    """One tau for a layer (LIF node, LI readout) is the float32 that reads back the net's float32 decay, as the
+    per-neuron ``time_constants_reading_back`` gives: the rounded-up tau alone read back another float32 decay for
+    ~50% of random decays (0.9 at dt = 1e-3)."""
+    from deepspike.deploy.neurons import float32_time_constant, time_constants_reading_back
+
+    decays = np.random.default_rng(7).uniform(0.0, 1.0, 1000)
+    per_layer = np.array([float32_time_constant(dt, k) for k in decays], dtype=np.float32)
+    assert np.array_equal(per_layer, time_constants_reading_back(dt, decays))
+    reads = (1.0 - dt / per_layer.astype(np.float64)).astype(np.float32)
+    high = decays >= 0.5  # below 0.5 some float32 decays lie between two float32 taus' decays (no tau gives them)
+    assert np.array_equal(reads[high], decays[high].astype(np.float32)) and (per_layer.astype(np.float64) > dt).all()
+
+
+def test_a_lif_net_written_and_read_runs_its_own_float32_decay():
+    torch.manual_seed(0)
+    body = nn.Sequential(TimeDistributed(nn.Linear(4, 16)), LIF(decay=0.9, threshold=0.5),
+                         TimeDistributed(nn.Linear(16, 3)))
+    model = RateNetwork(InputEncoder("direct"), body, MembraneReadout(decay=0.9), timesteps=20).eval()
+    back = from_nir(to_nir(model, (4,), dt=1e-3))
+    neuron, integrator = back.body[1], back.body[3]
+    assert np.float32(neuron.params.decay) == np.float32(integrator.decay) == np.float32(0.9)  # before: 0.89999998
+    x = torch.rand(20, 8, 4) * 2  # [T, B, 4]
+    with torch.no_grad():
+        assert torch.equal(back.body[:2](x), model.body[:2](x))
 
 
 def test_a_dt_of_true_is_refused():
