@@ -262,3 +262,25 @@ def test_a_conv_padding_nir_cannot_say_is_refused(options):
     snn.body[conv] = torch.nn.Conv2d(4, 6, 3, **options).double()
     with pytest.raises(ConfigError, match=r"^NIR export: only zero padding given as integers is supported$"):
         to_nir_window(snn.eval(), shape)
+
+
+@pytest.mark.parametrize(("net", "shape", "takes"), [
+    ("dense", (2, 6, 6), r"36 values \(a Linear\)"),
+    ("conv_avg", (3, 8, 8), r"\[C, H, W\] maps of C = 2 channels \(a Conv2d\)"),
+    ("conv_avg", (128,), r"\[C, H, W\] maps of C = 2 channels \(a Conv2d\)"),
+])
+def test_an_input_shape_the_net_does_not_take_is_one_line_naming_both(net, shape, takes):
+    # before: torch's RuntimeError ("mat1 and mat2 shapes cannot be multiplied (1x72 and 36x20)", "Given groups=1,
+    # weight of size [4, 2, 3, 3], expected input[1, 3, 8, 8] to have 2 channels ...")
+    _, snn, _, _ = _converted(*NETS[net])
+    given = str(list(shape)).replace("[", r"\[").replace("]", r"\]")
+    with pytest.raises(ConfigError, match=rf"^NIR export: input_shape {given} does not fit the net, whose first "
+                                          rf"layer takes {takes} \([^\n]*\)$"):
+        to_nir_window(snn, shape)
+
+
+@pytest.mark.parametrize("shape", [64, (0, 8, 8), (1.5, 8, 8)])
+def test_an_input_shape_that_is_not_sizes_is_refused_in_one_line(shape):
+    _, snn, _, _ = _converted(*NETS["dense"])
+    with pytest.raises(ConfigError, match=r"^to_nir_window's input_shape must be sizes of one time step"):
+        to_nir_window(snn, shape)

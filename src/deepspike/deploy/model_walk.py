@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import is_whole, shown_value
 from deepspike.layers.time_distributed import TimeDistributed
 
 
@@ -65,3 +66,26 @@ def ungrouped_conv_weight(weight: np.ndarray, groups: int) -> np.ndarray:
         rows = slice(g * per_group, (g + 1) * per_group)
         dense[rows, g * c_in_g:(g + 1) * c_in_g] = weight[rows]
     return dense
+
+
+def checked_input_shape(input_shape, who: str) -> tuple[int, ...]:
+    """``input_shape`` (one time step's sizes, no batch; numpy sizes taken) as a tuple of ints, or a one-line
+    ``ConfigError`` naming ``who`` (the exporter) when it is not sizes (whole numbers >= 1)."""
+    shape = input_shape
+    if isinstance(shape, tuple | list | torch.Size | np.ndarray):  # numpy sizes (an array's .shape) as ints
+        shape = tuple(n.item() if isinstance(n, np.integer) else n for n in shape)
+    if not (isinstance(shape, tuple) and shape and all(is_whole(n, 1, 2**31 - 1) for n in shape)):
+        raise ConfigError(f"{who}'s input_shape must be sizes of one time step (whole numbers >= 1), e.g. "
+                          f"(1, 28, 28), got {shown_value(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+def first_layer_takes(model: nn.Module) -> str:
+    """What the first conv or linear layer of ``model`` takes per sample, for a one-line error: ``"[C, H, W] maps of
+    C = 2 channels (a Conv2d)"`` or ``"36 values (a Linear)"``."""
+    for m in model.modules():
+        if isinstance(getattr(m, "in_channels", None), int):
+            return f"[C, H, W] maps of C = {m.in_channels} channels (a {type(m).__name__})"
+        if isinstance(getattr(m, "in_features", None), int):
+            return f"{m.in_features} values (a {type(m).__name__})"
+    return "another shape"

@@ -49,10 +49,11 @@ from torch import nn
 from deepspike.config.schema import TrainConfig
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, is_whole, shown_value
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, shown_value
 from deepspike.deploy.deps import check_graph, require_nir
 from deepspike.deploy.model_walk import (
     check_own_forward,
+    checked_input_shape,
     flatten_sample_dims,
     leaf_modules,
     to_numpy,
@@ -515,13 +516,7 @@ def _checked_arguments(model: nn.Module, input_shape, metadata) -> tuple[int, ..
         raise ConfigError(f"to_nir's metadata must be a dict, got {shown_value(metadata)}")
     if input_shape is None and not isinstance(model, NirNetwork):
         raise ConfigError("to_nir needs the input_shape of one time step, e.g. (1, 28, 28)")
-    shape = model.input_shape if input_shape is None else input_shape
-    if isinstance(shape, tuple | list | torch.Size | np.ndarray):  # numpy sizes (an array's .shape) as ints
-        shape = tuple(n.item() if isinstance(n, np.integer) else n for n in shape)
-    if not (isinstance(shape, tuple) and shape and all(is_whole(n, 1, 2**31 - 1) for n in shape)):
-        raise ConfigError(f"to_nir's input_shape must be sizes of one time step (whole numbers >= 1), e.g. "
-                          f"(1, 28, 28), got {shown_value(shape)}")
-    return tuple(int(n) for n in shape)
+    return checked_input_shape(model.input_shape if input_shape is None else input_shape, "to_nir")
 
 
 def _input_coding(model: nn.Module, info: dict, dt: float) -> dict:

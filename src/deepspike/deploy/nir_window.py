@@ -26,7 +26,13 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.model_walk import flatten_sample_dims, to_numpy, ungrouped_conv_weight
+from deepspike.deploy.model_walk import (
+    checked_input_shape,
+    first_layer_takes,
+    flatten_sample_dims,
+    to_numpy,
+    ungrouped_conv_weight,
+)
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
 from deepspike.methods.window_graph import Source, WindowWalk, affine_map, shape_after
@@ -173,15 +179,21 @@ def is_window_model(model: nn.Module) -> bool:
 
 def to_nir_window(model: WindowNetwork, input_shape: tuple[int, ...], large: float = DEFAULT_LARGE,
                   metadata: dict | None = None):
-    """The ``nir.NIRGraph`` of a windowed TTFS network (module docstring); ``input_shape`` without batch."""
+    """The ``nir.NIRGraph`` of a windowed TTFS network (module docstring); ``input_shape`` without batch. An
+    ``input_shape`` the net does not take is a one-line ``ConfigError`` naming it and what the first layer takes."""
     nir = require_nir()
+    shape = checked_input_shape(input_shape, "to_nir_window")
     if not model.encoder.calibrated:
         raise ConfigError("NIR export: the network's windows are not calibrated")
     model.eval()
-    walk = _NirWalk(nir, tuple(int(s) for s in input_shape), float(large))
+    walk = _NirWalk(nir, shape, float(large))
     walk.windows.update({name: (0.0, float(model.encoder.window)) for name in INPUTS})
     with torch.no_grad():
-        out = walk.run(model, INPUTS[0], tuple(input_shape))
+        try:
+            out = walk.run(model, INPUTS[0], shape)
+        except (RuntimeError, IndexError) as e:  # torch's "mat1 and mat2 shapes cannot be multiplied", ...
+            raise ConfigError(f"NIR export: input_shape {list(shape)} does not fit the net, whose first layer takes "
+                              f"{first_layer_takes(model)} ({str(e).splitlines()[0]})") from None
     walk.nodes["output"] = nir.Output(output_type={"output": np.array(out.shape)})
     walk.edges.append((out.population, "output"))
     meta = {"producer": "deepspike", "format": "ttfs_window", "fire_once": True, "spike": "dirac",
