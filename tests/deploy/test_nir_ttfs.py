@@ -317,6 +317,23 @@ def test_unsupported_layers_and_misuse_are_refused():
         from_nir(graph)
 
 
+@pytest.mark.parametrize(("shape", "message"), [
+    ((17,), r"input_shape \[17\] does not fit the net: TTFSLinear takes 16 values, got \[17\]$"),
+    ((2, 4, 4), r"input_shape \[2, 4, 4\] does not fit the net: TTFSConv2d takes \[C, H, W\] maps of C = 1 channels, "
+                r"got \[2, 4, 4\]$"),
+    ((16,), r"input_shape \[16\] does not fit the net: TTFSConv2d takes \[C, H, W\] maps of C = 1 channels"),
+    ((1, 1, 1), r"input_shape \[1, 1, 1\] does not fit the net: TTFSMaxPool2d takes maps of at least 2 x 2"),
+    ((0, 4, 4), r"^to_nir_ttfs's input_shape must be sizes of one time step"),
+])
+def test_an_input_shape_the_net_does_not_take_is_refused_in_one_line(shape, message):
+    # before: (17,) and (2, 4, 4) wrote a graph that nir.read refuses ("type mismatch: 1_flatten.output: [[17]] ->
+    # 2_linear.input: [[16]]"), (16,) into a conv was "ValueError: not enough values to unpack" and (1, 1, 1)
+    # "ValueError: negative dimensions are not allowed"
+    model = _net("exp", conv=shape != (17,))  # conv: 1x8x8 -> ... -> 3; dense: 16 -> 12 -> 5
+    with pytest.raises(ConfigError, match=message):
+        to_nir_ttfs(model, shape)
+
+
 @pytest.mark.slow  # training compiles the numba kernels: ~15 s on 2 busy cores
 def test_export_command_on_a_ttfs_run(tmp_path, capsys):
     from sklearn.datasets import load_digits

@@ -33,7 +33,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.deps import require_nir
-from deepspike.deploy.model_walk import leaf_modules, to_numpy
+from deepspike.deploy.model_walk import checked_input_shape, leaf_modules, to_numpy
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.containers import ConcatBranches
 from deepspike.ttfs.backend_torch import out_size
@@ -61,6 +61,7 @@ class _Builder:
 
     def __init__(self, nir, shape: tuple[int, ...], large: float, t_window: float) -> None:
         self.nir, self.shape, self.large, self.t_window = nir, shape, large, t_window
+        self.input_shape = shape
         self.nodes: dict = {SPIKE_INPUT: nir.Input(input_type={"input": np.array(shape)})}
         self.edges: list[tuple[str, str]] = []
         self.last = SPIKE_INPUT
@@ -83,6 +84,12 @@ class _Builder:
         self.bias_inputs.append(name)
         return name
 
+    def takes(self, m: nn.Module, fits: bool, what: str) -> None:
+        """A one-line ``ConfigError`` unless the layer ``m`` takes its input (``fits``; ``what`` it takes)."""
+        if not fits:
+            raise ConfigError(f"NIR TTFS export: input_shape {list(self.input_shape)} does not fit the net: "
+                              f"{type(m).__name__} takes {what}, got {list(self.shape)}")
+
     def neuron(self, layer, shape: tuple[int, ...], drive: float, role: str = "neurons") -> None:
         node = ttfs_neuron_node(layer.kernel, layer.theta, layer.tau, shape, drive, self.large, self.t_window, role)
         self.neurons.append((layer.kernel, layer.theta, layer.tau))
@@ -93,6 +100,7 @@ def _add_linear(b: _Builder, m: TTFSLinear) -> None:
     nir = b.nir
     if len(b.shape) != 1:
         raise ConfigError(f"NIR TTFS export: TTFSLinear needs a flat input, got shape {b.shape}")
+    b.takes(m, b.shape[0] == m.weight.shape[1], f"{m.weight.shape[1]} values")
     b.chain("linear", nir.Linear(weight=to_numpy(m.weight)))
     b.shape = (int(m.weight.shape[0]),)
     bias_edge = None
@@ -106,9 +114,11 @@ def _add_linear(b: _Builder, m: TTFSLinear) -> None:
 
 def _add_conv(b: _Builder, m: TTFSConv2d) -> None:
     nir = b.nir
+    o, c_in, kh, kw = m.weight.shape
+    b.takes(m, len(b.shape) == 3 and b.shape[0] == c_in, f"[C, H, W] maps of C = {c_in} channels")
     c, h, w = b.shape
-    o, _, kh, kw = m.weight.shape
     ho, wo = out_size(h, kh, m.stride, m.padding), out_size(w, kw, m.stride, m.padding)
+    b.takes(m, min(ho, wo) >= 1, f"maps of at least {kh} x {kw} (padding {m.padding})")
     zeros = np.zeros(o, dtype=np.float32)
     b.chain("conv", nir.Conv2d(input_shape=(h, w), weight=to_numpy(m.weight), stride=m.stride, padding=m.padding,
                                dilation=1, groups=1, bias=zeros))
@@ -128,8 +138,10 @@ def _add_pool(b: _Builder, m: TTFSMaxPool2d | TTFSAvgPool2d) -> None:
     """Pools; their zero padding (``padding`` p, if the layer has one) is "no spike", as NIR's zeros are."""
     nir = b.nir
     k, s, p = int(m.kernel_size), int(m.stride), int(getattr(m, "padding", 0))
+    b.takes(m, len(b.shape) == 3, "[C, H, W] maps")
     c, h, w = b.shape
     out = (c, out_size(h, k, s, p), out_size(w, k, s, p))
+    b.takes(m, min(out) >= 1, f"maps of at least {k} x {k} (padding {p})")
     if isinstance(m, TTFSMaxPool2d):
         b.chain("sumpool", nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]),
                                          padding=np.array([p, p])))
@@ -198,7 +210,7 @@ def to_nir_ttfs(model: nn.Module, input_shape: tuple[int, ...], large: float = D
     if not is_ttfs_model(model):
         raise ConfigError(f"NIR TTFS export needs TTFSLinear/TTFSConv2d layers; got {type(model).__name__}")
     body = getattr(model, "body", model)
-    b = _Builder(nir, tuple(int(s) for s in input_shape), float(large), float(t_window))
+    b = _Builder(nir, checked_input_shape(input_shape, "to_nir_ttfs"), float(large), float(t_window))
     with torch.no_grad():
         for m in leaf_modules(body):
             _add_module(b, m)
