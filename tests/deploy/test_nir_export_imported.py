@@ -292,3 +292,52 @@ def test_a_per_neuron_layer_is_written_back_with_the_decays_it_was_read_with(kin
         out = net(x)
         assert 0.02 * out.numel() < out.sum() < 0.98 * out.numel()
         assert torch.equal(again(x), out)
+
+
+def _li_readout(per_neuron: bool) -> nir.NIRGraph:
+    """input -> Linear -> LI (one tau and r for the layer, or one per neuron) -> output."""
+    tau = np.array([2e-3, 5e-3, 50e-3, 3e-3, 8e-3], np.float32) if per_neuron else np.full(N, 5e-3, np.float32)
+    r = np.array([1.0, 2.0, 0.5, 1.5, 3.0], np.float32) if per_neuron else np.full(N, 2.0, np.float32)
+    return _chain(("fc", nir.Linear(weight=_W)), ("li", nir.LI(tau=tau, r=r, v_leak=np.zeros(N, np.float32))))
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_graph_outputs_of_an_imported_li_readout_is_its_trace_integrated_once(per_neuron):
+    # before: the imported body already ends in the LI, and graph_outputs integrated its trace again (largest
+    # difference 6.8 on traces up to 2.6), the per-neuron LI's trace called spikes; evaluate, export --onnx of the
+    # file and from_nir's own output were right (graph_outputs checks --onnx of runs and zoo nets, never imported)
+    from deepspike.deploy.nir_export import graph_outputs
+
+    graph = _li_readout(per_neuron)
+    li = graph.nodes["li"]
+    x = torch.rand(12, 3, N_IN, generator=torch.Generator().manual_seed(1))
+    k, gain = (torch.tensor(v, dtype=torch.float64) for v in (1.0 - DT / li.tau.astype(np.float64),
+                                                               li.r.astype(np.float64) * DT / li.tau))
+    v, hand = torch.zeros(3, N, dtype=torch.float64), []
+    for x_t in x.double() @ torch.tensor(_W, dtype=torch.float64).T:  # v_t = (1 - dt/tau) v_{t-1} + (r dt/tau) W x_t
+        v = k * v + gain * x_t
+        hand.append(v)
+    hand = torch.stack(hand)
+    net = from_nir(graph)
+    ours, spiking = graph_outputs(net, x)
+    assert not spiking
+    torch.testing.assert_close(ours.double(), hand, rtol=1e-5, atol=1e-6 * float(hand.abs().max()))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x).double(), hand, rtol=1e-5, atol=1e-6 * float(hand.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["conv_if", "per_neuron_cuba", "branching", "pooled_conv_li"])
+def test_graph_outputs_of_an_imported_net_are_what_its_output_node_carries(name):
+    # before: the output neurons ran again on their own spikes, a branching body (GraphBody) on its own output
+    from deepspike.deploy.nir_export import graph_outputs
+
+    graph = GRAPHS[name]()
+    net = from_nir(graph)
+    x = _spikes_in(net, steps=40)
+    ours, spiking = graph_outputs(net, x)
+    expected = GraphSimulator.rate_coded(graph).run({"input": x.double()})["output"]
+    assert spiking == (name != "pooled_conv_li")
+    if spiking:
+        assert torch.equal(ours, expected.float()) and 0 < ours.sum() < ours.numel()
+    else:
+        torch.testing.assert_close(ours.double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))

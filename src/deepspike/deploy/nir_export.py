@@ -50,6 +50,7 @@ from deepspike.config.schema import TrainConfig
 from deepspike.core.atomic import atomic_write, check_output_file
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, is_finite, shown_value
+from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.deploy.deps import check_graph, require_nir
 from deepspike.deploy.model_walk import (
     check_own_forward,
@@ -174,9 +175,14 @@ def check_dt(dt: float) -> None:
 def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(values [T, B, K], spiking)``: what the Output node of ``to_nir(model)`` carries for the encoded input ``x
     [T, B, *input_shape]``, computed by the net itself: the output neurons' spikes (``spiking``), or for a membrane
-    readout the integrator's membrane ``v_t = decay v_{t-1} + o_t`` of the body's outputs ``o_t`` at every step."""
+    readout the integrator's membrane ``v_t = decay v_{t-1} + o_t`` of the body's outputs ``o_t`` at every step. A net
+    read by ``from_nir`` gives its own output (its body ends in the imported readout, which ran twice before: an
+    ``LI`` readout's trace integrated again, a per-neuron ``LI`` called spikes), ``spiking`` when every module
+    feeding the Output emits spikes."""
     mods, _ = chain_modules(model)
     with torch.no_grad():
+        if isinstance(model, NirNetwork):
+            return model(x), _imported_spikes(model)
         out = model.body(x)
         if not isinstance(mods[-1], Integrator):
             return mods[-1](out), True
@@ -186,6 +192,14 @@ def graph_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, bool
             v = v * mods[-1].decay + out[t]
             trace[t] = v
         return trace, False
+
+
+def _imported_spikes(model: NirNetwork) -> bool:
+    """Whether the last module of every stage feeding an imported net's Output emits spikes (``ReportsSpikes``)."""
+    body = model.body
+    ends = [body.stages[body.stage_keys[p]] for p in body.preds[body.order[-1]] if p in body.stage_keys] \
+        if isinstance(body, GraphBody) else [body]
+    return bool(ends) and all(isinstance(leaf_modules(end)[-1], ReportsSpikes) for end in ends)
 
 
 def _encoder_name(model: nn.Module) -> str:
