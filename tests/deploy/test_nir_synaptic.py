@@ -4,6 +4,7 @@ spikes, spike for spike; a neuron without a leak, which has no finite CubaLIF ti
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,28 @@ def test_a_synaptic_neuron_without_a_leak_is_refused(options):
     with pytest.raises(ConfigError, match="^NIR export: a synaptic neuron with decay .* has no finite CubaLIF time "
                                           "constant"):
         to_nir(_synaptic_net(**options), (1, 8, 8))
+
+
+@pytest.mark.parametrize("dt", [1e-4, 1e-3])
+def test_a_synaptic_net_read_back_runs_its_own_float32_decays(dt):
+    # before: the rounded-up taus read back decay 0.7 at dt = 1e-4 as 0.69999999 and syn_decay 0.9 at dt = 1e-3 as
+    # 0.89999998 (the next float32 below)
+    model = _synaptic_net(decay=0.7, syn_decay=0.9)
+    back = from_nir(to_nir(model, (1, 8, 8), dt=dt))
+    neurons = [m for m in back.modules() if isinstance(m, SynapticLIF)]
+    assert neurons and all(np.float32(m.fixed.decay) == np.float32(0.7) for m in neurons)
+    assert all(np.float32(m.syn_decay) == np.float32(0.9) for m in neurons)
+
+
+def test_cuba_and_learnable_taus_read_back_every_float32_decay_a_float32_tau_gives():
+    # before: the rounded-up taus of a trained layer (exact=False) read back another float32 decay for ~20% of
+    # random decays in [0.5, 1); now as an imported layer's (time_constants_reading_back)
+    from deepspike.deploy.neurons import cuba_node, learnable_node
+
+    dt, m = 1e-3, 2000
+    rng = np.random.default_rng(5)
+    k, alpha = (rng.uniform(0.5, 1.0, m).astype(np.float32) for _ in range(2))
+    cuba = cuba_node(k, alpha, np.ones(m), dt, {})
+    lif = learnable_node(k, 1.0 - k, np.ones(m), "zero", (m,), dt)
+    for tau, wanted in ((cuba.tau_mem, k), (cuba.tau_syn, alpha), (lif.tau, k)):
+        assert np.array_equal((1.0 - dt / tau.astype(np.float64)).astype(np.float32), wanted)

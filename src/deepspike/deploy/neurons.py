@@ -70,9 +70,10 @@ def cuba_node(decay: np.ndarray, syn_decay: np.ndarray, threshold: np.ndarray, d
     """The NIR ``CubaLIF`` of current-based LIF neurons with decay ``k``, synaptic decay ``alpha`` and threshold
     ``th``, each an array of one value per neuron (the layer's shape), under forward Euler over ``dt``
     (``synaptic_node``): ``tau_syn = dt / (1 - alpha)``, ``w_in = tau_syn / dt``, ``tau_mem = dt / (1 - k)``, ``r =
-    tau_mem / dt`` (float32 time constants rounded up, ``float32_time_constants``; with ``exact``, float32 decays
-    read back bit for bit, ``time_constants_reading_back``, for an imported layer). A neuron whose ``k`` or
-    ``alpha`` is 1 (no leak) has no finite time constant: a one-line ``ConfigError`` (unless ``exact``)."""
+    tau_mem / dt`` (float32 time constants that read back the float32 decays bit for bit,
+    ``time_constants_reading_back``; rounded up where no float32 does). A neuron whose ``k`` or ``alpha`` is 1 (no
+    leak) has no finite time constant: a one-line ``ConfigError`` (unless ``exact``: an imported layer, whose float32
+    decay 1 is written as ``LONGEST_TAU_STEPS dt``)."""
     nir = require_nir()
     k, alpha = np.asarray(decay, dtype=np.float64), np.asarray(syn_decay, dtype=np.float64)
     below = (lambda a: (a <= 1.0).all()) if exact else (lambda a: (a < 1.0).all())
@@ -81,8 +82,7 @@ def cuba_node(decay: np.ndarray, syn_decay: np.ndarray, threshold: np.ndarray, d
                           f"finite CubaLIF time constant), got decay up to {k.max():g} and syn_decay up to "
                           f"{alpha.max():g}")
     th = np.asarray(threshold, dtype=np.float32)
-    taus = time_constants_reading_back if exact else float32_time_constants
-    tau_syn, tau_mem = taus(dt, alpha), taus(dt, k)
+    tau_syn, tau_mem = time_constants_reading_back(dt, alpha), time_constants_reading_back(dt, k)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=0 * th, v_threshold=th,
                        v_reset=0 * th, w_in=tau_syn / dt, metadata=metadata)
 
@@ -94,12 +94,13 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
     value per layer (``()``), per channel (``[C]``, the first axis of ``shape``) or per neuron (``shape``), spread to
     one per neuron::
 
-        tau = dt / (1 - k)  (float32, rounded up),   r = c tau / dt  (so that r dt / tau = c),   v_threshold = th
+        tau = dt / (1 - k)  (float32),   r = c tau / dt  (so that r dt / tau = c),   v_threshold = th
 
     (forward Euler over ``dt``, as ``neuron_node``); ``k = 1`` everywhere (no leak) is an ``IF`` with ``r = c /
-    dt``. A decay of 1 in some channels only has no finite tau: a one-line ``ConfigError``. ``exact`` (an imported
-    layer, ``HeterogeneousLIF``): each float32 ``tau`` reads back the float32 decay ``k`` bit for bit
-    (``time_constants_reading_back``; ``LONGEST_TAU_STEPS dt`` where ``k = 1``)."""
+    dt``. Each float32 ``tau`` reads back the float32 decay ``k`` bit for bit where a float32 does (a trained PLIF's
+    rounded-up taus read back another decay for ~20% of random decays in [0.5, 1)). A decay of 1 in some channels only
+    has no finite tau: a one-line ``ConfigError``, unless ``exact`` (an imported layer, ``HeterogeneousLIF``):
+    ``LONGEST_TAU_STEPS dt`` where ``k = 1``."""
     nir = require_nir()
     k, c = spread_per_channel(decay, shape), spread_per_channel(gain, shape)
     th = spread_per_channel(threshold, shape).astype(np.float32)
@@ -110,7 +111,7 @@ def learnable_node(decay: np.ndarray, gain: np.ndarray, threshold: np.ndarray, r
     if ((k > 1.0) if exact else (k >= 1.0)).any() or not np.isfinite(k).all():
         raise ConfigError(f"NIR export: a learnable neuron's decay must lie below 1 in every channel (a finite time "
                           f"constant), got {np.asarray(decay).ravel()[:8].tolist()}")
-    tau = time_constants_reading_back(dt, k) if exact else float32_time_constants(dt, k)
+    tau = time_constants_reading_back(dt, k)
     return nir.LIF(tau=tau, r=(c * tau.astype(np.float64) / dt).astype(np.float32), v_leak=0 * th, v_threshold=th,
                    v_reset=0 * th, metadata=meta)
 
