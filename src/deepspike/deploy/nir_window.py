@@ -35,7 +35,7 @@ from deepspike.deploy.model_walk import (
 )
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, earliest_spike_node, ttfs_neuron_node
 from deepspike.layers.batchnorm_fold import BATCH_NORMS, folded_affine
-from deepspike.methods.window_graph import Source, WindowWalk, affine_map, shape_after
+from deepspike.methods.window_graph import Source, WindowWalk, shape_after
 from deepspike.methods.window_network import WindowNetwork
 from deepspike.ttfs.window_layers import RampedLayer
 
@@ -84,7 +84,7 @@ class _NirWalk(WindowWalk):
         last, cur_shape, modules = population, src.shape, list(src.chain)
         if sign < 0:
             last = self.add("negate", self.nir.Scale(scale=-np.ones(cur_shape, dtype=np.float32)), [last])
-        _, offset = affine_map(src.chain, src.shape)
+        offset = _chain_offset(src.chain, src.shape)
         weight_sum = 0.0
         while modules:
             m = modules.pop(0)
@@ -152,6 +152,18 @@ class _NirWalk(WindowWalk):
         node = nir.Conv2d(input_shape=shape[1:], weight=w.reshape(-1, 1, 1, 1), stride=1, padding=0, dilation=1,
                           groups=1, bias=np.zeros(len(w), dtype=np.float32))
         return self.add(f"{kind}_conv", node, [src])
+
+
+def _chain_offset(chain: list[nn.Module], shape: tuple[int, ...]) -> torch.Tensor:
+    """The bias ``b [M]`` of the affine map ``chain`` (``W x + b`` on flattened inputs of per-sample ``shape``): its
+    output for a zero input, in its parameters' dtype. ``methods.window_graph.affine_map`` gives it too, with the
+    dense Jacobian ``W [M, N]`` the exporter never reads (one backward pass per output: a 3 x 24 x 24 input into
+    8 channels took 14 s to export, a CIFAR-sized 64-channel first conv's ``W`` alone is 1.6 GB)."""
+    dtype = next((p.dtype for m in chain for p in m.parameters()), torch.float64)
+    x = torch.zeros(1, *shape, dtype=dtype)
+    for m in chain:
+        x = m(x)
+    return x.reshape(-1)
 
 
 def _channel_bias(offset: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
