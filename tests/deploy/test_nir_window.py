@@ -297,3 +297,12 @@ def test_the_export_builds_no_dense_jacobian(monkeypatch):
     monkeypatch.setattr(torch.autograd.functional, "jacobian", no_jacobian)
     graph = to_nir_window(snn, shape)
     assert graph.metadata["format"] == "ttfs_window"
+
+
+@pytest.mark.parametrize(("model", "shown"), [(torch.nn.Linear(3, 2), "Linear"), ("net.pt", "'net.pt'"),
+                                             (None, "None")])
+def test_another_model_is_refused_in_one_line(model, shown):
+    # before: AttributeError "'Linear' object has no attribute 'encoder'"
+    with pytest.raises(ConfigError, match=rf"^to_nir_window takes a windowed TTFS network \(method ttfs_window\), "
+                                          rf"got {shown}$"):
+        to_nir_window(model, (3,))

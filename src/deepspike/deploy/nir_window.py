@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.model_walk import (
     checked_input_shape,
@@ -194,6 +195,9 @@ def to_nir_window(model: WindowNetwork, input_shape: tuple[int, ...], large: flo
     """The ``nir.NIRGraph`` of a windowed TTFS network (module docstring); ``input_shape`` without batch. An
     ``input_shape`` the net does not take is a one-line ``ConfigError`` naming it and what the first layer takes."""
     nir = require_nir()
+    if not is_window_model(model):  # another net ended in "'Linear' object has no attribute 'encoder'"
+        raise ConfigError(f"to_nir_window takes a windowed TTFS network (method ttfs_window), got "
+                          f"{shown_value(model) if not isinstance(model, nn.Module) else type(model).__name__}")
     shape = checked_input_shape(input_shape, "to_nir_window")
     if not model.encoder.calibrated:
         raise ConfigError("NIR export: the network's windows are not calibrated")
