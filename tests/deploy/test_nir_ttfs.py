@@ -310,6 +310,9 @@ def test_unsupported_layers_and_misuse_are_refused():
         to_nir(model, (1, 4, 4))
     with pytest.raises(ConfigError, match="TTFSLinear"):
         to_nir_ttfs(nn.Sequential(nn.Linear(3, 2)), (3,))
+    for not_a_net in ("net.pt", None):  # before: AttributeError "'str' object has no attribute 'modules'"
+        with pytest.raises(ConfigError, match="^NIR TTFS export needs TTFSLinear/TTFSConv2d layers; got "):
+            to_nir_ttfs(not_a_net, (3,))
     graph = to_nir_ttfs(model, (1, 4, 4), t_window=10.0)
     with pytest.raises(ConfigError, match="t_window"):
         ttfs_graph_times(graph, _times((1, 1, 4, 4)), 0.1, 11.0)

@@ -44,8 +44,9 @@ SPIKE_INPUT = "input"
 
 
 def is_ttfs_model(model: nn.Module) -> bool:
-    """True if ``model`` holds closed-form TTFS neuron layers (``TTFSLinear``/``TTFSConv2d``)."""
-    return any(isinstance(m, TTFSLinear | TTFSConv2d) for m in model.modules())
+    """True if ``model`` is a module holding closed-form TTFS neuron layers (``TTFSLinear``/``TTFSConv2d``); False for
+    anything else (a path or None given to ``to_nir_ttfs`` ended in "'str' object has no attribute 'modules'")."""
+    return isinstance(model, nn.Module) and any(isinstance(m, TTFSLinear | TTFSConv2d) for m in model.modules())
 
 
 def _drive(weight: torch.Tensor, bias: torch.Tensor | None) -> float:
