@@ -69,6 +69,17 @@ def test_energy_rows_price_what_the_recorder_found_not_the_layer_position():
     assert (direct["snn_acs"], direct["snn_macs"]) == (22.0, 0.0)
 
 
+def test_energy_row_acs_are_the_spike_layers_operations_exactly():
+    """A direct-input net at T = 2 (measured on a digits QCFS VGG): the first layer's 8367.36 operations per sample are
+    MACs, the pool after the first IF layer has 1.92 ACs (its 1.92 input spikes). The ACs are the AC layers' sum,
+    1.92; taken as all operations less the MACs, (8367.36 + 1.92) - 8367.36, they read 1.9200000000000728."""
+    sweep = _sweep(True)
+    sweep.accumulates_at = [{"0": 8367.36, "1": 1.92}] * 2
+    sweep.macs_at = [{"0": 8367.36, "1": 0.0}] * 2
+    row = operations(ARCH, sweep, direct_input=True)["by_timesteps"][-1]
+    assert (row["snn_acs"], row["snn_macs"]) == (1.92, 8367.36)
+
+
 @pytest.mark.parametrize(("encoding", "recorded"), [("poisson", 2.5), ("direct", 1.0)])
 def test_thresholds_json_records_the_input_scale_the_thresholds_were_balanced_against(tmp_path, encoding, recorded):
     """Calibration images with max|x| = 2.5 (``input_scale``): Poisson input sends |x| / 2.5, so the first threshold

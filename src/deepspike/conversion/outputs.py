@@ -130,7 +130,7 @@ def _energy_row(
     ANN pJ and SNN / ANN, without and with the updates, from ``models.energy.energy_table`` (as ``deepspike
     analyze``)."""
     snn_macs = sum(layer_macs.values())
-    acs = sum(ops.values()) - snn_macs
+    acs = sum(v - layer_macs.get(k, 0.0) for k, v in ops.items())  # per layer: a layer's ops are all ACs or all MACs
     update_macs, update_acs = (None, None) if update_ops_per_step is None else (t * v for v in update_ops_per_step)
     row: dict[str, Any] = {"timesteps": t, "snn_acs": acs, "snn_macs": snn_macs, "spikes": spikes,
                            "update_macs": update_macs, "update_acs": update_acs}
