@@ -34,3 +34,17 @@ def test_the_options_of_one_norm_left_out_are_not_filled_in_as_given(tmp_path, c
     assert main(["convert", str(tmp_path / "run"), "--norm", norm, "--out", str(tmp_path / "c"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "does not use" not in err and "run" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("norm, message", [
+    ("maxx", "'maxx': unknown norm 'maxx'; valid: spike, max, percentile, channel, qcfs"),
+    ("max,", "'max,': unknown norm ''; valid: spike, max"),
+    ("max,spike,max", "'max,spike,max': 'max' is listed twice; list each norm once"),
+])
+def test_a_bad_norm_list_says_what_is_wrong_with_it(tmp_path, capsys, norm, message):
+    """A misspelt norm was answered "list each of spike, max, percentile, channel, qcfs at most once", as if a norm
+    had been listed twice: the error names the unknown norm, or the one listed twice."""
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error
+        main(["convert", str(tmp_path / "run"), "--norm", norm, "--out", str(tmp_path / "c"), "--quiet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and "at most once" not in err and not (tmp_path / "c").exists()
