@@ -13,8 +13,19 @@ HELP = "analyse a run: spikes, sparsity, latency, synaptic ops, energy, quantiza
 
 
 def _numbers(kind):
+    """``a,b,...`` -> a tuple of ``kind`` (int or float); an entry that is none is a usage error naming it (it read
+    "argument --bits: invalid parse value: '8.5'", after the parser function's own name)."""
+    words = ("whole numbers, e.g. 8,4,2", "a whole number") if kind is int else ("numbers", "a number")
+
     def parse(text: str):
-        return tuple(kind(v) for v in text.split(",") if v.strip())
+        values = []
+        for v in filter(str.strip, text.split(",")):
+            try:
+                values.append(kind(v))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{v.strip()!r} is not {words[1]}; give comma-separated "
+                                                 f"{words[0]}") from None
+        return tuple(values)
 
     return parse
 
