@@ -73,3 +73,24 @@ def test_every_default_spelt_out_passes():
 def _yaml(field: dataclasses.Field) -> str:
     value = field.default_factory() if field.default is dataclasses.MISSING else field.default
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize("override, key, default", [
+    ("optim.lr=0.005", "optim.lr=0.005", "0.001"),
+    ("optim.name=sgd", "optim.name='sgd'", "'adam'"),
+    ("schedule.name=cosine", "schedule.name='cosine'", "'none'"),
+    ("schedule.warmup_epochs=1", "schedule.warmup_epochs=1.0", "0.0"),
+])
+def test_optim_and_schedule_under_a_method_without_gradients_are_refused_in_one_line(override, key, default):
+    """Before: wta_stdp (``learns_locally``: no optimizer step, an idle optimizer over no parameters) trained the same
+    with any optim.* or schedule.* setting, without a word; its defaults spelt out (a saved run's config.yaml) pass."""
+    config = load_config(None, ["method.name=wta_stdp", "model.name=diehl_cook", override])  # loading accepts it
+    name = key.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} has no effect unless the method learns by gradients "
+                                          rf"\(method wta_stdp has no optimizer or schedule\): set that, or leave "
+                                          rf"{re.escape(name)} at its default {re.escape(default)}$"):
+        check_settings_used(config)
+    spelt = [f"{section}.{f.name}={_yaml(f)}" for section, schema in (("optim", OptimConfig), ("schedule",
+             ScheduleConfig)) for f in dataclasses.fields(schema)]
+    check_settings_used(load_config(None, ["method.name=wta_stdp", "model.name=diehl_cook", *spelt]))
+    check_settings_used(load_config(None, ["model.name=mlp", override]))  # a method with an optimizer reads it

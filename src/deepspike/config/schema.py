@@ -15,6 +15,7 @@ integers beyond 64 bits (``core.options.check_numbers``) are rejected with a one
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from deepspike.config.method_section import MethodConfig, default_method_section
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, check_unused, is_finite, shown_value
 from deepspike.data.augment import Augment
+from deepspike.methods.registry import learns_locally
 from deepspike.models.registry import refuse_core_args
 
 # Arguments every data set loader takes that the recipe sets elsewhere (``training.run_setup.load_data``);
@@ -292,14 +294,20 @@ def check_settings_used(config: RunConfig) -> None:
     """A one-line ``ConfigError`` for a key of ``optim``, ``schedule`` or ``train`` set away from its default while the
     choice it belongs to is off (``core.options.check_unused``): ``momentum`` / ``nesterov`` without sgd, ``betas``
     with sgd, ``step_size``, ``gamma``, ``milestones`` or ``min_factor`` under a schedule that reads none of them,
-    ``distill_weight`` / ``distill_temperature`` without ``distill_from``; a ``train.log`` sink named twice (each
-    writes once); ``multistep`` without ``milestones`` (the rate never changes). For new runs only
+    ``distill_weight`` / ``distill_temperature`` without ``distill_from``; any key of ``optim`` or ``schedule`` under a
+    method that learns without gradients (``Method.learns_locally``: no optimizer steps, so no rate to schedule); a
+    ``train.log`` sink named twice (each writes once); ``multistep`` without ``milestones`` (the rate never
+    changes). For new runs only
     (``training.reload``): runs saved with such a setting still load. Defaults spelt out pass."""
     o, s, t = config.optim, config.schedule, config.train
     twice = [name for name in dict.fromkeys(t.log) if t.log.count(name) > 1]
     if twice:
         raise ConfigError(f"train.log={shown_value(t.log)} names {twice[0]} twice: name each sink once "
                           f"(valid: {', '.join(LOG_SINKS)})")
+    if learns_locally(config.method.name):
+        needs = f"the method learns by gradients (method {config.method.name} has no optimizer or schedule)"
+        for section, options in (("optim", o), ("schedule", s)):
+            check_unused(options, ((tuple(f.name for f in dataclasses.fields(options)), False, needs),), section)
     check_unused(o, ((("momentum", "nesterov"), o.name == "sgd", "optim.name=sgd"),
                      (("betas",), o.name != "sgd", "optim.name=adam or adamw")), "optim")
     if s.name == "multistep" and not s.milestones:

@@ -11,7 +11,8 @@ neuron is labelled with the class it answers most, and a sample's class is the l
 The architecture is one hidden layer, the excitatory population, and the class layer, the labels' vote:
 ``Flatten, Linear(N), Linear(K, act=False)`` (model ``diehl_cook`` with ``neurons``, or ``mlp`` with one hidden
 size). The net learns without gradients (``learns_locally``): the trainer hands it each training batch
-(``learn``), with no optimizer step; the ``optim`` and ``schedule`` sections do nothing.
+(``learn``), with no optimizer step; the ``optim`` and ``schedule`` sections do nothing (a key of either set away
+from its default is refused, ``config.schema.check_settings_used``).
 
 Options, Diehl & Cook's values by default (times in ms, potentials in mV): ``dt``; ``present_ms`` per sample,
 ``rest_ms`` after it; ``rate_max`` (Hz at intensity 1), ``rate_step``, ``min_spikes``, ``max_presentations`` (repeats
