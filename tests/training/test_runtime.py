@@ -3,6 +3,7 @@ memory are refused before anything is allocated."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,9 +12,12 @@ from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.core.memory import GiB
+from deepspike.methods import get_method
+from deepspike.models import create_architecture
 from deepspike.training import runtime
 from deepspike.training.trainer import Trainer
 from deepspike.training.training_setup import check_training_steps_fit
+from option_effect import assert_refused_where_it_builds_nothing
 
 
 def test_bf16_autocast_reaches_the_convolutions(tmp_path, monkeypatch):
@@ -203,3 +207,23 @@ def test_a_machine_that_does_not_say_its_memory_refuses_nothing(monkeypatch):
     assert runtime.device_memory_bytes(cpu) == 0
     runtime.check_steps_fit(2**40, 2**20, cpu, "x")
     runtime.check_parameters_fit(2**50, cpu, "model m")
+
+
+def test_channels_last_on_a_net_without_a_convolution_is_refused_for_a_new_run(tmp_path, capsys):
+    """``train.channels_last=true`` on ``mlp`` (no 4-D weight: ``model.to(memory_format=channels_last)`` moves nothing,
+    the channels-last image batch is flattened to the same values) trained as without it, in silence; ``scnn_digits``
+    (three 2-D convolutions) takes it. Refused where a new run starts (``build_new_run``), exit 2 from the CLI."""
+    method = get_method("ann", {})
+    mlp = create_architecture("mlp", num_classes=10, input_shape=(1, 8, 8))
+    conv = create_architecture("scnn_digits", num_classes=10, input_shape=(1, 8, 8))
+    channels_last = SimpleNamespace(build=method.build, check_new_run=lambda arch: runtime.check_channels_last(
+        True, method.build(arch), arch.name))
+    assert_refused_where_it_builds_nothing(channels_last, torch.nn.Conv2d, mlp, conv,
+                                           r"^train.channels_last=true lays out the 4-D weights of 2-D convolutions, "
+                                           r"and model 'mlp' has none: set train.channels_last: false$")
+    runtime.check_channels_last(False, method.build(mlp), "mlp")  # off: nothing to refuse
+    out = tmp_path / "run"
+    assert main(["train", "model.name=mlp", "train.channels_last=true", "train.epochs=1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("deepspike: error: train.channels_last=true lays out the 4-D weights of 2-D "
+                                       "convolutions, and model 'mlp' has none: set train.channels_last: false\n")
+    assert not (out / "config.yaml").exists()

@@ -87,3 +87,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def check_channels_last(channels_last: bool, model: torch.nn.Module, model_name: str) -> None:
+    """A one-line ``ConfigError`` for ``train.channels_last=true`` (``model.to(memory_format=torch.channels_last)``)
+    on a net with no 4-D weight or buffer ``[C_out, C_in, kh, kw]`` (no 2-D convolution): the layout moves nothing
+    there and the run trains as without it (a 4-D image batch made channels-last is flattened to the same values).
+    For new runs only (``training.reload.build_new_run``)."""
+    if channels_last and not any(t.dim() == 4 for t in (*model.parameters(), *model.buffers())):
+        raise ConfigError(f"train.channels_last=true lays out the 4-D weights of 2-D convolutions, and model "
+                          f"{model_name!r} has none: set train.channels_last: false")
