@@ -135,3 +135,21 @@ def test_the_net_stays_on_the_cpu_and_answers_on_the_input_device():
     assert net.to(torch.float16).to("meta") is net and net.weight.device.type == "cpu"
     assert net.weight.dtype == torch.float64
     assert net(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("values, refused, needs", [
+    ({"min_spikes": 0, "rate_step": 10.0}, "rate_step=10.0", "method.min_spikes is above 0"),
+    ({"min_spikes": 0, "max_presentations": 3}, "max_presentations=3", "method.min_spikes is above 0"),
+    ({"max_presentations": 1, "rate_step": 10.0}, "rate_step=10.0", "method.max_presentations is above 1"),
+    ({"max_presentations": 1, "min_spikes": 2}, "min_spikes=2", "method.max_presentations is above 1"),
+])
+def test_repeat_options_where_no_sample_is_shown_twice_are_refused_for_a_new_run(values, refused, needs):
+    """Before: with min_spikes 0 (every response has >= 0 spikes) or max_presentations 1 the show loop of
+    ``CompetitiveStdpLayer`` ends after the first show, so the other repeat options were ignored without a word."""
+    arch = create_architecture("diehl_cook", 10, (1, 8, 8), neurons=4)
+    method = get_method("wta_stdp", values)
+    with pytest.raises(ConfigError, match=rf"^method.{refused} has no effect unless {needs}: set that, or leave "):
+        method.check_new_run(arch)
+    for fine in ({"min_spikes": 0}, {"max_presentations": 1}, {"min_spikes": 2, "max_presentations": 3,
+                                                               "rate_step": 10.0}):
+        get_method("wta_stdp", fine).check_new_run(arch)

@@ -40,7 +40,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.jit import HAVE_NUMBA
-from deepspike.core.options import check_ranges, is_finite, is_whole
+from deepspike.core.options import check_ranges, check_unused, is_finite, is_whole
 from deepspike.layers.wta_kernels import WtaConstants
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer, Presentation
 from deepspike.methods.base import Method
@@ -184,6 +184,15 @@ class WtaStdpMethod(Method):
             weight_sum=column_sum(o, inputs))
         return CompetitiveStdpLayer(inputs, neurons, classes, wta_constants(o), presentation, o.init_scale,
                                     o.theta_init, _steps(o.delay_max, o.dt))
+
+    def check_new_run(self, arch: Architecture) -> None:
+        """The repeat options set (not their defaults) where no sample is ever shown twice: ``rate_step`` and
+        ``max_presentations`` with ``min_spikes: 0`` (every response has at least 0 spikes), ``rate_step`` and
+        ``min_spikes`` with ``max_presentations: 1``. Refused for new runs (``core.options.check_unused``), so runs
+        saved with one load."""
+        o = self.options
+        check_unused(o, ((("rate_step", "max_presentations"), o.min_spikes > 0, "method.min_spikes is above 0"),
+                         (("rate_step", "min_spikes"), o.max_presentations > 1, "method.max_presentations is above 1")))
 
     def learn(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Learn from one training batch (``CompetitiveStdpLayer.learn``); returns its class scores ``[B, K]``."""
