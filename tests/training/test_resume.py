@@ -114,7 +114,6 @@ EXACT_RESUMES = {  # method and option combinations whose state crosses the cut,
     "stbp_eprop_readout_decay_poisson_dropout": ["method.name=stbp", "method.timesteps=3", "method.encoder=poisson",
                                                  "train.temporal_grad=eprop", "train.eprop_readout_decay=0.5",
                                                  "model.args.dropout=0.3"],
-    "ttfs_bf16": ["method.name=ttfs", "train.precision=bf16"],
     "ttfs_ema_val_cosine_clip": ["method.name=ttfs", "train.ema_decay=0.8", "data.val_fraction=0.2",
                                  "schedule.name=cosine", "train.grad_clip=0.1"],  # val peaks in epoch 1
     "ttfs_window_ema_val": ["method.name=ttfs_window", "train.ema_decay=0.7", "data.val_fraction=0.2"],

@@ -49,9 +49,9 @@ def test_bf16_autocast_reaches_the_convolutions(tmp_path, monkeypatch):
     assert math.isfinite(summary["test_accuracy"])
 
 
-@pytest.mark.parametrize("method", ["stbp", "spikebp", "stdbp"])
-def test_every_method_trains_under_bf16(tmp_path, method):
-    model = "zhang2021_fc400" if method == "stdbp" else "scnn_digits"
+@pytest.mark.parametrize("method", ["stbp", "spikebp", "ttfs_window"])
+def test_every_method_autocast_reaches_trains_under_bf16(tmp_path, method):
+    model = "mlp" if method == "ttfs_window" else "scnn_digits"
     extra = ["method.timesteps=2"] if method in ("stbp", "spikebp") else []
     cfg = load_config(
         None,
@@ -226,4 +226,32 @@ def test_channels_last_on_a_net_without_a_convolution_is_refused_for_a_new_run(t
     assert main(["train", "model.name=mlp", "train.channels_last=true", "train.epochs=1", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("deepspike: error: train.channels_last=true lays out the 4-D weights of 2-D "
                                        "convolutions, and model 'mlp' has none: set train.channels_last: false\n")
+    assert not (out / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("method, model", [("ttfs", "scnn_digits"), ("stdbp", "zhang2021_fc400")])
+def test_bf16_under_a_method_autocast_does_not_reach_is_refused_for_a_new_run(tmp_path, capsys, method, model):
+    """Before: train.precision=bf16 under ttfs or stdbp trained bit for bit as fp32 (the closed-form layers compute
+    float32 times in their own kernels; autocast casts none of their inputs), without a word. The reference: the
+    net's scores and gradients with and without CPU bfloat16 autocast (a seeded jitter draw each)."""
+    m = get_method(method, {})
+    torch.manual_seed(0)
+    net = m.build(create_architecture(model, num_classes=10, input_shape=(1, 8, 8)))
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8)
+    seen = []
+    for bf16 in (False, True):
+        net.zero_grad()
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+            loss = m.loss(out, y)
+        loss.backward()
+        seen.append([out.detach(), *(p.grad.clone() for p in net.parameters())])
+    assert all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
+    out = tmp_path / "run"
+    assert main(["train", f"method.name={method}", f"model.name={model}", "train.precision=bf16", "--out",
+                 str(out)]) == 2
+    assert capsys.readouterr().err == (f"deepspike: error: train.precision=bf16 changes nothing under method {method}: "
+                                       "its layers compute in float32 whatever autocast says; set train.precision: "
+                                       "fp32\n")
     assert not (out / "config.yaml").exists()

@@ -30,6 +30,7 @@ class Method(ABC):
     init_files: ClassVar[tuple[str, ...]] = ()  # file suffixes ``method.init_from`` may name (training.init_files)
     made_by: ClassVar[str] = ""  # a method whose nets are not trained: the command that makes them
     learns_locally: ClassVar[bool] = False  # learns without gradients: the trainer calls ``learn``, no optimizer step
+    autocasts: ClassVar[bool] = True  # train.precision=bf16 reaches its arithmetic (False: float32 kernels whatever)
 
     def __init__(self, options: Any) -> None:
         self.options = options

@@ -119,6 +119,7 @@ class TtfsMethod(Method):
     name = "ttfs"
     Options = TtfsOptions
     description = "single-spike TTFS, closed-form exp-kernel IF neurons (zhou2021)"
+    autocasts = False  # its layers are closed-form kernels on float32 times; autocast casts none of their inputs
 
     def build(self, arch: Architecture) -> nn.Module:
         o = self.options

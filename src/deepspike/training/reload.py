@@ -15,7 +15,7 @@ from deepspike.training.evaluate import evaluate
 from deepspike.training.init_files import init_file_reader
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
-from deepspike.training.runtime import autocast_dtype, check_channels_last, model_device, resolve_device
+from deepspike.training.runtime import autocast_dtype, check_autocast, check_channels_last, model_device, resolve_device
 from deepspike.training.weights import load_weights, payload_entry
 
 
@@ -44,11 +44,12 @@ def build_new_run(config, device, data=None) -> RunParts:
     reader (``training.init_files``), which copies its weights into the built net.
     Reloading a run skips this: its checkpoint holds the weights, so the source run need not exist any more. Settings
     a run would ignore are refused first (``config.schema.check_settings_used``, ``Method.check_new_run``,
-    ``runtime.check_channels_last``)."""
+    ``runtime.check_channels_last``, ``runtime.check_autocast``)."""
     check_settings_used(config)
     parts = build_run(config, device, data)
     parts.method.check_new_run(parts.arch)
     check_channels_last(config.train.channels_last, parts.model, config.model.name)
+    check_autocast(config.train.precision, parts.method)
     init_from = getattr(parts.method.options, "init_from", None)
     reader = init_file_reader(init_from) if init_from else None
     if reader is not None:

@@ -97,3 +97,13 @@ def check_channels_last(channels_last: bool, model: torch.nn.Module, model_name:
     if channels_last and not any(t.dim() == 4 for t in (*model.parameters(), *model.buffers())):
         raise ConfigError(f"train.channels_last=true lays out the 4-D weights of 2-D convolutions, and model "
                           f"{model_name!r} has none: set train.channels_last: false")
+
+
+def check_autocast(precision: str, method) -> None:
+    """A one-line ``ConfigError`` for ``train.precision=bf16`` under a method whose nets autocast does not reach
+    (``Method.autocasts`` False: ttfs, stdbp, whose closed-form layers compute float32 times in their own kernels, and
+    the loss under autocast is float32): forward, loss and gradients are bit for bit those of fp32. For new runs only
+    (``training.reload.build_new_run``)."""
+    if precision == "bf16" and not method.autocasts:
+        raise ConfigError(f"train.precision=bf16 changes nothing under method {method.name}: its layers compute in "
+                          "float32 whatever autocast says; set train.precision: fp32")
