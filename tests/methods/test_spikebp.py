@@ -104,3 +104,26 @@ def test_a_pool_threshold_of_a_model_without_average_pooling_is_refused_for_a_ne
     get_method("spikebp", {"pool_threshold": 0.75}).check_new_run(arch)  # the default spelt out: a recipe may
     pooled = create_architecture("vgg", num_classes=3, input_shape=(1, 8, 8), blocks=[[4]], hidden=[8], pool="avg")
     get_method("spikebp", {"pool_threshold": 0.5}).check_new_run(pooled)
+
+
+def test_leak_correction_off_without_a_leak_is_refused_for_a_new_run():
+    """Before: ``method.leak=1 method.leak_correction=false`` was taken without a word and trained as with the
+    correction on: its term ``ln(leak) LF / count`` is 0 at leak 1 (the reference: equal gradients either way)."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(1, 4, 4), hidden=[6])
+    x, y = torch.rand(5, 1, 4, 4), torch.arange(5) % 3
+    grads = []
+    for correction in (True, False):
+        method = get_method("spikebp", {"timesteps": 6, "leak": 1.0, "leak_correction": correction,
+                                        "threshold": 0.3})
+        torch.manual_seed(0)
+        net = method.build(arch)
+        method.loss(net(x), y).backward()
+        grads.append([p.grad for p in net.parameters()])
+    assert any(g.abs().sum() > 0 for g in grads[0])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    with pytest.raises(ConfigError, match=r"^method.leak_correction=False has no effect unless method.leak is below 1 "
+                                          r"\(its term ln\(leak\) LF / count is 0 at leak 1\): set that, or leave "
+                                          r"method.leak_correction at its default True$"):
+        get_method("spikebp", {"leak": 1.0, "leak_correction": False}).check_new_run(arch)
+    get_method("spikebp", {"leak": 1.0, "leak_correction": True}).check_new_run(arch)
+    get_method("spikebp", {"leak": 0.9, "leak_correction": False}).check_new_run(arch)

@@ -112,8 +112,12 @@ class SpikeBpMethod(Method):
 
     def check_new_run(self, arch: Architecture) -> None:
         """``method.pool_threshold`` set (not its default) for a model without average pooling, where no spiking
-        pooling neuron reads it: refused for new runs (``core.options.check_unused``), so runs saved with one load."""
-        check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
+        pooling neuron reads it, and ``method.leak_correction`` set with ``leak: 1``, where the correction
+        ``ln(leak) LF / count`` is 0: refused for new runs (``core.options.check_unused``), so runs saved with one
+        load."""
+        check_unused(self.options, ((("leak_correction",), self.options.leak < 1.0,
+                                     "method.leak is below 1 (its term ln(leak) LF / count is 0 at leak 1)"),
+                                    (("pool_threshold",), has_avg_pool(arch),
                                      f"the model has average pooling (model {arch.name!r} has none)"),))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
