@@ -159,6 +159,8 @@ def test_an_empty_init_from_is_refused_not_taken_as_no_run(method, init_from):
     ("ttfs", {"measures": False, "measure_batches": 5}, "method.measures=true"),
     ("ttfs_window", {"spike_cost_cap": 0.5}, "method.spike_cost is above 0"),
     ("ttfs_window", {"measures": False, "measure_batches": 5}, "method.measures=true"),
+    ("stdbp", {"tau": 2.0}, r"method.kernel=exp, method.loss=zhou_code or zhou_paper, or method.batchnorm=true "
+                            r"\(relpsp neurons and the ce loss have no time constant\)"),  # relpsp and ce by default
 ])
 def test_an_option_the_run_would_ignore_is_refused_for_a_new_run_and_an_old_run_still_loads(method, options, needs):
     """Before, each was ignored without a word (no regulariser: ``penalty`` returns None before reading the reduction;
@@ -166,13 +168,13 @@ def test_an_option_the_run_would_ignore_is_refused_for_a_new_run_and_an_old_run_
     arch = create_architecture("zhou2021_mnist", num_classes=10, input_shape=(1, 8, 8))
     built = get_method(method, options)
     built.build(arch)  # what reading a saved run does
-    key = next(k for k in options if k in ("reg_reduction", "measure_batches", "spike_cost_cap"))
+    key = next(k for k in options if k in ("reg_reduction", "measure_batches", "spike_cost_cap", "tau"))
     with pytest.raises(ConfigError, match=rf"^method.{key}={options[key]!r} has no effect unless {needs}.*: set that, "
                                           rf"or leave method.{key} at its default "):
         built.check_new_run(arch)
     get_method(method, {}).check_new_run(arch)  # the defaults, and with the feature on:
     on = {"reg_reduction": {"weight_sum_cost": 1.0}, "measure_batches": {"measures": True}, "spike_cost_cap":
-          {"spike_cost": 0.1}}[key]
+          {"spike_cost": 0.1}, "tau": {"kernel": "exp"}}[key]
     get_method(method, {**options, **on}).check_new_run(arch)
 
 
@@ -185,3 +187,21 @@ def test_batchnorm_on_a_model_without_convolutions_is_refused_for_a_new_run():
         get_method("ttfs", {"batchnorm": True}), TTFSBatchNorm, arch, conv,
         r"^method.batchnorm=True has no effect unless the model has convolutional layers \(model 'zhang2021_fc340' "
         r"has none\): set that, or leave")
+
+
+@pytest.mark.parametrize("model", ["zhou2021_mnist", "scnn_digits"])
+def test_tau_changes_nothing_under_relpsp_and_ce(model):
+    """The reference for refusing ``method.tau`` there: stdbp's relpsp neurons and ce loss give the same output times
+    and gradients bit for bit at tau 1 and 3 (ttfs' exp kernel does not)."""
+    arch = create_architecture(model, num_classes=10, input_shape=(1, 8, 8))
+    x, y = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+    for method, same in (("stdbp", True), ("ttfs", False)):
+        seen = []
+        for tau in (1.0, 3.0):
+            m = get_method(method, {"tau": tau, "jitter": 0.0})
+            torch.manual_seed(0)
+            net = m.build(arch)
+            out = net(x)
+            m.loss(out, y).backward()
+            seen.append([out.detach(), *(p.grad.clone() for p in net.parameters() if p.grad is not None)])
+        assert all(torch.equal(a, b) for a, b in zip(*seen, strict=True)) == same

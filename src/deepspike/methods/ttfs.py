@@ -139,11 +139,16 @@ class TtfsMethod(Method):
 
     def check_new_run(self, arch: Architecture) -> None:
         """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0),
-        ``measure_batches`` with ``measures: false`` or ``batchnorm`` on a model without convolutional layers (it
-        normalises their outputs only): settings the run would ignore (``core.options.check_unused``)."""
+        ``measure_batches`` with ``measures: false``, ``batchnorm`` on a model without convolutional layers (it
+        normalises their outputs only) or ``tau`` where nothing has a time constant (relpsp neurons, ``V(t) = sum_C
+        w_i (t - t_i)``, the ``ce`` loss of ``-t`` and no time-domain batch-norm): settings the run would ignore
+        (``core.options.check_unused``)."""
         o = self.options
         check_unused(o, ((("reg_reduction",), o.weight_sum_cost != 0 or o.l2 != 0,
                           "method.weight_sum_cost or method.l2 is above 0"),
+                         (("tau",), o.kernel == "exp" or o.loss != "ce" or o.batchnorm,
+                          "method.kernel=exp, method.loss=zhou_code or zhou_paper, or method.batchnorm=true (relpsp "
+                          "neurons and the ce loss have no time constant)"),
                          (("measure_batches",), o.measures, "method.measures=true"),
                          (("batchnorm",), arch.contains(Conv),
                           f"the model has convolutional layers (model {arch.name!r} has none)")))
