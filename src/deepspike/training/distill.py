@@ -144,10 +144,13 @@ def near_uniform_warning(config: RunConfig, scored: RunConfig | None = None) -> 
         return None
     whose, effect, remedy = (("student's", "cannot follow the teacher's", "distill into") if scored is None else
                              ("teacher's", "pull the student towards uniform outputs", "teach with"))
+    scores = ("a net converted with --readout membrane or --spike-value threshold (scores in the ANN's units)"
+              if readout == "spike" and zero_one else
+              "scores trained with method.loss=ce (stbp: with method.readout=membrane)")  # converted: not trained
     return (f"train.distill_from: the {whose} class scores stay in about [0, 1] ({why}), so softened by "
             f"train.distill_temperature={t.distill_temperature:g} no class is more than e^(1/tau) = {odds:.3g} times "
-            f"as probable as another: near-uniform probabilities that {effect}; {remedy} "
-            f"scores trained with method.loss=ce (stbp: with method.readout=membrane) or lower the temperature")
+            f"as probable as another: near-uniform probabilities that {effect}; {remedy} {scores} or lower the "
+            f"temperature")
 
 
 def teacher_folder(typed: str, recorded: dict[str, str] | None = None) -> Path:
