@@ -9,6 +9,7 @@ import pytest
 
 from deepspike.cli import parse_arguments
 from deepspike.config.load import load_config
+from deepspike.training.distill import _check_same_data, _check_split
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").rglob("*.md")) if "generated" not in p.parts)]
@@ -58,3 +59,30 @@ def test_a_documented_nir_file_is_scored_on_its_runs_data():
     fashion_mnist, which ends 'NIR network input must be [T, B, 1, 8, 8], got (4, 256, 1, 28, 28)'."""
     scores = [s for page in PAGES for s in _nir_scores(page)]
     assert scores and all(data == trained for _, data, trained in scores), scores
+
+
+def _distillations(page: Path) -> list[tuple[str, object, object]]:
+    """(command, student config, teacher config or None) for each ``train ... train.distill_from=RUN`` of a page;
+    the teacher's config is that of the ``train`` of the page that wrote RUN (None when none of them does)."""
+    trained, found = {}, []
+    for command in _commands(page):
+        args = parse_arguments(shlex.split(command))
+        if args.command != "train" or not args.config or not (ROOT / args.config).is_file():
+            continue
+        config = load_config(ROOT / args.config, [o for o in args.overrides if "=" in o])
+        if config.train.distill_from is not None:
+            found.append((command, config, trained.get(config.train.distill_from)))
+        trained[args.out] = config
+    return found
+
+
+def test_a_documented_student_has_a_teacher_of_its_data():
+    """distillation.md trained its teacher on configs/ann_fmnist_vgg.yaml (data.normalize true) for a student of
+    configs/stbp_fashion_mnist.yaml (false): the student's command ended 'the teacher runs/teacher was trained on other
+    data (data.normalize True against this run's False)'; README's named a teacher no command of it trained."""
+    students = [s for page in PAGES for s in _distillations(page)]
+    assert len(students) >= 2
+    for command, student, teacher in students:
+        assert teacher is not None, command
+        _check_same_data(student, teacher, Path(student.train.distill_from))
+        _check_split(student, teacher, Path(student.train.distill_from))
