@@ -457,6 +457,17 @@ def test_a_plif_recipe_takes_decays_and_thresholds_that_differ_by_layer_and_neur
                                           reset="subtract"))
 
 
+def test_a_fixed_neuron_recipe_is_told_which_neuron_takes_a_files_per_neuron_constants(tmp_path):
+    """docs/deployment.md: a neuron constant that differs is one line naming what to set; a lif recipe from a file of
+    per-neuron decays and thresholds said only 'the recipe's net has one set per layer'."""
+    path = write_nir(_per_layer_and_per_neuron_graph(), tmp_path / "varied.nir")
+    lif = create_model("mlp", method="stbp", num_classes=10, input_shape=(1, 8, 8), timesteps=5,
+                       model_args={"hidden": [12], "bias": True}, reset="subtract")
+    with pytest.raises(ConfigError, match=r"one set per layer: set method.neuron=plif method.neuron_params=channel "
+                                          r"\(or neuron\) method.learn_threshold=true$"):
+        start_from_nir(path, lif)
+
+
 def test_a_per_channel_plif_conv_net_starts_from_its_own_export(tmp_path):
     """A per-channel PLIF conv net with learnt thresholds, exported (per-neuron LIF nodes whose constants vary by
     channel) and started again in a per-channel PLIF recipe: its decays and thresholds per channel, the input scale

@@ -297,9 +297,10 @@ def _constants(neuron: nn.Module, where: str) -> dict:
     is one value for the layer, else a one-line ``ConfigError``."""
     if isinstance(neuron, HeterogeneousLIF):
         values = {k: getattr(neuron, k) for k in ("decay", "threshold", "syn_decay")}
-        if any(v is not None and not bool((v == v.reshape(-1)[0]).all()) for v in values.values()):
+        varies = [k for k, v in values.items() if v is not None and not bool((v == v.reshape(-1)[0]).all())]
+        if varies:
             raise ConfigError(f"{where}: the file's neurons each have their own time constants or thresholds; the "
-                              "recipe's net has one set per layer")
+                              f"recipe's net has one set per layer{_per_neuron_remedy(varies)}")
         one = {k: None if v is None else float(v.reshape(-1)[0]) for k, v in values.items()}
         return {"decay": one["decay"], "threshold": one["threshold"], "reset": neuron.fixed.reset,
                 "syn_decay": one["syn_decay"]}
@@ -307,6 +308,16 @@ def _constants(neuron: nn.Module, where: str) -> dict:
     syn = neuron.syn_decay if isinstance(neuron, SynapticLIF) else None
     return {"decay": params.decay, "threshold": params.threshold, "reset": params.reset,
             "syn_decay": None if syn is None else float(syn)}
+
+
+def _per_neuron_remedy(varies: list[str]) -> str:
+    """What a recipe sets to take a file's per-channel or per-neuron constants ``varies`` (names of ``_constants``):
+    a PLIF run learning them from the file's values (``nir_init_learnable``; with the thresholds too where they
+    differ); nothing for a synaptic decay per neuron, which no recipe's neuron holds."""
+    if "syn_decay" in varies:
+        return " (no recipe's neuron has a synaptic decay per channel or neuron)"
+    learn = " method.learn_threshold=true" if "threshold" in varies else ""
+    return f": set method.neuron=plif method.neuron_params=channel (or neuron){learn}"
 
 
 def _same(a, b) -> bool:
