@@ -8,9 +8,12 @@ import inspect
 import re
 from pathlib import Path
 
+from deepspike.api.catalog import dataset_names
 from deepspike.cli import build_parser
 from deepspike.config.reference import method_keys, section_keys
 from deepspike.data.neuromorphic.shd import load_shd, load_ssc
+from deepspike.methods.neuron_choice import NEURONS
+from deepspike.neurons.surrogate import _SURROGATES, BUILT_IN
 from deepspike.training.run_open import RESUMABLE_KEYS
 from deepspike.training.runs import OUTPUT_NAMES
 
@@ -276,3 +279,26 @@ def test_the_state_quant_figures_are_the_stored_table():
     quoted = re.search(r"left digits at\s+([\d.]+)-([\d.]+)% with 8-bit membranes and ([\d.]+)-([\d.]+)% with 2-6 "
                        r"bits, seeds 0-2, where float membranes reach\s+([\d.]+)-([\d.]+)%", text)
     assert list(quoted.groups()) == stored, stored
+
+
+def test_the_data_page_lists_every_data_set_and_no_other():
+    """docs/data.md's table, first column: each row's names in backticks."""
+    rows = (ROOT / "docs" / "data.md").read_text().split("| name | what |")[1].split("\n\n")[0].splitlines()[2:]
+    listed = [name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])]
+    assert sorted(listed) == sorted(dataset_names())
+
+
+def test_the_architecture_page_lists_the_built_in_neurons():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    sentence = text[text.index("The\nbuilt-in choices are"):].split(".")[0]
+    assert set(re.findall(r"`(\w+)`", sentence)) == set(NEURONS)
+
+
+def test_the_stbp_page_gives_each_surrogates_own_constants():
+    """docs/methods/stbp.md: "`name` formula (..., $p = v$)" for each built-in surrogate, in the code's order."""
+    text = (ROOT / "docs" / "methods" / "stbp.md").read_text()
+    text = text[text.index("`rectangular` $"):text.index("integrate to 1")]
+    starts = [re.search(rf"`{name}`\s", text).start() for name in BUILT_IN]
+    for name, start, end in zip(BUILT_IN, starts, [*starts[1:], len(text)]):
+        quoted = re.findall(r"\$\\?(\w+) = ([0-9.]+)\$", text[start:end])
+        assert [(k, float(v)) for k, v in quoted] == list(_SURROGATES[name][1].items()), name
