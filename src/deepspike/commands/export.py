@@ -12,8 +12,9 @@ from deepspike.core.atomic import strict_json
 
 NAME = "export"
 HELP = ("export a run's checkpoint to NIR (rate-coded nets: Affine/Conv2d + IF/LIF; TTFS nets: Linear/Conv2d + "
-        "fire-once CubaLIF with bias-spike inputs; needs deepspike[nir]) or, rate-coded nets, to ONNX (needs "
-        "deepspike[nir,onnx])")
+        "fire-once CubaLIF with bias-spike inputs; windowed TTFS nets (ttfs_window): ReL-PSP CubaLIF layers with "
+        "clock inputs for bias and ramp; needs deepspike[nir]) or, rate-coded nets and any tool's NIR file given in "
+        "place of RUN_DIR, to ONNX (needs deepspike[nir,onnx])")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
