@@ -154,3 +154,73 @@ def test_per_step_bfloat16_spikes_are_averaged_without_ties():
     method = get_method("stbp", {"loss": "tet"})
     torch.testing.assert_close(method.class_scores(spikes).double(), counts.double()[None] / 300, rtol=0, atol=1e-7)
     assert method.predict(spikes).tolist() == [1]
+
+
+class _Rectangular(torch.autograd.Function):
+    """wu2019 eq. 6 forward ``f(u - V_th)`` (1 from 0 up), eq. 14 backward ``(1/a) 1[|u - V_th| < a/2]``."""
+
+    @staticmethod
+    def forward(ctx, x, a):
+        ctx.save_for_backward(x)
+        ctx.a = a
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() < ctx.a / 2).to(x.dtype) / ctx.a, None
+
+
+def test_a_neunorm_voting_net_equals_autograd_through_wu2019s_equations_in_float64():
+    """The whole wu2019 net (encoding conv, NeuNorm on the two conv layers that feed convs, AP2, FC, voting, MSE)
+    against autograd through a plain float64 loop of the paper's equations: eq. 5-6 (LIF with the reset
+    ``(1 - o_{t-1})`` inside the graph), eq. 9 (``x_t = k_tau2 x_{t-1} + (1 - k_tau2) mean_f o_t,f``: our reading of
+    ``k_tau2 + vF = 1``, layers.neunorm), eq. 10 (``o - U x`` into the next conv), eq. 11 (mean rate of each class's
+    group, MSE to the one-hot label; averaged over K) and eq. 14. Table 7's N-MNIST column: V_th 0.25, a 0.25,
+    k_tau1 0.3, k_tau2 0.9."""
+    import torch.nn.functional as F
+
+    from deepspike.models.spec import Architecture
+    from deepspike.models.wu2019 import from_code
+
+    k1, th, a, k2, group, classes, steps = 0.3, 0.25, 0.25, 0.9, 2, 3, 5
+    arch = Architecture("t", from_code("4C3-6C3-AP2-5C3-7FC", classes, 1.0, 0.0), (2, 6, 6), classes)
+    method = get_method("stbp", {"decay": k1, "threshold": th, "surrogate_args": {"a": a}, "neunorm": True,
+                                 "neunorm_decay": k2, "vote_group": group, "timesteps": steps, "encoder": "frames"})
+    torch.manual_seed(1)
+    net = method.build(arch).double()
+    names = [name for name, _ in net.named_parameters()]
+    assert [name.endswith("scale") for name in names] == [False, True, False, True, False, False, False]
+    for name, p in net.named_parameters():
+        if name.endswith("scale"):  # U starts at 0: give it values so that eq. 10 counts
+            p.data.normal_(0, 0.5)
+    x = (torch.rand(3, steps, 2, 6, 6, dtype=torch.float64) < 0.5).double()  # event frames [B, T, C, H, W]
+    y = torch.tensor([0, 2, 1])
+    loss = method.loss(net(x), y)
+    loss.backward()
+
+    w0, u0, w1, u1, w2, w3, w4 = (p.detach().clone().requires_grad_() for p in net.parameters())
+    state: dict[int, tuple] = {}
+
+    def lif(i, current):  # eq. 5-6
+        u, o = state.get(i, (0.0, 0.0))
+        u = k1 * u * (1 - o) + current
+        state[i] = (u, _Rectangular.apply(u - th, a))
+        return state[i][1]
+
+    aux = [0.0, 0.0]
+    total = 0.0
+    for t in range(steps):
+        o1 = lif(0, F.conv2d(x[:, t], w0, padding=1))
+        aux[0] = k2 * aux[0] + (1 - k2) * o1.mean(1, keepdim=True)  # eq. 9
+        o2 = lif(1, F.conv2d(o1 - u0 * aux[0], w1, padding=1))  # eq. 10
+        aux[1] = k2 * aux[1] + (1 - k2) * o2.mean(1, keepdim=True)
+        o3 = lif(2, F.conv2d(F.avg_pool2d(o2 - u1 * aux[1], 2), w2, padding=1))
+        total = total + lif(4, lif(3, o3.flatten(1) @ w3.T) @ w4.T)
+    scores = (total / steps).view(3, classes, group).mean(2)  # eq. 11: (1/T) sum_t M o_t
+    expected = ((scores - F.one_hot(y, classes).double()) ** 2).mean()
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
+    assert any(p.grad.abs().max() > 0 for p in (u0, u1))
+    for p, ref in zip(net.parameters(), (w0, u0, w1, u1, w2, w3, w4), strict=True):
+        torch.testing.assert_close(p.grad, ref.grad, rtol=1e-9, atol=1e-12)
