@@ -1,5 +1,6 @@
 """Method ``spikebp`` (Lee et al. 2020): its options' defaults against the paper's constants."""
 
+import math
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.spikebp import SpikeBpOptions
 from deepspike.models.registry import create_architecture
+from spikebp_reference import FiredGate
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs"
 
@@ -127,3 +129,68 @@ def test_leak_correction_off_without_a_leak_is_refused_for_a_new_run():
         get_method("spikebp", {"leak": 1.0, "leak_correction": False}).check_new_run(arch)
     get_method("spikebp", {"leak": 1.0, "leak_correction": True}).check_new_run(arch)
     get_method("spikebp", {"leak": 0.9, "leak_correction": False}).check_new_run(arch)
+
+
+class _Scaled(torch.autograd.Function):
+    """Identity forward (exact 0 / 1 spikes), ``grad * scale`` backward (``scale`` a tensor read at backward time)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale(), None
+
+
+def test_a_pooled_net_equals_autograd_through_lee2020s_per_step_graph_in_float64():
+    """conv-LIF, 2x2 spiking pool, FC-LIF, integrating output, SSE, against autograd through the per-step graph of
+    lee2020's code in float64: ``h_t = leak v_{t-1} + x_t``, fire strictly above V_th, hard reset (Algorithm 1),
+    the leak detached, each spike's gradient times ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th`` of its
+    neuron's whole window (eq. 22), the pooling neuron's ``1[count > 0]`` (no leak, threshold 0.75), the output
+    ``V(T) / T`` with derivative ``1/T`` (eq. 6, 23) and ``E = (1/2) sum_k e_k^2`` (eq. 9) averaged over B."""
+    import torch.nn.functional as F
+
+    from deepspike.models.spec import Architecture
+    from deepspike.models.wu2019 import from_code
+
+    leak, th, steps, classes = 0.9, 0.6, 12, 3
+    arch = Architecture("t", from_code("4C3-AP2-6FC", classes, 1.0, 0.0), (2, 6, 6), classes)
+    method = get_method("spikebp", {"leak": leak, "threshold": th, "timesteps": steps, "encoder": "direct"})
+    torch.manual_seed(0)
+    net = method.build(arch).double()
+    x, y = torch.rand(4, 2, 6, 6, dtype=torch.float64), torch.tensor([0, 2, 1, 1])
+    loss = method.loss(net(x), y)
+    loss.backward()
+
+    weights = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    layers = ((leak, th, 1 / th), (1.0, 0.75, 1.0), (leak, th, 1 / th))  # (leak, V_th, a' factor): LIF, pool, LIF
+    mems, spikes, derivative = [0.0] * 3, [[], [], []], [None] * 3
+
+    def neuron(i, current):
+        decay, threshold, factor = layers[i]
+        mem = mems[i] + current
+        ex = F.threshold(mem, threshold, 0.0)
+        mem = mem - ex  # reset
+        mems[i] = decay * mem.detach() + mem - mem.detach()  # the leak is noise in backward
+        spike = FiredGate.apply(ex)
+        spikes[i].append(spike.detach())
+        return _Scaled.apply(spike, lambda: derivative[i] * factor)
+
+    outputs = 0.0
+    for t in range(steps):
+        hidden = neuron(2, neuron(1, F.avg_pool2d(neuron(0, F.conv2d(x, weights[0], padding=1)), 2)).flatten(1)
+                        @ weights[1].T)
+        outputs = leak * outputs.detach() + outputs - outputs.detach() + hidden @ weights[2].T if t else \
+            hidden @ weights[2].T  # V(T) with d V(T) / d x_t = 1
+    for i, (decay, _, _) in enumerate(layers):
+        s = torch.stack(spikes[i])
+        count, lf = s.sum(0), sum(decay ** (steps - 1 - t) * s[t] for t in range(steps))
+        derivative[i] = (count > 0).double() + math.log(decay) * lf / count.clamp_min(1)
+    expected = (0.5 * ((outputs / steps - F.one_hot(y, classes).double()) ** 2).sum(1)).mean()
+    expected.backward()
+    assert [torch.stack(s).sum().item() for s in spikes] == [1975, 401, 48]  # every layer fires
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
+    for p, ref in zip(net.parameters(), weights, strict=True):  # a' is float32 (leak_filter): 2e-8 apart
+        torch.testing.assert_close(p.grad, ref.grad, rtol=1e-5, atol=1e-7)

@@ -15,6 +15,7 @@ from deepspike.methods import get_method
 from deepspike.methods.init import init_weights
 from deepspike.models import create_architecture
 from deepspike.neurons.spikebp_lif import LeakCorrectedLIF, leak_corrected_derivative, leak_corrected_lif, leak_filter
+from spikebp_reference import FiredGate
 
 
 def seq(values):
@@ -80,20 +81,6 @@ def test_rate_derivative_spreads_mean_gradient_evenly():
     assert x.grad.flatten().tolist() == pytest.approx([3 * ng] * 5)
 
 
-class _CodeSpike(torch.autograd.Function):
-    """Reference of lee2020's code: spike = [ex > 0], gradient passed only where ex > 0."""
-
-    @staticmethod
-    def forward(ctx, ex):
-        ctx.save_for_backward(ex)
-        return (ex > 0).to(ex.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (ex,) = ctx.saved_tensors
-        return grad * (ex > 0).to(grad.dtype)
-
-
 def _reference_per_step(x, leak, th, ng):
     """The original code's per-step autograd graph (an independent brute-force reference)."""
     mem = torch.zeros_like(x[0])
@@ -102,7 +89,7 @@ def _reference_per_step(x, leak, th, ng):
         mem = mem + x[t]
         ex = F.threshold(mem, th, 0.0)
         mem = mem - ex
-        out = _CodeSpike.apply(ex)
+        out = FiredGate.apply(ex)
         mem = leak * mem.detach() + mem - mem.detach()
         out = out.detach() + out / th - (out / th).detach()
         out.register_hook(lambda g: g * ng)
