@@ -103,3 +103,16 @@ def test_recipe_trains_one_step(recipe, shrink, tmp_path, monkeypatch):
     # the saved config is the recipe's model at its own size (only EXTRA may change it)
     saved = load_config(run / "config.yaml", [])
     assert saved.model == load_config(path, [*EXTRA.get(recipe, []), *shrink]).model
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_recipe_flips_its_images_where_its_header_says_so(recipe):
+    """The header comment and ``data.augment.hflip`` agree: "crop + flip" (or "flips") flips, "no flip" does not.
+    Before: spikebp_svhn_vgg7.yaml said "crop + flip" over an augment of crops only (digits are not flipped)."""
+    text = (CONFIGS / recipe).read_text()
+    header = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    flips = load_config(CONFIGS / recipe).data.augment.hflip
+    if "no flip" in header:
+        assert not flips
+    elif "+ flip" in header:
+        assert flips
