@@ -224,3 +224,19 @@ def test_a_neunorm_voting_net_equals_autograd_through_wu2019s_equations_in_float
     assert any(p.grad.abs().max() > 0 for p in (u0, u1))
     for p, ref in zip(net.parameters(), (w0, u0, w1, u1, w2, w3, w4), strict=True):
         torch.testing.assert_close(p.grad, ref.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_the_mnist_recipe_has_the_values_of_wu2019s_mnist_code():
+    """configs/stbp_mnist.yaml is "wu2019's original code on MNIST": its spiking_model.py runs ``time_window = 20``
+    steps with thresh 0.5, lens 0.5 (``|u - thresh| < lens``: a = 1), decay 0.2, batch 100, Adam 1e-3, 100 epochs, lr
+    x0.1 every 40. The recipe (and stbp_fashion_mnist.yaml's note on the code) said T = 8."""
+    from pathlib import Path
+
+    from deepspike.config.load import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "stbp_mnist.yaml")
+    o = config.method.options
+    assert (o.timesteps, o.eval_timesteps, o.decay, o.threshold, o.surrogate) == (20, None, 0.2, 0.5, "rectangular")
+    assert o.surrogate_args == {"a": 1.0} and o.encoder == "poisson" and config.model.name == "stbp_mnist"
+    train, optim = config.train, config.optim
+    assert (train.batch_size, train.epochs, optim.name, optim.lr) == (100, 100, "adam", 1e-3)
