@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from deepspike.analysis.monitor import NetworkMonitor
+from deepspike.analysis.raster import record_raster
 from deepspike.coding import rate_poisson
 from deepspike.conversion import ChunkedIF, chunked_neurons, neuron_roles, temporal_carry
 from deepspike.conversion.accuracy_sweep import sweep_accuracy
@@ -56,15 +58,16 @@ def test_chunked_membrane_carries_over():
     assert neuron.state is None and neuron.carry is None  # nothing is left behind after the block
 
 
-def _two_layer(w1, w2):
-    """Flatten -> Linear(1) -> IF -> Linear(2) -> output IF, on a (1, 1, n) input."""
+def _two_layer(w1, w2, **options):
+    """Flatten -> Linear(1) -> IF -> Linear(2) -> output IF, on a (1, 1, n) input; ``options``: the converted
+    method's."""
     n = len(w1)
     arch = Architecture("two", (Flatten(), Linear(1), Linear(2, act=False)), (1, 1, n), 2)
     ann = get_method("ann").build(arch)
     with torch.no_grad():
         ann[1].weight.copy_(torch.tensor([w1]))
         ann[3].weight.copy_(torch.tensor(w2).view(2, 1))
-    snn = get_method("converted", {"timesteps": 200}).build(arch)
+    snn = get_method("converted", {"timesteps": 200, **options}).build(arch)
     copy_ann_weights(ann, snn)
     return arch, ann, snn
 
@@ -220,6 +223,33 @@ def test_accumulate_and_spike_counts_by_hand():
     layer1 = sweep.spikes["body.2"]
     assert layer1 == 50 and second == 2 * layer1  # threshold 1, input 1 per step: fires every step
     assert sweep.neurons == {"body.2": 1, "output": 2} and sweep.marks[-1] == 50
+
+
+def test_a_membrane_readout_is_a_non_spiking_integrator_in_what_is_counted():
+    # As test_accumulate_and_spike_counts_by_hand, read out by the output layer's membrane: the hidden neuron fires
+    # at every step (50 spikes); the output neurons integrate 0.7 and 0.2 per step and never spike. Their update is
+    # V_t = V_{t-1} + x_t, one AC per neuron and step (stbp's MembraneReadout), not an IF's 2 (add + threshold
+    # test): per step 2 (hidden IF) + 2 x 1 = 4 ACs. Before, the output IF ran (threshold 1 on 0.7 per step: 35
+    # spikes of output 0 counted) and was priced as one: 2 + 2 x 2 = 6 per step.
+    arch, ann, snn = _two_layer([1.0, 1.0], [0.7, 0.2], readout="membrane")
+    snn.encoder.scale = 1.0
+    x, y = torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([0])
+    with torch.no_grad():
+        sweep = sweep_accuracy(snn, [(x, y)], 50, lambda s: None)
+        scores = snn.eval()(x, 50)
+    assert scores.tolist()[0] == pytest.approx([0.7, 0.2])  # the mean current
+    assert sweep.spikes["body.2"] == 50 and sweep.spikes["output"] == 0 and sweep.spikes_at[-1] == 50
+    assert sweep.neurons == {"body.2": 1, "output": 0}  # the output IF layer does not run
+    assert sweep.update_ops_per_step == (0.0, 4.0)
+    with NetworkMonitor(snn) as monitor, torch.no_grad():
+        snn(x, 50)
+    activity = monitor.summary()
+    assert activity["neuron_spikes_per_sample"] == 50 and activity["sparsity"] == 1.0
+    assert (activity["update_macs_per_sample"], activity["update_acs_per_sample"]) == (0.0, 200.0)
+    assert [layer["layer"] for layer in record_raster(snn, x)] == ["body.2"]  # as stbp's: no spiking layer
+    # SPIKE-NORM still balances the output layer (its threshold is kept for exports that make it spike)
+    assert spike_norm(snn, x, neuron_roles(arch), timesteps=200) == pytest.approx([1.0, 0.7])
+    assert torch.equal(snn(x, 50), scores)  # and the scores do not depend on it
 
 
 def test_sengupta_init_std():

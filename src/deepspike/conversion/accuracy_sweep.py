@@ -106,8 +106,8 @@ def sweep_accuracy(
 def _update_ops_per_step(recorder: ActivityRecorder, sample_steps: int) -> tuple[float, float] | None:
     """(MACs, ACs) of the neurons' own updates per sample and step, from the recorder's totals over
     ``sample_steps`` = samples x T (``layers.activity_records.update_totals``: None when a layer is not
-    priced)."""
-    totals = update_totals(recorder.layers.values(), sample_steps)
+    priced), the membrane readout's integrator (``readout_updates``) included."""
+    totals = update_totals(recorder.layers.values(), sample_steps, tuple(recorder.readout_updates))
     if totals["unpriced_update_layers"]:
         return None
     return totals["update_macs_per_sample"], totals["update_acs_per_sample"]

@@ -67,14 +67,15 @@ def write_thresholds(out_dir: Path, options: ConvertedOptions, names: list[str],
 def write_sweep(
     out_dir: Path, sweep: AccuracySweep, names: list[str], roles: list[str], thresholds: list
 ) -> None:
-    """``accuracy_vs_timesteps.csv`` and ``spike_counts.csv`` (neuron layers ``names`` in build order)."""
+    """``accuracy_vs_timesteps.csv`` and ``spike_counts.csv`` (neuron layers ``names`` in build order; those that
+    ran: a membrane readout's output IF layer, which an integrator replaces, has no row)."""
     rows = ["timesteps,accuracy"] + [f"{t},{a:.6f}" for t, a in zip(sweep.marks, sweep.accuracy, strict=True)]
     atomic_write_text(out_dir / "accuracy_vs_timesteps.csv", "\n".join(rows) + "\n")
     spikes, sizes = sweep.spikes, [sweep.neurons[k] for k in names]
     rows = ["layer,role,threshold,neurons,spikes_per_sample,spikes_per_neuron"]
     rows += [
         f"{k},{r},{_threshold_text(t)},{s},{spikes[k]:.4f},{spikes[k] / max(1, s):.6f}"
-        for k, r, t, s in zip(names, roles, thresholds, sizes, strict=True)
+        for k, r, t, s in zip(names, roles, thresholds, sizes, strict=True) if s
     ]
     atomic_write_text(out_dir / "spike_counts.csv", "\n".join(rows) + "\n")
 
@@ -169,7 +170,8 @@ def plot_sweep(out_dir: Path, sweep: AccuracySweep, ann_accuracy: float, names: 
     plot_accuracy_curves(out_dir / "accuracy_vs_timesteps.png", curves, ann_accuracy)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(range(1, len(names) + 1), [sweep.spikes[k] for k in names])
+    ran = [k for k in names if sweep.neurons[k]]  # not a membrane readout's output IF layer (it does not run)
+    ax.bar(range(1, len(ran) + 1), [sweep.spikes[k] for k in ran])
     ax.set_xlabel("neuron layer")
     ax.set_ylabel("spikes per image")
     fig.tight_layout()

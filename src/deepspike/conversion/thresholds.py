@@ -89,15 +89,29 @@ def _stop_forward_at(module: nn.Module) -> Iterator[None]:
         handle.remove()
 
 
+@contextmanager
+def _output_reached(net: ConvertedNetwork) -> Iterator[None]:
+    """In the block, ``net`` runs its output IF layer (``readout="spike"``), where SPIKE-NORM stops the forward pass
+    to read the output layer's input: a membrane readout runs its integrator instead, which left the output
+    threshold at 1."""
+    readout, net.readout = net.readout, "spike"
+    try:
+        yield
+    finally:
+        net.readout = readout
+
+
 def peak_input(net: ConvertedNetwork, layer: int, x: torch.Tensor, timesteps: int, seed: int) -> float:
     """``max_{t, b, n} x_t[b, n]``: the largest weighted spike input to neuron layer ``layer``.
 
     The network runs with its current thresholds on input spikes from a generator seeded with ``seed``;
-    the activity recorder keeps the layer's largest input and each chunk's forward pass stops there.
+    the activity recorder keeps the layer's largest input and each chunk's forward pass stops there. The
+    output layer's input is read at its IF neurons whatever the readout (a membrane readout runs an integrator in
+    their place: ``_output_reached``).
     """
     name = neuron_names(net)[layer]
     recorder = ActivityRecorder(net, outputs=False, inputs="peak", operations=False, only=(name,))
-    with torch.no_grad(), recorder, _stop_forward_at(net.get_submodule(name)):
+    with torch.no_grad(), recorder, _output_reached(net), _stop_forward_at(net.get_submodule(name)):
         generator = torch.Generator(device=x.device).manual_seed(seed)
         for _ in net.stream(x, timesteps, generator):
             pass

@@ -6,7 +6,9 @@ with ``U_t ~ Uniform(0, 1)``, so the rate is ``|x| / c`` (``c = input_scale``, t
 calibration set; rates above 1 are clipped). Only the input layer carries negative spikes; every neuron
 after it emits 0/1 spikes (or ``th``-valued spikes, ``neurons.chunked_if``). Or direct input
 (``DirectEncoder``): the analog image at every step. Output: the spike count ``n_k = sum_t s_t,k`` of the
-output IF neurons, or the integrated input current ``sum_t x_t,k`` (``readout="membrane"``); the score is
+output IF neurons, or the integrated input current ``sum_t x_t,k`` (``readout="membrane"``: a non-spiking
+integrator, ``CurrentIntegrator``, takes the output IF layer's place, as stbp's membrane readout; the IF layer
+does not run, so it adds no spikes and its update is priced as the integrator's one addition); the score is
 that sum divided by T.
 
 Time runs in chunks of ``chunk`` steps (neurons carry their membrane across chunks, see ``neuron``), with
@@ -25,6 +27,7 @@ from deepspike.coding.rate import check_steps, direct
 from deepspike.core.errors import ConfigError
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.update_cost import kept_sum_ops
 
 READOUTS = ("spike", "membrane")
 
@@ -69,11 +72,29 @@ class DirectEncoder(nn.Module):
         return direct(x, timesteps)  # a stride-0 view: the first layer runs once where nothing hooks it
 
 
+class CurrentIntegrator(nn.Module):
+    """The membrane readout's non-spiking output neurons: ``x [Tc, B, K] -> x`` (the currents they integrate,
+    ``V_t = V_{t-1} + x_t``; ``ConvertedNetwork.trace`` sums them). Not a spiking neuron: no spikes, no raster or
+    trace; priced by the activity recorder as one addition per neuron and step (``update_ops``), as stbp's
+    ``layers.readout.MembraneReadout``."""
+
+    prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per output neuron and step: ``V_t = V_{t-1} + x_t``, one addition (``kept_sum_ops(1)``)."""
+        return kept_sum_ops(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 class ConvertedNetwork(nn.Module):
     """``scores [B, K] = (1/T) sum_t readout_t`` of ``output(body(encoder(x)))`` over ``T`` steps, in chunks.
 
     encoder: ``SignedPoissonEncoder`` or ``DirectEncoder``; body: the spec built with ``TimeDistributed``
-    layers and ``ChunkedIF`` neurons, ``[T, B, ...] -> [T, B, K]`` currents; output: the output layer's ``ChunkedIF``.
+    layers and ``ChunkedIF`` neurons, ``[T, B, ...] -> [T, B, K]`` currents; output: the output layer's ``ChunkedIF``
+(run for ``readout="spike"``; for ``"membrane"`` the ``integrator`` runs in its place, its threshold is kept for
+exports that make the output layer spike, e.g. Speck).
     ``max_numel``: the largest per-sample activation size in the body (sets the chunk length).
     """
 
@@ -93,6 +114,7 @@ class ConvertedNetwork(nn.Module):
         self.encoder = encoder
         self.body = body
         self.output = output
+        self.integrator = CurrentIntegrator()  # the membrane readout (no parameters: checkpoints are unchanged)
         self.timesteps = int(timesteps)
         self.eval_timesteps = self.timesteps
         self.readout = readout
@@ -110,7 +132,8 @@ class ConvertedNetwork(nn.Module):
         generator: torch.Generator | None = None,
         cuts: Sequence[int] = (),
     ) -> Iterator[tuple[int, torch.Tensor | None, torch.Tensor | None]]:
-        """Yield ``(t0, spikes [Tc, B, K], currents [Tc, B, K])`` per chunk starting at step ``t0``.
+        """Yield ``(t0, outputs [Tc, B, K], currents [Tc, B, K])`` per chunk starting at step ``t0``: the output IF
+        layer's spikes (``readout="spike"``) or the currents the membrane readout's ``integrator`` passed on.
 
         A chunk also ends after each step in ``cuts`` (so counts can be read there). Membranes carry over
         between chunks; a ``StopForward`` raised by a hook yields ``(t0, None, None)``.
@@ -124,7 +147,7 @@ class ConvertedNetwork(nn.Module):
             for end in ends:
                 try:
                     currents = self.body(self.encoder(x, end - t0, generator))  # [Tc, B, K]
-                    spikes = self.output(currents)
+                    spikes = self.output(currents) if self.readout == "spike" else self.integrator(currents)
                 except StopForward:
                     yield t0, None, None
                     t0 = end
