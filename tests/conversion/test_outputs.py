@@ -53,6 +53,16 @@ def test_analog_first_layer_energy_rows_by_hand():
     assert int32["snn_over_ann"] == pytest.approx(51.8 / 57.6)  # ANN: 18 * 3.2
 
 
+def test_the_if_driven_ratio_leaves_out_the_input_driven_first_layer_as_sengupta2019_section_7_4():
+    """``ratio`` = all 16 + 6 = 22 SNN operations over the ANN's 18 MACs; sengupta2019's ratio "includes only ReLU/IF
+    spiking neuron activations": layer "1"'s 6 operations over the ANN's 3 * 2 = 6 MACs of the same layer = 1.0
+    (with direct input the first layer's 16 are MACs, 16 / 22 of the total)."""
+    for analog in (False, True):
+        ops = operations(ARCH, _sweep(first_layer_macs=analog), direct_input=analog)
+        assert ops["ratio"] == pytest.approx(22 / 18)
+        assert ops["if_driven"] == {"snn_operations_per_sample": 6.0, "ann_macs_per_sample": 6, "ratio": 1.0}
+
+
 def test_energy_rows_price_what_the_recorder_found_not_the_layer_position():
     """The MACs are the recorder's, whatever the layer's place: spike input (``direct_input=False``) whose second
     layer read analog values (e.g. averages of spikes after a pool: 2 then 6 MACs) is priced so, and a direct-input

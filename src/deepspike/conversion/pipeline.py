@@ -273,8 +273,9 @@ def _summary(
 ) -> dict[str, Any]:
     """``summary.json``: the settings, accuracies (``ann`` = ANN accuracy and seconds), the accuracy and the
     SNN / ANN energy (per MAC/AC preset; without and with the neurons' own updates) at every power of two up to T
-    and at T, operations / ANN MACs,
-    thresholds and the seconds each step took."""
+    and at T, ``ac_to_mac_ratio`` = SNN operations (ACs + MACs, the input-driven first layer's included) / ANN MACs
+    and ``if_driven_ac_to_mac_ratio``, sengupta2019 section 7.4's, of the layers IF neurons drive only
+    (``conversion.outputs.operations``), thresholds and the seconds each step took."""
     o = calibrated.options
     ann_accuracy, ann_seconds = ann
     table = table_timesteps(o.timesteps)
@@ -303,7 +304,8 @@ def _summary(
         "accuracy_by_timesteps": {str(t): a for t, a in zip(sweep.marks, sweep.accuracy, strict=True) if t in table},
         "energy_ratio_by_timesteps": _energy_ratios(rows, "snn_over_ann"),
         "energy_ratio_with_updates_by_timesteps": _energy_ratios(rows, "snn_with_updates_over_ann"),
-        "ac_to_mac_ratio": ops["ratio"],
+        "ac_to_mac_ratio": ops["ratio"],  # (SNN ACs + MACs) / ANN MACs, input-driven first layer included
+        "if_driven_ac_to_mac_ratio": ops["if_driven"]["ratio"],  # sengupta2019 7.4: only IF-driven operations
         "thresholds": list(o.thresholds),
         "calibration_seconds": round(calibrated.seconds, 2),
         "ann_eval_seconds": round(ann_seconds, 2),
