@@ -55,10 +55,12 @@ def test_convert_and_analyze_give_the_same_energy(ann_run, norm):
         assert row[preset]["snn_with_updates_pj"] == pytest.approx(with_updates, rel=rel)
         assert summary["energy_ratio_with_updates_by_timesteps"][preset][str(T)] == pytest.approx(
             1.0 / analysis["energy"][preset]["ann_over_snn_with_updates"], rel=rel)
-    # the converted IF neurons' own updates, h = v + x and the threshold test: 2 ACs per neuron and step, no MAC;
-    # channel's membrane readout: 10 non-spiking output integrators, V = V + x, 1 AC each per step (not IF layers)
+    # the converted IF neurons' own updates, h = v + x and the threshold test: 2 ACs per neuron and step, no MAC
+    # (channel's signed neurons: 5, with h < 0, n > 0 and n = n + s); channel's membrane readout: 10 non-spiking
+    # output integrators, V = V + x, 1 AC each per step (not IF layers)
     neurons = sum(layer["neurons"] for layer in analysis["activity"]["layers"])
-    readout = 10 if summary["readout"] == "membrane" else 0
+    readout, per_neuron = (10, 5) if norm == "channel" else (0, 2)
+    assert (summary["readout"], summary["signed"]) == (("membrane", True) if readout else ("spike", False))
     assert [layer["name"] == "output" for layer in analysis["activity"]["layers"]].count(True) == (readout == 0)
-    assert row["update_acs"] == analysis["activity"]["update_acs_per_sample"] == (2 * neurons + readout) * T
+    assert row["update_acs"] == analysis["activity"]["update_acs_per_sample"] == (per_neuron * neurons + readout) * T
     assert row["update_macs"] == analysis["activity"]["update_macs_per_sample"] == 0

@@ -35,6 +35,8 @@ LEAKY = NeuronParams(decay=0.5)
     (LIF(decay=0.5), (1, 1)),                                  # h = k v + x; h >= th
     (IF(), (0, 2)),                                            # h = v + x; h >= th
     (ChunkedIF(), (0, 2)),                                     # sengupta2019's IF
+    (ChunkedIF(reset="subtract", signed=True), (0, 5)),        # + h < 0, n > 0 and n = n + s (Li et al. 2022)
+    (ChunkedIF(reset="subtract", initial=0.5, weighted=True), (0, 2)),  # v_0 and th * s: no per-step operation
     (LearnableLIF(LEAKY), (2, 1)),                             # PLIF: h = k v + c x, two products
     (LearnableLIF(LEAKY, learn_decay=False), (1, 1)),          # a fixed decay: c = 1
     (AdaptiveLIF(LEAKY), (3, 1)),                              # + theta = th + beta a, a = rho a + s

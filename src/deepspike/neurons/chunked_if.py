@@ -39,6 +39,7 @@ from deepspike.neurons import IF, neuron_multistep
 from deepspike.neurons.dynamics import check_currents, check_initial_state
 from deepspike.neurons.fused_low_precision import carried_start
 from deepspike.neurons.surrogate import heaviside
+from deepspike.neurons.update_cost import plus
 
 
 class ChunkedIF(IF):
@@ -92,6 +93,12 @@ class ChunkedIF(IF):
         if self.tally is not None:
             self.report_spikes((spikes != 0).sum())  # signed and threshold-valued spikes count once each
         return spikes
+
+    def update_ops(self) -> tuple[int, int]:
+        """(MACs, ACs) per neuron and step (``neurons.update_cost``): the IF's ``h_t = v_{t-1} + x_t`` and
+        ``h_t >= th``, (0, 2); signed, also the tests ``h_t < 0`` and ``n > 0`` (an AC each) and the net count
+        ``n_t = n_{t-1} + s_t`` (an addition), (0, 5). The negative spike's ``v += th`` is a reset (left out)."""
+        return plus(super().update_ops(), (0, 3) if self.signed else (0, 0))
 
     def membrane(self, state: tuple) -> torch.Tensor:
         """``v_t`` of the carried ``(v, count)``."""

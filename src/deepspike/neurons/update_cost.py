@@ -9,7 +9,8 @@ neuron class answers ``update_ops() -> (MACs, ACs)``, per neuron and time step, 
 - a decay of 1 is no product (``v + x``: an AC), a decay of 0 no term (nothing is kept);
 - the reset (a select, or one subtraction on a spike) and the surrogate gradient (training only) are left out.
 
-So ``h_t = k v_{t-1} + x_t`` with ``s_t = H(h_t - th)`` costs (1 MAC, 1 AC) with a leak, (0, 2) for an IF neuron.
+So ``h_t = k v_{t-1} + x_t`` with ``s_t = H(h_t - th)`` costs (1 MAC, 1 AC) with a leak, (0, 2) for an IF neuron,
+(0, 5) for a converted net's signed IF neuron (``neurons.chunked_if``: also ``h_t < 0``, ``n > 0`` and ``n + s_t``).
 A neuron whose input gain ``c x_t`` runs in a module of its own just before it (an imported NIR node's ``r dt / tau``,
 ``deploy.nir_import``) says so with ``input_gain_ops = (1, 0)``: one product per neuron and step, which PLIF's
 ``h_t = k v_{t-1} + c x_t`` counts in its own ``update_ops``; ``neuron_update_ops`` adds the two.
