@@ -140,23 +140,17 @@ def _fire_exp(aa, ss, tt, dd, k0, n_o, last, x, thx, tg, ref, theta, tau, pinf):
 
 @njit(inline="always", **_FLAGS)
 def _fire_relpsp(aa, ss, tt, dd, k0, n_o, last, x, thx, tg, ref, theta, pinf):
-    """relpsp kernel: as ``_fire_exp``, branch-free so it vectorises (in small layers several outputs of a position
-    fire at one input)."""
-    n_behind = 0
+    """relpsp kernel: as ``_fire_exp``, at ``ref + (theta + s)/a`` with slope ``a``. A branch per slot, as exp's: the
+    branch-free loop (a NaN mark, a count and a second pass for the times not after ``last``) did not vectorise over
+    one position's slots and cost more."""
     for k in range(k0, k0 + n_o):
         ak = aa[k]
         sk = ss[k]
-        fire = ak * x - sk >= thx
-        tt[k] = min(ref + (theta + sk) / ak, tg) if fire else tt[k]
-        behind = fire and tt[k] <= last  # its time, rounded to the dtype, not after its last input: rare
-        n_behind += 1 if behind else 0
-        dd[k] = ak if fire else dd[k]
-        aa[k] = (np.nan if behind else -np.inf) if fire else ak  # NaN: for the loop below
-    if n_behind > 0:
-        for k in range(k0, k0 + n_o):
-            if aa[k] != aa[k]:
-                tt[k] = _after_last(tt[k], last, tg, pinf)
-                aa[k] = -np.inf
+        if ak * x - sk >= thx:
+            tt[k] = min(ref + (theta + sk) / ak, tg)
+            tt[k] = _after_last(tt[k], last, tg, pinf)
+            dd[k] = ak
+            aa[k] = -np.inf
 
 
 @njit(inline="always", **_FLAGS)
