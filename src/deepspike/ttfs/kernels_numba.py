@@ -176,6 +176,31 @@ def _fire_by(a, s, lt, t_o, sl, n_o, f, ref, tg, theta, tau, pinf):
 
 
 @njit(inline="always", **_FLAGS)
+def _row(iy, c, ky, kh, kw, sh, ph, n_ho):
+    """Output row ``oy`` that input row ``iy`` (channel ``c``) reaches through kernel row ``ky`` and the start of that
+    kernel row in ``w_r`` (``oy = -1``: none)."""
+    ny = iy + ph - ky
+    if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+        return -1, 0
+    return ny // sh, (c * kh + ky) * kw
+
+
+@njit(inline="always", **_FLAGS)
+def _cols(ix, kx, kw, sw, pw, n_wo):
+    """The output columns ``ox0 .. ox0+n`` that input column ``ix`` reaches in one kernel row, from reversed kernel
+    column ``kr0`` on: stride 1 all at once (``kx`` unused: ox = ix + pw - kw + 1 + kr), else through column ``kx``
+    (``n`` 0 or 1)."""
+    if sw == 1:
+        base = ix + pw - kw + 1
+        kr0 = max(0, -base)
+        return base + kr0, kr0, min(kw, n_wo - base) - kr0
+    nx = ix + pw - kx
+    if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
+        return 0, 0, 0
+    return nx // sw, kw - 1 - kx, 1
+
+
+@njit(inline="always", **_FLAGS)
 def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s, lt, t_o, sl, w_r, x, thx, tg, ref,
                     is_exp, theta, tau, pinf, fresh):
     """``_fire_add`` (its ``fresh``) at every run of output slots that input ``idx`` (channels-last flat index) of
@@ -185,25 +210,20 @@ def _input_fire_add(idx, wc, n_c, kh, kw, sh, sw, ph, pw, n_ho, n_wo, n_o, a, s,
     ix = (idx - iy * wc) // n_c
     c = idx - iy * wc - ix * n_c
     for ky in range(kh):
-        ny = iy + ph - ky
-        if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+        oy, row0 = _row(iy, c, ky, kh, kw, sh, ph, n_ho)
+        if oy < 0:
             continue
-        oy = ny // sh
-        row0 = (c * kh + ky) * kw
-        if sw == 1:  # ox = ix + pw - kw + 1 + kr for reversed kernel column kr
-            base = ix + pw - kw + 1
-            kr0 = max(0, -base)
-            kr1 = min(kw, n_wo - base)
-            if kr1 > kr0:
-                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + base + kr0) * n_o, w_r, (row0 + kr0) * n_o,
-                                 (kr1 - kr0) * n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
-        else:
-            for kx in range(kw):
-                nx = ix + pw - kx
-                if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
-                    continue
-                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + nx // sw) * n_o, w_r, (row0 + kw - 1 - kx) * n_o,
-                                 n_o, n_o, x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
+        if sw == 1:  # the columns in one run
+            ox0, kr0, n = _cols(ix, 0, kw, 1, pw, n_wo)
+            if n > 0:
+                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + ox0) * n_o, w_r, (row0 + kr0) * n_o, n * n_o, n_o,
+                                 x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
+            continue
+        for kx in range(kw):
+            ox0, kr0, n = _cols(ix, kx, kw, sw, pw, n_wo)
+            if n > 0:
+                cnt += _fire_add(a, s, lt, t_o, sl, (oy * n_wo + ox0) * n_o, w_r, (row0 + kr0) * n_o, n_o, n_o,
+                                 x, thx, tg, ref, is_exp, theta, tau, pinf, fresh)
     return cnt
 
 
@@ -387,28 +407,19 @@ def backward_kernel(t_in, n_w, n_c, w_r, t_out, slope, grad_out, is_exp, tau, kh
                             xi = _cast(buf, t)
                         acc = zero
                         for ky in range(kh):
-                            ny = iy + ph - ky
-                            if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+                            oy, row0 = _row(iy, c, ky, kh, kw, sh, ph, n_ho)
+                            if oy < 0:
                                 continue
-                            oy = ny // sh
-                            row0 = (c * kh + ky) * kw
                             if sw == 1:
-                                base = ix + pw - kw + 1
-                                kr0 = max(0, -base)
-                                kr1 = min(kw, n_wo - base)
-                                if kr1 > kr0:
-                                    acc += _masked_vjp(
-                                        t, to, p, q, (oy * n_wo + base + kr0) * n_o, w_r, gw,
-                                        (row0 + kr0) * n_o, (kr1 - kr0) * n_o, xi, zero,
-                                    )
-                            else:
-                                for kx in range(kw):
-                                    nx = ix + pw - kx
-                                    if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
-                                        continue
-                                    acc += _masked_vjp(
-                                        t, to, p, q, (oy * n_wo + nx // sw) * n_o, w_r, gw,
-                                        (row0 + kw - 1 - kx) * n_o, n_o, xi, zero,
-                                    )
+                                ox0, kr0, n = _cols(ix, 0, kw, 1, pw, n_wo)
+                                if n > 0:
+                                    acc += _masked_vjp(t, to, p, q, (oy * n_wo + ox0) * n_o, w_r, gw,
+                                                       (row0 + kr0) * n_o, n * n_o, xi, zero)
+                                continue
+                            for kx in range(kw):
+                                ox0, kr0, n = _cols(ix, kx, kw, sw, pw, n_wo)
+                                if n > 0:
+                                    acc += _masked_vjp(t, to, p, q, (oy * n_wo + ox0) * n_o, w_r, gw,
+                                                       (row0 + kr0) * n_o, n_o, xi, zero)
                         if want_grad_t:
                             grad_t[b, idx] = y * acc
