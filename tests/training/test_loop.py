@@ -14,19 +14,38 @@ from deepspike.training.loop import train_epoch
 from deepspike.training.optim import make_scheduler
 
 
-def test_a_last_batch_of_one_sample_at_one_step_is_a_one_line_error():
+def _bn_mlp_with_a_last_batch_of_one(timesteps):
     arch = Architecture("bn_mlp", (Flatten(), Linear(6, norm=True), Linear(3, act=False)), (1, 2, 2), 3)
-    method = get_method("stbp", {"timesteps": 1, "norm": "bn", "loss": "ce"})
+    method = get_method("stbp", {"timesteps": timesteps, "norm": "bn", "loss": "ce"})
     net = method.build(arch)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     g = torch.Generator().manual_seed(0)
     batches = [(torch.rand(4, 1, 2, 2, generator=g), torch.tensor([0, 1, 2, 0])),
                (torch.rand(1, 1, 2, 2, generator=g), torch.tensor([1]))]  # the last batch: one sample
+    return method, net, optimizer, scheduler, batches
+
+
+def test_a_last_batch_of_one_sample_at_one_step_is_a_one_line_error():
+    method, net, optimizer, scheduler, batches = _bn_mlp_with_a_last_batch_of_one(timesteps=1)
     with pytest.raises(ConfigError, match=r"^a training batch of 1 sample\(s\) gives a batch-norm one value per "
                                           r"channel") as e:
         train_epoch(net, method, optimizer, scheduler, batches)
     assert "\n" not in str(e.value) and "train.batch_size" in str(e.value)
+
+
+@pytest.mark.parametrize("mode", ["sltt", "ottt", "eprop"])
+def test_a_last_batch_of_one_sample_in_an_online_mode_is_a_one_line_error(mode):
+    """The online modes normalise one step at a time, so a batch of one sample gives a batch-norm one value per channel
+    at any T: torch's ValueError came through as a traceback (bptt, normalising over T = 2 steps, trains it)."""
+    method, net, optimizer, scheduler, batches = _bn_mlp_with_a_last_batch_of_one(timesteps=2)
+    train_epoch(net, method, optimizer, scheduler, batches)  # bptt: two values per channel
+    with pytest.raises(ConfigError, match=rf"^a training batch of 1 sample\(s\) gives a batch-norm one value per "
+                                          rf"channel, .*\(train.temporal_grad={mode} normalises one step at a time\): "
+                                          r"pick a train.batch_size .*, or train.temporal_grad=bptt with more than "
+                                          r"one time step$") as e:
+        train_epoch(net, method, optimizer, scheduler, batches, temporal_grad=mode)
+    assert "\n" not in str(e.value)
 
 
 def _mlp_and_batches():

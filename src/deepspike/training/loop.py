@@ -177,17 +177,21 @@ def _backward(model: nn.Module, method: Method, net: nn.Module, x: torch.Tensor,
               sltt_steps: int | None, distill: Distillation | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(out, loss)`` of the batch, with ``scale`` times the loss's gradient accumulated in ``.grad``: in one
     backward pass, or step by step (``training.temporal_grad``, online modes)."""
-    if temporal_grad in ONLINE:
-        x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-        return online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
+    online = temporal_grad in ONLINE
     try:
+        if online:
+            x = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+            return online_step(model, net, method, x, y, temporal_grad, scale, sltt_steps, precision)
         out, loss = _forward(model, method, net, x, y, precision, channels_last, distill)
     except ValueError as e:  # torch's batch-norm on a batch of one value per channel: say what to change
         if ONE_VALUE_PER_CHANNEL not in str(e):
             raise
+        cause, remedy = ((f"train.temporal_grad={temporal_grad} normalises one step at a time",
+                          "train.temporal_grad=bptt with more than one time step") if online
+                         else ("a last batch of one sample at T = 1?", "more time steps"))
         raise ConfigError(f"a training batch of {len(y)} sample(s) gives a batch-norm one value per channel, which it "
-                          "cannot normalise (a last batch of one sample at T = 1?): pick a train.batch_size that "
-                          "leaves no batch of one, or more time steps") from None
+                          f"cannot normalise ({cause}): pick a train.batch_size that leaves no batch of one, or "
+                          f"{remedy}") from None
     (loss * scale).backward()
     return out, loss
 
