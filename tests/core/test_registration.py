@@ -11,20 +11,16 @@ import torch
 
 import deepspike as ds
 from deepspike.core.errors import ConfigError
-from deepspike.data import registry as data_registry
 from deepspike.data.registry import load_dataset, register_dataset
 from deepspike.data.splits import make_splits
 from deepspike.data.tensor_dataset import TensorDataset
-from deepspike.methods import registry as methods_registry
-from deepspike.models import registry as models_registry
 from deepspike.models.spec import Flatten, Linear
+from registries import keep_registrations_to_the_test
 
 
 @pytest.fixture(autouse=True)
 def fresh_registries(monkeypatch):
-    """Registrations end with the test (other tests list every registered method)."""
-    for module, name in ((models_registry, "_MODELS"), (methods_registry, "_METHODS"), (data_registry, "_LOADERS")):
-        monkeypatch.setattr(module, name, dict(getattr(module, name)))
+    keep_registrations_to_the_test(monkeypatch)
 
 
 def _define_model(scale: int):

@@ -15,6 +15,7 @@ from deepspike.data import (
     register_dataset,
     split_indices,
 )
+from registries import keep_registrations_to_the_test
 
 
 def test_list_and_unknown_names():
@@ -35,7 +36,9 @@ def test_a_name_that_is_no_text_is_an_unknown_dataset_in_one_line(name):
         load_dataset(name)
 
 
-def test_register_custom_dataset():
+def test_register_custom_dataset(monkeypatch):
+    keep_registrations_to_the_test(monkeypatch)  # the docs tests list every registered data set
+
     @register_dataset("test_tiny")
     def tiny(data_dir=None, val_fraction=0.0, seed=0, download=False, n=4):
         x = torch.zeros(n, 1, 2, 2)

@@ -5,12 +5,13 @@ import pytest
 
 import deepspike as ds
 from deepspike.core.errors import ConfigError
-from deepspike.methods import check_trainable, registry
+from deepspike.methods import check_trainable
+from registries import keep_registrations_to_the_test
 
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+    keep_registrations_to_the_test(monkeypatch)
 
 
 class NotAMethod:

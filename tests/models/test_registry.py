@@ -7,11 +7,12 @@ import deepspike as ds
 from deepspike.core.errors import ConfigError
 from deepspike.models import create_architecture, registry
 from deepspike.models.spec import Flatten, Linear, Pool
+from registries import keep_registrations_to_the_test
 
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # registrations end with the test
+    keep_registrations_to_the_test(monkeypatch)
 
 
 @pytest.mark.parametrize(("name", "shape", "message"), [
