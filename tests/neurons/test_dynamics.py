@@ -299,3 +299,13 @@ def test_a_forced_kernel_refused_by_the_switch_names_every_off_value(monkeypatch
     monkeypatch.setenv("DEEPSPIKE_FUSED", value)
     with pytest.raises(ConfigError, match="DEEPSPIKE_FUSED not 0/false/off/no, CPU float32"):
         neuron_multistep(torch.rand(3, 2, 4), NeuronParams(decay=0.5), fused=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_forced_kernel_on_an_empty_batch_gives_empty_spikes(dtype):
+    """``fused=True`` on a batch of no sample (numba on, CPU float32) raised the refusal 'needs numba ..., CPU float32
+    tensors', every condition of which the input met: no kernel runs an empty tensor. It now gives the loop's empty
+    spikes and the zero membrane, as ``fused=None`` does."""
+    x = torch.rand(3, 0, 4, dtype=dtype)
+    s, v = neuron_multistep(x, NeuronParams(decay=0.5), fused=True)
+    assert s.shape == (3, 0, 4) and s.dtype == dtype and v.shape == (0, 4)

@@ -48,3 +48,9 @@ def test_a_forced_kernel_refused_by_the_switch_names_every_off_value(monkeypatch
     monkeypatch.setenv("DEEPSPIKE_FUSED", "off")
     with pytest.raises(ConfigError, match="DEEPSPIKE_FUSED not 0/false/off/no and a surrogate"):
         learnable_multistep(torch.randn(2, 3), torch.tensor(0.5), torch.tensor(1.0), NeuronParams(), fused=True)
+
+
+def test_a_forced_kernel_on_an_empty_batch_gives_empty_spikes():
+    """As ``neuron_multistep``'s: ``fused=True`` on a batch of no sample was refused as if numba were missing."""
+    s, v = learnable_multistep(torch.rand(3, 0, 4), torch.tensor(0.5), torch.tensor(1.0), NeuronParams(), fused=True)
+    assert s.shape == (3, 0, 4) and v.shape == (0, 4)

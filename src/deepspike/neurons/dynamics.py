@@ -144,7 +144,8 @@ def neuron_multistep(
     ``h``) whenever ``fused_supported`` (CPU float32, numba, ``DEEPSPIKE_FUSED`` not ``0``/``false``/``off``/``no``),
     on bfloat16 / float16 inputs the same kernels (numba on the CPU, Triton on CUDA) with a float32 state
     (``neurons.fused_low_precision``; not with ``return_membrane``), else the reference loop over T;
-    False forces the reference loop; True forces the kernel (``ConfigError`` if it cannot run these inputs).
+    False forces the reference loop; True forces the kernel (``ConfigError`` if it cannot run these inputs; an empty
+    batch, which no kernel runs, takes the loop: ``fused=True`` refused it as if numba were missing).
     Both give the same spikes; membranes and gradients agree to float32 rounding (on bfloat16 / float16: the
     loop on ``x.float()``, ``v_T`` and ``dL/dx`` rounded once; the loop in bf16 rounds at every step).
 
@@ -158,7 +159,7 @@ def neuron_multistep(
     if x.shape[0] == 0:  # no time steps: nothing fires, the membrane stays v0
         v = x.new_zeros(x.shape[1:]) if v0 is None else v0
         return (x * 0, v, x * 0) if return_membrane else (x * 0, v)
-    if fused is not False:
+    if fused is not False and x.numel():  # (an empty batch: nothing to run, the loop's empty spikes even for True)
         if fused_supported(x, params, v0):
             return fused_multistep(x, params, v0, return_membrane, inplace)
         if not return_membrane and low_precision_supported(x, params, v0):

@@ -73,7 +73,7 @@ def learnable_multistep(
     check_initial_state(v0, x)
     low = x.dtype in LOW_PRECISION  # the state in float32, at the cost of a float32 copy of x
     wide, v0_wide = (x.float(), None if v0 is None else v0.float()) if low else (x, v0)
-    if fused is not False and x.shape[0] > 0:
+    if fused is not False and x.numel():  # an empty batch (or T = 0) takes the loop, fused=True too
         if learnable_fused_supported(x, params, v0):
             return fused_learnable_multistep(x, v0, decay, threshold, params, decay_input)
         if low and learnable_fused_supported(wide, params, v0_wide):
