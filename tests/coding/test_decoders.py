@@ -109,3 +109,17 @@ def test_a_step_that_is_no_number_is_refused_in_one_line(dt):
         first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)
     with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
         latency_spike_train(torch.tensor([0.5]), T=4, dt=dt)
+
+
+@pytest.mark.parametrize("dtype, steps, step", [(torch.bfloat16, 300, 299), (torch.bfloat16, 300, 257),
+                                                (torch.float16, 3000, 2049)])
+def test_first_spike_time_of_half_precision_spikes_is_the_exact_step(dtype, steps, step):
+    """The times of bfloat16 / float16 spikes were computed and returned in that dtype, which holds whole numbers
+    exactly only up to 256 / 2048: a spike at step 299 of 300 came out at time 300 (and ``latency_spike_train`` then
+    put it outside the window), one at 257 at 256. They are float32 now: ``dt * n`` exactly, and the round trip
+    gives the spike back at its own step."""
+    s = torch.zeros(steps, 2, dtype=dtype)
+    s[step, 0] = 1
+    t = first_spike_time(s, dt=0.5)
+    assert t.dtype == torch.float32 and t.tolist() == [0.5 * step, INF]
+    assert torch.equal(latency_spike_train(first_spike_time(s), steps), s.float())

@@ -47,12 +47,14 @@ def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
 def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     """Time of each neuron's first spike, ``dt * min{n : s_n != 0}``; ``+inf`` where it never fires.
 
-    s: ``[T, B, ...]`` -> ``[B, ...]`` (float dtype of ``s``, or float32 for integer/bool input). Inverse of
-    ``latency_spike_train`` up to the ``floor(t/dt)`` quantisation. ``dt``: a finite number > 0 (``ConfigError``).
-    A train of no steps (``T = 0``) has no spike: all ``+inf``.
+    s: ``[T, B, ...]`` -> ``[B, ...]`` in ``s``'s dtype promoted with float32 (float32 for integer, bool, bfloat16 and
+    float16 input, whose times bfloat16 / float16 cannot hold: step 299 of a bfloat16 train came out as time 300, past
+    its 300-step window, and step 257 as 256). Inverse of ``latency_spike_train`` up to the ``floor(t/dt)``
+    quantisation. ``dt``: a finite number > 0 (``ConfigError``). A train of no steps (``T = 0``) has no spike: all
+    ``+inf``.
     """
     check_time_step(dt)
-    dtype = s.dtype if s.dtype.is_floating_point else torch.float32
+    dtype = torch.promote_types(s.dtype, torch.float32) if s.dtype.is_floating_point else torch.float32
     if s.shape[0] == 0:  # argmax over no steps raised IndexError
         return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
     fired = s != 0  # [T, B, ...]
