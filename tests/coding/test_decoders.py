@@ -123,3 +123,14 @@ def test_first_spike_time_of_half_precision_spikes_is_the_exact_step(dtype, step
     t = first_spike_time(s, dt=0.5)
     assert t.dtype == torch.float32 and t.tolist() == [0.5 * step, INF]
     assert torch.equal(latency_spike_train(first_spike_time(s), steps), s.float())
+
+
+@pytest.mark.parametrize("dtype, count", [(torch.bfloat16, 301), (torch.float16, 2049)])
+def test_spike_count_of_half_precision_spikes_is_exact(dtype, count):
+    """Counts of bfloat16 / float16 spikes were summed into that dtype: 301 bfloat16 spikes counted 300, tied with a
+    neuron of 300 (argmax then picked the wrong one). Now float32 and exact; integer spikes keep int64 counts."""
+    s = torch.zeros(count + 10, 1, 2, dtype=dtype)
+    s[:count, 0, 0], s[:count - 1, 0, 1] = 1, 1
+    n = spike_count(s)
+    assert n.dtype == torch.float32 and n.tolist() == [[count, count - 1]]
+    assert spike_count(s.bool()).dtype == torch.int64

@@ -12,8 +12,10 @@ from deepspike.core.options import is_finite, is_whole
 
 
 def spike_count(s: torch.Tensor) -> torch.Tensor:
-    """``n_k = sum_t s_t,k``: spikes ``[T, B, K]`` -> counts ``[B, K]``."""
-    return s.sum(dim=0)
+    """``n_k = sum_t s_t,k``: spikes ``[T, B, K]`` -> counts ``[B, K]``: float32 for bfloat16 / float16 spikes (whose
+    dtype holds whole numbers exactly only up to 256 / 2048: 301 bfloat16 spikes counted 300, tied with 300), else
+    ``s``'s float dtype (int64 for integer or bool spikes, as ``torch.sum``)."""
+    return s.sum(dim=0, dtype=torch.promote_types(s.dtype, torch.float32) if s.is_floating_point() else None)
 
 
 def mean_membrane(v: torch.Tensor) -> torch.Tensor:
