@@ -118,3 +118,20 @@ def test_empty_series_and_a_0d_tensor():
         assert delta_modulation(torch.empty(0, 3), 0.1, mode=mode).shape == (0, 3)
         with pytest.raises(ConfigError, match=r"^delta_modulation needs a time-first series \[T, ...\]; got a 0-d"):
             delta_modulation(torch.tensor(1.0), 0.1, mode=mode)
+
+
+@pytest.mark.parametrize("dtype, values, threshold", [(torch.bfloat16, [3 / 256, 3.0], 2.99),
+                                                      (torch.float16, [1 / 1024, 2.0], 1.9995)])
+@pytest.mark.parametrize("off", [True, False])
+def test_step_rule_on_half_precision_compares_with_the_threshold_itself(dtype, values, threshold, off):
+    """The step rule took the differences of a bfloat16 / float16 series in that dtype and compared them with the
+    threshold rounded to it: a bfloat16 change of 2.988 (rounded to 2.984) met the threshold 2.99 (rounded to 2.984)
+    and made a spike; a float16 change of 1.99902 met 1.9995. Now the rule sees the series' own values and the
+    threshold in float32, as for a float32 series (no spike, or an OFF spike at the mirror image); the spikes stay in
+    the series' dtype."""
+    x = torch.tensor(values, dtype=dtype).view(2, 1)
+    for sign in (1, -1):
+        s = delta_modulation(sign * x, threshold, off_spikes=off)
+        assert s.dtype == dtype
+        assert torch.equal(s.float(), delta_modulation(sign * x.float(), threshold, off_spikes=off))
+        assert s.abs().sum() == 0

@@ -28,7 +28,9 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
     """ON/OFF spikes of ``x [T, B, ...]`` (module docstring): ``[T, B, ...]`` in ``{-1, 0, 1}``, ``x``'s dtype.
 
     ``x`` must be floating-point (``ConfigError`` otherwise): an unsigned difference wraps around (a fall from 5 to 3
-    in uint8 is +254, an ON spike) and an integer dtype holds no -1 or a fractional threshold's reference."""
+    in uint8 is +254, an ON spike) and an integer dtype holds no -1 or a fractional threshold's reference. Both rules
+    compare in float32 at least (a bfloat16 / float16 ``x`` is read exactly, and ``theta`` is not rounded to its
+    dtype)."""
     check_floating(x, "delta_modulation")
     if x.dim() == 0:
         raise ConfigError("delta_modulation needs a time-first series [T, ...]; got a 0-d tensor")
@@ -38,8 +40,9 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
         raise ConfigError(f"delta threshold must be > 0 and finite, got {threshold!r}")
     if not isinstance(off_spikes, bool):
         raise ConfigError(f"delta off_spikes must be true or false, got {off_spikes!r}")
-    if mode == "step":
-        d = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))  # [T, B, ...]
+    if mode == "step":  # in float32 at least: in bfloat16 / float16 the threshold itself was rounded (2.99 to 2.984)
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))  # and a change of 2.988 < 2.99 made a spike
+        d = torch.diff(wide, dim=0, prepend=torch.zeros_like(wide[:1]))  # [T, B, ...]
         up, down = d >= threshold, d <= -threshold
     else:
         up, down = _level_crossings(x, threshold)
