@@ -28,7 +28,9 @@ ROWS = {  # name: overrides; the name reads "<loss>-<norm>[-<neuron>]" (neuron l
     "tet-tebn": ["method.loss=tet", "method.norm=tebn"],
     "tet-bn": ["method.loss=tet", "method.norm=bn"],
     "tet-none": ["method.loss=tet", "method.norm=none", "model.args.batch_norm=false"],
-    "tet-tdbn-plif": ["method.loss=tet", "method.norm=tdbn", "method.neuron=plif"],
+    # plif learns its decay (from method.tau_init), so the recipe's method.decay=0.5 did nothing there; a new run
+    # now refuses it set away from its default, which this row therefore restores
+    "tet-tdbn-plif": ["method.loss=tet", "method.norm=tdbn", "method.neuron=plif", "method.decay=0.25"],
     "tet-tdbn-psn": ["method.loss=tet", "method.norm=tdbn", "method.neuron=psn"],
 }
 

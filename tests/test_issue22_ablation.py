@@ -8,7 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmark_loader import full_disk, load_benchmark
+from benchmark_loader import BENCHMARKS, full_disk, load_benchmark
+from deepspike.config import load_config
+from deepspike.config.schema import check_settings_used
+from deepspike.training.run_setup import method_and_architecture
 
 
 @pytest.fixture
@@ -64,3 +67,19 @@ def test_a_write_that_fails_keeps_the_old_row_file_and_is_one_error_line(ablatio
     monkeypatch.undo()
     assert stop.value.code == 2 and (tmp_path / "tet-tdbn" / "ablation_row.json").read_text() == "{}"
     assert ": error: cannot write " in capsys.readouterr().err.splitlines()[-1]
+
+
+ROW_NAMES = ["tet-tdbn", "tet_lambda0.05-tdbn", "ce-tdbn", "mse-tdbn", "tet-tebn", "tet-bn", "tet-none",
+             "tet-tdbn-plif", "tet-tdbn-psn"]
+
+
+@pytest.mark.parametrize("row", ROW_NAMES)
+def test_every_row_gets_past_a_new_runs_checks(ablation, row):
+    """Each row's overrides on the recipe pass the checks a new run makes before training (``build_new_run``'s
+    settings and method checks). Before: 'tet-tdbn-plif' was refused ('method.decay=0.5 has no effect unless
+    method.neuron is one with a fixed decay, not plif ...'): the recipe's decay, which plif never read."""
+    assert set(ablation.ROWS) == set(ROW_NAMES)  # the rows listed here are the script's
+    config = load_config(BENCHMARKS.parent / ablation.RECIPE, ablation.ROWS[row])
+    check_settings_used(config)
+    method, arch = method_and_architecture(config, 10, (1, 28, 28))
+    method.check_new_run(arch)
