@@ -9,7 +9,9 @@ import pytest
 
 from deepspike.cli import parse_arguments
 from deepspike.config.load import load_config
+from deepspike.config.schema import check_settings_used
 from deepspike.training.distill import _check_same_data, _check_split
+from deepspike.training.run_setup import method_and_architecture
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *(p for p in sorted((ROOT / "docs").rglob("*.md")) if "generated" not in p.parts)]
@@ -86,3 +88,29 @@ def test_a_documented_student_has_a_teacher_of_its_data():
         assert teacher is not None, command
         _check_same_data(student, teacher, Path(student.train.distill_from))
         _check_split(student, teacher, Path(student.train.distill_from))
+
+
+def _inline_digits_trainings(page: Path) -> list[tuple[str, object]]:
+    """(command, config) for each ``deepspike train CONFIG ...`` written inline (between backticks) on a page, whose
+    recipe is a file of the repository and trains on digits."""
+    found = []
+    for span in re.findall(r"`([^`]*deepspike train [^`]*)`", page.read_text()):
+        args = parse_arguments(shlex.split(span.split("deepspike ", 1)[1]))
+        if args.config and (ROOT / args.config).is_file():
+            config = load_config(ROOT / args.config, [o for o in args.overrides if "=" in o])
+            if config.data.name == "digits":
+                found.append((span, config))
+    return found
+
+
+def test_a_timed_command_of_the_performance_page_still_starts_a_run():
+    """docs/performance.md's compile timing trained the demo recipe with method.neuron=plif, which a new run now
+    refuses ('method.decay=0.5 has no effect unless method.neuron is one with a fixed decay, not plif ...': the
+    recipe's decay, which plif never read). Each inline digits training of the page passes a new run's checks of its
+    settings and of its method's options on the net (``build_new_run`` before the data)."""
+    trainings = _inline_digits_trainings(ROOT / "docs" / "performance.md")
+    assert trainings
+    for _command, config in trainings:
+        check_settings_used(config)
+        method, arch = method_and_architecture(config, 10, (1, 8, 8))
+        method.check_new_run(arch)
