@@ -2,7 +2,7 @@
 
 import torch
 
-from deepspike.core.spike_tally import SpikeTally, counting_spikes
+from deepspike.core.spike_tally import ReportsSpikes, SpikeTally, counting_spikes
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 from deepspike.neurons.modules import SpikingNeuron
@@ -55,3 +55,16 @@ def test_progress_bar_shows_spikes_per_sample_and_throughput():
     bar.refresh()
     text = out.getvalue()
     assert "spikes=308/sample" in text and "loss=0.5000" in text and "acc=0.750" in text and "samples=" in text
+
+
+def test_bf16_spikes_are_counted_exactly_past_256():
+    """A bf16 sum holds whole numbers exactly only up to 256: 301 spikes counted 300 (train.precision=bf16)."""
+
+    class Emitter(ReportsSpikes, torch.nn.Module):
+        def forward(self, s):
+            return self.reported(s)
+
+    emitter, tally = Emitter(), SpikeTally()
+    with counting_spikes(emitter, tally):
+        emitter(torch.ones(301, dtype=torch.bfloat16))
+    assert torch.ones(301, dtype=torch.bfloat16).sum().item() == 300 and tally.total == 301

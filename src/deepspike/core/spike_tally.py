@@ -44,7 +44,7 @@ class ReportsSpikes:
     def reported(self, spikes: torch.Tensor) -> torch.Tensor:
         """``spikes`` (returned) after handing their sum to the active tally; nothing is summed without one."""
         if self.tally is not None:
-            self.tally.add(spikes.sum())
+            self.tally.add(spikes.sum(dtype=torch.float32))  # bf16 counts whole numbers only to 256
         return spikes
 
 

@@ -141,7 +141,7 @@ def _kept_and_counted(neuron: nn.Module, s: torch.Tensor, v: torch.Tensor, area:
     window area counts them) and mark ``s`` as multiples of ``1 / area`` (saved as uint8 by the next layer)."""
     neuron.keep(v)
     if neuron.tally is not None:
-        neuron.report_spikes(s.sum() * area)
+        neuron.report_spikes(s.sum(dtype=torch.float32) * area)  # in float32: bf16 spikes sum to 256 at most exactly
     return mark_spikes(s, area)
 
 
