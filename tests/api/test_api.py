@@ -145,6 +145,32 @@ def test_a_pretrained_model_on_a_missing_gpu_is_one_line():
         ds.pretrained("stbp_fmnist", device="cuda")
 
 
+@pytest.mark.parametrize("x, message", [
+    (torch.rand(1, 28, 28), r"takes images \[B, 1, 28, 28\], got \[1, 28, 28\] \(add the batch dimension"),
+    (torch.rand(2, 784), r"takes images \[B, 1, 28, 28\], got \[2, 784\]$"),
+    (torch.rand(2, 3, 28, 28), r"got \[2, 3, 28, 28\]$"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "of floating-point values, got torch.uint8"),
+    (torch.rand(2, 1, 28, 28).numpy(), "as a torch.Tensor, got ndarray"),
+    (torch.empty(2, 1, 28, 28, device="meta"), r"on the net's device cpu, got a tensor on meta: x.to\('cpu'\)"),
+])
+def test_a_pretrained_net_given_input_it_cannot_take_says_so_in_one_line(x, message):
+    """Each was a torch RuntimeError or AttributeError 9 to 18 frames deep (the [1, 28, 28] image ran as 128
+    channels into the second conv)."""
+    net = ds.pretrained("stbp_fmnist")
+    with pytest.raises(ds.ConfigError, match=message):
+        net(x)
+
+
+@pytest.mark.parametrize("name", ["stbp_fmnist", "ttfs_window_fmnist"])
+def test_a_pretrained_net_takes_float64_images_as_the_float32_ones(name):
+    """float64 images stopped in the first conv or linear layer ("expected scalar type Double but found Float")."""
+    net, x = ds.pretrained(name), torch.rand(3, 1, 28, 28)
+    torch.manual_seed(0)
+    expected = net(x)
+    torch.manual_seed(0)
+    assert torch.equal(net(x.double()), expected)
+
+
 @pytest.mark.parametrize("call", [
     lambda: ds.evaluate({}), lambda: ds.load_run(3), lambda: ds.analyze({}), lambda: ds.spike_activity(3),
     lambda: ds.convert({}, "x"), lambda: ds.export({}, "x.nir"), lambda: ds.train(None, {}),

@@ -15,7 +15,7 @@ import torch
 from deepspike.config import RunConfig, load_config
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import check_switches
-from deepspike.training.pretrained import check_pretrained, load_pretrained, zoo_card, zoo_table
+from deepspike.training.pretrained import InputCheck, check_pretrained, load_pretrained, zoo_card, zoo_table
 from deepspike.training.reload import evaluate_run
 from deepspike.training.reload import load_run as _load_run
 from deepspike.training.reproduce import reproduce as reproduce_run
@@ -96,5 +96,9 @@ def pretrained(name: str, device: str = "cpu") -> torch.nn.Module:
     in [0, 1], preprocessed as its card's ``input`` says, to ``[B, K]`` outputs: output spike times for the
     ``ttfs`` and ``stdbp`` nets (the earliest, ``argmin``, is the decision; ``inf`` = no spike), class scores for the
     others, ``ttfs_window`` included (``argmax``). A net with a Poisson encoder draws new spikes at each call; its
-    card's accuracy was measured with a fixed evaluation seed."""
-    return load_pretrained(name, device)[2]
+    card's accuracy was measured with a fixed evaluation seed. Input that is no floating-point tensor ``[B,
+    *input_shape]`` on the net's device is a one-line ``ConfigError``; float16/bfloat16/float64 images are cast to
+    float32 (``training.pretrained.InputCheck``)."""
+    model = load_pretrained(name, device)[2]
+    model.register_forward_pre_hook(InputCheck(name, tuple(zoo_card(name)["input_shape"])))
+    return model

@@ -32,7 +32,7 @@ from deepspike.training.checkpoint_format import read_checkpoint_file
 from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
 from deepspike.training.run_setup import load_data, make_batches, method_and_architecture
-from deepspike.training.runtime import autocast_dtype, resolve_device
+from deepspike.training.runtime import autocast_dtype, model_device, resolve_device
 from deepspike.training.weights import load_weights
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo_models"
@@ -136,6 +136,35 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Any,
     load_weights(model, payload.get("model"), folder / WEIGHTS_NAME)
     check_loaded_weights_finite(model, folder / WEIGHTS_NAME)
     return config, method, model.eval()
+
+
+class InputCheck:
+    """A forward pre-hook for a pretrained entry's net (``deepspike.pretrained``): its input must be a floating-point
+    tensor of images ``[B, *input_shape]`` on the net's device, else a one-line ``ConfigError`` naming what it takes
+    (a [C, H, W] image without its batch, a flat [B, 784] batch, 3-channel images, uint8 or int64 pixels, float64
+    images of a conv net or a NumPy array stopped in a torch RuntimeError or AttributeError 9 to 18 frames deep);
+    float16/bfloat16/float64 images are cast to float32, as ``accuracy_on`` scores them. A class, not a closure: the
+    net stays picklable."""
+
+    def __init__(self, name: str, input_shape: tuple[int, ...]) -> None:
+        self.name, self.input_shape = name, tuple(input_shape)
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not args:  # the input given by keyword: the net's own checks apply
+            return None
+        x, takes = args[0], f"pretrained {self.name!r} takes images [B, {', '.join(map(str, self.input_shape))}]"
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"{takes} as a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ConfigError(f"{takes}, got {list(x.shape)}" + (" (add the batch dimension: x[None])" if
+                                                               tuple(x.shape) == self.input_shape else ""))
+        if not x.is_floating_point():
+            raise ConfigError(f"{takes} of floating-point values, got {x.dtype} (uint8 images: divide by 255)")
+        device = model_device(module)
+        if x.device != device:
+            raise ConfigError(f"{takes} on the net's device {device}, got a tensor on {x.device}: "
+                              f"x.to({str(device)!r})")
+        return (x.float(), *args[1:]) if x.dtype != torch.float32 else None
 
 
 def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:
