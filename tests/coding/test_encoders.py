@@ -82,6 +82,13 @@ def test_direct_is_a_view():
     assert torch.equal(d[3], x)
 
 
+@pytest.mark.parametrize("x", [[0.5, 1.0], np.ones((2, 3), dtype=np.float32)])
+def test_direct_of_no_tensor_is_one_line(x):
+    """Once ``AttributeError: 'list' object has no attribute 'unsqueeze'``."""
+    with pytest.raises(ConfigError, match=f"^direct needs a tensor \\[B, ...\\]; got {type(x).__name__}$"):
+        direct(x, 4)
+
+
 def test_steps_accept_integer_like():
     assert rate_poisson(P, torch.tensor(3)).shape == (3, 1, 6)
     with pytest.raises(ConfigError, match="T=2.5"):

@@ -75,9 +75,12 @@ def rate_bipolar(x: torch.Tensor, T: int, generator: GeneratorLike = None) -> to
 def direct(x: torch.Tensor, T: int) -> torch.Tensor:
     """Analog input repeated at every step (wu2019's encoding layer): ``s_t = x``.
 
-    x: ``[B, ...]`` -> ``[T, B, ...]``, a stride-0 view of ``x`` (``expand``, no copy): do not write to it.
+    x: ``[B, ...]`` -> ``[T, B, ...]``, a stride-0 view of ``x`` (``expand``, no copy): do not write to it. ``x``
+    that is no tensor (a list, a NumPy array: once an AttributeError of ``unsqueeze``) is a ``ConfigError``.
     """
     T = check_steps(T)
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"direct needs a tensor [B, ...]; got {type(x).__name__}")
     return x.unsqueeze(0).expand(T, *x.shape)  # [B, ...] -> [1, B, ...] -> [T, B, ...]
 
 
