@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.coding.rate import direct
+from deepspike.core.errors import ConfigError
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.time_distributed import TimeDistributed, batch_strides
 from deepspike.methods.create import create_model
@@ -88,3 +89,19 @@ def test_a_bfloat16_time_invariant_batch_moves_the_running_statistics_as_torch(m
     assert torch.equal(y, expected)
     torch.testing.assert_close(bn.running_mean, twin.running_mean, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(bn.running_var, twin.running_var, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer, x, message", [
+    (nn.Linear(64, 10), torch.rand(4, 64), r"TimeDistributed\(Linear\) takes a time-first tensor \[T, B, F\] .*; "
+                                           r"got shape \(4, 64\)$"),
+    (nn.Conv2d(1, 4, 3), torch.rand(1, 1, 8, 8), r"\(Conv2d\) takes a time-first tensor \[T, B, C, H, W\] .*got shape"),
+    (nn.Conv2d(1, 4, 3), torch.rand(2, 1, 1, 1, 8, 8), r"got shape \(2, 1, 1, 1, 8, 8\)$"),
+    (nn.Identity(), torch.rand(5), r"\(Identity\) takes a time-first tensor \[T, B, ...\] .*got shape \(5,\)$"),
+    (nn.Linear(64, 10), [[0.0] * 64], r"got list$"),
+])
+def test_input_that_is_not_time_first_is_one_line(layer, x, message):
+    """[B, 64] images given without an encoder ran as one sample of B*64 features: "mat1 and mat2 shapes cannot be
+    multiplied (1x256 and 64x10)"; a [1, 1, 8, 8] batch through a conv ran as one unbatched image (no error at the
+    layer, a wrong shape after it)."""
+    with pytest.raises(ConfigError, match=message):
+        TimeDistributed(layer)(x)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.coding.rate import direct, time_invariant
+from deepspike.core.errors import ConfigError
 from deepspike.core.precision import LOW_PRECISION
 from deepspike.layers.cpu_linear import linear
 from deepspike.layers.lean_avg_pool import LeanAvgPool2d, pool_window
@@ -23,6 +24,21 @@ _SAVES_INPUT = (nn.Conv2d, nn.Linear)
 # hand: ``_batch_norm_once`` and ``layers.batchnorm_neuron`` reproduce them (not SyncBatchNorm, no subclass of
 # these: it gathers statistics across processes).
 PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# The fewest dimensions of a time-first input [T, B, ...] of a wrapped layer: a linear layer's [T, B, F], a 2-d
+# convolution's [T, B, C, H, W] (exactly: torch takes a 4-d [T*B, C, H] as one unbatched image); 2 for any other.
+_MIN_DIMS = ((nn.Conv2d, 5), (nn.Linear, 3))
+
+
+def check_time_first(module: nn.Module, x: object) -> None:
+    """A one-line ``ConfigError`` unless ``x`` is a tensor ``[T, B, ...]`` that ``module`` can take step by step
+    (``_MIN_DIMS``): an image batch ``[B, 64]`` given without its encoding ran as ``[B*64]``, one sample of 256
+    features ("mat1 and mat2 shapes cannot be multiplied"), and a conv's ``[B, C, H, W]`` as unbatched images."""
+    dims = next((d for kind, d in _MIN_DIMS if isinstance(module, kind)), 2)
+    if not isinstance(x, torch.Tensor) or x.dim() < dims or (dims == 5 and x.dim() != 5):
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        need = "[T, B, C, H, W]" if dims == 5 else "[T, B, F]" if dims == 3 else "[T, B, ...]"
+        raise ConfigError(f"TimeDistributed({type(module).__name__}) takes a time-first tensor {need} (an encoder "
+                          f"such as ds.rate_poisson(x, T) makes one of images [B, ...]); got {got}")
 
 
 class TimeDistributed(CarriesState, nn.Module):
@@ -63,6 +79,8 @@ class TimeDistributed(CarriesState, nn.Module):
         return per_step and time_invariant(x) and not (m._forward_hooks or m._forward_pre_hooks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, B, ...]`` -> ``[T, B, ...]``, the layer on every step (``check_time_first``: else one line)."""
+        check_time_first(self.module, x)
         t, b = x.shape[:2]
         if self.carry is not None and self.carry.trace_decay is not None and isinstance(self.module, TRACE_LAYERS):
             return self._with_trace(x, self.carry.trace_decay)
