@@ -87,7 +87,12 @@ def plot_spike_times(layers: list[dict], path: Path, decision_time: float | None
 
 def plot_raster(rasters: list[dict], path: Path) -> Path:
     """One panel per spiking layer (``analysis.raster``): a tick at (step t, neuron) for every spike of the neurons
-    shown, for one input sample."""
+    shown, for one input sample. No rasters (``record_raster`` of a net without a rate-coded spiking layer: an
+    ``ann`` or TTFS net) or no list of them is a one-line ``ConfigError`` (was matplotlib's "Number of rows must be a
+    positive integer, not 0", or "object of type 'NoneType' has no len()")."""
+    if not isinstance(rasters, list | tuple) or not rasters:
+        raise ConfigError(f"no spike rasters to plot: record_raster's list has a raster per rate-coded spiking layer "
+                          f"(an ann or TTFS net has none), got {rasters!r}")
     plt = pyplot()
     fig, axes = plt.subplots(len(rasters), 1, figsize=(6, 1.2 + 1.1 * len(rasters)), squeeze=False)
     for ax, r in zip(axes[:, 0], rasters, strict=True):
