@@ -10,6 +10,7 @@ from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.readout import MembraneReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
+from deepspike.methods.create import create_model
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture, list_models
 from deepspike.models.spec import Conv, Residual, sequence_shape
@@ -97,3 +98,18 @@ def test_checkpointed_bptt_moves_batch_norm_running_stats_once_per_segment():
     assert bn.running_mean.item() == pytest.approx(0.37, rel=1e-6)
     assert bn.running_var.item() == pytest.approx(0.9 * (0.9 + 0.1 * 14 / 3) + 0.4, rel=1e-6)
     assert int(bn.num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize("encoder", ["poisson", "direct"])
+def test_float64_images_score_as_the_float32_ones(encoder):
+    """A float32 net given float64 images stopped in its first layer ("expected scalar type Double but found Float");
+    they are cast to the weights' dtype first, so the scores equal the float32 images' (the same Poisson draws)."""
+    net = create_model("lenet", method="stbp", timesteps=3, encoder=encoder).eval()
+    x = torch.rand(2, 1, 28, 28)
+    torch.manual_seed(0)
+    expected = net(x)
+    torch.manual_seed(0)
+    assert torch.equal(net(x.double()), expected)
+    net.double()
+    torch.manual_seed(0)
+    assert net(x).dtype == torch.float64  # a float64 net takes float32 images too

@@ -242,3 +242,12 @@ def test_a_stream_step_between_training_batches_leaves_every_module_in_its_own_m
     assert [m.training for m in net.modules()] == modes
     with torch.no_grad():
         assert torch.equal(scores, net.eval()(x, timesteps=5))
+
+
+def test_a_float64_step_of_a_float32_net_runs_as_the_float32_step():
+    """Once "expected m1 and m2 to have the same dtype, but got: double != float" from the first layer."""
+    net = get_method("stbp", {"timesteps": 2, "encoder": "direct"}).build(create_architecture("mlp", num_classes=3,
+                                                                                             input_shape=(4,)))
+    x = torch.rand(2, 4)
+    expected = Stream(net).step(x)
+    assert torch.equal(Stream(net).step(x.double()), expected)

@@ -15,6 +15,18 @@ from deepspike.core.errors import ConfigError
 from deepspike.neurons.carry import neuron_without_carry, read_state, temporal_carry, write_state
 
 
+def as_weight_dtype(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Floating-point ``x`` in the dtype of ``net``'s weights (its first parameter's) outside autocast, as
+    ``deploy.from_nir`` takes it: float64 images of a float32 net stopped in its first layer ("expected scalar type
+    Double but found Float"); under autocast, and for anything else, ``x`` as it is (the encoder refuses what it
+    cannot code)."""
+    weight = next(net.parameters(), None)
+    if (weight is None or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dtype == weight.dtype
+            or torch.is_autocast_enabled(x.device.type)):
+        return x
+    return x.to(weight.dtype)
+
+
 class RateNetwork(nn.Module):
     """``scores = readout(body(encoder(x, T)))``.
 
@@ -61,7 +73,7 @@ class RateNetwork(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         default = self.timesteps if self.training else self.eval_timesteps
         steps = default if timesteps is None else check_steps(timesteps)  # 0 is an error, not the default
-        inputs = self.encoder(x, steps)
+        inputs = self.encoder(as_weight_dtype(self, x), steps)
         segment = self.time_segment
         if segment and segment < steps and self.training and torch.is_grad_enabled():
             outputs = self._segmented_body(inputs, segment)

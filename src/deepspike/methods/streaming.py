@@ -31,7 +31,7 @@ from deepspike.coding.encoder import InputEncoder
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.population_encoder import PopulationEncoder
-from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
+from deepspike.methods.rate_network import RateNetwork, as_weight_dtype, check_runs_in_pieces
 from deepspike.neurons.carry import carrying, stateful_modules
 
 STEP_DIMS = (2, 4)
@@ -71,6 +71,7 @@ class Stream:
         """One step: ``x [B, C, H, W]`` (module docstring) -> the body's output ``[B, K]``."""
         self._check_step(x)
         net = self.net
+        x = as_weight_dtype(net, x)  # float64 frames of a float32 net (``RateNetwork.forward``)
         coded = isinstance(net.encoder, InputEncoder | PopulationEncoder)
         with evaluating(net):
             encoded = net.encoder(x, 1) if coded else x.unsqueeze(0)  # [1, B, ...]
