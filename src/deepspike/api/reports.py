@@ -98,8 +98,11 @@ def _registered_for_this_call(presets: list[EnergyPreset]) -> Iterator[None]:
 def compare(
     runs: list[str | Path], preset: str = "45nm_fp32", limit: int | None = 1000, out: str | Path | None = None
 ) -> str:
-    """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across runs;
-    with ``out``, also written (atomically) to that file, which may not be a run's own file."""
+    """A Markdown table of accuracy, latency, spikes, synaptic ops, energy and 4-bit accuracy across ``runs`` (a list
+    of run folders, in the table's order); ``preset``: the energy preset the energy column is priced with (a
+    built-in one or one a run's analysis stored); a run without ``analysis/analysis.json`` is analysed now on its
+    first ``limit`` test samples (None: all). With ``out``, the table is also written (atomically) to that file,
+    which may not be a run's own file. Returns the table's text."""
     runs = _run_list(runs)
     if out is not None:
         check_output_file(out, "--out")

@@ -79,8 +79,12 @@ def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunParts]:
-    """``(config, parts)`` of a run: ``parts.model`` holds the checkpoint's weights (the weight average when the
-    run kept one), ``parts.method`` scores its outputs, ``parts.data`` is the run's data."""
+    """``(config, parts)`` of the run in ``run_dir`` on ``device`` (``auto``: CUDA where there is one, ``cpu``,
+    ``cuda`` or ``cuda:N``): ``parts.model`` holds the checkpoint's weights (the weight average when the run kept
+    one) in eval mode and takes a batch as the run's data holds it (images ``[B, *parts.data.input_shape]``) to
+    ``[B, K]`` class scores (output spike times for ``ttfs`` and ``stdbp`` runs); ``parts.method`` scores its
+    outputs, ``parts.data`` is the run's data. A folder that is no run is a ``DataNotFoundError``, a bad device a
+    ``ConfigError``."""
     config, parts, _ = _load_run(run_dir, device=device)
     return config, parts
 
