@@ -115,6 +115,9 @@ def test_catalog_lists_what_the_registries_hold():
     (lambda tmp: ds.export(tmp, tmp / "m.nir", round_delays=1), r"^round_delays must be True or False, got 1$"),
     (lambda tmp: ds.evaluate(tmp, unquantised="yes"), r"^unquantised must be True or False, got 'yes'$"),
     (lambda tmp: ds.evaluate(tmp, round_delays=[True]), r"^round_delays must be True or False, got \[True\]$"),
+    (lambda tmp: ds.train(None, tmp, resume="no"), r"^resume must be True or False, got 'no'$"),  # resumed the run
+    (lambda tmp: ds.train(None, tmp, resume=1), r"^resume must be True or False, got 1$"),
+    (lambda tmp: ds.reproduce("x.yaml", tmp, resume="no"), r"^resume must be True or False, got 'no'$"),
 ])
 def test_mistaken_arguments_are_one_line_config_errors(tmp_path, call, message):
     """Checked before any run is read (tmp_path holds none)."""

@@ -41,7 +41,9 @@ def train(
     recipe it continues with the run's ``config.yaml``). A non-finite loss raises ``TrainingDiverged``. Returns the
     summary (``test_accuracy``, ``epochs``, ``train_seconds``, the method's measures, ...). Under ``torchrun`` every
     rank calls this; the process group is left together before returning, and only the main rank (0) gets
-    the summary (the others get None)."""
+    the summary (the others get None). ``resume`` other than True or False (``"no"``, 1) is a ``ConfigError``: a
+    truthy ``"no"`` resumed the run."""
+    check_switches(resume=resume)
     if isinstance(recipe, RunConfig) and overrides:
         raise ConfigError("overrides apply to a recipe file: load_config(path, overrides), or pass the path; "
                           "a loaded RunConfig is trained as it is")
@@ -60,7 +62,8 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
     "as_recorded", "reproduced", ...}``, also written to ``out/reproduce.json``. ``reproduced`` needs the recipe as
     recorded: overrides other than how the run runs (``train.progress``, ``data.data_dir``, ...) make it false, and
     overrides of ``expected.*`` are refused (``ConfigError``). Under ``torchrun`` only the main rank (0) writes and
-    gets the report (the others get None)."""
+    gets the report (the others get None). ``resume`` is True or False (else ``ConfigError``, as in ``train``)."""
+    check_switches(resume=resume)
     config = load_config(recipe, overrides)
     return reproduce_run(config, out, recipe=str(recipe), resume=resume, overrides=list(overrides))
 
