@@ -25,3 +25,10 @@ def test_a_core_argument_in_model_args_is_one_line(key, value):
     argument 'width'') before the registry's refusal was reached."""
     with pytest.raises(ConfigError, match=f"^model_args.{key} is not a model option: "):
         create_model("mlp", method="ann", model_args={key: value})
+
+
+@pytest.mark.parametrize("args", [[1], "hidden=[8]", 5])
+def test_model_args_that_are_no_dict_are_one_line(args):
+    """A list was Python's TypeError "argument after ** must be a mapping, not list"."""
+    with pytest.raises(ConfigError, match=r"^model_args must be a dict of the model's options, e\.g\. .*, got "):
+        create_model("mlp", model_args=args)
