@@ -9,6 +9,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.training.pretrained import load_pretrained
 
 
 @pytest.mark.parametrize("thresholds, shown", [([True, 1.0], "True"), ([1.0, [0.5, False]], "False"),
@@ -72,3 +73,11 @@ def test_sew_add_junctions_convert():
                                connect="add")
     snn = get_method("converted", {"timesteps": 4}).build(arch)
     assert snn(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+
+
+def test_a_converted_net_scores_float64_images_as_the_float32_ones():
+    """A loaded converted run given float64 images stopped in its first conv ("Input type (double) and bias type
+    (float) should be the same")."""
+    net = load_pretrained("converted_qcfs_vgg_fmnist")[2]
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(net(x.double(), timesteps=4), net(x, timesteps=4))

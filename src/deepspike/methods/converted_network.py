@@ -25,6 +25,7 @@ from torch import nn
 from deepspike.coding import rate_bipolar
 from deepspike.coding.rate import check_steps, direct
 from deepspike.core.errors import ConfigError
+from deepspike.methods.rate_network import as_weight_dtype
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.chunked_if import ChunkedIF
 from deepspike.neurons.update_cost import kept_sum_ops
@@ -189,7 +190,8 @@ exports that make the output layer spike, e.g. Speck).
         return torch.stack(picked)  # [C, B, K]
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        """Scores ``[B, K]`` after ``timesteps`` steps (default: ``timesteps`` / ``eval_timesteps``)."""
+        """Scores ``[B, K]`` after ``timesteps`` steps (default: ``timesteps`` / ``eval_timesteps``); float64 images
+        of a float32 net are cast to it first (``rate_network.as_weight_dtype``: they stopped in the first conv)."""
         default = self.timesteps if self.training else self.eval_timesteps
         steps = default if timesteps is None else check_steps(timesteps)  # 0 is an error, not the default
-        return self.trace(x, steps, [steps])[0]
+        return self.trace(as_weight_dtype(self, x), steps, [steps])[0]
