@@ -108,3 +108,31 @@ def test_an_imported_membrane_readout_is_named_as_one(readout):
     with pytest.raises(ConfigError, match=rf"^speck: layer 3 \({type(readout).__name__}\) cannot map: .*no membrane "
                                           "readout$"):
         speck_layers(net, (8,))
+
+
+@pytest.mark.parametrize("divisor", [None, 1, 3])
+def test_the_next_layer_sees_the_average_pool_through_speck_sum_pooling(divisor):
+    """The mapped next layer on Speck's 2 x 2 SUM pool (window sums by reshape) gives what the net's own layer gives
+    on its average pool. A ``divisor_override`` was ignored (next weights divided by k^2 = 4, not by the divisor):
+    with divisor 1 the chip's next layer got a quarter of its input."""
+    net, shape = _conv_net(nn.Conv2d(1, 4, 3, padding=1), (1, 8, 8), nn.AvgPool2d(2, divisor_override=divisor))
+    _, second = speck_layers(net, shape)
+    torch.manual_seed(1)
+    spikes = (torch.rand(5, 4, 8, 8) < 0.5).float()
+    window_sums = spikes.reshape(5, 4, 4, 2, 4, 2).sum((3, 5))
+    pool, flatten, linear = (m.module for m in net.body[2:])
+    want = linear(flatten(pool(spikes)))  # the net's own AvgPool2d -> Flatten -> Linear
+    assert torch.allclose(second["conv"](window_sums.flatten(1)), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(("side", "refused"), [(7, True), (8, False)])
+def test_a_ceil_mode_pool_with_partial_windows_is_refused(side, refused):
+    """``ceil_mode=True`` on a 7 x 7 map averages the last row and column over partial windows (4 x 4 out); Speck's
+    sum pooling drops them (3 x 3): it was mapped as if the same. On an 8 x 8 map the two agree."""
+    net, shape = _conv_net(nn.Conv2d(1, 4, 3, padding=1), (1, side, side), nn.AvgPool2d(2, ceil_mode=True))
+    if not refused:
+        assert speck_layers(net, shape)[0]["pool"] == 2
+        return
+    with pytest.raises(ConfigError, match=r"^speck: layer 2 \(AvgPool2d\): ceil_mode pools the partial windows at the "
+                                          r"edge of the 7 x 7 map; Speck's 2 x 2 sum pooling drops them"):
+        speck_layers(net, shape)

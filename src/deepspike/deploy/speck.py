@@ -114,12 +114,12 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
                            "pool": 1, "in_shape": weighted_in})
             weighted = None
         elif isinstance(m, nn.AvgPool2d) and layers and weighted is None:
-            k = _square(m, what)
+            k = _square(m, shape, what)
             layers[-1]["pool"] *= k
             if layers[-1]["pool"] not in POOLS:
                 raise ConfigError(f"speck: {what}: Speck sum-pools by {', '.join(map(str, POOLS))}, this layer's "
                                   f"pooling is {layers[-1]['pool']}")
-            scale /= k * k
+            scale /= m.divisor_override or k * k  # the average's divisor: k^2 unless overridden
             shape = grid = tuple(m(torch.zeros(1, *shape)).shape[1:])
         elif isinstance(m, SpikingAvgPool | Integrator | PerNeuronIntegrator):
             raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
@@ -151,11 +151,17 @@ def _check_core_settings(m: nn.Module, grid: tuple[int, ...], what: str) -> None
         raise ConfigError(f"speck: {what} does not fit a Speck core: {'; '.join(problems)}")
 
 
-def _square(pool: nn.AvgPool2d, what: str) -> int:
+def _square(pool: nn.AvgPool2d, shape: tuple[int, ...], what: str) -> int:
+    """The side ``k`` of a square ``k x k`` pool of stride ``k`` on map ``shape`` ``(C, H, W)``; a one-line
+    ``ConfigError`` for other windows, padding, or ``ceil_mode`` partial windows at the edge (Speck's sum pooling
+    drops the last ``H mod k`` rows and ``W mod k`` columns; an average over a partial window divides by its size)."""
     k, s = pool.kernel_size, pool.stride
     k = k if isinstance(k, int) else k[0] if k[0] == k[1] else None
     if k is None or s not in (k, (k, k)) or pool.padding not in (0, (0, 0)):
         raise ConfigError(f"speck: {what}: Speck pools with square k x k windows, stride k, no padding")
+    if pool.ceil_mode and any(side % k for side in shape[-2:]):
+        raise ConfigError(f"speck: {what}: ceil_mode pools the partial windows at the edge of the {shape[-2]} x "
+                          f"{shape[-1]} map; Speck's {k} x {k} sum pooling drops them (use ceil_mode=False)")
     return k
 
 
