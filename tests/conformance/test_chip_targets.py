@@ -14,7 +14,7 @@ from conformance.conftest import require
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.families import build, input_shape
-from deepspike.deploy.speck import speck_report
+from deepspike.deploy.speck import speck_layers, speck_report
 from deepspike.deploy.xylo import (
     dense_layers,
     quantised_model,
@@ -56,6 +56,27 @@ def test_speck_maps_the_pool_net_with_hand_computed_memory():
     assert first["neuron_memory"] == 4 * 8 * 8 and first["pool"] == 2
     # the linear layer on the pooled 4x4x4 map is a 4x4 conv: 4 * 2^(4 + 4) words
     assert second["in_shape"] == [4, 4, 4] and second["kernel_memory"] == _kernel_memory(4, 4, 10) == 1024
+
+
+def _speck_scale(w: torch.Tensor, threshold: float) -> float:
+    """Speck's common scale by hand: the largest that fits the weights in int8 (-128..127) and the threshold in
+    int16 (32767)."""
+    lo, hi = float(w.min()), float(w.max())
+    scale_w = 127 / hi if abs(lo) <= hi * 128 / 127 else 128 / abs(lo)
+    return min(scale_w, 32767 / threshold)
+
+
+def test_speck_discretises_weights_and_threshold_by_one_scale_that_fits_their_bits():
+    """Sinabs' floor ``min_v_mem=None`` entered the scale as -2^15 float units and capped it at 1: the pool net's
+    threshold 1 stayed 1 and its weights (|w| < 0.5) rounded to 0; now the scale is the weights' (int8)."""
+    require("sinabs", "--target speck")
+    net = build("pool", "IF")
+    report = speck_report(net, input_shape("pool"))
+    for row, spec in zip(report["layers"], speck_layers(net, input_shape("pool"))):
+        scale = _speck_scale(spec["conv"].weight.detach(), spec["threshold"])
+        w = torch.round(spec["conv"].weight.detach() * scale)
+        assert row["threshold_int"] == round(spec["threshold"] * scale) > 1
+        assert row["weights_int8_range"] == [int(w.min()), int(w.max())] and 127 in (w.max(), -w.min() - 1)
 
 
 def test_speck_reports_a_layer_too_big_for_any_core():

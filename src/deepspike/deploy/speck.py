@@ -177,8 +177,9 @@ def _scaled_copy(m: nn.Module, scale: float) -> nn.Module:
 
 
 def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
-    """Fit report: per layer its memories, the cores that could hold it and the one assigned; ``fits`` and,
-    when it does not fit, ``reason``. Raises ``ConfigError`` (one line) for nets that cannot map at all."""
+    """Fit report: per layer its memories, its discretised threshold and weight range (int16/int8), the cores that
+    could hold it and the one assigned; ``fits`` and, when it does not fit, ``reason``. Raises ``ConfigError``
+    (one line) for nets that cannot map at all."""
     dl, mapping = sinabs_dynapcnn()
     import sinabs.layers as sl
     from sinabs.activation import MembraneReset, MembraneSubtract
@@ -186,12 +187,19 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     specs = speck_layers(model, input_shape)
     layers, rows = {}, []
     for i, s in enumerate(specs):
-        spk = sl.IAFSqueeze(batch_size=1, spike_threshold=torch.tensor(s["threshold"]), min_v_mem=None,
+        # min_v_mem -threshold: Sinabs scales weights, bias and threshold by one factor that fits each in its bits;
+        # None (the chip's floor -2^15) would enter that scale as -2^15 float units and cap it at 1 (weights < 0.5
+        # rounded to 0, a threshold of 0.5 to 0); the floor is set back to the chip's -2^15 after discretising
+        spk = sl.IAFSqueeze(batch_size=1, spike_threshold=torch.tensor(s["threshold"]), min_v_mem=-s["threshold"],
                             reset_fn=MembraneReset() if s["reset"] == "zero" else MembraneSubtract())
         layers[i] = dl.DynapcnnLayer(s["conv"], spk, s["in_shape"], [[s["pool"], s["pool"]]], discretize=True)
+        layers[i].spk.min_v_mem = None
         mem = {k: int(v) for k, v in layers[i].memory_summary().items()}
+        weight = layers[i].conv.weight
         rows.append({"layer": i, "in_shape": list(s["in_shape"]), "out_channels": int(layers[i].conv.out_channels),
-                     "pool": s["pool"], "reset": s["reset"], **{f"{k}_memory": v for k, v in mem.items()}})
+                     "pool": s["pool"], "reset": s["reset"], **{f"{k}_memory": v for k, v in mem.items()},
+                     "threshold_int": int(layers[i].spk.spike_threshold),
+                     "weights_int8_range": [int(weight.min()), int(weight.max())]})
     constraints = [mapping.LayerConstraints(k * 1024, n * 1024, BIAS_MEMORY)
                    for k, n in zip(KERNEL_MEMORY, NEURON_MEMORY)]
     for row, layer in zip(rows, layers.values()):
