@@ -58,25 +58,45 @@ def test_speck_maps_the_pool_net_with_hand_computed_memory():
     assert second["in_shape"] == [4, 4, 4] and second["kernel_memory"] == _kernel_memory(4, 4, 10) == 1024
 
 
-def _speck_scale(w: torch.Tensor, threshold: float) -> float:
-    """Speck's common scale by hand: the largest that fits the weights in int8 (-128..127) and the threshold in
-    int16 (32767)."""
-    lo, hi = float(w.min()), float(w.max())
-    scale_w = 127 / hi if abs(lo) <= hi * 128 / 127 else 128 / abs(lo)
-    return min(scale_w, 32767 / threshold)
+def _fit_scale(x: torch.Tensor, bits: int) -> float:
+    lo, hi = float(x.min()), float(x.max())
+    top = 2 ** (bits - 1) - 1
+    return top / hi if abs(lo) <= hi * (top + 1) / top else (top + 1) / abs(lo)
+
+
+def _speck_scale(conv: nn.Module, threshold: float) -> float:
+    """Speck's common scale by hand: the largest that fits the weights and bias in int8 (-128..127) and the threshold
+    in int16 (32767)."""
+    parts = [_fit_scale(conv.weight.detach(), 8), 32767 / threshold]
+    return min(parts + ([_fit_scale(conv.bias.detach(), 8)] if conv.bias is not None else []))
 
 
 def test_speck_discretises_weights_and_threshold_by_one_scale_that_fits_their_bits():
     """Sinabs' floor ``min_v_mem=None`` entered the scale as -2^15 float units and capped it at 1: the pool net's
-    threshold 1 stayed 1 and its weights (|w| < 0.5) rounded to 0; now the scale is the weights' (int8)."""
+    threshold 1 stayed 1 and its weights (|w| < 0.5) rounded to 0; now the scale is the weights' or bias's (int8)."""
     require("sinabs", "--target speck")
     net = build("pool", "IF")
     report = speck_report(net, input_shape("pool"))
     for row, spec in zip(report["layers"], speck_layers(net, input_shape("pool"))):
-        scale = _speck_scale(spec["conv"].weight.detach(), spec["threshold"])
+        scale = _speck_scale(spec["conv"], spec["threshold"])
         w = torch.round(spec["conv"].weight.detach() * scale)
         assert row["threshold_int"] == round(spec["threshold"] * scale) > 1
         assert row["weights_int8_range"] == [int(w.min()), int(w.max())] and 127 in (w.max(), -w.min() - 1)
+
+
+def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():
+    """Layer 1's weights x 1e-6 (threshold 1): the common scale is its bias's (int8) and they round to 0, so the
+    chip's last layer ignores its input; the report said fits: true."""
+    require("sinabs", "--target speck")
+    net = build("pool", "IF")
+    with torch.no_grad():
+        speck_layers(net, input_shape("pool"))  # maps
+        [m for m in net.modules() if isinstance(m, nn.Linear)][-1].weight.mul_(1e-6)
+    report = speck_report(net, input_shape("pool"))
+    assert report["layers"][1]["weights_int8_range"] == [0, 0] and report["layers"][1]["threshold_int"] > 0
+    assert not report["fits"] and report["reason"] == ("the weights of layer 1 all round to 0 on the chip (int8 "
+                                                       "weights sharing a scale with the int16 threshold)")
+    assert speck_report(build("pool", "IF"), input_shape("pool"))["fits"]
 
 
 def test_speck_reports_a_layer_too_big_for_any_core():

@@ -178,8 +178,8 @@ def _scaled_copy(m: nn.Module, scale: float) -> nn.Module:
 
 def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     """Fit report: per layer its memories, its discretised threshold and weight range (int16/int8), the cores that
-    could hold it and the one assigned; ``fits`` and, when it does not fit, ``reason``. Raises ``ConfigError``
-    (one line) for nets that cannot map at all."""
+    could hold it and the one assigned; ``fits`` (false too when a layer's weights all round to 0) and, when it
+    does not fit, ``reason``. Raises ``ConfigError`` (one line) for nets that cannot map at all."""
     dl, mapping = sinabs_dynapcnn()
     import sinabs.layers as sl
     from sinabs.activation import MembraneReset, MembraneSubtract
@@ -225,4 +225,9 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
             report["fits"] = True
             for row in rows:
                 row["core"] = int(cores[row["layer"]])
+    zeroed = [str(r["layer"]) for r, s in zip(rows, specs)
+              if r["weights_int8_range"] == [0, 0] and s["conv"].weight.any()]
+    if zeroed and report["fits"]:  # as Xylo's report: the chip's net ignores its input, not a deployment of this net
+        report["fits"], report["reason"] = False, (f"the weights of layer {', '.join(zeroed)} all round to 0 on the "
+                                                   "chip (int8 weights sharing a scale with the int16 threshold)")
     return report
