@@ -253,6 +253,14 @@ def test_xylo_maps_recurrent_hidden_layers_into_the_diagonal_blocks_of_weights_r
     assert report["weights_int8_range"] == [-127, 127]
 
 
+def test_xylo_maps_the_synaptic_current_to_dash_syn_1_so_input_reaches_the_membrane():
+    """``tau_syn = 1.01 dt`` gave dash_syn 0: Xylo decays the current (``i -= i >> 0``: to 0) before the membrane
+    adds it, so no input ever reached a membrane; dash_syn 1 is the smallest that passes it (``xylosim``)."""
+    require("rockpool", "--target xylo")
+    q = xylo_spec(_rsnn([5, 4]))["quantised"]
+    assert np.ravel(q["dash_syn"]).tolist() == [1] * 9 and np.ravel(q["dash_syn_out"]).tolist() == [1] * 3
+
+
 def test_xylo_quantised_recurrent_layer_holds_the_int_feedback_over_its_scales():
     """``dynamics=False``: V = V_q^T / s (the target neuron's scale, shared with its input weights) exactly, off the
     float V by at most the weight's rounding (half an int step, 0.5 / s) plus the threshold's (relative 0.5 / th_q,

@@ -1,13 +1,22 @@
 """Does a dense LIF net (recurrent hidden layers included) fit SynSense's Xylo (Audio 2, SYNS61201), and what does its
 quantisation cost?
 
-Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn (1 - 2^-dash_syn) + W s``,
-``v <- v (1 - 2^-dash_mem) + i_syn + bias``, spike and SUBTRACT the threshold when ``v >= threshold``; int8
-weights, int16 thresholds, at most 16 input channels, 1000 hidden and 8 output neurons. Rockpool's own mapper
+Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn + W s``, then
+``i_syn <- i_syn - d(i_syn, dash_syn)``, ``v <- v - d(v, dash_mem) + i_syn + bias`` (``d(x, dash) = x >> dash``,
+at least 1 in size: a bit-shift decay, ``1 - 2^-dash``), spike and SUBTRACT the threshold when ``v >= threshold``;
+int8 weights, int16 thresholds, at most 16 input channels, 1000 hidden and 8 output neurons. Rockpool's own mapper
 (``rockpool.devices.xylo.syns61201.mapper``, the design-rule check and neuron allocation) maps the net, built
-as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and
-``tau_syn = 1.01 dt``, which Xylo rounds to dash_syn = 0: the current lasts one step, as in deepspike's
-neurons); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
+as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and ``tau_syn = 2 dt``,
+which Xylo rounds to dash_syn = 1); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
+
+dash_syn = 1 is the smallest that lets input reach the membrane: the current is decayed before the membrane adds
+it, so dash_syn = 0 (what ``tau_syn = 1.01 dt`` gave before) clears every input first and the chip's net never
+spikes. With dash_syn = 1 the chip differs from deepspike's neurons (``v <- decay v + W s``, the input whole in
+its own step): a weight ``w`` reaches the membrane spread over its step and the later ones, ``i - floor(i/2)``
+each step (``>>`` floors), ``w/2, w/4, ...`` summing to about ``w``, within a few units: 127 gives
+64+32+16+8+4+2+1 = 127, 5 gives 3+2+1 = 6, 8 gives 4+2+1 = 7, -5 gives -2-1 = -3, -100 gives -97, 1 and -1 give 0
+(the decay removes at least 1 a step). The LIF/IF neurons mapped have no synaptic decay of their own (a
+``SynapticLIF`` is refused). Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``).
 
 Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
 ``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
@@ -139,7 +148,7 @@ def _rockpool_net(layers, dt: float):
         n_in, n_out = lin.in_features, lin.out_features
         mods.append(LinearTorch((n_in, n_out), weight=lin.weight.detach().double().t(), has_bias=False))
         feedback = {} if rec is None else {"has_rec": True, "w_rec": rec.weight.detach().double().t()}
-        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=1.01 * dt, threshold=float(p.threshold),
+        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=2.0 * dt, threshold=float(p.threshold),
                              bias=_bias(lin, rec), dt=dt, **feedback))
     return Sequential(*mods)
 
