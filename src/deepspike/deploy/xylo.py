@@ -55,6 +55,7 @@ from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
+from deepspike.deploy.xylosim import int_matrix as _int_matrix
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
@@ -190,12 +191,6 @@ def _mapper_reason(error: BaseException) -> str:
     if error.__cause__ is not None:
         texts.append(one_line(error.__cause__))
     return " ".join(texts)
-
-
-def _int_matrix(a) -> np.ndarray:
-    """A quantised weight matrix without Rockpool's trailing synapse axis (``[N, M, 1] -> [N, M]``)."""
-    a = np.asarray(a)
-    return a[..., 0] if a.ndim == 3 else a
 
 
 def _block(q: dict, sizes: list[int], k: int) -> tuple[np.ndarray, str]:

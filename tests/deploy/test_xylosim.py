@@ -1,0 +1,61 @@
+"""``xylosim``: Xylo's integer dynamics as XyloSim runs them, against traces computed by hand from XyloSim's rules
+(``XyloLayer::evolve``: input, then last step's hidden spikes, then the neurons; ``XyloIAFNeuron::evolve``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from deepspike.deploy.xylosim import bitshift_decay, chip_config, deliver, xylo_simulate
+
+
+def _config(**changes) -> dict:
+    """2 inputs, 2 hidden, 1 output, ``[source, target]`` weights (Rockpool's synapse axis on the first two)."""
+    q = {"weights_in": np.array([[10, 0], [4, -6]])[..., None], "weights_rec": np.array([[0, 3], [0, 0]])[..., None],
+         "weights_out": np.array([[7], [20]]), "threshold": np.array([8, 5]), "threshold_out": np.array([3]),
+         "bias": np.array([0, 1]), "bias_out": np.array([0]), "dash_mem": np.array([1, 1]),
+         "dash_mem_out": np.array([2]), "dash_syn": np.array([1, 1]), "dash_syn_2": np.array([0, 0]),
+         "dash_syn_out": np.array([1])}
+    return chip_config({**q, **changes})
+
+
+def test_a_tiny_net_spikes_as_traced_by_hand():
+    """By hand (i: current, v: membrane; d(x) = x >> dash or sign(x) where that is 0):
+    t0: i_h = [10, 0] -> decayed [5, 0]; v_h = [5, 0 + bias 1 = 1]; no spikes.
+    t1: i_h = [5 + 20 + 4, -6] -> [15, -3]; v0 = 5 - d(5) 2 + 15 = 18 >= 8: 2 spikes, v0 = 2;
+        v1 = 1 - d(1) 1 - 3 + 1 = -2.
+    t2: last step's 2 spikes of hidden 0: i_h = [15, -3 + 2*3 = 3] -> [8, 2]; v0 = 2 - 1 + 8 = 9: 1 spike, v0 = 1;
+        v1 = -2 - d(-2) (-1) + 2 + 1 = 2; output i = 2*7 = 14 -> 7, v = 7 >= 3: 7 // 3 = 2 spikes, clipped to 1, v = 4.
+    t3: i_h = [8, 2 + 3] -> [4, 3]; v0 = 1 - 1 + 4 = 4; v1 = 2 - 1 + 3 + 1 = 5 >= 5: 1 spike, v1 = 0;
+        output i = 7 + 7 = 14 -> 7, v = 4 - d(4 >> 2 = 1) + 7 = 10: 1 spike."""
+    x = torch.tensor([[1, 0], [2, 1], [0, 0], [0, 0]])[:, None].float()  # [T, B = 1, I]
+    hidden, out = xylo_simulate(_config(), x)
+    assert hidden[:, 0].tolist() == [[0, 0], [2, 0], [1, 0], [0, 1]]
+    assert out[:, 0, 0].tolist() == [0, 0, 1, 1]
+
+
+def test_dash_syn_0_keeps_every_input_from_the_membrane():
+    """``i -= i >> 0`` clears the current before it reaches the membrane: no spike however strong the input."""
+    hidden, out = xylo_simulate(_config(dash_syn=np.array([0, 0]), bias=np.array([0, 0])), torch.full((6, 1, 2), 9.0))
+    assert not hidden.any() and not out.any()
+
+
+def test_input_counts_are_clipped_at_15_and_batched():
+    """Counts 15 and 40 (clipped to 15) give the same spikes; a batch of the two equals each alone."""
+    x = torch.tensor([[[15.0, 0.0]], [[40.0, 0.0]]]).expand(2, 2, 2).transpose(0, 1).contiguous()  # [T=2, B=2, 2]
+    hidden, out = xylo_simulate(_config(), x)
+    assert torch.equal(hidden[:, 0], hidden[:, 1]) and torch.equal(out[:, 0], out[:, 1]) and hidden.any()
+    alone = xylo_simulate(_config(), x[:, :1])[0]
+    assert torch.equal(alone[:, 0], hidden[:, 0])
+
+
+def test_bitshift_decay_floors_and_removes_at_least_one():
+    x = torch.tensor([5, 1, 0, -1, -3, -4])
+    assert bitshift_decay(x, torch.tensor(1)).tolist() == [2, 1, 0, -1, -2, -2]
+
+
+def test_delivery_saturates_spike_by_spike_in_source_order():
+    """Source 0 (+127 x 31 spikes) then source 1 (-127 x 31): from 30000, 30000 + 3937 saturates at 32767, then
+    32767 - 3937 = 28830 (one sum would give 30000)."""
+    i = deliver(torch.tensor([[30000]]), torch.tensor([[31, 31]]), torch.tensor([[127], [-127]]))
+    assert i.item() == 32767 - 31 * 127 == 28830
