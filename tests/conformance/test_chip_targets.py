@@ -23,6 +23,7 @@ from deepspike.deploy.xylo import (
     xylo_report,
     xylo_spec,
 )
+from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
@@ -187,6 +188,8 @@ def test_export_target_commands_on_a_trained_run(tiny_run, capsys):
     assert report["resources"] == {"inputs": 64, "hidden": 8, "outputs": 10} and not report["fits"]
     assert 0 <= report["accuracy_quantised"] <= 1 and report["accuracy_cost"] == pytest.approx(
         report["accuracy_float"] - report["accuracy_quantised"])
+    assert 0 <= report["accuracy_chip"] <= 1 and report["accuracy_chip_cost"] == pytest.approx(
+        report["accuracy_float"] - report["accuracy_chip"])
     assert main(["export", str(tiny_run), "--target", "speck"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepspike: error: speck: ") and "leaky" in err and err.count("\n") == 1
@@ -300,6 +303,9 @@ def test_xylo_quantised_recurrent_net_spikes_like_the_integer_net_by_hand():
     y = torch.tensor([0, 1, 2, 0])
     report = xylo_report(net, lambda m: (m(x).argmax(1) == y).float().mean().item())
     assert 0 <= report["accuracy_quantised"] <= 1 and 0 <= report["accuracy_int_weights_only"] <= 1
+    # the chip's accuracy: XyloSim's rules on the mapped ints (xylosim), its output spike counts as scores
+    chip = xylo_simulate(chip_config(mapped["quantised"]), x.transpose(0, 1))[1].sum(0)
+    assert chip.sum() > 0 and report["accuracy_chip"] == (chip.argmax(1) == y).float().mean().item()
 
 
 def test_xylo_folds_a_feedback_bias_into_the_neurons_bias():

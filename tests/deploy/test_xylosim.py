@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import torch
 
-from deepspike.deploy.xylosim import bitshift_decay, chip_config, deliver, xylo_simulate
+from deepspike.deploy.xylosim import XyloChip, bitshift_decay, chip_config, deliver, xylo_simulate
+
+
+def _spec() -> dict:
+    """2 inputs, 2 hidden, 1 output, ``[source, target]`` weights (Rockpool's synapse axis on the first two)."""
+    return {"weights_in": np.array([[10, 0], [4, -6]])[..., None], "weights_rec": np.array([[0, 3], [0, 0]])[..., None],
+            "weights_out": np.array([[7], [20]]), "threshold": np.array([8, 5]), "threshold_out": np.array([3]),
+            "bias": np.array([0, 1]), "bias_out": np.array([0]), "dash_mem": np.array([1, 1]),
+            "dash_mem_out": np.array([2]), "dash_syn": np.array([1, 1]), "dash_syn_2": np.array([0, 0]),
+            "dash_syn_out": np.array([1])}
 
 
 def _config(**changes) -> dict:
-    """2 inputs, 2 hidden, 1 output, ``[source, target]`` weights (Rockpool's synapse axis on the first two)."""
-    q = {"weights_in": np.array([[10, 0], [4, -6]])[..., None], "weights_rec": np.array([[0, 3], [0, 0]])[..., None],
-         "weights_out": np.array([[7], [20]]), "threshold": np.array([8, 5]), "threshold_out": np.array([3]),
-         "bias": np.array([0, 1]), "bias_out": np.array([0]), "dash_mem": np.array([1, 1]),
-         "dash_mem_out": np.array([2]), "dash_syn": np.array([1, 1]), "dash_syn_2": np.array([0, 0]),
-         "dash_syn_out": np.array([1])}
-    return chip_config({**q, **changes})
+    return chip_config({**_spec(), **changes})
 
 
 def test_a_tiny_net_spikes_as_traced_by_hand():
@@ -59,3 +64,22 @@ def test_delivery_saturates_spike_by_spike_in_source_order():
     32767 - 3937 = 28830 (one sum would give 30000)."""
     i = deliver(torch.tensor([[30000]]), torch.tensor([[31, 31]]), torch.tensor([[127], [-127]]))
     assert i.item() == 32767 - 31 * 127 == 28830
+
+
+class _Frames(torch.nn.Module):
+    """An encoder of ``[B, T, I]`` frames: ``[T, B, I]`` (the steps argument as RateNetwork passes it)."""
+
+    def forward(self, x, steps):
+        assert steps == 4
+        return x.transpose(0, 1)
+
+
+def test_the_chip_classifier_scores_output_spike_rates_of_the_encoded_input():
+    """``XyloChip``: the model's encoder at its eval_timesteps, then the traced net: output spikes [0, 0, 1, 1] give
+    a rate 0.5; an imported NIR net (``takes_coded_input``) takes ``[T, B, I]`` as it is."""
+    q = _spec()
+    frames = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.0, 0.0], [0.0, 0.0]])[None]  # [B = 1, T, I]
+    model = types.SimpleNamespace(encoder=_Frames(), eval_timesteps=4)
+    assert XyloChip(model, q)(frames).tolist() == [[0.5]]
+    imported = types.SimpleNamespace(takes_coded_input=True, eval_timesteps=None)
+    assert XyloChip(imported, q)(frames.transpose(0, 1)).tolist() == [[0.5]]

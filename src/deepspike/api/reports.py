@@ -178,7 +178,7 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     ``check``: also run the exported graph in every installed third-party NIR tool for ``steps`` steps and compare
     its output spikes with deepspike's (``result["check"]``; with ``round_delays``, the rounded net's; ``steps``
     default 1000, at most ``MAX_CHECK_STEPS``). ``target`` (``speck``, ``xylo``): the chip fit report
-    (``result["target"]``; xylo: accuracy before/after quantisation on ``limit`` test samples, default all). An
+    (``result["target"]``; xylo: the float, quantised and chip accuracies on ``limit`` test samples, default all). An
     option given for a part not asked for (it would be ignored) or any other option is a one-line ``ConfigError``.
     ``onnx``: also write the rate-coded net as an ONNX model there (``deploy.onnx_files.export_run_onnx``; option
     ``onnx_form``: "step", the default, or "sequence"), checked by onnxruntime where it is installed

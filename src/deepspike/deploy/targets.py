@@ -1,8 +1,8 @@
 """``deepspike export RUN --target speck|xylo``: a trained run checked against a chip (offline, no hardware).
 
 ``speck`` (:mod:`speck`): rate-coded conv/dense IF nets through Sinabs' DYNAP-CNN layer mapping; ``xylo``
-(:mod:`xylo`): dense LIF nets through Rockpool's Xylo mapper and quantisation, with the quantisation's accuracy
-cost on the run's test split (first ``limit`` samples, default all).
+(:mod:`xylo`): dense LIF nets through Rockpool's Xylo mapper and quantisation, with the float, chip (XyloSim's
+integer rules) and quantised accuracies on the run's test split (first ``limit`` samples, default all).
 """
 
 from __future__ import annotations

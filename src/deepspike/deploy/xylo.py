@@ -25,12 +25,17 @@ numbered layer by layer); a feedback bias is folded into the neurons' bias (it a
 neurons have no recurrent weights (Rockpool's design rule ``output_neurons_cannot_be_recurrent``): a recurrent
 output layer is refused in one line.
 
-The quantisation's cost: the run's net re-simulated by deepspike with what the chip would hold, per hidden
-or output neuron j with quantisation scale ``s_j = threshold_q[j] / threshold[j]``: weights ``W_q / s_j``,
-feedback ``V_q / s_j`` (``V_q`` the layer's int block of ``weights_rec``, transposed; Rockpool scales a neuron's
-input and recurrent weights together), bias ``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and
-reset by subtraction; accuracy on the run's test data before and after, and with the integer weights alone
-(deepspike's decay and reset kept).
+The accuracies (:func:`xylo_report`, on the run's test data): ``accuracy_chip`` is the chip's: the mapped int
+config run under XyloSim's integer rules (``xylosim``: the synaptic current above, hidden spikes one step late, up
+to 31 spikes a step per hidden neuron and 1 per output neuron, input counts clipped at 15, int16 saturation), the
+output neurons' spike counts as scores. Two re-simulations by deepspike's own neurons are kept beside it; they are
+NOT what the chip computes (no synaptic current, no delay, one spike a step, float state): ``accuracy_quantised``,
+with what the chip would hold, per hidden or output neuron j with quantisation scale
+``s_j = threshold_q[j] / threshold[j]``: weights ``W_q / s_j``, feedback ``V_q / s_j`` (``V_q`` the layer's int
+block of ``weights_rec``, transposed; Rockpool scales a neuron's input and recurrent weights together), bias
+``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and reset by subtraction (the cost of the
+integer parameters alone); and ``accuracy_int_weights_only``, the integer weights with deepspike's decay and
+reset kept.
 
 Rockpool's ``rockpool.devices.xylo`` package imports samna (not on PyPI) for Xylo Audio 3 without a guard;
 when samna is missing, the mapper module is loaded without its packages' ``__init__``.
@@ -55,6 +60,7 @@ from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
+from deepspike.deploy.xylosim import XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -253,8 +259,12 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
 
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
     """Fit report: resources against Xylo's limits (``fits`` false too when a layer's weights all round to 0,
-    :func:`zeroed_layers`), the quantised parameters' ranges, and (``accuracy``:
-    a function model -> test accuracy) the accuracy before and after quantisation."""
+    :func:`zeroed_layers`), the quantised parameters' ranges, and (``accuracy``: a function model -> test accuracy)
+    ``accuracy_float`` (the trained net), ``accuracy_chip`` (the mapped int config under XyloSim's integer rules,
+    ``xylosim.XyloChip``: the chip's accuracy) with ``accuracy_chip_cost`` = float - chip, and two deepspike
+    re-simulations that are not the chip's (module docstring): ``accuracy_quantised`` (the chip's parameters,
+    decay and reset in deepspike's neurons) with ``accuracy_cost`` = float - quantised, and
+    ``accuracy_int_weights_only``."""
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
@@ -275,6 +285,7 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
         weights_only = accuracy(quantised_model(model, mapped, dynamics=False))
+        chip = accuracy(XyloChip(model, q))
         report.update(accuracy_float=before, accuracy_quantised=after, accuracy_cost=before - after,
-                      accuracy_int_weights_only=weights_only)
+                      accuracy_int_weights_only=weights_only, accuracy_chip=chip, accuracy_chip_cost=before - chip)
     return report

@@ -107,13 +107,18 @@ def xylo_simulate(cfg: dict[str, torch.Tensor], counts: torch.Tensor) -> tuple[t
 
 
 class XyloChip(nn.Module):
-    """The chip as a classifier: ``model``'s encoder (its ``eval_timesteps``), the input flattened to ``[T, B, I]``
-    counts, :func:`xylo_simulate`, and the output neurons' spike rates ``[B, O]`` (mean over T) as scores."""
+    """The chip as a classifier: ``model``'s encoder at its ``eval_timesteps`` (an imported NIR net,
+    ``takes_coded_input``, takes ``[T, B, ...]`` as it is), the input flattened to ``[T, B, I]`` counts,
+    :func:`xylo_simulate`, and the output neurons' spike rates ``[B, O]`` (mean over T) as scores (a tie goes to
+    the lowest class under argmax, as no output spiking at all does)."""
 
     def __init__(self, model: nn.Module, q: dict) -> None:
         super().__init__()
-        self.encoder, self.steps, self.cfg = model.encoder, model.eval_timesteps, chip_config(q)
+        coded = getattr(model, "takes_coded_input", False)
+        self.encoder = None if coded else model.encoder
+        self.steps = getattr(model, "eval_timesteps", None)
+        self.cfg = chip_config(q)
 
-    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        inputs = self.encoder(x, timesteps or self.steps).flatten(2).cpu()
-        return xylo_simulate(self.cfg, inputs)[1].double().mean(0).to(x.device)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = x if self.encoder is None else self.encoder(x, self.steps)
+        return xylo_simulate(self.cfg, inputs.flatten(2).cpu())[1].double().mean(0).to(x.device)
