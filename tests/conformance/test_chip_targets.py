@@ -208,7 +208,8 @@ def _rsnn(hidden, seed=0):
 
 
 def _integer_loop(q: dict, x: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], float]:
-    """The quantised net in Xylo's integer units, by hand from the int matrices ``[source, target]``: per layer
+    """The quantised net in Xylo's integer units under deepspike's dynamics (what ``quantised_model`` runs; not
+    XyloSim's rules, which ``xylosim`` follows), by hand from the int matrices ``[source, target]``: per layer
     ``v = (1 - 2^-dash) v + s_in,t @ W_q + s_t-1 @ V_q + b_q``, spike and subtract ``th_q`` at ``v >= th_q``, the
     layers one after the other (a spike reaches the next layer in its own step, as in deepspike). ``x [T, B, F]``;
     the spikes ``[T, B, n]`` of each layer and the smallest ``|v - th_q|`` seen (no tie to split)."""
