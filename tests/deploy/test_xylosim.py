@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from deepspike.deploy.xylosim import XyloChip, bitshift_decay, chip_config, deliver, xylo_simulate
+from deepspike.layers.voting import VotingReadout
 
 
 def _spec() -> dict:
@@ -83,3 +84,16 @@ def test_the_chip_classifier_scores_output_spike_rates_of_the_encoded_input():
     assert XyloChip(model, q)(frames).tolist() == [[0.5]]
     imported = types.SimpleNamespace(takes_coded_input=True, eval_timesteps=None)
     assert XyloChip(imported, q)(frames.transpose(0, 1)).tolist() == [[0.5]]
+
+
+def test_the_chip_classifier_averages_a_voting_readout_s_groups():
+    """``vote_group`` G: K * G output neurons, class k scoring its group's mean rate; the chip's scores were the
+    K * G neurons' rates, whose argmax (a neuron, not a class) scored a tiny digits run 0.15 (float 0.71). Output 0
+    spikes at steps 2 and 3 (rate 0.5), output 1 never: one class of two voters scores 0.25."""
+    q = {**_spec(), "weights_out": np.array([[7, 0], [20, 0]]), "threshold_out": np.array([3, 3]),
+         "bias_out": np.array([0, 0]), "dash_mem_out": np.array([2, 2]), "dash_syn_out": np.array([1, 1])}
+    frames = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.0, 0.0], [0.0, 0.0]])[None]  # [B = 1, T, I]
+    plain = types.SimpleNamespace(encoder=_Frames(), eval_timesteps=4)
+    assert XyloChip(plain, q)(frames).tolist() == [[0.5, 0.0]]
+    voting = types.SimpleNamespace(encoder=_Frames(), eval_timesteps=4, readout=VotingReadout(torch.nn.Identity(), 1))
+    assert XyloChip(voting, q)(frames).tolist() == [[0.25]]

@@ -25,6 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspike.coding.decoders import vote
+from deepspike.layers.voting import VotingReadout
+
 INT16_MIN, INT16_MAX = -(2 ** 15), 2 ** 15 - 1
 MAX_INPUT_SPIKES, MAX_HIDDEN_SPIKES, MAX_OUTPUT_SPIKES = 15, 31, 1  # XyloSim's MAX_NUM_{INP_,,OUT_}SPIKES
 
@@ -109,8 +112,9 @@ def xylo_simulate(cfg: dict[str, torch.Tensor], counts: torch.Tensor) -> tuple[t
 class XyloChip(nn.Module):
     """The chip as a classifier: ``model``'s encoder at its ``eval_timesteps`` (an imported NIR net,
     ``takes_coded_input``, takes ``[T, B, ...]`` as it is), the input flattened to ``[T, B, I]`` counts,
-    :func:`xylo_simulate`, and the output neurons' spike rates ``[B, O]`` (mean over T) as scores (a tie goes to
-    the lowest class under argmax, as no output spiking at all does)."""
+    :func:`xylo_simulate`, and the output neurons' spike rates ``[B, O]`` (mean over T) as scores, averaged over
+    each class's group of ``O / K`` neurons as the model's ``VotingReadout`` does (``[B, K]``); a tie goes to the
+    lowest class under argmax, as no output spiking at all does."""
 
     def __init__(self, model: nn.Module, q: dict) -> None:
         super().__init__()
@@ -118,7 +122,10 @@ class XyloChip(nn.Module):
         self.encoder = None if coded else model.encoder
         self.steps = getattr(model, "eval_timesteps", None)
         self.cfg = chip_config(q)
+        readout = getattr(model, "readout", None)
+        self.classes = readout.num_classes if isinstance(readout, VotingReadout) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = x if self.encoder is None else self.encoder(x, self.steps)
-        return xylo_simulate(self.cfg, inputs.flatten(2).cpu())[1].double().mean(0).to(x.device)
+        rates = xylo_simulate(self.cfg, inputs.flatten(2).cpu())[1].double().mean(0).to(x.device)
+        return rates if self.classes is None else vote(rates, self.classes)
