@@ -264,7 +264,8 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     ``xylosim.XyloChip``: the chip's accuracy) with ``accuracy_chip_cost`` = float - chip, and two deepspike
     re-simulations that are not the chip's (module docstring): ``accuracy_quantised`` (the chip's parameters,
     decay and reset in deepspike's neurons) with ``accuracy_cost`` = float - quantised, and
-    ``accuracy_int_weights_only``."""
+    ``accuracy_int_weights_only``. ``accuracy_chip`` is null when the encoder gives what the chip's inputs cannot
+    carry (``chip_input_note``: analog or signed values, which XyloSim would floor to counts of 0)."""
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
@@ -279,13 +280,15 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
                        "on the chip (int8 weights scaled with an int16 threshold): the chip's net ignores its input")
     if reasons:
         report["reason"] = "; ".join(reasons)
-    notes = [n for n in (chip_input_note(model), chip_membrane_note(model)) if n]
+    input_note = chip_input_note(model)
+    notes = [n for n in (input_note, chip_membrane_note(model)) if n]
     if notes:
         report["note"] = "; ".join(notes)
     if accuracy is not None:
         before, after = accuracy(model), accuracy(quantised_model(model, mapped))
         weights_only = accuracy(quantised_model(model, mapped, dynamics=False))
-        chip = accuracy(XyloChip(model, q))
+        chip = None if input_note else accuracy(XyloChip(model, q))  # floored analog input: counts of 0, chance
         report.update(accuracy_float=before, accuracy_quantised=after, accuracy_cost=before - after,
-                      accuracy_int_weights_only=weights_only, accuracy_chip=chip, accuracy_chip_cost=before - chip)
+                      accuracy_int_weights_only=weights_only, accuracy_chip=chip,
+                      accuracy_chip_cost=None if chip is None else before - chip)
     return report
