@@ -231,3 +231,14 @@ def test_bipolar_input_encoder_with_scale_two_is_lee2020s_mnist_poisson_generato
 def test_an_input_scale_that_is_no_positive_float32_or_not_for_bipolar_is_a_one_line_config_error(kind, scale):
     with pytest.raises(ConfigError, match=r"^bad value .* for encoder scale: [^\n]*$"):
         InputEncoder(kind, scale)
+
+
+def test_ttfs_half_precision_times_are_float32():
+    # float16 p: alpha (1 - p) past 65504 overflowed to +inf ("no spike"); by hand 1e5 * (1 - 0) = 1e5,
+    # 1e5 * (1 - 0.5) = 5e4, 0. bfloat16 p = 0.3 is stored as 0.30078125: 1000 * 0.69921875 = 699.21875 (was 700).
+    p16 = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float16)
+    t = ttfs_latency(p16, alpha=1e5)
+    assert t.dtype == torch.float32 and t.tolist() == [1e5, 5e4, 0.0]
+    assert ttfs_latency(p16, alpha=1e5, mode="p").tolist() == [0.0, 5e4, 1e5]
+    assert ttfs_latency(torch.tensor([0.3], dtype=torch.bfloat16), alpha=1000.0).tolist() == [699.21875]
+    assert ttfs_latency(torch.tensor([0.5], dtype=torch.float64)).dtype == torch.float64

@@ -101,3 +101,11 @@ def test_an_alpha_that_is_zero_or_subnormal_in_float32_is_refused(coding):
             TTFSInput(coding, alpha=alpha)
         with pytest.raises(ConfigError, match="below float32's smallest normal"):
             encode_times(torch.tensor([0.5, 1.0]), coding=coding, alpha=alpha)
+
+
+def test_encode_times_255_float16_does_not_overflow():
+    # float16 alpha (255 - s) overflowed to +inf from alpha = 257; by hand 300 * (255 - 0) / 255 = 300,
+    # 300 * (255 - 128) / 255 = 149.4118 (0.5 * 255 = 127.5 rounds to 128, half to even), 0.
+    got = encode_times(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float16), "255", 300.0)
+    assert got.dtype == torch.float32
+    assert got.tolist() == pytest.approx([300.0, 300.0 * 127 / 255, 0.0], rel=1e-6)

@@ -51,7 +51,9 @@ def ttfs_latency(
     generator: GeneratorLike = None,
     silent_zero: bool = False,
 ) -> torch.Tensor:
-    """Spike times of intensities ``p [B, ...]`` in [0, 1]; returns times ``[B, ...]`` (``p``'s dtype).
+    """Spike times of intensities ``p [B, ...]`` in [0, 1]; returns times ``[B, ...]`` in ``p``'s dtype promoted with
+    float32 (a float16 time overflowed to ``+inf``, "no spike", past 65504: ``alpha=1e5``, ``p=0`` fired never;
+    bfloat16 rounded ``1000 (1 - 0.3)`` to 700 instead of 699.2 for the stored ``p``).
 
     mode "1-p": ``t = alpha * (1 - p)`` (zhou2021 MNIST, zhang2021: brighter fires earlier);
     mode "p":   ``t = alpha * p`` (zhou2021 CIFAR-10).
@@ -66,7 +68,8 @@ def ttfs_latency(
     check_alpha(alpha, "ttfs")
     check_jitter(jitter_sigma, "ttfs")
     check_intensities(p, "ttfs_latency")
-    t = alpha * (1 - p) if mode == "1-p" else alpha * p
+    q = p.to(torch.promote_types(p.dtype, torch.float32))
+    t = alpha * (1 - q) if mode == "1-p" else alpha * q
     if jitter_sigma > 0:
         t = jitter_times(t, jitter_sigma, generator)
     if silent_zero:

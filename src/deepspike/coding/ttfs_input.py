@@ -25,13 +25,14 @@ CODINGS = ("1-p", "p", "255")
 
 def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> torch.Tensor:
     """Spike times ``[B, ...]`` of intensities ``x [B, ...]`` in [0, 1]: ``alpha (1 - x)`` ("1-p"), ``alpha x``
-    ("p") or ``alpha (255 - round(255 x)) / 255`` ("255"; module docstring)."""
+    ("p") or ``alpha (255 - round(255 x)) / 255`` ("255"; module docstring), in ``x``'s dtype promoted with float32
+    (float16's ``alpha (255 - s)`` overflowed to ``+inf``, "no spike", from ``alpha = 257``)."""
     if coding not in CODINGS:
         raise unknown_choice("TTFS input coding", coding, CODINGS)
     if coding == "255":
         check_alpha(alpha, "TTFS coding")
         check_intensities(x, "TTFS coding '255'")
-        s = torch.round(x * 255.0)
+        s = torch.round(x.to(torch.promote_types(x.dtype, torch.float32)) * 255.0)
         return alpha * (255.0 - s) / 255.0
     return ttfs_latency(x, alpha=alpha, mode=coding)
 
