@@ -95,3 +95,16 @@ def test_quantisation_taken_out_is_clip_by_hand():
     x = torch.tensor([-1.0, 0.0, 0.2, 0.74, 1.9, 2.5])
     assert torch.equal(layer(x), torch.tensor([0.0, 0.0, 0.2, 0.74, 1.9, 2.0]))
     assert remove_quantisation(torch.nn.ReLU()) == 0
+
+
+@pytest.mark.parametrize(("lam", "levels"), [(0.7, 8), (0.7, 16), (3.0, 4), (8.0, 4)])
+def test_bfloat16_input_matches_a_float64_reference(lam, levels):
+    # bfloat16 x with the float32 threshold: z = x L / lambda + 1/2 was computed in bfloat16 (the 0-d parameter does
+    # not promote it), putting 1 to 15 of 4,097 points a level off. Reference: the same bfloat16 x in float64.
+    x = torch.linspace(-1.0, lam + 1.0, 4097).to(torch.bfloat16)
+    threshold = torch.tensor(lam)
+    y = qcfs(x, threshold, levels)
+    xd, td = x.double(), threshold.double()
+    steps = torch.floor(xd * levels / td + 0.5).clamp(0, levels)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, (steps * (td / levels)).to(torch.bfloat16))
