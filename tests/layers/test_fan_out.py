@@ -108,3 +108,27 @@ def test_pooling_synapses_are_counted_alike_in_every_method(method):
     pools = [r for r in recorder.synapses.values() if r.module_type in ("SpikingAvgPool", "LeanAvgPool2d")]
     assert len(pools) == 1 and pools[0].events > 0
     assert (pools[0].acs, pools[0].macs) == (recorder.layers["body.1"].spikes, 0)
+
+
+def _module_fan_out(conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Independent count: the layer itself (its own padding code) with all-ones weights, d/dx of its output sum."""
+    conv.weight.data.fill_(1.0)
+    x = torch.zeros((1, *in_shape), requires_grad=True)
+    return torch.autograd.grad(conv(x).sum(), x)[0][0]
+
+
+def test_conv_fan_out_counts_padding_modes_and_string_padding():
+    # circular padding 1, 3x3 kernel, 1 -> 2 channels on 4x4: a translation-invariant count, 2 * 9 = 18 for every
+    # input (zeros padding gave 8 at the corners, 12 at the edges: the wrapped-around taps were not counted)
+    circ = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")
+    assert fan_out_map(circ, (1, 4, 4)).tolist() == [[[18.0] * 4] * 4]
+    # replicate, 1 -> 1, 3x3, padding 1 on 3x3 by hand: the padded rows 0..4 lie in 1, 2, 3, 2, 1 windows; input row
+    # 0 holds padded rows 0-1 (1 + 2), row 1 row 2 (3), row 2 rows 3-4 (2 + 1): 3 x 3 = 9 everywhere (zeros: 4, 6, 9)
+    rep = nn.Conv2d(1, 1, 3, padding=1, padding_mode="replicate")
+    assert fan_out_map(rep, (1, 3, 3)).tolist() == [[[9.0] * 3] * 3]
+    cases = [dict(padding=1, padding_mode="reflect"), dict(padding=(2, 1), stride=2, padding_mode="replicate"),
+             dict(padding="same", dilation=(1, 2), padding_mode="circular"), dict(padding="same", groups=2),
+             dict(padding="valid", padding_mode="reflect")]
+    for kw in cases:  # "same" raised ValueError (int('s')) before
+        conv = nn.Conv2d(2, 4, 3, bias=False, **kw)
+        assert torch.equal(fan_out_map(conv, (2, 7, 6)), _module_fan_out(conv, (2, 7, 6))), kw

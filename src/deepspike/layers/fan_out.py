@@ -37,6 +37,18 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+def _pad_amounts(padding, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``F.pad``'s ``(left, right, top, bottom)`` of a conv's ``padding``: ints, a pair, ``"valid"`` (none) or
+    ``"same"`` (``d (k - 1)`` in all, the smaller half first, as ``nn.Conv2d`` splits it)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        (th, tw) = (d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
+        return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    ph, pw = _pair(padding)
+    return (pw, pw, ph, ph)
+
+
 def conv_fan_out(
     in_shape: tuple[int, int, int],
     out_channels: int,
@@ -45,17 +57,22 @@ def conv_fan_out(
     padding=0,
     dilation=1,
     groups: int = 1,
+    padding_mode: str = "zeros",
 ) -> torch.Tensor:
     """Fan-out ``[C, H, W]`` of a conv ``C -> out_channels`` on per-sample input ``in_shape = (C, H, W)``.
 
-    ``F = d/dx sum(conv2d(x, ones[out_channels, C/groups, kh, kw]))`` (exact at borders and strides).
+    ``F = d/dx sum(conv2d(pad(x), ones[out_channels, C/groups, kh, kw]))`` (exact at borders and strides), ``pad``
+    the conv's ``padding`` (ints, a pair, ``"same"`` or ``"valid"``) in its ``padding_mode``: ``"zeros"`` pads no
+    input, ``"circular"``, ``"reflect"`` and ``"replicate"`` pad copies of border inputs, whose taps count.
     """
     c = in_shape[0]
-    kh, kw = _pair(kernel_size)
+    kernel, dil = _pair(kernel_size), _pair(dilation)
     x = torch.zeros((1, *in_shape), requires_grad=True)  # [1, C, H, W]
-    ones = torch.ones(out_channels, c // groups, kh, kw)
+    ones = torch.ones(out_channels, c // groups, *kernel)
     with torch.enable_grad():
-        y = F.conv2d(x, ones, None, _pair(stride), _pair(padding), _pair(dilation), groups)
+        mode = "constant" if padding_mode == "zeros" else padding_mode
+        padded = F.pad(x, _pad_amounts(padding, kernel, dil), mode=mode)  # [1, C, H + pads, W + pads]
+        y = F.conv2d(padded, ones, None, _pair(stride), 0, dil, groups)
         (grad,) = torch.autograd.grad(y.sum(), x)
     return grad[0].round()  # [C, H, W]
 
@@ -121,6 +138,7 @@ def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | 
             module.padding,
             module.dilation,
             module.groups,
+            module.padding_mode,
         )
     if isinstance(module, POOLS):
         return _pool_fan_out(module, in_shape)
