@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspike.layers.activity_recorder import ActivityRecorder
-from deepspike.layers.fan_out import conv_fan_out, fan_out_map, is_synaptic_layer
+from deepspike.layers.fan_out import conv_fan_out, fan_out_map, is_synaptic_layer, pooled_fan_out
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.methods import get_method
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool
@@ -132,3 +132,16 @@ def test_conv_fan_out_counts_padding_modes_and_string_padding():
     for kw in cases:  # "same" raised ValueError (int('s')) before
         conv = nn.Conv2d(2, 4, 3, bias=False, **kw)
         assert torch.equal(fan_out_map(conv, (2, 7, 6)), _module_fan_out(conv, (2, 7, 6))), kw
+
+
+def test_pool_fan_out_counts_ceil_mode_windows():
+    # 2x2 stride 2 on 5x5 with ceil_mode: 3x3 windows, the last row/column of inputs in the partial windows (counted 0
+    # before, and a 9-entry next_fan raised RuntimeError: reshaped to the 2x2 floor-mode output)
+    pool = nn.AvgPool2d(2, 2, ceil_mode=True)
+    assert fan_out_map(pool, (1, 5, 5)).tolist() == [[[1.0] * 5] * 5]
+    folded = pooled_fan_out(pool, (1, 5, 5), torch.arange(9.0))  # input (i, j) reaches next_fan[i // 2, j // 2]
+    assert folded[0].tolist() == [[3.0 * (i // 2) + j // 2 for j in range(5)] for i in range(5)]
+    # 3x3 stride 2 padding 1 on 6x6 with ceil_mode: windows over input rows [-1, 1], [1, 3], [3, 5], [5, 7]: rows
+    # 0..5 in 1, 2, 1, 2, 1, 2 windows (floor mode: 3 windows, row 5 in 1)
+    per_row = torch.tensor([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    assert torch.equal(fan_out_map(nn.AvgPool2d(3, 2, 1, ceil_mode=True), (1, 6, 6))[0], per_row[:, None] * per_row)

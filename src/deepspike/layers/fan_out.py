@@ -113,13 +113,14 @@ def pooled_fan_out(pool: nn.Module, in_shape: tuple[int, ...], next_fan: torch.T
     outputs ``[C, H', W']`` in any layout of that many entries (a flattened ``[C H' W']`` before a linear layer);
     None: 1 per window (the pool's own fan-out, the windows covering ``j``). Padding is no input. Each input of a pool
     with stride >= kernel (every built net's) lies in one window, so a spike there reaches ``F_next`` of its window,
-    as the folded synapses ``W A`` (``A`` the pool) do."""
+    as the folded synapses ``W A`` (``A`` the pool) do. A pool's ``ceil_mode`` (``nn.AvgPool2d``) adds its partial
+    windows at the far borders: the window sums are ``avg_pool2d`` with divisor 1 in the pool's own mode."""
     stride = pool.stride if pool.stride is not None else pool.kernel_size
     c, h, w = in_shape[-3:]
     x = torch.zeros((1, c, h, w), requires_grad=True)
-    ones = torch.ones(c, 1, *_pair(pool.kernel_size))  # a depthwise all-ones kernel: the window sums
-    with torch.enable_grad():
-        y = F.conv2d(x, ones, None, _pair(stride), _pair(pool.padding), 1, c)  # [1, C, H', W']
+    ceil_mode = bool(getattr(pool, "ceil_mode", False))
+    with torch.enable_grad():  # the window sums [1, C, H', W'] (padding adds zeros: no input)
+        y = F.avg_pool2d(x, pool.kernel_size, stride, pool.padding, ceil_mode, True, 1)
         weights = torch.ones_like(y) if next_fan is None else next_fan.to(y.dtype).reshape(y.shape)
         (grad,) = torch.autograd.grad((y * weights).sum(), x)
     return grad[0].round().expand(in_shape)
