@@ -37,6 +37,17 @@ def test_spike_count_and_mean_membrane():
     assert mean_membrane(v).tolist() == [[2.0, 1.0]]
 
 
+def test_decoders_refuse_a_tensor_missing_a_dimension():
+    """spike_count of counts [B, K] summed over the batch ([[1, 2], [3, 4]] -> [4, 6]) and first_spike_class of 1-D
+    times gave one scalar class; both now name the shape they need."""
+    with pytest.raises(ConfigError, match=r"spike_count needs spikes \[T, B, K\].*\[2, 2\]"):
+        spike_count(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    with pytest.raises(ConfigError, match=r"first_spike_class needs spike times \[B, K\].*\[3\]"):
+        first_spike_class(torch.tensor([2.0, 1.0, 3.0]))
+    with pytest.raises(ConfigError, match=r"\[B, K\]"):
+        first_spike_class(torch.zeros(4, 2, 3))
+
+
 def test_final_membrane_rate():
     # V(T) / (th * T): 6 / (0.5 * 4) = 3; -2 / 2 = -1
     assert final_membrane_rate(torch.tensor([[6.0, -2.0]]), T=4, threshold=0.5).tolist() == [[3.0, -1.0]]

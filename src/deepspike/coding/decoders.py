@@ -14,7 +14,10 @@ from deepspike.core.options import is_finite, is_whole
 def spike_count(s: torch.Tensor) -> torch.Tensor:
     """``n_k = sum_t s_t,k``: spikes ``[T, B, K]`` -> counts ``[B, K]``: float32 for bfloat16 / float16 spikes (whose
     dtype holds whole numbers exactly only up to 256 / 2048: 301 bfloat16 spikes counted 300, tied with 300), else
-    ``s``'s float dtype (int64 for integer or bool spikes, as ``torch.sum``)."""
+    ``s``'s float dtype (int64 for integer or bool spikes, as ``torch.sum``). Fewer than 3 dims: ``ConfigError``
+    (counts ``[B, K]`` were summed over the batch)."""
+    if s.dim() < 3:
+        raise ConfigError(f"spike_count needs spikes [T, B, K] (time first); got shape {list(s.shape)}")
     return s.sum(dim=0, dtype=torch.promote_types(s.dtype, torch.float32) if s.is_floating_point() else None)
 
 
@@ -77,8 +80,11 @@ def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Te
 
     times ``[B, K]`` -> ``[B]`` (int64). Ties go to the lowest index. Rows where no neuron fires (all
     ``+inf``) get ``no_spike_class`` (default -1, which never equals a label, so it counts as wrong).
-    A NaN or -inf time, or no output neuron at all, is a ``ConfigError`` (argmin would pick the NaN).
+    A NaN or -inf time, no output neuron at all, or times not ``[B, K]`` (1-D times gave one scalar class) is a
+    ``ConfigError`` (argmin would pick the NaN).
     """
+    if times.dim() != 2:
+        raise ConfigError(f"first_spike_class needs spike times [B, K]; got shape {list(times.shape)}")
     if times.shape[-1] == 0:
         raise ConfigError(f"first_spike_class: times {list(times.shape)} have no output neuron")
     check_time_values(times, "first_spike_class")
