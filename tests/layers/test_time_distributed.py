@@ -105,3 +105,10 @@ def test_input_that_is_not_time_first_is_one_line(layer, x, message):
     layer, a wrong shape after it)."""
     with pytest.raises(ConfigError, match=message):
         TimeDistributed(layer)(x)
+
+
+@pytest.mark.parametrize("bad", [5, "linear", None])
+def test_a_wrapped_thing_that_is_no_module_is_refused_at_construction(bad):
+    """TimeDistributed(5) was built and failed only when called ("'int' object is not callable")."""
+    with pytest.raises(ConfigError, match=f"wraps a torch.nn.Module.*got {type(bad).__name__}"):
+        TimeDistributed(bad)

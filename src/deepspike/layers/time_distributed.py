@@ -69,6 +69,8 @@ class TimeDistributed(CarriesState, nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
+        if not isinstance(module, nn.Module):  # an int was kept and failed only when called: "'int' ... not callable"
+            raise ConfigError(f"TimeDistributed wraps a torch.nn.Module (a layer); got {type(module).__name__}")
         self.module = module
 
     def _runs_once(self, x: torch.Tensor) -> bool:
