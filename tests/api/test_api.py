@@ -106,6 +106,8 @@ def test_catalog_lists_what_the_registries_hold():
      "overrides apply to a recipe file"),  # once trained for the default epochs, the override silently dropped
     (lambda tmp: ds.train(5, tmp / "t"), "a recipe is a path to a YAML file .or None for the defaults., got int 5"),
     (lambda tmp: ds.reproduce(3, tmp / "r"), "a recipe is a path to a YAML file"),
+    (lambda tmp: ds.reproduce(None, tmp / "r"),  # was "recipe None records ...", as if a file named None
+     r"^recipe \(defaults\) records no expected\.test_accuracy to reproduce$"),
     (lambda tmp: ds.export(tmp, tmp / "m.nir", thresholds_folded=True), "unknown export option 'thresholds_folded'"),
     (lambda tmp: ds.analyze(tmp, tmp / "a", {"limit": 10}), "options must be an AnalysisOptions, e.g. ds.Anal"),
     (lambda tmp: ds.evaluate(tmp, split="bogus"), "unknown split 'bogus'; valid: test, train, val"),

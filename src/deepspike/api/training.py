@@ -65,7 +65,8 @@ def reproduce(recipe: str | Path, out: str | Path, overrides: Sequence[str] = ()
     gets the report (the others get None). ``resume`` is True or False (else ``ConfigError``, as in ``train``)."""
     check_switches(resume=resume)
     config = load_config(recipe, overrides)
-    return reproduce_run(config, out, recipe=str(recipe), resume=resume, overrides=list(overrides))
+    name = "" if recipe is None else str(recipe)  # None (the defaults) was named "recipe None" in the refusal
+    return reproduce_run(config, out, recipe=name, resume=resume, overrides=list(overrides))
 
 
 def evaluate(run_dir: str | Path, split: str = "test", unquantised: bool = False, round_delays: bool = False
