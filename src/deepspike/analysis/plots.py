@@ -111,7 +111,12 @@ def plot_raster(rasters: list[dict], path: Path) -> Path:
 def plot_traces(traces: list[dict], path: Path) -> Path:
     """One panel per traced spiking layer (``analysis.traces``; skipped layers are left out): each shown neuron's
     membrane after the reset (solid), the threshold its charge met (dashed, the same colour) and an ``x`` on the
-    threshold at each of its spikes, for one input sample."""
+    threshold at each of its spikes, for one input sample. No traces at all (``record_traces`` of a net without a
+    spiking neuron layer: an ``ann`` net has no membrane) or no list is a one-line ``ConfigError`` (the empty list was
+    said to be "every layer was skipped")."""
+    if not isinstance(traces, list | tuple) or not traces:
+        raise ConfigError(f"no membrane traces to plot: record_traces' list has one per spiking neuron layer (an ann "
+                          f"net has no spiking neuron, so no membrane), got {traces!r}")
     shown = [r for r in traces if "skipped" not in r]
     if not shown:
         raise ConfigError("no membrane traces to plot: every layer was skipped (see each one's 'skipped' reason)")
