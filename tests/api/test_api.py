@@ -51,6 +51,17 @@ def test_train_evaluate_reload_round_trip(tmp_path):
         ds.evaluate(tmp_path / "missing")
 
 
+def test_a_reloaded_ann_run_takes_float64_images_as_the_float32_ones(tmp_path):
+    """The loaded ann net (a plain Sequential) given float64 images stopped in its first layer ("expected m1 and m2
+    to have the same dtype"), where the rate-coded and converted nets cast them to the weights' dtype."""
+    ds.train(None, tmp_path / "run", ["model.name=mlp", "model.args.hidden=[16]", "method.name=ann",
+                                      "data.name=digits", "train.epochs=1", "train.progress=false"])
+    _, parts = ds.load_run(tmp_path / "run", device="cpu")
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(parts.model(x.double()), parts.model(x))
+
+
 def test_catalog_lists_what_the_registries_hold():
     assert {row["name"] for row in ds.method_table()} >= {"ann", "stbp", "spikebp", "ttfs", "stdbp", "converted"}
     lenet = next(row for row in ds.model_table() if row["name"] == "lenet")

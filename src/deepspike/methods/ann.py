@@ -15,6 +15,7 @@ from deepspike.layers.temporal_batchnorm import batch_norm
 from deepspike.methods.base import Method
 from deepspike.methods.build import BuildRules, build_body
 from deepspike.methods.losses import LOSSES, classification_loss
+from deepspike.methods.rate_network import as_weight_dtype
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture
 
@@ -48,6 +49,12 @@ class AnnOptions:
             raise ConfigError(f"method.qcfs_threshold must be finite and > 0, got {self.qcfs_threshold}")
 
 
+def _input_as_weight_dtype(model: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook of an ann net: its input in the weights' dtype outside autocast (``as_weight_dtype``, as the
+    rate-coded and converted nets take it; float64 images stopped in the first layer)."""
+    return (as_weight_dtype(model, args[0]), *args[1:]) if args else args
+
+
 def sengupta_init_(model: nn.Module) -> nn.Module:
     """In place, sengupta2019 section 7.1, for every ``Conv2d`` (k x k kernel, n output channels) and
     ``Linear`` (k = 1, n output features): ``w ~ N(0, sigma^2)`` with
@@ -73,7 +80,8 @@ def sengupta_init_(model: nn.Module) -> nn.Module:
 @register_method
 class AnnMethod(Method):
     """ReLU (or QCFS) after every ``act=True`` layer and every residual junction, batch-norm where the spec has
-    ``norm=True``; scores are the last layer's output."""
+    ``norm=True``; scores are the last layer's output. Floating-point input is cast to the weights' dtype outside
+    autocast (``as_weight_dtype``, a forward pre-hook), as the rate-coded and converted nets do."""
 
     name = "ann"
     Options = AnnOptions
@@ -86,6 +94,7 @@ class AnnMethod(Method):
         else:
             activation = lambda shape: nn.ReLU()  # noqa: E731
         model = build_body(arch, BuildRules(activation=activation, norm=batch_norm))
+        model.register_forward_pre_hook(_input_as_weight_dtype)  # float64 images of the float32 net
         return sengupta_init_(model) if self.options.init == "sengupta" else model
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
