@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -162,6 +163,32 @@ def test_xylo_reports_what_exceeds_the_chip_and_refuses_conv_nets():
     assert not report["fits"] and report["reason"] == "64 input channels > 16; 10 output neurons > 8"
     with pytest.raises(ConfigError, match=r"xylo: layer 0 \(Conv2d\) cannot map"):
         xylo_report(build("conv", "LIF"))
+
+
+def test_xylo_keeps_rockpools_drc_warnings_off_stderr_and_reports_the_new_ones(monkeypatch):
+    """Rockpool's mapper warned (DRCWarning, on stderr at every ``--target xylo``) of >16 input and >8 output
+    channels, which the report's reason says already; a warning it does not say goes to ``tool_warnings``."""
+    require("rockpool", "--target xylo")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = xylo_report(_dense([64, 32, 10]))
+    assert [str(w.message) for w in caught] == [] and "tool_warnings" not in report
+    xm = rockpool_xylo_mapper()
+    mapper = xm.mapper
+
+    def warning_mapper(*args, **kwargs):
+        new = "Bias parameters of LinearWeights modules are *not*\ntransferred to Xylo."
+        warnings.warn(xm.DRCWarning(new), stacklevel=2)
+        warnings.warn(xm.DRCWarning("Xylo only supports up to 16 input channels."), stacklevel=2)
+        return mapper(*args, **kwargs)
+
+    monkeypatch.setattr(xm, "mapper", warning_mapper)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = xylo_report(_dense([64, 32, 10]))
+    assert [str(w.message) for w in caught] == []
+    assert report["reason"] == "64 input channels > 16; 10 output neurons > 8"
+    assert report["tool_warnings"] == ["Bias parameters of LinearWeights modules are *not* transferred to Xylo."]
 
 
 @pytest.mark.parametrize("scaled, layers", [((0, 1), "layers 1, 2"), ((1,), "layer 2")])

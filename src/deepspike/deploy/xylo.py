@@ -47,8 +47,10 @@ import copy
 import dataclasses
 import importlib
 import importlib.util
+import re
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,7 @@ from deepspike.neurons.modules import SpikingNeuron
 MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8
 MIN_DECAY = 1e-6  # stands for Xylo's dash_mem = 0 (decay 0), which deepspike's neurons (decay in (0, 1]) refuse
 DT = 1e-3  # seconds; Xylo's time constants are multiples of its step, only tau / dt matters
+_REPEATS_OVER = re.compile(r"only supports up to \d+ (input|output) channels")  # Rockpool's DRC warnings
 
 
 def rockpool_xylo_mapper() -> types.ModuleType:
@@ -179,15 +182,25 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
 
     layers = xylo_layers(model)
     resources, over = _resources(layers)
-    try:
-        spec = xm.mapper(_rockpool_net(layers, dt).as_graph(), weight_dtype="float", threshold_dtype="float",
-                         dash_dtype="float", max_hidden_neurons=max(MAX_HIDDEN, resources["hidden"]),
-                         max_output_neurons=max(MAX_OUTPUTS, resources["outputs"]))
-    except Exception as e:  # noqa: BLE001 - Rockpool's design-rule errors are the report
-        raise ConfigError(f"xylo: Rockpool's mapper refused the net: {_mapper_reason(e)}") from e
-    spec.pop("mapped_graph", None)
-    return {"resources": resources, "over": over, "float": spec, "quantised": channel_quantize(**spec),
-            "pairs": [(lin, neuron) for lin, neuron, _ in layers]}
+    with warnings.catch_warnings(record=True) as caught:  # Rockpool's DRC warnings: into the report, not stderr
+        warnings.simplefilter("always")
+        try:
+            spec = xm.mapper(_rockpool_net(layers, dt).as_graph(), weight_dtype="float", threshold_dtype="float",
+                             dash_dtype="float", max_hidden_neurons=max(MAX_HIDDEN, resources["hidden"]),
+                             max_output_neurons=max(MAX_OUTPUTS, resources["outputs"]))
+        except Exception as e:  # noqa: BLE001 - Rockpool's design-rule errors are the report
+            raise ConfigError(f"xylo: Rockpool's mapper refused the net: {_mapper_reason(e)}") from e
+        spec.pop("mapped_graph", None)
+        quantised = channel_quantize(**spec)
+    return {"resources": resources, "over": over, "float": spec, "quantised": quantised,
+            "pairs": [(lin, neuron) for lin, neuron, _ in layers], "tool_warnings": _tool_warnings(caught)}
+
+
+def _tool_warnings(caught) -> list[str]:
+    """Rockpool's warnings (one line each, in order, once), less those the report's ``over`` already says (its
+    DRC warnings that the net has more than 16 input or 8 output channels)."""
+    texts = [one_line(str(w.message)) for w in caught]
+    return [t for i, t in enumerate(texts) if t not in texts[:i] and not _REPEATS_OVER.search(t)]
 
 
 def _mapper_reason(error: BaseException) -> str:
@@ -265,7 +278,9 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     re-simulations that are not the chip's (module docstring): ``accuracy_quantised`` (the chip's parameters,
     decay and reset in deepspike's neurons) with ``accuracy_cost`` = float - quantised, and
     ``accuracy_int_weights_only``. ``accuracy_chip`` is null when the encoder gives what the chip's inputs cannot
-    carry (``chip_input_note``: analog or signed values, which XyloSim would floor to counts of 0)."""
+    carry (``chip_input_note``: analog or signed values, which XyloSim would floor to counts of 0).
+    ``tool_warnings``: what Rockpool warned of while mapping that the ``reason`` does not say (its warnings are
+    kept off stderr)."""
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
@@ -280,6 +295,8 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
                        "on the chip (int8 weights scaled with an int16 threshold): the chip's net ignores its input")
     if reasons:
         report["reason"] = "; ".join(reasons)
+    if mapped["tool_warnings"]:  # what Rockpool warned of beyond the reason
+        report["tool_warnings"] = mapped["tool_warnings"]
     input_note = chip_input_note(model)
     notes = [n for n in (input_note, chip_membrane_note(model)) if n]
     if notes:
