@@ -101,6 +101,24 @@ def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():
     assert speck_report(build("pool", "IF"), input_shape("pool"))["fits"]
 
 
+def test_speck_notes_that_the_chip_adds_a_bias_on_its_slow_clock():
+    """Sinabs' config builder sets ``leak_enable`` for a layer whose discretised bias is not all 0, and the chip then
+    adds the bias on each slow-clock tick, not each time step: the report did not say so. Layer 0's bias zeroed,
+    layer 1's kept: only layer 1 is named; no bias at all: no note."""
+    require("sinabs", "--target speck")
+    net = _dense([8, 4, 2], IF)
+    first, second = (lin for lin, _ in dense_layers(net))
+    with torch.no_grad():
+        first.bias.zero_()
+    assert speck_report(net, (8,))["note"] == (
+        "layer 1 has a bias: Sinabs switches on their leak (leak_enable), so the chip adds the bias on each tick of "
+        "its slow clock (its rate set apart: slow_clk_frequency), not once per time step as deepspike does")
+    with torch.no_grad():
+        second.bias.zero_()
+    assert "note" not in speck_report(net, (8,))
+    assert "layers 0, 1 have a bias" in speck_report(build("pool", "IF"), input_shape("pool"))["note"]
+
+
 def test_speck_reports_a_layer_too_big_for_any_core():
     require("sinabs", "--target speck")
     report = speck_report(_dense([64, 2048, 10], IF), (64,))

@@ -176,6 +176,19 @@ def _scaled_copy(m: nn.Module, scale: float) -> nn.Module:
     return copy.float()
 
 
+def _bias_note(layers: dict) -> str | None:
+    """Which layers' biases the chip adds on its slow clock: Sinabs' config builder sets a layer's ``leak_enable``
+    when its discretised bias is not all 0 (``chips/dynapcnn.py``: ``leak_enable = biases.bool().any()``), and the
+    chip adds a leak-enabled layer's bias on each tick of its slow clock (``DynapcnnNetwork.to(...,
+    slow_clk_frequency)``), not each time step as deepspike's neurons do."""
+    biased = [str(i) for i, layer in layers.items() if layer.conv.bias is not None and bool(layer.conv.bias.any())]
+    if not biased:
+        return None
+    return (f"layer{'s' * (len(biased) > 1)} {', '.join(biased)} ha{'ve' if len(biased) > 1 else 's'} a bias: "
+            "Sinabs switches on their leak (leak_enable), so the chip adds the bias on each tick of its slow clock "
+            "(its rate set apart: slow_clk_frequency), not once per time step as deepspike does")
+
+
 def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     """Fit report: per layer its memories, its discretised threshold and weight range (int16/int8), the cores that
     could hold it and the one assigned; ``fits`` (false too when a layer's weights all round to 0) and, when it
@@ -205,7 +218,8 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     for row, layer in zip(rows, layers.values()):
         row["cores_possible"] = mapping.find_chip_layers(layer, constraints)
     report = {"target": "speck", "layers": rows, "cores": CORES, "fits": False}
-    notes = [n for n in (speck_modules(model)[1], chip_input_note(model), chip_membrane_note(model)) if n]
+    notes = [n for n in (speck_modules(model)[1], chip_input_note(model), chip_membrane_note(model),
+                         _bias_note(layers)) if n]
     if notes:
         report["note"] = "; ".join(notes)
     too_big = [r for r in rows if not r["cores_possible"]]
