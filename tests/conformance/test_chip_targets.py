@@ -209,6 +209,24 @@ def test_xylo_keeps_rockpools_drc_warnings_off_stderr_and_reports_the_new_ones(m
     assert report["tool_warnings"] == ["Bias parameters of LinearWeights modules are *not* transferred to Xylo."]
 
 
+def test_xylo_does_not_fit_a_hidden_layer_whose_fan_out_exceeds_64():
+    """Xylo Audio 2 holds at most 64 nonzero weights from a hidden neuron to hidden neurons (Rockpool's Xylo
+    overview: max. fan-out 64; 32000 in all): a dense 20 -> 100 hidden layer gives its 20 source neurons a fan-out of
+    about 100, and the report said fits: true. Counted by hand from the float weights (channel_quantize keeps a
+    weight nonzero unless it rounds to 0); a 20 -> 64 layer fits."""
+    require("rockpool", "--target xylo")
+    net = _dense([16, 20, 100, 8])
+    q = xylo_spec(net)["quantised"]
+    w = dense_layers(net)[1][0].weight.detach().numpy()  # [100 targets, 20 sources]
+    scale = 127 / np.abs(w).max(1)  # a target neuron's weights scaled so its largest is 127 (threshold well in int16)
+    fanout = np.count_nonzero(np.round(w * scale[:, None]), axis=0)
+    assert np.array_equal(np.count_nonzero(q["weights_rec"][:20], axis=(1, 2)), fanout) and fanout.min() > 64
+    report = xylo_report(net)
+    assert not report["fits"] and report["reason"] == (
+        f"20 hidden neurons with a fan-out (nonzero weights to hidden neurons) > 64 (up to {fanout.max()})")
+    assert xylo_report(_dense([16, 20, 64, 8]))["fits"] and report["limits"]["fanout"] == 64
+
+
 @pytest.mark.parametrize("scaled, layers", [((0, 1), "layers 1, 2"), ((1,), "layer 2")])
 def test_xylo_does_not_fit_a_net_whose_weights_all_round_to_0(scaled, layers):
     """Weights x 1e-30 (threshold 1): channel_quantize scales them so the threshold fits int16 and they round to 0,

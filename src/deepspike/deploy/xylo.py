@@ -4,7 +4,9 @@ quantisation cost?
 Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn + W s``, then
 ``i_syn <- i_syn - d(i_syn, dash_syn)``, ``v <- v - d(v, dash_mem) + i_syn + bias`` (``d(x, dash) = x >> dash``,
 at least 1 in size: a bit-shift decay, ``1 - 2^-dash``), spike and SUBTRACT the threshold when ``v >= threshold``;
-int8 weights, int16 thresholds, at most 16 input channels, 1000 hidden and 8 output neurons. Rockpool's own mapper
+int8 weights, int16 thresholds, at most 16 input channels, 1000 hidden and 8 output neurons, and per hidden neuron
+at most 64 nonzero weights to hidden neurons (its fan-out), 32000 in all (Rockpool's Xylo overview, its max. and
+average fan-out; a hidden -> hidden layer wider than 64 is dense beyond it). Rockpool's own mapper
 (``rockpool.devices.xylo.syns61201.mapper``, the design-rule check and neuron allocation) maps the net, built
 as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and ``tau_syn = 2 dt``,
 which Xylo rounds to dash_syn = 1); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
@@ -70,6 +72,7 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
 
 MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8
+MAX_FANOUT, MAX_HIDDEN_WEIGHTS = 64, 32000  # per hidden neuron / in all, nonzero weights to hidden neurons (a synapse)
 MIN_DECAY = 1e-6  # stands for Xylo's dash_mem = 0 (decay 0), which deepspike's neurons (decay in (0, 1]) refuse
 DT = 1e-3  # seconds; Xylo's time constants are multiples of its step, only tau / dt matters
 _REPEATS_OVER = re.compile(r"only supports up to \d+ (input|output) channels")  # Rockpool's DRC warnings
@@ -238,6 +241,19 @@ def _write_layer(lin: nn.Linear, rec: nn.Linear | None, w: np.ndarray, v: np.nda
             b.copy_(torch.as_tensor(bias / s if k == 0 else np.zeros_like(s), dtype=b.dtype))
 
 
+def _fanout_over(q: dict) -> list[str]:
+    """What exceeds Xylo Audio 2's hidden-to-hidden weight memory (Rockpool's Xylo overview: max. fan-out 64,
+    average 32 per synapse; its SYNS61201 memory table holds 32000 words per synapse in RWTRAM / RWT2RAM): the
+    nonzero int weights in ``weights_rec [source, target, synapse]`` (a feed-forward hidden -> hidden layer's
+    and a recurrent layer's alike) per source neuron (its fan-out) and per synapse in all."""
+    w = np.asarray(q["weights_rec"])
+    w = w.reshape(w.shape[0], w.shape[1], -1)
+    fanout, total = np.count_nonzero(w, axis=(1, 2)), int(np.count_nonzero(w, axis=(0, 1)).max(initial=0))
+    over = [f"{int(np.sum(fanout > MAX_FANOUT))} hidden neurons with a fan-out (nonzero weights to hidden "
+            f"neurons) > {MAX_FANOUT} (up to {int(fanout.max())})"] if fanout.size and fanout.max() > MAX_FANOUT else []
+    return over + ([f"{total} hidden-to-hidden weights > {MAX_HIDDEN_WEIGHTS}"] if total > MAX_HIDDEN_WEIGHTS else [])
+
+
 def zeroed_layers(mapped: dict) -> list[int]:
     """The layers (1-based) whose feed-forward weights are not all 0 but all round to 0 on the chip
     (``channel_quantize`` scales a neuron's weights so its largest is 127, then less where the threshold would pass
@@ -284,15 +300,15 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
-    report = {"target": "xylo (SYNS61201)", "fits": not mapped["over"], "resources": mapped["resources"],
-              "limits": {"inputs": MAX_INPUTS, "hidden": MAX_HIDDEN, "outputs": MAX_OUTPUTS},
-              "weights_int8_range": [int(min(np.min(q[k]) for k in weights)), int(max(np.max(q[k]) for k in weights))],
-              "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
-    zeroed, reasons = zeroed_layers(mapped), list(mapped["over"])
+    zeroed, reasons = zeroed_layers(mapped), list(mapped["over"]) + _fanout_over(q)
     if zeroed:  # the chip net ignores its input: not a deployment of this net
-        report["fits"] = False
         reasons.append(f"the weights of layer{'s' * (len(zeroed) > 1)} {', '.join(map(str, zeroed))} all round to 0 "
                        "on the chip (int8 weights scaled with an int16 threshold): the chip's net ignores its input")
+    report = {"target": "xylo (SYNS61201)", "fits": not reasons, "resources": mapped["resources"],
+              "limits": {"inputs": MAX_INPUTS, "hidden": MAX_HIDDEN, "outputs": MAX_OUTPUTS, "fanout": MAX_FANOUT,
+                         "hidden_weights": MAX_HIDDEN_WEIGHTS},
+              "weights_int8_range": [int(min(np.min(q[k]) for k in weights)), int(max(np.max(q[k]) for k in weights))],
+              "dash_mem": sorted({int(d) for k in ("dash_mem", "dash_mem_out") for d in np.ravel(q[k])})}
     if reasons:
         report["reason"] = "; ".join(reasons)
     if mapped["tool_warnings"]:  # what Rockpool warned of beyond the reason
