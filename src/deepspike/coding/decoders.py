@@ -9,6 +9,7 @@ import torch
 from deepspike.coding.latency import check_time_step
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite, is_whole
+from deepspike.core.precision import at_least_float32
 
 
 def spike_count(s: torch.Tensor) -> torch.Tensor:
@@ -18,7 +19,7 @@ def spike_count(s: torch.Tensor) -> torch.Tensor:
     (counts ``[B, K]`` were summed over the batch)."""
     if s.dim() < 3:
         raise ConfigError(f"spike_count needs spikes [T, B, K] (time first); got shape {list(s.shape)}")
-    return s.sum(dim=0, dtype=torch.promote_types(s.dtype, torch.float32) if s.is_floating_point() else None)
+    return s.sum(dim=0, dtype=at_least_float32(s.dtype) if s.is_floating_point() else None)
 
 
 def mean_membrane(v: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,7 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     ``+inf``.
     """
     check_time_step(dt)
-    dtype = torch.promote_types(s.dtype, torch.float32) if s.dtype.is_floating_point else torch.float32
+    dtype = at_least_float32(s.dtype) if s.dtype.is_floating_point else torch.float32
     if s.shape[0] == 0:  # argmax over no steps raised IndexError
         return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
     fired = s != 0  # [T, B, ...]

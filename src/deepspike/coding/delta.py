@@ -20,6 +20,7 @@ import torch
 from deepspike.coding.rate import check_floating
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
+from deepspike.core.precision import at_least_float32
 
 DELTA_MODES = ("step", "level")
 
@@ -41,7 +42,7 @@ def delta_modulation(x: torch.Tensor, threshold: float, off_spikes: bool = True,
     if not isinstance(off_spikes, bool):
         raise ConfigError(f"delta off_spikes must be true or false, got {off_spikes!r}")
     if mode == "step":  # in float32 at least: in bfloat16 / float16 the threshold itself was rounded (2.99 to 2.984)
-        wide = x.to(torch.promote_types(x.dtype, torch.float32))  # and a change of 2.988 < 2.99 made a spike
+        wide = x.to(at_least_float32(x.dtype))  # and a change of 2.988 < 2.99 made a spike
         d = torch.diff(wide, dim=0, prepend=torch.zeros_like(wide[:1]))  # [T, B, ...]
         up, down = d >= threshold, d <= -threshold
     else:
@@ -55,7 +56,7 @@ def _level_crossings(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, t
 
     The reference is kept as ``r_t = theta n_t`` with ``n_t`` the net count of ON spikes ``[B, ...]`` (whole numbers,
     float32 at least): a running sum of rounded ``r + theta`` drifted from ``theta n_t``, what a decoder rebuilds."""
-    count = x.new_zeros(x.shape[1:], dtype=torch.promote_types(x.dtype, torch.float32))  # n_0 = 0
+    count = x.new_zeros(x.shape[1:], dtype=at_least_float32(x.dtype))  # n_0 = 0
     up, down = torch.empty_like(x, dtype=torch.bool), torch.empty_like(x, dtype=torch.bool)
     for t in range(x.shape[0]):
         d = x[t] - threshold * count

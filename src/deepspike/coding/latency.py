@@ -10,6 +10,7 @@ from deepspike.coding.rate import check_intensities, check_steps
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import is_finite, is_float32
+from deepspike.core.precision import at_least_float32
 
 TTFS_MODES = ("1-p", "p")
 ALPHA_LOW = torch.finfo(torch.float32).tiny
@@ -68,7 +69,7 @@ def ttfs_latency(
     check_alpha(alpha, "ttfs")
     check_jitter(jitter_sigma, "ttfs")
     check_intensities(p, "ttfs_latency")
-    q = p.to(torch.promote_types(p.dtype, torch.float32))
+    q = p.to(at_least_float32(p.dtype))
     t = alpha * (1 - q) if mode == "1-p" else alpha * q
     if jitter_sigma > 0:
         t = jitter_times(t, jitter_sigma, generator)
@@ -103,7 +104,7 @@ def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.T
     check_time_step(dt)
     if times.numel() and not times.min() >= 0:  # (a NaN minimum fails too)
         raise ConfigError(f"spike times must be >= 0; got minimum {times.min().item():g}")
-    counted = times.to(torch.promote_types(times.dtype, torch.float32))
+    counted = times.to(at_least_float32(times.dtype))
     finite = torch.isfinite(counted)
     rounded = times.dtype if times.is_floating_point() else counted.dtype
     step = torch.floor(counted / dt)  # one off where t / dt rounds below a whole number: (3 * 0.1) / 0.1 = 2.99..

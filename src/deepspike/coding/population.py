@@ -27,6 +27,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_float32, is_whole
+from deepspike.core.precision import at_least_float32
 
 MAX_POPULATION = 1024
 """The most neurons per value."""
@@ -61,7 +62,7 @@ def population_code(x: torch.Tensor, size: int, low: float = 0.0, high: float = 
     if not is_whole(dim, -x.dim(), x.dim() - 1):  # dim % x.dim() wrapped dim=2 of [B, F] round to the batch axis
         raise ConfigError(f"population coding: dim={dim!r} is no axis of an input of shape {list(x.shape)}")
     dim = dim % x.dim()
-    dtype = torch.promote_types(x.dtype, torch.float32)  # float16 holds no centre beyond 65504
+    dtype = at_least_float32(x.dtype)  # float16 holds no centre beyond 65504
     centres = population_centres(size, low, high).to(x.device, dtype)
     centres = centres.view(size, *([1] * (x.dim() - dim - 1)))  # [P, 1, ...]: broadcasts after axis dim
     # sigma at least the smallest normal number (a width of 1e-300 was 0: 0 / 0 = NaN); one beyond the dtype's range

@@ -8,6 +8,7 @@ import torch
 
 from deepspike.coding.rng import GeneratorLike, as_generator
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import at_least_float32
 
 
 def check_steps(T: int) -> int:
@@ -43,7 +44,7 @@ def _uniform(x: torch.Tensor, T: int, generator: GeneratorLike) -> torch.Tensor:
     grid of 2^-8 / 2^-11, rounded, so ``P(U < x)`` would miss ``x`` (a bfloat16 ``x = 0.001`` fired at 0.0029 per
     step). A float32 ``U`` compares exactly with the half-precision ``x`` (promoted), up to 2^-24."""
     gen = as_generator(generator, x.device)
-    dtype = torch.promote_types(x.dtype, torch.float32)
+    dtype = at_least_float32(x.dtype)
     return torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=dtype)  # [T, B, ...]
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from deepspike.coding.latency import check_alpha, check_jitter, jitter_times, ttfs_latency
 from deepspike.coding.rate import check_intensities
 from deepspike.core.errors import unknown_choice
+from deepspike.core.precision import at_least_float32
 
 CODINGS = ("1-p", "p", "255")
 
@@ -32,7 +33,7 @@ def encode_times(x: torch.Tensor, coding: str = "1-p", alpha: float = 1.0) -> to
     if coding == "255":
         check_alpha(alpha, "TTFS coding")
         check_intensities(x, "TTFS coding '255'")
-        s = torch.round(x.to(torch.promote_types(x.dtype, torch.float32)) * 255.0)
+        s = torch.round(x.to(at_least_float32(x.dtype)) * 255.0)
         return alpha * (255.0 - s) / 255.0
     return ttfs_latency(x, alpha=alpha, mode=coding)
 

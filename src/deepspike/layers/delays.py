@@ -42,6 +42,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
+from deepspike.core.precision import at_least_float32
 
 MAX_DELAY = 1024
 """The largest ``D`` (steps) a layer accepts."""
@@ -97,7 +98,7 @@ class DelayedLinear(nn.Module):
         """``K [M, N, D]``: each weight spread over the delays ``k = 0 .. D - 1`` by the normalised Gaussian; computed
         in float32 at least (bfloat16 holds the steps above 256 only to even numbers: delays there would land on
         neighbouring steps)."""
-        dtype = torch.promote_types(self.weight.dtype, torch.float32)
+        dtype = at_least_float32(self.weight.dtype)
         k = torch.arange(self.max_delay, dtype=dtype, device=self.weight.device)
         # a copy: the clamp saves its input for backward, and forward's in-place clamp_ of the positions while
         # training would otherwise void the graph of an earlier call not yet backpropagated

@@ -20,6 +20,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_float32, is_whole
+from deepspike.core.precision import at_least_float32
 
 
 def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
@@ -32,7 +33,7 @@ def qcfs(x: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
     Computed in float32 at least and returned in ``x``'s dtype: a 0-d float32 ``threshold`` does not promote a
     bfloat16 ``x``, whose ``z`` rounded to 8 bits put points a level off (15 of 4,097 at ``lambda = 0.7``, ``L = 16``).
     """
-    dtype = torch.promote_types(torch.promote_types(x.dtype, threshold.dtype), torch.float32)
+    dtype = at_least_float32(torch.promote_types(x.dtype, threshold.dtype))
     xf = x.to(dtype)
     z = xf * (levels / threshold.to(dtype)) + 0.5
     inside = (xf >= 0) & (xf <= threshold)  # the clip range

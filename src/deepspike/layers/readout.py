@@ -11,7 +11,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_finite
-from deepspike.core.precision import LOW_PRECISION
+from deepspike.core.precision import LOW_PRECISION, at_least_float32
 from deepspike.neurons.synaptic import synaptic_current
 from deepspike.neurons.update_cost import kept_sum_ops, plus
 
@@ -45,7 +45,7 @@ def step_mean(x: torch.Tensor) -> torch.Tensor:
     bfloat16 (8 significant bits) merges neighbouring counts from ``T`` ~ 256 on (from ``T G`` ~ 256 on once voting
     averages ``G`` neurons: T = 30, G = 10 tied classes whose counts differ), which ``argmax`` then breaks towards the
     lower class."""
-    return x.mean(dim=0, dtype=torch.promote_types(x.dtype, torch.float32))
+    return x.mean(dim=0, dtype=at_least_float32(x.dtype))
 
 
 class SpikeRateReadout(nn.Module):

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import grad as conv_grad
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import at_least_float32
 
 STDP_BOUNDS = ("soft", "hard")
 PLASTIC_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -78,7 +79,7 @@ class StdpRule:
 def spike_trace(spikes: torch.Tensor, decay: float) -> torch.Tensor:
     """``x_t = decay x_{t-1} + s_t`` from ``x_{-1} = 0``, for ``spikes [T, B, ...]``; ``[T, B, ...]`` in float32
     (float64 for float64 spikes)."""
-    trace = spikes.to(torch.promote_types(spikes.dtype, torch.float32), copy=True)
+    trace = spikes.to(at_least_float32(spikes.dtype), copy=True)
     for t in range(1, trace.shape[0]):
         trace[t].add_(trace[t - 1], alpha=decay)
     return trace
@@ -112,7 +113,7 @@ def stdp_correlations(pre: torch.Tensor, post: torch.Tensor, synapse: nn.Module,
     """``(LTP, LTD)`` (module docstring) of one call: presynaptic activity ``pre [T, B, ...in]`` into ``synapse``,
     postsynaptic spikes ``post [T, B, ...out]``; tensors in the shape of its weight, float32 (float64 for float64
     activity)."""
-    dtype = torch.promote_types(pre.dtype, torch.float32)
+    dtype = at_least_float32(pre.dtype)
     pre, post = pre.to(dtype), post.to(dtype)
     potentiation = correlation(post, spike_trace(pre, rule.decay_pre), synapse)
     depression = correlation(spike_trace(post, rule.decay_post), pre, synapse)

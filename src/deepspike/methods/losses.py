@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import at_least_float32
 
 LOSSES = ("ce", "mse")
 
@@ -55,7 +56,7 @@ def mse_count_loss(outputs: torch.Tensor, target: torch.Tensor, correct_rate: fl
     """
     if outputs.dim() == 3:
         steps = outputs.shape[0]  # [T, B, K] -> counts [B, K], summed in float32 at least: bfloat16 (autocast)
-        counts = outputs.sum(dim=0, dtype=torch.promote_types(outputs.dtype, torch.float32))  # rounds from 256 on
+        counts = outputs.sum(dim=0, dtype=at_least_float32(outputs.dtype))  # rounds from 256 on
     elif steps is None:
         raise ConfigError("mse_count needs the spikes [T, B, K] or the number of steps T of the rates [B, K]")
     else:

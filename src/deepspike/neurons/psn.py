@@ -23,6 +23,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
+from deepspike.core.precision import at_least_float32
 from deepspike.core.spike_tally import ReportsSpikes
 from deepspike.neurons.dynamics import check_currents
 from deepspike.neurons.fused_psn import fused_psn, psn_fused_supported
@@ -55,7 +56,7 @@ def mixed_membrane(rows_weight: torch.Tensor, inputs: torch.Tensor) -> torch.Ten
     32-step bfloat16 PSN flipped against a float64 reference). As the low-precision LIF (``fused_low_precision``)
     keeps its state in float32: the input is read in float32 (a float32 copy of ``X``), the spikes are returned
     in ``X``'s dtype (0 and 1 are exact) and ``dL/dx`` is the float32 gradient rounded once."""
-    dtype = torch.promote_types(inputs.dtype, torch.float32)
+    dtype = at_least_float32(inputs.dtype)
     with torch.autocast(inputs.device.type, enabled=False):
         return rows_weight.to(dtype) @ inputs.to(dtype)
 

@@ -63,6 +63,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from deepspike.config.schema import TEMPORAL_GRADS
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import at_least_float32
 from deepspike.data.mixing import mixed_loss
 from deepspike.layers.random_feedback import attach_random_feedback
 from deepspike.layers.readout import MembraneReadout
@@ -200,7 +201,7 @@ def online_step(
             if t in chosen:
                 (loss_t * loss_scale).backward()
                 loss = loss + loss_t.detach()
-            out_t = out_t.detach().to(torch.promote_types(out_t.dtype, torch.float32))  # bf16 sums of 1 stop at 256
+            out_t = out_t.detach().to(at_least_float32(out_t.dtype))  # bf16 sums of 1 stop at 256
             out_sum = out_t if out_sum is None else out_sum + out_t
     penalty = method.penalty(net)
     if penalty is not None:

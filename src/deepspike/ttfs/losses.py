@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError, unknown_choice
+from deepspike.core.precision import at_least_float32
 
 TTFS_LOSSES = ("zhou_code", "zhou_paper", "ce")
 REDUCTIONS = ("mean", "sum")
@@ -51,7 +52,7 @@ def ttfs_loss(name: str, t: torch.Tensor, target: torch.Tensor, tau: float = 1.0
     if name not in TTFS_LOSSES:
         raise unknown_choice("TTFS loss", name, TTFS_LOSSES)
     _check_scores(t, target, tau)
-    t = fill_silent(t.to(torch.promote_types(t.dtype, torch.float32)), t_silent)  # half times: e^(t/tau) in float32
+    t = fill_silent(t.to(at_least_float32(t.dtype)), t_silent)  # half times: e^(t/tau) in float32
     if name == "ce":
         return F.cross_entropy(-t, target)
     if name == "zhou_code":

@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from deepspike.core.precision import at_least_float32
+
 
 class TTFSMeasures:
     """Accumulate the measures over batches: ``add(hidden_times, output_times)``, then ``result()``.
@@ -39,7 +41,7 @@ class TTFSMeasures:
         layers = [*hidden, output]
         b = output.shape[0]
         decision = output.detach().min(dim=1).values  # [B], +inf when no output spike
-        decision = decision.to(torch.promote_types(decision.dtype, torch.float32))  # half times: summed in float32
+        decision = decision.to(at_least_float32(decision.dtype))  # half times: summed in float32
         has_spike = torch.isfinite(decision)
         self.latency_sum += float(decision[has_spike].sum())
         self.latency_n += int(has_spike.sum())

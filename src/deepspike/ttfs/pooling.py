@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.precision import at_least_float32
 from deepspike.ttfs import _validate as v
 from deepspike.ttfs.causal_set import DEFAULT_CHUNK_ELEMENTS
 from deepspike.ttfs.conv import spike_times_conv2d
@@ -103,7 +104,7 @@ def avg_pool_times(
     if n < 2:
         raise ConfigError(f"avg_pool_times: the window needs at least 2 inputs (weight theta/(N-1)), got {n}")
     b, c, h, w = t_in.shape
-    work = torch.promote_types(t_in.dtype, torch.float32)  # float16/bfloat16 are computed in float32
+    work = at_least_float32(t_in.dtype)  # float16/bfloat16 are computed in float32
     if kernel == "exp":  # closed form of that neuron; exact, and no rounding of theta/(N-1) sums
         padded = F.pad(t_in.reshape(b * c, 1, h, w).to(work), (p[1], p[1], p[0], p[0]), value=float("inf"))
         cols = F.unfold(padded, (kh, kw), stride=s)  # [B*C, 1, H+2p, W+2p] -> [B*C, N, L]
