@@ -297,6 +297,24 @@ def test_a_spike_count_loss_is_refused_online_when_the_run_is_set_up(tmp_path, m
     prepare_temporal_grad(net, "checkpoint", None, "stbp")  # the whole window in segments: admitted
 
 
+def test_a_rate_regulariser_is_refused_online_when_the_run_is_set_up(tmp_path, monkeypatch):
+    # before: HiddenRates.take refused it at the first batch's penalty, after the data was batched
+    def batched(*args, **kwargs):
+        raise AssertionError("the data was batched before the refusal")
+
+    monkeypatch.setattr("deepspike.training.training_setup.make_batches", batched)
+    cfg = load_config(None, [*TINY, "method.rate_reg=l1", "train.temporal_grad=ottt"])
+    with pytest.raises(ConfigError, match=r"^method.rate_reg penalises the hidden firing rates over all T steps of a "
+                                          r"batch; train.temporal_grad=ottt runs one step at a time: use bptt or "
+                                          r"checkpoint, or method.rate_reg: none$"):
+        Trainer(cfg, tmp_path / "run").fit()
+    net = _stbp_net(torch.float32, rate_reg="band")
+    for mode in ("sltt", "eprop"):
+        with pytest.raises(ConfigError, match=f"^method.rate_reg .* train.temporal_grad={mode} runs one step"):
+            prepare_temporal_grad(net, mode, None, "stbp")
+    prepare_temporal_grad(net, "checkpoint", None, "stbp")  # all T steps in segments: admitted
+
+
 def test_more_sltt_steps_or_a_longer_time_segment_than_time_steps_are_refused_in_one_line(tmp_path):
     # before: chosen_steps clamped K to T without a word (train.sltt_steps=4 with T = 3 trained as plain SLTT), and
     # a time segment longer than T ran the body in one piece, plain BPTT's memory

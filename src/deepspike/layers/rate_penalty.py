@@ -22,7 +22,8 @@ them; the neuron's own fused kernel still runs), so training costs that fusion; 
 A neuron called several times in one call of the network (time in segments, ``train.temporal_grad=checkpoint``;
 a recurrent layer's one-step calls, ``layers.recurrent``) adds up its counts and steps (checkpoint's replays in
 backward find the collection closed); the online modes (sltt, ottt, eprop), which never call the network on all T
-steps, are refused by ``HiddenRates.take``.
+steps, are refused when the run is set up (``training.temporal_grad``; ``HiddenRates.take`` still refuses a
+call it did not see).
 """
 
 from __future__ import annotations

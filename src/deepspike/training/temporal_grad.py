@@ -88,8 +88,9 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     than the net's time steps, which would be clamped to all of them without a word, or checkpoint's
     ``time_segment`` more than them, one segment, BPTT's memory without a word; a net whose
     ``trains_on_whole_sequences`` gives a reason, or one of whose modules does, e.g. STDP layers and spikebp's
-    neurons, trains with bptt only) and set it up: checkpoint's segment of ``time_segment`` steps, e-prop's random
-    feedback matrices drawn from ``seed`` (``train.eprop_feedback=random``) and its readout leak ``kappa``
+    neurons, trains with bptt only; the online modes' refusals, ``_check_online``) and set it up: checkpoint's
+    segment of ``time_segment`` steps, e-prop's random feedback matrices drawn from ``seed``
+    (``train.eprop_feedback=random``) and its readout leak ``kappa``
     (``train.eprop_readout_decay``, kept as ``net.eprop_readout_decay``)."""
     if mode == "bptt":
         return
@@ -100,13 +101,7 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     check_runs_in_pieces(net, f"train.temporal_grad={mode}", f" (method {method_name!r}): use "
                          "train.temporal_grad=bptt")
     if mode in ONLINE:
-        _check_step_scores(net.readout, mode)
-        if sltt_steps is not None and sltt_steps > net.timesteps:
-            raise ConfigError(f"train.sltt_steps={sltt_steps} is more than the {net.timesteps} time steps SLTT-K draws "
-                              f"from (method.timesteps): use at most {net.timesteps}, or null for all of them")
-        if getattr(net, "whole_window_loss", None):  # refused here, not at the first batch
-            raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
-                              "bptt or checkpoint")
+        _check_online(net, mode, sltt_steps)
     if mode == "checkpoint":
         if time_segment is not None and time_segment > net.timesteps:  # one segment: plain BPTT's memory
             raise ConfigError(f"train.time_segment={time_segment} is more than the {net.timesteps} time steps "
@@ -120,6 +115,24 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
         adaptive_synapses(net, net.eprop_readout_decay)  # refuse neurons whose eligibility is not kept
         if eprop_feedback == "random":
             attach_random_feedback(net, seed)
+
+
+def _check_online(net: RateNetwork, mode: str, sltt_steps: int | None) -> None:
+    """One-line ``ConfigError`` for what online ``mode`` cannot train, at setup rather than at the first batch: a
+    readout whose score is not the mean of the steps' outputs (``_check_step_scores``), SLTT-K's ``sltt_steps`` more
+    than the time steps, a loss on all T steps' scores (``net.whole_window_loss``) and ``method.rate_reg``, whose
+    penalty takes the hidden rates of all T steps (``net.hidden_rates``, ``layers.rate_penalty``)."""
+    _check_step_scores(net.readout, mode)
+    if sltt_steps is not None and sltt_steps > net.timesteps:
+        raise ConfigError(f"train.sltt_steps={sltt_steps} is more than the {net.timesteps} time steps SLTT-K draws "
+                          f"from (method.timesteps): use at most {net.timesteps}, or null for all of them")
+    if getattr(net, "whole_window_loss", None):
+        raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
+                          "bptt or checkpoint")
+    if getattr(net, "hidden_rates", None) is not None:
+        raise ConfigError(f"method.rate_reg penalises the hidden firing rates over all T steps of a batch; "
+                          f"train.temporal_grad={mode} runs one step at a time: use bptt or checkpoint, or "
+                          "method.rate_reg: none")
 
 
 def _check_step_scores(readout: nn.Module, mode: str) -> None:
