@@ -16,7 +16,7 @@ from deepspike.coding.encoder import InputEncoder
 from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
-from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.trace_gradient import trace_gradient_step
 from deepspike.methods import get_method
@@ -408,6 +408,24 @@ def test_an_online_mode_refuses_a_leaky_membrane_readout(mode):
     prepare_temporal_grad(get_method("stbp", options).build(create_architecture("mlp", hidden=[8],
                                                                                 input_shape=(1, 8, 8))), mode, None,
                           "stbp")
+
+
+def test_an_online_mode_refuses_a_max_membrane_readout():
+    """Online, each step was scored on its own (V_1 = x_t) and trained on (1/T) sum_t CE(x_t), whose gradient is not
+    that of CE(max_t V_t): for currents x [4, 3, 5] ~ N(0, 1) (float64, decay 0.8) the two gradients at x had cosine
+    0.707 and differed by up to 0.25 (largest entry 0.32). Hand check, T = 2, decay 0.5, x_1 = (1, 0), x_2 = (0, 2):
+    V = (1, 0), (0.5, 2), the score max_t V_t = (1, 2) mixes the steps, so no per-step loss is its loss."""
+    readout = MaxMembraneReadout(0.5)
+    assert readout(torch.tensor([[[1.0, 0.0]], [[0.0, 2.0]]])).tolist() == [[1.0, 2.0]]
+    options = {"timesteps": 4, "encoder": "direct", "loss": "ce", "readout": "max_membrane"}
+    net = get_method("stbp", options).build(create_architecture("mlp", hidden=[8], input_shape=(1, 8, 8)))
+    for mode in ("sltt", "ottt", "eprop"):
+        with pytest.raises(ConfigError, match=rf"^train.temporal_grad={mode} trains each step's output on its own.* "
+                                              r"method.readout=max_membrane scores max_t V_t .*: use "
+                                              "train.temporal_grad=bptt or checkpoint, or method.readout rate or "
+                                              "membrane$"):
+            prepare_temporal_grad(net, mode, None, "stbp")
+    prepare_temporal_grad(net, "checkpoint", None, "stbp")
 
 
 def test_online_mean_output_under_bfloat16_counts_every_step():

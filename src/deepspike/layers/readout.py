@@ -112,8 +112,8 @@ class MaxMembraneReadout(nn.Module):
     ``neurons.synaptic.synaptic_current``. Gradient: ``d score / d V_t`` is 1 at the step ``t*`` of the maximum and
     0 elsewhere, so ``d score / d x_s = decay^(t* - s)`` for ``s <= t*`` and 0 after ``t*``.
 
-    Run one step at a time (``train.temporal_grad`` sltt / ottt) each step is scored on its own: ``V_1 = x_t``, that
-    step's output current, as for the membrane readout.
+    Run one step at a time it would score each step on its own, ``V_1 = x_t``: the online ``train.temporal_grad``
+    modes (sltt, ottt, eprop), whose loss ``(1/T) sum_t loss(x_t)`` is not that of ``max_t V_t``, refuse it.
     """
 
     prices_own_updates = True  # non-spiking output neurons whose updates are priced (layers.activity_recorder)

@@ -66,7 +66,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.core.precision import at_least_float32
 from deepspike.data.mixing import mixed_loss
 from deepspike.layers.random_feedback import attach_random_feedback
-from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
 from deepspike.methods.base import Method
 from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
 from deepspike.neurons.adaptive import AdaptiveLIF
@@ -136,11 +136,17 @@ def _check_online(net: RateNetwork, mode: str, sltt_steps: int | None) -> None:
 
 
 def _check_step_scores(readout: nn.Module, mode: str) -> None:
-    """One-line ``ConfigError`` for a leaky membrane readout (``method.membrane_decay`` below 1): the online modes
-    train ``(1/T) sum_t loss(o_t)`` (module docstring), the loss of the score only where the score is the steps' mean,
-    and ``V_T / T`` weights step t by ``decay^(T-t)`` (refused with TET for the same reason). Such a net trained as
-    if there were no leak and was scored with the leaky readout it had not trained. (The max-membrane readout scores
-    each step on its own here, as docs/methods/stbp.md says.)"""
+    """One-line ``ConfigError`` for a leaky membrane readout (``method.membrane_decay`` below 1) or a max-membrane
+    one: the online modes train ``(1/T) sum_t loss(o_t)`` (module docstring), the loss of the score only where the
+    score is the steps' mean, and ``V_T / T`` weights step t by ``decay^(T-t)`` (refused with TET for the same
+    reason). Such a net trained as if there were no leak and was scored with the leaky readout it had not trained.
+    ``max_t V_t`` is no mean of the steps either: its gradient reaches the steps up to the maximum's, weighted
+    ``decay^(t* - s)``, where the online loss scored every ``x_t`` alone (``V_1 = x_t``)."""
+    if isinstance(readout, MaxMembraneReadout):
+        raise ConfigError(f"train.temporal_grad={mode} trains each step's output on its own, (1/T) sum_t loss(o_t), "
+                          "but method.readout=max_membrane scores max_t V_t of the leaky integrator, which is no "
+                          "mean of the steps: use train.temporal_grad=bptt or checkpoint, or method.readout rate or "
+                          "membrane")
     if isinstance(readout, MembraneReadout) and readout.decay != 1.0:
         raise ConfigError(f"train.temporal_grad={mode} trains each step's output on its own, (1/T) sum_t loss(o_t), "
                           f"the score's loss only where the score is their mean, but the membrane readout leaks "
