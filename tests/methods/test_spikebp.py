@@ -12,6 +12,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.methods.spikebp import SpikeBpOptions
 from deepspike.models.registry import create_architecture
+from deepspike.neurons.spikebp_lif import leak_corrected_derivative
 from spikebp_reference import FiredGate
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs"
@@ -106,6 +107,23 @@ def test_a_pool_threshold_of_a_model_without_average_pooling_is_refused_for_a_ne
     get_method("spikebp", {"pool_threshold": 0.75}).check_new_run(arch)  # the default spelt out: a recipe may
     pooled = create_architecture("vgg", num_classes=3, input_shape=(1, 8, 8), blocks=[[4]], hidden=[8], pool="avg")
     get_method("spikebp", {"pool_threshold": 0.5}).check_new_run(pooled)
+
+
+def test_a_leak_below_1_over_e_with_the_correction_is_refused_for_a_new_run():
+    """eq. 22's ``a' = (1 + ln(leak) LF / count) / V_th`` (LF <= count) is negative below leak 1/e: by hand, a neuron
+    whose one spike is the last of T = 4 steps has LF = count = 1, so a' = 1 + ln(0.2) = -0.6094 at leak 0.2 (a flipped
+    gradient; 1 - 1 = 0 at 1/e). Before, method.leak=0.2 trained with it; now a new run is refused in one line."""
+    spikes = torch.tensor([0.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1)
+    assert leak_corrected_derivative(spikes, 0.2).item() == pytest.approx(1 + math.log(0.2), abs=1e-6)  # -0.6094
+    assert leak_corrected_derivative(spikes, math.exp(-1)).item() == pytest.approx(0.0, abs=1e-6)
+    arch = create_architecture("mlp", hidden=[8])
+    with pytest.raises(ConfigError, match=r"^method.leak=0.2 is below 1/e = 0.3679 \(tau_m under 1 step\), where "
+                                          r"lee2020's eq. 22 derivative 1 \+ ln\(leak\) LF / count turns negative "
+                                          r"\(down to -0.6094 .*: use method.leak >= 0.3679 or "
+                                          r"method.leak_correction: false$"):
+        get_method("spikebp", {"leak": 0.2}).check_new_run(arch)
+    get_method("spikebp", {"leak": 0.2, "leak_correction": False}).check_new_run(arch)
+    get_method("spikebp", {"leak": math.exp(-1)}).check_new_run(arch)
 
 
 def test_leak_correction_off_without_a_leak_is_refused_for_a_new_run():

@@ -5,7 +5,8 @@
   rand``); about 2.25 for its CIFAR-10 code on ``data.normalize`` images (it divides by std 0.557, 0.549, 0.5534,
   not CIFAR-10's 0.247, 0.243, 0.262).
 - Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
-  backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code).
+  backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code; with the
+  correction on, a leak below 1/e, where that turns negative, is refused for new runs).
 - Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset; padding
   is a silent input); max pooling of spikes is ``nn.MaxPool2d`` per step.
 - Output: non-spiking integrator, score ``V(T) / T`` with derivative ``1/T``
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +41,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture, Pool, Residual
 from deepspike.neurons.params import THRESHOLD_LOW
-from deepspike.neurons.spikebp_lif import DERIVATIVES, LeakCorrectedLIF
+from deepspike.neurons.spikebp_lif import DERIVATIVES, LEAK_CORRECTION_LOW, LeakCorrectedLIF
 
 SPIKEBP_LOSSES = ("sse", "mse", "ce")
 
@@ -114,11 +116,19 @@ class SpikeBpMethod(Method):
         """``method.pool_threshold`` set (not its default) for a model without average pooling, where no spiking
         pooling neuron reads it, and ``method.leak_correction`` set with ``leak: 1``, where the correction
         ``ln(leak) LF / count`` is 0: refused for new runs (``core.options.check_unused``), so runs saved with one
-        load."""
+        load; so is a leak below 1/e with the correction on (``LEAK_CORRECTION_LOW``: eq. 22's derivative turns
+        negative there; the paper's tau_m is 100 steps, leak 0.99)."""
         check_unused(self.options, ((("leak_correction",), self.options.leak < 1.0,
                                      "method.leak is below 1 (its term ln(leak) LF / count is 0 at leak 1)"),
                                     (("pool_threshold",), has_avg_pool(arch),
                                      f"the model has average pooling (model {arch.name!r} has none)"),))
+        o = self.options
+        if o.leak_correction and o.leak < LEAK_CORRECTION_LOW:
+            raise ConfigError(f"method.leak={o.leak!r} is below 1/e = {LEAK_CORRECTION_LOW:.4f} (tau_m under 1 step), "
+                              f"where lee2020's eq. 22 derivative 1 + ln(leak) LF / count turns negative (down to "
+                              f"{1 + math.log(o.leak):.4g} for a neuron whose one spike is the last step's) and flips "
+                              f"the gradient: use method.leak >= {LEAK_CORRECTION_LOW:.4f} or method.leak_correction: "
+                              "false")
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.options.loss == "sse":

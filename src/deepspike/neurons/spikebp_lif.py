@@ -14,7 +14,10 @@ filtered spike train at the end of the window (t = 1..T)::
     a'    = NG / V_th                                                     (1/V_th (1 + f'(T)/gamma))
 
 since ``f'(t) = -(1/tau_m) f(t) = ln(leak) f(t)`` and ``gamma = count``. A neuron that never fired has
-``a' = 0``. The derivative is then spread over the time steps in one of two ways (``derivative``):
+``a' = 0``. As ``LF <= count``, ``NG >= 1 + ln(leak)``: non-negative for ``leak >= 1/e`` (``LEAK_CORRECTION_LOW``;
+lee2020's ``tau_m`` is 100 steps, leak 0.99); below it a neuron whose one spike is the last step's gets a negative
+``a'``, which method ``spikebp`` refuses. The derivative is then spread over the time steps in one of two ways
+(``derivative``):
 
 * ``"code"`` (default; lee2020's released code): the gradient enters the input current only through
   the steps where the neuron fired; a silent step t inherits the gradient of the next firing step,
@@ -58,6 +61,9 @@ from deepspike.neurons.params import THRESHOLD_LOW
 from deepspike.neurons.update_cost import membrane_ops
 
 DERIVATIVES = ("code", "rate")
+# the least leak whose eq. 22 derivative 1 + ln(leak) LF / count stays >= 0 (LF <= count: LF / count = 1 for one spike
+# at the last step); below it (tau_m < 1 step) the correction outweighs the straight-through term (spikebp refuses)
+LEAK_CORRECTION_LOW = math.exp(-1.0)
 
 
 def check_spikebp_neuron(leak: float, threshold: float, where: str = "spikebp") -> None:
