@@ -165,7 +165,7 @@ class _Scaled(torch.autograd.Function):
 def test_a_pooled_net_equals_autograd_through_lee2020s_per_step_graph_in_float64():
     """conv-LIF, 2x2 spiking pool, FC-LIF, integrating output, SSE, against autograd through the per-step graph of
     lee2020's code in float64: ``h_t = leak v_{t-1} + x_t``, fire strictly above V_th, hard reset (Algorithm 1),
-    the leak detached, each spike's gradient times ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th`` of its
+    the leak detached, each spike's gradient times ``a' = (1[count > 0] + ln(leak) LF / count) / V_th`` of its
     neuron's whole window (eq. 22), the pooling neuron's ``1[count > 0]`` (no leak, threshold 0.75), the output
     ``V(T) / T`` with derivative ``1/T`` (eq. 6, 23) and ``E = (1/2) sum_k e_k^2`` (eq. 9) averaged over B."""
     import torch.nn.functional as F

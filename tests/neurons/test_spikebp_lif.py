@@ -47,6 +47,18 @@ def test_leak_corrected_derivative_on_known_spike_train():
     assert leak_corrected_derivative(seq([0, 0, 0]), 0.9).item() == 0.0  # silent neuron: no gradient
 
 
+def test_a_neuron_that_fired_keeps_its_derivative_however_long_ago_as_lee2020s_text_says():
+    """lee2020 sec. 3.1: only a neuron that fires no spike gets a' = 0 (its released code gates on LF > 1e-3). By hand:
+    leak 0.5, T = 12, one spike at t = 1: LF = 0.5^11 = 4.8828e-4 < 1e-3, a' = 1 + ln(0.5) 4.8828e-4 = 0.999662;
+    leak 0.4, T = 200, one spike at t = 1: LF = 0.4^199 underflows float32 to 0, a' = 1; no spike: 0."""
+    spikes = torch.zeros(12, 1, 1)
+    spikes[0] = 1.0
+    assert leak_corrected_derivative(spikes, 0.5).item() == pytest.approx(1 + math.log(0.5) * 0.5**11, abs=1e-7)
+    long = torch.zeros(200, 1, 2)
+    long[0, 0, 0] = 1.0
+    assert leak_corrected_derivative(long, 0.4).flatten().tolist() == [1.0, 0.0]
+
+
 @pytest.mark.parametrize("leak", [0.99, 0.5])
 def test_the_leak_filter_is_float32_under_bf16_autocast(leak):
     """``LF = sum_t leak^(T-t) s_t`` was a tensordot, which autocast (train.precision=bf16) ran in bfloat16: LF rounded

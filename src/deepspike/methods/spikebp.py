@@ -5,7 +5,8 @@
   rand``); about 2.25 for its CIFAR-10 code on ``data.normalize`` images (it divides by std 0.557, 0.549, 0.5534,
   not CIFAR-10's 0.247, 0.243, 0.262).
 - Hidden layers: ``layers.spikebp_lif.LeakCorrectedLIF`` (leak ``exp(-1/tau_m)``, threshold 1, hard reset;
-  backward ``a' = (1[LF > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code; with the
+  backward ``a' = (1[count > 0] + ln(leak) LF / count) / V_th``, eq. 22 as in the original code, gated by the
+  paper's text (a neuron with no spike gets 0) where the code gates on ``LF > 1e-3``; with the
   correction on, a leak below 1/e, where that turns negative, is refused for new runs).
 - Pooling: ``layers.spiking_pool.SpikingAvgPool`` (2x2 average, weights 0.25, threshold 0.75, reset; padding
   is a silent input); max pooling of spikes is ``nn.MaxPool2d`` per step.

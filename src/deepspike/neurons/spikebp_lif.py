@@ -10,14 +10,18 @@ Backward (not BPTT: no autograd graph is kept inside the sequence). With the spi
 filtered spike train at the end of the window (t = 1..T)::
 
     count = sum_t s_t                   LF = sum_t leak^(T - t) s_t        (f(T) of eq. 19, leak = e^(-1/tau_m))
-    NG    = 1[LF > 0] + ln(leak) * LF / count                             (eq. 22 as computed in the code)
+    NG    = 1[count > 0] + ln(leak) * LF / count                          (eq. 22 as computed in the code)
     a'    = NG / V_th                                                     (1/V_th (1 + f'(T)/gamma))
 
 since ``f'(t) = -(1/tau_m) f(t) = ln(leak) f(t)`` and ``gamma = count``. A neuron that never fired has
-``a' = 0``. As ``LF <= count``, ``NG >= 1 + ln(leak)``: non-negative for ``leak >= 1/e`` (``LEAK_CORRECTION_LOW``;
-lee2020's ``tau_m`` is 100 steps, leak 0.99); below it a neuron whose one spike is the last step's gets a negative
-``a'``, which method ``spikebp`` refuses. The derivative is then spread over the time steps in one of two ways
-(``derivative``):
+``a' = 0``: lee2020's text ("If a hidden neuron does not fire any spike, the derivative of corresponding neuronal
+activation is set to zero", section 3.1), so the gate is ``count > 0``. Its released code gates on ``LF > 1e-3``
+instead, which also zeroes a neuron whose spikes all lie more than ``ln(1e-3) / ln(leak)`` steps before the end of the
+window (687 at leak 0.99, beyond its T = 100; 66 at leak 0.9); here such a neuron keeps ``a' = (1 + ln(leak) LF /
+count) / V_th``, about ``1 / V_th``, as does one whose float32 LF underflows to 0. As ``LF <= count``,
+``NG >= 1 + ln(leak)``: non-negative for ``leak >= 1/e`` (``LEAK_CORRECTION_LOW``; lee2020's ``tau_m`` is 100 steps,
+leak 0.99); below it a neuron whose one spike is the last step's gets a negative ``a'``, which method ``spikebp``
+refuses. The derivative is then spread over the time steps in one of two ways (``derivative``):
 
 * ``"code"`` (default; lee2020's released code): the gradient enters the input current only through
   the steps where the neuron fired; a silent step t inherits the gradient of the next firing step,
@@ -93,7 +97,8 @@ def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.
 
 def leak_corrected_derivative(spikes: torch.Tensor, leak: float, threshold: float = 1.0,
                               correction: bool = True) -> torch.Tensor:
-    """``a' = (1[LF > 0] + ln(leak) LF / count) / V_th`` per neuron (module docstring), ``[T, B, ...] -> [B, ...]``.
+    """``a' = (1[count > 0] + ln(leak) LF / count) / V_th`` per neuron (module docstring; the gate is lee2020's text's,
+    not its code's ``LF > 1e-3``), ``[T, B, ...] -> [B, ...]``.
 
     Without ``correction``: ``a' = 1[count > 0] / V_th`` (straight-through IF derivative, eq. 13).
     """
@@ -235,7 +240,7 @@ class LeakCorrectedLIF(RunsInPiecesForInference, ReportsSpikes, nn.Module):
     """Hidden-layer neuron of ``spikebp`` (lee2020): currents ``x [T, B, ...] -> spikes s [T, B, ...]``.
 
     Forward ``h_t = leak v_{t-1} + x_t``, ``s_t = 1[h_t > threshold]``, ``v_t = h_t (1 - s_t)``; backward the
-    leak-corrected derivative ``a' = (1[LF > 0] + ln(leak) LF / count) / threshold`` (module docstring, lee2020
+    leak-corrected derivative ``a' = (1[count > 0] + ln(leak) LF / count) / threshold`` (module docstring, lee2020
     eq. 22), ``correction=False`` dropping the ``ln(leak)`` term; via ``leak_corrected_lif``.
     """
 
