@@ -40,9 +40,10 @@
   differentiated). The reported output and the evaluation score stay the net's readout (the mean of the ``o_t``).
 
 The online modes score every step: the loss is ``(1/T) sum_t loss(o_t, y)`` (``1/K`` over the K chosen steps
-for SLTT-K), ``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane
-readout: that step's output current), as both papers train (e-prop's leaky readout scores ``y_t`` instead, above);
-the reported training output is the mean of the ``o_t``. Memory holds one step's graph and the carried state
+for SLTT-K, where the official SLTT code divides by T: its gradient is K/T times ours, docs/methods/temporal-grad.md),
+``o_t`` the readout of step t alone (a spike-rate readout: that step's output spikes; a membrane readout: that step's
+output current), as both papers train (e-prop's leaky readout scores ``y_t`` instead, above); the reported training
+output is the mean of the ``o_t``. Memory holds one step's graph and the carried state
 whatever T is. Under data parallelism the gradients are accumulated locally (``no_sync``) and averaged over the
 ranks once per batch, which is what DistributedDataParallel's own averaging gives.
 
