@@ -49,7 +49,9 @@ ranks once per batch, which is what DistributedDataParallel's own averaging give
 
 Batch-norm in training mode normalises over the time steps a call sees: all T (bptt), one segment
 (checkpoint), one step (sltt, ottt, eprop; as in a framework that loops over time, e.g. snnTorch). The running
-statistics move once per call.
+statistics move once per call. Between a traced layer and its neurons (ottt, eprop) it makes the trace approximate:
+step t's statistics differ from those that normalised the past inputs the trace carries (exact without batch-norm or
+with its statistics frozen; 29% off in a float64 check, docs/methods/temporal-grad.md); admitted, not refused.
 """
 
 from __future__ import annotations
