@@ -164,6 +164,16 @@ def test_xylo_mapper_keeps_our_weights_and_quantises_within_one_step():
     assert xylo_report(model)["fits"]
 
 
+@pytest.mark.parametrize("neuron", [IF, lambda: LIF(decay=0.99999)], ids=["IF", "decay-0.99999"])
+def test_xylo_maps_a_slow_or_absent_membrane_leak_to_the_largest_4_bit_dash(neuron):
+    """Xylo's dash registers hold 4 bits (XyloSim's XyloIAFNeuron: "should be 4 bits"): IF gave dash_mem
+    log2(2^16) = 16, decay 0.99999 gave round(log2(1e5)) = 17; both are now 15 (on int16 state ``v >> 15`` is 0 or
+    -1: the same decay of 1 a step as XyloSim ran 16 with)."""
+    require("rockpool", "--target xylo")
+    q = xylo_spec(_dense([16, 24, 8], neuron=neuron))["quantised"]
+    assert np.ravel(q["dash_mem"]).tolist() == [15] * 24 and np.ravel(q["dash_mem_out"]).tolist() == [15] * 8
+
+
 def test_a_trained_membrane_quantisation_gives_way_to_the_chips_own():
     require("rockpool", "--target xylo")
     quantised = StateQuant(4)

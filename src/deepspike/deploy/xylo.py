@@ -18,7 +18,10 @@ its own step): a weight ``w`` reaches the membrane spread over its step and the 
 each step (``>>`` floors), ``w/2, w/4, ...`` summing to about ``w``, within a few units: 127 gives
 64+32+16+8+4+2+1 = 127, 5 gives 3+2+1 = 6, 8 gives 4+2+1 = 7, -5 gives -2-1 = -3, -100 gives -97, 1 and -1 give 0
 (the decay removes at least 1 a step). The LIF/IF neurons mapped have no synaptic decay of their own (a
-``SynapticLIF`` is refused). Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``).
+``SynapticLIF`` is refused). Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash
+registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15 (``log2(tau /
+dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay removes 1 a
+step, as XyloSim ran dash 16).
 
 Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
 ``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
@@ -74,6 +77,7 @@ from deepspike.neurons.modules import SpikingNeuron
 MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8
 MAX_FANOUT, MAX_HIDDEN_WEIGHTS = 64, 32000  # per hidden neuron / in all, nonzero weights to hidden neurons (a synapse)
 MIN_DECAY = 1e-6  # stands for Xylo's dash_mem = 0 (decay 0), which deepspike's neurons (decay in (0, 1]) refuse
+MAX_DASH = 15  # Xylo's dash registers hold 4 bits (XyloSim's XyloIAFNeuron: dash_mem, dash_syns "should be 4 bits")
 DT = 1e-3  # seconds; Xylo's time constants are multiples of its step, only tau / dt matters
 _REPEATS_OVER = re.compile(r"only supports up to \d+ (input|output) channels")  # Rockpool's DRC warnings
 
@@ -157,7 +161,7 @@ def _rockpool_net(layers, dt: float):
     mods = []
     for lin, neuron, rec in layers:
         p = neuron.params
-        tau = dt / (1.0 - p.decay) if p.decay < 1.0 else dt * 2.0 ** 16
+        tau = dt * (min(1.0 / (1.0 - p.decay), 2.0 ** MAX_DASH) if p.decay < 1.0 else 2.0 ** MAX_DASH)
         n_in, n_out = lin.in_features, lin.out_features
         mods.append(LinearTorch((n_in, n_out), weight=lin.weight.detach().double().t(), has_bias=False))
         feedback = {} if rec is None else {"has_rec": True, "w_rec": rec.weight.detach().double().t()}
