@@ -401,6 +401,35 @@ def test_xylo_folds_a_feedback_bias_into_the_neurons_bias():
     assert torch.equal(q.feedforward.module.bias, want) and not q.recurrent.module.bias.any()
 
 
+def test_xylo_scales_biases_into_the_weights_integer_units_and_clips_them_to_int16():
+    """Rockpool's ``channel_quantize`` only rounded a hidden bias (0.3 -> 0 on the chip, where the neuron's weights and
+    threshold were scaled by ~400) and rounded the float spec's output biases in place (0.3 -> 135 in
+    ``mapped["float"]``). Now each is ``round(b s)``, ``s = threshold_q / threshold`` by hand; one beyond int16 is
+    clipped, with a line in ``tool_warnings``."""
+    require("rockpool", "--target xylo")
+    net = _dense([8, 5, 3])
+    with torch.no_grad():
+        for lin, _ in dense_layers(net):
+            lin.bias.fill_(0.3)
+    mapped = xylo_spec(net)
+    q, fl = mapped["quantised"], mapped["float"]
+    for sfx in ("", "_out"):
+        s = np.asarray(q["threshold" + sfx], float) / np.asarray(fl["threshold" + sfx], float)
+        assert np.allclose(fl["bias" + sfx], 0.3) and (s > 100).all()
+        assert np.array_equal(q["bias" + sfx], np.rint(0.3 * s)) and mapped["tool_warnings"] == []
+    with torch.no_grad():
+        dense_layers(net)[0][0].bias.fill_(100.0)
+    mapped = xylo_spec(net)
+    assert np.ravel(mapped["quantised"]["bias"]).tolist() == [32767] * 5
+    assert mapped["tool_warnings"] == [f"5 hidden neuron biases exceed int16 in the chip's units (up to "
+                                       f"{int(np.rint(100 * _s_max(mapped)))}): clipped to [-32768, 32767]"]
+
+
+def _s_max(mapped) -> float:
+    """The largest hidden quantisation scale ``threshold_q / threshold``."""
+    return float(np.max(np.asarray(mapped["quantised"]["threshold"], float) / mapped["float"]["threshold"]))
+
+
 def test_xylo_refuses_a_recurrent_output_layer_in_one_line():
     """Rockpool's mapper refuses it too (design rule output_neurons_cannot_be_recurrent)."""
     require("rockpool", "--target xylo")

@@ -9,7 +9,9 @@ at most 64 nonzero weights to hidden neurons (its fan-out), 32000 in all (Rockpo
 average fan-out; a hidden -> hidden layer wider than 64 is dense beyond it). Rockpool's own mapper
 (``rockpool.devices.xylo.syns61201.mapper``, the design-rule check and neuron allocation) maps the net, built
 as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and ``tau_syn = 2 dt``,
-which Xylo rounds to dash_syn = 1); Rockpool's ``channel_quantize`` gives the int8/int16 parameters.
+which Xylo rounds to dash_syn = 1); Rockpool's ``channel_quantize`` gives the int8/int16 parameters, and the biases
+are scaled here as the neuron's weights are (``round(b_j s_j)``, clipped to int16 with a ``tool_warnings`` line):
+``channel_quantize`` only rounds a hidden bias.
 
 dash_syn = 1 is the smallest that lets input reach the membrane: the current is decayed before the membrane adds
 it, so dash_syn = 0 (what ``tau_syn = 1.01 dt`` gave before) clears every input first and the chip's net never
@@ -67,7 +69,7 @@ from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chain_modules
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
-from deepspike.deploy.xylosim import XyloChip
+from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -198,9 +200,29 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
         except Exception as e:  # noqa: BLE001 - Rockpool's design-rule errors are the report
             raise ConfigError(f"xylo: Rockpool's mapper refused the net: {_mapper_reason(e)}") from e
         spec.pop("mapped_graph", None)
-        quantised = channel_quantize(**spec)
+        quantised = channel_quantize(**copy.deepcopy(spec))  # it rounds the output biases in place
+    clipped = _scale_biases(spec, quantised)
     return {"resources": resources, "over": over, "float": spec, "quantised": quantised,
-            "pairs": [(lin, neuron) for lin, neuron, _ in layers], "tool_warnings": _tool_warnings(caught)}
+            "pairs": [(lin, neuron) for lin, neuron, _ in layers], "tool_warnings": _tool_warnings(caught) + clipped}
+
+
+def _scale_biases(spec: dict, q: dict) -> list[str]:
+    """Set ``q["bias"]``, ``q["bias_out"]`` to ``round(b_j s_j)``, neuron j's float bias in its weights' integer units
+    (``s_j = threshold_q[j] / threshold[j]``, as for its weights and threshold), clipped to the int16 that Xylo's
+    state holds; the warnings (one line each) for clipped biases. ``channel_quantize`` only rounds a hidden bias
+    (no scaling with one synapse a neuron: 0.3 became 0 where its weights were scaled by ~400) and does not rescale
+    an output bias where the int16 threshold limits the scale."""
+    notes = []
+    for sfx, what in (("", "hidden"), ("_out", "output")):
+        th, th_q = np.asarray(spec["threshold" + sfx], float), np.asarray(q["threshold" + sfx], float)
+        scale = np.divide(th_q, th, out=np.ones_like(th), where=th != 0)
+        b = np.rint(np.asarray(spec["bias" + sfx], float) * scale)
+        over = np.abs(b) > INT16_MAX
+        if over.any():
+            notes.append(f"{int(over.sum())} {what} neuron biases exceed int16 in the chip's units (up to "
+                         f"{int(np.abs(b).max())}): clipped to [{INT16_MIN}, {INT16_MAX}]")
+        q["bias" + sfx] = np.clip(b, INT16_MIN, INT16_MAX).astype(int)
+    return notes
 
 
 def _tool_warnings(caught) -> list[str]:
