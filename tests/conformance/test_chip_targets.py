@@ -31,7 +31,9 @@ from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
+from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import StateQuant
+from deepspike.neurons.synaptic import SynapticLIF
 
 
 def _dense(sizes, neuron=lambda: LIF(decay=0.9), seed=0) -> RateNetwork:
@@ -428,6 +430,58 @@ def test_xylo_scales_biases_into_the_weights_integer_units_and_clips_them_to_int
 def _s_max(mapped) -> float:
     """The largest hidden quantisation scale ``threshold_q / threshold``."""
     return float(np.max(np.asarray(mapped["quantised"]["threshold"], float) / mapped["float"]["threshold"]))
+
+
+def _synaptic_net(th_hidden: float, th_out: float) -> RateNetwork:
+    """1 input -> 1 hidden -> 1 output ``SynapticLIF`` (syn_decay 0.5, decay 0.5, reset subtract), weights 1."""
+    def neuron(th):
+        return SynapticLIF(NeuronParams(decay=0.5, threshold=th, reset="subtract"), syn_decay=0.5)
+
+    lin1, lin2 = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin1.weight.fill_(1.0)
+        lin2.weight.fill_(1.0)
+    body = nn.Sequential(TimeDistributed(lin1), neuron(th_hidden), TimeDistributed(lin2))
+    return RateNetwork(nn.Identity(), body, SpikeRateReadout(neuron(th_out)), 1).eval()
+
+
+def test_xylo_maps_a_synaptic_lif_net_whose_chip_spikes_are_deepspikes_one_step_late_per_layer():
+    """``SynapticLIF`` was refused, though Xylo's neuron is one. Chip: dash_syn = dash_mem = 1 (0.5), weights 127,
+    thresholds ``round(a th 127)`` (a = 0.5: the chip decays the current before the membrane reads it, so the
+    membrane holds ``a`` times deepspike's): 1.5 -> 95, 0.9 -> 57. By hand, input counts [1, 1, 0, ...]:
+    hidden i = 127 -> 64, v = 64; i = 64 + 127 = 191 -> 96, v = 64 - 32 + 96 = 128 >= 95: spike, v = 33; then
+    i 48, 24, ..., v 65, 57, ...: no spike. Output (hidden spike one step late, at t2): i = 127 -> 64, v = 64 >= 57:
+    spike. deepspike (float): hidden v = 1, then 0.5 + 1.5 = 2 >= 1.5; output v = 1 >= 0.9 at t1: the same spikes,
+    the output's a step earlier. Without the factor a (thresholds 190 and 114) neither would fire."""
+    require("rockpool", "--target xylo")
+    net = _synaptic_net(1.5, 0.9)
+    mapped = xylo_spec(net)
+    q = mapped["quantised"]
+    assert [np.ravel(q[k]).tolist() for k in ("dash_syn", "dash_mem", "dash_syn_out", "dash_mem_out")] == [[1]] * 4
+    assert np.ravel(q["threshold"]).tolist() == [95] and np.ravel(q["threshold_out"]).tolist() == [57]
+    x = torch.tensor([1.0, 1.0, 0, 0, 0, 0])[:, None, None]  # [T, B = 1, 1]
+    hidden, out = xylo_simulate(chip_config(q), x)
+    assert hidden.ravel().tolist() == [0, 1, 0, 0, 0, 0] and out.ravel().tolist() == [0, 0, 1, 0, 0, 0]
+    model = quantised_model(net, mapped)
+    assert model.body[1].syn_decay == 0.5 and model.body[1].fixed.reset == "subtract"
+    with torch.no_grad():
+        ours_hidden = model.body[1](model.body[0](x))
+        ours_out = model.readout.neuron(model.body[2](ours_hidden))
+    assert torch.equal(ours_hidden.ravel(), hidden.ravel().float()) and torch.equal(ours_out.ravel()[:-1],
+                                                                                   out.ravel()[1:].float())
+
+
+def test_export_xylo_reports_the_chips_accuracy_of_a_synaptic_lif_digits_run(tmp_path, capsys):
+    require("rockpool", "--target xylo")
+    run = tmp_path / "run"
+    assert main(["train", "method.name=stbp", "method.timesteps=4", "method.neuron=synaptic", "method.encoder=poisson",
+                 "model.name=mlp", "model.args.hidden=[8]", "train.epochs=1", "train.max_steps_per_epoch=2",
+                 "train.progress=false", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--target", "xylo", "--limit", "64"]) == 0
+    report = json.loads(capsys.readouterr().out)["target"]
+    assert 0 <= report["accuracy_chip"] <= 1 and report["accuracy_chip_cost"] == pytest.approx(
+        report["accuracy_float"] - report["accuracy_chip"])
 
 
 def test_xylo_refuses_a_recurrent_output_layer_in_one_line():

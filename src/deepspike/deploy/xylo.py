@@ -1,5 +1,5 @@
-"""Does a dense LIF net (recurrent hidden layers included) fit SynSense's Xylo (Audio 2, SYNS61201), and what does its
-quantisation cost?
+"""Does a dense LIF net (recurrent hidden layers and synaptic-current LIF neurons included) fit SynSense's Xylo
+(Audio 2, SYNS61201), and what does its quantisation cost?
 
 Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn + W s``, then
 ``i_syn <- i_syn - d(i_syn, dash_syn)``, ``v <- v - d(v, dash_mem) + i_syn + bias`` (``d(x, dash) = x >> dash``,
@@ -9,9 +9,9 @@ at most 64 nonzero weights to hidden neurons (its fan-out), 32000 in all (Rockpo
 average fan-out; a hidden -> hidden layer wider than 64 is dense beyond it). Rockpool's own mapper
 (``rockpool.devices.xylo.syns61201.mapper``, the design-rule check and neuron allocation) maps the net, built
 as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and ``tau_syn = 2 dt``,
-which Xylo rounds to dash_syn = 1); Rockpool's ``channel_quantize`` gives the int8/int16 parameters, and the biases
-are scaled here as the neuron's weights are (``round(b_j s_j)``, clipped to int16 with a ``tool_warnings`` line):
-``channel_quantize`` only rounds a hidden bias.
+which Xylo rounds to dash_syn = 1; a ``SynapticLIF``'s below); Rockpool's ``channel_quantize`` gives the int8/int16
+parameters, and the biases are scaled here as the neuron's weights are (``round(b_j s_j)``, clipped to int16 with a
+``tool_warnings`` line): ``channel_quantize`` only rounds a hidden bias.
 
 dash_syn = 1 is the smallest that lets input reach the membrane: the current is decayed before the membrane adds
 it, so dash_syn = 0 (what ``tau_syn = 1.01 dt`` gave before) clears every input first and the chip's net never
@@ -19,8 +19,18 @@ spikes. With dash_syn = 1 the chip differs from deepspike's neurons (``v <- deca
 its own step): a weight ``w`` reaches the membrane spread over its step and the later ones, ``i - floor(i/2)``
 each step (``>>`` floors), ``w/2, w/4, ...`` summing to about ``w``, within a few units: 127 gives
 64+32+16+8+4+2+1 = 127, 5 gives 3+2+1 = 6, 8 gives 4+2+1 = 7, -5 gives -2-1 = -3, -100 gives -97, 1 and -1 give 0
-(the decay removes at least 1 a step). The LIF/IF neurons mapped have no synaptic decay of their own (a
-``SynapticLIF`` is refused). Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash
+(the decay removes at least 1 a step); this is how LIF/IF neurons (no synaptic decay of their own) map.
+
+A ``SynapticLIF`` (``neurons.synaptic``: ``i_t = alpha i_{t-1} + W s_t``, ``v_t = k v_{t-1} + i_t``) is the chip's
+own neuron: dash_syn ``round(log2(1 / (1 - alpha)))`` in [1, 15] (the chip's ``a = 1 - 2^-dash_syn``), dash_mem
+from ``k`` as for the LIF. The chip decays the current before the membrane reads it, so its current is ``a i_t``
+and its membrane ``a v_t``: the mapped threshold is ``a th`` (and a bias, which the chip adds to the membrane,
+``a b / (1 - a)``, the current's steady share of a bias ``b`` that deepspike adds to the current: it builds up
+over the first steps there, at once on the chip); weights are quantised as the LIF's. ``quantised_model`` divides
+these factors out again (threshold ``th``, current decay ``a``). Differences left: the bit-shift floors, up to 31
+spikes a step, the one-step delay a layer.
+
+Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash
 registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15 (``log2(tau /
 dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay removes 1 a
 step, as XyloSim ran dash 16).
@@ -75,6 +85,8 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
+from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.synaptic import SynapticLIF
 
 MAX_INPUTS, MAX_HIDDEN, MAX_OUTPUTS = 16, 1000, 8
 MAX_FANOUT, MAX_HIDDEN_WEIGHTS = 64, 32000  # per hidden neuron / in all, nonzero weights to hidden neurons (a synapse)
@@ -116,7 +128,7 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
             continue
         if isinstance(m, nn.Linear) and linear is None:
             linear = m
-        elif isinstance(m, SpikingNeuron) and linear is not None:
+        elif isinstance(m, SpikingNeuron | SynapticLIF) and linear is not None:
             refuse_low_latency_on_chip(m, "xylo", f"layer {i} ({type(m).__name__})")
             layers.append((linear, m, None))
             linear = None
@@ -134,9 +146,10 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
 
 
 def _recurrent_layer(m: RecurrentSpiking, i: int) -> tuple[nn.Linear, SpikingNeuron, nn.Linear]:
-    """``(W, neurons, V)`` of a recurrent layer whose feed-forward part is linear and whose neuron is LIF/IF."""
+    """``(W, neurons, V)`` of a recurrent layer whose feed-forward part is linear and whose neuron is LIF/IF or
+    ``SynapticLIF``."""
     ff = m.feedforward.module if isinstance(m.feedforward, TimeDistributed) else m.feedforward
-    if not isinstance(ff, nn.Linear) or not isinstance(m.neuron, SpikingNeuron):
+    if not isinstance(ff, nn.Linear) or not isinstance(m.neuron, SpikingNeuron | SynapticLIF):
         raise ConfigError(f"xylo: layer {i} (RecurrentSpiking with {type(ff).__name__} and "
                           f"{type(m.neuron).__name__}) cannot map: Xylo runs linear -> LIF layers")
     return ff, m.neuron, m.recurrent.module
@@ -156,19 +169,33 @@ def _bias(lin: nn.Linear, rec: nn.Linear | None) -> torch.Tensor:
     return bias
 
 
+def neuron_settings(neuron) -> tuple[NeuronParams, int, float, float]:
+    """A mapped neuron's LIF ``params`` and its synaptic current on the chip: ``(params, dash_syn, threshold factor
+    f_th, bias factor f_b)``, the chip's threshold ``f_th th`` and bias ``f_b b`` (module docstring). LIF / IF (or
+    a ``SynapticLIF`` of ``syn_decay`` 0): dash_syn 1, factors 1. ``SynapticLIF`` of ``syn_decay`` alpha > 0:
+    dash_syn ``round(log2(1 / (1 - alpha)))`` in [1, 15], ``a = 1 - 2^-dash_syn``, ``f_th = a``, ``f_b = a / (1 -
+    a)``."""
+    params, alpha = (neuron.fixed, neuron.syn_decay) if isinstance(neuron, SynapticLIF) else (neuron.params, 0.0)
+    if alpha == 0.0:
+        return params, 1, 1.0, 1.0
+    dash = MAX_DASH if alpha == 1.0 else int(np.clip(np.rint(np.log2(1.0 / (1.0 - alpha))), 1, MAX_DASH))
+    a = 1.0 - 2.0 ** -dash
+    return params, dash, a, a / (1.0 - a)
+
+
 def _rockpool_net(layers, dt: float):
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
 
     mods = []
     for lin, neuron, rec in layers:
-        p = neuron.params
+        p, dash_syn, f_th, f_b = neuron_settings(neuron)
         tau = dt * (min(1.0 / (1.0 - p.decay), 2.0 ** MAX_DASH) if p.decay < 1.0 else 2.0 ** MAX_DASH)
         n_in, n_out = lin.in_features, lin.out_features
         mods.append(LinearTorch((n_in, n_out), weight=lin.weight.detach().double().t(), has_bias=False))
         feedback = {} if rec is None else {"has_rec": True, "w_rec": rec.weight.detach().double().t()}
-        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=2.0 * dt, threshold=float(p.threshold),
-                             bias=_bias(lin, rec), dt=dt, **feedback))
+        mods.append(LIFTorch(n_out, tau_mem=tau, tau_syn=dt * 2.0 ** dash_syn, threshold=f_th * float(p.threshold),
+                             bias=f_b * _bias(lin, rec), dt=dt, **feedback))
     return Sequential(*mods)
 
 
@@ -304,12 +331,24 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
         own = slice(None) if sfx else slice(sum(sizes[:k]), sum(sizes[:k + 1]))
         s = np.asarray(q["threshold" + sfx], float)[own] / np.asarray(fl["threshold" + sfx], float)[own]
         v = None if rec is None else _int_matrix(q["weights_rec"])[own, own]  # [source, target]
-        _write_layer(lin, rec, w, v, np.asarray(q["bias" + sfx], float)[own], s)
-        dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
-        decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
+        params, _, _, f_b = neuron_settings(neuron)
+        _write_layer(lin, rec, w, v, np.asarray(q["bias" + sfx], float)[own] / f_b, s)
         if dynamics:  # the chip's integer membrane, not a trained state_quant
-            neuron.params = dataclasses.replace(neuron.params, decay=decay, reset="subtract", state_quant=None)
+            _chip_dynamics(neuron, params, q, sfx, own)
     return out
+
+
+def _chip_dynamics(neuron, params: NeuronParams, q: dict, sfx: str, own: slice) -> None:
+    """Give ``neuron`` the chip's membrane decay ``1 - 2^-dash_mem`` (dash 0: ``MIN_DECAY``) and reset by subtraction,
+    and a ``SynapticLIF`` the chip's current decay ``1 - 2^-dash_syn``."""
+    dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
+    decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
+    params = dataclasses.replace(params, decay=decay, reset="subtract", state_quant=None)
+    if isinstance(neuron, SynapticLIF):
+        neuron.fixed = params
+        neuron.syn_decay = 1.0 - 2.0 ** -float(np.ravel(q["dash_syn" + sfx])[own][0])
+    else:
+        neuron.params = params
 
 
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
