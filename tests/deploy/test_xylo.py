@@ -27,3 +27,13 @@ def test_a_dense_net_maps_to_linear_neuron_pairs():
     net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3)), IF()),
                      {}, (8,))
     assert [(lin.in_features, lin.out_features) for lin, _, _ in xylo_layers(net)] == [(8, 6), (6, 3)]
+
+
+def test_a_net_ending_in_a_linear_layer_is_refused_not_cut_short():
+    """An imported net ``8 -> 6 (IF) -> 4 (IF) -> 3`` (no neurons after its last affine layer) was mapped as the
+    8-6-4 net, its 4 hidden IF neurons taken for the outputs and the 3 outputs dropped, without a word."""
+    net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 4)), IF(),
+                                   TimeDistributed(nn.Linear(4, 3))), {}, (8,))
+    with pytest.raises(ConfigError, match=r"^xylo: the net ends with a linear layer \(4 -> 3\) and no spiking "
+                                          r"neurons after it: Xylo's outputs are spiking neurons$"):
+        xylo_layers(net)

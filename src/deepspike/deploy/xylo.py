@@ -139,6 +139,9 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
         else:
             raise ConfigError(f"xylo: layer {i} ({type(m).__name__}) cannot map: Xylo runs dense nets "
                               "(linear -> LIF, optionally recurrent)* only; no conv, pooling or skip connections")
+    if linear is not None:  # dropped, the layer before it taken for the output layer
+        raise ConfigError(f"xylo: the net ends with a linear layer ({linear.in_features} -> {linear.out_features}) and "
+                          "no spiking neurons after it: Xylo's outputs are spiking neurons")
     if layers and layers[-1][2] is not None:
         raise ConfigError("xylo: the output layer (RecurrentSpiking) cannot be recurrent: Xylo's output neurons have "
                           "no recurrent weights")
