@@ -471,6 +471,20 @@ def test_xylo_maps_a_synaptic_lif_net_whose_chip_spikes_are_deepspikes_one_step_
                                                                                    out.ravel()[1:].float())
 
 
+def test_xylo_maps_a_synaptic_lif_of_small_syn_decay_as_a_lif():
+    """syn_decay 0.2 rounds to dash 0 (log2(1.25) = 0.32): nearer no current than the chip's smallest (dash 1, 0.5), so
+    it maps as a LIF (threshold unscaled: 1.5 -> round(1.5 * 127) = 190, not 95) and the re-simulation has no
+    current (syn_decay 0); it was mapped with a = 0.5, as syn_decay 0.5 would be."""
+    require("rockpool", "--target xylo")
+    net = _synaptic_net(1.5, 0.9)
+    for neuron in (net.body[1], net.readout.neuron):
+        neuron.syn_decay = 0.2
+    mapped = xylo_spec(net)
+    assert np.ravel(mapped["quantised"]["threshold"]).tolist() == [190]
+    assert np.ravel(mapped["quantised"]["dash_syn"]).tolist() == [1]
+    assert quantised_model(net, mapped).body[1].syn_decay == 0.0
+
+
 def test_export_xylo_reports_the_chips_accuracy_of_a_synaptic_lif_digits_run(tmp_path, capsys):
     require("rockpool", "--target xylo")
     run = tmp_path / "run"

@@ -22,18 +22,17 @@ each step (``>>`` floors), ``w/2, w/4, ...`` summing to about ``w``, within a fe
 (the decay removes at least 1 a step); this is how LIF/IF neurons (no synaptic decay of their own) map.
 
 A ``SynapticLIF`` (``neurons.synaptic``: ``i_t = alpha i_{t-1} + W s_t``, ``v_t = k v_{t-1} + i_t``) is the chip's
-own neuron: dash_syn ``round(log2(1 / (1 - alpha)))`` in [1, 15] (the chip's ``a = 1 - 2^-dash_syn``), dash_mem
-from ``k`` as for the LIF. The chip decays the current before the membrane reads it, so its current is ``a i_t``
-and its membrane ``a v_t``: the mapped threshold is ``a th`` (and a bias, which the chip adds to the membrane,
-``a b / (1 - a)``, the current's steady share of a bias ``b`` that deepspike adds to the current: it builds up
-over the first steps there, at once on the chip); weights are quantised as the LIF's. ``quantised_model`` divides
-these factors out again (threshold ``th``, current decay ``a``). Differences left: the bit-shift floors, up to 31
-spikes a step, the one-step delay a layer.
+own neuron: dash_syn ``round(log2(1 / (1 - alpha)))`` up to 15 (the chip's ``a = 1 - 2^-dash_syn``; dash 0, alpha
+below about 0.29, maps as a LIF), dash_mem from ``k`` as for the LIF. The chip decays the current before the
+membrane reads it, so its current is ``a i_t`` and its membrane ``a v_t``: the mapped threshold is ``a th`` (and a
+bias, which the chip adds to the membrane, ``a b / (1 - a)``, the current's steady share of a bias ``b`` that
+deepspike adds to the current: it builds up over the first steps there, at once on the chip); weights are quantised
+as the LIF's. ``quantised_model`` divides these factors out again (threshold ``th``, current decay ``a``).
+Differences left: the bit-shift floors, up to 31 spikes a step, the one-step delay a layer.
 
-Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash
-registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15 (``log2(tau /
-dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay removes 1 a
-step, as XyloSim ran dash 16).
+Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash registers hold 4 bits (0-15):
+an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15 (``log2(tau / dt)`` gave 16 and 17, which
+the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay removes 1 a step, as XyloSim ran dash 16).
 
 Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
 ``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
@@ -174,14 +173,14 @@ def _bias(lin: nn.Linear, rec: nn.Linear | None) -> torch.Tensor:
 
 def neuron_settings(neuron) -> tuple[NeuronParams, int, float, float]:
     """A mapped neuron's LIF ``params`` and its synaptic current on the chip: ``(params, dash_syn, threshold factor
-    f_th, bias factor f_b)``, the chip's threshold ``f_th th`` and bias ``f_b b`` (module docstring). LIF / IF (or
-    a ``SynapticLIF`` of ``syn_decay`` 0): dash_syn 1, factors 1. ``SynapticLIF`` of ``syn_decay`` alpha > 0:
-    dash_syn ``round(log2(1 / (1 - alpha)))`` in [1, 15], ``a = 1 - 2^-dash_syn``, ``f_th = a``, ``f_b = a / (1 -
-    a)``."""
+    f_th, bias factor f_b)``, the chip's threshold ``f_th th`` and bias ``f_b b`` (module docstring). LIF / IF, or
+    a ``SynapticLIF`` whose ``syn_decay`` alpha rounds to dash 0 (``alpha < 1 - 2^-0.5``, about 0.29: nearer no
+    synaptic current than the chip's smallest, 0.5): dash_syn 1, factors 1. Else dash_syn ``round(log2(1 / (1 -
+    alpha)))`` up to 15, ``a = 1 - 2^-dash_syn``, ``f_th = a``, ``f_b = a / (1 - a)``."""
     params, alpha = (neuron.fixed, neuron.syn_decay) if isinstance(neuron, SynapticLIF) else (neuron.params, 0.0)
-    if alpha == 0.0:
+    dash = MAX_DASH if alpha == 1.0 else int(min(np.rint(np.log2(1.0 / (1.0 - alpha))), MAX_DASH))
+    if dash == 0:
         return params, 1, 1.0, 1.0
-    dash = MAX_DASH if alpha == 1.0 else int(np.clip(np.rint(np.log2(1.0 / (1.0 - alpha))), 1, MAX_DASH))
     a = 1.0 - 2.0 ** -dash
     return params, dash, a, a / (1.0 - a)
 
@@ -334,22 +333,23 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
         own = slice(None) if sfx else slice(sum(sizes[:k]), sum(sizes[:k + 1]))
         s = np.asarray(q["threshold" + sfx], float)[own] / np.asarray(fl["threshold" + sfx], float)[own]
         v = None if rec is None else _int_matrix(q["weights_rec"])[own, own]  # [source, target]
-        params, _, _, f_b = neuron_settings(neuron)
+        params, _, f_th, f_b = neuron_settings(neuron)
         _write_layer(lin, rec, w, v, np.asarray(q["bias" + sfx], float)[own] / f_b, s)
         if dynamics:  # the chip's integer membrane, not a trained state_quant
-            _chip_dynamics(neuron, params, q, sfx, own)
+            _chip_dynamics(neuron, params, q, sfx, own, synaptic=f_th != 1.0)
     return out
 
 
-def _chip_dynamics(neuron, params: NeuronParams, q: dict, sfx: str, own: slice) -> None:
+def _chip_dynamics(neuron, params: NeuronParams, q: dict, sfx: str, own: slice, synaptic: bool) -> None:
     """Give ``neuron`` the chip's membrane decay ``1 - 2^-dash_mem`` (dash 0: ``MIN_DECAY``) and reset by subtraction,
-    and a ``SynapticLIF`` the chip's current decay ``1 - 2^-dash_syn``."""
+    and a ``SynapticLIF`` the chip's current decay ``1 - 2^-dash_syn`` (0 where it maps as a LIF: ``synaptic``
+    false)."""
     dash = float(np.asarray(q["dash_mem" + sfx], float)[own][0])
     decay = max(1.0 - 2.0 ** -dash, MIN_DECAY)  # dash 0: the membrane forgets each step (decay 0)
     params = dataclasses.replace(params, decay=decay, reset="subtract", state_quant=None)
     if isinstance(neuron, SynapticLIF):
         neuron.fixed = params
-        neuron.syn_decay = 1.0 - 2.0 ** -float(np.ravel(q["dash_syn" + sfx])[own][0])
+        neuron.syn_decay = 1.0 - 2.0 ** -float(np.ravel(q["dash_syn" + sfx])[own][0]) if synaptic else 0.0
     else:
         neuron.params = params
 
