@@ -432,6 +432,23 @@ def _s_max(mapped) -> float:
     return float(np.max(np.asarray(mapped["quantised"]["threshold"], float) / mapped["float"]["threshold"]))
 
 
+def test_xylo_keeps_a_neuron_without_input_weights_silent():
+    """Hidden neuron 2 has no input weights: ``channel_quantize`` rounded its threshold 0.5 unscaled to 0, so on the
+    chip (``v >= 0``) it fired 31 spikes every step of a silent input, and ``quantised_model`` divided its weights by
+    a scale of 0 (NaN). Now its threshold is ``round(0.5 * 32767 / max(0.5, |b|))`` (its bias scaled alike)."""
+    require("rockpool", "--target xylo")
+    net = _dense([8, 5, 3], neuron=lambda: LIF(decay=0.9, threshold=0.5))
+    lin = dense_layers(net)[0][0]
+    with torch.no_grad():
+        lin.weight[2].zero_()
+    mapped = xylo_spec(net)
+    q, b = mapped["quantised"], lin.bias[2].item()
+    assert abs(b) < 0.5 and np.ravel(q["threshold"])[2] == 32767 and np.ravel(q["bias"])[2] == round(b * 32767 / 0.5)
+    hidden, _ = xylo_simulate(chip_config(q), torch.zeros(5, 1, 8))
+    assert not hidden.any()
+    assert torch.isfinite(dense_layers(quantised_model(net, mapped))[0][0].weight).all()
+
+
 def _synaptic_net(th_hidden: float, th_out: float) -> RateNetwork:
     """1 input -> 1 hidden -> 1 output ``SynapticLIF`` (syn_decay 0.5, decay 0.5, reset subtract), weights 1."""
     def neuron(th):

@@ -230,9 +230,26 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
             raise ConfigError(f"xylo: Rockpool's mapper refused the net: {_mapper_reason(e)}") from e
         spec.pop("mapped_graph", None)
         quantised = channel_quantize(**copy.deepcopy(spec))  # it rounds the output biases in place
+    _scale_unfed_neurons(spec, quantised)
     clipped = _scale_biases(spec, quantised)
     return {"resources": resources, "over": over, "float": spec, "quantised": quantised,
             "pairs": [(lin, neuron) for lin, neuron, _ in layers], "tool_warnings": _tool_warnings(caught) + clipped}
+
+
+def _scale_unfed_neurons(spec: dict, q: dict) -> None:
+    """Give a neuron without input weights (all 0 in the float spec: a dead or pruned neuron) the threshold
+    ``round(th s)``, ``s = 32767 / max(|th|, |b|)`` (any scale is exact with no weights; this one keeps its threshold
+    and bias in int16 at the finest step). ``channel_quantize`` rounds such a threshold unscaled, 0.5 to 0, and the
+    chip's neuron then fires 31 spikes every step (``v >= 0``), where deepspike's never fires."""
+    def has_input(key: str, sfx: str) -> np.ndarray:  # [source, target(, synapse)] -> [target]
+        w = np.abs(np.asarray(spec[key], float))
+        return w.reshape(w.shape[0], len(np.ravel(spec["threshold" + sfx])), -1).max(axis=(0, 2), initial=0.0) > 0
+
+    fed = {"": has_input("weights_in", "") | has_input("weights_rec", ""), "_out": has_input("weights_out", "_out")}
+    for sfx, fed_neurons in fed.items():
+        th, b = np.asarray(spec["threshold" + sfx], float), np.asarray(spec["bias" + sfx], float)
+        scale = INT16_MAX / np.maximum(np.maximum(np.abs(th), np.abs(b)), 1e-30)
+        q["threshold" + sfx] = np.where(fed_neurons, q["threshold" + sfx], np.rint(th * scale)).astype(int)
 
 
 def _scale_biases(spec: dict, q: dict) -> list[str]:
