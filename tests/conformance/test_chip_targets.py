@@ -449,6 +449,22 @@ def test_xylo_keeps_a_neuron_without_input_weights_silent():
     assert torch.isfinite(dense_layers(quantised_model(net, mapped))[0][0].weight).all()
 
 
+def test_xylo_does_not_fit_a_net_whose_thresholds_round_to_0():
+    """Threshold 0.001 against weights of ~0.3: 0.001 * 127 / max |w| rounds to 0, and on the chip every neuron fires
+    from rest (31 spikes a hidden one, every step of a silent input); the report said fits: true."""
+    require("rockpool", "--target xylo")
+    net = _dense([8, 5, 3], neuron=lambda: LIF(decay=0.9, threshold=0.001))
+    q = xylo_spec(net)["quantised"]
+    assert not np.any(q["threshold"]) and not np.any(q["threshold_out"])
+    assert (xylo_simulate(chip_config(q), torch.zeros(2, 1, 8))[0] == 31).all()
+    report = xylo_report(net)
+    assert not report["fits"] and report["reason"] == (
+        "5 hidden neurons' thresholds round to 0 on the chip (below half an int8 weight step): they fire every step "
+        "whatever their input; 3 output neurons' thresholds round to 0 on the chip (below half an int8 weight step): "
+        "they fire every step whatever their input")
+    assert xylo_report(_dense([8, 5, 3]))["fits"]
+
+
 def _synaptic_net(th_hidden: float, th_out: float) -> RateNetwork:
     """1 input -> 1 hidden -> 1 output ``SynapticLIF`` (syn_decay 0.5, decay 0.5, reset subtract), weights 1."""
     def neuron(th):

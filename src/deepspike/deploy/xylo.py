@@ -326,6 +326,17 @@ def _fanout_over(q: dict) -> list[str]:
     return over + ([f"{total} hidden-to-hidden weights > {MAX_HIDDEN_WEIGHTS}"] if total > MAX_HIDDEN_WEIGHTS else [])
 
 
+def _zero_thresholds(mapped: dict) -> list[str]:
+    """Neurons whose positive threshold rounds to 0 or below on the chip (less than half a weight step: the neuron's
+    weights scaled so the largest is 127), as a reason each for hidden and output neurons: such a neuron fires every
+    step from rest (``v = 0 >= threshold``), 31 spikes a hidden one, whatever its input."""
+    fl, q = mapped["float"], mapped["quantised"]
+    counts = [(what, int(np.sum((np.ravel(q["threshold" + sfx]) <= 0) & (np.ravel(fl["threshold" + sfx]) > 0))))
+              for sfx, what in (("", "hidden"), ("_out", "output"))]
+    return [f"{n} {what} neurons' thresholds round to 0 on the chip (below half an int8 weight step): they fire every "
+            "step whatever their input" for what, n in counts if n]
+
+
 def zeroed_layers(mapped: dict) -> list[int]:
     """The layers (1-based) whose feed-forward weights are not all 0 but all round to 0 on the chip
     (``channel_quantize`` scales a neuron's weights so its largest is 127, then less where the threshold would pass
@@ -385,7 +396,7 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
-    zeroed, reasons = zeroed_layers(mapped), list(mapped["over"]) + _fanout_over(q)
+    zeroed, reasons = zeroed_layers(mapped), list(mapped["over"]) + _fanout_over(q) + _zero_thresholds(mapped)
     if zeroed:  # the chip net ignores its input: not a deployment of this net
         reasons.append(f"the weights of layer{'s' * (len(zeroed) > 1)} {', '.join(map(str, zeroed))} all round to 0 "
                        "on the chip (int8 weights scaled with an int16 threshold): the chip's net ignores its input")
