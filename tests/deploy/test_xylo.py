@@ -8,9 +8,11 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
-from deepspike.deploy.xylo import xylo_layers
+from deepspike.deploy.xylo import neuron_settings, xylo_layers
 from deepspike.layers.time_distributed import TimeDistributed
-from deepspike.neurons.modules import IF
+from deepspike.neurons.modules import IF, LIF
+from deepspike.neurons.params import NeuronParams
+from deepspike.neurons.synaptic import SynapticLIF
 
 
 @pytest.mark.parametrize("readout", [Integrator(0.5), PerNeuronIntegrator(torch.tensor([0.5, 0.8, 0.9]))])
@@ -37,3 +39,14 @@ def test_a_net_ending_in_a_linear_layer_is_refused_not_cut_short():
     with pytest.raises(ConfigError, match=r"^xylo: the net ends with a linear layer \(4 -> 3\) and no spiking "
                                           r"neurons after it: Xylo's outputs are spiking neurons$"):
         xylo_layers(net)
+
+
+@pytest.mark.parametrize("syn_decay, want", [(0.5, (1, 0.5, 1.0)), (0.8, (2, 0.75, 3.0)), (0.9, (3, 0.875, 7.0)),
+                                             (1.0, (15, 1 - 2 ** -15, 2 ** 15 - 1)), (0.2, (1, 1.0, 1.0))])
+def test_a_synaptic_lif_maps_its_current_decay_to_dash_syn_and_its_threshold_and_bias_factors(syn_decay, want):
+    """dash_syn = round(log2(1 / (1 - alpha))) (0.8: log2 5 = 2.32 -> 2), a = 1 - 2^-dash, threshold x a, bias x
+    a / (1 - a); 0.2 rounds to dash 0 and maps as a LIF (dash_syn 1, factors 1), as a LIF itself does."""
+    params = NeuronParams(decay=0.9, threshold=0.5)
+    got, *rest = neuron_settings(SynapticLIF(params, syn_decay=syn_decay))
+    assert got is params and rest[0] == want[0] and rest[1:] == pytest.approx(want[1:], rel=1e-12)
+    assert neuron_settings(LIF(decay=0.9))[1:] == (1, 1.0, 1.0)

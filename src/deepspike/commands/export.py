@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=("speck", "xylo"),
                    help="check the net against a chip offline: speck (Sinabs' DYNAP-CNN mapping: IF conv nets; "
                         "per-layer cores and memory) or xylo (Rockpool's mapper: dense LIF nets, recurrent hidden "
-                        "layers too; int8 quantisation, the accuracy under the chip's integer rules and the cost)")
+                        "layers and synaptic-current LIF neurons too; int8 quantisation, the accuracy under the chip's "
+                        "integer rules and the cost)")
     p.add_argument("--limit", type=int, default=None, help="--target xylo: test samples for the accuracy (default all)")
     p.add_argument(
         "--dt", type=float, help="rate-coded nets: seconds per time step written to NIR and ONNX (default 1e-4); a "
