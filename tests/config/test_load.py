@@ -3,14 +3,18 @@
 import dataclasses
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
-from deepspike.cli import main
+import deepspike
+from deepspike.cli import build_parser, main
+from deepspike.commands.train import split_config_arg
 from deepspike.config import load_config, load_saved_config, parse_overrides, save_config
-from deepspike.config.schema import SET_ELSEWHERE
-from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
+from deepspike.config.schema import SET_ELSEWHERE, check_settings_used
+from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError, UnusedOptionError
 from deepspike.data import load_dataset
+from deepspike.methods.registry import method_from_options
 from deepspike.methods.stbp import StbpOptions
 
 
@@ -309,3 +313,68 @@ def test_a_literal_interpolation_in_the_method_section_is_that_text_and_a_saved_
     assert config.method.options.init_from == "runs/${x}.nir"
     save_config(config, tmp_path / "config.yaml")
     assert load_saved_config(tmp_path / "config.yaml") == config
+
+
+DEMO = Path(deepspike.__file__).parent / "recipes" / "demo.yaml"  # the README's quick-start recipe: method.decay: 0.5
+
+
+def _loaded_from_command_line(argv: list[str]):
+    """``deepspike train ...`` as far as its config: the CLI's parser and ``commands.train``'s argument split."""
+    args = build_parser().parse_args(argv)
+    return load_config(*split_config_arg(args.config, args.overrides))
+
+
+def _options_used(config) -> None:
+    """The refusals of options a new run would not read (``training.reload.build_new_run``), without the net."""
+    check_settings_used(config)
+    method_from_options(config.method.name, config.method.options).check_options_used()
+
+
+def test_a_recipe_value_an_override_makes_unused_is_reset_to_its_default_with_one_note(tmp_path, capsys):
+    config = _loaded_from_command_line(["train", str(DEMO), "method.neuron=plif", "--out", str(tmp_path / "r")])
+    assert config.method.options.decay == StbpOptions().decay == 0.25  # was 0.5: the run then refused to start
+    assert config.method.options.neuron == "plif" and config.method.options.threshold == 0.5  # the rest as written
+    _options_used(config)  # the run starts
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"deepspike: note: method.decay=0.5 from {DEMO} has no effect with method.neuron=plif: it takes "
+                   "effect only when method.neuron is one with a fixed decay, not plif (which learns its own, started "
+                   "from method.tau_init); using the default 0.25"]
+    save_config(config, tmp_path / "config.yaml")  # the run's config holds the value used: a reload reproduces it
+    assert load_saved_config(tmp_path / "config.yaml") == config
+    assert "decay: 0.25" in (tmp_path / "config.yaml").read_text()
+
+
+def test_recipe_values_a_schedule_override_makes_unused_are_each_reset(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("schedule: {name: step, step_size: 5, gamma: 0.5}\n")
+    config = load_config(recipe, ["train.epochs=2", "schedule={name: cosine}"])  # a whole section given too
+    assert (config.schedule.step_size, config.schedule.gamma) == (30, 0.1)  # ScheduleConfig's defaults
+    _options_used(config)
+    notes = capsys.readouterr().err.splitlines()
+    assert [line.split(": it takes")[0] for line in notes] == [
+        f"deepspike: note: schedule.step_size=5 from {recipe} has no effect with schedule={{name: cosine}}",
+        f"deepspike: note: schedule.gamma=0.5 from {recipe} has no effect with schedule={{name: cosine}}"]
+
+
+def test_an_unused_value_set_on_the_command_line_is_still_refused(tmp_path, capsys):
+    config = load_config(DEMO, ["method.neuron=plif", "method.decay=0.5"])
+    assert config.method.options.decay == 0.5 and capsys.readouterr().err == ""
+    with pytest.raises(UnusedOptionError, match=r"^method\.decay=0\.5 has no effect unless method\.neuron is one "
+                                                r"with a fixed decay.*leave method\.decay at its default 0\.25$"):
+        _options_used(config)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("schedule: {name: step, gamma: 0.5}\n")
+    config = load_config(recipe, ["schedule.name=cosine", "schedule.step_size=5"])  # first unused: the user's own
+    with pytest.raises(ConfigError, match=r"^schedule\.step_size=5 has no effect unless schedule\.name=step"):
+        _options_used(config)
+
+
+def test_a_recipe_inconsistent_by_itself_is_still_refused_with_or_without_overrides(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("schedule: {name: cosine, step_size: 5}\nmethod: {name: stbp, neuron: plif, decay: 0.5}\n")
+    for overrides in ([], ["train.epochs=2"], ["schedule.min_factor=0.1", "method.timesteps=3"]):
+        config = load_config(recipe, overrides)
+        assert (config.schedule.step_size, config.method.options.decay) == (5, 0.5)
+        with pytest.raises(UnusedOptionError, match=r"^schedule\.step_size=5 has no effect unless"):
+            _options_used(config)
+    assert capsys.readouterr().err == ""

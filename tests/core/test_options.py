@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 from deepspike.core.options import (
     FLOAT32_MAX,
     check_numbers,
+    check_unused,
     is_finite,
     is_float32,
     is_whole,
@@ -150,3 +151,21 @@ def test_is_finite_takes_real_numbers_and_never_raises(value, expected):
 def test_is_float32_takes_the_numbers_a_float32_tensor_holds(value, expected):
     assert is_float32(value) is expected
     assert torch.isfinite(torch.tensor(float(value), dtype=torch.float32)) if expected else True
+
+
+def test_check_unused_names_the_section_key_values_and_condition_of_what_it_refuses():
+    """``config.load`` tells a recipe's value an override made unused from the user's own by these fields."""
+
+    @dataclasses.dataclass
+    class Options:
+        name: str = "cosine"
+        step_size: int = 30
+
+    check_unused(Options(step_size=30), ((("step_size",), False, "schedule.name=step"),), "schedule")  # default: fine
+    with pytest.raises(UnusedOptionError) as refused:
+        check_unused(Options(step_size=5), ((("step_size",), False, "schedule.name=step"),), "schedule")
+    e = refused.value
+    assert isinstance(e, ConfigError) and (e.section, e.key, e.value, e.default) == ("schedule", "step_size", 5, 30)
+    assert e.dotted == "schedule.step_size" and e.needs == "schedule.name=step"
+    assert str(e) == ("schedule.step_size=5 has no effect unless schedule.name=step: set that, or leave "
+                      "schedule.step_size at its default 30")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,12 +14,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from deepspike.config import schema
 from deepspike.config.method_section import resolve_method_section
-from deepspike.config.schema import RunConfig
+from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
-from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.errors import ConfigError, DataCorruptError, UnusedOptionError
 from deepspike.core.options import shown_key, shown_value, to_dataclass
-from deepspike.methods.registry import method_names
+from deepspike.methods.registry import method_from_options, method_names
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 LATER_SECTIONS = ("expected",)  # sections that runs saved by older versions lack: their defaults stand
@@ -30,16 +32,95 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     must be a mapping and is checked against its schema (types, ranges, finite numbers: ``core.options``);
     the ``method`` section against the chosen method's options, once, into a ``MethodConfig`` (every method
     option with its default filled in). Any problem is a one-line ``ConfigError`` (``DataNotFoundError``
-    for a missing file).
+    for a missing file). A value of the recipe file that an override makes unused is reset to its default, with a
+    note on stderr (``_settle_unused``); one set by an override, or unused in the recipe alone, is left to the
+    refusal of a new run (``check_settings_used``, ``Method.check_new_run``).
     """
     _check_arguments(path, overrides)
-    raw = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
+    recipe = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
+    given = parse_overrides(overrides or [])
     try:
-        raw = OmegaConf.merge(raw, parse_overrides(overrides or []))
+        raw = OmegaConf.merge(recipe, given)
     except (OmegaConfBaseException, TypeError) as e:  # TypeError: merging a mapping into a list
         raise ConfigError(f"cannot apply the overrides: {str(e).splitlines()[0]}") from None
     _check_sections(raw)
-    return _run_config(raw)
+    if path is None or not overrides:
+        return _run_config(raw)
+    return _settle_unused(raw, recipe, (given, list(overrides)), str(path))
+
+
+MAX_RESETS = 64  # more than the options of any section: each reset puts one key back to its default for good
+
+
+def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictConfig, list[str]], name: str
+                   ) -> RunConfig:
+    """The ``RunConfig`` of ``raw`` (recipe file ``name``'s sections ``recipe`` with ``overrides`` merged in: as
+    parsed, and their ``key=value`` texts) with each value of the recipe that the overrides make unused
+    (``core.options.check_unused``: the ``demo.yaml`` recipe's ``method.decay: 0.5`` with ``method.neuron=plif``,
+    which learns its decay) put back to its default, one note on stderr each: the user never set it. A value an
+    override sets, or one the recipe alone already sets where it has no effect (a recipe inconsistent by itself),
+    is kept, for the run to refuse as before; so is everything after another error of ``_first_unused``. ``raw`` is
+    changed in place."""
+    config, alone = _run_config(raw), None
+    given, texts = overrides
+    set_here = [key for key, _ in _leaf_items(OmegaConf.to_container(given, resolve=False))]
+    for _ in range(MAX_RESETS):
+        error = _first_unused(config)
+        if error is None or any(key == error.dotted or key.startswith(error.dotted + ".") for key in set_here):
+            return config
+        alone = _unused_alone(recipe) if alone is None else alone
+        section = raw.get(error.section)
+        if alone is None or error.dotted in alone or section is None or error.key not in section:
+            return config
+        _reset(section, error)
+        near = [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts
+        print(f"deepspike: note: {error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
+              f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
+              f"{shown_value(error.default)}", file=sys.stderr, flush=True)
+        config = _run_config(raw)
+    return config
+
+
+def _first_unused(config: RunConfig) -> UnusedOptionError | None:
+    """The first option ``config`` sets where a new run would not read it (``check_settings_used``, then the
+    method's ``check_options_used``), or None: also when another ``ConfigError`` comes first (the run refuses it)."""
+    try:
+        check_settings_used(config)
+        method_from_options(config.method.name, config.method.options).check_options_used()
+    except UnusedOptionError as e:
+        return e
+    except ConfigError:
+        return None
+    return None
+
+
+def _unused_alone(recipe: DictConfig) -> set[str] | None:
+    """The dotted keys the recipe ``recipe`` sets where they have no effect, without any override (a recipe
+    inconsistent by itself); None when that cannot be told (the recipe alone does not load)."""
+    raw, found = copy.deepcopy(recipe), set()
+    for _ in range(MAX_RESETS):
+        try:
+            _check_sections(raw)
+            error = _first_unused(_run_config(raw))
+        except ConfigError:
+            return None
+        if error is None or error.section not in raw or error.key not in raw[error.section]:
+            return found
+        found.add(error.dotted)
+        _reset(raw[error.section], error)
+    return found
+
+
+def _reset(section: DictConfig, error: UnusedOptionError) -> None:
+    """Put the key of ``error`` in recipe section ``section`` back to its default."""
+    section[error.key] = list(error.default) if isinstance(error.default, tuple) else error.default
+
+
+def _leaf_items(values: object, path: tuple[str, ...] = ()) -> list[tuple[str, object]]:
+    """``(dotted key, value)`` of each value of nested mappings ``values`` that is no mapping (or an empty one)."""
+    if isinstance(values, dict) and values:
+        return [item for key, value in values.items() for item in _leaf_items(value, (*path, str(key)))]
+    return [(".".join(path), values)]
 
 
 def _check_arguments(path: object, overrides: object) -> None:

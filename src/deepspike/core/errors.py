@@ -20,6 +20,21 @@ class ConfigError(UserError, ValueError):
     """A configuration value, name or key is invalid."""
 
 
+class UnusedOptionError(ConfigError):
+    """An option set away from its default where the run would not read it (``core.options.check_unused``):
+    ``section`` and ``key`` name it (``method``, ``decay``), ``value`` and ``default`` are its values, ``needs`` says
+    when it takes effect (``config.load`` resets such a recipe value that a command-line override made unused)."""
+
+    def __init__(self, message: str, section: str, key: str, value: object, default: object, needs: str) -> None:
+        super().__init__(message)
+        self.section, self.key, self.value, self.default, self.needs = section, key, value, default, needs
+
+    @property
+    def dotted(self) -> str:
+        """``section.key``, e.g. ``method.decay``."""
+        return f"{self.section}.{self.key}"
+
+
 class DataNotFoundError(UserError, FileNotFoundError):
     """A data set (or a checkpoint, a run directory) could not be found where it was looked for."""
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 
 T = TypeVar("T")
 INT64_MAX = 2**63 - 1
@@ -221,7 +221,8 @@ def check_unused(options: Any, uses: tuple[tuple[tuple[str, ...], bool, str], ..
     """``ConfigError`` for the first key of ``uses`` (``(keys, in_use, needs)``: options that take effect only when
     ``in_use``, which ``needs`` names, e.g. ``"method.loss=tet"``) set on dataclass ``options`` to a value other
     than its default while not ``in_use``: the setting would be ignored without a word. A default spelt out (a
-    recipe or a run's config.yaml may spell every option) passes."""
+    recipe or a run's config.yaml may spell every option) passes. The error is an ``UnusedOptionError`` naming
+    ``section``, the key, its value, its default and ``needs``."""
     fields = {f.name: f for f in dataclasses.fields(options)}
     for keys, in_use, needs in uses:
         for key in () if in_use else keys:
@@ -229,5 +230,6 @@ def check_unused(options: Any, uses: tuple[tuple[tuple[str, ...], bool, str], ..
             default = field.default_factory() if field.default is dataclasses.MISSING else field.default
             value = getattr(options, key)
             if value != default:
-                raise ConfigError(f"{section}.{key}={shown_value(value)} has no effect unless {needs}: set that, or "
-                                  f"leave {section}.{key} at its default {shown_value(default)}")
+                raise UnusedOptionError(f"{section}.{key}={shown_value(value)} has no effect unless {needs}: set that, "
+                                        f"or leave {section}.{key} at its default {shown_value(default)}",
+                                        section, key, value, default, needs)

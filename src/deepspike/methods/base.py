@@ -42,7 +42,13 @@ class Method(ABC):
     def check_new_run(self, arch: Architecture) -> None:
         """A one-line ``ConfigError`` for settings a run may no longer start with though runs saved with them still
         load (a refusal added after such runs were made); called when a run starts training, not when one is
-        read. Default: none."""
+        read. Default: ``check_options_used``."""
+        self.check_options_used()
+
+    def check_options_used(self) -> None:
+        """The part of ``check_new_run`` the options alone decide: an ``UnusedOptionError`` (``core.options.
+        check_unused``) for an option set away from its default where the run would not read it. ``config.load``
+        also calls it, to reset a recipe's value that a command-line override made unused. Default: none."""
         return None
 
     def built_architecture(self, arch: Architecture) -> Architecture:

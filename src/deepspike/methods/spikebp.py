@@ -119,9 +119,8 @@ class SpikeBpMethod(Method):
         ``ln(leak) LF / count`` is 0: refused for new runs (``core.options.check_unused``), so runs saved with one
         load; so is a leak below 1/e with the correction on (``LEAK_CORRECTION_LOW``: eq. 22's derivative turns
         negative there; the paper's tau_m is 100 steps, leak 0.99)."""
-        check_unused(self.options, ((("leak_correction",), self.options.leak < 1.0,
-                                     "method.leak is below 1 (its term ln(leak) LF / count is 0 at leak 1)"),
-                                    (("pool_threshold",), has_avg_pool(arch),
+        self.check_options_used()
+        check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
                                      f"the model has average pooling (model {arch.name!r} has none)"),))
         o = self.options
         if o.leak_correction and o.leak < LEAK_CORRECTION_LOW:
@@ -130,6 +129,11 @@ class SpikeBpMethod(Method):
                               f"{1 + math.log(o.leak):.4g} for a neuron whose one spike is the last step's) and flips "
                               f"the gradient: use method.leak >= {LEAK_CORRECTION_LOW:.4f} or method.leak_correction: "
                               "false")
+
+    def check_options_used(self) -> None:
+        """``method.leak_correction`` set with ``leak: 1`` (``check_new_run``)."""
+        check_unused(self.options, ((("leak_correction",), self.options.leak < 1.0,
+                                     "method.leak is below 1 (its term ln(leak) LF / count is 0 at leak 1)"),))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.options.loss == "sse":

@@ -282,11 +282,15 @@ class StbpMethod(Method):
         feature that is off (``check_options_used``), or NeuNorm on a model where it would sit nowhere (fewer than two
         convolutional layers): refused for new runs, so runs saved with one still load."""
         check_norm_used(self.options.norm, arch)
-        check_options_used(self.options)
+        self.check_options_used()
         if self.options.neunorm and _count_map_activations(self.built_architecture(arch)) < 2:  # build's NeuNorm count
             raise ConfigError(f"method.neunorm=true normalises the spikes of a convolutional layer that feeds another, "
                               f"and model {arch.name!r} has none: set method.neunorm: false, or use a model with two "
                               "or more convolutional layers")
+
+    def check_options_used(self) -> None:
+        """An option set for a feature that is off (``stbp_training.check_options_used``)."""
+        check_options_used(self.options)
 
     def built_architecture(self, arch: Architecture) -> Architecture:
         """``arch`` with its classifier widened to ``K * vote_group`` outputs (``voting_architecture``)."""

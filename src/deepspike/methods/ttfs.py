@@ -143,15 +143,19 @@ class TtfsMethod(Method):
         normalises their outputs only) or ``tau`` where nothing has a time constant (relpsp neurons, ``V(t) = sum_C
         w_i (t - t_i)``, the ``ce`` loss of ``-t`` and no time-domain batch-norm): settings the run would ignore
         (``core.options.check_unused``)."""
+        self.check_options_used()
+        check_unused(self.options, ((("batchnorm",), arch.contains(Conv),
+                                     f"the model has convolutional layers (model {arch.name!r} has none)"),))
+
+    def check_options_used(self) -> None:
+        """``reg_reduction``, ``tau`` and ``measure_batches`` where the run would ignore them (``check_new_run``)."""
         o = self.options
         check_unused(o, ((("reg_reduction",), o.weight_sum_cost != 0 or o.l2 != 0,
                           "method.weight_sum_cost or method.l2 is above 0"),
                          (("tau",), o.kernel == "exp" or o.loss != "ce" or o.batchnorm,
                           "method.kernel=exp, method.loss=zhou_code or zhou_paper, or method.batchnorm=true (relpsp "
                           "neurons and the ce loss have no time constant)"),
-                         (("measure_batches",), o.measures, "method.measures=true"),
-                         (("batchnorm",), arch.contains(Conv),
-                          f"the model has convolutional layers (model {arch.name!r} has none)")))
+                         (("measure_batches",), o.measures, "method.measures=true")))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Output-time loss ``options.loss`` (``ttfs.losses.ttfs_loss``) of times ``[B, K]``."""

@@ -120,9 +120,9 @@ class TtfsWindowMethod(Method):
             raise ConfigError(f"method.init_from: the {method_name} net does not map onto {self.name}: "
                               f"{', '.join(unexpected or missing)[:200]} (a ReLU ANN of the same model is needed)")
 
-    def check_new_run(self, arch: Architecture) -> None:
+    def check_options_used(self) -> None:
         """``method.spike_cost_cap`` without a ``spike_cost`` or ``measure_batches`` with ``measures: false``: settings
-        the run would ignore (``core.options.check_unused``)."""
+        the run would ignore (``core.options.check_unused``); ``check_new_run`` (the base's) calls it."""
         o = self.options
         check_unused(o, ((("spike_cost_cap",), o.spike_cost > 0, "method.spike_cost is above 0"),
                          (("measure_batches",), o.measures, "method.measures=true")))

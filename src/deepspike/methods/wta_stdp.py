@@ -185,11 +185,11 @@ class WtaStdpMethod(Method):
         return CompetitiveStdpLayer(inputs, neurons, classes, wta_constants(o), presentation, o.init_scale,
                                     o.theta_init, _steps(o.delay_max, o.dt))
 
-    def check_new_run(self, arch: Architecture) -> None:
+    def check_options_used(self) -> None:
         """The repeat options set (not their defaults) where no sample is ever shown twice: ``rate_step`` and
         ``max_presentations`` with ``min_spikes: 0`` (every response has at least 0 spikes), ``rate_step`` and
-        ``min_spikes`` with ``max_presentations: 1``. Refused for new runs (``core.options.check_unused``), so runs
-        saved with one load."""
+        ``min_spikes`` with ``max_presentations: 1``. Refused for new runs (``core.options.check_unused``; the base's
+        ``check_new_run`` calls this), so runs saved with one load."""
         o = self.options
         check_unused(o, ((("rate_step", "max_presentations"), o.min_spikes > 0, "method.min_spikes is above 0"),
                          (("rate_step", "min_spikes"), o.max_presentations > 1, "method.max_presentations is above 1")))
