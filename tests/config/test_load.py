@@ -378,3 +378,25 @@ def test_a_recipe_inconsistent_by_itself_is_still_refused_with_or_without_overri
         with pytest.raises(UnusedOptionError, match=r"^schedule\.step_size=5 has no effect unless"):
             _options_used(config)
     assert capsys.readouterr().err == ""
+
+
+def test_recipe_values_a_sections_own_check_refuses_are_reset_when_an_override_made_them_unused(tmp_path, capsys):
+    """``train.time_segment`` without ``temporal_grad: checkpoint`` and ``method.membrane_decay`` without ``readout:
+    membrane`` are refused when the config loads: the recipe's values, after an override of the mode they belong to,
+    were refused the same way ('bad value 2 for train.time_segment: expected null unless ...')."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {timesteps: 2, readout: membrane, membrane_decay: 0.9, loss: ce}\n"
+                      "train: {temporal_grad: checkpoint, time_segment: 2}\n")
+    config = load_config(recipe, ["train.temporal_grad=sltt", "method.readout=rate"])
+    assert (config.train.time_segment, config.method.options.membrane_decay) == (None, 1.0)
+    assert capsys.readouterr().err.splitlines() == [
+        f"deepspike: note: train.time_segment=2 from {recipe} has no effect with train.temporal_grad=sltt: it takes "
+        "effect only when train.temporal_grad=checkpoint; using the default null",
+        f"deepspike: note: method.membrane_decay=0.9 from {recipe} has no effect with method.readout=rate: it takes "
+        "effect only when method.readout=membrane; using the default 1.0"]
+    with pytest.raises(UnusedOptionError, match=r"^bad value 2 for train\.time_segment: expected null unless train\."
+                                                r"temporal_grad=checkpoint$"):
+        load_config(recipe, ["train.temporal_grad=sltt", "train.time_segment=2"])  # the user's own: refused
+    recipe.write_text("train: {temporal_grad: bptt, time_segment: 2}\n")
+    with pytest.raises(UnusedOptionError, match=r"^bad value 2 for train\.time_segment"):
+        load_config(recipe, ["train.epochs=2"])  # the recipe alone sets it unused: refused

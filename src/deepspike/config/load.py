@@ -56,42 +56,53 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
                    ) -> RunConfig:
     """The ``RunConfig`` of ``raw`` (recipe file ``name``'s sections ``recipe`` with ``overrides`` merged in: as
     parsed, and their ``key=value`` texts) with each value of the recipe that the overrides make unused
-    (``core.options.check_unused``: the ``demo.yaml`` recipe's ``method.decay: 0.5`` with ``method.neuron=plif``,
-    which learns its decay) put back to its default, one note on stderr each: the user never set it. A value an
-    override sets, or one the recipe alone already sets where it has no effect (a recipe inconsistent by itself),
-    is kept, for the run to refuse as before; so is everything after another error of ``_first_unused``. ``raw`` is
-    changed in place."""
-    config, alone = _run_config(raw), None
+    (an ``UnusedOptionError``: the ``demo.yaml`` recipe's ``method.decay: 0.5`` with ``method.neuron=plif``, which
+    learns its decay) put back to its default, one note on stderr each: the user never set it. A value an override
+    sets, or one the recipe alone already sets where it has no effect (a recipe inconsistent by itself), is kept,
+    for the loading or the run to refuse as before; so is everything after another error of ``_first_unused``.
+    ``raw`` is changed in place."""
     given, texts = overrides
     set_here = [key for key, _ in _leaf_items(OmegaConf.to_container(given, resolve=False))]
+    alone = None
     for _ in range(MAX_RESETS):
-        error = _first_unused(config)
-        if error is None or any(key == error.dotted or key.startswith(error.dotted + ".") for key in set_here):
+        config, error = _first_unused(raw)
+        if error is None:
             return config
-        alone = _unused_alone(recipe) if alone is None else alone
+        keep = any(key == error.dotted or key.startswith(error.dotted + ".") for key in set_here)
         section = raw.get(error.section)
-        if alone is None or error.dotted in alone or section is None or error.key not in section:
+        if not keep:
+            alone = _unused_alone(recipe) if alone is None else alone
+            keep = alone is None or error.dotted in alone or section is None or error.key not in section
+        if keep and config is None:
+            raise error
+        if keep:
             return config
         _reset(section, error)
         near = [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts
         print(f"deepspike: note: {error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
               f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
-              f"{shown_value(error.default)}", file=sys.stderr, flush=True)
+              f"{'null' if error.default is None else shown_value(error.default)}", file=sys.stderr, flush=True)
+    return _run_config(raw)
+
+
+def _first_unused(raw: DictConfig) -> tuple[RunConfig | None, UnusedOptionError | None]:
+    """``(config, error)``: the ``RunConfig`` of sections ``raw`` and the first option it sets where a new run would
+    not read it (``check_settings_used``, then the method's ``check_options_used``), or None; ``(None, error)`` when
+    a section's own check refuses such an option (``train.time_segment`` without ``temporal_grad: checkpoint``).
+    Another ``ConfigError`` of the loading propagates; one of the new-run checks ends the search (the run refuses
+    it)."""
+    try:
         config = _run_config(raw)
-    return config
-
-
-def _first_unused(config: RunConfig) -> UnusedOptionError | None:
-    """The first option ``config`` sets where a new run would not read it (``check_settings_used``, then the
-    method's ``check_options_used``), or None: also when another ``ConfigError`` comes first (the run refuses it)."""
+    except UnusedOptionError as e:
+        return None, e
     try:
         check_settings_used(config)
         method_from_options(config.method.name, config.method.options).check_options_used()
     except UnusedOptionError as e:
-        return e
+        return config, e
     except ConfigError:
-        return None
-    return None
+        pass
+    return config, None
 
 
 def _unused_alone(recipe: DictConfig) -> set[str] | None:
@@ -101,7 +112,7 @@ def _unused_alone(recipe: DictConfig) -> set[str] | None:
     for _ in range(MAX_RESETS):
         try:
             _check_sections(raw)
-            error = _first_unused(_run_config(raw))
+            error = _first_unused(raw)[1]
         except ConfigError:
             return None
         if error is None or error.section not in raw or error.key not in raw[error.section]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepspike.config.method_section import MethodConfig, default_method_section
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, check_unused, is_finite, shown_value
 from deepspike.data.augment import Augment
 from deepspike.methods.registry import learns_locally
@@ -223,21 +223,17 @@ class TrainConfig:
             _choice(name, "train.log")
         _check(self.time_segment is None or self.time_segment >= 1, "train.time_segment", self.time_segment,
                ">= 1 or null (checkpointed BPTT: steps per segment; null: ceil(sqrt(T)))")
-        _check(self.time_segment is None or self.temporal_grad == "checkpoint", "train.time_segment",
-               self.time_segment, "null unless train.temporal_grad=checkpoint")
+        _null_unless(self.time_segment, "time_segment", self.temporal_grad, "checkpoint")
         _check(self.sltt_steps is None or self.sltt_steps >= 1, "train.sltt_steps", self.sltt_steps,
                ">= 1 or null (SLTT-K: backpropagate at K random steps; null: all)")
-        _check(self.sltt_steps is None or self.temporal_grad == "sltt", "train.sltt_steps", self.sltt_steps,
-               "null unless train.temporal_grad=sltt")
+        _null_unless(self.sltt_steps, "sltt_steps", self.temporal_grad, "sltt")
         if self.eprop_feedback is not None:
             _choice(self.eprop_feedback, "train.eprop_feedback")
-        _check(self.eprop_feedback is None or self.temporal_grad == "eprop", "train.eprop_feedback",
-               self.eprop_feedback, "null unless train.temporal_grad=eprop")
+        _null_unless(self.eprop_feedback, "eprop_feedback", self.temporal_grad, "eprop")
         kappa = self.eprop_readout_decay
         _check(kappa is None or is_finite(kappa) and 0 <= kappa < 1, "train.eprop_readout_decay", kappa,
                "a number in [0, 1) or null (the leak of e-prop's readout)")
-        _check(kappa is None or self.temporal_grad == "eprop", "train.eprop_readout_decay", kappa,
-               "null unless train.temporal_grad=eprop")
+        _null_unless(kappa, "eprop_readout_decay", self.temporal_grad, "eprop")
         _check(
             self.ema_decay is None or 0 < self.ema_decay < 1,
             "train.ema_decay",
@@ -324,6 +320,14 @@ def check_settings_used(config: RunConfig) -> None:
 def _check(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
         raise ConfigError(f"bad value {shown_value(value)} for {key}: expected {expected}")
+
+
+def _null_unless(value: object, key: str, temporal_grad: str, mode: str) -> None:
+    """An ``UnusedOptionError`` for ``train.<key>`` set (not null, its default) while ``train.temporal_grad`` is not
+    ``mode``, the only one that reads it (``config.load`` resets a recipe's value that an override made unused)."""
+    if value is not None and temporal_grad != mode:
+        raise UnusedOptionError(f"bad value {shown_value(value)} for train.{key}: expected null unless "
+                                f"train.temporal_grad={mode}", "train", key, value, None, f"train.temporal_grad={mode}")
 
 
 def _choice(value: str, key: str) -> None:

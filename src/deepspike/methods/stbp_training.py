@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 from deepspike.core.options import FLOAT32_MAX, check_unused, is_finite
 from deepspike.layers.rate_penalty import check_rate_reg, rate_penalty
 from deepspike.layers.stdp_rule import StdpRule
@@ -161,8 +161,9 @@ def _check_membrane_decay(o) -> None:
     if not (is_finite(o.membrane_decay) and 0.0 <= o.membrane_decay <= 1.0):
         raise ConfigError(f"bad value {o.membrane_decay!r} for method.membrane_decay: expected a number in [0, 1]")
     if o.membrane_decay != 1.0 and o.readout != "membrane":
-        raise ConfigError(f"method.membrane_decay is the leak of the membrane readout: it needs method.readout: "
-                          f"membrane, not {o.readout}")
+        raise UnusedOptionError(f"method.membrane_decay is the leak of the membrane readout: it needs "
+                                f"method.readout: membrane, not {o.readout}", "method", "membrane_decay",
+                                o.membrane_decay, 1.0, "method.readout=membrane")
     if o.membrane_decay != 1.0 and o.loss == "tet":
         raise ConfigError("method.loss=tet scores every step, whose mean is the score only without a leak: use "
                           "method.membrane_decay: 1")
