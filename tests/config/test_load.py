@@ -356,6 +356,15 @@ def test_recipe_values_a_schedule_override_makes_unused_are_each_reset(tmp_path,
         f"deepspike: note: schedule.gamma=0.5 from {recipe} has no effect with schedule={{name: cosine}}"]
 
 
+def test_the_note_of_a_reset_is_printed_by_torchruns_first_process_only(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")  # torchrun's second process: every process loads the recipe
+    assert load_config(DEMO, ["method.neuron=plif"]).method.options.decay == 0.25
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    load_config(DEMO, ["method.neuron=plif"])
+    assert capsys.readouterr().err.startswith("deepspike: note: method.decay=0.5 from ")
+
+
 def test_an_unused_value_set_on_the_command_line_is_still_refused(tmp_path, capsys):
     config = load_config(DEMO, ["method.neuron=plif", "method.decay=0.5"])
     assert config.method.options.decay == 0.5 and capsys.readouterr().err == ""

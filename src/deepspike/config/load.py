@@ -79,9 +79,10 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
             return config
         _reset(section, error)
         near = [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts
-        print(f"deepspike: note: {error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
-              f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
-              f"{'null' if error.default is None else shown_value(error.default)}", file=sys.stderr, flush=True)
+        if os.environ.get("RANK", "0").strip() in ("0", ""):  # once, not by every process torchrun started
+            print(f"deepspike: note: {error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect "
+                  f"with {', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
+                  f"{'null' if error.default is None else shown_value(error.default)}", file=sys.stderr, flush=True)
     return _run_config(raw)
 
 
