@@ -242,3 +242,17 @@ def test_ttfs_half_precision_times_are_float32():
     assert ttfs_latency(p16, alpha=1e5, mode="p").tolist() == [0.0, 5e4, 1e5]
     assert ttfs_latency(torch.tensor([0.3], dtype=torch.bfloat16), alpha=1000.0).tolist() == [699.21875]
     assert ttfs_latency(torch.tensor([0.5], dtype=torch.float64)).dtype == torch.float64
+
+
+def test_bipolar_encoder_with_a_scale_divides_half_precision_input_in_float32():
+    """``|x| / c`` of bfloat16 ``x`` was a bfloat16 quotient (2^-9 relative): 36 of 160,000 spikes differed from the
+    same draws on the float32 ``x``. Reference: the comparison in float64 on the uniforms the encoder draws."""
+    x = (torch.rand(20_000, generator=torch.Generator().manual_seed(3)) * 2 - 1).bfloat16()
+    torch.manual_seed(11)
+    s = InputEncoder("bipolar", 3.0)(x, 8)
+    torch.manual_seed(11)
+    rand = torch.rand((8, *x.shape), dtype=torch.float32).double()  # the float32 draws of a bfloat16 x
+    expected = ((x.double().abs() / 3.0) > rand).double() * torch.sign(x.double())
+    assert s.dtype == torch.bfloat16 and torch.equal(s.double(), expected)
+    with pytest.raises(ConfigError, match="rate_bipolar needs a floating-point tensor; got torch.int64"):
+        InputEncoder("bipolar", 2.0)(torch.ones(2, 3, dtype=torch.int64), 4)
