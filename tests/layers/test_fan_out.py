@@ -145,3 +145,17 @@ def test_pool_fan_out_counts_ceil_mode_windows():
     # 0..5 in 1, 2, 1, 2, 1, 2 windows (floor mode: 3 windows, row 5 in 1)
     per_row = torch.tensor([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
     assert torch.equal(fan_out_map(nn.AvgPool2d(3, 2, 1, ceil_mode=True), (1, 6, 6))[0], per_row[:, None] * per_row)
+
+
+def test_a_dilated_or_grouped_ttfs_conv_has_its_own_fan_out():
+    """A TTFS conv's fan-out took stride and padding only: a dilated one was counted as undilated, a grouped one
+    (weight [O, C / groups, k, k]) as reaching every output channel. By hand: a 3x3 kernel of dilation 2 on a 5x5
+    map has one output, reached from the 9 positions of rows and columns 0, 2, 4 (was: the undilated 3x3 map's, 1
+    to 9); 2 groups of 2 output channels on 2 input channels: each input reaches 2 channels x 1 tap (was 4)."""
+    dilated = FakeTTFSLayer(torch.ones(1, 1, 3, 3))
+    dilated.dilation = 2
+    expected = torch.zeros(1, 5, 5)
+    expected[0, ::2, ::2] = 1
+    assert torch.equal(fan_out_map(dilated, (1, 5, 5)), expected)
+    grouped = FakeTTFSLayer(torch.ones(4, 1, 1, 1))  # 2 input channels, groups = 2 / 1
+    assert torch.equal(fan_out_map(grouped, (2, 3, 3)), torch.full((2, 3, 3), 2.0))

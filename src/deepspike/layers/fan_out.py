@@ -9,7 +9,8 @@ where the stride skips rows), for a linear layer ``N_out``, for a pool the numbe
 with an all-ones kernel, summed.
 
 Synaptic layers: ``nn.Conv2d``, ``nn.Linear``, TTFS layers (class attribute ``is_ttfs_layer``) holding a
-``weight`` ``[M, N]`` (dense) or ``[O, C, kh, kw]`` (conv, with optional ``stride``/``padding`` attributes), and
+``weight`` ``[M, N]`` (dense) or ``[O, C / groups, kh, kw]`` (conv, with optional ``stride``/``padding``/``dilation``
+attributes; ``groups`` follows from the weight and the input's ``C``), and
 every average pool, whose fixed weights are synapses however the method builds it:
 
 - ``nn.AvgPool2d`` (and ``LeanAvgPool2d``; stbp, converted nets), input ``[N, C, H, W]``, weights ``1/k^2``;
@@ -147,6 +148,7 @@ def fan_out_map(module: nn.Module, in_shape: tuple[int, ...]) -> torch.Tensor | 
     if weight is not None and weight.dim() == 2:
         return torch.full(in_shape, float(weight.shape[0]))
     if weight is not None and weight.dim() == 4:
-        stride, padding = getattr(module, "stride", 1), getattr(module, "padding", 0)
-        return conv_fan_out(in_shape, weight.shape[0], tuple(weight.shape[2:]), stride, padding)
+        stride, padding, dilation = (getattr(module, k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1)))
+        groups = in_shape[0] // weight.shape[1]  # weight [O, C / groups, kh, kw] (was: one group)
+        return conv_fan_out(in_shape, weight.shape[0], tuple(weight.shape[2:]), stride, padding, dilation, groups)
     return None
