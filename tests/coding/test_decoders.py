@@ -42,6 +42,11 @@ def test_decoders_refuse_a_tensor_missing_a_dimension():
     times gave one scalar class; both now name the shape they need."""
     with pytest.raises(ConfigError, match=r"spike_count needs spikes \[T, B, K\].*\[2, 2\]"):
         spike_count(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    # maps [B, C, H, W] were summed over the batch too ([2, 1, 1, 1] of 1 and 2 -> [[[3]]]), traces [B, K] averaged
+    with pytest.raises(ConfigError, match=r"spike_count needs spikes \[T, B, K\] \(time first, 3 axes\); got \[2, 1"):
+        spike_count(torch.tensor([1.0, 2.0]).reshape(2, 1, 1, 1))
+    with pytest.raises(ConfigError, match=r"mean_membrane needs a membrane trace \[T, B, K\].*got \[2, 2\]"):
+        mean_membrane(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
     with pytest.raises(ConfigError, match=r"first_spike_class needs spike times \[B, K\].*\[3\]"):
         first_spike_class(torch.tensor([2.0, 1.0, 3.0]))
     with pytest.raises(ConfigError, match=r"\[B, K\]"):

@@ -1,4 +1,7 @@
-"""Decoders: output time series ``[T, B, K]`` (or spike times ``[B, K]``) -> per-class scores ``[B, K]``."""
+"""Decoders: output time series ``[T, B, K]`` (or spike times ``[B, K]``) -> per-class scores ``[B, K]``.
+
+The time axis is always the first: ``spike_count`` and ``mean_membrane`` take exactly ``[T, B, K]`` and refuse
+other shapes, whose first axis may be the batch (``[B, K]``, ``[B, C, H, W]``)."""
 
 from __future__ import annotations
 
@@ -12,18 +15,30 @@ from deepspike.core.options import is_finite, is_whole
 from deepspike.core.precision import at_least_float32
 
 
+def _check_outputs(x: torch.Tensor, who: str, what: str) -> None:
+    """A one-line ``ConfigError`` unless ``x`` is an output layer's time series ``[T, B, K]``, three axes (time first):
+    the decoders reduce axis 0, so counts ``[B, K]`` were summed over the batch, and a 4-D ``[B, C, H, W]`` map
+    too, which no shape tells from a time-first ``[T, B, C, L]``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"{who} needs {what} [T, B, K] (time first, 3 axes); got {got}: for a time-first map "
+                          f"[T, B, ...] reduce its first axis (x.sum(0), x.mean(0))")
+
+
 def spike_count(s: torch.Tensor) -> torch.Tensor:
-    """``n_k = sum_t s_t,k``: spikes ``[T, B, K]`` -> counts ``[B, K]``: float32 for bfloat16 / float16 spikes (whose
-    dtype holds whole numbers exactly only up to 256 / 2048: 301 bfloat16 spikes counted 300, tied with 300), else
-    ``s``'s float dtype (int64 for integer or bool spikes, as ``torch.sum``). Fewer than 3 dims: ``ConfigError``
-    (counts ``[B, K]`` were summed over the batch)."""
-    if s.dim() < 3:
-        raise ConfigError(f"spike_count needs spikes [T, B, K] (time first); got shape {list(s.shape)}")
+    """``n_k = sum_t s_t,k``: an output layer's spikes ``[T, B, K]`` -> counts ``[B, K]``: float32 for bfloat16 /
+    float16 spikes (whose dtype holds whole numbers exactly only up to 256 / 2048: 301 bfloat16 spikes counted 300,
+    tied with 300), else ``s``'s float dtype (int64 for integer or bool spikes, as ``torch.sum``). Any other number
+    of axes is a ``ConfigError`` (``_check_outputs``: counts ``[B, K]`` and maps ``[B, C, H, W]`` were summed over
+    the batch)."""
+    _check_outputs(s, "spike_count", "spikes")
     return s.sum(dim=0, dtype=at_least_float32(s.dtype) if s.is_floating_point() else None)
 
 
 def mean_membrane(v: torch.Tensor) -> torch.Tensor:
-    """``(1/T) sum_t v_t``: membrane trace ``[T, B, K]`` -> ``[B, K]``."""
+    """``(1/T) sum_t v_t``: an output layer's membrane trace ``[T, B, K]`` -> ``[B, K]``; any other number of axes is a
+    ``ConfigError``, as for ``spike_count`` (a trace ``[B, K]`` was averaged over the batch)."""
+    _check_outputs(v, "mean_membrane", "a membrane trace")
     return v.mean(dim=0)
 
 
