@@ -47,6 +47,8 @@ def test_train_evaluate_reload_round_trip(tmp_path):
     with torch.no_grad():
         out = parts.model(torch.rand(3, 1, 8, 8))
     assert out.shape == (3, 10)
+    with pytest.raises(ds.ConfigError, match=r"takes images \[B, 1, 8, 8\], got \[3, 3, 8, 8\]$"):
+        parts.model(torch.rand(3, 3, 8, 8))  # was torch's "mat1 and mat2 shapes cannot be multiplied"
     with pytest.raises(ds.DataNotFoundError):
         ds.evaluate(tmp_path / "missing")
 

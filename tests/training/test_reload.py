@@ -8,8 +8,9 @@ import torch
 from deepspike.api import load_run
 from deepspike.cli import main
 from deepspike.config import load_config
+from deepspike.core.errors import ConfigError
 from deepspike.training.checkpoint_format import CHECKSUM_KEY, read_checkpoint_file
-from deepspike.training.reload import evaluate_run
+from deepspike.training.reload import RunInputCheck, evaluate_run
 from deepspike.training.runs import save_checkpoint
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY
@@ -67,3 +68,26 @@ def test_a_new_run_with_a_setting_it_would_ignore_is_refused_before_it_writes(tm
     assert capsys.readouterr().err == ("deepspike: error: optim.momentum=0.5 has no effect unless optim.name=sgd: set "
                                        "that, or leave optim.momentum at its default 0.9\n")
     assert not (out / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(("shape", "steps", "good", "bad", "message"), [
+    ((1, 8, 8), None, [(3, 1, 8, 8)], [(1, 8, 8), (3, 64), (3, 3, 8, 8), (2, 3, 1, 8, 8)], r"images \[B, 1, 8, 8\]"),
+    ((700,), 25, [(2, 25, 700), (2, 700)], [(2, 25, 70), (25, 700, 1), (700,)],
+     r"sequences \[B, T, 700\] \(its data hold T = 25 steps\)"),
+    ((2, 4, 4), 6, [(3, 6, 2, 4, 4), (3, 2, 4, 4)], [(3, 6, 4, 4), (6, 2, 4, 4, 1)],
+     r"event frames \[B, T, 2, 4, 4\] \(its data hold T = 6 steps\)"),
+])
+def test_a_reloaded_runs_net_refuses_input_not_shaped_as_its_data_in_one_line(shape, steps, good, bad, message):
+    """The net of ``ds.load_run`` given a wrong shape stopped in torch ("mat1 and mat2 shapes cannot be multiplied"),
+    or scored it: a [1, 8, 8] image without its channel as a batch of one, a flat [3, 64] batch. Sequence and
+    event-frame runs take their time axis, or none (the population encoder codes static samples)."""
+    net = torch.nn.Linear(1, 1)
+    check = RunInputCheck("runs/r", shape, steps)
+    for ok in good:
+        assert check(net, (torch.zeros(ok),)) is None
+    for wrong in bad:
+        with pytest.raises(ConfigError, match=rf"^run runs/r takes {message}, got \[[^\n]*$"):
+            check(net, (torch.zeros(wrong),))
+    with pytest.raises(ConfigError, match=r"of floating-point values, got torch.int64"):
+        check(net, (torch.zeros(good[0], dtype=torch.int64),))
+    assert check(net, (torch.zeros(good[0], dtype=torch.float64),)) is None  # dtypes are the net's to cast

@@ -16,7 +16,7 @@ from deepspike.config import RunConfig, load_config
 from deepspike.core.errors import ConfigError, unknown_choice
 from deepspike.core.options import check_switches
 from deepspike.training.pretrained import InputCheck, check_pretrained, load_pretrained, zoo_card, zoo_table
-from deepspike.training.reload import evaluate_run
+from deepspike.training.reload import RunInputCheck, evaluate_run
 from deepspike.training.reload import load_run as _load_run
 from deepspike.training.reproduce import reproduce as reproduce_run
 from deepspike.training.run_open import resume_recipe
@@ -88,8 +88,12 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[RunConfig, RunP
     one) in eval mode and takes a batch as the run's data holds it (images ``[B, *parts.data.input_shape]``) to
     ``[B, K]`` class scores (output spike times for ``ttfs`` and ``stdbp`` runs); ``parts.method`` scores its
     outputs, ``parts.data`` is the run's data. A folder that is no run is a ``DataNotFoundError``, a bad device a
-    ``ConfigError``."""
+    ``ConfigError``, and so is input the net cannot take (``training.reload.RunInputCheck``: no tensor, not
+    floating-point, not on the net's device, or not shaped as the run's data: images ``[B, *input_shape]``, sequences
+    ``[B, T, F]`` and event frames ``[B, T, C, H, W]``)."""
     config, parts, _ = _load_run(run_dir, device=device)
+    parts.model.register_forward_pre_hook(RunInputCheck(run_dir, parts.data.input_shape,
+                                                        parts.data.steps_per_sample()))
     return config, parts
 
 

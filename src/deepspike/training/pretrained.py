@@ -143,19 +143,30 @@ class InputCheck:
     tensor of images ``[B, *input_shape]`` on the net's device, else a one-line ``ConfigError`` naming what it takes
     (a [C, H, W] image without its batch, a flat [B, 784] batch, 3-channel images, uint8 or int64 pixels, float64
     images of a conv net or a NumPy array stopped in a torch RuntimeError or AttributeError 9 to 18 frames deep);
-    float16/bfloat16/float64 images are cast to float32, as ``accuracy_on`` scores them. A class, not a closure: the
-    net stays picklable."""
+    float16/bfloat16/float64 images are cast to float32 (``cast``), as ``accuracy_on`` scores them. A class, not a
+    closure: the net stays picklable. ``takes`` and ``fits`` say what input it takes (``training.reload.RunInputCheck``:
+    a reloaded run's)."""
+
+    cast = True
 
     def __init__(self, name: str, input_shape: tuple[int, ...]) -> None:
         self.name, self.input_shape = name, tuple(input_shape)
 
+    def takes(self) -> str:
+        """What the net takes, the start of every refusal."""
+        return f"pretrained {self.name!r} takes images [B, {', '.join(map(str, self.input_shape))}]"
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether input of ``shape`` has the axes the net takes."""
+        return len(shape) == len(self.input_shape) + 1 and shape[1:] == self.input_shape
+
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if not args:  # the input given by keyword: the net's own checks apply
             return None
-        x, takes = args[0], f"pretrained {self.name!r} takes images [B, {', '.join(map(str, self.input_shape))}]"
+        x, takes = args[0], self.takes()
         if not isinstance(x, torch.Tensor):
             raise ConfigError(f"{takes} as a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+        if not self.fits(tuple(x.shape)):
             raise ConfigError(f"{takes}, got {list(x.shape)}" + (" (add the batch dimension: x[None])" if
                                                                tuple(x.shape) == self.input_shape else ""))
         if not x.is_floating_point():
@@ -164,7 +175,7 @@ class InputCheck:
         if x.device != device:
             raise ConfigError(f"{takes} on the net's device {device}, got a tensor on {x.device}: "
                               f"x.to({str(device)!r})")
-        return (x.float(), *args[1:]) if x.dtype != torch.float32 else None
+        return (x.float(), *args[1:]) if self.cast and x.dtype != torch.float32 else None
 
 
 def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:

@@ -13,6 +13,7 @@ from deepspike.layers.qcfs import remove_quantisation
 from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
 from deepspike.training.init_files import init_file_reader
+from deepspike.training.pretrained import InputCheck
 from deepspike.training.run_setup import RunParts, build_run, make_batches
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import autocast_dtype, check_autocast, check_channels_last, model_device, resolve_device
@@ -35,6 +36,34 @@ def load_run(run_dir: str | Path, device: str = "auto", data: DataSplits | None 
     check_loaded_weights_finite(parts.model, run.checkpoint_path)
     parts.model.eval()
     return config, parts, state
+
+
+class RunInputCheck(InputCheck):
+    """A forward pre-hook for a reloaded run's net (``deepspike.load_run``): its input must be a floating-point tensor
+    on the net's device shaped as the run's data holds a batch, else a one-line ``ConfigError`` naming that shape
+    (a wrong shape stopped in a torch RuntimeError, "mat1 and mat2 shapes cannot be multiplied"; a [8, 8] image
+    without its channel was read as a batch of one 8-channel image and scored): images ``[B, *input_shape]``;
+    for data whose samples hold ``steps`` steps (``DataSplits.steps_per_sample``), sequences ``[B, T, F]`` or event
+    frames ``[B, T, C, H, W]``, or ``[B, *input_shape]`` without the time axis, which the population encoder codes
+    alike (the others refuse it, in one line: ``layers.event_frames.first_steps``). Dtypes are left to the net."""
+
+    cast = False
+
+    def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...], steps: int | None) -> None:
+        super().__init__(str(run_dir), input_shape)
+        self.steps = steps
+
+    def takes(self) -> str:
+        dims = ", ".join(map(str, self.input_shape))
+        if self.steps is None:
+            return f"run {self.name} takes {'images' if len(self.input_shape) == 3 else 'samples'} [B, {dims}]"
+        kind = "event frames" if len(self.input_shape) == 3 else "sequences"
+        return f"run {self.name} takes {kind} [B, T, {dims}] (its data hold T = {self.steps} steps)"
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        n = len(self.input_shape)
+        axes = (n + 1,) if self.steps is None else (n + 1, n + 2)
+        return len(shape) in axes and shape[len(shape) - n:] == self.input_shape
 
 
 def build_new_run(config, device, data=None) -> RunParts:
