@@ -61,6 +61,8 @@ def test_recording_leaves_the_scores_unchanged_and_one_sample_is_asked(net_and_s
     assert torch.equal(net(x), before)
     with pytest.raises(ConfigError, match=r"^a raster is of one sample: x must be \[1, \.\.\.\], got \(2, 1, 8, 8\)$"):
         record_raster(net, torch.rand(2, 1, 8, 8))
+    with pytest.raises(ConfigError, match=r"^a raster is of one sample: x must be a torch.Tensor \[1, .*got ndarray$"):
+        record_raster(net, x.numpy())  # was AttributeError: 'numpy.ndarray' object has no attribute 'dim'
 
 
 @pytest.mark.parametrize("count", [0, 2.5, True, "3", None])

@@ -89,8 +89,8 @@ def plot_raster(rasters: list[dict], path: Path) -> Path:
     """One panel per spiking layer (``analysis.raster``): a tick at (step t, neuron) for every spike of the neurons
     shown, for one input sample. No rasters (``record_raster`` of a net without a rate-coded spiking layer: an
     ``ann`` or TTFS net) or no list of them is a one-line ``ConfigError`` (was matplotlib's "Number of rows must be a
-    positive integer, not 0", or "object of type 'NoneType' has no len()")."""
-    if not isinstance(rasters, list | tuple) or not rasters:
+    positive integer, not 0", or "object of type 'NoneType' has no len()"; a list of other things, a TypeError)."""
+    if not isinstance(rasters, list | tuple) or not rasters or not all(isinstance(r, dict) for r in rasters):
         raise ConfigError(f"no spike rasters to plot: record_raster's list has a raster per rate-coded spiking layer "
                           f"(an ann or TTFS net has none), got {rasters!r}")
     plt = pyplot()
@@ -113,8 +113,8 @@ def plot_traces(traces: list[dict], path: Path) -> Path:
     membrane after the reset (solid), the threshold its charge met (dashed, the same colour) and an ``x`` on the
     threshold at each of its spikes, for one input sample. No traces at all (``record_traces`` of a net without a
     spiking neuron layer: an ``ann`` net has no membrane) or no list is a one-line ``ConfigError`` (the empty list was
-    said to be "every layer was skipped")."""
-    if not isinstance(traces, list | tuple) or not traces:
+    said to be "every layer was skipped"; a list of other things was a TypeError)."""
+    if not isinstance(traces, list | tuple) or not traces or not all(isinstance(r, dict) for r in traces):
         raise ConfigError(f"no membrane traces to plot: record_traces' list has one per spiking neuron layer (an ann "
                           f"net has no spiking neuron, so no membrane), got {traces!r}")
     shown = [r for r in traces if "skipped" not in r]

@@ -28,8 +28,12 @@ from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 def check_one_sample(model: nn.Module, x: torch.Tensor, what: str) -> None:
     """A one-line ``ConfigError`` unless ``x`` is one sample: ``[1, ...]``, or ``[T, 1, ...]`` for a net that takes
-    its input already coded in time (class attribute ``takes_coded_input``: an imported NIR net)."""
+    its input already coded in time (class attribute ``takes_coded_input``: an imported NIR net); a NumPy array or a
+    list was an AttributeError ("'numpy.ndarray' object has no attribute 'dim'")."""
     axis = sample_axis(model)
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{what} of one sample: x must be a torch.Tensor {'[T, 1, ...]' if axis else '[1, ...]'}, "
+                          f"got {type(x).__name__}")
     if x.dim() <= axis or x.shape[axis] != 1:
         raise ConfigError(f"{what} of one sample: x must be {'[T, 1, ...]' if axis else '[1, ...]'}, got "
                           f"{tuple(x.shape)}")
