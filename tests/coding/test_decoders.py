@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +52,14 @@ def test_decoders_refuse_a_tensor_missing_a_dimension():
         first_spike_class(torch.tensor([2.0, 1.0, 3.0]))
     with pytest.raises(ConfigError, match=r"\[B, K\]"):
         first_spike_class(torch.zeros(4, 2, 3))
+    # NumPy arrays were AttributeErrors ("'numpy.ndarray' object has no attribute 'dim'") or vote's TypeError
+    array = np.zeros((2, 3), dtype=np.float32)
+    for call, match in ((first_spike_class, r"first_spike_class needs spike times \[B, K\]; got ndarray$"),
+                        (first_spike_time, r"first_spike_time needs spikes \[T, B, \.\.\.\] as a torch.Tensor; got nd"),
+                        (spike_count, r"spike_count needs spikes \[T, B, K\] .*got ndarray:"),
+                        (lambda a: vote(a, 3), r"vote needs rates \[B, K\*G\] as a torch.Tensor; got ndarray$")):
+        with pytest.raises(ConfigError, match=match):
+            call(array)
 
 
 def test_final_membrane_rate():

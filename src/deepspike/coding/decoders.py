@@ -15,13 +15,17 @@ from deepspike.core.options import is_finite, is_whole
 from deepspike.core.precision import at_least_float32
 
 
+def _shape(x: object) -> str:
+    """``x``'s shape as a list, or its type's name when it is no tensor (a NumPy array was an AttributeError)."""
+    return str(list(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _check_outputs(x: torch.Tensor, who: str, what: str) -> None:
     """A one-line ``ConfigError`` unless ``x`` is an output layer's time series ``[T, B, K]``, three axes (time first):
     the decoders reduce axis 0, so counts ``[B, K]`` were summed over the batch, and a 4-D ``[B, C, H, W]`` map
     too, which no shape tells from a time-first ``[T, B, C, L]``."""
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
-        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ConfigError(f"{who} needs {what} [T, B, K] (time first, 3 axes); got {got}: for a time-first map "
+        raise ConfigError(f"{who} needs {what} [T, B, K] (time first, 3 axes); got {_shape(x)}: for a time-first map "
                           f"[T, B, ...] reduce its first axis (x.sum(0), x.mean(0))")
 
 
@@ -56,6 +60,8 @@ def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
     rates ``[B, K*G]`` -> ``[B, K]``; class ``k`` owns the contiguous neurons ``k*G .. (k+1)*G - 1``, ``G >= 1``
     (no output neuron at all, ``G = 0``, is a ``ConfigError``: each class scored the mean of nothing, NaN).
     """
+    if not isinstance(rates, torch.Tensor):
+        raise ConfigError(f"vote needs rates [B, K*G] as a torch.Tensor; got {_shape(rates)}")
     width = rates.shape[-1]
     if not is_whole(num_classes, 1) or width % num_classes or width == 0:
         raise ConfigError(
@@ -75,6 +81,8 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     ``+inf``.
     """
     check_time_step(dt)
+    if not isinstance(s, torch.Tensor):
+        raise ConfigError(f"first_spike_time needs spikes [T, B, ...] as a torch.Tensor; got {_shape(s)}")
     dtype = at_least_float32(s.dtype) if s.dtype.is_floating_point else torch.float32
     if s.shape[0] == 0:  # argmax over no steps raised IndexError
         return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
@@ -96,11 +104,12 @@ def first_spike_class(times: torch.Tensor, no_spike_class: int = -1) -> torch.Te
 
     times ``[B, K]`` -> ``[B]`` (int64). Ties go to the lowest index. Rows where no neuron fires (all
     ``+inf``) get ``no_spike_class`` (default -1, which never equals a label, so it counts as wrong).
-    A NaN or -inf time, no output neuron at all, or times not ``[B, K]`` (1-D times gave one scalar class) is a
-    ``ConfigError`` (argmin would pick the NaN).
+    A NaN or -inf time, no output neuron at all, or times not ``[B, K]`` (1-D times gave one scalar class; a NumPy
+    array an AttributeError) is a ``ConfigError`` (argmin would pick the NaN).
     """
-    if times.dim() != 2:
-        raise ConfigError(f"first_spike_class needs spike times [B, K]; got shape {list(times.shape)}")
+    if not isinstance(times, torch.Tensor) or times.dim() != 2:
+        shape = "shape " * isinstance(times, torch.Tensor)
+        raise ConfigError(f"first_spike_class needs spike times [B, K]; got {shape}{_shape(times)}")
     if times.shape[-1] == 0:
         raise ConfigError(f"first_spike_class: times {list(times.shape)} have no output neuron")
     check_time_values(times, "first_spike_class")
