@@ -61,7 +61,8 @@ def test_attention_is_one_layer_of_five_populations_and_average_pools_are_not_la
     """Attention on C = 8 channels at 2 x 2 tokens: 5 C L = 160 neurons, 4 C^2 = 256 weights: 1 PE. Its input
     spikes by hand: the block input 10 (query projection's record) + the product's 30 (|q| + |k| + |v|) + the
     attention neuron's 5 (output projection's record) = 45; the stbp average pool (LeanAvgPool2d) is skipped, and the
-    classifier receives 4 spikes on 1 PE: packets 45 + 4."""
+    classifier receives its 4 non-zero averages (graded packets, not the pool's 7 input spikes) on 1 PE: packets
+    45 + 4."""
     from deepspike.models.spec import Attention, Pool
 
     arch = Architecture("a", (Attention(2), Pool("avg", 2), Flatten(), Linear(3, act=False)), (8, 2, 2), 3)
@@ -138,3 +139,33 @@ def test_a_recurrent_layer_routes_its_input_and_its_own_fed_back_spikes():
     assert [(d["weights"], d["pes"]) for d in hw["layers"]] == [(120_000, 2), (3_000, 1)]
     assert [d["spikes_in_per_sample"] for d in hw["layers"]] == [42.0, 5.0]
     assert hw["packets_per_sample"] == 42 * 2 + 5 * 1
+
+
+def test_a_layer_after_a_neuronless_average_pool_is_routed_the_events_its_operations_are_priced_on():
+    """stbp conv (1x1, weight 1, LIF threshold 0.5) -> 2x2 LeanAvgPool2d -> classifier, direct input, T = 2. By hand:
+    the image's ones (a full top-left window, pixel (3, 3)) fire at both steps, its 0.25 never: 5 spikes a step in 2
+    windows. The conv receives 6 non-zero pixels x 2 steps = 12 events on 1 PE; the classifier the pool's 2 non-zero
+    averages x 2 steps = 4 graded packets on 1 PE (not the 10 spikes entering the pool), the 4 events its 4 x 3 = 12
+    operations are counted on: packets 12 + 4 = 16 (module docstring)."""
+    import torch
+
+    from deepspike.analysis.monitor import NetworkMonitor
+    from deepspike.methods import get_method
+    from deepspike.models.spec import Pool
+
+    arch = Architecture("t", (Conv(1, 1, norm=False), Pool("avg", 2), Flatten(), Linear(3, act=False)), (1, 4, 4), 3)
+    net = get_method("stbp", {"timesteps": 2, "encoder": "direct"}).build(arch).eval()
+    net.body[0].module.weight.data.fill_(1.0)
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, :2, :2], x[0, 0, 3, 3], x[0, 0, 0, 3] = 1.0, 1.0, 0.25
+    with torch.no_grad(), NetworkMonitor(net) as monitor:
+        net(x)
+    activity = monitor.summary()
+    pool, classifier_record = activity["synapses"][1:]
+    assert (pool["events_per_sample"], classifier_record["events_per_sample"]) == (10, 4)
+    assert classifier_record["acs_per_sample"] + classifier_record["macs_per_sample"] == 12
+    hw = map_to_mesh(arch, activity)
+    conv, classifier = hw["layers"]
+    assert (conv["pes"], classifier["pes"]) == (1, 1)
+    assert (conv["spikes_in_per_sample"], classifier["spikes_in_per_sample"]) == (12, 4)
+    assert hw["packets_per_sample"] == 16

@@ -5,7 +5,12 @@ A layer with ``m`` inputs, ``n`` neurons and ``w`` stored weights needs
 (zhang2021: ``C = MAX(n/N, m n/W)`` for an ``m x n`` fully connected layer, whose weights are ``m n``; a
 convolution stores its shared kernel, ``w`` = its parameter count). The PEs sit on a
 ``ceil(sqrt(C_total))`` square grid. Routed spikes: every input spike of a layer is sent to each of the
-layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. Defaults: ``N = 256``
+layer's PEs (multicast, worst case), ``packets = sum_l spikes_in_l * C_l``. A layer's input spikes are the events
+its synaptic record counts (``layers.activity_records``), those its operations are priced on: after an average pool
+without neurons (stbp's ``LeanAvgPool2d``, converted nets' ``AvgPool2d``) the pool's non-zero averages, each one
+graded packet (the average is formed before it is sent, as the MACs those averages are priced in assume; a 2x2
+window of 4 spikes is one packet); in a windowed TTFS net, whose pool folds into the next layer, the spikes entering
+the pool; after a pool with neurons (spikebp's, TTFS pools) those neurons' spikes. Defaults: ``N = 256``
 (zhang2021: every PE serves at least 256 neurons) and ``W = 256 * 256`` (our assumption: 256 neurons of
 256 inputs each).
 
