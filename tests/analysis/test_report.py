@@ -501,6 +501,10 @@ def test_analyze_refuses_a_sweep_of_a_coding_the_net_lacks(runs, tmp_path, capsy
     ({"pe_neurons": 0}, "PE capacities must be integers >= 1, got N=0, W=65536"),
     ({"pe_weights": 2.5}, "PE capacities must be integers >= 1, got N=256, W=2.5"),
     ({"preset": "nope"}, "unknown energy preset 'nope'"),
+    # a text is true: per_channel="no" quantized per channel, plots="no" drew the plots
+    ({"per_channel": "no"}, "per_channel must be True or False, got 'no'"),
+    ({"plots": "no"}, "plots must be True or False, got 'no'"),
+    ({"timesteps": 0}, "timesteps must be True or False, got 0"),
 ])
 def test_analysis_counts_of_the_wrong_type_or_size_are_refused_before_loading(tmp_path, options, message):
     """Checked before the run is read (tmp_path holds none)."""

@@ -24,7 +24,7 @@ from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
 from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import is_finite, is_whole
+from deepspike.core.options import check_switches, is_finite, is_whole
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models.costs import count_macs, count_parameters
 from deepspike.models.energy import PRESETS, energy_table, get_energy_preset
@@ -126,7 +126,10 @@ def _check_counts(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded when the test samples (``limit``) or the noise draws per SNR
     (``noise_repeats``) are not None / an integer >= 1, the raster's or the traces' neuron count is not an integer
     >= 0 (checked for every net, also those that draw neither), the PE capacities are not integers >= 1 or the energy
-    preset is unknown (those two were found only after the accuracy and the activity had been measured)."""
+    preset is unknown (those two were found only after the accuracy and the activity had been measured), or a switch
+    (``per_channel``, ``timesteps``, ``plots``) is not True or False (``per_channel="no"``, a true text, quantized per
+    channel)."""
+    check_switches(per_channel=o.per_channel, timesteps=o.timesteps, plots=o.plots)
     check_limit(o.limit)
     check_pe_capacities(o.pe_neurons, o.pe_weights)
     get_energy_preset(o.preset)
