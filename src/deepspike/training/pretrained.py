@@ -143,11 +143,10 @@ class InputCheck:
     tensor of images ``[B, *input_shape]`` on the net's device, else a one-line ``ConfigError`` naming what it takes
     (a [C, H, W] image without its batch, a flat [B, 784] batch, 3-channel images, uint8 or int64 pixels, float64
     images of a conv net or a NumPy array stopped in a torch RuntimeError or AttributeError 9 to 18 frames deep);
-    float16/bfloat16/float64 images are cast to float32 (``cast``), as ``accuracy_on`` scores them. A class, not a
-    closure: the net stays picklable. ``takes`` and ``fits`` say what input it takes (``training.reload.RunInputCheck``:
-    a reloaded run's)."""
-
-    cast = True
+    float16/bfloat16/float64 images are cast to float32 (``cast``), as ``accuracy_on`` scores them (a ``ttfs_window``
+    net stopped in its first layer on them: "expected m1 and m2 to have the same dtype"). A class, not a closure: the
+    net stays picklable. ``takes``, ``fits`` and ``cast`` say what input it takes and how it is cast
+    (``training.reload.RunInputCheck``: a reloaded run's)."""
 
     def __init__(self, name: str, input_shape: tuple[int, ...]) -> None:
         self.name, self.input_shape = name, tuple(input_shape)
@@ -159,6 +158,10 @@ class InputCheck:
     def fits(self, shape: tuple[int, ...]) -> bool:
         """Whether input of ``shape`` has the axes the net takes."""
         return len(shape) == len(self.input_shape) + 1 and shape[1:] == self.input_shape
+
+    def cast(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The input the net runs on: ``x`` in float32 (``x`` itself when it is)."""
+        return x.float()
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if not args:  # the input given by keyword: the net's own checks apply
@@ -175,7 +178,8 @@ class InputCheck:
         if x.device != device:
             raise ConfigError(f"{takes} on the net's device {device}, got a tensor on {x.device}: "
                               f"x.to({str(device)!r})")
-        return (x.float(), *args[1:]) if self.cast and x.dtype != torch.float32 else None
+        cast = self.cast(module, x)
+        return None if cast is x else (cast, *args[1:])
 
 
 def _check_card_config(card: dict[str, Any], config: Any, folder: Path) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.core.errors import ConfigError, DataNotFoundError
 from deepspike.data import DataSplits
 from deepspike.layers.delays import DelayedLinear, round_all_delays_
 from deepspike.layers.qcfs import remove_quantisation
+from deepspike.methods.rate_network import as_weight_dtype
 from deepspike.training.divergence import check_loaded_weights_finite
 from deepspike.training.evaluate import evaluate
 from deepspike.training.init_files import init_file_reader
@@ -45,9 +49,13 @@ class RunInputCheck(InputCheck):
     without its channel was read as a batch of one 8-channel image and scored): images ``[B, *input_shape]``;
     for data whose samples hold ``steps`` steps (``DataSplits.steps_per_sample``), sequences ``[B, T, F]`` or event
     frames ``[B, T, C, H, W]``, or ``[B, *input_shape]`` without the time axis, which the population encoder codes
-    alike (the others refuse it, in one line: ``layers.event_frames.first_steps``). Dtypes are left to the net."""
+    alike (the others refuse it, in one line: ``layers.event_frames.first_steps``). Floating-point input is cast to
+    the weights' dtype outside autocast, as the rate nets cast it (``methods.rate_network.as_weight_dtype``): float64
+    or bfloat16 images stopped a ``ttfs_window`` net in its first layer ("expected m1 and m2 to have the same
+    dtype")."""
 
-    cast = False
+    def cast(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return as_weight_dtype(module, x)
 
     def __init__(self, run_dir: str | Path, input_shape: tuple[int, ...], steps: int | None) -> None:
         super().__init__(str(run_dir), input_shape)
