@@ -255,6 +255,22 @@ def test_nmnist_first_saccade_matches_tonic_and_a_cut_file_or_stray_folder_is_no
         load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
 
 
+def test_random_bytes_of_a_whole_number_of_records_are_no_nmnist_recording(tmp_path):
+    """Before: 500 random bytes in a digit folder loaded as a recording of the 2 of its 100 records that fell inside
+    the 34 x 34 sensor. Real files (the loader reads a tree of them) and events at the sensor's last pixel pass."""
+    _write_nmnist_tree(tmp_path, per_class=1)
+    edge = tmp_path / "NMNIST" / "Train" / "1" / "00000.bin"
+    write_nmnist_bin(edge, make_events([33, 0], [0, 33], [1, 2], [1, 0]))
+    assert load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False).train.x[1].sum() == 2
+    bad = tmp_path / "NMNIST" / "Train" / "0" / "00000.bin"
+    bad.write_bytes(np.random.default_rng(1).bytes(500))
+    with pytest.raises(DataCorruptError, match=r"00000.bin: \d+ of \d+ events lie outside the 34 x 34 sensor") as e:
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataCorruptError, match="outside the 240 x 304 sensor"):  # N-Caltech101's: y = 241..255
+        read_nmnist_bin(bad)
+
+
 @pytest.mark.parametrize("value", ["false", "no", 0, 1, None])
 def test_nmnist_first_saccade_only_must_be_true_or_false(tmp_path, value):
     """Before: any value was read by its truth, so first_saccade_only="false" kept only the first 100 ms."""

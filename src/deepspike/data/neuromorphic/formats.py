@@ -33,6 +33,7 @@ EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p",
 NMNIST_MAX_T = (1 << 23) - 1
 NMNIST_OVERFLOW_Y = 240
 NMNIST_OVERFLOW_US = 1 << 13
+ATIS_SENSOR = (240, 304)  # (H, W) pixels of the ATIS that recorded N-MNIST and N-Caltech101
 AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
 MAX_GESTURE_MS = 1e12  # microseconds of later times would not fit int64
 NPY_ERRORS = (OSError, ValueError, EOFError, MemoryError, tokenize.TokenError)
@@ -88,9 +89,12 @@ def decode_nmnist(raw: bytes) -> np.ndarray:
     return make_events(rec[keep, 0], rec[keep, 1], t[keep], rec[keep, 2] >> 7)
 
 
-def read_nmnist_bin(path: str | os.PathLike) -> np.ndarray:
-    """Read an N-MNIST (or N-Caltech101) ``.bin`` file (:func:`decode_nmnist`); a path that is no regular file or a
-    size that is not a multiple of 5 bytes is a one-line :class:`DataCorruptError`."""
+def read_nmnist_bin(path: str | os.PathLike, sensor_hw: tuple[int, int] = ATIS_SENSOR) -> np.ndarray:
+    """Read an N-MNIST (or N-Caltech101) ``.bin`` file (:func:`decode_nmnist`); a path that is no regular file, a
+    size that is not a multiple of 5 bytes or an event outside the ``sensor_hw = (H, W)`` pixels (N-MNIST: 34 x 34; by
+    default the ATIS's 240 x 304, so y = 241..255 is no pixel) is a one-line :class:`DataCorruptError`: any file of
+    5k bytes decodes, and random bytes (a file of another format) were read as a recording of its few events that fell
+    inside the sensor."""
     check_regular_file(path)
     try:
         raw = Path(path).read_bytes()
@@ -98,7 +102,14 @@ def read_nmnist_bin(path: str | os.PathLike) -> np.ndarray:
         raise DataCorruptError(f"{path}: cannot read ({one_line(e)})") from e
     if len(raw) % 5:
         raise DataCorruptError(f"{path}: N-MNIST .bin size {len(raw)} is not a multiple of 5 bytes")
-    return decode_nmnist(raw)
+    events = decode_nmnist(raw)
+    outside = np.flatnonzero((events["y"] >= sensor_hw[0]) | (events["x"] >= sensor_hw[1]))
+    if len(outside):
+        i = outside[0]
+        raise DataCorruptError(f"{path}: {len(outside)} of {len(events)} events lie outside the {sensor_hw[0]} x "
+                               f"{sensor_hw[1]} sensor (event {i} at x={events['x'][i]}, y={events['y'][i]}): not an "
+                               f"N-MNIST-format .bin recording")
+    return events
 
 
 def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:

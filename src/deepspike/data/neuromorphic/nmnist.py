@@ -4,7 +4,7 @@ On disk (the official release, as tonic extracts it): ``<folder>/Train/<digit>/<
 ``<folder>/Test/<digit>/<id>.bin`` (60,000 / 10,000 files, 5-byte events, see :mod:`formats`). The folder
 is ``data_dir`` itself or ``NMNIST``/``N-MNIST``/``nmnist`` under ``data_dir`` and each data root. The digit
 folders' files are listed in name order and read by ``formats.read_nmnist_bin`` (tonic's reading of the records, the
-file size checked first); frames are cached.
+file size checked first, then every event's pixel inside the 34 x 34 sensor); frames are cached.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def read_recording(recording: tuple[Path, int], first_saccade_only: bool) -> tup
     """The events of one recording (``formats.read_nmnist_bin``: a cut file is a one-line error), the first 100 ms
     only with ``first_saccade_only``, and its digit."""
     path, digit = recording
-    events = read_nmnist_bin(path)
+    events = read_nmnist_bin(path, SENSOR)
     return (events[events["t"] < FIRST_SACCADE_US] if first_saccade_only else events), digit
 
 
