@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator, load_dataset
 from deepspike.data.neuromorphic import EventFrameDataset
 from deepspike.data.neuromorphic.static_rows import image_rows
@@ -83,3 +84,19 @@ def test_fake_data_writer_handles_the_rows_sets(tmp_path, name, source):
     assert rows.class_names == images.class_names and len(rows.test) == len(images.test) > 0
     assert torch.equal(rows.train.x, image_rows(images.train.x)) and torch.equal(rows.test.y, images.test.y)
     assert not list(root.rglob("event_frames"))  # nothing is cached: the rows are a reshape of the images
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 0.2])
+def test_rows_that_would_not_fit_memory_are_one_line(monkeypatch, val_fraction):
+    """Before: no memory check. The digits' 1,797 images and labels (264 bytes each, held), the 1,437 training rows
+    copied for a validation part (264 bytes each, with their labels) and the float64 statistics chunk (8 x 64 bytes a
+    training row) fit a machine of exactly that many bytes, one byte less is refused in one line."""
+    from deepspike.data.neuromorphic import static_rows
+
+    need = 1797 * 264 + (1437 * 264 if val_fraction else 0) + 1437 * 8 * 64
+    monkeypatch.setattr(static_rows, "physical_memory", lambda: need)
+    assert len(load_dataset("digits_rows", val_fraction=val_fraction).train) == round(1437 * (1 - val_fraction))
+    monkeypatch.setattr(static_rows, "physical_memory", lambda: need - 1)
+    with pytest.raises(ConfigError, match="digits_rows: the 0.0 GiB of images and labels of digits, .* more than") as e:
+        load_dataset("digits_rows", val_fraction=val_fraction)
+    assert "\n" not in str(e.value)

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import torch
 
-from deepspike.data.neuromorphic.dataset import EventFrameDataset
-from deepspike.data.neuromorphic.loading import event_splits
+from deepspike.core.memory import GiB, check_fits_memory, physical_memory
+from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset
+from deepspike.data.neuromorphic.loading import event_splits, held_bytes
 from deepspike.data.registry import load_dataset, register_dataset
-from deepspike.data.splits import DataSplits
+from deepspike.data.splits import DataSplits, stats_bytes
 
 SOURCES = {"digits": "scikit-learn's 8 x 8 digits (T = 8, F = 8)", "mnist": "MNIST (T = 28, F = 28)",
            "fashion_mnist": "Fashion-MNIST (T = 28, F = 28)"}
@@ -35,10 +36,29 @@ def image_rows(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
 
 
+def check_rows_memory(static: DataSplits, val_fraction: float, name: str) -> None:
+    """A one-line ``ConfigError`` when the rows would not fit this machine's memory, checked before they are made: the
+    static set's images and labels (held throughout), the copies of both splits' rows that :func:`image_rows` makes of
+    images of more than one channel (a view otherwise), the copies of the training rows that ``make_splits`` takes the
+    validation part as (``subset`` of both parts, with their int64 labels) and the float64 chunk of their statistics
+    (``splits.stats_bytes`` of ``frame_stats``). Other in-memory data sets were checked; these were not."""
+    n, c, h, w = static.train.x.shape
+    row = h * c * w * static.train.x.element_size()
+    copies = (n + len(static.test) if c > 1 else 0) + (n if val_fraction > 0 else 0)
+    sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
+    stats = stats_bytes(h * c * w, n, FRAME_STATS_CHUNK)
+    check_fits_memory(sources + copies * (row + 8) + stats, physical_memory(), lambda need, have: (
+        f"{name}: the {sources / GiB:.1f} GiB of images and labels of {static.name or 'the static set'}, "
+        f"{copies:,} copied rows of {row + 8:,} bytes and {stats:,} bytes of statistics buffers need {need} GiB, more "
+        f"than this machine's {have} GiB"))
+
+
 def row_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool) -> DataSplits:
-    """Load the static set ``source`` (no val part) and give its train and test images as row sequences, split."""
+    """Load the static set ``source`` (no val part) and give its train and test images as row sequences, split; rows
+    that would not fit in memory are a one-line ``ConfigError`` (:func:`check_rows_memory`)."""
     static = load_dataset(source, data_dir=data_dir, download=download)
     name = f"{source}_rows"
+    check_rows_memory(static, val_fraction, name)
     train, test = (EventFrameDataset(image_rows(split.x), split.y, name) for split in (static.train, static.test))
     return event_splits(train, test, val_fraction=val_fraction, seed=seed, class_names=static.class_names, name=name)
 
@@ -57,4 +77,5 @@ load_digits_rows = _register("digits")
 load_mnist_rows = _register("mnist")
 load_fashion_mnist_rows = _register("fashion_mnist")
 
-__all__ = ["image_rows", "load_digits_rows", "load_fashion_mnist_rows", "load_mnist_rows", "row_splits"]
+__all__ = ["check_rows_memory", "image_rows", "load_digits_rows", "load_fashion_mnist_rows", "load_mnist_rows",
+           "row_splits"]
