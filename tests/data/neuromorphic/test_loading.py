@@ -81,10 +81,11 @@ def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
     write_dataset("nmnist", tmp_path, n=4)
     monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images and "
-                                          r"73,984 bytes of buffers to split them and take their statistics need "):
+                                          r"208,080 bytes of buffers to split them and take their statistics need "):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
-    # the test split's frames and images, the train images and labels, the statistics' chunk of 8 float64 images
-    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 32_368 + 4 * 9_256 + 147_968)
+    # the test split's frames and images, the train images and labels, and binning one recording (its int64 counts
+    # and uint8 frames, 9 x 23,120 bytes: more than the statistics' chunk of 8 float64 images, 147,968)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 32_368 + 4 * 9_256 + 208_080)
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
     assert tuple(splits.train.x.shape[1:]) == (2, 34, 34)
 
@@ -202,3 +203,19 @@ def test_the_buffers_of_the_validation_split_and_the_statistics_are_counted_besi
     monkeypatch.setattr(frames, "physical_memory", lambda: 1_664_800)
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False, val_fraction=0.5)
     assert len(splits.train) == len(splits.val) == 10
+
+
+def test_binning_one_recording_is_counted_where_it_is_the_peak(monkeypatch):
+    """One recording of 1000 x 2 x 128 x 128 frames (32,768,000 bytes): splitting holds one row, the statistics a
+    float64 chunk of one sample (262,144,000 bytes), binning it its int64 counts and uint8 frames (294,912,000),
+    which no check counted: a machine of 294,912,000 bytes passed and held 327,680,000. Checked, nothing allocated."""
+    from deepspike.data.neuromorphic import frames
+    from deepspike.data.neuromorphic.loading import check_binned
+
+    options = FrameOptions(timesteps=1000, stride=1)
+    need = 32_768_000 + 294_912_000
+    monkeypatch.setattr(frames, "physical_memory", lambda: need)
+    assert check_binned(1, options, (128, 128)) == (128, 128)
+    monkeypatch.setattr(frames, "physical_memory", lambda: need - 1)
+    with pytest.raises(ConfigError, match=r"1 samples of 32,768,000 bytes of frames and 294,912,000 bytes of "):
+        check_binned(1, options, (128, 128))

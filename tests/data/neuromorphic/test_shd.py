@@ -351,7 +351,7 @@ def test_frames_larger_than_the_machine_are_refused_before_they_are_allocated(tm
 
     folder = _write_shd(tmp_path)
     monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
-    with pytest.raises(ConfigError, match=r"2 samples of 70,000 bytes of frames and 1,120,000 bytes of buffers to "
+    with pytest.raises(ConfigError, match=r"2 samples of 70,000 bytes of frames and 1,260,000 bytes of buffers to "
                                           r"split them and take their statistics need 0.0 GiB, more than this"):
         load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
 
@@ -411,12 +411,13 @@ def test_labels_of_a_huge_array_type_are_refused_before_they_are_read(tmp_path):
 def test_the_test_file_is_counted_beside_the_train_file_already_held(tmp_path, monkeypatch):
     """shd_train.h5's frames stay loaded while shd_test.h5 is binned: 2 + 1 recordings of 100 x 700 = 70,000 bytes.
     Each file was checked alone (140,000 and 70,000 bytes), so a machine of 140,100 bytes passed and held 210,000.
-    Each check also counts the float64 chunk of the frame statistics of all the recordings loaded (2, then 3:
-    1,120,000 and 1,680,000 bytes; splits.stats_bytes), more than splitting them holds (one row)."""
+    Each check also counts the larger of the float64 chunk of the frame statistics of all the recordings loaded (2,
+    then 3: 1,120,000 and 1,680,000 bytes; splits.stats_bytes) and binning one recording (9 x 2 x 70,000 = 1,260,000
+    bytes; frames.binning_bytes), more than splitting them holds (one row)."""
     from deepspike.data.neuromorphic import frames
 
     folder = _write_shd(tmp_path)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 1_260_000)  # the train file and its statistics' chunk
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1_400_000)  # the train file and binning a recording
     with pytest.raises(ConfigError, match=r"shd_test.h5: 1 samples of 70,000 bytes of frames beside the 0.0 GiB of "
                                           r"frames already held and 1,680,000 bytes of buffers to split them and take "
                                           r"their statistics need "):
@@ -435,6 +436,6 @@ def test_frames_read_from_the_cache_are_checked_as_binned_ones(tmp_path, monkeyp
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     load_dataset("shd", data_dir=folder, cache=True, timesteps=100)  # writes the cache
     monkeypatch.setattr(frames, "physical_memory", lambda: 100_000)
-    with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames and 1,120,000 bytes of "
+    with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames and 1,260,000 bytes of "
                                           r"buffers to split them and take their statistics need 0.0 GiB"):
         load_dataset("shd", data_dir=folder, cache=True, timesteps=100)

@@ -16,6 +16,7 @@ from deepspike.data.neuromorphic.cache import cache_dir, cached_arrays
 from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import require_tonic
 from deepspike.data.neuromorphic.frames import (
+    binning_bytes,
     check_binning,
     check_frame_memory,
     check_stride,
@@ -123,13 +124,14 @@ def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int]
                  held: Sequence = ()) -> tuple[int, int]:
     """The frame size ``(H', W')`` of ``samples`` binned recordings; a ``ConfigError`` for a stride larger than the
     sensor (:func:`check_stride`) and for frames that would not fit in memory beside the data sets ``held`` (the
-    splits already loaded) and the buffers that splitting them and their statistics take (:func:`work_bytes`), with
-    their float32 count
+    splits already loaded) and the larger of the buffers that splitting them and their statistics take
+    (:func:`work_bytes`) and those of binning one recording (``frames.binning_bytes``), with their float32 count
     images (``8 H' W'`` bytes a sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     size, what = sample_bytes(options, h, w)
     work = work_bytes(options, h, w, samples + sum(len(part) for part in held))
+    work = max(work, binning_bytes(options.timesteps * 2 * h * w))  # binning comes first: never beside the rest
     check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work)
     return h, w
 

@@ -47,7 +47,7 @@ from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset, frame_stats
 from deepspike.data.neuromorphic.formats import make_events
-from deepspike.data.neuromorphic.frames import check_frame_memory
+from deepspike.data.neuromorphic.frames import binning_bytes, check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
@@ -236,10 +236,11 @@ def check_release_memory(path: Path, samples: int, options: FrameOptions, held: 
     """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the data sets ``held`` (the files
     already loaded) and the buffers that splitting them all takes (``splits.partition_bytes``: SHD's validation
     split is taken in place; SSC's files, never split, are counted alike) or, after that, their statistics
-    (``splits.stats_bytes`` of ``frame_stats``)."""
+    (``splits.stats_bytes`` of ``frame_stats``), or, before them, binning one recording (``frames.binning_bytes`` of its
+    ``[T, 2, 1, F]`` frames)."""
     row = options.timesteps * (CHANNELS // options.stride)
     rows = samples + sum(len(part) for part in held)
-    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK))
+    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK), binning_bytes(2 * row))
     check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work)
 
 
