@@ -60,3 +60,23 @@ def test_a_32_bit_or_float_image_of_8_bit_levels_reads_them(tmp_path, dtype):
     Image.fromarray(GREY8.astype(dtype)).save(path)
     np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=True)[:, :, 0], GREY8)
     np.testing.assert_array_equal(load_image(path, (2, 4), grayscale=False), np.repeat(GREY8[:, :, None], 3, axis=2))
+
+
+def test_an_entry_named_as_an_image_that_is_no_file_is_one_line_not_left_out(tmp_path):
+    """Before: a broken link, a link loop or a folder named ``*.png`` among a class's images was left out with no word
+    (2 of the 3 images of class ``a`` trained on); now one line naming it. Other names (no image suffix) stay out."""
+    import os
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.fromarray(GREY8).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    assert len(load_dataset("imagefolder", data_dir=tmp_path, size=2, train_per_class=1).train) == 2
+    for kind, make in (("missing", lambda p: os.symlink(tmp_path / "gone.png", p)), ("missing", lambda p: os.symlink(
+            p.name, p)), ("a folder", lambda p: p.mkdir())):
+        entry = tmp_path / "a" / "2.png"
+        make(entry)
+        with pytest.raises(DataCorruptError, match=rf"^{entry} is {kind}"):
+            load_dataset("imagefolder", data_dir=tmp_path, size=2, train_per_class=1)
+        entry.rmdir() if entry.is_dir() and not entry.is_symlink() else entry.unlink()

@@ -24,7 +24,7 @@ import torch
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
-from deepspike.data.paths import one_line
+from deepspike.data.paths import check_regular_file, one_line
 from deepspike.data.splits import channel_stats, check_split_seed, mix_seed, split_indices
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -71,9 +71,14 @@ def check_loading_options(grayscale, in_memory, memory_limit_gb, stats_samples) 
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (by extension, case-insensitive), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not p.name.startswith("."))
+    """Image files directly inside ``folder`` (by extension, case-insensitive), sorted by name; an entry named as an
+    image that is no regular file (a folder, a broken link or a link loop, a pipe) is a one-line
+    :class:`DataCorruptError` (``paths.check_regular_file``): such entries were left out with no word, the images
+    they stood for missing from the data set."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    for p in files:
+        check_regular_file(p)
+    return files
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:
