@@ -22,12 +22,14 @@ def test_the_fingerprint_follows_names_sizes_and_rewrites(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["cut", "flipped byte", "labels of another length", "a shape past memory",
-                                    "an unclosed header", "an unknown compression", "an encryption flag"])
+                                    "an unclosed header", "an unknown compression", "an encryption flag",
+                                    "float64 frames", "float labels"])
 def test_a_damaged_entry_is_built_again(tmp_path, damage):
     """A cut entry or one with a flipped byte (a bad zip or CRC) raised zipfile's BadZipFile through the run; a header
     whose shape claims more than the machine has made numpy's allocation raise MemoryError through it; a member's
     compression method or encryption flag changed (a byte of its zip header) raised zipfile's NotImplementedError or
-    RuntimeError through it."""
+    RuntimeError through it. Float64 frames (8 times the bytes the header's shape was checked for) and float labels
+    (cut to whole ones later) were read back as they were."""
     x, y = (np.arange(24_000) % 251).astype(np.uint8).reshape(4, 6000), np.array([0, 1, 2, 3])  # x: more than
     builds = []  # zipfile's first read of 4 KB, so that its CRC check comes after numpy read the header
 
@@ -57,6 +59,12 @@ def test_a_damaged_entry_is_built_again(tmp_path, damage):
             raw[at + 10] = 99  # the method (0: stored)
         else:
             raw[at + 8] |= 1  # bit 0 of the flags: encrypted
+    elif damage == "float64 frames":
+        np.savez(entry, x=x.astype(np.float64), y=y)
+        raw = bytearray(entry.read_bytes())
+    elif damage == "float labels":
+        np.savez(entry, x=x, y=y + 0.5)
+        raw = bytearray(entry.read_bytes())
     else:
         np.savez(entry, x=x, y=y[:3])
         raw = bytearray(entry.read_bytes())

@@ -45,33 +45,36 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
     """``(x, y)`` from the cache entry of ``key`` in ``folder``, else ``build()`` them and store them.
 
     ``folder=None`` disables the cache. ``check(shape of x)``, read from the entry's header, runs before a cached
-    entry's arrays are read (its memory check: ``build`` makes its own).
+    entry's arrays are read (its memory check: ``build`` makes its own); an entry whose header does not read or gives
+    frames of another type than uint8 is built again, before its arrays are read.
     """
     if folder is None:
         return build()
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(folder) / f"{key.get('dataset', 'events')}-{digest}.npz"
     if path.is_file():
-        shape = _stored_shape(path) if check is not None else None
-        if shape is not None:
-            check(shape)
-        entry = _read_entry(path)
-        if entry is not None:
-            return entry
+        header = _stored_header(path)
+        if header is not None and header[1] == np.uint8:  # frames of another type: not an entry this code wrote
+            if check is not None:
+                check(header[0])
+            entry = _read_entry(path)
+            if entry is not None:
+                return entry
         path.unlink(missing_ok=True)  # unreadable or damaged entry: rebuild it
     x, y = build()
     atomic_write(path, lambda out: np.savez(out, x=x, y=y))
     return x, y
 
 
-def _stored_shape(path: Path) -> tuple[int, ...] | None:
-    """The shape of a cache entry's ``x`` from its ``.npy`` header, nothing of the array read; None where the header
-    does not read (``_read_entry`` then finds the entry damaged)."""
+def _stored_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The shape and type of a cache entry's ``x`` from its ``.npy`` header, nothing of the array read; None where the
+    header does not read (the entry is damaged)."""
     try:
         with zipfile.ZipFile(path) as z, z.open("x.npy") as f:
             major, _ = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            return tuple(int(n) for n in read(f)[0])
+            shape, _, dtype = read(f)
+            return tuple(int(n) for n in shape), dtype
     except (*NPY_ERRORS, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
         return None
 
@@ -80,10 +83,13 @@ def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``(x, y)`` of a cache entry; None for one that does not read (cut, flipped bytes: a bad zip or CRC; a damaged
     header, ``formats.NPY_ERRORS``, which numpy reads before the CRC is checked; a member's compression method or
     encryption flag changed in the zip's directory: zipfile's NotImplementedError, RuntimeError) or whose arrays do
-    not belong together (no labels per sample)."""
+    not belong together (no labels per sample) or are not of the types every entry is written in (uint8 frames, int64
+    labels: float64 frames took 8 times the memory the check of the header's shape counted, float labels were cut to
+    whole ones, in silence)."""
     try:
         with np.load(path) as f:
             x, y = f["x"], f["y"]
     except (*NPY_ERRORS, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
         return None
-    return (x, y) if x.ndim >= 1 and y.ndim == 1 and len(x) == len(y) else None
+    whole = x.ndim >= 1 and y.ndim == 1 and len(x) == len(y) and x.dtype == np.uint8 and y.dtype == np.int64
+    return (x, y) if whole else None
