@@ -81,11 +81,12 @@ def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
     write_dataset("nmnist", tmp_path, n=4)
     monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images and "
-                                          r"208,080 bytes of buffers to split them and take their statistics need "):
+                                          r"212,880 bytes of buffers to split them and take their statistics need "):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
-    # the test split's frames and images, the train images and labels, and binning one recording (its int64 counts
-    # and uint8 frames, 9 x 23,120 bytes: more than the statistics' chunk of 8 float64 images, 147,968)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 32_368 + 4 * 9_256 + 208_080)
+    # the test split's frames and images, the train images and labels, and reading and binning one recording (its
+    # 200-byte file read, 24 x 200 = 4,800 bytes; its int64 counts and uint8 frames, 9 x 23,120: more than the
+    # statistics' chunk of 8 float64 images, 147,968)
+    monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 32_368 + 4 * 9_256 + 212_880)
     splits = load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
     assert tuple(splits.train.x.shape[1:]) == (2, 34, 34)
 
@@ -219,3 +220,30 @@ def test_binning_one_recording_is_counted_where_it_is_the_peak(monkeypatch):
     monkeypatch.setattr(frames, "physical_memory", lambda: need - 1)
     with pytest.raises(ConfigError, match=r"1 samples of 32,768,000 bytes of frames and 294,912,000 bytes of "):
         check_binned(1, options, (128, 128))
+
+
+def test_reading_the_largest_recording_is_counted(tmp_path, monkeypatch):
+    """Reading a recording holds about 120 bytes an N-MNIST event (the file's bytes, the int64 records, the events and
+    what binning makes of them), which no check counted: one recording of 10,000 events (a 50 KB file) held 1.2 MB
+    beside frames of 2,312 bytes a sample. Now 24 x the largest file's bytes (1,200,000) and binning it (20,808) are
+    counted, and the measured peak of reading and binning it stays under them."""
+    import tracemalloc
+
+    from deepspike.data import load_dataset
+    from deepspike.data.neuromorphic import frames
+    from deepspike.data.neuromorphic.formats import write_nmnist_bin
+    from deepspike.data.neuromorphic.nmnist import read_recording
+    from fakedata import random_events, write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset("nmnist", tmp_path, n=2)
+    big = tmp_path / "NMNIST" / "Train" / "1" / "00001.bin"
+    write_nmnist_bin(big, random_events(np.random.default_rng(0), 10_000, 34, 300_000))
+    monkeypatch.setattr(frames, "physical_memory", lambda: 1_000_000)
+    with pytest.raises(ConfigError, match=r"^event frames: 2 samples of 2,312 bytes of frames and 1,220,808 bytes of "):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=1, cache=False)
+    tracemalloc.start()
+    FrameOptions(timesteps=1).frames(read_recording((big, 1), False)[0], (34, 34))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert 1_000_000 < peak <= 1_220_808

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import read_aedat2
-from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_aedat2
+from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, check_split_seed
 
@@ -48,7 +48,7 @@ def load_cifar10_dvs(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
     recordings = list_recordings(data_dir)
     key = {"files": files_fingerprint([f for f, _ in recordings]), **options.key()}
     x, y = load_binned("cifar10_dvs", data_dir, cache, key, recordings, lambda r: (read_aedat2(r[0]), r[1]), options,
-                       SENSOR)
+                       SENSOR, reading=reading_bytes([f for f, _ in recordings], READ_BYTES_PER_FILE_BYTE["aedat2"]))
     return held_out_splits(x, y, options, test_fraction=TEST_FRACTION, split_seed=split_seed,
                            val_fraction=val_fraction, seed=seed, class_names=CLASSES, name="cifar10_dvs")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from deepspike.core.errors import DataCorruptError
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import read_gesture_npy
-from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_gesture_npy
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.neuromorphic.nmnist import find_split_folders
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits
@@ -60,7 +60,8 @@ def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
         key = {"split": "train" if split == "ibmGestureTrain" else "test", "listing": "sorted",
                "files": files_fingerprint([f for f, _ in recordings]), **options.key()}
         arrays = load_binned("dvs_gesture", data_dir, cache, key, recordings,
-                             lambda rec: (read_gesture_npy(rec[0]), rec[1]), options, SENSOR, parts)
+                             lambda rec: (read_gesture_npy(rec[0]), rec[1]), options, SENSOR, parts,
+                             reading_bytes([f for f, _ in recordings], READ_BYTES_PER_FILE_BYTE["gesture"]))
         parts.append(as_dataset(*arrays, options, "dvs_gesture"))
         del arrays  # output: counts: the frames go now, not while the next split is binned beside them (unchecked)
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed, class_names=CLASSES,

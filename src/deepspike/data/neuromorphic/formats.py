@@ -36,6 +36,11 @@ NMNIST_OVERFLOW_US = 1 << 13
 ATIS_SENSOR = (240, 304)  # (H, W) pixels of the ATIS that recorded N-MNIST and N-Caltech101
 AEDAT2_HEADER = b"#!AER-DAT2.0\r\n"
 MAX_GESTURE_MS = 1e12  # microseconds of later times would not fit int64
+READ_BYTES_PER_FILE_BYTE = {"nmnist": 24, "aedat2": 12, "gesture": 4}
+"""The most bytes reading and binning one recording holds (its events, the reader's arrays and those binning makes of
+the events), per byte of its file: measured with tracemalloc on recordings of 10^6 events, 119 bytes an event for
+N-MNIST's 5-byte records (23.8 x), 94 for AEDAT 2.0's 8 bytes (11.8 x), 128 for DVS Gesture's float64 ``[n, 4]``
+rows (4.0 x). A DVS Gesture recording of 10^6 events (32 MB) held 128 MB, beside frames of 41 KB."""
 NPY_ERRORS = (OSError, ValueError, EOFError, MemoryError, tokenize.TokenError)
 """What ``np.load`` raises for a damaged ``.npy``: a header whose brackets do not close raised tokenize's TokenError,
 one whose shape claims more than the machine has MemoryError (numpy allocates the claim before reading)."""

@@ -107,10 +107,10 @@ def local_tonic(cls: type, folder: Path, **kwargs):
 
 
 def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions,
-            sensor_hw: tuple[int, int], held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
+            sensor_hw: tuple[int, int], held: Sequence = (), reading: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Read and bin every sample: ``(x [N, T, 2, H', W'] uint8, y [N] int64)``, after :func:`check_binned` (before any
-    is read)."""
-    h, w = check_binned(len(samples), options, sensor_hw, held)
+    is read; ``reading``: the most bytes reading one recording holds, :func:`reading_bytes`)."""
+    h, w = check_binned(len(samples), options, sensor_hw, held, reading)
     x = np.zeros((len(samples), options.timesteps, 2, h, w), dtype=np.uint8)
     y = np.zeros(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
@@ -120,32 +120,41 @@ def bin_all(samples: Sequence, read: Callable[[object], tuple[np.ndarray, int]],
     return x, y
 
 
+def reading_bytes(files: Sequence[Path], per_file_byte: int) -> int:
+    """The most bytes reading and binning one of ``files`` holds beside the frames, its events and every array made of
+    them: ``per_file_byte`` (``formats.READ_BYTES_PER_FILE_BYTE``) times the largest file's size."""
+    return per_file_byte * max((f.stat().st_size for f in files), default=0)
+
+
 def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int],
-                 held: Sequence = ()) -> tuple[int, int]:
+                 held: Sequence = (), reading: int | None = 0) -> tuple[int, int]:
     """The frame size ``(H', W')`` of ``samples`` binned recordings; a ``ConfigError`` for a stride larger than the
     sensor (:func:`check_stride`) and for frames that would not fit in memory beside the data sets ``held`` (the
     splits already loaded) and the larger of the buffers that splitting them and their statistics take
-    (:func:`work_bytes`) and those of binning one recording (``frames.binning_bytes``), with their float32 count
-    images (``8 H' W'`` bytes a sample, made beside the frames) under ``output: counts``."""
+    (:func:`work_bytes`) and those of reading and binning one recording (``reading`` bytes of its events,
+    :func:`reading_bytes`, and ``frames.binning_bytes``; None: frames read from the cache, nothing binned), with their
+    float32 count images (``8 H' W'`` bytes a sample, made beside the frames) under ``output: counts``."""
     check_stride(options.stride, sensor_hw)
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     size, what = sample_bytes(options, h, w)
     work = work_bytes(options, h, w, samples + sum(len(part) for part in held))
-    work = max(work, binning_bytes(options.timesteps * 2 * h * w))  # binning comes first: never beside the rest
+    if reading is not None:  # binning comes first: never beside the rest
+        work = max(work, reading + binning_bytes(options.timesteps * 2 * h * w))
     check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work)
     return h, w
 
 
 def load_binned(name: str, data_dir, use_cache: bool, key: dict, samples: Sequence,
                 read: Callable[[object], tuple[np.ndarray, int]], options: FrameOptions, sensor_hw: tuple[int, int],
-                held: Sequence = ()) -> tuple[np.ndarray, np.ndarray]:
+                held: Sequence = (), reading: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`bin_all` of ``samples`` through the cache (:func:`load_cached`), its checks (:func:`check_binned`) made
     once, before anything is read, either way: by ``bin_all`` when the frames are binned, before the entry's arrays
     are read when they come from the cache (frames read from the cache were loaded unchecked: cached as frames, read
-    again as count images beside them; or a cache copied from a larger machine). Made here as well as in ``bin_all``,
-    binned frames were checked twice."""
-    return load_cached(name, data_dir, use_cache, key, lambda: bin_all(samples, read, options, sensor_hw, held),
-                       lambda shape: check_binned(len(samples), options, sensor_hw, held))
+    again as count images beside them; or a cache copied from a larger machine; no recording is read then). Made
+    here as well as in ``bin_all``, binned frames were checked twice."""
+    return load_cached(name, data_dir, use_cache, key,
+                       lambda: bin_all(samples, read, options, sensor_hw, held, reading),
+                       lambda shape: check_binned(len(samples), options, sensor_hw, held, None))
 
 
 def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:

@@ -19,8 +19,8 @@ from pathlib import Path
 from deepspike.core.errors import DataNotFoundError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import read_nmnist_bin
-from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin
+from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, check_split_seed
 
@@ -59,8 +59,9 @@ def load_ncaltech101(data_dir=None, val_fraction: float = 0.0, seed: int = 0, do
     check_split_seed(split_seed)
     recordings, categories = list_recordings(data_dir)
     key = {"files": files_fingerprint([f for f, _ in recordings]), **options.key()}
+    reading = reading_bytes([f for f, _ in recordings], READ_BYTES_PER_FILE_BYTE["nmnist"])
     x, y = load_binned("ncaltech101", data_dir, cache, key, recordings, lambda r: (read_nmnist_bin(r[0]), r[1]),
-                       options, SENSOR)
+                       options, SENSOR, reading=reading)
     return held_out_splits(x, y, options, test_fraction=TEST_FRACTION, split_seed=split_seed,
                            val_fraction=val_fraction, seed=seed, class_names=categories, name="ncaltech101")
 

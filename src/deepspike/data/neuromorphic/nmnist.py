@@ -16,8 +16,8 @@ import numpy as np
 from deepspike.core.errors import ConfigError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import read_nmnist_bin
-from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin
+from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits
 
@@ -71,7 +71,8 @@ def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, downloa
         key = {"split": split.lower(), "files": files_fingerprint([f for f, _ in recordings]),
                "first_saccade_only": first_saccade_only, "listing": "sorted", **options.key()}
         arrays = load_binned("nmnist", data_dir, cache, key, recordings,
-                             lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts)
+                             lambda rec: read_recording(rec, first_saccade_only), options, SENSOR, parts,
+                             reading_bytes([f for f, _ in recordings], READ_BYTES_PER_FILE_BYTE["nmnist"]))
         parts.append(as_dataset(*arrays, options, "nmnist"))
         del arrays  # output: counts: the frames go now, not while the next split is binned beside them (unchecked)
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
