@@ -25,6 +25,15 @@ def test_sequences_have_a_per_step_shape_of_features():
         EventFrameDataset(torch.zeros(2, 3, 4), torch.zeros(3))
 
 
+@pytest.mark.parametrize("label", [1.7, float("nan")])
+def test_labels_that_are_no_whole_numbers_are_refused_not_cut(label):
+    """Before: ``y.to(int64)`` made 1.7 a 1 and NaN -2**63 in silence (``TensorDataset`` refused them); whole float
+    labels still read as their integers."""
+    assert EventFrameDataset(torch.zeros(2, 3, 4), torch.tensor([0.0, 2.0]), "seq").y.tolist() == [0, 2]
+    with pytest.raises(DataCorruptError, match=r"^seq: the labels are not all whole numbers"):
+        EventFrameDataset(torch.zeros(2, 3, 4), torch.tensor([0.0, label]), "seq")
+
+
 def test_frame_stats_per_feature_equal_those_of_a_one_pixel_view():
     """Per feature F over N and T: the per-channel statistics of the ``[N, T, F, 1, 1]`` view, bit for bit, also
     across chunks."""

@@ -6,6 +6,7 @@ import torch
 
 from deepspike.core.errors import DataCorruptError
 from deepspike.data.splits import axis_stats
+from deepspike.data.tensor_dataset import check_whole_labels
 
 
 class EventFrameDataset:
@@ -26,6 +27,7 @@ class EventFrameDataset:
                                    f"got shape {tuple(x.shape)}")
         if y.dim() != 1 or len(y) != len(x):
             raise DataCorruptError(f"{name}: {len(x)} samples but labels of shape {tuple(y.shape)}")
+        check_whole_labels(y, f"{name}: the labels")  # the int64 cast cut 1.7 to 1, as TensorDataset's did
         self.x = x
         self.y = y.to(torch.int64)
         self.name = name
