@@ -247,3 +247,21 @@ def test_reading_the_largest_recording_is_counted(tmp_path, monkeypatch):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert 1_000_000 < peak <= 1_220_808
+
+
+def test_a_cached_entry_of_frames_of_another_shape_is_built_again(tmp_path, monkeypatch):
+    """Before: an entry under the key of 2-step frames that held 1-step ones (or another frame size) was read back as
+    it was, the splits of another T than asked; now the header's shape is compared with the frames binning makes and
+    such an entry built again."""
+    from deepspike.data import load_dataset
+    from fakedata import write_dataset
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    write_dataset("nmnist", tmp_path, n=2)
+    first = load_dataset("nmnist", data_dir=tmp_path, timesteps=2)
+    for entry in (tmp_path / "event_frames").glob("nmnist-*.npz"):
+        with np.load(entry) as f:
+            x, y = f["x"], f["y"]
+        np.savez(entry, x=x[:, :1], y=y)
+    again = load_dataset("nmnist", data_dir=tmp_path, timesteps=2)
+    assert again.train.x.shape == (2, 2, 2, 34, 34) and torch.equal(again.train.x, first.train.x)

@@ -439,3 +439,16 @@ def test_frames_read_from_the_cache_are_checked_as_binned_ones(tmp_path, monkeyp
     with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames and 1,260,000 bytes of "
                                           r"buffers to split them and take their statistics need 0.0 GiB"):
         load_dataset("shd", data_dir=folder, cache=True, timesteps=100)
+
+
+def test_a_cached_entry_of_another_frame_shape_is_built_again(tmp_path, monkeypatch):
+    """Before: an entry holding frames of 50 steps under the key of 100-step ones was read back as it was."""
+    folder = _write_shd(tmp_path)
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    first = load_dataset("shd", data_dir=folder, cache=True, timesteps=100)
+    for entry in (folder / "event_frames").glob("shd-*.npz"):
+        with np.load(entry) as f:
+            x, y = f["x"], f["y"]
+        np.savez(entry, x=x[:, :50], y=y)
+    again = load_dataset("shd", data_dir=folder, cache=True, timesteps=100)
+    assert again.train.x.shape[1:] == (100, 700) and torch.equal(again.train.x, first.train.x)

@@ -41,12 +41,13 @@ def files_fingerprint(files: Sequence[Path]) -> str:
 
 
 def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
-                  check: Callable[[tuple[int, ...]], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  check: Callable[[tuple[int, ...]], bool | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from the cache entry of ``key`` in ``folder``, else ``build()`` them and store them.
 
     ``folder=None`` disables the cache. ``check(shape of x)``, read from the entry's header, runs before a cached
-    entry's arrays are read (its memory check: ``build`` makes its own); an entry whose header does not read or gives
-    frames of another type than uint8 is built again, before its arrays are read.
+    entry's arrays are read (its memory check: ``build`` makes its own; False: frames of another shape than ``build``
+    makes); an entry whose header does not read, gives frames of another type than uint8 or that ``check`` finds of
+    another shape is built again, before its arrays are read (one of another shape was read back as it was).
     """
     if folder is None:
         return build()
@@ -54,9 +55,8 @@ def cached_arrays(folder: Path | None, key: dict, build: Callable[[], tuple[np.n
     path = Path(folder) / f"{key.get('dataset', 'events')}-{digest}.npz"
     if path.is_file():
         header = _stored_header(path)
-        if header is not None and header[1] == np.uint8:  # frames of another type: not an entry this code wrote
-            if check is not None:
-                check(header[0])
+        fits = header is not None and header[1] == np.uint8 and (check is None or check(header[0]) is not False)
+        if fits:  # frames of another type or shape: not an entry this code wrote for the key
             entry = _read_entry(path)
             if entry is not None:
                 return entry

@@ -150,11 +150,15 @@ def load_binned(name: str, data_dir, use_cache: bool, key: dict, samples: Sequen
     """:func:`bin_all` of ``samples`` through the cache (:func:`load_cached`), its checks (:func:`check_binned`) made
     once, before anything is read, either way: by ``bin_all`` when the frames are binned, before the entry's arrays
     are read when they come from the cache (frames read from the cache were loaded unchecked: cached as frames, read
-    again as count images beside them; or a cache copied from a larger machine; no recording is read then). Made
-    here as well as in ``bin_all``, binned frames were checked twice."""
+    again as count images beside them; or a cache copied from a larger machine; no recording is read then), and an
+    entry of frames of another shape than ``[N, T, 2, H', W']`` built again. Made here as well as in ``bin_all``,
+    binned frames were checked twice."""
+    def check(shape: tuple[int, ...]) -> bool:  # a cached entry's: the memory check, then its shape
+        h, w = check_binned(len(samples), options, sensor_hw, held, None)
+        return tuple(shape) == (len(samples), options.timesteps, 2, h, w)
+
     return load_cached(name, data_dir, use_cache, key,
-                       lambda: bin_all(samples, read, options, sensor_hw, held, reading),
-                       lambda shape: check_binned(len(samples), options, sensor_hw, held, None))
+                       lambda: bin_all(samples, read, options, sensor_hw, held, reading), check)
 
 
 def sample_bytes(options: FrameOptions, h: int, w: int) -> tuple[int, str]:
@@ -192,8 +196,8 @@ def held_bytes(parts: Sequence) -> int:
 
 def load_cached(name: str, data_dir, use_cache: bool, key: dict, build, check=None) -> tuple[np.ndarray, np.ndarray]:
     """``cached_arrays`` under ``<data cache>/event_frames`` (or ``build()`` when ``use_cache`` is False; ``check``:
-    the memory check of a cached entry, given its frames' shape); ``data.args.cache`` must be true or false
-    (``ConfigError``: the string "no" was read as true)."""
+    the memory check of a cached entry, given its frames' shape, False for a shape ``build`` does not make);
+    ``data.args.cache`` must be true or false (``ConfigError``: the string "no" was read as true)."""
     if not isinstance(use_cache, bool):
         raise ConfigError(f"data.args.cache must be true or false, got {use_cache!r}")
     return cached_arrays(cache_dir(data_dir) if use_cache else None, {"dataset": name, **key}, build, check)

@@ -244,6 +244,13 @@ def check_release_memory(path: Path, samples: int, options: FrameOptions, held: 
     check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work)
 
 
+def check_cached(path: Path, shape: tuple[int, ...], options: FrameOptions, held: Sequence = ()) -> bool:
+    """:func:`check_release_memory` of a cached entry of ``path`` whose frames have ``shape``; False (the entry is built
+    again) unless that is ``[N, T, 700 // stride]``."""
+    check_release_memory(path, shape[0], options, held)
+    return tuple(shape[1:]) == (options.timesteps, CHANNELS // options.stride)
+
+
 def bin_release_file(path: Path, options: FrameOptions, num_classes: int, held: Sequence = ()
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Read, check and bin one file: ``(x [N, T, 700 // stride] uint8, y [N] int64)``; frames that would not fit in
@@ -297,7 +304,7 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
         held = tuple(parts)
         x, y = load_cached(name, data_dir, cache, key,
                            lambda path=path, held=held: bin_release_file(path, options, NUM_CLASSES[name], held),
-                           lambda shape, path=path, held=held: check_release_memory(path, shape[0], options, held))
+                           lambda shape, path=path, held=held: check_cached(path, shape, options, held))
         parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
     return parts, class_names(files[0], NUM_CLASSES[name])
 
