@@ -218,3 +218,17 @@ def test_a_gz_header_announcing_more_than_deflate_can_hold_is_refused_before_rea
         path.write_bytes(gzip.compress(cut))
         with pytest.raises(DataCorruptError, match="not an IDX file|header truncated"):
             read_idx(path)
+
+
+def test_a_raw_file_larger_than_its_header_says_is_refused_before_it_is_read(tmp_path):
+    """Before: a raw IDX file was read whole before its size was compared with its header, so a large file at an IDX
+    name (a 1 TB sparse one here took a MemoryError traceback) was read into memory first. Now its size is checked
+    from the file system after the header; an exact file still reads."""
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">HBB3I", 0, 8, 3, 2, 2, 3) + bytes(range(12)))
+    assert read_idx(path, 3).tolist() == [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9, 10, 11]]]
+    with path.open("r+b") as f:
+        f.truncate(1 << 36)  # sparse: 64 GiB that take no disk
+    with pytest.raises(DataCorruptError, match=rf"^{path}: IDX header says shape \(2, 2, 3\) \(12 bytes of data\) but "
+                                               r"the file holds 68719476720; it is truncated or corrupt$"):
+        read_idx(path, 3)

@@ -45,15 +45,30 @@ def idx_layout(head: bytes, source: str = "<bytes>") -> tuple[np.dtype, tuple[in
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """The file's bytes; for a name ending in ``.gz`` the decompressed IDX header and at most one byte more than the
-    data it announces (:func:`read_gz_idx`)."""
+    """The file's bytes, once its size matches its IDX header (:func:`read_raw_idx`); for a name ending in ``.gz`` the
+    decompressed IDX header and at most one byte more than the data it announces (:func:`read_gz_idx`)."""
     path = Path(path)
     try:
         if path.suffix == ".gz":
             return read_gz_idx(path)
-        return path.read_bytes()
+        return read_raw_idx(path)
     except (OSError, EOFError, zlib.error) as e:
         raise DataCorruptError(f"cannot read {path}: {one_line(e)}") from e
+
+
+def read_raw_idx(path: Path) -> bytes:
+    """The bytes of a raw IDX file, read only when its size is the header's plus the data the header announces: a
+    one-line :class:`DataCorruptError` before anything more is read otherwise (any large file at an IDX name was read
+    whole first: 1 TB raised a MemoryError traceback)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        head += f.read(4 * head[3]) if len(head) == 4 else b""
+        _, shape, header, expected = idx_layout(head, str(path))
+        size = os.fstat(f.fileno()).st_size
+        if size - header != expected:
+            raise DataCorruptError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file "
+                                   f"holds {size - header}; it is truncated or corrupt")
+        return head + f.read()
 
 
 def read_gz_idx(path: Path) -> bytes:
