@@ -346,12 +346,21 @@ def test_frame_options_of_the_wrong_kind_or_size_are_refused_in_one_line(tmp_pat
         load_dataset("shd", data_dir=folder, cache=False, **options)
 
 
+def _reading(path) -> int:
+    """What the check counts for reading and binning ``path``: 1.25 x its size (its spikes) and binning one recording
+    of 100 x 700 frames (9 x 2 x 70,000 = 1,260,000 bytes; frames.binning_bytes)."""
+    import os
+
+    return int(1.25 * os.path.getsize(path)) + 1_260_000
+
+
 def test_frames_larger_than_the_machine_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
     from deepspike.data.neuromorphic import frames
 
     folder = _write_shd(tmp_path)
     monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
-    with pytest.raises(ConfigError, match=r"2 samples of 70,000 bytes of frames and 1,260,000 bytes of buffers to "
+    reading = _reading(folder / "SHD" / "shd_train.h5")
+    with pytest.raises(ConfigError, match=rf"2 samples of 70,000 bytes of frames and {reading:,} bytes of buffers to "
                                           r"split them and take their statistics need 0.0 GiB, more than this"):
         load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
 
@@ -412,12 +421,14 @@ def test_the_test_file_is_counted_beside_the_train_file_already_held(tmp_path, m
     """shd_train.h5's frames stay loaded while shd_test.h5 is binned: 2 + 1 recordings of 100 x 700 = 70,000 bytes.
     Each file was checked alone (140,000 and 70,000 bytes), so a machine of 140,100 bytes passed and held 210,000.
     Each check also counts the larger of the float64 chunk of the frame statistics of all the recordings loaded (2,
-    then 3: 1,120,000 and 1,680,000 bytes; splits.stats_bytes) and binning one recording (9 x 2 x 70,000 = 1,260,000
-    bytes; frames.binning_bytes), more than splitting them holds (one row)."""
+    then 3: 1,120,000 and 1,680,000 bytes; splits.stats_bytes) and the file's spikes read and binning one recording
+    (``_reading``), more than splitting them holds (one row)."""
     from deepspike.data.neuromorphic import frames
 
     folder = _write_shd(tmp_path)
-    monkeypatch.setattr(frames, "physical_memory", lambda: 1_400_000)  # the train file and binning a recording
+    reading = _reading(folder / "SHD" / "shd_train.h5")
+    assert reading > 1_260_000 and _reading(folder / "SHD" / "shd_test.h5") < 1_680_000
+    monkeypatch.setattr(frames, "physical_memory", lambda: 140_000 + reading)  # the train file, reading and binning
     with pytest.raises(ConfigError, match=r"shd_test.h5: 1 samples of 70,000 bytes of frames beside the 0.0 GiB of "
                                           r"frames already held and 1,680,000 bytes of buffers to split them and take "
                                           r"their statistics need "):
@@ -436,9 +447,9 @@ def test_frames_read_from_the_cache_are_checked_as_binned_ones(tmp_path, monkeyp
     monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
     load_dataset("shd", data_dir=folder, cache=True, timesteps=100)  # writes the cache
     monkeypatch.setattr(frames, "physical_memory", lambda: 100_000)
-    with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames and 1,260,000 bytes of "
+    with pytest.raises(ConfigError, match=r"shd_train.h5: 2 samples of 70,000 bytes of frames and 1,120,000 bytes of "
                                           r"buffers to split them and take their statistics need 0.0 GiB"):
-        load_dataset("shd", data_dir=folder, cache=True, timesteps=100)
+        load_dataset("shd", data_dir=folder, cache=True, timesteps=100)  # nothing read or binned: the chunk
 
 
 def test_a_cached_entry_of_another_frame_shape_is_built_again(tmp_path, monkeypatch):
@@ -452,3 +463,18 @@ def test_a_cached_entry_of_another_frame_shape_is_built_again(tmp_path, monkeypa
         np.savez(entry, x=x[:, :50], y=y)
     again = load_dataset("shd", data_dir=folder, cache=True, timesteps=100)
     assert again.train.x.shape[1:] == (100, 700) and torch.equal(again.train.x, first.train.x)
+
+
+def test_the_spikes_read_from_a_file_are_counted_while_it_is_binned(tmp_path, monkeypatch):
+    """Before: the file's spike times and channels, held while every recording is binned (1.14 x the file's size
+    measured as the process's peak), were counted by no check; now 1.25 x the file's size. A machine with room for the
+    frames, binning and the statistics' chunk but not for the spikes refuses in one line."""
+    from deepspike.data.neuromorphic import frames
+
+    spikes = [(np.linspace(0, 0.9, 20_000), np.arange(20_000) % 700)] * 2
+    folder = _write_shd(tmp_path, train=(spikes, [0, 1]))
+    reading = _reading(folder / "SHD" / "shd_train.h5")
+    assert reading > 1_260_000 + 200_000  # 2 x 20,000 spikes of 6 bytes, beside 140,000 bytes of frames
+    monkeypatch.setattr(frames, "physical_memory", lambda: 140_000 + reading - 1)
+    with pytest.raises(ConfigError, match=rf"shd_train.h5: 2 samples of 70,000 bytes of frames and {reading:,} bytes"):
+        load_dataset("shd", data_dir=folder, cache=False, timesteps=100)

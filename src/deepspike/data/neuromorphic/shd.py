@@ -232,22 +232,31 @@ def recording_frames(path: Path, index: int, times, units, options: FrameOptions
     return frames[:, 1, 0, :]
 
 
-def check_release_memory(path: Path, samples: int, options: FrameOptions, held: Sequence = ()) -> None:
+SPIKES_PER_FILE_BYTE = 1.25
+"""The bytes the spike times and channels read from a file hold while its recordings are binned, per byte of the file
+(measured as the process's peak: 1.14 x a 60 MB file of 2,000 recordings; h5py's arrays, which tracemalloc does not
+see)."""
+
+
+def check_release_memory(path: Path, samples: int, options: FrameOptions, held: Sequence = (),
+                         binned: bool = True) -> None:
     """``check_frame_memory`` of ``samples`` recordings of ``path`` binned, beside the data sets ``held`` (the files
     already loaded) and the buffers that splitting them all takes (``splits.partition_bytes``: SHD's validation
     split is taken in place; SSC's files, never split, are counted alike) or, after that, their statistics
-    (``splits.stats_bytes`` of ``frame_stats``), or, before them, binning one recording (``frames.binning_bytes`` of its
-    ``[T, 2, 1, F]`` frames)."""
+    (``splits.stats_bytes`` of ``frame_stats``), or, before them, the file's spikes read and binning one recording
+    (``SPIKES_PER_FILE_BYTE`` times the file's size and ``frames.binning_bytes`` of its ``[T, 2, 1, F]`` frames), unless
+    the frames are read from the cache (``binned`` False)."""
     row = options.timesteps * (CHANNELS // options.stride)
     rows = samples + sum(len(part) for part in held)
-    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK), binning_bytes(2 * row))
+    reading = int(SPIKES_PER_FILE_BYTE * os.path.getsize(path)) + binning_bytes(2 * row) if binned else 0
+    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK), reading)
     check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work)
 
 
 def check_cached(path: Path, shape: tuple[int, ...], options: FrameOptions, held: Sequence = ()) -> bool:
     """:func:`check_release_memory` of a cached entry of ``path`` whose frames have ``shape``; False (the entry is built
     again) unless that is ``[N, T, 700 // stride]``."""
-    check_release_memory(path, shape[0], options, held)
+    check_release_memory(path, shape[0], options, held, binned=False)
     return tuple(shape[1:]) == (options.timesteps, CHANNELS // options.stride)
 
 
