@@ -166,6 +166,12 @@ def test_digits_events_data_set_and_cache(tmp_path):
     assert torch.equal(again.train.x, s.train.x)
     with pytest.raises(ConfigError):
         load_dataset("digits_events", data_dir=tmp_path, timesteps=0)
+    for entry in (tmp_path / "event_frames").glob("digits_events-*.npz"):  # frames of 1 step under the 2-step key:
+        with np.load(entry) as f:  # read back as they were, now built again
+            x, y = f["x"], f["y"]
+        np.savez(entry, x=x[:, :1], y=y)
+    third = load_dataset("digits_events", data_dir=tmp_path, timesteps=2, substeps=2, val_fraction=0.1)
+    assert torch.equal(third.train.x, s.train.x)
 
 
 def test_new_labels_of_the_same_images_are_not_read_from_the_cache(tmp_path, monkeypatch):

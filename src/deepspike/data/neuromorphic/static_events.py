@@ -108,7 +108,8 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
                                     binary=binary)
             return frames.numpy(), split.y.numpy()
 
-        x, y = load_cached(name, data_dir, cache, key, build)
+        x, y = load_cached(name, data_dir, cache, key, build,  # an entry of other frames than build's: built again
+                           lambda shape, split=split: tuple(shape) == (len(split), timesteps, 2, height, width))
         parts.append(as_dataset(x, y, options, name))
     return event_splits(parts[0], parts[1], val_fraction=val_fraction, seed=seed,
                         class_names=static.class_names, name=name, owned=True)
