@@ -191,6 +191,9 @@ def test_corrupt_image_and_bad_options(tmp_path):
         load_dataset("imagefolder")
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_dataset("imagefolder", data_dir=tmp_path / "missing")
+    (tmp_path / "a.txt").write_text("x")  # was "folder .../a.txt does not exist"
+    with pytest.raises(DataNotFoundError, match=r"^imagefolder: \S+a.txt is not a folder; point data_dir at a folder"):
+        load_dataset("imagefolder", data_dir=tmp_path / "a.txt")
     with pytest.raises(ConfigError, match="image size"):
         load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=(4, 0))
 

@@ -68,7 +68,8 @@ def load_image_folder(data_dir=None, val_fraction: float = 0.0, seed: int = 0, d
         raise ConfigError("imagefolder needs data_dir (recipe: data.data_dir=PATH): the image folder")
     root = paths.expand(data_dir)
     if not root.is_dir():
-        raise DataNotFoundError(f"imagefolder: folder {root} does not exist; point data_dir at a folder of "
+        what = "is not a folder" if root.exists() else "does not exist"  # a file was said not to exist
+        raise DataNotFoundError(f"imagefolder: {root} {what}; point data_dir at a folder of "
                                 "<class>/<image> or train/<class>/<image> + val/<class>/<image> files")
     train, test, names = read_image_folder(root, "imagefolder", size, grayscale, classes, test_fraction,
                                            train_per_class, split_seed)
