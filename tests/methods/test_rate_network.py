@@ -11,7 +11,7 @@ from deepspike.layers.readout import MembraneReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.create import create_model
-from deepspike.methods.rate_network import RateNetwork
+from deepspike.methods.rate_network import RateNetwork, as_weight_dtype, first_parameter
 from deepspike.models import create_architecture, list_models
 from deepspike.models.spec import Conv, Residual, sequence_shape
 from deepspike.neurons import LIF
@@ -113,3 +113,24 @@ def test_float64_images_score_as_the_float32_ones(encoder):
     net.double()
     torch.manual_seed(0)
     assert net(x).dtype == torch.float64  # a float64 net takes float32 images too
+
+
+def test_first_parameter_is_the_first_of_parameters():
+    """``first_parameter`` (``as_weight_dtype``'s fast walk) finds what ``next(parameters(), None)`` finds: past a
+    None parameter, parameterless and shared modules, in a nested dict, none at all, and through a cycle of modules;
+    ``as_weight_dtype`` follows a net moved to float64 after its first call."""
+    empty = nn.Module()
+    empty.register_parameter("gone", None)
+    shared = nn.Sequential(nn.ReLU(), nn.Flatten())
+    later = nn.Linear(2, 3, bias=False)
+    later.register_parameter("extra", nn.Parameter(torch.ones(1)))
+    net = nn.Sequential(empty, shared, nn.ModuleDict({"b": nn.Identity(), "a": shared}), nn.Sequential(shared, later))
+    cycle = nn.Sequential(nn.ReLU())
+    cycle.append(cycle)
+    for module in (net, later, nn.Sequential(shared, nn.Tanh()), cycle, net[3]):
+        assert first_parameter(module) is next(module.parameters(), None)
+    assert first_parameter(net) is later.weight
+    x = torch.rand(4, 2)
+    assert as_weight_dtype(net, x.double()).dtype == torch.float32
+    net.double()
+    assert as_weight_dtype(net, x).dtype == torch.float64

