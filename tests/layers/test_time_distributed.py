@@ -11,7 +11,7 @@ from torch import nn
 from deepspike.coding.rate import direct
 from deepspike.core.errors import ConfigError
 from deepspike.layers.spiking_sequential import SpikingSequential
-from deepspike.layers.time_distributed import TimeDistributed, batch_strides
+from deepspike.layers.time_distributed import TimeDistributed, batch_strides, check_time_first
 from deepspike.methods.create import create_model
 from deepspike.neurons.modules import LIF
 
@@ -112,3 +112,24 @@ def test_a_wrapped_thing_that_is_no_module_is_refused_at_construction(bad):
     """TimeDistributed(5) was built and failed only when called ("'int' object is not callable")."""
     with pytest.raises(ConfigError, match=f"wraps a torch.nn.Module.*got {type(bad).__name__}"):
         TimeDistributed(bad)
+
+
+def test_time_first_check_passes_exactly_the_shapes_each_layer_takes():
+    """The check's fast path (the dimension count first) passes what the rule passes and refuses the rest: a
+    ``Conv2d`` exactly 5 dimensions, a ``Linear`` (and a subclass) 3 or more, any other layer 2 or more, and no
+    tensor at all for none."""
+    class Dense(nn.Linear):
+        pass
+
+    layers = {nn.Conv2d(1, 1, 1): lambda n: n == 5, nn.Linear(1, 1): lambda n: n >= 3,
+              Dense(1, 1): lambda n: n >= 3, nn.Flatten(): lambda n: n >= 2, nn.AvgPool2d(1): lambda n: n >= 2}
+    for layer, takes in layers.items():
+        for n in range(7):
+            x = torch.zeros((1,) * n)
+            if takes(n):
+                check_time_first(layer, x)
+            else:
+                with pytest.raises(ConfigError, match="takes a time-first tensor"):
+                    check_time_first(layer, x)
+        with pytest.raises(ConfigError, match="got list$"):
+            check_time_first(layer, [1.0])

@@ -27,12 +27,17 @@ PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # The fewest dimensions of a time-first input [T, B, ...] of a wrapped layer: a linear layer's [T, B, F], a 2-d
 # convolution's [T, B, C, H, W] (exactly: torch takes a 4-d [T*B, C, H] as one unbatched image); 2 for any other.
 _MIN_DIMS = ((nn.Conv2d, 5), (nn.Linear, 3))
+_CHECKED = tuple(kind for kind, _ in _MIN_DIMS)
 
 
 def check_time_first(module: nn.Module, x: object) -> None:
     """A one-line ``ConfigError`` unless ``x`` is a tensor ``[T, B, ...]`` that ``module`` can take step by step
     (``_MIN_DIMS``): an image batch ``[B, 64]`` given without its encoding ran as ``[B*64]``, one sample of 256
-    features ("mat1 and mat2 shapes cannot be multiplied"), and a conv's ``[B, C, H, W]`` as unbatched images."""
+    features ("mat1 and mat2 shapes cannot be multiplied"), and a conv's ``[B, C, H, W]`` as unbatched images.
+    The common cases pass first, on the dimension count alone (every forward of every wrapped layer runs this)."""
+    n = x.dim() if isinstance(x, torch.Tensor) else -1
+    if n == 5 or (n >= 3 and not isinstance(module, nn.Conv2d)) or (n == 2 and not isinstance(module, _CHECKED)):
+        return
     dims = next((d for kind, d in _MIN_DIMS if isinstance(module, kind)), 2)
     if not isinstance(x, torch.Tensor) or x.dim() < dims or (dims == 5 and x.dim() != 5):
         got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
