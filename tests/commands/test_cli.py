@@ -68,6 +68,8 @@ def test_train_from_yaml_file(tmp_path, capsys):
         (["train", "train.lr=0.1"], "unknown key train.lr"),
         (["train", "missing.yaml"], "config file not found: missing.yaml"),
         (["eval", "no/such/run"], "is not a run directory"),
+        (["eval", ""], "the run folder's path is empty"),  # was ". is not a run directory", or ran the current folder
+        (["compare", "runs/a", ""], "the run folder's path is empty"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, args, message):

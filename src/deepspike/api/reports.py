@@ -160,6 +160,8 @@ def _run_list(runs: Sequence[str | Path]) -> list[str | Path]:
         raise ConfigError(f"runs must be a list of run folders, e.g. [{str(runs)!r}], got {runs!r}")
     if not runs:
         raise ConfigError("no runs given: pass a list of run folders")
+    if any(isinstance(r, str | os.PathLike) and not os.fspath(r).strip() for r in runs):  # Path(""): the current folder
+        raise ConfigError("the run folder's path is empty; give the name of a run directory")
     return list(runs)
 
 

@@ -144,6 +144,8 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         if not isinstance(path, str | os.PathLike):  # Path() would raise its own TypeError
             raise ConfigError(f"a run folder is a path, got {type(path).__name__} {shown_value(path)}")
+        if not os.fspath(path).strip():  # Path("") is the current folder: eval "" said ". is not a run directory"
+            raise ConfigError("the run folder's path is empty; give the name of a run directory")
         self.path = Path(path)
         self.config_path = self.path / CONFIG_NAME
         self.checkpoint_path = self.path / CHECKPOINT_NAME
