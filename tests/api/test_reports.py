@@ -100,3 +100,19 @@ def test_analyze_takes_qat_epochs_and_per_channel_with_their_part(tmp_path, monk
     ds.analyze(tmp_path, tmp_path / "a", ds.AnalysisOptions(bits=(), per_channel=True), qat_bits=(8,), qat_epochs=3)
     ds.analyze(tmp_path, tmp_path / "b", qat_bits=(4,))
     assert calls == [((8,), 3, True), ((4,), 1, False)]
+
+
+def test_compare_refuses_to_write_over_a_file_that_is_no_comparison(tmp_path, capsys):
+    """``compare RUN --out recipe.yaml`` replaced the recipe with the table (exit 0); an earlier table or an empty
+    file is still replaced: past the output check, the missing run is the error."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train: {epochs: 3}\n")
+    assert main(["compare", str(tmp_path / "no_run"), "--out", str(recipe)]) == 2
+    assert capsys.readouterr().err == (f"deepspike: error: --out {recipe} exists and is not a table of compare; "
+                                       "writing there would replace it: choose another path\n")
+    assert recipe.read_text() == "train: {epochs: 3}\n"
+    for name, content in (("old.md", reports.markdown_table([])), ("empty.md", "")):
+        (tmp_path / name).write_text(content)
+        with pytest.raises(ds.DataNotFoundError, match="is not a run directory"):
+            ds.compare([tmp_path / "no_run"], out=tmp_path / name)
+        assert (tmp_path / name).read_text() == content

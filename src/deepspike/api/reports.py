@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspike.analysis.activity import Activity, measure_activity
-from deepspike.analysis.compare import compare_runs, markdown_table
+from deepspike.analysis.compare import COLUMNS, compare_runs, markdown_table
 from deepspike.analysis.qat import check_qat, quantization_aware_retrain
 from deepspike.analysis.report import AnalysisOptions, analyze_run
 from deepspike.analysis.timesteps import timestep_sweep as _timestep_sweep
@@ -102,12 +102,13 @@ def compare(
     of run folders, in the table's order); ``preset``: the energy preset the energy column is priced with (a
     built-in one or one a run's analysis stored); a run without ``analysis/analysis.json`` is analysed now on its
     first ``limit`` test samples (None: all). With ``out``, the table is also written (atomically) to that file,
-    which may not be a run's own file. Returns the table's text."""
+    which may not be a run's own file nor an existing file other than an earlier table. Returns the table's text."""
     runs = _run_list(runs)
     if out is not None:
         check_output_file(out, "--out")
         check_not_run_file(out, "--out")
         _check_not_an_analysis(out, runs)
+        _check_replaces_only_a_table(out)
     table = markdown_table(compare_runs(runs, preset, limit))
     if out is not None:
         atomic_write_text(Path(out), table)
@@ -121,6 +122,23 @@ def _check_not_an_analysis(out: str | Path, runs: list[str | Path]) -> None:
     if target.name in ("analysis.json", "report.md") or any(Path(r).resolve() == target for r in runs):
         raise ConfigError(f"--out {out} would replace an analysis or an input of this comparison; name another file, "
                           "e.g. comparison.md")
+
+
+TABLE_START = "| " + " | ".join(COLUMNS[:3]) + " |"
+"""How a table that ``compare`` wrote begins (its first three column headers)."""
+
+
+def _check_replaces_only_a_table(out: str | Path) -> None:
+    """A one-line ``ConfigError`` when ``out`` is an existing non-empty file that is no table ``compare`` wrote
+    (``TABLE_START``): ``compare RUN --out recipe.yaml`` replaced the recipe (any file not a run's or an analysis's)
+    with the table. An earlier comparison or an empty file may be replaced."""
+    target = Path(out)
+    if target.is_file() and target.stat().st_size > 0:
+        with target.open("rb") as f:
+            start = f.read(len(TABLE_START.encode()))
+        if start != TABLE_START.encode():
+            raise ConfigError(f"--out {out} exists and is not a table of compare; writing there would replace it: "
+                              "choose another path")
 
 
 def timestep_sweep(

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(analyze --add-preset); default 45nm_fp32")
     p.add_argument("--limit", type=int, default=1000, help="test samples when a run has no analysis.json yet "
                                                                  "(default 1000; 0 = all)")
-    p.add_argument("--out", help="also write the table to this Markdown file (not a run's own file)")
+    p.add_argument("--out", help="also write the table to this Markdown file (new, empty or an earlier table of "
+                                 "compare; not a run's own file)")
 
 
 def run(args: argparse.Namespace) -> int:
