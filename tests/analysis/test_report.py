@@ -240,6 +240,8 @@ def test_analysis_json_is_strict(runs, tmp_path, monkeypatch):
                                            ({"bits": (8, 65)}, "bad bits sweep point 65"),
                                            ({"deletions": (1.5,)}, "bad deletions sweep point 1.5"),
                                            ({"jitters": (-0.1,)}, "bad jitters sweep point -0.1"),
+                                           ({"snrs": (40, 1.7e308)}, "bad snrs sweep point 1.7e.308: expected num"),
+                                           ({"jitters": (0, 2e300)}, "bad jitters sweep point 2e.300"),
                                            ({"bits": (8, 4, 4)}, r"^bits sweep point 4 is given twice in \(8, 4, 4\): "
                                                                  "give each point once$"),
                                            ({"snrs": (20, 20.0)}, "snrs sweep point 20.0 is given twice"),

@@ -141,15 +141,21 @@ def _check_counts(o: AnalysisOptions) -> None:
     _check_sweep_points(o)
 
 
+MAX_POINT = 1e300
+"""The largest SNR (dB) or jitter a sweep takes: its plot's axis, the points' span plus a margin, must stay a finite
+float (``--snr 40,1.7e308`` ended in matplotlib's "arange: cannot compute length" after some plots were written)."""
+
+
 def _check_sweep_points(o: AnalysisOptions) -> None:
     """``ConfigError`` before anything is loaded for sweep points no sweep can run: bits not whole numbers from 2 to 64,
-    SNRs not finite, deletion probabilities outside [0, 1], jitters not finite and >= 0, or points not given as a
-    list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run); a point given
-    twice (``--bits 4,4`` measured 4 bits twice, to the same figure: a repeated row in report.md and analysis.json)."""
+    SNRs beyond +-1e300 (``MAX_POINT``), deletion probabilities outside [0, 1], jitters outside [0, 1e300], or points
+    not given as a list (the sweeps check each point too, but only after the accuracy and every earlier sweep had run);
+    a point given twice (``--bits 4,4`` measured 4 bits twice, to the same figure: a repeated row in report.md and
+    analysis.json)."""
     checks = (("bits", o.bits, lambda v: is_whole(v, 2, MAX_BITS), f"whole numbers from 2 to {MAX_BITS}"),
-              ("snrs", o.snrs, is_finite, "finite numbers (dB)"),
+              ("snrs", o.snrs, lambda v: is_finite(v) and abs(v) <= MAX_POINT, "numbers (dB) from -1e300 to 1e300"),
               ("deletions", o.deletions, lambda v: is_finite(v) and 0 <= v <= 1, "probabilities in [0, 1]"),
-              ("jitters", o.jitters, lambda v: is_finite(v) and v >= 0, "finite numbers >= 0"))
+              ("jitters", o.jitters, lambda v: is_finite(v) and 0 <= v <= MAX_POINT, "numbers from 0 to 1e300"))
     for name, points, ok, expected in checks:
         if points is None:
             continue
