@@ -9,7 +9,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
 from deepspike.deploy.speck import speck_layers
-from deepspike.layers.readout import SpikeRateReadout
+from deepspike.layers.readout import MaxMembraneReadout, SpikeRateReadout
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
@@ -25,6 +25,13 @@ def _net(*body) -> RateNetwork:
 def test_each_layer_is_one_linear_feeding_if_neurons():
     layers = speck_layers(_net(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3))), (8,))
     assert [tuple(layer["conv"].weight.shape[:2]) for layer in layers] == [(6, 8), (3, 6)]
+
+
+def test_a_max_membrane_readout_is_refused_for_speck_not_for_a_nir_export():
+    """``--target speck`` on a ``max_membrane`` run said "NIR export: unsupported readout MaxMembraneReadout ..."."""
+    net = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(nn.Linear(8, 3))), MaxMembraneReadout(), 1)
+    with pytest.raises(ConfigError, match=r"^speck: the readout MaxMembraneReadout cannot map: "):
+        speck_layers(net, (8,))
 
 
 def test_two_synaptic_layers_in_a_row_are_refused_not_dropped():

@@ -9,7 +9,9 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
 from deepspike.deploy.xylo import neuron_settings, xylo_layers
+from deepspike.layers.readout import MaxMembraneReadout
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF
@@ -22,6 +24,16 @@ def test_an_imported_membrane_readout_is_named_as_one(readout):
     net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 3)), readout),
                      {}, (8,))
     with pytest.raises(ConfigError, match=r"^xylo: a membrane readout cannot map: Xylo's outputs are spiking neurons$"):
+        xylo_layers(net)
+
+
+def test_a_max_membrane_readout_is_refused_for_xylo_not_for_a_nir_export():
+    """``--target xylo`` on a ``max_membrane`` run said "NIR export: unsupported readout MaxMembraneReadout (NIR has
+    no max over time; ... method.readout=rate|membrane)": another export's name, and a readout that Xylo refuses."""
+    net = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(),
+                                                   TimeDistributed(nn.Linear(6, 3))), MaxMembraneReadout(), 1)
+    with pytest.raises(ConfigError, match=r"^xylo: the readout MaxMembraneReadout cannot map: the chip's outputs are "
+                                          r"spiking neurons, read by their spike counts \(method.readout=rate\)$"):
         xylo_layers(net)
 
 

@@ -151,6 +151,23 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     return mods, info
 
 
+def chip_chain(model: nn.Module, chip: str) -> tuple[list[nn.Module], dict]:
+    """:func:`chain_modules` for a chip report (``chip``: "xylo", "speck"), its refusals said for the chip: a
+    ``max_membrane`` readout under ``--target xylo`` was "NIR export: unsupported readout MaxMembraneReadout (NIR has
+    no max over time; ... method.readout=rate|membrane)", naming another export and, for the chip, a readout that
+    does not map either."""
+    if is_ttfs_model(model):
+        raise ConfigError(f"{chip}: a TTFS network cannot map: the chip runs rate-coded spiking nets")
+    try:
+        return chain_modules(model)
+    except ConfigError as e:
+        readout = type(getattr(model, "readout", None)).__name__
+        if f"unsupported readout {readout} " in str(e):
+            raise ConfigError(f"{chip}: the readout {readout} cannot map: the chip's outputs are spiking neurons, read "
+                              "by their spike counts (method.readout=rate)") from None
+        raise ConfigError(f"{chip}: {str(e).removeprefix('NIR export: ')}") from None
+
+
 GRAPH_KEYS = ("producer", "format", "dt", "fires", "reset", "thresholds_folded", "delays_rounded")
 """Graph metadata that ``to_nir`` works out from the net it writes; an imported net's other metadata is kept."""
 

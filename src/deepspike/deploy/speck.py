@@ -36,7 +36,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chain_modules
+from deepspike.deploy.nir_export import chip_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -74,7 +74,7 @@ def _dynapcnn_modules() -> tuple[types.ModuleType, types.ModuleType]:
 def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
     """The net's modules in order, and a note: a converted net read out by its output layer's membrane runs
     on Speck with that layer spiking (its IF neurons; decode by spike counts, no membrane readout)."""
-    mods, info = chain_modules(model)
+    mods, info = chip_chain(model, "speck")
     output = getattr(model, "output", None)
     if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], Integrator):
         return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"

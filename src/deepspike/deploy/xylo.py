@@ -76,7 +76,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chain_modules
+from deepspike.deploy.nir_export import chip_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
@@ -120,7 +120,7 @@ def _xylo_mapper() -> types.ModuleType:
 def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Linear | None]]:
     """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
     giving its feed-forward and feedback linears; ``ConfigError`` (one line) for anything Xylo cannot run."""
-    mods, _ = chain_modules(model)
+    mods, _ = chip_chain(model, "xylo")
     layers, linear = [], None
     for i, m in enumerate(mods):
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
