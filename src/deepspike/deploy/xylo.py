@@ -6,7 +6,12 @@ Xylo runs current-based LIF neurons with integer state: ``i_syn <- i_syn + W s``
 at least 1 in size: a bit-shift decay, ``1 - 2^-dash``), spike and SUBTRACT the threshold when ``v >= threshold``;
 int8 weights, int16 thresholds, at most 16 input channels, 1000 hidden and 8 output neurons, and per hidden neuron
 at most 64 nonzero weights to hidden neurons (its fan-out), 32000 in all (Rockpool's Xylo overview, its max. and
-average fan-out; a hidden -> hidden layer wider than 64 is dense beyond it). Rockpool's own mapper
+average fan-out; a hidden -> hidden layer wider than 64 is dense beyond it). There is no fan-in limit of 16: the
+overview's earlier text "each of the two input synapses may receive events from up to 16 pre-synaptic neurons"
+(rockpool docs/devices/xylo-overview.ipynb up to 248de898, July 2023) was removed with the neuron-model figure's
+"inaccuracy" (commit 3ed2cfb9, Aug 2023), whose table now gives XyloAudio 2 "max. input projection to 1000 hidden
+neurons" and "max. output projection from 1000 hidden neurons"; Rockpool's design-rule check (``xylo_mapper``) has
+no fan-in rule, and its SynNet for Xylo feeds each neuron from 24. Rockpool's own mapper
 (``rockpool.devices.xylo.syns61201.mapper``, the design-rule check and neuron allocation) maps the net, built
 as Rockpool modules (``LinearTorch`` + ``LIFTorch`` with ``tau_mem = dt / (1 - decay)`` and ``tau_syn = 2 dt``,
 which Xylo rounds to dash_syn = 1; a ``SynapticLIF``'s below); Rockpool's ``channel_quantize`` gives the int8/int16
