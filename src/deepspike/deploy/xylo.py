@@ -30,9 +30,14 @@ A ``SynapticLIF`` (``neurons.synaptic``: ``i_t = alpha i_{t-1} + W s_t``, ``v_t 
 own neuron: dash_syn ``round(log2(1 / (1 - alpha)))`` up to 15 (the chip's ``a = 1 - 2^-dash_syn``; dash 0, alpha
 below about 0.29, maps as a LIF), dash_mem from ``k`` as for the LIF. The chip decays the current before the
 membrane reads it, so its current is ``a i_t`` and its membrane ``a v_t``: the mapped threshold is ``a th`` (and a
-bias, which the chip adds to the membrane, ``a b / (1 - a)``, the current's steady share of a bias ``b`` that
-deepspike adds to the current: it builds up over the first steps there, at once on the chip); weights are quantised
-as the LIF's. ``quantised_model`` divides these factors out again (threshold ``th``, current decay ``a``).
+bias ``a b / (1 - a)``, the current's steady share of a bias ``b`` that deepspike adds to the current); weights are
+quantised as the LIF's. The bias cannot be matched step for step: the chip has no current bias, only the membrane's
+(XyloSim's ``XyloIAFNeuron::evolve`` adds ``bias`` to ``dv_mem`` after the decayed currents; Rockpool's XyloSim
+reads it from the config's ``v_mem_bias``), a constant, where deepspike's bias current builds up, ``b (1 - alpha^t) /
+(1 - alpha)`` in step t (from rest, t = 1, 2, ...). In deepspike's units the chip's membrane gets ``b alpha^t / (1 -
+alpha)`` more input in step t, ``b alpha / (1 - alpha)^2`` more in all, ``alpha / (1 - alpha)`` steps of the steady
+bias (alpha = a = 0.5, b = 1: 1, 0.5, 0.25, ... more, 2 in all, one step's worth), so a biased neuron may fire
+earlier on the chip. ``quantised_model`` divides these factors out again (threshold ``th``, current decay ``a``).
 Differences left: the bit-shift floors, up to 31 spikes a step, the one-step delay a layer.
 
 Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash registers hold 4 bits (0-15):
