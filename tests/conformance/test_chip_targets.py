@@ -103,6 +103,18 @@ def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():
     assert speck_report(build("pool", "IF"), input_shape("pool"))["fits"]
 
 
+def test_speck_does_not_fit_a_net_whose_thresholds_round_to_0():
+    """Threshold 0.001 against weights of ~0.3: the common scale is the weights' (127 / max |w|, about 400), so the
+    int16 threshold is round(0.4) = 0 and every neuron fires from rest; the report said fits: true."""
+    require("sinabs", "--target speck")
+    report = speck_report(_dense([8, 6, 3], lambda: IF(threshold=0.001)), (8,))
+    assert [r["threshold_int"] for r in report["layers"]] == [0, 0]
+    assert not report["fits"] and report["reason"] == ("the threshold of layer 0, 1 rounds to 0 on the chip (below "
+                                                       "half an int8 weight step): its neurons fire whatever their "
+                                                       "input")
+    assert speck_report(_dense([8, 6, 3], IF), (8,))["fits"]
+
+
 def test_speck_notes_that_the_chip_adds_a_bias_on_its_slow_clock():
     """Sinabs' config builder sets ``leak_enable`` for a layer whose discretised bias is not all 0, and the chip then
     adds the bias on each slow-clock tick, not each time step: the report did not say so. Layer 0's bias zeroed,

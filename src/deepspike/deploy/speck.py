@@ -191,8 +191,9 @@ def _bias_note(layers: dict) -> str | None:
 
 def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     """Fit report: per layer its memories, its discretised threshold and weight range (int16/int8), the cores that
-    could hold it and the one assigned; ``fits`` (false too when a layer's weights all round to 0) and, when it
-    does not fit, ``reason``. Raises ``ConfigError`` (one line) for nets that cannot map at all."""
+    could hold it and the one assigned; ``fits`` (false too when a layer's weights or threshold round to 0:
+    :func:`_rounding_reason`) and, when it does not fit, ``reason``. Raises ``ConfigError`` (one line) for nets that
+    cannot map at all."""
     dl, mapping = sinabs_dynapcnn()
     import sinabs.layers as sl
     from sinabs.activation import MembraneReset, MembraneSubtract
@@ -239,9 +240,23 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
             report["fits"] = True
             for row in rows:
                 row["core"] = int(cores[row["layer"]])
+    rounded = _rounding_reason(rows, specs)
+    if rounded and report["fits"]:  # as Xylo's report: not a deployment of this net
+        report["fits"], report["reason"] = False, rounded
+    return report
+
+
+def _rounding_reason(rows: list[dict], specs: list[dict]) -> str | None:
+    """Why the discretised net is not the net (None where it is): layers whose weights all round to 0 (the chip's net
+    ignores its input), or whose positive threshold rounds to 0 (below half an int8 weight step: such a layer's
+    neurons fire from rest, ``v = 0 >= 0``, whatever their input)."""
     zeroed = [str(r["layer"]) for r, s in zip(rows, specs)
               if r["weights_int8_range"] == [0, 0] and s["conv"].weight.any()]
-    if zeroed and report["fits"]:  # as Xylo's report: the chip's net ignores its input, not a deployment of this net
-        report["fits"], report["reason"] = False, (f"the weights of layer {', '.join(zeroed)} all round to 0 on the "
-                                                   "chip (int8 weights sharing a scale with the int16 threshold)")
-    return report
+    if zeroed:
+        return (f"the weights of layer {', '.join(zeroed)} all round to 0 on the chip (int8 weights sharing a scale "
+                "with the int16 threshold)")
+    no_threshold = [str(r["layer"]) for r in rows if r["threshold_int"] <= 0]
+    if no_threshold:
+        return (f"the threshold of layer {', '.join(no_threshold)} rounds to 0 on the chip (below half an int8 weight "
+                "step): its neurons fire whatever their input")
+    return None
