@@ -19,7 +19,7 @@ from deepspike.conversion.pipeline import convert_run
 from deepspike.deploy import onnx_files
 from deepspike.deploy.conformance import sample_spikes
 from deepspike.deploy.families import build, reference_spikes, sample_input
-from deepspike.layers.readout import MembraneReadout
+from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.training.pretrained import preprocess
 from deepspike.training.reload import load_run
@@ -110,6 +110,17 @@ def test_a_ttfs_net_is_refused_for_onnx(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(ds.ConfigError, match="--onnx writes rate-coded nets stepped in discrete time; .* TTFS net"):
         onnx_files.export_run_onnx(tiny_run, tmp_path / "t.onnx")
     assert not (tmp_path / "t.onnx").exists()
+
+
+def test_a_nir_refusal_under_onnx_names_the_onnx_export(tiny_run, tmp_path, monkeypatch):
+    """``export MAX_MEMBRANE_RUN --onnx m.onnx`` said "NIR export: unsupported readout MaxMembraneReadout ...", an
+    export the command did not ask for; the ONNX model is written from the NIR graph, and the line now says so."""
+    net = RateNetwork(nn.Identity(), nn.Sequential(nn.Linear(8, 3)), MaxMembraneReadout(), 1)
+    monkeypatch.setattr(onnx_files, "run_graph", lambda *a, **k: (to_nir(net, input_shape=(8,)), "rate-coded"))
+    with pytest.raises(ds.ConfigError, match=r"^--onnx \(the model is written from the run's NIR graph\): unsupported "
+                                             r"readout MaxMembraneReadout \(NIR has no max over time"):
+        onnx_files.export_run_onnx(tiny_run, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_a_ttfs_run_given_nir_and_onnx_writes_neither(tiny_run, tmp_path, monkeypatch, capsys):

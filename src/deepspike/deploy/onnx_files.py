@@ -79,8 +79,15 @@ def export_run_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, form: s
     the file, its form, opset and size, its inputs, outputs and states with their shapes, and ``verified``."""
     target = check_replaces_only_an_onnx_file(path)
     config, parts, _ = load_run(run_dir, device="cpu")  # read once: the graph and the check use the same net
-    graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays, low_latency=True,
-                            loaded=(config, parts))
+    try:
+        graph, kind = run_graph(run_dir, dt, fold_thresholds, round_delays=round_delays, low_latency=True,
+                                loaded=(config, parts))
+    except ConfigError as e:  # said "NIR export: ..." to an --onnx export, which asked for no NIR file
+        text = str(e)
+        if not text.startswith("NIR export"):
+            raise
+        raise ConfigError(f"--onnx (the model is written from the run's NIR graph): "
+                          f"{text.removeprefix('NIR export: ')}") from None
     if kind != "rate-coded":
         raise ConfigError(f"--onnx writes rate-coded nets stepped in discrete time; {run_dir} is a {kind} net "
                           "(export it with --nir)")
