@@ -28,6 +28,9 @@ def target_report(run_dir: str | os.PathLike, target: str, limit: int | None = N
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
     config, parts, _ = load_run(run_dir, device="cpu")
+    if config.method.name == "ann":  # was "xylo: NIR export supports rate-coded networks ...: wrap a net of your own"
+        raise ConfigError(f"--target {target}: {run_dir} is an ANN run: convert it to a spiking net first (deepspike "
+                          f"convert {run_dir} --to rate) and check the converted run")
     if target == "speck":
         return {"run": str(run_dir), **speck_report(parts.model, tuple(parts.arch.input_shape))}
 
