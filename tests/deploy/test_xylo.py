@@ -15,6 +15,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.neurons.modules import IF, LIF
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF
+from deepspike.ttfs.layers import TTFSLinear
 
 
 @pytest.mark.parametrize("readout", [Integrator(0.5), PerNeuronIntegrator(torch.tensor([0.5, 0.8, 0.9]))])
@@ -35,6 +36,12 @@ def test_a_max_membrane_readout_is_refused_for_xylo_not_for_a_nir_export():
     with pytest.raises(ConfigError, match=r"^xylo: the readout MaxMembraneReadout cannot map: the chip's outputs are "
                                           r"spiking neurons, read by their spike counts \(method.readout=rate\)$"):
         xylo_layers(net)
+
+
+def test_a_ttfs_net_is_refused_for_the_chip_not_pointed_to_another_exporter():
+    # before: "to_nir exports rate-coded networks; this is a TTFS network: use to_nir_ttfs" under --target xylo
+    with pytest.raises(ConfigError, match=r"^xylo: a TTFS network cannot map: the chip runs rate-coded spiking nets$"):
+        xylo_layers(nn.Sequential(TTFSLinear(8, 3)))
 
 
 def test_a_dense_net_maps_to_linear_neuron_pairs():
