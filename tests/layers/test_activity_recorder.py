@@ -242,3 +242,23 @@ def test_a_non_spiking_output_integrators_updates_are_priced(method, options, re
     hidden = 3 * 4  # per sample: T x hidden neurons, (1, 1) each
     assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == (hidden + 9 * readout_ops[0],
                                                                          hidden + 9 * readout_ops[1])
+
+
+class _KeywordNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_a_model_called_with_its_input_as_a_keyword_is_recorded():
+    """``model(x=...)`` gave an IndexError in the recorder's pre-hook (it read ``args[0]``); the keyword's tensor is
+    the input now (4 samples, 4 x 3 events x fan-out 2 = 24 operations), and an input that is no tensor is one line."""
+    model = _KeywordNet()
+    with ActivityRecorder(model) as recorder:
+        model(x=torch.ones(4, 3))
+    assert recorder.samples == 4 and recorder.synapses["fc"].operations == 24
+    with ActivityRecorder(model), pytest.raises(ConfigError, match=r"^the activity recorder needs _KeywordNet's input"):
+        model([1.0, 2.0, 3.0])

@@ -131,7 +131,8 @@ class ActivityRecorder:
         self._pass = _Pass()
 
     def __enter__(self) -> ActivityRecorder:
-        hooks = [self.model.register_forward_pre_hook(self._begin), self.model.register_forward_hook(self._end)]
+        hooks = [self.model.register_forward_pre_hook(self._begin, with_kwargs=True),
+                 self.model.register_forward_hook(self._end)]
         encoder = getattr(self.model, "encoder", None)
         if self.outputs and isinstance(encoder, nn.Module):
             hooks.append(encoder.register_forward_hook(self._encoder))
@@ -158,8 +159,14 @@ class ActivityRecorder:
         yield
         self._finish_pass()
 
-    def _begin(self, module, args) -> None:
-        self._start_pass(int(args[0].shape[sample_axis(module)]))
+    def _begin(self, module, args, kwargs) -> None:
+        """A pass over the model's input ``x``: its first positional argument, or its first tensor keyword argument
+        (``model(x=...)``; that gave an IndexError here); anything else is a one-line ``ConfigError``."""
+        x = args[0] if args else next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+        if not isinstance(x, torch.Tensor) or x.dim() <= sample_axis(module):
+            raise ConfigError(f"the activity recorder needs {type(module).__name__}'s input x [B, ...] "
+                              f"(or [T, B, ...]) as a tensor, positional or keyword; got {type(x).__name__}")
+        self._start_pass(int(x.shape[sample_axis(module)]))
 
     def _end(self, module, args, output) -> None:
         self._finish_pass()
