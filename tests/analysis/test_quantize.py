@@ -132,3 +132,25 @@ def test_bits_beyond_64_or_not_an_integer_are_refused(bits):
 
 def test_sixty_four_bits_is_full_precision():
     assert torch.equal(quantize_weight(W, 64), W)
+
+
+def test_tiny_weights_keep_their_levels():
+    """A subnormal largest weight (1000 x 2^-149) had a subnormal scale whose float32 inverse overflows: 4 bits gave
+    every entry +-max|w| (the zero weight -max|w|). Reference: Q in float64 on the same weights, rounded to float32
+    (w/s = -2.8 -> -3 -> -3000/7 units = -429 units once rounded; 0.021 -> 0). A 30-bit scale of max|w| = 1e-31 is
+    1.9e-40 (subnormal) too; the normal row beside it keeps its per-channel levels."""
+    unit = 2.0 ** -149
+    w = torch.tensor([[1000 * unit, -400 * unit, 3 * unit, 0.0], [1.0, -0.4, 0.03, 0.0]])
+
+    def reference(row: torch.Tensor, bits: int) -> torch.Tensor:
+        q = 2 ** (bits - 1) - 1
+        s = row.double().abs().max() / q
+        return (s * torch.clamp(torch.round(row.double() / s), -q, q)).float()
+
+    assert torch.equal(quantize_weight(w[0], 4), reference(w[0], 4))
+    assert (quantize_weight(w[0], 4) / unit).tolist() == [1000.0, -429.0, 0.0, 0.0]
+    per_channel = quantize_weight(w, 4, per_channel=True)
+    assert torch.equal(per_channel[0], reference(w[0], 4))
+    torch.testing.assert_close(per_channel[1], reference(w[1], 4), rtol=1e-6, atol=0)  # float32 s = 1/7: last bit
+    small = torch.tensor([1e-31, -5e-32, 3e-32, 0.0])
+    assert torch.equal(quantize_weight(small, 30), reference(small, 30))

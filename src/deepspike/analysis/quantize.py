@@ -36,11 +36,23 @@ def check_bits(bits: int) -> None:
                           f"got {bits!r}")
 
 
+TINY = 2.0 ** -60  # below this, max|w| / q (q < 2^30) may be subnormal or 0 in float32, and its inverse inf
+
+
+def _tiny_unit(amax: torch.Tensor) -> torch.Tensor:
+    """``2^e`` where ``0 < amax < TINY``, ``amax = f 2^e`` (``0.5 <= f < 1``), else 1: dividing ``w`` by it is exact
+    and brings its largest magnitude into ``[0.5, 1)``, whose scale ``amax / q`` float32 holds with a finite inverse."""
+    unit = torch.ldexp(torch.ones_like(amax), torch.frexp(amax).exponent)
+    return torch.where((amax > 0) & (amax < TINY), unit, torch.ones_like(amax))
+
+
 def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:
     """``Q(w) = s clamp(round(w / s), -q, q)``, ``q = 2^(bits-1) - 1``, ``s = max|w| / q`` (module docstring).
 
     w: any shape, channel axis 0 (``[O, C, kh, kw]`` or ``[M, N]``); returns the same shape. The scale is
-    detached: gradients flow to ``w`` straight through. ``bits >= 32`` returns ``w`` unchanged.
+    detached: gradients flow to ``w`` straight through. ``bits >= 32`` returns ``w`` unchanged. Weights whose
+    ``max|w|`` is below ``TINY`` are quantized as ``u Q(w / u)``, ``u`` a power of 2 (``_tiny_unit``; the same ``Q``
+    in exact arithmetic): their scale was subnormal or 0 in float32, and a zero weight came out as ``-max|w|``.
     """
     check_bits(bits)
     if bits >= FULL_PRECISION:
@@ -48,11 +60,16 @@ def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool = False) -> to
     q = 2 ** (bits - 1) - 1
     if per_channel and w.dim() > 1:
         amax = w.detach().abs().flatten(1).amax(dim=1)  # [O]
+        unit = _tiny_unit(amax)  # [O]
+        amax = amax / unit
         scale = torch.where(amax > 0, amax / q, torch.ones_like(amax)).float()
         zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
-        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -q, q)
-    amax = float(w.detach().abs().max()) if w.numel() else 0.0
-    return torch.fake_quantize_per_tensor_affine(w, amax / q if amax > 0 else 1.0, 0, -q, q)
+        unit = unit.view(-1, *[1] * (w.dim() - 1))  # [O, 1, ...]
+        return torch.fake_quantize_per_channel_affine(w / unit, scale, zero, 0, -q, q) * unit
+    amax = w.detach().abs().max() if w.numel() else torch.zeros((), device=w.device)
+    unit = float(_tiny_unit(amax))
+    amax = float(amax) / unit
+    return torch.fake_quantize_per_tensor_affine(w / unit, amax / q if amax > 0 else 1.0, 0, -q, q) * unit
 
 
 def weighted_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
