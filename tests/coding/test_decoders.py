@@ -55,7 +55,7 @@ def test_decoders_refuse_a_tensor_missing_a_dimension():
     # NumPy arrays were AttributeErrors ("'numpy.ndarray' object has no attribute 'dim'") or vote's TypeError
     array = np.zeros((2, 3), dtype=np.float32)
     for call, match in ((first_spike_class, r"first_spike_class needs spike times \[B, K\]; got ndarray$"),
-                        (first_spike_time, r"first_spike_time needs spikes \[T, B, \.\.\.\] as a torch.Tensor; got nd"),
+                        (first_spike_time, r"first_spike_time needs spikes \[T, B, K\] .*got ndarray:"),
                         (spike_count, r"spike_count needs spikes \[T, B, K\] .*got ndarray:"),
                         (lambda a: vote(a, 3), r"vote needs rates \[B, K\*G\] as a torch.Tensor; got ndarray$")):
         with pytest.raises(ConfigError, match=match):
@@ -107,7 +107,7 @@ def test_first_spike_time_of_no_steps_is_no_spike():
     """A train of T = 0 steps raised IndexError (argmax over an empty dim); no step holds no spike."""
     t = first_spike_time(torch.zeros(0, 2, 3, dtype=torch.float64), dt=0.5)
     assert t.shape == (2, 3) and t.dtype == torch.float64 and torch.isposinf(t).all()
-    assert first_spike_time(torch.zeros(0, 4, dtype=torch.bool)).dtype == torch.float32
+    assert first_spike_time(torch.zeros(0, 4, 1, dtype=torch.bool)).dtype == torch.float32
 
 
 @pytest.mark.parametrize("bad", [math.nan, -INF])
@@ -123,7 +123,7 @@ def test_first_spike_class_refuses_nan_or_negative_infinite_times(bad):
 def test_first_spike_time_refuses_a_step_that_is_not_finite_and_positive(dt):
     # dt = -1 gave negative times, nan NaN times, inf made a neuron that fired at step 1 look silent (+inf)
     with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
-        first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)
+        first_spike_time(torch.tensor([[[0.0]], [[1.0]]]), dt=dt)
 
 
 @pytest.mark.parametrize("dt", [True, "0.5", None, [1.0]])
@@ -131,7 +131,7 @@ def test_a_step_that_is_no_number_is_refused_in_one_line(dt):
     """Before: dt=True passed as a step of 1 in both functions; "0.5", None or a list raised TypeError from
     ``0 < dt``."""
     with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
-        first_spike_time(torch.tensor([[0.0], [1.0]]), dt=dt)
+        first_spike_time(torch.tensor([[[0.0]], [[1.0]]]), dt=dt)
     with pytest.raises(ConfigError, match=r"^time step dt=.* must be a finite number > 0$"):
         latency_spike_train(torch.tensor([0.5]), T=4, dt=dt)
 
@@ -143,10 +143,10 @@ def test_first_spike_time_of_half_precision_spikes_is_the_exact_step(dtype, step
     exactly only up to 256 / 2048: a spike at step 299 of 300 came out at time 300 (and ``latency_spike_train`` then
     put it outside the window), one at 257 at 256. They are float32 now: ``dt * n`` exactly, and the round trip
     gives the spike back at its own step."""
-    s = torch.zeros(steps, 2, dtype=dtype)
-    s[step, 0] = 1
+    s = torch.zeros(steps, 2, 1, dtype=dtype)
+    s[step, 0, 0] = 1
     t = first_spike_time(s, dt=0.5)
-    assert t.dtype == torch.float32 and t.tolist() == [0.5 * step, INF]
+    assert t.dtype == torch.float32 and t.tolist() == [[0.5 * step], [INF]]
     assert torch.equal(latency_spike_train(first_spike_time(s), steps), s.float())
 
 
@@ -159,3 +159,13 @@ def test_spike_count_of_half_precision_spikes_is_exact(dtype, count):
     n = spike_count(s)
     assert n.dtype == torch.float32 and n.tolist() == [[count, count - 1]]
     assert spike_count(s.bool()).dtype == torch.int64
+
+
+def test_first_spike_time_takes_time_batch_and_neurons():
+    """Spikes ``[B, K]`` without a time axis were read as ``[T, B]``: samples [[0, 1], [1, 1]] gave the neurons the
+    'times' [1, 0] (the first sample that fired); like ``spike_count``, exactly ``[T, B, K]`` is taken now."""
+    with pytest.raises(ConfigError, match=r"^first_spike_time needs spikes \[T, B, K\] \(time first, 3 axes\); got \["):
+        first_spike_time(torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ConfigError, match=r"got \[3, 2, 1, 1\]"):
+        first_spike_time(torch.zeros(3, 2, 1, 1))
+    assert first_spike_time(torch.tensor([[[0.0, 1.0]], [[1.0, 1.0]]])).tolist() == [[1.0, 0.0]]

@@ -199,7 +199,7 @@ def test_spike_trains_survive_first_spike_time_and_back(dt, dtype, T):
     """``first_spike_time`` is the inverse of ``latency_spike_train``: neuron ``b`` firing once at step ``b`` comes
     back at step ``b``. Before: ``floor(t / dt)`` put 3 * 0.1 (0.30000000000000004 / 0.1 = 2.9999999999999996, and
     alike) one step early: 10 of 200 neurons in float64 at dt = 0.1, 8 in float32 at dt = 0.3, 81 in float16."""
-    s = torch.eye(T, dtype=dtype)  # [T, B = T]
+    s = torch.eye(T, dtype=dtype).unsqueeze(-1)  # [T, B = T, K = 1]
     assert torch.equal(latency_spike_train(first_spike_time(s, dt), T, dt), s)
 
 

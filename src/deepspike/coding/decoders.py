@@ -1,7 +1,7 @@
 """Decoders: output time series ``[T, B, K]`` (or spike times ``[B, K]``) -> per-class scores ``[B, K]``.
 
-The time axis is always the first: ``spike_count`` and ``mean_membrane`` take exactly ``[T, B, K]`` and refuse
-other shapes, whose first axis may be the batch (``[B, K]``, ``[B, C, H, W]``)."""
+The time axis is always the first: ``spike_count``, ``mean_membrane`` and ``first_spike_time`` take exactly
+``[T, B, K]`` and refuse other shapes, whose first axis may be the batch (``[B, K]``, ``[B, C, H, W]``)."""
 
 from __future__ import annotations
 
@@ -74,19 +74,19 @@ def vote(rates: torch.Tensor, num_classes: int) -> torch.Tensor:
 def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     """Time of each neuron's first spike, ``dt * min{n : s_n != 0}``; ``+inf`` where it never fires.
 
-    s: ``[T, B, ...]`` -> ``[B, ...]`` in ``s``'s dtype promoted with float32 (float32 for integer, bool, bfloat16 and
+    s: ``[T, B, K]`` -> ``[B, K]`` in ``s``'s dtype promoted with float32 (float32 for integer, bool, bfloat16 and
     float16 input, whose times bfloat16 / float16 cannot hold: step 299 of a bfloat16 train came out as time 300, past
-    its 300-step window, and step 257 as 256). Inverse of ``latency_spike_train`` up to the ``floor(t/dt)``
-    quantisation. ``dt``: a finite number > 0 (``ConfigError``). A train of no steps (``T = 0``) has no spike: all
-    ``+inf``.
+    its 300-step window, and step 257 as 256). Inverse of ``latency_spike_train`` (times ``[B, K]``) up to the
+    ``floor(t/dt)`` quantisation. Any other number of axes is a ``ConfigError`` (``_check_outputs``: spikes ``[B, K]``
+    without a time axis gave each neuron the index of the first sample that fired as its time). ``dt``: a finite
+    number > 0 (``ConfigError``). A train of no steps (``T = 0``) has no spike: all ``+inf``.
     """
     check_time_step(dt)
-    if not isinstance(s, torch.Tensor):
-        raise ConfigError(f"first_spike_time needs spikes [T, B, ...] as a torch.Tensor; got {_shape(s)}")
+    _check_outputs(s, "first_spike_time", "spikes")
     dtype = at_least_float32(s.dtype) if s.dtype.is_floating_point else torch.float32
     if s.shape[0] == 0:  # argmax over no steps raised IndexError
         return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
-    fired = s != 0  # [T, B, ...]
+    fired = s != 0  # [T, B, K]
     first = fired.to(torch.uint8).argmax(dim=0)  # index of the first maximum = first spike (0 if none)
     t = first.to(dtype) * dt
     return torch.where(fired.any(dim=0), t, torch.full_like(t, math.inf))

@@ -94,7 +94,7 @@ def latency_spike_train(times: torch.Tensor, T: int, dt: float = 1.0) -> torch.T
 
     The step edges are the times ``n dt`` as ``first_spike_time`` gives them, rounded to ``times``' dtype: step ``n``
     holds ``n dt <= t < (n + 1) dt`` there (where two edges round to one time, the lower step takes it), so
-    ``latency_spike_train(first_spike_time(s, dt), T, dt)`` gives ``s`` back for a single spike per neuron.
+    ``latency_spike_train(first_spike_time(s, dt), T, dt)`` gives ``s [T, B, K]`` back for a single spike per neuron.
 
     times: ``[B, ...]`` (>= 0, not NaN; ``+inf`` = no spike) -> ``[T, B, ...]`` in ``times``' dtype. A time at or
     after ``T * dt`` falls outside the window and gives no spike. The step numbers are counted in float32 at least
