@@ -26,7 +26,7 @@ from deepspike.methods import create_model, get_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_network import WindowNetwork, calibrate_windows
-from deepspike.models.spec import Architecture, Flatten, Linear
+from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.ttfs.layers import TTFSAvgPool2d
@@ -262,3 +262,22 @@ def test_a_model_called_with_its_input_as_a_keyword_is_recorded():
     assert recorder.samples == 4 and recorder.synapses["fc"].operations == 24
     with ActivityRecorder(model), pytest.raises(ConfigError, match=r"^the activity recorder needs _KeywordNet's input"):
         model([1.0, 2.0, 3.0])
+
+
+def test_a_layer_after_an_average_pool_without_neurons_is_priced_in_macs():
+    """stbp: 1x1 conv (weight 1) -> LIF -> 2x2 average pool -> Flatten -> Linear(3) on a 2x4 image whose left 2x2
+    block is 1 and one pixel of the right block: per step 4 + 1 neurons fire (input 1 >= threshold 0.5), the pool
+    gives the features 1.0 and 0.25 every step, each one value, so they passed as spikes and the Linear's
+    2 events x 3 outputs x 4 steps = 24 operations were ACs. They are averages of spikes: 24 MACs; the pool's own
+    5 x 4 = 20 spikes stay ACs."""
+    arch = Architecture("t", (Conv(1, 1), Pool("avg", 2), Flatten(), Linear(3, act=False)), (1, 2, 4), 3)
+    net = get_method("stbp", {"timesteps": 4}).build(arch).eval()
+    x = torch.zeros(1, 1, 2, 4)
+    x[0, 0, :, :2] = x[0, 0, 0, 2] = 1.0
+    with torch.no_grad():
+        net.body[0].module.weight.fill_(1.0)
+        with ActivityRecorder(net) as recorder:
+            net(x)
+    pool, linear = recorder.synapses["body.2.module"], recorder.synapses["body.4.module"]
+    assert recorder.layers["body.1"].spikes == 20 and (pool.events, pool.acs, pool.macs) == (20, 20, 0)
+    assert (linear.events, linear.acs, linear.macs) == (8, 0, 24)

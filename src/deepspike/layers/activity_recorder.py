@@ -21,10 +21,14 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   the pass, which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T
   steps looks like spikes of one size. Without an encoder, the finite inputs
   of the first TTFS layer of a pass are the input spikes.
+- Likewise from the model's structure: a synaptic layer that runs after an average pool without neurons
+  (``nn.AvgPool2d``) with no neuron layer run between them receives averages of spikes and is priced in MACs
+  (``_averages``), whatever its values look like.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_records import NeuronRecord, SynapseRecord, is_event_counts, is_spike_valued
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import POOLS, fan_out_map, is_synaptic_layer, pooled_fan_out
+from deepspike.layers.lean_avg_pool import pool_window
 from deepspike.layers.neuron_kinds import is_ttfs_pool_neurons, neuron_coding
 from deepspike.neurons.update_cost import neuron_update_ops
 
@@ -47,6 +52,15 @@ def _counts_own_operations(module: nn.Module) -> bool:
     """Whether ``module`` counts its synaptic operations itself: ``synaptic_operations(*inputs) -> (events,
     operations, analog)`` (``layers.spiking_attention.AttentionProduct``, whose inputs are multiplied together)."""
     return callable(getattr(module, "synaptic_operations", None))
+
+
+def _averages(module: nn.Module) -> bool:
+    """Whether ``module``'s output is averages of its inputs: an ``nn.AvgPool2d`` (``LeanAvgPool2d``) whose window
+    holds more than one input. It has no neurons (spikebp's ``SpikingAvgPool`` and ``TTFSAvgPool2d`` emit their own
+    neurons' spikes), so the next synaptic layer, unless a neuron layer runs between them, receives values
+    ``{0, 1/k^2, 2/k^2, ...}`` of spikes: analog input, priced in MACs even where each feature shows one value (a
+    Linear after a pool and a Flatten, whose features each read one window: 1.0 in one, 0.25 in another)."""
+    return isinstance(module, nn.AvgPool2d) and math.prod(pool_window(module)[0]) > 1
 
 
 def sample_axis(model: nn.Module) -> int:
@@ -78,6 +92,7 @@ class _Pass:
     analog_encoder: bool = False  # the encoder's output (what the first synaptic layer receives) is analog
     synapse_seen: bool = False
     pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
+    averages: bool = False  # the latest synaptic layer was an average pool and no neuron layer has run since
 
 
 class ActivityRecorder:
@@ -124,6 +139,7 @@ class ActivityRecorder:
         self._time_stepped = hasattr(model, "eval_timesteps")  # a rate net (sweeps.takes_timesteps): no TTFS input
         self._value_spikes = any(getattr(type(m), "is_window_neuron", False) for m in model.modules())
         self.synapses = {n: SynapseRecord(n, type(m).__name__) for n, m in self._synaptic.items()}
+        self._all_neurons = [m for name, m in model.named_modules() if operations and coding[name] is not None]
         self._readouts = [m for m in model.modules() if outputs and getattr(m, "prices_own_updates", False)]
         self.readout_updates = [0.0, 0.0]  # (MACs, ACs) of non-spiking output integrators, all samples
         self._fan: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
@@ -144,6 +160,7 @@ class ActivityRecorder:
                 hooks.append(m.register_forward_hook(self._rate(name) if coding == "rate" else self._ttfs(name)))
         hooks += [m.register_forward_hook(self._synapse(name)) for name, m in self._synaptic.items()]
         hooks += [m.register_forward_hook(self._readout) for m in self._readouts]
+        hooks += [m.register_forward_hook(self._neuron_ran) for m in self._all_neurons]
         self._handles = hooks
         return self
 
@@ -213,6 +230,10 @@ class ActivityRecorder:
         self.readout_updates[0] += macs * args[0].numel()
         self.readout_updates[1] += acs * args[0].numel()
 
+    def _neuron_ran(self, module, args, output) -> None:
+        """A neuron layer (of any coding) ran: what the next synaptic layer receives is its output, not averages."""
+        self._pass.averages = False
+
     def _input(self, name: str):
         def hook(module, args) -> None:
             self.layers[name].add_input(args[0].detach(), self.inputs == "values")
@@ -255,11 +276,13 @@ class ActivityRecorder:
             first, self._pass.synapse_seen = not self._pass.synapse_seen, True
             if self._value_spikes and self._fold_pool(name, module, x, self._fan[key]):
                 return
+            # analog whatever its values look like: the encoder's output (the pass's first synaptic layer receives it),
+            # or an average pool's, with no neuron layer between (``_averages``)
+            analog = (first and self._pass.analog_encoder) or self._pass.averages
+            self._pass.averages = _averages(module)
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
-                # the pass's first synaptic layer receives the encoder's output: analog whatever its values look like
-                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes,
-                                               analog=first and self._pass.analog_encoder)
+                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes, analog=analog)
 
         return hook
 

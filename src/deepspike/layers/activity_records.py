@@ -45,8 +45,9 @@ def is_spike_valued(x: torch.Tensor) -> bool:
     with ``spike_value: threshold`` emit) pass; averages of spikes (several multiples of ``1/k^2`` per channel) and
     analog inputs fail. The test reads values: a channel that shows one magnitude in ``x`` passes, so an analog
     ``[1, F]`` (one row), one direct-input sample repeated over T rows, or a pooled map with one non-zero value per
-    channel passes as well (the recorder prices the layer receiving an analog encoder's output in MACs, and
-    ``SynapseRecord.add_inputs`` prices by layer, so a later call reprices it). For a
+    channel passes as well (the recorder prices the layer receiving an analog encoder's output, and the one after an
+    average pool without neurons, in MACs from the model's structure, and ``SynapseRecord.add_inputs`` prices by
+    layer, so a later call reprices it). For a
     time-major input ``[T, B, ...]`` (spikebp's ``SpikingAvgPool``) axis 1 is the batch: one magnitude per sample,
     which binary spikes meet.
     """
