@@ -281,3 +281,26 @@ def test_a_layer_after_an_average_pool_without_neurons_is_priced_in_macs():
     pool, linear = recorder.synapses["body.2.module"], recorder.synapses["body.4.module"]
     assert recorder.layers["body.1"].spikes == 20 and (pool.events, pool.acs, pool.macs) == (20, 20, 0)
     assert (linear.events, linear.acs, linear.macs) == (8, 0, 24)
+
+
+class _PoolBranch(nn.Module):
+    """A 2x2 average pool on one branch, and a Linear reading the spikes beside it after the pool ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool, self.spikes_fc, self.pooled_fc = nn.AvgPool2d(2), nn.Linear(4, 2), nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(x)  # [B, 1, 1, 1]
+        return self.spikes_fc(x.flatten(1)).sum(1) + self.pooled_fc(pooled.flatten(1)).sum(1)
+
+
+def test_only_the_layer_reading_a_pools_output_is_priced_as_averages():
+    """Spikes [[1, 0], [1, 0]]: the pool's output 0.5 reaches pooled_fc (1 event x 3 outputs = 3 MACs, one value
+    that looked like a spike); spikes_fc, run after the pool but on the spikes, keeps its 2 x 2 = 4 ACs."""
+    model = _PoolBranch()
+    with torch.no_grad(), ActivityRecorder(model) as recorder:
+        model(torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]]))
+    spikes_fc, pooled_fc = recorder.synapses["spikes_fc"], recorder.synapses["pooled_fc"]
+    assert (spikes_fc.events, spikes_fc.acs, spikes_fc.macs) == (2, 4, 0)
+    assert (pooled_fc.events, pooled_fc.acs, pooled_fc.macs) == (1, 0, 3)

@@ -21,9 +21,9 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   the pass, which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T
   steps looks like spikes of one size. Without an encoder, the finite inputs
   of the first TTFS layer of a pass are the input spikes.
-- Likewise from the model's structure: a synaptic layer that runs after an average pool without neurons
-  (``nn.AvgPool2d``) with no neuron layer run between them receives averages of spikes and is priced in MACs
-  (``_averages``), whatever its values look like.
+- Likewise from the model's structure: a synaptic layer whose input is the output of an average pool without
+  neurons (``nn.AvgPool2d``; the same storage, as a flattened view too) with no neuron layer run between them
+  receives averages of spikes and is priced in MACs (``_averages``), whatever its values look like.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class _Pass:
     analog_encoder: bool = False  # the encoder's output (what the first synaptic layer receives) is analog
     synapse_seen: bool = False
     pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
-    averages: bool = False  # the latest synaptic layer was an average pool and no neuron layer has run since
+    averages: list = field(default_factory=list)  # outputs of average pools since the latest neuron layer ran
+    # (held, so that no later tensor of the pass takes their storage)
 
 
 class ActivityRecorder:
@@ -231,8 +232,9 @@ class ActivityRecorder:
         self.readout_updates[1] += acs * args[0].numel()
 
     def _neuron_ran(self, module, args, output) -> None:
-        """A neuron layer (of any coding) ran: what the next synaptic layer receives is its output, not averages."""
-        self._pass.averages = False
+        """A neuron layer (of any coding) ran: what the next synaptic layer receives is its output (one written in
+        place into a pool's output too), not averages."""
+        self._pass.averages = []
 
     def _input(self, name: str):
         def hook(module, args) -> None:
@@ -278,13 +280,19 @@ class ActivityRecorder:
                 return
             # analog whatever its values look like: the encoder's output (the pass's first synaptic layer receives it),
             # or an average pool's, with no neuron layer between (``_averages``)
-            analog = (first and self._pass.analog_encoder) or self._pass.averages
-            self._pass.averages = _averages(module)
+            analog = (first and self._pass.analog_encoder) or self._reads_averages(x)
+            if _averages(module):
+                self._pass.averages.append(_first(output))
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
                 self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes, analog=analog)
 
         return hook
+
+    def _reads_averages(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` is (a view of) the output of an average pool run since the latest neuron layer."""
+        ptr = x.untyped_storage().data_ptr()
+        return x.numel() > 0 and any(a.untyped_storage().data_ptr() == ptr for a in self._pass.averages)
 
     def _fold_pool(self, name: str, module: nn.Module, x: torch.Tensor, fan: torch.Tensor | None) -> bool:
         """In a windowed TTFS net an average pool has no neurons: it is part of the next synaptic layer's synapses
