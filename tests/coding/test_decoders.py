@@ -70,6 +70,13 @@ def test_final_membrane_rate():
             final_membrane_rate(torch.zeros(1, 2), T=T, threshold=threshold)
 
 
+def test_final_membrane_rate_takes_the_final_membrane_only():
+    """A trace [T, B, K] passed whole came back as [T, B, K] 'scores' (2 x 1 x 2 here), a NumPy array as an array."""
+    for v in (torch.zeros(2, 1, 2), torch.zeros(2), np.zeros((1, 2))):
+        with pytest.raises(ConfigError, match=r"^final_membrane_rate needs the final membrane V\(T\) \[B, K\]"):
+            final_membrane_rate(v, T=4)
+
+
 def test_vote_groups_are_contiguous():
     # K = 2 classes, G = 3 neurons each: class 0 = mean(1, 2, 3) = 2, class 1 = mean(0, 0, 6) = 2 / 3 ...
     rates = torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0, 6.0], [0.0, 0.0, 0.0, 0.3, 0.6, 0.9]])

@@ -47,7 +47,11 @@ def mean_membrane(v: torch.Tensor) -> torch.Tensor:
 
 
 def final_membrane_rate(v_T: torch.Tensor, T: int, threshold: float = 1.0) -> torch.Tensor:
-    """lee2020's output ``V(T) / (threshold * T)``: final membrane ``[B, K]`` -> ``[B, K]``."""
+    """lee2020's output ``V(T) / (threshold * T)``: final membrane ``[B, K]`` -> ``[B, K]``; other shapes are a
+    ``ConfigError`` (a whole trace ``[T, B, K]`` came back as ``[T, B, K]`` 'scores', a NumPy array as an array)."""
+    if not isinstance(v_T, torch.Tensor) or v_T.dim() != 2:
+        raise ConfigError(f"final_membrane_rate needs the final membrane V(T) [B, K] as a torch.Tensor; got "
+                          f"{_shape(v_T)}: for a trace [T, B, K] pass its last step v[-1]")
     if not is_whole(T, 1) or not (is_finite(threshold) and threshold > 0):
         raise ConfigError(f"final_membrane_rate needs a whole T >= 1 and a finite threshold > 0; got T={T!r}, "
                           f"threshold={threshold!r}")
