@@ -48,10 +48,22 @@ def test_an_empty_idx_split_is_an_error_at_load_time(tmp_path, split):
         load_dataset("mnist", data_dir=write_mnist(tmp_path, **sizes))
 
 
-def test_8x8_test_images_for_28x28_training_images(tmp_path):
+def test_8x8_test_samples_for_28x28_training_samples():
+    train, test = TensorDataset(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1])), TensorDataset(
+        torch.zeros(2, 1, 8, 8), torch.tensor([0, 1]))
     with pytest.raises(DataCorruptError, match=r"mnist: test samples have shape \[1, 8, 8\] but training samples "
                                                r"\[1, 28, 28\]"):
-        load_dataset("mnist", data_dir=write_mnist(tmp_path, test_side=8))
+        splits_module.check_splits(train, test, "mnist")
+
+
+@pytest.mark.parametrize("sides", [(28, 8), (8, 8)])
+def test_mnist_idx_files_of_other_than_28x28_images_are_refused(tmp_path, sides):
+    """8x8 IDX files (both splits) loaded as "mnist" [N, 1, 8, 8], though MNIST's images are 28x28."""
+    train_side, test_side = sides
+    bad = "train" if train_side == 8 else "t10k"
+    with pytest.raises(DataCorruptError, match=rf"^mnist: \S*{bad}-images-idx3-ubyte holds 8x8 images; mnist images "
+                                               r"are 28x28 \(are these another data set's IDX files\?\)$"):
+        load_dataset("mnist", data_dir=write_mnist(tmp_path, train_side=train_side, test_side=test_side))
 
 
 def test_train_with_an_empty_test_set_writes_nothing(tmp_path, capsys):

@@ -36,6 +36,8 @@ MNIST_RESOURCES = tuple(Resource(f + ".gz", MNIST_URL + f + ".gz", "md5:" + m)
                         for f, m in zip(FILES, MNIST_MD5))
 FASHION_RESOURCES = tuple(Resource(f + ".gz", FASHION_URL + f + ".gz", "md5:" + m)
                           for f, m in zip(FILES, FASHION_MD5))
+IMAGE_SIZE = (28, 28)
+"""Rows x columns of every MNIST-family image (an IDX of other images, e.g. 8x8, is another data set)."""
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 
@@ -45,6 +47,9 @@ def _pair(images_path: Path, labels_path: Path, name: str) -> TensorDataset:
     labels = read_idx(labels_path, ndim=1)  # [N] uint8
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
         raise DataCorruptError(f"{name}: {images_path} / {labels_path} must hold uint8 values")
+    if images.shape[1:] != IMAGE_SIZE:  # 8x8 images loaded as "mnist" and trained a model of another input shape
+        raise DataCorruptError(f"{name}: {images_path} holds {images.shape[1]}x{images.shape[2]} images; {name} "
+                               f"images are {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} (are these another data set's IDX files?)")
     if len(images) != len(labels):
         raise DataCorruptError(f"{name}: {images_path} has {len(images)} images but {labels_path} has "
                                f"{len(labels)} labels")
