@@ -135,6 +135,29 @@ def test_an_empty_aedat_file_is_one_line_naming_it(tmp_path):
         read_aedat2(path)
 
 
+def test_a_recording_that_runs_out_of_memory_while_read_is_one_line(tmp_path, monkeypatch):
+    """Called directly (no loader's memory check before), read_aedat2 and read_nmnist_bin let a MemoryError out as a
+    traceback; now a one-line ConfigError naming the file, its size and the bytes reading takes per file byte."""
+    import tonic
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 900. GiB")
+
+    path = tmp_path / "big.aedat"
+    write_aedat2(path, make_events([1], [2], [3], [1]))
+    monkeypatch.setattr(tonic.io, "get_aer_events_from_file", no_memory)
+    size = path.stat().st_size
+    with pytest.raises(ConfigError, match=rf"^\S*big\.aedat: its {size} bytes of events did not fit in memory while "
+                                          r"read \(reading takes up to 12 bytes per byte of the file, 0\.0 GiB\); "
+                                          r"free memory, or split or remove this recording$"):
+        read_aedat2(path)
+    path = tmp_path / "big.bin"
+    write_nmnist_bin(path, make_events([1], [2], [3], [1]))
+    monkeypatch.setattr("deepspike.data.neuromorphic.formats.decode_nmnist", no_memory)
+    with pytest.raises(ConfigError, match=r"big\.bin: its 5 bytes of events did not fit in memory .* 24 bytes per"):
+        read_nmnist_bin(path)
+
+
 def test_events_to_frames_hand_computed():
     # window 5 ms: t=0 and 4999 -> bin 0, t=5000 -> bin 1, t=12000 -> bin 2 (dropped with T=2)
     ev = make_events([0, 1, 1, 3], [0, 0, 0, 2], [0, 4999, 5000, 12000], [1, 0, 0, 1])

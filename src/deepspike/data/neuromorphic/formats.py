@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.memory import GiB
 from deepspike.core.optional import require_package
 from deepspike.data.paths import check_regular_file, one_line
 
@@ -103,11 +104,13 @@ def read_nmnist_bin(path: str | os.PathLike, sensor_hw: tuple[int, int] = ATIS_S
     check_regular_file(path)
     try:
         raw = Path(path).read_bytes()
+        if len(raw) % 5:
+            raise DataCorruptError(f"{path}: N-MNIST .bin size {len(raw)} is not a multiple of 5 bytes")
+        events = decode_nmnist(raw)
+    except MemoryError as e:
+        raise out_of_memory(path, "nmnist") from e
     except OSError as e:
         raise DataCorruptError(f"{path}: cannot read ({one_line(e)})") from e
-    if len(raw) % 5:
-        raise DataCorruptError(f"{path}: N-MNIST .bin size {len(raw)} is not a multiple of 5 bytes")
-    events = decode_nmnist(raw)
     outside = np.flatnonzero((events["y"] >= sensor_hw[0]) | (events["x"] >= sensor_hw[1]))
     if len(outside):
         i = outside[0]
@@ -159,17 +162,34 @@ def read_aedat2(path: str | os.PathLike) -> np.ndarray:
             raise DataCorruptError(f"{path}: AEDAT 2.0 data of {os.path.getsize(path) - start} bytes is not whole "
                                    f"8-byte events (a cut file?)")
         raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+        return decode_aedat2(raw)
     except DataCorruptError:
         raise
+    except MemoryError as e:  # a direct call: the loaders' memory check (reading_bytes) came before theirs
+        raise out_of_memory(path, "aedat2") from e
     except (ValueError, IndexError, UnboundLocalError, AssertionError) as e:
         raise DataCorruptError(f"{path}: not an AEDAT 2.0 file ({one_line(e)})") from e
     except OSError as e:
         raise DataCorruptError(f"{path}: cannot read ({one_line(e)})") from e
+
+
+def decode_aedat2(raw: np.ndarray) -> np.ndarray:
+    """The events of tonic's AER records ``raw`` (fields ``address``, ``timeStamp``; module docstring), special events
+    (bit 15 set) dropped."""
     addr = raw["address"].astype(np.int64)
     pixel = (addr & 0x8000) == 0  # bit 15: a special event
     addr = addr[pixel]
     return make_events((addr >> 1) & 0x7F, (addr >> 8) & 0x7F, raw["timeStamp"][pixel].astype(np.int64),
                        1 - (addr & 1))
+
+
+def out_of_memory(path: str | os.PathLike, fmt: str) -> ConfigError:
+    """The one-line error for a recording whose events did not fit in memory while read (a ``MemoryError`` traceback
+    before): its size and the bytes reading takes per file byte (:data:`READ_BYTES_PER_FILE_BYTE`)."""
+    size, per_byte = os.path.getsize(path), READ_BYTES_PER_FILE_BYTE[fmt]
+    return ConfigError(f"{path}: its {size:,} bytes of events did not fit in memory while read (reading takes up to "
+                       f"{per_byte} bytes per byte of the file, {per_byte * size / GiB:.1f} GiB); free memory, or "
+                       "split or remove this recording")
 
 
 def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
