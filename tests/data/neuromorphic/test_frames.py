@@ -63,3 +63,27 @@ def test_binning_holds_the_int64_counts_and_the_uint8_frames_only():
         np.add.at(counts, (np.floor(ev["t"] * 20 / (ev["t"].max() + 1)).astype(int), ev["p"], ev["y"], ev["x"]), 1)
         np.testing.assert_array_equal(frames, np.minimum(counts, cap))
         assert frames[0, 1, 6, 5] == min(3, cap)
+
+
+def test_the_memory_message_names_the_largest_term_and_its_remedy(monkeypatch):
+    """The refusal said "buffers to split them and take their statistics ...; take fewer timesteps or a larger stride"
+    whatever the buffers were: also where reading one recording's events (which neither changes) was the largest term.
+    Need: 2 x 1,000 frames + max(500 buffers, 9,000 read + 300 binned) = 11,300 bytes."""
+    import pytest
+
+    from deepspike.core.errors import ConfigError
+    from deepspike.data.neuromorphic import frames
+
+    monkeypatch.setattr(frames, "physical_memory", lambda: 11_299)
+    with pytest.raises(ConfigError, match=r"^x: 2 samples of 1,000 bytes of frames and 9,300 bytes of buffers to read "
+                                          r"one recording's events and bin them need 0\.0 GiB, more than this "
+                                          r"machine's 0\.0 GiB; its events read take 9,000 bytes, which timesteps "
+                                          r"and stride do not change; split or remove the largest recording$"):
+        frames.check_frame_memory(2, 1000, "x", work=500, reading=9000, binning=300)
+    frames.check_frame_memory(2, 1000, "x", work=500, reading=9000 - 1, binning=300)  # 11,299 bytes fit
+    with pytest.raises(ConfigError, match=r"and 9,300 bytes of buffers to read .*; take fewer timesteps or a larger "
+                                          r"stride$"):
+        frames.check_frame_memory(2, 1000, "x", work=500, reading=300, binning=9000)
+    with pytest.raises(ConfigError, match=r"and 10,000 bytes of buffers to split them and take their statistics need "
+                                          r".*; take fewer timesteps or a larger stride$"):
+        frames.check_frame_memory(2, 1000, "x", work=10_000, reading=300, binning=300)

@@ -81,7 +81,8 @@ def test_the_count_images_are_counted_beside_the_frames(tmp_path, monkeypatch):
     write_dataset("nmnist", tmp_path, n=4)
     monkeypatch.setattr(frames, "physical_memory", lambda: 4 * 23_120 + 100)  # a split's frames fit, not its images
     with pytest.raises(ConfigError, match=r"^event frames: 4 samples of 32,368 bytes of frames and count images and "
-                                          r"212,880 bytes of buffers to split them and take their statistics need "):
+                                          r"212,880 bytes of buffers to read one recording's events and bin them "
+                                          r"need .*; take fewer timesteps or a larger stride$"):
         load_dataset("nmnist", data_dir=tmp_path, timesteps=10, cache=False, output="counts")
     # the test split's frames and images, the train images and labels, and reading and binning one recording (its
     # 200-byte file read, 24 x 200 = 4,800 bytes; its int64 counts and uint8 frames, 9 x 23,120: more than the

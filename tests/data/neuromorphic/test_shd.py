@@ -361,7 +361,7 @@ def test_frames_larger_than_the_machine_are_refused_before_they_are_allocated(tm
     monkeypatch.setattr(frames, "physical_memory", lambda: 1000)
     reading = _reading(folder / "SHD" / "shd_train.h5")
     with pytest.raises(ConfigError, match=rf"2 samples of 70,000 bytes of frames and {reading:,} bytes of buffers to "
-                                          r"split them and take their statistics need 0.0 GiB, more than this"):
+                                          r"read one recording's events and bin them need 0.0 GiB, more than this"):
         load_dataset("shd", data_dir=folder, cache=False, timesteps=100)
 
 

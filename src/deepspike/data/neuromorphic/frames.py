@@ -47,17 +47,28 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
 
 
 def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0, what: str = "frames",
-                       held_what: str = "frames", work: int = 0) -> None:
+                       held_what: str = "frames", work: int = 0, reading: int = 0, binning: int = 0,
+                       reading_remedy: str = "split or remove the largest recording") -> None:
     """A one-line :class:`ConfigError` when ``samples`` frame tensors of ``frame_bytes`` each (``what`` they hold),
     beside the ``held`` bytes of ``held_what`` already loaded (an earlier split's frames, the source images of
-    emulated events) and the ``work`` bytes of the buffers that splitting them and their statistics take
-    (``splits.partition_bytes``, ``splits.stats_bytes``), would take more than this machine's memory, before numpy
-    is asked for it."""
+    emulated events) and the larger of the ``work`` bytes of the buffers that splitting them and their statistics take
+    (``splits.partition_bytes``, ``splits.stats_bytes``) and the ``reading + binning`` bytes of reading one recording's
+    events and binning it (before the rest), would take more than this machine's memory, before numpy is asked for it.
+    The message names the buffers counted and a remedy for the largest term: ``reading_remedy`` where the events read
+    are (timesteps and stride do not change them), else fewer timesteps or a larger stride."""
     beside = f" beside the {held / GiB:.1f} GiB of {held_what} already held" if held else ""
-    buffers = f" and {work:,} bytes of buffers to split them and take their statistics" if work else ""
-    check_fits_memory(samples * frame_bytes + held + work, physical_memory(), lambda need, have: (
-        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside}{buffers} need {need} GiB, more "
-        f"than this machine's {have} GiB; take fewer timesteps or a larger stride"))
+    buffers = max(work, reading + binning)
+    if buffers == work:
+        counted = f" and {work:,} bytes of buffers to split them and take their statistics" if work else ""
+    else:
+        counted = f" and {buffers:,} bytes of buffers to read one recording's events and bin them"
+    if reading > max(samples * frame_bytes, held, work, binning):
+        remedy = f"its events read take {reading:,} bytes, which timesteps and stride do not change; {reading_remedy}"
+    else:
+        remedy = "take fewer timesteps or a larger stride"
+    check_fits_memory(samples * frame_bytes + held + buffers, physical_memory(), lambda need, have: (
+        f"{name}: {samples:,} samples of {frame_bytes:,} bytes of {what}{beside}{counted} need {need} GiB, more "
+        f"than this machine's {have} GiB; {remedy}"))
 
 
 def events_to_frames(events: np.ndarray, sensor_hw: tuple[int, int], timesteps: int,

@@ -138,9 +138,9 @@ def check_binned(samples: int, options: FrameOptions, sensor_hw: tuple[int, int]
     h, w = sensor_hw[0] // options.stride, sensor_hw[1] // options.stride
     size, what = sample_bytes(options, h, w)
     work = work_bytes(options, h, w, samples + sum(len(part) for part in held))
-    if reading is not None:  # binning comes first: never beside the rest
-        work = max(work, reading + binning_bytes(options.timesteps * 2 * h * w))
-    check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work)
+    binning = 0 if reading is None else binning_bytes(options.timesteps * 2 * h * w)  # first: never beside the rest
+    check_frame_memory(samples, size, "event frames", held_bytes(held), what, work=work, reading=reading or 0,
+                       binning=binning)
     return h, w
 
 

@@ -248,9 +248,11 @@ def check_release_memory(path: Path, samples: int, options: FrameOptions, held: 
     the frames are read from the cache (``binned`` False)."""
     row = options.timesteps * (CHANNELS // options.stride)
     rows = samples + sum(len(part) for part in held)
-    reading = int(SPIKES_PER_FILE_BYTE * os.path.getsize(path)) + binning_bytes(2 * row) if binned else 0
-    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK), reading)
-    check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work)
+    reading = int(SPIKES_PER_FILE_BYTE * os.path.getsize(path)) if binned else 0
+    work = max(partition_bytes(row, rows), stats_bytes(row, rows, FRAME_STATS_CHUNK))
+    check_frame_memory(samples, row, f"{path}", held_bytes(held), work=work, reading=reading,
+                       binning=binning_bytes(2 * row) if binned else 0,
+                       reading_remedy="the file's spikes are read whole: a machine with more memory is needed")
 
 
 def check_cached(path: Path, shape: tuple[int, ...], options: FrameOptions, held: Sequence = ()) -> bool:
