@@ -146,6 +146,26 @@ def test_images_decoded_past_the_machines_memory_are_refused_before_any_is_decod
                         test_fraction=0.34).input_shape == (3, 4, 6)
 
 
+@pytest.mark.parametrize(("in_memory", "need"), [(True, 5216), (False, 3456)])
+def test_the_validation_copy_and_the_statistics_chunk_are_counted(tmp_path, monkeypatch, in_memory, need):
+    """4 training and 2 test images of 3 x 4 x 6 = 72 values (288 float32 bytes). In memory: both splits (1,728 bytes)
+    and the larger of decoding's uint8 copy and float32 intermediate (5 x 4 x 72 = 1,440) and what make_splits holds
+    for val_fraction 0.5, uncounted before: the copies of the 4 training images and labels (4 x 296 = 1,184) and the
+    float64 statistics chunk (8 x 4 x 72 = 2,304): 5,216 bytes (3,168 were counted). Streamed: the 4 images of the
+    statistics while decoded (9 x 4 x 72 = 2,592), then as float32 (1,152) beside the chunk (2,304): 3,456 (2,592)."""
+    from deepspike.data import folders
+
+    write_classes(tmp_path / "imgs", {"a": 3, "b": 3})
+    args = {"data_dir": tmp_path / "imgs", "size": (4, 6), "in_memory": in_memory, "test_fraction": 0.34,
+            "val_fraction": 0.5}
+    monkeypatch.setattr(folders, "physical_memory", lambda: need - 1)
+    with pytest.raises(ConfigError, match=r"^imagefolder: decoding its 3 x 4 x 6 images needs 0.0 GiB, more than"):
+        load_dataset("imagefolder", **args)
+    monkeypatch.setattr(folders, "physical_memory", lambda: need)
+    data = load_dataset("imagefolder", **args)
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
+
+
 def caltech(root: Path) -> dict[int, str]:
     return write_classes(root / "101_ObjectCategories",
                          {"BACKGROUND_Google": 2, "Faces_easy": 4, "Motorbikes": 5, "airplanes": 4})

@@ -16,7 +16,7 @@ from deepspike.data.image_folder import (
     sampled_stats,
 )
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits
+from deepspike.data.splits import DataSplits, make_splits, splitting_bytes, stats_bytes
 
 CALTECH_SUBDIRS = ("101_ObjectCategories", "caltech101/101_ObjectCategories",
                    "caltech-101/101_ObjectCategories", "Caltech101/101_ObjectCategories", "caltech101")
@@ -31,7 +31,7 @@ def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_l
     check_loading_options(train.grayscale, in_memory, memory_limit_gb, stats_samples)
     if in_memory is None:
         in_memory = decoded_bytes(train) + decoded_bytes(test) <= memory_limit_gb * GiB
-    check_decode_memory(train, test, in_memory, stats_samples, name)
+    check_decode_memory(train, test, in_memory, stats_samples, name, val_fraction)
     if in_memory:
         train, test = train.load(), test.load()
     stats = None if in_memory else (lambda ds: sampled_stats(ds, stats_samples, seed))
@@ -39,16 +39,23 @@ def _finish(train, test, names, *, name, val_fraction, seed, in_memory, memory_l
                        class_names=names, name=name, stats=stats, empty_test_ok=empty_test_ok)
 
 
-def check_decode_memory(train, test, in_memory: bool, stats_samples: int, name: str) -> None:
+def check_decode_memory(train, test, in_memory: bool, stats_samples: int, name: str,
+                        val_fraction: float = 0.0) -> None:
     """A one-line ``ConfigError`` when decoding would take more than this machine's memory, before any image is decoded:
-    in memory, both splits as float32 (4 bytes a value) and one split's uint8 copy and float32 intermediate (5 more);
-    streamed, the ``stats_samples`` training images the statistics load (9 bytes a value). ``size=[65536, 65536]`` asked
-    numpy for 48 GiB (a MemoryError traceback), ``in_memory: true`` at 40000 x 40000 was killed for memory."""
+    in memory, both splits as float32 (4 bytes a value) and the larger of one split's uint8 copy and float32
+    intermediate (5 more) and what ``make_splits`` holds beside them (``splits.splitting_bytes``: the copies of the
+    training images that a validation part takes and the float64 chunk of their statistics); streamed, the
+    ``stats_samples`` training images the statistics load (9 bytes a value while decoded, then 4 and the statistics'
+    float64 chunk). ``size=[65536, 65536]`` asked numpy for 48 GiB (a MemoryError traceback), ``in_memory: true`` at
+    40000 x 40000 was killed for memory; the validation copy and the statistics chunk were not counted."""
     per_image = decoded_bytes(train) // max(1, len(train))  # float32 bytes of one image
+    values = per_image // 4
     if in_memory:
-        need = decoded_bytes(train) + decoded_bytes(test) + 5 * max(len(train), len(test)) * per_image // 4
+        split = splitting_bytes(per_image, len(train), values, val_fraction)
+        need = decoded_bytes(train) + decoded_bytes(test) + max(5 * max(len(train), len(test)) * values, split)
     else:
-        need = 9 * min(stats_samples, len(train)) * per_image // 4
+        k = min(stats_samples, len(train))
+        need = max(9 * k * values, 4 * k * values + stats_bytes(values, k))
     check_fits_memory(need, physical_memory(), lambda need, have: (
         f"{name}: decoding its {train.shape[0]} x {train.shape[1]} x {train.shape[2]} images needs {need} GiB, more "
         f"than this machine's {have} GiB; set data.args.size smaller"

@@ -196,6 +196,15 @@ def stats_bytes(sample_values: int, rows: int, chunk: int = IMAGE_STATS_CHUNK) -
     return 8 * sample_values * max(1, min(rows, stats_rows(sample_values, chunk)))
 
 
+def splitting_bytes(row: int, rows: int, sample_values: int, val_fraction: float,
+                    chunk: int = IMAGE_STATS_CHUNK) -> int:
+    """The most bytes :func:`make_splits` holds beside ``rows`` in-memory training samples of ``row`` bytes
+    (``sample_values`` values) each, for the memory checks of the data it splits: with ``val_fraction > 0`` the copies
+    its default split (``subset``) makes of both parts, ``rows * (row + 8)`` (the samples and their int64 labels), and
+    beside them the float64 chunk of the training part's statistics (:func:`stats_bytes` with ``chunk``)."""
+    return (rows * (row + 8) if val_fraction > 0 else 0) + stats_bytes(sample_values, rows, chunk)
+
+
 def axis_stats(x: torch.Tensor, axis: int, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and population standard deviation of ``x`` per entry ``c`` of dim ``axis``, over every other dim.
 

@@ -23,7 +23,7 @@ from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset
 from deepspike.data.neuromorphic.loading import event_splits, held_bytes
 from deepspike.data.registry import load_dataset, register_dataset
-from deepspike.data.splits import DataSplits, stats_bytes
+from deepspike.data.splits import DataSplits, splitting_bytes
 
 SOURCES = {"digits": "scikit-learn's 8 x 8 digits (T = 8, F = 8)", "mnist": "MNIST (T = 28, F = 28)",
            "fashion_mnist": "Fashion-MNIST (T = 28, F = 28)"}
@@ -41,16 +41,16 @@ def check_rows_memory(static: DataSplits, val_fraction: float, name: str) -> Non
     static set's images and labels (held throughout), the copies of both splits' rows that :func:`image_rows` makes of
     images of more than one channel (a view otherwise), the copies of the training rows that ``make_splits`` takes the
     validation part as (``subset`` of both parts, with their int64 labels) and the float64 chunk of their statistics
-    (``splits.stats_bytes`` of ``frame_stats``). Other in-memory data sets were checked; these were not."""
+    (``frame_stats``; both ``splits.splitting_bytes``). Other in-memory data sets were checked; these were not."""
     n, c, h, w = static.train.x.shape
     row = h * c * w * static.train.x.element_size()
-    copies = (n + len(static.test) if c > 1 else 0) + (n if val_fraction > 0 else 0)
+    copies = n + len(static.test) if c > 1 else 0
     sources = held_bytes([part for part in (static.train, static.val, static.test) if part is not None])
-    stats = stats_bytes(h * c * w, n, FRAME_STATS_CHUNK)
-    check_fits_memory(sources + copies * (row + 8) + stats, physical_memory(), lambda need, have: (
+    split = splitting_bytes(row, n, h * c * w, val_fraction, FRAME_STATS_CHUNK)
+    check_fits_memory(sources + copies * (row + 8) + split, physical_memory(), lambda need, have: (
         f"{name}: the {sources / GiB:.1f} GiB of images and labels of {static.name or 'the static set'}, "
-        f"{copies:,} copied rows of {row + 8:,} bytes and {stats:,} bytes of statistics buffers need {need} GiB, more "
-        f"than this machine's {have} GiB"))
+        f"{copies:,} copied rows of {row + 8:,} bytes and {split:,} bytes of copies and buffers to split them and take "
+        f"their statistics need {need} GiB, more than this machine's {have} GiB"))
 
 
 def row_splits(source: str, data_dir, val_fraction: float, seed: int, download: bool) -> DataSplits:
