@@ -80,3 +80,18 @@ def test_an_entry_named_as_an_image_that_is_no_file_is_one_line_not_left_out(tmp
         with pytest.raises(DataCorruptError, match=rf"^{entry} is {kind}"):
             load_dataset("imagefolder", data_dir=tmp_path, size=2, train_per_class=1)
         entry.rmdir() if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def test_a_class_missing_from_the_test_folder_warns_and_a_broken_class_link_is_refused(tmp_path, capsys):
+    """ImageNet layout: a class of train/ with no val/ folder was silent (its test accuracy unmeasured); a class folder
+    that is a broken link was skipped, the class dropped. Now a one-line warning naming it, and a one-line error."""
+    for split, classes in (("train", ("a", "b", "c")), ("val", ("a", "c"))):
+        for c in classes:
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / split / c / "0.png")
+    assert len(load_dataset("imagefolder", data_dir=tmp_path, size=4).test) == 2
+    assert capsys.readouterr().err == (f"deepspike: warning: imagefolder: {tmp_path / 'val'} holds no sample of 1 of "
+                                       "its 3 classes: b\n")
+    (tmp_path / "train" / "d").symlink_to(tmp_path / "gone")
+    with pytest.raises(DataCorruptError, match=r"train holds broken links \(their targets do not exist\): d$"):
+        load_dataset("imagefolder", data_dir=tmp_path, size=4)

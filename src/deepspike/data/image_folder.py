@@ -25,7 +25,7 @@ from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundErr
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.paths import check_regular_file, one_line
-from deepspike.data.splits import channel_stats, check_split_seed, mix_seed, split_indices
+from deepspike.data.splits import channel_stats, check_split_seed, mix_seed, split_indices, warn_missing_classes
 from deepspike.data.tensor_dataset import TensorDataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
@@ -82,7 +82,12 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:
-    """``{class name: image files}`` for every sub-folder of ``root`` that holds images, sorted by name."""
+    """``{class name: image files}`` for every sub-folder of ``root`` that holds images, sorted by name; a broken link
+    among them (a class folder whose target is gone: it was skipped, the class silently dropped) is a one-line
+    :class:`DataCorruptError`."""
+    broken = sorted(p.name for p in root.iterdir() if p.is_symlink() and not p.exists() and not p.name.startswith("."))
+    if broken:
+        raise DataCorruptError(f"{root} holds broken links (their targets do not exist): {', '.join(broken)}")
     out = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = image_files(d)
@@ -238,6 +243,7 @@ def read_image_folder(root: Path, dataset: str, size, grayscale: bool, classes, 
         if unknown:
             raise DataCorruptError(f"{dataset}: {split_dirs[1]} has class folders not in "
                                    f"{split_dirs[0]}: {', '.join(sorted(unknown))}")
+        warn_missing_classes([names.index(c) for c in test_folders], names, f"{dataset}: {split_dirs[1]}")
         train = _dataset(train_folders, names, size, grayscale)
         return train, _dataset(test_folders, names, size, grayscale), names
     folders = select_classes(class_folders(root), classes, root, dataset)

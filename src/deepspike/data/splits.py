@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +56,17 @@ def mix_seed(*parts: int) -> int:
     entropy = [w & 0xFFFFFFFF for w in words] + (high if any(high) else [])
     state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 ^ int(state[1])
+
+
+def warn_missing_classes(labels: Sequence[int], class_names: Sequence[str], what: str) -> None:
+    """A one-line warning on stderr naming the classes (``class_names[c]``) of which ``labels`` (ints 0 ..
+    ``len(class_names) - 1``) hold no sample: ``what`` (e.g. "nmnist: the Test split") has none of them, so their
+    per-class accuracy is not measured and the overall accuracy is of the other classes."""
+    missing = sorted(set(range(len(class_names))) - set(labels))
+    if missing:
+        names = ", ".join(str(class_names[c]) for c in missing)
+        print(f"deepspike: warning: {what} holds no sample of {len(missing)} of its {len(class_names)} classes: "
+              f"{names}", file=sys.stderr, flush=True)
 
 
 def check_split_seed(split_seed: object) -> None:

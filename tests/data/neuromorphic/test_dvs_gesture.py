@@ -28,3 +28,18 @@ def test_recordings_are_listed_with_the_label_of_their_name(tmp_path):
             write_gesture_npy(tmp_path / user / f"{label}.npy", make_events([1], [2], [0], [1]))
     listed = [(f.parent.name, f.name, label) for f, label in list_recordings(tmp_path)]
     assert listed == [("user01_fluorescent", "7.npy", 7), ("user02_led", "0.npy", 0), ("user02_led", "10.npy", 10)]
+
+
+def test_a_missing_gesture_warns_and_a_broken_user_folder_link_is_refused(tmp_path, capsys):
+    """A split with no recording of a gesture (its per-class accuracy unmeasured) was silent, and a user folder that is
+    a broken link was skipped as no folder; now a one-line warning naming the gesture, and a one-line error."""
+    (tmp_path / "user01_led").mkdir()
+    for label in (0, 1, 2, 3, 4, 5, 6, 7, 8, 10):
+        write_gesture_npy(tmp_path / "user01_led" / f"{label}.npy", make_events([1], [2], [0], [1]))
+    assert len(list_recordings(tmp_path)) == 10
+    assert capsys.readouterr().err == (f"deepspike: warning: dvs_gesture: {tmp_path} holds no sample of 1 of its 11 "
+                                       "classes: air guitar\n")
+    (tmp_path / "user02_led").symlink_to(tmp_path / "gone")
+    with pytest.raises(DataCorruptError, match=r"^dvs_gesture: \S+ holds broken links \(their targets do not exist\): "
+                                               r"user02_led$"):
+        list_recordings(tmp_path)

@@ -158,6 +158,39 @@ def test_a_recording_that_runs_out_of_memory_while_read_is_one_line(tmp_path, mo
         read_nmnist_bin(path)
 
 
+def test_a_missing_nmnist_digit_folder_is_refused_and_an_empty_one_warns(tmp_path, capsys, monkeypatch):
+    """A missing (or broken-link) digit folder was read as no recordings and an empty one was silent: the Test split
+    then had no sample of the digit and its accuracy was of the other nine. The release holds all ten folders: now
+    a missing one is a one-line error, an empty one a one-line warning naming the digit."""
+    import shutil
+
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    _write_nmnist_tree(tmp_path, per_class=1)
+    shutil.rmtree(tmp_path / "NMNIST" / "Test" / "7")
+    (tmp_path / "NMNIST" / "Test" / "7").symlink_to(tmp_path / "gone")
+    with pytest.raises(DataCorruptError, match=r"^nmnist: \S+Test lacks the digit folder\(s\) 7 \(or they are no "
+                                               r"folders\); the N-MNIST release holds Test/0 to Test/9$"):
+        load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
+    (tmp_path / "NMNIST" / "Test" / "7").unlink()
+    (tmp_path / "NMNIST" / "Test" / "7").mkdir()
+    capsys.readouterr()
+    assert len(load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False).test) == 9
+    assert capsys.readouterr().err == ("deepspike: warning: nmnist: the Test split holds no sample of 1 of its 10 "
+                                       "classes: 7\n")
+
+
+def test_an_empty_cifar10_dvs_class_folder_warns(tmp_path, capsys):
+    from deepspike.data.neuromorphic.cifar10dvs import list_recordings
+
+    for c in CIFAR_CLASSES:
+        (tmp_path / "CIFAR10DVS" / c).mkdir(parents=True)
+        if c not in ("cat", "ship"):
+            (tmp_path / "CIFAR10DVS" / c / "0.aedat").write_bytes(b"")
+    assert len(list_recordings(tmp_path)) == 8
+    assert capsys.readouterr().err == (f"deepspike: warning: cifar10_dvs: {tmp_path / 'CIFAR10DVS'} holds no sample "
+                                       "of 2 of its 10 classes: cat, ship\n")
+
+
 def test_events_to_frames_hand_computed():
     # window 5 ms: t=0 and 4999 -> bin 0, t=5000 -> bin 1, t=12000 -> bin 2 (dropped with T=2)
     ev = make_events([0, 1, 1, 3], [0, 0, 0, 2], [0, 4999, 5000, 12000], [1, 0, 0, 1])

@@ -18,7 +18,7 @@ from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_aedat2
 from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, check_split_seed
+from deepspike.data.splits import DataSplits, check_split_seed, warn_missing_classes
 
 SENSOR = (128, 128)
 SUBDIRS = ("CIFAR10DVS", "CIFAR10-DVS", "cifar10_dvs")
@@ -28,11 +28,14 @@ HOW_TO_GET = "download the CIFAR10-DVS .aedat release (figshare) and extract one
 
 
 def list_recordings(data_dir) -> list[tuple[Path, int]]:
-    """``(file, label)`` of every ``<class>/*.aedat`` in the first folder that has all ten class folders."""
+    """``(file, label)`` of every ``<class>/*.aedat`` in the first folder that has all ten class folders; a class folder
+    without recordings is a warning on stderr naming it (``splits.warn_missing_classes``: it was silent)."""
     places = paths.candidate_dirs(data_dir, SUBDIRS)
     for folder in places:
         if all((folder / c).is_dir() for c in CLASSES):
-            return [(f, label) for label, c in enumerate(CLASSES) for f in sorted((folder / c).glob("*.aedat"))]
+            found = [(f, label) for label, c in enumerate(CLASSES) for f in sorted((folder / c).glob("*.aedat"))]
+            warn_missing_classes([label for _, label in found], CLASSES, f"cifar10_dvs: {folder}")
+            return found
     raise paths.not_found("cifar10_dvs", "one folder per class (" + ", ".join(CLASSES) + ")", places,
                           HOW_TO_GET)
 

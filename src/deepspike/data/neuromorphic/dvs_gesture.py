@@ -18,7 +18,7 @@ from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_g
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.neuromorphic.nmnist import find_split_folders
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits
+from deepspike.data.splits import DataSplits, warn_missing_classes
 
 SENSOR = (128, 128)
 SUBDIRS = ("DVSGesture", "dvs_gesture", "DVS-Gesture")
@@ -32,13 +32,19 @@ HOW_TO_GET = ("fetch ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz (tonic's DVS
 def list_recordings(split_folder: Path) -> list[tuple[Path, int]]:
     """``[(file, label), ...]``: every ``<user folder>/<label>.npy`` of ``split_folder``, folders and files in name
     order; a file not named by a label 0 to 10 (in ASCII digits: ``².npy`` made ``int`` raise) is a one-line
-    :class:`DataCorruptError`."""
+    :class:`DataCorruptError`, as is a broken link among the user folders (it was skipped); a gesture no file holds is a
+    warning on stderr naming it (``splits.warn_missing_classes``)."""
     recordings = []
+    broken = sorted(d.name for d in split_folder.iterdir() if d.is_symlink() and not d.exists())
+    if broken:
+        raise DataCorruptError(f"dvs_gesture: {split_folder} holds broken links (their targets do not exist): "
+                               f"{', '.join(broken)}")
     for user in sorted(d for d in split_folder.iterdir() if d.is_dir()):
         for f in sorted(user.glob("*.npy")):
             if not (f.stem.isascii() and f.stem.isdigit() and int(f.stem) < len(CLASSES)):  # "²" is a digit to isdigit
                 raise DataCorruptError(f"{f}: a DVS Gesture recording is named by its label, 0 to {len(CLASSES) - 1}")
             recordings.append((f, int(f.stem)))
+    warn_missing_classes([label for _, label in recordings], CLASSES, f"dvs_gesture: {split_folder}")
     return recordings
 
 

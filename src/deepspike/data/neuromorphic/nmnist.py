@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits
+from deepspike.data.splits import DataSplits, warn_missing_classes
 
 SENSOR = (34, 34)
 FIRST_SACCADE_US = 100_000
@@ -39,8 +39,16 @@ def find_split_folders(dataset: str, data_dir, subdirs, splits: tuple[str, ...],
 
 def list_recordings(folder: Path, split: str) -> list[tuple[Path, int]]:
     """``[(file, digit), ...]``: every ``<folder>/<split>/<digit>/*.bin``, digit folders 0 to 9 in order, files
-    sorted by name (the order does not depend on the file system); other folders are not read."""
-    return [(f, d) for d in range(10) for f in sorted((folder / split / str(d)).glob("*.bin"))]
+    sorted by name (the order does not depend on the file system); other folders are not read. A digit folder that is
+    missing (or no folder: a broken link) is a one-line :class:`DataCorruptError` (the release holds all ten; it was
+    read as no recordings), an empty one a warning on stderr naming its digit (``splits.warn_missing_classes``)."""
+    missing = [str(d) for d in range(10) if not (folder / split / str(d)).is_dir()]
+    if missing:
+        raise DataCorruptError(f"nmnist: {folder / split} lacks the digit folder(s) {', '.join(missing)} (or they are "
+                               f"no folders); the N-MNIST release holds {split}/0 to {split}/9")
+    recordings = [(f, d) for d in range(10) for f in sorted((folder / split / str(d)).glob("*.bin"))]
+    warn_missing_classes([d for _, d in recordings], [str(d) for d in range(10)], f"nmnist: the {split} split")
+    return recordings
 
 
 def read_recording(recording: tuple[Path, int], first_saccade_only: bool) -> tuple[np.ndarray, int]:
