@@ -24,7 +24,7 @@ import torch
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
-from deepspike.data.paths import check_regular_file, one_line
+from deepspike.data.paths import check_no_broken_links, check_regular_file, one_line
 from deepspike.data.splits import channel_stats, check_split_seed, mix_seed, split_indices, warn_missing_classes
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -85,9 +85,7 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     """``{class name: image files}`` for every sub-folder of ``root`` that holds images, sorted by name; a broken link
     among them (a class folder whose target is gone: it was skipped, the class silently dropped) is a one-line
     :class:`DataCorruptError`."""
-    broken = sorted(p.name for p in root.iterdir() if p.is_symlink() and not p.exists() and not p.name.startswith("."))
-    if broken:
-        raise DataCorruptError(f"{root} holds broken links (their targets do not exist): {', '.join(broken)}")
+    check_no_broken_links(root)
     out = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = image_files(d)

@@ -105,3 +105,13 @@ def check_regular_file(path: str | os.PathLike) -> None:
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "a pipe or device" if path.exists() else "missing (a broken link?)"
         raise DataCorruptError(f"{path} is {kind}, not a data file; remove it or put the file there")
+
+
+def check_no_broken_links(folder: Path, dataset: str = "") -> None:
+    """A one-line :class:`DataCorruptError` naming the broken links among ``folder``'s entries (not hidden ones): the
+    loaders list sub-folders with ``is_dir``, which is False for a link whose target is gone, so a class or user folder
+    behind one was skipped without a word."""
+    broken = sorted(d.name for d in folder.iterdir() if d.is_symlink() and not d.exists() and d.name[:1] != ".")
+    if broken:
+        raise DataCorruptError(f"{dataset + ': ' if dataset else ''}{folder} holds broken links (their targets do not "
+                               f"exist): {', '.join(broken)}")

@@ -71,3 +71,24 @@ def test_a_bad_split_seed_or_cache_is_one_config_error_line(tmp_path, monkeypatc
     with pytest.raises(ConfigError, match=f"^data.args.{next(iter(options))} must be") as err:
         load_dataset("ncaltech101", data_dir=tmp_path, timesteps=2, **options)
     assert "\n" not in str(err.value) and not (tmp_path / "event_frames").exists()
+
+
+def test_a_category_folder_without_recordings_warns_and_a_broken_link_is_refused(tmp_path, capsys):
+    """An empty category folder (a release copied in part) was left out without a word, the model built for one class
+    fewer; a broken-link category was skipped alike. Now a one-line warning naming it, and a one-line error."""
+    from deepspike.core.errors import DataCorruptError
+    from deepspike.data.neuromorphic.ncaltech101 import list_recordings
+
+    root = tmp_path / "Caltech101"
+    for c in ("ant", "bass", "crab"):
+        (root / c).mkdir(parents=True)
+    for c in ("ant", "crab"):
+        (root / c / "image_0001.bin").write_bytes(b"")
+    files, categories = list_recordings(tmp_path)
+    assert categories == ["ant", "crab"] and len(files) == 2
+    assert capsys.readouterr().err == (f"deepspike: warning: ncaltech101: {root}: 1 folder(s) hold no .bin recordings "
+                                       "and are left out (2 categories remain): bass\n")
+    (root / "dolphin").symlink_to(tmp_path / "gone")
+    with pytest.raises(DataCorruptError, match=r"^ncaltech101: \S+ holds broken links \(their targets do not exist\): "
+                                               r"dolphin$"):
+        list_recordings(tmp_path)

@@ -17,6 +17,7 @@ from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_gesture_npy
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.neuromorphic.nmnist import find_split_folders
+from deepspike.data.paths import check_no_broken_links
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, warn_missing_classes
 
@@ -35,10 +36,7 @@ def list_recordings(split_folder: Path) -> list[tuple[Path, int]]:
     :class:`DataCorruptError`, as is a broken link among the user folders (it was skipped); a gesture no file holds is a
     warning on stderr naming it (``splits.warn_missing_classes``)."""
     recordings = []
-    broken = sorted(d.name for d in split_folder.iterdir() if d.is_symlink() and not d.exists())
-    if broken:
-        raise DataCorruptError(f"dvs_gesture: {split_folder} holds broken links (their targets do not exist): "
-                               f"{', '.join(broken)}")
+    check_no_broken_links(split_folder, "dvs_gesture")
     for user in sorted(d for d in split_folder.iterdir() if d.is_dir()):
         for f in sorted(user.glob("*.npy")):
             if not (f.stem.isascii() and f.stem.isdigit() and int(f.stem) < len(CLASSES)):  # "²" is a digit to isdigit

@@ -14,6 +14,7 @@ set. Default frames: T = 10 equal bins of each recording, 180 x 240 -> 45 x 60 p
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from deepspike.core.errors import DataNotFoundError
@@ -33,16 +34,28 @@ HOW_TO_GET = ("download Caltech101.zip from https://www.garrickorchard.com/datas
 
 def list_recordings(data_dir) -> tuple[list[tuple[Path, int]], list[str]]:
     """``([(file, label), ...], categories)``: every ``<category>/*.bin`` of the first candidate folder with at least
-    two category folders holding ``.bin`` files; labels index the sorted categories."""
+    two category folders holding ``.bin`` files; labels index the sorted categories. Its other folders (no ``.bin``:
+    left out, one class fewer) are a one-line warning on stderr naming them, and a broken link among its entries a
+    one-line :class:`DataCorruptError` (both were skipped without a word)."""
     places = paths.candidate_dirs(data_dir, SUBDIRS)
     for folder in places:
         if not folder.is_dir():
             continue
         categories = sorted(d.name for d in folder.iterdir() if d.is_dir() and any(d.glob("*.bin")))
         if len(categories) >= 2:
+            check_left_out(folder, categories)
             files = [(f, label) for label, c in enumerate(categories) for f in sorted((folder / c).glob("*.bin"))]
             return files, categories
     raise paths.not_found("ncaltech101", "at least two category folders of .bin recordings", places, HOW_TO_GET)
+
+
+def check_left_out(folder: Path, categories: list[str]) -> None:
+    """Refuse broken links in ``folder`` and warn of its folders that are not ``categories`` (no ``.bin`` files)."""
+    paths.check_no_broken_links(folder, "ncaltech101")
+    empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name[:1] != "." and d.name not in categories)
+    if empty:
+        print(f"deepspike: warning: ncaltech101: {folder}: {len(empty)} folder(s) hold no .bin recordings and are left "
+              f"out ({len(categories)} categories remain): {', '.join(empty)}", file=sys.stderr, flush=True)
 
 
 @register_dataset("ncaltech101")
