@@ -166,6 +166,18 @@ def test_the_validation_copy_and_the_statistics_chunk_are_counted(tmp_path, monk
     assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
 
 
+def test_a_class_too_small_for_the_test_fraction_warns(tmp_path, capsys):
+    """test_fraction 0.2 of each class: round(0.2 n) = 0 for a class of 1 or 2 images, which then had no test image
+    without a word; now a one-line warning names it (none with test_fraction 0, where no test split is asked for)."""
+    write_classes(tmp_path / "imgs", {"a": 5, "b": 2})
+    data = load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=4, test_fraction=0.2)
+    assert torch.bincount(data.test.y, minlength=2).tolist() == [1, 0]
+    assert capsys.readouterr().err == "deepspike: warning: imagefolder: the test split holds no sample of 1 of its 2 " \
+                                      "classes: b\n"
+    load_dataset("imagefolder", data_dir=tmp_path / "imgs", size=4, test_fraction=0)
+    assert capsys.readouterr().err == ""
+
+
 def caltech(root: Path) -> dict[int, str]:
     return write_classes(root / "101_ObjectCategories",
                          {"BACKGROUND_Google": 2, "Faces_easy": 4, "Motorbikes": 5, "airplanes": 4})

@@ -248,6 +248,8 @@ def read_image_folder(root: Path, dataset: str, size, grayscale: bool, classes, 
     names = list(folders)
     everything = _dataset(folders, names, size, grayscale)
     train_idx, test_idx = per_class_split(everything.y, train_per_class, test_fraction, split_seed, dataset)
+    if train_per_class is not None or test_fraction > 0:  # none of a class of at most 1 / (2 test_fraction) images
+        warn_missing_classes(everything.y[test_idx].tolist(), names, f"{dataset}: the test split")
     return everything.subset(train_idx), everything.subset(test_idx), names
 
 

@@ -58,11 +58,12 @@ def mix_seed(*parts: int) -> int:
     return int(state[0]) << 31 ^ int(state[1])
 
 
-def warn_missing_classes(labels: Sequence[int], class_names: Sequence[str], what: str) -> None:
-    """A one-line warning on stderr naming the classes (``class_names[c]``) of which ``labels`` (ints 0 ..
-    ``len(class_names) - 1``) hold no sample: ``what`` (e.g. "nmnist: the Test split") has none of them, so their
-    per-class accuracy is not measured and the overall accuracy is of the other classes."""
-    missing = sorted(set(range(len(class_names))) - set(labels))
+def warn_missing_classes(labels: Sequence[int], class_names: Sequence[str], what: str,
+                         among: Sequence[int] | None = None) -> None:
+    """A one-line warning on stderr naming the classes (``class_names[c]``; of ``among``, by default all) of which
+    ``labels`` (ints 0 .. ``len(class_names) - 1``) hold no sample: ``what`` (e.g. "nmnist: the Test split") has none
+    of them, so their per-class accuracy is not measured and the overall accuracy is of the other classes."""
+    missing = sorted(set(range(len(class_names)) if among is None else among) - set(labels))
     if missing:
         names = ", ".join(str(class_names[c]) for c in missing)
         print(f"deepspike: warning: {what} holds no sample of {len(missing)} of its {len(class_names)} classes: "

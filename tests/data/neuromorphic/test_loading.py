@@ -118,6 +118,19 @@ def test_a_splits_frames_are_dropped_before_the_next_split_is_binned_under_count
     assert len(made) == 2 and alive == [False]
 
 
+def test_a_class_too_small_for_the_held_out_test_split_warns(capsys):
+    """A fixed 0.1 of each class is the test set (CIFAR10-DVS, N-Caltech101): round(0.1 n) = 0 for a class of 5 or
+    fewer recordings, which then had no test sample without a word. Classes a (10), b (5), c (6), d (none): b is
+    named; d, which the data set does not hold at all, is not (its loader names it)."""
+    x = np.zeros((21, 1, 2, 1, 1), dtype=np.uint8)
+    y = np.repeat(np.arange(3), [10, 5, 6])
+    splits = held_out_splits(x, y, FrameOptions(timesteps=1), test_fraction=0.1, split_seed=0, val_fraction=0.0,
+                             seed=0, class_names="abcd", name="t")
+    assert torch.bincount(splits.test.y, minlength=4).tolist() == [1, 0, 1, 0]
+    assert capsys.readouterr().err == ("deepspike: warning: t: the test split (a 0.1 of each class) holds no sample of "
+                                       "1 of its 4 classes: b\n")
+
+
 @pytest.mark.parametrize("output", ["frames", "counts"])
 def test_held_out_splits_are_the_rows_the_copies_were_without_copying_the_frames(output):
     """The test rows ``x[test_idx]`` and the train rows ``x[train_idx]`` were copied beside ``x``, and the validation

@@ -32,6 +32,7 @@ from deepspike.data.splits import (
     split_in_place,
     split_indices,
     stats_bytes,
+    warn_missing_classes,
 )
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -228,6 +229,8 @@ def held_out_splits(x: np.ndarray, y: np.ndarray, options: FrameOptions, *, test
     parts, and then of the validation split, beside ``x`` took twice the frames' memory that ``bin_all`` checked)."""
     y = torch.from_numpy(y)
     train_idx, test_idx = split_indices(y, test_fraction, split_seed)
+    warn_missing_classes(y[test_idx].tolist(), class_names, f"{name}: the test split (a {test_fraction:g} of each "
+                         "class)", among=y.unique().tolist())  # round(test_fraction n) = 0: at 0.1 n <= 5
     if not x.flags.writeable:
         x = x.copy()
     n = partition_rows(torch.from_numpy(x), train_idx, test_idx)
