@@ -155,6 +155,17 @@ def test_svhn_exact_pixels_and_label_10_is_zero(tmp_path):
     assert x.sum().item() == pytest.approx(sum(10 + k + 100 + k + 200 + k for k in range(3)) / 255)
 
 
+def test_svhn_images_of_other_than_32x32_pixels_are_refused(tmp_path):
+    """X of [8, 8, 3, N] in both files loaded as "svhn" [N, 3, 8, 8] (the docstring says [N, 3, 32, 32], and only
+    the channel count was checked); now a one-line DataCorruptError."""
+    for split in ("train", "test"):
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": np.zeros((8, 8, 3, 2), np.uint8),
+                                                            "y": np.array([[1.0], [2.0]])})
+    with pytest.raises(DataCorruptError, match=r"^svhn: \S+train_32x32\.mat has X uint8\[8, 8, 3, 2\] and 2 labels; "
+                                               r"expected uint8 \[32, 32, 3, N\] and N labels$"):
+        load_dataset("svhn", data_dir=tmp_path)
+
+
 def test_svhn_missing_and_corrupt(tmp_path):
     with pytest.raises(DataNotFoundError, match="train_32x32.mat") as err:
         load_dataset("svhn", data_dir=tmp_path)

@@ -39,9 +39,10 @@ def read_mat(path: Path) -> TensorDataset:
     if "X" not in mat or "y" not in mat:
         raise DataCorruptError(f"svhn: {path} lacks variables 'X' and 'y'")
     images, labels = np.asarray(mat["X"]), whole_labels(mat["y"], 1, 10, f"svhn: {path}")
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[2] != 3 or images.shape[3] != len(labels):
+    shape_ok = images.ndim == 4 and images.shape[:3] == (32, 32, 3) and images.shape[3] == len(labels)
+    if images.dtype != np.uint8 or not shape_ok:
         raise DataCorruptError(f"svhn: {path} has X {images.dtype}{list(images.shape)} and {len(labels)} "
-                               "labels; expected uint8 [H, W, 3, N] and N labels")
+                               "labels; expected uint8 [32, 32, 3, N] and N labels")  # 8x8 images loaded as svhn
     labels[labels == 10] = 0
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(3, 2, 0, 1)))  # [H, W, C, N] -> [N, C, H, W]
     return TensorDataset(x.float().div_(255.0), torch.from_numpy(labels), "svhn")
