@@ -156,6 +156,13 @@ def test_a_recording_that_runs_out_of_memory_while_read_is_one_line(tmp_path, mo
     monkeypatch.setattr("deepspike.data.neuromorphic.formats.decode_nmnist", no_memory)
     with pytest.raises(ConfigError, match=r"big\.bin: its 5 bytes of events did not fit in memory .* 24 bytes per"):
         read_nmnist_bin(path)
+    from deepspike.data.neuromorphic.formats import read_gesture_npy
+
+    path = tmp_path / "3.npy"  # a sound file: not "not a readable .npy file", as one whose header claims 29 TiB is
+    write_gesture_npy(path, make_events([1], [2], [3000], [1]))
+    monkeypatch.setattr(np, "load", no_memory)
+    with pytest.raises(ConfigError, match=r"3\.npy: its 160 bytes of events did not fit in memory .* 4 bytes per"):
+        read_gesture_npy(path)
 
 
 def test_a_missing_nmnist_digit_folder_is_refused_and_an_empty_one_warns(tmp_path, capsys, monkeypatch):

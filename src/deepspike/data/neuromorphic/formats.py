@@ -200,6 +200,10 @@ def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
     check_regular_file(path)
     try:
         arr = np.load(path, allow_pickle=False)
+    except MemoryError as e:  # a sound file too large for the memory left is no damaged file (:func:`npy_holds_data`)
+        if npy_holds_data(path):
+            raise out_of_memory(path, "gesture") from e
+        raise DataCorruptError(f"{path}: not a readable .npy file ({one_line(e)})") from e
     except NPY_ERRORS as e:
         raise DataCorruptError(f"{path}: not a readable .npy file ({one_line(e)})") from e
     if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf":  # complex and timedelta are numpy numbers
@@ -211,6 +215,19 @@ def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
         raise DataCorruptError(f"{path}: DVS Gesture events need finite 0 <= x, y <= 127, p in {{0, 1}} and "
                                f"0 <= t <= {MAX_GESTURE_MS:.0e} ms")
     return make_events(x.astype(np.int64), y.astype(np.int64), (t * 1000).astype(np.int64), p.astype(np.int64))
+
+
+def npy_holds_data(path: str | os.PathLike) -> bool:
+    """Whether the ``.npy`` at ``path`` holds the bytes its header announces (its shape times its item size after the
+    header): False for a header that cannot be read or claims more than the file holds (a damaged file)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            fmt = np.lib.format
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+            return int(np.prod(shape, dtype=object)) * dtype.itemsize <= os.path.getsize(path) - f.tell()
+    except (*NPY_ERRORS, SyntaxError, TypeError):
+        return False
 
 
 def write_gesture_npy(path: str | os.PathLike, events: np.ndarray) -> None:
