@@ -241,3 +241,23 @@ def test_a_batch_of_another_size_run_in_pieces_is_one_config_error():
         with pytest.raises(ConfigError, match=r"^initial membrane shape \(2, 3\) does not match one step of the "
                                               r"input \(4, 3\)$"):
             neuron(torch.rand(5, 4, 3))
+
+
+def test_a_gradient_through_a_leak_below_1_over_e_with_the_correction_is_refused():
+    """Before, ``LeakCorrectedLIF(0.2)`` (or ``create_model(..., method="spikebp", leak=0.2)``, which skips the new
+    run's check) trained with eq. 22's negative derivative: by hand one spike at the last of 2 steps gives
+    ``dL/dx_2 = a' = 1 + ln(0.2) = -0.6094`` for ``L = sum s``, a flipped gradient. Now a gradient through it is one
+    line; without gradients (a saved net's evaluation) and with the correction off it still runs."""
+    x = torch.tensor([0.5, 1.5]).view(2, 1, 1)  # h1 = .5, h2 = .1 + 1.5 > 1: one spike, at the last step
+    with pytest.raises(ConfigError, match=r"^lee2020's leak-corrected LIF takes no gradient here: leak=0.2 is below "
+                                          r"1/e = 0.3679 .* \(down to -0.6094 .*: use leak >= 0.3679 or correction: "
+                                          r"false \(or run it under torch.no_grad\(\)\)$"):
+        LeakCorrectedLIF(0.2)(x.clone().requires_grad_())
+    with torch.no_grad():
+        assert LeakCorrectedLIF(0.2)(x).flatten().tolist() == [0.0, 1.0]
+    off = x.clone().requires_grad_()
+    LeakCorrectedLIF(0.2, correction=False)(off).sum().backward()
+    assert off.grad.flatten().tolist() == [1.0, 1.0]  # a' = 1 / V_th, the silent step inherits the spike's
+    at_bound = x.clone().requires_grad_()
+    LeakCorrectedLIF(math.exp(-1))(at_bound).sum().backward()
+    assert at_bound.grad.abs().max().item() < 1e-6  # 1 + ln(1/e) = 0

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +41,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.methods.registry import register_method
 from deepspike.models.spec import Architecture, Pool, Residual
 from deepspike.neurons.params import THRESHOLD_LOW
-from deepspike.neurons.spikebp_lif import DERIVATIVES, LEAK_CORRECTION_LOW, LeakCorrectedLIF
+from deepspike.neurons.spikebp_lif import DERIVATIVES, LeakCorrectedLIF, negative_derivative
 
 SPIKEBP_LOSSES = ("sse", "mse", "ce")
 
@@ -118,17 +117,15 @@ class SpikeBpMethod(Method):
         pooling neuron reads it, and ``method.leak_correction`` set with ``leak: 1``, where the correction
         ``ln(leak) LF / count`` is 0: refused for new runs (``core.options.check_unused``), so runs saved with one
         load; so is a leak below 1/e with the correction on (``LEAK_CORRECTION_LOW``: eq. 22's derivative turns
-        negative there; the paper's tau_m is 100 steps, leak 0.99)."""
+        negative there; the paper's tau_m is 100 steps, leak 0.99; a run saved with one loads and evaluates, but the
+        neurons refuse to train it, ``spikebp_lif.leak_corrected_lif``)."""
         self.check_options_used()
         check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
                                      f"the model has average pooling (model {arch.name!r} has none)"),))
-        o = self.options
-        if o.leak_correction and o.leak < LEAK_CORRECTION_LOW:
-            raise ConfigError(f"method.leak={o.leak!r} is below 1/e = {LEAK_CORRECTION_LOW:.4f} (tau_m under 1 step), "
-                              f"where lee2020's eq. 22 derivative 1 + ln(leak) LF / count turns negative (down to "
-                              f"{1 + math.log(o.leak):.4g} for a neuron whose one spike is the last step's) and flips "
-                              f"the gradient: use method.leak >= {LEAK_CORRECTION_LOW:.4f} or method.leak_correction: "
-                              "false")
+        reason = negative_derivative(self.options.leak, self.options.leak_correction, "method.leak",
+                                     "method.leak_correction")
+        if reason:
+            raise ConfigError(reason)
 
     def check_options_used(self) -> None:
         """``method.leak_correction`` set with ``leak: 1`` (``check_new_run``)."""

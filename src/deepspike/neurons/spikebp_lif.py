@@ -82,6 +82,18 @@ def check_spikebp_neuron(leak: float, threshold: float, where: str = "spikebp") 
                           f"normal {THRESHOLD_LOW:.4g})")
 
 
+def negative_derivative(leak: float, correction: bool, leak_name: str, correction_name: str) -> str | None:
+    """The one-line reason a ``leak`` below ``LEAK_CORRECTION_LOW`` with the ``correction`` on cannot train (eq. 22's
+    derivative turns negative there and flips the gradient), naming the options ``leak_name`` and ``correction_name``;
+    None where it can."""
+    if not correction or leak >= LEAK_CORRECTION_LOW:
+        return None
+    return (f"{leak_name}={leak!r} is below 1/e = {LEAK_CORRECTION_LOW:.4f} (tau_m under 1 step), where lee2020's "
+            f"eq. 22 derivative 1 + ln(leak) LF / count turns negative (down to {1 + math.log(leak):.4g} for a neuron "
+            f"whose one spike is the last step's) and flips the gradient: use {leak_name} >= "
+            f"{LEAK_CORRECTION_LOW:.4f} or {correction_name}: false")
+
+
 def leak_filter(spikes: torch.Tensor, leak: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(LF, count)``: ``LF = sum_t leak^(T-t) s_t`` (t = 1..T) and ``count = sum_t s_t``.
 
@@ -226,12 +238,19 @@ def leak_corrected_lif(x: torch.Tensor, leak: float = 0.99, threshold: float = 1
                        derivative: str = "code", grad_scale: float | None = None) -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of lee2020's LIF for currents ``x [T, B, ...]`` (module docstring).
 
-    ``grad_scale`` replaces the ``1/V_th`` factor of the derivative (the pooling neuron uses 1).
+    ``grad_scale`` replaces the ``1/V_th`` factor of the derivative (the pooling neuron uses 1). A gradient through a
+    ``leak`` below ``LEAK_CORRECTION_LOW`` with the ``correction`` on (an ``x`` that requires grad, grad mode on) is a
+    one-line ``ConfigError`` (``negative_derivative``): a net of such a leak (a run saved before ``spikebp`` refused
+    it) loads and runs without gradients, but does not train.
     """
     if derivative not in DERIVATIVES:
         raise unknown_choice("spikebp derivative", derivative, DERIVATIVES)
     check_spikebp_neuron(leak, threshold)
     check_currents(x)
+    reason = negative_derivative(leak, correction, "leak", "correction") if torch.is_grad_enabled() else None
+    if reason and x.requires_grad:  # a saved net of such a leak still runs without gradients (under torch.no_grad())
+        raise ConfigError(f"lee2020's leak-corrected LIF takes no gradient here: {reason} (or run it under "
+                          "torch.no_grad())")
     scale = 1.0 / threshold if grad_scale is None else grad_scale
     return _LeakCorrectedLIF.apply(x, float(leak), float(threshold), bool(correction), derivative, float(scale))
 
