@@ -11,6 +11,18 @@ spatial-only gradient drops. One step of a layer, ``y = W x + b``:
               the convolution's input and weight gradients, through the layer's own padding: reflect, replicate
               or circular, and ``"same"`` / ``"valid"``, are padded as ``nn.Conv2d`` pads, ``x`` and ``a`` alike)
 
+Every traced layer takes it, the classifier that feeds the per-step readout included: ``g_t a_t^T`` there, not the exact
+per-step gradient ``g_t s_t^T`` of the stateless ``o_t = W s_t``, because that is OTTT's algorithm: its official code
+(github.com/pkuxmq/OTTT-SNN, ``models/spiking_vgg.py``) wraps the classifier's ``nn.Linear`` in the same trace op
+(``WrapedSNNOp``, under ``grad_with_rate``: OTTT_A) as its hidden convolutions, the neurons handing on ``(s_t, a_t)``
+(``modules/neuron.py``, ``rate_tracking``); pinned by hand in
+``tests/training/test_temporal_grad.py::test_online_gradients_equal_the_hand_derived_ones``. The first layer, fed by the
+encoder, takes the trace of its input too (the derivation, the membrane's leak times past inputs, holds for any layer's
+input); that code leaves its first convolution unwrapped (``g_t x_t^T``). SLTT (no trace) takes ``g_t s_t^T``
+everywhere, its classifier included, as SLTT's code does (github.com/qymeng94/SLTT, a plain ``nn.Linear``); e-prop's
+readout layers take the trace of decay ``kappa`` (``training.eprop``; ``kappa = 0``: ``g_t s_t^T``), Bellec et al.'s
+output-weight update ``sum_t (y_t - y*_t) F_kappa(z_t)``.
+
 Shapes: ``x`` and ``a`` one step ``[B, in]`` (Linear) or ``[B, C, H, W]`` (Conv2d); ``y`` ``[B, out]`` or
 ``[B, C', H', W']``. Under autocast (``train.precision=bf16``) the forward runs in bfloat16 and the backward in
 ``g``'s dtype (autograd casts the gradients to the parameters' and the input's dtypes).
