@@ -366,6 +366,21 @@ def test_more_sltt_steps_or_a_longer_time_segment_than_time_steps_are_refused_in
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("overrides", [["train.temporal_grad=sltt", "train.sltt_steps=4"],
+                                       ["train.temporal_grad=checkpoint", "train.time_segment=4"],
+                                       ["train.temporal_grad=ottt", "train.distill_from=teacher"]])
+def test_settings_that_conflict_alone_are_refused_before_the_data_is_read(tmp_path, monkeypatch, overrides):
+    # before: refused after load_data had read (or downloaded) the data set; now by the Trainer, before it
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr("deepspike.training.training_setup.load_data", loaded)
+    cfg = load_config(None, [*TINY, *overrides])  # T = 3
+    with pytest.raises(ConfigError, match=r"^train\.(sltt_steps=4|time_segment=4) is more than the 3 time steps|"
+                                          r"^train.distill_from: distillation blends into the loss of the whole batch"):
+        Trainer(cfg, tmp_path / "run")
+
+
 @pytest.mark.parametrize("mode", [["train.temporal_grad=checkpoint", "train.time_segment=2"],
                                   ["train.temporal_grad=sltt", "train.sltt_steps=2"]])  # ottt: sltt's step loop
 def test_resume_is_exact_in_every_mode(tmp_path, mode):

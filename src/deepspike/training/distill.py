@@ -182,13 +182,19 @@ def _check_recorded_digest(path: Path, digest: str | None, recorded: dict[str, s
                       f"or replaced since; put the teacher back or train a new run")
 
 
+def check_distill_mode(config: RunConfig) -> None:
+    """A one-line ``ConfigError`` for ``train.distill_from`` with an online temporal-gradient mode (its per-step losses
+    have no whole-batch loss to blend into); from the settings alone, so the trainer asks before the data is read."""
+    t = config.train
+    if t.distill_from is not None and t.temporal_grad in ONLINE:
+        raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
+                          f"train.temporal_grad={t.temporal_grad} replaces by per-step losses; use bptt or checkpoint")
+
+
 def _check_student(config: RunConfig, student: RunParts) -> None:
     """A one-line ``ConfigError`` when the student cannot be taught: an online temporal-gradient mode, or a method
     without class scores."""
-    t = config.train
-    if t.temporal_grad in ONLINE:
-        raise ConfigError(f"train.distill_from: distillation blends into the loss of the whole batch, which "
-                          f"train.temporal_grad={t.temporal_grad} replaces by per-step losses; use bptt or checkpoint")
+    check_distill_mode(config)
     if not has_class_scores(type(student.method)):
         raise ConfigError(f"train.distill_from: method {student.method.name!r} has no class scores to distill into "
                           f"(it scores by spike times or votes); methods with class scores that train: "

@@ -64,7 +64,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from deepspike.config.schema import TEMPORAL_GRADS
+from deepspike.config.schema import TEMPORAL_GRADS, RunConfig
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import at_least_float32
 from deepspike.data.mixing import mixed_loss
@@ -103,13 +103,10 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
                           "train.temporal_grad=bptt")
     check_runs_in_pieces(net, f"train.temporal_grad={mode}", f" (method {method_name!r}): use "
                          "train.temporal_grad=bptt")
+    check_steps_within(time_segment, sltt_steps, net.timesteps)
     if mode in ONLINE:
-        _check_online(net, mode, sltt_steps)
+        _check_online(net, mode)
     if mode == "checkpoint":
-        if time_segment is not None and time_segment > net.timesteps:  # one segment: plain BPTT's memory
-            raise ConfigError(f"train.time_segment={time_segment} is more than the {net.timesteps} time steps "
-                              f"(method.timesteps) it splits: use at most {net.timesteps}, or null for "
-                              f"ceil(sqrt(T)) = {math.ceil(math.sqrt(net.timesteps))}")
         net.time_segment = time_segment or math.ceil(math.sqrt(net.timesteps))
     elif mode in TRACED:
         trace_decay(net, mode)  # refuse mixed leaks now, not at the first batch
@@ -120,15 +117,34 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
             attach_random_feedback(net, seed)
 
 
-def _check_online(net: RateNetwork, mode: str, sltt_steps: int | None) -> None:
+def check_steps_within(time_segment: int | None, sltt_steps: int | None, timesteps: object) -> None:
+    """One-line ``ConfigError`` for checkpoint's ``time_segment`` (one segment: plain BPTT's memory without a word)
+    or SLTT-K's ``sltt_steps`` (clamped to all of them) more than the ``timesteps`` of training (nothing to check
+    where that is no number: a method without time steps, refused by ``prepare_temporal_grad``)."""
+    if not isinstance(timesteps, int):
+        return
+    if time_segment is not None and time_segment > timesteps:
+        raise ConfigError(f"train.time_segment={time_segment} is more than the {timesteps} time steps "
+                          f"(method.timesteps) it splits: use at most {timesteps}, or null for "
+                          f"ceil(sqrt(T)) = {math.ceil(math.sqrt(timesteps))}")
+    if sltt_steps is not None and sltt_steps > timesteps:
+        raise ConfigError(f"train.sltt_steps={sltt_steps} is more than the {timesteps} time steps SLTT-K draws "
+                          f"from (method.timesteps): use at most {timesteps}, or null for all of them")
+
+
+def check_settings_before_data(config: RunConfig) -> None:
+    """What ``prepare_temporal_grad`` refuses that the settings alone decide, before the data is read (a download
+    of it included): ``check_steps_within`` against ``method.timesteps``."""
+    t = config.train
+    check_steps_within(t.time_segment, t.sltt_steps, getattr(config.method.options, "timesteps", None))
+
+
+def _check_online(net: RateNetwork, mode: str) -> None:
     """One-line ``ConfigError`` for what online ``mode`` cannot train, at setup rather than at the first batch: a
-    readout whose score is not the mean of the steps' outputs (``_check_step_scores``), SLTT-K's ``sltt_steps`` more
-    than the time steps, a loss on all T steps' scores (``net.whole_window_loss``) and ``method.rate_reg``, whose
-    penalty takes the hidden rates of all T steps (``net.hidden_rates``, ``layers.rate_penalty``)."""
+    readout whose score is not the mean of the steps' outputs (``_check_step_scores``), a loss on all T steps' scores
+    (``net.whole_window_loss``) and ``method.rate_reg``, whose penalty takes the hidden rates of all T steps
+    (``net.hidden_rates``, ``layers.rate_penalty``)."""
     _check_step_scores(net.readout, mode)
-    if sltt_steps is not None and sltt_steps > net.timesteps:
-        raise ConfigError(f"train.sltt_steps={sltt_steps} is more than the {net.timesteps} time steps SLTT-K draws "
-                          f"from (method.timesteps): use at most {net.timesteps}, or null for all of them")
     if getattr(net, "whole_window_loss", None):
         raise ConfigError(f"{net.whole_window_loss}; train.temporal_grad={mode} scores one step at a time: use "
                           "bptt or checkpoint")

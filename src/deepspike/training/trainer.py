@@ -34,7 +34,7 @@ from deepspike.core.errors import ConfigError, UserError
 from deepspike.methods import check_trainable
 from deepspike.training.checkpoint import training_checkpoint
 from deepspike.training.compiled import check_compile
-from deepspike.training.distill import TEACHER_FIELD
+from deepspike.training.distill import TEACHER_FIELD, check_distill_mode
 from deepspike.training.distributed import DistContext, barrier, gather_objects, init_distributed, shutdown
 from deepspike.training.epoch import epoch_line, run_epoch
 from deepspike.training.metric_sinks import MetricSinks
@@ -54,6 +54,7 @@ from deepspike.training.run_open import (
 from deepspike.training.runs import RunDir
 from deepspike.training.runtime import resolve_device
 from deepspike.training.summary import run_summary
+from deepspike.training.temporal_grad import check_settings_before_data
 from deepspike.training.training_setup import TrainingSetup, build_training
 
 EpochCallback = Callable[["Trainer", dict[str, Any]], None]
@@ -76,6 +77,8 @@ class Trainer:
     ) -> None:
         check_trainable(config.method.name)
         check_compile(config)
+        check_settings_before_data(config)  # not after the data is read (or downloaded)
+        check_distill_mode(config)
         self.config = config
         self.run = RunDir(check_output_dir(out_dir, "--out"))  # "" is refused, not read as the current folder
         self.out_dir = self.run.path
