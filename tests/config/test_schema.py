@@ -3,6 +3,7 @@ new run; their defaults spelt out, and the same keys with their choice on, pass.
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,23 @@ def test_optim_and_schedule_under_a_method_without_gradients_are_refused_in_one_
              ScheduleConfig)) for f in dataclasses.fields(schema)]
     check_settings_used(load_config(None, ["method.name=wta_stdp", "model.name=diehl_cook", *spelt]))
     check_settings_used(load_config(None, ["model.name=mlp", override]))  # a method with an optimizer reads it
+
+
+def test_detach_reset_under_an_online_temporal_grad_is_refused_for_a_new_run():
+    """Before, ``method.detach_reset=true`` with sltt / ottt / eprop was taken and ignored: the reset acts on the
+    membrane those modes carry detached, so the gradients were bit-equal with and without it
+    (``tests/training/test_temporal_grad.py::test_detach_reset_changes_no_online_gradient``). Now a new run refuses it;
+    the recipe value an override makes unused (the Spikformer recipe's ``detach_reset: true`` with ottt) is reset."""
+    for mode in ("sltt", "ottt", "eprop"):
+        config = load_config(None, ["method.name=stbp", "method.detach_reset=true", f"train.temporal_grad={mode}"])
+        with pytest.raises(ConfigError, match=r"^method.detach_reset=True has no effect unless train.temporal_grad is "
+                                              r"bptt or checkpoint \(sltt, ottt and eprop carry the membrane detached"):
+            check_settings_used(config)
+    for mode in ("bptt", "checkpoint"):
+        check_settings_used(load_config(None, ["method.name=stbp", "method.detach_reset=true",
+                                               f"train.temporal_grad={mode}"]))
+    check_settings_used(load_config(None, ["method.name=stbp", "method.detach_reset=false",
+                                           "train.temporal_grad=ottt"]))
+    spikformer = Path(__file__).resolve().parents[2] / "configs" / "stbp_fmnist_spikformer.yaml"
+    recipe = load_config(spikformer, ["train.temporal_grad=ottt"])
+    assert recipe.method.options.detach_reset is False

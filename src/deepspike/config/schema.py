@@ -96,6 +96,7 @@ class DataConfig:
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 TEMPORAL_GRADS = ("bptt", "checkpoint", "sltt", "ottt", "eprop")  # training.temporal_grad
+ONLINE_GRADS = ("sltt", "ottt", "eprop")  # the modes that carry the state detached from step to step
 EPROP_FEEDBACKS = ("symmetric", "random")  # training.eprop: how the output error reaches the hidden neurons
 LOG_SINKS = ("csv", "tensorboard")  # training.metric_sinks, besides metrics.jsonl
 SCHEDULES = ("none", "step", "multistep", "cosine", "linear")
@@ -293,8 +294,8 @@ def check_settings_used(config: RunConfig) -> None:
     ``distill_weight`` / ``distill_temperature`` without ``distill_from``; any key of ``optim`` or ``schedule`` under a
     method that learns without gradients (``Method.learns_locally``: no optimizer steps, so no rate to schedule); a
     ``train.log`` sink named twice (each writes once); ``multistep`` without ``milestones`` (the rate never
-    changes). For new runs only
-    (``training.reload``): runs saved with such a setting still load. Defaults spelt out pass."""
+    changes); ``method.detach_reset`` under an online temporal-gradient mode (``_check_reset_gradient``). For new runs
+    only (``training.reload``): runs saved with such a setting still load. Defaults spelt out pass."""
     o, s, t = config.optim, config.schedule, config.train
     twice = [name for name in dict.fromkeys(t.log) if t.log.count(name) > 1]
     if twice:
@@ -315,6 +316,18 @@ def check_settings_used(config: RunConfig) -> None:
                      (("min_factor",), s.name in ("cosine", "linear"), "schedule.name=cosine or linear")), "schedule")
     check_unused(t, ((("distill_weight", "distill_temperature"), t.distill_from is not None,
                       "train.distill_from names a teacher run"),), "train")
+    _check_reset_gradient(config)
+
+
+def _check_reset_gradient(config: RunConfig) -> None:
+    """An ``UnusedOptionError`` for ``method.detach_reset`` set under an online ``train.temporal_grad``: the reset
+    acts on the membrane carried to the next step, which those modes carry detached, so each step's gradient is the
+    same with or without it (``training.temporal_grad``)."""
+    options = config.method.options
+    if dataclasses.is_dataclass(options) and any(f.name == "detach_reset" for f in dataclasses.fields(options)):
+        check_unused(options, ((("detach_reset",), config.train.temporal_grad not in ONLINE_GRADS,
+                                "train.temporal_grad is bptt or checkpoint (sltt, ottt and eprop carry the membrane "
+                                "detached from step to step, the only path of the reset's gradient)"),))
 
 
 def _check(ok: bool, key: str, value: object, expected: str) -> None:

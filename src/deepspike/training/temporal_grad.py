@@ -64,7 +64,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from deepspike.config.schema import TEMPORAL_GRADS, RunConfig
+from deepspike.config.schema import ONLINE_GRADS, TEMPORAL_GRADS, RunConfig
 from deepspike.core.errors import ConfigError
 from deepspike.core.precision import at_least_float32
 from deepspike.data.mixing import mixed_loss
@@ -78,7 +78,7 @@ from deepspike.neurons.learnable import LearnableLIF
 from deepspike.training.eprop import adaptive_synapses, eprop_batch
 from deepspike.training.runtime import autocast
 
-ONLINE = ("sltt", "ottt", "eprop")
+ONLINE = ONLINE_GRADS  # sltt, ottt, eprop
 TRACED = ("ottt", "eprop")  # the online modes with presynaptic traces
 __all__ = ["ONLINE", "TEMPORAL_GRADS", "TRACED", "chosen_steps", "online_step", "prepare_temporal_grad",
            "trace_decay"]
