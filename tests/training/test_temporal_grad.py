@@ -366,6 +366,22 @@ def test_more_sltt_steps_or_a_longer_time_segment_than_time_steps_are_refused_in
     assert not (tmp_path / "run").exists()
 
 
+def test_online_modes_take_float64_images_as_bptt_does():
+    """Before, ``online_step`` fed float64 images of a float32 net to its first layer as they were: a RuntimeError
+    ("expected m1 and m2 to have the same dtype") in sltt, ottt and eprop, where ``net(x)`` (bptt) casts them. Now the
+    steps are cast as the forward casts them: the same gradients as the float32 images, bit for bit."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(1, 4, 4), hidden=[12])
+    x = torch.rand(5, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 1, 0])
+    grads = []
+    for images in (x, x.float()):
+        torch.manual_seed(0)
+        net = get_method("stbp", {"timesteps": 3, "loss": "ce", "encoder": "direct"}).build(arch).train()
+        online_step(net, net, CrossEntropyMethod(), images, y, "ottt")
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().max() > 0
+
+
 def test_detach_reset_changes_no_online_gradient():
     """Why ``method.detach_reset`` is refused online (``config.schema``): by hand, a step's loss reaches the neuron only
     through ``s_t = H(k v_{t-1} + x_t - th)``; the reset shapes ``v_t``, which the online modes carry detached. So the

@@ -130,7 +130,10 @@ class RateNetwork(nn.Module):
 
     def step_inputs(self, x: torch.Tensor, steps: int):
         """The encoded input one step at a time: ``steps`` tensors ``[1, B, ...]``. Rate encoders draw each step
-        on its own (nothing of size T is made); event frames are sliced."""
+        on its own (nothing of size T is made); event frames are sliced. ``x`` is cast as ``forward`` casts it
+        (``as_weight_dtype``): float64 images of a float32 net stopped the online modes in the first layer ("expected
+        m1 and m2 to have the same dtype") where BPTT took them."""
+        x = as_weight_dtype(self, x)
         if isinstance(self.encoder, InputEncoder):
             return (self.encoder(x, 1) for _ in range(steps))
         frames = self.encoder(x, steps)
