@@ -44,6 +44,11 @@ def test_zhou_code_form_is_softmax_over_minus_z():
     # t = (0, ln 2): z = (1, 2), logits (-1, -2): -log softmax_0 = log(1 + e^-1)
     t = torch.tensor([[0.0, math.log(2.0)]])
     assert float(ttfs_loss("zhou_code", t, torch.tensor([0]))) == pytest.approx(LOG1P_E, rel=1e-6)
+    # tau = 2 halves the exponent: t = (0, 2 ln 2) gives z = e^(t/2) = (1, 2) again (t * tau would give (1, 16):
+    # log(1 + e^-15)); target 1: -log softmax_1(-1, -2) = 1 + log(1 + e^-1)
+    t2 = torch.tensor([[0.0, 2 * math.log(2.0)]])
+    assert float(ttfs_loss("zhou_code", t2, torch.tensor([0]), tau=2.0)) == pytest.approx(LOG1P_E, rel=1e-6)
+    assert float(ttfs_loss("zhou_code", t2, torch.tensor([1]), tau=2.0)) == pytest.approx(1 + LOG1P_E, rel=1e-6)
 
 
 def test_silent_outputs_count_as_late():
