@@ -114,6 +114,8 @@ def test_spikes_counted_on_a_hand_made_net():
     assert measures["synaptic_ops"] == 7.5
     # decision: output window [4, 6]; scores 1.5 -> 4 + 2 - 1.5 = 4.5, scores (1, 2) -> 4 + 2 - 2 = 4
     assert measures["latency"] == pytest.approx(4.25) and measures["total_time"] == 6.0
+    # saturated: hidden spikes at their window start (offset 0, potential >= the window T = 2): 1 of the 3
+    assert measures["saturated_fraction"] == pytest.approx(1 / 3)
     with recording(snn), torch.no_grad():
         snn(x)
         tau = snn.neuron_layers()[0].last_offsets
