@@ -153,6 +153,26 @@ def test_positions_pushed_past_an_end_come_back_and_keep_learning():
     assert layer.position.grad[0, 0] != 0
 
 
+def test_positions_start_inside_the_range_and_act_from_its_nearest_end_outside_it():
+    """Positions start uniform in [0, D - 1]; one outside it (a loaded or updated layer, in evaluation, which leaves
+    the parameters alone) delivers at the nearest end: its rounded delay, and its kernel, are those of D - 1 or 0."""
+    torch.manual_seed(0)
+    start = DelayedLinear(40, 50, 5).position.detach()
+    assert 0.0 <= float(start.min()) < 0.1 and 3.9 < float(start.max()) <= 4.0  # 2000 draws of U(0, 4)
+    layer = _layer(d=5)
+    with torch.no_grad():
+        layer.position.fill_(2.0)
+        layer.position[0, 0], layer.position[1, 1] = 7.5, -3.0
+    layer.sigma.fill_(1.0)
+    delays = layer.discrete_delays()
+    assert int(delays[0, 0]) == 4 and int(delays[1, 1]) == 0
+    x = torch.rand(6, 2, 4)
+    out = layer.eval()(x)
+    with torch.no_grad():
+        layer.position.clamp_(0, 4)
+    assert torch.equal(out, layer(x))
+
+
 def test_checks_and_counting():
     for bad in (0, 1025, True):
         with pytest.raises(ConfigError, match="max_delay must be an integer from 1 to 1024"):
