@@ -102,6 +102,7 @@ def test_row_normalised_clip():
     conv = torch.full((2, 3, 2, 2), 10.0)  # conv gradient: rows = output channels, norm 20*sqrt(3)
     clipped = clip_row_normalized(conv, 10.0)
     assert float(clipped.reshape(2, -1).norm(dim=1).pow(2).mean().sqrt()) == pytest.approx(10.0, rel=1e-6)
+    assert float(clip_row_normalized(torch.tensor(-30.0), 10.0)) == -10.0  # a 0-d gradient is one row of norm 30
     with pytest.raises(ConfigError):
         clip_row_normalized(g, 0.0)
 
