@@ -44,6 +44,9 @@ def test_leak_corrected_derivative_on_known_spike_train():
     assert leak_corrected_derivative(s, 0.9).item() == pytest.approx(0.9227655, abs=1e-6)
     assert leak_corrected_derivative(s, 0.9, threshold=2.0).item() == pytest.approx(0.9227655 / 2, abs=1e-6)
     assert leak_corrected_derivative(s, 0.9, correction=False).item() == 1.0
+    # without the correction (or without a leak) a' = 1[count > 0] / V_th
+    assert leak_corrected_derivative(s, 0.9, threshold=2.0, correction=False).item() == 0.5
+    assert leak_corrected_derivative(s, 1.0, threshold=4.0).item() == 0.25
     assert leak_corrected_derivative(seq([0, 0, 0]), 0.9).item() == 0.0  # silent neuron: no gradient
 
 
