@@ -62,9 +62,9 @@ def test_output_is_clamped_at_t_min():
     assert float(out[1, 0]) == pytest.approx(math.log(11.0))
 
 
-def _trained_bn(channels, seed=0):
+def _trained_bn(channels, seed=0, tau=1.0):
     torch.manual_seed(seed)
-    bn = TTFSBatchNorm(channels)
+    bn = TTFSBatchNorm(channels, tau=tau)
     for _ in range(5):  # a few training batches to move the running statistics
         t = torch.rand(8, channels, 3, 3) * 2
         t[t > 1.8] = math.inf
@@ -76,7 +76,7 @@ def _trained_bn(channels, seed=0):
 
 
 def test_fold_gives_identical_inference_outputs():
-    bn = _trained_bn(6)
+    bn = _trained_bn(6, tau=0.7)  # tau != 1: the delay tau log a, the bias time tau log |c| and exp(t_b / tau)
     a, c = bn.scale_offset(bn.running_mean, bn.running_var)
     assert (c > 0).any() and (c <= 0).any()  # both folded forms are exercised
     t = torch.rand(4, 6, 3, 3) * 3
