@@ -42,3 +42,13 @@ def test_arguments_it_cannot_simulate_are_one_line_config_errors(arguments, mess
     with pytest.raises(ConfigError, match=message) as err:
         _run(**arguments)
     assert "\n" not in str(err.value)
+
+
+def test_a_delay_and_a_longer_input_window_by_hand():
+    """A delay of 0.5 opens the window at 1 + 0.5 and shifts every arrival (bias spike included) with it:
+    V(1.5) = 1 * 0.8 + 2 * 0.5 + 0.3 = 2.1 again, so the spike comes at 1.5 + 3 - 2.1 = 2.4. An input window of 2 (no
+    delay) opens at 2 and spreads the bias over it (weight 0.3 / 2 for 2): V(2) = 1.8 + 2 * 1.5 + 0.3 = 5.1, which
+    a window of 6 turns into a spike at 2 + 6 - 5.1 = 2.9."""
+    delayed = _run(delay=0.5)
+    assert delayed.windows[2] == (1.5, 4.5) and delayed.times[2].item() == pytest.approx(2.4)
+    assert _run(window=6.0, input_window=2.0).times[2].item() == pytest.approx(2.9)
