@@ -52,3 +52,12 @@ def test_a_delay_and_a_longer_input_window_by_hand():
     delayed = _run(delay=0.5)
     assert delayed.windows[2] == (1.5, 4.5) and delayed.times[2].item() == pytest.approx(2.4)
     assert _run(window=6.0, input_window=2.0).times[2].item() == pytest.approx(2.9)
+
+
+def test_a_potential_of_exactly_zero_never_fires():
+    """Inputs at 0.25 and 0.5 with weights 1 and -1.5: V(1) = 0.25 - 0.25 = 0 exactly, which the ramp brings to the
+    threshold only at the window's end: a = 0 is no spike, as in the closed form (``window_offsets``)."""
+    times = torch.tensor([[[0.25, 0.5]], [[math.inf, math.inf]]], dtype=F64)
+    hidden = NeuronStage([Synapses(0, torch.tensor([[1.0, -1.5]], dtype=F64))], torch.zeros(1, dtype=F64), 3.0)
+    out = NeuronStage([Synapses(2, torch.eye(1, dtype=F64))], torch.zeros(1, dtype=F64), 5.0, fires=False)
+    assert simulate([hidden, out], times, 1.0).times[2].item() == math.inf
