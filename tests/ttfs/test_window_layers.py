@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
+from deepspike.ttfs.window import decode_offsets
 from deepspike.ttfs.window_layers import WindowInput, WindowNeurons, WindowReadout
 
 
@@ -15,6 +16,20 @@ def _calibrated(module, values, margin):
     module(values)
     module.calibrate(margin)
     return float(module.window)
+
+
+def test_the_values_are_the_clipped_relu_over_alpha_that_the_spikes_code():
+    """alpha = 2, T = 3: x = clip(relu(a) / 2, 0, 3) (``ttfs.window``), the values the recorded offsets decode to;
+    while calibrating, relu(a) / 2 unclipped (the largest of them sets the window)."""
+    a = torch.tensor([[-1.0, 0.0, 0.5, 2.0, 3.0, 7.0]], dtype=torch.float64)
+    layer = WindowNeurons(window=3.0, alpha=2.0).eval()
+    layer.record = True
+    x = layer(a)
+    assert x.tolist() == [[0.0, 0.0, 0.25, 1.0, 1.5, 3.0]]
+    assert torch.equal(decode_offsets(layer.last_offsets, 3.0), x)
+    calibrating = WindowNeurons(alpha=2.0)
+    calibrating.calibrating = True
+    assert calibrating(a).tolist() == [[0.0, 0.0, 0.25, 1.0, 1.5, 3.5]]
 
 
 def test_calibration_sets_margin_times_the_largest_value():
