@@ -143,6 +143,11 @@ def test_model_based_thresholds_by_hand():
     assert model_based_thresholds([2, 5, 7, 9, 4], roles, 1.0, "balanced") == pytest.approx(
         [2, 2.5, 1.4, 9 / 7, 4 / 9]
     )
+    # a silent layer (peak 0) gets threshold 1 and keeps the scale of the layer before it (2); with spikes that carry
+    # their threshold, a silent layer's threshold is 1 as well
+    plain = ["plain", "plain", "output"]
+    assert model_based_thresholds([2.0, 0.0, 3.0], plain, 1.0) == pytest.approx([2, 1, 1.5])
+    assert model_based_thresholds([2.0, 0.0, 3.0], plain, 1.0, spike_value="threshold") == [2.0, 1.0, 3.0]
 
 
 def test_percentile_peaks_match_numpy():
