@@ -49,6 +49,10 @@ def test_zhou_code_form_is_softmax_over_minus_z():
     t2 = torch.tensor([[0.0, 2 * math.log(2.0)]])
     assert float(ttfs_loss("zhou_code", t2, torch.tensor([0]), tau=2.0)) == pytest.approx(LOG1P_E, rel=1e-6)
     assert float(ttfs_loss("zhou_code", t2, torch.tensor([1]), tau=2.0)) == pytest.approx(1 + LOG1P_E, rel=1e-6)
+    # z = e^(t/tau) with t/tau capped at 80 (e^80 fits float32): t = (0, 100), target 1 scores -e^80 against -1,
+    # a loss of e^80 - 1 (uncapped: e^100 = inf in float32)
+    assert float(ttfs_loss("zhou_code", torch.tensor([[0.0, 100.0]]), torch.tensor([1]))) == pytest.approx(
+        math.exp(80), rel=1e-5)
 
 
 def test_silent_outputs_count_as_late():
