@@ -34,6 +34,7 @@ def test_the_values_are_the_clipped_relu_over_alpha_that_the_spikes_code():
 
 def test_calibration_sets_margin_times_the_largest_value():
     assert _calibrated(WindowNeurons(alpha=2.0), torch.tensor([[-1.0, 3.0, 5.0]]), 1.5) == 1.5 * 5.0 / 2.0
+    assert _calibrated(WindowReadout(alpha=2.0), torch.tensor([[-1.0, 3.0, 5.0]]), 1.5) == 1.5 * 5.0 / 2.0
     assert _calibrated(WindowInput(), torch.tensor([[-4.0, 1.0]]), 1.0) == 4.0  # |x|: both halves
     assert _calibrated(WindowNeurons(), torch.tensor([[-1.0, 0.0]]), 3.0) == 1.0  # nothing positive: 1
 
