@@ -143,3 +143,17 @@ def test_a_bfloat16_run_in_pieces_keeps_the_float32_current_and_membrane_of_one_
     assert run.parts.dtype == torch.bfloat16 and torch.equal(run.parts, run.whole)
     assert torch.equal(run.parts_grad, run.whole_grad)
     assert [state.dtype for state in run.kept] == [torch.float32, torch.float32]
+
+
+def test_the_synaptic_current_is_twice_differentiable():
+    """The backward's reverse scan is itself recorded under ``create_graph=True`` (``_recorded_scan``), so second
+    derivatives through ``i_t = alpha i_{t-1} + x_t`` (in ``x`` and ``i0``) match finite differences in float64."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    i0 = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda a, b: synaptic_current(a, 0.7, b) ** 2, (x, i0))
+    # the recorded reverse scan by hand: x = 1, alpha = 0.5, T = 3: i = (1, 1.5, 1.75); L = sum_t i_t^2 / 2 sends
+    # dL/di = i, which requires grad, so g_t = i_t + 0.5 g_{t+1} runs recorded: g = (2.1875, 2.375, 1.75)
+    ones = torch.ones(3, 1, 1, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad((synaptic_current(ones, 0.5) ** 2).sum() / 2, ones, create_graph=True)
+    assert grad.flatten().tolist() == [2.1875, 2.375, 1.75]
