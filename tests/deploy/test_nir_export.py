@@ -507,3 +507,24 @@ def test_a_graph_holding_zero_dimensional_arrays_is_written_and_reads_back_the_s
     x = (torch.rand(30, 2, 2, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     with torch.no_grad():
         assert torch.equal(from_nir(path)(x), from_nir(graph)(x))
+
+
+def test_a_hidden_layers_spike_delay_is_written_as_a_one_step_delay_node(tmp_path):
+    """``model.args.spike_delay: 1`` (``layers.spike_delay``): a ``Delay`` node of ``dt`` on each of the hidden
+    layer's 5 neurons after them (it was refused, "layer SpikeDelay has no NIR mapping"); ``GraphSimulator`` runs the
+    file spike for spike as the net, whose output a step-late hidden layer changes, and ``from_nir`` reads it back."""
+    torch.manual_seed(0)
+    method = get_method("stbp", {"timesteps": 5, "encoder": "frames", "threshold": 0.3, "reset": "subtract"})
+    model = method.build(create_architecture("mlp", num_classes=3, input_shape=(6,), hidden=[5],
+                                             spike_delay=1)).eval()
+    graph = to_nir(model, (6,), dt=1e-3)
+    delay = graph.nodes["3_delay"]
+    assert isinstance(delay, nir.Delay) and np.allclose(delay.delay, np.full(5, 1e-3)) and delay.delay.shape == (5,)
+    assert ("2_lif", "3_delay") in graph.edges and ("3_delay", "4_linear") in graph.edges
+    x = _spikes(1, (5, 4, 6))
+    ours = _our_output(model, x)
+    path = write_nir(graph, tmp_path / "g.nir")
+    back = nir.read(str(path))
+    assert ours.sum() > 0 and torch.equal(GraphSimulator.rate_coded(back).run({"input": x})["output"].float(), ours)
+    with torch.no_grad():  # read back as a DelayedLinear whose delays are all 1 step: the same net
+        assert torch.equal(from_nir(path)(x), ours)

@@ -8,6 +8,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods import get_method
+from deepspike.methods.rate_network import check_runs_in_pieces
 from deepspike.methods.stbp import StbpOptions
 from deepspike.models import create_architecture
 
@@ -240,3 +241,41 @@ def test_the_mnist_recipe_has_the_values_of_wu2019s_mnist_code():
     assert o.surrogate_args == {"a": 1.0} and o.encoder == "poisson" and config.model.name == "stbp_mnist"
     train, optim = config.train, config.optim
     assert (train.batch_size, train.epochs, optim.name, optim.lr) == (100, 100, "adam", 1e-3)
+
+
+def test_spike_delay_equals_the_plain_net_with_each_hidden_layers_spikes_shifted_by_hand():
+    """``model.args.spike_delay: 1`` (Xylo's timing): the net with the delay equals the same weights without it where
+    each hidden layer's spikes [T, B, H] are shifted one step by hand (``out[0] = 0``, ``out[t] = s[t - 1]``) before
+    the next layer; the output layer is not delayed. The shift changes the scores (the test can fail)."""
+    def build(delay):
+        torch.manual_seed(0)
+        method = get_method("stbp", {"timesteps": 4, "encoder": "direct", "neuron": "synaptic", "threshold": 0.3,
+                                     "reset": "subtract", "decay": 0.5})
+        return method.build(create_architecture("mlp", num_classes=3, input_shape=(6,), hidden=[5, 4],
+                                                spike_delay=delay)).eval()
+
+    delayed, plain = build(1), build(0)
+    assert [type(m).__name__ for m in delayed.body].count("SpikeDelay") == 2
+    x = torch.rand(7, 6) * 3
+    h = plain.encoder(x, 4)
+    for m in plain.body:
+        h = m(h)
+        if type(m).__name__ == "SynapticLIF":
+            assert h.any()
+            h = torch.cat((torch.zeros_like(h[:1]), h[:-1]))
+    with torch.no_grad():
+        by_hand, got = plain.readout(h), delayed(x)
+    assert torch.equal(got, by_hand) and not torch.equal(got, plain(x))
+
+
+def test_spike_delay_is_refused_in_one_line_by_methods_that_cannot_build_it():
+    arch = create_architecture("mlp", num_classes=3, input_shape=(6,), hidden=[5], spike_delay=1)
+    for method in ("spikebp", "ann", "ttfs"):
+        with pytest.raises(ConfigError, match=r"^layer 1 \(Linear\(.*spike_delay=1\)\) delays its spikes by one step "
+                                              r"\(model.args.spike_delay\), which this method cannot build; it needs "
+                                              r"method stbp$"):
+            get_method(method, {}).build(arch)
+    net = get_method("stbp", {"timesteps": 4}).build(arch)  # reads the step before: not a step at a time
+    with pytest.raises(ConfigError, match=r"^streaming: the layer SpikeDelay needs the whole sequence at once \(its "
+                                          r"delays reach back over earlier steps\)$"):
+        check_runs_in_pieces(net, "streaming")

@@ -76,3 +76,18 @@ def test_delay_spec_checks(spec, message):
 def test_bad_dsnn_arguments(args, message):
     with pytest.raises(ConfigError, match=message):
         create_architecture("dsnn", **args)
+
+
+@pytest.mark.parametrize("name", ["mlp", "rsnn"])
+def test_spike_delay_marks_the_hidden_layers_only_and_bad_values_are_one_line(name):
+    """``model.args.spike_delay: 1`` (Xylo's one step a hidden layer): every hidden ``Linear`` has ``spike_delay=1``,
+    the output layer 0; 2 or true is refused naming the model and the valid values."""
+    arch = create_architecture(name, num_classes=3, input_shape=(6,), hidden=[5, 4], spike_delay=1)
+    assert [layer.spike_delay for layer in arch.layers if isinstance(layer, Linear)] == [1, 1, 0]
+    with pytest.raises(ConfigError, match=rf"^model '{name}': bad value 2 for model.args.spike_delay: expected 0 "
+                                          r"\(none\) or 1 \(each hidden layer's spikes reach the next layer one step "
+                                          r"late, as on Xylo\)$"):
+        create_architecture(name, num_classes=3, input_shape=(6,), spike_delay=2)
+    with pytest.raises(ConfigError, match=r"spike_delay must be 0 \(none\) or 1 .* and 1 only on a layer with "
+                                          r"act=True"):
+        Linear(3, act=False, spike_delay=1)

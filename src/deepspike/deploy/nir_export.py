@@ -11,7 +11,9 @@ identity at inference and is left out; lee2020's spiking pool is ``AvgPool2d`` +
 ``act(body(x) + shortcut(x))`` branches: body and shortcut both start at the block's input node and end in the
 junction's neurons, which NIR sums (an identity shortcut is a direct edge; SEW junctions, which combine spikes, have
 no NIR node). A recurrent layer (``layers.recurrent``) adds its weight ``V`` on a cycle ``neuron -> rec -> neuron``
-(read as one step of delay). A layer with learnable synaptic delays (``layers.delays.DelayedLinear``) is exported
+(read as one step of delay). A hidden layer's one-step spike delay (``layers.spike_delay``,
+``model.args.spike_delay``) is a ``Delay`` node of ``dt`` on each element after its neurons. A layer with learnable
+synaptic delays (``layers.delays.DelayedLinear``) is exported
 only with ``round_delays=True``, as the rounded net (each delay a whole step, as hardware runs it): one branch
 ``Delay(k dt) -> Linear(W * (d == k))`` per distinct delay ``k``, all entering the next node (:mod:`nir_delays`);
 the graph's metadata then says ``delays_rounded: True``. The readout's neurons end the chain (a non-spiking
@@ -82,6 +84,7 @@ from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.leaky_integrator import LeakyIntegratorReadout
 from deepspike.layers.readout import MembraneReadout, SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAttention, SpikingSelfAttention
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.layers.voting import VotingReadout
@@ -375,6 +378,9 @@ class _RateGraph:
             self.recurrent(m)
         elif isinstance(m, DelayedLinear):
             self.delayed(m)
+        elif isinstance(m, SpikeDelay):  # out[t] = s[t - steps]: a Delay of steps * dt on each element
+            self.add("delay", nir.Delay(delay=np.full(self.shape, m.steps * self.dt, dtype=np.float32),
+                                        metadata={"delay_steps": m.steps, "dt": float(self.dt)}))
         elif isinstance(m, ChunkedIF) and not m.plain and self.low_latency:
             self.converted(m)
         elif isinstance(m, SpikingNeuron):

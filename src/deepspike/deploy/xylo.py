@@ -38,11 +38,16 @@ reads it from the config's ``v_mem_bias``), a constant, where deepspike's bias c
 alpha)`` more input in step t, ``b alpha / (1 - alpha)^2`` more in all, ``alpha / (1 - alpha)`` steps of the steady
 bias (alpha = a = 0.5, b = 1: 1, 0.5, 0.25, ... more, 2 in all, one step's worth), so a biased neuron may fire
 earlier on the chip. ``quantised_model`` divides these factors out again (threshold ``th``, current decay ``a``).
-Differences left: the bit-shift floors, up to 31 spikes a step, the one-step delay a layer.
+Differences left: the bit-shift floors, up to 31 spikes a step, the one-step delay a layer (unless trained with it).
 
-Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). Xylo's dash registers hold 4 bits (0-15):
-an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15 (``log2(tau / dt)`` gave 16 and 17, which
-the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay removes 1 a step, as XyloSim ran dash 16).
+Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). A net trained with that delay
+(``model.args.spike_delay: 1``: a ``layers.spike_delay.SpikeDelay`` after each hidden layer's neurons, ``out[t] =
+s[t - 1]``) maps with it as the chip's own delay (no second one): its SpikeDelay layers add nothing to the mapped
+config, and ``accuracy_quantised`` (which runs the net's own modules) keeps the delay.
+
+Xylo's dash registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15
+(``log2(tau / dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay
+removes 1 a step, as XyloSim ran dash 16).
 
 Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
 ``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
@@ -92,6 +97,7 @@ from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -131,9 +137,15 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
     """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
     giving its feed-forward and feedback linears; ``ConfigError`` (one line) for anything Xylo cannot run."""
     mods, _ = chip_chain(model, "xylo")
-    layers, linear = [], None
+    layers, linear, delayed = [], None, set()  # delayed: how many layers came before each SpikeDelay
     for i, m in enumerate(mods):
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
+            continue
+        if isinstance(m, SpikeDelay):  # the chip's own one-step delay of a hidden layer's spikes (module docstring)
+            if linear is not None or not layers or len(layers) in delayed:
+                raise ConfigError(f"xylo: layer {i} (SpikeDelay) cannot map: Xylo delays a hidden layer's spikes by "
+                                  "one step, so a spike delay maps only right after a hidden layer's neurons, once")
+            delayed.add(len(layers))
             continue
         if isinstance(m, nn.Linear) and linear is None:
             linear = m
@@ -151,6 +163,9 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
     if linear is not None:  # dropped, the layer before it taken for the output layer
         raise ConfigError(f"xylo: the net ends with a linear layer ({linear.in_features} -> {linear.out_features}) and "
                           "no spiking neurons after it: Xylo's outputs are spiking neurons")
+    if len(layers) in delayed:
+        raise ConfigError("xylo: the output layer's spikes cannot be delayed (SpikeDelay): Xylo delays hidden spikes "
+                          "only")
     if layers and layers[-1][2] is not None:
         raise ConfigError("xylo: the output layer (RecurrentSpiking) cannot be recurrent: Xylo's output neurons have "
                           "no recurrent weights")

@@ -57,6 +57,8 @@ class BuildRules:
     attention_neuron: ``(threshold fraction, per-sample shape) -> module``, the neuron after the products of an
         ``Attention`` (``layers.spiking_attention``; its projections are built as ``Conv(C, 1, norm=True)`` under
         these rules, SDSA's output as ``Conv(C, 1, norm=True, act=False)``); None: refused (``ConfigError``).
+    spike_delay: ``() -> module`` after the neurons (or the recurrent layer) of a ``Linear(spike_delay=1)``: its
+        spikes reach the next layer one step late (``layers.spike_delay``); None: refused (``ConfigError``).
     lone_activation: ``(per-sample shape) -> module`` for an ``Activation`` layer. Unlike ``activation``'s, its input
         is no fresh layer output (a membrane shortcut reads it too), so the module must not overwrite it; None:
         refused (``ConfigError``; membrane-shortcut nets need a time-stepped rate method).
@@ -73,6 +75,7 @@ class BuildRules:
     delayed: Callable[[int, int, int, bool], nn.Module] | None = None
     attention_neuron: Callable[[float, Shape], nn.Module] | None = None
     lone_activation: Callable[[Shape], nn.Module] | None = None
+    spike_delay: Callable[[], nn.Module] | None = None
 
 
 def default_pool(spec: Pool) -> nn.Module:
@@ -109,12 +112,20 @@ class _ModuleFold(SpecFold[nn.Module]):
 
     def layer(self, visit: Visit) -> list[nn.Module]:
         if getattr(visit.layer, "recurrent", False):
-            return [self._recurrent(visit)]
+            return [self._recurrent(visit), *self._spike_delay(visit)]
         if isinstance(visit.layer, Attention):
             return [self._attention(visit)]
         if isinstance(visit.layer, Activation):  # build_body refused it without lone_activation
             return [self.rules.lone_activation(visit.output_shape)]
-        return [self._module(visit), *self._norm(visit), *self._activation(visit)]
+        return [self._module(visit), *self._norm(visit), *self._activation(visit), *self._spike_delay(visit)]
+
+    def _spike_delay(self, visit: Visit) -> list[nn.Module]:
+        if not getattr(visit.layer, "spike_delay", 0):
+            return []
+        if self.rules.spike_delay is None:
+            raise ConfigError(f"layer {visit.path} ({visit.layer}) delays its spikes by one step (model.args."
+                              "spike_delay), which this method cannot build; it needs method stbp")
+        return [self.rules.spike_delay()]
 
     def _recurrent(self, visit: Visit) -> nn.Module:
         if self.rules.recurrent is None:

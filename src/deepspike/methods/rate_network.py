@@ -159,7 +159,7 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
                           f"(neurons.carry.CarriesState){advice}")
     whole = next((m for m in net.modules() if getattr(m, "whole_sequence", False)), None)
     if whole is not None:
-        raise ConfigError(f"{who}: the layer {type(whole).__name__} needs the whole sequence at once (synaptic "
+        raise ConfigError(f"{who}: the layer {type(whole).__name__} needs the whole sequence at once (its "
                           f"delays reach back over earlier steps){advice}")
     reason = next(filter(None, (m.pieces_refusal() for m in net.modules() if hasattr(m, "pieces_refusal"))), None)
     if reason is not None:

@@ -59,6 +59,7 @@ from deepspike.layers.population_encoder import encoded_shape
 from deepspike.layers.rate_penalty import HiddenRates
 from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeRateReadout, step_mean
 from deepspike.layers.recurrent import RecurrentSpiking
+from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.spiking_sequential import SpikingSequential
 from deepspike.layers.stdp import StdpLearner
 from deepspike.layers.time_distributed import TimeDistributed
@@ -204,7 +205,7 @@ def _count_map_activations(arch: Architecture) -> int:
                                 norm=lambda shape: nn.Identity(),
                                 attention_neuron=lambda fraction, shape: nn.Identity(),
                                 lone_activation=lambda shape: nn.Identity(),  # not counted: no NeuNorm after them
-                                delayed=lambda *sizes: nn.Identity()))
+                                delayed=lambda *sizes: nn.Identity(), spike_delay=nn.Identity))
     return sum(len(s) == 3 for s in shapes)
 
 
@@ -256,7 +257,8 @@ class StbpMethod(Method):
                            sequential=SpikingSequential, norm=norm_rule(o),  # neuron + tiling avg pool: one kernel
                            recurrent=lambda module, shape: RecurrentSpiking(module, self.neuron(shape=shape), shape[0]),
                            delayed=DelayedLinear, attention_neuron=self._attention_neuron,
-                           lone_activation=lambda shape: self.neuron(False, shape))  # its input feeds a shortcut too
+                           lone_activation=lambda shape: self.neuron(False, shape),  # its input feeds a shortcut too
+                           spike_delay=SpikeDelay)
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)

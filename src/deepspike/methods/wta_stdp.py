@@ -154,11 +154,11 @@ def population_sizes(arch: Architecture) -> tuple[int, int, int]:
     """``(inputs, neurons, classes)`` of an architecture ``[Flatten], Linear(N), Linear(K, act=False)``; a one-line
     error for any other."""
     layers = arch.layers[1:] if arch.layers and isinstance(arch.layers[0], Flatten) else arch.layers
-    plain = all(isinstance(layer, Linear) and not (layer.bias or layer.norm or layer.recurrent or layer.delayed)
-                for layer in layers)
+    plain = all(isinstance(layer, Linear) and not (layer.bias or layer.norm or layer.recurrent or layer.delayed
+                                                       or layer.spike_delay) for layer in layers)
     if len(layers) != 2 or not plain or not layers[0].act or layers[1].act:
         raise ConfigError(f"method wta_stdp needs the model Flatten, Linear(N), Linear(classes, act=False) (model "
-                          f"diehl_cook, or mlp with one hidden size, no bias); {arch.name!r} is not")
+                          f"diehl_cook, or mlp with one hidden size, no bias, no spike_delay); {arch.name!r} is not")
     return math.prod(arch.input_shape), layers[0].out_features, layers[1].out_features
 
 

@@ -10,6 +10,15 @@ from deepspike.models.registry import scaled
 from deepspike.models.spec import Dropout, Flatten, Layer, Linear, Pool, sequence_shape
 
 
+def check_spike_delay(model: str, spike_delay) -> int:
+    """``spike_delay`` (a recipe's ``model.args.spike_delay``) as 0 or 1; anything else is a one-line ``ConfigError``
+    naming ``model``."""
+    if not is_whole(spike_delay, 0, 1):
+        raise ConfigError(f"model {model!r}: bad value {spike_delay!r} for model.args.spike_delay: expected 0 (none) "
+                          "or 1 (each hidden layer's spikes reach the next layer one step late, as on Xylo)")
+    return spike_delay
+
+
 def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, ...]:
     """``hidden`` (a recipe's ``model.args.hidden``) as layer sizes: a list of whole numbers >= 1 (and not empty
     when ``at_least_one``); anything else is a one-line ``ConfigError`` naming ``model``."""
@@ -22,13 +31,13 @@ def hidden_sizes(model: str, hidden, at_least_one: bool = False) -> tuple[int, .
 
 
 def classifier_head(num_classes: int, hidden: Sequence[int], width: float, dropout: float = 0.0,
-                    bias: bool = False) -> list[Layer]:
+                    bias: bool = False, spike_delay: int = 0) -> list[Layer]:
     """``Flatten``, then per hidden size ``Linear(scaled(h, width))`` (+ ``Dropout`` when ``dropout`` > 0),
     then the ``num_classes`` output layer (``act=False``: the method decides the readout); each ``Linear`` with a
-    bias when ``bias``."""
+    bias when ``bias``; each hidden one's spikes ``spike_delay`` steps late (``layer_specs.Linear``)."""
     layers: list[Layer] = [Flatten()]
     for h in hidden:
-        layers.append(Linear(scaled(int(h), width), bias=bias))
+        layers.append(Linear(scaled(int(h), width), bias=bias, spike_delay=spike_delay))
         if dropout:
             layers.append(Dropout(dropout))
     layers.append(Linear(num_classes, act=False, bias=bias))

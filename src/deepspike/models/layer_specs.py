@@ -98,6 +98,10 @@ class Linear:
     ``delays=D`` (2 to 1024; 0 or 1: none): every synapse also has a learnable delay of 0 to ``D - 1`` steps
     (``layers.delays``: ``y_t = sum_n w_mn x_{t - d_mn}``); time-stepped methods that see the whole sequence build it
     (stbp), the others refuse the spec. Not together with ``recurrent``.
+
+    ``spike_delay=1`` (0: none): the layer's spikes reach the next layer one step later, ``out[t] = s[t - 1]``,
+    ``out[0] = 0`` (``layers.spike_delay``: Xylo's timing, one step a hidden layer); needs ``act=True``; method stbp
+    builds it, the others refuse the spec.
     """
 
     out_features: int
@@ -106,6 +110,7 @@ class Linear:
     norm: bool = False
     recurrent: bool = False
     delays: int = 0
+    spike_delay: int = 0
 
     def __post_init__(self) -> None:
         check_whole(self, "out_features", 1)
@@ -116,6 +121,9 @@ class Linear:
             raise ConfigError(f"{self}: delays must be a whole number of steps from 0 to 1024 (0 or 1: none)")
         if self.delayed and self.recurrent:
             raise ConfigError(f"{self}: a layer is either recurrent or delayed, not both")
+        if not is_whole(self.spike_delay, 0, 1) or (self.spike_delay and not self.act):
+            raise ConfigError(f"{self}: spike_delay must be 0 (none) or 1 (its spikes reach the next layer one step "
+                              "late), and 1 only on a layer with act=True (spikes to delay)")
 
     @property
     def delayed(self) -> bool:

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
-from deepspike.models.blocks import hidden_sizes
+from deepspike.models.blocks import check_spike_delay, hidden_sizes
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Dropout, Flatten, Layer, Linear
 
 
 @register_model("rsnn", default_input_shape=(700,), paper="Cramer et al. 2020 (SHD, recurrent LIF)")
 def rsnn(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (256,), recurrent: bool = True,
-         dropout: float = 0.0):
+         dropout: float = 0.0, spike_delay: int = 0):
     """Recurrent spiking net: input (F,)-hidden...-classes, each hidden layer recurrent (``recurrent=false``: a
-    feed-forward net of the same sizes)."""
+    feed-forward net of the same sizes); ``spike_delay: 1``: each hidden layer's spikes reach the next layer one
+    step late, Xylo's timing (``layers.spike_delay``; its own feedback is one step late already; method stbp)."""
     if not isinstance(recurrent, bool):
         raise ConfigError(f"rsnn recurrent must be true or false, got {recurrent!r}")
+    delay = check_spike_delay("rsnn", spike_delay)
     layers: list[Layer] = [Flatten()] if len(input_shape) > 1 else []
     for h in hidden_sizes("rsnn", hidden, at_least_one=True):
-        layers.append(Linear(scaled(h, width), recurrent=recurrent))
+        layers.append(Linear(scaled(h, width), recurrent=recurrent, spike_delay=delay))
         if dropout:
             layers.append(Dropout(dropout))
     layers.append(Linear(num_classes, act=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepspike.models.blocks import classifier_head, hidden_sizes
+from deepspike.models.blocks import check_spike_delay, classifier_head, hidden_sizes
 from deepspike.models.registry import register_model, scaled
 from deepspike.models.spec import Conv, Dropout, Flatten, Linear, Pool
 
@@ -23,10 +23,13 @@ def scnn_digits(num_classes, input_shape, width):
 
 @register_model("mlp", default_input_shape=(1, 28, 28), paper="zhang2021 (FC 784-h-10)")
 def mlp(num_classes, input_shape, width, hidden: tuple[int, ...] | list[int] = (400,), dropout: float = 0.0,
-        bias: bool = False):
+        bias: bool = False, spike_delay: int = 0):
     """Fully connected net input-hidden...-classes (zhang2021's FC nets use one hidden layer); ``bias``: each layer
-    with a bias, as torch's ``nn.Linear`` and so snnTorch's, Sinabs' and SpikingJelly's MLPs (``method.init_from``)."""
-    return tuple(classifier_head(num_classes, hidden_sizes("mlp", hidden), width, dropout, bias))
+    with a bias, as torch's ``nn.Linear`` and so snnTorch's, Sinabs' and SpikingJelly's MLPs (``method.init_from``);
+    ``spike_delay: 1``: each hidden layer's spikes reach the next layer one step late, Xylo's timing
+    (``layers.spike_delay``; method stbp)."""
+    return tuple(classifier_head(num_classes, hidden_sizes("mlp", hidden), width, dropout, bias,
+                                 check_spike_delay("mlp", spike_delay)))
 
 
 @register_model("lenet", default_input_shape=(1, 28, 28), paper="lee2020 Table 4")
