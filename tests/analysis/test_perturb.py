@@ -126,7 +126,7 @@ def test_spike_deletion_drops_threshold_valued_spikes():
 def test_spike_deletion_leaves_analog_encoder_output():
     net = RateNet()
     net.encoder = nn.Identity()  # direct input: pixel values, not spikes
-    x = torch.tensor([[0.3, 0.7]])
+    x = torch.tensor([[[0.3, 0.7]]])  # [T, B, F], as an encoder gives
     with SpikeDeletion(net, 1.0):
         assert torch.equal(net.encoder(x), x)
 
@@ -231,3 +231,41 @@ def test_jitter_times_refuses_a_sigma_that_moves_a_time_out_of_float32():
             jitter_times(t, sigma, relative, torch.Generator().manual_seed(0))
     big = jitter_times(t, 1e20, True, torch.Generator().manual_seed(0))  # 1e10 * 1e20 e stays within float32
     assert torch.isfinite(big[:200:4]).all() and torch.isinf(big[3::4]).all()
+
+
+class _ScaledSpikes(nn.Module):
+    """An encoder whose spikes carry one magnitude per sample: ``[T, B, F]``, sample 0's in {0, 1}, sample 1's in
+    {0, 2}."""
+
+    def forward(self, x):
+        return x.expand(3, *x.shape)
+
+
+def test_spike_deletion_reads_encoder_spikes_by_the_recorders_rule():
+    """One rule for both (``encoder_output_kind``): spikes of one magnitude per index of axis 1 are spikes. Hand
+    count: 3 steps x (2 + 1) non-zero entries = 9 input spikes, all dropped at p = 1. Before, deletion asked for one
+    magnitude overall and left all 9 in place (taken for analog input) while the recorder counted 9 spikes."""
+    net = nn.Module()
+    net.encoder = _ScaledSpikes()
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]])
+    with ActivityRecorder(net) as recorder, recorder.network_pass(2):
+        full = net.encoder(x)
+    assert recorder.input_spikes == 9.0 and not recorder.analog_input
+    with SpikeDeletion(net, 1.0):
+        assert net.encoder(x).abs().sum() == 0
+    with SpikeDeletion(net, 0.0):
+        assert torch.equal(net.encoder(x), full)
+
+
+def test_count_frames_of_one_count_per_sample_are_counts_not_spikes():
+    """Frames [B=1, T=2, F=3] whose every event entry is 2 pass ``is_spike_valued`` (one magnitude per sample), but a
+    count of 2 is 2 events: 3 entries of 2 = 6 input events (was 3), and deletion draws Binomial(2, 1 - p) per entry
+    (was all or none of the pair)."""
+    net = FrameNet()
+    x = torch.tensor([[[0.0, 2.0, 2.0], [2.0, 0.0, 0.0]]])
+    with ActivityRecorder(net) as recorder:
+        net(x)
+    assert recorder.input_spikes == 6.0
+    with SpikeDeletion(net, 0.5, torch.Generator().manual_seed(0)):
+        out = net(x.expand(2000, 2, 3))
+    assert out[out != 0].unique().tolist() == [1.0, 2.0]  # a pair can lose one event

@@ -5,7 +5,8 @@
 - Spike deletion (rate nets): every spike of the input and of every spiking layer is dropped with
   probability ``p``: ``s' = s * m``, ``m ~ Bernoulli(1 - p)``; a spike of any value (binary, signed,
   threshold-valued ``th_c`` as converted nets with ``spike_value: threshold`` emit) is one event. The encoder's
-  output is spikes only when every entry is 0 or +-m, one magnitude ``m = max |x|`` (binary, signed, or a converted
+  output is read by the activity recorder's rule (``layers.activity_recorder.encoder_output_kind``): spikes when
+  every entry is 0 or +-m_c, one magnitude per index c of axis 1 (``is_spike_valued``: binary, signed, a converted
   net's weighted Poisson spikes ``+-input_scale``); event frames of counts (``FrameEncoder``, whole numbers >= 0, a
   count of ``k`` being ``k`` input events as the activity recorder counts them) lose each event alike:
   ``k' ~ Binomial(k, 1 - p)``; analog direct input is left as it is.
@@ -26,8 +27,7 @@ from torch import nn
 
 from deepspike.analysis.quantize import weighted_modules
 from deepspike.core.errors import ConfigError
-from deepspike.layers.activity_records import is_event_counts
-from deepspike.layers.event_frames import FrameEncoder
+from deepspike.layers.activity_recorder import encoder_output_kind
 from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer, is_ttfs_pool_neurons
 
 
@@ -98,16 +98,15 @@ class SpikeDeletion(_OutputHooks):
 
     def perturb(self, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
         """``x * m``, ``m ~ Bernoulli(1 - p)`` of ``x``'s shape; a spiking layer's output is spikes whatever their
-        value, the encoder's only when every entry is 0 or +-max|x| (a weighted Poisson encoder's +-input_scale spikes
-        were taken for analog and never deleted); event-count frames ``k`` become ``Binomial(k, 1 - p)`` (counts
-        above 1 were taken for analog and no input event was deleted); other encoder output is analog input, returned
-        as it is."""
-        encoder = not getattr(type(module), "is_spiking_neuron", False)
-        if encoder and x.numel() and not bool(((x == 0) | (x.abs() == x.abs().amax())).all()):
-            if isinstance(module, FrameEncoder) and is_event_counts(x):
-                kept = torch.binomial(x.detach().cpu().float(), torch.full(x.shape, 1.0 - self.p),
-                                      generator=self.generator)
-                return kept.to(x.device, x.dtype)
+        value, the encoder's when ``encoder_output_kind`` says so (the recorder's rule: one magnitude per index of
+        axis 1; one magnitude overall was asked here, so spikes the recorder counted were never deleted); event-count
+        frames ``k`` become ``Binomial(k, 1 - p)``; other encoder output is analog input, returned as it is."""
+        kind = "spikes" if getattr(type(module), "is_spiking_neuron", False) else encoder_output_kind(module, x)
+        if kind == "counts":
+            kept = torch.binomial(x.detach().cpu().float(), torch.full(x.shape, 1.0 - self.p),
+                                  generator=self.generator)
+            return kept.to(x.device, x.dtype)
+        if kind != "spikes":
             return x  # analog input (direct encoding): nothing to delete
         keep = torch.rand(x.shape, generator=self.generator).to(x.device) >= self.p
         return x * keep.to(x.dtype)

@@ -69,6 +69,17 @@ def sample_axis(model: nn.Module) -> int:
     return 1 if getattr(type(model), "takes_coded_input", False) else 0
 
 
+def encoder_output_kind(module: nn.Module, x: torch.Tensor) -> str:
+    """What an encoder's output ``x`` (``[T, B, ...]``) holds, one rule for the recorder and the perturbations
+    (``analysis.perturb.SpikeDeletion``): ``"counts"`` for event frames of counts (a ``FrameEncoder``'s whole numbers
+    >= 0 with one above 1, ``is_event_counts``: a count of ``k`` is ``k`` input events, even where every entry of a
+    sample is ``k``), ``"spikes"`` for spike-valued output (``is_spike_valued``: ``0`` or ``+-m_c``, one magnitude per
+    index of axis 1; binary frames), else ``"other"`` (analog input, or a TTFS encoder's times)."""
+    if isinstance(module, FrameEncoder) and is_event_counts(x) and x.numel() and float(x.max()) > 1:
+        return "counts"
+    return "spikes" if is_spike_valued(x) else "other"
+
+
 def _first(output) -> torch.Tensor:
     return (output[0] if isinstance(output, tuple) else output).detach()
 
@@ -210,10 +221,11 @@ class ActivityRecorder:
     def _encoder(self, module, args, output) -> None:
         x = _spike_output(module, args, output)
         self._pass.encoder_seen = True
-        if is_spike_valued(x):
+        kind = encoder_output_kind(module, x)
+        if kind == "spikes":
             self.input_spikes += float((x != 0).sum())
         elif isinstance(module, FrameEncoder):  # event counts [T, B, ...]: a count of k is k input events; the
-            if is_event_counts(x):  # layer they reach is priced in MACs, as for
+            if kind == "counts":  # layer they reach is priced in MACs, as for
                 self.input_spikes += float(x.sum())  # any input that is not one spike per entry
             self.analog_input = self._pass.analog_encoder = True
         elif not self._time_stepped and (torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim())):
