@@ -117,14 +117,17 @@ def test_recorder_options():
     assert not snn._forward_hooks and not snn.output._forward_pre_hooks  # hooks removed
 
 
-@pytest.mark.parametrize(("frames", "events", "analog"), [
-    (torch.tensor([[[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]]), 6.0, True),  # counts: a count of k is k events
-    (torch.tensor([[[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]]), 3.0, False),  # binary frames: spikes
-    (torch.tensor([[[-0.5, 1.5, 0.2], [0.1, 0.0, 0.3]]]), 0.0, True),  # normalised frames: analog, no events
+@pytest.mark.parametrize(("frames", "events", "analog", "first_layer"), [
+    (torch.tensor([[[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]]), 6.0, False, (6, 24, 0)),  # counts: a count of k is k events
+    (torch.tensor([[[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]]), 3.0, False, (3, 12, 0)),  # binary frames: spikes
+    (torch.tensor([[[-0.5, 1.5, 0.2], [0.1, 0.0, 0.3]]]), 0.0, True, (5, 0, 20)),  # normalised frames: analog
 ])
-def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events, analog):
+def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events, analog, first_layer):
     """A sequence batch ``[B, T, F]`` through the frames encoder is not TTFS input (whose same-rank, non-negative
-    times count one spike per finite entry): counts add up to events, and only spikes price the layer in ACs."""
+    times count one spike per finite entry): counts add up to events, a count of k being k spikes. Hand count of the
+    first layer (3 -> 4, fan-out 4): counts 2 + 1 + 3 = 6 events, 6 x 4 = 24 ACs; binary 3 events, 12 ACs; normalised
+    5 non-zero entries, 20 MACs. The counts' first layer counted 3 events (one per non-zero entry) and 12 MACs, one
+    event short of the input's 6 per multi-event entry (and the mesh's packets with it)."""
     net = create_model("rsnn", method="stbp", num_classes=2, input_shape=(3,), model_args={"hidden": [4]},
                        timesteps=2, encoder="frames").eval()
     recorder = ActivityRecorder(net, codings=("rate",), operations=True)
@@ -132,7 +135,7 @@ def test_event_frames_of_counts_are_input_events_not_spike_times(frames, events,
         net(frames)
     assert recorder.input_spikes == events and recorder.analog_input is analog
     first = recorder.synapses["body.0.feedforward.module"]
-    assert (first.macs > 0) is analog and (first.acs > 0) is (not analog)
+    assert (first.events, first.acs, first.macs) == first_layer
 
 
 class _CodedInputNet(nn.Module):

@@ -15,7 +15,9 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   average pool has no neurons and folds into the next synaptic layer, which prices the pool's input spikes through
   it (``_fold_pool``).
 - The encoder (``model.encoder``): its output, when spike-valued, gives the input spikes; event frames of counts
-  (``FrameEncoder``, whole numbers >= 0) give their sum as input events and are priced as analog input; TTFS
+  (``FrameEncoder``, whole numbers >= 0) give their sum as input events, a count of ``k`` being ``k`` spikes, which
+  the first synaptic layer of the pass receives as ``k`` events of ``F_j`` ACs each (``SynapseRecord.add_inputs``
+  with ``counts``; it counted one event and priced MACs, as for analog input); TTFS
   encoders give times ``[B, ...]`` (finite = spike; never those of a time-stepped net, ``eval_timesteps``, whose
   encoder gives steps ``[T, B, ...]``); other outputs are analog input, and the first synaptic layer of
   the pass, which receives it, is priced in MACs (``SynapseRecord.add_inputs``) even when one sample repeated over T
@@ -101,6 +103,7 @@ class _Pass:
     last_ttfs: torch.Tensor | None = None  # times of the latest TTFS layer [B, ...]
     encoder_seen: bool = False
     analog_encoder: bool = False  # the encoder's output (what the first synaptic layer receives) is analog
+    counts_encoder: bool = False  # ... is event counts (``encoder_output_kind``): a count of k is k spikes
     synapse_seen: bool = False
     pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
     averages: list = field(default_factory=list)  # outputs of average pools since the latest neuron layer ran
@@ -224,9 +227,10 @@ class ActivityRecorder:
         kind = encoder_output_kind(module, x)
         if kind == "spikes":
             self.input_spikes += float((x != 0).sum())
-        elif isinstance(module, FrameEncoder):  # event counts [T, B, ...]: a count of k is k input events; the
-            if kind == "counts":  # layer they reach is priced in MACs, as for
-                self.input_spikes += float(x.sum())  # any input that is not one spike per entry
+        elif kind == "counts":  # event counts [T, B, ...]: a count of k is k input events (spikes)
+            self.input_spikes += float(x.sum())
+            self._pass.counts_encoder = True
+        elif isinstance(module, FrameEncoder):  # frames that are not counts (normalised): analog input
             self.analog_input = self._pass.analog_encoder = True
         elif not self._time_stepped and (torch.isinf(x).any() or (bool((x >= 0).all()) and x.dim() == args[0].dim())):
             # TTFS encoders give times [B, ...] (same rank as the image): finite entries are spikes; a time-stepped
@@ -292,12 +296,14 @@ class ActivityRecorder:
                 return
             # analog whatever its values look like: the encoder's output (the pass's first synaptic layer receives it),
             # or an average pool's, with no neuron layer between (``_averages``)
-            analog = (first and self._pass.analog_encoder) or self._reads_averages(x)
+            counts = first and self._pass.counts_encoder and is_event_counts(x)  # the encoder's counts, as they are
+            analog = (first and (self._pass.analog_encoder or self._pass.counts_encoder) and not counts
+                      or self._reads_averages(x))
             if _averages(module):
                 self._pass.averages.append(_first(output))
             if self._fan[key] is not None:
                 ttfs = bool(getattr(type(module), "is_ttfs_layer", False))
-                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes, analog=analog)
+                self.synapses[name].add_inputs(x, self._fan[key], ttfs, self._value_spikes, analog, counts)
 
         return hook
 

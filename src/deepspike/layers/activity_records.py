@@ -12,7 +12,8 @@ operations (``layers.fan_out``): ``ops = sum_j 1[x_j event] F_j``, counted exact
 
 Pricing (the one rule of every energy figure: ``deepspike analyze``/``compare`` through ``models.energy.energy_table``
 and ``deepspike convert``'s per-T rows, both from these records): an operation is an accumulate (AC) when the event is
-a spike, a multiply-accumulate (MAC) when it carries an analog value. A spike is an event of a fixed size: binary or
+a spike, a multiply-accumulate (MAC) when it carries an analog value (an event-frame count of ``k`` is ``k`` spikes,
+``k`` events and ``k F_j`` ACs). A spike is an event of a fixed size: binary or
 signed spikes ``{-1, 0, 1}``, and threshold-valued spikes ``{-th_c, 0, th_c}`` (one magnitude per channel ``c``,
 ``is_spike_valued``), whose magnitude folds into the weights (``w th_c`` stored once), so one event adds one weight per
 synapse. A value that varies from event to event is analog: the average of spikes over a pooling window (``{0, 1/4,
@@ -163,19 +164,23 @@ class SynapseRecord:
         return self.acs + self.macs
 
     def add_inputs(self, x: torch.Tensor, fan: torch.Tensor, ttfs: bool, value_spikes: bool = False,
-                   analog: bool = False) -> None:
+                   analog: bool = False, counts: bool = False) -> None:
         """Add the events of inputs ``x [N, ...]`` (finite if ``ttfs``, else non-zero), fan-out ``fan [...]``:
-        ``ops = sum_j 1[x_j event] F_j``, priced by the module docstring's rule: ACs for spikes (``ttfs``,
-        ``is_spike_valued(x)``, or ``value_spikes``: each non-zero value is one spike of a windowed TTFS net), MACs
+        ``ops = sum_j 1[x_j event] F_j``; ``counts``: ``x`` holds event counts (``is_event_counts``, a
+        ``FrameEncoder``'s frames reaching the first synaptic layer), a count of ``k`` being ``k`` events, each one
+        spike: ``events = sum_j x_j``, ``ops = sum_j x_j F_j`` ACs. Priced by the module docstring's rule: ACs for
+        spikes (``ttfs``, ``counts``, ``is_spike_valued(x)``, or ``value_spikes``: each non-zero value is one spike of
+        a windowed TTFS net), MACs
         for analog inputs (averages of spikes, direct input; ``analog``: the caller knows ``x`` is analog, as the
         recorder does for the layer that receives an analog encoder's output). The price is the layer's, not the
         call's: once one call's input is analog, every operation of the layer is a MAC, those of earlier calls
         included (a call whose values happen to look like spikes, such as a pooled map with one value per channel,
         is repriced by the next call that shows they are not)."""
-        events = torch.isfinite(x) if ttfs else x != 0
-        per_input = events.sum(dim=0, dtype=torch.int32).long()  # [...] events per input position
+        events = x.round().long() if counts else torch.isfinite(x) if ttfs else x != 0
+        per_input = events.sum(dim=0, dtype=torch.int64)  # [...] events per input position
         count, ops = torch.stack([per_input.sum(), (per_input * fan).sum()]).tolist()  # ops: sum_j 1[x_j] F_j
-        self.add_operations(count, ops, not (ttfs or value_spikes or (not analog and is_spike_valued(x))))
+        spikes = ttfs or value_spikes or counts or (not analog and is_spike_valued(x))
+        self.add_operations(count, ops, not spikes)
 
     def add_operations(self, events: float, operations: float, analog: bool) -> None:
         """Add counted ``events`` and ``operations`` (a layer that counts its own, such as an attention product),
