@@ -21,6 +21,7 @@ from deepspike.conversion.activation_peaks import ActivationPeaks
 from deepspike.conversion.thresholds import peak_input
 from deepspike.core.errors import ConfigError
 from deepspike.layers.activity_recorder import ActivityRecorder
+from deepspike.layers.sew import SewBlock
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import create_model, get_method
 from deepspike.methods.ttfs_measures import collect_measures
@@ -307,3 +308,21 @@ def test_only_the_layer_reading_a_pools_output_is_priced_as_averages():
     spikes_fc, pooled_fc = recorder.synapses["spikes_fc"], recorder.synapses["pooled_fc"]
     assert (spikes_fc.events, spikes_fc.acs, spikes_fc.macs) == (2, 4, 0)
     assert (pooled_fc.events, pooled_fc.acs, pooled_fc.macs) == (1, 0, 3)
+
+
+class _Roll(nn.Module):
+    """A body emitting the input spikes shifted by one feature."""
+
+    def forward(self, x):
+        return x.roll(1, -1)
+
+
+def test_a_sew_add_junctions_sums_are_graded_values_one_event_each():
+    """SEW ``add`` sums {0, 1, 2} are one graded value per entry (``activity_records``' docstring): the Linear after
+    the junction counts one event per non-zero sum and prices MACs. Hand count: spikes [[1, 1, 0], [1, 0, 0]] plus
+    their roll [[0, 1, 1], [0, 1, 0]] = sums [[1, 2, 1], [1, 1, 0]]: 5 events x fan-out 2 = 10 MACs (6 spikes)."""
+    net = nn.Sequential(SewBlock(_Roll(), nn.Sequential(), "add"), nn.Linear(3, 2))
+    with ActivityRecorder(net) as recorder, torch.no_grad():
+        net(torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+    linear = recorder.synapses["1"]
+    assert (linear.events, linear.acs, linear.macs) == (5, 0, 10)

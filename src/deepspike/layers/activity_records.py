@@ -17,9 +17,13 @@ a spike, a multiply-accumulate (MAC) when it carries an analog value (an event-f
 signed spikes ``{-1, 0, 1}``, and threshold-valued spikes ``{-th_c, 0, th_c}`` (one magnitude per channel ``c``,
 ``is_spike_valued``), whose magnitude folds into the weights (``w th_c`` stored once), so one event adds one weight per
 synapse. A value that varies from event to event is analog: the average of spikes over a pooling window (``{0, 1/4,
-1/2, ...}`` after a 2x2 average pool of spikes), the pixels of direct input; each event then multiplies the weight by
-the value. TTFS spike times and the values of windowed TTFS nets (each non-zero value is one spike; an average pool
-there folds into the next layer, which prices the spikes entering the pool: ``ActivityRecorder._fold_pool``) are ACs.
+1/2, ...}`` after a 2x2 average pool of spikes), the pixels of direct input, the sums ``{0, 1, 2}`` of a SEW-ResNet
+``add`` junction (``layers.sew``: one graded value formed at the junction, one event of ``F_j`` MACs, as the
+"multi-bit (integer) spikes" of SEW shortcuts are read in Yao et al. 2023's Spike-driven Transformer, which moved its
+shortcuts before the neurons to keep spikes binary; an event-frame count of ``k`` is instead ``k`` sensor events); each
+event then multiplies the weight by the value. TTFS spike times and the values of windowed TTFS nets (each non-zero
+value is one spike; an average pool there folds into the next layer, which prices the spikes entering the pool:
+``ActivityRecorder._fold_pool``) are ACs.
 A rate-coded neuron's own state update at every step is priced apart, from its ``update_ops()`` (``(MACs, ACs)`` per
 neuron and step, ``neurons.update_cost``; with ``input_gain_ops``, the product ``c x_t`` of an input gain run just
 before it: ``neuron_update_ops``) times its neuron steps; a TTFS layer's, and that of a neuron without
