@@ -169,3 +169,23 @@ def test_a_layer_after_a_neuronless_average_pool_is_routed_the_events_its_operat
     assert (conv["pes"], classifier["pes"]) == (1, 1)
     assert (conv["spikes_in_per_sample"], classifier["spikes_in_per_sample"]) == (12, 4)
     assert hw["packets_per_sample"] == 16
+
+
+def test_event_frame_counts_are_routed_one_packet_per_event():
+    """stbp net on event frames (``FrameEncoder``), T = 2, frames [0, 2, 1] and [3, 0, 0]: a count of k is k events
+    the sensor sent, k packets to each of the first layer's PEs. By hand: 2 + 1 + 3 = 6 spikes into the first layer
+    (1 PE); the hidden neurons, weights 0, stay silent: packets 6. Before, one packet per non-zero entry: 3."""
+    import torch
+
+    from deepspike.analysis.monitor import NetworkMonitor
+    from deepspike.methods import get_method
+
+    arch = Architecture("f", (Flatten(), Linear(2), Linear(2, act=False)), (1, 1, 3), 2)
+    net = get_method("stbp", {"timesteps": 2, "encoder": "frames"}).build(arch).eval()
+    torch.nn.init.zeros_(net.body[1].module.weight)
+    frames = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]]).reshape(1, 2, 1, 1, 3)  # [B, T, C, H, W]
+    with torch.no_grad(), NetworkMonitor(net) as monitor:
+        net(frames)
+    hw = map_to_mesh(arch, monitor.summary())
+    assert [d["spikes_in_per_sample"] for d in hw["layers"]] == [6, 0]
+    assert hw["packets_per_sample"] == 6
