@@ -133,6 +133,28 @@ def test_speck_notes_that_the_chip_adds_a_bias_on_its_slow_clock():
     assert "layers 0, 1 have a bias" in speck_report(build("pool", "IF"), input_shape("pool"))["note"]
 
 
+def test_speck_maps_a_batch_norm_net_as_the_net_with_the_bn_folded_by_hand():
+    """A linear -> BN -> IF net was refused ("layer 1 (BatchNorm1d) has no Speck equivalent"); it now reports what the
+    net with ``W' = g W``, ``b' = g (b - mu) + beta`` (``g = gamma / sqrt(var + eps)``, written out here) reports,
+    the folded bias noted, and the user's net keeps its BN."""
+    require("sinabs", "--target speck")
+    torch.manual_seed(0)
+    lin, bn, out = nn.Linear(8, 6), nn.BatchNorm1d(6), nn.Linear(6, 3)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.3, 0.3), bn.running_var.uniform_(0.2, 2.0), bn.weight.uniform_(0.5, 2.0)
+    net = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(lin), TimeDistributed(bn), IF(),
+                                                   TimeDistributed(out)), SpikeRateReadout(IF()), 1).eval()
+    g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    by_hand = nn.Linear(8, 6)
+    with torch.no_grad():
+        by_hand.weight.copy_(lin.weight * g[:, None]), by_hand.bias.copy_(g * (lin.bias - bn.running_mean) + bn.bias)
+    folded = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(by_hand), IF(), TimeDistributed(out)),
+                         SpikeRateReadout(IF()), 1).eval()
+    report = speck_report(net, (8,))
+    assert report == speck_report(folded, (8,)) and report["fits"] and len(report["layers"]) == 2
+    assert report["note"].startswith("layers 0, 1 have a bias") and len(net.body) == 4
+
+
 def test_speck_reports_a_layer_too_big_for_any_core():
     require("sinabs", "--target speck")
     report = speck_report(_dense([64, 2048, 10], IF), (64,))

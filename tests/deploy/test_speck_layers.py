@@ -143,3 +143,26 @@ def test_a_ceil_mode_pool_with_partial_windows_is_refused(side, refused):
     with pytest.raises(ConfigError, match=r"^speck: layer 2 \(AvgPool2d\): ceil_mode pools the partial windows at the "
                                           r"edge of the 7 x 7 map; Speck's 2 x 2 sum pooling drops them"):
         speck_layers(net, shape)
+
+
+def test_a_batch_norm_after_a_conv_is_folded_into_it_and_spikes_as_the_unfolded_net():
+    """A conv -> BN -> IF net was refused ("layer 1 (BatchNorm2d) has no Speck equivalent") though the BN folds into
+    the conv exactly in eval mode. The mapped layers (folded convs feeding IF neurons) spike as the net itself (its
+    own ``nn.BatchNorm2d`` in eval mode), and the user's net keeps its BN."""
+    conv, bn = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.3, 0.3), bn.running_var.uniform_(0.2, 2.0)
+        bn.weight.uniform_(0.5, 2.0), bn.bias.uniform_(-0.5, 0.5)
+    net = _net(TimeDistributed(conv), TimeDistributed(bn), IF(), TimeDistributed(nn.Flatten()),
+               TimeDistributed(nn.Linear(144, 3)))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    first, second = speck_layers(net, (1, 8, 8))
+    x = (torch.rand(6, 2, 1, 8, 8) < 0.6).float()  # [T, B, C, H, W]
+    with torch.no_grad():
+        hidden = net.body[:3](x)
+        chip_hidden = IF(threshold=first["threshold"])(TimeDistributed(first["conv"])(x))
+        chip_out = IF(threshold=second["threshold"])(TimeDistributed(second["conv"])(chip_hidden.flatten(2)))
+        assert hidden.sum() > 0 and torch.equal(chip_hidden, hidden)
+        assert torch.equal(chip_out, net.readout.neuron(net.body(x)))
+    assert isinstance(net.body[1].module, nn.BatchNorm2d)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

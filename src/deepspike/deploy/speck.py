@@ -9,9 +9,11 @@ integers (``discretize=True``); Sinabs' ``get_valid_mapping`` (max-flow) assigns
 whose memories hold them. The cores' memories are Speck's (per core 0-8, in words):
 kernel 16K,16K,16K,32K,32K,64K,64K,16K,16K; neurons 64K,64K,64K,32K,32K,16K,16K,16K,16K; bias 1K each.
 
-What cannot map (a one-line :class:`ConfigError`): leaky neurons (Speck's are IAF), low-latency converted
-neurons (``deploy.neurons.refuse_low_latency_on_chip``), lee2020's pooling neurons, a membrane readout, a layer
-type without a Speck equivalent, and a layer beyond a core's settings
+A batch-norm right after a conv/linear layer (BN, tdBN) is folded into it (``layers.batchnorm_fold``, exact in eval
+mode), as the NIR export does; TEBN (a scale per time step) cannot be. What cannot map (a one-line
+:class:`ConfigError`): leaky neurons (Speck's are IAF), low-latency converted neurons
+(``deploy.neurons.refuse_low_latency_on_chip``), lee2020's pooling neurons, a membrane readout, a layer type without
+a Speck equivalent, TEBN, and a layer beyond a core's settings
 (SynSense's Speck figures: a square kernel of at most 16 x 16 (Sinabs' configuration writes one size), stride 1, 2,
 4 or 8 and padding 0 to 7 per axis, no dilation, groups or other padding mode, input maps of at most 128 x 128,
 sum pooling 1, 2 or 4; a linear layer is a conv whose kernel is its input map). Average pooling is mapped as sum
@@ -25,6 +27,7 @@ Sinabs' pure-Python modules ``dynapcnn_layer`` and ``mapping`` are loaded withou
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import sys
@@ -38,6 +41,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chip_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
+from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons.modules import SpikingNeuron
@@ -72,10 +76,16 @@ def _dynapcnn_modules() -> tuple[types.ModuleType, types.ModuleType]:
 
 
 def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
-    """The net's modules in order, and a note: a converted net read out by its output layer's membrane runs
-    on Speck with that layer spiking (its IF neurons; decode by spike counts, no membrane readout)."""
-    mods, info = chip_chain(model, "speck")
-    output = getattr(model, "output", None)
+    """The net's modules in order, of a copy with each batch-norm (BN, tdBN) folded into the conv/linear layer
+    before it (``fold_batch_norms_``: exact in eval mode; the model is not changed), and a note: a converted net read
+    out by its output layer's membrane runs on Speck with that layer spiking (its IF neurons; decode by spike counts,
+    no membrane readout)."""
+    try:
+        folded = fold_batch_norms_(copy.deepcopy(model))
+    except ConfigError as e:  # TEBN: a scale per time step
+        raise ConfigError(f"speck: {e}") from None
+    mods, info = chip_chain(folded, "speck")
+    output = getattr(folded, "output", None)
     if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], Integrator):
         return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"
     return mods, None
