@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -28,8 +29,9 @@ from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
-from deepspike.methods import create_model
+from deepspike.methods import create_model, get_method
 from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
 from deepspike.neurons.modules import IF, LIF
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.state_quant import StateQuant
@@ -219,6 +221,32 @@ def test_a_trained_membrane_quantisation_gives_way_to_the_chips_own():
     assert all(n.params.state_quant == quantised for _, n in dense_layers(quantised_model(model, mapped, False)))
     assert "keeps its own integer membrane" in xylo_report(model)["note"]
     assert "note" not in xylo_report(_dense([16, 24, 8]))
+
+
+def test_xylo_reports_a_converted_membrane_readout_net_as_the_same_net_read_by_spike_counts():
+    """A converted net with ``readout="membrane"`` was refused ("xylo: a membrane readout cannot map"); it now maps as
+    the same net with ``readout="spike"`` (the chip's output neurons spike and are counted): the same report and
+    re-simulated accuracies (by spike counts), a note saying the readout became spike counts, the trained net's own
+    accuracy by its membrane, and the user's net left reading its membrane."""
+    require("rockpool", "--target xylo")
+    torch.manual_seed(0)
+    arch = create_architecture("mlp", num_classes=3, input_shape=(8,), hidden=[6])
+    net = get_method("converted", {"timesteps": 8, "readout": "membrane"}).build(arch).eval()
+    spiking = copy.deepcopy(net)
+    spiking.readout = "spike"
+    x, y = torch.rand(20, 8), torch.randint(0, 3, (20,))
+
+    def accuracy(model):
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return float((model(x).argmax(1) == y).double().mean())
+
+    got, want = xylo_report(net, accuracy), xylo_report(spiking, accuracy)
+    replaced = "membrane readout replaced by the output IF layer's spikes (decode by count)"
+    assert got.pop("note") == f"{replaced}; {want.pop('note')}"
+    for key in ("accuracy_float", "accuracy_cost"):
+        got.pop(key), want.pop(key)
+    assert got == want and net.readout == "membrane"
 
 
 def test_xylo_reports_what_exceeds_the_chip_and_refuses_conv_nets():

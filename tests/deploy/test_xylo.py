@@ -19,7 +19,9 @@ from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import MaxMembraneReadout
 from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.time_distributed import TimeDistributed
+from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
+from deepspike.models import create_architecture
 from deepspike.neurons.modules import IF, LIF
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF
@@ -138,3 +140,13 @@ def test_export_xylo_of_a_delay_trained_synaptic_digits_run_scores_the_chip_near
     assert main(["export", str(run), "--target", "xylo"]) == 0
     report = json.loads(capsys.readouterr().out)["target"]
     assert report["accuracy_quantised"] > 0.8 and abs(report["accuracy_chip"] - report["accuracy_quantised"]) <= 0.1
+
+
+def test_a_converted_nets_membrane_readout_maps_as_its_output_if_layer():
+    """A converted net with ``readout="membrane"`` was refused ("a membrane readout cannot map") though Speck maps it
+    by the output IF layer's spikes; Xylo's outputs are spiking neurons, counted, so it maps the same: the last
+    layer's neurons are the net's output IF layer."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(8,), hidden=[6])
+    net = get_method("converted", {"timesteps": 4, "readout": "membrane"}).build(arch)
+    layers = xylo_layers(net)
+    assert [lin.out_features for lin, _, _ in layers] == [6, 3] and layers[-1][1] is net.output

@@ -158,17 +158,24 @@ def chip_chain(model: nn.Module, chip: str) -> tuple[list[nn.Module], dict]:
     """:func:`chain_modules` for a chip report (``chip``: "xylo", "speck"), its refusals said for the chip: a
     ``max_membrane`` readout under ``--target xylo`` was "NIR export: unsupported readout MaxMembraneReadout (NIR has
     no max over time; ... method.readout=rate|membrane)", naming another export and, for the chip, a readout that
-    does not map either."""
+    does not map either. A converted net read out by its output layer's membrane (``readout="membrane"``) runs on
+    the chip with that layer spiking: its IF neurons in the readout's place (decode by spike counts; the chip's
+    outputs are spiking neurons, counted), and ``info["chip_note"]`` saying so."""
     if is_ttfs_model(model):
         raise ConfigError(f"{chip}: a TTFS network cannot map: the chip runs rate-coded spiking nets")
     try:
-        return chain_modules(model)
+        mods, info = chain_modules(model)
     except ConfigError as e:
         readout = type(getattr(model, "readout", None)).__name__
         if f"unsupported readout {readout} " in str(e):
             raise ConfigError(f"{chip}: the readout {readout} cannot map: the chip's outputs are spiking neurons, read "
                               "by their spike counts (method.readout=rate)") from None
         raise ConfigError(f"{chip}: {str(e).removeprefix('NIR export: ')}") from None
+    output = getattr(model, "output", None)
+    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], Integrator):
+        mods = [*mods[:-1], output]
+        info["chip_note"] = "membrane readout replaced by the output IF layer's spikes (decode by count)"
+    return mods, info
 
 
 GRAPH_KEYS = ("producer", "format", "dt", "fires", "reset", "thresholds_folded", "delays_rounded")

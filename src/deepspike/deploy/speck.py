@@ -85,10 +85,7 @@ def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
     except ConfigError as e:  # TEBN: a scale per time step
         raise ConfigError(f"speck: {e}") from None
     mods, info = chip_chain(folded, "speck")
-    output = getattr(folded, "output", None)
-    if info.get("decode") == "membrane" and isinstance(output, SpikingNeuron) and isinstance(mods[-1], Integrator):
-        return [*mods[:-1], output], "membrane readout replaced by the output IF layer's spikes (decode by count)"
-    return mods, None
+    return mods, info.get("chip_note")
 
 
 def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:

@@ -66,7 +66,9 @@ with what the chip would hold, per hidden or output neuron j with quantisation s
 block of ``weights_rec``, transposed; Rockpool scales a neuron's input and recurrent weights together), bias
 ``b_q / s_j``, decay ``1 - 2^-dash_mem`` (dash 0, decay 0: 1e-6) and reset by subtraction (the cost of the
 integer parameters alone); and ``accuracy_int_weights_only``, the integer weights with deepspike's decay and
-reset kept.
+reset kept. A converted net read out by its output layer's membrane maps with that layer spiking
+(``nir_export.chip_chain``: the chip's outputs are spiking neurons, counted), the report's note saying so; its
+re-simulations decode by those spike counts too (``accuracy_float`` stays the trained membrane readout's).
 
 Rockpool's ``rockpool.devices.xylo`` package imports samna (not on PyPI) for Xylo Audio 3 without a guard;
 when samna is missing, the mapper module is loaded without its packages' ``__init__``.
@@ -377,6 +379,8 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
     quantises weights, biases and thresholds only (our decay, reset and membrane kept)."""
     fl, q = mapped["float"], mapped["quantised"]
     out = copy.deepcopy(model)
+    if chip_chain(out, "xylo")[1].get("chip_note"):  # a converted net's membrane readout: the chip counts spikes
+        out.readout = "spike"
     layers = xylo_layers(out)
     if len(layers) < 2:
         raise ConfigError("xylo: the net needs at least one hidden layer (input -> hidden -> output)")
@@ -435,7 +439,7 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     if mapped["tool_warnings"]:  # what Rockpool warned of beyond the reason
         report["tool_warnings"] = mapped["tool_warnings"]
     input_note = chip_input_note(model)
-    notes = [n for n in (input_note, chip_membrane_note(model)) if n]
+    notes = [n for n in (chip_chain(model, "xylo")[1].get("chip_note"), input_note, chip_membrane_note(model)) if n]
     if notes:
         report["note"] = "; ".join(notes)
     if accuracy is not None:
