@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import warnings
@@ -25,7 +26,7 @@ from deepspike.deploy.xylo import (
     xylo_report,
     xylo_spec,
 )
-from deepspike.deploy.xylosim import chip_config, xylo_simulate
+from deepspike.deploy.xylosim import chip_config, neuron_step, xylo_simulate
 from deepspike.layers.readout import SpikeRateReadout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.time_distributed import TimeDistributed
@@ -220,7 +221,23 @@ def test_a_trained_membrane_quantisation_gives_way_to_the_chips_own():
     assert all(n.params.state_quant is None for _, n in dense_layers(quantised_model(model, mapped)))
     assert all(n.params.state_quant == quantised for _, n in dense_layers(quantised_model(model, mapped, False)))
     assert "keeps its own integer membrane" in xylo_report(model)["note"]
-    assert "note" not in xylo_report(_dense([16, 24, 8]))
+    assert "note" not in xylo_report(_dense([16, 24, 8], neuron=lambda: LIF(decay=0.9, reset="subtract")))
+
+
+def test_xylo_notes_that_the_chip_resets_by_subtraction_where_the_net_resets_to_zero():
+    """The chip subtracts the threshold at a spike (XyloSim's ``v <- v - n th``: membrane 4, decayed by 1 to 3,
+    threshold 2: 1 kept), where deepspike's reset "zero" (LIF's default) clears the membrane: the report said nothing
+    of it (a test asserted no note for such a net, written for the membrane-quantisation note). Layer 1 zero, layer 2
+    subtract: layer 1 named; both zero: both; both subtract: no note (the test above)."""
+    require("rockpool", "--target xylo")
+    one = torch.ones(1, 1, dtype=torch.int64)
+    assert neuron_step(0 * one, 4 * one, 2 * one, 0 * one, 15 * one, 1 * one, 31)[1:] == (1 * one, 1 * one)
+    net = _dense([16, 24, 8], neuron=lambda: LIF(decay=0.9, reset="subtract"))
+    net.body[1].params = dataclasses.replace(net.body[1].params, reset="zero")
+    assert xylo_report(net)["note"] == ("layer 1 reset to zero (reset 'zero') in deepspike; the chip resets by "
+                                        "subtracting the threshold, keeping the membrane above it (accuracy_chip "
+                                        "includes the difference)")
+    assert xylo_report(_dense([16, 24, 8]))["note"].startswith("layers 1, 2 reset to zero (reset 'zero') in ")
 
 
 def test_xylo_reports_a_converted_membrane_readout_net_as_the_same_net_read_by_spike_counts():

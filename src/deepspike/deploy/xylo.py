@@ -411,6 +411,22 @@ def _chip_dynamics(neuron, params: NeuronParams, q: dict, sfx: str, own: slice, 
         neuron.params = params
 
 
+def _reset_note(pairs) -> str | None:
+    """A note naming the layers (1-based) whose neurons reset otherwise than the chip's, which always subtracts the
+    threshold (``v <- v - n th``, XyloSim's ``XyloIAFNeuron::evolve``), so what passed the threshold is kept where
+    reset "zero" clears it (and "none" keeps all); None where every layer resets by subtraction."""
+    other = {}
+    for k, (_, neuron) in enumerate(pairs, 1):
+        other.setdefault(neuron_settings(neuron)[0].reset, []).append(str(k))
+    other.pop("subtract", None)
+    if not other:
+        return None
+    said = [f"layer{'s' * (len(ks) > 1)} {', '.join(ks)} reset {'to zero' if r == 'zero' else 'not at all'} (reset "
+            f"{r!r})" for r, ks in other.items()]
+    return (f"{' and '.join(said)} in deepspike; the chip resets by subtracting the threshold, keeping the membrane "
+            "above it (accuracy_chip includes the difference)")
+
+
 def xylo_report(model: nn.Module, accuracy=None) -> dict:
     """Fit report: resources against Xylo's limits (``fits`` false too when a layer's weights all round to 0,
     :func:`zeroed_layers`), the quantised parameters' ranges, and (``accuracy``: a function model -> test accuracy)
@@ -421,7 +437,8 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     ``accuracy_int_weights_only``. ``accuracy_chip`` is null when the encoder gives what the chip's inputs cannot
     carry (``chip_input_note``: analog or signed values, which XyloSim would floor to counts of 0).
     ``tool_warnings``: what Rockpool warned of while mapping that the ``reason`` does not say (its warnings are
-    kept off stderr)."""
+    kept off stderr). ``note``: what the chip runs differently (e.g. a reset other than its subtraction,
+    :func:`_reset_note`)."""
     mapped = xylo_spec(model)
     q = mapped["quantised"]
     weights = ("weights_in", "weights_rec", "weights_out")
@@ -439,7 +456,8 @@ def xylo_report(model: nn.Module, accuracy=None) -> dict:
     if mapped["tool_warnings"]:  # what Rockpool warned of beyond the reason
         report["tool_warnings"] = mapped["tool_warnings"]
     input_note = chip_input_note(model)
-    notes = [n for n in (chip_chain(model, "xylo")[1].get("chip_note"), input_note, chip_membrane_note(model)) if n]
+    notes = [n for n in (chip_chain(model, "xylo")[1].get("chip_note"), input_note, chip_membrane_note(model),
+                         _reset_note(mapped["pairs"])) if n]
     if notes:
         report["note"] = "; ".join(notes)
     if accuracy is not None:
