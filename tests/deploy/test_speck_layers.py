@@ -166,3 +166,10 @@ def test_a_batch_norm_after_a_conv_is_folded_into_it_and_spikes_as_the_unfolded_
         assert torch.equal(chip_out, net.readout.neuron(net.body(x)))
     assert isinstance(net.body[1].module, nn.BatchNorm2d)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_a_net_with_no_layer_is_refused_not_reported_to_fit():
+    """An empty imported net gave no layers, and speck_report said fits: true."""
+    with pytest.raises(ConfigError, match=r"^speck: the net has no layer to map \(Speck runs conv/linear -> IF -> avg "
+                                          r"pool layers\)$"):
+        speck_layers(NirNetwork(nn.Sequential(), {}, (8,)), (8,))

@@ -150,3 +150,9 @@ def test_a_converted_nets_membrane_readout_maps_as_its_output_if_layer():
     net = get_method("converted", {"timesteps": 4, "readout": "membrane"}).build(arch)
     layers = xylo_layers(net)
     assert [lin.out_features for lin, _, _ in layers] == [6, 3] and layers[-1][1] is net.output
+
+
+def test_a_net_with_no_layer_is_refused_in_one_line():
+    """An empty imported net ended in IndexError (list index out of range) under xylo_report."""
+    with pytest.raises(ConfigError, match=r"^xylo: the net has no layer to map \(Xylo runs linear -> LIF layers\)$"):
+        xylo_layers(NirNetwork(nn.Sequential(), {}, (8,)))

@@ -132,6 +132,8 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
         else:
             raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")
+    if not layers:  # an empty imported net was reported to fit
+        raise ConfigError("speck: the net has no layer to map (Speck runs conv/linear -> IF -> avg pool layers)")
     return layers
 
 

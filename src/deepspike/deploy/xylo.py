@@ -162,6 +162,8 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
         else:
             raise ConfigError(f"xylo: layer {i} ({type(m).__name__}) cannot map: Xylo runs dense nets "
                               "(linear -> LIF, optionally recurrent)* only; no conv, pooling or skip connections")
+    if not layers and linear is None:  # an empty imported net: _resources' IndexError
+        raise ConfigError("xylo: the net has no layer to map (Xylo runs linear -> LIF layers)")
     if linear is not None:  # dropped, the layer before it taken for the output layer
         raise ConfigError(f"xylo: the net ends with a linear layer ({linear.in_features} -> {linear.out_features}) and "
                           "no spiking neurons after it: Xylo's outputs are spiking neurons")
