@@ -173,3 +173,13 @@ def test_a_net_with_no_layer_is_refused_not_reported_to_fit():
     with pytest.raises(ConfigError, match=r"^speck: the net has no layer to map \(Speck runs conv/linear -> IF -> avg "
                                           r"pool layers\)$"):
         speck_layers(NirNetwork(nn.Sequential(), {}, (8,)), (8,))
+
+
+def test_a_net_ending_in_a_linear_layer_is_refused_not_cut_short():
+    """An imported net ``8 -> 6 (IF) -> 4 (IF) -> 3`` (no neurons after its last affine layer) was mapped as the
+    8-6-4 net, the 3 outputs dropped without a word (Xylo's mapper refuses it so)."""
+    net = NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), IF(), TimeDistributed(nn.Linear(6, 4)), IF(),
+                                   TimeDistributed(nn.Linear(4, 3))), {}, (8,))
+    with pytest.raises(ConfigError, match=r"^speck: the net ends with a Linear layer and no IF neurons after it: a "
+                                          r"Speck layer is one conv/linear feeding IF neurons$"):
+        speck_layers(net, (8,))

@@ -132,6 +132,9 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             raise ConfigError(f"speck: {what} cannot map: Speck has no pooling neurons and no membrane readout")
         else:
             raise ConfigError(f"speck: {what} has no Speck equivalent (conv/linear -> IF -> avg pool only)")
+    if weighted is not None:  # dropped, the layers before it taken for the net
+        raise ConfigError(f"speck: the net ends with a {type(weighted).__name__} layer and no IF neurons after it: a "
+                          "Speck layer is one conv/linear feeding IF neurons")
     if not layers:  # an empty imported net was reported to fit
         raise ConfigError("speck: the net has no layer to map (Speck runs conv/linear -> IF -> avg pool layers)")
     return layers
