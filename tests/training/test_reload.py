@@ -93,3 +93,14 @@ def test_a_reloaded_runs_net_refuses_input_not_shaped_as_its_data_in_one_line(sh
     # float64 images stopped a ttfs_window net in its first layer: cast to the weights' dtype, as the rate nets do
     (cast,) = check(net, (torch.zeros(good[0], dtype=torch.float64),))
     assert cast.dtype == torch.float32 and check(net, (torch.zeros(good[0]),)) is None
+
+
+def test_integer_event_frames_are_told_to_cast_not_to_divide_by_255():
+    """uint8 event frames (``EventFrameDataset.x``, counts the data set casts as they are) were told "uint8 images:
+    divide by 255", which scales every count to 1/255 of what the net was trained on; images keep that advice."""
+    net = torch.nn.Linear(1, 1)
+    frames = torch.zeros(2, 6, 2, 4, 4, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match=r"got torch.uint8 \(event counts: x.float\(\), as the run's data set casts"):
+        RunInputCheck("runs/r", (2, 4, 4), 6)(net, (frames,))
+    with pytest.raises(ConfigError, match=r"got torch.uint8 \(uint8 images: divide by 255\)$"):
+        RunInputCheck("runs/r", (1, 8, 8), None)(net, (torch.zeros(3, 1, 8, 8, dtype=torch.uint8),))

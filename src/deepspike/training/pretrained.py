@@ -163,6 +163,10 @@ class InputCheck:
         """The input the net runs on: ``x`` in float32 (``x`` itself when it is)."""
         return x.float()
 
+    def integer_hint(self) -> str:
+        """How to make integer input floating-point, said when it is refused: images in [0, 1]."""
+        return "uint8 images: divide by 255"
+
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if not args:  # the input given by keyword: the net's own checks apply
             return None
@@ -173,7 +177,7 @@ class InputCheck:
             raise ConfigError(f"{takes}, got {list(x.shape)}" + (" (add the batch dimension: x[None])" if
                                                                tuple(x.shape) == self.input_shape else ""))
         if not x.is_floating_point():
-            raise ConfigError(f"{takes} of floating-point values, got {x.dtype} (uint8 images: divide by 255)")
+            raise ConfigError(f"{takes} of floating-point values, got {x.dtype} ({self.integer_hint()})")
         device = model_device(module)
         if x.device != device:
             raise ConfigError(f"{takes} on the net's device {device}, got a tensor on {x.device}: "

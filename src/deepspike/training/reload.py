@@ -68,6 +68,13 @@ class RunInputCheck(InputCheck):
         kind = "event frames" if len(self.input_shape) == 3 else "sequences"
         return f"run {self.name} takes {kind} [B, T, {dims}] (its data hold T = {self.steps} steps)"
 
+    def integer_hint(self) -> str:
+        """Event frames and binned spikes are counts that the data set casts as they are (``EventFrameDataset``):
+        dividing them by 255, the advice for images, changed the input the net was trained on."""
+        if self.steps is None:
+            return super().integer_hint()
+        return "event counts: x.float(), as the run's data set casts them; uint8 pixel rows: divide by 255"
+
     def fits(self, shape: tuple[int, ...]) -> bool:
         n = len(self.input_shape)
         axes = (n + 1,) if self.steps is None else (n + 1, n + 2)
