@@ -175,4 +175,12 @@ def test_first_spike_time_takes_time_batch_and_neurons():
         first_spike_time(torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ConfigError, match=r"got \[3, 2, 1, 1\]"):
         first_spike_time(torch.zeros(3, 2, 1, 1))
+    # a time-first map is pointed to flatten(2), not to the counts' x.sum(0): the times it gives are the map's
+    s = torch.zeros(4, 2, 3, 5, 5)
+    s[2, 0, 1, 3, 4] = s[3, 0, 1, 3, 4] = s[1, 1, 0, 0, 0] = 1
+    with pytest.raises(ConfigError, match=r"got \[4, 2, 3, 5, 5\]: for a time-first map \[T, B, ...\] pass "
+                       r"s.flatten\(2\) and reshape the times \[B, K\] it gives to \[B, ...\]$"):
+        first_spike_time(s)
+    times = first_spike_time(s.flatten(2)).view(2, 3, 5, 5)
+    assert (times[0, 1, 3, 4], times[1, 0, 0, 0], torch.isinf(times).sum()) == (2.0, 1.0, 148)
     assert first_spike_time(torch.tensor([[[0.0, 1.0]], [[1.0, 1.0]]])).tolist() == [[1.0, 0.0]]

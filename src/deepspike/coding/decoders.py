@@ -20,13 +20,18 @@ def _shape(x: object) -> str:
     return str(list(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _check_outputs(x: torch.Tensor, who: str, what: str) -> None:
+REDUCE_TIME = "reduce its first axis (x.sum(0), x.mean(0))"
+"""What to do with a time-first map ``[T, B, ...]`` instead of ``spike_count`` / ``mean_membrane``."""
+
+
+def _check_outputs(x: torch.Tensor, who: str, what: str, remedy: str = REDUCE_TIME) -> None:
     """A one-line ``ConfigError`` unless ``x`` is an output layer's time series ``[T, B, K]``, three axes (time first):
     the decoders reduce axis 0, so counts ``[B, K]`` were summed over the batch, and a 4-D ``[B, C, H, W]`` map
-    too, which no shape tells from a time-first ``[T, B, C, L]``."""
+    too, which no shape tells from a time-first ``[T, B, C, L]``; ``remedy`` says what to do with a time-first map
+    ``[T, B, ...]``."""
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise ConfigError(f"{who} needs {what} [T, B, K] (time first, 3 axes); got {_shape(x)}: for a time-first map "
-                          f"[T, B, ...] reduce its first axis (x.sum(0), x.mean(0))")
+                          f"[T, B, ...] {remedy}")
 
 
 def spike_count(s: torch.Tensor) -> torch.Tensor:
@@ -86,7 +91,8 @@ def first_spike_time(s: torch.Tensor, dt: float = 1.0) -> torch.Tensor:
     number > 0 (``ConfigError``). A train of no steps (``T = 0``) has no spike: all ``+inf``.
     """
     check_time_step(dt)
-    _check_outputs(s, "first_spike_time", "spikes")
+    _check_outputs(s, "first_spike_time", "spikes",
+                   "pass s.flatten(2) and reshape the times [B, K] it gives to [B, ...]")
     dtype = at_least_float32(s.dtype) if s.dtype.is_floating_point else torch.float32
     if s.shape[0] == 0:  # argmax over no steps raised IndexError
         return torch.full(s.shape[1:], math.inf, dtype=dtype, device=s.device)
