@@ -512,6 +512,20 @@ def test_an_online_mode_refuses_a_max_membrane_readout():
     prepare_temporal_grad(net, "checkpoint", None, "stbp")
 
 
+def test_tebn_is_refused_by_every_mode_but_bptt_and_batch_norm_admitted():
+    """docs/methods/temporal-grad.md said a batch-norm of ``method.norm: bn | tdbn | tebn`` was admitted under OTTT /
+    e-prop; TEBN's one scale per step needs all T steps in one call, so every mode but bptt refuses it at setup."""
+    arch = create_architecture("vgg", num_classes=3, input_shape=(1, 8, 8), blocks=[[4]], hidden=[], batch_norm=True)
+    for norm in ("bn", "tdbn", "tebn"):
+        net = get_method("stbp", {"timesteps": 4, "loss": "ce", "norm": norm}).build(arch)
+        for mode in ("checkpoint", "sltt", "ottt", "eprop"):
+            if norm != "tebn":
+                prepare_temporal_grad(net, mode, None, "stbp")
+                continue
+            with pytest.raises(ConfigError, match=rf"^train.temporal_grad={mode}: TEBN \(method.norm=tebn\) scales"):
+                prepare_temporal_grad(net, mode, None, "stbp")
+
+
 def test_online_mean_output_under_bfloat16_counts_every_step():
     # The reported training output (1/T) sum_t o_t was summed in the step outputs' dtype: under bfloat16 autocast
     # (8 significant bits) a sum of 1.0 per step stopped at 256 and one of 0.5 at 128, so T = 300 steps of constant
