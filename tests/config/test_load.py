@@ -409,3 +409,21 @@ def test_recipe_values_a_sections_own_check_refuses_are_reset_when_an_override_m
     recipe.write_text("train: {temporal_grad: bptt, time_segment: 2}\n")
     with pytest.raises(UnusedOptionError, match=r"^bad value 2 for train\.time_segment"):
         load_config(recipe, ["train.epochs=2"])  # the recipe alone sets it unused: refused
+
+
+@pytest.mark.parametrize("recipe", ["ann_fmnist_vgg_qcfs.yaml", "ann_fmnist_resnet_qcfs.yaml"])
+def test_the_qcfs_recipes_plain_relu_override_resets_their_levels_and_a_user_set_level_is_refused(recipe, capsys):
+    """The recipes' comment says "the plain ReLU ANN of the same shape: add method.activation=relu": their
+    ``levels: 4`` and ``qcfs_threshold: 2.0`` were kept, read by no layer, in the run's config; a user's
+    ``method.levels=4`` with relu was accepted in silence (ann had no ``check_options_used``)."""
+    path = Path(__file__).resolve().parents[2] / "configs" / recipe
+    config = load_config(path, ["method.activation=relu"])
+    assert (config.method.options.levels, config.method.options.qcfs_threshold) == (8, 8.0)  # AnnOptions' defaults
+    _options_used(config)  # the run starts
+    assert [line.split(": it takes")[0] for line in capsys.readouterr().err.splitlines()] == [
+        f"deepspike: note: method.{key} from {path} has no effect with method.activation=relu"
+        for key in ("levels=4", "qcfs_threshold=2.0")]
+    config = load_config(path, ["method.activation=relu", "method.levels=4"])
+    with pytest.raises(UnusedOptionError, match=r"^method\.levels=4 has no effect unless method\.activation=qcfs: "
+                                                r"set that, or leave method\.levels at its default 8$"):
+        _options_used(config)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
+from deepspike.core.options import check_unused
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.qcfs import QCFS
 from deepspike.layers.temporal_batchnorm import batch_norm
@@ -96,6 +97,13 @@ class AnnMethod(Method):
         model = build_body(arch, BuildRules(activation=activation, norm=batch_norm))
         model.register_forward_pre_hook(_input_as_weight_dtype)  # float64 images of the float32 net
         return sengupta_init_(model) if self.options.init == "sengupta" else model
+
+    def check_options_used(self) -> None:
+        """``method.levels`` and ``method.qcfs_threshold`` (the QCFS layers' L and threshold start) set with
+        ``activation: relu``, where no layer reads them: refused for new runs (``core.options.check_unused``; the
+        base's ``check_new_run`` calls this), so runs saved with one load."""
+        o = self.options
+        check_unused(o, ((("levels", "qcfs_threshold"), o.activation == "qcfs", "method.activation=qcfs"),))
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return classification_loss(self.options.loss, output, target)
