@@ -16,6 +16,7 @@ from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundErr
 from deepspike.data import load_dataset
 from deepspike.methods.registry import method_from_options
 from deepspike.methods.stbp import StbpOptions
+from deepspike.models.registry import create_architecture
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -427,3 +428,32 @@ def test_the_qcfs_recipes_plain_relu_override_resets_their_levels_and_a_user_set
     with pytest.raises(UnusedOptionError, match=r"^method\.levels=4 has no effect unless method\.activation=qcfs: "
                                                 r"set that, or leave method\.levels at its default 8$"):
         _options_used(config)
+
+
+def test_recipe_values_a_model_override_makes_unused_are_reset_and_user_set_ones_still_refused(tmp_path, capsys):
+    """The checks that need the model (stbp's ``norm`` and ``neunorm``, spikebp's ``pool_threshold``, ttfs's
+    ``batchnorm``) refused the recipe's value when a ``model.*`` override took away the layers it sets ('method.norm=bn
+    sets the kind of the model's batch-norm layers, but model 'mlp' has none'), where the other checks reset it."""
+    cases = [("method: {name: stbp, timesteps: 2, norm: bn, neunorm: true}\nmodel: {name: fang2021_fmnist}\n",
+              "model.name=mlp", {"norm": "none", "neunorm": False}),
+             ("method: {name: spikebp, timesteps: 2, pool_threshold: 0.5}\nmodel: {name: vgg, args: {pool: avg}}\n",
+              "model.args.pool=max", {"pool_threshold": 0.75}),
+             ("method: {name: ttfs, batchnorm: true}\nmodel: {name: zhou2021_cifar_small}\n",
+              "model.name=zhang2021_fc340", {"batchnorm": False})]
+    for i, (text, override, reset) in enumerate(cases):
+        recipe = tmp_path / f"r{i}.yaml"
+        recipe.write_text(text)
+        config = load_config(recipe, [override])
+        assert {key: getattr(config.method.options, key) for key in reset} == reset
+        method = method_from_options(config.method.name, config.method.options)
+        method.check_new_run(create_architecture(config.model.name, **config.model.args))  # the run starts
+    notes = [line.split(" has no effect")[0] for line in capsys.readouterr().err.splitlines()]
+    assert notes == [f"deepspike: note: method.norm='bn' from {tmp_path / 'r0.yaml'}",
+                     f"deepspike: note: method.neunorm=True from {tmp_path / 'r0.yaml'}",
+                     f"deepspike: note: method.pool_threshold=0.5 from {tmp_path / 'r1.yaml'}",
+                     f"deepspike: note: method.batchnorm=True from {tmp_path / 'r2.yaml'}"]
+    config = load_config(tmp_path / "r0.yaml", ["model.name=mlp", "method.norm=bn"])  # the user's own: refused
+    assert config.method.options.norm == "bn"
+    with pytest.raises(UnusedOptionError, match=r"^method\.norm=bn sets the kind of the model's batch-norm layers, "
+                                                r"but model 'mlp' has none"):
+        method_from_options("stbp", config.method.options).check_new_run(create_architecture("mlp"))

@@ -19,7 +19,10 @@ from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError, DataCorruptError, UnusedOptionError
 from deepspike.core.options import shown_key, shown_value, to_dataclass
+from deepspike.methods.base import Method
 from deepspike.methods.registry import method_from_options, method_names
+from deepspike.models.registry import create_architecture, get_model_entry
+from deepspike.models.spec import Architecture
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 LATER_SECTIONS = ("expected",)  # sections that runs saved by older versions lack: their defaults stand
@@ -89,22 +92,39 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
 
 def _first_unused(raw: DictConfig) -> tuple[RunConfig | None, UnusedOptionError | None]:
     """``(config, error)``: the ``RunConfig`` of sections ``raw`` and the first option it sets where a new run would
-    not read it (``check_settings_used``, then the method's ``check_options_used``), or None; ``(None, error)`` when
-    a section's own check refuses such an option (``train.time_segment`` without ``temporal_grad: checkpoint``).
-    Another ``ConfigError`` of the loading propagates; one of the new-run checks ends the search (the run refuses
-    it)."""
+    not read it (``check_settings_used``, then the method's ``check_options_used`` and its ``check_options_fit`` of
+    the ``_default_architecture``), or None; ``(None, error)`` when a section's own check refuses such an option
+    (``train.time_segment`` without ``temporal_grad: checkpoint``). Another ``ConfigError`` of the loading propagates;
+    one of the new-run checks ends the search (the run refuses it)."""
     try:
         config = _run_config(raw)
     except UnusedOptionError as e:
         return None, e
     try:
         check_settings_used(config)
-        method_from_options(config.method.name, config.method.options).check_options_used()
+        method = method_from_options(config.method.name, config.method.options)
+        method.check_options_used()
+        arch = _default_architecture(config, method)
+        if arch is not None:
+            method.check_options_fit(arch)
     except UnusedOptionError as e:
         return config, e
     except ConfigError:
         pass
     return config, None
+
+
+def _default_architecture(config: RunConfig, method: Method) -> Architecture | None:
+    """The architecture of ``config``'s model as ``method`` builds it at the model's registered default input shape
+    and 10 classes (the data's shape is known only once the run reads the data; the layers the options' fit depends
+    on, batch-norm, average pooling, convolutions, are those of the built-in models at any size); None when it cannot
+    be built so (arguments made for another input size): then the run alone judges the fit."""
+    try:
+        shape = get_model_entry(config.model.name).default_input_shape
+        return create_architecture(config.model.name, input_shape=method.input_shape(shape), width=config.model.width,
+                                   **config.model.args)
+    except Exception:  # a model of one's own may raise anything for a shape it was not made for; the run reports it
+        return None
 
 
 def _unused_alone(recipe: DictConfig) -> set[str] | None:

@@ -42,13 +42,22 @@ class Method(ABC):
     def check_new_run(self, arch: Architecture) -> None:
         """A one-line ``ConfigError`` for settings a run may no longer start with though runs saved with them still
         load (a refusal added after such runs were made); called when a run starts training, not when one is
-        read. Default: ``check_options_used``."""
+        read. Default: ``check_options_used``, then ``check_options_fit``."""
         self.check_options_used()
+        self.check_options_fit(arch)
 
     def check_options_used(self) -> None:
         """The part of ``check_new_run`` the options alone decide: an ``UnusedOptionError`` (``core.options.
         check_unused``) for an option set away from its default where the run would not read it. ``config.load``
         also calls it, to reset a recipe's value that a command-line override made unused. Default: none."""
+        return None
+
+    def check_options_fit(self, arch: Architecture) -> None:
+        """The part of ``check_new_run`` the options and the architecture ``arch`` decide: an ``UnusedOptionError``
+        for an option set away from its default that the model's layers would not read (stbp's ``norm`` on a model
+        without batch-norm). ``config.load`` also calls it, with the model at its registered default input shape
+        (the data is not read there), to reset a recipe's value that a ``model.*`` override made unused. Default:
+        none."""
         return None
 
     def built_architecture(self, arch: Architecture) -> Architecture:

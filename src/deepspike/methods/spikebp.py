@@ -119,13 +119,16 @@ class SpikeBpMethod(Method):
         load; so is a leak below 1/e with the correction on (``LEAK_CORRECTION_LOW``: eq. 22's derivative turns
         negative there; the paper's tau_m is 100 steps, leak 0.99; a run saved with one loads and evaluates, but the
         neurons refuse to train it, ``spikebp_lif.leak_corrected_lif``)."""
-        self.check_options_used()
-        check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
-                                     f"the model has average pooling (model {arch.name!r} has none)"),))
+        super().check_new_run(arch)
         reason = negative_derivative(self.options.leak, self.options.leak_correction, "method.leak",
                                      "method.leak_correction")
         if reason:
             raise ConfigError(reason)
+
+    def check_options_fit(self, arch: Architecture) -> None:
+        """``method.pool_threshold`` set for a model without average pooling (``check_new_run``)."""
+        check_unused(self.options, ((("pool_threshold",), has_avg_pool(arch),
+                                     f"the model has average pooling (model {arch.name!r} has none)"),))
 
     def check_options_used(self) -> None:
         """``method.leak_correction`` set with ``leak: 1`` (``check_new_run``)."""

@@ -51,7 +51,7 @@ from torch import nn
 from deepspike.coding.delta import DELTA_MODES
 from deepspike.coding.encoder import ENCODERS
 from deepspike.coding.population import BOHTE_WIDTH, check_population
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 from deepspike.layers.delays import DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.neunorm import NeuNorm
@@ -279,16 +279,16 @@ class StbpMethod(Method):
             network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
         return network
 
-    def check_new_run(self, arch: Architecture) -> None:
-        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``), an option set for a
-        feature that is off (``check_options_used``), or NeuNorm on a model where it would sit nowhere (fewer than two
-        convolutional layers): refused for new runs, so runs saved with one still load."""
+    def check_options_fit(self, arch: Architecture) -> None:
+        """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``) or NeuNorm on a model
+        where it would sit nowhere (fewer than two convolutional layers): refused for new runs (the base's
+        ``check_new_run``, after ``check_options_used``), so runs saved with one still load."""
         check_norm_used(self.options.norm, arch)
-        self.check_options_used()
         if self.options.neunorm and _count_map_activations(self.built_architecture(arch)) < 2:  # build's NeuNorm count
-            raise ConfigError(f"method.neunorm=true normalises the spikes of a convolutional layer that feeds another, "
-                              f"and model {arch.name!r} has none: set method.neunorm: false, or use a model with two "
-                              "or more convolutional layers")
+            raise UnusedOptionError(f"method.neunorm=true normalises the spikes of a convolutional layer that feeds "
+                                    f"another, and model {arch.name!r} has none: set method.neunorm: false, or use a "
+                                    "model with two or more convolutional layers", "method", "neunorm", True, False,
+                                    f"the model has two or more convolutional layers (model {arch.name!r} has fewer)")
 
     def check_options_used(self) -> None:
         """An option set for a feature that is off (``stbp_training.check_options_used``)."""

@@ -183,13 +183,14 @@ def check_norm_fits(norm: str, arch: Architecture) -> None:
 
 
 def check_norm_used(norm: str, arch: Architecture) -> None:
-    """One-line ``ConfigError`` when ``norm`` names the kind of batch-norm layers ``arch`` does not have: it would be
-    ignored while the run's config records it. For new runs only (``Method.check_new_run``): runs saved with such a
-    setting before it was refused still load."""
+    """One-line ``UnusedOptionError`` when ``norm`` names the kind of batch-norm layers ``arch`` does not have: it
+    would be ignored while the run's config records it. For new runs only (``Method.check_new_run``): runs saved with
+    such a setting before it was refused still load."""
     if norm != "none" and not has_batch_norm(arch):
-        raise ConfigError(f"method.norm={norm} sets the kind of the model's batch-norm layers, but model "
-                          f"{arch.name!r} has none: use method.norm: none, or a model with them "
-                          "(model.args.batch_norm=true where the model has it)")
+        raise UnusedOptionError(f"method.norm={norm} sets the kind of the model's batch-norm layers, but model "
+                                f"{arch.name!r} has none: use method.norm: none, or a model with them "
+                                "(model.args.batch_norm=true where the model has it)", "method", "norm", norm, "none",
+                                f"the model has batch-norm layers (model {arch.name!r} has none)")
 
 
 def norm_rule(o: Any) -> Callable[[tuple[int, ...]], nn.Module]:

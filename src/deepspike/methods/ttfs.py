@@ -137,18 +137,18 @@ class TtfsMethod(Method):
         """Copy the weights of a same-shape trained ANN (``method.init_from``, loaded by ``train``)."""
         init_from_ann(model, ann_state)
 
-    def check_new_run(self, arch: Architecture) -> None:
-        """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0),
-        ``measure_batches`` with ``measures: false``, ``batchnorm`` on a model without convolutional layers (it
-        normalises their outputs only) or ``tau`` where nothing has a time constant (relpsp neurons, ``V(t) = sum_C
-        w_i (t - t_i)``, the ``ce`` loss of ``-t`` and no time-domain batch-norm): settings the run would ignore
-        (``core.options.check_unused``)."""
-        self.check_options_used()
+    def check_options_fit(self, arch: Architecture) -> None:
+        """``batchnorm`` on a model without convolutional layers (it normalises their outputs only): a setting the run
+        would ignore (``core.options.check_unused``; the base's ``check_new_run`` calls this after
+        ``check_options_used``)."""
         check_unused(self.options, ((("batchnorm",), arch.contains(Conv),
                                      f"the model has convolutional layers (model {arch.name!r} has none)"),))
 
     def check_options_used(self) -> None:
-        """``reg_reduction``, ``tau`` and ``measure_batches`` where the run would ignore them (``check_new_run``)."""
+        """``method.reg_reduction`` without a regulariser (``weight_sum_cost`` and ``l2`` both 0), ``measure_batches``
+        with ``measures: false`` or ``tau`` where nothing has a time constant (relpsp neurons, ``V(t) = sum_C w_i (t -
+        t_i)``, the ``ce`` loss of ``-t`` and no time-domain batch-norm): settings the run would ignore
+        (``core.options.check_unused``; ``check_new_run``)."""
         o = self.options
         check_unused(o, ((("reg_reduction",), o.weight_sum_cost != 0 or o.l2 != 0,
                           "method.weight_sum_cost or method.l2 is above 0"),
