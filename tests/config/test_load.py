@@ -156,6 +156,13 @@ OUT_OF_RANGE = [
                                       "defaults)"),
     # was "Interpolation key 'train.seed' not found" of a key the override writes
     (["train.seed='${train.seed}'"], "cannot resolve the interpolation at train.seed: Recursive interpolation "),
+    # the null dropped the key set before it (lif with the section's defaults), or was dropped by the key after it
+    # (the recipe's section kept), in silence
+    (["method.neuron=plif", "method=null"], "overrides 'method.neuron=plif' and 'method=null' conflict: 'method=null' "
+                                            "sets method as a whole (null: each of its keys at its default), which "
+                                            "would drop the other in silence: give one of the two"),
+    (["model.args=null", "train.epochs=1", "model.args.hidden=[3]"],
+     "overrides 'model.args=null' and 'model.args.hidden=[3]' conflict: 'model.args=null' sets model.args as a whole"),
 ]
 
 

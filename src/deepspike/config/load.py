@@ -235,8 +235,9 @@ def _refuse_section(name: str, value: object) -> None:
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
     """``["train.epochs=3", "method.timesteps=4"]`` -> nested DictConfig; each value is read as YAML with the
-    bounds and plain-data rule of recipe files (``config.yaml_io``)."""
-    merged = OmegaConf.create({})
+    bounds and plain-data rule of recipe files (``config.yaml_io``). A null (or another value that is no mapping or
+    list) for a key and an override of a key under it, in either order, are refused (``_check_not_dropped``)."""
+    merged, given = OmegaConf.create({}), []
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
@@ -244,12 +245,34 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         value = parse_yaml(text, f"override {item!r}")
         if key in SECTIONS and value is not None and not isinstance(value, dict):  # here, or a later section.key=
             _refuse_section(key, value)  # would silently replace it
+        _check_not_dropped((key, value, item), given)
+        given.append((key, value, item))
         try:
             OmegaConf.update(merged, key, value, merge=True)
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:  # ValueError: a key into a list
             # not an int; IndexError: omegaconf's key grammar on a bracket key such as "["
             raise ConfigError(f"bad override {item!r}: {str(e).splitlines()[0]}") from None
     return merged
+
+
+def _check_not_dropped(override: tuple[str, object, str], given: list[tuple[str, object, str]]) -> None:
+    """A one-line ``ConfigError`` when ``override`` (``(key, value, text)``) and one of the overrides ``given`` before
+    it are a key and a key under it (``method=null``, ``method.neuron=plif``) where the outer one's value is null or
+    another value that is no mapping or list: the later one replaced the earlier without a word
+    (``method.neuron=plif method=null`` trained lif with the section's defaults; ``method=null method.neuron=plif``
+    kept the recipe's method section)."""
+    key, _, item = override
+    for other in given:
+        if other[0].startswith(key + "."):
+            outer = override
+        elif key.startswith(other[0] + "."):
+            outer = other
+        else:
+            continue
+        if not isinstance(outer[1], dict | list):  # a key under a list names an item of it (hidden.0=64)
+            what = "null: each of its keys at its default" if outer[1] is None else "replacing each key under it"
+            raise ConfigError(f"overrides {other[2]!r} and {item!r} conflict: {outer[2]!r} sets {outer[0]} as a whole "
+                              f"({what}), which would drop the other in silence: give one of the two")
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
