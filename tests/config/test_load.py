@@ -464,3 +464,23 @@ def test_recipe_values_a_model_override_makes_unused_are_reset_and_user_set_ones
     with pytest.raises(UnusedOptionError, match=r"^method\.norm=bn sets the kind of the model's batch-norm layers, "
                                                 r"but model 'mlp' has none"):
         method_from_options("stbp", config.method.options).check_new_run(create_architecture("mlp"))
+
+
+def test_recipe_neuron_settings_a_neuron_override_makes_unused_are_reset_not_refused(tmp_path, capsys):
+    """The neuron options' own checks (``methods.neuron_choice``) refused the recipe's value when an override chose a
+    neuron that has no use for it: the Spikformer recipe's ``detach_reset: true`` with ``method.neuron=psn`` stopped
+    the loading ('method.detach_reset acts on a reset, and method.neuron=psn has none')."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {name: stbp, timesteps: 2, detach_reset: true, neuron: plif, neuron_params: channel, "
+                      "learn_threshold: true}\n")
+    config = load_config(recipe, ["method.neuron=psn"])
+    o = config.method.options
+    assert (o.neuron, o.detach_reset, o.neuron_params) == ("psn", False, "layer")
+    assert [line.split(" has no effect")[0] for line in capsys.readouterr().err.splitlines()][:2] == [
+        f"deepspike: note: method.detach_reset=True from {recipe}", f"deepspike: note: method.neuron_params='channel' "
+                                                                  f"from {recipe}"]
+    config = load_config(recipe, ["method.neuron=alif"])  # the fixed-parameter alif: both learning options unused
+    assert (config.method.options.learn_threshold, config.method.options.neuron_params) == (False, "layer")
+    with pytest.raises(UnusedOptionError, match=r"^method\.detach_reset acts on a reset, and method\.neuron=psn has "
+                                                r"none$"):
+        load_config(recipe, ["method.neuron=psn", "method.detach_reset=true"])  # the user's own: refused

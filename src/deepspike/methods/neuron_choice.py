@@ -50,7 +50,7 @@ from typing import Any
 
 from torch import nn
 
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UnusedOptionError
 from deepspike.core.options import FLOAT32_MAX, is_whole
 from deepspike.core.registration import factory_registrar, made_module
 from deepspike.neurons import LIF, NeuronParams
@@ -105,17 +105,29 @@ def check_neuron_options(o: Any) -> None:
     if not is_adaptation(o.adapt_decay, o.adapt_scale):
         raise ConfigError(f"bad value for method.adapt_decay/adapt_scale: expected a number in [0, 1] and a number "
                           f"in [0, {FLOAT32_MAX:.4g}], got {o.adapt_decay!r}/{o.adapt_scale!r}")
-    if o.neuron in ("synaptic", "alif") and (o.learn_threshold or o.neuron_params != "layer"):
-        raise ConfigError(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
-                          "method.neuron_params=channel|neuron are for lif and plif")
+    for key, default in (("learn_threshold", False), ("neuron_params", "layer")):
+        if o.neuron in ("synaptic", "alif") and getattr(o, key) != default:
+            raise _unused(f"method.neuron={o.neuron} has fixed per-layer settings: method.learn_threshold and "
+                          "method.neuron_params=channel|neuron are for lif and plif", o, key, LIF_OR_PLIF)
     if o.neuron == "lif" and not o.learn_threshold and o.neuron_params != "layer":  # nothing learnt to spread
-        raise ConfigError(f"method.neuron_params={o.neuron_params} gives each {o.neuron_params} its own learnt "
-                          "constants; the fixed lif learns none: set method.learn_threshold=true or method.neuron=plif")
+        raise _unused(f"method.neuron_params={o.neuron_params} gives each {o.neuron_params} its own learnt "
+                      "constants; the fixed lif learns none: set method.learn_threshold=true or method.neuron=plif", o,
+                      "neuron_params", "method.learn_threshold=true or method.neuron=plif")
     if math.isfinite(o.decay) and math.isfinite(o.threshold):  # else core.options.check_numbers' message
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
     state_quant_of(o)
     _check_psn_options(o)
+
+
+LIF_OR_PLIF = "method.neuron=lif or plif"
+
+
+def _unused(message: str, o: Any, key: str, needs: str) -> UnusedOptionError:
+    """The ``UnusedOptionError`` ``message`` for option ``key`` of options ``o`` (a dataclass), set away from its
+    default where ``needs`` does not hold (``config.load`` resets a recipe's value that an override made unused)."""
+    field = o.__dataclass_fields__[key]
+    return UnusedOptionError(message, "method", key, getattr(o, key), field.default, needs)
 
 
 def _check_psn_options(o: Any) -> None:
@@ -131,10 +143,11 @@ def _check_psn_options(o: Any) -> None:
     if o.neuron not in PSN_FAMILY:
         return
     if o.detach_reset:
-        raise ConfigError(f"method.detach_reset acts on a reset, and method.neuron={o.neuron} has none")
+        raise _unused(f"method.detach_reset acts on a reset, and method.neuron={o.neuron} has none", o, "detach_reset",
+                      "method.neuron has a reset (the PSN family has none)")
     if o.neuron_params != "layer":
-        raise ConfigError(f"method.neuron_params={o.neuron_params} is for lif and plif: method.neuron={o.neuron} has "
-                          "one set of weights and thresholds per layer")
+        raise _unused(f"method.neuron_params={o.neuron_params} is for lif and plif: method.neuron={o.neuron} has "
+                      "one set of weights and thresholds per layer", o, "neuron_params", LIF_OR_PLIF)
     if o.neuron in WHOLE_SEQUENCE and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError(f"method.neuron={o.neuron} needs all T steps at once: method.eval_timesteps="
                           f"{o.eval_timesteps} must equal method.timesteps={o.timesteps} (or be null); sliding_psn "
@@ -151,8 +164,9 @@ def state_quant_of(o: Any) -> StateQuant | None:
     if o.state_bits is None:
         return None
     if o.neuron not in ("lif", "synaptic") or o.learn_threshold:
-        raise ConfigError(f"method.state_bits quantises the membrane of the fixed lif and synaptic neurons, not "
-                          f"method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold else ""))
+        raise _unused(f"method.state_bits quantises the membrane of the fixed lif and synaptic neurons, not "
+                      f"method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold else ""), o,
+                      "state_bits", "method.neuron=lif or synaptic, without method.learn_threshold")
     try:
         quant.check_fits(o.threshold)
     except ConfigError as error:
