@@ -119,6 +119,9 @@ def test_sliding_psn_runs_at_any_step_count_online_and_streaming():
     ({"neuron": "psn", "neuron_params": "channel"}, "^method.neuron_params=channel is for lif and plif"),
     ({"neuron": "psn", "neuron_params": "neuron"}, "^method.neuron_params=neuron is for lif and plif"),
     ({"neuron": "sliding_psn", "detach_reset": True}, "^method.detach_reset acts on a reset, and method.neuron=sli"),
+    # accepted, and ignored: the PSN family trains its thresholds whatever learn_threshold says
+    ({"neuron": "psn", "learn_threshold": True},
+     "^method.learn_threshold is for lif and plif: method.neuron=psn always trains its thresholds$"),
     ({"neuron": "lif", "neuron_params": "channel"},  # accepted, and a plain LIF built: nothing per channel
      "^method.neuron_params=channel gives each channel its own learnt constants; the fixed lif learns none"),
     ({"neuron": "lif", "neuron_params": "neuron"}, "^method.neuron_params=neuron gives each neuron its own learnt")])

@@ -148,6 +148,9 @@ def _check_psn_options(o: Any) -> None:
     if o.neuron_params != "layer":
         raise _unused(f"method.neuron_params={o.neuron_params} is for lif and plif: method.neuron={o.neuron} has "
                       "one set of weights and thresholds per layer", o, "neuron_params", LIF_OR_PLIF)
+    if o.learn_threshold:  # was ignored in silence: the module docstring said refused
+        raise _unused(f"method.learn_threshold is for lif and plif: method.neuron={o.neuron} always trains its "
+                      "thresholds", o, "learn_threshold", LIF_OR_PLIF)
     if o.neuron in WHOLE_SEQUENCE and o.eval_timesteps not in (None, o.timesteps):
         raise ConfigError(f"method.neuron={o.neuron} needs all T steps at once: method.eval_timesteps="
                           f"{o.eval_timesteps} must equal method.timesteps={o.timesteps} (or be null); sliding_psn "
