@@ -484,3 +484,21 @@ def test_recipe_neuron_settings_a_neuron_override_makes_unused_are_reset_not_ref
     with pytest.raises(UnusedOptionError, match=r"^method\.detach_reset acts on a reset, and method\.neuron=psn has "
                                                 r"none$"):
         load_config(recipe, ["method.neuron=psn", "method.detach_reset=true"])  # the user's own: refused
+
+
+def test_a_method_name_override_leaves_out_the_recipes_options_of_its_own_method(tmp_path, capsys):
+    """configs/ttfs_window_cifar10_vgg11.yaml says 'convert a trained ReLU VGG-11: deepspike train ...
+    method.name=ann': that stopped with 'unknown key method.margin', the recipe's option of ttfs_window."""
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "ttfs_window_cifar10_vgg11.yaml"
+    config = load_config(recipe, ["method.name=ann"])
+    assert config.method.name == "ann" and config.model.name == "vgg11"
+    assert capsys.readouterr().err == (f"deepspike: note: method.margin=1.5 from {recipe} is an option of method "
+                                       "'ttfs_window', not of method.name=ann: left out\n")
+    config = load_config(DEMO, ["method.name=spikebp"])  # the options both have are kept: timesteps 8, loss mse
+    assert (config.method.options.timesteps, config.method.options.loss) == (8, "mse")
+    with pytest.raises(ConfigError, match=r"^unknown key method\.margin; valid keys: loss, init"):
+        load_config(recipe, ["method.name=ann", "method.margin=2"])  # the user's own: refused
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {margin: 1.5}\n")  # an option of neither stbp nor ann: refused
+    with pytest.raises(ConfigError, match=r"^unknown key method\.margin"):
+        load_config(recipe, ["method.name=ann"])

@@ -13,14 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from deepspike.config import schema
-from deepspike.config.method_section import resolve_method_section
+from deepspike.config.method_section import DEFAULT_METHOD, resolve_method_section
 from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError, DataCorruptError, UnusedOptionError
 from deepspike.core.options import shown_key, shown_value, to_dataclass
 from deepspike.methods.base import Method
-from deepspike.methods.registry import method_from_options, method_names
+from deepspike.methods.registry import method_from_options, method_names, method_options
 from deepspike.models.registry import create_architecture, get_model_entry
 from deepspike.models.spec import Architecture
 
@@ -66,6 +66,7 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
     for the loading or the run to refuse as before; so is everything after another error of ``_first_unused``.
     ``raw`` is changed in place."""
     given, texts = overrides
+    _leave_out_other_methods_keys(raw, recipe, given, name)
     set_here = [key for key, _ in _leaf_items(OmegaConf.to_container(given, resolve=False))]
     alone = None
     for _ in range(MAX_RESETS):
@@ -83,11 +84,34 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
             return config
         _reset(section, error)
         near = [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts
-        if os.environ.get("RANK", "0").strip() in ("0", ""):  # once, not by every process torchrun started
-            print(f"deepspike: note: {error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect "
-                  f"with {', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
-                  f"{'null' if error.default is None else shown_value(error.default)}", file=sys.stderr, flush=True)
+        _note(f"{error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
+              f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
+              f"{'null' if error.default is None else shown_value(error.default)}")
     return _run_config(raw)
+
+
+def _note(text: str) -> None:
+    """``deepspike: note: text`` on stderr, by torchrun's first process only (every process loads the recipe)."""
+    if os.environ.get("RANK", "0").strip() in ("0", ""):
+        print(f"deepspike: note: {text}", file=sys.stderr, flush=True)
+
+
+def _leave_out_other_methods_keys(raw: DictConfig, recipe: DictConfig, given: DictConfig, name: str) -> None:
+    """In place: where the overrides ``given`` switch recipe ``name``'s method (``method.name=ann`` on a ttfs_window
+    recipe, as its comment suggests), each option of the recipe's ``method`` section (``recipe``) that the new method
+    does not have and the recipe's has is left out of ``raw``, one note each ('unknown key method.margin' stopped the
+    loading). One the overrides set, or one no method of the two has, is kept, for the loading to refuse."""
+    new, section = OmegaConf.select(given, "method.name", default=None), recipe.get("method")
+    section = OmegaConf.to_container(section, resolve=False) if isinstance(section, DictConfig) else {}
+    old = section.get("name", DEFAULT_METHOD)
+    if not (isinstance(new, str) and isinstance(old, str)) or new == old or not {new, old} <= set(method_names()):
+        return
+    fields, own = ({f.name for f in dataclasses.fields(method_options(m))} for m in (new, old))
+    user = set(given.method.keys())
+    for key in [k for k in section if k in own - fields and k not in user and k in raw.method]:
+        _note(f"method.{key}={shown_value(section[key])} from {shown_key(name)} is an option of method "
+              f"{shown_value(old)}, not of method.name={new}: left out")
+        del raw.method[key]
 
 
 def _first_unused(raw: DictConfig) -> tuple[RunConfig | None, UnusedOptionError | None]:
