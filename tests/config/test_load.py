@@ -502,3 +502,15 @@ def test_a_method_name_override_leaves_out_the_recipes_options_of_its_own_method
     recipe.write_text("method: {margin: 1.5}\n")  # an option of neither stbp nor ann: refused
     with pytest.raises(ConfigError, match=r"^unknown key method\.margin"):
         load_config(recipe, ["method.name=ann"])
+
+
+def test_a_recipes_vote_group_a_readout_override_makes_unused_is_reset(tmp_path, capsys):
+    """configs/stbp_fashion_mnist.yaml's ``vote_group: 10`` with ``method.readout=membrane`` stopped the loading
+    ('method.vote_group > 1 needs method.readout: rate'): the options' own check raised a plain ConfigError."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {name: stbp, timesteps: 2, readout: rate, vote_group: 10}\n")
+    assert load_config(recipe, ["method.readout=membrane"]).method.options.vote_group == 1
+    assert capsys.readouterr().err.startswith(f"deepspike: note: method.vote_group=10 from {recipe} has no effect with "
+                                              "method.readout=membrane: it takes effect only when method.readout=rate")
+    with pytest.raises(UnusedOptionError, match=r"^method\.vote_group > 1 needs method\.readout: rate"):
+        load_config(recipe, ["method.readout=membrane", "method.vote_group=10"])

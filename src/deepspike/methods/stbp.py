@@ -165,7 +165,8 @@ class StbpOptions:
         if self.vote_group < 1:
             raise ConfigError(f"bad value {self.vote_group!r} for method.vote_group: expected >= 1")
         if self.vote_group > 1 and self.readout != "rate":
-            raise ConfigError("method.vote_group > 1 needs method.readout: rate (voting counts spikes)")
+            raise UnusedOptionError("method.vote_group > 1 needs method.readout: rate (voting counts spikes)", "method",
+                                    "vote_group", self.vote_group, 1, "method.readout=rate (voting counts spikes)")
         check_init_kappa(self.init_kappa)
         if not 0.0 <= self.neunorm_decay < 1.0:
             raise ConfigError(f"bad value {self.neunorm_decay!r} for method.neunorm_decay: expected in [0, 1)")
