@@ -36,9 +36,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     the ``method`` section against the chosen method's options, once, into a ``MethodConfig`` (every method
     option with its default filled in). Any problem is a one-line ``ConfigError`` (``DataNotFoundError``
     for a missing file). A value of the recipe file that an override makes unused is reset to its default, with a
-    note on stderr (``_settle_unused``); one set by an override, or unused in the recipe alone, is refused as
-    before: by the loading (``train.time_segment`` without its mode) or by a new run (``check_settings_used``,
-    ``Method.check_new_run``).
+    note on stderr (``_settle_unused``; the checks that need the model judge it at its default input shape), and an
+    option of the recipe's method that a ``method.name`` override's method lacks is left out, with a note; one set by
+    an override, or unused in the recipe alone, is refused as before: by the loading (``train.time_segment`` without
+    its mode) or by a new run (``check_settings_used``, ``Method.check_new_run``). A null for a key with an override
+    of a key under it is refused (``parse_overrides``).
     """
     _check_arguments(path, overrides)
     recipe = _read_yaml(Path(path)) if path is not None else OmegaConf.create({})
