@@ -20,7 +20,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from deepspike.config.schema import RunConfig
+from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.core.errors import ConfigError
 from deepspike.data import BatchIterator
 from deepspike.methods.registry import method_from_options
@@ -112,6 +112,9 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     the run's teacher (``distill.TEACHER_FIELD``; ``distill.load_teacher``)."""
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     method = method_from_options(config.method.name, config.method.options)
+    if not resume:  # what the options alone refuse, before the data is read (or downloaded); the rest: build_new_run
+        check_settings_used(config)
+        method.check_options_used()
     if method.learns_locally:
         check_local_learning(config, ctx.world_size)
     python_stream = random.getstate()  # as seeded: a library the data set imports at first use may draw from it
