@@ -514,3 +514,16 @@ def test_a_recipes_vote_group_a_readout_override_makes_unused_is_reset(tmp_path,
                                               "method.readout=membrane: it takes effect only when method.readout=rate")
     with pytest.raises(UnusedOptionError, match=r"^method\.vote_group > 1 needs method\.readout: rate"):
         load_config(recipe, ["method.readout=membrane", "method.vote_group=10"])
+
+
+def test_a_recipes_nesterov_an_override_of_no_momentum_makes_unused_is_reset(tmp_path, capsys):
+    """``optim: {name: sgd, momentum: 0.9, nesterov: true}`` with ``optim.momentum=0`` stopped the loading ('bad value
+    True for optim.nesterov: expected false with optim.momentum=0'), the recipe's nesterov never set by the user."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim: {name: sgd, momentum: 0.9, nesterov: true}\n")
+    assert load_config(recipe, ["optim.momentum=0"]).optim.nesterov is False
+    assert capsys.readouterr().err.startswith(f"deepspike: note: optim.nesterov=True from {recipe} has no effect with "
+                                              "optim.momentum=0: it takes effect only when optim.momentum is above 0")
+    with pytest.raises(UnusedOptionError, match=r"^bad value True for optim\.nesterov: expected false with optim\."
+                                                r"momentum=0 \(Nesterov momentum needs a momentum > 0\)$"):
+        load_config(recipe, ["optim.momentum=0", "optim.nesterov=true"])

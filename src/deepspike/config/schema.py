@@ -130,8 +130,10 @@ class OptimConfig:
             _check(not 0 < value < FLOAT32_TINY, f"optim.{key}", value,
                    f"{'' if key == 'lr' else '0 or '}at least float32's smallest normal {FLOAT32_TINY:.4g}")
         _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
-        _check(not (self.name == "sgd" and self.nesterov and self.momentum == 0), "optim.nesterov", self.nesterov,
-               "false with optim.momentum=0 (Nesterov momentum needs a momentum > 0)")
+        if self.name == "sgd" and self.nesterov and self.momentum == 0:  # config.load resets a recipe's true
+            raise UnusedOptionError(f"bad value {self.nesterov!r} for optim.nesterov: expected false with "
+                                    "optim.momentum=0 (Nesterov momentum needs a momentum > 0)", "optim", "nesterov",
+                                    self.nesterov, False, "optim.momentum is above 0")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas,
                "a list of two numbers in [0, 1)")
 
