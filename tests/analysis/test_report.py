@@ -306,20 +306,22 @@ def test_analyze_out_that_cannot_be_a_folder_is_one_line(runs, tmp_path, capsys)
     assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_text() == "mine"
 
 
-def test_an_analysis_killed_while_plotting_leaves_no_analysis_json(runs, tmp_path, monkeypatch):
-    """analysis.json is what compare reads as a finished analysis: it is written last, and an older one is removed
-    before the new analysis writes anything, so a crash mid-way cannot pair it with another run's plots."""
-    options = AnalysisOptions(limit=50, bits=(), snrs=(), deletions=(), jitters=(), timesteps=False, plots=True)
+def test_an_analysis_killed_while_plotting_leaves_the_earlier_report_as_it_was(runs, tmp_path, monkeypatch):
+    """The PNGs are drawn into a hidden folder and moved in only when all are done: a plot that failed midway left
+    the PNGs drawn before it (activity.png, spike_times.png of the new analysis) beside the earlier analysis.json and
+    report.md. Now the earlier report stays whole, byte for byte, and nothing of the new one is left behind."""
+    options = AnalysisOptions(limit=20, bits=(32, 4), snrs=(), deletions=(), timesteps=False, raster=0, traces=0)
     analyze_run(runs / "stbp", tmp_path, options)
-    assert (tmp_path / "analysis.json").is_file() and (tmp_path / "activity.png").is_file()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {"analysis.json", "report.md", "activity.png", "bits.png"} <= set(before)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("deepspike.analysis.plots.plot_activity", killed)
+    monkeypatch.setattr("deepspike.analysis.plots.plot_curve", killed)  # after activity.png and spike_times.png
     with pytest.raises(KeyboardInterrupt):
-        analyze_run(runs / "stbp", tmp_path, options)
-    assert not (tmp_path / "analysis.json").exists()
+        analyze_run(runs / "stbp", tmp_path, AnalysisOptions(**{**vars(options), "limit": 10}))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_a_new_analysis_leaves_no_figure_of_an_earlier_one_it_does_not_draw(runs, tmp_path):

@@ -22,7 +22,7 @@ from deepspike.analysis.hardware import check_pe_capacities, map_to_mesh
 from deepspike.analysis.quantize import MAX_BITS
 from deepspike.analysis.raster import record_raster
 from deepspike.analysis.traces import record_traces
-from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file
+from deepspike.core.atomic import atomic_write_json, atomic_write_text, remove_file, staged_files
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import check_switches, is_finite, is_whole
 from deepspike.methods.rate_network import RateNetwork
@@ -332,17 +332,17 @@ FIGURE_FILES = ("activity.png", "spike_times.png", "raster.png", "traces.png", *
 def write_report(result: dict, histograms: list[dict], out_dir: Path, make_plots: bool = True) -> None:
     """Write the PNGs, ``report.md`` and, last, ``analysis.json`` into ``out_dir``.
 
-    ``analysis.json`` is what ``deepspike compare`` reads as a finished analysis, so an older one is removed
-    first and the new one written only after everything else: a killed analysis leaves none behind. A figure of an
-    earlier analysis that this one does not draw (``FIGURE_FILES``: a sweep or raster left out now, or no plots) is
-    removed, so every PNG in ``out_dir`` is of the analysis beside it (an old ``bits.png`` stayed beside a new
-    analysis without that sweep)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_file(out_dir / "analysis.json")
-    figures = _write_plots(result, histograms, out_dir) if make_plots else []
-    for name in sorted(set(FIGURE_FILES) - {path.name for _, path in figures}):
-        remove_file(out_dir / name)
-    atomic_write_text(out_dir / "report.md", markdown_report(result, figures))
+    The PNGs and ``report.md`` are drawn into a hidden folder inside ``out_dir`` first (``core.atomic.staged_files``)
+    and moved into place only when all are done: a plot that fails midway left the PNGs drawn before it beside the
+    earlier analysis.json and report.md; now it leaves the earlier report as it was. ``analysis.json`` is what
+    ``deepspike compare`` reads as a finished analysis, so the older one is removed before the new files are moved in
+    and the new one written after them. A figure of an earlier analysis that this one does not draw
+    (``FIGURE_FILES``: a sweep or raster left out now, or no plots) is removed, so every PNG in ``out_dir`` is of
+    the analysis beside it; other files in ``out_dir`` are left alone."""
+    with staged_files(out_dir, (*FIGURE_FILES, "report.md")) as staging:
+        figures = _write_plots(result, histograms, staging) if make_plots else []
+        atomic_write_text(staging / "report.md", markdown_report(result, figures))
+        remove_file(out_dir / "analysis.json")
     atomic_write_json(out_dir / "analysis.json", result, indent=2, default=str)  # strict: non-finite -> null
 
 

@@ -22,9 +22,11 @@ import io
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -147,6 +149,34 @@ def remove_file(path: Path) -> None:
         Path(path).unlink(missing_ok=True)
     except OSError as e:
         raise WriteError(f"cannot remove {path}: {os_reason(e)}") from e
+
+
+@contextmanager
+def staged_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
+    """A hidden temporary folder inside ``folder`` to write files of ``names`` into; when the block ends without an
+    error, each of ``names`` written there is renamed over its namesake in ``folder`` and each not written is removed
+    from ``folder``, then ``folder`` is synced. An error in the block leaves ``folder`` as it was (nothing half
+    written beside an earlier set of files); the temporary folder is removed either way."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staged.", suffix=TEMP_SUFFIX, dir=folder))
+    except OSError as e:
+        raise WriteError(f"cannot write into {folder}: {os_reason(e)}") from e
+    try:
+        yield staging
+        for name in names:
+            if (staging / name).exists():
+                os.replace(staging / name, folder / name)
+            else:
+                remove_file(folder / name)
+    except OSError as e:
+        if isinstance(e, UserError):
+            raise
+        raise WriteError(f"cannot write into {folder}: {os_reason(e)}") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    sync_folder(folder)
 
 
 def finite_or_null(value: Any) -> Any:
