@@ -107,6 +107,14 @@ def test_parse_overrides_types():
     assert cfg.a.b == 3 and cfg.a.c == 0.5 and list(cfg.d) == [1, 2] and cfg.e is None
 
 
+@pytest.mark.parametrize("item", ["train.epochs=[" + "1," * 15_000, "x" * 30_000, "train.epochs.x[=" + "1" * 30_000])
+def test_a_very_long_override_is_not_echoed_whole(item):
+    """The override was repr'd whole into its error: a 30,000-character value gave a 30 KB error line."""
+    with pytest.raises(ConfigError) as info:
+        parse_overrides([item])
+    assert len(str(info.value)) < 400 and item[:20] in str(info.value)
+
+
 OUT_OF_RANGE = [
     (["method=5"], "bad value 5 for section method: expected a mapping of its keys"),
     (["train=[1, 2]"], "bad value [1, 2] for section train: expected a mapping"),

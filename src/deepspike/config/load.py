@@ -267,8 +267,8 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"bad override {item!r}: expected key=value, e.g. train.epochs=3")
-        value = parse_yaml(text, f"override {item!r}")
+            raise ConfigError(f"bad override {shown_value(item)}: expected key=value, e.g. train.epochs=3")
+        value = parse_yaml(text, f"override {shown_value(item)}")  # cut: a 30,000-character value was echoed whole
         if key in SECTIONS and value is not None and not isinstance(value, dict):  # here, or a later section.key=
             _refuse_section(key, value)  # would silently replace it
         _check_not_dropped((key, value, item), given)
@@ -277,7 +277,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
             OmegaConf.update(merged, key, value, merge=True)
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:  # ValueError: a key into a list
             # not an int; IndexError: omegaconf's key grammar on a bracket key such as "["
-            raise ConfigError(f"bad override {item!r}: {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"bad override {shown_value(item)}: {str(e).splitlines()[0]}") from None
     return merged
 
 
