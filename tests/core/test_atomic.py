@@ -30,6 +30,14 @@ def test_an_empty_output_name_is_refused_not_read_as_the_current_folder(name):
         check_output_file(name, "--nir")
 
 
+def test_an_output_name_with_a_nul_byte_is_one_line(tmp_path):
+    """A NUL byte in the name was 'ValueError: embedded null byte' from the first stat (ds.train(None, "a\\0b"))."""
+    with pytest.raises(ConfigError, match=r"^--out 'a\\x00b' holds a NUL byte, which no folder name may"):
+        check_output_dir("a\0b", "--out")
+    with pytest.raises(ConfigError, match="^--nir .* holds a NUL byte, which no file name may"):
+        check_output_file(tmp_path / "a\0b", "--nir")
+
+
 def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
     """After a power cut POSIX keeps a rename only once its folder is synced: the file, then the folder."""
     synced = sync_events(monkeypatch)

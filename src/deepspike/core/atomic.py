@@ -33,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 
 from deepspike.core.errors import ConfigError, UserError, WriteError, os_reason
+from deepspike.core.options import shown_value
 
 TEMP_SUFFIX = ".tmp"
 NAME_ROOM = 255 - len(".") - len(".XXXXXXXX") - len(TEMP_SUFFIX)
@@ -229,12 +230,16 @@ def check_output_file(path: str | os.PathLike, label: str) -> Path:
 
 
 def _named(path: str | os.PathLike, label: str, kind: str) -> Path:
-    """``path`` as a Path; an empty name (which ``Path`` would read as the current folder) or something that is not
-    a path is a one-line error."""
+    """``path`` as a Path; an empty name (which ``Path`` would read as the current folder), a name with a NUL byte
+    (``ValueError: embedded null byte`` from the first ``stat``) or something that is not a path is a one-line
+    error."""
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"{label} must be a path, got {type(path).__name__}")
-    if not os.fspath(path).strip():
+    name = os.fspath(path)
+    if not name.strip():
         raise ConfigError(f"{label} is empty; give the name of a {kind}")
+    if "\0" in os.fsdecode(name):
+        raise ConfigError(f"{label} {shown_value(name)} holds a NUL byte, which no {kind} name may; give another name")
     return Path(path)
 
 
