@@ -3,6 +3,8 @@ output nodes run as one Euler step of dt."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,21 @@ def test_a_bad_dt_argument_is_refused(dt):
     with pytest.raises(ConfigError) as e:
         from_nir(tiny_graph(), dt=dt)
     assert str(e.value) == f"NIR import: dt = {dt} is not a positive number of seconds (the dt argument)"
+
+
+def test_a_dt_beyond_float32s_normal_numbers_is_refused_as_export_refuses_it():
+    """export --dt refused a dt that is no normal float32 (check_dt) where eval FILE.nir --dt took any positive
+    number: dt = 1e-300 ran (every leak factor 1, every input scaled to 0) and scored chance."""
+    for dt in (1e-300, 1e300):
+        shown = re.escape(f"{dt:g}")
+        with pytest.raises(ConfigError, match=rf"^NIR import: dt = {shown} s is beyond float32's normal numbers .* "
+                                              r"\(the dt argument\)$"):
+            from_nir(tiny_graph(), dt=dt)
+        graph = tiny_graph()
+        graph.metadata["dt"] = dt
+        with pytest.raises(ConfigError, match=r"beyond float32's normal numbers .* \(the graph's metadata\)$"):
+            from_nir(graph)
+    assert from_nir(tiny_graph(), dt=1.2e-38).metadata["dt"] == 1.2e-38  # float32's smallest normal is 1.1755e-38
 
 
 @pytest.mark.parametrize(("dt", "shown"), [(True, "True"), ("0.1", "'0.1'"), ([1e-4], "[0.0001]"),

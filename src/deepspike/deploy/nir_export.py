@@ -190,12 +190,18 @@ def imported_chain(model: NirNetwork) -> tuple[list[nn.Module], dict]:
     return mods, {k: v for k, v in model.metadata.items() if k not in GRAPH_KEYS}
 
 
+def is_normal_dt(dt: float) -> bool:
+    """``dt`` (seconds per step) is a number (not a bool) from float32's smallest normal ``FLOAT32_TINY`` to
+    ``FLOAT32_MAX``: a step the float32 time constants and leak factors of a NIR graph (written or read) can hold."""
+    # bounds as Python floats: a float32 bound cast 1e308 to float32 (a RuntimeWarning)
+    return is_finite(dt) and FLOAT32_TINY <= dt <= FLOAT32_MAX
+
+
 def check_dt(dt: float) -> None:
     """A one-line ``ConfigError`` unless ``dt`` (seconds per step) is finite, > 0 and a normal float32 (the graph's
     time constants ``dt / (1 - k)`` are float32: ``inf`` wrote every IF's ``r`` as 0, 1e-320 every LIF's ``tau`` as
     0, files our own reader then refused)."""
-    # bounds as Python floats: a float32 bound cast 1e308 to float32 (a RuntimeWarning)
-    if not (is_finite(dt) and FLOAT32_TINY <= dt <= FLOAT32_MAX):  # not a bool
+    if not is_normal_dt(dt):
         raise ConfigError(f"dt must be a finite number of seconds > 0 (a normal float32), got {dt}")
 
 

@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from deepspike.core.errors import ConfigError
-from deepspike.core.options import shown_value
+from deepspike.core.options import FLOAT32_MAX, FLOAT32_TINY, shown_value
 from deepspike.deploy.deps import require_nir
 from deepspike.deploy.graph_flatten import inline_subgraphs
 from deepspike.deploy.graph_order import feedback_edges, predecessors, topological_order
 from deepspike.deploy.neurons import low_latency_rules, node_params, same_for_every_neuron, synaptic_params
 from deepspike.deploy.nir_delays import delayed_layer, fold_delays
-from deepspike.deploy.nir_export import DEFAULT_DT
+from deepspike.deploy.nir_export import DEFAULT_DT, is_normal_dt
 from deepspike.deploy.nir_fields import check_nodes, node_padding
 from deepspike.deploy.nir_fields import pair as _pair
 from deepspike.deploy.nir_fields import plain_metadata as _plain
@@ -283,10 +283,13 @@ def _step(dt: float | None, graph, meta: dict, where: str) -> float:
         raise
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         step = math.nan
+    origin = "the dt argument" if dt is not None else "the graph's metadata"
     if not (math.isfinite(step) and step > 0):
-        origin = "the dt argument" if dt is not None else "the graph's metadata"
         raise ConfigError(f"{where}: dt = {shown_value(dt) if dt is not None else step} is not a positive number of "
                           f"seconds ({origin})")
+    if not is_normal_dt(step):  # 1e-300 ran: every leak factor 1 and every input scaled to 0, chance accuracy
+        raise ConfigError(f"{where}: dt = {step:g} s is beyond float32's normal numbers ({FLOAT32_TINY:.4g} to "
+                          f"{FLOAT32_MAX:.4g}), in which the net's time constants are computed ({origin})")
     return step
 
 
