@@ -25,6 +25,15 @@ def test_export_needs_nir_or_check(tiny_run, capsys):
     assert main(["export", str(tiny_run)]) == 2
     err = capsys.readouterr().err
     assert err == "deepspike: error: export needs --nir PATH, --onnx PATH, --check or --target\n"
+    # an option given without the part it belongs to says which part that is (each said 'export needs --nir ...')
+    for args, message in ((["--onnx-form", "sequence"], "--onnx-form shapes the ONNX file written with --onnx PATH"),
+                          (["--steps", "5"], "--steps counts the steps of --check's sample input; give it with"),
+                          (["--limit", "5"], "--limit counts the test samples of --target xylo's accuracy"),
+                          (["--large", "5"], "--large shape the NIR file written with --nir PATH; give --nir"),
+                          (["--dt", "1e-3"], "--dt and --round-delays apply to --nir PATH, --onnx PATH and --check")):
+        assert main(["export", str(tiny_run), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"deepspike: error: {message}") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("dt", ["inf", "1e-320", "0"])

@@ -214,10 +214,11 @@ def export(run_dir: str | Path, path: str | Path | None = None, check: bool = Fa
     if options.pop("onnx_reading", None) is not None:
         raise ConfigError("--onnx-reading says how to read a NIR file given in place of a run; a run's net is read "
                           "as it was trained")
+    onnx_form = options.pop("onnx_form", None)
+    _refuse_options_without_their_part(path, check, steps, target, limit, options, onnx, onnx_form)  # first: an
+    # option given alone was told 'export needs --nir PATH, ...' rather than which part it belongs to
     if path is None and not check and target is None and onnx is None:
         raise ConfigError("export needs --nir PATH, --onnx PATH, --check or --target")
-    onnx_form = options.pop("onnx_form", None)
-    _refuse_options_without_their_part(path, check, steps, target, limit, options, onnx, onnx_form)
     if path is not None:
         check_replaces_only_a_nir_file(path)
     if onnx is not None:
