@@ -255,3 +255,19 @@ def test_bf16_under_a_method_autocast_does_not_reach_is_refused_for_a_new_run(tm
                                        "its layers compute in float32 whatever autocast says; set train.precision: "
                                        "fp32\n")
     assert not (out / "config.yaml").exists()
+
+
+def test_model_device_finds_the_first_parameter_without_walking_parameters(monkeypatch):
+    """An api.pretrained net's InputCheck hook asks model_device on every forward: it walked the generators of
+    ``parameters()`` (7.1 us on the 19-module stbp_fmnist net; first_parameter: 0.4 us). Same answer: the first
+    parameter's device, else the first buffer's, else the CPU."""
+    net = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2))
+    def walked(self, recurse=True):
+        raise AssertionError("model_device walked parameters()")
+
+    monkeypatch.setattr(torch.nn.Module, "parameters", walked)
+    assert runtime.model_device(net) == net[1].weight.device
+    monkeypatch.undo()
+    buffered = torch.nn.BatchNorm1d(2, affine=False)
+    assert runtime.model_device(buffered) == buffered.running_mean.device
+    assert runtime.model_device(torch.nn.ReLU()) == torch.device("cpu")

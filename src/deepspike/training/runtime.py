@@ -10,6 +10,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.memory import check_fits_memory, physical_memory
+from deepspike.methods.rate_network import first_parameter
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,8 +33,9 @@ def resolve_device(name: str) -> torch.device:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """Where ``model`` lives: its first parameter's device, else its first buffer's (a net that learns without
-    gradients keeps its weights in buffers), else the CPU."""
-    tensor = next(model.parameters(), None)
+    gradients keeps its weights in buffers), else the CPU. The parameter is found by ``first_parameter`` (no
+    generators: the ``InputCheck`` hook of an ``api.pretrained`` net asks on every forward)."""
+    tensor = first_parameter(model)
     if tensor is None:
         tensor = next(model.buffers(), None)
     return tensor.device if tensor is not None else torch.device("cpu")
