@@ -528,3 +528,14 @@ def test_a_hidden_layers_spike_delay_is_written_as_a_one_step_delay_node(tmp_pat
     assert ours.sum() > 0 and torch.equal(GraphSimulator.rate_coded(back).run({"input": x})["output"].float(), ours)
     with torch.no_grad():  # read back as a DelayedLinear whose delays are all 1 step: the same net
         assert torch.equal(from_nir(path)(x), ours)
+
+
+def test_a_multi_spike_net_is_refused_in_one_line():
+    """``method.max_spikes: 31`` (``neurons.multi_spike``): NIR's LIF fires one spike a step, so the file would run
+    another net; the export names the layer and the way out."""
+    method = get_method("stbp", {"timesteps": 2, "reset": "subtract", "neuron": "synaptic", "max_spikes": 31})
+    model = method.build(create_architecture("mlp", num_classes=3, input_shape=(6,), hidden=[5])).eval()
+    with pytest.raises(ConfigError, match=r"^NIR export: layer MultiSpikeSynapticLIF fires up to 31 spikes a step "
+                                          r"\(method.max_spikes\) and NIR's LIF fires one: export it with --target "
+                                          r"xylo, or train with method.max_spikes: 1$"):
+        to_nir(model, (6,))

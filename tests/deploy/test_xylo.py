@@ -23,6 +23,7 @@ from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons.modules import IF, LIF
+from deepspike.neurons.multi_spike import MultiSpikeLIF, MultiSpikeSynapticLIF
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF
 from deepspike.ttfs.layers import TTFSLinear
@@ -120,6 +121,51 @@ def test_a_delay_trained_net_spikes_on_the_chip_at_the_steps_of_deepspikes_quant
         ours_hidden = model.body[1](model.body[0](x))
         ours_out = model.readout.neuron(model.body[3](model.body[2](ours_hidden)))
     assert torch.equal(ours_hidden, hidden.float()) and torch.equal(ours_out, out.float())
+
+
+def test_multi_spike_neurons_map_with_the_chips_31_hidden_and_one_output_spike_only():
+    """``method.max_spikes`` (``neurons.multi_spike``): a hidden layer trained with 31 spikes a step maps (the chip's
+    own rule); 5 on a hidden layer, or more than one on the output layer, would run another net on the chip."""
+    params = NeuronParams(decay=0.5, reset="subtract")
+
+    def net(hidden, out):
+        return NirNetwork(nn.Sequential(TimeDistributed(nn.Linear(8, 6)), hidden, TimeDistributed(nn.Linear(6, 3)),
+                                        out), {}, (8,))
+
+    assert len(xylo_layers(net(MultiSpikeLIF(params, 31), LIF(reset="subtract")))) == 2
+    with pytest.raises(ConfigError, match=r"^xylo: layer 0 \(MultiSpikeLIF\) was trained with up to 5 spikes a step "
+                                          r"\(method.max_spikes\), but Xylo's hidden layer 0's neurons fire up to 31: "
+                                          r"train with max_spikes 31 \(or 1\)$"):
+        xylo_layers(net(MultiSpikeLIF(params, 5), LIF(reset="subtract")))
+    with pytest.raises(ConfigError, match=r"^xylo: layer 1 \(MultiSpikeSynapticLIF\) was trained with up to 31 "
+                                          r"spikes a step \(method.max_spikes\), but Xylo's output neurons fire one: "
+                                          r"train with max_spikes 1 on the output layer$"):
+        xylo_layers(net(LIF(reset="subtract"), MultiSpikeSynapticLIF(params, 0.5, 31)))
+
+
+def test_a_multi_spike_hidden_layer_counts_on_the_chip_as_in_deepspikes_quantised_forward():
+    """Hidden ``MultiSpikeSynapticLIF`` (th 0.5 -> 32, weights 127, dash 1) with a one-step spike delay, output th
+    1.5 (-> 95), input counts [3, 2, 0, ...]. Chip by hand: i = 381 - 190 = 191, v = 191: n = 5, v = 31; i = 191 +
+    254 = 445 - 222 = 223, v = 31 - 15 + 223 = 239: n = 7, v = 15; ... counts [5, 7, 3, 2, 0, 0], output [0, 1, 1, 1,
+    1, 1]. deepspike's quantised forward gives the same counts and output spikes; the one-spike ``SynapticLIF``
+    (one hidden spike a step) fires its output from step 2 on, a step after the chip."""
+    require("rockpool", "--target xylo")
+    for multi, ours_out in ((True, [0, 1, 1, 1, 1, 1]), (False, [0, 0, 1, 1, 1, 1])):
+        net = _synaptic_net(0.5, 1.5)
+        if multi:
+            net.body[1] = MultiSpikeSynapticLIF(net.body[1].fixed, net.body[1].syn_decay, 31)
+        net.body.insert(2, SpikeDelay())
+        mapped = xylo_spec(net)
+        assert [np.ravel(mapped["quantised"][k]).tolist() for k in ("threshold", "threshold_out")] == [[32], [95]]
+        x = torch.tensor([3.0, 2.0, 0, 0, 0, 0])[:, None, None]  # [T, B = 1, 1]
+        hidden, out = xylo_simulate(chip_config(mapped["quantised"]), x)
+        assert hidden.ravel().tolist() == [5, 7, 3, 2, 0, 0] and out.ravel().tolist() == [0, 1, 1, 1, 1, 1]
+        model = quantised_model(net, mapped)
+        with torch.no_grad():
+            ours_hidden = model.body[1](model.body[0](x))
+            got = model.readout.neuron(model.body[3](model.body[2](ours_hidden)))
+        assert got.ravel().tolist() == ours_out
+        assert torch.equal(ours_hidden, hidden.float()) == multi
 
 
 @pytest.mark.slow  # about 20 s: a digits run trained to ~0.9

@@ -17,6 +17,7 @@ from deepspike.neurons import LIF
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.masked_psn import MaskedPSN
+from deepspike.neurons.multi_spike import MultiSpikeLIF, MultiSpikeSynapticLIF
 from deepspike.neurons.psn import PSN
 from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.state_quant import StateQuant
@@ -302,3 +303,31 @@ def test_a_per_channel_or_per_neuron_layer_without_its_shape_is_a_one_line_error
     built = neuron_choice.make_neuron(options, (3, 2, 2))
     assert built.threshold.shape == ((3,) if per == "channel" else (3, 2, 2))
     assert neuron_choice.make_neuron(StbpOptions(neuron=neuron, learn_threshold=True)).threshold.shape == ()
+
+
+def test_max_spikes_builds_multi_spike_hidden_neurons_and_a_one_spike_readout():
+    """``method.max_spikes: 31``: the hidden lif / synaptic neurons fire up to 31 spikes a step
+    (``neurons.multi_spike``), the readout's one (Xylo's output neurons); the default builds the plain ones."""
+    arch = create_architecture("mlp", num_classes=10, input_shape=(64,), hidden=[8])
+    for neuron, plain, multi in (("lif", LIF, MultiSpikeLIF), ("synaptic", SynapticLIF, MultiSpikeSynapticLIF)):
+        net = get_method("stbp", {"neuron": neuron, "reset": "subtract", "max_spikes": 31}).build(arch)
+        hidden = _neurons(net.body, multi)
+        assert len(hidden) == 1 and hidden[0].max_spikes == 31
+        assert type(net.readout.neuron) is plain and getattr(net.readout.neuron, "max_spikes", 1) == 1
+        net = get_method("stbp", {"neuron": neuron, "reset": "subtract"}).build(arch)
+        assert not _neurons(net, multi)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_spikes": 0}, r"^bad value 0 for method.max_spikes: expected an integer >= 1"),
+    ({"max_spikes": 1.5}, r"^bad value 1.5 for method.max_spikes"),
+    ({"max_spikes": 31, "neuron": "plif", "reset": "subtract"}, r"^method.max_spikes=31 fires several spikes a step "
+                                                                r"from the fixed lif and synaptic neurons only, not "
+                                                                r"method.neuron=plif$"),
+    ({"max_spikes": 31, "learn_threshold": True, "reset": "subtract"}, r"not method.neuron=lif with learn_threshold$"),
+    ({"max_spikes": 31}, r"^method.max_spikes=31 needs method.reset: subtract \(each spike removes one threshold\), "
+                         r"got 'zero'$")])
+def test_max_spikes_refusals(options, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        StbpOptions(**options)
+    assert "\n" not in str(err.value)

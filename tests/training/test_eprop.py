@@ -27,6 +27,7 @@ from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF
+from deepspike.neurons.multi_spike import MultiSpikeLIF
 from deepspike.neurons.state_quant import StateQuant
 from deepspike.training.eprop import adaptive_synapses
 from deepspike.training.temporal_grad import online_step, prepare_temporal_grad
@@ -497,6 +498,10 @@ def test_a_leaky_readout_refuses_a_neuron_whose_eligibility_it_cannot_filter():
     net.body[1] = LIF(decay=0.8, threshold=0.5, state_quant=StateQuant(bits=4))
     prepare_temporal_grad(net, "eprop", None, "stbp")  # kappa = 0: the step's own backward takes the slope
     with pytest.raises(ConfigError, match=r"float membranes.*method.state_bits"):
+        prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)
+    net.body[1] = MultiSpikeLIF(NeuronParams(decay=0.8, threshold=0.5, reset="subtract"), 31)  # a sum of slopes
+    prepare_temporal_grad(net, "eprop", None, "stbp")
+    with pytest.raises(ConfigError, match=r"float membranes.*method.max_spikes > 1"):
         prepare_temporal_grad(net, "eprop", None, "stbp", eprop_readout_decay=0.5)
 
 

@@ -396,6 +396,10 @@ class _RateGraph:
                                         metadata={"delay_steps": m.steps, "dt": float(self.dt)}))
         elif isinstance(m, ChunkedIF) and not m.plain and self.low_latency:
             self.converted(m)
+        elif getattr(m, "max_spikes", 1) != 1:  # neurons.multi_spike
+            raise ConfigError(f"NIR export: layer {type(m).__name__} fires up to {m.max_spikes} spikes a step "
+                              "(method.max_spikes) and NIR's LIF fires one: export it with --target xylo, or train "
+                              "with method.max_spikes: 1")
         elif isinstance(m, SpikingNeuron):
             _check_plain(m)
             self.neuron(m.params)

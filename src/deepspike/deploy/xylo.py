@@ -38,12 +38,18 @@ reads it from the config's ``v_mem_bias``), a constant, where deepspike's bias c
 alpha)`` more input in step t, ``b alpha / (1 - alpha)^2`` more in all, ``alpha / (1 - alpha)`` steps of the steady
 bias (alpha = a = 0.5, b = 1: 1, 0.5, 0.25, ... more, 2 in all, one step's worth), so a biased neuron may fire
 earlier on the chip. ``quantised_model`` divides these factors out again (threshold ``th``, current decay ``a``).
-Differences left: the bit-shift floors, up to 31 spikes a step, the one-step delay a layer (unless trained with it).
+Differences left: the bit-shift floors, up to 31 spikes a step (unless trained with them), the one-step delay a
+layer (unless trained with it).
 
 Xylo also delays hidden spikes one step (XyloSim's ``XyloLayer::evolve``). A net trained with that delay
 (``model.args.spike_delay: 1``: a ``layers.spike_delay.SpikeDelay`` after each hidden layer's neurons, ``out[t] =
 s[t - 1]``) maps with it as the chip's own delay (no second one): its SpikeDelay layers add nothing to the mapped
 config, and ``accuracy_quantised`` (which runs the net's own modules) keeps the delay.
+
+Xylo's hidden neurons fire up to 31 spikes a step (``n = min(floor(v / th), 31)``, ``v -= n th``; output neurons
+one). A net trained with that rule (``method.max_spikes: 31``, ``neurons.multi_spike``, hidden layers only) maps
+with it: ``accuracy_quantised`` runs the same counts as the chip. Other ``max_spikes`` above 1, or on an output
+layer, are refused in one line.
 
 Xylo's dash registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay above ``1 - 2^-15`` maps to dash_mem 15
 (``log2(tau / dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay
@@ -95,7 +101,7 @@ from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
 from deepspike.deploy.nir_export import chip_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
-from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, XyloChip
+from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, MAX_HIDDEN_SPIKES, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
@@ -173,7 +179,22 @@ def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Lin
     if layers and layers[-1][2] is not None:
         raise ConfigError("xylo: the output layer (RecurrentSpiking) cannot be recurrent: Xylo's output neurons have "
                           "no recurrent weights")
+    _check_spike_counts(layers)
     return layers
+
+
+def _check_spike_counts(layers: list) -> None:
+    """One-line ``ConfigError`` for neurons trained with ``max_spikes`` (``neurons.multi_spike``) other than the
+    chip's: a hidden layer's fire up to ``MAX_HIDDEN_SPIKES`` (31) spikes a step on Xylo (1 or 31 map: 1 is the
+    one-spike neuron the chip runs with up to 31), an output layer's one."""
+    for k, (_, neuron, _) in enumerate(layers):
+        most, hidden = getattr(neuron, "max_spikes", 1), k < len(layers) - 1
+        if most != 1 and not (hidden and most == MAX_HIDDEN_SPIKES):
+            where = (f"hidden layer {k}'s neurons fire up to {MAX_HIDDEN_SPIKES}" if hidden
+                     else "output neurons fire one")
+            raise ConfigError(f"xylo: layer {k} ({type(neuron).__name__}) was trained with up to {most} spikes a step "
+                              f"(method.max_spikes), but Xylo's {where}: train with max_spikes "
+                              + (f"{MAX_HIDDEN_SPIKES} (or 1)" if hidden else "1 on the output layer"))
 
 
 def _recurrent_layer(m: RecurrentSpiking, i: int) -> tuple[nn.Linear, SpikingNeuron, nn.Linear]:

@@ -26,7 +26,14 @@ Options (fields of the method's options, e.g. ``StbpOptions``; one-line ``Config
   ``detach_reset``, on in Spikformer); every neuron with a reset (not the PSN family);
 * ``state_bits`` (null or 1 to 16), ``state_low``, ``state_high`` (>= 0): a quantised membrane for ``lif`` and
   ``synaptic`` (``neurons.state_quant``: ``2^bits`` levels on ``[-th (1 + low), th (1 + high)]``, straight-through
-  gradient; the reference loop runs it, not the fused kernels).
+  gradient; the reference loop runs it, not the fused kernels);
+* ``max_spikes``: ``N``, an integer >= 1 (default 1: one spike a step), the most spikes a hidden ``lif`` or
+  ``synaptic`` neuron fires in a step: ``n_t = clamp(floor(h_t / th), 0, N)``, reset by subtraction of ``n_t th``,
+  the next layer fed ``W n_t``, as Xylo's hidden neurons fire (``N = 31``; ``neurons.multi_spike``: surrogate the
+  sum of the single-spike ones at ``th, 2 th, ..., N th``). It needs ``reset: subtract``; the output layer's (readout)
+  and attention neurons keep one spike; above 1 the net runs the plain torch loop (the fused kernels assume one spike
+  a step). Other neurons refuse it in one line, and so does NIR export (NIR's LIF fires one spike); Xylo maps it
+  with ``N = 31`` only.
 
 ``learn_threshold`` and ``neuron_params: channel | neuron`` belong to ``lif``/``plif``; with ``synaptic`` or ``alif``
 they are refused in one line, and so are they with the PSN family (one set of weights per layer).
@@ -57,6 +64,7 @@ from deepspike.neurons import LIF, NeuronParams
 from deepspike.neurons.adaptive import AdaptiveLIF, is_adaptation
 from deepspike.neurons.learnable import LearnableLIF, tau_to_weight
 from deepspike.neurons.masked_psn import MaskedPSN
+from deepspike.neurons.multi_spike import MultiSpikeLIF, MultiSpikeSynapticLIF, check_max_spikes
 from deepspike.neurons.psn import MAX_PSN_STEPS, PSN
 from deepspike.neurons.sliding_psn import SlidingPSN
 from deepspike.neurons.state_quant import StateQuant
@@ -117,6 +125,7 @@ def check_neuron_options(o: Any) -> None:
         NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                      surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset)  # checked at load
     state_quant_of(o)
+    _check_max_spikes(o)
     _check_psn_options(o)
 
 
@@ -128,6 +137,21 @@ def _unused(message: str, o: Any, key: str, needs: str) -> UnusedOptionError:
     default where ``needs`` does not hold (``config.load`` resets a recipe's value that an override made unused)."""
     field = o.__dataclass_fields__[key]
     return UnusedOptionError(message, "method", key, getattr(o, key), field.default, needs)
+
+
+def _check_max_spikes(o: Any) -> None:
+    """One-line ``ConfigError`` for a ``max_spikes`` (absent: 1) that is not an integer >= 1, or above 1 with a
+    neuron other than the fixed ``lif`` / ``synaptic`` or a reset other than ``subtract`` (module docstring)."""
+    most = getattr(o, "max_spikes", 1)
+    if check_max_spikes(most, key="method.max_spikes") == 1:
+        return
+    if o.neuron not in ("lif", "synaptic") or o.learn_threshold:
+        raise ConfigError(f"method.max_spikes={most} fires several spikes a step from the fixed lif and synaptic "
+                          f"neurons only, not method.neuron={o.neuron}" + (" with learn_threshold" if o.learn_threshold
+                                                                            else ""))
+    if o.reset != "subtract":
+        raise ConfigError(f"method.max_spikes={most} needs method.reset: subtract (each spike removes one "
+                          f"threshold), got {o.reset!r}")
 
 
 def _check_psn_options(o: Any) -> None:
@@ -181,7 +205,7 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     """The neuron layer ``o`` asks for; ``shape``: one sample's output of the layer it follows, ``(C, H, W)`` or
     ``(F,)`` (its first entry sizes the per-channel parameters; a one-line ``ConfigError`` when a learnable neuron
     per channel or per neuron is asked for without it); ``inplace``: for the plain LIF (whose fused kernel may reuse
-    a fresh input's memory)."""
+    a fresh input's memory). ``max_spikes`` above 1 gives the multi-spike lif / synaptic (``neurons.multi_spike``)."""
     if o.neuron in _OWN:
         return made_module("neuron", o.neuron, _OWN[o.neuron](o, shape))
     if o.neuron in PSN_FAMILY:
@@ -189,8 +213,12 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                           surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset,
                           state_quant=state_quant_of(o))
+    most = getattr(o, "max_spikes", 1)
     if o.neuron == "synaptic":
-        return SynapticLIF(params, float(o.syn_decay))
+        return SynapticLIF(params, float(o.syn_decay)) if most == 1 else MultiSpikeSynapticLIF(
+            params, float(o.syn_decay), most)
+    if o.neuron == "lif" and most > 1:
+        return MultiSpikeLIF(params, most)
     if o.neuron == "alif":
         return AdaptiveLIF(params, float(o.adapt_decay), float(o.adapt_scale))
     if o.neuron == "lif" and not o.learn_threshold:

@@ -29,10 +29,11 @@ through space and time (autograd through the neuron's loop over T).
   model's batch-norm layers.
 - Neuron (``neuron: lif | plif | psn | masked_psn | sliding_psn | synaptic | alif``, ``learn_threshold``,
   ``neuron_params: layer | channel | neuron``, ``tau_init``, ``psn_order``, ``syn_decay``, ``adapt_decay``,
-  ``adapt_scale``):
+  ``adapt_scale``, ``max_spikes``):
   the fixed LIF above (default), PLIF's learnable time constant, the parallel spiking neurons (whole, masked,
   sliding), the current-based LIF or the adaptive-threshold LIF; or a neuron of one's own registered with
-  ``register_neuron`` (``methods.neuron_choice``).
+  ``register_neuron`` (``methods.neuron_choice``). ``max_spikes: N`` lets hidden lif / synaptic neurons fire up to
+  ``N`` spikes a step, as Xylo's do (``neurons.multi_spike``).
 - Initialisation: ``w ~ N(0, init_kappa / fan_in)`` (default 2, He); ``null`` keeps torch's default. Our
   specs are bias-free while wu2019's code keeps biases; torch's default (variance ``1/(3 fan_in)``) then
   leaves deep layers silent at the start. ``init_from: FILE.nir`` starts the run from another tool's (or an
@@ -129,6 +130,7 @@ class StbpOptions:
     state_bits: int | None = None  # lif/synaptic: membrane on 2^bits levels (neurons.state_quant); null: float
     state_low: float = 0.0  # the levels reach th * state_low below -th
     state_high: float = 0.2  # ... and th * state_high above th (snnTorch's state_quant defaults)
+    max_spikes: int = 1  # lif/synaptic hidden neurons: up to N spikes a step (Xylo's 31; neurons.multi_spike)
     readout_decay: float = 0.9  # max_membrane: V_t = decay V_{t-1} + x_t (exp(-1 ms / 10 ms) ~ 0.905, SpyTorch)
     membrane_decay: float = 1.0  # membrane: V_t = decay V_{t-1} + x_t, score V_T / T (1: the mean current)
     count_correct_rate: float = 1.0  # mse_count: wanted spikes per step of the label's output (snnTorch's default)
@@ -225,7 +227,12 @@ class StbpMethod(Method):
 
     def _attention_neuron(self, fraction: float, shape: tuple[int, ...]) -> nn.Module:
         """The neuron after an attention product: ``method.neuron`` at ``fraction`` of ``method.threshold``."""
-        return make_neuron(replace(self.options, threshold=self.options.threshold * fraction), shape, inplace=True)
+        return make_neuron(replace(self.options, threshold=self.options.threshold * fraction, max_spikes=1), shape,
+                           inplace=True)  # one spike a step (the products assume binary spikes)
+
+    def _output_neuron(self, classes: int) -> nn.Module:
+        """The readout's neurons: ``method.neuron`` with one spike a step (``max_spikes`` is for hidden layers)."""
+        return make_neuron(replace(self.options, max_spikes=1), (classes,))
 
     @property
     def reads_sequences(self) -> bool:
@@ -268,9 +275,9 @@ class StbpMethod(Method):
         elif o.readout == "max_membrane":
             readout = MaxMembraneReadout(o.readout_decay)
         elif o.vote_group > 1:
-            readout = VotingReadout(self.neuron(shape=(arch.num_classes,)), num_classes)
+            readout = VotingReadout(self._output_neuron(arch.num_classes), num_classes)
         else:
-            readout = SpikeRateReadout(self.neuron(shape=(arch.num_classes,)))
+            readout = SpikeRateReadout(self._output_neuron(arch.num_classes))
         network = RateNetwork(make_encoder(o), body, readout, o.timesteps, o.eval_timesteps)
         network.per_step = o.loss in PER_STEP_LOSSES
         network.whole_window_loss = MSE_COUNT_WINDOW if o.loss == "mse_count" else None

@@ -270,16 +270,18 @@ _UNPAIRED = ("train.temporal_grad=eprop keeps the eligibility of adaptive neuron
 _UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for if, lif "
                    "and alif neurons (float membranes) fed straight by a linear layer (a fully connected or recurrent "
                    "layer with no normalisation between, reading spikes or the input); this net has a neuron fed or "
-                   "made otherwise (method.state_bits, plif, ...): use train.eprop_readout_decay=null or "
-                   "train.temporal_grad=bptt")
+                   "made otherwise (method.state_bits, method.max_spikes > 1, plif, ...): use "
+                   "train.eprop_readout_decay=null or train.temporal_grad=bptt")
 
 
 def _filterable(neuron: nn.Module) -> bool:
     """Whether e-prop reads the surrogate slope of ``neuron`` (``_slope``): an adaptive LIF, or an IF / LIF one with a
     float membrane (a quantised one, ``neurons.state_quant``, fires on the rounded ``h_t`` and clips the gradient,
-    which ``_slope`` does not)."""
+    which ``_slope`` does not) and one spike a step (``neurons.multi_spike``: a sum of slopes, which ``_slope`` is
+    not)."""
     params = getattr(neuron, "params", None)
-    return isinstance(neuron, AdaptiveLIF) or isinstance(params, NeuronParams) and params.state_quant is None
+    one = getattr(neuron, "max_spikes", 1) == 1  # a multi-spike neuron's slope is a sum over thresholds
+    return isinstance(neuron, AdaptiveLIF) or isinstance(params, NeuronParams) and params.state_quant is None and one
 
 
 def _kept(module: nn.Module, kappa: float) -> bool:
