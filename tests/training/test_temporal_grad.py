@@ -3,6 +3,7 @@ hand, the refusals, and exact resume for every mode."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -537,3 +538,30 @@ def test_online_mean_output_under_bfloat16_counts_every_step():
     out, _ = online_step(net, net, CrossEntropyMethod(), torch.ones(2, 1), torch.tensor([0, 1]), "sltt",
                          precision=torch.bfloat16)
     torch.testing.assert_close(out.float(), torch.tensor([[1.0, 0.5], [1.0, 0.5]]), rtol=0, atol=1e-6)
+
+
+ONLINE_REFUSALS = {  # overrides: the start of the refusal the built net gave after the data had loaded
+    "train.temporal_grad=ottt method.readout=max_membrane": "train.temporal_grad=ottt trains each step's output on "
+                                                            "its own, (1/T) sum_t loss(o_t), but method.readout=max_",
+    "train.temporal_grad=sltt method.readout=membrane method.membrane_decay=0.9": "train.temporal_grad=sltt trains "
+                                                                                  "each step's output on its own",
+    "train.temporal_grad=sltt method.loss=mse_count": "method.loss=mse_count trains on the spike counts",
+    "train.temporal_grad=eprop method.rate_reg=l1": "method.rate_reg penalises the hidden firing rates",
+    "train.temporal_grad=ottt method.neuron=plif": "train.temporal_grad=ottt needs one neuron decay for the traces; "
+                                                   "the net has no neuron with one fixed",
+    "train.temporal_grad=ottt method.neuron=alif": "train.temporal_grad=ottt needs one neuron decay",
+    "train.temporal_grad=ottt method.neuron=psn": "train.temporal_grad=ottt: the neuron PSN cannot carry its state "
+                                                  "from step to step (neurons.carry.CarriesState) (method 'stbp')",
+}
+
+
+def test_online_refusals_the_options_decide_come_before_the_data_is_read(tmp_path):
+    # before: each came from prepare_temporal_grad on the built net, after load_data: a data set that could not be
+    # read (here mnist in a folder that does not exist) gave its "data not found" instead, a large one made the user
+    # wait for it; now the Trainer refuses them from stbp's one-neuron options_probe, with the same message
+    for overrides, message in ONLINE_REFUSALS.items():
+        cfg = load_config(None, [*TINY, "data.name=mnist", f"data.data_dir={tmp_path / 'absent'}",
+                                 "data.augment.crop_padding=0", *overrides.split()])
+        with pytest.raises(ConfigError, match="^" + re.escape(message)):
+            Trainer(cfg, tmp_path / "run").fit()
+    Trainer(load_config(None, [*TINY, "train.temporal_grad=eprop", "method.neuron=alif"]), tmp_path / "run")  # taken

@@ -153,10 +153,7 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     if not isinstance(net, RateNetwork):
         raise ConfigError(f"{who} needs a time-stepped rate-coded network (method stbp); got "
                           f"{type(net).__name__}{advice}")
-    neuron = neuron_without_carry(net)
-    if neuron is not None:
-        raise ConfigError(f"{who}: the neuron {type(neuron).__name__} cannot carry its state from step to step "
-                          f"(neurons.carry.CarriesState){advice}")
+    check_neurons_carry(net, who, advice)
     whole = next((m for m in net.modules() if getattr(m, "whole_sequence", False)), None)
     if whole is not None:
         raise ConfigError(f"{who}: the layer {type(whole).__name__} needs the whole sequence at once (its "
@@ -164,6 +161,15 @@ def check_runs_in_pieces(net: nn.Module, who: str, advice: str = "") -> None:
     reason = next(filter(None, (m.pieces_refusal() for m in net.modules() if hasattr(m, "pieces_refusal"))), None)
     if reason is not None:
         raise ConfigError(f"{who}: {reason}{advice}")
+
+
+def check_neurons_carry(net: nn.Module, who: str, advice: str = "") -> None:
+    """``check_runs_in_pieces``'s refusal of a spiking neuron of ``net`` that does not carry its state from one call
+    to the next (``neurons.carry.neuron_without_carry``)."""
+    neuron = neuron_without_carry(net)
+    if neuron is not None:
+        raise ConfigError(f"{who}: the neuron {type(neuron).__name__} cannot carry its state from step to step "
+                          f"(neurons.carry.CarriesState){advice}")
 
 
 @contextmanager

@@ -270,22 +270,36 @@ class StbpMethod(Method):
         body = build_body(arch, rules)
         if o.init_kappa is not None:
             init_weights(body, o.init_kappa)
+        network = self._network(body, num_classes)
+        if o.stdp_layers:
+            network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
+        return network
+
+    def _network(self, body: nn.Module, num_classes: int) -> RateNetwork:
+        """The ``RateNetwork`` of ``body`` ``[T, B, ...] -> [T, B, num_classes]``: encoder, readout
+        (``method.readout``, ``method.vote_group``), and what the loss and ``method.rate_reg`` ask of it."""
+        o = self.options
         if o.readout == "membrane":
             readout: nn.Module = MembraneReadout(o.membrane_decay)
         elif o.readout == "max_membrane":
             readout = MaxMembraneReadout(o.readout_decay)
         elif o.vote_group > 1:
-            readout = VotingReadout(self._output_neuron(arch.num_classes), num_classes)
+            readout = VotingReadout(self._output_neuron(num_classes), num_classes)
         else:
-            readout = SpikeRateReadout(self._output_neuron(arch.num_classes))
+            readout = SpikeRateReadout(self._output_neuron(num_classes))
         network = RateNetwork(make_encoder(o), body, readout, o.timesteps, o.eval_timesteps)
         network.per_step = o.loss in PER_STEP_LOSSES
         network.whole_window_loss = MSE_COUNT_WINDOW if o.loss == "mse_count" else None
         if o.rate_reg != "none":
             network.hidden_rates = HiddenRates.attach(network, body)
-        if o.stdp_layers:
-            network.stdp = StdpLearner.attach(network, body, tuple(o.stdp_layers), stdp_rule(o), o.stdp_epochs)
         return network
+
+    def options_probe(self) -> RateNetwork:
+        """A net of one hidden neuron (``method.neuron``) and one class, with the readout and the loss's and
+        ``method.rate_reg``'s marks that ``build`` gives any net of these options: what the options alone decide of
+        a net (``training.temporal_grad.check_settings_before_data``), before the data (and so the architecture) is
+        known."""
+        return self._network(nn.Sequential(self.neuron(shape=(1,))), 1)
 
     def check_options_fit(self, arch: Architecture) -> None:
         """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``) or NeuNorm on a model

@@ -71,7 +71,8 @@ from deepspike.data.mixing import mixed_loss
 from deepspike.layers.random_feedback import attach_random_feedback
 from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
 from deepspike.methods.base import Method
-from deepspike.methods.rate_network import RateNetwork, check_runs_in_pieces
+from deepspike.methods.rate_network import RateNetwork, check_neurons_carry, check_runs_in_pieces
+from deepspike.methods.registry import method_from_options
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.learnable import LearnableLIF
@@ -101,8 +102,7 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     if reason:
         raise ConfigError(f"train.temporal_grad={mode} runs time in pieces, but {reason}: use "
                           "train.temporal_grad=bptt")
-    check_runs_in_pieces(net, f"train.temporal_grad={mode}", f" (method {method_name!r}): use "
-                         "train.temporal_grad=bptt")
+    check_runs_in_pieces(net, f"train.temporal_grad={mode}", _pieces_advice(method_name))
     check_steps_within(time_segment, sltt_steps, net.timesteps)
     if mode in ONLINE:
         _check_online(net, mode)
@@ -115,6 +115,11 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
         adaptive_synapses(net, net.eprop_readout_decay)  # refuse neurons whose eligibility is not kept
         if eprop_feedback == "random":
             attach_random_feedback(net, seed)
+
+
+def _pieces_advice(method_name: str) -> str:
+    """The end of ``check_runs_in_pieces``'s refusal of a temporal-gradient mode."""
+    return f" (method {method_name!r}): use train.temporal_grad=bptt"
 
 
 def check_steps_within(time_segment: int | None, sltt_steps: int | None, timesteps: object) -> None:
@@ -134,9 +139,22 @@ def check_steps_within(time_segment: int | None, sltt_steps: int | None, timeste
 
 def check_settings_before_data(config: RunConfig) -> None:
     """What ``prepare_temporal_grad`` refuses that the settings alone decide, before the data is read (a download
-    of it included): ``check_steps_within`` against ``method.timesteps``."""
+    of it included): ``check_steps_within`` against ``method.timesteps``; under an online mode, for a method whose
+    options alone decide its neurons, readout and loss (``options_probe``, e.g. stbp's one-neuron net): a neuron
+    that cannot carry its state (``check_neurons_carry``), the readout, loss and ``method.rate_reg`` of
+    ``_check_online``, and for ottt and eprop a neuron without one fixed decay (``trace_decay``); each with the
+    message the built net would give."""
     t = config.train
     check_steps_within(t.time_segment, t.sltt_steps, getattr(config.method.options, "timesteps", None))
+    mode = t.temporal_grad
+    probe = getattr(method_from_options(config.method.name, config.method.options), "options_probe", None)
+    if mode not in ONLINE or probe is None:
+        return
+    net = probe()  # not all of check_runs_in_pieces: a module's pieces_refusal() may change in training
+    check_neurons_carry(net, f"train.temporal_grad={mode}", _pieces_advice(config.method.name))
+    _check_online(net, mode)
+    if mode in TRACED:
+        trace_decay(net, mode)
 
 
 def _check_online(net: RateNetwork, mode: str) -> None:
