@@ -259,18 +259,25 @@ def adaptive_synapses(net: nn.Module, kappa: float = 0.0) -> list[AdaptiveSynaps
     paired = {id(s.neuron) for s in found}
     if any(_kept(m, kappa) and id(m) not in paired for m in net.modules()):
         raise ConfigError(_UNPAIRED_LEAKY if kappa else _UNPAIRED)
+    check_filterable(net, kappa)
+    return found
+
+
+def check_filterable(net: nn.Module, kappa: float) -> None:
+    """``adaptive_synapses``'s refusal of a leaky readout (``kappa > 0``) over a spiking neuron of ``net`` whose
+    eligibility e-prop does not keep (``_filterable``: a quantised membrane, ``method.state_bits``; a learnt decay)."""
     if kappa and any(getattr(m, "is_spiking_neuron", False) and not _filterable(m) for m in net.modules()):
         raise ConfigError(_UNPAIRED_LEAKY)
-    return found
 
 
 _UNPAIRED = ("train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed straight by a linear "
              "layer (a fully connected or recurrent layer with no normalisation between, reading spikes or the input); "
              "this net feeds one otherwise: use method.neuron=lif or train.temporal_grad=bptt")
-_UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for if, lif "
-                   "and alif neurons (float membranes) fed straight by a linear layer (a fully connected or recurrent "
-                   "layer with no normalisation between, reading spikes or the input); this net has a neuron fed or "
-                   "made otherwise (method.state_bits, method.max_spikes > 1, plif, ...): use "
+_UNPAIRED_LEAKY = ("train.eprop_readout_decay filters every synapse's eligibility, which e-prop keeps for lif "
+                   "neurons (IF ones as lif with method.decay: 1) and alif ones (float membranes) fed straight by a "
+                   "linear layer (a fully connected or recurrent layer with no normalisation between, reading spikes "
+                   "or the input); this net has a neuron fed or made otherwise (method.state_bits, method.max_spikes "
+                   "> 1, plif, ...): use "
                    "train.eprop_readout_decay=null or train.temporal_grad=bptt")
 
 

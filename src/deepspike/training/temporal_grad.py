@@ -76,7 +76,7 @@ from deepspike.methods.registry import method_from_options
 from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.learnable import LearnableLIF
-from deepspike.training.eprop import adaptive_synapses, eprop_batch
+from deepspike.training.eprop import adaptive_synapses, check_filterable, eprop_batch
 from deepspike.training.runtime import autocast
 
 ONLINE = ONLINE_GRADS  # sltt, ottt, eprop
@@ -142,19 +142,23 @@ def check_settings_before_data(config: RunConfig) -> None:
     of it included): ``check_steps_within`` against ``method.timesteps``; under an online mode, for a method whose
     options alone decide its neurons, readout and loss (``options_probe``, e.g. stbp's one-neuron net): a neuron
     that cannot carry its state (``check_neurons_carry``), the readout, loss and ``method.rate_reg`` of
-    ``_check_online``, and for ottt and eprop a neuron without one fixed decay (``trace_decay``); each with the
-    message the built net would give."""
+    ``_check_online``, for ottt and eprop a neuron without one fixed decay (``trace_decay``), and e-prop's leaky readout
+    over a neuron whose eligibility it does not keep (``check_filterable``); each with the message the built net
+    would give."""
     t = config.train
     check_steps_within(t.time_segment, t.sltt_steps, getattr(config.method.options, "timesteps", None))
     mode = t.temporal_grad
-    probe = getattr(method_from_options(config.method.name, config.method.options), "options_probe", None)
-    if mode not in ONLINE or probe is None:
+    method = method_from_options(config.method.name, config.method.options) if mode in ONLINE else None
+    probe = getattr(method, "options_probe", None)
+    if probe is None:
         return
     net = probe()  # not all of check_runs_in_pieces: a module's pieces_refusal() may change in training
     check_neurons_carry(net, f"train.temporal_grad={mode}", _pieces_advice(config.method.name))
     _check_online(net, mode)
     if mode in TRACED:
         trace_decay(net, mode)
+    if mode == "eprop":
+        check_filterable(net, t.eprop_readout_decay or 0.0)
 
 
 def _check_online(net: RateNetwork, mode: str) -> None:
