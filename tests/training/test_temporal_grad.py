@@ -553,6 +553,8 @@ ONLINE_REFUSALS = {  # overrides: the start of the refusal the built net gave af
     "train.temporal_grad=eprop train.eprop_readout_decay=0.5 method.state_bits=8": "train.eprop_readout_decay "
     "filters every synapse's eligibility, which e-prop keeps for lif neurons (IF ones as lif with method.decay: 1) "
     "and alif ones",  # and named them "if, lif and alif neurons", where method.neuron has no 'if'
+    "train.temporal_grad=checkpoint method.stdp_layers=[0]": "train.temporal_grad=checkpoint runs time in pieces, "
+                                                             "but STDP (method.stdp_layers) takes each sample's",
     "train.temporal_grad=ottt method.neuron=psn": "train.temporal_grad=ottt: the neuron PSN cannot carry its state "
                                                   "from step to step (neurons.carry.CarriesState) (method 'stbp')",
 }

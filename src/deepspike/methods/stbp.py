@@ -62,7 +62,7 @@ from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout, SpikeR
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.spiking_sequential import SpikingSequential
-from deepspike.layers.stdp import StdpLearner
+from deepspike.layers.stdp import WHOLE_SEQUENCE_REASON, StdpLearner
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.layers.voting import VotingReadout
 from deepspike.methods.base import Method
@@ -295,11 +295,14 @@ class StbpMethod(Method):
         return network
 
     def options_probe(self) -> RateNetwork:
-        """A net of one hidden neuron (``method.neuron``) and one class, with the readout and the loss's and
-        ``method.rate_reg``'s marks that ``build`` gives any net of these options: what the options alone decide of
-        a net (``training.temporal_grad.check_settings_before_data``), before the data (and so the architecture) is
-        known."""
-        return self._network(nn.Sequential(self.neuron(shape=(1,))), 1)
+        """A net of one hidden neuron (``method.neuron``) and one class, with the readout and the marks of the loss,
+        ``method.rate_reg`` and STDP (``method.stdp_layers``) that ``build`` gives any net of these options: what the
+        options alone decide of a net (``training.temporal_grad.check_settings_before_data``), before the data (and
+        so the architecture) is known."""
+        probe = self._network(nn.Sequential(self.neuron(shape=(1,))), 1)
+        if self.options.stdp_layers:  # what StdpLearner.attach marks (its layers are the model's)
+            probe.trains_on_whole_sequences = WHOLE_SEQUENCE_REASON
+        return probe
 
     def check_options_fit(self, arch: Architecture) -> None:
         """``method.norm`` naming batch-norm layers the model does not have (``check_norm_used``) or NeuNorm on a model

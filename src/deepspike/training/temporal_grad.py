@@ -98,10 +98,7 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
     (``train.eprop_readout_decay``, kept as ``net.eprop_readout_decay``)."""
     if mode == "bptt":
         return
-    reason = next(filter(None, (getattr(m, "trains_on_whole_sequences", None) for m in net.modules())), None)
-    if reason:
-        raise ConfigError(f"train.temporal_grad={mode} runs time in pieces, but {reason}: use "
-                          "train.temporal_grad=bptt")
+    _check_whole_sequences(net, mode)
     check_runs_in_pieces(net, f"train.temporal_grad={mode}", _pieces_advice(method_name))
     check_steps_within(time_segment, sltt_steps, net.timesteps)
     if mode in ONLINE:
@@ -115,6 +112,15 @@ def prepare_temporal_grad(net: nn.Module, mode: str, time_segment: int | None, m
         adaptive_synapses(net, net.eprop_readout_decay)  # refuse neurons whose eligibility is not kept
         if eprop_feedback == "random":
             attach_random_feedback(net, seed)
+
+
+def _check_whole_sequences(net: nn.Module, mode: str) -> None:
+    """One-line ``ConfigError`` when ``net`` or one of its modules trains on whole sequences
+    (``trains_on_whole_sequences`` gives the reason: STDP layers, spikebp's neurons), which ``mode`` runs in pieces."""
+    reason = next(filter(None, (getattr(m, "trains_on_whole_sequences", None) for m in net.modules())), None)
+    if reason:
+        raise ConfigError(f"train.temporal_grad={mode} runs time in pieces, but {reason}: use "
+                          "train.temporal_grad=bptt")
 
 
 def _pieces_advice(method_name: str) -> str:
@@ -139,8 +145,9 @@ def check_steps_within(time_segment: int | None, sltt_steps: int | None, timeste
 
 def check_settings_before_data(config: RunConfig) -> None:
     """What ``prepare_temporal_grad`` refuses that the settings alone decide, before the data is read (a download
-    of it included): ``check_steps_within`` against ``method.timesteps``; under an online mode, for a method whose
-    options alone decide its neurons, readout and loss (``options_probe``, e.g. stbp's one-neuron net): a neuron
+    of it included): ``check_steps_within`` against ``method.timesteps``; for a method whose options alone decide
+    its neurons, readout and loss (``options_probe``, e.g. stbp's one-neuron net), a net that trains on whole
+    sequences (``_check_whole_sequences``: STDP) under any mode but bptt, and under an online mode: a neuron
     that cannot carry its state (``check_neurons_carry``), the readout, loss and ``method.rate_reg`` of
     ``_check_online``, for ottt and eprop a neuron without one fixed decay (``trace_decay``), and e-prop's leaky readout
     over a neuron whose eligibility it does not keep (``check_filterable``); each with the message the built net
@@ -148,11 +155,15 @@ def check_settings_before_data(config: RunConfig) -> None:
     t = config.train
     check_steps_within(t.time_segment, t.sltt_steps, getattr(config.method.options, "timesteps", None))
     mode = t.temporal_grad
-    method = method_from_options(config.method.name, config.method.options) if mode in ONLINE else None
+    method = method_from_options(config.method.name, config.method.options) if mode != "bptt" else None
     probe = getattr(method, "options_probe", None)
     if probe is None:
         return
-    net = probe()  # not all of check_runs_in_pieces: a module's pieces_refusal() may change in training
+    net = probe()
+    _check_whole_sequences(net, mode)
+    if mode not in ONLINE:
+        return
+    # not all of check_runs_in_pieces: a module's pieces_refusal() may change in training
     check_neurons_carry(net, f"train.temporal_grad={mode}", _pieces_advice(config.method.name))
     _check_online(net, mode)
     if mode in TRACED:
