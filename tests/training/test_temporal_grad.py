@@ -555,6 +555,8 @@ ONLINE_REFUSALS = {  # overrides: the start of the refusal the built net gave af
     "and alif ones",  # and named them "if, lif and alif neurons", where method.neuron has no 'if'
     "train.temporal_grad=checkpoint method.stdp_layers=[0]": "train.temporal_grad=checkpoint runs time in pieces, "
                                                              "but STDP (method.stdp_layers) takes each sample's",
+    "train.temporal_grad=sltt method.name=spikebp method.timesteps=3 method.loss=ce": "train.temporal_grad=sltt runs "
+    "time in pieces, but lee2020's leak-corrected derivative",
     "train.temporal_grad=ottt method.neuron=psn": "train.temporal_grad=ottt: the neuron PSN cannot carry its state "
                                                   "from step to step (neurons.carry.CarriesState) (method 'stbp')",
 }

@@ -103,14 +103,26 @@ class SpikeBpMethod(Method):
                 return SpikingAvgPool(spec.kernel_size, spec.step, o.pool_threshold, o.derivative, spec.padding)
             return TimeDistributed(default_pool(spec))
 
-        rules = BuildRules(
-            activation=lambda shape: LeakCorrectedLIF(o.leak, o.threshold, o.leak_correction, o.derivative),
-            wrap=TimeDistributed, dropout=TimeFixedDropout, pool=pool, channel_dim=2)
+        rules = BuildRules(activation=lambda shape: self._neuron(), wrap=TimeDistributed, dropout=TimeFixedDropout,
+                           pool=pool, channel_dim=2)
         body = build_body(arch, rules)
         kappa = o.init_kappa if o.init_kappa is not None else (1.0 if is_residual(arch) else 2.0)
         init_weights(body, kappa)
+        return self._network(body)
+
+    def _neuron(self) -> LeakCorrectedLIF:
+        o = self.options
+        return LeakCorrectedLIF(o.leak, o.threshold, o.leak_correction, o.derivative)
+
+    def _network(self, body: nn.Module) -> RateNetwork:
+        o = self.options
         return RateNetwork(InputEncoder(o.encoder, o.input_scale), body, LeakyIntegratorReadout(o.leak), o.timesteps,
                            o.eval_timesteps)
+
+    def options_probe(self) -> RateNetwork:
+        """A net of one of the method's neurons, as ``build`` makes every one: what the options alone decide of a net
+        (``training.temporal_grad.check_settings_before_data``: lee2020's neurons train on whole sequences only)."""
+        return self._network(nn.Sequential(self._neuron()))
 
     def check_new_run(self, arch: Architecture) -> None:
         """``method.pool_threshold`` set (not its default) for a model without average pooling, where no spiking
