@@ -58,7 +58,9 @@ class _ForwardOnlyScale(torch.autograd.Function):
         return grad, None
 
 
-def _leak(v: torch.Tensor, params: NeuronParams) -> torch.Tensor:
+def leak(v: torch.Tensor, params: NeuronParams) -> torch.Tensor:
+    """``k v`` (``k = params.decay``; ``v`` itself for ``k = 1``); with ``leak_grad=False`` its gradient is ``grad``
+    itself (``_ForwardOnlyScale``). ``v [B, ...]`` -> ``[B, ...]``."""
     if params.decay == 1.0:
         return v
     if params.leak_grad:
@@ -83,7 +85,7 @@ def _step(
     x: torch.Tensor, v: torch.Tensor | None, params: NeuronParams
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One update; returns ``(s_t, h_t, v_t)``: spikes, pre-reset and post-reset membrane, all ``x.shape``."""
-    h = x if v is None else _leak(v, params) + x
+    h = x if v is None else leak(v, params) + x
     if params.state_quant is not None:
         h = params.state_quant(h, params.threshold)
     s = params.spike_fn(h - params.threshold)

@@ -33,7 +33,7 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
-from deepspike.neurons.dynamics import _leak, check_currents, check_initial_state, reset_membrane
+from deepspike.neurons.dynamics import check_currents, check_initial_state, leak, reset_membrane
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
 from deepspike.neurons.synaptic import SynapticLIF, synaptic_current
@@ -65,7 +65,7 @@ def multi_spike_multistep(x: torch.Tensor, params: NeuronParams, max_spikes: int
     levels = levels.view(-1, *([1] * (x.dim() - 1)))  # [N, 1, ...] against one step [B, ...]
     v, counts = (x.new_zeros(x.shape[1:]) if v0 is None else v0), []
     for x_t in x.unbind(0):
-        h = _leak(v, params) + x_t
+        h = leak(v, params) + x_t
         if params.state_quant is not None:
             h = params.state_quant(h, th)
         n = params.spike_fn(h.unsqueeze(0) - levels).sum(0)  # sum_j H(h - j th)
