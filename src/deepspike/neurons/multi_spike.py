@@ -24,7 +24,9 @@ The fused kernels assume one spike a step: these neurons always run the plain to
 evaluations a step; under autograd each step keeps its ``[N, B, ...]`` surrogate inputs for backward, ``N`` times
 what the one-spike loop keeps). ``MultiSpikeLIF`` is the LIF and
 ``MultiSpikeSynapticLIF`` the current-based LIF (``neurons.synaptic``) with this rule; both carry state in
-``neurons.carry.temporal_carry`` as their one-spike classes do.
+``neurons.carry.temporal_carry`` as their one-spike classes do. On bfloat16 / float16 inputs the membrane (and a
+carried synaptic current) is float32, as the one-spike neurons keep it: the counts are the float32 run's on the same
+input, in the input's dtype.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import torch
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
+from deepspike.core.precision import LOW_PRECISION, at_least_float32
 from deepspike.neurons.dynamics import check_currents, check_initial_state, leak, reset_membrane
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
-from deepspike.neurons.synaptic import SynapticLIF, synaptic_current
+from deepspike.neurons.synaptic import SynapticLIF
 
 XYLO_MAX_SPIKES = 31
 """Xylo's most spikes a hidden neuron fires in a step (``deploy.xylosim.MAX_HIDDEN_SPIKES``)."""
@@ -57,21 +60,35 @@ def check_max_spikes(max_spikes: object, params: NeuronParams | None = None, key
 def multi_spike_multistep(x: torch.Tensor, params: NeuronParams, max_spikes: int,
                           v0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Currents ``x [T, B, ...]`` -> ``(n [T, B, ...], v_T [B, ...])``: the spike counts and final membrane of the
-    multi-spike neuron (module docstring), from ``v0`` (None: zeros)."""
+    multi-spike neuron (module docstring), from ``v0`` (None: zeros). On bfloat16 / float16 ``x`` the membrane, the
+    thresholds ``j th`` and the sums are float32 (``core.precision.at_least_float32``), as the one-spike neurons keep
+    them (``neurons.fused_low_precision``): ``n`` is that float32 run's counts in ``x``'s dtype (exact up to 256), and
+    ``v_T`` is in ``x``'s dtype promoted with ``v0``'s (a float32 ``v0`` keeps the float32 state: ``carried_start``)."""
     check_currents(x)
     check_initial_state(v0, x)
-    th = params.threshold
-    levels = th * torch.arange(1, max_spikes + 1, dtype=x.dtype, device=x.device)  # [N]: th, 2 th, ..., N th
+    th, wide = params.threshold, at_least_float32(x.dtype)
+    levels = th * torch.arange(1, max_spikes + 1, dtype=wide, device=x.device)  # [N]: th, 2 th, ..., N th
     levels = levels.view(-1, *([1] * (x.dim() - 1)))  # [N, 1, ...] against one step [B, ...]
-    v, counts = (x.new_zeros(x.shape[1:]) if v0 is None else v0), []
+    v = x.new_zeros(x.shape[1:], dtype=wide) if v0 is None else v0.to(torch.promote_types(wide, v0.dtype))
+    counts = []
     for x_t in x.unbind(0):
-        h = leak(v, params) + x_t
+        h = leak(v, params) + x_t.to(wide)
         if params.state_quant is not None:
             h = params.state_quant(h, th)
         n = params.spike_fn(h.unsqueeze(0) - levels).sum(0)  # sum_j H(h - j th)
         v = reset_membrane(h, n, th, params)
         counts.append(n)
-    return (torch.stack(counts) if counts else x * 0), v
+    state = x.dtype if v0 is None else torch.promote_types(x.dtype, v0.dtype)
+    return (torch.stack(counts).to(x.dtype) if counts else x * 0), v.to(state)
+
+
+def carried_start(x: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor | None:
+    """The initial membrane of a call whose ``v_T`` a module keeps (``neurons.carry``): ``v0``, or for the first call
+    (``v0`` None) of a bfloat16 / float16 ``x [T, B, ...]``, float32 zeros ``[B, ...]``, so that the kept state is the
+    float32 one that one call on all the steps keeps (the one-spike neurons' ``fused_low_precision.carried_start``)."""
+    if v0 is not None or x.dtype not in LOW_PRECISION:
+        return v0
+    return torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
 
 
 class MultiSpikeLIF(SpikingNeuron):
@@ -83,7 +100,9 @@ class MultiSpikeLIF(SpikingNeuron):
         self.max_spikes = check_max_spikes(max_spikes, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, v = multi_spike_multistep(x, self.params, self.max_spikes, self.carried())
+        check_currents(x)
+        v0 = self.carried() if self.carry is None else carried_start(x, self.carried())
+        n, v = multi_spike_multistep(x, self.params, self.max_spikes, v0)
         self.keep(v)
         return self.reported(n)
 
@@ -99,13 +118,13 @@ class MultiSpikeSynapticLIF(SynapticLIF):
         super().__init__(params, syn_decay)
         self.max_spikes = check_max_spikes(max_spikes, params)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_currents(x)
-        v0, i0 = self.carried() or (None, None)
-        current = synaptic_current(x, self.syn_decay, i0)
-        n, v = multi_spike_multistep(current, self.fixed, self.max_spikes, v0)
-        self.keep((v, current[-1] if current.shape[0] else i0))
-        return self.reported(n)
+    def _start(self, current: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor | None:
+        """Float32 zeros on the first carried call of a bfloat16 / float16 ``current`` (module ``carried_start``)."""
+        return carried_start(current, v0)
+
+    def _fire(self, current: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The multi-spike LIF on ``current [T, B, ...]`` from ``v0``: ``(n [T, B, ...], v_T [B, ...])``."""
+        return multi_spike_multistep(current, self.fixed, self.max_spikes, v0)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, max_spikes={self.max_spikes}"

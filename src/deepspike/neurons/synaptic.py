@@ -136,10 +136,19 @@ class SynapticLIF(CarriesState, ReportsSpikes, nn.Module):
         if self.carry is not None:  # copied: the LIF below writes its spikes over ``current``
             i_end = current[-1].clone() if current.shape[0] else i0
             current = current.to(x.dtype)  # the LIF's input rounded as one call rounds it (a no-op unless wide)
-            v0 = carried_start(current, self.fixed, v0)
-        s, v = neuron_multistep(current, self.fixed, v0=v0, inplace=True)
+            v0 = self._start(current, v0)
+        s, v = self._fire(current, v0)
         self.keep((v, i_end))
         return self.reported(s)
+
+    def _start(self, current: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor | None:
+        """The initial membrane of a carried call on the LIF's input ``current [T, B, ...]`` (``carried_start``)."""
+        return carried_start(current, self.fixed, v0)
+
+    def _fire(self, current: torch.Tensor, v0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LIF on ``current [T, B, ...]`` from ``v0``: ``(s [T, B, ...], v_T [B, ...])`` (may write over
+        ``current``)."""
+        return neuron_multistep(current, self.fixed, v0=v0, inplace=True)
 
     def membrane(self, state: tuple) -> torch.Tensor:
         """``v_t`` of the carried ``(v, i)``."""
