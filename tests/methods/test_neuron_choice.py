@@ -319,7 +319,7 @@ def test_max_spikes_builds_multi_spike_hidden_neurons_and_a_one_spike_readout():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"max_spikes": 0}, r"^bad value 0 for method.max_spikes: expected an integer >= 1"),
+    ({"max_spikes": 0}, r"^bad value 0 for method.max_spikes: expected an integer from 1 to 256"),
     ({"max_spikes": 1.5}, r"^bad value 1.5 for method.max_spikes"),
     ({"max_spikes": 31, "neuron": "plif", "reset": "subtract"}, r"^method.max_spikes=31 fires several spikes a step "
                                                                 r"from the fixed lif and synaptic neurons only, not "

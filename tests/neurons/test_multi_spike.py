@@ -75,6 +75,8 @@ def test_a_run_in_pieces_carries_membrane_and_current(kind):
 @pytest.mark.parametrize("most, reset, match", [(0, "subtract", r"bad value 0 for max_spikes: expected an integer"),
                                                 (2.5, "subtract", r"bad value 2.5 for max_spikes"),
                                                 (True, "subtract", r"bad value True for max_spikes"),
+                                                (10 ** 9, "subtract", r"^bad value 1000000000 for max_spikes: expected "
+                                                                      r"an integer from 1 to 256 "),
                                                 (31, "zero", r"max_spikes=31 needs reset 'subtract'")])
 def test_bad_max_spikes_or_reset_is_one_line(most, reset, match):
     with pytest.raises(ConfigError, match=match):

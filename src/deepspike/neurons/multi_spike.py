@@ -43,14 +43,18 @@ from deepspike.neurons.synaptic import SynapticLIF
 
 XYLO_MAX_SPIKES = 31
 """Xylo's most spikes a hidden neuron fires in a step (``deploy.xylosim.MAX_HIDDEN_SPIKES``)."""
+MAX_SPIKES_LIMIT = 256
+"""The largest ``max_spikes`` taken: each step holds ``N`` surrogate inputs ``[N, B, ...]``, and a bfloat16 count
+is a whole number exactly up to 256."""
 
 
 def check_max_spikes(max_spikes: object, params: NeuronParams | None = None, key: str = "max_spikes") -> int:
-    """``max_spikes`` as an int >= 1; a one-line ``ConfigError`` naming ``key`` for anything else, or for ``params``
-    whose reset is not ``subtract`` when ``max_spikes > 1``."""
-    if not is_whole(max_spikes, 1, 2 ** 31 - 1):
-        raise ConfigError(f"bad value {max_spikes!r} for {key}: expected an integer >= 1 (1: one spike a step; "
-                          f"Xylo's hidden neurons fire up to {XYLO_MAX_SPIKES})")
+    """``max_spikes`` as an int in [1, ``MAX_SPIKES_LIMIT``]; a one-line ``ConfigError`` naming ``key`` for anything
+    else (a larger one would hold ``N`` times a step's neurons for backward), or for ``params`` whose reset is not
+    ``subtract`` when ``max_spikes > 1``."""
+    if not is_whole(max_spikes, 1, MAX_SPIKES_LIMIT):
+        raise ConfigError(f"bad value {max_spikes!r} for {key}: expected an integer from 1 to {MAX_SPIKES_LIMIT} "
+                          f"(1: one spike a step; Xylo's hidden neurons fire up to {XYLO_MAX_SPIKES})")
     if params is not None and max_spikes > 1 and params.reset != "subtract":
         raise ConfigError(f"max_spikes={max_spikes} needs reset 'subtract' (each spike removes one threshold), "
                           f"got reset {params.reset!r}")
