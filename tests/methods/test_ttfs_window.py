@@ -1,10 +1,14 @@
 """The spike-count surrogates of method ``ttfs_window`` against hand-computed values."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from deepspike.core.errors import ConfigError
-from deepspike.methods.ttfs_window import TtfsWindowOptions, spike_surrogate
+from deepspike.methods import get_method
+from deepspike.methods.ttfs_window import TtfsWindowOptions, check_exact_alpha, spike_surrogate
+from deepspike.models import create_architecture
 
 
 def _values():
@@ -58,3 +62,44 @@ def test_slopes_and_margins_past_float32_are_refused(key, value):
     # (inf in float32) made the training loss infinite
     with pytest.raises(ConfigError, match=f"method.{key}"):
         TtfsWindowOptions(**{key: value})
+
+
+def _model(readout_values, hidden):
+    """A stand-in net: the readout's scores ``[B, K]`` in a window of 3, hidden layers ``(values, window)``."""
+    layers = [SimpleNamespace(last_values=v, window=torch.tensor(w)) for v, w in hidden]
+    readout = SimpleNamespace(last_values=readout_values, window=torch.tensor(3.0))
+    return SimpleNamespace(readout=readout, neuron_layers=lambda: layers)
+
+
+def test_latency_cost_by_hand():
+    # alpha 2, T_out 3: the largest scores 4, 8, -2 fire at offsets relu(3 - [2, 4, -1]) = [1, 0, 4], i.e. [1, 0, 4] / 3
+    # of the window; mean 5/9, x latency_cost 0.5 (kills the mutants z * alpha, no clamp, no / T_out, no cost weight)
+    method = get_method("ttfs_window", {"alpha": 2.0, "latency_cost": 0.5})
+    z = torch.tensor([[4.0, 1.0], [8.0, 0.0], [-2.0, -5.0]])
+    assert method.penalty(_model(z, [])).item() == pytest.approx(0.5 * 5 / 9)
+
+
+def test_spike_cost_weighs_values_relative_to_their_windows():
+    # windows 2 and 4: values [1, 0] / 2 (mean 0.25) and [2] / 4 (mean 0.5); L1 = 0.375, x spike_cost 0.3; a layer
+    # without kept values is left out (kills the mutants that drop "/ window" or the cost weight)
+    method = get_method("ttfs_window", {"spike_cost": 0.3})
+    hidden = [(torch.tensor([[1.0, 0.0]]), 2.0), (torch.tensor([[2.0]]), 4.0), (None, 1.0)]
+    assert method.penalty(_model(None, hidden)).item() == pytest.approx(0.3 * 0.375)
+
+
+def test_build_gives_every_window_the_margin_and_keeps_values_only_for_the_costs():
+    arch = create_architecture("zhang2021_fc400", num_classes=3, input_shape=(1, 4, 4), width=0.01)
+    net = get_method("ttfs_window", {"margin": 1.5, "spike_cost": 0.1}).build(arch)
+    assert {m.margin for m in (net.encoder, *net.neuron_layers(), net.readout)} == {1.5}
+    assert all(m.keep_values for m in net.neuron_layers()) and not net.readout.keep_values
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_conversion_is_exact_only_at_alpha_one(alpha):
+    check_exact_alpha(1.0, "--alpha=1")
+    with pytest.raises(ConfigError, match="alpha = 1"):
+        check_exact_alpha(alpha, f"--alpha={alpha}")
+
+
+def test_a_cap_of_one_is_accepted():
+    assert TtfsWindowOptions(spike_cost=1.0, spike_cost_cap=1.0).spike_cost_cap == 1.0
