@@ -63,3 +63,15 @@ def test_feedback_matrices_have_the_default_initialisation_range_and_stay_out_of
         assert b.abs().max() <= fan_in ** -0.5 and b.abs().max() > 0.9 * fan_in ** -0.5
         assert abs(b.mean()) < 0.1 * fan_in ** -0.5
     assert set(net.state_dict()) == {"0.module.weight", "0.module.bias", "1.module.weight", "1.module.bias"}
+
+
+def test_the_i_th_layer_draws_from_its_own_seed():
+    # seed * 1000003 + i (module docstring): two same-shaped layers get different matrices, each torch.rand of its own
+    # generator scaled to U(-1/sqrt(3), 1/sqrt(3)); a shared seed would give every layer of a shape the same B
+    net = nn.Sequential(TimeDistributed(nn.Linear(3, 2)), TimeDistributed(nn.Linear(3, 2)))
+    attach_random_feedback(net, seed=5)
+    bound = 3 ** -0.5
+    for i, wrapper in enumerate(net):
+        u = torch.rand((2, 3), generator=torch.Generator().manual_seed(5 * 1_000_003 + i), dtype=torch.float64)
+        torch.testing.assert_close(wrapper.feedback, (u * 2 * bound - bound).float())
+    assert not torch.equal(net[0].feedback, net[1].feedback)
