@@ -94,15 +94,20 @@ def test_windows_start_where_the_previous_end():
     assert math.isclose(snn.output_window_start(), sum(windows[:-1]))
 
 
-def test_spikes_counted_on_a_hand_made_net():
-    """2 inputs -> 3 hidden -> 2 outputs; inputs (1, 1) and (0, 2) give hidden potentials (1.5, 0, -1) and
-    (1, 2, 0): 1 + 2 hidden spikes (0 and negative potentials are silent), input spikes 2 + 1."""
+def _hand_made_net():
+    """The net of ``test_spikes_counted_on_a_hand_made_net`` (no biases) and its two inputs."""
     arch = create_architecture("zhang2021_fc400", num_classes=2, input_shape=(1, 1, 2), width=3 / 400)
     snn = get_method("ttfs_window", {}).build(arch).double()
     hidden, out = [m for m in snn.modules() if isinstance(m, nn.Linear)]
     hidden.weight.data = torch.tensor([[1.0, 0.5], [-1.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
     out.weight.data = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=torch.float64)
-    x = torch.tensor([[[[1.0, 1.0]]], [[[0.0, 2.0]]]], dtype=torch.float64)
+    return snn, torch.tensor([[[[1.0, 1.0]]], [[[0.0, 2.0]]]], dtype=torch.float64)
+
+
+def test_spikes_counted_on_a_hand_made_net():
+    """2 inputs -> 3 hidden -> 2 outputs; inputs (1, 1) and (0, 2) give hidden potentials (1.5, 0, -1) and
+    (1, 2, 0): 1 + 2 hidden spikes (0 and negative potentials are silent), input spikes 2 + 1."""
+    snn, x = _hand_made_net()
     calibrate_windows(snn, [x])
     assert snn.windows() == [2.0, 2.0, 2.0]
     measures = window_measures(snn, [(x, torch.zeros(2, dtype=torch.long))])
@@ -128,3 +133,16 @@ def test_an_uncalibrated_network_refuses_to_evaluate():
     snn = get_method("ttfs_window", {}).build(arch).eval()
     with pytest.raises(ConfigError, match="not calibrated"):
         snn(torch.zeros(1, 1, 2, 2))
+
+
+def test_calibration_scales_the_largest_values_by_the_margin_and_keeps_the_mode():
+    # largest input 2, hidden value 2 (potential 1 x 0 + 1 x 2), output score 2: windows 1.5 x 2 = 3 each; the net
+    # goes back to its mode, and a recording block leaves no offsets behind
+    snn, x = _hand_made_net()
+    snn.train()
+    assert calibrate_windows(snn, [x], margin=1.5) == [3.0, 3.0, 3.0] and snn.training
+    assert calibrate_windows(snn.eval(), [x], margin=0.5) == [1.0, 1.0, 1.0] and not snn.training
+    with recording(snn), torch.no_grad():
+        snn.eval()(x)
+        assert snn.neuron_layers()[0].last_offsets is not None
+    assert all(m.last_offsets is None for m in (snn.encoder, *snn.neuron_layers(), snn.readout))
