@@ -202,3 +202,29 @@ def test_a_float64_spike_rounding_onto_its_last_input_keeps_that_inputs_gradient
     t1 = torch.tensor(times[1], dtype=torch.float64)
     assert out.item() == torch.nextafter(t1, torch.tensor(math.inf, dtype=torch.float64)).item()
     assert t.grad[0, 1].item() == pytest.approx(0.5 if kernel == "relpsp" else 10 / 11, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exp_gradients_with_tau_2_hand_computed(backend):
+    # as test_exp_gradients_hand_computed with tau = 2: 2.5 (1 - e^{-t/2}) = 1 at t_out = 2 ln(2.5/1.5), e = 0.6;
+    # dt/dw = dt/db = tau (e - 1) / D = 2 (0.6 - 1) / 1.5, dt/dt_0 = w e / D = 2 * 0.6 / 1.5 (tau cancels)
+    t = torch.tensor([[0.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[2.0]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    out = spike_times(t, w, b, tau=2.0, backend=backend)
+    assert out.item() == pytest.approx(2 * math.log(2.5 / 1.5), rel=1e-12)
+    out.sum().backward()
+    assert w.grad.item() == pytest.approx(-0.8 / 1.5, rel=1e-12) and b.grad.item() == pytest.approx(-0.8 / 1.5)
+    assert t.grad.item() == pytest.approx(0.8, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_input_arriving_at_the_spike_time_gets_no_gradient(backend):
+    # relpsp, t = [0, 1], w = [1, 5]: V(1) = 1 * (1 - 0) = theta, so the spike is at 1 with C = {0}; the input at 1
+    # adds nothing to V(1): dt/dt = [w_0 / 1, 0] = [1, 0], dt/dw = [(0 - 1) / 1, 0] = [-1, 0]
+    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[1.0, 5.0]], dtype=torch.float64, requires_grad=True)
+    out = spike_times(t, w, kernel="relpsp", backend=backend)
+    assert out.item() == 1.0
+    out.sum().backward()
+    assert t.grad.tolist() == [[1.0, 0.0]] and w.grad.tolist() == [[-1.0, 0.0]]
