@@ -80,6 +80,17 @@ def test_max_pool_rejects_nan_and_negative_infinity_anywhere(bad, channels_last,
             max_pool_times(t, k, s, p)
 
 
+@pytest.mark.parametrize("k,s,p,n,skipped", [(2, 3, 0, 5, 2), (3, 3, 1, 6, 5)])
+def test_max_pool_scans_the_input_a_window_skips(k, s, p, n, skipped):
+    # windows of k=2, s=3 on 5 inputs cover 0, 1, 3, 4 (the pooled output spans the axis, yet index 2 lies between
+    # windows); k=3, s=3, p=1 on 6 inputs cover -1..4 (the last window ends at (n_out - 1) s - p + k = 5 < 6): a NaN
+    # at the skipped index never reaches the output, so the input itself must be scanned
+    t = torch.rand(1, 1, n, n)
+    t[0, 0, skipped, skipped] = math.nan
+    with pytest.raises(ConfigError, match="NaN or -inf"):
+        max_pool_times(t, k, s, p)
+
+
 @pytest.mark.parametrize("pool", ["max", "avg"])
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(kernel_size=2, stride=0), "kernel_size and stride must be >= 1"),  # the modules once read 0 as the default
@@ -148,3 +159,12 @@ def test_relpsp_avg_pool_theta_out_of_range_names_avg_pool_times(theta):
                                    "with N = 4 is not a positive finite number in torch.float32")
     out = avg_pool_times(torch.rand(1, 1, 4, 4, dtype=torch.float64), 2, kernel="relpsp", theta=theta)
     assert out.shape == (1, 1, 2, 2)  # float64 holds both
+
+
+def test_exp_avg_pool_with_a_different_window_per_axis_by_hand():
+    # kernel (1, 2), stride (1, 2), padding (0, 1) on one row t = 0..4: padded [inf, 0, 1, 2, 3, 4, inf], windows
+    # [inf, 0] (silent), [1, 2], [3, 4]: t_out = [inf, ln(e + e^2), ln(e^3 + e^4)] (the height axis keeps its 0 padding)
+    t = torch.arange(5.0, dtype=torch.float64).reshape(1, 1, 1, 5)
+    out = avg_pool_times(t, (1, 2), (1, 2), (0, 1))
+    expected = [math.inf, math.log(math.e + math.e**2), math.log(math.e**3 + math.e**4)]
+    assert out.shape == (1, 1, 1, 3) and out.flatten().tolist() == pytest.approx(expected, rel=1e-12)
