@@ -8,7 +8,7 @@ import torch
 from deepspike.cli import main
 from deepspike.config import load_config
 from deepspike.conversion.calibration import calibration_batch
-from deepspike.conversion.to_ttfs import convert_to_ttfs
+from deepspike.conversion.to_ttfs import _compare, convert_to_ttfs
 from deepspike.core.errors import ConfigError
 from deepspike.training.reload import evaluate_run, load_run
 from deepspike.training.trainer import Trainer
@@ -218,3 +218,29 @@ def test_a_net_without_hidden_layers_has_its_measures():
     assert result["hidden_before_decision"] != result["hidden_before_decision"]  # NaN: no hidden neuron
     assert list(result["spikes_per_neuron_by_layer"]) == ["output"]
     assert result["synaptic_ops_over_ann_macs"] == result["synaptic_ops"] / 12  # 4 inputs x 3 outputs
+
+
+class _Column(torch.nn.Module):
+    """A stand-in net whose scores are column ``i`` of the batch ``[B, 2, K]``."""
+
+    def __init__(self, i):
+        super().__init__()
+        self.i = i
+
+    def forward(self, x):
+        return x[:, self.i]
+
+
+def test_the_comparison_by_hand():
+    # ANN logits (2, 1), (0, -4): predictions 0, 0, 1 of labels (0, 1) right; SNN scores (2, 1.5), (0, 1): 0, 1, both
+    # right; drop 100 (1 - 2) / 2 = -50 pp, agreement 1/2; deviation relative to each sample's largest |logit| (2, 4):
+    # max(0.5 / 2, 5 / 4) = 1.25
+    x = torch.tensor([[[2.0, 1.0], [2.0, 1.5]], [[0.0, -4.0], [0.0, 1.0]]])
+    result = _compare(_Column(0), _Column(1), [(x, torch.tensor([0, 1]))], lambda line: None)
+    assert result == {"test_samples": 2, "ann_test_accuracy": 0.5, "snn_test_accuracy": 1.0, "accuracy_drop_pp": -50.0,
+                      "prediction_agreement": 0.5, "max_relative_score_deviation": 1.25}
+
+
+def test_zero_calibration_samples_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--calib-samples must be >= 1"):
+        convert_to_ttfs(tmp_path / "run", tmp_path / "out", calib_samples=0)
