@@ -103,3 +103,22 @@ def test_conversion_is_exact_only_at_alpha_one(alpha):
 
 def test_a_cap_of_one_is_accepted():
     assert TtfsWindowOptions(spike_cost=1.0, spike_cost_cap=1.0).spike_cost_cap == 1.0
+
+
+def test_init_from_a_net_that_does_not_map_is_refused():
+    # a source lacking the body's weights (missing keys other than the ANN's windows) or carrying keys the net lacks
+    arch = create_architecture("zhang2021_fc400", num_classes=3, input_shape=(1, 4, 4), width=0.01)
+    method = get_method("ttfs_window", {})
+    snn = method.build(arch)
+    with pytest.raises(ConfigError, match="does not map onto ttfs_window"):
+        method.init_from_run(snn, "ann", torch.nn.Module())
+    extra = method.build(arch)
+    extra.register_buffer("extra", torch.zeros(1))
+    with pytest.raises(ConfigError, match="does not map onto ttfs_window: extra"):
+        method.init_from_run(snn, "ttfs_window", extra)
+
+
+@pytest.mark.parametrize("key, value", [("margin", 0.0), ("measure_batches", 0)])
+def test_a_zero_margin_or_measure_batches_is_refused(key, value):
+    with pytest.raises(ConfigError, match=f"method.{key}"):
+        TtfsWindowOptions(**{key: value})
