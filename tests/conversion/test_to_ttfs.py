@@ -244,3 +244,8 @@ def test_the_comparison_by_hand():
 def test_zero_calibration_samples_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="--calib-samples must be >= 1"):
         convert_to_ttfs(tmp_path / "run", tmp_path / "out", calib_samples=0)
+
+
+def test_a_zero_margin_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="margin, alpha > 0; got 64, 0.0"):
+        convert_to_ttfs(tmp_path / "run", tmp_path / "out", calib_samples=64, margin=0.0)
