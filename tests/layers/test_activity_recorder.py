@@ -326,3 +326,24 @@ def test_a_sew_add_junctions_sums_are_graded_values_one_event_each():
         net(torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
     linear = recorder.synapses["1"]
     assert (linear.events, linear.acs, linear.macs) == (5, 0, 10)
+
+
+def test_multi_spike_counts_are_spikes_and_events_of_acs():
+    """``method.max_spikes: 3`` (``neurons.multi_spike``): a hidden count of ``k`` is ``k`` spikes, and the layer it
+    feeds receives ``k`` events of ``F_j`` ACs (it counted one event per non-zero count, priced in MACs: 8 events, 24
+    MACs). By hand, threshold 0.5, currents c = (0, 0.6, 1.1, 1.6, 2.2) at both steps (direct input of ones): counts
+    (0, 1, 2, 3, 3) each step (the leftover membrane <= 0.7 x decay changes none), 9 a step, 18 in all; fan-out 3."""
+    arch = Architecture("mlp", input_shape=(4,), num_classes=3, layers=[Linear(5), Linear(3)])
+    net = get_method("stbp", {"timesteps": 2, "reset": "subtract", "threshold": 0.5, "max_spikes": 3,
+                              "encoder": "direct"}).build(arch)
+    hidden, out = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        hidden.weight.copy_(torch.tensor([0.0, 0.6, 1.1, 1.6, 2.2]).unsqueeze(1).expand(5, 4) / 4)
+        out.weight.fill_(0.1)
+    with ActivityRecorder(net) as rec:
+        net(torch.ones(1, 4))
+    names = {m: n for n, m in net.named_modules()}
+    record = rec.synapses[names[out]]
+    assert (record.events, record.acs, record.macs) == (18, 54, 0)
+    layer = next(r for r in rec.layers.values() if r.neurons == 5)
+    assert (layer.spikes, layer.neuron_steps, layer.step_counts) == (18, 10, [9, 9])  # rate 1.8 spikes a step

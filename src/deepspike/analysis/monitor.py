@@ -4,7 +4,8 @@ The recording is ``layers.activity_recorder.ActivityRecorder``'s (spikes ``[T, B
 modules, spike times ``[B, ...]`` of TTFS neuron layers, input spikes, decision times, and synaptic events
 costing ``ops = sum_j 1[x_j event] F_j`` with ``F`` the fan-out, as ACs for spike inputs and MACs for
 analog ones). Per layer: ``rate = spikes / neuron_steps`` (neuron_steps = neurons x steps x samples for
-rate nets, neurons x samples for TTFS) and ``sparsity`` = the fraction of (neuron, sample) pairs that fired.
+rate nets, neurons x samples for TTFS; a multi-spike neuron's count of ``k`` is ``k`` spikes, ``neurons.multi_spike``,
+so its rate may exceed 1 spike a step) and ``sparsity`` = the fraction of (neuron, sample) pairs that fired.
 Per-sample figures and ``sparsity`` divide by the recorder's ``samples`` (every network pass), not by a layer's own
 ``NeuronRecord.samples`` (the passes that reached it): the two are equal because every pass runs every neuron layer
 (no net here exits early or branches around a layer); a net that did would need ``layer.samples`` for its rate-like

@@ -26,6 +26,11 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
 - Likewise from the model's structure: a synaptic layer whose input is the output of an average pool without
   neurons (``nn.AvgPool2d``; the same storage, as a flattened view too) with no neuron layer run between them
   receives averages of spikes and is priced in MACs (``_averages``), whatever its values look like.
+- Multi-spike neurons (``neurons.multi_spike``, ``max_spikes > 1``: ``_emits_counts``) output spike counts
+  ``n_t in {0..N}``: their layer records ``sum n_t`` spikes (so its rate, spikes per neuron and step, may exceed 1),
+  and a synaptic layer whose input is that output (the same storage, as a ``[T B, F]`` view too) receives a count of
+  ``k`` as ``k`` spike events of ``F_j`` ACs each, as an encoder's event counts; it gave one event per non-zero count,
+  priced in MACs as analog input.
 """
 
 from __future__ import annotations
@@ -82,6 +87,12 @@ def encoder_output_kind(module: nn.Module, x: torch.Tensor) -> str:
     return "spikes" if is_spike_valued(x) else "other"
 
 
+def _emits_counts(module: nn.Module) -> bool:
+    """Whether neuron ``module`` fires several spikes a step and outputs their count (``neurons.multi_spike``'s
+    ``MultiSpikeLIF`` / ``MultiSpikeSynapticLIF`` with ``max_spikes > 1``)."""
+    return getattr(module, "max_spikes", 1) > 1
+
+
 def _first(output) -> torch.Tensor:
     return (output[0] if isinstance(output, tuple) else output).detach()
 
@@ -108,6 +119,7 @@ class _Pass:
     pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
     averages: list = field(default_factory=list)  # outputs of average pools since the latest neuron layer ran
     # (held, so that no later tensor of the pass takes their storage)
+    counts: list = field(default_factory=list)  # outputs of multi-spike neurons (``_emits_counts``) of the pass, held
 
 
 class ActivityRecorder:
@@ -262,7 +274,10 @@ class ActivityRecorder:
         def hook(module, args, output) -> None:
             t0 = self._pass.steps.get(name, 0)
             s = _first(output)
-            fired = self.layers[name].add_spikes(s, t0, neuron_update_ops(module, t0, s.shape[0]))
+            counts = _emits_counts(module)
+            if counts:
+                self._pass.counts.append(s)
+            fired = self.layers[name].add_spikes(s, t0, neuron_update_ops(module, t0, s.shape[0]), counts)
             self._pass.steps[name] = self.layers[name].steps
             seen = self._pass.fired.get(name)
             self._pass.fired[name] = fired if seen is None else fired | seen
@@ -296,9 +311,9 @@ class ActivityRecorder:
                 return
             # analog whatever its values look like: the encoder's output (the pass's first synaptic layer receives it),
             # or an average pool's, with no neuron layer between (``_averages``)
-            counts = first and self._pass.counts_encoder and is_event_counts(x)  # the encoder's counts, as they are
+            counts = (first and self._pass.counts_encoder or self._reads(x, self._pass.counts)) and is_event_counts(x)
             analog = (first and (self._pass.analog_encoder or self._pass.counts_encoder) and not counts
-                      or self._reads_averages(x))
+                      or self._reads(x, self._pass.averages))
             if _averages(module):
                 self._pass.averages.append(_first(output))
             if self._fan[key] is not None:
@@ -307,10 +322,12 @@ class ActivityRecorder:
 
         return hook
 
-    def _reads_averages(self, x: torch.Tensor) -> bool:
-        """Whether ``x`` is (a view of) the output of an average pool run since the latest neuron layer."""
+    @staticmethod
+    def _reads(x: torch.Tensor, outputs: list) -> bool:
+        """Whether ``x`` is (a view of) one of ``outputs``: those of the average pools run since the latest neuron layer
+        (``_Pass.averages``), or of the pass's multi-spike neurons (``_Pass.counts``)."""
         ptr = x.untyped_storage().data_ptr()
-        return x.numel() > 0 and any(a.untyped_storage().data_ptr() == ptr for a in self._pass.averages)
+        return x.numel() > 0 and any(a.untyped_storage().data_ptr() == ptr for a in outputs)
 
     def _fold_pool(self, name: str, module: nn.Module, x: torch.Tensor, fan: torch.Tensor | None) -> bool:
         """In a windowed TTFS net an average pool has no neurons: it is part of the next synaptic layer's synapses

@@ -1,7 +1,8 @@
 """What the activity recorder (``layers.activity_recorder``) keeps per neuron layer and per synaptic layer.
 
 Neuron layer, summed over the recorded samples: rate-coded spikes ``s [T, B, ...]`` add
-``spikes = sum 1[s != 0]`` (a spike of any value is one spike: binary, signed, or carrying its threshold ``th_c``),
+``spikes = sum 1[s != 0]`` (a spike of any value is one spike: binary, signed, or carrying its threshold ``th_c``;
+a multi-spike neuron's count ``n`` is ``n`` spikes: ``sum n``),
 ``neuron_steps = numel(s)`` and the spikes of every step (``step_counts[t0 + t]``,
 ``t0`` = the steps of the layer's earlier chunks in the same network pass); TTFS times ``t [B, ...]`` add
 ``spikes = #finite(t)``, ``neuron_steps = numel(t)`` and a sample of the finite times. Inputs ``x`` (the
@@ -13,7 +14,8 @@ operations (``layers.fan_out``): ``ops = sum_j 1[x_j event] F_j``, counted exact
 Pricing (the one rule of every energy figure: ``deepspike analyze``/``compare`` through ``models.energy.energy_table``
 and ``deepspike convert``'s per-T rows, both from these records): an operation is an accumulate (AC) when the event is
 a spike, a multiply-accumulate (MAC) when it carries an analog value (an event-frame count of ``k`` is ``k`` spikes,
-``k`` events and ``k F_j`` ACs). A spike is an event of a fixed size: binary or
+``k`` events and ``k F_j`` ACs, and so is a multi-spike neuron's count of ``k``, ``neurons.multi_spike``). A spike
+is an event of a fixed size: binary or
 signed spikes ``{-1, 0, 1}``, and threshold-valued spikes ``{-th_c, 0, th_c}`` (one magnitude per channel ``c``,
 ``is_spike_valued``), whose magnitude folds into the weights (``w th_c`` stored once), so one event adds one weight per
 synapse. A value that varies from event to event is analog: the average of spikes over a pooling window (``{0, 1/4,
@@ -91,9 +93,12 @@ class NeuronRecord:
     update_acs: float = 0.0
     unpriced: bool = False  # a neuron of the layer does not say what its update costs (no ``update_ops``)
 
-    def add_spikes(self, s: torch.Tensor, t0: int, update_ops: tuple[int, int] | None = None) -> torch.Tensor:
+    def add_spikes(self, s: torch.Tensor, t0: int, update_ops: tuple[int, int] | None = None,
+                   counts: bool = False) -> torch.Tensor:
         """Add spikes ``s [T, B, ...]`` starting at step ``t0`` of the pass, and ``update_ops`` (MACs, ACs; None:
-        not priced) per neuron and step for each of them; returns fired ``[B, ...]``."""
+        not priced) per neuron and step for each of them; ``counts``: ``s`` holds spike counts ``n_t in {0..N}``
+        (multi-spike neurons, ``neurons.multi_spike``), ``sum n_t`` spikes, so ``spikes / neuron_steps`` may exceed 1;
+        returns fired ``[B, ...]``."""
         self.neurons = s[0, 0].numel()
         if update_ops is None:
             self.unpriced = True
@@ -103,7 +108,8 @@ class NeuronRecord:
         if t0 == 0:
             self.samples += s.shape[1]
         self.steps = t0 + s.shape[0]
-        per_step = s.flatten(1).ne(0).sum(1).tolist()  # [T]: sum 1[s_t != 0], one per spike whatever its value
+        # [T]: sum n_t for counts, else sum 1[s_t != 0], one per spike whatever its value
+        per_step = (s.flatten(1).sum(1, dtype=torch.float64) if counts else s.flatten(1).ne(0).sum(1)).tolist()
         self.spikes += sum(per_step)
         self.neuron_steps += s.numel()
         if len(self.step_counts) < self.steps:
