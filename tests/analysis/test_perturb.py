@@ -13,6 +13,8 @@ from deepspike.layers.event_frames import FrameEncoder
 from deepspike.methods.converted_network import SignedPoissonEncoder
 from deepspike.neurons import IF
 from deepspike.neurons.chunked_if import ChunkedIF
+from deepspike.neurons.multi_spike import MultiSpikeLIF
+from deepspike.neurons.params import NeuronParams
 from deepspike.ttfs.layers import TTFSAvgPool2d
 
 
@@ -269,3 +271,16 @@ def test_count_frames_of_one_count_per_sample_are_counts_not_spikes():
     with SpikeDeletion(net, 0.5, torch.Generator().manual_seed(0)):
         out = net(x.expand(2000, 2, 3))
     assert out[out != 0].unique().tolist() == [1.0, 2.0]  # a pair can lose one event
+
+
+def test_spike_deletion_drops_each_spike_of_a_multi_spike_count():
+    """A multi-spike neuron's count of 3 (``neurons.multi_spike``) is 3 spikes, each dropped with probability p = 0.5:
+    Binomial(3, 0.5) gives 1 and 2 with probability 3/8 each. The whole count was dropped (only 0 and 3, variance
+    9/4 instead of 3/4)."""
+    net = nn.Sequential(MultiSpikeLIF(NeuronParams(threshold=1.0, reset="subtract"), max_spikes=3))
+    x = torch.full((1, 4000), 3.5).unsqueeze(0)  # [T=1, B, F]: floor(3.5) = 3 spikes everywhere
+    assert torch.equal(net(x), torch.full_like(x, 3.0))
+    with SpikeDeletion(net, 0.5, torch.Generator().manual_seed(0)):
+        out = net(x)
+    for k, share in ((0, 1 / 8), (1, 3 / 8), (2, 3 / 8), (3, 1 / 8)):
+        assert float((out == k).double().mean()) == pytest.approx(share, abs=0.03)

@@ -27,7 +27,7 @@ from torch import nn
 
 from deepspike.analysis.quantize import weighted_modules
 from deepspike.core.errors import ConfigError
-from deepspike.layers.activity_recorder import encoder_output_kind
+from deepspike.layers.activity_recorder import emits_counts, encoder_output_kind
 from deepspike.layers.neuron_kinds import is_ttfs_neuron_layer, is_ttfs_pool_neurons
 
 
@@ -100,9 +100,10 @@ class SpikeDeletion(_OutputHooks):
         """``x * m``, ``m ~ Bernoulli(1 - p)`` of ``x``'s shape; a spiking layer's output is spikes whatever their
         value, the encoder's when ``encoder_output_kind`` says so (the recorder's rule: one magnitude per index of
         axis 1; one magnitude overall was asked here, so spikes the recorder counted were never deleted); event-count
-        frames ``k`` become ``Binomial(k, 1 - p)``; other encoder output is analog input, returned as it is."""
+        frames ``k`` become ``Binomial(k, 1 - p)``, and so do a multi-spike neuron's counts (``emits_counts``: a count
+        of ``k`` is ``k`` spikes, each dropped on its own); other encoder output is analog input, returned as it is."""
         kind = "spikes" if getattr(type(module), "is_spiking_neuron", False) else encoder_output_kind(module, x)
-        if kind == "counts":
+        if kind == "counts" or emits_counts(module):
             kept = torch.binomial(x.detach().cpu().float(), torch.full(x.shape, 1.0 - self.p),
                                   generator=self.generator)
             return kept.to(x.device, x.dtype)

@@ -26,7 +26,7 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
 - Likewise from the model's structure: a synaptic layer whose input is the output of an average pool without
   neurons (``nn.AvgPool2d``; the same storage, as a flattened view too) with no neuron layer run between them
   receives averages of spikes and is priced in MACs (``_averages``), whatever its values look like.
-- Multi-spike neurons (``neurons.multi_spike``, ``max_spikes > 1``: ``_emits_counts``) output spike counts
+- Multi-spike neurons (``neurons.multi_spike``, ``max_spikes > 1``: ``emits_counts``) output spike counts
   ``n_t in {0..N}``: their layer records ``sum n_t`` spikes (so its rate, spikes per neuron and step, may exceed 1),
   and a synaptic layer whose input is that output (the same storage, as a ``[T B, F]`` view too) receives a count of
   ``k`` as ``k`` spike events of ``F_j`` ACs each, as an encoder's event counts; it gave one event per non-zero count,
@@ -87,7 +87,7 @@ def encoder_output_kind(module: nn.Module, x: torch.Tensor) -> str:
     return "spikes" if is_spike_valued(x) else "other"
 
 
-def _emits_counts(module: nn.Module) -> bool:
+def emits_counts(module: nn.Module) -> bool:
     """Whether neuron ``module`` fires several spikes a step and outputs their count (``neurons.multi_spike``'s
     ``MultiSpikeLIF`` / ``MultiSpikeSynapticLIF`` with ``max_spikes > 1``)."""
     return getattr(module, "max_spikes", 1) > 1
@@ -119,7 +119,7 @@ class _Pass:
     pooled: tuple | None = None  # windowed nets: (pool, its input's events per position [C, H, W]) not yet priced
     averages: list = field(default_factory=list)  # outputs of average pools since the latest neuron layer ran
     # (held, so that no later tensor of the pass takes their storage)
-    counts: list = field(default_factory=list)  # outputs of multi-spike neurons (``_emits_counts``) of the pass, held
+    counts: list = field(default_factory=list)  # outputs of multi-spike neurons (``emits_counts``) of the pass, held
 
 
 class ActivityRecorder:
@@ -274,7 +274,7 @@ class ActivityRecorder:
         def hook(module, args, output) -> None:
             t0 = self._pass.steps.get(name, 0)
             s = _first(output)
-            counts = _emits_counts(module)
+            counts = emits_counts(module)
             if counts:
                 self._pass.counts.append(s)
             fired = self.layers[name].add_spikes(s, t0, neuron_update_ops(module, t0, s.shape[0]), counts)
