@@ -10,7 +10,8 @@ its synaptic record counts (``layers.activity_records``), those its operations a
 without neurons (stbp's ``LeanAvgPool2d``, converted nets' ``AvgPool2d``) the pool's non-zero averages, each one
 graded packet (the average is formed before it is sent, as the MACs those averages are priced in assume; a 2x2
 window of 4 spikes is one packet; likewise a SEW ``add`` junction's sum of 2); of event frames of counts
-(``FrameEncoder``) a count of ``k`` as ``k`` spikes (``k`` packets: the sensor sent ``k`` events); in a windowed TTFS
+(``FrameEncoder``) a count of ``k`` as ``k`` spikes (``k`` packets: the sensor sent ``k`` events), and so of a
+multi-spike neuron's counts (``neurons.multi_spike``: ``k`` spikes fired in one step); in a windowed TTFS
 net, whose pool folds into the next layer, the spikes entering the pool; after a pool with neurons (spikebp's, TTFS
 pools) those neurons' spikes. Defaults: ``N = 256`` (zhang2021: every PE serves at least 256 neurons) and
 ``W = 256 * 256`` (our assumption: 256 neurons of 256 inputs each).
