@@ -27,6 +27,7 @@ from deepspike.methods import create_model, get_method
 from deepspike.methods.ttfs_measures import collect_measures
 from deepspike.methods.weight_transfer import copy_ann_weights
 from deepspike.methods.window_network import WindowNetwork, calibrate_windows
+from deepspike.models import create_architecture
 from deepspike.models.spec import Architecture, Conv, Flatten, Linear, Pool
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -328,12 +329,15 @@ def test_a_sew_add_junctions_sums_are_graded_values_one_event_each():
     assert (linear.events, linear.acs, linear.macs) == (5, 0, 10)
 
 
-def test_multi_spike_counts_are_spikes_and_events_of_acs():
+@pytest.mark.parametrize("delay, events", [(0, 18), (1, 9)])
+def test_multi_spike_counts_are_spikes_and_events_of_acs(delay, events):
     """``method.max_spikes: 3`` (``neurons.multi_spike``): a hidden count of ``k`` is ``k`` spikes, and the layer it
     feeds receives ``k`` events of ``F_j`` ACs (it counted one event per non-zero count, priced in MACs: 8 events, 24
     MACs). By hand, threshold 0.5, currents c = (0, 0.6, 1.1, 1.6, 2.2) at both steps (direct input of ones): counts
-    (0, 1, 2, 3, 3) each step (the leftover membrane <= 0.7 x decay changes none), 9 a step, 18 in all; fan-out 3."""
-    arch = Architecture("mlp", input_shape=(4,), num_classes=3, layers=[Linear(5), Linear(3)])
+    (0, 1, 2, 3, 3) each step (the leftover membrane <= 0.7 x decay changes none), 9 a step, 18 in all; fan-out 3.
+    Through ``spike_delay: 1`` the next layer reads step 0's counts at step 1: 9 events (the delay's new tensor was read
+    as one event per non-zero count: 4 events, 12 operations)."""
+    arch = create_architecture("mlp", num_classes=3, input_shape=(4,), hidden=[5], spike_delay=delay)
     net = get_method("stbp", {"timesteps": 2, "reset": "subtract", "threshold": 0.5, "max_spikes": 3,
                               "encoder": "direct"}).build(arch)
     hidden, out = [m for m in net.modules() if isinstance(m, nn.Linear)]
@@ -344,6 +348,6 @@ def test_multi_spike_counts_are_spikes_and_events_of_acs():
         net(torch.ones(1, 4))
     names = {m: n for n, m in net.named_modules()}
     record = rec.synapses[names[out]]
-    assert (record.events, record.acs, record.macs) == (18, 54, 0)
+    assert (record.events, record.acs, record.macs) == (events, 3 * events, 0)
     layer = next(r for r in rec.layers.values() if r.neurons == 5)
     assert (layer.spikes, layer.neuron_steps, layer.step_counts) == (18, 10, [9, 9])  # rate 1.8 spikes a step

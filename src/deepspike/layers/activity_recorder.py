@@ -30,7 +30,7 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   ``n_t in {0..N}``: their layer records ``sum n_t`` spikes (so its rate, spikes per neuron and step, may exceed 1),
   and a synaptic layer whose input is that output (the same storage, as a ``[T B, F]`` view too) receives a count of
   ``k`` as ``k`` spike events of ``F_j`` ACs each, as an encoder's event counts; it gave one event per non-zero count,
-  priced in MACs as analog input.
+  priced in MACs as analog input. A ``SpikeDelay`` (``spike_delay``) fed such counts passes counts on.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from deepspike.layers.event_frames import FrameEncoder
 from deepspike.layers.fan_out import POOLS, fan_out_map, is_synaptic_layer, pooled_fan_out
 from deepspike.layers.lean_avg_pool import pool_window
 from deepspike.layers.neuron_kinds import is_ttfs_pool_neurons, neuron_coding
+from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.neurons.update_cost import neuron_update_ops
 
 CODINGS = ("rate", "ttfs", "analog")
@@ -188,6 +189,7 @@ class ActivityRecorder:
         hooks += [m.register_forward_hook(self._synapse(name)) for name, m in self._synaptic.items()]
         hooks += [m.register_forward_hook(self._readout) for m in self._readouts]
         hooks += [m.register_forward_hook(self._neuron_ran) for m in self._all_neurons]
+        hooks += [m.register_forward_hook(self._delayed) for m in self.model.modules() if isinstance(m, SpikeDelay)]
         self._handles = hooks
         return self
 
@@ -263,6 +265,12 @@ class ActivityRecorder:
         """A neuron layer (of any coding) ran: what the next synaptic layer receives is its output (one written in
         place into a pool's output too), not averages."""
         self._pass.averages = []
+
+    def _delayed(self, module, args, output) -> None:
+        """A ``SpikeDelay`` ran: its output is a multi-spike neuron's counts one step later when its input was those
+        counts (``_Pass.counts``)."""
+        if self._reads(args[0], self._pass.counts):
+            self._pass.counts.append(_first(output))
 
     def _input(self, name: str):
         def hook(module, args) -> None:
