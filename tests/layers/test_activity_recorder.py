@@ -351,3 +351,26 @@ def test_multi_spike_counts_are_spikes_and_events_of_acs(delay, events):
     assert (record.events, record.acs, record.macs) == (events, 3 * events, 0)
     layer = next(r for r in rec.layers.values() if r.neurons == 5)
     assert (layer.spikes, layer.neuron_steps, layer.step_counts) == (18, 10, [9, 9])  # rate 1.8 spikes a step
+
+
+def test_multi_spike_counts_through_a_max_pool_stay_counts():
+    """A max pool of a multi-spike layer's counts passes each window's largest count, ``k`` spikes: the next layer
+    receives ``sum max_window n`` events of 3 ACs each (Linear(3)); it read the pool's new tensor as one event per
+    non-zero count, priced in MACs (before: 40 events, 120 MACs here)."""
+    torch.manual_seed(0)
+    arch = Architecture("c", input_shape=(1, 4, 4), num_classes=3,
+                        layers=[Conv(2, 3, padding=1), Pool("max", 2), Flatten(), Linear(3)])
+    net = get_method("stbp", {"timesteps": 2, "reset": "subtract", "max_spikes": 3}).build(arch)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(6)
+    conv, linear = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hidden = next(m for m in net.modules() if getattr(m, "max_spikes", 1) == 3)
+    seen = []
+    hidden.register_forward_hook(lambda m, a, out: seen.append(out.detach()))
+    with ActivityRecorder(net) as rec:
+        net(torch.rand(3, 1, 4, 4))
+    pooled = nn.functional.max_pool2d(seen[0].flatten(0, 1), 2)  # [T B, C, 2, 2] counts
+    assert float(pooled.max()) > 1  # counts above one reach the layer
+    record = rec.synapses[{m: n for n, m in net.named_modules()}[linear]]
+    assert (record.events, record.acs, record.macs) == (float(pooled.sum()), 3 * float(pooled.sum()), 0)

@@ -30,7 +30,8 @@ its neuron layers several times in one pass. What is hooked (``layers.neuron_kin
   ``n_t in {0..N}``: their layer records ``sum n_t`` spikes (so its rate, spikes per neuron and step, may exceed 1),
   and a synaptic layer whose input is that output (the same storage, as a ``[T B, F]`` view too) receives a count of
   ``k`` as ``k`` spike events of ``F_j`` ACs each, as an encoder's event counts; it gave one event per non-zero count,
-  priced in MACs as analog input. A ``SpikeDelay`` (``spike_delay``) fed such counts passes counts on.
+  priced in MACs as analog input. A ``SpikeDelay`` (``spike_delay``) or a max pool fed such counts passes counts on
+  (``COUNT_CARRIERS``: a new tensor of the same counts, moved in time or picked per window).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.neurons.update_cost import neuron_update_ops
 
 CODINGS = ("rate", "ttfs", "analog")
+COUNT_CARRIERS = (SpikeDelay, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)
+"""Modules whose output, given a multi-spike neuron's counts, is counts (``ActivityRecorder._carried``)."""
 INPUT_RECORDS = ("peak", "values")
 
 
@@ -189,7 +192,7 @@ class ActivityRecorder:
         hooks += [m.register_forward_hook(self._synapse(name)) for name, m in self._synaptic.items()]
         hooks += [m.register_forward_hook(self._readout) for m in self._readouts]
         hooks += [m.register_forward_hook(self._neuron_ran) for m in self._all_neurons]
-        hooks += [m.register_forward_hook(self._delayed) for m in self.model.modules() if isinstance(m, SpikeDelay)]
+        hooks += [m.register_forward_hook(self._carried) for m in self.model.modules() if isinstance(m, COUNT_CARRIERS)]
         self._handles = hooks
         return self
 
@@ -266,9 +269,9 @@ class ActivityRecorder:
         place into a pool's output too), not averages."""
         self._pass.averages = []
 
-    def _delayed(self, module, args, output) -> None:
-        """A ``SpikeDelay`` ran: its output is a multi-spike neuron's counts one step later when its input was those
-        counts (``_Pass.counts``)."""
+    def _carried(self, module, args, output) -> None:
+        """A ``COUNT_CARRIERS`` module ran: its output is counts when its input was a multi-spike neuron's
+        (``_Pass.counts``): a ``SpikeDelay``'s one step later, a max pool's the largest count of each window."""
         if self._reads(args[0], self._pass.counts):
             self._pass.counts.append(_first(output))
 
