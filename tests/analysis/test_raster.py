@@ -15,6 +15,8 @@ from deepspike.config import load_config
 from deepspike.core.errors import ConfigError
 from deepspike.methods import get_method
 from deepspike.models import create_architecture
+from deepspike.neurons.multi_spike import MultiSpikeLIF
+from deepspike.neurons.params import NeuronParams
 from deepspike.training.trainer import Trainer
 from tiny_run import TINY
 
@@ -85,3 +87,11 @@ def test_analyze_draws_the_raster_of_a_rate_coded_run(tmp_path):
     none = analyze_run(run, None, AnalysisOptions(limit=20, bits=(), snrs=(), deletions=(), jitters=(),
                                                        timesteps=False, raster=0))
     assert none["raster"] == []
+
+
+def test_a_multi_spike_layers_raster_counts_its_spikes():
+    """Counts (3, 0, 1, 0) at threshold 1 (currents 3.5, 0.6, 1.2, 0; ``neurons.multi_spike``): 2 events, 4 spikes as
+    the activity recorder counts them (it gave 2, one per non-zero count)."""
+    net = torch.nn.Sequential(MultiSpikeLIF(NeuronParams(threshold=1.0, reset="subtract"), max_spikes=3))
+    (raster,) = record_raster(net, torch.tensor([[[3.5, 0.6, 1.2, 0.0]]]))  # [T=1, B=1, 4]
+    assert (raster["events"], raster["active"], raster["spikes"]) == ([[0, 0], [0, 1]], 2, 4)

@@ -11,6 +11,9 @@ index order when more fired (the layer's range of rates, rather than its busiest
      "shown": [i_0 < i_1 < ...] (indices into the layer's flattened output), "active": neurons that fired,
      "events": [[t, r], ...] (neuron shown[r] spiked at step t, 0-based), "spikes": all of the layer's spikes}
 
+(a multi-spike neuron's count of ``k``, ``neurons.multi_spike``, is one event and ``k`` spikes, as the activity
+recorder counts them).
+
 A hook on a neuron also keeps the fused neuron + pooling kernel from replacing it (``layers.spiking_sequential``),
 so the recorded output is the neuron's own ``[T, B, ...]`` spikes; the scores are not changed by recording.
 """
@@ -22,7 +25,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.options import is_whole
-from deepspike.layers.activity_recorder import sample_axis
+from deepspike.layers.activity_recorder import emits_counts, sample_axis
 from deepspike.training.evaluate import EVAL_SEED, eval_pass
 
 
@@ -53,7 +56,8 @@ def record_raster(model: nn.Module, x: torch.Tensor, max_neurons: int = 32, seed
     finally:
         for h in hooks:
             h.remove()
-    return [_layer_raster(name, s, max_neurons) for name, s in outputs.items()]
+    counting = {name for name, m in model.named_modules() if emits_counts(m)}
+    return [_layer_raster(name, s, max_neurons, name in counting) for name, s in outputs.items()]
 
 
 def _keep(name: str, outputs: dict[str, torch.Tensor]):
@@ -64,15 +68,15 @@ def _keep(name: str, outputs: dict[str, torch.Tensor]):
     return hook
 
 
-def _layer_raster(name: str, s: torch.Tensor, max_neurons: int) -> dict:
-    """The raster dict of one layer's spikes ``s [T, N]`` (module docstring)."""
-    counts = (s != 0).sum(0)  # [N] spikes per neuron
-    active = torch.nonzero(counts).flatten()  # [A] neurons that fired, in index order
+def _layer_raster(name: str, s: torch.Tensor, max_neurons: int, counts: bool = False) -> dict:
+    """The raster dict of one layer's spikes ``s [T, N]`` (module docstring; ``counts``: ``s`` holds spike counts)."""
+    fired = (s != 0).sum(0)  # [N] steps each neuron fired at
+    active = torch.nonzero(fired).flatten()  # [A] neurons that fired, in index order
     # evenly spaced among them: the layer's range of rates, not its busiest
     shown = evenly_spaced(active, min(max_neurons, len(active))).tolist()
     return {"layer": name, "neurons": int(s.shape[1]), "timesteps": int(s.shape[0]), "shown": shown,
-            "active": int((counts != 0).sum()), "events": spike_events(s[:, shown] != 0),
-            "spikes": int(counts.sum())}
+            "active": int((fired != 0).sum()), "events": spike_events(s[:, shown] != 0),
+            "spikes": int(s.sum()) if counts else int(fired.sum())}
 
 
 def evenly_spaced(indices: torch.Tensor, n: int) -> torch.Tensor:
