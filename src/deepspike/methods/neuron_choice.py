@@ -201,11 +201,14 @@ def state_quant_of(o: Any) -> StateQuant | None:
     return quant
 
 
-def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = False) -> nn.Module:
+def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = False,
+                max_spikes: int | None = None) -> nn.Module:
     """The neuron layer ``o`` asks for; ``shape``: one sample's output of the layer it follows, ``(C, H, W)`` or
     ``(F,)`` (its first entry sizes the per-channel parameters; a one-line ``ConfigError`` when a learnable neuron
     per channel or per neuron is asked for without it); ``inplace``: for the plain LIF (whose fused kernel may reuse
-    a fresh input's memory). ``max_spikes`` above 1 gives the multi-spike lif / synaptic (``neurons.multi_spike``)."""
+    a fresh input's memory). ``max_spikes`` (None: ``o.max_spikes``, absent: 1) above 1 gives the multi-spike lif /
+    synaptic (``neurons.multi_spike``); 1 for layers that fire one spike a step whatever ``o`` says (readout,
+    attention)."""
     if o.neuron in _OWN:
         return made_module("neuron", o.neuron, _OWN[o.neuron](o, shape))
     if o.neuron in PSN_FAMILY:
@@ -213,7 +216,7 @@ def make_neuron(o: Any, shape: tuple[int, ...] | None = None, inplace: bool = Fa
     params = NeuronParams(decay=o.decay, threshold=o.threshold, reset=o.reset, surrogate=o.surrogate,
                           surrogate_args=dict(o.surrogate_args), detach_reset=o.detach_reset,
                           state_quant=state_quant_of(o))
-    most = getattr(o, "max_spikes", 1)
+    most = getattr(o, "max_spikes", 1) if max_spikes is None else max_spikes
     if o.neuron == "synaptic":
         return SynapticLIF(params, float(o.syn_decay)) if most == 1 else MultiSpikeSynapticLIF(
             params, float(o.syn_decay), most)

@@ -227,12 +227,12 @@ class StbpMethod(Method):
 
     def _attention_neuron(self, fraction: float, shape: tuple[int, ...]) -> nn.Module:
         """The neuron after an attention product: ``method.neuron`` at ``fraction`` of ``method.threshold``."""
-        return make_neuron(replace(self.options, threshold=self.options.threshold * fraction, max_spikes=1), shape,
-                           inplace=True)  # one spike a step (the products assume binary spikes)
+        return make_neuron(replace(self.options, threshold=self.options.threshold * fraction), shape, inplace=True,
+                           max_spikes=1)  # one spike a step (the products assume binary spikes)
 
     def _output_neuron(self, classes: int) -> nn.Module:
         """The readout's neurons: ``method.neuron`` with one spike a step (``max_spikes`` is for hidden layers)."""
-        return make_neuron(replace(self.options, max_spikes=1), (classes,))
+        return make_neuron(self.options, (classes,), max_spikes=1)  # options not copied: validated once a run
 
     @property
     def reads_sequences(self) -> bool:
