@@ -21,6 +21,7 @@ NAME = "demo"
 HELP = "train a small spiking conv net on digits (under a minute) and print its spikes"
 DEMO_RECIPE = Path(api.__file__).parents[1] / "recipes" / "demo.yaml"
 DEMO_MARKER = ".demo"
+RATE_CODED_METHODS = ("stbp", "spikebp", "wta_stdp")  # nets whose spikes the demo counts (api.spike_activity)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,9 +39,13 @@ def run_demo(out: str | Path, overrides: list[str]) -> dict:
     (marked by ``.demo``): no other folder is written into. An earlier demo is replaced only once the new one has
     trained and been measured: the new one trains in a hidden folder beside it, so a refused override (a model
     argument, a data set that is not there) or an interrupted run leaves the earlier demo as it was; a refused
-    first demo leaves ``out`` as it was (absent, or empty)."""
+    first demo leaves ``out`` as it was (absent, or empty). A method whose net is not rate-coded (``ann``, the TTFS
+    methods) is refused before it trains."""
     out = check_output_dir(out, "--out")
     config = load_config(DEMO_RECIPE, overrides)
+    if config.method.name not in RATE_CODED_METHODS:  # else trained first, then refused by the spike count
+        raise ConfigError(f"deepspike demo counts the spikes of a rate-coded net: method.name={config.method.name} "
+                          f"has none (valid: {', '.join(RATE_CODED_METHODS)}); train it with deepspike train")
     earlier = (out / DEMO_MARKER).is_file()
     place = out.resolve() if earlier else out  # through a symbolic link: the earlier demo is replaced where it is
     if not earlier and out.is_dir() and any(out.iterdir()):
