@@ -535,3 +535,32 @@ def test_a_recipes_nesterov_an_override_of_no_momentum_makes_unused_is_reset(tmp
     with pytest.raises(UnusedOptionError, match=r"^bad value True for optim\.nesterov: expected false with optim\."
                                                 r"momentum=0 \(Nesterov momentum needs a momentum > 0\)$"):
         load_config(recipe, ["optim.momentum=0", "optim.nesterov=true"])
+
+
+def test_the_note_of_a_reset_names_the_override_that_made_the_value_unused(tmp_path, capsys):
+    """The note named the overrides of the reset value's section, or when there were none every override: the demo
+    with ``method.name=wta_stdp train.epochs=1`` said 'optim.lr=0.003 ... has no effect with method.name=wta_stdp,
+    train.epochs=1', and ``method.timesteps=2 train.temporal_grad=sltt`` blamed ``method.timesteps=2`` for the
+    recipe's ``method.detach_reset`` that ``sltt`` makes unused. It names the override that does so alone."""
+    load_config(DEMO, ["method.name=wta_stdp", "train.epochs=1", "train.progress=false"])
+    notes = [line for line in capsys.readouterr().err.splitlines() if "has no effect" in line]
+    assert [line.split(": it takes")[0] for line in notes] == [
+        f"deepspike: note: optim.lr=0.003 from {DEMO} has no effect with method.name=wta_stdp",
+        f"deepspike: note: schedule.name='cosine' from {DEMO} has no effect with method.name=wta_stdp"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {name: stbp, timesteps: 4, detach_reset: true}\ntrain: {temporal_grad: bptt}\n")
+    assert load_config(recipe, ["method.timesteps=2", "train.temporal_grad=sltt"]).method.options.detach_reset is False
+    assert capsys.readouterr().err.startswith(f"deepspike: note: method.detach_reset=True from {recipe} has no effect "
+                                              "with train.temporal_grad=sltt: it takes effect only when")
+
+
+def test_the_note_of_a_value_two_overrides_make_unused_together_names_its_sections_overrides(tmp_path, capsys):
+    """``schedule.name=multistep`` alone is refused (no milestones) and ``schedule.milestones=[3]`` alone leaves the
+    recipe's step schedule: only together do they make its ``step_size`` unused; the note names both, not the rest."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("schedule: {name: step, step_size: 5}\n")
+    config = load_config(recipe, ["train.epochs=2", "schedule.name=multistep", "schedule.milestones=[3]"])
+    assert (config.schedule.step_size, config.schedule.milestones) == (30, [3])
+    assert capsys.readouterr().err.splitlines() == [
+        f"deepspike: note: schedule.step_size=5 from {recipe} has no effect with schedule.name=multistep, "
+        "schedule.milestones=[3]: it takes effect only when schedule.name=step; using the default 30"]

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -70,7 +71,7 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
     given, texts = overrides
     _leave_out_other_methods_keys(raw, recipe, given, name)
     set_here = [key for key, _ in _leaf_items(OmegaConf.to_container(given, resolve=False))]
-    alone = None
+    alone, single = None, {}
     for _ in range(MAX_RESETS):
         config, error = _first_unused(raw)
         if error is None:
@@ -85,11 +86,28 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
         if keep:
             return config
         _reset(section, error)
-        near = [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts
+        near = (_made_unused_by(error.dotted, recipe, texts, single)
+                or [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts)
         _note(f"{error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
               f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
               f"{'null' if error.default is None else shown_value(error.default)}")
     return _run_config(raw)
+
+
+MAX_SINGLE_TRIES = 16  # overrides tried one at a time to name the one that makes a recipe value unused
+
+
+def _made_unused_by(dotted: str, recipe: DictConfig, texts: list[str], single: dict[str, set[str]]) -> list[str]:
+    """The overrides of ``texts`` (``key=value``) each of which alone, merged into ``recipe``, makes the recipe's
+    value ``dotted`` unused (``_unused_alone`` of the recipe with that override: at most ``MAX_RESETS + 1`` loads each,
+    once per override, kept in ``single``); empty when none does alone (the overrides act together), when there is
+    one override (it is the cause) or more than ``MAX_SINGLE_TRIES``: then the note names the section's overrides."""
+    if not 1 < len(texts) <= MAX_SINGLE_TRIES:
+        return []
+    for text in texts:
+        if text not in single:
+            single[text] = _unused_alone(recipe, text) or set()
+    return [text for text in texts if dotted in single[text]]
 
 
 def _note(text: str) -> None:
@@ -98,11 +116,12 @@ def _note(text: str) -> None:
         print(f"deepspike: note: {text}", file=sys.stderr, flush=True)
 
 
-def _leave_out_other_methods_keys(raw: DictConfig, recipe: DictConfig, given: DictConfig, name: str) -> None:
+def _leave_out_other_methods_keys(raw: DictConfig, recipe: DictConfig, given: DictConfig, name: str,
+                                  say: Callable[[str], None] = _note) -> None:
     """In place: where the overrides ``given`` switch recipe ``name``'s method (``method.name=ann`` on a ttfs_window
     recipe, as its comment suggests), each option of the recipe's ``method`` section (``recipe``) that the new method
-    does not have and the recipe's has is left out of ``raw``, one note each ('unknown key method.margin' stopped the
-    loading). One the overrides set, or one no method of the two has, is kept, for the loading to refuse."""
+    does not have and the recipe's has is left out of ``raw``, one note each (``say``; 'unknown key method.margin'
+    stopped the loading). One the overrides set, or one no method of the two has, is kept, for the loading to refuse."""
     new, section = OmegaConf.select(given, "method.name", default=None), recipe.get("method")
     section = OmegaConf.to_container(section, resolve=False) if isinstance(section, DictConfig) else {}
     old = section.get("name", DEFAULT_METHOD)
@@ -111,7 +130,7 @@ def _leave_out_other_methods_keys(raw: DictConfig, recipe: DictConfig, given: Di
     fields, own = ({f.name for f in dataclasses.fields(method_options(m))} for m in (new, old))
     user = set(given.method.keys())
     for key in [k for k in section if k in own - fields and k not in user and k in raw.method]:
-        _note(f"method.{key}={shown_value(section[key])} from {shown_key(name)} is an option of method "
+        say(f"method.{key}={shown_value(section[key])} from {shown_key(name)} is an option of method "
               f"{shown_value(old)}, not of method.name={new}: left out")
         del raw.method[key]
 
@@ -153,10 +172,18 @@ def _default_architecture(config: RunConfig, method: Method) -> Architecture | N
         return None
 
 
-def _unused_alone(recipe: DictConfig) -> set[str] | None:
+def _unused_alone(recipe: DictConfig, override: str | None = None) -> set[str] | None:
     """The dotted keys the recipe ``recipe`` sets where they have no effect, without any override (a recipe
-    inconsistent by itself); None when that cannot be told (the recipe alone does not load)."""
+    inconsistent by itself), or with the one ``override`` (``key=value``; the recipe's options of another method left
+    out, in silence); None when that cannot be told (the recipe so does not load)."""
     raw, found = copy.deepcopy(recipe), set()
+    if override is not None:
+        try:
+            given = parse_overrides([override])
+            raw = OmegaConf.merge(raw, given)
+            _leave_out_other_methods_keys(raw, recipe, given, "", say=lambda text: None)
+        except (ConfigError, OmegaConfBaseException, TypeError):
+            return None
     for _ in range(MAX_RESETS):
         try:
             _check_sections(raw)
