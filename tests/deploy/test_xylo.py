@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -16,7 +17,7 @@ from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
 from deepspike.deploy.xylo import neuron_settings, quantised_model, xylo_layers, xylo_spec
 from deepspike.deploy.xylosim import chip_config, xylo_simulate
-from deepspike.layers.readout import MaxMembraneReadout
+from deepspike.layers.readout import MaxMembraneReadout, SpikeRateReadout
 from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
@@ -202,3 +203,63 @@ def test_a_net_with_no_layer_is_refused_in_one_line():
     """An empty imported net ended in IndexError (list index out of range) under xylo_report."""
     with pytest.raises(ConfigError, match=r"^xylo: the net has no layer to map \(Xylo runs linear -> LIF layers\)$"):
         xylo_layers(NirNetwork(nn.Sequential(), {}, (8,)))
+
+
+def _bn_net(bias: bool) -> tuple[RateNetwork, nn.Linear, nn.BatchNorm1d]:
+    """4 -> 6 (Linear, BatchNorm1d with running statistics, LIF) -> 3 (LIF readout), in eval mode."""
+    torch.manual_seed(0)
+    lin, bn = nn.Linear(4, 6, bias=bias), nn.BatchNorm1d(6)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.linspace(-0.3, 0.4, 6))
+        bn.running_var.copy_(torch.linspace(0.5, 2.0, 6))
+        bn.weight.copy_(torch.linspace(0.6, 1.5, 6))
+        bn.bias.copy_(torch.linspace(-0.2, 0.3, 6))
+    body = nn.Sequential(TimeDistributed(lin), TimeDistributed(bn), LIF(decay=0.8, reset="subtract"),
+                         TimeDistributed(nn.Linear(6, 3)))
+    return RateNetwork(nn.Identity(), body, SpikeRateReadout(LIF(decay=0.8, reset="subtract")), 4).eval(), lin, bn
+
+
+def test_a_batch_norm_after_a_linear_layer_is_folded_for_xylo_on_a_copy():
+    """A ``BatchNorm1d`` after a Linear was refused ("layer 1 (BatchNorm1d) cannot map"), where Speck folds it. Now
+    the mapped linear is ``g W`` with bias ``g (b - mu) + beta`` (``g = gamma / sqrt(var + eps)``, computed here by
+    hand), the model keeps its batch-norm, and the folded net's spikes equal the unfolded one's in eval mode."""
+    net, lin, bn = _bn_net(bias=True)
+    (w1, n1, _), (w2, _, _) = xylo_layers(net)
+    g = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    assert torch.allclose(w1.weight, lin.weight.detach() * g[:, None], atol=1e-6)
+    assert torch.allclose(w1.bias, g * (lin.bias.detach() - bn.running_mean) + bn.bias.detach(), atol=1e-6)
+    assert w1 is not lin and (w1.in_features, w2.out_features) == (4, 3) and len(net.body) == 4
+    x = (torch.rand(20, 5, 4) < 0.6).float() * 2.0  # [T, B, 4]
+    with torch.no_grad():
+        want_hidden, want = net.body[2](net.body[1](net.body[0](x))), net.readout.neuron(net.body(x))
+        got_hidden = n1(w1(x))
+        got = net.readout.neuron(net.body[3].module(got_hidden))
+    assert want_hidden.sum() > 0 and want.sum() > 0
+    assert torch.equal(got_hidden, want_hidden) and torch.equal(got, want)
+
+
+def test_a_linear_bn_lif_net_maps_onto_xylo_as_its_hand_folded_twin():
+    """The Xylo mapping of the Linear-BN-LIF net (no linear bias) is that of the same net with the batch-norm folded
+    by hand: the same int config, report and quantised forward (``quantised_model`` writes into its own folded copy)."""
+    require("rockpool", "--target xylo")
+    from deepspike.deploy.xylo import xylo_report
+
+    net, lin, bn = _bn_net(bias=False)
+    twin = copy.deepcopy(net)
+    g = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    folded = nn.Linear(4, 6)
+    with torch.no_grad():
+        folded.weight.copy_(lin.weight * g[:, None])
+        folded.bias.copy_(bn.bias - g * bn.running_mean)
+    twin.body = nn.Sequential(TimeDistributed(folded), *list(twin.body)[2:])
+    report, want = xylo_report(net), xylo_report(twin)
+    assert report["fits"] and report == want
+    q, q_twin = xylo_spec(net)["quantised"], xylo_spec(twin)["quantised"]
+    assert all(np.array_equal(np.asarray(q[k]), np.asarray(q_twin[k])) for k in q_twin)
+    x = (torch.rand(12, 3, 4) < 0.6).float()
+    with torch.no_grad():
+        got, ref = quantised_model(net, xylo_spec(net)), quantised_model(twin, xylo_spec(twin))
+        assert torch.equal(got.readout.neuron(got.body(x)), ref.readout.neuron(ref.body(x)))
+    assert all(torch.equal(a, b) for a, b in zip(got.body.state_dict().values(), ref.body.state_dict().values()))
+    assert len(got.body) == 3 and not torch.equal(ref.body[0].module.weight, folded.weight)  # the chip's, not float
+    assert len(net.body) == 4 and isinstance(net.body[1].module, nn.BatchNorm1d)

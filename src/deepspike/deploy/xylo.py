@@ -55,6 +55,10 @@ Xylo's dash registers hold 4 bits (0-15): an IF neuron (decay 1) or a decay abov
 (``log2(tau / dt)`` gave 16 and 17, which the chip cannot hold; on int16 state ``v >> 15`` is 0 or -1, so the decay
 removes 1 a step, as XyloSim ran dash 16).
 
+A batch-norm (BN, tdBN) right after a linear layer is folded into it on a copy (``layers.batchnorm_fold``, exact
+in eval mode: ``W' = g W``, ``b' = g (b - mu) + beta``, ``g = gamma / sqrt(var + eps)``), as for Speck; TEBN (a scale
+per time step) cannot be.
+
 Recurrent hidden layers (``layers.recurrent.RecurrentSpiking``, ``I_t = W x_t + V s_{t-1}``) map too: Rockpool's
 ``LIFTorch(has_rec=True, w_rec=V^T)`` (``w_rec [source, target]``: it adds ``s_{t-1} @ w_rec``) puts ``V^T`` in the
 mapped ``weights_rec [source, target]``, in the diagonal block of the layer's own neurons (hidden neurons are
@@ -103,9 +107,11 @@ from deepspike.deploy.nir_export import chip_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, MAX_HIDDEN_SPIKES, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
+from deepspike.layers.batchnorm_fold import BATCH_NORMS, fold_batch_norms_
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spike_delay import SpikeDelay
+from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -141,10 +147,23 @@ def _xylo_mapper() -> types.ModuleType:
     return importlib.import_module("rockpool.devices.xylo.syns61201.xylo_mapper")
 
 
+def folded_copy(model: nn.Module) -> nn.Module:
+    """``model`` itself when it has no batch-norm, else a copy with each batch-norm (BN, tdBN) folded into the linear
+    layer before it (``fold_batch_norms_``: exact in eval mode, as Speck's mapping does; the model is not changed);
+    TEBN (a scale per time step) is refused in one line."""
+    if not any(isinstance(m, (*BATCH_NORMS, TemporalEffectiveBatchNorm)) for m in model.modules()):
+        return model
+    try:
+        return fold_batch_norms_(copy.deepcopy(model))
+    except ConfigError as e:
+        raise ConfigError(f"xylo: {e}") from None
+
+
 def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Linear | None]]:
     """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
-    giving its feed-forward and feedback linears; ``ConfigError`` (one line) for anything Xylo cannot run."""
-    mods, _ = chip_chain(model, "xylo")
+    giving its feed-forward and feedback linears, of :func:`folded_copy` (a batch-norm after a linear layer folded
+    into it on a copy); ``ConfigError`` (one line) for anything Xylo cannot run."""
+    mods, _ = chip_chain(folded_copy(model), "xylo")
     layers, linear, delayed = [], None, set()  # delayed: how many layers came before each SpikeDelay
     for i, m in enumerate(mods):
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
@@ -402,6 +421,7 @@ def quantised_model(model: nn.Module, mapped: dict, dynamics: bool = True) -> nn
     quantises weights, biases and thresholds only (our decay, reset and membrane kept)."""
     fl, q = mapped["float"], mapped["quantised"]
     out = copy.deepcopy(model)
+    fold_batch_norms_(out)  # in place: the layers xylo_layers returns are out's own, written below
     if chip_chain(out, "xylo")[1].get("chip_note"):  # a converted net's membrane readout: the chip counts spikes
         out.readout = "spike"
     layers = xylo_layers(out)
