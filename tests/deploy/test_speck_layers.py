@@ -15,6 +15,8 @@ from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
 from deepspike.models import create_architecture
 from deepspike.neurons.modules import IF
+from deepspike.neurons.multi_spike import MultiSpikeLIF
+from deepspike.neurons.params import NeuronParams
 
 
 def _net(*body) -> RateNetwork:
@@ -183,3 +185,21 @@ def test_a_net_ending_in_a_linear_layer_is_refused_not_cut_short():
     with pytest.raises(ConfigError, match=r"^speck: the net ends with a Linear layer and no IF neurons after it: a "
                                           r"Speck layer is one conv/linear feeding IF neurons$"):
         speck_layers(net, (8,))
+
+
+def test_multi_spike_neurons_are_refused_for_speck():
+    """A ``method.max_spikes`` IF neuron (``MultiSpikeLIF``, decay 1: a ``SpikingNeuron``) passed the Speck mapping
+    as a one-spike IF layer; the chip's spikes per input event beyond one threshold are not confirmed, so it is
+    refused, hidden or output layer; ``max_spikes`` 1 (the plain IF) still maps."""
+    params = NeuronParams(decay=1.0, reset="subtract")
+    hidden = _net(TimeDistributed(nn.Linear(4, 6)), MultiSpikeLIF(params, 5), TimeDistributed(nn.Linear(6, 3)))
+    with pytest.raises(ConfigError, match=r"^speck: layer 0 fires up to 5 spikes a step \(method.max_spikes\); "
+                                          r"deepspike maps one spike a step to Speck$"):
+        speck_layers(hidden, (4,))
+    out = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(nn.Linear(4, 6)), IF(),
+                                                   TimeDistributed(nn.Linear(6, 3))),
+                      SpikeRateReadout(MultiSpikeLIF(params, 31)), 1)
+    with pytest.raises(ConfigError, match=r"^speck: layer 1 fires up to 31 spikes a step"):
+        speck_layers(out, (4,))
+    one = _net(TimeDistributed(nn.Linear(4, 6)), MultiSpikeLIF(params, 1), TimeDistributed(nn.Linear(6, 3)))
+    assert len(speck_layers(one, (4,))) == 2

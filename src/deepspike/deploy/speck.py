@@ -12,7 +12,8 @@ kernel 16K,16K,16K,32K,32K,64K,64K,16K,16K; neurons 64K,64K,64K,32K,32K,16K,16K,
 A batch-norm right after a conv/linear layer (BN, tdBN) is folded into it (``layers.batchnorm_fold``, exact in eval
 mode), as the NIR export does; TEBN (a scale per time step) cannot be. What cannot map (a one-line
 :class:`ConfigError`): leaky neurons (Speck's are IAF), low-latency converted neurons
-(``deploy.neurons.refuse_low_latency_on_chip``), lee2020's pooling neurons, a membrane readout, a layer type without
+(``deploy.neurons.refuse_low_latency_on_chip``), neurons firing several spikes a step (``method.max_spikes``,
+:func:`_check_neuron`), lee2020's pooling neurons, a membrane readout, a layer type without
 a Speck equivalent, TEBN, and a layer beyond a core's settings
 (SynSense's Speck figures: a square kernel of at most 16 x 16 (Sinabs' configuration writes one size), stride 1, 2,
 4 or 8 and padding 0 to 7 per axis, no dilation, groups or other padding mode, input maps of at most 128 x 128,
@@ -110,13 +111,7 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         elif isinstance(m, SpikingNeuron):
             if weighted is None:
                 raise ConfigError(f"speck: {what} has no conv or linear layer before it")
-            refuse_low_latency_on_chip(m, "speck", what)
-            if m.params.decay != 1.0:
-                raise ConfigError(f"speck: {what} is leaky (decay {m.params.decay}); Speck's neurons are IAF "
-                                  "(no leak): train with IF neurons or convert an ANN")
-            if m.params.reset not in ("zero", "subtract"):
-                raise ConfigError(f"speck: {what} has reset {m.params.reset!r}; Speck's neurons reset to zero or "
-                                  "by subtraction")
+            _check_neuron(m, what, len(layers))
             layers.append({"conv": weighted, "threshold": float(m.params.threshold), "reset": m.params.reset,
                            "pool": 1, "in_shape": weighted_in})
             weighted = None
@@ -138,6 +133,26 @@ def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     if not layers:  # an empty imported net was reported to fit
         raise ConfigError("speck: the net has no layer to map (Speck runs conv/linear -> IF -> avg pool layers)")
     return layers
+
+
+def _check_neuron(m: SpikingNeuron, what: str, layer: int) -> None:
+    """A one-line ``ConfigError`` unless ``m`` (of Speck layer ``layer``) runs as Speck's IAF neurons: no leak, reset
+    to zero or by subtraction, one spike a step. A ``method.max_spikes`` neuron (``neurons.multi_spike``, up to N
+    spikes a step) is refused: Speck's DYNAP-CNN neurons are event-driven, and how many spikes the chip emits when one
+    input event lifts the membrane past several thresholds is not documented in Sinabs (its ``DynapcnnLayer`` takes
+    any ``IAFSqueeze`` spike function, its ``specksim`` runs samna's binary IAF filter; Sinabs' own ``IAF`` defaults
+    to ``MultiSpike`` in software only)."""
+    refuse_low_latency_on_chip(m, "speck", what)
+    if m.params.decay != 1.0:
+        raise ConfigError(f"speck: {what} is leaky (decay {m.params.decay}); Speck's neurons are IAF "
+                          "(no leak): train with IF neurons or convert an ANN")
+    if m.params.reset not in ("zero", "subtract"):
+        raise ConfigError(f"speck: {what} has reset {m.params.reset!r}; Speck's neurons reset to zero or "
+                          "by subtraction")
+    most = getattr(m, "max_spikes", 1)
+    if most > 1:
+        raise ConfigError(f"speck: layer {layer} fires up to {most} spikes a step (method.max_spikes); deepspike maps "
+                          "one spike a step to Speck")
 
 
 def _check_core_settings(m: nn.Module, grid: tuple[int, ...], what: str) -> None:
