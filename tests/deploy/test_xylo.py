@@ -19,6 +19,7 @@ from deepspike.deploy.xylo import neuron_settings, quantised_model, xylo_layers,
 from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import MaxMembraneReadout, SpikeRateReadout
 from deepspike.layers.spike_delay import SpikeDelay
+from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.methods import get_method
 from deepspike.methods.rate_network import RateNetwork
@@ -236,6 +237,9 @@ def test_a_batch_norm_after_a_linear_layer_is_folded_for_xylo_on_a_copy():
         got = net.readout.neuron(net.body[3].module(got_hidden))
     assert want_hidden.sum() > 0 and want.sum() > 0
     assert torch.equal(got_hidden, want_hidden) and torch.equal(got, want)
+    net.body[1] = TemporalEffectiveBatchNorm((6,), 4)  # a scale per step: no folded weight holds it
+    with pytest.raises(ConfigError, match=r"^xylo: TEBN \(method.norm=tebn\) scales each time step by its own p_t"):
+        xylo_layers(net)
 
 
 def test_a_linear_bn_lif_net_maps_onto_xylo_as_its_hand_folded_twin():
