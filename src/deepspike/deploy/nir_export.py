@@ -77,7 +77,7 @@ from deepspike.deploy.nir_modules import GraphBody, Integrator, NirNetwork, PerN
 from deepspike.deploy.nir_ttfs import is_ttfs_model, to_nir_ttfs
 from deepspike.deploy.nir_window import is_window_model, to_nir_window
 from deepspike.deploy.ttfs_nodes import DEFAULT_LARGE, DEFAULT_T_WINDOW
-from deepspike.layers.batchnorm_fold import fold_batch_norms_
+from deepspike.layers.batchnorm_fold import BATCH_NORMS, fold_batch_norms_
 from deepspike.layers.containers import ResidualBlock
 from deepspike.layers.delays import ONE_HOT_SIGMA, DelayedLinear
 from deepspike.layers.dropout import TimeFixedDropout
@@ -87,6 +87,7 @@ from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spike_delay import SpikeDelay
 from deepspike.layers.spiking_attention import QKAttention, SpikeDrivenSelfAttention, SpikingSelfAttention
 from deepspike.layers.spiking_pool import SpikingAvgPool
+from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.voting import VotingReadout
 from deepspike.layers.wta_stdp import CompetitiveStdpLayer
 from deepspike.neurons.chunked_if import ChunkedIF
@@ -152,6 +153,18 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
         raise ConfigError(f"NIR export: unsupported readout {type(readout).__name__} (NIR has no max over time; "
                           "the rate, vote and membrane readouts export: method.readout=rate|membrane)")
     return mods, info
+
+
+def folded_copy(model: nn.Module, chip: str) -> nn.Module:
+    """``model`` itself when it has no batch-norm, else a copy with each batch-norm (BN, tdBN) folded into the
+    conv/linear layer before it (``fold_batch_norms_``: exact in eval mode; the model is not changed), for the
+    mapping to ``chip`` ("xylo", "speck"); TEBN (a scale per time step) is refused in one line naming the chip."""
+    if not any(isinstance(m, (*BATCH_NORMS, TemporalEffectiveBatchNorm)) for m in model.modules()):
+        return model
+    try:
+        return fold_batch_norms_(copy.deepcopy(model))
+    except ConfigError as e:
+        raise ConfigError(f"{chip}: {e}") from None
 
 
 def chip_chain(model: nn.Module, chip: str) -> tuple[list[nn.Module], dict]:

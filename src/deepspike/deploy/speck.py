@@ -28,7 +28,6 @@ Sinabs' pure-Python modules ``dynapcnn_layer`` and ``mapping`` are loaded withou
 
 from __future__ import annotations
 
-import copy
 import importlib
 import importlib.util
 import sys
@@ -40,9 +39,8 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chip_chain
+from deepspike.deploy.nir_export import chip_chain, folded_copy
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
-from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
 from deepspike.neurons.modules import SpikingNeuron
@@ -78,14 +76,10 @@ def _dynapcnn_modules() -> tuple[types.ModuleType, types.ModuleType]:
 
 def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
     """The net's modules in order, of a copy with each batch-norm (BN, tdBN) folded into the conv/linear layer
-    before it (``fold_batch_norms_``: exact in eval mode; the model is not changed), and a note: a converted net read
-    out by its output layer's membrane runs on Speck with that layer spiking (its IF neurons; decode by spike counts,
-    no membrane readout)."""
-    try:
-        folded = fold_batch_norms_(copy.deepcopy(model))
-    except ConfigError as e:  # TEBN: a scale per time step
-        raise ConfigError(f"speck: {e}") from None
-    mods, info = chip_chain(folded, "speck")
+    before it (``nir_export.folded_copy``: exact in eval mode; the model is not changed), and a note: a converted
+    net read out by its output layer's membrane runs on Speck with that layer spiking (its IF neurons; decode by
+    spike counts, no membrane readout)."""
+    mods, info = chip_chain(folded_copy(model, "speck"), "speck")
     return mods, info.get("chip_note")
 
 
@@ -246,8 +240,8 @@ def speck_report(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     for row, layer in zip(rows, layers.values()):
         row["cores_possible"] = mapping.find_chip_layers(layer, constraints)
     report = {"target": "speck", "layers": rows, "cores": CORES, "fits": False}
-    notes = [n for n in (speck_modules(model)[1], chip_input_note(model), chip_membrane_note(model),
-                         _bias_note(layers)) if n]
+    notes = [n for n in (chip_chain(model, "speck")[1].get("chip_note"), chip_input_note(model),
+                         chip_membrane_note(model), _bias_note(layers)) if n]
     if notes:
         report["note"] = "; ".join(notes)
     too_big = [r for r in rows if not r["cores_possible"]]

@@ -103,15 +103,14 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chip_chain
+from deepspike.deploy.nir_export import chip_chain, folded_copy
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, MAX_HIDDEN_SPIKES, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
-from deepspike.layers.batchnorm_fold import BATCH_NORMS, fold_batch_norms_
+from deepspike.layers.batchnorm_fold import fold_batch_norms_
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.recurrent import RecurrentSpiking
 from deepspike.layers.spike_delay import SpikeDelay
-from deepspike.layers.temporal_batchnorm import TemporalEffectiveBatchNorm
 from deepspike.layers.time_distributed import TimeDistributed
 from deepspike.neurons.modules import SpikingNeuron
 from deepspike.neurons.params import NeuronParams
@@ -147,23 +146,11 @@ def _xylo_mapper() -> types.ModuleType:
     return importlib.import_module("rockpool.devices.xylo.syns61201.xylo_mapper")
 
 
-def folded_copy(model: nn.Module) -> nn.Module:
-    """``model`` itself when it has no batch-norm, else a copy with each batch-norm (BN, tdBN) folded into the linear
-    layer before it (``fold_batch_norms_``: exact in eval mode, as Speck's mapping does; the model is not changed);
-    TEBN (a scale per time step) is refused in one line."""
-    if not any(isinstance(m, (*BATCH_NORMS, TemporalEffectiveBatchNorm)) for m in model.modules()):
-        return model
-    try:
-        return fold_batch_norms_(copy.deepcopy(model))
-    except ConfigError as e:
-        raise ConfigError(f"xylo: {e}") from None
-
-
 def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Linear | None]]:
     """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
     giving its feed-forward and feedback linears, of :func:`folded_copy` (a batch-norm after a linear layer folded
     into it on a copy); ``ConfigError`` (one line) for anything Xylo cannot run."""
-    mods, _ = chip_chain(folded_copy(model), "xylo")
+    mods, _ = chip_chain(folded_copy(model, "xylo"), "xylo")
     layers, linear, delayed = [], None, set()  # delayed: how many layers came before each SpikeDelay
     for i, m in enumerate(mods):
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
