@@ -324,7 +324,8 @@ def _check_not_dropped(override: tuple[str, object, str], given: list[tuple[str,
             continue
         if not isinstance(outer[1], dict | list):  # a key under a list names an item of it (hidden.0=64)
             what = "null: each of its keys at its default" if outer[1] is None else "replacing each key under it"
-            raise ConfigError(f"overrides {other[2]!r} and {item!r} conflict: {outer[2]!r} sets {outer[0]} as a whole "
+            raise ConfigError(f"overrides {shown_value(other[2])} and {shown_value(item)} conflict: "
+                              f"{shown_value(outer[2])} sets {shown_key(outer[0])} as a whole "
                               f"({what}), which would drop the other in silence: give one of the two")
 
 
