@@ -44,12 +44,37 @@ def test_same_values_and_gradients_as_nn_sequential(time_invariant):
     layers = _layers()
     fused, plain = SpikingSequential(*layers), nn.Sequential(*layers)
     (y1, gx1, gp1), (y2, gx2, gp2) = _run(fused, x), _run(plain, x)
-    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)  # the second conv ran channels-last
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
     assert y1.abs().sum() > 0
     torch.testing.assert_close(gx1, gx2, rtol=1e-5, atol=1e-6)
     for a, b in zip(gp1, gp2):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert fused.state_dict().keys() == plain.state_dict().keys()
+
+
+def _layout(t: torch.Tensor) -> str:
+    if t.is_contiguous():
+        return "contiguous"
+    return "channels_last" if t.is_contiguous(memory_format=torch.channels_last) else "other"
+
+
+@pytest.mark.parametrize(("size", "channels_last"), [((16, 16), True), ((8, 12), False)])
+def test_a_pooled_map_before_a_convolution_is_channels_last_from_8x8_on(size, channels_last):
+    """The pooled 8x8 map reaches the next convolution channels-last, the 4x6 one contiguous (oneDNN's
+    channels-last convolutions are slower on small maps); both give nn.Sequential's values and gradients."""
+    torch.manual_seed(2)
+    x = torch.rand(3, 2, 2, *size) * 2
+    layers = _layers()[:5]
+    seen = []
+    layers[3].module.register_forward_pre_hook(lambda m, i: seen.append(_layout(i[0])))
+    fused, plain = SpikingSequential(*layers), nn.Sequential(*layers)
+    (y1, gx1, gp1) = _run(fused, x)
+    assert seen == ["channels_last" if channels_last else "contiguous"]
+    (y2, gx2, gp2) = _run(plain, x)
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-5, atol=1e-6)
+    for a, b in zip(gp1, gp2):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_pairs_are_fused_only_when_nothing_watches_them():

@@ -6,11 +6,15 @@ gradient: both exist only to be pooled (forward) or to receive the pooled gradie
 stride, no padding, H and W multiples of the kernel), ``SpikingSequential`` calls
 ``neurons.fused.fused_multistep(x, params, pool=(kh, kw))`` instead: the kernel writes the pooled spikes
 ``[T, B, C, H/kh, W/kw]`` and spreads their gradient back itself, so neither the spike map nor its gradient
-is ever allocated. When a convolution comes next, the pooled map is written channels-last (at no extra
-cost): oneDNN's float32 channels-last convolutions are faster on CPU, and that convolution's output, its neurons
-and their pooling then stay channels-last. A bfloat16 map (autocast) stays in its own layout: there oneDNN's
-channels-last convolutions are slower on small maps (VGG-11's 256->512 conv at 4x4, batch 128: 6.4 against 3.7 ms
-forward, 14.2 against 10.7 ms backward on this project's 2-core CPU), and VGG-11's forward convolutions took 49
+is ever allocated. When a convolution comes next and the pooled map has at least 64 pixels (8x8), the pooled map is
+written channels-last (at no extra cost): oneDNN's float32 channels-last convolutions are faster on such maps, and
+that convolution's output, its neurons and their pooling then stay channels-last. A smaller pooled map before a
+convolution is made contiguous (one copy of the pooled map): on small maps with many channels oneDNN's
+channels-last convolutions are slower (session 44, a 2-core Intel Xeon, one profiled VGG-11 step at T = 4: the
+512->512 conv at 2x2, batch 128, 25.8 against 8.4 ms forward, 48.8 against 32.8 ms backward; at 16x16 and 8x8
+channels-last was between 2% slower and 15% faster). A bfloat16 map (autocast) stays in its own layout: there
+oneDNN's channels-last convolutions are slower on small maps (VGG-11's 256->512 conv at 4x4, batch 128: 6.4 against
+3.7 ms forward, 14.2 against 10.7 ms backward on a 2-core AMD EPYC), and VGG-11's forward convolutions took 49
 against 37 ms with the channels-last relayout (``benchmarks/RESULTS.md``, session 19). Values are exactly those of
 the two modules run one after the other (the next convolution's up to float32 summation order); gradients agree to
 float32 summation order (``tests/layers/test_spiking_sequential.py``).
@@ -44,6 +48,8 @@ from deepspike.neurons.fused import fused_multistep, fused_supported, poolable
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.neurons.modules import SpikingNeuron
 
+CHANNELS_LAST_MIN_PIXELS = 64  # a pooled map before a convolution is written channels-last from 8x8 on (docstring)
+
 
 def hooked(module: nn.Module) -> bool:
     """Whether forward (pre-)hooks watch ``module`` itself, as the analysis monitors do: it must then run its own
@@ -66,6 +72,11 @@ def tiling_kernel(module: nn.Module) -> tuple[int, int] | None:
 def fusable_neuron(module: nn.Module) -> bool:
     """A plain ``SpikingNeuron`` (IF/LIF; its ``forward`` not overridden) without hooks."""
     return isinstance(module, SpikingNeuron) and type(module).forward is SpikingNeuron.forward and not hooked(module)
+
+
+def _pooled_pixels(x: torch.Tensor, kernel: tuple[int, int]) -> int:
+    """Pixels of one channel of ``x [..., H, W]`` pooled by tiling windows ``(kh, kw)``: ``(H / kh) (W / kw)``."""
+    return (x.shape[-2] // kernel[0]) * (x.shape[-1] // kernel[1])
 
 
 def _wraps_conv(module: nn.Module) -> bool:
@@ -107,8 +118,9 @@ class SpikingSequential(nn.Sequential):
         kernel = tiling_kernel(modules[start + 1]) if start + 1 < len(modules) else None
         kernel = kernel if kernel is not None and poolable(x, kernel) else None
         end = start + (2 if kernel is not None else 1)
-        relayout = end < len(modules) and _wraps_conv(modules[end]) and x.dtype != torch.bfloat16  # docstring
-        channels_last = kernel is not None and relayout
+        conv_next = end < len(modules) and _wraps_conv(modules[end]) and x.dtype != torch.bfloat16  # docstring
+        small = kernel is not None and conv_next and _pooled_pixels(x, kernel) < CHANNELS_LAST_MIN_PIXELS
+        channels_last = kernel is not None and conv_next and not small
         run = NeuronRun(neuron.params, None if kernel is None else (*kernel, channels_last))
         if bn is not None and neuron.carry is None and fusable(bn, x, run):
             s, v = batch_norm_neuron(x, bn, run)
@@ -118,6 +130,7 @@ class SpikingSequential(nn.Sequential):
         else:
             return None
         area = 1 if kernel is None else kernel[0] * kernel[1]
+        s = s.contiguous() if small else s
         return _kept_and_counted(neuron, s, v, area), end
 
 
