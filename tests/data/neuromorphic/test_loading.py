@@ -279,3 +279,21 @@ def test_a_cached_entry_of_frames_of_another_shape_is_built_again(tmp_path, monk
         np.savez(entry, x=x[:, :1], y=y)
     again = load_dataset("nmnist", data_dir=tmp_path, timesteps=2)
     assert again.train.x.shape == (2, 2, 2, 34, 34) and torch.equal(again.train.x, first.train.x)
+
+
+def test_events_out_of_time_order_bin_and_denoise_as_sorted_ones():
+    """Binning does not depend on the events' order; tonic's denoise walks them in file order, so a recording out of
+    time order (reversed) kept B (6, 5) and A (5, 5), whose neighbour C or B fired 5 and 100 ms LATER, and dropped C.
+    By hand, in time order with a 10 ms filter: A (50 ms) and B (150 ms) have no neighbour in the 10 ms before them,
+    C (7, 5) at 155 ms has B 5 ms before, D (20, 20) none: only C stays (before the fix reversed: 2 events, B and A)."""
+    ev = make_events([5, 6, 7, 20], [5, 5, 5, 20], [50_000, 150_000, 155_000, 200_000], [1, 1, 1, 0])
+    expected = np.zeros((1, 2, 34, 34), dtype=np.uint8)
+    expected[0, 1, 5, 7] = 1
+    denoised = FrameOptions(timesteps=1, denoise_ms=10.0)
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        assert np.array_equal(denoised.frames(ev[order], (34, 34)), expected), order
+    rng = np.random.default_rng(0)
+    many = make_events(rng.integers(0, 34, 500), rng.integers(0, 34, 500), rng.integers(0, 10**6, 500),
+                       rng.integers(0, 2, 500))
+    plain = FrameOptions(timesteps=7, stride=2)
+    assert np.array_equal(plain.frames(many[rng.permutation(500)], (34, 34)), plain.frames(many, (34, 34)))

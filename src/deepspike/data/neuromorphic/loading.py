@@ -71,9 +71,14 @@ class FrameOptions:
 
     def frames(self, events: np.ndarray, sensor_hw: tuple[int, int], t0: float | None = None) -> np.ndarray:
         """Denoise (optional) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8; the bins start at
-        ``t0`` (us; default: the first event's time, see :func:`events_to_frames`)."""
+        ``t0`` (us; default: the first event's time, see :func:`events_to_frames`). Binning does not depend on the
+        events' order; denoising does (tonic's filter walks the events in file order, keeping one whose neighbour fired
+        less than ``denoise_ms`` before it): events out of time order are sorted by time (stable) first, where an
+        unsorted file kept isolated events whose neighbour fired later and dropped others."""
         if self.denoise_ms is not None and len(events):
             tonic = require_tonic()
+            if (np.diff(events["t"]) < 0).any():
+                events = events[np.argsort(events["t"], kind="stable")]
             events = tonic.functional.denoise_numpy(events, filter_time=self.denoise_ms * 1000.0)
         return events_to_frames(events, sensor_hw, self.timesteps, self.window_us, self.stride, self.binary, t0)
 
