@@ -186,6 +186,24 @@ def test_a_missing_nmnist_digit_folder_is_refused_and_an_empty_one_warns(tmp_pat
                                        "classes: 7\n")
 
 
+def test_empty_nmnist_bin_files_warn_once_naming_them(tmp_path, capsys, monkeypatch):
+    """A 0-byte .bin (a cut download, far likelier in a release than a recording of no events) loaded as an all-zero
+    sample without a word; it still loads (emulated blank images make such files), with one warning line per split
+    naming the first three and counting the rest."""
+    monkeypatch.setenv("DEEPSPIKE_DATA", str(tmp_path / "nowhere"))
+    _write_nmnist_tree(tmp_path, per_class=1)
+    cut = [tmp_path / "NMNIST" / "Train" / str(d) / "00000.bin" for d in (1, 2, 5, 8)]
+    for f in cut:
+        f.write_bytes(b"")
+    capsys.readouterr()
+    s = load_dataset("nmnist", data_dir=tmp_path, timesteps=2, cache=False)
+    assert capsys.readouterr().err == ("deepspike: warning: nmnist: the Train split: 4 of 10 recordings are empty "
+                                       "files (0 bytes: no events; a cut download?), binned as all-zero frames: "
+                                       f"{cut[0]}, {cut[1]}, {cut[2]} and 1 more\n")
+    sums = s.train.x.sum(dim=(1, 2, 3, 4))
+    assert [d for d in range(10) if sums[s.train.y == d].item() == 0] == [1, 2, 5, 8]
+
+
 def test_an_empty_cifar10_dvs_class_folder_warns(tmp_path, capsys):
     from deepspike.data.neuromorphic.cifar10dvs import list_recordings
 

@@ -82,12 +82,15 @@ def test_a_category_folder_without_recordings_warns_and_a_broken_link_is_refused
     root = tmp_path / "Caltech101"
     for c in ("ant", "bass", "crab"):
         (root / c).mkdir(parents=True)
-    for c in ("ant", "crab"):
-        (root / c / "image_0001.bin").write_bytes(b"")
+    (root / "ant" / "image_0001.bin").write_bytes(bytes(5))  # one event
+    (root / "crab" / "image_0001.bin").write_bytes(b"")  # a cut download: binned as no events, in silence before
     files, categories = list_recordings(tmp_path)
     assert categories == ["ant", "crab"] and len(files) == 2
     assert capsys.readouterr().err == (f"deepspike: warning: ncaltech101: {root}: 1 folder(s) hold no .bin recordings "
-                                       "and are left out (2 categories remain): bass\n")
+                                       "and are left out (2 categories remain): bass\n"
+                                       f"deepspike: warning: ncaltech101: {root}: 1 of 2 recordings are empty files (0 "
+                                       "bytes: no events; a cut download?), binned as all-zero frames: "
+                                       f"{root / 'crab' / 'image_0001.bin'}\n")
     (root / "dolphin").symlink_to(tmp_path / "gone")
     with pytest.raises(DataCorruptError, match=r"^ncaltech101: \S+ holds broken links \(their targets do not exist\): "
                                                r"dolphin$"):

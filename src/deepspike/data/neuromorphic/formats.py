@@ -20,6 +20,7 @@ numpy (the writers are used by the tests and by :mod:`emulation` to write N-MNIS
 from __future__ import annotations
 
 import os
+import sys
 import tokenize
 from pathlib import Path
 
@@ -118,6 +119,18 @@ def read_nmnist_bin(path: str | os.PathLike, sensor_hw: tuple[int, int] = ATIS_S
                                f"{sensor_hw[1]} sensor (event {i} at x={events['x'][i]}, y={events['y'][i]}): not an "
                                f"N-MNIST-format .bin recording")
     return events
+
+
+def warn_empty_bins(files: list[Path], what: str) -> None:
+    """One warning line on stderr naming (the first three of) ``files`` that are empty (0 bytes): an N-MNIST-format
+    ``.bin`` of no events is a valid file (an emulated recording of a blank image) and bins as all-zero frames, but in a
+    release it is almost surely a cut download, and it was read in silence (``what``: the data set and split)."""
+    empty = [f for f in files if f.is_file() and f.stat().st_size == 0]
+    if empty:
+        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        print(f"deepspike: warning: {what}: {len(empty)} of {len(files)} recordings are empty files (0 bytes: no "
+              f"events; a cut download?), binned as all-zero frames: {', '.join(map(str, empty[:3]))}{more}",
+              file=sys.stderr, flush=True)
 
 
 def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from deepspike.core.errors import DataNotFoundError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin, warn_empty_bins
 from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, check_split_seed
@@ -35,7 +35,8 @@ HOW_TO_GET = ("download Caltech101.zip from https://www.garrickorchard.com/datas
 def list_recordings(data_dir) -> tuple[list[tuple[Path, int]], list[str]]:
     """``([(file, label), ...], categories)``: every ``<category>/*.bin`` of the first candidate folder with at least
     two category folders holding ``.bin`` files; labels index the sorted categories. Its other folders (no ``.bin``:
-    left out, one class fewer) are a one-line warning on stderr naming them, and a broken link among its entries a
+    left out, one class fewer) and empty (0-byte) recordings (``formats.warn_empty_bins``) are a one-line warning on
+    stderr naming them, and a broken link among its entries a
     one-line :class:`DataCorruptError` (both were skipped without a word)."""
     places = paths.candidate_dirs(data_dir, SUBDIRS)
     for folder in places:
@@ -45,6 +46,7 @@ def list_recordings(data_dir) -> tuple[list[tuple[Path, int]], list[str]]:
         if len(categories) >= 2:
             check_left_out(folder, categories)
             files = [(f, label) for label, c in enumerate(categories) for f in sorted((folder / c).glob("*.bin"))]
+            warn_empty_bins([f for f, _ in files], f"ncaltech101: {folder}")
             return files, categories
     raise paths.not_found("ncaltech101", "at least two category folders of .bin recordings", places, HOW_TO_GET)
 

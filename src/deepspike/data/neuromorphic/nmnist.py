@@ -16,7 +16,7 @@ import numpy as np
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
-from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin
+from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin, warn_empty_bins
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, warn_missing_classes
@@ -41,13 +41,15 @@ def list_recordings(folder: Path, split: str) -> list[tuple[Path, int]]:
     """``[(file, digit), ...]``: every ``<folder>/<split>/<digit>/*.bin``, digit folders 0 to 9 in order, files
     sorted by name (the order does not depend on the file system); other folders are not read. A digit folder that is
     missing (or no folder: a broken link) is a one-line :class:`DataCorruptError` (the release holds all ten; it was
-    read as no recordings), an empty one a warning on stderr naming its digit (``splits.warn_missing_classes``)."""
+    read as no recordings), an empty one a warning on stderr naming its digit (``splits.warn_missing_classes``), as are
+    empty (0-byte) files (``formats.warn_empty_bins``)."""
     missing = [str(d) for d in range(10) if not (folder / split / str(d)).is_dir()]
     if missing:
         raise DataCorruptError(f"nmnist: {folder / split} lacks the digit folder(s) {', '.join(missing)} (or they are "
                                f"no folders); the N-MNIST release holds {split}/0 to {split}/9")
     recordings = [(f, d) for d in range(10) for f in sorted((folder / split / str(d)).glob("*.bin"))]
     warn_missing_classes([d for _, d in recordings], [str(d) for d in range(10)], f"nmnist: the {split} split")
+    warn_empty_bins([f for f, _ in recordings], f"nmnist: the {split} split")
     return recordings
 
 
