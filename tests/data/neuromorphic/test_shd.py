@@ -140,6 +140,20 @@ def test_ssc_reads_its_three_files_and_uses_the_valid_file_as_val(tmp_path):
         load_dataset("ssc", data_dir=folder, cache=False)
 
 
+def test_a_file_missing_a_class_warns_as_the_camera_data_sets_do(tmp_path, capsys):
+    """SHD/SSC files without a recording of a class loaded in silence (the frame data sets warn through
+    ``splits.warn_missing_classes``): now one warning line naming the file and the class, binned or from the cache."""
+    every = [([0.01], [c]) for c in range(20)]
+    folder = _write_shd(tmp_path, train=(every[:7] + every[8:], [c for c in range(20) if c != 7]),
+                        test=(every, list(range(20))))
+    warning = (f"deepspike: warning: shd: {folder / 'SHD' / 'shd_train.h5'} holds no sample of 1 of its 20 classes: "
+               "class7\n")
+    for _ in range(2):  # binned, then read from the cache
+        capsys.readouterr()
+        assert len(load_dataset("shd", data_dir=folder, timesteps=2).train) == 19
+        assert capsys.readouterr().err == warning
+
+
 def test_shd_val_fraction_comes_from_train(tmp_path):
     samples = [([0.01 * (i + 1)], [i]) for i in range(8)]
     folder = _write_shd(tmp_path, train=(samples, [0, 1] * 4))

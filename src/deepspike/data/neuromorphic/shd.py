@@ -51,7 +51,14 @@ from deepspike.data.neuromorphic.frames import binning_bytes, check_frame_memory
 from deepspike.data.neuromorphic.loading import FrameOptions, held_bytes, load_cached
 from deepspike.data.paths import one_line
 from deepspike.data.registry import register_dataset
-from deepspike.data.splits import DataSplits, make_splits, partition_bytes, split_in_place, stats_bytes
+from deepspike.data.splits import (
+    DataSplits,
+    make_splits,
+    partition_bytes,
+    split_in_place,
+    stats_bytes,
+    warn_missing_classes,
+)
 
 CHANNELS = 700
 FILES = {"shd": ("shd_train.h5", "shd_test.h5"), "ssc": ("ssc_train.h5", "ssc_valid.h5", "ssc_test.h5")}
@@ -298,7 +305,8 @@ def class_names(path: Path, num_classes: int) -> list[str]:
 def release_splits(name: str, data_dir, download: bool, cache: bool, options: FrameOptions
                    ) -> tuple[list[EventFrameDataset], list[str]]:
     """Every file of ``FILES[name]`` as an :class:`EventFrameDataset` ``x [N, T, F]`` (in that order) and the class
-    names."""
+    names; a file that holds no recording of a class is a warning on stderr naming them
+    (``splits.warn_missing_classes``, as the camera data sets warn: it was silent)."""
     if download:
         raise DataNotFoundError(f"{name} cannot be downloaded by deepspike: "
                                 f"{HOW_TO_GET.format(files=', '.join(FILES[name]))}")
@@ -317,7 +325,11 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
                            lambda path=path, held=held: bin_release_file(path, options, NUM_CLASSES[name], held),
                            lambda shape, path=path, held=held: check_cached(path, shape, options, held))
         parts.append(EventFrameDataset(torch.from_numpy(x), torch.from_numpy(y), name))
-    return parts, class_names(files[0], NUM_CLASSES[name])
+    names = class_names(files[0], NUM_CLASSES[name])
+    for path, part in zip(files, parts):
+        if len(part):  # a file of no recordings: refused or reported by the loader
+            warn_missing_classes(part.y.tolist(), names, f"{name}: {path}")
+    return parts, names
 
 
 @register_dataset("shd")
