@@ -297,3 +297,31 @@ def test_events_out_of_time_order_bin_and_denoise_as_sorted_ones():
                        rng.integers(0, 2, 500))
     plain = FrameOptions(timesteps=7, stride=2)
     assert np.array_equal(plain.frames(many[rng.permutation(500)], (34, 34)), plain.frames(many, (34, 34)))
+
+
+def _denoised_by_brute_force(ev, filter_us):
+    """The documented rule, pair by pair: in time order, event i stays iff an event before it at one of its 4
+    neighbouring pixels has ``t_j > t_i - filter_us``."""
+    ev = ev[np.argsort(ev["t"], kind="stable")]
+    keep = [i for i in range(len(ev)) if any(abs(ev["x"][j] - ev["x"][i]) + abs(ev["y"][j] - ev["y"][i]) == 1
+                                             and ev["t"][j] > ev["t"][i] - filter_us for j in range(i))]
+    return ev[keep]
+
+
+def test_denoise_drops_isolated_events_of_the_first_window_too():
+    """tonic's filter starts every pixel's memory as if it had fired at time 0, so every event of the first
+    ``denoise_ms`` of a recording starting near 0 stayed: an isolated event at 5 ms with a 10 ms filter was kept (1 of 2
+    isolated events before, 0 now). 300 random events on 10 x 10 pixels over 60 ms match the brute-force rule."""
+    isolated = make_events([5, 20], [5, 20], [5_000, 50_000], [1, 1])
+    assert FrameOptions(timesteps=1, denoise_ms=10.0).frames(isolated, (34, 34)).sum() == 0
+    rng = np.random.default_rng(1)
+    ev = make_events(rng.integers(0, 10, 300), rng.integers(0, 10, 300), rng.integers(0, 60_000, 300),
+                     rng.integers(0, 2, 300))
+    reference = _denoised_by_brute_force(ev, 4_000.0)
+    assert 0 < len(reference) < len(ev)
+    denoised = FrameOptions(timesteps=3, denoise_ms=4.0).frames(ev, (10, 10), t0=0)
+    assert np.array_equal(denoised, FrameOptions(timesteps=3).frames(reference, (10, 10), t0=0))
+    assert "denoise_from" in FrameOptions(denoise_ms=4.0).key() and "denoise_from" not in FrameOptions().key()
+    endless = FrameOptions(timesteps=3, denoise_ms=1e300).frames(ev, (10, 10), t0=0)  # longer than the recording
+    assert np.array_equal(endless, FrameOptions(timesteps=3).frames(_denoised_by_brute_force(ev, np.inf), (10, 10),
+                                                                     t0=0))

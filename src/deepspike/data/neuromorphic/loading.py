@@ -46,10 +46,11 @@ class FrameOptions:
     timesteps: frames per sample T. time_window_ms: bin length (None: T equal bins over the recording).
     stride: spatial downsampling factor (pixel ``(x, y)`` -> ``(x // stride, y // stride)``).
     binary: frames hold 1 where at least one event fell (else the count, clipped to 255).
-    denoise_ms: drop events with no other event in the 4 neighbouring pixels within this time (tonic's
-    ``Denoise``); None: keep all. output: ``frames`` (``[N, T, 2, H, W]``, for stbp ``encoder: frames``) or
-    ``counts`` (``[N, 2, H, W]`` event-count images in [0, 1], for methods that take images). The time origin of
-    the bins is no option (it is no part of the cache key): it is given per recording to :meth:`frames`.
+    denoise_ms: drop events with no other event in the 4 neighbouring pixels within this time before them (tonic's
+    ``Denoise``, :func:`denoise`); None: keep all. output: ``frames`` (``[N, T, 2, H, W]``, for stbp
+    ``encoder: frames``) or ``counts`` (``[N, 2, H, W]`` event-count images in [0, 1], for methods that take images).
+    The time origin of the bins is no option (it is no part of the cache key): it is given per recording to
+    :meth:`frames`.
     """
 
     timesteps: int = 10
@@ -70,16 +71,10 @@ class FrameOptions:
             raise ConfigError(f"bad value {self.output!r} for data.args.output; valid: {', '.join(OUTPUTS)}")
 
     def frames(self, events: np.ndarray, sensor_hw: tuple[int, int], t0: float | None = None) -> np.ndarray:
-        """Denoise (optional) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8; the bins start at
-        ``t0`` (us; default: the first event's time, see :func:`events_to_frames`). Binning does not depend on the
-        events' order; denoising does (tonic's filter walks the events in file order, keeping one whose neighbour fired
-        less than ``denoise_ms`` before it): events out of time order are sorted by time (stable) first, where an
-        unsorted file kept isolated events whose neighbour fired later and dropped others."""
+        """Denoise (optional, :func:`denoise`) and bin one recording: ``[T, 2, H // stride, W // stride]`` uint8; the
+        bins start at ``t0`` (us; default: the first event's time, see :func:`events_to_frames`)."""
         if self.denoise_ms is not None and len(events):
-            tonic = require_tonic()
-            if (np.diff(events["t"]) < 0).any():
-                events = events[np.argsort(events["t"], kind="stable")]
-            events = tonic.functional.denoise_numpy(events, filter_time=self.denoise_ms * 1000.0)
+            events = denoise(events, self.denoise_ms * 1000.0)
         return events_to_frames(events, sensor_hw, self.timesteps, self.window_us, self.stride, self.binary, t0)
 
     @property
@@ -98,7 +93,34 @@ class FrameOptions:
         d.pop("output")  # counts are derived from the cached frames
         if self.window_us is not None and self.window_us != self.time_window_ms * 1000.0:
             d["window_us"] = self.window_us  # frames cached with the misrounded window are not reused
+        if self.denoise_ms is not None:
+            d["denoise_from"] = "first event"  # nor frames denoised keeping every event of the first denoise_ms
         return d
+
+
+def denoise(events: np.ndarray, filter_us: float) -> np.ndarray:
+    """The events (``n >= 1``) that have an earlier event (or one as early, before it in the array) in one of their 4
+    neighbouring pixels less than ``filter_us`` us before them: ``t_j > t_i - filter_us`` (tonic's ``denoise_numpy``,
+    which walks the events in order, remembering ``t_j + filter_us`` per pixel).
+
+    Binning does not depend on the events' order, tonic's walk does: events out of time order are sorted by time
+    (stable) first (an unsorted file kept isolated events whose neighbour fired later and dropped others). tonic starts
+    every pixel's memory at ``filter_us`` as if each had fired at time 0, so in recordings whose times start near 0
+    (N-MNIST, DVS Gesture) every event of the first ``filter_us`` us was kept, isolated or not: the times are moved so
+    that the first is at ``ceil(filter_us)`` for the walk and moved back after it. A filter longer than the recording
+    (``t_last - t_first + 1`` us) keeps what that one keeps, every event with any earlier neighbour: it is cut to that
+    (a ``denoise_ms`` of 1e300 overflowed the shift, an OverflowError traceback)."""
+    tonic = require_tonic()
+    if (np.diff(events["t"]) < 0).any():
+        events = events[np.argsort(events["t"], kind="stable")]
+    first = int(events["t"].min())
+    filter_us = min(filter_us, float(int(events["t"].max()) - first + 1))
+    shift = int(np.ceil(filter_us)) - first
+    moved = events.copy()
+    moved["t"] += shift
+    kept = tonic.functional.denoise_numpy(moved, filter_time=filter_us)
+    kept["t"] -= shift
+    return kept
 
 
 def local_tonic(cls: type, folder: Path, **kwargs):
