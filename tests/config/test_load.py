@@ -373,6 +373,7 @@ def test_recipe_values_a_schedule_override_makes_unused_are_each_reset(tmp_path,
 
 
 def test_the_note_of_a_reset_is_printed_by_torchruns_first_process_only(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")  # torchrun's second process: every process loads the recipe
     assert load_config(DEMO, ["method.neuron=plif"]).method.options.decay == 0.25
     assert capsys.readouterr().err == ""

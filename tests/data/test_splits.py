@@ -20,7 +20,7 @@ from deepspike.data import (
     split_indices,
 )
 from deepspike.data import splits as splits_module
-from deepspike.data.splits import axis_stats, partition_rows
+from deepspike.data.splits import axis_stats, partition_rows, warn_missing_classes
 from fakedata import write_idx
 
 
@@ -311,3 +311,14 @@ def test_axis_stats_converts_at_most_a_bounded_number_of_values_at_a_time(monkey
     ref = x.double().transpose(0, 2).reshape(2, -1)
     np.testing.assert_allclose(mean, ref.mean(1).numpy(), rtol=1e-12)
     np.testing.assert_allclose(std, ref.std(1, unbiased=False).numpy(), rtol=1e-12)
+
+
+def test_a_missing_class_is_warned_of_by_torchruns_first_process_only(monkeypatch, capsys):
+    """Every process of torchrun reads the data: its second printed the warning again."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    warn_missing_classes([0, 0, 2], ["a", "b", "c"], "t: the test split")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    warn_missing_classes([0, 0, 2], ["a", "b", "c"], "t: the test split")
+    assert capsys.readouterr().err == "deepspike: warning: t: the test split holds no sample of 1 of its 3 classes: b\n"

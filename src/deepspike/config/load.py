@@ -6,7 +6,6 @@ import copy
 import dataclasses
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.config.yaml_io import parse_yaml, read_yaml_file
 from deepspike.core.atomic import atomic_write_text
 from deepspike.core.errors import ConfigError, DataCorruptError, UnusedOptionError
+from deepspike.core.messages import note
 from deepspike.core.options import shown_key, shown_value, to_dataclass
 from deepspike.methods.base import Method
 from deepspike.methods.registry import method_from_options, method_names, method_options
@@ -88,9 +88,9 @@ def _settle_unused(raw: DictConfig, recipe: DictConfig, overrides: tuple[DictCon
         _reset(section, error)
         near = (_made_unused_by(error.dotted, recipe, texts, single)
                 or [item for item in texts if item.partition("=")[0].split(".")[0] == error.section] or texts)
-        _note(f"{error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
-              f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
-              f"{'null' if error.default is None else shown_value(error.default)}")
+        note(f"{error.dotted}={shown_value(error.value)} from {shown_key(name)} has no effect with "
+             f"{', '.join(near)[:200]}: it takes effect only when {error.needs}; using the default "
+             f"{'null' if error.default is None else shown_value(error.default)}")
     return _run_config(raw)
 
 
@@ -110,14 +110,8 @@ def _made_unused_by(dotted: str, recipe: DictConfig, texts: list[str], single: d
     return [text for text in texts if dotted in single[text]]
 
 
-def _note(text: str) -> None:
-    """``deepspike: note: text`` on stderr, by torchrun's first process only (every process loads the recipe)."""
-    if os.environ.get("RANK", "0").strip() in ("0", ""):
-        print(f"deepspike: note: {text}", file=sys.stderr, flush=True)
-
-
 def _leave_out_other_methods_keys(raw: DictConfig, recipe: DictConfig, given: DictConfig, name: str,
-                                  say: Callable[[str], None] = _note) -> None:
+                                  say: Callable[[str], None] = note) -> None:
     """In place: where the overrides ``given`` switch recipe ``name``'s method (``method.name=ann`` on a ttfs_window
     recipe, as its comment suggests), each option of the recipe's ``method`` section (``recipe``) that the new method
     does not have and the recipe's has is left out of ``raw``, one note each (``say``; 'unknown key method.margin'

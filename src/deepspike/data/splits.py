@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import ConfigError, DataCorruptError
+from deepspike.core.messages import warn
 from deepspike.core.options import INT64_MAX, is_whole
 from deepspike.data.paths import one_line
 from deepspike.data.tensor_dataset import check_whole_labels
@@ -66,8 +66,7 @@ def warn_missing_classes(labels: Sequence[int], class_names: Sequence[str], what
     missing = sorted(set(range(len(class_names)) if among is None else among) - set(labels))
     if missing:
         names = ", ".join(str(class_names[c]) for c in missing)
-        print(f"deepspike: warning: {what} holds no sample of {len(missing)} of its {len(class_names)} classes: "
-              f"{names}", file=sys.stderr, flush=True)
+        warn(f"{what} holds no sample of {len(missing)} of its {len(class_names)} classes: {names}")
 
 
 def check_split_seed(split_seed: object) -> None:

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from deepspike.core.env import integer_text
 from deepspike.core.errors import ConfigError
 
 
@@ -54,11 +55,7 @@ def _launcher_number(name: str, default: str | None, low: int, high: int) -> int
     a one-line ``ConfigError`` naming it (a hand-set ``WORLD_SIZE=two`` or a missing ``RANK`` was a traceback).
     Only ASCII digits (with a sign, and spaces around) are read: ``int`` would also take ``1_0`` or Arabic digits."""
     text = os.environ.get(name, default)
-    digits = None if text is None else text.strip()
-    try:
-        value = int(digits) if digits and digits.isascii() and digits.lstrip("+-").isdigit() else None
-    except ValueError:  # "+-2"
-        value = None
+    value = integer_text(text)
     if value is None or not low <= value <= high:
         found = "is not set" if text is None else f"is {text!r}"
         raise ConfigError(f"environment variable {name} {found}: a launcher (torchrun) sets it to an integer "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +21,7 @@ from torch import nn
 
 from deepspike.config.schema import RunConfig, check_settings_used
 from deepspike.core.errors import ConfigError
+from deepspike.core.messages import warn
 from deepspike.data import BatchIterator
 from deepspike.methods.registry import method_from_options
 from deepspike.training.compiled import compiled_model
@@ -142,7 +142,7 @@ def build_training(config: RunConfig, ctx: DistContext, device: torch.device, re
     warnings = (near_uniform_warning(config), distill and near_uniform_warning(config, distill.source))
     for warning in warnings if ctx.is_main else ():
         if warning:
-            print(f"deepspike: warning: {warning}", file=sys.stderr, flush=True)
+            warn(warning)
     return TrainingSetup(
         parts=parts,
         model=model,

@@ -14,10 +14,10 @@ set. Default frames: T = 10 equal bins of each recording, 180 x 240 -> 45 x 60 p
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from deepspike.core.errors import DataNotFoundError
+from deepspike.core.messages import warn
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin, warn_empty_bins
@@ -56,8 +56,8 @@ def check_left_out(folder: Path, categories: list[str]) -> None:
     paths.check_no_broken_links(folder, "ncaltech101")
     empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name[:1] != "." and d.name not in categories)
     if empty:
-        print(f"deepspike: warning: ncaltech101: {folder}: {len(empty)} folder(s) hold no .bin recordings and are left "
-              f"out ({len(categories)} categories remain): {', '.join(empty)}", file=sys.stderr, flush=True)
+        warn(f"ncaltech101: {folder}: {len(empty)} folder(s) hold no .bin recordings and are left out "
+             f"({len(categories)} categories remain): {', '.join(empty)}")
 
 
 @register_dataset("ncaltech101")
