@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import scipy.io
 import torch
 
 from deepspike.core.errors import DataCorruptError, DataNotFoundError
-from deepspike.data import load_dataset
+from deepspike.data import cifar, load_dataset
+from deepspike.data.download import extract_tar
 
 
 @pytest.fixture(autouse=True)
@@ -230,3 +233,36 @@ def test_svhn_reads_only_x_and_y_of_the_file(tmp_path, monkeypatch):
     data = load_dataset("svhn", data_dir=tmp_path)
     assert data.train.y.tolist() == [1, 2]
     assert held == [{"X", "y"}, {"X", "y"}]  # before: {"X", "y", "big"} for the train file
+
+
+def test_a_downloaded_cifar_folder_appears_whole_to_the_other_torchrun_processes(tmp_path, monkeypatch):
+    """Every torchrun process loads the data: one that unpacked the archive in place rewrote the files another was
+    reading ("cannot unpickle .../data_batch_3: pickle data was truncated" in 1 of 8 two-process tries). The folder
+    now appears whole (a rename); another process's stays; the rest of an earlier unpacking is unpacked over."""
+    write_cifar(tmp_path / "archived" / cifar.FOLDER)
+    archive, root = tmp_path / "c.tar", tmp_path / "root"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "archived" / cifar.FOLDER, arcname=cifar.FOLDER)
+    monkeypatch.setattr(cifar, "fetch", lambda resource, folder: archive)
+    another = []  # whether another process puts its folder in place while this one unpacks; whether one was there
+
+    def unpack(path, folder):
+        assert another[1] or Path(folder) != root  # in place only over the rest of an earlier unpacking
+        extract_tar(path, folder)
+        if Path(folder) != root:
+            assert another[1] or not (root / cifar.FOLDER).exists()  # no reader sees the folder before it is whole
+            if another[0]:
+                shutil.copytree(tmp_path / "archived" / cifar.FOLDER, root / cifar.FOLDER)
+                (root / cifar.FOLDER / "theirs").touch()
+
+    monkeypatch.setattr(cifar, "extract_tar", unpack)
+    for ahead, partial, kept in ((False, False, []), (True, False, ["theirs"]), (False, True, [])):
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        if partial:  # an unpacking killed part-way, before this version
+            (root / cifar.FOLDER).mkdir()
+            shutil.copy(tmp_path / "archived" / cifar.FOLDER / "data_batch_1", root / cifar.FOLDER)
+        another[:] = [ahead, partial]
+        assert len(load_dataset("cifar10", data_dir=root, download=True).train) == 10
+        assert os.listdir(root) == [cifar.FOLDER]
+        assert [f for f in os.listdir(root / cifar.FOLDER) if f == "theirs"] == kept

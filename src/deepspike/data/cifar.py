@@ -14,13 +14,18 @@ Only numpy arrays, lists, dicts and plain values are unpickled: any other object
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepspike.core.errors import DataCorruptError
+from deepspike.core.atomic import TEMP_SUFFIX
+from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.data import paths
 from deepspike.data.download import Resource, extract_tar, fetch
 from deepspike.data.registry import register_dataset
@@ -112,6 +117,26 @@ def _class_names(folder: Path) -> tuple[str, ...]:
     return tuple(n.decode(errors="replace") if isinstance(n, bytes) else n for n in names)
 
 
+def unpack_whole(archive: Path, root: Path, complete: Callable[[], object]) -> None:
+    """Unpack ``archive`` (its member ``FOLDER/...``) into ``root`` so that ``root / FOLDER`` appears whole: into a
+    temporary folder beside it, renamed into place. Every torchrun process loads the data, and one that unpacked in
+    place rewrote the files another was reading (measured: "cannot unpickle .../data_batch_3: pickle data was
+    truncated", a DataCorruptError on sound data). Where ``root / FOLDER`` is there already (another process's,
+    or the rest of an earlier unpacking that ``complete`` (raises unless the folder is whole) refuses), it stays,
+    and the archive is unpacked over it in place only in the second case, as before."""
+    with tempfile.TemporaryDirectory(prefix=f".{FOLDER}.", suffix=TEMP_SUFFIX, dir=root) as tmp:
+        extract_tar(archive, tmp)
+        try:
+            os.rename(Path(tmp) / FOLDER, root / FOLDER)  # atomic; refused where the folder is (not empty)
+            return
+        except OSError:
+            pass
+    try:
+        complete()
+    except DataNotFoundError:
+        extract_tar(archive, root)
+
+
 @register_dataset("cifar10")
 def load_cifar10(data_dir=None, val_fraction: float = 0.0, seed: int = 0,
                  download: bool = False) -> DataSplits:
@@ -125,8 +150,9 @@ def load_cifar10(data_dir=None, val_fraction: float = 0.0, seed: int = 0,
         if not download:
             raise
         root = paths.download_dir(data_dir)
-        extract_tar(fetch(RESOURCE, root), root)
-        found = paths.find_files("cifar10", required, [root / FOLDER], how)
+        look = partial(paths.find_files, "cifar10", required, [root / FOLDER], how)
+        unpack_whole(fetch(RESOURCE, root), root, look)
+        found = look()
     train = _read_split(found[:5])
     test = _read_split(found[5:])
     return make_splits(train, test, val_fraction=val_fraction, seed=seed, num_classes=10,
