@@ -290,6 +290,19 @@ def test_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
     assert np.random.rand(2).tolist() == expected  # noqa: NPY002
 
 
+def test_the_missing_checksum_is_warned_of_by_torchruns_first_process_only(tmp_path, monkeypatch):
+    """Every torchrun process reads the checkpoint it resumes: each warned."""
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": 3}, tmp_path / "old.pt")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 3
+    monkeypatch.setenv("RANK", "0")
+    with pytest.warns(UserWarning, match="has no checksum"):
+        load_checkpoint(tmp_path / "old.pt")
+
+
 def test_a_non_dict_file_and_an_unencodable_value_are_one_line_errors(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(DataCorruptError, match="holds a list, not a dict"):

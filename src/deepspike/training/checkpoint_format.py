@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from deepspike.core.errors import DataCorruptError
+from deepspike.core.messages import first_process
 from deepspike.core.options import shown_value
 from deepspike.training.checkpoint_payload import payload_problem
 
@@ -93,7 +94,7 @@ def read_checkpoint_file(path: Path, map_location: str | torch.device = "cpu") -
     problem = payload_problem(payload)
     if problem is not None:
         raise DataCorruptError(f"checkpoint {path} is corrupt: its {problem}")
-    if stored is None:
+    if stored is None and first_process():  # every torchrun process reads the checkpoint it resumes
         warnings.warn(f"checkpoint {path} has no checksum (written by an older deepspike): not verified", stacklevel=2)
     return payload
 
