@@ -7,5 +7,6 @@ from deepspike.models import registry as models_registry
 
 
 def keep_registrations_to_the_test(monkeypatch) -> None:
-    for module, name in ((models_registry, "_MODELS"), (methods_registry, "_METHODS"), (data_registry, "_LOADERS")):
+    for module, name in ((models_registry, "_MODELS"), (methods_registry, "_METHODS"), (data_registry, "_LOADERS"),
+                         (data_registry, "_SHAPES")):
         monkeypatch.setattr(module, name, dict(getattr(module, name)))

@@ -15,6 +15,8 @@ from deepspike.data import (
     register_dataset,
     split_indices,
 )
+from deepspike.data.registry import declared_shape
+from fakedata import write_dataset
 from registries import keep_registrations_to_the_test
 
 
@@ -49,6 +51,31 @@ def test_register_custom_dataset(monkeypatch):
     assert len(load_dataset("test_tiny", n=6).train) == 6
     with pytest.raises(ConfigError, match="already registered"):
         register_dataset("test_tiny")(lambda **kw: None)
+
+
+@pytest.mark.parametrize(("name", "args"), [("digits", {}), ("mnist", {}), ("nmnist", {"stride": 2, "cache": False})])
+def test_the_declared_shape_is_the_loaded_one(tmp_path, name, args):
+    # what a run builds its model at before reading the data (training.temporal_grad.check_settings_before_data)
+    data = load_dataset(name, data_dir=write_dataset(name, tmp_path, n=1), **args)
+    assert declared_shape(name, args) == (tuple(data.input_shape), data.num_classes)
+
+
+@pytest.mark.parametrize(("name", "args"), [("imagefolder", {}), ("mnist", {"size": 8}), ("nmnist", {"stride": 35}),
+                                            ("nmnist", {"stride": "2"}), ("mnsit", {}), (["mnist"], {})])
+def test_no_shape_is_declared_where_only_reading_tells_or_the_loader_refuses(name, args):
+    assert declared_shape(name, args) is None
+
+
+def test_a_custom_dataset_declares_its_shape_from_its_options(monkeypatch):
+    keep_registrations_to_the_test(monkeypatch)
+
+    @register_dataset("test_sized", shape=lambda n, size: ((1, size, size), n))
+    def sized(data_dir=None, val_fraction=0.0, seed=0, download=False, n=4, size=2):
+        raise AssertionError("not read")
+
+    assert declared_shape("test_sized", {"size": 5}) == ((1, 5, 5), 4)
+    register_dataset("test_sized")(sized)  # registered again without one: none
+    assert declared_shape("test_sized", {}) is None
 
 
 def test_digits_default_split():

@@ -572,3 +572,32 @@ def test_online_refusals_the_options_decide_come_before_the_data_is_read(tmp_pat
         with pytest.raises(ConfigError, match="^" + re.escape(message)):
             Trainer(cfg, tmp_path / "run").fit()
     Trainer(load_config(None, [*TINY, "train.temporal_grad=eprop", "method.neuron=alif"]), tmp_path / "run")  # taken
+
+
+MODEL_REFUSALS = {  # overrides on an mlp of one hidden layer: the start of the refusal of the model built late
+    "train.temporal_grad=sltt model.name=dsnn model.args.hidden=[8] model.args.delays=3": "train.temporal_grad=sltt: "
+    "the layer DelayedLinear needs the whole sequence at once",
+    "train.temporal_grad=ottt model.name=vgg model.args.blocks=[[4]] model.args.hidden=[8] method.norm=tebn":
+        "train.temporal_grad=ottt: TEBN (method.norm=tebn) scales each of its T = 3 steps by its own p_t",
+    "train.temporal_grad=eprop method.neuron=alif model.name=vgg model.args.blocks=[[4]] model.args.hidden=[8] "
+    "model.args.batch_norm=false": "train.temporal_grad=eprop keeps the eligibility of adaptive neurons (alif) fed "
+                                   "straight by a linear layer",
+    "train.temporal_grad=sltt method.neuron=masked_psn method.psn_order=2": "train.temporal_grad=sltt: the masked "
+    "PSN runs in pieces only once its masking lambda is 1",  # a value read: built on the CPU, not the meta device
+}
+
+
+def test_online_refusals_the_model_decides_come_before_the_data_is_read(tmp_path, monkeypatch):
+    # before: prepare_temporal_grad refused them on the model built after load_data had read the data set (minutes on a
+    # large one); now the Trainer builds the model at the shape mnist declares and refuses first, same message
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr("deepspike.training.training_setup.load_data", loaded)
+    tiny = [o for o in TINY if not o.startswith("model.args")]
+    state = torch.random.get_rng_state()
+    for overrides, message in MODEL_REFUSALS.items():
+        cfg = load_config(None, [*tiny, "data.name=mnist", "data.augment.crop_padding=0", *overrides.split()])
+        with pytest.raises(ConfigError, match="^" + re.escape(message)):
+            Trainer(cfg, tmp_path / "run").fit()
+    assert torch.equal(torch.random.get_rng_state(), state)  # the probes drew nothing from the seeded generator

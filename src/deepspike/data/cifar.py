@@ -28,7 +28,7 @@ from deepspike.core.atomic import TEMP_SUFFIX
 from deepspike.core.errors import DataCorruptError, DataNotFoundError
 from deepspike.data import paths
 from deepspike.data.download import Resource, extract_tar, fetch
-from deepspike.data.registry import register_dataset
+from deepspike.data.registry import fixed_shape, register_dataset
 from deepspike.data.splits import DataSplits, make_splits, whole_labels
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -137,7 +137,7 @@ def unpack_whole(archive: Path, root: Path, complete: Callable[[], object]) -> N
         extract_tar(archive, root)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", shape=fixed_shape((3, 32, 32), len(CLASSES)))
 def load_cifar10(data_dir=None, val_fraction: float = 0.0, seed: int = 0,
                  download: bool = False) -> DataSplits:
     """CIFAR-10: 50,000 train / 10,000 test colour images, ``x [N, 3, 32, 32]`` in [0, 1]."""

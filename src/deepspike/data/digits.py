@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deepspike.data.registry import register_dataset
+from deepspike.data.registry import fixed_shape, register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -28,7 +28,7 @@ def digits_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(train), np.sort(test)
 
 
-@register_dataset("digits")
+@register_dataset("digits", shape=fixed_shape((1, 8, 8), 10))
 def load_digits(data_dir=None, val_fraction: float = 0.0, seed: int = 0,
                 download: bool = False) -> DataSplits:
     """Digits as ``x [N, 1, 8, 8]`` in [0, 1] (``v / 16``), ``y [N]`` in 0..9; ``data_dir``/``download``

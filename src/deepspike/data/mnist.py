@@ -18,7 +18,7 @@ from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
 from deepspike.data.idx import read_idx
-from deepspike.data.registry import register_dataset
+from deepspike.data.registry import fixed_shape, register_dataset
 from deepspike.data.splits import DataSplits, make_splits
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -79,7 +79,7 @@ def load_idx_dataset(name: str, data_dir, val_fraction: float, seed: int, downlo
                        class_names=class_names, name=name)
 
 
-@register_dataset("mnist")
+@register_dataset("mnist", shape=fixed_shape((1, 28, 28), 10))
 def load_mnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False) -> DataSplits:
     """MNIST: 60,000 train / 10,000 test handwritten digits, ``x [N, 1, 28, 28]`` in [0, 1]."""
     return load_idx_dataset(
@@ -89,7 +89,7 @@ def load_mnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download
         class_names=[str(d) for d in range(10)])
 
 
-@register_dataset("fashion_mnist")
+@register_dataset("fashion_mnist", shape=fixed_shape((1, 28, 28), 10))
 def load_fashion_mnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0,
                        download: bool = False) -> DataSplits:
     """Fashion-MNIST: 60,000 train / 10,000 test clothing images, ``x [N, 1, 28, 28]`` in [0, 1]."""

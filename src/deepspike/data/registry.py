@@ -11,12 +11,17 @@ from deepspike.core.registration import check_registration
 from deepspike.data.splits import DataSplits
 
 Loader = Callable[..., DataSplits]
+Shape = Callable[..., "tuple[tuple[int, ...], int] | None"]
 _LOADERS: dict[str, Loader] = {}
+_SHAPES: dict[str, Shape] = {}
 _COMMON = ("data_dir", "val_fraction", "seed", "download")
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Register ``fn(data_dir, val_fraction, seed, download, **options) -> DataSplits`` under ``name``.
+def register_dataset(name: str, shape: Shape | None = None) -> Callable[[Loader], Loader]:
+    """Register ``fn(data_dir, val_fraction, seed, download, **options) -> DataSplits`` under ``name``. ``shape``:
+    ``shape(**options) -> (input_shape, num_classes)`` of the ``DataSplits`` the loader gives for its own options (the
+    loader's defaults filled in), known without reading the samples (None from it for options the loader refuses);
+    leave it out where only reading tells (``declared_shape``).
 
     >>> @register_dataset("my_data")          # doctest: +SKIP
     ... def load_my_data(data_dir, val_fraction, seed, download, size=32): ...
@@ -26,9 +31,18 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
         check_registration("dataset", name, _LOADERS.get(name), fn)
         _check_loader(name, fn)
         _LOADERS[name] = fn
+        if shape is None:
+            _SHAPES.pop(name, None)
+        else:
+            _SHAPES[name] = shape
         return fn
 
     return wrap
+
+
+def fixed_shape(input_shape: tuple[int, ...], num_classes: int) -> Shape:
+    """``register_dataset``'s ``shape`` of a data set whose options do not change it."""
+    return lambda **_: (input_shape, num_classes)
 
 
 def _check_loader(name: str, fn: Loader) -> None:
@@ -69,6 +83,18 @@ def dataset_options(name: str, args: dict) -> dict:
     params = inspect.signature(_LOADERS[name]).parameters.values()
     defaults = {p.name: p.default for p in params if p.name not in _COMMON and p.default is not inspect.Parameter.empty}
     return {**defaults, **args}
+
+
+def declared_shape(name: object, args: object) -> tuple[tuple[int, ...], int] | None:
+    """``(input_shape, num_classes)`` that data set ``name`` with options ``args`` (``data.args``) will have, as its
+    registration declares it (``register_dataset``'s ``shape``), without reading the data: what a run can build its
+    model at before the data is read (``training.temporal_grad.check_settings_before_data``). None where no shape is
+    declared (an image folder's classes are its folders) or for a name or option the loader refuses."""
+    if not isinstance(name, str) or name not in _SHAPES or not isinstance(args, dict):
+        return None
+    if set(args) - set(inspect.signature(_LOADERS[name]).parameters) - set(_COMMON):
+        return None
+    return _SHAPES[name](**dataset_options(name, args))
 
 
 def load_dataset(name: str, data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,

@@ -16,7 +16,7 @@ from deepspike.core.errors import DataCorruptError
 from deepspike.data import paths
 from deepspike.data.download import Resource, fetch
 from deepspike.data.matfile import mat5_problem
-from deepspike.data.registry import register_dataset
+from deepspike.data.registry import fixed_shape, register_dataset
 from deepspike.data.splits import DataSplits, make_splits, whole_labels
 from deepspike.data.tensor_dataset import TensorDataset
 
@@ -48,7 +48,7 @@ def read_mat(path: Path) -> TensorDataset:
     return TensorDataset(x.float().div_(255.0), torch.from_numpy(labels), "svhn")
 
 
-@register_dataset("svhn")
+@register_dataset("svhn", shape=fixed_shape((3, 32, 32), 10))
 def load_svhn(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False) -> DataSplits:
     """SVHN: 73,257 train / 26,032 test house-number digits, ``x [N, 3, 32, 32]`` in [0, 1]."""
     required = [(r.filename,) for r in RESOURCES]

@@ -65,9 +65,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from deepspike.config.schema import ONLINE_GRADS, TEMPORAL_GRADS, RunConfig
-from deepspike.core.errors import ConfigError
+from deepspike.core.errors import ConfigError, UserError
 from deepspike.core.precision import at_least_float32
 from deepspike.data.mixing import mixed_loss
+from deepspike.data.registry import declared_shape
 from deepspike.layers.random_feedback import attach_random_feedback
 from deepspike.layers.readout import MaxMembraneReadout, MembraneReadout
 from deepspike.methods.base import Method
@@ -77,6 +78,7 @@ from deepspike.neurons.adaptive import AdaptiveLIF
 from deepspike.neurons.carry import temporal_carry
 from deepspike.neurons.learnable import LearnableLIF
 from deepspike.training.eprop import adaptive_synapses, check_filterable, eprop_batch
+from deepspike.training.run_setup import method_and_architecture
 from deepspike.training.runtime import autocast
 
 ONLINE = ONLINE_GRADS  # sltt, ottt, eprop
@@ -157,9 +159,39 @@ def check_settings_before_data(config: RunConfig) -> None:
     mode = t.temporal_grad
     method = method_from_options(config.method.name, config.method.options) if mode != "bptt" else None
     probe = getattr(method, "options_probe", None)
-    if probe is None:
-        return
-    net = probe()
+    if probe is not None:
+        _check_probe(probe(), config)
+    if method is not None and not method.learns_locally:  # whose own refusal comes first (training_setup)
+        _check_declared_model(config)
+
+
+def _check_declared_model(config: RunConfig) -> None:
+    """``prepare_temporal_grad``'s refusals of the model itself (learnable delays, TEBN, e-prop's feeding rules, a
+    method whose net is no rate network, ...), before the data is read: on the model built at the input shape and
+    class count the data set declares (``data.registry.declared_shape``), first without its weights (the meta
+    device), then on the CPU where a check reads a value (the masked PSN's lambda), the generators put back; nothing
+    where the data set declares none (an image folder), where the late check stays. A build that fails otherwise
+    than with a ``UserError`` is left to the real one."""
+    declared = declared_shape(config.data.name, config.data.args)
+    t = config.train
+    for device in ("meta", "cpu") if declared is not None else ():
+        try:
+            with torch.device(device), torch.random.fork_rng(devices=[]):
+                method, arch = method_and_architecture(config, declared[1], declared[0])
+                net = method.build(arch)  # no random feedback matrices below (they refuse nothing)
+                prepare_temporal_grad(net, t.temporal_grad, t.time_segment, config.method.name, None, t.seed,
+                                      t.eprop_readout_decay, t.sltt_steps)
+            return
+        except UserError:
+            raise
+        except Exception:  # noqa: BLE001  (meta: a value read; cpu: a layer that needs the data; the build tells)
+            continue
+
+
+def _check_probe(net: RateNetwork, config: RunConfig) -> None:
+    """``check_settings_before_data``'s refusals from the net ``options_probe`` gave."""
+    t = config.train
+    mode = t.temporal_grad
     _check_whole_sequences(net, mode)
     if mode not in ONLINE:
         return

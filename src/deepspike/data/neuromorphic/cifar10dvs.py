@@ -16,6 +16,7 @@ from pathlib import Path
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_aedat2
+from deepspike.data.neuromorphic.frames import frame_shape
 from deepspike.data.neuromorphic.loading import FrameOptions, held_out_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, check_split_seed, warn_missing_classes
@@ -40,7 +41,7 @@ def list_recordings(data_dir) -> list[tuple[Path, int]]:
                           HOW_TO_GET)
 
 
-@register_dataset("cifar10_dvs")
+@register_dataset("cifar10_dvs", shape=frame_shape(SENSOR, len(CLASSES)))
 def load_cifar10_dvs(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                      timesteps: int = 10, time_window_ms: float | None = 5.0, stride: int = 3,
                      binary: bool = False, denoise_ms: float | None = None, output: str = "frames",

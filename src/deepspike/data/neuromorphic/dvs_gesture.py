@@ -15,6 +15,7 @@ from pathlib import Path
 from deepspike.core.errors import DataCorruptError
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_gesture_npy
+from deepspike.data.neuromorphic.frames import frame_shape
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.neuromorphic.nmnist import find_split_folders
 from deepspike.data.paths import check_no_broken_links
@@ -46,7 +47,7 @@ def list_recordings(split_folder: Path) -> list[tuple[Path, int]]:
     return recordings
 
 
-@register_dataset("dvs_gesture")
+@register_dataset("dvs_gesture", shape=frame_shape(SENSOR, len(CLASSES)))
 def load_dvs_gesture(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                      timesteps: int = 20, time_window_ms: float | None = 25.0, stride: int = 4,
                      binary: bool = False, denoise_ms: float | None = None, output: str = "frames",

@@ -22,7 +22,7 @@ import numpy as np
 
 from deepspike.core.errors import ConfigError
 from deepspike.core.memory import GiB, check_fits_memory, physical_memory
-from deepspike.core.options import is_finite
+from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 
 
@@ -44,6 +44,17 @@ def check_stride(stride: int, sensor_hw: tuple[int, int]) -> None:
     if stride > min(sensor_hw):
         raise ConfigError(f"event frames: data.args.stride={stride} is larger than the {sensor_hw[0]} x {sensor_hw[1]} "
                           f"sensor (frames of 0 pixels); at most {min(sensor_hw)}")
+
+
+def frame_shape(sensor_hw: tuple[int, int], num_classes: int):
+    """``register_dataset``'s ``shape`` of an event data set binned on the ``sensor_hw`` pixels: per step
+    ``(2, H // stride, W // stride)`` (``output`` frames and counts alike), ``num_classes`` classes; None for a
+    stride the loader refuses (``FrameOptions``, ``check_stride``)."""
+    def shape(stride: object = 1, **_: object) -> tuple[tuple[int, ...], int] | None:
+        if not is_whole(stride, 1, min(sensor_hw)):
+            return None
+        return (2, sensor_hw[0] // stride, sensor_hw[1] // stride), num_classes
+    return shape
 
 
 def check_frame_memory(samples: int, frame_bytes: int, name: str, held: int = 0, what: str = "frames",

@@ -17,6 +17,7 @@ from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.formats import READ_BYTES_PER_FILE_BYTE, read_nmnist_bin, warn_empty_bins
+from deepspike.data.neuromorphic.frames import frame_shape
 from deepspike.data.neuromorphic.loading import FrameOptions, as_dataset, event_splits, load_binned, reading_bytes
 from deepspike.data.registry import register_dataset
 from deepspike.data.splits import DataSplits, warn_missing_classes
@@ -61,7 +62,7 @@ def read_recording(recording: tuple[Path, int], first_saccade_only: bool) -> tup
     return (events[events["t"] < FIRST_SACCADE_US] if first_saccade_only else events), digit
 
 
-@register_dataset("nmnist")
+@register_dataset("nmnist", shape=frame_shape(SENSOR, 10))
 def load_nmnist(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                 timesteps: int = 10, time_window_ms: float | None = None, stride: int = 1, binary: bool = False,
                 denoise_ms: float | None = None, first_saccade_only: bool = False, output: str = "frames",
