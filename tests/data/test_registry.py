@@ -53,7 +53,8 @@ def test_register_custom_dataset(monkeypatch):
         register_dataset("test_tiny")(lambda **kw: None)
 
 
-@pytest.mark.parametrize(("name", "args"), [("digits", {}), ("mnist", {}), ("nmnist", {"stride": 2, "cache": False})])
+@pytest.mark.parametrize(("name", "args"), [("digits", {}), ("mnist", {}), ("nmnist", {"stride": 2, "cache": False}),
+                                            ("shd", {"stride": 3, "timesteps": 4, "cache": False})])
 def test_the_declared_shape_is_the_loaded_one(tmp_path, name, args):
     # what a run builds its model at before reading the data (training.temporal_grad.check_settings_before_data)
     data = load_dataset(name, data_dir=write_dataset(name, tmp_path, n=1), **args)
@@ -61,7 +62,8 @@ def test_the_declared_shape_is_the_loaded_one(tmp_path, name, args):
 
 
 @pytest.mark.parametrize(("name", "args"), [("imagefolder", {}), ("mnist", {"size": 8}), ("nmnist", {"stride": 35}),
-                                            ("nmnist", {"stride": "2"}), ("mnsit", {}), (["mnist"], {})])
+                                            ("nmnist", {"stride": "2"}), ("shd", {"output": "counts"}), ("mnsit", {}),
+                                            (["mnist"], {})])
 def test_no_shape_is_declared_where_only_reading_tells_or_the_loader_refuses(name, args):
     assert declared_shape(name, args) is None
 

@@ -574,9 +574,9 @@ def test_online_refusals_the_options_decide_come_before_the_data_is_read(tmp_pat
     Trainer(load_config(None, [*TINY, "train.temporal_grad=eprop", "method.neuron=alif"]), tmp_path / "run")  # taken
 
 
-MODEL_REFUSALS = {  # overrides on an mlp of one hidden layer: the start of the refusal of the model built late
-    "train.temporal_grad=sltt model.name=dsnn model.args.hidden=[8] model.args.delays=3": "train.temporal_grad=sltt: "
-    "the layer DelayedLinear needs the whole sequence at once",
+MODEL_REFUSALS = {  # overrides on mnist: the start of the refusal of the model built late
+    "train.temporal_grad=sltt data.name=shd method.encoder=frames model.name=dsnn model.args.hidden=[8] "
+    "model.args.delays=3": "train.temporal_grad=sltt: the layer DelayedLinear needs the whole sequence at once",
     "train.temporal_grad=ottt model.name=vgg model.args.blocks=[[4]] model.args.hidden=[8] method.norm=tebn":
         "train.temporal_grad=ottt: TEBN (method.norm=tebn) scales each of its T = 3 steps by its own p_t",
     "train.temporal_grad=eprop method.neuron=alif model.name=vgg model.args.blocks=[[4]] model.args.hidden=[8] "

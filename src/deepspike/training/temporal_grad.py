@@ -152,8 +152,9 @@ def check_settings_before_data(config: RunConfig) -> None:
     sequences (``_check_whole_sequences``: STDP) under any mode but bptt, and under an online mode: a neuron
     that cannot carry its state (``check_neurons_carry``), the readout, loss and ``method.rate_reg`` of
     ``_check_online``, for ottt and eprop a neuron without one fixed decay (``trace_decay``), and e-prop's leaky readout
-    over a neuron whose eligibility it does not keep (``check_filterable``); each with the message the built net
-    would give."""
+    over a neuron whose eligibility it does not keep (``check_filterable``); then all of ``prepare_temporal_grad``
+    on the model built at the shape the data set declares (``_check_declared_model``: learnable delays, TEBN, e-prop's
+    feeding rules); each with the message the built net would give."""
     t = config.train
     check_steps_within(t.time_segment, t.sltt_steps, getattr(config.method.options, "timesteps", None))
     mode = t.temporal_grad

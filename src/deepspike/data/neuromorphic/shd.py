@@ -43,6 +43,7 @@ import torch
 from deepspike.core.errors import ConfigError, DataCorruptError, DataNotFoundError
 from deepspike.core.hdf5_heaps import damaged_global_heap
 from deepspike.core.optional import require_package
+from deepspike.core.options import is_whole
 from deepspike.data import paths
 from deepspike.data.neuromorphic.cache import files_fingerprint
 from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset, frame_stats
@@ -332,7 +333,17 @@ def release_splits(name: str, data_dir, download: bool, cache: bool, options: Fr
     return parts, names
 
 
-@register_dataset("shd")
+def _declared(name: str):
+    """``register_dataset``'s ``shape`` of ``name`` (shd, ssc): per step ``(700 // stride,)``; None for the options
+    ``release_splits`` refuses."""
+    def shape(stride: object = 1, output: object = "frames", **_: object) -> tuple[tuple[int, ...], int] | None:
+        if output != "frames" or not is_whole(stride, 1, CHANNELS):
+            return None
+        return (CHANNELS // stride,), NUM_CLASSES[name]
+    return shape
+
+
+@register_dataset("shd", shape=_declared("shd"))
 def load_shd(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
              timesteps: int = 100, time_window_ms: float | None = 10.0, stride: int = 1, binary: bool = False,
              output: str = "frames", cache: bool = True) -> DataSplits:
@@ -345,7 +356,7 @@ def load_shd(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: 
                        class_names=names, name="shd", stats=frame_stats, split=split_in_place)  # no copy of train
 
 
-@register_dataset("ssc")
+@register_dataset("ssc", shape=_declared("ssc"))
 def load_ssc(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
              timesteps: int = 100, time_window_ms: float | None = 10.0, stride: int = 1, binary: bool = False,
              output: str = "frames", cache: bool = True) -> DataSplits:
