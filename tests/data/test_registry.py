@@ -54,7 +54,9 @@ def test_register_custom_dataset(monkeypatch):
 
 
 @pytest.mark.parametrize(("name", "args"), [("digits", {}), ("mnist", {}), ("nmnist", {"stride": 2, "cache": False}),
-                                            ("shd", {"stride": 3, "timesteps": 4, "cache": False})])
+                                            ("shd", {"stride": 3, "timesteps": 4, "cache": False}),
+                                            ("digits_events", {"pad": 2, "stride": 3, "timesteps": 2, "cache": False}),
+                                            ("mnist_rows", {})])
 def test_the_declared_shape_is_the_loaded_one(tmp_path, name, args):
     # what a run builds its model at before reading the data (training.temporal_grad.check_settings_before_data)
     data = load_dataset(name, data_dir=write_dataset(name, tmp_path, n=1), **args)
@@ -62,8 +64,8 @@ def test_the_declared_shape_is_the_loaded_one(tmp_path, name, args):
 
 
 @pytest.mark.parametrize(("name", "args"), [("imagefolder", {}), ("mnist", {"size": 8}), ("nmnist", {"stride": 35}),
-                                            ("nmnist", {"stride": "2"}), ("shd", {"output": "counts"}), ("mnsit", {}),
-                                            (["mnist"], {})])
+                                            ("nmnist", {"stride": "2"}), ("digits_events", {"pad": -1}),
+                                            ("shd", {"output": "counts"}), ("mnsit", {}), (["mnist"], {})])
 def test_no_shape_is_declared_where_only_reading_tells_or_the_loader_refuses(name, args):
     assert declared_shape(name, args) is None
 

@@ -16,7 +16,7 @@ from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.core.options import is_finite, is_whole
 from deepspike.data.augment import MAX_SIZE
 from deepspike.data.neuromorphic.emulation import EMULATION_CHUNK, check_samples, check_threshold, emulate_frames
-from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride
+from deepspike.data.neuromorphic.frames import check_frame_memory, check_stride, frame_shape
 from deepspike.data.neuromorphic.loading import (
     FrameOptions,
     as_dataset,
@@ -26,7 +26,7 @@ from deepspike.data.neuromorphic.loading import (
     sample_bytes,
     work_bytes,
 )
-from deepspike.data.registry import load_dataset, register_dataset
+from deepspike.data.registry import declared_shape, load_dataset, register_dataset
 from deepspike.data.splits import DataSplits
 
 
@@ -115,8 +115,19 @@ def emulated_splits(source: str, data_dir, val_fraction: float, seed: int, downl
                         class_names=static.class_names, name=name, owned=True)
 
 
+def _declared(source: str):
+    """``register_dataset``'s ``shape`` of ``{source}_events``: per step ``(2, (H + 2 pad) // stride, (W + 2 pad) //
+    stride)`` of the source's declared ``H x W`` and classes; None for options ``emulated_splits`` refuses."""
+    def shape(pad: object = 3, stride: object = 1, **_: object) -> tuple[tuple[int, ...], int] | None:
+        static = declared_shape(source, {})
+        if static is None or not is_whole(pad, 0, MAX_SIZE):
+            return None
+        return frame_shape(tuple(size + 2 * pad for size in static[0][-2:]), static[1])(stride=stride)
+    return shape
+
+
 def _register(source: str, doc: str):
-    @register_dataset(f"{source}_events")
+    @register_dataset(f"{source}_events", shape=_declared(source))
     def loader(data_dir=None, val_fraction: float = 0.0, seed: int = 0, download: bool = False,
                timesteps: int = 8, substeps: int = 4, threshold: float = 0.2, pad: int = 3,
                amplitude: float = 7.0, stride: int = 1, binary: bool = False, output: str = "frames",

@@ -22,7 +22,7 @@ import torch
 from deepspike.core.memory import GiB, check_fits_memory, physical_memory
 from deepspike.data.neuromorphic.dataset import FRAME_STATS_CHUNK, EventFrameDataset
 from deepspike.data.neuromorphic.loading import event_splits, held_bytes
-from deepspike.data.registry import load_dataset, register_dataset
+from deepspike.data.registry import declared_shape, load_dataset, register_dataset
 from deepspike.data.splits import DataSplits, splitting_bytes
 
 SOURCES = {"digits": "scikit-learn's 8 x 8 digits (T = 8, F = 8)", "mnist": "MNIST (T = 28, F = 28)",
@@ -70,7 +70,17 @@ def _register(source: str):
     loader.__name__ = f"load_{source}_rows"
     loader.__doc__ = (f"{SOURCES[source]} read one image row per time step: ``x [N, H, C * W]`` float32 in [0, 1], "
                       "``y [N]`` in 0..9 (module docstring).")
-    return register_dataset(f"{source}_rows")(loader)
+    return register_dataset(f"{source}_rows", shape=lambda **_: _declared(source))(loader)
+
+
+def _declared(source: str) -> tuple[tuple[int, ...], int] | None:
+    """The declared shape of ``{source}_rows``: rows of ``C * W`` values of the source's declared ``[C, H, W]``, its
+    classes (``image_rows``)."""
+    static = declared_shape(source, {})
+    if static is None:
+        return None
+    c, _, w = static[0]
+    return (c * w,), static[1]
 
 
 load_digits_rows = _register("digits")
