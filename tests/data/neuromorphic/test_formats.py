@@ -19,7 +19,7 @@ from deepspike.data.neuromorphic import (
     write_nmnist_bin,
 )
 from deepspike.data.neuromorphic.cifar10dvs import CLASSES as CIFAR_CLASSES
-from deepspike.data.neuromorphic.formats import make_events
+from deepspike.data.neuromorphic.formats import make_events, warn_empty_bins
 from fakedata import write_dataset
 
 pytest.importorskip("tonic")
@@ -499,3 +499,16 @@ def test_a_listed_recording_that_is_no_regular_file_is_one_error_line(tmp_path, 
     _not_a_file(folder / "2.npy", kind)
     with pytest.raises(DataCorruptError, match="2.npy is .*not a data file"):
         load_dataset("dvs_gesture", data_dir=tmp_path, timesteps=2)
+
+
+def test_empty_recordings_are_warned_of_by_torchruns_first_process_only(tmp_path, monkeypatch, capsys):
+    files = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    files[0].write_bytes(b"")
+    files[1].write_bytes(bytes(5))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    warn_empty_bins(files, "nmnist: the Train split")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    warn_empty_bins(files, "nmnist: the Train split")
+    assert capsys.readouterr().err.startswith("deepspike: warning: nmnist: the Train split: 1 of 2 recordings")

@@ -20,7 +20,6 @@ numpy (the writers are used by the tests and by :mod:`emulation` to write N-MNIS
 from __future__ import annotations
 
 import os
-import sys
 import tokenize
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from deepspike.core.errors import ConfigError, DataCorruptError
 from deepspike.core.memory import GiB
+from deepspike.core.messages import warn
 from deepspike.core.optional import require_package
 from deepspike.data.paths import check_regular_file, one_line
 
@@ -128,9 +128,8 @@ def warn_empty_bins(files: list[Path], what: str) -> None:
     empty = [f for f in files if f.is_file() and f.stat().st_size == 0]
     if empty:
         more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
-        print(f"deepspike: warning: {what}: {len(empty)} of {len(files)} recordings are empty files (0 bytes: no "
-              f"events; a cut download?), binned as all-zero frames: {', '.join(map(str, empty[:3]))}{more}",
-              file=sys.stderr, flush=True)
+        warn(f"{what}: {len(empty)} of {len(files)} recordings are empty files (0 bytes: no "
+             f"events; a cut download?), binned as all-zero frames: {', '.join(map(str, empty[:3]))}{more}")
 
 
 def write_aedat2(path: str | os.PathLike, events: np.ndarray) -> None:
