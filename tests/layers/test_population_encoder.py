@@ -45,7 +45,8 @@ def test_sequences_and_frames_are_coded_step_by_step():
     frames = torch.rand(2, 5, 2, 4, 4)  # [B, T', C, H, W]
     coded = PopulationEncoder(2)(frames, 5)
     assert coded.shape == (5, 2, 4, 4, 4) and torch.equal(coded[1], population_code(frames[:, 1], 2, dim=1))
-    with pytest.raises(ConfigError, match="^asked for T=10 steps but the samples hold 9 frames$"):
+    with pytest.raises(ConfigError, match="^asked for T=10 steps but the samples hold 9 frames: set "
+                                          "method.timesteps to at most 9, "):
         PopulationEncoder(3)(seq, 10)
     assert is_sequence(seq) and is_sequence(frames) and not is_sequence(torch.rand(2, 3, 4, 4))
 

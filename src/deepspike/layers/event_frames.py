@@ -21,7 +21,8 @@ def first_steps(x: torch.Tensor, timesteps: int, encoder: str) -> torch.Tensor:
         raise ConfigError(f"encoder {encoder!r} needs event frames [B, T, C, H, W] or sequences [B, T, F]; got "
                           f"shape {tuple(x.shape)}")
     if timesteps > x.shape[1]:
-        raise ConfigError(f"asked for T={timesteps} steps but the samples hold {x.shape[1]} frames")
+        raise ConfigError(f"asked for T={timesteps} steps but the samples hold {x.shape[1]} frames: set "
+                          f"method.timesteps to at most {x.shape[1]}, or bin more frames per sample")
     return x[:, :timesteps].transpose(0, 1)  # [B, T, ...] -> [T, B, ...]
 
 
