@@ -36,6 +36,14 @@ def test_a_max_membrane_readout_is_refused_for_speck_not_for_a_nir_export():
         speck_layers(net, (8,))
 
 
+def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():
+    """Refusals numbered the folded copy's layers: with the BatchNorm1d (body[1]) folded away, the MaxPool1d at
+    body[3] of the user's net was "layer 2"."""
+    net = _net(TimeDistributed(nn.Linear(8, 6)), TimeDistributed(nn.BatchNorm1d(6)), IF(), nn.MaxPool1d(2))
+    with pytest.raises(ConfigError, match=r"^speck: layer 3 \(MaxPool1d\) has no Speck equivalent"):
+        speck_layers(net, (8,))
+
+
 def test_two_synaptic_layers_in_a_row_are_refused_not_dropped():
     """The first of two linear layers without neurons between them was overwritten: a report of a net that fits
     without it."""

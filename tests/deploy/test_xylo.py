@@ -242,6 +242,19 @@ def test_a_batch_norm_after_a_linear_layer_is_folded_for_xylo_on_a_copy():
         xylo_layers(net)
 
 
+def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():
+    """Refusals numbered the folded copy's layers: with the BN (body[1]) folded away, a MaxPool1d at body[3] was
+    "layer 2", and a second SpikeDelay at body[4] "layer 3"."""
+    net, _, _ = _bn_net(bias=True)
+    net.body.insert(3, nn.MaxPool1d(2))  # body: Linear, BN, LIF, MaxPool1d (index 3), Linear
+    with pytest.raises(ConfigError, match=r"^xylo: layer 3 \(MaxPool1d\) cannot map"):
+        xylo_layers(net)
+    net.body[3] = SpikeDelay()
+    net.body.insert(4, SpikeDelay())  # Linear, BN, LIF, SpikeDelay, SpikeDelay (index 4: a second delay), Linear
+    with pytest.raises(ConfigError, match=r"^xylo: layer 4 \(SpikeDelay\) cannot map"):
+        xylo_layers(net)
+
+
 def test_a_linear_bn_lif_net_maps_onto_xylo_as_its_hand_folded_twin():
     """The Xylo mapping of the Linear-BN-LIF net (no linear bias) is that of the same net with the batch-norm folded
     by hand: the same int config, report and quantised forward (``quantised_model`` writes into its own folded copy)."""

@@ -155,16 +155,36 @@ def chain_modules(model: nn.Module) -> tuple[list[nn.Module], dict]:
     return mods, info
 
 
-def folded_copy(model: nn.Module, chip: str) -> nn.Module:
+def folded_copy(model: nn.Module, chip: str, memo: dict | None = None) -> nn.Module:
     """``model`` itself when it has no batch-norm, else a copy with each batch-norm (BN, tdBN) folded into the
     conv/linear layer before it (``fold_batch_norms_``: exact in eval mode; the model is not changed), for the
-    mapping to ``chip`` ("xylo", "speck"); TEBN (a scale per time step) is refused in one line naming the chip."""
+    mapping to ``chip`` ("xylo", "speck"); TEBN (a scale per time step) is refused in one line naming the chip.
+    ``memo``: ``copy.deepcopy``'s, ``id(module of model) -> its copy``."""
     if not any(isinstance(m, (*BATCH_NORMS, TemporalEffectiveBatchNorm)) for m in model.modules()):
         return model
     try:
-        return fold_batch_norms_(copy.deepcopy(model))
+        return fold_batch_norms_(copy.deepcopy(model, memo))
     except ConfigError as e:
         raise ConfigError(f"{chip}: {e}") from None
+
+
+def folded_chain(model: nn.Module, chip: str) -> tuple[list[nn.Module], dict, list[int]]:
+    """:func:`chip_chain` of :func:`folded_copy` and, per module of it, its index in ``chip_chain(model)``: the
+    layer number in the user's net, for refusals (the folded chain lacks the folded batch-norms, so its own indices
+    named a later layer of the net: ``Linear, BN, IF, MaxPool`` was refused as "layer 2 (MaxPool1d)", the net's
+    layer 3)."""
+    memo: dict = {}
+    folded = folded_copy(model, chip, memo)
+    mods, info = chip_chain(folded, chip)
+    if folded is model:
+        return mods, info, list(range(len(mods)))
+    own = {id(memo[id(m)]): m for m in model.modules() if id(m) in memo}  # id(copy) -> the module of the net
+    where = {id(m): j for j, m in enumerate(chip_chain(model, chip)[0])}
+    numbers, last = [], -1
+    for m in mods:  # a module of neither net (the chain's own Integrator) follows the one before it
+        last = where.get(id(own.get(id(m))), last + 1)
+        numbers.append(last)
+    return mods, info, numbers
 
 
 def chip_chain(model: nn.Module, chip: str) -> tuple[list[nn.Module], dict]:

@@ -39,7 +39,7 @@ from torch import nn
 
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chip_chain, folded_copy
+from deepspike.deploy.nir_export import chip_chain, folded_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.layers.dropout import TimeFixedDropout
 from deepspike.layers.spiking_pool import SpikingAvgPool
@@ -74,22 +74,22 @@ def _dynapcnn_modules() -> tuple[types.ModuleType, types.ModuleType]:
     return importlib.import_module(f"{name}.dynapcnn_layer"), importlib.import_module(f"{name}.mapping")
 
 
-def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None]:
+def speck_modules(model: nn.Module) -> tuple[list[nn.Module], str | None, list[int]]:
     """The net's modules in order, of a copy with each batch-norm (BN, tdBN) folded into the conv/linear layer
-    before it (``nir_export.folded_copy``: exact in eval mode; the model is not changed), and a note: a converted
+    before it (``nir_export.folded_copy``: exact in eval mode; the model is not changed), a note: a converted
     net read out by its output layer's membrane runs on Speck with that layer spiking (its IF neurons; decode by
-    spike counts, no membrane readout)."""
-    mods, info = chip_chain(folded_copy(model, "speck"), "speck")
-    return mods, info.get("chip_note")
+    spike counts, no membrane readout), and each module's layer number in the user's net (``folded_chain``)."""
+    mods, info, numbers = folded_chain(model, "speck")
+    return mods, info.get("chip_note"), numbers
 
 
 def speck_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     """The net as Speck layers: ``[{"conv", "threshold", "reset", "pool", "in_shape"}]`` (module docstring)."""
-    mods, _ = speck_modules(model)
+    mods, _, numbers = speck_modules(model)
     layers: list[dict] = []
     shape, scale, weighted = tuple(input_shape), 1.0, None
     grid = shape if len(shape) == 3 else (shape[0], 1, 1)  # (C, H, W) a linear layer sees as a conv input
-    for i, m in enumerate(mods):
+    for i, m in zip(numbers, mods):  # i: the layer's number in the user's net (before folding its batch-norms)
         what = f"layer {i} ({type(m).__name__})"
         if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity | nn.Flatten):
             shape = tuple(m(torch.zeros(1, *shape)).shape[1:]) if isinstance(m, nn.Flatten) else shape

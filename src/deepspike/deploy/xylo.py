@@ -103,7 +103,7 @@ from torch import nn
 from deepspike.core.errors import ConfigError
 from deepspike.data.paths import one_line
 from deepspike.deploy.neurons import chip_input_note, chip_membrane_note, refuse_low_latency_on_chip
-from deepspike.deploy.nir_export import chip_chain, folded_copy
+from deepspike.deploy.nir_export import chip_chain, folded_chain
 from deepspike.deploy.nir_modules import Integrator, PerNeuronIntegrator
 from deepspike.deploy.xylosim import INT16_MAX, INT16_MIN, MAX_HIDDEN_SPIKES, XyloChip
 from deepspike.deploy.xylosim import int_matrix as _int_matrix
@@ -149,11 +149,12 @@ def _xylo_mapper() -> types.ModuleType:
 def xylo_layers(model: nn.Module) -> list[tuple[nn.Linear, SpikingNeuron, nn.Linear | None]]:
     """The net as ``[(linear W [M, N], neurons [M], feedback V [M, M] or None)]``, a ``RecurrentSpiking`` layer
     giving its feed-forward and feedback linears, of :func:`folded_copy` (a batch-norm after a linear layer folded
-    into it on a copy); ``ConfigError`` (one line) for anything Xylo cannot run."""
-    mods, _ = chip_chain(folded_copy(model, "xylo"), "xylo")
+    into it on a copy); ``ConfigError`` (one line) for anything Xylo cannot run, naming the layer by its number in
+    the user's net (``folded_chain``)."""
+    mods, _, numbers = folded_chain(model, "xylo")
     layers, linear, delayed = [], None, set()  # delayed: how many layers came before each SpikeDelay
-    for i, m in enumerate(mods):
-        if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and i == 0):
+    for i, m in zip(numbers, mods):
+        if isinstance(m, nn.Dropout | TimeFixedDropout | nn.Identity) or (isinstance(m, nn.Flatten) and m is mods[0]):
             continue
         if isinstance(m, SpikeDelay):  # the chip's own one-step delay of a hidden layer's spikes (module docstring)
             if linear is not None or not layers or len(layers) in delayed:
