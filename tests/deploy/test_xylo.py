@@ -15,7 +15,7 @@ from conformance.test_chip_targets import _synaptic_net
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
-from deepspike.deploy.xylo import neuron_settings, quantised_model, xylo_layers, xylo_spec
+from deepspike.deploy.xylo import _fanout_over, neuron_settings, quantised_model, xylo_layers, xylo_spec
 from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import MaxMembraneReadout, SpikeRateReadout
 from deepspike.layers.spike_delay import SpikeDelay
@@ -73,11 +73,12 @@ def test_a_net_ending_in_a_linear_layer_is_refused_not_cut_short():
         xylo_layers(net)
 
 
-@pytest.mark.parametrize("syn_decay, want", [(0.5, (1, 0.5, 1.0)), (0.8, (2, 0.75, 3.0)), (0.9, (3, 0.875, 7.0)),
+@pytest.mark.parametrize("syn_decay, want", [(0.5, (1, 0.5, 1.0)), (0.7, (2, 0.75, 3.0)), (0.9, (3, 0.875, 7.0)),
                                              (1.0, (15, 1 - 2 ** -15, 2 ** 15 - 1)), (0.2, (1, 1.0, 1.0))])
 def test_a_synaptic_lif_maps_its_current_decay_to_dash_syn_and_its_threshold_and_bias_factors(syn_decay, want):
-    """dash_syn = round(log2(1 / (1 - alpha))) (0.8: log2 5 = 2.32 -> 2), a = 1 - 2^-dash, threshold x a, bias x
-    a / (1 - a); 0.2 rounds to dash 0 and maps as a LIF (dash_syn 1, factors 1), as a LIF itself does."""
+    """dash_syn = round(log2(1 / (1 - alpha))) (0.7: log2 3.33 = 1.74 -> 2, where a floor gave 1), a = 1 - 2^-dash,
+    threshold x a, bias x a / (1 - a); 0.2 rounds to dash 0 and maps as a LIF (dash_syn 1, factors 1), as a LIF itself
+    does."""
     params = NeuronParams(decay=0.9, threshold=0.5)
     got, *rest = neuron_settings(SynapticLIF(params, syn_decay=syn_decay))
     assert got is params and rest[0] == want[0] and rest[1:] == pytest.approx(want[1:], rel=1e-12)
@@ -102,6 +103,25 @@ def test_a_spike_delay_after_a_hidden_layer_maps_as_the_chips_own_and_elsewhere_
     with pytest.raises(ConfigError, match=r"^xylo: the output layer's spikes cannot be delayed \(SpikeDelay\): Xylo "
                                           r"delays hidden spikes only$"):
         xylo_layers(net(lin1, IF(), SpikeDelay(), lin2, IF(), SpikeDelay()))
+
+
+def test_a_biased_synaptic_lif_of_dash_syn_2_maps_its_bias_and_threshold_with_the_chips_factors():
+    """syn_decay 0.8 -> dash_syn 2, a = 0.75 (the tests before used 0.5, where the bias factor a / (1 - a) is 1, so
+    dropping it went unseen). By hand, hidden th 1.5, bias 0.1, weight 1 (-> 127): float threshold 0.75 * 1.5 =
+    1.125 -> round(1.125 * 127) = 143; float bias 3 * 0.1 = 0.3 -> round(0.3 * 143 / 1.125) = round(38.13) = 38
+    (without the factor 13); the quantised model's bias 38 / 3 / (143 / 1.125) = 0.0997 and its current decay 0.75."""
+    require("rockpool", "--target xylo")
+    net = _synaptic_net(1.5, 0.9)
+    net.body[0].module.bias = nn.Parameter(torch.tensor([0.1]))
+    for neuron in (net.body[1], net.readout.neuron):
+        neuron.syn_decay = 0.8
+    mapped = xylo_spec(net)
+    q = mapped["quantised"]
+    assert [np.ravel(q[k]).tolist() for k in ("weights_in", "threshold", "bias", "dash_syn")] == [[127], [143], [38],
+                                                                                                  [2]]
+    model = quantised_model(net, mapped)
+    assert model.body[0].module.bias.item() == pytest.approx(38 / 3 / (143 / 1.125), rel=1e-6)
+    assert model.body[1].syn_decay == 0.75
 
 
 def test_a_delay_trained_net_spikes_on_the_chip_at_the_steps_of_deepspikes_quantised_forward():
@@ -240,6 +260,17 @@ def test_a_batch_norm_after_a_linear_layer_is_folded_for_xylo_on_a_copy():
     net.body[1] = TemporalEffectiveBatchNorm((6,), 4)  # a scale per step: no folded weight holds it
     with pytest.raises(ConfigError, match=r"^xylo: TEBN \(method.norm=tebn\) scales each time step by its own p_t"):
         xylo_layers(net)
+
+
+@pytest.mark.parametrize("nonzero", [32000, 32001])
+def test_the_hidden_to_hidden_weight_memory_holds_32000_weights_and_no_more(nonzero):
+    """Xylo Audio 2 holds 32000 words per synapse: ``weights_rec [179, 179, 1]`` with its first ``nonzero`` entries 1
+    (32041 in all) fits that memory at 32000 and exceeds it at 32001 (a fan-out of 179 > 64 either way)."""
+    w = np.zeros(179 * 179, dtype=int)
+    w[:nonzero] = 1
+    over = _fanout_over({"weights_rec": w.reshape(179, 179, 1)})
+    assert over[0].startswith("179 hidden neurons with a fan-out")
+    assert over[1:] == ([] if nonzero == 32000 else ["32001 hidden-to-hidden weights > 32000"])
 
 
 def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():
