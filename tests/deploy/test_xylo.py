@@ -15,7 +15,15 @@ from conformance.test_chip_targets import _synaptic_net
 from deepspike.cli import main
 from deepspike.core.errors import ConfigError
 from deepspike.deploy.nir_modules import Integrator, NirNetwork, PerNeuronIntegrator
-from deepspike.deploy.xylo import _fanout_over, neuron_settings, quantised_model, xylo_layers, xylo_spec
+from deepspike.deploy.xylo import (
+    _fanout_over,
+    _scale_biases,
+    _scale_unfed_neurons,
+    neuron_settings,
+    quantised_model,
+    xylo_layers,
+    xylo_spec,
+)
 from deepspike.deploy.xylosim import chip_config, xylo_simulate
 from deepspike.layers.readout import MaxMembraneReadout, SpikeRateReadout
 from deepspike.layers.spike_delay import SpikeDelay
@@ -271,6 +279,21 @@ def test_the_hidden_to_hidden_weight_memory_holds_32000_weights_and_no_more(nonz
     over = _fanout_over({"weights_rec": w.reshape(179, 179, 1)})
     assert over[0].startswith("179 hidden neurons with a fan-out")
     assert over[1:] == ([] if nonzero == 32000 else ["32001 hidden-to-hidden weights > 32000"])
+
+
+def test_an_unfed_neurons_threshold_and_bias_are_scaled_into_int16_without_clipping():
+    """Two hidden neurons with no input weights, (th, b) = (0.01, 1) and (0.3, -1); scale s = 32767 / max(|th|, |b|)
+    = 32767 for both. By hand: 0.01 s = 327.67 -> 327 (toward 0: rounded up to 328 the bias was 1 * 328 / 0.01 =
+    32800, clipped to 32767 with a warning), bias 327 / 0.01 = 32700; 0.3 s = 9830.1 -> 9830, bias -9830 / 0.3 =
+    -32766.67 -> -32767 (scaled by |th| alone, s = 109223: threshold 32767 and a bias clipped from -109223)."""
+    spec = {"weights_in": np.zeros((2, 2, 1)), "weights_rec": np.zeros((2, 2, 1)), "weights_out": np.ones((2, 1)),
+            "threshold": np.array([0.01, 0.3]), "bias": np.array([1.0, -1.0]), "threshold_out": np.array([1.0]),
+            "bias_out": np.array([0.0])}
+    q = {**spec, "threshold": np.array([0, 0]), "threshold_out": np.array([127])}
+    _scale_unfed_neurons(spec, q)
+    assert _scale_biases(spec, q) == []
+    assert q["threshold"].tolist() == [327, 9830] and q["bias"].tolist() == [32700, -32767]
+    assert q["threshold_out"].tolist() == [127] and q["bias_out"].tolist() == [0]  # a fed neuron: kept
 
 
 def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():

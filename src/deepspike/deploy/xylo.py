@@ -296,8 +296,10 @@ def xylo_spec(model: nn.Module, dt: float = DT) -> dict:
 def _scale_unfed_neurons(spec: dict, q: dict) -> None:
     """Give a neuron without input weights (all 0 in the float spec: a dead or pruned neuron) the threshold
     ``round(th s)``, ``s = 32767 / max(|th|, |b|)`` (any scale is exact with no weights; this one keeps its threshold
-    and bias in int16 at the finest step). ``channel_quantize`` rounds such a threshold unscaled, 0.5 to 0, and the
-    chip's neuron then fires 31 spikes every step (``v >= 0``), where deepspike's never fires."""
+    and bias in int16 at the finest step), rounded toward 0 (to at least 1 in size) where ``|b| > |th|``, so that the
+    bias ``b th_q / th`` stays within int16 (rounded up, th 0.01 and b 1 gave 328 and a bias of 32800, clipped with a
+    warning). ``channel_quantize`` rounds such a threshold unscaled, 0.5 to 0, and the chip's neuron then fires 31
+    spikes every step (``v >= 0``), where deepspike's never fires."""
     def has_input(key: str, sfx: str) -> np.ndarray:  # [source, target(, synapse)] -> [target]
         w = np.abs(np.asarray(spec[key], float))
         return w.reshape(w.shape[0], len(np.ravel(spec["threshold" + sfx])), -1).max(axis=(0, 2), initial=0.0) > 0
@@ -306,7 +308,9 @@ def _scale_unfed_neurons(spec: dict, q: dict) -> None:
     for sfx, fed_neurons in fed.items():
         th, b = np.asarray(spec["threshold" + sfx], float), np.asarray(spec["bias" + sfx], float)
         scale = INT16_MAX / np.maximum(np.maximum(np.abs(th), np.abs(b)), 1e-30)
-        q["threshold" + sfx] = np.where(fed_neurons, q["threshold" + sfx], np.rint(th * scale)).astype(int)
+        toward_zero = np.sign(th) * np.maximum(np.floor(np.abs(th * scale)), 1.0)  # |b th_q / th| <= 32767
+        th_q = np.where(np.abs(b) > np.abs(th), toward_zero, np.rint(th * scale))
+        q["threshold" + sfx] = np.where(fed_neurons, q["threshold" + sfx], th_q).astype(int)
 
 
 def _scale_biases(spec: dict, q: dict) -> list[str]:
