@@ -296,6 +296,17 @@ def test_an_unfed_neurons_threshold_and_bias_are_scaled_into_int16_without_clipp
     assert q["threshold_out"].tolist() == [127] and q["bias_out"].tolist() == [0]  # a fed neuron: kept
 
 
+def test_a_bias_is_clipped_with_a_warning_from_32768_and_not_at_minus_32768():
+    """int16 holds -32768 to 32767: a hidden bias of 32768 in the chip's units is clipped and said, an output bias of
+    -32768 is kept without a word (thresholds 1 in both spec and int spec: scale 1)."""
+    spec = {"threshold": np.array([1.0]), "bias": np.array([32768.0]), "threshold_out": np.array([1.0]),
+            "bias_out": np.array([-32768.0])}
+    q = {"threshold": np.array([1]), "threshold_out": np.array([1])}
+    assert _scale_biases(spec, q) == ["1 hidden neuron biases exceed int16 in the chip's units (up to 32768): clipped "
+                                      "to [-32768, 32767]"]
+    assert q["bias"].tolist() == [32767] and q["bias_out"].tolist() == [-32768]
+
+
 def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():
     """Refusals numbered the folded copy's layers: with the BN (body[1]) folded away, a MaxPool1d at body[3] was
     "layer 2", and a second SpikeDelay at body[4] "layer 3"."""

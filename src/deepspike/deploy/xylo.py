@@ -324,7 +324,7 @@ def _scale_biases(spec: dict, q: dict) -> list[str]:
         th, th_q = np.asarray(spec["threshold" + sfx], float), np.asarray(q["threshold" + sfx], float)
         scale = np.divide(th_q, th, out=np.ones_like(th), where=th != 0)
         b = np.rint(np.asarray(spec["bias" + sfx], float) * scale)
-        over = np.abs(b) > INT16_MAX
+        over = (b > INT16_MAX) | (b < INT16_MIN)  # -32768 fits
         if over.any():
             notes.append(f"{int(over.sum())} {what} neuron biases exceed int16 in the chip's units (up to "
                          f"{int(np.abs(b).max())}): clipped to [{INT16_MIN}, {INT16_MAX}]")
