@@ -40,6 +40,21 @@ def test_exact_lif_by_hand_where_euler_differs():
         assert out.reshape(-1).tolist() == euler
 
 
+def test_an_affine_bias_is_a_current_so_each_step_of_areas_gets_bias_dt():
+    """NIR's Affine bias is a constant current: with signals "areas" (the default) a step of dt = 0.1 receives the
+    area b dt = 2 * 0.1 = 0.2, so an I node (r = 1, gain r per area) reads 0.2, 0.4, 0.6 from zero input; with
+    "currents" (``rate_coded``: gain r dt, the bias held over the step) the same 0.2, 0.4, 0.6 (a bias of 2 per step
+    of areas gave 2, 4, 6)."""
+    one = np.ones(1, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1])}),
+             "fc": nir.Affine(weight=np.ones((1, 1), dtype=np.float32), bias=2 * one), "i": nir.I(r=one),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "i"), ("i", "output")], type_check=False)
+    x = torch.zeros(3, 1, 1, dtype=torch.float64)
+    for sim in (GraphSimulator(graph, 0.1), GraphSimulator.rate_coded(graph, 0.1)):
+        assert sim.run({"input": x})["output"].reshape(-1).tolist() == pytest.approx([0.2, 0.4, 0.6], rel=1e-6)
+
+
 def _ttfs_graph():
     torch.manual_seed(0)
     body = nn.Sequential(TTFSConv2d(1, 3, 3, padding=1, kernel="exp"), TTFSMaxPool2d(2),
