@@ -65,6 +65,8 @@ def test_node_by_hand():
     np.testing.assert_array_equal(node.v_threshold[:, 0, 0], [1.0, 2.0])
     no_leak = learnable_node(np.float32(1.0), np.float32(1.0), np.array([0.5, 0.7], np.float32), "zero", (2,), 1e-3)
     assert isinstance(no_leak, nir.IF) and no_leak.r.tolist() == [1000.0, 1000.0]
+    gained = learnable_node(np.float32(1.0), np.array([0.5, 0.25], np.float32), np.float32(1.0), "zero", (2,), 1e-3)
+    assert isinstance(gained, nir.IF) and gained.r.tolist() == [500.0, 250.0]  # c / dt: the IF's input gain kept
 
 
 @pytest.mark.parametrize("fold", [False, True])

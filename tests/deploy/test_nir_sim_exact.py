@@ -55,6 +55,18 @@ def test_an_affine_bias_is_a_current_so_each_step_of_areas_gets_bias_dt():
         assert sim.run({"input": x})["output"].reshape(-1).tolist() == pytest.approx([0.2, 0.4, 0.6], rel=1e-6)
 
 
+def test_an_li_node_relaxes_towards_its_v_leak():
+    """``leak(v) = v_leak + (v - v_leak) e^{-dt/tau}`` ("exact", "areas": tested, then leaked): LI, tau = r = 1,
+    v_leak = 0.5, dt = 0.5, zero input, V from 0: h = 0, 0.5 (1 - e^{-0.5}) = 0.19673, 0.5 (1 - e^{-1}) = 0.31606
+    (a leak towards 0 kept 0)."""
+    one = np.ones(1, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1])}), "li": nir.LI(tau=one, r=one, v_leak=one / 2),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "li"), ("li", "output")], type_check=False)
+    out = GraphSimulator(graph, 0.5).run({"input": torch.zeros(3, 1, 1, dtype=torch.float64)})["output"]
+    assert out.reshape(-1).tolist() == pytest.approx([0.0, 0.5 * (1 - math.exp(-0.5)), 0.5 * (1 - math.exp(-1))])
+
+
 def _ttfs_graph():
     torch.manual_seed(0)
     body = nn.Sequential(TTFSConv2d(1, 3, 3, padding=1, kernel="exp"), TTFSMaxPool2d(2),

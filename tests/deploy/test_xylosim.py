@@ -8,7 +8,7 @@ import types
 import numpy as np
 import torch
 
-from deepspike.deploy.xylosim import XyloChip, bitshift_decay, chip_config, deliver, xylo_simulate
+from deepspike.deploy.xylosim import XyloChip, bitshift_decay, chip_config, deliver, neuron_step, xylo_simulate
 from deepspike.layers.voting import VotingReadout
 
 
@@ -58,6 +58,16 @@ def test_input_counts_are_clipped_at_15_and_batched():
 def test_bitshift_decay_floors_and_removes_at_least_one():
     x = torch.tensor([5, 1, 0, -1, -3, -4])
     assert bitshift_decay(x, torch.tensor(1)).tolist() == [2, 1, 0, -1, -2, -2]
+
+
+def test_the_membrane_saturates_at_int16_before_the_spike_test():
+    """``v <- sat(v + dv)``: v = 30000, current 20000 (dash_syn 1: 20000 - 10000 = 10000), dash_mem 15 (30000 >> 15 =
+    0: the decay removes 1), bias 0: dv = 9999, v = sat(39999) = 32767 = th: one spike, v = 0 (unsaturated, 39999
+    left 7232 after the spike)."""
+    one = torch.ones(1, 1, dtype=torch.int64)
+    i, v, n = neuron_step(20000 * one, 30000 * one, torch.tensor([32767]), torch.tensor([0]), torch.tensor([15]),
+                          torch.tensor([1]), 31)
+    assert (i.item(), v.item(), n.item()) == (10000, 0, 1)
 
 
 def test_delivery_saturates_spike_by_spike_in_source_order():
