@@ -22,6 +22,7 @@ from deepspike.deploy.xylo import (
     neuron_settings,
     quantised_model,
     xylo_layers,
+    xylo_report,
     xylo_spec,
 )
 from deepspike.deploy.xylosim import chip_config, xylo_simulate
@@ -305,6 +306,20 @@ def test_a_bias_is_clipped_with_a_warning_from_32768_and_not_at_minus_32768():
     assert _scale_biases(spec, q) == ["1 hidden neuron biases exceed int16 in the chip's units (up to 32768): clipped "
                                       "to [-32768, 32767]"]
     assert q["bias"].tolist() == [32767] and q["bias_out"].tolist() == [-32768]
+
+
+def test_the_reports_three_resimulations_run_the_nets_each_is_said_to_run():
+    """``accuracy_float`` runs the net (decay 0.8), ``accuracy_quantised`` the chip's decay 1 - 2^-dash_mem (tau = dt /
+    0.2 = 5 dt: dash round(log2 5) = 2, decay 0.75), ``accuracy_int_weights_only`` the int weights with deepspike's
+    own decay (0.8), ``accuracy_chip`` XyloChip (no body): here each "accuracy" is the hidden layer's decay."""
+    require("rockpool", "--target xylo")
+    torch.manual_seed(0)
+    body = nn.Sequential(TimeDistributed(nn.Linear(4, 6)), LIF(decay=0.8), TimeDistributed(nn.Linear(6, 3)))
+    net = RateNetwork(nn.Identity(), body, SpikeRateReadout(LIF(decay=0.8)), 4).eval()
+    report = xylo_report(net, lambda m: float(m.body[1].params.decay) if hasattr(m, "body") else -1.0)
+    assert [report[k] for k in ("accuracy_float", "accuracy_quantised", "accuracy_int_weights_only",
+                                "accuracy_chip")] == pytest.approx([0.8, 0.75, 0.8, -1.0])
+    assert report["accuracy_cost"] == pytest.approx(0.05) and report["accuracy_chip_cost"] == pytest.approx(1.8)
 
 
 def test_a_refusal_after_a_folded_batch_norm_names_the_users_layer():
