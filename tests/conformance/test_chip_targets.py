@@ -91,6 +91,20 @@ def test_speck_discretises_weights_and_threshold_by_one_scale_that_fits_their_bi
         assert row["weights_int8_range"] == [int(w.min()), int(w.max())] and 127 in (w.max(), -w.min() - 1)
 
 
+def test_speck_layers_go_to_the_cores_whose_memories_hold_them():
+    """Speck's memories per core (kernel 16,16,16,32,32,64,64,16,16 Ki; neurons 64,64,64,32,32,16,16,16,16 Ki), by
+    hand: conv 1 -> 16 (1 x 1) on 64 x 64 needs kernel 1 * 2^(0 + 4) = 16 and neurons 16 * 2^(6 + 6) = 64Ki words:
+    cores 0, 1, 2; after a 4 x 4 pool, the linear 16 x 16 x 16 -> 16 (a 16 x 16 kernel) kernel 16 * 2^(8 + 4) = 64Ki
+    and neurons 16: cores 5, 6."""
+    require("sinabs", "--target speck")
+    body = nn.Sequential(TimeDistributed(nn.Conv2d(1, 16, 1)), IF(), TimeDistributed(nn.AvgPool2d(4)),
+                         TimeDistributed(nn.Flatten()), TimeDistributed(nn.Linear(4096, 16)))
+    net = RateNetwork(nn.Identity(), body, SpikeRateReadout(IF()), 1).eval()
+    rows = speck_report(net, (1, 64, 64))["layers"]
+    assert [(r["kernel_memory"], r["neuron_memory"]) for r in rows] == [(16, 65536), (65536, 16)]
+    assert [r["cores_possible"] for r in rows] == [[0, 1, 2], [5, 6]]
+
+
 def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():
     """Layer 1's weights x 1e-6 (threshold 1): the common scale is its bias's (int8) and they round to 0, so the
     chip's last layer ignores its input; the report said fits: true."""

@@ -53,6 +53,9 @@ def test_input_counts_are_clipped_at_15_and_batched():
     assert torch.equal(hidden[:, 0], hidden[:, 1]) and torch.equal(out[:, 0], out[:, 1]) and hidden.any()
     alone = xylo_simulate(_config(), x[:, :1])[0]
     assert torch.equal(alone[:, 0], hidden[:, 0])
+    floored = xylo_simulate(_config(), torch.tensor([[[1.9, 2.6]]]))[0]  # uint8 counts: floor, 1 and 2 (not 2 and 3)
+    assert torch.equal(floored, xylo_simulate(_config(), torch.tensor([[[1.0, 2.0]]]))[0])
+    assert not torch.equal(floored, xylo_simulate(_config(), torch.tensor([[[2.0, 3.0]]]))[0])
 
 
 def test_bitshift_decay_floors_and_removes_at_least_one():
