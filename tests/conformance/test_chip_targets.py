@@ -103,6 +103,9 @@ def test_speck_layers_go_to_the_cores_whose_memories_hold_them():
     rows = speck_report(net, (1, 64, 64))["layers"]
     assert [(r["kernel_memory"], r["neuron_memory"]) for r in rows] == [(16, 65536), (65536, 16)]
     assert [r["cores_possible"] for r in rows] == [[0, 1, 2], [5, 6]]
+    wide = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(nn.Linear(16, 1024))), SpikeRateReadout(IF()), 1)
+    row = speck_report(wide.eval(), (16,))["layers"][0]  # 1024 biases (f): every core's 1Ki bias memory holds them
+    assert (row["bias_memory"], row["kernel_memory"], row["cores_possible"]) == (1024, 16384, list(range(9)))
 
 
 def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():

@@ -67,6 +67,18 @@ def test_an_li_node_relaxes_towards_its_v_leak():
     assert out.reshape(-1).tolist() == pytest.approx([0.0, 0.5 * (1 - math.exp(-0.5)), 0.5 * (1 - math.exp(-1))])
 
 
+def test_a_neuron_resets_to_its_own_v_reset():
+    """IF (r = 1: an area of 1 adds 1), v_threshold 1.05, v_reset [0.1, 0.0] per neuron, input 1 a step: V = 1, then
+    2 (both fire, reset to 0.1 and 0.0), then 1.1 (fires) and 1.0 (does not): spikes [0, 0], [1, 1], [1, 0]."""
+    two = np.ones(2, dtype=np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "if": nir.IF(r=two, v_threshold=1.05 * two, v_reset=np.array([0.1, 0.0], dtype=np.float32)),
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "if"), ("if", "output")], type_check=False)
+    out = GraphSimulator(graph, 0.5).run({"input": torch.ones(3, 1, 2, dtype=torch.float64)})["output"]
+    assert out.reshape(3, 2).tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0]]
+
+
 def _ttfs_graph():
     torch.manual_seed(0)
     body = nn.Sequential(TTFSConv2d(1, 3, 3, padding=1, kernel="exp"), TTFSMaxPool2d(2),
