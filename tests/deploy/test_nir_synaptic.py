@@ -71,3 +71,18 @@ def test_cuba_and_learnable_taus_read_back_every_float32_decay_a_float32_tau_giv
     lif = learnable_node(k, 1.0 - k, np.ones(m), "zero", (m,), dt)
     for tau, wanted in ((cuba.tau_mem, k), (cuba.tau_syn, alpha), (lif.tau, k)):
         assert np.array_equal((1.0 - dt / tau.astype(np.float64)).astype(np.float32), wanted)
+
+
+def test_a_cubalif_whose_tau_syn_is_dt_reads_as_no_synaptic_memory():
+    """tau_syn = dt is the shortest CubaLIF synapse forward Euler runs: alpha = 1 - dt/tau_syn = 0 (the current is
+    the step's input); tau_mem = 4 dt: decay 0.75; input scale (w_in dt / tau_syn) (r dt / tau_mem) = 1 * 1 for w_in
+    = 1, r = 4. A tau_syn below dt (alpha < 0) stays refused."""
+    from deepspike.deploy.neurons import synaptic_params
+
+    one = np.ones(1, dtype=np.float32)
+    node = nir.CubaLIF(tau_syn=0.5 * one, tau_mem=2.0 * one, r=4 * one, v_leak=0 * one, v_threshold=one,
+                       v_reset=0 * one, w_in=one)
+    params, syn_decay, scale = synaptic_params(node, 0.5)
+    assert (syn_decay, params.decay, scale) == (0.0, 0.75, 1.0)
+    with pytest.raises(ConfigError, match=r"^NIR import: CubaLIF needs tau_syn >= dt and tau_mem > dt"):
+        synaptic_params(node, 0.6)
