@@ -186,3 +186,23 @@ def test_a_recurrent_layer_with_per_neuron_constants_runs_as_the_simulator(neuro
     assert 0.05 * simulated.numel() < simulated.sum() < 0.95 * simulated.numel()
     assert not torch.equal(simulated, without)  # the feedback changes the spikes
     assert torch.equal(ours, simulated)
+
+
+def test_a_node_without_fires_metadata_fires_strictly_above_each_neurons_threshold():
+    """NIR's own rule ``v > v_threshold`` (no metadata ``fires``): an IF of thresholds [1, 2] per neuron, input 1 a
+    step (r = 1/dt), V = 1, 2: the first neuron fires at step 1 (2 > 1), the second at neither (2 is not > 2), as
+    GraphSimulator runs it; our ``>=`` neuron holds the next float32 above each threshold (1 + 2^-23, 2 + 2^-22)."""
+    one = np.ones(2, np.float32)
+    node = nir.IF(r=one / DT, v_threshold=np.array([1.0, 2.0], np.float32), v_reset=0 * one)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "spk": node,
+             "output": nir.Output(output_type={"output": np.array([2])})}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "spk"), ("spk", "output")], metadata={"dt": DT},
+                         type_check=False)
+    net = from_nir(graph)
+    neuron = next(m for m in net.modules() if isinstance(m, HeterogeneousLIF))
+    assert neuron.threshold.reshape(-1).tolist() == [1.0 + 2.0 ** -23, 2.0 + 2.0 ** -22]
+    x = torch.ones(2, 1, 2)
+    with torch.no_grad():
+        assert net(x).reshape(2, 2).tolist() == [[0.0, 0.0], [1.0, 0.0]]
+    assert GraphSimulator.rate_coded(graph).run({"input": x.double()})["output"].reshape(2, 2).tolist() == [
+        [0.0, 0.0], [1.0, 0.0]]
