@@ -108,6 +108,22 @@ def test_speck_layers_go_to_the_cores_whose_memories_hold_them():
     assert (row["bias_memory"], row["kernel_memory"], row["cores_possible"]) == (1024, 16384, list(range(9)))
 
 
+def test_speck_fits_a_net_of_nine_layers_on_its_nine_cores_and_not_ten():
+    """Speck has 9 cores, one layer each: a chain of 9 small linear -> IF layers maps (cores 0-8, each once), 10 do
+    not ("10 layers > 9 cores")."""
+    require("sinabs", "--target speck")
+
+    def chain(n):
+        body = [m for _ in range(n - 1) for m in (TimeDistributed(nn.Linear(4, 4)), IF())]
+        return RateNetwork(nn.Identity(), nn.Sequential(*body, TimeDistributed(nn.Linear(4, 4))),
+                           SpikeRateReadout(IF()), 1).eval()
+
+    torch.manual_seed(0)
+    nine, ten = speck_report(chain(9), (4,)), speck_report(chain(10), (4,))
+    assert nine["fits"] and sorted(r["core"] for r in nine["layers"]) == list(range(9))
+    assert not ten["fits"] and ten["reason"] == "10 layers > 9 cores"
+
+
 def test_speck_does_not_fit_a_net_whose_weights_all_round_to_0():
     """Layer 1's weights x 1e-6 (threshold 1): the common scale is its bias's (int8) and they round to 0, so the
     chip's last layer ignores its input; the report said fits: true."""

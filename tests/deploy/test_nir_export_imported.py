@@ -11,6 +11,7 @@ nir = pytest.importorskip("nir")
 from deepspike.api import evaluate_nir, export  # noqa: E402
 from deepspike.core.errors import ConfigError  # noqa: E402
 from deepspike.deploy import GraphSimulator, from_nir, to_nir, write_nir  # noqa: E402
+from deepspike.deploy.nir_export import per_neuron_integrator_node  # noqa: E402
 from deepspike.methods import create_model  # noqa: E402
 from deploy.nir_files import tiny_graph  # noqa: E402
 
@@ -341,3 +342,12 @@ def test_graph_outputs_of_an_imported_net_are_what_its_output_node_carries(name)
         assert torch.equal(ours, expected.float()) and 0 < ours.sum() < ours.numel()
     else:
         torch.testing.assert_close(ours.double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+
+
+def test_a_per_neuron_integrator_is_written_with_tau_and_r_by_hand():
+    """``v_t = k v_{t-1} + x_t`` with k = [0, 0.5, 0.75], dt = 1e-3: tau = dt / (1 - k) = [1, 2, 4] ms and r = tau / dt
+    = [1, 2, 4] (so that r dt / tau = 1), v_leak 0."""
+    node = per_neuron_integrator_node(nir, np.array([0.0, 0.5, 0.75]), (3,), 1e-3)
+    np.testing.assert_allclose(node.tau, [1e-3, 2e-3, 4e-3], rtol=1e-6)
+    np.testing.assert_allclose(node.r, [1.0, 2.0, 4.0], rtol=1e-6)
+    assert node.v_leak.tolist() == [0.0, 0.0, 0.0]

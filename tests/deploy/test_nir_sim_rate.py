@@ -267,3 +267,20 @@ def test_a_same_padding_that_is_not_whole_and_symmetric_is_refused_in_one_line(k
     with pytest.raises(DataCorruptError, match="^NIR simulation: node 'conv': padding 'same' (of a 2x3 kernel|at "
                                                "stride \\[2, 2\\])"):
         GraphSimulator.rate_coded(graph)
+
+
+def test_forward_euler_runs_a_lif_whose_tau_is_dt_as_one_without_memory():
+    """tau = dt is forward Euler's shortest time constant: decay 1 - dt/tau = 0, so V is each step's input alone
+    (r = 1, gain r dt / tau = 1): input 1 a step never reaches 1.5; tau = 2 dt (decay 0.5) gives 1, 1.5 (fires)."""
+    one = np.ones(1, dtype=np.float32)
+
+    def lif(tau):
+        nodes = {"input": nir.Input(input_type={"input": np.array([1])}),
+                 "lif": nir.LIF(tau=tau * one, r=tau / 0.5 * one, v_leak=0 * one, v_threshold=1.5 * one,
+                                v_reset=0 * one, metadata={"fires": "v >= threshold"}),
+                 "output": nir.Output(output_type={"output": np.array([1])})}
+        graph = nir.NIRGraph(nodes=nodes, edges=[("input", "lif"), ("lif", "output")], type_check=False)
+        return GraphSimulator.rate_coded(graph, 0.5).run({"input": torch.ones(2, 1, 1, dtype=torch.float64)})
+
+    assert lif(0.5)["output"].reshape(-1).tolist() == [0.0, 0.0]
+    assert lif(1.0)["output"].reshape(-1).tolist() == [0.0, 1.0]
