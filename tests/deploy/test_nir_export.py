@@ -24,7 +24,7 @@ from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import GraphSimulator, export_run, from_nir, read_nir, to_nir, write_nir  # noqa: E402
-from deepspike.deploy.nir_export import check_dt  # noqa: E402
+from deepspike.deploy.nir_export import _pool_shape, check_dt  # noqa: E402
 
 
 def _stbp_net(seed: int = 1, **options) -> nn.Module:
@@ -539,3 +539,9 @@ def test_a_multi_spike_net_is_refused_in_one_line():
                                           r"\(method.max_spikes\) and NIR's LIF fires one: export it with --target "
                                           r"xylo, or train with method.max_spikes: 1$"):
         to_nir(model, (6,))
+
+
+def test_a_pools_output_shape_takes_each_axis_own_kernel_stride_and_padding():
+    """``H' = (H + 2p - k) // s + 1`` per axis: (C, H, W) = (3, 5, 6), kernel (2, 3), stride (1, 2), padding (0, 1):
+    H' = (5 - 2) // 1 + 1 = 4, W' = (6 + 2 - 3) // 2 + 1 = 3 (the height's stride for the width gave 6)."""
+    assert _pool_shape((2, 3), (1, 2), (3, 5, 6), (0, 1)) == (3, 4, 3)
