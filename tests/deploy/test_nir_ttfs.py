@@ -45,7 +45,12 @@ from deepspike.deploy import (  # noqa: E402
     ttfs_replay,  # noqa: E402
     write_nir,
 )
-from deepspike.deploy.ttfs_nodes import leak_factor, reset_potential, ttfs_neuron_node  # noqa: E402
+from deepspike.deploy.ttfs_nodes import (  # noqa: E402
+    earliest_spike_node,
+    leak_factor,
+    reset_potential,
+    ttfs_neuron_node,
+)
 
 
 def _net(kernel: str, conv: bool, seed: int = 0) -> TTFSNetwork:
@@ -368,3 +373,16 @@ def test_export_command_on_a_ttfs_run(tmp_path, capsys):
     # trained weights have both signs, so errors are not bounded by 3 dt everywhere; most outputs agree closely
     close = ((t_nir - closed).abs() <= 0.05) | (torch.isinf(t_nir) & torch.isinf(closed))
     assert close.float().mean() >= 0.9
+
+
+def test_ttfs_node_constants_by_hand():
+    """Module docstring of ``ttfs_nodes``, tau = 2, large = 10: exp ``tau_syn = tau = 2``, ``tau_mem = 20``, ``r =
+    tau_mem / tau = 10``; relpsp ``tau_syn = tau_mem = r = 20``; ``w_in = tau_syn``. kappa over t_end = 10: exp
+    ``e^(10/20)``, relpsp ``e^(2 * 10/20)``. The earliest-spike pool of a window of 4 resets to -(4 + 1) = -5."""
+    for kernel, want in (("exp", (2.0, 20.0, 10.0)), ("relpsp", (20.0, 20.0, 20.0))):
+        node = ttfs_neuron_node(kernel, 1.0, 2.0, (1,), 1.0, large=10.0, t_window=5.0)
+        assert (node.tau_syn[0], node.tau_mem[0], node.r[0]) == pytest.approx(want) and node.w_in[0] == want[0]
+    assert leak_factor("exp", 2.0, 10.0, 10.0) == pytest.approx(math.exp(0.5))
+    assert leak_factor("relpsp", 2.0, 10.0, 10.0) == pytest.approx(math.exp(1.0))
+    pool = earliest_spike_node((1,), 4)
+    assert (pool.r[0], pool.v_threshold[0], pool.v_reset[0]) == (1.0, 0.5, -5.0)
