@@ -4,6 +4,7 @@ spikes and output potentials equal the closed form's (dense, conv + max pooling 
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,6 +77,10 @@ def test_graph_metadata_says_what_nir_cannot(tmp_path):
     neurons = [n for n in graph.nodes.values() if type(n).__name__ == "CubaLIF"]
     assert len(neurons) == 2 and all("input_currents_until" in n.metadata for n in neurons)
     assert math.isclose(neurons[0].metadata["window_start"], float(snn.encoder.window))
+    for node in neurons:  # the replay reads neither: NIR's own threshold alpha T_n, fire-once up to the window's end
+        meta = node.metadata
+        np.testing.assert_allclose(node.v_threshold, meta["alpha"] * meta["window"], rtol=1e-6)
+        assert math.isclose(meta["t_window"], meta["window_start"] + meta["window"])
 
 
 def test_an_uncalibrated_net_is_refused():
