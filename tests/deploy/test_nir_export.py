@@ -24,7 +24,7 @@ from deepspike.neurons.psn import PSN
 
 nir = pytest.importorskip("nir")
 from deepspike.deploy import GraphSimulator, export_run, from_nir, read_nir, to_nir, write_nir  # noqa: E402
-from deepspike.deploy.nir_export import _pool_shape, check_dt  # noqa: E402
+from deepspike.deploy.nir_export import _pool_shape, check_dt, graph_outputs  # noqa: E402
 
 
 def _stbp_net(seed: int = 1, **options) -> nn.Module:
@@ -545,3 +545,13 @@ def test_a_pools_output_shape_takes_each_axis_own_kernel_stride_and_padding():
     """``H' = (H + 2p - k) // s + 1`` per axis: (C, H, W) = (3, 5, 6), kernel (2, 3), stride (1, 2), padding (0, 1):
     H' = (5 - 2) // 1 + 1 = 4, W' = (6 + 2 - 3) // 2 + 1 = 3 (the height's stride for the width gave 6)."""
     assert _pool_shape((2, 3), (1, 2), (3, 5, 6), (0, 1)) == (3, 4, 3)
+
+
+def test_graph_outputs_of_a_leaky_membrane_readout_by_hand():
+    """The Output of a membrane readout of decay 0.5 carries ``v_t = 0.5 v_{t-1} + o_t``: a body giving o = 1, 1, 1
+    (Linear 1 -> 1, weight 1, no bias) reads 1, 1.5, 1.75 (not the sum 1, 2, 3), and is not spiking."""
+    lin = nn.Linear(1, 1, bias=False)
+    nn.init.ones_(lin.weight)
+    net = RateNetwork(nn.Identity(), nn.Sequential(TimeDistributed(lin)), MembraneReadout(decay=0.5), 3).eval()
+    trace, spiking = graph_outputs(net, torch.ones(3, 1, 1))
+    assert trace.reshape(-1).tolist() == [1.0, 1.5, 1.75] and not spiking
