@@ -189,3 +189,40 @@ def test_event_frame_counts_are_routed_one_packet_per_event():
     hw = map_to_mesh(arch, monitor.summary())
     assert [d["spikes_in_per_sample"] for d in hw["layers"]] == [6, 0]
     assert hw["packets_per_sample"] == 6
+
+
+def test_a_neuronless_conv_ending_a_branch_keeps_its_neurons_when_the_next_branch_starts_with_a_pool():
+    """Inception block: branch 0 a conv without neuron (2 -> 8 channels, 4 x 4), branch 1 a 3x3 stride-1 max pool of
+    the input. The pool follows the conv in the walk but not in the conv's branch: the conv's currents reach
+    8 x 4 x 4 = 128 neurons (not the pool's 2 x 4 x 4 = 32 outputs)."""
+    from deepspike.models.spec import Concat, Pool
+
+    arch = Architecture("c", (Concat(((Conv(8, 3, padding=1, act=False),), (Pool("max", 3, 1, 1),))), Flatten(),
+                              Linear(3, act=False)), (2, 4, 4), 3)
+    assert [d["neurons"] for d in map_to_mesh(arch)["layers"]] == [128, 3]
+
+
+def test_qk_channel_attention_holds_three_populations_and_a_neuron_per_channel():
+    """Q-K channel attention on C = 8 channels at 2 x 2 tokens: 3 C L + C = 96 + 8 = 104 neurons, 3 C^2 = 192 weights;
+    four synaptic records (query, key projections, the query sums, the output projection): input spikes the block
+    input 10 + the query sums' 6 + the masked keys 3 = 19 (the key projection's record, the same input, not again)."""
+    from deepspike.models.spec import Attention, Pool, Residual
+
+    arch = Architecture("a", (Residual((Attention(2, mixing="qk_channel"),), connect="add"), Pool("avg", 2),
+                              Flatten(), Linear(3, act=False)), (8, 2, 2), 3)
+    activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("QuerySum", 6), ("Conv2d", 3),
+                                     ("LeanAvgPool2d", 7), ("Linear", 4))}
+    out = map_to_mesh(arch, activity)
+    attention = out["layers"][0]
+    assert (attention["kind"], attention["neurons"], attention["weights"]) == ("qk_channel", 104, 192)
+    assert attention["spikes_in_per_sample"] == 19 and out["packets_per_sample"] == 19 + 4
+
+
+def test_grid_sides_round_up_and_inputs_are_the_layers_fan_in():
+    """N = 200: fc1 of 1000 neurons needs ceil(1000 / 200) = 5 PEs, a ceil(sqrt 5) = 3 x 3 grid of its own; fc2 of 10
+    neurons 1 PE; 6 PEs in all on a ceil(sqrt 6) = 3 x 3 grid (floor would give 2). Inputs: fc1 reads 10 values,
+    fc2 fc1's 1000 outputs."""
+    arch = Architecture("g", (Flatten(), Linear(1000), Linear(10, act=False)), (1, 1, 10), 10)
+    hw = map_to_mesh(arch, pe_neurons=200)
+    assert [(d["inputs"], d["pes"], d["grid_side"]) for d in hw["layers"]] == [(10, 5, 3), (1000, 1, 1)]
+    assert (hw["total_pes"], hw["grid_side"]) == (6, 3)
