@@ -226,3 +226,15 @@ def test_grid_sides_round_up_and_inputs_are_the_layers_fan_in():
     hw = map_to_mesh(arch, pe_neurons=200)
     assert [(d["inputs"], d["pes"], d["grid_side"]) for d in hw["layers"]] == [(10, 5, 3), (1000, 1, 1)]
     assert (hw["total_pes"], hw["grid_side"]) == (6, 3)
+
+
+def test_every_average_pools_record_is_skipped_not_only_stbps():
+    """A converted net's ``AvgPool2d``, spikebp's ``SpikingAvgPool`` and a TTFS ``TTFSAvgPool2d`` keep a synaptic record
+    of their own but are no mapped layer: conv (10 input spikes, 1 PE) -> pool (7 events) -> classifier (4 events,
+    1 PE): packets 10 + 4. A pool's record taken for a layer's made the records mismatch (packets None)."""
+    from deepspike.models.spec import Pool
+
+    arch = Architecture("p", (Conv(2, 1), Pool("avg", 2), Flatten(), Linear(3, act=False)), (1, 4, 4), 3)
+    for pool in ("AvgPool2d", "SpikingAvgPool", "TTFSAvgPool2d"):
+        activity = {"synapses": _records(("Conv2d", 10), (pool, 7), ("Linear", 4))}
+        assert map_to_mesh(arch, activity)["packets_per_sample"] == 14, pool
