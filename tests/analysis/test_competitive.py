@@ -109,3 +109,17 @@ def test_the_mesh_maps_both_populations_by_hand():
     assert (inh["weights"], inh["pes"], inh["packets_per_sample"]) == (5, 2, 10.0)
     assert (mesh["total_pes"], mesh["grid_side"], mesh["packets_per_sample"]) == (6, 3, 222.0)
     assert mesh["energy_pj"] == pytest.approx(267.0 * 0.9)  # 267 ACs per sample at 0.9 pJ, no spike price
+
+
+def test_the_neurons_updates_are_priced_per_simulated_step_by_hand():
+    """N = 5, S = 50, 3 shows of 2 samples: 75 simulated steps per sample. With the layer's (5, 5) excitatory and
+    (3, 3) inhibitory (MACs, ACs) per neuron and step: (5 + 3) * 5 * 75 = 3000 of each. With made-up counts
+    (7, 5) and (3, 2), MACs and ACs kept apart: (7 + 3) * 5 * 75 = 3750 MACs, (5 + 2) * 5 * 75 = 2625 ACs."""
+    tally = PresentationTally(samples=2, shows=3, input_spikes=100, excitatory_spikes=10, inhibitory_spikes=6,
+                              active_excitatory=4, active_inhibitory=3)
+    layer = _layer()
+    s = activity_summary(layer, tally)
+    assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == (3000.0, 3000.0)
+    layer.update_ops = lambda: ((7, 5), (3, 2))
+    s = activity_summary(layer, tally)
+    assert (s["update_macs_per_sample"], s["update_acs_per_sample"]) == (3750.0, 2625.0)
