@@ -639,3 +639,32 @@ def test_the_report_says_how_many_samples_the_decision_time_leaves_out():
         result = {"run": "r", "method": "ttfs", "model": "mlp", "dataset": "d", "samples": 4, "parameters": 0,
                   "accuracy": 0.5, "sweeps": {}, **cost_sections(arch, mon.summary(), AnalysisOptions())}
         assert note in markdown_report(result)
+
+
+def test_the_test_samples_stop_at_the_limit_inside_a_batch(monkeypatch):
+    """Batches of 4 samples, limit 7: the first batch whole, 3 of the second, none of the third (7 samples)."""
+    data = [(torch.arange(4 * i, 4 * i + 4.0), torch.arange(4 * i, 4 * i + 4)) for i in range(3)]
+    monkeypatch.setattr(report_module, "load_run", lambda run_dir: (None, SimpleNamespace(model=None, data=None), None))
+    monkeypatch.setattr(report_module, "model_device", lambda model: "cpu")
+    monkeypatch.setattr(report_module, "make_batches", lambda config, data_, split, device: data)
+    _, _, batches = load_test_batches("run", 7)
+    assert [y.tolist() for _, y in batches] == [[0, 1, 2, 3], [4, 5, 6]]
+
+
+def test_the_trace_table_gives_the_silent_neurons_highest_membrane_over_threshold():
+    """Neuron 0 fired (its 0.95 of threshold 1 is left out); the silent ones reach 0.2 and 0.6 (threshold 1) and 0.4 and
+    0.1 (threshold 0.5: 0.8 and 0.2): the highest ratio is 0.800 (the membrane alone would give 0.600)."""
+    trace = {"layer": "body.1", "neurons": 9, "shown": [0, 4, 8], "fired": [True, False, False],
+             "membrane": [[0.95, 0.2, 0.4], [0.0, 0.6, 0.1]], "threshold": [[1.0, 1.0, 0.5], [1.0, 1.0, 0.5]]}
+    assert "| body.1 | 3 of 9 | 1 | 0.800 |" in report_module._trace_lines([trace])
+
+
+def test_sweep_rows_are_reported_in_percent_and_ttfs_times_in_40_bins():
+    """A 4-bit row of accuracy 0.75 reads 75.00 (%); TTFS times 0, 1, 1, 4 fall in 40 bins of 0.1: bins 0, 10, 39."""
+    arch = create_architecture("mlp", num_classes=2, input_shape=(4,), hidden=[3])
+    result = {"run": "r", "method": "ann", "model": "mlp", "dataset": "d", "samples": 4, "parameters": 0,
+              "accuracy": 0.5, "sweeps": {"bits": [{"bits": 4, "per_channel": False, "accuracy": 0.75}]},
+              **cost_sections(arch, None, AnalysisOptions())}
+    assert "| 4 | 75.00 |" in markdown_report(result)
+    h = report_module._compact({"name": "l", "coding": "ttfs", "step_counts": [], "times": [0.0, 1.0, 1.0, 4.0]})
+    assert len(h["time_edges"]) == 41 and {i: c for i, c in enumerate(h["time_counts"]) if c} == {0: 1, 10: 2, 39: 1}
