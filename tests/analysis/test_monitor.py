@@ -106,6 +106,7 @@ def test_analog_input_counts_macs():
     assert s["analog_input"] and s["input_spikes_per_sample"] == 0
     assert s["synapses"][0]["macs_per_sample"] == 18 / 2 and s["synapses"][0]["acs_per_sample"] == 0
     assert s["acs_per_sample"] == 20 / 2  # the linear layer still receives spikes
+    assert s["macs_per_sample"] == 18 / 2 and s["synops_per_sample"] == (18 + 20) / 2  # MACs and ACs both
 
 
 def test_monitor_leaves_outputs_unchanged():
