@@ -81,3 +81,35 @@ def test_a_schedule_that_grows_past_float_range_is_a_one_line_error():
         with pytest.raises(ConfigError, match=message):
             for _ in range(3):
                 train_epoch(net, method, opt, scheduler, batches)
+
+
+def test_the_passs_loss_and_accuracy_weigh_each_batch_by_its_samples_and_add_the_penalty(monkeypatch):
+    """Batches of 4 and 1 samples at learning rate 0 (the weights stay): ``train_loss`` is the sample-weighted mean of
+    the batches' losses plus the method's penalty, ``train_accuracy`` the fraction predicted right, as an
+    independent pass computes them; ``max_steps=1`` counts the first batch only."""
+    method, net, batches = _mlp_and_batches()
+    batches = [batches[0], (batches[1][0][:1], batches[1][1][:1])]
+    with torch.no_grad():
+        outs = [(net(x), y) for x, y in batches]
+    want_loss = sum(float(method.loss(o, y)) * len(y) for o, y in outs) / 5
+    want_acc = sum(int((method.predict(o) == y).sum()) for o, y in outs) / 5
+    monkeypatch.setattr(method, "penalty", lambda net: torch.tensor(0.25))
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    stats = train_epoch(net, method, opt, scheduler, batches)
+    assert stats["train_loss"] == pytest.approx(want_loss + 0.25, rel=1e-6)
+    assert stats["train_accuracy"] == pytest.approx(want_acc)
+    first = train_epoch(net, method, opt, scheduler, batches, max_steps=1)
+    assert first["train_loss"] == pytest.approx(float(method.loss(*outs[0])) + 0.25, rel=1e-6)
+
+
+def test_grad_clip_bounds_the_steps_gradient_norm():
+    """SGD at learning rate 1 with ``grad_clip=1e-3``: the weights move by a vector of norm 1e-3 (the gradient's norm
+    is larger), where unclipped they move by the gradient itself."""
+    method, net, batches = _mlp_and_batches()
+    before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    train_epoch(net, method, opt, scheduler, batches[:1], grad_clip=1e-3)
+    after = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert float((after - before).norm()) == pytest.approx(1e-3, rel=1e-4)
