@@ -77,6 +77,18 @@ def test_a_pooled_map_before_a_convolution_is_channels_last_from_8x8_on(size, ch
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_under_channels_last_weights_a_small_pooled_map_stays_channels_last():
+    """train.channels_last lays the convolutions' weights out channels-last: a 4x6 pooled map is not copied to
+    contiguous there (the convolution would lay it out channels-last again)."""
+    layers = _layers()[:5]
+    layers[3].module.to(memory_format=torch.channels_last)
+    seen = []
+    layers[3].module.register_forward_pre_hook(lambda m, i: seen.append(_layout(i[0])))
+    x = torch.rand(3, 2, 2, 8, 12)
+    SpikingSequential(*layers)(x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (3, 2)))
+    assert seen == ["channels_last"]
+
+
 def test_pairs_are_fused_only_when_nothing_watches_them():
     seq = SpikingSequential(*_layers())
     x = torch.rand(4, 2, 2, 8, 12, requires_grad=True)
