@@ -92,18 +92,21 @@ def test_sdsa_holds_three_populations_and_one_neuron_per_channel():
     assert attention["spikes_in_per_sample"] == 25 and out["packets_per_sample"] == 25 + 4
 
 
-def test_qk_token_attention_holds_three_populations_and_a_neuron_per_head_and_token():
-    """Q-K token attention on C = 8 channels in 2 heads at 2 x 2 tokens: 3 C L + heads L = 96 + 8 = 104 neurons,
-    3 C^2 = 192 weights; input spikes: the block input 10 + the query sums' 6 + the masked keys 3 = 19."""
+@pytest.mark.parametrize("mixing", ["qk_token", "qk_channel"])
+def test_qk_attention_holds_three_populations_and_its_attention_neurons(mixing):
+    """Q-K attention on C = 8 channels at 2 x 2 tokens: 3 C L = 96 neurons and 8 more, a neuron per head and token
+    (token mixing, 2 heads x L = 4) or per channel (channel mixing, C = 8): 104 neurons; 3 C^2 = 192 weights. Four
+    synaptic records (query, key projections, the query sums, the output projection): input spikes the block input
+    10 + the query sums' 6 + the masked keys 3 = 19 (the key projection's record, the same input, not again)."""
     from deepspike.models.spec import Attention, Pool, Residual
 
-    arch = Architecture("a", (Residual((Attention(2, mixing="qk_token"),), connect="add"), Pool("avg", 2), Flatten(),
+    arch = Architecture("a", (Residual((Attention(2, mixing=mixing),), connect="add"), Pool("avg", 2), Flatten(),
                               Linear(3, act=False)), (8, 2, 2), 3)
     activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("QuerySum", 6), ("Conv2d", 3),
                                      ("LeanAvgPool2d", 7), ("Linear", 4))}
     out = map_to_mesh(arch, activity)
     attention = out["layers"][0]
-    assert (attention["kind"], attention["neurons"], attention["weights"]) == ("qk_token", 104, 192)
+    assert (attention["kind"], attention["neurons"], attention["weights"]) == (mixing, 104, 192)
     assert attention["spikes_in_per_sample"] == 19 and out["packets_per_sample"] == 19 + 4
 
 
@@ -200,22 +203,6 @@ def test_a_neuronless_conv_ending_a_branch_keeps_its_neurons_when_the_next_branc
     arch = Architecture("c", (Concat(((Conv(8, 3, padding=1, act=False),), (Pool("max", 3, 1, 1),))), Flatten(),
                               Linear(3, act=False)), (2, 4, 4), 3)
     assert [d["neurons"] for d in map_to_mesh(arch)["layers"]] == [128, 3]
-
-
-def test_qk_channel_attention_holds_three_populations_and_a_neuron_per_channel():
-    """Q-K channel attention on C = 8 channels at 2 x 2 tokens: 3 C L + C = 96 + 8 = 104 neurons, 3 C^2 = 192 weights;
-    four synaptic records (query, key projections, the query sums, the output projection): input spikes the block
-    input 10 + the query sums' 6 + the masked keys 3 = 19 (the key projection's record, the same input, not again)."""
-    from deepspike.models.spec import Attention, Pool, Residual
-
-    arch = Architecture("a", (Residual((Attention(2, mixing="qk_channel"),), connect="add"), Pool("avg", 2),
-                              Flatten(), Linear(3, act=False)), (8, 2, 2), 3)
-    activity = {"synapses": _records(("Conv2d", 10), ("Conv2d", 10), ("QuerySum", 6), ("Conv2d", 3),
-                                     ("LeanAvgPool2d", 7), ("Linear", 4))}
-    out = map_to_mesh(arch, activity)
-    attention = out["layers"][0]
-    assert (attention["kind"], attention["neurons"], attention["weights"]) == ("qk_channel", 104, 192)
-    assert attention["spikes_in_per_sample"] == 19 and out["packets_per_sample"] == 19 + 4
 
 
 def test_grid_sides_round_up_and_inputs_are_the_layers_fan_in():
