@@ -27,6 +27,7 @@ import sys
 
 from deepspike.commands import COMMANDS
 from deepspike.core.allocator import keep_freed_memory
+from deepspike.core.env import integer_text
 from deepspike.core.errors import UserError, os_error_line
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE (13)
@@ -66,19 +67,12 @@ def exit_process(status: int) -> None:
     """End the process with exit status ``status``. A torchrun worker flushes stdout and stderr
     and leaves at once (``os._exit``: no atexit handlers, no interpreter teardown; every file a command
     writes is complete and closed by then); any other process exits normally."""
-    if _world_size() > 1:
+    if (integer_text(os.environ.get("WORLD_SIZE")) or 1) > 1:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a reader that has gone, or a closed stream
                 stream.flush()
         os._exit(status)
     sys.exit(status)
-
-
-def _world_size() -> int:
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
