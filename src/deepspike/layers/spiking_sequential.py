@@ -7,18 +7,19 @@ stride, no padding, H and W multiples of the kernel), ``SpikingSequential`` call
 ``neurons.fused.fused_multistep(x, params, pool=(kh, kw))`` instead: the kernel writes the pooled spikes
 ``[T, B, C, H/kh, W/kw]`` and spreads their gradient back itself, so neither the spike map nor its gradient
 is ever allocated. When a convolution comes next and the pooled map has at least 64 pixels (8x8), the pooled map is
-written channels-last (at no extra cost): oneDNN's float32 channels-last convolutions are faster on such maps, and
-that convolution's output, its neurons and their pooling then stay channels-last. A smaller pooled map before a
-convolution with contiguous weights is made contiguous (one copy of the pooled map; under ``train.channels_last``
-the weights are channels-last and the map stays so): on small maps with many channels oneDNN's channels-last
-convolutions are slower (session 44, a 2-core Intel Xeon, one profiled VGG-11 step at T = 4: the 512->512 conv at
-2x2, batch 128, 25.8 against 8.4 ms forward, 48.8 against 32.8 ms backward; at 16x16 and 8x8 channels-last was
-between 2% slower and 15% faster). A bfloat16 map (autocast) stays in its own layout: there oneDNN's channels-last
-convolutions are slower on small maps (VGG-11's 256->512 conv at 4x4, batch 128: 6.4 against 3.7 ms forward, 14.2
-against 10.7 ms backward on a 2-core AMD EPYC), and VGG-11's forward convolutions took 49 against 37 ms with the
-channels-last relayout (``benchmarks/RESULTS.md``, session 19). Values are exactly those of the two modules run one
-after the other (the next convolution's up to float32 summation order); gradients agree to float32 summation order
-(``tests/layers/test_spiking_sequential.py``).
+written channels-last (at no extra cost): oneDNN's float32 channels-last convolutions were faster on such maps on
+the AMD EPYC of session 14, and that convolution's output, its neurons and their pooling then stay channels-last. A
+smaller pooled map before a convolution with contiguous weights is made contiguous (one copy of the pooled map;
+under ``train.channels_last`` the weights are channels-last and the map stays so): on small maps with many channels
+oneDNN's channels-last convolutions are slower (session 44, a 2-core Intel Xeon, one profiled VGG-11 step at T = 4,
+``benchmarks/results/session44/ab_layout.log``: the 512->512 convs at 2x2, batch 128, 23.7 and 18.6 against 8.3 ms
+forward, 51.5 and 50.2 against 33.9 and 33.3 ms backward; at 16x16 and 8x8 channels-last was 29-44% slower forward
+and 6-22% faster backward, about even). A bfloat16 map (autocast) stays in its own layout: there oneDNN's
+channels-last convolutions are slower on small maps (VGG-11's 256->512 conv at 4x4, batch 128: 6.4 against 3.7 ms
+forward, 14.2 against 10.7 ms backward on a 2-core AMD EPYC), and VGG-11's forward convolutions took 49 against 37
+ms with the channels-last relayout (``benchmarks/RESULTS.md``, session 19). Values are exactly those of the two
+modules run one after the other (the next convolution's up to float32 summation order); gradients agree to float32
+summation order (``tests/layers/test_spiking_sequential.py``).
 
 A ``TimeDistributed`` batch-norm in training mode directly before such a neuron joins the run
 (``layers.batchnorm_neuron``: one autograd node that saves the batch-norm's input and not the neuron's membrane,
